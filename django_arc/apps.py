@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class ArcConfig(AppConfig):
+    name = "django_arc"
+    label = "django_arc"
+    verbose_name = "django-arc"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers system checks)
+        from .sites import autodiscover
+
+        autodiscover()

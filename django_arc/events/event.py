@@ -1,0 +1,102 @@
+"""The event envelope: ``Event(type, payload, meta)`` with arc 2.9's meta fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    """Routing and tracing data for an event; every field except ``id``/``timestamp`` optional.
+
+    ``correlation_id`` ties together everything one request caused; ``causation_id`` is the id
+    of the event that directly caused this one; ``idempotency_key`` lets the outbox drop a
+    retried request's duplicate; ``partition_key`` orders delivery (FIFO per key per worker).
+    """
+
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timestamp: datetime = field(default_factory=_now)
+    schema_version: int = 1
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    partition_key: str | None = None
+    source: str | None = None
+    idempotency_key: str | None = None
+    resource: str | None = None
+    resource_id: str | None = None
+    user_id: str | None = None
+    organization_id: str | None = None
+    aggregate: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["timestamp"] = self.timestamp.isoformat()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EventMeta:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        ts = values.get("timestamp")
+        if isinstance(ts, str):
+            values["timestamp"] = datetime.fromisoformat(ts)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A domain event. ``type`` is dotted (``products.created``); ``payload`` is JSON-able."""
+
+    type: str
+    payload: dict[str, Any]
+    meta: EventMeta = field(default_factory=EventMeta)
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "payload": self.payload, "meta": self.meta.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        return cls(type=data["type"], payload=data.get("payload") or {},
+                   meta=EventMeta.from_dict(data.get("meta") or {}))
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def create_event(type: str, payload: dict[str, Any] | None = None, **meta: Any) -> Event:
+    """Build an event; ``meta`` keywords are :class:`EventMeta` fields.
+
+    Ids (resource, user, organization) are normalised to strings so the wire form does not
+    depend on the primary-key type.
+    """
+    for key in ("resource_id", "user_id", "organization_id"):
+        if key in meta:
+            meta[key] = _str_or_none(meta[key])
+    return Event(type=type, payload=payload or {}, meta=EventMeta(**meta))
+
+
+def create_child_event(parent: Event, type: str, payload: dict[str, Any] | None = None,
+                       **meta: Any) -> Event:
+    """An event caused by ``parent``: same correlation id, source and idempotency key,
+    ``causation_id`` = parent id; the aggregate is *not* inherited (arc 2.9 semantics)."""
+    inherited = {
+        "correlation_id": parent.meta.correlation_id or parent.meta.id,
+        "causation_id": parent.meta.id,
+        "source": parent.meta.source,
+        "idempotency_key": parent.meta.idempotency_key,
+    }
+    inherited.update(meta)
+    return create_event(type, payload, **inherited)

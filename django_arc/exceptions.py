@@ -1,0 +1,177 @@
+"""One error shape for every failure: ``{"success": false, "error", "code", "details", "requestId"}``.
+
+arc 2.9 has five error shapes; django-arc unifies on its thrown-error shape. DRF's own
+exceptions (parse errors, 405, 415, throttling, authentication) are translated here so a client
+only ever has to understand one body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
+
+logger = logging.getLogger("django_arc")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+class ArcError(Exception):
+    """An error with a stable ``code`` that reaches the client in the error envelope.
+
+    Raise it from hooks, actions and routes: ``raise ArcError("OUT_OF_STOCK", "No stock", 409)``.
+    Raised inside a write, it rolls the write (and its event) back.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.details = details
+
+    def __repr__(self) -> str:
+        return f"ArcError({self.code!r}, {self.message!r}, status={self.status})"
+
+
+class InvalidQuery(ArcError):
+    """A query-string parameter that cannot be honoured; ``details`` names it."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__("INVALID_QUERY", f"Invalid query parameter '{param}': {message}", 400,
+                         {param: message})
+
+
+class NotFound(ArcError):
+    """The one 404 body, whether a row is absent, filtered by permission or in another tenant."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__("NOT_FOUND", "Resource not found", 404)
+        self.reason = reason
+
+
+def get_request_id(request: Any) -> str:
+    """The request's id: a well-formed incoming ``X-Request-Id``, else a fresh UUID.
+
+    Cached on the underlying Django request so the envelope, the response header and the
+    events' correlation id all agree.
+    """
+    django_request = getattr(request, "_request", request)
+    rid = getattr(django_request, "arc_request_id", None)
+    if rid is None:
+        incoming = django_request.META.get("HTTP_X_REQUEST_ID", "")
+        rid = incoming if _REQUEST_ID_RE.match(incoming) else str(uuid.uuid4())
+        django_request.arc_request_id = rid
+    return rid
+
+
+def error_body(request: Any, code: str, message: str, details: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"success": False, "error": message, "code": code}
+    if details:
+        body["details"] = details
+    body["requestId"] = get_request_id(request) if request is not None else str(uuid.uuid4())
+    return body
+
+
+def error_response(
+    request: Any, code: str, message: str, status_code: int, details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(error_body(request, code, message, details), status=status_code,
+                    headers=headers)
+
+
+_DRF_CODES = {
+    drf_exceptions.ParseError: ("VALIDATION_ERROR", 400),
+    drf_exceptions.NotAuthenticated: ("UNAUTHORIZED", 401),
+    drf_exceptions.AuthenticationFailed: ("UNAUTHORIZED", 401),
+    drf_exceptions.PermissionDenied: ("FORBIDDEN", 403),
+    drf_exceptions.NotFound: ("NOT_FOUND", 404),
+    drf_exceptions.MethodNotAllowed: ("METHOD_NOT_ALLOWED", 405),
+    drf_exceptions.NotAcceptable: ("NOT_ACCEPTABLE", 406),
+    drf_exceptions.UnsupportedMediaType: ("UNSUPPORTED_MEDIA_TYPE", 415),
+    drf_exceptions.Throttled: ("THROTTLED", 429),
+}
+
+
+def _flatten_validation(detail: Any) -> Any:
+    """DRF's ErrorDetail tree → plain ``field: [messages]`` (nested for bulk items)."""
+    if isinstance(detail, dict):
+        return {str(k): _flatten_validation(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return [str(item) for item in detail]
+        return [_flatten_validation(item) for item in detail]
+    return [str(detail)]
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler producing the arc error envelope for every error.
+
+    Installed on every generated ViewSet (``get_exception_handler``) so it applies whatever
+    the project's ``REST_FRAMEWORK["EXCEPTION_HANDLER"]`` is; projects may also set it globally.
+    """
+    request = context.get("request")
+    headers: dict[str, str] = {}
+
+    if isinstance(exc, ArcError):
+        if isinstance(exc, NotFound) and exc.reason:
+            logger.info("404 for %s: %s", getattr(request, "path", "?"), exc.reason)
+        return error_response(request, exc.code, exc.message, exc.status, exc.details)
+
+    if isinstance(exc, Http404):
+        return error_response(request, "NOT_FOUND", "Resource not found", 404)
+    if isinstance(exc, DjangoPermissionDenied):
+        return error_response(request, "FORBIDDEN", str(exc) or "Permission denied", 403)
+    if isinstance(exc, DjangoValidationError):
+        exc = drf_exceptions.ValidationError(as_serializer_error(exc))
+
+    if isinstance(exc, drf_exceptions.ValidationError):
+        details = _flatten_validation(exc.detail)
+        if not isinstance(details, dict):
+            details = {"non_field_errors": details}
+        return error_response(request, "VALIDATION_ERROR", "Validation failed", 400, details)
+
+    if isinstance(exc, drf_exceptions.APIException):
+        code, status_code = "ERROR", exc.status_code
+        for klass, (mapped, mapped_status) in _DRF_CODES.items():
+            if isinstance(exc, klass):
+                code, status_code = mapped, mapped_status
+                break
+        if isinstance(exc, (drf_exceptions.NotAuthenticated,
+                            drf_exceptions.AuthenticationFailed)):
+            authenticate_header = getattr(exc, "auth_header", None)
+            if authenticate_header:
+                headers["WWW-Authenticate"] = authenticate_header
+            status_code = exc.status_code
+        if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait))
+        detail = exc.detail
+        message = str(detail) if not isinstance(detail, (dict, list)) else "Request failed"
+        return error_response(request, code, message, status_code, None, headers or None)
+
+    if isinstance(exc, IntegrityError):
+        logger.warning("Integrity error on %s: %s", getattr(request, "path", "?"), exc)
+        return error_response(request, "CONFLICT", "The request conflicts with existing data",
+                              409)
+    # Anything else is a bug or an outage: log it with its traceback, tell the client only
+    # that it failed (no traceback, no SQL in the body).
+    logger.error("Unhandled error on %s", getattr(request, "path", "?"), exc_info=exc)
+    return error_response(request, "INTERNAL_ERROR", "Internal server error", 500)

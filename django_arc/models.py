@@ -1,0 +1,2 @@
+"""Models of the django_arc app; each lives in the module of its concern and is imported here
+so Django finds it."""
