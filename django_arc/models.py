@@ -1,2 +1,3 @@
 """Models of the django_arc app; each lives in the module of its concern and is imported here
 so Django finds it."""
+from .outbox.models import OutboxEvent  # noqa: F401
