@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -10,5 +12,8 @@ class ArcConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
         from .sites import autodiscover
+
+        # Connects the scope_elevated receiver (every elevation becomes an event).
+        import_module("django_arc.events")
 
         autodiscover()
