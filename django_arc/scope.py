@@ -1,0 +1,483 @@
+"""Who is calling, for which organization, with which roles: the request scope.
+
+Every permission, tenancy filter and field guard reads one frozen :class:`RequestScope`
+instead of poking at ``request.user`` and headers itself, so the rules for "who is a member",
+"who may elevate" and "which org does a service key belong to" live in exactly one place.
+
+Resolution rules (SPEC §4):
+
+* a :class:`~django_arc.clients.ServiceClient` in ``request.auth`` → ``service``; its
+  organization is fixed by the client row (an org header naming another org → 403
+  ``ORG_REQUIRED``) and it can never elevate;
+* ``X-Arc-Scope: platform`` from a user passing ``ELEVATION_CHECK`` → ``elevated`` (org from
+  the header if any, no membership needed); anyone else sending it → 403 ``FORBIDDEN``; any
+  other value → 400;
+* an authenticated user naming an org in ``ORG_HEADER`` → ``member`` when
+  ``MEMBERSHIP_RESOLVER(user, org_id)`` returns a list of roles, else 403 ``ORG_REQUIRED``;
+* an authenticated user without org header → ``authenticated``; nobody → ``public``.
+
+The resolver is called at most once per request and (user, org): results are cached on the
+Django request, so the middleware and the viewset (which resolves again after DRF
+authentication) share one lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+
+from .exceptions import ArcError
+from .settings import arc_settings
+
+logger = logging.getLogger("django_arc.scope")
+
+__all__ = [
+    "RequestScope",
+    "KINDS",
+    "CONTEXT_HEADER_PREFIX",
+    "ELEVATION_VALUE",
+    "resolve_scope",
+    "get_scope",
+    "is_member",
+    "is_service",
+    "is_elevated",
+    "has_org_access",
+    "get_org_id",
+    "get_service_scopes",
+    "is_platform_admin",
+    "get_user_roles",
+]
+
+KINDS = ("public", "authenticated", "member", "service", "elevated")
+
+#: The only accepted value of the elevation header.
+ELEVATION_VALUE = "platform"
+
+#: One header per context key: ``X-Arc-Context-Branch-Id: 3`` → ``scope.context["branch_id"]``.
+CONTEXT_HEADER_PREFIX = "X-Arc-Context-"
+_CONTEXT_META_PREFIX = "HTTP_X_ARC_CONTEXT_"
+_MAX_CONTEXT_KEYS = 16
+_MAX_HEADER_VALUE = 128
+
+# Attributes stored on the Django request (DRF's Request proxies attribute reads to it).
+_SCOPE_CACHE_ATTR = "_arc_scope_cache"
+_MEMBERSHIP_CACHE_ATTR = "_arc_membership_cache"
+_ELEVATION_SENT_ATTR = "_arc_elevation_signalled"
+_GROUP_ROLES_ATTR = "_arc_group_roles"
+
+
+class UserRoles(Sequence[str]):
+    """The user's own (not org) roles, loaded only when a check actually looks at them.
+
+    Source, in order: ``user.arc_roles`` (an iterable, or a callable returning one) when the
+    user model defines it — no query; otherwise the names of the user's Django groups (one
+    query, on first use, cached on the user object for the rest of the request). Most
+    requests are decided on org roles alone, so they never pay for the group lookup.
+    """
+
+    __slots__ = ("_user", "_roles")
+
+    def __init__(self, user: Any = None, roles: Sequence[str] | None = None) -> None:
+        self._user = user
+        self._roles: tuple[str, ...] | None = tuple(roles) if roles is not None else None
+        if user is None and roles is None:
+            self._roles = ()
+
+    def _load(self) -> tuple[str, ...]:
+        if self._roles is None:
+            self._roles = get_user_roles(self._user)
+            self._user = None
+        return self._roles
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the roles were already fetched (tests use it to prove laziness)."""
+        return self._roles is not None
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._load()[index]
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __contains__(self, role: object) -> bool:
+        return role in self._load()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, UserRoles):
+            return self._load() == other._load()
+        if isinstance(other, (tuple, list)):
+            return self._load() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._load())
+
+    def __repr__(self) -> str:
+        return f"UserRoles({self._roles!r})" if self.loaded else "UserRoles(<not loaded>)"
+
+
+def get_user_roles(user: Any) -> tuple[str, ...]:
+    """A user's own roles: ``user.arc_roles`` if defined, else their group names (1 query)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return ()
+    custom = getattr(user, "arc_roles", None)
+    if custom is not None:
+        if callable(custom):
+            custom = custom()
+        return tuple(str(role) for role in custom)
+    cached = getattr(user, _GROUP_ROLES_ATTR, None)
+    if cached is None:
+        groups = getattr(user, "groups", None)
+        cached = tuple(groups.values_list("name", flat=True)) if groups is not None else ()
+        try:
+            setattr(user, _GROUP_ROLES_ATTR, cached)
+        except AttributeError:  # slotted/immutable user objects: just don't cache
+            pass
+    return cached
+
+
+_EMPTY_CONTEXT: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class RequestScope:
+    """The caller's identity for one request; immutable so no code can widen it mid-request.
+
+    ``organization_id`` is always a string (header values are strings; compare with
+    ``str(pk)``). ``context`` holds extra tenant dimensions from ``X-Arc-Context-*`` headers
+    (read-only). ``user_roles`` is lazy (see :class:`UserRoles`).
+    """
+
+    kind: str
+    user_id: Any = None
+    user_roles: Sequence[str] = field(default=(), hash=False)
+    organization_id: str | None = None
+    org_roles: tuple[str, ...] = ()
+    client_id: str | None = None
+    scopes: tuple[str, ...] = ()
+    elevated_by: Any = None
+    context: Mapping[str, str] = field(default=_EMPTY_CONTEXT, hash=False)
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.kind != "public"
+
+    @classmethod
+    def public(cls, context: Mapping[str, str] | None = None) -> RequestScope:
+        return cls(kind="public", context=MappingProxyType(dict(context or {})))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def is_member(scope: RequestScope) -> bool:
+    """A human member of the scope's organization (not a service, not elevated)."""
+    return scope.kind == "member"
+
+
+def is_service(scope: RequestScope) -> bool:
+    return scope.kind == "service"
+
+
+def is_elevated(scope: RequestScope) -> bool:
+    return scope.kind == "elevated"
+
+
+def has_org_access(scope: RequestScope, org_id: Any = None) -> bool:
+    """May the caller act inside an organization (``org_id``, or the scope's own org)?
+
+    Members and service clients only for their own org; elevated callers for any org when
+    they named none, else only the one they named (so elevation with a header narrows).
+    """
+    if scope.kind == "elevated":
+        return (
+            scope.organization_id is None
+            or org_id is None
+            or (str(org_id) == scope.organization_id)
+        )
+    if scope.kind not in ("member", "service") or scope.organization_id is None:
+        return False
+    return org_id is None or str(org_id) == scope.organization_id
+
+
+def get_org_id(scope: RequestScope) -> str | None:
+    return scope.organization_id
+
+
+def get_service_scopes(scope: RequestScope) -> tuple[str, ...]:
+    return tuple(scope.scopes) if scope.kind == "service" else ()
+
+
+def is_platform_admin(user: Any) -> bool:
+    """Default ``ELEVATION_CHECK``: an active superuser."""
+    return bool(
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and getattr(user, "is_active", True)
+        and getattr(user, "is_superuser", False)
+    )
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def _django_request(request: Any) -> Any:
+    return getattr(request, "_request", request)
+
+
+def _is_drf_request(request: Any) -> bool:
+    from rest_framework.request import Request
+
+    return isinstance(request, Request)
+
+
+def _identity(request: Any) -> tuple[Any, Any]:
+    """``(user, auth)``: DRF's authenticated pair for a DRF request (running authentication if
+    needed); for a Django request whatever is on it (DRF copies its result onto the Django
+    request, so a Django request seen after DRF authentication agrees)."""
+    if _is_drf_request(request):
+        return request.user, request.auth
+    return getattr(request, "user", None), getattr(request, "auth", None)
+
+
+def _header(django_request: Any, name: str) -> str | None:
+    key = "HTTP_" + name.upper().replace("-", "_")
+    value = django_request.META.get(key)
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _parse_context(django_request: Any) -> Mapping[str, str]:
+    """``X-Arc-Context-Branch-Id: 3`` → ``{"branch_id": "3"}``; malformed entries → 400.
+
+    Values are what the caller asserts: they narrow queries (a tenant filter ANDs them with
+    the org), never widen them, so a caller can only hide rows from itself with them.
+    """
+    context: dict[str, str] = {}
+    for meta_key, raw in django_request.META.items():
+        if not meta_key.startswith(_CONTEXT_META_PREFIX):
+            continue
+        key = meta_key[len(_CONTEXT_META_PREFIX) :].lower()
+        value = str(raw).strip()
+        header = CONTEXT_HEADER_PREFIX + key.replace("_", "-").title()
+        if not key or not value:
+            continue
+        if len(value) > _MAX_HEADER_VALUE:
+            raise ArcError(
+                "VALIDATION_ERROR",
+                "Invalid context header",
+                400,
+                {header: [f"At most {_MAX_HEADER_VALUE} characters."]},
+            )
+        context[key] = value
+        if len(context) > _MAX_CONTEXT_KEYS:
+            raise ArcError(
+                "VALIDATION_ERROR",
+                "Too many context headers",
+                400,
+                {"context": [f"At most {_MAX_CONTEXT_KEYS} X-Arc-Context-* headers."]},
+            )
+    return MappingProxyType(context)
+
+
+def _org_required(org_id: str, message: str) -> ArcError:
+    return ArcError("ORG_REQUIRED", message, 403, {"organization": org_id})
+
+
+def _membership(django_request: Any, user: Any, org_id: str) -> list[str] | None:
+    """Org roles of ``user`` in ``org_id`` via ``MEMBERSHIP_RESOLVER``, cached per request.
+
+    No resolver configured → nobody is a member of anything (fail closed). A resolver that
+    chokes on a malformed id (``ValueError``/``TypeError``/``ValidationError``, e.g. an int
+    primary key given ``"abc"``) is read as "not a member" so bad input is a 403, never a 500.
+    """
+    cache: dict[tuple[Any, str], list[str] | None] = _request_dict(
+        django_request, _MEMBERSHIP_CACHE_ATTR
+    )
+    key = (user.pk, org_id)
+    if key in cache:
+        return cache[key]
+    resolver: Callable[[Any, str], Any] | None = arc_settings.import_setting("MEMBERSHIP_RESOLVER")
+    roles: list[str] | None
+    if resolver is None:
+        roles = None
+    else:
+        try:
+            result = resolver(user, org_id)
+        except (ValueError, TypeError, DjangoValidationError, OverflowError) as exc:
+            logger.info("MEMBERSHIP_RESOLVER rejected organization %r: %s", org_id, exc)
+            result = None
+        roles = None if result is None else [str(role) for role in result]
+    cache[key] = roles
+    return roles
+
+
+def _request_dict(django_request: Any, attr: str) -> dict:
+    value = getattr(django_request, attr, None)
+    if value is None:
+        value = {}
+        try:
+            setattr(django_request, attr, value)
+        except AttributeError:
+            pass
+    return value
+
+
+def _service_client_class() -> type | None:
+    try:
+        from .clients import ServiceClient
+    except Exception:  # pragma: no cover - app registry not ready
+        return None
+    return ServiceClient
+
+
+def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
+    org_header = arc_settings.ORG_HEADER
+    elevation_header = arc_settings.ELEVATION_HEADER
+    org_id = _header(django_request, org_header)
+    if org_id is not None and len(org_id) > _MAX_HEADER_VALUE:
+        raise _org_required(org_id[:_MAX_HEADER_VALUE], "Not a member of this organization")
+    elevation = _header(django_request, elevation_header)
+    if elevation is not None and elevation.lower() != ELEVATION_VALUE:
+        raise ArcError(
+            "VALIDATION_ERROR",
+            f"Invalid {elevation_header} header",
+            400,
+            {elevation_header: [f"The only accepted value is '{ELEVATION_VALUE}'."]},
+        )
+    context = _parse_context(django_request)
+
+    service_class = _service_client_class()
+    if service_class is not None and isinstance(auth, service_class):
+        if elevation is not None:
+            raise ArcError("FORBIDDEN", "Elevation not permitted", 403)
+        client_org = str(auth.organization_id)
+        if org_id is not None and org_id != client_org:
+            raise _org_required(org_id, "This API key is bound to another organization")
+        return RequestScope(
+            kind="service",
+            organization_id=client_org,
+            client_id=auth.client_id,
+            scopes=tuple(str(s) for s in (auth.scopes or ())),
+            context=context,
+        )
+
+    authenticated = bool(user is not None and getattr(user, "is_authenticated", False))
+    # A service "user" (see django_arc.auth.ServiceUser) without its client is not a person.
+    human = authenticated and getattr(user, "pk", None) is not None
+
+    if elevation is not None:
+        check = arc_settings.import_setting("ELEVATION_CHECK")
+        if not human or not check(user):
+            raise ArcError("FORBIDDEN", "Elevation not permitted", 403)
+        return RequestScope(
+            kind="elevated",
+            user_id=user.pk,
+            user_roles=UserRoles(user),
+            organization_id=org_id,
+            elevated_by=user.pk,
+            context=context,
+        )
+
+    if not human:
+        # Anonymous callers have no org: an org header alone grants nothing, and the
+        # permission layer answers 401 (not 403) when something requires authentication.
+        return RequestScope.public(context)
+
+    if org_id is None:
+        return RequestScope(
+            kind="authenticated", user_id=user.pk, user_roles=UserRoles(user), context=context
+        )
+
+    roles = _membership(django_request, user, org_id)
+    if roles is None:
+        raise _org_required(org_id, "Not a member of this organization")
+    return RequestScope(
+        kind="member",
+        user_id=user.pk,
+        user_roles=UserRoles(user),
+        organization_id=org_id,
+        org_roles=tuple(roles),
+        context=context,
+    )
+
+
+def _cache_key(user: Any, auth: Any) -> tuple[Any, ...]:
+    auth_key = (type(auth).__name__, getattr(auth, "pk", id(auth))) if auth is not None else None
+    user_key = getattr(user, "pk", None) if user is not None else None
+    authenticated = bool(user is not None and getattr(user, "is_authenticated", False))
+    return (user_key, authenticated, auth_key)
+
+
+def _signal_elevation(request: Any, django_request: Any, scope: RequestScope) -> None:
+    if getattr(django_request, _ELEVATION_SENT_ATTR, False):
+        return
+    setattr(django_request, _ELEVATION_SENT_ATTR, True)
+    from .signals import scope_elevated
+
+    scope_elevated.send(sender=RequestScope, request=request, scope=scope)
+
+
+def resolve_scope(request: Any) -> RequestScope:
+    """The scope of ``request`` (a Django ``HttpRequest`` or a DRF ``Request``).
+
+    Raises :class:`~django_arc.exceptions.ArcError` (403 ``ORG_REQUIRED``, 403 ``FORBIDDEN``,
+    400 ``VALIDATION_ERROR``) when the headers ask for something the caller cannot have.
+    Results are cached per request and identity, so calling it again is free; the scope is
+    also stored as ``request.arc_scope``. Elevated requests send ``signals.scope_elevated``
+    exactly once per request.
+    """
+    django_request = _django_request(request)
+    user, auth = _identity(request)
+    cache: dict[tuple[Any, ...], RequestScope | ArcError] = _request_dict(
+        django_request, _SCOPE_CACHE_ATTR
+    )
+    key = _cache_key(user, auth)
+    cached = cache.get(key)
+    if cached is None:
+        try:
+            cached = _build_scope(django_request, user, auth)
+        except ArcError as exc:
+            cached = exc
+        cache[key] = cached
+    if isinstance(cached, ArcError):
+        raise ArcError(cached.code, cached.message, cached.status, cached.details)
+    django_request.arc_scope = cached
+    if cached.kind == "elevated":
+        _signal_elevation(request, django_request, cached)
+    return cached
+
+
+def get_scope(request: Any) -> RequestScope:
+    """The scope for the request's current identity: cached if already resolved, else resolved.
+
+    Use this (not ``request.arc_scope``) in code that runs after DRF authentication, because a
+    DRF authenticator (service key, token) may have replaced the identity the middleware saw.
+    """
+    return resolve_scope(request)
+
+
+def provisional_scope(request: Any) -> RequestScope | None:
+    """What the middleware can know before DRF authentication runs.
+
+    An anonymous Django user may still become a service client or a token user inside DRF,
+    so the middleware does not judge org/elevation headers for them (it returns ``None``);
+    the viewset's :func:`get_scope` does, with DRF's identity. Everyone else is resolved
+    fully and errors surface right away.
+    """
+    django_request = _django_request(request)
+    user = getattr(django_request, "user", None)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return resolve_scope(django_request)

@@ -1,0 +1,93 @@
+"""``ScopeRateThrottle``: one DRF throttle whose bucket follows the caller's arc scope.
+
+Buckets and the ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` names they read::
+
+    service client            -> "arc_service"  keyed by client_id
+    member / elevated / user  -> "arc_member"   keyed by user id + organization ("-" if none)
+    anonymous                 -> "arc_anon"     keyed by client IP (DRF's get_ident, which
+                                                honours NUM_PROXIES)
+
+A bucket whose rate is not configured is not throttled, so a project can limit anonymous
+traffic only. Keying members by user *and* org means one busy tenant does not exhaust the
+same person's allowance in another tenant; keying services by client_id means rotating IPs
+does not help a client escape its limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from .clients import ServiceClient
+from .exceptions import ArcError
+from .scope import RequestScope, get_scope
+
+SERVICE_RATE = "arc_service"
+MEMBER_RATE = "arc_member"
+ANON_RATE = "arc_anon"
+
+
+class ScopeRateThrottle(SimpleRateThrottle):
+    """Rate-limit per service client, per user + org, or per IP (see module docs)."""
+
+    service_scope = SERVICE_RATE
+    member_scope = MEMBER_RATE
+    anon_scope = ANON_RATE
+    cache_format = "arc_throttle_%(scope)s_%(ident)s"
+
+    def __init__(self) -> None:
+        # The rate depends on the request's scope, so it is chosen in allow_request().
+        self.scope: str | None = None
+        self.rate: str | None = None
+        self.num_requests: int | None = None
+        self.duration: int | None = None
+
+    def get_rate(self) -> str | None:
+        # Read DRF's settings at call time (not the import-time class attribute) so
+        # override_settings and settings reloads apply.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def _bucket(self, request: Any) -> tuple[str, str]:
+        """``(rate name, identity)`` for this request."""
+        try:
+            arc_scope: RequestScope | None = get_scope(request)
+        except ArcError:
+            # The view will reject the request with that error; still count it, against the
+            # user if there is one, else the IP.
+            arc_scope = None
+        if arc_scope is not None and arc_scope.kind == "service":
+            return self.service_scope, f"client:{arc_scope.client_id}"
+        if arc_scope is not None and arc_scope.user_id is not None:
+            return (
+                self.member_scope,
+                f"user:{arc_scope.user_id}:org:{arc_scope.organization_id or '-'}",
+            )
+        if arc_scope is None:
+            auth = getattr(request, "auth", None)
+            if isinstance(auth, ServiceClient):
+                return self.service_scope, f"client:{auth.client_id}"
+            user = getattr(request, "user", None)
+            if getattr(user, "is_authenticated", False) and getattr(user, "pk", None) is not None:
+                return self.member_scope, f"user:{user.pk}:org:-"
+        return self.anon_scope, f"ip:{self.get_ident(request)}"
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        scope, ident = self._bucket(request)
+        self.scope = scope
+        return self.cache_format % {"scope": scope, "ident": ident}
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        self.key = self.get_cache_key(request, view)
+        self.rate = self.get_rate()
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        if len(self.history) >= self.num_requests:
+            return self.throttle_failure()
+        return self.throttle_success()

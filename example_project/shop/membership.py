@@ -1,0 +1,39 @@
+"""The demo shop's ``MEMBERSHIP_RESOLVER``: org roles of a user from the ``Membership`` table.
+
+``ARC = {"MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership"}``. One query per
+(user, org) — django-arc caches the answer for the rest of the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import Membership
+
+# Organization uses a BigAutoField primary key.
+_MAX_PK = 2**63 - 1
+
+
+def resolve_membership(user: Any, org_id: str) -> list[str] | None:
+    """Roles of ``user`` in organization ``org_id``; ``None`` when not a member.
+
+    A header that is not a valid primary key ("abc", "-1", 30 digits) names no organization,
+    so it is answered "not a member" without touching the database; so is a non-canonical
+    spelling such as "007".
+    """
+    if user is None or not getattr(user, "is_authenticated", False) or user.pk is None:
+        return None
+    text = str(org_id).strip()
+    if not text.isascii() or not text.isdigit():
+        return None
+    pk = int(text)
+    if pk < 1 or pk > _MAX_PK or str(pk) != text:
+        # "007" would be org 7 to the database but a different string to every scope
+        # comparison; only the canonical spelling counts.
+        return None
+    roles = list(
+        Membership.objects.filter(user_id=user.pk, organization_id=pk)
+        .order_by("role")
+        .values_list("role", flat=True)
+    )
+    return roles or None
