@@ -1,0 +1,84 @@
+# django-arc developer entry points. Two commands from a fresh clone:
+#   make test    # venv + browser + PostgreSQL/Redis + pytest on SQLite and PostgreSQL
+#   make demo    # venv + migrate + seed + runserver on 127.0.0.1:$(PORT)
+# `make help` lists the rest.
+
+SHELL := /bin/bash
+# Every recipe line fails the target on any error, including inside pipes.
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+# Re-install only when the packaging metadata changes.
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: help .venv venv test demo worker lint format services-start services-stop clean docs
+
+help:
+	@echo "make test            venv, Chromium, PostgreSQL+Redis, pytest on SQLite then PostgreSQL"
+	@echo "                     (PYTEST_ARGS='-k outbox -x' passes arguments to both runs)"
+	@echo "make demo [PORT=8000] migrate + seed_demo + runserver for example_project"
+	@echo "make worker          celery worker for the example (starts Redis if ARC_REDIS_URL unset)"
+	@echo "make lint | format   ruff check + format check | apply ruff fixes and formatting"
+	@echo "make services-start  throwaway PostgreSQL+Redis; env in .services/env"
+	@echo "make services-stop   stop them"
+	@echo "make docs            mkdocs build --strict"
+	@echo "make clean           stop services, remove .venv and .services"
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --disable-pip-version-check -q -e ".[test,dev]"
+	@touch $@
+
+.venv venv: $(STAMP)
+
+test: $(STAMP)
+	scripts/ensure-browser.sh
+	PYTEST_ARGS='$(PYTEST_ARGS)' scripts/run-tests.sh
+
+demo: $(STAMP)
+	cd example_project && ../$(VPY) manage.py migrate --noinput
+	cd example_project && ../$(VPY) manage.py seed_demo
+	@echo
+	@if [ -f example_project/demo_urls.txt ]; then \
+		sed 's/127\.0\.0\.1:8000/127.0.0.1:$(PORT)/g' example_project/demo_urls.txt; \
+	else \
+		echo "API:     http://127.0.0.1:$(PORT)/api/"; \
+		echo "Admin:   http://127.0.0.1:$(PORT)/admin/"; \
+		echo "Example: curl -s http://127.0.0.1:$(PORT)/api/products/"; \
+	fi
+	@echo
+	cd example_project && ../$(VPY) manage.py runserver 127.0.0.1:$(PORT)
+
+worker: $(STAMP)
+	scripts/worker.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+services-start:
+	scripts/services.sh start
+
+services-stop:
+	scripts/services.sh stop
+
+docs: $(STAMP)
+	@if [ -f mkdocs.yml ]; then \
+		$(VENV)/bin/mkdocs build --strict; \
+	else \
+		echo "no mkdocs.yml: nothing to build"; \
+	fi
+
+clean:
+	scripts/services.sh stop
+	rm -rf $(VENV) .services

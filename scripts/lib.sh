@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Helpers shared by the scripts in this folder. Sourced, never executed.
+#
+# Kept tiny on purpose: the scripts must run on a bare Debian 12 (CI starts from a fresh clone
+# on a machine that may lack Redis or Chromium), so everything here is plain bash + coreutils.
+
+# shellcheck disable=SC2034  # used by the scripts that source this file
+ARC_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+log() { printf '[%s] %s\n' "${ARC_LOG_TAG:-arc}" "$*" >&2; }
+die() {
+    printf '[%s] ERROR: %s\n' "${ARC_LOG_TAG:-arc}" "$*" >&2
+    exit 1
+}
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# apt_install PKG... — install Debian packages, running `apt-get update` at most once per hour
+# (the package lists in a fresh container are often months old and give 404s, but updating on
+# every `make test` would waste ~10 s each time).
+apt_install() {
+    is_root || die "need root to install Debian packages: $* (install them yourself, or run as root)"
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install manually: $*"
+    if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -60 2>/dev/null | head -n1)" ]; then
+        log "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || die "apt-get update failed"
+        # Lists that did not change keep their old mtime; record that we did update.
+        touch /var/lib/apt/lists/*Packages* 2>/dev/null || true
+    fi
+    log "apt-get install -y $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 || die "apt-get install $* failed"
+}
+
+# free_port — ask the kernel for a free TCP port on loopback (bind to 0, read it back).
+free_port() {
+    local py
+    py="$(command -v python3 || command -v python || true)"
+    [ -n "$py" ] || die "python3 is needed to pick a free port"
+    "$py" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The body of `make test`: start the throwaway services, run the suite on SQLite and then on
+# PostgreSQL (Redis available to both), ALWAYS stop the services, and fail if either run failed.
+#
+# Both runs happen even when the first fails, so one `make test` shows every backend's failures.
+# pytest's exit 5 ("no tests collected") does not fail the build but is reported loudly: an empty
+# run is almost always a broken collection path, not a success.
+#
+# Knobs: PYTEST_ARGS="-k outbox -x" (extra pytest arguments, word-split), ARC_PYTHON (interpreter,
+# default .venv/bin/python), ARC_TEST_BACKENDS="sqlite postgres" (subset to run).
+set -euo pipefail
+
+ARC_LOG_TAG="test"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ARC_REPO_ROOT"
+
+PY="${ARC_PYTHON:-$ARC_REPO_ROOT/.venv/bin/python}"
+[ -x "$PY" ] || die "$PY not found; run: make .venv"
+read -r -a EXTRA <<<"${PYTEST_ARGS:-}"
+read -r -a BACKENDS <<<"${ARC_TEST_BACKENDS:-sqlite postgres}"
+
+T0=$SECONDS
+LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/arc-test.XXXXXX")"
+
+SERVICES_STOPPED=0
+stop_services() {
+    [ "$SERVICES_STOPPED" = 1 ] && return 0
+    SERVICES_STOPPED=1
+    scripts/services.sh stop || log "WARNING: services.sh stop failed"
+}
+# shellcheck disable=SC2317  # invoked through trap
+cleanup() {
+    local rc=$?
+    stop_services
+    rm -rf "$LOGDIR"
+    exit "$rc"
+}
+trap cleanup EXIT
+# A Ctrl-C or a CI timeout must still stop PostgreSQL/Redis: turn signals into a normal exit so
+# the EXIT trap runs.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+scripts/services.sh start
+# shellcheck disable=SC1091
+. .services/env
+
+declare -A RC DURATION COUNTS
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+TOTAL_SKIPPED=0
+EMPTY_RUNS=()
+
+# Add the numbers of pytest's closing line ("== 3 failed, 120 passed, 4 skipped in 9.1s ==") to
+# the totals, so the very last line of `make test` is a plain "N passed, N failed" summary.
+count_results() {
+    local name="$1" line passed=0 failed=0 skipped=0 n word
+    line="$(grep -E '^(=+ )?[0-9a-z ,]*( passed| failed| errors?| skipped| no tests ran).* in [0-9.]+s' "$LOGDIR/$name.log" | tail -n1 || true)"
+    for tok in $(echo "$line" | grep -oE '[0-9]+ (passed|failed|errors?|skipped|xfailed|xpassed)' | tr ' ' ':'); do
+        n="${tok%%:*}"
+        word="${tok#*:}"
+        case "$word" in
+        passed | xfailed) passed=$((passed + n)) ;;
+        failed | error | errors | xpassed) failed=$((failed + n)) ;;
+        skipped) skipped=$((skipped + n)) ;;
+        esac
+    done
+    # A run that failed without a closing line (conftest import error, crash) must not read as
+    # "0 failed" in the totals.
+    if [ "${RC[$name]}" -ne 0 ] && [ "${RC[$name]}" -ne 5 ] && [ "$failed" -eq 0 ]; then
+        failed=1
+    fi
+    COUNTS[$name]="$passed passed, $failed failed, $skipped skipped"
+    TOTAL_PASSED=$((TOTAL_PASSED + passed))
+    TOTAL_FAILED=$((TOTAL_FAILED + failed))
+    TOTAL_SKIPPED=$((TOTAL_SKIPPED + skipped))
+}
+
+run_backend() {
+    local name="$1" t=$SECONDS rc
+    shift
+    log "=== pytest on $name ==="
+    set +e
+    "$@" "$PY" -m pytest "${EXTRA[@]}" 2>&1 | tee "$LOGDIR/$name.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    DURATION[$name]=$((SECONDS - t))
+    RC[$name]=$rc
+    count_results "$name"
+    if [ "$rc" -eq 5 ]; then
+        EMPTY_RUNS+=("$name")
+        printf '\n%s\n' "!!!!!!!! WARNING: pytest collected NO TESTS on $name (exit 5); not failing the build, but check testpaths !!!!!!!!" >&2
+    fi
+}
+
+for backend in "${BACKENDS[@]}"; do
+    case "$backend" in
+    sqlite) run_backend sqlite env -u ARC_TEST_DB ;;
+    postgres) run_backend postgres env ARC_TEST_DB=postgres ;;
+    *) die "unknown backend '$backend' in ARC_TEST_BACKENDS (sqlite, postgres)" ;;
+    esac
+done
+
+# Stop now (not only in the trap) so the summary below is the last thing printed.
+stop_services
+
+failed=0
+echo
+echo "================ make test summary ================"
+for backend in "${BACKENDS[@]}"; do
+    rc="${RC[$backend]}"
+    case "$rc" in
+    0) verdict="ok" ;;
+    5) verdict="NO TESTS COLLECTED (warning)" ;;
+    *)
+        verdict="FAILED (pytest exit $rc)"
+        failed=1
+        ;;
+    esac
+    printf '  %-9s %-32s %s  (%ss)\n' "$backend:" "$verdict" "${COUNTS[$backend]}" "${DURATION[$backend]}"
+done
+if [ "${#EMPTY_RUNS[@]}" -gt 0 ]; then
+    echo "  WARNING: no tests collected on: ${EMPTY_RUNS[*]}"
+fi
+echo "  wall time: $((SECONDS - T0))s"
+echo "==================================================="
+echo "total: $TOTAL_PASSED passed, $TOTAL_FAILED failed, $TOTAL_SKIPPED skipped"
+exit "$failed"
