@@ -15,5 +15,7 @@ class ArcConfig(AppConfig):
 
         # Connects the scope_elevated receiver (every elevation becomes an event).
         import_module("django_arc.events")
+        # Connects the resource_event receiver that stores events in the outbox.
+        import_module("django_arc.outbox.receivers")
 
         autodiscover()

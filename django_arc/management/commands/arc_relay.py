@@ -1,0 +1,156 @@
+"""``manage.py arc_relay``: the outbox relay as a long-running worker process.
+
+Run as many as you like on PostgreSQL (claims use ``FOR UPDATE SKIP LOCKED``); run one on
+SQLite. SIGTERM/SIGINT stop the loop *after* the current batch has been acknowledged, so a
+normal shutdown (deploy, scale-down) produces no duplicates; only a hard kill does, bounded by
+one batch, which is re-published after its lease expires.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, close_old_connections
+
+from django_arc.outbox import default_worker_id, get_outbox
+
+logger = logging.getLogger("django_arc.outbox.relay")
+
+#: exit status when the relay cannot be configured (bad transport path, bad options, ...).
+CONFIG_ERROR_EXIT = 2
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be >= 1")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0 or number != number:
+        raise ValueError("must be >= 0")
+    return number
+
+
+class Command(BaseCommand):
+    help = "Relay pending outbox events to the configured transport until SIGTERM/SIGINT."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--once", action="store_true", help="Relay one batch and exit.")
+        parser.add_argument(
+            "--batch-size",
+            type=_positive_int,
+            default=None,
+            help="Events per batch (default ARC['OUTBOX']['BATCH_SIZE']).",
+        )
+        parser.add_argument(
+            "--interval",
+            type=_non_negative_float,
+            default=1.0,
+            help="Seconds to sleep when there is nothing to relay (default 1).",
+        )
+        parser.add_argument(
+            "--worker-id", default=None, help="Lease owner name (default host:pid:random)."
+        )
+        parser.add_argument(
+            "--max-batches",
+            type=_positive_int,
+            default=None,
+            help="Exit after this many batches (polls that found nothing count too).",
+        )
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def _log(self, fields: dict[str, Any], verbosity: int, level: int = logging.INFO) -> None:
+        line = " ".join(f"{k}={v}" for k, v in fields.items())
+        logger.log(level, line)
+        if verbosity >= 1:
+            self.stdout.write(json.dumps(fields, separators=(",", ":")))
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        verbosity = int(options.get("verbosity", 1))
+        try:
+            outbox = get_outbox()
+        except (ImportError, ImproperlyConfigured, TypeError, ValueError) as exc:
+            raise CommandError(
+                f"arc_relay: cannot configure the outbox relay: {type(exc).__name__}: {exc}",
+                returncode=CONFIG_ERROR_EXIT,
+            ) from exc
+        batch_size = options.get("batch_size") or outbox.batch_size
+        interval = float(options.get("interval") if options.get("interval") is not None else 1.0)
+        worker_id = options.get("worker_id") or default_worker_id()
+        max_batches = 1 if options.get("once") else options.get("max_batches")
+
+        self.stopping = False
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous[signum] = signal.signal(signum, self._stop)
+            except ValueError:  # not in the main thread (e.g. called from a test thread)
+                pass
+
+        batches = 0
+        totals = {"relayed": 0, "attempted": 0, "publish_failed": 0, "dead_lettered": 0}
+        self._log(
+            {"event": "arc_relay.start", "worker": worker_id, "batch_size": batch_size}, verbosity
+        )
+        try:
+            while not self.stopping:
+                started = time.monotonic()
+                try:
+                    result = outbox.relay_batch(limit=batch_size, worker_id=worker_id)
+                except DatabaseError as exc:
+                    # A lost connection must not kill the worker: drop it and try again.
+                    close_old_connections()
+                    batches += 1
+                    self._log(
+                        {
+                            "event": "arc_relay.error",
+                            "worker": worker_id,
+                            "batch": batches,
+                            "error": f"{type(exc).__name__}: {exc}"[:300],
+                        },
+                        verbosity,
+                        logging.ERROR,
+                    )
+                    if max_batches is not None and batches >= max_batches:
+                        break
+                    self._sleep(max(interval, 0.5))
+                    continue
+                batches += 1
+                for key in totals:
+                    totals[key] += getattr(result, key)
+                if result.attempted or verbosity >= 2:
+                    fields = {"event": "arc_relay.batch", "worker": worker_id, "batch": batches}
+                    fields.update(result.to_dict())
+                    fields["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+                    self._log(fields, verbosity)
+                if max_batches is not None and batches >= max_batches:
+                    break
+                if result.attempted == 0:
+                    self._sleep(interval)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        self._log(
+            {"event": "arc_relay.stop", "worker": worker_id, "batches": batches, **totals},
+            verbosity,
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep in short steps so SIGTERM during an idle wait stops the worker promptly."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, 0.05))
