@@ -15,6 +15,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -27,11 +28,12 @@ REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
-class ArcError(Exception):
+class ArcError(drf_exceptions.APIException):
     """An error with a stable ``code`` that reaches the client in the error envelope.
 
     Raise it from hooks, actions and routes: ``raise ArcError("OUT_OF_STOCK", "No stock", 409)``.
-    Raised inside a write, it rolls the write (and its event) back.
+    Raised inside a write, it rolls the write (and its event) back. It is a DRF
+    ``APIException``, so DRF machinery (browsable API, other exception handlers) understands it.
     """
 
     def __init__(
@@ -41,7 +43,8 @@ class ArcError(Exception):
         status: int = 400,
         details: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(detail=message, code=code)
+        self.status_code = status
         self.code = code
         self.message = message
         self.status = status
@@ -157,16 +160,21 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
                 break
         if isinstance(exc, (drf_exceptions.NotAuthenticated,
                             drf_exceptions.AuthenticationFailed)):
+            # DRF downgrades these to 403 when no authenticator sends WWW-Authenticate
+            # (session auth); arc's contract is 401 for "who are you?" either way.
             authenticate_header = getattr(exc, "auth_header", None)
             if authenticate_header:
                 headers["WWW-Authenticate"] = authenticate_header
-            status_code = exc.status_code
+            status_code = 401
         if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
             headers["Retry-After"] = str(int(exc.wait))
         detail = exc.detail
         message = str(detail) if not isinstance(detail, (dict, list)) else "Request failed"
         return error_response(request, code, message, status_code, None, headers or None)
 
+    if isinstance(exc, (ProtectedError, RestrictedError)):
+        return error_response(request, "CONFLICT",
+                              "Cannot delete: other records still refer to this one", 409)
     if isinstance(exc, IntegrityError):
         logger.warning("Integrity error on %s: %s", getattr(request, "path", "?"), exc)
         return error_response(request, "CONFLICT", "The request conflicts with existing data",

@@ -1,0 +1,305 @@
+"""Permission builders for resources: ``permissions = {"list": P.require_auth(), ...}``.
+
+A permission answers ``(request, resource, action, obj=None)`` with ``True``/``False`` or a
+:class:`PermissionResult`. A result may carry ``filters`` (a dict of field lookups or a ``Q``):
+the resource ANDs them into list querysets and into the single-object lookup of
+get/update/delete/actions, so a row the caller may not touch is simply not found (404, never
+403: no existence leak). Missing permission keys deny (fail closed), except ``list``/``get``
+which default to :func:`require_auth`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q
+
+__all__ = [
+    "PermissionResult",
+    "Permission",
+    "allow_public",
+    "require_auth",
+    "require_roles",
+    "require_org_membership",
+    "require_org_role",
+    "require_service_scope",
+    "require_owner",
+    "any_of",
+    "all_of",
+    "deny_all",
+    "when",
+    "as_permission",
+    "scope_roles",
+]
+
+
+@dataclass(frozen=True)
+class PermissionResult:
+    """The outcome of a check; ``reason`` becomes the 403 message, ``filters`` narrow rows."""
+
+    granted: bool
+    reason: str = ""
+    filters: dict[str, Any] | Q | None = None
+
+    def __bool__(self) -> bool:
+        return self.granted
+
+
+GRANTED = PermissionResult(True)
+
+
+def _scope(request: Any) -> Any:
+    from .scope import get_scope
+
+    return get_scope(request)
+
+
+def scope_roles(scope: Any) -> frozenset[str]:
+    """Every role a caller holds for role checks: user roles, org roles and, for service
+    clients, their scopes (so ``writable_by("sync")`` can name a service scope)."""
+    roles: set[str] = set(scope.org_roles or ())
+    roles.update(scope.user_roles or ())
+    if scope.kind == "service":
+        roles.update(scope.scopes or ())
+    return frozenset(roles)
+
+
+class Permission:
+    """Base class: subclass and implement :meth:`check`, or wrap a callable with
+    :func:`as_permission`. Instances are shared between requests: keep them stateless."""
+
+    def check(self, request: Any, resource: Any, action: str, obj: Any = None
+              ) -> bool | PermissionResult:
+        """Override in subclasses; the base class denies (fail closed)."""
+        return PermissionResult(False, "Permission denied")
+
+    def __call__(self, request: Any, resource: Any, action: str, obj: Any = None
+                 ) -> PermissionResult:
+        return _normalize(self.check(request, resource, action, obj))
+
+    def __or__(self, other: Any) -> Permission:
+        return any_of(self, other)
+
+    def __and__(self, other: Any) -> Permission:
+        return all_of(self, other)
+
+
+def _normalize(result: Any) -> PermissionResult:
+    if isinstance(result, PermissionResult):
+        return result
+    return GRANTED if result else PermissionResult(False, "Permission denied")
+
+
+class _FunctionPermission(Permission):
+    def __init__(self, func: Callable[..., Any], name: str | None = None) -> None:
+        self.func = func
+        self.name = name or getattr(func, "__name__", "permission")
+
+    def check(self, request, resource, action, obj=None):
+        return self.func(request, resource, action, obj)
+
+    def __repr__(self) -> str:
+        return f"<Permission {self.name}>"
+
+
+class _DRFPermission(Permission):
+    """Adapter for a DRF ``BasePermission`` class: ``has_permission`` without an object,
+    ``has_object_permission`` with one."""
+
+    def __init__(self, permission_class: type) -> None:
+        self.permission = permission_class()
+
+    def check(self, request, resource, action, obj=None):
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if obj is None:
+            allowed = self.permission.has_permission(request, view)
+        else:
+            allowed = self.permission.has_object_permission(request, view, obj)
+        message = getattr(self.permission, "message", None) or "Permission denied"
+        return GRANTED if allowed else PermissionResult(False, str(message))
+
+
+def as_permission(value: Any) -> Permission:
+    """Turn any accepted permission spelling into a :class:`Permission`."""
+    if isinstance(value, Permission):
+        return value
+    if isinstance(value, type):
+        from rest_framework.permissions import BasePermission
+
+        if issubclass(value, BasePermission):
+            return _DRFPermission(value)
+    if callable(value):
+        return _FunctionPermission(value)
+    raise TypeError(f"Not a permission: {value!r}")
+
+
+def allow_public() -> Permission:
+    """Anyone, including anonymous callers. Does not lift tenancy (see MultiTenant)."""
+    return _FunctionPermission(lambda request, resource, action, obj: True, "allow_public")
+
+
+def _authenticated(scope: Any) -> bool:
+    return scope.kind != "public"
+
+
+def require_auth() -> Permission:
+    """Any authenticated caller: user, service client or elevated admin."""
+
+    def check(request, resource, action, obj):
+        if _authenticated(_scope(request)):
+            return GRANTED
+        return PermissionResult(False, "Authentication required")
+
+    return _FunctionPermission(check, "require_auth")
+
+
+def require_roles(*roles: str) -> Permission:
+    """Caller holds one of ``roles`` as a user role or an org role; elevated callers pass."""
+    wanted = frozenset(roles)
+
+    def check(request, resource, action, obj):
+        scope = _scope(request)
+        if scope.kind == "elevated" or wanted & scope_roles(scope):
+            return GRANTED
+        return PermissionResult(False, f"Requires one of roles: {', '.join(sorted(wanted))}")
+
+    return _FunctionPermission(check, f"require_roles{roles}")
+
+
+def require_org_membership() -> Permission:
+    """Caller acts inside an organization: a member, a service client of it, or elevated."""
+
+    def check(request, resource, action, obj):
+        scope = _scope(request)
+        if scope.kind in ("member", "service", "elevated"):
+            return GRANTED
+        return PermissionResult(False, "Organization membership required")
+
+    return _FunctionPermission(check, "require_org_membership")
+
+
+def require_org_role(*roles: str) -> Permission:
+    """A human member holding one of ``roles`` in the current org; elevated callers pass,
+    service clients do not (give them :func:`require_service_scope`)."""
+    wanted = frozenset(roles)
+
+    def check(request, resource, action, obj):
+        scope = _scope(request)
+        if scope.kind == "elevated":
+            return GRANTED
+        if scope.kind == "member" and wanted & frozenset(scope.org_roles or ()):
+            return GRANTED
+        return PermissionResult(
+            False, f"Requires organization role: {', '.join(sorted(wanted))}"
+        )
+
+    return _FunctionPermission(check, f"require_org_role{roles}")
+
+
+def require_service_scope(*scopes: str) -> Permission:
+    """A service client holding any of ``scopes``; elevated callers pass."""
+    wanted = frozenset(scopes)
+
+    def check(request, resource, action, obj):
+        scope = _scope(request)
+        if scope.kind == "elevated":
+            return GRANTED
+        if scope.kind == "service" and wanted & frozenset(scope.scopes or ()):
+            return GRANTED
+        return PermissionResult(False, f"Requires service scope: {', '.join(sorted(wanted))}")
+
+    return _FunctionPermission(check, f"require_service_scope{scopes}")
+
+
+def require_owner(field: str = "owner") -> Permission:
+    """Only rows whose ``field`` is the caller: a filter on lists and lookups, a comparison
+    when an object is given. Elevated callers see every row."""
+
+    def check(request, resource, action, obj):
+        scope = _scope(request)
+        if scope.kind == "elevated":
+            return GRANTED
+        if scope.user_id is None:
+            return PermissionResult(False, "Authentication required")
+        if obj is not None:
+            owner_id = getattr(obj, f"{field}_id", getattr(obj, field, None))
+            owner_id = getattr(owner_id, "pk", owner_id)
+            if str(owner_id) != str(scope.user_id):
+                return PermissionResult(False, "Only the owner may do this")
+            return GRANTED
+        return PermissionResult(True, filters={field: scope.user_id})
+
+    return _FunctionPermission(check, f"require_owner({field})")
+
+
+def deny_all() -> Permission:
+    return _FunctionPermission(
+        lambda request, resource, action, obj: PermissionResult(False, "Not permitted"),
+        "deny_all",
+    )
+
+
+def _as_q(filters: dict[str, Any] | Q) -> Q:
+    return filters if isinstance(filters, Q) else Q(**filters)
+
+
+class _AllOf(Permission):
+    def __init__(self, checks: Iterable[Any]) -> None:
+        self.checks = [as_permission(c) for c in checks]
+
+    def check(self, request, resource, action, obj=None):
+        combined: Q | None = None
+        for permission in self.checks:
+            result = permission(request, resource, action, obj)
+            if not result.granted:
+                return result
+            if result.filters:
+                q = _as_q(result.filters)
+                combined = q if combined is None else combined & q
+        return PermissionResult(True, filters=combined)
+
+
+class _AnyOf(Permission):
+    def __init__(self, checks: Iterable[Any]) -> None:
+        self.checks = [as_permission(c) for c in checks]
+
+    def check(self, request, resource, action, obj=None):
+        reasons: list[str] = []
+        filtered: Q | None = None
+        for permission in self.checks:
+            result = permission(request, resource, action, obj)
+            if result.granted:
+                if not result.filters:
+                    return GRANTED  # an unrestricted grant beats any filtered one
+                q = _as_q(result.filters)
+                filtered = q if filtered is None else filtered | q
+            elif result.reason:
+                reasons.append(result.reason)
+        if filtered is not None:
+            return PermissionResult(True, filters=filtered)
+        return PermissionResult(False, "; ".join(reasons) or "Permission denied")
+
+
+def all_of(*checks: Any) -> Permission:
+    """Every check must grant; their filters are ANDed."""
+    return _AllOf(checks)
+
+
+def any_of(*checks: Any) -> Permission:
+    """One check must grant; an unfiltered grant wins, otherwise the filters are ORed."""
+    return _AnyOf(checks)
+
+
+def when(predicate: Callable[..., bool], check: Any) -> Permission:
+    """Apply ``check`` only when ``predicate(request, resource, action, obj)`` holds;
+    otherwise grant. E.g. ``when(lambda r, *_: r.method == "DELETE", require_org_role("admin"))``."""
+    inner = as_permission(check)
+
+    def run(request, resource, action, obj):
+        if predicate(request, resource, action, obj):
+            return inner(request, resource, action, obj)
+        return GRANTED
+
+    return _FunctionPermission(run, "when")

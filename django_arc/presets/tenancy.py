@@ -1,0 +1,159 @@
+"""``MultiTenant``: every row belongs to a tenant; callers only ever touch their tenant's rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db.models import QuerySet
+
+from ..exceptions import ArcError
+from .base import Preset
+
+if TYPE_CHECKING:
+    from ..resources import Resource
+
+_READS = ("list", "get")
+
+
+@dataclass
+class _Dimension:
+    field: str
+    type: str = "org"  # "org" (from the scope's organization) or "context"
+    context_key: str | None = None
+    attname: str = ""
+    model_field: Any = None
+
+    @property
+    def label(self) -> str:
+        return "organization" if self.type == "org" else self.context_key or self.field
+
+    def parse(self, raw: Any) -> Any:
+        target = getattr(self.model_field, "target_field", None) or self.model_field
+        try:
+            return target.to_python(raw)
+        except (ValidationError, ValueError, TypeError, OverflowError):
+            raise ArcError("ORG_REQUIRED", f"Invalid {self.label} id", 403,
+                           {"missing": self.label}) from None
+
+
+class MultiTenant(Preset):
+    """Scope a resource to the caller's tenant.
+
+    ``MultiTenant(tenant_field="organization")`` or, with several dimensions,
+    ``MultiTenant(tenant_fields=[{"field": "organization", "type": "org"},
+    {"field": "branch", "context_key": "branch_id"}])``.
+
+    - list/get/update/delete/actions are filtered by the caller's org (and context keys);
+      another tenant's row is 404.
+    - a caller without the needed context gets 403 ``ORG_REQUIRED`` naming the dimension.
+    - create *and* update set the tenant fields from the scope; a body naming another
+      tenant is refused (``reject``) or dropped (``strip``); naming the caller's own is fine.
+    - elevated callers without an org header read all tenants (and must name an org to
+      create); with one, they are confined to it.
+    - ``allow_public_reads=True``: callers with no org context list/get every tenant's rows
+      (shared catalogues only).
+    """
+
+    name = "multi_tenant"
+
+    def __init__(self, tenant_field: str = "organization",
+                 tenant_fields: list[dict[str, Any]] | None = None,
+                 allow_public_reads: bool = False) -> None:
+        if tenant_fields:
+            self.dimensions = [
+                _Dimension(field=d["field"],
+                           type=d.get("type") or ("context" if d.get("context_key") else "org"),
+                           context_key=d.get("context_key"))
+                for d in tenant_fields
+            ]
+        else:
+            self.dimensions = [_Dimension(field=tenant_field)]
+        self.allow_public_reads = allow_public_reads
+
+    def bind(self, resource: Resource) -> None:
+        for dim in self.dimensions:
+            try:
+                dim.model_field = resource.model._meta.get_field(dim.field)
+                dim.attname = dim.model_field.attname
+            except FieldDoesNotExist:
+                dim.model_field = None
+
+    def check(self, resource: Resource) -> list[str]:
+        errors = []
+        for dim in self.dimensions:
+            try:
+                resource.model._meta.get_field(dim.field)
+            except FieldDoesNotExist:
+                errors.append(f"MultiTenant tenant field '{dim.field}' is not a field of "
+                              f"{resource.model.__name__}")
+            if dim.type not in ("org", "context"):
+                errors.append(f"MultiTenant dimension '{dim.field}': type must be 'org' or "
+                              f"'context'")
+            if dim.type == "context" and not dim.context_key:
+                errors.append(f"MultiTenant dimension '{dim.field}' needs a context_key")
+        return errors
+
+    # -- scope → tenant values ---------------------------------------------------------
+
+    def tenant_values(self, request: Any, action: str) -> dict[str, Any] | None:
+        """``{attname: value}`` the caller is confined to, or ``None`` for all tenants."""
+        django_request = getattr(request, "_request", request)
+        cache = django_request.__dict__.setdefault("_arc_tenant_values", {})
+        key = (id(self), action in _READS, action == "create")
+        if key not in cache:
+            cache[key] = self._resolve(request, action)
+        return cache[key]
+
+    def _resolve(self, request: Any, action: str) -> dict[str, Any] | None:
+        from ..scope import get_scope
+
+        scope = get_scope(request)
+        org_id = scope.organization_id
+        context = scope.context or {}
+        if scope.kind == "elevated" and not org_id:
+            if action == "create":
+                raise ArcError("ORG_REQUIRED", "Organization context required to create",
+                               403, {"missing": "organization"})
+            return None
+        if (self.allow_public_reads and action in _READS and not org_id
+                and scope.kind in ("public", "authenticated")):
+            return None
+        values: dict[str, Any] = {}
+        for dim in self.dimensions:
+            raw = org_id if dim.type == "org" else context.get(dim.context_key)
+            if raw in (None, ""):
+                if scope.kind == "elevated":
+                    continue
+                raise ArcError("ORG_REQUIRED", f"{dim.label} context required", 403,
+                               {"missing": dim.label})
+            values[dim.attname] = dim.parse(raw)
+        return values
+
+    # -- preset hooks --------------------------------------------------------------------
+
+    def check_request(self, resource: Resource, request: Any, action: str) -> None:
+        self.tenant_values(request, action)
+
+    def filter_queryset(self, resource: Resource, request: Any, queryset: QuerySet,
+                        action: str) -> QuerySet:
+        values = self.tenant_values(request, action)
+        return queryset.filter(**values) if values else queryset
+
+    def managed_fields(self, resource: Resource) -> set[str]:
+        return {d.field for d in self.dimensions} | {d.attname for d in self.dimensions
+                                                      if d.attname}
+
+    def accepts_body_value(self, resource: Resource, request: Any, field: str,
+                           value: Any) -> bool:
+        values = self.tenant_values(request, "update") or {}
+        for dim in self.dimensions:
+            if field in (dim.field, dim.attname) and dim.attname in values:
+                return value is not None and str(value) == str(values[dim.attname])
+        return False
+
+    def write_values(self, resource: Resource, request: Any, instance: Any = None
+                     ) -> dict[str, Any]:
+        action = "create" if instance is None else "update"
+        return dict(self.tenant_values(request, action) or {})

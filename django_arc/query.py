@@ -1,0 +1,411 @@
+"""The query-string language of list endpoints, compiled once per resource.
+
+django-filter builds a FilterSet and a form on every request; here a resource compiles its
+``filter_fields``/``sort_fields``/``search_fields`` into a :class:`QuerySpec` once, and a request
+only parses its parameters against that spec. Every refusal is an ``INVALID_QUERY`` naming the
+parameter; a value that does not parse as the model field's type is refused before any SQL runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import decimal
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from .exceptions import InvalidQuery
+
+OPERATORS = frozenset(
+    ["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "icontains", "startswith",
+     "exists"]
+)
+#: accepted for arc clients, mapped to our operator
+OPERATOR_ALIASES = {"like": "icontains"}
+#: known operators refused on purpose (regex: ReDoS and engine differences)
+REFUSED_OPERATORS = frozenset(["regex"])
+TEXT_OPERATORS = frozenset(["contains", "icontains", "startswith"])
+ORDERING_OPERATORS = frozenset(["gt", "gte", "lt", "lte"])
+RESERVED_PARAMS = frozenset(["page", "limit", "sort", "select", "search", "after", "format"])
+MAX_IN_VALUES = 500
+MAX_INT = 2**63 - 1
+
+_PARAM_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z_]+)\])?$")
+_TEXT_FIELDS = (models.CharField, models.TextField)
+_NUMERIC_FIELDS = (models.IntegerField, models.FloatField, models.DecimalField,
+                   models.AutoField, models.BigAutoField, models.SmallAutoField)
+
+
+class _Refused(Exception):
+    """A value that does not parse; turned into INVALID_QUERY by the caller."""
+
+
+def _concrete(model_field: Any) -> Any:
+    """The field whose type a filter value has: the target field for a relation."""
+    while getattr(model_field, "is_relation", False) and getattr(model_field, "target_field",
+                                                                  None) is not None:
+        if model_field.many_to_many or model_field.one_to_many:
+            return model_field.target_field
+        model_field = model_field.target_field
+    return model_field
+
+
+def parse_value(model_field: Any, raw: str) -> Any:
+    """Parse a query-string value with the model field's own type rules.
+
+    Raises :class:`_Refused` with a message for anything the database would choke on
+    (NUL characters, out-of-range integers, non-finite numbers, bad dates)."""
+    if "\x00" in raw:
+        raise _Refused("contains a NUL character")
+    target = _concrete(model_field)
+    if isinstance(target, models.BooleanField):
+        lowered = raw.lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+        raise _Refused("must be true or false")
+    try:
+        value = target.to_python(raw)
+    except (ValidationError, ValueError, TypeError, OverflowError, decimal.InvalidOperation,
+            ArithmeticError):
+        raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}") from None
+    if isinstance(target, _NUMERIC_FIELDS):
+        if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+            raise _Refused("is out of range")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Refused("must be a finite number")
+        if isinstance(value, decimal.Decimal) and not value.is_finite():
+            raise _Refused("must be a finite number")
+        try:
+            target.run_validators(value)
+        except ValidationError:
+            raise _Refused("is out of range") from None
+    if isinstance(value, datetime) and timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value
+
+
+def _type_name(model_field: Any) -> str:
+    return {
+        "IntegerField": "integer", "BigIntegerField": "integer", "SmallIntegerField": "integer",
+        "PositiveIntegerField": "integer", "PositiveSmallIntegerField": "integer",
+        "PositiveBigIntegerField": "integer", "AutoField": "integer", "BigAutoField": "integer",
+        "DecimalField": "number", "FloatField": "number", "DateTimeField": "date-time",
+        "DateField": "date", "UUIDField": "UUID", "TimeField": "time",
+    }.get(model_field.get_internal_type(), "value")
+
+
+def resolve_path(model: type[models.Model], path: str) -> Any:
+    """The model field at the end of ``a__b__c``; raises ``FieldDoesNotExist``."""
+    parts = path.split("__")
+    current = model
+    model_field = None
+    for i, part in enumerate(parts):
+        model_field = current._meta.get_field(part)
+        if i < len(parts) - 1:
+            if not model_field.is_relation or model_field.related_model is None:
+                raise FieldDoesNotExist(f"'{part}' is not a relation")
+            current = model_field.related_model
+    return model_field
+
+
+@dataclass
+class FilterField:
+    param: str
+    path: str
+    operators: frozenset[str]
+    model_field: Any
+
+    def to_q(self, op: str, raw: str, param: str) -> Q:
+        try:
+            if op == "exists":
+                lowered = raw.lower()
+                if lowered not in ("true", "false", "1", "0"):
+                    raise _Refused("must be true or false")
+                return Q(**{f"{self.path}__isnull": lowered in ("false", "0")})
+            if op in ("in", "nin"):
+                parts = [p for p in raw.split(",") if p != ""]
+                if len(parts) > MAX_IN_VALUES:
+                    raise _Refused(f"at most {MAX_IN_VALUES} values")
+                values = [parse_value(self.model_field, p) for p in parts]
+                q = Q(**{f"{self.path}__in": values})
+                return ~q if op == "nin" else q
+            if op in TEXT_OPERATORS:
+                if "\x00" in raw:
+                    raise _Refused("contains a NUL character")
+                return Q(**{f"{self.path}__{op}": raw})
+            value = parse_value(self.model_field, raw)
+            if op == "eq":
+                return Q(**{self.path: value})
+            if op == "ne":
+                return ~Q(**{self.path: value})
+            return Q(**{f"{self.path}__{op}": value})
+        except _Refused as exc:
+            raise InvalidQuery(param, str(exc)) from None
+
+
+@dataclass
+class SortField:
+    name: str
+    path: str
+    model_field: Any
+    own: bool  # a field of the resource's model itself (usable in keyset cursors)
+
+
+@dataclass
+class ListQuery:
+    """A parsed list request, ready to apply to a queryset."""
+
+    q: Q | None = None
+    ordering: list[tuple[SortField, bool]] = field(default_factory=list)  # (field, desc)
+    sort_key: str = ""
+    select: set[str] | None = None
+    search: str | None = None
+    page: int = 1
+    limit: int = 20
+    keyset: bool = False
+    after: list[Any] | None = None
+
+
+class QuerySpec:
+    """Compiled query rules of one resource."""
+
+    def __init__(self, resource: Any) -> None:
+        model = resource.model
+        self.model = model
+        self.pk_name = model._meta.pk.name
+        self.hidden: set[str] = set(resource.hidden_fields)
+        self.known: set[str] = set()
+        for f in model._meta.get_fields():
+            if getattr(f, "concrete", False) or f.many_to_many:
+                self.known.add(f.name)
+                if getattr(f, "attname", None):
+                    self.known.add(f.attname)
+        self.filters: dict[str, FilterField] = {}
+        filter_fields = resource.filter_fields or {}
+        if not isinstance(filter_fields, dict):
+            filter_fields = {name: ["eq", "in"] for name in filter_fields}
+        for param, ops in filter_fields.items():
+            if param in self.hidden:
+                continue
+            normalized = frozenset(OPERATOR_ALIASES.get(op, op) for op in ops)
+            model_field = resolve_path(model, param)
+            self.filters[param] = FilterField(param, param, normalized, model_field)
+            attname = getattr(model_field, "attname", None)
+            if "__" not in param and attname and attname != param:
+                self.filters.setdefault(attname, FilterField(attname, param, normalized,
+                                                             model_field))
+        self.sorts: dict[str, SortField] = {}
+        for name in resource.sort_fields or ():
+            if name in self.hidden:
+                continue
+            self.sorts[name] = SortField(name, name, resolve_path(model, name), "__" not in name)
+        self.search_paths = [f"{p}__icontains" for p in (resource.search_fields or ())
+                             if p not in self.hidden]
+        self.default_sort = resource.default_sort or ""
+        self.default_ordering = self._parse_sort(self.default_sort, "sort", trusted=True)
+
+    # -- parsing ---------------------------------------------------------------------------
+
+    def parse(self, params: Any, readable: set[str], default_limit: int, max_limit: int
+              ) -> ListQuery:
+        query = ListQuery(limit=default_limit)
+        conditions: list[Q] = []
+        for key in params:
+            raw = params.get(key)
+            if raw is None:
+                continue
+            if key in RESERVED_PARAMS:
+                continue
+            match = _PARAM_RE.match(key)
+            if match is None:
+                if "[" in key or "]" in key:
+                    raise InvalidQuery(key, "malformed filter parameter")
+                if key in self.known:
+                    raise InvalidQuery(key, "filtering on this field is not allowed")
+                continue
+            name, op = match.group(1), match.group(2)
+            filter_field = self.filters.get(name)
+            if filter_field is None:
+                if op is None and name not in self.known:
+                    continue  # an unknown plain parameter is ignored (tracking tags etc.)
+                raise InvalidQuery(key, "filtering on this field is not allowed")
+            op = OPERATOR_ALIASES.get(op, op) if op else "eq"
+            if op in REFUSED_OPERATORS:
+                raise InvalidQuery(key, f"operator '{op}' is not supported")
+            if op not in OPERATORS:
+                raise InvalidQuery(key, f"unknown operator '{op}'")
+            if op not in filter_field.operators:
+                raise InvalidQuery(key, f"operator '{op}' is not allowed on '{name}'")
+            conditions.append(filter_field.to_q(op, raw, key))
+
+        search = params.get("search")
+        if search:
+            if not self.search_paths:
+                raise InvalidQuery("search", "search is not enabled for this resource")
+            if "\x00" in search:
+                raise InvalidQuery("search", "contains a NUL character")
+            term_q = Q()
+            for path in self.search_paths:
+                term_q |= Q(**{path: search})
+            conditions.append(term_q)
+            query.search = search
+        if conditions:
+            combined = conditions[0]
+            for c in conditions[1:]:
+                combined &= c
+            query.q = combined
+
+        sort = params.get("sort")
+        if sort:
+            query.ordering = self._parse_sort(sort, "sort")
+            query.sort_key = sort
+        else:
+            query.ordering = self.default_ordering
+            query.sort_key = self.default_sort
+
+        select = params.get("select")
+        if select:
+            chosen = {s.strip() for s in select.split(",") if s.strip()}
+            unknown = sorted(chosen - readable)
+            if unknown:
+                raise InvalidQuery("select", f"unknown field(s): {', '.join(unknown)}")
+            query.select = chosen
+
+        query.limit = self._parse_int(params, "limit", default_limit)
+        query.limit = min(query.limit, max_limit)
+        if "after" in params:
+            if "page" in params:
+                raise InvalidQuery("after", "cannot be combined with page")
+            query.keyset = True
+            for sort_field, _desc in query.ordering:
+                if not sort_field.own:
+                    raise InvalidQuery("after", f"cursor pagination cannot sort by "
+                                                f"'{sort_field.name}'")
+            cursor = params.get("after")
+            if cursor:
+                query.after = self._decode_cursor(cursor, query)
+        else:
+            query.page = self._parse_int(params, "page", 1)
+        return query
+
+    @staticmethod
+    def _parse_int(params: Any, name: str, default: int) -> int:
+        raw = params.get(name)
+        if raw is None or raw == "":
+            return default
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+            raise InvalidQuery(name, "must be a positive integer")
+        value = int(raw)
+        if value < 1:
+            raise InvalidQuery(name, "must be a positive integer")
+        return value
+
+    def _parse_sort(self, sort: str, param: str, trusted: bool = False
+                    ) -> list[tuple[SortField, bool]]:
+        ordering: list[tuple[SortField, bool]] = []
+        seen: set[str] = set()
+        for part in sort.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            desc = part.startswith("-")
+            name = part.lstrip("-+")
+            sort_field = self.sorts.get(name)
+            if sort_field is None:
+                if trusted:
+                    sort_field = SortField(name, name, resolve_path(self.model, name),
+                                           "__" not in name)
+                else:
+                    raise InvalidQuery(param, f"sorting by '{name}' is not allowed")
+            if name not in seen:
+                seen.add(name)
+                ordering.append((sort_field, desc))
+        return ordering
+
+    # -- applying --------------------------------------------------------------------------
+
+    def order_by_args(self, query: ListQuery) -> list[Any]:
+        args: list[Any] = []
+        for sort_field, desc in query.ordering:
+            expr = F(sort_field.path)
+            if query.keyset:
+                args.append(expr.desc(nulls_last=True) if desc else expr.asc(nulls_last=True))
+            else:
+                args.append(expr.desc() if desc else expr.asc())
+        args.append(self.pk_name)  # deterministic pages and a unique keyset tie-break
+        return args
+
+    def apply(self, queryset: QuerySet, query: ListQuery) -> QuerySet:
+        if query.q is not None:
+            queryset = queryset.filter(query.q)
+            if query.search and self._search_crosses_relations():
+                queryset = queryset.distinct()
+        queryset = queryset.order_by(*self.order_by_args(query))
+        if query.keyset and query.after is not None:
+            queryset = queryset.filter(self._after_q(query))
+        return queryset
+
+    def _search_crosses_relations(self) -> bool:
+        return any(p.count("__") > 1 for p in self.search_paths)
+
+    # -- keyset cursors ----------------------------------------------------------------------
+
+    def _keys(self, query: ListQuery) -> list[tuple[str, Any, bool]]:
+        keys = [(sf.path, sf.model_field, desc) for sf, desc in query.ordering]
+        keys.append((self.pk_name, self.model._meta.pk, False))
+        return keys
+
+    def encode_cursor(self, obj: Any, query: ListQuery) -> str:
+        values = [getattr(obj, getattr(mf, "attname", path)) for path, mf, _ in
+                  self._keys(query)]
+        payload = json.dumps({"s": query.sort_key, "v": values}, cls=DjangoJSONEncoder,
+                             separators=(",", ":"))
+        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+    def _decode_cursor(self, cursor: str, query: ListQuery) -> list[Any]:
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            if not isinstance(data, dict) or data.get("s") != query.sort_key:
+                raise ValueError
+            raw_values = data["v"]
+            keys = self._keys(query)
+            if not isinstance(raw_values, list) or len(raw_values) != len(keys):
+                raise ValueError
+            values = []
+            for (_path, model_field, _desc), raw in zip(keys, raw_values, strict=True):
+                if raw is None:
+                    values.append(None)
+                else:
+                    values.append(parse_value(model_field, str(raw)))
+            return values
+        except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error, _Refused):
+            raise InvalidQuery("after", "invalid cursor") from None
+
+    def _after_q(self, query: ListQuery) -> Q:
+        keys = self._keys(query)
+        result = Q(pk__in=[])
+        equal_so_far = Q()
+        for (path, model_field, desc), value in zip(keys, query.after or [], strict=True):
+            nullable = getattr(model_field, "null", False)
+            if value is not None:
+                beyond = Q(**{f"{path}__{'lt' if desc else 'gt'}": value})
+                if nullable:
+                    beyond |= Q(**{f"{path}__isnull": True})  # NULLs sort last
+                result |= equal_so_far & beyond
+                equal_so_far &= Q(**{path: value})
+            else:
+                equal_so_far &= Q(**{f"{path}__isnull": True})
+        return result

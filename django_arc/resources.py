@@ -1,0 +1,249 @@
+"""``Resource``: the declarative description of an API over one model.
+
+A resource is declared as a class (like a ``ModelAdmin``) and instantiated once by the
+``ResourceSite`` it is registered on. Everything derived from the declaration — serializer
+class, query spec, field rules, the ViewSet — is computed once, lazily (models must be
+loaded), and reused by every request.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+from .actions import ActionSpec, RouteSpec
+from .fields import FieldPermission
+from .permissions import Permission, as_permission, require_auth
+from .settings import arc_settings
+
+if TYPE_CHECKING:
+    from .sites import ResourceSite
+
+#: permission keys that default to ``require_auth()`` when absent; all others fail closed
+DEFAULT_ALLOWED_KEYS = ("list", "get")
+
+
+class _hybrid:
+    """A method that, called on the class, runs on a default instance of it."""
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        if instance is None:
+            instance = owner.__dict__.get("_default_instance")
+            if instance is None:
+                instance = owner()
+                owner._default_instance = instance
+        return self.func.__get__(instance, owner)
+
+
+class Resource:
+    """Declare an API over a model; see SPEC §2 and ``docs/resources.md``."""
+
+    model: type[models.Model] | None = None
+    name: str | None = None
+    fields: list[str] | None = None
+    read_only_fields: list[str] = []
+    filter_fields: dict[str, list[str]] | list[str] = {}
+    sort_fields: list[str] = []
+    search_fields: list[str] = []
+    default_sort: str = ""
+    lookup_field: str = "pk"
+    presets: list[Any] = []
+    permissions: dict[str, Any] = {}
+    action_permissions: Any = None
+    field_permissions: dict[str, FieldPermission] = {}
+    on_field_write_denied: str | None = None
+    serializer_class: type | None = None
+    queryset: models.QuerySet | None = None
+    update_method: str = "PATCH_OR_PUT"
+
+    def __init__(self, site: ResourceSite | None = None) -> None:
+        self.site = site
+        if self.model is None:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(f"{type(self).__qualname__} must set `model`.")
+        if self.name is None:
+            self.name = f"{self.model._meta.model_name}s"
+
+    # -- declaration-derived data, computed once ---------------------------------------
+
+    @property
+    def url_prefix(self) -> str:
+        return self.name
+
+    @property
+    def basename(self) -> str:
+        return self.name
+
+    @cached_property
+    def pk_name(self) -> str:
+        return self.model._meta.pk.name
+
+    @cached_property
+    def all_fields(self) -> list[str]:
+        if self.fields is not None:
+            return list(self.fields)
+        return [f.name for f in self.model._meta.get_fields()
+                if getattr(f, "concrete", False) and not f.auto_created or f.primary_key]
+
+    @cached_property
+    def hidden_fields(self) -> frozenset[str]:
+        return frozenset(name for name, rule in self.field_permissions.items()
+                         if isinstance(rule, FieldPermission) and rule.is_hidden)
+
+    @cached_property
+    def serializer_fields(self) -> list[str]:
+        """Fields the serializer reads and writes: ``fields`` minus hidden ones."""
+        return [f for f in self.all_fields if f not in self.hidden_fields]
+
+    @cached_property
+    def managed_fields(self) -> frozenset[str]:
+        managed: set[str] = set()
+        for preset in self.preset_list:
+            managed |= preset.managed_fields(self)
+        return frozenset(managed)
+
+    @cached_property
+    def read_only_set(self) -> frozenset[str]:
+        """Never writable from a body, by anyone."""
+        ro = set(self.read_only_fields) | {self.pk_name} | self.managed_fields
+        ro |= {name for name, rule in self.field_permissions.items()
+               if isinstance(rule, FieldPermission) and rule.write_roles == frozenset()}
+        return frozenset(ro)
+
+    @cached_property
+    def preset_list(self) -> list[Any]:
+        for preset in self.presets:
+            preset.bind(self)
+        return list(self.presets)
+
+    @cached_property
+    def permission_map(self) -> dict[str, Permission | None]:
+        compiled: dict[str, Permission | None] = {}
+        for key, value in self.permissions.items():
+            compiled[key] = as_permission(value) if value is not None else None
+        for key in DEFAULT_ALLOWED_KEYS:
+            compiled.setdefault(key, require_auth())
+        return compiled
+
+    def get_permission(self, key: str) -> Permission | None:
+        """The permission guarding ``key``; ``None`` means deny (fail closed)."""
+        return self.permission_map.get(key)
+
+    @cached_property
+    def serializer(self) -> type:
+        from .serializers import build_serializer_class
+
+        return build_serializer_class(self)
+
+    @cached_property
+    def output_fields(self) -> list[str]:
+        """Names the serializer renders (before per-caller field permissions)."""
+        return list(self.serializer().fields)
+
+    @cached_property
+    def query_spec(self) -> Any:
+        from .query import QuerySpec
+
+        return QuerySpec(self)
+
+    @cached_property
+    def related_loading(self) -> tuple[list[str], list[str]]:
+        """(select_related, prefetch_related) paths so lists run a constant number of
+        queries: forward FKs the serializer renders as more than an id are joined, m2m and
+        reverse relations are prefetched."""
+        from rest_framework.relations import PrimaryKeyRelatedField
+
+        select, prefetch = [], []
+        rendered = self.serializer().fields
+        for name, serializer_field in rendered.items():
+            source = serializer_field.source or name
+            if source == "*" or "." in source:
+                continue
+            try:
+                model_field = self.model._meta.get_field(source)
+            except Exception:
+                continue
+            if model_field.many_to_many or model_field.one_to_many:
+                prefetch.append(source)
+            elif model_field.is_relation and not isinstance(serializer_field,
+                                                            PrimaryKeyRelatedField):
+                select.append(source)
+        return select, prefetch
+
+    @cached_property
+    def routes(self) -> list[RouteSpec]:
+        specs: list[RouteSpec] = []
+        for preset in self.preset_list:
+            specs.extend(preset.routes(self))
+        for attr in dir(type(self)):
+            spec = getattr(getattr(type(self), attr, None), "_arc_route", None)
+            if isinstance(spec, RouteSpec):
+                specs.append(spec)
+        return specs
+
+    @cached_property
+    def actions(self) -> dict[str, ActionSpec]:
+        found = {}
+        for attr in dir(type(self)):
+            spec = getattr(getattr(type(self), attr, None), "_arc_action", None)
+            if isinstance(spec, ActionSpec):
+                found[spec.name] = spec
+        return found
+
+    @property
+    def write_denied_policy(self) -> str:
+        return self.on_field_write_denied or arc_settings.ON_FIELD_WRITE_DENIED
+
+    # -- overridable behaviour ----------------------------------------------------------
+
+    def get_queryset(self, request: Any) -> models.QuerySet:
+        """The base queryset before tenancy, permission filters and the query string."""
+        qs = self.queryset.all() if self.queryset is not None else \
+            self.model._default_manager.all()
+        select, prefetch = self.related_loading
+        if select:
+            qs = qs.select_related(*select)
+        if prefetch:
+            qs = qs.prefetch_related(*prefetch)
+        return qs
+
+    def before_create(self, request: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+        """Runs inside the write's transaction; return new data or mutate it; raise to abort."""
+
+    def after_create(self, request: Any, instance: Any) -> None:
+        """Runs inside the write's transaction; raising rolls back the row and its event."""
+
+    def before_update(self, request: Any, instance: Any, data: dict[str, Any]
+                      ) -> dict[str, Any] | None:
+        """Runs inside the write's transaction; return new data or mutate it; raise to abort."""
+
+    def after_update(self, request: Any, instance: Any) -> None:
+        """Runs inside the write's transaction; raising rolls back the row and its event."""
+
+    def before_delete(self, request: Any, instance: Any) -> None:
+        """Runs inside the write's transaction; raise to abort."""
+
+    def after_delete(self, request: Any, instance: Any) -> None:
+        """Runs inside the write's transaction; raising rolls back the delete and its event."""
+
+    # -- ViewSet -------------------------------------------------------------------------
+
+    @_hybrid
+    def as_viewset(self) -> type:
+        """A DRF ``ModelViewSet`` subclass serving this resource (built once). Callable on
+        the class too (``ProductResource.as_viewset()``) for routing it by hand."""
+        if "_viewset" not in self.__dict__:
+            from .viewsets import build_viewset
+
+            self._viewset = build_viewset(self)
+        return self._viewset
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} '{self.name}'>"

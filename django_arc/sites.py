@@ -1,0 +1,86 @@
+"""``ResourceSite``: the registry that turns registered resources into URLs (like ``admin.site``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import autodiscover_modules
+
+if TYPE_CHECKING:
+    from .resources import Resource
+
+_all_sites: list[ResourceSite] = []
+
+
+class ResourceSite:
+    """A set of resources served under one URL prefix.
+
+    ``arc`` is the default instance; a project may create more (``ResourceSite(name="internal")``)
+    to serve another set of resources under another prefix and URL namespace.
+    """
+
+    def __init__(self, name: str = "arc") -> None:
+        self.name = name
+        self._registry: dict[str, Resource] = {}
+        _all_sites.append(self)
+
+    def register(self, resource_class: type[Resource]) -> type[Resource]:
+        """Register a ``Resource`` subclass; usable as a class decorator.
+
+        Raises ``ImproperlyConfigured`` if another resource already uses the same name.
+        """
+        from .resources import Resource
+
+        if not (isinstance(resource_class, type) and issubclass(resource_class, Resource)):
+            raise ImproperlyConfigured(
+                f"{self.name}.register() expects a Resource subclass, got {resource_class!r}"
+            )
+        resource = resource_class(site=self)
+        existing = self._registry.get(resource.name)
+        if existing is not None:
+            raise ImproperlyConfigured(
+                f"Resource name '{resource.name}' is already registered on site '{self.name}' "
+                f"by {type(existing).__qualname__}; cannot register {resource_class.__qualname__}."
+            )
+        self._registry[resource.name] = resource
+        return resource_class
+
+    def unregister(self, resource_class_or_name: type[Resource] | str) -> None:
+        name = (resource_class_or_name if isinstance(resource_class_or_name, str)
+                else resource_class_or_name(site=self).name)
+        self._registry.pop(name, None)
+
+    def is_registered(self, name: str) -> bool:
+        return name in self._registry
+
+    def get_resource(self, name: str) -> Resource:
+        return self._registry[name]
+
+    @property
+    def resources(self) -> list[Resource]:
+        return list(self._registry.values())
+
+    def get_urls(self) -> list[Any]:
+        from .routers import ResourceRouter
+
+        router = ResourceRouter()
+        for resource in self._registry.values():
+            router.register(resource.url_prefix, resource.as_viewset(),
+                            basename=resource.basename)
+        return router.urls
+
+    @property
+    def urls(self) -> tuple[list[Any], str, str]:
+        """For ``include()``: ``path("api/", include(arc.urls))``. URL names are
+        ``<site name>:<resource>-list`` / ``-detail``; register resources before the URLconf
+        is imported (``resources.py`` modules are autodiscovered first)."""
+        return self.get_urls(), "arc", self.name
+
+
+def autodiscover() -> None:
+    """Import ``resources.py`` of every installed app so their ``@arc.register`` calls run."""
+    autodiscover_modules("resources")
+
+
+arc = ResourceSite()
