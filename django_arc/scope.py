@@ -165,7 +165,7 @@ class RequestScope:
     client_id: str | None = None
     scopes: tuple[str, ...] = ()
     elevated_by: Any = None
-    context: Mapping[str, str] = field(default=_EMPTY_CONTEXT, hash=False)
+    context: Mapping[str, str] = field(default_factory=lambda: _EMPTY_CONTEXT, hash=False)
 
     @property
     def is_authenticated(self) -> bool:
