@@ -1,0 +1,21 @@
+"""Settings for ``arc_relay`` subprocesses started by the relay tests.
+
+The parent test passes the *test* database name (``ARC_PG_NAME``), the directory the
+``FileTransport`` writes to (``ARC_RELAY_TEST_DIR``) and a short lease
+(``ARC_RELAY_TEST_LEASE``) so a killed worker's batch is re-claimed within the test's budget.
+"""
+
+import os
+
+from tests.settings import *  # noqa: F403
+
+ARC = {
+    "EVENTS": {
+        "TRANSPORT": os.environ.get(
+            "ARC_RELAY_TEST_TRANSPORT", "tests.outbox_support.FileTransport"
+        ),
+        "OPTIONS": {},
+        "OUTBOX": True,
+    },
+    "OUTBOX": {"LEASE_SECONDS": float(os.environ.get("ARC_RELAY_TEST_LEASE", "30"))},
+}

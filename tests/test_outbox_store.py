@@ -1,0 +1,191 @@
+"""Storing events: same transaction as the write, dedupe by idempotency key, receiver modes."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test import override_settings
+
+from django_arc.events.event import create_event
+from django_arc.outbox import EventOutbox, OutboxEvent, store_event
+from django_arc.signals import resource_event
+from tests.outbox_support import RecordingTransport
+
+pytestmark = pytest.mark.django_db
+
+
+class Boom(Exception):
+    pass
+
+
+def test_store_inserts_a_pending_row_with_the_envelope():
+    event = create_event(
+        "products.created",
+        {"id": 7, "name": "Mug"},
+        correlation_id="req-1",
+        resource="products",
+        resource_id=7,
+        organization_id=3,
+        partition_key="products:7",
+    )
+    row = EventOutbox(RecordingTransport()).store(event)
+
+    row = OutboxEvent.objects.get(pk=row.pk)
+    assert row.event_id == event.id
+    assert row.type == "products.created"
+    assert row.payload == {"id": 7, "name": "Mug"}
+    assert row.meta["correlation_id"] == "req-1"
+    assert row.meta["resource_id"] == "7"
+    assert row.meta["organization_id"] == "3"
+    assert row.status == "pending"
+    assert row.attempts == 0
+    assert row.partition_key == "products:7"
+    assert row.dedupe_key is None
+    assert row.lease_owner is None and row.delivered_at is None
+    assert row.visible_at <= row.created_at or row.visible_at == row.created_at
+
+
+def test_rolled_back_transaction_leaves_no_row():
+    with pytest.raises(Boom):
+        with transaction.atomic():
+            store_event(create_event("products.created", {"id": 1}))
+            assert OutboxEvent.objects.count() == 1
+            raise Boom
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_signal_receiver_stores_inside_the_senders_transaction():
+    kept = create_event("products.created", {"id": 1})
+    dropped = create_event("products.created", {"id": 2})
+    with transaction.atomic():
+        resource_event.send(sender=None, event=kept)
+    with pytest.raises(Boom):
+        with transaction.atomic():
+            resource_event.send(sender=None, event=dropped)
+            raise Boom
+    assert list(OutboxEvent.objects.values_list("event_id", flat=True)) == [kept.id]
+
+
+def test_duplicate_dedupe_key_returns_existing_row_and_keeps_transaction_usable():
+    outbox = EventOutbox(RecordingTransport())
+    first = create_event("orders.created", {"n": 1}, idempotency_key="k1:orders.created:9")
+    retry = create_event("orders.created", {"n": 2}, idempotency_key="k1:orders.created:9")
+    with transaction.atomic():
+        row1 = outbox.store(first)
+        row2 = outbox.store(retry)
+        # The transaction is still usable after the ignored duplicate.
+        other = outbox.store(create_event("orders.created", {"n": 3}))
+    assert row2.pk == row1.pk
+    assert row2.event_id == first.id
+    assert row2.payload == {"n": 1}
+    assert OutboxEvent.objects.count() == 2
+    assert other.pk != row1.pk
+
+
+def test_same_event_stored_twice_with_key_is_a_no_op():
+    outbox = EventOutbox(RecordingTransport())
+    event = create_event("orders.created", {}, idempotency_key="abc")
+    assert outbox.store(event).pk == outbox.store(event).pk
+    assert OutboxEvent.objects.count() == 1
+
+
+def test_long_dedupe_key_is_hashed_but_still_dedupes():
+    key = "x" * 2000
+    outbox = EventOutbox(RecordingTransport())
+    row1 = outbox.store(create_event("a.b", {}, idempotency_key=key))
+    row2 = outbox.store(create_event("a.b", {}, idempotency_key=key))
+    assert row1.pk == row2.pk
+    assert row1.dedupe_key.startswith("sha256:") and len(row1.dedupe_key) <= 512
+    assert OutboxEvent.objects.get().meta["idempotency_key"] == key
+
+
+def test_distinct_dedupe_keys_do_not_collapse():
+    outbox = EventOutbox(RecordingTransport())
+    outbox.store(create_event("products.created", {}, idempotency_key="k:products.created:1"))
+    outbox.store(create_event("products.created", {}, idempotency_key="k:products.created:2"))
+    assert OutboxEvent.objects.count() == 2
+
+
+def test_store_rejects_non_events():
+    with pytest.raises(TypeError):
+        store_event({"type": "x"})  # type: ignore[arg-type]
+
+
+def test_duplicate_event_id_without_key_is_an_integrity_error():
+    event = create_event("a.b", {})
+    store_event(event)
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            store_event(event)
+
+
+def test_store_many_skips_duplicates():
+    outbox = EventOutbox(RecordingTransport())
+    events = [create_event("a.b", {"i": i}, idempotency_key=f"k{i % 3}") for i in range(6)]
+    outbox.store_many(events)
+    assert OutboxEvent.objects.count() == 3
+
+
+def test_json_payload_with_decimals_and_datetimes_is_stored():
+    import datetime
+    import decimal
+
+    when = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    store_event(create_event("a.b", {"price": decimal.Decimal("9.50"), "at": when}))
+    row = OutboxEvent.objects.get()
+    assert row.payload == {"price": "9.50", "at": "2024-01-02T03:04:05Z"}
+
+
+@override_settings(ARC={"EVENTS": {"OUTBOX": False}})
+def test_outbox_off_publishes_after_commit_only(django_capture_on_commit_callbacks):
+    from django_arc.events import get_transport
+
+    transport = get_transport()
+    transport.clear()
+    committed = create_event("products.created", {"id": 1})
+    rolled_back = create_event("products.created", {"id": 2})
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            resource_event.send(sender=None, event=committed)
+            assert transport.published == []  # not before commit
+    assert len(callbacks) == 1
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(Boom):
+            with transaction.atomic():
+                resource_event.send(sender=None, event=rolled_back)
+                raise Boom
+    assert callbacks == []
+    assert [e.id for e in transport.published] == [committed.id]
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent inserts need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_keys_store_one_row_on_postgres():
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(4)
+    rows: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait()
+            with transaction.atomic():
+                rows.append(store_event(create_event("a.b", {"i": i}, idempotency_key="same")).pk)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(rows)) == 1
+    assert OutboxEvent.objects.count() == 1
