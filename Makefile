@@ -16,6 +16,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 PYTEST_ARGS ?=
+export PYTEST_ARGS
 
 .PHONY: help .venv venv test demo worker lint format services-start services-stop clean docs
 
@@ -39,7 +40,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: $(STAMP)
 	scripts/ensure-browser.sh
-	PYTEST_ARGS='$(PYTEST_ARGS)' scripts/run-tests.sh
+	scripts/run-tests.sh
 
 demo: $(STAMP)
 	cd example_project && ../$(VPY) manage.py migrate --noinput

@@ -7,6 +7,9 @@
 # shellcheck disable=SC2034  # used by the scripts that source this file
 ARC_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# runuser/useradd live in sbin, which minimal CI environments sometimes leave off PATH.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
+
 log() { printf '[%s] %s\n' "${ARC_LOG_TAG:-arc}" "$*" >&2; }
 die() {
     printf '[%s] ERROR: %s\n' "${ARC_LOG_TAG:-arc}" "$*" >&2

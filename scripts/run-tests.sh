@@ -17,7 +17,11 @@ cd "$ARC_REPO_ROOT"
 
 PY="${ARC_PYTHON:-$ARC_REPO_ROOT/.venv/bin/python}"
 [ -x "$PY" ] || die "$PY not found; run: make .venv"
-read -r -a EXTRA <<<"${PYTEST_ARGS:-}"
+# Split PYTEST_ARGS like a shell would (so -k "a and not b" stays one argument), without eval.
+EXTRA=()
+if [ -n "${PYTEST_ARGS:-}" ]; then
+    mapfile -t EXTRA < <("$PY" -c 'import shlex, sys; print("\n".join(shlex.split(sys.argv[1])))' "$PYTEST_ARGS")
+fi
 read -r -a BACKENDS <<<"${ARC_TEST_BACKENDS:-sqlite postgres}"
 
 T0=$SECONDS
