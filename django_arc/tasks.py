@@ -1,0 +1,87 @@
+"""Celery tasks that drive the outbox: ``relay_outbox`` (schedule it with beat) and
+``purge_outbox``.
+
+The relay is safe to run from several workers (and next to ``manage.py arc_relay``) at once:
+claiming is atomic, so overlapping beat ticks only share the work. Each call is bounded by
+``max_batches`` so a large backlog never pins a worker slot: the next tick continues.
+
+Beat schedule (see ``docs/events.md``)::
+
+    CELERY_BEAT_SCHEDULE = {
+        "arc-relay-outbox": {"task": "django_arc.relay_outbox", "schedule": 1.0},
+        "arc-purge-outbox": {"task": "django_arc.purge_outbox", "schedule": 3600.0},
+    }
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+from celery import shared_task
+
+logger = logging.getLogger("django_arc.outbox")
+
+_COUNTERS = (
+    "relayed",
+    "attempted",
+    "publish_failed",
+    "ack_failed",
+    "ownership_mismatches",
+    "malformed",
+    "fail_hook_errors",
+    "dead_lettered",
+)
+
+
+@shared_task(name="django_arc.relay_outbox")
+def relay_outbox(
+    batch_size: int | None = None, max_batches: int = 10, worker_id: str | None = None
+) -> dict[str, Any]:
+    """Relay up to ``max_batches`` batches of pending events; stop early once a batch comes
+    back short (the backlog is drained). Returns summed counters (JSON, for the result
+    backend and flower)."""
+    from .outbox import get_outbox
+    from .settings import arc_settings
+
+    size = int(batch_size or arc_settings.OUTBOX.get("BATCH_SIZE", 100))
+    batches = max(1, int(max_batches))
+    worker = worker_id or f"celery:{socket.gethostname()}:{os.getpid()}"
+    outbox = get_outbox()
+    totals: dict[str, Any] = dict.fromkeys(_COUNTERS, 0)
+    totals["batches"] = 0
+    for _ in range(batches):
+        result = outbox.relay_batch(limit=size, worker_id=worker)
+        totals["batches"] += 1
+        for name in _COUNTERS:
+            totals[name] += int(getattr(result, name, 0) or 0)
+        if result.attempted < size:
+            break
+    logger.info(
+        "relay_outbox worker=%s batches=%d attempted=%d relayed=%d failed=%d dead=%d",
+        worker,
+        totals["batches"],
+        totals["attempted"],
+        totals["relayed"],
+        totals["publish_failed"],
+        totals["dead_lettered"],
+    )
+    return totals
+
+
+@shared_task(name="django_arc.purge_outbox")
+def purge_outbox(days: float | None = None) -> int:
+    """Delete delivered rows older than ``days`` (default ``OUTBOX.DELIVERED_RETENTION_DAYS``).
+
+    Pending and dead rows are never purged. Returns the number of rows deleted.
+    """
+    from .outbox import get_outbox
+    from .settings import arc_settings
+
+    retention = days if days is not None else arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
+    deleted = get_outbox().purge(older_than=timedelta(days=float(retention)))
+    logger.info("purge_outbox retention_days=%s deleted=%d", retention, deleted)
+    return deleted

@@ -1,0 +1,43 @@
+"""The example project's Celery app: runs ``django_arc.tasks.relay_outbox`` on a beat schedule.
+
+Start a worker with an embedded beat (development only)::
+
+    cd example_project && celery -A example worker -B -l info
+
+Broker: ``CELERY_BROKER_URL``, else ``ARC_REDIS_URL`` (what ``scripts/services.sh`` exports),
+else a local Redis on the default port.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
+
+BROKER_URL = (
+    os.environ.get("CELERY_BROKER_URL")
+    or os.environ.get("ARC_REDIS_URL")
+    or "redis://127.0.0.1:6379/0"
+)
+
+app = Celery("example")
+# CELERY_* Django settings configure everything not set explicitly below.
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    broker_url=BROKER_URL,
+    result_backend=os.environ.get("CELERY_RESULT_BACKEND") or None,
+    task_ignore_result=True,
+    # A relay task lost with a killed worker is harmless (the lease expires and the next tick
+    # picks the rows up), but acking late makes a crash visible as a redelivery.
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    beat_schedule={
+        "arc-relay-outbox": {"task": "django_arc.relay_outbox", "schedule": 1.0},
+        "arc-purge-outbox": {"task": "django_arc.purge_outbox", "schedule": 3600.0},
+    },
+)
+# Finds ``tasks.py`` in every installed app, django_arc's included.
+app.autodiscover_tasks()
