@@ -11,4 +11,5 @@ class ResourceRouter(DefaultRouter):
     include_format_suffixes = False
 
     def __init__(self) -> None:
-        super().__init__(trailing_slash="/?")
+        super().__init__()
+        self.trailing_slash = "/?"  # DRF's constructor only takes a bool

@@ -71,11 +71,11 @@ class ResourceSite:
         return router.urls
 
     @property
-    def urls(self) -> tuple[list[Any], str, str]:
+    def urls(self) -> tuple[list[Any], str]:
         """For ``include()``: ``path("api/", include(arc.urls))``. URL names are
-        ``<site name>:<resource>-list`` / ``-detail``; register resources before the URLconf
+        ``<site name>:<resource>-list`` / ``-detail`` (the site name is the URL namespace); register resources before the URLconf
         is imported (``resources.py`` modules are autodiscovered first)."""
-        return self.get_urls(), "arc", self.name
+        return self.get_urls(), self.name
 
 
 def autodiscover() -> None:

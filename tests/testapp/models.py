@@ -1,0 +1,33 @@
+"""Models for the core tests: one FK, every common field type, a unique non-pk lookup."""
+
+import uuid
+
+from django.db import models
+
+
+class Author(models.Model):
+    name = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Book(models.Model):
+    title = models.CharField(max_length=200)
+    isbn = models.CharField(max_length=20, unique=True)
+    uid = models.UUIDField(default=uuid.uuid4, unique=True)
+    pages = models.IntegerField(default=100)
+    price = models.DecimalField(max_digits=8, decimal_places=2, default=10)
+    rating = models.FloatField(null=True, blank=True)
+    published = models.DateField(null=True, blank=True)
+    is_available = models.BooleanField(default=True)
+    author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="books")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Review(models.Model):
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="reviews")
+    body = models.TextField()

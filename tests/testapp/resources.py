@@ -1,0 +1,98 @@
+"""Resources for the core tests (public permissions, so access control stays out of the way)."""
+
+from rest_framework import serializers
+
+from django_arc import ArcError, Resource, arc, route
+from django_arc import permissions as P
+
+from .models import Author, Book
+
+PUBLIC = {"list": P.allow_public(), "get": P.allow_public(), "create": P.allow_public(),
+          "update": P.allow_public(), "delete": P.allow_public()}
+
+
+@arc.register
+class BookResource(Resource):
+    model = Book
+    name = "books"
+    fields = ["id", "title", "isbn", "uid", "pages", "price", "rating", "published",
+              "is_available", "author", "created_at"]
+    read_only_fields = ["id", "created_at"]
+    filter_fields = {
+        "title": ["eq", "contains", "icontains", "startswith"],
+        "pages": ["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"],
+        "price": ["gte", "lte"],
+        "rating": ["exists", "gte"],
+        "published": ["gte", "lte", "eq"],
+        "is_available": ["eq"],
+        "author": ["eq", "in"],
+        "author__name": ["eq", "icontains"],
+        "uid": ["eq"],
+        "isbn": ["eq", "ne"],
+    }
+    sort_fields = ["title", "pages", "price", "rating", "published", "author__name"]
+    search_fields = ["title", "isbn"]
+    default_sort = "title"
+    permissions = PUBLIC
+
+    def before_create(self, request, data):
+        if data.get("title") == "forbidden":
+            raise ArcError("TITLE_FORBIDDEN", "That title is not allowed", 422, {"title": "x"})
+        if data.get("title") == "shout":
+            return {**data, "title": "SHOUT"}
+        return None
+
+    def after_create(self, request, instance):
+        if instance.title == "boom-after":
+            raise ArcError("AFTER_FAILED", "after hook failed", 409)
+
+    def before_update(self, request, instance, data):
+        if data.get("title") == "forbidden":
+            raise ArcError("TITLE_FORBIDDEN", "That title is not allowed", 422)
+
+    def before_delete(self, request, instance):
+        if instance.title == "undeletable":
+            raise ArcError("LOCKED", "This book is locked", 423)
+
+    @route("GET", "stats", permissions=P.allow_public())
+    def stats(self, request):
+        return {"count": Book.objects.count()}
+
+
+@arc.register
+class IsbnBookResource(Resource):
+    """Same model, addressed by a unique non-pk field."""
+
+    model = Book
+    name = "isbn-books"
+    fields = ["id", "title", "isbn", "author"]
+    lookup_field = "isbn"
+    update_method = "PATCH"
+    permissions = PUBLIC
+
+
+class AuthorSerializer(serializers.ModelSerializer):
+    book_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Author
+        fields = ["id", "name", "book_count"]
+
+    def get_book_count(self, obj) -> int:
+        return len(obj.books.all())
+
+
+@arc.register
+class AuthorResource(Resource):
+    """A user-supplied serializer with a reverse relation (prefetched to avoid N+1)."""
+
+    model = Author
+    name = "authors"
+    fields = ["id", "name"]
+    serializer_class = AuthorSerializer
+    filter_fields = {"name": ["eq", "icontains"]}
+    sort_fields = ["name"]
+    permissions = {"list": P.allow_public(), "get": P.require_auth()}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("books")
