@@ -1,0 +1,128 @@
+"""Settings for the django-arc example shop.
+
+Development-only values (DEBUG on, a fixed SECRET_KEY): this project exists to be read and
+run locally with ``make demo``, never deployed. SQLite by default so a fresh checkout needs
+nothing else; ``ARC_EXAMPLE_DB=postgres`` switches to the PostgreSQL that
+``scripts/services.sh`` starts, using the same ``ARC_PG_*`` variables as the test suite.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-arc-example-not-for-production")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_arc",
+    "shop",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Builds request.arc_scope (org from X-Organization-Id, roles from MEMBERSHIP_RESOLVER);
+    # it must come after AuthenticationMiddleware, which provides request.user.
+    "django_arc.middleware.ScopeMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "example.urls"
+WSGI_APPLICATION = "example.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+if os.environ.get("ARC_EXAMPLE_DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("ARC_PG_NAME", "arc"),
+            "USER": os.environ.get("ARC_PG_USER", "arc"),
+            "PASSWORD": os.environ.get("ARC_PG_PASSWORD", ""),
+            "HOST": os.environ.get("ARC_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("ARC_PG_PORT", "5432"),
+            "CONN_MAX_AGE": 60,
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("ARC_EXAMPLE_SQLITE", str(BASE_DIR / "db.sqlite3")),
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+LOGIN_URL = "/api-auth/login/"
+LOGIN_REDIRECT_URL = "/api/products/"
+
+REST_FRAMEWORK = {
+    # Order matters for the 401 challenge: the first class's ``authenticate_header`` is
+    # what DRF sends back to an anonymous caller.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Authorization: Bearer <service key> (or X-Api-Key) -> a ServiceClient identity.
+        "django_arc.auth.ServiceKeyAuthentication",
+        # The browsable API and admin log-in.
+        "rest_framework.authentication.SessionAuthentication",
+        # Enabled in this EXAMPLE only, so the README's `curl -u acme-admin:demo12345`
+        # works. Prefer service keys or tokens for real machine clients.
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-arc example shop",
+    "DESCRIPTION": "Products and orders of two demo organizations, served by django-arc.",
+    "VERSION": "0.1.0",
+}
+
+ARC = {
+    "DEFAULT_PAGE_SIZE": 20,
+    "MAX_PAGE_SIZE": 100,
+    # (user, org_id) -> list of role names, read from shop.Membership.
+    "MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_arc": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,132 @@
+"""The demo shop's API, declared as django-arc resources.
+
+``django_arc`` autodiscovers this module (like ``admin.py``), so the ``@arc.register``
+decorators below are all it takes to serve ``/api/products/`` and ``/api/orders/``.
+"""
+
+from typing import Any
+
+from django_arc import ArcError, Resource, arc, presets
+from django_arc import fields as F
+from django_arc import permissions as P
+from django_arc.scope import get_scope
+
+from .models import Order, Product
+
+MEMBERS = P.require_org_membership()
+WRITERS = P.require_org_role("admin", "editor")
+ADMINS = P.require_org_role("admin")
+
+
+@arc.register
+class ProductResource(Resource):
+    """The catalogue of one organization.
+
+    Tenancy comes from ``X-Organization-Id`` (``MultiTenant``); a product of another
+    organization is a 404, never a 403. ``cost`` is margin data only admins see, ``status``
+    drives what is on sale so only admins may change it, and ``secret_notes`` never leaves
+    the server (it is for the admin site only).
+    """
+
+    model = Product
+    name = "products"
+    fields = [
+        "id",
+        "name",
+        "sku",
+        "price",
+        "status",
+        "cost",
+        "secret_notes",
+        "in_stock",
+        "organization",
+        "created_at",
+    ]
+    read_only_fields = ["id", "created_at"]
+    filter_fields = {"status": ["eq", "in"], "price": ["gte", "lte"], "name": ["contains"]}
+    sort_fields = ["price", "created_at", "name"]
+    search_fields = ["name", "sku"]
+    default_sort = "-created_at"
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {
+        "list": MEMBERS,
+        "get": MEMBERS,
+        "create": WRITERS,
+        "update": WRITERS,
+        "delete": ADMINS,
+    }
+    field_permissions = {
+        "cost": F.visible_to("admin"),
+        "status": F.writable_by("admin"),
+        "secret_notes": F.hidden(),
+    }
+
+
+@arc.register
+class OrderResource(Resource):
+    """Orders, addressed by their public UUID ``reference`` rather than the integer pk
+    (so order numbers cannot be enumerated)."""
+
+    model = Order
+    name = "orders"
+    fields = [
+        "id",
+        "reference",
+        "product",
+        "quantity",
+        "customer_email",
+        "organization",
+        "placed_at",
+    ]
+    read_only_fields = ["id", "reference", "placed_at"]
+    lookup_field = "reference"
+    filter_fields = {
+        "product": ["eq", "in"],
+        "quantity": ["eq", "gte", "lte"],
+        "placed_at": ["gte", "lte"],
+    }
+    sort_fields = ["placed_at", "quantity"]
+    search_fields = ["customer_email"]
+    default_sort = "-placed_at"
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {
+        "list": MEMBERS,
+        "get": MEMBERS,
+        "create": WRITERS,
+        "update": WRITERS,
+        "delete": ADMINS,
+    }
+
+    def before_create(self, request: Any, data: dict[str, Any]) -> None:
+        self._check_product(request, data)
+
+    def before_update(self, request: Any, instance: Order, data: dict[str, Any]) -> None:
+        self._check_product(request, data)
+
+    @staticmethod
+    def _check_product(request: Any, data: dict[str, Any]) -> None:
+        """An order may only reference a product of its own organization.
+
+        MultiTenant confines the order row, but the ``product`` id in the body is a plain
+        FK the serializer would accept from any tenant. The error is the one DRF gives for a
+        nonexistent pk, so probing ids cannot reveal another tenant's products.
+        """
+        if "product" not in data:
+            return
+        raw = data["product"]
+        org_id = get_scope(request).organization_id
+        valid = False
+        if (
+            org_id is not None
+            and isinstance(raw, (int, str))
+            and str(raw).isdigit()
+            and len(str(raw)) <= 18
+        ):
+            valid = Product.objects.filter(pk=int(raw), organization_id=org_id).exists()
+        if not valid and raw is not None:
+            raise ArcError(
+                "VALIDATION_ERROR",
+                "Validation failed",
+                400,
+                {"product": [f'Invalid pk "{str(raw)[:64]}" - object does not exist.']},
+            )
