@@ -1,0 +1,137 @@
+"""ScopeRateThrottle: buckets per service client, per user + org, per IP; 429 in the envelope."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.test import override_settings
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory, force_authenticate
+from rest_framework.views import APIView
+
+from django_arc.auth import ServiceKeyAuthentication
+from django_arc.clients import ServiceClient
+from django_arc.exceptions import exception_handler
+from django_arc.throttling import ScopeRateThrottle
+
+pytestmark = pytest.mark.django_db
+
+
+class ThrottledView(APIView):
+    authentication_classes = [ServiceKeyAuthentication, SessionAuthentication]
+    permission_classes: list = []
+    throttle_classes = [ScopeRateThrottle]
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def get(self, request):
+        return Response({"ok": True})
+
+
+view = ThrottledView.as_view()
+
+
+@pytest.fixture(autouse=True)
+def rates(settings):
+    cache.clear()
+    settings.ARC = {"MEMBERSHIP_RESOLVER": lambda user, org_id: ["viewer"]}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            "arc_service": "3/min",
+            "arc_member": "2/min",
+            "arc_anon": "1/min",
+        },
+    }
+    yield settings
+    cache.clear()
+
+
+def request(user=None, ip="10.0.0.1", **headers):
+    req = APIRequestFactory().get("/t/", REMOTE_ADDR=ip, **headers)
+    if user is not None:
+        force_authenticate(req, user=user)
+    return req
+
+
+def cache_key(req):
+    drf_request = ThrottledView().initialize_request(req)
+    return ScopeRateThrottle().get_cache_key(drf_request, None)
+
+
+@pytest.fixture
+def users(django_user_model):
+    return (
+        django_user_model.objects.create_user("u1", password="pw"),
+        django_user_model.objects.create_user("u2", password="pw"),
+    )
+
+
+def test_cache_keys_differ_per_client_user_org_and_ip(users):
+    c1, k1 = ServiceClient.objects.create_with_key(name="c1", organization_id=1)
+    c2, k2 = ServiceClient.objects.create_with_key(name="c2", organization_id=1)
+    u1, u2 = users
+    keys = {
+        "client1": cache_key(request(HTTP_X_API_KEY=k1)),
+        "client1_other_ip": cache_key(request(ip="10.9.9.9", HTTP_X_API_KEY=k1)),
+        "client2": cache_key(request(HTTP_X_API_KEY=k2)),
+        "u1_org1": cache_key(request(u1, HTTP_X_ORGANIZATION_ID="1")),
+        "u1_org2": cache_key(request(u1, HTTP_X_ORGANIZATION_ID="2")),
+        "u1_no_org": cache_key(request(u1)),
+        "u2_org1": cache_key(request(u2, HTTP_X_ORGANIZATION_ID="1")),
+        "anon_ip1": cache_key(request()),
+        "anon_ip2": cache_key(request(ip="10.0.0.2")),
+    }
+    assert keys["client1"] == keys["client1_other_ip"]  # a client is one bucket wherever it is
+    assert keys["client1"] == f"arc_throttle_arc_service_client:{c1.client_id}"
+    assert keys["u1_org1"] == f"arc_throttle_arc_member_user:{u1.pk}:org:1"
+    assert keys["anon_ip1"] == "arc_throttle_arc_anon_ip:10.0.0.1"
+    distinct = {k: v for k, v in keys.items() if k != "client1_other_ip"}
+    assert len(set(distinct.values())) == len(distinct)
+
+
+def test_anonymous_is_throttled_per_ip():
+    assert view(request()).status_code == 200
+    blocked = view(request())
+    assert blocked.status_code == 429
+    assert blocked.data["code"] == "THROTTLED"
+    assert int(blocked["Retry-After"]) > 0
+    assert view(request(ip="10.0.0.2")).status_code == 200
+
+
+def test_members_are_throttled_per_user_and_org(users):
+    u1, u2 = users
+    for _ in range(2):
+        assert view(request(u1, HTTP_X_ORGANIZATION_ID="1")).status_code == 200
+    assert view(request(u1, HTTP_X_ORGANIZATION_ID="1")).status_code == 429
+    # same user in another org, and another user in the same org, have their own buckets
+    assert view(request(u1, HTTP_X_ORGANIZATION_ID="2")).status_code == 200
+    assert view(request(u2, HTTP_X_ORGANIZATION_ID="1")).status_code == 200
+
+
+def test_service_clients_are_throttled_per_client_across_ips():
+    _, k1 = ServiceClient.objects.create_with_key(name="c1", organization_id=1)
+    _, k2 = ServiceClient.objects.create_with_key(name="c2", organization_id=1)
+    for i in range(3):
+        assert view(request(ip=f"10.1.0.{i}", HTTP_X_API_KEY=k1)).status_code == 200
+    assert view(request(ip="10.1.0.99", HTTP_X_API_KEY=k1)).status_code == 429
+    assert view(request(HTTP_X_API_KEY=k2)).status_code == 200
+
+
+def test_unconfigured_bucket_is_not_throttled(rates):
+    rates.REST_FRAMEWORK = {**rates.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"arc_anon": "1/min"}}
+    _, key = ServiceClient.objects.create_with_key(name="c", organization_id=1)
+    for _ in range(10):
+        assert view(request(HTTP_X_API_KEY=key)).status_code == 200
+
+
+def test_scope_error_is_still_counted_against_the_user(users):
+    """A non-member naming an org is refused by the view; the throttle still keys by user."""
+    u1, _ = users
+    no_members = {"MEMBERSHIP_RESOLVER": lambda user, org_id: None}
+    with override_settings(ARC=no_members):
+        assert cache_key(request(u1, HTTP_X_ORGANIZATION_ID="5")) == (
+            f"arc_throttle_arc_member_user:{u1.pk}:org:-"
+        )
