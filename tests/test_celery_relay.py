@@ -1,0 +1,175 @@
+"""Celery tasks driving the outbox: in-process behaviour, and a real worker process.
+
+The worker test runs ``celery -A example worker`` as a subprocess with a Redis broker
+(``ARC_REDIS_URL``) against the PostgreSQL test database; an in-memory SQLite database cannot
+be shared with another process, so it is skipped there.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from django_arc.events import create_event, get_transport, publish
+from django_arc.events.transports import MemoryTransport
+from django_arc.outbox import OutboxEvent
+from django_arc.tasks import purge_outbox, relay_outbox
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
+MEMORY = {"EVENTS": {"TRANSPORT": MemoryTransport, "OPTIONS": {}}}
+
+
+def _store(n: int, prefix: str = "orders.created") -> list[str]:
+    return [publish(create_event(prefix, {"n": i})).id for i in range(n)]
+
+
+# -- in process ---------------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_relay_task_publishes_pending_rows_and_reports_counters():
+    with override_settings(ARC={**MEMORY, "OUTBOX": {"BATCH_SIZE": 10}}):
+        ids = _store(25)
+        totals = relay_outbox()  # a direct call runs the task body synchronously
+        published = get_transport().published
+    assert totals["relayed"] == 25
+    assert totals["attempted"] == 25
+    assert totals["batches"] == 3  # 10 + 10 + 5 (short batch: backlog drained)
+    assert totals["publish_failed"] == 0
+    assert sorted(e.id for e in published) == sorted(ids)
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+@pytest.mark.django_db
+def test_relay_task_is_bounded_by_max_batches():
+    with override_settings(ARC=MEMORY):
+        _store(12)
+        totals = relay_outbox(batch_size=5, max_batches=2)
+    assert totals["relayed"] == 10
+    assert totals["batches"] == 2
+    assert OutboxEvent.objects.filter(status="pending").count() == 2
+
+
+@pytest.mark.django_db
+def test_purge_task_deletes_only_delivered_rows_older_than_retention():
+    with override_settings(ARC={**MEMORY, "OUTBOX": {"DELIVERED_RETENTION_DAYS": 7}}):
+        _store(4)
+        rows = list(OutboxEvent.objects.order_by("id"))
+        old = timezone.now() - timedelta(days=8)
+        OutboxEvent.objects.filter(pk=rows[0].pk).update(status="delivered", delivered_at=old)
+        OutboxEvent.objects.filter(pk=rows[1].pk).update(
+            status="delivered", delivered_at=timezone.now() - timedelta(days=1)
+        )
+        OutboxEvent.objects.filter(pk=rows[2].pk).update(status="dead", last_error="x")
+        assert purge_outbox() == 1
+        assert purge_outbox(days=0) == 1  # the recent delivered row
+    assert sorted(OutboxEvent.objects.values_list("status", flat=True)) == ["dead", "pending"]
+
+
+# -- a real worker ------------------------------------------------------------------------------
+def _kill(proc: subprocess.Popen) -> None:
+    """SIGTERM the worker's process group, then SIGKILL it if it lingers."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_real_celery_worker_relays_the_outbox():
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker process needs a database it can share: run with PostgreSQL")
+    ids = _store(120)
+    assert OutboxEvent.objects.filter(status="pending").count() == 120
+
+    from celery import Celery
+
+    queue = f"arc-test-{uuid.uuid4().hex}"  # never share a queue with another test run
+    settings_dict = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "ARC_TEST_DB": "postgres",
+        "ARC_PG_NAME": settings_dict["NAME"],  # the test database, not the base one
+        "ARC_PG_HOST": str(settings_dict["HOST"]),
+        "ARC_PG_PORT": str(settings_dict["PORT"]),
+        "ARC_PG_USER": str(settings_dict["USER"]),
+        "ARC_PG_PASSWORD": str(settings_dict["PASSWORD"] or ""),
+        "CELERY_BROKER_URL": REDIS_URL,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example_project")]),
+    }
+    log = tempfile.NamedTemporaryFile("w+", prefix="arc-celery-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "example",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}@%h",
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT / "example_project",
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        # A bare app pointed at the worker's broker: tasks are sent by name, like beat does.
+        sender = Celery("arc-test-sender", broker=REDIS_URL)
+        sender.send_task(
+            "django_arc.relay_outbox", kwargs={"batch_size": 50, "max_batches": 10}, queue=queue
+        )
+        sender.close()
+        deadline = time.monotonic() + 90
+        delivered = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            delivered = OutboxEvent.objects.filter(status="delivered").count()
+            if delivered == 120:
+                break
+            time.sleep(0.5)
+        log.seek(0)
+        output = log.read()
+        assert delivered == 120, f"worker exit={proc.poll()} delivered={delivered}\n{output}"
+        rows = OutboxEvent.objects.filter(event_id__in=ids)
+        assert set(rows.values_list("status", flat=True)) == {"delivered"}
+        assert all(r.delivered_at is not None and r.lease_owner is None for r in rows)
+        assert "django_arc.relay_outbox" in output
+        assert "succeeded" in output
+    finally:
+        _kill(proc)
+        log.close()
+        os.unlink(log.name)
+    assert proc.poll() is not None
