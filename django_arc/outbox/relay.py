@@ -93,7 +93,8 @@ def exponential_backoff(
     def policy(attempts: int, error: BaseException | str | None = None) -> datetime | _Dead:
         if attempts >= max_attempts:
             return DEAD
-        delay = min(max_s, base_s * (2 ** (max(attempts, 1) - 1)))
+        exponent = attempts - 1 if attempts > 1 else 0  # ``max`` is shadowed here
+        delay = min(max_s, base_s * (2**exponent))
         if jitter:
             delay = delay / 2 + random.uniform(0, delay / 2)
         return timezone.now() + timedelta(seconds=delay)

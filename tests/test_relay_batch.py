@@ -1,0 +1,276 @@
+"""relay_batch: claim, publish (publish_many when possible), ack, leases, FIFO, malformed rows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_arc.events.event import create_event
+from django_arc.events.transports import MemoryTransport
+from django_arc.outbox import EventOutbox, OutboxEvent, RelayResult
+from tests.outbox_support import RecordingTransport
+
+pytestmark = pytest.mark.django_db
+
+
+def _store(outbox: EventOutbox, n: int, type: str = "products.created", **meta) -> list[str]:
+    return [outbox.store(create_event(type, {"i": i}, **meta)).event_id for i in range(n)]
+
+
+def test_relay_publishes_in_order_with_publish_many_and_marks_delivered():
+    transport = RecordingTransport()
+    outbox = EventOutbox(transport)
+    ids = _store(outbox, 5)
+
+    result = outbox.relay_batch(limit=10, worker_id="w1")
+
+    assert result == RelayResult(relayed=5, attempted=5, used_publish_many=True)
+    assert transport.ids == ids
+    assert transport.calls == ["publish_many"]
+    rows = list(OutboxEvent.objects.all())
+    assert {r.status for r in rows} == {"delivered"}
+    assert all(r.delivered_at is not None and r.lease_owner is None for r in rows)
+    # The published event carries the stored id, type, payload and meta.
+    assert transport.published[0].payload == {"i": 0}
+    assert transport.published[0].type == "products.created"
+
+    # Nothing left: the next batch is empty and publishes nothing.
+    assert outbox.relay_batch(limit=10, worker_id="w1") == RelayResult()
+    assert len(transport.published) == 5
+
+
+def test_relay_uses_publish_one_by_one_without_publish_many():
+    transport = RecordingTransport(many=False)
+    outbox = EventOutbox(transport)
+    _store(outbox, 3)
+    result = outbox.relay_batch(limit=10)
+    assert result.relayed == 3 and not result.used_publish_many
+    assert transport.calls == ["publish"] * 3
+
+
+def test_relay_with_memory_transport_delivers_to_subscribers():
+    transport = MemoryTransport()
+    seen = []
+    transport.subscribe("products.*", seen.append)
+    outbox = EventOutbox(transport)
+    ids = _store(outbox, 3)
+    _store(outbox, 1, type="orders.created")
+    result = outbox.relay_batch(limit=100)
+    assert result.relayed == 4
+    assert [e.id for e in seen] == ids
+    assert len(transport.published) == 4
+
+
+def test_limit_is_respected_and_oldest_first():
+    transport = RecordingTransport()
+    outbox = EventOutbox(transport)
+    ids = _store(outbox, 7)
+    assert outbox.relay_batch(limit=3).relayed == 3
+    assert outbox.relay_batch(limit=3).relayed == 3
+    assert outbox.relay_batch(limit=3).relayed == 1
+    assert transport.ids == ids
+
+
+def test_rows_not_yet_visible_or_not_pending_are_not_claimed():
+    transport = RecordingTransport()
+    outbox = EventOutbox(transport)
+    later, dead, done, ready = _store(outbox, 4)
+    OutboxEvent.objects.filter(event_id=later).update(
+        visible_at=timezone.now() + timedelta(minutes=5)
+    )
+    OutboxEvent.objects.filter(event_id=dead).update(status="dead")
+    OutboxEvent.objects.filter(event_id=done).update(status="delivered")
+    result = outbox.relay_batch(limit=10)
+    assert result.attempted == 1
+    assert transport.ids == [ready]
+
+
+def test_claim_query_count_is_constant_in_batch_size():
+    outbox = EventOutbox(RecordingTransport())
+    _store(outbox, 50)
+    with CaptureQueriesContext(connection) as small:
+        outbox.relay_batch(limit=5)
+    with CaptureQueriesContext(connection) as big:
+        outbox.relay_batch(limit=45)
+    assert len(big) == len(small)
+
+
+def test_malformed_rows_go_dead_without_publish():
+    transport = RecordingTransport()
+    outbox = EventOutbox(transport)
+    good, bad_payload, bad_meta, bad_type = _store(outbox, 4)
+    OutboxEvent.objects.filter(event_id=bad_payload).update(payload=[1, 2])
+    OutboxEvent.objects.filter(event_id=bad_meta).update(meta={"timestamp": "not a date"})
+    OutboxEvent.objects.filter(event_id=bad_type).update(type="")
+
+    result = outbox.relay_batch(limit=10)
+
+    assert result.attempted == 4
+    assert result.malformed == 3
+    assert result.relayed == 1
+    assert transport.ids == [good]
+    dead = {r.event_id: r for r in OutboxEvent.objects.filter(status="dead")}
+    assert set(dead) == {bad_payload, bad_meta, bad_type}
+    assert all(r.last_error.startswith("malformed event:") for r in dead.values())
+    assert all(r.lease_owner is None for r in dead.values())
+
+
+def test_published_event_keeps_row_event_id_even_if_meta_id_differs():
+    transport = RecordingTransport()
+    outbox = EventOutbox(transport)
+    [event_id] = _store(outbox, 1)
+    OutboxEvent.objects.update(meta={"id": "something-else"})
+    outbox.relay_batch()
+    assert transport.ids == [event_id]
+
+
+def test_live_lease_is_not_claimed_but_expired_lease_is():
+    transport = RecordingTransport()
+    outbox = EventOutbox(transport)
+    [event_id] = _store(outbox, 1)
+    OutboxEvent.objects.update(
+        lease_owner="A", lease_expires_at=timezone.now() + timedelta(seconds=30)
+    )
+    assert outbox.relay_batch(worker_id="B").attempted == 0
+    OutboxEvent.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    result = outbox.relay_batch(worker_id="B")
+    assert result.relayed == 1
+    assert transport.ids == [event_id]
+
+
+class _StealingTransport(RecordingTransport):
+    """While worker A publishes, A's lease runs out and worker B takes over and delivers."""
+
+    def __init__(self, thief: EventOutbox) -> None:
+        super().__init__()
+        self.thief = thief
+        self.thief_result: RelayResult | None = None
+
+    def publish_many(self, events):
+        super().publish_many(events)
+        OutboxEvent.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        self.thief_result = self.thief.relay_batch(worker_id="B")
+
+
+def test_late_ack_after_lease_takeover_counts_ownership_mismatch():
+    b_transport = RecordingTransport()
+    outbox_b = EventOutbox(b_transport)
+    a_transport = _StealingTransport(outbox_b)
+    outbox_a = EventOutbox(a_transport, lease_seconds=30)
+    ids = _store(outbox_a, 3)
+
+    result = outbox_a.relay_batch(worker_id="A")
+
+    assert a_transport.thief_result.relayed == 3
+    assert b_transport.ids == ids
+    assert result.attempted == 3
+    assert result.relayed == 0
+    assert result.ownership_mismatches == 3
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+class _StealingFailingTransport(RecordingTransport):
+    def __init__(self, thief: EventOutbox) -> None:
+        super().__init__(many=False)
+        self.thief = thief
+
+    def publish(self, event):
+        OutboxEvent.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        self.thief.relay_batch(worker_id="B")
+        raise ConnectionError("A's broker is down")
+
+
+def test_late_fail_after_takeover_does_not_touch_the_row():
+    outbox_b = EventOutbox(RecordingTransport())
+    outbox_a = EventOutbox(_StealingFailingTransport(outbox_b))
+    _store(outbox_a, 1)
+    result = outbox_a.relay_batch(worker_id="A")
+    assert result.publish_failed == 1
+    assert result.ownership_mismatches == 1
+    row = OutboxEvent.objects.get()
+    assert row.status == "delivered"
+    assert row.attempts == 0 and row.last_error == ""
+
+
+def test_partition_fifo_defers_later_events_of_a_failed_partition():
+    transport = RecordingTransport(many=False)
+    outbox = EventOutbox(transport)
+    a1 = outbox.store(create_event("x.a", {}, partition_key="a")).event_id
+    b1 = outbox.store(create_event("x.b", {}, partition_key="b")).event_id
+    a2 = outbox.store(create_event("x.a", {}, partition_key="a")).event_id
+    n1 = outbox.store(create_event("x.n", {})).event_id
+    a3 = outbox.store(create_event("x.a", {}, partition_key="a")).event_id
+    transport.fail_once = {a1}
+
+    result = outbox.relay_batch(limit=10)
+
+    assert result.publish_failed == 1
+    assert result.deferred == 2
+    assert result.relayed == 2
+    assert transport.ids == [b1, n1]
+    rows = {r.event_id: r for r in OutboxEvent.objects.all()}
+    assert rows[a1].attempts == 1 and rows[a1].status == "pending"
+    # Deferred rows are released (no lease, no attempt counted) and wait for a1's retry.
+    for eid in (a2, a3):
+        assert rows[eid].status == "pending" and rows[eid].attempts == 0
+        assert rows[eid].lease_owner is None
+        assert rows[eid].visible_at == rows[a1].visible_at
+
+    OutboxEvent.objects.filter(status="pending").update(visible_at=timezone.now())
+    assert outbox.relay_batch(limit=10).relayed == 3
+    assert transport.ids == [b1, n1, a1, a2, a3]
+
+
+def test_publish_many_failure_falls_back_to_single_publishes():
+    transport = RecordingTransport(fail_types={"bad.type"})
+    outbox = EventOutbox(transport)
+    ok1 = outbox.store(create_event("ok.type", {})).event_id
+    outbox.store(create_event("bad.type", {}))
+    ok2 = outbox.store(create_event("ok.type", {})).event_id
+    result = outbox.relay_batch(limit=10)
+    assert result.used_publish_many
+    assert result.relayed == 2 and result.publish_failed == 1
+    assert transport.calls == ["publish_many", "publish", "publish", "publish"]
+    assert transport.ids == [ok1, ok2]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED needs PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_skip_locked_claims_are_disjoint_across_connections():
+    """Two workers claiming at the same moment never get the same row."""
+    import threading
+
+    from django.db import connections, transaction
+
+    outbox = EventOutbox(RecordingTransport())
+    ids = _store(outbox, 20)
+    claimed: dict[str, list[str]] = {}
+    inside = threading.Event()
+    release = threading.Event()
+
+    def hold_claim() -> None:
+        # Worker A's claim transaction stays open while B claims.
+        try:
+            with transaction.atomic():
+                rows = list(outbox.claim_queryset(8))
+                claimed["A"] = [r.event_id for r in rows]
+                inside.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    t = threading.Thread(target=hold_claim)
+    t.start()
+    assert inside.wait(10)
+    try:
+        b_rows = outbox._claim(100, "B")
+        claimed["B"] = [r.event_id for r in b_rows]
+    finally:
+        release.set()
+        t.join()
+    assert claimed["A"] == ids[:8]
+    assert claimed["B"] == ids[8:]
