@@ -421,12 +421,22 @@ def _cache_key(user: Any, auth: Any) -> tuple[Any, ...]:
 
 
 def _signal_elevation(request: Any, django_request: Any, scope: RequestScope) -> None:
+    """Send ``scope_elevated`` once per request; a failing receiver fails the resolution.
+
+    The audit receiver is fail-closed (an elevation that cannot be recorded must not
+    proceed), so on error the flag is reset and nothing is cached: every later resolution of
+    this request tries (and fails) again instead of silently reusing an unrecorded elevation.
+    """
     if getattr(django_request, _ELEVATION_SENT_ATTR, False):
         return
-    setattr(django_request, _ELEVATION_SENT_ATTR, True)
     from .signals import scope_elevated
 
-    scope_elevated.send(sender=RequestScope, request=request, scope=scope)
+    setattr(django_request, _ELEVATION_SENT_ATTR, True)
+    try:
+        scope_elevated.send(sender=RequestScope, request=request, scope=scope)
+    except BaseException:
+        setattr(django_request, _ELEVATION_SENT_ATTR, False)
+        raise
 
 
 def resolve_scope(request: Any) -> RequestScope:
@@ -436,7 +446,7 @@ def resolve_scope(request: Any) -> RequestScope:
     400 ``VALIDATION_ERROR``) when the headers ask for something the caller cannot have.
     Results are cached per request and identity, so calling it again is free; the scope is
     also stored as ``request.arc_scope``. Elevated requests send ``signals.scope_elevated``
-    exactly once per request.
+    exactly once per request, before the scope is cached or exposed.
     """
     django_request = _django_request(request)
     user, auth = _identity(request)
@@ -449,13 +459,14 @@ def resolve_scope(request: Any) -> RequestScope:
         try:
             cached = _build_scope(django_request, user, auth)
         except ArcError as exc:
-            cached = exc
+            cache[key] = exc
+            raise
+        if cached.kind == "elevated":
+            _signal_elevation(request, django_request, cached)
         cache[key] = cached
     if isinstance(cached, ArcError):
         raise ArcError(cached.code, cached.message, cached.status, cached.details)
     django_request.arc_scope = cached
-    if cached.kind == "elevated":
-        _signal_elevation(request, django_request, cached)
     return cached
 
 

@@ -476,3 +476,21 @@ def test_helpers():
     assert has_org_access(elevated_one, 6) and not has_org_access(elevated_one, 5)
     assert not has_org_access(public) and not has_org_access(authed)
     assert public.is_authenticated is False and authed.is_authenticated is True
+
+
+def test_failing_elevation_receiver_fails_closed(resolver_settings, root):
+    """An elevation that cannot be audited is not granted, not even on a second resolution."""
+
+    def broken(sender, **kwargs):
+        raise RuntimeError("outbox down")
+
+    signals.scope_elevated.connect(broken)
+    try:
+        request = RequestFactory().get("/", HTTP_X_ARC_SCOPE="platform")
+        request.user = root
+        for _ in range(2):
+            with pytest.raises(RuntimeError):
+                resolve_scope(request)
+        assert getattr(request, "arc_scope", None) is None
+    finally:
+        signals.scope_elevated.disconnect(broken)
