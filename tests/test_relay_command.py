@@ -1,0 +1,150 @@
+"""``manage.py arc_relay``: in-process runs, log lines, exit codes, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import override_settings
+
+from django_arc.events import get_transport
+from django_arc.events.event import create_event
+from django_arc.outbox import EventOutbox, OutboxEvent, store_event
+from tests.outbox_support import read_published
+from tests.relay_procs import REPO, relay_env, start_relay
+
+MEMORY = {"EVENTS": {"TRANSPORT": "django_arc.events.transports.MemoryTransport"}}
+
+
+def _lines(out: StringIO, event: str) -> list[dict]:
+    rows = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    return [r for r in rows if r["event"] == event]
+
+
+@pytest.mark.django_db
+@override_settings(ARC=MEMORY)
+def test_once_relays_one_batch_and_logs_counts():
+    ids = [store_event(create_event("products.created", {"i": i})).event_id for i in range(5)]
+    out = StringIO()
+    call_command("arc_relay", "--once", "--batch-size", "3", "--worker-id", "w-test", stdout=out)
+
+    assert [e.id for e in get_transport().published] == ids[:3]
+    assert OutboxEvent.objects.filter(status="delivered").count() == 3
+    [batch] = _lines(out, "arc_relay.batch")
+    assert batch["worker"] == "w-test"
+    assert batch["relayed"] == 3 and batch["attempted"] == 3 and batch["publish_failed"] == 0
+    assert batch["used_publish_many"] is True
+    [stop] = _lines(out, "arc_relay.stop")
+    assert stop["batches"] == 1 and stop["relayed"] == 3
+
+
+@pytest.mark.django_db
+@override_settings(ARC=MEMORY)
+def test_max_batches_stops_after_n_batches_including_idle_polls():
+    for i in range(5):
+        store_event(create_event("products.created", {"i": i}))
+    out = StringIO()
+    call_command(
+        "arc_relay", "--max-batches", "4", "--batch-size", "2", "--interval", "0", stdout=out
+    )
+    assert OutboxEvent.objects.filter(status="pending").count() == 0
+    assert [b["relayed"] for b in _lines(out, "arc_relay.batch")] == [2, 2, 1]
+    assert _lines(out, "arc_relay.stop")[0]["batches"] == 4
+
+
+@pytest.mark.django_db
+@override_settings(ARC=MEMORY)
+def test_verbosity_zero_is_silent_and_verbosity_two_logs_idle_polls():
+    out = StringIO()
+    call_command("arc_relay", "--once", verbosity=0, stdout=out)
+    assert out.getvalue() == ""
+    out = StringIO()
+    call_command("arc_relay", "--once", verbosity=2, stdout=out)
+    [batch] = _lines(out, "arc_relay.batch")
+    assert batch["attempted"] == 0
+
+
+@pytest.mark.django_db
+@override_settings(ARC={"EVENTS": {"TRANSPORT": "nowhere.NoSuchTransport"}})
+def test_bad_transport_is_a_configuration_error():
+    with pytest.raises(CommandError) as info:
+        call_command("arc_relay", "--once", stdout=StringIO())
+    assert info.value.returncode == 2
+    assert "nowhere" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "bad", [["--batch-size", "0"], ["--interval", "-1"], ["--max-batches", "x"]]
+)
+def test_invalid_arguments_are_rejected(bad):
+    with pytest.raises(CommandError):
+        call_command("arc_relay", *bad, stdout=StringIO())
+
+
+def _run_relay(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "django", "arc_relay", *args],
+        env=relay_env(tmp_path, **env),
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_subprocess_exits_non_zero_on_configuration_error(tmp_path):
+    # System checks (arc.E008) catch the bad path before the relay starts...
+    proc = _run_relay(tmp_path, "--once", ARC_RELAY_TEST_TRANSPORT="nowhere.NoSuchTransport")
+    assert proc.returncode != 0
+    assert "nowhere.NoSuchTransport" in proc.stderr
+    # ...and with checks skipped the relay itself refuses with exit status 2, no traceback.
+    proc = _run_relay(
+        tmp_path, "--once", "--skip-checks", ARC_RELAY_TEST_TRANSPORT="nowhere.NoSuchTransport"
+    )
+    assert proc.returncode == 2
+    assert "cannot configure the outbox relay" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="subprocesses need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_finishes_the_current_batch_then_exits_zero(tmp_path):
+    outbox = EventOutbox(None)
+    outbox.store_many(create_event("products.created", {"i": i}) for i in range(300))
+    # Each publish_many sleeps 1.5 s after writing, so SIGTERM lands mid-batch.
+    env = relay_env(tmp_path, ARC_RELAY_TEST_DELAY="1.5")
+    log = tmp_path / "relay.log"
+    proc = start_relay(["--batch-size", "100", "--interval", "0.05", "--worker-id", "t1"], env, log)
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("*.jsonl")):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "worker never published"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout and proc.stdout.close()
+
+    published = [eid for ids in read_published(tmp_path).values() for eid in ids]
+    assert len(published) == 100
+    delivered = set(
+        OutboxEvent.objects.filter(status="delivered").values_list("event_id", flat=True)
+    )
+    assert delivered == set(published)
+    assert OutboxEvent.objects.filter(status="pending", lease_owner__isnull=True).count() == 200
+    text = log.read_text()
+    assert '"event":"arc_relay.batch"' in text and '"relayed":100' in text
+    assert '"event":"arc_relay.stop"' in text
