@@ -48,28 +48,48 @@ class ActionSpec:
     input: Any = None
 
 
-def route(method: str | list[str], path: str, *, permissions: Any = None, detail: bool = False,
-          raw: bool = False, status: int = 200) -> Callable[[Callable], Callable]:
+def route(
+    method: str | list[str],
+    path: str,
+    *,
+    permissions: Any = None,
+    detail: bool = False,
+    raw: bool = False,
+    status: int = 200,
+) -> Callable[[Callable], Callable]:
     """Add a custom route: ``@route("GET", "stats", permissions=P.require_auth())``."""
     methods = [method] if isinstance(method, str) else list(method)
 
     def decorator(func: Callable) -> Callable:
-        func._arc_route = RouteSpec(methods=[m.upper() for m in methods], path=path.strip("/"),
-                                    handler=func, name=func.__name__, detail=detail,
-                                    permissions=permissions, raw=raw, status=status)
+        func._arc_route = RouteSpec(
+            methods=[m.upper() for m in methods],
+            path=path.strip("/"),
+            handler=func,
+            name=func.__name__,
+            detail=detail,
+            permissions=permissions,
+            raw=raw,
+            status=status,
+        )
         return func
 
     return decorator
 
 
-def action(func: Callable | None = None, *, name: str | None = None, permissions: Any = None,
-           input: Any = None) -> Any:
+def action(
+    func: Callable | None = None,
+    *,
+    name: str | None = None,
+    permissions: Any = None,
+    input: Any = None,
+) -> Any:
     """Declare a domain action: ``@action(permissions=P.require_org_role("admin"),
     input=ApproveInput)``; the method receives ``(request, instance, data)``."""
 
     def decorator(f: Callable) -> Callable:
-        f._arc_action = ActionSpec(name=name or f.__name__, handler=f, permissions=permissions,
-                                   input=input)
+        f._arc_action = ActionSpec(
+            name=name or f.__name__, handler=f, permissions=permissions, input=input
+        )
         return f
 
     return decorator(func) if func is not None else decorator

@@ -18,7 +18,6 @@ from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
-from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 
@@ -58,8 +57,9 @@ class InvalidQuery(ArcError):
     """A query-string parameter that cannot be honoured; ``details`` names it."""
 
     def __init__(self, param: str, message: str) -> None:
-        super().__init__("INVALID_QUERY", f"Invalid query parameter '{param}': {message}", 400,
-                         {param: message})
+        super().__init__(
+            "INVALID_QUERY", f"Invalid query parameter '{param}': {message}", 400, {param: message}
+        )
 
 
 class NotFound(ArcError):
@@ -94,11 +94,16 @@ def error_body(request: Any, code: str, message: str, details: Any = None) -> di
 
 
 def error_response(
-    request: Any, code: str, message: str, status_code: int, details: Any = None,
+    request: Any,
+    code: str,
+    message: str,
+    status_code: int,
+    details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    return Response(error_body(request, code, message, details), status=status_code,
-                    headers=headers)
+    return Response(
+        error_body(request, code, message, details), status=status_code, headers=headers
+    )
 
 
 _DRF_CODES = {
@@ -158,8 +163,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             if isinstance(exc, klass):
                 code, status_code = mapped, mapped_status
                 break
-        if isinstance(exc, (drf_exceptions.NotAuthenticated,
-                            drf_exceptions.AuthenticationFailed)):
+        if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
             # DRF downgrades these to 403 when no authenticator sends WWW-Authenticate
             # (session auth); arc's contract is 401 for "who are you?" either way.
             authenticate_header = getattr(exc, "auth_header", None)
@@ -173,12 +177,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return error_response(request, code, message, status_code, None, headers or None)
 
     if isinstance(exc, (ProtectedError, RestrictedError)):
-        return error_response(request, "CONFLICT",
-                              "Cannot delete: other records still refer to this one", 409)
+        return error_response(
+            request, "CONFLICT", "Cannot delete: other records still refer to this one", 409
+        )
     if isinstance(exc, IntegrityError):
         logger.warning("Integrity error on %s: %s", getattr(request, "path", "?"), exc)
-        return error_response(request, "CONFLICT", "The request conflicts with existing data",
-                              409)
+        return error_response(request, "CONFLICT", "The request conflicts with existing data", 409)
     # Anything else is a bug or an outage: log it with its traceback, tell the client only
     # that it failed (no traceback, no SQL in the body).
     logger.error("Unhandled error on %s", getattr(request, "path", "?"), exc_info=exc)

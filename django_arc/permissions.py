@@ -70,13 +70,15 @@ class Permission:
     """Base class: subclass and implement :meth:`check`, or wrap a callable with
     :func:`as_permission`. Instances are shared between requests: keep them stateless."""
 
-    def check(self, request: Any, resource: Any, action: str, obj: Any = None
-              ) -> bool | PermissionResult:
+    def check(
+        self, request: Any, resource: Any, action: str, obj: Any = None
+    ) -> bool | PermissionResult:
         """Override in subclasses; the base class denies (fail closed)."""
         return PermissionResult(False, "Permission denied")
 
-    def __call__(self, request: Any, resource: Any, action: str, obj: Any = None
-                 ) -> PermissionResult:
+    def __call__(
+        self, request: Any, resource: Any, action: str, obj: Any = None
+    ) -> PermissionResult:
         return _normalize(self.check(request, resource, action, obj))
 
     def __or__(self, other: Any) -> Permission:
@@ -191,9 +193,7 @@ def require_org_role(*roles: str) -> Permission:
             return GRANTED
         if scope.kind == "member" and wanted & frozenset(scope.org_roles or ()):
             return GRANTED
-        return PermissionResult(
-            False, f"Requires organization role: {', '.join(sorted(wanted))}"
-        )
+        return PermissionResult(False, f"Requires organization role: {', '.join(sorted(wanted))}")
 
     return _FunctionPermission(check, f"require_org_role{roles}")
 

@@ -27,8 +27,20 @@ from django.utils import timezone
 from .exceptions import InvalidQuery
 
 OPERATORS = frozenset(
-    ["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "icontains", "startswith",
-     "exists"]
+    [
+        "eq",
+        "ne",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "in",
+        "nin",
+        "contains",
+        "icontains",
+        "startswith",
+        "exists",
+    ]
 )
 #: accepted for arc clients, mapped to our operator
 OPERATOR_ALIASES = {"like": "icontains"}
@@ -42,8 +54,14 @@ MAX_INT = 2**63 - 1
 
 _PARAM_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z_]+)\])?$")
 _TEXT_FIELDS = (models.CharField, models.TextField)
-_NUMERIC_FIELDS = (models.IntegerField, models.FloatField, models.DecimalField,
-                   models.AutoField, models.BigAutoField, models.SmallAutoField)
+_NUMERIC_FIELDS = (
+    models.IntegerField,
+    models.FloatField,
+    models.DecimalField,
+    models.AutoField,
+    models.BigAutoField,
+    models.SmallAutoField,
+)
 
 
 class _Refused(Exception):
@@ -52,8 +70,10 @@ class _Refused(Exception):
 
 def _concrete(model_field: Any) -> Any:
     """The field whose type a filter value has: the target field for a relation."""
-    while getattr(model_field, "is_relation", False) and getattr(model_field, "target_field",
-                                                                  None) is not None:
+    while (
+        getattr(model_field, "is_relation", False)
+        and getattr(model_field, "target_field", None) is not None
+    ):
         if model_field.many_to_many or model_field.one_to_many:
             return model_field.target_field
         model_field = model_field.target_field
@@ -77,8 +97,14 @@ def parse_value(model_field: Any, raw: str) -> Any:
         raise _Refused("must be true or false")
     try:
         value = target.to_python(raw)
-    except (ValidationError, ValueError, TypeError, OverflowError, decimal.InvalidOperation,
-            ArithmeticError):
+    except (
+        ValidationError,
+        ValueError,
+        TypeError,
+        OverflowError,
+        decimal.InvalidOperation,
+        ArithmeticError,
+    ):
         raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}") from None
     if isinstance(target, _NUMERIC_FIELDS):
         if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
@@ -98,11 +124,20 @@ def parse_value(model_field: Any, raw: str) -> Any:
 
 def _type_name(model_field: Any) -> str:
     return {
-        "IntegerField": "integer", "BigIntegerField": "integer", "SmallIntegerField": "integer",
-        "PositiveIntegerField": "integer", "PositiveSmallIntegerField": "integer",
-        "PositiveBigIntegerField": "integer", "AutoField": "integer", "BigAutoField": "integer",
-        "DecimalField": "number", "FloatField": "number", "DateTimeField": "date-time",
-        "DateField": "date", "UUIDField": "UUID", "TimeField": "time",
+        "IntegerField": "integer",
+        "BigIntegerField": "integer",
+        "SmallIntegerField": "integer",
+        "PositiveIntegerField": "integer",
+        "PositiveSmallIntegerField": "integer",
+        "PositiveBigIntegerField": "integer",
+        "AutoField": "integer",
+        "BigAutoField": "integer",
+        "DecimalField": "number",
+        "FloatField": "number",
+        "DateTimeField": "date-time",
+        "DateField": "date",
+        "UUIDField": "UUID",
+        "TimeField": "time",
     }.get(model_field.get_internal_type(), "value")
 
 
@@ -204,22 +239,25 @@ class QuerySpec:
             self.filters[param] = FilterField(param, param, normalized, model_field)
             attname = getattr(model_field, "attname", None)
             if "__" not in param and attname and attname != param:
-                self.filters.setdefault(attname, FilterField(attname, param, normalized,
-                                                             model_field))
+                self.filters.setdefault(
+                    attname, FilterField(attname, param, normalized, model_field)
+                )
         self.sorts: dict[str, SortField] = {}
         for name in resource.sort_fields or ():
             if name in self.hidden:
                 continue
             self.sorts[name] = SortField(name, name, resolve_path(model, name), "__" not in name)
-        self.search_paths = [f"{p}__icontains" for p in (resource.search_fields or ())
-                             if p not in self.hidden]
+        self.search_paths = [
+            f"{p}__icontains" for p in (resource.search_fields or ()) if p not in self.hidden
+        ]
         self.default_sort = resource.default_sort or ""
         self.default_ordering = self._parse_sort(self.default_sort, "sort", trusted=True)
 
     # -- parsing ---------------------------------------------------------------------------
 
-    def parse(self, params: Any, readable: set[str], default_limit: int, max_limit: int
-              ) -> ListQuery:
+    def parse(
+        self, params: Any, readable: set[str], default_limit: int, max_limit: int
+    ) -> ListQuery:
         query = ListQuery(limit=default_limit)
         conditions: list[Q] = []
         for key in params:
@@ -291,8 +329,9 @@ class QuerySpec:
             query.keyset = True
             for sort_field, _desc in query.ordering:
                 if not sort_field.own:
-                    raise InvalidQuery("after", f"cursor pagination cannot sort by "
-                                                f"'{sort_field.name}'")
+                    raise InvalidQuery(
+                        "after", f"cursor pagination cannot sort by '{sort_field.name}'"
+                    )
             cursor = params.get("after")
             if cursor:
                 query.after = self._decode_cursor(cursor, query)
@@ -312,8 +351,9 @@ class QuerySpec:
             raise InvalidQuery(name, "must be a positive integer")
         return value
 
-    def _parse_sort(self, sort: str, param: str, trusted: bool = False
-                    ) -> list[tuple[SortField, bool]]:
+    def _parse_sort(
+        self, sort: str, param: str, trusted: bool = False
+    ) -> list[tuple[SortField, bool]]:
         ordering: list[tuple[SortField, bool]] = []
         seen: set[str] = set()
         for part in sort.split(","):
@@ -325,8 +365,9 @@ class QuerySpec:
             sort_field = self.sorts.get(name)
             if sort_field is None:
                 if trusted:
-                    sort_field = SortField(name, name, resolve_path(self.model, name),
-                                           "__" not in name)
+                    sort_field = SortField(
+                        name, name, resolve_path(self.model, name), "__" not in name
+                    )
                 else:
                     raise InvalidQuery(param, f"sorting by '{name}' is not allowed")
             if name not in seen:
@@ -337,13 +378,14 @@ class QuerySpec:
     # -- applying --------------------------------------------------------------------------
 
     def order_by_args(self, query: ListQuery) -> list[Any]:
+        """ORDER BY for a query. NULLs sort last in both directions on every backend (SQLite
+        and PostgreSQL disagree by default), so offset and keyset pages agree; non-nullable
+        columns keep a plain ORDER BY so their indexes stay usable."""
         args: list[Any] = []
         for sort_field, desc in query.ordering:
             expr = F(sort_field.path)
-            if query.keyset:
-                args.append(expr.desc(nulls_last=True) if desc else expr.asc(nulls_last=True))
-            else:
-                args.append(expr.desc() if desc else expr.asc())
+            nulls = {"nulls_last": True} if getattr(sort_field.model_field, "null", False) else {}
+            args.append(expr.desc(**nulls) if desc else expr.asc(**nulls))
         args.append(self.pk_name)  # deterministic pages and a unique keyset tie-break
         return args
 
@@ -368,10 +410,10 @@ class QuerySpec:
         return keys
 
     def encode_cursor(self, obj: Any, query: ListQuery) -> str:
-        values = [getattr(obj, getattr(mf, "attname", path)) for path, mf, _ in
-                  self._keys(query)]
-        payload = json.dumps({"s": query.sort_key, "v": values}, cls=DjangoJSONEncoder,
-                             separators=(",", ":"))
+        values = [getattr(obj, getattr(mf, "attname", path)) for path, mf, _ in self._keys(query)]
+        payload = json.dumps(
+            {"s": query.sort_key, "v": values}, cls=DjangoJSONEncoder, separators=(",", ":")
+        )
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
     def _decode_cursor(self, cursor: str, query: ListQuery) -> list[Any]:

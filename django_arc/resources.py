@@ -89,13 +89,15 @@ class Resource:
     def all_fields(self) -> list[str]:
         if self.fields is not None:
             return list(self.fields)
-        return [f.name for f in self.model._meta.get_fields()
-                if getattr(f, "concrete", False) and not f.auto_created or f.primary_key]
+        return [f.name for f in self.model._meta.concrete_fields]
 
     @cached_property
     def hidden_fields(self) -> frozenset[str]:
-        return frozenset(name for name, rule in self.field_permissions.items()
-                         if isinstance(rule, FieldPermission) and rule.is_hidden)
+        return frozenset(
+            name
+            for name, rule in self.field_permissions.items()
+            if isinstance(rule, FieldPermission) and rule.is_hidden
+        )
 
     @cached_property
     def serializer_fields(self) -> list[str]:
@@ -113,8 +115,11 @@ class Resource:
     def read_only_set(self) -> frozenset[str]:
         """Never writable from a body, by anyone."""
         ro = set(self.read_only_fields) | {self.pk_name} | self.managed_fields
-        ro |= {name for name, rule in self.field_permissions.items()
-               if isinstance(rule, FieldPermission) and rule.write_roles == frozenset()}
+        ro |= {
+            name
+            for name, rule in self.field_permissions.items()
+            if isinstance(rule, FieldPermission) and rule.write_roles == frozenset()
+        }
         return frozenset(ro)
 
     @cached_property
@@ -172,8 +177,9 @@ class Resource:
                 continue
             if model_field.many_to_many or model_field.one_to_many:
                 prefetch.append(source)
-            elif model_field.is_relation and not isinstance(serializer_field,
-                                                            PrimaryKeyRelatedField):
+            elif model_field.is_relation and not isinstance(
+                serializer_field, PrimaryKeyRelatedField
+            ):
                 select.append(source)
         return select, prefetch
 
@@ -205,8 +211,7 @@ class Resource:
 
     def get_queryset(self, request: Any) -> models.QuerySet:
         """The base queryset before tenancy, permission filters and the query string."""
-        qs = self.queryset.all() if self.queryset is not None else \
-            self.model._default_manager.all()
+        qs = self.queryset.all() if self.queryset is not None else self.model._default_manager.all()
         select, prefetch = self.related_loading
         if select:
             qs = qs.select_related(*select)
@@ -220,8 +225,9 @@ class Resource:
     def after_create(self, request: Any, instance: Any) -> None:
         """Runs inside the write's transaction; raising rolls back the row and its event."""
 
-    def before_update(self, request: Any, instance: Any, data: dict[str, Any]
-                      ) -> dict[str, Any] | None:
+    def before_update(
+        self, request: Any, instance: Any, data: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Runs inside the write's transaction; return new data or mutate it; raise to abort."""
 
     def after_update(self, request: Any, instance: Any) -> None:

@@ -43,14 +43,24 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
     if user_class is not None:
         if issubclass(user_class, ArcSerializerMixin):
             return user_class
-        return type(user_class.__name__, (ArcSerializerMixin, user_class),
-                    {"__module__": user_class.__module__})
+        return type(
+            user_class.__name__,
+            (ArcSerializerMixin, user_class),
+            {"__module__": user_class.__module__},
+        )
 
-    meta = type("Meta", (), {
-        "model": resource.model,
-        "fields": list(resource.serializer_fields),
-        "read_only_fields": sorted(resource.read_only_set & set(resource.serializer_fields)),
-    })
+    meta = type(
+        "Meta",
+        (),
+        {
+            "model": resource.model,
+            "fields": list(resource.serializer_fields),
+            "read_only_fields": sorted(resource.read_only_set & set(resource.serializer_fields)),
+        },
+    )
     name = f"{resource.model.__name__}ResourceSerializer"
-    return type(name, (ArcSerializerMixin, serializers.ModelSerializer),
-                {"Meta": meta, "__module__": __name__})
+    return type(
+        name,
+        (ArcSerializerMixin, serializers.ModelSerializer),
+        {"Meta": meta, "__module__": __name__},
+    )

@@ -47,8 +47,11 @@ class ResourceSite:
         return resource_class
 
     def unregister(self, resource_class_or_name: type[Resource] | str) -> None:
-        name = (resource_class_or_name if isinstance(resource_class_or_name, str)
-                else resource_class_or_name(site=self).name)
+        name = (
+            resource_class_or_name
+            if isinstance(resource_class_or_name, str)
+            else resource_class_or_name(site=self).name
+        )
         self._registry.pop(name, None)
 
     def is_registered(self, name: str) -> bool:
@@ -66,8 +69,7 @@ class ResourceSite:
 
         router = ResourceRouter()
         for resource in self._registry.values():
-            router.register(resource.url_prefix, resource.as_viewset(),
-                            basename=resource.basename)
+            router.register(resource.url_prefix, resource.as_viewset(), basename=resource.basename)
         return router.urls
 
     @property

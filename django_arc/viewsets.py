@@ -142,8 +142,9 @@ class ResourceViewSet(viewsets.ModelViewSet):
         resource = self.resource
         raw = self.kwargs[self.lookup_url_kwarg]
         lookup = resource.lookup_field
-        model_field = resource.model._meta.pk if lookup == "pk" else \
-            resource.model._meta.get_field(lookup)
+        model_field = (
+            resource.model._meta.pk if lookup == "pk" else resource.model._meta.get_field(lookup)
+        )
         try:
             value = model_field.to_python(raw)
             obj = self.get_queryset().get(**{lookup: value})
@@ -193,8 +194,12 @@ class ResourceViewSet(viewsets.ModelViewSet):
         resource = self.resource
         spec = resource.query_spec
         base_plan = self.read_plan()
-        query = spec.parse(request.query_params, self.readable_fields(base_plan),
-                           arc_settings.DEFAULT_PAGE_SIZE, arc_settings.MAX_PAGE_SIZE)
+        query = spec.parse(
+            request.query_params,
+            self.readable_fields(base_plan),
+            arc_settings.DEFAULT_PAGE_SIZE,
+            arc_settings.MAX_PAGE_SIZE,
+        )
         plan = self.read_plan(query.select) if query.select else base_plan
         queryset = spec.apply(self.get_queryset(), query)
         limit = query.limit
@@ -203,19 +208,31 @@ class ResourceViewSet(viewsets.ModelViewSet):
             has_next = len(rows) > limit
             rows = rows[:limit]
             docs = self._render_many(rows, plan)
-            return Response({
-                "success": True, "docs": docs, "limit": limit, "hasNext": has_next,
-                "next": spec.encode_cursor(rows[-1], query) if has_next else None,
-            })
+            return Response(
+                {
+                    "success": True,
+                    "docs": docs,
+                    "limit": limit,
+                    "hasNext": has_next,
+                    "next": spec.encode_cursor(rows[-1], query) if has_next else None,
+                }
+            )
         total = queryset.count()
         offset = (query.page - 1) * limit
-        rows = list(queryset[offset: offset + limit]) if offset < total else []
+        rows = list(queryset[offset : offset + limit]) if offset < total else []
         pages = (total + limit - 1) // limit
-        return Response({
-            "success": True, "docs": self._render_many(rows, plan), "page": query.page,
-            "limit": limit, "total": total, "pages": pages,
-            "hasNext": query.page < pages, "hasPrev": query.page > 1,
-        })
+        return Response(
+            {
+                "success": True,
+                "docs": self._render_many(rows, plan),
+                "page": query.page,
+                "limit": limit,
+                "total": total,
+                "pages": pages,
+                "hasNext": query.page < pages,
+                "hasPrev": query.page > 1,
+            }
+        )
 
     def _render_many(self, rows: list[Any], plan: ReadPlan) -> list[dict[str, Any]]:
         if not rows:
@@ -234,8 +251,12 @@ class ResourceViewSet(viewsets.ModelViewSet):
         if isinstance(data, QueryDict):
             return data.dict()
         if not isinstance(data, dict):
-            raise ArcError("VALIDATION_ERROR", "Validation failed", 400,
-                           {"non_field_errors": ["Expected a JSON object."]})
+            raise ArcError(
+                "VALIDATION_ERROR",
+                "Validation failed",
+                400,
+                {"non_field_errors": ["Expected a JSON object."]},
+            )
         return dict(data)
 
     def guard_body(self, request: Any, data: dict[str, Any]) -> dict[str, Any]:
@@ -250,8 +271,10 @@ class ResourceViewSet(viewsets.ModelViewSet):
                 data.pop(key)  # hidden fields do not exist as far as the API is concerned
                 continue
             if key in resource.managed_fields:
-                if any(p.accepts_body_value(resource, request, key, data[key])
-                       for p in resource.preset_list):
+                if any(
+                    p.accepts_body_value(resource, request, key, data[key])
+                    for p in resource.preset_list
+                ):
                     data.pop(key)
                 else:
                     denied.append(key)
@@ -268,9 +291,12 @@ class ResourceViewSet(viewsets.ModelViewSet):
                     data.pop(key, None)
             else:
                 denied.sort()
-                raise ArcError("FIELD_WRITE_DENIED",
-                               f"Not permitted to write fields: {', '.join(denied)}", 403,
-                               {"fields": denied})
+                raise ArcError(
+                    "FIELD_WRITE_DENIED",
+                    f"Not permitted to write fields: {', '.join(denied)}",
+                    403,
+                    {"fields": denied},
+                )
         return data
 
     def _write_values(self, request: Any, instance: Any) -> dict[str, Any]:
@@ -284,8 +310,13 @@ class ResourceViewSet(viewsets.ModelViewSet):
         the current transaction."""
         from .events import emit
 
-        return emit(f"{self.resource.name}.{verb}", payload, request=self.request,
-                    resource=self.resource.name, resource_id=instance.pk)
+        return emit(
+            f"{self.resource.name}.{verb}",
+            payload,
+            request=self.request,
+            resource=self.resource.name,
+            resource_id=instance.pk,
+        )
 
     def _id_value(self, instance: Any) -> Any:
         lookup = self.resource.lookup_field
@@ -318,10 +349,16 @@ class ResourceViewSet(viewsets.ModelViewSet):
             resource.after_update(request, instance)
             rep = serializer.data
             changed = [k for k, v in rep.items() if previous.get(k) != v]
-            self.emit("updated", instance, {
-                "id": self._id_value(instance), "data": dict(rep), "changed": changed,
-                "previous": {k: previous.get(k) for k in changed},
-            })
+            self.emit(
+                "updated",
+                instance,
+                {
+                    "id": self._id_value(instance),
+                    "data": dict(rep),
+                    "changed": changed,
+                    "previous": {k: previous.get(k) for k in changed},
+                },
+            )
         return self.success(self.read_plan().shape(rep), "Updated successfully")
 
     def update(self, request: Any, *args: Any, **kwargs: Any) -> Response:
@@ -346,8 +383,13 @@ class ResourceViewSet(viewsets.ModelViewSet):
             if instance.pk is None:  # Model.delete() clears pk; events still need it
                 instance.pk = id_value if resource.lookup_field == "pk" else None
             self.emit("deleted", instance, {"id": id_value, "soft": soft})
-        return Response({"success": True, "data": {"id": id_value, "soft": soft},
-                         "message": "Deleted successfully"})
+        return Response(
+            {
+                "success": True,
+                "data": {"id": id_value, "soft": soft},
+                "message": "Deleted successfully",
+            }
+        )
 
 
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
@@ -366,8 +408,12 @@ def _route_handler(spec: RouteSpec) -> Any:
 
     handler.__name__ = spec.name
     handler.__doc__ = spec.handler.__doc__
-    return drf_action(detail=spec.detail, methods=[m.lower() for m in spec.methods],
-                      url_path=spec.path, url_name=spec.path.replace("/", "-"))(handler)
+    return drf_action(
+        detail=spec.detail,
+        methods=[m.lower() for m in spec.methods],
+        url_path=spec.path,
+        url_name=spec.path.replace("/", "-"),
+    )(handler)
 
 
 def build_viewset(resource: Any) -> type[ResourceViewSet]:

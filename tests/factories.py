@@ -1,7 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from shop.models import Membership, Organization, Order, Product
+from shop.models import Membership, Order, Organization, Product
 from tests.testapp.models import Author, Book
 
 

@@ -18,8 +18,7 @@ def test_list_envelope_is_flat_with_offset_pagination(api):
     r = api.get("/api/books/?page=2&limit=10")
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"success", "docs", "page", "limit", "total", "pages", "hasNext",
-                         "hasPrev"}
+    assert set(body) == {"success", "docs", "page", "limit", "total", "pages", "hasNext", "hasPrev"}
     assert body["success"] is True
     assert (body["page"], body["limit"], body["total"], body["pages"]) == (2, 10, 25, 3)
     assert body["hasNext"] is True and body["hasPrev"] is True
@@ -57,8 +56,12 @@ def test_missing_row_and_malformed_id_are_the_same_404(api):
 
 def test_create_201_with_message_and_one_event(api):
     author = AuthorFactory()
-    r = api.post("/api/books/", {"title": "New", "isbn": "x-1", "author": author.pk},
-                 format="json", HTTP_X_REQUEST_ID="req-123")
+    r = api.post(
+        "/api/books/",
+        {"title": "New", "isbn": "x-1", "author": author.pk},
+        format="json",
+        HTTP_X_REQUEST_ID="req-123",
+    )
     assert r.status_code == 201, r.content
     body = r.json()
     assert body["message"] == "Created successfully"
@@ -103,8 +106,9 @@ def test_unsupported_media_type_is_415(api):
 
 def test_before_hook_arc_error_aborts_with_its_status_and_writes_nothing(api):
     author = AuthorFactory()
-    r = api.post("/api/books/", {"title": "forbidden", "isbn": "f-1", "author": author.pk},
-                 format="json")
+    r = api.post(
+        "/api/books/", {"title": "forbidden", "isbn": "f-1", "author": author.pk}, format="json"
+    )
     assert r.status_code == 422
     assert r.json()["code"] == "TITLE_FORBIDDEN"
     assert r.json()["details"] == {"title": "x"}
@@ -114,8 +118,9 @@ def test_before_hook_arc_error_aborts_with_its_status_and_writes_nothing(api):
 
 def test_after_hook_error_rolls_back_row_and_event(api):
     author = AuthorFactory()
-    r = api.post("/api/books/", {"title": "boom-after", "isbn": "b-1", "author": author.pk},
-                 format="json")
+    r = api.post(
+        "/api/books/", {"title": "boom-after", "isbn": "b-1", "author": author.pk}, format="json"
+    )
     assert r.status_code == 409
     assert Book.objects.count() == 0
     assert OutboxEvent.objects.count() == 0
@@ -123,8 +128,9 @@ def test_after_hook_error_rolls_back_row_and_event(api):
 
 def test_before_hook_may_replace_data(api):
     author = AuthorFactory()
-    r = api.post("/api/books/", {"title": "shout", "isbn": "s-1", "author": author.pk},
-                 format="json")
+    r = api.post(
+        "/api/books/", {"title": "shout", "isbn": "s-1", "author": author.pk}, format="json"
+    )
     assert r.status_code == 201
     assert Book.objects.get().title == "SHOUT"
 
@@ -170,8 +176,9 @@ def test_update_hook_error_writes_nothing(api):
 
 def test_read_only_field_in_body_is_refused(api):
     book = BookFactory()
-    r = api.patch(f"/api/books/{book.pk}/", {"id": 5, "created_at": "2020-01-01T00:00:00Z"},
-                  format="json")
+    r = api.patch(
+        f"/api/books/{book.pk}/", {"id": 5, "created_at": "2020-01-01T00:00:00Z"}, format="json"
+    )
     assert r.status_code == 403
     assert r.json()["code"] == "FIELD_WRITE_DENIED"
     assert r.json()["details"] == {"fields": ["created_at", "id"]}
@@ -181,11 +188,13 @@ def test_delete_returns_200_envelope_never_204(api):
     book = BookFactory()
     r = api.delete(f"/api/books/{book.pk}/")
     assert r.status_code == 200
-    assert r.json() == {"success": True, "data": {"id": book.pk, "soft": False},
-                        "message": "Deleted successfully"}
+    assert r.json() == {
+        "success": True,
+        "data": {"id": book.pk, "soft": False},
+        "message": "Deleted successfully",
+    }
     assert not Book.objects.filter(pk=book.pk).exists()
-    assert OutboxEvent.objects.get(type="books.deleted").payload == {"id": book.pk,
-                                                                      "soft": False}
+    assert OutboxEvent.objects.get(type="books.deleted").payload == {"id": book.pk, "soft": False}
 
 
 def test_delete_hook_error_keeps_row(api):
@@ -219,8 +228,7 @@ def test_delete_protected_row_is_409_conflict(api):
 def test_unique_violation_is_409_not_500(api):
     BookFactory(isbn="dup")
     author = AuthorFactory()
-    r = api.post("/api/books/", {"title": "t", "isbn": "dup", "author": author.pk},
-                 format="json")
+    r = api.post("/api/books/", {"title": "t", "isbn": "dup", "author": author.pk}, format="json")
     # DRF's UniqueValidator catches it first (400); either way never a 500
     assert r.status_code in (400, 409)
 
@@ -260,8 +268,7 @@ def admin_client_api_for_orders(api, django_user_model):
 def test_trailing_slash_optional(api, path):
     author = AuthorFactory()
     assert api.get(path).status_code == 200
-    r = api.post(path, {"title": "t", "isbn": f"i{len(path)}", "author": author.pk},
-                 format="json")
+    r = api.post(path, {"title": "t", "isbn": f"i{len(path)}", "author": author.pk}, format="json")
     assert r.status_code == 201
 
 

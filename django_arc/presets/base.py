@@ -32,8 +32,9 @@ class Preset:
     def check_request(self, resource: Resource, request: Any, action: str) -> None:
         """Refuse a request before any query (raise ``ArcError``), e.g. missing tenant."""
 
-    def filter_queryset(self, resource: Resource, request: Any, queryset: QuerySet,
-                        action: str) -> QuerySet:
+    def filter_queryset(
+        self, resource: Resource, request: Any, queryset: QuerySet, action: str
+    ) -> QuerySet:
         """Narrow what the caller can see; applies to lists and single-object lookups."""
         return queryset
 
@@ -42,14 +43,14 @@ class Preset:
         stripped) when a body carries them."""
         return set()
 
-    def accepts_body_value(self, resource: Resource, request: Any, field: str,
-                           value: Any) -> bool:
+    def accepts_body_value(self, resource: Resource, request: Any, field: str, value: Any) -> bool:
         """Whether a body value for a managed ``field`` is harmless (e.g. the caller's own
         tenant) and may be silently dropped instead of refused."""
         return False
 
-    def write_values(self, resource: Resource, request: Any, instance: Any = None
-                     ) -> dict[str, Any]:
+    def write_values(
+        self, resource: Resource, request: Any, instance: Any = None
+    ) -> dict[str, Any]:
         """Model attribute values forced on create (``instance`` None) and update."""
         return {}
 

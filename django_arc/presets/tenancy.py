@@ -34,8 +34,9 @@ class _Dimension:
         try:
             return target.to_python(raw)
         except (ValidationError, ValueError, TypeError, OverflowError):
-            raise ArcError("ORG_REQUIRED", f"Invalid {self.label} id", 403,
-                           {"missing": self.label}) from None
+            raise ArcError(
+                "ORG_REQUIRED", f"Invalid {self.label} id", 403, {"missing": self.label}
+            ) from None
 
 
 class MultiTenant(Preset):
@@ -58,14 +59,19 @@ class MultiTenant(Preset):
 
     name = "multi_tenant"
 
-    def __init__(self, tenant_field: str = "organization",
-                 tenant_fields: list[dict[str, Any]] | None = None,
-                 allow_public_reads: bool = False) -> None:
+    def __init__(
+        self,
+        tenant_field: str = "organization",
+        tenant_fields: list[dict[str, Any]] | None = None,
+        allow_public_reads: bool = False,
+    ) -> None:
         if tenant_fields:
             self.dimensions = [
-                _Dimension(field=d["field"],
-                           type=d.get("type") or ("context" if d.get("context_key") else "org"),
-                           context_key=d.get("context_key"))
+                _Dimension(
+                    field=d["field"],
+                    type=d.get("type") or ("context" if d.get("context_key") else "org"),
+                    context_key=d.get("context_key"),
+                )
                 for d in tenant_fields
             ]
         else:
@@ -86,11 +92,14 @@ class MultiTenant(Preset):
             try:
                 resource.model._meta.get_field(dim.field)
             except FieldDoesNotExist:
-                errors.append(f"MultiTenant tenant field '{dim.field}' is not a field of "
-                              f"{resource.model.__name__}")
+                errors.append(
+                    f"MultiTenant tenant field '{dim.field}' is not a field of "
+                    f"{resource.model.__name__}"
+                )
             if dim.type not in ("org", "context"):
-                errors.append(f"MultiTenant dimension '{dim.field}': type must be 'org' or "
-                              f"'context'")
+                errors.append(
+                    f"MultiTenant dimension '{dim.field}': type must be 'org' or 'context'"
+                )
             if dim.type == "context" and not dim.context_key:
                 errors.append(f"MultiTenant dimension '{dim.field}' needs a context_key")
         return errors
@@ -114,11 +123,19 @@ class MultiTenant(Preset):
         context = scope.context or {}
         if scope.kind == "elevated" and not org_id:
             if action == "create":
-                raise ArcError("ORG_REQUIRED", "Organization context required to create",
-                               403, {"missing": "organization"})
+                raise ArcError(
+                    "ORG_REQUIRED",
+                    "Organization context required to create",
+                    403,
+                    {"missing": "organization"},
+                )
             return None
-        if (self.allow_public_reads and action in _READS and not org_id
-                and scope.kind in ("public", "authenticated")):
+        if (
+            self.allow_public_reads
+            and action in _READS
+            and not org_id
+            and scope.kind in ("public", "authenticated")
+        ):
             return None
         values: dict[str, Any] = {}
         for dim in self.dimensions:
@@ -126,8 +143,9 @@ class MultiTenant(Preset):
             if raw in (None, ""):
                 if scope.kind == "elevated":
                     continue
-                raise ArcError("ORG_REQUIRED", f"{dim.label} context required", 403,
-                               {"missing": dim.label})
+                raise ArcError(
+                    "ORG_REQUIRED", f"{dim.label} context required", 403, {"missing": dim.label}
+                )
             values[dim.attname] = dim.parse(raw)
         return values
 
@@ -136,24 +154,26 @@ class MultiTenant(Preset):
     def check_request(self, resource: Resource, request: Any, action: str) -> None:
         self.tenant_values(request, action)
 
-    def filter_queryset(self, resource: Resource, request: Any, queryset: QuerySet,
-                        action: str) -> QuerySet:
+    def filter_queryset(
+        self, resource: Resource, request: Any, queryset: QuerySet, action: str
+    ) -> QuerySet:
         values = self.tenant_values(request, action)
         return queryset.filter(**values) if values else queryset
 
     def managed_fields(self, resource: Resource) -> set[str]:
-        return {d.field for d in self.dimensions} | {d.attname for d in self.dimensions
-                                                      if d.attname}
+        return {d.field for d in self.dimensions} | {
+            d.attname for d in self.dimensions if d.attname
+        }
 
-    def accepts_body_value(self, resource: Resource, request: Any, field: str,
-                           value: Any) -> bool:
+    def accepts_body_value(self, resource: Resource, request: Any, field: str, value: Any) -> bool:
         values = self.tenant_values(request, "update") or {}
         for dim in self.dimensions:
             if field in (dim.field, dim.attname) and dim.attname in values:
                 return value is not None and str(value) == str(values[dim.attname])
         return False
 
-    def write_values(self, resource: Resource, request: Any, instance: Any = None
-                     ) -> dict[str, Any]:
+    def write_values(
+        self, resource: Resource, request: Any, instance: Any = None
+    ) -> dict[str, Any]:
         action = "create" if instance is None else "update"
         return dict(self.tenant_values(request, action) or {})

@@ -7,16 +7,32 @@ from django_arc import permissions as P
 
 from .models import Author, Book
 
-PUBLIC = {"list": P.allow_public(), "get": P.allow_public(), "create": P.allow_public(),
-          "update": P.allow_public(), "delete": P.allow_public()}
+PUBLIC = {
+    "list": P.allow_public(),
+    "get": P.allow_public(),
+    "create": P.allow_public(),
+    "update": P.allow_public(),
+    "delete": P.allow_public(),
+}
 
 
 @arc.register
 class BookResource(Resource):
     model = Book
     name = "books"
-    fields = ["id", "title", "isbn", "uid", "pages", "price", "rating", "published",
-              "is_available", "author", "created_at"]
+    fields = [
+        "id",
+        "title",
+        "isbn",
+        "uid",
+        "pages",
+        "price",
+        "rating",
+        "published",
+        "is_available",
+        "author",
+        "created_at",
+    ]
     read_only_fields = ["id", "created_at"]
     filter_fields = {
         "title": ["eq", "contains", "icontains", "startswith"],

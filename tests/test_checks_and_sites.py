@@ -1,0 +1,173 @@
+"""System checks (arc.E0xx) and the ResourceSite registry."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.urls import include, path, reverse
+
+from django_arc import Resource, ResourceSite, arc
+from django_arc import fields as F
+from django_arc.checks import check_resource, check_settings
+from tests.testapp.models import Author, Book
+
+
+def ids(errors):
+    return sorted(e.id for e in errors)
+
+
+def make(**attrs):
+    attrs.setdefault("model", Book)
+    attrs.setdefault("name", "checked")
+    return type("Checked", (Resource,), attrs)()
+
+
+def test_valid_resources_pass_manage_py_check():
+    call_command("check")  # raises SystemCheckError on any arc.E error
+
+
+@pytest.mark.parametrize(
+    "attrs,error_id,needle",
+    [
+        ({"fields": ["id", "nonexistent"]}, "arc.E001", "nonexistent"),
+        ({"read_only_fields": ["ghost"]}, "arc.E001", "ghost"),
+        ({"filter_fields": {"ghost": ["eq"]}}, "arc.E002", "ghost"),
+        ({"filter_fields": {"title": ["eq", "fuzzy"]}}, "arc.E003", "fuzzy"),
+        ({"filter_fields": {"pages": ["contains"]}}, "arc.E003", "contains"),
+        ({"filter_fields": {"is_available": ["gt"]}}, "arc.E003", "gt"),
+        ({"filter_fields": {"title": "eq"}}, "arc.E003", "title"),
+        ({"sort_fields": ["ghost"]}, "arc.E004", "ghost"),
+        ({"default_sort": "-ghost"}, "arc.E004", "ghost"),
+        ({"search_fields": ["pages"]}, "arc.E005", "pages"),
+        ({"search_fields": ["ghost"]}, "arc.E005", "ghost"),
+        ({"lookup_field": "title"}, "arc.E006", "unique"),
+        ({"lookup_field": "ghost"}, "arc.E006", "ghost"),
+        ({"field_permissions": {"title": "hidden"}}, "arc.E009", "title"),
+        ({"field_permissions": {"ghost": F.hidden()}}, "arc.E009", "ghost"),
+        ({"permissions": {"list": 42}}, "arc.E010", "list"),
+        ({"on_field_write_denied": "ignore"}, "arc.E008", "on_field_write_denied"),
+    ],
+)
+def test_bad_resource_definitions_are_reported(attrs, error_id, needle):
+    errors = check_resource(make(**attrs))
+    assert error_id in ids(errors), errors
+    message = " ".join(e.msg for e in errors if e.id == error_id)
+    assert needle in message and "Checked" in message and "'checked'" in message
+
+
+def test_multitenant_unknown_field_is_reported():
+    from django_arc import presets
+
+    errors = check_resource(make(presets=[presets.MultiTenant(tenant_field="tenant")]))
+    assert ids(errors) == ["arc.E011"]
+    assert "tenant" in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    "value,error_id,needle",
+    [
+        ({"NOPE": 1}, "arc.E007", "NOPE"),
+        ({"OUTBOX": {"BATCHSIZE": 3}}, "arc.E007", "OUTBOX.BATCHSIZE"),
+        ({"MAX_PAGE_SIZE": 0}, "arc.E008", "MAX_PAGE_SIZE"),
+        ({"DEFAULT_PAGE_SIZE": "20"}, "arc.E008", "DEFAULT_PAGE_SIZE"),
+        ({"ON_FIELD_WRITE_DENIED": "drop"}, "arc.E008", "ON_FIELD_WRITE_DENIED"),
+        ({"MEMBERSHIP_RESOLVER": "no.such.module.fn"}, "arc.E008", "MEMBERSHIP_RESOLVER"),
+        ({"EVENTS": "memory"}, "arc.E008", "EVENTS"),
+    ],
+)
+def test_bad_settings_are_reported(settings, value, error_id, needle):
+    settings.ARC = value
+    errors = check_settings()
+    assert error_id in ids(errors)
+    assert any(needle in e.msg for e in errors)
+
+
+def test_bad_setting_fails_manage_py_check(settings):
+    settings.ARC = {"NOPE": 1}
+    with pytest.raises(SystemCheckError, match="arc.E007"):
+        call_command("check")
+
+
+def test_settings_reload_on_override(settings):
+    from django_arc.settings import arc_settings
+
+    assert arc_settings.MAX_PAGE_SIZE == 100
+    settings.ARC = {"MAX_PAGE_SIZE": 7}
+    assert arc_settings.MAX_PAGE_SIZE == 7
+    assert arc_settings.EVENTS["OUTBOX"] is True  # nested defaults merged
+
+
+def test_duplicate_name_raises_improperly_configured_naming_it():
+    site = ResourceSite(name="dupes")
+
+    class A(Resource):
+        model = Author
+        name = "people"
+
+    class B(Resource):
+        model = Author
+        name = "people"
+
+    site.register(A)
+    with pytest.raises(ImproperlyConfigured, match="people"):
+        site.register(B)
+
+
+def test_register_works_as_decorator_and_default_name():
+    site = ResourceSite(name="deco")
+
+    @site.register
+    class AuthorRes(Resource):
+        model = Author
+
+    assert AuthorRes.__name__ == "AuthorRes"
+    assert site.is_registered("authors")
+
+
+def test_register_rejects_non_resources():
+    with pytest.raises(ImproperlyConfigured):
+        ResourceSite(name="bad").register(Author)
+
+
+def test_autodiscover_registered_example_and_test_resources():
+    names = {r.name for r in arc.resources}
+    assert {"products", "orders", "books", "isbn-books", "authors"} <= names
+
+
+def test_url_names_are_namespaced_by_site():
+    assert reverse("arc:books-list") == "/api/books/"
+    assert reverse("arc:books-detail", kwargs={"id": 3}) == "/api/books/3/"
+
+
+def test_as_viewset_on_class_gives_a_model_viewset():
+    from rest_framework.viewsets import ModelViewSet
+
+    from tests.testapp.resources import BookResource
+
+    viewset = BookResource.as_viewset()
+    assert issubclass(viewset, ModelViewSet)
+    assert viewset is BookResource.as_viewset()
+
+
+@pytest.mark.django_db
+def test_second_site_serves_its_own_resources(client, settings):
+    site = ResourceSite(name="internal")
+
+    @site.register
+    class InternalAuthors(Resource):
+        model = Author
+        name = "staff"
+        permissions = {"list": lambda request, resource, action, obj=None: True}
+
+    import sys
+    import types
+
+    urlconf = types.ModuleType("tmp_internal_urls")
+    urlconf.urlpatterns = [path("internal/", include(site.urls))]
+    sys.modules["tmp_internal_urls"] = urlconf
+    settings.ROOT_URLCONF = "tmp_internal_urls"
+    Author.objects.create(name="x")
+    r = client.get("/internal/staff/")
+    assert r.status_code == 200
+    assert r.json()["total"] == 1
+    assert reverse("internal:staff-list") == "/internal/staff/"

@@ -1,0 +1,238 @@
+"""The query-string language: operators, typed parsing, allowlists, sort, select, search,
+pagination limits and keyset cursors."""
+
+import datetime
+
+import pytest
+
+from tests.factories import AuthorFactory, BookFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def titles(response):
+    assert response.status_code == 200, response.content
+    return [d["title"] for d in response.json()["docs"]]
+
+
+def invalid(response, param):
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "INVALID_QUERY"
+    assert param in body["details"], body
+    return body
+
+
+@pytest.fixture
+def shelf():
+    tolkien = AuthorFactory(name="Tolkien")
+    herbert = AuthorFactory(name="Herbert")
+    BookFactory(
+        title="Hobbit",
+        pages=300,
+        price=10,
+        rating=4.5,
+        author=tolkien,
+        published=datetime.date(1937, 9, 21),
+        is_available=True,
+        isbn="A",
+    )
+    BookFactory(
+        title="Silmarillion",
+        pages=450,
+        price=25,
+        rating=None,
+        author=tolkien,
+        published=datetime.date(1977, 9, 15),
+        is_available=False,
+        isbn="B",
+    )
+    BookFactory(
+        title="Dune",
+        pages=600,
+        price=15,
+        rating=4.8,
+        author=herbert,
+        published=datetime.date(1965, 8, 1),
+        is_available=True,
+        isbn="C",
+    )
+    return {"tolkien": tolkien, "herbert": herbert}
+
+
+def test_equality_and_eq_operator(api, shelf):
+    assert titles(api.get("/api/books/?title=Dune")) == ["Dune"]
+    assert titles(api.get("/api/books/?title[eq]=Dune")) == ["Dune"]
+
+
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("pages[gt]=300", ["Dune", "Silmarillion"]),
+        ("pages[gte]=300", ["Dune", "Hobbit", "Silmarillion"]),
+        ("pages[lt]=450", ["Hobbit"]),
+        ("pages[lte]=450", ["Hobbit", "Silmarillion"]),
+        ("pages[ne]=300", ["Dune", "Silmarillion"]),
+        ("pages[in]=300,600", ["Dune", "Hobbit"]),
+        ("pages[nin]=300,600", ["Silmarillion"]),
+        ("price[gte]=12&price[lte]=20", ["Dune"]),
+        ("title[contains]=ill", ["Silmarillion"]),
+        ("title[icontains]=HOB", ["Hobbit"]),
+        ("title[like]=hob", ["Hobbit"]),
+        ("title[startswith]=Du", ["Dune"]),
+        ("rating[exists]=false", ["Silmarillion"]),
+        ("rating[exists]=true", ["Dune", "Hobbit"]),
+        ("is_available=false", ["Silmarillion"]),
+        ("is_available=true", ["Dune", "Hobbit"]),
+        ("published[gte]=1960-01-01", ["Dune", "Silmarillion"]),
+        ("author__name=Herbert", ["Dune"]),
+        ("author__name[icontains]=tolk", ["Hobbit", "Silmarillion"]),
+        ("isbn[ne]=A", ["Dune", "Silmarillion"]),
+    ],
+)
+def test_operators(api, shelf, query, expected):
+    assert titles(api.get(f"/api/books/?{query}")) == expected
+
+
+def test_relation_filtered_by_id(api, shelf):
+    herbert = shelf["herbert"]
+    assert titles(api.get(f"/api/books/?author={herbert.pk}")) == ["Dune"]
+    assert titles(api.get(f"/api/books/?author_id={herbert.pk}")) == ["Dune"]
+    tolkien = shelf["tolkien"]
+    assert titles(api.get(f"/api/books/?author[in]={herbert.pk},{tolkien.pk}")) == [
+        "Dune",
+        "Hobbit",
+        "Silmarillion",
+    ]
+
+
+def test_unknown_plain_parameter_is_ignored(api, shelf):
+    assert len(titles(api.get("/api/books/?utm_source=mail&foo=bar"))) == 3
+
+
+@pytest.mark.parametrize(
+    "query,param",
+    [
+        ("created_at=2020-01-01", "created_at"),  # known model field, not filterable
+        ("price=10", "price"),  # eq not allowed on price
+        ("pages[regex]=.*", "pages[regex]"),  # refused operator
+        ("pages[foo]=1", "pages[foo]"),  # unknown operator
+        ("nothing[eq]=1", "nothing[eq]"),  # bracket on unknown field
+        ("title[gte]=a", "title[gte]"),  # operator not allowed for this field
+        ("pages[gt][x]=1", "pages[gt][x]"),  # malformed
+        ("pages=abc", "pages"),  # bad integer
+        ("pages=99999999999999999999999", "pages"),  # out of range
+        ("price[gte]=1e400", "price[gte]"),  # decimal beyond max_digits
+        ("price[gte]=NaN", "price[gte]"),
+        ("published[gte]=1965-13-45", "published[gte]"),  # bad date
+        ("uid=not-a-uuid", "uid"),
+        ("is_available=maybe", "is_available"),
+        ("rating[exists]=perhaps", "rating[exists]"),
+        ("title=a%00b", "title"),  # NUL byte
+        ("author=abc", "author"),  # bad FK id
+    ],
+)
+def test_invalid_queries_are_400_naming_the_parameter(api, shelf, query, param):
+    invalid(api.get(f"/api/books/?{query}"), param)
+
+
+def test_sort(api, shelf):
+    assert titles(api.get("/api/books/?sort=-pages")) == ["Dune", "Silmarillion", "Hobbit"]
+    assert titles(api.get("/api/books/?sort=author__name,-pages")) == [
+        "Dune",
+        "Silmarillion",
+        "Hobbit",
+    ]
+    invalid(api.get("/api/books/?sort=isbn"), "sort")
+    invalid(api.get("/api/books/?sort=-nope"), "sort")
+
+
+def test_default_sort_applies(api, shelf):
+    assert titles(api.get("/api/books/")) == ["Dune", "Hobbit", "Silmarillion"]
+
+
+def test_select_returns_subset_plus_id(api, shelf):
+    r = api.get("/api/books/?select=title,pages")
+    docs = r.json()["docs"]
+    assert all(set(d) == {"id", "title", "pages"} for d in docs)
+    invalid(api.get("/api/books/?select=title,bogus"), "select")
+
+
+def test_search(api, shelf):
+    assert titles(api.get("/api/books/?search=hob")) == ["Hobbit"]
+    assert titles(api.get("/api/books/?search=C")) == ["Dune"]  # isbn C (and no title match)
+    invalid(api.get("/api/authors/?search=x"), "search")  # no search_fields
+
+
+@pytest.mark.parametrize(
+    "query,param",
+    [
+        ("page=0", "page"),
+        ("page=-1", "page"),
+        ("page=abc", "page"),
+        ("page=1.5", "page"),
+        ("limit=0", "limit"),
+        ("limit=x", "limit"),
+        ("page=١", "page"),
+    ],
+)
+def test_bad_pagination_is_400(api, shelf, query, param):
+    invalid(api.get(f"/api/books/?{query}"), param)
+
+
+def test_limit_is_capped_never_an_error(api, settings):
+    BookFactory.create_batch(3)
+    settings.ARC = {"MAX_PAGE_SIZE": 2}
+    body = api.get("/api/books/?limit=1000").json()
+    assert body["limit"] == 2 and len(body["docs"]) == 2 and body["pages"] == 2
+
+
+def test_default_page_size_setting(api, settings):
+    BookFactory.create_batch(4)
+    settings.ARC = {"DEFAULT_PAGE_SIZE": 3}
+    assert api.get("/api/books/").json()["limit"] == 3
+
+
+def test_huge_page_number_is_empty_not_500(api, shelf):
+    body = api.get("/api/books/?page=999999999999999999").json()
+    assert body["docs"] == [] and body["total"] == 3
+
+
+def walk_keyset(api, url):
+    seen, pages = [], 0
+    r = api.get(f"{url}&after=")  # an empty cursor starts keyset mode
+    while True:
+        assert r.status_code == 200, r.content
+        body = r.json()
+        assert set(body) == {"success", "docs", "limit", "hasNext", "next"}
+        seen.extend(d["id"] for d in body["docs"])
+        pages += 1
+        if not body["hasNext"]:
+            assert body["next"] is None
+            return seen, pages
+        r = api.get(f"{url}&after={body['next']}")
+
+
+@pytest.mark.parametrize("sort", ["title", "-pages", "rating", "-rating", "price,-title"])
+def test_keyset_pagination_visits_every_row_once_in_order(api, sort):
+    for i in range(23):
+        BookFactory(pages=100 + i % 5, price=i % 3, rating=None if i % 4 == 0 else i % 7)
+    full = api.get(f"/api/books/?limit=100&sort={sort}").json()["docs"]
+    seen, pages = walk_keyset(api, f"/api/books/?limit=5&sort={sort}")
+    assert seen == [d["id"] for d in full]
+    assert pages == 5
+
+
+def test_keyset_cursor_tampering_is_400(api, shelf):
+    body = api.get("/api/books/?limit=1&after=").json()
+    cursor = body["next"]
+    invalid(api.get(f"/api/books/?limit=1&after={cursor}xx"), "after")
+    invalid(api.get("/api/books/?after=%%%"), "after")
+    # a cursor from another sort order is refused, not misapplied
+    invalid(api.get(f"/api/books/?limit=1&sort=-pages&after={cursor}"), "after")
+    invalid(api.get("/api/books/?after=&page=2"), "after")
+
+
+def test_keyset_list_runs_one_query(api, shelf, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        api.get("/api/books/?limit=2&after=")
