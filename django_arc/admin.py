@@ -86,3 +86,209 @@ class ServiceClientAdmin(_sc_admin.ModelAdmin):
     def deactivate(self, request, queryset) -> None:
         count = queryset.filter(active=True).update(active=False)
         self.message_user(request, f"Deactivated {count} service client(s).", _sc_messages.SUCCESS)
+
+
+# --- OutboxEvent ---------------------------------------------------------------------------
+# Operators' view of the outbox: what is pending, what died and why. Rows are evidence, so
+# the change page is read-only; the only writes are "requeue" (dead -> pending) and purging
+# delivered rows past retention. Pending rows can never be deleted here: that would silently
+# drop an event the application already committed to.
+
+import json as _ob_json  # noqa: E402
+from datetime import timedelta as _ob_timedelta  # noqa: E402
+
+from django.contrib import admin as _ob_admin  # noqa: E402
+from django.contrib import messages as _ob_messages  # noqa: E402
+from django.core.exceptions import PermissionDenied as _ObPermissionDenied  # noqa: E402
+from django.core.paginator import Paginator as _ObPaginator  # noqa: E402
+from django.core.serializers.json import DjangoJSONEncoder as _ObJSONEncoder  # noqa: E402
+from django.http import HttpResponseRedirect as _ObRedirect  # noqa: E402
+from django.template.response import TemplateResponse as _ObTemplateResponse  # noqa: E402
+from django.urls import path as _ob_path  # noqa: E402
+from django.urls import reverse as _ob_reverse  # noqa: E402
+from django.utils import timezone as _ob_timezone  # noqa: E402
+from django.utils.html import format_html as _ob_format_html  # noqa: E402
+from django.utils.text import Truncator as _ObTruncator  # noqa: E402
+
+from .outbox.models import OutboxEvent as _OutboxEvent  # noqa: E402
+from .outbox.models import OutboxStatus as _OutboxStatus  # noqa: E402
+
+
+def _ob_pretty_json(value) -> str:
+    return _ob_format_html(
+        '<pre class="arc-json" style="white-space: pre-wrap; margin: 0">{}</pre>',
+        _ob_json.dumps(value, indent=2, sort_keys=True, cls=_ObJSONEncoder, ensure_ascii=False),
+    )
+
+
+def _ob_requeue(queryset) -> int:
+    from .outbox import get_outbox
+
+    return get_outbox().requeue(queryset)
+
+
+@_ob_admin.register(_OutboxEvent)
+class OutboxEventAdmin(_ob_admin.ModelAdmin):
+    """Changelist filterable by status/type/date, read-only detail, requeue and purge actions,
+    and a dead-letter page (``dead-letters/``) listing dead rows with their full last error."""
+
+    change_list_template = "admin/django_arc/outboxevent/change_list.html"
+    list_display = [
+        "type",
+        "status",
+        "attempts",
+        "last_error_excerpt",
+        "visible_at",
+        "event_id",
+        "created_at",
+    ]
+    list_display_links = ["type"]
+    list_filter = ["status", "type", "created_at"]
+    search_fields = ["=event_id", "type"]
+    ordering = ["-id"]
+    list_per_page = 50
+    # COUNT(*) over a large outbox is slow; the paginator's own count is enough.
+    show_full_result_count = False
+    actions = ["requeue_selected", "purge_delivered"]
+    fields = [
+        "event_id",
+        "type",
+        "status",
+        "attempts",
+        "visible_at",
+        "created_at",
+        "delivered_at",
+        "lease_owner",
+        "lease_expires_at",
+        "partition_key",
+        "dedupe_key",
+        "last_error_full",
+        "payload_pretty",
+        "meta_pretty",
+    ]
+    readonly_fields = fields
+
+    # -- columns / detail fields ---------------------------------------------------------------
+    @_ob_admin.display(description="last error")
+    def last_error_excerpt(self, obj: _OutboxEvent) -> str:
+        return _ObTruncator(obj.last_error or "").chars(80) or "-"
+
+    @_ob_admin.display(description="last error")
+    def last_error_full(self, obj: _OutboxEvent) -> str:
+        if not obj.last_error:
+            return "-"
+        return _ob_format_html(
+            '<pre style="white-space: pre-wrap; margin: 0">{}</pre>', obj.last_error
+        )
+
+    @_ob_admin.display(description="payload")
+    def payload_pretty(self, obj: _OutboxEvent) -> str:
+        return _ob_pretty_json(obj.payload)
+
+    @_ob_admin.display(description="meta")
+    def meta_pretty(self, obj: _OutboxEvent) -> str:
+        return _ob_pretty_json(obj.meta)
+
+    # -- permissions ---------------------------------------------------------------------------
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # events come from writes, never from a form
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None:
+            return False  # detail page is read-only
+        return super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.status == _OutboxStatus.PENDING:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # Bulk delete would happily drop pending events; "purge" is the safe bulk removal.
+        actions.pop("delete_selected", None)
+        return actions
+
+    # -- actions -------------------------------------------------------------------------------
+    @_ob_admin.action(description="Requeue selected", permissions=["change"])
+    def requeue_selected(self, request, queryset) -> None:
+        selected = queryset.count()
+        requeued = _ob_requeue(queryset)
+        message = f"Requeued {requeued} dead event(s)."
+        if selected > requeued:
+            message += (
+                f" {selected - requeued} selected event(s) were not dead and were left alone."
+            )
+        self.message_user(request, message, _ob_messages.SUCCESS)
+
+    @_ob_admin.action(description="Purge delivered older than retention", permissions=["delete"])
+    def purge_delivered(self, request, queryset) -> None:
+        from .settings import arc_settings
+
+        days = arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
+        cutoff = _ob_timezone.now() - _ob_timedelta(days=float(days))
+        deleted, _ = queryset.filter(
+            status=_OutboxStatus.DELIVERED, delivered_at__lt=cutoff
+        ).delete()
+        self.message_user(
+            request,
+            f"Purged {deleted} delivered event(s) older than {days} day(s); pending, dead and "
+            "recent rows were kept.",
+            _ob_messages.SUCCESS,
+        )
+
+    # -- dead-letter page ----------------------------------------------------------------------
+    def get_urls(self):
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}_dead_letters"
+        return [
+            _ob_path(
+                "dead-letters/", self.admin_site.admin_view(self.dead_letters_view), name=name
+            ),
+            *super().get_urls(),
+        ]
+
+    def dead_letters_view(self, request):
+        """Dead rows, oldest first, with their full ``last_error``; POST requeues the ticked
+        ones (or all of them with ``requeue_all``)."""
+        if not self.has_view_permission(request):
+            raise _ObPermissionDenied
+        dead = _OutboxEvent.objects.filter(status=_OutboxStatus.DEAD).order_by("id")
+        url = _ob_reverse(
+            f"{self.admin_site.name}:{self.model._meta.app_label}_"
+            f"{self.model._meta.model_name}_dead_letters"
+        )
+        if request.method == "POST":
+            if not self.has_change_permission(request):
+                raise _ObPermissionDenied
+            if request.POST.get("requeue_all"):
+                target = dead
+            else:
+                ids = [v for v in request.POST.getlist("ids") if v.isdigit()]
+                target = dead.filter(pk__in=[int(v) for v in ids])
+            requeued = _ob_requeue(target) if target.exists() else 0
+            if requeued:
+                self.message_user(
+                    request, f"Requeued {requeued} dead event(s).", _ob_messages.SUCCESS
+                )
+            else:
+                self.message_user(
+                    request, "Nothing was requeued: no dead event selected.", _ob_messages.WARNING
+                )
+            return _ObRedirect(url)
+        page = _ObPaginator(dead, 100).get_page(request.GET.get("p"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Dead letters",
+            "subtitle": None,
+            "page": page,
+            "can_requeue": self.has_change_permission(request),
+            "changelist_url": _ob_reverse(
+                f"{self.admin_site.name}:{self.model._meta.app_label}_"
+                f"{self.model._meta.model_name}_changelist"
+            ),
+        }
+        return _ObTemplateResponse(
+            request, "admin/django_arc/outboxevent/dead_letters.html", context
+        )

@@ -1,0 +1,182 @@
+"""The OutboxEvent admin: changelist, read-only detail, requeue/purge actions, dead letters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from django_arc.outbox import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:django_arc_outboxevent_changelist"
+DEAD_LETTERS = "admin:django_arc_outboxevent_dead_letters"
+
+
+def make_row(status: str = "pending", type: str = "orders.created", **extra) -> OutboxEvent:
+    values = {
+        "event_id": str(uuid.uuid4()),
+        "type": type,
+        "payload": {"order": 1, "items": [{"sku": "A", "qty": 2}]},
+        "meta": {"correlation_id": "req-1", "resource": "orders"},
+        "status": status,
+        **extra,
+    }
+    if status == "dead":
+        values.setdefault("attempts", 8)
+        values.setdefault("last_error", "ConnectionError: broker unreachable " + "x" * 200)
+    if status == "delivered":
+        values.setdefault("delivered_at", timezone.now())
+    return OutboxEvent.objects.create(**values)
+
+
+@pytest.fixture
+def admin_client_(client, django_user_model):
+    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(user)
+    return client
+
+
+def test_changelist_columns_filters_and_search(admin_client_):
+    dead = make_row("dead", type="payments.captured")
+    pending = make_row("pending")
+    url = reverse(CHANGELIST)
+    response = admin_client_.get(url)
+    assert response.status_code == 200
+    body = response.content.decode()
+    for header in ("Type", "Status", "Attempts", "Last error", "Visible at"):
+        assert header in body
+    assert "ConnectionError: broker unreachable" in body
+    assert "x" * 200 not in body  # excerpt, not the whole error
+    assert "Dead letters" in body  # link to the DLQ page
+
+    dead_only = admin_client_.get(url, {"status__exact": "dead"})
+    assert list(dead_only.context["cl"].result_list) == [dead]
+    by_type = admin_client_.get(url, {"type": "orders.created"})
+    assert list(by_type.context["cl"].result_list) == [pending]
+    by_id = admin_client_.get(url, {"q": dead.event_id})
+    assert list(by_id.context["cl"].result_list) == [dead]
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    recent = admin_client_.get(url, {"created_at__gte": since})
+    assert set(recent.context["cl"].result_list) == {dead, pending}
+    future = (timezone.now() + timedelta(days=1)).isoformat()
+    assert list(admin_client_.get(url, {"created_at__gte": future}).context["cl"].result_list) == []
+    # nonsense filters never 500
+    assert admin_client_.get(url, {"status__exact": "bogus"}).status_code == 200
+    assert admin_client_.get(url, {"created_at__gte": "not-a-date"}).status_code in (200, 302)
+
+
+def test_detail_page_is_read_only_with_pretty_json(admin_client_):
+    row = make_row("dead")
+    url = reverse("admin:django_arc_outboxevent_change", args=[row.pk])
+    response = admin_client_.get(url)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'class="arc-json"' in body
+    assert "&quot;items&quot;: [" in body  # indented JSON, not a one-line repr
+    assert 'name="_save"' not in body
+    before = OutboxEvent.objects.get(pk=row.pk)
+    assert admin_client_.post(url, {"type": "hacked"}).status_code == 403
+    assert OutboxEvent.objects.get(pk=row.pk).type == before.type
+
+
+def test_no_add_and_no_deleting_pending_rows(admin_client_):
+    pending = make_row("pending")
+    assert admin_client_.get(reverse("admin:django_arc_outboxevent_add")).status_code == 403
+    delete_url = reverse("admin:django_arc_outboxevent_delete", args=[pending.pk])
+    assert admin_client_.post(delete_url, {"post": "yes"}).status_code == 403
+    assert OutboxEvent.objects.filter(pk=pending.pk).exists()
+    response = admin_client_.get(reverse(CHANGELIST))
+    actions = [value for value, _label in response.context["action_form"].fields["action"].choices]
+    assert "delete_selected" not in actions
+    assert {"requeue_selected", "purge_delivered"} <= set(actions)
+
+
+def test_requeue_selected_action_only_touches_dead_rows(admin_client_):
+    dead = [make_row("dead") for _ in range(2)]
+    delivered = make_row("delivered")
+    response = admin_client_.post(
+        reverse(CHANGELIST),
+        {
+            "action": "requeue_selected",
+            "_selected_action": [r.pk for r in [*dead, delivered]],
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert (
+        "Requeued 2 dead event(s). 1 selected event(s) were not dead" in response.content.decode()
+    )
+    for row in dead:
+        row.refresh_from_db()
+        assert row.status == "pending"
+        assert row.attempts == 0
+        assert row.visible_at <= timezone.now()
+        assert row.last_error  # kept as a record of why it died
+    delivered.refresh_from_db()
+    assert delivered.status == "delivered"
+
+
+@override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": 3}})
+def test_purge_action_deletes_only_delivered_rows_past_retention(admin_client_):
+    old = make_row("delivered", delivered_at=timezone.now() - timedelta(days=4))
+    recent = make_row("delivered", delivered_at=timezone.now() - timedelta(days=2))
+    pending = make_row("pending")
+    dead = make_row("dead")
+    response = admin_client_.post(
+        reverse(CHANGELIST),
+        {
+            "action": "purge_delivered",
+            "_selected_action": [r.pk for r in (old, recent, pending, dead)],
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Purged 1 delivered event(s) older than 3 day(s)" in response.content.decode()
+    remaining = set(OutboxEvent.objects.values_list("pk", flat=True))
+    assert remaining == {recent.pk, pending.pk, dead.pk}
+
+
+def test_dead_letter_page_lists_and_requeues(admin_client_):
+    dead = [make_row("dead", last_error=f"TimeoutError: try {i}") for i in range(3)]
+    make_row("pending")
+    url = reverse(DEAD_LETTERS)
+    response = admin_client_.get(url)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.count('class="dead-row"') == 3
+    for i in range(3):
+        assert f"TimeoutError: try {i}" in body
+    # garbage ids and page numbers are ignored, not 500s
+    assert admin_client_.get(url, {"p": "abc"}).status_code == 200
+    response = admin_client_.post(url, {"ids": ["abc", "-1", str(dead[0].pk)]}, follow=True)
+    assert response.status_code == 200
+    assert "Requeued 1 dead event(s)." in response.content.decode()
+    assert OutboxEvent.objects.get(pk=dead[0].pk).status == "pending"
+    response = admin_client_.post(url, {"ids": ["nope"]}, follow=True)
+    assert "Nothing was requeued" in response.content.decode()
+    admin_client_.post(url, {"requeue_all": "1"})
+    assert not OutboxEvent.objects.filter(status="dead").exists()
+
+
+def test_dead_letter_page_permissions(client, django_user_model):
+    make_row("dead")
+    url = reverse(DEAD_LETTERS)
+    assert client.get(url).status_code == 302  # anonymous -> login
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client.force_login(viewer)
+    assert client.get(url).status_code == 403
+    viewer.user_permissions.add(Permission.objects.get(codename="view_outboxevent"))
+    viewer = django_user_model.objects.get(pk=viewer.pk)
+    client.force_login(viewer)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert 'name="requeue_selected"' not in response.content.decode()
+    assert client.post(url, {"requeue_all": "1"}).status_code == 403
+    assert OutboxEvent.objects.filter(status="dead").count() == 1
