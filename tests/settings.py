@@ -35,6 +35,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_arc.middleware.ScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 
@@ -73,13 +74,14 @@ REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "django_arc.auth.ServiceKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
-ARC = {}
+ARC = {"MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership"}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING = {
