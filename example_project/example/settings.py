@@ -34,6 +34,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Demo only: browser sessions get their organization filled in (see its docstring).
+    "example.middleware.DefaultOrgForSessionMiddleware",
     # Builds request.arc_scope (org from X-Organization-Id, roles from MEMBERSHIP_RESOLVER);
     # it must come after AuthenticationMiddleware, which provides request.user.
     "django_arc.middleware.ScopeMiddleware",
