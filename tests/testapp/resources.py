@@ -112,3 +112,83 @@ class AuthorResource(Resource):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("books")
+
+
+# -- access control -------------------------------------------------------------------------
+
+from django_arc import fields as F  # noqa: E402
+from django_arc import presets  # noqa: E402
+from shop.models import Product  # noqa: E402
+
+WRITERS = P.any_of(P.require_org_role("admin", "editor"), P.require_service_scope("products:write"))
+
+
+@arc.register
+class TenantProductResource(Resource):
+    """SPEC §2's ProductResource, plus a service scope for writes (the access matrix)."""
+
+    model = Product
+    name = "t-products"
+    fields = [
+        "id",
+        "name",
+        "sku",
+        "price",
+        "status",
+        "cost",
+        "secret_notes",
+        "organization",
+        "created_at",
+    ]
+    read_only_fields = ["id", "created_at"]
+    filter_fields = {
+        "status": ["eq", "in"],
+        "price": ["gte", "lte"],
+        "name": ["contains"],
+        "organization": ["eq", "ne", "in"],
+    }
+    sort_fields = ["price", "created_at", "name"]
+    search_fields = ["name", "sku"]
+    default_sort = "-created_at"
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {
+        "list": P.require_org_membership(),
+        "get": P.require_org_membership(),
+        "create": WRITERS,
+        "update": WRITERS,
+        "delete": P.require_org_role("admin"),
+    }
+    field_permissions = {
+        "cost": F.visible_to("admin"),
+        "status": F.writable_by("admin"),
+        "secret_notes": F.hidden(),
+        "sku": F.redact_for("viewer"),
+    }
+
+
+@arc.register
+class StripProductResource(TenantProductResource):
+    name = "strip-products"
+    on_field_write_denied = "strip"
+
+
+@arc.register
+class PublicCatalogResource(Resource):
+    """A shared catalogue: public reads across tenants (allow_public_reads)."""
+
+    model = Product
+    name = "catalog"
+    fields = ["id", "name", "price", "organization"]
+    presets = [presets.MultiTenant(allow_public_reads=True)]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+
+
+@arc.register
+class GuardedProductResource(Resource):
+    """Public permission but tenancy still applies (no allow_public_reads)."""
+
+    model = Product
+    name = "guarded"
+    fields = ["id", "name", "organization"]
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
