@@ -16,7 +16,6 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
-from shop.models import Membership, Organization
 
 from django_arc import signals
 from django_arc.auth import ServiceKeyAuthentication
@@ -35,6 +34,7 @@ from django_arc.scope import (
     is_service,
     resolve_scope,
 )
+from shop.models import Membership, Organization
 
 pytestmark = pytest.mark.django_db
 
