@@ -31,11 +31,13 @@ SERVICES_STOPPED=0
 stop_services() {
     [ "$SERVICES_STOPPED" = 1 ] && return 0
     SERVICES_STOPPED=1
-    scripts/services.sh stop || log "WARNING: services.sh stop failed"
+    "$ARC_REPO_ROOT"/scripts/services.sh stop || log "WARNING: services.sh stop failed"
 }
 # shellcheck disable=SC2317  # invoked through trap
 cleanup() {
     local rc=$?
+    # A second Ctrl-C (make and the terminal both deliver one) must not cut the stop short.
+    trap '' INT TERM
     stop_services
     rm -rf "$LOGDIR"
     exit "$rc"
@@ -46,9 +48,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-scripts/services.sh start
+# Own instance in .services/test: a developer's `make services-start`/`make worker` servers in
+# .services survive a test run, and the test run cannot be disturbed by them.
+export ARC_SERVICES_DIR="${ARC_SERVICES_DIR:-$ARC_REPO_ROOT/.services/test}"
+"$ARC_REPO_ROOT"/scripts/services.sh start
 # shellcheck disable=SC1091
-. .services/env
+. "$ARC_SERVICES_DIR/env"
 
 declare -A RC DURATION COUNTS
 TOTAL_PASSED=0

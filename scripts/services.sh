@@ -12,7 +12,8 @@
 # kernel hands us, and nothing depends on systemd or on a system-wide service.
 #
 # Environment knobs (all optional):
-#   ARC_SERVICES_DIR     state dir (default: <repo>/.services)
+#   ARC_SERVICES_DIR     state dir (default: <repo>/.services; `make test` uses .services/test and
+#                        `make worker` .services/worker, so they never stop each other's servers)
 #   ARC_PG_SYSTEM_USER   unprivileged user that owns the cluster when run as root (default arc-pg;
 #                        initdb refuses to run as root)
 set -euo pipefail
@@ -272,8 +273,10 @@ cmd_start() {
     ensure_tools
     if [ -d "$SERVICES_DIR" ]; then
         # Fresh every start: stop whatever a previous start left, then wipe its state and logs.
+        # Only our own entries: `make test` and `make worker` keep their own instances in
+        # subfolders (.services/test, .services/worker) that must survive a plain start.
         cmd_stop 2>/dev/null || true
-        rm -rf "$SERVICES_DIR"
+        rm -rf "$SERVICES_DIR"/{env,env.tmp,pg,pg.root,pg.sockdir,pg.port,redis,redis.port}
     fi
     mkdir -p "$SERVICES_DIR"
     # If anything below fails, do not leave half the services running.

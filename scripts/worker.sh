@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `make worker`: a Celery worker for the example project.
+# `make worker`: a Celery worker with embedded beat for the example project (it runs the outbox
+# relay every second, see example_project/example/celery.py).
 #
-# Celery needs a broker; when ARC_REDIS_URL is not already set we start the throwaway services
-# (scripts/services.sh) and stop them again when the worker exits, so `make demo` in one
-# terminal and `make worker` in another is all a developer needs.
+# Celery needs a broker; when neither CELERY_BROKER_URL nor ARC_REDIS_URL is set we start a
+# throwaway instance (scripts/services.sh, state in .services/worker) and stop it when the worker
+# exits, so `make demo` in one terminal and `make worker` in another is all a developer needs.
 set -euo pipefail
 
 ARC_LOG_TAG=worker
@@ -14,14 +15,20 @@ cd "$ARC_REPO_ROOT"
 CELERY="$ARC_REPO_ROOT/.venv/bin/celery"
 [ -x "$CELERY" ] || die "$CELERY not found; run: make .venv"
 
-if [ -z "${ARC_REDIS_URL:-}" ]; then
-    scripts/services.sh start
-    trap 'scripts/services.sh stop' EXIT
+STATE="$ARC_REPO_ROOT/.services/worker"
+if [ -z "${CELERY_BROKER_URL:-}" ] && [ -z "${ARC_REDIS_URL:-}" ]; then
+    export ARC_SERVICES_DIR="$STATE"
+    "$ARC_REPO_ROOT"/scripts/services.sh start
+    # Ignore further signals while stopping: make and the terminal both deliver Ctrl-C, and a
+    # second one must not cut the stop short and leave PostgreSQL/Redis running.
+    trap 'trap "" INT TERM; "$ARC_REPO_ROOT/scripts/services.sh" stop' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
     # shellcheck disable=SC1091
-    . .services/env
+    . "$STATE/env"
 fi
-log "broker: $ARC_REDIS_URL"
+mkdir -p "$STATE"
+log "broker: ${CELERY_BROKER_URL:-$ARC_REDIS_URL}"
 cd example_project
-"$CELERY" -A example worker -l info
+# Not exec: the EXIT trap above must still stop the services when the worker ends.
+"$CELERY" -A example worker -B -s "$STATE/celerybeat-schedule" -l info
