@@ -305,9 +305,9 @@ class ResourceViewSet(viewsets.ModelViewSet):
             values.update(preset.write_values(self.resource, request, instance))
         return values
 
-    def emit(self, verb: str, instance: Any, payload: dict[str, Any]) -> Any:
+    def emit(self, verb: str, pk: Any, payload: dict[str, Any]) -> Any:
         """Send ``<resource>.<verb>`` through the ``resource_event`` signal (→ outbox), inside
-        the current transaction."""
+        the current transaction. Every write path calls this exactly once per row."""
         from .events import emit
 
         return emit(
@@ -315,8 +315,14 @@ class ResourceViewSet(viewsets.ModelViewSet):
             payload,
             request=self.request,
             resource=self.resource.name,
-            resource_id=instance.pk,
+            resource_id=pk,
         )
+
+    def event_data(self, rep: Any) -> dict[str, Any]:
+        """A row as events carry it: everything the serializer renders except hidden fields
+        (events are internal, but hidden means never leaves the server)."""
+        hidden = self.resource.hidden_fields
+        return {k: v for k, v in rep.items() if k not in hidden}
 
     def _id_value(self, instance: Any) -> Any:
         lookup = self.resource.lookup_field
@@ -333,7 +339,11 @@ class ResourceViewSet(viewsets.ModelViewSet):
             instance = serializer.save(**self._write_values(request, None))
             resource.after_create(request, instance)
             rep = serializer.data
-            self.emit("created", instance, {"id": self._id_value(instance), "data": dict(rep)})
+            self.emit(
+                "created",
+                instance.pk,
+                {"id": self._id_value(instance), "data": self.event_data(rep)},
+            )
         return self.success(self.read_plan().shape(rep), "Created successfully", 201)
 
     def partial_update(self, request: Any, *args: Any, **kwargs: Any) -> Response:
@@ -348,15 +358,16 @@ class ResourceViewSet(viewsets.ModelViewSet):
             instance = serializer.save(**self._write_values(request, instance))
             resource.after_update(request, instance)
             rep = serializer.data
-            changed = [k for k, v in rep.items() if previous.get(k) != v]
+            data_after, data_before = self.event_data(rep), self.event_data(previous)
+            changed = [k for k, v in data_after.items() if data_before.get(k) != v]
             self.emit(
                 "updated",
-                instance,
+                instance.pk,
                 {
                     "id": self._id_value(instance),
-                    "data": dict(rep),
+                    "data": data_after,
                     "changed": changed,
-                    "previous": {k: previous.get(k) for k in changed},
+                    "previous": {k: data_before.get(k) for k in changed},
                 },
             )
         return self.success(self.read_plan().shape(rep), "Updated successfully")
@@ -370,6 +381,7 @@ class ResourceViewSet(viewsets.ModelViewSet):
         resource = self.resource
         instance = self.get_object()
         id_value = self._id_value(instance)
+        pk = instance.pk
         with transaction.atomic():
             resource.before_delete(request, instance)
             soft = False
@@ -380,9 +392,7 @@ class ResourceViewSet(viewsets.ModelViewSet):
             if not soft:
                 instance.delete()
             resource.after_delete(request, instance)
-            if instance.pk is None:  # Model.delete() clears pk; events still need it
-                instance.pk = id_value if resource.lookup_field == "pk" else None
-            self.emit("deleted", instance, {"id": id_value, "soft": soft})
+            self.emit("deleted", pk, {"id": id_value, "soft": soft})
         return Response(
             {
                 "success": True,
