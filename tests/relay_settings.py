@@ -8,8 +8,10 @@ The parent test passes the *test* database name (``ARC_PG_NAME``), the directory
 import os
 
 from tests.settings import *  # noqa: F403
+from tests.settings import ARC as _BASE_ARC
 
 ARC = {
+    **_BASE_ARC,
     "EVENTS": {
         "TRANSPORT": os.environ.get(
             "ARC_RELAY_TEST_TRANSPORT", "tests.outbox_support.FileTransport"
