@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if k.endswith("_KEY")}
     failures = total = 0
     for path in args.files:
-        for example in extract(path.read_text(), str(path)):
+        for example in extract(path.read_text(encoding="utf-8"), str(path)):
             total += 1
             actual = run_with_curl(example, args.base, env)
             if not matches(example.expected, actual):

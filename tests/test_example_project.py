@@ -1,0 +1,220 @@
+"""The example shop: seed_demo, the URLs ``make demo`` prints, and every documented curl example.
+
+The curl examples of ``example_project/demo_urls.txt`` and ``README.md`` are replayed in order
+through the test client against a freshly seeded database, with the example project's own
+settings (URLs, middleware, authentication, ARC), so a docs example that stops being true
+fails here rather than in front of a new user.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+
+from django_arc.clients import ServiceClient
+from example import settings as example_settings
+from example.check_curls import extract, matches, parse_curl, run_with_test_client
+from shop.models import Membership, Order, Organization, Product
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_SETTINGS = override_settings(
+    ROOT_URLCONF="example.urls",
+    MIDDLEWARE=example_settings.MIDDLEWARE,
+    REST_FRAMEWORK=example_settings.REST_FRAMEWORK,
+    ARC=example_settings.ARC,
+    SPECTACULAR_SETTINGS=example_settings.SPECTACULAR_SETTINGS,
+)
+KEY_LINE = re.compile(r"service key for (\w+)-sync \((\w+)\), shown only once: (\S+)")
+
+
+def seed(*args: str) -> str:
+    out = io.StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def printed_keys(output: str) -> dict[str, str]:
+    """``{"ACME_KEY": "arc_…", "GLOBEX_KEY": …}`` from seed_demo's output."""
+    return {f"{m.group(2).upper()}_KEY": m.group(3) for m in KEY_LINE.finditer(output)}
+
+
+@pytest.fixture
+def example_settings_on():
+    with EXAMPLE_SETTINGS:
+        yield
+
+
+@pytest.mark.django_db
+def test_seed_demo_twice_creates_the_expected_rows_once():
+    first = seed()
+    snapshot = {
+        "orgs": list(Organization.objects.order_by("slug").values_list("pk", "slug")),
+        "products": sorted(Product.objects.values_list("pk", "sku", "price")),
+        "orders": sorted(Order.objects.values_list("pk", "reference")),
+    }
+    second = seed()
+
+    assert Organization.objects.count() == 2
+    assert snapshot["orgs"] == list(Organization.objects.order_by("slug").values_list("pk", "slug"))
+    for slug in ("acme", "globex"):
+        org = Organization.objects.get(slug=slug)
+        assert org.products.count() == 50
+        assert org.orders.count() == 100
+        assert set(
+            Membership.objects.filter(organization=org).values_list("user__username", "role")
+        ) == {
+            (f"{slug}-admin", "admin"),
+            (f"{slug}-editor", "editor"),
+            (f"{slug}-viewer", "viewer"),
+        }
+        # every order points at a product of its own organization
+        assert not org.orders.exclude(product__organization=org).exists()
+    # the second run changed nothing
+    assert sorted(Product.objects.values_list("pk", "sku", "price")) == snapshot["products"]
+    assert sorted(Order.objects.values_list("pk", "reference")) == snapshot["orders"]
+
+    users = get_user_model().objects
+    assert users.count() == 7
+    root = users.get(username="root")
+    assert root.is_superuser and root.check_password("demo12345")
+    assert users.get(username="globex-viewer").check_password("demo12345")
+
+    # one service client per org; the raw key is printed on creation only and is not stored
+    keys = printed_keys(first)
+    assert set(keys) == {"ACME_KEY", "GLOBEX_KEY"}
+    assert printed_keys(second) == {}
+    assert "already exists" in second
+    assert ServiceClient.objects.count() == 2
+    acme = ServiceClient.objects.authenticate(keys["ACME_KEY"])
+    assert acme is not None and acme.organization_id == str(
+        Organization.objects.get(slug="acme").pk
+    )
+    assert not ServiceClient.objects.filter(key_hash=keys["ACME_KEY"]).exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_rotate_keys_replaces_the_keys():
+    old = printed_keys(seed())
+    new = printed_keys(seed("--rotate-keys"))
+    assert set(new) == {"ACME_KEY", "GLOBEX_KEY"} and new["ACME_KEY"] != old["ACME_KEY"]
+    assert ServiceClient.objects.authenticate(old["ACME_KEY"]) is None
+    assert ServiceClient.objects.authenticate(new["ACME_KEY"]).name == "acme-sync"
+    assert ServiceClient.objects.count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path, accept",
+    [
+        ("/api/products/", "application/json"),
+        ("/api/products/", "text/html"),  # the browsable API
+        ("/api/orders/", "application/json"),
+        ("/api/orders/", "text/html"),
+        ("/api/schema/", "application/vnd.oai.openapi"),
+        ("/api/docs/", "text/html"),
+    ],
+)
+def test_demo_urls_answer_200_to_a_logged_in_demo_user(example_settings_on, path, accept):
+    seed("--quiet")
+    client = Client()
+    assert client.login(username="acme-viewer", password="demo12345")
+    response = client.get(path, HTTP_ACCEPT=accept)
+    assert response.status_code == 200, response.content[:500]
+    if path in ("/api/products/", "/api/orders/") and accept == "application/json":
+        body = response.json()
+        acme = Organization.objects.get(slug="acme")
+        # the browser session got its organization from the example middleware: Acme only
+        assert body["total"] == (50 if "products" in path else 100)
+        assert {doc["organization"] for doc in body["docs"]} == {acme.pk}
+
+
+@pytest.mark.django_db
+def test_browser_session_detail_pages_and_admin(example_settings_on):
+    seed("--quiet")
+    client = Client()
+    assert client.login(username="acme-admin", password="demo12345")
+    product = Product.objects.filter(organization__slug="acme").first()
+    order = Order.objects.filter(organization__slug="acme").first()
+    assert client.get(f"/api/products/{product.pk}/", HTTP_ACCEPT="text/html").status_code == 200
+    assert client.get(f"/api/orders/{order.reference}/").json()["data"]["id"] == order.pk
+    other = Product.objects.filter(organization__slug="globex").first()
+    assert client.get(f"/api/products/{other.pk}/").status_code == 404
+    assert client.get("/").status_code == 302
+
+    root = Client()
+    assert root.login(username="root", password="demo12345")
+    for path in (
+        "/admin/",
+        "/admin/shop/product/",
+        "/admin/shop/order/",
+        "/admin/shop/organization/",
+        "/admin/shop/membership/",
+    ):
+        assert root.get(path).status_code == 200, path
+
+
+@pytest.mark.django_db(reset_sequences=True)
+@pytest.mark.parametrize("document", ["example_project/demo_urls.txt", "README.md"])
+def test_documented_curl_examples_return_what_they_say(example_settings_on, document):
+    """Ids in the docs (organization 1, product 22, …) assume a fresh database, hence
+    ``reset_sequences``."""
+    env = printed_keys(seed())
+    examples = list(extract((ROOT / document).read_text(encoding="utf-8"), document))
+    assert len(examples) >= 5, f"{document} lost its curl examples"
+    client = Client()
+    for example in examples:
+        actual = run_with_test_client(client, parse_curl(example.command, env))
+        assert matches(example.expected, actual), (
+            f"{document}:{example.line}\n$ {example.command}\nexpected: {example.expected}\n"
+            f"actual:   {actual}"
+        )
+
+
+@pytest.mark.django_db
+def test_order_cannot_reference_another_tenants_product(example_settings_on):
+    seed("--quiet")
+    acme = Organization.objects.get(slug="acme")
+    foreign = Product.objects.filter(organization__slug="globex").first()
+    client = Client()
+    assert client.login(username="acme-editor", password="demo12345")
+    before = Order.objects.count()
+    for product in (foreign.pk, "99999999999999999999999", "abc", True):
+        response = client.post(
+            "/api/orders/",
+            {"product": product, "quantity": 1, "customer_email": "x@acme.example"},
+            content_type="application/json",
+        )
+        assert response.status_code == 400, (product, response.content)
+        assert response.json()["code"] == "VALIDATION_ERROR"
+        assert "product" in response.json()["details"]
+    assert Order.objects.count() == before
+    order = Order.objects.filter(organization=acme).first()
+    response = client.patch(
+        f"/api/orders/{order.reference}/", {"product": foreign.pk}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    order.refresh_from_db()
+    assert order.product.organization_id == acme.pk
+
+
+@pytest.mark.django_db
+def test_order_list_query_count_does_not_grow_with_page_size(example_settings_on):
+    seed("--quiet")
+    client = Client()
+    assert client.login(username="acme-viewer", password="demo12345")
+    counts = []
+    for limit in (1, 20, 100):
+        client.get(f"/api/orders/?limit={limit}")  # warm the session's default org
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(f"/api/orders/?limit={limit}")
+        assert response.status_code == 200 and len(response.json()["docs"]) == limit
+        counts.append(len(ctx))
+    assert counts[0] == counts[1] == counts[2], counts
