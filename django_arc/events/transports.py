@@ -242,6 +242,7 @@ class RedisStreamsTransport(Transport):
         self.max_deliveries = max_deliveries
         self.dead_stream = dead_stream or f"{stream}:dead"
         self._group_ready = False
+        self._claim_cursor = "0-0"
         self._stop = threading.Event()
 
     # -- publishing -------------------------------------------------------------------------
@@ -333,9 +334,13 @@ class RedisStreamsTransport(Transport):
             self.group,
             self.consumer,
             min_idle_time=int(self.visibility_timeout * 1000),
-            start_id="0-0",
+            start_id=self._claim_cursor,
             count=count,
         )
+        if claimed:
+            # XAUTOCLAIM scans the pending list like SCAN: continue where the last call
+            # stopped, so idle entries behind many in-flight ones are reached eventually.
+            self._claim_cursor = _text(claimed[0]) or "0-0"
         if claimed and len(claimed) > 1:
             entries.extend(
                 (eid, fields, True) for eid, fields in _stream_entries([[self.stream, claimed[1]]])
