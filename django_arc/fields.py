@@ -10,9 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .permissions import scope_roles
-
 __all__ = ["FieldPermission", "hidden", "visible_to", "writable_by", "read_only", "redact_for"]
+
+
+def _holds(scope: Any, roles: frozenset[str]) -> bool:
+    """Role test for field rules. Inside an organization the org roles decide (a member's
+    global Django groups do not widen what it sees of a tenant's rows, and checking them would
+    cost a query per request); service clients are judged by their scopes; callers without an
+    org context by their user roles."""
+    if scope.kind == "member":
+        return bool(roles & frozenset(scope.org_roles or ()))
+    if scope.kind == "service":
+        return bool(roles & frozenset(scope.scopes or ()))
+    return any(role in roles for role in (scope.user_roles or ()))
 
 
 @dataclass(frozen=True)
@@ -38,19 +48,19 @@ class FieldPermission:
             return False
         if self.read_roles is None or scope.kind == "elevated":
             return True
-        return bool(self.read_roles & scope_roles(scope))
+        return _holds(scope, self.read_roles)
 
     def can_write(self, scope: Any) -> bool:
         if self.is_hidden or self.write_roles == frozenset():
             return False
         if self.write_roles is None or scope.kind == "elevated":
             return True
-        return bool(self.write_roles & scope_roles(scope))
+        return _holds(scope, self.write_roles)
 
     def redacts_for(self, scope: Any) -> bool:
         if not self.redact_roles or scope.kind == "elevated":
             return False
-        return bool(self.redact_roles & scope_roles(scope))
+        return _holds(scope, self.redact_roles)
 
 
 def hidden() -> FieldPermission:

@@ -31,7 +31,7 @@ __all__ = [
     "deny_all",
     "when",
     "as_permission",
-    "scope_roles",
+    "has_any_role",
 ]
 
 
@@ -56,14 +56,15 @@ def _scope(request: Any) -> Any:
     return get_scope(request)
 
 
-def scope_roles(scope: Any) -> frozenset[str]:
-    """Every role a caller holds for role checks: user roles, org roles and, for service
-    clients, their scopes (so ``writable_by("sync")`` can name a service scope)."""
-    roles: set[str] = set(scope.org_roles or ())
-    roles.update(scope.user_roles or ())
-    if scope.kind == "service":
-        roles.update(scope.scopes or ())
-    return frozenset(roles)
+def has_any_role(scope: Any, roles: frozenset[str]) -> bool:
+    """Whether the caller holds one of ``roles``. Org roles (already resolved with the
+    membership) and service scopes are tried first; user roles may cost a query (groups), so
+    they are loaded only when nothing cheaper matched."""
+    if roles & frozenset(scope.org_roles or ()):
+        return True
+    if scope.kind == "service" and roles & frozenset(scope.scopes or ()):
+        return True
+    return any(role in roles for role in (scope.user_roles or ()))
 
 
 class Permission:
@@ -163,7 +164,7 @@ def require_roles(*roles: str) -> Permission:
 
     def check(request, resource, action, obj):
         scope = _scope(request)
-        if scope.kind == "elevated" or wanted & scope_roles(scope):
+        if scope.kind == "elevated" or has_any_role(scope, wanted):
             return GRANTED
         return PermissionResult(False, f"Requires one of roles: {', '.join(sorted(wanted))}")
 

@@ -250,3 +250,30 @@ def test_inactive_service_key_is_401(orgs):
     r = client.get("/api/t-products/")
     assert r.status_code == 401
     assert r.json()["code"] == "UNAUTHORIZED"
+
+
+@pytest.mark.parametrize("page_size", [1, 20, 100])
+def test_member_list_costs_one_membership_query_plus_count_and_page(orgs, page_size):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ProductFactory.create_batch(100, organization=orgs[0])
+    for role in ("admin", "viewer"):
+        client = member(orgs[0], role)
+        with CaptureQueriesContext(connection) as ctx:
+            r = client.get(f"/api/t-products/?limit={page_size}&sort=price")
+        assert len(r.json()["docs"]) == page_size
+        sqls = [q["sql"] for q in ctx.captured_queries]
+        assert sum("shop_membership" in q for q in sqls) == 1
+        # membership + count + page: field rules use the org roles resolved with the
+        # membership, never a per-request lookup of the user's groups
+        assert len(sqls) == 3, sqls
+
+
+def test_member_write_costs_no_extra_scope_queries(orgs, django_assert_max_num_queries):
+    product = ProductFactory(organization=orgs[0])
+    client = member(orgs[0], "admin")
+    # membership, object lookup, savepoint, update, outbox insert, release
+    with django_assert_max_num_queries(6):
+        r = client.patch(f"/api/t-products/{product.pk}/", {"name": "n"}, format="json")
+    assert r.status_code == 200
