@@ -274,3 +274,23 @@ def test_skip_locked_claims_are_disjoint_across_connections():
         t.join()
     assert claimed["A"] == ids[:8]
     assert claimed["B"] == ids[8:]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="plan check is for PostgreSQL")
+def test_claim_query_uses_an_index_and_never_scans_delivered_rows():
+    from django.db import transaction
+
+    outbox = EventOutbox(RecordingTransport())
+    outbox.store_many(create_event("a.b", {"i": i}) for i in range(3000))
+    OutboxEvent.objects.filter(
+        id__in=OutboxEvent.objects.order_by("id")[:2980].values("id")
+    ).update(status="delivered", delivered_at=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {OutboxEvent._meta.db_table}")
+    with transaction.atomic():
+        plan = outbox.claim_queryset(100).explain()
+    assert "Seq Scan" not in plan, plan
+    assert "arc_outbox_status_visible" in plan or "arc_outbox_pending_visible" in plan, plan
+    # status = 'pending' is an index condition (or the partial index's predicate), not a
+    # filter applied after reading every row.
+    assert "Filter: ((status)" not in plan, plan

@@ -68,6 +68,10 @@ class Command(BaseCommand):
         )
 
     def _stop(self, signum: int, frame: Any) -> None:
+        if self.stopping:
+            # Second signal: the operator does not want to wait for a stuck batch. Its rows
+            # stay leased and are re-published by another worker after the lease expires.
+            raise SystemExit(128 + signum)
         self.stopping = True
 
     def _log(self, fields: dict[str, Any], verbosity: int, level: int = logging.INFO) -> None:
