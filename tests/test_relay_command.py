@@ -148,3 +148,33 @@ def test_sigterm_finishes_the_current_batch_then_exits_zero(tmp_path):
     text = log.read_text()
     assert '"event":"arc_relay.batch"' in text and '"relayed":100' in text
     assert '"event":"arc_relay.stop"' in text
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="subprocesses need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_second_sigterm_abandons_a_stuck_batch_and_leaves_it_leased(tmp_path):
+    outbox = EventOutbox(None)
+    outbox.store_many(create_event("products.created", {"i": i}) for i in range(10))
+    env = relay_env(tmp_path, ARC_RELAY_TEST_DELAY="30")  # a transport that hangs
+    log = tmp_path / "relay.log"
+    proc = start_relay(["--batch-size", "10", "--worker-id", "stuck"], env, log)
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("*.jsonl")):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "worker never published"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert proc.poll() is None  # first signal: still finishing the batch
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout and proc.stdout.close()
+    # Nothing was acknowledged; the rows stay leased and will be re-claimed after expiry.
+    assert OutboxEvent.objects.filter(status="pending", lease_owner="stuck").count() == 10
