@@ -1,0 +1,58 @@
+"""Django settings for ``benchmarks/crud.py``: PostgreSQL, no auth, minimal middleware.
+
+Both sides (hand-written DRF and django-arc) are served by this one project in the same
+process, so they share the server, middleware and database; the only difference is the
+view code. Production-like: DEBUG off, persistent connections.
+"""
+
+import os
+
+SECRET_KEY = "django-arc-benchmark"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "benchmarks.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "rest_framework",
+    "django_filters",
+    "django_arc",
+    "benchmarks.benchapp",
+]
+
+# No session/auth middleware: both APIs are public here, and django-arc's ScopeMiddleware is
+# left out too (the viewset resolves the scope itself), so neither side pays for the other.
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ.get("ARC_PG_NAME", "arc"),
+        "USER": os.environ.get("ARC_PG_USER", "arc"),
+        "PASSWORD": os.environ.get("ARC_PG_PASSWORD", ""),
+        "HOST": os.environ.get("ARC_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("ARC_PG_PORT", "5432"),
+        "CONN_MAX_AGE": 600,
+    }
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+ARC = {}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"null": {"class": "logging.NullHandler"}},
+    "loggers": {"django.request": {"handlers": ["null"], "propagate": False}},
+}

@@ -1,0 +1,13 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from benchmarks.benchapp.drf_views import ItemViewSet
+from benchmarks.benchapp.resources import bench
+
+router = DefaultRouter()
+router.register("items", ItemViewSet, basename="drf-items")
+
+urlpatterns = [
+    path("drf/", include(router.urls)),
+    path("arc/", include(bench.urls)),
+]
