@@ -299,16 +299,17 @@ def render(
             overhead = req.get(f"{mode} overhead", 0.0)
             lines.append(f"| {mode} | {req[mode]:,.0f} | {overhead:+.1f} % |")
         lines.append("")
-    lines += [
-        f"### Relay throughput ({args.events:,} events, `arc_relay` processes, batch size 100)",
-        "",
-        "| transport | 1 worker | 2 workers | 4 workers |",
-        "|---|---:|---:|---:|",
-    ]
-    for transport in args.transports:
-        cells = [f"{relay[(transport, w)]:,.0f} ev/s" for w in (1, 2, 4)]
-        name = "MemoryTransport" if transport == "memory" else "RedisStreamsTransport"
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if relay:
+        lines += [
+            f"### Relay throughput ({args.events:,} events, `arc_relay` processes, batch size 100)",
+            "",
+            "| transport | 1 worker | 2 workers | 4 workers |",
+            "|---|---:|---:|---:|",
+        ]
+        for transport in args.transports:
+            cells = [f"{relay[(transport, w)]:,.0f} ev/s" for w in (1, 2, 4)]
+            name = "MemoryTransport" if transport == "memory" else "RedisStreamsTransport"
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"### Claim query plan ({delivered:,} delivered rows, {pending:,} pending)",
@@ -340,10 +341,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--transports", nargs="+", default=None, choices=["memory", "redis"])
     parser.add_argument("--skip-requests", action="store_true")
+    parser.add_argument("--skip-relay", action="store_true")
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOC}")
     args = parser.parse_args()
     if args.transports is None:
         args.transports = ["memory"] + (["redis"] if os.environ.get("ARC_REDIS_URL") else [])
+    if args.skip_relay:
+        args.transports = []
     if not os.environ.get("ARC_PG_PORT"):
         raise SystemExit('set ARC_PG_* first: eval "$(scripts/services.sh env)"')
 
