@@ -43,6 +43,8 @@ logger = logging.getLogger("django_arc.outbox")
 
 #: Longest ``last_error`` kept on a row; transports sometimes put whole payloads in messages.
 MAX_ERROR_LENGTH = 2000
+#: Upper bound for one batch: keeps ``id IN (...)`` under the drivers' parameter limits.
+MAX_BATCH_SIZE = 10_000
 #: Dedupe keys longer than the column are replaced by their SHA-256 (still unique, stable).
 MAX_DEDUPE_KEY_LENGTH = 512
 
@@ -366,7 +368,7 @@ class EventOutbox:
 
     def relay_batch(self, limit: int | None = None, worker_id: str | None = None) -> RelayResult:
         """Claim, publish and acknowledge up to ``limit`` events; see the module docstring."""
-        limit = self.batch_size if limit is None else int(limit)
+        limit = min(self.batch_size if limit is None else int(limit), MAX_BATCH_SIZE)
         worker_id = worker_id or default_worker_id()
         result = RelayResult()
         if limit <= 0:
