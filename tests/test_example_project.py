@@ -47,7 +47,21 @@ def printed_keys(output: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def example_settings_on():
+def example_settings_on(monkeypatch):
+    """The example project's settings. DRF binds ``authentication_classes`` to a view class
+    when the class is created, and the generated viewsets are built once per process
+    (possibly already under the test settings), so give them the example's classes here, as
+    they have in the example project itself."""
+    from django.utils.module_loading import import_string
+
+    from django_arc import arc
+
+    classes = [
+        import_string(path)
+        for path in example_settings.REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]
+    ]
+    for resource in arc.resources:
+        monkeypatch.setattr(resource.as_viewset(), "authentication_classes", classes)
     with EXAMPLE_SETTINGS:
         yield
 
