@@ -15,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -62,6 +62,16 @@ _NUMERIC_FIELDS = (
     models.BigAutoField,
     models.SmallAutoField,
 )
+
+
+class _CursorEncoder(DjangoJSONEncoder):
+    """Full-precision times: DjangoJSONEncoder keeps milliseconds only, and a cursor must
+    reproduce the exact value or rows within one millisecond repeat or vanish."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, (datetime, time)):
+            return o.isoformat()
+        return super().default(o)
 
 
 class _Refused(Exception):
@@ -162,6 +172,11 @@ class FilterField:
     operators: frozenset[str]
     model_field: Any
 
+    @property
+    def root(self) -> str:
+        """The resource field this filter reads (``author`` for ``author__name``)."""
+        return self.path.split("__", 1)[0]
+
     def to_q(self, op: str, raw: str, param: str) -> Q:
         try:
             if op == "exists":
@@ -256,8 +271,16 @@ class QuerySpec:
     # -- parsing ---------------------------------------------------------------------------
 
     def parse(
-        self, params: Any, readable: set[str], default_limit: int, max_limit: int
+        self,
+        params: Any,
+        readable: set[str],
+        default_limit: int,
+        max_limit: int,
+        restricted: frozenset[str] | set[str] = frozenset(),
     ) -> ListQuery:
+        """Parse a list request. ``restricted`` names fields this caller may not read (or sees
+        masked): filtering or sorting on them is refused like an unknown field, and search
+        skips them, so their values cannot be probed through the query string."""
         query = ListQuery(limit=default_limit)
         conditions: list[Q] = []
         for key in params:
@@ -275,27 +298,31 @@ class QuerySpec:
                 continue
             name, op = match.group(1), match.group(2)
             filter_field = self.filters.get(name)
+            if filter_field is not None and filter_field.root in restricted:
+                filter_field = None
             if filter_field is None:
                 if op is None and name not in self.known:
                     continue  # an unknown plain parameter is ignored (tracking tags etc.)
                 raise InvalidQuery(key, "filtering on this field is not allowed")
-            op = OPERATOR_ALIASES.get(op, op) if op else "eq"
+            sent = op or "eq"
+            op = OPERATOR_ALIASES.get(sent, sent)
             if op in REFUSED_OPERATORS:
-                raise InvalidQuery(key, f"operator '{op}' is not supported")
+                raise InvalidQuery(key, f"operator '{sent}' is not supported")
             if op not in OPERATORS:
-                raise InvalidQuery(key, f"unknown operator '{op}'")
+                raise InvalidQuery(key, f"unknown operator '{sent}'")
             if op not in filter_field.operators:
-                raise InvalidQuery(key, f"operator '{op}' is not allowed on '{name}'")
+                raise InvalidQuery(key, f"operator '{sent}' is not allowed on '{name}'")
             conditions.append(filter_field.to_q(op, raw, key))
 
         search = params.get("search")
         if search:
-            if not self.search_paths:
+            paths = [p for p in self.search_paths if p.split("__", 1)[0] not in restricted]
+            if not paths:
                 raise InvalidQuery("search", "search is not enabled for this resource")
             if "\x00" in search:
                 raise InvalidQuery("search", "contains a NUL character")
             term_q = Q()
-            for path in self.search_paths:
+            for path in paths:
                 term_q |= Q(**{path: search})
             conditions.append(term_q)
             query.search = search
@@ -307,7 +334,7 @@ class QuerySpec:
 
         sort = params.get("sort")
         if sort:
-            query.ordering = self._parse_sort(sort, "sort")
+            query.ordering = self._parse_sort(sort, "sort", restricted=restricted)
             query.sort_key = sort
         else:
             query.ordering = self.default_ordering
@@ -352,7 +379,11 @@ class QuerySpec:
         return value
 
     def _parse_sort(
-        self, sort: str, param: str, trusted: bool = False
+        self,
+        sort: str,
+        param: str,
+        trusted: bool = False,
+        restricted: frozenset[str] | set[str] = frozenset(),
     ) -> list[tuple[SortField, bool]]:
         ordering: list[tuple[SortField, bool]] = []
         seen: set[str] = set()
@@ -363,6 +394,8 @@ class QuerySpec:
             desc = part.startswith("-")
             name = part.lstrip("-+")
             sort_field = self.sorts.get(name)
+            if sort_field is not None and name.split("__", 1)[0] in restricted:
+                sort_field = None
             if sort_field is None:
                 if trusted:
                     sort_field = SortField(
@@ -412,7 +445,7 @@ class QuerySpec:
     def encode_cursor(self, obj: Any, query: ListQuery) -> str:
         values = [getattr(obj, getattr(mf, "attname", path)) for path, mf, _ in self._keys(query)]
         payload = json.dumps(
-            {"s": query.sort_key, "v": values}, cls=DjangoJSONEncoder, separators=(",", ":")
+            {"s": query.sort_key, "v": values}, cls=_CursorEncoder, separators=(",", ":")
         )
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 

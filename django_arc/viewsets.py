@@ -101,8 +101,10 @@ class ResourceViewSet(viewsets.ModelViewSet):
     def check_permissions(self, request: Any) -> None:
         from .scope import get_scope
 
-        if self.action is None:
-            return  # a method this route does not map: the handler lookup answers 405
+        if self.action is None or self.action == "metadata":
+            # a method this route does not map (and OPTIONS: metadata_class is None) — the
+            # handler answers 405 before anyone is asked who they are
+            return
         resource = self.resource
         key = self.permission_key
         scope = get_scope(request)
@@ -199,6 +201,7 @@ class ResourceViewSet(viewsets.ModelViewSet):
             self.readable_fields(base_plan),
             arc_settings.DEFAULT_PAGE_SIZE,
             arc_settings.MAX_PAGE_SIZE,
+            restricted=base_plan.drop | base_plan.redact.keys(),
         )
         plan = self.read_plan(query.select) if query.select else base_plan
         queryset = spec.apply(self.get_queryset(), query)

@@ -236,3 +236,29 @@ def test_keyset_cursor_tampering_is_400(api, shelf):
 def test_keyset_list_runs_one_query(api, shelf, django_assert_num_queries):
     with django_assert_num_queries(1):
         api.get("/api/books/?limit=2&after=")
+
+
+def test_keyset_cursor_keeps_microseconds(api):
+    import datetime as dt
+
+    from tests.testapp.models import Book
+
+    base = dt.datetime(2024, 1, 1, 12, 0, 0, 123000, tzinfo=dt.UTC)
+    for i in range(6):
+        book = BookFactory()
+        # six rows inside the same millisecond, distinct microseconds
+        Book.objects.filter(pk=book.pk).update(created_at=base + dt.timedelta(microseconds=i))
+    for sort in ("created_at", "-created_at"):
+        seen, _ = walk_keyset(api, f"/api/books/?limit=2&sort={sort}")
+        assert len(seen) == len(set(seen)) == 6, sort
+
+
+def test_operator_alias_error_names_what_the_client_sent(api):
+    body = invalid(api.get("/api/books/?pages[like]=3"), "pages[like]")
+    assert "'like'" in body["details"]["pages[like]"]
+
+
+def test_options_is_405_for_everyone(api):
+    r = api.options("/api/books/")
+    assert r.status_code == 405
+    assert r.json()["code"] == "METHOD_NOT_ALLOWED"

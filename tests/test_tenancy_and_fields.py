@@ -277,3 +277,24 @@ def test_member_write_costs_no_extra_scope_queries(orgs, django_assert_max_num_q
     with django_assert_max_num_queries(6):
         r = client.patch(f"/api/t-products/{product.pk}/", {"name": "n"}, format="json")
     assert r.status_code == 200
+
+
+def test_unreadable_fields_cannot_be_probed_through_the_query_string(orgs):
+    a, _ = orgs
+    ProductFactory(organization=a, cost=50, sku="SECRET-SKU-1", name="widget")
+    viewer, editor, admin = member(a, "viewer"), member(a, "editor"), member(a, "admin")
+    for client, url in [
+        (editor, "/api/t-products/?cost[gte]=40"),  # cost: visible_to("admin")
+        (editor, "/api/t-products/?sort=-cost"),
+        (viewer, "/api/t-products/?sku=SECRET-SKU-1"),  # sku: redact_for("viewer")
+    ]:
+        r = client.get(url)
+        assert r.status_code == 400, url
+        assert r.json()["code"] == "INVALID_QUERY"
+        # the same answer as for a field that is not filterable at all: no oracle
+        assert "not allowed" in next(iter(r.json()["details"].values()))
+    # search skips fields the caller sees masked
+    assert viewer.get("/api/t-products/?search=SECRET-SKU").json()["docs"] == []
+    assert len(editor.get("/api/t-products/?search=SECRET-SKU").json()["docs"]) == 1
+    r = admin.get("/api/t-products/?cost[gte]=40&sort=-cost")
+    assert len(r.json()["docs"]) == 1, r.json()

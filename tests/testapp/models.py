@@ -31,3 +31,13 @@ class Book(models.Model):
 class Review(models.Model):
     book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="reviews")
     body = models.TextField()
+
+
+class Note(models.Model):
+    """Owned rows (``require_owner``) in a tenant with a second, context dimension (branch)."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    branch = models.CharField(max_length=20)
+    owner = models.ForeignKey("auth.User", on_delete=models.CASCADE, null=True)
+    text = models.CharField(max_length=200)
+    internal = models.CharField(max_length=50, blank=True, default="")

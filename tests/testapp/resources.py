@@ -46,7 +46,7 @@ class BookResource(Resource):
         "uid": ["eq"],
         "isbn": ["eq", "ne"],
     }
-    sort_fields = ["title", "pages", "price", "rating", "published", "author__name"]
+    sort_fields = ["title", "pages", "price", "rating", "published", "author__name", "created_at"]
     search_fields = ["title", "isbn"]
     default_sort = "title"
     permissions = PUBLIC
@@ -146,8 +146,10 @@ class TenantProductResource(Resource):
         "price": ["gte", "lte"],
         "name": ["contains"],
         "organization": ["eq", "ne", "in"],
+        "cost": ["gte"],
+        "sku": ["eq"],
     }
-    sort_fields = ["price", "created_at", "name"]
+    sort_fields = ["price", "created_at", "name", "cost"]
     search_fields = ["name", "sku"]
     default_sort = "-created_at"
     presets = [presets.MultiTenant(tenant_field="organization")]
@@ -192,3 +194,74 @@ class GuardedProductResource(Resource):
     fields = ["id", "name", "organization"]
     presets = [presets.MultiTenant()]
     permissions = {"list": P.allow_public(), "get": P.allow_public()}
+
+
+from rest_framework.permissions import BasePermission  # noqa: E402
+
+from .models import Note  # noqa: E402
+
+
+class HeaderSaysYes(BasePermission):
+    message = "Header X-Yes required"
+
+    def has_permission(self, request, view):
+        return request.headers.get("X-Yes") == "1"
+
+
+def not_on_fridays(request, resource, action, obj=None):
+    from django_arc import PermissionResult
+
+    if request.headers.get("X-Day") == "friday":
+        return PermissionResult(False, "Closed on Fridays")
+    return True
+
+
+@arc.register
+class BranchNoteResource(Resource):
+    """Two tenant dimensions: the org and a branch from ``X-Arc-Context-Branch-Id``."""
+
+    model = Note
+    name = "branch-notes"
+    fields = ["id", "organization", "branch", "owner", "text", "internal"]
+    filter_fields = {"text": ["eq"]}
+    presets = [
+        presets.MultiTenant(
+            tenant_fields=[
+                {"field": "organization", "type": "org"},
+                {"field": "branch", "context_key": "branch_id"},
+            ]
+        )
+    ]
+    permissions = {
+        "list": P.require_org_membership(),
+        "get": P.require_org_membership(),
+        "create": P.require_org_membership(),
+        "update": P.require_org_membership(),
+        "delete": P.deny_all(),
+    }
+    field_permissions = {"internal": F.read_only()}
+
+
+@arc.register
+class OwnedNoteResource(Resource):
+    """``require_owner`` filters plus combinators, custom callables and DRF permission classes."""
+
+    model = Note
+    name = "owned-notes"
+    fields = ["id", "organization", "branch", "owner", "text"]
+    read_only_fields = ["owner"]
+    permissions = {
+        "list": P.all_of(P.require_auth(), P.require_owner("owner")),
+        "get": P.any_of(P.require_roles("auditor"), P.require_owner("owner")),
+        "update": P.all_of(P.require_owner("owner"), not_on_fridays),
+        "create": P.when(lambda request, *a: request.method == "POST", HeaderSaysYes),
+        "delete": P.require_roles("auditor"),
+    }
+
+    def before_create(self, request, data):
+        from shop.models import Organization
+
+        data["organization"] = (
+            Organization.objects.order_by("pk").values_list("pk", flat=True).first()
+        )
+        return data

@@ -1,0 +1,145 @@
+"""Permission builders through HTTP: require_owner filters, combinators, custom callables,
+DRF permission classes, deny_all, when(), and MultiTenant with a context dimension."""
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from django_arc import PermissionResult
+from django_arc import permissions as P
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.testapp.models import Note
+
+pytestmark = pytest.mark.django_db
+
+
+def as_user(user, **headers):
+    client = APIClient()
+    client.force_authenticate(user)
+    client.credentials(**headers)
+    return client
+
+
+@pytest.fixture
+def notes():
+    org = OrganizationFactory()
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    return {
+        "org": org,
+        "alice": alice,
+        "bob": bob,
+        "a1": Note.objects.create(organization=org, branch="1", owner=alice, text="a1"),
+        "a2": Note.objects.create(organization=org, branch="2", owner=alice, text="a2"),
+        "b1": Note.objects.create(organization=org, branch="1", owner=bob, text="b1"),
+    }
+
+
+def test_require_owner_filters_lists_and_lookups(notes):
+    alice = as_user(notes["alice"])
+    assert {d["text"] for d in alice.get("/api/owned-notes/").json()["docs"]} == {"a1", "a2"}
+    assert alice.get(f"/api/owned-notes/{notes['a1'].pk}/").status_code == 200
+    r = alice.get(f"/api/owned-notes/{notes['b1'].pk}/")
+    assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND"
+    r = alice.patch(f"/api/owned-notes/{notes['b1'].pk}/", {"text": "x"}, format="json")
+    assert r.status_code == 404
+    assert Note.objects.get(pk=notes["b1"].pk).text == "b1"
+
+
+def test_all_of_with_custom_callable_reason(notes):
+    alice = as_user(notes["alice"], HTTP_X_DAY="friday")
+    r = alice.patch(f"/api/owned-notes/{notes['a1'].pk}/", {"text": "x"}, format="json")
+    assert r.status_code == 403
+    assert r.json()["error"] == "Closed on Fridays"
+    r = as_user(notes["alice"]).patch(
+        f"/api/owned-notes/{notes['a1'].pk}/", {"text": "x"}, format="json"
+    )
+    assert r.status_code == 200
+    assert Note.objects.get(pk=notes["a1"].pk).text == "x"
+
+
+def test_any_of_unfiltered_grant_wins(notes):
+    auditor = UserFactory(username="carol")
+    auditor.groups.add(Group.objects.create(name="auditor"))
+    client = as_user(auditor)
+    # get: any_of(require_roles("auditor"), require_owner) → the auditor sees any row
+    assert client.get(f"/api/owned-notes/{notes['b1'].pk}/").status_code == 200
+    # bob (no role) only his own
+    bob = as_user(notes["bob"])
+    assert bob.get(f"/api/owned-notes/{notes['a1'].pk}/").status_code == 404
+    assert bob.get(f"/api/owned-notes/{notes['b1'].pk}/").status_code == 200
+
+
+def test_require_roles_uses_user_roles(notes):
+    assert as_user(notes["bob"]).delete(f"/api/owned-notes/{notes['b1'].pk}/").status_code == 403
+    auditor = UserFactory(username="dave")
+    auditor.groups.add(Group.objects.create(name="auditor"))
+    r = as_user(auditor).delete(f"/api/owned-notes/{notes['b1'].pk}/")
+    assert r.status_code == 200
+    assert not Note.objects.filter(pk=notes["b1"].pk).exists()
+
+
+def test_drf_permission_class_inside_when(notes):
+    alice = as_user(notes["alice"])
+    r = alice.post("/api/owned-notes/", {"text": "new", "branch": "1"}, format="json")
+    assert r.status_code == 403
+    assert r.json()["error"] == "Header X-Yes required"
+    alice = as_user(notes["alice"], HTTP_X_YES="1")
+    r = alice.post("/api/owned-notes/", {"text": "new", "branch": "1"}, format="json")
+    assert r.status_code == 201
+
+
+def test_deny_all_and_unauthenticated_is_401(notes):
+    r = APIClient().get("/api/owned-notes/")
+    assert r.status_code == 401
+    org = notes["org"]
+    user = MembershipFactory(organization=org, role="admin").user
+    client = as_user(user, HTTP_X_ORGANIZATION_ID=str(org.pk), HTTP_X_ARC_CONTEXT_BRANCH_ID="1")
+    r = client.delete(f"/api/branch-notes/{notes['a1'].pk}/")
+    assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
+    assert Note.objects.filter(pk=notes["a1"].pk).exists()
+
+
+def test_context_dimension_missing_is_org_required_naming_it(notes):
+    org = notes["org"]
+    user = MembershipFactory(organization=org, role="viewer").user
+    r = as_user(user, HTTP_X_ORGANIZATION_ID=str(org.pk)).get("/api/branch-notes/")
+    assert r.status_code == 403
+    assert r.json()["code"] == "ORG_REQUIRED"
+    assert r.json()["details"] == {"missing": "branch_id"}
+
+
+def test_context_dimension_filters_and_is_set_on_create(notes):
+    org = notes["org"]
+    user = MembershipFactory(organization=org, role="viewer").user
+    client = as_user(user, HTTP_X_ORGANIZATION_ID=str(org.pk), HTTP_X_ARC_CONTEXT_BRANCH_ID="2")
+    assert [d["text"] for d in client.get("/api/branch-notes/").json()["docs"]] == ["a2"]
+    assert client.get(f"/api/branch-notes/{notes['a1'].pk}/").status_code == 404
+    r = client.post("/api/branch-notes/", {"text": "n"}, format="json")
+    assert r.status_code == 201
+    note = Note.objects.get(text="n")
+    assert (note.organization_id, note.branch) == (org.pk, "2")
+    r = client.post("/api/branch-notes/", {"text": "m", "branch": "1"}, format="json")
+    assert r.status_code == 403 and r.json()["details"] == {"fields": ["branch"]}
+    r = client.patch(f"/api/branch-notes/{note.pk}/", {"internal": "x"}, format="json")
+    assert r.status_code == 403 and r.json()["details"] == {"fields": ["internal"]}
+
+
+def test_combinator_filters_are_and_or_combined():
+    from unittest import mock
+
+    from django.db.models import Q
+
+    from django_arc.scope import RequestScope
+
+    scope = RequestScope(kind="authenticated", user_id=7)
+    owner = P.require_owner("owner")
+    branch = P.as_permission(lambda *a: PermissionResult(True, filters={"branch": "1"}))
+    with mock.patch("django_arc.permissions._scope", return_value=scope):
+        both = P.all_of(owner, branch)(None, None, "list")
+        either = P.any_of(owner, branch)(None, None, "list")
+        free = P.any_of(owner, P.allow_public())(None, None, "list")
+        denied = P.all_of(owner, P.deny_all())(None, None, "list")
+    assert both.granted and both.filters == Q(owner=7) & Q(branch="1")
+    assert either.granted and either.filters == Q(owner=7) | Q(branch="1")
+    assert free.granted and free.filters is None
+    assert denied.granted is False and denied.reason == "Not permitted"
