@@ -1,4 +1,4 @@
-"""Django settings for ``benchmarks/crud.py``: PostgreSQL, no auth, minimal middleware.
+"""Django settings for ``benchmarks/crud.py`` and ``access.py``: PostgreSQL, minimal middleware.
 
 Both sides (hand-written DRF and django-arc) are served by this one project in the same
 process, so they share the server, middleware and database; the only difference is the
@@ -48,7 +48,22 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-ARC = {}
+# The access benchmark's members authenticate with HTTP Basic on every request; a fast hasher
+# keeps password checking from dominating what is a benchmark of access control (both sides
+# of that comparison authenticate the same way, so it cancels out anyway).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+#: ``ARC_BENCH_EVENTS=off`` (the second gunicorn server; ``override_settings`` in-process):
+#: no outbox row and nothing published (NullTransport), to compare create like-for-like with
+#: DRF, which has no events at all.
+EVENTS_OFF = {
+    "OUTBOX": False,
+    "TRANSPORT": "benchmarks.benchapp.transports.NullTransport",
+}
+
+ARC = {"MEMBERSHIP_RESOLVER": "benchmarks.benchapp.membership.resolve_membership"}
+if os.environ.get("ARC_BENCH_EVENTS") == "off":
+    ARC["EVENTS"] = EVENTS_OFF
 
 LOGGING = {
     "version": 1,

@@ -2,7 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from benchmarks.benchapp.drf_views import ItemViewSet
-from benchmarks.benchapp.resources import bench
+from benchmarks.benchapp.resources import access, bench
 
 router = DefaultRouter()
 router.register("items", ItemViewSet, basename="drf-items")
@@ -10,4 +10,5 @@ router.register("items", ItemViewSet, basename="drf-items")
 urlpatterns = [
     path("drf/", include(router.urls)),
     path("arc/", include(bench.urls)),
+    path("access/", include(access.urls)),
 ]

@@ -1,5 +1,6 @@
 """The benchmark's model: one table with a FK, shaped like a typical catalogue."""
 
+from django.conf import settings
 from django.db import models
 
 
@@ -20,3 +21,51 @@ class Item(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["status", "price"]), models.Index(fields=["created_at"])]
+
+
+# --------------------------------------------------------------------------- access benchmark
+# ``benchmarks/access.py`` serves one model through a bare resource and through the same
+# resource with tenancy, field rules and role checks, so it needs tenants and memberships.
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=100)
+
+
+class Membership(models.Model):
+    """A user's role in an organization; what ``benchapp.membership`` resolves."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bench_members"
+    )
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    role = models.CharField(max_length=20)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="bench_member_once")
+        ]
+
+
+class TenantItem(models.Model):
+    """``Item`` plus a tenant and the fields the field rules guard (``cost``, ``internal_note``)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="tenant_items")
+    name = models.CharField(max_length=200)
+    sku = models.CharField(max_length=64)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    cost = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    status = models.CharField(max_length=20, choices=Item.STATUSES, default="draft")
+    quantity = models.PositiveIntegerField(default=0)
+    internal_note = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "price"], name="bench_titem_status_price"),
+            models.Index(
+                fields=["organization", "status", "price"], name="bench_titem_org_status_price"
+            ),
+            models.Index(fields=["created_at"], name="bench_titem_created"),
+        ]

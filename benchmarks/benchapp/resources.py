@@ -1,13 +1,19 @@
-"""Side (b): the same API as ``drf_views`` declared as a django-arc resource.
+"""The benchmarks' django-arc resources.
 
-Registered on its own ``ResourceSite`` so the benchmark's URLs contain exactly this resource.
+- ``bench`` site: side (b) of ``crud.py``, the same API as ``drf_views`` declared as a resource;
+- ``access`` site: ``access.py``'s bare and guarded declarations of one multi-tenant model.
+
+Each on its own ``ResourceSite`` so the benchmark's URLs contain exactly these resources.
 """
 
-from django_arc import Resource, ResourceSite
+from rest_framework.authentication import BasicAuthentication
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import fields as F
 from django_arc import permissions as P
 
 from .drf_views import FIELDS
-from .models import Item
+from .models import Item, TenantItem
 
 bench = ResourceSite(name="bench")
 
@@ -28,3 +34,70 @@ class ItemResource(Resource):
     search_fields = ["name", "sku"]
     default_sort = "-created_at"
     permissions = {key: P.allow_public() for key in ("list", "get", "create", "update", "delete")}
+
+
+# --------------------------------------------------------------------------- access benchmark
+# ``benchmarks/access.py``: one model, two declarations that differ only in access control.
+# Both authenticate the same way (HTTP Basic), so the difference between them is what
+# tenancy, field rules and role checks cost.
+
+access = ResourceSite(name="access")
+
+TENANT_FIELDS = [
+    "id",
+    "organization",
+    "category",
+    "name",
+    "sku",
+    "price",
+    "cost",
+    "status",
+    "quantity",
+    "internal_note",
+    "created_at",
+]
+
+
+class _TenantItemBase(Resource):
+    model = TenantItem
+    fields = TENANT_FIELDS
+    read_only_fields = ["id", "created_at"]
+    filter_fields = ItemResource.filter_fields
+    sort_fields = ItemResource.sort_fields
+    search_fields = ItemResource.search_fields
+    default_sort = "-created_at"
+
+
+@access.register
+class BareItemResource(_TenantItemBase):
+    """(a) no presets, no field rules, everyone allowed."""
+
+    name = "bare"
+    permissions = {key: P.allow_public() for key in ("list", "get", "create", "update", "delete")}
+
+
+@access.register
+class GuardedItemResource(_TenantItemBase):
+    """(b) the same resource, multi-tenant, with field rules and org-role checks."""
+
+    name = "guarded"
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    field_permissions = {
+        "cost": F.visible_to("admin", "editor"),
+        "price": F.writable_by("admin", "editor"),
+        "internal_note": F.hidden(),
+    }
+    permissions = {
+        "list": P.require_org_role("admin", "editor", "viewer"),
+        "get": P.require_org_role("admin", "editor", "viewer"),
+        "create": P.require_org_role("admin", "editor"),
+        "update": P.require_org_role("admin", "editor"),
+        "delete": P.require_org_role("admin"),
+    }
+
+
+# A Resource has no authentication hook: DRF reads ``authentication_classes`` from the view
+# class, so set it on the generated viewsets (the CRUD resources keep the project default,
+# no authentication, as the hand-written DRF side does).
+for _resource in access.resources:
+    _resource.as_viewset().authentication_classes = [BasicAuthentication]
