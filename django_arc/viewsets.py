@@ -80,6 +80,26 @@ class ResourceViewSet(viewsets.ModelViewSet):
     def get_serializer_class(self) -> type:
         return self.resource.serializer
 
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        serializer = super().get_serializer(*args, **kwargs)
+        if "data" in kwargs and self.resource.preset_list:
+            self._narrow_relations(serializer)
+        return serializer
+
+    def _narrow_relations(self, serializer: Any) -> None:
+        """Let presets narrow what writable relations may point at (tenancy of FK targets)."""
+        resource = self.resource
+        for field in serializer.fields.values():
+            relation = getattr(field, "child_relation", field)  # many=True wraps the field
+            queryset = getattr(relation, "queryset", None)
+            if field.read_only or queryset is None:
+                continue
+            for preset in resource.preset_list:
+                queryset = preset.related_queryset(
+                    resource, self.request, queryset, self.permission_key
+                )
+            relation.queryset = queryset
+
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
         response["X-Request-Id"] = get_request_id(request)

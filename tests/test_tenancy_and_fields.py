@@ -298,3 +298,28 @@ def test_unreadable_fields_cannot_be_probed_through_the_query_string(orgs):
     assert len(editor.get("/api/t-products/?search=SECRET-SKU").json()["docs"]) == 1
     r = admin.get("/api/t-products/?cost[gte]=40&sort=-cost")
     assert len(r.json()["docs"]) == 1, r.json()
+
+
+def test_relations_in_a_body_may_only_point_into_the_callers_tenant(orgs):
+    from shop.models import Order
+
+    a, b = orgs
+    mine, theirs = ProductFactory(organization=a), ProductFactory(organization=b)
+    client = member(a, "editor")
+    body = {"quantity": 1, "customer_email": "x@example.com"}
+    r = client.post("/api/t-orders/", {**body, "product": theirs.pk}, format="json")
+    assert r.status_code == 400
+    assert r.json()["code"] == "VALIDATION_ERROR"
+    missing = client.post("/api/t-orders/", {**body, "product": 99999999}, format="json")
+    # another tenant's product is indistinguishable from one that does not exist
+    assert r.json()["details"]["product"][0].replace(str(theirs.pk), "N") == missing.json()[
+        "details"
+    ]["product"][0].replace("99999999", "N")
+    assert not Order.objects.exists()
+    r = client.post("/api/t-orders/", {**body, "product": mine.pk}, format="json")
+    assert r.status_code == 201
+    order = Order.objects.get()
+    r = client.patch(f"/api/t-orders/{order.reference}/", {"product": theirs.pk}, format="json")
+    assert r.status_code == 400
+    order.refresh_from_db()
+    assert order.product_id == mine.pk

@@ -38,6 +38,13 @@ class Preset:
         """Narrow what the caller can see; applies to lists and single-object lookups."""
         return queryset
 
+    def related_queryset(
+        self, resource: Resource, request: Any, queryset: QuerySet, action: str
+    ) -> QuerySet:
+        """Narrow the rows a relation in a *write* body may point at (e.g. an order's
+        ``product``): an id outside it is refused like an id that does not exist."""
+        return queryset
+
     def managed_fields(self, resource: Resource) -> set[str]:
         """Fields this preset sets itself: read-only in the serializer and refused (or
         stripped) when a body carries them."""

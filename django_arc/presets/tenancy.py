@@ -160,6 +160,34 @@ class MultiTenant(Preset):
         values = self.tenant_values(request, action)
         return queryset.filter(**values) if values else queryset
 
+    def related_queryset(
+        self, resource: Resource, request: Any, queryset: QuerySet, action: str
+    ) -> QuerySet:
+        """A body may only reference rows of the caller's tenant: when the related model
+        carries the same tenant dimension (a FK to the same tenant model, or a same-named
+        context field), only that tenant's rows are valid targets."""
+        values = self.tenant_values(request, action)
+        if not values:
+            return queryset
+        filters = {}
+        for dim in self.dimensions:
+            if dim.attname not in values or dim.model_field is None:
+                continue
+            try:
+                other = queryset.model._meta.get_field(dim.field)
+            except FieldDoesNotExist:
+                continue
+            if dim.model_field.is_relation:
+                if (
+                    not other.is_relation
+                    or other.related_model is not dim.model_field.related_model
+                ):
+                    continue
+            elif other.is_relation:
+                continue
+            filters[other.attname] = values[dim.attname]
+        return queryset.filter(**filters) if filters else queryset
+
     def managed_fields(self, resource: Resource) -> set[str]:
         return {d.field for d in self.dimensions} | {
             d.attname for d in self.dimensions if d.attname

@@ -265,3 +265,19 @@ class OwnedNoteResource(Resource):
             Organization.objects.order_by("pk").values_list("pk", flat=True).first()
         )
         return data
+
+
+from shop.models import Order  # noqa: E402
+
+
+@arc.register
+class TenantOrderResource(Resource):
+    """Orders reference products: the FK target must be in the caller's tenant too."""
+
+    model = Order
+    name = "t-orders"
+    fields = ["id", "reference", "product", "quantity", "customer_email", "organization"]
+    read_only_fields = ["id", "reference"]
+    lookup_field = "reference"
+    presets = [presets.MultiTenant()]
+    permissions = {"create": P.require_org_membership(), "update": P.require_org_membership()}
