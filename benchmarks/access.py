@@ -9,7 +9,9 @@ project, one PostgreSQL, one server and client, in one run:
   "organization")``, ``field_permissions`` (``cost`` ``visible_to``, ``price``
   ``writable_by``, ``internal_note`` ``hidden``) and ``require_org_role(...)`` permissions,
   called as an ``editor`` member of organization 1 via ``X-Organization-Id`` with the
-  ``MEMBERSHIP_RESOLVER`` of ``benchapp/membership.py`` (one query on the membership table).
+  ``MEMBERSHIP_RESOLVER`` of ``benchapp/membership.py`` (one query on the membership table);
+- (c) the same guarded resource on a server whose resolver caches roles across requests
+  (``resolve_membership_cached``, LocMem, 60 s): what is left when the lookup is cached.
 
 Both sides authenticate the same member with HTTP Basic (DRF ``BasicAuthentication``, MD5
 hasher) on every request, so the only difference is access control: scope resolution with
@@ -129,13 +131,15 @@ def targets(ids: dict[str, Any]) -> list[list[Target]]:
         "quantity": 3,
     }
     events_off = harness.events_off_settings()
+    cached = harness.cached_membership_settings()
     paths = {
         "list": "/access/{side}/?status=active&sort=-price&limit=20",
         "get": "/access/{side}/" + str(ids["item"]) + "/",
         "create": "/access/{side}/",
     }
-    return [
-        [
+    groups = []
+    for label, route, server in ROWS:
+        group = [
             Target(
                 key=f"{side}:{label}",
                 route=route,
@@ -147,15 +151,32 @@ def targets(ids: dict[str, Any]) -> list[list[Target]]:
             )
             for side in SIDES
         ]
-        for label, route, server in ROWS
-    ]
+        if server == "default":
+            # (c) the guarded resource again, with the resolver that caches across requests
+            group.append(
+                Target(
+                    key=f"cached:{label}",
+                    route=route,
+                    path=paths[route].format(side="guarded"),
+                    body=body if route == "create" else None,
+                    headers=member,
+                    server="membership-cached",
+                    arc=cached,
+                )
+            )
+        groups.append(group)
+    return groups
 
 
 def check_answers(bodies: dict[str, Any], org: int) -> None:
     """The guarded side must really be guarded: only org ``org`` rows, ``internal_note``
     never rendered, ``cost`` rendered for an editor; the bare side renders everything."""
     problems = []
-    guarded_docs = bodies["guarded:list"]["docs"] + [bodies["guarded:get"]["data"]]
+    guarded_docs = (
+        bodies["guarded:list"]["docs"]
+        + bodies["cached:list"]["docs"]
+        + [bodies["guarded:get"]["data"], bodies["cached:get"]["data"]]
+    )
     if any(doc["organization"] != org for doc in guarded_docs):
         problems.append("guarded list/get returned another organization's row")
     if any("internal_note" in doc or "cost" not in doc for doc in guarded_docs):
@@ -175,23 +196,28 @@ def pct(slow: float, fast: float) -> float:
     return (slow / fast - 1) * 100
 
 
-def render(
-    counts: dict[str, int], throughput: dict[str, Any], cpu: dict[str, float], notes: list[str]
-) -> tuple[str, dict[str, dict[str, float]]]:
+def render_table(
+    other: str,
+    labels: list[str],
+    counts: dict[str, int],
+    throughput: dict[str, Any],
+    cpu: dict[str, float],
+) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """Rows of ``bare`` vs ``other`` (``guarded`` or ``cached``) for ``labels``."""
     lines = [
-        "| route | bare req/s best (range) | guarded req/s best (range) | overhead, best "
-        "| overhead per round (median; min–max) | SQL/request bare | SQL/request guarded "
-        "| CPU ms/request bare | CPU ms/request guarded | CPU overhead |",
+        f"| route | bare req/s best (range) | {other} req/s best (range) | overhead, best "
+        f"| overhead per round (median; min–max) | SQL/request bare | SQL/request {other} "
+        f"| CPU ms/request bare | CPU ms/request {other} | CPU overhead |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     summary: dict[str, dict[str, float]] = {}
-    for label, _route, _server in ROWS:
-        bare, guarded = throughput[f"bare:{label}"], throughput[f"guarded:{label}"]
+    for label in labels:
+        bare, guarded = throughput[f"bare:{label}"], throughput[f"{other}:{label}"]
         per_round = [
             pct(b, g) for b, g in zip(bare["samples"], guarded["samples"], strict=True) if g
         ]
         best = pct(bare["rps"], guarded["rps"])
-        cpu_bare, cpu_guarded = cpu[f"bare:{label}"], cpu[f"guarded:{label}"]
+        cpu_bare, cpu_guarded = cpu[f"bare:{label}"], cpu[f"{other}:{label}"]
         cpu_pct = pct(cpu_guarded, cpu_bare)
         summary[label] = {"wrk_best": best, "cpu": cpu_pct}
         rounds = (
@@ -203,10 +229,37 @@ def render(
         lines.append(
             f"| {label} | {harness.rate_cell(bare)} | {harness.rate_cell(guarded)} | "
             f"{best:+.1f} % | {rounds} | {counts[f'bare:{label}']} | "
-            f"{counts[f'guarded:{label}']} | {cpu_bare:.2f} | {cpu_guarded:.2f} | "
+            f"{counts[f'{other}:{label}']} | {cpu_bare:.2f} | {cpu_guarded:.2f} | "
             f"{cpu_pct:+.1f} % |"
         )
-    return "\n".join(lines + [""] + notes), summary
+    return lines, summary
+
+
+def render(
+    counts: dict[str, int], throughput: dict[str, Any], cpu: dict[str, float], notes: list[str]
+) -> tuple[str, dict[str, dict[str, dict[str, float]]]]:
+    labels = [label for label, _route, _server in ROWS]
+    main, guarded = render_table("guarded", labels, counts, throughput, cpu)
+    cached_labels = [label for label, _route, server in ROWS if server == "default"]
+    extra, cached = render_table("cached", cached_labels, counts, throughput, cpu)
+    text = "\n".join(
+        [
+            "**(a) bare vs (b) guarded** — the membership resolver queries the table every request:",
+            "",
+        ]
+        + main
+        + [
+            "",
+            "**(a) bare vs (c) guarded with a membership cache** — the same guarded resource "
+            "served by a server whose `MEMBERSHIP_RESOLVER` keeps roles 60 s in Django's "
+            "(LocMem) cache, so the steady state has no membership query:",
+            "",
+        ]
+        + extra
+        + [""]
+        + notes
+    )
+    return text, {"guarded": guarded, "cached": cached}
 
 
 def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> list[str]:
@@ -231,7 +284,10 @@ def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> 
         f"- CPU ms/request: `time.process_time()` of the Django process over {args.cpu_requests} "
         "in-process test-client requests (best of 3, sides alternating); excludes PostgreSQL's "
         "own time.",
-        "- *create, events off*: second gunicorn with the outbox off and a transport that drops "
+        "- (c) *cached*: `benchapp/membership.py:resolve_membership_cached`, Django's default "
+        "per-process LocMem cache, 60 s; a revoked membership takes up to 60 s to bite. Its SQL "
+        "column is counted after a warm-up request, i.e. with the roles already cached.",
+        "- *create, events off*: a gunicorn with the outbox off and a transport that drops "
         "events, as in the CRUD table.",
     ]
 
@@ -258,8 +314,9 @@ def main() -> int:
         table, summary = render(counts, throughput, cpu, notes(method, args, throughput))
         print(table)
         over = [
-            f"{label} ({kind} {value:+.1f} %)"
-            for label, values in summary.items()
+            f"{side} {label} ({kind} {value:+.1f} %)"
+            for side, rows in summary.items()
+            for label, values in rows.items()
             for kind, value in values.items()
             if value > TARGET_PCT
         ]

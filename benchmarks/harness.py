@@ -38,9 +38,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
-#: ``ARC`` override of the "events off" configuration (in-process; the gunicorn server gets
-#: the same through ``ARC_BENCH_EVENTS=off``, see ``benchmarks/settings.py``).
-EVENTS_OFF_ENV = {"ARC_BENCH_EVENTS": "off"}
+#: Gunicorn servers a target can name, with the environment that configures each (read by
+#: ``benchmarks/settings.py``); in-process, a target's ``arc`` override does the same.
+SERVER_ENVIRONMENTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "events-off": {"ARC_BENCH_EVENTS": "off"},
+    "membership-cached": {"ARC_BENCH_MEMBERSHIP": "cached"},
+}
 
 
 def setup_django() -> None:
@@ -59,12 +63,21 @@ def events_off_settings() -> dict[str, Any]:
     return {**settings.ARC, "EVENTS": dict(EVENTS_OFF)}
 
 
+def cached_membership_settings() -> dict[str, Any]:
+    """The project's ``ARC`` with the membership resolver that caches across requests."""
+    from django.conf import settings
+
+    from benchmarks.settings import CACHED_RESOLVER
+
+    return {**settings.ARC, "MEMBERSHIP_RESOLVER": CACHED_RESOLVER}
+
+
 @dataclass(frozen=True)
 class Target:
     """One request shape to measure.
 
-    ``key`` names it in results; ``server`` picks the gunicorn server (``"default"`` or
-    ``"events-off"``); ``arc`` is the ``ARC`` override the in-process measurements apply so
+    ``key`` names it in results; ``server`` picks the gunicorn server (a key of
+    :data:`SERVER_ENVIRONMENTS`); ``arc`` is the ``ARC`` override the in-process measurements apply so
     they match that server.
     """
 
@@ -423,13 +436,12 @@ def measure_throughput(
     results and a one-line description of the method for the report."""
     if args.inprocess or not shutil.which("wrk"):
         method = (
-            "in-process Django test client (wrk not available), single process, "
+            "in-process Django test client (no wrk), single process, "
             f"{args.duration} s per target, {args.rounds} interleaved round(s)"
         )
         return inprocess_throughput(groups, args.duration, args.rounds), method
-    servers = {"default": {}}
-    if any(t.server == "events-off" for group in groups for t in group):
-        servers["events-off"] = dict(EVENTS_OFF_ENV)
+    used = {t.server for group in groups for t in group}
+    servers = {name: env for name, env in SERVER_ENVIRONMENTS.items() if name in used}
     method = (
         f"gunicorn {args.workers} sync workers on 127.0.0.1 ({len(servers)} server(s), one "
         f"loaded at a time), wrk -t{args.threads} -c{args.connections}, {args.duration} s per "

@@ -65,6 +65,11 @@ ARC = {"MEMBERSHIP_RESOLVER": "benchmarks.benchapp.membership.resolve_membership
 if os.environ.get("ARC_BENCH_EVENTS") == "off":
     ARC["EVENTS"] = EVENTS_OFF
 
+#: ``ARC_BENCH_MEMBERSHIP=cached``: the resolver that caches roles across requests (LocMem).
+CACHED_RESOLVER = "benchmarks.benchapp.membership.resolve_membership_cached"
+if os.environ.get("ARC_BENCH_MEMBERSHIP") == "cached":
+    ARC["MEMBERSHIP_RESOLVER"] = CACHED_RESOLVER
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
