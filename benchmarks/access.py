@@ -282,8 +282,8 @@ def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> 
         "sides' samples of the same round. Negative = guarded was faster (noise, or less work: "
         "it renders one field fewer and the tenant filter reads fewer rows).",
         f"- CPU ms/request: `time.process_time()` of the Django process over {args.cpu_requests} "
-        "in-process test-client requests (best of 3, sides alternating); excludes PostgreSQL's "
-        "own time.",
+        f"in-process test-client requests, lowest of {args.cpu_repeats} batches, sides "
+        "alternating; excludes PostgreSQL's own time.",
         "- (c) *cached*: `benchapp/membership.py:resolve_membership_cached`, Django's default "
         "per-process LocMem cache, 60 s; a revoked membership takes up to 60 s to bite. Its SQL "
         "column is counted after a warm-up request, i.e. with the roles already cached.",
@@ -308,7 +308,7 @@ def main() -> int:
         counts, bodies = harness.query_counts(flat)
         check_answers(bodies, ids["org"])
         print("SQL queries per request:", counts, file=sys.stderr)
-        cpu = harness.cpu_per_request(groups, args.cpu_requests)
+        cpu = harness.cpu_per_request(groups, args.cpu_requests, args.cpu_repeats)
         print("CPU ms per request:", cpu, file=sys.stderr)
         throughput, method = harness.measure_throughput(groups, args)
         table, summary = render(counts, throughput, cpu, notes(method, args, throughput))

@@ -170,8 +170,9 @@ def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> 
         "nothing published), the like-for-like comparison with DRF, which has no events. DRF is "
         "measured on the same server as the arc side of its row.",
         f"- CPU ms/request: `time.process_time()` of the Django process over {args.cpu_requests} "
-        "in-process test-client requests (best of 3, sides alternating); it excludes "
-        "PostgreSQL's own time and is insensitive to other load on the machine.",
+        f"in-process test-client requests, lowest of {args.cpu_repeats} batches, sides "
+        "alternating; it excludes PostgreSQL's own time and moves much less with machine load "
+        "than req/s (but not zero: shared cores still inflate it).",
         "- req/s: best of the rounds, with the lowest–highest sample in brackets; "
         "*arc/DRF per round* pairs the two sides' samples of the same round.",
     ]
@@ -193,7 +194,7 @@ def main() -> int:
         counts, bodies = harness.query_counts(flat)
         check_same_answers(bodies)
         print("SQL queries per request:", counts, file=sys.stderr)
-        cpu = harness.cpu_per_request(groups, args.cpu_requests)
+        cpu = harness.cpu_per_request(groups, args.cpu_requests, args.cpu_repeats)
         print("CPU ms per request:", cpu, file=sys.stderr)
         throughput, method = harness.measure_throughput(groups, args)
         table = render(counts, throughput, cpu, notes(method, args, throughput))
