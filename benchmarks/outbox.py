@@ -243,7 +243,7 @@ def bench_relay(events: int, transport: str, workers: int, logdir: Path) -> floa
 
 
 def claim_plan() -> tuple[str, int, int]:
-    from django.db import connection, transaction
+    from django.db import connection
 
     from django_arc.events.event import create_event
     from django_arc.outbox import EventOutbox, OutboxEvent
@@ -254,8 +254,7 @@ def claim_plan() -> tuple[str, int, int]:
         cursor.execute(f"ANALYZE {OutboxEvent._meta.db_table}")
     delivered = OutboxEvent.objects.filter(status="delivered").count()
     pending = OutboxEvent.objects.filter(status="pending").count()
-    with transaction.atomic():
-        plan = outbox.claim_queryset(100).explain(analyze=True, buffers=True)
+    plan = outbox.explain_claim(100, analyze=True, buffers=True)
     return plan, delivered, pending
 
 

@@ -288,12 +288,38 @@ class EventOutbox:
             qs = qs.select_for_update(skip_locked=True)
         return qs[:limit]
 
+    def _prefer_index_order(self) -> None:
+        """Make PostgreSQL walk the pending index in claim order for this transaction.
+
+        Queue tables defeat the planner's statistics: right after a burst of inserts it may
+        still believe a handful of rows are pending and pick a bitmap scan plus a sort. Under
+        ``FOR UPDATE`` that sort cannot be bounded by the LIMIT, so every claim sorts the whole
+        backlog (measured: 50,000 pending rows spilled to disk, 180 ms per claim). Disabling
+        sorts for the claim transaction (``SET LOCAL`` semantics) leaves only the ordered
+        scan of the partial ``(visible_at, id)`` index, which stops after ``limit`` rows.
+        """
+        connection = connections[self.db]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('enable_sort', 'off', true),"
+                    " set_config('enable_incremental_sort', 'off', true)"
+                )
+
+    def explain_claim(self, limit: int | None = None, **options: Any) -> str:
+        """``EXPLAIN`` of the claim query exactly as ``relay_batch`` runs it (benchmarks,
+        docs, plan tests). ``options`` go to ``QuerySet.explain`` (``analyze=True``...)."""
+        with transaction.atomic(using=self.db):
+            self._prefer_index_order()
+            return self.claim_queryset(limit or self.batch_size).explain(**options)
+
     def _claim(self, limit: int, worker_id: str) -> list[OutboxEvent]:
         now = timezone.now()
         expires = now + timedelta(seconds=self.lease_seconds)
         db = self.db
         with transaction.atomic(using=db):
             if connections[db].features.has_select_for_update_skip_locked:
+                self._prefer_index_order()
                 rows = list(self.claim_queryset(limit, now))
                 if rows:
                     OutboxEvent.objects.using(db).filter(id__in=[r.id for r in rows]).update(
