@@ -323,3 +323,22 @@ def test_relations_in_a_body_may_only_point_into_the_callers_tenant(orgs):
     assert r.status_code == 400
     order.refresh_from_db()
     assert order.product_id == mine.pk
+
+
+def test_membership_is_cached_across_requests_and_forgotten_on_change(orgs):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from shop.models import Membership
+
+    a, _ = orgs
+    client = member(a, "editor")
+    ProductFactory(organization=a)
+    assert client.get("/api/t-products/").status_code == 200
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get("/api/t-products/").status_code == 200
+    assert not any("shop_membership" in q["sql"] for q in ctx.captured_queries)
+    assert len(ctx.captured_queries) == 2  # count + page: tenancy costs no query now
+    Membership.objects.filter(organization=a).delete()  # revoked: forgotten at once
+    r = client.get("/api/t-products/")
+    assert r.status_code == 403 and r.json()["code"] == "ORG_REQUIRED"

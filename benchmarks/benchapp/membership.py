@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_arc.membership import cached_resolver
+
 from .models import Membership
 
 _MAX_PK = 2**63 - 1
@@ -35,22 +37,9 @@ def resolve_membership(user: Any, org_id: str) -> list[str] | None:
 #: How long ``resolve_membership_cached`` trusts a cached answer.
 CACHE_SECONDS = 60
 
-
-def resolve_membership_cached(user: Any, org_id: str) -> list[str] | None:
-    """``resolve_membership`` behind Django's cache (LocMem here, per process), 60 s.
-
-    What a project does when one membership query per request is too much: most requests
-    then cost no query at all. The price is staleness — a revoked membership or changed role
-    takes effect up to ``CACHE_SECONDS`` later (delete the key on membership changes to
-    shorten that). The access benchmark measures this variant next to the uncached one.
-    """
-    from django.core.cache import cache
-
-    if user is None or getattr(user, "pk", None) is None:
-        return None
-    key = f"bench:membership:{user.pk}:{str(org_id)[:32]}"
-    roles = cache.get(key)
-    if roles is None:
-        roles = resolve_membership(user, org_id) or []
-        cache.set(key, roles, CACHE_SECONDS)
-    return list(roles) or None
+#: ``resolve_membership`` behind Django's cache (LocMem here, per process) with
+#: ``django_arc.membership.cached_resolver``: what a project does when one membership query
+#: per request is too much. The access benchmark measures it next to the uncached resolver.
+resolve_membership_cached = cached_resolver(
+    resolve_membership, ttl=CACHE_SECONDS, prefix="bench:membership"
+)

@@ -1,12 +1,18 @@
 """The demo shop's ``MEMBERSHIP_RESOLVER``: org roles of a user from the ``Membership`` table.
 
 ``ARC = {"MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership"}``. One query per
-(user, org) — django-arc caches the answer for the rest of the request.
+(user, org), kept in Django's cache for a minute by ``django_arc.membership.cached_resolver``;
+saving or deleting a ``Membership`` forgets the cached answer at once.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from django_arc.membership import cached_resolver
 
 from .models import Membership
 
@@ -14,7 +20,7 @@ from .models import Membership
 _MAX_PK = 2**63 - 1
 
 
-def resolve_membership(user: Any, org_id: str) -> list[str] | None:
+def lookup_roles(user: Any, org_id: str) -> list[str] | None:
     """Roles of ``user`` in organization ``org_id``; ``None`` when not a member.
 
     A header that is not a valid primary key ("abc", "-1", 30 digits) names no organization,
@@ -37,3 +43,11 @@ def resolve_membership(user: Any, org_id: str) -> list[str] | None:
         .values_list("role", flat=True)
     )
     return roles or None
+
+
+resolve_membership = cached_resolver(lookup_roles, ttl=60)
+
+
+@receiver([post_save, post_delete], sender=Membership, dispatch_uid="shop-membership-cache")
+def forget_cached_membership(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    resolve_membership.invalidate(instance.user_id, instance.organization_id)

@@ -17,15 +17,20 @@ class Organization(models.Model):
 class Membership(models.Model):
     ROLES = [("admin", "Admin"), ("editor", "Editor"), ("viewer", "Viewer")]
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                             related_name="memberships")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
     role = models.CharField(max_length=20, choices=ROLES)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "organization", "role"],
-                                               name="uniq_membership_role")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization", "role"], name="uniq_membership_role"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.organization}: {self.role}"
@@ -34,8 +39,9 @@ class Membership(models.Model):
 class Product(models.Model):
     STATUSES = [("draft", "Draft"), ("active", "Active"), ("archived", "Archived")]
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="products")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="products"
+    )
     name = models.CharField(max_length=200)
     sku = models.CharField(max_length=64)
     price = models.DecimalField(max_digits=10, decimal_places=2)
@@ -46,8 +52,9 @@ class Product(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["organization", "sku"],
-                                               name="uniq_product_sku_per_org")]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "sku"], name="uniq_product_sku_per_org")
+        ]
         indexes = [models.Index(fields=["organization", "status", "created_at"])]
 
     def __str__(self) -> str:
@@ -55,8 +62,7 @@ class Product(models.Model):
 
 
 class Order(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="orders")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="orders")
     reference = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders")
     quantity = models.PositiveIntegerField(default=1)

@@ -1,0 +1,67 @@
+"""django_arc.membership.cached_resolver: caching, negative answers, invalidation, outages."""
+
+from types import SimpleNamespace
+
+from django.test import override_settings
+
+from django_arc.membership import cached_resolver
+
+
+def counting(answer):
+    calls = []
+
+    def resolver(user, org_id):
+        calls.append((user.pk, org_id))
+        return answer
+
+    return resolver, calls
+
+
+def test_caches_roles_and_non_membership():
+    user = SimpleNamespace(pk=1)
+    for answer, expected in ((["admin"], ["admin"]), (None, None)):
+        resolver, calls = counting(answer)
+        cached = cached_resolver(resolver, prefix=f"t{answer}")
+        assert cached(user, "5") == expected
+        assert cached(user, "5") == expected
+        assert len(calls) == 1
+        cached.invalidate(1, "5")
+        assert cached(user, "5") == expected
+        assert len(calls) == 2
+
+
+def test_odd_org_ids_get_portable_keys():
+    resolver, calls = counting(["x"])
+    cached = cached_resolver(resolver)
+    user = SimpleNamespace(pk=2)
+    for org in ("a b", "ü" * 100, "x" * 500, ""):
+        assert cached(user, org) == ["x"]
+        assert cached(user, org) == ["x"]
+    assert len(calls) == 4
+
+
+def test_anonymous_users_are_not_cached():
+    resolver, calls = counting(None)
+    cached = cached_resolver(resolver)
+    anon = SimpleNamespace(pk=None)
+    cached(anon, "1")
+    cached(anon, "1")
+    assert len(calls) == 2
+
+
+@override_settings(
+    CACHES={
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+)
+def test_cache_outage_degrades_to_the_resolver():
+    resolver, calls = counting(["viewer"])
+    cached = cached_resolver(resolver)
+    assert cached(SimpleNamespace(pk=3), "1") == ["viewer"]
+    assert cached(SimpleNamespace(pk=3), "1") == ["viewer"]
+    assert len(calls) == 2
+    cached.invalidate(3, "1")  # no exception
