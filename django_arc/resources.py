@@ -61,6 +61,12 @@ class Resource:
     serializer_class: type | None = None
     queryset: models.QuerySet | None = None
     update_method: str = "PATCH_OR_PUT"
+    #: DRF policies for this resource's ViewSet; ``None`` keeps the project's
+    #: ``REST_FRAMEWORK`` defaults (permissions are the resource's own, see ``permissions``)
+    authentication_classes: list[type] | None = None
+    throttle_classes: list[type] | None = None
+    renderer_classes: list[type] | None = None
+    parser_classes: list[type] | None = None
 
     def __init__(self, site: ResourceSite | None = None) -> None:
         self.site = site

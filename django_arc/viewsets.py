@@ -458,6 +458,15 @@ def build_viewset(resource: Any) -> type[ResourceViewSet]:
         "__module__": type(resource).__module__,
         "__doc__": type(resource).__doc__,
     }
+    for policy in (
+        "authentication_classes",
+        "throttle_classes",
+        "renderer_classes",
+        "parser_classes",
+    ):
+        value = getattr(resource, policy)
+        if value is not None:
+            attrs[policy] = list(value)
     route_specs = {}
     for spec in resource.routes:
         attrs[spec.name] = _route_handler(spec)

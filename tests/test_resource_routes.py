@@ -339,3 +339,15 @@ def test_missing_permission_key_fails_closed(api, django_user_model):
     from tests.testapp.models import Author
 
     assert not Author.objects.filter(name="x").exists()
+
+
+def test_resource_drf_policies_apply_and_throttling_uses_the_envelope(api):
+    assert api.get("/api/throttled-authors/").status_code == 200
+    assert api.get("/api/throttled-authors/").status_code == 200
+    r = api.get("/api/throttled-authors/")
+    assert r.status_code == 429
+    assert r.json()["code"] == "THROTTLED"
+    assert int(r["Retry-After"]) > 0
+    from tests.testapp.resources import ThrottledAuthorResource
+
+    assert ThrottledAuthorResource.as_viewset().authentication_classes == []

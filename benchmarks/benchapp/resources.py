@@ -59,6 +59,9 @@ TENANT_FIELDS = [
 
 
 class _TenantItemBase(Resource):
+    # the access sides authenticate with HTTP Basic (the CRUD resources keep the project
+    # default, no authentication, as the hand-written DRF side does)
+    authentication_classes = [BasicAuthentication]
     model = TenantItem
     fields = TENANT_FIELDS
     read_only_fields = ["id", "created_at"]
@@ -94,10 +97,3 @@ class GuardedItemResource(_TenantItemBase):
         "update": P.require_org_role("admin", "editor"),
         "delete": P.require_org_role("admin"),
     }
-
-
-# A Resource has no authentication hook: DRF reads ``authentication_classes`` from the view
-# class, so set it on the generated viewsets (the CRUD resources keep the project default,
-# no authentication, as the hand-written DRF side does).
-for _resource in access.resources:
-    _resource.as_viewset().authentication_classes = [BasicAuthentication]

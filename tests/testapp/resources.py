@@ -281,3 +281,22 @@ class TenantOrderResource(Resource):
     lookup_field = "reference"
     presets = [presets.MultiTenant()]
     permissions = {"create": P.require_org_membership(), "update": P.require_org_membership()}
+
+
+from rest_framework.throttling import AnonRateThrottle  # noqa: E402
+
+
+class TwoPerMinute(AnonRateThrottle):
+    rate = "2/min"
+
+
+@arc.register
+class ThrottledAuthorResource(Resource):
+    """Per-resource DRF policies: throttling (and no session authentication)."""
+
+    model = Author
+    name = "throttled-authors"
+    fields = ["id", "name"]
+    throttle_classes = [TwoPerMinute]
+    authentication_classes = []
+    permissions = {"list": P.allow_public()}
