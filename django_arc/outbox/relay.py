@@ -21,6 +21,7 @@ by the batch size of the dead worker).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -158,6 +159,20 @@ def _error_text(error: BaseException | str) -> str:
     return text[:MAX_ERROR_LENGTH]
 
 
+_META_FIELDS = tuple(f.name for f in dataclasses.fields(EventMeta))
+
+
+def _meta_dict(meta: EventMeta) -> dict[str, Any]:
+    """``EventMeta.to_dict()`` without ``dataclasses.asdict``'s deep copies: the row is
+    serialised once at INSERT time, so a shallow dict is enough (and this is the write path
+    of every resource request)."""
+    data = {name: getattr(meta, name) for name in _META_FIELDS}
+    timestamp = data["timestamp"]
+    if isinstance(timestamp, datetime):
+        data["timestamp"] = timestamp.isoformat()
+    return data
+
+
 def _row_for(event: Event) -> OutboxEvent:
     if not isinstance(event, Event):
         raise TypeError(f"the outbox stores django_arc.events.Event objects, not {type(event)!r}")
@@ -167,7 +182,7 @@ def _row_for(event: Event) -> OutboxEvent:
         event_id=str(event.meta.id),
         type=event.type,
         payload=event.payload,
-        meta=event.meta.to_dict(),
+        meta=_meta_dict(event.meta),
         status=OutboxStatus.PENDING,
         visible_at=now,
         created_at=now,
