@@ -27,13 +27,23 @@ class ArcSerializerMixin:
 
 
 def _clone(field: serializers.Field) -> serializers.Field:
-    # Plain fields are rebuilt from their constructor arguments (what DRF's own
-    # ``Field.__deepcopy__`` does, minus deep-copying shared, read-only arguments such as a
-    # related field's queryset, which DRF clones with ``.all()`` on use anyway). Nested
-    # serializers carry bound children, so they get a real deep copy.
-    if isinstance(field, serializers.BaseSerializer):
+    # A prototype field is never bound: a copy of its attribute dict is a field in the state
+    # its constructor left it in, without re-running that constructor (error-message MRO
+    # walk, validator set-up) — that is what makes a cached serializer cheap. ``bind()`` and
+    # per-request changes (a narrowed related queryset) then only touch the copy's own
+    # attributes. Fields holding other fields (nested serializers, ``ListField.child``,
+    # ``many=True`` relations) bind those children in ``__init__``, so they get a real copy.
+    if isinstance(field, serializers.BaseSerializer) or _has_children(field):
         return copy.deepcopy(field)
-    return field.__class__(*field._args, **field._kwargs)
+    clone = object.__new__(field.__class__)
+    clone.__dict__.update(field.__dict__)
+    if "_validators" in clone.__dict__:
+        clone._validators = list(clone._validators)
+    return clone
+
+
+def _has_children(field: serializers.Field) -> bool:
+    return "child" in field.__dict__ or "child_relation" in field.__dict__
 
 
 def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
