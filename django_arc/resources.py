@@ -209,6 +209,31 @@ class Resource:
                 found[spec.name] = spec
         return found
 
+    @cached_property
+    def write_needs_transaction(self) -> bool:
+        """Whether a write may run more than one statement besides its event: any hook
+        overridden, any preset, a user serializer (its ``create``/``update`` are opaque) or
+        writable nested/many-to-many fields."""
+        from rest_framework.relations import ManyRelatedField
+        from rest_framework.serializers import BaseSerializer
+
+        hooks = (
+            "before_create",
+            "after_create",
+            "before_update",
+            "after_update",
+            "before_delete",
+            "after_delete",
+        )
+        if any(getattr(type(self), h) is not getattr(Resource, h) for h in hooks):
+            return True
+        if self.preset_list or self.serializer_class is not None:
+            return True
+        return any(
+            isinstance(f, (ManyRelatedField, BaseSerializer)) and not f.read_only
+            for f in self.serializer().fields.values()
+        )
+
     @property
     def write_denied_policy(self) -> str:
         return self.on_field_write_denied or arc_settings.ON_FIELD_WRITE_DENIED

@@ -300,3 +300,13 @@ class ThrottledAuthorResource(Resource):
     throttle_classes = [TwoPerMinute]
     authentication_classes = []
     permissions = {"list": P.allow_public()}
+
+
+@arc.register
+class PlainAuthorResource(Resource):
+    """No hooks, no presets, generated serializer: the cheapest write path."""
+
+    model = Author
+    name = "plain-authors"
+    fields = ["id", "name"]
+    permissions = {"create": P.allow_public()}
