@@ -53,7 +53,7 @@ class ReadPlan:
         for key, value in doc.items():
             if key in self.drop or (self.keep is not None and key not in self.keep):
                 continue
-            out[key] = self.redact.get(key, value) if key in self.redact else value
+            out[key] = self.redact.get(key, value)
         return out
 
 
