@@ -212,7 +212,7 @@ class Resource:
     @cached_property
     def write_needs_transaction(self) -> bool:
         """Whether a write may run more than one statement besides its event: any hook
-        overridden, any preset, a user serializer (its ``create``/``update`` are opaque) or
+        overridden, a preset that writes on its own, a user serializer (its ``create``/``update`` are opaque) or
         writable nested/many-to-many fields."""
         from rest_framework.relations import ManyRelatedField
         from rest_framework.serializers import BaseSerializer
@@ -227,7 +227,9 @@ class Resource:
         )
         if any(getattr(type(self), h) is not getattr(Resource, h) for h in hooks):
             return True
-        if self.preset_list or self.serializer_class is not None:
+        if self.serializer_class is not None:
+            return True
+        if any(preset.needs_transaction for preset in self.preset_list):
             return True
         return any(
             isinstance(f, (ManyRelatedField, BaseSerializer)) and not f.read_only

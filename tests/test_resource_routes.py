@@ -380,3 +380,12 @@ def test_writes_open_a_transaction_only_when_needed(api, settings, outbox):
         )
         assert r2.status_code == 201
     assert len(opened) == (2 if outbox else 1)
+
+
+def test_tenancy_alone_does_not_force_a_transaction():
+    from django_arc.presets import Preset
+    from tests.testapp.resources import GuardedProductResource, TenantOrderResource
+
+    assert Preset.needs_transaction is True  # unknown presets are treated as writers
+    assert TenantOrderResource(site=None).write_needs_transaction is False
+    assert GuardedProductResource(site=None).write_needs_transaction is False

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 class Preset:
     #: short name used in system-check messages and docs
     name = "preset"
+    #: whether this preset's write hooks may run statements of their own (an audit row, a
+    #: soft-delete update): then every write of the resource runs in a transaction even with
+    #: events off. A preset that only adds values to the one INSERT/UPDATE sets it False.
+    needs_transaction = True
 
     def bind(self, resource: Resource) -> None:
         """Called once when the resource is compiled (models are ready). Validate options

@@ -58,6 +58,7 @@ class MultiTenant(Preset):
     """
 
     name = "multi_tenant"
+    needs_transaction = False  # tenant values ride on the write's own INSERT/UPDATE
 
     def __init__(
         self,
