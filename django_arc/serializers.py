@@ -25,6 +25,19 @@ class ArcSerializerMixin:
             cls._arc_field_prototypes = proto
         return {name: _clone(f) for name, f in proto.items()}
 
+    @property
+    def _readable_fields(self):
+        # DRF walks ``fields`` for every row; the resource's read plan (field permissions,
+        # ``?select=``) names fields this caller must not get, so they are never rendered.
+        readable = self.__dict__.get("_arc_readable")
+        if readable is None:
+            omit = self.context.get("arc_omit") or ()
+            readable = [
+                f for f in self.fields.values() if not f.write_only and f.field_name not in omit
+            ]
+            self.__dict__["_arc_readable"] = readable
+        return readable
+
 
 def _clone(field: serializers.Field) -> serializers.Field:
     # A prototype field is never bound: a copy of its attribute dict is a field in the state

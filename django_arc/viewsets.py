@@ -46,6 +46,15 @@ class ReadPlan:
         self.redact = redact
         self.keep = keep
 
+    def omitted(self, resource: Any) -> frozenset[str]:
+        """Output fields not to render at all for this caller (dropped or not selected)."""
+        if self.keep is None:
+            return frozenset(self.drop)
+        return frozenset(f for f in resource.output_fields if f in self.drop or f not in self.keep)
+
+    def mask(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return {key: self.redact.get(key, value) for key, value in doc.items()}
+
     def shape(self, doc: dict[str, Any]) -> dict[str, Any]:
         if not (self.drop or self.redact or self.keep is not None):
             return doc
@@ -258,15 +267,27 @@ class ResourceViewSet(viewsets.ModelViewSet):
             }
         )
 
+    def _render(self, rows: Any, plan: ReadPlan, many: bool = False) -> Any:
+        """Serialise for reading. Fields the plan drops or does not select are skipped by
+        the serializer itself (not rendered, then thrown away); masking is applied after."""
+        context = {**self.get_serializer_context(), "arc_omit": plan.omitted(self.resource)}
+        data = self.get_serializer(rows, many=many, context=context).data
+        # A project serializer may override to_representation and render anything: filter
+        # its output too. The generated one skipped those fields already; only mask.
+        if self.resource.serializer_class is not None:
+            post = plan.shape
+        elif plan.redact:
+            post = plan.mask
+        else:
+            return data
+        return [post(doc) for doc in data] if many else post(data)
+
     def _render_many(self, rows: list[Any], plan: ReadPlan) -> list[dict[str, Any]]:
-        if not rows:
-            return []
-        data = self.get_serializer(rows, many=True).data
-        return [plan.shape(doc) for doc in data]
+        return self._render(rows, plan, many=True) if rows else []
 
     def retrieve(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         instance = self.get_object()
-        return self.success(self.read_plan().shape(self.get_serializer(instance).data))
+        return self.success(self._render(instance, self.read_plan()))
 
     # -- write routes --------------------------------------------------------------------
 
