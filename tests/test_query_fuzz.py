@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from django_arc.query import OPERATOR_ALIASES, OPERATORS, REFUSED_OPERATORS
 from tests.factories import BookFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,26 +32,8 @@ FIELDS = [
     "search",
     "after",
 ]
-OPS = [
-    "eq",
-    "ne",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "in",
-    "nin",
-    "contains",
-    "icontains",
-    "startswith",
-    "exists",
-    "like",
-    "regex",
-    "",
-    "x",
-    "GT",
-    "in]",
-]
+# every operator the language knows, its aliases and refusals, plus garbage spellings
+OPS = sorted(OPERATORS | set(OPERATOR_ALIASES) | REFUSED_OPERATORS) + ["", "x", "GT", "in]"]
 values = st.one_of(
     st.text(max_size=40),
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
