@@ -16,6 +16,7 @@ subscribed *in this process* whose glob pattern (``fnmatch`` style: ``"products.
 
 from __future__ import annotations
 
+import abc
 import fnmatch
 import json
 import logging
@@ -57,7 +58,7 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Transport:
+class Transport(abc.ABC):
     """Base class; subclasses implement :meth:`publish` (and usually :meth:`dead_letter`).
 
     Handlers are kept in registration order; :meth:`dispatch` calls every matching one and
@@ -70,8 +71,9 @@ class Transport:
         self._sub_lock = threading.Lock()
 
     # -- publishing -------------------------------------------------------------------------
+    @abc.abstractmethod
     def publish(self, event: Event) -> Any:
-        raise NotImplementedError
+        """Hand ``event`` to the transport; raise on failure (the relay retries the row)."""
 
     def publish_many(self, events: Iterable[Event]) -> list[Any]:
         return [self.publish(event) for event in events]
@@ -132,7 +134,7 @@ class Transport:
             dead.error,
         )
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for in-process transports
         """Release connections and threads; the transport must not be used afterwards."""
 
 
