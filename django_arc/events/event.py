@@ -68,8 +68,11 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
-        return cls(type=data["type"], payload=data.get("payload") or {},
-                   meta=EventMeta.from_dict(data.get("meta") or {}))
+        return cls(
+            type=data["type"],
+            payload=data.get("payload") or {},
+            meta=EventMeta.from_dict(data.get("meta") or {}),
+        )
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -88,8 +91,9 @@ def create_event(type: str, payload: dict[str, Any] | None = None, **meta: Any) 
     return Event(type=type, payload=payload or {}, meta=EventMeta(**meta))
 
 
-def create_child_event(parent: Event, type: str, payload: dict[str, Any] | None = None,
-                       **meta: Any) -> Event:
+def create_child_event(
+    parent: Event, type: str, payload: dict[str, Any] | None = None, **meta: Any
+) -> Event:
     """An event caused by ``parent``: same correlation id, source and idempotency key,
     ``causation_id`` = parent id; the aggregate is *not* inherited (arc 2.9 semantics)."""
     inherited = {
