@@ -87,7 +87,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             except ImportError as exc:
                 errors.append(
                     _err(
-                        f"ARC['{dotted.replace('.', '.')}'] = {value!r} cannot be imported: {exc}",
+                        f"ARC['{dotted}'] = {value!r} cannot be imported: {exc}",
                         "ARC",
                         "arc.E008",
                     )

@@ -189,7 +189,8 @@ class ResourceViewSet(viewsets.ModelViewSet):
         self.check_object_permissions(self.request, obj)
         return obj
 
-    def read_plan(self, select: set[str] | None = None) -> ReadPlan:
+    def read_plan(self) -> ReadPlan:
+        """What this caller may see of the resource's fields (field permissions)."""
         from .scope import get_scope
 
         resource = self.resource
@@ -201,12 +202,14 @@ class ResourceViewSet(viewsets.ModelViewSet):
                 drop.add(name)
             elif rule.redacts_for(scope):
                 redact[name] = rule.mask
-        keep = None
-        if select is not None:
-            keep = select | {resource.pk_name, "id"}
-            if resource.lookup_field != "pk":
-                keep.add(resource.lookup_field)
-        return ReadPlan(drop, redact, keep)
+        return ReadPlan(drop, redact, None)
+
+    def selected(self, plan: ReadPlan, select: set[str]) -> ReadPlan:
+        """``plan`` narrowed to ``?select=``; the id and lookup field always come along."""
+        keep = select | {self.resource.pk_name, "id"}
+        if self.resource.lookup_field != "pk":
+            keep.add(self.resource.lookup_field)
+        return ReadPlan(plan.drop, plan.redact, keep)
 
     def readable_fields(self, plan: ReadPlan) -> set[str]:
         return set(self.resource.output_fields) - plan.drop
@@ -233,7 +236,7 @@ class ResourceViewSet(viewsets.ModelViewSet):
             arc_settings.MAX_PAGE_SIZE,
             restricted=base_plan.drop | base_plan.redact.keys(),
         )
-        plan = self.read_plan(query.select) if query.select else base_plan
+        plan = self.selected(base_plan, query.select) if query.select else base_plan
         queryset = spec.apply(self.get_queryset(), query)
         limit = query.limit
         if query.keyset:
