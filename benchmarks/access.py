@@ -303,15 +303,11 @@ def main() -> int:
 
         django.setup()
         ids = prepare_data(args.rows)
-        groups = targets(ids)
-        flat = [t for group in groups for t in group]
-        counts, bodies = harness.query_counts(flat)
-        check_answers(bodies, ids["org"])
-        print("SQL queries per request:", counts, file=sys.stderr)
-        cpu = harness.cpu_per_request(groups, args.cpu_requests, args.cpu_repeats)
-        print("CPU ms per request:", cpu, file=sys.stderr)
-        throughput, method = harness.measure_throughput(groups, args)
-        table, summary = render(counts, throughput, cpu, notes(method, args, throughput))
+        m = harness.measure_all(
+            targets(ids), args, lambda bodies: check_answers(bodies, ids["org"])
+        )
+        counts, cpu, throughput, flat = m.counts, m.cpu, m.throughput, m.flat
+        table, summary = render(counts, throughput, cpu, notes(m.method, args, throughput))
         print(table)
         over = [
             f"{side} {label} ({kind} {value:+.1f} %)"

@@ -189,15 +189,9 @@ def main() -> int:
 
         django.setup()
         item_id = prepare_data(args.rows)
-        groups = targets(item_id)
-        flat = [t for group in groups for t in group]
-        counts, bodies = harness.query_counts(flat)
-        check_same_answers(bodies)
-        print("SQL queries per request:", counts, file=sys.stderr)
-        cpu = harness.cpu_per_request(groups, args.cpu_requests, args.cpu_repeats)
-        print("CPU ms per request:", cpu, file=sys.stderr)
-        throughput, method = harness.measure_throughput(groups, args)
-        table = render(counts, throughput, cpu, notes(method, args, throughput))
+        m = harness.measure_all(targets(item_id), args, check_same_answers)
+        counts, cpu, throughput, flat = m.counts, m.cpu, m.throughput, m.flat
+        table = render(counts, throughput, cpu, notes(m.method, args, throughput))
         print(table)
         (harness.RESULTS / "crud.json").write_text(
             json.dumps({"counts": counts, "throughput": throughput, "cpu_ms": cpu}, indent=2)

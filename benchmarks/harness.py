@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -452,6 +452,32 @@ def measure_throughput(
     )
     with gunicorn_servers(servers, args.workers) as urls:
         return wrk_rounds(groups, urls, args), method
+
+
+@dataclass
+class Measurements:
+    flat: list[Target]
+    counts: dict[str, int]
+    cpu: dict[str, float]
+    throughput: dict[str, dict[str, Any]]
+    method: str
+
+
+def measure_all(
+    groups: list[list[Target]],
+    args: argparse.Namespace,
+    check: Callable[[dict[str, Any]], None],
+) -> Measurements:
+    """The sequence every benchmark runs: SQL counts (and ``check`` of the answers, so a
+    side that answers differently is never timed), CPU per request, then throughput."""
+    flat = [t for group in groups for t in group]
+    counts, bodies = query_counts(flat)
+    check(bodies)
+    print("SQL queries per request:", counts, file=sys.stderr)
+    cpu = cpu_per_request(groups, args.cpu_requests, args.cpu_repeats)
+    print("CPU ms per request:", cpu, file=sys.stderr)
+    throughput, method = measure_throughput(groups, args)
+    return Measurements(flat, counts, cpu, throughput, method)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
