@@ -463,19 +463,38 @@ class Measurements:
     method: str
 
 
+def settle_table(table: str, **created: Any) -> None:
+    """Delete the rows the in-process measurements created (matched by ``created``) and
+    ``VACUUM ANALYZE`` the table, so the throughput phase reads the data it was prepared with
+    and the planner sees settled statistics. Without it, whether autovacuum happened to run
+    during the CPU phase decides the plans: one run counted with an index-only scan on one
+    side and a sequential scan on the other, which moved the list figures by 30 %."""
+    from django.db import connection
+
+    where = " AND ".join(f"{connection.ops.quote_name(k)} = %s" for k in created)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE {where}", list(created.values()))
+        if connection.vendor == "postgresql":
+            cursor.execute(f"VACUUM ANALYZE {table}")
+
+
 def measure_all(
     groups: list[list[Target]],
     args: argparse.Namespace,
     check: Callable[[dict[str, Any]], None],
+    settle: Callable[[], None] | None = None,
 ) -> Measurements:
     """The sequence every benchmark runs: SQL counts (and ``check`` of the answers, so a
-    side that answers differently is never timed), CPU per request, then throughput."""
+    side that answers differently is never timed), CPU per request, ``settle`` (undo what
+    those requests wrote), then throughput."""
     flat = [t for group in groups for t in group]
     counts, bodies = query_counts(flat)
     check(bodies)
     print("SQL queries per request:", counts, file=sys.stderr)
     cpu = cpu_per_request(groups, args.cpu_requests, args.cpu_repeats)
     print("CPU ms per request:", cpu, file=sys.stderr)
+    if settle is not None:
+        settle()
     throughput, method = measure_throughput(groups, args)
     return Measurements(flat, counts, cpu, throughput, method)
 
@@ -521,7 +540,8 @@ def load_note(throughput: dict[str, dict[str, Any]]) -> str:
         return ""
     return (
         f"- Machine load (1-minute load average on {os.cpu_count()} cores, sampled before each "
-        f"wrk run): {min(loads):.1f}–{max(loads):.1f}; other engineers' test suites were running."
+        f"wrk run): {min(loads):.1f}–{max(loads):.1f}. wrk, gunicorn and PostgreSQL alone keep "
+        "it near 2; above that, other jobs shared the machine."
     )
 
 
