@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
@@ -43,6 +45,32 @@ def test_store_inserts_a_pending_row_with_the_envelope():
     assert row.dedupe_key is None
     assert row.lease_owner is None and row.delivered_at is None
     assert row.visible_at <= row.created_at or row.visible_at == row.created_at
+
+
+def test_store_returns_the_saved_row_and_sends_model_signals():
+    from django.db.models.signals import post_save, pre_save
+
+    seen = []
+
+    def before(sender, instance, **kwargs):
+        seen.append(("pre", instance.pk, kwargs["using"]))
+
+    def after(sender, instance, created, **kwargs):
+        seen.append(("post", instance.pk, created))
+
+    pre_save.connect(before, sender=OutboxEvent, dispatch_uid="test-outbox-pre")
+    post_save.connect(after, sender=OutboxEvent, dispatch_uid="test-outbox-post")
+    try:
+        row = store_event(create_event("products.created", {"id": 1, "price": Decimal("9.50")}))
+    finally:
+        pre_save.disconnect(dispatch_uid="test-outbox-pre", sender=OutboxEvent)
+        post_save.disconnect(dispatch_uid="test-outbox-post", sender=OutboxEvent)
+
+    stored = OutboxEvent.objects.get()
+    assert row.pk == stored.pk and not row._state.adding
+    assert seen == [("pre", None, "default"), ("post", stored.pk, True)]
+    assert stored.payload == {"id": 1, "price": "9.50"}
+    assert stored.last_error == "" and stored.attempts == 0
 
 
 def test_rolled_back_transaction_leaves_no_row():
