@@ -304,40 +304,46 @@ def main() -> int:
         import django
 
         django.setup()
-        ids = prepare_data(args.rows)
-        m = harness.measure_all(
-            targets(ids),
-            args,
-            lambda bodies: check_answers(bodies, ids["org"]),
-            lambda: harness.settle_table("benchapp_tenantitem", sku="BENCH-1"),
-        )
-        counts, cpu, throughput, flat = m.counts, m.cpu, m.throughput, m.flat
-        table, summary = render(counts, throughput, cpu, notes(m.method, args, throughput))
-        print(table)
-        over = [
-            f"{side} {label} ({kind} {value:+.1f} %)"
-            for side, rows in summary.items()
-            for label, values in rows.items()
-            for kind, value in values.items()
-            if value > TARGET_PCT
-        ]
-        print(
-            "over the 10 % target: " + (", ".join(over) if over else "none"),
-            file=sys.stderr,
-        )
-        (harness.RESULTS / "access.json").write_text(
-            json.dumps(
-                {"counts": counts, "throughput": throughput, "cpu_ms": cpu, "summary": summary},
-                indent=2,
-            )
-        )
-        if args.profile:
-            report = harness.profile(flat, 300)
-            (harness.RESULTS / "access-profile.txt").write_text(report)
-            print(f"profile: {harness.RESULTS / 'access-profile.txt'}", file=sys.stderr)
-        if args.write_docs:
-            harness.write_docs(DOCS_START, DOCS_END, "Access control overhead", table)
+        run(args)
     return 0
+
+
+def run(args: argparse.Namespace) -> None:
+    """Measure, print and (``--write-docs``) record; Django is set up, the database reachable.
+    ``crud.py --access`` calls this after its own table, in the same run."""
+    ids = prepare_data(args.rows)
+    m = harness.measure_all(
+        targets(ids),
+        args,
+        lambda bodies: check_answers(bodies, ids["org"]),
+        lambda: harness.settle_table("benchapp_tenantitem", sku="BENCH-1"),
+    )
+    counts, cpu, throughput, flat = m.counts, m.cpu, m.throughput, m.flat
+    table, summary = render(counts, throughput, cpu, notes(m.method, args, throughput))
+    print(table)
+    over = [
+        f"{side} {label} ({kind} {value:+.1f} %)"
+        for side, rows in summary.items()
+        for label, values in rows.items()
+        for kind, value in values.items()
+        if value > TARGET_PCT
+    ]
+    print(
+        "over the 10 % target: " + (", ".join(over) if over else "none"),
+        file=sys.stderr,
+    )
+    (harness.RESULTS / "access.json").write_text(
+        json.dumps(
+            {"counts": counts, "throughput": throughput, "cpu_ms": cpu, "summary": summary},
+            indent=2,
+        )
+    )
+    if args.profile:
+        report = harness.profile(flat, 300)
+        (harness.RESULTS / "access-profile.txt").write_text(report)
+        print(f"profile: {harness.RESULTS / 'access-profile.txt'}", file=sys.stderr)
+    if args.write_docs:
+        harness.write_docs(DOCS_START, DOCS_END, "Access control overhead", table)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ request in-process (``benchmarks/harness.py`` has the machinery). Usage::
     python benchmarks/crud.py                  # starts a throwaway PostgreSQL (scripts/services.sh)
     python benchmarks/crud.py --duration 10 --rounds 3 --write-docs
     python benchmarks/crud.py --profile        # also pyinstrument the arc routes in-process
+    python benchmarks/crud.py --access         # then the access-control table (access.py)
 
 With ``ARC_PG_HOST`` etc. already set, that PostgreSQL is used instead (its ``benchapp``
 tables are rebuilt). Without ``wrk`` on PATH the throughput falls back to Django's test
@@ -181,6 +182,11 @@ def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description="django-arc vs DRF CRUD benchmark")
     harness.add_common_arguments(parser)
+    parser.add_argument(
+        "--access",
+        action="store_true",
+        help="then measure access control (benchmarks/access.py) in the same run",
+    )
     args = parser.parse_args()
 
     harness.RESULTS.mkdir(parents=True, exist_ok=True)
@@ -207,6 +213,10 @@ def main() -> int:
             print(report)
         if args.write_docs:
             harness.write_docs(DOCS_START, DOCS_END, "CRUD", table)
+        if args.access:
+            from benchmarks import access
+
+            access.run(args)
     return 0
 
 
