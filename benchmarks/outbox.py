@@ -316,12 +316,13 @@ def render(
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Notes: the outbox costs one extra `INSERT` in the write's transaction (about 1 ms of "
-        "database round trip and 0.3 ms of Python here); measured in-process, with no HTTP "
-        "server, parsing or network in the baseline, that is the largest relative overhead "
-        "this write path can show. Relay workers are separate processes; on a 2-core machine "
-        "two workers (each with its PostgreSQL backend) already use both cores, so four "
-        "workers add contention rather than throughput; scaling beyond that needs cores.",
+        "Notes: *events off* has no receiver and no transaction, so its create is one "
+        "autocommit `INSERT`; *outbox on* is `BEGIN`, the `INSERT`, the outbox row's `INSERT` "
+        "and `COMMIT`. In process, with no HTTP server in the baseline, that is the largest "
+        "relative figure this write path can show; the same comparison over HTTP (gunicorn + "
+        "wrk, `benchmarks/outbox_requests.py`) is in the section above. Relay workers are "
+        "separate processes; on a 2-core machine two workers (each with its PostgreSQL "
+        "backend) already use both cores, so four add contention rather than throughput.",
     ]
     lines += [
         "",
