@@ -191,11 +191,6 @@ def check_answers(bodies: dict[str, Any], org: int) -> None:
         raise SystemExit("access benchmark sanity check failed: " + "; ".join(problems))
 
 
-def pct(slow: float, fast: float) -> float:
-    """Extra cost per request of ``slow`` over ``fast`` in percent (times or 1/rates)."""
-    return (slow / fast - 1) * 100
-
-
 def render_table(
     other: str,
     labels: list[str],
@@ -214,11 +209,11 @@ def render_table(
     for label in labels:
         bare, guarded = throughput[f"bare:{label}"], throughput[f"{other}:{label}"]
         per_round = [
-            pct(b, g) for b, g in zip(bare["samples"], guarded["samples"], strict=True) if g
+            harness.pct(b, g) for b, g in zip(bare["samples"], guarded["samples"], strict=True) if g
         ]
-        best = pct(bare["rps"], guarded["rps"])
+        best = harness.pct(bare["rps"], guarded["rps"])
         cpu_bare, cpu_guarded = cpu[f"bare:{label}"], cpu[f"{other}:{label}"]
-        cpu_pct = pct(cpu_guarded, cpu_bare)
+        cpu_pct = harness.pct(cpu_guarded, cpu_bare)
         # The verdict pairs the two sides round by round (same minute, same background load)
         # and takes the median: best-of-rounds compares two different minutes.
         summary[label] = {"wrk_per_round_median": statistics.median(per_round), "cpu": cpu_pct}
@@ -295,17 +290,7 @@ def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="django-arc access-control overhead benchmark")
-    harness.add_common_arguments(parser)
-    args = parser.parse_args()
-
-    harness.RESULTS.mkdir(parents=True, exist_ok=True)
-    with harness.database():
-        import django
-
-        django.setup()
-        run(args)
-    return 0
+    return harness.main("django-arc access-control overhead benchmark", run)
 
 
 def run(args: argparse.Namespace) -> None:

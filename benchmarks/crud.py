@@ -179,45 +179,41 @@ def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> 
     ]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description="django-arc vs DRF CRUD benchmark")
-    harness.add_common_arguments(parser)
-    parser.add_argument(
-        "--access",
-        action="store_true",
-        help="then measure access control (benchmarks/access.py) in the same run",
+def run(args: argparse.Namespace) -> None:
+    item_id = prepare_data(args.rows)
+    m = harness.measure_all(
+        targets(item_id),
+        args,
+        check_same_answers,
+        lambda: harness.settle_table("benchapp_item", sku="BENCH-1"),
     )
-    args = parser.parse_args()
+    counts, cpu, throughput, flat = m.counts, m.cpu, m.throughput, m.flat
+    table = render(counts, throughput, cpu, notes(m.method, args, throughput))
+    print(table)
+    (harness.RESULTS / "crud.json").write_text(
+        json.dumps({"counts": counts, "throughput": throughput, "cpu_ms": cpu}, indent=2)
+    )
+    if args.profile:
+        report = harness.profile([t for t in flat if t.key.startswith("arc:")], 300)
+        (harness.RESULTS / "crud-profile.txt").write_text(report)
+        print(report)
+    if args.write_docs:
+        harness.write_docs(DOCS_START, DOCS_END, "CRUD", table)
+    if args.access:
+        from benchmarks import access
 
-    harness.RESULTS.mkdir(parents=True, exist_ok=True)
-    with harness.database():
-        import django
+        access.run(args)
 
-        django.setup()
-        item_id = prepare_data(args.rows)
-        m = harness.measure_all(
-            targets(item_id),
-            args,
-            check_same_answers,
-            lambda: harness.settle_table("benchapp_item", sku="BENCH-1"),
+
+def main() -> int:
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--access",
+            action="store_true",
+            help="then measure access control (benchmarks/access.py) in the same run",
         )
-        counts, cpu, throughput, flat = m.counts, m.cpu, m.throughput, m.flat
-        table = render(counts, throughput, cpu, notes(m.method, args, throughput))
-        print(table)
-        (harness.RESULTS / "crud.json").write_text(
-            json.dumps({"counts": counts, "throughput": throughput, "cpu_ms": cpu}, indent=2)
-        )
-        if args.profile:
-            report = harness.profile([t for t in flat if t.key.startswith("arc:")], 300)
-            (harness.RESULTS / "crud-profile.txt").write_text(report)
-            print(report)
-        if args.write_docs:
-            harness.write_docs(DOCS_START, DOCS_END, "CRUD", table)
-        if args.access:
-            from benchmarks import access
 
-            access.run(args)
-    return 0
+    return harness.main("django-arc vs DRF CRUD benchmark", run, configure)
 
 
 if __name__ == "__main__":

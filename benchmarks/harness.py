@@ -499,6 +499,32 @@ def measure_all(
     return Measurements(flat, counts, cpu, throughput, method)
 
 
+def main(
+    description: str,
+    run: Callable[[argparse.Namespace], None],
+    configure: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """The entry point every benchmark script shares: common options (plus ``configure``'s),
+    a results folder, a database (started if ``ARC_PG_*`` is unset), Django, then ``run``."""
+    parser = argparse.ArgumentParser(description=description)
+    add_common_arguments(parser)
+    if configure is not None:
+        configure(parser)
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with database():
+        import django
+
+        django.setup()
+        run(args)
+    return 0
+
+
+def pct(slow: float, fast: float) -> float:
+    """Extra cost per request of ``slow`` over ``fast`` in percent (times or 1/rates)."""
+    return (slow / fast - 1) * 100
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=int, default=8, help="seconds per target and round")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best kept)")

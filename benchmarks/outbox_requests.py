@@ -87,10 +87,10 @@ def render(m: harness.Measurements, args: argparse.Namespace) -> tuple[str, dict
     for key, _server in MODES:
         result = m.throughput[key]
         per_round = [
-            (b / r - 1) * 100 for b, r in zip(base["samples"], result["samples"], strict=True) if r
+            harness.pct(b, r) for b, r in zip(base["samples"], result["samples"], strict=True) if r
         ]
         median = statistics.median(per_round)
-        cpu_pct = (m.cpu[key] / m.cpu["events off"] - 1) * 100
+        cpu_pct = harness.pct(m.cpu[key], m.cpu["events off"])
         verdict[key] = median
         rounds = (
             f"{median:+.1f} %; {min(per_round):+.1f} – {max(per_round):+.1f} %"
@@ -115,39 +115,30 @@ def render(m: harness.Measurements, args: argparse.Namespace) -> tuple[str, dict
     return "\n".join(lines + [""] + notes), verdict
 
 
+def run(args: argparse.Namespace) -> None:
+    prepare_data(args.rows)
+    m = harness.measure_all(targets(), args, check, settle)
+    table, verdict = render(m, args)
+    print(table)
+    over = [f"{k} {v:+.1f} %" for k, v in verdict.items() if v > TARGET_PCT]
+    print(f"over the {TARGET_PCT:.0f} % target: " + (", ".join(over) or "none"), file=sys.stderr)
+    (harness.RESULTS / "outbox_requests.json").write_text(
+        json.dumps(
+            {
+                "counts": m.counts,
+                "throughput": m.throughput,
+                "cpu_ms": m.cpu,
+                "verdict": verdict,
+            },
+            indent=2,
+        )
+    )
+    if args.write_docs:
+        harness.write_docs(DOCS_START, DOCS_END, "Outbox: create over HTTP", table)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description="outbox create overhead over HTTP")
-    harness.add_common_arguments(parser)
-    parser.set_defaults(rounds=5)
-    args = parser.parse_args()
-
-    harness.RESULTS.mkdir(parents=True, exist_ok=True)
-    with harness.database():
-        import django
-
-        django.setup()
-        prepare_data(args.rows)
-        m = harness.measure_all(targets(), args, check, settle)
-        table, verdict = render(m, args)
-        print(table)
-        over = [f"{k} {v:+.1f} %" for k, v in verdict.items() if v > TARGET_PCT]
-        print(
-            f"over the {TARGET_PCT:.0f} % target: " + (", ".join(over) or "none"), file=sys.stderr
-        )
-        (harness.RESULTS / "outbox_requests.json").write_text(
-            json.dumps(
-                {
-                    "counts": m.counts,
-                    "throughput": m.throughput,
-                    "cpu_ms": m.cpu,
-                    "verdict": verdict,
-                },
-                indent=2,
-            )
-        )
-        if args.write_docs:
-            harness.write_docs(DOCS_START, DOCS_END, "Outbox: create over HTTP", table)
-    return 0
+    return harness.main("outbox create overhead over HTTP", run, lambda p: p.set_defaults(rounds=5))
 
 
 if __name__ == "__main__":
