@@ -94,6 +94,41 @@ def test_signal_receiver_stores_inside_the_senders_transaction():
     assert list(OutboxEvent.objects.values_list("event_id", flat=True)) == [kept.id]
 
 
+def test_receiver_row_matches_store_and_model_signals_see_it():
+    """The receiver inserts without building a model instance unless a model signal listens;
+    either way the row is the one ``store`` writes."""
+    from django.db.models.signals import post_save
+
+    quiet = create_event("products.created", {"id": 1, "price": Decimal("9.50")}, user_id=4)
+    listened = create_event("products.created", {"id": 2}, partition_key="p" * 300)
+    seen = []
+
+    def after(sender, instance, created, **kwargs):
+        seen.append((instance.event_id, instance.pk, created))
+
+    with transaction.atomic():
+        resource_event.send(sender=None, event=quiet)
+        post_save.connect(after, sender=OutboxEvent, dispatch_uid="test-outbox-receiver-post")
+        try:
+            resource_event.send(sender=None, event=listened)
+        finally:
+            post_save.disconnect(dispatch_uid="test-outbox-receiver-post", sender=OutboxEvent)
+
+    first, second = OutboxEvent.objects.order_by("id")
+    assert seen == [(listened.id, second.pk, True)]
+    assert (first.event_id, first.type, first.payload) == (
+        quiet.id,
+        "products.created",
+        {"id": 1, "price": "9.50"},
+    )
+    assert first.meta == {**quiet.meta.to_dict(), "timestamp": quiet.meta.timestamp.isoformat()}
+    assert (first.status, first.attempts, first.last_error) == ("pending", 0, "")
+    assert first.lease_owner is first.lease_expires_at is first.delivered_at is None
+    assert first.dedupe_key is None and first.partition_key is None
+    assert first.visible_at == first.created_at
+    assert second.partition_key == "p" * 255
+
+
 def test_duplicate_dedupe_key_returns_existing_row_and_keeps_transaction_usable():
     outbox = EventOutbox(RecordingTransport())
     first = create_event("orders.created", {"n": 1}, idempotency_key="k1:orders.created:9")

@@ -18,7 +18,7 @@ from django.dispatch import receiver
 
 from ..settings import arc_settings
 from ..signals import resource_event
-from .relay import store_event
+from .relay import store_event_without_row
 
 logger = logging.getLogger("django_arc.outbox")
 
@@ -33,10 +33,9 @@ def _publish_after_commit(event: Any) -> None:
 
 
 @receiver(resource_event, dispatch_uid="django_arc.outbox.store_resource_event")
-def store_resource_event(sender: Any, event: Any, using: str | None = None, **kwargs: Any):
+def store_resource_event(sender: Any, event: Any, using: str | None = None, **kwargs: Any) -> None:
     """Store (outbox on) or schedule the publish of (outbox off) one resource event."""
-    events_conf = arc_settings.EVENTS
-    if events_conf.get("OUTBOX", True):
-        return store_event(event, using=using)
-    transaction.on_commit(partial(_publish_after_commit, event), using=using)
-    return None
+    if arc_settings.EVENTS.get("OUTBOX", True):
+        store_event_without_row(event, using=using)
+    else:
+        transaction.on_commit(partial(_publish_after_commit, event), using=using)

@@ -174,9 +174,13 @@ def _meta_dict(meta: EventMeta) -> dict[str, Any]:
     return data
 
 
-def _row_for(event: Event) -> OutboxEvent:
+def _require_event(event: Any) -> None:
     if not isinstance(event, Event):
         raise TypeError(f"the outbox stores django_arc.events.Event objects, not {type(event)!r}")
+
+
+def _row_for(event: Event) -> OutboxEvent:
+    _require_event(event)
     now = timezone.now()
     partition = event.meta.partition_key
     return OutboxEvent(
@@ -192,33 +196,78 @@ def _row_for(event: Event) -> OutboxEvent:
     )
 
 
-_INSERT_FIELDS = tuple(f for f in OutboxEvent._meta.concrete_fields if not f.primary_key)
+#: What the INSERT of a new row sets from the event. The other columns hold the constants of
+#: a new row (status pending, no attempts, no error) or NULL (dedupe key: rows that have one
+#: take the ``ON CONFLICT`` path; lease; delivery).
+_INSERT_COLUMNS = (
+    "event_id",
+    "type",
+    "payload",
+    "meta",
+    "visible_at",
+    "created_at",
+    "partition_key",
+)
 _insert_sql: dict[str, str] = {}
 
 
-def _insert_row(row: OutboxEvent, db: str) -> None:
-    """``row.save(force_insert=True)`` without the save machinery and the SQL compiler, which
-    were a fifth of the outbox's CPU cost per write (``docs/benchmarks.md``): the statement is
-    built once per database, the fields prepare their own values (JSON, datetimes), the id
-    comes back with ``RETURNING`` where the backend has it. ``pre_save``/``post_save`` are
-    still sent when something listens to them."""
-    if pre_save.has_listeners(OutboxEvent):
-        pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
-    connection = connections[db]
-    returning = connection.features.can_return_columns_from_insert
-    sql = _insert_sql.get(db)
+def _insert_statement(connection: Any) -> str:
+    sql = _insert_sql.get(connection.alias)
     if sql is None:
         qn = connection.ops.quote_name
-        sql = "INSERT INTO {} ({}) VALUES ({}){}".format(
-            qn(OutboxEvent._meta.db_table),
-            ", ".join(qn(f.column) for f in _INSERT_FIELDS),
-            ", ".join(["%s"] * len(_INSERT_FIELDS)),
-            f" RETURNING {qn(OutboxEvent._meta.pk.column)}" if returning else "",
+        opts = OutboxEvent._meta
+        columns = [opts.get_field(name).column for name in _INSERT_COLUMNS]
+        columns += [opts.get_field(name).column for name in ("status", "attempts", "last_error")]
+        returning = connection.features.can_return_columns_from_insert
+        sql = "INSERT INTO {} ({}) VALUES ({}, '{}', 0, ''){}".format(
+            qn(opts.db_table),
+            ", ".join(qn(c) for c in columns),
+            ", ".join(["%s"] * len(_INSERT_COLUMNS)),
+            OutboxStatus.PENDING.value,
+            f" RETURNING {qn(opts.pk.column)}" if returning else "",
         )
-        _insert_sql[db] = sql
-    params = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in _INSERT_FIELDS]
+        _insert_sql[connection.alias] = sql
+    return sql
+
+
+def _insert(event: Event, db: str, *, want_row: bool) -> OutboxEvent | None:
+    """Insert ``event`` (which has no dedupe key) as a new pending row.
+
+    This is the write path of every resource request, so it skips ``Model.save()`` and the
+    SQL compiler (the statement is built once per database) and, unless ``want_row`` or
+    something listens to ``pre_save``/``post_save``, the model instance too: together they
+    were half of the outbox's CPU cost per write (``docs/benchmarks.md``). Values go through
+    the backend's own adapters, as the fields would send them.
+    """
+    listened = pre_save.has_listeners(OutboxEvent) or post_save.has_listeners(OutboxEvent)
+    row = _row_for(event) if want_row or listened else None
+    if row is not None:
+        if pre_save.has_listeners(OutboxEvent):
+            pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
+        values = [getattr(row, name) for name in _INSERT_COLUMNS]
+    else:
+        now = timezone.now()
+        partition = event.meta.partition_key
+        values = [
+            str(event.meta.id),
+            event.type,
+            event.payload,
+            _meta_dict(event.meta),
+            now,
+            now,
+            None if partition is None else str(partition)[:255],
+        ]
+    connection = connections[db]
+    ops = connection.ops
+    values[2] = ops.adapt_json_value(values[2], OutboxEvent._meta.get_field("payload").encoder)
+    values[3] = ops.adapt_json_value(values[3], OutboxEvent._meta.get_field("meta").encoder)
+    values[4] = ops.adapt_datetimefield_value(values[4])
+    values[5] = ops.adapt_datetimefield_value(values[5])
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_insert_statement(connection), values)
+        if row is None:
+            return None
+        returning = connection.features.can_return_columns_from_insert
         row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
     row._state.adding = False
     row._state.db = db
@@ -226,15 +275,29 @@ def _insert_row(row: OutboxEvent, db: str) -> None:
         post_save.send(
             sender=OutboxEvent, instance=row, created=True, update_fields=None, raw=False, using=db
         )
+    return row
 
 
 def store_event(event: Event, using: str | None = None) -> OutboxEvent:
     """Insert ``event`` in the current transaction (see :meth:`EventOutbox.store`)."""
-    row = _row_for(event)
+    _require_event(event)
     db = using or router.db_for_write(OutboxEvent)
-    if row.dedupe_key is None:
-        _insert_row(row, db)
-        return row
+    if _dedupe_key(event) is None:
+        return _insert(event, db, want_row=True)
+    return _store_deduplicated(_row_for(event), db)
+
+
+def store_event_without_row(event: Event, using: str | None = None) -> None:
+    """:func:`store_event` for the ``resource_event`` receiver, which needs no row back."""
+    _require_event(event)
+    db = using or router.db_for_write(OutboxEvent)
+    if _dedupe_key(event) is None:
+        _insert(event, db, want_row=False)
+    else:
+        _store_deduplicated(_row_for(event), db)
+
+
+def _store_deduplicated(row: OutboxEvent, db: str) -> OutboxEvent:
     # ON CONFLICT DO NOTHING (PostgreSQL) / INSERT OR IGNORE (SQLite): a duplicate is not an
     # error, so the caller's transaction stays usable without a savepoint round trip.
     OutboxEvent.objects.using(db).bulk_create([row], ignore_conflicts=True)
