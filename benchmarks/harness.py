@@ -43,6 +43,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 SERVER_ENVIRONMENTS: dict[str, dict[str, str]] = {
     "default": {},
     "events-off": {"ARC_BENCH_EVENTS": "off"},
+    "events-off-atomic": {"ARC_BENCH_EVENTS": "off", "ARC_BENCH_ATOMIC_REQUESTS": "1"},
     "membership-cached": {"ARC_BENCH_MEMBERSHIP": "cached"},
 }
 
@@ -77,8 +78,8 @@ class Target:
     """One request shape to measure.
 
     ``key`` names it in results; ``server`` picks the gunicorn server (a key of
-    :data:`SERVER_ENVIRONMENTS`); ``arc`` is the ``ARC`` override the in-process measurements apply so
-    they match that server.
+    :data:`SERVER_ENVIRONMENTS`); ``arc`` and ``atomic_requests`` are what the in-process
+    measurements override so they match that server.
     """
 
     key: str
@@ -88,6 +89,7 @@ class Target:
     headers: tuple[tuple[str, str], ...] = ()
     server: str = "default"
     arc: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    atomic_requests: bool = False
 
     @property
     def expected_status(self) -> int:
@@ -96,12 +98,18 @@ class Target:
     def meta(self) -> dict[str, str]:
         return {"HTTP_" + name.upper().replace("-", "_"): value for name, value in self.headers}
 
-    def settings_context(self) -> Any:
-        if self.arc is None:
-            return nullcontext()
+    @contextmanager
+    def settings_context(self) -> Iterator[None]:
+        from django.db import connection
         from django.test import override_settings
 
-        return override_settings(ARC=self.arc)
+        atomic = connection.settings_dict["ATOMIC_REQUESTS"]
+        connection.settings_dict["ATOMIC_REQUESTS"] = self.atomic_requests
+        try:
+            with override_settings(ARC=self.arc) if self.arc is not None else nullcontext():
+                yield
+        finally:
+            connection.settings_dict["ATOMIC_REQUESTS"] = atomic
 
 
 def send(client: Any, target: Target) -> Any:

@@ -37,6 +37,9 @@ DATABASES = {
         "HOST": os.environ.get("ARC_PG_HOST", "127.0.0.1"),
         "PORT": os.environ.get("ARC_PG_PORT", "5432"),
         "CONN_MAX_AGE": 600,
+        #: ``ARC_BENCH_ATOMIC_REQUESTS=1``: every request in one transaction (Django's
+        #: ``ATOMIC_REQUESTS``), for the outbox benchmark's transactional baseline.
+        "ATOMIC_REQUESTS": os.environ.get("ARC_BENCH_ATOMIC_REQUESTS") == "1",
     }
 }
 
