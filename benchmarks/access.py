@@ -260,11 +260,7 @@ def render(
 
 
 def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> list[str]:
-    lines = harness.machine_notes(method)
-    load = harness.load_note(throughput)
-    if load:
-        lines.append(load)
-    return lines + [
+    return harness.machine_notes(method, throughput) + [
         f"- Data: {args.rows} items in the caller's organization and {args.rows // 20} in "
         "another, 20 categories; list = `?status=active&sort=-price&limit=20`, get = one row "
         "of the caller's org by pk, create = POST of an 8-field JSON body naming the caller's "

@@ -158,11 +158,7 @@ def render(
 
 
 def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> list[str]:
-    lines = harness.machine_notes(method)
-    load = harness.load_note(throughput)
-    if load:
-        lines.append(load)
-    return lines + [
+    return harness.machine_notes(method, throughput) + [
         f"- Data: {args.rows} items, 20 categories; list = `?status=active&sort=-price&limit=20` "
         "(DRF: `ordering=-price`), get = one row by pk, create = POST of a 6-field JSON body.",
         "- create rows: *events on* is django-arc's default — the create and its `items.created` "

@@ -568,7 +568,7 @@ def rate_cell(result: dict[str, Any]) -> str:
     return f"{result['rps']:.0f} ({min(samples):.0f}–{max(samples):.0f})"
 
 
-def load_note(throughput: dict[str, dict[str, Any]]) -> str:
+def _load_note(throughput: dict[str, dict[str, Any]]) -> str:
     loads = [value for result in throughput.values() for value in result.get("load", [])]
     if not loads:
         return ""
@@ -579,7 +579,9 @@ def load_note(throughput: dict[str, dict[str, Any]]) -> str:
     )
 
 
-def machine_notes(method: str) -> list[str]:
+def machine_notes(method: str, throughput: dict[str, dict[str, Any]]) -> list[str]:
+    """The notes every results table carries: machine, versions, method and, when the run
+    sampled it, the machine load during wrk."""
     import django
     import rest_framework
     from django.db import connection
@@ -603,13 +605,15 @@ def machine_notes(method: str) -> list[str]:
     import django_filters
     import gunicorn
 
-    return [
+    notes = [
         f"- CPU: {cpu}, {os.cpu_count()} cores; {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, Django {django.get_version()}, "
         f"DRF {rest_framework.VERSION}, django-filter {django_filters.__version__}, "
         f"PostgreSQL {pg}, gunicorn {gunicorn.__version__}, wrk {wrk_version}",
         f"- Method: {method}",
     ]
+    load = _load_note(throughput)
+    return notes + [load] if load else notes
 
 
 def write_docs(start: str, end: str, heading: str, section: str) -> None:

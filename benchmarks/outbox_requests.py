@@ -115,11 +115,8 @@ def render(m: harness.Measurements, args: argparse.Namespace) -> tuple[str, dict
         f"**{statistics.median(against_tx):+.1f} %** req/s per round (median; "
         f"{min(against_tx):+.1f} – {max(against_tx):+.1f} %), CPU "
         f"{harness.pct(m.cpu[OUTBOX], m.cpu[TRANSACTIONAL]):+.1f} %.",
-        *harness.machine_notes(m.method),
+        *harness.machine_notes(m.method, m.throughput),
     ]
-    load = harness.load_note(m.throughput)
-    if load:
-        notes.append(load)
     notes += [
         "- Request: `POST /arc/items/` with a 6-field JSON body (the `crud.py` create), "
         f"{args.rows} items in the table, the outbox table emptied before the wrk phase.",

@@ -74,6 +74,11 @@ class _CursorEncoder(DjangoJSONEncoder):
         return super().default(o)
 
 
+def _root(path: str) -> str:
+    """The resource field a lookup path starts from (``author`` for ``author__name``)."""
+    return path.split("__", 1)[0]
+
+
 class _Refused(Exception):
     """A value that does not parse; turned into INVALID_QUERY by the caller."""
 
@@ -175,7 +180,7 @@ class FilterField:
     @property
     def root(self) -> str:
         """The resource field this filter reads (``author`` for ``author__name``)."""
-        return self.path.split("__", 1)[0]
+        return _root(self.path)
 
     def to_q(self, op: str, raw: str, param: str) -> Q:
         try:
@@ -316,7 +321,7 @@ class QuerySpec:
 
         search = params.get("search")
         if search:
-            paths = [p for p in self.search_paths if p.split("__", 1)[0] not in restricted]
+            paths = [p for p in self.search_paths if _root(p) not in restricted]
             if not paths:
                 raise InvalidQuery("search", "search is not enabled for this resource")
             if "\x00" in search:
@@ -394,7 +399,7 @@ class QuerySpec:
             desc = part.startswith("-")
             name = part.lstrip("-+")
             sort_field = self.sorts.get(name)
-            if sort_field is not None and name.split("__", 1)[0] in restricted:
+            if sort_field is not None and _root(name) in restricted:
                 sort_field = None
             if sort_field is None:
                 if trusted:

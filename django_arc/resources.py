@@ -212,8 +212,8 @@ class Resource:
     @cached_property
     def write_needs_transaction(self) -> bool:
         """Whether a write may run more than one statement besides its event: any hook
-        overridden, a preset that writes on its own, a user serializer (its ``create``/``update`` are opaque) or
-        writable nested/many-to-many fields."""
+        overridden, a preset that writes on its own, a user serializer (its
+        ``create``/``update`` are opaque) or writable nested/many-to-many fields."""
         from rest_framework.relations import ManyRelatedField
         from rest_framework.serializers import BaseSerializer
 
