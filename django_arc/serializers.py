@@ -59,6 +59,21 @@ def _has_children(field: serializers.Field) -> bool:
     return "child" in field.__dict__ or "child_relation" in field.__dict__
 
 
+class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """DRF's related field, with an out-of-range integer id refused as "does not exist".
+
+    DRF turns ``TypeError``/``ValueError`` from the lookup into a validation error but not
+    ``OverflowError``, which Django 4.2's SQLite backend raises for an id beyond 64 bits
+    (Django 5 answers "no such row" itself): without this, ``{"author": 1e19}`` is a 500.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)
+        except OverflowError:
+            self.fail("does_not_exist", pk_value=data)
+
+
 def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
     """The serializer a resource uses: the user's ``serializer_class`` (with field caching
     mixed in) or a ``ModelSerializer`` over ``resource.serializer_fields``."""
@@ -85,5 +100,9 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
     return type(
         name,
         (ArcSerializerMixin, serializers.ModelSerializer),
-        {"Meta": meta, "__module__": __name__},
+        {
+            "Meta": meta,
+            "__module__": __name__,
+            "serializer_related_field": ArcPrimaryKeyRelatedField,
+        },
     )
