@@ -14,6 +14,10 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 # Re-install only when the packaging metadata changes.
 STAMP := $(VENV)/.installed-stamp
+# The supported floor (Django 4.2 LTS), which `make test` runs too: its own virtualenv, since
+# one environment holds one Django. django-filter 25 needs Django 5.2, hence its cap.
+VENV42 := .venv-django42
+STAMP42 := $(VENV42)/.installed-stamp
 PORT ?= 8000
 PYTEST_ARGS ?=
 export PYTEST_ARGS
@@ -21,7 +25,8 @@ export PYTEST_ARGS
 .PHONY: help .venv venv test demo worker lint format services-start services-stop clean docs
 
 help:
-	@echo "make test            venv, Chromium, PostgreSQL+Redis, pytest on SQLite then PostgreSQL"
+	@echo "make test            venv, Chromium, PostgreSQL+Redis, pytest on SQLite then PostgreSQL,"
+	@echo "                     then both again under Django 4.2 (.venv-django42)"
 	@echo "                     (PYTEST_ARGS='-k outbox -x' passes arguments to both runs)"
 	@echo "make demo [PORT=8000] migrate + seed_demo + runserver for example_project"
 	@echo "make worker          celery worker for the example (starts Redis if ARC_REDIS_URL unset)"
@@ -29,16 +34,22 @@ help:
 	@echo "make services-start  throwaway PostgreSQL+Redis; env in .services/env"
 	@echo "make services-stop   stop them"
 	@echo "make docs            mkdocs build --strict"
-	@echo "make clean           stop services, remove .venv and .services"
+	@echo "make clean           stop services, remove .venv, .venv-django42 and .services"
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --disable-pip-version-check -q -e ".[test,dev]"
 	@touch $@
 
+$(STAMP42): setup.cfg pyproject.toml
+	@test -x $(VENV42)/bin/python || $(PYTHON) -m venv $(VENV42)
+	$(VENV42)/bin/python -m pip install --disable-pip-version-check -q \
+		"Django>=4.2,<5.0" "django-filter>=24,<25" -e ".[test]"
+	@touch $@
+
 .venv venv: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) $(STAMP42)
 	scripts/ensure-browser.sh
 	scripts/run-tests.sh
 
@@ -82,4 +93,4 @@ docs: $(STAMP)
 
 clean:
 	scripts/services.sh stop
-	rm -rf $(VENV) .services
+	rm -rf $(VENV) $(VENV42) .services

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The body of `make test`: start the throwaway services, run the suite on SQLite and then on
-# PostgreSQL (Redis available to both), ALWAYS stop the services, and fail if either run failed.
+# PostgreSQL (Redis available to both), then both again under Django 4.2, the supported floor
+# (.venv-django42, made by the Makefile), ALWAYS stop the services, and fail if any run failed.
 #
-# Both runs happen even when the first fails, so one `make test` shows every backend's failures.
+# Every run happens even when an earlier one fails, so one `make test` shows all the failures.
 # pytest's exit 5 ("no tests collected") does not fail the build but is reported loudly: an empty
 # run is almost always a broken collection path, not a success.
 #
-# Knobs: PYTEST_ARGS="-k outbox -x" (extra pytest arguments, word-split), ARC_PYTHON (interpreter,
-# default .venv/bin/python), ARC_TEST_BACKENDS="sqlite postgres" (subset to run).
+# Knobs: PYTEST_ARGS="-k outbox -x" (extra pytest arguments, word-split), ARC_PYTHON and
+# ARC_PYTHON_DJANGO42 (interpreters, default .venv/bin/python and .venv-django42/bin/python),
+# ARC_TEST_BACKENDS="sqlite postgres django42-sqlite django42-postgres" (subset to run).
 set -euo pipefail
 
 ARC_LOG_TAG="test"
@@ -16,13 +18,19 @@ ARC_LOG_TAG="test"
 cd "$ARC_REPO_ROOT"
 
 PY="${ARC_PYTHON:-$ARC_REPO_ROOT/.venv/bin/python}"
+PY42="${ARC_PYTHON_DJANGO42:-$ARC_REPO_ROOT/.venv-django42/bin/python}"
 [ -x "$PY" ] || die "$PY not found; run: make .venv"
 # Split PYTEST_ARGS like a shell would (so -k "a and not b" stays one argument), without eval.
 EXTRA=()
 if [ -n "${PYTEST_ARGS:-}" ]; then
     mapfile -t EXTRA < <("$PY" -c 'import shlex, sys; print("\n".join(shlex.split(sys.argv[1])))' "$PYTEST_ARGS")
 fi
-read -r -a BACKENDS <<<"${ARC_TEST_BACKENDS:-sqlite postgres}"
+read -r -a BACKENDS <<<"${ARC_TEST_BACKENDS:-sqlite postgres django42-sqlite django42-postgres}"
+for backend in "${BACKENDS[@]}"; do
+    case "$backend" in
+    django42-*) [ -x "$PY42" ] || die "$PY42 not found; run: make test (it makes .venv-django42)" ;;
+    esac
+done
 
 T0=$SECONDS
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/arc-test.XXXXXX")"
@@ -86,12 +94,13 @@ count_results() {
     TOTAL_SKIPPED=$((TOTAL_SKIPPED + skipped))
 }
 
+# run_backend NAME PYTHON [VAR=value ...]: one pytest run of the whole suite.
 run_backend() {
-    local name="$1" t=$SECONDS rc
-    shift
-    log "=== pytest on $name ==="
+    local name="$1" python="$2" t=$SECONDS rc
+    shift 2
+    log "=== pytest on $name ($("$python" -c 'import django; print("Django", django.get_version())')) ==="
     set +e
-    "$@" "$PY" -m pytest "${EXTRA[@]}" 2>&1 | tee "$LOGDIR/$name.log"
+    env -u ARC_TEST_DB "$@" "$python" -m pytest "${EXTRA[@]}" 2>&1 | tee "$LOGDIR/$name.log"
     rc=${PIPESTATUS[0]}
     set -e
     DURATION[$name]=$((SECONDS - t))
@@ -105,9 +114,11 @@ run_backend() {
 
 for backend in "${BACKENDS[@]}"; do
     case "$backend" in
-    sqlite) run_backend sqlite env -u ARC_TEST_DB ;;
-    postgres) run_backend postgres env ARC_TEST_DB=postgres ;;
-    *) die "unknown backend '$backend' in ARC_TEST_BACKENDS (sqlite, postgres)" ;;
+    sqlite) run_backend sqlite "$PY" ;;
+    postgres) run_backend postgres "$PY" ARC_TEST_DB=postgres ;;
+    django42-sqlite) run_backend django42-sqlite "$PY42" ;;
+    django42-postgres) run_backend django42-postgres "$PY42" ARC_TEST_DB=postgres ;;
+    *) die "unknown backend '$backend' in ARC_TEST_BACKENDS (sqlite, postgres, django42-sqlite, django42-postgres)" ;;
     esac
 done
 
@@ -127,7 +138,7 @@ for backend in "${BACKENDS[@]}"; do
         failed=1
         ;;
     esac
-    printf '  %-9s %-32s %s  (%ss)\n' "$backend:" "$verdict" "${COUNTS[$backend]}" "${DURATION[$backend]}"
+    printf '  %-18s %-32s %s  (%ss)\n' "$backend:" "$verdict" "${COUNTS[$backend]}" "${DURATION[$backend]}"
 done
 if [ "${#EMPTY_RUNS[@]}" -gt 0 ]; then
     echo "  WARNING: no tests collected on: ${EMPTY_RUNS[*]}"
