@@ -9,9 +9,13 @@ little more than a hand-written plain ``Serializer``.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
+from django.db import models
 from rest_framework import serializers
+
+from .events.event import contains_nul
 
 
 class ArcSerializerMixin:
@@ -74,6 +78,34 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
             self.fail("does_not_exist", pk_value=data)
 
 
+class ArcFloatField(serializers.FloatField):
+    """DRF's float field without ``"NaN"``/``"Infinity"``/``"1e999"``, which it accepts: JSON
+    cannot carry them back (DRF's renderer and PostgreSQL's ``jsonb`` refuse them), so the
+    row's event could not be stored and the row could not be rendered. Django's form
+    ``FloatField`` refuses them the same way."""
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
+class ArcJSONField(serializers.JSONField):
+    """DRF's JSON field, refusing NUL characters as DRF's ``CharField`` does: PostgreSQL's
+    ``jsonb`` cannot store them, so this makes them a 400 naming the field on every database
+    rather than a database error (a 500) on one. (``NaN`` cannot arrive: request JSON is
+    parsed strictly, and form bodies reach the field as plain strings.)"""
+
+    default_error_messages = {"null_characters": "Null characters are not allowed."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        if contains_nul(value):
+            self.fail("null_characters")
+        return value
+
+
 def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
     """The serializer a resource uses: the user's ``serializer_class`` (with field caching
     mixed in) or a ``ModelSerializer`` over ``resource.serializer_fields``."""
@@ -104,5 +136,13 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
             "Meta": meta,
             "__module__": __name__,
             "serializer_related_field": ArcPrimaryKeyRelatedField,
+            "serializer_field_mapping": _FIELD_MAPPING,
         },
     )
+
+
+_FIELD_MAPPING = {
+    **serializers.ModelSerializer.serializer_field_mapping,
+    models.FloatField: ArcFloatField,
+    models.JSONField: ArcJSONField,
+}

@@ -91,6 +91,24 @@ def test_create_with_non_object_body_is_400(api, payload):
     assert r.json()["code"] == "VALIDATION_ERROR"
 
 
+@pytest.mark.parametrize("rating", ["NaN", "nan", "Infinity", "-inf", "1e999"])
+def test_non_finite_float_is_400_naming_the_field_and_writes_nothing(api, rating):
+    # DRF's FloatField takes these; JSON (the response, the event's jsonb) cannot carry them
+    author = AuthorFactory()
+    body = {"title": "t", "isbn": "nan-1", "author": author.pk, "rating": rating}
+    r = api.post("/api/books/", body, format="json")
+    assert r.status_code == 400, r.content
+    assert r.json()["details"] == {"rating": ["A valid number is required."]}
+    book = BookFactory(rating=1.5)
+    r = api.patch(f"/api/books/{book.pk}/", {"rating": rating}, format="json")
+    assert r.status_code == 400, r.content
+    assert list(r.json()["details"]) == ["rating"]
+    book.refresh_from_db()
+    assert book.rating == 1.5
+    assert Book.objects.count() == 1
+    assert OutboxEvent.objects.count() == 0
+
+
 @pytest.mark.parametrize("author", [2**63, 10**30, 9.3e18, -(2**64)])
 def test_out_of_range_foreign_key_is_400_naming_the_field(api, author):
     # Django 4.2's SQLite backend raises OverflowError for such an id, which DRF lets through
@@ -402,3 +420,20 @@ def test_tenancy_alone_does_not_force_a_transaction():
     assert Preset.needs_transaction is True  # unknown presets are treated as writers
     assert TenantOrderResource(site=None).write_needs_transaction is False
     assert GuardedProductResource(site=None).write_needs_transaction is False
+
+
+@pytest.mark.parametrize(
+    "labels", [{"a": "x\x00"}, {"k\x00": 1}, [["\x00"]]], ids=["value", "key", "nested"]
+)
+def test_json_field_with_nul_is_400_naming_the_field_on_every_backend(api, labels):
+    # PostgreSQL's jsonb cannot store NUL: without the check this is a DataError (500) there
+    r = api.post("/api/gauges/", {"reading": 1, "labels": labels}, format="json")
+    assert r.status_code == 400, r.content
+    assert r.json()["details"] == {"labels": ["Null characters are not allowed."]}
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_json_field_keeps_an_escaped_backslash_u0000(api):
+    r = api.post("/api/gauges/", {"reading": 1, "labels": {"a": "\\u0000"}}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["data"]["labels"] == {"a": "\\u0000"}

@@ -8,6 +8,46 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
+
+
+class EventJSONEncoder(DjangoJSONEncoder):
+    """How events become JSON everywhere (publish, outbox columns, transports).
+
+    ``DjangoJSONEncoder`` (``Decimal``, ``UUID``, dates) that refuses what PostgreSQL's
+    ``jsonb`` refuses — ``NaN``/``Infinity`` (not JSON at all) and NUL characters — with a
+    ``ValueError`` on every backend and before any SQL is sent, instead of an event that
+    stores on SQLite, fails on PostgreSQL and aborts the caller's transaction there.
+    ``converted`` says whether ``default()`` had to turn a value into JSON.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_nan"] = False
+        super().__init__(*args, **kwargs)
+        self.converted = False
+
+    def default(self, o: Any) -> Any:
+        self.converted = True
+        return super().default(o)
+
+    def encode(self, o: Any) -> str:
+        text = super().encode(o)
+        # cheap substring test first; the walk rules out an escaped backslash before "u0000"
+        if "\\u0000" in text and contains_nul(o):
+            raise ValueError("NUL characters (\\u0000) are not allowed in event JSON")
+        return text
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether a JSON-like value holds a NUL character anywhere (keys included)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(contains_nul(v) for v in value)
+    return False
+
 
 def _now() -> datetime:
     return datetime.now(UTC)

@@ -41,3 +41,10 @@ class Note(models.Model):
     owner = models.ForeignKey("auth.User", on_delete=models.CASCADE, null=True)
     text = models.CharField(max_length=200)
     internal = models.CharField(max_length=50, blank=True, default="")
+
+
+class Gauge(models.Model):
+    """A float and a JSON column: values JSON (and PostgreSQL's jsonb) cannot hold."""
+
+    reading = models.FloatField(default=0)
+    labels = models.JSONField(default=dict, blank=True)

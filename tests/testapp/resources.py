@@ -5,7 +5,7 @@ from rest_framework import serializers
 from django_arc import ArcError, Resource, arc, route
 from django_arc import permissions as P
 
-from .models import Author, Book
+from .models import Author, Book, Gauge
 
 PUBLIC = {
     "list": P.allow_public(),
@@ -310,3 +310,11 @@ class PlainAuthorResource(Resource):
     name = "plain-authors"
     fields = ["id", "name"]
     permissions = {"create": P.allow_public()}
+
+
+@arc.register
+class GaugeResource(Resource):
+    model = Gauge
+    name = "gauges"
+    fields = ["id", "reading", "labels"]
+    permissions = PUBLIC
