@@ -119,6 +119,29 @@ def test_publish_sends_resource_event_with_json_safe_payload(captured):
     assert returned.payload == {"price": "9.50", "ref": "00000000-0000-0000-0000-000000000001"}
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [{"rating": float("nan")}, {"n": [float("inf")]}, {"s": "a\x00b"}, {"k\x00": 1}],
+    ids=["nan", "infinity", "nul-value", "nul-key"],
+)
+def test_publish_refuses_payloads_json_cannot_store_on_every_backend(captured, payload):
+    # PostgreSQL's jsonb refuses these; SQLite would store NUL. Refused before any SQL, so the
+    # caller's transaction stays usable on PostgreSQL too.
+    from django_arc.outbox import OutboxEvent
+
+    with transaction.atomic():
+        with pytest.raises(ValueError, match="products.updated.*not storable JSON"):
+            publish(create_event("products.updated", payload))
+        assert OutboxEvent.objects.count() == 0
+    assert captured == []
+
+
+def test_publish_keeps_an_escaped_backslash_u0000_which_is_not_a_nul(captured):
+    returned = publish(create_event("products.updated", {"s": "\\u0000"}))
+    assert returned.payload == {"s": "\\u0000"}
+    assert len(captured) == 1
+
+
 def test_publish_rejects_non_events():
     with pytest.raises(TypeError):
         publish({"type": "x"})

@@ -169,6 +169,16 @@ def test_distinct_dedupe_keys_do_not_collapse():
     assert OutboxEvent.objects.count() == 2
 
 
+@pytest.mark.parametrize("payload", [{"x": float("nan")}, {"x": "\x00"}], ids=["nan", "nul"])
+def test_store_refuses_unstorable_json_before_sql_and_the_transaction_stays_usable(payload):
+    # store() does not go through publish(): the columns' encoder refuses the same values
+    with transaction.atomic():
+        with pytest.raises(ValueError):
+            EventOutbox(RecordingTransport()).store(create_event("orders.x", payload))
+        EventOutbox(RecordingTransport()).store(create_event("orders.y", {"ok": 1}))
+    assert list(OutboxEvent.objects.values_list("type", flat=True)) == ["orders.y"]
+
+
 def test_store_rejects_non_events():
     with pytest.raises(TypeError):
         store_event({"type": "x"})  # type: ignore[arg-type]

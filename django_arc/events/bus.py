@@ -16,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.dispatch import receiver
 
 from ..exceptions import get_request_id
 from ..settings import arc_settings, on_reload
 from ..signals import resource_event, scope_elevated
-from .event import Event, create_event
+from .event import Event, EventJSONEncoder, create_event
 from .transports import Transport
 
 logger = logging.getLogger("django_arc.events")
@@ -120,13 +119,14 @@ def subscribe(pattern: str, handler: Handler) -> Callable[[], None]:
 def _json_safe(event: Event) -> Event:
     """Payloads from serializers carry ``Decimal``/``UUID``/``datetime``; store them in their
     JSON form now, so the outbox row, every transport and every redelivery see the same
-    values (a ``Decimal`` would otherwise come back as ``str`` only after a round trip)."""
+    values (a ``Decimal`` would otherwise come back as ``str`` only after a round trip).
+    A payload JSON cannot hold (``NaN``, NUL characters) is refused here, on every backend."""
+    encoder = EventJSONEncoder()
     try:
-        json.dumps(event.payload)
-        return event
-    except (TypeError, ValueError):
-        payload = json.loads(json.dumps(event.payload, cls=DjangoJSONEncoder))
-        return replace(event, payload=payload)
+        text = encoder.encode(event.payload)
+    except ValueError as exc:
+        raise ValueError(f"event {event.type!r}: payload is not storable JSON: {exc}") from None
+    return replace(event, payload=json.loads(text)) if encoder.converted else event
 
 
 def publish(event: Event, *, sender: Any = None) -> Event:

@@ -30,7 +30,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 
 from ..signals import event_received
-from .event import Event
+from .event import Event, EventJSONEncoder
 from .retry import DeadLetteredEvent
 
 logger = logging.getLogger("django_arc.events")
@@ -40,7 +40,7 @@ Handler = Callable[[Event], Any]
 
 def encode_event(event: Event) -> str:
     """The wire form shared by the Redis transports: the envelope as compact JSON."""
-    return json.dumps(event.to_dict(), cls=DjangoJSONEncoder, separators=(",", ":"))
+    return json.dumps(event.to_dict(), cls=EventJSONEncoder, separators=(",", ":"))
 
 
 def decode_event(raw: str | bytes) -> Event:

@@ -7,10 +7,11 @@ transport messages afterwards, at least once.
 
 from __future__ import annotations
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from ..events.event import EventJSONEncoder
 
 
 class OutboxStatus(models.TextChoices):
@@ -34,8 +35,8 @@ class OutboxEvent(models.Model):
     id = models.BigAutoField(primary_key=True)
     event_id = models.CharField(max_length=64, unique=True)
     type = models.CharField(max_length=200)
-    payload = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    meta = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    payload = models.JSONField(default=dict, encoder=EventJSONEncoder)
+    meta = models.JSONField(default=dict, encoder=EventJSONEncoder)
     status = models.CharField(
         max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
     )
