@@ -14,13 +14,13 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Q
-from django.http import QueryDict
+from django.http import Http404, QueryDict
 from rest_framework import viewsets
 from rest_framework.decorators import action as drf_action
 from rest_framework.response import Response
 
 from .actions import RouteSpec
-from .exceptions import ArcError, NotFound, exception_handler, get_request_id
+from .exceptions import ArcError, InvalidQuery, NotFound, exception_handler, get_request_id
 from .permissions import PermissionResult, as_permission
 from .settings import arc_settings
 
@@ -109,6 +109,15 @@ class ResourceViewSet(viewsets.ModelViewSet):
                     resource, self.request, queryset, self.permission_key
                 )
             relation.queryset = queryset
+
+    def perform_content_negotiation(self, request: Any, force: bool = False) -> Any:
+        # DRF answers an unknown ``?format=`` with Http404, which would read "Resource not
+        # found"; it is a bad query parameter like any other.
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            known = ", ".join(r.format for r in self.get_renderers())
+            raise InvalidQuery("format", f"unknown format; one of: {known}") from None
 
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)

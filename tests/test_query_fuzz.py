@@ -31,6 +31,7 @@ FIELDS = [
     "select",
     "search",
     "after",
+    "format",
 ]
 # every operator the language knows, its aliases and refusals, plus garbage spellings
 OPS = sorted(OPERATORS | set(OPERATOR_ALIASES) | REFUSED_OPERATORS) + ["", "x", "GT", "in]"]

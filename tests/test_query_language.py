@@ -130,10 +130,19 @@ def test_unknown_plain_parameter_is_ignored(api, shelf):
         ("rating[exists]=perhaps", "rating[exists]"),
         ("title=a%00b", "title"),  # NUL byte
         ("author=abc", "author"),  # bad FK id
+        ("format=0", "format"),  # DRF's renderer override: it would be a 404
+        ("format=xml", "format"),
     ],
 )
 def test_invalid_queries_are_400_naming_the_parameter(api, shelf, query, param):
     invalid(api.get(f"/api/books/?{query}"), param)
+
+
+def test_known_format_override_still_works_on_list_and_detail(api, shelf):
+    assert len(titles(api.get("/api/books/?format=json"))) == 3
+    book_id = api.get("/api/books/").json()["docs"][0]["id"]
+    assert api.get(f"/api/books/{book_id}/?format=json").status_code == 200
+    invalid(api.get(f"/api/books/{book_id}/?format=yaml"), "format")
 
 
 def test_sort(api, shelf):
