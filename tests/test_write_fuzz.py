@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from django_arc.outbox.models import OutboxEvent
@@ -100,6 +100,8 @@ def assert_refusal_changed_nothing(response, books_before, events_before, payloa
     max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(body=bodies)
+@example(body=(True, {"rating": "NaN"}))  # found by hand: DRF's FloatField takes it
+@example(body=(True, {"author": 9.3e18}))  # beyond 64 bits: OverflowError on Django 4.2/SQLite
 def test_random_create_bodies_never_5xx_and_refusals_write_nothing(api, book_row, body):
     from_valid, body = body
     if from_valid:
