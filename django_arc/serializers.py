@@ -15,7 +15,7 @@ from typing import Any
 from django.db import models
 from rest_framework import serializers
 
-from .events.event import contains_nul
+from .events.event import unstorable_char
 
 
 class ArcSerializerMixin:
@@ -92,17 +92,24 @@ class ArcFloatField(serializers.FloatField):
 
 
 class ArcJSONField(serializers.JSONField):
-    """DRF's JSON field, refusing NUL characters as DRF's ``CharField`` does: PostgreSQL's
-    ``jsonb`` cannot store them, so this makes them a 400 naming the field on every database
-    rather than a database error (a 500) on one. (``NaN`` cannot arrive: request JSON is
-    parsed strictly, and form bodies reach the field as plain strings.)"""
+    """DRF's JSON field, refusing NUL characters and lone surrogates as DRF's ``CharField``
+    does: PostgreSQL's ``jsonb`` cannot store them (and a surrogate is not even UTF-8, so the
+    response could not be rendered), so they are a 400 naming the field on every database
+    rather than a 500. (``NaN`` cannot arrive: request JSON is parsed strictly, and form
+    bodies reach the field as plain strings.)"""
 
-    default_error_messages = {"null_characters": "Null characters are not allowed."}
+    default_error_messages = {
+        "null_characters": "Null characters are not allowed.",
+        "surrogate_characters": "Surrogate characters are not allowed: U+{code_point:X}.",
+    }
 
     def to_internal_value(self, data: Any) -> Any:
         value = super().to_internal_value(data)
-        if contains_nul(value):
+        char = unstorable_char(value)
+        if char == "\x00":
             self.fail("null_characters")
+        if char is not None:
+            self.fail("surrogate_characters", code_point=ord(char))
         return value
 
 

@@ -17,10 +17,12 @@ from django.db.models import Q
 from django.http import Http404, QueryDict
 from rest_framework import viewsets
 from rest_framework.decorators import action as drf_action
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from .actions import RouteSpec
 from .exceptions import ArcError, InvalidQuery, NotFound, exception_handler, get_request_id
+from .parsers import ArcJSONParser
 from .permissions import PermissionResult, as_permission
 from .settings import arc_settings
 
@@ -109,6 +111,11 @@ class ResourceViewSet(viewsets.ModelViewSet):
                     resource, self.request, queryset, self.permission_key
                 )
             relation.queryset = queryset
+
+    def get_parsers(self) -> list[Any]:
+        # DRF's own JSONParser (the default, or named in settings) becomes ArcJSONParser,
+        # which bounds nesting; any other parser is the project's choice and stays.
+        return [ArcJSONParser() if type(p) is JSONParser else p for p in super().get_parsers()]
 
     def perform_content_negotiation(self, request: Any, force: bool = False) -> Any:
         # DRF answers an unknown ``?format=`` with Http404, which would read "Resource not

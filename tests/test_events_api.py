@@ -121,8 +121,15 @@ def test_publish_sends_resource_event_with_json_safe_payload(captured):
 
 @pytest.mark.parametrize(
     "payload",
-    [{"rating": float("nan")}, {"n": [float("inf")]}, {"s": "a\x00b"}, {"k\x00": 1}],
-    ids=["nan", "infinity", "nul-value", "nul-key"],
+    [
+        {"rating": float("nan")},
+        {"n": [float("inf")]},
+        {"s": "a\x00b"},
+        {"k\x00": 1},
+        {"s": ["\ud800"]},
+        {"\udfff": 1},
+    ],
+    ids=["nan", "infinity", "nul-value", "nul-key", "surrogate-value", "surrogate-key"],
 )
 def test_publish_refuses_payloads_json_cannot_store_on_every_backend(captured, payload):
     # PostgreSQL's jsonb refuses these; SQLite would store NUL. Refused before any SQL, so the
@@ -136,9 +143,10 @@ def test_publish_refuses_payloads_json_cannot_store_on_every_backend(captured, p
     assert captured == []
 
 
-def test_publish_keeps_an_escaped_backslash_u0000_which_is_not_a_nul(captured):
-    returned = publish(create_event("products.updated", {"s": "\\u0000"}))
-    assert returned.payload == {"s": "\\u0000"}
+def test_publish_keeps_look_alikes_an_escaped_backslash_u0000_and_an_emoji(captured):
+    payload = {"s": "\\u0000", "e": "\U0001f600", "\\ud800": "k"}
+    returned = publish(create_event("products.updated", payload))
+    assert returned.payload == payload
     assert len(captured) == 1
 
 

@@ -169,7 +169,11 @@ def test_distinct_dedupe_keys_do_not_collapse():
     assert OutboxEvent.objects.count() == 2
 
 
-@pytest.mark.parametrize("payload", [{"x": float("nan")}, {"x": "\x00"}], ids=["nan", "nul"])
+@pytest.mark.parametrize(
+    "payload",
+    [{"x": float("nan")}, {"x": "\x00"}, {"x": "\ud800"}],
+    ids=["nan", "nul", "surrogate"],
+)
 def test_store_refuses_unstorable_json_before_sql_and_the_transaction_stays_usable(payload):
     # store() does not go through publish(): the columns' encoder refuses the same values
     with transaction.atomic():

@@ -1,5 +1,6 @@
 """Generated CRUD routes: status codes, envelopes, hooks, lookup fields, transactions."""
 
+import json
 import uuid
 
 import pytest
@@ -127,6 +128,32 @@ def test_malformed_json_is_400_in_envelope(api):
     assert r.status_code == 400
     assert r.json()["code"] == "VALIDATION_ERROR"
     assert "requestId" in r.json()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,  # json itself hits the recursion limit
+        '{"reading": 1, "labels": ' + "[" * 500 + "]" * 500 + "}",  # parses, fails later
+        '{"reading": 1, "labels": ' + '{"a":' * 128 + "1" + "}" * 128 + "}",  # 129 levels
+    ],
+    ids=["100000", "501", "129"],
+)
+def test_json_nested_too_deeply_is_400_not_a_recursion_error(api, body):
+    r = api.generic("POST", "/api/gauges/", body, content_type="application/json")
+    assert r.status_code == 400, r.content[:300]
+    assert r.json()["code"] == "VALIDATION_ERROR"
+    assert r.json()["error"] == "JSON parse error - nested deeper than 128 levels"
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_json_nested_128_levels_deep_is_accepted(api):
+    labels = 1
+    for _ in range(127):
+        labels = {"a": labels}
+    r = api.post("/api/gauges/", {"reading": 1, "labels": labels}, format="json")
+    assert r.status_code == 201, r.content[:300]
+    assert OutboxEvent.objects.get().payload["data"]["labels"] == labels
 
 
 def test_unsupported_media_type_is_415(api):
@@ -433,7 +460,22 @@ def test_json_field_with_nul_is_400_naming_the_field_on_every_backend(api, label
     assert OutboxEvent.objects.count() == 0
 
 
-def test_json_field_keeps_an_escaped_backslash_u0000(api):
-    r = api.post("/api/gauges/", {"reading": 1, "labels": {"a": "\\u0000"}}, format="json")
+@pytest.mark.parametrize(
+    "labels,code_point", [({"a": "\ud800"}, "D800"), ({"\udfff": 1}, "DFFF")], ids=["value", "key"]
+)
+def test_json_field_with_a_lone_surrogate_is_400_naming_the_field(api, labels, code_point):
+    # not UTF-8: jsonb refuses it, and on SQLite the response itself could not be encoded
+    body = json.dumps({"reading": 1, "labels": labels})  # JSON escapes it as \\udXXX
+    r = api.post("/api/gauges/", body, content_type="application/json")
+    assert r.status_code == 400, r.content
+    assert r.json()["details"] == {
+        "labels": [f"Surrogate characters are not allowed: U+{code_point}."]
+    }
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_json_field_keeps_look_alikes_an_escaped_backslash_u0000_and_an_emoji(api):
+    labels = {"a": "\\u0000", "e": "\U0001f600"}
+    r = api.post("/api/gauges/", {"reading": 1, "labels": labels}, format="json")
     assert r.status_code == 201, r.content
-    assert r.json()["data"]["labels"] == {"a": "\\u0000"}
+    assert r.json()["data"]["labels"] == labels

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,10 +16,11 @@ class EventJSONEncoder(DjangoJSONEncoder):
     """How events become JSON everywhere (publish, outbox columns, transports).
 
     ``DjangoJSONEncoder`` (``Decimal``, ``UUID``, dates) that refuses what PostgreSQL's
-    ``jsonb`` refuses — ``NaN``/``Infinity`` (not JSON at all) and NUL characters — with a
-    ``ValueError`` on every backend and before any SQL is sent, instead of an event that
-    stores on SQLite, fails on PostgreSQL and aborts the caller's transaction there.
-    ``converted`` says whether ``default()`` had to turn a value into JSON.
+    ``jsonb`` refuses — ``NaN``/``Infinity`` (not JSON at all), NUL characters and lone
+    surrogates (not UTF-8) — with a ``ValueError`` on every backend and before any SQL is
+    sent, instead of an event that stores on SQLite, fails on PostgreSQL and aborts the
+    caller's transaction there. ``converted`` says whether ``default()`` had to turn a value
+    into JSON.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -32,21 +34,37 @@ class EventJSONEncoder(DjangoJSONEncoder):
 
     def encode(self, o: Any) -> str:
         text = super().encode(o)
-        # cheap substring test first; the walk rules out an escaped backslash before "u0000"
-        if "\\u0000" in text and contains_nul(o):
-            raise ValueError("NUL characters (\\u0000) are not allowed in event JSON")
+        # Both come out escaped ("\u0000", "\udXXX"); only then is the value walked (an
+        # escaped backslash before "u0000", or an emoji's surrogate pair, is fine).
+        if ("\\u0000" in text or "\\ud" in text) and (char := unstorable_char(o)):
+            raise ValueError(f"{_describe_char(char)} cannot be stored as JSON")
         return text
 
 
-def contains_nul(value: Any) -> bool:
-    """Whether a JSON-like value holds a NUL character anywhere (keys included)."""
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_char(value: Any) -> str | None:
+    """The first character of a JSON-like value (keys included) that PostgreSQL's ``jsonb``
+    cannot store: NUL, or a lone surrogate (a Python ``str`` holds a pair as one character,
+    so any surrogate in it is lone and not encodable as UTF-8)."""
     if isinstance(value, str):
-        return "\x00" in value
+        found = _UNSTORABLE.search(value)
+        return found.group() if found else None
     if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(contains_nul(v) for v in value)
-    return False
+        items: Any = (x for kv in value.items() for x in kv)
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        return None
+    for item in items:
+        if char := unstorable_char(item):
+            return char
+    return None
+
+
+def _describe_char(char: str) -> str:
+    return "a NUL character" if char == "\x00" else f"the lone surrogate U+{ord(char):04X}"
 
 
 def _now() -> datetime:
