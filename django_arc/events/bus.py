@@ -120,7 +120,8 @@ def _json_safe(event: Event) -> Event:
     """Payloads from serializers carry ``Decimal``/``UUID``/``datetime``; store them in their
     JSON form now, so the outbox row, every transport and every redelivery see the same
     values (a ``Decimal`` would otherwise come back as ``str`` only after a round trip).
-    A payload JSON cannot hold (``NaN``, NUL characters) is refused here, on every backend."""
+    A payload JSON cannot hold (``NaN``, NUL, lone surrogates) is refused here, on every
+    backend."""
     encoder = EventJSONEncoder()
     try:
         text = encoder.encode(event.payload)
