@@ -131,3 +131,38 @@ def test_random_update_bodies_never_5xx_and_refusals_write_nothing(api, book_row
         assert Book.objects.values().get(pk=book_row.pk) == before, payload
     else:
         assert OutboxEvent.objects.count() == events + 1
+
+
+# any code point, lone surrogates and NUL included (hypothesis leaves surrogates out by default)
+any_text = st.text(st.characters(exclude_categories=()), max_size=8)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.fixed_dictionaries(
+        {},
+        optional={
+            "reading": st.one_of(st.floats(), any_text, st.integers(), values),
+            "labels": json_values,
+        },
+    )
+)
+def test_random_json_field_bodies_never_5xx_and_what_is_stored_round_trips(api, body):
+    payload = json.dumps(body)
+    events = OutboxEvent.objects.count()
+    response = api.post("/api/gauges/", payload, content_type="application/json")
+    event(f"HTTP {response.status_code}")
+    assert response.status_code in (201, 400), (payload, response.content)
+    if response.status_code == 201:
+        assert OutboxEvent.objects.count() == events + 1
+        if "labels" in body:
+            assert response.json()["data"]["labels"] == body["labels"]
+    else:
+        assert OutboxEvent.objects.count() == events
