@@ -115,16 +115,23 @@ class ArcJSONField(serializers.JSONField):
 
 def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
     """The serializer a resource uses: the user's ``serializer_class`` (with field caching
-    mixed in) or a ``ModelSerializer`` over ``resource.serializer_fields``."""
+    mixed in) or a ``ModelSerializer`` over ``resource.serializer_fields``.
+
+    Fields a ``ModelSerializer`` builds from the model are the stricter ones below, in a
+    user's class too unless it chose its own ``serializer_field_mapping`` or
+    ``serializer_related_field``; fields a class declares are left alone."""
     user_class = resource.serializer_class
     if user_class is not None:
         if issubclass(user_class, ArcSerializerMixin):
             return user_class
-        return type(
-            user_class.__name__,
-            (ArcSerializerMixin, user_class),
-            {"__module__": user_class.__module__},
-        )
+        attrs: dict[str, Any] = {"__module__": user_class.__module__}
+        if issubclass(user_class, serializers.ModelSerializer):
+            model_serializer = serializers.ModelSerializer
+            if user_class.serializer_field_mapping is model_serializer.serializer_field_mapping:
+                attrs["serializer_field_mapping"] = _FIELD_MAPPING
+            if user_class.serializer_related_field is model_serializer.serializer_related_field:
+                attrs["serializer_related_field"] = ArcPrimaryKeyRelatedField
+        return type(user_class.__name__, (ArcSerializerMixin, user_class), attrs)
 
     meta = type(
         "Meta",

@@ -479,3 +479,15 @@ def test_json_field_keeps_look_alikes_an_escaped_backslash_u0000_and_an_emoji(ap
     r = api.post("/api/gauges/", {"reading": 1, "labels": labels}, format="json")
     assert r.status_code == 201, r.content
     assert r.json()["data"]["labels"] == labels
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [({"reading": "NaN"}, "reading"), ({"labels": {"a": "\x00"}}, "labels")],
+    ids=["nan", "nul"],
+)
+def test_a_user_model_serializer_gets_the_strict_model_fields(api, body, field):
+    r = api.post("/api/custom-gauges/", body, format="json")
+    assert r.status_code == 400, r.content
+    assert list(r.json()["details"]) == [field]
+    assert api.post("/api/custom-gauges/", {"reading": 2.5}, format="json").status_code == 201

@@ -318,3 +318,20 @@ class GaugeResource(Resource):
     name = "gauges"
     fields = ["id", "reading", "labels"]
     permissions = PUBLIC
+
+
+class GaugeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Gauge
+        fields = ["id", "reading", "labels"]
+
+
+@arc.register
+class CustomGaugeResource(Resource):
+    """A user ``ModelSerializer``: the fields it builds from the model are django-arc's."""
+
+    model = Gauge
+    name = "custom-gauges"
+    fields = ["id", "reading", "labels"]
+    serializer_class = GaugeSerializer
+    permissions = PUBLIC
