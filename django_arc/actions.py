@@ -3,27 +3,54 @@
 
 Both decorators only record a :class:`RouteSpec`/:class:`ActionSpec` on the method; the
 resource turns the specs (its own and those its presets contribute) into DRF ViewSet actions
-when it builds its ViewSet, so presets and user code share one routing mechanism.
+when it builds its ViewSet, so presets and user code share one routing mechanism and one
+pipeline (scope, permission, presets' checks, throttles, envelope).
+
+A route handler is always called ``handler(view, request, **url_kwargs)``. The view is the
+request's context: ``view.get_queryset()`` and ``view.get_object()`` are the only row access a
+handler needs, and they apply tenancy, presets' filters and permission filters, so a route
+cannot list what the caller's list would not show.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["action", "route", "RouteSpec", "ActionSpec"]
+__all__ = ["action", "route", "RouteSpec", "ActionSpec", "INSTANCE", "PAGE"]
+
+#: ``RouteSpec.response``: the route answers one row of the resource in the success envelope
+INSTANCE = "instance"
+#: ``RouteSpec.response``: the route answers a page of rows in the list envelope
+PAGE = "page"
+
+_KWARG_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass
 class RouteSpec:
-    """An extra route: ``GET /<name>/<path>/`` (``detail=False``) or
-    ``/<name>/{id}/<path>/`` (``detail=True``, the handler gets the looked-up instance).
+    """An extra route of a resource.
 
-    ``handler(resource, request[, instance])`` returns a JSON-able value (wrapped in the
-    success envelope) or a DRF ``Response`` (sent as is). ``raw=True`` skips the envelope.
-    ``permission_key`` names the entry of ``Resource.permissions`` to check when
-    ``permissions`` is not given.
+    ``path`` is the URL part after ``/<name>/`` (after ``/<name>/{id}/`` when ``detail``);
+    ``{kwarg}`` placeholders become URL kwargs passed to the handler (``"slug/{slug}"``).
+
+    - ``handler(view, request, **url_kwargs)`` returns a JSON-able value or a model instance
+      (rendered through the caller's field permissions) wrapped in the success envelope, or a
+      DRF ``Response`` sent as is.
+    - ``permissions`` is the route's own permission; when ``None``, ``permission_key``
+      (default: ``name``) is looked up in ``Resource.permissions``, and a missing key denies.
+    - ``lookup_field``: the route addresses one row by this model field, read from the URL
+      kwarg of the same name (``view.get_object()`` then looks it up through every filter).
+    - ``parser_classes``: the route's own body parsers (multipart for an upload).
+    - ``raw``: no body parsing before the handler (``request.body`` is the bytes received) and
+      no envelope: the handler returns its own response. Scope, permission and throttles
+      still apply.
+    - ``request``/``response``: what OpenAPI documents. ``request`` is a DRF serializer class
+      (or ``None`` for no body); ``response`` is :data:`INSTANCE`, :data:`PAGE`, a serializer
+      class, or ``None`` (free-form ``data``).
     """
 
     methods: list[str]
@@ -35,17 +62,76 @@ class RouteSpec:
     permission_key: str | None = None
     raw: bool = False
     status: int = 200
+    lookup_field: str | None = None
+    parser_classes: list[type] | None = None
+    request: Any = None
+    response: Any = None
+    summary: str = ""
+    description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url_kwargs(self) -> list[str]:
+        return _KWARG_RE.findall(self.path)
+
+    @property
+    def url_path(self) -> str:
+        """``path`` as the regex DRF's router expects (placeholders as named groups)."""
+        return _KWARG_RE.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", self.path)
+
+    @property
+    def url_name(self) -> str:
+        return _KWARG_RE.sub(lambda m: m.group(1), self.path).replace("/", "-")
+
+    @property
+    def key(self) -> str:
+        """The permission key this route is checked (and presets are told) under."""
+        return self.permission_key or self.name
 
 
 @dataclass
 class ActionSpec:
-    """A domain action: ``POST /<name>/{id}/action/`` with ``{"action": name, ...input}``."""
+    """A domain action: ``POST /<name>/{id}/action/`` with ``{"action": name, ...input}``.
+
+    ``handler(view, request, instance, data)``; ``input`` is a DRF serializer class that
+    validates the rest of the body; ``output`` documents a non-instance return value."""
 
     name: str
     handler: Callable[..., Any]
     permissions: Any = None
     input: Any = None
+    output: Any = None
+    summary: str = ""
+    description: str = ""
+
+
+def _resource_method(func: Callable[..., Any], with_instance: bool) -> Callable[..., Any]:
+    """Adapt a Resource method to the ``handler(view, request, ...)`` contract.
+
+    The method keeps its documented signature, ``(self, request[, instance][, data])``; one
+    that also declares a ``view`` parameter receives the view (its filtered ``get_queryset()``
+    and the rest of the request's context). Decided once, when the decorator runs.
+    """
+    params = inspect.signature(func).parameters
+    wants_view = "view" in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )
+
+    def handler(view: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if wants_view:
+            kwargs["view"] = view
+        if with_instance and not args:
+            args = (view.get_object(),)
+        return func(view.resource, request, *args, **kwargs)
+
+    handler.__name__ = func.__name__
+    handler.__doc__ = func.__doc__
+    handler.__wrapped__ = func  # type: ignore[attr-defined]
+    return handler
+
+
+def _first_line(doc: str | None) -> str:
+    return inspect.cleandoc(doc).split("\n\n", 1)[0].replace("\n", " ") if doc else ""
 
 
 def route(
@@ -53,23 +139,37 @@ def route(
     path: str,
     *,
     permissions: Any = None,
+    permission_key: str | None = None,
     detail: bool = False,
     raw: bool = False,
     status: int = 200,
+    parser_classes: list[type] | None = None,
+    request: Any = None,
+    response: Any = None,
 ) -> Callable[[Callable], Callable]:
-    """Add a custom route: ``@route("GET", "stats", permissions=P.require_auth())``."""
+    """Add a custom route: ``@route("GET", "stats", permissions=P.require_auth())``.
+
+    The method is called ``(self, request)``, or ``(self, request, instance)`` with
+    ``detail=True`` (the instance looked up through every filter), plus any ``{kwarg}`` of
+    ``path``; declare a ``view`` parameter to receive the view too."""
     methods = [method] if isinstance(method, str) else list(method)
 
     def decorator(func: Callable) -> Callable:
         func._arc_route = RouteSpec(
             methods=[m.upper() for m in methods],
             path=path.strip("/"),
-            handler=func,
+            handler=_resource_method(func, with_instance=detail),
             name=func.__name__,
             detail=detail,
             permissions=permissions,
+            permission_key=permission_key,
             raw=raw,
             status=status,
+            parser_classes=parser_classes,
+            request=request,
+            response=response,
+            summary=_first_line(func.__doc__),
+            description=inspect.cleandoc(func.__doc__ or ""),
         )
         return func
 
@@ -82,13 +182,21 @@ def action(
     name: str | None = None,
     permissions: Any = None,
     input: Any = None,
+    output: Any = None,
 ) -> Any:
     """Declare a domain action: ``@action(permissions=P.require_org_role("admin"),
-    input=ApproveInput)``; the method receives ``(request, instance, data)``."""
+    input=ApproveInput)``; the method receives ``(request, instance, data)`` (and ``view``
+    if it declares it) and returns the instance, another JSON-able value or ``None``."""
 
     def decorator(f: Callable) -> Callable:
         f._arc_action = ActionSpec(
-            name=name or f.__name__, handler=f, permissions=permissions, input=input
+            name=name or f.__name__,
+            handler=_resource_method(f, with_instance=False),
+            permissions=permissions,
+            input=input,
+            output=output,
+            summary=_first_line(f.__doc__),
+            description=inspect.cleandoc(f.__doc__ or ""),
         )
         return f
 

@@ -10,7 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FieldPermission", "hidden", "visible_to", "writable_by", "read_only", "redact_for"]
+from .exceptions import ArcError
+
+__all__ = [
+    "FieldPermission",
+    "FieldRules",
+    "FieldAccess",
+    "ReadPlan",
+    "hidden",
+    "visible_to",
+    "writable_by",
+    "read_only",
+    "redact_for",
+]
 
 
 def _holds(scope: Any, roles: frozenset[str]) -> bool:
@@ -89,3 +101,151 @@ def read_only() -> FieldPermission:
 def redact_for(*roles: str, mask: Any = "***") -> FieldPermission:
     """Callers holding one of ``roles`` see ``mask`` instead of the value."""
     return FieldPermission("redact_for", redact_roles=frozenset(roles), mask=mask)
+
+
+# -- the one place that decides what a caller may do with each field ----------------------------
+
+
+class ReadPlan:
+    """How one caller sees rows: fields dropped (unreadable or not selected) and masked."""
+
+    __slots__ = ("drop", "redact", "keep")
+
+    def __init__(
+        self, drop: frozenset[str], redact: dict[str, Any], keep: frozenset[str] | None = None
+    ) -> None:
+        self.drop = drop
+        self.redact = redact
+        self.keep = keep
+
+    def omitted(self, output_fields: Any) -> frozenset[str]:
+        """Output fields not to render at all (dropped, or not selected)."""
+        if self.keep is None:
+            return self.drop
+        return frozenset(f for f in output_fields if f in self.drop or f not in self.keep)
+
+    def mask(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return {key: self.redact.get(key, value) for key, value in doc.items()}
+
+    def shape(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """``doc`` without what this caller may not see, masked where it sees a mask."""
+        if not (self.drop or self.redact or self.keep is not None):
+            return doc
+        out = {}
+        for key, value in doc.items():
+            if key in self.drop or (self.keep is not None and key not in self.keep):
+                continue
+            out[key] = self.redact.get(key, value)
+        return out
+
+
+class FieldRules:
+    """A resource's field rules, compiled once: what holds for every caller.
+
+    ``hidden`` fields do not exist for the API; ``never_writable`` ones (``read_only_fields``,
+    the primary key, preset-managed fields, ``read_only()``) are read-only in the serializer
+    and refused (or stripped) in a body. :meth:`for_scope` adds what depends on the caller.
+    """
+
+    def __init__(
+        self,
+        rules: dict[str, FieldPermission],
+        read_only: set[str],
+        managed: frozenset[str],
+    ) -> None:
+        self.rules = {n: r for n, r in rules.items() if isinstance(r, FieldPermission)}
+        self.hidden = frozenset(n for n, r in self.rules.items() if r.is_hidden)
+        self.managed = managed
+        self.never_writable = frozenset(
+            set(read_only)
+            | managed
+            | {n for n, r in self.rules.items() if r.write_roles == frozenset()}
+        )
+        # rules that depend on the caller; the rest are decided above
+        self._per_caller = [(n, r) for n, r in self.rules.items() if not r.is_hidden]
+
+    def for_scope(self, scope: Any) -> FieldAccess:
+        drop = set(self.hidden)
+        redact: dict[str, Any] = {}
+        for name, rule in self._per_caller:
+            if not rule.can_read(scope):
+                drop.add(name)
+            elif rule.redacts_for(scope):
+                redact[name] = rule.mask
+        return FieldAccess(self, scope, frozenset(drop), redact)
+
+
+class FieldAccess:
+    """What one caller may read, see masked and write: every per-caller field decision
+    (responses, ``select``, the query string, the write guard) asks this object."""
+
+    __slots__ = ("rules", "scope", "unreadable", "redacted")
+
+    def __init__(
+        self, rules: FieldRules, scope: Any, unreadable: frozenset[str], redacted: dict[str, Any]
+    ) -> None:
+        self.rules = rules
+        self.scope = scope
+        self.unreadable = unreadable
+        self.redacted = redacted
+
+    @property
+    def restricted(self) -> frozenset[str]:
+        """Fields the query string may not filter, sort or search on: a caller must not
+        learn through it what it cannot read (or only sees masked)."""
+        return self.unreadable | self.redacted.keys()
+
+    def read_plan(self, select: set[str] | None = None, always: set[str] = frozenset()) -> ReadPlan:
+        keep = None if select is None else frozenset(select | always)
+        return ReadPlan(self.unreadable, self.redacted, keep)
+
+    def write_verdict(self, name: str) -> str:
+        """``"ignore"`` (hidden: as if it did not exist), ``"managed"`` (a preset sets it),
+        ``"deny"`` or ``"allow"``."""
+        rules = self.rules
+        if name in rules.hidden:
+            return "ignore"
+        if name in rules.managed:
+            return "managed"
+        if name in rules.never_writable:
+            return "deny"
+        rule = rules.rules.get(name)
+        if rule is not None and not rule.can_write(self.scope):
+            return "deny"
+        return "allow"
+
+    def guard(
+        self,
+        data: dict[str, Any],
+        policy: str,
+        harmless: Any = None,
+    ) -> dict[str, Any]:
+        """``data`` with every key this caller may not write refused (403
+        ``FIELD_WRITE_DENIED`` naming them all) or, under ``policy == "strip"``, dropped.
+
+        ``harmless(name, value)`` tells whether a body value of a preset-managed field may
+        be dropped silently (the caller's own tenant) instead of refused."""
+        denied: list[str] = []
+        for key in list(data):
+            verdict = self.write_verdict(key)
+            if verdict == "allow":
+                continue
+            if verdict == "ignore" or (
+                verdict == "managed" and harmless is not None and harmless(key, data[key])
+            ):
+                data.pop(key)
+                continue
+            denied.append(key)
+        if denied:
+            if policy == "strip":
+                for key in denied:
+                    data.pop(key, None)
+            else:
+                denied.sort()
+                raise ArcError(
+                    "FIELD_WRITE_DENIED",
+                    f"Not permitted to write fields: {', '.join(denied)}",
+                    403,
+                    {"fields": denied},
+                )
+        return data

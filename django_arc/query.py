@@ -220,17 +220,16 @@ class SortField:
 
 @dataclass
 class ListQuery:
-    """A parsed list request, ready to apply to a queryset."""
+    """A parsed list request (filters, search, sort, select); pagination parameters belong
+    to the pagination classes (:mod:`django_arc.pagination`)."""
 
     q: Q | None = None
     ordering: list[tuple[SortField, bool]] = field(default_factory=list)  # (field, desc)
     sort_key: str = ""
     select: set[str] | None = None
     search: str | None = None
-    page: int = 1
-    limit: int = 20
-    keyset: bool = False
-    after: list[Any] | None = None
+    #: ``search_fields`` as a condition, when the caller may search any of them
+    search_q: Q | None = None
 
 
 class QuerySpec:
@@ -279,14 +278,12 @@ class QuerySpec:
         self,
         params: Any,
         readable: set[str],
-        default_limit: int,
-        max_limit: int,
         restricted: frozenset[str] | set[str] = frozenset(),
     ) -> ListQuery:
         """Parse a list request. ``restricted`` names fields this caller may not read (or sees
         masked): filtering or sorting on them is refused like an unknown field, and search
         skips them, so their values cannot be probed through the query string."""
-        query = ListQuery(limit=default_limit)
+        query = ListQuery()
         conditions: list[Q] = []
         for key in params:
             raw = params.get(key)
@@ -318,24 +315,23 @@ class QuerySpec:
             if op not in filter_field.operators:
                 raise InvalidQuery(key, f"operator '{sent}' is not allowed on '{name}'")
             conditions.append(filter_field.to_q(op, raw, key))
-
-        search = params.get("search")
-        if search:
-            paths = [p for p in self.search_paths if _root(p) not in restricted]
-            if not paths:
-                raise InvalidQuery("search", "search is not enabled for this resource")
-            if "\x00" in search:
-                raise InvalidQuery("search", "contains a NUL character")
-            term_q = Q()
-            for path in paths:
-                term_q |= Q(**{path: search})
-            conditions.append(term_q)
-            query.search = search
         if conditions:
             combined = conditions[0]
             for c in conditions[1:]:
                 combined &= c
             query.q = combined
+
+        search = params.get("search")
+        if search:
+            if "\x00" in search:
+                raise InvalidQuery("search", "contains a NUL character")
+            query.search = search
+            paths = [p for p in self.search_paths if _root(p) not in restricted]
+            if paths:
+                term_q = Q()
+                for path in paths:
+                    term_q |= Q(**{path: search})
+                query.search_q = term_q
 
         sort = params.get("sort")
         if sort:
@@ -352,36 +348,7 @@ class QuerySpec:
             if unknown:
                 raise InvalidQuery("select", f"unknown field(s): {', '.join(unknown)}")
             query.select = chosen
-
-        query.limit = self._parse_int(params, "limit", default_limit)
-        query.limit = min(query.limit, max_limit)
-        if "after" in params:
-            if "page" in params:
-                raise InvalidQuery("after", "cannot be combined with page")
-            query.keyset = True
-            for sort_field, _desc in query.ordering:
-                if not sort_field.own:
-                    raise InvalidQuery(
-                        "after", f"cursor pagination cannot sort by '{sort_field.name}'"
-                    )
-            cursor = params.get("after")
-            if cursor:
-                query.after = self._decode_cursor(cursor, query)
-        else:
-            query.page = self._parse_int(params, "page", 1)
         return query
-
-    @staticmethod
-    def _parse_int(params: Any, name: str, default: int) -> int:
-        raw = params.get(name)
-        if raw is None or raw == "":
-            return default
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-            raise InvalidQuery(name, "must be a positive integer")
-        value = int(raw)
-        if value < 1:
-            raise InvalidQuery(name, "must be a positive integer")
-        return value
 
     def _parse_sort(
         self,
@@ -427,20 +394,30 @@ class QuerySpec:
         args.append(self.pk_name)  # deterministic pages and a unique keyset tie-break
         return args
 
-    def apply(self, queryset: QuerySet, query: ListQuery) -> QuerySet:
+    def apply(self, queryset: QuerySet, query: ListQuery, searched: bool = False) -> QuerySet:
+        """Filters, ``search_fields`` search (unless a preset ``searched`` already) and the
+        ordering. A search no field serves is refused."""
         if query.q is not None:
             queryset = queryset.filter(query.q)
-            if query.search and self._search_crosses_relations():
+        if query.search and not searched:
+            if query.search_q is None:
+                raise InvalidQuery("search", "search is not enabled for this resource")
+            queryset = queryset.filter(query.search_q)
+            if self._search_crosses_relations():
                 queryset = queryset.distinct()
-        queryset = queryset.order_by(*self.order_by_args(query))
-        if query.keyset and query.after is not None:
-            queryset = queryset.filter(self._after_q(query))
-        return queryset
+        return queryset.order_by(*self.order_by_args(query))
 
     def _search_crosses_relations(self) -> bool:
         return any(p.count("__") > 1 for p in self.search_paths)
 
     # -- keyset cursors ----------------------------------------------------------------------
+
+    def keyset_error(self, query: ListQuery) -> str | None:
+        """Why ``query``'s ordering cannot be paged by cursor (a related field), or None."""
+        for sort_field, _desc in query.ordering:
+            if not sort_field.own:
+                return f"cursor pagination cannot sort by '{sort_field.name}'"
+        return None
 
     def _keys(self, query: ListQuery) -> list[tuple[str, Any, bool]]:
         keys = [(sf.path, sf.model_field, desc) for sf, desc in query.ordering]
@@ -454,7 +431,7 @@ class QuerySpec:
         )
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
-    def _decode_cursor(self, cursor: str, query: ListQuery) -> list[Any]:
+    def decode_cursor(self, cursor: str, query: ListQuery) -> list[Any]:
         try:
             padded = cursor + "=" * (-len(cursor) % 4)
             data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
@@ -474,11 +451,12 @@ class QuerySpec:
         except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error, _Refused):
             raise InvalidQuery("after", "invalid cursor") from None
 
-    def _after_q(self, query: ListQuery) -> Q:
+    def after_q(self, query: ListQuery, after: list[Any]) -> Q:
+        """Rows strictly after the cursor's values in ``query``'s ordering."""
         keys = self._keys(query)
         result = Q(pk__in=[])
         equal_so_far = Q()
-        for (path, model_field, desc), value in zip(keys, query.after or [], strict=True):
+        for (path, model_field, desc), value in zip(keys, after, strict=True):
             nullable = getattr(model_field, "null", False)
             if value is not None:
                 beyond = Q(**{f"{path}__{'lt' if desc else 'gt'}": value})

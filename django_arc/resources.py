@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 from .actions import ActionSpec, RouteSpec
-from .fields import FieldPermission
+from .fields import FieldPermission, FieldRules
 from .permissions import Permission, as_permission, require_auth
 from .settings import arc_settings
 
@@ -63,10 +63,13 @@ class Resource:
     update_method: str = "PATCH_OR_PUT"
     #: DRF policies for this resource's ViewSet; ``None`` keeps the project's
     #: ``REST_FRAMEWORK`` defaults (permissions are the resource's own, see ``permissions``)
+    #: and django-arc's query language and pagination
     authentication_classes: list[type] | None = None
     throttle_classes: list[type] | None = None
     renderer_classes: list[type] | None = None
     parser_classes: list[type] | None = None
+    filter_backends: list[type] | None = None
+    pagination_class: type | None = None
 
     def __init__(self, site: ResourceSite | None = None) -> None:
         self.site = site
@@ -98,35 +101,38 @@ class Resource:
         return [f.name for f in self.model._meta.concrete_fields]
 
     @cached_property
-    def hidden_fields(self) -> frozenset[str]:
-        return frozenset(
-            name
-            for name, rule in self.field_permissions.items()
-            if isinstance(rule, FieldPermission) and rule.is_hidden
+    def field_rules(self) -> FieldRules:
+        """The field rules compiled once; every per-caller field decision asks them."""
+        managed: set[str] = set()
+        for preset in self.preset_list:
+            managed |= preset.managed_fields(self)
+        return FieldRules(
+            self.field_permissions,
+            set(self.read_only_fields) | {self.pk_name},
+            frozenset(managed),
         )
+
+    @property
+    def hidden_fields(self) -> frozenset[str]:
+        return self.field_rules.hidden
 
     @cached_property
     def serializer_fields(self) -> list[str]:
         """Fields the serializer reads and writes: ``fields`` minus hidden ones."""
         return [f for f in self.all_fields if f not in self.hidden_fields]
 
-    @cached_property
-    def managed_fields(self) -> frozenset[str]:
-        managed: set[str] = set()
-        for preset in self.preset_list:
-            managed |= preset.managed_fields(self)
-        return frozenset(managed)
-
-    @cached_property
+    @property
     def read_only_set(self) -> frozenset[str]:
         """Never writable from a body, by anyone."""
-        ro = set(self.read_only_fields) | {self.pk_name} | self.managed_fields
-        ro |= {
-            name
-            for name, rule in self.field_permissions.items()
-            if isinstance(rule, FieldPermission) and rule.write_roles == frozenset()
-        }
-        return frozenset(ro)
+        return self.field_rules.never_writable
+
+    @cached_property
+    def always_selected(self) -> set[str]:
+        """Fields ``?select=`` always keeps: the primary key, ``id`` and the lookup field."""
+        keep = {self.pk_name, "id"}
+        if self.lookup_field != "pk":
+            keep.add(self.lookup_field)
+        return keep
 
     @cached_property
     def preset_list(self) -> list[Any]:
@@ -146,6 +152,26 @@ class Resource:
     def get_permission(self, key: str) -> Permission | None:
         """The permission guarding ``key``; ``None`` means deny (fail closed)."""
         return self.permission_map.get(key)
+
+    @cached_property
+    def action_permission_map(self) -> dict[str, Permission | None]:
+        """Each action's permission: its own, else ``action_permissions``, else deny."""
+        default = self.action_permissions
+        return {
+            name: as_permission(permission) if permission is not None else None
+            for name, spec in self.actions.items()
+            for permission in [spec.permissions if spec.permissions is not None else default]
+        }
+
+    def action_permission(self, spec: ActionSpec) -> Permission | None:
+        return self.action_permission_map.get(spec.name)
+
+    @cached_property
+    def write_observers(self) -> list[Any]:
+        """Presets that watch every write (override ``after_write``), in list order."""
+        from .presets.base import Preset
+
+        return [p for p in self.preset_list if type(p).after_write is not Preset.after_write]
 
     @cached_property
     def serializer(self) -> type:
@@ -270,7 +296,8 @@ class Resource:
         """Runs inside the write's transaction; raise to abort."""
 
     def after_delete(self, request: Any, instance: Any) -> None:
-        """Runs inside the write's transaction; raising rolls back the delete and its event."""
+        """Runs inside the write's transaction; raising rolls back the delete and its event.
+        After a hard delete ``instance`` still carries its primary key (to name the row)."""
 
     # -- ViewSet -------------------------------------------------------------------------
 

@@ -1,10 +1,22 @@
-"""The one extension point presets plug into.
+"""The contract presets plug into.
 
-A preset is an object in ``Resource.presets``. The resource calls each hook at a fixed point
-of every request, in list order, so a preset can narrow querysets, refuse requests, own fields
-that the body may not set, inject values on write, replace deletion, and add routes — without
-the resource core knowing about any particular preset. Every hook has a no-op default:
-override only what the preset needs.
+A preset is an object in ``Resource.presets``. The generated ViewSet calls each hook at a fixed
+point of every request, in list order, so a preset can refuse requests, narrow querysets, check
+objects, own fields that the body may not set, inject values on write, replace deletion, watch
+every write, take over search and add routes — without the resource core knowing about any
+particular preset. Every hook has a no-op default: override only what the preset needs.
+
+**Per-request hooks receive the view first.** The view is the request's one context: its
+``resource``, ``request``, ``scope`` (the caller), ``action`` (the DRF action: ``list``,
+``retrieve``, ``create``, ``partial_update``, ``destroy``, ``run_action`` or a route's name),
+``permission_key`` (``list``/``get``/``create``/``update``/``delete``, a route's key or an
+action's name), ``kwargs`` (URL kwargs), and the only ways to reach rows: ``get_queryset()``
+(tenancy, every preset's ``filter_queryset`` and the permission's filters already applied) and
+``get_object()`` (that queryset, then object permissions and every preset's ``check_object``).
+A preset route reading rows through them cannot see more than the list can.
+
+Compile-time hooks (``bind``, ``check``, ``managed_fields``, ``routes``) receive the resource:
+they run once, before any request.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import QuerySet
 
 if TYPE_CHECKING:
+    from ..actions import RouteSpec
     from ..resources import Resource
 
 
@@ -25,6 +38,8 @@ class Preset:
     #: events off. A preset that only adds values to the one INSERT/UPDATE sets it False.
     needs_transaction = True
 
+    # -- once per resource --------------------------------------------------------------------
+
     def bind(self, resource: Resource) -> None:
         """Called once when the resource is compiled (models are ready). Validate options
         lazily here rather than in ``__init__`` (which runs at import time)."""
@@ -33,43 +48,68 @@ class Preset:
         """Configuration problems, reported by ``manage.py check`` as ``arc.E``-errors."""
         return []
 
-    def check_request(self, resource: Resource, request: Any, action: str) -> None:
-        """Refuse a request before any query (raise ``ArcError``), e.g. missing tenant."""
+    def managed_fields(self, resource: Resource) -> set[str]:
+        """Fields this preset sets itself: read-only in the serializer, refused (or stripped)
+        when a body carries them, unless :meth:`accepts_body_value` says the value is
+        harmless."""
+        return set()
 
-    def filter_queryset(
-        self, resource: Resource, request: Any, queryset: QuerySet, action: str
-    ) -> QuerySet:
-        """Narrow what the caller can see; applies to lists and single-object lookups."""
+    def routes(self, resource: Resource) -> list[RouteSpec]:
+        """Extra routes (:class:`django_arc.actions.RouteSpec`) this preset adds; their
+        handlers are called ``handler(view, request, **url_kwargs)``."""
+        return []
+
+    # -- every request ------------------------------------------------------------------------
+
+    def check_request(self, view: Any) -> None:
+        """Refuse a request before any query (raise ``ArcError``), e.g. a missing tenant.
+        Runs after the permission was evaluated (an anonymous refusal is already a 401)."""
+
+    def filter_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
+        """Narrow what the caller can see: lists, object lookups and preset routes alike.
+        Rows filtered out are 404, never 403 (no existence leak)."""
         return queryset
 
-    def related_queryset(
-        self, resource: Resource, request: Any, queryset: QuerySet, action: str
-    ) -> QuerySet:
+    def check_object(self, view: Any, obj: Any) -> None:
+        """Refuse one visible object (raise ``ArcError``, e.g. 403 ``OWNERSHIP_DENIED``):
+        runs in ``get_object()`` after the permission's object check."""
+
+    def search(self, view: Any, queryset: QuerySet, term: str) -> QuerySet | None:
+        """Take over ``?search=``: return the searched queryset (full text, ranking), or
+        ``None`` to leave it to the next preset and finally to ``search_fields``."""
+        return None
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def related_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
         """Narrow the rows a relation in a *write* body may point at (e.g. an order's
         ``product``): an id outside it is refused like an id that does not exist."""
         return queryset
 
-    def managed_fields(self, resource: Resource) -> set[str]:
-        """Fields this preset sets itself: read-only in the serializer and refused (or
-        stripped) when a body carries them."""
-        return set()
-
-    def accepts_body_value(self, resource: Resource, request: Any, field: str, value: Any) -> bool:
+    def accepts_body_value(self, view: Any, field: str, value: Any) -> bool:
         """Whether a body value for a managed ``field`` is harmless (e.g. the caller's own
         tenant) and may be silently dropped instead of refused."""
         return False
 
-    def write_values(
-        self, resource: Resource, request: Any, instance: Any = None
-    ) -> dict[str, Any]:
+    def write_values(self, view: Any, instance: Any = None) -> dict[str, Any]:
         """Model attribute values forced on create (``instance`` None) and update."""
         return {}
 
-    def perform_delete(self, resource: Resource, request: Any, instance: Any) -> bool:
+    def perform_delete(self, view: Any, instance: Any) -> bool:
         """Return True after deleting ``instance`` yourself (soft delete); False to let the
         default hard delete run."""
         return False
 
-    def routes(self, resource: Resource) -> list[Any]:
-        """Extra routes (``django_arc.actions.RouteSpec``) this preset adds to the resource."""
-        return []
+    def after_write(
+        self,
+        view: Any,
+        verb: str,
+        instance: Any,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        """Every write, inside its transaction, just before its event: ``verb`` is the
+        event's (``created``, ``updated``, ``deleted``, ``restored``, an action's name);
+        ``before``/``after`` are the row as the serializer renders it (hidden fields never
+        included), ``None`` where there is no such row (before a create, after a hard
+        delete). Raising rolls the write back."""

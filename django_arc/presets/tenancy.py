@@ -107,19 +107,17 @@ class MultiTenant(Preset):
 
     # -- scope → tenant values ---------------------------------------------------------
 
-    def tenant_values(self, request: Any, action: str) -> dict[str, Any] | None:
-        """``{attname: value}`` the caller is confined to, or ``None`` for all tenants."""
-        django_request = getattr(request, "_request", request)
-        cache = django_request.__dict__.setdefault("_arc_tenant_values", {})
-        key = (id(self), action in _READS, action == "create")
-        if key not in cache:
-            cache[key] = self._resolve(request, action)
-        return cache[key]
+    def tenant_values(self, view: Any, key: str | None = None) -> dict[str, Any] | None:
+        """``{attname: value}`` the caller is confined to, or ``None`` for all tenants.
+        ``key`` is the permission key judged (default: the view's)."""
+        key = view.permission_key if key is None else key
+        cache = view.__dict__.setdefault("_arc_tenant_values", {})
+        cache_key = (id(self), key in _READS, key == "create")
+        if cache_key not in cache:
+            cache[cache_key] = self._resolve(view.scope, key)
+        return cache[cache_key]
 
-    def _resolve(self, request: Any, action: str) -> dict[str, Any] | None:
-        from ..scope import get_scope
-
-        scope = get_scope(request)
+    def _resolve(self, scope: Any, action: str) -> dict[str, Any] | None:
         org_id = scope.organization_id
         context = scope.context or {}
         if scope.kind == "elevated" and not org_id:
@@ -152,22 +150,18 @@ class MultiTenant(Preset):
 
     # -- preset hooks --------------------------------------------------------------------
 
-    def check_request(self, resource: Resource, request: Any, action: str) -> None:
-        self.tenant_values(request, action)
+    def check_request(self, view: Any) -> None:
+        self.tenant_values(view)
 
-    def filter_queryset(
-        self, resource: Resource, request: Any, queryset: QuerySet, action: str
-    ) -> QuerySet:
-        values = self.tenant_values(request, action)
+    def filter_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
+        values = self.tenant_values(view)
         return queryset.filter(**values) if values else queryset
 
-    def related_queryset(
-        self, resource: Resource, request: Any, queryset: QuerySet, action: str
-    ) -> QuerySet:
+    def related_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
         """A body may only reference rows of the caller's tenant: when the related model
         carries the same tenant dimension (a FK to the same tenant model, or a same-named
         context field), only that tenant's rows are valid targets."""
-        values = self.tenant_values(request, action)
+        values = self.tenant_values(view)
         if not values:
             return queryset
         filters = {}
@@ -194,15 +188,12 @@ class MultiTenant(Preset):
             d.attname for d in self.dimensions if d.attname
         }
 
-    def accepts_body_value(self, resource: Resource, request: Any, field: str, value: Any) -> bool:
-        values = self.tenant_values(request, "update") or {}
+    def accepts_body_value(self, view: Any, field: str, value: Any) -> bool:
+        values = self.tenant_values(view, "update") or {}
         for dim in self.dimensions:
             if field in (dim.field, dim.attname) and dim.attname in values:
                 return value is not None and str(value) == str(values[dim.attname])
         return False
 
-    def write_values(
-        self, resource: Resource, request: Any, instance: Any = None
-    ) -> dict[str, Any]:
-        action = "create" if instance is None else "update"
-        return dict(self.tenant_values(request, action) or {})
+    def write_values(self, view: Any, instance: Any = None) -> dict[str, Any]:
+        return dict(self.tenant_values(view, "create" if instance is None else "update") or {})

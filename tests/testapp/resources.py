@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from django_arc import ArcError, Resource, arc, route
+from django_arc import ArcError, Resource, action, arc, route
 from django_arc import permissions as P
 
 from .models import Author, Book, Gauge
@@ -73,6 +73,20 @@ class BookResource(Resource):
     @route("GET", "stats", permissions=P.allow_public())
     def stats(self, request):
         return {"count": Book.objects.count()}
+
+    @route("POST", "webhook", raw=True, permissions=P.allow_public(), status=202)
+    def webhook(self, request):
+        """Echo what arrived, byte for byte (signature checks need the raw body)."""
+        import hashlib
+
+        return {"length": len(request.body), "sha256": hashlib.sha256(request.body).hexdigest()}
+
+    @action
+    def shout(self, request, instance, data):
+        """No permission of its own and no ``action_permissions``: denied to everyone."""
+        instance.title = instance.title.upper()
+        instance.save()
+        return instance
 
 
 @arc.register
@@ -335,3 +349,90 @@ class CustomGaugeResource(Resource):
     fields = ["id", "reading", "labels"]
     serializer_class = GaugeSerializer
     permissions = PUBLIC
+
+
+# -- the preset contract: the docs' ArchiveOnDelete, under require_owner and under tenancy -----
+
+from shop.presets import ArchiveOnDelete  # noqa: E402
+
+
+@arc.register
+class ArchivedNoteResource(Resource):
+    """``require_owner`` lists: the archive route must be exactly as narrow."""
+
+    model = Note
+    name = "archived-notes"
+    fields = ["id", "organization", "branch", "owner", "text", "internal"]
+    read_only_fields = ["owner"]
+    filter_fields = {"text": ["eq", "in"]}
+    sort_fields = ["text"]
+    presets = [ArchiveOnDelete(field="internal", value="archived")]
+    permissions = {
+        "list": P.require_owner("owner"),
+        "get": P.require_owner("owner"),
+        "delete": P.require_owner("owner"),
+    }
+
+
+@arc.register
+class ArchivedProductResource(Resource):
+    """Tenancy: the archive route lists the caller's organization only."""
+
+    model = Product
+    name = "archived-products"
+    fields = ["id", "name", "sku", "status", "organization"]
+    filter_fields = {"name": ["eq"]}
+    presets = [presets.MultiTenant(), ArchiveOnDelete(field="status", value="archived")]
+    permissions = {
+        "list": P.require_org_membership(),
+        "get": P.require_org_membership(),
+        "delete": P.require_org_role("admin"),
+    }
+
+
+# -- actions and custom routes -----------------------------------------------------------------
+
+
+class PublishInput(serializers.Serializer):
+    note = serializers.CharField(max_length=20)
+    price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0, required=False)
+
+
+@arc.register
+class ActionProductResource(Resource):
+    """Actions on a tenant resource with a field only admins see."""
+
+    model = Product
+    name = "action-products"
+    fields = ["id", "name", "sku", "price", "status", "cost", "organization"]
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+    field_permissions = {"cost": F.visible_to("admin")}
+    action_permissions = P.require_org_role("admin")
+
+    @action(permissions=P.require_org_role("admin", "editor"), input=PublishInput)
+    def publish(self, request, instance, data):
+        """Put a product on sale, optionally at a new price."""
+        instance.status = "active"
+        if "price" in data:
+            instance.price = data["price"]
+        instance.save()
+        if data["note"] == "fail":
+            raise ArcError("PUBLISH_FAILED", "Cannot publish", 409)
+        return instance
+
+    @action
+    def archive(self, request, instance, data):
+        """Admins only (``action_permissions``); returns a plain value."""
+        instance.status = "archived"
+        instance.save(update_fields=["status"])
+        return {"archived": True}
+
+    @route("GET", "stats", permissions=P.require_org_membership())
+    def stats(self, request, view):
+        """Counts what the caller's list would show: the view's queryset."""
+        return {"count": view.get_queryset().count()}
+
+    @route("GET", "card", detail=True, permissions=P.require_org_membership())
+    def card(self, request, instance):
+        return instance

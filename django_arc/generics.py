@@ -1,0 +1,464 @@
+"""The request pipeline every resource route runs, on DRF's own seams.
+
+``ResourceGenericViewSet`` is to django-arc what ``GenericAPIView`` is to DRF: the one place
+that knows how a request is judged and how rows are reached. The verbs live in
+:mod:`django_arc.mixins`; :mod:`django_arc.viewsets` puts them together. In request order:
+
+1. ``initial()`` — DRF authentication, then the caller's scope (:attr:`scope`, resolved once);
+   ``check_permissions()`` evaluates the resource permission for :attr:`permission_key`
+   (anonymous refusal → 401), runs every preset's ``check_request`` (e.g. 403
+   ``ORG_REQUIRED``), refuses (403) or keeps the permission's row filters; then throttles.
+2. Rows: :meth:`get_queryset` = ``Resource.get_queryset`` → every preset's
+   ``filter_queryset`` → the permission's filters. Lists add the filter backends (the query
+   language) and a pagination class; single rows come from :meth:`get_object`, which adds the
+   object permission and every preset's ``check_object``. Nothing reads rows another way.
+3. Output: :meth:`render` serialises through the caller's :class:`~django_arc.fields.ReadPlan`
+   (field permissions, ``?select=``); :meth:`success_response` wraps it (:mod:`envelope`).
+4. Writes: :meth:`perform_create` / :meth:`perform_update` / :meth:`perform_destroy` run the
+   field-write guard, then inside :meth:`write_transaction` the resource's hooks, the save,
+   every preset's ``after_write`` and the event (:meth:`after_write`), in that order. Actions,
+   preset routes and bulk writes reuse these instead of saving rows themselves.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models, transaction
+from django.db.models import Q
+from django.http import Http404, QueryDict
+from django.utils.functional import cached_property
+from rest_framework import viewsets
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from . import envelope
+from .exceptions import ArcError, InvalidQuery, NotFound, exception_handler, get_request_id
+from .fields import FieldAccess, ReadPlan
+from .filters import QueryLanguageFilter
+from .pagination import KeysetPagination, PagePagination
+from .parsers import ArcJSONParser
+from .permissions import Permission, PermissionResult
+from .scope import RequestScope, get_scope
+from .settings import arc_settings
+
+#: DRF action name → permission key of ``Resource.permissions``
+PERMISSION_KEYS = {
+    "list": "list",
+    "retrieve": "get",
+    "create": "create",
+    "update": "update",
+    "partial_update": "update",
+    "destroy": "delete",
+}
+DENIED = PermissionResult(False, "Not permitted")
+
+
+class ResourceGenericViewSet(viewsets.GenericViewSet):
+    """The pipeline of a generated ViewSet; ``resource`` is set on each generated subclass."""
+
+    resource: Any = None
+    lookup_url_kwarg = "id"
+    lookup_value_regex = "[^/]+"
+    filter_backends = [QueryLanguageFilter]
+    pagination_class = PagePagination
+    keyset_pagination_class = KeysetPagination
+    metadata_class = None  # OPTIONS → 405: the schema lives at /api/schema/
+    #: route name → RouteSpec, and route name → its compiled permission (set per resource)
+    route_specs: dict[str, Any] = {}
+    route_permissions: dict[str, Permission | None] = {}
+    #: the filter backends, instantiated once per generated class (they are stateless)
+    _backends: list[Any] = []
+
+    #: the parsed list query (set by the query-language backend on list routes)
+    list_query: Any = None
+    #: the domain action a ``POST …/action/`` names (resolved before its permission)
+    arc_action: Any = None
+    #: the row filters the granted permission asked for (``require_owner`` …)
+    permission_filters: dict[str, Any] | Q | None = None
+
+    # -- DRF policy hooks --------------------------------------------------------------------
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    def get_permissions(self) -> list[Any]:
+        # Resource permissions replace DEFAULT_PERMISSION_CLASSES: they are checked in
+        # check_permissions() below, where the scope is known.
+        return []
+
+    def get_serializer_class(self) -> type:
+        return self.resource.serializer
+
+    def get_parsers(self) -> list[Any]:
+        # DRF's own JSONParser (the default, or named in settings) becomes ArcJSONParser,
+        # which bounds nesting; any other parser is the project's (or the route's) choice.
+        return [ArcJSONParser() if type(p) is JSONParser else p for p in super().get_parsers()]
+
+    def perform_content_negotiation(self, request: Any, force: bool = False) -> Any:
+        # DRF answers an unknown ``?format=`` with Http404, which would read "Resource not
+        # found"; it is a bad query parameter like any other.
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            known = ", ".join(r.format for r in self.get_renderers())
+            raise InvalidQuery("format", f"unknown format; one of: {known}") from None
+
+    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["X-Request-Id"] = get_request_id(request)
+        return response
+
+    # -- who is asking, and may they --------------------------------------------------------
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        """DRF's ``initial()`` (negotiation, authentication, permissions, throttles), with
+        the caller's scope resolved right after authentication, once for the request."""
+        super().initial(request, *args, **kwargs)
+
+    def perform_authentication(self, request: Any) -> None:
+        super().perform_authentication(request)
+        if self.action not in (None, "metadata"):
+            # A method the route does not map answers 405 before anyone is asked who they are.
+            self.scope  # noqa: B018  (resolve now: an impossible header fails here)
+
+    @cached_property
+    def scope(self) -> RequestScope:
+        """The caller (SPEC §4), from DRF's authenticated identity."""
+        return get_scope(self.request)
+
+    @cached_property
+    def field_access(self) -> FieldAccess:
+        """What this caller may read, see masked and write, field by field."""
+        return self.resource.field_rules.for_scope(self.scope)
+
+    @property
+    def route_spec(self) -> Any:
+        """The :class:`~django_arc.actions.RouteSpec` of this request's route, if custom."""
+        return self.route_specs.get(self.action or "")
+
+    @property
+    def permission_key(self) -> str:
+        """The key this request is judged under (and presets are told)."""
+        spec = self.route_spec
+        if spec is not None:
+            return spec.key
+        if self.arc_action is not None:
+            return self.arc_action.name
+        return PERMISSION_KEYS.get(self.action or "", self.action or "")
+
+    def get_resource_permission(self) -> Permission | None:
+        """The permission guarding this request; ``None`` denies (fail closed)."""
+        spec = self.route_spec
+        if spec is not None and spec.permissions is not None:
+            return self.route_permissions[spec.name]
+        if self.arc_action is not None:
+            return self.resource.action_permission(self.arc_action)
+        return self.resource.get_permission(self.permission_key)
+
+    def check_permissions(self, request: Any) -> None:
+        if self.action in (None, "metadata"):
+            return
+        if self.action == "run_action":
+            self.arc_action = self.resolve_action(request)
+        permission = self.get_resource_permission()
+        result = (
+            permission(request, self.resource, self.permission_key)
+            if permission is not None
+            else DENIED
+        )
+        if not result.granted and self.scope.kind == "public":
+            raise ArcError("UNAUTHORIZED", "Authentication required", 401)
+        for preset in self.resource.preset_list:
+            preset.check_request(self)
+        if not result.granted:
+            raise ArcError("FORBIDDEN", result.reason or "Permission denied", 403)
+        self.permission_filters = result.filters
+
+    def check_object_permissions(self, request: Any, obj: Any) -> None:
+        permission = self.get_resource_permission()
+        if permission is None:
+            raise ArcError("FORBIDDEN", "Not permitted", 403)
+        result = permission(request, self.resource, self.permission_key, obj)
+        if not result.granted:
+            raise ArcError("FORBIDDEN", result.reason or "Permission denied", 403)
+        for preset in self.resource.preset_list:
+            preset.check_object(self, obj)
+
+    def resolve_action(self, request: Any) -> Any:
+        """The :class:`~django_arc.actions.ActionSpec` the body's ``action`` names; 400
+        naming the allowed actions when it is missing or unknown."""
+        actions = self.resource.actions
+        data = request.data
+        name = data.get("action") if isinstance(data, dict) else None
+        spec = actions.get(name) if isinstance(name, str) else None
+        if spec is None:
+            allowed = ", ".join(sorted(actions))
+            problem = "This field is required." if name is None else f"Unknown action {name!r}."
+            raise ArcError(
+                "VALIDATION_ERROR",
+                f"Unknown or missing action; allowed: {allowed}",
+                400,
+                {"action": [f"{problem} Allowed actions: {allowed}."]},
+            )
+        return spec
+
+    # -- rows ------------------------------------------------------------------------------------
+
+    def get_queryset(self) -> models.QuerySet:
+        """The rows this request may see: presets' filters (tenancy first, as listed) and the
+        permission's filters over ``Resource.get_queryset()``."""
+        queryset = self.resource.get_queryset(self.request)
+        for preset in self.resource.preset_list:
+            queryset = preset.filter_queryset(self, queryset)
+        filters = self.permission_filters
+        if filters:
+            queryset = queryset.filter(filters if isinstance(filters, Q) else Q(**filters))
+        return queryset
+
+    def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+        for backend in self._backends:
+            queryset = backend.filter_queryset(self.request, queryset, self)
+        return queryset
+
+    @cached_property
+    def paginator(self) -> Any:
+        """Keyset pagination when the list names a cursor (``?after=``), else pages."""
+        if "after" in self.request.query_params:
+            return self.keyset_pagination_class()
+        return self.pagination_class()
+
+    def get_object(self) -> Any:
+        """The one row the URL names, looked up in :meth:`get_queryset` (404 when absent,
+        malformed or filtered: the same body), then judged by the object permission and
+        every preset's ``check_object``."""
+        resource = self.resource
+        raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        lookup = self.lookup_field
+        meta = resource.model._meta
+        model_field = meta.pk if lookup == "pk" else meta.get_field(lookup)
+        try:
+            value = model_field.to_python(raw)
+            obj = self.get_queryset().get(**{lookup: value})
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
+            raise NotFound(f"malformed lookup value {raw[:64]!r}") from None
+        except resource.model.DoesNotExist:
+            raise NotFound(f"{resource.name} {raw[:64]!r} absent or filtered") from None
+        except resource.model.MultipleObjectsReturned:
+            raise NotFound(f"{resource.name} lookup {lookup}={raw[:64]!r} not unique") from None
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def get_read_plan(self) -> ReadPlan:
+        """What this caller sees of each row: field permissions, narrowed by ``?select=``
+        on lists (the primary key and lookup field always come along)."""
+        query = self.list_query
+        if query is None or query.select is None:
+            return self.field_access.read_plan()
+        return self.field_access.read_plan(query.select, self.resource.always_selected)
+
+    def render(self, rows: Any, many: bool = False) -> Any:
+        """Serialise rows for this caller. Fields the plan drops are skipped by the
+        serializer itself (never rendered, then thrown away); masks are applied after."""
+        if many and not rows:
+            return []
+        plan = self.get_read_plan()
+        context = self.get_serializer_context()
+        context["arc_omit"] = plan.omitted(self.resource.output_fields)
+        data = self.get_serializer(rows, many=many, context=context).data
+        # A project serializer may override to_representation and render anything: filter
+        # its output too. The generated one skipped those fields already; only mask.
+        if self.resource.serializer_class is not None:
+            post = plan.shape
+        elif plan.redact:
+            post = plan.mask
+        else:
+            return data
+        return [post(doc) for doc in data] if many else post(data)
+
+    def render_result(self, value: Any) -> Any:
+        """A route's or action's return value as the response's ``data``: rows of the
+        resource go through :meth:`render` (so field permissions apply), anything else is
+        returned as is (it must be JSON-able)."""
+        model = self.resource.model
+        if isinstance(value, model):
+            return self.render(value)
+        if isinstance(value, models.QuerySet) and issubclass(value.model, model):
+            return self.render(list(value), many=True)
+        return value
+
+    def success_response(
+        self, data: Any, message: str | None = None, status: int = 200
+    ) -> Response:
+        return Response(envelope.success(data, message), status=status)
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        serializer = super().get_serializer(*args, **kwargs)
+        if "data" in kwargs and self.resource.preset_list:
+            self._narrow_relations(serializer)
+        return serializer
+
+    def _narrow_relations(self, serializer: Any) -> None:
+        """Let presets narrow what writable relations may point at (tenancy of FK targets)."""
+        for field in serializer.fields.values():
+            relation = getattr(field, "child_relation", field)  # many=True wraps the field
+            queryset = getattr(relation, "queryset", None)
+            if field.read_only or queryset is None:
+                continue
+            for preset in self.resource.preset_list:
+                queryset = preset.related_queryset(self, queryset)
+            relation.queryset = queryset
+
+    def get_body(self) -> dict[str, Any]:
+        """The request body as a dict (a copy: hooks and the guard may change it)."""
+        data = self.request.data
+        if isinstance(data, QueryDict):
+            return data.dict()
+        if not isinstance(data, dict):
+            raise ArcError(
+                "VALIDATION_ERROR",
+                "Validation failed",
+                400,
+                {"non_field_errors": ["Expected a JSON object."]},
+            )
+        return dict(data)
+
+    def guard_body(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Refuse (or strip) every body field this caller may not write, before validation."""
+        presets = self.resource.preset_list
+
+        def harmless(field: str, value: Any) -> bool:
+            return any(p.accepts_body_value(self, field, value) for p in presets)
+
+        return self.field_access.guard(data, self.resource.write_denied_policy, harmless)
+
+    def write_transaction(self) -> Any:
+        """The transaction a write runs in: always when its event goes to the outbox (row
+        and event commit together) or when hooks, presets or the serializer may issue more
+        than one statement; otherwise the write is a single statement, atomic by itself, and
+        a BEGIN/COMMIT pair would only add two round trips."""
+        if arc_settings.EVENTS.get("OUTBOX", True) or self.resource.write_needs_transaction:
+            return transaction.atomic()
+        return nullcontext()
+
+    def write_values(self, instance: Any = None) -> dict[str, Any]:
+        """Model values presets force on a create (``instance`` None) or an update."""
+        values: dict[str, Any] = {}
+        for preset in self.resource.preset_list:
+            values.update(preset.write_values(self, instance))
+        return values
+
+    def perform_create(self, data: dict[str, Any]) -> Any:
+        """Create a row from a body: guard → ``before_create`` → validation → save →
+        ``after_create`` → presets' ``after_write`` → ``<name>.created``. Returns the saved
+        serializer (``.instance``, ``.data``)."""
+        resource, request = self.resource, self.request
+        data = self.guard_body(data)
+        with self.write_transaction():
+            data = _hooked(resource.before_create(request, data), data)
+            serializer = self.get_serializer(data=data)
+            serializer.is_valid(raise_exception=True)
+            instance = serializer.save(**self.write_values(None))
+            resource.after_create(request, instance)
+            after = serializer.data
+            payload = {"id": self.id_value(instance), "data": self.event_data(after)}
+            self.after_write("created", instance, payload, None, after)
+        return serializer
+
+    def perform_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        """Partially update ``instance``: guard → ``before_update`` → validation → save →
+        ``after_update`` → presets' ``after_write`` → ``<name>.updated`` (with the changed
+        fields and their previous values). Returns the saved serializer."""
+        resource, request = self.resource, self.request
+        data = self.guard_body(data)
+        with self.write_transaction():
+            data = _hooked(resource.before_update(request, instance, data), data)
+            serializer = self.get_serializer(instance, data=data, partial=True)
+            before = serializer.to_representation(instance)
+            serializer.is_valid(raise_exception=True)
+            instance = serializer.save(**self.write_values(instance))
+            resource.after_update(request, instance)
+            after = serializer.data
+            data_after, data_before = self.event_data(after), self.event_data(before)
+            changed = [k for k, v in data_after.items() if data_before.get(k) != v]
+            payload = {
+                "id": self.id_value(instance),
+                "data": data_after,
+                "changed": changed,
+                "previous": {k: data_before.get(k) for k in changed},
+            }
+            self.after_write("updated", instance, payload, before, after)
+        return serializer
+
+    def perform_destroy(self, instance: Any) -> bool:
+        """Delete ``instance``: ``before_delete`` → the first preset's ``perform_delete``
+        (soft delete) or a hard delete → ``after_delete`` → presets' ``after_write`` →
+        ``<name>.deleted``. Returns whether the row was kept (soft)."""
+        resource, request = self.resource, self.request
+        id_value, pk = self.id_value(instance), instance.pk
+        with self.write_transaction():
+            resource.before_delete(request, instance)
+            before = self.snapshot(instance) if resource.write_observers else None
+            soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
+            if not soft:
+                instance.delete()
+                # Django clears the pk of a deleted instance; hooks, presets and the event
+                # still need to name the row.
+                instance.pk = pk
+            resource.after_delete(request, instance)
+            after = self.snapshot(instance) if soft and resource.write_observers else None
+            self.after_write("deleted", instance, {"id": id_value, "soft": soft}, before, after)
+        return soft
+
+    def snapshot(self, instance: Any) -> dict[str, Any]:
+        """The row as the serializer renders it (what ``after_write`` compares)."""
+        return self.get_serializer(instance).data
+
+    def after_write(
+        self,
+        verb: str,
+        instance: Any,
+        payload: dict[str, Any],
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> Any:
+        """The tail every write shares, inside its transaction: each preset's
+        ``after_write`` (audit), then the ``<name>.<verb>`` event. Returns the event."""
+        for preset in self.resource.write_observers:
+            preset.after_write(self, verb, instance, before, after)
+        return self.emit(verb, instance.pk, payload)
+
+    def emit(self, verb: str, pk: Any, payload: dict[str, Any]) -> Any:
+        """Send ``<resource>.<verb>`` through the ``resource_event`` signal (→ outbox),
+        inside the current transaction."""
+        from .events import emit
+
+        return emit(
+            f"{self.resource.name}.{verb}",
+            payload,
+            request=self.request,
+            resource=self.resource.name,
+            resource_id=pk,
+        )
+
+    def event_data(self, rep: Any) -> dict[str, Any]:
+        """A row as events carry it: everything the serializer renders except hidden fields
+        (events are internal, but hidden means never leaves the server)."""
+        hidden = self.resource.field_rules.hidden
+        return {k: v for k, v in rep.items() if k not in hidden}
+
+    def id_value(self, instance: Any) -> Any:
+        """The row's id as the URL names it (the lookup field's value)."""
+        lookup = self.resource.lookup_field
+        value = instance.pk if lookup == "pk" else getattr(instance, lookup)
+        return value if isinstance(value, (int, str)) else str(value)
+
+
+def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
+    return data if result is None else result

@@ -1,0 +1,122 @@
+"""One mixin per route of a resource, like DRF's ``mixins.py``.
+
+Each verb is a few lines over the pipeline of :class:`~django_arc.generics.ResourceGenericViewSet`
+(rows through ``get_queryset``/``get_object``, writes through ``perform_*``, output through
+``render`` and the envelope); none of them decides anything the pipeline does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpResponseBase
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+
+from . import envelope
+
+
+class ListMixin:
+    """``GET /<name>/``: filter backends, then the pagination class, then the list envelope."""
+
+    def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        rows = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.render(rows, many=True))
+
+
+class RetrieveMixin:
+    """``GET /<name>/{id}/``."""
+
+    def retrieve(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        return self.success_response(self.render(self.get_object()))
+
+
+class CreateMixin:
+    """``POST /<name>/`` → 201."""
+
+    def create(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.perform_create(self.get_body())
+        return self.success_response(self.render_saved(serializer), envelope.CREATED, 201)
+
+    def render_saved(self, serializer: Any) -> Any:
+        """A written row for this caller: the serializer's output through the read plan."""
+        return self.get_read_plan().shape(serializer.data)
+
+
+class UpdateMixin:
+    """``PATCH /<name>/{id}/`` (partial); ``PUT`` is an alias unless the resource says
+    ``update_method = "PATCH"``."""
+
+    def partial_update(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.perform_update(self.get_object(), self.get_body())
+        return self.success_response(self.render_saved(serializer), envelope.UPDATED)
+
+    def update(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        if self.resource.update_method == "PATCH":
+            return self.http_method_not_allowed(request, *args, **kwargs)
+        return self.partial_update(request, *args, **kwargs)
+
+
+class DestroyMixin:
+    """``DELETE /<name>/{id}/`` → 200 with ``{"id", "soft"}`` (never 204)."""
+
+    def destroy(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        instance = self.get_object()
+        id_value = self.id_value(instance)
+        soft = self.perform_destroy(instance)
+        return Response(envelope.deleted(id_value, soft))
+
+
+class ActionMixin:
+    """``POST /<name>/{id}/action/`` with ``{"action": "<name>", ...input}`` (SPEC §7).
+
+    The action was resolved from the body and its permission checked in
+    ``check_permissions``; the row comes from ``get_object`` (404 when invisible, object
+    permission and presets' ``check_object`` applied); ``input`` validates the rest of the
+    body (400); the handler runs in a transaction that ends with ``<name>.<action>``."""
+
+    def run_action(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        spec = self.arc_action
+        instance = self.get_object()
+        data, event_input = self.action_input(spec)
+        observers = self.resource.write_observers
+        with transaction.atomic():
+            before = self.snapshot(instance) if observers else None
+            result = spec.handler(self, request, instance, data)
+            after = self.snapshot(instance) if observers and instance.pk is not None else None
+            payload = {"id": self.id_value(instance), "action": spec.name, "input": event_input}
+            self.after_write(spec.name, instance, payload, before, after)
+        if isinstance(result, HttpResponseBase):
+            return result
+        return self.success_response(self.render_result(result))
+
+    def action_input(self, spec: Any) -> tuple[Any, Any]:
+        """``(data for the handler, data for the event)``: the validated ``input`` (both),
+        or, for an action without one, the rest of the body for the handler only (events
+        carry only validated values)."""
+        body = self.request.data
+        rest = {k: v for k, v in body.items() if k != "action"}
+        if spec.input is None:
+            return rest, None
+        serializer = spec.input(data=rest, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data, serializer.data
+
+
+class RouteMixin:
+    """Runs ``@route``s and preset routes: the handler gets the view; non-raw routes are
+    enveloped, and routes of unsafe methods run in a transaction."""
+
+    def run_route(self, spec: Any, request: Any, **url_kwargs: Any) -> Any:
+        if request.method in SAFE_METHODS:
+            result = spec.handler(self, request, **url_kwargs)
+        else:
+            with transaction.atomic():
+                result = spec.handler(self, request, **url_kwargs)
+        if isinstance(result, HttpResponseBase):
+            return result
+        if spec.raw:
+            return Response(result, status=spec.status)
+        return self.success_response(self.render_result(result), status=spec.status)

@@ -1,0 +1,164 @@
+"""SPEC §7: ``POST /<name>/{id}/action/`` and ``@route`` (raw and enveloped)."""
+
+import hashlib
+
+import pytest
+from rest_framework.test import APIClient
+
+from django_arc.outbox.models import OutboxEvent
+from shop.models import Product
+from tests.factories import BookFactory, MembershipFactory, OrganizationFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop():
+    a, b = OrganizationFactory(), OrganizationFactory()
+
+    def member(org, role):
+        client = APIClient()
+        client.force_authenticate(MembershipFactory(organization=org, role=role).user)
+        client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+        return client
+
+    return {
+        "mine": ProductFactory(organization=a, status="draft", price=10, cost=4),
+        "theirs": ProductFactory(organization=b, status="draft"),
+        "admin": member(a, "admin"),
+        "editor": member(a, "editor"),
+        "viewer": member(a, "viewer"),
+    }
+
+
+def act(client, product, body):
+    return client.post(f"/api/action-products/{product.pk}/action/", body, format="json")
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["success"] is False and body["code"] == code
+    return body
+
+
+def test_action_runs_emits_and_renders_the_instance_through_field_permissions(shop):
+    mine = shop["mine"]
+    r = act(shop["editor"], mine, {"action": "publish", "note": "go", "price": "12.50"})
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["success"] is True
+    assert body["data"]["status"] == "active" and body["data"]["price"] == "12.50"
+    assert "cost" not in body["data"]  # editors do not see cost
+    mine.refresh_from_db()
+    assert (mine.status, str(mine.price)) == ("active", "12.50")
+    event = OutboxEvent.objects.get(type="action-products.publish")
+    assert event.payload == {
+        "id": mine.pk,
+        "action": "publish",
+        "input": {"note": "go", "price": "12.50"},
+    }
+    assert event.meta["resource_id"] == str(mine.pk)
+    admin_view = act(shop["admin"], mine, {"action": "publish", "note": "again"}).json()
+    assert admin_view["data"]["cost"] == "4.00"
+
+
+def test_unknown_or_missing_action_is_400_naming_the_allowed_ones(shop):
+    for body in ({"action": "explode"}, {"note": "x"}, {"action": 3}):
+        err = assert_error(act(shop["admin"], shop["mine"], body), 400, "VALIDATION_ERROR")
+        assert "archive, publish" in err["details"]["action"][0]
+    r = shop["admin"].post(f"/api/action-products/{shop['mine'].pk}/action/", [1, 2], format="json")
+    assert_error(r, 400, "VALIDATION_ERROR")
+    assert not OutboxEvent.objects.exists()
+
+
+def test_action_input_is_validated_and_nothing_is_written(shop):
+    mine = shop["mine"]
+    err = assert_error(
+        act(shop["editor"], mine, {"action": "publish", "note": "x" * 21, "price": "-1"}),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert set(err["details"]) == {"note", "price"}
+    mine.refresh_from_db()
+    assert mine.status == "draft" and not OutboxEvent.objects.exists()
+
+
+def test_action_on_a_row_of_another_tenant_is_404(shop):
+    r = act(shop["admin"], shop["theirs"], {"action": "publish", "note": "x"})
+    assert_error(r, 404, "NOT_FOUND")
+    r = shop["admin"].post("/api/action-products/999999/action/", {"action": "archive"})
+    assert_error(r, 404, "NOT_FOUND")
+    shop["theirs"].refresh_from_db()
+    assert shop["theirs"].status == "draft" and not OutboxEvent.objects.exists()
+
+
+def test_action_permissions_own_then_resource_wide_then_deny(shop):
+    mine = shop["mine"]
+    # publish: its own permission (admin or editor)
+    assert_error(act(shop["viewer"], mine, {"action": "publish", "note": "x"}), 403, "FORBIDDEN")
+    # archive: none of its own, so action_permissions (admin)
+    assert_error(act(shop["editor"], mine, {"action": "archive"}), 403, "FORBIDDEN")
+    r = act(shop["admin"], mine, {"action": "archive"})
+    assert r.status_code == 200 and r.json()["data"] == {"archived": True}
+    # anonymous: 401
+    assert_error(act(APIClient(), mine, {"action": "archive"}), 401, "UNAUTHORIZED")
+    # a resource with neither: denied to everyone, even where everything else is public
+    book = BookFactory(title="quiet")
+    r = APIClient().post(f"/api/books/{book.pk}/action/", {"action": "shout"}, format="json")
+    assert_error(r, 401, "UNAUTHORIZED")
+    book.refresh_from_db()
+    assert book.title == "quiet"
+
+
+def test_a_failing_action_rolls_back_its_writes_and_its_event(shop):
+    mine = shop["mine"]
+    r = act(shop["editor"], mine, {"action": "publish", "note": "fail"})
+    assert_error(r, 409, "PUBLISH_FAILED")
+    mine.refresh_from_db()
+    assert mine.status == "draft" and not OutboxEvent.objects.exists()
+
+
+def test_resources_without_actions_have_no_action_route(shop):
+    r = shop["admin"].post(f"/api/t-products/{shop['mine'].pk}/action/", {"action": "x"})
+    assert r.status_code == 404
+
+
+def test_enveloped_route_reads_through_the_view(shop):
+    ProductFactory(organization=shop["mine"].organization)
+    r = shop["viewer"].get("/api/action-products/stats/")
+    assert r.status_code == 200
+    assert r.json() == {"success": True, "data": {"count": 2}}  # not the other tenant's row
+    assert_error(APIClient().get("/api/action-products/stats/"), 401, "UNAUTHORIZED")
+
+
+def test_detail_route_looks_up_through_the_filters_and_renders_by_field_permissions(shop):
+    r = shop["editor"].get(f"/api/action-products/{shop['mine'].pk}/card/")
+    assert r.status_code == 200 and "cost" not in r.json()["data"]
+    assert (
+        shop["admin"].get(f"/api/action-products/{shop['mine'].pk}/card/").json()["data"]["cost"]
+        == "4.00"
+    )
+    assert_error(
+        shop["admin"].get(f"/api/action-products/{shop['theirs'].pk}/card/"), 404, "NOT_FOUND"
+    )
+
+
+@pytest.mark.parametrize(
+    "body,content_type",
+    [
+        (b'{"b": 1,   "a": [1,2]}\n', "application/json"),
+        (b"\x00\xffnot json at all", "application/octet-stream"),
+        (b"t=1&v=%ZZ", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_raw_route_gets_the_body_bytes_untouched_and_answers_without_envelope(body, content_type):
+    r = APIClient().post("/api/books/webhook/", body, content_type=content_type)
+    assert r.status_code == 202, r.content
+    assert r.json() == {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_raw_route_still_checks_its_permission(settings):
+    r = APIClient().get("/api/books/webhook/")
+    assert r.status_code == 405  # only POST is mapped
+    assert Product.objects.count() == 0
