@@ -12,7 +12,7 @@ class ArcConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
-        from .sites import autodiscover
+        from .sites import arc
 
         # Connects the scope_elevated receiver (every elevation becomes an event).
         import_module("django_arc.events")
@@ -22,4 +22,4 @@ class ArcConfig(AppConfig):
         if importlib.util.find_spec("drf_spectacular") is not None:
             import_module("django_arc.schema")
 
-        autodiscover()
+        arc.autodiscover()

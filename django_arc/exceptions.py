@@ -130,12 +130,37 @@ def _flatten_validation(detail: Any) -> Any:
     return [str(detail)]
 
 
+#: The challenge of a 401 when no authentication class offers one (session cookies have no
+#: registered HTTP scheme); RFC 9110 requires at least one on every 401.
+FALLBACK_CHALLENGE = 'Session realm="api"'
+
+
+def authenticate_challenge(request: Any) -> str:
+    """The ``WWW-Authenticate`` value of a 401: the first challenge the request's
+    authentication classes offer (DRF asks only the first; a session class offers none),
+    else :data:`FALLBACK_CHALLENGE`."""
+    for authenticator in getattr(request, "authenticators", None) or ():
+        challenge = authenticator.authenticate_header(request)
+        if challenge:
+            return challenge
+    return FALLBACK_CHALLENGE
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler producing the arc error envelope for every error.
 
     Installed on every generated ViewSet (``get_exception_handler``) so it applies whatever
     the project's ``REST_FRAMEWORK["EXCEPTION_HANDLER"]`` is; projects may also set it globally.
+    Every 401 carries a ``WWW-Authenticate`` challenge.
     """
+    response = _error_response(exc, context)
+    if response is not None and response.status_code == 401:
+        if "WWW-Authenticate" not in response:
+            response["WWW-Authenticate"] = authenticate_challenge(context.get("request"))
+    return response
+
+
+def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     request = context.get("request")
     headers: dict[str, str] = {}
 

@@ -72,6 +72,11 @@ class ResourceSite:
             router.register(resource.url_prefix, resource.as_viewset(), basename=resource.basename)
         return router.urls
 
+    def autodiscover(self) -> None:
+        """Import ``resources.py`` of every installed app, so their ``register`` calls run
+        (django-arc's app config does it at start-up, like the admin's)."""
+        autodiscover()
+
     @property
     def urls(self) -> tuple[list[Any], str]:
         """For ``include()``: ``path("api/", include(arc.urls))``. URL names are

@@ -487,3 +487,25 @@ def test_a_user_model_serializer_gets_the_strict_model_fields(api, body, field):
     assert r.status_code == 400, r.content
     assert list(r.json()["details"]) == [field]
     assert api.post("/api/custom-gauges/", {"reading": 2.5}, format="json").status_code == 201
+
+
+def test_every_401_carries_a_challenge(api):
+    """RFC 9110: a 401 names how to authenticate. The first challenge the route's
+    authentication classes offer (here the service key's), else the session fallback."""
+    author = AuthorFactory()
+    r = api.get(f"/api/authors/{author.pk}/")  # get: require_auth by default
+    assert r.status_code == 401 and r.json()["code"] == "UNAUTHORIZED"
+    assert r["WWW-Authenticate"] == 'Bearer realm="api"'
+    r = api.post(f"/api/books/{BookFactory().pk}/action/", {"action": "shout"}, format="json")
+    assert r.status_code == 401 and r["WWW-Authenticate"] == 'Bearer realm="api"'
+    # a resource without authentication classes: no scheme to offer but the session's
+    r = api.get(f"/api/throttled-authors/{author.pk}/")
+    assert r.status_code == 401 and r["WWW-Authenticate"] == 'Session realm="api"'
+
+
+def test_autodiscover_is_public_on_the_site():
+    from django_arc import arc
+
+    before = {r.name for r in arc.resources}
+    arc.autodiscover()  # importing resources.py again registers nothing twice
+    assert {r.name for r in arc.resources} == before

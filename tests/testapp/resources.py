@@ -313,7 +313,7 @@ class ThrottledAuthorResource(Resource):
     fields = ["id", "name"]
     throttle_classes = [TwoPerMinute]
     authentication_classes = []
-    permissions = {"list": P.allow_public()}
+    permissions = {"list": P.allow_public(), "get": P.require_auth()}
 
 
 @arc.register
