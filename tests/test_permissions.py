@@ -143,3 +143,50 @@ def test_combinator_filters_are_and_or_combined():
     assert either.granted and either.filters == Q(owner=7) | Q(branch="1")
     assert free.granted and free.filters is None
     assert denied.granted is False and denied.reason == "Not permitted"
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_context_value_the_tenant_column_cannot_hold_is_org_required(notes, method):
+    """``branch`` is a 20-character column: 20 characters are a context, 21 are not (403
+    ORG_REQUIRED naming the dimension, before any query and with nothing written), on
+    SQLite (which would store 21) and PostgreSQL (which would raise DataError) alike."""
+    org = notes["org"]
+    user = MembershipFactory(organization=org, role="admin").user
+    before = Note.objects.count()
+    for branch, ok in (("b" * 20, True), ("b" * 21, False), ("b" * 60, False)):
+        client = as_user(
+            user, HTTP_X_ORGANIZATION_ID=str(org.pk), HTTP_X_ARC_CONTEXT_BRANCH_ID=branch
+        )
+        if method == "get":
+            r = client.get("/api/branch-notes/")
+        else:
+            r = client.post("/api/branch-notes/", {"text": f"t-{len(branch)}"}, format="json")
+        if ok:
+            assert r.status_code in (200, 201), r.content
+        else:
+            assert r.status_code == 403, r.content
+            assert r.json()["code"] == "ORG_REQUIRED"
+            assert r.json()["details"] == {"missing": "branch_id"}
+    assert Note.objects.count() == before + (1 if method == "post" else 0)
+    assert not Note.objects.filter(text__in=["t-21", "t-60"]).exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "99999999999999999999", "-1x"])
+def test_context_value_not_of_the_columns_type_is_org_required(notes, value):
+    """Every context dimension is judged by its own column: here an integer (the owner)."""
+    org = notes["org"]
+    user = MembershipFactory(organization=org, role="admin").user
+    client = as_user(user, HTTP_X_ORGANIZATION_ID=str(org.pk), HTTP_X_ARC_CONTEXT_OWNER_ID=value)
+    for r in (
+        client.get("/api/owner-context-notes/"),
+        client.post("/api/owner-context-notes/", {"text": "x", "branch": "1"}, format="json"),
+    ):
+        assert r.status_code == 403, (value, r.content)
+        assert r.json()["details"] == {"missing": "owner_id"}
+    assert not Note.objects.filter(text="x").exists()
+    ok = as_user(
+        user,
+        HTTP_X_ORGANIZATION_ID=str(org.pk),
+        HTTP_X_ARC_CONTEXT_OWNER_ID=str(notes["alice"].pk),
+    ).get("/api/owner-context-notes/")
+    assert sorted(d["text"] for d in ok.json()["docs"]) == ["a1", "a2"]

@@ -38,6 +38,7 @@ OPS = sorted(OPERATORS | set(OPERATOR_ALIASES) | REFUSED_OPERATORS) + ["", "x", 
 values = st.one_of(
     st.text(max_size=40),
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.text(alphabet="0123456789", min_size=19, max_size=80),  # beyond any integer column
     st.floats(allow_nan=True, allow_infinity=True).map(str),
     st.sampled_from(
         [
@@ -93,3 +94,24 @@ def test_random_query_strings_never_5xx(api, books, params):
         assert body["details"]
     else:
         assert body["success"] is True
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    limit=st.one_of(st.integers(min_value=1, max_value=10**80), st.just(10**19)),
+    page=st.integers(min_value=1, max_value=10**80),
+    keyset=st.booleans(),
+)
+def test_any_positive_limit_is_capped_and_any_page_answers(api, books, limit, page, keyset):
+    """SPEC §3: limit is capped at MAX_PAGE_SIZE, never an error, however many digits; a
+    page past the end is an empty page."""
+    query = f"limit={limit}&after=" if keyset else f"limit={limit}&page={page}"
+    response = api.get(f"/api/books/?{query}")
+    assert response.status_code == 200, (query, response.content)
+    body = response.json()
+    assert body["limit"] == min(limit, 100)
+    assert body["docs"] or (not keyset and (page - 1) * body["limit"] >= 5)
+    if not keyset:
+        assert body["total"] == 5

@@ -30,13 +30,19 @@ class _Dimension:
         return "organization" if self.type == "org" else self.context_key or self.field
 
     def parse(self, raw: Any) -> Any:
+        """The context value as the tenant column holds it. One the column cannot hold (not
+        of its type, longer than ``max_length``, out of the integer range) is a context the
+        caller cannot have: 403 ``ORG_REQUIRED`` naming the dimension, before any query, on
+        every database (SQLite would store a too-long value; PostgreSQL answers DataError)."""
         target = getattr(self.model_field, "target_field", None) or self.model_field
         try:
-            return target.to_python(raw)
+            value = target.to_python(raw)
+            target.run_validators(value)
         except (ValidationError, ValueError, TypeError, OverflowError):
             raise ArcError(
                 "ORG_REQUIRED", f"Invalid {self.label} id", 403, {"missing": self.label}
             ) from None
+        return value
 
 
 class MultiTenant(Preset):

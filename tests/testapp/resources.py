@@ -257,6 +257,24 @@ class BranchNoteResource(Resource):
 
 
 @arc.register
+class OwnerContextNoteResource(Resource):
+    """An integer context dimension (the owner's id, from ``X-Arc-Context-Owner-Id``)."""
+
+    model = Note
+    name = "owner-context-notes"
+    fields = ["id", "organization", "owner", "branch", "text"]
+    presets = [
+        presets.MultiTenant(
+            tenant_fields=[
+                {"field": "organization", "type": "org"},
+                {"field": "owner", "context_key": "owner_id"},
+            ]
+        )
+    ]
+    permissions = {"list": P.require_org_membership(), "create": P.require_org_membership()}
+
+
+@arc.register
 class OwnedNoteResource(Resource):
     """``require_owner`` filters plus combinators, custom callables and DRF permission classes."""
 
