@@ -185,6 +185,7 @@ DOCUMENTS_WITH_CURLS = [
     "docs/multi-tenancy.md",
     "docs/field-permissions.md",
     "docs/decisions.md",
+    "docs/actions-and-routes.md",
 ]
 
 

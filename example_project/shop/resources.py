@@ -4,7 +4,10 @@
 decorators below are all it takes to serve ``/api/products/`` and ``/api/orders/``.
 """
 
-from django_arc import Resource, arc, presets
+from django.db.models import Count
+from rest_framework import serializers
+
+from django_arc import Resource, action, arc, presets, route
 from django_arc import fields as F
 from django_arc import permissions as P
 
@@ -13,6 +16,17 @@ from .models import Order, Product
 MEMBERS = P.require_org_membership()
 WRITERS = P.require_org_role("admin", "editor")
 ADMINS = P.require_org_role("admin")
+
+
+# --8<-- [start:reprice-input]
+class RepriceInput(serializers.Serializer):
+    """The body of ``{"action": "reprice", ...}`` beside ``action``."""
+
+    price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
+    reason = serializers.CharField(max_length=200)
+
+
+# --8<-- [end:reprice-input]
 
 
 @arc.register
@@ -57,6 +71,22 @@ class ProductResource(Resource):
         "status": F.writable_by("admin"),
         "secret_notes": F.hidden(),
     }
+
+    # --8<-- [start:action-and-route]
+    @action(permissions=ADMINS, input=RepriceInput)
+    def reprice(self, request, instance, data):
+        """Set a new price; the reason travels in the ``products.reprice`` event."""
+        instance.price = data["price"]
+        instance.save(update_fields=["price"])
+        return instance
+
+    @route("GET", "stats", permissions=MEMBERS)
+    def stats(self, request, view):
+        """How many of the caller's products are in each status."""
+        rows = view.get_queryset().order_by().values_list("status").annotate(n=Count("pk"))
+        return dict(sorted(rows))
+
+    # --8<-- [end:action-and-route]
 
 
 @arc.register
