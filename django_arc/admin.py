@@ -292,3 +292,7 @@ class OutboxEventAdmin(_ob_admin.ModelAdmin):
         return _ObTemplateResponse(
             request, "admin/django_arc/outboxevent/dead_letters.html", context
         )
+
+
+# --- AuditLog: registered by its own module ------------------------------------------------
+from .audit import admin as _audit_admin  # noqa: E402, F401

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory
+from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +133,128 @@ def test_no_cross_tenant_leak_or_move():
         TenancyMachine,
         settings=settings(
             max_examples=40,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+
+
+class PresetTenancyMachine(RuleBasedStateMachine):
+    """The same two tenants on ``all-articles`` (MultiTenant + SoftDelete + SlugLookup +
+    OwnedBy + Audited): soft deletes, restores and slug reads never cross a tenant, deleted
+    rows stay out of every route but ``deleted/`` and ``restore/``, and ownership holds."""
+
+    orgs: dict = {}
+    clients: dict = {}
+    users: dict = {}
+
+    def __init__(self):
+        super().__init__()
+        Article.objects.all().delete()
+        self.rows: dict[int, dict] = {}  # pk -> {"org", "owner", "slug", "deleted"} (oracle)
+        self.counter = 0
+
+    def org_of(self, actor):
+        return self.orgs[actor[0]].pk
+
+    def pick(self, index):
+        return sorted(self.rows)[index % len(self.rows)] if self.rows else None
+
+    def may_change(self, actor, row):
+        return actor.endswith("admin") or row["owner"] == actor
+
+    @rule(actor=st.sampled_from(ACTORS), slug=st.sampled_from(["x", "y", "z"]))
+    def create(self, actor, slug):
+        self.counter += 1
+        taken = any(
+            r["org"] == self.org_of(actor) and r["slug"] == slug for r in self.rows.values()
+        )
+        body = {"slug": slug, "title": f"t{self.counter}"}
+        r = self.clients[actor].post("/api/all-articles/", body, format="json")
+        if taken:
+            assert r.status_code == 409, r.content  # (organization, slug) is unique
+            return
+        assert r.status_code == 201, r.content
+        data = r.json()["data"]
+        assert data["organization"] == self.org_of(actor)
+        self.rows[data["id"]] = {
+            "org": self.org_of(actor),
+            "owner": actor,
+            "slug": slug,
+            "deleted": False,
+        }
+
+    @rule(
+        actor=st.sampled_from(ACTORS),
+        index=st.integers(0, 50),
+        verb=st.sampled_from(["patch", "delete", "restore"]),
+    )
+    def write(self, actor, index, verb):
+        pk = self.pick(index)
+        if pk is None:
+            return
+        row, client = self.rows[pk], self.clients[actor]
+        if verb == "patch":
+            r = client.patch(f"/api/all-articles/{pk}/", {"title": "u"}, format="json")
+        elif verb == "delete":
+            r = client.delete(f"/api/all-articles/{pk}/")
+        else:
+            r = client.post(f"/api/all-articles/{pk}/restore/")
+        visible = row["org"] == self.org_of(actor) and row["deleted"] == (verb == "restore")
+        if not visible:
+            assert r.status_code == 404, (verb, r.content)
+        elif not self.may_change(actor, row):
+            assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.content
+        else:
+            assert r.status_code == 200, (verb, r.content)
+            if verb == "delete":
+                row["deleted"] = True
+            elif verb == "restore":
+                row["deleted"] = False
+
+    @rule(actor=st.sampled_from(ACTORS), route=st.sampled_from(["", "deleted/"]))
+    def list(self, actor, route):
+        r = self.clients[actor].get(f"/api/all-articles/{route}?limit=100")
+        assert r.status_code == 200, r.content
+        expected = {
+            pk
+            for pk, row in self.rows.items()
+            if row["org"] == self.org_of(actor) and row["deleted"] == (route == "deleted/")
+        }
+        assert {d["id"] for d in r.json()["docs"]} == expected
+
+    @rule(actor=st.sampled_from(ACTORS), slug=st.sampled_from(["x", "y", "z"]))
+    def slug_read(self, actor, slug):
+        r = self.clients[actor].get(f"/api/all-articles/slug/{slug}/")
+        live = [
+            pk
+            for pk, row in self.rows.items()
+            if row["org"] == self.org_of(actor) and row["slug"] == slug and not row["deleted"]
+        ]
+        if live:
+            assert r.status_code == 200 and r.json()["data"]["id"] == live[0], r.content
+        else:
+            assert r.status_code == 404, r.content
+
+    @invariant()
+    def rows_match_the_oracle(self):
+        actual = {
+            pk: (org, deleted is not None)
+            for pk, org, deleted in Article.objects.values_list(
+                "pk", "organization_id", "deleted_at"
+            )
+        }
+        assert actual == {pk: (r["org"], r["deleted"]) for pk, r in self.rows.items()}
+
+
+def test_no_cross_tenant_leak_through_preset_routes():
+    orgs, clients = build_world()
+    PresetTenancyMachine.orgs, PresetTenancyMachine.clients = orgs, clients
+    run_state_machine_as_test(
+        PresetTenancyMachine,
+        settings=settings(
+            max_examples=30,
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=list(HealthCheck),

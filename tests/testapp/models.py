@@ -48,3 +48,23 @@ class Gauge(models.Model):
 
     reading = models.FloatField(default=0)
     labels = models.JSONField(default=dict, blank=True)
+
+
+class Article(models.Model):
+    """Every preset's field on one model: tenant, owner, slug, soft-delete stamp, a hidden
+    column and one only some roles see."""
+
+    organization = models.ForeignKey(
+        "shop.Organization", on_delete=models.CASCADE, null=True, blank=True
+    )
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    slug = models.SlugField(max_length=50)
+    title = models.CharField(max_length=200)
+    views = models.IntegerField(default=0)
+    secret = models.CharField(max_length=50, blank=True, default="")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="uniq_article_slug")
+        ]

@@ -454,3 +454,132 @@ class ActionProductResource(Resource):
     @route("GET", "card", detail=True, permissions=P.require_org_membership())
     def card(self, request, instance):
         return instance
+
+
+# -- SPEC §6 presets: each alone, and all together ---------------------------------------------
+
+from .models import Article  # noqa: E402
+
+ARTICLE_FIELDS = ["id", "organization", "owner", "slug", "title", "views", "secret", "deleted_at"]
+OPEN = {
+    "list": P.allow_public(),
+    "get": P.allow_public(),
+    "create": P.require_auth(),
+    "update": P.require_auth(),
+    "delete": P.require_auth(),
+}
+
+
+@arc.register
+class SoftArticleResource(Resource):
+    model = Article
+    name = "soft-articles"
+    fields = ARTICLE_FIELDS
+    filter_fields = {"title": ["eq", "contains"]}
+    sort_fields = ["title"]
+    presets = [presets.SoftDelete()]
+    permissions = OPEN
+
+
+@arc.register
+class SlugArticleResource(Resource):
+    model = Article
+    name = "slug-articles"
+    fields = ARTICLE_FIELDS
+    presets = [presets.SlugLookup()]
+    permissions = OPEN
+
+
+@arc.register
+class OwnedArticleResource(Resource):
+    model = Article
+    name = "owned-articles"
+    fields = ARTICLE_FIELDS
+    presets = [presets.OwnedBy(bypass_roles=("moderator",))]
+    permissions = OPEN
+
+    @action(permissions=P.require_auth())
+    def bump(self, request, instance, data):
+        instance.views += 1
+        instance.save(update_fields=["views"])
+        return instance
+
+
+@arc.register
+class AuditedArticleResource(Resource):
+    model = Article
+    name = "audited-articles"
+    fields = ARTICLE_FIELDS
+    presets = [presets.Audited()]
+    permissions = OPEN
+    field_permissions = {"secret": F.hidden()}
+
+    @action(permissions=P.require_auth())
+    def bump(self, request, instance, data):
+        instance.views += 1
+        instance.save(update_fields=["views"])
+        return instance
+
+
+ALL_PRESETS_PERMISSIONS = {
+    "list": P.require_org_membership(),
+    "get": P.require_org_membership(),
+    "create": P.require_org_role("admin", "editor"),
+    "update": P.require_org_role("admin", "editor"),
+    "delete": P.require_org_role("admin", "editor"),
+}
+
+
+@arc.register
+class AllPresetsArticleResource(Resource):
+    """MultiTenant + SoftDelete + SlugLookup + OwnedBy + Audited, with field permissions."""
+
+    model = Article
+    name = "all-articles"
+    fields = ARTICLE_FIELDS
+    filter_fields = {"title": ["eq", "contains"], "views": ["gte"]}
+    sort_fields = ["title", "views"]
+    presets = [
+        presets.MultiTenant(),
+        presets.SoftDelete(),
+        presets.SlugLookup(),
+        presets.OwnedBy(bypass_roles=("admin",)),
+        presets.Audited(),
+    ]
+    permissions = ALL_PRESETS_PERMISSIONS
+    field_permissions = {"secret": F.hidden(), "views": F.writable_by("admin")}
+
+
+@arc.register
+class ReversedPresetsArticleResource(AllPresetsArticleResource):
+    """The same presets listed the other way round: composition must not depend on order."""
+
+    name = "reversed-articles"
+    presets = [
+        presets.Audited(),
+        presets.OwnedBy(bypass_roles=("admin",)),
+        presets.SlugLookup(),
+        presets.SoftDelete(),
+        presets.MultiTenant(),
+    ]
+
+
+@arc.register
+class MineArticleResource(Resource):
+    """Reads narrowed by ``require_owner``: every preset route must be as narrow."""
+
+    model = Article
+    name = "mine-articles"
+    fields = ARTICLE_FIELDS
+    presets = [presets.SoftDelete(), presets.SlugLookup()]
+    permissions = {
+        "list": P.require_owner("owner"),
+        "get": P.require_owner("owner"),
+        "create": P.require_auth(),
+        "update": P.require_owner("owner"),
+        "delete": P.require_owner("owner"),
+    }
+
+    def before_create(self, request, data):
+        data["owner"] = request.user.pk
+        return data

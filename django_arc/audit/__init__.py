@@ -1,0 +1,69 @@
+"""Audit entries: ``Audited()`` records every write of a resource, :func:`custom` records a
+domain event of your own (``audit.custom(request, "invoice.sent", object_id=...)``).
+
+Both write an :class:`~django_arc.audit.models.AuditLog` row in the current transaction: if
+the write (or your transaction) rolls back, so does its entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exceptions import get_request_id
+from ..scope import get_scope
+
+__all__ = ["custom", "entry", "changed"]
+
+
+def entry(
+    request: Any,
+    action: str,
+    *,
+    resource: str = "",
+    object_id: Any = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> Any:
+    """An unsaved ``AuditLog`` row with the request's actor, organization and request id."""
+    from .models import AuditLog  # a model: importable only once apps are ready
+
+    scope = get_scope(request)
+    return AuditLog(
+        action=action,
+        resource=resource,
+        object_id="" if object_id is None else str(object_id),
+        organization_id=scope.organization_id,
+        actor_kind=scope.kind,
+        actor_user_id=None if scope.user_id is None else str(scope.user_id),
+        actor_client_id=scope.client_id,
+        request_id=get_request_id(request),
+        before=before,
+        after=after,
+    )
+
+
+def custom(
+    request: Any,
+    action: str,
+    *,
+    resource: str = "",
+    object_id: Any = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> Any:
+    """Record a domain entry (``"invoice.sent"``, ``"export.downloaded"``) for the caller of
+    ``request``, in the current transaction. Returns the saved row."""
+    row = entry(request, action, resource=resource, object_id=object_id, before=before, after=after)
+    row.save(force_insert=True)
+    return row
+
+
+def changed(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Only what changed: the whole row on create (``before`` None) and delete (``after``
+    None), the differing fields otherwise."""
+    if before is None or after is None:
+        return before, after
+    keys = [k for k in after.keys() | before.keys() if before.get(k) != after.get(k)]
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}

@@ -1,0 +1,39 @@
+"""``Audited``: one ``AuditLog`` row per written row, in the write's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import audit
+from .base import Preset
+
+
+class Audited(Preset):
+    """``Audited()``: every create, update, delete, restore and action of the resource
+    leaves an :class:`~django_arc.audit.models.AuditLog` row — actor (user or service
+    client), organization, action (the event's verb), resource, object id, the changed
+    fields before and after (never ``hidden()`` ones), request id, time. The row is written
+    inside the write's transaction: a refused or rolled-back write leaves none."""
+
+    name = "audited"
+
+    def after_write(
+        self,
+        view: Any,
+        verb: str,
+        instance: Any,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        before, after = audit.changed(
+            None if before is None else view.event_data(before),
+            None if after is None else view.event_data(after),
+        )
+        audit.custom(
+            view.request,
+            verb,
+            resource=view.resource.name,
+            object_id=view.id_value(instance),
+            before=before,
+            after=after,
+        )

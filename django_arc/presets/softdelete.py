@@ -1,0 +1,100 @@
+"""``SoftDelete``: ``DELETE`` keeps the row, stamped, out of every route but its own two."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from ..actions import INSTANCE, PAGE, RouteSpec
+from .base import Preset
+
+if TYPE_CHECKING:
+    from ..resources import Resource
+
+#: the preset's own routes (``view.action`` names them)
+DELETED_ROUTE = "deleted"
+RESTORE_ROUTE = "restore"
+
+
+class SoftDelete(Preset):
+    """``SoftDelete(field="deleted_at")`` (a nullable ``DateTimeField``).
+
+    - ``DELETE /<name>/{id}/`` sets ``field`` to now and answers ``"soft": true``; the
+      ``<name>.deleted`` event says ``"soft": true``.
+    - Every other route (list, get, update, actions, other presets' routes) sees only rows
+      whose ``field`` is null: a deleted row is 404 there.
+    - ``GET /<name>/deleted/`` lists the caller's visible deleted rows (``list`` permission,
+      the whole query language and pagination); ``POST /<name>/{id}/restore/`` clears the
+      field (``update`` permission) and emits ``<name>.restored``.
+    - ``field`` is never writable from a body.
+    """
+
+    name = "soft_delete"
+    routes_by_action = (DELETED_ROUTE, RESTORE_ROUTE)
+
+    def __init__(self, field: str = "deleted_at") -> None:
+        self.field = field
+
+    def check(self, resource: Resource) -> list[str]:
+        try:
+            model_field = resource.model._meta.get_field(self.field)
+        except FieldDoesNotExist:
+            return [f"SoftDelete field '{self.field}' is not a field of {resource.model.__name__}"]
+        if not isinstance(model_field, models.DateTimeField) or not model_field.null:
+            return [f"SoftDelete field '{self.field}' must be a DateTimeField with null=True"]
+        return []
+
+    def managed_fields(self, resource: Resource) -> set[str]:
+        return {self.field}
+
+    def filter_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
+        deleted = view.action in self.routes_by_action
+        return queryset.filter(**{f"{self.field}__isnull": not deleted})
+
+    def perform_delete(self, view: Any, instance: Any) -> bool:
+        setattr(instance, self.field, timezone.now())
+        instance.save(update_fields=[self.field])
+        return True
+
+    def routes(self, resource: Resource) -> list[RouteSpec]:
+        return [
+            RouteSpec(
+                methods=["GET"],
+                path="deleted",
+                handler=self.deleted,
+                name=DELETED_ROUTE,
+                permission_key="list",
+                response=PAGE,
+                summary="List soft-deleted rows",
+            ),
+            RouteSpec(
+                methods=["POST"],
+                path="restore",
+                handler=self.restore,
+                name=RESTORE_ROUTE,
+                detail=True,
+                permission_key="update",
+                response=INSTANCE,
+                summary="Restore a soft-deleted row",
+            ),
+        ]
+
+    def deleted(self, view: Any, request: Any) -> Any:
+        queryset = view.filter_queryset(view.get_queryset())
+        rows = view.paginate_queryset(queryset)
+        return view.get_paginated_response(view.render(rows, many=True))
+
+    def restore(self, view: Any, request: Any) -> Any:
+        # A POST route: already inside the route's transaction, with its event.
+        instance = view.get_object()
+        observed = bool(view.resource.write_observers)
+        before = view.snapshot(instance) if observed else None
+        setattr(instance, self.field, None)
+        instance.save(update_fields=[self.field])
+        after = view.snapshot(instance) if observed else None
+        view.after_write("restored", instance, {"id": view.id_value(instance)}, before, after)
+        return instance
