@@ -186,6 +186,9 @@ DOCUMENTS_WITH_CURLS = [
     "docs/field-permissions.md",
     "docs/decisions.md",
     "docs/actions-and-routes.md",
+    "docs/presets/soft-delete.md",
+    "docs/presets/slug-lookup.md",
+    "docs/presets/owned-by.md",
 ]
 
 
@@ -246,3 +249,20 @@ def test_order_list_query_count_does_not_grow_with_page_size(example_settings_on
         assert response.status_code == 200 and len(response.json()["docs"]) == limit
         counts.append(len(ctx))
     assert counts[0] == counts[1] == counts[2], counts
+
+
+@pytest.mark.django_db(reset_sequences=True)
+def test_audit_log_after_the_soft_delete_example_is_what_the_docs_say(example_settings_on):
+    """docs/presets/audited.md describes the audit row the first SoftDelete example leaves."""
+    from django_arc.audit.models import AuditLog
+
+    env = printed_keys(seed())
+    first = next(extract((ROOT / "docs/presets/soft-delete.md").read_text(), "soft-delete"))
+    actual = run_with_test_client(Client(), parse_curl(first.command, env))
+    assert matches(first.expected, actual)
+    row = AuditLog.objects.get()
+    acme_admin = get_user_model().objects.get(username="acme-admin")
+    assert (row.action, row.resource, row.object_id) == ("deleted", "pages", "3")
+    assert (row.actor, row.organization_id) == (f"user:{acme_admin.pk}", "1")
+    assert acme_admin.pk == 2
+    assert row.before == {"deleted_at": None} and set(row.after) == {"deleted_at"}

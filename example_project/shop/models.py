@@ -71,3 +71,26 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"Order {self.reference}"
+
+
+class Page(models.Model):
+    """An organization's content page ("about", "shipping"), addressed by its slug: written
+    by an editor, kept in a trash when deleted."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="pages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    slug = models.SlugField(max_length=80)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True, default="")
+    published = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="uniq_page_slug_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.title

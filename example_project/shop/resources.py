@@ -11,7 +11,7 @@ from django_arc import Resource, action, arc, presets, route
 from django_arc import fields as F
 from django_arc import permissions as P
 
-from .models import Order, Product
+from .models import Order, Page, Product
 
 MEMBERS = P.require_org_membership()
 WRITERS = P.require_org_role("admin", "editor")
@@ -58,7 +58,7 @@ class ProductResource(Resource):
     sort_fields = ["price", "created_at", "name"]
     search_fields = ["name", "sku"]
     default_sort = "-created_at"
-    presets = [presets.MultiTenant(tenant_field="organization")]
+    presets = [presets.MultiTenant(tenant_field="organization"), presets.Audited()]
     permissions = {
         "list": MEMBERS,
         "get": MEMBERS,
@@ -125,3 +125,41 @@ class OrderResource(Resource):
         "update": WRITERS,
         "delete": ADMINS,
     }
+
+
+# --8<-- [start:pages]
+@arc.register
+class PageResource(Resource):
+    """An organization's content pages, by slug (``GET /api/pages/slug/about/``).
+
+    Editors write pages and own what they write: another editor may read a page but not
+    change it, admins may change any (``OwnedBy``). ``DELETE`` moves a page to the trash
+    (``GET /api/pages/deleted/``, ``POST /api/pages/{id}/restore/``), and every change is in
+    the audit log (admin → django-arc → Audit log).
+    """
+
+    model = Page
+    name = "pages"
+    fields = ["id", "slug", "title", "body", "published", "author", "organization", "deleted_at"]
+    read_only_fields = ["id"]
+    filter_fields = {"published": ["eq"], "title": ["icontains"]}
+    sort_fields = ["slug", "title"]
+    search_fields = ["title", "body"]
+    default_sort = "slug"
+    presets = [
+        presets.MultiTenant(),
+        presets.SlugLookup(field="slug"),
+        presets.OwnedBy(field="author", bypass_roles=("admin",)),
+        presets.SoftDelete(field="deleted_at"),
+        presets.Audited(),
+    ]
+    permissions = {
+        "list": MEMBERS,
+        "get": MEMBERS,
+        "create": WRITERS,
+        "update": WRITERS,
+        "delete": WRITERS,
+    }
+
+
+# --8<-- [end:pages]

@@ -19,13 +19,19 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from shop.models import Membership, Order, Organization, Product
+from shop.models import Membership, Order, Organization, Page, Product
 
 PASSWORD = "demo12345"
 ORGANIZATIONS = [("acme", "Acme Corp"), ("globex", "Globex Corporation")]
 ROLES = ["admin", "editor", "viewer"]
 PRODUCTS_PER_ORG = 50
 ORDERS_PER_ORG = 100
+#: (slug, title, published) of every organization's content pages, written by its editor
+PAGES = [
+    ("about", "About us", True),
+    ("shipping", "Shipping and delivery", True),
+    ("returns", "Returns policy", False),
+]
 STATUSES = ["active", "active", "active", "draft", "archived"]
 ADJECTIVES = [
     "Rocket",
@@ -79,7 +85,7 @@ class Command(BaseCommand):
         for slug, counts in summary.items():
             out.write(
                 f"  {slug:7} id={counts['id']}  products={counts['products']}  "
-                f"orders={counts['orders']}"
+                f"orders={counts['orders']}  pages={counts['pages']}"
             )
         out.write(
             f"  users (password {PASSWORD!r}): root (superuser), "
@@ -120,10 +126,12 @@ def seed() -> dict[str, dict[str, int]]:
             Membership.objects.get_or_create(user=user, organization=org, role=role)
         _seed_products(org, rng)
         _seed_orders(org, rng)
+        _seed_pages(org, user_model.objects.get(username=f"{slug}-editor"))
         summary[slug] = {
             "id": org.pk,
             "products": org.products.count(),
             "orders": org.orders.count(),
+            "pages": org.pages.count(),
         }
     return summary
 
@@ -196,6 +204,22 @@ def _seed_orders(org: Organization, rng: random.Random) -> None:
     Order.objects.bulk_create(new)
     for reference, age in ages.items():
         Order.objects.filter(reference=reference).update(placed_at=now - age)
+
+
+def _seed_pages(org: Organization, author: Any) -> None:
+    """Fixed content (no random draws: the products and orders of the next organization
+    must not change)."""
+    for slug, title, published in PAGES:
+        Page.objects.get_or_create(
+            organization=org,
+            slug=slug,
+            defaults={
+                "title": title,
+                "body": f"{title} at {org.name}.",
+                "published": published,
+                "author": author,
+            },
+        )
 
 
 def create_service_clients(rotate: bool = False) -> dict[str, tuple[str, str | None]]:
