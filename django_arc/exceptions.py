@@ -119,14 +119,14 @@ _DRF_CODES = {
 }
 
 
-def _flatten_validation(detail: Any) -> Any:
+def flatten_validation(detail: Any) -> Any:
     """DRF's ErrorDetail tree → plain ``field: [messages]`` (nested for bulk items)."""
     if isinstance(detail, dict):
-        return {str(k): _flatten_validation(v) for k, v in detail.items()}
+        return {str(k): flatten_validation(v) for k, v in detail.items()}
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
             return [str(item) for item in detail]
-        return [_flatten_validation(item) for item in detail]
+        return [flatten_validation(item) for item in detail]
     return [str(detail)]
 
 
@@ -177,7 +177,7 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
         exc = drf_exceptions.ValidationError(as_serializer_error(exc))
 
     if isinstance(exc, drf_exceptions.ValidationError):
-        details = _flatten_validation(exc.detail)
+        details = flatten_validation(exc.detail)
         if not isinstance(details, dict):
             details = {"non_field_errors": details}
         return error_response(request, "VALIDATION_ERROR", "Validation failed", 400, details)

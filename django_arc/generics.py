@@ -434,6 +434,18 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             preset.after_write(self, verb, instance, before, after)
         return self.emit(verb, instance.pk, payload)
 
+    def after_write_many(
+        self,
+        verb: str,
+        records: list[tuple[Any, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]],
+    ) -> list[Any]:
+        """:meth:`after_write` for many rows at once (bulk writes): ``records`` holds
+        ``(instance, payload, before, after)`` per row. Presets record them in one batch,
+        then one ``<name>.<verb>`` event per row. Returns the events."""
+        for preset in self.resource.write_observers:
+            preset.after_write_many(self, verb, [(i, b, a) for i, _, b, a in records])
+        return [self.emit(verb, instance.pk, payload) for instance, payload, _, _ in records]
+
     def emit(self, verb: str, pk: Any, payload: dict[str, Any]) -> Any:
         """Send ``<resource>.<verb>`` through the ``resource_event`` signal (→ outbox),
         inside the current transaction."""

@@ -58,8 +58,8 @@ POLICIES = (
 )
 
 
-def _route_view_method(spec: RouteSpec) -> Any:
-    """The ViewSet method serving ``spec``: it hands the request to ``run_route``."""
+def _route_handler(spec: RouteSpec) -> Any:
+    """The ViewSet method body serving ``spec``: it hands the request to ``run_route``."""
     kwarg_names = spec.url_kwargs
 
     def handler(self: ResourceViewSet, request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -67,6 +67,12 @@ def _route_view_method(spec: RouteSpec) -> Any:
 
     handler.__name__ = spec.name
     handler.__doc__ = spec.description or None
+    return handler
+
+
+def _route_view_method(spec: RouteSpec) -> Any:
+    """``spec`` as a DRF ``@action`` (its URL, methods and per-route view attributes)."""
+    handler = _route_handler(spec)
     initkwargs: dict[str, Any] = {}
     if spec.parser_classes is not None:
         initkwargs["parser_classes"] = list(spec.parser_classes)
@@ -116,8 +122,17 @@ def build_viewset(resource: Any) -> type[ResourceViewSet]:
 
     route_specs: dict[str, RouteSpec] = {}
     route_permissions: dict[str, Any] = {}
+    routed: dict[tuple[bool, str], Any] = {}
     for spec in resource.routes:
-        attrs[spec.name] = _route_view_method(spec)
+        first = routed.get((spec.detail, spec.url_path))
+        if first is None:
+            attrs[spec.name] = routed[(spec.detail, spec.url_path)] = _route_view_method(spec)
+        else:
+            # Another method on a path already routed (POST and PATCH /bulk/): DRF maps it
+            # onto the first route's URL, as ``@action``'s ``.mapping`` does.
+            attrs[spec.name] = _route_handler(spec)
+            for method in spec.methods:
+                first.mapping._map(method.lower(), attrs[spec.name])
         route_specs[spec.name] = spec
         if spec.permissions is not None:
             route_permissions[spec.name] = as_permission(spec.permissions)

@@ -189,6 +189,7 @@ DOCUMENTS_WITH_CURLS = [
     "docs/presets/soft-delete.md",
     "docs/presets/slug-lookup.md",
     "docs/presets/owned-by.md",
+    "docs/presets/bulk.md",
 ]
 
 

@@ -25,11 +25,27 @@ class Audited(Preset):
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
     ) -> None:
+        self.entry(view, verb, instance, before, after).save(force_insert=True)
+
+    def after_write_many(self, view: Any, verb: str, records: list[tuple[Any, Any, Any]]) -> None:
+        """A bulk write's rows in one INSERT."""
+        from ..audit.models import AuditLog
+
+        AuditLog.objects.bulk_create([self.entry(view, verb, *record) for record in records])
+
+    def entry(
+        self,
+        view: Any,
+        verb: str,
+        instance: Any,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> Any:
         before, after = audit.changed(
             None if before is None else view.event_data(before),
             None if after is None else view.event_data(after),
         )
-        audit.custom(
+        return audit.entry(
             view.request,
             verb,
             resource=view.resource.name,

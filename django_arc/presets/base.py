@@ -100,6 +100,14 @@ class Preset:
         default hard delete run."""
         return False
 
+    def perform_delete_many(self, view: Any, instances: list[Any]) -> bool:
+        """The batch form of :meth:`perform_delete` (bulk deletes): delete every instance
+        yourself and return True, or False. Override it with one statement for all rows;
+        the default asks :meth:`perform_delete` row by row."""
+        if type(self).perform_delete is Preset.perform_delete:
+            return False
+        return all([self.perform_delete(view, instance) for instance in instances])
+
     def after_write(
         self,
         view: Any,
@@ -113,3 +121,15 @@ class Preset:
         ``before``/``after`` are the row as the serializer renders it (hidden fields never
         included), ``None`` where there is no such row (before a create, after a hard
         delete). Raising rolls the write back."""
+
+    def after_write_many(
+        self,
+        view: Any,
+        verb: str,
+        records: list[tuple[Any, dict[str, Any] | None, dict[str, Any] | None]],
+    ) -> None:
+        """The batch form of :meth:`after_write` (bulk writes): ``records`` holds
+        ``(instance, before, after)`` per written row. Override it to record all rows in one
+        statement; the default calls :meth:`after_write` row by row."""
+        for instance, before, after in records:
+            self.after_write(view, verb, instance, before, after)

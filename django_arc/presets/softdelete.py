@@ -60,6 +60,15 @@ class SoftDelete(Preset):
         instance.save(update_fields=[self.field])
         return True
 
+    def perform_delete_many(self, view: Any, instances: list[Any]) -> bool:
+        now = timezone.now()
+        type(instances[0])._default_manager.filter(pk__in=[i.pk for i in instances]).update(
+            **{self.field: now}
+        )
+        for instance in instances:
+            setattr(instance, self.field, now)
+        return True
+
     def routes(self, resource: Resource) -> list[RouteSpec]:
         return [
             RouteSpec(

@@ -58,7 +58,11 @@ class ProductResource(Resource):
     sort_fields = ["price", "created_at", "name"]
     search_fields = ["name", "sku"]
     default_sort = "-created_at"
-    presets = [presets.MultiTenant(tenant_field="organization"), presets.Audited()]
+    presets = [
+        presets.MultiTenant(tenant_field="organization"),
+        presets.Audited(),
+        presets.Bulk(max_items=100),  # catalogue imports: POST/PATCH/DELETE /api/products/bulk/
+    ]
     permissions = {
         "list": MEMBERS,
         "get": MEMBERS,

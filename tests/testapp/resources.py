@@ -545,6 +545,7 @@ class AllPresetsArticleResource(Resource):
         presets.SlugLookup(),
         presets.OwnedBy(bypass_roles=("admin",)),
         presets.Audited(),
+        presets.Bulk(max_items=50),
     ]
     permissions = ALL_PRESETS_PERMISSIONS
     field_permissions = {"secret": F.hidden(), "views": F.writable_by("admin")}
@@ -556,6 +557,7 @@ class ReversedPresetsArticleResource(AllPresetsArticleResource):
 
     name = "reversed-articles"
     presets = [
+        presets.Bulk(max_items=50),
         presets.Audited(),
         presets.OwnedBy(bypass_roles=("admin",)),
         presets.SlugLookup(),
@@ -571,7 +573,7 @@ class MineArticleResource(Resource):
     model = Article
     name = "mine-articles"
     fields = ARTICLE_FIELDS
-    presets = [presets.SoftDelete(), presets.SlugLookup()]
+    presets = [presets.SoftDelete(), presets.SlugLookup(), presets.Bulk()]
     permissions = {
         "list": P.require_owner("owner"),
         "get": P.require_owner("owner"),
@@ -583,3 +585,27 @@ class MineArticleResource(Resource):
     def before_create(self, request, data):
         data["owner"] = request.user.pk
         return data
+
+
+@arc.register
+class BulkBookResource(Resource):
+    """Bulk alone, over rows with a foreign key (preloaded once per batch), hooks and audit."""
+
+    model = Book
+    name = "bulk-books"
+    fields = ["id", "title", "isbn", "pages", "price", "author"]
+    filter_fields = {"title": ["eq", "startswith"], "pages": ["gte", "lte"]}
+    presets = [presets.Bulk(max_items=50), presets.Audited()]
+    permissions = {**PUBLIC, "create": P.require_auth()}
+    field_permissions = {"price": F.writable_by("pricing")}
+
+    def before_create(self, request, data):
+        if data.get("title") == "forbidden":
+            raise ArcError("TITLE_FORBIDDEN", "That title is not allowed", 422)
+        return None
+
+
+@arc.register
+class StripBulkBookResource(BulkBookResource):
+    name = "strip-bulk-books"
+    on_field_write_denied = "strip"

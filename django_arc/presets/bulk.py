@@ -1,0 +1,438 @@
+"""``Bulk``: many rows in one request, all or nothing, with the single-row routes' rules.
+
+Built on the preset contract only: rows come from ``view.get_queryset()`` (tenancy, presets'
+filters, permission filters) and ``view.check_object_permissions()`` (object permission,
+presets' ``check_object``); bodies go through ``view.guard_body()`` (field permissions, both
+policies) and the resource's hooks and serializer; writes end in ``view.after_write_many()``
+(presets' batched ``after_write_many`` — one audit INSERT — then one event per row).
+
+SQL does not grow with the number of items: related ids are loaded with one query per
+field; the rows are written with one ``bulk_create``/``bulk_update``/``DELETE`` (or one
+soft-delete ``UPDATE``). Uniqueness is left to the database: a batch violating a unique
+constraint is a 409 ``CONFLICT`` for the whole batch (per-item unique checks would cost a
+query per item).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
+
+from ..actions import RouteSpec
+from ..exceptions import ArcError, flatten_validation
+from ..serializers import preload_related
+from .base import Preset
+
+if TYPE_CHECKING:
+    from ..resources import Resource
+
+OPERATIONS = ("create", "update", "delete")
+
+
+class BulkItemsInput(serializers.Serializer):
+    """``POST /<name>/bulk/``: the rows to create."""
+
+    items = serializers.ListField(child=serializers.DictField())
+
+
+class BulkUpdateInput(serializers.Serializer):
+    """``PATCH /<name>/bulk/``: ``items`` (each with its ``id``) or ``filter`` + ``data``."""
+
+    items = serializers.ListField(child=serializers.DictField(), required=False)
+    filter = serializers.DictField(required=False)
+    data = serializers.DictField(required=False)
+
+
+class BulkIdsInput(serializers.Serializer):
+    """``DELETE /<name>/bulk/``: the ids of the rows to delete."""
+
+    ids = serializers.ListField(child=serializers.JSONField())
+
+
+class BulkResult(serializers.Serializer):
+    """How many rows were written, and their ids (the resource's lookup values)."""
+
+    ids = serializers.ListField(child=serializers.JSONField())
+
+
+def _invalid(details: dict[str, Any], message: str = "Validation failed") -> ArcError:
+    return ArcError("VALIDATION_ERROR", message, 400, details)
+
+
+class Bulk(Preset):
+    """``Bulk(operations=("create", "update", "delete"), max_items=100)`` (SPEC §6).
+
+    - ``POST /<name>/bulk/`` ``{"items": [...]}`` → 201 ``{"created": n, "ids": [...]}``
+      (``create`` permission);
+    - ``PATCH /<name>/bulk/`` ``{"items": [{"id": …, …}]}`` or ``{"filter": {...}, "data":
+      {...}}`` (the query language's filters, ``filter_fields`` only) → ``{"updated": n,
+      "ids": [...]}`` (``update`` permission);
+    - ``DELETE /<name>/bulk/`` ``{"ids": [...]}`` → ``{"deleted": n, "ids": [...]}``
+      (``delete``; soft when a preset deletes softly).
+
+    All or nothing in one transaction; per-item errors come back indexed
+    (``{"items": {"3": {"price": ["…"]}}}``); more than ``max_items`` rows (given, or
+    matched by a filter) is a 400 naming the limit, with nothing written.
+    """
+
+    name = "bulk"
+
+    def __init__(self, operations: tuple[str, ...] = OPERATIONS, max_items: int = 100) -> None:
+        self.operations = tuple(operations)
+        self.max_items = max_items
+
+    def check(self, resource: Resource) -> list[str]:
+        errors = []
+        unknown = sorted(set(self.operations) - set(OPERATIONS))
+        if unknown:
+            errors.append(f"Bulk operations {unknown} unknown; choose from {list(OPERATIONS)}")
+        if (
+            not isinstance(self.max_items, int)
+            or isinstance(self.max_items, bool)
+            or self.max_items < 1
+        ):
+            errors.append("Bulk max_items must be a positive integer")
+        serializer = resource.serializer()
+        nested = [
+            name
+            for name, field in serializer.fields.items()
+            if not field.read_only
+            and isinstance(field, (serializers.BaseSerializer, serializers.ManyRelatedField))
+        ]
+        if nested:
+            errors.append(
+                f"Bulk cannot write many-to-many or nested fields ({', '.join(nested)}): "
+                "make them read-only or leave Bulk out"
+            )
+        return errors
+
+    # -- routes ----------------------------------------------------------------------------------
+
+    def routes(self, resource: Resource) -> list[RouteSpec]:
+        routes = []
+        if "create" in self.operations:
+            routes.append(
+                RouteSpec(
+                    methods=["POST"],
+                    path="bulk",
+                    handler=self.bulk_create,
+                    name="bulk_create",
+                    permission_key="create",
+                    status=201,
+                    request=BulkItemsInput,
+                    response=BulkResult,
+                    summary="Create many rows",
+                )
+            )
+        if "update" in self.operations:
+            routes.append(
+                RouteSpec(
+                    methods=["PATCH"],
+                    path="bulk",
+                    handler=self.bulk_update,
+                    name="bulk_update",
+                    permission_key="update",
+                    request=BulkUpdateInput,
+                    response=BulkResult,
+                    summary="Update many rows",
+                )
+            )
+        if "delete" in self.operations:
+            routes.append(
+                RouteSpec(
+                    methods=["DELETE"],
+                    path="bulk",
+                    handler=self.bulk_delete,
+                    name="bulk_delete",
+                    permission_key="delete",
+                    request=BulkIdsInput,
+                    response=BulkResult,
+                    summary="Delete many rows",
+                )
+            )
+        return routes
+
+    # -- handlers (each runs inside the route's transaction) -------------------------------------
+
+    def bulk_create(self, view: Any, request: Any) -> dict[str, Any]:
+        items = self.items(view, "items")
+        resource = view.resource
+        bodies = self.guarded(view, items)
+        bodies = [_hooked(resource.before_create(request, body), body) for body in bodies]
+        context = self.context(view, bodies)
+        validated = self.validate(view, bodies, context)
+        values = view.write_values(None)
+        model = resource.model
+        instances = [model(**data, **values) for data in validated]
+        model._default_manager.bulk_create(instances)
+        for instance in instances:
+            resource.after_create(request, instance)
+        reps = view.get_serializer(instances, many=True).data
+        records = [
+            (instance, {"id": view.id_value(instance), "data": view.event_data(rep)}, None, rep)
+            for instance, rep in zip(instances, reps, strict=True)
+        ]
+        view.after_write_many("created", records)
+        return {"created": len(instances), "ids": [view.id_value(i) for i in instances]}
+
+    def bulk_update(self, view: Any, request: Any) -> dict[str, Any]:
+        body = self.body(view)
+        if "items" in body:
+            items = self.items(view, "items")
+            ids = [item.get("id") if isinstance(item, dict) else None for item in items]
+            rows = self.rows_by_id(view, ids)
+            bodies = [
+                {k: v for k, v in item.items() if k != "id"} if isinstance(item, dict) else item
+                for item in items
+            ]
+        elif "filter" in body:
+            rows, bodies = self.rows_by_filter(view, body)
+        else:
+            raise _invalid({"items": ["Send `items`, or `filter` with `data`."]})
+        resource = view.resource
+        bodies = self.guarded(view, bodies)
+        bodies = [
+            _hooked(resource.before_update(request, row, body), body)
+            for row, body in zip(rows, bodies, strict=True)
+        ]
+        context = self.context(view, bodies)
+        befores = [view.snapshot(row) for row in rows]
+        validated = self.validate(view, bodies, context, rows)
+        fields: set[str] = set()
+        for row, data in zip(rows, validated, strict=True):
+            data = {**data, **view.write_values(row)}
+            for attr, value in data.items():
+                setattr(row, attr, value)
+            fields |= {resource.model._meta.get_field(attr).name for attr in data}
+        if fields:
+            resource.model._default_manager.bulk_update(rows, sorted(fields))
+        for row in rows:
+            resource.after_update(request, row)
+        afters = view.get_serializer(rows, many=True).data
+        records = []
+        for row, before, after in zip(rows, befores, afters, strict=True):
+            data_after, data_before = view.event_data(after), view.event_data(before)
+            changed = [k for k, v in data_after.items() if data_before.get(k) != v]
+            payload = {
+                "id": view.id_value(row),
+                "data": data_after,
+                "changed": changed,
+                "previous": {k: data_before.get(k) for k in changed},
+            }
+            records.append((row, payload, before, after))
+        view.after_write_many("updated", records)
+        return {"updated": len(rows), "ids": [view.id_value(row) for row in rows]}
+
+    def bulk_delete(self, view: Any, request: Any) -> dict[str, Any]:
+        ids = self.items(view, "ids")
+        rows = self.rows_by_id(view, ids, key="ids")
+        resource = view.resource
+        for row in rows:
+            resource.before_delete(request, row)
+        observed = bool(resource.write_observers)
+        befores = [view.snapshot(row) for row in rows] if observed else [None] * len(rows)
+        soft = any(p.perform_delete_many(view, rows) for p in resource.preset_list)
+        if not soft:
+            resource.model._default_manager.filter(pk__in=[row.pk for row in rows]).delete()
+        for row in rows:
+            resource.after_delete(request, row)
+        afters = view.get_serializer(rows, many=True).data if soft and observed else None
+        records = [
+            (row, {"id": view.id_value(row), "soft": soft}, before, afters[i] if afters else None)
+            for i, (row, before) in enumerate(zip(rows, befores, strict=True))
+        ]
+        view.after_write_many("deleted", records)
+        return {"deleted": len(rows), "ids": [view.id_value(row) for row in rows]}
+
+    # -- pieces ----------------------------------------------------------------------------------
+
+    def body(self, view: Any) -> dict[str, Any]:
+        data = view.request.data
+        if not isinstance(data, dict):
+            raise _invalid({"non_field_errors": ["Expected a JSON object."]})
+        return data
+
+    def items(self, view: Any, key: str) -> list[Any]:
+        """The body's list under ``key``: 1 to ``max_items`` entries, else 400 naming it."""
+        value = self.body(view).get(key)
+        if not isinstance(value, list):
+            raise _invalid({key: ["Expected a list."]})
+        if not value:
+            raise _invalid({key: ["At least one item is required."]})
+        if len(value) > self.max_items:
+            raise _invalid(
+                {key: [f"At most {self.max_items} items per request (got {len(value)})."]},
+                f"Too many items: at most {self.max_items}",
+            )
+        return value
+
+    def guarded(self, view: Any, bodies: list[Any]) -> list[dict[str, Any]]:
+        """Every body through the field-write guard (reject or strip, as for one row); the
+        first refusal kind wins, with every refused item indexed."""
+        out: list[dict[str, Any]] = []
+        shape: dict[str, Any] = {}
+        denied: dict[str, Any] = {}
+        for index, body in enumerate(bodies):
+            if not isinstance(body, dict):
+                shape[str(index)] = {"non_field_errors": ["Expected a JSON object."]}
+                continue
+            try:
+                out.append(view.guard_body(dict(body)))
+            except ArcError as exc:
+                denied[str(index)] = exc.details["fields"]
+        if shape:
+            raise _invalid({"items": shape})
+        if denied:
+            fields = sorted({f for item in denied.values() for f in item})
+            raise ArcError(
+                "FIELD_WRITE_DENIED",
+                f"Not permitted to write fields: {', '.join(fields)}",
+                403,
+                {"fields": fields, "items": denied},
+            )
+        return out
+
+    def context(self, view: Any, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+        """The serializer context of the batch: related rows preloaded in one query a field."""
+        context = view.get_serializer_context()
+        context["arc_related"] = preload_related(view.get_serializer(data={}), bodies)
+        return context
+
+    def validate(
+        self,
+        view: Any,
+        bodies: list[dict[str, Any]],
+        context: dict[str, Any],
+        rows: list[Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Each body through the resource's serializer (partial for updates), without the
+        per-item uniqueness queries; errors collected and indexed."""
+        validated, errors = [], {}
+        for index, body in enumerate(bodies):
+            if rows is None:
+                serializer = view.get_serializer(data=body, context=context)
+            else:
+                serializer = view.get_serializer(
+                    rows[index], data=body, partial=True, context=context
+                )
+            _without_uniqueness_queries(serializer)
+            if serializer.is_valid():
+                validated.append(serializer.validated_data)
+            else:
+                errors[str(index)] = flatten_validation(serializer.errors)
+        if errors:
+            raise _invalid({"items": errors})
+        return validated
+
+    def rows_by_id(self, view: Any, ids: list[Any], key: str = "items") -> list[Any]:
+        """The rows ``ids`` name (the resource's lookup values), in order, each through the
+        view's queryset and object checks; any id the caller cannot see is an indexed
+        error (the same "Not found." whether absent or filtered)."""
+        resource = view.resource
+        lookup = resource.lookup_field
+        meta = resource.model._meta
+        model_field = meta.pk if lookup == "pk" else meta.get_field(lookup)
+        parsed: list[Any] = []
+        for value in ids:
+            try:
+                if value is None or isinstance(value, (bool, dict, list)):
+                    raise ValueError
+                parsed.append(model_field.to_python(value))
+            except (DjangoValidationError, ValueError, TypeError, OverflowError):
+                parsed.append(None)
+        wanted = {
+            p for p in parsed if p is not None and not (isinstance(p, int) and abs(p) >= 2**63)
+        }
+        found = {
+            str(getattr(row, model_field.attname)): row
+            for row in view.get_queryset().filter(**{f"{lookup}__in": wanted})
+        }
+        rows, missing, refused = [], {}, {}
+        seen: set[str] = set()
+        for index, value in enumerate(parsed):
+            row = None if value is None else found.get(str(value))
+            if row is None or str(value) in seen:
+                missing[str(index)] = {"id": ["Not found." if row is None else "Given twice."]}
+                continue
+            seen.add(str(value))
+            try:
+                view.check_object_permissions(view.request, row)
+            except ArcError as exc:
+                refused[str(index)] = exc
+                continue
+            rows.append(row)
+        if missing:
+            raise _invalid({key: missing})
+        if refused:
+            first = next(iter(refused.values()))
+            raise ArcError(
+                first.code,
+                first.message,
+                first.status,
+                {
+                    key: {
+                        index: {"code": exc.code, "error": exc.message}
+                        for index, exc in refused.items()
+                    }
+                },
+            )
+        return rows
+
+    def rows_by_filter(self, view: Any, body: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+        """``{"filter": {...}, "data": {...}}``: the rows the filter matches (the query
+        language's allowlist, within the view's queryset), each given ``data``."""
+        filters, data = body.get("filter"), body.get("data")
+        if not isinstance(filters, dict) or not filters:
+            raise _invalid({"filter": ["Expected a non-empty object of filters."]})
+        if not isinstance(data, dict) or not data:
+            raise _invalid({"data": ["Expected a non-empty object."]})
+        params = {str(k): _query_value(v) for k, v in filters.items()}
+        spec = view.resource.query_spec
+        access = view.field_access
+        try:
+            query = spec.parse(
+                params,
+                set(view.resource.output_fields) - access.unreadable,
+                restricted=access.restricted,
+            )
+        except ArcError as exc:
+            raise _invalid({"filter": exc.details or {"filter": [exc.message]}}) from None
+        if query.q is None:
+            raise _invalid({"filter": ["No filter applies: use the resource's filter fields."]})
+        queryset = view.get_queryset().filter(query.q).order_by(view.resource.pk_name)
+        rows = list(queryset[: self.max_items + 1])
+        if len(rows) > self.max_items:
+            raise _invalid(
+                {
+                    "filter": [
+                        f"Matches more than {self.max_items} rows, the most one request may update."
+                    ]
+                },
+                f"Too many items: at most {self.max_items}",
+            )
+        for row in rows:
+            view.check_object_permissions(view.request, row)
+        return rows, [dict(data) for _ in rows]
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_query_value(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
+    return data if result is None else result
+
+
+def _without_uniqueness_queries(serializer: Any) -> None:
+    """Drop the validators that query per item (unique fields, unique together): the
+    database's constraint still holds, for the whole batch at once."""
+    serializer.validators = []
+    for field in serializer.fields.values():
+        field.validators = [v for v in field.validators if not isinstance(v, UniqueValidator)]
