@@ -142,8 +142,9 @@ def test_no_cross_tenant_leak_or_move():
 
 class PresetTenancyMachine(RuleBasedStateMachine):
     """The same two tenants on ``all-articles`` (MultiTenant + SoftDelete + SlugLookup +
-    OwnedBy + Audited): soft deletes, restores and slug reads never cross a tenant, deleted
-    rows stay out of every route but ``deleted/`` and ``restore/``, and ownership holds."""
+    OwnedBy + Audited + Bulk): soft deletes, restores, slug reads and bulk writes never cross
+    a tenant, deleted rows stay out of every route but ``deleted/`` and ``restore/``, and
+    ownership holds."""
 
     orgs: dict = {}
     clients: dict = {}
@@ -212,6 +213,35 @@ class PresetTenancyMachine(RuleBasedStateMachine):
                 row["deleted"] = True
             elif verb == "restore":
                 row["deleted"] = False
+
+    @rule(
+        actor=st.sampled_from(ACTORS),
+        picks=st.lists(st.integers(0, 50), min_size=1, max_size=4),
+        verb=st.sampled_from(["patch", "delete"]),
+    )
+    def bulk_write(self, actor, picks, verb):
+        """A bulk update or delete over some rows: any row the caller cannot see refuses the
+        batch (400, "Not found."), any it may not change refuses it (403); nothing leaks
+        or moves either way."""
+        pks = list(dict.fromkeys(self.pick(i) for i in picks if self.rows))
+        if not pks:
+            return
+        client = self.clients[actor]
+        if verb == "patch":
+            body = {"items": [{"id": pk, "title": "bulk"} for pk in pks]}
+            r = client.patch("/api/all-articles/bulk/", body, format="json")
+        else:
+            r = client.delete("/api/all-articles/bulk/", {"ids": pks}, format="json")
+        rows = [self.rows[pk] for pk in pks]
+        if any(row["org"] != self.org_of(actor) or row["deleted"] for row in rows):
+            assert r.status_code == 400, r.content
+        elif not all(self.may_change(actor, row) for row in rows):
+            assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.content
+        else:
+            assert r.status_code == 200, r.content
+            if verb == "delete":
+                for row in rows:
+                    row["deleted"] = True
 
     @rule(actor=st.sampled_from(ACTORS), route=st.sampled_from(["", "deleted/"]))
     def list(self, actor, route):
