@@ -385,16 +385,24 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             instance = serializer.save(**self.write_values(instance))
             resource.after_update(request, instance)
             after = serializer.data
-            data_after, data_before = self.event_data(after), self.event_data(before)
-            changed = [k for k, v in data_after.items() if data_before.get(k) != v]
-            payload = {
-                "id": self.id_value(instance),
-                "data": data_after,
-                "changed": changed,
-                "previous": {k: data_before.get(k) for k in changed},
-            }
-            self.after_write("updated", instance, payload, before, after)
+            self.after_write(
+                "updated", instance, self.updated_payload(instance, before, after), before, after
+            )
         return serializer
+
+    def updated_payload(
+        self, instance: Any, before: dict[str, Any], after: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The ``<name>.updated`` payload: the row, the fields that changed and their
+        previous values (hidden fields never included)."""
+        data_after, data_before = self.event_data(after), self.event_data(before)
+        changed = [k for k, v in data_after.items() if data_before.get(k) != v]
+        return {
+            "id": self.id_value(instance),
+            "data": data_after,
+            "changed": changed,
+            "previous": {k: data_before.get(k) for k in changed},
+        }
 
     def perform_destroy(self, instance: Any) -> bool:
         """Delete ``instance``: ``before_delete`` → the first preset's ``perform_delete``

@@ -3,7 +3,6 @@ rules (permissions, tenancy, field guards, hooks, presets), one event per row, a
 does not grow with the number of items."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
@@ -14,24 +13,10 @@ from tests.factories import (
     OrganizationFactory,
     UserFactory,
 )
+from tests.helpers import assert_error, client_for
 from tests.testapp.models import Article, Book
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user=None, **headers):
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    client.credentials(**headers)
-    return client
-
-
-def error(response, status, code):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["success"] is False and body["code"] == code
-    return body
 
 
 @pytest.fixture
@@ -63,7 +48,7 @@ def test_bulk_create_writes_every_row_with_one_event_each(api, n):
 
 def test_more_than_max_items_is_400_naming_the_limit_and_writes_nothing(api):
     author = AuthorFactory()
-    body = error(
+    body = assert_error(
         api.post("/api/bulk-books/bulk/", {"items": books(51, author)}, format="json"),
         400,
         "VALIDATION_ERROR",
@@ -71,7 +56,7 @@ def test_more_than_max_items_is_400_naming_the_limit_and_writes_nothing(api):
     assert "At most 50 items" in body["details"]["items"][0]
     assert not Book.objects.exists() and not OutboxEvent.objects.exists()
     for bad in ({"items": []}, {"items": "x"}, {}, [1]):
-        error(api.post("/api/bulk-books/bulk/", bad, format="json"), 400, "VALIDATION_ERROR")
+        assert_error(api.post("/api/bulk-books/bulk/", bad, format="json"), 400, "VALIDATION_ERROR")
 
 
 def test_a_bad_item_in_the_middle_writes_nothing_and_is_indexed(api):
@@ -79,7 +64,7 @@ def test_a_bad_item_in_the_middle_writes_nothing_and_is_indexed(api):
     items = books(5, author)
     items[2]["pages"] = "many"
     items[3]["author"] = 999999
-    body = error(
+    body = assert_error(
         api.post("/api/bulk-books/bulk/", {"items": items}, format="json"), 400, "VALIDATION_ERROR"
     )
     assert set(body["details"]["items"]) == {"2", "3"}
@@ -93,7 +78,7 @@ def test_hooks_run_per_item_and_a_refusal_rolls_the_batch_back(api):
     author = AuthorFactory()
     items = books(3, author)
     items[1]["title"] = "forbidden"
-    error(
+    assert_error(
         api.post("/api/bulk-books/bulk/", {"items": items}, format="json"), 422, "TITLE_FORBIDDEN"
     )
     assert not Book.objects.exists() and not OutboxEvent.objects.exists()
@@ -104,7 +89,9 @@ def test_a_unique_violation_is_409_for_the_whole_batch(api):
     BookFactory(isbn="dup")
     items = books(3, author)
     items[2]["isbn"] = "dup"
-    error(api.post("/api/bulk-books/bulk/", {"items": items}, format="json"), 409, "CONFLICT")
+    assert_error(
+        api.post("/api/bulk-books/bulk/", {"items": items}, format="json"), 409, "CONFLICT"
+    )
     assert Book.objects.count() == 1 and not OutboxEvent.objects.exists()
 
 
@@ -112,7 +99,7 @@ def test_field_guards_apply_per_item_reject_and_strip(api):
     author = AuthorFactory()
     items = books(3, author)
     items[1]["price"] = "1.00"  # writable_by("pricing")
-    body = error(
+    body = assert_error(
         api.post("/api/bulk-books/bulk/", {"items": items}, format="json"),
         403,
         "FIELD_WRITE_DENIED",
@@ -127,7 +114,7 @@ def test_field_guards_apply_per_item_reject_and_strip(api):
 def test_bulk_permissions_are_the_single_row_ones():
     author = AuthorFactory()
     r = client_for().post("/api/bulk-books/bulk/", {"items": books(1, author)}, format="json")
-    error(r, 401, "UNAUTHORIZED")
+    assert_error(r, 401, "UNAUTHORIZED")
 
 
 # -- update and delete ---------------------------------------------------------------------------
@@ -159,12 +146,14 @@ def test_bulk_update_by_items_and_by_filter(api):
         {"filter": {}, "data": {"title": "y"}},
         {"filter": {"pages[gte]": 0}, "data": {}},
     ):
-        error(api.patch("/api/bulk-books/bulk/", bad, format="json"), 400, "VALIDATION_ERROR")
+        assert_error(
+            api.patch("/api/bulk-books/bulk/", bad, format="json"), 400, "VALIDATION_ERROR"
+        )
 
 
 def test_bulk_update_filter_matching_more_than_max_items_is_refused(api):
     BookFactory.create_batch(51, pages=5)
-    body = error(
+    body = assert_error(
         api.patch(
             "/api/bulk-books/bulk/",
             {"filter": {"pages[lte]": 5}, "data": {"pages": 6}},
@@ -184,12 +173,12 @@ def test_bulk_update_bad_item_writes_nothing(api):
         {"id": 999999, "pages": 2},
         {"id": rows[2].pk, "pages": "x"},
     ]
-    body = error(
+    body = assert_error(
         api.patch("/api/bulk-books/bulk/", {"items": items}, format="json"), 400, "VALIDATION_ERROR"
     )
     assert body["details"]["items"] == {"1": {"id": ["Not found."]}}
     items[1] = {"id": rows[1].pk, "pages": 2}
-    body = error(
+    body = assert_error(
         api.patch("/api/bulk-books/bulk/", {"items": items}, format="json"), 400, "VALIDATION_ERROR"
     )
     assert set(body["details"]["items"]) == {"2"}
@@ -205,7 +194,7 @@ def test_bulk_delete(api):
     events = OutboxEvent.objects.filter(type="bulk-books.deleted")
     assert sorted(e.payload["id"] for e in events) == [rows[0].pk, rows[2].pk]
     assert all(e.payload["soft"] is False for e in events)
-    error(
+    assert_error(
         api.delete("/api/bulk-books/bulk/", {"ids": [rows[1].pk, 0]}, format="json"),
         400,
         "VALIDATION_ERROR",
@@ -244,27 +233,27 @@ def test_bulk_with_every_preset(tenants):
         {"items": [{"slug": "z", "title": "z", "owner": 1}]},
         format="json",
     )
-    error(r, 403, "FIELD_WRITE_DENIED")
+    assert_error(r, 403, "FIELD_WRITE_DENIED")
     # another tenant cannot touch them: "Not found." per item
     r = as_b.patch(
         "/api/all-articles/bulk/", {"items": [{"id": ids[0], "title": "x"}]}, format="json"
     )
-    error(r, 400, "VALIDATION_ERROR")
-    error(
+    assert_error(r, 400, "VALIDATION_ERROR")
+    assert_error(
         as_b.delete("/api/all-articles/bulk/", {"ids": ids}, format="json"), 400, "VALIDATION_ERROR"
     )
     # another editor of the same tenant: OWNERSHIP_DENIED per item, nothing written
     r = as_other_editor.patch(
         "/api/all-articles/bulk/", {"items": [{"id": ids[1], "title": "x"}]}, format="json"
     )
-    body = error(r, 403, "OWNERSHIP_DENIED")
+    body = assert_error(r, 403, "OWNERSHIP_DENIED")
     assert body["details"]["items"]["0"]["code"] == "OWNERSHIP_DENIED"
     r = as_other_editor.patch(
         "/api/all-articles/bulk/",
         {"filter": {"title": "T1"}, "data": {"title": "x"}},
         format="json",
     )
-    error(r, 403, "OWNERSHIP_DENIED")
+    assert_error(r, 403, "OWNERSHIP_DENIED")
     assert not Article.objects.filter(title="x").exists()
     # bulk delete of a SoftDelete resource soft-deletes
     r = as_editor.delete("/api/all-articles/bulk/", {"ids": ids[:2]}, format="json")
@@ -280,7 +269,7 @@ def test_bulk_with_every_preset(tenants):
     r = as_admin.patch(
         "/api/all-articles/bulk/", {"items": [{"id": ids[0], "title": "x"}]}, format="json"
     )
-    error(r, 400, "VALIDATION_ERROR")
+    assert_error(r, 400, "VALIDATION_ERROR")
     r = as_admin.patch(
         "/api/all-articles/bulk/",
         {"filter": {"title[contains]": "T"}, "data": {"title": "y"}},

@@ -11,16 +11,10 @@ from django_arc.actions import RouteSpec
 from django_arc.outbox.models import OutboxEvent
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
+from tests.helpers import client_for  # noqa: E402
 from tests.testapp.models import Note
 
 pytestmark = pytest.mark.django_db
-
-
-def as_user(user, **headers):
-    client = APIClient()
-    client.force_authenticate(user)
-    client.credentials(**headers)
-    return client
 
 
 @pytest.fixture
@@ -51,7 +45,7 @@ def texts(response):
 def test_archive_route_is_as_narrow_as_the_list_under_require_owner(owners):
     """The docs' own preset on a resource whose list is ``require_owner``: with the old
     contract Alice's ``archived/`` listed Bob's rows too; through the view it cannot."""
-    alice, bob = as_user(owners["alice"]), as_user(owners["bob"])
+    alice, bob = client_for(owners["alice"]), client_for(owners["bob"])
     assert texts(alice.get("/api/archived-notes/")) == ["a-live"]
     assert texts(alice.get("/api/archived-notes/archived/")) == ["a-old"]
     assert texts(bob.get("/api/archived-notes/archived/")) == ["b-old"]
@@ -66,7 +60,7 @@ def test_archive_route_is_as_narrow_as_the_list_under_require_owner(owners):
 
 
 def test_archiving_goes_through_the_same_filters(owners):
-    alice = as_user(owners["alice"])
+    alice = client_for(owners["alice"])
     # Bob's live note is not Alice's to archive: 404, not 403, and nothing changes
     r = alice.delete(f"/api/archived-notes/{owners['b_live'].pk}/")
     assert r.status_code == 404
@@ -87,16 +81,16 @@ def test_archive_route_is_tenant_scoped():
     ProductFactory(organization=a, name="a-live")
     ProductFactory(organization=b, name="b-old", status="archived")
     member = MembershipFactory(organization=a, role="viewer").user
-    client = as_user(member, HTTP_X_ORGANIZATION_ID=str(a.pk))
+    client = client_for(member, HTTP_X_ORGANIZATION_ID=str(a.pk))
     names = sorted(d["name"] for d in client.get("/api/archived-products/archived/").json()["docs"])
     assert names == ["a-old"]
     assert [d["name"] for d in client.get("/api/archived-products/").json()["docs"]] == ["a-live"]
     # no org context: the route refuses like the list (ORG_REQUIRED), before any query
-    r = as_user(member).get("/api/archived-products/archived/")
+    r = client_for(member).get("/api/archived-products/archived/")
     assert r.status_code == 403 and r.json()["code"] == "ORG_REQUIRED"
     # elevated without an org sees every tenant's archive, like the list
     root = UserFactory(username="root", is_superuser=True)
-    r = as_user(root, HTTP_X_ARC_SCOPE="platform").get("/api/archived-products/archived/")
+    r = client_for(root, HTTP_X_ARC_SCOPE="platform").get("/api/archived-products/archived/")
     assert sorted(d["name"] for d in r.json()["docs"]) == ["a-old", "b-old"]
 
 
@@ -175,7 +169,7 @@ def contract_urls(settings):
     recorder.writes.clear()
     org = OrganizationFactory()
     user = MembershipFactory(organization=org, role="admin").user
-    yield org, as_user(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    yield org, client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
     clear_url_caches()
 
 

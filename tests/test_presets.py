@@ -4,34 +4,20 @@ route under tenancy and under ``require_owner``."""
 import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
-from rest_framework.test import APIClient
 
 from django_arc import Resource, audit, presets
 from django_arc.audit.models import AuditLog
 from django_arc.checks import check_resource
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.helpers import assert_error, client_for
 from tests.testapp.models import Article, Author
 
 pytestmark = pytest.mark.django_db
 
 
-def client_for(user=None, **headers):
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    client.credentials(**headers)
-    return client
-
-
 def article(slug, **kwargs):
     return Article.objects.create(slug=slug, title=kwargs.pop("title", slug), **kwargs)
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.content
-    assert response.json()["code"] == code
-    return response.json()
 
 
 def slugs(response):

@@ -112,48 +112,27 @@ class Bulk(Preset):
     # -- routes ----------------------------------------------------------------------------------
 
     def routes(self, resource: Resource) -> list[RouteSpec]:
-        routes = []
-        if "create" in self.operations:
-            routes.append(
-                RouteSpec(
-                    methods=["POST"],
-                    path="bulk",
-                    handler=self.bulk_create,
-                    name="bulk_create",
-                    permission_key="create",
-                    status=201,
-                    request=BulkItemsInput,
-                    response=BulkResult,
-                    summary="Create many rows",
-                )
+        # operation: (method, handler, status, body, summary)
+        table = {
+            "create": ("POST", self.bulk_create, 201, BulkItemsInput, "Create many rows"),
+            "update": ("PATCH", self.bulk_update, 200, BulkUpdateInput, "Update many rows"),
+            "delete": ("DELETE", self.bulk_delete, 200, BulkIdsInput, "Delete many rows"),
+        }
+        return [
+            RouteSpec(
+                methods=[method],
+                path="bulk",
+                handler=handler,
+                name=f"bulk_{operation}",
+                permission_key=operation,
+                status=status,
+                request=body,
+                response=BulkResult,
+                summary=summary,
             )
-        if "update" in self.operations:
-            routes.append(
-                RouteSpec(
-                    methods=["PATCH"],
-                    path="bulk",
-                    handler=self.bulk_update,
-                    name="bulk_update",
-                    permission_key="update",
-                    request=BulkUpdateInput,
-                    response=BulkResult,
-                    summary="Update many rows",
-                )
-            )
-        if "delete" in self.operations:
-            routes.append(
-                RouteSpec(
-                    methods=["DELETE"],
-                    path="bulk",
-                    handler=self.bulk_delete,
-                    name="bulk_delete",
-                    permission_key="delete",
-                    request=BulkIdsInput,
-                    response=BulkResult,
-                    summary="Delete many rows",
-                )
-            )
-        return routes
+            for operation, (method, handler, status, body, summary) in table.items()
+            if operation in self.operations
+        ]
 
     # -- handlers (each runs inside the route's transaction) -------------------------------------
 
@@ -212,17 +191,10 @@ class Bulk(Preset):
         for row in rows:
             resource.after_update(request, row)
         afters = view.get_serializer(rows, many=True).data
-        records = []
-        for row, before, after in zip(rows, befores, afters, strict=True):
-            data_after, data_before = view.event_data(after), view.event_data(before)
-            changed = [k for k, v in data_after.items() if data_before.get(k) != v]
-            payload = {
-                "id": view.id_value(row),
-                "data": data_after,
-                "changed": changed,
-                "previous": {k: data_before.get(k) for k in changed},
-            }
-            records.append((row, payload, before, after))
+        records = [
+            (row, view.updated_payload(row, before, after), before, after)
+            for row, before, after in zip(rows, befores, afters, strict=True)
+        ]
         view.after_write_many("updated", records)
         return {"updated": len(rows), "ids": [view.id_value(row) for row in rows]}
 
