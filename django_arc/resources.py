@@ -137,8 +137,12 @@ class Resource:
 
     @cached_property
     def all_fields(self) -> list[str]:
+        """``fields``; by default a project serializer's own fields (it decides what is
+        rendered), else the model's concrete fields."""
         if self.fields is not None:
             return list(self.fields)
+        if self.serializer_class is not None:
+            return list(self.serializer_class().fields)
         return [f.name for f in self.model._meta.concrete_fields]
 
     @cached_property
