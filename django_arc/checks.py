@@ -191,9 +191,29 @@ def _check_attributes(resource: Any) -> list[Error]:
     return errors
 
 
+def _known_fields(resource: Any) -> set[str]:
+    """Names field rules may refer to: ``fields``, and with a project serializer every field
+    it declares (the serializer decides what is rendered and written)."""
+    known = set(resource.all_fields)
+    if resource.serializer_class is not None:
+        known |= set(resource.serializer_class().fields)
+    return known
+
+
 def _check_fields(resource: Any) -> list[Error]:
     model = resource.model
     errors: list[Error] = []
+    try:
+        known = _known_fields(resource)
+    except Exception as exc:  # noqa: BLE001 - a broken serializer is the error to report
+        return [
+            _err(
+                f"`serializer_class` {resource.serializer_class.__name__} cannot build its "
+                f"fields: {exc}",
+                resource,
+                "arc.E001",
+            )
+        ]
     declared = resource.fields if resource.fields is not None else []
     for name in declared:
         if resource.serializer_class is None and _field(model, name) is None:
@@ -205,7 +225,7 @@ def _check_fields(resource: Any) -> list[Error]:
                 )
             )
     for name in resource.read_only_fields:
-        if name not in resource.all_fields:
+        if name not in known:
             errors.append(
                 _err(
                     f"`read_only_fields` names '{name}', which is not in `fields`.",
@@ -331,6 +351,10 @@ def _check_lookup_field(resource: Any) -> list[Error]:
 
 
 def _check_field_permissions(resource: Any) -> list[Error]:
+    try:
+        known = _known_fields(resource)
+    except Exception:  # noqa: BLE001 - reported by _check_fields
+        return []
     rules = resource.field_permissions or {}
     if not isinstance(rules, dict):
         return [
@@ -351,7 +375,7 @@ def _check_field_permissions(resource: Any) -> list[Error]:
                     "arc.E009",
                 )
             )
-        elif name not in resource.all_fields:
+        elif name not in known:
             errors.append(
                 _err(
                     f"`field_permissions` names '{name}', which is not in `fields`.",
