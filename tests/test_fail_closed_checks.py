@@ -347,3 +347,20 @@ def test_check_output_matches_the_documented_example():
         "key. Did you mean 'list'?\n"
         "\tHINT: Permission keys of this resource: create, delete, get, list, update."
     )
+
+
+def test_drf_composed_permissions_are_accepted_and_decide():
+    """``IsAuthenticated & IsAdminUser`` is DRF's own spelling of a combined class: it was
+    called like a check function (a TypeError, 500, on every request); it is instantiated."""
+    from types import SimpleNamespace
+
+    from django.contrib.auth.models import AnonymousUser
+
+    permission = P.as_permission(IsAuthenticated & IsAdminUser)
+    anonymous = SimpleNamespace(user=AnonymousUser(), parser_context={})
+    staff = SimpleNamespace(
+        user=SimpleNamespace(is_authenticated=True, is_staff=True), parser_context={}
+    )
+    assert permission(anonymous, None, "list").granted is False
+    assert permission(staff, None, "list").granted is True
+    assert P.permission_problem(IsAuthenticated & IsAdminUser) is None
