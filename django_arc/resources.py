@@ -53,10 +53,8 @@ OPTIONS = (
     "filter_backends",
     "pagination_class",
 )
-#: The methods a subclass may override (``docs/resources.md``, "Hooks" and "Your own
-#: queryset"); everything else ``Resource`` defines is internal.
-HOOKS = (
-    "get_queryset",
+#: The write hooks, run inside every write's transaction.
+WRITE_HOOKS = (
     "before_create",
     "after_create",
     "before_update",
@@ -64,6 +62,9 @@ HOOKS = (
     "before_delete",
     "after_delete",
 )
+#: The methods a subclass may override (``docs/resources.md``, "Hooks" and "Your own
+#: queryset"); everything else ``Resource`` defines is internal.
+HOOKS = ("get_queryset", *WRITE_HOOKS)
 
 
 class _hybrid:
@@ -288,15 +289,7 @@ class Resource:
         from rest_framework.relations import ManyRelatedField
         from rest_framework.serializers import BaseSerializer
 
-        hooks = (
-            "before_create",
-            "after_create",
-            "before_update",
-            "after_update",
-            "before_delete",
-            "after_delete",
-        )
-        if any(getattr(type(self), h) is not getattr(Resource, h) for h in hooks):
+        if any(getattr(type(self), h) is not getattr(Resource, h) for h in WRITE_HOOKS):
             return True
         if self.serializer_class is not None:
             return True
