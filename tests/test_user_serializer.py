@@ -9,13 +9,12 @@ answered 400 ``organization: This field is required`` even when naming the calle
 """
 
 import pytest
-from rest_framework.test import APIClient
 
 from django_arc import Resource, arc
 from django_arc import fields as F
 from django_arc.checks import check_resource
 from shop.models import Product
-from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.testapp.resources import PlainProductSerializer
 
 pytestmark = pytest.mark.django_db
@@ -29,12 +28,7 @@ def orgs():
     return OrganizationFactory(), OrganizationFactory()
 
 
-def member(org, role):
-    user = MembershipFactory(organization=org, role=role).user
-    client = APIClient()
-    client.force_authenticate(user)
-    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
-    return client
+member = member_client
 
 
 def test_create_without_the_org_in_the_body_sets_the_callers(orgs):
