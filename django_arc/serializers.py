@@ -16,6 +16,7 @@ from django.db import models
 from rest_framework import serializers
 
 from .events.event import unstorable_char
+from .query import MAX_INT
 
 
 class ArcSerializerMixin:
@@ -113,6 +114,18 @@ class ArcFloatField(serializers.FloatField):
         return value
 
 
+class ArcIntegerField(serializers.IntegerField):
+    """DRF's integer field, bounded to what an integer column can hold (64 bits) when the
+    model gives no range. Django 5 derives the range from the backend everywhere; Django
+    4.2's SQLite backend reports none, so ``{"pages": 2**63}`` reached the database and its
+    ``OverflowError`` was a 500. Same message as DRF gives for a model's own range."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_value", MAX_INT)
+        kwargs.setdefault("min_value", -MAX_INT - 1)
+        super().__init__(**kwargs)
+
+
 class ArcJSONField(serializers.JSONField):
     """DRF's JSON field, refusing NUL characters and lone surrogates as DRF's ``CharField``
     does: PostgreSQL's ``jsonb`` cannot store them (and a surrogate is not even UTF-8, so the
@@ -183,6 +196,11 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
 
 _FIELD_MAPPING = {
     **serializers.ModelSerializer.serializer_field_mapping,
+    **{
+        model_field: ArcIntegerField
+        for model_field, field in serializers.ModelSerializer.serializer_field_mapping.items()
+        if field is serializers.IntegerField
+    },
     models.FloatField: ArcFloatField,
     models.JSONField: ArcJSONField,
 }
