@@ -208,8 +208,8 @@ def _check_fields(resource: Any) -> list[Error]:
     except Exception as exc:  # noqa: BLE001 - a broken serializer is the error to report
         return [
             _err(
-                f"`serializer_class` {resource.serializer_class.__name__} cannot build its "
-                f"fields: {exc}",
+                f"`serializer_class` {getattr(resource.serializer_class, '__name__', '')} "
+                f"cannot build its fields: {exc}",
                 resource,
                 "arc.E001",
             )

@@ -156,3 +156,22 @@ def test_a_field_rule_on_a_serializer_only_field_is_not_e009_with_fields_given()
     assert [str(e) for e in check_resource(resource)] == [
         "Listed ('listed'): (arc.E009) `field_permissions` names 'ghost', which is not in `fields`."
     ]
+
+
+def test_a_serializer_that_cannot_build_its_fields_is_reported_not_raised():
+    from rest_framework import serializers
+
+    class Broken(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "nmae"]
+
+    resource = type(
+        "Broken", (Resource,), {"model": Product, "name": "broken", "serializer_class": Broken}
+    )()
+    errors = check_resource(resource)
+    assert [e.id for e in errors] == ["arc.E001"]
+    assert str(errors[0]).startswith(
+        "Broken ('broken'): (arc.E001) `serializer_class` Broken cannot build its fields: "
+        "Field name `nmae` is not valid for model `Product`"
+    )
