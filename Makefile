@@ -18,6 +18,9 @@ STAMP := $(VENV)/.installed-stamp
 # one environment holds one Django. django-filter 25 needs Django 5.2, hence its cap.
 VENV42 := .venv-django42
 STAMP42 := $(VENV42)/.installed-stamp
+# mkdocs and its theme only (docs/requirements.txt): building the site needs no Django.
+VENVDOCS := .venv-docs
+STAMPDOCS := $(VENVDOCS)/.installed-stamp
 PORT ?= 8000
 PYTEST_ARGS ?=
 export PYTEST_ARGS
@@ -33,8 +36,8 @@ help:
 	@echo "make lint | format   ruff check + format check | apply ruff fixes and formatting"
 	@echo "make services-start  throwaway PostgreSQL+Redis; env in .services/env"
 	@echo "make services-stop   stop them"
-	@echo "make docs            mkdocs build --strict"
-	@echo "make clean           stop services, remove .venv, .venv-django42 and .services"
+	@echo "make docs            mkdocs build --strict (its own .venv-docs from docs/requirements.txt)"
+	@echo "make clean           stop services, remove .venv, .venv-django42, .venv-docs and .services"
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +48,11 @@ $(STAMP42): setup.cfg pyproject.toml
 	@test -x $(VENV42)/bin/python || $(PYTHON) -m venv $(VENV42)
 	$(VENV42)/bin/python -m pip install --disable-pip-version-check -q \
 		"Django>=4.2,<5.0" "django-filter>=24,<25" -e ".[test]"
+	@touch $@
+
+$(STAMPDOCS): docs/requirements.txt
+	@test -x $(VENVDOCS)/bin/python || $(PYTHON) -m venv $(VENVDOCS)
+	$(VENVDOCS)/bin/python -m pip install --disable-pip-version-check -q -r docs/requirements.txt
 	@touch $@
 
 .venv venv: $(STAMP)
@@ -84,13 +92,9 @@ services-start:
 services-stop:
 	scripts/services.sh stop
 
-docs: $(STAMP)
-	@if [ -f mkdocs.yml ]; then \
-		$(VENV)/bin/mkdocs build --strict; \
-	else \
-		echo "no mkdocs.yml: nothing to build"; \
-	fi
+docs: $(STAMPDOCS)
+	$(VENVDOCS)/bin/mkdocs build --strict
 
 clean:
 	scripts/services.sh stop
-	rm -rf $(VENV) $(VENV42) .services
+	rm -rf $(VENV) $(VENV42) $(VENVDOCS) .services

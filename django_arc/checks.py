@@ -5,11 +5,14 @@ instead of surfacing as a 500 at request time.
 ids: arc.E001 unknown field in ``fields``/``read_only_fields``; E002 unknown filter field;
 E003 unknown/unsuitable operator; E004 unknown sort field (or ``default_sort``); E005 unknown
 or non-text search field; E006 bad ``lookup_field``; E007 unknown setting key; E008 bad setting
-value; E009 bad ``field_permissions``; E010 bad ``permissions``; E011 preset configuration.
+value; E009 bad ``field_permissions``; E010 a permission value that cannot decide; E011 preset
+configuration; E012 an attribute django-arc would never read; E013 a permission key nothing
+reads.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from django.core.checks import Error, register
@@ -17,7 +20,10 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils.module_loading import import_string
 
+from .actions import ActionSpec, RouteSpec
 from .fields import FieldPermission
+from .generics import PERMISSION_KEYS
+from .permissions import PERMISSION_KINDS, permission_problem
 from .query import (
     OPERATOR_ALIASES,
     OPERATORS,
@@ -113,32 +119,126 @@ def _field(model: type[models.Model], name: str) -> Any:
         return None
 
 
-def check_resource(resource: Any) -> list[Error]:
-    """Every problem with one resource definition, as system-check errors."""
-    model = resource.model
-    label = f"{type(resource).__qualname__} ('{resource.name}')"
-    errors: list[Error] = []
+def _did_you_mean(name: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
 
+
+def check_resource(resource: Any) -> list[Error]:
+    """Every problem with one resource definition, as system-check errors.
+
+    Each error's ``obj`` is the resource (printed ``ProductResource ('products')``) and its
+    message names the option or key, so ``manage.py check`` names both exactly once."""
+    checks = (
+        _check_attributes,
+        _check_fields,
+        _check_filter_fields,
+        _check_sort_fields,
+        _check_search_fields,
+        _check_lookup_field,
+        _check_field_permissions,
+        _check_permissions,
+        _check_on_field_write_denied,
+        _check_presets,
+    )
+    errors: list[Error] = []
+    for check in checks:
+        errors.extend(check(resource))
+    return errors
+
+
+def _is_endpoint(value: Any) -> bool:
+    return isinstance(getattr(value, "_arc_action", None), ActionSpec) or isinstance(
+        getattr(value, "_arc_route", None), RouteSpec
+    )
+
+
+def _check_attributes(resource: Any) -> list[Error]:
+    """arc.E012: a public name on a subclass that django-arc would never read.
+
+    Allowed: the documented options (``resources.OPTIONS``), the hooks (``resources.HOOKS``),
+    ``@action``/``@route`` methods, and names starting with an underscore (the project's own
+    helpers). Anything else is a typo (``preset``, ``permission``, ``filter_field``) or an
+    override of django-arc's internals, and both silently change what the API serves."""
+    from .resources import HOOKS, OPTIONS, Resource
+
+    allowed = set(OPTIONS) | set(HOOKS)
+    internal = {name for name in dir(Resource) if not name.startswith("_")} - allowed
+    errors: list[Error] = []
+    seen: set[str] = set()
+    for klass in type(resource).__mro__:
+        if klass in Resource.__mro__:
+            continue
+        for name, value in vars(klass).items():
+            if name in seen or name.startswith("_") or name in allowed:
+                continue
+            seen.add(name)
+            if _is_endpoint(value):
+                continue
+            if name in internal:
+                what = f"`{name}` is internal to Resource and cannot be overridden."
+            else:
+                what = f"`{name}` is not a Resource option, hook, @action or @route."
+            errors.append(
+                _err(
+                    what + _did_you_mean(name, allowed),
+                    resource,
+                    "arc.E012",
+                    "Options and hooks are listed in docs/resources.md; start a name of "
+                    f"your own with an underscore (`_{name}`).",
+                )
+            )
+    return errors
+
+
+def _known_fields(resource: Any) -> set[str]:
+    """Names field rules may refer to: ``fields``, and with a project serializer every field
+    it declares (the serializer decides what is rendered and written)."""
+    known = set(resource.all_fields)
+    if resource.serializer_class is not None:
+        known |= set(resource.serializer_class().fields)
+    return known
+
+
+def _check_fields(resource: Any) -> list[Error]:
+    model = resource.model
+    errors: list[Error] = []
+    try:
+        known = _known_fields(resource)
+    except Exception as exc:  # noqa: BLE001 - a broken serializer is the error to report
+        return [
+            _err(
+                f"`serializer_class` {getattr(resource.serializer_class, '__name__', '')} "
+                f"cannot build its fields: {exc}",
+                resource,
+                "arc.E001",
+            )
+        ]
     declared = resource.fields if resource.fields is not None else []
     for name in declared:
         if resource.serializer_class is None and _field(model, name) is None:
             errors.append(
                 _err(
-                    f"{label}: `fields` names unknown field '{name}' of {model.__name__}.",
-                    label,
+                    f"`fields` names unknown field '{name}' of {model.__name__}.",
+                    resource,
                     "arc.E001",
                 )
             )
     for name in resource.read_only_fields:
-        if name not in resource.all_fields:
+        if name not in known:
             errors.append(
                 _err(
-                    f"{label}: `read_only_fields` names '{name}', which is not in `fields`.",
-                    label,
+                    f"`read_only_fields` names '{name}', which is not in `fields`.",
+                    resource,
                     "arc.E001",
                 )
             )
+    return errors
 
+
+def _check_filter_fields(resource: Any) -> list[Error]:
+    model = resource.model
+    errors: list[Error] = []
     filter_fields = resource.filter_fields or {}
     if not isinstance(filter_fields, dict):
         filter_fields = {name: ["eq", "in"] for name in filter_fields}
@@ -146,14 +246,14 @@ def check_resource(resource: Any) -> list[Error]:
         model_field = _field(model, name)
         if model_field is None:
             errors.append(
-                _err(f"{label}: `filter_fields` names unknown field '{name}'.", label, "arc.E002")
+                _err(f"`filter_fields` names unknown field '{name}'.", resource, "arc.E002")
             )
             continue
         if not isinstance(ops, (list, tuple, set, frozenset)):
             errors.append(
                 _err(
-                    f"{label}: `filter_fields['{name}']` must be a list of operators.",
-                    label,
+                    f"`filter_fields['{name}']` must be a list of operators.",
+                    resource,
                     "arc.E003",
                 )
             )
@@ -164,8 +264,8 @@ def check_resource(resource: Any) -> list[Error]:
             if op_name not in OPERATORS:
                 errors.append(
                     _err(
-                        f"{label}: unknown operator '{op}' for filter field '{name}'.",
-                        label,
+                        f"unknown operator '{op}' for filter field '{name}'.",
+                        resource,
                         "arc.E003",
                         f"Operators: {', '.join(sorted(OPERATORS))}",
                     )
@@ -173,108 +273,243 @@ def check_resource(resource: Any) -> list[Error]:
             elif op_name in TEXT_OPERATORS and not isinstance(target, _TEXT):
                 errors.append(
                     _err(
-                        f"{label}: operator '{op}' needs a text field; '{name}' is "
-                        f"{type(target).__name__}.",
-                        label,
+                        f"operator '{op}' needs a text field; '{name}' is {type(target).__name__}.",
+                        resource,
                         "arc.E003",
                     )
                 )
             elif op_name in ORDERING_OPERATORS and isinstance(target, _UNORDERED):
                 errors.append(
                     _err(
-                        f"{label}: operator '{op}' cannot compare "
-                        f"{type(target).__name__} '{name}'.",
-                        label,
+                        f"operator '{op}' cannot compare {type(target).__name__} '{name}'.",
+                        resource,
                         "arc.E003",
                     )
                 )
         if isinstance(target, models.JSONField):
-            errors.append(
-                _err(f"{label}: JSON field '{name}' cannot be filtered.", label, "arc.E002")
-            )
+            errors.append(_err(f"JSON field '{name}' cannot be filtered.", resource, "arc.E002"))
+    return errors
 
+
+def _check_sort_fields(resource: Any) -> list[Error]:
+    model = resource.model
+    errors: list[Error] = []
     for name in resource.sort_fields or ():
         if _field(model, name) is None:
             errors.append(
-                _err(f"{label}: `sort_fields` names unknown field '{name}'.", label, "arc.E004")
+                _err(f"`sort_fields` names unknown field '{name}'.", resource, "arc.E004")
             )
     for part in (resource.default_sort or "").split(","):
         name = part.strip().lstrip("-+")
         if name and _field(model, name) is None:
             errors.append(
-                _err(f"{label}: `default_sort` names unknown field '{name}'.", label, "arc.E004")
+                _err(f"`default_sort` names unknown field '{name}'.", resource, "arc.E004")
             )
+    return errors
 
+
+def _check_search_fields(resource: Any) -> list[Error]:
+    model = resource.model
+    errors: list[Error] = []
     for name in resource.search_fields or ():
         model_field = _field(model, name)
         if model_field is None or not isinstance(model_field, _TEXT):
             errors.append(
                 _err(
-                    f"{label}: `search_fields` entry '{name}' must be a text field "
-                    f"of {model.__name__}.",
-                    label,
+                    f"`search_fields` entry '{name}' must be a text field of {model.__name__}.",
+                    resource,
                     "arc.E005",
                 )
             )
+    return errors
 
+
+def _check_lookup_field(resource: Any) -> list[Error]:
+    model = resource.model
     lookup = resource.lookup_field
-    if lookup != "pk":
-        model_field = _field(model, lookup)
-        if model_field is None or "__" in lookup:
-            errors.append(
-                _err(
-                    f"{label}: `lookup_field` '{lookup}' is not a field of {model.__name__}.",
-                    label,
-                    "arc.E006",
-                )
+    if lookup == "pk":
+        return []
+    model_field = _field(model, lookup)
+    if model_field is None or "__" in lookup:
+        return [
+            _err(
+                f"`lookup_field` '{lookup}' is not a field of {model.__name__}.",
+                resource,
+                "arc.E006",
             )
-        elif not (model_field.primary_key or model_field.unique):
-            errors.append(
-                _err(
-                    f"{label}: `lookup_field` '{lookup}' must be unique.",
-                    label,
-                    "arc.E006",
-                    "Add unique=True to the model field.",
-                )
+        ]
+    if not (model_field.primary_key or model_field.unique):
+        return [
+            _err(
+                f"`lookup_field` '{lookup}' must be unique.",
+                resource,
+                "arc.E006",
+                "Add unique=True to the model field.",
             )
+        ]
+    return []
 
-    for name, rule in (resource.field_permissions or {}).items():
+
+def _check_field_permissions(resource: Any) -> list[Error]:
+    try:
+        known = _known_fields(resource)
+    except Exception:  # noqa: BLE001 - reported by _check_fields
+        return []
+    rules = resource.field_permissions or {}
+    if not isinstance(rules, dict):
+        return [
+            _err(
+                "`field_permissions` must be a dict of field name → rule.",
+                resource,
+                "arc.E009",
+            )
+        ]
+    errors: list[Error] = []
+    for name, rule in rules.items():
         if not isinstance(rule, FieldPermission):
             errors.append(
                 _err(
-                    f"{label}: `field_permissions['{name}']` must come from "
+                    f"`field_permissions['{name}']` must come from "
                     f"django_arc.fields (hidden(), visible_to(), ...).",
-                    label,
+                    resource,
                     "arc.E009",
                 )
             )
-        elif name not in resource.all_fields:
+        elif name not in known:
             errors.append(
                 _err(
-                    f"{label}: `field_permissions` names '{name}', which is not in `fields`.",
-                    label,
+                    f"`field_permissions` names '{name}', which is not in `fields`.",
+                    resource,
                     "arc.E009",
                 )
             )
+    return errors
 
-    for key, value in (resource.permissions or {}).items():
-        try:
-            if value is not None:
-                from .permissions import as_permission
 
-                as_permission(value)
-        except TypeError:
-            errors.append(
-                _err(f"{label}: `permissions['{key}']` is not a permission.", label, "arc.E010")
-            )
-    if resource.on_field_write_denied not in (None, "reject", "strip"):
-        errors.append(
+def _resource_routes(resource: Any) -> list[RouteSpec]:
+    """The resource's routes; its own ``@route``s only when its presets cannot be bound
+    (that problem is reported by :func:`_check_presets`)."""
+    try:
+        return list(resource.routes)
+    except Exception:  # noqa: BLE001 - a broken preset is reported on its own
+        specs = []
+        for attr in dir(type(resource)):
+            spec = getattr(getattr(type(resource), attr, None), "_arc_route", None)
+            if isinstance(spec, RouteSpec):
+                specs.append(spec)
+        return specs
+
+
+def _permission_error(resource: Any, where: str, value: Any) -> Error | None:
+    problem = permission_problem(value)
+    if problem is None:
+        return None
+    return _err(f"{where} {problem}", resource, "arc.E010", PERMISSION_KINDS)
+
+
+def _check_permissions(resource: Any) -> list[Error]:
+    """arc.E010: a permission value that cannot decide; arc.E013: a key nothing reads.
+
+    The keys read are the CRUD keys and the key of every route that has no permission of its
+    own. An action's permission is ``@action(permissions=...)`` or ``action_permissions``, so
+    a key naming an action is refused rather than silently ignored."""
+    permissions = resource.permissions
+    if not isinstance(permissions, dict):
+        return [
             _err(
-                f"{label}: `on_field_write_denied` must be 'reject' or 'strip'.", label, "arc.E008"
+                f"`permissions` must be a dict of permission key → permission, "
+                f"not {type(permissions).__name__}.",
+                resource,
+                "arc.E010",
+                "e.g. permissions = {'list': P.require_auth(), 'create': P.require_org_role('admin')}",
             )
-        )
+        ]
+    routes = _resource_routes(resource)
+    read = set(PERMISSION_KEYS.values()) | {spec.key for spec in routes if spec.permissions is None}
+    own = {spec.key: spec for spec in routes if spec.permissions is not None}
+    actions = resource.actions
+    errors: list[Error] = []
+    for key, value in permissions.items():
+        where = f"`permissions[{key!r}]`"
+        if key not in read:
+            if key in actions:
+                msg = (
+                    f"{where} names the @action '{key}'; an action's permission is "
+                    f"@action(permissions=...), else `action_permissions`."
+                )
+            elif key in own:
+                msg = (
+                    f"{where} is never read: @route '{own[key].name}' has a permission of "
+                    f"its own (permissions=...)."
+                )
+            else:
+                msg = f"{where} is not a permission key." + _did_you_mean(str(key), read)
+            errors.append(
+                _err(
+                    msg,
+                    resource,
+                    "arc.E013",
+                    f"Permission keys of this resource: {', '.join(sorted(read))}.",
+                )
+            )
+        error = _permission_error(resource, where, value)
+        if error is not None:
+            errors.append(error)
+    error = _permission_error(
+        resource, "`action_permissions`", resource.raw_option("action_permissions")
+    )
+    if error is not None:
+        errors.append(error)
+    for name, spec in sorted(actions.items()):
+        error = _permission_error(resource, f"@action '{name}': permissions", spec.permissions)
+        if error is not None:
+            errors.append(error)
+    for spec in routes:
+        error = _permission_error(resource, f"route '{spec.name}': permissions", spec.permissions)
+        if error is not None:
+            errors.append(error)
+    return errors
 
-    for preset in resource.presets or ():
-        for problem in preset.check(resource):
-            errors.append(_err(f"{label}: {problem}", label, "arc.E011"))
+
+def _check_on_field_write_denied(resource: Any) -> list[Error]:
+    if resource.on_field_write_denied in (None, "reject", "strip"):
+        return []
+    return [_err("`on_field_write_denied` must be 'reject' or 'strip'.", resource, "arc.E008")]
+
+
+def _check_presets(resource: Any) -> list[Error]:
+    from .presets.base import Preset
+
+    presets = resource.presets
+    if not isinstance(presets, (list, tuple)):
+        return [
+            _err(
+                "`presets` must be a list of presets, e.g. [presets.MultiTenant()].",
+                resource,
+                "arc.E011",
+            )
+        ]
+    errors: list[Error] = []
+    for position, preset in enumerate(presets):
+        if isinstance(preset, type) and issubclass(preset, Preset):
+            errors.append(
+                _err(
+                    f"`presets[{position}]` is the class {preset.__name__}, not a preset: "
+                    f"instantiate it, {preset.__name__}().",
+                    resource,
+                    "arc.E011",
+                )
+            )
+        elif not isinstance(preset, Preset):
+            errors.append(
+                _err(
+                    f"`presets[{position}]` is {preset!r}, which is not a preset.",
+                    resource,
+                    "arc.E011",
+                    "Presets subclass django_arc.presets.Preset.",
+                )
+            )
+        else:
+            for problem in preset.check(resource):
+                errors.append(_err(problem, resource, "arc.E011"))
     return errors

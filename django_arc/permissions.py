@@ -10,6 +10,7 @@ which default to :func:`require_auth`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "when",
     "as_permission",
     "has_any_role",
+    "permission_problem",
 ]
 
 
@@ -92,6 +94,15 @@ class Permission:
 def _normalize(result: Any) -> PermissionResult:
     if isinstance(result, PermissionResult):
         return result
+    if isinstance(result, Permission) or callable(result):
+        # A builder used without calling it (``P.require_org_role`` in place of
+        # ``P.require_org_role("admin")``) returns a permission when called with the request:
+        # truthy, so it would grant everyone. ``manage.py check`` reports it (arc.E010);
+        # should one slip through, refuse to guess.
+        raise TypeError(
+            f"a permission returned {result!r} instead of a bool or PermissionResult; "
+            "was a permission builder used without calling it?"
+        )
     return GRANTED if result else PermissionResult(False, "Permission denied")
 
 
@@ -124,16 +135,23 @@ class _DRFPermission(Permission):
         return GRANTED if allowed else PermissionResult(False, str(message))
 
 
+def _is_drf_permission(value: Any) -> bool:
+    """A DRF permission class, or DRF's composition of them (``IsAuthenticated & IsAdmin``),
+    which is instantiated like a class."""
+    from rest_framework.permissions import BasePermission, OperationHolderMixin
+
+    if isinstance(value, type):
+        return issubclass(value, BasePermission)
+    return isinstance(value, OperationHolderMixin)
+
+
 def as_permission(value: Any) -> Permission:
     """Turn any accepted permission spelling into a :class:`Permission`."""
     if isinstance(value, Permission):
         return value
-    if isinstance(value, type):
-        from rest_framework.permissions import BasePermission
-
-        if issubclass(value, BasePermission):
-            return _DRFPermission(value)
-    if callable(value):
+    if _is_drf_permission(value):
+        return _DRFPermission(value)
+    if callable(value) and not isinstance(value, type):
         return _FunctionPermission(value)
     raise TypeError(f"Not a permission: {value!r}")
 
@@ -246,9 +264,28 @@ def _as_q(filters: dict[str, Any] | Q) -> Q:
     return filters if isinstance(filters, Q) else Q(**filters)
 
 
+class _Invalid(Permission):
+    """What a combinator was given that is no permission. Kept (rather than raised at import
+    time, a traceback while apps load) so ``manage.py check`` names it (arc.E010); should a
+    request reach it anyway, it refuses to decide."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def check(self, request, resource, action, obj=None):
+        raise TypeError(f"Not a permission: {self.value!r}")
+
+
+def _coerce(value: Any) -> Permission:
+    try:
+        return as_permission(value)
+    except TypeError:
+        return _Invalid(value)
+
+
 class _AllOf(Permission):
     def __init__(self, checks: Iterable[Any]) -> None:
-        self.checks = [as_permission(c) for c in checks]
+        self.checks = [_coerce(c) for c in checks]
 
     def check(self, request, resource, action, obj=None):
         combined: Q | None = None
@@ -264,7 +301,7 @@ class _AllOf(Permission):
 
 class _AnyOf(Permission):
     def __init__(self, checks: Iterable[Any]) -> None:
-        self.checks = [as_permission(c) for c in checks]
+        self.checks = [_coerce(c) for c in checks]
 
     def check(self, request, resource, action, obj=None):
         reasons: list[str] = []
@@ -293,14 +330,142 @@ def any_of(*checks: Any) -> Permission:
     return _AnyOf(checks)
 
 
+class _When(Permission):
+    def __init__(self, predicate: Callable[..., bool], check: Any) -> None:
+        self.predicate = predicate
+        self.inner = _coerce(check)
+
+    def check(self, request, resource, action, obj=None):
+        if self.predicate(request, resource, action, obj):
+            return self.inner(request, resource, action, obj)
+        return GRANTED
+
+    def __repr__(self) -> str:
+        return "<Permission when>"
+
+
 def when(predicate: Callable[..., bool], check: Any) -> Permission:
     """Apply ``check`` only when ``predicate(request, resource, action, obj)`` holds;
     otherwise grant. E.g. ``when(lambda r, *_: r.method == "DELETE", require_org_role("admin"))``."""
-    inner = as_permission(check)
+    return _When(predicate, check)
 
-    def run(request, resource, action, obj):
-        if predicate(request, resource, action, obj):
-            return inner(request, resource, action, obj)
-        return GRANTED
 
-    return _FunctionPermission(run, "when")
+# -- validation at start-up (``manage.py check``, arc.E010) ---------------------------------
+
+#: the builders of this module: each must be *called* to give a permission
+BUILDERS = (
+    allow_public,
+    require_auth,
+    require_roles,
+    require_org_membership,
+    require_org_role,
+    require_service_scope,
+    require_owner,
+    any_of,
+    all_of,
+    deny_all,
+    when,
+)
+_CALL = "(request, resource, action, obj=None)"
+#: what a permission may be, for check hints
+PERMISSION_KINDS = (
+    "A permission is a builder of django_arc.permissions, called (P.require_auth(), "
+    f"P.require_org_role('admin')), a callable {_CALL} returning a bool or "
+    "PermissionResult, or a DRF BasePermission class; None denies."
+)
+
+
+def _is_builder(func: Any) -> bool:
+    """One of ours, or a project's own builder (annotated ``-> Permission``)."""
+    if func in BUILDERS:
+        return True
+    try:
+        returns = inspect.signature(func).return_annotation
+    except (TypeError, ValueError):
+        return False
+    return returns is Permission or returns == "Permission"
+
+
+def _callable_name(func: Any) -> str:
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if name is None:
+        return repr(func)
+    return "the lambda " if name.endswith("<lambda>") else name
+
+
+def _signature_problem(func: Any, role: str) -> str | None:
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None  # a builtin without introspectable signature: judged at request time
+    try:
+        signature.bind(None, None, None, None)
+    except TypeError:
+        name = getattr(func, "__name__", "check")
+        name = "check" if name == "<lambda>" else name
+        return (
+            f"{role} {_callable_name(func)}{signature}, which cannot be called as {_CALL}; "
+            f"define it as def {name}{_CALL}."
+        )
+    return None
+
+
+def permission_problem(value: Any) -> str | None:
+    """Why ``value`` cannot guard a route, or ``None`` when it can (``None`` itself denies).
+
+    Catches at start-up what would otherwise fail at request time: a builder used without
+    calling it (for ``require_org_role`` that would even *grant* everyone), a callable that
+    cannot take ``(request, resource, action, obj)``, a permission class given where an
+    instance is needed (and the reverse for DRF), or something that is no permission at all.
+    Combinators (``any_of``, ``all_of``, ``when``) are checked through."""
+    if value is None:
+        return None
+    if isinstance(value, Permission):
+        return _inner_problem(value)
+    if _is_drf_permission(value):
+        return None
+    if isinstance(value, type):
+        if issubclass(value, Permission):
+            return (
+                f"is the class {value.__name__}, not a permission: instantiate it, "
+                f"{value.__name__}()."
+            )
+        return f"is the class {value.__name__}, which is not a permission."
+    if callable(value):
+        if _is_builder(value):
+            name = ("P." if value in BUILDERS else "") + getattr(value, "__name__", "builder")
+            args = "()" if not inspect.signature(value).parameters else "(...)"
+            return f"is the builder {name} itself, not a permission: call it, {name}{args}."
+        return _signature_problem(value, "is")
+    from rest_framework.permissions import BasePermission
+
+    if isinstance(value, BasePermission):
+        name = type(value).__name__
+        return f"is an instance of the DRF permission {name}: pass the class, {name}."
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return (
+            "is a collection, not a permission: combine permissions with P.any_of(...) "
+            "or P.all_of(...)."
+        )
+    return f"is {value!r}, which is not a permission."
+
+
+def _inner_problem(permission: Permission) -> str | None:
+    if isinstance(permission, _Invalid):
+        return permission_problem(permission.value) or "is not a permission."
+    if isinstance(permission, _FunctionPermission):
+        return permission_problem(permission.func)
+    if isinstance(permission, (_AllOf, _AnyOf)):
+        combinator = "all_of" if isinstance(permission, _AllOf) else "any_of"
+        for position, inner in enumerate(permission.checks, 1):
+            problem = _inner_problem(inner)
+            if problem:
+                return f"{combinator}() argument {position} {problem}"
+        return None
+    if isinstance(permission, _When):
+        problem = _signature_problem(permission.predicate, "when() predicate")
+        if problem:
+            return f"has a {problem}"
+        problem = _inner_problem(permission.inner)
+        return f"when() check {problem}" if problem else None
+    return None

@@ -8,6 +8,7 @@ loaded), and reused by every request.
 
 from __future__ import annotations
 
+import inspect
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,47 @@ if TYPE_CHECKING:
 
 #: permission keys that default to ``require_auth()`` when absent; all others fail closed
 DEFAULT_ALLOWED_KEYS = ("list", "get")
+
+#: Every option a ``Resource`` subclass may set. ``manage.py check`` refuses any other public
+#: name on a subclass (arc.E012: a misspelt ``preset`` must not silently drop tenancy), and
+#: the attribute table of ``docs/resources.md`` lists exactly these (a test keeps them equal).
+OPTIONS = (
+    "model",
+    "name",
+    "fields",
+    "read_only_fields",
+    "filter_fields",
+    "sort_fields",
+    "search_fields",
+    "default_sort",
+    "lookup_field",
+    "presets",
+    "permissions",
+    "field_permissions",
+    "on_field_write_denied",
+    "serializer_class",
+    "queryset",
+    "update_method",
+    "action_permissions",
+    "authentication_classes",
+    "throttle_classes",
+    "renderer_classes",
+    "parser_classes",
+    "filter_backends",
+    "pagination_class",
+)
+#: The write hooks, run inside every write's transaction.
+WRITE_HOOKS = (
+    "before_create",
+    "after_create",
+    "before_update",
+    "after_update",
+    "before_delete",
+    "after_delete",
+)
+#: The methods a subclass may override (``docs/resources.md``, "Hooks" and "Your own
+#: queryset"); everything else ``Resource`` defines is internal.
+HOOKS = ("get_queryset", *WRITE_HOOKS)
 
 
 class _hybrid:
@@ -96,8 +138,12 @@ class Resource:
 
     @cached_property
     def all_fields(self) -> list[str]:
+        """``fields``; by default a project serializer's own fields (it decides what is
+        rendered), else the model's concrete fields."""
         if self.fields is not None:
             return list(self.fields)
+        if self.serializer_class is not None:
+            return list(self.serializer_class().fields)
         return [f.name for f in self.model._meta.concrete_fields]
 
     @cached_property
@@ -156,7 +202,7 @@ class Resource:
     @cached_property
     def action_permission_map(self) -> dict[str, Permission | None]:
         """Each action's permission: its own, else ``action_permissions``, else deny."""
-        default = self.action_permissions
+        default = self.raw_option("action_permissions")
         return {
             name: as_permission(permission) if permission is not None else None
             for name, spec in self.actions.items()
@@ -243,15 +289,7 @@ class Resource:
         from rest_framework.relations import ManyRelatedField
         from rest_framework.serializers import BaseSerializer
 
-        hooks = (
-            "before_create",
-            "after_create",
-            "before_update",
-            "after_update",
-            "before_delete",
-            "after_delete",
-        )
-        if any(getattr(type(self), h) is not getattr(Resource, h) for h in hooks):
+        if any(getattr(type(self), h) is not getattr(Resource, h) for h in WRITE_HOOKS):
             return True
         if self.serializer_class is not None:
             return True
@@ -261,6 +299,12 @@ class Resource:
             isinstance(f, (ManyRelatedField, BaseSerializer)) and not f.read_only
             for f in self.serializer().fields.values()
         )
+
+    def raw_option(self, name: str) -> Any:
+        """An option as declared: a plain function given as ``action_permissions`` must not
+        become a method bound to the resource when read through the instance."""
+        value = inspect.getattr_static(type(self), name)
+        return value.__func__ if isinstance(value, staticmethod) else value
 
     @property
     def write_denied_policy(self) -> str:
@@ -313,3 +357,7 @@ class Resource:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.name}'>"
+
+    def __str__(self) -> str:
+        # How system checks name the resource (their ``obj``), once per message.
+        return f"{type(self).__qualname__.rsplit('<locals>.', 1)[-1]} ('{self.name}')"

@@ -17,16 +17,31 @@ from django.db import models
 from rest_framework import serializers
 
 from .events.event import unstorable_char
+from .query import MAX_INT
 
 
 class ArcSerializerMixin:
-    """Caches the result of ``get_fields()`` per serializer class."""
+    """Caches the result of ``get_fields()`` per serializer class.
+
+    Around a project's own serializer it also applies the resource's field rules, which the
+    generated serializer gets from its ``Meta``: hidden fields are left out, and fields no
+    body may write (``read_only_fields``, the primary key, tenant and other preset-managed
+    fields, ``read_only()``) are read-only, so the serializer neither requires nor accepts
+    what the write guard keeps out of the body and the presets set themselves."""
+
+    #: names to leave out / make read-only (set on the class built around a user serializer)
+    _arc_hidden: frozenset[str] = frozenset()
+    _arc_read_only: frozenset[str] = frozenset()
 
     def get_fields(self) -> dict[str, serializers.Field]:
         cls = type(self)
         proto = cls.__dict__.get("_arc_field_prototypes")
         if proto is None:
             proto = super().get_fields()
+            for name in cls._arc_hidden:
+                proto.pop(name, None)
+            for name in cls._arc_read_only & proto.keys():
+                _make_read_only(proto[name])
             cls._arc_field_prototypes = proto
         return {name: _clone(f) for name, f in proto.items()}
 
@@ -62,6 +77,14 @@ def _clone(field: serializers.Field) -> serializers.Field:
 
 def _has_children(field: serializers.Field) -> bool:
     return "child" in field.__dict__ or "child_relation" in field.__dict__
+
+
+def _make_read_only(field: serializers.Field) -> None:
+    # What ``read_only=True`` in the constructor would have set; a read-only field is
+    # skipped by validation and by ``_writable_fields`` (so also by DRF's unique-together
+    # validators, as for the generated serializer's ``Meta.read_only_fields``).
+    field.read_only = True
+    field.required = False
 
 
 class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
@@ -151,6 +174,18 @@ class ArcFloatField(serializers.FloatField):
         return value
 
 
+class ArcIntegerField(serializers.IntegerField):
+    """DRF's integer field, bounded to what an integer column can hold (64 bits) when the
+    model gives no range. Django 5 derives the range from the backend everywhere; Django
+    4.2's SQLite backend reports none, so ``{"pages": 2**63}`` reached the database and its
+    ``OverflowError`` was a 500. Same message as DRF gives for a model's own range."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_value", MAX_INT)
+        kwargs.setdefault("min_value", -MAX_INT - 1)
+        super().__init__(**kwargs)
+
+
 class ArcJSONField(serializers.JSONField):
     """DRF's JSON field, refusing NUL characters and lone surrogates as DRF's ``CharField``
     does: PostgreSQL's ``jsonb`` cannot store them (and a surrogate is not even UTF-8, so the
@@ -175,23 +210,27 @@ class ArcJSONField(serializers.JSONField):
 
 def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
     """The serializer a resource uses: the user's ``serializer_class`` (with field caching
-    mixed in) or a ``ModelSerializer`` over ``resource.serializer_fields``.
+    and the resource's hidden and read-only fields mixed in) or a ``ModelSerializer`` over
+    ``resource.serializer_fields``.
 
     Fields a ``ModelSerializer`` builds from the model are the stricter ones below, in a
     user's class too unless it chose its own ``serializer_field_mapping`` or
     ``serializer_related_field``; fields a class declares are left alone."""
     user_class = resource.serializer_class
     if user_class is not None:
-        if issubclass(user_class, ArcSerializerMixin):
-            return user_class
-        attrs: dict[str, Any] = {"__module__": user_class.__module__}
+        attrs: dict[str, Any] = {
+            "__module__": user_class.__module__,
+            "_arc_hidden": resource.hidden_fields,
+            "_arc_read_only": resource.read_only_set,
+        }
         if issubclass(user_class, serializers.ModelSerializer):
             model_serializer = serializers.ModelSerializer
             if user_class.serializer_field_mapping is model_serializer.serializer_field_mapping:
                 attrs["serializer_field_mapping"] = _FIELD_MAPPING
             if user_class.serializer_related_field is model_serializer.serializer_related_field:
                 attrs["serializer_related_field"] = ArcPrimaryKeyRelatedField
-        return type(user_class.__name__, (ArcSerializerMixin, user_class), attrs)
+        bases = (user_class,) if issubclass(user_class, ArcSerializerMixin) else None
+        return type(user_class.__name__, bases or (ArcSerializerMixin, user_class), attrs)
 
     meta = type(
         "Meta",
@@ -217,6 +256,11 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
 
 _FIELD_MAPPING = {
     **serializers.ModelSerializer.serializer_field_mapping,
+    **{
+        model_field: ArcIntegerField
+        for model_field, field in serializers.ModelSerializer.serializer_field_mapping.items()
+        if field is serializers.IntegerField
+    },
     models.FloatField: ArcFloatField,
     models.JSONField: ArcJSONField,
 }

@@ -67,3 +67,14 @@ class OrderFactory(factory.django.DjangoModelFactory):
     organization = factory.SelfAttribute("product.organization")
     quantity = 1
     customer_email = "buyer@example.com"
+
+
+def member_client(org, role):
+    """An API client acting as a new member of ``org`` with ``role``."""
+    from rest_framework.test import APIClient
+
+    user = MembershipFactory(organization=org, role=role).user
+    client = APIClient()
+    client.force_authenticate(user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    return client

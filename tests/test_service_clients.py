@@ -248,15 +248,29 @@ def test_touch_is_conditional(client_and_key):
 # ---------------------------------------------------------------------------- command
 
 
-def test_arc_create_client_prints_key_once_and_it_works():
+@pytest.fixture
+def org():
+    from tests.factories import OrganizationFactory
+
+    return OrganizationFactory()
+
+
+def test_arc_create_client_prints_key_once_and_it_works(org):
     out = io.StringIO()
     call_command(
-        "arc_create_client", "--name", "erp", "--org", "12", "--scopes", "a, b,,c", stdout=out
+        "arc_create_client",
+        "--name",
+        "erp",
+        "--org",
+        str(org.pk),
+        "--scopes",
+        "a, b,,c",
+        stdout=out,
     )
     text = out.getvalue()
     key = re.search(r"key:\s+(\S+)", text).group(1)
     client = ServiceClient.objects.get(name="erp")
-    assert client.organization_id == "12"
+    assert client.organization_id == str(org.pk)
     assert client.scopes == ["a", "b", "c"]
     assert client.active is True
     assert client.client_id in text
@@ -265,10 +279,17 @@ def test_arc_create_client_prints_key_once_and_it_works():
     assert text.count(key) == 1
 
 
-def test_arc_create_client_key_only_and_inactive():
+def test_arc_create_client_key_only_and_inactive(org):
     out = io.StringIO()
     call_command(
-        "arc_create_client", "--name", "x", "--org", "1", "--key-only", "--inactive", stdout=out
+        "arc_create_client",
+        "--name",
+        "x",
+        "--org",
+        str(org.pk),
+        "--key-only",
+        "--inactive",
+        stdout=out,
     )
     key = out.getvalue().strip()
     assert key.startswith(KEY_PREFIX) and "\n" not in key
@@ -293,6 +314,52 @@ def test_arc_create_client_rejects_bad_input(args):
 def test_arc_create_client_requires_org():
     with pytest.raises(CommandError):
         call_command("arc_create_client", "--name", "n", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("value", ["999", "abc", "-1", "99999999999999999999999", "1.0"])
+def test_arc_create_client_refuses_an_organization_that_does_not_exist(org, value):
+    """The organization model is the one MultiTenant resources point at (shop.Organization)."""
+    if value == "999":
+        assert not type(org).objects.filter(pk=999).exists()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("arc_create_client", "--name", "n", "--org", value, stdout=io.StringIO())
+    assert str(excinfo.value) == (
+        f"Organization {value!r} does not exist (shop.Organization); create it first."
+    )
+    assert ServiceClient.objects.count() == 0
+
+
+def test_arc_create_client_through_manage_py_names_the_organization(org, capsys):
+    """What a user sees: ``CommandError: …`` on stderr and exit status 1."""
+    from django.core.management import ManagementUtility
+
+    with pytest.raises(SystemExit) as excinfo:
+        ManagementUtility(
+            ["manage.py", "arc_create_client", "--name", "n", "--org", "999"]
+        ).execute()
+    assert excinfo.value.code == 1
+    assert capsys.readouterr().err == (
+        "CommandError: Organization '999' does not exist (shop.Organization); create it first.\n"
+    )
+
+
+def test_arc_create_client_without_an_organization_model_warns_and_creates(monkeypatch):
+    from django_arc.management.commands import arc_create_client
+
+    monkeypatch.setattr(arc_create_client, "organization_models", lambda: [])
+    err = io.StringIO()
+    call_command(
+        "arc_create_client",
+        "--name",
+        "n",
+        "--org",
+        "ext-42",
+        "--key-only",
+        stdout=io.StringIO(),
+        stderr=err,
+    )
+    assert "Cannot check that organization 'ext-42' exists" in err.getvalue()
+    assert ServiceClient.objects.get().organization_id == "ext-42"
 
 
 # ---------------------------------------------------------------------------- admin

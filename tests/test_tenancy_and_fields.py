@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from shop.models import Product
-from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+from tests.factories import OrganizationFactory, ProductFactory, member_client
 
 pytestmark = pytest.mark.django_db
 
@@ -14,12 +14,7 @@ def orgs():
     return OrganizationFactory(), OrganizationFactory()
 
 
-def member(org, role):
-    user = MembershipFactory(organization=org, role=role).user
-    client = APIClient()
-    client.force_authenticate(user)
-    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
-    return client
+member = member_client
 
 
 def test_body_org_of_another_tenant_on_create_is_refused_under_reject(orgs):

@@ -9,6 +9,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import QuerySet
 
 from ..exceptions import ArcError
+from ..query import MAX_INT
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ class _Dimension:
         try:
             value = target.to_python(raw)
             target.run_validators(value)
+            if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
+                # Django 4.2's SQLite backend gives integer columns no range validators
+                raise OverflowError(value)
         except (ValidationError, ValueError, TypeError, OverflowError):
             raise ArcError(
                 "ORG_REQUIRED", f"Invalid {self.label} id", 403, {"missing": self.label}

@@ -609,3 +609,60 @@ class BulkBookResource(Resource):
 class StripBulkBookResource(BulkBookResource):
     name = "strip-bulk-books"
     on_field_write_denied = "strip"
+
+
+# -- a project's own serializer on a MultiTenant resource (issue #18, point 2) -----------------
+
+
+class PlainProductSerializer(serializers.ModelSerializer):
+    """A plain ``ModelSerializer`` as a project writes it, knowing nothing of django-arc: it
+    requires the tenant (from the model), ``in_stock`` and ``secret_notes`` (declared), and
+    adds ``label``, a field only it declares."""
+
+    in_stock = serializers.BooleanField()
+    secret_notes = serializers.CharField()
+    label = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = [
+            "id",
+            "name",
+            "sku",
+            "price",
+            "status",
+            "cost",
+            "secret_notes",
+            "in_stock",
+            "organization",
+            "created_at",
+            "label",
+        ]
+
+    def get_label(self, obj) -> str:
+        return f"{obj.name} ({obj.sku})"
+
+
+@arc.register
+class SerializedProductResource(Resource):
+    """No ``fields``: they default to the serializer's. The resource's rules apply to it as to
+    a generated one: tenant and ``read_only_fields`` read-only, hidden fields gone, field
+    permissions on every field it renders, ``label`` included."""
+
+    model = Product
+    name = "serialized-products"
+    serializer_class = PlainProductSerializer
+    read_only_fields = ["in_stock"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {
+        "list": P.require_org_membership(),
+        "get": P.require_org_membership(),
+        "create": P.require_org_role("admin", "editor"),
+        "update": P.require_org_role("admin", "editor"),
+    }
+    field_permissions = {
+        "cost": F.visible_to("admin"),
+        "status": F.writable_by("admin"),
+        "secret_notes": F.hidden(),
+        "label": F.visible_to("admin", "editor"),
+    }

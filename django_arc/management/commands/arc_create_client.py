@@ -3,15 +3,59 @@
 The raw key is printed once and is not recoverable afterwards (only its SHA-256 is stored);
 lose it and you create a new client or rotate the key in the admin-less way
 (``client.set_new_key(); client.save()``).
+
+``--org`` must name an existing organization. django-arc does not own the organization model,
+so it takes it from the resources: the model every ``MultiTenant`` organization dimension
+points at (``Product.organization`` → ``shop.Organization``). A client for an organization
+that does not exist would be a key that can never read anything, or one waiting for
+whatever organization is created under that id later.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import models
 
 from django_arc.clients import ServiceClient
+
+
+def organization_models() -> list[type[models.Model]]:
+    """The models organization ids point at: the related model of every ``MultiTenant``
+    dimension of type ``org`` that is a relation, over every registered resource."""
+    from django_arc.presets.tenancy import MultiTenant
+    from django_arc.sites import _all_sites
+
+    found: list[type[models.Model]] = []
+    for site in _all_sites:
+        for resource in site.resources:
+            for preset in resource.presets or ():
+                if not isinstance(preset, MultiTenant):
+                    continue
+                for dimension in preset.dimensions:
+                    if dimension.type != "org":
+                        continue
+                    try:
+                        field = resource.model._meta.get_field(dimension.field)
+                    except FieldDoesNotExist:
+                        continue  # reported by manage.py check (arc.E011)
+                    target = field.related_model if field.is_relation else None
+                    if target is not None and target not in found:
+                        found.append(target)
+    return found
+
+
+def _exists(model: type[models.Model], org: str) -> bool:
+    pk = model._meta.pk
+    try:
+        value = pk.to_python(org)
+        pk.run_validators(value)  # out of the column's range: no such row
+        # (Django 4.2's SQLite backend has no range to validate: its driver overflows)
+        return model._default_manager.filter(pk=value).exists()
+    except (ValidationError, ValueError, TypeError, OverflowError):
+        return False
 
 
 def _parse_scopes(value: str) -> list[str]:
@@ -46,6 +90,17 @@ class Command(BaseCommand):
             raise CommandError("--org must not be empty.")
         if len(name) > 100 or len(org) > 128:
             raise CommandError("--name is limited to 100 characters, --org to 128.")
+        targets = organization_models()
+        for model in targets:
+            if not _exists(model, org):
+                raise CommandError(
+                    f"Organization {org!r} does not exist ({model._meta.label}); create it first."
+                )
+        if not targets:
+            self.stderr.write(
+                f"Cannot check that organization {org!r} exists: no MultiTenant resource "
+                "points at an organization model."
+            )
         scopes = _parse_scopes(options["scopes"])
         client, raw_key = ServiceClient.objects.create_with_key(
             name=name, organization_id=org, scopes=scopes, active=not options["inactive"]

@@ -1,0 +1,177 @@
+"""A project's own ``serializer_class`` gets the guarantees of the generated one (issue #18,
+point 2): tenant, preset-managed and ``read_only_fields`` are read-only for the write, hidden
+fields do not exist, field permissions apply to every field the serializer renders (also one
+only it declares), and ``fields`` defaults to the serializer's ``Meta.fields``.
+
+``SerializedProductResource`` (tests/testapp/resources.py) uses a plain ``ModelSerializer``
+that *requires* ``organization``, ``in_stock`` and ``secret_notes``: before, every create
+answered 400 ``organization: This field is required`` even when naming the caller's own org.
+"""
+
+import pytest
+
+from django_arc import Resource, arc
+from django_arc import fields as F
+from django_arc.checks import check_resource
+from shop.models import Product
+from tests.factories import OrganizationFactory, ProductFactory, member_client
+from tests.testapp.resources import PlainProductSerializer
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/serialized-products/"
+BODY = {"name": "Lamp", "sku": "L-1", "price": "9.50"}
+
+
+@pytest.fixture
+def orgs():
+    return OrganizationFactory(), OrganizationFactory()
+
+
+member = member_client
+
+
+def test_create_without_the_org_in_the_body_sets_the_callers(orgs):
+    a, _ = orgs
+    r = member(a, "editor").post(URL, BODY, format="json")
+    assert r.status_code == 201, r.json()
+    product = Product.objects.get()
+    assert (product.organization_id, product.in_stock, product.secret_notes) == (a.pk, True, "")
+    assert r.json()["data"] == {
+        "id": product.pk,
+        "name": "Lamp",
+        "sku": "L-1",
+        "price": "9.50",
+        "status": "draft",
+        "in_stock": True,
+        "organization": a.pk,
+        "created_at": r.json()["data"]["created_at"],
+        "label": "Lamp (L-1)",
+    }
+
+
+def test_create_naming_the_callers_own_org_works(orgs):
+    a, _ = orgs
+    r = member(a, "editor").post(URL, {**BODY, "organization": a.pk}, format="json")
+    assert r.status_code == 201, r.json()
+    assert Product.objects.get().organization_id == a.pk
+
+
+def test_create_naming_another_org_is_refused(orgs):
+    a, b = orgs
+    r = member(a, "editor").post(URL, {**BODY, "organization": b.pk}, format="json")
+    assert r.status_code == 403
+    assert r.json()["code"] == "FIELD_WRITE_DENIED"
+    assert r.json()["details"] == {"fields": ["organization"]}
+    assert not Product.objects.exists()
+
+
+def test_read_only_fields_are_refused_in_a_body_and_not_required(orgs):
+    a, _ = orgs
+    r = member(a, "admin").post(URL, {**BODY, "in_stock": False}, format="json")
+    assert r.status_code == 403
+    assert r.json()["details"] == {"fields": ["in_stock"]}
+    assert not Product.objects.exists()
+
+
+def test_update_applies_and_cannot_move_the_row(orgs):
+    a, b = orgs
+    product = ProductFactory(organization=a, name="Old", status="draft")
+    client = member(a, "editor")
+    r = client.patch(f"{URL}{product.pk}/", {"name": "New"}, format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["data"]["name"] == "New" and r.json()["data"]["label"].startswith("New")
+    r = client.patch(f"{URL}{product.pk}/", {"organization": b.pk}, format="json")
+    assert r.status_code == 403 and r.json()["details"] == {"fields": ["organization"]}
+    product.refresh_from_db()
+    assert (product.name, product.organization_id) == ("New", a.pk)
+
+
+def test_field_write_denied_names_every_field_and_writes_nothing(orgs):
+    a, _ = orgs
+    product = ProductFactory(organization=a, status="draft", cost=None)
+    editor = member(a, "editor")
+    r = editor.patch(
+        f"{URL}{product.pk}/", {"status": "active", "cost": "1.00", "name": "x"}, format="json"
+    )
+    assert r.status_code == 403
+    assert r.json()["details"] == {"fields": ["cost", "status"]}
+    product.refresh_from_db()
+    assert (product.status, product.cost, product.name) != ("active", 1, "x")
+    r = member(a, "admin").patch(
+        f"{URL}{product.pk}/", {"status": "active", "cost": "1.00"}, format="json"
+    )
+    assert r.status_code == 200
+    assert (r.json()["data"]["status"], r.json()["data"]["cost"]) == ("active", "1.00")
+
+
+def test_hidden_fields_are_never_rendered_required_or_written(orgs):
+    a, _ = orgs
+    product = ProductFactory(organization=a, secret_notes="TOP-SECRET")
+    admin = member(a, "admin")
+    created = admin.post(URL, {**BODY, "secret_notes": "planted"}, format="json")
+    assert created.status_code == 201, created.json()  # dropped as if it did not exist
+    responses = [
+        admin.get(URL),
+        admin.get(f"{URL}{product.pk}/"),
+        admin.patch(f"{URL}{product.pk}/", {"secret_notes": "x", "name": "n"}, format="json"),
+        created,
+    ]
+    for r in responses:
+        assert r.status_code in (200, 201)
+        assert b"TOP-SECRET" not in r.content and b"secret_notes" not in r.content
+    assert Product.objects.get(sku="L-1").secret_notes == ""
+    product.refresh_from_db()
+    assert product.secret_notes == "TOP-SECRET"
+
+
+def test_field_permissions_apply_to_a_field_only_the_serializer_declares(orgs):
+    a, _ = orgs
+    product = ProductFactory(organization=a, name="Lamp", sku="L-9", cost=3)
+    viewer, editor = member(a, "viewer"), member(a, "editor")
+    seen = viewer.get(f"{URL}{product.pk}/").json()["data"]
+    assert "label" not in seen and "cost" not in seen
+    assert editor.get(f"{URL}{product.pk}/").json()["data"]["label"] == "Lamp (L-9)"
+    assert "label" not in viewer.get(URL).json()["docs"][0]
+
+
+def test_fields_default_to_the_serializers_and_the_definition_checks_clean():
+    resource = arc.get_resource("serialized-products")
+    assert resource.all_fields == PlainProductSerializer.Meta.fields
+    assert check_resource(resource) == []
+
+
+def test_a_field_rule_on_a_serializer_only_field_is_not_e009_with_fields_given():
+    resource = type(
+        "Listed",
+        (Resource,),
+        {
+            "model": Product,
+            "name": "listed",
+            "fields": ["id", "name"],
+            "serializer_class": PlainProductSerializer,
+            "field_permissions": {"label": F.visible_to("admin"), "ghost": F.hidden()},
+        },
+    )()
+    assert [str(e) for e in check_resource(resource)] == [
+        "Listed ('listed'): (arc.E009) `field_permissions` names 'ghost', which is not in `fields`."
+    ]
+
+
+def test_a_serializer_that_cannot_build_its_fields_is_reported_not_raised():
+    from rest_framework import serializers
+
+    class Broken(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "nmae"]
+
+    resource = type(
+        "Broken", (Resource,), {"model": Product, "name": "broken", "serializer_class": Broken}
+    )()
+    errors = check_resource(resource)
+    assert [e.id for e in errors] == ["arc.E001"]
+    assert str(errors[0]).startswith(
+        "Broken ('broken'): (arc.E001) `serializer_class` Broken cannot build its fields: "
+        "Field name `nmae` is not valid for model `Product`"
+    )
