@@ -111,12 +111,18 @@ class EventMeta:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EventMeta:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        """The inverse of :meth:`to_dict`; unknown keys are ignored."""
+        if data.keys() <= _META_FIELD_NAMES:
+            values = dict(data)
+        else:
+            values = {k: v for k, v in data.items() if k in _META_FIELD_NAMES}
         ts = values.get("timestamp")
         if isinstance(ts, str):
             values["timestamp"] = datetime.fromisoformat(ts)
         return cls(**values)
+
+
+_META_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(EventMeta))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .event import DeadLetteredEvent, Event, EventJSONEncoder, EventMeta
+from django.core.serializers.json import DjangoJSONEncoder
+
+from .event import DeadLetteredEvent, Event, EventMeta
 
 #: ``EventMeta`` attribute → arc's key, in the order of arc's ``EventMeta`` interface.
 META_KEYS: dict[str, str] = {
@@ -37,7 +39,8 @@ META_KEYS: dict[str, str] = {
 }
 _ATTRS = {wire: attr for attr, wire in META_KEYS.items()}
 
-_encoder = EventJSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_META_ITEMS = tuple(META_KEYS.items())
+_encoder = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class WireError(ValueError):
@@ -45,8 +48,10 @@ class WireError(ValueError):
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON as ``JSON.stringify`` writes it (no spaces, non-ASCII unescaped), refusing
-    what JSON cannot hold (``NaN``, NUL, lone surrogates) with a ``ValueError``."""
+    """Compact JSON as ``JSON.stringify`` writes it (no spaces, non-ASCII unescaped);
+    ``NaN`` and ``Infinity`` are refused with a ``ValueError`` (they are not JSON). NUL is
+    fine on the wire (only PostgreSQL's ``jsonb`` refuses it, which ``publish`` checks); a
+    lone surrogate fails when the text is encoded as UTF-8 for Redis."""
     return _encoder.encode(value)
 
 
@@ -54,9 +59,9 @@ def format_timestamp(value: datetime) -> str:
     """``Date.prototype.toISOString()``: UTC, milliseconds, ``Z`` (naive means UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    else:
+    elif value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -71,11 +76,11 @@ def parse_timestamp(value: str) -> datetime:
 def meta_to_wire(meta: EventMeta) -> dict[str, Any]:
     """arc's ``meta`` object: camelCase keys, ``id`` and ``timestamp`` first, ``None`` left
     out (``JSON.stringify`` drops ``undefined``)."""
-    out: dict[str, Any] = {}
-    for attr, key in META_KEYS.items():
+    out: dict[str, Any] = {"id": meta.id, "timestamp": format_timestamp(meta.timestamp)}
+    for attr, key in _META_ITEMS[2:]:
         value = getattr(meta, attr)
         if value is not None:
-            out[key] = format_timestamp(value) if attr == "timestamp" else value
+            out[key] = value
     return out
 
 
@@ -115,15 +120,20 @@ def encode(event: Event) -> str:
 
 
 def encoded(event: Event) -> str:
-    """:func:`encode`, unless the event already carries its wire text (:func:`with_text`)."""
-    cached = event.__dict__.get("_wire_text")
-    return cached if cached is not None else encode(event)
+    """:func:`encode`, except for an event that carries its payload's stored JSON
+    (:func:`with_payload_json`): that text is spliced in, not re-encoded."""
+    payload_json = event.__dict__.get("_payload_json")
+    if payload_json is None:
+        return encode(event)
+    return splice(event.type, payload_json, dumps(meta_to_wire(event.meta)))
 
 
-def with_text(event: Event, wire_text: str) -> Event:
-    """Attach the wire text the relay spliced from the outbox row, so a Redis transport sends
-    it as it is. ``dataclasses.replace`` drops it: a changed event is encoded afresh."""
-    object.__setattr__(event, "_wire_text", wire_text)
+def with_payload_json(event: Event, payload_json: str) -> Event:
+    """Attach the JSON text ``event.payload`` was decoded from (an outbox row's column), for
+    :func:`encoded`. Only transports that write JSON use it, so the relay pays for the splice
+    only when publishing to Redis. ``dataclasses.replace`` drops it: a changed event is
+    encoded afresh."""
+    object.__setattr__(event, "_payload_json", payload_json)
     return event
 
 

@@ -17,9 +17,12 @@ from django.db.models import Q
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from ..events import wire
-from ..events.event import Event, EventMeta
+from ..events.event import Event, EventJSONEncoder, EventMeta
 from .models import OutboxEvent, OutboxStatus
+
+#: Compact JSON that refuses what ``jsonb`` cannot store (NaN, NUL, lone surrogates), on
+#: every backend, before any SQL is sent.
+_dumps = EventJSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 #: Dedupe keys longer than the column are replaced by their SHA-256 (still unique, stable).
 MAX_DEDUPE_KEY_LENGTH = 512
@@ -130,19 +133,19 @@ def _insert(
             pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
             payload_json = None  # a receiver may have changed the row
         values = [getattr(row, name) for name in _INSERT_COLUMNS]
-        values[3] = wire.dumps(row.meta)
+        values[3] = _dumps(row.meta)
     else:
         now = timezone.now()
         values = [
             str(event.meta.id),
             event.type,
             event.payload,
-            wire.dumps(stored_meta(event.meta)),
+            _dumps(stored_meta(event.meta)),
             now,
             now,
             partition_key(event),
         ]
-    values[2] = payload_json if payload_json is not None else wire.dumps(values[2])
+    values[2] = payload_json if payload_json is not None else _dumps(values[2])
     connection = connections[db]
     values[4] = connection.ops.adapt_datetimefield_value(values[4])
     values[5] = connection.ops.adapt_datetimefield_value(values[5])
