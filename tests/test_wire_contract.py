@@ -342,6 +342,7 @@ def test_defaults_match_arc_on_both_transports(redis_client):
             "default",
             "arc:events:dlq",
         )
+        assert streams.max_deliveries == 5  # arc's maxRetries (redis-stream.ts 177)
         assert pubsub.channel("product.created") == "arc-events:product.created"
         event = create_event("wire.defaults", {"n": 1})
         entry_id = streams.publish(event)
