@@ -393,3 +393,34 @@ def test_pubsub_messages_cross_both_ways_on_arcs_channels(redis_client):
     ]
     assert messages[0]["data"] == ARC_FULL.encode("utf-8")
     assert_arc_layout(json.loads(messages[1]["data"]), mine)
+
+
+@pytest.mark.parametrize("timestamp_us", [123456, 0], ids=["microseconds", "whole-second"])
+def test_the_relays_spliced_envelope_is_the_encoded_event(timestamp_us):
+    """The relay publishes outbox rows to Redis without building Events; what it splices must
+    be the same JSON value as encoding the Event the row holds."""
+    from django_arc.outbox.relay import Claimed, event_from_columns, wire_message
+    from django_arc.outbox.store import stored_meta
+
+    event = create_event(
+        "products.updated",
+        {"price": "9.50", "tags": ["été"], "n": None},
+        correlation_id="req-9",
+        resource_id=7,
+        aggregate={"type": "product", "id": "7"},
+        timestamp=datetime(2026, 5, 1, 8, 30, 15, timestamp_us, tzinfo=UTC),
+    )
+    row = Claimed(
+        1,
+        event.id,
+        event.type,
+        json.dumps(event.payload, ensure_ascii=False),
+        json.dumps(stored_meta(event.meta)),
+        None,
+        0,
+    )
+    event_type, data = wire_message(row, check_payload=True)
+    assert event_type == event.type
+    decoded = event_from_columns(row.event_id, row.type, row.payload, row.meta)
+    assert json.loads(data) == json.loads(wire.encode(decoded))
+    assert_arc_layout(json.loads(data), decoded)

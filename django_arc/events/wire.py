@@ -84,6 +84,31 @@ def meta_to_wire(meta: EventMeta) -> dict[str, Any]:
     return out
 
 
+def iso_to_wire(value: str) -> str:
+    """A stored ``isoformat()`` timestamp as ``toISOString()`` text, without building a
+    datetime for the usual UTC-with-microseconds form."""
+    if len(value) == 32 and value[19] == "." and value.endswith("+00:00"):
+        return value[:23] + "Z"
+    return format_timestamp(parse_timestamp(value))
+
+
+def meta_dict_to_wire(data: dict[str, Any]) -> dict[str, Any]:
+    """arc's ``meta`` object from the ``EventMeta.to_dict()`` form (snake_case keys, ISO
+    timestamp string): what the relay publishes for an outbox row without building an
+    ``EventMeta``. Unknown keys are left out, like unset ones."""
+    out = {}
+    for attr, key in _META_ITEMS:
+        value = data.get(attr)
+        if value is not None:
+            out[key] = value
+    out.setdefault("schemaVersion", 1)
+    timestamp = out.get("timestamp")
+    if not isinstance(timestamp, str):
+        raise WireError("meta.timestamp is missing or not an ISO 8601 string")
+    out["timestamp"] = iso_to_wire(timestamp)
+    return out
+
+
 def meta_from_wire(data: dict[str, Any]) -> EventMeta:
     """``EventMeta`` from arc's ``meta`` object; keys arc 2.9.1 does not define are ignored."""
     values = {_ATTRS[key]: value for key, value in data.items() if key in _ATTRS}

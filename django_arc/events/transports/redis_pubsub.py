@@ -46,10 +46,14 @@ class RedisPubSubTransport(Transport):
         return int(self.client.publish(self.channel(event.type), wire.encoded(event)))
 
     def publish_many(self, events: Iterable[Event]) -> list[int]:
+        return self.publish_wire((event.type, wire.encoded(event)) for event in events)
+
+    def publish_wire(self, messages: Iterable[tuple[str, str]]) -> list[int]:
+        """:meth:`publish_many` for envelopes already in arc's wire form, ``(type, data)``."""
         pipe = self.client.pipeline(transaction=False)
         count = 0
-        for event in events:
-            pipe.publish(self.channel(event.type), wire.encoded(event))
+        for event_type, data in messages:
+            pipe.publish(self.channel(event_type), data)
             count += 1
         return [int(n) for n in pipe.execute()] if count else []
 
