@@ -367,8 +367,11 @@ def render(
     from django.db import connection
 
     lines = [START, "## Outbox", ""]
+    requests = (
+        "--skip-requests" if req is None else f"--requests {args.requests} --rounds {args.rounds}"
+    )
     lines.append(
-        f"`python benchmarks/outbox.py --requests {args.requests} --rounds {args.rounds} "
+        f"`python benchmarks/outbox.py {requests} "
         f"--events {args.events} --relay-rounds {args.relay_rounds}` on "
         f"{_machine()}, PostgreSQL {connection.pg_version // 10000} (local, fsync=off), "
         f"Redis on loopback. The machine is shared with other jobs; expect ±20 % between runs."

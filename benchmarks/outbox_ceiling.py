@@ -39,21 +39,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 #: snake_case ``EventMeta`` keys as the outbox stores them → arc's camelCase wire keys.
-CAMEL = {
-    "id": "id",
-    "timestamp": "timestamp",
-    "schema_version": "schemaVersion",
-    "correlation_id": "correlationId",
-    "causation_id": "causationId",
-    "partition_key": "partitionKey",
-    "resource": "resource",
-    "resource_id": "resourceId",
-    "user_id": "userId",
-    "organization_id": "organizationId",
-    "source": "source",
-    "idempotency_key": "idempotencyKey",
-    "aggregate": "aggregate",
-}
+from django_arc.events.wire import META_KEYS  # noqa: E402
+
 TABLE = "django_arc_outboxevent"
 GUARD = (
     "SELECT set_config('enable_sort', 'off', true), "
@@ -77,7 +64,7 @@ def wire_meta(meta_json: str) -> str:
     """arc's ``meta`` from the stored snake_case one: camelCase keys, nulls left out, the
     timestamp as ``toISOString()`` (stored as UTC ``isoformat()`` with microseconds)."""
     meta = json.loads(meta_json)
-    out = {CAMEL[k]: v for k, v in meta.items() if v is not None}
+    out = {META_KEYS[k]: v for k, v in meta.items() if v is not None}
     out["timestamp"] = out["timestamp"][:23] + "Z"
     return _dumps(out)
 

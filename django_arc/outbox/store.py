@@ -164,27 +164,30 @@ def _insert(
     return row
 
 
+def _store(
+    event: Event, using: str | None, payload_json: str | None, *, want_row: bool
+) -> OutboxEvent | None:
+    require_event(event)
+    db = using or router.db_for_write(OutboxEvent)
+    if dedupe_key(event) is None:
+        return _insert(event, db, want_row=want_row, payload_json=payload_json)
+    return _store_deduplicated(row_for(event), db)
+
+
 def store_event(
     event: Event, using: str | None = None, payload_json: str | None = None
 ) -> OutboxEvent:
     """Insert ``event`` in the current transaction (see :meth:`EventOutbox.store`)."""
-    require_event(event)
-    db = using or router.db_for_write(OutboxEvent)
-    if dedupe_key(event) is None:
-        return _insert(event, db, want_row=True, payload_json=payload_json)
-    return _store_deduplicated(row_for(event), db)
+    row = _store(event, using, payload_json, want_row=True)
+    assert row is not None  # want_row: the insert returns the row
+    return row
 
 
 def store_event_without_row(
     event: Event, using: str | None = None, payload_json: str | None = None
 ) -> None:
     """:func:`store_event` for the ``resource_event`` receiver, which needs no row back."""
-    require_event(event)
-    db = using or router.db_for_write(OutboxEvent)
-    if dedupe_key(event) is None:
-        _insert(event, db, want_row=False, payload_json=payload_json)
-    else:
-        _store_deduplicated(row_for(event), db)
+    _store(event, using, payload_json, want_row=False)
 
 
 def _store_deduplicated(row: OutboxEvent, db: str) -> OutboxEvent:
