@@ -1,4 +1,4 @@
-"""Retrying subscribers and the dead-letter record they leave behind.
+"""Retrying subscribers, and handing a ``DeadLetteredEvent`` on when they give up.
 
 A subscriber that raises must not silently lose the event, nor block the stream for ever:
 ``with_retry`` retries it in-process a bounded number of times, then hands a
