@@ -1,7 +1,8 @@
 """Outbox benchmark (PostgreSQL): write overhead, relay throughput, claim query plan.
 
     eval "$(scripts/services.sh env)"          # ARC_PG_* and ARC_REDIS_URL
-    python benchmarks/outbox.py [--requests 300] [--rounds 12] [--events 50000] [--write-docs]
+    python benchmarks/outbox.py [--requests 300] [--rounds 12] [--events 20000]
+                                [--relay-rounds 3] [--write-docs]
 
 1. **Create throughput**: ``POST /api/products/`` through the real resource stack (scope
    middleware, permissions, tenancy, serializer, ``resource_event``), driven in-process with
@@ -10,10 +11,13 @@
    event row is inserted in the write's transaction), *outbox off* (published to the memory
    transport after commit) and *events off* (the ``resource_event`` receiver disconnected and
    the outbox off, so a plain write needs no transaction).
-2. **Relay throughput**: 1, 2 and 4 ``manage.py arc_relay`` processes (default batch size
-   100) drain N pending events to ``MemoryTransport`` and to ``RedisStreamsTransport``;
-   the clock starts when the events are committed and stops when no pending row is left
-   (worker start-up is excluded: the workers are idle-polling before the insert).
+2. **Relay throughput against the raw-SQL ceiling**: 1, 2 and 4 ``manage.py arc_relay``
+   processes at batch sizes 100 and 500 drain N pending events to ``MemoryTransport`` and to
+   ``RedisStreamsTransport``, and so do as many ``benchmarks/outbox_ceiling.py`` processes
+   (the same claim, lease, publish and mark on psycopg) with the same settings, back to back
+   in interleaved rounds; the report gives relay ÷ ceiling per round. The clock starts when
+   the events are committed and stops when no pending row is left (worker start-up is
+   excluded: the workers are idle-polling before the insert).
 3. **Claim plan**: ``EXPLAIN (ANALYZE, BUFFERS)`` of the claim query with every delivered row
    from step 2 still in the table and 1,000 pending rows.
 
@@ -24,6 +28,7 @@ test or demo databases.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -31,7 +36,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DB = "arc_bench_outbox"
@@ -154,27 +161,36 @@ def bench_requests(n: int, rounds: int) -> dict[str, float]:
     return summary
 
 
-# -- 2. relay throughput ----------------------------------------------------------------------
+# -- 2. relay throughput, against the raw-SQL ceiling ------------------------------------------
+
+KINDS = ("relay", "ceiling")
 
 
-def _start_workers(count: int, transport: str, logdir: Path) -> list[subprocess.Popen]:
+def _worker_command(kind: str, transport: str, batch: int, worker_id: str) -> list[str]:
+    if kind == "relay":
+        return [
+            sys.executable, "-m", "django", "arc_relay", "--interval", "0.02",
+            "--batch-size", str(batch), "--worker-id", worker_id, "--skip-checks",
+        ]  # fmt: skip
+    return [
+        sys.executable, str(REPO / "benchmarks" / "outbox_ceiling.py"), "--interval", "0.02",
+        "--batch-size", str(batch), "--worker-id", worker_id, "--transport", transport,
+    ]  # fmt: skip
+
+
+def _start_workers(
+    kind: str, count: int, transport: str, batch: int, logdir: Path
+) -> list[subprocess.Popen]:
     env = {**_env(), "ARC_BENCH_TRANSPORT": transport}
-    procs = []
+    ready = b"arc_relay.start" if kind == "relay" else b"ceiling.start"
+    procs, paths = [], []
     for i in range(count):
-        log = open(logdir / f"{transport}-{count}-{i}.log", "wb")  # noqa: SIM115
+        path = logdir / f"{kind}-{transport}-{batch}-{count}-{i}.log"
+        log = open(path, "wb")  # noqa: SIM115
+        paths.append(path)
         procs.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "django",
-                    "arc_relay",
-                    "--interval",
-                    "0.02",
-                    "--worker-id",
-                    f"bench-{i}",
-                    "--skip-checks",
-                ],
+                _worker_command(kind, transport, batch, f"bench-{kind}-{i}"),
                 env=env,
                 cwd=str(REPO),
                 stdout=log,
@@ -183,11 +199,10 @@ def _start_workers(count: int, transport: str, logdir: Path) -> list[subprocess.
         )
     # Wait until every worker is polling (its start line is written after set-up).
     deadline = time.monotonic() + 60
-    for i in range(count):
-        path = logdir / f"{transport}-{count}-{i}.log"
-        while b"arc_relay.start" not in path.read_bytes():
-            if procs[i].poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"relay worker failed to start:\n{path.read_text()}")
+    for proc, path in zip(procs, paths, strict=True):
+        while ready not in path.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{kind} worker failed to start:\n{path.read_text()}")
             time.sleep(0.05)
     return procs
 
@@ -202,24 +217,68 @@ def _stop_workers(procs: list[subprocess.Popen]) -> None:
             proc.stdout.close()
 
 
-def bench_relay(events: int, transport: str, workers: int, logdir: Path) -> float:
-    from django.db import transaction
+def seed(events: Iterable[Any]) -> None:
+    """Pending rows exactly as ``store_event`` writes them, loaded with ``COPY`` in one
+    transaction (``store_many``'s ORM ``INSERT`` took 4.4 s for 20,000 rows, more than the
+    relay runs it feeds)."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from django_arc.outbox import OutboxEvent
+    from django_arc.outbox.store import stored_meta
+
+    columns = (
+        "event_id, type, payload, meta, status, attempts, visible_at, partition_key, "
+        "last_error, created_at"
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            with cursor.cursor.copy(
+                f"COPY {OutboxEvent._meta.db_table} ({columns}) FROM STDIN"
+            ) as copy:
+                for event in events:
+                    copy.write_row(
+                        (
+                            event.id,
+                            event.type,
+                            json.dumps(event.payload),
+                            json.dumps(stored_meta(event.meta)),
+                            "pending",
+                            0,
+                            now,
+                            event.meta.partition_key,
+                            "",
+                            now,
+                        )
+                    )
+
+
+def bench_relay(
+    events: int, kind: str, transport: str, batch: int, workers: int, logdir: Path
+) -> float:
+    """Events/s for ``workers`` processes of ``kind`` draining ``events`` pending rows.
+
+    The table is emptied first, so every run starts from the same state; the clock starts
+    when the rows are committed and stops when none is pending (the workers are already
+    idle-polling, so their start-up is not timed)."""
+    from django.db import connection
 
     from django_arc.events.event import create_event
-    from django_arc.outbox import EventOutbox, OutboxEvent
+    from django_arc.outbox import OutboxEvent
 
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {OutboxEvent._meta.db_table}")
     if transport == "redis":
         import redis
 
         redis.Redis.from_url(os.environ["ARC_REDIS_URL"]).delete("arc:bench")
-    procs = _start_workers(workers, transport, logdir)
+    procs = _start_workers(kind, workers, transport, batch, logdir)
     try:
-        batch = [
+        seed(
             create_event("orders.created", {"n": i, "sku": f"S{i}"}, partition_key=f"o:{i % 500}")
             for i in range(events)
-        ]
-        with transaction.atomic():
-            EventOutbox(None).store_many(batch)
+        )
         started = time.perf_counter()
         pending = OutboxEvent.objects.filter(status="pending")
         while pending.exists():
@@ -227,13 +286,9 @@ def bench_relay(events: int, transport: str, workers: int, logdir: Path) -> floa
         elapsed = time.perf_counter() - started
     finally:
         _stop_workers(procs)
-    if (
-        OutboxEvent.objects.filter(
-            event_id__in=[batch[0].id, batch[-1].id], status="delivered"
-        ).count()
-        != 2
-    ):
-        raise SystemExit("events were not delivered")
+    delivered = OutboxEvent.objects.filter(status="delivered").count()
+    if delivered != events:
+        raise SystemExit(f"{kind}: {delivered} of {events} events delivered")
     if transport == "redis":
         import redis
 
@@ -241,6 +296,35 @@ def bench_relay(events: int, transport: str, workers: int, logdir: Path) -> floa
         if length < events:
             raise SystemExit(f"stream holds {length} entries, expected {events}")
     return events / elapsed
+
+
+def bench_relays(args: argparse.Namespace, logdir: Path) -> dict[tuple, list[float]]:
+    """Every configuration, relay and ceiling back to back, in ``args.relay_rounds`` rounds;
+    the order of the two kinds alternates and the configurations rotate every round, so
+    drift (and whatever else loads the machine) hits both sides alike."""
+    configs = [
+        (transport, batch, workers)
+        for transport in args.transports
+        for batch in args.batch_sizes
+        for workers in args.workers
+    ]
+    samples: dict[tuple, list[float]] = {}
+    for r in range(args.relay_rounds):
+        shift = r % len(configs)
+        for i, config in enumerate(configs[shift:] + configs[:shift]):
+            kinds = KINDS if (r + i) % 2 == 0 else KINDS[::-1]
+            load = os.getloadavg()[0]
+            for kind in kinds:
+                rate = bench_relay(args.events, kind, *config, logdir)
+                samples.setdefault((kind, *config), []).append(rate)
+                samples.setdefault(("load", *config), []).append(load)
+                transport, batch, workers = config
+                print(
+                    f"round {r + 1} {kind:7} {transport:6} batch {batch:3} x{workers}: "
+                    f"{rate:8,.0f} ev/s (load {load:.1f})",
+                    flush=True,
+                )
+    return samples
 
 
 # -- 3. claim plan ------------------------------------------------------------------------------
@@ -274,7 +358,7 @@ def _machine() -> str:
 
 def render(
     req: dict[str, float] | None,
-    relay: dict[tuple[str, int], float],
+    relay: dict[tuple, list[float]],
     plan: str,
     delivered: int,
     pending: int,
@@ -283,9 +367,12 @@ def render(
     from django.db import connection
 
     lines = [START, "## Outbox", ""]
+    requests = (
+        "--skip-requests" if req is None else f"--requests {args.requests} --rounds {args.rounds}"
+    )
     lines.append(
-        f"`python benchmarks/outbox.py --requests {args.requests} --rounds {args.rounds} "
-        f"--events {args.events}` on "
+        f"`python benchmarks/outbox.py {requests} "
+        f"--events {args.events} --relay-rounds {args.relay_rounds}` on "
         f"{_machine()}, PostgreSQL {connection.pg_version // 10000} (local, fsync=off), "
         f"Redis on loopback. The machine is shared with other jobs; expect ±20 % between runs."
     )
@@ -304,25 +391,45 @@ def render(
         lines.append("")
     if relay:
         lines += [
-            f"### Relay throughput ({args.events:,} events, `arc_relay` processes, batch size 100, "
-            f"best of {args.repeat})",
+            f"### Relay throughput against the raw-SQL ceiling ({args.events:,} events per run, "
+            f"{args.relay_rounds} interleaved rounds, per-round medians)",
             "",
-            "| transport | 1 worker | 2 workers | 4 workers |",
-            "|---|---:|---:|---:|",
+            "| transport | batch | workers | relay ev/s | ceiling ev/s | relay ÷ ceiling "
+            "(median; min–max of rounds) |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
+        loads = []
         for transport in args.transports:
-            cells = [f"{relay[(transport, w)]:,.0f} ev/s" for w in (1, 2, 4)]
-            name = "MemoryTransport" if transport == "memory" else "RedisStreamsTransport"
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            for batch in args.batch_sizes:
+                for workers in args.workers:
+                    key = (transport, batch, workers)
+                    mine, ceiling = relay[("relay", *key)], relay[("ceiling", *key)]
+                    ratios = [a / b for a, b in zip(mine, ceiling, strict=True)]
+                    loads += relay[("load", *key)]
+                    name = "memory" if transport == "memory" else "Redis Streams"
+                    lines.append(
+                        f"| {name} | {batch} | {workers} | {statistics.median(mine):,.0f} | "
+                        f"{statistics.median(ceiling):,.0f} | **{statistics.median(ratios):.2f}**"
+                        f"; {min(ratios):.2f}–{max(ratios):.2f} |"
+                    )
+        lines += [
+            "",
+            f"Machine load (1-minute load average before each pair): {min(loads):.1f}–"
+            f"{max(loads):.1f} on {os.cpu_count()} cores.",
+            "",
+        ]
     lines += [
         "",
         "Notes: *events off* has no receiver and no transaction, so its create is one "
         "autocommit `INSERT`; *outbox on* is `BEGIN`, the `INSERT`, the outbox row's `INSERT` "
         "and `COMMIT`. In process, with no HTTP server in the baseline, that is the largest "
         "relative figure this write path can show; the same comparison over HTTP (gunicorn + "
-        "wrk, `benchmarks/outbox_requests.py`) is in the section above. Relay workers are "
-        "separate processes; on a 2-core machine two workers (each with its PostgreSQL "
-        "backend) already use both cores, so four add contention rather than throughput.",
+        "wrk, `benchmarks/outbox_requests.py`) is in the section above. *relay* is "
+        "`manage.py arc_relay` processes; *ceiling* is `benchmarks/outbox_ceiling.py`, the "
+        "same claim, lease, publish and mark written directly on psycopg (same statements, "
+        "batch size, worker count and transport). Each run starts from an empty outbox table; "
+        "on a 2-core machine two workers (each with its PostgreSQL backend) already use both "
+        "cores, so four add contention rather than throughput.",
     ]
     lines += [
         "",
@@ -352,13 +459,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=12)
-    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--transports", nargs="+", default=None, choices=["memory", "redis"])
     parser.add_argument("--skip-requests", action="store_true")
     parser.add_argument("--skip-relay", action="store_true")
-    parser.add_argument(
-        "--repeat", type=int, default=2, help="relay runs per configuration; the best is kept"
-    )
+    parser.add_argument("--relay-rounds", type=int, default=3, help="interleaved relay rounds")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOC}")
     args = parser.parse_args()
     if args.transports is None:
@@ -376,18 +483,10 @@ def main() -> None:
 
     import tempfile
 
-    relay: dict[tuple[str, int], float] = {}
-    with tempfile.TemporaryDirectory() as logdir:
-        for transport in args.transports:
-            for workers in (1, 2, 4):
-                relay[(transport, workers)] = max(
-                    bench_relay(args.events, transport, workers, Path(logdir))
-                    for _ in range(args.repeat)
-                )
-                print(
-                    f"relay {transport} x{workers}: {relay[(transport, workers)]:,.0f} ev/s",
-                    flush=True,
-                )
+    relay: dict[tuple, list[float]] = {}
+    if args.transports:
+        with tempfile.TemporaryDirectory() as logdir:
+            relay = bench_relays(args, Path(logdir))
     plan, delivered, pending = claim_plan()
     section = render(req, relay, plan, delivered, pending, args)
     print(section)

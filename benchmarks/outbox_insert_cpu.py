@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> None:
     from django.utils import timezone
 
     from django_arc.events import create_event
-    from django_arc.outbox import relay
+    from django_arc.outbox import store
 
     call_command("migrate", verbosity=0)
     calls = args.calls
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> None:
             source="django-arc",
         )
 
-    sql = relay._insert_statement(connection)
-    meta = json.dumps(relay._meta_dict(new_event().meta))
+    sql = store._insert_statement(connection)
+    meta = json.dumps(store.stored_meta(new_event().meta))
     payload = json.dumps(PAYLOAD)
 
     def values() -> list[Any]:
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> None:
             ("the same INSERT, server-side binding", lambda: server_side.execute(sql, values())),
             (
                 "store_event_without_row(event)",
-                lambda: relay.store_event_without_row(next(events)),
+                lambda: store.store_event_without_row(next(events)),
             ),
         ]
         print("| what | CPU µs per call |\n|---|---:|")

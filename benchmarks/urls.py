@@ -1,14 +1,17 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from benchmarks.benchapp.drf_views import ItemViewSet
+from benchmarks.benchapp.drf_views import ItemOutboxViewSet, ItemViewSet
 from benchmarks.benchapp.resources import access, bench
 
 router = DefaultRouter()
 router.register("items", ItemViewSet, basename="drf-items")
+outbox_router = DefaultRouter()
+outbox_router.register("items", ItemOutboxViewSet, basename="drf-outbox-items")
 
 urlpatterns = [
     path("drf/", include(router.urls)),
+    path("drf-outbox/", include(outbox_router.urls)),
     path("arc/", include(bench.urls)),
     path("access/", include(access.urls)),
 ]

@@ -127,6 +127,16 @@ def _ob_requeue(queryset) -> int:
     return get_outbox().requeue(queryset)
 
 
+#: Batches one "Relay now" may run: a request must not relay an unbounded backlog.
+RELAY_NOW_MAX_BATCHES = 10
+
+
+def _ob_relay_now() -> dict:
+    from .outbox import run_relay
+
+    return run_relay(max_batches=RELAY_NOW_MAX_BATCHES, until_drained=True).to_dict()
+
+
 @_ob_admin.register(_OutboxEvent)
 class OutboxEventAdmin(_ob_admin.ModelAdmin):
     """Changelist filterable by status/type/date, read-only detail, requeue and purge actions,
@@ -241,12 +251,43 @@ class OutboxEventAdmin(_ob_admin.ModelAdmin):
     def get_urls(self):
         opts = self.model._meta
         name = f"{opts.app_label}_{opts.model_name}_dead_letters"
+        relay = f"{opts.app_label}_{opts.model_name}_relay_now"
         return [
             _ob_path(
                 "dead-letters/", self.admin_site.admin_view(self.dead_letters_view), name=name
             ),
+            _ob_path("relay-now/", self.admin_site.admin_view(self.relay_now_view), name=relay),
             *super().get_urls(),
         ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_relay": self.has_change_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def relay_now_view(self, request):
+        """POST: relay pending events now with :func:`django_arc.outbox.run_relay` (the loop
+        of ``arc_relay`` and the Celery task), at most ``RELAY_NOW_MAX_BATCHES`` batches, then
+        back to the changelist with the counts."""
+        if request.method != "POST":
+            return _ObRedirect(self._ob_url("changelist"))
+        if not self.has_change_permission(request):
+            raise _ObPermissionDenied
+        totals = _ob_relay_now()
+        level = _ob_messages.SUCCESS
+        if totals["publish_failed"] or totals["errors"]:
+            level = _ob_messages.WARNING
+        self.message_user(
+            request,
+            f"Relayed {totals['relayed']} event(s) in {totals['batches']} batch(es); "
+            f"{totals['publish_failed']} failed to publish ({totals['dead_lettered']} went "
+            f"dead), {totals['errors']} batch(es) hit a database error.",
+            level,
+        )
+        return _ObRedirect(self._ob_url("changelist"))
+
+    def _ob_url(self, name: str) -> str:
+        opts = self.model._meta
+        return _ob_reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_{name}")
 
     def dead_letters_view(self, request):
         """Dead rows, oldest first, with their full ``last_error``; POST requeues the ticked

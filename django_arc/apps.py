@@ -11,13 +11,20 @@ class ArcConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported here, not at module level: they import models, which the app registry
+        # only allows once apps are loaded.
         from . import checks  # noqa: F401  (registers system checks)
+        from .events.bus import on_scope_elevated
+        from .outbox import receivers
+        from .signals import resource_event, scope_elevated
         from .sites import arc
 
-        # Connects the scope_elevated receiver (every elevation becomes an event).
-        import_module("django_arc.events")
-        # Connects the resource_event receiver that stores events in the outbox.
-        import_module("django_arc.outbox.receivers")
+        # Every elevation becomes an arc.scope.elevated event.
+        scope_elevated.connect(
+            on_scope_elevated, dispatch_uid="django_arc.events.on_scope_elevated"
+        )
+        # Every resource event is stored in the outbox (or published after commit).
+        resource_event.connect(receivers.store_resource_event, dispatch_uid=receivers.DISPATCH_UID)
         # Teaches drf-spectacular the service-key scheme (when it is installed).
         if importlib.util.find_spec("drf_spectacular") is not None:
             import_module("django_arc.schema")

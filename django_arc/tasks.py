@@ -23,53 +23,34 @@ from typing import Any
 
 from celery import shared_task
 
-logger = logging.getLogger("django_arc.outbox")
+from .outbox import get_outbox, run_relay
+from .settings import arc_settings
 
-_COUNTERS = (
-    "relayed",
-    "attempted",
-    "publish_failed",
-    "ack_failed",
-    "ownership_mismatches",
-    "malformed",
-    "fail_hook_errors",
-    "dead_lettered",
-)
+logger = logging.getLogger("django_arc.outbox")
 
 
 @shared_task(name="django_arc.relay_outbox")
 def relay_outbox(
     batch_size: int | None = None, max_batches: int = 10, worker_id: str | None = None
 ) -> dict[str, Any]:
-    """Relay up to ``max_batches`` batches of pending events; stop early once a batch comes
-    back short (the backlog is drained). Returns summed counters (JSON, for the result
-    backend and flower)."""
-    from .outbox import get_outbox
-    from .settings import arc_settings
-
+    """Relay up to ``max_batches`` batches of pending events with :func:`run_relay`, stopping
+    early once a batch comes back short (the backlog is drained). Returns the summed counters
+    (JSON, for the result backend and flower)."""
     size = int(batch_size or arc_settings.OUTBOX.get("BATCH_SIZE", 100))
-    batches = max(1, int(max_batches))
     worker = worker_id or f"celery:{socket.gethostname()}:{os.getpid()}"
-    outbox = get_outbox()
-    totals: dict[str, Any] = dict.fromkeys(_COUNTERS, 0)
-    totals["batches"] = 0
-    for _ in range(batches):
-        result = outbox.relay_batch(limit=size, worker_id=worker)
-        totals["batches"] += 1
-        for name in _COUNTERS:
-            totals[name] += int(getattr(result, name, 0) or 0)
-        if result.attempted < size:
-            break
+    totals = run_relay(
+        batch_size=size, worker_id=worker, max_batches=max(1, int(max_batches)), until_drained=True
+    )
     logger.info(
         "relay_outbox worker=%s batches=%d attempted=%d relayed=%d failed=%d dead=%d",
         worker,
-        totals["batches"],
-        totals["attempted"],
-        totals["relayed"],
-        totals["publish_failed"],
-        totals["dead_lettered"],
+        totals.batches,
+        totals.attempted,
+        totals.relayed,
+        totals.publish_failed,
+        totals.dead_lettered,
     )
-    return totals
+    return totals.to_dict()
 
 
 @shared_task(name="django_arc.purge_outbox")
@@ -78,9 +59,6 @@ def purge_outbox(days: float | None = None) -> int:
 
     Pending and dead rows are never purged. Returns the number of rows deleted.
     """
-    from .outbox import get_outbox
-    from .settings import arc_settings
-
     retention = days if days is not None else arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
     deleted = get_outbox().purge(older_than=timedelta(days=float(retention)))
     logger.info("purge_outbox retention_days=%s deleted=%d", retention, deleted)

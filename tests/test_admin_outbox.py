@@ -180,3 +180,32 @@ def test_dead_letter_page_permissions(client, django_user_model):
     assert 'name="requeue_selected"' not in response.content.decode()
     assert client.post(url, {"requeue_all": "1"}).status_code == 403
     assert OutboxEvent.objects.filter(status="dead").count() == 1
+
+
+RELAY_NOW = "admin:django_arc_outboxevent_relay_now"
+
+
+def test_relay_now_runs_the_relay_and_reports_counts(admin_client_):
+    from django_arc.events import create_event, get_transport, publish
+    from django_arc.events.transports import MemoryTransport
+
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": MemoryTransport, "OPTIONS": {}}}):
+        ids = [publish(create_event("orders.created", {"n": i})).id for i in range(3)]
+        assert "Relay now" in admin_client_.get(reverse(CHANGELIST)).content.decode()
+        assert admin_client_.get(reverse(RELAY_NOW)).status_code == 302  # GET does nothing
+        assert OutboxEvent.objects.filter(status="pending").count() == 3
+        response = admin_client_.post(reverse(RELAY_NOW), follow=True)
+        published = [e.id for e in get_transport().published]
+    assert published == ids
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
+    assert "Relayed 3 event(s) in 1 batch(es); 0 failed to publish" in response.content.decode()
+
+
+def test_relay_now_needs_change_permission(client, django_user_model):
+    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_outboxevent"))
+    client.force_login(user)
+    make_row("pending")
+    assert "Relay now" not in client.get(reverse(CHANGELIST)).content.decode()
+    assert client.post(reverse(RELAY_NOW)).status_code == 403
+    assert OutboxEvent.objects.get().status == "pending"

@@ -45,10 +45,15 @@ def test_relay_appends_the_batch_to_the_stream_in_order(stream):
 
     assert result.relayed == 25 and result.used_publish_many
     entries = client.xrange(name)
-    assert [e[1][b"id"].decode() for e in entries] == ids
-    envelope = json.loads(entries[3][1][b"event"])
-    assert envelope["type"] == "orders.created" and envelope["payload"] == {"n": 3}
-    assert envelope["meta"]["id"] == ids[3]
+    # arc's entry: exactly the fields type and data, data = JSON.stringify(event)
+    assert [sorted(fields) for _, fields in entries] == [[b"data", b"type"]] * 25
+    envelopes = [json.loads(fields[b"data"]) for _, fields in entries]
+    assert [e["meta"]["id"] for e in envelopes] == ids
+    assert entries[3][1][b"type"] == b"orders.created"
+    assert list(envelopes[3]) == ["type", "payload", "meta"]
+    assert envelopes[3]["type"] == "orders.created" and envelopes[3]["payload"] == {"n": 3}
+    assert envelopes[3]["meta"]["partitionKey"] == "o:1"
+    assert "partition_key" not in envelopes[3]["meta"]
     assert OutboxEvent.objects.filter(status="delivered").count() == 25
     transport.close()
 

@@ -38,13 +38,20 @@ def stream_name():
     name = f"arc-test:{uuid.uuid4().hex}"
     yield name
     client = redis.Redis.from_url(REDIS_URL)
-    client.delete(name, f"{name}:dead")
+    client.delete(name, f"{name}:dlq")
     client.close()
 
 
 def make_streams(stream: str, consumer: str, **kwargs) -> RedisStreamsTransport:
+    """A transport on the test's own stream and dead-letter stream (the default dead-letter
+    stream, ``arc:events:dlq``, is shared by every stream, as in arc)."""
     return RedisStreamsTransport(
-        REDIS_URL, stream=stream, group="workers", consumer=consumer, **kwargs
+        REDIS_URL,
+        stream=stream,
+        group="workers",
+        consumer=consumer,
+        dead_stream=f"{stream}:dlq",
+        **kwargs,
     )
 
 
@@ -220,7 +227,11 @@ def test_with_retry_over_streams_dead_letters_and_acks(stream_name):
         assert transport.consume(count=10, block_ms=100) == 1  # handled = dead-lettered + acked
         assert calls == [event.id] * 3
         assert pending_summary(transport) == {}
-        assert transport.client.xlen(f"{stream_name}:dead") == 1
+        [(_, fields)] = transport.client.xrange(f"{stream_name}:dlq")
+        assert fields[b"originalStream"] == stream_name.encode()
+        assert fields[b"group"] == b"workers"
+        assert fields[b"originalId"] == transport.client.xrange(stream_name)[0][0]
+        assert fields[b"reason"] == b"ValueError: cannot process invoices.issued"
         [stored] = transport.dead_letters()
         assert stored.event == event
         assert stored.attempts == 3
@@ -235,12 +246,14 @@ def test_poison_entries_go_to_the_dead_stream(stream_name):
     transport.subscribe("*", lambda e: (_ for _ in ()).throw(RuntimeError("always")))
     try:
         transport.ensure_group()
-        transport.client.xadd(stream_name, {"event": "{not json"})
+        transport.client.xadd(stream_name, {"type": "x.y", "data": "{not json"})
         event = create_event("x.y", {})
         transport.publish(event)
         transport.run_once()
         # malformed entry: dead-lettered and acknowledged at once; the valid one stays pending
-        assert transport.client.xlen(f"{stream_name}:dead") == 1
+        [(_, poison)] = transport.client.xrange(f"{stream_name}:dlq")
+        assert poison[b"reason"].startswith(b"data is not JSON")
+        assert poison[b"data"] == b"{not json"  # kept, so it can be inspected and replayed
         assert pending_summary(transport) == {"c": 1}
         for _ in range(4):  # redelivered until it exceeds max_deliveries
             time.sleep(0.3)

@@ -1,11 +1,12 @@
 """Side (a): what a DRF user writes by hand for the same API."""
 
 import django_filters
+from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import pagination, serializers, viewsets
 from rest_framework.filters import OrderingFilter, SearchFilter
 
-from .models import Item
+from .models import Item, OutboxRow
 
 FIELDS = ["id", "category", "name", "sku", "price", "status", "quantity", "created_at"]
 
@@ -46,3 +47,13 @@ class ItemViewSet(viewsets.ModelViewSet):
     pagination_class = PagePagination
     authentication_classes = []
     permission_classes = []
+
+
+class ItemOutboxViewSet(ItemViewSet):
+    """(a') The same viewset with the transactional outbox written by hand: the item and its
+    ``items.created`` row commit together or not at all."""
+
+    def perform_create(self, serializer: ItemSerializer) -> None:
+        with transaction.atomic():
+            serializer.save()
+            OutboxRow.objects.create(type="items.created", payload=serializer.data)

@@ -1,6 +1,9 @@
 """The benchmark's model: one table with a FK, shaped like a typical catalogue."""
 
+import uuid
+
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 
@@ -21,6 +24,17 @@ class Item(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["status", "price"]), models.Index(fields=["created_at"])]
+
+
+class OutboxRow(models.Model):
+    """The outbox a DRF user writes by hand for the same guarantee as django-arc's: the event
+    id, its type, the JSON payload and when it was stored, written in the create's
+    transaction (``drf_views.ItemOutboxViewSet``)."""
+
+    event_id = models.UUIDField(unique=True, default=uuid.uuid4)
+    type = models.CharField(max_length=200)
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True)
 
 
 # --------------------------------------------------------------------------- access benchmark

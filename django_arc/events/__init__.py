@@ -1,13 +1,14 @@
 """Domain events: the envelope, publishing through the outbox, subscribing, transports.
 
 ``from django_arc import events`` then ``events.publish(...)``, ``events.subscribe(...)``.
-Importing this package connects the ``scope_elevated`` receiver (``django_arc.apps`` does it
-at start-up), so every elevation is recorded as ``arc.scope.elevated``.
+The ``scope_elevated`` receiver (every elevation recorded as ``arc.scope.elevated``) is
+connected by ``django_arc.apps.ArcConfig.ready()``.
 """
 
-from .bus import emit, get_transport, publish, reset_transport, subscribe
-from .event import Event, EventMeta, create_child_event, create_event
-from .retry import DeadLetteredEvent, exponential_backoff, with_retry
+from .bus import emit, publish
+from .configured import get_transport, reset_transport, subscribe
+from .event import DeadLetteredEvent, Event, EventMeta, create_child_event, create_event
+from .retry import exponential_backoff, with_retry
 
 __all__ = [
     "DeadLetteredEvent",

@@ -1,4 +1,4 @@
-"""Publishing and subscribing: the glue between resources, the outbox and the transport.
+"""Publishing: the glue between writes and the outbox.
 
 Writes never talk to the transport directly. :func:`emit` (resource core) and :func:`publish`
 (domain code) send :data:`django_arc.signals.resource_event` inside the caller's transaction;
@@ -10,124 +10,33 @@ is published at least once" hold together.
 from __future__ import annotations
 
 import json
-import logging
-import threading
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from django.dispatch import receiver
-
 from ..exceptions import get_request_id
-from ..settings import arc_settings, on_reload
-from ..signals import resource_event, scope_elevated
+from ..settings import arc_settings
+from ..signals import resource_event
 from .event import Event, EventJSONEncoder, create_event
-from .transports import Transport
-
-logger = logging.getLogger("django_arc.events")
-
-Handler = Callable[[Event], Any]
-
-_transport: Transport | None = None
-_transport_lock = threading.RLock()
-#: every ``subscribe`` call, replayed onto a rebuilt transport (settings reload in tests).
-_subscriptions: list[tuple[str, Handler]] = []
 
 ELEVATED_EVENT = "arc.scope.elevated"
 
 
-# -- transport singleton ------------------------------------------------------------------------
-def _build_transport() -> Transport:
-    factory = arc_settings.import_setting("EVENTS.TRANSPORT")
-    options = arc_settings.EVENTS.get("OPTIONS") or {}
-    transport = factory(**options) if callable(factory) else factory
-    if not isinstance(transport, Transport):
-        # Duck typing is fine, but say clearly what is missing rather than failing later.
-        missing = [
-            name
-            for name in ("publish", "publish_many", "subscribe", "dead_letter", "close")
-            if not callable(getattr(transport, name, None))
-        ]
-        if missing:
-            raise TypeError(
-                f"ARC['EVENTS']['TRANSPORT'] built {transport!r}, which lacks {missing}"
-            )
-    return transport
-
-
-def get_transport() -> Transport:
-    """The process-wide transport built from ``EVENTS.TRANSPORT`` + ``EVENTS.OPTIONS``.
-
-    Built on first use (not at import) so a misconfigured Redis URL does not break
-    ``manage.py`` commands that never publish; rebuilt after ``ARC`` changes.
-    """
-    global _transport
-    transport = _transport
-    if transport is None:
-        with _transport_lock:
-            if _transport is None:
-                built = _build_transport()
-                for pattern, handler in list(_subscriptions):
-                    built.subscribe(pattern, handler)
-                _transport = built
-            transport = _transport
-    return transport
-
-
-def reset_transport() -> None:
-    """Close and forget the transport; the next :func:`get_transport` builds a fresh one."""
-    global _transport
-    with _transport_lock:
-        old, _transport = _transport, None
-    if old is not None:
-        try:
-            old.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection must not break reload
-            logger.exception("Closing transport %r failed", old)
-
-
-on_reload(reset_transport)
-
-
-# -- subscribing --------------------------------------------------------------------------------
-def subscribe(pattern: str, handler: Handler) -> Callable[[], None]:
-    """Call ``handler(event)`` for every delivered event whose type matches the glob
-    ``pattern`` (``"products.*"``, ``"*.deleted"``, ``"*"``). Returns an unsubscriber.
-
-    The subscription survives a transport rebuild (``override_settings(ARC=...)``). Delivery
-    is at least once: make handlers idempotent (``event.id`` is stable across redeliveries).
-    """
-    transport = get_transport()
-    with _transport_lock:
-        _subscriptions.append((pattern, handler))
-    transport.subscribe(pattern, handler)
-
-    def unsubscribe() -> None:
-        with _transport_lock:
-            try:
-                _subscriptions.remove((pattern, handler))
-            except ValueError:
-                pass
-            current = _transport
-        if current is not None:
-            current.unsubscribe(pattern, handler)
-
-    return unsubscribe
-
-
 # -- publishing ---------------------------------------------------------------------------------
-def _json_safe(event: Event) -> Event:
-    """Payloads from serializers carry ``Decimal``/``UUID``/``datetime``; store them in their
-    JSON form now, so the outbox row, every transport and every redelivery see the same
-    values (a ``Decimal`` would otherwise come back as ``str`` only after a round trip).
-    A payload JSON cannot hold (``NaN``, NUL, lone surrogates) is refused here, on every
-    backend."""
-    encoder = EventJSONEncoder()
+def encode_payload(event: Event) -> tuple[Event, str]:
+    """The payload as JSON, encoded once for the whole way out: this text is what the outbox
+    stores and the relay splices onto the wire.
+
+    Payloads from serializers carry ``Decimal``/``UUID``/``datetime``; the returned event holds
+    their JSON form, so the outbox row, every transport and every redelivery see the same
+    values (a ``Decimal`` would otherwise come back as ``str`` only after a round trip). A
+    payload JSON cannot hold (``NaN``, NUL, lone surrogates) is refused here, on every backend.
+    """
+    encoder = EventJSONEncoder(separators=(",", ":"), ensure_ascii=False)
     try:
         text = encoder.encode(event.payload)
     except ValueError as exc:
         raise ValueError(f"event {event.type!r}: payload is not storable JSON: {exc}") from None
-    return replace(event, payload=json.loads(text)) if encoder.converted else event
+    return (replace(event, payload=json.loads(text)) if encoder.converted else event), text
 
 
 def publish(event: Event, *, sender: Any = None) -> Event:
@@ -139,8 +48,10 @@ def publish(event: Event, *, sender: Any = None) -> Event:
     """
     if not isinstance(event, Event):
         raise TypeError(f"publish() expects an Event, got {type(event).__name__}")
-    event = _json_safe(event)
-    resource_event.send(sender=sender if sender is not None else Event, event=event)
+    event, payload_json = encode_payload(event)
+    resource_event.send(
+        sender=sender if sender is not None else Event, event=event, payload_json=payload_json
+    )
     return event
 
 
@@ -211,10 +122,10 @@ def emit(
 
 
 # -- scope elevation ----------------------------------------------------------------------------
-@receiver(scope_elevated, dispatch_uid="django_arc.events.on_scope_elevated")
 def on_scope_elevated(sender: Any, request: Any = None, scope: Any = None, **kwargs: Any) -> None:
-    """Every elevation leaves an ``arc.scope.elevated`` event, whatever the resource's event
-    settings: platform-admin access to a tenant must be auditable.
+    """Receiver of ``scope_elevated`` (connected in ``ArcConfig.ready()``): every elevation
+    leaves an ``arc.scope.elevated`` event, whatever the resource's event settings:
+    platform-admin access to a tenant must be auditable.
 
     Failure propagates (fail closed): an elevated request that cannot be recorded does not
     proceed.

@@ -1,4 +1,5 @@
-"""The event envelope: ``Event(type, payload, meta)`` with arc 2.9's meta fields."""
+"""The event envelope: ``Event(type, payload, meta)`` with arc 2.9's meta fields, and the
+``DeadLetteredEvent`` a subscriber leaves behind when it gives up on one."""
 
 from __future__ import annotations
 
@@ -34,14 +35,20 @@ class EventJSONEncoder(DjangoJSONEncoder):
 
     def encode(self, o: Any) -> str:
         text = super().encode(o)
-        # Both come out escaped ("\u0000", "\udXXX"); only then is the value walked (an
+        # NUL always comes out escaped ("\u0000"); a lone surrogate comes out escaped
+        # ("\udXXX") with ensure_ascii and raw without it. Only then is the value walked (an
         # escaped backslash before "u0000", or an emoji's surrogate pair, is fine).
-        if ("\\u0000" in text or "\\ud" in text) and (char := unstorable_char(o)):
+        if self.ensure_ascii:
+            suspicious = "\\u0000" in text or "\\ud" in text
+        else:
+            suspicious = "\\u0000" in text or _SURROGATE.search(text) is not None
+        if suspicious and (char := unstorable_char(o)):
             raise ValueError(f"{_describe_char(char)} cannot be stored as JSON")
         return text
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def unstorable_char(value: Any) -> str | None:
@@ -68,7 +75,10 @@ def _describe_char(char: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    """Now, to the millisecond: arc's timestamps are JavaScript ``Date`` s, which hold no
+    more, so an event that crosses the wire comes back equal to the one that was sent."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True)
@@ -101,12 +111,18 @@ class EventMeta:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EventMeta:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        """The inverse of :meth:`to_dict`; unknown keys are ignored."""
+        if data.keys() <= _META_FIELD_NAMES:
+            values = dict(data)
+        else:
+            values = {k: v for k, v in data.items() if k in _META_FIELD_NAMES}
         ts = values.get("timestamp")
         if isinstance(ts, str):
             values["timestamp"] = datetime.fromisoformat(ts)
         return cls(**values)
+
+
+_META_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(EventMeta))
 
 
 @dataclass(frozen=True)
@@ -162,3 +178,47 @@ def create_child_event(
     }
     inherited.update(meta)
     return create_event(type, payload, **inherited)
+
+
+@dataclass(frozen=True)
+class DeadLetteredEvent:
+    """An event a subscriber gave up on, with enough context to replay or diagnose it.
+
+    ``error`` is ``"ExceptionType: message"`` (a string, so the record survives serialisation
+    to a Redis stream); ``attempts`` counts every call of the handler, the first one included.
+    ``failed_at`` is the last failure, ``first_failed_at`` the first (arc's ``firstFailedAt``;
+    the same as ``failed_at`` when unknown).
+    """
+
+    event: Event
+    error: str
+    attempts: int
+    handler_name: str
+    failed_at: datetime = field(default_factory=_now)
+    traceback: str = ""
+    first_failed_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.event.to_dict(),
+            "error": self.error,
+            "attempts": self.attempts,
+            "handler_name": self.handler_name,
+            "failed_at": self.failed_at.isoformat(),
+            "traceback": self.traceback,
+            "first_failed_at": (self.first_failed_at or self.failed_at).isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeadLetteredEvent:
+        failed_at = data.get("failed_at")
+        first = data.get("first_failed_at")
+        return cls(
+            event=Event.from_dict(data["event"]),
+            error=str(data.get("error", "")),
+            attempts=int(data.get("attempts", 0)),
+            handler_name=str(data.get("handler_name", "")),
+            failed_at=datetime.fromisoformat(failed_at) if failed_at else _now(),
+            traceback=str(data.get("traceback", "")),
+            first_failed_at=datetime.fromisoformat(first) if first else None,
+        )

@@ -1,4 +1,4 @@
-"""Retrying subscribers and the dead-letter record they leave behind.
+"""Retrying subscribers, and handing a ``DeadLetteredEvent`` on when they give up.
 
 A subscriber that raises must not silently lose the event, nor block the stream for ever:
 ``with_retry`` retries it in-process a bounded number of times, then hands a
@@ -13,61 +13,17 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .event import Event
-
-if TYPE_CHECKING:
-    from .transports import Transport
+from .configured import get_transport
+from .event import DeadLetteredEvent, Event
+from .transports import Transport
 
 logger = logging.getLogger("django_arc.events")
 
 Handler = Callable[[Event], Any]
 Backoff = Callable[[int], float]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class DeadLetteredEvent:
-    """An event a subscriber gave up on, with enough context to replay or diagnose it.
-
-    ``error`` is ``"ExceptionType: message"`` (a string, so the record survives serialisation
-    to a Redis stream); ``attempts`` counts every call of the handler, the first one included.
-    """
-
-    event: Event
-    error: str
-    attempts: int
-    handler_name: str
-    failed_at: datetime = field(default_factory=_now)
-    traceback: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event": self.event.to_dict(),
-            "error": self.error,
-            "attempts": self.attempts,
-            "handler_name": self.handler_name,
-            "failed_at": self.failed_at.isoformat(),
-            "traceback": self.traceback,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DeadLetteredEvent:
-        failed_at = data.get("failed_at")
-        return cls(
-            event=Event.from_dict(data["event"]),
-            error=str(data.get("error", "")),
-            attempts=int(data.get("attempts", 0)),
-            handler_name=str(data.get("handler_name", "")),
-            failed_at=datetime.fromisoformat(failed_at) if failed_at else _now(),
-            traceback=str(data.get("traceback", "")),
-        )
 
 
 def exponential_backoff(base: float = 0.1, factor: float = 2.0, maximum: float = 5.0) -> Backoff:
@@ -122,11 +78,13 @@ def with_retry(
     @functools.wraps(handler)
     def wrapper(event: Event) -> Any:
         attempts = 0
+        first_failed_at: datetime | None = None
         while True:
             attempts += 1
             try:
                 return handler(event)
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried
+                first_failed_at = first_failed_at or datetime.now(UTC)
                 if attempts <= max_retries:
                     logger.warning(
                         "Handler %s failed on %s %s (attempt %d/%d): %s",
@@ -147,6 +105,7 @@ def with_retry(
                     attempts=attempts,
                     handler_name=name,
                     traceback="".join(traceback.format_exception(exc)),
+                    first_failed_at=first_failed_at,
                 )
                 logger.error(
                     "Handler %s gave up on %s %s after %d attempts: %s",
@@ -156,11 +115,7 @@ def with_retry(
                     attempts,
                     dead.error,
                 )
-                target = transport
-                if target is None:
-                    from .bus import get_transport
-
-                    target = get_transport()
+                target = transport if transport is not None else get_transport()
                 target.dead_letter(dead)
                 if on_dead is not None:
                     try:

@@ -1,10 +1,11 @@
 """The built-in ``resource_event`` receiver: the bridge from a write to the outbox.
 
-With ``ARC["EVENTS"]["OUTBOX"]`` (the default) the event is inserted in the sender's
-transaction, so it commits or rolls back with the write. With the outbox off, the event is
-published straight to the transport once the transaction commits (``on_commit``): nothing is
-published for a rolled-back write, but an event can be lost if the process dies or the
-transport fails right after the commit — that is the trade the setting makes.
+Connected by ``django_arc.apps.ArcConfig.ready()``. With ``ARC["EVENTS"]["OUTBOX"]`` (the
+default) the event is inserted in the sender's transaction, so it commits or rolls back with
+the write. With the outbox off, the event is published straight to the transport once the
+transaction commits (``on_commit``): nothing is published for a rolled-back write, but an
+event can be lost if the process dies or the transport fails right after the commit — that
+is the trade the setting makes.
 """
 
 from __future__ import annotations
@@ -14,28 +15,37 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.dispatch import receiver
 
+from ..events.configured import get_transport
 from ..settings import arc_settings
-from ..signals import resource_event
-from .relay import store_event_without_row
+from .store import store_event_without_row
 
 logger = logging.getLogger("django_arc.outbox")
 
+#: ``dispatch_uid`` of :func:`store_resource_event` on ``resource_event``.
+DISPATCH_UID = "django_arc.outbox.store_resource_event"
+
 
 def _publish_after_commit(event: Any) -> None:
-    from . import get_outbox_transport
-
     try:
-        get_outbox_transport().publish(event)
+        get_transport().publish(event)
     except Exception:  # noqa: BLE001 - the write is committed; never turn this into a 500
         logger.exception("publishing %s (%s) after commit failed", event.type, event.id)
 
 
-@receiver(resource_event, dispatch_uid="django_arc.outbox.store_resource_event")
-def store_resource_event(sender: Any, event: Any, using: str | None = None, **kwargs: Any) -> None:
-    """Store (outbox on) or schedule the publish of (outbox off) one resource event."""
+def store_resource_event(
+    sender: Any,
+    event: Any,
+    using: str | None = None,
+    payload_json: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Store (outbox on) or schedule the publish of (outbox off) one resource event.
+
+    ``payload_json`` is the payload as :func:`django_arc.events.publish` encoded it; the
+    outbox stores that text instead of encoding the payload again.
+    """
     if arc_settings.EVENTS.get("OUTBOX", True):
-        store_event_without_row(event, using=using)
+        store_event_without_row(event, using=using, payload_json=payload_json)
     else:
         transaction.on_commit(partial(_publish_after_commit, event), using=using)

@@ -21,25 +21,25 @@ by the batch size of the dead worker).
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
+import json
 import logging
 import os
-import random
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Q, QuerySet
-from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
+from ..events import wire
 from ..events.event import Event, EventMeta
 from .models import OutboxEvent, OutboxStatus
+from .policy import DEAD, FailurePolicy, exponential_backoff
+from .store import row_for, store_event
 
 logger = logging.getLogger("django_arc.outbox")
 
@@ -47,69 +47,9 @@ logger = logging.getLogger("django_arc.outbox")
 MAX_ERROR_LENGTH = 2000
 #: Upper bound for one batch: keeps ``id IN (...)`` under the drivers' parameter limits.
 MAX_BATCH_SIZE = 10_000
-#: Dedupe keys longer than the column are replaced by their SHA-256 (still unique, stable).
-MAX_DEDUPE_KEY_LENGTH = 512
-
-
-class _Dead:
-    """Sentinel a failure policy returns to send a row to the dead-letter state."""
-
-    _instance: _Dead | None = None
-
-    def __new__(cls) -> _Dead:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "DEAD"
-
-    def __reduce__(self) -> str:
-        return "DEAD"
-
-
-DEAD = _Dead()
-
-FailurePolicy = Callable[[int, BaseException], "datetime | _Dead"]
-
-
-def _seconds(value: float | int | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def exponential_backoff(
-    base: float | timedelta = 1.0,
-    max: float | timedelta = 600.0,  # noqa: A002  (SPEC names the argument ``max``)
-    max_attempts: int = 8,
-    jitter: bool = True,
-) -> FailurePolicy:
-    """Build a failure policy: retry after ``base * 2**(attempts-1)`` capped at ``max``, and
-    give up (``DEAD``) once ``attempts`` reaches ``max_attempts``.
-
-    Jitter is "equal jitter" (a random point in the upper half of the delay), which spreads a
-    burst of failures over time while keeping successive delays non-decreasing, so a row's
-    ``visible_at`` always moves further out with each failure.
-    """
-    base_s, max_s = _seconds(base), _seconds(max)
-    if base_s < 0 or max_s < 0 or max_attempts < 1:
-        raise ValueError("exponential_backoff needs base >= 0, max >= 0 and max_attempts >= 1")
-
-    def policy(attempts: int, error: BaseException | str | None = None) -> datetime | _Dead:
-        if attempts >= max_attempts:
-            return DEAD
-        exponent = attempts - 1 if attempts > 1 else 0  # ``max`` is shadowed here
-        delay = min(max_s, base_s * (2**exponent))
-        if jitter:
-            delay = delay / 2 + random.uniform(0, delay / 2)
-        return timezone.now() + timedelta(seconds=delay)
-
-    policy.max_attempts = max_attempts  # type: ignore[attr-defined]
-    return policy
-
-
-#: ``ARC["OUTBOX"]["FAILURE_POLICY"]`` may name a *factory* like this one; factories are called
-#: with ``max_attempts=ARC["OUTBOX"]["MAX_ATTEMPTS"]`` to build the policy.
-exponential_backoff.arc_policy_factory = True  # type: ignore[attr-defined]
+#: What the relay reads of a claimed row (:class:`Claimed`).
+_CLAIMED_COLUMNS = ("id", "event_id", "type", "payload", "meta", "partition_key", "attempts")
+_claim_sql: dict[str, str] = {}
 
 
 @dataclass
@@ -145,194 +85,92 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def _dedupe_key(event: Event) -> str | None:
-    key = event.meta.idempotency_key
-    if not key:
-        return None
-    key = str(key)
-    if len(key) > MAX_DEDUPE_KEY_LENGTH:
-        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-    return key
-
-
 def _error_text(error: BaseException | str) -> str:
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return text[:MAX_ERROR_LENGTH]
 
 
-_META_FIELDS = tuple(f.name for f in dataclasses.fields(EventMeta))
+class Claimed(NamedTuple):
+    """A claimed row, as the relay reads it: the JSON columns as the database returns them
+    (text through Django's cursor on PostgreSQL and SQLite)."""
+
+    id: int
+    event_id: str
+    type: str
+    payload: Any
+    meta: Any
+    partition_key: str | None
+    attempts: int
 
 
-def _meta_dict(meta: EventMeta) -> dict[str, Any]:
-    """``EventMeta.to_dict()`` without ``dataclasses.asdict``'s deep copies: the row is
-    serialised once at INSERT time, so a shallow dict is enough (and this is the write path
-    of every resource request)."""
-    data = {name: getattr(meta, name) for name in _META_FIELDS}
-    timestamp = data["timestamp"]
-    if isinstance(timestamp, datetime):
-        data["timestamp"] = timestamp.isoformat()
-    return data
+def _json(value: Any, column: str) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        value = bytes(value).decode("utf-8")
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"{column} is not JSON: {exc}") from None
 
 
-def _require_event(event: Any) -> None:
-    if not isinstance(event, Event):
-        raise TypeError(f"the outbox stores django_arc.events.Event objects, not {type(event)!r}")
+def event_from_columns(event_id: str, event_type: Any, payload: Any, meta: Any) -> Event:
+    """Rebuild the Event from a row's columns; ``ValueError``/``TypeError`` on malformed data.
 
-
-def _partition_key(event: Event) -> str | None:
-    partition = event.meta.partition_key
-    return None if partition is None else str(partition)[:255]
-
-
-def _row_for(event: Event) -> OutboxEvent:
-    _require_event(event)
-    now = timezone.now()
-    return OutboxEvent(
-        event_id=str(event.meta.id),
-        type=event.type,
-        payload=event.payload,
-        meta=_meta_dict(event.meta),
-        status=OutboxStatus.PENDING,
-        visible_at=now,
-        created_at=now,
-        dedupe_key=_dedupe_key(event),
-        partition_key=_partition_key(event),
-    )
-
-
-#: What the INSERT of a new row sets from the event. The other columns hold the constants of
-#: a new row (status pending, no attempts, no error) or NULL (dedupe key: rows that have one
-#: take the ``ON CONFLICT`` path; lease; delivery).
-_INSERT_COLUMNS = (
-    "event_id",
-    "type",
-    "payload",
-    "meta",
-    "visible_at",
-    "created_at",
-    "partition_key",
-)
-_insert_sql: dict[str, str] = {}
-
-
-def _insert_statement(connection: Any) -> str:
-    sql = _insert_sql.get(connection.alias)
-    if sql is None:
-        qn = connection.ops.quote_name
-        opts = OutboxEvent._meta
-        columns = [opts.get_field(name).column for name in _INSERT_COLUMNS]
-        columns += [opts.get_field(name).column for name in ("status", "attempts", "last_error")]
-        returning = connection.features.can_return_columns_from_insert
-        sql = "INSERT INTO {} ({}) VALUES ({}, '{}', 0, ''){}".format(
-            qn(opts.db_table),
-            ", ".join(qn(c) for c in columns),
-            ", ".join(["%s"] * len(_INSERT_COLUMNS)),
-            OutboxStatus.PENDING.value,
-            f" RETURNING {qn(opts.pk.column)}" if returning else "",
-        )
-        _insert_sql[connection.alias] = sql
-    return sql
-
-
-def _insert(event: Event, db: str, *, want_row: bool) -> OutboxEvent | None:
-    """Insert ``event`` (which has no dedupe key) as a new pending row.
-
-    This is the write path of every resource request, so it skips ``Model.save()`` and the
-    SQL compiler (the statement is built once per database) and, unless ``want_row`` or
-    something listens to ``pre_save``/``post_save``, the model instance too: skipping them
-    took the store's CPU per resource write from about 0.22 to 0.15 ms
-    (``docs/benchmarks.md``). Values go through the backend's own adapters, as the fields
-    would send them.
+    The row's ``event_id`` wins over ``meta["id"]`` so a re-published event keeps the id that
+    consumers deduplicate on. When ``payload`` arrives as JSON text, the event carries the
+    wire envelope with that text spliced in, which a Redis transport sends as it is: the
+    payload is not encoded a second time on the way out.
     """
-    listened = pre_save.has_listeners(OutboxEvent) or post_save.has_listeners(OutboxEvent)
-    row = _row_for(event) if want_row or listened else None
-    if row is not None:
-        if pre_save.has_listeners(OutboxEvent):
-            pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
-        values = [getattr(row, name) for name in _INSERT_COLUMNS]
-    else:
-        now = timezone.now()
-        values = [
-            str(event.meta.id),
-            event.type,
-            event.payload,
-            _meta_dict(event.meta),
-            now,
-            now,
-            _partition_key(event),
-        ]
-    connection = connections[db]
-    ops = connection.ops
-    values[2] = ops.adapt_json_value(values[2], OutboxEvent._meta.get_field("payload").encoder)
-    values[3] = ops.adapt_json_value(values[3], OutboxEvent._meta.get_field("meta").encoder)
-    values[4] = ops.adapt_datetimefield_value(values[4])
-    values[5] = ops.adapt_datetimefield_value(values[5])
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_statement(connection), values)
-        if row is None:
-            return None
-        returning = connection.features.can_return_columns_from_insert
-        row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
-    row._state.adding = False
-    row._state.db = db
-    if post_save.has_listeners(OutboxEvent):
-        post_save.send(
-            sender=OutboxEvent, instance=row, created=True, update_fields=None, raw=False, using=db
-        )
-    return row
-
-
-def store_event(event: Event, using: str | None = None) -> OutboxEvent:
-    """Insert ``event`` in the current transaction (see :meth:`EventOutbox.store`)."""
-    _require_event(event)
-    db = using or router.db_for_write(OutboxEvent)
-    if _dedupe_key(event) is None:
-        return _insert(event, db, want_row=True)
-    return _store_deduplicated(_row_for(event), db)
-
-
-def store_event_without_row(event: Event, using: str | None = None) -> None:
-    """:func:`store_event` for the ``resource_event`` receiver, which needs no row back."""
-    _require_event(event)
-    db = using or router.db_for_write(OutboxEvent)
-    if _dedupe_key(event) is None:
-        _insert(event, db, want_row=False)
-    else:
-        _store_deduplicated(_row_for(event), db)
-
-
-def _store_deduplicated(row: OutboxEvent, db: str) -> OutboxEvent:
-    # ON CONFLICT DO NOTHING (PostgreSQL) / INSERT OR IGNORE (SQLite): a duplicate is not an
-    # error, so the caller's transaction stays usable without a savepoint round trip.
-    OutboxEvent.objects.using(db).bulk_create([row], ignore_conflicts=True)
-    existing = (
-        OutboxEvent.objects.using(db)
-        .filter(Q(event_id=row.event_id) | Q(dedupe_key=row.dedupe_key))
-        .order_by("id")
-        .first()
+    if not isinstance(event_type, str) or not event_type:
+        raise ValueError("event type is empty or not a string")
+    payload_value = _json(payload, "payload")
+    if not isinstance(payload_value, dict):
+        raise TypeError(f"payload must be a JSON object, got {type(payload_value).__name__}")
+    meta_value = _json(meta, "meta") if meta is not None else {}
+    if not isinstance(meta_value, dict):
+        raise TypeError(f"meta must be a JSON object, got {type(meta_value).__name__}")
+    if not isinstance(meta_value.get("timestamp", ""), str):
+        raise TypeError("meta.timestamp must be an ISO 8601 string")
+    event = Event(
+        type=event_type,
+        payload=payload_value,
+        meta=EventMeta.from_dict({**meta_value, "id": event_id}),
     )
-    if existing is None:  # pragma: no cover - only if the conflicting row was deleted meanwhile
-        raise DatabaseError("outbox insert was ignored but no conflicting row exists")
-    return existing
+    if isinstance(payload, str):
+        wire.with_payload_json(event, payload)
+    return event
+
+
+def wire_message(row: Claimed, *, check_payload: bool) -> tuple[str, str]:
+    """``(type, data)`` in arc's wire form for a claimed row, spliced from its JSON columns
+    without building an ``Event`` (what :func:`event_from_columns` plus :func:`wire.encoded`
+    produce, for a fraction of the work). ``check_payload`` parses the payload text, needed
+    where the database does not guarantee valid JSON (PostgreSQL's ``jsonb`` does)."""
+    payload = row.payload
+    if isinstance(payload, bytes | bytearray | memoryview):
+        payload = bytes(payload).decode("utf-8")
+    meta = _json(row.meta, "meta") if row.meta is not None else {}
+    if (
+        not isinstance(payload, str)
+        or not isinstance(meta, dict)
+        or not isinstance(meta.get("timestamp"), str)
+    ):
+        event = event_from_columns(row.event_id, row.type, row.payload, row.meta)
+        return event.type, wire.encode(event)
+    if not isinstance(row.type, str) or not row.type:
+        raise ValueError("event type is empty or not a string")
+    if check_payload and not isinstance(_json(payload, "payload"), dict):
+        raise TypeError("payload must be a JSON object")
+    if not payload.lstrip().startswith("{"):
+        raise TypeError("payload must be a JSON object")
+    meta_json = wire.dumps(wire.meta_dict_to_wire({**meta, "id": row.event_id}))
+    return row.type, wire.splice(row.type, payload, meta_json)
 
 
 def decode_row(row: OutboxEvent) -> Event:
-    """Rebuild the Event from a row; raises ``ValueError``/``TypeError`` on malformed data.
-
-    The row's ``event_id`` wins over ``meta["id"]`` so a re-published event keeps the id that
-    consumers deduplicate on.
-    """
-    if not isinstance(row.type, str) or not row.type:
-        raise ValueError("event type is empty or not a string")
-    if not isinstance(row.payload, dict):
-        raise TypeError(f"payload must be a JSON object, got {type(row.payload).__name__}")
-    meta = row.meta if row.meta is not None else {}
-    if not isinstance(meta, dict):
-        raise TypeError(f"meta must be a JSON object, got {type(meta).__name__}")
-    meta = {**meta, "id": row.event_id}
-    if "timestamp" in meta and not isinstance(meta["timestamp"], str):
-        raise TypeError("meta.timestamp must be an ISO 8601 string")
-    return Event(type=row.type, payload=row.payload, meta=EventMeta.from_dict(meta))
+    """The Event stored in ``row`` (see :func:`event_from_columns`)."""
+    return event_from_columns(row.event_id, row.type, row.payload, row.meta)
 
 
 class EventOutbox:
@@ -386,7 +224,7 @@ class EventOutbox:
         Returns the number of events handed to the database (duplicates included), since
         ``INSERT ... ON CONFLICT DO NOTHING`` does not report how many rows it skipped.
         """
-        rows = [_row_for(e) for e in events]
+        rows = [row_for(e) for e in events]
         OutboxEvent.objects.using(self.db).bulk_create(rows, batch_size=1000, ignore_conflicts=True)
         return len(rows)
 
@@ -425,72 +263,183 @@ class EventOutbox:
                     " set_config('enable_incremental_sort', 'off', true)"
                 )
 
-    def explain_claim(self, limit: int | None = None, **options: Any) -> str:
-        """``EXPLAIN`` of the claim query exactly as ``relay_batch`` runs it (benchmarks,
-        docs, plan tests). ``options`` go to ``QuerySet.explain`` (``analyze=True``...)."""
+    def _columns(self, *names: str) -> str:
+        opts = OutboxEvent._meta
+        qn = connections[self.db].ops.quote_name
+        return ", ".join(qn(opts.get_field(name).column) for name in names)
+
+    def _claim_sql(self, connection: Any) -> str:
+        """``UPDATE … WHERE id = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED)) RETURNING …``: the
+        claim and the lease in one statement. ``ARRAY(...)`` makes the subquery an InitPlan
+        that runs once; as ``IN (...)`` the planner may rescan it inside a join and lease more
+        than ``limit`` rows. Rows come back unordered, with ``visible_at`` for the sort."""
+        sql = _claim_sql.get(connection.alias)
+        if sql is None:
+            qn = connection.ops.quote_name
+            opts = OutboxEvent._meta
+
+            def col(name: str) -> str:
+                return qn(opts.get_field(name).column)
+
+            table = qn(opts.db_table)
+            sql = (
+                f"UPDATE {table} SET {col('lease_owner')} = %s, {col('lease_expires_at')} = %s "
+                f"WHERE {col('id')} = ANY(ARRAY(SELECT {col('id')} FROM {table} "
+                f"WHERE {col('status')} = '{OutboxStatus.PENDING.value}' "
+                f"AND {col('visible_at')} <= %s AND ({col('lease_expires_at')} IS NULL "
+                f"OR {col('lease_expires_at')} < %s) "
+                f"ORDER BY {col('visible_at')}, {col('id')} LIMIT %s FOR UPDATE SKIP LOCKED)) "
+                f"RETURNING {self._columns(*_CLAIMED_COLUMNS)}, {col('visible_at')}"
+            )
+            _claim_sql[connection.alias] = sql
+        return sql
+
+    def explain_claim(
+        self, limit: int | None = None, *, analyze: bool = False, buffers: bool = False
+    ) -> str:
+        """``EXPLAIN`` of the claim exactly as ``relay_batch`` runs it on PostgreSQL
+        (benchmarks, docs, plan tests); with ``analyze`` it runs and is rolled back."""
+        connection = connections[self.db]
+        options = ", ".join(name for name, on in (("ANALYZE", analyze), ("BUFFERS", buffers)) if on)
+        prefix = f"EXPLAIN ({options}) " if options else "EXPLAIN "
+        now = timezone.now()
+        params = ["explain", now, now, now, limit or self.batch_size]
         with transaction.atomic(using=self.db):
             self._prefer_index_order()
-            return self.claim_queryset(limit or self.batch_size).explain(**options)
+            with connection.cursor() as cursor:
+                cursor.execute(prefix + self._claim_sql(connection), params)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+            transaction.set_rollback(True, using=self.db)
+        return plan
 
-    def _claim(self, limit: int, worker_id: str) -> list[OutboxEvent]:
+    def _claim(self, limit: int, worker_id: str) -> list[Claimed]:
         now = timezone.now()
         expires = now + timedelta(seconds=self.lease_seconds)
         db = self.db
-        with transaction.atomic(using=db):
-            if connections[db].features.has_select_for_update_skip_locked:
+        connection = connections[db]
+        if connection.vendor == "postgresql":
+            with transaction.atomic(using=db):
                 self._prefer_index_order()
-                rows = list(self.claim_queryset(limit, now))
-                if rows:
-                    OutboxEvent.objects.using(db).filter(id__in=[r.id for r in rows]).update(
-                        lease_owner=worker_id, lease_expires_at=expires
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        self._claim_sql(connection), [worker_id, expires, now, now, limit]
                     )
+                    rows = cursor.fetchall()
+            rows.sort(key=lambda row: (row[-1], row[0]))
+            return [Claimed(*row[:-1]) for row in rows]
+        with transaction.atomic(using=db):
+            if connection.features.has_select_for_update_skip_locked:
+                ids = list(
+                    self._claimable(now)
+                    .select_for_update(skip_locked=True)
+                    .values_list("id", flat=True)[:limit]
+                )
             else:
                 ids = list(self._claimable(now).values_list("id", flat=True)[:limit])
-                if not ids:
-                    return []
-                # Optimistic claim: the condition is re-checked by the UPDATE itself, so a
-                # row another worker leased in between is simply not ours.
-                self._claimable(now).filter(id__in=ids).update(
-                    lease_owner=worker_id, lease_expires_at=expires
+            if not ids:
+                return []
+            # Optimistic claim: the condition is re-checked by the UPDATE itself, so a row
+            # another worker leased in between is simply not ours.
+            self._claimable(now).filter(id__in=ids).update(
+                lease_owner=worker_id, lease_expires_at=expires
+            )
+            qn = connection.ops.quote_name
+            opts = OutboxEvent._meta
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT {self._columns(*_CLAIMED_COLUMNS)} FROM {qn(opts.db_table)} "
+                    f"WHERE {qn('id')} IN ({', '.join(['%s'] * len(ids))}) "
+                    f"AND {self._columns('lease_owner')} = %s "
+                    f"ORDER BY {self._columns('visible_at')}, {qn('id')}",
+                    [*ids, worker_id],
                 )
-                rows = list(
-                    OutboxEvent.objects.using(db)
-                    .filter(id__in=ids, lease_owner=worker_id, lease_expires_at=expires)
-                    .order_by("visible_at", "id")
-                )
-        for row in rows:
-            row.lease_owner, row.lease_expires_at = worker_id, expires
-        return rows
+                return [Claimed(*row) for row in cursor.fetchall()]
+
+    def _mark_delivered(self, ids: list[int], worker_id: str, now: datetime) -> int:
+        """One ``UPDATE`` for the batch, only where the lease is still ours; returns the count."""
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        opts = OutboxEvent._meta
+        sql = (
+            f"UPDATE {qn(opts.db_table)} SET {self._columns('status')} = %s, "
+            f"{self._columns('delivered_at')} = %s, {self._columns('lease_owner')} = NULL, "
+            f"{self._columns('lease_expires_at')} = NULL "
+            # The ids are integers the claim just read: written into the statement, they cost
+            # nothing to bind (a parameter each costs quoting on a client-side-binding cursor).
+            f"WHERE {qn('id')} IN ({', '.join(str(int(pk)) for pk in ids)}) "
+            f"AND {self._columns('status')} = %s AND {self._columns('lease_owner')} = %s"
+        )
+        params = [
+            OutboxStatus.DELIVERED.value,
+            connection.ops.adapt_datetimefield_value(now),
+            OutboxStatus.PENDING.value,
+            worker_id,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
 
     def _ours(self, ids: list[int], worker_id: str) -> QuerySet[OutboxEvent]:
         return OutboxEvent.objects.using(self.db).filter(
             id__in=ids, status=OutboxStatus.PENDING, lease_owner=worker_id
         )
 
+    def _messages(
+        self, rows: list[Claimed]
+    ) -> tuple[list[tuple[Claimed, Any]], list[tuple[Claimed, BaseException]], Any, Any]:
+        """Each row as what the transport takes, the rows that cannot be decoded, and the
+        transport's batch and single publish. A transport with ``publish_wire`` (the Redis
+        ones) gets ``(type, data)`` spliced from the row; any other gets ``Event`` s."""
+        publish_wire = getattr(self.transport, "publish_wire", None)
+        if callable(publish_wire):
+            check = connections[self.db].vendor != "postgresql"
+
+            def convert(row: Claimed) -> Any:
+                return wire_message(row, check_payload=check)
+
+            def send_one(message: Any) -> Any:
+                return publish_wire([message])
+
+            send_many = publish_wire
+        else:
+
+            def convert(row: Claimed) -> Any:
+                return event_from_columns(row.event_id, row.type, row.payload, row.meta)
+
+            send_one = self.transport.publish
+            send_many = getattr(self.transport, "publish_many", None)
+        pairs: list[tuple[Claimed, Any]] = []
+        malformed: list[tuple[Claimed, BaseException]] = []
+        for row in rows:
+            try:
+                pairs.append((row, convert(row)))
+            except Exception as exc:  # noqa: BLE001 - any decoding error makes the row dead
+                malformed.append((row, exc))
+        return pairs, malformed, send_many, send_one
+
     def _publish(
-        self, pairs: list[tuple[OutboxEvent, Event]], result: RelayResult
-    ) -> tuple[list[OutboxEvent], list[tuple[OutboxEvent, BaseException]], list[OutboxEvent]]:
+        self, pairs: list[tuple[Claimed, Any]], send_many: Any, send_one: Any, result: RelayResult
+    ) -> tuple[list[Claimed], list[tuple[Claimed, BaseException]], list[Claimed]]:
         """Publish in order; returns (published, failed, deferred-by-partition)."""
-        publish_many = getattr(self.transport, "publish_many", None)
-        if callable(publish_many) and pairs:
+        if callable(send_many) and pairs:
             result.used_publish_many = True
             try:
-                publish_many([event for _, event in pairs])
+                send_many([message for _, message in pairs])
                 return [row for row, _ in pairs], [], []
             except Exception:  # noqa: BLE001 - find the culprit(s) one event at a time
                 logger.warning(
                     "publish_many failed for a batch of %d; retrying one by one", len(pairs)
                 )
-        published: list[OutboxEvent] = []
-        failed: list[tuple[OutboxEvent, BaseException]] = []
-        deferred: list[OutboxEvent] = []
+        published: list[Claimed] = []
+        failed: list[tuple[Claimed, BaseException]] = []
+        deferred: list[Claimed] = []
         blocked: set[str] = set()
-        for row, event in pairs:
+        for row, message in pairs:
             if row.partition_key is not None and row.partition_key in blocked:
                 deferred.append(row)
                 continue
             try:
-                self.transport.publish(event)
+                send_one(message)
             except Exception as exc:  # noqa: BLE001 - any transport error is a failed publish
                 failed.append((row, exc))
                 if row.partition_key is not None:
@@ -499,7 +448,7 @@ class EventOutbox:
                 published.append(row)
         return published, failed, deferred
 
-    def _decide(self, row: OutboxEvent, error: BaseException, result: RelayResult) -> Any:
+    def _decide(self, row: Claimed, error: BaseException, result: RelayResult) -> Any:
         attempts = row.attempts + 1
         try:
             decision = self.failure_policy(attempts, error)
@@ -523,26 +472,14 @@ class EventOutbox:
         if not rows:
             return result
 
-        pairs: list[tuple[OutboxEvent, Event]] = []
-        malformed: list[tuple[OutboxEvent, BaseException]] = []
-        for row in rows:
-            try:
-                pairs.append((row, decode_row(row)))
-            except Exception as exc:  # noqa: BLE001 - any decoding error makes the row dead
-                malformed.append((row, exc))
-
-        published, failed, deferred = self._publish(pairs, result)
+        pairs, malformed, send_many, send_one = self._messages(rows)
+        published, failed, deferred = self._publish(pairs, send_many, send_one, result)
         now = timezone.now()
 
         if published:
             ids = [row.id for row in published]
             try:
-                updated = self._ours(ids, worker_id).update(
-                    status=OutboxStatus.DELIVERED,
-                    delivered_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
+                updated = self._mark_delivered(ids, worker_id, now)
             except DatabaseError:
                 logger.exception("outbox ack failed for %d events", len(ids))
                 result.ack_failed += len(ids)
@@ -601,7 +538,7 @@ class EventOutbox:
             )
         return result
 
-    def _finish(self, row: OutboxEvent, worker_id: str, result: RelayResult, **values: Any) -> None:
+    def _finish(self, row: Claimed, worker_id: str, result: RelayResult, **values: Any) -> None:
         values.setdefault("lease_owner", None)
         values.setdefault("lease_expires_at", None)
         try:

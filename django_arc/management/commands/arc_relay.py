@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import time
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 
-from django_arc.outbox import default_worker_id, get_outbox
+from django_arc.outbox import RelayResult, default_worker_id, get_outbox, run_relay
 
 logger = logging.getLogger("django_arc.outbox.relay")
 
@@ -102,59 +101,50 @@ class Command(BaseCommand):
             except ValueError:  # not in the main thread (e.g. called from a test thread)
                 pass
 
-        batches = 0
-        totals = {"relayed": 0, "attempted": 0, "publish_failed": 0, "dead_lettered": 0}
+        def on_batch(number: int, result: RelayResult, seconds: float) -> None:
+            if result.attempted or verbosity >= 2:
+                fields = {"event": "arc_relay.batch", "worker": worker_id, "batch": number}
+                fields.update(result.to_dict())
+                fields["duration_ms"] = round(seconds * 1000, 1)
+                self._log(fields, verbosity)
+
+        def on_error(number: int, exc: DatabaseError) -> None:
+            self._log(
+                {
+                    "event": "arc_relay.error",
+                    "worker": worker_id,
+                    "batch": number,
+                    "error": f"{type(exc).__name__}: {exc}"[:300],
+                },
+                verbosity,
+                logging.ERROR,
+            )
+
         self._log(
             {"event": "arc_relay.start", "worker": worker_id, "batch_size": batch_size}, verbosity
         )
         try:
-            while not self.stopping:
-                started = time.monotonic()
-                try:
-                    result = outbox.relay_batch(limit=batch_size, worker_id=worker_id)
-                except DatabaseError as exc:
-                    # A lost connection must not kill the worker: drop it and try again.
-                    close_old_connections()
-                    batches += 1
-                    self._log(
-                        {
-                            "event": "arc_relay.error",
-                            "worker": worker_id,
-                            "batch": batches,
-                            "error": f"{type(exc).__name__}: {exc}"[:300],
-                        },
-                        verbosity,
-                        logging.ERROR,
-                    )
-                    if max_batches is not None and batches >= max_batches:
-                        break
-                    self._sleep(max(interval, 0.5))
-                    continue
-                batches += 1
-                for key in totals:
-                    totals[key] += getattr(result, key)
-                if result.attempted or verbosity >= 2:
-                    fields = {"event": "arc_relay.batch", "worker": worker_id, "batch": batches}
-                    fields.update(result.to_dict())
-                    fields["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
-                    self._log(fields, verbosity)
-                if max_batches is not None and batches >= max_batches:
-                    break
-                if result.attempted == 0:
-                    self._sleep(interval)
+            totals = run_relay(
+                outbox,
+                batch_size=batch_size,
+                worker_id=worker_id,
+                max_batches=max_batches,
+                interval=interval,
+                should_stop=lambda: self.stopping,
+                on_batch=on_batch,
+                on_error=on_error,
+            )
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+        counters = totals.counters
         self._log(
-            {"event": "arc_relay.stop", "worker": worker_id, "batches": batches, **totals},
+            {
+                "event": "arc_relay.stop",
+                "worker": worker_id,
+                "batches": totals.batches,
+                **{k: counters[k] for k in ("relayed", "attempted", "publish_failed")},
+                "dead_lettered": counters["dead_lettered"],
+            },
             verbosity,
         )
-
-    def _sleep(self, seconds: float) -> None:
-        """Sleep in short steps so SIGTERM during an idle wait stops the worker promptly."""
-        deadline = time.monotonic() + seconds
-        while not self.stopping:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            time.sleep(min(remaining, 0.05))

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_arc', '0003_outbox_event_json_encoder'),
+        ('django_arc', '0004_outbox_relay_writes'),
     ]
 
     operations = [

@@ -1,0 +1,119 @@
+"""``run_relay()``: the one relay loop, shared by ``manage.py arc_relay``, the Celery task
+``relay_outbox`` and the admin's "Relay now".
+
+They differ only in when to stop: the command runs until SIGTERM (``should_stop``) and sleeps
+when there is nothing to do; the task and the admin stop once the backlog is drained or after
+``max_batches``, so neither pins a worker slot or a request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections
+
+from .configured import get_outbox
+from .relay import EventOutbox, RelayResult, default_worker_id
+
+logger = logging.getLogger("django_arc.outbox")
+
+#: The summed counters: every integer field of :class:`RelayResult`.
+COUNTERS = tuple(f.name for f in dataclasses.fields(RelayResult) if f.type in ("int", int))
+
+
+@dataclass
+class RelayTotals:
+    """What one :func:`run_relay` call did: ``batches`` (failed ones included), ``errors``
+    (batches that raised a database error) and the sum of every :class:`RelayResult`
+    counter."""
+
+    worker_id: str
+    batches: int = 0
+    errors: int = 0
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+
+    def add(self, result: RelayResult) -> None:
+        for name in COUNTERS:
+            self.counters[name] += getattr(result, name)
+
+    def __getattr__(self, name: str) -> int:
+        counters = self.__dict__.get("counters", {})
+        if name in counters:
+            return counters[name]
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "worker": self.worker_id,
+            "batches": self.batches,
+            "errors": self.errors,
+            **self.counters,
+        }
+
+
+def run_relay(
+    outbox: EventOutbox | None = None,
+    *,
+    batch_size: int | None = None,
+    worker_id: str | None = None,
+    max_batches: int | None = None,
+    until_drained: bool = False,
+    interval: float = 1.0,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_batch: Callable[[int, RelayResult, float], Any] | None = None,
+    on_error: Callable[[int, DatabaseError], Any] | None = None,
+) -> RelayTotals:
+    """Relay batches of pending events until told to stop; return the totals.
+
+    Stops when ``should_stop()`` is true (checked before every batch and while idle), after
+    ``max_batches`` batches, or, with ``until_drained``, after the first batch that claims
+    fewer than ``batch_size`` rows. Otherwise an empty batch sleeps ``interval`` seconds. A
+    database error (lost connection) is reported to ``on_error`` and retried after at least
+    0.5 s, never raised: a relay must outlive a PostgreSQL restart. ``on_batch(number,
+    result, seconds)`` sees every successful batch.
+    """
+    if outbox is None:
+        outbox = get_outbox()
+    size = int(batch_size or outbox.batch_size)
+    totals = RelayTotals(worker_id=worker_id or default_worker_id())
+
+    def idle(seconds: float) -> None:
+        # Short steps, so a stop request during an idle wait is seen promptly.
+        deadline = time.monotonic() + seconds
+        while not should_stop():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, 0.05))
+
+    while not should_stop():
+        started = time.monotonic()
+        try:
+            result = outbox.relay_batch(limit=size, worker_id=totals.worker_id)
+        except DatabaseError as exc:
+            close_old_connections()
+            totals.batches += 1
+            totals.errors += 1
+            logger.error("relay batch %d failed: %s: %s", totals.batches, type(exc).__name__, exc)
+            if on_error is not None:
+                on_error(totals.batches, exc)
+            if max_batches is not None and totals.batches >= max_batches:
+                break
+            idle(max(interval, 0.5))
+            continue
+        totals.batches += 1
+        totals.add(result)
+        if on_batch is not None:
+            on_batch(totals.batches, result, time.monotonic() - started)
+        if max_batches is not None and totals.batches >= max_batches:
+            break
+        if until_drained and result.attempted < size:
+            break
+        if result.attempted == 0:
+            idle(interval)
+    return totals

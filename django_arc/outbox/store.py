@@ -1,0 +1,205 @@
+"""Storing events in the outbox, inside the caller's transaction.
+
+``payload`` is stored as the JSON text the publisher encoded (once, in
+:func:`django_arc.events.bus.encode_payload`), which the relay later splices into the wire
+envelope as it is; ``meta`` is ``EventMeta`` as a snake_case dict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError, connections, router
+from django.db.models import Q
+from django.db.models.signals import post_save, pre_save
+from django.utils import timezone
+
+from ..events.event import Event, EventJSONEncoder, EventMeta
+from .models import OutboxEvent, OutboxStatus
+
+#: Compact JSON that refuses what ``jsonb`` cannot store (NaN, NUL, lone surrogates), on
+#: every backend, before any SQL is sent.
+_dumps = EventJSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+#: Dedupe keys longer than the column are replaced by their SHA-256 (still unique, stable).
+MAX_DEDUPE_KEY_LENGTH = 512
+
+
+def require_event(event: Any) -> None:
+    if not isinstance(event, Event):
+        raise TypeError(f"the outbox stores django_arc.events.Event objects, not {type(event)!r}")
+
+
+def dedupe_key(event: Event) -> str | None:
+    key = event.meta.idempotency_key
+    if not key:
+        return None
+    key = str(key)
+    if len(key) > MAX_DEDUPE_KEY_LENGTH:
+        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
+
+
+def partition_key(event: Event) -> str | None:
+    partition = event.meta.partition_key
+    return None if partition is None else str(partition)[:255]
+
+
+_META_FIELDS = tuple(f.name for f in dataclasses.fields(EventMeta))
+
+
+def stored_meta(meta: EventMeta) -> dict[str, Any]:
+    """``EventMeta.to_dict()`` without ``dataclasses.asdict``'s deep copies: the row is
+    serialised once at INSERT time, so a shallow dict is enough (and this is the write path
+    of every resource request)."""
+    data = {name: getattr(meta, name) for name in _META_FIELDS}
+    timestamp = data["timestamp"]
+    if isinstance(timestamp, datetime):
+        data["timestamp"] = timestamp.isoformat()
+    return data
+
+
+def row_for(event: Event) -> OutboxEvent:
+    """An unsaved row for ``event``."""
+    require_event(event)
+    now = timezone.now()
+    return OutboxEvent(
+        event_id=str(event.meta.id),
+        type=event.type,
+        payload=event.payload,
+        meta=stored_meta(event.meta),
+        status=OutboxStatus.PENDING,
+        visible_at=now,
+        created_at=now,
+        dedupe_key=dedupe_key(event),
+        partition_key=partition_key(event),
+    )
+
+
+#: What the INSERT of a new row sets from the event. The other columns hold the constants of
+#: a new row (status pending, no attempts, no error) or NULL (dedupe key: rows that have one
+#: take the ``ON CONFLICT`` path; lease; delivery).
+_INSERT_COLUMNS = (
+    "event_id",
+    "type",
+    "payload",
+    "meta",
+    "visible_at",
+    "created_at",
+    "partition_key",
+)
+_insert_sql: dict[str, str] = {}
+
+
+def _insert_statement(connection: Any) -> str:
+    """Built once per database. The JSON columns take the encoded text as it is (``::jsonb``
+    on PostgreSQL; SQLite stores the text), so nothing is encoded twice."""
+    sql = _insert_sql.get(connection.alias)
+    if sql is None:
+        qn = connection.ops.quote_name
+        opts = OutboxEvent._meta
+        columns = [opts.get_field(name).column for name in _INSERT_COLUMNS]
+        columns += [opts.get_field(name).column for name in ("status", "attempts", "last_error")]
+        json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+        params = [json_param if name in ("payload", "meta") else "%s" for name in _INSERT_COLUMNS]
+        returning = connection.features.can_return_columns_from_insert
+        sql = "INSERT INTO {} ({}) VALUES ({}, '{}', 0, ''){}".format(
+            qn(opts.db_table),
+            ", ".join(qn(c) for c in columns),
+            ", ".join(params),
+            OutboxStatus.PENDING.value,
+            f" RETURNING {qn(opts.pk.column)}" if returning else "",
+        )
+        _insert_sql[connection.alias] = sql
+    return sql
+
+
+def _insert(
+    event: Event, db: str, *, want_row: bool, payload_json: str | None = None
+) -> OutboxEvent | None:
+    """Insert ``event`` (which has no dedupe key) as a new pending row.
+
+    This is the write path of every resource request, so it skips ``Model.save()`` and the
+    SQL compiler and, unless ``want_row`` or something listens to ``pre_save``/``post_save``,
+    the model instance too; ``payload_json`` is the publisher's encoding, reused as it is.
+    """
+    listened = pre_save.has_listeners(OutboxEvent) or post_save.has_listeners(OutboxEvent)
+    row = row_for(event) if want_row or listened else None
+    if row is not None:
+        if pre_save.has_listeners(OutboxEvent):
+            pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
+            payload_json = None  # a receiver may have changed the row
+        values = [getattr(row, name) for name in _INSERT_COLUMNS]
+        values[3] = _dumps(row.meta)
+    else:
+        now = timezone.now()
+        values = [
+            str(event.meta.id),
+            event.type,
+            event.payload,
+            _dumps(stored_meta(event.meta)),
+            now,
+            now,
+            partition_key(event),
+        ]
+    values[2] = payload_json if payload_json is not None else _dumps(values[2])
+    connection = connections[db]
+    values[4] = connection.ops.adapt_datetimefield_value(values[4])
+    values[5] = connection.ops.adapt_datetimefield_value(values[5])
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_statement(connection), values)
+        if row is None:
+            return None
+        returning = connection.features.can_return_columns_from_insert
+        row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    row._state.adding = False
+    row._state.db = db
+    if post_save.has_listeners(OutboxEvent):
+        post_save.send(
+            sender=OutboxEvent, instance=row, created=True, update_fields=None, raw=False, using=db
+        )
+    return row
+
+
+def _store(
+    event: Event, using: str | None, payload_json: str | None, *, want_row: bool
+) -> OutboxEvent | None:
+    require_event(event)
+    db = using or router.db_for_write(OutboxEvent)
+    if dedupe_key(event) is None:
+        return _insert(event, db, want_row=want_row, payload_json=payload_json)
+    return _store_deduplicated(row_for(event), db)
+
+
+def store_event(
+    event: Event, using: str | None = None, payload_json: str | None = None
+) -> OutboxEvent:
+    """Insert ``event`` in the current transaction (see :meth:`EventOutbox.store`)."""
+    row = _store(event, using, payload_json, want_row=True)
+    assert row is not None  # want_row: the insert returns the row
+    return row
+
+
+def store_event_without_row(
+    event: Event, using: str | None = None, payload_json: str | None = None
+) -> None:
+    """:func:`store_event` for the ``resource_event`` receiver, which needs no row back."""
+    _store(event, using, payload_json, want_row=False)
+
+
+def _store_deduplicated(row: OutboxEvent, db: str) -> OutboxEvent:
+    # ON CONFLICT DO NOTHING (PostgreSQL) / INSERT OR IGNORE (SQLite): a duplicate is not an
+    # error, so the caller's transaction stays usable without a savepoint round trip.
+    OutboxEvent.objects.using(db).bulk_create([row], ignore_conflicts=True)
+    existing = (
+        OutboxEvent.objects.using(db)
+        .filter(Q(event_id=row.event_id) | Q(dedupe_key=row.dedupe_key))
+        .order_by("id")
+        .first()
+    )
+    if existing is None:  # pragma: no cover - only if the conflicting row was deleted meanwhile
+        raise DatabaseError("outbox insert was ignored but no conflicting row exists")
+    return existing

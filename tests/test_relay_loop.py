@@ -1,0 +1,143 @@
+"""One relay loop (``run_relay``), receivers connected in ``ready()``, no import circles."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from django_arc.events import create_event, publish
+from django_arc.events.transports import Transport
+from django_arc.outbox import OutboxEvent, RelayResult, run_relay
+from django_arc.outbox.receivers import DISPATCH_UID
+from django_arc.signals import resource_event, scope_elevated
+from django_arc.tasks import relay_outbox
+
+PACKAGE = Path(__file__).resolve().parent.parent / "django_arc"
+
+
+class FailsFirstOfPartition(Transport):
+    """Refuses the first event of partition ``p`` (and any batch), so the next event of ``p``
+    in the same batch is deferred (FIFO)."""
+
+    def __init__(self, **_options):
+        super().__init__()
+        self.published: list[str] = []
+        self.refused = False
+
+    def publish(self, event):
+        if event.meta.partition_key == "p" and not self.refused:
+            self.refused = True
+            raise ConnectionError("broker down")
+        self.published.append(event.id)
+
+    def publish_many(self, events):
+        raise ConnectionError("no batches today")
+
+
+@pytest.mark.django_db
+def test_celery_task_reports_every_relay_counter_including_deferred():
+    arc = {"EVENTS": {"TRANSPORT": FailsFirstOfPartition, "OPTIONS": {}}}
+    with override_settings(ARC=arc):
+        publish(create_event("a.b", {}, partition_key="p"))
+        publish(create_event("a.b", {}, partition_key="p"))
+        publish(create_event("a.b", {}, partition_key="q"))
+        totals = relay_outbox(batch_size=10, max_batches=1)
+    counters = {f.name for f in dataclasses.fields(RelayResult) if f.name != "used_publish_many"}
+    assert counters <= set(totals)
+    assert totals["attempted"] == 3
+    assert totals["relayed"] == 1
+    assert totals["publish_failed"] == 1
+    assert totals["deferred"] == 1
+    assert totals["batches"] == 1
+
+
+@pytest.mark.django_db
+def test_run_relay_stops_when_drained_or_after_max_batches_or_when_told():
+    from django_arc.events.transports import MemoryTransport
+
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": MemoryTransport, "OPTIONS": {}}}):
+        for i in range(7):
+            publish(create_event("a.b", {"i": i}))
+        seen: list[int] = []
+        totals = run_relay(
+            batch_size=3, until_drained=True, on_batch=lambda n, r, s: seen.append(r.relayed)
+        )
+        assert seen == [3, 3, 1] and totals.relayed == 7 and totals.batches == 3
+        publish(create_event("a.b", {}))
+        assert run_relay(batch_size=3, max_batches=1).relayed == 1
+        assert run_relay(should_stop=lambda: True).batches == 0
+    assert not OutboxEvent.objects.filter(status="pending").exists()
+
+
+def test_only_run_relay_drives_relay_batch():
+    """The command, the Celery task and the admin hold no loop of their own."""
+    callers = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "relay_batch"
+            ):
+                callers.append(path.relative_to(PACKAGE).as_posix())
+    assert callers == ["outbox/runner.py"]
+
+
+def test_receivers_are_connected_explicitly_by_ready():
+    assert any(key[0][0] == DISPATCH_UID for key in resource_event.receivers)
+    assert any(
+        key[0][0] == "django_arc.events.on_scope_elevated" for key in scope_elevated.receivers
+    )
+    for module in ("outbox/receivers.py", "events/bus.py"):
+        source = (PACKAGE / module).read_text()
+        assert "@receiver" not in source and ".connect(" not in source, module
+
+
+def _imports(path: Path, module: str, modules: set[str]) -> set[str]:
+    """Modules of django_arc that ``module`` imports, at any level (lazy imports included):
+    ``from pkg import mod`` imports ``pkg.mod``, ``from mod import name`` imports ``mod``."""
+    is_package = path.name == "__init__.py"
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            parent = base[: len(base) - node.level + 1] if node.level else []
+            target = ".".join(parent + ([node.module] if node.module else []))
+            for alias in node.names:
+                submodule = f"{target}.{alias.name}"
+                found.add(submodule if submodule in modules else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_events_and_outbox_import_no_module_that_imports_them_back():
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = ["django_arc", *path.relative_to(PACKAGE).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    graph = {
+        name: {m for m in _imports(path, name, set(modules)) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+    scope = [m for m in graph if m.startswith(("django_arc.events", "django_arc.outbox"))]
+
+    def reaches(start: str, goal: str) -> bool:
+        stack, seen = list(graph[start]), set()
+        while stack:
+            current = stack.pop()
+            if current == goal:
+                return True
+            if current not in seen:
+                seen.add(current)
+                stack.extend(graph.get(current, ()))
+        return False
+
+    cycles = [m for m in scope if reaches(m, m)]
+    assert cycles == []
