@@ -43,6 +43,7 @@ from .parsers import ArcJSONParser
 from .permissions import Permission, PermissionResult
 from .scope import RequestScope, get_scope
 from .settings import arc_settings
+from .signals import event_batch
 
 #: DRF action name → permission key of ``Resource.permissions``
 PERMISSION_KEYS = {
@@ -452,7 +453,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         then one ``<name>.<verb>`` event per row. Returns the events."""
         for preset in self.resource.write_observers:
             preset.after_write_many(self, verb, [(i, b, a) for i, _, b, a in records])
-        return [self.emit(verb, instance.pk, payload) for instance, payload, _, _ in records]
+        with event_batch():  # one outbox INSERT for all the rows' events
+            return [self.emit(verb, instance.pk, payload) for instance, payload, _, _ in records]
 
     def emit(self, verb: str, pk: Any, payload: dict[str, Any]) -> Any:
         """Send ``<resource>.<verb>`` through the ``resource_event`` signal (→ outbox),

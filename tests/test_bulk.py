@@ -3,6 +3,8 @@ rules (permissions, tenancy, field guards, hooks, presets), one event per row, a
 does not grow with the number of items."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
@@ -301,3 +303,47 @@ def test_each_row_of_a_bulk_gets_its_own_idempotency_suffix(api, settings):
     ids = r.json()["data"]["ids"]
     keys = sorted(OutboxEvent.objects.values_list("dedupe_key", flat=True))
     assert keys == sorted(f"k1:bulk-books.created:{pk}" for pk in ids)
+
+
+def test_bulk_sql_does_not_grow_with_the_number_of_items(api):
+    """One query per related field, one INSERT, one audit INSERT, the events: the same count
+    for 2 items and for 50."""
+    counts = {}
+    for n in (2, 50):
+        authors = [AuthorFactory() for _ in range(3)]
+        items = [
+            {"title": f"t{n}-{i}", "isbn": f"{n}-{i}", "author": authors[i % 3].pk}
+            for i in range(n)
+        ]
+        with CaptureQueriesContext(connection) as ctx:
+            r = api.post("/api/bulk-books/bulk/", {"items": items}, format="json")
+        assert r.status_code == 201, r.content
+        counts[n] = len(ctx)
+    assert counts[2] == counts[50], counts
+
+
+def test_bulk_sql_is_constant_with_every_preset(tenants):
+    a, _, member = tenants
+    _, as_editor = member(a, "editor")
+    counts = {}
+    # n=1 first, unmeasured: the membership and the user's roles are cached on the (test
+    # client's reused) user after the first requests; a real request pays them once each.
+    for n in (1, 2, 50):
+        items = [{"slug": f"n{n}-{i}", "title": f"T{i}"} for i in range(n)]
+        with CaptureQueriesContext(connection) as ctx:
+            r = as_editor.post("/api/all-articles/bulk/", {"items": items}, format="json")
+        assert r.status_code == 201, r.content
+        ids = r.json()["data"]["ids"]
+        with CaptureQueriesContext(connection) as upd:
+            r = as_editor.patch(
+                "/api/all-articles/bulk/",
+                {"items": [{"id": pk, "title": "u"} for pk in ids]},
+                format="json",
+            )
+        assert r.status_code == 200, r.content
+        with CaptureQueriesContext(connection) as dele:
+            r = as_editor.delete("/api/all-articles/bulk/", {"ids": ids}, format="json")
+        assert r.status_code == 200, r.content
+        counts[n] = (len(ctx), len(upd), len(dele))
+    assert counts[2] == counts[50], counts
+    assert counts[2][0] <= 6, counts  # savepoint, INSERT rows, audit, outbox, release (+1)

@@ -5,7 +5,7 @@ The ``scope_elevated`` receiver (every elevation recorded as ``arc.scope.elevate
 connected by ``django_arc.apps.ArcConfig.ready()``.
 """
 
-from .bus import emit, publish
+from .bus import emit, publish, publish_many
 from .configured import get_transport, reset_transport, subscribe
 from .event import DeadLetteredEvent, Event, EventMeta, create_child_event, create_event
 from .retry import exponential_backoff, with_retry
@@ -20,6 +20,7 @@ __all__ = [
     "exponential_backoff",
     "get_transport",
     "publish",
+    "publish_many",
     "reset_transport",
     "subscribe",
     "with_retry",

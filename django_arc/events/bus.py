@@ -15,7 +15,7 @@ from typing import Any
 
 from ..exceptions import get_request_id
 from ..settings import arc_settings
-from ..signals import resource_event
+from ..signals import event_batch, resource_event
 from .event import Event, EventJSONEncoder, create_event
 
 ELEVATED_EVENT = "arc.scope.elevated"
@@ -53,6 +53,14 @@ def publish(event: Event, *, sender: Any = None) -> Event:
         sender=sender if sender is not None else Event, event=event, payload_json=payload_json
     )
     return event
+
+
+def publish_many(events: list[Event], *, sender: Any = None) -> list[Event]:
+    """:func:`publish` for several events that belong together (one bulk write): each is
+    still sent through :data:`resource_event`, inside one
+    :func:`~django_arc.signals.event_batch`, so the outbox stores them with one INSERT."""
+    with event_batch():
+        return [publish(event, sender=sender) for event in events]
 
 
 def _resource_name(resource: Any) -> str | None:

@@ -18,7 +18,8 @@ from django.db import transaction
 
 from ..events.configured import get_transport
 from ..settings import arc_settings
-from .store import store_event_without_row
+from ..signals import current_event_batch
+from .store import store_event_without_row, store_events_without_rows
 
 logger = logging.getLogger("django_arc.outbox")
 
@@ -42,10 +43,18 @@ def store_resource_event(
 ) -> None:
     """Store (outbox on) or schedule the publish of (outbox off) one resource event.
 
+    Inside an :func:`~django_arc.signals.event_batch` the events are buffered and stored
+    together when the batch ends (one INSERT), still in the sender's transaction.
+
     ``payload_json`` is the payload as :func:`django_arc.events.publish` encoded it; the
     outbox stores that text instead of encoding the payload again.
     """
     if arc_settings.EVENTS.get("OUTBOX", True):
-        store_event_without_row(event, using=using, payload_json=payload_json)
+        batch = current_event_batch()
+        if batch is None:
+            store_event_without_row(event, using=using, payload_json=payload_json)
+        else:
+            flush = partial(store_events_without_rows, using=using)
+            batch.buffer((DISPATCH_UID, using), flush).append((event, payload_json))
     else:
         transaction.on_commit(partial(_publish_after_commit, event), using=using)

@@ -190,6 +190,28 @@ def store_event_without_row(
     _store(event, using, payload_json, want_row=False)
 
 
+def store_events_without_rows(
+    items: list[tuple[Event, str | None]], using: str | None = None
+) -> None:
+    """Many events in the current transaction with one INSERT (``ON CONFLICT DO NOTHING``
+    for the ones with a dedupe key: a second): the rows of a bulk write. Like Django's
+    ``bulk_create``, this sends no ``pre_save``/``post_save``; when something listens to
+    them, the events are stored one by one instead."""
+    db = using or router.db_for_write(OutboxEvent)
+    if pre_save.has_listeners(OutboxEvent) or post_save.has_listeners(OutboxEvent):
+        for event, payload_json in items:
+            _store(event, db, payload_json, want_row=False)
+        return
+    rows = [row_for(event) for event, _ in items]
+    plain = [row for row in rows if row.dedupe_key is None]
+    keyed = [row for row in rows if row.dedupe_key is not None]
+    manager = OutboxEvent.objects.using(db)
+    if plain:
+        manager.bulk_create(plain)
+    if keyed:
+        manager.bulk_create(keyed, ignore_conflicts=True)
+
+
 def _store_deduplicated(row: OutboxEvent, db: str) -> OutboxEvent:
     # ON CONFLICT DO NOTHING (PostgreSQL) / INSERT OR IGNORE (SQLite): a duplicate is not an
     # error, so the caller's transaction stays usable without a savepoint round trip.
