@@ -87,11 +87,18 @@ def subscribe(pattern: str, handler: Handler) -> Callable[[], None]:
 
     The subscription survives a transport rebuild (``override_settings(ARC=...)``). Delivery
     is at least once: make handlers idempotent (``event.id`` is stable across redeliveries).
+
+    Subscribing does not build the transport: ``AppConfig.ready()`` is where the docs say to
+    subscribe, and building there would turn a bad ``EVENTS.TRANSPORT`` into a traceback at
+    app loading for every ``manage.py`` command instead of ``check``'s ``arc.E008``. The
+    subscription is recorded and attached when :func:`get_transport` first builds it (or now,
+    if it already exists).
     """
-    transport = get_transport()
     with _transport_lock:
         _subscriptions.append((pattern, handler))
-    transport.subscribe(pattern, handler)
+        current = _transport
+        if current is not None:
+            current.subscribe(pattern, handler)
 
     def unsubscribe() -> None:
         with _transport_lock:
