@@ -1,4 +1,3 @@
-import importlib.util
 from importlib import import_module
 
 from django.apps import AppConfig
@@ -18,8 +17,7 @@ class ArcConfig(AppConfig):
         import_module("django_arc.events")
         # Connects the resource_event receiver that stores events in the outbox.
         import_module("django_arc.outbox.receivers")
-        # Teaches drf-spectacular the service-key scheme (when it is installed).
-        if importlib.util.find_spec("drf_spectacular") is not None:
-            import_module("django_arc.schema")
+        # Registers the drf-spectacular extensions (security schemes, resource serializers).
+        import_module("django_arc.openapi")
 
         autodiscover()

@@ -24,6 +24,7 @@ from .mixins import (
     RouteMixin,
     UpdateMixin,
 )
+from .openapi import schema_for_viewsets
 from .permissions import as_permission
 
 __all__ = ["ResourceViewSet", "build_viewset"]
@@ -104,6 +105,8 @@ def build_viewset(resource: Any) -> type[ResourceViewSet]:
         "lookup_field": resource.lookup_field,
         "__module__": type(resource).__module__,
         "__doc__": type(resource).__doc__,
+        # drf-spectacular's view of the routes: envelopes, errors, headers (openapi.py)
+        "schema": schema_for_viewsets(),
     }
     for policy in POLICIES:
         value = getattr(resource, policy)
