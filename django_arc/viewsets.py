@@ -112,6 +112,10 @@ def build_viewset(resource: Any) -> type[ResourceViewSet]:
         value = getattr(resource, policy)
         if value is not None:
             attrs[policy] = list(value)
+    if resource.update_method == "PATCH":
+        # No PUT route at all: 405 before authentication, an ``Allow`` header without PUT,
+        # and no PUT operation in the schema.
+        attrs["http_method_names"] = [m for m in ResourceViewSet.http_method_names if m != "put"]
     if resource.pagination_class is not None:
         attrs["pagination_class"] = resource.pagination_class
     backends = attrs.get("filter_backends", ResourceGenericViewSet.filter_backends)
