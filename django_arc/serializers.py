@@ -91,6 +91,22 @@ class ArcFloatField(serializers.FloatField):
         return value
 
 
+#: what a 64-bit integer column holds (SQLite, PostgreSQL ``bigint``)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class ArcIntegerField(serializers.IntegerField):
+    """DRF's integer field, bounded to 64 bits when the model field sets no range: Django 4.2
+    gives SQLite integer fields no range validators, so ``{"quantity": 10**40}`` reached the
+    database driver (``OverflowError``, a 500) instead of being a 400 naming the field."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        if not kwargs.get("read_only"):
+            kwargs.setdefault("min_value", _INT64[0])
+            kwargs.setdefault("max_value", _INT64[1])
+        super().__init__(**kwargs)
+
+
 class ArcJSONField(serializers.JSONField):
     """DRF's JSON field, refusing NUL characters and lone surrogates as DRF's ``CharField``
     does: PostgreSQL's ``jsonb`` cannot store them (and a surrogate is not even UTF-8, so the
@@ -157,6 +173,11 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
 
 _FIELD_MAPPING = {
     **serializers.ModelSerializer.serializer_field_mapping,
+    **{
+        model_field: ArcIntegerField
+        for model_field, field in serializers.ModelSerializer.serializer_field_mapping.items()
+        if field is serializers.IntegerField
+    },
     models.FloatField: ArcFloatField,
     models.JSONField: ArcJSONField,
 }
