@@ -153,8 +153,16 @@ def test_every_filter_operator_is_a_parameter(schema):
 def test_query_values_are_typed_like_the_parser(schema):
     """Integer bounds come from the model field's validators (a PositiveIntegerField is >= 0),
     and text filters refuse only the NUL character."""
+    from django_arc.query import _Refused, parse_value
+    from shop.models import Order
+
     query = params(op(schema, "/api/orders/", "get"), "query")
-    assert query["quantity[gte]"]["schema"]["minimum"] == 0
+    quantity = query["quantity[gte]"]["schema"]
+    field = Order._meta.get_field("quantity")
+    for bound, outside in ((quantity["minimum"], -1), (quantity["maximum"], 1)):
+        assert parse_value(field, str(bound)) == bound
+        with pytest.raises(_Refused):
+            parse_value(field, str(bound + outside))
     assert query["product"]["schema"]["type"] == "integer"
     assert query["placed_at[gte]"]["schema"]["format"] == "date-time"
     books = params(op(schema, "/api/books/", "get"), "query")
