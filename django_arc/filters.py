@@ -15,6 +15,7 @@ The backend holds no per-request state, so each generated ViewSet builds its bac
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -95,13 +96,14 @@ class QueryLanguageFilter(BaseFilterBackend):
                 )
             )
         if spec.sorts:
-            choices = [v for name in spec.sorts for v in (name, f"-{name}")]
+            names = list(spec.sorts)
             parameters.append(
                 _query_parameter(
                     "sort",
-                    {"type": "array", "items": {"type": "string", "enum": choices}},
-                    "Comma-separated sort keys, `-` for descending; the primary key breaks "
-                    f"ties. Default: `{spec.default_sort or resource.pk_name}`.",
+                    {"type": "array", "items": _list_item(names, "[+-]*")},
+                    f"Comma-separated sort keys among {_names(names)}, `-` for descending; "
+                    "the primary key breaks ties. Default: "
+                    f"`{spec.default_sort or resource.pk_name}`.",
                     style_form=True,
                 )
             )
@@ -109,9 +111,10 @@ class QueryLanguageFilter(BaseFilterBackend):
         parameters.append(
             _query_parameter(
                 "select",
-                {"type": "array", "items": {"type": "string", "enum": selectable}},
-                "Comma-separated fields to return; the identifiers always come along. Fields "
-                "the caller may not read are refused (400)"
+                {"type": "array", "items": _list_item(selectable)},
+                f"Comma-separated fields to return, among {_names(selectable)}; the "
+                "identifiers always come along. Fields the caller may not read are refused "
+                "(400)"
                 + (
                     f" (`{'`, `'.join(sorted(restricted))}` depend on the caller)."
                     if restricted
@@ -186,8 +189,22 @@ def _operator_schema(op: str, model_field: Any) -> dict[str, Any]:
         return {"type": "string", "pattern": NO_NUL}
     value = query_value_schema(model_field)
     if op in ("in", "nin"):
+        if value.get("pattern") != NO_NUL:
+            # empty items ("1,,2") are skipped, not refused
+            value = {"anyOf": [value, {"type": "string", "maxLength": 0}]}
         return {"type": "array", "items": value, "maxItems": MAX_IN_VALUES}
     return value
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
+
+
+def _list_item(names: list[str], prefix: str = "") -> dict[str, Any]:
+    """One item of a comma-separated list of names, as the parser reads it: stripped, and
+    skipped when empty. (A pattern, not an ``enum``: ``" name"`` is accepted too.)"""
+    choices = "|".join(re.escape(name) for name in names)
+    return {"type": "string", "pattern": f"^\\s*({prefix}({choices}))?\\s*$"}
 
 
 def query_value_schema(model_field: Any) -> dict[str, Any]:

@@ -78,6 +78,10 @@ EMAIL = (
     "@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z0-9-]{1,62}[A-Za-z0-9]$"
 )
 
+#: what the scope reads as a request for elevation (or, blank, as none): the value is
+#: stripped and compared case-insensitively
+_ELEVATION_PATTERN = "^\\s*(" + "".join(f"[{c.upper()}{c}]" for c in ELEVATION_VALUE) + ")?\\s*$"
+
 #: the error envelope (:func:`django_arc.exceptions.error_body`)
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -311,10 +315,11 @@ class ArcAutoSchema(AutoSchema):
             ),
             OpenApiParameter(
                 elevation,
-                {"type": "string", "enum": [ELEVATION_VALUE]},
+                {"type": "string", "pattern": _ELEVATION_PATTERN, "example": ELEVATION_VALUE},
                 OpenApiParameter.HEADER,
-                description=f"`{ELEVATION_VALUE}`: act as a platform admin across "
-                "organizations (403 for anyone else; any other value is 400).",
+                description=f"`{ELEVATION_VALUE}` (any case): act as a platform admin across "
+                "organizations (403 for anyone else). Blank is the same as absent; any other "
+                "value is 400.",
             ),
             OpenApiParameter(
                 "X-Request-Id",
