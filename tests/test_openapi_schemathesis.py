@@ -148,15 +148,20 @@ def targets(case: Any, name: str) -> bool:
 
 
 def adapt(case: Any, role: str, products: list[int]) -> None:
-    """What the schema cannot express (module docstring), for positive cases only."""
+    """What the schema cannot express (module docstring), for positive cases only. Each
+    adaptation is counted in ``STATS`` (``adapted …``)."""
+    stats = STATS[role]
     headers = case.headers
-    if isinstance(headers, dict) and not targets(case, ELEVATION):
+    if isinstance(headers, dict) and ELEVATION in headers and not targets(case, ELEVATION):
+        stats["adapted: X-Arc-Scope dropped"] += 1
         # Anyone but a platform admin asking for elevation is 403 whatever else the request
         # says: the coverage phase sends every optional header with each case, which would
         # hide every other parameter behind that 403. It is sent in the cases about it.
         headers.pop(ELEVATION, None)
     query = case.query
     if isinstance(query, dict) and "after" in query and positive_at(case, ParameterLocation.QUERY):
+        stats["adapted: after made empty"] += query["after"] != ""
+        stats["adapted: page dropped (after)"] += "page" in query
         query["after"] = ""
         query.pop("page", None)
     body = case.body
@@ -167,6 +172,7 @@ def adapt(case: Any, role: str, products: list[int]) -> None:
         and positive_at(case, ParameterLocation.BODY)
     ):
         value = body["product"]
+        stats["adapted: product made real"] += 1
         body["product"] = products[value % len(products) if isinstance(value, int) else 0]
 
 
