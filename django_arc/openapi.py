@@ -68,7 +68,7 @@ def constant(value: Any, description: str = "") -> dict[str, Any]:
 
 
 #: a request string that is not blank once trimmed (DRF trims, then refuses blank unless
-#: ``allow_blank``), without NUL characters (no database stores them; DRF refuses them) that is not blank once trimmed (DRF trims, then refuses blank unless ``allow_blank``)
+#: ``allow_blank``), without NUL characters (no database stores them; DRF refuses them)
 NOT_BLANK = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
 
 #: the dot-atom addresses Django's ``EmailValidator`` accepts (it takes a few rarer forms too:
@@ -124,8 +124,8 @@ _CODE_TEXT = {
 
 @cache
 def _composed(base: type) -> type:
-    if issubclass(base, ArcAutoSchema):
-        return base
+    if base is AutoSchema or issubclass(base, ArcAutoSchema):
+        return ArcAutoSchema if base is AutoSchema else base
     return type(f"Arc{base.__name__}", (ArcAutoSchema, base), {})
 
 
@@ -195,7 +195,7 @@ class ArcAutoSchema(AutoSchema):
         return [self.resource.name]
 
     def get_summary(self) -> str | None:
-        one, many = self._names()
+        many = self._names()[1]
         lookup = self._lookup_label()
         summaries = {
             "list": f"List {many}",
@@ -275,11 +275,16 @@ class ArcAutoSchema(AutoSchema):
         ``reference``), instead of the router's ``[^/]+``."""
         view = self.view
         kwarg = view.lookup_url_kwarg or view.lookup_field
-        names: list[tuple[str, str]] = []
+        names: list[tuple[str, str]] = []  # (URL kwarg, model field)
         if self._is_detail() and (self.kind != "route" or self.spec.detail):
             names.append((kwarg, view.lookup_field))
         if self.kind == "route":
-            names += [(name, name) for name in self.spec.url_kwargs if name != kwarg]
+            # a route's own lookup (``slug/{slug}`` with ``lookup_field="slug"``) or other kwargs
+            names += [
+                (name, view.lookup_field if name == kwarg else name)
+                for name in self.spec.url_kwargs
+                if (name, view.lookup_field) not in names
+            ]
         parameters = []
         for url_kwarg, field_name in names:
             try:
@@ -408,6 +413,37 @@ class ArcAutoSchema(AutoSchema):
             return media_types
         json_types = [m for m in media_types if m == "application/json" or m.endswith("+json")]
         return json_types or media_types
+
+    def _map_serializer(
+        self, serializer: Any, direction: Any, bypass_extensions: bool = False
+    ) -> Any:
+        """Every serializer of these routes (the resource's, actions' ``input``, routes'
+        ``request``/``response``) as DRF's validation reads it: a request never lists
+        read-only fields, request strings are not blank unless allowed and hold no NUL,
+        decimals are their digits (:func:`_match_validation`)."""
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        properties = schema.get("properties")
+        fields = getattr(force_instance(serializer), "fields", None)
+        if (
+            not properties
+            or fields is None
+            or (serializer_extension_applies(serializer) and not bypass_extensions)
+        ):
+            return schema
+        required = schema.get("required", [])
+        for name, field in fields.items():
+            prop = properties.get(name)
+            if prop is None:
+                continue
+            if direction == "request" and (field.read_only or prop.get("readOnly")):
+                del properties[name]
+                if name in required:
+                    required.remove(name)
+                continue
+            _match_validation(prop, field, direction)
+        if "required" in schema and not required:
+            del schema["required"]
+        return schema
 
     def get_filter_backends(self) -> list[Any]:
         if not self._is_list_view():
@@ -799,16 +835,6 @@ class ResourceSerializerExtension(OpenApiSerializerExtension):
             schema["description"] = doc
         properties = schema.get("properties", {})
         required = schema.get("required", [])
-        for name, field in serializer.fields.items():
-            prop = properties.get(name)
-            if prop is None:
-                continue
-            if direction == "request" and (field.read_only or prop.get("readOnly")):
-                del properties[name]
-                if name in required:
-                    required.remove(name)
-                continue
-            _match_validation(prop, field, direction)
         resource = self._resource(auto_schema)
         if resource is not None:
             _field_permissions(properties, resource.field_rules.rules, direction)
@@ -817,6 +843,12 @@ class ResourceSerializerExtension(OpenApiSerializerExtension):
         if "required" in schema and not required:
             del schema["required"]
         return schema
+
+
+def serializer_extension_applies(serializer: Any) -> bool:
+    """Whether an extension maps ``serializer`` (it then calls back with
+    ``bypass_extensions=True``, and the fields are narrowed on that call)."""
+    return OpenApiSerializerExtension.get_match(force_instance(serializer)) is not None
 
 
 def _match_validation(prop: dict[str, Any], field: Any, direction: str) -> None:

@@ -320,6 +320,8 @@ def test_actions_are_one_body_discriminated_by_action(schema):
     assert set(publish["required"]) == {"action", "note"}
     assert publish["properties"]["action"] == {"allOf": [{"type": "string", "enum": ["publish"]}]}
     assert publish["properties"]["note"]["maxLength"] == 20
+    assert publish["properties"]["note"]["minLength"] == 1  # like DRF's validation
+    assert publish["properties"]["price"]["pattern"] == r"^-?\d{1,8}(\.\d{1,2})?$"
     assert "- `publish`: Put a product on sale" in operation["description"]
     assert {"400", "404", "409"} <= set(operation["responses"])
 
