@@ -73,7 +73,7 @@ class QueryLanguageFilter(BaseFilterBackend):
             note = ""
             if filter_field.root in restricted:
                 note = f" Refused (400) for callers who may not read `{filter_field.root}`."
-            for op in _OPERATOR_ORDER:
+            for op in _OPERATOR_TEXT:
                 if op not in filter_field.operators:
                     continue
                 parameters.append(
@@ -126,21 +126,8 @@ class QueryLanguageFilter(BaseFilterBackend):
         return parameters
 
 
-#: document operators in this order (``eq`` is the plain ``?field=value``)
-_OPERATOR_ORDER = (
-    "eq",
-    "ne",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "in",
-    "nin",
-    "contains",
-    "icontains",
-    "startswith",
-    "exists",
-)
+#: each operator's parameter description, in the order they are documented (``eq`` is the
+#: plain ``?field=value``)
 _OPERATOR_TEXT = {
     "eq": "{field} equals the value (also `[eq]`).",
     "ne": "{field} differs from the value.",

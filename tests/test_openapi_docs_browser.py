@@ -8,23 +8,14 @@ requested nothing from any other host. Screenshots go to ``tests/artifacts/`` (g
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-CHROMIUM = shutil.which("chromium")
+from tests.test_admin_outbox_browser import CHROMIUM, LAUNCH_ARGS
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: the example project's operations, as Swagger UI and Redoc title them (the summaries)
 SUMMARIES = [
     "List products",
