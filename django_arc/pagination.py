@@ -168,9 +168,10 @@ def _parameter(name: str, description: str) -> dict[str, Any]:
         "name": name,
         "in": "query",
         "required": False,
-        "description": description,
-        # Any number of ASCII digits, at least 1 (parse_positive_int).
+        "description": description + " Empty: the default.",
+        # Any number of ASCII digits, at least 1, or nothing (parse_positive_int).
         "schema": {"type": "integer", "minimum": 1},
+        "allowEmptyValue": True,
     }
 
 

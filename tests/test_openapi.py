@@ -142,6 +142,7 @@ def test_every_filter_operator_is_a_parameter(schema):
     for name in ("page", "limit", "after", "sort", "select", "search"):
         assert name in query, name
     assert query["page"]["schema"] == {"type": "integer", "minimum": 1}
+    assert query["page"]["allowEmptyValue"] is True  # "page=" is the first page
     sort = re.compile(query["sort"]["schema"]["items"]["pattern"])
     assert all(sort.match(v) for v in ("title", "-title", " +author__name ", ""))
     assert not any(sort.match(v) for v in ("isbn", "-", "title-"))
