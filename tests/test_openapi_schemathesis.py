@@ -6,16 +6,22 @@ actually enforced, use after free, resource availability). The example project r
 (``tests/example_server.py``) on its seeded demo data, and the schema under test is the one it
 serves at ``/api/schema/``.
 
-Two things no OpenAPI document can say are supplied here, and only for positive cases:
+What no OpenAPI document can say is supplied here, and counted (``adapted: …`` in the
+statistics the last test prints):
 
-- which rows exist: the ``{id}`` of the detail routes gets the ids of real rows of the
+- (positive cases) which rows exist: the ``{id}`` of the detail routes gets the ids of real rows of the
   caller's organization as examples (the schema's links carry them in the stateful test), and
   an order's ``product`` is a real product, since any other integer is "does not exist";
-- that ``after`` is an opaque cursor from a previous page that excludes ``page``: a positive
-  case asks for the first keyset page (``after=``) instead of a made-up cursor.
+- (positive cases) that ``after`` is an opaque cursor from a previous page that excludes
+  ``page``: a positive case asks for the first keyset page (``after=``) instead of a made-up cursor;
+- that asking for elevation is 403 for anyone but a platform admin, whatever else the
+  request says: ``X-Arc-Scope`` is sent only in the cases generated for it, and members send
+  their organization (the anonymous run sends random ones).
 
-Both are recorded in ``docs/decisions.md``. The budget is small and the seed fixed, so the run
-is fast and reproducible; ``ARC_SCHEMATHESIS_EXAMPLES`` and ``ARC_SCHEMATHESIS_SEED`` widen it.
+All of it is recorded in ``docs/decisions.md``. The budget is small and the seed fixed, so the
+run is fast and reproducible; ``ARC_SCHEMATHESIS_EXAMPLES``, ``ARC_SCHEMATHESIS_SCENARIOS``
+and ``ARC_SCHEMATHESIS_SEED`` widen or vary it (``ARC_SCHEMATHESIS_FULL=1``: every phase under
+Django 4.2 too).
 """
 
 from __future__ import annotations
