@@ -117,6 +117,8 @@ _CODE_TEXT = {
     "FIELD_WRITE_DENIED": "the body sets fields this caller may not write (`details.fields`)",
     "NOT_FOUND": "no such row, or not visible to the caller (same answer either way)",
     "CONFLICT": "the write conflicts with existing data (a unique value, rows referring to it)",
+    "PAYLOAD_TOO_LARGE": "the body is over the server's upload limits (Django's "
+    "`DATA_UPLOAD_MAX_MEMORY_SIZE`, `DATA_UPLOAD_MAX_NUMBER_FIELDS`)",
     "UNSUPPORTED_MEDIA_TYPE": "the body's content type is not accepted",
     "THROTTLED": "too many requests; retry after `Retry-After` seconds",
 }
@@ -638,6 +640,8 @@ class ArcAutoSchema(AutoSchema):
             codes[404] = ["NOT_FOUND"]
         if method in _UNSAFE:
             codes[409] = ["CONFLICT"]
+        if has_body:
+            codes[413] = ["PAYLOAD_TOO_LARGE"]
         if has_body and not (self.kind == "route" and self.spec.raw):
             codes[415] = ["UNSUPPORTED_MEDIA_TYPE"]
         if self._throttled():

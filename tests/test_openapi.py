@@ -259,7 +259,7 @@ def test_errors_per_route(schema):
 
     assert statuses("/api/books/", "get") == {"400", "401", "403"}
     assert statuses("/api/books/{id}/", "get") == {"400", "401", "403", "404"}
-    assert statuses("/api/books/", "post") == {"400", "401", "403", "409", "415"}
+    assert statuses("/api/books/", "post") == {"400", "401", "403", "409", "413", "415"}
     assert statuses("/api/books/{id}/", "delete") == {"400", "401", "403", "404", "409"}
     assert "429" in statuses("/api/throttled-authors/", "get")
     error = body_schema(schema, op(schema, "/api/books/", "get"), "401")
@@ -419,6 +419,13 @@ def test_generated_routes_answer_as_documented(api, checker):
     checker("/api/books/{id}/", "put", api.put(f"/api/books/{books[1].pk}/", {"pages": 9}))
     checker("/api/books/{id}/", "delete", api.delete(f"/api/books/{books[2].pk}/"))
     checker("/api/books/", "post", api.post("/api/books/", "x", content_type="text/plain"))
+    too_big = json.dumps({"title": "x" * 3_000_000})
+    assert (
+        checker(
+            "/api/books/", "post", api.post("/api/books/", too_big, content_type="application/json")
+        ).status_code
+        == 413
+    )
 
 
 def test_field_rules_answer_as_documented(tenant, checker):

@@ -15,7 +15,7 @@ from tests.testapp.models import Book
 pytestmark = pytest.mark.django_db
 
 
-def test_body_over_the_memory_limit_is_413(api):
+def test_body_over_the_memory_limit_is_413(api):  # documented: test_openapi.test_errors_per_route
     body = json.dumps({"title": "x" * 3_000_000, "isbn": "1"})
     r = api.post("/api/books/", body, content_type="application/json")
     assert r.status_code == 413
