@@ -322,7 +322,7 @@ class ArcAutoSchema(AutoSchema):
             ),
             OpenApiParameter(
                 elevation,
-                {"type": "string", "pattern": _ELEVATION_PATTERN, "example": ELEVATION_VALUE},
+                {"type": "string", "pattern": _ELEVATION_PATTERN},
                 OpenApiParameter.HEADER,
                 description=f"`{ELEVATION_VALUE}` (any case): act as a platform admin across "
                 "organizations (403 for anyone else). Blank is the same as absent; any other "
