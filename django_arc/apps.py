@@ -1,4 +1,3 @@
-import importlib.util
 from importlib import import_module
 
 from django.apps import AppConfig
@@ -25,8 +24,7 @@ class ArcConfig(AppConfig):
         )
         # Every resource event is stored in the outbox (or published after commit).
         resource_event.connect(receivers.store_resource_event, dispatch_uid=receivers.DISPATCH_UID)
-        # Teaches drf-spectacular the service-key scheme (when it is installed).
-        if importlib.util.find_spec("drf_spectacular") is not None:
-            import_module("django_arc.schema")
+        # Registers the drf-spectacular extensions (security schemes, resource serializers).
+        import_module("django_arc.openapi")
 
         arc.autodiscover()

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
@@ -171,6 +172,9 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
 
     if isinstance(exc, Http404):
         return error_response(request, "NOT_FOUND", "Resource not found", 404)
+    if isinstance(exc, (RequestDataTooBig, TooManyFieldsSent)):
+        # Django's DATA_UPLOAD_MAX_MEMORY_SIZE / _NUMBER_FIELDS, hit while DRF reads the body
+        return error_response(request, "PAYLOAD_TOO_LARGE", str(exc) or "Request too large", 413)
     if isinstance(exc, DjangoPermissionDenied):
         return error_response(request, "FORBIDDEN", str(exc) or "Permission denied", 403)
     if isinstance(exc, DjangoValidationError):

@@ -15,9 +15,14 @@ The backend holds no per-request state, so each generated ViewSet builds its bac
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
 from rest_framework.filters import BaseFilterBackend
+
+from .query import MAX_IN_VALUES, MAX_INT, TEXT_OPERATORS, _concrete
 
 
 class QueryLanguageFilter(BaseFilterBackend):
@@ -42,3 +47,199 @@ class QueryLanguageFilter(BaseFilterBackend):
                     queryset, searched = result, True
                     break
         return view.resource.query_spec.apply(queryset, query, searched=searched)
+
+    # -- OpenAPI (DRF's schema hook; drf-spectacular calls it for list routes) ------------------
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        """One query parameter per allowed filter operator (``price[gte]``, ``status[in]``),
+        then ``search``, ``sort`` and ``select``, each with a schema that accepts exactly the
+        values the parser does (:func:`query_value_schema`).
+
+        The schema is the same for every caller: a field that some callers may not read
+        (``visible_to``, ``redact_for``) is documented, with the restriction in its
+        description, and ``select`` lists only the fields everyone may read."""
+        resource = view.resource
+        spec = resource.query_spec
+        restricted = _restricted(resource)
+        parameters = filter_parameters(resource)
+        if spec.search_paths or _presets_search(resource):
+            fields = ", ".join(f"`{p.rsplit('__', 1)[0]}`" for p in spec.search_paths)
+            parameters.append(
+                _query_parameter(
+                    "search",
+                    {"type": "string", "pattern": NO_NUL},
+                    "Case-insensitive substring match over "
+                    + (fields or "the resource's text")
+                    + ". Empty: ignored.",
+                )
+            )
+        if spec.sorts:
+            names = list(spec.sorts)
+            parameters.append(
+                _query_parameter(
+                    "sort",
+                    {"type": "array", "items": _list_item(names, "[+-]*")},
+                    f"Comma-separated sort keys among {_names(names)}, `-` for descending; "
+                    "the primary key breaks ties. Default: "
+                    f"`{spec.default_sort or resource.pk_name}`.",
+                    style_form=True,
+                )
+            )
+        selectable = [f for f in resource.output_fields if f not in restricted]
+        parameters.append(
+            _query_parameter(
+                "select",
+                {"type": "array", "items": _list_item(selectable)},
+                f"Comma-separated fields to return, among {_names(selectable)}; the "
+                "identifiers always come along. Fields the caller may not read are refused "
+                "(400)"
+                + (
+                    f" (`{'`, `'.join(sorted(restricted))}` depend on the caller)."
+                    if restricted
+                    else "."
+                ),
+                style_form=True,
+            )
+        )
+        return parameters
+
+
+def _restricted(resource: Any) -> set[str]:
+    """Fields some callers may not read (``visible_to``, ``redact_for``)."""
+    return {
+        name
+        for name, rule in resource.field_rules.rules.items()
+        if not rule.is_hidden and (rule.read_roles is not None or rule.redact_roles)
+    }
+
+
+def filter_parameters(resource: Any) -> list[dict[str, Any]]:
+    """One query parameter per allowed filter operator of ``resource`` (``price[gte]``,
+    ``status[in]``), typed like the parser: the list's query string, and a bulk update's
+    ``filter`` object (``django_arc.openapi``)."""
+    restricted = _restricted(resource)
+    parameters: list[dict[str, Any]] = []
+    for param, filter_field in resource.query_spec.filters.items():
+        if filter_field.path != param:
+            continue  # ``product_id`` is an alias of ``product``
+        note = ""
+        if filter_field.root in restricted:
+            note = f" Refused (400) for callers who may not read `{filter_field.root}`."
+        for op in _OPERATOR_TEXT:
+            if op not in filter_field.operators:
+                continue
+            parameters.append(
+                _query_parameter(
+                    param if op == "eq" else f"{param}[{op}]",
+                    _operator_schema(op, filter_field.model_field),
+                    _OPERATOR_TEXT[op].format(field=f"`{param}`") + note,
+                    style_form=op in ("in", "nin"),
+                )
+            )
+    return parameters
+
+
+#: each operator's parameter description, in the order they are documented (``eq`` is the
+#: plain ``?field=value``)
+_OPERATOR_TEXT = {
+    "eq": "{field} equals the value (also `[eq]`).",
+    "ne": "{field} differs from the value.",
+    "gt": "{field} is greater than the value.",
+    "gte": "{field} is greater than or equal to the value.",
+    "lt": "{field} is less than the value.",
+    "lte": "{field} is less than or equal to the value.",
+    "in": "{field} is one of the comma-separated values (at most 500).",
+    "nin": "{field} is none of the comma-separated values (at most 500).",
+    "contains": "{field} contains the text (case-sensitive).",
+    "icontains": "{field} contains the text, ignoring case (`[like]` is an alias).",
+    "startswith": "{field} starts with the text (case-sensitive).",
+    "exists": "{field} is set (`true`) or null (`false`).",
+}
+#: a string without NUL characters (the parser refuses them: no database stores them)
+NO_NUL = "^[^\\x00]*$"
+#: ``true``/``false``/``1``/``0``, any case: what the parser reads as a boolean
+BOOLEAN_TEXT = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[01])$"
+
+
+def _query_parameter(
+    name: str, schema: dict[str, Any], description: str, style_form: bool = False
+) -> dict[str, Any]:
+    parameter = {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+    if style_form:
+        parameter.update(style="form", explode=False)
+    return parameter
+
+
+def _presets_search(resource: Any) -> bool:
+    from .presets.base import Preset
+
+    return any(type(p).search is not Preset.search for p in resource.preset_list)
+
+
+def _operator_schema(op: str, model_field: Any) -> dict[str, Any]:
+    if op == "exists":
+        return {"type": "string", "pattern": BOOLEAN_TEXT}
+    if op in TEXT_OPERATORS:
+        return {"type": "string", "pattern": NO_NUL}
+    value = query_value_schema(model_field)
+    if op in ("in", "nin"):
+        if value.get("pattern") != NO_NUL:
+            # empty items ("1,,2") are skipped, not refused
+            value = {"anyOf": [value, {"type": "string", "maxLength": 0}]}
+        return {"type": "array", "items": value, "maxItems": MAX_IN_VALUES}
+    return value
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
+
+
+def _list_item(names: list[str], prefix: str = "") -> dict[str, Any]:
+    """One item of a comma-separated list of names, as the parser reads it: stripped, and
+    skipped when empty. (A pattern, not an ``enum``: ``" name"`` is accepted too.)"""
+    choices = "|".join(re.escape(name) for name in names)
+    return {"type": "string", "pattern": f"^\\s*({prefix}({choices}))?\\s*$"}
+
+
+def query_value_schema(model_field: Any) -> dict[str, Any]:
+    """The JSON schema of one query value for ``model_field``: what
+    :func:`django_arc.query.parse_value` accepts, no more (a value the schema allows is
+    never a 400) and, for the usual spellings, no less."""
+    target = _concrete(model_field)
+    if isinstance(target, models.BooleanField):
+        return {"type": "string", "pattern": BOOLEAN_TEXT}
+    if isinstance(target, models.DecimalField):
+        whole = target.max_digits - target.decimal_places
+        fraction = f"(\\.\\d{{1,{target.decimal_places}}})?" if target.decimal_places else ""
+        return {"type": "string", "format": "decimal", "pattern": f"^-?\\d{{1,{whole}}}{fraction}$"}
+    if isinstance(target, models.FloatField):
+        return {"type": "number"}
+    if isinstance(target, (models.IntegerField, models.AutoField)):
+        low, high = -MAX_INT, MAX_INT
+        for validator in target.validators:
+            if isinstance(validator, MinValueValidator):
+                low = max(low, validator.limit_value)
+            elif isinstance(validator, MaxValueValidator):
+                high = min(high, validator.limit_value)
+        return {"type": "integer", "minimum": low, "maximum": high}
+    if isinstance(target, models.DateTimeField):
+        return {"type": "string", "format": "date-time"}
+    if isinstance(target, models.DateField):
+        return {"type": "string", "format": "date"}
+    if isinstance(target, models.TimeField):
+        return {"type": "string", "format": "time"}
+    if isinstance(target, models.UUIDField):
+        return {"type": "string", "format": "uuid"}
+    schema: dict[str, Any] = {"type": "string", "pattern": NO_NUL}
+    choices = [str(value) for value, _label in (getattr(target, "flatchoices", None) or ())]
+    if choices:
+        # Not an ``enum``: a well-typed value outside the choices matches nothing, it is
+        # not refused (docs/decisions.md, "choices are not enforced").
+        schema["description"] = "One of: " + ", ".join(f"`{c}`" for c in choices) + "."
+    return schema

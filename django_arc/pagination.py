@@ -64,6 +64,42 @@ class PagePagination(BasePagination):
     def get_paginated_response(self, data: list[Any]) -> Response:
         return Response(envelope.page(data, self.page, self.limit, self.total))
 
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            _parameter(self.page_query_param, "Page number, from 1; past the last page: empty."),
+            _limit_parameter(self.limit_query_param),
+        ]
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """:func:`django_arc.envelope.page`, around ``schema`` (the array of rows)."""
+        from .openapi import constant
+
+        count = {"type": "integer", "minimum": 0}
+        return {
+            "type": "object",
+            "description": "A page of rows (offset pagination).",
+            "required": [
+                "success",
+                "docs",
+                "page",
+                "limit",
+                "total",
+                "pages",
+                "hasNext",
+                "hasPrev",
+            ],
+            "properties": {
+                "success": constant(True),
+                "docs": schema,
+                "page": {"type": "integer", "minimum": 1},
+                "limit": {"type": "integer", "minimum": 1},
+                "total": count,
+                "pages": count,
+                "hasNext": {"type": "boolean"},
+                "hasPrev": {"type": "boolean"},
+            },
+        }
+
 
 class KeysetPagination(BasePagination):
     """``?after=<cursor>``: rows after the cursor in the list's ordering (sort + pk); one
@@ -91,3 +127,57 @@ class KeysetPagination(BasePagination):
 
     def get_paginated_response(self, data: list[Any]) -> Response:
         return Response(envelope.keyset(data, self.limit, self.next))
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.cursor_query_param,
+                "in": "query",
+                "required": False,
+                "description": "Keyset pagination: empty for the first page, then the `next` "
+                "cursor of the previous page (made for the same `sort`). Not with `page`.",
+                "schema": {"type": "string"},
+            },
+            _limit_parameter("limit"),
+        ]
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """:func:`django_arc.envelope.keyset`, around ``schema`` (the array of rows)."""
+        from .openapi import constant
+
+        return {
+            "type": "object",
+            "description": "A page of rows (keyset pagination, `?after=`).",
+            "required": ["success", "docs", "limit", "hasNext", "next"],
+            "properties": {
+                "success": constant(True),
+                "docs": schema,
+                "limit": {"type": "integer", "minimum": 1},
+                "hasNext": {"type": "boolean"},
+                "next": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": "The cursor of the next page (`?after=`); null on the last.",
+                },
+            },
+        }
+
+
+def _parameter(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description + " Empty: the default.",
+        # Any number of ASCII digits, at least 1, or nothing (parse_positive_int).
+        "schema": {"type": "integer", "minimum": 1},
+        "allowEmptyValue": True,
+    }
+
+
+def _limit_parameter(name: str) -> dict[str, Any]:
+    return _parameter(
+        name,
+        f"Rows per page (default {arc_settings.DEFAULT_PAGE_SIZE}); above "
+        f"{arc_settings.MAX_PAGE_SIZE} it is capped, not refused.",
+    )

@@ -15,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -132,8 +132,16 @@ def parse_value(model_field: Any, raw: str) -> Any:
             target.run_validators(value)
         except ValidationError:
             raise _Refused("is out of range") from None
-    if isinstance(value, datetime) and timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.get_default_timezone())
+    if isinstance(value, datetime):
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, timezone.get_default_timezone())
+        # The database gets UTC: PostgreSQL refuses UTC offsets beyond ±15:59, which Python
+        # (and ISO 8601) allow up to ±23:59, and a value whose UTC form leaves years
+        # 1-9999 does not exist at all.
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise _Refused("is out of range") from None
     return value
 
 

@@ -10,7 +10,10 @@ class ResourceRouter(DefaultRouter):
     """DRF's ``DefaultRouter`` (canonical URLs end with a slash, ``reverse()`` gives them)
     plus an unnamed twin of every route without the slash, so ``/products`` answers like
     ``/products/`` instead of redirecting (a redirected POST loses its body, and Django's
-    ``APPEND_SLASH`` turns it into an error under ``DEBUG``). No ``.json`` suffix routes."""
+    ``APPEND_SLASH`` turns it into an error under ``DEBUG``). No ``.json`` suffix routes.
+
+    The twins are left out of the OpenAPI schema: they are the same operations, and
+    documenting both spellings gives every operation two operationIds."""
 
     include_format_suffixes = False
 
@@ -20,5 +23,14 @@ class ResourceRouter(DefaultRouter):
         for url in urls:
             regex = url.pattern.regex.pattern
             if regex.endswith("/$"):
-                twins.append(re_path(regex[:-2] + "$", url.callback, url.default_args))
+                twins.append(re_path(regex[:-2] + "$", _unlisted(url.callback), url.default_args))
         return urls + twins
+
+
+def _unlisted(callback: Any) -> Any:
+    """The same view, built with ``schema=None``: DRF's and drf-spectacular's endpoint
+    enumerators skip a callback whose ``initkwargs["schema"]`` is ``None``."""
+    actions = getattr(callback, "actions", None)
+    if actions is None:
+        return callback
+    return callback.cls.as_view(actions, **{**callback.initkwargs, "schema": None})

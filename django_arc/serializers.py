@@ -178,11 +178,13 @@ class ArcIntegerField(serializers.IntegerField):
     """DRF's integer field, bounded to what an integer column can hold (64 bits) when the
     model gives no range. Django 5 derives the range from the backend everywhere; Django
     4.2's SQLite backend reports none, so ``{"pages": 2**63}`` reached the database and its
-    ``OverflowError`` was a 500. Same message as DRF gives for a model's own range."""
+    ``OverflowError`` was a 500. Same message as DRF gives for a model's own range. A
+    read-only field validates nothing, so it carries no bounds (nor does its schema)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_value", MAX_INT)
-        kwargs.setdefault("min_value", -MAX_INT - 1)
+        if not kwargs.get("read_only"):
+            kwargs.setdefault("max_value", MAX_INT)
+            kwargs.setdefault("min_value", -MAX_INT - 1)
         super().__init__(**kwargs)
 
 

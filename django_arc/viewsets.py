@@ -24,6 +24,7 @@ from .mixins import (
     RouteMixin,
     UpdateMixin,
 )
+from .openapi import schema_for_viewsets
 from .permissions import as_permission
 
 __all__ = ["ResourceViewSet", "build_viewset"]
@@ -110,11 +111,17 @@ def build_viewset(resource: Any) -> type[ResourceViewSet]:
         "lookup_field": resource.lookup_field,
         "__module__": type(resource).__module__,
         "__doc__": type(resource).__doc__,
+        # drf-spectacular's view of the routes: envelopes, errors, headers (openapi.py)
+        "schema": schema_for_viewsets(),
     }
     for policy in POLICIES:
         value = getattr(resource, policy)
         if value is not None:
             attrs[policy] = list(value)
+    if resource.update_method == "PATCH":
+        # No PUT route at all: 405 before authentication, an ``Allow`` header without PUT,
+        # and no PUT operation in the schema.
+        attrs["http_method_names"] = [m for m in ResourceViewSet.http_method_names if m != "put"]
     if resource.pagination_class is not None:
         attrs["pagination_class"] = resource.pagination_class
     backends = attrs.get("filter_backends", ResourceGenericViewSet.filter_backends)

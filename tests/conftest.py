@@ -15,3 +15,13 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(scope="session")
+def example_server(tmp_path_factory):
+    """The example project served for real on seeded demo data (tests/example_server.py)."""
+    from tests.example_server import start
+
+    server, stop = start(tmp_path_factory.mktemp("example-project"))
+    yield server
+    stop()

@@ -153,6 +153,53 @@ def test_bulk_update_by_items_and_by_filter(api):
         )
 
 
+def test_bulk_update_refuses_a_filter_it_does_not_know_instead_of_widening(api):
+    """A list ignores an unknown parameter; a bulk update ignoring ``titel`` would update
+    every row ``pages[gte]`` matches."""
+    rows = [BookFactory(title=f"x{i}", pages=20) for i in range(3)]
+    body = assert_error(
+        api.patch(
+            "/api/bulk-books/bulk/",
+            {"filter": {"titel": "x0", "pages[gte]": 10, "search": "x"}, "data": {"pages": 1}},
+            format="json",
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["details"] == {
+        "filter": {
+            "titel": ["Not a filter of this resource."],
+            "search": ["Not a filter of this resource."],
+        }
+    }
+    assert [Book.objects.get(pk=r.pk).pages for r in rows] == [20, 20, 20]
+
+
+def test_bulk_update_data_is_checked_even_when_the_filter_matches_no_row(api):
+    BookFactory(pages=20)
+    for data, status, code in (
+        ({"pages": "many"}, 400, "VALIDATION_ERROR"),
+        ({"price": "9.99"}, 403, "FIELD_WRITE_DENIED"),
+    ):
+        body = assert_error(
+            api.patch(
+                "/api/bulk-books/bulk/",
+                {"filter": {"pages[gte]": 1000}, "data": data},
+                format="json",
+            ),
+            status,
+            code,
+        )
+        if status == 400:
+            assert set(body["details"]["data"]) == {"pages"}
+    ok = api.patch(
+        "/api/bulk-books/bulk/",
+        {"filter": {"pages[gte]": 1000}, "data": {"pages": 1}},
+        format="json",
+    )
+    assert ok.status_code == 200 and ok.json()["data"] == {"updated": 0, "ids": []}
+
+
 def test_bulk_update_filter_matching_more_than_max_items_is_refused(api):
     BookFactory.create_batch(51, pages=5)
     body = assert_error(

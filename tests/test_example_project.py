@@ -134,6 +134,7 @@ def test_seed_demo_rotate_keys_replaces_the_keys():
         ("/api/orders/", "text/html"),
         ("/api/schema/", "application/vnd.oai.openapi"),
         ("/api/docs/", "text/html"),
+        ("/api/redoc/", "text/html"),
     ],
 )
 def test_demo_urls_answer_200_to_a_logged_in_demo_user(example_settings_on, path, accept):

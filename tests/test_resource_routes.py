@@ -232,6 +232,12 @@ def test_put_refused_when_update_method_is_patch(api):
     r = api.put("/api/isbn-books/978-1/", {"title": "x"}, format="json")
     assert r.status_code == 405
     assert r.json()["code"] == "METHOD_NOT_ALLOWED"
+    # the route does not exist: the Allow header and the OpenAPI schema say so too
+    assert "PUT" not in r["Allow"] and "PATCH" in r["Allow"]
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    assert "put" not in paths["/api/isbn-books/{id}/"] and "put" in paths["/api/books/{id}/"]
     book.refresh_from_db()
     assert book.title != "x"
 

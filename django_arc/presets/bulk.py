@@ -15,6 +15,7 @@ query per item).
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -32,24 +33,90 @@ if TYPE_CHECKING:
 OPERATIONS = ("create", "update", "delete")
 
 
-class BulkItemsInput(serializers.Serializer):
-    """``POST /<name>/bulk/``: the rows to create."""
+class QueryFilterField(serializers.DictField):
+    """A bulk update's ``filter``: the query language's filters of ``resource`` as an object
+    (``{"status": "active", "price[gte]": 10}``). Documents the body only; the handler parses
+    it with the resource's query spec (OpenAPI: ``django_arc.openapi.QueryFilterFieldExtension``)."""
 
-    items = serializers.ListField(child=serializers.DictField())
-
-
-class BulkUpdateInput(serializers.Serializer):
-    """``PATCH /<name>/bulk/``: ``items`` (each with its ``id``) or ``filter`` + ``data``."""
-
-    items = serializers.ListField(child=serializers.DictField(), required=False)
-    filter = serializers.DictField(required=False)
-    data = serializers.DictField(required=False)
+    def __init__(self, resource: Resource, **kwargs: Any) -> None:
+        self.resource = resource
+        super().__init__(**kwargs)
 
 
-class BulkIdsInput(serializers.Serializer):
-    """``DELETE /<name>/bulk/``: the ids of the rows to delete."""
+class DistinctListField(serializers.ListField):
+    """A list whose entries must differ (a bulk delete's ``ids``: an id given twice is an
+    indexed error); OpenAPI says ``uniqueItems``."""
 
-    ids = serializers.ListField(child=serializers.JSONField())
+    unique_items = True
+
+
+def bulk_inputs(resource: Resource, max_items: int) -> dict[str, type[serializers.Serializer]]:
+    """The request bodies of the bulk routes, for OpenAPI (the handlers read the body
+    themselves, item by item, to index each item's errors): ``create``'s ``items`` are
+    the resource's rows; ``update``'s are its writable fields, all optional, plus the ``id``
+    (the lookup value), or a ``filter`` with ``data``; ``delete``'s ``ids``. Named after the
+    resource, so two bulk resources get their own components."""
+    row = resource.serializer
+    writable = {
+        name: field for name, field in row().fields.items() if not field.read_only and name != "id"
+    }
+
+    def optional(field: serializers.Field) -> serializers.Field:
+        field = copy.deepcopy(field)
+        # a serializer deep-copies its declared fields from their constructor arguments
+        field._kwargs["required"] = False
+        field.required = False
+        return field
+
+    manager = resource.model._default_manager
+    if resource.lookup_field == "pk":
+        ident: serializers.Field = serializers.PrimaryKeyRelatedField(queryset=manager.all())
+    else:
+        ident = serializers.SlugRelatedField(
+            slug_field=resource.lookup_field, queryset=manager.all()
+        )
+    prefix = "".join(part.title() for part in str(resource.name).replace("-", "_").split("_"))
+    limits = {"min_length": 1, "max_length": max_items}
+    item = type(
+        f"{prefix}BulkUpdateItem",
+        (serializers.Serializer,),
+        {"id": ident, **{name: optional(f) for name, f in writable.items()}},
+    )
+    data = type(
+        f"{prefix}BulkUpdateData",
+        (serializers.Serializer,),
+        {"arc_min_properties": 1, **{name: optional(f) for name, f in writable.items()}},
+    )
+    return {
+        "create": type(
+            f"{prefix}BulkCreateInput",
+            (serializers.Serializer,),
+            {
+                "__doc__": "The rows to create, all or none.",
+                "items": row(many=True, **limits),
+            },
+        ),
+        "update": type(
+            f"{prefix}BulkUpdateInput",
+            (serializers.Serializer,),
+            {
+                "__doc__": "`items` (each with its `id`), or `filter` with `data` (ignored when "
+                "`items` is sent).",
+                "arc_required_any_of": (("items",), ("filter", "data")),
+                "items": item(many=True, required=False, **limits),
+                "filter": QueryFilterField(resource, required=False),
+                "data": data(required=False),
+            },
+        ),
+        "delete": type(
+            f"{prefix}BulkDeleteInput",
+            (serializers.Serializer,),
+            {
+                "__doc__": "The ids (lookup values) of the rows to delete, all or none.",
+                "ids": DistinctListField(child=copy.deepcopy(ident), **limits),
+            },
+        ),
+    }
 
 
 class BulkResult(serializers.Serializer):
@@ -112,11 +179,12 @@ class Bulk(Preset):
     # -- routes ----------------------------------------------------------------------------------
 
     def routes(self, resource: Resource) -> list[RouteSpec]:
+        bodies = bulk_inputs(resource, self.max_items)
         # operation: (method, handler, status, body, summary)
         table = {
-            "create": ("POST", self.bulk_create, 201, BulkItemsInput, "Create many rows"),
-            "update": ("PATCH", self.bulk_update, 200, BulkUpdateInput, "Update many rows"),
-            "delete": ("DELETE", self.bulk_delete, 200, BulkIdsInput, "Delete many rows"),
+            "create": ("POST", self.bulk_create, 201, bodies["create"], "Create many rows"),
+            "update": ("PATCH", self.bulk_update, 200, bodies["update"], "Update many rows"),
+            "delete": ("DELETE", self.bulk_delete, 200, bodies["delete"], "Delete many rows"),
         }
         return [
             RouteSpec(
@@ -169,6 +237,8 @@ class Bulk(Preset):
             ]
         elif "filter" in body:
             rows, bodies = self.rows_by_filter(view, body)
+            if not rows:
+                self.check_data(view, body["data"])
         else:
             raise _invalid({"items": ["Send `items`, or `filter` with `data`."]})
         resource = view.resource
@@ -353,6 +423,14 @@ class Bulk(Preset):
             )
         return rows
 
+    def check_data(self, view: Any, data: dict[str, Any]) -> None:
+        """``data`` through the guard and the serializer when the filter matched no row:
+        the answer to a bad body must not depend on whether some row matched."""
+        serializer = view.get_serializer(data=view.guard_body(dict(data)), partial=True)
+        _without_uniqueness_queries(serializer)
+        if not serializer.is_valid():
+            raise _invalid({"data": flatten_validation(serializer.errors)})
+
     def rows_by_filter(self, view: Any, body: dict[str, Any]) -> tuple[list[Any], list[Any]]:
         """``{"filter": {...}, "data": {...}}``: the rows the filter matches (the query
         language's allowlist, within the view's queryset), each given ``data``."""
@@ -361,8 +439,15 @@ class Bulk(Preset):
             raise _invalid({"filter": ["Expected a non-empty object of filters."]})
         if not isinstance(data, dict) or not data:
             raise _invalid({"data": ["Expected a non-empty object."]})
-        params = {str(k): _query_value(v) for k, v in filters.items()}
         spec = view.resource.query_spec
+        # A list ignores a parameter it does not know (tracking tags); a bulk write must not:
+        # a misspelt filter would widen the update to every row the others match.
+        unknown = [k for k in filters if str(k).split("[", 1)[0] not in spec.filters]
+        if unknown:
+            raise _invalid(
+                {"filter": {str(k): ["Not a filter of this resource."] for k in unknown}}
+            )
+        params = {str(k): _query_value(v) for k, v in filters.items()}
         access = view.field_access
         try:
             query = spec.parse(

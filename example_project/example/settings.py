@@ -24,6 +24,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and Redoc assets served from static files: /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     "django_arc",
     "shop",
 ]
@@ -49,7 +51,8 @@ WSGI_APPLICATION = "example.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # drf_spectacular/redoc.html: Redoc without its Google Fonts links (offline)
+        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -80,6 +83,11 @@ else:
             "NAME": os.environ.get("ARC_EXAMPLE_SQLITE", str(BASE_DIR / "db.sqlite3")),
         }
     }
+
+# The OpenAPI tests serve this project and send it thousands of made-up Basic credentials;
+# Django's default hasher spends ~0.3 s of CPU on each, by design. Never set this for real use.
+if os.environ.get("ARC_EXAMPLE_FAST_PASSWORDS") == "1":
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
@@ -113,6 +121,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "django-arc example shop",
     "DESCRIPTION": "Products and orders of two demo organizations, served by django-arc.",
     "VERSION": "0.1.0",
+    # The schema endpoint documents the API, not itself.
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 ARC = {

@@ -1,9 +1,9 @@
-"""URLs of the example shop: the admin, the arc API, its OpenAPI schema and docs."""
+"""URLs of the example shop: the admin, the arc API, its OpenAPI schema, Swagger UI and Redoc."""
 
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from django_arc import arc
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     # shop/resources.py registers ProductResource and OrderResource on ``arc``
     # (autodiscovered at start-up, like admin.py).
     path("api/", include(arc.urls)),

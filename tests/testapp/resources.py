@@ -410,10 +410,16 @@ class ArchivedProductResource(Resource):
 
 # -- actions and custom routes -----------------------------------------------------------------
 
+from django_arc.actions import INSTANCE  # noqa: E402
+
 
 class PublishInput(serializers.Serializer):
     note = serializers.CharField(max_length=20)
     price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0, required=False)
+
+
+class ArchiveResult(serializers.Serializer):
+    archived = serializers.BooleanField()
 
 
 @arc.register
@@ -439,7 +445,7 @@ class ActionProductResource(Resource):
             raise ArcError("PUBLISH_FAILED", "Cannot publish", 409)
         return instance
 
-    @action
+    @action(output=ArchiveResult)
     def archive(self, request, instance, data):
         """Admins only (``action_permissions``); returns a plain value."""
         instance.status = "archived"
@@ -451,7 +457,7 @@ class ActionProductResource(Resource):
         """Counts what the caller's list would show: the view's queryset."""
         return {"count": view.get_queryset().count()}
 
-    @route("GET", "card", detail=True, permissions=P.require_org_membership())
+    @route("GET", "card", detail=True, permissions=P.require_org_membership(), response=INSTANCE)
     def card(self, request, instance):
         return instance
 

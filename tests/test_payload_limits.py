@@ -1,0 +1,32 @@
+"""A body over Django's upload limits is 413 ``PAYLOAD_TOO_LARGE`` in the error envelope.
+
+Django raises ``RequestDataTooBig`` (``DATA_UPLOAD_MAX_MEMORY_SIZE``, 2.5 MB by default) or
+``TooManyFieldsSent`` (``DATA_UPLOAD_MAX_NUMBER_FIELDS``) while DRF reads the body; both were
+a 500 ``INTERNAL_ERROR``. Found while documenting the statuses a route can answer.
+"""
+
+import json
+
+import pytest
+from django.test import override_settings
+
+from tests.testapp.models import Book
+
+pytestmark = pytest.mark.django_db
+
+
+def test_body_over_the_memory_limit_is_413(api):  # documented: test_openapi.test_errors_per_route
+    body = json.dumps({"title": "x" * 3_000_000, "isbn": "1"})
+    r = api.post("/api/books/", body, content_type="application/json")
+    assert r.status_code == 413
+    assert r.json()["code"] == "PAYLOAD_TOO_LARGE"
+    assert r["X-Request-Id"] == r.json()["requestId"]
+    assert not Book.objects.exists()
+
+
+@override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=5)
+def test_form_with_too_many_fields_is_413(api):
+    form = "&".join(f"f{i}=1" for i in range(10))
+    r = api.post("/api/books/", form, content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 413
+    assert r.json()["code"] == "PAYLOAD_TOO_LARGE"
