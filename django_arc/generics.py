@@ -32,12 +32,21 @@ from django.http import Http404, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.parsers import JSONParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from . import envelope
-from .exceptions import ArcError, InvalidQuery, NotFound, exception_handler, get_request_id
+from .exceptions import (
+    ArcError,
+    InvalidQuery,
+    NotFound,
+    ShortCircuit,
+    exception_handler,
+    get_request_id,
+)
 from .fields import FieldAccess, ReadPlan
 from .filters import QueryLanguageFilter
+from .idempotency.execution import IdempotentExecution
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcJSONParser
 from .permissions import Permission, PermissionResult
@@ -78,6 +87,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     arc_action: Any = None
     #: the row filters the granted permission asked for (``require_owner`` …)
     permission_filters: dict[str, Any] | Q | None = None
+    #: this request's ``Idempotency-Key`` claim (unsafe methods; :mod:`.idempotency`)
+    idempotent_execution: IdempotentExecution | None = None
+    #: answered from ``initial()`` (a replay, a cache hit): the route did not run
+    short_circuited: bool = False
 
     # -- DRF policy hooks --------------------------------------------------------------------
 
@@ -106,8 +119,24 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             known = ", ".join(r.format for r in self.get_renderers())
             raise InvalidQuery("format", f"unknown format; one of: {known}") from None
 
+    def handle_exception(self, exc: Exception) -> Any:
+        if isinstance(exc, ShortCircuit):
+            self.short_circuited = True
+            return exc.response
+        if self.idempotent_execution is not None:
+            self.idempotent_execution.abort(exc)
+        return super().handle_exception(exc)
+
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        """DRF's, then the idempotent claim's end: it stores (or releases) the answer."""
         response = super().finalize_response(request, response, *args, **kwargs)
+        execution, self.idempotent_execution = self.idempotent_execution, None
+        if execution is not None:
+            error = execution.finish(response)
+            if error is not None:
+                response = super().finalize_response(
+                    request, self.handle_exception(error), *args, **kwargs
+                )
         response["X-Request-Id"] = get_request_id(request)
         return response
 
@@ -115,8 +144,15 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         """DRF's ``initial()`` (negotiation, authentication, permissions, throttles), with
-        the caller's scope resolved right after authentication, once for the request."""
+        the caller's scope resolved right after authentication, once for the request; then
+        an ``Idempotency-Key`` seen before may answer without running the route
+        (:class:`~django_arc.idempotency.execution.IdempotentExecution`), after every check,
+        so a repeat is judged like any request."""
         super().initial(request, *args, **kwargs)
+        if self.action in (None, "metadata"):
+            return
+        if request.method not in SAFE_METHODS:
+            self.idempotent_execution = IdempotentExecution.begin(self)
 
     def perform_authentication(self, request: Any) -> None:
         super().perform_authentication(request)

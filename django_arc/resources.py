@@ -52,6 +52,7 @@ OPTIONS = (
     "parser_classes",
     "filter_backends",
     "pagination_class",
+    "idempotent",
 )
 #: The write hooks, run inside every write's transaction.
 WRITE_HOOKS = (
@@ -112,6 +113,9 @@ class Resource:
     parser_classes: list[type] | None = None
     filter_backends: list[type] | None = None
     pagination_class: type | None = None
+    #: ``Idempotency-Key`` on unsafe routes (SPEC §10); ``None`` follows
+    #: ``ARC["IDEMPOTENCY"]["ENABLED"]``
+    idempotent: bool | None = None
 
     def __init__(self, site: ResourceSite | None = None) -> None:
         self.site = site

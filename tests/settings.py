@@ -72,6 +72,17 @@ else:
 
 REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
 
+# "default" stays in-process (membership caches, tests that clear it); "redis" is the
+# django-redis alias the query-cache and idempotency tests point ARC at (tests/redis_support.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if REDIS_URL:
+    CACHES["redis"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "arc-tests",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "django_arc.auth.ServiceKeyAuthentication",
