@@ -50,6 +50,8 @@ from .idempotency.execution import IdempotentExecution
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcJSONParser
 from .permissions import Permission, PermissionResult
+from .querycache import invalidation
+from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .settings import arc_settings
 
@@ -89,8 +91,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     permission_filters: dict[str, Any] | Q | None = None
     #: this request's ``Idempotency-Key`` claim (unsafe methods; :mod:`.idempotency`)
     idempotent_execution: IdempotentExecution | None = None
+    #: this request's query-cache lookup (cached list/get; :mod:`.querycache`)
+    cached_read: CachedRead | None = None
     #: answered from ``initial()`` (a replay, a cache hit): the route did not run
     short_circuited: bool = False
+    #: the row a get answered (the query cache keeps it for its hits' object checks)
+    arc_object: Any = None
 
     # -- DRF policy hooks --------------------------------------------------------------------
 
@@ -128,7 +134,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         return super().handle_exception(exc)
 
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
-        """DRF's, then the idempotent claim's end: it stores (or releases) the answer."""
+        """DRF's, then the request features' ends: the idempotent claim stores (or releases)
+        the answer, the query cache stores a miss, and an unsafe request that succeeded
+        invalidates the resource's cached answers when its writes commit."""
         response = super().finalize_response(request, response, *args, **kwargs)
         execution, self.idempotent_execution = self.idempotent_execution, None
         if execution is not None:
@@ -137,6 +145,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 response = super().finalize_response(
                     request, self.handle_exception(error), *args, **kwargs
                 )
+        read, self.cached_read = self.cached_read, None
+        if read is not None:
+            read.finish(response)
+        if request.method not in SAFE_METHODS and self.action not in (None, "metadata"):
+            succeeded = response.status_code < 400 and not self.short_circuited
+            invalidation.request_wrote(self.resource, succeeded)
         response["X-Request-Id"] = get_request_id(request)
         return response
 
@@ -145,13 +159,17 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         """DRF's ``initial()`` (negotiation, authentication, permissions, throttles), with
         the caller's scope resolved right after authentication, once for the request; then
-        an ``Idempotency-Key`` seen before may answer without running the route
-        (:class:`~django_arc.idempotency.execution.IdempotentExecution`), after every check,
-        so a repeat is judged like any request."""
+        the request features that may answer without running the route: a cached list/get
+        (:class:`~django_arc.querycache.read.CachedRead`) or an ``Idempotency-Key`` seen
+        before (:class:`~django_arc.idempotency.execution.IdempotentExecution`). Both come
+        after every check, so a repeat or a cached answer is judged like any request."""
         super().initial(request, *args, **kwargs)
         if self.action in (None, "metadata"):
             return
-        if request.method not in SAFE_METHODS:
+        if request.method in SAFE_METHODS:
+            self.cached_read = CachedRead.lookup(self)
+        else:
+            invalidation.request_writes()
             self.idempotent_execution = IdempotentExecution.begin(self)
 
     def perform_authentication(self, request: Any) -> None:

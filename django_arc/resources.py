@@ -53,6 +53,7 @@ OPTIONS = (
     "filter_backends",
     "pagination_class",
     "idempotent",
+    "cache",
 )
 #: The write hooks, run inside every write's transaction.
 WRITE_HOOKS = (
@@ -116,6 +117,10 @@ class Resource:
     #: ``Idempotency-Key`` on unsafe routes (SPEC §10); ``None`` follows
     #: ``ARC["IDEMPOTENCY"]["ENABLED"]``
     idempotent: bool | None = None
+    #: the query cache (SPEC §11): ``{"stale_seconds": 30, "gc_seconds": 300, "tags": [...]}``
+    #: (or ``True`` for the ``ARC["CACHE"]`` defaults), ``False`` never; ``None`` follows
+    #: ``ARC["CACHE"]["ENABLED"]``
+    cache: dict[str, Any] | bool | None = None
 
     def __init__(self, site: ResourceSite | None = None) -> None:
         self.site = site

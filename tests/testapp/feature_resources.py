@@ -1,6 +1,10 @@
-"""Resources for the idempotency tests (issue #17): a product declaration (tenancy, field
-rules that differ per role, bulk, an action, a route writing through ``QuerySet.update`` and a
-raw route) with idempotency on."""
+"""Resources for the idempotency and query-cache tests (issue #17).
+
+One product declaration (tenancy, field rules that differ per role, bulk, an action, a route
+writing through ``QuerySet.update`` and a raw route) served four ways: with idempotency,
+cached, the same cached resource's uncached twin (what every cached answer must equal), and
+a cached order list sharing the products' tag.
+"""
 
 from django.db.models import F as Col
 
@@ -9,10 +13,11 @@ from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.permissions import has_any_role
 from django_arc.scope import get_scope
-from shop.models import Product
+from shop.models import Order, Product
 
 MEMBERS = P.require_org_membership()
 WRITERS = P.require_org_role("admin", "editor")
+TAG = "test-catalog"
 
 
 def dear_ones_for_staff(request, resource, action, obj=None):
@@ -78,3 +83,32 @@ class _Products(Resource):
 class IdempotentProductResource(_Products):
     name = "idem-products"
     idempotent = True
+
+
+@arc.register
+class CachedProductResource(_Products):
+    name = "cached-products"
+    cache = {"stale_seconds": 30, "gc_seconds": 300, "tags": [TAG]}
+
+
+@arc.register
+class UncachedProductResource(_Products):
+    """The cached resource's twin with the cache off: the answer a cached one must equal."""
+
+    name = "uncached-products"
+    cache = False
+
+
+@arc.register
+class CachedOrderResource(Resource):
+    """Orders render their product's id; they share the products' tag."""
+
+    model = Order
+    name = "cached-orders"
+    fields = ["id", "reference", "product", "quantity", "organization", "placed_at"]
+    read_only_fields = ["id", "reference", "placed_at"]
+    lookup_field = "reference"
+    default_sort = "placed_at"
+    presets = [presets.MultiTenant()]
+    permissions = {"list": MEMBERS, "get": MEMBERS, "create": WRITERS}
+    cache = {"tags": [TAG]}
