@@ -255,6 +255,10 @@ def writes(shop):
         ("action", lambda: admin.post(path(f"{row().pk}/action/"), {"action": "double"})),
         ("route with QuerySet.update", lambda: admin.post(path("raise-prices/"))),
         (
+            "another resource's route over the same table",
+            lambda: admin.post(f"{UNCACHED}raise-prices/"),
+        ),
+        (
             "bulk create",
             lambda: admin.post(
                 path("bulk/"), {"items": [{**body, "sku": "BULK-1"}]}, format="json"

@@ -5,7 +5,8 @@ Three paths lead here, so no write is missed:
 
 - **every unsafe request** through a resource (CRUD, bulk, actions, preset and custom
   routes) that answers below 400 — the view's ``finalize_response`` (one seam for all routes,
-  whatever they write with: ``save()``, ``bulk_create``, ``QuerySet.update``, raw SQL);
+  whatever they write with: ``save()``, ``bulk_create``, ``QuerySet.update``, raw SQL) —
+  bumps every cached resource over the same model;
 - **model signals** (``post_save``, ``post_delete``, ``m2m_changed``) of the models of
   cached resources — admin saves, ``Model.save()``/``delete()`` in shell scripts, tasks, other
   apps' code;
@@ -73,12 +74,18 @@ def request_writes() -> None:
 
 
 def request_wrote(resource: Any, succeeded: bool) -> None:
-    """An unsafe request ends: bump ``resource`` (on commit) unless it failed or a signal
-    already did during the request."""
+    """An unsafe request ends: bump (on commit) every cached resource serving its model —
+    the one it went through, and others over the same table, which a route writing with
+    ``QuerySet.update`` would otherwise leave stale — unless it failed or a signal already
+    bumped them during the request."""
     done = getattr(_local, "bumped", None) or set()
     _local.bumped = None
-    if succeeded:
-        bump_on_commit(resource_keys(resource) - done)
+    if not succeeded:
+        return
+    keys = resource_keys(resource)
+    for other in _resources_of(resource.model):
+        keys |= resource_keys(other)
+    bump_on_commit(keys - done)
 
 
 # -- model signals ------------------------------------------------------------------------------
