@@ -392,12 +392,20 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
         return self.field_access.guard(data, self.resource.write_denied_policy, harmless)
 
-    def write_transaction(self) -> Any:
+    def write_transaction(self, always: bool = False) -> Any:
         """The transaction a write runs in: always when its event goes to the outbox (row
-        and event commit together) or when hooks, presets or the serializer may issue more
-        than one statement; otherwise the write is a single statement, atomic by itself, and
-        a BEGIN/COMMIT pair would only add two round trips."""
-        if arc_settings.EVENTS.get("OUTBOX", True) or self.resource.write_needs_transaction:
+        and event commit together), when hooks, presets or the serializer may issue more
+        than one statement, or when the caller says so (``always``: actions and routes);
+        otherwise the write is a single statement, atomic by itself, and a BEGIN/COMMIT pair
+        would only add two round trips. Inside the request's own transaction (an idempotent
+        request on the ``database`` store) the write is already atomic: a savepoint would
+        only add two more, since any error rolls the whole request back."""
+        execution = self.idempotent_execution
+        if execution is not None and execution.in_transaction:
+            return nullcontext()
+        if always or arc_settings.EVENTS.get("OUTBOX", True):
+            return transaction.atomic()
+        if self.resource.write_needs_transaction:
             return transaction.atomic()
         return nullcontext()
 

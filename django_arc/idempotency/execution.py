@@ -124,6 +124,11 @@ class IdempotentExecution:
             execution._atomic.__enter__()
         return execution
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the route runs inside this request's transaction (``database`` store)."""
+        return self._atomic is not None
+
     def abort(self, exc: BaseException) -> None:
         """The route raised: roll its writes back (the error response is stored after)."""
         self._close(exc)

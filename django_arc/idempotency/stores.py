@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, router, transaction
+from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.utils import timezone
 
 from .. import redis_alias
@@ -79,6 +79,8 @@ class DatabaseStore:
 
         self.model = IdempotencyRecord
         self.using = router.db_for_write(IdempotencyRecord)
+        self.connection = connections[self.using]
+        self._sql = _record_sql(IdempotencyRecord, self.connection.ops)
 
     def claim(self, request: Request) -> Claim:
         for _ in range(5):
@@ -94,22 +96,25 @@ class DatabaseStore:
         concurrent repeat sees the row. Inside an enclosing transaction (``ATOMIC_REQUESTS``)
         it is a savepoint instead, and repeats wait for that transaction."""
         now, token = timezone.now(), _token()
-        connection = transaction.get_connection(self.using)
+        connection = self.connection
+        adapt = connection.ops.adapt_datetimefield_value
         block = (
             transaction.atomic(using=self.using) if connection.in_atomic_block else nullcontext()
         )
+        params = [
+            request.key,
+            request.fingerprint,
+            token,
+            request.method,
+            request.path[:2048],
+            adapt(now + timedelta(seconds=request.lock_seconds)),
+            "",
+            adapt(now),
+            adapt(now + timedelta(seconds=request.ttl_seconds)),
+        ]
         try:
-            with block:
-                self.model.objects.using(self.using).create(
-                    key=request.key,
-                    fingerprint=request.fingerprint,
-                    token=token,
-                    method=request.method,
-                    path=request.path[:2048],
-                    locked_until=now + timedelta(seconds=request.lock_seconds),
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=request.ttl_seconds),
-                )
+            with block, connection.cursor() as cursor:
+                cursor.execute(self._sql["insert"], params)
         except IntegrityError:
             return None
         except OperationalError as exc:
@@ -171,18 +176,18 @@ class DatabaseStore:
     ) -> bool:
         """Store the response, if the claim is still ours. Joins the current transaction
         (the request's, for this transactional store)."""
-        updated = (
-            self.model.objects.using(self.using)
-            .filter(key=request.key, token=token, status__isnull=True)
-            .update(
-                status=status,
-                content_type=content_type[:255],
-                body=body,
-                locked_until=None,
-                expires_at=timezone.now() + timedelta(seconds=request.ttl_seconds),
-            )
-        )
-        return bool(updated)
+        expires = timezone.now() + timedelta(seconds=request.ttl_seconds)
+        params = [
+            status,
+            content_type[:255],
+            body,
+            self.connection.ops.adapt_datetimefield_value(expires),
+            request.key,
+            token,
+        ]
+        with self.connection.cursor() as cursor:
+            cursor.execute(self._sql["complete"], params)
+            return cursor.rowcount == 1
 
     def release(self, request: Request, token: str) -> None:
         """Give the key up (the request failed with a 5xx): the next repeat runs anew."""
@@ -196,6 +201,40 @@ class DatabaseStore:
             self.model.objects.using(self.using).filter(expires_at__lte=timezone.now()).delete()
         )
         return deleted
+
+
+def _record_sql(model: Any, ops: Any) -> dict[str, str]:
+    """The two statements every keyed request runs, in SQL: the claim's INSERT and the
+    answer's UPDATE. Written out because they are on every keyed write's path, where the
+    ORM's model and queryset machinery cost two to three times the statement itself
+    (measured for ``benchmarks/cache.py``); everything else about records uses the ORM."""
+    table = ops.quote_name(model._meta.db_table)
+
+    def col(name: str) -> str:
+        return ops.quote_name(model._meta.get_field(name).column)
+
+    inserted = [
+        "key",
+        "fingerprint",
+        "token",
+        "method",
+        "path",
+        "locked_until",
+        "content_type",
+        "created_at",
+        "expires_at",
+    ]
+    return {
+        "insert": (
+            f"INSERT INTO {table} ({', '.join(col(n) for n in inserted)}) "
+            f"VALUES ({', '.join(['%s'] * len(inserted))})"
+        ),
+        "complete": (
+            f"UPDATE {table} SET {col('status')} = %s, {col('content_type')} = %s, "
+            f"{col('body')} = %s, {col('locked_until')} = NULL, {col('expires_at')} = %s "
+            f"WHERE {col('key')} = %s AND {col('token')} = %s AND {col('status')} IS NULL"
+        ),
+    }
 
 
 # Redis values: b"F" + JSON (in flight) or b"D" + JSON + b"\n" + body (finished). The JSON
@@ -276,14 +315,10 @@ class CacheStore:
         meta = {"fp": request.fingerprint, "status": status, "ct": content_type}
         value = _FINISHED + json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body
         try:
-            redis = self._redis()
-            done = redis.eval(
-                _SET_IF_OURS,
-                1,
-                self._key(request),
-                self._in_flight(request, token),
-                value,
-                _ms(request.ttl_seconds),
+            done = _script(_SET_IF_OURS)(
+                keys=[self._key(request)],
+                args=[self._in_flight(request, token), value, _ms(request.ttl_seconds)],
+                client=self._redis(),
             )
         except redis_alias.REDIS_ERRORS as exc:
             # The write is committed; the key stays locked until LOCK_SECONDS pass, then a
@@ -294,8 +329,10 @@ class CacheStore:
 
     def release(self, request: Request, token: str) -> None:
         try:
-            self._redis().eval(
-                _DELETE_IF_OURS, 1, self._key(request), self._in_flight(request, token)
+            _script(_DELETE_IF_OURS)(
+                keys=[self._key(request)],
+                args=[self._in_flight(request, token)],
+                client=self._redis(),
             )
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage("idempotency", exc)  # the lock expires by itself
@@ -303,6 +340,20 @@ class CacheStore:
     def purge(self) -> int:
         """Redis expires keys by itself: nothing to purge."""
         return 0
+
+
+_scripts: dict[str, Any] = {}
+
+
+def _script(source: str) -> Any:
+    """A Lua script sent by SHA (``EVALSHA``), loaded into Redis on first use (redis-py's
+    ``Script`` retries with ``SCRIPT LOAD`` when a server does not know it yet)."""
+    script = _scripts.get(source)
+    if script is None:
+        from redis.commands.core import Script
+
+        script = _scripts[source] = Script(None, source.encode())  # bytes: no client needed
+    return script
 
 
 def _ms(seconds: float) -> int:
