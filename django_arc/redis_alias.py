@@ -47,14 +47,28 @@ def is_django_redis(alias: str) -> bool:
 
 def client(alias: str) -> Any:
     """The redis-py client of ``alias`` (django-redis keeps one pool per alias)."""
-    from django_redis import get_redis_connection
-
-    return get_redis_connection(alias)
+    return Alias(alias).client()
 
 
 def make_key(alias: str, key: str) -> str:
     """``key`` with the alias's ``KEY_PREFIX`` and ``VERSION``, as its cache API would."""
     return str(caches[alias].make_key(key))
+
+
+class Alias:
+    """One alias, looked up once: its redis-py client and its key function (a request
+    that needs several keys and a client pays for ``caches[alias]`` once)."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self, alias: str) -> None:
+        self._cache = caches[alias]
+
+    def client(self) -> Any:
+        return self._cache.client.get_client(write=True)
+
+    def key(self, key: str) -> str:
+        return str(self._cache.make_key(key))
 
 
 def warn_outage(feature: str, exc: BaseException) -> None:

@@ -267,12 +267,13 @@ class CacheStore:
         if not redis_alias.is_django_redis(alias):
             raise StoreUnavailable(f"CACHES[{alias!r}] is not a django-redis cache")
         self.alias = alias
+        self._alias = redis_alias.Alias(alias)
 
     def _redis(self) -> Any:
-        return redis_alias.client(self.alias)
+        return self._alias.client()
 
     def _key(self, request: Request) -> str:
-        return redis_alias.make_key(self.alias, f"arc:idem:{request.key}")
+        return self._alias.key(f"arc:idem:{request.key}")
 
     @staticmethod
     def _in_flight(request: Request, token: str) -> bytes:

@@ -83,12 +83,11 @@ class QueryCacheStore:
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
-
-    def key(self, key: str) -> str:
-        return redis_alias.make_key(self.alias, key)
+        self._alias = redis_alias.Alias(alias)
+        self.key = self._alias.key
 
     def _redis(self) -> Any:
-        redis = redis_alias.client(self.alias)
+        redis = self._alias.client()
         if _pending_bumps:
             self._retry_bumps(redis)
         return redis
