@@ -371,3 +371,25 @@ def test_the_cache_store_expires_keys_after_the_ttl(editor):
         time.sleep(1.2)
         again = post(editor, {**BODY, "sku": "W-2"})
         assert again.status_code == 201 and "X-Idempotency-Replayed" not in again
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "caches",
+    [
+        caches_with("redis", "redis://127.0.0.1:1/0"),  # nothing listens there
+        {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+    ],
+    ids=["redis down", "no django-redis alias"],
+)
+def test_an_unreachable_cache_store_refuses_keyed_requests_with_503(editor, caches):
+    with (
+        override_settings(CACHES=caches),
+        override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache"))),
+    ):
+        response = post(editor)
+        assert_error(response, 503, "IDEMPOTENCY_UNAVAILABLE")
+        assert response["Retry-After"] == "1"
+        assert Product.objects.count() == 0
+        # without a key the request runs as always
+        assert post(editor, key=None).status_code == 201
