@@ -18,14 +18,7 @@ PORT="${PORT:-8000}"
 
 STATE="$ARC_REPO_ROOT/.services/demo"
 if [ -z "${ARC_REDIS_URL:-}" ]; then
-    export ARC_SERVICES_DIR="$STATE"
-    "$ARC_REPO_ROOT"/scripts/services.sh start
-    # Ignore further signals while stopping: make and the terminal both deliver Ctrl-C.
-    trap 'trap "" INT TERM; "$ARC_REPO_ROOT/scripts/services.sh" stop' EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    # shellcheck disable=SC1091
-    . "$STATE/env"
+    throwaway_services "$STATE"
 fi
 
 cd example_project

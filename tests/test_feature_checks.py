@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from django_arc import Resource
+from django_arc import Resource, ResourceSite
 from django_arc.checks import check_redis_features, check_resource, check_settings
+from django_arc.querycache.policy import policy_for
+from django_arc.sites import _all_sites
 from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
 from tests.testapp.models import Book
 
@@ -118,3 +120,16 @@ def test_the_store_is_not_checked_while_idempotency_is_off(settings):
     settings.ARC = arc_with(IDEMPOTENCY={"ENABLED": False, "STORE": "cache", "ALIAS": "redis"})
     # tests/testapp declares `idempotent = True` on one resource: that is enough to check
     assert "arc.W004" in ids(check_redis_features())
+
+
+@pytest.mark.parametrize(
+    "cache", [30, "yes", {"tags": "catalog"}, {"stale_seconds": "soon"}], ids=repr
+)
+def test_a_malformed_cache_option_caches_nothing_and_registers(cache):
+    assert policy_for(make(cache=cache)) is None
+    site = ResourceSite(name="malformed")
+    try:
+        site.register(type("Malformed", (Resource,), {"model": Book, "name": "m", "cache": cache}))
+        assert site.is_registered("m")
+    finally:
+        _all_sites.remove(site)  # its arc.E014 is not the next test's business

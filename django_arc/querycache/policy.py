@@ -40,11 +40,17 @@ def policy_for(resource: Any) -> CachePolicy | None:
         option = {}
     elif option is True:
         option = {}
-    stale = float(option.get("stale_seconds", settings.get("STALE_SECONDS", 30)))
-    gc = float(option.get("gc_seconds", settings.get("GC_SECONDS", 300)))
+    try:
+        stale = float(option.get("stale_seconds", settings.get("STALE_SECONDS", 30)))
+        gc = float(option.get("gc_seconds", settings.get("GC_SECONDS", 300)))
+        tags = option.get("tags", ())
+        if not isinstance(tags, (list, tuple)):
+            raise TypeError("tags")
+    except (AttributeError, TypeError, ValueError):
+        return None  # a malformed option is arc.E014's to report; never cache on a guess
     return CachePolicy(
         stale_seconds=stale,
         gc_seconds=max(gc, stale),
-        tags=tuple(option.get("tags", ())),
+        tags=tuple(str(tag) for tag in tags),
         alias=settings.get("ALIAS", "default"),
     )

@@ -9,11 +9,12 @@ a cached order list sharing the products' tag.
 from django.db.models import F as Col
 
 from django_arc import Resource, action, arc, presets, route
-from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.permissions import has_any_role
 from django_arc.scope import get_scope
 from shop.models import Order, Product
+
+from .resources import TenantProductResource
 
 MEMBERS = P.require_org_membership()
 WRITERS = P.require_org_role("admin", "editor")
@@ -30,17 +31,10 @@ def dear_ones_for_staff(request, resource, action, obj=None):
 
 class _Products(Resource):
     model = Product
-    fields = [
-        "id",
-        "name",
-        "sku",
-        "price",
-        "status",
-        "cost",
-        "secret_notes",
-        "organization",
-        "created_at",
-    ]
+    # the fields and field rules of the SPEC §2 product (cost for admins, sku masked for
+    # viewers, secret_notes hidden): roles that see different payloads
+    fields = TenantProductResource.fields
+    field_permissions = TenantProductResource.field_permissions
     read_only_fields = ["id", "created_at"]
     filter_fields = {"status": ["eq", "in"], "price": ["gte", "lte"], "name": ["contains"]}
     sort_fields = ["price", "name", "created_at"]
@@ -53,12 +47,6 @@ class _Products(Resource):
         "create": WRITERS,
         "update": WRITERS,
         "delete": P.require_org_role("admin"),
-    }
-    field_permissions = {
-        "cost": F.visible_to("admin"),
-        "status": F.writable_by("admin"),
-        "secret_notes": F.hidden(),
-        "sku": F.redact_for("viewer"),
     }
 
     @action(permissions=WRITERS)
