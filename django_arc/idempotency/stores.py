@@ -79,8 +79,9 @@ class DatabaseStore:
 
         self.model = IdempotencyRecord
         self.using = router.db_for_write(IdempotencyRecord)
+        # this thread's connection (stores are built per request, never shared)
         self.connection = connections[self.using]
-        self._sql = _record_sql(IdempotencyRecord, self.connection.ops)
+        self._sql = _record_sql(self.connection)
 
     def claim(self, request: Request) -> Claim:
         for _ in range(5):
@@ -203,11 +204,24 @@ class DatabaseStore:
         return deleted
 
 
-def _record_sql(model: Any, ops: Any) -> dict[str, str]:
+_statements: dict[str, dict[str, str]] = {}
+
+
+def _record_sql(connection: Any) -> dict[str, str]:
     """The two statements every keyed request runs, in SQL: the claim's INSERT and the
     answer's UPDATE. Written out because they are on every keyed write's path, where the
     ORM's model and queryset machinery cost two to three times the statement itself
-    (measured for ``benchmarks/cache.py``); everything else about records uses the ORM."""
+    (measured for ``benchmarks/cache.py``); everything else about records uses the ORM.
+    Built once per database."""
+    statements = _statements.get(connection.alias)
+    if statements is None:
+        from .models import IdempotencyRecord
+
+        statements = _statements[connection.alias] = _build_sql(IdempotencyRecord, connection.ops)
+    return statements
+
+
+def _build_sql(model: Any, ops: Any) -> dict[str, str]:
     table = ops.quote_name(model._meta.db_table)
 
     def col(name: str) -> str:
