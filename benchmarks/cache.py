@@ -189,6 +189,42 @@ def outbox_store_cost(events: int = 300, repeats: int = 5) -> dict[str, float]:
     return best
 
 
+def round_trips(samples: int = 2000) -> dict[str, dict[str, float]]:
+    """Wall and CPU µs of one round trip to Redis (``PING``) and to PostgreSQL
+    (``SELECT 1``) from this process, after the throughput phase: the floor of what a HIT's
+    one round trip and a keyed create's two cost on this machine."""
+    import statistics
+    import time
+
+    from django.db import connection
+
+    from django_arc import redis_alias
+
+    redis = redis_alias.client("redis")
+    out: dict[str, dict[str, float]] = {}
+    with connection.cursor() as cursor:
+        calls = {
+            "Redis PING": redis.ping,
+            "PostgreSQL SELECT 1": lambda: cursor.execute("SELECT 1"),
+        }
+        for name, call in calls.items():
+            call()
+            walls = []
+            cpu = time.process_time()
+            for _ in range(samples):
+                start = time.perf_counter()
+                call()
+                walls.append((time.perf_counter() - start) * 1e6)
+            cpu_us = (time.process_time() - cpu) * 1e6 / samples
+            walls.sort()
+            out[name] = {
+                "median": statistics.median(walls),
+                "p90": walls[int(samples * 0.9)],
+                "cpu": cpu_us,
+            }
+    return out
+
+
 def check_answers(bodies: dict[str, Any]) -> None:
     """The HIT must be the uncached answer, and really a HIT; a keyed create must be
     replayed for its key. Numbers for anything else would be meaningless."""
@@ -347,6 +383,20 @@ def outbox_note(outbox: dict[str, float]) -> list[str]:
     ]
 
 
+def round_trip_note(trips: dict[str, dict[str, float]]) -> list[str]:
+    cells = "; ".join(
+        f"{name}: {t['median']:.0f} µs wall median, {t['p90']:.0f} µs p90, {t['cpu']:.0f} µs CPU"
+        for name, t in trips.items()
+    )
+    return [
+        f"- One round trip from a Django process, measured after the wrk phase with the "
+        f"servers idle: {cells}. Under wrk the other side (Redis, PostgreSQL) competes with "
+        "wrk and both gunicorn workers for the two cores, and a sync worker waits out every "
+        "round trip: a HIT pays that once, a keyed create twice (four times on the "
+        "`database` store with events off, counting `BEGIN` and `COMMIT`).",
+    ]
+
+
 def verdicts(summary: dict[str, float]) -> list[str]:
     out = []
     if summary["hit_vs_uncached"] < HIT_VS_UNCACHED_TARGET:
@@ -370,12 +420,14 @@ def run(args: argparse.Namespace) -> None:
     print("Redis round trips per request:", redis_calls, file=sys.stderr)
     outbox = outbox_store_cost()
     print("outbox receiver CPU µs per event:", outbox, file=sys.stderr)
+    trips = round_trips()
+    print("round trips (µs):", trips, file=sys.stderr)
     table, summary = render(
         m.counts,
         redis_calls,
         m.throughput,
         m.cpu,
-        notes(m.method, args, m.throughput) + outbox_note(outbox),
+        notes(m.method, args, m.throughput) + outbox_note(outbox) + round_trip_note(trips),
     )
     print(table)
     missed = verdicts(summary)

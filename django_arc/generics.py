@@ -7,7 +7,10 @@ that knows how a request is judged and how rows are reached. The verbs live in
 1. ``initial()`` — DRF authentication, then the caller's scope (:attr:`scope`, resolved once);
    ``check_permissions()`` evaluates the resource permission for :attr:`permission_key`
    (anonymous refusal → 401), runs every preset's ``check_request`` (e.g. 403
-   ``ORG_REQUIRED``), refuses (403) or keeps the permission's row filters; then throttles.
+   ``ORG_REQUIRED``), refuses (403) or keeps the permission's row filters; then throttles;
+   then the request features that may answer without running the route (a
+   :class:`~django_arc.exceptions.ShortCircuit`): the query cache for a list/get, the
+   ``Idempotency-Key`` of an unsafe request. ``finalize_response()`` is their other end.
 2. Rows: :meth:`get_queryset` = ``Resource.get_queryset`` → every preset's
    ``filter_queryset`` → the permission's filters. Lists add the filter backends (the query
    language) and a pagination class; single rows come from :meth:`get_object`, which adds the
