@@ -32,6 +32,7 @@ help:
 	@echo "                     then both again under Django 4.2 (.venv-django42)"
 	@echo "                     (PYTEST_ARGS='-k outbox -x' passes arguments to both runs)"
 	@echo "make demo [PORT=8000] migrate + seed_demo + runserver for example_project"
+	@echo "                     (starts a throwaway Redis for its query cache if ARC_REDIS_URL is unset)"
 	@echo "make worker          celery worker for the example (starts Redis if ARC_REDIS_URL unset)"
 	@echo "make lint | format   ruff check + format check | apply ruff fixes and formatting"
 	@echo "make services-start  throwaway PostgreSQL+Redis; env in .services/env"
@@ -62,18 +63,7 @@ test: $(STAMP) $(STAMP42)
 	scripts/run-tests.sh
 
 demo: $(STAMP)
-	cd example_project && ../$(VPY) manage.py migrate --noinput
-	cd example_project && ../$(VPY) manage.py seed_demo
-	@echo
-	@if [ -f example_project/demo_urls.txt ]; then \
-		sed 's/127\.0\.0\.1:8000/127.0.0.1:$(PORT)/g' example_project/demo_urls.txt; \
-	else \
-		echo "API:     http://127.0.0.1:$(PORT)/api/"; \
-		echo "Admin:   http://127.0.0.1:$(PORT)/admin/"; \
-		echo "Example: curl -s http://127.0.0.1:$(PORT)/api/products/"; \
-	fi
-	@echo
-	cd example_project && ../$(VPY) manage.py runserver 127.0.0.1:$(PORT)
+	PORT=$(PORT) scripts/demo.sh
 
 worker: $(STAMP)
 	scripts/worker.sh

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -45,6 +46,13 @@ SERVER_ENVIRONMENTS: dict[str, dict[str, str]] = {
     "events-off": {"ARC_BENCH_EVENTS": "off"},
     "events-off-atomic": {"ARC_BENCH_EVENTS": "off", "ARC_BENCH_ATOMIC_REQUESTS": "1"},
     "membership-cached": {"ARC_BENCH_MEMBERSHIP": "cached"},
+    # cache.py: the query cache on (list HITs and the uncached list on one server), and
+    # idempotency keys on each store
+    "cache": {"ARC_BENCH_CACHE": "on"},
+    "idem-database": {"ARC_BENCH_IDEMPOTENCY": "database"},
+    "idem-cache": {"ARC_BENCH_IDEMPOTENCY": "cache"},
+    "idem-database-events-off": {"ARC_BENCH_IDEMPOTENCY": "database", "ARC_BENCH_EVENTS": "off"},
+    "idem-cache-events-off": {"ARC_BENCH_IDEMPOTENCY": "cache", "ARC_BENCH_EVENTS": "off"},
 }
 
 
@@ -79,7 +87,9 @@ class Target:
 
     ``key`` names it in results; ``server`` picks the gunicorn server (a key of
     :data:`SERVER_ENVIRONMENTS`); ``arc`` and ``atomic_requests`` are what the in-process
-    measurements override so they match that server.
+    measurements override so they match that server. ``unique_header`` names a header that
+    gets a value of its own on every request (an ``Idempotency-Key``: a constant one would
+    measure replays).
     """
 
     key: str
@@ -90,13 +100,17 @@ class Target:
     server: str = "default"
     arc: dict[str, Any] | None = field(default=None, hash=False, compare=False)
     atomic_requests: bool = False
+    unique_header: str = ""
 
     @property
     def expected_status(self) -> int:
         return 201 if self.body is not None else 200
 
     def meta(self) -> dict[str, str]:
-        return {"HTTP_" + name.upper().replace("-", "_"): value for name, value in self.headers}
+        headers = dict(self.headers)
+        if self.unique_header:
+            headers[self.unique_header] = uuid.uuid4().hex
+        return {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
 
     @contextmanager
     def settings_context(self) -> Iterator[None]:
@@ -336,6 +350,25 @@ def gunicorn_servers(servers: dict[str, dict[str, str]], workers: int) -> Iterat
                 proc.kill()
 
 
+def _unique_header_lua(name: str) -> str:
+    """wrk Lua giving header ``name`` a value no other request of any run or thread has:
+    this run's id, the thread's number, a counter."""
+    run = uuid.uuid4().hex[:12]
+    return f"""
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  wrk.headers["{name}"] = "{run}-" .. tid .. "-" .. counter
+  return wrk.format()
+end
+"""
+
+
 def run_wrk(
     url: str,
     seconds: int,
@@ -343,19 +376,25 @@ def run_wrk(
     threads: int,
     body: dict[str, Any] | None = None,
     headers: tuple[tuple[str, str], ...] = (),
+    unique_header: str = "",
 ) -> dict[str, Any]:
     """One bounded ``wrk`` run against a loopback URL; parsed requests/s and error counts."""
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
     for name, value in headers:
         cmd += ["-H", f"{name}: {value}"]
     script = None
+    lua = ""
     if body is not None:
         payload = json.dumps(body).replace("\\", "\\\\").replace('"', '\\"')
-        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
-        script.write(
+        lua += (
             f'wrk.method = "POST"\nwrk.body = "{payload}"\n'
             'wrk.headers["Content-Type"] = "application/json"\n'
         )
+    if unique_header:
+        lua += _unique_header_lua(unique_header)
+    if lua:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+        script.write(lua)
         script.close()
         cmd += ["-s", script.name]
     try:
@@ -411,6 +450,7 @@ def wrk_rounds(
                 args.threads,
                 target.body,
                 target.headers,
+                target.unique_header,
             )
         for round_no in range(args.rounds):
             for target in _rotated(group, round_no):
@@ -422,6 +462,7 @@ def wrk_rounds(
                     args.threads,
                     target.body,
                     target.headers,
+                    target.unique_header,
                 )
                 print(
                     f"  round {round_no + 1} {target.key:28} {sample['rps']:8.1f} req/s "

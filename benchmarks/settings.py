@@ -73,6 +73,32 @@ CACHED_RESOLVER = "benchmarks.benchapp.membership.resolve_membership_cached"
 if os.environ.get("ARC_BENCH_MEMBERSHIP") == "cached":
     ARC["MEMBERSHIP_RESOLVER"] = CACHED_RESOLVER
 
+# ``cache.py``: Redis (what scripts/services.sh starts) as the django-redis alias "redis".
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if os.environ.get("ARC_REDIS_URL"):
+    CACHES["redis"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": os.environ["ARC_REDIS_URL"],
+        # cache.py sets a prefix per run: entries of an earlier run (other rows) never count
+        "KEY_PREFIX": os.environ.get("ARC_BENCH_REDIS_PREFIX", "arc-bench"),
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+    }
+
+#: ``ARC_BENCH_CACHE=on``: the query cache on for resources that leave ``cache`` unset
+#: (``benchapp``'s ``cached-items``), fresh for the whole run so every repeat is a HIT.
+CACHE_ON = {"ENABLED": True, "ALIAS": "redis", "STALE_SECONDS": 3600, "GC_SECONDS": 7200}
+if os.environ.get("ARC_BENCH_CACHE") == "on":
+    ARC["CACHE"] = CACHE_ON
+
+
+def idempotency_on(store: str) -> dict:
+    """``ARC_BENCH_IDEMPOTENCY=database|cache``: ``Idempotency-Key`` honoured everywhere."""
+    return {"ENABLED": True, "STORE": store, "ALIAS": "redis"}
+
+
+if os.environ.get("ARC_BENCH_IDEMPOTENCY"):
+    ARC["IDEMPOTENCY"] = idempotency_on(os.environ["ARC_BENCH_IDEMPOTENCY"])
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -3,6 +3,7 @@ from rest_framework.routers import DefaultRouter
 
 from benchmarks.benchapp.drf_views import ItemOutboxViewSet, ItemViewSet
 from benchmarks.benchapp.resources import access, bench
+from benchmarks.benchapp.views import DrfNoop, noop
 
 router = DefaultRouter()
 router.register("items", ItemViewSet, basename="drf-items")
@@ -14,4 +15,6 @@ urlpatterns = [
     path("drf-outbox/", include(outbox_router.urls)),
     path("arc/", include(bench.urls)),
     path("access/", include(access.urls)),
+    path("noop/", noop),
+    path("drf-noop/", DrfNoop.as_view()),
 ]

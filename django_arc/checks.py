@@ -7,7 +7,11 @@ E003 unknown/unsuitable operator; E004 unknown sort field (or ``default_sort``);
 or non-text search field; E006 bad ``lookup_field``; E007 unknown setting key; E008 bad setting
 value; E009 bad ``field_permissions``; E010 a permission value that cannot decide; E011 preset
 configuration; E012 an attribute django-arc would never read; E013 a permission key nothing
-reads.
+reads; E014 a bad ``idempotent`` or ``cache`` option.
+
+Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
+``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
+not ``noeviction``); W004 that policy could not be read.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils.module_loading import import_string
@@ -32,6 +36,8 @@ from .query import (
     _concrete,
     resolve_path,
 )
+from .querycache.policy import OPTION_KEYS as CACHE_OPTION_KEYS
+from .redis_alias import REDIS_ERRORS, client, is_django_redis
 from .settings import DEFAULTS, IMPORT_STRINGS, arc_settings
 
 _TEXT = (models.CharField, models.TextField)
@@ -83,6 +89,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         errors.append(
             _err("ARC['ON_FIELD_WRITE_DENIED'] must be 'reject' or 'strip'.", "ARC", "arc.E008")
         )
+    errors.extend(_check_feature_settings(merged))
     for dotted in sorted(IMPORT_STRINGS):
         value: Any = merged
         for part in dotted.split("."):
@@ -99,6 +106,135 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     )
                 )
     return errors
+
+
+def _number(value: Any, minimum: float = 0, strict: bool = False) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return value > minimum if strict else value >= minimum
+
+
+def _check_feature_settings(merged: dict[str, Any]) -> list[Error]:
+    """``ARC["IDEMPOTENCY"]`` and ``ARC["CACHE"]`` values (their keys are checked above)."""
+    errors: list[Error] = []
+    idem, cache = merged.get("IDEMPOTENCY"), merged.get("CACHE")
+    if isinstance(idem, dict):
+        problems = {
+            "ENABLED": isinstance(idem.get("ENABLED"), bool) or "True or False",
+            "STORE": idem.get("STORE") in ("database", "cache") or "'database' or 'cache'",
+            "TTL_SECONDS": _number(idem.get("TTL_SECONDS"), strict=True) or "a positive number",
+            "LOCK_SECONDS": _number(idem.get("LOCK_SECONDS"), strict=True) or "a positive number",
+            "NAMESPACE": isinstance(idem.get("NAMESPACE"), str) or "a string",
+            "ALIAS": isinstance(idem.get("ALIAS"), str) or "a cache alias",
+        }
+        errors += [
+            _err(f"ARC['IDEMPOTENCY']['{key}'] must be {want}.", "ARC", "arc.E008")
+            for key, want in problems.items()
+            if want is not True
+        ]
+    if isinstance(cache, dict):
+        problems = {
+            "ENABLED": isinstance(cache.get("ENABLED"), bool) or "True or False",
+            "ALIAS": isinstance(cache.get("ALIAS"), str) or "a cache alias",
+            "STALE_SECONDS": _number(cache.get("STALE_SECONDS")) or "a number ≥ 0",
+            "GC_SECONDS": _number(cache.get("GC_SECONDS"), strict=True) or "a positive number",
+        }
+        errors += [
+            _err(f"ARC['CACHE']['{key}'] must be {want}.", "ARC", "arc.E008")
+            for key, want in problems.items()
+            if want is not True
+        ]
+    return errors
+
+
+def _all_resources() -> list[Any]:
+    from .sites import _all_sites
+
+    return [resource for site in _all_sites for resource in site.resources]
+
+
+@register("django_arc")
+def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """arc.W001–W004: the query cache and the idempotency ``cache`` store need a django-redis
+    alias, and idempotency keys in Redis must never be evicted."""
+    from .querycache.policy import policy_for
+
+    warnings: list[Warning] = []
+    cache, idem = arc_settings.CACHE, arc_settings.IDEMPOTENCY
+    if not (isinstance(cache, dict) and isinstance(idem, dict)):
+        return warnings  # arc.E008 already
+    resources = _all_resources()
+    cached = [r for r in resources if _safe(policy_for, r) is not None]
+    alias = cache.get("ALIAS")
+    if cached and not (isinstance(alias, str) and is_django_redis(alias)):
+        names = ", ".join(sorted(str(r.name) for r in cached)[:5])
+        warnings.append(
+            Warning(
+                f"The query cache is on ({names}) but ARC['CACHE']['ALIAS'] = {alias!r} is "
+                "not a django-redis cache: nothing will be cached.",
+                hint="Add a django_redis.cache.RedisCache alias to CACHES and name it in "
+                "ARC['CACHE']['ALIAS'].",
+                obj="ARC",
+                id="arc.W001",
+            )
+        )
+    enabled = idem.get("ENABLED") is True or any(r.idempotent for r in resources)
+    if not (enabled and idem.get("STORE") == "cache"):
+        return warnings
+    alias = idem.get("ALIAS")
+    if not (isinstance(alias, str) and is_django_redis(alias)):
+        warnings.append(
+            Warning(
+                f"ARC['IDEMPOTENCY']['STORE'] is 'cache' but ARC['IDEMPOTENCY']['ALIAS'] = "
+                f"{alias!r} is not a django-redis cache: requests with an Idempotency-Key "
+                "will be refused with 503.",
+                hint="Add a django_redis.cache.RedisCache alias to CACHES, or use STORE "
+                "'database'.",
+                obj="ARC",
+                id="arc.W002",
+            )
+        )
+        return warnings
+    return warnings + _check_eviction_policy(alias)
+
+
+def _safe(function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception:  # noqa: BLE001 - a bad option is arc.E014's to report
+        return None
+
+
+def _check_eviction_policy(alias: str) -> list[Warning]:
+    """An evicted idempotency key lets a retry run twice: the store's Redis must run with
+    ``maxmemory-policy noeviction``. (The query cache does not care: evicted entries and
+    versions are misses.)"""
+    try:
+        policy = client(alias).config_get("maxmemory-policy").get("maxmemory-policy")
+    except (*REDIS_ERRORS, AttributeError) as exc:
+        return [
+            Warning(
+                f"Could not read maxmemory-policy of the idempotency store's Redis "
+                f"(CACHES[{alias!r}]): {type(exc).__name__}: {exc}",
+                hint="Make sure that server runs with maxmemory-policy noeviction: an "
+                "evicted key lets a retried request run twice.",
+                obj="ARC",
+                id="arc.W004",
+            )
+        ]
+    if policy != "noeviction":
+        return [
+            Warning(
+                f"The idempotency store's Redis (CACHES[{alias!r}]) runs with "
+                f"maxmemory-policy {policy!r}: under memory pressure it may evict "
+                "idempotency keys, and a retried request then runs twice.",
+                hint="Set maxmemory-policy noeviction on that server (or give idempotency "
+                "a Redis of its own, or use STORE 'database').",
+                obj="ARC",
+                id="arc.W003",
+            )
+        ]
+    return []
 
 
 @register("django_arc")
@@ -140,6 +276,7 @@ def check_resource(resource: Any) -> list[Error]:
         _check_permissions,
         _check_on_field_write_denied,
         _check_presets,
+        _check_features,
     )
     errors: list[Error] = []
     for check in checks:
@@ -512,4 +649,58 @@ def _check_presets(resource: Any) -> list[Error]:
         else:
             for problem in preset.check(resource):
                 errors.append(_err(problem, resource, "arc.E011"))
+    return errors
+
+
+def _check_features(resource: Any) -> list[Error]:
+    """arc.E014: ``idempotent`` is ``True``, ``False`` or ``None``; ``cache`` is ``None``, a
+    bool or a dict of ``stale_seconds``/``gc_seconds`` (numbers, gc ≥ stale) and ``tags``
+    (a list of names)."""
+    errors: list[Error] = []
+    if resource.idempotent not in (True, False, None):
+        errors.append(_err("`idempotent` must be True, False or None.", resource, "arc.E014"))
+    cache = resource.cache
+    if cache is None or isinstance(cache, bool):
+        return errors
+    if not isinstance(cache, dict):
+        return errors + [
+            _err(
+                "`cache` must be a dict, True, False or None.",
+                resource,
+                "arc.E014",
+                'e.g. cache = {"stale_seconds": 30, "gc_seconds": 300, "tags": ["catalog"]}',
+            )
+        ]
+    for key in cache:
+        if key not in CACHE_OPTION_KEYS:
+            errors.append(
+                _err(
+                    f"`cache` has an unknown key {key!r}."
+                    + _did_you_mean(str(key), CACHE_OPTION_KEYS),
+                    resource,
+                    "arc.E014",
+                    f"Keys: {', '.join(CACHE_OPTION_KEYS)}.",
+                )
+            )
+    stale, gc = cache.get("stale_seconds", 0), cache.get("gc_seconds", 1)
+    if not _number(stale):
+        errors.append(_err("`cache['stale_seconds']` must be a number ≥ 0.", resource, "arc.E014"))
+    if not _number(gc, strict=True):
+        errors.append(
+            _err("`cache['gc_seconds']` must be a positive number.", resource, "arc.E014")
+        )
+    elif _number(stale) and "gc_seconds" in cache and gc < stale:
+        errors.append(
+            _err(
+                "`cache['gc_seconds']` must not be less than `stale_seconds`: an entry must "
+                "live at least as long as it is fresh.",
+                resource,
+                "arc.E014",
+            )
+        )
+    tags = cache.get("tags", [])
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) and t for t in tags):
+        errors.append(
+            _err("`cache['tags']` must be a list of non-empty strings.", resource, "arc.E014")
+        )
     return errors

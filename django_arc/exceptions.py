@@ -34,6 +34,7 @@ class ArcError(drf_exceptions.APIException):
     Raise it from hooks, actions and routes: ``raise ArcError("OUT_OF_STOCK", "No stock", 409)``.
     Raised inside a write, it rolls the write (and its event) back. It is a DRF
     ``APIException``, so DRF machinery (browsable API, other exception handlers) understands it.
+    ``headers`` go on the error response (``Retry-After`` of a 409 ``IDEMPOTENCY_CONFLICT``).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class ArcError(drf_exceptions.APIException):
         message: str,
         status: int = 400,
         details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail=message, code=code)
         self.status_code = status
@@ -49,6 +51,7 @@ class ArcError(drf_exceptions.APIException):
         self.message = message
         self.status = status
         self.details = details
+        self.headers = headers
 
     def __repr__(self) -> str:
         return f"ArcError({self.code!r}, {self.message!r}, status={self.status})"
@@ -61,6 +64,15 @@ class InvalidQuery(ArcError):
         super().__init__(
             "INVALID_QUERY", f"Invalid query parameter '{param}': {message}", 400, {param: message}
         )
+
+
+class ShortCircuit(Exception):  # noqa: N818 - not an error: an answer given early
+    """Raised from the view's ``initial()`` to answer without running the route: a replayed
+    idempotent response, a query-cache hit. The view returns ``response`` as it is."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__("short circuit")
+        self.response = response
 
 
 class NotFound(ArcError):
@@ -168,7 +180,7 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ArcError):
         if isinstance(exc, NotFound) and exc.reason:
             logger.info("404 for %s: %s", getattr(request, "path", "?"), exc.reason)
-        return error_response(request, exc.code, exc.message, exc.status, exc.details)
+        return error_response(request, exc.code, exc.message, exc.status, exc.details, exc.headers)
 
     if isinstance(exc, Http404):
         return error_response(request, "NOT_FOUND", "Resource not found", 404)

@@ -7,7 +7,10 @@ that knows how a request is judged and how rows are reached. The verbs live in
 1. ``initial()`` — DRF authentication, then the caller's scope (:attr:`scope`, resolved once);
    ``check_permissions()`` evaluates the resource permission for :attr:`permission_key`
    (anonymous refusal → 401), runs every preset's ``check_request`` (e.g. 403
-   ``ORG_REQUIRED``), refuses (403) or keeps the permission's row filters; then throttles.
+   ``ORG_REQUIRED``), refuses (403) or keeps the permission's row filters; then throttles;
+   then the request features that may answer without running the route (a
+   :class:`~django_arc.exceptions.ShortCircuit`): the query cache for a list/get, the
+   ``Idempotency-Key`` of an unsafe request. ``finalize_response()`` is their other end.
 2. Rows: :meth:`get_queryset` = ``Resource.get_queryset`` → every preset's
    ``filter_queryset`` → the permission's filters. Lists add the filter backends (the query
    language) and a pagination class; single rows come from :meth:`get_object`, which adds the
@@ -32,15 +35,26 @@ from django.http import Http404, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.parsers import JSONParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from . import envelope
-from .exceptions import ArcError, InvalidQuery, NotFound, exception_handler, get_request_id
+from .exceptions import (
+    ArcError,
+    InvalidQuery,
+    NotFound,
+    ShortCircuit,
+    exception_handler,
+    get_request_id,
+)
 from .fields import FieldAccess, ReadPlan
 from .filters import QueryLanguageFilter
+from .idempotency.execution import IdempotentExecution
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcJSONParser
 from .permissions import Permission, PermissionResult
+from .querycache import invalidation
+from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .settings import arc_settings
 from .signals import event_batch
@@ -79,6 +93,14 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     arc_action: Any = None
     #: the row filters the granted permission asked for (``require_owner`` …)
     permission_filters: dict[str, Any] | Q | None = None
+    #: this request's ``Idempotency-Key`` claim (unsafe methods; :mod:`.idempotency`)
+    idempotent_execution: IdempotentExecution | None = None
+    #: this request's query-cache lookup (cached list/get; :mod:`.querycache`)
+    cached_read: CachedRead | None = None
+    #: answered from ``initial()`` (a replay, a cache hit): the route did not run
+    short_circuited: bool = False
+    #: the row a get answered (the query cache keeps it for its hits' object checks)
+    arc_object: Any = None
 
     # -- DRF policy hooks --------------------------------------------------------------------
 
@@ -107,12 +129,51 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             known = ", ".join(r.format for r in self.get_renderers())
             raise InvalidQuery("format", f"unknown format; one of: {known}") from None
 
+    def handle_exception(self, exc: Exception) -> Any:
+        if isinstance(exc, ShortCircuit):
+            self.short_circuited = True
+            return exc.response
+        if self.idempotent_execution is not None:
+            self.idempotent_execution.abort(exc)
+        return super().handle_exception(exc)
+
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        """DRF's, then the request features' ends: the idempotent claim stores (or releases)
+        the answer, the query cache stores a miss, and an unsafe request that succeeded
+        invalidates the resource's cached answers when its writes commit."""
         response = super().finalize_response(request, response, *args, **kwargs)
+        execution, self.idempotent_execution = self.idempotent_execution, None
+        if execution is not None:
+            error = execution.finish(response)
+            if error is not None:
+                response = super().finalize_response(
+                    request, self.handle_exception(error), *args, **kwargs
+                )
+        read, self.cached_read = self.cached_read, None
+        if read is not None:
+            read.finish(response)
+        if request.method not in SAFE_METHODS and self.action not in (None, "metadata"):
+            succeeded = response.status_code < 400 and not self.short_circuited
+            invalidation.request_wrote(self.resource, succeeded)
         response["X-Request-Id"] = get_request_id(request)
         return response
 
     # -- who is asking, and may they --------------------------------------------------------
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        """DRF's ``initial()`` (negotiation, authentication and the scope, permissions,
+        throttles); then the request features that may answer without running the route: a cached list/get
+        (:class:`~django_arc.querycache.read.CachedRead`) or an ``Idempotency-Key`` seen
+        before (:class:`~django_arc.idempotency.execution.IdempotentExecution`). Both come
+        after every check, so a repeat or a cached answer is judged like any request."""
+        super().initial(request, *args, **kwargs)
+        if self.action in (None, "metadata"):
+            return
+        if request.method in SAFE_METHODS:
+            self.cached_read = CachedRead.lookup(self)
+        else:
+            invalidation.request_writes()
+            self.idempotent_execution = IdempotentExecution.begin(self)
 
     def perform_authentication(self, request: Any) -> None:
         """DRF's ``initial()`` calls this between negotiation and permissions: the caller's
@@ -336,12 +397,20 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
         return self.field_access.guard(data, self.resource.write_denied_policy, harmless)
 
-    def write_transaction(self) -> Any:
+    def write_transaction(self, always: bool = False) -> Any:
         """The transaction a write runs in: always when its event goes to the outbox (row
-        and event commit together) or when hooks, presets or the serializer may issue more
-        than one statement; otherwise the write is a single statement, atomic by itself, and
-        a BEGIN/COMMIT pair would only add two round trips."""
-        if arc_settings.EVENTS.get("OUTBOX", True) or self.resource.write_needs_transaction:
+        and event commit together), when hooks, presets or the serializer may issue more
+        than one statement, or when the caller says so (``always``: actions and routes);
+        otherwise the write is a single statement, atomic by itself, and a BEGIN/COMMIT pair
+        would only add two round trips. Inside the request's own transaction (an idempotent
+        request on the ``database`` store) the write is already atomic: a savepoint would
+        only add two more, since any error rolls the whole request back."""
+        execution = self.idempotent_execution
+        if execution is not None and execution.in_transaction:
+            return nullcontext()
+        if always or arc_settings.EVENTS.get("OUTBOX", True):
+            return transaction.atomic()
+        if self.resource.write_needs_transaction:
             return transaction.atomic()
         return nullcontext()
 

@@ -52,6 +52,8 @@ OPTIONS = (
     "parser_classes",
     "filter_backends",
     "pagination_class",
+    "idempotent",
+    "cache",
 )
 #: The write hooks, run inside every write's transaction.
 WRITE_HOOKS = (
@@ -112,6 +114,13 @@ class Resource:
     parser_classes: list[type] | None = None
     filter_backends: list[type] | None = None
     pagination_class: type | None = None
+    #: ``Idempotency-Key`` on unsafe routes (SPEC §10); ``None`` follows
+    #: ``ARC["IDEMPOTENCY"]["ENABLED"]``
+    idempotent: bool | None = None
+    #: the query cache (SPEC §11): ``{"stale_seconds": 30, "gc_seconds": 300, "tags": [...]}``
+    #: (or ``True`` for the ``ARC["CACHE"]`` defaults), ``False`` never; ``None`` follows
+    #: ``ARC["CACHE"]["ENABLED"]``
+    cache: dict[str, Any] | bool | None = None
 
     def __init__(self, site: ResourceSite | None = None) -> None:
         self.site = site

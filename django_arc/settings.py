@@ -36,7 +36,16 @@ DEFAULTS: dict[str, Any] = {
         "FAILURE_POLICY": "django_arc.outbox.exponential_backoff",
         "DELIVERED_RETENTION_DAYS": 7,
     },
-    "IDEMPOTENCY": {"ENABLED": False, "STORE": "database", "TTL_SECONDS": 86400, "NAMESPACE": ""},
+    "IDEMPOTENCY": {
+        "ENABLED": False,
+        "STORE": "database",
+        "TTL_SECONDS": 86400,
+        "NAMESPACE": "",
+        # how long a claimed key stays locked when its request never finishes (a crash)
+        "LOCK_SECONDS": 30,
+        # the django-redis cache alias of STORE = "cache"
+        "ALIAS": "default",
+    },
     "CACHE": {"ENABLED": False, "ALIAS": "default", "STALE_SECONDS": 30, "GC_SECONDS": 300},
 }
 

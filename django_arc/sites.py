@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
+from .querycache.invalidation import watch
+
 if TYPE_CHECKING:
     from .resources import Resource
 
@@ -44,6 +46,8 @@ class ResourceSite:
                 f"by {type(existing).__qualname__}; cannot register {resource_class.__qualname__}."
             )
         self._registry[resource.name] = resource
+        # A cached resource's model signals invalidate its answers (admin saves, shell).
+        watch(resource)
         return resource_class
 
     def unregister(self, resource_class_or_name: type[Resource] | str) -> None:

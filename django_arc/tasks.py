@@ -63,3 +63,14 @@ def purge_outbox(days: float | None = None) -> int:
     deleted = get_outbox().purge(older_than=timedelta(days=float(retention)))
     logger.info("purge_outbox retention_days=%s deleted=%d", retention, deleted)
     return deleted
+
+
+@shared_task(name="django_arc.purge_idempotency")
+def purge_idempotency() -> int:
+    """Delete expired ``IdempotencyRecord`` rows (the ``database`` store; schedule it hourly
+    or daily). Returns the number of rows deleted."""
+    from .idempotency import purge
+
+    deleted = purge()
+    logging.getLogger("django_arc.idempotency").info("purge_idempotency deleted=%d", deleted)
+    return deleted

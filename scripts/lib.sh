@@ -45,3 +45,17 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])
 s.close()'
 }
+
+# throwaway_services STATE_DIR — start PostgreSQL + Redis (scripts/services.sh, state in
+# STATE_DIR), load their ARC_* variables into the environment, and stop them when the calling
+# script exits (for `make demo` and `make worker` when no Redis was given). A second Ctrl-C
+# (make and the terminal both deliver one) must not cut the stop short.
+throwaway_services() {
+    export ARC_SERVICES_DIR="$1"
+    "$ARC_REPO_ROOT"/scripts/services.sh start
+    trap 'trap "" INT TERM; "$ARC_REPO_ROOT/scripts/services.sh" stop' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    # shellcheck disable=SC1091
+    . "$1/env"
+}

@@ -17,15 +17,7 @@ CELERY="$ARC_REPO_ROOT/.venv/bin/celery"
 
 STATE="$ARC_REPO_ROOT/.services/worker"
 if [ -z "${CELERY_BROKER_URL:-}" ] && [ -z "${ARC_REDIS_URL:-}" ]; then
-    export ARC_SERVICES_DIR="$STATE"
-    "$ARC_REPO_ROOT"/scripts/services.sh start
-    # Ignore further signals while stopping: make and the terminal both deliver Ctrl-C, and a
-    # second one must not cut the stop short and leave PostgreSQL/Redis running.
-    trap 'trap "" INT TERM; "$ARC_REPO_ROOT/scripts/services.sh" stop' EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    # shellcheck disable=SC1091
-    . "$STATE/env"
+    throwaway_services "$STATE"
 fi
 mkdir -p "$STATE"
 log "broker: ${CELERY_BROKER_URL:-$ARC_REDIS_URL}"

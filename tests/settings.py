@@ -72,6 +72,18 @@ else:
 
 REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
 
+# "default" stays in-process (membership caches, tests that clear it); "redis" is the
+# django-redis alias of the query cache (the test resources with `cache = {...}`). The cache
+# and idempotency tests give it a key prefix of their own (tests/redis_support.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if REDIS_URL:
+    CACHES["redis"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "arc-tests",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "django_arc.auth.ServiceKeyAuthentication",
@@ -81,7 +93,14 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
-ARC = {"MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership"}
+ARC = {
+    "MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership",
+    "CACHE": {"ALIAS": "redis"},
+}
+if not REDIS_URL:
+    # Without a Redis the cached test resources are served uncached; every manage.py
+    # command of the suite would say so (arc.W001) on stderr that tests compare.
+    SILENCED_SYSTEM_CHECKS = ["arc.W001"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING = {

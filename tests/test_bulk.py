@@ -336,9 +336,8 @@ def test_bulk_with_every_preset(tenants):
 
 def test_each_row_of_a_bulk_gets_its_own_idempotency_suffix(api, settings):
     """Events of one request never collapse in the outbox: with a request key, each row's
-    event key ends in its own type and id (SPEC §10). The key is set by a stand-in
-    middleware here; the Idempotency-Key feature itself is issue #17's."""
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.RequestIdempotencyKey"]
+    event key is the request's scoped key, then its own type and id (SPEC §10)."""
+    settings.ARC = {**settings.ARC, "IDEMPOTENCY": {"ENABLED": True}}
     author = AuthorFactory()
     r = api.post(
         "/api/bulk-books/bulk/",
@@ -349,7 +348,9 @@ def test_each_row_of_a_bulk_gets_its_own_idempotency_suffix(api, settings):
     assert r.status_code == 201, r.content
     ids = r.json()["data"]["ids"]
     keys = sorted(OutboxEvent.objects.values_list("dedupe_key", flat=True))
-    assert keys == sorted(f"k1:bulk-books.created:{pk}" for pk in ids)
+    scoped = keys[0].split(":")[0]
+    assert len(scoped) == 64
+    assert keys == sorted(f"{scoped}:bulk-books.created:{pk}" for pk in ids)
 
 
 def test_bulk_sql_does_not_grow_with_the_number_of_items(api):

@@ -191,6 +191,8 @@ DOCUMENTS_WITH_CURLS = [
     "docs/presets/slug-lookup.md",
     "docs/presets/owned-by.md",
     "docs/presets/bulk.md",
+    "docs/idempotency.md",
+    "docs/query-cache.md",
 ]
 
 

@@ -34,6 +34,17 @@ class ItemResource(Resource):
     search_fields = ["name", "sku"]
     default_sort = "-created_at"
     permissions = {key: P.allow_public() for key in ("list", "get", "create", "update", "delete")}
+    cache = False  # cache.py's uncached list, next to the cached one on the same server
+
+
+@bench.register
+class CachedItemResource(ItemResource):
+    """``cache.py``: the same resource, cached where ``ARC["CACHE"]["ENABLED"]`` (the
+    ``ARC_BENCH_CACHE=on`` server). Left unset rather than ``cache = {...}`` so that on every
+    other server no Item write pays for invalidation."""
+
+    name = "cached-items"
+    cache = None
 
 
 # --------------------------------------------------------------------------- access benchmark

@@ -41,6 +41,8 @@ class CurlRequest:
     url: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     data: str | None = None
+    #: ``-i``: the status line and headers come before the body
+    include_headers: bool = False
 
 
 #: README's quickstart (between these markers) runs against a project of its own, built by
@@ -78,7 +80,7 @@ def matches(expected: str, actual: str) -> bool:
 
 
 def parse_curl(command: str, env: dict[str, str]) -> CurlRequest:
-    """The subset of curl the examples use: -s -g -u -H -X -d and one URL."""
+    """The subset of curl the examples use: -s -g -i -u -H -X -d and one URL."""
     expanded = re.sub(r"\$([A-Z_]+)", lambda m: env.get(m.group(1), m.group(0)), command)
     args = shlex.split(expanded)
     if args[0] != "curl":
@@ -86,7 +88,8 @@ def parse_curl(command: str, env: dict[str, str]) -> CurlRequest:
     request = CurlRequest()
     it = iter(args[1:])
     for arg in it:
-        if arg in ("-s", "-g", "-sg", "-gs"):
+        if arg.startswith("-") and not arg.startswith("--") and set(arg[1:]) <= {"s", "g", "i"}:
+            request.include_headers = request.include_headers or "i" in arg
             continue
         if arg == "-u":
             request.headers["Authorization"] = "Basic " + b64encode(next(it).encode()).decode()
@@ -121,7 +124,13 @@ def run_with_test_client(client: object, request: CurlRequest) -> str:
         response = call(path, data=request.data, content_type=content_type, **extra)
     else:
         response = call(path, **extra)
-    return response.content.decode()
+    body = response.content.decode()
+    if not request.include_headers:
+        return body
+    # what curl -i prints: status line, headers, a blank line, the body
+    head = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
+    head += [f"{name}: {value}" for name, value in response.items()]
+    return "\r\n".join(head) + "\r\n\r\n" + body
 
 
 def run_with_curl(example: Example, base: str, env: dict[str, str]) -> str:

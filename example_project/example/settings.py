@@ -134,6 +134,23 @@ ARC = {
     "MAX_PAGE_SIZE": 100,
     # (user, org_id) -> list of role names, read from shop.Membership.
     "MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership",
+    # ProductResource sets `idempotent = True`: a POST/PATCH/PUT/DELETE carrying an
+    # Idempotency-Key runs once; records live in the database (IdempotencyRecord).
+    "IDEMPOTENCY": {"STORE": "database"},
+    # ProductResource sets `cache = {...}`: its lists and rows are cached in the Redis below.
+    "CACHE": {"ALIAS": "redis"},
+}
+
+# The query cache's Redis: ARC_REDIS_URL (what scripts/services.sh exports; `make demo`
+# starts one when it is unset), else a local Redis. Without any, the API answers uncached.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "redis": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": os.environ.get("ARC_REDIS_URL") or "redis://127.0.0.1:6379/1",
+        "KEY_PREFIX": "arc-example",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+    },
 }
 
 LOGGING = {

@@ -75,6 +75,14 @@ class ProductResource(Resource):
         "status": F.writable_by("admin"),
         "secret_notes": F.hidden(),
     }
+    # --8<-- [start:idempotent-and-cache]
+    # A retried POST (a client timed out, a proxy resent it) with the same Idempotency-Key
+    # creates one product and one event; the retry gets the first answer back.
+    idempotent = True
+    # Lists and rows come from Redis for 30 s, then are refreshed in the background; any
+    # write to products (API, admin, bulk, seed_demo) invalidates them at once.
+    cache = {"stale_seconds": 30, "gc_seconds": 300, "tags": ["catalog"]}
+    # --8<-- [end:idempotent-and-cache]
 
     # --8<-- [start:action-and-route]
     @action(permissions=ADMINS, input=RepriceInput)

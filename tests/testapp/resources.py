@@ -672,3 +672,8 @@ class SerializedProductResource(Resource):
         "secret_notes": F.hidden(),
         "label": F.visible_to("admin", "editor"),
     }
+
+
+# -- idempotency and the query cache (issue #17) -----------------------------------------------
+
+from . import feature_resources  # noqa: E402, F401  (registers its resources on `arc`)

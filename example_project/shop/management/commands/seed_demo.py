@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from django_arc.querycache import invalidate
 from shop.models import Membership, Order, Organization, Page, Product
 
 PASSWORD = "demo12345"
@@ -77,6 +78,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             summary = seed()
+            # bulk_create sends no signals: tell the query cache the catalogue changed
+            invalidate(Product, Order)
         keys = create_service_clients(rotate=options["rotate_keys"])
         if options["quiet"]:
             return

@@ -1,0 +1,460 @@
+"""What the query cache buys and what idempotency keys cost (issue #17).
+
+Same model and data as ``crud.py`` (10,000 ``Item`` rows, one FK to ``Category``), same
+project, PostgreSQL and Redis (both from ``scripts/services.sh``), one run:
+
+- **List**, on one gunicorn with the query cache on (``ARC_BENCH_CACHE=on``): the 20-row page
+  ``?status=active&sort=-price&limit=20`` of ``/arc/items/`` (``cache = False``) against the
+  same page of ``/arc/cached-items/`` (the same resource with the cache on; every request but
+  the first a HIT), and two floors of that server: a plain Django view returning a constant
+  JSON body (``/noop/``) and a DRF ``APIView`` doing the same (``/drf-noop/``). Targets: the
+  HIT at least 5× the uncached list, and within 2× of the Django floor.
+- **Create with an Idempotency-Key**, per store, each on its own gunicorn
+  (``ARC_BENCH_IDEMPOTENCY=database`` / ``cache``): ``POST /arc/items/`` without a key against
+  the same POST with a fresh key on every request (wrk's Lua numbers them; a constant key
+  would measure replays). Target: at most 15 % overhead. Events on (the outbox), as in the
+  default configuration.
+
+Ratios are taken per round (both targets of a group run back to back in every round, the
+order rotated) and the median of the rounds is the verdict, as in ``access.py``. SQL queries
+and Redis round trips per request are counted in-process, after a warm-up request (so the
+HIT's are those of a HIT). Usage::
+
+    python benchmarks/cache.py                     # starts PostgreSQL + Redis (~4 minutes)
+    python benchmarks/cache.py --rounds 5 --duration 6 --write-docs
+    python benchmarks/cache.py --profile           # also pyinstrument the arc targets
+
+With ``ARC_PG_HOST`` etc. and ``ARC_REDIS_URL`` set, those servers are used instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import crud, harness  # noqa: E402
+from benchmarks.harness import Target  # noqa: E402
+
+harness.setup_django()
+# This run's Redis keys (read by benchmarks/settings.py, here and in the gunicorn servers).
+os.environ["ARC_BENCH_REDIS_PREFIX"] = f"arc-bench-{uuid.uuid4().hex[:12]}"
+
+DOCS_START = "<!-- cache:start -->"
+DOCS_END = "<!-- cache:end -->"
+LIST_QUERY = "?status=active&sort=-price&limit=20"
+STORES = ("database", "cache")
+HIT_VS_UNCACHED_TARGET = 5.0
+HIT_VS_FLOOR_TARGET = 2.0
+IDEMPOTENCY_TARGET_PCT = 15.0
+KEY_HEADER = "Idempotency-Key"
+
+FLOOR, DRF_FLOOR, UNCACHED, HIT = (
+    "floor: Django view",
+    "floor: DRF view",
+    "list, uncached",
+    "list, cache HIT",
+)
+
+
+def cache_settings() -> dict[str, Any]:
+    from django.conf import settings
+
+    from benchmarks.settings import CACHE_ON
+
+    return {**settings.ARC, "CACHE": dict(CACHE_ON)}
+
+
+def idempotency_settings(store: str, events: bool = True) -> dict[str, Any]:
+    from django.conf import settings
+
+    from benchmarks.settings import EVENTS_OFF, idempotency_on
+
+    arc = {**settings.ARC, "IDEMPOTENCY": idempotency_on(store)}
+    return arc if events else {**arc, "EVENTS": dict(EVENTS_OFF)}
+
+
+#: (store, events on?) of the create comparisons
+CREATES = [(store, events) for events in (True, False) for store in STORES]
+
+
+def create_label(store: str, events: bool, keyed: bool) -> str:
+    return f"create, {store} store, events {'on' if events else 'off'}, " + (
+        "fresh key" if keyed else "no key"
+    )
+
+
+def targets() -> list[list[Target]]:
+    on = cache_settings()
+    groups = [
+        [
+            Target(FLOOR, "floor", "/noop/", server="cache", arc=on),
+            Target(DRF_FLOOR, "floor", "/drf-noop/", server="cache", arc=on),
+            Target(UNCACHED, "list", f"/arc/items/{LIST_QUERY}", server="cache", arc=on),
+            Target(HIT, "list", f"/arc/cached-items/{LIST_QUERY}", server="cache", arc=on),
+        ]
+    ]
+    for store, events in CREATES:
+        arc = idempotency_settings(store, events)
+        server = f"idem-{store}" + ("" if events else "-events-off")
+        groups.append(
+            [
+                Target(
+                    create_label(store, events, keyed),
+                    "create",
+                    "/arc/items/",
+                    body=crud.CREATE_BODY,
+                    server=server,
+                    arc=arc,
+                    unique_header=KEY_HEADER if keyed else "",
+                )
+                for keyed in (False, True)
+            ]
+        )
+    return groups
+
+
+def redis_round_trips(flat: list[Target]) -> dict[str, int]:
+    """Redis round trips of one request per target (after a warm-up request): single
+    commands and pipelines, counted at redis-py's client."""
+    from django.test import Client
+    from redis.client import Pipeline, Redis
+
+    counts: dict[str, int] = {}
+    calls = [0]
+    command, execute = Redis.execute_command, Pipeline.execute
+
+    def counted_command(client: Any, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return command(client, *args, **kwargs)
+
+    def counted_execute(pipe: Any, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return execute(pipe, *args, **kwargs)
+
+    client = Client()
+    Redis.execute_command, Pipeline.execute = counted_command, counted_execute
+    try:
+        for target in flat:
+            with target.settings_context():
+                harness.send(client, target)
+                calls[0] = 0
+                harness.send(client, target)
+            counts[target.key] = calls[0]
+    finally:
+        Redis.execute_command, Pipeline.execute = command, execute
+    return counts
+
+
+def outbox_store_cost(events: int = 300, repeats: int = 5) -> dict[str, float]:
+    """CPU µs the outbox's receiver spends per event with and without an idempotency key
+    (keyed events take its deduplicating path), inside one rolled-back transaction, lowest of
+    ``repeats`` batches: how much of a keyed create's cost is the outbox's, not the key's."""
+    import time
+
+    from django.db import transaction
+
+    from django_arc.events.event import create_event
+    from django_arc.outbox.relay import store_event_without_row
+
+    best = {"plain": float("inf"), "keyed": float("inf")}
+    payload = {"id": 1, "data": {"name": "Benchmark item", "price": "9.99"}}
+    with transaction.atomic():
+        for _ in range(repeats):
+            for kind in best:
+                batch = [
+                    create_event(
+                        "items.created",
+                        payload,
+                        resource="items",
+                        resource_id=i,
+                        idempotency_key=(
+                            f"{uuid.uuid4().hex}:items.created:{i}" if kind == "keyed" else None
+                        ),
+                    )
+                    for i in range(events)
+                ]
+                start = time.process_time()
+                for event in batch:
+                    store_event_without_row(event)
+                best[kind] = min(best[kind], (time.process_time() - start) * 1e6 / events)
+        transaction.set_rollback(True)
+    return best
+
+
+def round_trips(samples: int = 2000) -> dict[str, dict[str, float]]:
+    """Wall and CPU µs of one round trip to Redis (``PING``) and to PostgreSQL
+    (``SELECT 1``) from this process, after the throughput phase: the floor of what a HIT's
+    one round trip and a keyed create's two cost on this machine."""
+    import statistics
+    import time
+
+    from django.db import connection
+
+    from django_arc import redis_alias
+
+    redis = redis_alias.client("redis")
+    out: dict[str, dict[str, float]] = {}
+    with connection.cursor() as cursor:
+        calls = {
+            "Redis PING": redis.ping,
+            "PostgreSQL SELECT 1": lambda: cursor.execute("SELECT 1"),
+        }
+        for name, call in calls.items():
+            call()
+            walls = []
+            cpu = time.process_time()
+            for _ in range(samples):
+                start = time.perf_counter()
+                call()
+                walls.append((time.perf_counter() - start) * 1e6)
+            cpu_us = (time.process_time() - cpu) * 1e6 / samples
+            walls.sort()
+            out[name] = {
+                "median": statistics.median(walls),
+                "p90": walls[int(samples * 0.9)],
+                "cpu": cpu_us,
+            }
+    return out
+
+
+def check_answers(bodies: dict[str, Any]) -> None:
+    """The HIT must be the uncached answer, and really a HIT; a keyed create must be
+    replayed for its key. Numbers for anything else would be meaningless."""
+    from django.test import Client, override_settings
+
+    if bodies[HIT] != bodies[UNCACHED] or len(bodies[HIT]["docs"]) != 20:
+        raise SystemExit("cache benchmark: the cached list differs from the uncached one")
+    client = Client()
+    with override_settings(ARC=cache_settings()):
+        states = [client.get(f"/arc/cached-items/{LIST_QUERY}")["X-Cache"] for _ in range(2)]
+    if states[-1] != "HIT":
+        raise SystemExit(f"cache benchmark: the cached list answered {states}, not a HIT")
+    for store, events in CREATES:
+        with override_settings(ARC=idempotency_settings(store, events)):
+            sent = [
+                client.post(
+                    "/arc/items/",
+                    json.dumps(crud.CREATE_BODY),
+                    content_type="application/json",
+                    HTTP_IDEMPOTENCY_KEY=f"check-{store}-{events}",
+                )
+                for _ in range(2)
+            ]
+        if sent[1].get("X-Idempotency-Replayed") != "true" or sent[0].content != sent[1].content:
+            raise SystemExit(f"cache benchmark: the {store} store did not replay")
+
+
+def settle() -> None:
+    """Undo what the in-process phase wrote, and retire the list entry it cached (the rows
+    under it changed with no signal)."""
+    from django.db import connection
+    from django.test import override_settings
+
+    from benchmarks.benchapp.models import Item
+    from django_arc.querycache import invalidate
+
+    harness.settle_table("benchapp_item", sku="BENCH-1")
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE django_arc_idempotencyrecord")
+    with override_settings(ARC=cache_settings()):
+        invalidate(Item)
+
+
+def per_round(a: dict[str, Any], b: dict[str, Any], how: Any) -> list[float]:
+    return [how(x, y) for x, y in zip(a["samples"], b["samples"], strict=True) if x and y]
+
+
+def spread(values: list[float], fmt: str) -> str:
+    if len(values) < 2:
+        return format(values[0], fmt) if values else "–"
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
+def render(
+    counts: dict[str, int],
+    redis_calls: dict[str, int],
+    throughput: dict[str, Any],
+    cpu: dict[str, float],
+    notes: list[str],
+) -> tuple[str, dict[str, float]]:
+    lines = [
+        "**List: the cache HIT against the uncached list and the server's floors** "
+        "(one gunicorn, `ARC_BENCH_CACHE=on`):",
+        "",
+        "| target | req/s best (range) | SQL/request | Redis round trips/request | CPU ms/request |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key in (FLOOR, DRF_FLOOR, UNCACHED, HIT):
+        lines.append(
+            f"| {key} | {harness.rate_cell(throughput[key])} | {counts[key]} | "
+            f"{redis_calls[key]} | {cpu[key]:.2f} |"
+        )
+    speedup = per_round(throughput[HIT], throughput[UNCACHED], lambda h, u: h / u)
+    floor = per_round(throughput[FLOOR], throughput[HIT], lambda f, h: f / h)
+    drf_floor = per_round(throughput[DRF_FLOOR], throughput[HIT], lambda f, h: f / h)
+    summary = {
+        "hit_vs_uncached": statistics.median(speedup),
+        "floor_vs_hit": statistics.median(floor),
+        "drf_floor_vs_hit": statistics.median(drf_floor),
+    }
+    lines += [
+        "",
+        "| ratio (per round: median (min–max)) | measured | target |",
+        "|---|---:|---:|",
+        f"| HIT req/s ÷ uncached req/s | {spread(speedup, '.1f')}× | ≥ {HIT_VS_UNCACHED_TARGET:.0f}× |",
+        f"| Django floor req/s ÷ HIT req/s | {spread(floor, '.2f')}× | ≤ {HIT_VS_FLOOR_TARGET:.0f}× |",
+        f"| DRF floor req/s ÷ HIT req/s | {spread(drf_floor, '.2f')}× | – |",
+        f"| CPU: uncached ÷ HIT | {cpu[UNCACHED] / cpu[HIT]:.1f}× | – |",
+        "",
+        "**Create with an `Idempotency-Key`, per store** (each store and events setting on "
+        "its own gunicorn, `ARC_BENCH_IDEMPOTENCY=<store>`, `ARC_BENCH_EVENTS=off` for the "
+        "rows without the outbox):",
+        "",
+        "| store | events | no key req/s best (range) | fresh key req/s best (range) "
+        "| overhead per round (median; min–max) | SQL/request no key → key "
+        "| Redis round trips/request no key → key | CPU ms/request no key → key "
+        "| CPU overhead |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for store, events in CREATES:
+        plain = create_label(store, events, False)
+        keyed = create_label(store, events, True)
+        overhead = per_round(throughput[plain], throughput[keyed], harness.pct)
+        summary[f"idempotency_{store}_{'events' if events else 'no_events'}_pct"] = (
+            statistics.median(overhead)
+        )
+        lines.append(
+            f"| {store} | {'on (outbox)' if events else 'off'} | "
+            f"{harness.rate_cell(throughput[plain])} | "
+            f"{harness.rate_cell(throughput[keyed])} | {spread(overhead, '+.1f')} % | "
+            f"{counts[plain]} → {counts[keyed]} | {redis_calls[plain]} → {redis_calls[keyed]} | "
+            f"{cpu[plain]:.2f} → {cpu[keyed]:.2f} | {harness.pct(cpu[keyed], cpu[plain]):+.1f} % |"
+        )
+    return "\n".join(lines + [""] + notes), summary
+
+
+def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> list[str]:
+    return harness.machine_notes(method, throughput) + [
+        f"- Data: {args.rows} items, 20 categories; list = `{LIST_QUERY}` (20 rows, the FK "
+        "rendered as its id), public permissions, no authentication (as in the CRUD table).",
+        '- HIT: `cached-items` is `items` with the cache on (`ARC["CACHE"]` fresh for an '
+        "hour, so every request after the first is a HIT); the uncached list is the same "
+        "declaration with `cache = False`, served by the same gunicorn. SQL and Redis columns "
+        "are one request after a warm-up one: the HIT's are those of a HIT.",
+        "- Floors: `/noop/` is a plain Django view returning a constant 16-byte JSON body "
+        "(URL resolution and `CommonMiddleware` only), `/drf-noop/` a DRF `APIView` with no "
+        "authentication or permissions doing the same; a HIT runs DRF's dispatch, the "
+        "caller's scope, the permission, the view's queryset and the parsed query pickled "
+        "(its key; no SQL is compiled or sent), one Redis `MGET` and the response.",
+        "- Create: `POST /arc/items/` with the 6-field body of the CRUD table; *fresh key* "
+        "sends an `Idempotency-Key` no request has sent before (wrk numbers them per thread; "
+        "in-process, a UUID each). Overhead = `no key req/s ÷ fresh key req/s − 1` per round, "
+        "median of the rounds; CPU overhead = `key CPU ÷ no key CPU − 1`.",
+        "- database store per keyed create: the claim `INSERT` (autocommit), then the create "
+        "runs in a transaction that also stores the response (`UPDATE`) — with events off, "
+        "where an unkeyed create is one autocommit `INSERT`, that is `BEGIN` and `COMMIT` "
+        "too; cache store: `SET NX PX` before, a compare-and-set `EVALSHA` after.",
+        f"- CPU ms/request: `time.process_time()` of the Django process over {args.cpu_requests} "
+        f"in-process requests, lowest of {args.cpu_repeats} batches, targets alternating; "
+        "excludes PostgreSQL's and Redis's own time.",
+        "- This is a 2-core machine shared with other engineers' test runs: wrk, gunicorn, "
+        "PostgreSQL and Redis compete for the same two cores, and whatever else runs moves "
+        "req/s between rounds (see the load average above). The per-round ratios pair targets "
+        "measured seconds apart; CPU ms/request moves least.",
+    ]
+
+
+def outbox_note(outbox: dict[str, float]) -> list[str]:
+    return [
+        "- Outbox share: the outbox's receiver stores an event in "
+        f"{outbox['plain']:.0f} µs CPU, a keyed one in {outbox['keyed']:.0f} µs "
+        "(`INSERT … ON CONFLICT DO NOTHING` then a `SELECT` of the row, the +1 in the SQL "
+        "column of the events-on rows), measured in-process on the same database: that "
+        "difference is in the *events on* overheads, and is the outbox's to remove (see "
+        "decisions, known gaps).",
+    ]
+
+
+def round_trip_note(trips: dict[str, dict[str, float]]) -> list[str]:
+    cells = "; ".join(
+        f"{name}: {t['median']:.0f} µs wall median, {t['p90']:.0f} µs p90, {t['cpu']:.0f} µs CPU"
+        for name, t in trips.items()
+    )
+    return [
+        f"- One round trip from a Django process, measured after the wrk phase with the "
+        f"servers idle: {cells}. Under wrk the other side (Redis, PostgreSQL) competes with "
+        "wrk and both gunicorn workers for the two cores, and a sync worker waits out every "
+        "round trip: a HIT pays that once, a keyed create twice (four times on the "
+        "`database` store with events off, counting `BEGIN` and `COMMIT`).",
+    ]
+
+
+def verdicts(summary: dict[str, float]) -> list[str]:
+    out = []
+    if summary["hit_vs_uncached"] < HIT_VS_UNCACHED_TARGET:
+        out.append(f"HIT only {summary['hit_vs_uncached']:.1f}× the uncached list")
+    if summary["floor_vs_hit"] > HIT_VS_FLOOR_TARGET:
+        out.append(f"the Django floor is {summary['floor_vs_hit']:.2f}× the HIT")
+    for key, pct in summary.items():
+        if key.startswith("idempotency_") and pct > IDEMPOTENCY_TARGET_PCT:
+            out.append(f"{key} {pct:+.1f} %")
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    if not os.environ.get("ARC_REDIS_URL"):
+        raise SystemExit("cache.py needs Redis: set ARC_REDIS_URL, or unset ARC_PG_HOST")
+    crud.prepare_data(args.rows)
+    groups = targets()
+    flat = [t for group in groups for t in group]
+    m = harness.measure_all(groups, args, check_answers, settle)
+    redis_calls = redis_round_trips(flat)
+    print("Redis round trips per request:", redis_calls, file=sys.stderr)
+    outbox = outbox_store_cost()
+    print("outbox receiver CPU µs per event:", outbox, file=sys.stderr)
+    trips = round_trips()
+    print("round trips (µs):", trips, file=sys.stderr)
+    table, summary = render(
+        m.counts,
+        redis_calls,
+        m.throughput,
+        m.cpu,
+        notes(m.method, args, m.throughput) + outbox_note(outbox) + round_trip_note(trips),
+    )
+    print(table)
+    missed = verdicts(summary)
+    print("targets missed: " + ("; ".join(missed) if missed else "none"), file=sys.stderr)
+    (harness.RESULTS / "cache.json").write_text(
+        json.dumps(
+            {
+                "counts": m.counts,
+                "redis_round_trips": redis_calls,
+                "throughput": m.throughput,
+                "cpu_ms": m.cpu,
+                "summary": summary,
+            },
+            indent=2,
+        )
+    )
+    if args.profile:
+        report = harness.profile([t for t in flat if t.route != "floor"], 300)
+        (harness.RESULTS / "cache-profile.txt").write_text(report)
+        print(f"profile: {harness.RESULTS / 'cache-profile.txt'}", file=sys.stderr)
+    if args.write_docs:
+        harness.write_docs(DOCS_START, DOCS_END, "Query cache and idempotency keys", table)
+
+
+def main() -> int:
+    return harness.main("django-arc query cache and idempotency benchmark", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""One request run under an ``Idempotency-Key``, on the view's DRF seams (SPEC §10).
+
+The view calls :meth:`IdempotentExecution.begin` at the end of ``initial()`` — after
+authentication, scope, permissions and throttles, so a repeat is judged like any request
+and the caller identity the key is scoped by is known — and :meth:`finish` from
+``finalize_response()``. Every unsafe route (CRUD, bulk, actions, non-raw routes) passes
+there, so none needs code of its own.
+
+``begin`` claims the scoped key, or answers without running the route: the stored response
+of a finished key (``X-Idempotency-Replayed: true``), 409 ``IDEMPOTENCY_CONFLICT`` while it
+is in flight, 422 ``IDEMPOTENCY_KEY_REUSED`` for another fingerprint. With the ``database``
+store the route then runs inside a transaction that :meth:`finish` commits together with the
+stored response; an exception rolls it back (:meth:`abort`) before the error response is
+stored. A 5xx is never stored: the key is released and a retry runs anew.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpResponse
+from rest_framework.permissions import SAFE_METHODS
+
+from ..exceptions import ArcError, ShortCircuit
+from ..settings import arc_settings
+from .keys import caller_identity, fingerprint, read_key, scoped_key
+from .stores import FINISHED, IN_FLIGHT, REUSED, Claim, Request, StoreUnavailable, get_store
+
+logger = logging.getLogger("django_arc.idempotency")
+
+REPLAYED_HEADER = "X-Idempotency-Replayed"
+
+
+def applies(view: Any) -> bool:
+    """Whether this request may carry an ``Idempotency-Key``: an unsafe method on a routed
+    action of a resource with idempotency on (``idempotent``, else the setting); raw routes
+    keep their raw body and are left alone."""
+    if view.request.method in SAFE_METHODS or view.action in (None, "metadata"):
+        return False
+    spec = view.route_spec
+    if spec is not None and spec.raw:
+        return False
+    enabled = view.resource.idempotent
+    if enabled is None:
+        enabled = arc_settings.IDEMPOTENCY.get("ENABLED", False)
+    return bool(enabled)
+
+
+def replay_response(claim: Claim) -> HttpResponse:
+    """The stored answer, byte for byte, marked as a replay."""
+    response = HttpResponse(claim.body, status=claim.status, content_type=claim.content_type)
+    response[REPLAYED_HEADER] = "true"
+    return response
+
+
+class IdempotentExecution:
+    """The claim of one request; see the module docstring for its life."""
+
+    def __init__(self, store: Any, record: Request, token: str) -> None:
+        self.store = store
+        self.record = record
+        self.token = token
+        self._atomic: Any = None
+
+    @classmethod
+    def begin(cls, view: Any) -> IdempotentExecution | None:
+        """Claim the request's key, or raise the answer it gets instead. ``None`` when the
+        request carries no key or idempotency does not apply."""
+        if not applies(view):
+            return None
+        request = view.request
+        key = read_key(request)
+        if key is None:
+            return None
+        settings = arc_settings.IDEMPOTENCY
+        scoped = scoped_key(
+            str(settings.get("NAMESPACE") or ""),
+            caller_identity(view.scope),
+            request.method,
+            request.path,
+            key,
+        )
+        record = Request(
+            key=scoped,
+            fingerprint=fingerprint(request.method, request.get_full_path(), request.data),
+            method=request.method,
+            path=request.path,
+            lock_seconds=float(settings.get("LOCK_SECONDS", 30)),
+            ttl_seconds=float(settings.get("TTL_SECONDS", 86400)),
+        )
+        try:
+            store = get_store(settings)
+            claim = store.claim(record)
+        except StoreUnavailable as exc:
+            logger.warning("Idempotency store unavailable: %s", exc)
+            raise ArcError(
+                "IDEMPOTENCY_UNAVAILABLE",
+                "Idempotency keys cannot be checked right now; retry later",
+                503,
+                headers={"Retry-After": "1"},
+            ) from None
+        if claim.outcome == FINISHED:
+            raise ShortCircuit(replay_response(claim))
+        if claim.outcome == IN_FLIGHT:
+            raise ArcError(
+                "IDEMPOTENCY_CONFLICT",
+                "A request with this Idempotency-Key is still in progress",
+                409,
+                headers={"Retry-After": "1"},
+            )
+        if claim.outcome == REUSED:
+            raise ArcError(
+                "IDEMPOTENCY_KEY_REUSED",
+                "This Idempotency-Key was already used for a different request",
+                422,
+            )
+        execution = cls(store, record, claim.token)
+        # What events.emit() turns into "<scoped key>:<event type>:<resource id>".
+        request._request.arc_idempotency_key = scoped
+        if store.transactional:
+            execution._atomic = transaction.atomic(using=store.using)
+            execution._atomic.__enter__()
+        return execution
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the route runs inside this request's transaction (``database`` store)."""
+        return self._atomic is not None
+
+    def abort(self, exc: BaseException) -> None:
+        """The route raised: roll its writes back (the error response is stored after)."""
+        self._close(exc)
+
+    def finish(self, response: Any) -> ArcError | None:
+        """Store ``response`` for repeats (below 500), committing the route's transaction
+        with it; release the key on a 5xx. Returns an error to answer instead when the
+        response could not be kept (the claim was lost to a takeover, the commit failed)."""
+        store, record, token = self.store, self.record, self.token
+        if response.status_code >= 500 or getattr(response, "streaming", False):
+            self._close(_Rollback())
+            store.release(record, token)
+            return None
+        if hasattr(response, "render"):
+            response.render()
+        body = bytes(response.content)
+        content_type = response.get("Content-Type", "")
+        if self._atomic is None:
+            store.complete(record, token, response.status_code, content_type, body)
+            return None
+        try:
+            kept = store.complete(record, token, response.status_code, content_type, body)
+            if not kept:
+                self._close(_Rollback())
+                return ArcError(
+                    "IDEMPOTENCY_CONFLICT",
+                    "This request outlived its Idempotency-Key lock and was taken over; "
+                    "nothing was written",
+                    409,
+                    headers={"Retry-After": "1"},
+                )
+            self._close(None)
+        except Exception as exc:  # noqa: BLE001 - a failed commit must not leave the key held
+            logger.exception("Committing an idempotent request failed")
+            self._close(exc)
+            store.release(record, token)
+            return ArcError("INTERNAL_ERROR", "Internal server error", 500)
+        return None
+
+    def _close(self, exc: BaseException | None) -> None:
+        """Leave the route's transaction: commit when ``exc`` is None, else roll back."""
+        atomic, self._atomic = self._atomic, None
+        if atomic is None:
+            return
+        if exc is None:
+            atomic.__exit__(None, None, None)
+            return
+        try:
+            atomic.__exit__(type(exc), exc, exc.__traceback__)
+        except Exception:  # noqa: BLE001 - the rollback's own failure is only logged
+            logger.exception("Rolling back an idempotent request failed")
+
+
+class _Rollback(Exception):  # noqa: N818 - a signal to Atomic, never raised
+    """Passed to ``Atomic.__exit__`` to roll back a transaction without an exception."""

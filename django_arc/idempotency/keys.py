@@ -1,0 +1,87 @@
+"""What an ``Idempotency-Key`` is executed once per, and what counts as "the same request".
+
+The scoped key (SPEC §10) hashes namespace, caller identity, method, path and the client's
+key: two callers (users, organizations, service clients) or two deployments sharing a store
+can never replay each other's responses, whatever keys their clients pick. The fingerprint
+hashes method, full path and the canonical JSON body: the same key sent with another body is
+a client bug (422 ``IDEMPOTENCY_KEY_REUSED``), not a new request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from django.core.files.uploadedfile import UploadedFile
+from django.http import QueryDict
+
+from ..exceptions import ArcError
+
+HEADER = "Idempotency-Key"
+_META = "HTTP_IDEMPOTENCY_KEY"
+#: 1–255 printable ASCII characters (what an HTTP header carries reliably)
+_VALID_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+
+
+def read_key(request: Any) -> str | None:
+    """The request's ``Idempotency-Key``; ``None`` when absent; 400 ``VALIDATION_ERROR``
+    naming the header when empty, longer than 255 characters or not printable ASCII."""
+    raw = request.META.get(_META)
+    if raw is None:
+        return None
+    if not _VALID_KEY.fullmatch(raw):
+        raise ArcError(
+            "VALIDATION_ERROR",
+            f"Invalid {HEADER} header",
+            400,
+            {HEADER: ["Must be 1 to 255 printable ASCII characters."]},
+        )
+    return raw
+
+
+def caller_identity(scope: Any) -> str:
+    """Who is asking, as the key scope sees it: the service client, or the user within the
+    organization it acts for; anonymous callers share one identity."""
+    org = "" if scope.organization_id is None else str(scope.organization_id)
+    if scope.kind == "service":
+        return f"client:{scope.client_id}:org:{org}"
+    if scope.user_id is not None:
+        return f"user:{scope.user_id}:org:{org}"
+    return "anonymous"
+
+
+def scoped_key(namespace: str, identity: str, method: str, path: str, key: str) -> str:
+    """The store's key and the prefix of the request's event keys: a SHA-256 (hex) of
+    everything a key is unique within, so it has a fixed length whatever the client sent."""
+    material = json.dumps([namespace, identity, method, path, key], ensure_ascii=False)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def fingerprint(method: str, full_path: str, data: Any) -> str:
+    """SHA-256 (hex) of method, path with query string and the canonical JSON of the body
+    (keys sorted, no whitespace), so a re-serialised retry of the same body matches."""
+    body = json.dumps(
+        _canonical(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+    material = json.dumps([method, full_path], ensure_ascii=False) + "\n" + body
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _canonical(data: Any) -> Any:
+    """A parsed body as plain JSON values: form and multipart bodies as ``{key: [values]}``,
+    uploaded files by name, size and content hash."""
+    if isinstance(data, QueryDict):
+        return {key: [_canonical(v) for v in data.getlist(key)] for key in data}
+    if isinstance(data, UploadedFile):
+        digest = hashlib.sha256()
+        for chunk in data.chunks():
+            digest.update(chunk)
+        data.seek(0)
+        return {"file": data.name, "size": data.size, "sha256": digest.hexdigest()}
+    if isinstance(data, dict):
+        return {str(k): _canonical(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_canonical(v) for v in data]
+    return data

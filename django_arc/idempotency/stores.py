@@ -1,0 +1,382 @@
+"""Where idempotency keys live: ``database`` (``IdempotencyRecord``) or ``cache`` (Redis).
+
+Both answer the same four questions: may this request run (:meth:`claim`), which response
+does a repeat get (the :class:`Claim` of a finished key), store the answer (:meth:`complete`)
+and give the key up (:meth:`release`, after a 5xx). A claim holds a random ``token``, so a
+request whose lock ran out and was taken over can neither store nor release the new owner's
+claim.
+
+``database`` is *transactional*: the request's writes and the stored response commit in one
+transaction (see :mod:`django_arc.idempotency.execution`), so a crash anywhere leaves either
+both or neither. ``cache`` uses ``SET NX`` with an expiry; Redis and the database cannot
+commit together, so a worker dying between its commit and storing the response lets a retry
+run again once the lock expires (the outbox's dedupe keys still drop the repeated events).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, OperationalError, connections, router, transaction
+from django.utils import timezone
+
+from .. import redis_alias
+
+CLAIMED = "claimed"
+#: a finished key: replay its response
+FINISHED = "finished"
+#: another request holds the key right now
+IN_FLIGHT = "in_flight"
+#: the key was used for a request with another fingerprint
+REUSED = "reused"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of :meth:`claim`: ``token`` when ``CLAIMED``; the stored response when
+    ``FINISHED``."""
+
+    outcome: str
+    token: str = ""
+    status: int = 0
+    content_type: str = ""
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a store records about the request claiming a key."""
+
+    key: str
+    fingerprint: str
+    method: str
+    path: str
+    lock_seconds: float
+    ttl_seconds: float
+
+
+class StoreUnavailable(Exception):  # noqa: N818 - a state, reported as 503
+    """The store cannot be reached (Redis down, alias misconfigured): the request must not
+    run unprotected, so it is refused with 503 and may be retried."""
+
+
+def _token() -> str:
+    return secrets.token_hex(16)
+
+
+class DatabaseStore:
+    """``IdempotencyRecord`` rows; the unique ``key`` is the lock."""
+
+    transactional = True
+
+    def __init__(self) -> None:
+        from .models import IdempotencyRecord  # a model: importable once apps are ready
+
+        self.model = IdempotencyRecord
+        self.using = router.db_for_write(IdempotencyRecord)
+        # this thread's connection (stores are built per request, never shared)
+        self.connection = connections[self.using]
+        self._sql = _record_sql(self.connection)
+
+    def claim(self, request: Request) -> Claim:
+        for _ in range(5):
+            claim = self._insert(request) or self._inspect(request)
+            if claim is not None:
+                return claim
+        # The row kept changing under us (released, purged and re-claimed by others): tell
+        # the client to retry rather than guess.
+        return Claim(IN_FLIGHT)
+
+    def _insert(self, request: Request) -> Claim | None:
+        """The first request's claim: one INSERT, committed at once (autocommit), so every
+        concurrent repeat sees the row. Inside an enclosing transaction (``ATOMIC_REQUESTS``)
+        it is a savepoint instead, and repeats wait for that transaction."""
+        now, token = timezone.now(), _token()
+        connection = self.connection
+        adapt = connection.ops.adapt_datetimefield_value
+        block = (
+            transaction.atomic(using=self.using) if connection.in_atomic_block else nullcontext()
+        )
+        params = [
+            request.key,
+            request.fingerprint,
+            token,
+            request.method,
+            request.path[:2048],
+            adapt(now + timedelta(seconds=request.lock_seconds)),
+            "",
+            adapt(now),
+            adapt(now + timedelta(seconds=request.ttl_seconds)),
+        ]
+        try:
+            with block, connection.cursor() as cursor:
+                cursor.execute(self._sql["insert"], params)
+        except IntegrityError:
+            return None
+        except OperationalError as exc:
+            # SQLite locks the whole database (or, in shared-cache mode, the table) while
+            # another request writes: that request holds it, so this one is a repeat in
+            # flight to retry, not a server error.
+            if connection.vendor == "sqlite" and "locked" in str(exc):
+                return Claim(IN_FLIGHT)
+            raise
+        return Claim(CLAIMED, token)
+
+    def _inspect(self, request: Request) -> Claim | None:
+        """The key exists: replay it, refuse, or take it over when its claim or its record
+        expired. ``None``: it changed meanwhile, try again."""
+        manager = self.model.objects.using(self.using)
+        row = manager.filter(key=request.key).first()
+        if row is None:
+            return None  # released or purged since our insert failed
+        now = timezone.now()
+        if row.expires_at <= now:
+            # An expired record is as good as none: take it over for this request.
+            return self._take_over(row, request, expired=True)
+        if row.fingerprint != request.fingerprint:
+            return Claim(REUSED)
+        if row.status is not None:
+            return Claim(FINISHED, "", row.status, row.content_type, bytes(row.body or b""))
+        if row.locked_until is not None and row.locked_until > now:
+            return Claim(IN_FLIGHT)
+        return self._take_over(row, request, expired=False)
+
+    def _take_over(self, row: Any, request: Request, expired: bool) -> Claim | None:
+        """Claim a key whose holder is gone: a conditional UPDATE, so of two requests taking
+        over at once exactly one wins (the other sees the row changed)."""
+        now, token = timezone.now(), _token()
+        if expired:
+            condition: dict[str, Any] = {"expires_at__lte": now}
+        else:
+            condition = {"locked_until__lte": now, "status__isnull": True}
+        updated = (
+            self.model.objects.using(self.using)
+            .filter(pk=row.pk, token=row.token, **condition)
+            .update(
+                fingerprint=request.fingerprint,
+                token=token,
+                method=request.method,
+                path=request.path[:2048],
+                locked_until=now + timedelta(seconds=request.lock_seconds),
+                status=None,
+                content_type="",
+                body=None,
+                created_at=now,
+                expires_at=now + timedelta(seconds=request.ttl_seconds),
+            )
+        )
+        return Claim(CLAIMED, token) if updated else None
+
+    def complete(
+        self, request: Request, token: str, status: int, content_type: str, body: bytes
+    ) -> bool:
+        """Store the response, if the claim is still ours. Joins the current transaction
+        (the request's, for this transactional store)."""
+        expires = timezone.now() + timedelta(seconds=request.ttl_seconds)
+        params = [
+            status,
+            content_type[:255],
+            body,
+            self.connection.ops.adapt_datetimefield_value(expires),
+            request.key,
+            token,
+        ]
+        with self.connection.cursor() as cursor:
+            cursor.execute(self._sql["complete"], params)
+            return cursor.rowcount == 1
+
+    def release(self, request: Request, token: str) -> None:
+        """Give the key up (the request failed with a 5xx): the next repeat runs anew."""
+        self.model.objects.using(self.using).filter(
+            key=request.key, token=token, status__isnull=True
+        ).delete()
+
+    def purge(self) -> int:
+        """Delete expired records; returns how many."""
+        deleted, _ = (
+            self.model.objects.using(self.using).filter(expires_at__lte=timezone.now()).delete()
+        )
+        return deleted
+
+
+_statements: dict[str, dict[str, str]] = {}
+
+
+def _record_sql(connection: Any) -> dict[str, str]:
+    """The two statements every keyed request runs, in SQL: the claim's INSERT and the
+    answer's UPDATE. Written out because they are on every keyed write's path, where the
+    ORM's model and queryset machinery cost two to three times the statement itself
+    (measured for ``benchmarks/cache.py``); everything else about records uses the ORM.
+    Built once per database."""
+    statements = _statements.get(connection.alias)
+    if statements is None:
+        from .models import IdempotencyRecord
+
+        statements = _statements[connection.alias] = _build_sql(IdempotencyRecord, connection.ops)
+    return statements
+
+
+def _build_sql(model: Any, ops: Any) -> dict[str, str]:
+    table = ops.quote_name(model._meta.db_table)
+
+    def col(name: str) -> str:
+        return ops.quote_name(model._meta.get_field(name).column)
+
+    inserted = [
+        "key",
+        "fingerprint",
+        "token",
+        "method",
+        "path",
+        "locked_until",
+        "content_type",
+        "created_at",
+        "expires_at",
+    ]
+    return {
+        "insert": (
+            f"INSERT INTO {table} ({', '.join(col(n) for n in inserted)}) "
+            f"VALUES ({', '.join(['%s'] * len(inserted))})"
+        ),
+        "complete": (
+            f"UPDATE {table} SET {col('status')} = %s, {col('content_type')} = %s, "
+            f"{col('body')} = %s, {col('locked_until')} = NULL, {col('expires_at')} = %s "
+            f"WHERE {col('key')} = %s AND {col('token')} = %s AND {col('status')} IS NULL"
+        ),
+    }
+
+
+# Redis values: b"F" + JSON (in flight) or b"D" + JSON + b"\n" + body (finished). The JSON
+# never contains a newline, so the first one ends it.
+_IN_FLIGHT = b"F"
+_FINISHED = b"D"
+_SET_IF_OURS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+_DELETE_IF_OURS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class CacheStore:
+    """One Redis key per scoped key, on a django-redis alias: ``SET NX PX`` claims it for
+    ``LOCK_SECONDS``; the finished response replaces it for ``TTL_SECONDS``. Finishing and
+    releasing compare the stored claim first (a Lua script), so only its owner can."""
+
+    transactional = False
+
+    def __init__(self, alias: str) -> None:
+        if not redis_alias.is_django_redis(alias):
+            raise StoreUnavailable(f"CACHES[{alias!r}] is not a django-redis cache")
+        self.alias = alias
+        self._alias = redis_alias.Alias(alias)
+
+    def _redis(self) -> Any:
+        return self._alias.client()
+
+    def _key(self, request: Request) -> str:
+        return self._alias.key(f"arc:idem:{request.key}")
+
+    @staticmethod
+    def _in_flight(request: Request, token: str) -> bytes:
+        meta = {"fp": request.fingerprint, "token": token}
+        return _IN_FLIGHT + json.dumps(meta, separators=(",", ":")).encode()
+
+    def claim(self, request: Request) -> Claim:
+        key = self._key(request)
+        try:
+            redis = self._redis()
+            for _ in range(5):
+                token = _token()
+                if redis.set(
+                    key, self._in_flight(request, token), nx=True, px=_ms(request.lock_seconds)
+                ):
+                    return Claim(CLAIMED, token)
+                value = redis.get(key)
+                if value is not None:
+                    return self._existing(request, value)
+                # expired between SET and GET: try to claim again
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage("idempotency", exc)
+            raise StoreUnavailable(str(exc)) from exc
+        return Claim(IN_FLIGHT)
+
+    @staticmethod
+    def _existing(request: Request, value: bytes) -> Claim:
+        kind, rest = value[:1], value[1:]
+        head, _, body = rest.partition(b"\n")
+        meta = json.loads(head)
+        if meta.get("fp") != request.fingerprint:
+            return Claim(REUSED)
+        if kind == _FINISHED:
+            return Claim(FINISHED, "", int(meta["status"]), meta.get("ct", ""), body)
+        return Claim(IN_FLIGHT)
+
+    def complete(
+        self, request: Request, token: str, status: int, content_type: str, body: bytes
+    ) -> bool:
+        meta = {"fp": request.fingerprint, "status": status, "ct": content_type}
+        value = _FINISHED + json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body
+        try:
+            done = _script(_SET_IF_OURS)(
+                keys=[self._key(request)],
+                args=[self._in_flight(request, token), value, _ms(request.ttl_seconds)],
+                client=self._redis(),
+            )
+        except redis_alias.REDIS_ERRORS as exc:
+            # The write is committed; the key stays locked until LOCK_SECONDS pass, then a
+            # retry runs again (its events dedupe in the outbox).
+            redis_alias.warn_outage("idempotency", exc)
+            return False
+        return bool(done)
+
+    def release(self, request: Request, token: str) -> None:
+        try:
+            _script(_DELETE_IF_OURS)(
+                keys=[self._key(request)],
+                args=[self._in_flight(request, token)],
+                client=self._redis(),
+            )
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage("idempotency", exc)  # the lock expires by itself
+
+    def purge(self) -> int:
+        """Redis expires keys by itself: nothing to purge."""
+        return 0
+
+
+_scripts: dict[str, Any] = {}
+
+
+def _script(source: str) -> Any:
+    """A Lua script sent by SHA (``EVALSHA``), loaded into Redis on first use (redis-py's
+    ``Script`` retries with ``SCRIPT LOAD`` when a server does not know it yet)."""
+    script = _scripts.get(source)
+    if script is None:
+        from redis.commands.core import Script
+
+        script = _scripts[source] = Script(None, source.encode())  # bytes: no client needed
+    return script
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def get_store(settings: dict[str, Any]) -> DatabaseStore | CacheStore:
+    """The store ``ARC["IDEMPOTENCY"]`` names."""
+    if settings.get("STORE") == "cache":
+        return CacheStore(settings.get("ALIAS", "default"))
+    return DatabaseStore()

@@ -1,0 +1,188 @@
+"""Invalidation: a write to a cached resource's rows bumps the version tokens of the resource
+and of its tags when the write's transaction commits.
+
+Three paths lead here, so no write is missed:
+
+- **every unsafe request** through a resource (CRUD, bulk, actions, preset and custom
+  routes) that answers below 400 — the view's ``finalize_response`` (one seam for all routes,
+  whatever they write with: ``save()``, ``bulk_create``, ``QuerySet.update``, raw SQL) —
+  bumps every cached resource over the same model;
+- **model signals** (``post_save``, ``post_delete``, ``m2m_changed``) of the models of
+  cached resources — admin saves, ``Model.save()``/``delete()`` in shell scripts, tasks, other
+  apps' code;
+- :func:`invalidate`, for what sends no signal: ``QuerySet.update()``, ``bulk_create``,
+  ``bulk_update``, raw SQL, models no resource serves but a cached answer renders (give them
+  a tag).
+
+Bumping *on commit* (``transaction.on_commit``, at once outside a transaction) is what keeps
+answers correct: a read between the write and its commit still sees the old rows, and stores
+them under the old token, which the bump then retires. A rolled-back write bumps nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+from .. import redis_alias
+from ..settings import arc_settings, on_reload
+from .keys import resource_version_key, tag_version_key, version_keys
+from .policy import policy_for
+from .store import QueryCacheStore
+
+__all__ = ["invalidate", "watch", "watch_all"]
+
+_local = threading.local()
+
+
+def _alias() -> str | None:
+    alias = arc_settings.CACHE.get("ALIAS", "default")
+    return alias if redis_alias.is_django_redis(alias) else None
+
+
+def bump_on_commit(keys: set[str], using: str | None = None) -> None:
+    """Bump ``keys`` when the current transaction on ``using`` commits (now, outside one)."""
+    alias = _alias()
+    if not keys or alias is None:
+        return
+
+    def bump() -> None:
+        QueryCacheStore(alias).bump(keys)
+        done = getattr(_local, "bumped", None)
+        if done is not None:
+            done.update(keys)
+
+    transaction.on_commit(bump, using=using)
+
+
+def resource_keys(resource: Any) -> set[str]:
+    """The version keys a write to ``resource`` bumps; none when it is not cached."""
+    policy = policy_for(resource)
+    return set(version_keys(resource, policy.tags)) if policy is not None else set()
+
+
+# -- the request seam ---------------------------------------------------------------------------
+
+
+def request_writes() -> None:
+    """An unsafe request begins: bumps its signals cause are recorded, so the seam's own
+    bump at the end does not repeat them."""
+    _local.bumped = set()
+
+
+def request_wrote(resource: Any, succeeded: bool) -> None:
+    """An unsafe request ends: bump (on commit) every cached resource serving its model —
+    the one it went through, and others over the same table, which a route writing with
+    ``QuerySet.update`` would otherwise leave stale — unless it failed or a signal already
+    bumped them during the request."""
+    done = getattr(_local, "bumped", None) or set()
+    _local.bumped = None
+    if not succeeded:
+        return
+    keys = resource_keys(resource)
+    for other in _resources_of(resource.model):
+        keys |= resource_keys(other)
+    bump_on_commit(keys - done)
+
+
+# -- model signals ------------------------------------------------------------------------------
+
+_watched: set[type[models.Model]] = set()
+_by_model: dict[type[models.Model], list[Any]] = {}
+_generation: tuple[int, ...] = ()
+
+
+def _resources_of(model: type[models.Model]) -> list[Any]:
+    """Registered resources serving ``model`` (any site), recomputed when sites change."""
+    from ..sites import _all_sites
+
+    global _generation, _by_model
+    generation = (len(_all_sites), *(len(site._registry) for site in _all_sites))
+    if generation != _generation:
+        by_model: dict[type[models.Model], list[Any]] = {}
+        for site in _all_sites:
+            for resource in site.resources:
+                concrete = resource.model._meta.concrete_model
+                by_model.setdefault(concrete, []).append(resource)
+        _by_model, _generation = by_model, generation
+    return _by_model.get(model._meta.concrete_model, [])
+
+
+def _model_changed(sender: Any, **kwargs: Any) -> None:
+    if kwargs.get("raw"):  # loaddata: fixtures are not writes of the API's data
+        return
+    keys: set[str] = set()
+    for resource in _resources_of(sender):
+        keys |= resource_keys(resource)
+    bump_on_commit(keys, using=kwargs.get("using"))
+
+
+def watch(resource: Any) -> None:
+    """Connect the model signals of ``resource``'s model (and its many-to-many tables) when
+    the resource is cached. Per model, not for every model: a ``post_delete`` receiver turns
+    off Django's fast deletes of its sender."""
+    if policy_for(resource) is None:
+        return
+    model = resource.model._meta.concrete_model
+    if model in _watched:
+        return
+    _watched.add(model)
+    uid = f"django_arc.querycache:{model._meta.label}"
+    post_save.connect(_model_changed, sender=model, weak=False, dispatch_uid=uid)
+    post_delete.connect(_model_changed, sender=model, weak=False, dispatch_uid=uid)
+    for field in model._meta.many_to_many:
+        through = field.remote_field.through
+
+        def m2m(sender: Any, _model: Any = model, **kwargs: Any) -> None:
+            if kwargs.get("action", "").startswith("post_"):
+                _model_changed(_model, **kwargs)
+
+        m2m_changed.connect(m2m, sender=through, weak=False, dispatch_uid=f"{uid}:{field.name}")
+
+
+def watch_all() -> None:
+    """:func:`watch` every registered resource (at start-up, and when ``ARC`` changes)."""
+    from ..sites import _all_sites
+
+    for site in _all_sites:
+        for resource in site.resources:
+            watch(resource)
+
+
+on_reload(watch_all)
+
+
+# -- the helper ---------------------------------------------------------------------------------
+
+
+def invalidate(*targets: Any, using: str | None = None) -> None:
+    """Invalidate cached answers after writes no signal reports. Each target is a model
+    class (every resource serving it), a ``Resource`` class or instance, or a tag name::
+
+        Product.objects.filter(status="draft").update(status="archived")
+        invalidate(Product)          # or invalidate(ProductResource), invalidate("catalog")
+
+    Runs when the current transaction on ``using`` commits (at once outside one)."""
+    from ..resources import Resource
+    from ..sites import _all_sites
+
+    keys: set[str] = set()
+    for target in targets:
+        if isinstance(target, str):
+            keys.add(tag_version_key(target))
+        elif isinstance(target, type) and issubclass(target, models.Model):
+            for resource in _resources_of(target):
+                keys |= resource_keys(resource) or {resource_version_key(resource)}
+        elif isinstance(target, Resource):
+            keys |= resource_keys(target) or {resource_version_key(target)}
+        elif isinstance(target, type) and issubclass(target, Resource):
+            for site in _all_sites:
+                for resource in site.resources:
+                    if type(resource) is target:
+                        keys |= resource_keys(resource) or {resource_version_key(resource)}
+        else:
+            raise TypeError(f"invalidate() takes models, resources and tag names, not {target!r}")
+    bump_on_commit(keys, using=using)

@@ -1,0 +1,203 @@
+"""Cache keys: which requests may share one cached answer.
+
+Two requests share an entry only when the uncached path would give both the same bytes. The
+key is therefore built from the same objects the uncached path uses, not from a list of
+things we remembered to include:
+
+- **the queryset the rows come from** — ``view.get_queryset()`` (tenancy and every preset's
+  filters, the permission's row filters, a project's ``get_queryset``), serialised whole (its
+  ``Query``, database and prefetches, pickled), and the query language's parsed filters,
+  search and sort, which the list applies to it. Equal serialisations are equal querysets,
+  which run the same SQL; whatever narrows the rows a caller may see is in there, so another
+  tenant, owner, context value or filter is another key. (Compiling the SQL would say the
+  same thing, at eight times the cost: see :func:`queryset_fingerprint`.);
+- **what the caller may see of each row** — ``view.field_access``, the one place field
+  permissions are decided: the unreadable and the masked fields (roles that see the same
+  fields share entries, roles that see fewer never get more), and ``?select=``;
+- the page: ``page``, ``limit``, ``after``;
+- with a project ``serializer_class`` or ``pagination_class``, whose output django-arc cannot
+  see into, the caller itself and the whole query string.
+
+The resource and the organization are spelled out in the key too, for people reading Redis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import pickle
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch, QuerySet
+from django.db.models.expressions import Col
+
+from ..filters import QueryLanguageFilter
+
+
+def queryset_fingerprint(queryset: QuerySet) -> str:
+    """A digest of everything a queryset will run: its ``Query`` (tables, joins, conditions
+    and their values, ordering, slicing), its database and its prefetches (a ``Prefetch``
+    carries a queryset of its own), pickled.
+
+    A pickle is a complete record of an object's state — what unpickling rebuilds — so two
+    querysets with the same pickle build the same SQL with the same parameters. It is not
+    the shortest such record (two querysets built in another order pickle differently),
+    which only costs a miss. It is about eight times cheaper than compiling the SQL, which
+    matters on a HIT: that is most of what a HIT costs. What cannot be pickled (a lambda in
+    an expression) falls back to the compiled SQL."""
+    state = (queryset.db, queryset.query, queryset._prefetch_related_lookups)
+    buffer = io.BytesIO()
+    try:
+        _QueryPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+        material = buffer.getvalue()
+    except (pickle.PicklingError, TypeError, AttributeError):
+        material = _compiled(queryset).encode()
+    return hashlib.sha256(material).hexdigest()
+
+
+class _QueryPickler(pickle.Pickler):
+    """Pickles a query without the memoised state of objects queries share.
+
+    A model field's column expression (``Field.cached_col``) is one ``Col`` object reused by
+    every query on that field, and Django caches properties on it as queries compile
+    (``contains_aggregate``…): pickled as is, the same query would pickle differently
+    before and after its first execution. A ``Col`` is recorded by what its SQL depends on —
+    table alias, target field, output field — instead."""
+
+    def persistent_id(self, obj: Any) -> Any:
+        if type(obj) is Col:
+            return ("col", obj.alias, _field_id(obj.target), _field_id(obj.output_field))
+        return None
+
+
+def _field_id(field: Any) -> Any:
+    model = getattr(field, "model", None)
+    if model is not None:
+        return (model._meta.label, field.name)
+    return field.deconstruct()[1:]  # a free-standing output field: its class and arguments
+
+
+def _compiled(queryset: QuerySet) -> str:
+    """The SQL and parameters of a queryset and of its prefetches."""
+    try:
+        sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    except EmptyResultSet:
+        sql, params = "<empty>", ()
+    parts = [sql, repr(params)]
+    for lookup in queryset._prefetch_related_lookups:
+        if isinstance(lookup, Prefetch):
+            parts.append(lookup.prefetch_to)
+            if lookup.queryset is not None:
+                parts.append(_compiled(lookup.queryset))
+        else:
+            parts.append(str(lookup))
+    return "\n".join(parts)
+
+
+def _field_access(view: Any) -> list[Any]:
+    access = view.field_access
+    return [
+        sorted(access.unreadable),
+        sorted((name, repr(mask)) for name, mask in access.redacted.items()),
+    ]
+
+
+def _caller(view: Any) -> list[Any]:
+    """The caller and the full query string: for output django-arc cannot see into."""
+    scope = view.scope
+    params = view.request.query_params
+    return [
+        scope.kind,
+        scope.user_id,
+        scope.client_id,
+        sorted((key, params.getlist(key)) for key in params),
+    ]
+
+
+def list_parts(view: Any) -> list[Any]:
+    """What a list answer depends on (see the module docstring).
+
+    With django-arc's own query language the list's queryset is a pure function of the
+    view's queryset and the parsed query (``QuerySpec.apply``): both are recorded whole, and
+    the ORM is spared building the filtered queryset only to describe it (a third of what a
+    HIT costs). A project's filter backends, or a preset's search when the query searches,
+    may read anything from the request: then the filtered queryset itself is recorded."""
+    params = view.request.query_params
+    base = view.get_queryset()
+    backends = view._backends
+    if len(backends) == 1 and type(backends[0]) is QueryLanguageFilter:
+        query = backends[0].parse(view.request, view)
+        if not (query.search and _presets_search(view.resource)):
+            view.list_query = query
+            rows = [queryset_fingerprint(base), _query_fingerprint(query)]
+            return ["list", *rows, *_page(params, query)]
+    queryset = view.filter_queryset(base)
+    return ["list", queryset_fingerprint(queryset), *_page(params, view.list_query)]
+
+
+def _page(params: Any, query: Any) -> list[Any]:
+    select = None if query is None or query.select is None else sorted(query.select)
+    return ["after" in params, params.get("after"), params.get("page"), params.get("limit"), select]
+
+
+def _presets_search(resource: Any) -> bool:
+    from ..presets.base import Preset
+
+    return any(type(p).search is not Preset.search for p in resource.preset_list)
+
+
+def _query_fingerprint(query: Any) -> str:
+    """The parsed query (conditions, search, ordering) pickled; ``select`` is a set, whose
+    order would vary between processes, and is keyed sorted instead."""
+    state = dataclasses.replace(query, select=None)
+    material = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    return hashlib.sha256(material).hexdigest()
+
+
+def retrieve_parts(view: Any) -> list[Any] | None:
+    """What a get answer depends on; ``None`` for a malformed id (the route answers 404)."""
+    resource = view.resource
+    lookup = view.lookup_field
+    raw = view.kwargs[view.lookup_url_kwarg or lookup]
+    meta = resource.model._meta
+    model_field = meta.pk if lookup == "pk" else meta.get_field(lookup)
+    try:
+        value = model_field.to_python(raw)
+        queryset = view.get_queryset().filter(**{lookup: value})
+        sql = queryset_fingerprint(queryset)
+    except (DjangoValidationError, ValueError, TypeError, OverflowError):
+        return None
+    return ["get", sql]
+
+
+def entry_key(view: Any, parts: list[Any]) -> str:
+    """The Redis key (before the alias's prefix) of the answer ``parts`` describe."""
+    resource = view.resource
+    shared = resource.serializer_class is None and resource.pagination_class is None
+    material = [*parts, _field_access(view), None if shared else _caller(view)]
+    digest = hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()[:40]
+    org = view.scope.organization_id
+    return f"arc:qc:e:{site_name(resource)}:{resource.name}:{'-' if org is None else org}:{digest}"
+
+
+def site_name(resource: Any) -> str:
+    site = getattr(resource, "site", None)
+    return getattr(site, "name", None) or "-"
+
+
+def resource_version_key(resource: Any) -> str:
+    return f"arc:qc:v:r:{site_name(resource)}:{resource.name}"
+
+
+def tag_version_key(tag: str) -> str:
+    return f"arc:qc:v:t:{tag}"
+
+
+def version_keys(resource: Any, tags: tuple[str, ...]) -> list[str]:
+    """The version keys an entry of ``resource`` is checked against: its own and its
+    tags'. A write bumps them; an entry recorded under other versions is a miss."""
+    return [resource_version_key(resource), *(tag_version_key(tag) for tag in tags)]

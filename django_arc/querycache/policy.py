@@ -1,0 +1,56 @@
+"""Which resources are cached, and for how long: ``Resource.cache`` over ``ARC["CACHE"]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..settings import arc_settings
+
+#: the keys ``Resource.cache`` may hold
+OPTION_KEYS = ("stale_seconds", "gc_seconds", "tags")
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """How one resource's list/get answers are cached.
+
+    Fresh for ``stale_seconds`` (``X-Cache: HIT``), then served as ``STALE`` and refreshed
+    once, until ``gc_seconds`` after they were computed, when Redis drops them. ``tags`` are
+    invalidation groups shared with other resources: a write to any member invalidates all.
+    """
+
+    stale_seconds: float
+    gc_seconds: float
+    tags: tuple[str, ...]
+    alias: str
+
+
+def policy_for(resource: Any) -> CachePolicy | None:
+    """The policy of ``resource``; ``None`` when it is not cached. ``cache = {...}`` (or
+    ``True``) turns it on whatever ``ARC["CACHE"]["ENABLED"]`` says, ``cache = False`` off;
+    left at ``None`` it follows that setting."""
+    option = resource.cache
+    settings = arc_settings.CACHE
+    if option is False:
+        return None
+    if option is None:
+        if not settings.get("ENABLED", False):
+            return None
+        option = {}
+    elif option is True:
+        option = {}
+    try:
+        stale = float(option.get("stale_seconds", settings.get("STALE_SECONDS", 30)))
+        gc = float(option.get("gc_seconds", settings.get("GC_SECONDS", 300)))
+        tags = option.get("tags", ())
+        if not isinstance(tags, (list, tuple)):
+            raise TypeError("tags")
+    except (AttributeError, TypeError, ValueError):
+        return None  # a malformed option is arc.E014's to report; never cache on a guess
+    return CachePolicy(
+        stale_seconds=stale,
+        gc_seconds=max(gc, stale),
+        tags=tuple(str(tag) for tag in tags),
+        alias=settings.get("ALIAS", "default"),
+    )

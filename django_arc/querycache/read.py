@@ -1,0 +1,158 @@
+"""One cached list/get request, on the view's DRF seams (SPEC §11).
+
+The view calls :meth:`CachedRead.lookup` at the end of ``initial()`` — after authentication,
+scope, permissions and throttles, so a caller who may not list gets no cached list — and
+:meth:`CachedRead.finish` from ``finalize_response()``:
+
+- fresh entry → its bytes, ``X-Cache: HIT``, without running the route (no SQL for the rows);
+- stale entry → its bytes at once, ``X-Cache: STALE``; the one request that wins the
+  refresh lock recomputes the entry after its response has been sent (``close()``, which the
+  WSGI server calls after the last byte), others just serve it;
+- no valid entry → the route runs, ``X-Cache: MISS``, and a 200 is stored;
+- Redis away → the route runs, ``X-Cache: MISS``, nothing stored, one warning per interval.
+
+A cached get answer keeps the row it rendered, and every hit runs the object permission and
+the presets' object checks on it, as ``get_object()`` would: the checks are never cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpResponse
+
+from .. import redis_alias
+from ..exceptions import ShortCircuit
+from .keys import entry_key, list_parts, retrieve_parts, version_keys
+from .policy import CachePolicy, policy_for
+from .store import Entry, QueryCacheStore, Unavailable
+
+logger = logging.getLogger("django_arc.querycache")
+
+HEADER = "X-Cache"
+CACHED_ACTIONS = ("list", "retrieve")
+
+
+class _RefreshingResponse(HttpResponse):
+    """A STALE answer that recomputes its entry once the server has sent it."""
+
+    refresh: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        refresh, self.refresh = self.refresh, None
+        if refresh is not None:
+            refresh()
+        super().close()
+
+
+def rendered(view: Any, response: Any) -> bytes:
+    """A route's DRF ``Response`` rendered as ``finalize_response`` would render it."""
+    request = view.request
+    if getattr(response, "accepted_renderer", None) is None:
+        response.accepted_renderer = request.accepted_renderer
+        response.accepted_media_type = request.accepted_media_type
+        response.renderer_context = view.get_renderer_context()
+    response.render()
+    return bytes(response.content)
+
+
+class CachedRead:
+    """The cache's part in one cacheable request; see the module docstring."""
+
+    def __init__(
+        self,
+        view: Any,
+        store: QueryCacheStore | None,
+        policy: CachePolicy,
+        key: str = "",
+        version_keys: list[str] | None = None,
+        versions: tuple[str, ...] = (),
+    ) -> None:
+        self.view = view
+        self.store = store
+        self.policy = policy
+        self.key = key
+        self.version_keys = version_keys or []
+        self.versions = versions
+        self.started = time.time()
+
+    @classmethod
+    def lookup(cls, view: Any) -> CachedRead | None:
+        """Answer from the cache (raises :class:`ShortCircuit`), or return the object that
+        stores the route's answer; ``None`` when the request is not cacheable."""
+        if view.action not in CACHED_ACTIONS:
+            return None
+        policy = policy_for(view.resource)
+        if policy is None or not redis_alias.is_django_redis(policy.alias):
+            return None
+        # Only JSON: the browsable API's HTML carries the user's name and a CSRF token.
+        if getattr(view.request.accepted_renderer, "format", None) != "json":
+            return None
+        parts = list_parts(view) if view.action == "list" else retrieve_parts(view)
+        if parts is None:
+            return None
+        key = entry_key(view, parts)
+        keys = version_keys(view.resource, policy.tags)
+        store = QueryCacheStore(policy.alias)
+        try:
+            entry, versions = store.read(key, keys)
+        except Unavailable:
+            return cls(view, None, policy)
+        read = cls(view, store, policy, key, keys, versions)
+        if entry is not None and entry.versions == versions:
+            if time.time() - entry.created < policy.stale_seconds:
+                raise ShortCircuit(read.serve(entry, "HIT"))
+            raise ShortCircuit(read.serve(entry, "STALE", refresh=store.try_lock(key)))
+        return read
+
+    def serve(self, entry: Entry, state: str, refresh: bool = False) -> HttpResponse:
+        """``entry`` as the response, after the object checks of a get."""
+        view = self.view
+        if entry.obj:
+            view.check_object_permissions(view.request, pickle.loads(entry.obj))  # noqa: S301
+        response_class = _RefreshingResponse if refresh else HttpResponse
+        response = response_class(entry.body, content_type=entry.content_type)
+        response[HEADER] = state
+        if refresh:
+            response.refresh = self.refresh
+        return response
+
+    def finish(self, response: Any) -> None:
+        """Mark the route's answer a miss and store it when it is a 200."""
+        response[HEADER] = "MISS"
+        if self.store is None or response.status_code != 200 or not hasattr(response, "render"):
+            return
+        self.store.write(self.key, self.entry(response), self.policy.gc_seconds)
+
+    def entry(self, response: Any) -> Entry:
+        obj = getattr(self.view, "arc_object", None) if self.view.action == "retrieve" else None
+        body = rendered(self.view, response)  # rendering sets the content type
+        return Entry(
+            created=self.started,
+            versions=self.versions,
+            content_type=response.get("Content-Type", ""),
+            body=body,
+            obj=pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL) if obj is not None else b"",
+        )
+
+    def refresh(self) -> None:
+        """Recompute a stale entry: the same route, for the same request and caller."""
+        view, store = self.view, self.store
+        try:
+            self.versions = store.versions(self.version_keys)
+            self.started = time.time()
+            view.__dict__.pop("paginator", None)  # a paginator holds one run's page
+            handler = getattr(view, view.action)
+            response = handler(view.request, *view.args, **view.kwargs)
+            if response.status_code == 200:
+                store.write(self.key, self.entry(response), self.policy.gc_seconds)
+        except Unavailable:
+            pass
+        except Exception:  # noqa: BLE001 - the client has its answer; a failed refresh is logged
+            logger.warning("Refreshing cached %s failed", view.request.path, exc_info=True)
+        finally:
+            store.unlock(self.key)

@@ -1,0 +1,193 @@
+"""The query cache's Redis commands, and what it does when Redis is away.
+
+An entry holds the answer's bytes and the **version tokens** of its resource and tags as they
+were *before* the answer was computed. A read fetches the entry and the current tokens in one
+``MGET``: equal tokens → the answer is still valid; any difference → a write happened since,
+it is a miss. Because tokens are read before the database is, an answer computed while a write
+was committing carries the old token and is refused on the next read.
+
+Tokens are random, not counters: a token Redis evicted (or lost in a restart) comes back as a
+new random value that no stored entry can carry, never as a number some old entry holds.
+
+Redis failures never reach the client: reads become misses, writes are skipped, and a
+version bump that failed is remembered by the process and retried before its next read (so a
+process never serves its own stale answers after an outage). One warning per interval.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .. import redis_alias
+
+FEATURE = "query cache"
+
+#: seconds a STALE entry's refresh lock is held (one refresher at a time)
+REFRESH_LOCK_SECONDS = 30
+
+_pending_bumps: set[tuple[str, str]] = set()
+_pending_lock = threading.Lock()
+
+
+class Unavailable(Exception):  # noqa: N818 - a state: Redis cannot answer
+    """Redis could not be reached; the caller answers uncached."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A cached answer: when it was computed, the version tokens it was computed under,
+    its content type and body, and (for a get) the pickled row its object checks run on."""
+
+    created: float
+    versions: tuple[str, ...]
+    content_type: str
+    body: bytes
+    obj: bytes = b""
+
+    def encode(self) -> bytes:
+        meta = {
+            "t": self.created,
+            "v": list(self.versions),
+            "ct": self.content_type,
+            "b": len(self.body),
+        }
+        head = json.dumps(meta, separators=(",", ":")).encode()
+        return head + b"\n" + self.body + self.obj
+
+    @classmethod
+    def decode(cls, value: bytes) -> Entry | None:
+        head, sep, rest = value.partition(b"\n")
+        if not sep:
+            return None
+        try:
+            meta = json.loads(head)
+            size = int(meta["b"])
+            return cls(
+                float(meta["t"]), tuple(meta["v"]), str(meta["ct"]), rest[:size], rest[size:]
+            )
+        except (ValueError, KeyError, TypeError):
+            return None  # not ours, or from an incompatible version: a miss
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+class QueryCacheStore:
+    """The Redis of one django-redis alias, as the query cache uses it."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self._alias = redis_alias.Alias(alias)
+        self.key = self._alias.key
+
+    def _redis(self) -> Any:
+        redis = self._alias.client()
+        if _pending_bumps:
+            self._retry_bumps(redis)
+        return redis
+
+    def read(self, entry_key: str, version_keys: list[str]) -> tuple[Entry | None, tuple[str, ...]]:
+        """The entry and the current version tokens, in one round trip (a second one only
+        when a version key does not exist yet)."""
+        try:
+            redis = self._redis()
+            values = redis.mget([self.key(entry_key), *(self.key(k) for k in version_keys)])
+            versions = values[1:]
+            if any(v is None for v in versions):
+                versions = self._init_versions(redis, version_keys, versions)
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage(FEATURE, exc)
+            raise Unavailable(str(exc)) from exc
+        entry = Entry.decode(values[0]) if values[0] is not None else None
+        return entry, tuple(v.decode() if isinstance(v, bytes) else v for v in versions)
+
+    def versions(self, version_keys: list[str]) -> tuple[str, ...]:
+        """The current version tokens (before a refresh recomputes an answer)."""
+        try:
+            redis = self._redis()
+            values = redis.mget([self.key(k) for k in version_keys])
+            if any(v is None for v in values):
+                values = self._init_versions(redis, version_keys, values)
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage(FEATURE, exc)
+            raise Unavailable(str(exc)) from exc
+        return tuple(v.decode() if isinstance(v, bytes) else v for v in values)
+
+    def _init_versions(self, redis: Any, version_keys: list[str], values: list[Any]) -> list[Any]:
+        """Give missing version keys a token (``SET NX``: whoever comes first wins) and read
+        what they hold now."""
+        pipe = redis.pipeline(transaction=False)
+        missing = [i for i, v in enumerate(values) if v is None]
+        for i in missing:
+            pipe.set(self.key(version_keys[i]), new_token(), nx=True)
+            pipe.get(self.key(version_keys[i]))
+        results = pipe.execute()
+        values = list(values)
+        for n, i in enumerate(missing):
+            values[i] = results[2 * n + 1]
+        return values
+
+    def write(self, entry_key: str, entry: Entry, gc_seconds: float) -> None:
+        """Store an entry until ``gc_seconds`` after it was computed; an outage skips it."""
+        ttl = max(1, int((entry.created + gc_seconds - time.time()) * 1000))
+        try:
+            self._redis().set(self.key(entry_key), entry.encode(), px=ttl)
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage(FEATURE, exc)
+
+    def try_lock(self, entry_key: str) -> bool:
+        """Become the one refresher of a stale entry (or learn someone else is)."""
+        try:
+            return bool(
+                self._redis().set(
+                    self.key(entry_key + ":refresh"), b"1", nx=True, ex=REFRESH_LOCK_SECONDS
+                )
+            )
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage(FEATURE, exc)
+            return False
+
+    def unlock(self, entry_key: str) -> None:
+        try:
+            self._redis().delete(self.key(entry_key + ":refresh"))
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage(FEATURE, exc)
+
+    def bump(self, version_keys: list[str] | set[str]) -> None:
+        """Give each version key a new token: every entry computed under the old ones is a
+        miss from now on. Remembered and retried when Redis cannot be reached."""
+        if not version_keys:
+            return
+        try:
+            redis = self._redis()
+            self._bump(redis, version_keys)
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage(FEATURE, exc)
+            with _pending_lock:
+                _pending_bumps.update((self.alias, k) for k in version_keys)
+
+    def _bump(self, redis: Any, version_keys: Any) -> None:
+        pipe = redis.pipeline(transaction=False)
+        for key in version_keys:
+            pipe.set(self.key(key), new_token())
+        pipe.execute()
+
+    def _retry_bumps(self, redis: Any) -> None:
+        """Apply the bumps an outage held back, before this process reads again."""
+        with _pending_lock:
+            mine = {k for alias, k in _pending_bumps if alias == self.alias}
+            _pending_bumps.difference_update((self.alias, k) for k in mine)
+        if not mine:
+            return
+        try:
+            self._bump(redis, mine)
+        except redis_alias.REDIS_ERRORS:
+            with _pending_lock:
+                _pending_bumps.update((self.alias, k) for k in mine)
+            raise

@@ -1,0 +1,101 @@
+"""Pointing the query cache and the idempotency ``cache`` store at a real Redis.
+
+``redis_alias_settings()`` gives a test its own ``KEY_PREFIX`` on the ``redis`` alias
+(``tests/settings.py``), so tests never see each other's entries, nor those of the SQLite run
+that shared this Redis before the PostgreSQL one. ``redis_server()`` starts a private
+redis-server for tests that stop it (never the suite's shared one).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
+
+
+def caches_with(alias: str, location: str, prefix: str | None = None) -> dict[str, Any]:
+    """``CACHES`` with ``alias`` a django-redis cache at ``location`` under its own prefix."""
+    caches = {name: dict(config) for name, config in settings.CACHES.items()}
+    caches[alias] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": location,
+        "KEY_PREFIX": prefix or f"arc-test-{uuid.uuid4().hex[:12]}",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+    }
+    return caches
+
+
+def arc_with(**sections: dict[str, Any]) -> dict[str, Any]:
+    """The test ``ARC`` with whole sections replaced (``CACHE={...}``)."""
+    arc = dict(settings.ARC)
+    arc.update(sections)
+    return arc
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def redis_server(tmp_path: Path, policy: str = "noeviction") -> Iterator[dict[str, Any]]:
+    """A private redis-server on a free port (``maxmemory-policy`` = ``policy``); yields
+    ``{"url", "stop", "start"}``."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (scripts/services.sh installs it)"
+    port = free_port()
+    procs: list[subprocess.Popen] = []
+
+    def start() -> None:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxmemory-policy",
+                policy,
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(proc)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("private redis-server did not start")
+
+    def stop() -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+
+    start()
+    try:
+        yield {"url": f"redis://127.0.0.1:{port}/0", "stop": stop, "start": start}
+    finally:
+        stop()

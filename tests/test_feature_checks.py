@@ -1,0 +1,135 @@
+"""``manage.py check`` for idempotency and the query cache (issue #17): bad settings and
+options are errors (arc.E008, arc.E014); a feature without the Redis it needs, or a Redis
+that may evict idempotency keys, is a warning (arc.W001–W004)."""
+
+from __future__ import annotations
+
+import pytest
+
+from django_arc import Resource, ResourceSite
+from django_arc.checks import check_redis_features, check_resource, check_settings
+from django_arc.querycache.policy import policy_for
+from django_arc.sites import _all_sites
+from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
+from tests.testapp.models import Book
+
+
+def ids(messages):
+    return sorted(m.id for m in messages)
+
+
+def make(**attrs):
+    attrs.setdefault("model", Book)
+    attrs.setdefault("name", "checked")
+    return type("Checked", (Resource,), attrs)()
+
+
+@pytest.mark.parametrize(
+    "attrs,needle",
+    [
+        ({"idempotent": "yes"}, "`idempotent`"),
+        ({"cache": 30}, "`cache` must be a dict"),
+        ({"cache": {"stale_second": 30}}, "key 'stale_second'. Did you mean 'stale_seconds'?"),
+        ({"cache": {"stale_seconds": -1}}, "stale_seconds"),
+        ({"cache": {"gc_seconds": 0}}, "gc_seconds"),
+        ({"cache": {"stale_seconds": 60, "gc_seconds": 30}}, "less than `stale_seconds`"),
+        ({"cache": {"tags": "catalog"}}, "tags"),
+        ({"cache": {"tags": ["ok", ""]}}, "tags"),
+    ],
+)
+def test_bad_options_are_arc_e014(attrs, needle):
+    errors = check_resource(make(**attrs))
+    assert ids(errors) == ["arc.E014"], errors
+    assert needle in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    "attrs", [{"idempotent": True}, {"cache": True}, {"cache": False}, {"cache": {"tags": ["a"]}}]
+)
+def test_good_options_pass(attrs):
+    assert check_resource(make(**attrs)) == []
+
+
+@pytest.mark.parametrize(
+    "section,value,needle",
+    [
+        ("IDEMPOTENCY", {"STORE": "redis"}, "STORE"),
+        ("IDEMPOTENCY", {"TTL_SECONDS": 0}, "TTL_SECONDS"),
+        ("IDEMPOTENCY", {"LOCK_SECONDS": "30"}, "LOCK_SECONDS"),
+        ("IDEMPOTENCY", {"ENABLED": "yes"}, "ENABLED"),
+        ("IDEMPOTENCY", {"NAMESPACE": None}, "NAMESPACE"),
+        ("CACHE", {"STALE_SECONDS": -1}, "STALE_SECONDS"),
+        ("CACHE", {"GC_SECONDS": 0}, "GC_SECONDS"),
+        ("CACHE", {"ALIAS": 1}, "ALIAS"),
+    ],
+)
+def test_bad_feature_settings_are_arc_e008(settings, section, value, needle):
+    settings.ARC = {section: value}
+    errors = check_settings()
+    assert ids(errors) == ["arc.E008"]
+    assert needle in errors[0].msg
+
+
+def test_the_cache_on_without_a_django_redis_alias_is_arc_w001(settings):
+    # tests/testapp's cached resources, pointed at the in-process cache
+    settings.ARC = arc_with(CACHE={"ALIAS": "default"})
+    (warning,) = check_redis_features()
+    assert warning.id == "arc.W001"
+    assert "cached-products" in warning.msg and "'default'" in warning.msg
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_a_django_redis_alias_silences_w001(settings):
+    settings.CACHES = caches_with("redis", REDIS_URL)
+    settings.ARC = arc_with(CACHE={"ALIAS": "redis"})
+    assert check_redis_features() == []
+
+
+def test_the_cache_store_without_a_django_redis_alias_is_arc_w002(settings):
+    settings.ARC = arc_with(IDEMPOTENCY={"STORE": "cache"})
+    messages = [m for m in check_redis_features() if m.id != "arc.W001"]
+    assert ids(messages) == ["arc.W002"]
+    assert "503" in messages[0].msg
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_a_noeviction_redis_passes(settings):
+    settings.CACHES = caches_with("redis", REDIS_URL)  # scripts/services.sh: noeviction
+    settings.ARC = arc_with(IDEMPOTENCY={"STORE": "cache", "ALIAS": "redis"})
+    assert [m for m in check_redis_features() if m.id != "arc.W001"] == []
+
+
+def test_an_evicting_redis_is_arc_w003(settings, tmp_path):
+    with redis_server(tmp_path, policy="allkeys-lru") as server:
+        settings.CACHES = caches_with("redis", server["url"])
+        settings.ARC = arc_with(IDEMPOTENCY={"ENABLED": True, "STORE": "cache", "ALIAS": "redis"})
+        messages = [m for m in check_redis_features() if m.id != "arc.W001"]
+        assert ids(messages) == ["arc.W003"]
+        assert "'allkeys-lru'" in messages[0].msg
+
+
+def test_an_unreachable_redis_is_arc_w004(settings):
+    settings.CACHES = caches_with("redis", "redis://127.0.0.1:1/0")
+    settings.ARC = arc_with(IDEMPOTENCY={"ENABLED": True, "STORE": "cache", "ALIAS": "redis"})
+    messages = [m for m in check_redis_features() if m.id != "arc.W001"]
+    assert ids(messages) == ["arc.W004"]
+
+
+def test_the_store_is_not_checked_while_idempotency_is_off(settings):
+    settings.CACHES = caches_with("redis", "redis://127.0.0.1:1/0")
+    settings.ARC = arc_with(IDEMPOTENCY={"ENABLED": False, "STORE": "cache", "ALIAS": "redis"})
+    # tests/testapp declares `idempotent = True` on one resource: that is enough to check
+    assert "arc.W004" in ids(check_redis_features())
+
+
+@pytest.mark.parametrize(
+    "cache", [30, "yes", {"tags": "catalog"}, {"stale_seconds": "soon"}], ids=repr
+)
+def test_a_malformed_cache_option_caches_nothing_and_registers(cache):
+    assert policy_for(make(cache=cache)) is None
+    site = ResourceSite(name="malformed")
+    try:
+        site.register(type("Malformed", (Resource,), {"model": Book, "name": "m", "cache": cache}))
+        assert site.is_registered("m")
+    finally:
+        _all_sites.remove(site)  # its arc.E014 is not the next test's business

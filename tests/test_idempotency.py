@@ -1,0 +1,395 @@
+"""Idempotency keys (SPEC §10, issue #17) on both stores, sequentially: replay, reuse,
+validation, scoping, every write path, what is stored and what is not, expiry and purge.
+
+Concurrency (threads, processes, crashed requests) is in ``test_idempotency_concurrency.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+from django.utils import timezone
+
+from django_arc.idempotency.keys import caller_identity, scoped_key
+from django_arc.idempotency.models import IdempotencyRecord
+from django_arc.outbox import OutboxEvent
+from django_arc.tasks import purge_idempotency
+from shop.models import Product
+from tests.factories import OrganizationFactory, ProductFactory, member_client
+from tests.helpers import assert_error
+from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.testapp.feature_resources import IdempotentProductResource
+
+URL = "/api/idem-products/"
+BODY = {"name": "Widget", "sku": "W-1", "price": "9.50"}
+
+
+def idempotency(store: str = "database", **extra) -> dict:
+    return {"STORE": store, "ALIAS": "redis", "TTL_SECONDS": 3600, "NAMESPACE": "", **extra}
+
+
+@pytest.fixture(params=["database", "cache"])
+def store(request):
+    """Each test runs on both stores; ``cache`` on the suite's Redis under its own prefix."""
+    if request.param == "cache" and not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
+    caches = caches_with("redis", REDIS_URL) if REDIS_URL else None
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(request.param))):
+        if caches is None:
+            yield request.param
+        else:
+            with override_settings(CACHES=caches):
+                yield request.param
+
+
+@pytest.fixture
+def org():
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def editor(org):
+    return member_client(org, "editor")
+
+
+def post(client, body=BODY, key="key-1", url=URL, **extra):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
+    return client.post(url, body, format="json", **headers, **extra)
+
+
+def created_events():
+    return list(OutboxEvent.objects.filter(type="idem-products.created"))
+
+
+# -- replay ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_retry_gets_the_same_bytes_and_the_replay_header_and_writes_nothing(store, editor):
+    first = post(editor)
+    assert first.status_code == 201, first.content
+    assert "X-Idempotency-Replayed" not in first
+    second = post(editor)
+    assert second.status_code == 201
+    assert second.content == first.content
+    assert second["X-Idempotency-Replayed"] == "true"
+    assert second["Content-Type"] == first["Content-Type"]
+    assert Product.objects.filter(sku="W-1").count() == 1
+    assert len(created_events()) == 1
+    # the replay is a new request: its own request id
+    assert second["X-Request-Id"] != first["X-Request-Id"]
+
+
+@pytest.mark.django_db
+def test_the_events_key_is_the_scoped_key_then_type_and_id(store, editor, org):
+    response = post(editor, key="pay-42")
+    row_id = response.json()["data"]["id"]
+    user_id = editor.handler._force_user.pk
+    scope = type("Scope", (), {"kind": "member", "user_id": user_id, "organization_id": org.pk})
+    scoped = scoped_key("", caller_identity(scope), "POST", URL, "pay-42")
+    (event,) = created_events()
+    assert event.meta["idempotency_key"] == f"{scoped}:idem-products.created:{row_id}"
+    assert event.dedupe_key == event.meta["idempotency_key"]
+
+
+@pytest.mark.django_db
+def test_the_same_key_with_another_body_is_422_and_writes_nothing(store, editor):
+    assert post(editor).status_code == 201
+    response = post(editor, {**BODY, "price": "10.00"})
+    assert_error(response, 422, "IDEMPOTENCY_KEY_REUSED")
+    assert Product.objects.count() == 1
+    # another path or method is another key, not a reuse
+    row = Product.objects.get()
+    response = editor.patch(
+        f"{URL}{row.pk}/", {"name": "Renamed"}, format="json", HTTP_IDEMPOTENCY_KEY="key-1"
+    )
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db
+def test_the_fingerprint_ignores_key_order_and_whitespace_of_the_body(store, editor):
+    first = editor.post(
+        URL,
+        '{"name": "Widget", "sku": "W-1", "price": "9.50"}',
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="k",
+    )
+    again = editor.post(
+        URL,
+        '{"price":"9.50","sku":"W-1","name":"Widget"}',
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="k",
+    )
+    assert first.status_code == 201
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == first.content
+
+
+@pytest.mark.django_db
+def test_without_a_key_every_request_runs(store, editor):
+    assert post(editor, key=None).status_code == 201
+    assert post(editor, {**BODY, "sku": "W-2"}, key=None).status_code == 201
+    assert Product.objects.count() == 2
+    assert IdempotencyRecord.objects.count() == 0
+
+
+# -- key validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "key", ["", "x" * 256, "tab\there", "caf\u00e9", "bell\x07", "line\nbreak"], ids=repr
+)
+def test_a_malformed_key_is_400_naming_the_header_and_nothing_runs(store, editor, key):
+    response = post(editor, key=key)
+    body = assert_error(response, 400, "VALIDATION_ERROR")
+    assert "Idempotency-Key" in body["details"]
+    assert Product.objects.count() == 0 and OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["a", "x" * 255, "".join(chr(c) for c in range(0x20, 0x7F))])
+def test_keys_of_1_to_255_printable_characters_are_accepted(store, editor, key):
+    assert post(editor, key=key).status_code == 201
+
+
+# -- scoping ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_same_key_from_two_users_runs_twice(store, org):
+    a, b = member_client(org, "editor"), member_client(org, "editor")
+    first = post(a, key="shared")
+    second = post(b, {**BODY, "sku": "W-2"}, key="shared")
+    assert first.status_code == second.status_code == 201
+    assert "X-Idempotency-Replayed" not in second
+    # the same body too: A's request runs (and meets B's row), it never gets B's response
+    assert post(b, {**BODY, "sku": "W-3"}, key="shared-2").status_code == 201
+    fourth = post(a, {**BODY, "sku": "W-3"}, key="shared-2")
+    assert_error(fourth, 409, "CONFLICT")
+    assert "X-Idempotency-Replayed" not in fourth
+    keys = [e.dedupe_key for e in created_events()]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.django_db
+def test_the_same_key_in_two_organizations_runs_twice(store):
+    from tests.factories import MembershipFactory
+
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    user = member_client(org_a, "editor").handler._force_user
+    MembershipFactory(user=user, organization=org_b, role="editor")
+    from tests.helpers import client_for
+
+    in_a = client_for(user, HTTP_X_ORGANIZATION_ID=str(org_a.pk))
+    in_b = client_for(user, HTTP_X_ORGANIZATION_ID=str(org_b.pk))
+    assert post(in_a, key="k").status_code == 201
+    response = post(in_b, key="k")
+    assert response.status_code == 201 and "X-Idempotency-Replayed" not in response
+    assert set(Product.objects.values_list("organization_id", flat=True)) == {org_a.pk, org_b.pk}
+
+
+@pytest.mark.django_db
+def test_two_namespaces_sharing_a_store_do_not_collide(store, editor):
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(store, NAMESPACE="api"))):
+        assert post(editor, key="k").status_code == 201
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(store, NAMESPACE="jobs"))):
+        # (another sku: the same one would meet the unique constraint, not a replay)
+        response = post(editor, {**BODY, "sku": "W-2"}, key="k")
+        assert response.status_code == 201 and "X-Idempotency-Replayed" not in response
+        assert post(editor, {**BODY, "sku": "W-2"}, key="k")["X-Idempotency-Replayed"] == "true"
+    assert Product.objects.count() == 2
+
+
+# -- every write path --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_update_delete_bulk_action_and_route_are_replayed_not_rerun(store, editor, org):
+    admin = member_client(org, "admin")
+    row = ProductFactory(organization=org, price=4)
+    detail = f"{URL}{row.pk}/"
+    calls = [
+        (editor.patch, detail, {"name": "Patched"}),
+        (editor.put, detail, {"name": "Put"}),
+        (editor.post, f"{detail}action/", {"action": "double"}),
+        (editor.post, f"{URL}raise-prices/", {}),
+        (editor.post, f"{URL}bulk/", {"items": [{"name": "B", "sku": "B-1", "price": "1"}]}),
+        (editor.patch, f"{URL}bulk/", {"items": [{"id": row.pk, "name": "Bulk"}]}),
+    ]
+    for call, url, body in calls:
+        first = call(url, body, format="json", HTTP_IDEMPOTENCY_KEY=f"k-{url}-{call.__name__}")
+        assert first.status_code in (200, 201), (url, first.content)
+        state = list(Product.objects.order_by("pk").values_list("name", "price"))
+        events = OutboxEvent.objects.count()
+        again = call(url, body, format="json", HTTP_IDEMPOTENCY_KEY=f"k-{url}-{call.__name__}")
+        assert again["X-Idempotency-Replayed"] == "true", url
+        assert again.content == first.content
+        assert list(Product.objects.order_by("pk").values_list("name", "price")) == state
+        assert OutboxEvent.objects.count() == events
+    first = admin.delete(detail, HTTP_IDEMPOTENCY_KEY="del")
+    assert first.status_code == 200
+    again = admin.delete(detail, HTTP_IDEMPOTENCY_KEY="del")
+    assert again.status_code == 200 and again.content == first.content  # not a 404
+    assert again["X-Idempotency-Replayed"] == "true"
+
+
+@pytest.mark.django_db
+def test_each_event_of_a_bulk_request_has_its_own_key(store, editor):
+    items = [{"name": f"B{i}", "sku": f"B-{i}", "price": "1"} for i in range(3)]
+    response = post(editor, {"items": items}, url=f"{URL}bulk/", key="bulk-1")
+    assert response.status_code == 201, response.content
+    ids = response.json()["data"]["ids"]
+    keys = sorted(e.dedupe_key for e in created_events())
+    prefix = keys[0].split(":")[0]
+    assert re.fullmatch(r"[0-9a-f]{64}", prefix)
+    assert keys == sorted(f"{prefix}:idem-products.created:{pk}" for pk in ids)
+
+
+@pytest.mark.django_db
+def test_raw_routes_and_safe_methods_ignore_the_header(store, editor):
+    for _ in range(2):
+        response = editor.post(
+            f"{URL}hook/", b"raw", content_type="text/plain", HTTP_IDEMPOTENCY_KEY=""
+        )
+        assert response.status_code == 200 and "X-Idempotency-Replayed" not in response
+    assert editor.get(URL, HTTP_IDEMPOTENCY_KEY="").status_code == 200
+    assert IdempotencyRecord.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_setting_turns_it_on_for_every_resource_and_the_option_off(editor, org):
+    other = "/api/t-products/"
+    with override_settings(ARC=arc_with(IDEMPOTENCY={"ENABLED": True})):
+        first = post(editor, url=other, key="g")
+        assert post(editor, url=other, key="g")["X-Idempotency-Replayed"] == "true"
+        assert first.status_code == 201
+    with override_settings(ARC=arc_with(IDEMPOTENCY={"ENABLED": False})):
+        # off globally: the header is not even validated on other resources
+        assert post(editor, {**BODY, "sku": "Z"}, url=other, key="").status_code == 201
+    IdempotentProductResource.idempotent = False
+    try:
+        assert post(editor, {**BODY, "sku": "Y"}, key="").status_code == 201
+    finally:
+        IdempotentProductResource.idempotent = True
+
+
+# -- what is stored ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_4xx_is_stored_and_replayed(store, editor):
+    first = post(editor, {"name": "No price"}, key="bad")
+    assert_error(first, 400, "VALIDATION_ERROR")
+    again = post(editor, {"name": "No price"}, key="bad")
+    assert again.status_code == 400 and again.content == first.content
+    assert again["X-Idempotency-Replayed"] == "true"
+
+
+@pytest.mark.django_db
+def test_a_5xx_is_not_stored_and_a_retry_runs(store, editor, monkeypatch):
+    def explode(self, request, data):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(IdempotentProductResource, "before_create", explode)
+    assert_error(post(editor), 500, "INTERNAL_ERROR")
+    assert Product.objects.count() == 0
+    monkeypatch.undo()
+    response = post(editor)
+    assert response.status_code == 201 and "X-Idempotency-Replayed" not in response
+    assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_error_inside_the_write_rolls_it_back_and_is_replayed(store, editor, monkeypatch):
+    from django_arc import ArcError
+
+    def refuse(self, request, instance):
+        raise ArcError("OUT_OF_STOCK", "No stock", 409)
+
+    monkeypatch.setattr(IdempotentProductResource, "after_create", refuse)
+    first = post(editor)
+    assert_error(first, 409, "OUT_OF_STOCK")
+    assert Product.objects.count() == 0 and OutboxEvent.objects.count() == 0
+    monkeypatch.undo()
+    again = post(editor)
+    assert again.content == first.content and again["X-Idempotency-Replayed"] == "true"
+    assert Product.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_refused_request_claims_nothing(store, org):
+    viewer = member_client(org, "viewer")
+    assert_error(post(viewer), 403, "FORBIDDEN")
+    editor = member_client(org, "editor")
+    assert post(editor).status_code == 201
+    assert_error(post(viewer), 403, "FORBIDDEN")  # not the editor's replay
+
+
+# -- expiry and purge ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_expired_record_runs_again_and_purge_deletes_expired_rows(editor):
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("database"))):
+        assert post(editor).status_code == 201
+        IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+        again = post(editor, {**BODY, "sku": "W-2"})
+        assert again.status_code == 201 and "X-Idempotency-Replayed" not in again
+        assert Product.objects.count() == 2
+        post(editor, {**BODY, "sku": "W-3"}, key="old")
+        post(editor, {**BODY, "sku": "W-4"}, key="fresh")
+        fresh = IdempotencyRecord.objects.latest("created_at")
+        IdempotencyRecord.objects.exclude(pk=fresh.pk).update(
+            expires_at=timezone.now() - timedelta(days=1)
+        )
+        out = StringIO()
+        call_command("arc_purge_idempotency", stdout=out)
+        assert out.getvalue() == "Deleted 2 expired idempotency record(s).\n"
+        assert list(IdempotencyRecord.objects.all()) == [fresh]
+        IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+        assert purge_idempotency() == 1
+        assert IdempotencyRecord.objects.count() == 0
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db
+def test_the_cache_store_expires_keys_after_the_ttl(editor):
+    import time
+
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache", TTL_SECONDS=1))),
+    ):
+        assert post(editor).status_code == 201
+        assert post(editor)["X-Idempotency-Replayed"] == "true"
+        time.sleep(1.2)
+        again = post(editor, {**BODY, "sku": "W-2"})
+        assert again.status_code == 201 and "X-Idempotency-Replayed" not in again
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "caches",
+    [
+        caches_with("redis", "redis://127.0.0.1:1/0"),  # nothing listens there
+        {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+    ],
+    ids=["redis down", "no django-redis alias"],
+)
+def test_an_unreachable_cache_store_refuses_keyed_requests_with_503(editor, caches):
+    with (
+        override_settings(CACHES=caches),
+        override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache"))),
+    ):
+        response = post(editor)
+        assert_error(response, 503, "IDEMPOTENCY_UNAVAILABLE")
+        assert response["Retry-After"] == "1"
+        assert Product.objects.count() == 0
+        # without a key the request runs as always
+        assert post(editor, key=None).status_code == 201

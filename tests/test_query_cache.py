@@ -1,0 +1,448 @@
+"""The query cache (SPEC §11, issue #17) on a real Redis: HIT / STALE / MISS, who may share
+an entry and who never does, invalidation on every write path, and Redis going away.
+
+Every comparison is against the uncached twin (``/api/uncached-products/``: the same
+declaration with ``cache = False``), i.e. what the caller would get without the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from redis.client import Pipeline, Redis
+
+from django_arc import arc, redis_alias
+from django_arc.querycache import invalidate
+from django_arc.querycache.keys import resource_version_key
+from shop.models import Order, Product
+from tests.factories import MembershipFactory, OrderFactory, OrganizationFactory, ProductFactory
+from tests.helpers import client_for
+from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
+from tests.testapp.feature_resources import CachedProductResource
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)"),
+    # bumps happen on commit: the test's writes must really commit
+    pytest.mark.django_db(transaction=True),
+]
+
+CACHED = "/api/cached-products/"
+UNCACHED = "/api/uncached-products/"
+ORDERS = "/api/cached-orders/"
+
+
+@pytest.fixture(autouse=True)
+def redis_cache():
+    """The ``redis`` alias under a prefix of this test's own; ARC's cache pointed at it."""
+    caches = caches_with("redis", REDIS_URL)
+    with (
+        override_settings(CACHES=caches),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        redis_alias.reset_outage_warnings()
+        yield caches["redis"]
+
+
+def member(org, role):
+    """A client acting as a new member of ``org`` with ``role`` (``.user`` is that user)."""
+    user = MembershipFactory(organization=org, role=role).user
+    client = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def shop():
+    """Two organizations with products (one dear), an admin, an editor, a viewer and a
+    buyer in the first, an admin in the second."""
+    a, b = OrganizationFactory(), OrganizationFactory()
+    for i in range(5):
+        ProductFactory(organization=a, name=f"A{i}", price=10 + i, cost=3)
+        ProductFactory(organization=b, name=f"B{i}", price=20 + i, cost=4)
+    dear = ProductFactory(organization=a, name="A-dear", price=500, cost=300)
+    return {
+        "a": a,
+        "b": b,
+        "dear": dear,
+        "admin": member(a, "admin"),
+        "editor": member(a, "editor"),
+        "viewer": member(a, "viewer"),
+        "buyer": member(a, "buyer"),
+        "admin_b": member(b, "admin"),
+    }
+
+
+def get(client, path, query=""):
+    return client.get(f"{path}{query}")
+
+
+def same_as_uncached(client, query="", detail=""):
+    """The cached answer equals the uncached twin's, byte for byte; returns the response."""
+    cached = client.get(f"{CACHED}{detail}{query}")
+    uncached = client.get(f"{UNCACHED}{detail}{query}")
+    assert cached.status_code == uncached.status_code
+    assert cached.content == uncached.content, (cached.content, uncached.content)
+    return cached
+
+
+class RedisCalls:
+    """Round trips to Redis: single commands and pipelines."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        original_command, original_execute = Redis.execute_command, Pipeline.execute
+
+        def command(client, *args, **kwargs):
+            self.count += 1
+            return original_command(client, *args, **kwargs)
+
+        def execute(pipe, *args, **kwargs):
+            self.count += 1
+            return original_execute(pipe, *args, **kwargs)
+
+        monkeypatch.setattr(Redis, "execute_command", command)
+        monkeypatch.setattr(Pipeline, "execute", execute)
+
+
+# -- HIT and MISS --------------------------------------------------------------------------------
+
+
+def test_miss_then_hit_costs_one_redis_round_trip_and_no_sql(shop, monkeypatch):
+    editor = shop["editor"]
+    first = get(editor, CACHED)
+    assert first.status_code == 200 and first["X-Cache"] == "MISS"
+    calls = RedisCalls(monkeypatch)
+    with CaptureQueriesContext(connection) as queries:
+        second = get(editor, CACHED)
+    assert second["X-Cache"] == "HIT"
+    assert second.content == first.content
+    assert len(queries) == 0, [q["sql"] for q in queries]
+    assert calls.count == 1
+    assert second["Content-Type"] == first["Content-Type"] == "application/json"
+    assert same_as_uncached(editor).content == second.content
+
+
+def test_a_get_is_cached_and_its_object_rule_runs_on_every_hit(shop):
+    editor, buyer = shop["editor"], shop["buyer"]
+    dear = f"{shop['dear'].pk}/"
+    assert get(editor, CACHED, dear)["X-Cache"] == "MISS"
+    hit = get(editor, CACHED, dear)
+    assert hit["X-Cache"] == "HIT" and hit.json()["data"]["name"] == "A-dear"
+    # the buyer sees the same fields as the editor, so shares the key: the entry is there,
+    # yet the object rule refuses it
+    refused = get(buyer, CACHED, dear)
+    assert refused.status_code == 403 and "X-Cache" not in refused
+    assert get(buyer, UNCACHED, dear).status_code == 403
+    cheap = f"{shop['a'].products.filter(price__lt=100).first().pk}/"
+    same_as_uncached(buyer, detail=cheap)
+    assert get(buyer, CACHED, cheap)["X-Cache"] == "HIT"
+
+
+def test_missing_and_malformed_ids_are_404_and_not_cached(shop):
+    editor = shop["editor"]
+    for detail in ("999999/", "not-a-number/", f"{shop['b'].products.first().pk}/"):
+        for _ in range(2):
+            response = get(editor, CACHED, detail)
+            assert response.status_code == 404
+            assert response.get("X-Cache") in (None, "MISS")
+
+
+def test_the_browsable_api_is_never_cached(shop):
+    editor = shop["editor"]
+    for _ in range(2):
+        response = editor.get(CACHED, HTTP_ACCEPT="text/html")
+        assert response.status_code == 200 and "X-Cache" not in response
+
+
+# -- who shares an entry ---------------------------------------------------------------------------
+
+
+def test_one_tenants_list_is_never_served_to_another(shop):
+    a_admin, b_admin = shop["admin"], shop["admin_b"]
+    assert get(a_admin, CACHED)["X-Cache"] == "MISS"
+    assert get(a_admin, CACHED)["X-Cache"] == "HIT"
+    b_first = get(b_admin, CACHED)
+    assert b_first["X-Cache"] == "MISS"
+    names = {doc["name"] for doc in b_first.json()["docs"]}
+    assert names == {f"B{i}" for i in range(5)}
+    same_as_uncached(b_admin)
+    same_as_uncached(a_admin)
+
+
+def test_a_role_that_sees_fewer_fields_never_gets_a_richer_answer(shop):
+    admin, editor, viewer = shop["admin"], shop["editor"], shop["viewer"]
+    full = get(admin, CACHED)
+    assert "cost" in full.json()["docs"][0]
+    for client in (editor, viewer):
+        answer = get(client, CACHED)
+        assert answer["X-Cache"] == "MISS"
+        assert "cost" not in answer.json()["docs"][0]
+        same_as_uncached(client)
+    assert {doc["sku"] for doc in get(viewer, CACHED).json()["docs"]} == {"***"}
+    # roles that see the same fields share: a second viewer, the buyer with the editor
+    assert get(member(shop["a"], "viewer"), CACHED)["X-Cache"] == "HIT"
+    assert get(shop["buyer"], CACHED)["X-Cache"] == "HIT"
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("?select=name", ""),
+        ("", "?select=name"),
+        ("?select=name", "?select=name,price"),
+        ("?sort=-price", "?sort=price"),
+        ("?status=active", "?status=draft"),
+        ("?page=1&limit=2", "?page=2&limit=2"),
+        ("?limit=2", "?limit=3"),
+        ("?after=&limit=2", "?limit=2"),
+        ("?search=A1", "?search=A2"),
+    ],
+)
+def test_another_query_is_another_entry(shop, first, second):
+    editor = shop["editor"]
+    assert get(editor, CACHED, first)["X-Cache"] == "MISS"
+    assert get(editor, CACHED, second)["X-Cache"] == "MISS"
+    assert same_as_uncached(editor, second)["X-Cache"] == "HIT"
+    assert same_as_uncached(editor, first)["X-Cache"] == "HIT"
+
+
+def test_parameters_the_query_language_ignores_share_the_entry(shop):
+    editor = shop["editor"]
+    assert get(editor, CACHED, "?status=active")["X-Cache"] == "MISS"
+    assert get(editor, CACHED, "?status=active&utm_source=mail")["X-Cache"] == "HIT"
+
+
+def test_a_bad_query_is_the_same_400_and_caches_nothing(shop):
+    editor = shop["editor"]
+    for _ in range(2):
+        response = get(editor, CACHED, "?cost[gte]=1")
+        assert response.status_code == 400 and "X-Cache" not in response
+        assert response.json()["code"] == "INVALID_QUERY"
+
+
+def test_a_caller_refused_the_list_gets_no_cached_list(shop):
+    assert get(shop["editor"], CACHED)["X-Cache"] == "MISS"
+    stranger = client_for(shop["admin_b"].user)  # no org header
+    assert stranger.get(CACHED).json()["code"] == "ORG_REQUIRED"
+    assert client_for(None).get(CACHED).status_code == 401
+
+
+# -- invalidation --------------------------------------------------------------------------------
+
+
+def writes(shop):
+    """Every write path, as (label, callable). Each changes what the list shows."""
+    admin, a = shop["admin"], shop["a"]
+
+    def row():
+        return Product.objects.filter(organization=a, price__lt=100).order_by("pk").first()
+
+    def path(suffix=""):
+        return f"{CACHED}{suffix}"
+
+    body = {"name": "New", "sku": "NEW-1", "price": "1.00"}
+    return [
+        ("create", lambda: admin.post(path(), body, format="json")),
+        ("patch", lambda: admin.patch(path(f"{row().pk}/"), {"name": "P"}, format="json")),
+        ("put", lambda: admin.put(path(f"{row().pk}/"), {"name": "Q"}, format="json")),
+        ("delete", lambda: admin.delete(path(f"{row().pk}/"))),
+        ("action", lambda: admin.post(path(f"{row().pk}/action/"), {"action": "double"})),
+        ("route with QuerySet.update", lambda: admin.post(path("raise-prices/"))),
+        (
+            "another resource's route over the same table",
+            lambda: admin.post(f"{UNCACHED}raise-prices/"),
+        ),
+        (
+            "bulk create",
+            lambda: admin.post(
+                path("bulk/"), {"items": [{**body, "sku": "BULK-1"}]}, format="json"
+            ),
+        ),
+        (
+            "bulk update",
+            lambda: admin.patch(
+                path("bulk/"), {"items": [{"id": row().pk, "name": "Bulk"}]}, format="json"
+            ),
+        ),
+        (
+            "bulk delete",
+            lambda: admin.delete(path("bulk/"), {"ids": [row().pk]}, format="json"),
+        ),
+        ("a save outside any request (admin, shell)", lambda: _save_outside(row())),
+        ("a delete outside any request", lambda: row().delete()),
+        ("QuerySet.update + invalidate()", lambda: _update_and_invalidate(a)),
+    ]
+
+
+def _save_outside(product):
+    product.name = "Saved"
+    product.save()
+
+
+def _update_and_invalidate(org):
+    Product.objects.filter(organization=org).update(status="archived")
+    invalidate(Product)
+
+
+def test_every_write_path_makes_the_next_read_a_miss(shop):
+    editor = shop["editor"]
+    for label, write in writes(shop):
+        get(editor, CACHED)
+        assert get(editor, CACHED)["X-Cache"] == "HIT", label
+        response = write()
+        assert getattr(response, "status_code", 200) < 400, (label, response.content)
+        after = same_as_uncached(editor)
+        assert after["X-Cache"] == "MISS", label
+
+
+def test_a_failed_write_leaves_the_entry_valid(shop):
+    editor = shop["editor"]
+    get(editor, CACHED)
+    assert shop["viewer"].post(CACHED, {"name": "x"}, format="json").status_code == 403
+    assert editor.post(CACHED, {"name": "no price"}, format="json").status_code == 400
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+def test_a_write_to_a_resource_invalidates_the_resources_sharing_its_tag(shop):
+    editor = shop["editor"]
+    order = OrderFactory(product=shop["dear"])
+    assert get(editor, ORDERS)["X-Cache"] == "MISS"
+    assert get(editor, ORDERS)["X-Cache"] == "HIT"
+    assert get(editor, ORDERS, f"{order.reference}/")["X-Cache"] == "MISS"
+    shop["admin"].patch(f"{CACHED}{shop['dear'].pk}/", {"name": "Renamed"}, format="json")
+    assert get(editor, ORDERS)["X-Cache"] == "MISS"
+    assert get(editor, ORDERS, f"{order.reference}/")["X-Cache"] == "MISS"
+    # and a tag by name, for writes no resource reports
+    invalidate("test-catalog")
+    assert get(editor, ORDERS)["X-Cache"] == "MISS"
+    Order.objects.update(quantity=7)
+    invalidate(Order)
+    assert get(editor, ORDERS).json()["docs"][0]["quantity"] == 7
+
+
+def test_a_write_that_rolls_back_bumps_nothing(shop):
+    from django.db import transaction
+
+    editor = shop["editor"]
+    get(editor, CACHED)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        _save_outside(Product.objects.filter(organization=shop["a"]).first())
+        raise RuntimeError("roll back")
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+# -- STALE ---------------------------------------------------------------------------------------
+
+
+def test_a_stale_entry_is_served_at_once_then_refreshed_once(shop, monkeypatch):
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3, "tags": ["t"]})
+    editor = shop["editor"]
+    first = get(editor, CACHED)
+    assert first["X-Cache"] == "MISS"
+    # a change the cache is not told about (no signal, no invalidate())
+    Product.objects.filter(organization=shop["a"]).update(name="Changed")
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    time.sleep(0.35)
+    stale = get(editor, CACHED)
+    assert stale["X-Cache"] == "STALE"
+    assert stale.content == first.content  # served at once, the old answer
+    # the refresh ran after that response was sent: the next read is fresh and new
+    fresh = get(editor, CACHED)
+    assert fresh["X-Cache"] == "HIT"
+    assert {d["name"] for d in fresh.json()["docs"]} == {"Changed"}
+    assert fresh.content == get(editor, UNCACHED).content
+
+
+def test_only_one_request_refreshes_a_stale_entry(shop, monkeypatch, redis_cache):
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.2})
+    editor = shop["editor"]
+    get(editor, CACHED)
+    time.sleep(0.25)
+    # someone else holds the refresh lock: this request serves STALE without running SQL
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(REDIS_URL)
+    locked = [
+        k for k in client.scan_iter(f"{redis_cache['KEY_PREFIX']}*:e:*") if b":refresh" not in k
+    ]
+    assert len(locked) == 1
+    client.set(locked[0] + b":refresh", b"1", ex=30)
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            assert get(editor, CACHED)["X-Cache"] == "STALE"
+    assert len(queries) == 0
+    client.delete(locked[0] + b":refresh")
+    assert get(editor, CACHED)["X-Cache"] == "STALE"  # this one refreshes
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    client.close()
+
+
+# -- outages ---------------------------------------------------------------------------------------
+
+
+def test_redis_stopped_mid_test_answers_200_uncached_with_one_warning(shop, tmp_path, caplog):
+    editor = shop["editor"]
+    with redis_server(tmp_path) as server:
+        with override_settings(CACHES=caches_with("redis", server["url"])):
+            assert get(editor, CACHED)["X-Cache"] == "MISS"
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+            server["stop"]()
+            caplog.set_level(logging.WARNING, logger="django_arc.redis")
+            for _ in range(3):
+                response = same_as_uncached(editor)
+                assert response.status_code == 200 and response["X-Cache"] == "MISS"
+            # writes go on, their bumps wait for Redis
+            created = shop["admin"].post(
+                CACHED, {"name": "During", "sku": "D-1", "price": "1"}, format="json"
+            )
+            assert created.status_code == 201
+            same_as_uncached(editor, detail=f"{created.json()['data']['id']}/")
+            warnings = [r for r in caplog.records if r.name == "django_arc.redis"]
+            assert len(warnings) == 1, [r.getMessage() for r in warnings]
+            assert "query cache" in warnings[0].getMessage()
+            server["start"]()
+            assert same_as_uncached(editor)["X-Cache"] == "MISS"
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+def test_a_bump_lost_to_an_outage_is_applied_before_this_process_reads_again(shop, redis_cache):
+    """Redis unreachable (not restarted): its entries survive the outage, so the writes made
+    meanwhile must still retire them."""
+    editor = shop["editor"]
+    before = get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    dead = caches_with("redis", "redis://127.0.0.1:1/0", redis_cache["KEY_PREFIX"])
+    with override_settings(CACHES=dead):
+        url = f"{CACHED}{shop['dear'].pk}/"
+        patched = shop["admin"].patch(url, {"name": "Meanwhile"}, format="json")
+        assert patched.status_code == 200
+        assert get(editor, CACHED)["X-Cache"] == "MISS"
+    after = get(editor, CACHED)
+    assert after["X-Cache"] == "MISS" and after.content != before.content
+    same_as_uncached(editor)
+
+
+def test_a_version_key_evicted_is_a_miss_never_an_old_hit(shop, redis_cache):
+    import redis as redis_py
+
+    editor = shop["editor"]
+    get(editor, CACHED)
+    client = redis_py.Redis.from_url(REDIS_URL)
+    resource = arc.get_resource("cached-products")
+    version = redis_alias.make_key("redis", resource_version_key(resource))
+    assert client.delete(version) == 1  # what an allkeys-lru eviction does
+    client.close()
+    assert get(editor, CACHED)["X-Cache"] == "MISS"
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+def test_without_a_django_redis_alias_nothing_is_cached(shop):
+    with override_settings(ARC=arc_with(CACHE={"ALIAS": "default"})):
+        response = get(shop["editor"], CACHED)
+        assert response.status_code == 200 and "X-Cache" not in response
