@@ -2,7 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from benchmarks.benchapp.drf_views import ItemOutboxViewSet, ItemViewSet
-from benchmarks.benchapp.resources import access, bench
+from benchmarks.benchapp.resources import access, bench, presets_site
 
 router = DefaultRouter()
 router.register("items", ItemViewSet, basename="drf-items")
@@ -14,4 +14,5 @@ urlpatterns = [
     path("drf-outbox/", include(outbox_router.urls)),
     path("arc/", include(bench.urls)),
     path("access/", include(access.urls)),
+    path("presets/", include(presets_site.urls)),
 ]
