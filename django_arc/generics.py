@@ -114,12 +114,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     # -- who is asking, and may they --------------------------------------------------------
 
-    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
-        """DRF's ``initial()`` (negotiation, authentication, permissions, throttles), with
-        the caller's scope resolved right after authentication, once for the request."""
-        super().initial(request, *args, **kwargs)
-
     def perform_authentication(self, request: Any) -> None:
+        """DRF's ``initial()`` calls this between negotiation and permissions: the caller's
+        scope is resolved here, once for the request, right after DRF authentication."""
         super().perform_authentication(request)
         if self.action not in (None, "metadata"):
             # A method the route does not map answers 405 before anyone is asked who they are.
