@@ -101,6 +101,8 @@ class Target:
     arc: dict[str, Any] | None = field(default=None, hash=False, compare=False)
     atomic_requests: bool = False
     unique_header: str = ""
+    #: in-process requests per CPU batch when not ``--cpu-requests`` (heavy requests)
+    cpu_requests: int | None = None
 
     @property
     def expected_status(self) -> int:
@@ -232,12 +234,13 @@ def cpu_per_request(
     for group in groups:
         for _ in range(repeats):
             for target in group:
+                n = target.cpu_requests or requests
                 with target.settings_context():
                     send(client, target)
                     start = time.process_time()
-                    for _ in range(requests):
+                    for _ in range(n):
                         send(client, target)
-                    ms = (time.process_time() - start) * 1000 / requests
+                    ms = (time.process_time() - start) * 1000 / n
                 best[target.key] = min(ms, best.get(target.key, float("inf")))
     return best
 
@@ -282,6 +285,55 @@ def profile(targets: list[Target], requests: int) -> str:
             + profiler.output_text(unicode=False, color=False, show_all=False)
         )
     return "\n".join(reports)
+
+
+class SectionTimer:
+    """CPU time (``time.process_time``) spent in named sections of a request, in process.
+
+    :meth:`wrap` replaces ``owner.name`` (a function or method) with a timed version for as
+    long as the timer is active (``with timer:``). Sections nest: each keeps its *self* time
+    (a section called inside another is taken out of the outer one), so the sections plus
+    what no section covers add up to the measured total. Diagnostic only: the wrappers add
+    a few microseconds per call, so use it for shares, not for totals to compare.
+    """
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        self._stack: list[float] = []
+        self._patches: list[tuple[Any, str, Any]] = []
+
+    def wrap(
+        self, owner: Any, name: str, label: str | Callable[[Any, tuple[Any, ...]], str]
+    ) -> None:
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        timer = self
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            key = label(args[0] if args else None, args) if callable(label) else label
+            timer._stack.append(0.0)
+            start = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                elapsed = time.process_time() - start
+                children = timer._stack.pop()
+                timer.spent[key] = timer.spent.get(key, 0.0) + elapsed - children
+                if timer._stack:
+                    timer._stack[-1] += elapsed
+
+        self._patches.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def __enter__(self) -> SectionTimer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for owner, name, original in reversed(self._patches):
+            setattr(owner, name, original)
+        self._patches.clear()
+
+    def reset(self) -> None:
+        self.spent.clear()
 
 
 # --------------------------------------------------------------------------- wrk
@@ -433,17 +485,27 @@ def _summary(rps: list[float], loads: list[float]) -> dict[str, Any]:
     }
 
 
+#: ``after_run(target, sample)``: called after every wrk run (warm-ups too, with
+#: ``sample["warmup"]`` true), e.g. to count and delete the rows a write target created; a
+#: value it returns is kept, per target and in round order, as ``result["after"]``.
+AfterRun = Callable[[Target, dict[str, Any]], Any]
+
+
 def wrk_rounds(
-    groups: list[list[Target]], urls: dict[str, str], args: argparse.Namespace
+    groups: list[list[Target]],
+    urls: dict[str, str],
+    args: argparse.Namespace,
+    after_run: AfterRun | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Requests/s per target: a 2 s warm-up each, then ``args.rounds`` interleaved rounds of
     ``args.duration`` s. Returns best, every sample (in round order) and the spread."""
     samples: dict[str, list[float]] = {}
     loads: dict[str, list[float]] = {}
     failures: dict[str, int] = {}
+    afters: dict[str, list[Any]] = {}
     for group in groups:
         for target in group:  # warm-up: imports, connections, caches
-            run_wrk(
+            warmup = run_wrk(
                 urls[target.server] + target.path,
                 2,
                 args.connections,
@@ -452,6 +514,8 @@ def wrk_rounds(
                 target.headers,
                 target.unique_header,
             )
+            if after_run is not None:
+                after_run(target, {**warmup, "warmup": True})
         for round_no in range(args.rounds):
             for target in _rotated(group, round_no):
                 load = os.getloadavg()[0]
@@ -472,7 +536,13 @@ def wrk_rounds(
                 samples.setdefault(target.key, []).append(sample["rps"])
                 loads.setdefault(target.key, []).append(load)
                 failures[target.key] = failures.get(target.key, 0) + sample["non_2xx"]
+                if after_run is not None:
+                    afters.setdefault(target.key, []).append(
+                        after_run(target, {**sample, "warmup": False})
+                    )
     out = {key: _summary(values, loads[key]) for key, values in samples.items()}
+    for key, values in afters.items():
+        out[key]["after"] = values
     for key, bad in failures.items():
         out[key]["non_2xx"] = bad
         if bad:
@@ -481,7 +551,7 @@ def wrk_rounds(
 
 
 def measure_throughput(
-    groups: list[list[Target]], args: argparse.Namespace
+    groups: list[list[Target]], args: argparse.Namespace, after_run: AfterRun | None = None
 ) -> tuple[dict[str, dict[str, Any]], str]:
     """wrk against gunicorn when available (else the in-process fallback); returns the
     results and a one-line description of the method for the report."""
@@ -500,7 +570,7 @@ def measure_throughput(
         "round); client, server and PostgreSQL share the machine"
     )
     with gunicorn_servers(servers, args.workers) as urls:
-        return wrk_rounds(groups, urls, args), method
+        return wrk_rounds(groups, urls, args, after_run), method
 
 
 @dataclass
@@ -532,10 +602,11 @@ def measure_all(
     args: argparse.Namespace,
     check: Callable[[dict[str, Any]], None],
     settle: Callable[[], None] | None = None,
+    after_run: AfterRun | None = None,
 ) -> Measurements:
     """The sequence every benchmark runs: SQL counts (and ``check`` of the answers, so a
     side that answers differently is never timed), CPU per request, ``settle`` (undo what
-    those requests wrote), then throughput."""
+    those requests wrote), then throughput (``after_run``: see :func:`wrk_rounds`)."""
     flat = [t for group in groups for t in group]
     counts, bodies = query_counts(flat)
     check(bodies)
@@ -544,7 +615,7 @@ def measure_all(
     print("CPU ms per request:", cpu, file=sys.stderr)
     if settle is not None:
         settle()
-    throughput, method = measure_throughput(groups, args)
+    throughput, method = measure_throughput(groups, args, after_run)
     return Measurements(flat, counts, cpu, throughput, method)
 
 

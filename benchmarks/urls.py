@@ -2,7 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from benchmarks.benchapp.drf_views import ItemOutboxViewSet, ItemViewSet
-from benchmarks.benchapp.resources import access, bench
+from benchmarks.benchapp.resources import access, bench, presets_site
 from benchmarks.benchapp.views import DrfNoop, noop
 
 router = DefaultRouter()
@@ -17,4 +17,5 @@ urlpatterns = [
     path("access/", include(access.urls)),
     path("noop/", noop),
     path("drf-noop/", DrfNoop.as_view()),
+    path("presets/", include(presets_site.urls)),
 ]

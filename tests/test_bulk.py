@@ -200,6 +200,35 @@ def test_bulk_update_data_is_checked_even_when_the_filter_matches_no_row(api):
     assert ok.status_code == 200 and ok.json()["data"] == {"updated": 0, "ids": []}
 
 
+def test_bulk_update_by_a_filter_matching_no_row_updates_nothing(api):
+    BookFactory(pages=5)
+    r = api.patch(
+        "/api/bulk-books/bulk/",
+        {"filter": {"pages[gte]": 1000}, "data": {"title": "big"}},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["data"] == {"updated": 0, "ids": []}
+
+
+def test_one_serializer_per_batch_keeps_items_apart(api):
+    # the batch shares one serializer: an item's values or errors never leak into the next
+    author = AuthorFactory()
+    items = books(3, author)
+    items[0]["pages"] = "many"
+    del items[1]["title"]
+    body = assert_error(
+        api.post("/api/bulk-books/bulk/", {"items": items}, format="json"), 400, "VALIDATION_ERROR"
+    )
+    assert body["details"]["items"] == {
+        "0": {"pages": ["A valid integer is required."]},
+        "1": {"title": ["This field is required."]},
+    }
+    r = api.post("/api/bulk-books/bulk/", {"items": books(3, author)}, format="json")
+    assert r.status_code == 201, r.content
+    assert sorted(Book.objects.values_list("title", flat=True)) == ["b0", "b1", "b2"]
+
+
 def test_bulk_update_filter_matching_more_than_max_items_is_refused(api):
     BookFactory.create_batch(51, pages=5)
     body = assert_error(

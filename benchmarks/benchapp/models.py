@@ -83,3 +83,49 @@ class TenantItem(models.Model):
             ),
             models.Index(fields=["created_at"], name="bench_titem_created"),
         ]
+
+
+# --------------------------------------------------------------------------- presets benchmark
+# ``benchmarks/presets.py`` serves one model through a bare resource and through the same
+# resource with every preset (MultiTenant, SoftDelete, SlugLookup, OwnedBy, Bulk, Audited)
+# and field rules, so the model carries every preset's column.
+
+
+class PresetItem(models.Model):
+    """``TenantItem`` plus the columns the presets use: ``owner`` (``OwnedBy``), ``slug``
+    (``SlugLookup``) and ``deleted_at`` (``SoftDelete``). Both sides of the benchmark read and
+    write this one table, so table, indexes and data are the same for both."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="preset_items"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="bench_preset_items",
+    )
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="preset_items")
+    name = models.CharField(max_length=200)
+    sku = models.CharField(max_length=64)
+    # Not unique: the create benchmark posts the same body over and over; the slug route
+    # answers 404 when a lookup matches several rows. Indexed with the tenant below.
+    slug = models.SlugField(max_length=80, db_index=False)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    cost = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    status = models.CharField(max_length=20, choices=Item.STATUSES, default="draft")
+    quantity = models.PositiveIntegerField(default=0)
+    internal_note = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "price"], name="bench_pitem_status_price"),
+            models.Index(
+                fields=["organization", "status", "price"], name="bench_pitem_org_status_price"
+            ),
+            models.Index(fields=["organization", "slug"], name="bench_pitem_org_slug"),
+            models.Index(fields=["created_at"], name="bench_pitem_created"),
+        ]

@@ -351,20 +351,28 @@ class Bulk(Preset):
         rows: list[Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Each body through the resource's serializer (partial for updates), without the
-        per-item uniqueness queries; errors collected and indexed."""
+        per-item uniqueness queries; errors collected and indexed.
+
+        One serializer validates the whole batch, as DRF's ``ListSerializer`` does with its
+        child: its fields are built and narrowed (``get_serializer``) once, not once per item.
+        Before each item it is pointed at that item (``initial_data``, and ``instance`` for
+        updates), which is what ``is_valid()`` would see on a serializer of its own."""
         validated, errors = [], {}
+        if not bodies:  # a filter that matched no row
+            return validated
+        if rows is None:
+            serializer = view.get_serializer(data={}, context=context)
+        else:
+            serializer = view.get_serializer(rows[0], data={}, partial=True, context=context)
+        _without_uniqueness_queries(serializer)
         for index, body in enumerate(bodies):
-            if rows is None:
-                serializer = view.get_serializer(data=body, context=context)
-            else:
-                serializer = view.get_serializer(
-                    rows[index], data=body, partial=True, context=context
-                )
-            _without_uniqueness_queries(serializer)
-            if serializer.is_valid():
-                validated.append(serializer.validated_data)
-            else:
-                errors[str(index)] = flatten_validation(serializer.errors)
+            serializer.initial_data = body
+            if rows is not None:
+                serializer.instance = rows[index]
+            try:
+                validated.append(serializer.run_validation(body))
+            except serializers.ValidationError as exc:
+                errors[str(index)] = flatten_validation(exc.detail)
         if errors:
             raise _invalid({"items": errors})
         return validated
