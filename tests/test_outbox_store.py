@@ -7,9 +7,11 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from django_arc.events.event import create_event
 from django_arc.outbox import EventOutbox, OutboxEvent, store_event
+from django_arc.outbox.store import store_event_without_row
 from django_arc.signals import resource_event
 from tests.outbox_support import RecordingTransport
 
@@ -143,6 +145,30 @@ def test_duplicate_dedupe_key_returns_existing_row_and_keeps_transaction_usable(
     assert row2.payload == {"n": 1}
     assert OutboxEvent.objects.count() == 2
     assert other.pk != row1.pk
+
+
+def test_the_receivers_keyed_insert_is_one_statement_and_skips_duplicates():
+    """A keyed request's events (``store_event_without_row``, the ``resource_event``
+    receiver's path): one ``INSERT … ON CONFLICT DO NOTHING`` each, no read back; a retry
+    with the same key, or the same event again, adds nothing and leaves the transaction
+    usable."""
+    first = create_event("orders.created", {"n": 1}, idempotency_key="k1:orders.created:9")
+    retry = create_event("orders.created", {"n": 2}, idempotency_key="k1:orders.created:9")
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as ctx:
+            store_event_without_row(first)
+        assert len(ctx) == 1 and "ON CONFLICT DO NOTHING" in ctx[0]["sql"]
+        store_event_without_row(retry)
+        store_event_without_row(first)
+        store_event_without_row(create_event("orders.created", {"n": 3}, idempotency_key="k2"))
+    rows = list(OutboxEvent.objects.order_by("id").values("event_id", "payload", "dedupe_key"))
+    assert rows == [
+        {"event_id": first.id, "payload": {"n": 1}, "dedupe_key": "k1:orders.created:9"},
+        {"event_id": rows[1]["event_id"], "payload": {"n": 3}, "dedupe_key": "k2"},
+    ]
+    assert OutboxEvent.objects.get(event_id=first.id).meta["idempotency_key"] == (
+        "k1:orders.created:9"
+    )
 
 
 def test_same_event_stored_twice_with_key_is_a_no_op():

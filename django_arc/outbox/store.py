@@ -91,30 +91,59 @@ _INSERT_COLUMNS = (
     "created_at",
     "partition_key",
 )
-_insert_sql: dict[str, str] = {}
+_insert_sql: dict[tuple[str, bool], str] = {}
 
 
-def _insert_statement(connection: Any) -> str:
+def _insert_statement(connection: Any, keyed: bool = False) -> str:
     """Built once per database. The JSON columns take the encoded text as it is (``::jsonb``
-    on PostgreSQL; SQLite stores the text), so nothing is encoded twice."""
-    sql = _insert_sql.get(connection.alias)
+    on PostgreSQL; SQLite stores the text), so nothing is encoded twice. ``keyed``: the row
+    has a dedupe key and a duplicate is skipped (``ON CONFLICT DO NOTHING``, which both
+    PostgreSQL and SQLite read, so the caller's transaction stays usable without a
+    savepoint); it returns nothing, since a skipped row has no id."""
+    sql = _insert_sql.get((connection.alias, keyed))
     if sql is None:
         qn = connection.ops.quote_name
         opts = OutboxEvent._meta
-        columns = [opts.get_field(name).column for name in _INSERT_COLUMNS]
+        names = (*_INSERT_COLUMNS, "dedupe_key") if keyed else _INSERT_COLUMNS
+        columns = [opts.get_field(name).column for name in names]
         columns += [opts.get_field(name).column for name in ("status", "attempts", "last_error")]
         json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-        params = [json_param if name in ("payload", "meta") else "%s" for name in _INSERT_COLUMNS]
-        returning = connection.features.can_return_columns_from_insert
+        params = [json_param if name in ("payload", "meta") else "%s" for name in names]
+        if keyed:
+            tail = " ON CONFLICT DO NOTHING"
+        elif connection.features.can_return_columns_from_insert:
+            tail = f" RETURNING {qn(opts.pk.column)}"
+        else:
+            tail = ""
         sql = "INSERT INTO {} ({}) VALUES ({}, '{}', 0, ''){}".format(
             qn(opts.db_table),
             ", ".join(qn(c) for c in columns),
             ", ".join(params),
             OutboxStatus.PENDING.value,
-            f" RETURNING {qn(opts.pk.column)}" if returning else "",
+            tail,
         )
-        _insert_sql[connection.alias] = sql
+        _insert_sql[(connection.alias, keyed)] = sql
     return sql
+
+
+def _insert_keyed(event: Event, db: str, key: str, payload_json: str | None) -> None:
+    """Insert ``event`` (which has a dedupe key) unless a row with its id or key exists:
+    one statement, for a receiver that needs no row back (a keyed request's events)."""
+    now = timezone.now()
+    connection = connections[db]
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    values = [
+        str(event.meta.id),
+        event.type,
+        payload_json if payload_json is not None else _dumps(event.payload),
+        _dumps(stored_meta(event.meta)),
+        stamp,
+        stamp,
+        partition_key(event),
+        key,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_statement(connection, keyed=True), values)
 
 
 def _insert(
@@ -169,8 +198,13 @@ def _store(
 ) -> OutboxEvent | None:
     require_event(event)
     db = using or router.db_for_write(OutboxEvent)
-    if dedupe_key(event) is None:
+    key = dedupe_key(event)
+    if key is None:
         return _insert(event, db, want_row=want_row, payload_json=payload_json)
+    listened = pre_save.has_listeners(OutboxEvent) or post_save.has_listeners(OutboxEvent)
+    if not want_row and not listened:
+        _insert_keyed(event, db, key, payload_json)
+        return None
     return _store_deduplicated(row_for(event), db)
 
 
