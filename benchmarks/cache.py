@@ -162,7 +162,7 @@ def outbox_store_cost(events: int = 300, repeats: int = 5) -> dict[str, float]:
     from django.db import transaction
 
     from django_arc.events.event import create_event
-    from django_arc.outbox.relay import store_event_without_row
+    from django_arc.outbox.store import store_event_without_row
 
     best = {"plain": float("inf"), "keyed": float("inf")}
     payload = {"id": 1, "data": {"name": "Benchmark item", "price": "9.99"}}
