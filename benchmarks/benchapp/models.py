@@ -123,8 +123,12 @@ class PresetItem(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["status", "price"], name="bench_pitem_status_price"),
+            # What docs/presets/soft-delete.md advises: the tenant's list index only over
+            # live rows, so a page's COUNT(*) is an index-only scan like the bare side's.
             models.Index(
-                fields=["organization", "status", "price"], name="bench_pitem_org_status_price"
+                fields=["organization", "status", "price"],
+                name="bench_pitem_org_status_price",
+                condition=models.Q(deleted_at__isnull=True),
             ),
             models.Index(fields=["organization", "slug"], name="bench_pitem_org_slug"),
             models.Index(fields=["created_at"], name="bench_pitem_created"),
