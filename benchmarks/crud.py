@@ -138,12 +138,13 @@ def prepare_data(rows: int) -> int:
 
 def check_same_answers(bodies: dict[str, Any]) -> None:
     """Both sides must list the same rows and return the same object, or the comparison lies."""
-    if "drf:list" not in bodies:
-        return
-    drf_ids = sorted(doc["id"] for doc in bodies["drf:list"]["results"])
-    arc_ids = sorted(doc["id"] for doc in bodies["arc:list"]["docs"])
-    if drf_ids != arc_ids or bodies["drf:get"] != bodies["arc:get"]["data"]:
-        print("WARNING: DRF and arc answers differ", drf_ids, arc_ids, file=sys.stderr)
+    if "drf:list" in bodies:
+        drf_ids = sorted(doc["id"] for doc in bodies["drf:list"]["results"])
+        arc_ids = sorted(doc["id"] for doc in bodies["arc:list"]["docs"])
+        if drf_ids != arc_ids:
+            print("WARNING: DRF and arc list different rows", drf_ids, arc_ids, file=sys.stderr)
+    if "drf:get" in bodies and bodies["drf:get"] != bodies["arc:get"]["data"]:
+        print("WARNING: DRF and arc return different objects", file=sys.stderr)
 
 
 def render(
