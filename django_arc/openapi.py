@@ -426,7 +426,10 @@ class ArcAutoSchema(AutoSchema):
         """Every serializer of these routes (the resource's, actions' ``input``, routes'
         ``request``/``response``) as DRF's validation reads it: a request never lists
         read-only fields, request strings are not blank unless allowed and hold no NUL,
-        decimals are their digits (:func:`_match_validation`)."""
+        decimals are their digits (:func:`_match_validation`). What a body's handler checks
+        by hand, a request serializer declares as class attributes: ``arc_min_properties``
+        (``minProperties``), ``arc_required_any_of`` (alternative sets of required fields,
+        ``anyOf``), and a list field's ``unique_items`` (``uniqueItems``); Bulk's bodies do."""
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
         properties = schema.get("properties")
         fields = getattr(force_instance(serializer), "fields", None)
