@@ -126,24 +126,47 @@ def _insert_statement(connection: Any, keyed: bool = False) -> str:
     return sql
 
 
+def _event_values(event: Event) -> list[Any]:
+    """The :data:`_INSERT_COLUMNS` of a new row for ``event``, without building the model
+    instance; the payload still to be encoded, the times not yet adapted."""
+    now = timezone.now()
+    return [
+        str(event.meta.id),
+        event.type,
+        event.payload,
+        _dumps(stored_meta(event.meta)),
+        now,
+        now,
+        partition_key(event),
+    ]
+
+
+def _execute_insert(
+    values: list[Any],
+    payload_json: str | None,
+    connection: Any,
+    *,
+    keyed: bool = False,
+    want_id: bool = False,
+) -> Any:
+    """Encode the payload (unless ``payload_json`` is its encoding), adapt the times and run
+    the INSERT; with ``want_id``, return the new row's id (never for ``keyed``)."""
+    values[2] = payload_json if payload_json is not None else _dumps(values[2])
+    values[4] = connection.ops.adapt_datetimefield_value(values[4])
+    values[5] = connection.ops.adapt_datetimefield_value(values[5])
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_statement(connection, keyed=keyed), values)
+        if not want_id:
+            return None
+        if connection.features.can_return_columns_from_insert:
+            return cursor.fetchone()[0]
+        return cursor.lastrowid
+
+
 def _insert_keyed(event: Event, db: str, key: str, payload_json: str | None) -> None:
     """Insert ``event`` (which has a dedupe key) unless a row with its id or key exists:
     one statement, for a receiver that needs no row back (a keyed request's events)."""
-    now = timezone.now()
-    connection = connections[db]
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    values = [
-        str(event.meta.id),
-        event.type,
-        payload_json if payload_json is not None else _dumps(event.payload),
-        _dumps(stored_meta(event.meta)),
-        stamp,
-        stamp,
-        partition_key(event),
-        key,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_statement(connection, keyed=True), values)
+    _execute_insert([*_event_values(event), key], payload_json, connections[db], keyed=True)
 
 
 def _insert(
@@ -164,26 +187,11 @@ def _insert(
         values = [getattr(row, name) for name in _INSERT_COLUMNS]
         values[3] = _dumps(row.meta)
     else:
-        now = timezone.now()
-        values = [
-            str(event.meta.id),
-            event.type,
-            event.payload,
-            _dumps(stored_meta(event.meta)),
-            now,
-            now,
-            partition_key(event),
-        ]
-    values[2] = payload_json if payload_json is not None else _dumps(values[2])
-    connection = connections[db]
-    values[4] = connection.ops.adapt_datetimefield_value(values[4])
-    values[5] = connection.ops.adapt_datetimefield_value(values[5])
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_statement(connection), values)
-        if row is None:
-            return None
-        returning = connection.features.can_return_columns_from_insert
-        row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+        values = _event_values(event)
+    pk = _execute_insert(values, payload_json, connections[db], want_id=row is not None)
+    if row is None:
+        return None
+    row.pk = pk
     row._state.adding = False
     row._state.db = db
     if post_save.has_listeners(OutboxEvent):
