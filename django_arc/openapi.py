@@ -429,7 +429,7 @@ class ArcAutoSchema(AutoSchema):
         decimals are their digits (:func:`_match_validation`). What a body's handler checks
         by hand, a request serializer declares as class attributes: ``arc_min_properties``
         (``minProperties``), ``arc_required_any_of`` (alternative sets of required fields,
-        ``anyOf``), and a list field's ``unique_items`` (``uniqueItems``); Bulk's bodies do."""
+        ``anyOf``), and a list field's ``unique_items`` (``uniqueItems``), as preset routes' bodies do."""
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
         properties = schema.get("properties")
         fields = getattr(force_instance(serializer), "fields", None)

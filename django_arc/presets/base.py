@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 if TYPE_CHECKING:
     from ..actions import RouteSpec
@@ -52,6 +52,11 @@ class Preset:
         """Fields this preset sets itself: read-only in the serializer, refused (or stripped)
         when a body carries them, unless :meth:`accepts_body_value` says the value is
         harmless."""
+        return set()
+
+    def organization_models(self, resource: Resource) -> set[type[Model]]:
+        """The models the organization ids of this preset's rows point at (a tenant
+        relation's target): what ``arc_create_client --org`` checks an id against."""
         return set()
 
     def routes(self, resource: Resource) -> list[RouteSpec]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import models
 from django.db.models import QuerySet
 
 from ..exceptions import ArcError
@@ -192,6 +193,21 @@ class MultiTenant(Preset):
                 continue
             filters[other.attname] = values[dim.attname]
         return queryset.filter(**filters) if filters else queryset
+
+    def organization_models(self, resource: Resource) -> set[type[models.Model]]:
+        """The targets of the ``org`` dimensions that are relations; a missing field is
+        ``manage.py check``'s to report (arc.E011)."""
+        found = set()
+        for dim in self.dimensions:
+            if dim.type != "org":
+                continue
+            try:
+                field = resource.model._meta.get_field(dim.field)
+            except FieldDoesNotExist:
+                continue
+            if field.is_relation and field.related_model is not None:
+                found.add(field.related_model)
+        return found
 
     def managed_fields(self, resource: Resource) -> set[str]:
         return {d.field for d in self.dimensions} | {

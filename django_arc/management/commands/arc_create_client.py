@@ -5,8 +5,8 @@ lose it and you create a new client or rotate the key in the admin-less way
 (``client.set_new_key(); client.save()``).
 
 ``--org`` must name an existing organization. django-arc does not own the organization model,
-so it takes it from the resources: the model every ``MultiTenant`` organization dimension
-points at (``Product.organization`` → ``shop.Organization``). A client for an organization
+so it asks the resources' presets (``Preset.organization_models``): for ``MultiTenant``, the
+model every organization dimension points at (``Product.organization`` → ``shop.Organization``). A client for an organization
 that does not exist would be a key that can never read anything, or one waiting for
 whatever organization is created under that id later.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models
 
@@ -23,27 +23,19 @@ from django_arc.clients import ServiceClient
 
 
 def organization_models() -> list[type[models.Model]]:
-    """The models organization ids point at: the related model of every ``MultiTenant``
-    dimension of type ``org`` that is a relation, over every registered resource."""
-    from django_arc.presets.tenancy import MultiTenant
+    """The models organization ids point at, as the presets of every registered resource
+    name them (:meth:`~django_arc.presets.base.Preset.organization_models`)."""
     from django_arc.sites import _all_sites
 
     found: list[type[models.Model]] = []
     for site in _all_sites:
         for resource in site.resources:
-            for preset in resource.presets or ():
-                if not isinstance(preset, MultiTenant):
-                    continue
-                for dimension in preset.dimensions:
-                    if dimension.type != "org":
-                        continue
-                    try:
-                        field = resource.model._meta.get_field(dimension.field)
-                    except FieldDoesNotExist:
-                        continue  # reported by manage.py check (arc.E011)
-                    target = field.related_model if field.is_relation else None
-                    if target is not None and target not in found:
-                        found.append(target)
+            for preset in resource.preset_list:
+                for model in sorted(
+                    preset.organization_models(resource), key=lambda m: m._meta.label
+                ):
+                    if model not in found:
+                        found.append(model)
     return found
 
 
@@ -98,7 +90,7 @@ class Command(BaseCommand):
                 )
         if not targets:
             self.stderr.write(
-                f"Cannot check that organization {org!r} exists: no MultiTenant resource "
+                f"Cannot check that organization {org!r} exists: no resource's preset "
                 "points at an organization model."
             )
         scopes = _parse_scopes(options["scopes"])
