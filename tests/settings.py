@@ -6,6 +6,7 @@
 """
 
 import os
+import tempfile
 
 SECRET_KEY = "django-arc-tests"
 DEBUG = False
@@ -68,7 +69,18 @@ if os.environ.get("ARC_TEST_DB") == "postgres":
         }
     }
 else:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    # The test database is a file, not Django's shared-cache in-memory one: tests that race
+    # threads for one row (idempotency claims) need SQLite's busy timeout, and shared-cache
+    # table locks fail at once ("database table is locked") instead of waiting.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": ":memory:",
+            "TEST": {
+                "NAME": os.path.join(tempfile.gettempdir(), f"arc-test-{os.getpid()}.sqlite3")
+            },
+        }
+    }
 
 REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
 
