@@ -11,8 +11,8 @@ that knows how a request is judged and how rows are reached. The verbs live in
    then the request features that may answer without running the route (a
    :class:`~django_arc.exceptions.ShortCircuit`): the query cache for a list/get, the
    ``Idempotency-Key`` of an unsafe request. ``finalize_response()`` is their other end.
-2. Rows: :meth:`get_queryset` = ``Resource.get_queryset`` → every preset's
-   ``filter_queryset`` → the permission's filters. Lists add the filter backends (the query
+2. Rows: :meth:`get_queryset` = ``Resource.get_queryset`` → every preset's ``row_filter``
+   (in one ``filter()``) and ``filter_queryset`` → the permission's filters. Lists add the filter backends (the query
    language) and a pagination class; single rows come from :meth:`get_object`, which adds the
    object permission and every preset's ``check_object``. Nothing reads rows another way.
 3. Output: :meth:`render` serialises through the caller's :class:`~django_arc.fields.ReadPlan`
@@ -267,10 +267,15 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     # -- rows ------------------------------------------------------------------------------------
 
     def get_queryset(self) -> models.QuerySet:
-        """The rows this request may see: presets' filters (tenancy first, as listed) and the
-        permission's filters over ``Resource.get_queryset()``."""
+        """The rows this request may see: ``Resource.get_queryset()``, the presets'
+        conditions (one ``filter()`` for all of them), each preset's ``filter_queryset``, and
+        the permission's filters."""
         queryset = self.resource.get_queryset(self.request)
-        for preset in self.resource.preset_list:
+        presets = self.resource.preset_list
+        conditions = [q for q in (preset.row_filter(self) for preset in presets) if q]
+        if conditions:
+            queryset = queryset.filter(*conditions)
+        for preset in presets:
             queryset = preset.filter_queryset(self, queryset)
         filters = self.permission_filters
         if filters:

@@ -105,6 +105,10 @@ class Recorder(presets.Preset):
     def __init__(self):
         self.writes = []
 
+    def filter_queryset(self, view, queryset):
+        # runs after MultiTenant's row_filter: both narrow every route
+        return queryset.exclude(name="withdrawn")
+
     def check_object(self, view, obj):
         if obj.name == "locked" and view.action in ("partial_update", "destroy"):
             raise ArcError("OWNERSHIP_DENIED", "Not yours", 403)
@@ -234,3 +238,21 @@ def test_route_url_kwargs_and_lookup_field_go_through_the_filters(contract_urls)
     assert r.status_code == 200 and r.json()["data"]["name"] == "mine"
     assert client.get("/c/recorded/by-sku/THEIRS-1/").status_code == 404
     assert client.get("/c/recorded/by-sku/nope/").status_code == 404
+
+
+def test_row_filter_and_filter_queryset_both_narrow_every_route(contract_urls):
+    """MultiTenant narrows through ``row_filter`` (a condition), the recorder through
+    ``filter_queryset`` (a queryset): lists, lookups and preset routes see neither the other
+    tenant's rows nor the withdrawn one."""
+    org, client = contract_urls
+    mine = ProductFactory(organization=org, name="mine", sku="MINE-2")
+    withdrawn = ProductFactory(organization=org, name="withdrawn", sku="GONE-1")
+    theirs = ProductFactory(name="theirs", sku="THEIRS-2")
+    docs = client.get("/c/recorded/").json()["docs"]
+    assert [d["name"] for d in docs] == ["mine"]
+    assert client.get(f"/c/recorded/{mine.pk}/").status_code == 200
+    for row in (withdrawn, theirs):
+        assert client.get(f"/c/recorded/{row.pk}/").status_code == 404
+        assert client.get(f"/c/recorded/by-sku/{row.sku}/").status_code == 404
+        assert client.delete(f"/c/recorded/{row.pk}/").status_code == 404
+    assert Product.objects.filter(pk__in=[withdrawn.pk, theirs.pk]).count() == 2

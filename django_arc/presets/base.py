@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 
 if TYPE_CHECKING:
     from ..actions import RouteSpec
@@ -70,9 +70,19 @@ class Preset:
         """Refuse a request before any query (raise ``ArcError``), e.g. a missing tenant.
         Runs after the permission was evaluated (an anonymous refusal is already a 401)."""
 
+    def row_filter(self, view: Any) -> Q | None:
+        """The condition rows must meet for this caller (``None``: no condition): lists,
+        object lookups and preset routes alike. Rows filtered out are 404, never 403 (no
+        existence leak). The view ANDs every preset's condition in one ``filter()`` call, so
+        a request pays for one queryset clone however many presets narrow it; conditions on
+        the same multi-valued relation must then hold for the same related row. Prefer it to
+        :meth:`filter_queryset` for anything a ``Q`` can say."""
+        return None
+
     def filter_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
-        """Narrow what the caller can see: lists, object lookups and preset routes alike.
-        Rows filtered out are 404, never 403 (no existence leak)."""
+        """Narrow what the caller can see beyond a condition (annotations, ``distinct()``,
+        a separate ``filter()`` per multi-valued relation): runs after every preset's
+        :meth:`row_filter` was applied."""
         return queryset
 
     def check_object(self, view: Any, obj: Any) -> None:

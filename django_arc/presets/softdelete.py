@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from ..actions import INSTANCE, PAGE, RouteSpec
@@ -51,9 +51,9 @@ class SoftDelete(Preset):
     def managed_fields(self, resource: Resource) -> set[str]:
         return {self.field}
 
-    def filter_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
+    def row_filter(self, view: Any) -> Q:
         deleted = view.action in self.routes_by_action
-        return queryset.filter(**{f"{self.field}__isnull": not deleted})
+        return Q(**{f"{self.field}__isnull": not deleted})
 
     def perform_delete(self, view: Any, instance: Any) -> bool:
         setattr(instance, self.field, timezone.now())

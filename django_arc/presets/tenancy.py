@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from ..exceptions import ArcError
 from ..query import MAX_INT
@@ -164,9 +164,9 @@ class MultiTenant(Preset):
     def check_request(self, view: Any) -> None:
         self.tenant_values(view)
 
-    def filter_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
+    def row_filter(self, view: Any) -> Q | None:
         values = self.tenant_values(view)
-        return queryset.filter(**values) if values else queryset
+        return Q(**values) if values else None
 
     def related_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
         """A body may only reference rows of the caller's tenant: when the related model

@@ -7,6 +7,7 @@ exactly as tenant-scoped and permission-filtered as the normal one.
 """
 
 from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Q
 
 from django_arc import presets
 from django_arc.actions import PAGE, RouteSpec
@@ -29,10 +30,9 @@ class ArchiveOnDelete(presets.Preset):
             ]
         return []
 
-    def filter_queryset(self, view, queryset):
-        if view.action == "archived":  # our own route, see routes()
-            return queryset.filter(**{self.field: self.value})
-        return queryset.exclude(**{self.field: self.value})
+    def row_filter(self, view):
+        archived = Q(**{self.field: self.value})
+        return archived if view.action == "archived" else ~archived  # "archived": see routes()
 
     def perform_delete(self, view, instance):
         setattr(instance, self.field, self.value)
@@ -54,7 +54,7 @@ class ArchiveOnDelete(presets.Preset):
 
     def archived(self, view, request):
         # The list's own machinery: the view's queryset (tenancy, permission filters, and
-        # filter_queryset above), the query language and the pagination classes.
+        # row_filter above), the query language and the pagination classes.
         queryset = view.filter_queryset(view.get_queryset())
         rows = view.paginate_queryset(queryset)
         return view.get_paginated_response(view.render(rows, many=True))
