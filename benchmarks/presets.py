@@ -529,7 +529,13 @@ SECTIONS: list[tuple[str | None, str, str]] = [
     (None, "django.db.models:Model", "save_base"),
     (None, "django.db.models:QuerySet", "bulk_create"),
     ("audit rows: build", "django_arc.presets.audited:Audited", "entry"),
+    (
+        "audit rows of a batch: build and INSERT",
+        "django_arc.presets.audited:Audited",
+        "after_write_many",
+    ),
     ("events: build and send", "django_arc.generics:ResourceGenericViewSet", "emit"),
+    ("events: build and send", "django_arc.generics:ResourceGenericViewSet", "emit_many"),
     ("outbox rows: build and INSERT", "django_arc.outbox.receivers", "store_event_without_row"),
     ("outbox rows: build and INSERT", "django_arc.outbox.receivers", "store_events_without_rows"),
     ("psycopg: quote parameters", "psycopg._queries:PostgresClientQuery", "dump"),
@@ -606,9 +612,11 @@ def breakdown(ids: dict[str, Any], args: argparse.Namespace) -> str:
             "section is self time (a section inside another is counted once, in the inner "
             "one); the timing wrappers add a little to every call, so compare shares, not "
             "totals, with the tables above. *INSERT …: ORM* is Django building the statement "
-            "and its parameters (`save()` for a single row, `bulk_create` for a batch); "
-            "*psycopg: quote parameters* is the driver turning those parameters into SQL text "
-            "(Django's default client-side binding), for every statement of the request.",
+            "and its parameters (`save()` for a single row, `bulk_create` for a batch); on "
+            "PostgreSQL a batch's outbox and audit rows skip it (their own statement, counted "
+            "in *outbox rows* and *audit rows of a batch*); *psycopg: quote parameters* is the "
+            "driver turning parameters into SQL text (Django's default client-side binding), "
+            "for every statement of the request.",
         ]
     )
 

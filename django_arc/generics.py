@@ -57,7 +57,6 @@ from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .settings import arc_settings
-from .signals import event_batch
 
 #: DRF action name → permission key of ``Resource.permissions``
 PERMISSION_KEYS = {
@@ -524,8 +523,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         then one ``<name>.<verb>`` event per row. Returns the events."""
         for preset in self.resource.write_observers:
             preset.after_write_many(self, verb, [(i, b, a) for i, _, b, a in records])
-        with event_batch():  # one outbox INSERT for all the rows' events
-            return [self.emit(verb, instance.pk, payload) for instance, payload, _, _ in records]
+        return self.emit_many(verb, [(instance.pk, payload) for instance, payload, _, _ in records])
 
     def emit(self, verb: str, pk: Any, payload: dict[str, Any]) -> Any:
         """Send ``<resource>.<verb>`` through the ``resource_event`` signal (→ outbox),
@@ -538,6 +536,18 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             request=self.request,
             resource=self.resource.name,
             resource_id=pk,
+        )
+
+    def emit_many(self, verb: str, rows: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
+        """:meth:`emit` for the rows of a bulk write, ``(pk, payload)`` each: one
+        ``<resource>.<verb>`` per row, in one event batch (one outbox INSERT)."""
+        from .events import emit_many
+
+        return emit_many(
+            f"{self.resource.name}.{verb}",
+            rows,
+            request=self.request,
+            resource=self.resource.name,
         )
 
     def event_data(self, rep: Any) -> dict[str, Any]:

@@ -7,12 +7,13 @@ the write (or your transaction) rolls back, so does its entry.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ..exceptions import get_request_id
 from ..scope import get_scope
 
-__all__ = ["custom", "entry", "changed"]
+__all__ = ["custom", "entry", "record_many", "changed"]
 
 
 def entry(
@@ -56,6 +57,25 @@ def custom(
     row = entry(request, action, resource=resource, object_id=object_id, before=before, after=after)
     row.save(force_insert=True)
     return row
+
+
+def record_many(
+    request: Any,
+    action: str,
+    rows: Iterable[tuple[Any, dict[str, Any] | None, dict[str, Any] | None]],
+    *,
+    resource: str = "",
+) -> None:
+    """Record one entry per ``(object_id, before, after)`` of ``rows`` — the rows of one
+    bulk write — for the caller of ``request``, in the current transaction, with one
+    INSERT. The entries are those :func:`entry` builds one by one (same actor,
+    organization, request id), with one time for the batch."""
+    from .store import insert_many  # a model: importable only once apps are ready
+
+    insert_many(
+        entry(request, action, resource=resource),
+        [("" if object_id is None else str(object_id), b, a) for object_id, b, a in rows],
+    )
 
 
 def changed(

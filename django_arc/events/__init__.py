@@ -5,7 +5,7 @@ The ``scope_elevated`` receiver (every elevation recorded as ``arc.scope.elevate
 connected by ``django_arc.apps.ArcConfig.ready()``.
 """
 
-from .bus import emit, publish, publish_many
+from .bus import emit, emit_many, publish, publish_many
 from .configured import get_transport, reset_transport, subscribe
 from .event import DeadLetteredEvent, Event, EventMeta, create_child_event, create_event
 from .retry import exponential_backoff, with_retry
@@ -17,6 +17,7 @@ __all__ = [
     "create_child_event",
     "create_event",
     "emit",
+    "emit_many",
     "exponential_backoff",
     "get_transport",
     "publish",

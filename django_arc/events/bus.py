@@ -10,6 +10,7 @@ is published at least once" hold together.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -88,6 +89,48 @@ def _actor(request: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _shared_meta(
+    request: Any, resource_name: str | None, aggregate: dict[str, Any] | None
+) -> tuple[dict[str, Any], str | None]:
+    """The meta every event of one write shares (source, resource, aggregate; with a request,
+    its id as ``correlation_id`` and its user and organization), and the request's scoped
+    ``Idempotency-Key`` (or ``None``)."""
+    meta: dict[str, Any] = {
+        "source": arc_settings.EVENTS.get("SOURCE"),
+        "resource": resource_name,
+        "aggregate": aggregate,
+    }
+    key = None
+    if request is not None:
+        meta["correlation_id"] = get_request_id(request)
+        meta["user_id"], meta["organization_id"] = _actor(request)
+        django_request = getattr(request, "_request", request)
+        key = getattr(django_request, "arc_idempotency_key", None) or None
+    return meta, key
+
+
+def _row_event(
+    type: str,
+    payload: dict[str, Any] | None,
+    shared: dict[str, Any],
+    key: str | None,
+    resource_id: Any,
+    partition_key: str | None = None,
+) -> Event:
+    """The event of one row: ``shared`` plus the row's id, ``partition_key`` (by default
+    ``"<resource>:<id>"``) and idempotency key (``"<scoped key>:<type>:<id>"``)."""
+    rid = None if resource_id is None else str(resource_id)
+    meta = dict(shared)
+    meta["resource_id"] = rid
+    resource_name = shared["resource"]
+    if partition_key is None and (resource_name is not None or rid is not None):
+        partition_key = f"{resource_name}:{rid}"
+    meta["partition_key"] = partition_key
+    if key:
+        meta["idempotency_key"] = f"{key}:{type}:{rid}"
+    return create_event(type, payload or {}, **meta)
+
+
 def emit(
     type: str,
     payload: dict[str, Any] | None = None,
@@ -108,25 +151,32 @@ def emit(
     across retries of the request, distinct for each event one request emits.
     """
     resource_name = _resource_name(resource)
-    rid = None if resource_id is None else str(resource_id)
-    meta: dict[str, Any] = {
-        "source": arc_settings.EVENTS.get("SOURCE"),
-        "resource": resource_name,
-        "resource_id": rid,
-        "aggregate": aggregate,
-    }
-    if partition_key is None and (resource_name is not None or rid is not None):
-        partition_key = f"{resource_name}:{rid}"
-    meta["partition_key"] = partition_key
-    if request is not None:
-        meta["correlation_id"] = get_request_id(request)
-        meta["user_id"], meta["organization_id"] = _actor(request)
-        django_request = getattr(request, "_request", request)
-        key = getattr(django_request, "arc_idempotency_key", None)
-        if key:
-            meta["idempotency_key"] = f"{key}:{type}:{rid}"
-    event = create_event(type, payload or {}, **meta)
+    shared, key = _shared_meta(request, resource_name, aggregate)
+    event = _row_event(type, payload, shared, key, resource_id, partition_key)
     return publish(event, sender=sender if sender is not None else resource)
+
+
+def emit_many(
+    type: str,
+    rows: Iterable[tuple[Any, dict[str, Any] | None]],
+    *,
+    request: Any = None,
+    resource: Any = None,
+    sender: Any = None,
+) -> list[Event]:
+    """:func:`emit` for the rows of one bulk write: one event per ``(resource_id,
+    payload)`` of ``rows``, each with the meta :func:`emit` would give it — its own id,
+    partition key and idempotency key suffix — published inside one
+    :func:`~django_arc.signals.event_batch` (one outbox INSERT). What the rows share is
+    read from ``request`` once, not once per row. Returns the events, in order."""
+    resource_name = _resource_name(resource)
+    shared, key = _shared_meta(request, resource_name, None)
+    sender = sender if sender is not None else resource
+    with event_batch():
+        return [
+            publish(_row_event(type, payload, shared, key, resource_id), sender=sender)
+            for resource_id, payload in rows
+        ]
 
 
 # -- scope elevation ----------------------------------------------------------------------------

@@ -236,13 +236,21 @@ def store_events_without_rows(
     items: list[tuple[Event, str | None]], using: str | None = None
 ) -> None:
     """Many events in the current transaction with one INSERT (``ON CONFLICT DO NOTHING``
-    for the ones with a dedupe key: a second): the rows of a bulk write. Like Django's
+    for the ones with a dedupe key: a second): the rows of a bulk write. ``items`` are
+    ``(event, payload_json)`` pairs, ``payload_json`` as for :func:`store_event`.
+
+    On PostgreSQL the rows travel as two JSON arrays expanded by the server
+    (:func:`_insert_many_postgresql`); elsewhere through ``bulk_create``. Like Django's
     ``bulk_create``, this sends no ``pre_save``/``post_save``; when something listens to
     them, the events are stored one by one instead."""
     db = using or router.db_for_write(OutboxEvent)
     if pre_save.has_listeners(OutboxEvent) or post_save.has_listeners(OutboxEvent):
         for event, payload_json in items:
             _store(event, db, payload_json, want_row=False)
+        return
+    connection = connections[db]
+    if connection.vendor == "postgresql":
+        _insert_many_postgresql(items, connection)
         return
     rows = [row_for(event) for event, _ in items]
     plain = [row for row in rows if row.dedupe_key is None]
@@ -252,6 +260,84 @@ def store_events_without_rows(
         manager.bulk_create(plain)
     if keyed:
         manager.bulk_create(keyed, ignore_conflicts=True)
+
+
+_insert_many_sql: dict[tuple[str, bool], str] = {}
+
+
+def _insert_many_statement(connection: Any, keyed: bool) -> str:
+    """PostgreSQL: insert the rows of two JSON arrays, taken in step and in order — the
+    rows' other columns (``[event_id, type, meta, partition_key(, dedupe_key)]`` each) and
+    their payloads. Parameters: the new rows' time (twice: ``visible_at``, ``created_at``),
+    the first array, the second.
+
+    Why not ``bulk_create``: Django sends it as ``UNNEST`` of one array parameter per
+    column, and the driver quotes an array element by element in Python (every ``"`` of
+    every payload's JSON escaped by a regular expression), the largest CPU cost of a bulk
+    request. Two JSON texts are two string parameters, quoted in C, and the server parses
+    them. ``->>`` yields SQL ``NULL`` for a JSON ``null``; the columns keep their types, so
+    a too long ``type`` fails as it does for one row; ``ORDER BY`` the position gives the
+    ids in the batch's order. The arrays cannot slip out of step: a spliced payload that is
+    not exactly one JSON value is a syntax error or an extra element, whose row then has no
+    ``event_id`` and fails the ``NOT NULL`` constraint."""
+    sql = _insert_many_sql.get((connection.alias, keyed))
+    if sql is None:
+        qn = connection.ops.quote_name
+        opts = OutboxEvent._meta
+        names = (*_INSERT_COLUMNS, "dedupe_key") if keyed else _INSERT_COLUMNS
+        names += ("status", "attempts", "last_error")
+        columns = ", ".join(qn(opts.get_field(name).column) for name in names)
+        values = {
+            "event_id": "r.h->>0",
+            "type": "r.h->>1",
+            "payload": "r.p",
+            "meta": "r.h->2",
+            "visible_at": "%s",
+            "created_at": "%s",
+            "partition_key": "r.h->>3",
+            "dedupe_key": "r.h->>4",
+            "status": f"'{OutboxStatus.PENDING.value}'",
+            "attempts": "0",
+            "last_error": "''",
+        }
+        sql = (
+            f"INSERT INTO {qn(opts.db_table)} ({columns}) "
+            f"SELECT {', '.join(values[name] for name in names)} "
+            "FROM ROWS FROM (jsonb_array_elements(%s::jsonb), jsonb_array_elements(%s::jsonb)) "
+            "WITH ORDINALITY AS r(h, p, n) ORDER BY r.n"
+        )
+        if keyed:
+            sql += " ON CONFLICT DO NOTHING"
+        _insert_many_sql[(connection.alias, keyed)] = sql
+    return sql
+
+
+def _insert_many_postgresql(items: list[tuple[Event, str | None]], connection: Any) -> None:
+    """:func:`store_events_without_rows` on PostgreSQL: one statement for the events
+    without a dedupe key, one (``ON CONFLICT DO NOTHING``) for those with one. The values
+    are the ones :func:`_insert` and :func:`_insert_keyed` write, the payload the
+    publisher's encoding as it is; the rows' other columns are encoded in one call, and one
+    time serves the whole batch."""
+    groups: dict[bool, tuple[list[list[Any]], list[str]]] = {}
+    for event, payload_json in items:
+        require_event(event)
+        key = dedupe_key(event)
+        head = [str(event.meta.id), event.type, stored_meta(event.meta), partition_key(event)]
+        if key is not None:
+            head.append(key)
+        heads, payloads = groups.setdefault(key is not None, ([], []))
+        heads.append(head)
+        payloads.append(_dumps(event.payload) if payload_json is None else payload_json)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        for keyed in (False, True):
+            if keyed not in groups:
+                continue
+            heads, payloads = groups[keyed]
+            cursor.execute(
+                _insert_many_statement(connection, keyed),
+                [now, now, _dumps(heads), "[" + ",".join(payloads) + "]"],
+            )
 
 
 def _store_deduplicated(row: OutboxEvent, db: str) -> OutboxEvent:

@@ -28,10 +28,23 @@ class Audited(Preset):
         self.entry(view, verb, instance, before, after).save(force_insert=True)
 
     def after_write_many(self, view: Any, verb: str, records: list[tuple[Any, Any, Any]]) -> None:
-        """A bulk write's rows in one INSERT."""
-        from ..audit.models import AuditLog
-
-        AuditLog.objects.bulk_create([self.entry(view, verb, *record) for record in records])
+        """A bulk write's rows in one INSERT (:func:`django_arc.audit.record_many`)."""
+        event_data, id_value = view.event_data, view.id_value
+        audit.record_many(
+            view.request,
+            verb,
+            [
+                (
+                    id_value(instance),
+                    *audit.changed(
+                        None if before is None else event_data(before),
+                        None if after is None else event_data(after),
+                    ),
+                )
+                for instance, before, after in records
+            ],
+            resource=view.resource.name,
+        )
 
     def entry(
         self,
