@@ -29,20 +29,10 @@ class Audited(Preset):
 
     def after_write_many(self, view: Any, verb: str, records: list[tuple[Any, Any, Any]]) -> None:
         """A bulk write's rows in one INSERT (:func:`django_arc.audit.record_many`)."""
-        event_data, id_value = view.event_data, view.id_value
         audit.record_many(
             view.request,
             verb,
-            [
-                (
-                    id_value(instance),
-                    *audit.changed(
-                        None if before is None else event_data(before),
-                        None if after is None else event_data(after),
-                    ),
-                )
-                for instance, before, after in records
-            ],
+            [self.recorded(view, *record) for record in records],
             resource=view.resource.name,
         )
 
@@ -54,15 +44,29 @@ class Audited(Preset):
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
     ) -> Any:
-        before, after = audit.changed(
-            None if before is None else view.event_data(before),
-            None if after is None else view.event_data(after),
-        )
+        object_id, before, after = self.recorded(view, instance, before, after)
         return audit.entry(
             view.request,
             verb,
             resource=view.resource.name,
-            object_id=view.id_value(instance),
+            object_id=object_id,
             before=before,
             after=after,
+        )
+
+    def recorded(
+        self,
+        view: Any,
+        instance: Any,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> tuple[Any, dict[str, Any] | None, dict[str, Any] | None]:
+        """What one row's entry records, for single and bulk writes alike: its id as the
+        URL names it and the fields that changed, as events carry them (no hidden ones)."""
+        return (
+            view.id_value(instance),
+            *audit.changed(
+                None if before is None else view.event_data(before),
+                None if after is None else view.event_data(after),
+            ),
         )
