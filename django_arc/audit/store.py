@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import connections, router
 
-from ..events.event import EventJSONEncoder
+from ..events.event import dumps as _dumps
 from .models import AuditLog
 
 #: The columns every row of a batch shares, taken from one ``AuditLog`` built for the batch.
@@ -26,9 +26,6 @@ SHARED_FIELDS = (
     "request_id",
 )
 
-#: Compact JSON that refuses what ``jsonb`` cannot store, like the ``before``/``after``
-#: columns' encoder (the same class).
-_dumps = EventJSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 _insert_sql: dict[str, str] = {}
 

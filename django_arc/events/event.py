@@ -47,6 +47,16 @@ class EventJSONEncoder(DjangoJSONEncoder):
         return text
 
 
+#: one encoder for :func:`dumps` (its ``converted`` flag is not read there)
+_compact = EventJSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps(value: Any) -> str:
+    """``value`` as compact JSON the way events and the rows stored beside them (outbox,
+    audit) hold it: :class:`EventJSONEncoder`, refusing what ``jsonb`` cannot store."""
+    return _compact.encode(value)
+
+
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -17,12 +17,9 @@ from django.db.models import Q
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from ..events.event import Event, EventJSONEncoder, EventMeta
+from ..events.event import Event, EventMeta
+from ..events.event import dumps as _dumps
 from .models import OutboxEvent, OutboxStatus
-
-#: Compact JSON that refuses what ``jsonb`` cannot store (NaN, NUL, lone surrogates), on
-#: every backend, before any SQL is sent.
-_dumps = EventJSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 #: Dedupe keys longer than the column are replaced by their SHA-256 (still unique, stable).
 MAX_DEDUPE_KEY_LENGTH = 512
