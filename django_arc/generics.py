@@ -12,9 +12,10 @@ that knows how a request is judged and how rows are reached. The verbs live in
    :class:`~django_arc.exceptions.ShortCircuit`): the query cache for a list/get, the
    ``Idempotency-Key`` of an unsafe request. ``finalize_response()`` is their other end.
 2. Rows: :meth:`get_queryset` = ``Resource.get_queryset`` → every preset's ``row_filter``
-   (in one ``filter()``) and ``filter_queryset`` → the permission's filters. Lists add the filter backends (the query
-   language) and a pagination class; single rows come from :meth:`get_object`, which adds the
-   object permission and every preset's ``check_object``. Nothing reads rows another way.
+   (in one ``filter()``) and ``filter_queryset`` → the permission's filters. Lists add the
+   filter backends (the query language) and a pagination class; single rows come from
+   :meth:`get_object`, which adds the object permission and every preset's
+   ``check_object``. Nothing reads rows another way.
 3. Output: :meth:`render` serialises through the caller's :class:`~django_arc.fields.ReadPlan`
    (field permissions, ``?select=``); :meth:`success_response` wraps it (:mod:`envelope`).
 4. Writes: :meth:`perform_create` / :meth:`perform_update` / :meth:`perform_destroy` run the

@@ -5,10 +5,10 @@ lose it and you create a new client or rotate the key in the admin-less way
 (``client.set_new_key(); client.save()``).
 
 ``--org`` must name an existing organization. django-arc does not own the organization model,
-so it asks the resources' presets (``Preset.organization_models``): for ``MultiTenant``, the
-model every organization dimension points at (``Product.organization`` → ``shop.Organization``). A client for an organization
-that does not exist would be a key that can never read anything, or one waiting for
-whatever organization is created under that id later.
+so it asks the resources' presets (``Preset.organization_models``) which models their rows'
+organization ids point at (e.g. ``Product.organization`` → ``shop.Organization``). A client for
+an organization that does not exist would be a key that can never read anything, or one
+waiting for whatever organization is created under that id later.
 """
 
 from __future__ import annotations
