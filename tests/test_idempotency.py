@@ -89,6 +89,28 @@ def test_a_retry_gets_the_same_bytes_and_the_replay_header_and_writes_nothing(st
 
 
 @pytest.mark.django_db
+def test_a_database_that_cannot_ignore_conflicts_claims_with_a_plain_insert(editor, monkeypatch):
+    """(Oracle.) The claim is a plain ``INSERT``; a repeat's fails on the unique key — inside
+    a savepoint when in a transaction (this test's), which the repeat's look-up survives."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from django_arc.idempotency import stores
+
+    monkeypatch.setattr(connection.features, "supports_ignore_conflicts", False)
+    monkeypatch.setattr(stores, "_statements", {})
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("database"))):
+        first = post(editor)
+        with CaptureQueriesContext(connection) as ctx:
+            again = post(editor)
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == first.content
+    claim = next(q["sql"] for q in ctx.captured_queries if "INSERT" in q["sql"])
+    assert claim.startswith('INSERT INTO "django_arc_idempotencyrecord"')
+    assert "IGNORE" not in claim and "CONFLICT" not in claim
+    assert Product.objects.count() == 1 and len(created_events()) == 1
+
+
+@pytest.mark.django_db
 def test_the_events_key_is_the_scoped_key_then_type_and_id(store, editor, org):
     response = post(editor, key="pay-42")
     row_id = response.json()["data"]["id"]

@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connections, router, transaction
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from .. import redis_alias
@@ -94,13 +95,21 @@ class DatabaseStore:
 
     def _insert(self, request: Request) -> Claim | None:
         """The first request's claim: one INSERT, committed at once (autocommit), so every
-        concurrent repeat sees the row. Inside an enclosing transaction (``ATOMIC_REQUESTS``)
-        it is a savepoint instead, and repeats wait for that transaction."""
+        concurrent repeat sees the row; ``None`` when the key exists. Inside an enclosing
+        transaction (``ATOMIC_REQUESTS``) it joins that transaction, and repeats wait for it.
+
+        The INSERT ignores a conflict on the key (``ON CONFLICT DO NOTHING`` and its
+        equivalents) rather than failing: a taken key is then no error, so it needs no
+        savepoint to survive inside a transaction. Backends that cannot ignore conflicts
+        insert plainly, inside a savepoint when in a transaction."""
         now, token = timezone.now(), _token()
         connection = self.connection
         adapt = connection.ops.adapt_datetimefield_value
+        sql = self._sql
         block = (
-            transaction.atomic(using=self.using) if connection.in_atomic_block else nullcontext()
+            transaction.atomic(using=self.using)
+            if connection.in_atomic_block and not sql["ignores_conflicts"]
+            else nullcontext()
         )
         params = [
             request.key,
@@ -115,8 +124,9 @@ class DatabaseStore:
         ]
         try:
             with block, connection.cursor() as cursor:
-                cursor.execute(self._sql["insert"], params)
-        except IntegrityError:
+                cursor.execute(sql["insert"], params)
+                inserted = cursor.rowcount == 1
+        except IntegrityError:  # a backend that cannot ignore the conflict
             return None
         except OperationalError as exc:
             # SQLite locks the whole database (or, in shared-cache mode, the table) while
@@ -125,7 +135,7 @@ class DatabaseStore:
             if connection.vendor == "sqlite" and "locked" in str(exc):
                 return Claim(IN_FLIGHT)
             raise
-        return Claim(CLAIMED, token)
+        return Claim(CLAIMED, token) if inserted else None
 
     def _inspect(self, request: Request) -> Claim | None:
         """The key exists: replay it, refuse, or take it over when its claim or its record
@@ -204,10 +214,10 @@ class DatabaseStore:
         return deleted
 
 
-_statements: dict[str, dict[str, str]] = {}
+_statements: dict[str, dict[str, Any]] = {}
 
 
-def _record_sql(connection: Any) -> dict[str, str]:
+def _record_sql(connection: Any) -> dict[str, Any]:
     """The two statements every keyed request runs, in SQL: the claim's INSERT and the
     answer's UPDATE. Written out because they are on every keyed write's path, where the
     ORM's model and queryset machinery cost two to three times the statement itself
@@ -217,12 +227,17 @@ def _record_sql(connection: Any) -> dict[str, str]:
     if statements is None:
         from .models import IdempotencyRecord
 
-        statements = _statements[connection.alias] = _build_sql(IdempotencyRecord, connection.ops)
+        statements = _statements[connection.alias] = _build_sql(IdempotencyRecord, connection)
     return statements
 
 
-def _build_sql(model: Any, ops: Any) -> dict[str, str]:
+def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
+    ops = connection.ops
     table = ops.quote_name(model._meta.db_table)
+    # PostgreSQL: INSERT … ON CONFLICT DO NOTHING; SQLite: INSERT OR IGNORE; MySQL: INSERT
+    # IGNORE. A row that exists then inserts nothing (rowcount 0) instead of raising.
+    ignores = connection.features.supports_ignore_conflicts
+    on_conflict = OnConflict.IGNORE if ignores else None
 
     def col(name: str) -> str:
         return ops.quote_name(model._meta.get_field(name).column)
@@ -238,11 +253,14 @@ def _build_sql(model: Any, ops: Any) -> dict[str, str]:
         "created_at",
         "expires_at",
     ]
+    suffix = ops.on_conflict_suffix_sql([], on_conflict, [], []) if ignores else ""
     return {
+        "ignores_conflicts": ignores,
         "insert": (
-            f"INSERT INTO {table} ({', '.join(col(n) for n in inserted)}) "
-            f"VALUES ({', '.join(['%s'] * len(inserted))})"
-        ),
+            f"{ops.insert_statement(on_conflict=on_conflict)} {table} "
+            f"({', '.join(col(n) for n in inserted)}) "
+            f"VALUES ({', '.join(['%s'] * len(inserted))}) {suffix}"
+        ).rstrip(),
         "complete": (
             f"UPDATE {table} SET {col('status')} = %s, {col('content_type')} = %s, "
             f"{col('body')} = %s, {col('locked_until')} = NULL, {col('expires_at')} = %s "
