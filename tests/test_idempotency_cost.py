@@ -7,6 +7,8 @@ a keyed request sends beyond the same request without a key.
   that runs no transaction without a key gets one (``BEGIN``/``COMMIT``) so that the write
   and its answer commit together. A repeat is one look-up: the claim that inserts nothing,
   then the record.
+- ``cache`` store: one Lua script to claim, one to store the answer, no SQL; a repeat is
+  one round trip.
 
 The database tests run outside a test transaction (``transaction=True``), as requests do.
 """
@@ -14,6 +16,8 @@ The database tests run outside a test transaction (``transaction=True``), as req
 from __future__ import annotations
 
 import re
+import threading
+from collections import Counter
 
 import pytest
 from django.conf import settings
@@ -23,7 +27,10 @@ from django.test.utils import CaptureQueriesContext
 
 from shop.models import Product
 from tests.factories import OrganizationFactory, member_client
-from tests.redis_support import arc_with
+from tests.helpers import assert_error
+from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.test_idempotency_concurrency import clone, in_thread
+from tests.testapp.feature_resources import IdempotentProductResource
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -122,3 +129,93 @@ def test_a_repeat_is_one_claim_that_inserts_nothing_and_one_look_up(editor, atom
     expected = [CLAIM, LOOK_UP]
     assert sent == (["BEGIN", *expected, "COMMIT"] if atomic_requests else expected)
     assert Product.objects.count() == 1
+
+
+# -- cache store ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_calls(monkeypatch):
+    """Redis round trips from this thread (single commands and pipelines), by command name."""
+    from redis.client import Pipeline, Redis
+
+    calls: list[str] = []
+    command, execute = Redis.execute_command, Pipeline.execute
+    thread = threading.get_ident()
+
+    def counted_command(client, *args, **kwargs):
+        if threading.get_ident() == thread:
+            calls.append(str(args[0]).upper())
+        return command(client, *args, **kwargs)
+
+    def counted_execute(pipe, *args, **kwargs):
+        if threading.get_ident() == thread:
+            calls.append("PIPELINE")
+        return execute(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(Redis, "execute_command", counted_command)
+    monkeypatch.setattr(Pipeline, "execute", counted_execute)
+    return calls
+
+
+@pytest.fixture
+def cache_store():
+    if not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=settings_for("cache")),
+    ):
+        yield
+
+
+@pytest.mark.redis
+def test_a_keyed_write_sends_two_redis_round_trips_and_no_sql_on_the_cache_store(
+    cache_store, editor, redis_calls
+):
+    """(Besides what the write sends without a key: the query cache's invalidation.)"""
+    statements(editor, "W-0", key="warm-up")  # loads the scripts into this Redis
+    redis_calls.clear()
+    plain = statements(editor, "W-1")
+    plain_calls = list(redis_calls)
+    redis_calls.clear()
+    keyed = statements(editor, "W-2", key="k")
+    assert keyed == plain
+    # the claim and the answer, whatever the write sends in between
+    assert Counter(redis_calls) - Counter(plain_calls) == Counter(EVALSHA=2)
+    assert len(redis_calls) == len(plain_calls) + 2
+
+
+@pytest.mark.redis
+def test_a_repeat_and_a_request_in_flight_are_one_redis_round_trip(
+    cache_store, editor, redis_calls, monkeypatch
+):
+    body = {"name": "W", "sku": "W-1", "price": "1"}
+    first = editor.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    redis_calls.clear()
+    again = editor.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == first.content
+    assert redis_calls == ["EVALSHA"]
+
+    # a request holding another key: its repeat is answered 409 after one round trip
+    entered, release = threading.Event(), threading.Event()
+
+    def first_waits(self, request, data):
+        entered.set()
+        assert release.wait(20)
+        return data
+
+    monkeypatch.setattr(IdempotentProductResource, "before_create", first_waits)
+    other = clone(editor)
+    thread, _ = in_thread(
+        lambda: other.post(URL, {**body, "sku": "W-2"}, format="json", HTTP_IDEMPOTENCY_KEY="j")
+    )
+    try:
+        assert entered.wait(20)
+        redis_calls.clear()
+        conflict = editor.post(URL, {**body, "sku": "W-2"}, format="json", HTTP_IDEMPOTENCY_KEY="j")
+        assert_error(conflict, 409, "IDEMPOTENCY_CONFLICT")
+        assert redis_calls == ["EVALSHA"]
+    finally:
+        release.set()
+        thread.join(30)

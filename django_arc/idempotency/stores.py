@@ -8,9 +8,14 @@ claim.
 
 ``database`` is *transactional*: the request's writes and the stored response commit in one
 transaction (see :mod:`django_arc.idempotency.execution`), so a crash anywhere leaves either
-both or neither. ``cache`` uses ``SET NX`` with an expiry; Redis and the database cannot
-commit together, so a worker dying between its commit and storing the response lets a retry
-run again once the lock expires (the outbox's dedupe keys still drop the repeated events).
+both or neither. ``cache`` sets a key only when absent, with an expiry (``SET NX`` done by a
+script that also returns what holds the key); Redis and the database cannot commit together,
+so a worker dying between its commit and storing the response lets a retry run again once
+the lock expires (the outbox's dedupe keys still drop the repeated events).
+
+Claiming and storing the answer are one statement or one Redis round trip each, and a repeat
+costs its claim plus, on the ``database`` store, one look-up: they are all a keyed request
+adds to the request itself (``tests/test_idempotency_cost.py`` counts them).
 """
 
 from __future__ import annotations
@@ -273,6 +278,15 @@ def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
 # never contains a newline, so the first one ends it.
 _IN_FLIGHT = b"F"
 _FINISHED = b"D"
+#: the key's value when it has one (a repeat); else claim it for ARGV[2] ms (nil reply)
+_CLAIM = """
+local value = redis.call('GET', KEYS[1])
+if value then
+  return value
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
 _SET_IF_OURS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -289,9 +303,10 @@ return 0
 
 
 class CacheStore:
-    """One Redis key per scoped key, on a django-redis alias: ``SET NX PX`` claims it for
-    ``LOCK_SECONDS``; the finished response replaces it for ``TTL_SECONDS``. Finishing and
-    releasing compare the stored claim first (a Lua script), so only its owner can."""
+    """One Redis key per scoped key, on a django-redis alias: a claim sets it (only when
+    absent) for ``LOCK_SECONDS``; the finished response replaces it for ``TTL_SECONDS``.
+    Finishing and releasing compare the stored claim first, so only its owner can. Each is
+    one Lua script, sent by SHA: one round trip apiece."""
 
     transactional = False
 
@@ -300,12 +315,18 @@ class CacheStore:
             raise StoreUnavailable(f"CACHES[{alias!r}] is not a django-redis cache")
         self.alias = alias
         self._alias = redis_alias.Alias(alias)
+        #: (scoped key, Redis key) of the last key used: claim and complete share it
+        self._last_key = ("", "")
 
     def _redis(self) -> Any:
         return self._alias.client()
 
     def _key(self, request: Request) -> str:
-        return self._alias.key(f"arc:idem:{request.key}")
+        scoped, key = self._last_key
+        if scoped != request.key:
+            key = self._alias.key(f"arc:idem:{request.key}")
+            self._last_key = (request.key, key)
+        return key
 
     @staticmethod
     def _in_flight(request: Request, token: str) -> bytes:
@@ -313,23 +334,22 @@ class CacheStore:
         return _IN_FLIGHT + json.dumps(meta, separators=(",", ":")).encode()
 
     def claim(self, request: Request) -> Claim:
-        key = self._key(request)
+        """One round trip (a Lua script): claim the key, or read what holds it. ``SET NX``
+        then ``GET`` would take two for a repeat, and could find the key gone in between
+        (``SET NX GET`` needs Redis 7; 6.2 is supported)."""
+        token = _token()
         try:
-            redis = self._redis()
-            for _ in range(5):
-                token = _token()
-                if redis.set(
-                    key, self._in_flight(request, token), nx=True, px=_ms(request.lock_seconds)
-                ):
-                    return Claim(CLAIMED, token)
-                value = redis.get(key)
-                if value is not None:
-                    return self._existing(request, value)
-                # expired between SET and GET: try to claim again
+            value = _script(_CLAIM)(
+                keys=[self._key(request)],
+                args=[self._in_flight(request, token), _ms(request.lock_seconds)],
+                client=self._redis(),
+            )
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage("idempotency", exc)
             raise StoreUnavailable(str(exc)) from exc
-        return Claim(IN_FLIGHT)
+        if value is None:
+            return Claim(CLAIMED, token)
+        return self._existing(request, value)
 
     @staticmethod
     def _existing(request: Request, value: bytes) -> Claim:
