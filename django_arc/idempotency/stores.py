@@ -144,24 +144,29 @@ class DatabaseStore:
 
     def _inspect(self, request: Request) -> Claim | None:
         """The key exists: replay it, refuse, or take it over when its claim or its record
-        expired. ``None``: it changed meanwhile, try again."""
-        manager = self.model.objects.using(self.using)
-        row = manager.filter(key=request.key).first()
+        expired. ``None``: it changed meanwhile, try again. One SELECT that also compares
+        the record's times with now, as the ORM's lookups would (repeats are what a client
+        retrying sends, so their look-up skips the ORM as the claim does)."""
+        connection = self.connection
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(self._sql["look_up"], [now, now, request.key])
+            row = cursor.fetchone()
         if row is None:
             return None  # released or purged since our insert failed
-        now = timezone.now()
-        if row.expires_at <= now:
+        pk, token, fingerprint, status, content_type, body, expired, locked = row
+        if expired:
             # An expired record is as good as none: take it over for this request.
-            return self._take_over(row, request, expired=True)
-        if row.fingerprint != request.fingerprint:
+            return self._take_over(pk, token, request, expired=True)
+        if fingerprint != request.fingerprint:
             return Claim(REUSED)
-        if row.status is not None:
-            return Claim(FINISHED, "", row.status, row.content_type, bytes(row.body or b""))
-        if row.locked_until is not None and row.locked_until > now:
+        if status is not None:
+            return Claim(FINISHED, "", status, content_type, bytes(body or b""))
+        if locked:
             return Claim(IN_FLIGHT)
-        return self._take_over(row, request, expired=False)
+        return self._take_over(pk, token, request, expired=False)
 
-    def _take_over(self, row: Any, request: Request, expired: bool) -> Claim | None:
+    def _take_over(self, pk: int, held_by: str, request: Request, expired: bool) -> Claim | None:
         """Claim a key whose holder is gone: a conditional UPDATE, so of two requests taking
         over at once exactly one wins (the other sees the row changed)."""
         now, token = timezone.now(), _token()
@@ -171,7 +176,7 @@ class DatabaseStore:
             condition = {"locked_until__lte": now, "status__isnull": True}
         updated = (
             self.model.objects.using(self.using)
-            .filter(pk=row.pk, token=row.token, **condition)
+            .filter(pk=pk, token=held_by, **condition)
             .update(
                 fingerprint=request.fingerprint,
                 token=token,
@@ -223,11 +228,11 @@ _statements: dict[str, dict[str, Any]] = {}
 
 
 def _record_sql(connection: Any) -> dict[str, Any]:
-    """The two statements every keyed request runs, in SQL: the claim's INSERT and the
-    answer's UPDATE. Written out because they are on every keyed write's path, where the
-    ORM's model and queryset machinery cost two to three times the statement itself
-    (measured for ``benchmarks/cache.py``); everything else about records uses the ORM.
-    Built once per database."""
+    """The statements every keyed request runs, in SQL: the claim's INSERT, the answer's
+    UPDATE and a repeat's SELECT. Written out because they are on every keyed write's (or
+    retry's) path, where the ORM's model and queryset machinery cost two to three times the
+    statement itself (measured for ``benchmarks/cache.py``); everything else about records
+    (taking over, releasing, purging) uses the ORM. Built once per database."""
     statements = _statements.get(connection.alias)
     if statements is None:
         from .models import IdempotencyRecord
@@ -266,6 +271,12 @@ def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
             f"({', '.join(col(n) for n in inserted)}) "
             f"VALUES ({', '.join(['%s'] * len(inserted))}) {suffix}"
         ).rstrip(),
+        # what a repeat needs of the record, its times compared with now (two parameters)
+        "look_up": (
+            f"SELECT {col('id')}, {col('token')}, {col('fingerprint')}, {col('status')}, "
+            f"{col('content_type')}, {col('body')}, {col('expires_at')} <= %s, "
+            f"{col('locked_until')} > %s FROM {table} WHERE {col('key')} = %s"
+        ),
         "complete": (
             f"UPDATE {table} SET {col('status')} = %s, {col('content_type')} = %s, "
             f"{col('body')} = %s, {col('locked_until')} = NULL, {col('expires_at')} = %s "
