@@ -359,10 +359,11 @@ def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> 
         "sends an `Idempotency-Key` no request has sent before (wrk numbers them per thread; "
         "in-process, a UUID each). Overhead = `no key req/s ÷ fresh key req/s − 1` per round, "
         "median of the rounds; CPU overhead = `key CPU ÷ no key CPU − 1`.",
-        "- database store per keyed create: the claim `INSERT` (autocommit), then the create "
-        "runs in a transaction that also stores the response (`UPDATE`) — with events off, "
-        "where an unkeyed create is one autocommit `INSERT`, that is `BEGIN` and `COMMIT` "
-        "too; cache store: `SET NX PX` before, a compare-and-set `EVALSHA` after.",
+        "- database store per keyed create: the claim `INSERT … ON CONFLICT DO NOTHING` "
+        "(autocommit), then the create runs in a transaction that also stores the response "
+        "(`UPDATE`) — with events off, where an unkeyed create is one autocommit `INSERT`, "
+        "that is `BEGIN` and `COMMIT` too; cache store: the claim `EVALSHA` (`GET`, else "
+        "`SET PX`) before, a compare-and-set `EVALSHA` after.",
         f"- CPU ms/request: `time.process_time()` of the Django process over {args.cpu_requests} "
         f"in-process requests, lowest of {args.cpu_repeats} batches, targets alternating; "
         "excludes PostgreSQL's and Redis's own time.",

@@ -6,8 +6,11 @@ Concurrency (threads, processes, crashed requests) is in ``test_idempotency_conc
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import timedelta
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -15,7 +18,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from django_arc.idempotency.keys import caller_identity, scoped_key
+from django_arc.idempotency.keys import caller_identity, fingerprint, scoped_key
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
 from django_arc.tasks import purge_idempotency
@@ -83,6 +86,28 @@ def test_a_retry_gets_the_same_bytes_and_the_replay_header_and_writes_nothing(st
     assert len(created_events()) == 1
     # the replay is a new request: its own request id
     assert second["X-Request-Id"] != first["X-Request-Id"]
+
+
+@pytest.mark.django_db
+def test_a_database_that_cannot_ignore_conflicts_claims_with_a_plain_insert(editor, monkeypatch):
+    """(Oracle.) The claim is a plain ``INSERT``; a repeat's fails on the unique key — inside
+    a savepoint when in a transaction (this test's), which the repeat's look-up survives."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from django_arc.idempotency import stores
+
+    monkeypatch.setattr(connection.features, "supports_ignore_conflicts", False)
+    monkeypatch.setattr(stores, "_statements", {})
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("database"))):
+        first = post(editor)
+        with CaptureQueriesContext(connection) as ctx:
+            again = post(editor)
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == first.content
+    claim = next(q["sql"] for q in ctx.captured_queries if "INSERT" in q["sql"])
+    assert claim.startswith('INSERT INTO "django_arc_idempotencyrecord"')
+    assert "IGNORE" not in claim and "CONFLICT" not in claim
+    assert Product.objects.count() == 1 and len(created_events()) == 1
 
 
 @pytest.mark.django_db
@@ -158,6 +183,22 @@ def test_keys_of_1_to_255_printable_characters_are_accepted(store, editor, key):
 
 
 # -- scoping ---------------------------------------------------------------------------------------
+
+
+def test_the_scoped_key_and_the_fingerprint_are_sha256_of_their_json():
+    """The formulas stores hold and events carry (SPEC §10): computing them another way
+    would turn a retry sent across an upgrade into a new request, or a 422."""
+    namespace, identity, path = "api-\u00e9", "user:1:org:2", '/api/it"em\\s/\u2028'
+    scope = json.dumps([namespace, identity, "POST", path, "k 1"], ensure_ascii=False)
+    assert scoped_key(namespace, identity, "POST", path, "k 1") == sha256(scope)
+    body = {"b": [1, {"z": "\u00e9", "a": None}], "a": Decimal("1.50"), 3: True}
+    canonical = '{"3":true,"a":"1.50","b":[1,{"a":null,"z":"\u00e9"}]}'
+    material = json.dumps(["POST", f"{path}?q=1"], ensure_ascii=False) + "\n" + canonical
+    assert fingerprint("POST", f"{path}?q=1", body) == sha256(material)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @pytest.mark.django_db

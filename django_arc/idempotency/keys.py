@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from json.encoder import encode_basestring
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
@@ -23,6 +24,11 @@ HEADER = "Idempotency-Key"
 _META = "HTTP_IDEMPOTENCY_KEY"
 #: 1–255 printable ASCII characters (what an HTTP header carries reliably)
 _VALID_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+#: ``json.dumps`` builds an encoder on every call that passes options: this one is built once
+#: (same options, same output — stored fingerprints must keep matching)
+_encode_body = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+).encode
 
 
 def read_key(request: Any) -> str | None:
@@ -55,18 +61,21 @@ def caller_identity(scope: Any) -> str:
 def scoped_key(namespace: str, identity: str, method: str, path: str, key: str) -> str:
     """The store's key and the prefix of the request's event keys: a SHA-256 (hex) of
     everything a key is unique within, so it has a fixed length whatever the client sent."""
-    material = json.dumps([namespace, identity, method, path, key], ensure_ascii=False)
+    material = _json_strings((namespace, identity, method, path, key))
     return hashlib.sha256(material.encode()).hexdigest()
 
 
 def fingerprint(method: str, full_path: str, data: Any) -> str:
     """SHA-256 (hex) of method, path with query string and the canonical JSON of the body
     (keys sorted, no whitespace), so a re-serialised retry of the same body matches."""
-    body = json.dumps(
-        _canonical(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
-    material = json.dumps([method, full_path], ensure_ascii=False) + "\n" + body
+    material = _json_strings((method, full_path)) + "\n" + _encode_body(_canonical(data))
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _json_strings(parts: tuple[str, ...]) -> str:
+    """``json.dumps(list(parts), ensure_ascii=False)`` for strings, character for character
+    (the material of keys already stored), without building an encoder for five strings."""
+    return "[" + ", ".join(map(encode_basestring, parts)) + "]"
 
 
 def _canonical(data: Any) -> Any:

@@ -1,7 +1,8 @@
 """``IdempotencyRecord``: one row per scoped ``Idempotency-Key`` (the ``database`` store).
 
 The unique ``key`` is the lock: the first request inserts the row (committed at once, in its
-own short transaction), every concurrent repeat fails that insert and reads the row instead.
+own short transaction), every concurrent repeat's insert inserts nothing and it reads the row
+instead.
 ``locked_until`` bounds how long a claim holds when its request never finishes (a crashed
 worker): after it, a retry takes the key over. A finished request stores its status and the
 exact bytes it answered, which every later repeat replays until ``expires_at``.

@@ -8,9 +8,14 @@ claim.
 
 ``database`` is *transactional*: the request's writes and the stored response commit in one
 transaction (see :mod:`django_arc.idempotency.execution`), so a crash anywhere leaves either
-both or neither. ``cache`` uses ``SET NX`` with an expiry; Redis and the database cannot
-commit together, so a worker dying between its commit and storing the response lets a retry
-run again once the lock expires (the outbox's dedupe keys still drop the repeated events).
+both or neither. ``cache`` sets a key only when absent, with an expiry (``SET NX`` done by a
+script that also returns what holds the key); Redis and the database cannot commit together,
+so a worker dying between its commit and storing the response lets a retry run again once
+the lock expires (the outbox's dedupe keys still drop the repeated events).
+
+Claiming and storing the answer are one statement or one Redis round trip each, and a repeat
+costs its claim plus, on the ``database`` store, one look-up: they are all a keyed request
+adds to the request itself (``tests/test_idempotency_cost.py`` counts them).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connections, router, transaction
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from .. import redis_alias
@@ -94,13 +100,21 @@ class DatabaseStore:
 
     def _insert(self, request: Request) -> Claim | None:
         """The first request's claim: one INSERT, committed at once (autocommit), so every
-        concurrent repeat sees the row. Inside an enclosing transaction (``ATOMIC_REQUESTS``)
-        it is a savepoint instead, and repeats wait for that transaction."""
+        concurrent repeat sees the row; ``None`` when the key exists. Inside an enclosing
+        transaction (``ATOMIC_REQUESTS``) it joins that transaction, and repeats wait for it.
+
+        The INSERT ignores a conflict on the key (``ON CONFLICT DO NOTHING`` and its
+        equivalents) rather than failing: a taken key is then no error, so it needs no
+        savepoint to survive inside a transaction. Backends that cannot ignore conflicts
+        insert plainly, inside a savepoint when in a transaction."""
         now, token = timezone.now(), _token()
         connection = self.connection
         adapt = connection.ops.adapt_datetimefield_value
+        sql = self._sql
         block = (
-            transaction.atomic(using=self.using) if connection.in_atomic_block else nullcontext()
+            transaction.atomic(using=self.using)
+            if connection.in_atomic_block and not sql["ignores_conflicts"]
+            else nullcontext()
         )
         params = [
             request.key,
@@ -115,8 +129,9 @@ class DatabaseStore:
         ]
         try:
             with block, connection.cursor() as cursor:
-                cursor.execute(self._sql["insert"], params)
-        except IntegrityError:
+                cursor.execute(sql["insert"], params)
+                inserted = cursor.rowcount == 1
+        except IntegrityError:  # a backend that cannot ignore the conflict
             return None
         except OperationalError as exc:
             # SQLite locks the whole database (or, in shared-cache mode, the table) while
@@ -125,28 +140,33 @@ class DatabaseStore:
             if connection.vendor == "sqlite" and "locked" in str(exc):
                 return Claim(IN_FLIGHT)
             raise
-        return Claim(CLAIMED, token)
+        return Claim(CLAIMED, token) if inserted else None
 
     def _inspect(self, request: Request) -> Claim | None:
         """The key exists: replay it, refuse, or take it over when its claim or its record
-        expired. ``None``: it changed meanwhile, try again."""
-        manager = self.model.objects.using(self.using)
-        row = manager.filter(key=request.key).first()
+        expired. ``None``: it changed meanwhile, try again. One SELECT that also compares
+        the record's times with now, as the ORM's lookups would (repeats are what a client
+        retrying sends, so their look-up skips the ORM as the claim does)."""
+        connection = self.connection
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(self._sql["look_up"], [now, now, request.key])
+            row = cursor.fetchone()
         if row is None:
             return None  # released or purged since our insert failed
-        now = timezone.now()
-        if row.expires_at <= now:
+        pk, token, fingerprint, status, content_type, body, expired, locked = row
+        if expired:
             # An expired record is as good as none: take it over for this request.
-            return self._take_over(row, request, expired=True)
-        if row.fingerprint != request.fingerprint:
+            return self._take_over(pk, token, request, expired=True)
+        if fingerprint != request.fingerprint:
             return Claim(REUSED)
-        if row.status is not None:
-            return Claim(FINISHED, "", row.status, row.content_type, bytes(row.body or b""))
-        if row.locked_until is not None and row.locked_until > now:
+        if status is not None:
+            return Claim(FINISHED, "", status, content_type, bytes(body or b""))
+        if locked:
             return Claim(IN_FLIGHT)
-        return self._take_over(row, request, expired=False)
+        return self._take_over(pk, token, request, expired=False)
 
-    def _take_over(self, row: Any, request: Request, expired: bool) -> Claim | None:
+    def _take_over(self, pk: int, held_by: str, request: Request, expired: bool) -> Claim | None:
         """Claim a key whose holder is gone: a conditional UPDATE, so of two requests taking
         over at once exactly one wins (the other sees the row changed)."""
         now, token = timezone.now(), _token()
@@ -156,7 +176,7 @@ class DatabaseStore:
             condition = {"locked_until__lte": now, "status__isnull": True}
         updated = (
             self.model.objects.using(self.using)
-            .filter(pk=row.pk, token=row.token, **condition)
+            .filter(pk=pk, token=held_by, **condition)
             .update(
                 fingerprint=request.fingerprint,
                 token=token,
@@ -204,25 +224,30 @@ class DatabaseStore:
         return deleted
 
 
-_statements: dict[str, dict[str, str]] = {}
+_statements: dict[str, dict[str, Any]] = {}
 
 
-def _record_sql(connection: Any) -> dict[str, str]:
-    """The two statements every keyed request runs, in SQL: the claim's INSERT and the
-    answer's UPDATE. Written out because they are on every keyed write's path, where the
-    ORM's model and queryset machinery cost two to three times the statement itself
-    (measured for ``benchmarks/cache.py``); everything else about records uses the ORM.
-    Built once per database."""
+def _record_sql(connection: Any) -> dict[str, Any]:
+    """The statements every keyed request runs, in SQL: the claim's INSERT, the answer's
+    UPDATE and a repeat's SELECT. Written out because they are on every keyed write's (or
+    retry's) path, where the ORM's model and queryset machinery cost two to three times the
+    statement itself (measured for ``benchmarks/cache.py``); everything else about records
+    (taking over, releasing, purging) uses the ORM. Built once per database."""
     statements = _statements.get(connection.alias)
     if statements is None:
         from .models import IdempotencyRecord
 
-        statements = _statements[connection.alias] = _build_sql(IdempotencyRecord, connection.ops)
+        statements = _statements[connection.alias] = _build_sql(IdempotencyRecord, connection)
     return statements
 
 
-def _build_sql(model: Any, ops: Any) -> dict[str, str]:
+def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
+    ops = connection.ops
     table = ops.quote_name(model._meta.db_table)
+    # PostgreSQL: INSERT … ON CONFLICT DO NOTHING; SQLite: INSERT OR IGNORE; MySQL: INSERT
+    # IGNORE. A row that exists then inserts nothing (rowcount 0) instead of raising.
+    ignores = connection.features.supports_ignore_conflicts
+    on_conflict = OnConflict.IGNORE if ignores else None
 
     def col(name: str) -> str:
         return ops.quote_name(model._meta.get_field(name).column)
@@ -238,10 +263,19 @@ def _build_sql(model: Any, ops: Any) -> dict[str, str]:
         "created_at",
         "expires_at",
     ]
+    suffix = ops.on_conflict_suffix_sql([], on_conflict, [], []) if ignores else ""
     return {
+        "ignores_conflicts": ignores,
         "insert": (
-            f"INSERT INTO {table} ({', '.join(col(n) for n in inserted)}) "
-            f"VALUES ({', '.join(['%s'] * len(inserted))})"
+            f"{ops.insert_statement(on_conflict=on_conflict)} {table} "
+            f"({', '.join(col(n) for n in inserted)}) "
+            f"VALUES ({', '.join(['%s'] * len(inserted))}) {suffix}"
+        ).rstrip(),
+        # what a repeat needs of the record, its times compared with now (two parameters)
+        "look_up": (
+            f"SELECT {col('id')}, {col('token')}, {col('fingerprint')}, {col('status')}, "
+            f"{col('content_type')}, {col('body')}, {col('expires_at')} <= %s, "
+            f"{col('locked_until')} > %s FROM {table} WHERE {col('key')} = %s"
         ),
         "complete": (
             f"UPDATE {table} SET {col('status')} = %s, {col('content_type')} = %s, "
@@ -255,6 +289,15 @@ def _build_sql(model: Any, ops: Any) -> dict[str, str]:
 # never contains a newline, so the first one ends it.
 _IN_FLIGHT = b"F"
 _FINISHED = b"D"
+#: the key's value when it has one (a repeat); else claim it for ARGV[2] ms (nil reply)
+_CLAIM = """
+local value = redis.call('GET', KEYS[1])
+if value then
+  return value
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
 _SET_IF_OURS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -271,9 +314,10 @@ return 0
 
 
 class CacheStore:
-    """One Redis key per scoped key, on a django-redis alias: ``SET NX PX`` claims it for
-    ``LOCK_SECONDS``; the finished response replaces it for ``TTL_SECONDS``. Finishing and
-    releasing compare the stored claim first (a Lua script), so only its owner can."""
+    """One Redis key per scoped key, on a django-redis alias: a claim sets it (only when
+    absent) for ``LOCK_SECONDS``; the finished response replaces it for ``TTL_SECONDS``.
+    Finishing and releasing compare the stored claim first, so only its owner can. Each is
+    one Lua script, sent by SHA: one round trip apiece."""
 
     transactional = False
 
@@ -282,12 +326,18 @@ class CacheStore:
             raise StoreUnavailable(f"CACHES[{alias!r}] is not a django-redis cache")
         self.alias = alias
         self._alias = redis_alias.Alias(alias)
+        #: (scoped key, Redis key) of the last key used: claim and complete share it
+        self._last_key = ("", "")
 
     def _redis(self) -> Any:
         return self._alias.client()
 
     def _key(self, request: Request) -> str:
-        return self._alias.key(f"arc:idem:{request.key}")
+        scoped, key = self._last_key
+        if scoped != request.key:
+            key = self._alias.key(f"arc:idem:{request.key}")
+            self._last_key = (request.key, key)
+        return key
 
     @staticmethod
     def _in_flight(request: Request, token: str) -> bytes:
@@ -295,23 +345,22 @@ class CacheStore:
         return _IN_FLIGHT + json.dumps(meta, separators=(",", ":")).encode()
 
     def claim(self, request: Request) -> Claim:
-        key = self._key(request)
+        """One round trip (a Lua script): claim the key, or read what holds it. ``SET NX``
+        then ``GET`` would take two for a repeat, and could find the key gone in between
+        (``SET NX GET`` needs Redis 7; 6.2 is supported)."""
+        token = _token()
         try:
-            redis = self._redis()
-            for _ in range(5):
-                token = _token()
-                if redis.set(
-                    key, self._in_flight(request, token), nx=True, px=_ms(request.lock_seconds)
-                ):
-                    return Claim(CLAIMED, token)
-                value = redis.get(key)
-                if value is not None:
-                    return self._existing(request, value)
-                # expired between SET and GET: try to claim again
+            value = _script(_CLAIM)(
+                keys=[self._key(request)],
+                args=[self._in_flight(request, token), _ms(request.lock_seconds)],
+                client=self._redis(),
+            )
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage("idempotency", exc)
             raise StoreUnavailable(str(exc)) from exc
-        return Claim(IN_FLIGHT)
+        if value is None:
+            return Claim(CLAIMED, token)
+        return self._existing(request, value)
 
     @staticmethod
     def _existing(request: Request, value: bytes) -> Claim:
