@@ -160,6 +160,32 @@ def test_the_browsable_api_is_never_cached(shop):
         assert response.status_code == 200 and "X-Cache" not in response
 
 
+# -- what a HIT relies on --------------------------------------------------------------------------
+
+
+def test_a_hit_is_negotiated_like_any_request(shop):
+    """An entry exists, yet what the client accepts is still asked: a 406 stays a 406, an
+    unknown ``?format=`` a 400, and another JSON rendering is another entry."""
+    editor = shop["editor"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    for path in (CACHED, UNCACHED):
+        refused = editor.get(path, HTTP_ACCEPT="application/xml")
+        assert refused.status_code == 406 and "X-Cache" not in refused
+        assert refused.json()["code"] == "NOT_ACCEPTABLE"
+        unknown = editor.get(f"{path}?format=xml")
+        assert unknown.status_code == 400 and "X-Cache" not in unknown
+        assert unknown.json()["code"] == "INVALID_QUERY"
+    indented = {"HTTP_ACCEPT": "application/json; indent=4"}
+    cached = editor.get(CACHED, **indented)
+    assert cached["X-Cache"] == "MISS"
+    assert cached.content == editor.get(UNCACHED, **indented).content
+    assert editor.get(CACHED, **indented)["X-Cache"] == "HIT"
+    plain = get(editor, CACHED)
+    assert plain["X-Cache"] == "HIT" and plain.content == get(editor, UNCACHED).content
+    assert plain.content != cached.content
+
+
 # -- who shares an entry ---------------------------------------------------------------------------
 
 

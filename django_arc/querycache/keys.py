@@ -15,6 +15,8 @@ things we remembered to include:
   permissions are decided: the unreadable and the masked fields (roles that see the same
   fields share entries, roles that see fewer never get more), and ``?select=``;
 - the page: ``page``, ``limit``, ``after``;
+- **how the answer is rendered** — the renderer content negotiation chose and the media type
+  it accepted, parameters included (``application/json; indent=4`` renders other bytes);
 - with a project ``serializer_class`` or ``pagination_class``, whose output django-arc cannot
   see into, the caller itself and the whole query string.
 
@@ -106,6 +108,13 @@ def _field_access(view: Any) -> list[Any]:
     ]
 
 
+def _rendering(request: Any) -> list[Any]:
+    """The renderer negotiation chose and the media type it accepted (with its parameters,
+    which a renderer may read: JSON's ``indent``)."""
+    renderer = type(request.accepted_renderer)
+    return [f"{renderer.__module__}.{renderer.__qualname__}", request.accepted_media_type]
+
+
 def _caller(view: Any) -> list[Any]:
     """The caller and the full query string: for output django-arc cannot see into."""
     scope = view.scope
@@ -178,7 +187,12 @@ def entry_key(view: Any, parts: list[Any]) -> str:
     """The Redis key (before the alias's prefix) of the answer ``parts`` describe."""
     resource = view.resource
     shared = resource.serializer_class is None and resource.pagination_class is None
-    material = [*parts, _field_access(view), None if shared else _caller(view)]
+    material = [
+        *parts,
+        _field_access(view),
+        _rendering(view.request),
+        None if shared else _caller(view),
+    ]
     digest = hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()[:40]
     org = view.scope.organization_id
     return f"arc:qc:e:{site_name(resource)}:{resource.name}:{'-' if org is None else org}:{digest}"
