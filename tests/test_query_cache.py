@@ -163,6 +163,51 @@ def test_the_browsable_api_is_never_cached(shop):
 # -- what a HIT relies on --------------------------------------------------------------------------
 
 
+class RoundTrips:
+    """What went over the wire to Redis: one entry per exchange (a command, or a pipeline's
+    batch), and the names of the single commands sent, at redis-py's connection."""
+
+    def __init__(self, monkeypatch):
+        from redis.connection import AbstractConnection
+
+        self.exchanges = 0
+        self.commands = []
+        send_packed, send = AbstractConnection.send_packed_command, AbstractConnection.send_command
+
+        def counted_packed(conn, *args, **kwargs):
+            self.exchanges += 1
+            return send_packed(conn, *args, **kwargs)
+
+        def named(conn, *args, **kwargs):
+            self.commands.append(str(args[0]).upper())
+            return send(conn, *args, **kwargs)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted_packed)
+        monkeypatch.setattr(AbstractConnection, "send_command", named)
+
+
+def headers(response):
+    """A response's headers but the two that differ on every answer."""
+    return {k: v for k, v in response.items() if k not in ("X-Cache", "X-Request-Id")}
+
+
+@pytest.mark.parametrize("detail", ["", "dear"])
+def test_a_hit_is_one_mget_no_sql_and_the_bytes_and_headers_of_its_miss(shop, monkeypatch, detail):
+    editor = shop["editor"]
+    detail = f"{shop['dear'].pk}/" if detail else ""
+    miss = get(editor, CACHED, f"{detail}?select=name,price")
+    assert miss["X-Cache"] == "MISS"
+    trips = RoundTrips(monkeypatch)
+    with CaptureQueriesContext(connection) as queries:
+        hit = get(editor, CACHED, f"{detail}?select=name,price")
+    assert hit["X-Cache"] == "HIT"
+    assert len(queries) == 0, [q["sql"] for q in queries]
+    assert (trips.exchanges, trips.commands) == (1, ["MGET"])
+    assert hit.content == miss.content
+    assert headers(hit) == headers(miss)
+    assert hit["X-Request-Id"] != miss["X-Request-Id"]
+
+
 def test_a_hit_is_negotiated_like_any_request(shop):
     """An entry exists, yet what the client accepts is still asked: a 406 stays a 406, an
     unknown ``?format=`` a 400, and another JSON rendering is another entry."""
@@ -184,6 +229,34 @@ def test_a_hit_is_negotiated_like_any_request(shop):
     plain = get(editor, CACHED)
     assert plain["X-Cache"] == "HIT" and plain.content == get(editor, UNCACHED).content
     assert plain.content != cached.content
+
+
+def test_a_parsed_query_is_only_shared_by_callers_who_may_send_it(shop):
+    """The parsed query is remembered per process, keyed by the fields the caller may read:
+    a ``select`` of a field the admin sees and the editor does not stays the editor's 400."""
+    admin, editor, viewer = shop["admin"], shop["editor"], shop["viewer"]
+    query = "?select=name,cost"
+    assert get(admin, CACHED, query)["X-Cache"] == "MISS"
+    assert same_as_uncached(admin, query)["X-Cache"] == "HIT"
+    for _ in range(2):
+        refused = get(editor, CACHED, query)
+        assert refused.status_code == 400 and "X-Cache" not in refused
+        assert refused.json()["code"] == "INVALID_QUERY"
+        assert get(editor, UNCACHED, query).status_code == 400
+    masked = "?select=name,sku"
+    assert get(admin, CACHED, masked)["X-Cache"] == "MISS"
+    assert get(viewer, CACHED, masked)["X-Cache"] == "MISS"
+    assert {doc["sku"] for doc in same_as_uncached(viewer, masked).json()["docs"]} == {"***"}
+
+
+def test_spellings_of_one_query_share_an_entry(shop):
+    editor = shop["editor"]
+    assert get(editor, CACHED, "?status=active&limit=2")["X-Cache"] == "MISS"
+    for spelling in ("?limit=2&status=active", "?status[eq]=active&limit=2"):
+        assert same_as_uncached(editor, spelling)["X-Cache"] == "HIT", spelling
+    dear = shop["dear"].pk
+    assert get(editor, CACHED, f"{dear}/")["X-Cache"] == "MISS"
+    assert same_as_uncached(editor, detail=f"0{dear}/")["X-Cache"] == "HIT"
 
 
 # -- who shares an entry ---------------------------------------------------------------------------
