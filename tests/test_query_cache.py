@@ -259,6 +259,56 @@ def test_spellings_of_one_query_share_an_entry(shop):
     assert same_as_uncached(editor, detail=f"0{dear}/")["X-Cache"] == "HIT"
 
 
+def test_a_redis_restart_between_requests_is_not_an_outage(shop, tmp_path, caplog):
+    """A HIT's connection outlives the request; when Redis restarts in between, the next
+    request finds it closed and reads again through the pool, as a pooled command would,
+    instead of answering uncached with an outage warning."""
+    editor = shop["editor"]
+    with redis_server(tmp_path) as server:
+        with override_settings(CACHES=caches_with("redis", server["url"])):
+            assert get(editor, CACHED)["X-Cache"] == "MISS"
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+            server["stop"]()
+            server["start"]()
+            caplog.set_level(logging.WARNING, logger="django_arc.redis")
+            assert same_as_uncached(editor)["X-Cache"] == "MISS"  # the restart lost it
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+            assert [r for r in caplog.records if r.name == "django_arc.redis"] == []
+
+
+def test_hits_in_several_threads_at_once_each_get_their_own_answer(shop):
+    """HITs of different entries from several threads at once (each thread reads on a
+    connection it keeps): every answer is its own entry's bytes."""
+    import threading
+
+    from django.db import connections
+
+    queries = ["?limit=1", "?limit=2", "?limit=3", "?sort=-price"]
+    expected = {}
+    for query in queries:
+        get(shop["editor"], CACHED, query)
+        expected[query] = get(shop["editor"], UNCACHED, query).content
+    failures = []
+    start = threading.Barrier(len(queries))
+
+    def reader(query):
+        try:
+            start.wait()
+            for _ in range(10):
+                answer = get(shop["editor"], CACHED, query)
+                if answer["X-Cache"] != "HIT" or answer.content != expected[query]:
+                    failures.append((query, answer["X-Cache"]))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=reader, args=(query,)) for query in queries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
 # -- who shares an entry ---------------------------------------------------------------------------
 
 
