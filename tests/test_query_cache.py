@@ -160,6 +160,155 @@ def test_the_browsable_api_is_never_cached(shop):
         assert response.status_code == 200 and "X-Cache" not in response
 
 
+# -- what a HIT relies on --------------------------------------------------------------------------
+
+
+class RoundTrips:
+    """What went over the wire to Redis: one entry per exchange (a command, or a pipeline's
+    batch), and the names of the single commands sent, at redis-py's connection."""
+
+    def __init__(self, monkeypatch):
+        from redis.connection import AbstractConnection
+
+        self.exchanges = 0
+        self.commands = []
+        send_packed, send = AbstractConnection.send_packed_command, AbstractConnection.send_command
+
+        def counted_packed(conn, *args, **kwargs):
+            self.exchanges += 1
+            return send_packed(conn, *args, **kwargs)
+
+        def named(conn, *args, **kwargs):
+            self.commands.append(str(args[0]).upper())
+            return send(conn, *args, **kwargs)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted_packed)
+        monkeypatch.setattr(AbstractConnection, "send_command", named)
+
+
+def headers(response):
+    """A response's headers but the two that differ on every answer."""
+    return {k: v for k, v in response.items() if k not in ("X-Cache", "X-Request-Id")}
+
+
+@pytest.mark.parametrize("detail", ["", "dear"])
+def test_a_hit_is_one_mget_no_sql_and_the_bytes_and_headers_of_its_miss(shop, monkeypatch, detail):
+    editor = shop["editor"]
+    detail = f"{shop['dear'].pk}/" if detail else ""
+    miss = get(editor, CACHED, f"{detail}?select=name,price")
+    assert miss["X-Cache"] == "MISS"
+    trips = RoundTrips(monkeypatch)
+    with CaptureQueriesContext(connection) as queries:
+        hit = get(editor, CACHED, f"{detail}?select=name,price")
+    assert hit["X-Cache"] == "HIT"
+    assert len(queries) == 0, [q["sql"] for q in queries]
+    assert (trips.exchanges, trips.commands) == (1, ["MGET"])
+    assert hit.content == miss.content
+    assert headers(hit) == headers(miss)
+    assert hit["X-Request-Id"] != miss["X-Request-Id"]
+
+
+def test_a_hit_is_negotiated_like_any_request(shop):
+    """An entry exists, yet what the client accepts is still asked: a 406 stays a 406, an
+    unknown ``?format=`` a 400, and another JSON rendering is another entry."""
+    editor = shop["editor"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    for path in (CACHED, UNCACHED):
+        refused = editor.get(path, HTTP_ACCEPT="application/xml")
+        assert refused.status_code == 406 and "X-Cache" not in refused
+        assert refused.json()["code"] == "NOT_ACCEPTABLE"
+        unknown = editor.get(f"{path}?format=xml")
+        assert unknown.status_code == 400 and "X-Cache" not in unknown
+        assert unknown.json()["code"] == "INVALID_QUERY"
+    indented = {"HTTP_ACCEPT": "application/json; indent=4"}
+    cached = editor.get(CACHED, **indented)
+    assert cached["X-Cache"] == "MISS"
+    assert cached.content == editor.get(UNCACHED, **indented).content
+    assert editor.get(CACHED, **indented)["X-Cache"] == "HIT"
+    plain = get(editor, CACHED)
+    assert plain["X-Cache"] == "HIT" and plain.content == get(editor, UNCACHED).content
+    assert plain.content != cached.content
+
+
+def test_a_parsed_query_is_only_shared_by_callers_who_may_send_it(shop):
+    """The parsed query is remembered per process, keyed by the fields the caller may read:
+    a ``select`` of a field the admin sees and the editor does not stays the editor's 400."""
+    admin, editor, viewer = shop["admin"], shop["editor"], shop["viewer"]
+    query = "?select=name,cost"
+    assert get(admin, CACHED, query)["X-Cache"] == "MISS"
+    assert same_as_uncached(admin, query)["X-Cache"] == "HIT"
+    for _ in range(2):
+        refused = get(editor, CACHED, query)
+        assert refused.status_code == 400 and "X-Cache" not in refused
+        assert refused.json()["code"] == "INVALID_QUERY"
+        assert get(editor, UNCACHED, query).status_code == 400
+    masked = "?select=name,sku"
+    assert get(admin, CACHED, masked)["X-Cache"] == "MISS"
+    assert get(viewer, CACHED, masked)["X-Cache"] == "MISS"
+    assert {doc["sku"] for doc in same_as_uncached(viewer, masked).json()["docs"]} == {"***"}
+
+
+def test_spellings_of_one_query_share_an_entry(shop):
+    editor = shop["editor"]
+    assert get(editor, CACHED, "?status=active&limit=2")["X-Cache"] == "MISS"
+    for spelling in ("?limit=2&status=active", "?status[eq]=active&limit=2"):
+        assert same_as_uncached(editor, spelling)["X-Cache"] == "HIT", spelling
+    dear = shop["dear"].pk
+    assert get(editor, CACHED, f"{dear}/")["X-Cache"] == "MISS"
+    assert same_as_uncached(editor, detail=f"0{dear}/")["X-Cache"] == "HIT"
+
+
+def test_a_redis_restart_between_requests_is_not_an_outage(shop, tmp_path, caplog):
+    """A HIT's connection outlives the request; when Redis restarts in between, the next
+    request finds it closed and reads again through the pool, as a pooled command would,
+    instead of answering uncached with an outage warning."""
+    editor = shop["editor"]
+    with redis_server(tmp_path) as server:
+        with override_settings(CACHES=caches_with("redis", server["url"])):
+            assert get(editor, CACHED)["X-Cache"] == "MISS"
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+            server["stop"]()
+            server["start"]()
+            caplog.set_level(logging.WARNING, logger="django_arc.redis")
+            assert same_as_uncached(editor)["X-Cache"] == "MISS"  # the restart lost it
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+            assert [r for r in caplog.records if r.name == "django_arc.redis"] == []
+
+
+def test_hits_in_several_threads_at_once_each_get_their_own_answer(shop):
+    """HITs of different entries from several threads at once (each thread reads on a
+    connection it keeps): every answer is its own entry's bytes."""
+    import threading
+
+    from django.db import connections
+
+    queries = ["?limit=1", "?limit=2", "?limit=3", "?sort=-price"]
+    expected = {}
+    for query in queries:
+        get(shop["editor"], CACHED, query)
+        expected[query] = get(shop["editor"], UNCACHED, query).content
+    failures = []
+    start = threading.Barrier(len(queries))
+
+    def reader(query):
+        try:
+            start.wait()
+            for _ in range(10):
+                answer = get(shop["editor"], CACHED, query)
+                if answer["X-Cache"] != "HIT" or answer.content != expected[query]:
+                    failures.append((query, answer["X-Cache"]))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=reader, args=(query,)) for query in queries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
 # -- who shares an entry ---------------------------------------------------------------------------
 
 

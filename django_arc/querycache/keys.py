@@ -7,7 +7,7 @@ things we remembered to include:
 - **the queryset the rows come from** — ``view.get_queryset()`` (tenancy and every preset's
   filters, the permission's row filters, a project's ``get_queryset``), serialised whole (its
   ``Query``, database and prefetches, pickled), and the query language's parsed filters,
-  search and sort, which the list applies to it. Equal serialisations are equal querysets,
+  search and sort, which the list applies to it (a get: the lookup value). Equal serialisations are equal querysets,
   which run the same SQL; whatever narrows the rows a caller may see is in there, so another
   tenant, owner, context value or filter is another key. (Compiling the SQL would say the
   same thing, at eight times the cost: see :func:`queryset_fingerprint`.);
@@ -15,6 +15,8 @@ things we remembered to include:
   permissions are decided: the unreadable and the masked fields (roles that see the same
   fields share entries, roles that see fewer never get more), and ``?select=``;
 - the page: ``page``, ``limit``, ``after``;
+- **how the answer is rendered** — the renderer content negotiation chose and the media type
+  it accepted, parameters included (``application/json; indent=4`` renders other bytes);
 - with a project ``serializer_class`` or ``pagination_class``, whose output django-arc cannot
   see into, the caller itself and the whole query string.
 
@@ -23,15 +25,16 @@ The resource and the organization are spelled out in the key too, for people rea
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import hashlib
 import io
-import json
 import pickle
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signals import setting_changed
 from django.db.models import Prefetch, QuerySet
 from django.db.models.expressions import Col
 
@@ -59,6 +62,11 @@ def queryset_fingerprint(queryset: QuerySet) -> str:
     return hashlib.sha256(material).hexdigest()
 
 
+def _col_state(col: Col) -> tuple[Any, ...]:
+    """A ``Col`` as what its SQL depends on (see :class:`_QueryPickler`)."""
+    return (tuple, (("col", col.alias, _field_id(col.target), _field_id(col.output_field)),))
+
+
 class _QueryPickler(pickle.Pickler):
     """Pickles a query without the memoised state of objects queries share.
 
@@ -66,12 +74,13 @@ class _QueryPickler(pickle.Pickler):
     every query on that field, and Django caches properties on it as queries compile
     (``contains_aggregate``…): pickled as is, the same query would pickle differently
     before and after its first execution. A ``Col`` is recorded by what its SQL depends on —
-    table alias, target field, output field — instead."""
+    table alias, target field, output field — instead.
 
-    def persistent_id(self, obj: Any) -> Any:
-        if type(obj) is Col:
-            return ("col", obj.alias, _field_id(obj.target), _field_id(obj.output_field))
-        return None
+    Through ``dispatch_table`` (looked up by exact type, like ``type(obj) is Col``) rather
+    than ``persistent_id``, which the pickler would call back into Python for every object
+    of the query, not only the columns."""
+
+    dispatch_table = {**copyreg.dispatch_table, Col: _col_state}
 
 
 def _field_id(field: Any) -> Any:
@@ -106,6 +115,13 @@ def _field_access(view: Any) -> list[Any]:
     ]
 
 
+def _rendering(request: Any) -> list[Any]:
+    """The renderer negotiation chose and the media type it accepted (with its parameters,
+    which a renderer may read: JSON's ``indent``)."""
+    renderer = type(request.accepted_renderer)
+    return [f"{renderer.__module__}.{renderer.__qualname__}", request.accepted_media_type]
+
+
 def _caller(view: Any) -> list[Any]:
     """The caller and the full query string: for output django-arc cannot see into."""
     scope = view.scope
@@ -123,20 +139,73 @@ def list_parts(view: Any) -> list[Any]:
 
     With django-arc's own query language the list's queryset is a pure function of the
     view's queryset and the parsed query (``QuerySpec.apply``): both are recorded whole, and
-    the ORM is spared building the filtered queryset only to describe it (a third of what a
-    HIT costs). A project's filter backends, or a preset's search when the query searches,
-    may read anything from the request: then the filtered queryset itself is recorded."""
+    the ORM is spared building the filtered queryset only to describe it. A project's filter
+    backends, or a preset's search when the query searches, may read anything from the
+    request: then the filtered queryset itself is recorded."""
     params = view.request.query_params
     base = view.get_queryset()
     backends = view._backends
     if len(backends) == 1 and type(backends[0]) is QueryLanguageFilter:
-        query = backends[0].parse(view.request, view)
-        if not (query.search and _presets_search(view.resource)):
-            view.list_query = query
-            rows = [queryset_fingerprint(base), _query_fingerprint(query)]
-            return ["list", *rows, *_page(params, query)]
+        query, searches = normalised_query(view, backends[0])
+        if not (searches and _presets_search(view.resource)):
+            return ["list", queryset_fingerprint(base), query]
     queryset = view.filter_queryset(base)
     return ["list", queryset_fingerprint(queryset), *_page(params, view.list_query)]
+
+
+#: how many parsed query strings :func:`normalised_query` remembers (per process)
+QUERY_MEMO_SIZE = 512
+
+_queries: dict[tuple[Any, ...], tuple[str, bool]] = {}
+
+
+def normalised_query(view: Any, backend: QueryLanguageFilter) -> tuple[str, bool]:
+    """The list query of this request as the query language reads it — conditions, search,
+    ordering, ``select`` and the page — as a digest, and whether it searches.
+
+    Parameters the language ignores (``?utm_source=``) and spellings of the same condition
+    give one digest; a query it refuses raises its ``INVALID_QUERY`` here, before the cache
+    is asked. Parsing is a pure function of the parameters, the resource's compiled query
+    rules and the fields this caller may read or sees masked (:meth:`QuerySpec.parse`), so
+    the digest is remembered under exactly those: a page requested again by callers who see
+    the same fields is parsed once per process, not once per request. The memo is dropped
+    when full (a client sending ever new query strings costs what parsing costs, no more)
+    and whenever a setting changes (values are parsed with ``TIME_ZONE``)."""
+    params = view.request.query_params
+    access = view.field_access
+    resource = view.resource
+    memo_key = (
+        resource,
+        resource.query_spec,
+        tuple((name, tuple(values)) for name, values in params.lists()),
+        access.unreadable,
+        frozenset(access.redacted),
+    )
+    known = _queries.get(memo_key)
+    if known is not None:
+        return known
+    query = backend.parse(view.request, view)
+    material = [_query_fingerprint(query), *_page(params, query)]
+    known = (_digest(material), bool(query.search))
+    if len(_queries) >= QUERY_MEMO_SIZE:
+        _queries.clear()
+    _queries[memo_key] = known
+    return known
+
+
+def forget_queries(**kwargs: Any) -> None:
+    """Drop what :func:`normalised_query` remembers."""
+    _queries.clear()
+
+
+setting_changed.connect(forget_queries, dispatch_uid="django_arc.querycache.keys")
+
+
+def _digest(material: list[Any]) -> str:
+    """SHA-256 of ``material`` — strings, numbers, booleans, ``None`` and lists of them — by
+    its ``repr``, which quotes and escapes every string, so no value can pass for a
+    separator and make two different materials one key."""
+    return hashlib.sha256(repr(material).encode()).hexdigest()
 
 
 def _page(params: Any, query: Any) -> list[Any]:
@@ -159,27 +228,41 @@ def _query_fingerprint(query: Any) -> str:
 
 
 def retrieve_parts(view: Any) -> list[Any] | None:
-    """What a get answer depends on; ``None`` for a malformed id (the route answers 404)."""
+    """What a get answer depends on; ``None`` for a malformed id (the route answers 404).
+
+    ``get_object()`` looks the row up as ``get_queryset().get(<lookup>=<value>)``: a pure
+    function of the view's queryset, recorded whole as for a list, and of the lookup value
+    as the model field reads it (``"07"`` and ``"7"`` are one integer id), pickled like the
+    queryset (a value's state, never its identity). Recording the two spares the ORM
+    building the filtered queryset only to describe it."""
     resource = view.resource
     lookup = view.lookup_field
     raw = view.kwargs[view.lookup_url_kwarg or lookup]
     meta = resource.model._meta
     model_field = meta.pk if lookup == "pk" else meta.get_field(lookup)
-    try:
+    try:  # as in get_object(), whose 404 these errors are
         value = model_field.to_python(raw)
-        queryset = view.get_queryset().filter(**{lookup: value})
-        sql = queryset_fingerprint(queryset)
+        queryset = view.get_queryset()
     except (DjangoValidationError, ValueError, TypeError, OverflowError):
         return None
-    return ["get", sql]
+    try:
+        row = hashlib.sha256(pickle.dumps((lookup, value), protocol=pickle.HIGHEST_PROTOCOL))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None  # a value of no known state: not cached
+    return ["get", queryset_fingerprint(queryset), row.hexdigest()]
 
 
 def entry_key(view: Any, parts: list[Any]) -> str:
     """The Redis key (before the alias's prefix) of the answer ``parts`` describe."""
     resource = view.resource
     shared = resource.serializer_class is None and resource.pagination_class is None
-    material = [*parts, _field_access(view), None if shared else _caller(view)]
-    digest = hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()[:40]
+    material = [
+        *parts,
+        _field_access(view),
+        _rendering(view.request),
+        None if shared else _caller(view),
+    ]
+    digest = _digest(material)[:40]
     org = view.scope.organization_id
     return f"arc:qc:e:{site_name(resource)}:{resource.name}:{'-' if org is None else org}:{digest}"
 

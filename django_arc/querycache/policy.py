@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..settings import arc_settings
+from ..settings import arc_settings, on_reload
 
 #: the keys ``Resource.cache`` may hold
 OPTION_KEYS = ("stale_seconds", "gc_seconds", "tags")
@@ -54,3 +54,22 @@ def policy_for(resource: Any) -> CachePolicy | None:
         tags=tuple(str(tag) for tag in tags),
         alias=settings.get("ALIAS", "default"),
     )
+
+
+_policies: dict[Any, tuple[Any, CachePolicy | None]] = {}
+
+
+def cached_policy_for(resource: Any) -> CachePolicy | None:
+    """:func:`policy_for`, worked out once per resource and ``cache`` option (a request
+    asks on every list and get). A new ``cache`` value (another object) or a change of
+    ``ARC`` is read again; a ``cache`` dict changed in place is not."""
+    option = resource.cache
+    known = _policies.get(resource)
+    if known is not None and known[0] is option:
+        return known[1]
+    policy = policy_for(resource)
+    _policies[resource] = (option, policy)
+    return policy
+
+
+on_reload(_policies.clear)

@@ -28,7 +28,7 @@ from django.http import HttpResponse
 from .. import redis_alias
 from ..exceptions import ShortCircuit
 from .keys import entry_key, list_parts, retrieve_parts, version_keys
-from .policy import CachePolicy, policy_for
+from .policy import CachePolicy, cached_policy_for
 from .store import Entry, QueryCacheStore, Unavailable
 
 logger = logging.getLogger("django_arc.querycache")
@@ -86,7 +86,7 @@ class CachedRead:
         stores the route's answer; ``None`` when the request is not cacheable."""
         if view.action not in CACHED_ACTIONS:
             return None
-        policy = policy_for(view.resource)
+        policy = cached_policy_for(view.resource)
         if policy is None or not redis_alias.is_django_redis(policy.alias):
             return None
         # Only JSON: the browsable API's HTML carries the user's name and a CSRF token.
