@@ -353,8 +353,9 @@ def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> 
         "- Floors: `/noop/` is a plain Django view returning a constant 16-byte JSON body "
         "(URL resolution and `CommonMiddleware` only), `/drf-noop/` a DRF `APIView` with no "
         "authentication or permissions doing the same; a HIT runs DRF's dispatch, the "
-        "caller's scope, the permission, the view's queryset and the parsed query pickled "
-        "(its key; no SQL is compiled or sent), one Redis `MGET` and the response.",
+        "caller's scope, the permission, its key (a fingerprint of the view's queryset, the "
+        "parsed query's digest remembered per process, the negotiated renderer; no SQL is "
+        "compiled or sent), one Redis `MGET` over its thread's connection and the response.",
         "- Create: `POST /arc/items/` with the 6-field body of the CRUD table; *fresh key* "
         "sends an `Idempotency-Key` no request has sent before (wrk numbers them per thread; "
         "in-process, a UUID each). Overhead = `no key req/s ÷ fresh key req/s − 1` per round, "
