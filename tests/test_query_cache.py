@@ -7,6 +7,7 @@ declaration with ``cache = False``), i.e. what the caller would get without the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -259,21 +260,29 @@ def test_spellings_of_one_query_share_an_entry(shop):
     assert same_as_uncached(editor, detail=f"0{dear}/")["X-Cache"] == "HIT"
 
 
-def test_a_redis_restart_between_requests_is_not_an_outage(shop, tmp_path, caplog):
-    """A HIT's connection outlives the request; when Redis restarts in between, the next
-    request finds it closed and reads again through the pool, as a pooled command would,
-    instead of answering uncached with an outage warning."""
-    editor = shop["editor"]
+@contextlib.contextmanager
+def hit_then_redis_stopped(editor, tmp_path):
+    """A Redis of the test's own serving the cache: the editor's list is cached (MISS, then
+    HIT), then the server is stopped; yields the server (``start()`` brings it back)."""
     with redis_server(tmp_path) as server:
         with override_settings(CACHES=caches_with("redis", server["url"])):
             assert get(editor, CACHED)["X-Cache"] == "MISS"
             assert get(editor, CACHED)["X-Cache"] == "HIT"
             server["stop"]()
-            server["start"]()
-            caplog.set_level(logging.WARNING, logger="django_arc.redis")
-            assert same_as_uncached(editor)["X-Cache"] == "MISS"  # the restart lost it
-            assert get(editor, CACHED)["X-Cache"] == "HIT"
-            assert [r for r in caplog.records if r.name == "django_arc.redis"] == []
+            yield server
+
+
+def test_a_redis_restart_between_requests_is_not_an_outage(shop, tmp_path, caplog):
+    """A HIT's connection outlives the request; when Redis restarts in between, the next
+    request finds it closed and reads again through the pool, as a pooled command would,
+    instead of answering uncached with an outage warning."""
+    editor = shop["editor"]
+    with hit_then_redis_stopped(editor, tmp_path) as server:
+        server["start"]()
+        caplog.set_level(logging.WARNING, logger="django_arc.redis")
+        assert same_as_uncached(editor)["X-Cache"] == "MISS"  # the restart lost it
+        assert get(editor, CACHED)["X-Cache"] == "HIT"
+        assert [r for r in caplog.records if r.name == "django_arc.redis"] == []
 
 
 def test_hits_in_several_threads_at_once_each_get_their_own_answer(shop):
@@ -537,27 +546,23 @@ def test_only_one_request_refreshes_a_stale_entry(shop, monkeypatch, redis_cache
 
 def test_redis_stopped_mid_test_answers_200_uncached_with_one_warning(shop, tmp_path, caplog):
     editor = shop["editor"]
-    with redis_server(tmp_path) as server:
-        with override_settings(CACHES=caches_with("redis", server["url"])):
-            assert get(editor, CACHED)["X-Cache"] == "MISS"
-            assert get(editor, CACHED)["X-Cache"] == "HIT"
-            server["stop"]()
-            caplog.set_level(logging.WARNING, logger="django_arc.redis")
-            for _ in range(3):
-                response = same_as_uncached(editor)
-                assert response.status_code == 200 and response["X-Cache"] == "MISS"
-            # writes go on, their bumps wait for Redis
-            created = shop["admin"].post(
-                CACHED, {"name": "During", "sku": "D-1", "price": "1"}, format="json"
-            )
-            assert created.status_code == 201
-            same_as_uncached(editor, detail=f"{created.json()['data']['id']}/")
-            warnings = [r for r in caplog.records if r.name == "django_arc.redis"]
-            assert len(warnings) == 1, [r.getMessage() for r in warnings]
-            assert "query cache" in warnings[0].getMessage()
-            server["start"]()
-            assert same_as_uncached(editor)["X-Cache"] == "MISS"
-            assert get(editor, CACHED)["X-Cache"] == "HIT"
+    with hit_then_redis_stopped(editor, tmp_path) as server:
+        caplog.set_level(logging.WARNING, logger="django_arc.redis")
+        for _ in range(3):
+            response = same_as_uncached(editor)
+            assert response.status_code == 200 and response["X-Cache"] == "MISS"
+        # writes go on, their bumps wait for Redis
+        created = shop["admin"].post(
+            CACHED, {"name": "During", "sku": "D-1", "price": "1"}, format="json"
+        )
+        assert created.status_code == 201
+        same_as_uncached(editor, detail=f"{created.json()['data']['id']}/")
+        warnings = [r for r in caplog.records if r.name == "django_arc.redis"]
+        assert len(warnings) == 1, [r.getMessage() for r in warnings]
+        assert "query cache" in warnings[0].getMessage()
+        server["start"]()
+        assert same_as_uncached(editor)["X-Cache"] == "MISS"
+        assert get(editor, CACHED)["X-Cache"] == "HIT"
 
 
 def test_a_bump_lost_to_an_outage_is_applied_before_this_process_reads_again(shop, redis_cache):
