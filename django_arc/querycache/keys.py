@@ -7,10 +7,11 @@ things we remembered to include:
 - **the queryset the rows come from** — ``view.get_queryset()`` (tenancy and every preset's
   filters, the permission's row filters, a project's ``get_queryset``), serialised whole (its
   ``Query``, database and prefetches, pickled), and the query language's parsed filters,
-  search and sort, which the list applies to it (a get: the lookup value). Equal serialisations are equal querysets,
-  which run the same SQL; whatever narrows the rows a caller may see is in there, so another
-  tenant, owner, context value or filter is another key. (Compiling the SQL would say the
-  same thing, at eight times the cost: see :func:`queryset_fingerprint`.);
+  search and sort, which the list applies to it (a get: the lookup value). Equal
+  serialisations are equal querysets, which run the same SQL; whatever narrows the rows a
+  caller may see is in there, so another tenant, owner, context value or filter is another
+  key. (Compiling the SQL would say the same thing, at eight times the cost: see
+  :func:`queryset_fingerprint`.);
 - **what the caller may see of each row** — ``view.field_access``, the one place field
   permissions are decided: the unreadable and the masked fields (roles that see the same
   fields share entries, roles that see fewer never get more), and ``?select=``;

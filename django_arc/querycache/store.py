@@ -115,7 +115,7 @@ class _ReadConnection(threading.local):
             return client
         if type(redis) is not Redis or redis.connection is not None:
             return redis  # a project's client class, or already one connection: as it is
-        self.client = None
+        self.client = None  # the old client gives its connection back before a new one takes one
         self.client = Redis(connection_pool=redis.connection_pool, single_connection_client=True)
         self.pid = os.getpid()
         return self.client
