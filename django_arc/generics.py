@@ -12,10 +12,11 @@ that knows how a request is judged and how rows are reached. The verbs live in
    :class:`~django_arc.exceptions.ShortCircuit`): the query cache for a list/get, the
    ``Idempotency-Key`` of an unsafe request. ``finalize_response()`` is their other end.
 2. Rows: :meth:`get_queryset` = ``Resource.get_queryset`` → every preset's ``row_filter``
-   (in one ``filter()``) and ``filter_queryset`` → the permission's filters. Lists add the
-   filter backends (the query language) and a pagination class; single rows come from
-   :meth:`get_object`, which adds the object permission and every preset's
-   ``check_object``. Nothing reads rows another way.
+   and ``filter_queryset`` → the permission's filters (conditions added by
+   :func:`~django_arc.narrowing.narrow`). Lists add the filter backends (the query
+   language) and a pagination class; single rows come from :meth:`get_object`, which adds
+   the object permission and every preset's ``check_object``. Nothing reads rows another
+   way.
 3. Output: :meth:`render` serialises through the caller's :class:`~django_arc.fields.ReadPlan`
    (field permissions, ``?select=``); :meth:`success_response` wraps it (:mod:`envelope`).
 4. Writes: :meth:`perform_create` / :meth:`perform_update` / :meth:`perform_destroy` run the
@@ -51,6 +52,7 @@ from .exceptions import (
 from .fields import FieldAccess, ReadPlan
 from .filters import QueryLanguageFilter
 from .idempotency.execution import IdempotentExecution
+from .narrowing import narrow
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcJSONParser
 from .permissions import Permission, PermissionResult
@@ -268,18 +270,18 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def get_queryset(self) -> models.QuerySet:
         """The rows this request may see: ``Resource.get_queryset()``, the presets'
-        conditions (one ``filter()`` for all of them), each preset's ``filter_queryset``, and
-        the permission's filters."""
+        conditions (one :func:`~django_arc.narrowing.narrow` for all of them), each preset's
+        ``filter_queryset``, and the permission's filters."""
         queryset = self.resource.get_queryset(self.request)
         presets = self.resource.preset_list
         conditions = [q for q in (preset.row_filter(self) for preset in presets) if q]
         if conditions:
-            queryset = queryset.filter(*conditions)
+            queryset = narrow(queryset, *conditions)
         for preset in presets:
             queryset = preset.filter_queryset(self, queryset)
         filters = self.permission_filters
         if filters:
-            queryset = queryset.filter(filters if isinstance(filters, Q) else Q(**filters))
+            queryset = narrow(queryset, filters)
         return queryset
 
     def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
@@ -305,7 +307,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         model_field = meta.pk if lookup == "pk" else meta.get_field(lookup)
         try:
             value = model_field.to_python(raw)
-            obj = self.get_queryset().get(**{lookup: value})
+            obj = narrow(self.get_queryset(), {lookup: value}).get()
         except (DjangoValidationError, ValueError, TypeError, OverflowError):
             raise NotFound(f"malformed lookup value {raw[:64]!r}") from None
         except resource.model.DoesNotExist:

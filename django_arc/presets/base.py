@@ -73,9 +73,11 @@ class Preset:
     def row_filter(self, view: Any) -> Q | None:
         """The condition rows must meet for this caller (``None``: no condition): lists,
         object lookups and preset routes alike. Rows filtered out are 404, never 403 (no
-        existence leak). The view ANDs every preset's condition in one ``filter()`` call, so
-        a request pays for one queryset clone however many presets narrow it; conditions on
-        the same multi-valued relation must then hold for the same related row. Prefer it to
+        existence leak). The view ANDs every preset's condition in one
+        :func:`~django_arc.narrowing.narrow` call (one ``filter()`` for those that are not a
+        plain column condition), so a request pays for one queryset clone however many
+        presets narrow it; conditions on the same multi-valued relation must then hold for
+        the same related row. Prefer it to
         :meth:`filter_queryset` for anything a ``Q`` can say."""
         return None
 

@@ -1,0 +1,207 @@
+"""``narrow()`` adds plain column conditions without ``filter()``: it must build exactly what
+``filter()`` builds (same SQL, same parameters), and hand everything else to ``filter()``."""
+
+import datetime
+import uuid
+
+import pytest
+from django.db import NotSupportedError, models
+from django.db.models import Count, Q
+from django.test.utils import isolate_apps
+
+from django_arc.narrowing import narrow
+from shop.models import Organization
+from tests.testapp.models import Article, Author, Book
+
+
+def sql(queryset):
+    return queryset.query.sql_with_params()
+
+
+@pytest.fixture
+def filter_calls(monkeypatch):
+    """The conditions ``narrow()`` handed to ``QuerySet.filter``."""
+    calls = []
+    original = models.QuerySet.filter
+
+    def spy(self, *args, **kwargs):
+        calls.append((args, kwargs))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(models.QuerySet, "filter", spy)
+    return calls
+
+
+PLAIN = [
+    ("fk attname", Article, {"organization_id": 5}),
+    ("fk name", Article, {"organization": 5}),
+    ("fk value as text", Article, {"organization": "5"}),
+    ("isnull true", Article, {"deleted_at__isnull": True}),
+    ("isnull false", Article, {"deleted_at__isnull": False}),
+    ("pk", Article, {"pk": 3}),
+    ("pk as text", Article, {"pk": "3"}),
+    ("explicit exact", Article, {"slug__exact": "hello"}),
+    ("several", Article, {"organization_id": 5, "owner_id": 7, "deleted_at__isnull": True}),
+    ("uuid as text", Book, {"uid": "12345678-1234-5678-1234-567812345678"}),
+    ("uuid", Book, {"uid": uuid.UUID(int=7)}),
+    ("date as text", Book, {"published": "2026-01-02"}),
+    ("date", Book, {"published": datetime.date(2026, 1, 2)}),
+    ("decimal as text", Book, {"price": "9.50"}),
+    ("boolean", Book, {"is_available": False}),
+    ("nested and", Article, Q(Q(organization_id=5) & Q(deleted_at__isnull=True))),
+]
+
+
+@pytest.mark.parametrize("label, model, condition", PLAIN, ids=[c[0] for c in PLAIN])
+def test_a_plain_column_condition_builds_what_filter_builds_without_filter(
+    label, model, condition, filter_calls
+):
+    queryset = model.objects.all()
+    expected = sql(queryset.filter(condition if isinstance(condition, Q) else Q(**condition)))
+    filter_calls.clear()
+    narrowed = narrow(queryset, condition)
+    assert filter_calls == []
+    assert sql(narrowed) == expected
+    assert "WHERE" not in str(queryset.query)  # a new queryset, the old one untouched
+
+
+def test_several_conditions_and_a_get_build_what_filter_builds(filter_calls):
+    queryset = Article.objects.all()
+    expected = sql(
+        queryset.filter(Q(organization_id=5), Q(deleted_at__isnull=True)).filter(Q(owner_id=2))
+    )
+    narrowed = narrow(
+        narrow(queryset, Q(organization_id=5), Q(deleted_at__isnull=True)), {"owner_id": 2}
+    )
+    assert sql(narrowed) == expected
+
+
+class _Annotated:
+    @staticmethod
+    def queryset():
+        return Author.objects.annotate(book_total=Count("books"))
+
+
+OTHER = [
+    ("relation path", Article, Q(organization__name="acme")),
+    ("other lookup", Article, Q(title__icontains="x")),
+    ("transform", Book, Q(published__year=2026)),
+    ("in list", Article, Q(pk__in=[1, 2])),
+    ("none value", Article, Q(owner=None)),
+    ("or", Article, Q(organization_id=5) | Q(organization_id=6)),
+    ("negated", Article, ~Q(organization_id=5)),
+    ("expression value", Book, Q(pages=models.F("pages"))),
+    ("reverse relation", Author, Q(books=3)),
+]
+
+
+@pytest.mark.parametrize("label, model, condition", OTHER, ids=[c[0] for c in OTHER])
+def test_anything_else_goes_through_filter(label, model, condition, filter_calls):
+    queryset = model.objects.all()
+    expected = sql(queryset.filter(condition))
+    filter_calls.clear()
+    narrowed = narrow(queryset, condition)
+    assert len(filter_calls) == 1
+    assert sql(narrowed) == expected
+
+
+def test_an_isnull_value_not_a_boolean_goes_through_filter(filter_calls):
+    narrowed = narrow(Article.objects.all(), {"deleted_at__isnull": "yes"})
+    assert len(filter_calls) == 1
+    with pytest.raises(ValueError, match="must be True or False"):
+        sql(narrowed)
+
+
+@pytest.mark.django_db
+def test_a_model_instance_value_goes_through_filter(filter_calls):
+    org = Organization.objects.create(name="acme", slug="acme")
+    expected = sql(Article.objects.filter(organization=org))
+    filter_calls.clear()
+    assert sql(narrow(Article.objects.all(), {"organization": org})) == expected
+    assert len(filter_calls) == 1
+
+
+def test_an_annotation_name_goes_through_filter(filter_calls):
+    queryset = _Annotated.queryset()
+    expected = sql(queryset.filter(book_total=2))
+    filter_calls.clear()
+    assert sql(narrow(queryset, {"book_total": 2})) == expected
+    assert len(filter_calls) == 1
+
+
+@isolate_apps("tests.testapp")
+def test_a_field_of_a_concrete_parent_goes_through_filter(filter_calls):
+    class Place(models.Model):
+        city = models.CharField(max_length=20)
+
+        class Meta:
+            app_label = "testapp"
+
+    class Shop(Place):
+        kind = models.CharField(max_length=20)
+
+        class Meta:
+            app_label = "testapp"
+
+    expected_parent = sql(Shop.objects.filter(city="Oslo"))
+    expected_own = sql(Shop.objects.filter(kind="tea", pk=4))
+    filter_calls.clear()
+    assert sql(narrow(Shop.objects.all(), {"city": "Oslo"})) == expected_parent
+    assert len(filter_calls) == 1
+    filter_calls.clear()
+    assert sql(narrow(Shop.objects.all(), {"kind": "tea", "pk": 4})) == expected_own
+    assert filter_calls == []  # its own column and its parent link (the pk) are its table's
+
+
+@isolate_apps("tests.testapp")
+def test_a_proxy_model_reads_its_concrete_table():
+    class ArticleProxy(Article):
+        class Meta:
+            proxy = True
+            app_label = "testapp"
+
+    expected = sql(ArticleProxy.objects.filter(organization_id=5, deleted_at__isnull=True))
+    assert sql(narrow(ArticleProxy.objects.all(), {"organization_id": 5})) != sql(
+        ArticleProxy.objects.all()
+    )
+    narrowed = narrow(ArticleProxy.objects.all(), Q(organization_id=5, deleted_at__isnull=True))
+    assert sql(narrowed) == expected
+
+
+def test_a_mixed_condition_keeps_both_parts():
+    narrowed = narrow(Article.objects.all(), Q(organization_id=5), Q(title__icontains="x"))
+    where = str(narrowed.query).split("WHERE", 1)[1]
+    assert '"organization_id" = 5' in where
+    assert "LIKE" in where
+
+
+def test_a_value_the_column_cannot_hold_raises_what_filter_raises():
+    with pytest.raises(ValueError) as by_filter:
+        Article.objects.filter(pk="abc")
+    with pytest.raises(ValueError) as by_narrow:
+        narrow(Article.objects.all(), {"pk": "abc"})
+    assert str(by_narrow.value) == str(by_filter.value)
+
+
+def test_a_sliced_or_combined_queryset_is_refused_as_filter_refuses():
+    with pytest.raises(TypeError, match="slice"):
+        narrow(Article.objects.all()[:2], {"pk": 1})
+    with pytest.raises(NotSupportedError):
+        narrow(Article.objects.all().union(Article.objects.all()), {"pk": 1})
+
+
+@pytest.mark.django_db
+def test_rows_match_filter_on_the_database():
+    org_a = Organization.objects.create(name="a", slug="a")
+    org_b = Organization.objects.create(name="b", slug="b")
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    for org in (org_a, org_b):
+        Article.objects.create(organization=org, slug="live", title="live")
+        Article.objects.create(organization=org, slug="gone", title="gone", deleted_at=now)
+    conditions = [Q(organization_id=org_a.pk), Q(deleted_at__isnull=True)]
+    narrowed = narrow(Article.objects.all(), *conditions)
+    assert list(narrowed.values_list("pk", flat=True)) == list(
+        Article.objects.filter(*conditions).values_list("pk", flat=True)
+    )
+    assert [a.slug for a in narrowed] == ["live"]
+    assert narrow(Article.objects.all(), {"organization_id": org_b.pk}).count() == 2
