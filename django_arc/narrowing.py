@@ -91,8 +91,8 @@ def _plain_leaf(
         return None
     if (
         value is None
-        or isinstance(value, models.Model | Q)
-        or hasattr(value, "resolve_expression")
+        or isinstance(value, models.Model)
+        or hasattr(value, "resolve_expression")  # expressions, Q and subqueries
         or isinstance(value, list | tuple | set | frozenset | dict)
     ):
         return None
