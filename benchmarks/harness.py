@@ -555,7 +555,7 @@ def measure_throughput(
 ) -> tuple[dict[str, dict[str, Any]], str]:
     """wrk against gunicorn when available (else the in-process fallback); returns the
     results and a one-line description of the method for the report."""
-    if args.inprocess or not shutil.which("wrk"):
+    if _inprocess(args):
         method = (
             "in-process Django test client (no wrk), single process, "
             f"{args.duration} s per target, {args.rounds} interleaved round(s)"
@@ -571,6 +571,13 @@ def measure_throughput(
     )
     with gunicorn_servers(servers, args.workers) as urls:
         return wrk_rounds(groups, urls, args, after_run), method
+
+
+def _inprocess(args: argparse.Namespace) -> bool:
+    """Whether throughput falls back to the test client. Such numbers never go into the
+    docs: they are not comparable with the wrk tables there, and a machine that merely
+    lacks wrk would replace those silently."""
+    return args.inprocess or not shutil.which("wrk")
 
 
 @dataclass
@@ -607,6 +614,8 @@ def measure_all(
     """The sequence every benchmark runs: SQL counts (and ``check`` of the answers, so a
     side that answers differently is never timed), CPU per request, ``settle`` (undo what
     those requests wrote), then throughput (``after_run``: see :func:`wrk_rounds`)."""
+    if _inprocess(args) and getattr(args, "write_docs", False):
+        raise SystemExit("--write-docs needs wrk (apt-get install -y wrk) and no --inprocess")
     flat = [t for group in groups for t in group]
     counts, bodies = query_counts(flat)
     check(bodies)
