@@ -6,13 +6,19 @@ pool) and ``KEY_PREFIX``/``VERSION`` separate projects sharing it. They need com
 cache API does not offer (``SET NX`` with a lock value, ``MGET`` of entries and versions in
 one round trip, compare-and-set scripts), so they talk to django-redis's own client.
 
+The commands a request sends on every cacheable read or keyed write go through
+:func:`command` and :func:`run_script`, over a connection the thread keeps (see
+:class:`_ThreadConnections`), rather than through redis-py's pooled command path.
+
 An outage must cost one log line per interval, not one per request: :func:`warn_outage`
 rate-limits the warnings of each feature.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -21,9 +27,19 @@ from django.conf import settings
 from django.core.cache import caches
 
 try:  # redis is an optional dependency (the ``redis`` extra)
-    from redis.exceptions import RedisError
+    from redis import Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import NoScriptError, RedisError
 except ImportError:  # pragma: no cover - without it no alias can be django-redis
+    Redis = None  # type: ignore[assignment,misc]
     RedisError = OSError  # type: ignore[misc,assignment]
+
+    class RedisConnectionError(Exception):  # type: ignore[no-redef]  # noqa: N818
+        pass
+
+    class NoScriptError(Exception):  # type: ignore[no-redef]  # noqa: N818
+        pass
+
 
 logger = logging.getLogger("django_arc.redis")
 
@@ -69,6 +85,79 @@ class Alias:
 
     def key(self, key: str) -> str:
         return str(self._cache.make_key(key))
+
+
+class _ThreadConnections(threading.local):
+    """This thread's redis-py client on one connection of each pool it sends to
+    (``single_connection_client``).
+
+    A pooled command takes a connection from the pool and gives it back, polling the socket
+    in between for data a broken exchange left behind: about as much client CPU as the round
+    trip itself, on every cache read and every keyed write. A connection kept by the thread
+    skips that. It counts against its pool's ``max_connections`` for as long as the thread
+    lives (it goes back to the pool when the thread ends), is replaced after a fork or when
+    an alias gets another pool, and redis-py drops its socket when an exchange fails, so it
+    never holds half an answer."""
+
+    #: pools a thread keeps a connection to before it gives them all back (aliases
+    #: reconfigured over and over, as tests do, must not pile up connections)
+    MAX_POOLS = 4
+
+    def __init__(self) -> None:
+        self.clients: dict[int, Any] = {}
+        self.pid = os.getpid()
+
+    def get(self, redis: Any) -> Any:
+        if type(redis) is not Redis or redis.connection is not None:
+            return redis  # a project's client class, or already one connection: as it is
+        if self.pid != os.getpid():
+            self.clients, self.pid = {}, os.getpid()
+        pool = redis.connection_pool
+        client = self.clients.get(id(pool))
+        if client is not None and client.connection_pool is pool:
+            return client
+        if len(self.clients) >= self.MAX_POOLS:
+            self.clients = {}  # their connections go back to their pools first
+        client = Redis(connection_pool=pool, single_connection_client=True)
+        self.clients[id(pool)] = client
+        return client
+
+    def drop(self, redis: Any) -> None:
+        self.clients.pop(id(redis.connection_pool), None)
+
+
+_connections = _ThreadConnections()
+
+
+def command(redis: Any, *args: Any) -> Any:
+    """``args`` as one command to ``redis``'s server, on this thread's connection.
+
+    A connection the server closed since the thread's last command (a Redis restart) fails
+    once without being an outage: the command is sent again through the pool, which
+    reconnects, as a pooled command would have."""
+    try:
+        return _connections.get(redis).execute_command(*args)
+    except RedisConnectionError:
+        _connections.drop(redis)
+    return redis.execute_command(*args)
+
+
+class Script:
+    """A Lua script, sent by SHA (``EVALSHA``); loaded on the first ``NOSCRIPT``, when a
+    server has not seen it yet (or lost it in a restart)."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source.encode()
+        self.sha = hashlib.sha1(self.source).hexdigest()  # noqa: S324 - Redis's script id
+
+    def __call__(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return command(redis, "EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            command(redis, "SCRIPT LOAD", self.source)
+        return command(redis, "EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 def warn_outage(feature: str, exc: BaseException) -> None:

@@ -25,7 +25,7 @@ from django_arc.tasks import purge_idempotency
 from shop.models import Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import assert_error
-from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
 from tests.testapp.feature_resources import IdempotentProductResource
 
 URL = "/api/idem-products/"
@@ -412,6 +412,31 @@ def test_the_cache_store_expires_keys_after_the_ttl(editor):
         time.sleep(1.2)
         again = post(editor, {**BODY, "sku": "W-2"})
         assert again.status_code == 201 and "X-Idempotency-Replayed" not in again
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_redis_restart_between_keyed_requests_is_not_an_outage(editor, tmp_path, caplog):
+    """The cache store's commands go over a connection the thread keeps, and its scripts
+    by SHA. After a restart the next keyed request finds that connection closed and the
+    scripts unknown: it reconnects and loads them, and answers as if nothing happened."""
+    import logging
+
+    with (
+        redis_server(tmp_path) as server,
+        override_settings(CACHES=caches_with("redis", server["url"])),
+        override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache"))),
+    ):
+        assert post(editor).status_code == 201
+        server["stop"]()
+        server["start"]()
+        caplog.set_level(logging.WARNING, logger="django_arc.redis")
+        again = post(editor, {**BODY, "sku": "W-2"}, key="key-2")
+        assert again.status_code == 201 and "X-Idempotency-Replayed" not in again
+        replay = post(editor, {**BODY, "sku": "W-2"}, key="key-2")
+        assert replay["X-Idempotency-Replayed"] == "true" and replay.content == again.content
+        assert Product.objects.filter(sku="W-2").count() == 1
+        assert [r for r in caplog.records if r.name == "django_arc.redis"] == []
 
 
 @pytest.mark.django_db

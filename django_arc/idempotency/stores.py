@@ -290,7 +290,8 @@ def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
 _IN_FLIGHT = b"F"
 _FINISHED = b"D"
 #: the key's value when it has one (a repeat); else claim it for ARGV[2] ms (nil reply)
-_CLAIM = """
+_CLAIM = redis_alias.Script(
+    """
 local value = redis.call('GET', KEYS[1])
 if value then
   return value
@@ -298,19 +299,24 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 """
-_SET_IF_OURS = """
+)
+_SET_IF_OURS = redis_alias.Script(
+    """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
 return 0
 """
-_DELETE_IF_OURS = """
+)
+_DELETE_IF_OURS = redis_alias.Script(
+    """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 """
+)
 
 
 class CacheStore:
@@ -350,10 +356,10 @@ class CacheStore:
         (``SET NX GET`` needs Redis 7; 6.2 is supported)."""
         token = _token()
         try:
-            value = _script(_CLAIM)(
-                keys=[self._key(request)],
-                args=[self._in_flight(request, token), _ms(request.lock_seconds)],
-                client=self._redis(),
+            value = _CLAIM(
+                self._redis(),
+                [self._key(request)],
+                [self._in_flight(request, token), _ms(request.lock_seconds)],
             )
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage("idempotency", exc)
@@ -379,10 +385,10 @@ class CacheStore:
         meta = {"fp": request.fingerprint, "status": status, "ct": content_type}
         value = _FINISHED + json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body
         try:
-            done = _script(_SET_IF_OURS)(
-                keys=[self._key(request)],
-                args=[self._in_flight(request, token), value, _ms(request.ttl_seconds)],
-                client=self._redis(),
+            done = _SET_IF_OURS(
+                self._redis(),
+                [self._key(request)],
+                [self._in_flight(request, token), value, _ms(request.ttl_seconds)],
             )
         except redis_alias.REDIS_ERRORS as exc:
             # The write is committed; the key stays locked until LOCK_SECONDS pass, then a
@@ -393,31 +399,13 @@ class CacheStore:
 
     def release(self, request: Request, token: str) -> None:
         try:
-            _script(_DELETE_IF_OURS)(
-                keys=[self._key(request)],
-                args=[self._in_flight(request, token)],
-                client=self._redis(),
-            )
+            _DELETE_IF_OURS(self._redis(), [self._key(request)], [self._in_flight(request, token)])
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage("idempotency", exc)  # the lock expires by itself
 
     def purge(self) -> int:
         """Redis expires keys by itself: nothing to purge."""
         return 0
-
-
-_scripts: dict[str, Any] = {}
-
-
-def _script(source: str) -> Any:
-    """A Lua script sent by SHA (``EVALSHA``), loaded into Redis on first use (redis-py's
-    ``Script`` retries with ``SCRIPT LOAD`` when a server does not know it yet)."""
-    script = _scripts.get(source)
-    if script is None:
-        from redis.commands.core import Script
-
-        script = _scripts[source] = Script(None, source.encode())  # bytes: no client needed
-    return script
 
 
 def _ms(seconds: float) -> int:

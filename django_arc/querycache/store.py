@@ -17,7 +17,6 @@ process never serves its own stale answers after an outage). One warning per int
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 import time
@@ -25,16 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import redis_alias
-
-try:  # redis is an optional dependency (the ``redis`` extra)
-    from redis import Redis
-    from redis.exceptions import ConnectionError as RedisConnectionError
-except ImportError:  # pragma: no cover - without it no alias is django-redis, nothing is read
-    Redis = None  # type: ignore[assignment,misc]
-
-    class RedisConnectionError(Exception):  # type: ignore[no-redef]  # noqa: N818
-        pass
-
 
 FEATURE = "query cache"
 
@@ -90,54 +79,6 @@ def new_token() -> str:
     return secrets.token_hex(8)
 
 
-class _ReadConnection(threading.local):
-    """This thread's redis-py client on one connection of an alias's pool
-    (``single_connection_client``), for the ``MGET`` every cacheable request sends.
-
-    A pooled command takes a connection from the pool and gives it back, polling the socket
-    in between for data a broken exchange left behind: about as much CPU as the round trip
-    itself, on every HIT. A connection kept by the thread skips that. It counts against the
-    pool's ``max_connections`` for as long as the thread lives (it goes back to the pool
-    when the thread ends), is replaced after a fork or when the alias gets another pool,
-    and redis-py drops its socket when an exchange fails, so it never holds half an answer.
-    """
-
-    client: Any = None
-    pid: int = 0
-
-    def get(self, redis: Any) -> Any:
-        client = self.client
-        if (
-            client is not None
-            and client.connection_pool is redis.connection_pool
-            and self.pid == os.getpid()
-        ):
-            return client
-        if type(redis) is not Redis or redis.connection is not None:
-            return redis  # a project's client class, or already one connection: as it is
-        self.client = None  # the old client gives its connection back before a new one takes one
-        self.client = Redis(connection_pool=redis.connection_pool, single_connection_client=True)
-        self.pid = os.getpid()
-        return self.client
-
-    def drop(self) -> None:
-        self.client = None
-
-
-_read_connection = _ReadConnection()
-
-
-def _mget(redis: Any, keys: list[str]) -> list[Any]:
-    """``MGET keys`` on this thread's connection. A connection the server closed since the
-    last request (a Redis restart) fails once without being an outage: the command is
-    sent again through the pool, which reconnects, as any pooled command would have."""
-    try:
-        return _read_connection.get(redis).execute_command("MGET", *keys)
-    except RedisConnectionError:
-        _read_connection.drop()
-    return redis.execute_command("MGET", *keys)
-
-
 class QueryCacheStore:
     """The Redis of one django-redis alias, as the query cache uses it."""
 
@@ -158,7 +99,7 @@ class QueryCacheStore:
         try:
             redis = self._redis()
             keys = [self.key(entry_key), *(self.key(k) for k in version_keys)]
-            values = _mget(redis, keys)
+            values = redis_alias.command(redis, "MGET", *keys)
             versions = values[1:]
             if any(v is None for v in versions):
                 versions = self._init_versions(redis, version_keys, versions)
