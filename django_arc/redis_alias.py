@@ -7,7 +7,7 @@ cache API does not offer (``SET NX`` with a lock value, ``MGET`` of entries and 
 one round trip, compare-and-set scripts), so they talk to django-redis's own client.
 
 The commands a request sends on every cacheable read or keyed write go through
-:func:`command` and :func:`run_script`, over a connection the thread keeps (see
+:func:`command` and :class:`Script`, over a connection the thread keeps (see
 :class:`_ThreadConnections`), rather than through redis-py's pooled command path.
 
 An outage must cost one log line per interval, not one per request: :func:`warn_outage`
