@@ -4,7 +4,8 @@
 against the resource's compiled :class:`~django_arc.query.QuerySpec` and the caller's field
 access (a field the caller cannot read cannot be filtered, sorted or searched on). It keeps the
 parsed request on the view as ``view.list_query``: ``select`` narrows what is rendered, and the
-keyset pagination pages by the same ordering.
+keyset pagination pages by the same ordering. A request is parsed once: whoever reads the
+query first (this backend, or the query cache building its key) leaves it there for the other.
 
 Search goes to the presets first (:meth:`Preset.search`: full text, ranking) and falls back to
 ``icontains`` over ``search_fields``.
@@ -37,8 +38,10 @@ class QueryLanguageFilter(BaseFilterBackend):
         )
 
     def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
-        query = self.parse(request, view)
-        view.list_query = query
+        query = getattr(view, "list_query", None)
+        if query is None:  # not parsed yet in this request (the query cache parses first)
+            query = self.parse(request, view)
+            view.list_query = query
         searched = False
         if query.search:
             for preset in view.resource.preset_list:

@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from redis.client import Pipeline, Redis
 
 from django_arc import arc, redis_alias
+from django_arc.query import QuerySpec
 from django_arc.querycache import invalidate
 from django_arc.querycache.keys import resource_version_key
 from shop.models import Order, Product
@@ -248,6 +249,28 @@ def test_a_parsed_query_is_only_shared_by_callers_who_may_send_it(shop):
     assert get(admin, CACHED, masked)["X-Cache"] == "MISS"
     assert get(viewer, CACHED, masked)["X-Cache"] == "MISS"
     assert {doc["sku"] for doc in same_as_uncached(viewer, masked).json()["docs"]} == {"***"}
+
+
+def test_a_query_is_parsed_once_per_request_and_once_per_process(shop, monkeypatch):
+    """The key parses a new query string, the list reuses that parse on the miss; a hit
+    of a query string seen before parses nothing."""
+    parses = []
+    original = QuerySpec.parse
+
+    def parse(spec, *args, **kwargs):
+        parses.append(args[0].urlencode())
+        return original(spec, *args, **kwargs)
+
+    monkeypatch.setattr(QuerySpec, "parse", parse)
+    editor = shop["editor"]
+    query = "?status=active&sort=-price&limit=3&parse=once"
+    first = get(editor, CACHED, query)
+    assert first["X-Cache"] == "MISS" and len(first.json()["docs"]) == 3
+    assert len(parses) == 1
+    assert get(editor, CACHED, query)["X-Cache"] == "HIT"
+    assert len(parses) == 1
+    assert get(editor, UNCACHED, query).content == first.content
+    assert len(parses) == 2
 
 
 def test_spellings_of_one_query_share_an_entry(shop):

@@ -186,6 +186,7 @@ def normalised_query(view: Any, backend: QueryLanguageFilter) -> tuple[str, bool
     if known is not None:
         return known
     query = backend.parse(view.request, view)
+    view.list_query = query  # what the backend reads on a miss: one parse per request
     material = [_query_fingerprint(query), *_page(params, query)]
     known = (_digest(material), bool(query.search))
     if len(_queries) >= QUERY_MEMO_SIZE:
