@@ -296,6 +296,19 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             return self.keyset_pagination_class()
         return self.pagination_class()
 
+    def get_lookup_value(self) -> Any:
+        """The URL's lookup value as the model field reads it (``"07"`` and ``"7"`` are one
+        integer id): what :meth:`get_object` looks up, and what the query cache keys a get
+        by, so the two cannot disagree. 404 when the field cannot read it."""
+        raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        lookup = self.lookup_field
+        meta = self.resource.model._meta
+        model_field = meta.pk if lookup == "pk" else meta.get_field(lookup)
+        try:
+            return model_field.to_python(raw)
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
+            raise NotFound(f"malformed lookup value {raw[:64]!r}") from None
+
     def get_object(self) -> Any:
         """The one row the URL names, looked up in :meth:`get_queryset` (404 when absent,
         malformed or filtered: the same body), then judged by the object permission and
@@ -303,10 +316,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         resource = self.resource
         raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
         lookup = self.lookup_field
-        meta = resource.model._meta
-        model_field = meta.pk if lookup == "pk" else meta.get_field(lookup)
+        value = self.get_lookup_value()
         try:
-            value = model_field.to_python(raw)
             obj = narrow(self.get_queryset(), {lookup: value}).get()
         except (DjangoValidationError, ValueError, TypeError, OverflowError):
             raise NotFound(f"malformed lookup value {raw[:64]!r}") from None

@@ -39,6 +39,7 @@ from django.core.signals import setting_changed
 from django.db.models import Prefetch, QuerySet
 from django.db.models.expressions import Col
 
+from ..exceptions import NotFound
 from ..filters import QueryLanguageFilter
 
 
@@ -237,15 +238,11 @@ def retrieve_parts(view: Any) -> list[Any] | None:
     as the model field reads it (``"07"`` and ``"7"`` are one integer id), pickled like the
     queryset (a value's state, never its identity). Recording the two spares the ORM
     building the filtered queryset only to describe it."""
-    resource = view.resource
     lookup = view.lookup_field
-    raw = view.kwargs[view.lookup_url_kwarg or lookup]
-    meta = resource.model._meta
-    model_field = meta.pk if lookup == "pk" else meta.get_field(lookup)
     try:  # as in get_object(), whose 404 these errors are
-        value = model_field.to_python(raw)
+        value = view.get_lookup_value()
         queryset = view.get_queryset()
-    except (DjangoValidationError, ValueError, TypeError, OverflowError):
+    except (NotFound, DjangoValidationError, ValueError, TypeError, OverflowError):
         return None
     try:
         row = hashlib.sha256(pickle.dumps((lookup, value), protocol=pickle.HIGHEST_PROTOCOL))
