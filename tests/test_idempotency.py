@@ -332,6 +332,25 @@ def test_a_4xx_is_stored_and_replayed(store, editor):
 
 
 @pytest.mark.django_db
+def test_a_body_with_a_lone_surrogate_is_the_same_400_with_a_key(store, editor):
+    """JSON may carry a lone surrogate ("\\ud800"); hashing the body for the fingerprint
+    must not fail on it: the serializer refuses it, keyed or not, and the 400 is replayed."""
+    body = b'{"name": "a", "sku": "s\\ud800", "price": "1.00"}'
+
+    def send(**headers):
+        return editor.generic("POST", URL, body, content_type="application/json", **headers)
+
+    plain = send()
+    assert_error(plain, 400, "VALIDATION_ERROR")
+    keyed = send(HTTP_IDEMPOTENCY_KEY="surrogate")
+    assert_error(keyed, 400, "VALIDATION_ERROR")
+    assert keyed.json()["details"] == plain.json()["details"]
+    again = send(HTTP_IDEMPOTENCY_KEY="surrogate")
+    assert again.content == keyed.content and again["X-Idempotency-Replayed"] == "true"
+    assert not Product.objects.exists() and not created_events()
+
+
+@pytest.mark.django_db
 def test_a_5xx_is_not_stored_and_a_retry_runs(store, editor, monkeypatch):
     def explode(self, request, data):
         raise RuntimeError("database on fire")

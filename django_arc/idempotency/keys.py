@@ -62,14 +62,20 @@ def scoped_key(namespace: str, identity: str, method: str, path: str, key: str) 
     """The store's key and the prefix of the request's event keys: a SHA-256 (hex) of
     everything a key is unique within, so it has a fixed length whatever the client sent."""
     material = _json_strings((namespace, identity, method, path, key))
-    return hashlib.sha256(material.encode()).hexdigest()
+    return hashlib.sha256(_utf8(material)).hexdigest()
 
 
 def fingerprint(method: str, full_path: str, data: Any) -> str:
     """SHA-256 (hex) of method, path with query string and the canonical JSON of the body
     (keys sorted, no whitespace), so a re-serialised retry of the same body matches."""
     material = _json_strings((method, full_path)) + "\n" + _encode_body(_canonical(data))
-    return hashlib.sha256(material.encode()).hexdigest()
+    return hashlib.sha256(_utf8(material)).hexdigest()
+
+
+def _utf8(material: str) -> bytes:
+    """UTF-8, with a lone surrogate (which JSON may carry: ``"\\ud800"``) as its own three
+    bytes rather than an error: the body is the serializer's to refuse, with a 400."""
+    return material.encode("utf-8", "surrogatepass")
 
 
 def _json_strings(parts: tuple[str, ...]) -> str:
