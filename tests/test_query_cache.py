@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from redis.client import Pipeline, Redis
 
 from django_arc import arc, redis_alias
@@ -391,6 +392,25 @@ def test_another_query_is_another_entry(shop, first, second):
     assert get(editor, CACHED, second)["X-Cache"] == "MISS"
     assert same_as_uncached(editor, second)["X-Cache"] == "HIT"
     assert same_as_uncached(editor, first)["X-Cache"] == "HIT"
+
+
+def test_a_caller_in_another_time_zone_gets_its_own_entry(shop):
+    """Datetimes are written in the time zone active for the request: a project activating
+    each user's own must not serve Tokyo the bytes rendered for UTC."""
+    editor = shop["editor"]
+    try:
+        timezone.activate("UTC")
+        assert get(editor, CACHED)["X-Cache"] == "MISS"
+        utc = same_as_uncached(editor)
+        assert utc["X-Cache"] == "HIT"
+        timezone.activate("Asia/Tokyo")
+        tokyo = get(editor, CACHED)
+        assert tokyo["X-Cache"] == "MISS"
+        assert tokyo.json()["docs"][0]["created_at"].endswith("+09:00")
+        assert same_as_uncached(editor).content == tokyo.content
+    finally:
+        timezone.deactivate()
+    assert utc.json()["docs"][0]["created_at"].endswith(("Z", "+00:00"))
 
 
 def test_parameters_the_query_language_ignores_share_the_entry(shop):

@@ -17,7 +17,8 @@ things we remembered to include:
   fields share entries, roles that see fewer never get more), and ``?select=``;
 - the page: ``page``, ``limit``, ``after``;
 - **how the answer is rendered** — the renderer content negotiation chose and the media type
-  it accepted, parameters included (``application/json; indent=4`` renders other bytes);
+  it accepted, parameters included (``application/json; indent=4`` renders other bytes), and
+  the active time zone and language (datetimes are written in the current time zone);
 - with a project ``serializer_class`` or ``pagination_class``, whose output django-arc cannot
   see into, the caller itself and the whole query string.
 
@@ -38,6 +39,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
 from django.db.models import Prefetch, QuerySet
 from django.db.models.expressions import Col
+from django.utils import timezone, translation
 
 from ..exceptions import NotFound
 from ..filters import QueryLanguageFilter
@@ -119,9 +121,16 @@ def _field_access(view: Any) -> list[Any]:
 
 def _rendering(request: Any) -> list[Any]:
     """The renderer negotiation chose and the media type it accepted (with its parameters,
-    which a renderer may read: JSON's ``indent``)."""
+    which a renderer may read: JSON's ``indent``), and the time zone and language active for
+    the request: serializers write datetimes in the current time zone (a project activating
+    each user's own, as Django documents, renders one row two ways) and may localize."""
     renderer = type(request.accepted_renderer)
-    return [f"{renderer.__module__}.{renderer.__qualname__}", request.accepted_media_type]
+    return [
+        f"{renderer.__module__}.{renderer.__qualname__}",
+        request.accepted_media_type,
+        timezone.get_current_timezone_name(),
+        translation.get_language(),
+    ]
 
 
 def _caller(view: Any) -> list[Any]:
