@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -17,12 +18,14 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
+from redis import exceptions as redis_exceptions
 
+from django_arc.idempotency import stores
 from django_arc.idempotency.keys import caller_identity, fingerprint, scoped_key
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
 from django_arc.tasks import purge_idempotency
-from shop.models import Product
+from shop.models import Order, Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import assert_error
 from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
@@ -414,6 +417,45 @@ def test_an_expired_record_runs_again_and_purge_deletes_expired_rows(editor):
         IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
         assert purge_idempotency() == 1
         assert IdempotencyRecord.objects.count() == 0
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db
+def test_a_lost_cache_store_answer_lets_a_retry_write_again_after_the_lock(org, monkeypatch):
+    """The ``cache`` store's documented window: Redis fails while the answer is stored (the
+    write is committed, the response goes out). Until ``LOCK_SECONDS`` pass a retry is 409;
+    then it runs again, and a create is a second row with its own ``created`` event (its new
+    id makes a new event key)."""
+    editor = member_client(org, "editor")
+    product = ProductFactory(organization=org, price=10)
+    body = {"product": product.pk, "quantity": 1}
+    settings = idempotency("cache", ENABLED=True, LOCK_SECONDS=0.5)
+
+    def lost(*args, **kwargs):
+        raise redis_exceptions.ConnectionError("Redis went away while the answer was stored")
+
+    def send():
+        return post(editor, body, key="order-1", url="/api/cached-orders/")
+
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(IDEMPOTENCY=settings)),
+    ):
+        with monkeypatch.context() as patch:
+            patch.setattr(stores, "_SET_IF_OURS", lost)
+            first = send()
+        assert first.status_code == 201, first.content
+        assert_error(send(), 409, "IDEMPOTENCY_CONFLICT")
+        time.sleep(0.6)
+        second = send()
+        assert second.status_code == 201 and "X-Idempotency-Replayed" not in second
+        assert send()["X-Idempotency-Replayed"] == "true"
+    assert Order.objects.count() == 2
+    keys = OutboxEvent.objects.filter(type="cached-orders.created").values_list(
+        "dedupe_key", flat=True
+    )
+    assert len(set(keys)) == 2
 
 
 @pytest.mark.redis

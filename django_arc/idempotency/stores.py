@@ -11,7 +11,8 @@ transaction (see :mod:`django_arc.idempotency.execution`), so a crash anywhere l
 both or neither. ``cache`` sets a key only when absent, with an expiry (``SET NX`` done by a
 script that also returns what holds the key); Redis and the database cannot commit together,
 so a worker dying between its commit and storing the response lets a retry run again once
-the lock expires (the outbox's dedupe keys still drop the repeated events).
+the lock expires: a second write (an update's or delete's event dedupes in the outbox, a
+create's new row brings its own).
 
 Claiming and storing the answer are one statement or one Redis round trip each, and a repeat
 costs its claim plus, on the ``database`` store, one look-up: they are all a keyed request
@@ -392,7 +393,7 @@ class CacheStore:
             )
         except redis_alias.REDIS_ERRORS as exc:
             # The write is committed; the key stays locked until LOCK_SECONDS pass, then a
-            # retry runs again (its events dedupe in the outbox).
+            # retry runs again: a second write (docs/idempotency.md, "cache" store).
             redis_alias.warn_outage("idempotency", exc)
             return False
         return bool(done)
