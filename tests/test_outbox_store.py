@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from django_arc.events.event import create_event
+from django_arc.events.event import create_child_event, create_event
 from django_arc.outbox import EventOutbox, OutboxEvent, store_event
 from django_arc.outbox.store import store_event_without_row
 from django_arc.signals import resource_event
@@ -193,6 +193,29 @@ def test_distinct_dedupe_keys_do_not_collapse():
     outbox.store(create_event("products.created", {}, idempotency_key="k:products.created:1"))
     outbox.store(create_event("products.created", {}, idempotency_key="k:products.created:2"))
     assert OutboxEvent.objects.count() == 2
+
+
+def test_a_child_of_a_keyed_event_is_stored_once_and_never_taken_for_its_parent():
+    """A child inherits its parent's idempotency key (SPEC §8) but is another event: stored,
+    and deduped only against the same child made again (a parent delivered twice)."""
+    outbox = EventOutbox(RecordingTransport())
+    parent = create_event("orders.created", {"id": 9}, idempotency_key="k:orders.created:9")
+    outbox.store(parent)
+    reserved = create_child_event(parent, "stock.reserved", {"sku": "LAMP-1"})
+    assert reserved.meta.idempotency_key == parent.meta.idempotency_key
+    outbox.store(reserved)
+    outbox.store(create_child_event(parent, "stock.reserved", {"sku": "LAMP-1"}))  # again
+    outbox.store(create_child_event(parent, "stock.reserved", {"sku": "DESK-2"}))
+    outbox.store(create_child_event(parent, "mail.sent", {"sku": "LAMP-1"}))
+    rows = OutboxEvent.objects.order_by("id")
+    assert [(row.type, row.payload) for row in rows] == [
+        ("orders.created", {"id": 9}),
+        ("stock.reserved", {"sku": "LAMP-1"}),
+        ("stock.reserved", {"sku": "DESK-2"}),
+        ("mail.sent", {"sku": "LAMP-1"}),
+    ]
+    assert {row.meta["idempotency_key"] for row in rows} == {"k:orders.created:9"}
+    assert len({row.dedupe_key for row in rows}) == 4
 
 
 @pytest.mark.parametrize(

@@ -31,10 +31,21 @@ def require_event(event: Any) -> None:
 
 
 def dedupe_key(event: Event) -> str | None:
+    """``meta.idempotency_key``, the key a retried request's events share (SPEC §9).
+
+    A child event carries its parent's key unchanged (``create_child_event``, SPEC §8 and
+    arc's wire form), so as it stands the outbox would take it for its parent and store
+    nothing. An event with a ``causation_id`` is therefore deduped by its key, type, cause
+    and payload: what tells two children of one parent apart, and what a redelivered parent
+    makes again when its handler runs twice."""
     key = event.meta.idempotency_key
     if not key:
         return None
     key = str(key)
+    cause = event.meta.causation_id
+    if cause:
+        payload = _dumps(event.payload).encode("utf-8", "surrogatepass")
+        key = f"{key}:{event.type}:{cause}:{hashlib.sha256(payload).hexdigest()[:32]}"
     if len(key) > MAX_DEDUPE_KEY_LENGTH:
         key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     return key
