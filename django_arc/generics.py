@@ -296,16 +296,35 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             return self.keyset_pagination_class()
         return self.pagination_class()
 
-    def get_lookup_value(self) -> Any:
-        """The URL's lookup value as the model field reads it (``"07"`` and ``"7"`` are one
-        integer id): what :meth:`get_object` looks up, and what the query cache keys a get
-        by, so the two cannot disagree. 404 when the field cannot read it."""
-        raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
-        lookup = self.lookup_field
+    @cached_property
+    def lookup_model_field(self) -> models.Field:
+        """The model field :attr:`lookup_field` names."""
         meta = self.resource.model._meta
-        model_field = meta.pk if lookup == "pk" else meta.get_field(lookup)
+        return meta.pk if self.lookup_field == "pk" else meta.get_field(self.lookup_field)
+
+    def read_lookup_value(self, value: Any) -> Any:
+        """``value`` — the URL's text, or an id in a bulk body — as the lookup field reads it
+        (``"07"``, ``"7"`` and ``7`` are one integer id). ``ValueError`` (or the field's own
+        error) for a value that can name no row: not a scalar, a fraction for an integer
+        field (which ``int()`` would truncate to another row's id), a NUL character (no
+        database stores one, and DRF refuses them in writes)."""
+        field = self.lookup_model_field
+        if value is None or isinstance(value, (bool, dict, list)):
+            raise ValueError("not a lookup value")
+        if isinstance(value, float) and not value.is_integer():
+            if isinstance(field, models.IntegerField):
+                raise ValueError("not a whole number")
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("contains a NUL character")
+        return field.to_python(value)
+
+    def get_lookup_value(self) -> Any:
+        """The URL's lookup value (:meth:`read_lookup_value`): what :meth:`get_object` looks
+        up, and what the query cache keys a get by, so the two cannot disagree. 404 when the
+        field cannot read it."""
+        raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
         try:
-            return model_field.to_python(raw)
+            return self.read_lookup_value(raw)
         except (DjangoValidationError, ValueError, TypeError, OverflowError):
             raise NotFound(f"malformed lookup value {raw[:64]!r}") from None
 

@@ -280,6 +280,25 @@ def test_bulk_delete(api):
     assert Book.objects.filter(pk=rows[1].pk).exists()
 
 
+def test_an_id_with_a_fraction_names_no_row(api):
+    """``int()`` would truncate 1.9 to row 1's id: a fraction names no row, as in the URL;
+    a whole number written as a float is that number, as DRF's ``IntegerField`` reads it."""
+    keep, other = BookFactory(title="keep"), BookFactory(title="other")
+    assert_error(api.delete(f"/api/bulk-books/{keep.pk}.9/"), 404, "NOT_FOUND")
+    refused = api.delete("/api/bulk-books/bulk/", {"ids": [keep.pk + 0.9]}, format="json")
+    assert_error(refused, 400, "VALIDATION_ERROR")
+    assert refused.json()["details"]["ids"] == {"0": {"id": ["Not found."]}}
+    patch = {"items": [{"id": keep.pk + 0.9, "title": "x"}]}
+    assert_error(api.patch("/api/bulk-books/bulk/", patch, format="json"), 400, "VALIDATION_ERROR")
+    assert set(Book.objects.values_list("title", flat=True)) == {"keep", "other"}
+    whole = api.patch(
+        "/api/bulk-books/bulk/", {"items": [{"id": float(other.pk), "title": "y"}]}, format="json"
+    )
+    assert whole.status_code == 200, whole.content
+    assert Book.objects.get(pk=other.pk).title == "y"
+    assert Book.objects.get(pk=keep.pk).title == "keep"
+
+
 # -- composed with the other presets --------------------------------------------------------------
 
 

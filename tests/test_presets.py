@@ -102,6 +102,16 @@ def test_slug_lookup_answers_like_get_and_404s_like_it():
     assert_error(api.get("/api/slug-articles/slug/dup/"), 404, "NOT_FOUND")
 
 
+def test_a_lookup_value_with_a_nul_is_404_not_a_database_error():
+    """No database stores a NUL (PostgreSQL refuses one in a query's text): the value names
+    no row, on the slug route and on the detail route alike."""
+    article("hello")
+    api = client_for(UserFactory())
+    assert_error(api.get("/api/slug-articles/slug/hel%00lo/"), 404, "NOT_FOUND")
+    assert_error(api.get("/api/slug-articles/1%00/"), 404, "NOT_FOUND")
+    assert api.get("/api/slug-articles/slug/hello/").status_code == 200
+
+
 # -- OwnedBy --------------------------------------------------------------------------------------
 
 

@@ -381,16 +381,12 @@ class Bulk(Preset):
         """The rows ``ids`` name (the resource's lookup values), in order, each through the
         view's queryset and object checks; any id the caller cannot see is an indexed
         error (the same "Not found." whether absent or filtered)."""
-        resource = view.resource
-        lookup = resource.lookup_field
-        meta = resource.model._meta
-        model_field = meta.pk if lookup == "pk" else meta.get_field(lookup)
+        lookup = view.lookup_field
+        model_field = view.lookup_model_field
         parsed: list[Any] = []
         for value in ids:
             try:
-                if value is None or isinstance(value, (bool, dict, list)):
-                    raise ValueError
-                parsed.append(model_field.to_python(value))
+                parsed.append(view.read_lookup_value(value))
             except (DjangoValidationError, ValueError, TypeError, OverflowError):
                 parsed.append(None)
         wanted = {
