@@ -21,6 +21,7 @@ from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from rest_framework import serializers
 from rest_framework.filters import BaseFilterBackend
 
 from .query import MAX_IN_VALUES, MAX_INT, TEXT_OPERATORS, _concrete
@@ -65,7 +66,7 @@ class QueryLanguageFilter(BaseFilterBackend):
         spec = resource.query_spec
         restricted = _restricted(resource)
         parameters = filter_parameters(resource)
-        if spec.search_paths or _presets_search(resource):
+        if spec.search_paths or presets_search(resource):
             fields = ", ".join(f"`{p.rsplit('__', 1)[0]}`" for p in spec.search_paths)
             parameters.append(
                 _query_parameter(
@@ -105,6 +106,17 @@ class QueryLanguageFilter(BaseFilterBackend):
             )
         )
         return parameters
+
+
+class QueryFilterField(serializers.DictField):
+    """The query language's filters of ``resource`` as a body's object (``{"status":
+    "active", "price[gte]": 10}``: a bulk update's ``filter``). Documents the body only: its
+    reader parses it with the resource's query spec. OpenAPI types each entry as its query
+    parameter (``django_arc.openapi.QueryFilterFieldExtension``)."""
+
+    def __init__(self, resource: Any, **kwargs: Any) -> None:
+        self.resource = resource
+        super().__init__(**kwargs)
 
 
 def _restricted(resource: Any) -> set[str]:
@@ -179,7 +191,8 @@ def _query_parameter(
     return parameter
 
 
-def _presets_search(resource: Any) -> bool:
+def presets_search(resource: Any) -> bool:
+    """Whether a preset of ``resource`` answers ``?search=`` itself (full text, ranking)."""
     from .presets.base import Preset
 
     return any(type(p).search is not Preset.search for p in resource.preset_list)

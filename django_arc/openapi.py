@@ -881,10 +881,10 @@ class ResourceSerializerExtension(OpenApiSerializerExtension):
 
 
 class QueryFilterFieldExtension(OpenApiSerializerFieldExtension):
-    """A bulk update's ``filter``: an object of the resource's filters, each typed as its
+    """A body's query filters (a bulk update's ``filter``): an object of the resource's filters, each typed as its
     query parameter is (a list for ``[in]``/``[nin]`` is joined with commas), at least one."""
 
-    target_class = "django_arc.presets.bulk.QueryFilterField"
+    target_class = "django_arc.filters.QueryFilterField"
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         properties = {}

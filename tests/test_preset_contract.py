@@ -2,6 +2,9 @@
 than the list does (the ``archived/`` leak of the old route contract), and each hook runs
 where ``django_arc/presets/base.py`` says it does."""
 
+import re
+from pathlib import Path
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -256,3 +259,27 @@ def test_row_filter_and_filter_queryset_both_narrow_every_route(contract_urls):
         assert client.get(f"/c/recorded/by-sku/{row.sku}/").status_code == 404
         assert client.delete(f"/c/recorded/{row.pk}/").status_code == 404
     assert Product.objects.filter(pk__in=[withdrawn.pk, theirs.pk]).count() == 2
+
+
+def test_the_core_names_no_preset():
+    """Presets are built only on the contract: nothing outside ``django_arc/presets/``
+    imports a preset or names a preset's module (``presets.base``, the contract, may be
+    named; so may a preset in prose: ``e.g. [presets.MultiTenant()]`` in a check's hint)."""
+    root = Path(presets.__file__).resolve().parent.parent
+    modules = [
+        p.stem for p in (root / "presets").glob("*.py") if p.stem not in ("__init__", "base")
+    ]
+    classes = [name for name in presets.__all__ if name != "Preset"]
+    named = re.compile(
+        rf"presets\.({'|'.join(modules)})\b|from \.+presets import .*\b({'|'.join(classes)})\b"
+    )
+    offenders = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in root.rglob("*.py")
+        if "presets" not in path.relative_to(root).parts[:1]
+        and "migrations" not in path.relative_to(root).parts[:1]
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if named.search(line)
+    ]
+    assert len(modules) >= 6 and "Bulk" in classes
+    assert offenders == []

@@ -24,6 +24,7 @@ from rest_framework.validators import UniqueValidator
 
 from ..actions import RouteSpec
 from ..exceptions import ArcError, flatten_validation
+from ..filters import QueryFilterField
 from ..serializers import preload_related
 from .base import Preset
 
@@ -31,16 +32,6 @@ if TYPE_CHECKING:
     from ..resources import Resource
 
 OPERATIONS = ("create", "update", "delete")
-
-
-class QueryFilterField(serializers.DictField):
-    """A bulk update's ``filter``: the query language's filters of ``resource`` as an object
-    (``{"status": "active", "price[gte]": 10}``). Documents the body only; the handler parses
-    it with the resource's query spec (OpenAPI: ``django_arc.openapi.QueryFilterFieldExtension``)."""
-
-    def __init__(self, resource: Resource, **kwargs: Any) -> None:
-        self.resource = resource
-        super().__init__(**kwargs)
 
 
 class DistinctListField(serializers.ListField):

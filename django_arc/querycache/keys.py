@@ -42,7 +42,7 @@ from django.db.models.expressions import Col
 from django.utils import timezone, translation
 
 from ..exceptions import NotFound
-from ..filters import QueryLanguageFilter
+from ..filters import QueryLanguageFilter, presets_search
 
 
 def queryset_fingerprint(queryset: QuerySet) -> str:
@@ -158,7 +158,7 @@ def list_parts(view: Any) -> list[Any]:
     backends = view._backends
     if len(backends) == 1 and type(backends[0]) is QueryLanguageFilter:
         query, searches = normalised_query(view, backends[0])
-        if not (searches and _presets_search(view.resource)):
+        if not (searches and presets_search(view.resource)):
             return ["list", queryset_fingerprint(base), query]
     queryset = view.filter_queryset(base)
     return ["list", queryset_fingerprint(queryset), *_page(params, view.list_query)]
@@ -223,12 +223,6 @@ def _digest(material: list[Any]) -> str:
 def _page(params: Any, query: Any) -> list[Any]:
     select = None if query is None or query.select is None else sorted(query.select)
     return ["after" in params, params.get("after"), params.get("page"), params.get("limit"), select]
-
-
-def _presets_search(resource: Any) -> bool:
-    from ..presets.base import Preset
-
-    return any(type(p).search is not Preset.search for p in resource.preset_list)
 
 
 def _query_fingerprint(query: Any) -> str:
