@@ -5,7 +5,10 @@ does not grow with the number of items."""
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
 
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import (
@@ -443,3 +446,135 @@ def test_bulk_sql_is_constant_with_every_preset(tenants):
         counts[n] = (len(ctx), len(upd), len(dele))
     assert counts[2] == counts[50], counts
     assert counts[2][0] <= 6, counts  # savepoint, INSERT rows, audit, outbox, release (+1)
+
+
+# -- a project's own serializer -------------------------------------------------------------------
+
+
+def no_bad_title(attrs):
+    if attrs.get("title") == "bad":
+        raise serializers.ValidationError({"title": ["bad title"]})
+
+
+class CheckedBookSerializer(serializers.ModelSerializer):
+    """Only a validator of the project's: bulk keeps it and still writes in one statement."""
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "isbn", "pages", "author"]
+        validators = [no_bad_title]
+
+
+class ConfirmedBookSerializer(CheckedBookSerializer):
+    """A write-only value no column holds, read by the project's own create() and update()."""
+
+    confirm = serializers.BooleanField(write_only=True, required=False)
+    saved: list = []
+
+    class Meta(CheckedBookSerializer.Meta):
+        fields = [*CheckedBookSerializer.Meta.fields, "confirm"]
+
+    def create(self, validated_data):
+        self.saved.append(("create", validated_data.pop("confirm", None)))
+        return super().create(validated_data)
+
+    def update(self, instance, validated_data):
+        self.saved.append(("update", validated_data.pop("confirm", None)))
+        return super().update(instance, validated_data)
+
+
+project_site = ResourceSite(name="bulk-project")
+OPEN_BULK = {k: P.require_auth() for k in ("list", "get", "create", "update", "delete")}
+
+
+@project_site.register
+class CheckedBookResource(Resource):
+    model = Book
+    name = "checked-books"
+    serializer_class = CheckedBookSerializer
+    presets = [presets.Bulk()]
+    permissions = OPEN_BULK
+
+
+@project_site.register
+class ConfirmedBookResource(Resource):
+    model = Book
+    name = "confirmed-books"
+    serializer_class = ConfirmedBookSerializer
+    presets = [presets.Bulk()]
+    permissions = OPEN_BULK
+
+
+@pytest.fixture
+def project_api(settings, api):
+    from django.urls import clear_url_caches, include, path
+
+    import tests.urls
+
+    settings.ROOT_URLCONF = type(
+        "urls",
+        (),
+        {"urlpatterns": [*tests.urls.urlpatterns, path("p/", include(project_site.urls))]},
+    )
+    clear_url_caches()
+    ConfirmedBookSerializer.saved.clear()
+    yield api
+    clear_url_caches()
+
+
+@pytest.mark.parametrize("name", ["checked-books", "confirmed-books"])
+def test_the_project_serializers_validators_refuse_a_bulk_item_as_a_single_write(project_api, name):
+    api, author = project_api, AuthorFactory()
+    row = BookFactory(title="ok", author=author)
+    url = f"/p/{name}/"
+    single = api.post(url, {"title": "bad", "isbn": "s1", "author": author.pk}, format="json")
+    assert_error(single, 400, "VALIDATION_ERROR")
+    good = {"title": "fine", "isbn": "b0", "author": author.pk}
+    items = [good, {"title": "bad", "isbn": "b1", "author": author.pk}]
+    refused = api.post(f"{url}bulk/", {"items": items}, format="json")
+    assert_error(refused, 400, "VALIDATION_ERROR")
+    assert refused.json()["details"]["items"] == {"1": {"title": ["bad title"]}}
+    patch = {"items": [{"id": row.pk, "title": "bad"}]}
+    assert_error(api.patch(f"{url}bulk/", patch, format="json"), 400, "VALIDATION_ERROR")
+    assert list(Book.objects.values_list("title", flat=True)) == ["ok"]
+    assert not OutboxEvent.objects.exists()
+
+
+def test_a_project_serializer_that_saves_rows_its_own_way_saves_each_bulk_item(project_api):
+    """Its create()/update() run for every item (they read ``confirm``, which no column
+    holds), in the batch's transaction, with one event per row."""
+    api, author = project_api, AuthorFactory()
+    items = [
+        {"title": f"t{i}", "isbn": f"c{i}", "author": author.pk, "confirm": True} for i in range(3)
+    ]
+    created = api.post("/p/confirmed-books/bulk/", {"items": items}, format="json")
+    assert created.status_code == 201, created.content
+    ids = created.json()["data"]["ids"]
+    assert sorted(Book.objects.values_list("title", flat=True)) == ["t0", "t1", "t2"]
+    patch = {"items": [{"id": i, "title": "u", "confirm": False} for i in ids[:2]]}
+    updated = api.patch("/p/confirmed-books/bulk/", patch, format="json")
+    assert updated.status_code == 200, updated.content
+    assert ConfirmedBookSerializer.saved == [("create", True)] * 3 + [("update", False)] * 2
+    assert sorted(Book.objects.values_list("title", flat=True)) == ["t2", "u", "u"]
+    assert OutboxEvent.objects.filter(type="confirmed-books.created").count() == 3
+    assert OutboxEvent.objects.filter(type="confirmed-books.updated").count() == 2
+    clash = [*items[:1], {"title": "x", "isbn": "c0", "author": author.pk}]
+    before = Book.objects.count()
+    assert api.post("/p/confirmed-books/bulk/", {"items": clash}, format="json").status_code == 400
+    assert Book.objects.count() == before  # validated one by one: the taken isbn is indexed
+
+
+def test_a_project_serializer_of_model_columns_keeps_bulk_sql_constant(project_api):
+    api, author = project_api, AuthorFactory()
+
+    def statements(n, prefix):
+        items = [
+            {"title": f"{prefix}{i}", "isbn": f"{prefix}-{i}", "author": author.pk}
+            for i in range(n)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post("/p/checked-books/bulk/", {"items": items}, format="json")
+        assert response.status_code == 201, response.content
+        return len(queries)
+
+    assert statements(2, "a") == statements(20, "b")

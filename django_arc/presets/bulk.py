@@ -10,7 +10,10 @@ SQL does not grow with the number of items: related ids are loaded with one quer
 field; the rows are written with one ``bulk_create``/``bulk_update``/``DELETE`` (or one
 soft-delete ``UPDATE``). Uniqueness is left to the database: a batch violating a unique
 constraint is a 409 ``CONFLICT`` for the whole batch (per-item unique checks would cost a
-query per item).
+query per item). A project ``serializer_class`` that saves rows its own way (its own
+``create()``, ``update()`` or ``save()``, or writable fields that are not model columns) is
+not bypassed: each item is validated and saved by a serializer of its own, as on the
+single-row routes, at the SQL those cost per item.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
-from rest_framework.validators import UniqueValidator
+from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 
 from ..actions import RouteSpec
 from ..exceptions import ArcError, flatten_validation
@@ -204,8 +207,11 @@ class Bulk(Preset):
         validated = self.validate(view, bodies, context)
         values = view.write_values(None)
         model = resource.model
-        instances = [model(**data, **values) for data in validated]
-        model._default_manager.bulk_create(instances)
+        if isinstance(validated[0], dict):
+            instances = [model(**data, **values) for data in validated]
+            model._default_manager.bulk_create(instances)
+        else:  # serializers that save rows their own way
+            instances = [serializer.save(**values) for serializer in validated]
         for instance in instances:
             resource.after_create(request, instance)
         reps = view.get_serializer(instances, many=True).data
@@ -242,7 +248,10 @@ class Bulk(Preset):
         befores = [view.snapshot(row) for row in rows]
         validated = self.validate(view, bodies, context, rows)
         fields: set[str] = set()
-        for row, data in zip(rows, validated, strict=True):
+        for index, (row, data) in enumerate(zip(rows, validated, strict=True)):
+            if not isinstance(data, dict):  # a serializer that saves rows its own way
+                rows[index] = data.save(**view.write_values(row))
+                continue
             data = {**data, **view.write_values(row)}
             for attr, value in data.items():
                 setattr(row, attr, value)
@@ -340,21 +349,41 @@ class Bulk(Preset):
         bodies: list[dict[str, Any]],
         context: dict[str, Any],
         rows: list[Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Each body through the resource's serializer (partial for updates), without the
-        per-item uniqueness queries; errors collected and indexed.
+    ) -> list[Any]:
+        """Each body through the resource's serializer (partial for updates); errors
+        collected and indexed. Returns the validated data of each item, ready for
+        ``bulk_create``/``bulk_update``, or, when the serializer saves rows its own way
+        (:func:`_batchable`), each item's validated serializer, to ``save()``.
 
-        One serializer validates the whole batch, as DRF's ``ListSerializer`` does with its
-        child: its fields are built and narrowed (``get_serializer``) once, not once per item.
-        Before each item it is pointed at that item (``initial_data``, and ``instance`` for
-        updates), which is what ``is_valid()`` would see on a serializer of its own."""
-        validated, errors = [], {}
+        For a batchable serializer, one validates the whole batch, as DRF's
+        ``ListSerializer`` does with its child: its fields are built and narrowed
+        (``get_serializer``) once, not once per item. Before each item it is pointed at that
+        item (``initial_data``, and ``instance`` for updates), which is what ``is_valid()``
+        would see on a serializer of its own; its per-item uniqueness queries are left out
+        (the database's constraints hold for the batch)."""
+        validated: list[Any] = []
+        errors: dict[str, Any] = {}
         if not bodies:  # a filter that matched no row
             return validated
         if rows is None:
             serializer = view.get_serializer(data={}, context=context)
         else:
             serializer = view.get_serializer(rows[0], data={}, partial=True, context=context)
+        if not _batchable(serializer, view.resource.model):
+            for index, body in enumerate(bodies):
+                if rows is None:
+                    item = view.get_serializer(data=body, context=context)
+                else:
+                    item = view.get_serializer(
+                        rows[index], data=body, partial=True, context=context
+                    )
+                if item.is_valid():
+                    validated.append(item)
+                else:
+                    errors[str(index)] = flatten_validation(item.errors)
+            if errors:
+                raise _invalid({"items": errors})
+            return validated
         _without_uniqueness_queries(serializer)
         for index, body in enumerate(bodies):
             serializer.initial_data = body
@@ -482,9 +511,28 @@ def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data if result is None else result
 
 
+def _batchable(serializer: Any, model: Any) -> bool:
+    """Whether ``bulk_create``/``bulk_update`` write what ``serializer`` would: DRF's own
+    ``ModelSerializer`` saving (no ``create()``, ``update()`` or ``save()`` of the project's),
+    and every writable field a model column (not a many-to-many, not a value only the
+    project's code reads)."""
+    base = serializers.ModelSerializer
+    cls = type(serializer)
+    if not isinstance(serializer, base):
+        return False
+    if any(getattr(cls, name) is not getattr(base, name) for name in ("create", "update", "save")):
+        return False
+    columns = {f.name for f in model._meta.concrete_fields}
+    columns |= {f.attname for f in model._meta.concrete_fields}
+    return all(field.source in columns for field in serializer._writable_fields)
+
+
 def _without_uniqueness_queries(serializer: Any) -> None:
     """Drop the validators that query per item (unique fields, unique together): the
-    database's constraint still holds, for the whole batch at once."""
-    serializer.validators = []
+    database's constraint still holds, for the whole batch at once. The serializer's other
+    validators (``Meta.validators`` of the project's) stay."""
+    serializer.validators = [
+        v for v in serializer.validators if not isinstance(v, UniqueTogetherValidator)
+    ]
     for field in serializer.fields.values():
         field.validators = [v for v in field.validators if not isinstance(v, UniqueValidator)]
