@@ -24,7 +24,7 @@ from django.db import models
 from rest_framework import serializers
 from rest_framework.filters import BaseFilterBackend
 
-from .query import MAX_IN_VALUES, MAX_INT, TEXT_OPERATORS, _concrete
+from .query import MAX_IN_VALUES, MAX_INT, MAX_TEXT_PATTERN, TEXT_OPERATORS, _concrete
 
 
 class QueryLanguageFilter(BaseFilterBackend):
@@ -71,7 +71,7 @@ class QueryLanguageFilter(BaseFilterBackend):
             parameters.append(
                 _query_parameter(
                     "search",
-                    {"type": "string", "pattern": NO_NUL},
+                    {"type": "string", "pattern": NO_NUL, "maxLength": MAX_TEXT_PATTERN},
                     "Case-insensitive substring match over "
                     + (fields or "the resource's text")
                     + ". Empty: ignored.",
@@ -202,7 +202,7 @@ def _operator_schema(op: str, model_field: Any) -> dict[str, Any]:
     if op == "exists":
         return {"type": "string", "pattern": BOOLEAN_TEXT}
     if op in TEXT_OPERATORS:
-        return {"type": "string", "pattern": NO_NUL}
+        return {"type": "string", "pattern": NO_NUL, "maxLength": MAX_TEXT_PATTERN}
     value = query_value_schema(model_field)
     if op in ("in", "nin"):
         if value.get("pattern") != NO_NUL:

@@ -47,6 +47,9 @@ OPERATOR_ALIASES = {"like": "icontains"}
 #: known operators refused on purpose (regex: ReDoS and engine differences)
 REFUSED_OPERATORS = frozenset(["regex"])
 TEXT_OPERATORS = frozenset(["contains", "icontains", "startswith"])
+#: the longest value of a text operator or ``search``: they become ``LIKE`` patterns, and
+#: SQLite refuses a pattern past 50,000 bytes (escaped, up to four bytes a character)
+MAX_TEXT_PATTERN = 1000
 ORDERING_OPERATORS = frozenset(["gt", "gte", "lt", "lte"])
 RESERVED_PARAMS = frozenset(["page", "limit", "sort", "select", "search", "after", "format"])
 MAX_IN_VALUES = 500
@@ -93,6 +96,14 @@ def _concrete(model_field: Any) -> Any:
             return model_field.target_field
         model_field = model_field.target_field
     return model_field
+
+
+def _check_pattern(raw: str) -> None:
+    """A text operator's value or a search term: what every database can match with."""
+    if "\x00" in raw:
+        raise _Refused("contains a NUL character")
+    if len(raw) > MAX_TEXT_PATTERN:
+        raise _Refused(f"at most {MAX_TEXT_PATTERN} characters")
 
 
 def parse_value(model_field: Any, raw: str) -> Any:
@@ -205,8 +216,7 @@ class FilterField:
                 q = Q(**{f"{self.path}__in": values})
                 return ~q if op == "nin" else q
             if op in TEXT_OPERATORS:
-                if "\x00" in raw:
-                    raise _Refused("contains a NUL character")
+                _check_pattern(raw)
                 return Q(**{f"{self.path}__{op}": raw})
             value = parse_value(self.model_field, raw)
             if op == "eq":
@@ -331,8 +341,10 @@ class QuerySpec:
 
         search = params.get("search")
         if search:
-            if "\x00" in search:
-                raise InvalidQuery("search", "contains a NUL character")
+            try:
+                _check_pattern(search)
+            except _Refused as exc:
+                raise InvalidQuery("search", str(exc)) from None
             query.search = search
             paths = [p for p in self.search_paths if _root(p) not in restricted]
             if paths:

@@ -5,6 +5,7 @@ import datetime
 
 import pytest
 
+from django_arc.query import MAX_TEXT_PATTERN
 from tests.factories import AuthorFactory, BookFactory
 
 pytestmark = pytest.mark.django_db
@@ -136,6 +137,16 @@ def test_unknown_plain_parameter_is_ignored(api, shelf):
 )
 def test_invalid_queries_are_400_naming_the_parameter(api, shelf, query, param):
     invalid(api.get(f"/api/books/?{query}"), param)
+
+
+@pytest.mark.parametrize(
+    "param", ["title[contains]", "title[icontains]", "title[startswith]", "search"]
+)
+def test_a_pattern_longer_than_the_limit_is_400_on_every_database(api, shelf, param):
+    """Text operators and search become LIKE patterns, which SQLite refuses past 50,000
+    bytes: a value over ``MAX_TEXT_PATTERN`` characters is the same 400 everywhere."""
+    assert api.get(f"/api/books/?{param}={'é' * MAX_TEXT_PATTERN}").status_code == 200
+    invalid(api.get(f"/api/books/?{param}={'é' * 60_000}"), param)
 
 
 def test_known_format_override_still_works_on_list_and_detail(api, shelf):
