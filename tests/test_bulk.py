@@ -302,6 +302,19 @@ def test_an_id_with_a_fraction_names_no_row(api):
     assert Book.objects.get(pk=keep.pk).title == "keep"
 
 
+def test_bulk_update_stamps_auto_now_fields_as_a_single_update_does():
+    user = UserFactory()
+    api = client_for(user)
+    rows = [Article.objects.create(slug=f"e{i}", title=f"E{i}", owner=user) for i in range(2)]
+    stamped = {row.pk: row.edited_at for row in rows}
+    single = api.patch(f"/api/mine-articles/{rows[0].pk}/", {"title": "one"}, format="json")
+    assert single.status_code == 200, single.content
+    patch = {"items": [{"id": row.pk, "title": "many"} for row in rows]}
+    assert api.patch("/api/mine-articles/bulk/", patch, format="json").status_code == 200
+    for row in Article.objects.filter(pk__in=stamped):
+        assert row.title == "many" and row.edited_at > stamped[row.pk]
+
+
 # -- composed with the other presets --------------------------------------------------------------
 
 

@@ -257,6 +257,12 @@ class Bulk(Preset):
                 setattr(row, attr, value)
             fields |= {resource.model._meta.get_field(attr).name for attr in data}
         if fields:
+            # what save() would stamp: bulk_update writes attributes as they are
+            for field in resource.model._meta.concrete_fields:
+                if getattr(field, "auto_now", False):
+                    for row in rows:
+                        field.pre_save(row, False)
+                    fields.add(field.name)
             resource.model._default_manager.bulk_update(rows, sorted(fields))
         for row in rows:
             resource.after_update(request, row)

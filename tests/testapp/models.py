@@ -63,6 +63,7 @@ class Article(models.Model):
     views = models.IntegerField(default=0)
     secret = models.CharField(max_length=50, blank=True, default="")
     deleted_at = models.DateTimeField(null=True, blank=True)
+    edited_at = models.DateTimeField(auto_now=True, null=True)
 
     class Meta:
         constraints = [
