@@ -518,6 +518,17 @@ class ConfirmedBookResource(Resource):
     permissions = OPEN_BULK
 
 
+@project_site.register
+class BulkOnlyBookResource(Resource):
+    """Bulk and nothing else: the generated serializer, no audit, no other preset."""
+
+    model = Book
+    fields = ["id", "title", "isbn", "pages", "author"]
+    name = "bulk-only-books"
+    presets = [presets.Bulk()]
+    permissions = OPEN_BULK
+
+
 @pytest.fixture
 def project_api(settings, api):
     from django.urls import clear_url_caches, include, path
@@ -591,3 +602,20 @@ def test_a_project_serializer_of_model_columns_keeps_bulk_sql_constant(project_a
         return len(queries)
 
     assert statements(2, "a") == statements(20, "b")
+
+
+def test_bulk_alone_creates_updates_and_deletes(project_api):
+    api, author = project_api, AuthorFactory()
+    created = api.post(
+        "/p/bulk-only-books/bulk/", {"items": books(2, author, prefix="solo")}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    first, second = created.json()["data"]["ids"]
+    patch = {"items": [{"id": first, "pages": 7}]}
+    assert api.patch("/p/bulk-only-books/bulk/", patch, format="json").status_code == 200
+    gone = api.delete("/p/bulk-only-books/bulk/", {"ids": [second]}, format="json")
+    assert gone.json()["data"] == {"deleted": 1, "ids": [second]}
+    assert list(Book.objects.values_list("pk", "pages")) == [(first, 7)]
+    types = sorted(OutboxEvent.objects.values_list("type", flat=True))
+    assert types == ["bulk-only-books." + t for t in ("created", "created", "deleted", "updated")]
+    assert not AuditLog.objects.exists()

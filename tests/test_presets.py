@@ -47,6 +47,11 @@ def test_soft_delete_keeps_the_row_and_hides_it_everywhere_but_its_own_routes():
     assert_error(api.get(f"/api/soft-articles/{gone.pk}/"), 404, "NOT_FOUND")
     assert_error(api.patch(f"/api/soft-articles/{gone.pk}/", {"title": "x"}), 404, "NOT_FOUND")
     assert_error(api.delete(f"/api/soft-articles/{gone.pk}/"), 404, "NOT_FOUND")
+    bump = {"action": "bump"}
+    assert_error(
+        api.post(f"/api/soft-articles/{gone.pk}/action/", bump, format="json"), 404, "NOT_FOUND"
+    )
+    assert api.post(f"/api/soft-articles/{live.pk}/action/", bump, format="json").status_code == 200
     assert slugs(api.get("/api/soft-articles/deleted/")) == ["gone"]
     # restoring a live row is 404: it is not in the deleted set
     assert_error(api.post(f"/api/soft-articles/{live.pk}/restore/"), 404, "NOT_FOUND")
@@ -278,7 +283,8 @@ def test_presets_compose_and_respect_each_other(tenants, name):
 @pytest.mark.parametrize("name", ["all-articles", "mine-articles"])
 def test_preset_routes_never_show_another_owners_or_tenants_rows(tenants, name):
     """Under tenancy (all-articles) and under require_owner (mine-articles), no preset route
-    lists, fetches by slug or restores a row the caller's list would not show."""
+    lists, fetches by slug, restores, bulk-updates (by id or by filter) or bulk-deletes a row
+    the caller's list would not show."""
     a, member = tenants["a"], tenants["member"]
     mine_user, mine = member(a, "admin")
     other_user, _ = member(tenants["b"], "admin")
@@ -295,6 +301,15 @@ def test_preset_routes_never_show_another_owners_or_tenants_rows(tenants, name):
     assert_error(mine.get(f"/api/{name}/slug/foreign-live/"), 404, "NOT_FOUND")
     assert_error(mine.post(f"/api/{name}/{foreign.pk}/restore/"), 404, "NOT_FOUND")
     assert Article.objects.get(pk=foreign.pk).deleted_at is not None
+    live = Article.objects.get(slug="foreign-live")
+    patch = {"items": [{"id": live.pk, "title": "taken"}]}
+    assert_error(mine.patch(f"/api/{name}/bulk/", patch, format="json"), 400, "VALIDATION_ERROR")
+    by_filter = {"filter": {"title": "foreign-live"}, "data": {"title": "taken"}}
+    assert mine.patch(f"/api/{name}/bulk/", by_filter, format="json").status_code in (200, 400)
+    ids = {"ids": [live.pk]}
+    assert_error(mine.delete(f"/api/{name}/bulk/", ids, format="json"), 400, "VALIDATION_ERROR")
+    live.refresh_from_db()
+    assert (live.title, live.deleted_at) == ("foreign-live", None)
     assert mine.post(f"/api/{name}/{own.pk}/restore/").status_code == 200
 
 

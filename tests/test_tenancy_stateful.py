@@ -142,9 +142,9 @@ def test_no_cross_tenant_leak_or_move():
 
 class PresetTenancyMachine(RuleBasedStateMachine):
     """The same two tenants on ``all-articles`` (MultiTenant + SoftDelete + SlugLookup +
-    OwnedBy + Audited + Bulk): soft deletes, restores, slug reads and bulk writes never cross
-    a tenant, deleted rows stay out of every route but ``deleted/`` and ``restore/``, and
-    ownership holds."""
+    OwnedBy + Audited + Bulk): soft deletes, restores, slug reads and bulk creates, updates and
+    deletes never cross a tenant, deleted rows stay out of every route but ``deleted/`` and
+    ``restore/``, and ownership holds."""
 
     orgs: dict = {}
     clients: dict = {}
@@ -185,6 +185,28 @@ class PresetTenancyMachine(RuleBasedStateMachine):
             "slug": slug,
             "deleted": False,
         }
+
+    @rule(
+        actor=st.sampled_from(ACTORS),
+        slugs=st.lists(st.sampled_from(["x", "y", "z", "w"]), min_size=1, max_size=3),
+    )
+    def bulk_create(self, actor, slugs):
+        """Rows created in bulk land in the caller's tenant, owned by the caller; a slug taken
+        in that tenant (or twice in the batch) refuses the whole batch."""
+        org = self.org_of(actor)
+        taken = {r["slug"] for r in self.rows.values() if r["org"] == org}
+        items = []
+        for slug in slugs:
+            self.counter += 1
+            items.append({"slug": slug, "title": f"t{self.counter}"})
+        r = self.clients[actor].post("/api/all-articles/bulk/", {"items": items}, format="json")
+        if taken & set(slugs) or len(set(slugs)) < len(slugs):
+            assert r.status_code == 409, r.content
+            return
+        assert r.status_code == 201, r.content
+        ids = r.json()["data"]["ids"]
+        for pk, slug in zip(ids, slugs, strict=True):
+            self.rows[pk] = {"org": org, "owner": actor, "slug": slug, "deleted": False}
 
     @rule(
         actor=st.sampled_from(ACTORS),

@@ -486,6 +486,12 @@ class SoftArticleResource(Resource):
     presets = [presets.SoftDelete()]
     permissions = OPEN
 
+    @action(permissions=P.require_auth())
+    def bump(self, request, instance, data):
+        instance.views += 1
+        instance.save(update_fields=["views"])
+        return instance
+
 
 @arc.register
 class SlugArticleResource(Resource):
