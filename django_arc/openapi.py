@@ -881,8 +881,9 @@ class ResourceSerializerExtension(OpenApiSerializerExtension):
 
 
 class QueryFilterFieldExtension(OpenApiSerializerFieldExtension):
-    """A body's query filters (a bulk update's ``filter``): an object of the resource's filters, each typed as its
-    query parameter is (a list for ``[in]``/``[nin]`` is joined with commas), at least one."""
+    """A body's query filters (a bulk update's ``filter``): an object of the resource's
+    filters, each typed as its query parameter is (a list for ``[in]``/``[nin]`` is joined
+    with commas), at least one."""
 
     target_class = "django_arc.filters.QueryFilterField"
 
