@@ -18,9 +18,9 @@ things we remembered to include:
 - the page: ``page``, ``limit``, ``after``;
 - **how the answer is rendered** — the renderer content negotiation chose and the media type
   it accepted, parameters included (``application/json; indent=4`` renders other bytes), and
-  the active time zone and language (datetimes are written in the current time zone);
+  the active time zone (datetimes are written in the current time zone);
 - with a project ``serializer_class`` or ``pagination_class``, whose output django-arc cannot
-  see into, the caller itself and the whole query string.
+  see into, the caller itself, the whole query string and the active language.
 
 The resource and the organization are spelled out in the key too, for people reading Redis.
 """
@@ -34,6 +34,7 @@ import io
 import pickle
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
@@ -121,20 +122,20 @@ def _field_access(view: Any) -> list[Any]:
 
 def _rendering(request: Any) -> list[Any]:
     """The renderer negotiation chose and the media type it accepted (with its parameters,
-    which a renderer may read: JSON's ``indent``), and the time zone and language active for
-    the request: serializers write datetimes in the current time zone (a project activating
-    each user's own, as Django documents, renders one row two ways) and may localize."""
+    which a renderer may read: JSON's ``indent``), and the time zone active for the request:
+    DRF writes datetimes in the current time zone, and a project activating each user's own
+    (as Django documents) renders one row two ways."""
     renderer = type(request.accepted_renderer)
     return [
         f"{renderer.__module__}.{renderer.__qualname__}",
         request.accepted_media_type,
-        timezone.get_current_timezone_name(),
-        translation.get_language(),
+        timezone.get_current_timezone_name() if settings.USE_TZ else None,
     ]
 
 
 def _caller(view: Any) -> list[Any]:
-    """The caller and the full query string: for output django-arc cannot see into."""
+    """The caller, the full query string and the active language: for output django-arc
+    cannot see into (a project serializer may translate or localize what it writes)."""
     scope = view.scope
     params = view.request.query_params
     return [
@@ -142,6 +143,7 @@ def _caller(view: Any) -> list[Any]:
         scope.user_id,
         scope.client_id,
         sorted((key, params.getlist(key)) for key in params),
+        translation.get_language(),
     ]
 
 
