@@ -15,10 +15,13 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from redis.client import Pipeline, Redis
+from rest_framework import serializers
 
-from django_arc import arc, redis_alias
+from django_arc import Resource, ResourceSite, arc, presets, redis_alias
+from django_arc import permissions as P
 from django_arc.query import QuerySpec
 from django_arc.querycache import invalidate
 from django_arc.querycache.keys import resource_version_key
@@ -411,6 +414,65 @@ def test_a_caller_in_another_time_zone_gets_its_own_entry(shop):
     finally:
         timezone.deactivate()
     assert utc.json()["docs"][0]["created_at"].endswith(("Z", "+00:00"))
+
+
+class GreetingProductSerializer(serializers.ModelSerializer):
+    """A project serializer django-arc cannot see into: it writes the caller's name and a
+    translated word."""
+
+    viewer = serializers.SerializerMethodField()
+    word = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "viewer", "word"]
+
+    def get_viewer(self, obj):
+        return self.context["request"].user.username
+
+    def get_word(self, obj):
+        return gettext("Yes")
+
+
+greeting_site = ResourceSite(name="greeting")
+
+
+@greeting_site.register
+class GreetingProductResource(Resource):
+    model = Product
+    name = "greeting-products"
+    serializer_class = GreetingProductSerializer
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+    cache = {"stale_seconds": 30}
+
+
+def test_a_project_serializer_keys_its_entries_by_caller_and_language(shop, settings):
+    from django.urls import clear_url_caches, include, path
+
+    import tests.urls
+
+    settings.ROOT_URLCONF = type(
+        "urls",
+        (),
+        {"urlpatterns": [*tests.urls.urlpatterns, path("g/", include(greeting_site.urls))]},
+    )
+    clear_url_caches()
+    try:
+        editor, viewer, url = shop["editor"], shop["viewer"], "/g/greeting-products/"
+        first = get(editor, url)
+        assert first["X-Cache"] == "MISS", first.content
+        assert get(editor, url)["X-Cache"] == "HIT"
+        other = get(viewer, url)
+        assert other["X-Cache"] == "MISS"
+        assert {d["viewer"] for d in other.json()["docs"]} == {viewer.user.username}
+        with translation.override("fr"):
+            french = get(editor, url)
+        assert french["X-Cache"] == "MISS"
+        assert {d["word"] for d in french.json()["docs"]} == {"Oui"}
+        assert {d["word"] for d in get(editor, url).json()["docs"]} == {"Yes"}
+    finally:
+        clear_url_caches()
 
 
 def test_parameters_the_query_language_ignores_share_the_entry(shop):
