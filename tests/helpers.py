@@ -1,5 +1,8 @@
 """Small helpers the HTTP tests share."""
 
+from contextlib import contextmanager
+
+from django.urls import clear_url_caches, include, path
 from rest_framework.test import APIClient
 
 
@@ -18,3 +21,19 @@ def assert_error(response, status, code):
     body = response.json()
     assert body["success"] is False and body["code"] == code, body
     return body
+
+
+@contextmanager
+def site_mounted(settings, prefix, site):
+    """The test project's URLs plus ``site``'s under ``<prefix>/``: a test's own resources,
+    kept off the main site (whose schema the OpenAPI tests pin). ``settings`` is
+    pytest-django's fixture, which restores ``ROOT_URLCONF`` after the test."""
+    import tests.urls  # its resources register on import: once the apps are ready
+
+    patterns = [*tests.urls.urlpatterns, path(f"{prefix}/", include(site.urls))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    try:
+        yield
+    finally:
+        clear_url_caches()

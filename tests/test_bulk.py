@@ -18,7 +18,7 @@ from tests.factories import (
     OrganizationFactory,
     UserFactory,
 )
-from tests.helpers import assert_error, client_for
+from tests.helpers import assert_error, client_for, site_mounted
 from tests.testapp.models import Article, Book
 
 pytestmark = pytest.mark.django_db
@@ -531,19 +531,9 @@ class BulkOnlyBookResource(Resource):
 
 @pytest.fixture
 def project_api(settings, api):
-    from django.urls import clear_url_caches, include, path
-
-    import tests.urls
-
-    settings.ROOT_URLCONF = type(
-        "urls",
-        (),
-        {"urlpatterns": [*tests.urls.urlpatterns, path("p/", include(project_site.urls))]},
-    )
-    clear_url_caches()
     ConfirmedBookSerializer.saved.clear()
-    yield api
-    clear_url_caches()
+    with site_mounted(settings, "p", project_site):
+        yield api
 
 
 @pytest.mark.parametrize("name", ["checked-books", "confirmed-books"])

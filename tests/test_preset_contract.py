@@ -14,7 +14,7 @@ from django_arc.actions import RouteSpec
 from django_arc.outbox.models import OutboxEvent
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
-from tests.helpers import client_for  # noqa: E402
+from tests.helpers import client_for, site_mounted  # noqa: E402
 from tests.testapp.models import Note
 
 pytestmark = pytest.mark.django_db
@@ -165,19 +165,11 @@ class RecordedProductResource(Resource):
 
 @pytest.fixture
 def contract_urls(settings):
-    from django.urls import clear_url_caches, include, path
-
-    import tests.urls
-
-    settings.ROOT_URLCONF = type(
-        "urls", (), {"urlpatterns": [*tests.urls.urlpatterns, path("c/", include(site.urls))]}
-    )
-    clear_url_caches()
     recorder.writes.clear()
     org = OrganizationFactory()
     user = MembershipFactory(organization=org, role="admin").user
-    yield org, client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
-    clear_url_caches()
+    with site_mounted(settings, "c", site):
+        yield org, client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
 
 
 def test_check_object_refuses_after_the_lookup(contract_urls):

@@ -27,7 +27,7 @@ from django_arc.querycache import invalidate
 from django_arc.querycache.keys import resource_version_key
 from shop.models import Order, Product
 from tests.factories import MembershipFactory, OrderFactory, OrganizationFactory, ProductFactory
-from tests.helpers import client_for
+from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
 from tests.testapp.feature_resources import CachedProductResource
 
@@ -448,18 +448,8 @@ class GreetingProductResource(Resource):
 
 
 def test_a_project_serializer_keys_its_entries_by_caller_and_language(shop, settings):
-    from django.urls import clear_url_caches, include, path
-
-    import tests.urls
-
-    settings.ROOT_URLCONF = type(
-        "urls",
-        (),
-        {"urlpatterns": [*tests.urls.urlpatterns, path("g/", include(greeting_site.urls))]},
-    )
-    clear_url_caches()
-    try:
-        editor, viewer, url = shop["editor"], shop["viewer"], "/g/greeting-products/"
+    editor, viewer, url = shop["editor"], shop["viewer"], "/g/greeting-products/"
+    with site_mounted(settings, "g", greeting_site):
         first = get(editor, url)
         assert first["X-Cache"] == "MISS", first.content
         assert get(editor, url)["X-Cache"] == "HIT"
@@ -471,8 +461,6 @@ def test_a_project_serializer_keys_its_entries_by_caller_and_language(shop, sett
         assert french["X-Cache"] == "MISS"
         assert {d["word"] for d in french.json()["docs"]} == {"Oui"}
         assert {d["word"] for d in get(editor, url).json()["docs"]} == {"Yes"}
-    finally:
-        clear_url_caches()
 
 
 def test_parameters_the_query_language_ignores_share_the_entry(shop):
