@@ -36,6 +36,7 @@ from django.db.models import Q
 from django.http import Http404, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
@@ -53,6 +54,7 @@ from .fields import FieldAccess, ReadPlan
 from .filters import QueryLanguageFilter
 from .idempotency.execution import IdempotentExecution
 from .narrowing import narrow
+from .negotiation import ArcContentNegotiation
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcJSONParser
 from .permissions import Permission, PermissionResult
@@ -121,6 +123,16 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         # DRF's own JSONParser (the default, or named in settings) becomes ArcJSONParser,
         # which bounds nesting; any other parser is the project's (or the route's) choice.
         return [ArcJSONParser() if type(p) is JSONParser else p for p in super().get_parsers()]
+
+    def get_content_negotiator(self) -> Any:
+        # DRF's default negotiation (the default, or named in settings) becomes
+        # ArcContentNegotiation, which remembers its answers; a project's own is kept.
+        if not hasattr(self, "_negotiator"):
+            negotiator = self.content_negotiation_class
+            if negotiator is DefaultContentNegotiation:
+                negotiator = ArcContentNegotiation
+            self._negotiator = negotiator()
+        return self._negotiator
 
     def perform_content_negotiation(self, request: Any, force: bool = False) -> Any:
         # DRF answers an unknown ``?format=`` with Http404, which would read "Resource not

@@ -1,0 +1,48 @@
+"""Content negotiation that remembers its answers.
+
+DRF's :class:`~rest_framework.negotiation.DefaultContentNegotiation` parses the ``Accept``
+header and every renderer's media type on each request, yet its answer depends only on those
+strings and the requested format. A resource view asks it on every request, cache hits
+included, where that parsing is a large share of the work, so
+:class:`ArcContentNegotiation` keeps the answer per distinct question. The view uses it in
+place of DRF's default class only (a project's own negotiator is left alone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.negotiation import DefaultContentNegotiation
+
+#: answers kept per process; the ``Accept`` header is the client's, so the memo is bounded
+MAX_REMEMBERED = 256
+
+_answers: dict[tuple[Any, ...], tuple[int, str]] = {}
+
+
+class ArcContentNegotiation(DefaultContentNegotiation):
+    """DRF's default negotiation, answered from memory for a question it has seen before.
+
+    The question is the ``Accept`` header, the format asked for (suffix or ``?format=``) and
+    each renderer's media type and format; the memo holds which renderer answered (by
+    position) and the media type, never a renderer instance, since a renderer may keep state
+    for the response it renders. Refusals (406, an unknown format) are not remembered.
+    """
+
+    def select_renderer(
+        self, request: Any, renderers: list[Any], format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        format_ = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+        question = (
+            request.META.get("HTTP_ACCEPT", "*/*"),
+            format_,
+            tuple((r.media_type, r.format) for r in renderers),
+        )
+        known = _answers.get(question)
+        if known is not None:
+            return renderers[known[0]], known[1]
+        renderer, media_type = super().select_renderer(request, renderers, format_suffix)
+        if len(_answers) >= MAX_REMEMBERED:
+            _answers.clear()
+        _answers[question] = (renderers.index(renderer), media_type)
+        return renderer, media_type

@@ -1,0 +1,141 @@
+"""Content negotiation on resource views: DRF's default answers, remembered per question
+(``django_arc.negotiation``), and a project's own negotiator left alone."""
+
+from __future__ import annotations
+
+import pytest
+from django.http import Http404
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
+
+from django_arc import negotiation
+from django_arc.generics import ResourceGenericViewSet
+from django_arc.negotiation import ArcContentNegotiation
+from tests.factories import BookFactory
+
+QUESTIONS = [
+    ({}, ""),
+    ({"HTTP_ACCEPT": "*/*"}, ""),
+    ({"HTTP_ACCEPT": "application/json"}, ""),
+    ({"HTTP_ACCEPT": "application/json; indent=4"}, ""),
+    ({"HTTP_ACCEPT": "text/html"}, ""),
+    ({"HTTP_ACCEPT": "text/html;q=0.1, application/json"}, ""),
+    ({"HTTP_ACCEPT": "application/*"}, ""),
+    ({}, "?format=json"),
+    ({}, "?format=api"),
+    ({"HTTP_ACCEPT": "text/html, application/json"}, "?format=json"),
+]
+
+
+def renderers():
+    return [JSONRenderer(), BrowsableAPIRenderer()]
+
+
+def request_for(headers, query=""):
+    return Request(APIRequestFactory().get(f"/api/books/{query}", **headers))
+
+
+@pytest.fixture(autouse=True)
+def nothing_remembered():
+    negotiation._answers.clear()
+    yield
+    negotiation._answers.clear()
+
+
+@pytest.mark.parametrize(("headers", "query"), QUESTIONS)
+def test_a_remembered_answer_is_drfs_answer_with_this_requests_renderer(headers, query):
+    """Asked twice, the second time from memory: both answers are DRF's, and the renderer
+    is always one of the renderers of the request asking (a renderer may keep state for the
+    response it renders, so none is shared between requests)."""
+    expected_renderer, expected_type = DefaultContentNegotiation().select_renderer(
+        request_for(headers, query), renderers()
+    )
+    for _ in range(2):
+        mine = renderers()
+        renderer, media_type = ArcContentNegotiation().select_renderer(
+            request_for(headers, query), mine
+        )
+        assert (type(renderer), media_type) == (type(expected_renderer), expected_type)
+        assert any(renderer is r for r in mine)
+    assert len(negotiation._answers) == 1
+
+
+def test_a_format_suffix_is_part_of_the_question():
+    arc = ArcContentNegotiation()
+    json_answer = arc.select_renderer(request_for({}), renderers(), format_suffix="json")
+    api_answer = arc.select_renderer(request_for({}), renderers(), format_suffix="api")
+    assert type(json_answer[0]) is JSONRenderer
+    assert type(api_answer[0]) is BrowsableAPIRenderer
+
+
+def test_other_renderers_are_another_question():
+    """The same header against another view's renderers is negotiated again."""
+    arc = ArcContentNegotiation()
+    first = arc.select_renderer(request_for({"HTTP_ACCEPT": "text/html"}), renderers())
+    only_json = arc.select_renderer(
+        request_for({"HTTP_ACCEPT": "text/html, application/json;q=0.5"}), [JSONRenderer()]
+    )
+    assert type(first[0]) is BrowsableAPIRenderer
+    assert type(only_json[0]) is JSONRenderer
+
+
+def test_refusals_are_raised_every_time_and_never_remembered():
+    arc = ArcContentNegotiation()
+    for _ in range(2):
+        with pytest.raises(NotAcceptable):
+            arc.select_renderer(request_for({"HTTP_ACCEPT": "application/xml"}), renderers())
+        with pytest.raises(Http404):
+            arc.select_renderer(request_for({}, "?format=yaml"), renderers())
+    assert negotiation._answers == {}
+
+
+def test_the_memory_is_bounded_whatever_headers_clients_send():
+    arc = ArcContentNegotiation()
+    for i in range(negotiation.MAX_REMEMBERED + 50):
+        accept = f"application/json; indent={i % 9}; x={i}"
+        arc.select_renderer(request_for({"HTTP_ACCEPT": accept}), renderers())
+        assert len(negotiation._answers) <= negotiation.MAX_REMEMBERED
+
+
+class ProjectNegotiation(BaseContentNegotiation):
+    """A project's negotiator: always JSON, and it says it was asked."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return JSONRenderer(), "application/json; asked-by=project"
+
+
+@pytest.mark.django_db
+def test_resource_views_negotiate_with_drfs_default_as_drf_does(api):
+    BookFactory()
+    for accept, media_type in [
+        ("application/json; indent=2", "application/json; indent=2"),
+        ("text/html", "text/html"),
+        ("application/json; indent=2", "application/json; indent=2"),
+    ]:
+        response = api.get("/api/books/", HTTP_ACCEPT=accept)
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith(media_type.split(";")[0])
+        assert response.accepted_media_type == media_type
+    indented = api.get("/api/books/", HTTP_ACCEPT="application/json; indent=2")
+    assert indented.content.startswith(b'{\n  "')
+    assert api.get("/api/books/", HTTP_ACCEPT="application/xml").status_code == 406
+
+
+def test_a_projects_own_negotiator_is_used_as_it_is():
+    """``content_negotiation_class`` (DRF's ``DEFAULT_CONTENT_NEGOTIATION_CLASS``, or a
+    view's own): DRF's default becomes the remembering one, anything else is kept."""
+
+    class ProjectView(ResourceGenericViewSet):
+        content_negotiation_class = ProjectNegotiation
+
+    class DefaultView(ResourceGenericViewSet):
+        content_negotiation_class = DefaultContentNegotiation
+
+    assert type(ProjectView().get_content_negotiator()) is ProjectNegotiation
+    assert type(DefaultView().get_content_negotiator()) is ArcContentNegotiation
