@@ -134,12 +134,32 @@ def command(redis: Any, *args: Any) -> Any:
 
     A connection the server closed since the thread's last command (a Redis restart) fails
     once without being an outage: the command is sent again through the pool, which
-    reconnects, as a pooled command would have."""
+    reconnects, as a pooled command would have. A timeout is not sent again: a Redis that
+    hangs costs a request one timeout."""
+    client = _connections.get(redis)
     try:
-        return _connections.get(redis).execute_command(*args)
+        if client is redis:
+            return redis.execute_command(*args)
+        return _exchange(client, args)
     except RedisConnectionError:
         _connections.drop(redis)
     return redis.execute_command(*args)
+
+
+def _exchange(client: Any, args: tuple[Any, ...]) -> Any:
+    """One command and its reply over ``client``'s own connection.
+
+    What ``execute_command`` does around the exchange — a lock for threads sharing the
+    client, a retry closure, per-command metrics — is for clients a thread does not own;
+    here the thread is the connection's only user, and :func:`command` sends a command
+    whose connection was closed again through the pool. redis-py drops the socket of an
+    exchange that fails part-way; an error reply (``NOSCRIPT``, ``OOM``) is read whole and
+    leaves the connection in step."""
+    connection = client.connection
+    connection.send_command(*args)
+    response = connection.read_response()
+    callback = client.response_callbacks.get(args[0])
+    return response if callback is None else callback(response)
 
 
 class Script:

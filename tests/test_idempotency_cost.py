@@ -136,24 +136,27 @@ def test_a_repeat_is_one_claim_that_inserts_nothing_and_one_look_up(editor, atom
 
 @pytest.fixture
 def redis_calls(monkeypatch):
-    """Redis round trips from this thread (single commands and pipelines), by command name."""
-    from redis.client import Pipeline, Redis
+    """Redis round trips from this thread (single commands and pipelines), by command name,
+    counted where they leave for the server: a connection's ``send_command`` (however the
+    command got there) and a pipeline's ``execute``."""
+    from redis.client import Pipeline
+    from redis.connection import AbstractConnection
 
     calls: list[str] = []
-    command, execute = Redis.execute_command, Pipeline.execute
+    send, execute = AbstractConnection.send_command, Pipeline.execute
     thread = threading.get_ident()
 
-    def counted_command(client, *args, **kwargs):
+    def counted_command(connection, *args, **kwargs):
         if threading.get_ident() == thread:
             calls.append(str(args[0]).upper())
-        return command(client, *args, **kwargs)
+        return send(connection, *args, **kwargs)
 
     def counted_execute(pipe, *args, **kwargs):
         if threading.get_ident() == thread:
             calls.append("PIPELINE")
         return execute(pipe, *args, **kwargs)
 
-    monkeypatch.setattr(Redis, "execute_command", counted_command)
+    monkeypatch.setattr(AbstractConnection, "send_command", counted_command)
     monkeypatch.setattr(Pipeline, "execute", counted_execute)
     return calls
 

@@ -4,9 +4,12 @@ idempotency ``cache`` store (``redis_alias.command``), against a real Redis."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from redis import Redis
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_arc import redis_alias
 from tests.redis_support import REDIS_URL
@@ -59,3 +62,57 @@ def test_a_project_client_class_is_used_as_it_is():
 
     redis = ProjectRedis.from_url(REDIS_URL)
     assert redis_alias._connections.get(redis) is redis
+
+
+def test_replies_read_as_redis_py_reads_them():
+    """The thread's connection skips ``execute_command``'s bookkeeping, not its reply
+    callbacks: every command answers what redis-py's own call answers."""
+    redis = Redis.from_url(REDIS_URL)
+    key = f"arc:test:reply:{threading.get_ident()}"
+    try:
+        for args in [
+            ("SET", key, "v"),
+            ("MGET", key, f"{key}:missing"),
+            ("EXISTS", key),
+            ("SCRIPT LOAD", "return 1"),
+            ("GET", key),
+        ]:
+            assert redis_alias.command(redis, *args) == redis.execute_command(*args), args
+    finally:
+        redis.delete(key)
+
+
+def test_an_error_reply_leaves_the_threads_connection_in_step():
+    """An error reply is read whole: the next command on the same connection gets its own
+    answer, not the error's leftovers."""
+    redis = Redis.from_url(REDIS_URL)
+    mine = connection_id(redis)
+    with pytest.raises(NoScriptError):
+        redis_alias.command(redis, "EVALSHA", "0" * 40, 0)
+    with pytest.raises(ResponseError):
+        redis_alias.command(redis, "NO-SUCH-COMMAND")
+    assert redis_alias.command(redis, "ECHO", "after") == b"after"
+    assert connection_id(redis) == mine
+
+
+def test_a_connection_the_server_closed_is_sent_again_through_the_pool():
+    redis = Redis.from_url(REDIS_URL)
+    mine = connection_id(redis)
+    Redis.from_url(REDIS_URL).execute_command("CLIENT KILL ID", mine)
+    assert redis_alias.command(redis, "ECHO", "again") == b"again"
+    assert connection_id(redis) != mine
+
+
+def test_a_timeout_costs_one_timeout_and_the_next_command_reconnects():
+    """A Redis that stops answering is an outage after one socket timeout (not one per
+    retry); once it answers again, the thread's next command gets a new connection."""
+    redis = Redis.from_url(REDIS_URL, socket_timeout=0.5)
+    mine = connection_id(redis)
+    paused = time.monotonic()
+    Redis.from_url(REDIS_URL).execute_command("CLIENT PAUSE", 1500, "ALL")
+    with pytest.raises(RedisTimeoutError):
+        redis_alias.command(redis, "ECHO", "late")
+    assert time.monotonic() - paused < 0.9
+    time.sleep(max(0.0, paused + 1.6 - time.monotonic()))
+    assert redis_alias.command(redis, "ECHO", "again") == b"again"
+    assert connection_id(redis) != mine
