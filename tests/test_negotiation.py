@@ -101,13 +101,13 @@ def test_the_memory_is_bounded_whatever_headers_clients_send():
 
 
 class ProjectNegotiation(BaseContentNegotiation):
-    """A project's negotiator: always JSON, and it says it was asked."""
+    """A project's own negotiator: always the first parser and renderer."""
 
     def select_parser(self, request, parsers):
         return parsers[0]
 
     def select_renderer(self, request, renderers, format_suffix=None):
-        return JSONRenderer(), "application/json; asked-by=project"
+        return renderers[0], renderers[0].media_type
 
 
 @pytest.mark.django_db
