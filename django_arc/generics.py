@@ -288,12 +288,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         presets = self.resource.preset_list
         conditions = [q for q in (preset.row_filter(self) for preset in presets) if q]
         if conditions:
-            queryset = narrow(queryset, *conditions)
+            queryset = narrow(queryset, *conditions, remember=True)
         for preset in presets:
             queryset = preset.filter_queryset(self, queryset)
         filters = self.permission_filters
         if filters:
-            queryset = narrow(queryset, filters)
+            queryset = narrow(queryset, filters, remember=True)
         return queryset
 
     def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:

@@ -14,25 +14,45 @@ Anything else (a path across a relation, another lookup, an OR or a negation, a 
 model instance as the value, an inherited field, an annotation, a sliced or combined query)
 goes through ``filter()`` unchanged, so the fast path is never the one that has to be right
 about Django's semantics.
+
+The caller's view of a table is the same on every request it makes: its tenant, "not
+deleted", its owner id. With ``remember=True`` (the view's row conditions) such a lookup is
+built once and each query gets a copy of it: building a lookup prepares its value through
+the field, and compiling asks it whether it holds an aggregate or a window, each time the
+same answers. The row the URL names is a new value on every request and is not remembered.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
+from django.core.signals import setting_changed
 from django.db import models
 from django.db.models import Q
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.lookups import Lookup
 from django.db.models.sql.where import AND
 
 #: the lookups added directly; every other lookup name goes through ``filter()``
 _DIRECT_LOOKUPS = ("exact", "isnull")
 
+#: the types a remembered lookup's value may have, exactly (a subclass may prepare itself
+#: otherwise). The type is in the key too: ``True == 1`` for a dict, but a text column reads
+#: them as ``"True"`` and ``"1"``.
+_REMEMBERED_TYPES = frozenset({int, str, bool, uuid.UUID})
+#: at most this many remembered lookups per process; when full, they are all forgotten
+MAX_REMEMBERED = 1024
+_remembered: dict[tuple[Any, ...], Lookup] = {}
 
-def narrow(queryset: models.QuerySet, *conditions: Q | dict[str, Any]) -> models.QuerySet:
+
+def narrow(
+    queryset: models.QuerySet, *conditions: Q | dict[str, Any], remember: bool = False
+) -> models.QuerySet:
     """``queryset.filter(*conditions)`` (keyword dictionaries taken as ``Q(**d)``), with
-    the plain column conditions added directly; a new queryset, as ``filter()`` returns."""
+    the plain column conditions added directly; a new queryset, as ``filter()`` returns.
+    ``remember``: the conditions recur from request to request (see the module docstring)."""
     direct: list[tuple[models.Field, str, Any]] = []
     rest: list[Q] = []
     query = queryset.query
@@ -50,8 +70,44 @@ def narrow(queryset: models.QuerySet, *conditions: Q | dict[str, Any]) -> models
         alias = query.get_initial_alias()
         for field, lookup_name, value in direct:
             lookup_class = field.get_lookup(lookup_name)
-            query.where.add(lookup_class(field.get_col(alias), value), AND)
+            if remember and type(value) in _REMEMBERED_TYPES:
+                lookup = _remembered_lookup(lookup_class, field, alias, value)
+            else:
+                lookup = lookup_class(field.get_col(alias), value)
+            query.where.add(lookup, AND)
     return queryset
+
+
+def _remembered_lookup(
+    lookup_class: type[Lookup], field: models.Field, alias: str, value: Any
+) -> Lookup:
+    """A copy of the lookup built once for this class, column and value. Each query gets its
+    own object, as a new lookup would be, so nothing a query does to its lookup reaches
+    another; the copy shares the prepared value and the column, which Django's own query
+    clones share too."""
+    key = (lookup_class, field, alias, type(value), value)
+    template = _remembered.get(key)
+    if template is None:
+        template = lookup_class(field.get_col(alias), value)
+        # what compiling asks of every condition, answered here once
+        template.contains_aggregate  # noqa: B018
+        template.contains_over_clause  # noqa: B018
+        if len(_remembered) >= MAX_REMEMBERED:
+            _remembered.clear()
+        _remembered[key] = template
+    # copy.copy() without its generic reduce protocol: a lookup's state is its __dict__
+    lookup = object.__new__(lookup_class)
+    lookup.__dict__.update(template.__dict__)
+    return lookup
+
+
+def forget_lookups(**kwargs: Any) -> None:
+    """Drop the remembered lookups: a field prepares a value with the settings (a naive
+    datetime's text is read in ``TIME_ZONE``), so a changed setting may prepare it anew."""
+    _remembered.clear()
+
+
+setting_changed.connect(forget_lookups, dispatch_uid="django_arc.narrowing")
 
 
 def _plain_leaves(

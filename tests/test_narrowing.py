@@ -7,8 +7,11 @@ import uuid
 import pytest
 from django.db import NotSupportedError, models
 from django.db.models import Count, Q
-from django.test.utils import isolate_apps
+from django.db.models.lookups import Exact
+from django.test import override_settings
+from django.test.utils import isolate_apps, register_lookup
 
+from django_arc import narrowing
 from django_arc.narrowing import narrow
 from shop.models import Organization
 from tests.testapp.models import Article, Author, Book
@@ -63,6 +66,96 @@ def test_a_plain_column_condition_builds_what_filter_builds_without_filter(
     assert filter_calls == []
     assert sql(narrowed) == expected
     assert "WHERE" not in str(queryset.query)  # a new queryset, the old one untouched
+
+
+@pytest.mark.parametrize("label, model, condition", PLAIN, ids=[c[0] for c in PLAIN])
+def test_a_remembered_condition_builds_what_filter_builds_the_first_time_and_after(
+    label, model, condition, filter_calls
+):
+    queryset = model.objects.all()
+    expected = sql(queryset.filter(condition if isinstance(condition, Q) else Q(**condition)))
+    filter_calls.clear()
+    first = narrow(queryset, condition, remember=True)
+    again = narrow(queryset, condition, remember=True)
+    assert filter_calls == []
+    assert sql(first) == sql(again) == expected
+
+
+@pytest.fixture
+def remembered(monkeypatch):
+    """The process's remembered lookups, empty for the test."""
+    memo = {}
+    monkeypatch.setattr(narrowing, "_remembered", memo)
+    return memo
+
+
+def test_each_query_gets_its_own_copy_of_a_remembered_lookup(remembered):
+    queryset = Article.objects.all()
+    first = narrow(queryset, {"organization_id": 5}, remember=True)
+    second = narrow(queryset, {"organization_id": 5}, remember=True)
+    assert len(remembered) == 1
+    one, other = first.query.where.children[0], second.query.where.children[0]
+    assert one is not other
+    one.rhs = 6  # what a query does to its own lookup stays in that query
+    assert sql(second) == sql(queryset.filter(organization_id=5))
+    assert sql(narrow(queryset, {"organization_id": 5}, remember=True))[1] == (5,)
+
+
+def test_two_tenants_never_share_a_remembered_condition(remembered):
+    queryset = Article.objects.all()
+    for _ in range(2):
+        assert sql(narrow(queryset, {"organization_id": 1}, remember=True))[1] == (1,)
+        assert sql(narrow(queryset, {"organization_id": 2}, remember=True))[1] == (2,)
+    assert len(remembered) == 2
+
+
+def test_equal_values_of_other_types_are_remembered_apart(remembered):
+    queryset = Book.objects.all()
+    narrow(queryset, {"is_available": True}, remember=True)
+    narrow(queryset, {"is_available": 1}, remember=True)
+    assert sorted(type(key[-1]).__name__ for key in remembered) == ["bool", "int"]
+
+
+def test_values_of_other_types_and_unremembered_conditions_are_built_anew(remembered):
+    queryset = Book.objects.all()
+    narrow(queryset, {"published": datetime.date(2026, 1, 2)}, remember=True)
+    narrow(queryset, {"price": "9.50"})  # remember not asked
+    assert remembered == {}
+
+
+def test_remembered_lookups_are_bounded(remembered, monkeypatch):
+    monkeypatch.setattr(narrowing, "MAX_REMEMBERED", 3)
+    queryset = Article.objects.all()
+    for org in range(1, 8):
+        narrowed = narrow(queryset, {"organization_id": org}, remember=True)
+        assert sql(narrowed)[1] == (org,)
+        assert len(remembered) <= 3
+
+
+def test_a_lookup_registered_later_is_the_one_used(remembered):
+    class ShoutedExact(Exact):
+        def get_prep_lookup(self):
+            return super().get_prep_lookup().upper()
+
+    queryset = Article.objects.all()
+    assert sql(narrow(queryset, {"slug": "hello"}, remember=True))[1] == ("hello",)
+    with register_lookup(models.SlugField, ShoutedExact, lookup_name="exact"):
+        assert sql(narrow(queryset, {"slug": "hello"}, remember=True))[1] == ("HELLO",)
+    assert sql(narrow(queryset, {"slug": "hello"}, remember=True))[1] == ("hello",)
+
+
+def test_a_changed_setting_forgets_what_was_remembered(remembered):
+    narrow(Article.objects.all(), {"organization_id": 5}, remember=True)
+    assert remembered
+    with override_settings(TIME_ZONE="Asia/Tokyo"):
+        assert remembered == {}
+
+
+def test_a_value_the_column_cannot_hold_is_refused_every_time_and_never_remembered(remembered):
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            narrow(Article.objects.all(), {"organization_id": "abc"}, remember=True)
+    assert remembered == {}
 
 
 def test_several_conditions_and_a_get_build_what_filter_builds(filter_calls):
