@@ -55,30 +55,19 @@ PLAIN = [
 ]
 
 
+@pytest.mark.parametrize("remember", [False, True], ids=["built", "remembered"])
 @pytest.mark.parametrize("label, model, condition", PLAIN, ids=[c[0] for c in PLAIN])
 def test_a_plain_column_condition_builds_what_filter_builds_without_filter(
-    label, model, condition, filter_calls
+    label, model, condition, remember, filter_calls
 ):
     queryset = model.objects.all()
     expected = sql(queryset.filter(condition if isinstance(condition, Q) else Q(**condition)))
     filter_calls.clear()
-    narrowed = narrow(queryset, condition)
-    assert filter_calls == []
-    assert sql(narrowed) == expected
-    assert "WHERE" not in str(queryset.query)  # a new queryset, the old one untouched
-
-
-@pytest.mark.parametrize("label, model, condition", PLAIN, ids=[c[0] for c in PLAIN])
-def test_a_remembered_condition_builds_what_filter_builds_the_first_time_and_after(
-    label, model, condition, filter_calls
-):
-    queryset = model.objects.all()
-    expected = sql(queryset.filter(condition if isinstance(condition, Q) else Q(**condition)))
-    filter_calls.clear()
-    first = narrow(queryset, condition, remember=True)
-    again = narrow(queryset, condition, remember=True)
+    first = narrow(queryset, condition, remember=remember)
+    again = narrow(queryset, condition, remember=remember)  # remembered the first time
     assert filter_calls == []
     assert sql(first) == sql(again) == expected
+    assert "WHERE" not in str(queryset.query)  # a new queryset, the old one untouched
 
 
 @pytest.fixture
