@@ -2,6 +2,7 @@
 ``filter()`` builds (same SQL, same parameters), and hand everything else to ``filter()``."""
 
 import datetime
+import threading
 import uuid
 
 import pytest
@@ -119,6 +120,28 @@ def test_remembered_lookups_are_bounded(remembered, monkeypatch):
         narrowed = narrow(queryset, {"organization_id": org}, remember=True)
         assert sql(narrowed)[1] == (org,)
         assert len(remembered) <= 3
+
+
+def test_threads_remembering_and_forgetting_at_once_keep_their_own_values(remembered, monkeypatch):
+    """Four threads narrow by their own tenant at once, with room for two lookups, so the
+    memo is cleared under them again and again: every query keeps its own thread's value."""
+    monkeypatch.setattr(narrowing, "MAX_REMEMBERED", 2)
+    queryset = Article.objects.all()
+    wrong = []
+
+    def work(org):
+        for _ in range(300):
+            params = sql(narrow(queryset, {"organization_id": org}, remember=True))[1]
+            if params != (org,):
+                wrong.append((org, params))
+
+    threads = [threading.Thread(target=work, args=(org,)) for org in range(1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    assert len(remembered) <= 2
 
 
 def test_a_lookup_registered_later_is_the_one_used(remembered):

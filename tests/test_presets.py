@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
 
-from django_arc import Resource, audit, presets
+from django_arc import Resource, audit, narrowing, presets
 from django_arc.audit.models import AuditLog
 from django_arc.checks import check_resource
 from django_arc.outbox.models import OutboxEvent
@@ -315,6 +315,30 @@ def test_preset_routes_never_show_another_owners_or_tenants_rows(tenants, name):
     live.refresh_from_db()
     assert (live.title, live.deleted_at) == ("foreign-live", None)
     assert mine.post(f"/api/{name}/{own.pk}/restore/").status_code == 200
+
+
+@pytest.mark.parametrize("bound", [1, 1024], ids=["room-for-one", "room-for-all"])
+def test_remembered_row_conditions_never_cross_tenants_or_owners(tenants, bound, monkeypatch):
+    """The tenant, soft-delete and owner conditions are remembered per process
+    (``narrow(remember=True)``). Two tenants, and two owners, take turns: with room for every
+    condition, and with room for one, so that each request forgets the one before. Each sees
+    its own row and nothing else."""
+    monkeypatch.setattr(narrowing, "_remembered", {})
+    monkeypatch.setattr(narrowing, "MAX_REMEMBERED", bound)
+    a, b, member = tenants["a"], tenants["b"], tenants["member"]
+    alice, as_alice = member(a, "admin")
+    bob, as_bob = member(b, "admin")
+    row_a = article("row-a", organization=a, owner=alice)
+    row_b = article("row-b", organization=b, owner=bob)
+    for _ in range(3):
+        assert slugs(as_alice.get("/api/all-articles/")) == ["row-a"]
+        assert slugs(as_bob.get("/api/all-articles/")) == ["row-b"]
+        assert as_alice.get(f"/api/all-articles/{row_a.pk}/").status_code == 200
+        assert_error(as_alice.get(f"/api/all-articles/{row_b.pk}/"), 404, "NOT_FOUND")
+        assert_error(as_bob.get("/api/all-articles/slug/row-a/"), 404, "NOT_FOUND")
+        assert slugs(client_for(alice).get("/api/mine-articles/")) == ["row-a"]
+        assert slugs(client_for(bob).get("/api/mine-articles/")) == ["row-b"]
+    assert 0 < len(narrowing._remembered) <= bound
 
 
 # -- configuration checks ----------------------------------------------------------------------
