@@ -23,7 +23,9 @@ from django_arc import Resource, ResourceSite, arc, presets, redis_alias
 from django_arc import permissions as P
 from django_arc.query import QuerySpec
 from django_arc.querycache import invalidate
-from django_arc.querycache.keys import resource_version_key
+from django_arc.querycache.keys import resource_version_key, version_keys
+from django_arc.querycache.policy import cached_policy_for
+from django_arc.querycache.store import Entry
 from shop.models import Order, Product
 from tests.factories import MembershipFactory, OrderFactory, OrganizationFactory, ProductFactory
 from tests.helpers import client_for, site_mounted
@@ -666,6 +668,39 @@ def test_a_version_key_evicted_is_a_miss_never_an_old_hit(shop, redis_cache):
     assert client.delete(version) == 1  # what an allkeys-lru eviction does
     client.close()
     assert get(editor, CACHED)["X-Cache"] == "MISS"
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+@pytest.mark.parametrize("shape", ["whole", "cut short", "older format", "not ours"])
+def test_only_a_whole_entry_in_this_format_is_ever_served(shop, shape):
+    """An entry forged with the current version tokens is served as is (so the forgery is
+    one a HIT would take); the same entry cut short, one in the earlier JSON-headed format,
+    or bytes that are no entry at all are a miss, and the route answers."""
+    import redis as redis_py
+
+    editor = shop["editor"]
+    assert get(editor, CACHED)["X-Cache"] == "MISS"
+    client = redis_py.Redis.from_url(REDIS_URL)
+    (entry_key,) = client.keys(redis_alias.make_key("redis", "arc:qc:e:") + "*")
+    resource = arc.get_resource("cached-products")
+    names = version_keys(resource, cached_policy_for(resource).tags)
+    tokens = client.mget([redis_alias.make_key("redis", k) for k in names])
+    forged = Entry(time.time(), tuple(t.decode() for t in tokens), "application/json", b'"x"')
+    value = {
+        "whole": forged.encode(),
+        "cut short": forged.encode()[:-1],
+        "older format": b'{"t":%f,"v":["%s"],"ct":"application/json","b":3}\n"x"'
+        % (time.time(), tokens[0]),
+        "not ours": b"\xff" * 64,
+    }[shape]
+    client.set(entry_key, value)
+    client.close()
+    response = get(editor, CACHED)
+    if shape == "whole":
+        assert (response["X-Cache"], response.content) == ("HIT", b'"x"')
+        return
+    assert response["X-Cache"] == "MISS" and response.status_code == 200
+    assert response.content == get(editor, UNCACHED).content
     assert get(editor, CACHED)["X-Cache"] == "HIT"
 
 

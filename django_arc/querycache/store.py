@@ -16,12 +16,11 @@ process never serves its own stale answers after an outage). One warning per int
 
 from __future__ import annotations
 
-import json
 import secrets
+import struct
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import redis_alias
 
@@ -38,10 +37,20 @@ class Unavailable(Exception):  # noqa: N818 - a state: Redis cannot answer
     """Redis could not be reached; the caller answers uncached."""
 
 
-@dataclass(frozen=True)
-class Entry:
+#: what an entry starts with: the format's name and version, so a value written by another
+#: format (or not by django-arc) reads as a miss, never as an answer
+MAGIC = b"arc-qc/2\n"
+#: created (seconds), lengths of the content type, the version tokens and the body
+_HEAD = struct.Struct("<dHHI")
+_BODY_START = len(MAGIC) + _HEAD.size
+
+
+class Entry(NamedTuple):
     """A cached answer: when it was computed, the version tokens it was computed under,
-    its content type and body, and (for a get) the pickled row its object checks run on."""
+    its content type and body, and (for a get) the pickled row its object checks run on.
+
+    Encoded as a fixed binary head and the parts one after the other: a HIT decodes it with
+    one ``unpack`` and four slices, where a JSON head cost the HIT about as much again."""
 
     created: float
     versions: tuple[str, ...]
@@ -50,29 +59,33 @@ class Entry:
     obj: bytes = b""
 
     def encode(self) -> bytes:
-        meta = {
-            "t": self.created,
-            "v": list(self.versions),
-            "ct": self.content_type,
-            "b": len(self.body),
-        }
-        head = json.dumps(meta, separators=(",", ":")).encode()
-        return head + b"\n" + self.body + self.obj
+        content_type = self.content_type.encode()
+        versions = "\n".join(self.versions).encode()  # tokens are hex: no newline in them
+        head = _HEAD.pack(self.created, len(content_type), len(versions), len(self.body))
+        return b"".join((MAGIC, head, content_type, versions, self.body, self.obj))
 
     @classmethod
     def decode(cls, value: bytes) -> Entry | None:
-        end = value.find(b"\n")
-        if end < 0:
-            return None
+        if not value.startswith(MAGIC) or len(value) < _BODY_START:
+            return None  # not ours, or from another format: a miss
+        created, type_length, versions_length, body_length = _HEAD.unpack_from(value, len(MAGIC))
+        versions_start = _BODY_START + type_length
+        body_start = versions_start + versions_length
+        body_stop = body_start + body_length
+        if body_stop > len(value):
+            return None  # cut short: a miss
         try:
-            meta = json.loads(value[:end])
-            start = end + 1
-            stop = start + int(meta["b"])
-            return cls(
-                float(meta["t"]), tuple(meta["v"]), str(meta["ct"]), value[start:stop], value[stop:]
-            )
-        except (ValueError, KeyError, TypeError):
-            return None  # not ours, or from an incompatible version: a miss
+            content_type = value[_BODY_START:versions_start].decode()
+            versions = value[versions_start:body_start].decode()
+        except UnicodeDecodeError:
+            return None
+        return cls(
+            created,
+            tuple(versions.split("\n")) if versions else (),
+            content_type,
+            value[body_start:body_stop],
+            value[body_stop:],
+        )
 
 
 def new_token() -> str:
