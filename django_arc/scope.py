@@ -24,6 +24,7 @@ authentication) share one lookup.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -61,6 +62,7 @@ ELEVATION_VALUE = "platform"
 #: One header per context key: ``X-Arc-Context-Branch-Id: 3`` → ``scope.context["branch_id"]``.
 CONTEXT_HEADER_PREFIX = "X-Arc-Context-"
 _CONTEXT_META_PREFIX = "HTTP_X_ARC_CONTEXT_"
+_is_context_meta_key = re.compile(re.escape(_CONTEXT_META_PREFIX)).match
 _MAX_CONTEXT_KEYS = 16
 _MAX_HEADER_VALUE = 128
 
@@ -173,8 +175,12 @@ class RequestScope:
 
     @classmethod
     def public(cls, context: Mapping[str, str] | None = None) -> RequestScope:
+        if not context and cls is RequestScope:
+            return _PUBLIC  # immutable, so one serves every anonymous request
         return cls(kind="public", context=MappingProxyType(dict(context or {})))
 
+
+_PUBLIC = RequestScope(kind="public")
 
 # --------------------------------------------------------------------------- helpers
 
@@ -264,12 +270,14 @@ def _parse_context(django_request: Any) -> Mapping[str, str]:
     Values are what the caller asserts: they narrow queries (a tenant filter ANDs them with
     the org), never widen them, so a caller can only hide rows from itself with them.
     """
+    meta = django_request.META
+    names = list(filter(_is_context_meta_key, meta))  # the scan in C: every request pays it
+    if not names:
+        return _EMPTY_CONTEXT
     context: dict[str, str] = {}
-    for meta_key, raw in django_request.META.items():
-        if not meta_key.startswith(_CONTEXT_META_PREFIX):
-            continue
+    for meta_key in names:
         key = meta_key[len(_CONTEXT_META_PREFIX) :].lower()
-        value = str(raw).strip()
+        value = str(meta[meta_key]).strip()
         header = CONTEXT_HEADER_PREFIX + key.replace("_", "-").title()
         if not key or not value:
             continue
@@ -334,12 +342,20 @@ def _request_dict(django_request: Any, attr: str) -> dict:
     return value
 
 
+_service_client: type | None = None
+
+
 def _service_client_class() -> type | None:
-    try:
-        from .clients import ServiceClient
-    except Exception:  # pragma: no cover - app registry not ready
-        return None
-    return ServiceClient
+    """:class:`~django_arc.clients.ServiceClient`, imported on first use (it is a model,
+    which cannot be imported before the app registry is ready) and then kept."""
+    global _service_client
+    if _service_client is None:
+        try:
+            from .clients import ServiceClient
+        except Exception:  # pragma: no cover - app registry not ready
+            return None
+        _service_client = ServiceClient
+    return _service_client
 
 
 def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
