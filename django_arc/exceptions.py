@@ -8,8 +8,8 @@ only ever has to understand one body.
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -83,6 +83,18 @@ class NotFound(ArcError):
         self.reason = reason
 
 
+#: a random 128-bit number with the bits of a version 4 UUID (RFC 9562) set
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_request_id() -> str:
+    """A fresh random UUID (version 4) in its usual text form, as ``str(uuid.uuid4())``
+    writes it, without building the ``UUID`` object: every response carries one."""
+    h = "%032x" % (int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def get_request_id(request: Any) -> str:
     """The request's id: a well-formed incoming ``X-Request-Id``, else a fresh UUID.
 
@@ -93,7 +105,7 @@ def get_request_id(request: Any) -> str:
     rid = getattr(django_request, "arc_request_id", None)
     if rid is None:
         incoming = django_request.META.get("HTTP_X_REQUEST_ID", "")
-        rid = incoming if _REQUEST_ID_RE.match(incoming) else str(uuid.uuid4())
+        rid = incoming if incoming and _REQUEST_ID_RE.match(incoming) else new_request_id()
         django_request.arc_request_id = rid
     return rid
 
@@ -102,7 +114,7 @@ def error_body(request: Any, code: str, message: str, details: Any = None) -> di
     body: dict[str, Any] = {"success": False, "error": message, "code": code}
     if details:
         body["details"] = details
-    body["requestId"] = get_request_id(request) if request is not None else str(uuid.uuid4())
+    body["requestId"] = get_request_id(request) if request is not None else new_request_id()
     return body
 
 

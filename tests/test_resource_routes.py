@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from django_arc.exceptions import new_request_id
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import AuthorFactory, BookFactory
 from tests.testapp.models import Book
@@ -376,6 +377,18 @@ def test_request_id_generated_when_missing_or_malformed(api):
     assert r.json()["requestId"] == r["X-Request-Id"] != "a" * 129
     r = api.get("/api/books/999/", HTTP_X_REQUEST_ID="trace:abc.1-2_3")
     assert r.json()["requestId"] == "trace:abc.1-2_3"
+
+
+def test_generated_request_ids_are_version_4_uuids_in_their_usual_form():
+    ids = [new_request_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for rid in ids:
+        parsed = uuid.UUID(rid)
+        assert str(parsed) == rid  # lower-case hex, 8-4-4-4-12
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+    # the 122 random bits vary: every hex digit but the fixed version digit takes many values
+    digits = [{rid.replace("-", "")[i] for rid in ids} for i in range(32)]
+    assert [i for i, seen in enumerate(digits) if len(seen) < 4] == [12]
 
 
 @pytest.mark.parametrize("page_size", [1, 20, 100])
