@@ -104,9 +104,7 @@ def prepare_data(rows: int) -> dict[str, Any]:
         ),
         batch_size=2000,
     )
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE benchapp_tenantitem")
-        cursor.execute("ANALYZE benchapp_membership")
+    harness.vacuum_settled("benchapp_tenantitem", "benchapp_membership")
     item_id = (
         TenantItem.objects.filter(organization=home)
         .order_by("pk")

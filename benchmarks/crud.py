@@ -131,8 +131,7 @@ def prepare_data(rows: int) -> int:
         ),
         batch_size=2000,
     )
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE benchapp_item")
+    harness.vacuum_settled("benchapp_item", "benchapp_category")
     return Item.objects.order_by("pk").values_list("pk", flat=True)[rows // 2]
 
 

@@ -591,17 +591,46 @@ class Measurements:
 
 def settle_table(table: str, **created: Any) -> None:
     """Delete the rows the in-process measurements created (matched by ``created``) and
-    ``VACUUM ANALYZE`` the table, so the throughput phase reads the data it was prepared with
-    and the planner sees settled statistics. Without it, whether autovacuum happened to run
-    during the CPU phase decides the plans: one run counted with an index-only scan on one
-    side and a sequential scan on the other, which moved the list figures by 30 %."""
+    settle the table (:func:`vacuum_settled`), so the throughput phase reads the data it
+    was prepared with and the planner sees settled statistics."""
     from django.db import connection
 
     where = " AND ".join(f"{connection.ops.quote_name(k)} = %s" for k in created)
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {table} WHERE {where}", list(created.values()))
-        if connection.vendor == "postgresql":
+    vacuum_settled(table)
+
+
+def vacuum_settled(*tables: str) -> None:
+    """``VACUUM ANALYZE`` each table into the state autovacuum leaves a read-mostly table
+    in: statistics sampled, dead rows gone, and every page marked all-visible in the
+    visibility map, which lets PostgreSQL count rows from an index alone.
+
+    The benchmark servers run with ``synchronous_commit=off``: until the WAL writer has
+    flushed the writes' commit records, VACUUM may not set hint bits, so a VACUUM straight
+    after bulk inserts marks no page all-visible. Whether a later autovacuum then did decided
+    the plans of a run: a ``COUNT(*)`` by sequential scan on one run (or one side), from an
+    index alone on another, which moved list figures by up to 30 %. One synchronous commit
+    flushes the WAL first, and the table is checked afterwards."""
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = on")
+        cursor.execute("SELECT txid_current()")  # a commit record, flushed on commit
+    with connection.cursor() as cursor:
+        for table in tables:
             cursor.execute(f"VACUUM ANALYZE {table}")
+            cursor.execute(
+                "SELECT relallvisible, relpages FROM pg_class WHERE oid = %s::regclass", [table]
+            )
+            visible, pages = cursor.fetchone()
+            if visible < pages:
+                print(
+                    f"WARNING: {table}: {visible} of {pages} pages all-visible after VACUUM",
+                    file=sys.stderr,
+                )
 
 
 def measure_all(

@@ -117,9 +117,7 @@ def prepare_data(rows: int) -> dict[str, Any]:
         ),
         batch_size=2000,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {TABLE}")
-        cursor.execute("ANALYZE benchapp_membership")
+    harness.vacuum_settled(TABLE, "benchapp_membership", "benchapp_organization")
     item_id = PresetItem.objects.order_by("pk").values_list("pk", flat=True)[rows // 2]
     return {"org": home.pk, "user": user.pk, "item": item_id, "category": categories[0].pk}
 
