@@ -602,7 +602,7 @@ def settle_table(table: str, **created: Any) -> None:
 
 
 def vacuum_settled(*tables: str) -> None:
-    """``VACUUM ANALYZE`` each table into the state autovacuum leaves a read-mostly table
+    """``ANALYZE`` and ``VACUUM`` each table into the state autovacuum leaves a read-mostly table
     in: statistics sampled, dead rows gone, and every page marked all-visible in the
     visibility map, which lets PostgreSQL count rows from an index alone.
 
@@ -610,18 +610,20 @@ def vacuum_settled(*tables: str) -> None:
     flushed the writes' commit records, VACUUM may not set hint bits, so a VACUUM straight
     after bulk inserts marks no page all-visible. Whether a later autovacuum then did decided
     the plans of a run: a ``COUNT(*)`` by sequential scan on one run (or one side), from an
-    index alone on another, which moved list figures by up to 30 %. One synchronous commit
-    flushes the WAL first, and the table is checked afterwards."""
+    index alone on another, which moved list figures by up to 30 %. So the tables are
+    analyzed in a transaction that commits synchronously (``ANALYZE`` writes WAL, and its
+    flushed commit flushes every earlier one), then vacuumed, then checked."""
     from django.db import connection, transaction
 
     if connection.vendor != "postgresql":
         return
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = on")
-        cursor.execute("SELECT txid_current()")  # a commit record, flushed on commit
+        for table in tables:
+            cursor.execute(f"ANALYZE {table}")
     with connection.cursor() as cursor:
         for table in tables:
-            cursor.execute(f"VACUUM ANALYZE {table}")
+            cursor.execute(f"VACUUM {table}")
             cursor.execute(
                 "SELECT relallvisible, relpages FROM pg_class WHERE oid = %s::regclass", [table]
             )
