@@ -49,8 +49,8 @@ class Entry(NamedTuple):
     """A cached answer: when it was computed, the version tokens it was computed under,
     its content type and body, and (for a get) the pickled row its object checks run on.
 
-    Encoded as a fixed binary head and the parts one after the other: a HIT decodes it with
-    one ``unpack`` and four slices, where a JSON head cost the HIT about as much again."""
+    Encoded as a fixed binary head and the parts one after the other, so a HIT decodes it
+    with one ``unpack`` and four slices rather than by parsing a JSON head."""
 
     created: float
     versions: tuple[str, ...]
