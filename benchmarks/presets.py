@@ -461,9 +461,9 @@ def notes(args: argparse.Namespace) -> list[str]:
         f"bulk request), lowest of {args.cpu_repeats} batches, targets alternating; excludes "
         "PostgreSQL's own time.",
         "- After every write sample the rows it created are counted and deleted, the outbox "
-        "and audit tables emptied and the table analyzed and vacuumed until every page is "
-        "all-visible (`harness.vacuum_settled`), so every sample starts from the same data "
-        "and plans.",
+        "and audit tables emptied, and the table's indexes rebuilt and the table analyzed and "
+        "vacuumed with every page all-visible (`harness.vacuum_settled`, which warns "
+        "otherwise), so every sample starts from the same data and plans.",
     ]
 
 
