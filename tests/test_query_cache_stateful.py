@@ -232,7 +232,10 @@ def test_every_cached_answer_equals_the_uncached_one(stale_seconds, monkeypatch)
         run_state_machine_as_test(
             CacheMachine,
             settings=settings(
-                max_examples=15 if stale_seconds else 8,
+                # Hypothesis leaves some rules out of each example (swarm testing), so an
+                # example may read little: at 8 examples the stale case once saw 15 STALE
+                # answers where it usually sees 60–220, under the bound below.
+                max_examples=15,
                 stateful_step_count=25,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),
