@@ -1,7 +1,12 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from benchmarks.benchapp.drf_views import ItemOutboxViewSet, ItemViewSet
+from benchmarks.benchapp.drf_views import (
+    CacheKeyedItemViewSet,
+    DatabaseKeyedItemViewSet,
+    ItemOutboxViewSet,
+    ItemViewSet,
+)
 from benchmarks.benchapp.resources import access, bench, presets_site
 from benchmarks.benchapp.views import DrfNoop, noop
 
@@ -9,6 +14,11 @@ router = DefaultRouter()
 router.register("items", ItemViewSet, basename="drf-items")
 outbox_router = DefaultRouter()
 outbox_router.register("items", ItemOutboxViewSet, basename="drf-outbox-items")
+# the idempotency ceiling of cache.py: the hand-written outbox create with a key by hand
+keyed_routers = {}
+for store, viewset in (("cache", CacheKeyedItemViewSet), ("database", DatabaseKeyedItemViewSet)):
+    keyed_routers[store] = DefaultRouter()
+    keyed_routers[store].register("items", viewset, basename=f"drf-keyed-{store}-items")
 
 urlpatterns = [
     path("drf/", include(router.urls)),
@@ -18,4 +28,7 @@ urlpatterns = [
     path("noop/", noop),
     path("drf-noop/", DrfNoop.as_view()),
     path("presets/", include(presets_site.urls)),
+    # last: the other targets' URL resolution does not pass these patterns
+    path("drf-keyed-cache/", include(keyed_routers["cache"].urls)),
+    path("drf-keyed-database/", include(keyed_routers["database"].urls)),
 ]
