@@ -67,8 +67,11 @@ class ItemOutboxViewSet(ItemViewSet):
     """(a') The same viewset with the transactional outbox written by hand: the item and its
     ``items.created`` row commit together or not at all."""
 
+    #: whether a create inside an open transaction takes a savepoint (``atomic()``'s default)
+    savepoint = True
+
     def perform_create(self, serializer: ItemSerializer) -> None:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=self.savepoint):
             serializer.save()
             OutboxRow.objects.create(type="items.created", payload=serializer.data)
 
@@ -159,11 +162,7 @@ class DatabaseKeyedItemViewSet(_KeyedCreate):
     """The key in ``django_arc_idempotencyrecord`` (the same table and indexes as
     django-arc's ``database`` store), in SQL."""
 
-    def perform_create(self, serializer: ItemSerializer) -> None:
-        # no savepoint when keyed_create's transaction is already open
-        with transaction.atomic(savepoint=False):
-            serializer.save()
-            OutboxRow.objects.create(type="items.created", payload=serializer.data)
+    savepoint = False  # keyed_create's transaction is already open: no savepoint inside it
 
     def keyed_create(self, request: Request, scoped: str, fingerprint: str) -> HttpResponse:
         now = timezone.now()
