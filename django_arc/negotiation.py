@@ -14,6 +14,8 @@ from typing import Any
 
 from rest_framework.negotiation import DefaultContentNegotiation
 
+from . import querystring
+
 #: answers kept per process; the ``Accept`` header is the client's, so the memo is bounded
 MAX_REMEMBERED = 256
 
@@ -32,7 +34,8 @@ class ArcContentNegotiation(DefaultContentNegotiation):
     def select_renderer(
         self, request: Any, renderers: list[Any], format_suffix: str | None = None
     ) -> tuple[Any, str]:
-        format_ = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+        # DRF reads ``request.query_params``; the same answer without parsing the query
+        format_ = format_suffix or querystring.param(request, self.settings.URL_FORMAT_OVERRIDE)
         question = (
             request.META.get("HTTP_ACCEPT", "*/*"),
             format_,

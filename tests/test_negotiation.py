@@ -27,6 +27,9 @@ QUESTIONS = [
     ({}, "?format=json"),
     ({}, "?format=api"),
     ({"HTTP_ACCEPT": "text/html, application/json"}, "?format=json"),
+    ({}, "?%66ormat=api"),
+    ({}, "?formats=api&x=format"),
+    ({}, "?status=active&format=json"),
 ]
 
 

@@ -42,6 +42,7 @@ from django.db.models import Prefetch, QuerySet
 from django.db.models.expressions import Col
 from django.utils import timezone, translation
 
+from .. import querystring
 from ..exceptions import NotFound
 from ..filters import QueryLanguageFilter, presets_search
 
@@ -155,7 +156,6 @@ def list_parts(view: Any) -> list[Any]:
     the ORM is spared building the filtered queryset only to describe it. A project's filter
     backends, or a preset's search when the query searches, may read anything from the
     request: then the filtered queryset itself is recorded."""
-    params = view.request.query_params
     base = view.get_queryset()
     backends = view._backends
     if len(backends) == 1 and type(backends[0]) is QueryLanguageFilter:
@@ -163,6 +163,7 @@ def list_parts(view: Any) -> list[Any]:
         if not (searches and presets_search(view.resource)):
             return ["list", queryset_fingerprint(base), query]
     queryset = view.filter_queryset(base)
+    params = view.request.query_params
     return ["list", queryset_fingerprint(queryset), *_page(params, view.list_query)]
 
 
@@ -183,14 +184,15 @@ def normalised_query(view: Any, backend: QueryLanguageFilter) -> tuple[str, bool
     the digest is remembered under exactly those: a page requested again by callers who see
     the same fields is parsed once per process, not once per request. The memo is dropped
     when full (a client sending ever new query strings costs what parsing costs, no more)
-    and whenever a setting changes (values are parsed with ``TIME_ZONE``)."""
-    params = view.request.query_params
+    and whenever a setting changes (values are parsed with ``TIME_ZONE``). The parameters
+    are those of :func:`~django_arc.querystring.key`: the query string as sent, unparsed,
+    while nothing has parsed it yet."""
     access = view.field_access
     resource = view.resource
     memo_key = (
         resource,
         resource.query_spec,
-        tuple((name, tuple(values)) for name, values in params.lists()),
+        querystring.key(view.request),
         access.unreadable,
         frozenset(access.redacted),
     )
@@ -199,7 +201,7 @@ def normalised_query(view: Any, backend: QueryLanguageFilter) -> tuple[str, bool
         return known
     query = backend.parse(view.request, view)
     view.list_query = query  # what the backend reads on a miss: one parse per request
-    material = [_query_fingerprint(query), *_page(params, query)]
+    material = [_query_fingerprint(query), *_page(view.request.query_params, query)]
     known = (_digest(material), bool(query.search))
     if len(_queries) >= QUERY_MEMO_SIZE:
         _queries.clear()

@@ -1,0 +1,60 @@
+"""The query string of a request, read without parsing it where the answer allows.
+
+Django parses ``request.GET`` into a ``QueryDict`` on first access, which costs a request
+with a few parameters about as much as a cache HIT's whole key. A HIT needs the parameters
+only twice, and neither time needs them parsed: content negotiation asks whether
+``?format=`` was sent, and the query cache remembers each parsed query under its parameters.
+Both questions can be answered from the query string as it arrived, as long as that string
+is still what ``GET`` would be parsed from: nothing has parsed ``GET`` yet (and so nothing
+has replaced it — a middleware assigning ``request.GET`` puts it in the instance's
+``__dict__`` too). Anything else, an ASGI request included (it parses ``GET`` up front), is
+read through ``GET`` as before.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+#: names spelled the same in a raw query string and a parsed one (no ``+``, no escapes)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def _unparsed(request: Any) -> str | None:
+    """The raw query string of ``request`` (Django's or DRF's) while ``GET`` is still to be
+    parsed from it; ``None`` once ``GET`` exists."""
+    django_request = _django_request(request)
+    if "GET" in django_request.__dict__:
+        return None
+    environ = getattr(django_request, "environ", None)
+    if environ is None:
+        return None
+    return environ.get("QUERY_STRING", "")
+
+
+def param(request: Any, name: str | None) -> str | None:
+    """``request.GET.get(name)``, without parsing ``GET`` when the raw query string cannot
+    hold ``name``: a plain name is in a parsed query only if it is in the raw one, spelled as
+    is or with a percent escape."""
+    if name is None:
+        return None
+    raw = _unparsed(request)
+    if raw is not None and "%" not in raw and name not in raw and _PLAIN_NAME.fullmatch(name):
+        return None
+    return _django_request(request).GET.get(name)
+
+
+def _django_request(request: Any) -> Any:
+    return getattr(request, "_request", request)
+
+
+def key(request: Any) -> tuple[Any, ...]:
+    """A key equal for two requests only when their ``GET`` is equal: the raw query string
+    and the encoding it is decoded with while ``GET`` is unparsed, else the parsed
+    parameters."""
+    raw = _unparsed(request)
+    django_request = _django_request(request)
+    if raw is not None:
+        return ("raw", django_request.encoding, raw)
+    params = django_request.GET
+    return ("parsed", tuple((name, tuple(values)) for name, values in params.lists()))
