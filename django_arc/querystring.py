@@ -1,14 +1,14 @@
 """The query string of a request, read without parsing it where the answer allows.
 
-Django parses ``request.GET`` into a ``QueryDict`` on first access, which costs a request
-with a few parameters about as much as a cache HIT's whole key. A HIT needs the parameters
-only twice, and neither time needs them parsed: content negotiation asks whether
-``?format=`` was sent, and the query cache remembers each parsed query under its parameters.
-Both questions can be answered from the query string as it arrived, as long as that string
-is still what ``GET`` would be parsed from: nothing has parsed ``GET`` yet (and so nothing
-has replaced it — a middleware assigning ``request.GET`` puts it in the instance's
-``__dict__`` too). Anything else, an ASGI request included (it parses ``GET`` up front), is
-read through ``GET`` as before.
+Django parses ``request.GET`` into a ``QueryDict`` on first access, a sizeable share of
+what a cache HIT costs (see the decisions page). A HIT needs the parameters for two
+questions only, and neither needs them parsed: content negotiation asks whether
+``?format=`` was sent, and the query cache looks up the parsed query it remembered for
+them. Both can be answered from the query string as it arrived, as long as that string is
+still what ``GET`` would be parsed from: ``GET`` is not in the request's ``__dict__``, so
+nothing has parsed it, nor replaced it (a middleware assigning ``request.GET`` puts it
+there too). Otherwise, an ASGI request included (it parses ``GET`` up front), ``GET`` is
+read.
 """
 
 from __future__ import annotations
