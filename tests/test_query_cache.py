@@ -191,6 +191,10 @@ def test_a_hit_is_one_mget_no_sql_and_the_bytes_and_headers_of_its_miss(shop, mo
     assert hit["X-Cache"] == "HIT"
     assert len(queries) == 0, [q["sql"] for q in queries]
     assert (trips.exchanges, trips.commands) == (1, ["MGET"])
+    # nor is its query string parsed into request.GET (django_arc.querystring), once the
+    # process has seen the query spelled as sent (the miss's negotiation parsed it)
+    again = get(editor, CACHED, f"{detail}?select=name,price")
+    assert again["X-Cache"] == "HIT" and "GET" not in again.wsgi_request.__dict__
     assert hit.content == miss.content
     assert headers(hit) == headers(miss)
     assert hit["X-Request-Id"] != miss["X-Request-Id"]
