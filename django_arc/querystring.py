@@ -20,10 +20,9 @@ from typing import Any
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._~-]+")
 
 
-def _unparsed(request: Any) -> str | None:
-    """The raw query string of ``request`` (Django's or DRF's) while ``GET`` is still to be
-    parsed from it; ``None`` once ``GET`` exists."""
-    django_request = _django_request(request)
+def _unparsed(django_request: Any) -> str | None:
+    """The raw query string of a Django request while ``GET`` is still to be parsed from
+    it; ``None`` once ``GET`` exists."""
     if "GET" in django_request.__dict__:
         return None
     environ = getattr(django_request, "environ", None)
@@ -33,27 +32,24 @@ def _unparsed(request: Any) -> str | None:
 
 
 def param(request: Any, name: str | None) -> str | None:
-    """``request.GET.get(name)``, without parsing ``GET`` when the raw query string cannot
-    hold ``name``: a plain name is in a parsed query only if it is in the raw one, spelled as
-    is or with a percent escape."""
+    """``request.GET.get(name)`` (a Django or DRF request), without parsing ``GET`` when the
+    raw query string cannot hold ``name``: a plain name is in a parsed query only if it is
+    in the raw one, spelled as is or with a percent escape."""
     if name is None:
         return None
-    raw = _unparsed(request)
+    django_request = getattr(request, "_request", request)
+    raw = _unparsed(django_request)
     if raw is not None and "%" not in raw and name not in raw and _PLAIN_NAME.fullmatch(name):
         return None
-    return _django_request(request).GET.get(name)
-
-
-def _django_request(request: Any) -> Any:
-    return getattr(request, "_request", request)
+    return django_request.GET.get(name)
 
 
 def key(request: Any) -> tuple[Any, ...]:
-    """A key equal for two requests only when their ``GET`` is equal: the raw query string
-    and the encoding it is decoded with while ``GET`` is unparsed, else the parsed
-    parameters."""
-    raw = _unparsed(request)
-    django_request = _django_request(request)
+    """A key equal for two requests (Django's or DRF's) only when their ``GET`` is equal:
+    the raw query string and the encoding it is decoded with while ``GET`` is unparsed,
+    else the parsed parameters."""
+    django_request = getattr(request, "_request", request)
+    raw = _unparsed(django_request)
     if raw is not None:
         return ("raw", django_request.encoding, raw)
     params = django_request.GET
