@@ -261,33 +261,31 @@ def check_answers(bodies: dict[str, Any]) -> None:
         raise SystemExit(f"cache benchmark: the cached list answered {states}, not a HIT")
     for store, events in CREATES:
         with override_settings(ARC=idempotency_settings(store, events)):
-            sent = [
-                client.post(
-                    "/arc/items/",
-                    json.dumps(crud.CREATE_BODY),
-                    content_type="application/json",
-                    HTTP_IDEMPOTENCY_KEY=f"check-{store}-{events}",
-                )
-                for _ in range(2)
-            ]
-        if sent[1].get("X-Idempotency-Replayed") != "true" or sent[0].content != sent[1].content:
+            sent = _sent_twice(client, "/arc/items/", f"check-{store}-{events}")
+        if not _replayed(sent):
             raise SystemExit(f"cache benchmark: the {store} store did not replay")
     for store in STORES:
-        sent = [
-            client.post(
-                f"/drf-keyed-{store}/items/",
-                json.dumps(crud.CREATE_BODY),
-                content_type="application/json",
-                HTTP_IDEMPOTENCY_KEY=f"check-hand-{store}",
-            )
-            for _ in range(2)
-        ]
-        if (
-            sent[0].status_code != 201
-            or sent[1].get("X-Idempotency-Replayed") != "true"
-            or sent[0].content != sent[1].content
-        ):
+        sent = _sent_twice(client, f"/drf-keyed-{store}/items/", f"check-hand-{store}")
+        if sent[0].status_code != 201 or not _replayed(sent):
             raise SystemExit(f"cache benchmark: the hand-written {store} key did not replay")
+
+
+def _sent_twice(client: Any, path: str, key: str) -> list[Any]:
+    """The CRUD table's create body posted twice to ``path`` with one ``Idempotency-Key``."""
+    return [
+        client.post(
+            path,
+            json.dumps(crud.CREATE_BODY),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+        for _ in range(2)
+    ]
+
+
+def _replayed(sent: list[Any]) -> bool:
+    """The second answer is the first one's bytes, marked as a replay."""
+    return sent[1].get("X-Idempotency-Replayed") == "true" and sent[0].content == sent[1].content
 
 
 def settle() -> None:
