@@ -15,10 +15,11 @@ router.register("items", ItemViewSet, basename="drf-items")
 outbox_router = DefaultRouter()
 outbox_router.register("items", ItemOutboxViewSet, basename="drf-outbox-items")
 # the idempotency ceiling of cache.py: the hand-written outbox create with a key by hand
-keyed_routers = {}
+keyed_urls = []
 for store, viewset in (("cache", CacheKeyedItemViewSet), ("database", DatabaseKeyedItemViewSet)):
-    keyed_routers[store] = DefaultRouter()
-    keyed_routers[store].register("items", viewset, basename=f"drf-keyed-{store}-items")
+    keyed_router = DefaultRouter()
+    keyed_router.register("items", viewset, basename=f"drf-keyed-{store}-items")
+    keyed_urls.append(path(f"drf-keyed-{store}/", include(keyed_router.urls)))
 
 urlpatterns = [
     path("drf/", include(router.urls)),
@@ -29,6 +30,5 @@ urlpatterns = [
     path("drf-noop/", DrfNoop.as_view()),
     path("presets/", include(presets_site.urls)),
     # last: the other targets' URL resolution does not pass these patterns
-    path("drf-keyed-cache/", include(keyed_routers["cache"].urls)),
-    path("drf-keyed-database/", include(keyed_routers["database"].urls)),
+    *keyed_urls,
 ]
