@@ -455,8 +455,8 @@ def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> 
         "`DatabaseKeyedItemViewSet` with the same `INSERT … ON CONFLICT DO NOTHING` "
         "(autocommit) and `UPDATE` in the create's transaction on the same table: the same "
         "statements and round trips as django-arc's keys (its last two columns against the "
-        "table above), a SHA-256 fingerprint of the body, a 422 for a reused key, a 409 in flight and a replay, but no "
-        "caller scope, settings, store choice or outage handling. Machine ms a key adds = "
+        "table above), a SHA-256 fingerprint of the body, a 422 for a reused key, a 409 in "
+        "flight and a replay, but no caller scope, settings, store choice or outage handling. Machine ms a key adds = "
         f"`(1 ÷ key req/s − 1 ÷ no key req/s) × {os.cpu_count()} cores` per round, median; "
         "the 15 % column is that share of django-arc's unkeyed create in the same units.",
         f"- CPU ms/request: `time.process_time()` of the Django process over {args.cpu_requests} "
