@@ -55,6 +55,8 @@ HIT_VS_UNCACHED_TARGET = 5.0
 HIT_VS_FLOOR_TARGET = 2.0
 IDEMPOTENCY_TARGET_PCT = 15.0
 KEY_HEADER = "Idempotency-Key"
+#: in-process requests per batch, and batches, of :func:`stack_cpu`
+STACK_REQUESTS, STACK_REPEATS = 3000, 5
 
 FLOOR, DRF_FLOOR, UNCACHED, HIT = (
     "floor: Django view",
@@ -247,6 +249,68 @@ def round_trips(samples: int = 2000) -> dict[str, dict[str, float]]:
     return out
 
 
+def _proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stack_cpu(
+    group: list[Target], requests: int = STACK_REQUESTS, repeats: int = STACK_REPEATS
+) -> dict[str, float]:
+    """CPU ms per request of the whole stack but its HTTP layer: the Django process
+    (``time.process_time``), its PostgreSQL backend and the Redis server (their ``/proc``
+    CPU), over ``requests`` in-process requests through the test client, lowest total of
+    ``repeats`` batches, targets alternating. Empty when ``/proc`` does not show the servers
+    (not Linux, or the servers run elsewhere).
+
+    What wrk measures on top of this (the HTTP server, wrk itself, a TCP connection per
+    request, the cores' contention) is the same kind of cost for every target of a server:
+    the list targets' ratios are bounded by where this sum puts them (see
+    :func:`list_window`)."""
+    import time
+
+    from django.db import connection
+    from django.test import Client
+
+    from django_arc import redis_alias
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        postgres = cursor.fetchone()[0]
+    redis = int(redis_alias.client("redis").info("server")["process_id"])
+    try:
+        _proc_cpu_seconds(postgres), _proc_cpu_seconds(redis)
+    except (OSError, IndexError, ValueError):
+        return {}
+    client = Client()
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        for target in group:
+            with target.settings_context():
+                for _ in range(20):
+                    harness.send(client, target)
+                start = (time.process_time(), _proc_cpu_seconds(postgres), _proc_cpu_seconds(redis))
+                for _ in range(requests):
+                    harness.send(client, target)
+                end = (time.process_time(), _proc_cpu_seconds(postgres), _proc_cpu_seconds(redis))
+            ms = sum(b - a for a, b in zip(start, end, strict=True)) * 1000 / requests
+            best[target.key] = min(ms, best.get(target.key, float("inf")))
+    return best
+
+
+def list_window(stack: dict[str, float]) -> tuple[float, float]:
+    """The HTTP layer's costs (machine ms per request, the same for every target) for which
+    both list targets hold, in the model *machine ms per request = stack CPU + HTTP layer*
+    of a saturated machine: the HIT within 2× of the Django floor needs
+    ``hit + f ≤ 2 (floor + f)``, so ``f ≥ hit − 2·floor``; the HIT 5× the uncached list
+    needs ``uncached + f ≥ 5 (hit + f)``, so ``f ≤ (uncached − 5·hit) ÷ 4``. An HTTP layer
+    adds the same to both sides of each ratio: the cheaper it is, the nearer each ratio gets
+    to the stack's own. Empty (low > high) when no HTTP layer could meet both."""
+    floor, hit, uncached = stack[FLOOR], stack[HIT], stack[UNCACHED]
+    return hit - 2 * floor, (uncached - 5 * hit) / 4
+
+
 def check_answers(bodies: dict[str, Any]) -> None:
     """The HIT must be the uncached answer, and really a HIT; a keyed create must be
     replayed for its key. Numbers for anything else would be meaningless."""
@@ -319,6 +383,7 @@ def render(
     redis_calls: dict[str, int],
     throughput: dict[str, Any],
     cpu: dict[str, float],
+    stack: dict[str, float],
     notes: list[str],
 ) -> tuple[str, dict[str, float]]:
     lines = [
@@ -349,6 +414,10 @@ def render(
         f"| Django floor req/s ÷ HIT req/s | {spread(floor, '.2f')}× | ≤ {HIT_VS_FLOOR_TARGET:.0f}× |",
         f"| DRF floor req/s ÷ HIT req/s | {spread(drf_floor, '.2f')}× | – |",
         f"| CPU: uncached ÷ HIT | {cpu[UNCACHED] / cpu[HIT]:.1f}× | – |",
+    ]
+    stack_lines = stack_table(stack, throughput, summary)
+    lines += ["", *stack_lines] if stack_lines else []
+    lines += [
         "",
         "**Create with an `Idempotency-Key`, per store** (each store and events setting on "
         "its own gunicorn, `ARC_BENCH_IDEMPOTENCY=<store>`, `ARC_BENCH_EVENTS=off` for the "
@@ -376,6 +445,66 @@ def render(
         )
     lines += ["", *ceiling_table(throughput, cpu, counts, redis_calls, summary)]
     return "\n".join(lines + [""] + notes), summary
+
+
+def stack_table(
+    stack: dict[str, float], throughput: dict[str, Any], summary: dict[str, float]
+) -> list[str]:
+    """The list targets against the stack's own CPU (:func:`stack_cpu`): what the HTTP layer
+    adds per request on this server, and the HTTP layers for which both targets could hold
+    (:func:`list_window`)."""
+    if not stack:
+        return []
+    cores = os.cpu_count() or 1
+    machine = {
+        key: statistics.median(cores * 1000 / rate for rate in throughput[key]["samples"] if rate)
+        for key in (FLOOR, DRF_FLOOR, UNCACHED, HIT)
+    }
+    http = {key: machine[key] - stack[key] for key in machine}
+    low, high = list_window(stack)
+    needed_hit = (stack[UNCACHED] + http[UNCACHED]) / HIT_VS_UNCACHED_TARGET - http[HIT]
+    summary.update(
+        stack_uncached_vs_hit=stack[UNCACHED] / stack[HIT],
+        stack_window_low_ms=low,
+        stack_window_high_ms=high,
+    )
+    lines = [
+        "**The list targets against the stack's own CPU**: the Django process, its PostgreSQL "
+        "backend and the Redis server, in process through the test client, lowest of "
+        f"{STACK_REPEATS} batches of {STACK_REQUESTS:,} requests after the settle: everything "
+        "but the HTTP layer. Machine ms under wrk = cores ÷ req/s, median of the rounds; the "
+        "difference is what the HTTP layer "
+        "adds: gunicorn, wrk, a TCP connection per request, the cores' contention.",
+        "",
+        "| target | stack CPU ms/request | machine ms/request under wrk | the HTTP layer |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {key} | {stack[key]:.3f} | {machine[key]:.3f} | {http[key]:.3f} |" for key in machine
+    ]
+    needs = (
+        f"2× of the floor needs an HTTP layer costing at least {low:.3f} ms per request, "
+        f"5× the uncached list one costing at most {high:.3f} ms"
+    )
+    together = (
+        f"both hold for one costing {low:.3f}–{high:.3f} ms"
+        if low <= high
+        else "no HTTP layer meets both"
+    )
+    lines += [
+        "",
+        f"- The stack alone, as with an HTTP layer that cost nothing: uncached ÷ HIT "
+        f"{stack[UNCACHED] / stack[HIT]:.1f}×, HIT ÷ Django floor "
+        f"{stack[HIT] / stack[FLOOR]:.2f}×. "
+        "An HTTP layer adds to both sides of each ratio, moving it towards 1: a dearer one helps "
+        "the floor target and costs the 5× one.",
+        f"- In the model *machine ms = stack CPU + HTTP layer* (the layer the same for every "
+        f"target), {needs}: {together}. This server's adds "
+        f"{min(http.values()):.3f}–{max(http.values()):.3f} ms. On it, 5× the uncached list "
+        f"needs a HIT of at most {needed_hit:.3f} ms of stack CPU (it is {stack[HIT]:.3f}; "
+        f"the DRF floor {stack[DRF_FLOOR]:.3f}).",
+    ]
+    return lines
 
 
 def ceiling_table(
@@ -512,7 +641,15 @@ def run(args: argparse.Namespace) -> None:
     crud.prepare_data(args.rows)
     groups = targets()
     flat = [t for group in groups for t in group]
-    m = harness.measure_all(groups, args, check_answers, settle)
+    stack: dict[str, float] = {}
+
+    def settle_then_measure_stack() -> None:
+        # after the settle, on the tables the wrk phase reads; the list group writes nothing
+        settle()
+        stack.update(stack_cpu(groups[0]))
+        print("stack CPU ms per request:", stack, file=sys.stderr)
+
+    m = harness.measure_all(groups, args, check_answers, settle_then_measure_stack)
     redis_calls = redis_round_trips(flat)
     print("Redis round trips per request:", redis_calls, file=sys.stderr)
     outbox = outbox_store_cost()
@@ -524,6 +661,7 @@ def run(args: argparse.Namespace) -> None:
         redis_calls,
         m.throughput,
         m.cpu,
+        stack,
         notes(m.method, args, m.throughput) + outbox_note(outbox) + round_trip_note(trips),
     )
     print(table)
@@ -536,6 +674,7 @@ def run(args: argparse.Namespace) -> None:
                 "redis_round_trips": redis_calls,
                 "throughput": m.throughput,
                 "cpu_ms": m.cpu,
+                "stack_cpu_ms": stack,
                 "summary": summary,
             },
             indent=2,
