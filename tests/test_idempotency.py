@@ -118,7 +118,11 @@ def test_the_events_key_is_the_scoped_key_then_type_and_id(store, editor, org):
     response = post(editor, key="pay-42")
     row_id = response.json()["data"]["id"]
     user_id = editor.handler._force_user.pk
-    scope = type("Scope", (), {"kind": "member", "user_id": user_id, "organization_id": org.pk})
+    scope = type(
+        "Scope",
+        (),
+        {"kind": "member", "user_id": user_id, "organization_id": org.pk, "context": {}},
+    )
     scoped = scoped_key("", caller_identity(scope), "POST", URL, "pay-42")
     (event,) = created_events()
     assert event.meta["idempotency_key"] == f"{scoped}:idem-products.created:{row_id}"
@@ -235,6 +239,70 @@ def test_the_same_key_in_two_organizations_runs_twice(store):
     response = post(in_b, key="k")
     assert response.status_code == 201 and "X-Idempotency-Replayed" not in response
     assert set(Product.objects.values_list("organization_id", flat=True)) == {org_a.pk, org_b.pk}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("caller", ["service client", "member"])
+def test_the_same_key_in_two_branches_runs_twice_and_never_reaches_the_other_branch(
+    store, org, caller
+):
+    """Context keys are tenant dimensions (SPEC §5): one caller in two branches is two
+    callers, and a key never replays (or writes) one branch's row to the other."""
+    from django_arc.auth import ServiceClient
+    from tests.helpers import client_for
+    from tests.testapp.models import Note
+
+    if caller == "service client":
+        _, secret = ServiceClient.objects.create_with_key(name="pos", organization_id=org.pk)
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+        user = None
+    else:
+        auth = {"HTTP_X_ORGANIZATION_ID": str(org.pk)}
+        user = member_client(org, "editor").handler._force_user
+    a = client_for(user, HTTP_X_ARC_CONTEXT_BRANCH_ID="A", **auth)
+    b = client_for(user, HTTP_X_ARC_CONTEXT_BRANCH_ID="B", **auth)
+    notes = "/api/branch-notes/"
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(store, ENABLED=True))):
+        first = a.post(notes, {"text": "order 1"}, format="json", HTTP_IDEMPOTENCY_KEY="o-1")
+        assert first.status_code == 201
+        second = b.post(notes, {"text": "order 1"}, format="json", HTTP_IDEMPOTENCY_KEY="o-1")
+        assert second.status_code == 201 and "X-Idempotency-Replayed" not in second
+        assert second.json()["data"]["branch"] == "B"
+        assert (
+            a.post(notes, {"text": "order 1"}, format="json", HTTP_IDEMPOTENCY_KEY="o-1")[
+                "X-Idempotency-Replayed"
+            ]
+            == "true"
+        )
+        a_row = f"{notes}{first.json()['data']['id']}/"
+        assert (
+            a.patch(a_row, {"text": "A2"}, format="json", HTTP_IDEMPOTENCY_KEY="p").status_code
+            == 200
+        )
+        other = b.patch(a_row, {"text": "A2"}, format="json", HTTP_IDEMPOTENCY_KEY="p")
+        assert_error(other, 404, "NOT_FOUND")
+    assert sorted(Note.objects.values_list("branch", "text")) == [("A", "A2"), ("B", "order 1")]
+
+
+@pytest.mark.django_db
+def test_an_elevated_request_and_the_same_users_plain_one_do_not_share_a_key(
+    store, org, django_user_model
+):
+    """Elevation widens what a request may write and read: its answer is never replayed to
+    the same user's plain request, which is judged (here refused) on its own."""
+    from tests.factories import MembershipFactory
+    from tests.helpers import client_for
+
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    MembershipFactory(user=root, organization=org, role="editor")
+    elevated = client_for(root, HTTP_X_ORGANIZATION_ID=str(org.pk), HTTP_X_ARC_SCOPE="platform")
+    plain = client_for(root, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    body = {**BODY, "cost": "3.00"}
+    assert post(elevated, body, key="e").status_code == 201
+    refused = post(plain, body, key="e")
+    assert "X-Idempotency-Replayed" not in refused
+    assert_error(refused, 403, "FIELD_WRITE_DENIED")
+    assert Product.objects.count() == 1
 
 
 @pytest.mark.django_db

@@ -49,13 +49,25 @@ def read_key(request: Any) -> str | None:
 
 def caller_identity(scope: Any) -> str:
     """Who is asking, as the key scope sees it: the service client, or the user within the
-    organization it acts for; anonymous callers share one identity."""
+    organization it acts for; anonymous callers share one identity. Everything else that
+    decides what a request may touch is part of it too: the context keys (tenant dimensions
+    such as a branch, SPEC §5: one client or user in two branches is two callers, each of
+    whom would get 404 for the other's rows) and elevation (a platform-scoped request may
+    read and write what the same user's plain request may not). Either is appended only
+    when present, so the identities of requests without them are what they always were."""
     org = "" if scope.organization_id is None else str(scope.organization_id)
     if scope.kind == "service":
-        return f"client:{scope.client_id}:org:{org}"
-    if scope.user_id is not None:
-        return f"user:{scope.user_id}:org:{org}"
-    return "anonymous"
+        identity = f"client:{scope.client_id}:org:{org}"
+    elif scope.user_id is not None:
+        identity = f"user:{scope.user_id}:org:{org}"
+    else:
+        identity = "anonymous"
+    if scope.kind == "elevated":
+        identity += ":elevated"
+    if scope.context:
+        pairs = sorted(scope.context.items())
+        identity += ":context:" + _json_strings(tuple(str(p) for pair in pairs for p in pair))
+    return identity
 
 
 def scoped_key(namespace: str, identity: str, method: str, path: str, key: str) -> str:
