@@ -158,7 +158,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         response = super().finalize_response(request, response, *args, **kwargs)
         execution, self.idempotent_execution = self.idempotent_execution, None
         if execution is not None:
-            error = execution.finish(response)
+            try:
+                error = execution.finish(response)
+            except BaseException as exc:  # the store failed releasing: never leave it open
+                execution.abort(exc)
+                raise
             if error is not None:
                 response = super().finalize_response(
                     request, self.handle_exception(error), *args, **kwargs

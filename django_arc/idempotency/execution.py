@@ -136,21 +136,21 @@ class IdempotentExecution:
     def finish(self, response: Any) -> ArcError | None:
         """Store ``response`` for repeats (below 500), committing the route's transaction
         with it; release the key on a 5xx. Returns an error to answer instead when the
-        response could not be kept (the claim was lost to a takeover, the commit failed)."""
+        response could not be kept (it failed to render, the claim was lost to a takeover,
+        the commit failed): the route's writes are then rolled back and the key released,
+        whatever went wrong, so neither the transaction nor the key outlives the request."""
         store, record, token = self.store, self.record, self.token
-        if response.status_code >= 500 or getattr(response, "streaming", False):
+        if response.status_code >= 500:
             self._close(_Rollback())
             store.release(record, token)
             return None
-        if hasattr(response, "render"):
-            response.render()
-        body = bytes(response.content)
-        content_type = response.get("Content-Type", "")
-        if self._atomic is None:
-            store.complete(record, token, response.status_code, content_type, body)
-            return None
         try:
-            kept = store.complete(record, token, response.status_code, content_type, body)
+            body = _content(response)
+            kept = store.complete(
+                record, token, response.status_code, response.get("Content-Type", ""), body
+            )
+            if self._atomic is None:
+                return None  # not transactional: the writes are committed, stored or not
             if not kept:
                 self._close(_Rollback())
                 return ArcError(
@@ -161,8 +161,8 @@ class IdempotentExecution:
                     headers={"Retry-After": "1"},
                 )
             self._close(None)
-        except Exception as exc:  # noqa: BLE001 - a failed commit must not leave the key held
-            logger.exception("Committing an idempotent request failed")
+        except Exception as exc:  # noqa: BLE001 - the key and transaction must not stay held
+            logger.exception("Finishing an idempotent request failed")
             self._close(exc)
             store.release(record, token)
             return ArcError("INTERNAL_ERROR", "Internal server error", 500)
@@ -180,6 +180,19 @@ class IdempotentExecution:
             atomic.__exit__(type(exc), exc, exc.__traceback__)
         except Exception:  # noqa: BLE001 - the rollback's own failure is only logged
             logger.exception("Rolling back an idempotent request failed")
+
+
+def _content(response: Any) -> bytes:
+    """The body the client gets, as stored for repeats: rendered (DRF's responses render
+    late), or, for a streaming response (an export from a route), read whole and handed back
+    to the response, so the route's answer is kept and replayed like any other."""
+    if getattr(response, "streaming", False):
+        body = b"".join(response.streaming_content)
+        response.streaming_content = [body]
+        return body
+    if hasattr(response, "render"):
+        response.render()
+    return bytes(response.content)
 
 
 class _Rollback(Exception):  # noqa: N818 - a signal to Atomic, never raised
