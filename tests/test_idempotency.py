@@ -184,6 +184,25 @@ def test_a_malformed_key_is_400_naming_the_header_and_nothing_runs(store, editor
 
 
 @pytest.mark.django_db
+def test_a_nul_in_the_path_is_the_same_404_with_a_key(store, editor):
+    """The record keeps the path for people reading it; PostgreSQL's text cannot hold a
+    NUL, which must not turn the 404 a keyed request gets into a 500."""
+    for key in (None, "n"):
+        assert_error(
+            editor.patch(
+                f"{URL}%00/",
+                {"name": "x"},
+                format="json",
+                **({"HTTP_IDEMPOTENCY_KEY": key} if key else {}),
+            ),
+            404,
+            "NOT_FOUND",
+        )
+        action = post(editor, {"action": "double"}, key=key, url=f"{URL}%00/action/")
+        assert_error(action, 404, "NOT_FOUND")
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("key", ["a", "x" * 255, "".join(chr(c) for c in range(0x20, 0x7F))])
 def test_keys_of_1_to_255_printable_characters_are_accepted(store, editor, key):
     assert post(editor, key=key).status_code == 201
@@ -433,6 +452,76 @@ def test_a_5xx_is_not_stored_and_a_retry_runs(store, editor, monkeypatch):
     response = post(editor)
     assert response.status_code == 201 and "X-Idempotency-Replayed" not in response
     assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_that_fails_to_render_rolls_back_releases_and_leaves_no_transaction(
+    store, org, monkeypatch
+):
+    """A handler bug that only shows when the answer is rendered (stored answers are
+    rendered before the request ends): a 500 in the envelope, the write rolled back where
+    the store is transactional, the key given up, and the thread's connection outside any
+    transaction for its next request."""
+    from django.db import close_old_connections, connection
+
+    from django_arc import arc
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    row = ProductFactory(organization=org, price=4)
+    spec = arc.get_resource("idem-products").actions["double"]
+    double = spec.handler
+
+    def unrenderable(self, request, instance, data):
+        double(self, request, instance, data)
+        return org  # a row of another model: JSON cannot encode it
+
+    monkeypatch.setattr(spec, "handler", unrenderable)
+    url = f"{URL}{row.pk}/action/"
+    assert_error(
+        editor.post(url, {"action": "double"}, format="json", HTTP_IDEMPOTENCY_KEY="a"),
+        500,
+        "INTERNAL_ERROR",
+    )
+    assert not connection.in_atomic_block
+    row.refresh_from_db()
+    assert row.price == (4 if store == "database" else 8)
+    monkeypatch.undo()
+    close_old_connections()  # what Django runs between two requests of a worker thread
+    retry = editor.post(url, {"action": "double"}, format="json", HTTP_IDEMPOTENCY_KEY="a")
+    assert retry.status_code == 200 and "X-Idempotency-Replayed" not in retry
+    assert post(editor, key=None).status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_streamed_answer_keeps_its_writes_and_is_replayed(store, editor, org, monkeypatch):
+    from django.http import StreamingHttpResponse
+
+    from django_arc import arc
+
+    row = ProductFactory(organization=org, price=4)
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+
+    def export(view, request, **kwargs):
+        view.get_queryset().update(price=100)
+        return StreamingHttpResponse(
+            iter([b"id,price\n", f"{row.pk},100\n".encode()]), content_type="text/csv"
+        )
+
+    monkeypatch.setattr(spec, "handler", export)
+    url = f"{URL}raise-prices/"
+    first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="s")
+    assert first.status_code == 200
+    assert b"".join(first.streaming_content) == f"id,price\n{row.pk},100\n".encode()
+    row.refresh_from_db()
+    assert row.price == 100
+    row.price = 4
+    row.save()
+    again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="s")
+    assert again["X-Idempotency-Replayed"] == "true" and again["Content-Type"] == "text/csv"
+    assert again.content == f"id,price\n{row.pk},100\n".encode()
+    row.refresh_from_db()
+    assert row.price == 4
 
 
 @pytest.mark.django_db

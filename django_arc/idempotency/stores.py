@@ -76,6 +76,13 @@ def _token() -> str:
     return secrets.token_hex(16)
 
 
+def _stored_path(path: str) -> str:
+    """The path as a record keeps it, for people reading records: what fits the column, and
+    no NUL, which PostgreSQL's text cannot hold (``/products/%00/`` is a 404 to answer and
+    store, not a 500)."""
+    return path.replace("\x00", "\N{REPLACEMENT CHARACTER}")[:2048]
+
+
 class DatabaseStore:
     """``IdempotencyRecord`` rows; the unique ``key`` is the lock."""
 
@@ -122,7 +129,7 @@ class DatabaseStore:
             request.fingerprint,
             token,
             request.method,
-            request.path[:2048],
+            _stored_path(request.path),
             adapt(now + timedelta(seconds=request.lock_seconds)),
             "",
             adapt(now),
@@ -182,7 +189,7 @@ class DatabaseStore:
                 fingerprint=request.fingerprint,
                 token=token,
                 method=request.method,
-                path=request.path[:2048],
+                path=_stored_path(request.path),
                 locked_until=now + timedelta(seconds=request.lock_seconds),
                 status=None,
                 content_type="",
