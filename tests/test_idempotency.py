@@ -382,6 +382,38 @@ def test_each_event_of_a_bulk_request_has_its_own_key(store, editor):
 
 
 @pytest.mark.django_db
+def test_two_events_of_one_type_and_row_in_one_request_keep_two_keys(
+    store, editor, org, monkeypatch
+):
+    """A route updating one row twice emits two ``updated`` events of that row: the second
+    gets ``<scoped>:<type>#2:<id>``, so the outbox keeps both, and a retry (same writes, same
+    order, same keys) is replayed."""
+    from django_arc import arc
+
+    row = ProductFactory(organization=org, price=4, name="start")
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+
+    def workflow(view, request, **kwargs):
+        instance = view.get_queryset().get(pk=row.pk)
+        view.perform_update(instance, {"name": "step 1"})
+        view.perform_update(instance, {"name": "step 2"})
+        return {"ok": True}
+
+    monkeypatch.setattr(spec, "handler", workflow)
+    url = f"{URL}raise-prices/"
+    assert editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="w").status_code == 200
+    updated = list(OutboxEvent.objects.filter(type="idem-products.updated").order_by("id"))
+    assert [e.payload["data"]["name"] for e in updated] == ["step 1", "step 2"]
+    first, second = (e.dedupe_key for e in updated)
+    prefix = first.split(":")[0]
+    assert first == f"{prefix}:idem-products.updated:{row.pk}"
+    assert second == f"{prefix}:idem-products.updated#2:{row.pk}"
+    again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="w")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert OutboxEvent.objects.filter(type="idem-products.updated").count() == 2
+
+
+@pytest.mark.django_db
 def test_raw_routes_and_safe_methods_ignore_the_header(store, editor):
     for _ in range(2):
         response = editor.post(

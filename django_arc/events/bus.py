@@ -89,36 +89,64 @@ def _actor(request: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+class EventKeys:
+    """The idempotency keys of one keyed request's events: ``<scoped key>:<type>:<id>``
+    (SPEC §10), and ``<scoped key>:<type>#<n>:<id>`` for the n-th event of the same type and
+    row within the request (a route updating one row twice). A retry runs the same writes in
+    the same order, so it gets the same keys and dedupes in the outbox; two events of one
+    request never share a key, so neither is dropped as the other's repeat. The count sits
+    beside the type, not after the id, where an id containing ``#`` could imitate it."""
+
+    def __init__(self, scoped: str) -> None:
+        self.scoped = scoped
+        self._seen: dict[str, int] = {}
+
+    def __call__(self, type: str, resource_id: str | None) -> str:
+        key = f"{self.scoped}:{type}:{resource_id}"
+        n = self._seen[key] = self._seen.get(key, 0) + 1
+        return key if n == 1 else f"{self.scoped}:{type}#{n}:{resource_id}"
+
+
+def _event_keys(django_request: Any) -> EventKeys | None:
+    """The request's :class:`EventKeys`, one for the whole request; ``None`` unkeyed."""
+    scoped = getattr(django_request, "arc_idempotency_key", None)
+    if not scoped:
+        return None
+    keys = getattr(django_request, "arc_event_keys", None)
+    if keys is None or keys.scoped != scoped:
+        keys = django_request.arc_event_keys = EventKeys(scoped)
+    return keys
+
+
 def _shared_meta(
     request: Any, resource_name: str | None, aggregate: dict[str, Any] | None
-) -> tuple[dict[str, Any], str | None]:
+) -> tuple[dict[str, Any], EventKeys | None]:
     """The meta every event of one write shares (source, resource, aggregate; with a request,
-    its id as ``correlation_id`` and its user and organization), and the request's scoped
-    ``Idempotency-Key`` (or ``None``)."""
+    its id as ``correlation_id`` and its user and organization), and the keys of the
+    request's events when it carries an ``Idempotency-Key`` (else ``None``)."""
     meta: dict[str, Any] = {
         "source": arc_settings.EVENTS.get("SOURCE"),
         "resource": resource_name,
         "aggregate": aggregate,
     }
-    key = None
+    keys = None
     if request is not None:
         meta["correlation_id"] = get_request_id(request)
         meta["user_id"], meta["organization_id"] = _actor(request)
-        django_request = getattr(request, "_request", request)
-        key = getattr(django_request, "arc_idempotency_key", None) or None
-    return meta, key
+        keys = _event_keys(getattr(request, "_request", request))
+    return meta, keys
 
 
 def _row_event(
     type: str,
     payload: dict[str, Any] | None,
     shared: dict[str, Any],
-    key: str | None,
+    keys: EventKeys | None,
     resource_id: Any,
     partition_key: str | None = None,
 ) -> Event:
     """The event of one row: ``shared`` plus the row's id, ``partition_key`` (by default
-    ``"<resource>:<id>"``) and idempotency key (``"<scoped key>:<type>:<id>"``)."""
+    ``"<resource>:<id>"``) and idempotency key (see :class:`EventKeys`)."""
     rid = None if resource_id is None else str(resource_id)
     meta = dict(shared)
     meta["resource_id"] = rid
@@ -126,8 +154,8 @@ def _row_event(
     if partition_key is None and (resource_name is not None or rid is not None):
         partition_key = f"{resource_name}:{rid}"
     meta["partition_key"] = partition_key
-    if key:
-        meta["idempotency_key"] = f"{key}:{type}:{rid}"
+    if keys is not None:
+        meta["idempotency_key"] = keys(type, rid)
     return create_event(type, payload or {}, **meta)
 
 
@@ -151,8 +179,8 @@ def emit(
     across retries of the request, distinct for each event one request emits.
     """
     resource_name = _resource_name(resource)
-    shared, key = _shared_meta(request, resource_name, aggregate)
-    event = _row_event(type, payload, shared, key, resource_id, partition_key)
+    shared, keys = _shared_meta(request, resource_name, aggregate)
+    event = _row_event(type, payload, shared, keys, resource_id, partition_key)
     return publish(event, sender=sender if sender is not None else resource)
 
 
@@ -170,11 +198,11 @@ def emit_many(
     :func:`~django_arc.signals.event_batch` (one outbox INSERT). What the rows share is
     read from ``request`` once, not once per row. Returns the events, in order."""
     resource_name = _resource_name(resource)
-    shared, key = _shared_meta(request, resource_name, None)
+    shared, keys = _shared_meta(request, resource_name, None)
     sender = sender if sender is not None else resource
     with event_batch():
         return [
-            publish(_row_event(type, payload, shared, key, resource_id), sender=sender)
+            publish(_row_event(type, payload, shared, keys, resource_id), sender=sender)
             for resource_id, payload in rows
         ]
 
