@@ -414,6 +414,31 @@ def test_two_events_of_one_type_and_row_in_one_request_keep_two_keys(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["204", "csv"])
+def test_an_answer_without_json_is_replayed_with_its_own_headers(store, editor, monkeypatch, kind):
+    from django.http import HttpResponse
+    from rest_framework.response import Response
+
+    from django_arc import arc
+
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+
+    def handler(view, request, **kwargs):
+        if kind == "204":
+            return Response(status=204)
+        return HttpResponse("a,b\n1,2\n", content_type="text/csv; charset=utf-8")
+
+    monkeypatch.setattr(spec, "handler", handler)
+    url = f"{URL}raise-prices/"
+    first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="r")
+    again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="r")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+    assert again.get("Content-Type") == first.get("Content-Type")
+    assert ("Content-Type" in again) is (kind == "csv")
+
+
+@pytest.mark.django_db
 def test_raw_routes_and_safe_methods_ignore_the_header(store, editor):
     for _ in range(2):
         response = editor.post(

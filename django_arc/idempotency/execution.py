@@ -49,8 +49,11 @@ def applies(view: Any) -> bool:
 
 
 def replay_response(claim: Claim) -> HttpResponse:
-    """The stored answer, byte for byte, marked as a replay."""
+    """The stored answer, byte for byte, marked as a replay; without a ``Content-Type``
+    when the answer had none (DRF sends none with an empty body, a 204)."""
     response = HttpResponse(claim.body, status=claim.status, content_type=claim.content_type)
+    if not claim.content_type:
+        del response["Content-Type"]
     response[REPLAYED_HEADER] = "true"
     return response
 
