@@ -611,6 +611,33 @@ def test_a_refused_request_claims_nothing(store, org):
 
 
 @pytest.mark.django_db
+def test_a_key_sent_again_after_its_ttl_runs_as_a_new_request_and_its_events_are_stored(
+    store, editor, org
+):
+    """The same update with the same key, a day later: the key is forgotten, the request
+    runs again, and its event is stored, not taken for the first run's (still in the
+    outbox, whose rows outlive the key)."""
+    from django.db.models import F
+
+    row = ProductFactory(organization=org, price=4)
+    url = f"{URL}{row.pk}/"
+    one = editor.patch(url, {"name": "One"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert one.status_code == 200
+    # a day on (the suite's TTL is an hour): the record, or Redis's key, and the event age
+    if store == "database":
+        IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    else:
+        from django.core.cache import caches
+
+        caches["redis"].clear()
+    OutboxEvent.objects.update(created_at=F("created_at") - timedelta(days=1))
+    two = editor.patch(url, {"name": "Two"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert two.status_code == 200 and "X-Idempotency-Replayed" not in two
+    updated = OutboxEvent.objects.filter(type="idem-products.updated").order_by("id")
+    assert [event.payload["data"]["name"] for event in updated] == ["One", "Two"]
+
+
+@pytest.mark.django_db
 def test_an_expired_record_runs_again_and_purge_deletes_expired_rows(editor):
     with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("database"))):
         assert post(editor).status_code == 201

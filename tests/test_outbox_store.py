@@ -218,6 +218,55 @@ def test_a_child_of_a_keyed_event_is_stored_once_and_never_taken_for_its_parent(
     assert len({row.dedupe_key for row in rows}) == 4
 
 
+def _age(seconds: float) -> None:
+    """Every stored row ``seconds`` older."""
+    from datetime import timedelta
+
+    from django.db.models import F
+
+    OutboxEvent.objects.update(created_at=F("created_at") - timedelta(seconds=seconds))
+
+
+@pytest.mark.parametrize("path", ["receiver", "store_event", "batch"])
+def test_a_key_older_than_the_idempotency_ttl_no_longer_dedupes(path):
+    """After ``TTL_SECONDS`` a request sent with the same key is a new request (SPEC §10):
+    its events are stored although the outbox still holds the first run's, whose key is
+    cleared; within the TTL the same key still dedupes. Every insert path: one event
+    without a row back, ``store_event``, a batch (PostgreSQL's and the others')."""
+    from django_arc.outbox.store import store_events_without_rows
+
+    def store(event):
+        if path == "receiver":
+            store_event_without_row(event)
+        elif path == "store_event":
+            store_event(event)
+        else:
+            store_events_without_rows([(event, None), (create_event("x.y", {}), None)])
+
+    key = "k1:orders.updated:9"
+    with override_settings(ARC={"IDEMPOTENCY": {"TTL_SECONDS": 3600}}):
+        store(create_event("orders.updated", {"n": 1}, idempotency_key=key))
+        _age(3000)
+        store(create_event("orders.updated", {"n": 2}, idempotency_key=key))  # a retry
+        assert OutboxEvent.objects.filter(type="orders.updated").count() == 1
+        _age(700)
+        with transaction.atomic():
+            store(create_event("orders.updated", {"n": 3}, idempotency_key=key))
+    rows = OutboxEvent.objects.filter(type="orders.updated").order_by("id")
+    assert [(row.payload, row.dedupe_key) for row in rows] == [({"n": 1}, None), ({"n": 3}, key)]
+
+
+def test_a_child_events_key_dedupes_however_old():
+    """A dead-lettered parent may be requeued any time later: its handler's children must
+    still be taken for the ones it made before."""
+    parent = create_event("orders.created", {"id": 9}, idempotency_key="k:orders.created:9")
+    with override_settings(ARC={"IDEMPOTENCY": {"TTL_SECONDS": 60}}):
+        store_event_without_row(create_child_event(parent, "stock.reserved", {"sku": "L"}))
+        _age(3600)
+        store_event_without_row(create_child_event(parent, "stock.reserved", {"sku": "L"}))
+    assert OutboxEvent.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     "payload",
     [{"x": float("nan")}, {"x": "\x00"}, {"x": "\ud800"}],

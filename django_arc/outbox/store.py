@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, connections, router
@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ..events.event import Event, EventMeta
 from ..events.event import dumps as _dumps
+from ..settings import arc_settings
 from .models import OutboxEvent, OutboxStatus
 
 #: Dedupe keys longer than the column are replaced by their SHA-256 (still unique, stable).
@@ -158,14 +159,15 @@ def _execute_insert(
     want_id: bool = False,
 ) -> Any:
     """Encode the payload (unless ``payload_json`` is its encoding), adapt the times and run
-    the INSERT; with ``want_id``, return the new row's id (never for ``keyed``)."""
+    the INSERT; with ``want_id``, return the new row's id (never for ``keyed``), else how
+    many rows it inserted."""
     values[2] = payload_json if payload_json is not None else _dumps(values[2])
     values[4] = connection.ops.adapt_datetimefield_value(values[4])
     values[5] = connection.ops.adapt_datetimefield_value(values[5])
     with connection.cursor() as cursor:
         cursor.execute(_insert_statement(connection, keyed=keyed), values)
         if not want_id:
-            return None
+            return cursor.rowcount
         if connection.features.can_return_columns_from_insert:
             return cursor.fetchone()[0]
         return cursor.lastrowid
@@ -173,8 +175,45 @@ def _execute_insert(
 
 def _insert_keyed(event: Event, db: str, key: str, payload_json: str | None) -> None:
     """Insert ``event`` (which has a dedupe key) unless a row with its id or key exists:
-    one statement, for a receiver that needs no row back (a keyed request's events)."""
-    _execute_insert([*_event_values(event), key], payload_json, connections[db], keyed=True)
+    one statement, for a receiver that needs no row back (a keyed request's events). Only
+    when it inserted nothing, a second: the row holding the key may be one whose key
+    expired (:func:`expire_dedupe_keys`), and the insert is tried again without it."""
+    connection = connections[db]
+    values = [*_event_values(event), key]
+    if _execute_insert(values, payload_json, connection, keyed=True):
+        return
+    if expire_dedupe_keys([event], db):
+        with connection.cursor() as cursor:
+            cursor.execute(_insert_statement(connection, keyed=True), values)
+
+
+def dedupe_window() -> timedelta:
+    """How long a dedupe key makes a second event a repeat: the idempotency key's
+    ``TTL_SECONDS``, for which a request sent again is a retry. After it, a request sent
+    with the same key runs again, as a new request (SPEC §10), and its events are new
+    events, however long the outbox keeps the first run's rows."""
+    return timedelta(seconds=float(arc_settings.IDEMPOTENCY.get("TTL_SECONDS", 86400)))
+
+
+def expire_dedupe_keys(events: list[Event], db: str) -> int:
+    """Clear the dedupe key of rows that hold one of ``events``' keys and are older than
+    :func:`dedupe_window`, so those events can be stored; returns how many were cleared.
+    Called only after an insert skipped a row, so an event never pays for it unless its key
+    is already taken. Child events (``causation_id`` set) are left alone: their key is what
+    keeps a dead-lettered parent, requeued any time later, from repeating its children."""
+    keys = [
+        key
+        for event in events
+        if not event.meta.causation_id and (key := dedupe_key(event)) is not None
+    ]
+    if not keys:
+        return 0
+    cutoff = timezone.now() - dedupe_window()
+    return (
+        OutboxEvent.objects.using(db)
+        .filter(dedupe_key__in=keys, created_at__lte=cutoff)
+        .update(dedupe_key=None)
+    )
 
 
 def _insert(
@@ -221,7 +260,7 @@ def _store(
     if not want_row and not listened:
         _insert_keyed(event, db, key, payload_json)
         return None
-    return _store_deduplicated(row_for(event), db)
+    return _store_deduplicated(event, db)
 
 
 def store_event(
@@ -260,14 +299,29 @@ def store_events_without_rows(
     if connection.vendor == "postgresql":
         _insert_many_postgresql(items, connection)
         return
-    rows = [row_for(event) for event, _ in items]
-    plain = [row for row in rows if row.dedupe_key is None]
-    keyed = [row for row in rows if row.dedupe_key is not None]
+    rows = [(event, row_for(event)) for event, _ in items]
+    plain = [row for _, row in rows if row.dedupe_key is None]
+    keyed = [(event, row) for event, row in rows if row.dedupe_key is not None]
     manager = OutboxEvent.objects.using(db)
     if plain:
         manager.bulk_create(plain)
     if keyed:
-        manager.bulk_create(keyed, ignore_conflicts=True)
+        keyed_rows = [row for _, row in keyed]
+        before = _changes(connection)
+        manager.bulk_create(keyed_rows, ignore_conflicts=True)
+        skipped = before is None or _changes(connection) - before < len(keyed_rows)
+        if skipped and expire_dedupe_keys([event for event, _ in keyed], db):
+            manager.bulk_create(keyed_rows, ignore_conflicts=True)  # the stored ones skip
+
+
+def _changes(connection: Any) -> int | None:
+    """Rows the connection has inserted, updated or deleted so far, where the backend says
+    (SQLite): how :func:`store_events_without_rows` sees that ``bulk_create`` skipped a
+    row; ``None`` elsewhere."""
+    if connection.vendor != "sqlite":
+        return None
+    connection.ensure_connection()
+    return connection.connection.total_changes
 
 
 _insert_many_sql: dict[tuple[str, bool], str] = {}
@@ -327,12 +381,14 @@ def _insert_many_postgresql(items: list[tuple[Event, str | None]], connection: A
     publisher's encoding as it is; the rows' other columns are encoded in one call, and one
     time serves the whole batch."""
     groups: dict[bool, tuple[list[list[Any]], list[str]]] = {}
+    keyed_events = []
     for event, payload_json in items:
         require_event(event)
         key = dedupe_key(event)
         head = [str(event.meta.id), event.type, stored_meta(event.meta), partition_key(event)]
         if key is not None:
             head.append(key)
+            keyed_events.append(event)
         heads, payloads = groups.setdefault(key is not None, ([], []))
         heads.append(head)
         payloads.append(_dumps(event.payload) if payload_json is None else payload_json)
@@ -342,16 +398,33 @@ def _insert_many_postgresql(items: list[tuple[Event, str | None]], connection: A
             if keyed not in groups:
                 continue
             heads, payloads = groups[keyed]
-            cursor.execute(
-                _insert_many_statement(connection, keyed),
-                [now, now, _dumps(heads), "[" + ",".join(payloads) + "]"],
-            )
+            params = [now, now, _dumps(heads), "[" + ",".join(payloads) + "]"]
+            cursor.execute(_insert_many_statement(connection, keyed), params)
+            if (
+                keyed
+                and cursor.rowcount < len(heads)
+                and expire_dedupe_keys(keyed_events, connection.alias)
+            ):
+                # the rows stored by the first statement skip by their event id
+                cursor.execute(_insert_many_statement(connection, keyed), params)
 
 
-def _store_deduplicated(row: OutboxEvent, db: str) -> OutboxEvent:
-    # ON CONFLICT DO NOTHING (PostgreSQL) / INSERT OR IGNORE (SQLite): a duplicate is not an
-    # error, so the caller's transaction stays usable without a savepoint round trip.
-    OutboxEvent.objects.using(db).bulk_create([row], ignore_conflicts=True)
+def _store_deduplicated(event: Event, db: str) -> OutboxEvent:
+    """Insert ``event``'s row unless its id or dedupe key is stored (then return that row).
+    ON CONFLICT DO NOTHING (PostgreSQL) / INSERT OR IGNORE (SQLite): a duplicate is not an
+    error, so the caller's transaction stays usable without a savepoint round trip."""
+    row = row_for(event)
+    manager = OutboxEvent.objects.using(db)
+    manager.bulk_create([row], ignore_conflicts=True)
+    existing = _stored_as(row, db)
+    if existing.event_id != row.event_id and expire_dedupe_keys([event], db):
+        manager.bulk_create([row], ignore_conflicts=True)
+        existing = _stored_as(row, db)
+    return existing
+
+
+def _stored_as(row: OutboxEvent, db: str) -> OutboxEvent:
+    """The stored row with ``row``'s event id or dedupe key."""
     existing = (
         OutboxEvent.objects.using(db)
         .filter(Q(event_id=row.event_id) | Q(dedupe_key=row.dedupe_key))
