@@ -193,13 +193,19 @@ def test_the_batch_keeps_the_column_types_on_postgresql():
 
 
 def test_emit_many_gives_each_row_the_meta_emit_gives_it():
-    request = RequestFactory().post("/x/", HTTP_X_REQUEST_ID="req-emit-1")
-    request.arc_idempotency_key = "scoped"
+    def keyed_request():
+        request = RequestFactory().post("/x/", HTTP_X_REQUEST_ID="req-emit-1")
+        request.arc_idempotency_key = "scoped"
+        return request
+
     rows = [(i, {"id": i, "s": text}) for i, text in enumerate(ODD[:4])]
+    # the same request's events, sent once in a batch and once one by one (two requests:
+    # within one, a second event of the same type and row is another event, numbered)
+    request, again = keyed_request(), keyed_request()
     with transaction.atomic():
         many = emit_many("things.created", rows, request=request, resource="things")
         one_by_one = [
-            emit("things.created", payload, request=request, resource="things", resource_id=pk)
+            emit("things.created", payload, request=again, resource="things", resource_id=pk)
             for pk, payload in rows
         ]
 
