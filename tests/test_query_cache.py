@@ -12,7 +12,7 @@ import logging
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, models
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
@@ -400,6 +400,100 @@ def test_a_caller_in_another_time_zone_gets_its_own_entry(shop):
     finally:
         timezone.deactivate()
     assert utc.json()["docs"][0]["created_at"].endswith(("Z", "+00:00"))
+
+
+class Document(models.Model):
+    """A row with a file, whose URL DRF writes absolute, from the request's scheme and host.
+    Its table is made by the ``documents`` fixture: the test app has no migration for it."""
+
+    name = models.CharField(max_length=50)
+    file = models.FileField(upload_to="docs/")
+
+    class Meta:
+        app_label = "testapp"
+
+
+document_site = ResourceSite(name="documents")
+
+
+class _Documents(Resource):
+    model = Document
+    fields = ["id", "name", "file"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+
+
+@document_site.register
+class CachedDocumentResource(_Documents):
+    name = "cached-documents"
+    cache = {"stale_seconds": 30}
+
+
+@document_site.register
+class UncachedDocumentResource(_Documents):
+    name = "uncached-documents"
+    cache = False
+
+
+@pytest.fixture
+def documents(settings):
+    """A document, and its cached and uncached lists mounted at ``/d/``; yields their paths."""
+    with connection.schema_editor() as editor:
+        editor.create_model(Document)
+    try:
+        Document.objects.create(name="doc", file="docs/doc.pdf")
+        with site_mounted(settings, "d", document_site):
+            yield "/d/cached-documents/", "/d/uncached-documents/"
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(Document)
+
+
+def test_an_absolute_url_is_only_served_to_the_host_and_scheme_it_was_written_for(documents):
+    """A file's URL is written with the request's scheme and host: the answer rendered for
+    ``Host: evil.example`` is never served to anyone else, nor http's to an https request."""
+    cached, uncached = documents
+    anonymous = client_for(None)
+    evil = anonymous.get(cached, HTTP_HOST="evil.example")
+    assert evil["X-Cache"] == "MISS"
+    assert evil.json()["docs"][0]["file"].startswith("http://evil.example/")
+    for asked in ({}, {"secure": True}, {"HTTP_HOST": "evil.example"}):
+        answer = anonymous.get(cached, **asked)
+        assert answer.content == anonymous.get(uncached, **asked).content, asked
+        assert anonymous.get(cached, **asked)["X-Cache"] == "HIT", asked
+
+
+def body(response):
+    """An answer's body, but a JSON error's ``requestId``, which differs on every request."""
+    if response.get("Content-Type") != "application/json":
+        return response.content
+    answer = response.json()
+    answer.pop("requestId", None)
+    return answer
+
+
+@pytest.mark.parametrize("common_middleware", [True, False])
+def test_a_host_django_refuses_gets_the_answer_it_gets_uncached(
+    shop, documents, settings, common_middleware
+):
+    """The key reads the host as Django does, which refuses one ``ALLOWED_HOSTS`` does not
+    name: ``CommonMiddleware`` answers 400 before any view. Without it, the list that writes
+    no URL answers 200, and the one that does fails as it fails uncached (the serializer's
+    ``build_absolute_uri`` raises ``DisallowedHost``); neither is cached."""
+    settings.ALLOWED_HOSTS = ["testserver"]
+    if not common_middleware:
+        common = "django.middleware.common.CommonMiddleware"
+        settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != common]
+    pairs = [(shop["editor"], CACHED, UNCACHED), (client_for(None), *documents)]
+    for client, cached, uncached in pairs:
+        for _ in range(2):
+            answer = client.get(cached, HTTP_HOST="evil.example")
+            twin = client.get(uncached, HTTP_HOST="evil.example")
+            assert (answer.status_code, body(answer)) == (twin.status_code, body(twin))
+            assert "X-Cache" not in answer
+            if common_middleware:
+                assert answer.status_code == 400
+            elif cached == CACHED:
+                assert answer.status_code == 200
 
 
 class GreetingProductSerializer(serializers.ModelSerializer):

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse
 
 from .. import redis_alias
@@ -95,7 +96,10 @@ class CachedRead:
         parts = list_parts(view) if view.action == "list" else retrieve_parts(view)
         if parts is None:
             return None
-        key = entry_key(view, parts)
+        try:
+            key = entry_key(view, parts)
+        except DisallowedHost:
+            return None  # a Host Django refuses: the route answers it, as without the cache
         keys = version_keys(view.resource, policy.tags)
         store = QueryCacheStore(policy.alias)
         try:
