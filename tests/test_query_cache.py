@@ -714,6 +714,26 @@ def test_only_one_request_refreshes_a_stale_entry(shop, monkeypatch, redis_cache
     client.close()
 
 
+def test_a_stale_get_refused_by_the_object_rule_leaves_the_refresh_to_the_next_caller(
+    shop, monkeypatch
+):
+    """The buyer shares the editor's key for a dear product but the object rule refuses it
+    the row: its 403 must not take the refresh lock, or no refresh would happen until the
+    lock expired."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    editor, buyer, dear = shop["editor"], shop["buyer"], shop["dear"]
+    assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "MISS"
+    Product.objects.filter(pk=dear.pk).update(name="Renamed quietly")  # no invalidation
+    time.sleep(0.35)
+    refused = get(buyer, CACHED, f"{dear.pk}/")
+    assert refused.status_code == 403 and "X-Cache" not in refused
+    assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "STALE"
+    fresh = get(editor, CACHED, f"{dear.pk}/")
+    assert fresh["X-Cache"] == "HIT"
+    assert fresh.json()["data"]["name"] == "Renamed quietly"
+    assert fresh.content == get(editor, UNCACHED, f"{dear.pk}/").content
+
+
 # -- outages ---------------------------------------------------------------------------------------
 
 

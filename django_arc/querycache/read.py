@@ -108,16 +108,19 @@ class CachedRead:
             return cls(view, None, policy)
         read = cls(view, store, policy, key, keys, versions)
         if entry is not None and entry.versions == versions:
-            if time.time() - entry.created < policy.stale_seconds:
-                raise ShortCircuit(read.serve(entry, "HIT"))
-            raise ShortCircuit(read.serve(entry, "STALE", refresh=store.try_lock(key)))
+            fresh = time.time() - entry.created < policy.stale_seconds
+            raise ShortCircuit(read.serve(entry, "HIT" if fresh else "STALE"))
         return read
 
-    def serve(self, entry: Entry, state: str, refresh: bool = False) -> HttpResponse:
-        """``entry`` as the response, after the object checks of a get."""
+    def serve(self, entry: Entry, state: str) -> HttpResponse:
+        """``entry`` as the response, after the object checks of a get. A STALE answer asks
+        for the refresh lock only once the checks have let the caller have it: a caller
+        refused the row (403) would otherwise hold the lock, and no refresh would happen
+        until it expired."""
         view = self.view
         if entry.obj:
             view.check_object_permissions(view.request, pickle.loads(entry.obj))  # noqa: S301
+        refresh = state == "STALE" and self.store.try_lock(self.key)
         response_class = _RefreshingResponse if refresh else HttpResponse
         response = response_class(entry.body, content_type=entry.content_type)
         response[HEADER] = state
