@@ -734,6 +734,58 @@ def test_a_stale_get_refused_by_the_object_rule_leaves_the_refresh_to_the_next_c
     assert fresh.content == get(editor, UNCACHED, f"{dear.pk}/").content
 
 
+class CallerLocaleMiddleware:
+    """Activates the caller's time zone (``X-Tz``) and language (``X-Language``) for the
+    request, context-manager style: they are gone by the time the response is closed."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone = request.headers.get("X-Tz", "UTC")
+        with timezone.override(zone), translation.override(request.headers.get("X-Language")):
+            return self.get_response(request)
+
+
+@pytest.fixture
+def caller_locale(settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.CallerLocaleMiddleware"]
+
+
+def test_a_stale_entry_is_refreshed_in_the_time_zone_of_its_key(shop, monkeypatch, caller_locale):
+    """The refresh runs once the response is closed, after the middleware's override has
+    ended: it must still write the datetimes of Tokyo's entry in Tokyo's time zone."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    tokyo = member(shop["a"], "editor")
+    tokyo.credentials(HTTP_X_ORGANIZATION_ID=str(shop["a"].pk), HTTP_X_TZ="Asia/Tokyo")
+    first = get(tokyo, CACHED)
+    assert first["X-Cache"] == "MISS"
+    assert first.json()["docs"][0]["created_at"].endswith("+09:00")
+    time.sleep(0.35)
+    assert get(tokyo, CACHED)["X-Cache"] == "STALE"
+    refreshed = get(tokyo, CACHED)
+    assert refreshed["X-Cache"] == "HIT"
+    assert refreshed.json()["docs"][0]["created_at"].endswith("+09:00")
+    assert refreshed.content == get(tokyo, UNCACHED).content
+
+
+def test_a_stale_entry_is_refreshed_in_the_language_of_its_key(
+    shop, monkeypatch, settings, caller_locale
+):
+    """As for the time zone: the French entry of a project serializer that translates stays
+    French when it is refreshed."""
+    monkeypatch.setattr(GreetingProductResource, "cache", {"stale_seconds": 0.3})
+    editor, url = shop["editor"], "/g/greeting-products/"
+    editor.credentials(HTTP_X_ORGANIZATION_ID=str(shop["a"].pk), HTTP_X_LANGUAGE="fr")
+    with site_mounted(settings, "g", greeting_site):
+        assert get(editor, url)["X-Cache"] == "MISS"
+        time.sleep(0.35)
+        assert get(editor, url)["X-Cache"] == "STALE"
+        refreshed = get(editor, url)
+        assert refreshed["X-Cache"] == "HIT"
+        assert {d["word"] for d in refreshed.json()["docs"]} == {"Oui"}
+
+
 # -- outages ---------------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse
+from django.utils import timezone, translation
 
 from .. import redis_alias
 from ..exceptions import ShortCircuit
@@ -125,7 +126,7 @@ class CachedRead:
         response = response_class(entry.body, content_type=entry.content_type)
         response[HEADER] = state
         if refresh:
-            response.refresh = self.refresh
+            response.refresh = self.refresh_later()
         return response
 
     def finish(self, response: Any) -> None:
@@ -145,6 +146,20 @@ class CachedRead:
             body=body,
             obj=pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL) if obj is not None else b"",
         )
+
+    def refresh_later(self) -> Callable[[], None]:
+        """:meth:`refresh`, to run from ``close()`` in the time zone and language active now.
+
+        ``close()`` runs after the middleware that activated them for the request (``with
+        timezone.override(...)``) has returned, while the entry is keyed under them: refreshed
+        outside them, the entry of a caller in Tokyo would hold datetimes written in UTC."""
+        zone, language = timezone.get_current_timezone(), translation.get_language()
+
+        def refresh() -> None:
+            with timezone.override(zone), translation.override(language):
+                self.refresh()
+
+        return refresh
 
     def refresh(self) -> None:
         """Recompute a stale entry: the same route, for the same request and caller."""
