@@ -734,6 +734,47 @@ def test_a_stale_get_refused_by_the_object_rule_leaves_the_refresh_to_the_next_c
     assert fresh.content == get(editor, UNCACHED, f"{dear.pk}/").content
 
 
+def test_a_refresh_that_finds_the_row_gone_drops_the_entry(shop, monkeypatch, caplog):
+    """A get's row deleted by a write the cache was not told of (raw SQL): once stale, its
+    refresh answers 404, which drops the entry: the next read is that 404, not the deleted row
+    again and again until ``gc_seconds``. A 404 is the route's answer, not a failed refresh."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    editor, dear = shop["editor"], shop["dear"]
+    assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "MISS"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Product._meta.db_table} WHERE id = %s", [dear.pk])
+    time.sleep(0.35)
+    caplog.set_level(logging.WARNING, logger="django_arc.querycache")
+    assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "STALE"
+    for _ in range(2):
+        gone = get(editor, CACHED, f"{dear.pk}/")
+        assert gone.status_code == 404 and gone.get("X-Cache") in (None, "MISS")
+        assert body(gone) == body(get(editor, UNCACHED, f"{dear.pk}/"))
+    assert [r.getMessage() for r in caplog.records if r.name == "django_arc.querycache"] == []
+
+
+def test_a_refresh_that_fails_keeps_the_entry_and_says_so(shop, monkeypatch, caplog):
+    """An exception that is no HTTP answer (the database away) is logged, and the stale
+    entry is kept: it is still served, and the next stale read tries again."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    editor = shop["editor"]
+    first = get(editor, CACHED)
+    time.sleep(0.35)
+    caplog.set_level(logging.WARNING, logger="django_arc.querycache")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(QuerySpec, "apply", broken)
+        stale = get(editor, CACHED)
+    assert (stale["X-Cache"], stale.content) == ("STALE", first.content)
+    failed = [r for r in caplog.records if r.name == "django_arc.querycache"]
+    assert [r.getMessage() for r in failed] == [f"Refreshing cached {CACHED} failed"]
+    assert get(editor, CACHED)["X-Cache"] == "STALE"
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
 class CallerLocaleMiddleware:
     """Activates the caller's time zone (``X-Tz``) and language (``X-Language``) for the
     request, context-manager style: they are gone by the time the response is closed."""
