@@ -12,7 +12,7 @@ import logging
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, models
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
@@ -402,6 +402,100 @@ def test_a_caller_in_another_time_zone_gets_its_own_entry(shop):
     assert utc.json()["docs"][0]["created_at"].endswith(("Z", "+00:00"))
 
 
+class Document(models.Model):
+    """A row with a file, whose URL DRF writes absolute, from the request's scheme and host.
+    Its table is made by the ``documents`` fixture: the test app has no migration for it."""
+
+    name = models.CharField(max_length=50)
+    file = models.FileField(upload_to="docs/")
+
+    class Meta:
+        app_label = "testapp"
+
+
+document_site = ResourceSite(name="documents")
+
+
+class _Documents(Resource):
+    model = Document
+    fields = ["id", "name", "file"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+
+
+@document_site.register
+class CachedDocumentResource(_Documents):
+    name = "cached-documents"
+    cache = {"stale_seconds": 30}
+
+
+@document_site.register
+class UncachedDocumentResource(_Documents):
+    name = "uncached-documents"
+    cache = False
+
+
+@pytest.fixture
+def documents(settings):
+    """A document, and its cached and uncached lists mounted at ``/d/``; yields their paths."""
+    with connection.schema_editor() as editor:
+        editor.create_model(Document)
+    try:
+        Document.objects.create(name="doc", file="docs/doc.pdf")
+        with site_mounted(settings, "d", document_site):
+            yield "/d/cached-documents/", "/d/uncached-documents/"
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(Document)
+
+
+def test_an_absolute_url_is_only_served_to_the_host_and_scheme_it_was_written_for(documents):
+    """A file's URL is written with the request's scheme and host: the answer rendered for
+    ``Host: evil.example`` is never served to anyone else, nor http's to an https request."""
+    cached, uncached = documents
+    anonymous = client_for(None)
+    evil = anonymous.get(cached, HTTP_HOST="evil.example")
+    assert evil["X-Cache"] == "MISS"
+    assert evil.json()["docs"][0]["file"].startswith("http://evil.example/")
+    for asked in ({}, {"secure": True}, {"HTTP_HOST": "evil.example"}):
+        answer = anonymous.get(cached, **asked)
+        assert answer.content == anonymous.get(uncached, **asked).content, asked
+        assert anonymous.get(cached, **asked)["X-Cache"] == "HIT", asked
+
+
+def body(response):
+    """An answer's body, but a JSON error's ``requestId``, which differs on every request."""
+    if response.get("Content-Type") != "application/json":
+        return response.content
+    answer = response.json()
+    answer.pop("requestId", None)
+    return answer
+
+
+@pytest.mark.parametrize("common_middleware", [True, False])
+def test_a_host_django_refuses_gets_the_answer_it_gets_uncached(
+    shop, documents, settings, common_middleware
+):
+    """The key reads the host as Django does, which refuses one ``ALLOWED_HOSTS`` does not
+    name: ``CommonMiddleware`` answers 400 before any view. Without it, the list that writes
+    no URL answers 200, and the one that does fails as it fails uncached (the serializer's
+    ``build_absolute_uri`` raises ``DisallowedHost``); neither is cached."""
+    settings.ALLOWED_HOSTS = ["testserver"]
+    if not common_middleware:
+        common = "django.middleware.common.CommonMiddleware"
+        settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != common]
+    pairs = [(shop["editor"], CACHED, UNCACHED), (client_for(None), *documents)]
+    for client, cached, uncached in pairs:
+        for _ in range(2):
+            answer = client.get(cached, HTTP_HOST="evil.example")
+            twin = client.get(uncached, HTTP_HOST="evil.example")
+            assert (answer.status_code, body(answer)) == (twin.status_code, body(twin))
+            assert "X-Cache" not in answer
+            if common_middleware:
+                assert answer.status_code == 400
+            elif cached == CACHED:
+                assert answer.status_code == 200
+
+
 class GreetingProductSerializer(serializers.ModelSerializer):
     """A project serializer django-arc cannot see into: it writes the caller's name and a
     translated word."""
@@ -618,6 +712,119 @@ def test_only_one_request_refreshes_a_stale_entry(shop, monkeypatch, redis_cache
     assert get(editor, CACHED)["X-Cache"] == "STALE"  # this one refreshes
     assert get(editor, CACHED)["X-Cache"] == "HIT"
     client.close()
+
+
+def test_a_stale_get_refused_by_the_object_rule_leaves_the_refresh_to_the_next_caller(
+    shop, monkeypatch
+):
+    """The buyer shares the editor's key for a dear product but the object rule refuses it
+    the row: its 403 must not take the refresh lock, or no refresh would happen until the
+    lock expired."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    editor, buyer, dear = shop["editor"], shop["buyer"], shop["dear"]
+    assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "MISS"
+    Product.objects.filter(pk=dear.pk).update(name="Renamed quietly")  # no invalidation
+    time.sleep(0.35)
+    refused = get(buyer, CACHED, f"{dear.pk}/")
+    assert refused.status_code == 403 and "X-Cache" not in refused
+    assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "STALE"
+    fresh = get(editor, CACHED, f"{dear.pk}/")
+    assert fresh["X-Cache"] == "HIT"
+    assert fresh.json()["data"]["name"] == "Renamed quietly"
+    assert fresh.content == get(editor, UNCACHED, f"{dear.pk}/").content
+
+
+def test_a_refresh_that_finds_the_row_gone_drops_the_entry(shop, monkeypatch, caplog):
+    """A get's row deleted by a write the cache was not told of (raw SQL): once stale, its
+    refresh answers 404, which drops the entry: the next read is that 404, not the deleted row
+    again and again until ``gc_seconds``. A 404 is the route's answer, not a failed refresh."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    editor, dear = shop["editor"], shop["dear"]
+    assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "MISS"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Product._meta.db_table} WHERE id = %s", [dear.pk])
+    time.sleep(0.35)
+    caplog.set_level(logging.WARNING, logger="django_arc.querycache")
+    assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "STALE"
+    for _ in range(2):
+        gone = get(editor, CACHED, f"{dear.pk}/")
+        assert gone.status_code == 404 and gone.get("X-Cache") in (None, "MISS")
+        assert body(gone) == body(get(editor, UNCACHED, f"{dear.pk}/"))
+    assert [r.getMessage() for r in caplog.records if r.name == "django_arc.querycache"] == []
+
+
+def test_a_refresh_that_fails_keeps_the_entry_and_says_so(shop, monkeypatch, caplog):
+    """An exception that is no HTTP answer (the database away) is logged, and the stale
+    entry is kept: it is still served, and the next stale read tries again."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    editor = shop["editor"]
+    first = get(editor, CACHED)
+    time.sleep(0.35)
+    caplog.set_level(logging.WARNING, logger="django_arc.querycache")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(QuerySpec, "apply", broken)
+        stale = get(editor, CACHED)
+    assert (stale["X-Cache"], stale.content) == ("STALE", first.content)
+    failed = [r for r in caplog.records if r.name == "django_arc.querycache"]
+    assert [r.getMessage() for r in failed] == [f"Refreshing cached {CACHED} failed"]
+    assert get(editor, CACHED)["X-Cache"] == "STALE"
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+class CallerLocaleMiddleware:
+    """Activates the caller's time zone (``X-Tz``) and language (``X-Language``) for the
+    request, context-manager style: they are gone by the time the response is closed."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone = request.headers.get("X-Tz", "UTC")
+        with timezone.override(zone), translation.override(request.headers.get("X-Language")):
+            return self.get_response(request)
+
+
+@pytest.fixture
+def caller_locale(settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.CallerLocaleMiddleware"]
+
+
+def test_a_stale_entry_is_refreshed_in_the_time_zone_of_its_key(shop, monkeypatch, caller_locale):
+    """The refresh runs once the response is closed, after the middleware's override has
+    ended: it must still write the datetimes of Tokyo's entry in Tokyo's time zone."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    tokyo = member(shop["a"], "editor")
+    tokyo.credentials(HTTP_X_ORGANIZATION_ID=str(shop["a"].pk), HTTP_X_TZ="Asia/Tokyo")
+    first = get(tokyo, CACHED)
+    assert first["X-Cache"] == "MISS"
+    assert first.json()["docs"][0]["created_at"].endswith("+09:00")
+    time.sleep(0.35)
+    assert get(tokyo, CACHED)["X-Cache"] == "STALE"
+    refreshed = get(tokyo, CACHED)
+    assert refreshed["X-Cache"] == "HIT"
+    assert refreshed.json()["docs"][0]["created_at"].endswith("+09:00")
+    assert refreshed.content == get(tokyo, UNCACHED).content
+
+
+def test_a_stale_entry_is_refreshed_in_the_language_of_its_key(
+    shop, monkeypatch, settings, caller_locale
+):
+    """As for the time zone: the French entry of a project serializer that translates stays
+    French when it is refreshed."""
+    monkeypatch.setattr(GreetingProductResource, "cache", {"stale_seconds": 0.3})
+    editor, url = shop["editor"], "/g/greeting-products/"
+    editor.credentials(HTTP_X_ORGANIZATION_ID=str(shop["a"].pk), HTTP_X_LANGUAGE="fr")
+    with site_mounted(settings, "g", greeting_site):
+        assert get(editor, url)["X-Cache"] == "MISS"
+        time.sleep(0.35)
+        assert get(editor, url)["X-Cache"] == "STALE"
+        refreshed = get(editor, url)
+        assert refreshed["X-Cache"] == "HIT"
+        assert {d["word"] for d in refreshed.json()["docs"]} == {"Oui"}
 
 
 # -- outages ---------------------------------------------------------------------------------------

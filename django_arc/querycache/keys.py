@@ -17,8 +17,9 @@ things we remembered to include:
   fields share entries, roles that see fewer never get more), and ``?select=``;
 - the page: ``page``, ``limit``, ``after``;
 - **how the answer is rendered** — the renderer content negotiation chose and the media type
-  it accepted, parameters included (``application/json; indent=4`` renders other bytes), and
-  the active time zone (datetimes are written in the current time zone);
+  it accepted, parameters included (``application/json; indent=4`` renders other bytes), the
+  active time zone (datetimes are written in the current time zone), and the scheme and host
+  the request came in on (file and hyperlinked fields are written as absolute URLs);
 - with a project ``serializer_class`` or ``pagination_class``, whose output django-arc cannot
   see into, the caller itself, the whole query string and the active language.
 
@@ -123,14 +124,24 @@ def _field_access(view: Any) -> list[Any]:
 
 def _rendering(request: Any) -> list[Any]:
     """The renderer negotiation chose and the media type it accepted (with its parameters,
-    which a renderer may read: JSON's ``indent``), and the time zone active for the request:
-    DRF writes datetimes in the current time zone, and a project activating each user's own
-    (as Django documents) renders one row two ways."""
+    which a renderer may read: JSON's ``indent``); the time zone active for the request: DRF
+    writes datetimes in the current time zone, and a project activating each user's own (as
+    Django documents) renders one row two ways; and the scheme and host of the request: DRF
+    writes a file field's URL and a hyperlinked field's as absolute URLs
+    (``request.build_absolute_uri``), so an answer rendered for ``Host: evil.example``, or for
+    http, must never be served to a request for another host, or for https.
+
+    The host is ``get_host()``, as ``build_absolute_uri`` reads it (``X-Forwarded-Host`` when
+    trusted); for a host ``ALLOWED_HOSTS`` refuses it raises ``DisallowedHost``, and
+    :meth:`~django_arc.querycache.read.CachedRead.lookup` answers the request uncached."""
     renderer = type(request.accepted_renderer)
+    http_request = request._request
     return [
         f"{renderer.__module__}.{renderer.__qualname__}",
         request.accepted_media_type,
         timezone.get_current_timezone_name() if settings.USE_TZ else None,
+        http_request.scheme,
+        http_request.get_host(),
     ]
 
 

@@ -7,7 +7,8 @@ scope, permissions and throttles, so a caller who may not list gets no cached li
 - fresh entry → its bytes, ``X-Cache: HIT``, without running the route (no SQL for the rows);
 - stale entry → its bytes at once, ``X-Cache: STALE``; the one request that wins the
   refresh lock recomputes the entry after its response has been sent (``close()``, which the
-  WSGI server calls after the last byte), others just serve it;
+  WSGI server calls after the last byte), others just serve it; a recomputed answer that is
+  no longer a 200 drops the entry;
 - no valid entry → the route runs, ``X-Cache: MISS``, and a 200 is stored;
 - Redis away → the route runs, ``X-Cache: MISS``, nothing stored, one warning per interval.
 
@@ -23,7 +24,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpResponse
+from django.core.exceptions import DisallowedHost, PermissionDenied
+from django.http import Http404, HttpResponse
+from django.utils import timezone, translation
+from rest_framework.exceptions import APIException
 
 from .. import redis_alias
 from ..exceptions import ShortCircuit
@@ -34,6 +38,8 @@ from .store import Entry, QueryCacheStore, Unavailable
 logger = logging.getLogger("django_arc.querycache")
 
 HEADER = "X-Cache"
+#: what DRF's ``handle_exception`` answers with an HTTP status: a route's answer, not a crash
+HTTP_ERRORS = (APIException, Http404, PermissionDenied)
 CACHED_ACTIONS = ("list", "retrieve")
 
 
@@ -95,7 +101,10 @@ class CachedRead:
         parts = list_parts(view) if view.action == "list" else retrieve_parts(view)
         if parts is None:
             return None
-        key = entry_key(view, parts)
+        try:
+            key = entry_key(view, parts)
+        except DisallowedHost:
+            return None  # a Host Django refuses: the route answers it, as without the cache
         keys = version_keys(view.resource, policy.tags)
         store = QueryCacheStore(policy.alias)
         try:
@@ -104,21 +113,24 @@ class CachedRead:
             return cls(view, None, policy)
         read = cls(view, store, policy, key, keys, versions)
         if entry is not None and entry.versions == versions:
-            if time.time() - entry.created < policy.stale_seconds:
-                raise ShortCircuit(read.serve(entry, "HIT"))
-            raise ShortCircuit(read.serve(entry, "STALE", refresh=store.try_lock(key)))
+            fresh = time.time() - entry.created < policy.stale_seconds
+            raise ShortCircuit(read.serve(entry, "HIT" if fresh else "STALE"))
         return read
 
-    def serve(self, entry: Entry, state: str, refresh: bool = False) -> HttpResponse:
-        """``entry`` as the response, after the object checks of a get."""
+    def serve(self, entry: Entry, state: str) -> HttpResponse:
+        """``entry`` as the response, after the object checks of a get. A STALE answer asks
+        for the refresh lock only once the checks have let the caller have it: a caller
+        refused the row (403) would otherwise hold the lock, and no refresh would happen
+        until it expired."""
         view = self.view
         if entry.obj:
             view.check_object_permissions(view.request, pickle.loads(entry.obj))  # noqa: S301
+        refresh = state == "STALE" and self.store.try_lock(self.key)
         response_class = _RefreshingResponse if refresh else HttpResponse
         response = response_class(entry.body, content_type=entry.content_type)
         response[HEADER] = state
         if refresh:
-            response.refresh = self.refresh
+            response.refresh = self.refresh_later()
         return response
 
     def finish(self, response: Any) -> None:
@@ -139,20 +151,51 @@ class CachedRead:
             obj=pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL) if obj is not None else b"",
         )
 
+    def refresh_later(self) -> Callable[[], None]:
+        """:meth:`refresh`, to run from ``close()`` in the time zone and language active now.
+
+        ``close()`` runs after the middleware that activated them for the request (``with
+        timezone.override(...)``) has returned, while the entry is keyed under them: refreshed
+        outside them, the entry of a caller in Tokyo would hold datetimes written in UTC."""
+        zone, language = timezone.get_current_timezone(), translation.get_language()
+
+        def refresh() -> None:
+            with timezone.override(zone), translation.override(language):
+                self.refresh()
+
+        return refresh
+
     def refresh(self) -> None:
-        """Recompute a stale entry: the same route, for the same request and caller."""
+        """Recompute a stale entry: the same route, for the same request and caller.
+
+        A route that no longer answers 200 — a get whose row a write the cache was not told
+        of deleted (raw SQL) is a 404 — drops the entry, so the next read runs the route and
+        gets that answer itself, instead of the stale 200 until ``gc_seconds``. That is the
+        route's answer, not a failure; an exception that is not an HTTP answer is logged and
+        the entry kept (a database hiccup should not empty the cache)."""
         view, store = self.view, self.store
         try:
             self.versions = store.versions(self.version_keys)
             self.started = time.time()
-            view.__dict__.pop("paginator", None)  # a paginator holds one run's page
-            handler = getattr(view, view.action)
-            response = handler(view.request, *view.args, **view.kwargs)
-            if response.status_code == 200:
+            response = self.rerun()
+            if response is not None and response.status_code == 200:
                 store.write(self.key, self.entry(response), self.policy.gc_seconds)
+            else:
+                store.discard(self.key)
         except Unavailable:
             pass
         except Exception:  # noqa: BLE001 - the client has its answer; a failed refresh is logged
             logger.warning("Refreshing cached %s failed", view.request.path, exc_info=True)
         finally:
             store.unlock(self.key)
+
+    def rerun(self) -> Any | None:
+        """The route's answer now; ``None`` when it raises one of the errors DRF answers with
+        an HTTP status (``get_object()``'s 404, a permission's 403, a query's 400)."""
+        view = self.view
+        view.__dict__.pop("paginator", None)  # a paginator holds one run's page
+        handler = getattr(view, view.action)
+        try:
+            return handler(view.request, *view.args, **view.kwargs)
+        except HTTP_ERRORS:
+            return None

@@ -156,6 +156,13 @@ class QueryCacheStore:
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage(FEATURE, exc)
 
+    def discard(self, entry_key: str) -> None:
+        """Drop an entry the route no longer answers with a 200; an outage skips it."""
+        try:
+            self._redis().delete(self.key(entry_key))
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage(FEATURE, exc)
+
     def try_lock(self, entry_key: str) -> bool:
         """Become the one refresher of a stale entry (or learn someone else is)."""
         try:
