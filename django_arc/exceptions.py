@@ -12,8 +12,13 @@ import os
 import re
 from typing import Any
 
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
@@ -199,6 +204,15 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, (RequestDataTooBig, TooManyFieldsSent)):
         # Django's DATA_UPLOAD_MAX_MEMORY_SIZE / _NUMBER_FIELDS, hit while DRF reads the body
         return error_response(request, "PAYLOAD_TOO_LARGE", str(exc) or "Request too large", 413)
+    if isinstance(exc, SuspiciousOperation):
+        # What Django answers 400 to (a Host ALLOWED_HOSTS refuses, read first by whatever
+        # writes an absolute URL), logged where Django logs it; the client is not told how
+        # the site is configured.
+        logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
+        if isinstance(exc, DisallowedHost):
+            details = {"Host": ["Not a host this site serves."]}
+            return error_response(request, "VALIDATION_ERROR", "Invalid Host header", 400, details)
+        return error_response(request, "BAD_REQUEST", "Bad request", 400)
     if isinstance(exc, DjangoPermissionDenied):
         return error_response(request, "FORBIDDEN", str(exc) or "Permission denied", 403)
     if isinstance(exc, DjangoValidationError):

@@ -28,7 +28,7 @@ from django_arc.querycache.policy import cached_policy_for
 from django_arc.querycache.store import Entry
 from shop.models import Order, Product
 from tests.factories import MembershipFactory, OrderFactory, OrganizationFactory, ProductFactory
-from tests.helpers import client_for, site_mounted
+from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
 from tests.testapp.feature_resources import CachedProductResource
 
@@ -477,8 +477,8 @@ def test_a_host_django_refuses_gets_the_answer_it_gets_uncached(
 ):
     """The key reads the host as Django does, which refuses one ``ALLOWED_HOSTS`` does not
     name: ``CommonMiddleware`` answers 400 before any view. Without it, the list that writes
-    no URL answers 200, and the one that does fails as it fails uncached (the serializer's
-    ``build_absolute_uri`` raises ``DisallowedHost``); neither is cached."""
+    no URL answers 200, and the one that does answers 400 naming the header, as uncached (the
+    serializer's ``build_absolute_uri`` raises ``DisallowedHost``); neither is cached."""
     settings.ALLOWED_HOSTS = ["testserver"]
     if not common_middleware:
         common = "django.middleware.common.CommonMiddleware"
@@ -494,6 +494,10 @@ def test_a_host_django_refuses_gets_the_answer_it_gets_uncached(
                 assert answer.status_code == 400
             elif cached == CACHED:
                 assert answer.status_code == 200
+            else:
+                assert assert_error(answer, 400, "VALIDATION_ERROR")["details"] == {
+                    "Host": ["Not a host this site serves."]
+                }
 
 
 class GreetingProductSerializer(serializers.ModelSerializer):
