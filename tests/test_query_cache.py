@@ -15,6 +15,7 @@ import pytest
 from django.db import connection, models
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from rest_framework import serializers
@@ -460,6 +461,55 @@ def test_an_absolute_url_is_only_served_to_the_host_and_scheme_it_was_written_fo
         answer = anonymous.get(cached, **asked)
         assert answer.content == anonymous.get(uncached, **asked).content, asked
         assert anonymous.get(cached, **asked)["X-Cache"] == "HIT", asked
+
+
+class LinkedDocumentSerializer(serializers.ModelSerializer):
+    """A project serializer writing a link with ``reverse()``, which starts it with the
+    script name the request came in under."""
+
+    admin = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Document
+        fields = ["id", "name", "admin"]
+
+    def get_admin(self, obj):
+        return reverse("admin:index")
+
+
+@document_site.register
+class CachedLinkedDocumentResource(_Documents):
+    name = "cached-linked-documents"
+    serializer_class = LinkedDocumentSerializer
+    cache = {"stale_seconds": 30}
+
+
+@document_site.register
+class UncachedLinkedDocumentResource(_Documents):
+    name = "uncached-linked-documents"
+    serializer_class = LinkedDocumentSerializer
+    cache = False
+
+
+def test_an_answer_is_only_served_under_the_script_name_it_was_written_for(documents):
+    """``reverse()`` starts a link with the script name: one project mounted twice
+    (``SCRIPT_NAME=/v1``, ``/api``) sharing a Redis writes two links for one row."""
+    cached, uncached = "/d/cached-linked-documents/", "/d/uncached-linked-documents/"
+    anonymous = client_for(None)
+
+    def mounted(path, mount):
+        # what WSGIHandler does with SCRIPT_NAME, and Django's test client does not
+        set_script_prefix(f"{mount}/")
+        try:
+            return anonymous.get(path, SCRIPT_NAME=mount)
+        finally:
+            clear_script_prefix()
+
+    for mount in ("/v1", "/api", "/v1"):
+        answer = mounted(cached, mount)
+        assert answer.content == mounted(uncached, mount).content
+        assert answer.json()["docs"][0]["admin"] == f"{mount}/admin/"
+    assert mounted(cached, "/api")["X-Cache"] == "HIT"
 
 
 def body(response):

@@ -126,10 +126,12 @@ def _rendering(request: Any) -> list[Any]:
     """The renderer negotiation chose and the media type it accepted (with its parameters,
     which a renderer may read: JSON's ``indent``); the time zone active for the request: DRF
     writes datetimes in the current time zone, and a project activating each user's own (as
-    Django documents) renders one row two ways; and the scheme and host of the request: DRF
-    writes a file field's URL and a hyperlinked field's as absolute URLs
+    Django documents) renders one row two ways; and the scheme, host and script name of the
+    request: DRF writes a file field's URL and a hyperlinked field's as absolute URLs
     (``request.build_absolute_uri``), so an answer rendered for ``Host: evil.example``, or for
-    http, must never be served to a request for another host, or for https.
+    http, must never be served to a request for another host, or for https; and the script
+    name is the prefix ``reverse()`` and a relative ``MEDIA_URL`` start with, which differs
+    between two mounts of one project (``/v1``, ``/api``) sharing a Redis.
 
     The host is ``get_host()``, as ``build_absolute_uri`` reads it (``X-Forwarded-Host`` when
     trusted); for a host ``ALLOWED_HOSTS`` refuses it raises ``DisallowedHost``, and
@@ -142,6 +144,7 @@ def _rendering(request: Any) -> list[Any]:
         timezone.get_current_timezone_name() if settings.USE_TZ else None,
         http_request.scheme,
         http_request.get_host(),
+        http_request.META.get("SCRIPT_NAME", ""),
     ]
 
 
