@@ -92,22 +92,23 @@ def request_wrote(resource: Any, succeeded: bool) -> None:
 
 _watched: set[type[models.Model]] = set()
 _by_model: dict[type[models.Model], list[Any]] = {}
-_generation: tuple[int, ...] = ()
+_registered: tuple[Any, ...] = ()
 
 
 def _resources_of(model: type[models.Model]) -> list[Any]:
-    """Registered resources serving ``model`` (any site), recomputed when sites change."""
+    """Registered resources serving ``model`` (any site), recomputed when the registered
+    resources change — which ones, not how many: a resource unregistered and another
+    registered leave every count as it was."""
     from ..sites import _all_sites
 
-    global _generation, _by_model
-    generation = (len(_all_sites), *(len(site._registry) for site in _all_sites))
-    if generation != _generation:
+    global _registered, _by_model
+    registered = tuple(resource for site in _all_sites for resource in site._registry.values())
+    if registered != _registered:
         by_model: dict[type[models.Model], list[Any]] = {}
-        for site in _all_sites:
-            for resource in site.resources:
-                concrete = resource.model._meta.concrete_model
-                by_model.setdefault(concrete, []).append(resource)
-        _by_model, _generation = by_model, generation
+        for resource in registered:
+            concrete = resource.model._meta.concrete_model
+            by_model.setdefault(concrete, []).append(resource)
+        _by_model, _registered = by_model, registered
     return _by_model.get(model._meta.concrete_model, [])
 
 
