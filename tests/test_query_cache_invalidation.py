@@ -11,15 +11,18 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+from django.db import connection, models
+from django.test.utils import isolate_apps
 
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
 from django_arc.sites import _all_sites
+from shop.models import Product
 from tests import test_query_cache
 from tests.factories import BookFactory
 from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL
-from tests.test_query_cache import get
+from tests.test_query_cache import CACHED, get, same_as_uncached
 from tests.testapp.models import Article, Book
 
 # test_query_cache's fixtures: Redis under a prefix of the test's own (autouse), and the shop
@@ -93,3 +96,110 @@ def test_a_resource_registered_in_place_of_another_is_invalidated(settings):
             after = hit_then(anon, "/sw/cached-articles/", rename)
     assert after["X-Cache"] == "MISS"
     assert [d["title"] for d in after.json()["docs"]] == ["B"]
+
+
+# -- proxies and multi-table children --------------------------------------------------------------
+
+
+def test_a_save_through_a_proxy_model_invalidates(shop):
+    """The proxy is defined after the product resources are watched (as a project's admin
+    module may): Django sends its saves with the proxy as sender."""
+    with isolate_apps("tests.testapp"):
+
+        class QuietProduct(Product):
+            class Meta:
+                proxy = True
+                app_label = "testapp"
+
+        def rename():
+            row = QuietProduct.objects.filter(organization=shop["a"]).order_by("pk").first()
+            row.name = "Via proxy"
+            row.save()
+
+        after = hit_then(shop["editor"], CACHED, rename)
+    assert after["X-Cache"] == "MISS"
+    assert "Via proxy" in {d["name"] for d in after.json()["docs"]}
+    same_as_uncached(shop["editor"])
+
+
+def test_a_delete_through_a_proxy_model_invalidates(shop):
+    with isolate_apps("tests.testapp"):
+
+        class QuietProduct(Product):
+            class Meta:
+                proxy = True
+                app_label = "testapp"
+
+        def delete():
+            QuietProduct.objects.filter(organization=shop["a"]).order_by("pk").first().delete()
+
+        after = hit_then(shop["editor"], CACHED, delete)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["total"] == 5
+    same_as_uncached(shop["editor"])
+
+
+@pytest.fixture
+def bundle(transactional_db):
+    """A multi-table child of the cached ``Product``, defined after its resources are watched,
+    with its table for this test only: saving one writes a ``shop_product`` row without a
+    signal for ``Product``. Isolated, so ``Product`` itself never learns of it (a delete of
+    a product elsewhere must not look for this table)."""
+    with isolate_apps("tests.testapp"):
+
+        class Bundle(Product):
+            contents = models.CharField(max_length=100, default="")
+
+            class Meta:
+                app_label = "testapp"
+
+    with connection.schema_editor() as editor:
+        editor.create_model(Bundle)
+    yield Bundle
+    with connection.schema_editor() as editor:
+        editor.delete_model(Bundle)
+
+
+def test_a_save_of_a_multi_table_child_invalidates_its_parents_resources(shop, bundle):
+    editor = shop["editor"]
+    fields = {"organization": shop["a"], "sku": "BUNDLE-1", "price": 7}
+    after = hit_then(editor, CACHED, lambda: bundle.objects.create(name="Bundle", **fields))
+    assert after["X-Cache"] == "MISS"
+    assert "Bundle" in {d["name"] for d in after.json()["docs"]}
+
+    def rename():
+        row = bundle.objects.get()
+        row.name = "Bundle XL"
+        row.save()
+
+    after = hit_then(editor, CACHED, rename)
+    assert after["X-Cache"] == "MISS"
+    assert "Bundle XL" in {d["name"] for d in after.json()["docs"]}
+    same_as_uncached(editor)
+
+
+def test_a_proxy_defined_before_its_model_is_cached_invalidates_too(settings):
+    """The resource is registered after the proxy exists: watching finds the proxies and
+    children already defined, not only those defined later."""
+    with isolate_apps("tests.testapp"):
+
+        class ShelvedBook(Book):
+            class Meta:
+                proxy = True
+                app_label = "testapp"
+
+        book = BookFactory(title="Dune")
+        anon = client_for(None)
+        with (
+            registered_site("book-proxy-test", CachedBookResource) as site,
+            site_mounted(settings, "bp", site),
+        ):
+
+            def rename():
+                shelved = ShelvedBook.objects.get(pk=book.pk)
+                shelved.title = "Dune Messiah"
+                shelved.save()
+
+            after = hit_then(anon, "/bp/cached-books/", rename)
+    assert after["X-Cache"] == "MISS"
+    assert [d["title"] for d in after.json()["docs"]] == ["Dune Messiah"]
