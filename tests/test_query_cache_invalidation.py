@@ -11,19 +11,21 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection, models
+from django.db.models.deletion import Collector
 from django.test.utils import isolate_apps
 
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
 from django_arc.sites import _all_sites
-from shop.models import Product
+from shop.models import Organization, Product
 from tests import test_query_cache
-from tests.factories import BookFactory
+from tests.factories import AuthorFactory, BookFactory, UserFactory
 from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL
 from tests.test_query_cache import CACHED, get, same_as_uncached
-from tests.testapp.models import Article, Book
+from tests.testapp.models import Article, Book, Review
 
 # test_query_cache's fixtures: Redis under a prefix of the test's own (autouse), and the shop
 redis_cache = test_query_cache.redis_cache
@@ -203,3 +205,59 @@ def test_a_proxy_defined_before_its_model_is_cached_invalidates_too(settings):
             after = hit_then(anon, "/bp/cached-books/", rename)
     assert after["X-Cache"] == "MISS"
     assert [d["title"] for d in after.json()["docs"]] == ["Dune Messiah"]
+
+
+# -- deletes of a row a cached model points at -----------------------------------------------------
+
+
+ARTICLES = "/ca/cached-articles/"
+
+
+@pytest.fixture
+def articles(settings):
+    """An anonymous client of cached articles, on a site of this test's own (gone after it,
+    so the project's ``check`` and other tests never see it)."""
+    with registered_site("cached-articles-test", CachedArticleResource) as site:
+        with site_mounted(settings, "ca", site):
+            yield client_for(None)
+
+
+def test_a_delete_that_sets_a_cached_rows_foreign_key_to_null_invalidates(articles):
+    owner = UserFactory()
+    Article.objects.create(owner=owner, slug="a", title="A")
+    assert get(articles, ARTICLES).json()["docs"][0]["owner"] == owner.pk
+    after = hit_then(articles, ARTICLES, owner.delete)  # Article.owner: SET_NULL, an UPDATE
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"][0]["owner"] is None
+
+
+def test_a_delete_through_a_proxy_of_the_referenced_model_invalidates(articles):
+    with isolate_apps("tests.testapp"):
+
+        class Staff(User):
+            class Meta:
+                proxy = True
+                app_label = "testapp"
+
+        owner = UserFactory()
+        Article.objects.create(owner=owner, slug="a", title="A")
+        after = hit_then(articles, ARTICLES, Staff.objects.get(pk=owner.pk).delete)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"][0]["owner"] is None
+
+
+def test_a_cascading_delete_invalidates(articles):
+    org = Organization.objects.create(name="Gone", slug="gone")
+    Article.objects.create(organization=org, slug="a", title="A")
+    Article.objects.create(slug="b", title="B")
+    after = hit_then(articles, ARTICLES, org.delete)  # Article.organization: CASCADE
+    assert after["X-Cache"] == "MISS"
+    assert [d["title"] for d in after.json()["docs"]] == ["B"]
+
+
+def test_models_no_cached_answer_depends_on_keep_fast_deletes():
+    """Signals are connected per model: deleting an unrelated model's rows stays one
+    ``DELETE`` without fetching them."""
+    BookFactory(author=AuthorFactory())
+    collector = Collector(using="default")
+    assert collector.can_fast_delete(Review.objects.all())

@@ -10,7 +10,9 @@ Three paths lead here, so no write is missed:
 - **model signals** (``post_save``, ``post_delete``, ``m2m_changed``) of the models of
   cached resources, of their proxies and of their multi-table descendants (whose saves write
   the parents' rows with no signal of the parents') — admin saves, ``Model.save()``/
-  ``delete()`` in shell scripts, tasks, other apps' code;
+  ``delete()`` in shell scripts, tasks, other apps' code — and the ``post_delete`` of the
+  models they point at with ``on_delete=SET_NULL`` (or ``SET_DEFAULT``, ``SET(...)``), which
+  Django answers with an ``UPDATE`` of the cached rows and no signal of theirs;
 - :func:`invalidate`, for what sends no signal: ``QuerySet.update()``, ``bulk_create``,
   ``bulk_update``, raw SQL, models no resource serves but a cached answer renders (give them
   a tag).
@@ -92,6 +94,9 @@ def request_wrote(resource: Any, succeeded: bool) -> None:
 # -- model signals ------------------------------------------------------------------------------
 
 _watched: set[type[models.Model]] = set()
+# A model -> the watched models with a foreign key to it that deleting its rows changes
+# without a signal of theirs (see _keys_changed_on_delete).
+_referencing: dict[type[models.Model], set[type[models.Model]]] = {}
 _by_model: dict[type[models.Model], list[Any]] = {}
 _registered: tuple[Any, ...] = ()
 
@@ -132,6 +137,38 @@ def _model_changed(sender: Any, **kwargs: Any) -> None:
     bump_on_commit(keys, using=kwargs.get("using"))
 
 
+def _referenced_deleted(sender: Any, **kwargs: Any) -> None:
+    """A row some watched model may point at was deleted: Django's collector has set those
+    keys (an ``UPDATE`` of the watched rows, with no signal of theirs), so bump their
+    resources, on the delete's commit like every bump."""
+    referencing: set[type[models.Model]] = set()
+    for model in (sender, *sender._meta.get_parent_list()):
+        referencing |= _referencing.get(model._meta.concrete_model, set())
+    keys: set[str] = set()
+    for model in referencing:
+        for resource in _resources_of(model):
+            keys |= resource_keys(resource)
+    bump_on_commit(keys, using=kwargs.get("using"))
+
+
+# on_delete handlers after which the rows holding the key sent a signal each, or are as they
+# were: CASCADE collects them (never fast-deleted: they have a receiver), PROTECT and
+# RESTRICT refuse the delete.
+_SIGNALLED_ON_DELETE = (models.CASCADE, models.PROTECT, models.RESTRICT)
+
+
+def _keys_changed_on_delete(model: type[models.Model]) -> list[models.Field]:
+    """``model``'s foreign keys that a delete of the row they point at changes without a
+    signal of ``model``'s: ``SET_NULL``, ``SET_DEFAULT`` and ``SET(...)``, which Django's
+    collector runs as one ``UPDATE``, and any other handler but those above (``DO_NOTHING``
+    with the database's own ``ON DELETE``, a project's function)."""
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if field.is_relation and field.remote_field.on_delete not in _SIGNALLED_ON_DELETE
+    ]
+
+
 def _family(model: type[models.Model]) -> list[type[models.Model]]:
     """``model`` and every model class defined so far that derives from it: its proxies,
     its multi-table children, theirs. Django sends a model's signals with the class of the
@@ -146,13 +183,19 @@ def _family(model: type[models.Model]) -> list[type[models.Model]]:
 
 def _connect(cls: type[models.Model]) -> None:
     """Connect ``cls``'s ``post_save``/``post_delete`` when it is, proxies or descends from
-    a watched model. Per sender, not for every model: a ``post_delete`` receiver turns off
-    Django's fast deletes of its sender."""
-    if cls._meta.abstract or not any(issubclass(cls, model) for model in _watched):
+    a watched model, and its ``post_delete`` when watched rows point at its rows. Per
+    sender, not for every model: a ``post_delete`` receiver turns off Django's fast deletes
+    of its sender."""
+    if cls._meta.abstract:
         return
     uid = f"django_arc.querycache:{cls._meta.label}"
-    post_save.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
-    post_delete.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
+    if any(issubclass(cls, model) for model in _watched):
+        post_save.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
+        post_delete.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
+    if any(issubclass(cls, model) for model in _referencing):
+        post_delete.connect(
+            _referenced_deleted, sender=cls, weak=False, dispatch_uid=f"{uid}:referenced"
+        )
 
 
 def _model_prepared(sender: type[models.Model], **kwargs: Any) -> None:
@@ -168,8 +211,9 @@ class_prepared.connect(
 
 def watch(resource: Any) -> None:
     """Connect the model signals of ``resource``'s model — its proxies and multi-table
-    descendants included, those defined later too — and of its many-to-many tables, when
-    the resource is cached."""
+    descendants included, those defined later too — of its many-to-many tables, and the
+    ``post_delete`` of the models its foreign keys point at when deleting their rows sets
+    those keys, when the resource is cached."""
     if policy_for(resource) is None:
         return
     model = resource.model._meta.concrete_model
@@ -178,6 +222,11 @@ def watch(resource: Any) -> None:
     _watched.add(model)
     for cls in _family(model):
         _connect(cls)
+    for field in _keys_changed_on_delete(model):
+        target = field.related_model._meta.concrete_model
+        _referencing.setdefault(target, set()).add(model)
+        for cls in _family(target):
+            _connect(cls)
     uid = f"django_arc.querycache:{model._meta.label}"
     for field in model._meta.many_to_many:
         through = field.remote_field.through
