@@ -129,7 +129,9 @@ def _resources_over(model: type[models.Model]) -> list[Any]:
 
 
 def _model_changed(sender: Any, **kwargs: Any) -> None:
-    if kwargs.get("raw"):  # loaddata: fixtures are not writes of the API's data
+    # loaddata: fixtures are not writes of the API's data (nor worth a bump per row); after
+    # loading into a live database, call invalidate() (docs/query-cache.md, "Fixtures")
+    if kwargs.get("raw"):
         return
     keys: set[str] = set()
     for resource in _resources_over(sender):
