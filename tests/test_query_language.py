@@ -1,6 +1,7 @@
 """The query-string language: operators, typed parsing, allowlists, sort, select, search,
 pagination limits and keyset cursors."""
 
+import base64
 import datetime
 import sys
 
@@ -280,6 +281,17 @@ def test_keyset_cursor_tampering_is_400(api, shelf):
     # a cursor from another sort order is refused, not misapplied
     invalid(api.get(f"/api/books/?limit=1&sort=-pages&after={cursor}"), "after")
     invalid(api.get("/api/books/?after=&page=2"), "after")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"[" * 100_000, b'{"s":"-created_at","v":' + b"[" * 100_000 + b"]}"],
+    ids=["nested", "nested-values"],
+)
+def test_a_deeply_nested_cursor_is_400(api, shelf, payload):
+    """JSON nested past Python's recursion limit is a bad cursor like any other."""
+    cursor = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    invalid(api.get(f"/api/books/?after={cursor}"), "after")
 
 
 def test_keyset_list_runs_one_query(api, shelf, django_assert_num_queries):
