@@ -14,6 +14,7 @@ nothing is compiled per request.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rest_framework.pagination import BasePagination
@@ -32,10 +33,22 @@ def parse_positive_int(params: Any, name: str, default: int) -> int:
         return default
     if not raw.isascii() or not raw.isdigit():
         raise InvalidQuery(name, "must be a positive integer")
-    value = int(raw)
+    value = _digits_value(raw)
     if value < 1:
         raise InvalidQuery(name, "must be a positive integer")
     return value
+
+
+def _digits_value(digits: str) -> int:
+    """The number ASCII ``digits`` spell. Past the digits Python converts
+    (``sys.get_int_max_str_digits()``, 4300 unless configured), where ``int()`` raises
+    ``ValueError``: the largest number it converts and writes back — a limit over any cap,
+    a page past any last page, and never below what a shorter string answers."""
+    digits = digits.lstrip("0") or "0"  # zeros in front do not make a number large
+    try:
+        return int(digits)
+    except ValueError:
+        return 10 ** sys.get_int_max_str_digits() - 1
 
 
 def parse_limit(params: Any) -> int:

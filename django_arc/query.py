@@ -468,7 +468,15 @@ class QuerySpec:
                 else:
                     values.append(parse_value(model_field, str(raw)))
             return values
-        except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error, _Refused):
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            UnicodeError,
+            binascii.Error,
+            RecursionError,  # JSON nested deeper than Python's stack: no cursor of ours
+            _Refused,
+        ):
             raise InvalidQuery("after", "invalid cursor") from None
 
     def after_q(self, query: ListQuery, after: list[Any]) -> Q:

@@ -1,7 +1,9 @@
 """The query-string language: operators, typed parsing, allowlists, sort, select, search,
 pagination limits and keyset cursors."""
 
+import base64
 import datetime
+import sys
 
 import pytest
 
@@ -218,6 +220,34 @@ def test_huge_page_number_is_empty_not_500(api, shelf):
     assert body["docs"] == [] and body["total"] == 3
 
 
+TOO_LONG_FOR_INT = "9" * 5000  # past sys.get_int_max_str_digits(): int() refuses it
+
+
+def test_a_limit_too_long_to_convert_is_capped_like_any_other(api, shelf, settings):
+    settings.ARC = {"MAX_PAGE_SIZE": 2}
+    huge = api.get(f"/api/books/?limit={TOO_LONG_FOR_INT}")
+    assert huge.status_code == 200, huge.content
+    assert huge.json() == api.get("/api/books/?limit=999999999").json()
+    keyset = api.get(f"/api/books/?limit={TOO_LONG_FOR_INT}&after=")
+    assert keyset.status_code == 200 and keyset.json()["limit"] == 2
+
+
+def test_a_page_too_long_to_convert_is_past_the_last_page(api, shelf):
+    huge = api.get(f"/api/books/?page={TOO_LONG_FOR_INT}")
+    assert huge.status_code == 200, huge.content
+    body, big = huge.json(), api.get("/api/books/?page=999999999").json()
+    assert body["docs"] == [] and body["total"] == 3
+    assert {**body, "page": None} == {**big, "page": None}
+    # answered as the largest page Python writes back: never below a shorter request's
+    assert body["page"] == 10 ** sys.get_int_max_str_digits() - 1
+
+
+def test_leading_zeros_do_not_make_a_number_too_long(api, shelf):
+    body = api.get("/api/books/?limit=" + "0" * 5000 + "2").json()
+    assert body["limit"] == 2 and len(body["docs"]) == 2
+    invalid(api.get("/api/books/?page=" + "0" * 5000), "page")
+
+
 def walk_keyset(api, url):
     seen, pages = [], 0
     r = api.get(f"{url}&after=")  # an empty cursor starts keyset mode
@@ -251,6 +281,17 @@ def test_keyset_cursor_tampering_is_400(api, shelf):
     # a cursor from another sort order is refused, not misapplied
     invalid(api.get(f"/api/books/?limit=1&sort=-pages&after={cursor}"), "after")
     invalid(api.get("/api/books/?after=&page=2"), "after")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"[" * 100_000, b'{"s":"-created_at","v":' + b"[" * 100_000 + b"]}"],
+    ids=["nested", "nested-values"],
+)
+def test_a_deeply_nested_cursor_is_400(api, shelf, payload):
+    """JSON nested past Python's recursion limit is a bad cursor like any other."""
+    cursor = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    invalid(api.get(f"/api/books/?after={cursor}"), "after")
 
 
 def test_keyset_list_runs_one_query(api, shelf, django_assert_num_queries):

@@ -8,8 +8,11 @@ Three paths lead here, so no write is missed:
   whatever they write with: ``save()``, ``bulk_create``, ``QuerySet.update``, raw SQL) —
   bumps every cached resource over the same model;
 - **model signals** (``post_save``, ``post_delete``, ``m2m_changed``) of the models of
-  cached resources — admin saves, ``Model.save()``/``delete()`` in shell scripts, tasks, other
-  apps' code;
+  cached resources, of their proxies and of their multi-table descendants (whose saves write
+  the parents' rows with no signal of the parents') — admin saves, ``Model.save()``/
+  ``delete()`` in shell scripts, tasks, other apps' code — and the ``post_delete`` of the
+  models they point at with ``on_delete=SET_NULL`` (or ``SET_DEFAULT``, ``SET(...)``), which
+  Django answers with an ``UPDATE`` of the cached rows and no signal of theirs;
 - :func:`invalidate`, for what sends no signal: ``QuerySet.update()``, ``bulk_create``,
   ``bulk_update``, raw SQL, models no resource serves but a cached answer renders (give them
   a tag).
@@ -25,7 +28,7 @@ import threading
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save
 
 from .. import redis_alias
 from ..settings import arc_settings, on_reload
@@ -75,15 +78,15 @@ def request_writes() -> None:
 
 def request_wrote(resource: Any, succeeded: bool) -> None:
     """An unsafe request ends: bump (on commit) every cached resource serving its model —
-    the one it went through, and others over the same table, which a route writing with
-    ``QuerySet.update`` would otherwise leave stale — unless it failed or a signal already
-    bumped them during the request."""
+    the one it went through, and others over the same table or a multi-table parent's, which
+    a route writing with ``QuerySet.update`` would otherwise leave stale — unless it failed
+    or a signal already bumped them during the request."""
     done = getattr(_local, "bumped", None) or set()
     _local.bumped = None
     if not succeeded:
         return
     keys = resource_keys(resource)
-    for other in _resources_of(resource.model):
+    for other in _resources_over(resource.model):
         keys |= resource_keys(other)
     bump_on_commit(keys - done)
 
@@ -91,48 +94,142 @@ def request_wrote(resource: Any, succeeded: bool) -> None:
 # -- model signals ------------------------------------------------------------------------------
 
 _watched: set[type[models.Model]] = set()
+# A model -> the watched models with a foreign key to it that deleting its rows changes
+# without a signal of theirs (see _keys_changed_on_delete).
+_referencing: dict[type[models.Model], set[type[models.Model]]] = {}
 _by_model: dict[type[models.Model], list[Any]] = {}
-_generation: tuple[int, ...] = ()
+_registered: tuple[Any, ...] = ()
 
 
 def _resources_of(model: type[models.Model]) -> list[Any]:
-    """Registered resources serving ``model`` (any site), recomputed when sites change."""
+    """Registered resources serving ``model`` (any site), recomputed when the registered
+    resources change — which ones, not how many: a resource unregistered and another
+    registered leave every count as it was."""
     from ..sites import _all_sites
 
-    global _generation, _by_model
-    generation = (len(_all_sites), *(len(site._registry) for site in _all_sites))
-    if generation != _generation:
+    global _registered, _by_model
+    registered = tuple(resource for site in _all_sites for resource in site._registry.values())
+    if registered != _registered:
         by_model: dict[type[models.Model], list[Any]] = {}
-        for site in _all_sites:
-            for resource in site.resources:
-                concrete = resource.model._meta.concrete_model
-                by_model.setdefault(concrete, []).append(resource)
-        _by_model, _generation = by_model, generation
+        for resource in registered:
+            concrete = resource.model._meta.concrete_model
+            by_model.setdefault(concrete, []).append(resource)
+        _by_model, _registered = by_model, registered
     return _by_model.get(model._meta.concrete_model, [])
 
 
+def _resources_over(model: type[models.Model]) -> list[Any]:
+    """Resources whose rows a write to ``model``'s rows writes: those serving its table
+    (``model`` or a proxy of it) and those serving any of its ancestors' — a row of a
+    multi-table child is also a row of each parent's table."""
+    found = list(_resources_of(model))
+    for parent in model._meta.get_parent_list():
+        found += _resources_of(parent)
+    return found
+
+
 def _model_changed(sender: Any, **kwargs: Any) -> None:
-    if kwargs.get("raw"):  # loaddata: fixtures are not writes of the API's data
+    # loaddata: fixtures are not writes of the API's data (nor worth a bump per row); after
+    # loading into a live database, call invalidate() (docs/query-cache.md, "Fixtures")
+    if kwargs.get("raw"):
         return
     keys: set[str] = set()
-    for resource in _resources_of(sender):
+    for resource in _resources_over(sender):
         keys |= resource_keys(resource)
     bump_on_commit(keys, using=kwargs.get("using"))
 
 
+def _referenced_deleted(sender: Any, **kwargs: Any) -> None:
+    """A row some watched model may point at was deleted: Django's collector has set those
+    keys (an ``UPDATE`` of the watched rows, with no signal of theirs), so bump their
+    resources, on the delete's commit like every bump."""
+    referencing: set[type[models.Model]] = set()
+    for model in (sender, *sender._meta.get_parent_list()):
+        referencing |= _referencing.get(model._meta.concrete_model, set())
+    keys: set[str] = set()
+    for model in referencing:
+        for resource in _resources_of(model):
+            keys |= resource_keys(resource)
+    bump_on_commit(keys, using=kwargs.get("using"))
+
+
+# on_delete handlers after which the rows holding the key sent a signal each, or are as they
+# were: CASCADE collects them (never fast-deleted: they have a receiver), PROTECT and
+# RESTRICT refuse the delete.
+_SIGNALLED_ON_DELETE = (models.CASCADE, models.PROTECT, models.RESTRICT)
+
+
+def _keys_changed_on_delete(model: type[models.Model]) -> list[models.Field]:
+    """``model``'s foreign keys that a delete of the row they point at changes without a
+    signal of ``model``'s: ``SET_NULL``, ``SET_DEFAULT`` and ``SET(...)``, which Django's
+    collector runs as one ``UPDATE``, and any other handler but those above (``DO_NOTHING``
+    with the database's own ``ON DELETE``, a project's function)."""
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if field.is_relation and field.remote_field.on_delete not in _SIGNALLED_ON_DELETE
+    ]
+
+
+def _family(model: type[models.Model]) -> list[type[models.Model]]:
+    """``model`` and every model class defined so far that derives from it: its proxies,
+    its multi-table children, theirs. Django sends a model's signals with the class of the
+    instance as sender, and saves a child's parent rows with no signal of the parent's."""
+    family, pending = [], [model]
+    while pending:
+        cls = pending.pop()
+        family.append(cls)
+        pending.extend(cls.__subclasses__())
+    return family
+
+
+def _connect(cls: type[models.Model]) -> None:
+    """Connect ``cls``'s ``post_save``/``post_delete`` when it is, proxies or descends from
+    a watched model, and its ``post_delete`` when watched rows point at its rows. Per
+    sender, not for every model: a ``post_delete`` receiver turns off Django's fast deletes
+    of its sender."""
+    if cls._meta.abstract:
+        return
+    uid = f"django_arc.querycache:{cls._meta.label}"
+    if any(issubclass(cls, model) for model in _watched):
+        post_save.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
+        post_delete.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
+    if any(issubclass(cls, model) for model in _referencing):
+        post_delete.connect(
+            _referenced_deleted, sender=cls, weak=False, dispatch_uid=f"{uid}:referenced"
+        )
+
+
+def _model_prepared(sender: type[models.Model], **kwargs: Any) -> None:
+    """A model class defined after its ancestor was watched (a proxy in an admin module
+    imported later, a test's model) is connected too."""
+    _connect(sender)
+
+
+class_prepared.connect(
+    _model_prepared, weak=False, dispatch_uid="django_arc.querycache:class_prepared"
+)
+
+
 def watch(resource: Any) -> None:
-    """Connect the model signals of ``resource``'s model (and its many-to-many tables) when
-    the resource is cached. Per model, not for every model: a ``post_delete`` receiver turns
-    off Django's fast deletes of its sender."""
+    """Connect the model signals of ``resource``'s model — its proxies and multi-table
+    descendants included, those defined later too — of its many-to-many tables, and the
+    ``post_delete`` of the models its foreign keys point at when deleting their rows sets
+    those keys, when the resource is cached."""
     if policy_for(resource) is None:
         return
     model = resource.model._meta.concrete_model
     if model in _watched:
         return
     _watched.add(model)
+    for cls in _family(model):
+        _connect(cls)
+    for field in _keys_changed_on_delete(model):
+        target = field.related_model._meta.concrete_model
+        _referencing.setdefault(target, set()).add(model)
+        for cls in _family(target):
+            _connect(cls)
     uid = f"django_arc.querycache:{model._meta.label}"
-    post_save.connect(_model_changed, sender=model, weak=False, dispatch_uid=uid)
-    post_delete.connect(_model_changed, sender=model, weak=False, dispatch_uid=uid)
     for field in model._meta.many_to_many:
         through = field.remote_field.through
 
@@ -160,7 +257,8 @@ on_reload(watch_all)
 
 def invalidate(*targets: Any, using: str | None = None) -> None:
     """Invalidate cached answers after writes no signal reports. Each target is a model
-    class (every resource serving it), a ``Resource`` class or instance, or a tag name::
+    class (every resource serving it or one of its multi-table ancestors), a ``Resource``
+    class or instance, or a tag name::
 
         Product.objects.filter(status="draft").update(status="archived")
         invalidate(Product)          # or invalidate(ProductResource), invalidate("catalog")
@@ -174,7 +272,7 @@ def invalidate(*targets: Any, using: str | None = None) -> None:
         if isinstance(target, str):
             keys.add(tag_version_key(target))
         elif isinstance(target, type) and issubclass(target, models.Model):
-            for resource in _resources_of(target):
+            for resource in _resources_over(target):
                 keys |= resource_keys(resource) or {resource_version_key(resource)}
         elif isinstance(target, Resource):
             keys |= resource_keys(target) or {resource_version_key(target)}

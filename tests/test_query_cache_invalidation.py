@@ -1,0 +1,263 @@
+"""Query-cache invalidation (SPEC §11) by writes that reach a cached model's rows without
+naming its class: which resources serve a model as sites change, saves and deletes through a
+proxy or a multi-table-inheritance child, and deletes of a row a cached model points at,
+which Django answers with an UPDATE (``SET_NULL``) or a cascade.
+
+Fixtures and the cached/uncached product resources come from ``test_query_cache``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection, models
+from django.db.models.deletion import Collector
+from django.test.utils import isolate_apps
+
+from django_arc import Resource, ResourceSite
+from django_arc import permissions as P
+from django_arc.sites import _all_sites
+from shop.models import Organization, Product
+from tests import test_query_cache
+from tests.factories import AuthorFactory, BookFactory, UserFactory
+from tests.helpers import client_for, site_mounted
+from tests.redis_support import REDIS_URL
+from tests.test_query_cache import CACHED, get, same_as_uncached
+from tests.testapp.models import Article, Book, Review
+
+# test_query_cache's fixtures: Redis under a prefix of the test's own (autouse), and the shop
+redis_cache = test_query_cache.redis_cache
+shop = test_query_cache.shop
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)"),
+    # bumps happen on commit: the test's writes must really commit
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def hit_then(client, path, write):
+    """Read ``path`` until it is a HIT, run ``write``, and return the next read."""
+    get(client, path)
+    assert get(client, path)["X-Cache"] == "HIT"
+    write()
+    return get(client, path)
+
+
+@contextmanager
+def registered_site(name, *resources):
+    """A site with ``resources``, removed afterwards (as ``test_fail_closed_checks`` does)."""
+    site = ResourceSite(name=name)
+    try:
+        for resource in resources:
+            site.register(resource)
+        yield site
+    finally:
+        _all_sites.remove(site)
+
+
+class CachedBookResource(Resource):
+    model = Book
+    name = "cached-books"
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+class CachedArticleResource(Resource):
+    """Articles point at their owner (``SET_NULL``) and organization (``CASCADE``)."""
+
+    model = Article
+    name = "cached-articles"
+    fields = ["id", "owner", "organization", "slug", "title"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+# -- the resources serving a model -----------------------------------------------------------------
+
+
+def test_a_resource_registered_in_place_of_another_is_invalidated(settings):
+    """Which resources serve a model is recomputed when the registered resources change, not
+    only when their number does."""
+    anon = client_for(None)
+    with registered_site("swapped-test", CachedBookResource) as site:
+        BookFactory()  # a write: the resources serving each model are looked up
+        site.unregister("cached-books")
+        site.register(CachedArticleResource)
+        article = Article.objects.create(slug="a", title="A")
+        with site_mounted(settings, "sw", site):
+
+            def rename():
+                article.title = "B"
+                article.save()
+
+            after = hit_then(anon, "/sw/cached-articles/", rename)
+    assert after["X-Cache"] == "MISS"
+    assert [d["title"] for d in after.json()["docs"]] == ["B"]
+
+
+# -- proxies and multi-table children --------------------------------------------------------------
+
+
+def test_a_save_through_a_proxy_model_invalidates(shop):
+    """The proxy is defined after the product resources are watched (as a project's admin
+    module may): Django sends its saves with the proxy as sender."""
+    with isolate_apps("tests.testapp"):
+
+        class QuietProduct(Product):
+            class Meta:
+                proxy = True
+                app_label = "testapp"
+
+        def rename():
+            row = QuietProduct.objects.filter(organization=shop["a"]).order_by("pk").first()
+            row.name = "Via proxy"
+            row.save()
+
+        after = hit_then(shop["editor"], CACHED, rename)
+    assert after["X-Cache"] == "MISS"
+    assert "Via proxy" in {d["name"] for d in after.json()["docs"]}
+    same_as_uncached(shop["editor"])
+
+
+def test_a_delete_through_a_proxy_model_invalidates(shop):
+    with isolate_apps("tests.testapp"):
+
+        class QuietProduct(Product):
+            class Meta:
+                proxy = True
+                app_label = "testapp"
+
+        def delete():
+            QuietProduct.objects.filter(organization=shop["a"]).order_by("pk").first().delete()
+
+        after = hit_then(shop["editor"], CACHED, delete)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["total"] == 5
+    same_as_uncached(shop["editor"])
+
+
+@pytest.fixture
+def bundle(transactional_db):
+    """A multi-table child of the cached ``Product``, defined after its resources are watched,
+    with its table for this test only: saving one writes a ``shop_product`` row without a
+    signal for ``Product``. Isolated, so ``Product`` itself never learns of it (a delete of
+    a product elsewhere must not look for this table)."""
+    with isolate_apps("tests.testapp"):
+
+        class Bundle(Product):
+            contents = models.CharField(max_length=100, default="")
+
+            class Meta:
+                app_label = "testapp"
+
+    with connection.schema_editor() as editor:
+        editor.create_model(Bundle)
+    yield Bundle
+    with connection.schema_editor() as editor:
+        editor.delete_model(Bundle)
+
+
+def test_a_save_of_a_multi_table_child_invalidates_its_parents_resources(shop, bundle):
+    editor = shop["editor"]
+    fields = {"organization": shop["a"], "sku": "BUNDLE-1", "price": 7}
+    after = hit_then(editor, CACHED, lambda: bundle.objects.create(name="Bundle", **fields))
+    assert after["X-Cache"] == "MISS"
+    assert "Bundle" in {d["name"] for d in after.json()["docs"]}
+
+    def rename():
+        row = bundle.objects.get()
+        row.name = "Bundle XL"
+        row.save()
+
+    after = hit_then(editor, CACHED, rename)
+    assert after["X-Cache"] == "MISS"
+    assert "Bundle XL" in {d["name"] for d in after.json()["docs"]}
+    same_as_uncached(editor)
+
+
+def test_a_proxy_defined_before_its_model_is_cached_invalidates_too(settings):
+    """The resource is registered after the proxy exists: watching finds the proxies and
+    children already defined, not only those defined later."""
+    with isolate_apps("tests.testapp"):
+
+        class ShelvedBook(Book):
+            class Meta:
+                proxy = True
+                app_label = "testapp"
+
+        book = BookFactory(title="Dune")
+        anon = client_for(None)
+        with (
+            registered_site("book-proxy-test", CachedBookResource) as site,
+            site_mounted(settings, "bp", site),
+        ):
+
+            def rename():
+                shelved = ShelvedBook.objects.get(pk=book.pk)
+                shelved.title = "Dune Messiah"
+                shelved.save()
+
+            after = hit_then(anon, "/bp/cached-books/", rename)
+    assert after["X-Cache"] == "MISS"
+    assert [d["title"] for d in after.json()["docs"]] == ["Dune Messiah"]
+
+
+# -- deletes of a row a cached model points at -----------------------------------------------------
+
+
+ARTICLES = "/ca/cached-articles/"
+
+
+@pytest.fixture
+def articles(settings):
+    """An anonymous client of cached articles, on a site of this test's own (gone after it,
+    so the project's ``check`` and other tests never see it)."""
+    with registered_site("cached-articles-test", CachedArticleResource) as site:
+        with site_mounted(settings, "ca", site):
+            yield client_for(None)
+
+
+def test_a_delete_that_sets_a_cached_rows_foreign_key_to_null_invalidates(articles):
+    owner = UserFactory()
+    Article.objects.create(owner=owner, slug="a", title="A")
+    assert get(articles, ARTICLES).json()["docs"][0]["owner"] == owner.pk
+    after = hit_then(articles, ARTICLES, owner.delete)  # Article.owner: SET_NULL, an UPDATE
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"][0]["owner"] is None
+
+
+def test_a_delete_through_a_proxy_of_the_referenced_model_invalidates(articles):
+    with isolate_apps("tests.testapp"):
+
+        class Staff(User):
+            class Meta:
+                proxy = True
+                app_label = "testapp"
+
+        owner = UserFactory()
+        Article.objects.create(owner=owner, slug="a", title="A")
+        after = hit_then(articles, ARTICLES, Staff.objects.get(pk=owner.pk).delete)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"][0]["owner"] is None
+
+
+def test_a_cascading_delete_invalidates(articles):
+    org = Organization.objects.create(name="Gone", slug="gone")
+    Article.objects.create(organization=org, slug="a", title="A")
+    Article.objects.create(slug="b", title="B")
+    after = hit_then(articles, ARTICLES, org.delete)  # Article.organization: CASCADE
+    assert after["X-Cache"] == "MISS"
+    assert [d["title"] for d in after.json()["docs"]] == ["B"]
+
+
+def test_models_no_cached_answer_depends_on_keep_fast_deletes():
+    """Signals are connected per model: deleting an unrelated model's rows stays one
+    ``DELETE`` without fetching them."""
+    BookFactory(author=AuthorFactory())
+    collector = Collector(using="default")
+    assert collector.can_fast_delete(Review.objects.all())
