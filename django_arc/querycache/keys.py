@@ -122,29 +122,46 @@ def _field_access(view: Any) -> list[Any]:
     ]
 
 
+#: What the scheme and host of a request's absolute URLs are read from (``HttpRequest.scheme``
+#: and ``get_host()``: the Host header, the server's name and port, the WSGI scheme, and the
+#: proxy headers Django reads when told to trust them), and ``SCRIPT_NAME``, which
+#: ``reverse()`` starts every path with.
+_ORIGIN_META = (
+    "HTTP_HOST",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "wsgi.url_scheme",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "SCRIPT_NAME",
+)
+
+
 def _rendering(request: Any) -> list[Any]:
     """The renderer negotiation chose and the media type it accepted (with its parameters,
     which a renderer may read: JSON's ``indent``); the time zone active for the request: DRF
     writes datetimes in the current time zone, and a project activating each user's own (as
-    Django documents) renders one row two ways; and the scheme, host and script name of the
-    request: DRF writes a file field's URL and a hyperlinked field's as absolute URLs
+    Django documents) renders one row two ways; and where the request came in: DRF writes a
+    file field's URL and a hyperlinked field's as absolute URLs
     (``request.build_absolute_uri``), so an answer rendered for ``Host: evil.example``, or for
-    http, must never be served to a request for another host, or for https; and the script
-    name is the prefix ``reverse()`` and a relative ``MEDIA_URL`` start with, which differs
-    between two mounts of one project (``/v1``, ``/api``) sharing a Redis.
+    http, must never be served to a request for another host, or for https, and one project
+    mounted twice (``SCRIPT_NAME`` ``/v1``, ``/api``) writes two paths for one link.
 
-    The host is ``get_host()``, as ``build_absolute_uri`` reads it (``X-Forwarded-Host`` when
-    trusted); for a host ``ALLOWED_HOSTS`` refuses it raises ``DisallowedHost``, and
-    :meth:`~django_arc.querycache.read.CachedRead.lookup` answers the request uncached."""
+    Recorded as the request's own values (:data:`_ORIGIN_META` and the header
+    ``SECURE_PROXY_SSL_HEADER`` names), not as ``get_host()`` and ``scheme`` compute them:
+    those validate and combine the same values at several times the cost, and a value
+    Django's reading would ignore (a forwarded host it does not trust) only makes another
+    entry. A host ``ALLOWED_HOSTS`` refuses meets Django's 400 before any view (its
+    ``CommonMiddleware``), or the route's own answer."""
     renderer = type(request.accepted_renderer)
-    http_request = request._request
+    meta = request._request.META
+    proxy_ssl = settings.SECURE_PROXY_SSL_HEADER
     return [
         f"{renderer.__module__}.{renderer.__qualname__}",
         request.accepted_media_type,
         timezone.get_current_timezone_name() if settings.USE_TZ else None,
-        http_request.scheme,
-        http_request.get_host(),
-        http_request.META.get("SCRIPT_NAME", ""),
+        [meta.get(name) for name in _ORIGIN_META],
+        meta.get(proxy_ssl[0]) if proxy_ssl else None,
     ]
 
 
