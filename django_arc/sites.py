@@ -13,6 +13,21 @@ if TYPE_CHECKING:
     from .resources import Resource
 
 _all_sites: list[ResourceSite] = []
+#: How many times a site was created or its resources changed (see :func:`registry_state`).
+_changes = 0
+
+
+def registry_state() -> tuple[int, int]:
+    """A value that differs whenever the registered resources may have: a site created, a
+    resource registered or unregistered, a site dropped from :data:`_all_sites` (as tests
+    do). What a memo of "which resources are registered" is checked against, instead of
+    listing them on every write."""
+    return _changes, len(_all_sites)
+
+
+def _changed() -> None:
+    global _changes
+    _changes += 1
 
 
 class ResourceSite:
@@ -26,6 +41,7 @@ class ResourceSite:
         self.name = name
         self._registry: dict[str, Resource] = {}
         _all_sites.append(self)
+        _changed()
 
     def register(self, resource_class: type[Resource]) -> type[Resource]:
         """Register a ``Resource`` subclass; usable as a class decorator.
@@ -46,6 +62,7 @@ class ResourceSite:
                 f"by {type(existing).__qualname__}; cannot register {resource_class.__qualname__}."
             )
         self._registry[resource.name] = resource
+        _changed()
         # A cached resource's model signals invalidate its answers (admin saves, shell).
         watch(resource)
         return resource_class
@@ -57,6 +74,7 @@ class ResourceSite:
             else resource_class_or_name(site=self).name
         )
         self._registry.pop(name, None)
+        _changed()
 
     def is_registered(self, name: str) -> bool:
         return name in self._registry

@@ -98,23 +98,24 @@ _watched: set[type[models.Model]] = set()
 # without a signal of theirs (see _keys_changed_on_delete).
 _referencing: dict[type[models.Model], set[type[models.Model]]] = {}
 _by_model: dict[type[models.Model], list[Any]] = {}
-_registered: tuple[Any, ...] = ()
+_registry_state: tuple[int, int] | None = None
 
 
 def _resources_of(model: type[models.Model]) -> list[Any]:
     """Registered resources serving ``model`` (any site), recomputed when the registered
-    resources change — which ones, not how many: a resource unregistered and another
-    registered leave every count as it was."""
-    from ..sites import _all_sites
+    resources change (:func:`~django_arc.sites.registry_state`: which ones, not how many —
+    a resource unregistered and another registered leave every count as it was)."""
+    from ..sites import _all_sites, registry_state
 
-    global _registered, _by_model
-    registered = tuple(resource for site in _all_sites for resource in site._registry.values())
-    if registered != _registered:
+    global _registry_state, _by_model
+    state = registry_state()
+    if state != _registry_state:
         by_model: dict[type[models.Model], list[Any]] = {}
-        for resource in registered:
-            concrete = resource.model._meta.concrete_model
-            by_model.setdefault(concrete, []).append(resource)
-        _by_model, _registered = by_model, registered
+        for site in _all_sites:
+            for resource in site.resources:
+                concrete = resource.model._meta.concrete_model
+                by_model.setdefault(concrete, []).append(resource)
+        _by_model, _registry_state = by_model, state
     return _by_model.get(model._meta.concrete_model, [])
 
 
