@@ -271,7 +271,6 @@ def stack_cpu(
     import time
 
     from django.db import connection
-    from django.test import Client
 
     from django_arc import redis_alias
 
@@ -279,24 +278,15 @@ def stack_cpu(
         cursor.execute("SELECT pg_backend_pid()")
         postgres = cursor.fetchone()[0]
     redis = int(redis_alias.client("redis").info("server")["process_id"])
+
+    def clock() -> float:
+        return time.process_time() + _proc_cpu_seconds(postgres) + _proc_cpu_seconds(redis)
+
     try:
-        _proc_cpu_seconds(postgres), _proc_cpu_seconds(redis)
+        clock()
     except (OSError, IndexError, ValueError):
         return {}
-    client = Client()
-    best: dict[str, float] = {}
-    for _ in range(repeats):
-        for target in group:
-            with target.settings_context():
-                for _ in range(20):
-                    harness.send(client, target)
-                start = (time.process_time(), _proc_cpu_seconds(postgres), _proc_cpu_seconds(redis))
-                for _ in range(requests):
-                    harness.send(client, target)
-                end = (time.process_time(), _proc_cpu_seconds(postgres), _proc_cpu_seconds(redis))
-            ms = sum(b - a for a, b in zip(start, end, strict=True)) * 1000 / requests
-            best[target.key] = min(ms, best.get(target.key, float("inf")))
-    return best
+    return harness.cpu_per_request([group], requests, repeats, clock)
 
 
 def list_window(stack: dict[str, float]) -> tuple[float, float]:
