@@ -103,15 +103,22 @@ def test_a_resource_registered_in_place_of_another_is_invalidated(settings):
 # -- proxies and multi-table children --------------------------------------------------------------
 
 
-def test_a_save_through_a_proxy_model_invalidates(shop):
-    """The proxy is defined after the product resources are watched (as a project's admin
-    module may): Django sends its saves with the proxy as sender."""
-    with isolate_apps("tests.testapp"):
+def quiet_product() -> type[Product]:
+    """A proxy of ``Product`` defined now, after the product resources are watched (as a
+    project's admin module may define one); call it inside ``isolate_apps``."""
 
-        class QuietProduct(Product):
-            class Meta:
-                proxy = True
-                app_label = "testapp"
+    class QuietProduct(Product):
+        class Meta:
+            proxy = True
+            app_label = "testapp"
+
+    return QuietProduct
+
+
+def test_a_save_through_a_proxy_model_invalidates(shop):
+    """Django sends a proxy's saves with the proxy as sender."""
+    with isolate_apps("tests.testapp"):
+        QuietProduct = quiet_product()  # noqa: N806 - a model class
 
         def rename():
             row = QuietProduct.objects.filter(organization=shop["a"]).order_by("pk").first()
@@ -126,11 +133,7 @@ def test_a_save_through_a_proxy_model_invalidates(shop):
 
 def test_a_delete_through_a_proxy_model_invalidates(shop):
     with isolate_apps("tests.testapp"):
-
-        class QuietProduct(Product):
-            class Meta:
-                proxy = True
-                app_label = "testapp"
+        QuietProduct = quiet_product()  # noqa: N806 - a model class
 
         def delete():
             QuietProduct.objects.filter(organization=shop["a"]).order_by("pk").first().delete()
