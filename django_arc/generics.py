@@ -456,11 +456,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         than one statement, or when the caller says so (``always``: actions and routes);
         otherwise the write is a single statement, atomic by itself, and a BEGIN/COMMIT pair
         would only add two round trips. Inside the request's own transaction (an idempotent
-        request on the ``database`` store) the write is already atomic: a savepoint would
-        only add two more, since any error rolls the whole request back."""
+        request on the ``database`` store) the write joins it without a savepoint, unless it
+        is nested in another write (:meth:`IdempotentExecution.write`)."""
         execution = self.idempotent_execution
         if execution is not None and execution.in_transaction:
-            return nullcontext()
+            return execution.write()
         if always or arc_settings.EVENTS.get("OUTBOX", True):
             return transaction.atomic()
         if self.resource.write_needs_transaction:

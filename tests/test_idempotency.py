@@ -599,6 +599,45 @@ def test_an_error_inside_the_write_rolls_it_back_and_is_replayed(store, editor, 
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("key", [None, "import-1"])
+def test_a_route_that_catches_a_failed_write_keeps_the_same_rows_with_a_key(
+    store, editor, monkeypatch, key
+):
+    """A route creating rows one by one and reporting the ones that fail (an import): each
+    write is undone on its own when it fails, keyed or not — on the ``database`` store too,
+    where the route runs inside the request's own transaction. Neither a row whose hook
+    refused it (saved, then refused) nor a unique violation (which aborts the transaction
+    on PostgreSQL) may change what the request commits or answers."""
+    from django.db import IntegrityError
+
+    from django_arc import ArcError, arc
+
+    def refuse(self, request, instance):
+        if instance.name == "refused":
+            raise ArcError("OUT_OF_STOCK", "No stock", 409)
+
+    def importer(view, request, **kwargs):
+        report = {"done": [], "failed": []}
+        for sku, name in (("A", "ok"), ("B", "refused"), ("A", "twice"), ("C", "ok")):
+            try:
+                view.perform_create({**BODY, "sku": sku, "name": name})
+                report["done"].append(sku)
+            except (ArcError, IntegrityError):
+                report["failed"].append(sku)
+        return report
+
+    monkeypatch.setattr(IdempotentProductResource, "after_create", refuse)
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+    monkeypatch.setattr(spec, "handler", importer)
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    response = editor.post(f"{URL}raise-prices/", {}, format="json", **headers)
+    assert response.status_code == 200, response.content
+    assert response.json()["data"] == {"done": ["A", "C"], "failed": ["B", "A"]}
+    assert sorted(Product.objects.values_list("sku", flat=True)) == ["A", "C"]
+    assert sorted(e.payload["data"]["sku"] for e in created_events()) == ["A", "C"]
+
+
+@pytest.mark.django_db
 def test_a_refused_request_claims_nothing(store, org):
     viewer = member_client(org, "viewer")
     assert_error(post(viewer), 403, "FORBIDDEN")

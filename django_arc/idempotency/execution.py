@@ -17,6 +17,8 @@ stored. A 5xx is never stored: the key is released and a retry runs anew.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import transaction
@@ -66,6 +68,8 @@ class IdempotentExecution:
         self.record = record
         self.token = token
         self._atomic: Any = None
+        #: how many of the request's writes are open (see :meth:`write`)
+        self._writes = 0
 
     @classmethod
     def begin(cls, view: Any) -> IdempotentExecution | None:
@@ -131,6 +135,23 @@ class IdempotentExecution:
     def in_transaction(self) -> bool:
         """Whether the route runs inside this request's transaction (``database`` store)."""
         return self._atomic is not None
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """The transaction of one write inside this request's own (``write_transaction``).
+        The outermost write adds no savepoint (no SQL): an error leaving it marks the
+        request's transaction for rollback, so nothing of the request commits, even if
+        something catches the error. A write nested in another (a route or action calling
+        ``perform_create``) gets a savepoint, as without a key: a handler catching its error
+        (an import reporting the rows that failed) keeps the rest of its work, and the
+        failed write and its event are undone, not committed with it."""
+        nested = self._writes > 0
+        self._writes += 1
+        try:
+            with transaction.atomic(using=self.store.using, savepoint=nested):
+                yield
+        finally:
+            self._writes -= 1
 
     def abort(self, exc: BaseException) -> None:
         """The route raised: roll its writes back (the error response is stored after)."""
