@@ -637,6 +637,37 @@ def test_a_route_that_catches_a_failed_write_keeps_the_same_rows_with_a_key(
     assert sorted(e.payload["data"]["sku"] for e in created_events()) == ["A", "C"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_with_atomic_requests_an_answer_whose_writes_fail_to_commit_is_not_replayed(
+    store, org, monkeypatch
+):
+    """``ATOMIC_REQUESTS``: the request's writes commit after the view has answered. When
+    that commit fails (here a deferred foreign key; a serialization failure or a lost
+    connection alike) nothing was written: a retry must not be told "201 Created" for a row
+    that does not exist. On the ``database`` store the answer rolls back with the writes;
+    the ``cache`` store keeps it only once they commit (until then the claim holds, and a
+    retry runs once ``LOCK_SECONDS`` pass)."""
+    from django.db import connection
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+
+    def dangling(self, request, instance):
+        Order.objects.create(organization=org, product_id=10**9, customer_email="a@b.co")
+
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(store, LOCK_SECONDS=0.3))):
+        with monkeypatch.context() as patch:
+            patch.setattr(IdempotentProductResource, "after_create", dangling)
+            assert post(editor, key="deferred").status_code == 500  # the commit failed
+        assert not Product.objects.exists() and not created_events()
+        time.sleep(0.4)
+        retry = post(editor, key="deferred")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.get().pk == retry.json()["data"]["id"]
+    assert len(created_events()) == 1
+
+
 @pytest.mark.django_db
 def test_a_refused_request_claims_nothing(store, org):
     viewer = member_client(org, "viewer")

@@ -17,11 +17,12 @@ stored. A 5xx is never stored: the key is released and a retry runs anew.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.http import HttpResponse
 from rest_framework.permissions import SAFE_METHODS
 
@@ -169,12 +170,15 @@ class IdempotentExecution:
             store.release(record, token)
             return None
         try:
-            body = _content(response)
-            kept = store.complete(
-                record, token, response.status_code, response.get("Content-Type", ""), body
-            )
+            body = _content(response)  # rendering sets the Content-Type
+            answer = (response.status_code, response.get("Content-Type", ""), body)
+            if not store.transactional:
+                # the writes are not the store's to commit: stored or not, they stand
+                _when_request_commits(partial(store.complete, record, token, *answer))
+                return None
+            kept = store.complete(record, token, *answer)
             if self._atomic is None:
-                return None  # not transactional: the writes are committed, stored or not
+                return None  # the route raised: its writes are rolled back, its error stored
             if not kept:
                 self._close(_Rollback())
                 return ArcError(
@@ -204,6 +208,23 @@ class IdempotentExecution:
             atomic.__exit__(type(exc), exc, exc.__traceback__)
         except Exception:  # noqa: BLE001 - the rollback's own failure is only logged
             logger.exception("Rolling back an idempotent request failed")
+
+
+def _when_request_commits(complete: Callable[[], Any]) -> None:
+    """Store a non-transactional store's answer once the request's writes are committed: at
+    once, or, when the view runs inside ``ATOMIC_REQUESTS`` transactions, when the outermost
+    of them commits (Django opens them in ``DATABASES`` order, the last one outermost).
+    Stored before, an answer would outlive writes whose commit then failed, and a retry would
+    be told they were made. When the commit fails the claim is left to expire after
+    ``LOCK_SECONDS``, and the retry then runs."""
+    outermost = None
+    for alias, settings_dict in connections.settings.items():
+        if settings_dict.get("ATOMIC_REQUESTS") and connections[alias].in_atomic_block:
+            outermost = alias
+    if outermost is None:
+        complete()
+    else:
+        transaction.on_commit(complete, using=outermost)
 
 
 def _content(response: Any) -> bytes:
