@@ -414,6 +414,35 @@ def test_two_events_of_one_type_and_row_in_one_request_keep_two_keys(
 
 
 @pytest.mark.django_db
+def test_a_route_reading_a_body_no_parser_takes_runs_with_a_key(store, editor, monkeypatch):
+    """A non-raw route that reads the bytes itself (a CSV import): no parser takes its
+    content type, which is no error while nothing asks for ``request.data``. A key must not
+    turn it into a 415: the fingerprint then hashes the bytes, so a retry is replayed and
+    another body under the same key is refused."""
+    from django_arc import arc
+
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+
+    def csv_import(view, request, **kwargs):
+        return {"lines": request.body.decode().splitlines()}
+
+    monkeypatch.setattr(spec, "handler", csv_import)
+
+    def send(body, **headers):
+        return editor.generic(
+            "POST", f"{URL}raise-prices/", body, content_type="text/csv", **headers
+        )
+
+    plain = send(b"a,b\n1,2\n")
+    assert plain.json()["data"] == {"lines": ["a,b", "1,2"]}
+    first = send(b"a,b\n1,2\n", HTTP_IDEMPOTENCY_KEY="csv")
+    assert first.status_code == 200 and first.content.startswith(b'{"success":true')
+    again = send(b"a,b\n1,2\n", HTTP_IDEMPOTENCY_KEY="csv")
+    assert again.content == first.content and again["X-Idempotency-Replayed"] == "true"
+    assert_error(send(b"a,b\n1,3\n", HTTP_IDEMPOTENCY_KEY="csv"), 422, "IDEMPOTENCY_KEY_REUSED")
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("kind", ["204", "csv"])
 def test_an_answer_without_json_is_replayed_with_its_own_headers(store, editor, monkeypatch, kind):
     from django.http import HttpResponse

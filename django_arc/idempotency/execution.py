@@ -24,6 +24,7 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.http import HttpResponse
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
 
 from ..exceptions import ArcError, ShortCircuit
@@ -49,6 +50,16 @@ def applies(view: Any) -> bool:
     if enabled is None:
         enabled = arc_settings.IDEMPOTENCY.get("ENABLED", False)
     return bool(enabled)
+
+
+def _body(request: Any) -> Any:
+    """The body the fingerprint hashes: parsed, or its bytes when no parser takes its content
+    type — no error for a route that reads ``request.body`` itself (a CSV import) and never
+    asks for ``request.data``, so not one for a keyed request to it either."""
+    try:
+        return request.data
+    except UnsupportedMediaType:
+        return request.body
 
 
 def replay_response(claim: Claim) -> HttpResponse:
@@ -92,7 +103,7 @@ class IdempotentExecution:
         )
         record = Request(
             key=scoped,
-            fingerprint=fingerprint(request.method, request.get_full_path(), request.data),
+            fingerprint=fingerprint(request.method, request.get_full_path(), _body(request)),
             method=request.method,
             path=request.path,
             lock_seconds=float(settings.get("LOCK_SECONDS", 30)),

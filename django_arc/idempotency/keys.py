@@ -98,7 +98,10 @@ def _json_strings(parts: tuple[str, ...]) -> str:
 
 def _canonical(data: Any) -> Any:
     """A parsed body as plain JSON values: form and multipart bodies as ``{key: [values]}``,
-    uploaded files by name, size and content hash."""
+    uploaded files by name, size and content hash, a body no parser took (bytes) by size and
+    content hash."""
+    if isinstance(data, bytes):
+        return {"body": {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
     if isinstance(data, QueryDict):
         return {key: [_canonical(v) for v in data.getlist(key)] for key in data}
     if isinstance(data, UploadedFile):
