@@ -192,6 +192,47 @@ def test_a_request_that_outlives_its_lock_is_rolled_back_when_taken_over(monkeyp
     assert OutboxEvent.objects.filter(type="idem-products.updated").count() == 1
 
 
+@needs_postgres
+def test_a_request_outliving_a_ttl_shorter_than_its_lock_is_not_taken_over(monkeypatch):
+    """``database`` store, ``TTL_SECONDS`` below ``LOCK_SECONDS``: a claim is in flight until
+    its lock runs out, as on the ``cache`` store (whose in-flight key lives ``LOCK_SECONDS``
+    whatever the TTL). A repeat while it runs is 409, not a takeover that discards the
+    request's work."""
+    org = OrganizationFactory()
+    editor = member_client(org, "editor")
+    row = ProductFactory(organization=org, name="Before")
+    entered, release = threading.Event(), threading.Event()
+    calls = []
+
+    def first_waits(self, request, instance, data):
+        calls.append(1)
+        if len(calls) == 1:
+            entered.set()
+            assert release.wait(20)
+
+    monkeypatch.setattr(IdempotentProductResource, "before_update", first_waits)
+    idem = {"STORE": "database", "LOCK_SECONDS": 30, "TTL_SECONDS": 0.3}
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idem)):
+        first_client = clone(editor)
+        url = f"{URL}{row.pk}/"
+        thread, results = in_thread(
+            lambda: first_client.patch(
+                url, {"name": "After"}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+            )
+        )
+        try:
+            assert entered.wait(20)
+            time.sleep(0.5)  # past the TTL, well within the lock
+            repeat = editor.patch(url, {"name": "After"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+            assert_error(repeat, 409, "IDEMPOTENCY_CONFLICT")
+        finally:
+            release.set()
+            thread.join(30)
+        (first,) = results
+        assert first.status_code == 200, first.content
+    assert OutboxEvent.objects.filter(type="idem-products.updated").count() == 1
+
+
 # -- processes (PostgreSQL) ------------------------------------------------------------------------
 
 

@@ -76,6 +76,13 @@ def _token() -> str:
     return secrets.token_hex(16)
 
 
+def _claim_lifetime(request: Request) -> timedelta:
+    """How long a claim's record lives: its TTL, and never less than its lock, so a request
+    still running is in flight until its lock runs out (as on the ``cache`` store, whose claim
+    lives ``LOCK_SECONDS``), not taken for an expired record by a repeat or the purge."""
+    return timedelta(seconds=max(request.ttl_seconds, request.lock_seconds))
+
+
 def _stored_path(path: str) -> str:
     """The path as a record keeps it, for people reading records: what fits the column, and
     no NUL, which PostgreSQL's text cannot hold (``/products/%00/`` is a 404 to answer and
@@ -133,7 +140,7 @@ class DatabaseStore:
             adapt(now + timedelta(seconds=request.lock_seconds)),
             "",
             adapt(now),
-            adapt(now + timedelta(seconds=request.ttl_seconds)),
+            adapt(now + _claim_lifetime(request)),
         ]
         try:
             with block, connection.cursor() as cursor:
@@ -195,7 +202,7 @@ class DatabaseStore:
                 content_type="",
                 body=None,
                 created_at=now,
-                expires_at=now + timedelta(seconds=request.ttl_seconds),
+                expires_at=now + _claim_lifetime(request),
             )
         )
         return Claim(CLAIMED, token) if updated else None
