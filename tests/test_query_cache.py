@@ -939,6 +939,33 @@ def test_a_bump_lost_to_an_outage_is_applied_before_this_process_reads_again(sho
     same_as_uncached(editor)
 
 
+def test_a_bump_refused_by_a_full_redis_still_retires_the_entries(shop, tmp_path):
+    """A ``noeviction`` Redis at ``maxmemory`` refuses every ``SET`` but still answers
+    ``MGET`` (and ``DEL``): the process that wrote keeps its bump for later, but every other
+    process must not go on serving the entries the write made stale as HITs."""
+    import redis as redis_py
+
+    from django_arc.querycache import store
+
+    editor = shop["editor"]
+    with redis_server(tmp_path) as server:
+        with override_settings(CACHES=caches_with("redis", server["url"])):
+            get(editor, CACHED)
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+            client = redis_py.Redis.from_url(server["url"])
+            client.config_set("maxmemory", "1")  # full: SET refused with OOM
+            url = f"{CACHED}{shop['dear'].pk}/"
+            assert shop["admin"].patch(url, {"name": "Full"}, format="json").status_code == 200
+            store._pending_bumps.clear()  # another process, which did not make the write
+            after = same_as_uncached(editor)
+            assert after["X-Cache"] == "MISS"
+            assert "Full" in {d["name"] for d in after.json()["docs"]}
+            client.config_set("maxmemory", "0")
+            client.close()
+            assert same_as_uncached(editor)["X-Cache"] == "MISS"
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
 def test_a_version_key_evicted_is_a_miss_never_an_old_hit(shop, redis_cache):
     import redis as redis_py
 

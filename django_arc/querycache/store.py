@@ -195,9 +195,16 @@ class QueryCacheStore:
                 _pending_bumps.update((self.alias, k) for k in version_keys)
 
     def _bump(self, redis: Any, version_keys: Any) -> None:
+        """Delete the version keys, then give them new tokens, in one round trip. A full
+        ``noeviction`` Redis refuses the ``SET`` (``OOM``) but not the ``DEL``: the old
+        tokens, which the entries carry, are gone all the same, and a read that finds a
+        version key missing cannot store a new one either, so it answers uncached (the
+        ``SET`` error still makes the bump one to retry)."""
+        keys = [self.key(key) for key in version_keys]
         pipe = redis.pipeline(transaction=False)
-        for key in version_keys:
-            pipe.set(self.key(key), new_token())
+        pipe.delete(*keys)
+        for key in keys:
+            pipe.set(key, new_token())
         pipe.execute()
 
     def _retry_bumps(self, redis: Any) -> None:
