@@ -17,11 +17,13 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import timezone, translation
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, arc, presets, redis_alias
 from django_arc import permissions as P
+from django_arc.pagination import PagePagination
 from django_arc.query import QuerySpec
 from django_arc.querycache import invalidate
 from django_arc.querycache.keys import resource_version_key, version_keys
@@ -612,6 +614,49 @@ def test_a_project_serializer_keys_its_entries_by_caller_and_language(shop, sett
         assert french["X-Cache"] == "MISS"
         assert {d["word"] for d in french.json()["docs"]} == {"Oui"}
         assert {d["word"] for d in get(editor, url).json()["docs"]} == {"Yes"}
+
+
+class CountedPagination(PagePagination):
+    """A project pagination answering with headers of its own (a count, a ``Vary``)."""
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        response["X-Total-Count"] = str(self.total)
+        patch_vary_headers(response, ["Cookie"])
+        return response
+
+
+class _CountedProducts(Resource):
+    model = Product
+    fields = ["id", "name"]
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+    pagination_class = CountedPagination
+
+
+@greeting_site.register
+class CachedCountedProductResource(_CountedProducts):
+    name = "counted-products"
+    cache = {"stale_seconds": 30}
+
+
+@greeting_site.register
+class UncachedCountedProductResource(_CountedProducts):
+    name = "uncached-counted-products"
+    cache = False
+
+
+def test_an_answer_with_headers_of_its_own_is_never_served_without_them(shop, settings):
+    """A HIT is the stored bytes under DRF's own headers: an answer whose route set others (a
+    project pagination's count, its ``Vary``) would lose them, so it is not stored."""
+    editor = shop["editor"]
+    with site_mounted(settings, "g", greeting_site):
+        uncached = get(editor, "/g/uncached-counted-products/")
+        assert uncached["X-Total-Count"] == "6" and "Cookie" in uncached["Vary"]
+        for _ in range(2):
+            cached = get(editor, "/g/counted-products/")
+            assert cached.content == uncached.content
+            assert headers(cached) == headers(uncached)
 
 
 def test_parameters_the_query_language_ignores_share_the_entry(shop):
