@@ -984,6 +984,52 @@ def test_a_bump_lost_to_an_outage_is_applied_before_this_process_reads_again(sho
     same_as_uncached(editor)
 
 
+def test_no_thread_reads_while_another_applies_the_bumps_an_outage_held_back(shop, monkeypatch):
+    """While one thread sends the bumps an outage held back, another thread of the process
+    must not read the versions those bumps are about to retire and serve a stale HIT."""
+    import threading
+
+    from django.db import connections
+
+    from django_arc.querycache import store
+
+    editor, viewer = shop["editor"], shop["viewer"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    # a write whose bump did not reach Redis (what bump() keeps when Redis is away)
+    Product.objects.filter(organization=shop["a"]).update(name="Meanwhile")
+    version = resource_version_key(arc.get_resource("cached-products"))
+    store._pending_bumps.add(("redis", version))
+    sending, release = threading.Event(), threading.Event()
+    bump = store.QueryCacheStore._bump
+
+    def slow_bump(self, redis, keys):
+        sending.set()
+        release.wait(5)
+        return bump(self, redis, keys)
+
+    monkeypatch.setattr(store.QueryCacheStore, "_bump", slow_bump)
+    answers = {}
+
+    def read(name, client):
+        try:
+            answers[name] = get(client, CACHED)
+        finally:
+            connections.close_all()
+
+    retrying = threading.Thread(target=read, args=("viewer", viewer))
+    retrying.start()
+    assert sending.wait(5)
+    other = threading.Thread(target=read, args=("editor", editor))
+    other.start()
+    other.join(0.5)
+    release.set()
+    retrying.join()
+    other.join()
+    assert answers["editor"]["X-Cache"] == "MISS"
+    assert answers["editor"].content == get(editor, UNCACHED).content
+
+
 def test_a_bump_refused_by_a_full_redis_still_retires_the_entries(shop, tmp_path):
     """A ``noeviction`` Redis at ``maxmemory`` refuses every ``SET`` but still answers
     ``MGET`` (and ``DEL``): the process that wrote keeps its bump for later, but every other

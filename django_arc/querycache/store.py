@@ -208,15 +208,11 @@ class QueryCacheStore:
         pipe.execute()
 
     def _retry_bumps(self, redis: Any) -> None:
-        """Apply the bumps an outage held back, before this process reads again."""
+        """Apply the bumps an outage held back, before this process reads again. They stay
+        pending, under the lock, until Redis has them: another thread of the process waits
+        for them (or sends them itself) rather than reading the versions they retire."""
         with _pending_lock:
             mine = {k for alias, k in _pending_bumps if alias == self.alias}
-            _pending_bumps.difference_update((self.alias, k) for k in mine)
-        if not mine:
-            return
-        try:
-            self._bump(redis, mine)
-        except redis_alias.REDIS_ERRORS:
-            with _pending_lock:
-                _pending_bumps.update((self.alias, k) for k in mine)
-            raise
+            if mine:
+                self._bump(redis, mine)
+                _pending_bumps.difference_update((self.alias, k) for k in mine)
