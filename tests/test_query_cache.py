@@ -20,8 +20,9 @@ from django.utils import timezone, translation
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext
 from rest_framework import serializers
+from rest_framework.response import Response
 
-from django_arc import Resource, ResourceSite, arc, presets, redis_alias
+from django_arc import Resource, ResourceSite, arc, presets, redis_alias, route
 from django_arc import permissions as P
 from django_arc.pagination import PagePagination
 from django_arc.query import QuerySpec
@@ -754,6 +755,35 @@ def test_a_failed_write_leaves_the_entry_valid(shop):
     assert shop["viewer"].post(CACHED, {"name": "x"}, format="json").status_code == 403
     assert editor.post(CACHED, {"name": "no price"}, format="json").status_code == 400
     assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+@greeting_site.register
+class RepricingProductResource(Resource):
+    """A route that writes with ``QuerySet.update`` (no signal), then answers a 409 of its
+    own: its transaction commits all the same."""
+
+    model = Product
+    name = "repricing-products"
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership()}
+
+    @route("POST", "reprice", permissions=P.require_org_role("admin"))
+    def reprice(self, request, view):
+        view.get_queryset().update(name="Repriced")
+        return Response({"success": False, "message": "repriced, but late"}, status=409)
+
+
+def test_a_write_committed_by_a_route_answering_an_error_of_its_own_invalidates(shop, settings):
+    """The seam skips the bump of a request that failed, as an exception rolls its writes
+    back; a route that returns a 4xx has had its writes committed, and they count."""
+    editor = shop["editor"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    with site_mounted(settings, "g", greeting_site):
+        assert shop["admin"].post("/g/repricing-products/reprice/").status_code == 409
+    after = same_as_uncached(editor)
+    assert after["X-Cache"] == "MISS"
+    assert {d["name"] for d in after.json()["docs"]} == {"Repriced"}
 
 
 def test_a_write_to_a_resource_invalidates_the_resources_sharing_its_tag(shop):

@@ -4,7 +4,8 @@ and of its tags when the write's transaction commits.
 Three paths lead here, so no write is missed:
 
 - **every unsafe request** through a resource (CRUD, bulk, actions, preset and custom
-  routes) that answers below 400 — the view's ``finalize_response`` (one seam for all routes,
+  routes) that answers below 400, or returns an error response of its own (its writes
+  committed all the same) — the view's ``finalize_response`` (one seam for all routes,
   whatever they write with: ``save()``, ``bulk_create``, ``QuerySet.update``, raw SQL) —
   bumps every cached resource over the same model, or reading its rows;
 - **model signals** (``post_save``, ``post_delete``, ``m2m_changed``) of the models of
