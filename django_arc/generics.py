@@ -103,6 +103,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     cached_read: CachedRead | None = None
     #: answered from ``initial()`` (a replay, a cache hit): the route did not run
     short_circuited: bool = False
+    #: answered by ``handle_exception()``: the route raised, and its write transaction (if
+    #: any) rolled back
+    raised: bool = False
     #: the row a get answered (the query cache keeps it for its hits' object checks)
     arc_object: Any = None
 
@@ -147,6 +150,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         if isinstance(exc, ShortCircuit):
             self.short_circuited = True
             return exc.response
+        self.raised = True
         if self.idempotent_execution is not None:
             self.idempotent_execution.abort(exc)
         return super().handle_exception(exc)
@@ -171,8 +175,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         if read is not None:
             read.finish(response)
         if request.method not in SAFE_METHODS and self.action not in (None, "metadata"):
-            succeeded = response.status_code < 400 and not self.short_circuited
-            invalidation.request_wrote(self.resource, succeeded)
+            # A route that returns an error of its own (a 409 as a Response) has had its
+            # writes committed all the same; one that raised has had them rolled back.
+            wrote = response.status_code < 400 or not self.raised
+            invalidation.request_wrote(self.resource, wrote and not self.short_circuited)
         response["X-Request-Id"] = get_request_id(request)
         return response
 

@@ -17,11 +17,14 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import timezone, translation
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext
 from rest_framework import serializers
+from rest_framework.response import Response
 
-from django_arc import Resource, ResourceSite, arc, presets, redis_alias
+from django_arc import Resource, ResourceSite, arc, presets, redis_alias, route
 from django_arc import permissions as P
+from django_arc.pagination import PagePagination
 from django_arc.query import QuerySpec
 from django_arc.querycache import invalidate
 from django_arc.querycache.keys import resource_version_key, version_keys
@@ -614,6 +617,49 @@ def test_a_project_serializer_keys_its_entries_by_caller_and_language(shop, sett
         assert {d["word"] for d in get(editor, url).json()["docs"]} == {"Yes"}
 
 
+class CountedPagination(PagePagination):
+    """A project pagination answering with headers of its own (a count, a ``Vary``)."""
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        response["X-Total-Count"] = str(self.total)
+        patch_vary_headers(response, ["Cookie"])
+        return response
+
+
+class _CountedProducts(Resource):
+    model = Product
+    fields = ["id", "name"]
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+    pagination_class = CountedPagination
+
+
+@greeting_site.register
+class CachedCountedProductResource(_CountedProducts):
+    name = "counted-products"
+    cache = {"stale_seconds": 30}
+
+
+@greeting_site.register
+class UncachedCountedProductResource(_CountedProducts):
+    name = "uncached-counted-products"
+    cache = False
+
+
+def test_an_answer_with_headers_of_its_own_is_never_served_without_them(shop, settings):
+    """A HIT is the stored bytes under DRF's own headers: an answer whose route set others (a
+    project pagination's count, its ``Vary``) would lose them, so it is not stored."""
+    editor = shop["editor"]
+    with site_mounted(settings, "g", greeting_site):
+        uncached = get(editor, "/g/uncached-counted-products/")
+        assert uncached["X-Total-Count"] == "6" and "Cookie" in uncached["Vary"]
+        for _ in range(2):
+            cached = get(editor, "/g/counted-products/")
+            assert cached.content == uncached.content
+            assert headers(cached) == headers(uncached)
+
+
 def test_parameters_the_query_language_ignores_share_the_entry(shop):
     editor = shop["editor"]
     assert get(editor, CACHED, "?status=active")["X-Cache"] == "MISS"
@@ -709,6 +755,35 @@ def test_a_failed_write_leaves_the_entry_valid(shop):
     assert shop["viewer"].post(CACHED, {"name": "x"}, format="json").status_code == 403
     assert editor.post(CACHED, {"name": "no price"}, format="json").status_code == 400
     assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+@greeting_site.register
+class RepricingProductResource(Resource):
+    """A route that writes with ``QuerySet.update`` (no signal), then answers a 409 of its
+    own: its transaction commits all the same."""
+
+    model = Product
+    name = "repricing-products"
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership()}
+
+    @route("POST", "reprice", permissions=P.require_org_role("admin"))
+    def reprice(self, request, view):
+        view.get_queryset().update(name="Repriced")
+        return Response({"success": False, "message": "repriced, but late"}, status=409)
+
+
+def test_a_write_committed_by_a_route_answering_an_error_of_its_own_invalidates(shop, settings):
+    """The seam skips the bump of a request that failed, as an exception rolls its writes
+    back; a route that returns a 4xx has had its writes committed, and they count."""
+    editor = shop["editor"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    with site_mounted(settings, "g", greeting_site):
+        assert shop["admin"].post("/g/repricing-products/reprice/").status_code == 409
+    after = same_as_uncached(editor)
+    assert after["X-Cache"] == "MISS"
+    assert {d["name"] for d in after.json()["docs"]} == {"Repriced"}
 
 
 def test_a_write_to_a_resource_invalidates_the_resources_sharing_its_tag(shop):
@@ -937,6 +1012,79 @@ def test_a_bump_lost_to_an_outage_is_applied_before_this_process_reads_again(sho
     after = get(editor, CACHED)
     assert after["X-Cache"] == "MISS" and after.content != before.content
     same_as_uncached(editor)
+
+
+def test_no_thread_reads_while_another_applies_the_bumps_an_outage_held_back(shop, monkeypatch):
+    """While one thread sends the bumps an outage held back, another thread of the process
+    must not read the versions those bumps are about to retire and serve a stale HIT."""
+    import threading
+
+    from django.db import connections
+
+    from django_arc.querycache import store
+
+    editor, viewer = shop["editor"], shop["viewer"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    # a write whose bump did not reach Redis (what bump() keeps when Redis is away)
+    Product.objects.filter(organization=shop["a"]).update(name="Meanwhile")
+    version = resource_version_key(arc.get_resource("cached-products"))
+    store._pending_bumps.add(("redis", version))
+    sending, release = threading.Event(), threading.Event()
+    bump = store.QueryCacheStore._bump
+
+    def slow_bump(self, redis, keys):
+        sending.set()
+        release.wait(5)
+        return bump(self, redis, keys)
+
+    monkeypatch.setattr(store.QueryCacheStore, "_bump", slow_bump)
+    answers = {}
+
+    def read(name, client):
+        try:
+            answers[name] = get(client, CACHED)
+        finally:
+            connections.close_all()
+
+    retrying = threading.Thread(target=read, args=("viewer", viewer))
+    retrying.start()
+    assert sending.wait(5)
+    other = threading.Thread(target=read, args=("editor", editor))
+    other.start()
+    other.join(0.5)
+    release.set()
+    retrying.join()
+    other.join()
+    assert answers["editor"]["X-Cache"] == "MISS"
+    assert answers["editor"].content == get(editor, UNCACHED).content
+
+
+def test_a_bump_refused_by_a_full_redis_still_retires_the_entries(shop, tmp_path):
+    """A ``noeviction`` Redis at ``maxmemory`` refuses every ``SET`` but still answers
+    ``MGET`` (and ``DEL``): the process that wrote keeps its bump for later, but every other
+    process must not go on serving the entries the write made stale as HITs."""
+    import redis as redis_py
+
+    from django_arc.querycache import store
+
+    editor = shop["editor"]
+    with redis_server(tmp_path) as server:
+        with override_settings(CACHES=caches_with("redis", server["url"])):
+            get(editor, CACHED)
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+            client = redis_py.Redis.from_url(server["url"])
+            client.config_set("maxmemory", "1")  # full: SET refused with OOM
+            url = f"{CACHED}{shop['dear'].pk}/"
+            assert shop["admin"].patch(url, {"name": "Full"}, format="json").status_code == 200
+            store._pending_bumps.clear()  # another process, which did not make the write
+            after = same_as_uncached(editor)
+            assert after["X-Cache"] == "MISS"
+            assert "Full" in {d["name"] for d in after.json()["docs"]}
+            client.config_set("maxmemory", "0")
+            client.close()
+            assert same_as_uncached(editor)["X-Cache"] == "MISS"
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
 
 
 def test_a_version_key_evicted_is_a_miss_never_an_old_hit(shop, redis_cache):

@@ -18,6 +18,7 @@ from django.test.utils import isolate_apps
 
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
+from django_arc.querycache import invalidate
 from django_arc.sites import _all_sites
 from shop.models import Organization, Product
 from tests import test_query_cache
@@ -25,7 +26,7 @@ from tests.factories import AuthorFactory, BookFactory, UserFactory
 from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL
 from tests.test_query_cache import CACHED, get, same_as_uncached
-from tests.testapp.models import Article, Book, Review
+from tests.testapp.models import Article, Author, Book, Review
 
 # test_query_cache's fixtures: Redis under a prefix of the test's own (autouse), and the shop
 redis_cache = test_query_cache.redis_cache
@@ -264,3 +265,157 @@ def test_models_no_cached_answer_depends_on_keep_fast_deletes():
     BookFactory(author=AuthorFactory())
     collector = Collector(using="default")
     assert collector.can_fast_delete(Review.objects.all())
+
+
+# -- writes to the rows of another model an answer reads ---------------------------------------
+
+
+class CachedAuthorResource(Resource):
+    """Authors render the ids of their books: a reverse relation, whose rows are Book's."""
+
+    model = Author
+    name = "cached-authors"
+    fields = ["id", "name", "books"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+class CachedBookByAuthorResource(Resource):
+    """Books filtered and sorted by their author's name: a path that joins Author's rows."""
+
+    model = Book
+    name = "cached-books-by-author"
+    fields = ["id", "title"]
+    filter_fields = {"author__name": ["eq"]}
+    sort_fields = ["author__name"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+@pytest.fixture
+def readers(settings):
+    """An anonymous client of the two resources above, on a site of this test's own."""
+    site_resources = (CachedAuthorResource, CachedBookByAuthorResource)
+    with registered_site("cached-readers-test", *site_resources) as site:
+        with site_mounted(settings, "cr", site):
+            yield client_for(None)
+
+
+def test_a_write_to_the_rows_of_a_rendered_reverse_relation_invalidates(readers):
+    author = AuthorFactory(name="Frank")
+    first = BookFactory(author=author)
+    authors = "/cr/cached-authors/"
+    assert get(readers, authors).json()["docs"][0]["books"] == [first.pk]
+    after = hit_then(readers, authors, lambda: BookFactory(author=author))
+    assert after["X-Cache"] == "MISS"
+    assert len(after.json()["docs"][0]["books"]) == 2
+
+    def moved():
+        Book.objects.filter(pk=first.pk).update(author=AuthorFactory())
+        invalidate(Book)  # the documented helper, for a write no signal reports
+
+    after = hit_then(readers, authors, moved)
+    assert after["X-Cache"] == "MISS"
+    assert first.pk not in after.json()["docs"][0]["books"]
+
+
+def test_a_write_to_a_model_a_filter_path_joins_invalidates(readers):
+    author = AuthorFactory(name="Frank")
+    BookFactory(author=author, title="Dune")
+    books = "/cr/cached-books-by-author/"
+    query = "?author__name=Frank"
+    assert [d["title"] for d in get(readers, books, query).json()["docs"]] == ["Dune"]
+
+    def rename():
+        author.name = "Herbert"
+        author.save()
+
+    after = hit_then(readers, f"{books}{query}", rename)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"] == []
+
+
+class Label(models.Model):
+    """A many-to-many pair; their tables are made by the ``labels`` fixture (the test app
+    has no migration for them)."""
+
+    name = models.CharField(max_length=50)
+
+    class Meta:
+        app_label = "testapp"
+
+
+class Labelled(models.Model):
+    title = models.CharField(max_length=50)
+    labels = models.ManyToManyField(Label, related_name="labelled")
+
+    class Meta:
+        app_label = "testapp"
+
+
+class CachedLabelledResource(Resource):
+    """Rows that render the ids of their labels (the many-to-many table's rows)."""
+
+    model = Labelled
+    name = "cached-labelled"
+    fields = ["id", "title", "labels"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+class CachedLabelResource(Resource):
+    """Labels filtered by the title of what they label: a path through the table."""
+
+    model = Label
+    name = "cached-labels"
+    fields = ["id", "name"]
+    filter_fields = {"labelled__title": ["eq"]}
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+@pytest.fixture
+def labels(settings):
+    with connection.schema_editor() as editor:
+        editor.create_model(Label)
+        editor.create_model(Labelled)
+    try:
+        site_resources = (CachedLabelledResource, CachedLabelResource)
+        with registered_site("cached-labels-test", *site_resources) as site:
+            with site_mounted(settings, "cl", site):
+                yield client_for(None)
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(Labelled)
+            editor.delete_model(Label)
+
+
+def test_many_to_many_writes_from_either_side_invalidate(labels):
+    item = Labelled.objects.create(title="Dune")
+    red, blue = Label.objects.create(name="red"), Label.objects.create(name="blue")
+    listed, by_title = "/cl/cached-labelled/", "/cl/cached-labels/?labelled__title=Dune"
+
+    def labels_of_item():
+        return get(labels, listed).json()["docs"][0]["labels"]
+
+    for write, expected in (
+        (lambda: item.labels.add(red), [red.pk]),
+        (lambda: blue.labelled.add(item), [red.pk, blue.pk]),
+        (lambda: item.labels.remove(red), [blue.pk]),
+        (blue.delete, []),  # the table's rows go with it, without m2m_changed
+    ):
+        after = hit_then(labels, listed, write)
+        assert after["X-Cache"] == "MISS"
+        assert sorted(labels_of_item()) == sorted(expected)
+    green = Label.objects.create(name="green")
+    after = hit_then(labels, by_title, lambda: item.labels.add(green))
+    assert after["X-Cache"] == "MISS"
+    assert [d["name"] for d in after.json()["docs"]] == ["green"]
+
+    def rename():
+        item.title = "Dune Messiah"
+        item.save()
+
+    after = hit_then(labels, by_title, rename)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"] == []

@@ -4,15 +4,18 @@ and of its tags when the write's transaction commits.
 Three paths lead here, so no write is missed:
 
 - **every unsafe request** through a resource (CRUD, bulk, actions, preset and custom
-  routes) that answers below 400 — the view's ``finalize_response`` (one seam for all routes,
+  routes) that answers below 400, or returns an error response of its own (its writes
+  committed all the same) — the view's ``finalize_response`` (one seam for all routes,
   whatever they write with: ``save()``, ``bulk_create``, ``QuerySet.update``, raw SQL) —
-  bumps every cached resource over the same model;
+  bumps every cached resource over the same model, or reading its rows;
 - **model signals** (``post_save``, ``post_delete``, ``m2m_changed``) of the models of
   cached resources, of their proxies and of their multi-table descendants (whose saves write
   the parents' rows with no signal of the parents') — admin saves, ``Model.save()``/
-  ``delete()`` in shell scripts, tasks, other apps' code — and the ``post_delete`` of the
+  ``delete()`` in shell scripts, tasks, other apps' code — the ``post_delete`` of the
   models they point at with ``on_delete=SET_NULL`` (or ``SET_DEFAULT``, ``SET(...)``), which
-  Django answers with an ``UPDATE`` of the cached rows and no signal of theirs;
+  Django answers with an ``UPDATE`` of the cached rows and no signal of theirs, and the
+  signals of the other models whose rows the answers read (rendered reverse and
+  many-to-many relations, query-language paths through relations);
 - :func:`invalidate`, for what sends no signal: ``QuerySet.update()``, ``bulk_create``,
   ``bulk_update``, raw SQL, models no resource serves but a cached answer renders (give them
   a tag).
@@ -27,6 +30,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models, transaction
 from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save
 
@@ -97,6 +101,8 @@ _watched: set[type[models.Model]] = set()
 # A model -> the watched models with a foreign key to it that deleting its rows changes
 # without a signal of theirs (see _keys_changed_on_delete).
 _referencing: dict[type[models.Model], set[type[models.Model]]] = {}
+# A model -> the watched models whose cached answers read its rows too (see _models_read).
+_readers: dict[type[models.Model], set[type[models.Model]]] = {}
 _by_model: dict[type[models.Model], list[Any]] = {}
 _registry_state: tuple[int, int] | None = None
 
@@ -120,13 +126,23 @@ def _resources_of(model: type[models.Model]) -> list[Any]:
 
 
 def _resources_over(model: type[models.Model]) -> list[Any]:
-    """Resources whose rows a write to ``model``'s rows writes: those serving its table
+    """Resources whose answers a write to ``model``'s rows changes: those serving its table
     (``model`` or a proxy of it) and those serving any of its ancestors' — a row of a
-    multi-table child is also a row of each parent's table."""
-    found = list(_resources_of(model))
-    for parent in model._meta.get_parent_list():
-        found += _resources_of(parent)
+    multi-table child is also a row of each parent's table — and those whose answers read
+    the rows of one of these tables (:func:`_models_read`)."""
+    tables = [model, *model._meta.get_parent_list()]
+    found = []
+    for table in tables:
+        found += _resources_of(table)
+        for reader in _readers.get(table._meta.concrete_model, ()):
+            found += _resources_of(reader)
     return found
+
+
+def _rows_linked(sender: Any, **kwargs: Any) -> None:
+    """``m2m_changed`` of a many-to-many table an answer reads: once the rows are written."""
+    if kwargs.get("action", "").startswith("post_"):
+        _model_changed(sender, **kwargs)
 
 
 def _model_changed(sender: Any, **kwargs: Any) -> None:
@@ -192,7 +208,7 @@ def _connect(cls: type[models.Model]) -> None:
     if cls._meta.abstract:
         return
     uid = f"django_arc.querycache:{cls._meta.label}"
-    if any(issubclass(cls, model) for model in _watched):
+    if any(issubclass(cls, model) for model in (*_watched, *_readers)):
         post_save.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
         post_delete.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
     if any(issubclass(cls, model) for model in _referencing):
@@ -212,14 +228,58 @@ class_prepared.connect(
 )
 
 
+def _models_read(resource: Any) -> set[type[models.Model]]:
+    """The models besides its own whose rows ``resource``'s answers read: the other side of
+    the reverse and many-to-many relations it renders (a book's ``reviews`` are Review's
+    rows) and their tables, and every model a path of its query language joins
+    (``filter_fields``, ``sort_fields``, ``search_fields``, ``default_sort``:
+    ``author__name`` reads Author's rows). A name that is no such field is skipped (an
+    unknown one is ``manage.py check``'s to report)."""
+    model = resource.model
+    read: set[type[models.Model]] = set()
+
+    def relation(field: Any, joined: bool) -> None:
+        if not field.is_relation or field.related_model is None:
+            return
+        if joined or not field.concrete or field.many_to_many:
+            read.add(field.related_model)
+        through = getattr(field.remote_field if field.concrete else field, "through", None)
+        if field.many_to_many and through is not None:
+            read.add(through)
+
+    for name in resource.fields or ():
+        try:
+            relation(model._meta.get_field(name), joined=False)
+        except (FieldDoesNotExist, AttributeError, TypeError):
+            continue
+    filters = resource.filter_fields or {}
+    sorts = (part.strip().lstrip("-+") for part in (resource.default_sort or "").split(","))
+    for path in (*filters, *(resource.sort_fields or ()), *(resource.search_fields or ()), *sorts):
+        current = model
+        parts = str(path).split("__")
+        for i, part in enumerate(parts):
+            try:
+                field = current._meta.get_field(part)
+            except (FieldDoesNotExist, AttributeError, TypeError):
+                break
+            relation(field, joined=i < len(parts) - 1)
+            if field.related_model is None:
+                break
+            current = field.related_model
+    return {m._meta.concrete_model for m in read if m is not None} - {model._meta.concrete_model}
+
+
 def watch(resource: Any) -> None:
     """Connect the model signals of ``resource``'s model — its proxies and multi-table
-    descendants included, those defined later too — of its many-to-many tables, and the
+    descendants included, those defined later too — of its many-to-many tables, the
     ``post_delete`` of the models its foreign keys point at when deleting their rows sets
-    those keys, when the resource is cached."""
+    those keys, and the signals of the other models its answers read (:func:`_models_read`),
+    when the resource is cached."""
     if policy_for(resource) is None:
         return
     model = resource.model._meta.concrete_model
+    for other in _models_read(resource):
+        _read_by(other, model)
     if model in _watched:
         return
     _watched.add(model)
@@ -230,15 +290,24 @@ def watch(resource: Any) -> None:
         _referencing.setdefault(target, set()).add(model)
         for cls in _family(target):
             _connect(cls)
-    uid = f"django_arc.querycache:{model._meta.label}"
     for field in model._meta.many_to_many:
-        through = field.remote_field.through
+        _read_by(field.remote_field.through._meta.concrete_model, model)
 
-        def m2m(sender: Any, _model: Any = model, **kwargs: Any) -> None:
-            if kwargs.get("action", "").startswith("post_"):
-                _model_changed(_model, **kwargs)
 
-        m2m_changed.connect(m2m, sender=through, weak=False, dispatch_uid=f"{uid}:{field.name}")
+def _read_by(other: type[models.Model], model: type[models.Model]) -> None:
+    """Record that cached answers of ``model`` read ``other``'s rows, and connect the
+    signals of ``other``'s writes: ``m2m_changed`` when it is a many-to-many table (sent
+    with the table as sender, whichever side wrote), ``post_save``/``post_delete`` of it and
+    of its proxies and descendants (an implicit many-to-many table sends none)."""
+    readers = _readers.setdefault(other, set())
+    if model in readers:
+        return
+    readers.add(model)
+    uid = f"django_arc.querycache:{other._meta.label}:linked"
+    m2m_changed.connect(_rows_linked, sender=other, weak=False, dispatch_uid=uid)
+    if not other._meta.auto_created:
+        for cls in _family(other):
+            _connect(cls)
 
 
 def watch_all() -> None:
@@ -258,7 +327,8 @@ on_reload(watch_all)
 
 def invalidate(*targets: Any, using: str | None = None) -> None:
     """Invalidate cached answers after writes no signal reports. Each target is a model
-    class (every resource serving it or one of its multi-table ancestors), a ``Resource``
+    class (every resource serving it or one of its multi-table ancestors, or reading their
+    rows: :func:`_models_read`), a ``Resource``
     class or instance, or a tag name::
 
         Product.objects.filter(status="draft").update(status="archived")

@@ -66,6 +66,19 @@ def rendered(view: Any, response: Any) -> bytes:
     return bytes(response.content)
 
 
+def has_own_headers(view: Any, response: Any) -> bool:
+    """Whether the route's answer carries headers or cookies a HIT would not have: a HIT is
+    the stored bytes and content type under the headers DRF gives every answer of the view
+    (``Allow``, ``Vary: Accept``), so an answer a project's pagination class gave a count,
+    a ``Link`` or a ``Vary`` of its own is not stored (it would be served without them)."""
+    if response.cookies:
+        return True
+    expected = view.default_response_headers
+    return any(
+        expected.get(name) != value for name, value in response.items() if name != "Content-Type"
+    )
+
+
 class CachedRead:
     """The cache's part in one cacheable request; see the module docstring."""
 
@@ -131,11 +144,14 @@ class CachedRead:
         return response
 
     def finish(self, response: Any) -> None:
-        """Mark the route's answer a miss and store it when it is a 200."""
-        response[HEADER] = "MISS"
+        """Mark the route's answer a miss and store it when it is a 200 a HIT can repeat."""
         if self.store is None or response.status_code != 200 or not hasattr(response, "render"):
+            response[HEADER] = "MISS"
             return
-        self.store.write(self.key, self.entry(response), self.policy.gc_seconds)
+        own_headers = has_own_headers(self.view, response)
+        response[HEADER] = "MISS"
+        if not own_headers:
+            self.store.write(self.key, self.entry(response), self.policy.gc_seconds)
 
     def entry(self, response: Any) -> Entry:
         obj = getattr(self.view, "arc_object", None) if self.view.action == "retrieve" else None
@@ -175,7 +191,11 @@ class CachedRead:
             self.versions = store.versions(self.version_keys)
             self.started = time.time()
             response = self.rerun()
-            if response is not None and response.status_code == 200:
+            if (
+                response is not None
+                and response.status_code == 200
+                and not has_own_headers(view, response)
+            ):
                 store.write(self.key, self.entry(response), self.policy.gc_seconds)
             else:
                 store.discard(self.key)

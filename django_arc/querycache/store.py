@@ -195,21 +195,24 @@ class QueryCacheStore:
                 _pending_bumps.update((self.alias, k) for k in version_keys)
 
     def _bump(self, redis: Any, version_keys: Any) -> None:
+        """Delete the version keys, then give them new tokens, in one round trip. A full
+        ``noeviction`` Redis refuses the ``SET`` (``OOM``) but not the ``DEL``: the old
+        tokens, which the entries carry, are gone all the same, and a read that finds a
+        version key missing cannot store a new one either, so it answers uncached (the
+        ``SET`` error still makes the bump one to retry)."""
+        keys = [self.key(key) for key in version_keys]
         pipe = redis.pipeline(transaction=False)
-        for key in version_keys:
-            pipe.set(self.key(key), new_token())
+        pipe.delete(*keys)
+        for key in keys:
+            pipe.set(key, new_token())
         pipe.execute()
 
     def _retry_bumps(self, redis: Any) -> None:
-        """Apply the bumps an outage held back, before this process reads again."""
+        """Apply the bumps an outage held back, before this process reads again. They stay
+        pending, under the lock, until Redis has them: another thread of the process waits
+        for them (or sends them itself) rather than reading the versions they retire."""
         with _pending_lock:
             mine = {k for alias, k in _pending_bumps if alias == self.alias}
-            _pending_bumps.difference_update((self.alias, k) for k in mine)
-        if not mine:
-            return
-        try:
-            self._bump(redis, mine)
-        except redis_alias.REDIS_ERRORS:
-            with _pending_lock:
-                _pending_bumps.update((self.alias, k) for k in mine)
-            raise
+            if mine:
+                self._bump(redis, mine)
+                _pending_bumps.difference_update((self.alias, k) for k in mine)
