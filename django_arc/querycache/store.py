@@ -22,6 +22,8 @@ import threading
 import time
 from typing import Any, NamedTuple
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from .. import redis_alias
 
 FEATURE = "query cache"
@@ -209,10 +211,15 @@ class QueryCacheStore:
 
     def _retry_bumps(self, redis: Any) -> None:
         """Apply the bumps an outage held back, before this process reads again. They stay
-        pending, under the lock, until Redis has them: another thread of the process waits
-        for them (or sends them itself) rather than reading the versions they retire."""
-        with _pending_lock:
+        pending, under the lock, until Redis has them. Another thread of the process finding
+        them being sent neither reads the versions they retire nor waits for them (behind a
+        Redis that may still be timing out): it is answered as in the outage, uncached."""
+        if not _pending_lock.acquire(blocking=False):
+            raise RedisConnectionError("bumps an outage held back are being applied")
+        try:
             mine = {k for alias, k in _pending_bumps if alias == self.alias}
             if mine:
                 self._bump(redis, mine)
                 _pending_bumps.difference_update((self.alias, k) for k in mine)
+        finally:
+            _pending_lock.release()
