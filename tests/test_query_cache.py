@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 
 import pytest
@@ -1141,3 +1142,56 @@ def test_without_a_django_redis_alias_nothing_is_cached(shop):
     with override_settings(ARC=arc_with(CACHE={"ALIAS": "default"})):
         response = get(shop["editor"], CACHED)
         assert response.status_code == 200 and "X-Cache" not in response
+
+
+@pytest.mark.parametrize("level", ["REPEATABLE_READ", "SERIALIZABLE", "READ_COMMITTED"])
+def test_a_miss_read_in_an_older_snapshot_than_the_versions_is_not_stored(shop, monkeypatch, level):
+    """``ATOMIC_REQUESTS`` at ``REPEATABLE READ`` or ``SERIALIZABLE``: the request's
+    transaction takes its snapshot at its first query (authentication, the scope), before the
+    version tokens are read. A write committed and bumped in between is in the tokens but not
+    in the rows the route then reads: that answer must not be stored under those tokens (the
+    next read would be a stale HIT). At ``READ COMMITTED`` each query sees what was committed
+    before it, and the answer is stored as always."""
+    from django.db import connections
+    from psycopg import IsolationLevel
+
+    from django_arc.querycache import store as qc_store
+
+    if connection.vendor != "postgresql":
+        pytest.skip("isolation levels are PostgreSQL's here (ARC_TEST_DB=postgres)")
+    web = client_for(shop["editor"].user, HTTP_X_ORGANIZATION_ID=str(shop["a"].pk))
+    read = qc_store.QueryCacheStore.read
+
+    def write_first(self, key, keys):
+        """A concurrent request's write and bump, committed just before the tokens are read."""
+
+        def write():
+            Product.objects.filter(organization=shop["a"]).update(name="Concurrent")
+            invalidate(Product)
+            connections.close_all()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        thread.join()
+        return read(self, key, keys)
+
+    settings_dict = connection.settings_dict
+    monkeypatch.setitem(settings_dict, "ATOMIC_REQUESTS", True)
+    monkeypatch.setitem(
+        settings_dict,
+        "OPTIONS",
+        {**settings_dict["OPTIONS"], "isolation_level": IsolationLevel[level]},
+    )
+    connection.close()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(qc_store.QueryCacheStore, "read", write_first)
+            first = web.get(CACHED)
+        assert first["X-Cache"] == "MISS"
+        again = web.get(CACHED)
+        assert again.content == web.get(UNCACHED).content
+        assert {row["name"] for row in again.json()["docs"]} == {"Concurrent"}
+        stored = level == "READ_COMMITTED"
+        assert again["X-Cache"] == ("HIT" if stored else "MISS")
+    finally:
+        connection.close()

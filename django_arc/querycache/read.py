@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import connections, router
 from django.http import Http404, HttpResponse
 from django.utils import timezone, translation
 from rest_framework.exceptions import APIException
@@ -77,6 +78,25 @@ def has_own_headers(view: Any, response: Any) -> bool:
     return any(
         expected.get(name) != value for name, value in response.items() if name != "Content-Type"
     )
+
+
+#: isolation levels (as Django's PostgreSQL and MySQL backends name them) whose transactions
+#: read one snapshot, taken at their first query
+SNAPSHOT_LEVELS = frozenset({"REPEATABLE_READ", "SERIALIZABLE", "repeatable read", "serializable"})
+
+
+def reads_a_snapshot(view: Any) -> bool:
+    """Whether the route read its rows in a transaction that may have taken its snapshot
+    before the version tokens were read (``ATOMIC_REQUESTS`` at ``REPEATABLE READ`` or
+    ``SERIALIZABLE``: authentication or the scope queried first). A write committed and bumped
+    in between is then in the tokens but not in the rows, and the answer must not be stored
+    under them. At ``READ COMMITTED`` (the default) every query sees what was committed
+    before it ran, after the tokens."""
+    connection = connections[router.db_for_read(view.resource.model)]
+    if not connection.in_atomic_block:
+        return False
+    level = getattr(connection, "isolation_level", None)
+    return getattr(level, "name", level) in SNAPSHOT_LEVELS
 
 
 class CachedRead:
@@ -144,13 +164,14 @@ class CachedRead:
         return response
 
     def finish(self, response: Any) -> None:
-        """Mark the route's answer a miss and store it when it is a 200 a HIT can repeat."""
+        """Mark the route's answer a miss and store it when it is a 200 a HIT can repeat,
+        read after the version tokens."""
         if self.store is None or response.status_code != 200 or not hasattr(response, "render"):
             response[HEADER] = "MISS"
             return
-        own_headers = has_own_headers(self.view, response)
+        keep = not has_own_headers(self.view, response) and not reads_a_snapshot(self.view)
         response[HEADER] = "MISS"
-        if not own_headers:
+        if keep:
             self.store.write(self.key, self.entry(response), self.policy.gc_seconds)
 
     def entry(self, response: Any) -> Entry:
