@@ -335,47 +335,42 @@ def test_a_write_to_a_model_a_filter_path_joins_invalidates(readers):
     assert after.json()["docs"] == []
 
 
-class Label(models.Model):
-    """A many-to-many pair; their tables are made by the ``labels`` fixture (the test app
-    has no migration for them)."""
-
-    name = models.CharField(max_length=50)
-
-    class Meta:
-        app_label = "testapp"
-
-
-class Labelled(models.Model):
-    title = models.CharField(max_length=50)
-    labels = models.ManyToManyField(Label, related_name="labelled")
-
-    class Meta:
-        app_label = "testapp"
-
-
-class CachedLabelledResource(Resource):
-    """Rows that render the ids of their labels (the many-to-many table's rows)."""
-
-    model = Labelled
-    name = "cached-labelled"
-    fields = ["id", "title", "labels"]
-    permissions = {"list": P.allow_public(), "get": P.allow_public()}
-    cache = {"stale_seconds": 30}
-
-
-class CachedLabelResource(Resource):
-    """Labels filtered by the title of what they label: a path through the table."""
-
-    model = Label
-    name = "cached-labels"
-    fields = ["id", "name"]
-    filter_fields = {"labelled__title": ["eq"]}
-    permissions = {"list": P.allow_public(), "get": P.allow_public()}
-    cache = {"stale_seconds": 30}
-
-
 @pytest.fixture
 def labels(settings):
+    """A many-to-many pair with their tables for this test only, isolated so that no other
+    test's flush looks for them: rows that render the ids of their labels (the many-to-many
+    table's rows), and labels filtered by the title of what they label (a path through the
+    table). Yields the client, ``Label`` and ``Labelled``."""
+    with isolate_apps("tests.testapp"):
+
+        class Label(models.Model):
+            name = models.CharField(max_length=50)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Labelled(models.Model):
+            title = models.CharField(max_length=50)
+            labels = models.ManyToManyField(Label, related_name="labelled")
+
+            class Meta:
+                app_label = "testapp"
+
+    class CachedLabelledResource(Resource):
+        model = Labelled
+        name = "cached-labelled"
+        fields = ["id", "title", "labels"]
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    class CachedLabelResource(Resource):
+        model = Label
+        name = "cached-labels"
+        fields = ["id", "name"]
+        filter_fields = {"labelled__title": ["eq"]}
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
     with connection.schema_editor() as editor:
         editor.create_model(Label)
         editor.create_model(Labelled)
@@ -383,7 +378,7 @@ def labels(settings):
         site_resources = (CachedLabelledResource, CachedLabelResource)
         with registered_site("cached-labels-test", *site_resources) as site:
             with site_mounted(settings, "cl", site):
-                yield client_for(None)
+                yield client_for(None), Label, Labelled
     finally:
         with connection.schema_editor() as editor:
             editor.delete_model(Labelled)
@@ -391,6 +386,7 @@ def labels(settings):
 
 
 def test_many_to_many_writes_from_either_side_invalidate(labels):
+    labels, Label, Labelled = labels  # noqa: N806 - model classes
     item = Labelled.objects.create(title="Dune")
     red, blue = Label.objects.create(name="red"), Label.objects.create(name="blue")
     listed, by_title = "/cl/cached-labelled/", "/cl/cached-labels/?labelled__title=Dune"
