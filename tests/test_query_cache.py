@@ -1064,6 +1064,48 @@ def test_no_thread_reads_while_another_applies_the_bumps_an_outage_held_back(sho
     assert answers["editor"].content == get(editor, UNCACHED).content
 
 
+def test_a_bump_made_while_another_thread_sends_held_back_bumps_reaches_redis(shop, monkeypatch):
+    """A write's bump to a Redis that answers is sent at once, even while another thread of
+    the process is sending the bumps an outage held back: it is not held back itself (until
+    this process next reads the cache), leaving every other process serving the entries the
+    write made stale as HITs."""
+    import threading
+
+    from django_arc.querycache import store
+
+    qc = store.QueryCacheStore("redis")
+    version = resource_version_key(arc.get_resource("cached-products"))
+    get(shop["editor"], CACHED)
+    before = qc._alias.client().get(qc.key(version))
+    store._pending_bumps.add(("redis", "held-back"))
+    sending, release = threading.Event(), threading.Event()
+    bump = store.QueryCacheStore._bump
+
+    def slow_bump(self, redis, keys):
+        if "held-back" in keys:
+            sending.set()
+            release.wait(5)
+        return bump(self, redis, keys)
+
+    monkeypatch.setattr(store.QueryCacheStore, "_bump", slow_bump)
+    retrying = threading.Thread(target=qc._redis)
+    retrying.start()
+    try:
+        assert sending.wait(5)
+        threading.Timer(0.3, release.set).start()
+        qc.bump({version})
+    finally:
+        release.set()
+        retrying.join()
+    assert qc._alias.client().get(qc.key(version)) != before
+    assert not store._pending_bumps
+    # and a process that only writes (a worker) sends those an outage held back with its own
+    store._pending_bumps.add(("redis", "held-back"))
+    qc.bump({version})
+    assert not store._pending_bumps
+    assert qc._alias.client().get(qc.key("held-back")) is not None
+
+
 def test_a_bump_refused_by_a_full_redis_still_retires_the_entries(shop, tmp_path):
     """A ``noeviction`` Redis at ``maxmemory`` refuses every ``SET`` but still answers
     ``MGET`` (and ``DEL``): the process that wrote keeps its bump for later, but every other

@@ -94,6 +94,10 @@ def new_token() -> str:
     return secrets.token_hex(8)
 
 
+class _BumpsInFlight(RedisConnectionError):
+    """Another thread of the process is sending the bumps an outage held back."""
+
+
 class QueryCacheStore:
     """The Redis of one django-redis alias, as the query cache uses it."""
 
@@ -185,11 +189,18 @@ class QueryCacheStore:
 
     def bump(self, version_keys: list[str] | set[str]) -> None:
         """Give each version key a new token: every entry computed under the old ones is a
-        miss from now on. Remembered and retried when Redis cannot be reached."""
+        miss from now on. Remembered and retried when Redis cannot be reached. Sent at once
+        even while another thread sends the bumps an outage held back: it retires other
+        tokens, and held back behind them it would wait for this process's next read."""
         if not version_keys:
             return
         try:
-            redis = self._redis()
+            redis = self._alias.client()
+            if _pending_bumps:
+                try:
+                    self._retry_bumps(redis)  # a process that only writes sends them too
+                except _BumpsInFlight:
+                    pass
             self._bump(redis, version_keys)
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage(FEATURE, exc)
@@ -215,7 +226,7 @@ class QueryCacheStore:
         them being sent neither reads the versions they retire nor waits for them (behind a
         Redis that may still be timing out): it is answered as in the outage, uncached."""
         if not _pending_lock.acquire(blocking=False):
-            raise RedisConnectionError("bumps an outage held back are being applied")
+            raise _BumpsInFlight("bumps an outage held back are being applied")
         try:
             mine = {k for alias, k in _pending_bumps if alias == self.alias}
             if mine:
