@@ -415,3 +415,55 @@ def test_many_to_many_writes_from_either_side_invalidate(labels):
     after = hit_then(labels, by_title, rename)
     assert after["X-Cache"] == "MISS"
     assert after.json()["docs"] == []
+
+
+@pytest.fixture
+def shelves(settings):
+    """A reverse relation without a ``related_name``, for this test only (isolated): shelves
+    render their volumes under the accessor Django gives them, ``volume_set``, which is not
+    the name the query language (and ``_meta.get_field``) knows them by (``volume``).
+    Yields the client and ``Volume``."""
+    with isolate_apps("tests.testapp"):
+
+        class Shelf(models.Model):
+            name = models.CharField(max_length=50)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Volume(models.Model):
+            title = models.CharField(max_length=50)
+            shelf = models.ForeignKey(Shelf, on_delete=models.CASCADE)
+
+            class Meta:
+                app_label = "testapp"
+
+    class CachedShelfResource(Resource):
+        model = Shelf
+        name = "cached-shelves"
+        fields = ["id", "name", "volume_set"]
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    with connection.schema_editor() as editor:
+        editor.create_model(Shelf)
+        editor.create_model(Volume)
+    try:
+        with registered_site("cached-shelves-test", CachedShelfResource) as site:
+            with site_mounted(settings, "cs", site):
+                yield client_for(None), Shelf, Volume
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(Volume)
+            editor.delete_model(Shelf)
+
+
+def test_a_reverse_relation_rendered_under_its_default_accessor_invalidates(shelves):
+    client, Shelf, Volume = shelves  # noqa: N806 - model classes
+    shelf = Shelf.objects.create(name="Top")
+    Volume.objects.create(title="Dune", shelf=shelf)
+    url = "/cs/cached-shelves/"
+    assert len(get(client, url).json()["docs"][0]["volume_set"]) == 1
+    after = hit_then(client, url, lambda: Volume.objects.create(title="Emma", shelf=shelf))
+    assert after["X-Cache"] == "MISS"
+    assert len(after.json()["docs"][0]["volume_set"]) == 2

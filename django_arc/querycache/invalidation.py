@@ -247,9 +247,12 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
         if field.many_to_many and through is not None:
             read.add(through)
 
+    # a serializer renders a reverse relation under its accessor (``review_set`` when it has
+    # no related_name), which is not the name _meta.get_field knows it by (``review``)
+    accessors = {rel.get_accessor_name(): rel for rel in model._meta.related_objects}
     for name in resource.fields or ():
         try:
-            relation(model._meta.get_field(name), joined=False)
+            relation(accessors.get(name) or model._meta.get_field(name), joined=False)
         except (FieldDoesNotExist, AttributeError, TypeError):
             continue
     filters = resource.filter_fields or {}
