@@ -1237,3 +1237,44 @@ def test_a_miss_read_in_an_older_snapshot_than_the_versions_is_not_stored(shop, 
         assert again["X-Cache"] == ("HIT" if stored else "MISS")
     finally:
         connection.close()
+
+
+def test_a_miss_read_at_the_servers_default_snapshot_level_is_not_stored(shop, monkeypatch):
+    """As above, with ``REPEATABLE READ`` the server's default (``default_transaction_isolation``
+    set in postgresql.conf, by ``ALTER ROLE``/``ALTER DATABASE`` or in ``OPTIONS["options"]``)
+    rather than Django's ``isolation_level`` option: Django then takes the level for
+    ``READ COMMITTED``, but the request's transaction reads one snapshot all the same."""
+    from django.db import connections
+
+    from django_arc.querycache import store as qc_store
+
+    if connection.vendor != "postgresql":
+        pytest.skip("isolation levels are PostgreSQL's here (ARC_TEST_DB=postgres)")
+    web = client_for(shop["editor"].user, HTTP_X_ORGANIZATION_ID=str(shop["a"].pk))
+    read = qc_store.QueryCacheStore.read
+
+    def write_first(self, key, keys):
+        def write():
+            Product.objects.filter(organization=shop["a"]).update(name="Concurrent")
+            invalidate(Product)
+            connections.close_all()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        thread.join()
+        return read(self, key, keys)
+
+    settings_dict = connection.settings_dict
+    monkeypatch.setitem(settings_dict, "ATOMIC_REQUESTS", True)
+    options = {"options": "-c default_transaction_isolation=repeatable\\ read"}
+    monkeypatch.setitem(settings_dict, "OPTIONS", {**settings_dict["OPTIONS"], **options})
+    connection.close()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(qc_store.QueryCacheStore, "read", write_first)
+            assert web.get(CACHED)["X-Cache"] == "MISS"
+        again = web.get(CACHED)
+        assert {row["name"] for row in again.json()["docs"]} == {"Concurrent"}
+        assert again["X-Cache"] == "MISS"
+    finally:
+        connection.close()

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 from django.http import Http404, HttpResponse
 from django.utils import timezone, translation
 from rest_framework.exceptions import APIException
@@ -96,6 +96,18 @@ def reads_a_snapshot(view: Any) -> bool:
     if not connection.in_atomic_block:
         return False
     level = getattr(connection, "isolation_level", None)
+    if connection.vendor == "postgresql" and "isolation_level" not in connection.settings_dict.get(
+        "OPTIONS", {}
+    ):
+        # Django sets no level then, and takes it for READ COMMITTED: the server's default
+        # (default_transaction_isolation of postgresql.conf, ALTER ROLE/DATABASE, "options")
+        # is what the transaction runs at
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW transaction_isolation")
+                level = cursor.fetchone()[0]
+        except DatabaseError:
+            return True
     return getattr(level, "name", level) in SNAPSHOT_LEVELS
 
 
