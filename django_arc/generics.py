@@ -168,9 +168,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 execution.abort(exc)
                 raise
             if error is not None:
+                raised = self.raised
                 response = super().finalize_response(
                     request, self.handle_exception(error), *args, **kwargs
                 )
+                # the cache store's answer failed to be kept: the writes stand all the same
+                self.raised = raised or execution.store.transactional
         read, self.cached_read = self.cached_read, None
         if read is not None:
             read.finish(response)

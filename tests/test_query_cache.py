@@ -1278,3 +1278,48 @@ def test_a_miss_read_at_the_servers_default_snapshot_level_is_not_stored(shop, m
         assert again["X-Cache"] == "MISS"
     finally:
         connection.close()
+
+
+def test_a_keyed_write_whose_answer_fails_to_be_stored_on_the_cache_store_invalidates(
+    shop, settings, redis_cache
+):
+    """The ``cache`` idempotency store does not roll the route's writes back when their
+    answer cannot be kept (a streamed answer failing as it is read): the request answers
+    500, but its writes are committed and must retire the entries they made stale."""
+    from django.http import StreamingHttpResponse
+
+    from django_arc.sites import _all_sites
+
+    def rows():
+        yield b"name\n"
+        raise RuntimeError("the export broke off")
+
+    class ExportingProductResource(Resource):
+        model = Product
+        name = "exporting-products"
+        presets = [presets.MultiTenant()]
+        permissions = {"list": P.require_org_membership()}
+        idempotent = True
+
+        @route("POST", "export", permissions=P.require_org_role("admin"))
+        def export(self, request, view):
+            view.get_queryset().update(name="Exported")
+            return StreamingHttpResponse(rows(), content_type="text/csv")
+
+    site = ResourceSite(name="exporting")
+    site.register(ExportingProductResource)
+    idempotency = {"STORE": "cache", "ALIAS": "redis", "NAMESPACE": "", "TTL_SECONDS": 60}
+    arc_settings = arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30}, IDEMPOTENCY=idempotency)
+    editor, admin = shop["editor"], shop["admin"]
+    admin.raise_request_exception = False
+    try:
+        with override_settings(ARC=arc_settings), site_mounted(settings, "x", site):
+            get(editor, CACHED)
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+            exported = admin.post("/x/exporting-products/export/", HTTP_IDEMPOTENCY_KEY="e-1")
+            assert exported.status_code == 500
+            after = same_as_uncached(editor)
+    finally:
+        _all_sites.remove(site)
+    assert after["X-Cache"] == "MISS"
+    assert {d["name"] for d in after.json()["docs"]} == {"Exported"}
