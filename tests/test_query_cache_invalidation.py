@@ -467,3 +467,32 @@ def test_a_reverse_relation_rendered_under_its_default_accessor_invalidates(shel
     after = hit_then(client, url, lambda: Volume.objects.create(title="Emma", shelf=shelf))
     assert after["X-Cache"] == "MISS"
     assert len(after.json()["docs"][0]["volume_set"]) == 2
+
+
+def test_a_reverse_relation_a_project_serializer_renders_by_name_invalidates(settings):
+    """``fields`` unset: the project serializer's own fields are what is rendered, its
+    ``books`` (a reverse relation, by its model name) as much as ``fields = [..., "books"]``
+    would, and writes to Book's rows retire the answer likewise."""
+    from rest_framework import serializers
+
+    class AuthorSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Author
+            fields = ["id", "name", "books"]
+
+    class SerializedAuthorResource(Resource):
+        model = Author
+        name = "serialized-authors"
+        serializer_class = AuthorSerializer
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    with registered_site("serialized-authors-test", SerializedAuthorResource) as site:
+        with site_mounted(settings, "sa", site):
+            client, url = client_for(None), "/sa/serialized-authors/"
+            author = AuthorFactory(name="Frank")
+            BookFactory(author=author)
+            assert len(get(client, url).json()["docs"][0]["books"]) == 1
+            after = hit_then(client, url, lambda: BookFactory(author=author))
+    assert after["X-Cache"] == "MISS"
+    assert len(after.json()["docs"][0]["books"]) == 2

@@ -231,7 +231,8 @@ class_prepared.connect(
 def _models_read(resource: Any) -> set[type[models.Model]]:
     """The models besides its own whose rows ``resource``'s answers read: the other side of
     the reverse and many-to-many relations it renders (a book's ``reviews`` are Review's
-    rows) and their tables, and every model a path of its query language joins
+    rows; ``fields``, or a project serializer's field names when it is unset) and their
+    tables, and every model a path of its query language joins
     (``filter_fields``, ``sort_fields``, ``search_fields``, ``default_sort``:
     ``author__name`` reads Author's rows). A name that is no such field is skipped (an
     unknown one is ``manage.py check``'s to report)."""
@@ -249,8 +250,14 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
 
     # a serializer renders a reverse relation under its accessor (``review_set`` when it has
     # no related_name), which is not the name _meta.get_field knows it by (``review``)
-    accessors = {rel.get_accessor_name(): rel for rel in model._meta.related_objects}
-    for name in resource.fields or ():
+    # (reverse relations are known once every model is: a resource registered earlier than
+    # autodiscovery sees only its forward fields until watch_all() runs again)
+    ready = model._meta.apps.models_ready
+    accessors = (
+        {rel.get_accessor_name(): rel for rel in model._meta.related_objects} if ready else {}
+    )
+    # fields, or a project serializer's own
+    for name in resource.all_fields if ready else resource.fields or ():
         try:
             relation(accessors.get(name) or model._meta.get_field(name), joined=False)
         except (FieldDoesNotExist, AttributeError, TypeError):
