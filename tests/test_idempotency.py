@@ -443,6 +443,32 @@ def test_a_route_reading_a_body_no_parser_takes_runs_with_a_key(store, editor, m
 
 
 @pytest.mark.django_db
+def test_a_keyed_body_no_parser_takes_beyond_the_upload_limit_is_413_and_claims_nothing(
+    store, editor, monkeypatch, settings
+):
+    """Such a body is hashed whole (docs/idempotency.md): past Django's
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` a keyed request is 413 in the envelope, the route does
+    not run and the key stays free, while the same request without a key reaches a route
+    that never reads the body."""
+    from django_arc import arc
+
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+    ran = []
+    monkeypatch.setattr(spec, "handler", lambda view, request, **kw: ran.append(1) or {})
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+    url, body = f"{URL}raise-prices/", b"a,b\n" + b"1,2\n" * 25
+
+    def send(**headers):
+        return editor.generic("POST", url, body, content_type="text/csv", **headers)
+
+    assert send().status_code == 200 and ran == [1]
+    assert_error(send(HTTP_IDEMPOTENCY_KEY="big"), 413, "PAYLOAD_TOO_LARGE")
+    assert ran == [1]
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None
+    assert send(HTTP_IDEMPOTENCY_KEY="big").status_code == 200 and ran == [1, 1]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("kind", ["204", "csv"])
 def test_an_answer_without_json_is_replayed_with_its_own_headers(store, editor, monkeypatch, kind):
     from django.http import HttpResponse
