@@ -496,3 +496,54 @@ def test_a_reverse_relation_a_project_serializer_renders_by_name_invalidates(set
             after = hit_then(client, url, lambda: BookFactory(author=author))
     assert after["X-Cache"] == "MISS"
     assert len(after.json()["docs"][0]["books"]) == 2
+
+
+def test_a_delete_that_nulls_the_keys_of_rows_an_answer_reads_invalidates(settings):
+    """Shelves filtered by their items' box read the items' ``box`` column; deleting a box
+    sets it to null (``SET_NULL``: one ``UPDATE`` of the items, no signal of theirs)."""
+    with isolate_apps("tests.testapp"):
+
+        class Box(models.Model):
+            class Meta:
+                app_label = "testapp"
+
+        class Shelf(models.Model):
+            name = models.CharField(max_length=20)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Item(models.Model):
+            shelf = models.ForeignKey(Shelf, on_delete=models.CASCADE, related_name="items")
+            box = models.ForeignKey(Box, on_delete=models.SET_NULL, null=True)
+
+            class Meta:
+                app_label = "testapp"
+
+    class CachedShelfResource(Resource):
+        model = Shelf
+        name = "cached-shelves"
+        fields = ["id", "name"]
+        filter_fields = {"items__box": ["eq"]}
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    with connection.schema_editor() as editor:
+        for model in (Box, Shelf, Item):
+            editor.create_model(model)
+    try:
+        with (
+            registered_site("cached-shelves-test", CachedShelfResource) as site,
+            site_mounted(settings, "cs", site),
+        ):
+            box = Box.objects.create()
+            Item.objects.create(shelf=Shelf.objects.create(name="top"), box=box)
+            anon, path = client_for(None), f"/cs/cached-shelves/?items__box={box.pk}"
+            assert [d["name"] for d in get(anon, path).json()["docs"]] == ["top"]
+            after = hit_then(anon, path, box.delete)
+        assert after["X-Cache"] == "MISS"
+        assert after.json()["docs"] == []
+    finally:
+        with connection.schema_editor() as editor:
+            for model in (Item, Shelf, Box):
+                editor.delete_model(model)

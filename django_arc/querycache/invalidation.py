@@ -98,8 +98,8 @@ def request_wrote(resource: Any, succeeded: bool) -> None:
 # -- model signals ------------------------------------------------------------------------------
 
 _watched: set[type[models.Model]] = set()
-# A model -> the watched models with a foreign key to it that deleting its rows changes
-# without a signal of theirs (see _keys_changed_on_delete).
+# A model -> the watched models, and the models cached answers read, with a foreign key to
+# it that deleting its rows changes without a signal of theirs (see _keys_changed_on_delete).
 _referencing: dict[type[models.Model], set[type[models.Model]]] = {}
 # A model -> the watched models whose cached answers read its rows too (see _models_read).
 _readers: dict[type[models.Model], set[type[models.Model]]] = {}
@@ -157,15 +157,16 @@ def _model_changed(sender: Any, **kwargs: Any) -> None:
 
 
 def _referenced_deleted(sender: Any, **kwargs: Any) -> None:
-    """A row some watched model may point at was deleted: Django's collector has set those
-    keys (an ``UPDATE`` of the watched rows, with no signal of theirs), so bump their
-    resources, on the delete's commit like every bump."""
+    """A row some watched model, or a model cached answers read, may point at was deleted:
+    Django's collector has set those keys (an ``UPDATE`` of their rows, with no signal of
+    theirs), so bump the resources serving or reading them, on the delete's commit like
+    every bump."""
     referencing: set[type[models.Model]] = set()
     for model in (sender, *sender._meta.get_parent_list()):
         referencing |= _referencing.get(model._meta.concrete_model, set())
     keys: set[str] = set()
     for model in referencing:
-        for resource in _resources_of(model):
+        for resource in _resources_over(model):
             keys |= resource_keys(resource)
     bump_on_commit(keys, using=kwargs.get("using"))
 
@@ -295,20 +296,28 @@ def watch(resource: Any) -> None:
     _watched.add(model)
     for cls in _family(model):
         _connect(cls)
+    _referenced_by(model)
+    for field in model._meta.many_to_many:
+        _read_by(field.remote_field.through._meta.concrete_model, model)
+
+
+def _referenced_by(model: type[models.Model]) -> None:
+    """Connect the ``post_delete`` of the models ``model``'s foreign keys point at when
+    deleting their rows changes those keys without a signal of ``model``'s."""
     for field in _keys_changed_on_delete(model):
         target = field.related_model._meta.concrete_model
         _referencing.setdefault(target, set()).add(model)
         for cls in _family(target):
             _connect(cls)
-    for field in model._meta.many_to_many:
-        _read_by(field.remote_field.through._meta.concrete_model, model)
 
 
 def _read_by(other: type[models.Model], model: type[models.Model]) -> None:
     """Record that cached answers of ``model`` read ``other``'s rows, and connect the
     signals of ``other``'s writes: ``m2m_changed`` when it is a many-to-many table (sent
     with the table as sender, whichever side wrote), ``post_save``/``post_delete`` of it and
-    of its proxies and descendants (an implicit many-to-many table sends none)."""
+    of its proxies and descendants (an implicit many-to-many table sends none), and the
+    ``post_delete`` of the models ``other``'s foreign keys point at when deleting their rows
+    sets those keys (``Shelf`` filtered by ``items__box`` reads ``Item.box``)."""
     readers = _readers.setdefault(other, set())
     if model in readers:
         return
@@ -318,6 +327,7 @@ def _read_by(other: type[models.Model], model: type[models.Model]) -> None:
     if not other._meta.auto_created:
         for cls in _family(other):
             _connect(cls)
+    _referenced_by(other)
 
 
 def watch_all() -> None:
