@@ -17,8 +17,7 @@ stored. A 5xx is never stored: the key is released and a retry runs anew.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -148,8 +147,7 @@ class IdempotentExecution:
         """Whether the route runs inside this request's transaction (``database`` store)."""
         return self._atomic is not None
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
+    def write(self) -> _Write:
         """The transaction of one write inside this request's own (``write_transaction``).
         The outermost write adds no savepoint (no SQL): an error leaving it marks the
         request's transaction for rollback, so nothing of the request commits, even if
@@ -157,13 +155,7 @@ class IdempotentExecution:
         ``perform_create``) gets a savepoint, as without a key: a handler catching its error
         (an import reporting the rows that failed) keeps the rest of its work, and the
         failed write and its event are undone, not committed with it."""
-        nested = self._writes > 0
-        self._writes += 1
-        try:
-            with transaction.atomic(using=self.store.using, savepoint=nested):
-                yield
-        finally:
-            self._writes -= 1
+        return _Write(self)
 
     def abort(self, exc: BaseException) -> None:
         """The route raised: roll its writes back (the error response is stored after)."""
@@ -219,6 +211,34 @@ class IdempotentExecution:
             atomic.__exit__(type(exc), exc, exc.__traceback__)
         except Exception:  # noqa: BLE001 - the rollback's own failure is only logged
             logger.exception("Rolling back an idempotent request failed")
+
+
+class _Write:
+    """:meth:`IdempotentExecution.write`. The outermost write only marks the transaction for
+    rollback on an error, as ``atomic(savepoint=False)`` would and as Django's own
+    ``mark_for_rollback_on_error`` does, without an ``Atomic`` entered and left on every
+    keyed write; a nested one enters a savepoint."""
+
+    __slots__ = ("execution", "savepoint")
+
+    def __init__(self, execution: IdempotentExecution) -> None:
+        self.execution = execution
+        self.savepoint: Any = None
+
+    def __enter__(self) -> None:
+        execution = self.execution
+        if execution._writes:
+            self.savepoint = transaction.atomic(using=execution.store.using)
+            self.savepoint.__enter__()
+        execution._writes += 1
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        execution = self.execution
+        execution._writes -= 1
+        if self.savepoint is not None:
+            self.savepoint.__exit__(exc_type, exc, traceback)
+        elif exc_type is not None:
+            transaction.get_connection(execution.store.using).needs_rollback = True
 
 
 def _when_request_commits(complete: Callable[[], Any]) -> None:
