@@ -151,11 +151,9 @@ def test_threads_racing_for_one_key_write_one_row_and_one_event(store, threads):
     assert OutboxEvent.objects.filter(type="idem-products.created").count() == 5
 
 
-@needs_postgres
-def test_a_request_that_outlives_its_lock_is_rolled_back_when_taken_over(monkeypatch):
-    """``database`` store: the takeover wins, the late request's write is undone and it
-    answers 409 — one update, one event, whatever the timing. (On the SQLite test database
-    the takeover would wait for the late request's table lock instead.)"""
+def first_update_waits(monkeypatch):
+    """An editor and a product whose first update waits in ``before_update`` (``entered``
+    set) until ``release`` is set; later updates run through."""
     org = OrganizationFactory()
     editor = member_client(org, "editor")
     row = ProductFactory(organization=org, name="Before")
@@ -169,6 +167,15 @@ def test_a_request_that_outlives_its_lock_is_rolled_back_when_taken_over(monkeyp
             assert release.wait(20)
 
     monkeypatch.setattr(IdempotentProductResource, "before_update", first_waits)
+    return editor, row, entered, release
+
+
+@needs_postgres
+def test_a_request_that_outlives_its_lock_is_rolled_back_when_taken_over(monkeypatch):
+    """``database`` store: the takeover wins, the late request's write is undone and it
+    answers 409 — one update, one event, whatever the timing. (On the SQLite test database
+    the takeover would wait for the late request's table lock instead.)"""
+    editor, row, entered, release = first_update_waits(monkeypatch)
     idem = {"STORE": "database", "LOCK_SECONDS": 0.3}
     with override_settings(ARC=arc_with(IDEMPOTENCY=idem)):
         late_client = clone(editor)
@@ -198,19 +205,7 @@ def test_a_request_outliving_a_ttl_shorter_than_its_lock_is_not_taken_over(monke
     its lock runs out, as on the ``cache`` store (whose in-flight key lives ``LOCK_SECONDS``
     whatever the TTL). A repeat while it runs is 409, not a takeover that discards the
     request's work."""
-    org = OrganizationFactory()
-    editor = member_client(org, "editor")
-    row = ProductFactory(organization=org, name="Before")
-    entered, release = threading.Event(), threading.Event()
-    calls = []
-
-    def first_waits(self, request, instance, data):
-        calls.append(1)
-        if len(calls) == 1:
-            entered.set()
-            assert release.wait(20)
-
-    monkeypatch.setattr(IdempotentProductResource, "before_update", first_waits)
+    editor, row, entered, release = first_update_waits(monkeypatch)
     idem = {"STORE": "database", "LOCK_SECONDS": 30, "TTL_SECONDS": 0.3}
     with override_settings(ARC=arc_with(IDEMPOTENCY=idem)):
         first_client = clone(editor)

@@ -1186,27 +1186,17 @@ def test_without_a_django_redis_alias_nothing_is_cached(shop):
         assert response.status_code == 200 and "X-Cache" not in response
 
 
-@pytest.mark.parametrize("level", ["REPEATABLE_READ", "SERIALIZABLE", "READ_COMMITTED"])
-def test_a_miss_read_in_an_older_snapshot_than_the_versions_is_not_stored(shop, monkeypatch, level):
-    """``ATOMIC_REQUESTS`` at ``REPEATABLE READ`` or ``SERIALIZABLE``: the request's
-    transaction takes its snapshot at its first query (authentication, the scope), before the
-    version tokens are read. A write committed and bumped in between is in the tokens but not
-    in the rows the route then reads: that answer must not be stored under those tokens (the
-    next read would be a stale HIT). At ``READ COMMITTED`` each query sees what was committed
-    before it, and the answer is stored as always."""
+def written_before_the_tokens_are_read(shop):
+    """``QueryCacheStore.read`` for a MISS that a concurrent request's write and bump (the
+    first organization's products renamed "Concurrent") commit just before, in a thread of
+    its own: after the request's first query, before its version tokens are read."""
     from django.db import connections
-    from psycopg import IsolationLevel
 
     from django_arc.querycache import store as qc_store
 
-    if connection.vendor != "postgresql":
-        pytest.skip("isolation levels are PostgreSQL's here (ARC_TEST_DB=postgres)")
-    web = client_for(shop["editor"].user, HTTP_X_ORGANIZATION_ID=str(shop["a"].pk))
     read = qc_store.QueryCacheStore.read
 
     def write_first(self, key, keys):
-        """A concurrent request's write and bump, committed just before the tokens are read."""
-
         def write():
             Product.objects.filter(organization=shop["a"]).update(name="Concurrent")
             invalidate(Product)
@@ -1216,6 +1206,26 @@ def test_a_miss_read_in_an_older_snapshot_than_the_versions_is_not_stored(shop, 
         thread.start()
         thread.join()
         return read(self, key, keys)
+
+    return write_first
+
+
+@pytest.mark.parametrize("level", ["REPEATABLE_READ", "SERIALIZABLE", "READ_COMMITTED"])
+def test_a_miss_read_in_an_older_snapshot_than_the_versions_is_not_stored(shop, monkeypatch, level):
+    """``ATOMIC_REQUESTS`` at ``REPEATABLE READ`` or ``SERIALIZABLE``: the request's
+    transaction takes its snapshot at its first query (authentication, the scope), before the
+    version tokens are read. A write committed and bumped in between is in the tokens but not
+    in the rows the route then reads: that answer must not be stored under those tokens (the
+    next read would be a stale HIT). At ``READ COMMITTED`` each query sees what was committed
+    before it, and the answer is stored as always."""
+    from psycopg import IsolationLevel
+
+    from django_arc.querycache import store as qc_store
+
+    if connection.vendor != "postgresql":
+        pytest.skip("isolation levels are PostgreSQL's here (ARC_TEST_DB=postgres)")
+    web = client_for(shop["editor"].user, HTTP_X_ORGANIZATION_ID=str(shop["a"].pk))
+    write_first = written_before_the_tokens_are_read(shop)
 
     settings_dict = connection.settings_dict
     monkeypatch.setitem(settings_dict, "ATOMIC_REQUESTS", True)
@@ -1244,25 +1254,12 @@ def test_a_miss_read_at_the_servers_default_snapshot_level_is_not_stored(shop, m
     set in postgresql.conf, by ``ALTER ROLE``/``ALTER DATABASE`` or in ``OPTIONS["options"]``)
     rather than Django's ``isolation_level`` option: Django then takes the level for
     ``READ COMMITTED``, but the request's transaction reads one snapshot all the same."""
-    from django.db import connections
-
     from django_arc.querycache import store as qc_store
 
     if connection.vendor != "postgresql":
         pytest.skip("isolation levels are PostgreSQL's here (ARC_TEST_DB=postgres)")
     web = client_for(shop["editor"].user, HTTP_X_ORGANIZATION_ID=str(shop["a"].pk))
-    read = qc_store.QueryCacheStore.read
-
-    def write_first(self, key, keys):
-        def write():
-            Product.objects.filter(organization=shop["a"]).update(name="Concurrent")
-            invalidate(Product)
-            connections.close_all()
-
-        thread = threading.Thread(target=write)
-        thread.start()
-        thread.join()
-        return read(self, key, keys)
+    write_first = written_before_the_tokens_are_read(shop)
 
     settings_dict = connection.settings_dict
     monkeypatch.setitem(settings_dict, "ATOMIC_REQUESTS", True)
