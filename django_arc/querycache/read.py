@@ -178,10 +178,13 @@ class CachedRead:
     def finish(self, response: Any) -> None:
         """Mark the route's answer a miss and store it when it is a 200 a HIT can repeat,
         read after the version tokens."""
-        if self.store is None or response.status_code != 200 or not hasattr(response, "render"):
-            response[HEADER] = "MISS"
-            return
-        keep = not has_own_headers(self.view, response) and not reads_a_snapshot(self.view)
+        keep = (
+            self.store is not None
+            and response.status_code == 200
+            and hasattr(response, "render")
+            and not has_own_headers(self.view, response)  # before X-Cache is one of them
+            and not reads_a_snapshot(self.view)
+        )
         response[HEADER] = "MISS"
         if keep:
             self.store.write(self.key, self.entry(response), self.policy.gc_seconds)
