@@ -43,6 +43,11 @@ from rest_framework.settings import api_settings
 from . import envelope
 from .actions import INSTANCE, PAGE
 from .filters import NO_NUL, filter_parameters
+from .idempotency.execution import REPLAYED_HEADER, enabled_for
+from .idempotency.keys import HEADER as IDEMPOTENCY_HEADER
+from .querycache.policy import cached_policy_for
+from .querycache.read import CACHED_ACTIONS
+from .querycache.read import HEADER as CACHE_HEADER
 from .scope import CONTEXT_HEADER_PREFIX, ELEVATION_VALUE
 from .settings import arc_settings
 
@@ -125,6 +130,12 @@ _CODE_TEXT = {
     "`DATA_UPLOAD_MAX_MEMORY_SIZE`, `DATA_UPLOAD_MAX_NUMBER_FIELDS`)",
     "UNSUPPORTED_MEDIA_TYPE": "the body's content type is not accepted",
     "THROTTLED": "too many requests; retry after `Retry-After` seconds",
+    "IDEMPOTENCY_CONFLICT": "a request with this `Idempotency-Key` is still running; retry "
+    "after `Retry-After` seconds",
+    "IDEMPOTENCY_KEY_REUSED": "this `Idempotency-Key` was sent before with another method, "
+    "path, query or body",
+    "IDEMPOTENCY_UNAVAILABLE": "keys cannot be checked right now (the key store is down); "
+    "nothing was run, retry after `Retry-After` seconds",
 }
 
 
@@ -269,6 +280,8 @@ class ArcAutoSchema(AutoSchema):
         parameters = list(super().get_override_parameters())
         parameters += self._path_parameters()
         parameters += self._scope_headers()
+        if self._takes_keys():
+            parameters.append(self._idempotency_header())
         parameters += self._response_headers()
         return parameters
 
@@ -352,6 +365,28 @@ class ArcAutoSchema(AutoSchema):
             )
         return headers
 
+    def _takes_keys(self) -> bool:
+        """Whether this operation reads ``Idempotency-Key``: what
+        :func:`django_arc.idempotency.execution.applies` decides per request (an unsafe
+        method, not a raw route, the resource's or the project's setting)."""
+        if self.method not in _UNSAFE or (self.kind == "route" and self.spec.raw):
+            return False
+        return enabled_for(self.resource)
+
+    def _idempotency_header(self) -> OpenApiParameter:
+        return OpenApiParameter(
+            IDEMPOTENCY_HEADER,
+            {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+            OpenApiParameter.HEADER,
+            description="Makes retrying safe (1-255 printable ASCII characters, else 400 "
+            "`VALIDATION_ERROR`). The first request with a key runs; a repeat with the same "
+            "key, method, path, query and body gets the first answer again, byte for byte, "
+            f"with `{REPLAYED_HEADER}: true`, and runs nothing. The same key with another "
+            "request is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is running, 409 "
+            "`IDEMPOTENCY_CONFLICT`. Keys are the caller's own: another user, organization "
+            "or service key never shares them. 5xx answers are not kept.",
+        )
+
     def _context_keys(self) -> list[str]:
         keys = []
         for preset in self.resource.preset_list:
@@ -379,14 +414,39 @@ class ArcAutoSchema(AutoSchema):
                 description="The authentication challenge.",
             ),
         ]
-        if self._throttled():
+        retry_after = [429] if self._throttled() else []
+        if self._takes_keys():
+            retry_after += [409, 503]
+            headers.append(
+                OpenApiParameter(
+                    REPLAYED_HEADER,
+                    {"type": "string", "enum": ["true"]},
+                    OpenApiParameter.HEADER,
+                    response=True,
+                    description="`true` when this is the stored answer to an earlier request "
+                    f"with the same `{IDEMPOTENCY_HEADER}`; absent otherwise.",
+                )
+            )
+        if retry_after:
             headers.append(
                 OpenApiParameter(
                     "Retry-After",
                     {"type": "integer", "minimum": 0},
                     OpenApiParameter.HEADER,
-                    response=[429],
+                    response=sorted(retry_after),
                     description="Seconds to wait before retrying.",
+                )
+            )
+        if self.kind in CACHED_ACTIONS and cached_policy_for(self.resource) is not None:
+            headers.append(
+                OpenApiParameter(
+                    CACHE_HEADER,
+                    {"type": "string", "enum": ["HIT", "STALE", "MISS"]},
+                    OpenApiParameter.HEADER,
+                    response=True,
+                    description="Where the answer came from: `HIT` the query cache, `STALE` "
+                    "the cache while it is refreshed, `MISS` the database. Absent when the "
+                    "cache was not asked (a format other than JSON).",
                 )
             )
         return headers
@@ -671,6 +731,10 @@ class ArcAutoSchema(AutoSchema):
             codes[404] = ["NOT_FOUND"]
         if method in _UNSAFE:
             codes[409] = ["CONFLICT"]
+        if self._takes_keys():
+            codes[409].append("IDEMPOTENCY_CONFLICT")
+            codes[422] = ["IDEMPOTENCY_KEY_REUSED"]
+            codes[503] = ["IDEMPOTENCY_UNAVAILABLE"]
         if has_body:
             codes[413] = ["PAYLOAD_TOO_LARGE"]
         if has_body and not (self.kind == "route" and self.spec.raw):

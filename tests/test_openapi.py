@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 from drf_spectacular.generators import SchemaGenerator
 
 from django_arc import envelope
+from tests.redis_support import REDIS_URL, arc_with, caches_with
 
 pytestmark = pytest.mark.django_db
 
@@ -290,6 +292,60 @@ def test_scope_headers(schema):
     assert response_headers["X-Request-Id"]["required"] is True
 
 
+def test_idempotency_key_and_its_answers_where_keys_are_read(schema):
+    """The header, the replay header and the three codes on the unsafe routes of a resource
+    taking keys; nowhere else (its reads, its raw route, a resource without keys)."""
+    create = op(schema, "/api/idem-products/", "post")
+    key = params(create, "header")["Idempotency-Key"]
+    assert not key.get("required")
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    printable = re.compile(key["schema"]["pattern"])
+    assert printable.match("order-42 retry") and not printable.match("caf\u00e9")
+    assert not printable.match("tab\there")
+    responses = create["responses"]
+    assert "IDEMPOTENCY_CONFLICT" in responses["409"]["description"]
+    assert "IDEMPOTENCY_KEY_REUSED" in responses["422"]["description"]
+    assert "IDEMPOTENCY_UNAVAILABLE" in responses["503"]["description"]
+    for status in ("409", "503"):
+        assert "Retry-After" in responses[status]["headers"], status
+    assert "X-Idempotency-Replayed" in responses["201"]["headers"]
+    for path, method in (
+        ("/api/idem-products/{id}/", "patch"),
+        ("/api/idem-products/{id}/", "delete"),
+        ("/api/idem-products/{id}/action/", "post"),
+        ("/api/idem-products/bulk/", "post"),
+        ("/api/idem-products/raise-prices/", "post"),
+    ):
+        assert "Idempotency-Key" in params(op(schema, path, method), "header"), (path, method)
+        assert "422" in op(schema, path, method)["responses"], (path, method)
+    for path, method in (
+        ("/api/idem-products/", "get"),
+        ("/api/idem-products/{id}/", "get"),
+        ("/api/idem-products/hook/", "post"),
+        ("/api/books/", "post"),
+        ("/api/cached-products/", "post"),
+    ):
+        operation = op(schema, path, method)
+        assert "Idempotency-Key" not in params(operation, "header"), (path, method)
+        assert not {"422", "503"} & set(operation["responses"]), (path, method)
+        assert "IDEMPOTENCY_CONFLICT" not in operation["responses"].get("409", {}).get(
+            "description", ""
+        )
+
+
+def test_x_cache_on_the_reads_of_cached_resources(schema):
+    for path in ("/api/cached-products/", "/api/cached-products/{id}/"):
+        header = op(schema, path, "get")["responses"]["200"]["headers"]["X-Cache"]
+        assert header["schema"]["enum"] == ["HIT", "STALE", "MISS"]
+    for path, method in (
+        ("/api/uncached-products/", "get"),
+        ("/api/books/", "get"),
+        ("/api/cached-products/", "post"),
+    ):
+        for status, response in op(schema, path, method)["responses"].items():
+            assert "X-Cache" not in response.get("headers", {}), (path, method, status)
+
+
 def test_security_schemes(schema):
     schemes = schema["components"]["securitySchemes"]
     assert schemes["arcServiceKey"]["scheme"] == "bearer"
@@ -471,3 +527,38 @@ def test_throttling_answers_as_documented(api, checker):
         for _ in range(3)
     ]
     assert statuses == [200, 200, 429]
+
+
+def test_idempotency_answers_as_documented(tenant, checker):
+    """A keyed create, its replay, the key sent with another body (422) and an invalid key
+    (400), each validated against the route's documented responses and headers."""
+    admin = tenant["admin"]
+    path = "/api/idem-products/"
+    body = {"name": "Keyed", "sku": "K-1", "price": "5.00"}
+    first = checker(path, "post", admin.post(path, body, HTTP_IDEMPOTENCY_KEY="k-1"))
+    assert first.status_code == 201, first.content
+    again = checker(path, "post", admin.post(path, body, HTTP_IDEMPOTENCY_KEY="k-1"))
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == first.content
+    reused = admin.post(path, {**body, "name": "Other"}, HTTP_IDEMPOTENCY_KEY="k-1")
+    assert checker(path, "post", reused).status_code == 422
+    assert reused.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+    invalid = checker(path, "post", admin.post(path, body, HTTP_IDEMPOTENCY_KEY="caf\u00e9"))
+    assert invalid.status_code == 400 and "Idempotency-Key" in invalid.json()["details"]
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_cached_reads_answer_as_documented(tenant, checker):
+    admin = tenant["admin"]
+    pk = tenant["product"].pk
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        states = []
+        for path, url in (
+            ("/api/cached-products/", "/api/cached-products/?limit=5"),
+            ("/api/cached-products/{id}/", f"/api/cached-products/{pk}/"),
+        ):
+            for _ in range(2):
+                states.append(checker(path, "get", admin.get(url))["X-Cache"])
+    assert states == ["MISS", "HIT", "MISS", "HIT"]

@@ -16,7 +16,10 @@ statistics the last test prints):
   ``page``: a positive case asks for the first keyset page (``after=``) instead of a made-up cursor;
 - that asking for elevation is 403 for anyone but a platform admin, whatever else the
   request says: ``X-Arc-Scope`` is sent only in the cases generated for it, and members send
-  their organization (the anonymous run sends random ones).
+  their organization (the anonymous run sends random ones);
+- that an ``Idempotency-Key`` names one request: sent again with another body or query it is
+  422 ``IDEMPOTENCY_KEY_REUSED``, whichever case used it first. Cases not generated for the
+  header send a key derived from the request instead, so a request sent twice is replayed.
 
 All of it is recorded in ``docs/decisions.md``. The budget is small and the seed fixed, so the
 run is fast and reproducible; ``ARC_SCHEMATHESIS_EXAMPLES``, ``ARC_SCHEMATHESIS_SCENARIOS``
@@ -26,6 +29,8 @@ Django 4.2 too).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import uuid
 from collections import Counter
@@ -47,6 +52,7 @@ STATEFUL_SCENARIOS = int(os.environ.get("ARC_SCHEMATHESIS_SCENARIOS", "10"))
 SMOKE = os.environ.get("ARC_SCHEMATHESIS_FULL") != "1" and django.VERSION < (5,)
 ROLES = {"admin": "acme-admin", "viewer": "acme-viewer", "anonymous": None}
 ELEVATION = "X-Arc-Scope"
+IDEMPOTENCY_KEY = "Idempotency-Key"
 #: the seeded orders of Acme (seed_demo derives their references from this namespace)
 ORDER_NAMESPACE = uuid.UUID("6f1c7a2e-8a57-4d3c-9a8e-2f7c1d0b5e11")
 
@@ -200,6 +206,17 @@ def adapt(case: Any, role: str, products: list[int]) -> None:
             del items[len(products) :]
             for index, item in enumerate(items):
                 item["id"] = products[index]
+    if (
+        isinstance(headers, dict)
+        and IDEMPOTENCY_KEY in headers
+        and positive_at(case, ParameterLocation.HEADER)
+        and not targets(case, IDEMPOTENCY_KEY)
+    ):
+        # last: the key names the request as it is sent, after the adaptations above
+        stats["adapted: Idempotency-Key derived from the request"] += 1
+        request = [case.method, case.path, case.path_parameters, case.query, case.body]
+        material = json.dumps(request, sort_keys=True, default=repr).encode()
+        headers[IDEMPOTENCY_KEY] = hashlib.sha256(material).hexdigest()
 
 
 @pytest.fixture(scope="module")

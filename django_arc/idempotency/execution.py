@@ -45,7 +45,13 @@ def applies(view: Any) -> bool:
     spec = view.route_spec
     if spec is not None and spec.raw:
         return False
-    enabled = view.resource.idempotent
+    return enabled_for(view.resource)
+
+
+def enabled_for(resource: Any) -> bool:
+    """Whether ``resource`` takes keys on its unsafe routes: its ``idempotent``, else the
+    setting. The OpenAPI schema asks too, to document the header where it is read."""
+    enabled = resource.idempotent
     if enabled is None:
         enabled = arc_settings.IDEMPOTENCY.get("ENABLED", False)
     return bool(enabled)
