@@ -446,7 +446,7 @@ class ArcAutoSchema(AutoSchema):
                     response=True,
                     description="Where the answer came from: `HIT` the query cache, `STALE` "
                     "the cache while it is refreshed, `MISS` the database. Absent when the "
-                    "cache was not asked (a format other than JSON).",
+                    "cache was not asked: a format other than JSON, a request refused first.",
                 )
             )
         return headers
