@@ -2,12 +2,12 @@
 
 Four callers — a user admin in tenant A, the same user acting in tenant B, another admin of
 B, and a service client of A — send keyed writes to every route of ``idem-products``
-(create, PATCH, DELETE, the ``double`` action, bulk create, the ``raise-prices`` route) and
-to ``branch-notes`` (create, PATCH: a second resource, with a tenant context dimension, that
-the service client may write), from a pool of three keys every caller shares, in two
-namespaces, with valid and invalid bodies (so 400s, 404s and 409s are stored too); now and
-then an earlier request is sent again exactly, or as another caller, or in the other
-namespace.
+(create, PATCH, DELETE, the ``double`` action, bulk create, update and delete, the
+``raise-prices`` route) and to ``branch-notes`` (create, PATCH: a second resource, with a
+tenant context dimension, that the service client may write), from a pool of three keys
+every caller shares, in two namespaces, with valid and invalid bodies (so 400s, 404s and
+409s are stored too); now and then an earlier request is sent again exactly, with another
+body, as another caller, or in the other namespace.
 
 The model is what the client sees: scoped key (namespace, caller, method, path, key) ->
 (body, status, bytes answered), and the rows and outbox events the requests that ran made.
@@ -68,7 +68,18 @@ NAMESPACES = ["", "blue"]
 SKUS = ["S0", "S1", "S2"]
 NAMES = ["red", "green"]
 PRICES = ["1.00", "2.50"]
-OPS = ["create", "patch", "delete", "double", "bulk", "raise", "note_create", "note_patch"]
+OPS = [
+    "create",
+    "patch",
+    "delete",
+    "double",
+    "bulk",
+    "bulk_update",
+    "bulk_delete",
+    "raise",
+    "note_create",
+    "note_patch",
+]
 #: (caller, kind, tenant): "a" and "ab" are one user in two tenants
 CALLERS = {"a": ("user", "A"), "ab": ("user", "B"), "b": ("user", "B"), "svc": ("service", "A")}
 
@@ -241,6 +252,24 @@ class IdempotencyMachine(RuleBasedStateMachine):
                 for pk, item in zip(ids, items, strict=True):
                     self.add_product(pk, org, item)
                     self.event(req, "idem-products.created", pk)
+        elif req.op in ("bulk_update", "bulk_delete"):
+            items = req.body["items" if req.op == "bulk_update" else "ids"]
+            ids = [item["id"] for item in items] if req.op == "bulk_update" else items
+            names = [item for item in items if isinstance(item, dict)]
+            if len(set(ids)) < len(ids) or set(ids) - set(mine):  # "Given twice." "Not found."
+                assert_error(response, 400, "VALIDATION_ERROR")
+            elif not all(item["name"] for item in names):
+                assert_error(response, 400, "VALIDATION_ERROR")
+            else:
+                assert code == 200, response.content
+                assert response.json()["data"]["ids"] == ids
+                for item in names:
+                    mine[item["id"]]["name"] = item["name"]
+                kind = "deleted" if req.op == "bulk_delete" else "updated"
+                for pk in ids:
+                    if req.op == "bulk_delete":
+                        del self.products[pk]
+                    self.event(req, f"idem-products.{kind}", pk)
         elif req.op == "patch":
             row, change = mine[target], req.body
             if not valid_product({**row, **change}):
@@ -305,11 +334,16 @@ class IdempotencyMachine(RuleBasedStateMachine):
         price=st.sampled_from(PRICES),
         invalid=st.sampled_from([False, False, True]),
         size=st.integers(1, 2),
+        own=st.sampled_from([True, True, False]),
     )
-    def write(self, caller, ns, key, op, n, sku, name, price, invalid, size):
-        """A request drawn afresh; its target an id of any tenant, deleted or not."""
+    def write(self, caller, ns, key, op, n, sku, name, price, invalid, size, own):
+        """A request drawn afresh; its target a live row of the caller's tenant, or (not
+        ``own``) an id of any tenant, deleted or not."""
         table = "notes" if op.startswith("note") else "products"
-        ids = sorted(pk for t, pk in self.owner if t == table)
+        rows = self.notes if table == "notes" else self.products
+        ids = sorted(pk for pk, row in rows.items() if row["org"] == self.tenant(caller))
+        if not (own and ids):
+            ids = sorted(pk for t, pk in self.owner if t == table)
         target = ids[n % len(ids)] if ids else 10**6
         bad_price = {"price": "abc"} if n % 2 else {}
         item = {"name": name, "sku": sku, "price": price}
@@ -320,6 +354,13 @@ class IdempotencyMachine(RuleBasedStateMachine):
         elif op == "bulk":
             second = {**item, "sku": SKUS[(SKUS.index(sku) + n) % len(SKUS)], "price": price}
             req = ("POST", f"{PRODUCTS}bulk/", {"items": [second, item][-size:]})
+        elif op in ("bulk_update", "bulk_delete"):
+            targets = [target, ids[(n + size) % len(ids)] if ids else target][:size]
+            if op == "bulk_delete":
+                req = ("DELETE", f"{PRODUCTS}bulk/", {"ids": targets})
+            else:
+                items = [{"id": pk, "name": "" if invalid else name} for pk in targets]
+                req = ("PATCH", f"{PRODUCTS}bulk/", {"items": items})
         elif op == "patch":
             change = [{"name": name}, {"price": price}, {"sku": sku}][n % 3]
             req = ("PATCH", f"{PRODUCTS}{target}/", {"price": "zz"} if invalid else change)
