@@ -19,7 +19,7 @@ Observable behaviour it holds the code to:
 - an exact repeat gets the stored status and bytes with ``X-Idempotency-Replayed: true``;
 - the scoped key with another body is 422 ``IDEMPOTENCY_KEY_REUSED``;
 - a refusal before the key is looked at (the service client may not write products: 403)
-  claims nothing;
+  claims nothing, nor does a malformed key (400 naming the header);
 - after every step the tables hold exactly the model's rows, the outbox exactly the events
   of the requests that ran, each keyed one as ``<scoped key>:<event type>:<resource id>``,
   and the store exactly one key per scoped key answered; no answer ever carries a row of
@@ -62,8 +62,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PRODUCTS = "/api/idem-products/"
 NOTES = "/api/branch-notes/"
 BRANCH = "1"
-#: every caller sends these: the same raw key from two callers must never meet
-KEYS = ["k1", "shared", "k2", None]
+#: every caller sends these: the same raw key from two callers must never meet (``None``: no
+#: key, a request held to the same oracle as a keyed one that runs; a tab makes a key malformed)
+KEYS = ["k1", "shared", "k2", None, "tab\there"]
 NAMESPACES = ["", "blue"]
 SKUS = ["S0", "S1", "S2"]
 NAMES = ["red", "green"]
@@ -80,7 +81,7 @@ OPS = [
     "note_create",
     "note_patch",
 ]
-#: (caller, kind, tenant): "a" and "ab" are one user in two tenants
+#: caller -> (kind, tenant): "a" and "ab" are one user in two tenants
 CALLERS = {"a": ("user", "A"), "ab": ("user", "B"), "b": ("user", "B"), "svc": ("service", "A")}
 
 
@@ -129,7 +130,8 @@ class IdempotencyMachine(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
-        # Every example starts empty (the database is only flushed per test)
+        # Every example starts empty: the database is only flushed, and the Redis alias only
+        # given a new key prefix, per test
         Product.objects.all().delete()
         Note.objects.all().delete()
         OutboxEvent.objects.all().delete()
@@ -194,10 +196,20 @@ class IdempotencyMachine(RuleBasedStateMachine):
                 self.seen["reused"] += 1
             return  # nothing ran: the invariants find the tables as the model left them
         assert replayed is None, ("a new scoped key was answered by a replay", req)
+        if req.key is not None and "\t" in req.key and not self.refused(req):
+            body = assert_error(response, 400, "VALIDATION_ERROR")
+            assert "Idempotency-Key" in body["details"]
+            self.seen["malformed"] += 1
+            return  # nothing runs, nothing is claimed
         status = self.run(req, response)
         self.seen[status] += 1
-        if scoped is not None and status != 403:
+        if scoped is not None and not self.refused(req):
             self.stored[scoped] = (req.canonical, response.status_code, response.content)
+
+    @staticmethod
+    def refused(req: Req) -> bool:
+        """Refused before the key is looked at: a service client writing products."""
+        return not req.notes and CALLERS[req.caller][0] == "service"
 
     def assert_own_rows(self, req: Req, response) -> None:
         """No answer, run or replayed, names a row of another tenant."""
@@ -216,7 +228,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
     def run(self, req: Req, response) -> int:
         org = self.tenant(req.caller)
         code = response.status_code
-        if not req.notes and CALLERS[req.caller][0] == "service":
+        if self.refused(req):
             assert_error(response, 403, "FORBIDDEN")
             return 403
         mine = {pk: row for pk, row in self.products.items() if row["org"] == org}
@@ -495,5 +507,5 @@ def test_keyed_writes_run_once_per_scoped_key(store):
             ),
         )
     seen = IdempotencyMachine.seen
-    for outcome in ("replayed", "reused", 200, 201, 400, 403, 404, 409):
+    for outcome in ("replayed", "reused", "malformed", 200, 201, 400, 403, 404, 409):
         assert seen[outcome] >= 3, seen
