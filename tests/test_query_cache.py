@@ -1320,3 +1320,78 @@ def test_a_keyed_write_whose_answer_fails_to_be_stored_on_the_cache_store_invali
         _all_sites.remove(site)
     assert after["X-Cache"] == "MISS"
     assert {d["name"] for d in after.json()["docs"]} == {"Exported"}
+
+
+@pytest.mark.parametrize("store", ["database", "cache"])
+def test_a_keyed_write_to_a_cached_resource_invalidates_once_and_its_replay_keeps_the_entry(
+    shop, settings, store
+):
+    """The example's products take keys and are cached. A keyed write's answer is stored and
+    its commit bumps the versions (the next read is a MISS with the new row); its replay runs
+    nothing, so it bumps nothing (the next read is a HIT) and adds no event; the same key
+    from the other tenant runs as its own request and invalidates only what it wrote."""
+    from django_arc.outbox import OutboxEvent
+    from django_arc.sites import _all_sites
+
+    class KeyedCachedProductResource(Resource):
+        model = Product
+        name = "keyed-cached-products"
+        fields = ["id", "name", "price", "organization"]
+        read_only_fields = ["id", "organization"]
+        sort_fields = ["name"]
+        presets = [presets.MultiTenant()]
+        permissions = {
+            "list": P.require_org_membership(),
+            "update": P.require_org_role("admin", "editor"),
+        }
+        idempotent = True
+        cache = {"stale_seconds": 30}
+
+    site = ResourceSite(name="keyed-cached")
+    site.register(KeyedCachedProductResource)
+    idempotency = {"STORE": store, "ALIAS": "redis", "NAMESPACE": "", "TTL_SECONDS": 60}
+    arc_settings = arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30}, IDEMPOTENCY=idempotency)
+    editor, admin_b = shop["editor"], shop["admin_b"]
+    listing = "/k/keyed-cached-products/?sort=name&limit=50"
+    row = Product.objects.filter(organization=shop["a"], name="A0").get()
+    row_b = Product.objects.filter(organization=shop["b"], name="B0").get()
+    try:
+        with override_settings(ARC=arc_settings), site_mounted(settings, "k", site):
+            assert [editor.get(listing)["X-Cache"] for _ in range(2)] == ["MISS", "HIT"]
+            assert [admin_b.get(listing)["X-Cache"] for _ in range(2)] == ["MISS", "HIT"]
+            events = OutboxEvent.objects.count()
+
+            def patch(client, pk):
+                return client.patch(
+                    f"/k/keyed-cached-products/{pk}/",
+                    {"name": "Renamed"},
+                    content_type="application/json",
+                    HTTP_IDEMPOTENCY_KEY="rename-1",
+                )
+
+            first = patch(editor, row.pk)
+            assert first.status_code == 200, first.content
+            assert OutboxEvent.objects.count() == events + 1
+            after = editor.get(listing)
+            assert after["X-Cache"] == "MISS"
+            assert "Renamed" in {d["name"] for d in after.json()["docs"]}
+
+            replay = patch(editor, row.pk)
+            assert replay["X-Idempotency-Replayed"] == "true"
+            assert replay.content == first.content
+            assert OutboxEvent.objects.count() == events + 1
+            again = editor.get(listing)
+            assert again["X-Cache"] == "HIT" and again.content == after.content
+
+            other = patch(admin_b, row_b.pk)  # the same raw key, another tenant's caller
+            assert other.status_code == 200 and "X-Idempotency-Replayed" not in other
+            assert OutboxEvent.objects.count() == events + 2
+            b_after = admin_b.get(listing)
+            assert b_after["X-Cache"] == "MISS"
+            names_b = {d["name"] for d in b_after.json()["docs"]}
+            assert "Renamed" in names_b and all(
+                d["organization"] == shop["b"].pk for d in b_after.json()["docs"]
+            )
+    finally:
+        _all_sites.remove(site)
+    assert Product.objects.filter(name="Renamed").count() == 2
