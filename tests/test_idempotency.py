@@ -494,6 +494,47 @@ def test_an_answer_without_json_is_replayed_with_its_own_headers(store, editor, 
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("status", [201, 409])
+def test_a_replay_carries_the_headers_of_the_first_answer(store, editor, monkeypatch, status):
+    """``Location``, ``Content-Disposition`` or ``Retry-After`` a route (or an error it
+    answered) set are part of its answer: a replay carries them, as it carries the bytes;
+    the headers DRF gives every answer of the view are its own again, and the request id is
+    the retry's."""
+    from django.http import HttpResponse
+    from rest_framework.response import Response
+
+    from django_arc import arc
+
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+
+    def handler(view, request, **kwargs):
+        if status == 409:
+            return Response({"busy": True}, status=409, headers={"Retry-After": "7"})
+        response = HttpResponse("a,b\n", content_type="text/csv", status=201)
+        response["Location"] = "/exports/7/"
+        response["Content-Disposition"] = 'attachment; filename="caf\u00e9 7.csv"'
+        return response
+
+    monkeypatch.setattr(spec, "handler", handler)
+    url = f"{URL}raise-prices/"
+    first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="h")
+    again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="h")
+    assert again.get("X-Idempotency-Replayed") == "true", (
+        first.status_code,
+        first.content,
+        again.status_code,
+        again.content,
+    )
+    assert "X-Idempotency-Replayed" not in first
+    assert (again.status_code, again.content) == (first.status_code, first.content) != (0, b"")
+    assert first.status_code == status
+    own = ("Retry-After",) if status == 409 else ("Location", "Content-Disposition")
+    for name in (*own, "Content-Type", "Allow", "Vary"):
+        assert again.get(name) == first.get(name) and first.get(name), name
+    assert again["X-Request-Id"] != first["X-Request-Id"]
+
+
+@pytest.mark.django_db
 def test_raw_routes_and_safe_methods_ignore_the_header(store, editor):
     for _ in range(2):
         response = editor.post(

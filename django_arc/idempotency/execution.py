@@ -27,6 +27,7 @@ from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
 
 from ..exceptions import ArcError, ShortCircuit
+from ..headers import own_headers
 from ..settings import arc_settings
 from .keys import caller_identity, fingerprint, read_key, scoped_key
 from .stores import FINISHED, IN_FLIGHT, REUSED, Claim, Request, StoreUnavailable, get_store
@@ -68,11 +69,14 @@ def _body(request: Any) -> Any:
 
 
 def replay_response(claim: Claim) -> HttpResponse:
-    """The stored answer, byte for byte, marked as a replay; without a ``Content-Type``
-    when the answer had none (DRF sends none with an empty body, a 204)."""
+    """The stored answer, byte for byte and with the headers of its own, marked as a replay;
+    without a ``Content-Type`` when the answer had none (DRF sends none with an empty body,
+    a 204)."""
     response = HttpResponse(claim.body, status=claim.status, content_type=claim.content_type)
     if not claim.content_type:
         del response["Content-Type"]
+    for name, value in claim.headers:
+        response[name] = value
     response[REPLAYED_HEADER] = "true"
     return response
 
@@ -80,8 +84,9 @@ def replay_response(claim: Claim) -> HttpResponse:
 class IdempotentExecution:
     """The claim of one request; see the module docstring for its life."""
 
-    def __init__(self, store: Any, record: Request, token: str) -> None:
+    def __init__(self, store: Any, record: Request, token: str, view: Any) -> None:
         self.store = store
+        self.view = view
         self.record = record
         self.token = token
         self._atomic: Any = None
@@ -140,7 +145,7 @@ class IdempotentExecution:
                 "This Idempotency-Key was already used for a different request",
                 422,
             )
-        execution = cls(store, record, claim.token)
+        execution = cls(store, record, claim.token, view)
         # What events.emit() turns into "<scoped key>:<event type>:<resource id>".
         request._request.arc_idempotency_key = scoped
         if store.transactional:
@@ -180,7 +185,12 @@ class IdempotentExecution:
             return None
         try:
             body = _content(response)  # rendering sets the Content-Type
-            answer = (response.status_code, response.get("Content-Type", ""), body)
+            answer = (
+                response.status_code,
+                response.get("Content-Type", ""),
+                body,
+                own_headers(self.view, response),
+            )
             if not store.transactional:
                 # the writes are not the store's to commit: stored or not, they stand
                 _when_request_commits(partial(store.complete, record, token, *answer))

@@ -4,8 +4,9 @@ The unique ``key`` is the lock: the first request inserts the row (committed at 
 own short transaction), every concurrent repeat's insert inserts nothing and it reads the row
 instead.
 ``locked_until`` bounds how long a claim holds when its request never finishes (a crashed
-worker): after it, a retry takes the key over. A finished request stores its status and the
-exact bytes it answered, which every later repeat replays until ``expires_at``.
+worker): after it, a retry takes the key over. A finished request stores its status, the
+exact bytes it answered and the headers of its own, which every later repeat replays until
+``expires_at``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class IdempotencyRecord(models.Model):
     status = models.PositiveSmallIntegerField(null=True, blank=True)
     content_type = models.CharField(max_length=255, blank=True, default="")
     body = models.BinaryField(null=True, blank=True)
+    #: the answer's own headers (``Location``, ``Content-Disposition``…) as a JSON list of
+    #: ``[name, value]`` pairs; null when it had none (and in flight, like ``body``)
+    headers = models.TextField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,6 +44,10 @@ IN_FLIGHT = "in_flight"
 REUSED = "reused"
 
 
+#: an answer's own headers, as :func:`django_arc.headers.own_headers` lists them
+Headers = Sequence[tuple[str, str]]
+
+
 @dataclass(frozen=True)
 class Claim:
     """The outcome of :meth:`claim`: ``token`` when ``CLAIMED``; the stored response when
@@ -53,6 +58,7 @@ class Claim:
     status: int = 0
     content_type: str = ""
     body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,14 +175,14 @@ class DatabaseStore:
             row = cursor.fetchone()
         if row is None:
             return None  # released or purged since our insert failed
-        pk, token, fingerprint, status, content_type, body, expired, locked = row
+        pk, token, fingerprint, status, content_type, body, headers, expired, locked = row
         if expired:
             # An expired record is as good as none: take it over for this request.
             return self._take_over(pk, token, request, expired=True)
         if fingerprint != request.fingerprint:
             return Claim(REUSED)
         if status is not None:
-            return Claim(FINISHED, "", status, content_type, bytes(body or b""))
+            return Claim(FINISHED, "", status, content_type, bytes(body or b""), _headers(headers))
         if locked:
             return Claim(IN_FLIGHT)
         return self._take_over(pk, token, request, expired=False)
@@ -201,6 +207,7 @@ class DatabaseStore:
                 status=None,
                 content_type="",
                 body=None,
+                headers=None,
                 created_at=now,
                 expires_at=now + _claim_lifetime(request),
             )
@@ -208,7 +215,13 @@ class DatabaseStore:
         return Claim(CLAIMED, token) if updated else None
 
     def complete(
-        self, request: Request, token: str, status: int, content_type: str, body: bytes
+        self,
+        request: Request,
+        token: str,
+        status: int,
+        content_type: str,
+        body: bytes,
+        headers: Headers = (),
     ) -> bool:
         """Store the response, if the claim is still ours. Joins the current transaction
         (the request's, for this transactional store)."""
@@ -217,6 +230,7 @@ class DatabaseStore:
             status,
             content_type[:255],
             body,
+            _json(headers) if headers else None,
             self.connection.ops.adapt_datetimefield_value(expires),
             request.key,
             token,
@@ -289,19 +303,21 @@ def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
         # what a repeat needs of the record, its times compared with now (two parameters)
         "look_up": (
             f"SELECT {col('id')}, {col('token')}, {col('fingerprint')}, {col('status')}, "
-            f"{col('content_type')}, {col('body')}, {col('expires_at')} <= %s, "
+            f"{col('content_type')}, {col('body')}, {col('headers')}, {col('expires_at')} <= %s, "
             f"{col('locked_until')} > %s FROM {table} WHERE {col('key')} = %s"
         ),
         "complete": (
             f"UPDATE {table} SET {col('status')} = %s, {col('content_type')} = %s, "
-            f"{col('body')} = %s, {col('locked_until')} = NULL, {col('expires_at')} = %s "
+            f"{col('body')} = %s, {col('headers')} = %s, {col('locked_until')} = NULL, "
+            f"{col('expires_at')} = %s "
             f"WHERE {col('key')} = %s AND {col('token')} = %s AND {col('status')} IS NULL"
         ),
     }
 
 
 # Redis values: b"F" + JSON (in flight) or b"D" + JSON + b"\n" + body (finished). The JSON
-# never contains a newline, so the first one ends it.
+# never contains a newline, so the first one ends it. A finished one's JSON holds the
+# answer's own headers under "h" when it had any (values stored without it have none).
 _IN_FLIGHT = b"F"
 _FINISHED = b"D"
 #: the key's value when it has one (a repeat); else claim it for ARGV[2] ms (nil reply)
@@ -391,13 +407,22 @@ class CacheStore:
         if meta.get("fp") != request.fingerprint:
             return Claim(REUSED)
         if kind == _FINISHED:
-            return Claim(FINISHED, "", int(meta["status"]), meta.get("ct", ""), body)
+            headers = tuple((str(n), str(v)) for n, v in meta.get("h", ()))
+            return Claim(FINISHED, "", int(meta["status"]), meta.get("ct", ""), body, headers)
         return Claim(IN_FLIGHT)
 
     def complete(
-        self, request: Request, token: str, status: int, content_type: str, body: bytes
+        self,
+        request: Request,
+        token: str,
+        status: int,
+        content_type: str,
+        body: bytes,
+        headers: Headers = (),
     ) -> bool:
-        meta = {"fp": request.fingerprint, "status": status, "ct": content_type}
+        meta: dict[str, Any] = {"fp": request.fingerprint, "status": status, "ct": content_type}
+        if headers:
+            meta["h"] = headers
         value = _FINISHED + json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body
         try:
             done = _SET_IF_OURS(
@@ -421,6 +446,15 @@ class CacheStore:
     def purge(self) -> int:
         """Redis expires keys by itself: nothing to purge."""
         return 0
+
+
+def _json(headers: Headers) -> str:
+    return json.dumps(headers, separators=(",", ":"))
+
+
+def _headers(stored: str | None) -> tuple[tuple[str, str], ...]:
+    """A record's headers: none for a record stored without them."""
+    return tuple((str(n), str(v)) for n, v in json.loads(stored)) if stored else ()
 
 
 def _ms(seconds: float) -> int:

@@ -32,6 +32,7 @@ from rest_framework.exceptions import APIException
 
 from .. import redis_alias
 from ..exceptions import ShortCircuit
+from ..headers import own_headers
 from .keys import entry_key, list_parts, retrieve_parts, version_keys
 from .policy import CachePolicy, cached_policy_for
 from .store import Entry, QueryCacheStore, Unavailable
@@ -72,12 +73,7 @@ def has_own_headers(view: Any, response: Any) -> bool:
     the stored bytes and content type under the headers DRF gives every answer of the view
     (``Allow``, ``Vary: Accept``), so an answer a project's pagination class gave a count,
     a ``Link`` or a ``Vary`` of its own is not stored (it would be served without them)."""
-    if response.cookies:
-        return True
-    expected = view.default_response_headers
-    return any(
-        expected.get(name) != value for name, value in response.items() if name != "Content-Type"
-    )
+    return bool(response.cookies) or bool(own_headers(view, response))
 
 
 #: isolation levels (as Django's PostgreSQL and MySQL backends name them) whose transactions
