@@ -389,6 +389,17 @@ class IdempotencyMachine(RuleBasedStateMachine):
         method, path, body = req
         self.step(Req(ns, caller, op, method, path, body, key))
 
+    @precondition(lambda self: self.products)
+    @rule(i=st.integers(0, 100), ns=st.sampled_from(NAMESPACES), key=st.sampled_from(KEYS))
+    def create_a_taken_sku(self, i, ns, key):
+        """A create under the sku of a live product of the caller's tenant (a client that
+        creates again under a new key): 409 ``CONFLICT``, stored like any answer. Drawn
+        afresh, such a create is rare: most creates meet a key their caller used already."""
+        row = self.products[sorted(self.products)[i % len(self.products)]]
+        caller = "a" if row["org"] == self.tenants["A"].pk else "b"
+        body = {"name": "again", "sku": row["sku"], "price": PRICES[0]}
+        self.step(Req(ns, caller, "create", "POST", PRODUCTS, body, key))
+
     @precondition(lambda self: self.history)
     @rule(i=st.integers(0, 100))
     def repeat(self, i):
