@@ -407,7 +407,7 @@ class CacheStore:
         if meta.get("fp") != request.fingerprint:
             return Claim(REUSED)
         if kind == _FINISHED:
-            headers = tuple((str(n), str(v)) for n, v in meta.get("h", ()))
+            headers = _pairs(meta.get("h", ()))
             return Claim(FINISHED, "", int(meta["status"]), meta.get("ct", ""), body, headers)
         return Claim(IN_FLIGHT)
 
@@ -454,7 +454,12 @@ def _json(headers: Headers) -> str:
 
 def _headers(stored: str | None) -> tuple[tuple[str, str], ...]:
     """A record's headers: none for a record stored without them."""
-    return tuple((str(n), str(v)) for n, v in json.loads(stored)) if stored else ()
+    return _pairs(json.loads(stored)) if stored else ()
+
+
+def _pairs(stored: Any) -> tuple[tuple[str, str], ...]:
+    """Headers as both stores keep them (JSON ``[name, value]`` lists) as a claim holds them."""
+    return tuple((str(name), str(value)) for name, value in stored)
 
 
 def _ms(seconds: float) -> int:
