@@ -608,6 +608,55 @@ def test_a_5xx_is_not_stored_and_a_retry_runs(store, editor, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("atomic_requests", [False, True])
+@pytest.mark.parametrize("where", ["action", "route"])
+def test_a_route_answering_5xx_under_a_key_leaves_no_write_for_the_retry_to_repeat(
+    store, org, monkeypatch, atomic_requests, where
+):
+    """A route or action that writes, then answers a 5xx of its own (a payment gateway
+    down): the key is given up and the retry runs anew, so the first run's writes must not
+    stand, or the retry makes them a second time. The ``database`` store rolls them back
+    with the request's transaction; the ``cache`` store, whose route commits its own, must
+    roll the route's back as well (on it the action doubled the price twice)."""
+    from django.db import connection
+    from rest_framework.response import Response
+
+    from django_arc import arc
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", atomic_requests)
+    row = ProductFactory(organization=org, price=4)
+    resource = arc.get_resource("idem-products")
+    if where == "action":
+        spec = resource.actions["double"]
+        url, body = f"{URL}{row.pk}/action/", {"action": "double"}
+    else:
+        spec = next(s for s in resource.routes if s.name == "raise_prices")
+        url, body = f"{URL}raise-prices/", {}
+    handler = spec.handler
+
+    def gateway_down(*args, **kwargs):
+        handler(*args, **kwargs)
+        return Response({"gateway": "down"}, status=503)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(spec, "handler", gateway_down)
+        first = editor.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="gw")
+    assert first.status_code == 503
+    row.refresh_from_db()
+    assert row.price == 4
+    assert not OutboxEvent.objects.exists()
+    retry = editor.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="gw")
+    assert retry.status_code == 200 and "X-Idempotency-Replayed" not in retry
+    row.refresh_from_db()
+    assert row.price == (8 if where == "action" else 5)
+    assert OutboxEvent.objects.count() == (1 if where == "action" else 0)
+    again = editor.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="gw")
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == retry.content
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_answer_that_fails_to_render_rolls_back_releases_and_leaves_no_transaction(
     store, org, monkeypatch
 ):
