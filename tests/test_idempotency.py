@@ -535,6 +535,32 @@ def test_a_replay_carries_the_headers_of_the_first_answer(store, editor, monkeyp
 
 
 @pytest.mark.django_db
+def test_a_replay_keeps_a_content_type_longer_than_255_characters(store, editor, monkeypatch):
+    """A ``Content-Type`` with long parameters (a ``multipart/related`` answer naming its
+    root part) is replayed whole: the ``database`` store cut it to 255 characters."""
+    from django.http import HttpResponse
+
+    from django_arc import arc
+
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+    start = "<" + "root." * 60 + "example.org>"
+    content_type = f'multipart/related; type="application/xop+xml"; start="{start}"; boundary=b'
+    assert len(content_type) > 255
+    monkeypatch.setattr(
+        spec,
+        "handler",
+        lambda view, request, **kw: HttpResponse(b"--b--", content_type=content_type),
+    )
+    url = f"{URL}raise-prices/"
+    first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="ct")
+    again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="ct")
+    assert first["Content-Type"] == content_type
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+    assert again["Content-Type"] == content_type
+
+
+@pytest.mark.django_db
 def test_raw_routes_and_safe_methods_ignore_the_header(store, editor):
     for _ in range(2):
         response = editor.post(
