@@ -721,6 +721,44 @@ def test_an_answer_that_fails_to_render_rolls_back_releases_and_leaves_no_transa
     assert post(editor, key=None).status_code == 201
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("failure", ["unrenderable", "after the write"])
+def test_with_atomic_requests_a_5xx_after_the_write_leaves_nothing_for_the_retry_to_repeat(
+    store, org, monkeypatch, failure
+):
+    """``ATOMIC_REQUESTS``: a keyed request whose write succeeded but whose answer is a 500
+    (it fails to render, or something after the write raises) gives its key up, and the
+    retry runs anew. The write is still uncommitted then, in the request's transaction, so
+    it must be rolled back, on the ``cache`` store as on the ``database`` one, or the
+    retry makes it a second time (the ``cache`` store committed it: two rows)."""
+    from django.db import connection
+
+    from django_arc import arc
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    viewset = arc.get_resource("idem-products").as_viewset()
+    render_saved = viewset.render_saved
+
+    def broken(self, serializer):
+        if failure == "unrenderable":
+            return {"row": org}  # JSON cannot encode a model instance
+        raise RuntimeError("after the write")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(viewset, "render_saved", broken)
+        assert_error(post(editor, key="late"), 500, "INTERNAL_ERROR")
+    assert not connection.in_atomic_block
+    assert not Product.objects.exists() and not created_events()
+    assert viewset.render_saved is render_saved
+    retry = post(editor, key="late")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    again = post(editor, key="late")
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == retry.content
+    assert Product.objects.count() == 1 and len(created_events()) == 1
+
+
 @pytest.mark.django_db
 def test_a_streamed_answer_keeps_its_writes_and_is_replayed(store, editor, org, monkeypatch):
     from django.http import StreamingHttpResponse

@@ -181,6 +181,8 @@ class IdempotentExecution:
         store, record, token = self.store, self.record, self.token
         if response.status_code >= 500:
             self._close(_Rollback())
+            if not store.transactional:
+                _roll_back_request()
             store.release(record, token)
             return None
         try:
@@ -211,6 +213,8 @@ class IdempotentExecution:
         except Exception as exc:  # noqa: BLE001 - the key and transaction must not stay held
             logger.exception("Finishing an idempotent request failed")
             self._close(exc)
+            if not store.transactional:
+                _roll_back_request()
             store.release(record, token)
             return ArcError("INTERNAL_ERROR", "Internal server error", 500)
         return None
@@ -272,6 +276,16 @@ def _when_request_commits(complete: Callable[[], Any]) -> None:
         complete()
     else:
         transaction.on_commit(complete, using=outermost)
+
+
+def _roll_back_request() -> None:
+    """A non-transactional store gives a key up (a 5xx) and the retry runs anew: writes of
+    the request still uncommitted — inside ``ATOMIC_REQUESTS`` transactions, which commit
+    only after the view has answered — must not commit, or the retry makes them a second
+    time. (Without ``ATOMIC_REQUESTS`` they committed with their own transactions.)"""
+    for alias, settings_dict in connections.settings.items():
+        if settings_dict.get("ATOMIC_REQUESTS") and connections[alias].in_atomic_block:
+            transaction.set_rollback(True, using=alias)
 
 
 def _content(response: Any) -> bytes:
