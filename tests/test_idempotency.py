@@ -683,6 +683,36 @@ def test_a_route_answering_5xx_under_a_key_leaves_no_write_for_the_retry_to_repe
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_store_that_fails_to_release_a_5xx_key_still_answers_the_500_envelope(org, monkeypatch):
+    """The database goes away mid-request: the route fails (500) and giving the key up
+    fails too. The client gets the 500 in the envelope, not an error escaping the view, no
+    transaction stays open, and the claim frees itself after ``LOCK_SECONDS``."""
+    from django.db import OperationalError, connection
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+
+    def explode(self, request, data):
+        raise RuntimeError("database on fire")
+
+    def unreachable(self, request, token):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("database", LOCK_SECONDS=0.3))):
+        with monkeypatch.context() as patch:
+            patch.setattr(IdempotentProductResource, "before_create", explode)
+            patch.setattr(stores.DatabaseStore, "release", unreachable)
+            failed = post(editor, key="gone")
+        assert_error(failed, 500, "INTERNAL_ERROR")
+        assert "X-Request-Id" in failed
+        assert not connection.in_atomic_block
+        time.sleep(0.4)
+        retry = post(editor, key="gone")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_answer_that_fails_to_render_rolls_back_releases_and_leaves_no_transaction(
     store, org, monkeypatch
 ):

@@ -183,7 +183,7 @@ class IdempotentExecution:
             self._close(_Rollback())
             if not store.transactional:
                 _roll_back_request()
-            store.release(record, token)
+            self._release()
             return None
         try:
             body = _content(response)  # rendering sets the Content-Type
@@ -215,9 +215,18 @@ class IdempotentExecution:
             self._close(exc)
             if not store.transactional:
                 _roll_back_request()
-            store.release(record, token)
+            self._release()
             return ArcError("INTERNAL_ERROR", "Internal server error", 500)
         return None
+
+    def _release(self) -> None:
+        """Give the key up (a 5xx). A store failing to (the database gone mid-request) is
+        only logged: the request still gets its answer, and the claim frees itself after
+        ``LOCK_SECONDS``."""
+        try:
+            self.store.release(self.record, self.token)
+        except Exception:  # noqa: BLE001 - the answer must still go out
+            logger.exception("Releasing an idempotency key failed; it frees itself after its lock")
 
     def _close(self, exc: BaseException | None) -> None:
         """Leave the route's transaction: commit when ``exc`` is None, else roll back."""
