@@ -754,18 +754,23 @@ def test_an_answer_that_fails_to_render_rolls_back_releases_and_leaves_no_transa
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("failure", ["unrenderable", "after the write"])
 def test_with_atomic_requests_a_5xx_after_the_write_leaves_nothing_for_the_retry_to_repeat(
-    store, org, monkeypatch, failure
+    store, org, monkeypatch, failure, django_user_model
 ):
     """``ATOMIC_REQUESTS``: a keyed request whose write succeeded but whose answer is a 500
     (it fails to render, or something after the write raises) gives its key up, and the
     retry runs anew. The write is still uncommitted then, in the request's transaction, so
     it must be rolled back, on the ``cache`` store as on the ``database`` one, or the
-    retry makes it a second time (the ``cache`` store committed it: two rows)."""
+    retry makes it a second time (the ``cache`` store committed it: two rows). What came
+    before the key was claimed stays: an elevated request's audit event."""
     from django.db import connection
 
     from django_arc import arc
+    from tests.factories import MembershipFactory
+    from tests.helpers import client_for
 
-    editor = member_client(org, "editor")
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    MembershipFactory(user=root, organization=org, role="editor")
+    editor = client_for(root, HTTP_X_ORGANIZATION_ID=str(org.pk), HTTP_X_ARC_SCOPE="platform")
     editor.raise_request_exception = False
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
     viewset = arc.get_resource("idem-products").as_viewset()
@@ -781,6 +786,7 @@ def test_with_atomic_requests_a_5xx_after_the_write_leaves_nothing_for_the_retry
         assert_error(post(editor, key="late"), 500, "INTERNAL_ERROR")
     assert not connection.in_atomic_block
     assert not Product.objects.exists() and not created_events()
+    assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
     assert viewset.render_saved is render_saved
     retry = post(editor, key="late")
     assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry

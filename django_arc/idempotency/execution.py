@@ -92,6 +92,9 @@ class IdempotentExecution:
         self._atomic: Any = None
         #: how many of the request's writes are open (see :meth:`write`)
         self._writes = 0
+        #: ``(alias, savepoint id)`` of the ``ATOMIC_REQUESTS`` transactions the route runs
+        #: in, for a non-transactional store (see :meth:`_roll_back_request`)
+        self._savepoints: list[tuple[str, str]] = []
 
     @classmethod
     def begin(cls, view: Any) -> IdempotentExecution | None:
@@ -151,6 +154,10 @@ class IdempotentExecution:
         if store.transactional:
             execution._atomic = transaction.atomic(using=store.using)
             execution._atomic.__enter__()
+        else:
+            execution._savepoints = [
+                (alias, transaction.savepoint(using=alias)) for alias in _request_transactions()
+            ]
         return execution
 
     @property
@@ -182,7 +189,7 @@ class IdempotentExecution:
         if response.status_code >= 500:
             self._close(_Rollback())
             if not store.transactional:
-                _roll_back_request()
+                self._roll_back_request()
             self._release()
             return None
         try:
@@ -214,10 +221,27 @@ class IdempotentExecution:
             logger.exception("Finishing an idempotent request failed")
             self._close(exc)
             if not store.transactional:
-                _roll_back_request()
+                self._roll_back_request()
             self._release()
             return ArcError("INTERNAL_ERROR", "Internal server error", 500)
         return None
+
+    def _roll_back_request(self) -> None:
+        """A non-transactional store gives the key up (a 5xx) and the retry runs anew: the
+        route's writes still uncommitted — inside ``ATOMIC_REQUESTS`` transactions, which
+        commit only after the view has answered — must not commit, or the retry makes them
+        a second time. They are rolled back to where the key was claimed, so what came
+        before (an elevated request's audit event) stays. (Without ``ATOMIC_REQUESTS`` the
+        writes committed with their own transactions.)"""
+        savepoints, self._savepoints = self._savepoints, []
+        for alias, sid in savepoints:
+            if not transaction.get_connection(alias).needs_rollback:
+                try:
+                    transaction.savepoint_rollback(sid, using=alias)
+                    continue
+                except Exception:  # noqa: BLE001 - then the whole transaction goes
+                    logger.exception("Rolling back an idempotent request failed")
+            transaction.set_rollback(True, using=alias)
 
     def _release(self) -> None:
         """Give the key up (a 5xx). A store failing to (the database gone mid-request) is
@@ -287,14 +311,13 @@ def _when_request_commits(complete: Callable[[], Any]) -> None:
         transaction.on_commit(complete, using=outermost)
 
 
-def _roll_back_request() -> None:
-    """A non-transactional store gives a key up (a 5xx) and the retry runs anew: writes of
-    the request still uncommitted — inside ``ATOMIC_REQUESTS`` transactions, which commit
-    only after the view has answered — must not commit, or the retry makes them a second
-    time. (Without ``ATOMIC_REQUESTS`` they committed with their own transactions.)"""
-    for alias, settings_dict in connections.settings.items():
-        if settings_dict.get("ATOMIC_REQUESTS") and connections[alias].in_atomic_block:
-            transaction.set_rollback(True, using=alias)
+def _request_transactions() -> list[str]:
+    """The aliases whose ``ATOMIC_REQUESTS`` transaction the view runs in (no SQL)."""
+    return [
+        alias
+        for alias, settings_dict in connections.settings.items()
+        if settings_dict.get("ATOMIC_REQUESTS") and connections[alias].in_atomic_block
+    ]
 
 
 def _content(response: Any) -> bytes:
