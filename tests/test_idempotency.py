@@ -795,6 +795,42 @@ def test_with_atomic_requests_a_5xx_after_the_write_leaves_nothing_for_the_retry
     assert Product.objects.count() == 1 and len(created_events()) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_with_atomic_requests_a_5xx_after_the_write_publishes_nothing_with_the_outbox_off(
+    store, org, monkeypatch
+):
+    """The same rollback with the outbox off, where an event is published once its write's
+    transaction commits: the rolled-back write's event must not go out when the request's
+    transaction commits (only the retry's does)."""
+    from django.conf import settings
+    from django.db import connection
+
+    from django_arc import arc
+    from django_arc.events import get_transport
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    events = {**settings.ARC.get("EVENTS", {}), "OUTBOX": False}
+    viewset = arc.get_resource("idem-products").as_viewset()
+
+    def broken(self, serializer):
+        raise RuntimeError("after the write")
+
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(store), EVENTS=events)):
+        transport = get_transport()
+        transport.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(viewset, "render_saved", broken)
+            assert_error(post(editor, key="late"), 500, "INTERNAL_ERROR")
+        assert not Product.objects.exists()
+        assert [e.type for e in transport.published] == []
+        retry = post(editor, key="late")
+        assert retry.status_code == 201
+        created = [e for e in transport.published if e.type == "idem-products.created"]
+    assert [e.payload["id"] for e in created] == [retry.json()["data"]["id"]]
+
+
 @pytest.mark.django_db
 def test_a_streamed_answer_keeps_its_writes_and_is_replayed(store, editor, org, monkeypatch):
     from django.http import StreamingHttpResponse

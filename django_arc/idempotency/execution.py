@@ -92,9 +92,10 @@ class IdempotentExecution:
         self._atomic: Any = None
         #: how many of the request's writes are open (see :meth:`write`)
         self._writes = 0
-        #: ``(alias, savepoint id)`` of the ``ATOMIC_REQUESTS`` transactions the route runs
-        #: in, for a non-transactional store (see :meth:`_roll_back_request`)
-        self._savepoints: list[tuple[str, str]] = []
+        #: ``(alias, savepoint id, on_commit callbacks then)`` of the ``ATOMIC_REQUESTS``
+        #: transactions the route runs in, for a non-transactional store (see
+        #: :meth:`_roll_back_request`)
+        self._savepoints: list[tuple[str, str, int]] = []
 
     @classmethod
     def begin(cls, view: Any) -> IdempotentExecution | None:
@@ -156,7 +157,12 @@ class IdempotentExecution:
             execution._atomic.__enter__()
         else:
             execution._savepoints = [
-                (alias, transaction.savepoint(using=alias)) for alias in _request_transactions()
+                (
+                    alias,
+                    transaction.savepoint(using=alias),
+                    len(transaction.get_connection(alias).run_on_commit),
+                )
+                for alias in _request_transactions()
             ]
         return execution
 
@@ -234,13 +240,19 @@ class IdempotentExecution:
         before (an elevated request's audit event) stays. (Without ``ATOMIC_REQUESTS`` the
         writes committed with their own transactions.)"""
         savepoints, self._savepoints = self._savepoints, []
-        for alias, sid in savepoints:
-            if not transaction.get_connection(alias).needs_rollback:
+        for alias, sid, callbacks in savepoints:
+            connection = transaction.get_connection(alias)
+            if not connection.needs_rollback:
                 try:
                     transaction.savepoint_rollback(sid, using=alias)
-                    continue
                 except Exception:  # noqa: BLE001 - then the whole transaction goes
                     logger.exception("Rolling back an idempotent request failed")
+                else:
+                    # What the rolled-back writes asked to run on commit (an event to
+                    # publish with the outbox off) goes with them: a savepoint of our own
+                    # is not one Django's on_commit bookkeeping knows of.
+                    del connection.run_on_commit[callbacks:]
+                    continue
             transaction.set_rollback(True, using=alias)
 
     def _release(self) -> None:
