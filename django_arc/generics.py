@@ -33,7 +33,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models, transaction
 from django.db.models import Q
-from django.http import Http404, QueryDict
+from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -475,6 +475,22 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         if self.resource.write_needs_transaction:
             return transaction.atomic()
         return nullcontext()
+
+    def keyed_failure(self, result: Any) -> None:
+        """Called last inside a route's or action's write transaction with what its handler
+        returned: under an ``Idempotency-Key``, an answer of 5xx gives the key up (SPEC
+        §10) and the retry runs anew, so the writes made before it must not stand either,
+        or the retry makes them a second time. The ``database`` store rolls them back with
+        the request's transaction; on the ``cache`` store the route's transaction is its
+        own, and is marked for rollback here."""
+        execution = self.idempotent_execution
+        if (
+            execution is not None
+            and not execution.in_transaction
+            and isinstance(result, HttpResponseBase)
+            and result.status_code >= 500
+        ):
+            transaction.set_rollback(True)
 
     def write_values(self, instance: Any = None) -> dict[str, Any]:
         """Model values presets force on a create (``instance`` None) or an update."""

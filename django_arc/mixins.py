@@ -89,6 +89,7 @@ class ActionMixin:
             after = self.snapshot(instance) if observers and instance.pk is not None else None
             payload = {"id": self.id_value(instance), "action": spec.name, "input": event_input}
             self.after_write(spec.name, instance, payload, before, after)
+            self.keyed_failure(result)
         if isinstance(result, HttpResponseBase):
             return result
         return self.success_response(self.render_result(result))
@@ -116,6 +117,7 @@ class RouteMixin:
         else:
             with self.write_transaction(always=True):
                 result = spec.handler(self, request, **url_kwargs)
+                self.keyed_failure(result)
         if isinstance(result, HttpResponseBase):
             return result
         if spec.raw:

@@ -535,6 +535,32 @@ def test_a_replay_carries_the_headers_of_the_first_answer(store, editor, monkeyp
 
 
 @pytest.mark.django_db
+def test_a_replay_keeps_a_content_type_longer_than_255_characters(store, editor, monkeypatch):
+    """A ``Content-Type`` with long parameters (a ``multipart/related`` answer naming its
+    root part) is replayed whole: the ``database`` store cut it to 255 characters."""
+    from django.http import HttpResponse
+
+    from django_arc import arc
+
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+    start = "<" + "root." * 60 + "example.org>"
+    content_type = f'multipart/related; type="application/xop+xml"; start="{start}"; boundary=b'
+    assert len(content_type) > 255
+    monkeypatch.setattr(
+        spec,
+        "handler",
+        lambda view, request, **kw: HttpResponse(b"--b--", content_type=content_type),
+    )
+    url = f"{URL}raise-prices/"
+    first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="ct")
+    again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="ct")
+    assert first["Content-Type"] == content_type
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+    assert again["Content-Type"] == content_type
+
+
+@pytest.mark.django_db
 def test_raw_routes_and_safe_methods_ignore_the_header(store, editor):
     for _ in range(2):
         response = editor.post(
@@ -608,6 +634,85 @@ def test_a_5xx_is_not_stored_and_a_retry_runs(store, editor, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("atomic_requests", [False, True])
+@pytest.mark.parametrize("where", ["action", "route"])
+def test_a_route_answering_5xx_under_a_key_leaves_no_write_for_the_retry_to_repeat(
+    store, org, monkeypatch, atomic_requests, where
+):
+    """A route or action that writes, then answers a 5xx of its own (a payment gateway
+    down): the key is given up and the retry runs anew, so the first run's writes must not
+    stand, or the retry makes them a second time. The ``database`` store rolls them back
+    with the request's transaction; the ``cache`` store, whose route commits its own, must
+    roll the route's back as well (on it the action doubled the price twice)."""
+    from django.db import connection
+    from rest_framework.response import Response
+
+    from django_arc import arc
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", atomic_requests)
+    row = ProductFactory(organization=org, price=4)
+    resource = arc.get_resource("idem-products")
+    if where == "action":
+        spec = resource.actions["double"]
+        url, body = f"{URL}{row.pk}/action/", {"action": "double"}
+    else:
+        spec = next(s for s in resource.routes if s.name == "raise_prices")
+        url, body = f"{URL}raise-prices/", {}
+    handler = spec.handler
+
+    def gateway_down(*args, **kwargs):
+        handler(*args, **kwargs)
+        return Response({"gateway": "down"}, status=503)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(spec, "handler", gateway_down)
+        first = editor.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="gw")
+    assert first.status_code == 503
+    row.refresh_from_db()
+    assert row.price == 4
+    assert not OutboxEvent.objects.exists()
+    retry = editor.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="gw")
+    assert retry.status_code == 200 and "X-Idempotency-Replayed" not in retry
+    row.refresh_from_db()
+    assert row.price == (8 if where == "action" else 5)
+    assert OutboxEvent.objects.count() == (1 if where == "action" else 0)
+    again = editor.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="gw")
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == retry.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_store_that_fails_to_release_a_5xx_key_still_answers_the_500_envelope(org, monkeypatch):
+    """The database goes away mid-request: the route fails (500) and giving the key up
+    fails too. The client gets the 500 in the envelope, not an error escaping the view, no
+    transaction stays open, and the claim frees itself after ``LOCK_SECONDS``."""
+    from django.db import OperationalError, connection
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+
+    def explode(self, request, data):
+        raise RuntimeError("database on fire")
+
+    def unreachable(self, request, token):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("database", LOCK_SECONDS=0.3))):
+        with monkeypatch.context() as patch:
+            patch.setattr(IdempotentProductResource, "before_create", explode)
+            patch.setattr(stores.DatabaseStore, "release", unreachable)
+            failed = post(editor, key="gone")
+        assert_error(failed, 500, "INTERNAL_ERROR")
+        assert "X-Request-Id" in failed
+        assert not connection.in_atomic_block
+        time.sleep(0.4)
+        retry = post(editor, key="gone")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_answer_that_fails_to_render_rolls_back_releases_and_leaves_no_transaction(
     store, org, monkeypatch
 ):
@@ -644,6 +749,86 @@ def test_an_answer_that_fails_to_render_rolls_back_releases_and_leaves_no_transa
     retry = editor.post(url, {"action": "double"}, format="json", HTTP_IDEMPOTENCY_KEY="a")
     assert retry.status_code == 200 and "X-Idempotency-Replayed" not in retry
     assert post(editor, key=None).status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("failure", ["unrenderable", "after the write"])
+def test_with_atomic_requests_a_5xx_after_the_write_leaves_nothing_for_the_retry_to_repeat(
+    store, org, monkeypatch, failure, django_user_model
+):
+    """``ATOMIC_REQUESTS``: a keyed request whose write succeeded but whose answer is a 500
+    (it fails to render, or something after the write raises) gives its key up, and the
+    retry runs anew. The write is still uncommitted then, in the request's transaction, so
+    it must be rolled back, on the ``cache`` store as on the ``database`` one, or the
+    retry makes it a second time (the ``cache`` store committed it: two rows). What came
+    before the key was claimed stays: an elevated request's audit event."""
+    from django.db import connection
+
+    from django_arc import arc
+    from tests.factories import MembershipFactory
+    from tests.helpers import client_for
+
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    MembershipFactory(user=root, organization=org, role="editor")
+    editor = client_for(root, HTTP_X_ORGANIZATION_ID=str(org.pk), HTTP_X_ARC_SCOPE="platform")
+    editor.raise_request_exception = False
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    viewset = arc.get_resource("idem-products").as_viewset()
+    render_saved = viewset.render_saved
+
+    def broken(self, serializer):
+        if failure == "unrenderable":
+            return {"row": org}  # JSON cannot encode a model instance
+        raise RuntimeError("after the write")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(viewset, "render_saved", broken)
+        assert_error(post(editor, key="late"), 500, "INTERNAL_ERROR")
+    assert not connection.in_atomic_block
+    assert not Product.objects.exists() and not created_events()
+    assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
+    assert viewset.render_saved is render_saved
+    retry = post(editor, key="late")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    again = post(editor, key="late")
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == retry.content
+    assert Product.objects.count() == 1 and len(created_events()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_atomic_requests_a_5xx_after_the_write_publishes_nothing_with_the_outbox_off(
+    store, org, monkeypatch
+):
+    """The same rollback with the outbox off, where an event is published once its write's
+    transaction commits: the rolled-back write's event must not go out when the request's
+    transaction commits (only the retry's does)."""
+    from django.conf import settings
+    from django.db import connection
+
+    from django_arc import arc
+    from django_arc.events import get_transport
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    events = {**settings.ARC.get("EVENTS", {}), "OUTBOX": False}
+    viewset = arc.get_resource("idem-products").as_viewset()
+
+    def broken(self, serializer):
+        raise RuntimeError("after the write")
+
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(store), EVENTS=events)):
+        transport = get_transport()
+        transport.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(viewset, "render_saved", broken)
+            assert_error(post(editor, key="late"), 500, "INTERNAL_ERROR")
+        assert not Product.objects.exists()
+        assert [e.type for e in transport.published] == []
+        retry = post(editor, key="late")
+        assert retry.status_code == 201
+        created = [e for e in transport.published if e.type == "idem-products.created"]
+    assert [e.payload["id"] for e in created] == [retry.json()["data"]["id"]]
 
 
 @pytest.mark.django_db

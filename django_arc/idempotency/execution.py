@@ -92,6 +92,10 @@ class IdempotentExecution:
         self._atomic: Any = None
         #: how many of the request's writes are open (see :meth:`write`)
         self._writes = 0
+        #: ``(alias, savepoint id, on_commit callbacks then)`` of the ``ATOMIC_REQUESTS``
+        #: transactions the route runs in, for a non-transactional store (see
+        #: :meth:`_roll_back_request`)
+        self._savepoints: list[tuple[str, str, int]] = []
 
     @classmethod
     def begin(cls, view: Any) -> IdempotentExecution | None:
@@ -151,6 +155,15 @@ class IdempotentExecution:
         if store.transactional:
             execution._atomic = transaction.atomic(using=store.using)
             execution._atomic.__enter__()
+        else:
+            execution._savepoints = [
+                (
+                    alias,
+                    transaction.savepoint(using=alias),
+                    len(transaction.get_connection(alias).run_on_commit),
+                )
+                for alias in _request_transactions()
+            ]
         return execution
 
     @property
@@ -181,7 +194,9 @@ class IdempotentExecution:
         store, record, token = self.store, self.record, self.token
         if response.status_code >= 500:
             self._close(_Rollback())
-            store.release(record, token)
+            if not store.transactional:
+                self._roll_back_request()
+            self._release()
             return None
         try:
             body = _content(response)  # rendering sets the Content-Type
@@ -211,9 +226,43 @@ class IdempotentExecution:
         except Exception as exc:  # noqa: BLE001 - the key and transaction must not stay held
             logger.exception("Finishing an idempotent request failed")
             self._close(exc)
-            store.release(record, token)
+            if not store.transactional:
+                self._roll_back_request()
+            self._release()
             return ArcError("INTERNAL_ERROR", "Internal server error", 500)
         return None
+
+    def _roll_back_request(self) -> None:
+        """A non-transactional store gives the key up (a 5xx) and the retry runs anew: the
+        route's writes still uncommitted — inside ``ATOMIC_REQUESTS`` transactions, which
+        commit only after the view has answered — must not commit, or the retry makes them
+        a second time. They are rolled back to where the key was claimed, so what came
+        before (an elevated request's audit event) stays. (Without ``ATOMIC_REQUESTS`` the
+        writes committed with their own transactions.)"""
+        savepoints, self._savepoints = self._savepoints, []
+        for alias, sid, callbacks in savepoints:
+            connection = transaction.get_connection(alias)
+            if not connection.needs_rollback:
+                try:
+                    transaction.savepoint_rollback(sid, using=alias)
+                except Exception:  # noqa: BLE001 - then the whole transaction goes
+                    logger.exception("Rolling back an idempotent request failed")
+                else:
+                    # What the rolled-back writes asked to run on commit (an event to
+                    # publish with the outbox off) goes with them: a savepoint of our own
+                    # is not one Django's on_commit bookkeeping knows of.
+                    del connection.run_on_commit[callbacks:]
+                    continue
+            transaction.set_rollback(True, using=alias)
+
+    def _release(self) -> None:
+        """Give the key up (a 5xx). A store failing to (the database gone mid-request) is
+        only logged: the request still gets its answer, and the claim frees itself after
+        ``LOCK_SECONDS``."""
+        try:
+            self.store.release(self.record, self.token)
+        except Exception:  # noqa: BLE001 - the answer must still go out
+            logger.exception("Releasing an idempotency key failed; it frees itself after its lock")
 
     def _close(self, exc: BaseException | None) -> None:
         """Leave the route's transaction: commit when ``exc`` is None, else roll back."""
@@ -272,6 +321,15 @@ def _when_request_commits(complete: Callable[[], Any]) -> None:
         complete()
     else:
         transaction.on_commit(complete, using=outermost)
+
+
+def _request_transactions() -> list[str]:
+    """The aliases whose ``ATOMIC_REQUESTS`` transaction the view runs in (no SQL)."""
+    return [
+        alias
+        for alias, settings_dict in connections.settings.items()
+        if settings_dict.get("ATOMIC_REQUESTS") and connections[alias].in_atomic_block
+    ]
 
 
 def _content(response: Any) -> bytes:

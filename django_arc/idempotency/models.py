@@ -28,7 +28,8 @@ class IdempotencyRecord(models.Model):
     #: in flight until then (null once the response is stored)
     locked_until = models.DateTimeField(null=True, blank=True)
     status = models.PositiveSmallIntegerField(null=True, blank=True)
-    content_type = models.CharField(max_length=255, blank=True, default="")
+    #: the answer's ``Content-Type`` as sent (its parameters may run past 255 characters)
+    content_type = models.TextField(blank=True, default="")
     body = models.BinaryField(null=True, blank=True)
     #: the answer's own headers (``Location``, ``Content-Disposition``…) as a JSON list of
     #: ``[name, value]`` pairs; null when it had none (and in flight, like ``body``)

@@ -228,7 +228,7 @@ class DatabaseStore:
         expires = timezone.now() + timedelta(seconds=request.ttl_seconds)
         params = [
             status,
-            content_type[:255],
+            content_type,
             body,
             _json(headers) if headers else None,
             self.connection.ops.adapt_datetimefield_value(expires),
