@@ -1180,6 +1180,33 @@ def test_only_a_whole_entry_in_this_format_is_ever_served(shop, shape):
     assert get(editor, CACHED)["X-Cache"] == "HIT"
 
 
+@pytest.mark.parametrize("shape", ["row cut short", "row not a pickle", "content type"])
+def test_a_damaged_get_entry_is_a_miss_never_an_error(shop, shape):
+    """A get's entry ends with its pickled row, whose length the head does not record: cut
+    short, or not a pickle at all, it is a miss (the route answers), never a 500. Nor is a
+    content type no header may carry."""
+    import redis as redis_py
+
+    editor = shop["editor"]
+    detail = f"{shop['dear'].pk}/"
+    assert get(editor, CACHED, detail)["X-Cache"] == "MISS"
+    client = redis_py.Redis.from_url(REDIS_URL)
+    (entry_key,) = client.keys(redis_alias.make_key("redis", "arc:qc:e:") + "*")
+    entry = Entry.decode(client.get(entry_key))
+    assert entry is not None and entry.obj
+    value = {
+        "row cut short": entry.encode()[:-1],
+        "row not a pickle": entry._replace(obj=b"\xff" * 8).encode(),
+        "content type": entry._replace(content_type="application/json\nX-Evil: 1").encode(),
+    }[shape]
+    client.set(entry_key, value)
+    client.close()
+    response = get(editor, CACHED, detail)
+    assert response.status_code == 200 and response["X-Cache"] == "MISS"
+    assert response.content == get(editor, UNCACHED, detail).content
+    assert get(editor, CACHED, detail)["X-Cache"] == "HIT"
+
+
 def test_without_a_django_redis_alias_nothing_is_cached(shop):
     with override_settings(ARC=arc_with(CACHE={"ALIAS": "default"})):
         response = get(shop["editor"], CACHED)

@@ -151,23 +151,25 @@ class CachedRead:
             return cls(view, None, policy)
         read = cls(view, store, policy, key, keys, versions)
         if entry is not None and entry.versions == versions:
+            try:  # a damaged entry (a row that does not unpickle, a bad content type): a miss
+                row = pickle.loads(entry.obj) if entry.obj else None  # noqa: S301
+                response = _RefreshingResponse(entry.body, content_type=entry.content_type)
+            except Exception:  # noqa: BLE001 - whatever unpickling bytes raises
+                return read
             fresh = time.time() - entry.created < policy.stale_seconds
-            raise ShortCircuit(read.serve(entry, "HIT" if fresh else "STALE"))
+            raise ShortCircuit(read.serve(response, row, "HIT" if fresh else "STALE"))
         return read
 
-    def serve(self, entry: Entry, state: str) -> HttpResponse:
-        """``entry`` as the response, after the object checks of a get. A STALE answer asks
-        for the refresh lock only once the checks have let the caller have it: a caller
-        refused the row (403) would otherwise hold the lock, and no refresh would happen
-        until it expired."""
+    def serve(self, response: _RefreshingResponse, row: Any, state: str) -> HttpResponse:
+        """An entry's ``response`` (and, for a get, its ``row``), after the object checks of
+        a get. A STALE answer asks for the refresh lock only once the checks have let the
+        caller have it: a caller refused the row (403) would otherwise hold the lock, and no
+        refresh would happen until it expired."""
         view = self.view
-        if entry.obj:
-            view.check_object_permissions(view.request, pickle.loads(entry.obj))  # noqa: S301
-        refresh = state == "STALE" and self.store.try_lock(self.key)
-        response_class = _RefreshingResponse if refresh else HttpResponse
-        response = response_class(entry.body, content_type=entry.content_type)
+        if row is not None:
+            view.check_object_permissions(view.request, row)
         response[HEADER] = state
-        if refresh:
+        if state == "STALE" and self.store.try_lock(self.key):
             response.refresh = self.refresh_later()
         return response
 
