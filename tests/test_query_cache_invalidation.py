@@ -184,6 +184,53 @@ def test_a_save_of_a_multi_table_child_invalidates_its_parents_resources(shop, b
     same_as_uncached(editor)
 
 
+def test_a_write_to_a_parents_row_invalidates_its_multi_table_childrens_resources(
+    shop, bundle, settings
+):
+    """A child's answers render the fields it inherits, which live in its parent's row: a
+    write to that row through the parent (its resource's routes, ``save()``, or
+    ``invalidate()`` of the parent model after an ``update()``) is a write to the child's
+    answers, with no signal of the child's. (Lists only: a get's hit unpickles its row,
+    which a model of ``isolate_apps`` cannot be.)"""
+
+    class CachedBundleResource(Resource):
+        model = bundle
+        name = "cached-bundles"
+        fields = ["id", "name", "contents"]
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    row = bundle.objects.create(organization=shop["a"], sku="BUNDLE-1", price=7, name="Kit")
+    anon = client_for(None)
+    bundles = "/cb/cached-bundles/"
+    with (
+        registered_site("cached-bundles-test", CachedBundleResource) as site,
+        site_mounted(settings, "cb", site),
+    ):
+
+        def saved_as_product():
+            product = Product.objects.get(pk=row.pk)
+            product.name = "Kit XL"
+            product.save()
+
+        def patched_as_product():
+            url = f"{CACHED}{row.pk}/"
+            assert shop["admin"].patch(url, {"name": "Kit XXL"}, format="json").status_code == 200
+
+        def updated_as_product():
+            Product.objects.filter(pk=row.pk).update(name="Kit S")
+            invalidate(Product)
+
+        for write, name in (
+            (saved_as_product, "Kit XL"),
+            (patched_as_product, "Kit XXL"),
+            (updated_as_product, "Kit S"),
+        ):
+            after = hit_then(anon, bundles, write)
+            assert after["X-Cache"] == "MISS", name
+            assert [d["name"] for d in after.json()["docs"]] == [name]
+
+
 def test_a_proxy_defined_before_its_model_is_cached_invalidates_too(settings):
     """The resource is registered after the proxy exists: watching finds the proxies and
     children already defined, not only those defined later."""

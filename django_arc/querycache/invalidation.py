@@ -230,7 +230,8 @@ class_prepared.connect(
 
 
 def _models_read(resource: Any) -> set[type[models.Model]]:
-    """The models besides its own whose rows ``resource``'s answers read: the other side of
+    """The models besides its own whose rows ``resource``'s answers read: its multi-table
+    parents (whose rows hold the fields it inherits), the other side of
     the reverse and many-to-many relations it renders (a book's ``reviews`` are Review's
     rows; ``fields``, or a project serializer's field names when it is unset) and their
     tables, and every model a path of its query language joins
@@ -238,7 +239,9 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
     ``author__name`` reads Author's rows). A name that is no such field is skipped (an
     unknown one is ``manage.py check``'s to report)."""
     model = resource.model
-    read: set[type[models.Model]] = set()
+    # a multi-table child's inherited fields are its parents' rows, which their own saves,
+    # resources and invalidate() write with no signal of the child's
+    read: set[type[models.Model]] = set(model._meta.get_parent_list())
 
     def relation(field: Any, joined: bool) -> None:
         if not field.is_relation or field.related_model is None:
