@@ -594,3 +594,53 @@ def test_a_delete_that_nulls_the_keys_of_rows_an_answer_reads_invalidates(settin
         with connection.schema_editor() as editor:
             for model in (Item, Shelf, Box):
                 editor.delete_model(model)
+
+
+@pytest.mark.parametrize("rendered", ["nested", "string"])
+def test_a_forward_relation_a_project_serializer_renders_as_more_than_an_id_invalidates(
+    settings, rendered
+):
+    """A book's ``author`` rendered as the author (a nested serializer, or its ``str()``)
+    rather than its id reads Author's rows, as the resource's own ``select_related`` of it
+    says: renaming the author retires the book list."""
+    from rest_framework import serializers
+
+    class AuthorNameSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Author
+            fields = ["id", "name"]
+
+    author_field = (
+        AuthorNameSerializer(read_only=True)
+        if rendered == "nested"
+        else serializers.StringRelatedField()
+    )
+
+    class BookWithAuthorSerializer(serializers.ModelSerializer):
+        author = author_field
+
+        class Meta:
+            model = Book
+            fields = ["id", "title", "author"]
+
+    class BooksWithAuthorsResource(Resource):
+        model = Book
+        name = "books-with-authors"
+        serializer_class = BookWithAuthorSerializer
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    with registered_site("books-with-authors-test", BooksWithAuthorsResource) as site:
+        with site_mounted(settings, "ba", site):
+            client, url = client_for(None), "/ba/books-with-authors/"
+            author = AuthorFactory(name="Frank")
+            BookFactory(author=author)
+
+            def rename():
+                author.name = "Herbert"
+                author.save()
+
+            after = hit_then(client, url, rename)
+    assert after["X-Cache"] == "MISS"
+    shown = after.json()["docs"][0]["author"]
+    assert (shown["name"] if rendered == "nested" else shown) == "Herbert"

@@ -231,7 +231,8 @@ class_prepared.connect(
 
 def _models_read(resource: Any) -> set[type[models.Model]]:
     """The models besides its own whose rows ``resource``'s answers read: its multi-table
-    parents (whose rows hold the fields it inherits), the other side of
+    parents (whose rows hold the fields it inherits), the forward relations a project
+    serializer renders as more than an id (``related_loading``), the other side of
     the reverse and many-to-many relations it renders (a book's ``reviews`` are Review's
     rows; ``fields``, or a project serializer's field names when it is unset) and their
     tables, and every model a path of its query language joins
@@ -266,6 +267,19 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
             relation(accessors.get(name) or model._meta.get_field(name), joined=False)
         except (FieldDoesNotExist, AttributeError, TypeError):
             continue
+    # forward relations a project serializer renders as more than an id (a nested
+    # serializer, their str()): the resource joins them (related_loading), and renders
+    # their rows' fields (the generated serializer renders ids only)
+    if ready and resource.serializer_class is not None:
+        try:
+            joined = resource.related_loading[0]
+        except Exception:  # noqa: BLE001 - a serializer that does not build is check's to report
+            joined = []
+        for name in joined:
+            try:
+                relation(model._meta.get_field(name), joined=True)
+            except (FieldDoesNotExist, AttributeError, TypeError):
+                continue
     filters = resource.filter_fields or {}
     sorts = (part.strip().lstrip("-+") for part in (resource.default_sort or "").split(","))
     for path in (*filters, *(resource.sort_fields or ()), *(resource.search_fields or ()), *sorts):
