@@ -837,6 +837,27 @@ def test_a_stale_entry_is_served_at_once_then_refreshed_once(shop, monkeypatch):
     assert fresh.content == get(editor, UNCACHED).content
 
 
+def test_a_stale_answer_a_middleware_replaces_is_refreshed_all_the_same(
+    shop, monkeypatch, settings
+):
+    """``ConditionalGetMiddleware`` answers a STALE list the client already holds (its
+    ``If-None-Match`` is the entry's ETag) with a new 304 response, and the server closes that
+    one, not the STALE answer: the refresh it won the lock for still runs once the request is
+    finished, rather than the lock keeping every later read STALE until it expires."""
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.http.ConditionalGetMiddleware"]
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3, "tags": ["t"]})
+    editor = shop["editor"]
+    first = get(editor, CACHED)
+    assert first["X-Cache"] == "MISS"
+    Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
+    time.sleep(0.35)
+    assert editor.get(CACHED, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    fresh = get(editor, CACHED)
+    assert fresh["X-Cache"] == "HIT"
+    assert {d["name"] for d in fresh.json()["docs"]} == {"Changed"}
+    assert fresh.content == get(editor, UNCACHED).content
+
+
 def test_only_one_request_refreshes_a_stale_entry(shop, monkeypatch, redis_cache):
     monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.2})
     editor = shop["editor"]

@@ -7,7 +7,8 @@ scope, permissions and throttles, so a caller who may not list gets no cached li
 - fresh entry → its bytes, ``X-Cache: HIT``, without running the route (no SQL for the rows);
 - stale entry → its bytes at once, ``X-Cache: STALE``; the one request that wins the
   refresh lock recomputes the entry after its response has been sent (``close()``, which the
-  WSGI server calls after the last byte), others just serve it; a recomputed answer that is
+  WSGI server calls after the last byte, or ``request_finished`` when a middleware answered
+  with another response), others just serve it; a recomputed answer that is
   no longer a 200 drops the entry;
 - no valid entry → the route runs, ``X-Cache: MISS``, and a 200 is stored;
 - Redis away → the route runs, ``X-Cache: MISS``, nothing stored, one warning per interval.
@@ -22,9 +23,11 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.core.signals import request_finished
 from django.db import DatabaseError, connections, router
 from django.http import Http404, HttpResponse
 from django.utils import timezone, translation
@@ -45,6 +48,13 @@ HTTP_ERRORS = (APIException, Http404, PermissionDenied)
 CACHED_ACTIONS = ("list", "retrieve")
 
 
+#: the refresh this request won the lock for, until it has run: a middleware may answer with
+#: another response (``ConditionalGetMiddleware``'s 304), which the server closes instead
+_pending_refresh: ContextVar[Callable[[], None] | None] = ContextVar(
+    "django_arc_querycache_refresh", default=None
+)
+
+
 class _RefreshingResponse(HttpResponse):
     """A STALE answer that recomputes its entry once the server has sent it."""
 
@@ -53,8 +63,25 @@ class _RefreshingResponse(HttpResponse):
     def close(self) -> None:
         refresh, self.refresh = self.refresh, None
         if refresh is not None:
-            refresh()
+            if _pending_refresh.get() is refresh:
+                _pending_refresh.set(None)
+            refresh()  # once: a second call (request_finished's) does nothing
         super().close()
+
+
+def _refresh_replaced(**kwargs: Any) -> None:
+    """``request_finished`` — sent by whichever response the server closed — runs the refresh
+    of a STALE answer a middleware replaced, so its lock does not keep later reads STALE
+    until it expires. (It runs after Django's own receiver has given back the request's
+    database connections: a connection it opens is given back when the thread's next
+    request starts.)"""
+    refresh = _pending_refresh.get()
+    if refresh is not None:
+        _pending_refresh.set(None)
+        refresh()
+
+
+request_finished.connect(_refresh_replaced, dispatch_uid="django_arc.querycache.refresh")
 
 
 def rendered(view: Any, response: Any) -> bytes:
@@ -171,6 +198,7 @@ class CachedRead:
         response[HEADER] = state
         if state == "STALE" and self.store.try_lock(self.key):
             response.refresh = self.refresh_later()
+            _pending_refresh.set(response.refresh)
         return response
 
     def finish(self, response: Any) -> None:
@@ -199,16 +227,20 @@ class CachedRead:
         )
 
     def refresh_later(self) -> Callable[[], None]:
-        """:meth:`refresh`, to run from ``close()`` in the time zone and language active now.
+        """:meth:`refresh`, to run once from ``close()`` (or ``request_finished``) in the time
+        zone and language active now.
 
         ``close()`` runs after the middleware that activated them for the request (``with
         timezone.override(...)``) has returned, while the entry is keyed under them: refreshed
         outside them, the entry of a caller in Tokyo would hold datetimes written in UTC."""
         zone, language = timezone.get_current_timezone(), translation.get_language()
+        pending = [True]
 
         def refresh() -> None:
-            with timezone.override(zone), translation.override(language):
-                self.refresh()
+            if pending:  # once, whichever of close() and request_finished calls it first
+                pending.clear()
+                with timezone.override(zone), translation.override(language):
+                    self.refresh()
 
         return refresh
 
