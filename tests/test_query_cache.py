@@ -1228,6 +1228,21 @@ def test_a_damaged_get_entry_is_a_miss_never_an_error(shop, shape):
     assert get(editor, CACHED, detail)["X-Cache"] == "HIT"
 
 
+@pytest.mark.parametrize(
+    "option", [{"stale_seconds": float("inf")}, {"gc_seconds": float("inf")}], ids=str
+)
+def test_an_infinite_lifetime_is_never_an_error(shop, monkeypatch, option):
+    """``float("inf")`` for "never stale" or "never dropped" has no Redis expiry to become;
+    it is a malformed option (arc.E014), so the resource answers uncached — never a 500
+    from storing the miss under an expiry ``int()`` cannot write."""
+    monkeypatch.setattr(CachedProductResource, "cache", option)
+    editor = shop["editor"]
+    for _ in range(2):
+        response = get(editor, CACHED)
+        assert response.status_code == 200 and "X-Cache" not in response
+        assert response.content == get(editor, UNCACHED).content
+
+
 def test_without_a_django_redis_alias_nothing_is_cached(shop):
     with override_settings(ARC=arc_with(CACHE={"ALIAS": "default"})):
         response = get(shop["editor"], CACHED)
