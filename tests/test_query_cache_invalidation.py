@@ -644,3 +644,42 @@ def test_a_forward_relation_a_project_serializer_renders_as_more_than_an_id_inva
     assert after["X-Cache"] == "MISS"
     shown = after.json()["docs"][0]["author"]
     assert (shown["name"] if rendered == "nested" else shown) == "Herbert"
+
+
+def test_an_object_rule_reading_a_related_row_reads_it_as_it_is_now(settings):
+    """A hit runs the object rule on the row its entry kept, as ``get_object()`` would on
+    the row it loads: a rule that reads a related row (the book's author) reads that row as
+    it is now, not as the miss's check left it cached on the row. An author's rename, which
+    changes no book's answer, is no write to the book list; it is one to the rule."""
+
+    def not_withdrawn(request, resource, action, obj=None):
+        return obj is None or not obj.author.name.startswith("Withdrawn")
+
+    class GuardedBookResource(Resource):
+        model = Book
+        name = "guarded-books"
+        fields = ["id", "title", "author"]
+        permissions = {"list": P.allow_public(), "get": not_withdrawn}
+        cache = {"stale_seconds": 30}
+
+    class UncachedGuardedBookResource(GuardedBookResource):
+        name = "uncached-guarded-books"
+        cache = False
+
+    resources = (GuardedBookResource, UncachedGuardedBookResource)
+    with registered_site("guarded-books-test", *resources) as site:
+        with site_mounted(settings, "gb", site):
+            client = client_for(None)
+            author = AuthorFactory(name="Frank")
+            book = BookFactory(author=author)
+
+            def withdraw():
+                author.name = "Withdrawn Frank"
+                author.save()
+
+            after = hit_then(client, f"/gb/guarded-books/{book.pk}/", withdraw)
+            uncached = client.get(f"/gb/uncached-guarded-books/{book.pk}/")
+    assert uncached.status_code == 403
+    # (a HIT refused, or a MISS when another test's resource reading Author's rows left
+    # Author's writes bumping every resource over Book: 403 either way)
+    assert after.status_code == 403

@@ -95,6 +95,22 @@ def rendered(view: Any, response: Any) -> bytes:
     return bytes(response.content)
 
 
+def _bare(row: Any) -> Any:
+    """A copy of ``row`` as its own columns only, without the related rows loaded on it
+    (``select_related``, a relation its checks or serializer followed, prefetches): a hit's
+    object checks must read those as they are now, as on the row ``get_object()`` loads, not
+    as they were when the entry was stored — a related row's write does not retire it."""
+    reduced = row.__reduce__()  # a copy of its state (its own _state, fields cache), as pickled
+    state = reduced[2] if len(reduced) > 2 else None
+    if not isinstance(state, dict) or "_state" not in state:
+        return row  # a model pickling its own way: kept as it pickles
+    state["_state"].fields_cache = {}
+    state.pop("_prefetched_objects_cache", None)
+    bare = type(row).__new__(type(row))
+    bare.__setstate__(state)
+    return bare
+
+
 def has_own_headers(view: Any, response: Any) -> bool:
     """Whether the route's answer carries headers or cookies a HIT would not have: a HIT is
     the stored bytes and content type under the headers DRF gives every answer of the view
@@ -223,7 +239,11 @@ class CachedRead:
             versions=self.versions,
             content_type=response.get("Content-Type", ""),
             body=body,
-            obj=pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL) if obj is not None else b"",
+            obj=(
+                pickle.dumps(_bare(obj), protocol=pickle.HIGHEST_PROTOCOL)
+                if obj is not None
+                else b""
+            ),
         )
 
     def refresh_later(self) -> Callable[[], None]:
