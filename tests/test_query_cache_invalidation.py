@@ -683,3 +683,55 @@ def test_an_object_rule_reading_a_related_row_reads_it_as_it_is_now(settings):
     # (a HIT refused, or a MISS when another test's resource reading Author's rows left
     # Author's writes bumping every resource over Book: 403 either way)
     assert after.status_code == 403
+
+
+def test_a_resource_routed_by_hand_is_invalidated_like_a_registered_one(settings):
+    """``Resource.as_viewset()`` routes a resource on no site (docs/resources.md): its
+    cached answers are retired by the writes that retire a registered one's — a model
+    signal (an admin save, ``save()`` in a task) and ``invalidate()`` of its model or its
+    class."""
+    from django.urls import clear_url_caches, include, path
+    from rest_framework.routers import SimpleRouter
+
+    import tests.urls
+
+    class HandRoutedBookResource(Resource):
+        model = Book
+        name = "hand-routed-books"
+        fields = ["id", "title"]
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    router = SimpleRouter()
+    router.register("hand-routed-books", HandRoutedBookResource.as_viewset(), basename="hrb")
+    patterns = [*tests.urls.urlpatterns, path("hr/", include(router.urls))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    try:
+        client, url = client_for(None), "/hr/hand-routed-books/"
+        book = BookFactory(title="Dune")
+
+        def renamed(title):
+            def rename():
+                book.title = title
+                book.save()
+
+            return rename
+
+        def updated_and_invalidated(target, title):
+            def update():
+                Book.objects.filter(pk=book.pk).update(title=title)
+                invalidate(target)
+
+            return update
+
+        for write, title in (
+            (renamed("Dune Messiah"), "Dune Messiah"),
+            (updated_and_invalidated(Book, "Children of Dune"), "Children of Dune"),
+            (updated_and_invalidated(HandRoutedBookResource, "God Emperor"), "God Emperor"),
+        ):
+            after = hit_then(client, url, write)
+            assert after["X-Cache"] == "MISS", title
+            assert [d["title"] for d in after.json()["docs"]] == [title]
+    finally:
+        clear_url_caches()

@@ -40,7 +40,7 @@ from .keys import resource_version_key, tag_version_key, version_keys
 from .policy import policy_for
 from .store import QueryCacheStore
 
-__all__ = ["invalidate", "watch", "watch_all"]
+__all__ = ["adopt", "invalidate", "watch", "watch_all"]
 
 _local = threading.local()
 
@@ -107,20 +107,43 @@ _by_model: dict[type[models.Model], list[Any]] = {}
 _registry_state: tuple[int, int] | None = None
 
 
+#: resources served on no site: routed by hand with ``as_viewset()`` (see :func:`adopt`)
+_routed_by_hand: list[Any] = []
+
+
+def adopt(resource: Any) -> None:
+    """A resource routed by hand (``Resource.as_viewset()`` of one on no site): its model's
+    signals are connected and it counts among the resources serving its model, as a
+    registered one does, so the writes that retire a registered resource's answers retire
+    its too."""
+    global _registry_state
+    if not any(known is resource for known in _routed_by_hand):
+        _routed_by_hand.append(resource)
+        _registry_state = None  # recompute the resources serving each model
+    watch(resource)
+
+
+def _served_resources() -> list[Any]:
+    """Every resource that serves requests: those registered on a site, and those routed by
+    hand."""
+    from ..sites import _all_sites
+
+    return [*(r for site in _all_sites for r in site.resources), *_routed_by_hand]
+
+
 def _resources_of(model: type[models.Model]) -> list[Any]:
-    """Registered resources serving ``model`` (any site), recomputed when the registered
-    resources change (:func:`~django_arc.sites.registry_state`: which ones, not how many —
-    a resource unregistered and another registered leave every count as it was)."""
-    from ..sites import _all_sites, registry_state
+    """Resources serving ``model`` (any site, or routed by hand), recomputed when the
+    registered resources change (:func:`~django_arc.sites.registry_state`: which ones, not
+    how many — a resource unregistered and another registered leave every count as it was)."""
+    from ..sites import registry_state
 
     global _registry_state, _by_model
     state = registry_state()
     if state != _registry_state:
         by_model: dict[type[models.Model], list[Any]] = {}
-        for site in _all_sites:
-            for resource in site.resources:
-                concrete = resource.model._meta.concrete_model
-                by_model.setdefault(concrete, []).append(resource)
+        for resource in _served_resources():
+            concrete = resource.model._meta.concrete_model
+            by_model.setdefault(concrete, []).append(resource)
         _by_model, _registry_state = by_model, state
     return _by_model.get(model._meta.concrete_model, [])
 
@@ -348,12 +371,10 @@ def _read_by(other: type[models.Model], model: type[models.Model]) -> None:
 
 
 def watch_all() -> None:
-    """:func:`watch` every registered resource (at start-up, and when ``ARC`` changes)."""
-    from ..sites import _all_sites
-
-    for site in _all_sites:
-        for resource in site.resources:
-            watch(resource)
+    """:func:`watch` every registered or hand-routed resource (at start-up, and when ``ARC``
+    changes)."""
+    for resource in _served_resources():
+        watch(resource)
 
 
 on_reload(watch_all)
@@ -373,7 +394,6 @@ def invalidate(*targets: Any, using: str | None = None) -> None:
 
     Runs when the current transaction on ``using`` commits (at once outside one)."""
     from ..resources import Resource
-    from ..sites import _all_sites
 
     keys: set[str] = set()
     for target in targets:
@@ -385,10 +405,9 @@ def invalidate(*targets: Any, using: str | None = None) -> None:
         elif isinstance(target, Resource):
             keys |= resource_keys(target) or {resource_version_key(target)}
         elif isinstance(target, type) and issubclass(target, Resource):
-            for site in _all_sites:
-                for resource in site.resources:
-                    if type(resource) is target:
-                        keys |= resource_keys(resource) or {resource_version_key(resource)}
+            for resource in _served_resources():
+                if type(resource) is target:
+                    keys |= resource_keys(resource) or {resource_version_key(resource)}
         else:
             raise TypeError(f"invalidate() takes models, resources and tag names, not {target!r}")
     bump_on_commit(keys, using=using)
