@@ -735,3 +735,44 @@ def test_a_resource_routed_by_hand_is_invalidated_like_a_registered_one(settings
             assert [d["title"] for d in after.json()["docs"]] == [title]
     finally:
         clear_url_caches()
+
+
+def test_two_resources_of_one_name_never_serve_each_others_answers(settings):
+    """A resource's name defaults to its model's (``books``), and two resources routed by
+    hand — or registered on two sites left with the default site name — may share it: an
+    entry is still only served by the resource that rendered it, never by one declaring
+    other fields."""
+    from django.urls import clear_url_caches, include, path
+    from rest_framework.routers import SimpleRouter
+
+    import tests.urls
+
+    class PublicBookResource(Resource):
+        model = Book
+        fields = ["id", "title"]
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    class InternalBookResource(PublicBookResource):
+        fields = ["id", "title", "isbn"]
+
+    assert PublicBookResource().name == InternalBookResource().name == "books"
+    router = SimpleRouter()
+    router.register("public", PublicBookResource.as_viewset(), basename="public-books")
+    router.register("internal", InternalBookResource.as_viewset(), basename="internal-books")
+    patterns = [*tests.urls.urlpatterns, path("tw/", include(router.urls))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    try:
+        client = client_for(None)
+        book = BookFactory(title="Dune", isbn="978-0441013593")
+        internal = client.get("/tw/internal/")
+        assert internal.json()["docs"] == [{"id": book.pk, "title": "Dune", "isbn": book.isbn}]
+        public = client.get("/tw/public/")
+        assert public["X-Cache"] == "MISS"
+        assert public.json()["docs"] == [{"id": book.pk, "title": "Dune"}]
+        detail = client.get(f"/tw/internal/{book.pk}/")
+        assert detail.json()["data"]["isbn"] == book.isbn
+        assert "isbn" not in client.get(f"/tw/public/{book.pk}/").json()["data"]
+    finally:
+        clear_url_caches()
