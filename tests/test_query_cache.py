@@ -804,6 +804,28 @@ def test_a_write_to_a_resource_invalidates_the_resources_sharing_its_tag(shop):
     assert get(editor, ORDERS).json()["docs"][0]["quantity"] == 7
 
 
+def test_a_save_under_manual_transaction_management_invalidates_and_never_raises(shop):
+    """``transaction.set_autocommit(False)``: Django has no ``on_commit`` there (it raises
+    ``TransactionManagementError``), so the save of a cached model must not ask for one;
+    its bump is sent at once, and the read after the commit is a MISS with the new row."""
+    from django.db import transaction
+
+    editor = shop["editor"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    product = Product.objects.filter(organization=shop["a"]).order_by("pk").first()
+    transaction.set_autocommit(False)
+    try:
+        product.name = "Manual"
+        product.save()
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+    after = get(editor, CACHED)
+    assert after["X-Cache"] == "MISS"
+    assert "Manual" in {d["name"] for d in after.json()["docs"]}
+
+
 def test_a_write_that_rolls_back_bumps_nothing(shop):
     from django.db import transaction
 

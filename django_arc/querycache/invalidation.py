@@ -51,7 +51,8 @@ def _alias() -> str | None:
 
 
 def bump_on_commit(keys: set[str], using: str | None = None) -> None:
-    """Bump ``keys`` when the current transaction on ``using`` commits (now, outside one)."""
+    """Bump ``keys`` when the current transaction on ``using`` commits (now, outside one, and
+    under manual transaction management, whose commit Django offers no hook for)."""
     alias = _alias()
     if not keys or alias is None:
         return
@@ -62,6 +63,12 @@ def bump_on_commit(keys: set[str], using: str | None = None) -> None:
         if done is not None:
             done.update(keys)
 
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block and not connection.get_autocommit():
+        # manual transaction management (set_autocommit(False)): Django has no on_commit
+        # there and raises; the commit cannot be awaited, so the bump is sent now
+        bump()
+        return
     transaction.on_commit(bump, using=using)
 
 
