@@ -904,6 +904,43 @@ def test_only_one_request_refreshes_a_stale_entry(shop, monkeypatch, redis_cache
     client.close()
 
 
+def test_a_refresh_outliving_its_lock_leaves_the_next_refreshers_lock_alone(
+    shop, monkeypatch, redis_cache, caplog
+):
+    """A refresh slower than its lock (30 s) finds, when it ends, the lock of the refresher
+    that took over since: it releases only its own, so a third request does not start a
+    third refresh while the second still runs."""
+    from django_arc.querycache import store as store_module
+    from django_arc.querycache.read import CachedRead
+
+    monkeypatch.setattr(store_module, "REFRESH_LOCK_SECONDS", 1)
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.2})
+    editor = shop["editor"]
+    get(editor, CACHED)
+    time.sleep(0.25)
+    refreshes = []
+    real_refresh = CachedRead.refresh
+
+    def refresh(read):
+        refreshes.append(read)
+        if len(refreshes) != 2:  # the second stands for one still running: it holds the lock
+            real_refresh(read)
+
+    def slow_rerun(read):
+        if len(refreshes) == 1:
+            time.sleep(1.1)  # outlives the lock, and another request takes it over
+            assert get(editor, CACHED)["X-Cache"] == "STALE"
+        raise RuntimeError("the database went away")  # the entry is kept, still STALE
+
+    monkeypatch.setattr(CachedRead, "refresh", refresh)
+    monkeypatch.setattr(CachedRead, "rerun", slow_rerun)
+    with caplog.at_level(logging.WARNING, logger="django_arc.querycache"):
+        assert get(editor, CACHED)["X-Cache"] == "STALE"
+    assert len(refreshes) == 2
+    assert get(editor, CACHED)["X-Cache"] == "STALE"
+    assert len(refreshes) == 2  # the second refresher's lock is still held
+
+
 def test_a_stale_get_refused_by_the_object_rule_leaves_the_refresh_to_the_next_caller(
     shop, monkeypatch
 ):

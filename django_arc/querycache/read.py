@@ -169,6 +169,8 @@ class CachedRead:
         self.version_keys = version_keys or []
         self.versions = versions
         self.started = time.time()
+        #: the token of the refresh lock this request holds (a STALE answer's refresher)
+        self.lock: str | None = None
 
     @classmethod
     def lookup(cls, view: Any) -> CachedRead | None:
@@ -212,7 +214,8 @@ class CachedRead:
         if row is not None:
             view.check_object_permissions(view.request, row)
         response[HEADER] = state
-        if state == "STALE" and self.store.try_lock(self.key):
+        self.lock = self.store.try_lock(self.key) if state == "STALE" else None
+        if self.lock is not None:
             response.refresh = self.refresh_later()
             _pending_refresh.set(response.refresh)
         return response
@@ -290,7 +293,8 @@ class CachedRead:
         except Exception:  # noqa: BLE001 - the client has its answer; a failed refresh is logged
             logger.warning("Refreshing cached %s failed", view.request.path, exc_info=True)
         finally:
-            store.unlock(self.key)
+            if self.lock is not None:
+                store.unlock(self.key, self.lock)
 
     def rerun(self) -> Any | None:
         """The route's answer now; ``None`` when it raises one of the errors DRF answers with
