@@ -17,6 +17,7 @@ not ``noeviction``); W004 that policy could not be read.
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 
 from django.core.checks import Error, Warning, register
@@ -109,7 +110,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 
 
 def _number(value: Any, minimum: float = 0, strict: bool = False) -> bool:
+    """A finite number (no bool) ≥ ``minimum`` (> when ``strict``): an infinite number of
+    seconds is no expiry Redis can be given."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    if not math.isfinite(value):
         return False
     return value > minimum if strict else value >= minimum
 

@@ -362,6 +362,10 @@ class Resource:
             from .viewsets import build_viewset
 
             self._viewset = build_viewset(self)
+            if self.site is None:  # routed by hand: invalidated like a registered resource
+                from .querycache.invalidation import adopt
+
+                adopt(self)
         return self._viewset
 
     def __repr__(self) -> str:

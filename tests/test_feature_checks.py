@@ -32,6 +32,8 @@ def make(**attrs):
         ({"cache": {"stale_second": 30}}, "key 'stale_second'. Did you mean 'stale_seconds'?"),
         ({"cache": {"stale_seconds": -1}}, "stale_seconds"),
         ({"cache": {"gc_seconds": 0}}, "gc_seconds"),
+        ({"cache": {"stale_seconds": float("inf")}}, "stale_seconds"),
+        ({"cache": {"stale_seconds": 30, "gc_seconds": float("inf")}}, "gc_seconds"),
         ({"cache": {"stale_seconds": 60, "gc_seconds": 30}}, "less than `stale_seconds`"),
         ({"cache": {"tags": "catalog"}}, "tags"),
         ({"cache": {"tags": ["ok", ""]}}, "tags"),

@@ -804,6 +804,28 @@ def test_a_write_to_a_resource_invalidates_the_resources_sharing_its_tag(shop):
     assert get(editor, ORDERS).json()["docs"][0]["quantity"] == 7
 
 
+def test_a_save_under_manual_transaction_management_invalidates_and_never_raises(shop):
+    """``transaction.set_autocommit(False)``: Django has no ``on_commit`` there (it raises
+    ``TransactionManagementError``), so the save of a cached model must not ask for one;
+    its bump is sent at once, and the read after the commit is a MISS with the new row."""
+    from django.db import transaction
+
+    editor = shop["editor"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    product = Product.objects.filter(organization=shop["a"]).order_by("pk").first()
+    transaction.set_autocommit(False)
+    try:
+        product.name = "Manual"
+        product.save()
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+    after = get(editor, CACHED)
+    assert after["X-Cache"] == "MISS"
+    assert "Manual" in {d["name"] for d in after.json()["docs"]}
+
+
 def test_a_write_that_rolls_back_bumps_nothing(shop):
     from django.db import transaction
 
@@ -837,6 +859,27 @@ def test_a_stale_entry_is_served_at_once_then_refreshed_once(shop, monkeypatch):
     assert fresh.content == get(editor, UNCACHED).content
 
 
+def test_a_stale_answer_a_middleware_replaces_is_refreshed_all_the_same(
+    shop, monkeypatch, settings
+):
+    """``ConditionalGetMiddleware`` answers a STALE list the client already holds (its
+    ``If-None-Match`` is the entry's ETag) with a new 304 response, and the server closes that
+    one, not the STALE answer: the refresh it won the lock for still runs once the request is
+    finished, rather than the lock keeping every later read STALE until it expires."""
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.http.ConditionalGetMiddleware"]
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3, "tags": ["t"]})
+    editor = shop["editor"]
+    first = get(editor, CACHED)
+    assert first["X-Cache"] == "MISS"
+    Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
+    time.sleep(0.35)
+    assert editor.get(CACHED, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    fresh = get(editor, CACHED)
+    assert fresh["X-Cache"] == "HIT"
+    assert {d["name"] for d in fresh.json()["docs"]} == {"Changed"}
+    assert fresh.content == get(editor, UNCACHED).content
+
+
 def test_only_one_request_refreshes_a_stale_entry(shop, monkeypatch, redis_cache):
     monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.2})
     editor = shop["editor"]
@@ -859,6 +902,43 @@ def test_only_one_request_refreshes_a_stale_entry(shop, monkeypatch, redis_cache
     assert get(editor, CACHED)["X-Cache"] == "STALE"  # this one refreshes
     assert get(editor, CACHED)["X-Cache"] == "HIT"
     client.close()
+
+
+def test_a_refresh_outliving_its_lock_leaves_the_next_refreshers_lock_alone(
+    shop, monkeypatch, redis_cache, caplog
+):
+    """A refresh slower than its lock (30 s) finds, when it ends, the lock of the refresher
+    that took over since: it releases only its own, so a third request does not start a
+    third refresh while the second still runs."""
+    from django_arc.querycache import store as store_module
+    from django_arc.querycache.read import CachedRead
+
+    monkeypatch.setattr(store_module, "REFRESH_LOCK_SECONDS", 1)
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.2})
+    editor = shop["editor"]
+    get(editor, CACHED)
+    time.sleep(0.25)
+    refreshes = []
+    real_refresh = CachedRead.refresh
+
+    def refresh(read):
+        refreshes.append(read)
+        if len(refreshes) != 2:  # the second stands for one still running: it holds the lock
+            real_refresh(read)
+
+    def slow_rerun(read):
+        if len(refreshes) == 1:
+            time.sleep(1.1)  # outlives the lock, and another request takes it over
+            assert get(editor, CACHED)["X-Cache"] == "STALE"
+        raise RuntimeError("the database went away")  # the entry is kept, still STALE
+
+    monkeypatch.setattr(CachedRead, "refresh", refresh)
+    monkeypatch.setattr(CachedRead, "rerun", slow_rerun)
+    with caplog.at_level(logging.WARNING, logger="django_arc.querycache"):
+        assert get(editor, CACHED)["X-Cache"] == "STALE"
+    assert len(refreshes) == 2
+    assert get(editor, CACHED)["X-Cache"] == "STALE"
+    assert len(refreshes) == 2  # the second refresher's lock is still held
 
 
 def test_a_stale_get_refused_by_the_object_rule_leaves_the_refresh_to_the_next_caller(
@@ -1178,6 +1258,48 @@ def test_only_a_whole_entry_in_this_format_is_ever_served(shop, shape):
     assert response["X-Cache"] == "MISS" and response.status_code == 200
     assert response.content == get(editor, UNCACHED).content
     assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+@pytest.mark.parametrize("shape", ["row cut short", "row not a pickle", "content type"])
+def test_a_damaged_get_entry_is_a_miss_never_an_error(shop, shape):
+    """A get's entry ends with its pickled row, whose length the head does not record: cut
+    short, or not a pickle at all, it is a miss (the route answers), never a 500. Nor is a
+    content type no header may carry."""
+    import redis as redis_py
+
+    editor = shop["editor"]
+    detail = f"{shop['dear'].pk}/"
+    assert get(editor, CACHED, detail)["X-Cache"] == "MISS"
+    client = redis_py.Redis.from_url(REDIS_URL)
+    (entry_key,) = client.keys(redis_alias.make_key("redis", "arc:qc:e:") + "*")
+    entry = Entry.decode(client.get(entry_key))
+    assert entry is not None and entry.obj
+    value = {
+        "row cut short": entry.encode()[:-1],
+        "row not a pickle": entry._replace(obj=b"\xff" * 8).encode(),
+        "content type": entry._replace(content_type="application/json\nX-Evil: 1").encode(),
+    }[shape]
+    client.set(entry_key, value)
+    client.close()
+    response = get(editor, CACHED, detail)
+    assert response.status_code == 200 and response["X-Cache"] == "MISS"
+    assert response.content == get(editor, UNCACHED, detail).content
+    assert get(editor, CACHED, detail)["X-Cache"] == "HIT"
+
+
+@pytest.mark.parametrize(
+    "option", [{"stale_seconds": float("inf")}, {"gc_seconds": float("inf")}], ids=str
+)
+def test_an_infinite_lifetime_is_never_an_error(shop, monkeypatch, option):
+    """``float("inf")`` for "never stale" or "never dropped" has no Redis expiry to become;
+    it is a malformed option (arc.E014), so the resource answers uncached — never a 500
+    from storing the miss under an expiry ``int()`` cannot write."""
+    monkeypatch.setattr(CachedProductResource, "cache", option)
+    editor = shop["editor"]
+    for _ in range(2):
+        response = get(editor, CACHED)
+        assert response.status_code == 200 and "X-Cache" not in response
+        assert response.content == get(editor, UNCACHED).content
 
 
 def test_without_a_django_redis_alias_nothing_is_cached(shop):

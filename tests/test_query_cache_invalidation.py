@@ -184,6 +184,53 @@ def test_a_save_of_a_multi_table_child_invalidates_its_parents_resources(shop, b
     same_as_uncached(editor)
 
 
+def test_a_write_to_a_parents_row_invalidates_its_multi_table_childrens_resources(
+    shop, bundle, settings
+):
+    """A child's answers render the fields it inherits, which live in its parent's row: a
+    write to that row through the parent (its resource's routes, ``save()``, or
+    ``invalidate()`` of the parent model after an ``update()``) is a write to the child's
+    answers, with no signal of the child's. (Lists only: a get's hit unpickles its row,
+    which a model of ``isolate_apps`` cannot be.)"""
+
+    class CachedBundleResource(Resource):
+        model = bundle
+        name = "cached-bundles"
+        fields = ["id", "name", "contents"]
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    row = bundle.objects.create(organization=shop["a"], sku="BUNDLE-1", price=7, name="Kit")
+    anon = client_for(None)
+    bundles = "/cb/cached-bundles/"
+    with (
+        registered_site("cached-bundles-test", CachedBundleResource) as site,
+        site_mounted(settings, "cb", site),
+    ):
+
+        def saved_as_product():
+            product = Product.objects.get(pk=row.pk)
+            product.name = "Kit XL"
+            product.save()
+
+        def patched_as_product():
+            url = f"{CACHED}{row.pk}/"
+            assert shop["admin"].patch(url, {"name": "Kit XXL"}, format="json").status_code == 200
+
+        def updated_as_product():
+            Product.objects.filter(pk=row.pk).update(name="Kit S")
+            invalidate(Product)
+
+        for write, name in (
+            (saved_as_product, "Kit XL"),
+            (patched_as_product, "Kit XXL"),
+            (updated_as_product, "Kit S"),
+        ):
+            after = hit_then(anon, bundles, write)
+            assert after["X-Cache"] == "MISS", name
+            assert [d["name"] for d in after.json()["docs"]] == [name]
+
+
 def test_a_proxy_defined_before_its_model_is_cached_invalidates_too(settings):
     """The resource is registered after the proxy exists: watching finds the proxies and
     children already defined, not only those defined later."""
@@ -547,3 +594,185 @@ def test_a_delete_that_nulls_the_keys_of_rows_an_answer_reads_invalidates(settin
         with connection.schema_editor() as editor:
             for model in (Item, Shelf, Box):
                 editor.delete_model(model)
+
+
+@pytest.mark.parametrize("rendered", ["nested", "string"])
+def test_a_forward_relation_a_project_serializer_renders_as_more_than_an_id_invalidates(
+    settings, rendered
+):
+    """A book's ``author`` rendered as the author (a nested serializer, or its ``str()``)
+    rather than its id reads Author's rows, as the resource's own ``select_related`` of it
+    says: renaming the author retires the book list."""
+    from rest_framework import serializers
+
+    class AuthorNameSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Author
+            fields = ["id", "name"]
+
+    author_field = (
+        AuthorNameSerializer(read_only=True)
+        if rendered == "nested"
+        else serializers.StringRelatedField()
+    )
+
+    class BookWithAuthorSerializer(serializers.ModelSerializer):
+        author = author_field
+
+        class Meta:
+            model = Book
+            fields = ["id", "title", "author"]
+
+    class BooksWithAuthorsResource(Resource):
+        model = Book
+        name = "books-with-authors"
+        serializer_class = BookWithAuthorSerializer
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    with registered_site("books-with-authors-test", BooksWithAuthorsResource) as site:
+        with site_mounted(settings, "ba", site):
+            client, url = client_for(None), "/ba/books-with-authors/"
+            author = AuthorFactory(name="Frank")
+            BookFactory(author=author)
+
+            def rename():
+                author.name = "Herbert"
+                author.save()
+
+            after = hit_then(client, url, rename)
+    assert after["X-Cache"] == "MISS"
+    shown = after.json()["docs"][0]["author"]
+    assert (shown["name"] if rendered == "nested" else shown) == "Herbert"
+
+
+def test_an_object_rule_reading_a_related_row_reads_it_as_it_is_now(settings):
+    """A hit runs the object rule on the row its entry kept, as ``get_object()`` would on
+    the row it loads: a rule that reads a related row (the book's author) reads that row as
+    it is now, not as the miss's check left it cached on the row. An author's rename, which
+    changes no book's answer, is no write to the book list; it is one to the rule."""
+
+    def not_withdrawn(request, resource, action, obj=None):
+        return obj is None or not obj.author.name.startswith("Withdrawn")
+
+    class GuardedBookResource(Resource):
+        model = Book
+        name = "guarded-books"
+        fields = ["id", "title", "author"]
+        permissions = {"list": P.allow_public(), "get": not_withdrawn}
+        cache = {"stale_seconds": 30}
+
+    class UncachedGuardedBookResource(GuardedBookResource):
+        name = "uncached-guarded-books"
+        cache = False
+
+    resources = (GuardedBookResource, UncachedGuardedBookResource)
+    with registered_site("guarded-books-test", *resources) as site:
+        with site_mounted(settings, "gb", site):
+            client = client_for(None)
+            author = AuthorFactory(name="Frank")
+            book = BookFactory(author=author)
+
+            def withdraw():
+                author.name = "Withdrawn Frank"
+                author.save()
+
+            after = hit_then(client, f"/gb/guarded-books/{book.pk}/", withdraw)
+            uncached = client.get(f"/gb/uncached-guarded-books/{book.pk}/")
+    assert uncached.status_code == 403
+    # (a HIT refused, or a MISS when another test's resource reading Author's rows left
+    # Author's writes bumping every resource over Book: 403 either way)
+    assert after.status_code == 403
+
+
+def test_a_resource_routed_by_hand_is_invalidated_like_a_registered_one(settings):
+    """``Resource.as_viewset()`` routes a resource on no site (docs/resources.md): its
+    cached answers are retired by the writes that retire a registered one's — a model
+    signal (an admin save, ``save()`` in a task) and ``invalidate()`` of its model or its
+    class."""
+    from django.urls import clear_url_caches, include, path
+    from rest_framework.routers import SimpleRouter
+
+    import tests.urls
+
+    class HandRoutedBookResource(Resource):
+        model = Book
+        name = "hand-routed-books"
+        fields = ["id", "title"]
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    router = SimpleRouter()
+    router.register("hand-routed-books", HandRoutedBookResource.as_viewset(), basename="hrb")
+    patterns = [*tests.urls.urlpatterns, path("hr/", include(router.urls))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    try:
+        client, url = client_for(None), "/hr/hand-routed-books/"
+        book = BookFactory(title="Dune")
+
+        def renamed(title):
+            def rename():
+                book.title = title
+                book.save()
+
+            return rename
+
+        def updated_and_invalidated(target, title):
+            def update():
+                Book.objects.filter(pk=book.pk).update(title=title)
+                invalidate(target)
+
+            return update
+
+        for write, title in (
+            (renamed("Dune Messiah"), "Dune Messiah"),
+            (updated_and_invalidated(Book, "Children of Dune"), "Children of Dune"),
+            (updated_and_invalidated(HandRoutedBookResource, "God Emperor"), "God Emperor"),
+        ):
+            after = hit_then(client, url, write)
+            assert after["X-Cache"] == "MISS", title
+            assert [d["title"] for d in after.json()["docs"]] == [title]
+    finally:
+        clear_url_caches()
+
+
+def test_two_resources_of_one_name_never_serve_each_others_answers(settings):
+    """A resource's name defaults to its model's (``books``), and two resources routed by
+    hand — or registered on two sites left with the default site name — may share it: an
+    entry is still only served by the resource that rendered it, never by one declaring
+    other fields."""
+    from django.urls import clear_url_caches, include, path
+    from rest_framework.routers import SimpleRouter
+
+    import tests.urls
+
+    class PublicBookResource(Resource):
+        model = Book
+        fields = ["id", "title"]
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+        cache = {"stale_seconds": 30}
+
+    class InternalBookResource(PublicBookResource):
+        fields = ["id", "title", "isbn"]
+
+    assert PublicBookResource().name == InternalBookResource().name == "books"
+    router = SimpleRouter()
+    router.register("public", PublicBookResource.as_viewset(), basename="public-books")
+    router.register("internal", InternalBookResource.as_viewset(), basename="internal-books")
+    patterns = [*tests.urls.urlpatterns, path("tw/", include(router.urls))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    try:
+        client = client_for(None)
+        book = BookFactory(title="Dune", isbn="978-0441013593")
+        internal = client.get("/tw/internal/")
+        assert internal.json()["docs"] == [{"id": book.pk, "title": "Dune", "isbn": book.isbn}]
+        public = client.get("/tw/public/")
+        assert public["X-Cache"] == "MISS"
+        assert public.json()["docs"] == [{"id": book.pk, "title": "Dune"}]
+        detail = client.get(f"/tw/internal/{book.pk}/")
+        assert detail.json()["data"]["isbn"] == book.isbn
+        assert "isbn" not in client.get(f"/tw/public/{book.pk}/").json()["data"]
+    finally:
+        clear_url_caches()

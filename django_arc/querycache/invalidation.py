@@ -40,7 +40,7 @@ from .keys import resource_version_key, tag_version_key, version_keys
 from .policy import policy_for
 from .store import QueryCacheStore
 
-__all__ = ["invalidate", "watch", "watch_all"]
+__all__ = ["adopt", "invalidate", "watch", "watch_all"]
 
 _local = threading.local()
 
@@ -51,7 +51,8 @@ def _alias() -> str | None:
 
 
 def bump_on_commit(keys: set[str], using: str | None = None) -> None:
-    """Bump ``keys`` when the current transaction on ``using`` commits (now, outside one)."""
+    """Bump ``keys`` when the current transaction on ``using`` commits (now, outside one, and
+    under manual transaction management, whose commit Django offers no hook for)."""
     alias = _alias()
     if not keys or alias is None:
         return
@@ -62,6 +63,12 @@ def bump_on_commit(keys: set[str], using: str | None = None) -> None:
         if done is not None:
             done.update(keys)
 
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block and not connection.get_autocommit():
+        # manual transaction management (set_autocommit(False)): Django has no on_commit
+        # there and raises; the commit cannot be awaited, so the bump is sent now
+        bump()
+        return
     transaction.on_commit(bump, using=using)
 
 
@@ -107,20 +114,43 @@ _by_model: dict[type[models.Model], list[Any]] = {}
 _registry_state: tuple[int, int] | None = None
 
 
+#: resources served on no site: routed by hand with ``as_viewset()`` (see :func:`adopt`)
+_routed_by_hand: list[Any] = []
+
+
+def adopt(resource: Any) -> None:
+    """A resource routed by hand (``Resource.as_viewset()`` of one on no site): its model's
+    signals are connected and it counts among the resources serving its model, as a
+    registered one does, so the writes that retire a registered resource's answers retire
+    its too."""
+    global _registry_state
+    if not any(known is resource for known in _routed_by_hand):
+        _routed_by_hand.append(resource)
+        _registry_state = None  # recompute the resources serving each model
+    watch(resource)
+
+
+def _served_resources() -> list[Any]:
+    """Every resource that serves requests: those registered on a site, and those routed by
+    hand."""
+    from ..sites import _all_sites
+
+    return [*(r for site in _all_sites for r in site.resources), *_routed_by_hand]
+
+
 def _resources_of(model: type[models.Model]) -> list[Any]:
-    """Registered resources serving ``model`` (any site), recomputed when the registered
-    resources change (:func:`~django_arc.sites.registry_state`: which ones, not how many —
-    a resource unregistered and another registered leave every count as it was)."""
-    from ..sites import _all_sites, registry_state
+    """Resources serving ``model`` (any site, or routed by hand), recomputed when the
+    registered resources change (:func:`~django_arc.sites.registry_state`: which ones, not
+    how many — a resource unregistered and another registered leave every count as it was)."""
+    from ..sites import registry_state
 
     global _registry_state, _by_model
     state = registry_state()
     if state != _registry_state:
         by_model: dict[type[models.Model], list[Any]] = {}
-        for site in _all_sites:
-            for resource in site.resources:
-                concrete = resource.model._meta.concrete_model
-                by_model.setdefault(concrete, []).append(resource)
+        for resource in _served_resources():
+            concrete = resource.model._meta.concrete_model
+            by_model.setdefault(concrete, []).append(resource)
         _by_model, _registry_state = by_model, state
     return _by_model.get(model._meta.concrete_model, [])
 
@@ -230,7 +260,9 @@ class_prepared.connect(
 
 
 def _models_read(resource: Any) -> set[type[models.Model]]:
-    """The models besides its own whose rows ``resource``'s answers read: the other side of
+    """The models besides its own whose rows ``resource``'s answers read: its multi-table
+    parents (whose rows hold the fields it inherits), the forward relations a project
+    serializer renders as more than an id (``related_loading``), the other side of
     the reverse and many-to-many relations it renders (a book's ``reviews`` are Review's
     rows; ``fields``, or a project serializer's field names when it is unset) and their
     tables, and every model a path of its query language joins
@@ -238,7 +270,9 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
     ``author__name`` reads Author's rows). A name that is no such field is skipped (an
     unknown one is ``manage.py check``'s to report)."""
     model = resource.model
-    read: set[type[models.Model]] = set()
+    # a multi-table child's inherited fields are its parents' rows, which their own saves,
+    # resources and invalidate() write with no signal of the child's
+    read: set[type[models.Model]] = set(model._meta.get_parent_list())
 
     def relation(field: Any, joined: bool) -> None:
         if not field.is_relation or field.related_model is None:
@@ -263,6 +297,19 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
             relation(accessors.get(name) or model._meta.get_field(name), joined=False)
         except (FieldDoesNotExist, AttributeError, TypeError):
             continue
+    # forward relations a project serializer renders as more than an id (a nested
+    # serializer, their str()): the resource joins them (related_loading), and renders
+    # their rows' fields (the generated serializer renders ids only)
+    if ready and resource.serializer_class is not None:
+        try:
+            joined = resource.related_loading[0]
+        except Exception:  # noqa: BLE001 - a serializer that does not build is check's to report
+            joined = []
+        for name in joined:
+            try:
+                relation(model._meta.get_field(name), joined=True)
+            except (FieldDoesNotExist, AttributeError, TypeError):
+                continue
     filters = resource.filter_fields or {}
     sorts = (part.strip().lstrip("-+") for part in (resource.default_sort or "").split(","))
     for path in (*filters, *(resource.sort_fields or ()), *(resource.search_fields or ()), *sorts):
@@ -331,12 +378,10 @@ def _read_by(other: type[models.Model], model: type[models.Model]) -> None:
 
 
 def watch_all() -> None:
-    """:func:`watch` every registered resource (at start-up, and when ``ARC`` changes)."""
-    from ..sites import _all_sites
-
-    for site in _all_sites:
-        for resource in site.resources:
-            watch(resource)
+    """:func:`watch` every registered or hand-routed resource (at start-up, and when ``ARC``
+    changes)."""
+    for resource in _served_resources():
+        watch(resource)
 
 
 on_reload(watch_all)
@@ -356,7 +401,6 @@ def invalidate(*targets: Any, using: str | None = None) -> None:
 
     Runs when the current transaction on ``using`` commits (at once outside one)."""
     from ..resources import Resource
-    from ..sites import _all_sites
 
     keys: set[str] = set()
     for target in targets:
@@ -368,10 +412,9 @@ def invalidate(*targets: Any, using: str | None = None) -> None:
         elif isinstance(target, Resource):
             keys |= resource_keys(target) or {resource_version_key(target)}
         elif isinstance(target, type) and issubclass(target, Resource):
-            for site in _all_sites:
-                for resource in site.resources:
-                    if type(resource) is target:
-                        keys |= resource_keys(resource) or {resource_version_key(resource)}
+            for resource in _served_resources():
+                if type(resource) is target:
+                    keys |= resource_keys(resource) or {resource_version_key(resource)}
         else:
             raise TypeError(f"invalidate() takes models, resources and tag names, not {target!r}")
     bump_on_commit(keys, using=using)

@@ -23,7 +23,10 @@ things we remembered to include:
 - with a project ``serializer_class`` or ``pagination_class``, whose output django-arc cannot
   see into, the caller itself, the whole query string and the active language.
 
-The resource and the organization are spelled out in the key too, for people reading Redis.
+The resource and the organization are spelled out in the key too, for people reading Redis;
+the resource's class is in the digest, since two resources may share a site and resource name
+(a model's default name on resources routed by hand, or on two sites left with the default
+site name) while declaring other fields.
 """
 
 from __future__ import annotations
@@ -293,7 +296,11 @@ def entry_key(view: Any, parts: list[Any]) -> str:
     """The Redis key (before the alias's prefix) of the answer ``parts`` describe."""
     resource = view.resource
     shared = resource.serializer_class is None and resource.pagination_class is None
+    declared = type(resource)
     material = [
+        # the declaration: two resources may share a site and resource name (a model's
+        # default name, resources routed by hand, two sites left with the default name)
+        f"{declared.__module__}.{declared.__qualname__}",
         *parts,
         _field_access(view),
         _rendering(view.request),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,8 @@ def policy_for(resource: Any) -> CachePolicy | None:
         tags = option.get("tags", ())
         if not isinstance(tags, (list, tuple)):
             raise TypeError("tags")
+        if not (math.isfinite(stale) and math.isfinite(gc)):
+            raise ValueError("an infinite lifetime has no expiry to give Redis")
     except (AttributeError, TypeError, ValueError):
         return None  # a malformed option is arc.E014's to report; never cache on a guess
     return CachePolicy(

@@ -7,7 +7,8 @@ scope, permissions and throttles, so a caller who may not list gets no cached li
 - fresh entry → its bytes, ``X-Cache: HIT``, without running the route (no SQL for the rows);
 - stale entry → its bytes at once, ``X-Cache: STALE``; the one request that wins the
   refresh lock recomputes the entry after its response has been sent (``close()``, which the
-  WSGI server calls after the last byte), others just serve it; a recomputed answer that is
+  WSGI server calls after the last byte, or ``request_finished`` when a middleware answered
+  with another response), others just serve it; a recomputed answer that is
   no longer a 200 drops the entry;
 - no valid entry → the route runs, ``X-Cache: MISS``, and a 200 is stored;
 - Redis away → the route runs, ``X-Cache: MISS``, nothing stored, one warning per interval.
@@ -22,9 +23,11 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.core.signals import request_finished
 from django.db import DatabaseError, connections, router
 from django.http import Http404, HttpResponse
 from django.utils import timezone, translation
@@ -45,6 +48,13 @@ HTTP_ERRORS = (APIException, Http404, PermissionDenied)
 CACHED_ACTIONS = ("list", "retrieve")
 
 
+#: the refresh this request won the lock for, until it has run: a middleware may answer with
+#: another response (``ConditionalGetMiddleware``'s 304), which the server closes instead
+_pending_refresh: ContextVar[Callable[[], None] | None] = ContextVar(
+    "django_arc_querycache_refresh", default=None
+)
+
+
 class _RefreshingResponse(HttpResponse):
     """A STALE answer that recomputes its entry once the server has sent it."""
 
@@ -53,8 +63,25 @@ class _RefreshingResponse(HttpResponse):
     def close(self) -> None:
         refresh, self.refresh = self.refresh, None
         if refresh is not None:
-            refresh()
+            if _pending_refresh.get() is refresh:
+                _pending_refresh.set(None)
+            refresh()  # once: a second call (request_finished's) does nothing
         super().close()
+
+
+def _refresh_replaced(**kwargs: Any) -> None:
+    """``request_finished`` — sent by whichever response the server closed — runs the refresh
+    of a STALE answer a middleware replaced, so its lock does not keep later reads STALE
+    until it expires. (It runs after Django's own receiver has given back the request's
+    database connections: a connection it opens is given back when the thread's next
+    request starts.)"""
+    refresh = _pending_refresh.get()
+    if refresh is not None:
+        _pending_refresh.set(None)
+        refresh()
+
+
+request_finished.connect(_refresh_replaced, dispatch_uid="django_arc.querycache.refresh")
 
 
 def rendered(view: Any, response: Any) -> bytes:
@@ -66,6 +93,22 @@ def rendered(view: Any, response: Any) -> bytes:
         response.renderer_context = view.get_renderer_context()
     response.render()
     return bytes(response.content)
+
+
+def _bare(row: Any) -> Any:
+    """A copy of ``row`` as its own columns only, without the related rows loaded on it
+    (``select_related``, a relation its checks or serializer followed, prefetches): a hit's
+    object checks must read those as they are now, as on the row ``get_object()`` loads, not
+    as they were when the entry was stored — a related row's write does not retire it."""
+    reduced = row.__reduce__()  # a copy of its state (its own _state, fields cache), as pickled
+    state = reduced[2] if len(reduced) > 2 else None
+    if not isinstance(state, dict) or "_state" not in state:
+        return row  # a model pickling its own way: kept as it pickles
+    state["_state"].fields_cache = {}
+    state.pop("_prefetched_objects_cache", None)
+    bare = type(row).__new__(type(row))
+    bare.__setstate__(state)
+    return bare
 
 
 def has_own_headers(view: Any, response: Any) -> bool:
@@ -126,6 +169,8 @@ class CachedRead:
         self.version_keys = version_keys or []
         self.versions = versions
         self.started = time.time()
+        #: the token of the refresh lock this request holds (a STALE answer's refresher)
+        self.lock: str | None = None
 
     @classmethod
     def lookup(cls, view: Any) -> CachedRead | None:
@@ -151,24 +196,28 @@ class CachedRead:
             return cls(view, None, policy)
         read = cls(view, store, policy, key, keys, versions)
         if entry is not None and entry.versions == versions:
+            try:  # a damaged entry (a row that does not unpickle, a bad content type): a miss
+                row = pickle.loads(entry.obj) if entry.obj else None  # noqa: S301
+                response = _RefreshingResponse(entry.body, content_type=entry.content_type)
+            except Exception:  # noqa: BLE001 - whatever unpickling bytes raises
+                return read
             fresh = time.time() - entry.created < policy.stale_seconds
-            raise ShortCircuit(read.serve(entry, "HIT" if fresh else "STALE"))
+            raise ShortCircuit(read.serve(response, row, "HIT" if fresh else "STALE"))
         return read
 
-    def serve(self, entry: Entry, state: str) -> HttpResponse:
-        """``entry`` as the response, after the object checks of a get. A STALE answer asks
-        for the refresh lock only once the checks have let the caller have it: a caller
-        refused the row (403) would otherwise hold the lock, and no refresh would happen
-        until it expired."""
+    def serve(self, response: _RefreshingResponse, row: Any, state: str) -> HttpResponse:
+        """An entry's ``response`` (and, for a get, its ``row``), after the object checks of
+        a get. A STALE answer asks for the refresh lock only once the checks have let the
+        caller have it: a caller refused the row (403) would otherwise hold the lock, and no
+        refresh would happen until it expired."""
         view = self.view
-        if entry.obj:
-            view.check_object_permissions(view.request, pickle.loads(entry.obj))  # noqa: S301
-        refresh = state == "STALE" and self.store.try_lock(self.key)
-        response_class = _RefreshingResponse if refresh else HttpResponse
-        response = response_class(entry.body, content_type=entry.content_type)
+        if row is not None:
+            view.check_object_permissions(view.request, row)
         response[HEADER] = state
-        if refresh:
+        self.lock = self.store.try_lock(self.key) if state == "STALE" else None
+        if self.lock is not None:
             response.refresh = self.refresh_later()
+            _pending_refresh.set(response.refresh)
         return response
 
     def finish(self, response: Any) -> None:
@@ -193,20 +242,28 @@ class CachedRead:
             versions=self.versions,
             content_type=response.get("Content-Type", ""),
             body=body,
-            obj=pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL) if obj is not None else b"",
+            obj=(
+                pickle.dumps(_bare(obj), protocol=pickle.HIGHEST_PROTOCOL)
+                if obj is not None
+                else b""
+            ),
         )
 
     def refresh_later(self) -> Callable[[], None]:
-        """:meth:`refresh`, to run from ``close()`` in the time zone and language active now.
+        """:meth:`refresh`, to run once from ``close()`` (or ``request_finished``) in the time
+        zone and language active now.
 
         ``close()`` runs after the middleware that activated them for the request (``with
         timezone.override(...)``) has returned, while the entry is keyed under them: refreshed
         outside them, the entry of a caller in Tokyo would hold datetimes written in UTC."""
         zone, language = timezone.get_current_timezone(), translation.get_language()
+        pending = [True]
 
         def refresh() -> None:
-            with timezone.override(zone), translation.override(language):
-                self.refresh()
+            if pending:  # once, whichever of close() and request_finished calls it first
+                pending.clear()
+                with timezone.override(zone), translation.override(language):
+                    self.refresh()
 
         return refresh
 
@@ -236,7 +293,8 @@ class CachedRead:
         except Exception:  # noqa: BLE001 - the client has its answer; a failed refresh is logged
             logger.warning("Refreshing cached %s failed", view.request.path, exc_info=True)
         finally:
-            store.unlock(self.key)
+            if self.lock is not None:
+                store.unlock(self.key, self.lock)
 
     def rerun(self) -> Any | None:
         """The route's answer now; ``None`` when it raises one of the errors DRF answers with

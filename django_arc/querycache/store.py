@@ -35,6 +35,12 @@ _pending_bumps: set[tuple[str, str]] = set()
 _pending_lock = threading.Lock()
 
 
+#: deletes a refresh lock only while it holds the token of the refresher releasing it
+_UNLOCK = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)
+
+
 class Unavailable(Exception):  # noqa: N818 - a state: Redis cannot answer
     """Redis could not be reached; the caller answers uncached."""
 
@@ -169,21 +175,24 @@ class QueryCacheStore:
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage(FEATURE, exc)
 
-    def try_lock(self, entry_key: str) -> bool:
-        """Become the one refresher of a stale entry (or learn someone else is)."""
+    def try_lock(self, entry_key: str) -> str | None:
+        """Become the one refresher of a stale entry: the lock's token, or ``None`` when
+        someone else is (or Redis cannot say)."""
+        token = new_token()
         try:
-            return bool(
-                self._redis().set(
-                    self.key(entry_key + ":refresh"), b"1", nx=True, ex=REFRESH_LOCK_SECONDS
-                )
+            taken = self._redis().set(
+                self.key(entry_key + ":refresh"), token, nx=True, ex=REFRESH_LOCK_SECONDS
             )
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage(FEATURE, exc)
-            return False
+            return None
+        return token if taken else None
 
-    def unlock(self, entry_key: str) -> None:
+    def unlock(self, entry_key: str, token: str) -> None:
+        """Release the lock ``try_lock`` gave ``token``, if it still holds it: a refresh that
+        outlived it must not release the lock of the refresher that took over since."""
         try:
-            self._redis().delete(self.key(entry_key + ":refresh"))
+            self._redis().eval(_UNLOCK, 1, self.key(entry_key + ":refresh"), token)
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage(FEATURE, exc)
 
