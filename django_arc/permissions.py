@@ -51,6 +51,9 @@ class PermissionResult:
 
 GRANTED = PermissionResult(True)
 
+#: no such attribute (``require_owner``: the field is no foreign key)
+_UNSET = object()
+
 
 def _scope(request: Any) -> Any:
     from .scope import get_scope
@@ -243,8 +246,11 @@ def require_owner(field: str = "owner") -> Permission:
         if scope.user_id is None:
             return PermissionResult(False, "Authentication required")
         if obj is not None:
-            owner_id = getattr(obj, f"{field}_id", getattr(obj, field, None))
-            owner_id = getattr(owner_id, "pk", owner_id)
+            # the column when the field is a foreign key: its row is not loaded to compare
+            owner_id = getattr(obj, f"{field}_id", _UNSET)
+            if owner_id is _UNSET:
+                owner_id = getattr(obj, field, None)
+                owner_id = getattr(owner_id, "pk", owner_id)
             if str(owner_id) != str(scope.user_id):
                 return PermissionResult(False, "Only the owner may do this")
             return GRANTED

@@ -190,3 +190,17 @@ def test_context_value_not_of_the_columns_type_is_org_required(notes, value):
         HTTP_X_ARC_CONTEXT_OWNER_ID=str(notes["alice"].pk),
     ).get("/api/owner-context-notes/")
     assert sorted(d["text"] for d in ok.json()["docs"]) == ["a1", "a2"]
+
+
+def test_require_owner_compares_the_owner_column_without_loading_the_owner(notes):
+    """The object check reads ``owner_id``: loading the owner's row to compare its pk would
+    be one more query on every get and update of an owner-scoped resource."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    alice = as_user(notes["alice"])
+    with CaptureQueriesContext(connection) as queries:
+        response = alice.get(f"/api/owned-notes/{notes['a1'].pk}/")
+    assert response.status_code == 200
+    user_table = notes["alice"]._meta.db_table
+    assert not [q["sql"] for q in queries if f'FROM "{user_table}"' in q["sql"]]
