@@ -17,7 +17,6 @@ not ``noeviction``); W004 that policy could not be read.
 from __future__ import annotations
 
 import difflib
-import math
 from typing import Any
 
 from django.core.checks import Error, Warning, register
@@ -39,7 +38,7 @@ from .query import (
 )
 from .querycache.policy import OPTION_KEYS as CACHE_OPTION_KEYS
 from .redis_alias import REDIS_ERRORS, client, is_django_redis
-from .settings import DEFAULTS, IMPORT_STRINGS, arc_settings
+from .settings import DEFAULTS, IMPORT_STRINGS, MAX_SECONDS, arc_settings
 
 _TEXT = (models.CharField, models.TextField)
 _UNORDERED = (models.BooleanField, models.JSONField, models.UUIDField)
@@ -109,14 +108,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return errors
 
 
-def _number(value: Any, minimum: float = 0, strict: bool = False) -> bool:
-    """A finite number (no bool) ≥ ``minimum`` (> when ``strict``): an infinite number of
-    seconds is no expiry Redis can be given."""
+#: how the lifetime checks word their bound
+_AT_MOST = f"at most {MAX_SECONDS} (about a hundred years)"
+_LIFETIME = f"a positive number, {_AT_MOST}"
+
+
+def _seconds(value: Any, strict: bool = False) -> bool:
+    """A lifetime: a number (no bool) ≥ 0 (> 0 when ``strict``) and at most
+    :data:`~django_arc.settings.MAX_SECONDS`, which rules out infinity and NaN too: past it
+    the stores cannot compute when it ends (a 500 on every keyed request, no cached entry)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
-    if not math.isfinite(value):
-        return False
-    return value > minimum if strict else value >= minimum
+    return (value > 0 if strict else value >= 0) and value <= MAX_SECONDS
 
 
 def _check_feature_settings(merged: dict[str, Any]) -> list[Error]:
@@ -127,8 +130,8 @@ def _check_feature_settings(merged: dict[str, Any]) -> list[Error]:
         problems = {
             "ENABLED": isinstance(idem.get("ENABLED"), bool) or "True or False",
             "STORE": idem.get("STORE") in ("database", "cache") or "'database' or 'cache'",
-            "TTL_SECONDS": _number(idem.get("TTL_SECONDS"), strict=True) or "a positive number",
-            "LOCK_SECONDS": _number(idem.get("LOCK_SECONDS"), strict=True) or "a positive number",
+            "TTL_SECONDS": _seconds(idem.get("TTL_SECONDS"), strict=True) or _LIFETIME,
+            "LOCK_SECONDS": _seconds(idem.get("LOCK_SECONDS"), strict=True) or _LIFETIME,
             "NAMESPACE": isinstance(idem.get("NAMESPACE"), str) or "a string",
             "ALIAS": isinstance(idem.get("ALIAS"), str) or "a cache alias",
         }
@@ -141,8 +144,8 @@ def _check_feature_settings(merged: dict[str, Any]) -> list[Error]:
         problems = {
             "ENABLED": isinstance(cache.get("ENABLED"), bool) or "True or False",
             "ALIAS": isinstance(cache.get("ALIAS"), str) or "a cache alias",
-            "STALE_SECONDS": _number(cache.get("STALE_SECONDS")) or "a number ≥ 0",
-            "GC_SECONDS": _number(cache.get("GC_SECONDS"), strict=True) or "a positive number",
+            "STALE_SECONDS": _seconds(cache.get("STALE_SECONDS")) or f"a number ≥ 0, {_AT_MOST}",
+            "GC_SECONDS": _seconds(cache.get("GC_SECONDS"), strict=True) or _LIFETIME,
         }
         errors += [
             _err(f"ARC['CACHE']['{key}'] must be {want}.", "ARC", "arc.E008")
@@ -688,13 +691,15 @@ def _check_features(resource: Any) -> list[Error]:
                 )
             )
     stale, gc = cache.get("stale_seconds", 0), cache.get("gc_seconds", 1)
-    if not _number(stale):
-        errors.append(_err("`cache['stale_seconds']` must be a number ≥ 0.", resource, "arc.E014"))
-    if not _number(gc, strict=True):
+    if not _seconds(stale):
         errors.append(
-            _err("`cache['gc_seconds']` must be a positive number.", resource, "arc.E014")
+            _err(
+                f"`cache['stale_seconds']` must be a number ≥ 0, {_AT_MOST}.", resource, "arc.E014"
+            )
         )
-    elif _number(stale) and "gc_seconds" in cache and gc < stale:
+    if not _seconds(gc, strict=True):
+        errors.append(_err(f"`cache['gc_seconds']` must be {_LIFETIME}.", resource, "arc.E014"))
+    elif _seconds(stale) and "gc_seconds" in cache and gc < stale:
         errors.append(
             _err(
                 "`cache['gc_seconds']` must not be less than `stale_seconds`: an entry must "

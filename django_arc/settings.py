@@ -49,6 +49,11 @@ DEFAULTS: dict[str, Any] = {
     "CACHE": {"ENABLED": False, "ALIAS": "default", "STALE_SECONDS": 30, "GC_SECONDS": 300},
 }
 
+#: The longest lifetime a duration setting or option may give (idempotency keys and locks,
+#: query-cache entries): about a hundred years. Longer ones overflow what the stores compute
+#: from them (a ``datetime`` a key expires at, an expiry in milliseconds for Redis).
+MAX_SECONDS = 100 * 365 * 86400
+
 #: Settings holding a dotted path; ``arc_settings.import_setting(name)`` resolves them.
 IMPORT_STRINGS = {
     "MEMBERSHIP_RESOLVER",

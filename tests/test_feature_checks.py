@@ -9,6 +9,7 @@ import pytest
 from django_arc import Resource, ResourceSite
 from django_arc.checks import check_redis_features, check_resource, check_settings
 from django_arc.querycache.policy import policy_for
+from django_arc.settings import MAX_SECONDS
 from django_arc.sites import _all_sites
 from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
 from tests.testapp.models import Book
@@ -34,6 +35,8 @@ def make(**attrs):
         ({"cache": {"gc_seconds": 0}}, "gc_seconds"),
         ({"cache": {"stale_seconds": float("inf")}}, "stale_seconds"),
         ({"cache": {"stale_seconds": 30, "gc_seconds": float("inf")}}, "gc_seconds"),
+        ({"cache": {"stale_seconds": 30, "gc_seconds": 1e30}}, "at most"),
+        ({"cache": {"stale_seconds": float("nan")}}, "stale_seconds"),
         ({"cache": {"stale_seconds": 60, "gc_seconds": 30}}, "less than `stale_seconds`"),
         ({"cache": {"tags": "catalog"}}, "tags"),
         ({"cache": {"tags": ["ok", ""]}}, "tags"),
@@ -46,7 +49,14 @@ def test_bad_options_are_arc_e014(attrs, needle):
 
 
 @pytest.mark.parametrize(
-    "attrs", [{"idempotent": True}, {"cache": True}, {"cache": False}, {"cache": {"tags": ["a"]}}]
+    "attrs",
+    [
+        {"idempotent": True},
+        {"cache": True},
+        {"cache": False},
+        {"cache": {"tags": ["a"]}},
+        {"cache": {"stale_seconds": 86400, "gc_seconds": MAX_SECONDS}},
+    ],
 )
 def test_good_options_pass(attrs):
     assert check_resource(make(**attrs)) == []
@@ -63,6 +73,11 @@ def test_good_options_pass(attrs):
         ("CACHE", {"STALE_SECONDS": -1}, "STALE_SECONDS"),
         ("CACHE", {"GC_SECONDS": 0}, "GC_SECONDS"),
         ("CACHE", {"ALIAS": 1}, "ALIAS"),
+        # longer than a datetime or a Redis expiry can hold: every keyed request was a 500
+        ("IDEMPOTENCY", {"TTL_SECONDS": 1e12}, "TTL_SECONDS"),
+        ("IDEMPOTENCY", {"LOCK_SECONDS": 1e12}, "LOCK_SECONDS"),
+        ("IDEMPOTENCY", {"TTL_SECONDS": float("inf")}, "TTL_SECONDS"),
+        ("CACHE", {"GC_SECONDS": 1e30}, "at most"),
     ],
 )
 def test_bad_feature_settings_are_arc_e008(settings, section, value, needle):

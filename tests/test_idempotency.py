@@ -24,6 +24,7 @@ from django_arc.idempotency import stores
 from django_arc.idempotency.keys import caller_identity, fingerprint, scoped_key
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
+from django_arc.settings import MAX_SECONDS
 from django_arc.tasks import purge_idempotency
 from shop.models import Order, Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
@@ -89,6 +90,25 @@ def test_a_retry_gets_the_same_bytes_and_the_replay_header_and_writes_nothing(st
     assert len(created_events()) == 1
     # the replay is a new request: its own request id
     assert second["X-Request-Id"] != first["X-Request-Id"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("store_name", ["database", "cache"])
+def test_the_longest_lifetimes_allowed_keep_and_replay_the_answer(editor, store_name):
+    """``TTL_SECONDS`` and ``LOCK_SECONDS`` at ``MAX_SECONDS``, the bound arc.E008 sets, are
+    a ``datetime`` and a Redis expiry the stores can compute (past it every keyed request
+    was a 500)."""
+    if store_name == "cache" and not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
+    longest = idempotency(store_name, TTL_SECONDS=MAX_SECONDS, LOCK_SECONDS=MAX_SECONDS)
+    caches = {"CACHES": caches_with("redis", REDIS_URL)} if REDIS_URL else {}
+    with override_settings(ARC=arc_with(IDEMPOTENCY=longest), **caches):
+        first = post(editor)
+        second = post(editor)
+    assert first.status_code == 201, first.content
+    assert second.status_code == 201 and second["X-Idempotency-Replayed"] == "true"
+    assert second.content == first.content
+    assert Product.objects.filter(sku="W-1").count() == 1
 
 
 @pytest.mark.django_db

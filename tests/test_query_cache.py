@@ -31,6 +31,7 @@ from django_arc.querycache import invalidate
 from django_arc.querycache.keys import resource_version_key, version_keys
 from django_arc.querycache.policy import cached_policy_for
 from django_arc.querycache.store import Entry
+from django_arc.settings import MAX_SECONDS
 from shop.models import Order, Product
 from tests.factories import MembershipFactory, OrderFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, client_for, site_mounted
@@ -1288,18 +1289,33 @@ def test_a_damaged_get_entry_is_a_miss_never_an_error(shop, shape):
 
 
 @pytest.mark.parametrize(
-    "option", [{"stale_seconds": float("inf")}, {"gc_seconds": float("inf")}], ids=str
+    "option",
+    [{"stale_seconds": float("inf")}, {"gc_seconds": float("inf")}, {"gc_seconds": 1e30}],
+    ids=str,
 )
 def test_an_infinite_lifetime_is_never_an_error(shop, monkeypatch, option):
     """``float("inf")`` for "never stale" or "never dropped" has no Redis expiry to become;
     it is a malformed option (arc.E014), so the resource answers uncached — never a 500
-    from storing the miss under an expiry ``int()`` cannot write."""
+    from storing the miss under an expiry ``int()`` cannot write. So is a lifetime past
+    ``MAX_SECONDS``, whose expiry Redis refuses."""
     monkeypatch.setattr(CachedProductResource, "cache", option)
     editor = shop["editor"]
     for _ in range(2):
         response = get(editor, CACHED)
         assert response.status_code == 200 and "X-Cache" not in response
         assert response.content == get(editor, UNCACHED).content
+
+
+def test_the_longest_lifetime_allowed_is_cached(shop, monkeypatch):
+    """``MAX_SECONDS``, the bound arc.E014 sets, is an expiry Redis takes."""
+    monkeypatch.setattr(
+        CachedProductResource, "cache", {"stale_seconds": MAX_SECONDS, "gc_seconds": MAX_SECONDS}
+    )
+    editor = shop["editor"]
+    assert get(editor, CACHED)["X-Cache"] == "MISS"
+    response = get(editor, CACHED)
+    assert response["X-Cache"] == "HIT"
+    assert response.content == get(editor, UNCACHED).content
 
 
 def test_without_a_django_redis_alias_nothing_is_cached(shop):

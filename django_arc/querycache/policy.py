@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..settings import arc_settings, on_reload
+from ..settings import MAX_SECONDS, arc_settings, on_reload
 
 #: the keys ``Resource.cache`` may hold
 OPTION_KEYS = ("stale_seconds", "gc_seconds", "tags")
@@ -47,8 +46,8 @@ def policy_for(resource: Any) -> CachePolicy | None:
         tags = option.get("tags", ())
         if not isinstance(tags, (list, tuple)):
             raise TypeError("tags")
-        if not (math.isfinite(stale) and math.isfinite(gc)):
-            raise ValueError("an infinite lifetime has no expiry to give Redis")
+        if not (stale <= MAX_SECONDS and gc <= MAX_SECONDS):  # NaN and infinity too
+            raise ValueError("a lifetime longer than Redis can be given an expiry for")
     except (AttributeError, TypeError, ValueError):
         return None  # a malformed option is arc.E014's to report; never cache on a guess
     return CachePolicy(
