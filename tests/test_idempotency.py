@@ -620,6 +620,44 @@ def test_a_4xx_is_stored_and_replayed(store, editor):
     assert again["X-Idempotency-Replayed"] == "true"
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("atomic_requests", [False, True], ids=["autocommit", "atomic_requests"])
+def test_a_write_error_the_view_catches_is_answered_as_without_a_key(
+    store, org, monkeypatch, atomic_requests
+):
+    """A project's ``create()`` that catches its write's database error (a taken sku) and
+    answers a 409 of its own answers the same with a key: stored, replayed, nothing written.
+    On the ``database`` store the failed write had marked the request's transaction for
+    rollback, and storing the answer in it failed: a 500 where the unkeyed request got 409."""
+    from django.db import IntegrityError, connection
+    from rest_framework.response import Response
+
+    from django_arc import arc
+
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", atomic_requests)
+    editor = member_client(org, "editor")
+    ProductFactory(organization=org, sku="W-1")
+    viewset = arc.get_resource("idem-products").as_viewset()
+    create = viewset.create
+
+    def catching(self, request, *args, **kwargs):
+        try:
+            return create(self, request, *args, **kwargs)
+        except IntegrityError:
+            return Response({"taken": True}, status=409)
+
+    monkeypatch.setattr(viewset, "create", catching)
+    plain = post(editor, key=None)
+    assert plain.status_code == 409 and plain.json() == {"taken": True}
+    first = post(editor, key="taken")
+    assert first.status_code == 409 and first.content == plain.content
+    again = post(editor, key="taken")
+    assert again.status_code == 409 and again.content == first.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert Product.objects.filter(sku="W-1").count() == 1
+    assert not created_events()
+
+
 @pytest.mark.django_db
 def test_a_body_with_a_lone_surrogate_is_the_same_400_with_a_key(store, editor):
     """JSON may carry a lone surrogate ("\\ud800"); hashing the body for the fingerprint

@@ -210,6 +210,11 @@ class IdempotentExecution:
                 # the writes are not the store's to commit: stored or not, they stand
                 _when_request_commits(partial(store.complete, record, token, *answer))
                 return None
+            if self._atomic is not None and transaction.get_connection(store.using).needs_rollback:
+                # a write failed and the view caught its error (a project's create() answering
+                # its own 409): nothing of the route commits, as when it raises, and the
+                # answer is stored after, as a raised error's is
+                self._close(_Rollback())
             kept = store.complete(record, token, *answer)
             if self._atomic is None:
                 return None  # the route raised: its writes are rolled back, its error stored
