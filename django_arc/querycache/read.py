@@ -68,6 +68,13 @@ class _RefreshingResponse(HttpResponse):
             refresh()  # once: a second call (request_finished's) does nothing
         super().close()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Kept by a cache of the project's (Django's cache middleware pickles responses),
+        # the answer goes without its refresh: a closure, which runs here, once.
+        state = self.__dict__.copy()
+        state.pop("refresh", None)
+        return state
+
 
 def _refresh_replaced(**kwargs: Any) -> None:
     """``request_finished`` — sent by whichever response the server closed — runs the refresh
