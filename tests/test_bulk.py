@@ -2,6 +2,8 @@
 rules (permissions, tenancy, field guards, hooks, presets), one event per row, and SQL that
 does not grow with the number of items."""
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -11,6 +13,7 @@ from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
+from shop.models import Product
 from tests.factories import (
     AuthorFactory,
     BookFactory,
@@ -176,6 +179,39 @@ def test_bulk_update_refuses_a_filter_it_does_not_know_instead_of_widening(api):
         }
     }
     assert [Book.objects.get(pk=r.pk).pages for r in rows] == [20, 20, 20]
+
+
+@pytest.mark.parametrize("key", [None, "surrogate-1"])
+@pytest.mark.parametrize(
+    "filters",
+    [{"status": "\ud800"}, {"name[contains]": "a\udfff"}, {"status[in]": "active,\ud800"}],
+    ids=["eq", "contains", "in"],
+)
+def test_a_bulk_filter_value_with_a_lone_surrogate_is_400_and_updates_nothing(filters, key):
+    """A JSON body can carry a lone surrogate no query string can: as a filter value it
+    reached the driver, which cannot encode it (a 500 on SQLite and PostgreSQL alike) —
+    on the example's cached, idempotent products, keyed or not. It is refused like a NUL."""
+    org = OrganizationFactory()
+    user = MembershipFactory(organization=org, role="admin").user
+    headers = {"HTTP_X_ORGANIZATION_ID": str(org.pk)}
+    if key is not None:
+        headers["HTTP_IDEMPOTENCY_KEY"] = key
+    client = client_for(user, **headers)
+    product = Product.objects.create(organization=org, name="a", sku="s", price=1)
+    body = assert_error(
+        client.patch(
+            "/api/products/bulk/",
+            json.dumps({"filter": filters, "data": {"price": "2"}}),  # ASCII: \ud800 escaped
+            content_type="application/json",
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    (name,) = filters
+    assert body["details"]["filter"][name] == "contains a lone surrogate"
+    product.refresh_from_db()
+    assert product.price == 1
+    assert not OutboxEvent.objects.exists() and not AuditLog.objects.exists()
 
 
 def test_bulk_update_data_is_checked_even_when_the_filter_matches_no_row(api):
