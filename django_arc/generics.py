@@ -27,6 +27,7 @@ that knows how a request is judged and how rows are reached. The verbs live in
 
 from __future__ import annotations
 
+import re
 from contextlib import nullcontext
 from typing import Any
 
@@ -62,6 +63,9 @@ from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .settings import arc_settings
+
+#: no lookup value: a NUL (no database stores one) or a lone surrogate (not UTF-8)
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 
 #: DRF action name → permission key of ``Resource.permissions``
 PERMISSION_KEYS = {
@@ -332,15 +336,16 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         (``"07"``, ``"7"`` and ``7`` are one integer id). ``ValueError`` (or the field's own
         error) for a value that can name no row: not a scalar, a fraction for an integer
         field (which ``int()`` would truncate to another row's id), a NUL character (no
-        database stores one, and DRF refuses them in writes)."""
+        database stores one, and DRF refuses them in writes) or a lone surrogate (no URL
+        carries one, but a bulk body's JSON can, and the driver cannot encode it)."""
         field = self.lookup_model_field
         if value is None or isinstance(value, (bool, dict, list)):
             raise ValueError("not a lookup value")
         if isinstance(value, float) and not value.is_integer():
             if isinstance(field, models.IntegerField):
                 raise ValueError("not a whole number")
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("contains a NUL character")
+        if isinstance(value, str) and _UNSENDABLE.search(value):
+            raise ValueError("contains a NUL character or a lone surrogate")
         return field.to_python(value)
 
     def get_lookup_value(self) -> Any:

@@ -565,6 +565,18 @@ class BulkOnlyBookResource(Resource):
     permissions = OPEN_BULK
 
 
+@project_site.register
+class IsbnBulkBookResource(Resource):
+    """Bulk over rows addressed by a text lookup field: a bulk body's ids are ISBNs."""
+
+    model = Book
+    fields = ["id", "title", "isbn", "author"]
+    name = "isbn-bulk-books"
+    lookup_field = "isbn"
+    presets = [presets.Bulk()]
+    permissions = OPEN_BULK
+
+
 @pytest.fixture
 def project_api(settings, api):
     ConfirmedBookSerializer.saved.clear()
@@ -645,3 +657,23 @@ def test_bulk_alone_creates_updates_and_deletes(project_api):
     types = sorted(OutboxEvent.objects.values_list("type", flat=True))
     assert types == ["bulk-only-books." + t for t in ("created", "created", "deleted", "updated")]
     assert not AuditLog.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["\ud800", "97\udfff", "97\x00"])
+def test_a_text_id_with_a_lone_surrogate_or_a_nul_names_no_row(project_api, value):
+    """A bulk body's JSON can carry a lone surrogate no URL can: as a text lookup value it
+    reached the driver, which cannot encode it (a 500 on SQLite and PostgreSQL alike). It
+    names no row, like a NUL."""
+    api = project_api
+    BookFactory(title="keep", isbn="97")
+    for method, body, key in (
+        ("delete", {"ids": [value]}, "ids"),
+        ("patch", {"items": [{"id": value, "title": "x"}]}, "items"),
+    ):
+        refused = getattr(api, method)(
+            "/p/isbn-bulk-books/bulk/", json.dumps(body), content_type="application/json"
+        )
+        assert_error(refused, 400, "VALIDATION_ERROR")
+        assert refused.json()["details"][key] == {"0": {"id": ["Not found."]}}
+    assert list(Book.objects.values_list("title", flat=True)) == ["keep"]
+    assert not OutboxEvent.objects.exists()
