@@ -208,10 +208,38 @@ def test_a_bulk_filter_value_with_a_lone_surrogate_is_400_and_updates_nothing(fi
         "VALIDATION_ERROR",
     )
     (name,) = filters
-    assert body["details"]["filter"][name] == "contains a lone surrogate"
+    assert body["details"]["filter"][name] == ["contains a lone surrogate"]
     product.refresh_from_db()
     assert product.price == 1
     assert not OutboxEvent.objects.exists() and not AuditLog.objects.exists()
+
+
+def test_a_bulk_filter_value_that_does_not_parse_is_listed_like_every_field_error(api):
+    """A VALIDATION_ERROR lists messages per field (SPEC §3): a filter value the query
+    language refuses is listed under its name like an unknown filter, not given as the one
+    string an INVALID_QUERY carries."""
+    row = BookFactory(pages=20)
+    body = assert_error(
+        api.patch(
+            "/api/bulk-books/bulk/",
+            {"filter": {"pages[gte]": "many", "titel": "x"}, "data": {"pages": 1}},
+            format="json",
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["details"] == {"filter": {"titel": ["Not a filter of this resource."]}}
+    body = assert_error(
+        api.patch(
+            "/api/bulk-books/bulk/",
+            {"filter": {"pages[gte]": "many"}, "data": {"pages": 1}},
+            format="json",
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["details"] == {"filter": {"pages[gte]": ["'many' is not a valid integer"]}}
+    assert Book.objects.get(pk=row.pk).pages == 20
 
 
 def test_bulk_update_data_is_checked_even_when_the_filter_matches_no_row(api):
