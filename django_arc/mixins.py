@@ -111,12 +111,13 @@ class ActionMixin:
 
 def refuse_unstorable(data: Any) -> None:
     """400 ``VALIDATION_ERROR`` naming each field of a validated ``input`` that holds what
-    the action's event cannot store (NUL, a lone surrogate): DRF's ``JSONField``,
-    ``DictField`` and ``ListField`` of a project's input serializer take them, and the
-    event's encoder refusing them inside the write was a 500."""
+    the action's event cannot store (NUL, a lone surrogate, a number beyond JSON such as the
+    infinity ``1e400`` parses to): DRF's ``JSONField``, ``DictField`` and ``ListField`` of a
+    project's input serializer take some of them, and the event's encoder refusing them
+    inside the write was a 500."""
     from rest_framework.exceptions import ValidationError
 
-    from .events.event import unstorable_char
+    from .events.event import dumps, unstorable_char
 
     if not isinstance(data, dict):
         return
@@ -127,6 +128,11 @@ def refuse_unstorable(data: Any) -> None:
             errors[name] = ["Null characters are not allowed."]
         elif char is not None:
             errors[name] = [f"Surrogate characters are not allowed: U+{ord(char):X}."]
+        else:
+            try:
+                dumps(value)
+            except ValueError:  # NaN or an infinity: not JSON
+                errors[name] = ["Infinity and NaN are not valid JSON numbers."]
     if errors:
         raise ValidationError(errors)
 

@@ -202,17 +202,21 @@ class MeasuredProductResource(Resource):
         ({"labels": "\ud800"}, "labels", "Surrogate characters are not allowed: U+D800."),
         ({"extra": {"\x00": 1}}, "extra", "Null characters are not allowed."),
         ({"tags": ["ok", "a\x00"]}, "tags", "Null characters are not allowed."),
+        ({"tags": [1e400]}, "tags", "Infinity and NaN are not valid JSON numbers."),
+        ({"extra": {"a": -1e400}}, "extra", "Infinity and NaN are not valid JSON numbers."),
     ],
-    ids=["json nul", "json surrogate", "dict key nul", "list nul"],
+    ids=["json nul", "json surrogate", "dict key nul", "list nul", "list inf", "dict -inf"],
 )
 def test_an_action_input_its_event_cannot_store_is_400_naming_the_field(
     shop, settings, body, field, message
 ):
-    """DRF's JSON, dict and list fields take NUL and lone surrogates, which the action's
-    event cannot store: the event's encoder refused them inside the write, a 500. Now a 400
-    naming the field, with nothing written."""
+    """DRF's JSON, dict and list fields take NUL and lone surrogates, and its dict and list
+    fields the infinity ``1e400`` parses to, which the action's event cannot store: the
+    event's encoder refused them inside the write, a 500. Now a 400 naming the field, with
+    nothing written."""
     mine = shop["mine"]
-    payload = json.dumps({"action": "measure", **body})
+    # an infinity as the number 1e400 parses to (the parser refuses the word Infinity)
+    payload = json.dumps({"action": "measure", **body}).replace("Infinity", "1e400")
     with site_mounted(settings, "m", measure_site):
         r = shop["editor"].post(
             f"/m/measured-products/{mine.pk}/action/", payload, content_type="application/json"
