@@ -115,10 +115,28 @@ def get_request_id(request: Any) -> str:
     return rid
 
 
+#: a lone surrogate: no encoding writes it (see :func:`_encodable`)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` (a message, or details of strings, lists and dicts) with each lone surrogate
+    as U+FFFD. Error messages quote what the client sent (DRF's ``"x" is not a valid
+    choice.``, a bulk filter's name), and a JSON body can carry a lone surrogate, which the
+    response cannot be encoded with: rendering the error raised from the view, a 500."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\N{REPLACEMENT CHARACTER}", value)
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable(v) for v in value]
+    return value
+
+
 def error_body(request: Any, code: str, message: str, details: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"success": False, "error": message, "code": code}
+    body: dict[str, Any] = {"success": False, "error": _encodable(message), "code": code}
     if details:
-        body["details"] = details
+        body["details"] = _encodable(details)
     body["requestId"] = get_request_id(request) if request is not None else new_request_id()
     return body
 

@@ -27,6 +27,7 @@ that knows how a request is judged and how rows are reached. The verbs live in
 
 from __future__ import annotations
 
+import re
 from contextlib import nullcontext
 from typing import Any
 
@@ -37,7 +38,7 @@ from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
@@ -56,12 +57,22 @@ from .idempotency.execution import IdempotentExecution
 from .narrowing import narrow
 from .negotiation import ArcContentNegotiation
 from .pagination import KeysetPagination, PagePagination
-from .parsers import ArcJSONParser
+from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
 from .permissions import Permission, PermissionResult
 from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .settings import arc_settings
+
+#: DRF's parsers and the ones resources use in their place
+_ARC_PARSERS = {
+    JSONParser: ArcJSONParser,
+    FormParser: ArcFormParser,
+    MultiPartParser: ArcMultiPartParser,
+}
+
+#: no lookup value: a NUL (no database stores one) or a lone surrogate (not UTF-8)
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 
 #: DRF action name → permission key of ``Resource.permissions``
 PERMISSION_KEYS = {
@@ -124,8 +135,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def get_parsers(self) -> list[Any]:
         # DRF's own JSONParser (the default, or named in settings) becomes ArcJSONParser,
-        # which bounds nesting; any other parser is the project's (or the route's) choice.
-        return [ArcJSONParser() if type(p) is JSONParser else p for p in super().get_parsers()]
+        # which bounds nesting, and its form parsers refuse a body their charset cannot
+        # decode with a 400; any other parser is the project's (or the route's) choice.
+        return [
+            _ARC_PARSERS[type(p)]() if type(p) in _ARC_PARSERS else p for p in super().get_parsers()
+        ]
 
     def get_content_negotiator(self) -> Any:
         # DRF's default negotiation (the default, or named in settings) becomes
@@ -332,15 +346,16 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         (``"07"``, ``"7"`` and ``7`` are one integer id). ``ValueError`` (or the field's own
         error) for a value that can name no row: not a scalar, a fraction for an integer
         field (which ``int()`` would truncate to another row's id), a NUL character (no
-        database stores one, and DRF refuses them in writes)."""
+        database stores one, and DRF refuses them in writes) or a lone surrogate (no URL
+        carries one, but a bulk body's JSON can, and the driver cannot encode it)."""
         field = self.lookup_model_field
         if value is None or isinstance(value, (bool, dict, list)):
             raise ValueError("not a lookup value")
         if isinstance(value, float) and not value.is_integer():
             if isinstance(field, models.IntegerField):
                 raise ValueError("not a whole number")
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("contains a NUL character")
+        if isinstance(value, str) and _UNSENDABLE.search(value):
+            raise ValueError("contains a NUL character or a lone surrogate")
         return field.to_python(value)
 
     def get_lookup_value(self) -> Any:

@@ -104,7 +104,37 @@ class ActionMixin:
             return rest, None
         serializer = spec.input(data=rest, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        return serializer.validated_data, serializer.data
+        event_input = serializer.data
+        refuse_unstorable(event_input)
+        return serializer.validated_data, event_input
+
+
+def refuse_unstorable(data: Any) -> None:
+    """400 ``VALIDATION_ERROR`` naming each field of a validated ``input`` that holds what
+    the action's event cannot store (NUL, a lone surrogate, a number beyond JSON such as the
+    infinity ``1e400`` parses to): DRF's ``JSONField``, ``DictField`` and ``ListField`` of a
+    project's input serializer take some of them, and the event's encoder refusing them
+    inside the write was a 500."""
+    from rest_framework.exceptions import ValidationError
+
+    from .events.event import dumps, unstorable_char
+
+    if not isinstance(data, dict):
+        return
+    errors = {}
+    for name, value in data.items():
+        char = unstorable_char(value)
+        if char == "\x00":
+            errors[name] = ["Null characters are not allowed."]
+        elif char is not None:
+            errors[name] = [f"Surrogate characters are not allowed: U+{ord(char):X}."]
+        else:
+            try:
+                dumps(value)
+            except ValueError:  # NaN or an infinity: not JSON
+                errors[name] = ["Infinity and NaN are not valid JSON numbers."]
+    if errors:
+        raise ValidationError(errors)
 
 
 class RouteMixin:

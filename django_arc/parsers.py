@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 
 
 class ArcJSONParser(JSONParser):
@@ -40,3 +40,27 @@ def _deeper_than(value: Any, limit: int) -> bool:
             return True
         stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
     return False
+
+
+class _Decoded:
+    """A form parser that answers a body its declared charset cannot decode with a 400.
+
+    Django decodes form fields with ``errors="replace"``, which a few codecs Python knows
+    (``idna``, ``punycode``) do not support: a ``Content-Type: …; charset=idna`` body raised
+    ``UnicodeError`` from the parser, a 500."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)  # type: ignore[misc]
+        except UnicodeError:
+            raise ParseError(
+                "Form parse error - the body cannot be decoded with its charset"
+            ) from None
+
+
+class ArcFormParser(_Decoded, FormParser):
+    """DRF's form parser; see :class:`_Decoded`."""
+
+
+class ArcMultiPartParser(_Decoded, MultiPartParser):
+    """DRF's multipart parser; see :class:`_Decoded`."""

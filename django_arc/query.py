@@ -98,10 +98,23 @@ def _concrete(model_field: Any) -> Any:
     return model_field
 
 
+#: what no database stores or matches: NUL, and a lone surrogate (not UTF-8, so the driver
+#: cannot send it); a URL cannot carry one, but a JSON body (a bulk ``filter``) or the JSON
+#: of a forged cursor can
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_text(raw: str) -> None:
+    found = _UNSENDABLE.search(raw)
+    if found is not None:
+        if found.group() == "\x00":
+            raise _Refused("contains a NUL character")
+        raise _Refused("contains a lone surrogate")
+
+
 def _check_pattern(raw: str) -> None:
     """A text operator's value or a search term: what every database can match with."""
-    if "\x00" in raw:
-        raise _Refused("contains a NUL character")
+    _check_text(raw)
     if len(raw) > MAX_TEXT_PATTERN:
         raise _Refused(f"at most {MAX_TEXT_PATTERN} characters")
 
@@ -110,9 +123,9 @@ def parse_value(model_field: Any, raw: str) -> Any:
     """Parse a query-string value with the model field's own type rules.
 
     Raises :class:`_Refused` with a message for anything the database would choke on
-    (NUL characters, out-of-range integers, non-finite numbers, bad dates)."""
-    if "\x00" in raw:
-        raise _Refused("contains a NUL character")
+    (NUL characters and lone surrogates, out-of-range integers, non-finite numbers, bad
+    dates)."""
+    _check_text(raw)
     target = _concrete(model_field)
     if isinstance(target, models.BooleanField):
         lowered = raw.lower()

@@ -364,6 +364,10 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
     org_id = _header(django_request, org_header)
     if org_id is not None and len(org_id) > _MAX_HEADER_VALUE:
         raise _org_required(org_id[:_MAX_HEADER_VALUE], "Not a member of this organization")
+    if org_id is not None and "\x00" in org_id:
+        # no organization's id: a member's is refused by the resolver, but an elevated
+        # caller's is taken as sent, into events and audit rows that cannot store a NUL
+        raise _org_required(org_id, "Invalid organization id")
     elevation = _header(django_request, elevation_header)
     if elevation is not None and elevation.lower() != ELEVATION_VALUE:
         raise ArcError(

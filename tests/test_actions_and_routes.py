@@ -1,13 +1,18 @@
 """SPEC §7: ``POST /<name>/{id}/action/`` and ``@route`` (raw and enveloped)."""
 
 import hashlib
+import json
 
 import pytest
+from rest_framework import serializers
 from rest_framework.test import APIClient
 
+from django_arc import Resource, ResourceSite, action, presets
+from django_arc import permissions as P
 from django_arc.outbox.models import OutboxEvent
 from shop.models import Product
 from tests.factories import BookFactory, MembershipFactory, OrganizationFactory, ProductFactory
+from tests.helpers import site_mounted
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +167,68 @@ def test_raw_route_still_checks_its_permission(settings):
     r = APIClient().get("/api/books/webhook/")
     assert r.status_code == 405  # only POST is mapped
     assert Product.objects.count() == 0
+
+
+class MeasureInput(serializers.Serializer):
+    """An input with DRF fields that take any JSON value: NUL and lone surrogates pass them."""
+
+    labels = serializers.JSONField(required=False)
+    extra = serializers.DictField(required=False)
+    tags = serializers.ListField(required=False)
+
+
+measure_site = ResourceSite(name="measure")
+
+
+@measure_site.register
+class MeasuredProductResource(Resource):
+    model = Product
+    name = "measured-products"
+    fields = ["id", "name", "sku", "price", "organization"]
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+
+    @action(permissions=P.require_org_role("admin", "editor"), input=MeasureInput)
+    def measure(self, request, instance, data):
+        instance.name = "measured"
+        instance.save(update_fields=["name"])
+        return {"ok": True}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"labels": {"a": "\x00"}}, "labels", "Null characters are not allowed."),
+        ({"labels": "\ud800"}, "labels", "Surrogate characters are not allowed: U+D800."),
+        ({"extra": {"\x00": 1}}, "extra", "Null characters are not allowed."),
+        ({"tags": ["ok", "a\x00"]}, "tags", "Null characters are not allowed."),
+        ({"tags": [1e400]}, "tags", "Infinity and NaN are not valid JSON numbers."),
+        ({"extra": {"a": -1e400}}, "extra", "Infinity and NaN are not valid JSON numbers."),
+    ],
+    ids=["json nul", "json surrogate", "dict key nul", "list nul", "list inf", "dict -inf"],
+)
+def test_an_action_input_its_event_cannot_store_is_400_naming_the_field(
+    shop, settings, body, field, message
+):
+    """DRF's JSON, dict and list fields take NUL and lone surrogates, and its dict and list
+    fields the infinity ``1e400`` parses to, which the action's event cannot store: the
+    event's encoder refused them inside the write, a 500. Now a 400 naming the field, with
+    nothing written."""
+    mine = shop["mine"]
+    # an infinity as the number 1e400 parses to (the parser refuses the word Infinity)
+    payload = json.dumps({"action": "measure", **body}).replace("Infinity", "1e400")
+    with site_mounted(settings, "m", measure_site):
+        r = shop["editor"].post(
+            f"/m/measured-products/{mine.pk}/action/", payload, content_type="application/json"
+        )
+        body = assert_error(r, 400, "VALIDATION_ERROR")
+        assert body["details"] == {field: [message]}
+        ok = shop["editor"].post(
+            f"/m/measured-products/{mine.pk}/action/",
+            {"action": "measure", "labels": {"a": "b"}},
+            format="json",
+        )
+        assert ok.status_code == 200, ok.content
+    mine.refresh_from_db()
+    assert mine.name == "measured"
+    assert OutboxEvent.objects.filter(type="measured-products.measure").count() == 1

@@ -2,6 +2,8 @@
 rules (permissions, tenancy, field guards, hooks, presets), one event per row, and SQL that
 does not grow with the number of items."""
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -11,6 +13,7 @@ from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
+from shop.models import Product
 from tests.factories import (
     AuthorFactory,
     BookFactory,
@@ -176,6 +179,67 @@ def test_bulk_update_refuses_a_filter_it_does_not_know_instead_of_widening(api):
         }
     }
     assert [Book.objects.get(pk=r.pk).pages for r in rows] == [20, 20, 20]
+
+
+@pytest.mark.parametrize("key", [None, "surrogate-1"])
+@pytest.mark.parametrize(
+    "filters",
+    [{"status": "\ud800"}, {"name[contains]": "a\udfff"}, {"status[in]": "active,\ud800"}],
+    ids=["eq", "contains", "in"],
+)
+def test_a_bulk_filter_value_with_a_lone_surrogate_is_400_and_updates_nothing(filters, key):
+    """A JSON body can carry a lone surrogate no query string can: as a filter value it
+    reached the driver, which cannot encode it (a 500 on SQLite and PostgreSQL alike) —
+    on the example's cached, idempotent products, keyed or not. It is refused like a NUL."""
+    org = OrganizationFactory()
+    user = MembershipFactory(organization=org, role="admin").user
+    headers = {"HTTP_X_ORGANIZATION_ID": str(org.pk)}
+    if key is not None:
+        headers["HTTP_IDEMPOTENCY_KEY"] = key
+    client = client_for(user, **headers)
+    product = Product.objects.create(organization=org, name="a", sku="s", price=1)
+    body = assert_error(
+        client.patch(
+            "/api/products/bulk/",
+            json.dumps({"filter": filters, "data": {"price": "2"}}),  # ASCII: \ud800 escaped
+            content_type="application/json",
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    (name,) = filters
+    assert body["details"]["filter"][name] == ["contains a lone surrogate"]
+    product.refresh_from_db()
+    assert product.price == 1
+    assert not OutboxEvent.objects.exists() and not AuditLog.objects.exists()
+
+
+def test_a_bulk_filter_value_that_does_not_parse_is_listed_like_every_field_error(api):
+    """A VALIDATION_ERROR lists messages per field (SPEC §3): a filter value the query
+    language refuses is listed under its name like an unknown filter, not given as the one
+    string an INVALID_QUERY carries."""
+    row = BookFactory(pages=20)
+    body = assert_error(
+        api.patch(
+            "/api/bulk-books/bulk/",
+            {"filter": {"pages[gte]": "many", "titel": "x"}, "data": {"pages": 1}},
+            format="json",
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["details"] == {"filter": {"titel": ["Not a filter of this resource."]}}
+    body = assert_error(
+        api.patch(
+            "/api/bulk-books/bulk/",
+            {"filter": {"pages[gte]": "many"}, "data": {"pages": 1}},
+            format="json",
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["details"] == {"filter": {"pages[gte]": ["'many' is not a valid integer"]}}
+    assert Book.objects.get(pk=row.pk).pages == 20
 
 
 def test_bulk_update_data_is_checked_even_when_the_filter_matches_no_row(api):
@@ -529,6 +593,18 @@ class BulkOnlyBookResource(Resource):
     permissions = OPEN_BULK
 
 
+@project_site.register
+class IsbnBulkBookResource(Resource):
+    """Bulk over rows addressed by a text lookup field: a bulk body's ids are ISBNs."""
+
+    model = Book
+    fields = ["id", "title", "isbn", "author"]
+    name = "isbn-bulk-books"
+    lookup_field = "isbn"
+    presets = [presets.Bulk()]
+    permissions = OPEN_BULK
+
+
 @pytest.fixture
 def project_api(settings, api):
     ConfirmedBookSerializer.saved.clear()
@@ -609,3 +685,23 @@ def test_bulk_alone_creates_updates_and_deletes(project_api):
     types = sorted(OutboxEvent.objects.values_list("type", flat=True))
     assert types == ["bulk-only-books." + t for t in ("created", "created", "deleted", "updated")]
     assert not AuditLog.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["\ud800", "97\udfff", "97\x00"])
+def test_a_text_id_with_a_lone_surrogate_or_a_nul_names_no_row(project_api, value):
+    """A bulk body's JSON can carry a lone surrogate no URL can: as a text lookup value it
+    reached the driver, which cannot encode it (a 500 on SQLite and PostgreSQL alike). It
+    names no row, like a NUL."""
+    api = project_api
+    BookFactory(title="keep", isbn="97")
+    for method, body, key in (
+        ("delete", {"ids": [value]}, "ids"),
+        ("patch", {"items": [{"id": value, "title": "x"}]}, "items"),
+    ):
+        refused = getattr(api, method)(
+            "/p/isbn-bulk-books/bulk/", json.dumps(body), content_type="application/json"
+        )
+        assert_error(refused, 400, "VALIDATION_ERROR")
+        assert refused.json()["details"][key] == {"0": {"id": ["Not found."]}}
+    assert list(Book.objects.values_list("title", flat=True)) == ["keep"]
+    assert not OutboxEvent.objects.exists()

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from django_arc import PermissionResult
 from django_arc import permissions as P
+from django_arc.outbox import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.testapp.models import Note
 
@@ -190,6 +191,30 @@ def test_context_value_not_of_the_columns_type_is_org_required(notes, value):
         HTTP_X_ARC_CONTEXT_OWNER_ID=str(notes["alice"].pk),
     ).get("/api/owner-context-notes/")
     assert sorted(d["text"] for d in ok.json()["docs"]) == ["a1", "a2"]
+
+
+@pytest.mark.parametrize("method", ["get", "post", "patch"])
+def test_context_value_with_a_nul_is_org_required(notes, method):
+    """A text column cannot hold a NUL on PostgreSQL (``DataError``, a 500 on every list,
+    get, create and update of the dimension), while SQLite filters and stores it: a context
+    value carrying one is a context the caller cannot have, 403 ORG_REQUIRED naming the
+    dimension on every database, with nothing written."""
+    org = notes["org"]
+    user = MembershipFactory(organization=org, role="admin").user
+    client = as_user(user, HTTP_X_ORGANIZATION_ID=str(org.pk), HTTP_X_ARC_CONTEXT_BRANCH_ID="1\x00")
+    before = list(Note.objects.order_by("pk").values())
+    events = OutboxEvent.objects.count()
+    if method == "get":
+        r = client.get("/api/branch-notes/")
+    elif method == "post":
+        r = client.post("/api/branch-notes/", {"text": "nul"}, format="json")
+    else:
+        r = client.patch(f"/api/branch-notes/{notes['a1'].pk}/", {"text": "nul"}, format="json")
+    assert r.status_code == 403, r.content
+    assert r.json()["code"] == "ORG_REQUIRED"
+    assert r.json()["details"] == {"missing": "branch_id"}
+    assert list(Note.objects.order_by("pk").values()) == before
+    assert OutboxEvent.objects.count() == events
 
 
 def test_require_owner_compares_the_owner_column_without_loading_the_owner(notes):

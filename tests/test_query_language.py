@@ -3,6 +3,7 @@ pagination limits and keyset cursors."""
 
 import base64
 import datetime
+import json
 import sys
 
 import pytest
@@ -292,6 +293,18 @@ def test_a_deeply_nested_cursor_is_400(api, shelf, payload):
     """JSON nested past Python's recursion limit is a bad cursor like any other."""
     cursor = base64.urlsafe_b64encode(payload).decode().rstrip("=")
     invalid(api.get(f"/api/books/?after={cursor}"), "after")
+
+
+@pytest.mark.parametrize("value", ["\ud800", "a\udfff", "\x00"])
+def test_a_cursor_carrying_a_lone_surrogate_or_a_nul_is_400(api, shelf, value):
+    """A cursor is JSON, which can carry a lone surrogate (``"\\ud800"``) no URL can: as a
+    text sort key's value it reached the driver, which cannot encode it (a 500 on SQLite and
+    PostgreSQL alike). It is a bad cursor like a NUL."""
+    cursor = api.get("/api/books/?sort=title&limit=1&after=").json()["next"]
+    data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    data["v"][0] = value
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    invalid(api.get(f"/api/books/?sort=title&limit=1&after={forged}"), "after")
 
 
 def test_keyset_list_runs_one_query(api, shelf, django_assert_num_queries):

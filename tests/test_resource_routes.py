@@ -9,7 +9,14 @@ from django.test.utils import CaptureQueriesContext
 
 from django_arc.exceptions import new_request_id
 from django_arc.outbox.models import OutboxEvent
-from tests.factories import AuthorFactory, BookFactory
+from shop.models import Product
+from tests.factories import (
+    AuthorFactory,
+    BookFactory,
+    OrganizationFactory,
+    ProductFactory,
+    member_client,
+)
 from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
@@ -499,6 +506,47 @@ def test_json_field_with_a_lone_surrogate_is_400_naming_the_field(api, labels, c
     assert r.json()["details"] == {
         "labels": [f"Surrogate characters are not allowed: U+{code_point}."]
     }
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("key", [None, "echo-1"])
+@pytest.mark.parametrize(
+    ("url", "body", "field", "message"),
+    [
+        (
+            "/api/products/",
+            {"name": "n", "sku": "s", "price": "1", "status": "\ud800"},
+            "status",
+            '"\N{REPLACEMENT CHARACTER}" is not a valid choice.',
+        ),
+        (
+            "/api/products/bulk/",
+            {"filter": {"\ud800": "1"}, "data": {"price": "2"}},
+            "filter",
+            {"\N{REPLACEMENT CHARACTER}": ["Not a filter of this resource."]},
+        ),
+    ],
+    ids=["choice", "bulk-filter-name"],
+)
+def test_an_error_quoting_a_lone_surrogate_is_the_400_with_u_fffd_in_its_place(
+    url, body, field, message, key
+):
+    """Error messages quote what was sent (DRF's choice field, a bulk filter's name), and a
+    JSON body can carry a lone surrogate, which no response can be encoded with: rendering
+    the 400 raised from the view, a 500 (the example's cached, idempotent products, keyed or
+    not). The surrogate is written as U+FFFD; nothing is written."""
+    org = OrganizationFactory()
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    client = member_client(org, "admin")
+    product = ProductFactory(organization=org, price=1)
+    payload = json.dumps(body)  # ASCII: the surrogate travels escaped, as \ud800
+    method = "PATCH" if url.endswith("bulk/") else "POST"
+    r = client.generic(method, url, payload, content_type="application/json", **headers)
+    assert r.status_code == 400, r.content
+    details = r.json()["details"]
+    assert details[field] == (message if isinstance(message, dict) else [message])
+    product.refresh_from_db()
+    assert Product.objects.count() == 1 and product.price == 1
     assert OutboxEvent.objects.count() == 0
 
 

@@ -9,8 +9,10 @@ from rest_framework.test import APIClient
 
 from django_arc import signals
 from django_arc.clients import ServiceClient
+from django_arc.outbox import OutboxEvent
 from shop import membership
 from shop.models import Membership, Organization, Product
+from tests.testapp.models import Author, Book
 
 pytestmark = pytest.mark.django_db
 
@@ -133,6 +135,42 @@ def test_elevated_admin_sees_all_orgs_and_is_audited_once(world):
         assert len(received) == 2
     finally:
         signals.scope_elevated.disconnect(receiver)
+
+
+def test_an_elevation_to_a_path_with_a_nul_is_recorded_and_answers_as_without_it(world):
+    """The elevation event records the request's path: a NUL in it (``/products/%00/``,
+    which JSON storage refuses) made the request a 500 — Django's HTML one for a session,
+    raised from the middleware — where it is the 404 it is without elevation. The path is
+    recorded with U+FFFD in the NUL's place."""
+    api = APIClient()
+    api.force_login(world["root"])
+    response = api.get("/api/products/%00/", HTTP_X_ARC_SCOPE="platform")
+    assert response.status_code == 404, response.content
+    assert response.json()["code"] == "NOT_FOUND"
+    (event,) = OutboxEvent.objects.filter(type="arc.scope.elevated")
+    assert event.payload["path"] == "/api/products/\N{REPLACEMENT CHARACTER}/"
+
+
+def test_an_organization_header_with_a_nul_is_org_required_and_writes_nothing(world):
+    """A member's organization header is checked by the resolver, an elevated caller's is
+    taken as sent: with a NUL in it, a write to a resource without tenancy was a 500 (its
+    event, which records the organization, cannot store a NUL) after the elevation event.
+    It is 403 ORG_REQUIRED for everyone, before anything is recorded."""
+    author = Author.objects.create(name="a")
+    api = APIClient()
+    api.force_login(world["root"])
+    for headers in ({"HTTP_X_ARC_SCOPE": "platform"}, {}):
+        response = api.post(
+            "/api/books/",
+            {"title": "t", "isbn": "nul", "author": author.pk},
+            format="json",
+            HTTP_X_ORGANIZATION_ID="1\x00",
+            **headers,
+        )
+        assert response.status_code == 403, response.content
+        assert response.json()["code"] == "ORG_REQUIRED"
+    assert not Book.objects.exists()
+    assert not OutboxEvent.objects.exists()
 
 
 def test_anonymous_elevation_is_refused(world):

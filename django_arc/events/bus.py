@@ -208,6 +208,14 @@ def emit_many(
 
 
 # -- scope elevation ----------------------------------------------------------------------------
+def _storable(value: Any) -> str | None:
+    """A request value the elevation event records (the path, the organization header), as
+    text JSON can store: a NUL (``/products/%00/``, a header carrying one) as U+FFFD, which
+    the payload's encoder would otherwise refuse — a 500 for a request that is the 404 or
+    403 it is without elevation."""
+    return None if value is None else str(value).replace("\x00", "\N{REPLACEMENT CHARACTER}")
+
+
 def on_scope_elevated(sender: Any, request: Any = None, scope: Any = None, **kwargs: Any) -> None:
     """Receiver of ``scope_elevated`` (connected in ``ArcConfig.ready()``): every elevation
     leaves an ``arc.scope.elevated`` event, whatever the resource's event settings:
@@ -224,9 +232,9 @@ def on_scope_elevated(sender: Any, request: Any = None, scope: Any = None, **kwa
             user_id = user.pk
     payload = {
         "user_id": None if user_id is None else str(user_id),
-        "organization_id": None if org_id is None else str(org_id),
-        "method": getattr(request, "method", None),
-        "path": getattr(request, "path", None),
+        "organization_id": _storable(org_id),
+        "method": _storable(getattr(request, "method", None)),
+        "path": _storable(getattr(request, "path", None)),
     }
     event = create_event(
         ELEVATED_EVENT,

@@ -486,7 +486,13 @@ class Bulk(Preset):
                 restricted=access.restricted,
             )
         except ArcError as exc:
-            raise _invalid({"filter": exc.details or {"filter": [exc.message]}}) from None
+            # the query language names a parameter with one message (INVALID_QUERY's shape);
+            # a VALIDATION_ERROR lists messages per field, as for the filter's other errors
+            details = {
+                str(k): v if isinstance(v, list) else [str(v)]
+                for k, v in (exc.details or {}).items()
+            }
+            raise _invalid({"filter": details or {"filter": [exc.message]}}) from None
         if query.q is None:
             raise _invalid({"filter": ["No filter applies: use the resource's filter fields."]})
         queryset = view.get_queryset().filter(query.q).order_by(view.resource.pk_name)

@@ -33,12 +33,15 @@ class _Dimension:
 
     def parse(self, raw: Any) -> Any:
         """The context value as the tenant column holds it. One the column cannot hold (not
-        of its type, longer than ``max_length``, out of the integer range) is a context the
-        caller cannot have: 403 ``ORG_REQUIRED`` naming the dimension, before any query, on
-        every database (SQLite would store a too-long value; PostgreSQL answers DataError)."""
+        of its type, longer than ``max_length``, out of the integer range, a NUL in text) is
+        a context the caller cannot have: 403 ``ORG_REQUIRED`` naming the dimension, before
+        any query, on every database (SQLite would store a too-long value or a NUL;
+        PostgreSQL answers DataError)."""
         target = getattr(self.model_field, "target_field", None) or self.model_field
         try:
             value = target.to_python(raw)
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError("a NUL character")  # PostgreSQL text cannot hold it
             target.run_validators(value)
             if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
                 # Django 4.2's SQLite backend gives integer columns no range validators
