@@ -22,7 +22,14 @@ from django_arc.querycache import invalidate
 from django_arc.sites import _all_sites
 from shop.models import Organization, Product
 from tests import test_query_cache
-from tests.factories import AuthorFactory, BookFactory, UserFactory
+from tests.factories import (
+    AuthorFactory,
+    BookFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    ProductFactory,
+    UserFactory,
+)
 from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL
 from tests.test_query_cache import CACHED, get, same_as_uncached
@@ -683,6 +690,74 @@ def test_an_object_rule_reading_a_related_row_reads_it_as_it_is_now(settings):
     # (a HIT refused, or a MISS when another test's resource reading Author's rows left
     # Author's writes bumping every resource over Book: 403 either way)
     assert after.status_code == 403
+
+
+def in_a_members_organization(request, resource, action, obj=None):
+    """Products of the organizations the caller is a member of: a permission filtering
+    through another model's rows (Membership), which no write to Product changes."""
+    from django_arc import PermissionResult
+    from django_arc.scope import get_scope
+
+    user_id = get_scope(request).user_id
+    if user_id is None:
+        return False
+    return PermissionResult(True, filters={"organization__memberships__user": user_id})
+
+
+def by_owner_column(request, resource, action, obj=None):
+    """A plain column condition, as ``require_owner`` adds: no other model's rows."""
+    from django_arc import PermissionResult
+
+    return PermissionResult(True, filters={"organization__pk": request.GET.get("org", 0)})
+
+
+class MembersProductResource(Resource):
+    model = Product
+    name = "members-products"
+    fields = ["id", "name", "organization"]
+    permissions = {"list": in_a_members_organization, "get": in_a_members_organization}
+    cache = {"stale_seconds": 30}
+
+
+class ColumnProductResource(Resource):
+    model = Product
+    name = "column-products"
+    fields = ["id", "name", "organization"]
+    permissions = {"list": by_owner_column, "get": by_owner_column}
+    cache = {"stale_seconds": 30}
+
+
+def test_a_permission_filtering_through_another_models_rows_is_never_served_stale(settings):
+    """A permission's filters through a relation (``organization__memberships__user``) make
+    which rows a caller may see depend on Membership's rows: a membership revoked (in the
+    admin, a shell) retires no entry, and the revoked member was served its former
+    organization's products as a HIT until ``stale_seconds``. Such answers are not stored;
+    a plain column condition (``organization__pk``, compared without a join) still is."""
+    from shop.models import Membership
+
+    organization = OrganizationFactory()
+    product = ProductFactory(organization=organization, name="P1")
+    membership = MembershipFactory(organization=organization, role="viewer")
+    caller = client_for(membership.user)
+    mine = "/mp/members-products/"
+    with (
+        registered_site(
+            "members-products-test", MembersProductResource, ColumnProductResource
+        ) as site,
+        site_mounted(settings, "mp", site),
+    ):
+        for path in (mine, f"{mine}{product.pk}/"):
+            assert get(caller, path).status_code == 200
+            again = get(caller, path)
+            assert again.status_code == 200 and again["X-Cache"] == "MISS"  # never stored
+        Membership.objects.filter(pk=membership.pk).delete()
+        after = get(caller, mine)
+        assert after.status_code == 200 and after.json()["total"] == 0, after.content
+        assert get(caller, f"{mine}{product.pk}/").status_code == 404
+        column = f"/mp/column-products/?org={organization.pk}"
+        assert get(caller, column)["X-Cache"] == "MISS"
+        hit = get(caller, column)
+        assert hit["X-Cache"] == "HIT" and hit.json()["total"] == 1
 
 
 def test_a_resource_routed_by_hand_is_invalidated_like_a_registered_one(settings):

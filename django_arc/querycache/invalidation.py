@@ -327,6 +327,114 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
     return {m._meta.concrete_model for m in read if m is not None} - {model._meta.concrete_model}
 
 
+#: ``(model, condition path)`` -> the other models the condition reads (see :func:`_path_reads`)
+_path_models: dict[tuple[type[models.Model], str], frozenset[type[models.Model]] | None] = {}
+
+
+def _path_reads(model: type[models.Model], path: str) -> frozenset[type[models.Model]] | None:
+    """The models besides ``model`` whose rows a condition on ``path`` reads (the tables
+    it joins: ``organization__memberships__user`` reads Organization's and Membership's),
+    as :func:`_models_read` counts a filter path; ``None`` for a path of no known field."""
+    key = (model, path)
+    if key in _path_models:
+        return _path_models[key]
+    read: set[type[models.Model]] = set()
+    current = model
+    parts = path.split("__")
+    found: frozenset[type[models.Model]] | None = frozenset()
+    for i, part in enumerate(parts):
+        try:
+            field = current._meta.pk if part == "pk" else current._meta.get_field(part)
+        except (FieldDoesNotExist, AttributeError, TypeError):
+            if i == 0:
+                found = None  # not a field: an annotation, or nothing django-arc knows
+            break
+        if not field.is_relation or field.related_model is None:
+            break
+        following = parts[i + 1] if i < len(parts) - 1 else None
+        joined = following is not None and _is_field(field.related_model, following)
+        if joined and field.concrete and not field.many_to_many:
+            # the key's own target (``organization__id``, ``organization__pk``): Django
+            # compares the column and joins nothing
+            target = getattr(field, "target_field", None)
+            names = {"pk", getattr(target, "name", None), getattr(target, "attname", None)}
+            joined = following not in names
+        if joined or not field.concrete or field.many_to_many:
+            read.add(field.related_model)
+        through = getattr(field.remote_field if field.concrete else field, "through", None)
+        if field.many_to_many and through is not None:
+            read.add(through)
+        current = field.related_model
+    if found is not None:
+        found = frozenset(m._meta.concrete_model for m in read) - {model._meta.concrete_model}
+    if len(_path_models) >= 4096:
+        _path_models.clear()
+    _path_models[key] = found
+    return found
+
+
+def _is_field(model: type[models.Model], name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except (FieldDoesNotExist, AttributeError, TypeError):
+        return name == "pk"
+    return True
+
+
+def _condition_reads(
+    model: type[models.Model], condition: Any, read: set[type[models.Model]]
+) -> bool:
+    """Add the other models ``condition`` (a dict of lookups or a ``Q``) reads to ``read``;
+    False when it holds something whose reads cannot be told (an expression, a subquery)."""
+    if isinstance(condition, dict):
+        children: Any = list(condition.items())
+    elif isinstance(condition, models.Q):
+        children = condition.children
+    else:
+        return False
+    for child in children:
+        if isinstance(child, models.Q):
+            if not _condition_reads(model, child, read):
+                return False
+            continue
+        if not isinstance(child, tuple) or len(child) != 2:
+            return False  # an expression (Exists(...)): what it reads is not known here
+        path, value = child
+        if isinstance(value, models.F):
+            value_reads = _path_reads(model, value.name)
+            if value_reads is None:
+                return False
+            read |= value_reads
+        elif hasattr(value, "resolve_expression") or isinstance(value, models.QuerySet):
+            return False  # a subquery or another expression
+        reads = _path_reads(model, str(path))
+        if reads is None:
+            return False
+        read |= reads
+    return True
+
+
+def conditions_invalidate(view: Any) -> bool:
+    """Whether every write that can change which rows the caller may see invalidates the
+    answer: the conditions django-arc adds to the rows of the request — the permission's
+    ``filters`` and the presets' ``row_filter`` — must read only models whose writes bump
+    the resource (its own, and those its answers read: :func:`_models_read`). A permission
+    filtering through another model (``{"organization__memberships__user": user_id}``)
+    makes the answer depend on that model's rows: a membership revoked changes which rows
+    the caller may see, with no write that retires the entry, so such an answer is not
+    stored (``watch()`` connects signals at start-up, in every process, and cannot know
+    at that time what a permission will filter by)."""
+    resource = view.resource
+    model = resource.model
+    conditions = [view.permission_filters]
+    conditions += [preset.row_filter(view) for preset in resource.preset_list]
+    read: set[type[models.Model]] = set()
+    for condition in conditions:
+        if condition and not _condition_reads(model, condition, read):
+            return False
+    return all(any(r is resource for r in _resources_over(other)) for other in read)
+
+
 def watch(resource: Any) -> None:
     """Connect the model signals of ``resource``'s model — its proxies and multi-table
     descendants included, those defined later too — of its many-to-many tables, the
