@@ -27,7 +27,6 @@ that knows how a request is judged and how rows are reached. The verbs live in
 
 from __future__ import annotations
 
-import re
 from contextlib import nullcontext
 from typing import Any
 
@@ -59,6 +58,7 @@ from .negotiation import ArcContentNegotiation
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
 from .permissions import Permission, PermissionResult
+from .query import UNSENDABLE
 from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
@@ -70,9 +70,6 @@ _ARC_PARSERS = {
     FormParser: ArcFormParser,
     MultiPartParser: ArcMultiPartParser,
 }
-
-#: no lookup value: a NUL (no database stores one) or a lone surrogate (not UTF-8)
-_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 
 #: DRF action name → permission key of ``Resource.permissions``
 PERMISSION_KEYS = {
@@ -354,7 +351,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         if isinstance(value, float) and not value.is_integer():
             if isinstance(field, models.IntegerField):
                 raise ValueError("not a whole number")
-        if isinstance(value, str) and _UNSENDABLE.search(value):
+        if isinstance(value, str) and UNSENDABLE.search(value):
             raise ValueError("contains a NUL character or a lone surrogate")
         return field.to_python(value)
 

@@ -101,11 +101,11 @@ def _concrete(model_field: Any) -> Any:
 #: what no database stores or matches: NUL, and a lone surrogate (not UTF-8, so the driver
 #: cannot send it); a URL cannot carry one, but a JSON body (a bulk ``filter``) or the JSON
 #: of a forged cursor can
-_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
+UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _check_text(raw: str) -> None:
-    found = _UNSENDABLE.search(raw)
+    found = UNSENDABLE.search(raw)
     if found is not None:
         if found.group() == "\x00":
             raise _Refused("contains a NUL character")
