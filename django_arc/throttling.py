@@ -15,6 +15,8 @@ does not help a client escape its limit.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
 from rest_framework.settings import api_settings
@@ -27,6 +29,21 @@ from .scope import RequestScope, get_scope
 SERVICE_RATE = "arc_service"
 MEMBER_RATE = "arc_member"
 ANON_RATE = "arc_anon"
+
+
+#: an organization id kept as is in a bucket's cache key; any other is hashed (below)
+_PLAIN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _key_part(value: Any) -> str:
+    """``value`` as a part of a cache key every backend takes. A member's organization has
+    been resolved, but an elevated caller's header is taken as sent (up to 128 characters of
+    anything): memcached refuses keys with spaces or control characters, or over 250 bytes,
+    so such a value is hashed rather than sent in the key."""
+    text = str(value)
+    if _PLAIN.fullmatch(text):
+        return text
+    return "~" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class ScopeRateThrottle(SimpleRateThrottle):
@@ -62,7 +79,7 @@ class ScopeRateThrottle(SimpleRateThrottle):
         if arc_scope is not None and arc_scope.user_id is not None:
             return (
                 self.member_scope,
-                f"user:{arc_scope.user_id}:org:{arc_scope.organization_id or '-'}",
+                f"user:{arc_scope.user_id}:org:{_key_part(arc_scope.organization_id or '-')}",
             )
         if arc_scope is None:
             auth = getattr(request, "auth", None)

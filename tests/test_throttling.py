@@ -92,6 +92,27 @@ def test_cache_keys_differ_per_client_user_org_and_ip(users):
     assert len(set(distinct.values())) == len(distinct)
 
 
+def test_an_elevated_callers_organization_header_is_hashed_into_a_key_any_cache_takes(users):
+    """An elevated caller's organization header is taken as sent: spaces, control
+    characters, 128 of them. memcached refuses such keys (Django's warnings say which), so
+    the bucket holds a digest of it; two headers are still two buckets."""
+    from django.core.cache.backends.base import memcache_key_warnings
+
+    root = users[0]
+    root.is_superuser = True
+    root.save()
+    odd = ["a b\tc", "é" * 128, "x\x01y"]
+    keys = [
+        cache_key(request(root, HTTP_X_ARC_SCOPE="platform", HTTP_X_ORGANIZATION_ID=org))
+        for org in odd
+    ]
+    for key in keys:
+        assert list(memcache_key_warnings(key)) == [], key
+    assert len(set(keys)) == len(odd)
+    plain = cache_key(request(root, HTTP_X_ARC_SCOPE="platform", HTTP_X_ORGANIZATION_ID="42"))
+    assert plain == f"arc_throttle_arc_member_user:{root.pk}:org:42"
+
+
 def test_anonymous_is_throttled_per_ip():
     assert view(request()).status_code == 200
     blocked = view(request())
