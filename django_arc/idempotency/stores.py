@@ -351,9 +351,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 """
 )
+#: the answer, when the key still holds our claim or holds nothing (our claim expired, or
+#: Redis lost it, and nobody took the key since: our writes stand, so a retry must replay
+#: them, not write again); never over another request's claim or answer
 _SET_IF_OURS = redis_alias.Script(
     """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local value = redis.call('GET', KEYS[1])
+if value == ARGV[1] or not value then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
@@ -373,8 +377,9 @@ return 0
 class CacheStore:
     """One Redis key per scoped key, on a django-redis alias: a claim sets it (only when
     absent) for ``LOCK_SECONDS``; the finished response replaces it for ``TTL_SECONDS``.
-    Finishing and releasing compare the stored claim first, so only its owner can. Each is
-    one Lua script, sent by SHA: one round trip apiece."""
+    Finishing and releasing compare the stored claim first, so only its owner can (an answer
+    is also stored when the key holds nothing: the claim expired and nobody took the key).
+    Each is one Lua script, sent by SHA: one round trip apiece."""
 
     transactional = False
 
