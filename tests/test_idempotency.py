@@ -1170,3 +1170,43 @@ def test_an_unreachable_cache_store_refuses_keyed_requests_with_503(editor, cach
         assert Product.objects.count() == 0
         # without a key the request runs as always
         assert post(editor, key=None).status_code == 201
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db
+def test_a_cache_store_request_outliving_its_lock_unclaimed_still_stores_its_answer(
+    org, monkeypatch
+):
+    """A request slower than ``LOCK_SECONDS`` on the ``cache`` store, and no retry meanwhile:
+    its claim expired, but nobody took the key. Its writes stand, so its answer must be kept
+    for the retry sent after it, which would otherwise write again (the documented window is
+    a retry sent while it runs, not one after it)."""
+    editor = member_client(org, "editor")
+    product = ProductFactory(organization=org, price=10)
+    body = {"product": product.pk, "quantity": 1}
+    settings = idempotency("cache", ENABLED=True, LOCK_SECONDS=0.2)
+    complete = stores.CacheStore.complete
+
+    def after_the_lock(self, request, *args, **kwargs):
+        deadline = time.monotonic() + 5
+        while self._redis().exists(self._key(request)) and time.monotonic() < deadline:
+            time.sleep(0.02)  # the claim expires while the request still runs
+        return complete(self, request, *args, **kwargs)
+
+    def send():
+        return post(editor, body, key="order-1", url="/api/cached-orders/")
+
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(IDEMPOTENCY=settings)),
+    ):
+        with monkeypatch.context() as patch:
+            patch.setattr(stores.CacheStore, "complete", after_the_lock)
+            first = send()
+        assert first.status_code == 201, first.content
+        retry = send()
+        assert retry["X-Idempotency-Replayed"] == "true", retry.content
+        assert retry.content == first.content
+    assert Order.objects.count() == 1
+    assert OutboxEvent.objects.filter(type="cached-orders.created").count() == 1

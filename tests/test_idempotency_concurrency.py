@@ -322,3 +322,115 @@ def test_a_killed_worker_frees_its_key_after_the_lock_timeout(store, tmp_path):
         assert retry["status"] == 201 and retry["replayed"] is None, retry
     assert Product.objects.filter(organization=org).count() == 1
     assert OutboxEvent.objects.filter(type="idem-products.created").count() == 1
+
+
+def test_a_purge_racing_a_takeover_of_an_expired_key_keeps_the_new_answer():
+    """The purge finds an expired record; before its DELETE runs, a retry takes the key over,
+    writes and stores its answer. The purge must not then delete that fresh answer, or a
+    repeat of the retry runs it once more. A project's ``pre_delete`` receiver for every
+    model (an audit log) was enough to turn the ORM's one-statement delete into a select,
+    then a delete by id, with this gap between them; the retry runs in it, forced by a
+    wrapper on the purge's statements."""
+    from datetime import timedelta
+
+    from django.db.models.signals import pre_delete
+    from django.utils import timezone
+
+    from django_arc.idempotency.models import IdempotencyRecord
+    from django_arc.tasks import purge_idempotency
+
+    org = OrganizationFactory()
+    editor = member_client(org, "editor")
+    idem = {"STORE": "database", "LOCK_SECONDS": 30}
+    again = {**BODY, "sku": "W-2"}  # the key expired: a new request may use it
+    table = IdempotencyRecord._meta.db_table
+    retries: list = []
+
+    def retry_before_the_delete(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("DELETE") and table in sql and not retries:
+            retry_client = clone(editor)
+            thread, results = in_thread(lambda: post(retry_client, "k", again))
+            thread.join(20)
+            retries.extend(results)
+        return execute(sql, params, many, context)
+
+    def audit(sender, **kwargs):  # any project's receiver for every model's deletes
+        pass
+
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idem)):
+        assert post(editor, "k").status_code == 201
+        IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+        pre_delete.connect(audit, weak=False, dispatch_uid="test-audit")
+        try:
+            with connection.execute_wrapper(retry_before_the_delete):
+                purge_idempotency()
+        finally:
+            pre_delete.disconnect(dispatch_uid="test-audit")
+        (retry,) = retries
+        assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+        repeat = post(editor, "k", again)
+        assert repeat.status_code == 201, repeat.content
+        assert repeat["X-Idempotency-Replayed"] == "true"
+        assert repeat.content == retry.content
+        assert Product.objects.count() == 2
+        assert OutboxEvent.objects.filter(type="idem-products.created").count() == 2
+
+
+def test_a_5xx_outliving_its_lock_does_not_release_the_takeovers_answer():
+    """A request fails (5xx) after its lock ran out; before it gives the key up, a retry takes
+    the key over, writes and stores its answer. Giving the key up must leave that answer, or
+    a repeat of the retry writes again. (With a project's delete receiver for every model,
+    the release selected the claim and then deleted it by id, whoever held it by then.)"""
+    from datetime import timedelta
+
+    from django.db.models.signals import pre_delete
+    from django.utils import timezone
+
+    from django_arc.idempotency.models import IdempotencyRecord
+
+    org = OrganizationFactory()
+    editor = member_client(org, "editor")
+    idem = {"STORE": "database", "LOCK_SECONDS": 30}
+    table = IdempotencyRecord._meta.db_table
+    calls: list = []
+    retries: list = []
+
+    def fails_once_past_its_lock(self, request, data):
+        calls.append(1)
+        if len(calls) == 1:
+            # this request outlived its lock (set from another connection: the claim is
+            # committed, the route's transaction has not touched it)
+            thread, _ = in_thread(
+                lambda: IdempotencyRecord.objects.update(
+                    locked_until=timezone.now() - timedelta(seconds=1)
+                )
+            )
+            thread.join(20)
+            raise RuntimeError("after the lock")
+
+    def retry_before_the_delete(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("DELETE") and table in sql and not retries:
+            retry_client = clone(editor)
+            thread, results = in_thread(lambda: post(retry_client, "k"))
+            thread.join(20)
+            retries.extend(results)
+        return execute(sql, params, many, context)
+
+    def audit(sender, **kwargs):  # any project's receiver for every model's deletes
+        pass
+
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idem)), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(IdempotentProductResource, "before_create", fails_once_past_its_lock)
+        pre_delete.connect(audit, weak=False, dispatch_uid="test-audit")
+        try:
+            with connection.execute_wrapper(retry_before_the_delete):
+                assert_error(post(editor, "k"), 500, "INTERNAL_ERROR")
+        finally:
+            pre_delete.disconnect(dispatch_uid="test-audit")
+        (retry,) = retries
+        assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+        repeat = post(editor, "k")
+        assert repeat["X-Idempotency-Replayed"] == "true", repeat.content
+        assert repeat.content == retry.content
+        assert Product.objects.count() == 1
+        assert OutboxEvent.objects.filter(type="idem-products.created").count() == 1

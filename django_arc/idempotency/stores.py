@@ -240,17 +240,31 @@ class DatabaseStore:
             return cursor.rowcount == 1
 
     def release(self, request: Request, token: str) -> None:
-        """Give the key up (the request failed with a 5xx): the next repeat runs anew."""
-        self.model.objects.using(self.using).filter(
-            key=request.key, token=token, status__isnull=True
-        ).delete()
+        """Give the key up (the request failed with a 5xx): the next repeat runs anew. One
+        ``DELETE`` whose condition (our token, no answer) the database checks as it deletes,
+        never the ORM's ``delete()``: with any delete receiver for every model (a project's
+        audit log) that selects the row, then deletes it by id, and a request outliving its
+        lock would delete the claim, or the stored answer, of the retry that took it over in
+        between, and a repeat of that retry would run it again (:meth:`purge` likewise)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self._sql["release"], [request.key, token])
 
     def purge(self) -> int:
-        """Delete expired records; returns how many."""
-        deleted, _ = (
-            self.model.objects.using(self.using).filter(expires_at__lte=timezone.now()).delete()
+        """Delete expired records; returns how many. One ``DELETE … WHERE expires_at <= now``,
+        whose condition the database checks on each row as it deletes it, never the ORM's
+        ``delete()``: with any ``pre_delete``/``post_delete`` receiver for every model (a
+        project's audit log) that selects the expired rows, then deletes them by id, and a
+        record taken over in between (a retry of its expired key, its answer stored) would
+        go too, so a repeat of that retry would run it once more."""
+        ops = self.connection.ops
+        meta = self.model._meta
+        sql = (
+            f"DELETE FROM {ops.quote_name(meta.db_table)} "
+            f"WHERE {ops.quote_name(meta.get_field('expires_at').column)} <= %s"
         )
-        return deleted
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [ops.adapt_datetimefield_value(timezone.now())])
+            return cursor.rowcount
 
 
 _statements: dict[str, dict[str, Any]] = {}
@@ -260,8 +274,9 @@ def _record_sql(connection: Any) -> dict[str, Any]:
     """The statements every keyed request runs, in SQL: the claim's INSERT, the answer's
     UPDATE and a repeat's SELECT. Written out because they are on every keyed write's (or
     retry's) path, where the ORM's model and queryset machinery cost two to three times the
-    statement itself (measured for ``benchmarks/cache.py``); everything else about records
-    (taking over, releasing, purging) uses the ORM. Built once per database."""
+    statement itself (measured for ``benchmarks/cache.py``). Giving a claim up (a 5xx) is one
+    too, a conditional ``DELETE`` (see :meth:`DatabaseStore.release`); taking a key over
+    uses the ORM. Built once per database."""
     statements = _statements.get(connection.alias)
     if statements is None:
         from .models import IdempotencyRecord
@@ -306,6 +321,11 @@ def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
             f"{col('content_type')}, {col('body')}, {col('headers')}, {col('expires_at')} <= %s, "
             f"{col('locked_until')} > %s FROM {table} WHERE {col('key')} = %s"
         ),
+        # giving a claim up (a 5xx): only while it is ours and unanswered
+        "release": (
+            f"DELETE FROM {table} WHERE {col('key')} = %s AND {col('token')} = %s "
+            f"AND {col('status')} IS NULL"
+        ),
         "complete": (
             f"UPDATE {table} SET {col('status')} = %s, {col('content_type')} = %s, "
             f"{col('body')} = %s, {col('headers')} = %s, {col('locked_until')} = NULL, "
@@ -331,9 +351,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 """
 )
+#: the answer, when the key still holds our claim or holds nothing (our claim expired, or
+#: Redis lost it, and nobody took the key since: our writes stand, so a retry must replay
+#: them, not write again); never over another request's claim or answer
 _SET_IF_OURS = redis_alias.Script(
     """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local value = redis.call('GET', KEYS[1])
+if value == ARGV[1] or not value then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
@@ -353,8 +377,9 @@ return 0
 class CacheStore:
     """One Redis key per scoped key, on a django-redis alias: a claim sets it (only when
     absent) for ``LOCK_SECONDS``; the finished response replaces it for ``TTL_SECONDS``.
-    Finishing and releasing compare the stored claim first, so only its owner can. Each is
-    one Lua script, sent by SHA: one round trip apiece."""
+    Finishing and releasing compare the stored claim first, so only its owner can (an answer
+    is also stored when the key holds nothing: the claim expired and nobody took the key).
+    Each is one Lua script, sent by SHA: one round trip apiece."""
 
     transactional = False
 
