@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection, models
+from django.db import connection, connections, models
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import clear_script_prefix, reverse, set_script_prefix
@@ -934,6 +934,52 @@ def test_only_one_request_refreshes_a_stale_entry(shop, monkeypatch, redis_cache
     assert get(editor, CACHED)["X-Cache"] == "STALE"  # this one refreshes
     assert get(editor, CACHED)["X-Cache"] == "HIT"
     client.close()
+
+
+def test_a_stale_entry_refreshed_by_another_request_meanwhile_is_not_refreshed_again(
+    shop, monkeypatch
+):
+    """Two requests read the same STALE entry; the second wins the lock, refreshes and
+    releases it before the first asks for it (the first was descheduled between its read and
+    its ``SET NX``). The first then wins the lock too: it must find the entry fresh and leave
+    it, or a stale entry is recomputed once per request that saw it, not once."""
+    from django_arc.querycache.read import CachedRead
+    from django_arc.querycache.store import QueryCacheStore
+
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    editor = shop["editor"]
+    get(editor, CACHED)
+    Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
+    time.sleep(0.35)
+    reruns, other, waited = [], [], []
+    real_rerun, real_try_lock = CachedRead.rerun, QueryCacheStore.try_lock
+
+    def rerun(read):
+        reruns.append(read)
+        return real_rerun(read)
+
+    def refreshed_meanwhile(store, key):
+        if not waited:  # the first STALE reader, between reading the entry and the lock
+            waited.append(key)
+            same_caller = client_for(editor.user, HTTP_X_ORGANIZATION_ID=str(shop["a"].pk))
+
+            def read():
+                other.append(get(same_caller, CACHED)["X-Cache"])
+                connections.close_all()
+
+            thread = threading.Thread(target=read)
+            thread.start()
+            thread.join()
+        return real_try_lock(store, key)
+
+    monkeypatch.setattr(CachedRead, "rerun", rerun)
+    monkeypatch.setattr(QueryCacheStore, "try_lock", refreshed_meanwhile)
+    assert get(editor, CACHED)["X-Cache"] == "STALE"
+    assert other == ["STALE"]
+    assert len(reruns) == 1  # the other request's refresh; this one found the entry fresh
+    fresh = get(editor, CACHED)
+    assert fresh["X-Cache"] == "HIT"
+    assert {d["name"] for d in fresh.json()["docs"]} == {"Changed"}
 
 
 def test_a_refresh_outliving_its_lock_leaves_the_next_refreshers_lock_alone(

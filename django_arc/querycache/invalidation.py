@@ -31,7 +31,7 @@ import threading
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save
 
 from .. import redis_alias
@@ -91,7 +91,11 @@ def request_wrote(resource: Any, succeeded: bool) -> None:
     """An unsafe request ends: bump (on commit) every cached resource serving its model —
     the one it went through, and others over the same table or a multi-table parent's, which
     a route writing with ``QuerySet.update`` would otherwise leave stale — unless it failed
-    or a signal already bumped them during the request."""
+    or a signal already bumped them during the request. On the commit of the database the
+    model's rows are written to (its router's ``db_for_write``), as a signal's bump is on its
+    write's: that database's ``ATOMIC_REQUESTS`` transaction commits after the view has
+    answered, and a bump sent before its commit let a read in between store the rows as they
+    were under the new tokens."""
     done = getattr(_local, "bumped", None) or set()
     _local.bumped = None
     if not succeeded:
@@ -99,7 +103,7 @@ def request_wrote(resource: Any, succeeded: bool) -> None:
     keys = resource_keys(resource)
     for other in _resources_over(resource.model):
         keys |= resource_keys(other)
-    bump_on_commit(keys - done)
+    bump_on_commit(keys - done, using=router.db_for_write(resource.model))
 
 
 # -- model signals ------------------------------------------------------------------------------

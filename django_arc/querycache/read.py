@@ -289,7 +289,17 @@ class CachedRead:
         the entry kept (a database hiccup should not empty the cache)."""
         view, store = self.view, self.store
         try:
-            self.versions = store.versions(self.version_keys)
+            # the entry and the tokens, as a read would find them now: another request that
+            # read the same stale entry may have refreshed it (and released its lock) since
+            # this one read it, or a miss stored a new answer; a fresh, valid entry is left
+            # as it is, so a stale entry is recomputed once, not once per request that saw it
+            entry, self.versions = store.read(self.key, self.version_keys)
+            if (
+                entry is not None
+                and entry.versions == self.versions
+                and time.time() - entry.created < self.policy.stale_seconds
+            ):
+                return
             self.started = time.time()
             response = self.rerun()
             if (

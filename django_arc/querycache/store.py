@@ -134,18 +134,6 @@ class QueryCacheStore:
         entry = Entry.decode(values[0]) if values[0] is not None else None
         return entry, tuple(v.decode() if isinstance(v, bytes) else v for v in versions)
 
-    def versions(self, version_keys: list[str]) -> tuple[str, ...]:
-        """The current version tokens (before a refresh recomputes an answer)."""
-        try:
-            redis = self._redis()
-            values = redis.mget([self.key(k) for k in version_keys])
-            if any(v is None for v in values):
-                values = self._init_versions(redis, version_keys, values)
-        except redis_alias.REDIS_ERRORS as exc:
-            redis_alias.warn_outage(FEATURE, exc)
-            raise Unavailable(str(exc)) from exc
-        return tuple(v.decode() if isinstance(v, bytes) else v for v in values)
-
     def _init_versions(self, redis: Any, version_keys: list[str], values: list[Any]) -> list[Any]:
         """Give missing version keys a token (``SET NX``: whoever comes first wins) and read
         what they hold now."""
