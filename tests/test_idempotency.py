@@ -345,6 +345,24 @@ def test_an_elevated_request_and_the_same_users_plain_one_do_not_share_a_key(
 
 
 @pytest.mark.django_db
+def test_an_elevated_replay_is_audited_too(store, org, django_user_model):
+    """The elevation is recorded before the key is looked at: a replay of an elevated
+    request adds its own ``arc.scope.elevated`` event, and nothing else."""
+    from tests.factories import MembershipFactory
+    from tests.helpers import client_for
+
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    MembershipFactory(user=root, organization=org, role="editor")
+    elevated = client_for(root, HTTP_X_ORGANIZATION_ID=str(org.pk), HTTP_X_ARC_SCOPE="platform")
+    first = post(elevated, key="e")
+    assert first.status_code == 201, first.content
+    replay = post(elevated, key="e")
+    assert replay["X-Idempotency-Replayed"] == "true" and replay.content == first.content
+    assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 2
+    assert Product.objects.count() == 1 and len(created_events()) == 1
+
+
+@pytest.mark.django_db
 def test_two_namespaces_sharing_a_store_do_not_collide(store, editor):
     with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(store, NAMESPACE="api"))):
         assert post(editor, key="k").status_code == 201

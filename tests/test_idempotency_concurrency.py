@@ -115,6 +115,42 @@ def test_a_repeat_while_the_first_runs_is_409_then_the_replay(store, monkeypatch
     assert OutboxEvent.objects.filter(type="idem-products.created").count() == 1
 
 
+@needs_postgres
+def test_with_atomic_requests_a_repeat_waits_for_the_first_and_gets_its_answer(monkeypatch):
+    """``database`` store under ``ATOMIC_REQUESTS``: the claim joins the request's
+    transaction, so a repeat's claim waits on the uncommitted row and, once the first
+    request commits, is answered with its replay instead of a 409."""
+    org = OrganizationFactory()
+    editor = member_client(org, "editor")
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(self, request, data):
+        entered.set()
+        assert release.wait(20)
+
+    monkeypatch.setattr(IdempotentProductResource, "before_create", slow)
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    with override_settings(ARC=arc_with(IDEMPOTENCY={"STORE": "database"})):
+        first_client, repeat_client = clone(editor), clone(editor)
+        first_thread, firsts = in_thread(lambda: post(first_client, "slow"))
+        assert entered.wait(20)
+        repeat_thread, repeats = in_thread(lambda: post(repeat_client, "slow"))
+        try:
+            repeat_thread.join(0.5)
+            assert repeat_thread.is_alive()  # waiting for the first request's commit
+        finally:
+            release.set()
+            first_thread.join(30)
+            repeat_thread.join(30)
+    (first,), (repeat,) = firsts, repeats
+    assert first.status_code == 201, first.content
+    assert repeat.status_code == 201, repeat.content
+    assert repeat["X-Idempotency-Replayed"] == "true"
+    assert repeat.content == first.content
+    assert Product.objects.count() == 1
+    assert OutboxEvent.objects.filter(type="idem-products.created").count() == 1
+
+
 @pytest.mark.parametrize("threads", [2, 4])
 def test_threads_racing_for_one_key_write_one_row_and_one_event(store, threads):
     org = OrganizationFactory()

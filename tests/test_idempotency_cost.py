@@ -190,6 +190,20 @@ def test_a_keyed_write_sends_two_redis_round_trips_and_no_sql_on_the_cache_store
 
 
 @pytest.mark.redis
+@pytest.mark.parametrize("atomic_requests", [True], indirect=True, ids=["atomic"])
+def test_with_atomic_requests_a_keyed_write_on_the_cache_store_adds_one_savepoint(
+    cache_store, editor, atomic_requests
+):
+    """With ``ATOMIC_REQUESTS`` the claim takes one ``SAVEPOINT`` in the request's
+    transaction (what a 5xx rolls the route's writes back to), and no other SQL."""
+    statements(editor, "W-0", key="warm-up")
+    plain = statements(editor, "W-1")
+    keyed = statements(editor, "W-2", key="k")
+    assert plain[0] == "BEGIN"
+    assert keyed == plain[:1] + ["SAVEPOINT"] + plain[1:]
+
+
+@pytest.mark.redis
 def test_a_repeat_and_a_request_in_flight_are_one_redis_round_trip(
     cache_store, editor, redis_calls, monkeypatch
 ):

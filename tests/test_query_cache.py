@@ -827,6 +827,43 @@ def test_a_save_under_manual_transaction_management_invalidates_and_never_raises
     assert "Manual" in {d["name"] for d in after.json()["docs"]}
 
 
+def test_a_write_in_one_tenant_retires_the_other_tenants_entries_too(shop):
+    """Invalidation is per resource, not per organization (docs/query-cache.md): a write in
+    the first organization makes the second's next read a MISS, with its rows unchanged."""
+    other = shop["admin_b"]
+    before = get(other, CACHED)
+    assert get(other, CACHED)["X-Cache"] == "HIT"
+    row = Product.objects.filter(organization=shop["a"]).order_by("pk").first()
+    response = shop["admin"].patch(f"{CACHED}{row.pk}/", {"name": "P"}, format="json")
+    assert response.status_code == 200, response.content
+    after = get(other, CACHED)
+    assert after["X-Cache"] == "MISS"
+    assert after.content == before.content
+
+
+def test_a_fixture_load_does_not_invalidate_until_invalidate_is_called(shop, tmp_path):
+    """``loaddata`` saves rows raw, and the receivers skip raw saves: the entry computed
+    before the load stays a HIT until ``invalidate()`` is called (docs/query-cache.md,
+    *Fixtures*)."""
+    from django.core import serializers as django_serializers
+    from django.core.management import call_command
+
+    editor = shop["editor"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    product = Product.objects.filter(organization=shop["a"]).order_by("pk").first()
+    product.name = "From a fixture"
+    fixture = tmp_path / "products.json"
+    fixture.write_text(django_serializers.serialize("json", [product]))
+    call_command("loaddata", str(fixture), verbosity=0)
+    assert Product.objects.get(pk=product.pk).name == "From a fixture"
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    invalidate(Product)
+    after = get(editor, CACHED)
+    assert after["X-Cache"] == "MISS"
+    assert "From a fixture" in {d["name"] for d in after.json()["docs"]}
+
+
 def test_a_write_that_rolls_back_bumps_nothing(shop):
     from django.db import transaction
 
