@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponseBase
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from . import envelope
+from .events.event import dumps, unstorable_char
+from .serializers import ArcJSONField
 
 
 class ListMixin:
@@ -115,19 +118,16 @@ def refuse_unstorable(data: Any) -> None:
     infinity ``1e400`` parses to): DRF's ``JSONField``, ``DictField`` and ``ListField`` of a
     project's input serializer take some of them, and the event's encoder refusing them
     inside the write was a 500."""
-    from rest_framework.exceptions import ValidationError
-
-    from .events.event import dumps, unstorable_char
-
     if not isinstance(data, dict):
         return
+    messages = ArcJSONField.default_error_messages  # a body's JSON field words them so
     errors = {}
     for name, value in data.items():
         char = unstorable_char(value)
         if char == "\x00":
-            errors[name] = ["Null characters are not allowed."]
+            errors[name] = [messages["null_characters"]]
         elif char is not None:
-            errors[name] = [f"Surrogate characters are not allowed: U+{ord(char):X}."]
+            errors[name] = [messages["surrogate_characters"].format(code_point=ord(char))]
         else:
             try:
                 dumps(value)
