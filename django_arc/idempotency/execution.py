@@ -318,18 +318,16 @@ def _when_request_commits(complete: Callable[[], Any]) -> None:
     Stored before, an answer would outlive writes whose commit then failed, and a retry would
     be told they were made. When the commit fails the claim is left to expire after
     ``LOCK_SECONDS``, and the retry then runs."""
-    outermost = None
-    for alias, settings_dict in connections.settings.items():
-        if settings_dict.get("ATOMIC_REQUESTS") and connections[alias].in_atomic_block:
-            outermost = alias
-    if outermost is None:
+    aliases = _request_transactions()
+    if not aliases:
         complete()
     else:
-        transaction.on_commit(complete, using=outermost)
+        transaction.on_commit(complete, using=aliases[-1])
 
 
 def _request_transactions() -> list[str]:
-    """The aliases whose ``ATOMIC_REQUESTS`` transaction the view runs in (no SQL)."""
+    """The aliases whose ``ATOMIC_REQUESTS`` transaction the view runs in, in ``DATABASES``
+    order (no SQL)."""
     return [
         alias
         for alias, settings_dict in connections.settings.items()
