@@ -180,6 +180,18 @@ class Script:
         return command(redis, "EVALSHA", self.sha, len(keys), *keys, *args)
 
 
+#: Deletes ``KEYS[1]`` only while it holds ``ARGV[1]``: a lock or claim released by its
+#: holder, never by one whose hold ran out and was taken over since.
+DELETE_IF_HELD = Script(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+)
+
+
 def warn_outage(feature: str, exc: BaseException) -> None:
     """Log that ``feature`` could not reach Redis, at most once per
     :data:`WARNING_INTERVAL_SECONDS`."""

@@ -364,14 +364,6 @@ end
 return 0
 """
 )
-_DELETE_IF_OURS = redis_alias.Script(
-    """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-)
 
 
 class CacheStore:
@@ -464,7 +456,9 @@ class CacheStore:
 
     def release(self, request: Request, token: str) -> None:
         try:
-            _DELETE_IF_OURS(self._redis(), [self._key(request)], [self._in_flight(request, token)])
+            redis_alias.DELETE_IF_HELD(
+                self._redis(), [self._key(request)], [self._in_flight(request, token)]
+            )
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage("idempotency", exc)  # the lock expires by itself
 

@@ -35,12 +35,6 @@ _pending_bumps: set[tuple[str, str]] = set()
 _pending_lock = threading.Lock()
 
 
-#: deletes a refresh lock only while it holds the token of the refresher releasing it
-_UNLOCK = (
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-)
-
-
 class Unavailable(Exception):  # noqa: N818 - a state: Redis cannot answer
     """Redis could not be reached; the caller answers uncached."""
 
@@ -180,7 +174,7 @@ class QueryCacheStore:
         """Release the lock ``try_lock`` gave ``token``, if it still holds it: a refresh that
         outlived it must not release the lock of the refresher that took over since."""
         try:
-            self._redis().eval(_UNLOCK, 1, self.key(entry_key + ":refresh"), token)
+            redis_alias.DELETE_IF_HELD(self._redis(), [self.key(entry_key + ":refresh")], [token])
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage(FEATURE, exc)
 
