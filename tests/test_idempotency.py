@@ -1025,6 +1025,39 @@ def test_with_atomic_requests_an_answer_whose_writes_fail_to_commit_is_not_repla
     assert len(created_events()) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_with_atomic_requests_a_project_on_commit_callback_that_raises_keeps_the_answer(
+    store, org, monkeypatch
+):
+    """``ATOMIC_REQUESTS``: the writes committed, then a callback the route asked to run on
+    commit (a project's mail) raised, and Django ran none after it. The client got a 500
+    for writes that were made, and retries: it must be told what they did, not make them
+    again once the claim expires (the ``cache`` store used to ask for its answer to be
+    stored after the route's own callbacks, so it was never stored, and the retry created
+    the row again: here the SKU's unique constraint refused it with a 409)."""
+    from django.db import connection, transaction
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    mailed = []
+
+    def mail(self, request, instance):
+        transaction.on_commit(lambda: mailed.append(instance.pk) or 1 / 0)
+
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(store, LOCK_SECONDS=0.3))):
+        with monkeypatch.context() as patch:
+            patch.setattr(IdempotentProductResource, "after_create", mail)
+            assert post(editor, key="mailed").status_code == 500  # the callback raised
+        row = Product.objects.get()
+        assert mailed == [row.pk] and len(created_events()) == 1
+        time.sleep(0.4)  # past the claim's lock: an unstored answer lets the retry run
+        retry = post(editor, key="mailed")
+    assert retry.status_code == 201 and retry["X-Idempotency-Replayed"] == "true"
+    assert retry.json()["data"]["id"] == row.pk
+    assert Product.objects.count() == 1 and len(created_events()) == 1
+
+
 @pytest.mark.django_db
 def test_a_refused_request_claims_nothing(store, org):
     viewer = member_client(org, "viewer")

@@ -17,8 +17,6 @@ stored. A 5xx is never stored: the key is released and a retry runs anew.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from django.db import connections, transaction
@@ -96,6 +94,10 @@ class IdempotentExecution:
         #: transactions the route runs in, for a non-transactional store (see
         #: :meth:`_roll_back_request`)
         self._savepoints: list[tuple[str, str, int]] = []
+        #: a non-transactional store's answer, kept for :meth:`_store_answer` to store when
+        #: the request's ``ATOMIC_REQUESTS`` transactions commit; ``None`` until
+        #: :meth:`finish` has one to keep
+        self._answer: tuple[Any, ...] | None = None
 
     @classmethod
     def begin(cls, view: Any) -> IdempotentExecution | None:
@@ -156,14 +158,21 @@ class IdempotentExecution:
             execution._atomic = transaction.atomic(using=store.using)
             execution._atomic.__enter__()
         else:
+            aliases = _request_transactions()
             execution._savepoints = [
                 (
                     alias,
                     transaction.savepoint(using=alias),
                     len(transaction.get_connection(alias).run_on_commit),
                 )
-                for alias in _request_transactions()
+                for alias in aliases
             ]
+            if aliases:
+                # Asked for now, before the route's writes ask for theirs: Django stops
+                # running a commit's callbacks at the first that raises, and a project's
+                # (a mail sent on commit) failing must not keep the answer of writes that
+                # committed from being stored, or the retry makes them a second time.
+                transaction.on_commit(execution._store_answer, using=aliases[-1], robust=True)
         return execution
 
     @property
@@ -207,8 +216,12 @@ class IdempotentExecution:
                 own_headers(self.view, response),
             )
             if not store.transactional:
-                # the writes are not the store's to commit: stored or not, they stand
-                _when_request_commits(partial(store.complete, record, token, *answer))
+                # the writes are not the store's to commit: stored or not, they stand; inside
+                # ATOMIC_REQUESTS transactions the answer is stored when they commit
+                if self._savepoints:
+                    self._answer = answer
+                else:
+                    store.complete(record, token, *answer)
                 return None
             if self._atomic is not None and transaction.get_connection(store.using).needs_rollback:
                 # a write failed and the view caught its error (a project's create() answering
@@ -236,6 +249,16 @@ class IdempotentExecution:
             self._release()
             return ArcError("INTERNAL_ERROR", "Internal server error", 500)
         return None
+
+    def _store_answer(self) -> None:
+        """The request's ``ATOMIC_REQUESTS`` transactions committed its writes: store the
+        answer :meth:`finish` kept (none when the route failed with a 5xx, whose key was
+        given up). Were the commit to fail, this would not run, and the claim would expire
+        after ``LOCK_SECONDS`` for the retry to run: an answer stored before the commit
+        would outlive writes that were never made."""
+        answer, self._answer = self._answer, None
+        if answer is not None:
+            self.store.complete(self.record, self.token, *answer)
 
     def _roll_back_request(self) -> None:
         """A non-transactional store gives the key up (a 5xx) and the retry runs anew: the
@@ -309,20 +332,6 @@ class _Write:
             self.savepoint.__exit__(exc_type, exc, traceback)
         elif exc_type is not None:
             transaction.get_connection(execution.store.using).needs_rollback = True
-
-
-def _when_request_commits(complete: Callable[[], Any]) -> None:
-    """Store a non-transactional store's answer once the request's writes are committed: at
-    once, or, when the view runs inside ``ATOMIC_REQUESTS`` transactions, when the outermost
-    of them commits (Django opens them in ``DATABASES`` order, the last one outermost).
-    Stored before, an answer would outlive writes whose commit then failed, and a retry would
-    be told they were made. When the commit fails the claim is left to expire after
-    ``LOCK_SECONDS``, and the retry then runs."""
-    aliases = _request_transactions()
-    if not aliases:
-        complete()
-    else:
-        transaction.on_commit(complete, using=aliases[-1])
 
 
 def _request_transactions() -> list[str]:
