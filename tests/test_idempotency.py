@@ -1058,6 +1058,50 @@ def test_with_atomic_requests_a_project_on_commit_callback_that_raises_keeps_the
     assert Product.objects.count() == 1 and len(created_events()) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_keyed_request_waiting_on_another_sqlite_write_is_told_what_its_own_key_is(
+    org, monkeypatch
+):
+    """SQLite: another connection holds the database's write lock past the claim's wait.
+    A key no request holds is answered 503 ``IDEMPOTENCY_UNAVAILABLE`` with ``Retry-After``
+    (the database is busy), not 409 ``IDEMPOTENCY_CONFLICT`` (a key in progress, which it is
+    not); a finished key is still replayed (its record can be read); a key whose request is
+    still running is 409. Each used to be the 409."""
+    import sqlite3
+
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's database-wide write lock")
+    editor = member_client(org, "editor")
+    first = post(editor, key="done")
+    assert first.status_code == 201
+    post(editor, body={**BODY, "sku": "W-2"}, key="running")
+    running_pk = IdempotencyRecord.objects.latest("pk").pk  # as if its request still ran
+    IdempotencyRecord.objects.filter(pk=running_pk).update(
+        status=None, body=None, locked_until=timezone.now() + timedelta(hours=1)
+    )
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.05)
+    connection.close()  # reconnects with the short wait
+    writer = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the write lock, as a long write of another request
+    try:
+        busy = post(editor, body={**BODY, "sku": "W-3"}, key="fresh")
+        replay = post(editor, key="done")
+        running = post(editor, body={**BODY, "sku": "W-2"}, key="running")
+    finally:
+        writer.rollback()
+        writer.close()
+    assert_error(busy, 503, "IDEMPOTENCY_UNAVAILABLE")
+    assert busy["Retry-After"] == "1"
+    assert replay.status_code == 201 and replay["X-Idempotency-Replayed"] == "true"
+    assert replay.content == first.content
+    assert_error(running, 409, "IDEMPOTENCY_CONFLICT")
+    after = post(editor, body={**BODY, "sku": "W-3"}, key="fresh")
+    assert after.status_code == 201 and "X-Idempotency-Replayed" not in after
+    assert sorted(Product.objects.values_list("sku", flat=True)) == ["W-1", "W-2", "W-3"]
+
+
 @pytest.mark.django_db
 def test_a_refused_request_claims_nothing(store, org):
     viewer = member_client(org, "viewer")

@@ -89,6 +89,11 @@ def _claim_lifetime(request: Request) -> timedelta:
     return timedelta(seconds=max(request.ttl_seconds, request.lock_seconds))
 
 
+def _sqlite_locked(connection: Any, exc: OperationalError) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" (another connection's write)."""
+    return connection.vendor == "sqlite" and "locked" in str(exc)
+
+
 def _stored_path(path: str) -> str:
     """The path as a record keeps it, for people reading records: what fits the column, and
     no NUL, which PostgreSQL's text cannot hold (``/products/%00/`` is a 404 to answer and
@@ -155,13 +160,28 @@ class DatabaseStore:
         except IntegrityError:  # a backend that cannot ignore the conflict
             return None
         except OperationalError as exc:
-            # SQLite locks the whole database (or, in shared-cache mode, the table) while
-            # another request writes: that request holds it, so this one is a repeat in
-            # flight to retry, not a server error.
-            if connection.vendor == "sqlite" and "locked" in str(exc):
-                return Claim(IN_FLIGHT)
-            raise
+            if not _sqlite_locked(connection, exc):
+                raise
+            return self._while_locked(request)
         return Claim(CLAIMED, token) if inserted else None
+
+    def _while_locked(self, request: Request) -> Claim:
+        """SQLite locks the whole database (or, in shared-cache mode, the table) while
+        another request writes, and the claim's INSERT gave up waiting. Its readers are not
+        locked out: a key whose record is there is judged as always (a repeat of a request
+        still running, whose claim committed on its own, is 409; a finished one is
+        replayed). A key with no record, or one to take over, needs a write: the key is
+        free and the database busy with other requests' writes, a 503 to retry
+        (``Retry-After``), not a 409 saying a key nobody holds is in progress."""
+        try:
+            claim = self._inspect(request)
+        except OperationalError as exc:
+            if not _sqlite_locked(self.connection, exc):
+                raise
+            claim = None
+        if claim is None:
+            raise StoreUnavailable("the SQLite database is locked by another request's write")
+        return claim
 
     def _inspect(self, request: Request) -> Claim | None:
         """The key exists: replay it, refuse, or take it over when its claim or its record
