@@ -19,6 +19,7 @@ from django.test.utils import isolate_apps
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
 from django_arc.querycache import invalidate
+from django_arc.querycache.invalidation import _models_read
 from django_arc.sites import _all_sites
 from shop.models import Organization, Product
 from tests import test_query_cache
@@ -387,6 +388,29 @@ def test_a_write_to_a_model_a_filter_path_joins_invalidates(readers):
     after = hit_then(readers, f"{books}{query}", rename)
     assert after["X-Cache"] == "MISS"
     assert after.json()["docs"] == []
+
+
+class CachedBookByAuthorIdResource(Resource):
+    """Books filtered and sorted by their author's id: the book's own column, no join."""
+
+    model = Book
+    name = "cached-books-by-author-id"
+    fields = ["id", "title", "author"]
+    filter_fields = {"author__id": ["eq"]}
+    sort_fields = ["author__id"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+def test_a_path_to_a_foreign_keys_own_target_reads_no_other_model():
+    """``author__id`` compares and sorts by the book's own ``author_id`` column (Django joins
+    nothing): no write to an author changes those answers, so Author is not among the
+    models whose writes retire them (which are connected when the resource is cached, and
+    retire every cached resource over Book then); a path that joins, ``author__name``, reads
+    Author. (A condition's ``organization__pk`` is counted the same way:
+    ``test_a_permission_filtering_through_another_models_rows_is_never_served_stale``.)"""
+    assert Author not in _models_read(CachedBookByAuthorIdResource())
+    assert Author in _models_read(CachedBookByAuthorResource())
 
 
 @pytest.fixture

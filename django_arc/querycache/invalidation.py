@@ -317,17 +317,7 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
     filters = resource.filter_fields or {}
     sorts = (part.strip().lstrip("-+") for part in (resource.default_sort or "").split(","))
     for path in (*filters, *(resource.sort_fields or ()), *(resource.search_fields or ()), *sorts):
-        current = model
-        parts = str(path).split("__")
-        for i, part in enumerate(parts):
-            try:
-                field = current._meta.get_field(part)
-            except (FieldDoesNotExist, AttributeError, TypeError):
-                break
-            relation(field, joined=i < len(parts) - 1)
-            if field.related_model is None:
-                break
-            current = field.related_model
+        read |= _path_reads(model, str(path)) or frozenset()
     return {m._meta.concrete_model for m in read if m is not None} - {model._meta.concrete_model}
 
 
@@ -336,9 +326,10 @@ _path_models: dict[tuple[type[models.Model], str], frozenset[type[models.Model]]
 
 
 def _path_reads(model: type[models.Model], path: str) -> frozenset[type[models.Model]] | None:
-    """The models besides ``model`` whose rows a condition on ``path`` reads (the tables
-    it joins: ``organization__memberships__user`` reads Organization's and Membership's),
-    as :func:`_models_read` counts a filter path; ``None`` for a path of no known field."""
+    """The models besides ``model`` whose rows a condition, filter or ordering on ``path``
+    reads (the tables it joins: ``organization__memberships__user`` reads Organization's
+    and Membership's; ``organization__id`` and ``organization__isnull`` join nothing);
+    ``None`` for a path of no known field."""
     key = (model, path)
     if key in _path_models:
         return _path_models[key]
