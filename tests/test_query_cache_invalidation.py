@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import User
 from django.db import connection, models
 from django.db.models.deletion import Collector
@@ -19,9 +20,9 @@ from django.test.utils import isolate_apps
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
 from django_arc.querycache import invalidate
-from django_arc.querycache.invalidation import _models_read
+from django_arc.querycache.invalidation import _models_read, _path_reads
 from django_arc.sites import _all_sites
-from shop.models import Organization, Product
+from shop.models import Membership, Organization, Product
 from tests import test_query_cache
 from tests.factories import (
     AuthorFactory,
@@ -413,6 +414,18 @@ def test_a_path_to_a_foreign_keys_own_target_reads_no_other_model():
     assert Author in _models_read(CachedBookByAuthorResource())
 
 
+def test_a_path_read_before_the_models_are_ready_is_not_remembered(monkeypatch):
+    """A resource registered before autodiscovery is watched when only forward fields are
+    known: ``organization__memberships__role`` then reads as joining nothing. Remembered so,
+    a permission filtering by the same path would later be taken for a column condition and
+    its answers stored, and a revoked membership served a HIT."""
+    path = "organization__memberships__role"
+    monkeypatch.setattr(apps, "models_ready", False)
+    assert _path_reads(Product, path) == frozenset()
+    monkeypatch.undo()
+    assert _path_reads(Product, path) == {Organization, Membership}
+
+
 @pytest.fixture
 def labels(settings):
     """A many-to-many pair with their tables for this test only, isolated so that no other
@@ -757,7 +770,6 @@ def test_a_permission_filtering_through_another_models_rows_is_never_served_stal
     admin, a shell) retires no entry, and the revoked member was served its former
     organization's products as a HIT until ``stale_seconds``. Such answers are not stored;
     a plain column condition (``organization__pk``, compared without a join) still is."""
-    from shop.models import Membership
 
     organization = OrganizationFactory()
     product = ProductFactory(organization=organization, name="P1")

@@ -362,6 +362,10 @@ def _path_reads(model: type[models.Model], path: str) -> frozenset[type[models.M
         current = field.related_model
     if found is not None:
         found = frozenset(m._meta.concrete_model for m in read) - {model._meta.concrete_model}
+    if not model._meta.apps.models_ready:
+        # reverse relations are not known yet (a resource registered before autodiscovery):
+        # ``memberships`` read as no field now must not be remembered as joining nothing
+        return found
     if len(_path_models) >= 4096:
         _path_models.clear()
     _path_models[key] = found
