@@ -13,7 +13,9 @@ class ResourceRouter(DefaultRouter):
     ``APPEND_SLASH`` turns it into an error under ``DEBUG``). No ``.json`` suffix routes.
 
     The twins are left out of the OpenAPI schema: they are the same operations, and
-    documenting both spellings gives every operation two operationIds."""
+    documenting both spellings gives every operation two operationIds. A twin's callback is
+    marked ``arc_slashless``: an ``Idempotency-Key`` is scoped by the canonical path, so a
+    key sent to both spellings runs once (see :func:`canonical_path`)."""
 
     include_format_suffixes = False
 
@@ -33,4 +35,18 @@ def _unlisted(callback: Any) -> Any:
     actions = getattr(callback, "actions", None)
     if actions is None:
         return callback
-    return callback.cls.as_view(actions, **{**callback.initkwargs, "schema": None})
+    twin = callback.cls.as_view(actions, **{**callback.initkwargs, "schema": None})
+    twin.arc_slashless = True
+    return twin
+
+
+def canonical_path(request: Any, full: bool = False) -> str:
+    """The path ``request`` names, spelled as ``reverse()`` spells it: a no-slash twin's
+    request (``/products/5``) with the slash its canonical route has (``/products/5/``), the
+    same operation; any other request's path as it came. ``full`` adds the query string
+    (``get_full_path()``)."""
+    match = getattr(request, "resolver_match", None)
+    slashless = match is not None and getattr(match.func, "arc_slashless", False)
+    if full:
+        return request.get_full_path(force_append_slash=slashless)
+    return request.path + "/" if slashless and not request.path.endswith("/") else request.path

@@ -248,6 +248,36 @@ def sha256(text: str) -> str:
 
 
 @pytest.mark.django_db
+def test_a_key_sent_to_both_spellings_of_a_route_runs_once(store, editor):
+    """``/products`` is the no-slash twin of ``/products/`` (docs/decisions.md): one
+    operation, so one key runs once whichever spelling a retry uses, as a retry to the
+    same spelling would; its events and record are those of the canonical path."""
+    first = post(editor, key="twin")
+    again = post(editor, key="twin", url=URL.rstrip("/"))
+    assert first.status_code == again.status_code == 201
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == first.content
+    assert Product.objects.count() == 1 and len(created_events()) == 1
+    row = Product.objects.get()
+    patched = editor.patch(
+        f"{URL}{row.pk}", {"name": "Renamed"}, format="json", HTTP_IDEMPOTENCY_KEY="twin-2"
+    )
+    assert patched.status_code == 200, patched.content
+    replayed = editor.patch(
+        f"{URL}{row.pk}/", {"name": "Renamed"}, format="json", HTTP_IDEMPOTENCY_KEY="twin-2"
+    )
+    assert replayed["X-Idempotency-Replayed"] == "true" and replayed.content == patched.content
+    assert OutboxEvent.objects.filter(type="idem-products.updated").count() == 1
+    # the query string still counts: another one through the twin is another request
+    other = editor.patch(
+        f"{URL}{row.pk}?x=1", {"name": "Renamed"}, format="json", HTTP_IDEMPOTENCY_KEY="twin-2"
+    )
+    assert_error(other, 422, "IDEMPOTENCY_KEY_REUSED")
+    if store == "database":
+        paths = set(IdempotencyRecord.objects.values_list("path", flat=True))
+        assert paths == {URL, f"{URL}{row.pk}/"}
+
+
+@pytest.mark.django_db
 def test_the_same_key_from_two_users_runs_twice(store, org):
     a, b = member_client(org, "editor"), member_client(org, "editor")
     first = post(a, key="shared")

@@ -37,6 +37,7 @@ from tests.factories import MembershipFactory, OrderFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
 from tests.testapp.feature_resources import CachedProductResource
+from tests.testapp.models import Author
 
 pytestmark = [
     pytest.mark.redis,
@@ -159,6 +160,44 @@ def test_a_get_is_cached_and_its_object_rule_runs_on_every_hit(shop):
     cheap = f"{shop['a'].products.filter(price__lt=100).first().pk}/"
     same_as_uncached(buyer, detail=cheap)
     assert get(buyer, CACHED, cheap)["X-Cache"] == "HIT"
+
+
+locked_site = ResourceSite(name="locked")
+
+
+def lends_a_lock(request, resource, action, obj=None):
+    """An object rule that leaves something on the row no pickle can hold (a lock)."""
+    if obj is not None:
+        obj.guard = threading.Lock()
+    return True
+
+
+@locked_site.register
+class LockedAuthorResource(Resource):
+    model = Author
+    name = "locked-authors"
+    fields = ["id", "name"]
+    permissions = {"list": P.allow_public(), "get": P.all_of(P.allow_public(), lends_a_lock)}
+    cache = {"stale_seconds": 30}
+
+
+def test_a_get_whose_row_does_not_pickle_is_answered_and_never_stored(settings, redis_cache):
+    """A hit runs the object checks on the row its entry keeps, pickled: a row that cannot
+    be pickled (an attribute a rule set on it holds a lock) is answered as uncached, every
+    time, not with a 500 from storing it."""
+    author = Author.objects.create(name="Ann")
+    anonymous = client_for(None)
+    with site_mounted(settings, "l", locked_site):
+        for _ in range(2):
+            response = anonymous.get(f"/l/locked-authors/{author.pk}/")
+            assert response.status_code == 200, response.content
+            assert response["X-Cache"] == "MISS"
+            assert response.json()["data"] == {"id": author.pk, "name": "Ann"}
+        listed = [anonymous.get("/l/locked-authors/")["X-Cache"] for _ in range(2)]
+        assert listed == ["MISS", "HIT"]  # a list keeps no row: cached as ever
+    redis = redis_alias.client("redis")
+    entries = redis.keys(f"{redis_cache['KEY_PREFIX']}:*arc:qc:e:locked:locked-authors:*")
+    assert len(entries) == 1  # the list's
 
 
 def test_missing_and_malformed_ids_are_404_and_not_cached(shop):

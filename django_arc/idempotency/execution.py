@@ -26,6 +26,7 @@ from rest_framework.permissions import SAFE_METHODS
 
 from ..exceptions import ArcError, ShortCircuit
 from ..headers import own_headers
+from ..routers import canonical_path
 from ..settings import arc_settings
 from .keys import caller_identity, fingerprint, read_key, scoped_key
 from .stores import FINISHED, IN_FLIGHT, REUSED, Claim, Request, StoreUnavailable, get_store
@@ -110,18 +111,21 @@ class IdempotentExecution:
         if key is None:
             return None
         settings = arc_settings.IDEMPOTENCY
+        # a no-slash twin route (``/products``) is the canonical one's operation: one key
+        path = canonical_path(request._request)
         scoped = scoped_key(
             str(settings.get("NAMESPACE") or ""),
             caller_identity(view.scope),
             request.method,
-            request.path,
+            path,
             key,
         )
+        full_path = canonical_path(request._request, full=True)
         record = Request(
             key=scoped,
-            fingerprint=fingerprint(request.method, request.get_full_path(), _body(request)),
+            fingerprint=fingerprint(request.method, full_path, _body(request)),
             method=request.method,
-            path=request.path,
+            path=path,
             lock_seconds=float(settings.get("LOCK_SECONDS", 30)),
             ttl_seconds=float(settings.get("TTL_SECONDS", 86400)),
         )

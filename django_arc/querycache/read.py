@@ -243,22 +243,26 @@ class CachedRead:
             and not reads_a_snapshot(self.view)
         )
         response[HEADER] = "MISS"
-        if keep:
-            self.store.write(self.key, self.entry(response), self.policy.gc_seconds)
+        entry = self.entry(response) if keep else None
+        if entry is not None:
+            self.store.write(self.key, entry, self.policy.gc_seconds)
 
-    def entry(self, response: Any) -> Entry:
+    def entry(self, response: Any) -> Entry | None:
+        """The entry of ``response``; ``None`` for a get whose row does not pickle (an
+        attribute a project's permission or preset set on it holds a lock, a lambda): a HIT
+        could not run the object checks on it, so the answer is served, never stored."""
         obj = getattr(self.view, "arc_object", None) if self.view.action == "retrieve" else None
+        try:
+            row = b"" if obj is None else pickle.dumps(_bare(obj), protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None
         body = rendered(self.view, response)  # rendering sets the content type
         return Entry(
             created=self.started,
             versions=self.versions,
             content_type=response.get("Content-Type", ""),
             body=body,
-            obj=(
-                pickle.dumps(_bare(obj), protocol=pickle.HIGHEST_PROTOCOL)
-                if obj is not None
-                else b""
-            ),
+            obj=row,
         )
 
     def refresh_later(self) -> Callable[[], None]:
@@ -302,12 +306,15 @@ class CachedRead:
                 return
             self.started = time.time()
             response = self.rerun()
-            if (
-                response is not None
+            entry = (
+                self.entry(response)
+                if response is not None
                 and response.status_code == 200
                 and not has_own_headers(view, response)
-            ):
-                store.write(self.key, self.entry(response), self.policy.gc_seconds)
+                else None
+            )
+            if entry is not None:
+                store.write(self.key, entry, self.policy.gc_seconds)
             else:
                 store.discard(self.key)
         except Unavailable:
