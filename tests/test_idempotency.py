@@ -149,6 +149,27 @@ def test_the_events_key_is_the_scoped_key_then_type_and_id(store, editor, org):
     assert event.dedupe_key == event.meta["idempotency_key"]
 
 
+def test_text_ids_in_the_caller_identity_cannot_pass_for_its_separators():
+    """A project whose users, clients or organizations have text ids: ``5:org:7`` in ``x``
+    and ``5`` in ``7:org:x`` were one identity, so one caller's retry replayed the other's
+    answer. Ids without ``:``, ``"`` or ``\\`` (integers, UUIDs) keep the identity, and so
+    the scoped keys, already stored."""
+
+    def scope(kind, user_id=None, client_id=None, organization_id=None):
+        fields = {"kind": kind, "user_id": user_id, "client_id": client_id}
+        return type("Scope", (), {**fields, "organization_id": organization_id, "context": {}})
+
+    for kind, id_field in (("member", "user_id"), ("service", "client_id")):
+        one = caller_identity(scope(kind, **{id_field: "5:org:7", "organization_id": "x"}))
+        other = caller_identity(scope(kind, **{id_field: "5", "organization_id": "7:org:x"}))
+        assert one != other
+        quoted = caller_identity(scope(kind, **{id_field: '"5"', "organization_id": "7"}))
+        assert quoted != caller_identity(scope(kind, **{id_field: "5", "organization_id": "7"}))
+    assert caller_identity(scope("member", user_id=5, organization_id="7")) == "user:5:org:7"
+    uuid = "0b7c5c1e-2d1f-4c55-9a4e-1f2a3b4c5d6e"
+    assert caller_identity(scope("service", client_id=uuid)) == f"client:{uuid}:org:"
+
+
 @pytest.mark.django_db
 def test_the_same_key_with_another_body_is_422_and_writes_nothing(store, editor):
     assert post(editor).status_code == 201

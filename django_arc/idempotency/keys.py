@@ -55,11 +55,11 @@ def caller_identity(scope: Any) -> str:
     whom would get 404 for the other's rows) and elevation (a platform-scoped request may
     read and write what the same user's plain request may not). Either is appended only
     when present, so the identities of requests without them are what they always were."""
-    org = "" if scope.organization_id is None else str(scope.organization_id)
+    org = "" if scope.organization_id is None else _part(scope.organization_id)
     if scope.kind == "service":
-        identity = f"client:{scope.client_id}:org:{org}"
+        identity = f"client:{_part(scope.client_id)}:org:{org}"
     elif scope.user_id is not None:
-        identity = f"user:{scope.user_id}:org:{org}"
+        identity = f"user:{_part(scope.user_id)}:org:{org}"
     else:
         identity = "anonymous"
     if scope.kind == "elevated":
@@ -68,6 +68,17 @@ def caller_identity(scope: Any) -> str:
         pairs = sorted(scope.context.items())
         identity += ":context:" + _json_strings(tuple(str(p) for pair in pairs for p in pair))
     return identity
+
+
+def _part(value: Any) -> str:
+    """One id of the identity: as it is when it holds none of ``:``, ``"`` and ``\\`` (an
+    integer, a UUID: the identities of keys already stored), else as a JSON string. A text
+    id can then never pass for a separator: user ``5:org:7`` in organization ``x`` and user
+    ``5`` in organization ``7:org:x`` are two callers, not one."""
+    text = str(value)
+    if ":" in text or '"' in text or "\\" in text:
+        return encode_basestring(text)
+    return text
 
 
 def scoped_key(namespace: str, identity: str, method: str, path: str, key: str) -> str:
