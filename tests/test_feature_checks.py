@@ -9,6 +9,8 @@ import time
 
 import pytest
 import redis
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 
 from django_arc import Resource, ResourceSite, checks
 from django_arc.checks import check_redis_features, check_resource, check_settings
@@ -89,6 +91,23 @@ def test_bad_feature_settings_are_arc_e008(settings, section, value, needle):
     errors = check_settings()
     assert ids(errors) == ["arc.E008"]
     assert needle in errors[0].msg
+
+
+@pytest.mark.parametrize("value", [None, "redis", ["ALIAS"]], ids=repr)
+def test_a_cache_section_that_is_not_a_dict_is_arc_e008_not_a_crash(settings, value):
+    """``ARC["CACHE"] = None`` raised AttributeError from every resource registration and
+    every reload of ``ARC`` (the query cache asks each resource for its policy then): the
+    project died at import, before ``check`` could name the setting."""
+    settings.ARC = arc_with(CACHE=value)
+    site = ResourceSite(name="cache-not-a-dict")
+    try:
+        site.register(type("Cached", (Resource,), {"model": Book, "name": "c", "cache": True}))
+        assert policy_for(make(cache=True)) is None
+        with pytest.raises(SystemCheckError) as raised:
+            call_command("check")
+    finally:
+        _all_sites.remove(site)
+    assert "arc.E008" in str(raised.value) and "ARC['CACHE'] must be a dict" in str(raised.value)
 
 
 def test_the_cache_on_without_a_django_redis_alias_is_arc_w001(settings):
