@@ -2,13 +2,14 @@
 
 ``ARC = {"MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership"}``. One query per
 (user, org), kept in Django's cache for a minute by ``django_arc.membership.cached_resolver``;
-saving or deleting a ``Membership`` forgets the cached answer at once.
+saving or deleting a ``Membership`` forgets the cached answer when that change commits.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -49,5 +50,11 @@ resolve_membership = cached_resolver(lookup_roles, ttl=60)
 
 
 @receiver([post_save, post_delete], sender=Membership, dispatch_uid="shop-membership-cache")
-def forget_cached_membership(sender: Any, instance: Membership, **kwargs: Any) -> None:
-    resolve_membership.invalidate(instance.user_id, instance.organization_id)
+def forget_cached_membership(sender: Any, instance: Membership, using: str, **kwargs: Any) -> None:
+    """Forget the cached answer once the change commits (at once outside a transaction).
+
+    Not before: a request resolving between the save and the commit still reads the old
+    membership from the database and caches it again, and a revoked member would keep
+    access for the whole ``ttl``. A change rolled back forgets nothing."""
+    user_id, org_id = instance.user_id, instance.organization_id
+    transaction.on_commit(lambda: resolve_membership.invalidate(user_id, org_id), using=using)
