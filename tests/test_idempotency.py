@@ -16,7 +16,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis import exceptions as redis_exceptions
 
@@ -1085,6 +1088,61 @@ def test_an_expired_record_runs_again_and_purge_deletes_expired_rows(editor):
         IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
         assert purge_idempotency() == 1
         assert IdempotencyRecord.objects.count() == 0
+
+
+def stored_record(key: str, expires_in: float) -> IdempotencyRecord:
+    now = timezone.now()
+    return IdempotencyRecord.objects.create(
+        key=key,
+        fingerprint="f",
+        token="t",
+        method="POST",
+        path="/",
+        status=201,
+        body=b"{}",
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_in),
+    )
+
+
+@pytest.mark.django_db
+def test_the_purge_deletes_expired_records_a_batch_per_statement():
+    """The purge was one ``DELETE`` of every expired row: on a large backlog it held every
+    one of their locks until it finished, and claims, take-overs and answers touching them
+    waited for all of it. It deletes ``batch_size`` rows per statement, each committed on
+    its own, and leaves records not yet expired and claims still in flight."""
+    for n in range(5):
+        stored_record(f"expired-{n}", -60)
+    stored_record("fresh", 3600)
+    # a claim still running whose TTL is shorter than its lock: in flight until the lock ends
+    store = stores.DatabaseStore()
+    request = stores.Request("in-flight", "f", "POST", "/", lock_seconds=30, ttl_seconds=0.001)
+    assert store.claim(request).outcome == stores.CLAIMED
+    with CaptureQueriesContext(connection) as ctx:
+        assert purge_idempotency(batch_size=2) == 5
+    deletes = [q["sql"] for q in ctx.captured_queries if q["sql"].upper().startswith("DELETE")]
+    assert len(deletes) == 3  # 2 + 2 + 1
+    assert sorted(IdempotencyRecord.objects.values_list("key", flat=True)) == [
+        "fresh",
+        "in-flight",
+    ]
+    assert store.claim(request).outcome == stores.IN_FLIGHT  # the claim still holds
+
+
+@pytest.mark.django_db
+def test_the_purge_command_takes_a_batch_size_and_refuses_a_bad_one():
+    for n in range(3):
+        stored_record(f"expired-{n}", -60)
+    out = StringIO()
+    with CaptureQueriesContext(connection) as ctx:
+        call_command("arc_purge_idempotency", "--batch-size", "2", stdout=out)
+    assert out.getvalue() == "Deleted 3 expired idempotency record(s).\n"
+    assert sum(q["sql"].upper().startswith("DELETE") for q in ctx.captured_queries) == 2
+    for bad in ("0", "-5"):
+        with pytest.raises(CommandError, match="--batch-size must be a positive integer"):
+            call_command("arc_purge_idempotency", "--batch-size", bad)
+    with pytest.raises(CommandError):  # argparse: not an integer
+        call_command("arc_purge_idempotency", "--batch-size", "lots")
 
 
 @pytest.mark.redis
