@@ -11,7 +11,8 @@ reads; E014 a bad ``idempotent`` or ``cache`` option.
 
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
-not ``noeviction``); W004 that policy could not be read.
+not ``noeviction``); W004 that policy could not be read; W005 the query cache's alias is a
+django-redis cache whose client cannot be built.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from .query import (
     resolve_path,
 )
 from .querycache.policy import OPTION_KEYS as CACHE_OPTION_KEYS
-from .redis_alias import client, is_django_redis
+from .redis_alias import Alias, AliasUnusable, client, is_django_redis
 from .settings import DEFAULTS, IMPORT_STRINGS, MAX_SECONDS, arc_settings
 
 _TEXT = (models.CharField, models.TextField)
@@ -164,8 +165,8 @@ def _all_resources() -> list[Any]:
 
 @register("django_arc")
 def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    """arc.W001–W004: the query cache and the idempotency ``cache`` store need a django-redis
-    alias, and idempotency keys in Redis must never be evicted."""
+    """arc.W001–W005: the query cache and the idempotency ``cache`` store need a django-redis
+    alias whose client can be built, and idempotency keys in Redis must never be evicted."""
     from .querycache.policy import policy_for
 
     warnings: list[Warning] = []
@@ -187,6 +188,20 @@ def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning
                 id="arc.W001",
             )
         )
+    elif cached:
+        problem = _unusable(alias)
+        if problem is not None:
+            warnings.append(
+                Warning(
+                    f"The query cache is on but its alias cannot be used: {problem}: every "
+                    "cacheable read is answered uncached.",
+                    hint="Fix CACHES[ARC['CACHE']['ALIAS']] (its LOCATION, CLIENT_CLASS and "
+                    "OPTIONS); the query cache needs one Redis server (or a Sentinel "
+                    "primary), not django-redis's ShardClient.",
+                    obj="ARC",
+                    id="arc.W005",
+                )
+            )
     enabled = idem.get("ENABLED") is True or any(r.idempotent for r in resources)
     if not (enabled and idem.get("STORE") == "cache"):
         return warnings
@@ -205,6 +220,16 @@ def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning
         )
         return warnings
     return warnings + _check_eviction_policy(alias)
+
+
+def _unusable(alias: str) -> str | None:
+    """Why ``alias``'s client cannot be built, or ``None``. Building it sends nothing to
+    Redis: a server that is down is an outage to ride out, not a setting to fix."""
+    try:
+        Alias(alias).client()
+    except AliasUnusable as exc:
+        return str(exc)
+    return None
 
 
 def _safe(function: Any, *args: Any) -> Any:

@@ -194,6 +194,40 @@ def test_an_alias_whose_client_cannot_be_built_is_arc_w004_not_a_crash(settings,
     assert "Could not verify" in warning.msg and "CACHES['st']" in warning.msg
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"LOCATION": "memcached://127.0.0.1:11211"},
+        {
+            "LOCATION": ["redis://127.0.0.1:1/0"],
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.ShardClient"},
+        },
+        {
+            "LOCATION": "redis://mymaster/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.SentinelClient"},
+        },
+    ],
+    ids=["bad-url", "shard-client", "sentinel-misconfigured"],
+)
+def test_a_query_cache_alias_whose_client_cannot_be_built_is_arc_w005(settings, config):
+    """``check`` said nothing of a django-redis alias whose client cannot be built, and every
+    cacheable read then answered uncached (a 500 before that was fixed)."""
+    caches = {name: dict(c) for name, c in settings.CACHES.items()}
+    caches["redis"] = {"BACKEND": "django_redis.cache.RedisCache", **config}
+    settings.CACHES = caches
+    settings.ARC = arc_with(CACHE={"ALIAS": "redis"})
+    (warning,) = check_redis_features()
+    assert warning.id == "arc.W005"
+    assert "CACHES['redis'] cannot be used" in warning.msg
+
+
+def test_a_query_cache_alias_that_is_only_down_is_not_arc_w005(settings):
+    """Building the client sends nothing: a Redis that is down is an outage to ride out."""
+    settings.CACHES = caches_with("redis", "redis://127.0.0.1:1/0")
+    settings.ARC = arc_with(CACHE={"ALIAS": "redis"})
+    assert check_redis_features() == []
+
+
 def test_a_redis_that_never_answers_costs_the_check_its_own_timeout(settings, monkeypatch):
     """A server that accepts the connection but never replies (a hung Redis, a proxy) must not
     hang ``manage.py check`` for as long as the alias's timeouts allow: redis-py 5 waits

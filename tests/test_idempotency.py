@@ -1226,14 +1226,43 @@ def test_a_redis_restart_between_keyed_requests_is_not_an_outage(editor, tmp_pat
         assert [r for r in caplog.records if r.name == "django_arc.redis"] == []
 
 
+def unusable_alias(**config) -> dict:
+    """``CACHES`` whose ``redis`` alias is django-redis but cannot build a client."""
+    caches = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    caches["redis"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        **config,
+    }
+    return caches
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "caches",
     [
         caches_with("redis", "redis://127.0.0.1:1/0"),  # nothing listens there
         {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        # django-redis aliases whose client cannot be built were a 500 on every keyed request
+        unusable_alias(LOCATION="memcached://127.0.0.1:11211"),
+        unusable_alias(OPTIONS={"CLIENT_CLASS": "nowhere.Client"}),
+        unusable_alias(
+            LOCATION=["redis://127.0.0.1:1/0"],
+            OPTIONS={"CLIENT_CLASS": "django_redis.client.ShardClient"},
+        ),
+        unusable_alias(
+            LOCATION="redis://mymaster/0",
+            OPTIONS={"CLIENT_CLASS": "django_redis.client.SentinelClient"},
+        ),
     ],
-    ids=["redis down", "no django-redis alias"],
+    ids=[
+        "redis down",
+        "no django-redis alias",
+        "bad url",
+        "missing client class",
+        "shard client",
+        "sentinel misconfigured",
+    ],
 )
 def test_an_unreachable_cache_store_refuses_keyed_requests_with_503(editor, caches):
     with (
