@@ -10,7 +10,8 @@ from django.test import override_settings
 
 from django_arc.membership import cached_resolver
 from shop.membership import resolve_membership
-from tests.factories import MembershipFactory
+from shop.models import Membership
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 
 def counting(answer):
@@ -126,3 +127,23 @@ def test_the_example_keeps_the_cached_membership_when_the_change_rolls_back():
         queries = len(connection.queries)
         assert resolve_membership(user, org_id) == ["editor"]
         assert len(connection.queries) == queries  # still the cached answer: nothing changed
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("field", ["organization", "user"])
+def test_the_example_forgets_the_old_pair_when_a_membership_moves(field):
+    """An admin editing a membership's user or organization took the role from the old
+    (user, organization) pair, but only the new pair's answer was forgotten: the old member
+    kept the cached role for the resolver's ``ttl``."""
+    caches["default"].clear()
+    membership = MembershipFactory(role="admin")
+    user, org_id = membership.user, str(membership.organization_id)
+    assert resolve_membership(user, org_id) == ["admin"]
+    loaded = Membership.objects.get(pk=membership.pk)  # as the admin's change form loads it
+    if field == "organization":
+        loaded.organization = OrganizationFactory()
+    else:
+        loaded.user = UserFactory()
+    loaded.save()
+    assert resolve_membership(user, org_id) is None
+    assert resolve_membership(loaded.user, str(loaded.organization_id)) == ["admin"]
