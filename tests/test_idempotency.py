@@ -1130,6 +1130,36 @@ def test_the_purge_deletes_expired_records_a_batch_per_statement():
 
 
 @pytest.mark.django_db
+def test_the_purge_of_a_backlog_longer_than_a_batch_fits_the_backends_parameters():
+    """A batch's ids are the ``DELETE``'s parameters: a full default batch (1000) and its
+    cut-off are more than the 999 Django assumes of SQLite (the default of SQLite builds
+    before 3.32, which Django supports), where the purge of a backlog of 1000 fails."""
+    now = timezone.now()
+    IdempotencyRecord.objects.bulk_create(
+        IdempotencyRecord(
+            key=f"expired-{n}",
+            fingerprint="f",
+            token="t",
+            method="POST",
+            path="/",
+            created_at=now,
+            expires_at=now - timedelta(minutes=1),
+        )
+        for n in range(1500)
+    )
+    stored_record("fresh", 3600)
+    with CaptureQueriesContext(connection) as ctx:
+        assert purge_idempotency() == 1500
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
+    deletes = [q["sql"] for q in ctx.captured_queries if q["sql"].upper().startswith("DELETE")]
+    limit = connection.features.max_query_params or float("inf")
+    # each id is a parameter, and so is the cut-off
+    assert all(sql.split(" IN (", 1)[1].count(",") + 2 <= limit for sql in deletes), [
+        sql.split(" IN (", 1)[1].count(",") + 2 for sql in deletes
+    ]
+
+
+@pytest.mark.django_db
 def test_the_purge_command_takes_a_batch_size_and_refuses_a_bad_one():
     for n in range(3):
         stored_record(f"expired-{n}", -60)

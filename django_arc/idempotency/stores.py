@@ -254,7 +254,8 @@ class DatabaseStore:
             cursor.execute(self._sql["release"], [request.key, token])
 
     def purge(self, batch_size: int = PURGE_BATCH_SIZE) -> int:
-        """Delete expired records, ``batch_size`` at a time; returns how many.
+        """Delete expired records, ``batch_size`` at a time (fewer where the backend takes
+        fewer parameters per statement); returns how many.
 
         Each batch is one ``SELECT`` of expired ids (the ``expires_at`` index) and one
         ``DELETE`` of those ids, committed on its own outside a transaction: a purge of a
@@ -272,6 +273,10 @@ class DatabaseStore:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         ops = self.connection.ops
         meta = self.model._meta
+        # a batch's ids and the cut-off are the statement's parameters: SQLite takes 999
+        limit = self.connection.features.max_query_params
+        if limit is not None:
+            batch_size = max(1, min(batch_size, limit - 1))
         now = timezone.now()
         expired = (
             self.model.objects.using(self.using)
