@@ -11,12 +11,14 @@ reads; E014 a bad ``idempotent`` or ``cache`` option.
 
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
-not ``noeviction``); W004 that policy could not be read.
+not ``noeviction``); W004 that policy could not be read; W005 the query cache's alias is a
+django-redis cache whose client cannot be built.
 """
 
 from __future__ import annotations
 
 import difflib
+import threading
 from typing import Any
 
 from django.core.checks import Error, Warning, register
@@ -37,7 +39,7 @@ from .query import (
     resolve_path,
 )
 from .querycache.policy import OPTION_KEYS as CACHE_OPTION_KEYS
-from .redis_alias import REDIS_ERRORS, client, is_django_redis
+from .redis_alias import Alias, AliasUnusable, client, is_django_redis
 from .settings import DEFAULTS, IMPORT_STRINGS, MAX_SECONDS, arc_settings
 
 _TEXT = (models.CharField, models.TextField)
@@ -163,8 +165,8 @@ def _all_resources() -> list[Any]:
 
 @register("django_arc")
 def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    """arc.W001–W004: the query cache and the idempotency ``cache`` store need a django-redis
-    alias, and idempotency keys in Redis must never be evicted."""
+    """arc.W001–W005: the query cache and the idempotency ``cache`` store need a django-redis
+    alias whose client can be built, and idempotency keys in Redis must never be evicted."""
     from .querycache.policy import policy_for
 
     warnings: list[Warning] = []
@@ -186,6 +188,20 @@ def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning
                 id="arc.W001",
             )
         )
+    elif cached:
+        problem = _unusable(alias)
+        if problem is not None:
+            warnings.append(
+                Warning(
+                    f"The query cache is on but its alias cannot be used: {problem}: every "
+                    "cacheable read is answered uncached.",
+                    hint="Fix CACHES[ARC['CACHE']['ALIAS']] (its LOCATION, CLIENT_CLASS and "
+                    "OPTIONS); the query cache needs one Redis server (or a Sentinel "
+                    "primary), not django-redis's ShardClient.",
+                    obj="ARC",
+                    id="arc.W005",
+                )
+            )
     enabled = idem.get("ENABLED") is True or any(r.idempotent for r in resources)
     if not (enabled and idem.get("STORE") == "cache"):
         return warnings
@@ -206,6 +222,16 @@ def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning
     return warnings + _check_eviction_policy(alias)
 
 
+def _unusable(alias: str) -> str | None:
+    """Why ``alias``'s client cannot be built, or ``None``. Building it sends nothing to
+    Redis: a server that is down is an outage to ride out, not a setting to fix."""
+    try:
+        Alias(alias).client()
+    except AliasUnusable as exc:
+        return str(exc)
+    return None
+
+
 def _safe(function: Any, *args: Any) -> Any:
     try:
         return function(*args)
@@ -213,19 +239,69 @@ def _safe(function: Any, *args: Any) -> Any:
         return None
 
 
+#: How long ``manage.py check`` waits for the idempotency store's Redis to say its
+#: ``maxmemory-policy``. The alias's own timeouts may be long, or none at all (redis-py 5 waits
+#: forever by default), and a check must never hang a deploy on a Redis that does not answer.
+POLICY_TIMEOUT_SECONDS = 3.0
+
+#: What a server refusing ``CONFIG GET`` answers: an ACL user without ``+config`` (Upstash,
+#: most managed plans) or a server with ``CONFIG`` renamed away (ElastiCache, MemoryStore).
+_CONFIG_REFUSED = ("no permissions", "noperm", "unknown command")
+
+
+def _read_eviction_policy(alias: str) -> Any:
+    return client(alias).config_get("maxmemory-policy").get("maxmemory-policy")
+
+
+def _eviction_policy(alias: str) -> tuple[Any, BaseException | None]:
+    """The policy of ``alias``'s server, or the exception that stopped us reading it; read on
+    a thread of its own so that a server that never answers costs
+    :data:`POLICY_TIMEOUT_SECONDS`, whatever timeouts (or none) the alias configures.
+
+    Anything the alias raises is caught, not only Redis's errors: building its client may
+    raise ``ImproperlyConfigured`` (a Sentinel alias without its connection factory), an
+    ``ImportError`` (a ``CLIENT_CLASS`` that is not installed), ``ValueError`` (a URL
+    redis-py cannot parse) or ``NotImplementedError`` (django-redis's ``ShardClient``)."""
+    outcome: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            outcome["policy"] = _read_eviction_policy(alias)
+        except Exception as exc:  # noqa: BLE001 - any of them is "could not verify"
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=read, name="arc-check-maxmemory-policy", daemon=True)
+    thread.start()
+    thread.join(POLICY_TIMEOUT_SECONDS)
+    if thread.is_alive():
+        return None, TimeoutError(f"no answer within {POLICY_TIMEOUT_SECONDS:g} s")
+    return outcome.get("policy"), outcome.get("error")
+
+
 def _check_eviction_policy(alias: str) -> list[Warning]:
     """An evicted idempotency key lets a retry run twice: the store's Redis must run with
     ``maxmemory-policy noeviction``. (The query cache does not care: evicted entries and
-    versions are misses.)"""
-    try:
-        policy = client(alias).config_get("maxmemory-policy").get("maxmemory-policy")
-    except (*REDIS_ERRORS, AttributeError) as exc:
+    versions are misses.) When the policy cannot be read the warning says why and that it
+    was not verified, never failing the check."""
+    policy, error = _eviction_policy(alias)
+    if isinstance(policy, bytes):
+        policy = policy.decode(errors="replace")
+    if error is None and not isinstance(policy, str):
+        error = ValueError(f"CONFIG GET maxmemory-policy answered {policy!r}")
+    if error is not None:
+        refused = any(text in str(error).lower() for text in _CONFIG_REFUSED)
+        hint = (
+            "This server refuses CONFIG GET (a managed Redis, or an ACL user without "
+            "+config): check maxmemory-policy in the provider's settings (an ElastiCache "
+            "parameter group, an Upstash database's eviction option) and make it noeviction. "
+            if refused
+            else ""
+        ) + "An evicted key lets a retried request run twice; silence arc.W004 once verified."
         return [
             Warning(
-                f"Could not read maxmemory-policy of the idempotency store's Redis "
-                f"(CACHES[{alias!r}]): {type(exc).__name__}: {exc}",
-                hint="Make sure that server runs with maxmemory-policy noeviction: an "
-                "evicted key lets a retried request run twice.",
+                f"Could not verify that the idempotency store's Redis (CACHES[{alias!r}]) "
+                f"runs with maxmemory-policy noeviction: {type(error).__name__}: {error}",
+                hint=hint,
                 obj="ARC",
                 id="arc.W004",
             )

@@ -4,8 +4,10 @@ django-arc calls the resolver at most once per request (the answer is cached on 
 request). For APIs whose requests are cheap, that one indexed query is still the largest
 part of tenancy's cost (see ``docs/benchmarks.md``). :func:`cached_resolver` keeps answers
 in a Django cache for ``ttl`` seconds; call ``resolver.invalidate(user_id, org_id)`` when a
-membership changes (e.g. from ``post_save``/``post_delete`` of your membership model) so a
-revoked member loses access at once — with a shared cache (Redis) for every process.
+membership change commits (``transaction.on_commit`` from ``post_save``/``post_delete`` of
+your membership model: cleared before the commit, a request resolving in between caches the
+old membership again) so a revoked member loses access at once — with a shared cache (Redis)
+for every process.
 Without invalidation, a change takes effect within ``ttl``.
 """
 

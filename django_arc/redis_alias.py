@@ -71,19 +71,46 @@ def make_key(alias: str, key: str) -> str:
     return str(caches[alias].make_key(key))
 
 
+class AliasUnusable(RedisError):  # noqa: N818 - named for what the operator must fix
+    """``CACHES[alias]`` is a django-redis cache whose client cannot be built: a ``LOCATION``
+    redis-py cannot parse, a ``CLIENT_CLASS`` that is not installed, django-redis's
+    ``ShardClient`` (no single client to send a script to), a Sentinel alias without its
+    connection factory. A :data:`REDIS_ERRORS`, so every feature answers as in an outage
+    (uncached reads, 503 for keys) rather than with a 500 on every request;
+    ``manage.py check`` names the cause (arc.W004, arc.W005)."""
+
+
 class Alias:
     """One alias, looked up once: its redis-py client and its key function (a request
     that needs several keys and a client pays for ``caches[alias]`` once)."""
 
-    __slots__ = ("_cache",)
+    __slots__ = ("_alias", "_cache", "_error")
 
     def __init__(self, alias: str) -> None:
-        self._cache = caches[alias]
+        self._alias = alias
+        self._error: str | None = None
+        try:
+            self._cache = caches[alias]
+        except Exception as exc:  # noqa: BLE001 - any of them is a configuration error
+            self._cache = None
+            self._error = f"{type(exc).__name__}: {exc}"
+
+    def _unusable(self, cause: str) -> AliasUnusable:
+        return AliasUnusable(f"CACHES[{self._alias!r}] cannot be used: {cause}")
 
     def client(self) -> Any:
-        return self._cache.client.get_client(write=True)
+        if self._error is not None:
+            raise self._unusable(self._error)
+        try:
+            return self._cache.client.get_client(write=True)
+        except REDIS_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - building the client is configuration
+            raise self._unusable(f"{type(exc).__name__}: {exc}") from exc
 
     def key(self, key: str) -> str:
+        if self._error is not None:
+            raise self._unusable(self._error)
         return str(self._cache.make_key(key))
 
 

@@ -1,5 +1,5 @@
-"""Celery tasks that drive the outbox: ``relay_outbox`` (schedule it with beat) and
-``purge_outbox``.
+"""Celery tasks that drive the outbox, ``relay_outbox`` (schedule it with beat) and
+``purge_outbox``, and ``purge_idempotency``, which deletes expired idempotency records.
 
 The relay is safe to run from several workers (and next to ``manage.py arc_relay``) at once:
 claiming is atomic, so overlapping beat ticks only share the work. Each call is bounded by
@@ -10,6 +10,7 @@ Beat schedule (see ``docs/events.md``)::
     CELERY_BEAT_SCHEDULE = {
         "arc-relay-outbox": {"task": "django_arc.relay_outbox", "schedule": 1.0},
         "arc-purge-outbox": {"task": "django_arc.purge_outbox", "schedule": 3600.0},
+        "arc-purge-idempotency": {"task": "django_arc.purge_idempotency", "schedule": 3600.0},
     }
 """
 
@@ -66,11 +67,11 @@ def purge_outbox(days: float | None = None) -> int:
 
 
 @shared_task(name="django_arc.purge_idempotency")
-def purge_idempotency() -> int:
+def purge_idempotency(batch_size: int | None = None) -> int:
     """Delete expired ``IdempotencyRecord`` rows (the ``database`` store; schedule it hourly
-    or daily). Returns the number of rows deleted."""
+    or daily), ``batch_size`` per statement (default 1000). Returns the number deleted."""
     from .idempotency import purge
 
-    deleted = purge()
+    deleted = purge(batch_size)
     logging.getLogger("django_arc.idempotency").info("purge_idempotency deleted=%d", deleted)
     return deleted

@@ -26,6 +26,7 @@ from django_arc.events import create_event, get_transport, publish
 from django_arc.events.transports import MemoryTransport
 from django_arc.outbox import OutboxEvent
 from django_arc.tasks import purge_outbox, relay_outbox
+from example.celery import app as example_app
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
@@ -37,6 +38,17 @@ def _store(n: int, prefix: str = "orders.created") -> list[str]:
 
 
 # -- in process ---------------------------------------------------------------------------------
+def test_the_example_beat_schedules_the_idempotency_purge_with_registered_tasks():
+    """The shop keeps idempotency keys in the database store, and docs/idempotency.md says to
+    schedule their purge with beat; the example's schedule had only the outbox's tasks, so
+    its expired keys were never deleted. Every scheduled name must be a registered task:
+    beat sends by name, and a typo is only a worker's "unregistered task" error."""
+    scheduled = {entry["task"] for entry in example_app.conf.beat_schedule.values()}
+    assert {"django_arc.relay_outbox", "django_arc.purge_outbox"} < scheduled
+    assert "django_arc.purge_idempotency" in scheduled
+    assert scheduled <= set(example_app.tasks.keys())
+
+
 @pytest.mark.django_db
 def test_relay_task_publishes_pending_rows_and_reports_counters():
     with override_settings(ARC={**MEMORY, "OUTBOX": {"BATCH_SIZE": 10}}):

@@ -4,9 +4,15 @@ that may evict idempotency keys, is a warning (arc.W001–W004)."""
 
 from __future__ import annotations
 
-import pytest
+import socket
+import time
 
-from django_arc import Resource, ResourceSite
+import pytest
+import redis
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from django_arc import Resource, ResourceSite, checks
 from django_arc.checks import check_redis_features, check_resource, check_settings
 from django_arc.querycache.policy import policy_for
 from django_arc.settings import MAX_SECONDS
@@ -87,6 +93,23 @@ def test_bad_feature_settings_are_arc_e008(settings, section, value, needle):
     assert needle in errors[0].msg
 
 
+@pytest.mark.parametrize("value", [None, "redis", ["ALIAS"]], ids=repr)
+def test_a_cache_section_that_is_not_a_dict_is_arc_e008_not_a_crash(settings, value):
+    """``ARC["CACHE"] = None`` raised AttributeError from every resource registration and
+    every reload of ``ARC`` (the query cache asks each resource for its policy then): the
+    project died at import, before ``check`` could name the setting."""
+    settings.ARC = arc_with(CACHE=value)
+    site = ResourceSite(name="cache-not-a-dict")
+    try:
+        site.register(type("Cached", (Resource,), {"model": Book, "name": "c", "cache": True}))
+        assert policy_for(make(cache=True)) is None
+        with pytest.raises(SystemCheckError) as raised:
+            call_command("check")
+    finally:
+        _all_sites.remove(site)
+    assert "arc.E008" in str(raised.value) and "ARC['CACHE'] must be a dict" in str(raised.value)
+
+
 def test_the_cache_on_without_a_django_redis_alias_is_arc_w001(settings):
     # tests/testapp's cached resources, pointed at the in-process cache
     settings.ARC = arc_with(CACHE={"ALIAS": "default"})
@@ -130,6 +153,123 @@ def test_an_unreachable_redis_is_arc_w004(settings):
     settings.ARC = arc_with(IDEMPOTENCY={"ENABLED": True, "STORE": "cache", "ALIAS": "redis"})
     messages = [m for m in check_redis_features() if m.id != "arc.W001"]
     assert ids(messages) == ["arc.W004"]
+
+
+def store_messages(settings, **cache):
+    """What the check says of an idempotency ``cache`` store on alias ``st`` = ``cache``."""
+    caches = {name: dict(config) for name, config in settings.CACHES.items()}
+    caches["st"] = {"BACKEND": "django_redis.cache.RedisCache", **cache}
+    settings.CACHES = caches
+    settings.ARC = arc_with(IDEMPOTENCY={"ENABLED": True, "STORE": "cache", "ALIAS": "st"})
+    return [m for m in check_redis_features() if m.id != "arc.W001"]
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [
+        # redis-py cannot parse the URL
+        {"LOCATION": "memcached://127.0.0.1:11211"},
+        # a CLIENT_CLASS that is not installed
+        {"LOCATION": "redis://127.0.0.1:1/0", "OPTIONS": {"CLIENT_CLASS": "nowhere.Client"}},
+        # django-redis's ShardClient has no single client: get_client raises
+        {
+            "LOCATION": ["redis://127.0.0.1:1/0"],
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.ShardClient"},
+        },
+        # a Sentinel alias without its connection factory: ImproperlyConfigured
+        {
+            "LOCATION": "redis://mymaster/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.SentinelClient"},
+        },
+        # django-redis refuses the timeout's type when it builds the pool
+        {"LOCATION": "redis://127.0.0.1:1/0", "OPTIONS": {"SOCKET_TIMEOUT": "2"}},
+    ],
+    ids=["bad-url", "missing-client-class", "shard-client", "sentinel-misconfigured", "bad-option"],
+)
+def test_an_alias_whose_client_cannot_be_built_is_arc_w004_not_a_crash(settings, cache):
+    # These raised out of check_redis_features: `manage.py check` (and runserver, migrate)
+    # died with a traceback instead of saying the store's policy went unverified.
+    (warning,) = store_messages(settings, **cache)
+    assert warning.id == "arc.W004"
+    assert "Could not verify" in warning.msg and "CACHES['st']" in warning.msg
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"LOCATION": "memcached://127.0.0.1:11211"},
+        {
+            "LOCATION": ["redis://127.0.0.1:1/0"],
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.ShardClient"},
+        },
+        {
+            "LOCATION": "redis://mymaster/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.SentinelClient"},
+        },
+    ],
+    ids=["bad-url", "shard-client", "sentinel-misconfigured"],
+)
+def test_a_query_cache_alias_whose_client_cannot_be_built_is_arc_w005(settings, config):
+    """``check`` said nothing of a django-redis alias whose client cannot be built, and every
+    cacheable read then answered uncached (a 500 before that was fixed)."""
+    caches = {name: dict(c) for name, c in settings.CACHES.items()}
+    caches["redis"] = {"BACKEND": "django_redis.cache.RedisCache", **config}
+    settings.CACHES = caches
+    settings.ARC = arc_with(CACHE={"ALIAS": "redis"})
+    (warning,) = check_redis_features()
+    assert warning.id == "arc.W005"
+    assert "CACHES['redis'] cannot be used" in warning.msg
+
+
+def test_a_query_cache_alias_that_is_only_down_is_not_arc_w005(settings):
+    """Building the client sends nothing: a Redis that is down is an outage to ride out."""
+    settings.CACHES = caches_with("redis", "redis://127.0.0.1:1/0")
+    settings.ARC = arc_with(CACHE={"ALIAS": "redis"})
+    assert check_redis_features() == []
+
+
+def test_a_redis_that_never_answers_costs_the_check_its_own_timeout(settings, monkeypatch):
+    """A server that accepts the connection but never replies (a hung Redis, a proxy) must not
+    hang ``manage.py check`` for as long as the alias's timeouts allow: redis-py 5 waits
+    forever by default, redis-py 8 five seconds."""
+    monkeypatch.setattr(checks, "POLICY_TIMEOUT_SECONDS", 0.5, raising=False)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nothing ever answers
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        (warning,) = store_messages(settings, LOCATION=f"redis://127.0.0.1:{port}/0")
+        elapsed = time.monotonic() - started
+    assert warning.id == "arc.W004"
+    assert "no answer within 0.5 s" in warning.msg
+    assert elapsed < 2.5
+
+
+def test_a_user_refused_config_get_is_arc_w004_saying_where_to_look(settings, tmp_path):
+    """Managed Redis (ElastiCache, Upstash) and ACL users without ``+config`` refuse
+    ``CONFIG GET``: the warning says the policy went unverified and where to check it."""
+    with redis_server(tmp_path) as server:
+        admin = redis.Redis.from_url(server["url"])
+        admin.execute_command(
+            "ACL", "SETUSER", "app", "on", ">s3cret", "~*", "&*", "+@all", "-config"
+        )
+        location = server["url"].replace("redis://", "redis://app:s3cret@")
+        (warning,) = store_messages(settings, LOCATION=location)
+        admin.close()
+    assert warning.id == "arc.W004"
+    assert "NoPermissionError" in warning.msg
+    assert "refuses CONFIG GET" in warning.hint and "noeviction" in warning.hint
+
+
+def test_a_password_user_allowed_config_passes(settings, tmp_path):
+    with redis_server(tmp_path) as server:
+        admin = redis.Redis.from_url(server["url"])
+        admin.execute_command("ACL", "SETUSER", "ops", "on", ">s3cret", "~*", "&*", "+@all")
+        admin.execute_command("ACL", "SETUSER", "default", "off")
+        assert store_messages(settings, LOCATION=server["url"]) != []  # default is off now
+        location = server["url"].replace("redis://", "redis://ops:s3cret@")
+        assert store_messages(settings, LOCATION=location) == []
+        admin.close()
 
 
 def test_the_store_is_not_checked_while_idempotency_is_off(settings):

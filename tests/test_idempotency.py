@@ -16,7 +16,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis import exceptions as redis_exceptions
 
@@ -1215,6 +1218,91 @@ def test_an_expired_record_runs_again_and_purge_deletes_expired_rows(editor):
         assert IdempotencyRecord.objects.count() == 0
 
 
+def stored_record(key: str, expires_in: float) -> IdempotencyRecord:
+    now = timezone.now()
+    return IdempotencyRecord.objects.create(
+        key=key,
+        fingerprint="f",
+        token="t",
+        method="POST",
+        path="/",
+        status=201,
+        body=b"{}",
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_in),
+    )
+
+
+@pytest.mark.django_db
+def test_the_purge_deletes_expired_records_a_batch_per_statement():
+    """The purge was one ``DELETE`` of every expired row: on a large backlog it held every
+    one of their locks until it finished, and claims, take-overs and answers touching them
+    waited for all of it. It deletes ``batch_size`` rows per statement, each committed on
+    its own, and leaves records not yet expired and claims still in flight."""
+    for n in range(5):
+        stored_record(f"expired-{n}", -60)
+    stored_record("fresh", 3600)
+    # a claim still running whose TTL is shorter than its lock: in flight until the lock ends
+    store = stores.DatabaseStore()
+    request = stores.Request("in-flight", "f", "POST", "/", lock_seconds=30, ttl_seconds=0.001)
+    assert store.claim(request).outcome == stores.CLAIMED
+    with CaptureQueriesContext(connection) as ctx:
+        assert purge_idempotency(batch_size=2) == 5
+    deletes = [q["sql"] for q in ctx.captured_queries if q["sql"].upper().startswith("DELETE")]
+    assert len(deletes) == 3  # 2 + 2 + 1
+    assert sorted(IdempotencyRecord.objects.values_list("key", flat=True)) == [
+        "fresh",
+        "in-flight",
+    ]
+    assert store.claim(request).outcome == stores.IN_FLIGHT  # the claim still holds
+
+
+@pytest.mark.django_db
+def test_the_purge_of_a_backlog_longer_than_a_batch_fits_the_backends_parameters():
+    """A batch's ids are the ``DELETE``'s parameters: a full default batch (1000) and its
+    cut-off are more than the 999 Django assumes of SQLite (the default of SQLite builds
+    before 3.32, which Django supports), where the purge of a backlog of 1000 fails."""
+    now = timezone.now()
+    IdempotencyRecord.objects.bulk_create(
+        IdempotencyRecord(
+            key=f"expired-{n}",
+            fingerprint="f",
+            token="t",
+            method="POST",
+            path="/",
+            created_at=now,
+            expires_at=now - timedelta(minutes=1),
+        )
+        for n in range(1500)
+    )
+    stored_record("fresh", 3600)
+    with CaptureQueriesContext(connection) as ctx:
+        assert purge_idempotency() == 1500
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
+    deletes = [q["sql"] for q in ctx.captured_queries if q["sql"].upper().startswith("DELETE")]
+    limit = connection.features.max_query_params or float("inf")
+    # each id is a parameter, and so is the cut-off
+    assert all(sql.split(" IN (", 1)[1].count(",") + 2 <= limit for sql in deletes), [
+        sql.split(" IN (", 1)[1].count(",") + 2 for sql in deletes
+    ]
+
+
+@pytest.mark.django_db
+def test_the_purge_command_takes_a_batch_size_and_refuses_a_bad_one():
+    for n in range(3):
+        stored_record(f"expired-{n}", -60)
+    out = StringIO()
+    with CaptureQueriesContext(connection) as ctx:
+        call_command("arc_purge_idempotency", "--batch-size", "2", stdout=out)
+    assert out.getvalue() == "Deleted 3 expired idempotency record(s).\n"
+    assert sum(q["sql"].upper().startswith("DELETE") for q in ctx.captured_queries) == 2
+    for bad in ("0", "-5"):
+        with pytest.raises(CommandError, match="--batch-size must be a positive integer"):
+            call_command("arc_purge_idempotency", "--batch-size", bad)
+    with pytest.raises(CommandError):  # argparse: not an integer
+        call_command("arc_purge_idempotency", "--batch-size", "lots")
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db
@@ -1296,14 +1384,43 @@ def test_a_redis_restart_between_keyed_requests_is_not_an_outage(editor, tmp_pat
         assert [r for r in caplog.records if r.name == "django_arc.redis"] == []
 
 
+def unusable_alias(**config) -> dict:
+    """``CACHES`` whose ``redis`` alias is django-redis but cannot build a client."""
+    caches = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    caches["redis"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        **config,
+    }
+    return caches
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "caches",
     [
         caches_with("redis", "redis://127.0.0.1:1/0"),  # nothing listens there
         {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        # django-redis aliases whose client cannot be built were a 500 on every keyed request
+        unusable_alias(LOCATION="memcached://127.0.0.1:11211"),
+        unusable_alias(OPTIONS={"CLIENT_CLASS": "nowhere.Client"}),
+        unusable_alias(
+            LOCATION=["redis://127.0.0.1:1/0"],
+            OPTIONS={"CLIENT_CLASS": "django_redis.client.ShardClient"},
+        ),
+        unusable_alias(
+            LOCATION="redis://mymaster/0",
+            OPTIONS={"CLIENT_CLASS": "django_redis.client.SentinelClient"},
+        ),
     ],
-    ids=["redis down", "no django-redis alias"],
+    ids=[
+        "redis down",
+        "no django-redis alias",
+        "bad url",
+        "missing client class",
+        "shard client",
+        "sentinel misconfigured",
+    ],
 )
 def test_an_unreachable_cache_store_refuses_keyed_requests_with_503(editor, caches):
     with (

@@ -1,10 +1,17 @@
 """django_arc.membership.cached_resolver: caching, negative answers, invalidation, outages."""
 
+import threading
 from types import SimpleNamespace
 
+import pytest
+from django.core.cache import caches
+from django.db import connections, transaction
 from django.test import override_settings
 
 from django_arc.membership import cached_resolver
+from shop.membership import resolve_membership
+from shop.models import Membership
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 
 def counting(answer):
@@ -65,3 +72,78 @@ def test_cache_outage_degrades_to_the_resolver():
     assert cached(SimpleNamespace(pk=3), "1") == ["viewer"]
     assert len(calls) == 2
     cached.invalidate(3, "1")  # no exception
+
+
+def read_in_another_connection(user, org_id):
+    """What a concurrent request resolves: its own thread, its own database connection."""
+    answers = []
+
+    def target():
+        try:
+            answers.append(resolve_membership(user, org_id))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(10)
+    return answers[0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["revoke", "demote"])
+def test_the_example_forgets_a_membership_when_its_change_commits(change):
+    """The example shop cleared the cached answer at ``post_save``/``post_delete``, before
+    the change committed: a request resolving in between still read the old membership and
+    cached it again, so a revoked member kept access for the resolver's whole ``ttl`` after
+    the commit. The answer is cleared when the change commits."""
+    caches["default"].clear()
+    membership = MembershipFactory(role="editor")
+    user, org_id = membership.user, str(membership.organization_id)
+    assert resolve_membership(user, org_id) == ["editor"]  # cached
+    with transaction.atomic():
+        if change == "revoke":
+            membership.delete()
+        else:
+            membership.role = "viewer"
+            membership.save()
+        # not committed: another request still sees, and may cache, the old membership
+        assert read_in_another_connection(user, org_id) == ["editor"]
+    assert resolve_membership(user, org_id) == (None if change == "revoke" else ["viewer"])
+    assert read_in_another_connection(user, org_id) == resolve_membership(user, org_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_example_keeps_the_cached_membership_when_the_change_rolls_back():
+    caches["default"].clear()
+    membership = MembershipFactory(role="editor")
+    user, org_id = membership.user, str(membership.organization_id)
+    assert resolve_membership(user, org_id) == ["editor"]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        membership.delete()
+        raise RuntimeError("the request failed")
+    with override_settings(DEBUG=True):
+        connection = connections["default"]
+        queries = len(connection.queries)
+        assert resolve_membership(user, org_id) == ["editor"]
+        assert len(connection.queries) == queries  # still the cached answer: nothing changed
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("field", ["organization", "user"])
+def test_the_example_forgets_the_old_pair_when_a_membership_moves(field):
+    """An admin editing a membership's user or organization took the role from the old
+    (user, organization) pair, but only the new pair's answer was forgotten: the old member
+    kept the cached role for the resolver's ``ttl``."""
+    caches["default"].clear()
+    membership = MembershipFactory(role="admin")
+    user, org_id = membership.user, str(membership.organization_id)
+    assert resolve_membership(user, org_id) == ["admin"]
+    loaded = Membership.objects.get(pk=membership.pk)  # as the admin's change form loads it
+    if field == "organization":
+        loaded.organization = OrganizationFactory()
+    else:
+        loaded.user = UserFactory()
+    loaded.save()
+    assert resolve_membership(user, org_id) is None
+    assert resolve_membership(loaded.user, str(loaded.organization_id)) == ["admin"]

@@ -1232,6 +1232,45 @@ def test_redis_stopped_mid_test_answers_200_uncached_with_one_warning(shop, tmp_
         assert get(editor, CACHED)["X-Cache"] == "HIT"
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"LOCATION": "memcached://127.0.0.1:11211"},
+        {"LOCATION": [REDIS_URL], "OPTIONS": {"CLIENT_CLASS": "django_redis.client.ShardClient"}},
+        {
+            "LOCATION": "redis://mymaster/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.SentinelClient"},
+        },
+        {"LOCATION": REDIS_URL, "OPTIONS": {"CLIENT_CLASS": "nowhere.Client"}},
+    ],
+    ids=["bad url", "shard client", "sentinel misconfigured", "missing client class"],
+)
+def test_an_alias_whose_client_cannot_be_built_answers_uncached_not_500(
+    shop, redis_cache, config, caplog
+):
+    """A django-redis alias whose client cannot be built (django-redis raises
+    ``ImproperlyConfigured``, ``NotImplementedError``, ``ValueError``, ``ImportError``) was a
+    500 on every cacheable read and on every write's bump after its commit. It is an outage:
+    answered uncached, written through, warned about once."""
+    editor = shop["editor"]
+    broken = caches_with("redis", REDIS_URL, redis_cache["KEY_PREFIX"])
+    broken["redis"] = {"BACKEND": "django_redis.cache.RedisCache", **config}
+    caplog.set_level(logging.WARNING, logger="django_arc.redis")
+    with override_settings(CACHES=broken):
+        for _ in range(2):
+            response = same_as_uncached(editor)
+            assert response.status_code == 200 and response["X-Cache"] == "MISS"
+        detail = same_as_uncached(editor, detail=f"{shop['dear'].pk}/")
+        assert detail["X-Cache"] == "MISS"
+        url = f"{CACHED}{shop['dear'].pk}/"
+        assert shop["admin"].patch(url, {"name": "Meanwhile"}, format="json").status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if r.name == "django_arc.redis"]
+    assert len(warnings) == 1 and "CACHES['redis'] cannot be used" in warnings[0]
+    after = get(editor, CACHED)
+    assert after["X-Cache"] == "MISS"  # the write's bump, held back, retired the old entries
+    same_as_uncached(editor)
+
+
 def test_a_bump_lost_to_an_outage_is_applied_before_this_process_reads_again(shop, redis_cache):
     """Redis unreachable (not restarted): its entries survive the outage, so the writes made
     meanwhile must still retire them."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 __all__ = ["purge"]
 
 
-def purge() -> int:
-    """Delete expired ``IdempotencyRecord`` rows; returns how many. (The ``cache`` store
+def purge(batch_size: int | None = None) -> int:
+    """Delete expired ``IdempotencyRecord`` rows, ``batch_size`` (default
+    :data:`~.stores.PURGE_BATCH_SIZE`) per statement; returns how many. (The ``cache`` store
     needs none: Redis expires its keys. Rows left from before a switch to it go too.)"""
-    from .stores import DatabaseStore  # reaches a model: only once apps are ready
+    from .stores import PURGE_BATCH_SIZE, DatabaseStore  # a model: only once apps are ready
 
-    return DatabaseStore().purge()
+    return DatabaseStore().purge(PURGE_BATCH_SIZE if batch_size is None else batch_size)

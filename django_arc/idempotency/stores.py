@@ -73,6 +73,10 @@ class Request:
     ttl_seconds: float
 
 
+#: Expired records one statement of :meth:`DatabaseStore.purge` deletes.
+PURGE_BATCH_SIZE = 1000
+
+
 class StoreUnavailable(Exception):  # noqa: N818 - a state, reported as 503
     """The store cannot be reached (Redis down, alias misconfigured): the request must not
     run unprotected, so it is refused with 503 and may be retried."""
@@ -269,22 +273,53 @@ class DatabaseStore:
         with self.connection.cursor() as cursor:
             cursor.execute(self._sql["release"], [request.key, token])
 
-    def purge(self) -> int:
-        """Delete expired records; returns how many. One ``DELETE … WHERE expires_at <= now``,
-        whose condition the database checks on each row as it deletes it, never the ORM's
+    def purge(self, batch_size: int = PURGE_BATCH_SIZE) -> int:
+        """Delete expired records, ``batch_size`` at a time (fewer where the backend takes
+        fewer parameters per statement); returns how many.
+
+        Each batch is one ``SELECT`` of expired ids (the ``expires_at`` index) and one
+        ``DELETE`` of those ids, committed on its own outside a transaction: a purge of a
+        large backlog holds the locks of one batch at a time, never those of every expired
+        row for the whole purge, so claims, take-overs and the answers of keyed requests
+        wait for one batch at most. Records that expire while it runs are the next purge's.
+
+        The ``DELETE`` checks ``expires_at`` again as it deletes each row, never the ORM's
         ``delete()``: with any ``pre_delete``/``post_delete`` receiver for every model (a
         project's audit log) that selects the expired rows, then deletes them by id, and a
         record taken over in between (a retry of its expired key, its answer stored) would
-        go too, so a repeat of that retry would run it once more."""
+        go too, so a repeat of that retry would run it once more. An in-flight claim is not
+        expired: its record lives at least until its lock runs out."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         ops = self.connection.ops
         meta = self.model._meta
-        sql = (
-            f"DELETE FROM {ops.quote_name(meta.db_table)} "
-            f"WHERE {ops.quote_name(meta.get_field('expires_at').column)} <= %s"
+        # a batch's ids and the cut-off are the statement's parameters: SQLite takes 999
+        limit = self.connection.features.max_query_params
+        if limit is not None:
+            batch_size = max(1, min(batch_size, limit - 1))
+        now = timezone.now()
+        expired = (
+            self.model.objects.using(self.using)
+            .filter(expires_at__lte=now)
+            .order_by()
+            .values_list("pk", flat=True)
         )
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, [ops.adapt_datetimefield_value(timezone.now())])
-            return cursor.rowcount
+        condition = f"{ops.quote_name(meta.get_field('expires_at').column)} <= %s"
+        deleted = 0
+        while True:
+            ids = list(expired[:batch_size])
+            if not ids:
+                return deleted
+            sql = (
+                f"DELETE FROM {ops.quote_name(meta.db_table)} "
+                f"WHERE {ops.quote_name(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))}) "
+                f"AND {condition}"
+            )
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, [*ids, ops.adapt_datetimefield_value(now)])
+                deleted += cursor.rowcount
+            if len(ids) < batch_size:
+                return deleted
 
 
 _statements: dict[str, dict[str, Any]] = {}

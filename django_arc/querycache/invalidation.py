@@ -46,8 +46,9 @@ _local = threading.local()
 
 
 def _alias() -> str | None:
-    alias = arc_settings.CACHE.get("ALIAS", "default")
-    return alias if redis_alias.is_django_redis(alias) else None
+    cache = arc_settings.CACHE
+    alias = cache.get("ALIAS", "default") if isinstance(cache, dict) else None
+    return alias if isinstance(alias, str) and redis_alias.is_django_redis(alias) else None
 
 
 def bump_on_commit(keys: set[str], using: str | None = None) -> None:

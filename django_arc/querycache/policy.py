@@ -32,7 +32,9 @@ def policy_for(resource: Any) -> CachePolicy | None:
     left at ``None`` it follows that setting."""
     option = resource.cache
     settings = arc_settings.CACHE
-    if option is False:
+    if option is False or not isinstance(settings, dict):
+        # ARC["CACHE"] that is not a dict is arc.E008's to report; registering a resource
+        # (at import) and reloading ARC ask this, and must not crash before check can say so
         return None
     if option is None:
         if not settings.get("ENABLED", False):

@@ -1,4 +1,5 @@
-"""The example project's Celery app: runs ``django_arc.tasks.relay_outbox`` on a beat schedule.
+"""The example project's Celery app: runs ``django_arc.tasks.relay_outbox`` (and the outbox's
+and idempotency keys' purges) on a beat schedule.
 
 Start a worker with an embedded beat (development only)::
 
@@ -37,6 +38,8 @@ app.conf.update(
     beat_schedule={
         "arc-relay-outbox": {"task": "django_arc.relay_outbox", "schedule": 1.0},
         "arc-purge-outbox": {"task": "django_arc.purge_outbox", "schedule": 3600.0},
+        # the shop's idempotency keys live in the database store: expired ones go hourly
+        "arc-purge-idempotency": {"task": "django_arc.purge_idempotency", "schedule": 3600.0},
     },
 )
 # Finds ``tasks.py`` in every installed app, django_arc's included.

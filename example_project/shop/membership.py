@@ -2,14 +2,15 @@
 
 ``ARC = {"MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership"}``. One query per
 (user, org), kept in Django's cache for a minute by ``django_arc.membership.cached_resolver``;
-saving or deleting a ``Membership`` forgets the cached answer at once.
+saving or deleting a ``Membership`` forgets the cached answer when that change commits.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models.signals import post_delete, post_save
+from django.db import transaction
+from django.db.models.signals import post_delete, post_init, post_save
 from django.dispatch import receiver
 
 from django_arc.membership import cached_resolver
@@ -48,6 +49,34 @@ def lookup_roles(user: Any, org_id: str) -> list[str] | None:
 resolve_membership = cached_resolver(lookup_roles, ttl=60)
 
 
+@receiver(post_init, sender=Membership, dispatch_uid="shop-membership-loaded")
+def remember_loaded_membership(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    """The (user, organization) a membership was loaded with: a save that moves it to
+    another user or organization must forget the old pair's answer too. Read from the
+    instance's ``__dict__``: a deferred field must not cost a query per instance."""
+    instance._cached_pair = (
+        instance.__dict__.get("user_id"),
+        instance.__dict__.get("organization_id"),
+    )
+
+
 @receiver([post_save, post_delete], sender=Membership, dispatch_uid="shop-membership-cache")
-def forget_cached_membership(sender: Any, instance: Membership, **kwargs: Any) -> None:
-    resolve_membership.invalidate(instance.user_id, instance.organization_id)
+def forget_cached_membership(sender: Any, instance: Membership, using: str, **kwargs: Any) -> None:
+    """Forget the cached answers once the change commits (at once outside a transaction):
+    the membership's (user, organization), and the pair it was loaded with when a save
+    moved it (an admin editing its user or organization; that pair's member lost the role).
+
+    Not before the commit: a request resolving between the save and the commit still reads
+    the old membership from the database and caches it again, and a revoked member would
+    keep access for the whole ``ttl``. A change rolled back forgets nothing."""
+    pairs = {(instance.user_id, instance.organization_id)}
+    loaded = getattr(instance, "_cached_pair", (None, None))
+    if None not in loaded:
+        pairs.add(loaded)
+    instance._cached_pair = (instance.user_id, instance.organization_id)
+
+    def forget() -> None:
+        for user_id, org_id in pairs:
+            resolve_membership.invalidate(user_id, org_id)
+
+    transaction.on_commit(forget, using=using)
