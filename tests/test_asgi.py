@@ -1,0 +1,292 @@
+"""The query cache (SPEC §11) and idempotency keys (SPEC §10) served over ASGI.
+
+Most requests go through Django's real ``ASGIHandler`` as a server runs it
+(``tests/asgi_support.py``): the view in a sync thread of the request's own, the response
+closed afterwards from the handler's task. A few go through ``django.test.AsyncClient``,
+which projects test with, and which closes the response otherwise (in the request's task, on
+a worker thread). Every answer must be the one WSGI gives.
+"""
+
+# The fixtures shared with test_query_cache are imported, and tests name them as parameters.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import threading
+import time
+
+import pytest
+import redis as redis_py
+from asgiref.sync import async_to_sync
+from django.core.cache import caches
+from django.db import connections
+from django.test import AsyncClient, override_settings
+
+from django_arc import redis_alias
+from django_arc.idempotency.execution import IdempotentExecution
+from django_arc.idempotency.models import IdempotencyRecord
+from shop.models import Product
+from tests.asgi_support import serve, serve_many, session_headers
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
+from tests.test_idempotency import BODY, URL, idempotency
+from tests.test_query_cache import CACHED, UNCACHED, documents, shop  # noqa: F401
+from tests.testapp.feature_resources import CachedProductResource, IdempotentProductResource
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)"),
+    # the requests run in threads of their own, on connections of their own: the test's
+    # writes must commit for them to see, and theirs for the test
+    pytest.mark.django_db(transaction=True),
+]
+
+CONDITIONAL_GET = "django.middleware.http.ConditionalGetMiddleware"
+
+
+@pytest.fixture(autouse=True)
+def redis_cache():
+    """The ``redis`` alias under a prefix of this test's own; ARC's cache pointed at it."""
+    configured = caches_with("redis", REDIS_URL)
+    with override_settings(
+        CACHES=configured, ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})
+    ):
+        redis_alias.reset_outage_warnings()
+        yield configured["redis"]
+
+
+@pytest.fixture
+def editor(shop):
+    """Headers of the first organization's editor, logged in with a session."""
+    return session_headers(shop["editor"].user, **{"x-organization-id": str(shop["a"].pk)})
+
+
+@pytest.fixture(params=["database", "cache"])
+def store(request, redis_cache):
+    """Each idempotency test runs on both stores."""
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(request.param))):
+        yield request.param
+
+
+@pytest.fixture
+def org():
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def writer(org):
+    """Headers of ``org``'s editor sending JSON, logged in with a session."""
+    user = MembershipFactory(organization=org, role="editor").user
+    return session_headers(
+        user, **{"x-organization-id": str(org.pk), "content-type": "application/json"}
+    )
+
+
+def refresh_locks(redis_cache):
+    client = redis_py.Redis.from_url(REDIS_URL)
+    try:
+        return list(client.scan_iter(f"{redis_cache['KEY_PREFIX']}*:refresh"))
+    finally:
+        client.close()
+
+
+def stale_seconds(monkeypatch, seconds=0.3):
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": seconds, "tags": ["t"]})
+
+
+# -- the query cache -------------------------------------------------------------------------------
+
+
+def test_a_stale_entry_is_refreshed_once_after_its_answer_and_its_lock_released(
+    shop, editor, monkeypatch, redis_cache
+):
+    """ASGIHandler closes the STALE answer from its own task, through the request's sync
+    thread: the refresh runs there once, the next read is a fresh HIT of the new rows, and
+    the lock is gone (passed on the first run: pins the handler's ``close()`` path)."""
+    from django_arc.querycache.read import CachedRead
+
+    stale_seconds(monkeypatch)
+    first = serve("GET", CACHED, editor)
+    Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
+    time.sleep(0.35)
+    reruns = []
+    real_rerun = CachedRead.rerun
+
+    def rerun(read):
+        reruns.append(threading.current_thread().name)
+        return real_rerun(read)
+
+    monkeypatch.setattr(CachedRead, "rerun", rerun)
+    stale = serve("GET", CACHED, editor)
+    assert (stale["x-cache"], stale.content) == ("STALE", first.content)
+    assert len(reruns) == 1
+    assert refresh_locks(redis_cache) == []
+    fresh = serve("GET", CACHED, editor)
+    assert fresh["x-cache"] == "HIT" and len(reruns) == 1
+    assert {d["name"] for d in json.loads(fresh.content)["docs"]} == {"Changed"}
+    assert fresh.content == serve("GET", UNCACHED, editor).content
+
+
+def test_a_stale_refresh_through_async_client_runs_once(shop, monkeypatch, redis_cache):
+    """``AsyncClient`` closes the response in the request's task on a worker thread (not
+    the handler's way): the refresh runs there, once, and releases its lock (passed on the
+    first run)."""
+    stale_seconds(monkeypatch)
+    client = AsyncClient()
+    client.force_login(shop["editor"].user)
+    org = {"x-organization-id": str(shop["a"].pk)}
+
+    def get(path):
+        return async_to_sync(client.get)(path, headers=org)
+
+    first = get(CACHED)
+    assert first.status_code == 200 and first["X-Cache"] == "MISS", first.content
+    Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
+    time.sleep(0.35)
+    stale = get(CACHED)
+    assert (stale["X-Cache"], stale.content) == ("STALE", first.content)
+    assert refresh_locks(redis_cache) == []
+    fresh = get(CACHED)
+    assert fresh["X-Cache"] == "HIT"
+    assert {d["name"] for d in fresh.json()["docs"]} == {"Changed"}
+    connections.close_all()
+
+
+def test_concurrent_asgi_reads_each_get_their_own_answer(shop):
+    """Reads of two organizations at once on one loop, each in its own sync thread with its
+    own Redis connection: nobody gets the other's rows (passed on the first run)."""
+    a = session_headers(shop["editor"].user, **{"x-organization-id": str(shop["a"].pk)})
+    b = session_headers(shop["admin_b"].user, **{"x-organization-id": str(shop["b"].pk)})
+    serve("GET", CACHED, a), serve("GET", CACHED, b)  # noqa: B018 - cached
+    answers = serve_many([("GET", CACHED, h, b"") for h in [a, b] * 4])
+    names = [{d["name"][0] for d in json.loads(x.content)["docs"]} for x in answers]
+    assert [x["x-cache"] for x in answers] == ["HIT"] * 8
+    assert names == [{"A"}, {"B"}] * 4
+
+
+def test_each_requests_redis_connection_goes_back_to_the_pool(shop, editor):
+    """A server's ``ThreadSensitiveContext`` gives every request a sync thread that ends
+    with it; the connection ``redis_alias`` keeps for that thread goes back to the pool then,
+    so requests do not pile up connections (passed on the first run)."""
+    serve("GET", CACHED, editor)
+    gc.collect()
+    pool = caches["redis"].client.get_client(write=True).connection_pool
+    in_use = len(pool._in_use_connections)  # the test thread's own, kept from other tests
+    server = redis_py.Redis.from_url(REDIS_URL)
+    try:
+        clients = len(server.client_list())
+        for _ in range(20):
+            assert serve("GET", CACHED, editor)["x-cache"] == "HIT"
+        gc.collect()  # a client the thread kept may wait for the collector, as any object
+        assert len(pool._in_use_connections) == in_use
+        assert len(server.client_list()) == clients
+    finally:
+        server.close()
+
+
+def test_redis_stopped_mid_test_answers_200_uncached_over_asgi(shop, editor, tmp_path, caplog):
+    """Redis gone between requests: the ASGI answer is the uncached one, a MISS, with one
+    warning (passed on the first run)."""
+    with redis_server(tmp_path) as server:
+        with override_settings(CACHES=caches_with("redis", server["url"])):
+            assert serve("GET", CACHED, editor)["x-cache"] == "MISS"
+            assert serve("GET", CACHED, editor)["x-cache"] == "HIT"
+            server["stop"]()
+            caplog.set_level(logging.WARNING, logger="django_arc.redis")
+            for _ in range(3):
+                answer = serve("GET", CACHED, editor)
+                assert (answer.status, answer["x-cache"]) == (200, "MISS")
+                assert answer.content == serve("GET", UNCACHED, editor).content
+    assert len([r for r in caplog.records if r.name == "django_arc.redis"]) == 1
+
+
+# -- idempotency keys ------------------------------------------------------------------------------
+
+
+def keyed(writer, key):
+    return {**writer, "idempotency-key": key}
+
+
+def test_a_retry_over_asgi_is_replayed_byte_for_byte(store, writer):
+    """Claim, store, replay over ASGI: the same bytes and headers plus
+    ``X-Idempotency-Replayed: true``, one row (passed on the first run)."""
+    body = json.dumps(BODY).encode()
+    first = serve("POST", URL, keyed(writer, "k-1"), body)
+    assert first.status == 201, first.content
+    again = serve("POST", URL, keyed(writer, "k-1"), body)
+    assert (again.status, again.content) == (201, first.content)
+    assert again["x-idempotency-replayed"] == "true"
+    assert again["content-type"] == first["content-type"]
+    assert Product.objects.count() == 1
+
+
+def test_two_concurrent_asgi_requests_with_one_key_run_once(store, writer, monkeypatch):
+    """Two keyed requests at once on one loop, each in its own sync thread: the second,
+    while the first is in flight, is a 409; a retry after gets the replay (passed on the
+    first run)."""
+    real_begin = IdempotentExecution.begin.__func__
+    answered = threading.Event()
+    claims = []
+
+    def begin(cls, view):
+        try:
+            execution = real_begin(cls, view)
+        except Exception:
+            answered.set()  # the repeat's answer: the first may go on
+            raise
+        claims.append(execution)
+        assert answered.wait(10)  # in flight until the repeat has been answered
+        return execution
+
+    monkeypatch.setattr(IdempotentExecution, "begin", classmethod(begin))
+    body = json.dumps(BODY).encode()
+    first, second = serve_many([("POST", URL, keyed(writer, "k-2"), body)] * 2)
+    statuses = sorted([first.status, second.status])
+    assert statuses == [201, 409], (first.content, second.content)
+    conflict = first if first.status == 409 else second
+    assert json.loads(conflict.content)["code"] == "IDEMPOTENCY_CONFLICT"
+    assert len(claims) == 1 and Product.objects.count() == 1
+    monkeypatch.undo()
+    retry = serve("POST", URL, keyed(writer, "k-2"), body)
+    assert retry["x-idempotency-replayed"] == "true"
+
+
+def test_a_5xx_over_asgi_is_not_stored_and_the_retry_runs(store, writer, monkeypatch):
+    """A route that crashes answers 500 over ASGI; the key is released and nothing is
+    written: the retry runs anew and creates the row once (passed on the first run)."""
+
+    def explode(self, request, data):
+        raise RuntimeError("database on fire")
+
+    body = json.dumps(BODY).encode()
+    with monkeypatch.context() as patch:
+        patch.setattr(IdempotentProductResource, "before_create", explode)
+        failed = serve("POST", URL, keyed(writer, "k-3"), body)
+    assert failed.status == 500 and json.loads(failed.content)["code"] == "INTERNAL_ERROR"
+    assert Product.objects.count() == 0
+    retry = serve("POST", URL, keyed(writer, "k-3"), body)
+    assert retry.status == 201 and retry.get("x-idempotency-replayed") is None
+    assert Product.objects.count() == 1
+
+
+@pytest.mark.parametrize("atomic_requests", [False, True])
+def test_a_keyed_write_over_asgi_is_stored_when_the_request_commits(
+    store, writer, monkeypatch, atomic_requests
+):
+    """With ``ATOMIC_REQUESTS`` Django wraps the sync view in its transaction inside the
+    request's sync thread; the cache store's answer is stored from that transaction's
+    ``on_commit`` (``_when_request_commits``), the database store's record commits with it:
+    either way the retry is a replay and one row exists (passed on the first run)."""
+    monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", atomic_requests)
+    body = json.dumps(BODY).encode()
+    first = serve("POST", URL, keyed(writer, "k-4"), body)
+    assert first.status == 201, first.content
+    if store == "database":
+        assert IdempotencyRecord.objects.filter(status=201).count() == 1
+    again = serve("POST", URL, keyed(writer, "k-4"), body)
+    assert (again.status, again.content) == (201, first.content)
+    assert again["x-idempotency-replayed"] == "true"
+    assert Product.objects.count() == 1
