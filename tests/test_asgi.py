@@ -23,7 +23,7 @@ import redis as redis_py
 from asgiref.sync import async_to_sync
 from django.core.cache import caches
 from django.db import connections
-from django.test import AsyncClient, override_settings
+from django.test import AsyncClient, Client, override_settings
 
 from django_arc import redis_alias
 from django_arc.idempotency.execution import IdempotentExecution
@@ -127,6 +127,85 @@ def test_a_stale_entry_is_refreshed_once_after_its_answer_and_its_lock_released(
     fresh = serve("GET", CACHED, editor)
     assert fresh["x-cache"] == "HIT" and len(reruns) == 1
     assert {d["name"] for d in json.loads(fresh.content)["docs"]} == {"Changed"}
+    assert fresh.content == serve("GET", UNCACHED, editor).content
+
+
+def test_a_stale_answer_a_middleware_replaces_is_refreshed_over_asgi(
+    shop, editor, monkeypatch, settings, redis_cache
+):
+    """``ConditionalGetMiddleware`` answers the STALE list with a 304. The refresh used to
+    wait in a ContextVar for ``request_finished``, which ASGIHandler sends from its own task,
+    where the request's task had set nothing: the refresh never ran, its lock stayed 30 s,
+    and the next reads were STALE. It now runs from the request's ``close()``."""
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, CONDITIONAL_GET]
+    stale_seconds(monkeypatch)
+    first = serve("GET", CACHED, editor)
+    assert first["x-cache"] == "MISS"
+    Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
+    time.sleep(0.35)
+    assert serve("GET", CACHED, {**editor, "if-none-match": first["etag"]}).status == 304
+    assert refresh_locks(redis_cache) == []
+    fresh = serve("GET", CACHED, editor)
+    assert fresh["x-cache"] == "HIT"
+    assert {d["name"] for d in json.loads(fresh.content)["docs"]} == {"Changed"}
+
+
+def test_a_replaced_stale_answer_is_refreshed_once_over_wsgi_too(shop, monkeypatch, settings):
+    """The same 304 over WSGI: the request's ``close()`` runs the refresh once (the
+    replaced response is never closed, and nothing else runs it)."""
+    from django_arc.querycache.read import CachedRead
+
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, CONDITIONAL_GET]
+    stale_seconds(monkeypatch)
+    wsgi = Client(headers={"x-organization-id": str(shop["a"].pk)})
+    wsgi.force_login(shop["editor"].user)
+    first = wsgi.get(CACHED)
+    time.sleep(0.35)
+    reruns = []
+    real_rerun = CachedRead.rerun
+    monkeypatch.setattr(CachedRead, "rerun", lambda read: reruns.append(1) or real_rerun(read))
+    assert wsgi.get(CACHED, headers={"if-none-match": first["ETag"]}).status_code == 304
+    assert reruns == [1]
+    assert wsgi.get(CACHED)["X-Cache"] == "HIT"
+    assert reruns == [1]
+
+
+class TokyoMiddleware:
+    """Activates Tokyo's time zone for the request, context-manager style (a sync-only
+    middleware: under ASGI Django runs it in the request's sync thread)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.utils import timezone
+
+        with timezone.override("Asia/Tokyo"):
+            return self.get_response(request)
+
+
+@pytest.mark.parametrize("replaced", [False, True], ids=["closed", "replaced-by-a-304"])
+def test_a_stale_entry_is_refreshed_in_its_time_zone_over_asgi(
+    shop, editor, monkeypatch, settings, replaced
+):
+    """The refresh runs after the middleware's override has ended (from the handler's task
+    under ASGI): Tokyo's entry is still written in Tokyo's time zone, whichever response the
+    server closes."""
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, CONDITIONAL_GET, f"{__name__}.TokyoMiddleware"]
+    stale_seconds(monkeypatch)
+    first = serve("GET", CACHED, editor)
+    assert json.loads(first.content)["docs"][0]["created_at"].endswith("+09:00")
+    Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
+    time.sleep(0.35)
+    if replaced:
+        assert serve("GET", CACHED, {**editor, "if-none-match": first["etag"]}).status == 304
+    else:
+        assert serve("GET", CACHED, editor)["x-cache"] == "STALE"
+    fresh = serve("GET", CACHED, editor)
+    assert fresh["x-cache"] == "HIT"
+    docs = json.loads(fresh.content)["docs"]
+    assert {d["name"] for d in docs} == {"Changed"}
+    assert all(d["created_at"].endswith("+09:00") for d in docs)
     assert fresh.content == serve("GET", UNCACHED, editor).content
 
 
