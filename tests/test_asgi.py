@@ -100,6 +100,45 @@ def stale_seconds(monkeypatch, seconds=0.3):
 # -- the query cache -------------------------------------------------------------------------------
 
 
+def test_miss_hit_and_stale_are_the_bytes_wsgi_answers(shop, editor, monkeypatch):
+    """Over ASGI a MISS, a HIT and a STALE carry the same bytes as the uncached route, and as
+    the same request over WSGI (Django's test client, the same session and ``Host``): the
+    two share the entry."""
+    stale_seconds(monkeypatch, 0.5)
+    wsgi = Client(headers={"x-organization-id": str(shop["a"].pk), "host": "testserver"})
+    wsgi.force_login(shop["editor"].user)
+    miss = serve("GET", CACHED, editor)
+    assert miss.status == 200 and miss["x-cache"] == "MISS"
+    assert miss.content == serve("GET", UNCACHED, editor).content
+    hit = serve("GET", CACHED, editor)
+    assert (hit["x-cache"], hit.content) == ("HIT", miss.content)
+    over_wsgi = wsgi.get(CACHED)
+    assert (over_wsgi["X-Cache"], over_wsgi.content) == ("HIT", miss.content)
+    assert hit["content-type"] == over_wsgi["Content-Type"]
+    time.sleep(0.55)
+    stale = serve("GET", CACHED, editor)
+    assert (stale["x-cache"], stale.content) == ("STALE", miss.content)
+
+
+def test_an_answer_rendered_for_http_is_never_served_to_https_over_asgi(documents):
+    """A file's URL is written with the request's scheme. Under ASGI the scheme is the
+    scope's, not ``META['wsgi.url_scheme']`` (which the entry key read, and ASGI has not):
+    the http answer was served as a HIT to an https request on the same host and port, its
+    links http://."""
+    cached, uncached = documents
+    http = serve("GET", cached)
+    assert http["x-cache"] == "MISS"
+    assert json.loads(http.content)["docs"][0]["file"].startswith("http://testserver/")
+    for scheme in ("https", "http"):
+        for _ in range(2):
+            answer = serve("GET", cached, scheme=scheme)
+            assert answer.content == serve("GET", uncached, scheme=scheme).content, scheme
+        assert answer["x-cache"] == "HIT"
+    assert json.loads(answer.content)["docs"][0]["file"].startswith("http://testserver/")
+    secure = serve("GET", cached, scheme="https")
+    assert json.loads(secure.content)["docs"][0]["file"].startswith("https://testserver/")
+
+
 def test_a_stale_entry_is_refreshed_once_after_its_answer_and_its_lock_released(
     shop, editor, monkeypatch, redis_cache
 ):
