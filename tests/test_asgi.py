@@ -23,14 +23,15 @@ import redis as redis_py
 from asgiref.sync import async_to_sync
 from django.core.cache import caches
 from django.db import connections
+from django.http import StreamingHttpResponse
 from django.test import AsyncClient, Client, override_settings
 
-from django_arc import redis_alias
+from django_arc import arc, redis_alias
 from django_arc.idempotency.execution import IdempotentExecution
 from django_arc.idempotency.models import IdempotencyRecord
 from shop.models import Product
 from tests.asgi_support import serve, serve_many, session_headers
-from tests.factories import MembershipFactory, OrganizationFactory
+from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
 from tests.test_idempotency import BODY, URL, idempotency
 from tests.test_query_cache import CACHED, UNCACHED, documents, shop  # noqa: F401
@@ -408,3 +409,63 @@ def test_a_keyed_write_over_asgi_is_stored_when_the_request_commits(
     assert (again.status, again.content) == (201, first.content)
     assert again["x-idempotency-replayed"] == "true"
     assert Product.objects.count() == 1
+
+
+def export_route(monkeypatch, org, asynchronous):
+    """The ``raise_prices`` route of ``idem-products`` as an export: it writes, then streams
+    the rows as CSV from an (a)synchronous iterator."""
+    row = ProductFactory(organization=org, price=4)
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+    lines = [b"id,price\n", f"{row.pk},100\n".encode()]
+
+    def export(view, request, **kwargs):
+        view.get_queryset().update(price=100)
+        if asynchronous:
+
+            async def rows():
+                for line in lines:
+                    yield line
+
+            return StreamingHttpResponse(rows(), content_type="text/csv")
+        return StreamingHttpResponse(iter(lines), content_type="text/csv")
+
+    monkeypatch.setattr(spec, "handler", export)
+    return row, b"".join(lines)
+
+
+@pytest.mark.parametrize("asynchronous", [True, False], ids=["async-iterator", "iterator"])
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+def test_a_keyed_streamed_answer_over_asgi_is_sent_and_replayed(
+    store, org, writer, monkeypatch, asynchronous
+):
+    """A keyed route streaming from an asynchronous iterator (what Django serves best under
+    ASGI) was a 500: the answer to store was joined as if it were a list, which an async
+    iterator is not (the database store also rolled the writes back). It is read through
+    ``async_to_sync`` and streamed as it was."""
+    row, csv = export_route(monkeypatch, org, asynchronous)
+    url = f"{URL}raise-prices/"
+    first = serve("POST", url, keyed(writer, "s-1"), b"{}")
+    assert (first.status, first.content) == (200, csv)
+    row.refresh_from_db()
+    assert row.price == 100
+    Product.objects.filter(pk=row.pk).update(price=4)
+    again = serve("POST", url, keyed(writer, "s-1"), b"{}")
+    assert (again.status, again.content) == (200, csv)
+    assert again["x-idempotency-replayed"] == "true" and again["content-type"] == "text/csv"
+    row.refresh_from_db()
+    assert row.price == 4
+
+
+def test_a_keyed_answer_streamed_asynchronously_over_wsgi_is_replayed(store, org, monkeypatch):
+    """The same async export over WSGI (Django consumes it there with ``async_to_sync``)."""
+    user = MembershipFactory(organization=org, role="editor").user
+    client = Client(headers={"x-organization-id": str(org.pk), "idempotency-key": "s-2"})
+    client.force_login(user)
+    row, csv = export_route(monkeypatch, org, asynchronous=True)
+    url = f"{URL}raise-prices/"
+    with pytest.warns(Warning, match="StreamingHttpResponse"):
+        first = client.post(url, {}, content_type="application/json")
+        assert first.status_code == 200, first.content
+        assert b"".join(first) == csv
+    again = client.post(url, {}, content_type="application/json")
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == csv
