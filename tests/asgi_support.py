@@ -87,7 +87,8 @@ async def _request(
     headers: dict[str, str],
     body: bytes,
     scheme: str = "http",
-) -> Answer:
+    leave: threading.Event | None = None,
+) -> Answer | None:
     messages: list[dict[str, Any]] = []
     sent = asyncio.Event()
     body_read = False
@@ -97,6 +98,10 @@ async def _request(
         if not body_read:
             body_read = True
             return {"type": "http.request", "body": body, "more_body": False}
+        if leave is not None:  # the client goes away once told to, answered or not
+            while not leave.is_set():
+                await asyncio.sleep(0.01)
+            return {"type": "http.disconnect"}
         await sent.wait()  # the client stays until the answer is whole
         await asyncio.Event().wait()
         return {"type": "http.disconnect"}
@@ -107,6 +112,8 @@ async def _request(
             sent.set()
 
     await handler(scope_of(method, url, headers, body, scheme), receive, send)
+    if not messages:
+        return None  # the client left before the answer
     start = messages[0]
     return Answer(
         status=start["status"],
@@ -142,11 +149,15 @@ def serve(
     headers: dict[str, str] | None = None,
     body: bytes = b"",
     scheme: str = "http",
-) -> Answer:
+    leave: threading.Event | None = None,
+) -> Answer | None:
     """One request through ``ASGIHandler``, as a server runs it (``scheme`` is the
-    scope's: what the server was reached over)."""
+    scope's: what the server was reached over). With ``leave``, the client disconnects once
+    it is set; ``None`` when that was before the answer."""
     handler = ASGIHandler()
-    return _in_own_thread(lambda: _request(handler, method, url, headers or {}, body, scheme))
+    return _in_own_thread(
+        lambda: _request(handler, method, url, headers or {}, body, scheme, leave)
+    )
 
 
 def serve_many(requests: list[tuple[str, str, dict[str, str], bytes]]) -> list[Answer]:
