@@ -248,6 +248,29 @@ def test_a_stale_entry_is_refreshed_in_its_time_zone_over_asgi(
     assert fresh.content == serve("GET", UNCACHED, editor).content
 
 
+@pytest.mark.parametrize("atomic_requests", [False, True])
+def test_a_write_over_asgi_retires_the_cached_answers_before_its_answer(
+    shop, editor, monkeypatch, atomic_requests
+):
+    """A create over ASGI bumps the versions when its writes commit, inside the request's
+    sync thread and before its answer is sent (with ``ATOMIC_REQUESTS`` too): the next ASGI
+    read is a MISS with the new row, equal to the uncached route (passed on the first run)."""
+    monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", atomic_requests)
+    assert serve("GET", CACHED, editor)["x-cache"] == "MISS"
+    assert serve("GET", CACHED, editor)["x-cache"] == "HIT"
+    created = serve(
+        "POST",
+        CACHED,
+        {**editor, "content-type": "application/json"},
+        json.dumps({**BODY, "name": "Fresh"}).encode(),
+    )
+    assert created.status == 201, created.content
+    after = serve("GET", CACHED, editor)
+    assert after["x-cache"] == "MISS"
+    assert "Fresh" in {d["name"] for d in json.loads(after.content)["docs"]}
+    assert after.content == serve("GET", UNCACHED, editor).content
+
+
 def test_a_stale_refresh_through_async_client_runs_once(shop, monkeypatch, redis_cache):
     """``AsyncClient`` closes the response in the request's task on a worker thread (not
     the handler's way): the refresh runs there, once, and releases its lock (passed on the
