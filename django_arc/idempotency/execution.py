@@ -17,8 +17,10 @@ stored. A 5xx is never stored: the key is released and a retry runs anew.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db import connections, transaction
 from django.http import HttpResponse
 from rest_framework.exceptions import UnsupportedMediaType
@@ -351,14 +353,29 @@ def _request_transactions() -> list[str]:
 def _content(response: Any) -> bytes:
     """The body the client gets, as stored for repeats: rendered (DRF's responses render
     late), or, for a streaming response (an export from a route), read whole and handed back
-    to the response, so the route's answer is kept and replayed like any other."""
+    to the response, so the route's answer is kept and replayed like any other. An
+    asynchronous iterator (what Django streams best under ASGI) is read through
+    ``async_to_sync`` — on the server's event loop under ASGI — and handed back as one: joined
+    as if it were a list, it failed, and the keyed request answered 500."""
     if getattr(response, "streaming", False):
-        body = b"".join(response.streaming_content)
-        response.streaming_content = [body]
+        if getattr(response, "is_async", False):
+            body = async_to_sync(_read_async)(response.streaming_content)
+            response.streaming_content = _replay_async(body)
+        else:
+            body = b"".join(response.streaming_content)
+            response.streaming_content = [body]
         return body
     if hasattr(response, "render"):
         response.render()
     return bytes(response.content)
+
+
+async def _read_async(parts: AsyncIterator[bytes]) -> bytes:
+    return b"".join([part async for part in parts])
+
+
+async def _replay_async(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 class _Rollback(Exception):  # noqa: N818 - a signal to Atomic, never raised

@@ -126,14 +126,14 @@ def _field_access(view: Any) -> list[Any]:
 
 
 #: What the scheme and host of a request's absolute URLs are read from (``HttpRequest.scheme``
-#: and ``get_host()``: the Host header, the server's name and port, the WSGI scheme, and the
-#: proxy headers Django reads when told to trust them), and ``SCRIPT_NAME``, which
-#: ``reverse()`` starts every path with.
+#: and ``get_host()``: the Host header, the server's name and port, the proxy headers Django
+#: reads when told to trust them), and ``SCRIPT_NAME``, which ``reverse()`` starts every path
+#: with. The server's own scheme is not in ``META`` under ASGI: :func:`_rendering` asks the
+#: request for it.
 _ORIGIN_META = (
     "HTTP_HOST",
     "SERVER_NAME",
     "SERVER_PORT",
-    "wsgi.url_scheme",
     "HTTP_X_FORWARDED_HOST",
     "HTTP_X_FORWARDED_PORT",
     "SCRIPT_NAME",
@@ -150,7 +150,9 @@ def _rendering(request: Any) -> list[Any]:
     http, must never be served to a request for another host, or for https, and one project
     mounted twice (``SCRIPT_NAME`` ``/v1``, ``/api``) writes two paths for one link.
 
-    Recorded as the request's own values (:data:`_ORIGIN_META` and the header
+    Recorded as the request's own values (:data:`_ORIGIN_META`, the scheme the server was
+    reached over — ``wsgi.url_scheme`` under WSGI, the scope's under ASGI, which has no such
+    ``META`` key: keyed by ``META`` alone, an http answer was served to https — and the header
     ``SECURE_PROXY_SSL_HEADER`` names), not as ``get_host()`` and ``scheme`` compute them:
     those validate and combine the same values at several times the cost, and a value
     Django's reading would ignore (a forwarded host it does not trust) only makes another
@@ -164,6 +166,7 @@ def _rendering(request: Any) -> list[Any]:
         request.accepted_media_type,
         timezone.get_current_timezone_name() if settings.USE_TZ else None,
         [meta.get(name) for name in _ORIGIN_META],
+        request._request._get_scheme(),
         meta.get(proxy_ssl[0]) if proxy_ssl else None,
     ]
 

@@ -7,9 +7,9 @@ scope, permissions and throttles, so a caller who may not list gets no cached li
 - fresh entry → its bytes, ``X-Cache: HIT``, without running the route (no SQL for the rows);
 - stale entry → its bytes at once, ``X-Cache: STALE``; the one request that wins the
   refresh lock recomputes the entry after its response has been sent (``close()``, which the
-  WSGI server calls after the last byte, or ``request_finished`` when a middleware answered
-  with another response), others just serve it; a recomputed answer that is
-  no longer a 200 drops the entry;
+  server calls after the last byte, or the request's own ``close()``, which Django's handlers
+  add to whichever response is closed, when a middleware answered with another response),
+  others just serve it; a recomputed answer that is no longer a 200 drops the entry;
 - no valid entry → the route runs, ``X-Cache: MISS``, and a 200 is stored;
 - Redis away → the route runs, ``X-Cache: MISS``, nothing stored, one warning per interval.
 
@@ -23,13 +23,11 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.core.signals import request_finished
 from django.db import DatabaseError, connections, router
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone, translation
 from rest_framework.exceptions import APIException
 
@@ -49,13 +47,6 @@ HTTP_ERRORS = (APIException, Http404, PermissionDenied)
 CACHED_ACTIONS = ("list", "retrieve")
 
 
-#: the refresh this request won the lock for, until it has run: a middleware may answer with
-#: another response (``ConditionalGetMiddleware``'s 304), which the server closes instead
-_pending_refresh: ContextVar[Callable[[], None] | None] = ContextVar(
-    "django_arc_querycache_refresh", default=None
-)
-
-
 class _RefreshingResponse(HttpResponse):
     """A STALE answer that recomputes its entry once the server has sent it."""
 
@@ -64,9 +55,7 @@ class _RefreshingResponse(HttpResponse):
     def close(self) -> None:
         refresh, self.refresh = self.refresh, None
         if refresh is not None:
-            if _pending_refresh.get() is refresh:
-                _pending_refresh.set(None)
-            refresh()  # once: a second call (request_finished's) does nothing
+            refresh()  # once: a second call (the request's close()) does nothing
         super().close()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -77,19 +66,25 @@ class _RefreshingResponse(HttpResponse):
         return state
 
 
-def _refresh_replaced(**kwargs: Any) -> None:
-    """``request_finished`` — sent by whichever response the server closed — runs the refresh
-    of a STALE answer a middleware replaced, so its lock does not keep later reads STALE
-    until it expires. (It runs after Django's own receiver has given back the request's
-    database connections: a connection it opens is given back when the thread's next
-    request starts.)"""
-    refresh = _pending_refresh.get()
-    if refresh is not None:
-        _pending_refresh.set(None)
-        refresh()
+def _refresh_when_closed(request: HttpRequest, refresh: Callable[[], None]) -> None:
+    """Run ``refresh`` when ``request`` is closed, whatever response the server closes.
 
+    A middleware may answer with another response (``ConditionalGetMiddleware``'s 304), and the
+    server closes that one, never the STALE answer. Django's handlers (WSGI and ASGI) add the
+    request's ``close()`` to the closers of the response they hand the server, so the refresh
+    goes there: it runs before ``request_finished`` gives the request's database connections
+    back. It used to wait in a ContextVar for ``request_finished``; under ASGI that signal is
+    sent from the handler's own task, which never sees what the request's task set, so the
+    refresh never ran and the lock kept the entry STALE until it expired."""
+    close = request.close
 
-request_finished.connect(_refresh_replaced, dispatch_uid="django_arc.querycache.refresh")
+    def closed() -> None:
+        try:
+            refresh()
+        finally:
+            close()
+
+    request.close = closed  # type: ignore[method-assign]
 
 
 def rendered(view: Any, response: Any) -> bytes:
@@ -229,7 +224,7 @@ class CachedRead:
         self.lock = self.store.try_lock(self.key) if state == "STALE" else None
         if self.lock is not None:
             response.refresh = self.refresh_later()
-            _pending_refresh.set(response.refresh)
+            _refresh_when_closed(view.request._request, response.refresh)
         return response
 
     def finish(self, response: Any) -> None:
@@ -266,8 +261,8 @@ class CachedRead:
         )
 
     def refresh_later(self) -> Callable[[], None]:
-        """:meth:`refresh`, to run once from ``close()`` (or ``request_finished``) in the time
-        zone and language active now.
+        """:meth:`refresh`, to run once from the response's or the request's ``close()`` in the
+        time zone and language active now.
 
         ``close()`` runs after the middleware that activated them for the request (``with
         timezone.override(...)``) has returned, while the entry is keyed under them: refreshed
@@ -276,7 +271,7 @@ class CachedRead:
         pending = [True]
 
         def refresh() -> None:
-            if pending:  # once, whichever of close() and request_finished calls it first
+            if pending:  # once, whichever of the response's and request's close() comes first
                 pending.clear()
                 with timezone.override(zone), translation.override(language):
                     self.refresh()
