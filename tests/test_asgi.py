@@ -440,8 +440,9 @@ def test_a_keyed_write_over_asgi_is_stored_when_the_request_commits(
 ):
     """With ``ATOMIC_REQUESTS`` Django wraps the sync view in its transaction inside the
     request's sync thread; the cache store's answer is stored from that transaction's
-    ``on_commit`` (``IdempotentExecution._store_answer``), the database store's record commits with it:
-    either way the retry is a replay and one row exists (passed on the first run)."""
+    ``on_commit`` (``IdempotentExecution._store_answer``), the database store's record
+    commits with it: either way the retry is a replay and one row exists (passed on the
+    first run)."""
     monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", atomic_requests)
     body = json.dumps(BODY).encode()
     first = serve("POST", URL, keyed(writer, "k-4"), body)
