@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+from django.core.cache import caches
 from django.test import override_settings
 
 from django_arc.membership import cached_resolver
@@ -28,6 +29,28 @@ def test_caches_roles_and_non_membership():
         cached.invalidate(1, "5")
         assert cached(user, "5") == expected
         assert len(calls) == 2
+
+
+def test_invalidate_forgets_every_spelling_and_a_lost_generation_is_a_miss():
+    """A resolver may read ``"01"`` as organization 1: ``invalidate(user, 1)`` must forget
+    that spelling's answer too, not leave a revoked member its roles for ``ttl``. The
+    user's generation evicted (an LRU cache) makes its answers misses, never hits."""
+    resolver, calls = counting(["viewer"])
+    cached = cached_resolver(resolver, prefix="spellings")
+    user = SimpleNamespace(pk=4)
+    for org in ("1", "01", "2"):
+        assert cached(user, org) == ["viewer"]
+        assert cached(user, org) == ["viewer"]
+    assert len(calls) == 3
+    cached.invalidate(4, 1)
+    for org in ("1", "01", "2"):
+        assert cached(user, org) == ["viewer"]
+    assert len(calls) == 6
+    caches["default"].delete("spellings.g:4")
+    assert cached(user, "01") == ["viewer"]
+    assert len(calls) == 7
+    assert cached(user, "01") == ["viewer"]
+    assert len(calls) == 7
 
 
 def test_odd_org_ids_get_portable_keys():
