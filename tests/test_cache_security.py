@@ -15,12 +15,14 @@ import uuid
 
 import pytest
 from django.test import override_settings
+from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, presets, redis_alias
 from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.clients import ServiceClient
 from django_arc.membership import cached_resolver
+from shop.membership import resolve_membership
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
 from tests.helpers import assert_error, client_for, site_mounted
@@ -454,3 +456,70 @@ def test_a_service_client_and_a_user_of_its_org_sending_one_key_each_run(shop):
     assert "X-Idempotency-Replayed" not in second
     assert second.status_code == plain.status_code != 201, second.content
     assert Product.objects.filter(sku="K-1").count() == 1
+
+
+# -- a project serializer reading the scope ------------------------------------------------------
+
+
+class ScopeAwareProductSerializer(serializers.ModelSerializer):
+    """A project serializer rendering from the caller's scope — its org roles, service
+    scopes and context — as a project may (``can_edit``, a branch's own price list): output
+    django-arc cannot see into, keyed by the whole scope."""
+
+    roles = serializers.SerializerMethodField()
+    branch = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "roles", "branch"]
+
+    def get_roles(self, obj):
+        return sorted(self.context["request"].arc_scope.org_roles)
+
+    def get_branch(self, obj):
+        return self.context["request"].arc_scope.context.get("branch_id")
+
+
+scope_site = ResourceSite(name="scoped")
+
+
+class _ScopeAwareProducts(Resource):
+    model = Product
+    serializer_class = ScopeAwareProductSerializer
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+
+
+@scope_site.register
+class CachedScopeAwareProductResource(_ScopeAwareProducts):
+    name = "products"
+    cache = {"stale_seconds": 30}
+
+
+@scope_site.register
+class UncachedScopeAwareProductResource(_ScopeAwareProducts):
+    name = "uncached-products"
+    cache = False
+
+
+def test_a_project_serializer_reading_the_scope_gets_an_entry_per_role_and_context(shop, settings):
+    """The key held the caller's kind and id for a project serializer, not its org roles
+    or context: the same user demoted from admin to viewer got the admin's cached answer
+    (``"roles": ["admin"]``), and the same user in branch south got branch north's."""
+    admin = member(shop["a"], "admin")
+    cached, uncached = "/scoped/products/", "/scoped/uncached-products/"
+    with site_mounted(settings, "scoped", scope_site):
+        for path in ("", f"{Product.objects.filter(organization=shop['a']).first().pk}/"):
+            first = hit_twins(admin, cached + path, uncached + path)
+            assert "admin" in first.content.decode()
+            north = hit_twins(
+                admin, cached + path, uncached + path, HTTP_X_ARC_CONTEXT_BRANCH_ID="north"
+            )
+            south = twins(
+                admin, cached + path, uncached + path, HTTP_X_ARC_CONTEXT_BRANCH_ID="south"
+            )
+            assert north.content != south.content
+        Membership.objects.filter(user=admin.user).update(role="viewer")
+        resolve_membership.invalidate(admin.user.pk, shop["a"].pk)
+        demoted = twins(admin, cached, uncached)
+        assert "admin" not in demoted.content.decode()

@@ -21,7 +21,8 @@ things we remembered to include:
   active time zone (datetimes are written in the current time zone), and the scheme and host
   the request came in on (file and hyperlinked fields are written as absolute URLs);
 - with a project ``serializer_class`` or ``pagination_class``, whose output django-arc cannot
-  see into, the caller itself, the whole query string and the active language.
+  see into, the caller itself (its whole scope: roles, context and elevation included), the
+  whole query string and the active language.
 
 The resource and the organization are spelled out in the key too, for people reading Redis;
 the resource's class is in the digest, since two resources may share a site and resource name
@@ -169,14 +170,24 @@ def _rendering(request: Any) -> list[Any]:
 
 
 def _caller(view: Any) -> list[Any]:
-    """The caller, the full query string and the active language: for output django-arc
-    cannot see into (a project serializer may translate or localize what it writes)."""
+    """The caller — its whole scope: kind, user, client, organization, org and user roles,
+    service scopes, elevation and context — the full query string and the active language:
+    for output django-arc cannot see into (a project serializer may render from any of them,
+    ``can_edit`` from the org roles, a branch's prices from the context, or translate and
+    localize what it writes). The same user demoted, or in another branch, is another
+    caller to it."""
     scope = view.scope
     params = view.request.query_params
     return [
         scope.kind,
         scope.user_id,
         scope.client_id,
+        scope.organization_id,
+        sorted(scope.org_roles),
+        sorted(scope.user_roles),
+        sorted(scope.scopes),
+        scope.elevated_by,
+        sorted(scope.context.items()),
         sorted((key, params.getlist(key)) for key in params),
         translation.get_language(),
     ]
