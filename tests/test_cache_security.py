@@ -16,6 +16,7 @@ import uuid
 import pytest
 from django.test import override_settings
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
 from django_arc import Resource, ResourceSite, presets, redis_alias
 from django_arc import fields as F
@@ -523,3 +524,51 @@ def test_a_project_serializer_reading_the_scope_gets_an_entry_per_role_and_conte
         resolve_membership.invalidate(admin.user.pk, shop["a"].pk)
         demoted = twins(admin, cached, uncached)
         assert "admin" not in demoted.content.decode()
+
+
+# -- a project renderer reading the request ------------------------------------------------------
+
+
+class SignedJSONRenderer(JSONRenderer):
+    """A project JSON renderer that writes who asked into every answer (a signature, an
+    audit stamp): output django-arc cannot see into, like a project serializer's."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        request = (renderer_context or {}).get("request")
+        if isinstance(data, dict) and request is not None:
+            data = {**data, "for": getattr(request.user, "username", None)}
+        return super().render(data, accepted_media_type, renderer_context)
+
+
+render_site = ResourceSite(name="rendered")
+
+
+class _RenderedProducts(Resource):
+    model = Product
+    fields = ["id", "name"]
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+    renderer_classes = [SignedJSONRenderer]
+
+
+@render_site.register
+class CachedRenderedProductResource(_RenderedProducts):
+    name = "products"
+    cache = {"stale_seconds": 30}
+
+
+@render_site.register
+class UncachedRenderedProductResource(_RenderedProducts):
+    name = "uncached-products"
+    cache = False
+
+
+def test_a_project_renderer_gets_an_entry_per_caller(shop, settings):
+    """Only the renderer's class was in the key: two viewers of one organization shared an
+    entry, and the second got the answer signed for the first."""
+    first, second = member(shop["a"], "viewer"), member(shop["a"], "viewer")
+    cached, uncached = "/rendered/products/", "/rendered/uncached-products/"
+    with site_mounted(settings, "rendered", render_site):
+        for client in (first, second):
+            answer = hit_twins(client, cached, uncached)
+            assert answer.json()["for"] == client.user.username

@@ -20,8 +20,8 @@ things we remembered to include:
   it accepted, parameters included (``application/json; indent=4`` renders other bytes), the
   active time zone (datetimes are written in the current time zone), and the scheme and host
   the request came in on (file and hyperlinked fields are written as absolute URLs);
-- with a project ``serializer_class`` or ``pagination_class``, whose output django-arc cannot
-  see into, the caller itself (its whole scope: roles, context and elevation included), the
+- with a project ``serializer_class``, ``pagination_class`` or JSON renderer, whose output
+  django-arc cannot see into, the caller itself (its whole scope: roles, context and elevation included), the
   whole query string and the active language.
 
 The resource and the organization are spelled out in the key too, for people reading Redis;
@@ -46,6 +46,7 @@ from django.core.signals import setting_changed
 from django.db.models import Prefetch, QuerySet
 from django.db.models.expressions import Col
 from django.utils import timezone, translation
+from rest_framework.renderers import JSONRenderer
 
 from .. import querystring
 from ..exceptions import NotFound
@@ -193,6 +194,12 @@ def _caller(view: Any) -> list[Any]:
     ]
 
 
+#: the renderers whose bytes are a function of the data alone; a project's (a JSON renderer
+#: stamping who asked, from its ``renderer_context``) is output django-arc cannot see into,
+#: keyed by the caller as a project serializer is
+OWN_RENDERERS = frozenset({JSONRenderer})
+
+
 def list_parts(view: Any) -> list[Any]:
     """What a list answer depends on (see the module docstring).
 
@@ -306,7 +313,11 @@ def retrieve_parts(view: Any) -> list[Any] | None:
 def entry_key(view: Any, parts: list[Any]) -> str:
     """The Redis key (before the alias's prefix) of the answer ``parts`` describe."""
     resource = view.resource
-    shared = resource.serializer_class is None and resource.pagination_class is None
+    shared = (
+        resource.serializer_class is None
+        and resource.pagination_class is None
+        and type(view.request.accepted_renderer) in OWN_RENDERERS
+    )
     declared = type(resource)
     material = [
         # the declaration: two resources may share a site and resource name (a model's
