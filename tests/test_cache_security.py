@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
@@ -241,6 +242,7 @@ class _Articles(Resource):
         "delete": ADMIN_OR_OWNER,
     }
     field_permissions = {"secret": F.visible_to("admin"), "views": F.redact_for("viewer", mask=0)}
+    idempotent = True
 
 
 @sec_site.register
@@ -572,3 +574,37 @@ def test_a_project_renderer_gets_an_entry_per_caller(shop, settings):
         for client in (first, second):
             answer = hit_twins(client, cached, uncached)
             assert answer.json()["for"] == client.user.username
+
+
+def test_a_restore_key_replayed_by_another_owner_is_their_own_404(articles):
+    """alice restores her row under a key; bob, sending the same key and body to the same
+    path, gets the 404 his own request gets, never alice's stored 200 (nor its row)."""
+    alice, bob = articles["alice"], articles["bob"]
+    row = Article.objects.filter(owner=alice.user).first()
+    assert alice.delete(f"{ARTICLES}{row.pk}/").status_code == 200
+    key = {"HTTP_IDEMPOTENCY_KEY": "restore-1"}
+    restored = alice.post(f"{ARTICLES}{row.pk}/restore/", {}, format="json", **key)
+    assert restored.status_code == 200, restored.content
+    replay = alice.post(f"{ARTICLES}{row.pk}/restore/", {}, format="json", **key)
+    assert replay["X-Idempotency-Replayed"] == "true" and replay.content == restored.content
+    Article.objects.filter(pk=row.pk).update(deleted_at=timezone.now())
+    theirs = bob.post(f"{ARTICLES}{row.pk}/restore/", {}, format="json", **key)
+    assert "X-Idempotency-Replayed" not in theirs
+    assert_error(theirs, 404, "NOT_FOUND")
+    assert Article.objects.get(pk=row.pk).deleted_at is not None
+
+
+def test_a_bulk_key_replayed_in_another_tenant_runs_there(shop):
+    """A bulk delete of org a's rows under a key, sent with the same key and body by an
+    admin of org b: a run of b's own (a's ids are not b's rows), never a's stored answer."""
+    admin_a, admin_b = member(shop["a"], "admin"), member(shop["b"], "admin")
+    ids = list(Product.objects.filter(organization=shop["a"]).values_list("pk", flat=True))
+    key = {"HTTP_IDEMPOTENCY_KEY": "bulk-1"}
+    body = {"ids": ids[:2]}
+    mine = admin_a.delete(f"{KEYED}bulk/", body, format="json", **key)
+    assert mine.status_code == 200 and mine.json()["data"]["deleted"] == 2, mine.content
+    theirs = admin_b.delete(f"{KEYED}bulk/", body, format="json", **key)
+    plain = admin_b.delete(f"{KEYED}bulk/", body, format="json")
+    assert "X-Idempotency-Replayed" not in theirs
+    assert theirs.status_code == plain.status_code and theirs.status_code != 200
+    assert Product.objects.filter(organization=shop["b"]).count() == 3
