@@ -24,6 +24,7 @@ from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.clients import ServiceClient
 from django_arc.membership import cached_resolver
+from django_arc.outbox import OutboxEvent
 from shop.membership import resolve_membership
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
@@ -608,3 +609,13 @@ def test_a_bulk_key_replayed_in_another_tenant_runs_there(shop):
     assert "X-Idempotency-Replayed" not in theirs
     assert theirs.status_code == plain.status_code and theirs.status_code != 200
     assert Product.objects.filter(organization=shop["b"]).count() == 3
+
+
+def test_an_elevated_hit_is_audited_like_its_miss(shop):
+    """The elevation is recorded when the scope is resolved, before the cache is asked: a
+    HIT answered to a platform admin leaves its own ``arc.scope.elevated`` event."""
+    boss = UserFactory(is_superuser=True)
+    elevated = client_for(boss, HTTP_X_ARC_SCOPE="platform")
+    assert elevated.get(CACHED)["X-Cache"] == "MISS"
+    assert elevated.get(CACHED)["X-Cache"] == "HIT"
+    assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 2
