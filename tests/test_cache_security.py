@@ -619,3 +619,57 @@ def test_an_elevated_hit_is_audited_like_its_miss(shop):
     assert elevated.get(CACHED)["X-Cache"] == "MISS"
     assert elevated.get(CACHED)["X-Cache"] == "HIT"
     assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 2
+
+
+def test_an_admin_demoted_to_owner_rows_no_longer_gets_the_tenants_list(articles):
+    """An admin sees every row of the tenant, the same user as a viewer only its own:
+    the permission's row filter is in the key, so the demotion is a MISS of its own."""
+    admin = articles["admin"]
+    Article.objects.create(organization=articles["a"], owner=admin.user, slug="mine", title="m")
+    everything = hit_twins(admin, ARTICLES, UNCACHED_ARTICLES)
+    assert len(everything.json()["docs"]) == 6
+    Membership.objects.filter(user=admin.user).update(role="viewer")
+    resolve_membership.invalidate(admin.user.pk, articles["a"].pk)
+    own = hit_twins(admin, ARTICLES, UNCACHED_ARTICLES)
+    assert [d["slug"] for d in own.json()["docs"]] == ["mine"]
+
+
+catalogue_site = ResourceSite(name="catalogue")
+
+
+class _Catalogue(Resource):
+    """A shared catalogue: anonymous and org-less callers read every tenant's rows, members
+    their own tenant's; ``cost`` only for admins."""
+
+    model = Product
+    fields = ["id", "name", "cost", "organization"]
+    presets = [presets.MultiTenant(allow_public_reads=True)]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    field_permissions = {"cost": F.visible_to("admin")}
+
+
+@catalogue_site.register
+class CachedCatalogueResource(_Catalogue):
+    name = "products"
+    cache = {"stale_seconds": 30}
+
+
+@catalogue_site.register
+class UncachedCatalogueResource(_Catalogue):
+    name = "uncached-products"
+    cache = False
+
+
+def test_anonymous_org_less_and_member_callers_of_a_public_catalogue(shop, settings):
+    anonymous = client_for()
+    anonymous_naming_an_org = client_for(HTTP_X_ORGANIZATION_ID=str(shop["a"].pk))
+    orgless = client_for(UserFactory())
+    admin = member(shop["a"], "admin")
+    superuser = client_for(UserFactory(is_superuser=True), HTTP_X_ARC_SCOPE="platform")
+    cached, uncached = "/catalogue/products/", "/catalogue/uncached-products/"
+    with site_mounted(settings, "catalogue", catalogue_site):
+        for client in (admin, anonymous, anonymous_naming_an_org, orgless, superuser, admin):
+            hit_twins(client, cached, uncached)
+        assert len(anonymous.get(cached).json()["docs"]) == 6
+        assert all("cost" not in d for d in anonymous.get(cached).json()["docs"])
+        assert len(admin.get(cached).json()["docs"]) == 3
