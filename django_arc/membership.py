@@ -76,7 +76,7 @@ def cached_resolver(
         cached = found.get(key)
         if (
             generation is not None
-            and isinstance(cached, tuple)
+            and isinstance(cached, (tuple, list))  # a JSON serializer gives lists
             and len(cached) == 2
             and cached[0] == generation
         ):

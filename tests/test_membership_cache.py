@@ -53,6 +53,26 @@ def test_invalidate_forgets_every_spelling_and_a_lost_generation_is_a_miss():
     assert len(calls) == 7
 
 
+def test_a_membership_revoked_while_it_is_being_resolved_is_not_cached_as_granted():
+    """The resolver reads the membership, then it is revoked and invalidated, then the answer
+    read before is stored: it must not be served afterwards (it was stored after the
+    invalidation deleted the key, and kept the revoked roles for ``ttl``)."""
+    calls = []
+
+    def racing(user, org_id):
+        calls.append(org_id)
+        roles = ["admin"] if len(calls) == 1 else None
+        if len(calls) == 1:
+            cached.invalidate(user.pk, org_id)  # revoked while the answer is on its way
+        return roles
+
+    cached = cached_resolver(racing, prefix="racing")
+    user = SimpleNamespace(pk=5)
+    assert cached(user, "1") == ["admin"]  # the request that was already resolving
+    assert cached(user, "1") is None  # the next one asks again
+    assert len(calls) == 2
+
+
 def test_odd_org_ids_get_portable_keys():
     resolver, calls = counting(["x"])
     cached = cached_resolver(resolver)
