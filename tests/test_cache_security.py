@@ -11,9 +11,11 @@ cache holds.
 from __future__ import annotations
 
 import json
+import pickle
 import uuid
 
 import pytest
+from django.db.models import IntegerField, Value
 from django.test import override_settings
 from django.utils import timezone
 from rest_framework import serializers
@@ -25,11 +27,13 @@ from django_arc import permissions as P
 from django_arc.clients import ServiceClient
 from django_arc.membership import cached_resolver
 from django_arc.outbox import OutboxEvent
+from django_arc.querycache.keys import queryset_fingerprint
 from shop.membership import resolve_membership
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.test_query_cache_routed import ShopRouted  # noqa: F401 - registers the alias routed
 from tests.testapp.models import Article, Note
 
 pytestmark = [
@@ -673,3 +677,17 @@ def test_anonymous_org_less_and_member_callers_of_a_public_catalogue(shop, setti
         assert len(anonymous.get(cached).json()["docs"]) == 6
         assert all("cost" not in d for d in anonymous.get(cached).json()["docs"])
         assert len(admin.get(cached).json()["docs"]) == 3
+
+
+def test_a_queryset_that_does_not_pickle_is_keyed_by_its_database_too():
+    """A queryset holding something that does not pickle (a lambda on an expression) is
+    keyed by its compiled SQL: that SQL is the same on two databases (a router sending each
+    tenant's rows to its own), so the database must be in the key too, as it is in the
+    pickle, or one database's rows are served for the other's."""
+    expression = Value(1, output_field=IntegerField())
+    expression.unpicklable = lambda: None
+    rows = Product.objects.annotate(one=expression).filter(name="x")
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        pickle.dumps(rows.query)
+    assert queryset_fingerprint(rows) == queryset_fingerprint(rows.all())
+    assert queryset_fingerprint(rows.using("routed")) != queryset_fingerprint(rows)

@@ -63,7 +63,7 @@ def queryset_fingerprint(queryset: QuerySet) -> str:
     the shortest such record (two querysets built in another order pickle differently),
     which only costs a miss. It is about eight times cheaper than compiling the SQL, which
     matters on a HIT: that is most of what a HIT costs. What cannot be pickled (a lambda in
-    an expression) falls back to the compiled SQL."""
+    an expression) falls back to the database and the compiled SQL."""
     state = (queryset.db, queryset.query, queryset._prefetch_related_lookups)
     buffer = io.BytesIO()
     try:
@@ -103,12 +103,13 @@ def _field_id(field: Any) -> Any:
 
 
 def _compiled(queryset: QuerySet) -> str:
-    """The SQL and parameters of a queryset and of its prefetches."""
+    """The database, SQL and parameters of a queryset and of its prefetches: one SQL runs on
+    two databases (a router sending each tenant's rows to its own) and reads other rows."""
     try:
         sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
     except EmptyResultSet:
         sql, params = "<empty>", ()
-    parts = [sql, repr(params)]
+    parts = [repr(queryset.db), sql, repr(params)]
     for lookup in queryset._prefetch_related_lookups:
         if isinstance(lookup, Prefetch):
             parts.append(lookup.prefetch_to)
