@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -35,6 +36,11 @@ def _key(prefix: str, user_id: Any, org_id: Any) -> str:
     return f"{prefix}:{user_id}:{org}"
 
 
+#: how long a user's generation (see :func:`cached_resolver`) is kept: its expiry only turns
+#: the user's cached answers into misses
+GENERATION_SECONDS = 86400
+
+
 def cached_resolver(
     resolver: Resolver, *, ttl: int = 60, alias: str = "default", prefix: str = "arc:membership"
 ) -> Resolver:
@@ -42,31 +48,56 @@ def cached_resolver(
 
     "Not a member" is cached too. A cache outage degrades to calling ``resolver`` directly:
     never an error, never a wrong answer.
+
+    Answers are cached per organization id *as the header spelled it*, and a resolver may
+    read several spellings as one organization (the ORM reads ``"01"`` as ``1``, a UUID in
+    capitals as the UUID): ``invalidate(user_id, org_id)`` cannot name them all. So every
+    answer is stored with the user's *generation*, a random token read in the same round
+    trip, and ``invalidate`` gives the user a new one: whatever was cached for any spelling
+    of any of the user's organizations is a miss from then on. A generation evicted or
+    expired is replaced by a new one the same way, so losing it only costs misses.
     """
 
     def resolve(user: Any, org_id: str) -> list[str] | None:
         user_id = getattr(user, "pk", None)
         if user_id is None:
             return _as_roles(resolver(user, org_id))
-        key = _key(prefix, user_id, org_id)
+        key, generation_key = _key(prefix, user_id, org_id), _generation_key(prefix, user_id)
         try:
-            cached = caches[alias].get(key, _MISS)
+            cache = caches[alias]
+            found = cache.get_many([key, generation_key])
+            generation = found.get(generation_key)
+            if generation is None:
+                # none yet, or evicted: a new one, which no cached answer carries (unless
+                # another request added one meanwhile: then that one)
+                cache.add(generation_key, uuid.uuid4().hex, GENERATION_SECONDS)
+                generation = cache.get(generation_key)
         except Exception:  # noqa: BLE001 - a cache outage must not deny or grant access
             logger.warning("membership cache %r unavailable", alias, exc_info=True)
             return _as_roles(resolver(user, org_id))
-        if cached is not _MISS:
-            return None if cached is None else list(cached)
+        cached = found.get(key)
+        if (
+            generation is not None
+            and isinstance(cached, (tuple, list))  # a JSON serializer gives lists
+            and len(cached) == 2
+            and cached[0] == generation
+        ):
+            return None if cached[1] is None else list(cached[1])
         roles = _as_roles(resolver(user, org_id))
-        try:
-            caches[alias].set(key, roles, ttl)
-        except Exception:  # noqa: BLE001
-            logger.warning("membership cache %r unavailable", alias, exc_info=True)
+        if generation is not None:
+            try:
+                cache.set(key, (generation, roles), ttl)
+            except Exception:  # noqa: BLE001
+                logger.warning("membership cache %r unavailable", alias, exc_info=True)
         return roles
 
     def invalidate(user_id: Any, org_id: Any) -> None:
-        """Forget the cached answer for ``(user_id, org_id)``."""
+        """Forget the cached answers for ``user_id`` — for ``org_id`` under every spelling,
+        and for the user's other organizations too (they are asked again once)."""
         try:
-            caches[alias].delete(_key(prefix, user_id, org_id))
+            caches[alias].set(
+                _generation_key(prefix, user_id), uuid.uuid4().hex, GENERATION_SECONDS
+            )
         except Exception:  # noqa: BLE001
             logger.warning("membership cache %r unavailable", alias, exc_info=True)
 
@@ -74,6 +105,11 @@ def cached_resolver(
     resolve.__wrapped__ = resolver  # type: ignore[attr-defined]
     resolve.__doc__ = resolver.__doc__
     return resolve
+
+
+def _generation_key(prefix: str, user_id: Any) -> str:
+    # not ``{prefix}:…``, where the answers are: no user id and organization make it
+    return f"{prefix}.g:{user_id}"
 
 
 def _as_roles(result: Iterable[str] | None) -> list[str] | None:

@@ -37,6 +37,48 @@ def test_caches_roles_and_non_membership():
         assert len(calls) == 2
 
 
+def test_invalidate_forgets_every_spelling_and_a_lost_generation_is_a_miss():
+    """A resolver may read ``"01"`` as organization 1: ``invalidate(user, 1)`` must forget
+    that spelling's answer too, not leave a revoked member its roles for ``ttl``. The
+    user's generation evicted (an LRU cache) makes its answers misses, never hits."""
+    resolver, calls = counting(["viewer"])
+    cached = cached_resolver(resolver, prefix="spellings")
+    user = SimpleNamespace(pk=4)
+    for org in ("1", "01", "2"):
+        assert cached(user, org) == ["viewer"]
+        assert cached(user, org) == ["viewer"]
+    assert len(calls) == 3
+    cached.invalidate(4, 1)
+    for org in ("1", "01", "2"):
+        assert cached(user, org) == ["viewer"]
+    assert len(calls) == 6
+    caches["default"].delete("spellings.g:4")
+    assert cached(user, "01") == ["viewer"]
+    assert len(calls) == 7
+    assert cached(user, "01") == ["viewer"]
+    assert len(calls) == 7
+
+
+def test_a_membership_revoked_while_it_is_being_resolved_is_not_cached_as_granted():
+    """The resolver reads the membership, then it is revoked and invalidated, then the answer
+    read before is stored: it must not be served afterwards (it was stored after the
+    invalidation deleted the key, and kept the revoked roles for ``ttl``)."""
+    calls = []
+
+    def racing(user, org_id):
+        calls.append(org_id)
+        roles = ["admin"] if len(calls) == 1 else None
+        if len(calls) == 1:
+            cached.invalidate(user.pk, org_id)  # revoked while the answer is on its way
+        return roles
+
+    cached = cached_resolver(racing, prefix="racing")
+    user = SimpleNamespace(pk=5)
+    assert cached(user, "1") == ["admin"]  # the request that was already resolving
+    assert cached(user, "1") is None  # the next one asks again
+    assert len(calls) == 2
+
+
 def test_odd_org_ids_get_portable_keys():
     resolver, calls = counting(["x"])
     cached = cached_resolver(resolver)

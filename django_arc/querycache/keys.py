@@ -20,8 +20,9 @@ things we remembered to include:
   it accepted, parameters included (``application/json; indent=4`` renders other bytes), the
   active time zone (datetimes are written in the current time zone), and the scheme and host
   the request came in on (file and hyperlinked fields are written as absolute URLs);
-- with a project ``serializer_class`` or ``pagination_class``, whose output django-arc cannot
-  see into, the caller itself, the whole query string and the active language.
+- with a project ``serializer_class``, ``pagination_class`` or JSON renderer, whose output
+  django-arc cannot see into, the caller itself (its whole scope: roles, context and elevation included), the
+  whole query string and the active language.
 
 The resource and the organization are spelled out in the key too, for people reading Redis;
 the resource's class is in the digest, since two resources may share a site and resource name
@@ -45,6 +46,7 @@ from django.core.signals import setting_changed
 from django.db.models import Prefetch, QuerySet
 from django.db.models.expressions import Col
 from django.utils import timezone, translation
+from rest_framework.renderers import JSONRenderer
 
 from .. import querystring
 from ..exceptions import NotFound
@@ -61,7 +63,7 @@ def queryset_fingerprint(queryset: QuerySet) -> str:
     the shortest such record (two querysets built in another order pickle differently),
     which only costs a miss. It is about eight times cheaper than compiling the SQL, which
     matters on a HIT: that is most of what a HIT costs. What cannot be pickled (a lambda in
-    an expression) falls back to the compiled SQL."""
+    an expression) falls back to the database and the compiled SQL."""
     state = (queryset.db, queryset.query, queryset._prefetch_related_lookups)
     buffer = io.BytesIO()
     try:
@@ -101,12 +103,13 @@ def _field_id(field: Any) -> Any:
 
 
 def _compiled(queryset: QuerySet) -> str:
-    """The SQL and parameters of a queryset and of its prefetches."""
+    """The database, SQL and parameters of a queryset and of its prefetches: one SQL runs on
+    two databases (a router sending each tenant's rows to its own) and reads other rows."""
     try:
         sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
     except EmptyResultSet:
         sql, params = "<empty>", ()
-    parts = [sql, repr(params)]
+    parts = [repr(queryset.db), sql, repr(params)]
     for lookup in queryset._prefetch_related_lookups:
         if isinstance(lookup, Prefetch):
             parts.append(lookup.prefetch_to)
@@ -172,17 +175,33 @@ def _rendering(request: Any) -> list[Any]:
 
 
 def _caller(view: Any) -> list[Any]:
-    """The caller, the full query string and the active language: for output django-arc
-    cannot see into (a project serializer may translate or localize what it writes)."""
+    """The caller — its whole scope: kind, user, client, organization, org and user roles,
+    service scopes, elevation and context — the full query string and the active language:
+    for output django-arc cannot see into (a project serializer may render from any of them,
+    ``can_edit`` from the org roles, a branch's prices from the context, or translate and
+    localize what it writes). The same user demoted, or in another branch, is another
+    caller to it."""
     scope = view.scope
     params = view.request.query_params
     return [
         scope.kind,
         scope.user_id,
         scope.client_id,
+        scope.organization_id,
+        sorted(scope.org_roles),
+        sorted(scope.user_roles),
+        sorted(scope.scopes),
+        scope.elevated_by,
+        sorted(scope.context.items()),
         sorted((key, params.getlist(key)) for key in params),
         translation.get_language(),
     ]
+
+
+#: the renderers whose bytes are a function of the data alone; a project's (a JSON renderer
+#: stamping who asked, from its ``renderer_context``) is output django-arc cannot see into,
+#: keyed by the caller as a project serializer is
+OWN_RENDERERS = frozenset({JSONRenderer})
 
 
 def list_parts(view: Any) -> list[Any]:
@@ -298,7 +317,11 @@ def retrieve_parts(view: Any) -> list[Any] | None:
 def entry_key(view: Any, parts: list[Any]) -> str:
     """The Redis key (before the alias's prefix) of the answer ``parts`` describe."""
     resource = view.resource
-    shared = resource.serializer_class is None and resource.pagination_class is None
+    shared = (
+        resource.serializer_class is None
+        and resource.pagination_class is None
+        and type(view.request.accepted_renderer) in OWN_RENDERERS
+    )
     declared = type(resource)
     material = [
         # the declaration: two resources may share a site and resource name (a model's
