@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 
+import django
 import pytest
 import redis as redis_py
 from asgiref.sync import async_to_sync
@@ -394,10 +395,12 @@ def test_two_concurrent_asgi_requests_with_one_key_run_once(store, writer, monke
 
 
 def test_a_client_leaving_mid_request_leaves_its_answer_for_the_retry(store, writer, monkeypatch):
-    """Over ASGI a client can disconnect while the view runs: ASGIHandler cancels the
-    request's task and never sends an answer, but the sync view runs on in its thread and
-    stores its answer under the key. The retry gets that replay, not a 409 for a key left in
-    flight, nor a second row (passed on the first run)."""
+    """Over ASGI a client can disconnect while the view runs: ASGIHandler (Django 5.0 on)
+    cancels the request's task and never sends an answer, but the sync view runs on in its
+    thread and stores its answer under the key. The retry gets that replay, not a 409 for a
+    key left in flight, nor a second row (passed on the first run). Django 4.2's handler
+    does not listen for the disconnect and sends the 201 to nobody: the retry is the replay
+    all the same (asserting no answer failed the Django 4.2 run of make test)."""
     real_begin = IdempotentExecution.begin.__func__
     left = threading.Event()
 
@@ -410,7 +413,11 @@ def test_a_client_leaving_mid_request_leaves_its_answer_for_the_retry(store, wri
 
     monkeypatch.setattr(IdempotentExecution, "begin", classmethod(begin))
     body = json.dumps(BODY).encode()
-    assert serve("POST", URL, keyed(writer, "k-5"), body, leave=left) is None
+    first = serve("POST", URL, keyed(writer, "k-5"), body, leave=left)
+    if django.VERSION >= (5, 0):
+        assert first is None
+    else:
+        assert first is not None and first.status == 201
     retry = serve("POST", URL, keyed(writer, "k-5"), body)
     assert retry.status == 201 and retry["x-idempotency-replayed"] == "true"
     assert Product.objects.count() == 1
