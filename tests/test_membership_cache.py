@@ -189,3 +189,27 @@ def test_the_example_forgets_the_old_pair_when_a_membership_moves(field):
     loaded.save()
     assert resolve_membership(user, org_id) is None
     assert resolve_membership(loaded.user, str(loaded.organization_id)) == ["admin"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_example_forgets_the_committed_pair_after_a_move_that_rolled_back():
+    """The pair a membership was loaded with is what the database holds until a change
+    commits. It was replaced at ``post_save``, before the commit: a move to another user
+    that rolled back (the request failed) left the instance remembering that user, so when
+    the same instance was then moved again and committed, the member who actually lost the
+    role was never forgotten and kept it for the resolver's ``ttl``."""
+    caches["default"].clear()
+    membership = MembershipFactory(role="admin")
+    owner, org_id = membership.user, str(membership.organization_id)
+    assert resolve_membership(owner, org_id) == ["admin"]  # cached
+    loaded = Membership.objects.get(pk=membership.pk)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        loaded.user = UserFactory()
+        loaded.save()
+        raise RuntimeError("the request failed")
+    assert resolve_membership(owner, org_id) == ["admin"]  # nothing changed
+    loaded.user = UserFactory()  # tried again, and committed
+    loaded.save()
+    assert Membership.objects.get(pk=membership.pk).user_id == loaded.user_id
+    assert resolve_membership(owner, org_id) is None
+    assert resolve_membership(loaded.user, org_id) == ["admin"]

@@ -68,14 +68,18 @@ def forget_cached_membership(sender: Any, instance: Membership, using: str, **kw
 
     Not before the commit: a request resolving between the save and the commit still reads
     the old membership from the database and caches it again, and a revoked member would
-    keep access for the whole ``ttl``. A change rolled back forgets nothing."""
-    pairs = {(instance.user_id, instance.organization_id)}
+    keep access for the whole ``ttl``. A change rolled back forgets nothing, and the pair
+    remembered is replaced only when the change commits: until then the database still
+    holds the old one (a move that rolled back, then another that committed, must forget
+    the member the database had, not the one the failed move named)."""
+    current = (instance.user_id, instance.organization_id)
+    pairs = {current}
     loaded = getattr(instance, "_cached_pair", (None, None))
     if None not in loaded:
         pairs.add(loaded)
-    instance._cached_pair = (instance.user_id, instance.organization_id)
 
     def forget() -> None:
+        instance._cached_pair = current
         for user_id, org_id in pairs:
             resolve_membership.invalidate(user_id, org_id)
 
