@@ -200,6 +200,57 @@ def test_a_get_whose_row_does_not_pickle_is_answered_and_never_stored(settings, 
     assert len(entries) == 1  # the list's
 
 
+#: whether :func:`lends_a_lock_when_asked` leaves a lock on the row
+LENDING: list[bool] = []
+
+
+def lends_a_lock_when_asked(request, resource, action, obj=None):
+    """:func:`lends_a_lock`, only while a test has put something in :data:`LENDING`."""
+    if obj is not None and LENDING:
+        obj.guard = threading.Lock()
+    return True
+
+
+@locked_site.register
+class SometimesLockedAuthorResource(Resource):
+    model = Author
+    name = "sometimes-locked-authors"
+    fields = ["id", "name"]
+    permissions = {"get": P.all_of(P.allow_public(), lends_a_lock_when_asked)}
+    cache = {"stale_seconds": 0.2}
+
+
+def test_a_stale_get_whose_refreshed_row_no_longer_pickles_is_dropped_by_its_close(
+    settings, redis_cache
+):
+    """The STALE refresh rides on the request's close() and stores what the route answers
+    now; a row that no longer pickles (a rule now leaves a lock on it) makes no entry
+    (CachedRead.entry() is None): the refresh drops the stale one and gives its lock back, so
+    the next read runs the route (a MISS with today's name), not the old bytes for
+    gc_seconds, and never a 500 from the close (pins the refresh on close() with the pickle
+    guard; passed first time)."""
+    author = Author.objects.create(name="Ann")
+    anonymous = client_for(None)
+    url = f"/l/sometimes-locked-authors/{author.pk}/"
+    redis = redis_alias.client("redis")
+    with site_mounted(settings, "l", locked_site):
+        assert anonymous.get(url)["X-Cache"] == "MISS"
+        assert anonymous.get(url)["X-Cache"] == "HIT"
+        Author.objects.filter(pk=author.pk).update(name="Bea")  # no bump
+        time.sleep(0.25)
+        LENDING.append(True)
+        try:
+            stale = anonymous.get(url)  # the test client closes it: the refresh runs
+            assert (stale.status_code, stale["X-Cache"]) == (200, "STALE")
+            assert stale.json()["data"]["name"] == "Ann"
+            assert not redis.keys(f"{redis_cache['KEY_PREFIX']}:*arc:qc:e:locked:sometimes-locked*")
+            after = anonymous.get(url)
+        finally:
+            LENDING.clear()
+    assert (after.status_code, after["X-Cache"]) == (200, "MISS")
+    assert after.json()["data"]["name"] == "Bea"
+
+
 def test_missing_and_malformed_ids_are_404_and_not_cached(shop):
     editor = shop["editor"]
     for detail in ("999999/", "not-a-number/", f"{shop['b'].products.first().pk}/"):
