@@ -26,7 +26,6 @@ logger = logging.getLogger("django_arc.membership")
 
 Resolver = Callable[[Any, str], Iterable[str] | None]
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_MISS = object()
 
 
 def _key(prefix: str, user_id: Any, org_id: Any) -> str:
