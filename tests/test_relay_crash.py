@@ -75,7 +75,18 @@ def _delivered() -> int:
     return OutboxEvent.objects.filter(status="delivered").count()
 
 
-def _stop(procs: list[subprocess.Popen]) -> list[int]:
+def _stop(procs: list[subprocess.Popen], tmp_path: Path) -> list[int]:
+    """SIGTERM every live worker once it has started (logged ``arc_relay.start``, after its
+    handlers are installed): on a loaded machine the others can drain every row while one
+    is still importing Django, and a SIGTERM then ends it as the default handler does (-15),
+    which says nothing about the graceful stop tested here."""
+    deadline = time.monotonic() + 30
+    for i, proc in enumerate(procs):
+        log = tmp_path / f"w{i}.log"
+        while proc.poll() is None and time.monotonic() < deadline:
+            if log.exists() and b"arc_relay.start" in log.read_bytes():
+                break
+            time.sleep(0.05)
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -134,7 +145,7 @@ def test_sigkill_of_one_worker_loses_nothing_and_duplicates_only_its_batch(tmp_p
         )
         assert not early.exists()
     finally:
-        codes = _stop(procs)
+        codes = _stop(procs, tmp_path)
 
     assert codes[victim] == -signal.SIGKILL
     assert codes[1:] == [0] * (WORKERS - 1)
@@ -162,7 +173,7 @@ def test_without_kills_every_event_is_published_exactly_once(tmp_path):
     try:
         _wait(lambda: _delivered() == EVENTS, 45, procs, tmp_path, "all rows delivered")
     finally:
-        codes = _stop(procs)
+        codes = _stop(procs, tmp_path)
     assert codes == [0] * WORKERS
 
     by_worker = _published_by_pid(tmp_path, procs)
