@@ -1,9 +1,12 @@
 """Small helpers the HTTP tests share."""
 
+from collections import Counter
 from contextlib import contextmanager
 
 from django.urls import clear_url_caches, include, path
 from rest_framework.test import APIClient
+
+from django_arc.outbox import OutboxEvent
 
 
 def client_for(user=None, **headers):
@@ -37,3 +40,16 @@ def site_mounted(settings, prefix, site):
         yield
     finally:
         clear_url_caches()
+
+
+def assert_outbox_events(expected: Counter) -> None:
+    """The outbox holds exactly ``expected``, counted as ``(type, resource id, idempotency
+    key)``, and no two of its rows share a dedupe key: a stateful model's events, each keyed
+    one stored once."""
+    events = Counter(
+        (e.type, e.meta["resource_id"], e.meta.get("idempotency_key"))
+        for e in OutboxEvent.objects.all()
+    )
+    assert events == expected
+    keyed = list(OutboxEvent.objects.exclude(dedupe_key=None).values_list("dedupe_key", flat=True))
+    assert len(keyed) == len(set(keyed))

@@ -53,7 +53,7 @@ from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory
-from tests.helpers import assert_error, client_for
+from tests.helpers import assert_error, assert_outbox_events, client_for
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.models import Note
 
@@ -447,15 +447,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
     def outbox_holds_the_events_of_what_ran(self):
         """Exactly the events the requests that ran emitted, each keyed one once, under
         ``<scoped key>:<type>:<id>``: so no two rows were created for one scoped key."""
-        events = Counter(
-            (e.type, e.meta["resource_id"], e.meta.get("idempotency_key"))
-            for e in OutboxEvent.objects.all()
-        )
-        assert events == self.events
-        keyed = list(
-            OutboxEvent.objects.exclude(dedupe_key=None).values_list("dedupe_key", flat=True)
-        )
-        assert len(keyed) == len(set(keyed))
+        assert_outbox_events(self.events)
 
     @invariant()
     def the_store_holds_one_key_per_answered_scoped_key(self):
