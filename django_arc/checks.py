@@ -258,10 +258,10 @@ def _eviction_policy(alias: str) -> tuple[Any, BaseException | None]:
     a thread of its own so that a server that never answers costs
     :data:`POLICY_TIMEOUT_SECONDS`, whatever timeouts (or none) the alias configures.
 
-    Anything the alias raises is caught, not only Redis's errors: building its client may
-    raise ``ImproperlyConfigured`` (a Sentinel alias without its connection factory), an
-    ``ImportError`` (a ``CLIENT_CLASS`` that is not installed), ``ValueError`` (a URL
-    redis-py cannot parse) or ``NotImplementedError`` (django-redis's ``ShardClient``)."""
+    Anything the read raises is caught, not only Redis's errors: a client that cannot be
+    built is :class:`~django_arc.redis_alias.AliasUnusable`, and a project's client class or
+    a server answering ``CONFIG GET`` oddly may raise anything else; each is "could not
+    verify"."""
     outcome: dict[str, Any] = {}
 
     def read() -> None:
