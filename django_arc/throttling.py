@@ -11,6 +11,12 @@ A bucket whose rate is not configured is not throttled, so a project can limit a
 traffic only. Keying members by user *and* org means one busy tenant does not exhaust the
 same person's allowance in another tenant; keying services by client_id means rotating IPs
 does not help a client escape its limit.
+
+The counters live in DRF's throttle cache (Django's ``default`` alias). When that is a Redis
+that is down, a request is let through uncounted, with one warning per interval in the log,
+as the query cache answers uncached: a throttle guards the service's availability, and
+answering everyone 500 (DRF's behaviour) or 429 while the counters are out of reach would
+make a Redis outage an API outage.
 """
 
 from __future__ import annotations
@@ -24,11 +30,23 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from .clients import ServiceClient
 from .exceptions import ArcError
+from .redis_alias import REDIS_ERRORS, warn_outage
 from .scope import RequestScope, get_scope
+
+try:  # what django-redis raises for redis-py's connection and timeout errors
+    from django_redis.exceptions import ConnectionInterrupted
+except ImportError:  # pragma: no cover - django-redis is optional
+
+    class ConnectionInterrupted(Exception):  # type: ignore[no-redef]  # noqa: N818
+        pass
+
 
 SERVICE_RATE = "arc_service"
 MEMBER_RATE = "arc_member"
 ANON_RATE = "arc_anon"
+
+#: what the throttle cache raises when its server is away: the request is let through
+_CACHE_OUTAGE = (*REDIS_ERRORS, ConnectionInterrupted)
 
 
 #: an organization id kept as is in a bucket's cache key; any other is hashed (below)
@@ -101,10 +119,22 @@ class ScopeRateThrottle(SimpleRateThrottle):
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        self.history = self.cache.get(self.key, [])
+        try:
+            self.history = self.cache.get(self.key, [])
+        except _CACHE_OUTAGE as exc:
+            warn_outage("throttling", exc)
+            return True
         self.now = self.timer()
         while self.history and self.history[-1] <= self.now - self.duration:
             self.history.pop()
         if len(self.history) >= self.num_requests:
             return self.throttle_failure()
         return self.throttle_success()
+
+    def throttle_success(self) -> bool:
+        self.history.insert(0, self.now)
+        try:
+            self.cache.set(self.key, self.history, self.duration)
+        except _CACHE_OUTAGE as exc:  # read, then lost: this request goes uncounted
+            warn_outage("throttling", exc)
+        return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
@@ -13,7 +15,9 @@ from rest_framework.views import APIView
 from django_arc.auth import ServiceKeyAuthentication
 from django_arc.clients import ServiceClient
 from django_arc.exceptions import exception_handler
+from django_arc.redis_alias import reset_outage_warnings
 from django_arc.throttling import ScopeRateThrottle
+from tests.redis_support import caches_with, redis_server
 
 pytestmark = pytest.mark.django_db
 
@@ -156,3 +160,32 @@ def test_scope_error_is_still_counted_against_the_user(users):
         assert cache_key(request(u1, HTTP_X_ORGANIZATION_ID="5")) == (
             f"arc_throttle_arc_member_user:{u1.pk}:org:-"
         )
+
+
+def test_a_throttle_cache_that_is_down_lets_requests_through_with_one_warning(caplog):
+    """Counters out of reach are an outage, not an error: DRF's throttle answers 500 when its
+    cache raises; this one lets the request through uncounted and logs once per interval."""
+    reset_outage_warnings()
+    caplog.set_level(logging.WARNING, logger="django_arc.redis")
+    with override_settings(CACHES=caches_with("default", "redis://127.0.0.1:1/0")):
+        answers = [view(request()) for _ in range(3)]  # the anonymous rate is 1/min
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.data for a in answers] == [{"ok": True}] * 3
+    warnings = [r.getMessage() for r in caplog.records if r.name == "django_arc.redis"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("throttling: Redis unavailable")
+
+
+def test_counting_resumes_when_the_throttle_cache_comes_back(tmp_path):
+    """The outage lets requests through only while it lasts: once Redis answers again, the
+    bucket fills and the next request over the rate is 429 again, with no restart."""
+    reset_outage_warnings()
+    with redis_server(tmp_path) as server:
+        with override_settings(CACHES=caches_with("default", server["url"])):
+            assert view(request()).status_code == 200
+            assert view(request()).status_code == 429
+            server["stop"]()
+            assert [view(request()).status_code for _ in range(2)] == [200, 200]
+            server["start"]()
+            assert view(request(ip="10.0.0.3")).status_code == 200
+            assert view(request(ip="10.0.0.3")).status_code == 429
