@@ -1355,7 +1355,7 @@ def test_no_thread_reads_while_another_applies_the_bumps_an_outage_held_back(sho
     # a write whose bump did not reach Redis (what bump() keeps when Redis is away)
     Product.objects.filter(organization=shop["a"]).update(name="Meanwhile")
     version = resource_version_key(arc.get_resource("cached-products"))
-    store._pending_bumps.add(("redis", version))
+    store.held_back("redis").keys.add(version)
     sending, release = threading.Event(), threading.Event()
     bump = store.QueryCacheStore._bump
 
@@ -1401,7 +1401,7 @@ def test_a_bump_made_while_another_thread_sends_held_back_bumps_reaches_redis(sh
     version = resource_version_key(arc.get_resource("cached-products"))
     get(shop["editor"], CACHED)
     before = qc._alias.client().get(qc.key(version))
-    store._pending_bumps.add(("redis", "held-back"))
+    store.held_back("redis").keys.add("held-back")
     sending, release = threading.Event(), threading.Event()
     bump = store.QueryCacheStore._bump
 
@@ -1422,12 +1422,57 @@ def test_a_bump_made_while_another_thread_sends_held_back_bumps_reaches_redis(sh
         release.set()
         retrying.join()
     assert qc._alias.client().get(qc.key(version)) != before
-    assert not store._pending_bumps
+    assert not store.held_back("redis").keys
     # and a process that only writes (a worker) sends those an outage held back with its own
-    store._pending_bumps.add(("redis", "held-back"))
+    store.held_back("redis").keys.add("held-back")
     qc.bump({version})
-    assert not store._pending_bumps
+    assert not store.held_back("redis").keys
     assert qc._alias.client().get(qc.key("held-back")) is not None
+
+
+def test_bumps_held_back_for_a_dead_alias_do_not_touch_reads_of_a_live_one(shop, monkeypatch):
+    """Bumps an outage held back belong to their alias: while a thread is (slowly) failing
+    to send those of an alias whose Redis is gone, reads of the resources on another alias,
+    whose Redis answers, are HITs as usual, not answered uncached as if theirs were away."""
+    import threading
+
+    from django.db import connections
+
+    from django_arc.querycache import store
+
+    editor = shop["editor"]
+    with override_settings(CACHES=caches_with("dead", "redis://127.0.0.1:1/0")):
+        store.QueryCacheStore("dead").bump({"dead-version"})  # refused: held back
+        get(editor, CACHED)
+        assert get(editor, CACHED)["X-Cache"] == "HIT"
+        sending, release = threading.Event(), threading.Event()
+        bump = store.QueryCacheStore._bump
+
+        def slow_bump(self, redis, keys):
+            if self.alias == "dead":
+                sending.set()
+                release.wait(5)
+            return bump(self, redis, keys)
+
+        monkeypatch.setattr(store.QueryCacheStore, "_bump", slow_bump)
+
+        def retry_dead():
+            try:
+                store.QueryCacheStore("dead").read("entry", ["dead-version"])
+            except store.Unavailable:
+                pass
+            finally:
+                connections.close_all()
+
+        retrying = threading.Thread(target=retry_dead)
+        retrying.start()
+        try:
+            assert sending.wait(5)
+            answers = [get(editor, CACHED)["X-Cache"] for _ in range(3)]
+        finally:
+            release.set()
+            retrying.join()
+        assert answers == ["HIT", "HIT", "HIT"]
 
 
 def test_a_bump_refused_by_a_full_redis_still_retires_the_entries(shop, tmp_path):
@@ -1447,7 +1492,7 @@ def test_a_bump_refused_by_a_full_redis_still_retires_the_entries(shop, tmp_path
             client.config_set("maxmemory", "1")  # full: SET refused with OOM
             url = f"{CACHED}{shop['dear'].pk}/"
             assert shop["admin"].patch(url, {"name": "Full"}, format="json").status_code == 200
-            store._pending_bumps.clear()  # another process, which did not make the write
+            store.held_back("redis").keys.clear()  # another process, which did not make the write
             after = same_as_uncached(editor)
             assert after["X-Cache"] == "MISS"
             assert "Full" in {d["name"] for d in after.json()["docs"]}

@@ -31,8 +31,30 @@ FEATURE = "query cache"
 #: seconds a STALE entry's refresh lock is held (one refresher at a time)
 REFRESH_LOCK_SECONDS = 30
 
-_pending_bumps: set[tuple[str, str]] = set()
-_pending_lock = threading.Lock()
+
+class HeldBumps:
+    """The version keys whose bumps an outage held back on one alias, and the lock of the
+    thread sending them. One per alias: an alias whose Redis stays away keeps its own, and
+    the reads and writes of the others neither wait for it nor take it for theirs."""
+
+    __slots__ = ("keys", "lock")
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.lock = threading.Lock()
+
+
+_held: dict[str, HeldBumps] = {}
+_held_lock = threading.Lock()
+
+
+def held_back(alias: str) -> HeldBumps:
+    """The bumps held back for ``alias`` in this process."""
+    held = _held.get(alias)
+    if held is None:
+        with _held_lock:
+            held = _held.setdefault(alias, HeldBumps())
+    return held
 
 
 class Unavailable(Exception):  # noqa: N818 - a state: Redis cannot answer
@@ -105,10 +127,11 @@ class QueryCacheStore:
         self.alias = alias
         self._alias = redis_alias.Alias(alias)
         self.key = self._alias.key
+        self._held = held_back(alias)
 
     def _redis(self) -> Any:
         redis = self._alias.client()
-        if _pending_bumps:
+        if self._held.keys:
             self._retry_bumps(redis)
         return redis
 
@@ -187,7 +210,7 @@ class QueryCacheStore:
             return
         try:
             redis = self._alias.client()
-            if _pending_bumps:
+            if self._held.keys:
                 try:
                     self._retry_bumps(redis)  # a process that only writes sends them too
                 except _BumpsInFlight:
@@ -195,8 +218,8 @@ class QueryCacheStore:
             self._bump(redis, version_keys)
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage(FEATURE, exc)
-            with _pending_lock:
-                _pending_bumps.update((self.alias, k) for k in version_keys)
+            with self._held.lock:
+                self._held.keys.update(version_keys)
 
     def _bump(self, redis: Any, version_keys: Any) -> None:
         """Delete the version keys, then give them new tokens, in one round trip. A full
@@ -216,12 +239,13 @@ class QueryCacheStore:
         pending, under the lock, until Redis has them. Another thread of the process finding
         them being sent neither reads the versions they retire nor waits for them (behind a
         Redis that may still be timing out): it is answered as in the outage, uncached."""
-        if not _pending_lock.acquire(blocking=False):
+        held = self._held
+        if not held.lock.acquire(blocking=False):
             raise _BumpsInFlight("bumps an outage held back are being applied")
         try:
-            mine = {k for alias, k in _pending_bumps if alias == self.alias}
-            if mine:
-                self._bump(redis, mine)
-                _pending_bumps.difference_update((self.alias, k) for k in mine)
+            keys = set(held.keys)
+            if keys:
+                self._bump(redis, keys)
+                held.keys.difference_update(keys)
         finally:
-            _pending_lock.release()
+            held.lock.release()
