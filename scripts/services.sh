@@ -292,7 +292,13 @@ EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
     trap - EXIT
     log "ready in $((SECONDS - t0)) s: PostgreSQL 127.0.0.1:$pg_port (db/user $PG_DB_NAME), Redis 127.0.0.1:$redis_port"
-    log "env: $ENV_FILE  (source it, or: eval \"\$(scripts/services.sh env)\")"
+    # `scripts/services.sh env` reads the default state directory: name this one when it is
+    # another (`make demo`, `make worker`), or the hint prints another instance's env, or none.
+    local env_cmd="scripts/services.sh env"
+    if [ "$SERVICES_DIR" != "$ARC_REPO_ROOT/.services" ]; then
+        env_cmd="ARC_SERVICES_DIR=$(printf %q "$SERVICES_DIR") $env_cmd"
+    fi
+    log "env: $ENV_FILE  (source it, or: eval \"\$($env_cmd)\")"
 }
 
 cmd_env() {
