@@ -19,8 +19,10 @@ cd "$ARC_REPO_ROOT"
 
 PORT="${PORT:-8000}"
 case "$PORT" in
-'' | *[!0-9]*) die "PORT must be a number, not '$PORT'" ;;
+[1-9] | [1-9][0-9] | [1-9][0-9][0-9] | [1-9][0-9][0-9][0-9] | [1-9][0-9][0-9][0-9][0-9]) ;;
+*) die "PORT must be a number from 1 to 65535, not '$PORT'" ;;
 esac
+[ "$PORT" -le 65535 ] || die "PORT must be a number from 1 to 65535, not '$PORT'"
 port_in_use "$PORT" && die "port $PORT is in use (another make demo?); stop it, or: make demo PORT=$((PORT + 1))"
 
 # ARC_DEMO_PYTHON: another interpreter with the project installed (the tests use their own)
@@ -28,8 +30,10 @@ PY="${ARC_DEMO_PYTHON:-$ARC_REPO_ROOT/.venv/bin/python}"
 [ -x "$PY" ] || die "$PY not found; run: make .venv"
 
 STATE="$ARC_REPO_ROOT/.services/demo-$PORT"
+OWN_SERVICES=""
 if [ -z "${ARC_REDIS_URL:-}" ]; then
     throwaway_services "$STATE"
+    OWN_SERVICES=1
 fi
 
 cd example_project
@@ -42,7 +46,7 @@ else
     echo "API:     http://127.0.0.1:$PORT/api/"
 fi
 echo
-if [ -f "$STATE/env" ]; then
+if [ -n "$OWN_SERVICES" ]; then
     # A manage.py command in another terminal (shell, seed_demo) must write through this
     # server's Redis, or its writes do not invalidate the cached lists the server serves.
     echo "manage.py in another terminal: first  . $STATE/env"

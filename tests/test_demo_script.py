@@ -139,6 +139,20 @@ def test_a_port_in_use_is_refused_before_anything_starts(tmp_path):
     assert not (tmp_path / "db.sqlite3").exists()
 
 
+@pytest.mark.parametrize("port", ["abc", "0800", "70000"])
+def test_a_port_that_is_no_port_is_refused_before_anything_starts(tmp_path, port):
+    """Before, ``abc`` and ``70000`` restarted the services, migrated and seeded, then failed
+    in runserver; ``0800`` served on port 800."""
+    env = {**demo_env(tmp_path, 0), "PORT": port}
+    done = subprocess.run(
+        [str(DEMO)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode != 0
+    assert f"PORT must be a number from 1 to 65535, not '{port}'" in done.stderr, done.stderr
+    assert "[services]" not in done.stderr, done.stderr
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
 @pytest.mark.slow
 def test_a_second_demo_on_another_port_keeps_the_first_ones_cache(tmp_path):
     """``make demo PORT=8001`` beside a running ``make demo``: the first server's lists are
