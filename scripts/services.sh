@@ -12,8 +12,9 @@
 # kernel hands us, and nothing depends on systemd or on a system-wide service.
 #
 # Environment knobs (all optional):
-#   ARC_SERVICES_DIR     state dir (default: <repo>/.services; `make test` uses .services/test and
-#                        `make worker` .services/worker, so they never stop each other's servers)
+#   ARC_SERVICES_DIR     state dir (default: <repo>/.services; `make test` uses .services/test,
+#                        `make worker` .services/worker and `make demo` .services/demo-$PORT, so
+#                        they never stop each other's servers)
 #   ARC_PG_SYSTEM_USER   unprivileged user that owns the cluster when run as root (default arc-pg;
 #                        initdb refuses to run as root)
 set -euo pipefail
