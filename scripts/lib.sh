@@ -46,6 +46,23 @@ print(s.getsockname()[1])
 s.close()'
 }
 
+# port_in_use PORT — whether something listens on 127.0.0.1:PORT (a bind that fails; with
+# SO_REUSEADDR, as Django's runserver binds, so a socket in TIME_WAIT does not count).
+port_in_use() {
+    local py
+    py="$(command -v python3 || command -v python || true)"
+    [ -n "$py" ] || die "python3 is needed to check a port"
+    ! "$py" -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()' "$1"
+}
+
 # throwaway_services STATE_DIR — start PostgreSQL + Redis (scripts/services.sh, state in
 # STATE_DIR), load their ARC_* variables into the environment, and stop them when the calling
 # script exits (for `make demo` and `make worker` when no Redis was given). A second Ctrl-C

@@ -12,8 +12,9 @@
 # kernel hands us, and nothing depends on systemd or on a system-wide service.
 #
 # Environment knobs (all optional):
-#   ARC_SERVICES_DIR     state dir (default: <repo>/.services; `make test` uses .services/test and
-#                        `make worker` .services/worker, so they never stop each other's servers)
+#   ARC_SERVICES_DIR     state dir (default: <repo>/.services; `make test` uses .services/test,
+#                        `make worker` .services/worker and `make demo` .services/demo-$PORT, so
+#                        they never stop each other's servers)
 #   ARC_PG_SYSTEM_USER   unprivileged user that owns the cluster when run as root (default arc-pg;
 #                        initdb refuses to run as root)
 set -euo pipefail
@@ -292,7 +293,13 @@ EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
     trap - EXIT
     log "ready in $((SECONDS - t0)) s: PostgreSQL 127.0.0.1:$pg_port (db/user $PG_DB_NAME), Redis 127.0.0.1:$redis_port"
-    log "env: $ENV_FILE  (source it, or: eval \"\$(scripts/services.sh env)\")"
+    # `scripts/services.sh env` reads the default state directory: name this one when it is
+    # another (`make demo`, `make worker`), or the hint prints another instance's env, or none.
+    local env_cmd="scripts/services.sh env"
+    if [ "$SERVICES_DIR" != "$ARC_REPO_ROOT/.services" ]; then
+        env_cmd="ARC_SERVICES_DIR=$(printf %q "$SERVICES_DIR") $env_cmd"
+    fi
+    log "env: $ENV_FILE  (source it, or: eval \"\$($env_cmd)\")"
 }
 
 cmd_env() {

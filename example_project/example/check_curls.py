@@ -3,10 +3,12 @@
 README.md and ``demo_urls.txt`` show ``$ curl ...`` lines each followed by the exact
 response body (``…`` stands for a part that varies: request ids, timestamps). This module
 extracts those pairs and checks them, either against a running server by really running
-curl (``python -m example.check_curls --base http://127.0.0.1:8000 ../README.md
-demo_urls.txt``, right after a fresh ``migrate`` + ``seed_demo``) or in-process through
-Django's test client (``tests/test_example_project.py``). The examples are meant to be
-followed top to bottom on a freshly seeded database; they are checked in that order.
+curl (``python -m example.check_curls --base http://127.0.0.1:8000 ../README.md``, right
+after a fresh ``migrate`` + ``seed_demo``) or in-process through Django's test client
+(``tests/test_example_project.py``). Each file's examples are meant to be followed top to
+bottom on a freshly seeded database; they are checked in that order. Files given together
+run against one database, so only the first starts fresh: README.md and ``demo_urls.txt``
+both create product 101, and the second file's ids and totals no longer hold.
 """
 
 from __future__ import annotations
