@@ -85,6 +85,13 @@ services-stop:
 docs: $(STAMPDOCS)
 	$(VENVDOCS)/bin/mkdocs build --strict
 
+# Every state directory's services are stopped before .services goes: make demo's
+# (.services/demo-$PORT), make worker's, make test's and the benchmarks' are subdirectories.
 clean:
 	scripts/services.sh stop
+	for dir in .services/*/; do \
+		if [ -d "$${dir}pg" ] || [ -d "$${dir}redis" ]; then \
+			ARC_SERVICES_DIR="$${dir%/}" scripts/services.sh stop || exit 1; \
+		fi; \
+	done
 	rm -rf $(VENV) $(VENV42) $(VENVDOCS) .services
