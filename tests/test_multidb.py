@@ -32,6 +32,7 @@ from django_arc.idempotency import purge
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.idempotency.stores import DatabaseStore
 from django_arc.outbox import OutboxEvent
+from django_arc.querycache import invalidate
 from django_arc.querycache.keys import resource_version_key
 from django_arc.querycache.store import QueryCacheStore
 from tests.helpers import client_for, site_mounted
@@ -327,6 +328,36 @@ def test_a_write_on_another_database_bumps_at_its_commit_and_not_when_it_rolls_b
             Author.objects.create(name="kept")
             assert token() == before
         assert token() != before
+
+
+@needs_redis
+@pytest.mark.parametrize("target", ["model", "resource"])
+def test_invalidate_waits_for_the_commit_of_the_database_the_rows_are_written_to(
+    mounted, redis_cache, target
+):
+    """``invalidate(Author)`` after a ``QuerySet.update`` in ``atomic(using="other")``
+    bumped at once, on ``default`` (no transaction there): before the update committed, so
+    a read in between stored the old rows under the new tokens, and also when the update
+    rolled back."""
+    what = Author if target == "model" else CachedOtherAuthorResource
+    with override_settings(DATABASE_ROUTERS=[OnOther()]):
+        Author.objects.create(name="Ann")
+        before = token()
+        with pytest.raises(_Refused), transaction.atomic(using="other"):
+            Author.objects.update(name="Bob")
+            invalidate(what)
+            raise _Refused
+        assert token() == before
+        with transaction.atomic(using="other"):
+            Author.objects.update(name="Bob")
+            invalidate(what)
+            assert token() == before
+        assert token() != before
+        # ``using`` still names the transaction to wait for when it is given
+        before = token()
+        with transaction.atomic(using="other"):
+            invalidate(what, using="default")
+            assert token() != before
 
 
 @needs_redis
