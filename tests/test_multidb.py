@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -119,6 +120,15 @@ class CachedOtherAuthorResource(Resource):
     fields = ["id", "name"]
     permissions = PUBLIC
     cache = {"stale_seconds": 30}
+
+
+@site.register
+class StaleOtherAuthorResource(Resource):
+    model = Author
+    name = "stale-other-authors"
+    fields = ["id", "name"]
+    permissions = PUBLIC
+    cache = {"stale_seconds": 0.2}
 
 
 def names(alias):
@@ -281,6 +291,24 @@ def test_a_keyed_route_answering_5xx_rolls_back_its_row_on_another_database(moun
         assert IdempotencyRecord.objects.using("default").count() == 0
 
 
+@needs_redis
+def test_a_keyed_route_under_atomic_requests_on_another_database(mounted, monkeypatch):
+    """The ``cache`` store with ``ATOMIC_REQUESTS`` on the rows' database only: the answer
+    is stored when that transaction commits (a retry replays it, one row), and a 5xx rolls
+    the route's row back to where the key was claimed (a retry runs anew, no row)."""
+    monkeypatch.setitem(connections.settings["other"], "ATOMIC_REQUESTS", True)
+    caches = caches_with("redis", REDIS_URL)
+    with override_settings(DATABASE_ROUTERS=[OnOther()], CACHES=caches), keyed("cache"):
+        first = post("made/", key="ok")
+        again = post("made/", key="ok")
+        assert first.status_code == again.status_code == 200
+        assert again["X-Idempotency-Replayed"] == "true" and again.content == first.content
+        assert names("other") == ["made"]
+        assert post("made-then-failed/", key="down").status_code == 503
+        assert post("made-then-failed/", key="down").status_code == 503
+        assert [names(alias) for alias in BOTH] == [[], ["made"]]
+
+
 def test_expired_records_on_another_database_are_purged_there(mounted):
     """The purge (task, command) works on the database the router sends the records to."""
     with override_settings(DATABASE_ROUTERS=[OnOther(IdempotencyRecord)]), keyed("database"):
@@ -358,6 +386,24 @@ def test_invalidate_waits_for_the_commit_of_the_database_the_rows_are_written_to
         with transaction.atomic(using="other"):
             invalidate(what, using="default")
             assert token() != before
+
+
+@needs_redis
+def test_a_stale_entry_of_rows_on_another_database_is_refreshed_from_there(mounted, redis_cache):
+    """The STALE refresh, run from the response's close(), reads the rows where the router
+    sends them: a change made without a bump (``QuerySet.update``) is served STALE once,
+    then the refreshed entry is a HIT with it."""
+    url = "/m/stale-other-authors/"
+    client = client_for(None)
+    with override_settings(DATABASE_ROUTERS=[OnOther()]):
+        Author.objects.create(name="Ann")
+        assert client.get(url)["X-Cache"] == "MISS"
+        Author.objects.update(name="Bea")  # no signal: no bump
+        time.sleep(0.25)
+        stale = client.get(url)
+        assert stale["X-Cache"] == "STALE" and stale.json()["docs"][0]["name"] == "Ann"
+        refreshed = client.get(url)
+    assert refreshed["X-Cache"] == "HIT" and refreshed.json()["docs"][0]["name"] == "Bea"
 
 
 @needs_redis
