@@ -27,6 +27,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_arc import Resource, ResourceSite, redis_alias, route
+from django_arc.checks import check_databases
 from django_arc.events import get_transport
 from django_arc.exceptions import ArcError
 from django_arc.idempotency import purge
@@ -326,6 +327,38 @@ def test_expired_records_on_another_database_are_purged_there(mounted):
         call_command("arc_purge_idempotency", stdout=out)
         assert out.getvalue().strip() == "Deleted 1 expired idempotency record(s)."
         assert records.count() == 0
+
+
+# -- manage.py check ----------------------------------------------------------------------------
+
+
+def routing_warnings():
+    return {
+        warning.id: warning.msg
+        for warning in check_databases()
+        if "other-authors" in warning.msg or "'other'" in warning.msg
+    }
+
+
+def test_check_warns_when_the_router_splits_rows_from_their_outbox_or_records(mounted):
+    """``manage.py check`` says when a resource's rows and its events (arc.W006) or its
+    idempotency records (arc.W007) go to different databases: the one commit the docs
+    promise for them is then two. Without a router, or with all three routed together,
+    nothing."""
+    assert routing_warnings() == {}
+    with override_settings(DATABASE_ROUTERS=[OnOther()]), keyed("database"):
+        found = routing_warnings()
+        assert set(found) == {"arc.W006", "arc.W007"}
+        for message in found.values():
+            assert "other-authors" in message and "'other'" in message and "'default'" in message
+        assert "plain-authors" in found["arc.W006"]  # every resource over the model
+        assert "plain-authors" not in found["arc.W007"]  # only those taking keys
+    with override_settings(DATABASE_ROUTERS=[OnOther()]), keyed("cache"):
+        assert set(routing_warnings()) == {"arc.W006"}
+    router = OnOther(OutboxEvent, IdempotencyRecord)
+    with override_settings(DATABASE_ROUTERS=[router]), keyed("database"):
+        # the models left on default are now split from the outbox instead
+        assert all("other-authors" not in message for message in routing_warnings().values())
 
 
 # -- the query cache -----------------------------------------------------------------------------
