@@ -361,6 +361,38 @@ def test_check_warns_when_the_router_splits_rows_from_their_outbox_or_records(mo
         assert all("other-authors" not in message for message in routing_warnings().values())
 
 
+class OutboxOnDefaultOnly:
+    """A router that keeps the outbox's table on ``default`` by its model name (as Django's
+    docs route models), and lets every other table be created everywhere."""
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        if app_label == "django_arc" and model_name == "outboxevent":
+            return db == "default"
+        return None
+
+
+def test_migrating_a_database_the_router_keeps_the_outbox_table_off(mounted):
+    """``allow_migrate`` keeping ``OutboxEvent`` off ``other``: django_arc's migrations then
+    skip its table there, and so must 0004's ``RunPython`` (the table's ``fillfactor`` on
+    PostgreSQL), which gave the router no model name: allowed, it altered a table that was
+    never created, and ``migrate`` failed on it, both ways."""
+    tables = connections["other"].introspection.table_names
+    router = [OutboxOnDefaultOnly()]
+    call_command("migrate", "django_arc", "zero", database="other", verbosity=0)
+    try:
+        with override_settings(DATABASE_ROUTERS=router):
+            call_command("migrate", "django_arc", database="other", verbosity=0)
+            assert OutboxEvent._meta.db_table not in tables()
+            assert IdempotencyRecord._meta.db_table in tables()
+            call_command("migrate", "django_arc", "zero", database="other", verbosity=0)
+            assert IdempotencyRecord._meta.db_table not in tables()
+    finally:
+        with override_settings(DATABASE_ROUTERS=router):
+            call_command("migrate", "django_arc", "zero", database="other", verbosity=0)
+        call_command("migrate", "django_arc", database="other", verbosity=0)
+    assert OutboxEvent._meta.db_table in tables()
+
+
 # -- the query cache -----------------------------------------------------------------------------
 
 
