@@ -33,10 +33,11 @@ from django_arc.exceptions import ArcError
 from django_arc.idempotency import purge
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.idempotency.stores import DatabaseStore
-from django_arc.outbox import OutboxEvent
+from django_arc.outbox import OutboxEvent, OutboxStatus, run_relay
 from django_arc.querycache import invalidate
 from django_arc.querycache.keys import resource_version_key
 from django_arc.querycache.store import QueryCacheStore
+from django_arc.tasks import purge_outbox
 from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.models import Author
@@ -327,6 +328,24 @@ def test_expired_records_on_another_database_are_purged_there(mounted):
         call_command("arc_purge_idempotency", stdout=out)
         assert out.getvalue().strip() == "Deleted 1 expired idempotency record(s)."
         assert records.count() == 0
+
+
+def test_the_relay_and_the_outbox_purge_work_on_the_outbox_database(mounted):
+    """With ``OutboxEvent`` routed to ``other``, the relay claims and publishes the rows
+    there, and the purge deletes the delivered ones there."""
+    with override_settings(DATABASE_ROUTERS=[OnOther(OutboxEvent)]):
+        transport = get_transport()
+        transport.clear()
+        assert post("", {"name": "Ann"}).status_code == 201
+        totals = run_relay(batch_size=10, max_batches=1, until_drained=True)
+        assert (totals.relayed, [e.type for e in transport.published]) == (
+            1,
+            ["other-authors.created"],
+        )
+        rows = OutboxEvent.objects.using("other")
+        assert list(rows.values_list("status", flat=True)) == [OutboxStatus.DELIVERED]
+        assert purge_outbox(days=-1) == 1
+        assert not rows.exists()
 
 
 # -- manage.py check ----------------------------------------------------------------------------
