@@ -502,6 +502,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         routed to another database were written in autocommit, and a hook raising after
         the save (a 4xx) left the row there. With two databases the rows commit first,
         then the event: not one commit, but nothing of a write that raises commits."""
+        if not router.routers:
+            return _DEFAULT_ONLY
         rows = router.db_for_write(self.resource.model)
         if arc_settings.EVENTS.get("OUTBOX", True):
             from .outbox.models import OutboxEvent  # a model: importable once apps are ready
@@ -682,6 +684,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         lookup = self.resource.lookup_field
         value = instance.pk if lookup == "pk" else getattr(instance, lookup)
         return value if isinstance(value, (int, str)) else str(value)
+
+
+#: what :meth:`ResourceGenericViewSet.write_databases` answers without a router
+_DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
 
 
 def _atomic_on(aliases: tuple[str, ...]) -> Any:
