@@ -222,6 +222,58 @@ def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning
     return warnings + _check_eviction_policy(alias)
 
 
+@register("django_arc")
+def check_databases(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """arc.W006, arc.W007: a write commits with its event (the outbox) in one transaction,
+    and a keyed write with its stored answer (the ``database`` idempotency store), only on
+    one database. A router sending a resource's model to another database than
+    ``OutboxEvent`` or ``IdempotencyRecord`` splits them into two commits, which nothing
+    else reports (docs/outbox.md, docs/idempotency.md)."""
+    from django.db import router
+
+    from .idempotency.execution import enabled_for
+    from .idempotency.models import IdempotencyRecord
+    from .outbox.models import OutboxEvent
+
+    events, idem = arc_settings.EVENTS, arc_settings.IDEMPOTENCY
+    outbox = not isinstance(events, dict) or events.get("OUTBOX", True)
+    database_store = isinstance(idem, dict) and idem.get("STORE") != "cache"
+    events_db = _safe(router.db_for_write, OutboxEvent) if outbox else None
+    records_db = _safe(router.db_for_write, IdempotencyRecord) if database_store else None
+    split: dict[tuple[str, str, str], set[str]] = {}
+    for resource in _all_resources():
+        rows = _safe(router.db_for_write, resource.model)
+        if rows is None:
+            continue
+        if events_db is not None and events_db != rows:
+            split.setdefault(("arc.W006", rows, events_db), set()).add(str(resource.name))
+        if records_db not in (None, rows) and _safe(enabled_for, resource):
+            split.setdefault(("arc.W007", rows, records_db), set()).add(str(resource.name))
+    warnings = []
+    for (id_, rows, other), names in sorted(split.items()):
+        listed = ", ".join(sorted(names))
+        if id_ == "arc.W006":
+            message = (
+                f"The rows of {listed} are written to database {rows!r} and their events to "
+                f"{other!r} (OutboxEvent's router): a write and its event are two commits, so "
+                "a crash or a failed commit between them leaves a row without its event."
+            )
+            hint = "Route django_arc's OutboxEvent to the database of these models."
+        else:
+            message = (
+                f"The rows of {listed} are written to database {rows!r} and their "
+                f"idempotency records to {other!r} (IdempotencyRecord's router): a keyed "
+                "write commits before its answer is stored, so a crash in between lets the "
+                "retry write again."
+            )
+            hint = (
+                "Route django_arc's IdempotencyRecord to the database of these models "
+                "(docs/idempotency.md, 'Stores')."
+            )
+        warnings.append(Warning(message, hint=hint, obj="DATABASE_ROUTERS", id=id_))
+    return warnings
+
+
 def _unusable(alias: str) -> str | None:
     """Why ``alias``'s client cannot be built, or ``None``. Building it sends nothing to
     Redis: a server that is down is an outage to ride out, not a setting to fix."""

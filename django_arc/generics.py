@@ -27,11 +27,12 @@ that knows how a request is judged and how rows are reached. The verbs live in
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import models, transaction
+from django.db import DEFAULT_DB_ALIAS, models, router, transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
@@ -478,31 +479,67 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         otherwise the write is a single statement, atomic by itself, and a BEGIN/COMMIT pair
         would only add two round trips. Inside the request's own transaction (an idempotent
         request on the ``database`` store) the write joins it without a savepoint, unless it
-        is nested in another write (:meth:`IdempotentExecution.write`)."""
-        execution = self.idempotent_execution
-        if execution is not None and execution.in_transaction:
-            return execution.write()
-        if always or arc_settings.EVENTS.get("OUTBOX", True):
-            return transaction.atomic()
-        if self.resource.write_needs_transaction:
-            return transaction.atomic()
+        is nested in another write (:meth:`IdempotentExecution.write`), when that
+        transaction is on the databases the write needs (:meth:`write_databases`); else it
+        runs in a transaction of its own on them, as without a key."""
+        databases = self.write_databases()
+        if self._joins_request_transaction(databases):
+            return self.idempotent_execution.write()  # type: ignore[union-attr]
+        if (
+            always
+            or arc_settings.EVENTS.get("OUTBOX", True)
+            or self.resource.write_needs_transaction
+        ):
+            return _atomic_on(databases)
         return nullcontext()
+
+    def write_databases(self) -> tuple[str, ...]:
+        """The databases a write's transaction is opened on, the outermost first: where its
+        event goes — the outbox's (``OutboxEvent``'s router's ``db_for_write``), or, with
+        the outbox off, ``default``, on whose commit the receiver publishes — then where the
+        resource's rows are written (the model's ``db_for_write``). One database without a
+        router. The transaction used to be ``default``'s whatever the router said: rows
+        routed to another database were written in autocommit, and a hook raising after
+        the save (a 4xx) left the row there. With two databases the rows commit first,
+        then the event: not one commit, but nothing of a write that raises commits."""
+        if not router.routers:
+            return _DEFAULT_ONLY
+        rows = router.db_for_write(self.resource.model)
+        if arc_settings.EVENTS.get("OUTBOX", True):
+            from .outbox.models import OutboxEvent  # a model: importable once apps are ready
+
+            events = router.db_for_write(OutboxEvent)
+        else:
+            events = DEFAULT_DB_ALIAS
+        return (rows,) if events == rows else (events, rows)
+
+    def _joins_request_transaction(self, databases: tuple[str, ...]) -> bool:
+        """Whether writes on ``databases`` join the request's own transaction (``database``
+        store): it is open on the one database they need."""
+        execution = self.idempotent_execution
+        return (
+            execution is not None
+            and execution.in_transaction
+            and databases == (execution.store.using,)
+        )
 
     def keyed_failure(self, result: Any) -> None:
         """Called last inside a route's or action's write transaction with what its handler
         returned: under an ``Idempotency-Key``, an answer of 5xx gives the key up (SPEC
         §10) and the retry runs anew, so the writes made before it must not stand either,
         or the retry makes them a second time. The ``database`` store rolls them back with
-        the request's transaction; on the ``cache`` store the route's transaction is its
-        own, and is marked for rollback here."""
-        execution = self.idempotent_execution
+        the request's transaction; when the route's transaction is its own (the ``cache``
+        store, or rows on another database than the records), it is marked for rollback
+        here."""
         if (
-            execution is not None
-            and not execution.in_transaction
+            self.idempotent_execution is not None
             and isinstance(result, HttpResponseBase)
             and result.status_code >= 500
         ):
-            transaction.set_rollback(True)
+            databases = self.write_databases()
+            if not self._joins_request_transaction(databases):
+                for alias in databases:
+                    transaction.set_rollback(True, using=alias)
 
     def write_values(self, instance: Any = None) -> dict[str, Any]:
         """Model values presets force on a create (``instance`` None) or an update."""
@@ -647,6 +684,26 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         lookup = self.resource.lookup_field
         value = instance.pk if lookup == "pk" else getattr(instance, lookup)
         return value if isinstance(value, (int, str)) else str(value)
+
+
+#: what :meth:`ResourceGenericViewSet.write_databases` answers without a router
+_DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
+
+
+def _atomic_on(aliases: tuple[str, ...]) -> Any:
+    """``transaction.atomic`` on each of ``aliases``, entered in order (the last innermost,
+    the first to commit)."""
+    if len(aliases) == 1:
+        return transaction.atomic(using=aliases[0])
+    return _atomics(aliases)
+
+
+@contextmanager
+def _atomics(aliases: tuple[str, ...]) -> Iterator[None]:
+    with ExitStack() as stack:
+        for alias in aliases:
+            stack.enter_context(transaction.atomic(using=alias))
+        yield
 
 
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:

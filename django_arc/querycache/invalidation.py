@@ -507,22 +507,34 @@ def invalidate(*targets: Any, using: str | None = None) -> None:
         Product.objects.filter(status="draft").update(status="archived")
         invalidate(Product)          # or invalidate(ProductResource), invalidate("catalog")
 
-    Runs when the current transaction on ``using`` commits (at once outside one)."""
+    Runs when the current transaction on ``using`` commits (at once outside one). Without
+    ``using``, a model's or resource's keys wait for the database its rows are written to
+    (its router's ``db_for_write``), as a signal's and a request's bumps do, and a tag's
+    for ``default``: ``invalidate(Product)`` inside ``atomic(using="other")``, for a
+    ``Product`` routed there, used to bump at once on ``default``, before the write
+    committed (a read in between stored the old rows under the new tokens), and even when
+    it rolled back."""
     from ..resources import Resource
 
-    keys: set[str] = set()
+    keys: dict[str | None, set[str]] = {}
+
+    def add(found: set[str], model: Any = None) -> None:
+        alias = using or (router.db_for_write(model) if model is not None else None)
+        keys.setdefault(alias, set()).update(found)
+
     for target in targets:
         if isinstance(target, str):
-            keys.add(tag_version_key(target))
+            add({tag_version_key(target)})
         elif isinstance(target, type) and issubclass(target, models.Model):
             for resource in _resources_over(target):
-                keys |= resource_keys(resource) or {resource_version_key(resource)}
+                add(resource_keys(resource) or {resource_version_key(resource)}, target)
         elif isinstance(target, Resource):
-            keys |= resource_keys(target) or {resource_version_key(target)}
+            add(resource_keys(target) or {resource_version_key(target)}, target.model)
         elif isinstance(target, type) and issubclass(target, Resource):
             for resource in _served_resources():
                 if type(resource) is target:
-                    keys |= resource_keys(resource) or {resource_version_key(resource)}
+                    add(resource_keys(resource) or {resource_version_key(resource)}, resource.model)
         else:
             raise TypeError(f"invalidate() takes models, resources and tag names, not {target!r}")
-    bump_on_commit(keys, using=using)
+    for alias, found in keys.items():
+        bump_on_commit(found, using=alias)
