@@ -188,6 +188,22 @@ def test_the_same_key_with_another_body_is_422_and_writes_nothing(store, editor)
 
 
 @pytest.mark.django_db
+def test_a_key_is_its_method_and_paths_own_and_reused_by_another_query(store, editor, org):
+    """Method and path are part of what a key is executed once per (SPEC §10): the same key
+    sent with another method or to another path is another key and runs; only another query
+    string or body on the same method and path is 422 (as the OpenAPI schema says)."""
+    row = ProductFactory(organization=org, price=4)
+    assert post(editor, key="k").status_code == 201
+    patched = editor.patch(
+        f"{URL}{row.pk}/", {"name": "P"}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    put = editor.put(f"{URL}{row.pk}/", {"name": "Q"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    for response in (patched, put):
+        assert response.status_code == 200 and "X-Idempotency-Replayed" not in response
+    assert_error(post(editor, key="k", url=f"{URL}?dry=1"), 422, "IDEMPOTENCY_KEY_REUSED")
+
+
+@pytest.mark.django_db
 def test_the_fingerprint_ignores_key_order_and_whitespace_of_the_body(store, editor):
     first = editor.post(
         URL,
