@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+import redis as redis_py
 from django.db import connection, connections, models
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -1584,6 +1585,20 @@ def test_the_longest_lifetime_allowed_is_cached(shop, monkeypatch):
     response = get(editor, CACHED)
     assert response["X-Cache"] == "HIT"
     assert response.content == get(editor, UNCACHED).content
+
+
+def test_an_entry_lives_gc_seconds_from_when_it_was_computed(shop):
+    """``gc_seconds`` counts from when the answer was computed (docs/decisions.md): the
+    entry's Redis expiry is ``gc_seconds``, not ``stale_seconds + gc_seconds`` as arc's
+    ``gcTime`` would make it."""
+    policy = cached_policy_for(CachedProductResource)
+    assert (policy.stale_seconds, policy.gc_seconds) == (30, 300)
+    assert get(shop["editor"], CACHED)["X-Cache"] == "MISS"
+    client = redis_py.Redis.from_url(REDIS_URL)
+    (entry_key,) = client.keys(redis_alias.make_key("redis", "arc:qc:e:") + "*")
+    expires_in = client.pttl(entry_key)
+    client.close()
+    assert (policy.gc_seconds - 10) * 1000 < expires_in <= policy.gc_seconds * 1000
 
 
 def test_without_a_django_redis_alias_nothing_is_cached(shop):
