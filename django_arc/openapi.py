@@ -132,8 +132,8 @@ _CODE_TEXT = {
     "THROTTLED": "too many requests; retry after `Retry-After` seconds",
     "IDEMPOTENCY_CONFLICT": "a request with this `Idempotency-Key` is still running; retry "
     "after `Retry-After` seconds",
-    "IDEMPOTENCY_KEY_REUSED": "this `Idempotency-Key` was sent before with another method, "
-    "path, query or body",
+    "IDEMPOTENCY_KEY_REUSED": "this `Idempotency-Key` was sent to this method and path before "
+    "with another query string or body (another method or path is another key)",
     "IDEMPOTENCY_UNAVAILABLE": "keys cannot be checked right now (the key store is down); "
     "nothing was run, retry after `Retry-After` seconds",
 }
@@ -382,7 +382,8 @@ class ArcAutoSchema(AutoSchema):
             "`VALIDATION_ERROR`). The first request with a key runs; a repeat with the same "
             "key, method, path, query and body gets the first answer again, byte for byte, "
             f"with `{REPLAYED_HEADER}: true`, and runs nothing. The same key with another "
-            "request is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is running, 409 "
+            "query or body is 422 `IDEMPOTENCY_KEY_REUSED` (sent to another method or path, "
+            "it is another key); while the first is running, 409 "
             "`IDEMPOTENCY_CONFLICT`. Keys are the caller's own: another user, organization "
             "or service key never shares them. 5xx answers are not kept.",
         )

@@ -188,6 +188,22 @@ def test_the_same_key_with_another_body_is_422_and_writes_nothing(store, editor)
 
 
 @pytest.mark.django_db
+def test_a_key_is_its_method_and_paths_own_and_reused_by_another_query(store, editor, org):
+    """Method and path are part of what a key is executed once per (SPEC §10): the same key
+    sent with another method or to another path is another key and runs; only another query
+    string or body on the same method and path is 422 (as the OpenAPI schema says)."""
+    row = ProductFactory(organization=org, price=4)
+    assert post(editor, key="k").status_code == 201
+    patched = editor.patch(
+        f"{URL}{row.pk}/", {"name": "P"}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    put = editor.put(f"{URL}{row.pk}/", {"name": "Q"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    for response in (patched, put):
+        assert response.status_code == 200 and "X-Idempotency-Replayed" not in response
+    assert_error(post(editor, key="k", url=f"{URL}?dry=1"), 422, "IDEMPOTENCY_KEY_REUSED")
+
+
+@pytest.mark.django_db
 def test_the_fingerprint_ignores_key_order_and_whitespace_of_the_body(store, editor):
     first = editor.post(
         URL,
@@ -1163,6 +1179,39 @@ def test_a_refused_request_claims_nothing(store, org):
     editor = member_client(org, "editor")
     assert post(editor).status_code == 201
     assert_error(post(viewer), 403, "FORBIDDEN")  # not the editor's replay
+
+
+@pytest.mark.django_db
+def test_a_claim_abandoned_by_its_request_is_taken_over_by_another_body_on_both_stores(
+    store, editor, org
+):
+    """A request claims its key and dies (nothing of it commits on the ``database`` store):
+    once its lock runs out, the key holds no answer and was used for nothing. The ``cache``
+    store's claim expired, so a request with another body ran; the ``database`` store kept
+    refusing it with 422 ``IDEMPOTENCY_KEY_REUSED`` until ``TTL_SECONDS`` (a day)."""
+    user_id = editor.handler._force_user.pk
+    scope = type(
+        "Scope",
+        (),
+        {"kind": "member", "user_id": user_id, "organization_id": org.pk, "context": {}},
+    )
+    abandoned = stores.Request(
+        key=scoped_key("", caller_identity(scope), "POST", URL, "k"),
+        fingerprint=fingerprint("POST", URL, BODY),
+        method="POST",
+        path=URL,
+        lock_seconds=0.3,
+        ttl_seconds=3600,
+    )
+    assert stores.get_store(idempotency(store)).claim(abandoned).outcome == stores.CLAIMED
+    other = {**BODY, "sku": "W-2"}
+    assert_error(post(editor, other, key="k"), 422, "IDEMPOTENCY_KEY_REUSED")  # still held
+    time.sleep(0.4)
+    ran = post(editor, other, key="k")
+    assert ran.status_code == 201 and "X-Idempotency-Replayed" not in ran, ran.content
+    again = post(editor, other, key="k")
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == ran.content
+    assert list(Product.objects.values_list("sku", flat=True)) == ["W-2"]
 
 
 # -- expiry and purge ------------------------------------------------------------------------------

@@ -305,6 +305,11 @@ def test_idempotency_key_and_its_answers_where_keys_are_read(schema):
     responses = create["responses"]
     assert "IDEMPOTENCY_CONFLICT" in responses["409"]["description"]
     assert "IDEMPOTENCY_KEY_REUSED" in responses["422"]["description"]
+    # method and path are part of the key: only another query or body is a reuse
+    # (test_a_key_is_its_method_and_paths_own_and_reused_by_another_query)
+    reused = responses["422"]["description"]
+    assert "another query string or body" in reused and "another method, path" not in reused
+    assert "another query or body is 422" in key["description"]
     assert "IDEMPOTENCY_UNAVAILABLE" in responses["503"]["description"]
     for status in ("409", "503"):
         assert "Retry-After" in responses[status]["headers"], status

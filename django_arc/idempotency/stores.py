@@ -203,13 +203,16 @@ class DatabaseStore:
         if expired:
             # An expired record is as good as none: take it over for this request.
             return self._take_over(pk, token, request, expired=True)
+        if status is None and not locked:
+            # A claim whose request died (its lock ran out, nothing of it committed) holds
+            # no answer and used the key for nothing: taken over by this request whatever
+            # its body, as the ``cache`` store's claim expires after ``LOCK_SECONDS``.
+            return self._take_over(pk, token, request, expired=False)
         if fingerprint != request.fingerprint:
             return Claim(REUSED)
         if status is not None:
             return Claim(FINISHED, "", status, content_type, bytes(body or b""), _headers(headers))
-        if locked:
-            return Claim(IN_FLIGHT)
-        return self._take_over(pk, token, request, expired=False)
+        return Claim(IN_FLIGHT)
 
     def _take_over(self, pk: int, held_by: str, request: Request, expired: bool) -> Claim | None:
         """Claim a key whose holder is gone: a conditional UPDATE, so of two requests taking

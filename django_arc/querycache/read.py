@@ -10,7 +10,8 @@ scope, permissions and throttles, so a caller who may not list gets no cached li
   server calls after the last byte, or the request's own ``close()``, which Django's handlers
   add to whichever response is closed, when a middleware answered with another response),
   others just serve it; a recomputed answer that is no longer a 200 drops the entry;
-- no valid entry → the route runs, ``X-Cache: MISS``, and a 200 is stored;
+- no valid entry → the route runs; a 200 is stored and marked ``X-Cache: MISS`` (an error
+  carries no ``X-Cache``);
 - Redis away → the route runs, ``X-Cache: MISS``, nothing stored, one warning per interval.
 
 A cached get answer keeps the row it rendered, and every hit runs the object permission and
@@ -229,10 +230,13 @@ class CachedRead:
 
     def finish(self, response: Any) -> None:
         """Mark the route's answer a miss and store it when it is a 200 a HIT can repeat,
-        read after the version tokens."""
+        read after the version tokens. Only a 200 is marked: an error (a 404, an object
+        rule's 403, a 500) is no answer the cache could keep or serve, and carries no
+        ``X-Cache``, as it carries none when refused before the cache is asked."""
+        if response.status_code != 200:
+            return
         keep = (
             self.store is not None
-            and response.status_code == 200
             and hasattr(response, "render")
             and not has_own_headers(self.view, response)  # before X-Cache is one of them
             and not reads_a_snapshot(self.view)
