@@ -1,5 +1,6 @@
 """Small helpers the HTTP tests share."""
 
+import time
 from collections import Counter
 from contextlib import contextmanager
 
@@ -53,3 +54,14 @@ def assert_outbox_events(expected: Counter) -> None:
     assert events == expected
     keyed = list(OutboxEvent.objects.exclude(dedupe_key=None).values_list("dedupe_key", flat=True))
     assert len(keyed) == len(set(keyed))
+
+
+class Clock:
+    """``time`` as the query cache's modules see it: the real clock plus an offset a test
+    moves forward, so an entry goes stale without the test sleeping (and a fresh one stays
+    fresh however slowly a loaded machine runs the test)."""
+
+    offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset

@@ -30,9 +30,12 @@ from django.test import AsyncClient, Client, override_settings
 from django_arc import arc, redis_alias
 from django_arc.idempotency.execution import IdempotentExecution
 from django_arc.idempotency.models import IdempotencyRecord
+from django_arc.querycache import read as read_module
+from django_arc.querycache import store as store_module
 from shop.models import Product
 from tests.asgi_support import serve, serve_many, session_headers
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+from tests.helpers import Clock
 from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
 from tests.test_idempotency import BODY, URL, idempotency
 from tests.test_query_cache import CACHED, UNCACHED, documents, shop  # noqa: F401
@@ -95,8 +98,15 @@ def refresh_locks(redis_cache):
         client.close()
 
 
-def stale_seconds(monkeypatch, seconds=0.3):
-    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": seconds, "tags": ["t"]})
+def stale_seconds(monkeypatch) -> Clock:
+    """Entries fresh for 30 s on a clock the test moves (``clock.offset += 31``) instead of
+    sleeping past a fraction of a second: with a 0.3 s window, a loaded machine took longer
+    than that between a refresh and the read that must find it fresh."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 30, "tags": ["t"]})
+    clock = Clock()
+    monkeypatch.setattr(read_module, "time", clock)
+    monkeypatch.setattr(store_module, "time", clock)
+    return clock
 
 
 # -- the query cache -------------------------------------------------------------------------------
@@ -106,7 +116,7 @@ def test_miss_hit_and_stale_are_the_bytes_wsgi_answers(shop, editor, monkeypatch
     """Over ASGI a MISS, a HIT and a STALE carry the same bytes as the uncached route, and as
     the same request over WSGI (Django's test client, the same session and ``Host``): the
     two share the entry."""
-    stale_seconds(monkeypatch, 0.5)
+    clock = stale_seconds(monkeypatch)
     wsgi = Client(headers={"x-organization-id": str(shop["a"].pk), "host": "testserver"})
     wsgi.force_login(shop["editor"].user)
     miss = serve("GET", CACHED, editor)
@@ -117,7 +127,7 @@ def test_miss_hit_and_stale_are_the_bytes_wsgi_answers(shop, editor, monkeypatch
     over_wsgi = wsgi.get(CACHED)
     assert (over_wsgi["X-Cache"], over_wsgi.content) == ("HIT", miss.content)
     assert hit["content-type"] == over_wsgi["Content-Type"]
-    time.sleep(0.55)
+    clock.offset += 31
     stale = serve("GET", CACHED, editor)
     assert (stale["x-cache"], stale.content) == ("STALE", miss.content)
 
@@ -149,10 +159,10 @@ def test_a_stale_entry_is_refreshed_once_after_its_answer_and_its_lock_released(
     the lock is gone (passed on the first run: pins the handler's ``close()`` path)."""
     from django_arc.querycache.read import CachedRead
 
-    stale_seconds(monkeypatch)
+    clock = stale_seconds(monkeypatch)
     first = serve("GET", CACHED, editor)
     Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
-    time.sleep(0.35)
+    clock.offset += 31
     reruns = []
     real_rerun = CachedRead.rerun
 
@@ -179,11 +189,11 @@ def test_a_stale_answer_a_middleware_replaces_is_refreshed_over_asgi(
     where the request's task had set nothing: the refresh never ran, its lock stayed 30 s,
     and the next reads were STALE. It now runs from the request's ``close()``."""
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, CONDITIONAL_GET]
-    stale_seconds(monkeypatch)
+    clock = stale_seconds(monkeypatch)
     first = serve("GET", CACHED, editor)
     assert first["x-cache"] == "MISS"
     Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
-    time.sleep(0.35)
+    clock.offset += 31
     assert serve("GET", CACHED, {**editor, "if-none-match": first["etag"]}).status == 304
     assert refresh_locks(redis_cache) == []
     fresh = serve("GET", CACHED, editor)
@@ -197,11 +207,11 @@ def test_a_replaced_stale_answer_is_refreshed_once_over_wsgi_too(shop, monkeypat
     from django_arc.querycache.read import CachedRead
 
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, CONDITIONAL_GET]
-    stale_seconds(monkeypatch)
+    clock = stale_seconds(monkeypatch)
     wsgi = Client(headers={"x-organization-id": str(shop["a"].pk)})
     wsgi.force_login(shop["editor"].user)
     first = wsgi.get(CACHED)
-    time.sleep(0.35)
+    clock.offset += 31
     reruns = []
     real_rerun = CachedRead.rerun
     monkeypatch.setattr(CachedRead, "rerun", lambda read: reruns.append(1) or real_rerun(read))
@@ -233,11 +243,11 @@ def test_a_stale_entry_is_refreshed_in_its_time_zone_over_asgi(
     under ASGI): Tokyo's entry is still written in Tokyo's time zone, whichever response the
     server closes."""
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, CONDITIONAL_GET, f"{__name__}.TokyoMiddleware"]
-    stale_seconds(monkeypatch)
+    clock = stale_seconds(monkeypatch)
     first = serve("GET", CACHED, editor)
     assert json.loads(first.content)["docs"][0]["created_at"].endswith("+09:00")
     Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
-    time.sleep(0.35)
+    clock.offset += 31
     if replaced:
         assert serve("GET", CACHED, {**editor, "if-none-match": first["etag"]}).status == 304
     else:
@@ -277,7 +287,7 @@ def test_a_stale_refresh_through_async_client_runs_once(shop, monkeypatch, redis
     """``AsyncClient`` closes the response in the request's task on a worker thread (not
     the handler's way): the refresh runs there, once, and releases its lock (passed on the
     first run)."""
-    stale_seconds(monkeypatch)
+    clock = stale_seconds(monkeypatch)
     client = AsyncClient()
     client.force_login(shop["editor"].user)
     org = {"x-organization-id": str(shop["a"].pk)}
@@ -288,7 +298,7 @@ def test_a_stale_refresh_through_async_client_runs_once(shop, monkeypatch, redis
     first = get(CACHED)
     assert first.status_code == 200 and first["X-Cache"] == "MISS", first.content
     Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
-    time.sleep(0.35)
+    clock.offset += 31
     stale = get(CACHED)
     assert (stale["X-Cache"], stale.content) == ("STALE", first.content)
     assert refresh_locks(redis_cache) == []

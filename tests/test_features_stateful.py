@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -59,7 +58,7 @@ from django_arc.querycache import read as read_module
 from django_arc.querycache import store as store_module
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory
-from tests.helpers import assert_error, assert_outbox_events, client_for
+from tests.helpers import Clock, assert_error, assert_outbox_events, client_for
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.feature_resources import CachedProductResource
 
@@ -92,16 +91,6 @@ OPS = [
 ]
 QUERIES = ["", "?select=name,price", "?sort=-price", "?price[gte]=2", "?limit=2&page=2"]
 EVENT = "cached-products"
-
-
-class Clock:
-    """``time`` as the query cache's modules see it: the real clock plus an offset the
-    machine moves forward, so an entry goes stale without the test sleeping."""
-
-    offset = 0.0
-
-    def time(self) -> float:
-        return time.time() + self.offset
 
 
 @dataclass(frozen=True)
