@@ -65,3 +65,13 @@ class Clock:
 
     def time(self) -> float:
         return time.time() + self.offset
+
+
+def cache_clock(monkeypatch) -> Clock:
+    """A :class:`Clock` the query cache's modules read the time from for this test."""
+    from django_arc.querycache import read, store
+
+    clock = Clock()
+    monkeypatch.setattr(read, "time", clock)
+    monkeypatch.setattr(store, "time", clock)
+    return clock

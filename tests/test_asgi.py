@@ -30,16 +30,19 @@ from django.test import AsyncClient, Client, override_settings
 from django_arc import arc, redis_alias
 from django_arc.idempotency.execution import IdempotentExecution
 from django_arc.idempotency.models import IdempotencyRecord
-from django_arc.querycache import read as read_module
-from django_arc.querycache import store as store_module
 from shop.models import Product
 from tests.asgi_support import serve, serve_many, session_headers
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
-from tests.helpers import Clock
 from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
 from tests.test_idempotency import BODY, URL, idempotency
-from tests.test_query_cache import CACHED, UNCACHED, documents, shop  # noqa: F401
-from tests.testapp.feature_resources import CachedProductResource, IdempotentProductResource
+from tests.test_query_cache import (  # noqa: F401
+    CACHED,
+    UNCACHED,
+    documents,
+    shop,
+    stale_on_a_clock,
+)
+from tests.testapp.feature_resources import IdempotentProductResource
 
 pytestmark = [
     pytest.mark.redis,
@@ -98,15 +101,8 @@ def refresh_locks(redis_cache):
         client.close()
 
 
-def stale_seconds(monkeypatch) -> Clock:
-    """Entries fresh for 30 s on a clock the test moves (``clock.offset += 31``) instead of
-    sleeping past a fraction of a second: with a 0.3 s window, a loaded machine took longer
-    than that between a refresh and the read that must find it fresh."""
-    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 30, "tags": ["t"]})
-    clock = Clock()
-    monkeypatch.setattr(read_module, "time", clock)
-    monkeypatch.setattr(store_module, "time", clock)
-    return clock
+def stale_seconds(monkeypatch):
+    return stale_on_a_clock(monkeypatch, {"stale_seconds": 30, "tags": ["t"]})
 
 
 # -- the query cache -------------------------------------------------------------------------------

@@ -54,11 +54,9 @@ from django_arc import redis_alias
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
 from django_arc.querycache import invalidate
-from django_arc.querycache import read as read_module
-from django_arc.querycache import store as store_module
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory
-from tests.helpers import Clock, assert_error, assert_outbox_events, client_for
+from tests.helpers import Clock, assert_error, assert_outbox_events, cache_clock, client_for
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.feature_resources import CachedProductResource
 
@@ -457,9 +455,7 @@ def build_world() -> None:
 
 @pytest.mark.parametrize("store", ["database", "cache"])
 def test_cache_and_idempotency_together(store, monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(read_module, "time", clock)
-    monkeypatch.setattr(store_module, "time", clock)
+    clock = cache_clock(monkeypatch)
     monkeypatch.setattr(
         CachedProductResource, "cache", {"stale_seconds": STALE_SECONDS, "tags": ["t"]}
     )

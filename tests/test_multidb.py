@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-import time
 from datetime import timedelta
 from io import StringIO
 
@@ -38,7 +37,7 @@ from django_arc.querycache import invalidate
 from django_arc.querycache.keys import resource_version_key
 from django_arc.querycache.store import QueryCacheStore
 from django_arc.tasks import purge_outbox
-from tests.helpers import client_for, site_mounted
+from tests.helpers import cache_clock, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.models import Author
 from tests.testapp.resources import PUBLIC
@@ -130,7 +129,7 @@ class StaleOtherAuthorResource(Resource):
     name = "stale-other-authors"
     fields = ["id", "name"]
     permissions = PUBLIC
-    cache = {"stale_seconds": 0.2}
+    cache = {"stale_seconds": 30}  # aged by a Clock, not by sleeping
 
 
 def names(alias):
@@ -473,17 +472,20 @@ def test_invalidate_waits_for_the_commit_of_the_database_the_rows_are_written_to
 
 
 @needs_redis
-def test_a_stale_entry_of_rows_on_another_database_is_refreshed_from_there(mounted, redis_cache):
+def test_a_stale_entry_of_rows_on_another_database_is_refreshed_from_there(
+    mounted, redis_cache, monkeypatch
+):
     """The STALE refresh, run from the response's close(), reads the rows where the router
     sends them: a change made without a bump (``QuerySet.update``) is served STALE once,
     then the refreshed entry is a HIT with it."""
+    clock = cache_clock(monkeypatch)
     url = "/m/stale-other-authors/"
     client = client_for(None)
     with override_settings(DATABASE_ROUTERS=[OnOther()]):
         Author.objects.create(name="Ann")
         assert client.get(url)["X-Cache"] == "MISS"
         Author.objects.update(name="Bea")  # no signal: no bump
-        time.sleep(0.25)
+        clock.offset += 31
         stale = client.get(url)
         assert stale["X-Cache"] == "STALE" and stale.json()["docs"][0]["name"] == "Ann"
         refreshed = client.get(url)

@@ -35,7 +35,7 @@ from django_arc.querycache.store import Entry
 from django_arc.settings import MAX_SECONDS
 from shop.models import Order, Product
 from tests.factories import MembershipFactory, OrderFactory, OrganizationFactory, ProductFactory
-from tests.helpers import assert_error, client_for, site_mounted
+from tests.helpers import assert_error, cache_clock, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
 from tests.testapp.feature_resources import CachedProductResource
 from tests.testapp.models import Author
@@ -91,6 +91,15 @@ def shop():
         "buyer": member(a, "buyer"),
         "admin_b": member(b, "admin"),
     }
+
+
+def stale_on_a_clock(monkeypatch, cache: dict):
+    """``CachedProductResource`` with ``cache``, its entries aged by a clock the test moves
+    (``clock.offset += 31`` past a 30 s freshness) rather than by sleeping past a fraction
+    of a second: on a loaded machine, the read that must find a refreshed entry fresh came
+    after such a window had closed."""
+    monkeypatch.setattr(CachedProductResource, "cache", cache)
+    return cache_clock(monkeypatch)
 
 
 def get(client, path, query=""):
@@ -218,11 +227,11 @@ class SometimesLockedAuthorResource(Resource):
     name = "sometimes-locked-authors"
     fields = ["id", "name"]
     permissions = {"get": P.all_of(P.allow_public(), lends_a_lock_when_asked)}
-    cache = {"stale_seconds": 0.2}
+    cache = {"stale_seconds": 30}  # aged by a Clock, not by sleeping
 
 
 def test_a_stale_get_whose_refreshed_row_no_longer_pickles_is_dropped_by_its_close(
-    settings, redis_cache
+    settings, redis_cache, monkeypatch
 ):
     """The STALE refresh rides on the request's close() and stores what the route answers
     now; a row that no longer pickles (a rule now leaves a lock on it) makes no entry
@@ -230,6 +239,7 @@ def test_a_stale_get_whose_refreshed_row_no_longer_pickles_is_dropped_by_its_clo
     the next read runs the route (a MISS with today's name), not the old bytes for
     gc_seconds, and never a 500 from the close (pins the refresh on close() with the pickle
     guard; passed first time)."""
+    clock = cache_clock(monkeypatch)
     author = Author.objects.create(name="Ann")
     anonymous = client_for(None)
     url = f"/l/sometimes-locked-authors/{author.pk}/"
@@ -238,7 +248,7 @@ def test_a_stale_get_whose_refreshed_row_no_longer_pickles_is_dropped_by_its_clo
         assert anonymous.get(url)["X-Cache"] == "MISS"
         assert anonymous.get(url)["X-Cache"] == "HIT"
         Author.objects.filter(pk=author.pk).update(name="Bea")  # no bump
-        time.sleep(0.25)
+        clock.offset += 31
         LENDING.append(True)
         try:
             stale = anonymous.get(url)  # the test client closes it: the refresh runs
@@ -995,14 +1005,14 @@ def test_a_write_that_rolls_back_bumps_nothing(shop):
 
 
 def test_a_stale_entry_is_served_at_once_then_refreshed_once(shop, monkeypatch):
-    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3, "tags": ["t"]})
+    clock = stale_on_a_clock(monkeypatch, {"stale_seconds": 30, "tags": ["t"]})
     editor = shop["editor"]
     first = get(editor, CACHED)
     assert first["X-Cache"] == "MISS"
     # a change the cache is not told about (no signal, no invalidate())
     Product.objects.filter(organization=shop["a"]).update(name="Changed")
     assert get(editor, CACHED)["X-Cache"] == "HIT"
-    time.sleep(0.35)
+    clock.offset += 31
     stale = get(editor, CACHED)
     assert stale["X-Cache"] == "STALE"
     assert stale.content == first.content  # served at once, the old answer
@@ -1021,12 +1031,12 @@ def test_a_stale_answer_a_middleware_replaces_is_refreshed_all_the_same(
     one, not the STALE answer: the refresh it won the lock for still runs once the request is
     finished, rather than the lock keeping every later read STALE until it expires."""
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.http.ConditionalGetMiddleware"]
-    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3, "tags": ["t"]})
+    clock = stale_on_a_clock(monkeypatch, {"stale_seconds": 30, "tags": ["t"]})
     editor = shop["editor"]
     first = get(editor, CACHED)
     assert first["X-Cache"] == "MISS"
     Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
-    time.sleep(0.35)
+    clock.offset += 31
     assert editor.get(CACHED, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
     fresh = get(editor, CACHED)
     assert fresh["X-Cache"] == "HIT"
@@ -1049,12 +1059,12 @@ def test_a_stale_answer_a_page_cache_keeps_is_pickled_without_its_refresh(
     ]
     settings.CACHE_MIDDLEWARE_SECONDS = 60
     caches["default"].clear()
-    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    clock = stale_on_a_clock(monkeypatch, {"stale_seconds": 30})
     editor = shop["editor"]
     first = get(editor, CACHED, "?limit=5&sort=name")
     assert first["X-Cache"] == "MISS"
     Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
-    time.sleep(0.35)
+    clock.offset += 31
     # the same query spelled otherwise: a miss of the page cache, the same entry of ours
     stale = get(editor, CACHED, "?sort=name&limit=5")
     assert stale.status_code == 200 and stale["X-Cache"] == "STALE"
@@ -1066,10 +1076,10 @@ def test_a_stale_answer_a_page_cache_keeps_is_pickled_without_its_refresh(
 
 
 def test_only_one_request_refreshes_a_stale_entry(shop, monkeypatch, redis_cache):
-    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.2})
+    clock = stale_on_a_clock(monkeypatch, {"stale_seconds": 30})
     editor = shop["editor"]
     get(editor, CACHED)
-    time.sleep(0.25)
+    clock.offset += 31
     # someone else holds the refresh lock: this request serves STALE without running SQL
     import redis as redis_py
 
@@ -1099,11 +1109,11 @@ def test_a_stale_entry_refreshed_by_another_request_meanwhile_is_not_refreshed_a
     from django_arc.querycache.read import CachedRead
     from django_arc.querycache.store import QueryCacheStore
 
-    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    clock = stale_on_a_clock(monkeypatch, {"stale_seconds": 30})
     editor = shop["editor"]
     get(editor, CACHED)
     Product.objects.filter(organization=shop["a"]).update(name="Changed")  # no bump
-    time.sleep(0.35)
+    clock.offset += 31
     reruns, other, waited = [], [], []
     real_rerun, real_try_lock = CachedRead.rerun, QueryCacheStore.try_lock
 
@@ -1145,10 +1155,10 @@ def test_a_refresh_outliving_its_lock_leaves_the_next_refreshers_lock_alone(
     from django_arc.querycache.read import CachedRead
 
     monkeypatch.setattr(store_module, "REFRESH_LOCK_SECONDS", 1)
-    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.2})
+    clock = stale_on_a_clock(monkeypatch, {"stale_seconds": 30})
     editor = shop["editor"]
     get(editor, CACHED)
-    time.sleep(0.25)
+    clock.offset += 31
     refreshes = []
     real_refresh = CachedRead.refresh
 
@@ -1178,11 +1188,11 @@ def test_a_stale_get_refused_by_the_object_rule_leaves_the_refresh_to_the_next_c
     """The buyer shares the editor's key for a dear product but the object rule refuses it
     the row: its 403 must not take the refresh lock, or no refresh would happen until the
     lock expired."""
-    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    clock = stale_on_a_clock(monkeypatch, {"stale_seconds": 30})
     editor, buyer, dear = shop["editor"], shop["buyer"], shop["dear"]
     assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "MISS"
     Product.objects.filter(pk=dear.pk).update(name="Renamed quietly")  # no invalidation
-    time.sleep(0.35)
+    clock.offset += 31
     refused = get(buyer, CACHED, f"{dear.pk}/")
     assert refused.status_code == 403 and "X-Cache" not in refused
     assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "STALE"
@@ -1196,12 +1206,12 @@ def test_a_refresh_that_finds_the_row_gone_drops_the_entry(shop, monkeypatch, ca
     """A get's row deleted by a write the cache was not told of (raw SQL): once stale, its
     refresh answers 404, which drops the entry: the next read is that 404, not the deleted row
     again and again until ``gc_seconds``. A 404 is the route's answer, not a failed refresh."""
-    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    clock = stale_on_a_clock(monkeypatch, {"stale_seconds": 30})
     editor, dear = shop["editor"], shop["dear"]
     assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "MISS"
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {Product._meta.db_table} WHERE id = %s", [dear.pk])
-    time.sleep(0.35)
+    clock.offset += 31
     caplog.set_level(logging.WARNING, logger="django_arc.querycache")
     assert get(editor, CACHED, f"{dear.pk}/")["X-Cache"] == "STALE"
     for _ in range(2):
