@@ -23,6 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis import exceptions as redis_exceptions
 
+from django_arc import redis_alias
 from django_arc.idempotency import stores
 from django_arc.idempotency.keys import caller_identity, fingerprint, scoped_key
 from django_arc.idempotency.models import IdempotencyRecord
@@ -1382,6 +1383,41 @@ def test_a_redis_restart_between_keyed_requests_is_not_an_outage(editor, tmp_pat
         assert replay["X-Idempotency-Replayed"] == "true" and replay.content == again.content
         assert Product.objects.filter(sku="W-2").count() == 1
         assert [r for r in caplog.records if r.name == "django_arc.redis"] == []
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db
+def test_a_claim_whose_reply_was_lost_and_was_sent_again_is_still_ours(editor, monkeypatch):
+    """The connection can drop after Redis ran the claim script but before its reply arrived
+    (a ``CLIENT KILL``, a network cut): ``redis_alias.command`` sends the script again, over
+    the pool, and it finds the claim it had just set. That claim is the request's own (its
+    token): the request runs. Taken for another request's, it was a 409 with nothing
+    running, and the key stayed locked for ``LOCK_SECONDS``, each retry a 409 until then."""
+    exchange = redis_alias._exchange
+    lost = []
+
+    def reply_lost(client, args):
+        reply = exchange(client, args)
+        if args[:2] == ("EVALSHA", stores._CLAIM.sha) and not lost:
+            lost.append(reply)
+            client.connection.disconnect()  # what redis-py does when the socket closes
+            raise redis_exceptions.ConnectionError("Connection closed by server.")
+        return reply
+
+    monkeypatch.setattr(redis_alias, "_exchange", reply_lost)
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache", LOCK_SECONDS=60))),
+    ):
+        first = post(editor)
+        replay = post(editor)
+    assert lost == [None]  # the first claim did set the key; its reply never came
+    assert first.status_code == 201, first.content
+    assert replay.status_code == 201 and replay["X-Idempotency-Replayed"] == "true"
+    assert replay.content == first.content
+    assert Product.objects.filter(sku="W-1").count() == 1
+    assert len(created_events()) == 1
 
 
 def unusable_alias(**config) -> dict:

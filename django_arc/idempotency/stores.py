@@ -469,15 +469,22 @@ class CacheStore:
             raise StoreUnavailable(str(exc)) from exc
         if value is None:
             return Claim(CLAIMED, token)
-        return self._existing(request, value)
+        return self._existing(request, value, token)
 
     @staticmethod
-    def _existing(request: Request, value: bytes) -> Claim:
+    def _existing(request: Request, value: bytes, token: str) -> Claim:
+        """What a key found holding ``value`` answers. Our own claim (``token``) is ours: the
+        script ran, but its reply was lost with the connection (a ``CLIENT KILL``, a network
+        cut), and :func:`~django_arc.redis_alias.command` (or redis-py's own retry) sent it
+        again, which found the claim it had just set. Taken for another request's, it
+        answered 409 and left the key locked for ``LOCK_SECONDS``, with nothing running."""
         kind, rest = value[:1], value[1:]
         head, _, body = rest.partition(b"\n")
         meta = json.loads(head)
         if meta.get("fp") != request.fingerprint:
             return Claim(REUSED)
+        if kind == _IN_FLIGHT and meta.get("token") == token:
+            return Claim(CLAIMED, token)
         if kind == _FINISHED:
             headers = _pairs(meta.get("h", ()))
             return Claim(FINISHED, "", int(meta["status"]), meta.get("ct", ""), body, headers)
