@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from datetime import timedelta
@@ -1366,8 +1367,6 @@ def test_a_redis_restart_between_keyed_requests_is_not_an_outage(editor, tmp_pat
     """The cache store's commands go over a connection the thread keeps, and its scripts
     by SHA. After a restart the next keyed request finds that connection closed and the
     scripts unknown: it reconnects and loads them, and answers as if nothing happened."""
-    import logging
-
     with (
         redis_server(tmp_path) as server,
         override_settings(CACHES=caches_with("redis", server["url"])),
@@ -1469,6 +1468,26 @@ def test_an_unreachable_cache_store_refuses_keyed_requests_with_503(editor, cach
         assert Product.objects.count() == 0
         # without a key the request runs as always
         assert post(editor, key=None).status_code == 201
+
+
+@pytest.mark.django_db
+def test_an_unreachable_cache_store_warns_once_per_interval_not_once_per_request(editor, caplog):
+    """An outage must cost one log line per interval (``redis_alias``). Every keyed request
+    refused 503 logged its own WARNING: under load that was a line per request for as long
+    as Redis was away, on top of Django's own ``django.request`` line for each 503."""
+    redis_alias.reset_outage_warnings()
+    caplog.set_level(logging.WARNING, logger="django_arc")
+    with (
+        override_settings(CACHES=caches_with("redis", "redis://127.0.0.1:1/0")),
+        override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache"))),
+    ):
+        for n in range(4):
+            assert_error(post(editor, key=f"key-{n}"), 503, "IDEMPOTENCY_UNAVAILABLE")
+    warnings = [r for r in caplog.records if r.name == "django_arc.idempotency"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "Idempotency store unavailable" in warnings[0].getMessage()
+    assert len([r for r in caplog.records if r.name == "django_arc.redis"]) == 1
+    redis_alias.reset_outage_warnings()
 
 
 @pytest.mark.redis
