@@ -1385,6 +1385,38 @@ def test_a_redis_restart_between_keyed_requests_is_not_an_outage(editor, tmp_pat
 
 
 @pytest.mark.redis
+@pytest.mark.django_db
+def test_a_cache_store_redis_restarted_without_persistence_forgets_its_answers(org, tmp_path):
+    """What docs/idempotency.md says of a Redis that loses its keys: a restart without
+    persistence (the private server runs with ``save ""``, no AOF) forgets the answer, and
+    the retry sent after it runs again, a second row with its own event (found by a soak
+    restarting Redis under a gunicorn server; the docs only named eviction)."""
+    editor = member_client(org, "editor")
+    product = ProductFactory(organization=org, price=10)
+
+    def send():
+        body = {"product": product.pk, "quantity": 1}
+        return post(editor, body, key="order-1", url="/api/cached-orders/")
+
+    settings = idempotency("cache", ENABLED=True)
+    with (
+        redis_server(tmp_path) as server,
+        override_settings(CACHES=caches_with("redis", server["url"])),
+        override_settings(ARC=arc_with(IDEMPOTENCY=settings)),
+    ):
+        first = send()
+        assert send()["X-Idempotency-Replayed"] == "true"
+        server["stop"]()
+        server["start"]()
+        retry = send()
+    assert first.status_code == retry.status_code == 201, retry.content
+    assert "X-Idempotency-Replayed" not in retry
+    assert retry.json()["data"]["id"] != first.json()["data"]["id"]
+    assert Order.objects.count() == 2
+    assert OutboxEvent.objects.filter(type="cached-orders.created").count() == 2
+
+
+@pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db
 def test_a_claim_whose_reply_was_lost_and_was_sent_again_is_still_ours(editor, monkeypatch):
