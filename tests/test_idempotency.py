@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import signal
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -22,6 +24,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from redis import Redis
 from redis import exceptions as redis_exceptions
 
 from django_arc import redis_alias
@@ -1449,6 +1452,41 @@ def test_a_claim_whose_reply_was_lost_and_was_sent_again_is_still_ours(editor, m
     assert replay.content == first.content
     assert Product.objects.filter(sku="W-1").count() == 1
     assert len(created_events()) == 1
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_claim_redis_runs_after_the_request_gave_up_does_not_lock_the_key(editor, tmp_path):
+    """A Redis that stalls (stopped here with SIGSTOP; a fork, a slow script, a swapping
+    host) runs the claim script after the request's socket timeout has answered it 503: the
+    key is then claimed by a request that runs nothing. Every retry was a 409 "still in
+    progress" until ``LOCK_SECONDS`` passed (seen in a soak: keys sent by one client only
+    answered 409 after a 3 s stall). The process gives such claims up before its next claim, so the
+    retry runs, once."""
+    body = {**BODY, "sku": "W-2"}
+    with (
+        redis_server(tmp_path) as server,
+        override_settings(CACHES=caches_with("redis", server["url"])),
+        override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache", LOCK_SECONDS=60))),
+    ):
+        pid = Redis.from_url(server["url"]).info("server")["process_id"]
+        assert post(editor, key="warm-up").status_code == 201
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert_error(post(editor, body, key="stalled"), 503, "IDEMPOTENCY_UNAVAILABLE")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        redis = Redis.from_url(server["url"])
+        deadline = time.monotonic() + 5
+        while not any(redis.get(k).startswith(b"F") for k in redis.keys("*arc:idem:*")):
+            assert time.monotonic() < deadline, "Redis never ran the stalled claim"
+            time.sleep(0.02)
+        retry = post(editor, body, key="stalled")
+        replay = post(editor, body, key="stalled")
+    assert retry.status_code == 201, retry.content
+    assert replay.status_code == 201 and replay["X-Idempotency-Replayed"] == "true"
+    assert replay.content == retry.content
+    assert Product.objects.filter(sku="W-2").count() == 1
 
 
 def unusable_alias(**config) -> dict:
