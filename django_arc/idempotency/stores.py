@@ -526,6 +526,9 @@ class CacheStore:
             for entry, value in mine:
                 if _unanswered.get(entry) == value:
                     del _unanswered[entry]
+            for entry, (_, until) in list(_unanswered.items()):
+                if until <= now:  # another alias's, whose lock has run out by itself
+                    del _unanswered[entry]
 
     @staticmethod
     def _existing(request: Request, value: bytes, token: str) -> Claim:
