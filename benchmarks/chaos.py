@@ -28,8 +28,9 @@ It starts its own services (``ARC_SERVICES_DIR``, default ``.services/chaos``; s
 end) unless ``ARC_PG_HOST`` is set, in which case ``ARC_SERVICES_DIR`` must name the
 ``scripts/services.sh`` state of those servers (the faults restart them). Server logs go to
 ``benchmarks/results/chaos-*.log``. Known outcomes that are not violations: on the ``cache``
-store a key retried across a Redis restart (no persistence) or a full Redis (``redis_oom``,
-its answer not stored) runs again (docs/idempotency.md).
+store a key retried across a Redis restart (no persistence), or whose answer Redis failed to
+store (``redis_hang``, ``redis_oom``, the stop or kill at that moment), runs again once its
+lock has run out (docs/idempotency.md).
 """
 
 from __future__ import annotations
