@@ -222,12 +222,8 @@ return 0
 def warn_outage(feature: str, exc: BaseException) -> None:
     """Log that ``feature`` could not reach Redis, at most once per
     :data:`WARNING_INTERVAL_SECONDS`."""
-    now = time.monotonic()
-    with _warn_lock:
-        last = _warned_at.get(feature)
-        if last is not None and now - last < WARNING_INTERVAL_SECONDS:
-            return
-        _warned_at[feature] = now
+    if not warning_due(feature):
+        return
     logger.warning(
         "%s: Redis unavailable (%s: %s); continuing without it (next warning in %d s at most)",
         feature,
@@ -235,6 +231,18 @@ def warn_outage(feature: str, exc: BaseException) -> None:
         exc,
         WARNING_INTERVAL_SECONDS,
     )
+
+
+def warning_due(feature: str) -> bool:
+    """Whether ``feature`` may log its outage warning now: at most once per
+    :data:`WARNING_INTERVAL_SECONDS` (the call that says yes starts the next interval)."""
+    now = time.monotonic()
+    with _warn_lock:
+        last = _warned_at.get(feature)
+        if last is not None and now - last < WARNING_INTERVAL_SECONDS:
+            return False
+        _warned_at[feature] = now
+    return True
 
 
 def reset_outage_warnings() -> None:

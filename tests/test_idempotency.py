@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import re
+import signal
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -21,8 +24,10 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from redis import Redis
 from redis import exceptions as redis_exceptions
 
+from django_arc import redis_alias
 from django_arc.idempotency import stores
 from django_arc.idempotency.keys import caller_identity, fingerprint, scoped_key
 from django_arc.idempotency.models import IdempotencyRecord
@@ -1414,8 +1419,6 @@ def test_a_redis_restart_between_keyed_requests_is_not_an_outage(editor, tmp_pat
     """The cache store's commands go over a connection the thread keeps, and its scripts
     by SHA. After a restart the next keyed request finds that connection closed and the
     scripts unknown: it reconnects and loads them, and answers as if nothing happened."""
-    import logging
-
     with (
         redis_server(tmp_path) as server,
         override_settings(CACHES=caches_with("redis", server["url"])),
@@ -1431,6 +1434,108 @@ def test_a_redis_restart_between_keyed_requests_is_not_an_outage(editor, tmp_pat
         assert replay["X-Idempotency-Replayed"] == "true" and replay.content == again.content
         assert Product.objects.filter(sku="W-2").count() == 1
         assert [r for r in caplog.records if r.name == "django_arc.redis"] == []
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_cache_store_redis_restarted_without_persistence_forgets_its_answers(org, tmp_path):
+    """What docs/idempotency.md says of a Redis that loses its keys: a restart without
+    persistence (the private server runs with ``save ""``, no AOF) forgets the answer, and
+    the retry sent after it runs again, a second row with its own event (found by a soak
+    restarting Redis under a gunicorn server; the docs only named eviction)."""
+    editor = member_client(org, "editor")
+    product = ProductFactory(organization=org, price=10)
+
+    def send():
+        body = {"product": product.pk, "quantity": 1}
+        return post(editor, body, key="order-1", url="/api/cached-orders/")
+
+    settings = idempotency("cache", ENABLED=True)
+    with (
+        redis_server(tmp_path) as server,
+        override_settings(CACHES=caches_with("redis", server["url"])),
+        override_settings(ARC=arc_with(IDEMPOTENCY=settings)),
+    ):
+        first = send()
+        assert send()["X-Idempotency-Replayed"] == "true"
+        server["stop"]()
+        server["start"]()
+        retry = send()
+    assert first.status_code == retry.status_code == 201, retry.content
+    assert "X-Idempotency-Replayed" not in retry
+    assert retry.json()["data"]["id"] != first.json()["data"]["id"]
+    assert Order.objects.count() == 2
+    assert OutboxEvent.objects.filter(type="cached-orders.created").count() == 2
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db
+def test_a_claim_whose_reply_was_lost_and_was_sent_again_is_still_ours(editor, monkeypatch):
+    """The connection can drop after Redis ran the claim script but before its reply arrived
+    (a ``CLIENT KILL``, a network cut): ``redis_alias.command`` sends the script again, over
+    the pool, and it finds the claim it had just set. That claim is the request's own (its
+    token): the request runs. Taken for another request's, it was a 409 with nothing
+    running, and the key stayed locked for ``LOCK_SECONDS``, each retry a 409 until then."""
+    exchange = redis_alias._exchange
+    lost = []
+
+    def reply_lost(client, args):
+        reply = exchange(client, args)
+        if args[:2] == ("EVALSHA", stores._CLAIM.sha) and not lost:
+            lost.append(reply)
+            client.connection.disconnect()  # what redis-py does when the socket closes
+            raise redis_exceptions.ConnectionError("Connection closed by server.")
+        return reply
+
+    monkeypatch.setattr(redis_alias, "_exchange", reply_lost)
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache", LOCK_SECONDS=60))),
+    ):
+        first = post(editor)
+        replay = post(editor)
+    assert lost == [None]  # the first claim did set the key; its reply never came
+    assert first.status_code == 201, first.content
+    assert replay.status_code == 201 and replay["X-Idempotency-Replayed"] == "true"
+    assert replay.content == first.content
+    assert Product.objects.filter(sku="W-1").count() == 1
+    assert len(created_events()) == 1
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_claim_redis_runs_after_the_request_gave_up_does_not_lock_the_key(editor, tmp_path):
+    """A Redis that stalls (stopped here with SIGSTOP; a fork, a slow script, a swapping
+    host) runs the claim script after the request's socket timeout has answered it 503: the
+    key is then claimed by a request that runs nothing. Every retry was a 409 "still in
+    progress" until ``LOCK_SECONDS`` passed (seen in a soak: keys sent by one client only
+    answered 409 after a 3 s stall). The process gives such claims up before its next claim, so the
+    retry runs, once."""
+    body = {**BODY, "sku": "W-2"}
+    with (
+        redis_server(tmp_path) as server,
+        override_settings(CACHES=caches_with("redis", server["url"])),
+        override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache", LOCK_SECONDS=60))),
+    ):
+        pid = Redis.from_url(server["url"]).info("server")["process_id"]
+        assert post(editor, key="warm-up").status_code == 201
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert_error(post(editor, body, key="stalled"), 503, "IDEMPOTENCY_UNAVAILABLE")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        redis = Redis.from_url(server["url"])
+        deadline = time.monotonic() + 5
+        while not any(redis.get(k).startswith(b"F") for k in redis.keys("*arc:idem:*")):
+            assert time.monotonic() < deadline, "Redis never ran the stalled claim"
+            time.sleep(0.02)
+        retry = post(editor, body, key="stalled")
+        replay = post(editor, body, key="stalled")
+    assert retry.status_code == 201, retry.content
+    assert replay.status_code == 201 and replay["X-Idempotency-Replayed"] == "true"
+    assert replay.content == retry.content
+    assert Product.objects.filter(sku="W-2").count() == 1
 
 
 def unusable_alias(**config) -> dict:
@@ -1482,6 +1587,26 @@ def test_an_unreachable_cache_store_refuses_keyed_requests_with_503(editor, cach
         assert Product.objects.count() == 0
         # without a key the request runs as always
         assert post(editor, key=None).status_code == 201
+
+
+@pytest.mark.django_db
+def test_an_unreachable_cache_store_warns_once_per_interval_not_once_per_request(editor, caplog):
+    """An outage must cost one log line per interval (``redis_alias``). Every keyed request
+    refused 503 logged its own WARNING: under load that was a line per request for as long
+    as Redis was away, on top of Django's own ``django.request`` line for each 503."""
+    redis_alias.reset_outage_warnings()
+    caplog.set_level(logging.WARNING, logger="django_arc")
+    with (
+        override_settings(CACHES=caches_with("redis", "redis://127.0.0.1:1/0")),
+        override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache"))),
+    ):
+        for n in range(4):
+            assert_error(post(editor, key=f"key-{n}"), 503, "IDEMPOTENCY_UNAVAILABLE")
+    warnings = [r for r in caplog.records if r.name == "django_arc.idempotency"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "Idempotency store unavailable" in warnings[0].getMessage()
+    assert len([r for r in caplog.records if r.name == "django_arc.redis"]) == 1
+    redis_alias.reset_outage_warnings()
 
 
 @pytest.mark.redis

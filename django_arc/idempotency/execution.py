@@ -26,6 +26,7 @@ from django.http import HttpResponse
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
 
+from .. import redis_alias
 from ..exceptions import ArcError, ShortCircuit
 from ..headers import own_headers
 from ..routers import canonical_path
@@ -135,7 +136,15 @@ class IdempotentExecution:
             store = get_store(settings)
             claim = store.claim(record)
         except StoreUnavailable as exc:
-            logger.warning("Idempotency store unavailable: %s", exc)
+            # once per interval, not once per request: an outage must not flood the log
+            # (Django's own django.request logs every 503 already)
+            if redis_alias.warning_due("idempotency store"):
+                logger.warning(
+                    "Idempotency store unavailable: %s; keyed requests are answered 503 "
+                    "(next warning in %d s at most)",
+                    exc,
+                    redis_alias.WARNING_INTERVAL_SECONDS,
+                )
             raise ArcError(
                 "IDEMPOTENCY_UNAVAILABLE",
                 "Idempotency keys cannot be checked right now; retry later",

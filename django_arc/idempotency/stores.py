@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -34,6 +36,11 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from .. import redis_alias
+
+try:  # redis is an optional dependency (the ``redis`` extra)
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError:  # pragma: no cover - then no claim reaches Redis to time out
+    RedisTimeoutError = TimeoutError  # type: ignore[misc,assignment]
 
 CLAIMED = "claimed"
 #: a finished key: replay its response
@@ -424,6 +431,29 @@ return 0
 )
 
 
+#: Claims whose script was sent but whose reply did not come in time (the alias's socket
+#: timeout): Redis may have run it all the same, or run it after the request gave up (a
+#: Redis that stalled), and the key stays claimed by a request that answered 503 and runs
+#: nothing — every retry a 409 until ``LOCK_SECONDS`` pass. ``(alias, Redis key) → (claim
+#: value, until)``: the process gives them up (only while they still hold that claim)
+#: before its next claim. (A claim whose connection dropped is sent again at once by
+#: ``redis_alias.command``, and recognised by its token: :meth:`CacheStore._existing`.)
+_unanswered: dict[tuple[str, str], tuple[bytes, float]] = {}
+_unanswered_lock = threading.Lock()
+#: past this many, the ones whose lock has run out are dropped (an outage of many requests)
+UNANSWERED_LIMIT = 1000
+
+
+def _remember_unanswered(alias: str, key: str, claim: bytes, lock_seconds: float) -> None:
+    now = time.monotonic()
+    with _unanswered_lock:
+        if len(_unanswered) >= UNANSWERED_LIMIT:
+            for entry, (_, until) in list(_unanswered.items()):
+                if until <= now:
+                    del _unanswered[entry]
+        _unanswered[(alias, key)] = (claim, now + lock_seconds)
+
+
 class CacheStore:
     """One Redis key per scoped key, on a django-redis alias: a claim sets it (only when
     absent) for ``LOCK_SECONDS``; the finished response replaces it for ``TTL_SECONDS``.
@@ -461,26 +491,62 @@ class CacheStore:
         then ``GET`` would take two for a repeat, and could find the key gone in between
         (``SET NX GET`` needs Redis 7; 6.2 is supported)."""
         token = _token()
+        claim = self._in_flight(request, token)
         try:
-            value = _CLAIM(
-                self._redis(),
-                [self._key(request)],
-                [self._in_flight(request, token), _ms(request.lock_seconds)],
-            )
+            key, redis = self._key(request), self._redis()
+            if _unanswered:
+                self._give_up_unanswered(redis)
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage("idempotency", exc)
             raise StoreUnavailable(str(exc)) from exc
+        try:
+            value = _CLAIM(redis, [key], [claim, _ms(request.lock_seconds)])
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage("idempotency", exc)
+            if isinstance(exc, RedisTimeoutError):  # sent, and Redis may run it yet
+                _remember_unanswered(self.alias, key, claim, request.lock_seconds)
+            raise StoreUnavailable(str(exc)) from exc
         if value is None:
             return Claim(CLAIMED, token)
-        return self._existing(request, value)
+        return self._existing(request, value, token)
+
+    def _give_up_unanswered(self, redis: Any) -> None:
+        """Delete the claims of this alias that requests answered 503 for without knowing
+        whether Redis ran them (see :data:`_unanswered`), each only while it still holds
+        that claim, in one round trip; forgotten once deleted, or once their lock has run
+        out by itself. A Redis error keeps them for the next claim (and fails this one, as
+        its own command would have)."""
+        now = time.monotonic()
+        with _unanswered_lock:
+            mine = [(k, v) for k, v in _unanswered.items() if k[0] == self.alias]
+        live = [(key, claim) for (_, key), (claim, until) in mine if until > now]
+        if live:
+            pipe = redis.pipeline(transaction=False)
+            for key, claim in live:
+                pipe.eval(redis_alias.DELETE_IF_HELD.source, 1, key, claim)
+            pipe.execute()
+        with _unanswered_lock:
+            for entry, value in mine:
+                if _unanswered.get(entry) == value:
+                    del _unanswered[entry]
+            for entry, (_, until) in list(_unanswered.items()):
+                if until <= now:  # another alias's, whose lock has run out by itself
+                    del _unanswered[entry]
 
     @staticmethod
-    def _existing(request: Request, value: bytes) -> Claim:
+    def _existing(request: Request, value: bytes, token: str) -> Claim:
+        """What a key found holding ``value`` answers. Our own claim (``token``) is ours: the
+        script ran, but its reply was lost with the connection (a ``CLIENT KILL``, a network
+        cut), and :func:`~django_arc.redis_alias.command` (or redis-py's own retry) sent it
+        again, which found the claim it had just set. Taken for another request's, it
+        answered 409 and left the key locked for ``LOCK_SECONDS``, with nothing running."""
         kind, rest = value[:1], value[1:]
         head, _, body = rest.partition(b"\n")
         meta = json.loads(head)
         if meta.get("fp") != request.fingerprint:
             return Claim(REUSED)
+        if kind == _IN_FLIGHT and meta.get("token") == token:
+            return Claim(CLAIMED, token)
         if kind == _FINISHED:
             headers = _pairs(meta.get("h", ()))
             return Claim(FINISHED, "", int(meta["status"]), meta.get("ct", ""), body, headers)
