@@ -227,12 +227,14 @@ def _age(seconds: float) -> None:
     OutboxEvent.objects.update(created_at=F("created_at") - timedelta(seconds=seconds))
 
 
-@pytest.mark.parametrize("path", ["receiver", "store_event", "batch"])
+@pytest.mark.parametrize("path", ["receiver", "store_event", "batch", "store_many"])
 def test_a_key_older_than_the_idempotency_ttl_no_longer_dedupes(path):
     """After ``TTL_SECONDS`` a request sent with the same key is a new request (SPEC §10):
     its events are stored although the outbox still holds the first run's, whose key is
     cleared; within the TTL the same key still dedupes. Every insert path: one event
-    without a row back, ``store_event``, a batch (PostgreSQL's and the others')."""
+    without a row back, ``store_event``, a batch (PostgreSQL's and the others'), and
+    ``EventOutbox.store_many`` (which skipped such an event for as long as the old row
+    was kept)."""
     from django_arc.outbox.store import store_events_without_rows
 
     def store(event):
@@ -240,6 +242,8 @@ def test_a_key_older_than_the_idempotency_ttl_no_longer_dedupes(path):
             store_event_without_row(event)
         elif path == "store_event":
             store_event(event)
+        elif path == "store_many":
+            EventOutbox(RecordingTransport()).store_many([event, create_event("x.y", {})])
         else:
             store_events_without_rows([(event, None), (create_event("x.y", {}), None)])
 

@@ -39,7 +39,7 @@ from ..events import wire
 from ..events.event import Event, EventMeta
 from .models import OutboxEvent, OutboxStatus
 from .policy import DEAD, FailurePolicy, exponential_backoff
-from .store import row_for, store_event
+from .store import expire_dedupe_keys, row_for, store_event
 
 logger = logging.getLogger("django_arc.outbox")
 
@@ -223,9 +223,19 @@ class EventOutbox:
 
         Returns the number of events handed to the database (duplicates included), since
         ``INSERT ... ON CONFLICT DO NOTHING`` does not report how many rows it skipped.
+
+        A dedupe key makes an event a repeat only within the idempotency TTL, as for
+        :meth:`store`: a row holding the key that is older has its key cleared
+        (:func:`~django_arc.outbox.store.expire_dedupe_keys`) and the event is stored.
         """
+        events = list(events)
         rows = [row_for(e) for e in events]
-        OutboxEvent.objects.using(self.db).bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+        manager = OutboxEvent.objects.using(self.db)
+        manager.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+        keyed = [event for event, row in zip(events, rows, strict=True) if row.dedupe_key]
+        if keyed and expire_dedupe_keys(keyed, self.db):
+            # the rows stored by the first insert skip by their event id
+            manager.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
         return len(rows)
 
     # -- relaying --------------------------------------------------------------------------
