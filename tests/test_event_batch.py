@@ -63,3 +63,55 @@ def test_duplicate_dedupe_keys_in_a_batch_keep_one_row():
     with transaction.atomic():
         events.publish_many([first, again, other])
     assert sorted(OutboxEvent.objects.values_list("dedupe_key", flat=True)) == ["k:1", "k:2"]
+
+
+class _RowFailed(Exception):
+    pass
+
+
+def test_an_event_of_a_savepoint_rolled_back_inside_a_batch_is_not_stored():
+    """A batch around several writes, each in its own savepoint (an import going on past a
+    row that fails): the failed row's write is rolled back, so its event, still buffered
+    when the batch ends, must not be stored with the others (SPEC §8: nothing is published
+    for a rolled-back write). Those of the writes that stand are, in one INSERT."""
+    with CaptureQueriesContext(connection) as ctx, transaction.atomic(), event_batch():
+        events.publish(events.create_event("rows.kept", {"n": 1}))
+        for n in (2, 3):
+            try:
+                with transaction.atomic():
+                    events.publish(events.create_event("rows.kept", {"n": n}))
+                    with transaction.atomic():
+                        events.publish(events.create_event("rows.nested", {"n": n}))
+                    if n == 2:
+                        raise _RowFailed
+            except _RowFailed:
+                pass
+        events.publish(events.create_event("rows.kept", {"n": 4}))
+    assert len(outbox_inserts(ctx)) == 1
+    rows = OutboxEvent.objects.order_by("id")
+    assert [(r.type, r.payload["n"]) for r in rows] == [
+        ("rows.kept", 1),
+        ("rows.kept", 3),
+        ("rows.nested", 3),
+        ("rows.kept", 4),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_spanning_whole_transactions_stores_the_committed_ones_only():
+    """A batch opened outside any transaction, around transactions of their own: the events
+    of one that rolled back are dropped; those of one that committed are stored."""
+    with event_batch():
+        with transaction.atomic():
+            events.publish(events.create_event("tx.committed", {}))
+        try:
+            with transaction.atomic():
+                events.publish(events.create_event("tx.rolled_back", {}))
+                raise _RowFailed
+        except _RowFailed:
+            pass
+        events.publish(events.create_event("tx.autocommit", {}))
+    assert sorted(OutboxEvent.objects.values_list("type", flat=True)) == [
+        "tx.autocommit",
+        "tx.committed",
+    ]

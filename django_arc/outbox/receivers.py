@@ -14,11 +14,12 @@ import logging
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 
 from ..events.configured import get_transport
 from ..settings import arc_settings
 from ..signals import current_event_batch
+from .models import OutboxEvent
 from .store import store_event_without_row, store_events_without_rows
 
 logger = logging.getLogger("django_arc.outbox")
@@ -54,7 +55,73 @@ def store_resource_event(
         if batch is None:
             store_event_without_row(event, using=using, payload_json=payload_json)
         else:
-            flush = partial(store_events_without_rows, using=using)
-            batch.buffer((DISPATCH_UID, using), flush).append((event, payload_json))
+            items = batch.buffer((DISPATCH_UID, using), partial(_store_buffered, using=using))
+            db = using or router.db_for_write(OutboxEvent)
+            items.append((event, payload_json, _marker(items, db)))
     else:
         transaction.on_commit(partial(_publish_after_commit, event), using=using)
+
+
+class _Marker:
+    """Stands, in the connection's ``on_commit`` list, for the events buffered in one
+    transaction state (its savepoints). Django drops it with the savepoint or transaction
+    it was registered in when that rolls back, and calls it when the transaction commits:
+    what tells, when the batch ends, which buffered events belong to writes that still
+    stand."""
+
+    __slots__ = ("connection", "savepoints", "committed")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.savepoints = tuple(connection.savepoint_ids)
+        self.committed = False
+
+    def __call__(self) -> None:
+        self.committed = True
+
+    def stands(self) -> bool:
+        """The transaction it was registered in committed, or it is still pending (no
+        rollback removed it)."""
+        return self.committed or any(
+            entry[1] is self for entry in reversed(self.connection.run_on_commit)
+        )
+
+
+def _marker(items: list[Any], db: str) -> _Marker | None:
+    """The marker of an event buffered now on ``db``: the previous event's when it was
+    buffered in the same savepoints and still stands, else a new one. ``None`` outside an
+    atomic block (nothing there can roll the event's write back)."""
+    connection = transaction.get_connection(db)
+    if not connection.in_atomic_block:
+        return None
+    last = items[-1][2] if items else None
+    if (
+        last is not None
+        and last.connection is connection
+        and last.savepoints == tuple(connection.savepoint_ids)
+        and not last.committed
+        and last.stands()
+    ):
+        return last
+    marker = _Marker(connection)
+    transaction.on_commit(marker, using=db)
+    return marker
+
+
+def _store_buffered(items: list[Any], using: str | None = None) -> None:
+    """Store a batch's buffered events, except those published inside a savepoint or
+    transaction that has since rolled back: the batch may span ``atomic`` blocks (an import
+    catching one row's error and going on), and the event of a write rolled back must not
+    be stored when the batch ends after it (SPEC §8)."""
+    verdicts: dict[int, bool] = {}
+    kept = []
+    for event, payload_json, marker in items:
+        if marker is not None:
+            stands = verdicts.get(id(marker))
+            if stands is None:
+                stands = verdicts[id(marker)] = marker.stands()
+            if not stands:
+                continue
+        kept.append((event, payload_json))
+    if kept:
+        store_events_without_rows(kept, using=using)
