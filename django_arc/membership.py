@@ -22,6 +22,8 @@ from typing import Any
 
 from django.core.cache import caches
 
+from . import redis_alias
+
 logger = logging.getLogger("django_arc.membership")
 
 Resolver = Callable[[Any, str], Iterable[str] | None]
@@ -72,7 +74,7 @@ def cached_resolver(
                 cache.add(generation_key, uuid.uuid4().hex, GENERATION_SECONDS)
                 generation = cache.get(generation_key)
         except Exception:  # noqa: BLE001 - a cache outage must not deny or grant access
-            logger.warning("membership cache %r unavailable", alias, exc_info=True)
+            _warn_unavailable(alias)
             return _as_roles(resolver(user, org_id))
         cached = found.get(key)
         if (
@@ -87,7 +89,7 @@ def cached_resolver(
             try:
                 cache.set(key, (generation, roles), ttl)
             except Exception:  # noqa: BLE001
-                logger.warning("membership cache %r unavailable", alias, exc_info=True)
+                _warn_unavailable(alias)
         return roles
 
     def invalidate(user_id: Any, org_id: Any) -> None:
@@ -104,6 +106,21 @@ def cached_resolver(
     resolve.__wrapped__ = resolver  # type: ignore[attr-defined]
     resolve.__doc__ = resolver.__doc__
     return resolve
+
+
+def _warn_unavailable(alias: str) -> None:
+    """A request resolved its roles without the cache: logged once per interval, not once
+    per request (every request resolves its membership, and an outage would flood the log
+    with a traceback apiece). A failed ``invalidate`` is logged every time: a revoked member
+    keeps the cached roles up to ``ttl``."""
+    if redis_alias.warning_due(f"membership cache {alias!r}"):
+        logger.warning(
+            "membership cache %r unavailable; roles are resolved without it "
+            "(next warning in %d s at most)",
+            alias,
+            redis_alias.WARNING_INTERVAL_SECONDS,
+            exc_info=True,
+        )
 
 
 def _generation_key(prefix: str, user_id: Any) -> str:

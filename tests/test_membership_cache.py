@@ -1,5 +1,6 @@
 """django_arc.membership.cached_resolver: caching, negative answers, invalidation, outages."""
 
+import logging
 import threading
 from types import SimpleNamespace
 
@@ -8,6 +9,7 @@ from django.core.cache import caches
 from django.db import connections, transaction
 from django.test import override_settings
 
+from django_arc import redis_alias
 from django_arc.membership import cached_resolver
 from shop.membership import resolve_membership
 from shop.models import Membership
@@ -114,6 +116,38 @@ def test_cache_outage_degrades_to_the_resolver():
     assert cached(SimpleNamespace(pk=3), "1") == ["viewer"]
     assert len(calls) == 2
     cached.invalidate(3, "1")  # no exception
+
+
+@override_settings(
+    CACHES={
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+)
+def test_a_cache_outage_warns_once_per_interval_not_once_per_request(caplog):
+    """Every request resolves its membership: with the cache away, each logged a WARNING
+    with its traceback, a line per request for as long as the outage lasted, as the
+    idempotency store's 503s did before they were rate-limited. One per interval, as every
+    other outage warning; a failed ``invalidate`` (a revoked member keeps access up to
+    ``ttl``) is still logged each time."""
+    redis_alias.reset_outage_warnings()
+    caplog.set_level(logging.WARNING, logger="django_arc.membership")
+    resolver, calls = counting(["viewer"])
+    cached = cached_resolver(resolver)
+    for _ in range(5):
+        assert cached(SimpleNamespace(pk=3), "1") == ["viewer"]
+    assert len(calls) == 5
+    warnings = [r for r in caplog.records if r.name == "django_arc.membership"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "membership cache 'default' unavailable" in warnings[0].getMessage()
+    caplog.clear()
+    cached.invalidate(3, "1")
+    cached.invalidate(3, "1")
+    assert len([r for r in caplog.records if r.name == "django_arc.membership"]) == 2
+    redis_alias.reset_outage_warnings()
 
 
 def read_in_another_connection(user, org_id):

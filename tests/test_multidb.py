@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from django_arc import Resource, ResourceSite, redis_alias, route
 from django_arc.checks import check_databases
-from django_arc.events import get_transport
+from django_arc.events import emit, get_transport
 from django_arc.exceptions import ArcError
 from django_arc.idempotency import purge
 from django_arc.idempotency.models import IdempotencyRecord
@@ -511,3 +511,65 @@ def test_a_cached_list_of_rows_on_another_database(mounted, redis_cache, monkeyp
         assert after["X-Cache"] == "MISS"
         assert [a["name"] for a in after.json()["docs"]] == ["Ann", "Bob"]
         assert Author.objects.using("default").count() == 0
+
+
+@pytest.mark.parametrize("atomic_requests", [("other",), ("default", "other")])
+def test_with_the_outbox_off_an_event_waits_for_the_atomic_request_of_the_rows_database(
+    mounted, monkeypatch, atomic_requests
+):
+    """With the outbox off an event is published when its write commits, never for a write
+    that rolls back (docs/outbox.md). The receiver waited for ``default``'s commit only: with
+    ``ATOMIC_REQUESTS`` on the rows' database, the event of a write there went out while the
+    row was not committed (at once, or at ``default``'s commit, which comes first), and a
+    request failing after its write would publish an event for a row that was rolled back.
+    The receiver now waits for every transaction open when the event was sent."""
+    seen = []
+
+    def visible_elsewhere(event):
+        def look():
+            seen.append((event.type, names("other")))
+            connections.close_all()
+
+        thread = threading.Thread(target=look)
+        thread.start()
+        thread.join()
+
+    for alias in atomic_requests:
+        monkeypatch.setitem(connections.settings[alias], "ATOMIC_REQUESTS", True)
+    off = {**settings.ARC.get("EVENTS", {}), "OUTBOX": False}
+    with override_settings(DATABASE_ROUTERS=[OnOther()], ARC=arc_with(EVENTS=off)):
+        transport = get_transport()
+        transport.clear()
+        transport.subscribe("other-authors.*", visible_elsewhere)
+        assert post("made/").status_code == 200
+        assert post("", {"name": "Ann"}).status_code == 201
+        assert sorted(names("other")) == ["Ann", "made"]
+        assert [e.type for e in transport.published] == [
+            "other-authors.made",
+            "other-authors.created",
+        ]
+    assert seen == [
+        ("other-authors.made", ["made"]),
+        ("other-authors.created", ["Ann", "made"]),
+    ]
+
+
+def test_with_the_outbox_off_emit_inside_another_databases_transaction_waits_for_it(mounted):
+    """``emit()`` from project code inside ``atomic(using="other")`` alone, the outbox off:
+    it was published at once (``default`` had no transaction to wait for), before the rows
+    it announces committed, and even when they were rolled back."""
+    off = {**settings.ARC.get("EVENTS", {}), "OUTBOX": False}
+    with override_settings(DATABASE_ROUTERS=[OnOther()], ARC=arc_with(EVENTS=off)):
+        transport = get_transport()
+        transport.clear()
+        with pytest.raises(_Refused), transaction.atomic(using="other"):
+            Author.objects.create(name="gone")
+            emit("author.created", {"name": "gone"})
+            raise _Refused
+        assert transport.published == []
+        with transaction.atomic(using="other"):
+            Author.objects.create(name="kept")
+            emit("author.created", {"name": "kept"})
+            assert transport.published == []
+        assert [e.payload for e in transport.published] == [{"name": "kept"}]
+        assert names("other") == ["kept"]

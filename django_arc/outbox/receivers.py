@@ -3,9 +3,9 @@
 Connected by ``django_arc.apps.ArcConfig.ready()``. With ``ARC["EVENTS"]["OUTBOX"]`` (the
 default) the event is inserted in the sender's transaction, so it commits or rolls back with
 the write. With the outbox off, the event is published straight to the transport once the
-transaction commits (``on_commit``): nothing is published for a rolled-back write, but an
-event can be lost if the process dies or the transport fails right after the commit — that
-is the trade the setting makes.
+transactions open where it was sent have all committed (``on_commit`` on each): nothing is
+published for a rolled-back write, but an event can be lost if the process dies or the
+transport fails right after the commit — that is the trade the setting makes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from django.db import router, transaction
+from django.db import connections, router, transaction
 
 from ..events.configured import get_transport
 from ..settings import arc_settings
@@ -58,8 +58,10 @@ def store_resource_event(
             items = batch.buffer((DISPATCH_UID, using), partial(_store_buffered, using=using))
             db = using or router.db_for_write(OutboxEvent)
             items.append((event, payload_json, _marker(items, db)))
-    else:
+    elif using is not None:
         transaction.on_commit(partial(_publish_after_commit, event), using=using)
+    else:
+        _after_every_commit(partial(_publish_after_commit, event))
 
 
 class _Marker:
@@ -125,3 +127,24 @@ def _store_buffered(items: list[Any], using: str | None = None) -> None:
         kept.append((event, payload_json))
     if kept:
         store_events_without_rows(kept, using=using)
+
+
+def _after_every_commit(callback: Any) -> None:
+    """Run ``callback`` once every transaction open now has committed, at once when none
+    is; never when one of them rolls back. A write's rows may be on another database than
+    ``default`` (a router), in a transaction that outlives the write's own (that database's
+    ``ATOMIC_REQUESTS``): waiting for ``default``'s commit alone published the event of a
+    row not yet committed, and of one that was then rolled back."""
+    open_ = [c.alias for c in connections.all(initialized_only=True) if c.in_atomic_block]
+    if not open_:
+        callback()
+        return
+    waiting = set(open_)
+
+    def committed(alias: str) -> None:
+        waiting.discard(alias)
+        if not waiting:
+            callback()
+
+    for alias in open_:
+        transaction.on_commit(partial(committed, alias), using=alias)
