@@ -177,7 +177,10 @@ def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning
     cached = [r for r in resources if _safe(policy_for, r) is not None]
     alias = cache.get("ALIAS")
     if cached and not (isinstance(alias, str) and is_django_redis(alias)):
-        names = ", ".join(sorted(str(r.name) for r in cached)[:5])
+        listed = sorted({str(r.name) for r in cached})
+        names = ", ".join(listed[:5])
+        if len(listed) > 5:
+            names += f" and {len(listed) - 5} more"
         warnings.append(
             Warning(
                 f"The query cache is on ({names}) but ARC['CACHE']['ALIAS'] = {alias!r} is "

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from django_arc import Resource, ResourceSite, checks
-from django_arc.checks import check_redis_features, check_resource, check_settings
+from django_arc.checks import _all_resources, check_redis_features, check_resource, check_settings
 from django_arc.querycache.policy import policy_for
 from django_arc.settings import MAX_SECONDS
 from django_arc.sites import _all_sites
@@ -115,7 +115,26 @@ def test_the_cache_on_without_a_django_redis_alias_is_arc_w001(settings):
     settings.ARC = arc_with(CACHE={"ALIAS": "default"})
     (warning,) = check_redis_features()
     assert warning.id == "arc.W001"
-    assert "cached-products" in warning.msg and "'default'" in warning.msg
+    assert "'default' is not a django-redis cache" in warning.msg
+
+
+def test_arc_w001_names_five_cached_resources_and_counts_the_others(settings):
+    """Which resources are cached depends on the test modules imported so far (a module's
+    own site adds its own): the message names the first five by name, then how many more,
+    rather than five of them as if they were all."""
+    settings.ARC = arc_with(CACHE={"ALIAS": "default"})
+    site = ResourceSite(name="w001-many")
+    try:
+        for n in range(6):
+            cached = {"model": Book, "name": f"aaa-cached-{n}", "cache": True}
+            site.register(type(f"Cached{n}", (Resource,), cached))
+        (warning,) = check_redis_features()
+    finally:
+        _all_sites.remove(site)
+    cached = sorted({str(r.name) for r in _all_resources() if policy_for(r) is not None})
+    cached = sorted({*cached, *(f"aaa-cached-{n}" for n in range(6))})
+    named = "aaa-cached-0, aaa-cached-1, aaa-cached-2, aaa-cached-3, aaa-cached-4"
+    assert f"The query cache is on ({named} and {len(cached) - 5} more) but" in warning.msg
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
