@@ -12,7 +12,9 @@ reads; E014 a bad ``idempotent`` or ``cache`` option.
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
 not ``noeviction``); W004 that policy could not be read; W005 the query cache's alias is a
-django-redis cache whose client cannot be built.
+django-redis cache whose client cannot be built; W006 ``DATABASE_ROUTERS`` send a resource's
+rows to another database than ``OutboxEvent``; W007 they send a resource taking keys to
+another database than ``IdempotencyRecord`` (the ``database`` store).
 """
 
 from __future__ import annotations

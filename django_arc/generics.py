@@ -496,7 +496,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     def write_databases(self) -> tuple[str, ...]:
         """The databases a write's transaction is opened on, the outermost first: where its
         event goes — the outbox's (``OutboxEvent``'s router's ``db_for_write``), or, with
-        the outbox off, ``default``, on whose commit the receiver publishes — then where the
+        the outbox off, ``default`` (the receiver then publishes once every transaction open
+        when the event was sent has committed, the rows' one included) — then where the
         resource's rows are written (the model's ``db_for_write``). One database without a
         router. The transaction used to be ``default``'s whatever the router said: rows
         routed to another database were written in autocommit, and a hook raising after

@@ -10,8 +10,10 @@ there, so none needs code of its own.
 of a finished key (``X-Idempotency-Replayed: true``), 409 ``IDEMPOTENCY_CONFLICT`` while it
 is in flight, 422 ``IDEMPOTENCY_KEY_REUSED`` for another fingerprint. With the ``database``
 store the route then runs inside a transaction that :meth:`finish` commits together with the
-stored response; an exception rolls it back (:meth:`abort`) before the error response is
-stored. A 5xx is never stored: the key is released and a retry runs anew.
+stored response, the route's writes with it when their rows are on the records' database
+(always, without a router; rows a router sends elsewhere are written as without a key and
+commit first, arc.W007); an exception rolls it back (:meth:`abort`) before the error
+response is stored. A 5xx is never stored: the key is released and a retry runs anew.
 """
 
 from __future__ import annotations
