@@ -1647,3 +1647,20 @@ def test_a_cache_store_request_outliving_its_lock_unclaimed_still_stores_its_ans
         assert retry.content == first.content
     assert Order.objects.count() == 1
     assert OutboxEvent.objects.filter(type="cached-orders.created").count() == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"fp": "a" * 64, "token": "b" * 32},
+        {"fp": "a" * 64, "status": 201, "ct": "application/json; charset=utf-8"},
+        {"fp": "f", "status": 200, "ct": "", "h": [["Location", "/products/5/"]]},
+        [["Content-Disposition", 'attachment; filename="caf\u00e9.csv"'], ["X-Total", "3"]],
+    ],
+)
+def test_stored_values_are_the_bytes_json_dumps_wrote(value):
+    """Both stores encode their values with one encoder built at import, not with
+    ``json.dumps(separators=...)`` per call: the text must be what that call wrote, or a key
+    claimed or answered before the change would no longer match its own claim (the cache
+    store compares the in-flight value) or replay other headers."""
+    assert stores._compact_json(value) == json.dumps(value, separators=(",", ":"))

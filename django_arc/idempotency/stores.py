@@ -80,6 +80,11 @@ class Request:
     ttl_seconds: float
 
 
+#: ``json.dumps(value, separators=(",", ":"))``: ``json.dumps`` builds an encoder on every
+#: call that passes options, this one is built once (same options, same output: stored
+#: values must keep matching). A keyed request on the ``cache`` store encodes three values.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 #: Expired records one statement of :meth:`DatabaseStore.purge` deletes.
 PURGE_BATCH_SIZE = 1000
 
@@ -484,7 +489,7 @@ class CacheStore:
     @staticmethod
     def _in_flight(request: Request, token: str) -> bytes:
         meta = {"fp": request.fingerprint, "token": token}
-        return _IN_FLIGHT + json.dumps(meta, separators=(",", ":")).encode()
+        return _IN_FLIGHT + _compact_json(meta).encode()
 
     def claim(self, request: Request) -> Claim:
         """One round trip (a Lua script): claim the key, or read what holds it. ``SET NX``
@@ -564,7 +569,7 @@ class CacheStore:
         meta: dict[str, Any] = {"fp": request.fingerprint, "status": status, "ct": content_type}
         if headers:
             meta["h"] = headers
-        value = _FINISHED + json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body
+        value = _FINISHED + _compact_json(meta).encode() + b"\n" + body
         try:
             done = _SET_IF_OURS(
                 self._redis(),
@@ -592,7 +597,7 @@ class CacheStore:
 
 
 def _json(headers: Headers) -> str:
-    return json.dumps(headers, separators=(",", ":"))
+    return _compact_json(headers)
 
 
 def _headers(stored: str | None) -> tuple[tuple[str, str], ...]:
