@@ -85,10 +85,11 @@ services-stop:
 docs: $(STAMPDOCS)
 	$(VENVDOCS)/bin/mkdocs build --strict
 
-# Every state directory's services are stopped before .services goes: make demo's
-# (.services/demo-$PORT), make worker's, make test's and the benchmarks' are subdirectories.
+# Every state directory's services are stopped before .services goes: the default one (even
+# with ARC_SERVICES_DIR exported), then make demo's (.services/demo-$PORT), make worker's,
+# make test's and the benchmarks', which are its subdirectories.
 clean:
-	scripts/services.sh stop
+	ARC_SERVICES_DIR= scripts/services.sh stop
 	for dir in .services/*/; do \
 		if [ -d "$${dir}pg" ] || [ -d "$${dir}redis" ]; then \
 			ARC_SERVICES_DIR="$${dir%/}" scripts/services.sh stop || exit 1; \
