@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -128,8 +129,16 @@ def count(label: str, warmup: int, requests: int, ids: dict[str, Any]) -> int:
         "--requests",
         str(requests),
     ]
-    # one hash seed: set and dict orders (and with them the paths taken) are then the same
-    env = {**os.environ, IDS_ENV: json.dumps(ids), "PYTHONHASHSEED": "0"}
+    # one hash seed: set and dict orders (and with them the paths taken) are then the same.
+    # A Redis prefix of its own: sharing one, the second of a target's two processes found
+    # the first one's entries, so the shorter run paid a MISS the longer did not, and the
+    # difference undercounted a HIT.
+    env = {
+        **os.environ,
+        IDS_ENV: json.dumps(ids),
+        "PYTHONHASHSEED": "0",
+        "ARC_BENCH_REDIS_PREFIX": f"arc-bench-{uuid.uuid4().hex[:12]}",
+    }
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or found is None:
