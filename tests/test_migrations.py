@@ -137,3 +137,34 @@ def test_outbox_rows_written_before_0004_are_relayed_after_a_round_trip():
         ("e-dead", "old.dead", 3, "p"),
     }
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_the_records_key_has_one_unique_index_and_no_pattern_index():
+    """Before 0009 the key was ``unique=True``, which on PostgreSQL also built a
+    ``varchar_pattern_ops`` (``_like``) index that no query uses and that every claim's
+    INSERT and every answer's UPDATE maintained. A duplicate key is still refused, which is
+    the lock the ``database`` store relies on; records kept across 0009 stay readable."""
+    from django.db import IntegrityError, transaction
+
+    from django_arc.idempotency.models import IdempotencyRecord
+
+    table = IdempotencyRecord._meta.db_table
+    try:
+        old = _migrate(("django_arc", "0008_idempotency_content_type_text"))
+        old.get_model("django_arc", "IdempotencyRecord").objects.create(
+            key="k" * 64, fingerprint="f", token="t", method="POST", path="/p/",
+            expires_at=timezone.now() + timedelta(hours=1),
+        )  # fmt: skip
+    finally:
+        _migrate(None)
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, table)
+    on_key = {name: c for name, c in found.items() if c["columns"] == ["key"]}
+    assert list(on_key) == ["arc_idem_unique_key"], on_key
+    assert on_key["arc_idem_unique_key"]["unique"]
+    assert IdempotencyRecord.objects.get(key="k" * 64).path == "/p/"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        IdempotencyRecord.objects.create(
+            key="k" * 64, fingerprint="g", token="u", method="POST", path="/q/",
+            expires_at=timezone.now() + timedelta(hours=1),
+        )  # fmt: skip
