@@ -100,15 +100,17 @@ def test_anonymous_users_are_not_cached():
     assert len(calls) == 2
 
 
-@override_settings(
-    CACHES={
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
-            "OPTIONS": {"socket_connect_timeout": 0.2},
-        }
+#: a Redis cache nothing listens behind: every call fails at once
+DEAD_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 0.2},
     }
-)
+}
+
+
+@override_settings(CACHES=DEAD_CACHE)
 def test_cache_outage_degrades_to_the_resolver():
     resolver, calls = counting(["viewer"])
     cached = cached_resolver(resolver)
@@ -118,15 +120,7 @@ def test_cache_outage_degrades_to_the_resolver():
     cached.invalidate(3, "1")  # no exception
 
 
-@override_settings(
-    CACHES={
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
-            "OPTIONS": {"socket_connect_timeout": 0.2},
-        }
-    }
-)
+@override_settings(CACHES=DEAD_CACHE)
 def test_a_cache_outage_warns_once_per_interval_not_once_per_request(caplog):
     """Every request resolves its membership: with the cache away, each logged a WARNING
     with its traceback, a line per request for as long as the outage lasted, as the

@@ -136,6 +136,22 @@ def names(alias):
     return sorted(Author.objects.using(alias).values_list("name", flat=True))
 
 
+def rows_seen_from_another_connection(seen: list):
+    """A transport handler appending ``(event type, names on other)`` as another connection
+    sees them when the event is published: whether the event's row had committed by then."""
+
+    def visible_elsewhere(event):
+        def look():
+            seen.append((event.type, names("other")))
+            connections.close_all()
+
+        thread = threading.Thread(target=look)
+        thread.start()
+        thread.join()
+
+    return visible_elsewhere
+
+
 def events(alias):
     return sorted(OutboxEvent.objects.using(alias).values_list("type", flat=True))
 
@@ -209,15 +225,7 @@ def test_with_the_outbox_off_a_routed_write_is_published_once_its_row_committed(
     goes out after the row is committed on ``other`` (seen from another connection when it
     is published), and not at all for a write that is refused."""
     seen = []
-
-    def visible_elsewhere(event):
-        def look():
-            seen.append((event.type, names("other")))
-            connections.close_all()
-
-        thread = threading.Thread(target=look)
-        thread.start()
-        thread.join()
+    visible_elsewhere = rows_seen_from_another_connection(seen)
 
     off = {**settings.ARC.get("EVENTS", {}), "OUTBOX": False}
     with override_settings(DATABASE_ROUTERS=[OnOther()], ARC=arc_with(EVENTS=off)):
@@ -548,15 +556,7 @@ def test_with_the_outbox_off_an_event_waits_for_the_atomic_request_of_the_rows_d
     request failing after its write would publish an event for a row that was rolled back.
     The receiver now waits for every transaction open when the event was sent."""
     seen = []
-
-    def visible_elsewhere(event):
-        def look():
-            seen.append((event.type, names("other")))
-            connections.close_all()
-
-        thread = threading.Thread(target=look)
-        thread.start()
-        thread.join()
+    visible_elsewhere = rows_seen_from_another_connection(seen)
 
     for alias in atomic_requests:
         monkeypatch.setitem(connections.settings[alias], "ATOMIC_REQUESTS", True)
