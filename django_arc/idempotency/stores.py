@@ -453,10 +453,16 @@ def _remember_unanswered(alias: str, key: str, claim: bytes, lock_seconds: float
     now = time.monotonic()
     with _unanswered_lock:
         if len(_unanswered) >= UNANSWERED_LIMIT:
-            for entry, (_, until) in list(_unanswered.items()):
-                if until <= now:
-                    del _unanswered[entry]
+            _forget_run_out(now)
         _unanswered[(alias, key)] = (claim, now + lock_seconds)
+
+
+def _forget_run_out(now: float) -> None:
+    """Drop the claims whose lock has run out by itself, whatever their alias: Redis has
+    freed their keys. The caller holds ``_unanswered_lock``."""
+    for entry, (_, until) in list(_unanswered.items()):
+        if until <= now:
+            del _unanswered[entry]
 
 
 class CacheStore:
@@ -534,9 +540,7 @@ class CacheStore:
             for entry, value in mine:
                 if _unanswered.get(entry) == value:
                     del _unanswered[entry]
-            for entry, (_, until) in list(_unanswered.items()):
-                if until <= now:  # another alias's, whose lock has run out by itself
-                    del _unanswered[entry]
+            _forget_run_out(now)
 
     @staticmethod
     def _existing(request: Request, value: bytes, token: str) -> Claim:
