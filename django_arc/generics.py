@@ -27,8 +27,7 @@ that knows how a request is judged and how rows are reached. The verbs live in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -64,6 +63,7 @@ from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .settings import arc_settings
+from .transactions import atomic_on
 
 #: DRF's parsers and the ones resources use in their place
 _ARC_PARSERS = {
@@ -184,7 +184,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 response = super().finalize_response(
                     request, self.handle_exception(error), *args, **kwargs
                 )
-                # the cache store's answer failed to be kept: the writes stand all the same
+                # on the cache store the writes may have committed before the answer
+                # failed to be kept: counted as written, so the query cache retires them
                 self.raised = raised or execution.store.transactional
         read, self.cached_read = self.cached_read, None
         if read is not None:
@@ -477,11 +478,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         and event commit together), when hooks, presets or the serializer may issue more
         than one statement, or when the caller says so (``always``: actions and routes);
         otherwise the write is a single statement, atomic by itself, and a BEGIN/COMMIT pair
-        would only add two round trips. Inside the request's own transaction (an idempotent
-        request on the ``database`` store) the write joins it without a savepoint, unless it
-        is nested in another write (:meth:`IdempotentExecution.write`), when that
-        transaction is on the databases the write needs (:meth:`write_databases`); else it
-        runs in a transaction of its own on them, as without a key."""
+        would only add two round trips. Inside the request's own transaction (a keyed
+        request's, :meth:`IdempotentExecution.begin`) the write joins it without a
+        savepoint, unless it is nested in another write (:meth:`IdempotentExecution.write`),
+        when that transaction is on the databases the write needs (:meth:`write_databases`);
+        else it runs in a transaction of its own on them, as without a key."""
         databases = self.write_databases()
         if self._joins_request_transaction(databases):
             return self.idempotent_execution.write()  # type: ignore[union-attr]
@@ -490,7 +491,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             or arc_settings.EVENTS.get("OUTBOX", True)
             or self.resource.write_needs_transaction
         ):
-            return _atomic_on(databases)
+            return atomic_on(databases)
         return nullcontext()
 
     def write_databases(self) -> tuple[str, ...]:
@@ -515,23 +516,21 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         return (rows,) if events == rows else (events, rows)
 
     def _joins_request_transaction(self, databases: tuple[str, ...]) -> bool:
-        """Whether writes on ``databases`` join the request's own transaction (``database``
-        store): it is open on the one database they need."""
+        """Whether writes on ``databases`` join the request's own transaction: it is open
+        on the databases they need."""
         execution = self.idempotent_execution
         return (
-            execution is not None
-            and execution.in_transaction
-            and databases == (execution.store.using,)
+            execution is not None and execution.in_transaction and databases == execution.databases
         )
 
     def keyed_failure(self, result: Any) -> None:
         """Called last inside a route's or action's write transaction with what its handler
         returned: under an ``Idempotency-Key``, an answer of 5xx gives the key up (SPEC
         §10) and the retry runs anew, so the writes made before it must not stand either,
-        or the retry makes them a second time. The ``database`` store rolls them back with
-        the request's transaction; when the route's transaction is its own (the ``cache``
-        store, or rows on another database than the records), it is marked for rollback
-        here."""
+        or the retry makes them a second time. They are rolled back with the request's
+        transaction; when the route's transaction is its own (rows on another database
+        than the ``database`` store's records, or the ``cache`` store inside
+        ``ATOMIC_REQUESTS``), it is marked for rollback here."""
         if (
             self.idempotent_execution is not None
             and isinstance(result, HttpResponseBase)
@@ -689,22 +688,6 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
 #: what :meth:`ResourceGenericViewSet.write_databases` answers without a router
 _DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
-
-
-def _atomic_on(aliases: tuple[str, ...]) -> Any:
-    """``transaction.atomic`` on each of ``aliases``, entered in order (the last innermost,
-    the first to commit)."""
-    if len(aliases) == 1:
-        return transaction.atomic(using=aliases[0])
-    return _atomics(aliases)
-
-
-@contextmanager
-def _atomics(aliases: tuple[str, ...]) -> Iterator[None]:
-    with ExitStack() as stack:
-        for alias in aliases:
-            stack.enter_context(transaction.atomic(using=alias))
-        yield
 
 
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:

@@ -834,6 +834,74 @@ def test_a_route_answering_5xx_under_a_key_leaves_no_write_for_the_retry_to_repe
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("failure", ["answers 503", "raises"])
+def test_a_create_override_failing_after_its_write_leaves_nothing_for_the_retry_to_repeat(
+    store, org, monkeypatch, failure
+):
+    """A project's ``create()`` that saves through the framework's, then answers a 5xx of
+    its own or raises (the payment gateway it calls next is down): the key is given up and
+    the retry runs anew, so the first write and its event must not stand on either store.
+    On the ``cache`` store without ``ATOMIC_REQUESTS`` the write had committed in its own
+    transaction, and the retry made a second row and a second event."""
+    from rest_framework.response import Response
+
+    from django_arc import arc
+
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    viewset = arc.get_resource("idem-products").as_viewset()
+    create = viewset.create
+
+    def gateway_down(self, request, *args, **kwargs):
+        create(self, request, *args, **kwargs)
+        if failure == "raises":
+            raise RuntimeError("gateway down")
+        return Response({"gateway": "down"}, status=503)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(viewset, "create", gateway_down)
+        first = post(editor, key="gw")
+    assert first.status_code == (503 if failure == "answers 503" else 500)
+    assert not Product.objects.exists() and not created_events()
+    retry = post(editor, key="gw")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.count() == 1 and len(created_events()) == 1
+    again = post(editor, key="gw")
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == retry.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cache_store_claim_whose_transaction_cannot_open_is_given_up(org, monkeypatch):
+    """The database goes away between the claim in Redis and the request's transaction:
+    the request fails, and its key is given up at once, not locked for ``LOCK_SECONDS``
+    with nothing running (the retry runs, not 409)."""
+    from django.db import OperationalError
+
+    from django_arc.idempotency import execution
+
+    if not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+
+    class Unreachable:
+        def __enter__(self):
+            raise OperationalError("server closed the connection unexpectedly")
+
+    caches = caches_with("redis", REDIS_URL)
+    settings_ = arc_with(IDEMPOTENCY=idempotency("cache", LOCK_SECONDS=60))
+    with override_settings(CACHES=caches, ARC=settings_):
+        with monkeypatch.context() as patch:
+            patch.setattr(execution, "atomic_on", lambda databases: Unreachable())
+            failed = post(editor, key="gone")
+        assert failed.status_code >= 500 and failed.json()["success"] is False
+        assert not Product.objects.exists()
+        retry = post(editor, key="gone")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_store_that_fails_to_release_a_5xx_key_still_answers_the_500_envelope(org, monkeypatch):
     """The database goes away mid-request: the route fails (500) and giving the key up
     fails too. The client gets the 500 in the envelope, not an error escaping the view, no
@@ -868,9 +936,9 @@ def test_an_answer_that_fails_to_render_rolls_back_releases_and_leaves_no_transa
     store, org, monkeypatch
 ):
     """A handler bug that only shows when the answer is rendered (stored answers are
-    rendered before the request ends): a 500 in the envelope, the write rolled back where
-    the store is transactional, the key given up, and the thread's connection outside any
-    transaction for its next request."""
+    rendered before the request ends): a 500 in the envelope, the write rolled back on both
+    stores, the key given up, and the thread's connection outside any transaction for its
+    next request."""
     from django.db import close_old_connections, connection
 
     from django_arc import arc
@@ -894,7 +962,7 @@ def test_an_answer_that_fails_to_render_rolls_back_releases_and_leaves_no_transa
     )
     assert not connection.in_atomic_block
     row.refresh_from_db()
-    assert row.price == (4 if store == "database" else 8)
+    assert row.price == 4
     monkeypatch.undo()
     close_old_connections()  # what Django runs between two requests of a worker thread
     retry = editor.post(url, {"action": "double"}, format="json", HTTP_IDEMPOTENCY_KEY="a")

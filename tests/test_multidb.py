@@ -325,6 +325,42 @@ def test_a_keyed_route_answering_5xx_rolls_back_its_row_on_another_database(moun
 
 
 @needs_redis
+@pytest.mark.parametrize("outbox", ["with the rows", "on default"])
+def test_a_cache_store_keyed_create_raising_after_its_write_leaves_nothing_anywhere(
+    mounted, monkeypatch, outbox
+):
+    """A project's ``create()`` raising after the framework's saved (the ``cache`` store,
+    no ``ATOMIC_REQUESTS``): the request's transaction is open on every database the write
+    needs, so neither the row on ``other`` nor its event stands, and the retry writes once.
+    The write had committed on its own, and each retry added a row and an event."""
+    router = OnOther(OutboxEvent) if outbox == "with the rows" else OnOther()
+    viewset = site.get_resource("other-authors").as_viewset()
+    create = viewset.create
+
+    def then_raises(self, request, *args, **kwargs):
+        create(self, request, *args, **kwargs)
+        raise RuntimeError("gateway down")
+
+    caches = caches_with("redis", REDIS_URL)
+    with override_settings(DATABASE_ROUTERS=[router], CACHES=caches), keyed("cache"):
+        client = client_for(None)
+        client.raise_request_exception = False
+        with monkeypatch.context() as patch:
+            patch.setattr(viewset, "create", then_raises)
+            failed = client.post(
+                "/m/other-authors/", {"name": "Ann"}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+            )
+        assert failed.status_code == 500
+        assert [names(alias) for alias in BOTH] == [[], []]
+        assert [events(alias) for alias in BOTH] == [[], []]
+        assert post("", {"name": "Ann"}, key="k").status_code == 201
+        assert post("", {"name": "Ann"}, key="k")["X-Idempotency-Replayed"] == "true"
+        assert [names(alias) for alias in BOTH] == [[], ["Ann"]]
+        where = "other" if outbox == "with the rows" else "default"
+        assert events(where) == ["other-authors.created"]
+
+
+@needs_redis
 def test_a_keyed_route_under_atomic_requests_on_another_database(mounted, monkeypatch):
     """The ``cache`` store with ``ATOMIC_REQUESTS`` on the rows' database only: the answer
     is stored when that transaction commits (a retry replays it, one row), and a 5xx rolls

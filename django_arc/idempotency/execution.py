@@ -13,7 +13,10 @@ store the route then runs inside a transaction that :meth:`finish` commits toget
 stored response, the route's writes with it when their rows are on the records' database
 (always, without a router; rows a router sends elsewhere are written as without a key and
 commit first, arc.W007); an exception rolls it back (:meth:`abort`) before the error
-response is stored. A 5xx is never stored: the key is released and a retry runs anew.
+response is stored. With the ``cache`` store the route runs inside a transaction too (Redis
+cannot join it), on the databases its writes need, committed before the answer is stored;
+inside ``ATOMIC_REQUESTS`` it is Django's, and the answer waits for its commit. A 5xx is
+never stored: the key is released, the route's writes rolled back, and a retry runs anew.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ..exceptions import ArcError, ShortCircuit
 from ..headers import own_headers
 from ..routers import canonical_path
 from ..settings import arc_settings
+from ..transactions import atomic_on
 from .keys import caller_identity, fingerprint, read_key, scoped_key
 from .stores import FINISHED, IN_FLIGHT, REUSED, Claim, Request, StoreUnavailable, get_store
 
@@ -94,6 +98,9 @@ class IdempotentExecution:
         self.record = record
         self.token = token
         self._atomic: Any = None
+        #: the databases of the request's own transaction, when it runs in one (the
+        #: records' for the ``database`` store, the write's for the ``cache`` store)
+        self.databases: tuple[str, ...] = ()
         #: how many of the request's writes are open (see :meth:`write`)
         self._writes = 0
         #: ``(alias, savepoint id, on_commit callbacks then)`` of the ``ATOMIC_REQUESTS``
@@ -172,29 +179,46 @@ class IdempotentExecution:
         # What events.emit() turns into "<scoped key>:<event type>:<resource id>".
         request._request.arc_idempotency_key = scoped
         if store.transactional:
-            execution._atomic = transaction.atomic(using=store.using)
-            execution._atomic.__enter__()
-        else:
-            aliases = _request_transactions()
-            execution._savepoints = [
-                (
-                    alias,
-                    transaction.savepoint(using=alias),
-                    len(transaction.get_connection(alias).run_on_commit),
-                )
-                for alias in aliases
-            ]
-            if aliases:
-                # Asked for now, before the route's writes ask for theirs: Django stops
-                # running a commit's callbacks at the first that raises, and a project's
-                # (a mail sent on commit) failing must not keep the answer of writes that
-                # committed from being stored, or the retry makes them a second time.
-                transaction.on_commit(execution._store_answer, using=aliases[-1], robust=True)
+            execution._open((store.using,))
+            return execution
+        aliases = _request_transactions()
+        if not aliases:
+            # Without a transaction of the request's, the writes would commit one by one
+            # before the answer is known: a 5xx after them (a project's create() answering
+            # one after saving, or raising) gives the key up, and the retry made them again.
+            execution._open(view.write_databases())
+            return execution
+        execution._savepoints = [
+            (
+                alias,
+                transaction.savepoint(using=alias),
+                len(transaction.get_connection(alias).run_on_commit),
+            )
+            for alias in aliases
+        ]
+        # Asked for now, before the route's writes ask for theirs: Django stops running a
+        # commit's callbacks at the first that raises, and a project's (a mail sent on
+        # commit) failing must not keep the answer of writes that committed from being
+        # stored, or the retry makes them a second time.
+        transaction.on_commit(execution._store_answer, using=aliases[-1], robust=True)
         return execution
+
+    def _open(self, databases: tuple[str, ...]) -> None:
+        """Run the route inside a transaction of the request's on ``databases``, which its
+        writes join (:meth:`write`). Failing to open it (the database gone since the claim)
+        gives the key up, or it would stay locked with nothing running."""
+        atomic = atomic_on(databases)
+        try:
+            atomic.__enter__()
+        except BaseException:
+            self._release()
+            raise
+        self._atomic, self.databases = atomic, databases
 
     @property
     def in_transaction(self) -> bool:
-        """Whether the route runs inside this request's transaction (``database`` store)."""
+        """Whether the route runs inside this request's own transaction: always on the
+        ``database`` store, and on the ``cache`` store outside ``ATOMIC_REQUESTS``."""
         return self._atomic is not None
 
     def write(self) -> _Write:
@@ -232,19 +256,24 @@ class IdempotentExecution:
                 body,
                 own_headers(self.view, response),
             )
-            if not store.transactional:
-                # the writes are not the store's to commit: stored or not, they stand; inside
-                # ATOMIC_REQUESTS transactions the answer is stored when they commit
-                if self._savepoints:
-                    self._answer = answer
-                else:
-                    store.complete(record, token, *answer)
-                return None
-            if self._atomic is not None and transaction.get_connection(store.using).needs_rollback:
+            if self._atomic is not None and any(
+                transaction.get_connection(alias).needs_rollback for alias in self.databases
+            ):
                 # a write failed and the view caught its error (a project's create() answering
                 # its own 409): nothing of the route commits, as when it raises, and the
                 # answer is stored after, as a raised error's is
                 self._close(_Rollback())
+            if not store.transactional:
+                # The writes are not the store's to commit: they commit first, and the answer
+                # is stored once they have (inside ATOMIC_REQUESTS transactions, when those
+                # commit). An answer stored before a commit that fails would outlive writes
+                # never made; one that fails to be stored after leaves them standing.
+                if self._savepoints:
+                    self._answer = answer
+                else:
+                    self._close(None)
+                    store.complete(record, token, *answer)
+                return None
             kept = store.complete(record, token, *answer)
             if self._atomic is None:
                 return None  # the route raised: its writes are rolled back, its error stored
@@ -338,7 +367,7 @@ class _Write:
     def __enter__(self) -> None:
         execution = self.execution
         if execution._writes:
-            self.savepoint = transaction.atomic(using=execution.store.using)
+            self.savepoint = atomic_on(execution.databases)
             self.savepoint.__enter__()
         execution._writes += 1
 
@@ -348,7 +377,8 @@ class _Write:
         if self.savepoint is not None:
             self.savepoint.__exit__(exc_type, exc, traceback)
         elif exc_type is not None:
-            transaction.get_connection(execution.store.using).needs_rollback = True
+            for alias in execution.databases:
+                transaction.get_connection(alias).needs_rollback = True
 
 
 def _request_transactions() -> list[str]:
