@@ -14,7 +14,9 @@ Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the 
 not ``noeviction``); W004 that policy could not be read; W005 the query cache's alias is a
 django-redis cache whose client cannot be built; W006 ``DATABASE_ROUTERS`` send a resource's
 rows to another database than ``OutboxEvent``; W007 they send a resource taking keys to
-another database than ``IdempotencyRecord`` (the ``database`` store).
+another database than ``IdempotencyRecord`` (the ``database`` store); W008 the outbox
+purges delivered events (``DELIVERED_RETENTION_DAYS``) before keys end (``TTL_SECONDS``)
+where a keyed request can run twice.
 """
 
 from __future__ import annotations
@@ -277,6 +279,76 @@ def check_databases(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
             )
         warnings.append(Warning(message, hint=hint, obj="DATABASE_ROUTERS", id=id_))
     return warnings
+
+
+@register("django_arc")
+def check_outbox_retention(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """arc.W008: the outbox purges a delivered event before its idempotency key's
+    ``TTL_SECONDS`` are over, where a keyed request can run again within them."""
+    events, outbox, idem = arc_settings.EVENTS, arc_settings.OUTBOX, arc_settings.IDEMPOTENCY
+    if isinstance(events, dict) and not events.get("OUTBOX", True):
+        return []  # no outbox, no dedupe to cut short
+    if not (isinstance(outbox, dict) and isinstance(idem, dict)):
+        return []  # arc.E008 already
+    return _check_outbox_retention(outbox.get("DELIVERED_RETENTION_DAYS", 7), idem)
+
+
+def _check_outbox_retention(days: Any, idem: dict[str, Any]) -> list[Warning]:
+    """The outbox takes an event whose key it holds for a repeat (docs/outbox.md), for
+    ``TTL_SECONDS``, so that a keyed update or delete that runs twice stores its event once.
+    Purged sooner, the first run's row is gone, and a second run's event is stored and
+    delivered again. A keyed request runs twice within the TTL only when its answer can be
+    lost after its writes committed: on the ``cache`` store (a crash before the answer is
+    stored, Redis failing or forgetting it, a request outliving its lock), and on the
+    ``database`` store only for a resource whose rows a router sends elsewhere than its
+    records (arc.W007); there the answer commits with the write, and a retry within the TTL
+    is always a replay, however soon the outbox forgets."""
+    from django.db import router
+
+    from .idempotency.execution import enabled_for
+    from .idempotency.models import IdempotencyRecord
+
+    ttl = idem.get("TTL_SECONDS")
+    if not (isinstance(days, (int, float)) and not isinstance(days, bool)):
+        return []
+    if not _seconds(ttl, strict=True) or days * 86400 >= ttl:
+        return []  # a bad TTL is arc.E008's
+    store = idem.get("STORE")
+    if store == "cache":
+        records_db = None
+    elif store == "database":
+        records_db = _safe(router.db_for_write, IdempotencyRecord)
+        if records_db is None:
+            return []
+    else:
+        return []  # arc.E008
+    names = set()
+    for resource in _all_resources():
+        if not _safe(enabled_for, resource):
+            continue
+        if records_db is not None:
+            rows = _safe(router.db_for_write, resource.model)
+            if rows in (None, records_db):
+                continue
+        names.add(str(resource.name))
+    if not names:
+        return []
+    listed = sorted(names)
+    named = ", ".join(listed[:5]) + (f" and {len(listed) - 5} more" if len(listed) > 5 else "")
+    return [
+        Warning(
+            f"ARC['OUTBOX']['DELIVERED_RETENTION_DAYS'] = {days!r} purges delivered events "
+            f"before ARC['IDEMPOTENCY']['TTL_SECONDS'] = {ttl!r} ({ttl / 86400:g} days) are "
+            f"over: a keyed update or delete of {named} that runs again within them (its "
+            f"answer lost after its write committed, on the {store!r} store) stores and "
+            "delivers its event a second time, the first run's row being gone.",
+            hint=f"Keep delivered events at least as long as keys: DELIVERED_RETENTION_DAYS "
+            f">= {ttl / 86400:g}, or a shorter TTL_SECONDS (and no shorter days= on the "
+            "django_arc.purge_outbox task); see docs/idempotency.md, 'Events'.",
+            obj="ARC",
+            id="arc.W008",
+        )
+    ]
 
 
 def _unusable(alias: str) -> str | None:

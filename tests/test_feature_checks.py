@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
+from io import StringIO
 
 import pytest
 import redis
@@ -309,3 +310,60 @@ def test_a_malformed_cache_option_caches_nothing_and_registers(cache):
         assert site.is_registered("m")
     finally:
         _all_sites.remove(site)  # its arc.E014 is not the next test's business
+
+
+# -- arc.W008: the outbox forgets delivered events before keys end -------------------------------
+
+DAY = 86400
+
+
+def retention(settings, days, ttl=3 * DAY, store="cache", **arc):
+    """What arc.W008 says with ``days`` of outbox retention and a ``ttl`` of keys."""
+    idem = {"STORE": store, "ALIAS": "redis", "TTL_SECONDS": ttl}
+    settings.ARC = arc_with(IDEMPOTENCY=idem, OUTBOX={"DELIVERED_RETENTION_DAYS": days}, **arc)
+    return [m for m in checks.check_outbox_retention() if m.id == "arc.W008"]
+
+
+def test_an_outbox_purging_delivered_events_before_the_cache_stores_keys_end_is_arc_w008(
+    settings,
+):
+    """tests/test_idempotency.py's
+    ``test_an_outbox_purging_before_the_ttl_lets_a_rerun_update_store_its_event_twice``:
+    on the ``cache`` store a keyed update can run twice within the TTL, and the outbox then
+    dedupes its event only while it keeps the first run's row. A day of retention under a
+    three-day TTL said nothing; ``manage.py check`` now says which settings conflict, and
+    names the resources taking keys."""
+    (warning,) = retention(settings, 1)
+    assert "DELIVERED_RETENTION_DAYS'] = 1 purges delivered events" in warning.msg
+    assert "TTL_SECONDS'] = 259200 (3 days)" in warning.msg
+    assert "idem-products" in warning.msg and "cached-products" not in warning.msg
+    assert "DELIVERED_RETENTION_DAYS >= 3" in warning.hint
+    err = StringIO()
+    call_command("check", stderr=err, stdout=StringIO())
+    assert "(arc.W008)" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("days", "ttl"), [(7, DAY), (1, DAY), (3, 3 * DAY), (0.5, 12 * 3600)], ids=str
+)
+def test_an_outbox_keeping_delivered_events_as_long_as_keys_is_not_arc_w008(settings, days, ttl):
+    assert retention(settings, days, ttl) == []
+
+
+def test_the_database_store_is_not_arc_w008(settings):
+    """The ``database`` store commits the answer with the write: a retry within the TTL is
+    always a replay, whatever the outbox has purged (the routed case is in
+    tests/test_multidb.py)."""
+    assert retention(settings, 1, store="database") == []
+
+
+@pytest.mark.parametrize("bad", [None, "7", True, [7]], ids=repr)
+def test_a_retention_that_is_not_a_number_is_not_arc_w008(settings, bad):
+    assert retention(settings, bad) == []
+
+
+def test_arc_w008_waits_for_a_resource_taking_keys_and_an_outbox(settings, monkeypatch):
+    monkeypatch.setattr(checks, "_all_resources", lambda: [make(), make(idempotent=False)])
+    assert retention(settings, 1) == []
+    monkeypatch.undo()
+    assert retention(settings, 1, EVENTS={"OUTBOX": False}) == []

@@ -21,6 +21,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.db.models import F
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -33,7 +34,7 @@ from django_arc.idempotency.keys import caller_identity, fingerprint, scoped_key
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
 from django_arc.settings import MAX_SECONDS
-from django_arc.tasks import purge_idempotency
+from django_arc.tasks import purge_idempotency, purge_outbox, relay_outbox
 from shop.models import Order, Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import assert_error
@@ -1297,8 +1298,6 @@ def test_a_key_sent_again_after_its_ttl_runs_as_a_new_request_and_its_events_are
     """The same update with the same key, a day later: the key is forgotten, the request
     runs again, and its event is stored, not taken for the first run's (still in the
     outbox, whose rows outlive the key)."""
-    from django.db.models import F
-
     row = ProductFactory(organization=org, price=4)
     url = f"{URL}{row.pk}/"
     one = editor.patch(url, {"name": "One"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
@@ -1534,6 +1533,49 @@ def test_a_cache_store_redis_restarted_without_persistence_forgets_its_answers(o
     assert retry.json()["data"]["id"] != first.json()["data"]["id"]
     assert Order.objects.count() == 2
     assert OutboxEvent.objects.filter(type="cached-orders.created").count() == 2
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+@pytest.mark.parametrize(("retention_days", "updated_events"), [(7, 1), (1, 2)])
+def test_an_outbox_purging_before_the_ttl_lets_a_rerun_update_store_its_event_twice(
+    org, tmp_path, retention_days, updated_events
+):
+    """What arc.W008 warns of. An update retried after the ``cache`` store's Redis lost its
+    answer (here a restart without persistence, two days on, inside a three-day TTL) runs
+    again, and its event has the first run's key: the outbox dedupes it only while the first
+    run's row is still there. Kept 7 days, it is (one ``updated`` event); purged after 1, it
+    is gone, and the update's event is stored and delivered a second time."""
+    editor = member_client(org, "editor")
+    row = ProductFactory(organization=org, price=4)
+    url = f"{URL}{row.pk}/"
+    settings = arc_with(
+        IDEMPOTENCY=idempotency("cache", TTL_SECONDS=3 * 86400),
+        OUTBOX={"DELIVERED_RETENTION_DAYS": retention_days},
+    )
+
+    def send():
+        return editor.patch(url, {"name": "Renamed"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+
+    with (
+        redis_server(tmp_path) as server,
+        override_settings(CACHES=caches_with("redis", server["url"])),
+        override_settings(ARC=settings),
+    ):
+        first = send()
+        assert first.status_code == 200, first.content
+        assert relay_outbox()["relayed"] == 1
+        two_days = timedelta(days=2)
+        OutboxEvent.objects.update(
+            created_at=F("created_at") - two_days, delivered_at=F("delivered_at") - two_days
+        )
+        assert purge_outbox() == (1 if retention_days < 2 else 0)
+        server["stop"]()
+        server["start"]()
+        retry = send()
+        assert retry.status_code == 200 and "X-Idempotency-Replayed" not in retry  # ran again
+        delivered = 1 + relay_outbox()["relayed"]
+    assert delivered == updated_events  # the deliveries of one request's `updated` event
 
 
 @pytest.mark.redis

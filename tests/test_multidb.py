@@ -26,7 +26,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_arc import Resource, ResourceSite, redis_alias, route
-from django_arc.checks import check_databases
+from django_arc.checks import check_databases, check_outbox_retention
 from django_arc.events import emit, get_transport
 from django_arc.exceptions import ArcError
 from django_arc.idempotency import purge
@@ -445,6 +445,31 @@ def test_check_warns_when_the_router_splits_rows_from_their_outbox_or_records(mo
     with override_settings(DATABASE_ROUTERS=[router]), keyed("database"):
         # the models left on default are now split from the outbox instead
         assert all("other-authors" not in message for message in routing_warnings().values())
+
+
+def test_check_warns_of_an_outbox_purging_early_only_where_a_keyed_write_can_run_twice(
+    mounted,
+):
+    """arc.W008 on the ``database`` store: a resource whose rows a router sends elsewhere
+    than its records commits its write before its answer (arc.W007), so a crash in between
+    lets the retry run again within the TTL, and a day of outbox retention under a
+    three-day TTL then lets its event be stored twice. Resources whose rows sit with the
+    records are replayed instead, and are not named."""
+    settings_ = {"DELIVERED_RETENTION_DAYS": 1}
+    with (
+        override_settings(DATABASE_ROUTERS=[OnOther()]),
+        keyed("database", TTL_SECONDS=3 * 86400),
+    ):
+        with override_settings(ARC={**settings.ARC, "OUTBOX": settings_}):
+            (warning,) = check_outbox_retention()
+        assert warning.id == "arc.W008"
+        assert "other-authors" in warning.msg and "idem-products" not in warning.msg
+        assert "'database' store" in warning.msg
+    with override_settings(DATABASE_ROUTERS=[OnOther(IdempotencyRecord)]):
+        with keyed("database", TTL_SECONDS=3 * 86400):
+            with override_settings(ARC={**settings.ARC, "OUTBOX": settings_}):
+                # the resources left on default are now split from the records instead
+                assert all("other-authors" not in m.msg for m in check_outbox_retention())
 
 
 class OutboxOnDefaultOnly:
