@@ -181,10 +181,7 @@ def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning
     cached = [r for r in resources if _safe(policy_for, r) is not None]
     alias = cache.get("ALIAS")
     if cached and not (isinstance(alias, str) and is_django_redis(alias)):
-        listed = sorted({str(r.name) for r in cached})
-        names = ", ".join(listed[:5])
-        if len(listed) > 5:
-            names += f" and {len(listed) - 5} more"
+        names = _named({str(r.name) for r in cached})
         warnings.append(
             Warning(
                 f"The query cache is on ({names}) but ARC['CACHE']['ALIAS'] = {alias!r} is "
@@ -333,8 +330,7 @@ def _check_outbox_retention(days: Any, idem: dict[str, Any]) -> list[Warning]:
         names.add(str(resource.name))
     if not names:
         return []
-    listed = sorted(names)
-    named = ", ".join(listed[:5]) + (f" and {len(listed) - 5} more" if len(listed) > 5 else "")
+    named = _named(names)
     return [
         Warning(
             f"ARC['OUTBOX']['DELIVERED_RETENTION_DAYS'] = {days!r} purges delivered events "
@@ -349,6 +345,14 @@ def _check_outbox_retention(days: Any, idem: dict[str, Any]) -> list[Warning]:
             id="arc.W008",
         )
     ]
+
+
+def _named(names: set[str]) -> str:
+    """Resource names for a warning: the first five in order, then how many more, so a
+    project of many resources reads a line, not a page, and never takes five for all."""
+    listed = sorted(names)
+    more = f" and {len(listed) - 5} more" if len(listed) > 5 else ""
+    return ", ".join(listed[:5]) + more
 
 
 def _unusable(alias: str) -> str | None:
