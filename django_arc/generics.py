@@ -404,9 +404,13 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         context = self.get_serializer_context()
         context["arc_omit"] = plan.omitted(self.resource.output_fields)
         data = self.get_serializer(rows, many=many, context=context).data
-        # A project serializer may override to_representation and render anything: filter
-        # its output too. The generated one skipped those fields already; only mask.
-        if self.resource.serializer_class is not None:
+        # A project serializer — the resource's ``serializer_class``, or one a ViewSet
+        # subclass returns from ``get_serializer_class()`` — may render anything: filter its
+        # output too. The generated one skipped those fields already; only mask.
+        if (
+            self.resource.serializer_class is not None
+            or self.get_serializer_class() is not self.resource.serializer
+        ):
             post = plan.shape
         elif plan.redact:
             post = plan.mask
