@@ -5,20 +5,25 @@ permissions, its own cached answers and an answer in the envelope, not a 500."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from django.test import override_settings
 from django.urls import clear_url_caches, include, path
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
 from rest_framework.routers import SimpleRouter
 
-from django_arc import Resource, presets, redis_alias
+from django_arc import Resource, ResourceSite, presets, redis_alias
 from django_arc import fields as F
 from django_arc import permissions as P
+from django_arc.sites import _all_sites
 from shop.models import Product
-from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
-from tests.helpers import client_for
+from tests.factories import BookFactory, MembershipFactory, OrganizationFactory, ProductFactory
+from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.testapp.models import Book
+from tests.testapp.resources import PUBLIC
 
 MEMBERS = P.require_org_membership()
 
@@ -131,3 +136,58 @@ def test_a_viewset_subclass_never_serves_the_generated_viewsets_cached_answers(r
             assert again["X-Cache"] == "HIT", prefix
             assert again.content == uncached[prefix], prefix
         assert b"margin" not in uncached["own"]
+
+
+@contextmanager
+def mounted_site(settings, prefix, *resources):
+    """A site of ``resources`` under ``<prefix>/`` for one test, then dropped."""
+    site = ResourceSite(name=f"{prefix}-site")
+    try:
+        for resource in resources:
+            site.register(resource)
+        with site_mounted(settings, prefix, site):
+            yield site
+    finally:
+        _all_sites.remove(site)
+
+
+class _DeclinedPagesBooks(Resource):
+    model = Book
+    fields = ["id", "title"]
+    default_sort = "title"
+    permissions = PUBLIC
+
+
+class PageNumberBookResource(_DeclinedPagesBooks):
+    """DRF's ``PageNumberPagination``, without a ``PAGE_SIZE`` in the project's settings."""
+
+    name = "page-number-books"
+    pagination_class = PageNumberPagination
+
+
+class LimitOffsetBookResource(_DeclinedPagesBooks):
+    name = "limit-offset-books"
+    pagination_class = LimitOffsetPagination
+
+
+@pytest.mark.django_db
+def test_a_pagination_class_that_declines_to_paginate_answers_every_row(settings):
+    """DRF's pagination classes return ``None`` from ``paginate_queryset`` when they have no
+    page size (``PageNumberPagination`` without ``PAGE_SIZE``, ``LimitOffsetPagination``
+    without ``?limit=``), and DRF's list then answers every row. The list route handed that
+    ``None`` on to ``get_paginated_response``, which read the page it never cut: a 500."""
+    for title in ("b", "a"):
+        BookFactory(title=title)
+    anon = client_for(None)
+    with mounted_site(settings, "dp", PageNumberBookResource, LimitOffsetBookResource):
+        for url in ("/dp/page-number-books/", "/dp/limit-offset-books/"):
+            response = anon.get(url)
+            assert response.status_code == 200, response.content
+            assert response.json() == {
+                "success": True,
+                "data": [{"id": d.pk, "title": d.title} for d in Book.objects.order_by("title")],
+            }
+        # with a page size the class paginates, in its own shape
+        paged = anon.get("/dp/limit-offset-books/?limit=1")
+        assert paged.status_code == 200
+        assert paged.json()["count"] == 2 and [d["title"] for d in paged.json()["results"]] == ["a"]
