@@ -420,12 +420,19 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def render_result(self, value: Any) -> Any:
         """A route's or action's return value as the response's ``data``: rows of the
-        resource go through :meth:`render` (so field permissions apply), anything else is
-        returned as is (it must be JSON-able)."""
+        resource — one, a queryset, or a list or tuple of them — go through :meth:`render`
+        (so field permissions apply), anything else is returned as is (it must be
+        JSON-able)."""
         model = self.resource.model
         if isinstance(value, model):
             return self.render(value)
         if isinstance(value, models.QuerySet) and issubclass(value.model, model):
+            return self.render(list(value), many=True)
+        if (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(row, model) for row in value)
+        ):
             return self.render(list(value), many=True)
         return value
 

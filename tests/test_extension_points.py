@@ -14,7 +14,7 @@ from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
 from rest_framework.routers import SimpleRouter
 
-from django_arc import Resource, ResourceSite, presets, redis_alias
+from django_arc import Resource, ResourceSite, action, presets, redis_alias, route
 from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.sites import _all_sites
@@ -191,3 +191,57 @@ def test_a_pagination_class_that_declines_to_paginate_answers_every_row(settings
         paged = anon.get("/dp/limit-offset-books/?limit=1")
         assert paged.status_code == 200
         assert paged.json()["count"] == 2 and [d["title"] for d in paged.json()["results"]] == ["a"]
+
+
+class RowListingProductResource(Resource):
+    """Routes and an action returning rows the ways a handler has them: a queryset, a list
+    picked from one, a tuple."""
+
+    model = Product
+    name = "row-listing-products"
+    fields = ["id", "name", "cost", "secret_notes", "organization"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {"list": MEMBERS, "get": MEMBERS, "cheapest": MEMBERS, "pair": MEMBERS}
+    action_permissions = MEMBERS
+    field_permissions = {"cost": F.visible_to("admin"), "secret_notes": F.hidden()}
+
+    @route("GET", "cheapest")
+    def cheapest(self, request, view):
+        """The two cheapest, as a list."""
+        return sorted(view.get_queryset(), key=lambda row: row.price)[:2]
+
+    @route("GET", "pair/{other}", detail=True)
+    def pair(self, request, instance, other, view):
+        """This row and another, as a tuple."""
+        return (instance, view.get_queryset().get(pk=other))
+
+    @action
+    def siblings(self, request, instance, data, view):
+        return [row for row in view.get_queryset() if row.pk != instance.pk]
+
+
+@pytest.mark.django_db
+def test_a_list_of_rows_a_route_or_action_returns_is_rendered_for_the_caller(settings, acme):
+    """Rows of the resource a handler returns are rendered through the caller's field
+    permissions (docs/actions-and-routes.md); a queryset was, but a list or tuple of rows
+    went to the JSON renderer as model instances, which it cannot encode: a 500 outside the
+    error envelope."""
+    first = acme["product"]
+    second = ProductFactory(organization=first.organization, name="Bolt", price=1, cost=2)
+    viewer = acme["viewer"]
+    visible = {"id", "name", "organization"}
+    with mounted_site(settings, "rl", RowListingProductResource):
+        cheapest = viewer.get("/rl/row-listing-products/cheapest/")
+        pair = viewer.get(f"/rl/row-listing-products/{first.pk}/pair/{second.pk}/")
+        siblings = viewer.post(
+            f"/rl/row-listing-products/{first.pk}/action/", {"action": "siblings"}, format="json"
+        )
+    for response, names in (
+        (cheapest, ["Bolt", "Anvil"]),
+        (pair, ["Anvil", "Bolt"]),
+        (siblings, ["Bolt"]),
+    ):
+        assert response.status_code == 200, response.content
+        docs = response.json()["data"]
+        assert [doc["name"] for doc in docs] == names
+        assert all(set(doc) == visible for doc in docs)
