@@ -113,6 +113,10 @@ class ActionMixin:
         if spec.input is None:
             return rest, None
         serializer = spec.input(data=rest, context=self.get_serializer_context())
+        if self.resource.preset_list:
+            # its relations may name only rows a create's body could (tenancy), as the
+            # resource serializer's do: another tenant's id "does not exist"
+            self._narrow_relations(serializer)
         serializer.is_valid(raise_exception=True)
         event_input = serializer.data
         refuse_unstorable(event_input)

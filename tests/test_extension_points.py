@@ -17,10 +17,11 @@ from rest_framework.routers import SimpleRouter
 from django_arc import Resource, ResourceSite, action, presets, redis_alias, route
 from django_arc import fields as F
 from django_arc import permissions as P
+from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
 from shop.models import Product
 from tests.factories import BookFactory, MembershipFactory, OrganizationFactory, ProductFactory
-from tests.helpers import client_for, site_mounted
+from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.models import Book
 from tests.testapp.resources import PUBLIC
@@ -245,3 +246,47 @@ def test_a_list_of_rows_a_route_or_action_returns_is_rendered_for_the_caller(set
         docs = response.json()["data"]
         assert [doc["name"] for doc in docs] == names
         assert all(set(doc) == visible for doc in docs)
+
+
+class MergeInput(serializers.Serializer):
+    """An action input pointing at another row, written as DRF documents it."""
+
+    into = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+
+
+class MergingProductResource(Resource):
+    model = Product
+    name = "merging-products"
+    fields = ["id", "name", "price", "organization"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {"list": MEMBERS, "get": MEMBERS}
+    action_permissions = MEMBERS
+
+    @action(input=MergeInput)
+    def merge(self, request, instance, data):
+        """Fold this product's price into another's."""
+        target = data["into"]
+        target.price += instance.price
+        target.save(update_fields=["price"])
+        return target
+
+
+@pytest.mark.django_db
+def test_an_action_inputs_relations_stay_inside_the_callers_tenant(settings, acme):
+    """``MultiTenant`` narrows the relations a create or update body may name
+    (docs/multi-tenancy.md, "Foreign keys in the body stay inside the tenant"), but an
+    action's ``input`` serializer was validated as given: a member of one organization could
+    probe another's product ids and write to them through an action."""
+    mine = acme["product"]
+    theirs = ProductFactory(organization=OrganizationFactory(), name="Foreign", price=5)
+    sibling = ProductFactory(organization=mine.organization, name="Sibling", price=5)
+    url = f"/mp/merging-products/{mine.pk}/action/"
+    with mounted_site(settings, "mp", MergingProductResource):
+        refused = acme["viewer"].post(url, {"action": "merge", "into": theirs.pk}, format="json")
+        merged = acme["viewer"].post(url, {"action": "merge", "into": sibling.pk}, format="json")
+    body = assert_error(refused, 400, "VALIDATION_ERROR")
+    assert body["details"] == {"into": [f'Invalid pk "{theirs.pk}" - object does not exist.']}
+    theirs.refresh_from_db()
+    assert theirs.price == 5
+    assert merged.status_code == 200 and merged.json()["data"]["name"] == "Sibling"
+    assert OutboxEvent.objects.filter(type="merging-products.merge").count() == 1
