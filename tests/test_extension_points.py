@@ -8,6 +8,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.test import override_settings
 from django.urls import clear_url_caches, include, path
 from rest_framework import serializers
@@ -20,7 +21,13 @@ from django_arc import permissions as P
 from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
 from shop.models import Product
-from tests.factories import BookFactory, MembershipFactory, OrganizationFactory, ProductFactory
+from tests.factories import (
+    AuthorFactory,
+    BookFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    ProductFactory,
+)
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.models import Book
@@ -290,3 +297,57 @@ def test_an_action_inputs_relations_stay_inside_the_callers_tenant(settings, acm
     assert theirs.price == 5
     assert merged.status_code == 200 and merged.json()["data"]["name"] == "Sibling"
     assert OutboxEvent.objects.filter(type="merging-products.merge").count() == 1
+
+
+class RefusingBulkBookResource(Resource):
+    """Hooks refusing one item of a batch with a field error, as they would a single row."""
+
+    model = Book
+    name = "refusing-bulk-books"
+    fields = ["id", "title", "isbn", "author"]
+    permissions = PUBLIC
+    presets = [presets.Bulk(max_items=10)]
+
+    def before_create(self, request, data):
+        if data.get("title") == "draft":
+            raise serializers.ValidationError({"title": ["Drafts are not published."]})
+
+    def after_update(self, request, instance):
+        if instance.title == "locked":
+            raise DjangoValidationError({"title": "Locked titles cannot be set."})
+
+    def before_delete(self, request, instance):
+        if instance.title == "keep":
+            raise serializers.ValidationError("This book is kept.")
+
+
+@pytest.mark.django_db
+def test_a_hook_refusing_one_bulk_item_names_the_item(settings):
+    """docs/presets/bulk.md: hooks run per item, and a refused item's errors are indexed by
+    item. A hook's validation error came out as the whole batch's (``{"title": [...]}``), so a
+    client could not tell which of its items was refused."""
+    author = AuthorFactory()
+    books = [BookFactory(author=author, title=t) for t in ("a", "keep")]
+    url = "/rb/refusing-bulk-books/bulk/"
+    anon = client_for(None)
+
+    def item(title, isbn):
+        return {"title": title, "isbn": isbn, "author": author.pk}
+
+    with mounted_site(settings, "rb", RefusingBulkBookResource):
+        created = anon.post(url, {"items": [item("x", "1"), item("draft", "2")]}, format="json")
+        updated = anon.patch(
+            url, {"items": [{"id": books[0].pk, "title": "locked"}]}, format="json"
+        )
+        deleted = anon.delete(url, {"ids": [books[0].pk, books[1].pk]}, format="json")
+    assert assert_error(created, 400, "VALIDATION_ERROR")["details"] == {
+        "items": {"1": {"title": ["Drafts are not published."]}}
+    }
+    assert assert_error(updated, 400, "VALIDATION_ERROR")["details"] == {
+        "items": {"0": {"title": ["Locked titles cannot be set."]}}
+    }
+    assert assert_error(deleted, 400, "VALIDATION_ERROR")["details"] == {
+        "ids": {"1": {"non_field_errors": ["This book is kept."]}}
+    }
+    assert sorted(Book.objects.values_list("title", flat=True)) == ["a", "keep"]
+    assert not OutboxEvent.objects.exists()
