@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.test import override_settings
 from django.urls import clear_url_caches, include, path
 from rest_framework import serializers
+from rest_framework.filters import BaseFilterBackend
 from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
 from rest_framework.routers import SimpleRouter
 
@@ -351,3 +352,36 @@ def test_a_hook_refusing_one_bulk_item_names_the_item(settings):
     }
     assert sorted(Book.objects.values_list("title", flat=True)) == ["a", "keep"]
     assert not OutboxEvent.objects.exists()
+
+
+class TitleFilter(BaseFilterBackend):
+    """A project's own filter backend, in place of the query language."""
+
+    def filter_queryset(self, request, queryset, view):
+        title = request.query_params.get("title")
+        return queryset.filter(title=title) if title else queryset
+
+
+class OwnFilterBookResource(Resource):
+    model = Book
+    name = "own-filter-books"
+    fields = ["id", "title"]
+    permissions = PUBLIC
+    filter_backends = [TitleFilter]
+
+
+@pytest.mark.django_db
+def test_a_cursor_without_the_query_language_is_a_400_naming_after(settings):
+    """Keyset pages follow the ordering the query language sorted the list by; with a
+    resource's own ``filter_backends`` there is none, and ``?after=`` read the parsed query
+    it never got: a 500. Offset pages still work."""
+    for title in ("a", "b"):
+        BookFactory(title=title)
+    anon = client_for(None)
+    with mounted_site(settings, "of", OwnFilterBookResource):
+        refused = [anon.get(f"/of/own-filter-books/?after={c}") for c in ("", "abc")]
+        paged = anon.get("/of/own-filter-books/?title=b&limit=1")
+    for response in refused:
+        body = assert_error(response, 400, "INVALID_QUERY")
+        assert list(body["details"]) == ["after"]
+    assert paged.status_code == 200 and [d["title"] for d in paged.json()["docs"]] == ["b"]
