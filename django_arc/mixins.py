@@ -161,6 +161,10 @@ class RouteMixin:
                 self.keyed_failure(result)
         if isinstance(result, HttpResponseBase):
             return result
+        if spec.status in envelope.NO_CONTENT:
+            # a 204 (or 304) has no content: an envelope sent after its headers would be
+            # read by a keep-alive client as the start of the next response
+            return Response(status=spec.status)
         if spec.raw:
             return Response(result, status=spec.status)
         return self.success_response(self.render_result(result), status=spec.status)

@@ -11,6 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.test import override_settings
 from django.urls import clear_url_caches, include, path
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework import serializers
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
@@ -385,3 +386,36 @@ def test_a_cursor_without_the_query_language_is_a_400_naming_after(settings):
         body = assert_error(response, 400, "INVALID_QUERY")
         assert list(body["details"]) == ["after"]
     assert paged.status_code == 200 and [d["title"] for d in paged.json()["docs"]] == ["b"]
+
+
+class PingBookResource(Resource):
+    model = Book
+    name = "ping-books"
+    fields = ["id", "title"]
+    permissions = PUBLIC
+    idempotent = True
+
+    @route("POST", "ping", status=204, permissions=P.allow_public())
+    def ping(self, request):
+        """Nothing to say."""
+
+
+@pytest.mark.django_db
+def test_a_route_answering_204_sends_no_body(settings):
+    """A 204 has no content (RFC 9110 §15.3.5). A route declared ``status=204`` was wrapped
+    in the success envelope all the same: 28 bytes after a 204's headers, which a
+    keep-alive client reads as the start of the next response (and h11 refuses to send).
+    Replayed under its ``Idempotency-Key`` the same, and documented without content."""
+    anon = client_for(None)
+    with mounted_site(settings, "pb", PingBookResource):
+        answers = [
+            anon.post("/pb/ping-books/ping/", {}, format="json", HTTP_IDEMPOTENCY_KEY="ping-1")
+            for _ in range(2)
+        ]
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    documented = schema["paths"]["/pb/ping-books/ping/"]["post"]["responses"]["204"]
+    assert "content" not in documented
+    assert [a.status_code for a in answers] == [204, 204]
+    assert answers[1]["X-Idempotency-Replayed"] == "true"
+    for answer in answers:
+        assert answer["Content-Length"] == "0"
