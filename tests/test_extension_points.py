@@ -9,7 +9,9 @@ from contextlib import contextmanager
 
 import pytest
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import clear_url_caches, include, path
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework import serializers
@@ -32,7 +34,7 @@ from tests.factories import (
 )
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
-from tests.testapp.models import Book
+from tests.testapp.models import Book, Review
 from tests.testapp.resources import PUBLIC
 
 MEMBERS = P.require_org_membership()
@@ -419,3 +421,91 @@ def test_a_route_answering_204_sends_no_body(settings):
     assert answers[1]["X-Idempotency-Replayed"] == "true"
     for answer in answers:
         assert answer["Content-Length"] == "0"
+
+
+class ReviewWithAuthorSerializer(serializers.ModelSerializer):
+    """Fields of related rows through a dotted ``source``, the DRF way."""
+
+    book_title = serializers.CharField(source="book.title", read_only=True)
+    author = serializers.CharField(source="book.author.name", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["id", "body", "book_title", "author"]
+
+
+class ReviewWithAuthorResource(Resource):
+    model = Review
+    name = "reviews-with-authors"
+    serializer_class = ReviewWithAuthorSerializer
+    permissions = PUBLIC
+    cache = False
+
+
+class BookWithAuthorSerializer(serializers.ModelSerializer):
+    author_name = serializers.CharField(source="author.name", read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "author_name"]
+
+
+class CachedBookWithAuthorResource(Resource):
+    """Over Book, whose author's rows other cached resources read already (a cached
+    resource over a model connects its signals for the rest of the process)."""
+
+    model = Book
+    name = "cached-books-with-authors"
+    serializer_class = BookWithAuthorSerializer
+    permissions = PUBLIC
+    cache = {"stale_seconds": 30}
+
+
+def review_list_queries(count):
+    """How many queries the list of ``count`` reviews (each of its own book and author)
+    runs, and its body."""
+    Review.objects.all().delete()
+    for _ in range(count):
+        Review.objects.create(book=BookFactory(), body="fine")
+    with CaptureQueriesContext(connection) as queries:
+        response = client_for(None).get("/rv/reviews-with-authors/")
+    assert response.status_code == 200
+    return len(queries.captured_queries), response.json()
+
+
+@pytest.mark.django_db
+def test_fields_a_serializer_reads_through_a_dotted_source_are_joined(settings):
+    """docs/resources.md: lists run a constant number of queries, django-arc joining the
+    forward relations a serializer renders as more than an id. A dotted ``source``
+    (``book.author.name``) was skipped: one query per row per relation."""
+    with mounted_site(settings, "rv", ReviewWithAuthorResource):
+        one, _ = review_list_queries(1)
+        five, body = review_list_queries(5)
+    assert five == one
+    assert [doc["author"] for doc in body["docs"]] == [
+        r.book.author.name for r in Review.objects.order_by("pk")
+    ]
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_rename_of_a_row_read_through_a_dotted_source_invalidates(settings):
+    """The rows a list joins for its serializer are rows it reads: renaming the author a
+    book list renders through ``author.name`` retires the cached list (it was served with
+    the old name until ``stale_seconds``)."""
+    author = BookFactory().author
+    anon = client_for(None)
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+        mounted_site(settings, "bw", CachedBookWithAuthorResource),
+    ):
+        redis_alias.reset_outage_warnings()
+        anon.get("/bw/cached-books-with-authors/")
+        assert anon.get("/bw/cached-books-with-authors/")["X-Cache"] == "HIT"
+        author.name = "Renamed"
+        author.save()
+        after = anon.get("/bw/cached-books-with-authors/")
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"][0]["author_name"] == "Renamed"
