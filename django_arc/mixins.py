@@ -93,10 +93,15 @@ class ActionMixin:
         instance = self.get_object()
         data, event_input = self.action_input(spec)
         observers = self.resource.write_observers
+        pk = instance.pk
         with self.write_transaction(always=True):
             before = self.snapshot(instance) if observers else None
             result = spec.handler(self, request, instance, data)
             after = self.snapshot(instance) if observers and instance.pk is not None else None
+            if instance.pk is None:
+                # the handler deleted the row, and Django cleared its pk: the event and the
+                # presets still name it, as a DELETE's do
+                instance.pk = pk
             payload = {"id": self.id_value(instance), "action": spec.name, "input": event_input}
             self.after_write(spec.name, instance, payload, before, after)
             self.keyed_failure(result)

@@ -22,6 +22,7 @@ from rest_framework.routers import SimpleRouter
 from django_arc import Resource, ResourceSite, action, presets, redis_alias, route
 from django_arc import fields as F
 from django_arc import permissions as P
+from django_arc.audit.models import AuditLog
 from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
 from shop.models import Product
@@ -509,3 +510,37 @@ def test_a_rename_of_a_row_read_through_a_dotted_source_invalidates(settings):
         after = anon.get("/bw/cached-books-with-authors/")
     assert after["X-Cache"] == "MISS"
     assert after.json()["docs"][0]["author_name"] == "Renamed"
+
+
+class PurgingBookResource(Resource):
+    model = Book
+    name = "purging-books"
+    fields = ["id", "title"]
+    permissions = PUBLIC
+    action_permissions = P.allow_public()
+    presets = [presets.Audited()]
+
+    @action
+    def purge(self, request, instance, data):
+        """Delete the row outright (Django clears the instance's pk)."""
+        instance.delete()
+        return {"purged": True}
+
+
+@pytest.mark.django_db
+def test_an_action_that_deletes_its_row_still_names_it_in_its_event_and_audit(settings):
+    """The action's event and audit entry read the row's id after the handler ran: once
+    it had deleted the row, they named ``"None"`` (and every such event shared the
+    partition ``purging-books:None``)."""
+    book = BookFactory()
+    with mounted_site(settings, "pu", PurgingBookResource):
+        response = client_for(None).post(
+            f"/pu/purging-books/{book.pk}/action/", {"action": "purge"}, format="json"
+        )
+    assert response.status_code == 200 and not Book.objects.exists()
+    event = OutboxEvent.objects.get(type="purging-books.purge")
+    assert event.payload["id"] == book.pk
+    assert event.meta["resource_id"] == str(book.pk)
+    assert event.meta["partition_key"] == f"purging-books:{book.pk}"
+    entry = AuditLog.objects.get(action="purge")
+    assert entry.object_id == str(book.pk) and entry.after is None
