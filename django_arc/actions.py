@@ -37,8 +37,9 @@ class RouteSpec:
     ``path`` is the URL part after ``/<name>/`` (after ``/<name>/{id}/`` when ``detail``);
     ``{kwarg}`` placeholders become URL kwargs passed to the handler (``"slug/{slug}"``).
 
-    - ``handler(view, request, **url_kwargs)`` returns a JSON-able value or a model instance
-      (rendered through the caller's field permissions) wrapped in the success envelope, or a
+    - ``handler(view, request, **url_kwargs)`` returns a JSON-able value or rows of the
+      resource (one, a queryset, a list or tuple of them: rendered through the caller's
+      field permissions) wrapped in the success envelope, or a
       DRF ``Response`` sent as is.
     - ``permissions`` is the route's own permission; when ``None``, ``permission_key``
       (default: ``name``) is looked up in ``Resource.permissions``, and a missing key denies.

@@ -405,9 +405,13 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         context = self.get_serializer_context()
         context["arc_omit"] = plan.omitted(self.resource.output_fields)
         data = self.get_serializer(rows, many=many, context=context).data
-        # A project serializer may override to_representation and render anything: filter
-        # its output too. The generated one skipped those fields already; only mask.
-        if self.resource.serializer_class is not None:
+        # A project serializer — the resource's ``serializer_class``, or one a ViewSet
+        # subclass returns from ``get_serializer_class()`` — may render anything: filter its
+        # output too. The generated one skipped those fields already; only mask.
+        if (
+            self.resource.serializer_class is not None
+            or self.get_serializer_class() is not self.resource.serializer
+        ):
             post = plan.shape
         elif plan.redact:
             post = plan.mask
@@ -417,12 +421,19 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def render_result(self, value: Any) -> Any:
         """A route's or action's return value as the response's ``data``: rows of the
-        resource go through :meth:`render` (so field permissions apply), anything else is
-        returned as is (it must be JSON-able)."""
+        resource — one, a queryset, or a list or tuple of them — go through :meth:`render`
+        (so field permissions apply), anything else is returned as is (it must be
+        JSON-able)."""
         model = self.resource.model
         if isinstance(value, model):
             return self.render(value)
         if isinstance(value, models.QuerySet) and issubclass(value.model, model):
+            return self.render(list(value), many=True)
+        if (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(row, model) for row in value)
+        ):
             return self.render(list(value), many=True)
         return value
 

@@ -20,11 +20,18 @@ from .serializers import ArcJSONField
 
 
 class ListMixin:
-    """``GET /<name>/``: filter backends, then the pagination class, then the list envelope."""
+    """``GET /<name>/``: filter backends, then the pagination class, then the list envelope.
+
+    A pagination class may decline to paginate, as DRF's do without a page size
+    (``PageNumberPagination`` with no ``PAGE_SIZE``, ``LimitOffsetPagination`` with no
+    ``?limit=``): ``paginate_queryset`` returns ``None`` and, as DRF's own list does, every
+    row is answered, in the success envelope (``{"success": true, "data": [...]}``)."""
 
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         queryset = self.filter_queryset(self.get_queryset())
         rows = self.paginate_queryset(queryset)
+        if rows is None:
+            return self.success_response(self.render(list(queryset), many=True))
         return self.get_paginated_response(self.render(rows, many=True))
 
 
@@ -86,10 +93,15 @@ class ActionMixin:
         instance = self.get_object()
         data, event_input = self.action_input(spec)
         observers = self.resource.write_observers
+        pk = instance.pk
         with self.write_transaction(always=True):
             before = self.snapshot(instance) if observers else None
             result = spec.handler(self, request, instance, data)
             after = self.snapshot(instance) if observers and instance.pk is not None else None
+            if instance.pk is None:
+                # the handler deleted the row, and Django cleared its pk: the event and the
+                # presets still name it, as a DELETE's do
+                instance.pk = pk
             payload = {"id": self.id_value(instance), "action": spec.name, "input": event_input}
             self.after_write(spec.name, instance, payload, before, after)
             self.keyed_failure(result)
@@ -106,6 +118,10 @@ class ActionMixin:
         if spec.input is None:
             return rest, None
         serializer = spec.input(data=rest, context=self.get_serializer_context())
+        if self.resource.preset_list:
+            # its relations may name only rows a create's body could (tenancy), as the
+            # resource serializer's do: another tenant's id "does not exist"
+            self._narrow_relations(serializer)
         serializer.is_valid(raise_exception=True)
         event_input = serializer.data
         refuse_unstorable(event_input)
@@ -150,6 +166,10 @@ class RouteMixin:
                 self.keyed_failure(result)
         if isinstance(result, HttpResponseBase):
             return result
+        if spec.status in envelope.NO_CONTENT:
+            # a 204 (or 304) has no content: an envelope sent after its headers would be
+            # read by a keep-alive client as the start of the next response
+            return Response(status=spec.status)
         if spec.raw:
             return Response(result, status=spec.status)
         return self.success_response(self.render_result(result), status=spec.status)

@@ -689,6 +689,8 @@ class ArcAutoSchema(AutoSchema):
     def _route_responses(self) -> dict[Any, Any]:
         spec = self.spec
         response = spec.response
+        if spec.status in envelope.NO_CONTENT:
+            return {spec.status: OpenApiResponse(None, "No content.")}
         if spec.raw:
             raw = response if response is not None else {"description": "Any JSON value."}
             return {spec.status: OpenApiResponse(raw, "The route's own response.")}

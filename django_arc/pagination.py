@@ -127,6 +127,12 @@ class KeysetPagination(BasePagination):
             raise InvalidQuery(self.cursor_query_param, "cannot be combined with page")
         spec = view.resource.query_spec
         query = view.list_query
+        if query is None:
+            # the list was not sorted by the query language (the resource's own
+            # filter_backends): no ordering a cursor could follow
+            raise InvalidQuery(
+                self.cursor_query_param, "cursor pagination needs the query language's sort"
+            )
         problem = spec.keyset_error(query)
         if problem:
             raise InvalidQuery(self.cursor_query_param, problem)

@@ -85,6 +85,31 @@ class _hybrid:
         return self.func.__get__(instance, owner)
 
 
+def _forward_path(model: type[models.Model], parts: list[str], serializer_field: Any) -> str:
+    """The ``select_related`` path of the forward relations (foreign keys, one-to-ones) a
+    dotted ``source`` follows from ``model`` (``"book__author"`` for ``book.author.name``),
+    up to the first part that is not one (a column, a reverse relation, a property); ``""``
+    when it follows none. A last part that is a relation is joined unless the field renders
+    it as an id."""
+    from rest_framework.relations import PrimaryKeyRelatedField
+
+    joined: list[str] = []
+    current = model
+    for i, part in enumerate(parts):
+        try:
+            field = current._meta.get_field(part)
+        except Exception:
+            break
+        forward = field.is_relation and field.concrete and (field.many_to_one or field.one_to_one)
+        if not forward or field.related_model is None:
+            break
+        if i == len(parts) - 1 and isinstance(serializer_field, PrimaryKeyRelatedField):
+            break
+        joined.append(part)
+        current = field.related_model
+    return "__".join(joined)
+
+
 class Resource:
     """Declare an API over a model; see SPEC §2 and ``docs/resources.md``."""
 
@@ -256,7 +281,14 @@ class Resource:
         rendered = self.serializer().fields
         for name, serializer_field in rendered.items():
             source = serializer_field.source or name
-            if source == "*" or "." in source:
+            if source == "*":
+                continue
+            if "." in source:
+                # a field of a related row (``source="book.author.name"``): join the
+                # forward relations the path follows
+                path = _forward_path(self.model, source.split("."), serializer_field)
+                if path:
+                    select.append(path)
                 continue
             try:
                 model_field = self.model._meta.get_field(source)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+from rest_framework.serializers import as_serializer_error
 from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 
 from ..actions import RouteSpec
@@ -202,7 +203,7 @@ class Bulk(Preset):
         items = self.items(view, "items")
         resource = view.resource
         bodies = self.guarded(view, items)
-        bodies = [_hooked(resource.before_create(request, body), body) for body in bodies]
+        bodies = _each(bodies, lambda body: _hooked(resource.before_create(request, body), body))
         context = self.context(view, bodies)
         validated = self.validate(view, bodies, context)
         values = view.write_values(None)
@@ -212,8 +213,7 @@ class Bulk(Preset):
             model._default_manager.bulk_create(instances)
         else:  # serializers that save rows their own way
             instances = [serializer.save(**values) for serializer in validated]
-        for instance in instances:
-            resource.after_create(request, instance)
+        _each(instances, lambda instance: resource.after_create(request, instance))
         reps = view.get_serializer(instances, many=True).data
         records = [
             (instance, {"id": view.id_value(instance), "data": view.event_data(rep)}, None, rep)
@@ -240,10 +240,10 @@ class Bulk(Preset):
             raise _invalid({"items": ["Send `items`, or `filter` with `data`."]})
         resource = view.resource
         bodies = self.guarded(view, bodies)
-        bodies = [
-            _hooked(resource.before_update(request, row, body), body)
-            for row, body in zip(rows, bodies, strict=True)
-        ]
+        bodies = _each(
+            list(zip(rows, bodies, strict=True)),
+            lambda pair: _hooked(resource.before_update(request, *pair), pair[1]),
+        )
         context = self.context(view, bodies)
         befores = [view.snapshot(row) for row in rows]
         validated = self.validate(view, bodies, context, rows)
@@ -264,8 +264,7 @@ class Bulk(Preset):
                         field.pre_save(row, False)
                     fields.add(field.name)
             resource.model._default_manager.bulk_update(rows, sorted(fields))
-        for row in rows:
-            resource.after_update(request, row)
+        _each(rows, lambda row: resource.after_update(request, row))
         afters = view.get_serializer(rows, many=True).data
         records = [
             (row, view.updated_payload(row, before, after), before, after)
@@ -278,15 +277,13 @@ class Bulk(Preset):
         ids = self.items(view, "ids")
         rows = self.rows_by_id(view, ids, key="ids")
         resource = view.resource
-        for row in rows:
-            resource.before_delete(request, row)
+        _each(rows, lambda row: resource.before_delete(request, row), key="ids")
         observed = bool(resource.write_observers)
         befores = [view.snapshot(row) for row in rows] if observed else [None] * len(rows)
         soft = any(p.perform_delete_many(view, rows) for p in resource.preset_list)
         if not soft:
             resource.model._default_manager.filter(pk__in=[row.pk for row in rows]).delete()
-        for row in rows:
-            resource.after_delete(request, row)
+        _each(rows, lambda row: resource.after_delete(request, row), key="ids")
         afters = view.get_serializer(rows, many=True).data if soft and observed else None
         records = [
             (row, {"id": view.id_value(row), "soft": soft}, before, afters[i] if afters else None)
@@ -521,6 +518,22 @@ def _query_value(value: Any) -> str:
 
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data if result is None else result
+
+
+def _each(items: list[Any], hook: Any, key: str = "items") -> list[Any]:
+    """``hook(item)`` for every item, in order; the results. A validation error a hook
+    raises (DRF's or Django's) refuses its item as the serializer's do: every item's errors
+    are collected and reported under its index (``{"items": {"3": {"title": [...]}}}``),
+    so the client knows which one was refused. Anything else it raises passes through."""
+    results, errors = [], {}
+    for index, item in enumerate(items):
+        try:
+            results.append(hook(item))
+        except (serializers.ValidationError, DjangoValidationError) as exc:
+            errors[str(index)] = flatten_validation(as_serializer_error(exc))
+    if errors:
+        raise _invalid({key: errors})
+    return results
 
 
 def _batchable(serializer: Any, model: Any) -> bool:

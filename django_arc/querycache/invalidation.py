@@ -267,7 +267,8 @@ class_prepared.connect(
 def _models_read(resource: Any) -> set[type[models.Model]]:
     """The models besides its own whose rows ``resource``'s answers read: its multi-table
     parents (whose rows hold the fields it inherits), the forward relations a project
-    serializer renders as more than an id (``related_loading``), the other side of
+    serializer renders as more than an id, nested or through a dotted ``source``, each model
+    along the path (``related_loading``), the other side of
     the reverse and many-to-many relations it renders (a book's ``reviews`` are Review's
     rows; ``fields``, or a project serializer's field names when it is unset) and their
     tables, and every model a path of its query language joins
@@ -310,11 +311,15 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
             joined = resource.related_loading[0]
         except Exception:  # noqa: BLE001 - a serializer that does not build is check's to report
             joined = []
-        for name in joined:
-            try:
-                relation(model._meta.get_field(name), joined=True)
-            except (FieldDoesNotExist, AttributeError, TypeError):
-                continue
+        for path in joined:  # ``author``, or ``book__author`` for ``source="book.author.name"``
+            current = model
+            for name in path.split("__"):
+                try:
+                    field = current._meta.get_field(name)
+                except (FieldDoesNotExist, AttributeError, TypeError):
+                    break
+                relation(field, joined=True)
+                current = field.related_model
     filters = resource.filter_fields or {}
     sorts = (part.strip().lstrip("-+") for part in (resource.default_sort or "").split(","))
     for path in (*filters, *(resource.sort_fields or ()), *(resource.search_fields or ()), *sorts):

@@ -20,7 +20,8 @@ things we remembered to include:
   it accepted, parameters included (``application/json; indent=4`` renders other bytes), the
   active time zone (datetimes are written in the current time zone), and the scheme and host
   the request came in on (file and hyperlinked fields are written as absolute URLs);
-- with a project ``serializer_class``, ``pagination_class`` or JSON renderer, whose output
+- with a project ``serializer_class``, ``pagination_class`` or JSON renderer, or a ViewSet
+  subclass of the project's (its class too), whose output
   django-arc cannot see into, the caller itself (its whole scope: roles, context and elevation included), the
   whole query string and the active language.
 
@@ -317,8 +318,15 @@ def retrieve_parts(view: Any) -> list[Any] | None:
 def entry_key(view: Any, parts: list[Any]) -> str:
     """The Redis key (before the alias's prefix) of the answer ``parts`` describe."""
     resource = view.resource
+    # A ViewSet subclass routed by hand (``as_viewset()`` subclassed) may override any DRF
+    # seam — ``list()``, ``get_serializer_class()``, its ``pagination_class`` — and render
+    # other bytes than the generated ViewSet for the same rows: its entries are its own,
+    # and keyed by the caller, as a project serializer's are.
+    viewset = type(view)
+    generated = viewset is resource.__dict__.get("_viewset")
     shared = (
-        resource.serializer_class is None
+        generated
+        and resource.serializer_class is None
         and resource.pagination_class is None
         and type(view.request.accepted_renderer) in OWN_RENDERERS
     )
@@ -327,6 +335,7 @@ def entry_key(view: Any, parts: list[Any]) -> str:
         # the declaration: two resources may share a site and resource name (a model's
         # default name, resources routed by hand, two sites left with the default name)
         f"{declared.__module__}.{declared.__qualname__}",
+        *([] if generated else [f"{viewset.__module__}.{viewset.__qualname__}"]),
         *parts,
         _field_access(view),
         _rendering(view.request),

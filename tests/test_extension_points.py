@@ -1,0 +1,546 @@
+"""A project extending its resources the ways the docs invite (docs/resources.md, "Subclass
+points a DRF user looks for"): a ViewSet subclass routed by hand that overrides a DRF seam,
+and a resource naming a DRF pagination class of its own. Each keeps the caller's field
+permissions, its own cached answers and an answer in the envelope, not a 500."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.urls import clear_url_caches, include, path
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework import serializers
+from rest_framework.filters import BaseFilterBackend
+from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
+from rest_framework.routers import SimpleRouter
+
+from django_arc import Resource, ResourceSite, action, presets, redis_alias, route
+from django_arc import fields as F
+from django_arc import permissions as P
+from django_arc.audit.models import AuditLog
+from django_arc.outbox import OutboxEvent
+from django_arc.sites import _all_sites
+from shop.models import Product
+from tests.factories import (
+    AuthorFactory,
+    BookFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    ProductFactory,
+)
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.testapp.models import Book, Review
+from tests.testapp.resources import PUBLIC
+
+MEMBERS = P.require_org_membership()
+
+
+class ExtensionProductResource(Resource):
+    """Cost only for admins, notes for nobody: what a viewer must never read."""
+
+    model = Product
+    name = "extension-products"
+    fields = ["id", "name", "sku", "price", "cost", "secret_notes", "organization"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {"list": MEMBERS, "get": MEMBERS}
+    field_permissions = {"cost": F.visible_to("admin"), "secret_notes": F.hidden()}
+    cache = {"stale_seconds": 30}
+
+
+class PlainProductSerializer(serializers.ModelSerializer):
+    """What a DRF user returns from ``get_serializer_class()``: every column."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "cost", "secret_notes", "organization"]
+
+
+def viewsets():
+    """The generated ViewSet and three subclasses overriding a DRF seam each; built per
+    test, once the resource's models are loaded."""
+    generated = ExtensionProductResource.as_viewset()
+
+    class OwnSerializer(generated):
+        def get_serializer_class(self):
+            return PlainProductSerializer
+
+    class WithSummary(generated):
+        def list(self, request, *args, **kwargs):
+            response = super().list(request, *args, **kwargs)
+            response.data["summary"] = {"asked_by": request.user.username}
+            return response
+
+    class DrfPages(generated):
+        pagination_class = type("TwoPerPage", (PageNumberPagination,), {"page_size": 2})
+
+    return {"plain": generated, "own": OwnSerializer, "summary": WithSummary, "pages": DrfPages}
+
+
+@pytest.fixture
+def routed(settings):
+    """Each ViewSet under ``/x/<name>/``, routed by hand as a project would."""
+    import tests.urls
+
+    router = SimpleRouter()
+    for prefix, viewset in viewsets().items():
+        router.register(prefix, viewset, basename=f"ext-{prefix}")
+    patterns = [*tests.urls.urlpatterns, path("x/", include(router.urls))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    yield
+    clear_url_caches()
+
+
+@pytest.fixture
+def acme():
+    """An organization with one product (and another organization's), and a viewer."""
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Anvil", cost=3, secret_notes="margin 80%")
+    ProductFactory(organization=OrganizationFactory(), name="Theirs")
+    viewer = MembershipFactory(organization=org, role="viewer").user
+    return {
+        "product": product,
+        "viewer": client_for(viewer, HTTP_X_ORGANIZATION_ID=str(org.pk)),
+    }
+
+
+@pytest.mark.django_db
+def test_a_viewsets_own_serializer_class_renders_only_what_the_caller_may_read(routed, acme):
+    """``render()`` filtered a project serializer's output only when the *resource* named
+    one, so a ViewSet overriding ``get_serializer_class()`` served every column it renders:
+    a hidden field and an admin-only one to a viewer."""
+    viewer, pk = acme["viewer"], acme["product"].pk
+    listed = viewer.get("/x/own/")
+    got = viewer.get(f"/x/own/{pk}/")
+    assert listed.status_code == got.status_code == 200
+    assert [doc["name"] for doc in listed.json()["docs"]] == ["Anvil"]
+    for doc in (*listed.json()["docs"], got.json()["data"]):
+        assert set(doc) == {"id", "name", "sku", "price", "organization"}
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_viewset_subclass_never_serves_the_generated_viewsets_cached_answers(routed, acme):
+    """The cache key named the resource, not the view: a subclass overriding ``list()``, a
+    ``pagination_class`` or ``get_serializer_class()`` was answered the entry the generated
+    ViewSet had stored (and stored its own for it), whatever it renders itself."""
+    viewer = acme["viewer"]
+    caches = caches_with("redis", REDIS_URL)
+    with (
+        override_settings(CACHES=caches),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        redis_alias.reset_outage_warnings()
+        uncached = {}
+        for prefix in ("summary", "pages", "own", "plain"):
+            first = viewer.get(f"/x/{prefix}/")
+            assert first["X-Cache"] == "MISS", prefix
+            uncached[prefix] = first.content
+        assert b'"summary"' in uncached["summary"] and b'"results"' in uncached["pages"]
+        for prefix in ("plain", "summary", "pages", "own"):
+            again = viewer.get(f"/x/{prefix}/")
+            assert again["X-Cache"] == "HIT", prefix
+            assert again.content == uncached[prefix], prefix
+        assert b"margin" not in uncached["own"]
+
+
+@contextmanager
+def mounted_site(settings, prefix, *resources):
+    """A site of ``resources`` under ``<prefix>/`` for one test, then dropped."""
+    site = ResourceSite(name=f"{prefix}-site")
+    try:
+        for resource in resources:
+            site.register(resource)
+        with site_mounted(settings, prefix, site):
+            yield site
+    finally:
+        _all_sites.remove(site)
+
+
+class _DeclinedPagesBooks(Resource):
+    model = Book
+    fields = ["id", "title"]
+    default_sort = "title"
+    permissions = PUBLIC
+
+
+class PageNumberBookResource(_DeclinedPagesBooks):
+    """DRF's ``PageNumberPagination``, without a ``PAGE_SIZE`` in the project's settings."""
+
+    name = "page-number-books"
+    pagination_class = PageNumberPagination
+
+
+class LimitOffsetBookResource(_DeclinedPagesBooks):
+    name = "limit-offset-books"
+    pagination_class = LimitOffsetPagination
+
+
+@pytest.mark.django_db
+def test_a_pagination_class_that_declines_to_paginate_answers_every_row(settings):
+    """DRF's pagination classes return ``None`` from ``paginate_queryset`` when they have no
+    page size (``PageNumberPagination`` without ``PAGE_SIZE``, ``LimitOffsetPagination``
+    without ``?limit=``), and DRF's list then answers every row. The list route handed that
+    ``None`` on to ``get_paginated_response``, which read the page it never cut: a 500."""
+    for title in ("b", "a"):
+        BookFactory(title=title)
+    anon = client_for(None)
+    with mounted_site(settings, "dp", PageNumberBookResource, LimitOffsetBookResource):
+        for url in ("/dp/page-number-books/", "/dp/limit-offset-books/"):
+            response = anon.get(url)
+            assert response.status_code == 200, response.content
+            assert response.json() == {
+                "success": True,
+                "data": [{"id": d.pk, "title": d.title} for d in Book.objects.order_by("title")],
+            }
+        # with a page size the class paginates, in its own shape
+        paged = anon.get("/dp/limit-offset-books/?limit=1")
+        assert paged.status_code == 200
+        assert paged.json()["count"] == 2 and [d["title"] for d in paged.json()["results"]] == ["a"]
+
+
+class RowListingProductResource(Resource):
+    """Routes and an action returning rows the ways a handler has them: a queryset, a list
+    picked from one, a tuple."""
+
+    model = Product
+    name = "row-listing-products"
+    fields = ["id", "name", "cost", "secret_notes", "organization"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {"list": MEMBERS, "get": MEMBERS, "cheapest": MEMBERS, "pair": MEMBERS}
+    action_permissions = MEMBERS
+    field_permissions = {"cost": F.visible_to("admin"), "secret_notes": F.hidden()}
+
+    @route("GET", "cheapest")
+    def cheapest(self, request, view):
+        """The two cheapest, as a list."""
+        return sorted(view.get_queryset(), key=lambda row: row.price)[:2]
+
+    @route("GET", "pair/{other}", detail=True)
+    def pair(self, request, instance, other, view):
+        """This row and another, as a tuple."""
+        return (instance, view.get_queryset().get(pk=other))
+
+    @action
+    def siblings(self, request, instance, data, view):
+        return [row for row in view.get_queryset() if row.pk != instance.pk]
+
+
+@pytest.mark.django_db
+def test_a_list_of_rows_a_route_or_action_returns_is_rendered_for_the_caller(settings, acme):
+    """Rows of the resource a handler returns are rendered through the caller's field
+    permissions (docs/actions-and-routes.md); a queryset was, but a list or tuple of rows
+    went to the JSON renderer as model instances, which it cannot encode: a 500 outside the
+    error envelope."""
+    first = acme["product"]
+    second = ProductFactory(organization=first.organization, name="Bolt", price=1, cost=2)
+    viewer = acme["viewer"]
+    visible = {"id", "name", "organization"}
+    with mounted_site(settings, "rl", RowListingProductResource):
+        cheapest = viewer.get("/rl/row-listing-products/cheapest/")
+        pair = viewer.get(f"/rl/row-listing-products/{first.pk}/pair/{second.pk}/")
+        siblings = viewer.post(
+            f"/rl/row-listing-products/{first.pk}/action/", {"action": "siblings"}, format="json"
+        )
+    for response, names in (
+        (cheapest, ["Bolt", "Anvil"]),
+        (pair, ["Anvil", "Bolt"]),
+        (siblings, ["Bolt"]),
+    ):
+        assert response.status_code == 200, response.content
+        docs = response.json()["data"]
+        assert [doc["name"] for doc in docs] == names
+        assert all(set(doc) == visible for doc in docs)
+
+
+class MergeInput(serializers.Serializer):
+    """An action input pointing at another row, written as DRF documents it."""
+
+    into = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+
+
+class MergingProductResource(Resource):
+    model = Product
+    name = "merging-products"
+    fields = ["id", "name", "price", "organization"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {"list": MEMBERS, "get": MEMBERS}
+    action_permissions = MEMBERS
+
+    @action(input=MergeInput)
+    def merge(self, request, instance, data):
+        """Fold this product's price into another's."""
+        target = data["into"]
+        target.price += instance.price
+        target.save(update_fields=["price"])
+        return target
+
+
+@pytest.mark.django_db
+def test_an_action_inputs_relations_stay_inside_the_callers_tenant(settings, acme):
+    """``MultiTenant`` narrows the relations a create or update body may name
+    (docs/multi-tenancy.md, "Foreign keys in the body stay inside the tenant"), but an
+    action's ``input`` serializer was validated as given: a member of one organization could
+    probe another's product ids and write to them through an action."""
+    mine = acme["product"]
+    theirs = ProductFactory(organization=OrganizationFactory(), name="Foreign", price=5)
+    sibling = ProductFactory(organization=mine.organization, name="Sibling", price=5)
+    url = f"/mp/merging-products/{mine.pk}/action/"
+    with mounted_site(settings, "mp", MergingProductResource):
+        refused = acme["viewer"].post(url, {"action": "merge", "into": theirs.pk}, format="json")
+        merged = acme["viewer"].post(url, {"action": "merge", "into": sibling.pk}, format="json")
+    body = assert_error(refused, 400, "VALIDATION_ERROR")
+    assert body["details"] == {"into": [f'Invalid pk "{theirs.pk}" - object does not exist.']}
+    theirs.refresh_from_db()
+    assert theirs.price == 5
+    assert merged.status_code == 200 and merged.json()["data"]["name"] == "Sibling"
+    assert OutboxEvent.objects.filter(type="merging-products.merge").count() == 1
+
+
+class RefusingBulkBookResource(Resource):
+    """Hooks refusing one item of a batch with a field error, as they would a single row."""
+
+    model = Book
+    name = "refusing-bulk-books"
+    fields = ["id", "title", "isbn", "author"]
+    permissions = PUBLIC
+    presets = [presets.Bulk(max_items=10)]
+
+    def before_create(self, request, data):
+        if data.get("title") == "draft":
+            raise serializers.ValidationError({"title": ["Drafts are not published."]})
+
+    def after_update(self, request, instance):
+        if instance.title == "locked":
+            raise DjangoValidationError({"title": "Locked titles cannot be set."})
+
+    def before_delete(self, request, instance):
+        if instance.title == "keep":
+            raise serializers.ValidationError("This book is kept.")
+
+
+@pytest.mark.django_db
+def test_a_hook_refusing_one_bulk_item_names_the_item(settings):
+    """docs/presets/bulk.md: hooks run per item, and a refused item's errors are indexed by
+    item. A hook's validation error came out as the whole batch's (``{"title": [...]}``), so a
+    client could not tell which of its items was refused."""
+    author = AuthorFactory()
+    books = [BookFactory(author=author, title=t) for t in ("a", "keep")]
+    url = "/rb/refusing-bulk-books/bulk/"
+    anon = client_for(None)
+
+    def item(title, isbn):
+        return {"title": title, "isbn": isbn, "author": author.pk}
+
+    with mounted_site(settings, "rb", RefusingBulkBookResource):
+        created = anon.post(url, {"items": [item("x", "1"), item("draft", "2")]}, format="json")
+        updated = anon.patch(
+            url, {"items": [{"id": books[0].pk, "title": "locked"}]}, format="json"
+        )
+        deleted = anon.delete(url, {"ids": [books[0].pk, books[1].pk]}, format="json")
+    assert assert_error(created, 400, "VALIDATION_ERROR")["details"] == {
+        "items": {"1": {"title": ["Drafts are not published."]}}
+    }
+    assert assert_error(updated, 400, "VALIDATION_ERROR")["details"] == {
+        "items": {"0": {"title": ["Locked titles cannot be set."]}}
+    }
+    assert assert_error(deleted, 400, "VALIDATION_ERROR")["details"] == {
+        "ids": {"1": {"non_field_errors": ["This book is kept."]}}
+    }
+    assert sorted(Book.objects.values_list("title", flat=True)) == ["a", "keep"]
+    assert not OutboxEvent.objects.exists()
+
+
+class TitleFilter(BaseFilterBackend):
+    """A project's own filter backend, in place of the query language."""
+
+    def filter_queryset(self, request, queryset, view):
+        title = request.query_params.get("title")
+        return queryset.filter(title=title) if title else queryset
+
+
+class OwnFilterBookResource(Resource):
+    model = Book
+    name = "own-filter-books"
+    fields = ["id", "title"]
+    permissions = PUBLIC
+    filter_backends = [TitleFilter]
+
+
+@pytest.mark.django_db
+def test_a_cursor_without_the_query_language_is_a_400_naming_after(settings):
+    """Keyset pages follow the ordering the query language sorted the list by; with a
+    resource's own ``filter_backends`` there is none, and ``?after=`` read the parsed query
+    it never got: a 500. Offset pages still work."""
+    for title in ("a", "b"):
+        BookFactory(title=title)
+    anon = client_for(None)
+    with mounted_site(settings, "of", OwnFilterBookResource):
+        refused = [anon.get(f"/of/own-filter-books/?after={c}") for c in ("", "abc")]
+        paged = anon.get("/of/own-filter-books/?title=b&limit=1")
+    for response in refused:
+        body = assert_error(response, 400, "INVALID_QUERY")
+        assert list(body["details"]) == ["after"]
+    assert paged.status_code == 200 and [d["title"] for d in paged.json()["docs"]] == ["b"]
+
+
+class PingBookResource(Resource):
+    model = Book
+    name = "ping-books"
+    fields = ["id", "title"]
+    permissions = PUBLIC
+    idempotent = True
+
+    @route("POST", "ping", status=204, permissions=P.allow_public())
+    def ping(self, request):
+        """Nothing to say."""
+
+
+@pytest.mark.django_db
+def test_a_route_answering_204_sends_no_body(settings):
+    """A 204 has no content (RFC 9110 §15.3.5). A route declared ``status=204`` was wrapped
+    in the success envelope all the same: 28 bytes after a 204's headers, which a
+    keep-alive client reads as the start of the next response (and h11 refuses to send).
+    Replayed under its ``Idempotency-Key`` the same, and documented without content."""
+    anon = client_for(None)
+    with mounted_site(settings, "pb", PingBookResource):
+        answers = [
+            anon.post("/pb/ping-books/ping/", {}, format="json", HTTP_IDEMPOTENCY_KEY="ping-1")
+            for _ in range(2)
+        ]
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    documented = schema["paths"]["/pb/ping-books/ping/"]["post"]["responses"]["204"]
+    assert "content" not in documented
+    assert [a.status_code for a in answers] == [204, 204]
+    assert answers[1]["X-Idempotency-Replayed"] == "true"
+    for answer in answers:
+        assert answer["Content-Length"] == "0"
+
+
+class ReviewWithAuthorSerializer(serializers.ModelSerializer):
+    """Fields of related rows through a dotted ``source``, the DRF way."""
+
+    book_title = serializers.CharField(source="book.title", read_only=True)
+    author = serializers.CharField(source="book.author.name", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["id", "body", "book_title", "author"]
+
+
+class ReviewWithAuthorResource(Resource):
+    model = Review
+    name = "reviews-with-authors"
+    serializer_class = ReviewWithAuthorSerializer
+    permissions = PUBLIC
+    cache = False
+
+
+class BookWithAuthorSerializer(serializers.ModelSerializer):
+    author_name = serializers.CharField(source="author.name", read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "author_name"]
+
+
+class CachedBookWithAuthorResource(Resource):
+    """Over Book, whose author's rows other cached resources read already (a cached
+    resource over a model connects its signals for the rest of the process)."""
+
+    model = Book
+    name = "cached-books-with-authors"
+    serializer_class = BookWithAuthorSerializer
+    permissions = PUBLIC
+    cache = {"stale_seconds": 30}
+
+
+def review_list_queries(count):
+    """How many queries the list of ``count`` reviews (each of its own book and author)
+    runs, and its body."""
+    Review.objects.all().delete()
+    for _ in range(count):
+        Review.objects.create(book=BookFactory(), body="fine")
+    with CaptureQueriesContext(connection) as queries:
+        response = client_for(None).get("/rv/reviews-with-authors/")
+    assert response.status_code == 200
+    return len(queries.captured_queries), response.json()
+
+
+@pytest.mark.django_db
+def test_fields_a_serializer_reads_through_a_dotted_source_are_joined(settings):
+    """docs/resources.md: lists run a constant number of queries, django-arc joining the
+    forward relations a serializer renders as more than an id. A dotted ``source``
+    (``book.author.name``) was skipped: one query per row per relation."""
+    with mounted_site(settings, "rv", ReviewWithAuthorResource):
+        one, _ = review_list_queries(1)
+        five, body = review_list_queries(5)
+    assert five == one
+    assert [doc["author"] for doc in body["docs"]] == [
+        r.book.author.name for r in Review.objects.order_by("pk")
+    ]
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_rename_of_a_row_read_through_a_dotted_source_invalidates(settings):
+    """The rows a list joins for its serializer are rows it reads: renaming the author a
+    book list renders through ``author.name`` retires the cached list (it was served with
+    the old name until ``stale_seconds``)."""
+    author = BookFactory().author
+    anon = client_for(None)
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+        mounted_site(settings, "bw", CachedBookWithAuthorResource),
+    ):
+        redis_alias.reset_outage_warnings()
+        anon.get("/bw/cached-books-with-authors/")
+        assert anon.get("/bw/cached-books-with-authors/")["X-Cache"] == "HIT"
+        author.name = "Renamed"
+        author.save()
+        after = anon.get("/bw/cached-books-with-authors/")
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"][0]["author_name"] == "Renamed"
+
+
+class PurgingBookResource(Resource):
+    model = Book
+    name = "purging-books"
+    fields = ["id", "title"]
+    permissions = PUBLIC
+    action_permissions = P.allow_public()
+    presets = [presets.Audited()]
+
+    @action
+    def purge(self, request, instance, data):
+        """Delete the row outright (Django clears the instance's pk)."""
+        instance.delete()
+        return {"purged": True}
+
+
+@pytest.mark.django_db
+def test_an_action_that_deletes_its_row_still_names_it_in_its_event_and_audit(settings):
+    """The action's event and audit entry read the row's id after the handler ran: once
+    it had deleted the row, they named ``"None"`` (and every such event shared the
+    partition ``purging-books:None``)."""
+    book = BookFactory()
+    with mounted_site(settings, "pu", PurgingBookResource):
+        response = client_for(None).post(
+            f"/pu/purging-books/{book.pk}/action/", {"action": "purge"}, format="json"
+        )
+    assert response.status_code == 200 and not Book.objects.exists()
+    event = OutboxEvent.objects.get(type="purging-books.purge")
+    assert event.payload["id"] == book.pk
+    assert event.meta["resource_id"] == str(book.pk)
+    assert event.meta["partition_key"] == f"purging-books:{book.pk}"
+    entry = AuditLog.objects.get(action="purge")
+    assert entry.object_id == str(book.pk) and entry.after is None
