@@ -396,6 +396,18 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             return self.field_access.read_plan()
         return self.field_access.read_plan(query.select, self.resource.always_selected)
 
+    def list_response(self, queryset: Any) -> Response:
+        """The list answer of ``queryset`` for this caller: the page the pagination class
+        cuts, in its envelope, or every row in the success envelope when it declines to
+        paginate (``paginate_queryset`` returning ``None``, as DRF's do without a page
+        size; DRF's own list then answers every row). The list route and every route
+        listing rows (a preset's archive) answer through it, so none hands the ``None`` on
+        to ``get_paginated_response`` (a 500)."""
+        rows = self.paginate_queryset(queryset)
+        if rows is None:
+            return self.success_response(self.render(list(queryset), many=True))
+        return self.get_paginated_response(self.render(rows, many=True))
+
     def render(self, rows: Any, many: bool = False) -> Any:
         """Serialise rows for this caller. Fields the plan drops are skipped by the
         serializer itself (never rendered, then thrown away); masks are applied after."""

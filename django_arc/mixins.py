@@ -20,19 +20,11 @@ from .serializers import ArcJSONField
 
 
 class ListMixin:
-    """``GET /<name>/``: filter backends, then the pagination class, then the list envelope.
-
-    A pagination class may decline to paginate, as DRF's do without a page size
-    (``PageNumberPagination`` with no ``PAGE_SIZE``, ``LimitOffsetPagination`` with no
-    ``?limit=``): ``paginate_queryset`` returns ``None`` and, as DRF's own list does, every
-    row is answered, in the success envelope (``{"success": true, "data": [...]}``)."""
+    """``GET /<name>/``: filter backends, then the pagination class and the list envelope
+    (``list_response``)."""
 
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:
-        queryset = self.filter_queryset(self.get_queryset())
-        rows = self.paginate_queryset(queryset)
-        if rows is None:
-            return self.success_response(self.render(list(queryset), many=True))
-        return self.get_paginated_response(self.render(rows, many=True))
+        return self.list_response(self.filter_queryset(self.get_queryset()))
 
 
 class RetrieveMixin:

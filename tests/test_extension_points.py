@@ -13,6 +13,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import clear_url_caches, include, path
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework import serializers
 from rest_framework.filters import BaseFilterBackend
@@ -35,7 +36,7 @@ from tests.factories import (
 )
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
-from tests.testapp.models import Book, Review
+from tests.testapp.models import Article, Book, Review
 from tests.testapp.resources import PUBLIC
 
 MEMBERS = P.require_org_membership()
@@ -202,6 +203,37 @@ def test_a_pagination_class_that_declines_to_paginate_answers_every_row(settings
             }
         # with a page size the class paginates, in its own shape
         paged = anon.get("/dp/limit-offset-books/?limit=1")
+        assert paged.status_code == 200
+        assert paged.json()["count"] == 2 and [d["title"] for d in paged.json()["results"]] == ["a"]
+
+
+class LimitOffsetSoftArticleResource(Resource):
+    model = Article
+    name = "limit-offset-soft-articles"
+    fields = ["id", "title"]
+    default_sort = "title"
+    presets = [presets.SoftDelete()]
+    permissions = PUBLIC
+    pagination_class = LimitOffsetPagination
+
+
+@pytest.mark.django_db
+def test_a_preset_route_listing_rows_answers_every_row_when_pagination_declines(settings):
+    """SoftDelete's ``GET deleted/`` (and the example's archive) listed rows with
+    ``paginate_queryset`` then ``get_paginated_response``, as the list route did: the
+    ``None`` a declining pagination class returns reached ``get_paginated_response``, a 500.
+    Both answer through ``view.list_response`` now, as the list route does."""
+    gone = [Article.objects.create(slug=s, title=s, deleted_at=timezone.now()) for s in "ba"]
+    Article.objects.create(slug="c", title="c")
+    anon = client_for(None)
+    with mounted_site(settings, "sd", LimitOffsetSoftArticleResource):
+        response = anon.get("/sd/limit-offset-soft-articles/deleted/")
+        assert response.status_code == 200, response.content
+        assert response.json() == {
+            "success": True,
+            "data": [{"id": a.pk, "title": a.title} for a in sorted(gone, key=lambda a: a.title)],
+        }
+        paged = anon.get("/sd/limit-offset-soft-articles/deleted/?limit=1")
         assert paged.status_code == 200
         assert paged.json()["count"] == 2 and [d["title"] for d in paged.json()["results"]] == ["a"]
 

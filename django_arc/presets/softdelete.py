@@ -93,9 +93,7 @@ class SoftDelete(Preset):
         ]
 
     def deleted(self, view: Any, request: Any) -> Any:
-        queryset = view.filter_queryset(view.get_queryset())
-        rows = view.paginate_queryset(queryset)
-        return view.get_paginated_response(view.render(rows, many=True))
+        return view.list_response(view.filter_queryset(view.get_queryset()))
 
     def restore(self, view: Any, request: Any) -> Any:
         # A POST route: already inside the route's transaction, with its event.

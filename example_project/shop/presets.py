@@ -54,7 +54,5 @@ class ArchiveOnDelete(presets.Preset):
 
     def archived(self, view, request):
         # The list's own machinery: the view's queryset (tenancy, permission filters, and
-        # row_filter above), the query language and the pagination classes.
-        queryset = view.filter_queryset(view.get_queryset())
-        rows = view.paginate_queryset(queryset)
-        return view.get_paginated_response(view.render(rows, many=True))
+        # row_filter above), the query language, the pagination classes and the envelope.
+        return view.list_response(view.filter_queryset(view.get_queryset()))
