@@ -416,13 +416,17 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         plan = self.get_read_plan()
         context = self.get_serializer_context()
         context["arc_omit"] = plan.omitted(self.resource.output_fields)
-        data = self.get_serializer(rows, many=many, context=context).data
+        serializer = self.get_serializer(rows, many=many, context=context)
+        data = serializer.data
         # A project serializer — the resource's ``serializer_class``, or one a ViewSet
-        # subclass returns from ``get_serializer_class()`` — may render anything: filter its
-        # output too. The generated one skipped those fields already; only mask.
+        # subclass returns from ``get_serializer_class()`` or builds in ``get_serializer()``
+        # — may render anything: filter its output too. Judged by the serializer that
+        # rendered (a list's child), not by the seam that named it. The generated one
+        # skipped those fields already; only mask.
+        rendered_by = type(getattr(serializer, "child", serializer))
         if (
             self.resource.serializer_class is not None
-            or self.get_serializer_class() is not self.resource.serializer
+            or rendered_by is not self.resource.serializer
         ):
             post = plan.shape
         elif plan.redact:

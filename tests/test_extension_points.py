@@ -80,7 +80,18 @@ def viewsets():
     class DrfPages(generated):
         pagination_class = type("TwoPerPage", (PageNumberPagination,), {"page_size": 2})
 
-    return {"plain": generated, "own": OwnSerializer, "summary": WithSummary, "pages": DrfPages}
+    class OwnGetSerializer(generated):
+        def get_serializer(self, *args, **kwargs):
+            kwargs["context"] = {**self.get_serializer_context(), **kwargs.get("context", {})}
+            return PlainProductSerializer(*args, **kwargs)
+
+    return {
+        "plain": generated,
+        "own": OwnSerializer,
+        "summary": WithSummary,
+        "pages": DrfPages,
+        "own-get": OwnGetSerializer,
+    }
 
 
 @pytest.fixture
@@ -121,6 +132,21 @@ def test_a_viewsets_own_serializer_class_renders_only_what_the_caller_may_read(r
     got = viewer.get(f"/x/own/{pk}/")
     assert listed.status_code == got.status_code == 200
     assert [doc["name"] for doc in listed.json()["docs"]] == ["Anvil"]
+    for doc in (*listed.json()["docs"], got.json()["data"]):
+        assert set(doc) == {"id", "name", "sku", "price", "organization"}
+
+
+@pytest.mark.django_db
+def test_a_serializer_a_viewset_builds_in_get_serializer_renders_only_what_the_caller_may_read(
+    routed, acme
+):
+    """``render()`` judged the serializer by ``get_serializer_class()``, so a subclass
+    overriding ``get_serializer()`` itself (the other seam DRF documents) passed as the
+    generated serializer and served a viewer the hidden and admin-only fields."""
+    viewer, pk = acme["viewer"], acme["product"].pk
+    listed = viewer.get("/x/own-get/")
+    got = viewer.get(f"/x/own-get/{pk}/")
+    assert listed.status_code == got.status_code == 200
     for doc in (*listed.json()["docs"], got.json()["data"]):
         assert set(doc) == {"id", "name", "sku", "price", "organization"}
 
