@@ -40,6 +40,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from . import envelope
 from .exceptions import (
@@ -467,11 +468,20 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         return serializer
 
     def _narrow_relations(self, serializer: Any) -> None:
-        """Let presets narrow what writable relations may point at (tenancy of FK targets)."""
+        """Let presets narrow what writable relations may point at (tenancy of FK targets),
+        nested serializers' included (one, or a list of them: an action's ``input`` may
+        name rows anywhere in its body)."""
         for field in serializer.fields.values():
-            relation = getattr(field, "child_relation", field)  # many=True wraps the field
+            if field.read_only:
+                continue
+            nested = getattr(field, "child", field)  # many=True serializers wrap the child
+            if isinstance(nested, BaseSerializer):
+                self._narrow_relations(nested)
+                continue
+            # many=True wraps the relation; a ListField of relations holds it as its child
+            relation = getattr(field, "child_relation", None) or nested
             queryset = getattr(relation, "queryset", None)
-            if field.read_only or queryset is None:
+            if queryset is None:
                 continue
             for preset in self.resource.preset_list:
                 queryset = preset.related_queryset(self, queryset)

@@ -602,3 +602,65 @@ def test_an_action_that_deletes_its_row_still_names_it_in_its_event_and_audit(se
     assert event.meta["partition_key"] == f"purging-books:{book.pk}"
     entry = AuditLog.objects.get(action="purge")
     assert entry.object_id == str(book.pk) and entry.after is None
+
+
+class LineInput(serializers.Serializer):
+    """One line of a bundle: a product and a quantity."""
+
+    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+    quantity = serializers.IntegerField(min_value=1)
+
+
+class BundleInput(serializers.Serializer):
+    """Relations an action's input names below its top level, as DRF lets one nest them: a
+    nested serializer, a list of them, and a ``many=True`` relation."""
+
+    main = LineInput()
+    lines = LineInput(many=True)
+    extras = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all(), many=True)
+
+
+class BundlingProductResource(Resource):
+    model = Product
+    name = "bundling-products"
+    fields = ["id", "name", "price", "organization"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {"list": MEMBERS, "get": MEMBERS}
+    action_permissions = MEMBERS
+
+    @action(input=BundleInput)
+    def bundle(self, request, instance, data):
+        """Name the products the bundle would hold."""
+        named = [data["main"]["product"], *(line["product"] for line in data["lines"])]
+        return {"named": [product.name for product in [*named, *data["extras"]]]}
+
+
+@pytest.mark.django_db
+def test_an_action_inputs_nested_relations_stay_inside_the_callers_tenant(settings, acme):
+    """The presets narrowed only the top-level fields of an action's input: a relation in a
+    nested serializer, or in a list of them, named another organization's product, which the
+    handler read (and the answer rendered). ``many=True`` relations were narrowed already."""
+    mine = acme["product"]
+    theirs = ProductFactory(organization=OrganizationFactory(), name="Foreign")
+    url = f"/bp/bundling-products/{mine.pk}/action/"
+    own = {"product": mine.pk, "quantity": 1}
+    foreign = {"product": theirs.pk, "quantity": 1}
+    bodies = {
+        "main": {"main": foreign, "lines": [own], "extras": []},
+        "lines": {"main": own, "lines": [own, foreign], "extras": []},
+        "extras": {"main": own, "lines": [], "extras": [theirs.pk]},
+    }
+    missing = [f'Invalid pk "{theirs.pk}" - object does not exist.']
+    expected = {
+        "main": {"main": {"product": missing}},
+        "lines": {"lines": {"1": {"product": missing}}},
+        "extras": {"extras": missing},
+    }
+    with mounted_site(settings, "bp", BundlingProductResource):
+        for name, body in bodies.items():
+            refused = acme["viewer"].post(url, {"action": "bundle", **body}, format="json")
+            assert assert_error(refused, 400, "VALIDATION_ERROR")["details"] == expected[name]
+        ok = {"action": "bundle", "main": own, "lines": [own], "extras": [mine.pk]}
+        allowed = acme["viewer"].post(url, ok, format="json")
+    assert allowed.status_code == 200, allowed.content
+    assert allowed.json()["data"] == {"named": ["Anvil", "Anvil", "Anvil"]}
