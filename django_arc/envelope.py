@@ -13,8 +13,9 @@ from typing import Any
 CREATED = "Created successfully"
 UPDATED = "Updated successfully"
 DELETED = "Deleted successfully"
-#: statuses whose answers carry no content, hence no envelope (RFC 9110 §15.3.5, §15.4.5)
-NO_CONTENT = frozenset({204, 304})
+#: statuses whose answers carry no content, hence no envelope (RFC 9110 §15.3.5, §15.3.6,
+#: §15.4.5: a server MUST NOT generate content in a 205 either)
+NO_CONTENT = frozenset({204, 205, 304})
 
 
 def success(data: Any, message: str | None = None) -> dict[str, Any]:

@@ -460,6 +460,11 @@ class PingBookResource(Resource):
     def ping(self, request):
         """Nothing to say."""
 
+    @route("POST", "reset", status=205, permissions=P.allow_public())
+    def reset(self, request):
+        """Tell the client to reset its form; returns a value all the same."""
+        return {"reset": True}
+
 
 @pytest.mark.django_db
 def test_a_route_answering_204_sends_no_body(settings):
@@ -664,3 +669,16 @@ def test_an_action_inputs_nested_relations_stay_inside_the_callers_tenant(settin
         allowed = acme["viewer"].post(url, ok, format="json")
     assert allowed.status_code == 200, allowed.content
     assert allowed.json()["data"] == {"named": ["Anvil", "Anvil", "Anvil"]}
+
+
+@pytest.mark.django_db
+def test_a_route_answering_205_sends_no_body(settings):
+    """RFC 9110 §15.3.6: a server MUST NOT generate content in a 205 (Reset Content). Only
+    204 and 304 were answered without content: a 205 route's return value went out in the
+    success envelope, and its schema documented one."""
+    with mounted_site(settings, "pb", PingBookResource):
+        answer = client_for(None).post("/pb/ping-books/reset/", {}, format="json")
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    assert answer.status_code == 205
+    assert answer.content == b"" and answer["Content-Length"] == "0"
+    assert "content" not in schema["paths"]["/pb/ping-books/reset/"]["post"]["responses"]["205"]
