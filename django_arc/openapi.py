@@ -38,6 +38,7 @@ from drf_spectacular.plumbing import ComponentIdentity, ResolvedComponent, force
 from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+from rest_framework.pagination import CursorPagination, LimitOffsetPagination, PageNumberPagination
 from rest_framework.settings import api_settings
 
 from . import envelope
@@ -869,7 +870,28 @@ class _ListPagination:
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         shapes = [p.get_paginated_response_schema(schema) for p in self.paginators]
+        if any(_may_decline(p) for p in self.paginators):
+            # every row in the success envelope (``list_response``)
+            shapes.append(
+                {
+                    "type": "object",
+                    "required": ["success", "data"],
+                    "properties": {"success": constant(True), "data": schema},
+                }
+            )
         return shapes[0] if len(shapes) == 1 else {"oneOf": shapes}
+
+
+def _may_decline(paginator: Any) -> bool:
+    """Whether a DRF pagination class answers some lists unpaginated (``paginate_queryset``
+    returning ``None``): ``PageNumberPagination`` and ``CursorPagination`` without a
+    ``page_size`` (one a client may still ask for with ``page_size_query_param``), and
+    ``LimitOffsetPagination`` without a ``default_limit`` (a request without ``?limit=``)."""
+    if isinstance(paginator, LimitOffsetPagination):
+        return not paginator.default_limit
+    if isinstance(paginator, (PageNumberPagination, CursorPagination)):
+        return not paginator.page_size
+    return False
 
 
 def _camel(name: str) -> str:

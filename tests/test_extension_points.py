@@ -682,3 +682,23 @@ def test_a_route_answering_205_sends_no_body(settings):
     assert answer.status_code == 205
     assert answer.content == b"" and answer["Content-Length"] == "0"
     assert "content" not in schema["paths"]["/pb/ping-books/reset/"]["post"]["responses"]["205"]
+
+
+@pytest.mark.django_db
+def test_a_pagination_class_that_may_decline_documents_the_unpaginated_answer(settings):
+    """A list whose DRF pagination class has no page size answers every row in the success
+    envelope (``list_response``), but the schema documented only the class's paginated
+    shape, so a client generated from it could not read the answer it got."""
+    with mounted_site(settings, "dp", PageNumberBookResource, LimitOffsetBookResource):
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    for url in ("/dp/page-number-books/", "/dp/limit-offset-books/"):
+        documented = schema["paths"][url]["get"]["responses"]["200"]["content"]
+        shape = documented["application/json"]["schema"]
+        if "$ref" in shape:
+            shape = schema["components"]["schemas"][shape["$ref"].rsplit("/", 1)[-1]]
+        shapes = shape["oneOf"]
+        unpaginated = [s for s in shapes if "data" in s.get("properties", {})]
+        assert len(unpaginated) == 1, url
+        assert unpaginated[0]["required"] == ["success", "data"]
+        assert unpaginated[0]["properties"]["data"]["type"] == "array"
+        assert any("results" in s.get("properties", {}) for s in shapes), url
