@@ -702,3 +702,26 @@ def test_a_pagination_class_that_may_decline_documents_the_unpaginated_answer(se
         assert unpaginated[0]["required"] == ["success", "data"]
         assert unpaginated[0]["properties"]["data"]["type"] == "array"
         assert any("results" in s.get("properties", {}) for s in shapes), url
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_the_generated_viewset_routed_by_hand_still_shares_entries_between_callers(routed, acme):
+    """Keying a subclass's entries by its class and caller must not cost the generated
+    ViewSet its sharing: two viewers of one organization (same fields) get one entry, while
+    a subclass keeps one per caller."""
+    org = acme["product"].organization
+    other = client_for(
+        MembershipFactory(organization=org, role="viewer").user,
+        HTTP_X_ORGANIZATION_ID=str(org.pk),
+    )
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        redis_alias.reset_outage_warnings()
+        for prefix in ("plain", "summary"):
+            assert acme["viewer"].get(f"/x/{prefix}/")["X-Cache"] == "MISS", prefix
+        assert other.get("/x/plain/")["X-Cache"] == "HIT"
+        assert other.get("/x/summary/")["X-Cache"] == "MISS"
