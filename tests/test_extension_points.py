@@ -725,3 +725,46 @@ def test_the_generated_viewset_routed_by_hand_still_shares_entries_between_calle
             assert acme["viewer"].get(f"/x/{prefix}/")["X-Cache"] == "MISS", prefix
         assert other.get("/x/plain/")["X-Cache"] == "HIT"
         assert other.get("/x/summary/")["X-Cache"] == "MISS"
+
+
+def versioned(version):
+    """A project's factory of ViewSet subclasses: each class it makes has one qualname."""
+
+    class Versioned(ExtensionProductResource.as_viewset()):
+        def list(self, request, *args, **kwargs):
+            response = super().list(request, *args, **kwargs)
+            response.data["version"] = version
+            return response
+
+    return Versioned
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_two_viewset_subclasses_of_one_qualname_keep_their_own_entries(settings, acme):
+    """A subclass's entries were keyed by its module and qualname, which two classes a
+    factory makes share (``make.<locals>.Versioned``): ``/v2/`` was served the answer
+    ``/v1/`` had stored, with v1's bytes. Their router registrations (basenames) differ."""
+    import tests.urls
+
+    router = SimpleRouter()
+    router.register("v1", versioned(1), basename="versioned-1")
+    router.register("v2", versioned(2), basename="versioned-2")
+    settings.ROOT_URLCONF = type(
+        "urls", (), {"urlpatterns": [*tests.urls.urlpatterns, path("x/", include(router.urls))]}
+    )
+    clear_url_caches()
+    viewer = acme["viewer"]
+    try:
+        with (
+            override_settings(CACHES=caches_with("redis", REDIS_URL)),
+            override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+        ):
+            redis_alias.reset_outage_warnings()
+            answers = {v: [viewer.get(f"/x/v{v}/") for _ in range(2)] for v in (1, 2)}
+    finally:
+        clear_url_caches()
+    for v, (first, again) in answers.items():
+        assert first["X-Cache"] == "MISS" and again["X-Cache"] == "HIT", v
+        assert first.json()["version"] == again.json()["version"] == v

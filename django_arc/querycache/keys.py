@@ -21,7 +21,7 @@ things we remembered to include:
   active time zone (datetimes are written in the current time zone), and the scheme and host
   the request came in on (file and hyperlinked fields are written as absolute URLs);
 - with a project ``serializer_class``, ``pagination_class`` or JSON renderer, or a ViewSet
-  subclass of the project's (its class too), whose output
+  subclass of the project's (its class and router basename too), whose output
   django-arc cannot see into, the caller itself (its whole scope: roles, context and elevation included), the
   whole query string and the active language.
 
@@ -335,7 +335,13 @@ def entry_key(view: Any, parts: list[Any]) -> str:
         # the declaration: two resources may share a site and resource name (a model's
         # default name, resources routed by hand, two sites left with the default name)
         f"{declared.__module__}.{declared.__qualname__}",
-        *([] if generated else [f"{viewset.__module__}.{viewset.__qualname__}"]),
+        # a subclass by its name and its registration: two classes a factory makes share a
+        # qualname (``make.<locals>.V``), never a router's basename
+        *(
+            []
+            if generated
+            else [f"{viewset.__module__}.{viewset.__qualname__}", getattr(view, "basename", None)]
+        ),
         *parts,
         _field_access(view),
         _rendering(view.request),
