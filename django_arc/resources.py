@@ -101,7 +101,8 @@ def _forward_path(model: type[models.Model], parts: list[str], serializer_field:
         except Exception:
             break
         forward = field.is_relation and field.concrete and (field.many_to_one or field.one_to_one)
-        if not forward or field.related_model is None:
+        # ``author_id`` (the attname) finds the foreign key too, but reads its column
+        if not forward or field.related_model is None or part != field.name:
             break
         if i == len(parts) - 1 and isinstance(serializer_field, PrimaryKeyRelatedField):
             break
@@ -296,8 +297,10 @@ class Resource:
                 continue
             if model_field.many_to_many or model_field.one_to_many:
                 prefetch.append(source)
-            elif model_field.is_relation and not isinstance(
-                serializer_field, PrimaryKeyRelatedField
+            elif (
+                model_field.is_relation
+                and model_field.name == source  # not ``author_id``, the column
+                and not isinstance(serializer_field, PrimaryKeyRelatedField)
             ):
                 select.append(source)
         return select, prefetch

@@ -768,3 +768,62 @@ def test_two_viewset_subclasses_of_one_qualname_keep_their_own_entries(settings,
     for v, (first, again) in answers.items():
         assert first["X-Cache"] == "MISS" and again["X-Cache"] == "HIT", v
         assert first.json()["version"] == again.json()["version"] == v
+
+
+class ReviewAuthorIdSerializer(serializers.ModelSerializer):
+    """The author's id through the book's column (``author_id``, the attname), not its row."""
+
+    author_id = serializers.IntegerField(source="book.author_id", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["id", "body", "author_id"]
+
+
+class ReviewAuthorIdResource(Resource):
+    model = Review
+    name = "reviews-with-author-ids"
+    serializer_class = ReviewAuthorIdSerializer
+    permissions = PUBLIC
+    cache = False
+
+
+class BookAuthorIdSerializer(serializers.ModelSerializer):
+    """The foreign key's column under its attname, on the resource's own model."""
+
+    author_id = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "author_id"]
+
+
+class BookAuthorIdResource(Resource):
+    model = Book
+    name = "books-with-author-ids"
+    serializer_class = BookAuthorIdSerializer
+    permissions = PUBLIC
+    cache = False
+
+
+@pytest.mark.django_db
+def test_a_source_naming_a_foreign_keys_column_is_not_joined(settings):
+    """``get_field("author_id")`` finds the foreign key under its attname, and the loading
+    plan passed the attname to ``select_related``: every list of a serializer reading the
+    column (``source="book.author_id"``, or a field named ``author_id``) was a 500
+    (``FieldError: Invalid field name(s) given in select_related``). A column is read from
+    the row that holds it; the author's table is not joined."""
+    review = Review.objects.create(book=BookFactory(), body="fine")
+    book = review.book
+    with mounted_site(settings, "ra", ReviewAuthorIdResource, BookAuthorIdResource):
+        with CaptureQueriesContext(connection) as queries:
+            reviews = client_for(None).get("/ra/reviews-with-author-ids/")
+            books = client_for(None).get("/ra/books-with-author-ids/")
+    assert reviews.status_code == books.status_code == 200, (reviews.content, books.content)
+    assert reviews.json()["docs"] == [
+        {"id": review.pk, "body": "fine", "author_id": book.author_id}
+    ]
+    assert books.json()["docs"] == [
+        {"id": book.pk, "title": book.title, "author_id": book.author_id}
+    ]
+    assert not any("testapp_author" in q["sql"] for q in queries.captured_queries)
