@@ -12,6 +12,8 @@ import logging
 import os
 import re
 import signal
+import sqlite3
+import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -893,7 +895,7 @@ def test_a_cache_store_claim_whose_transaction_cannot_open_is_given_up(org, monk
     settings_ = arc_with(IDEMPOTENCY=idempotency("cache", LOCK_SECONDS=60))
     with override_settings(CACHES=caches, ARC=settings_):
         with monkeypatch.context() as patch:
-            patch.setattr(execution, "atomic_on", lambda databases: Unreachable())
+            patch.setattr(execution, "atomic_on", lambda databases, **_: Unreachable())
             failed = post(editor, key="gone")
         assert failed.status_code >= 500 and failed.json()["success"] is False
         assert not Product.objects.exists()
@@ -1244,6 +1246,101 @@ def test_a_keyed_request_waiting_on_another_sqlite_write_is_told_what_its_own_ke
     after = post(editor, body={**BODY, "sku": "W-3"}, key="fresh")
     assert after.status_code == 201 and "X-Idempotency-Replayed" not in after
     assert sorted(Product.objects.values_list("sku", flat=True)) == ["W-1", "W-2", "W-3"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cache_store_key_whose_sqlite_transaction_cannot_get_the_lock_is_503_and_free(
+    org, monkeypatch
+):
+    """SQLite, ``cache`` store: other requests' writes hold the database's write lock past
+    the keyed request's wait as its transaction begins. Nothing of the request ran, so it
+    is answered as the ``database`` store's claim is then, 503 ``IDEMPOTENCY_UNAVAILABLE``
+    with ``Retry-After`` (not a 500), and its key is free for the retry."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's database-wide write lock")
+    if not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.05)
+    connection.close()  # reconnects with the short wait
+    caches = caches_with("redis", REDIS_URL)
+    with override_settings(CACHES=caches, ARC=arc_with(IDEMPOTENCY=idempotency("cache"))):
+        writer = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # a long write of another request
+        try:
+            busy = post(editor, key="busy")
+        finally:
+            writer.rollback()
+            writer.close()
+        assert_error(busy, 503, "IDEMPOTENCY_UNAVAILABLE")
+        assert busy["Retry-After"] == "1"
+        assert not Product.objects.exists()
+        retry = post(editor, key="busy")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_keyed_update_racing_another_sqlite_write_waits_for_it_instead_of_failing(
+    store, org, monkeypatch
+):
+    """SQLite: another request starts writing between a keyed update's read of its row and
+    its UPDATE. The keyed request's transaction began with a plain (deferred) ``BEGIN`` and
+    had read: SQLite refuses to upgrade such a transaction while another holds the write
+    lock, at once and without its busy timeout, so the update answered 500 ("database is
+    locked") where the same update without a key waited for the other write and succeeded.
+    On the ``cache`` store that came with the request's transaction; the ``database`` store
+    had it already. The transaction now takes the write lock as it begins (``BEGIN
+    IMMEDIATE``): the other write waits for it, or here gives up, and the update stands."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's database-wide write lock")
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    row = ProductFactory(organization=org, name="Before")
+    updating = threading.Event()
+    releasers: list[threading.Thread] = []
+    writer = sqlite3.connect(
+        connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False, timeout=0
+    )
+
+    def another_write_begins(self, request, instance, data):
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # the keyed request holds the lock: no race
+            return
+        releasers.append(threading.Thread(target=release_after_the_update))
+        releasers[0].start()
+
+    def release_after_the_update():
+        updating.wait(10)
+        writer.rollback()
+
+    def signal_the_update(execute, sql, params, many, context):
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if sql.startswith("UPDATE") and Product._meta.db_table in sql:
+                updating.set()
+
+    monkeypatch.setattr(IdempotentProductResource, "before_update", another_write_begins)
+    try:
+        with connection.execute_wrapper(signal_the_update):
+            answer = editor.patch(
+                f"{URL}{row.pk}/", {"name": "After"}, format="json", HTTP_IDEMPOTENCY_KEY="u"
+            )
+    finally:
+        updating.set()
+        for releaser in releasers:
+            releaser.join(10)
+        writer.close()
+    assert answer.status_code == 200, answer.content
+    row.refresh_from_db()
+    assert row.name == "After"
+    replay = editor.patch(
+        f"{URL}{row.pk}/", {"name": "After"}, format="json", HTTP_IDEMPOTENCY_KEY="u"
+    )
+    assert replay["X-Idempotency-Replayed"] == "true" and replay.content == answer.content
 
 
 @pytest.mark.django_db

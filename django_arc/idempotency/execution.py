@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 from django.http import HttpResponse
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
@@ -207,11 +207,20 @@ class IdempotentExecution:
         """Run the route inside a transaction of the request's on ``databases``, which its
         writes join (:meth:`write`). Failing to open it (the database gone since the claim)
         gives the key up, or it would stay locked with nothing running."""
-        atomic = atomic_on(databases)
+        atomic = atomic_on(databases, writing=True)
         try:
             atomic.__enter__()
-        except BaseException:
+        except BaseException as exc:
             self._release()
+            if isinstance(exc, OperationalError) and _sqlite_locked(databases, exc):
+                # SQLite: other requests' writes held the lock past its wait; the key is
+                # free again and nothing ran, a 503 to retry like the claim's (stores.py)
+                raise ArcError(
+                    "IDEMPOTENCY_UNAVAILABLE",
+                    "The database is busy with other writes; retry later",
+                    503,
+                    headers={"Retry-After": "1"},
+                ) from None
             raise
         self._atomic, self.databases = atomic, databases
 
@@ -379,6 +388,11 @@ class _Write:
         elif exc_type is not None:
             for alias in execution.databases:
                 transaction.get_connection(alias).needs_rollback = True
+
+
+def _sqlite_locked(aliases: tuple[str, ...], exc: OperationalError) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" on one of ``aliases``."""
+    return "locked" in str(exc) and any(connections[a].vendor == "sqlite" for a in aliases)
 
 
 def _request_transactions() -> list[str]:
