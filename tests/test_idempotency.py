@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import threading
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -22,15 +23,16 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis import Redis
 from redis import exceptions as redis_exceptions
+from rest_framework.response import Response
 
-from django_arc import redis_alias
+from django_arc import arc, redis_alias
 from django_arc.idempotency import stores
 from django_arc.idempotency.keys import caller_identity, fingerprint, scoped_key
 from django_arc.idempotency.models import IdempotencyRecord
@@ -871,6 +873,54 @@ def test_a_create_override_failing_after_its_write_leaves_nothing_for_the_retry_
     assert Product.objects.count() == 1 and len(created_events()) == 1
     again = post(editor, key="gw")
     assert again["X-Idempotency-Replayed"] == "true" and again.content == retry.content
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["alone", "after a save", "in an atomic block"])
+@pytest.mark.parametrize("keyed", [False, True], ids=["no key", "key"])
+def test_a_create_override_catching_a_failed_save_goes_on_as_without_a_key(
+    store, org, monkeypatch, keyed, how
+):
+    """A project's ``create()`` saves a row whose ``sku`` is taken (after saving another,
+    alone, or inside a ``transaction.atomic()`` of its own), catches the ``IntegrityError``
+    and answers 200 with the row that exists, which it reads. Without a key the failed
+    save's transaction had ended and the view went on, the other row standing. Under a key
+    the failed write, with no savepoint of its own, only marked the request's transaction
+    for rollback: the read failed ("You can't execute queries until the end of the 'atomic'
+    block"), a 500, and the other row was gone — on the ``cache`` store since its keyed
+    requests run in one transaction, on the ``database`` store before. The answer, rows and
+    events are now those without a key, and the answer is replayed."""
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    taken = ProductFactory(organization=org, name="Taken", sku="TAKEN")
+    viewset = arc.get_resource("idem-products").as_viewset()
+
+    def create_or_existing(self, request, *args, **kwargs):
+        first = None
+        if how == "after a save":
+            first = self.perform_create({"name": "First", "sku": "F-1", "price": "1.00"})
+        try:
+            with transaction.atomic() if how == "in an atomic block" else nullcontext():
+                self.perform_create(request.data)
+        except IntegrityError:
+            existing = Product.objects.get(organization=org, sku=request.data["sku"])
+            made = first.instance.pk if first is not None else None
+            return Response({"first": made, "existing": existing.pk}, status=200)
+        return Response({}, status=201)
+
+    monkeypatch.setattr(viewset, "create", create_or_existing)
+    body = {"name": "Again", "sku": "TAKEN", "price": "2.00"}
+    answer = post(editor, body=body, key="k" if keyed else None)
+    assert answer.status_code == 200, answer.content
+    made = list(Product.objects.filter(sku="F-1").values_list("pk", flat=True))
+    assert len(made) == (1 if how == "after a save" else 0)
+    assert answer.json() == {"first": made[0] if made else None, "existing": taken.pk}
+    assert Product.objects.count() == 1 + len(made)
+    assert [e.payload["id"] for e in created_events()] == made
+    if keyed:
+        again = post(editor, body=body, key="k")
+        assert again["X-Idempotency-Replayed"] == "true" and again.content == answer.content
+        assert Product.objects.count() == 1 + len(made) and len(created_events()) == len(made)
 
 
 @pytest.mark.django_db(transaction=True)
