@@ -924,6 +924,36 @@ def test_a_create_override_catching_a_failed_save_goes_on_as_without_a_key(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_view_returning_no_response_under_a_key_leaves_no_transaction_open(
+    store, org, monkeypatch
+):
+    """A project's ``create()`` saves, then returns nothing: DRF refuses it as the answer is
+    finalized, before the key's end ran. The keyed request's transaction stayed open on the
+    thread's connection — on the ``cache`` store since its keyed requests run in one, on
+    the ``database`` store before — which a server then closes inside it, and every later
+    request of that thread failed; and the key stayed claimed, each retry a 409 until
+    ``LOCK_SECONDS``. Now the write is rolled back, the connection left outside any
+    transaction, and the key given up: the retry writes once."""
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    viewset = arc.get_resource("idem-products").as_viewset()
+    create = viewset.create
+
+    def returns_nothing(self, request, *args, **kwargs):
+        create(self, request, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(viewset, "create", returns_nothing)
+        failed = post(editor, key="none")
+    assert failed.status_code == 500
+    assert not connection.in_atomic_block and connection.get_autocommit()
+    assert not Product.objects.exists() and not created_events()
+    retry = post(editor, key="none")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.count() == 1 and len(created_events()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_cache_store_claim_whose_transaction_cannot_open_is_given_up(org, monkeypatch):
     """The database goes away between the claim in Redis and the request's transaction:
     the request fails, and its key is given up at once, not locked for ``LOCK_SECONDS``

@@ -271,6 +271,14 @@ class IdempotentExecution:
         """The route raised: roll its writes back (the error response is stored after)."""
         self._close(exc)
 
+    def give_up(self, exc: BaseException) -> None:
+        """The request fails with no answer to finish with: roll its writes back and give
+        its key up, as for a 5xx."""
+        self._close(exc)
+        if not self.store.transactional:
+            self._roll_back_request()
+        self._release()
+
     def finish(self, response: Any) -> ArcError | None:
         """Store ``response`` for repeats (below 500), committing the route's transaction
         with it; release the key on a 5xx. Returns an error to answer instead when the
