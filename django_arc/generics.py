@@ -172,7 +172,17 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         """DRF's, then the request features' ends: the idempotent claim stores (or releases)
         the answer, the query cache stores a miss, and an unsafe request that succeeded
         invalidates the resource's cached answers when its writes commit."""
-        response = super().finalize_response(request, response, *args, **kwargs)
+        try:
+            response = super().finalize_response(request, response, *args, **kwargs)
+        except BaseException as exc:
+            # DRF refuses what the view returned (a project's create() returning None):
+            # the keyed request's transaction must not stay open on the thread's connection,
+            # which every later request of the thread would then find broken, nor its key
+            # held with nothing running
+            execution, self.idempotent_execution = self.idempotent_execution, None
+            if execution is not None:
+                execution.give_up(exc)
+            raise
         execution, self.idempotent_execution = self.idempotent_execution, None
         if execution is not None:
             try:

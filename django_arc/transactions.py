@@ -9,20 +9,42 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 
 
-def atomic_on(aliases: tuple[str, ...]) -> Any:
+def atomic_on(aliases: tuple[str, ...], *, writing: bool = False) -> Any:
     """``transaction.atomic`` on each of ``aliases``, entered in order (the last innermost,
-    the first to commit)."""
+    the first to commit). ``writing``: the transaction is held for a whole request that
+    reads before it writes (a keyed request's, :mod:`django_arc.idempotency.execution`), so
+    on SQLite it takes the database's write lock as it begins (:func:`_begin_immediate`)."""
+    if writing:
+        return _atomics(aliases, writing=True)
     if len(aliases) == 1:
         return transaction.atomic(using=aliases[0])
     return _atomics(aliases)
 
 
 @contextmanager
-def _atomics(aliases: tuple[str, ...]) -> Iterator[None]:
+def _atomics(aliases: tuple[str, ...], *, writing: bool = False) -> Iterator[None]:
     with ExitStack() as stack:
         for alias in aliases:
-            stack.enter_context(transaction.atomic(using=alias))
+            connection = connections[alias]
+            if writing and connection.vendor == "sqlite" and not connection.in_atomic_block:
+                with connection.execute_wrapper(_begin_immediate):
+                    stack.enter_context(transaction.atomic(using=alias))
+            else:
+                stack.enter_context(transaction.atomic(using=alias))
         yield
+
+
+def _begin_immediate(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    """Django's SQLite ``BEGIN`` is deferred: the transaction takes the database's write
+    lock at its first write. One that has read by then is refused it at once, without the
+    busy timeout, while another connection writes ("database is locked", SQLite's guard
+    against two upgrading readers deadlocking): a keyed request reads its row, then writes,
+    and answered 500 where the same request without a key, whose write's transaction began
+    with the write, waited. ``BEGIN IMMEDIATE`` waits for the lock (the busy timeout) and
+    then holds it; a project's own ``transaction_mode`` is left as it is."""
+    if sql == "BEGIN":
+        sql = "BEGIN IMMEDIATE"
+    return execute(sql, params, many, context)

@@ -12,7 +12,10 @@ import logging
 import os
 import re
 import signal
+import sqlite3
+import threading
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -20,15 +23,16 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis import Redis
 from redis import exceptions as redis_exceptions
+from rest_framework.response import Response
 
-from django_arc import redis_alias
+from django_arc import arc, redis_alias
 from django_arc.idempotency import stores
 from django_arc.idempotency.keys import caller_identity, fingerprint, scoped_key
 from django_arc.idempotency.models import IdempotencyRecord
@@ -872,6 +876,84 @@ def test_a_create_override_failing_after_its_write_leaves_nothing_for_the_retry_
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["alone", "after a save", "in an atomic block"])
+@pytest.mark.parametrize("keyed", [False, True], ids=["no key", "key"])
+def test_a_create_override_catching_a_failed_save_goes_on_as_without_a_key(
+    store, org, monkeypatch, keyed, how
+):
+    """A project's ``create()`` saves a row whose ``sku`` is taken (after saving another,
+    alone, or inside a ``transaction.atomic()`` of its own), catches the ``IntegrityError``
+    and answers 200 with the row that exists, which it reads. Without a key the failed
+    save's transaction had ended and the view went on, the other row standing. Under a key
+    the failed write, with no savepoint of its own, only marked the request's transaction
+    for rollback: the read failed ("You can't execute queries until the end of the 'atomic'
+    block"), a 500, and the other row was gone — on the ``cache`` store since its keyed
+    requests run in one transaction, on the ``database`` store before. The answer, rows and
+    events are now those without a key, and the answer is replayed."""
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    taken = ProductFactory(organization=org, name="Taken", sku="TAKEN")
+    viewset = arc.get_resource("idem-products").as_viewset()
+
+    def create_or_existing(self, request, *args, **kwargs):
+        first = None
+        if how == "after a save":
+            first = self.perform_create({"name": "First", "sku": "F-1", "price": "1.00"})
+        try:
+            with transaction.atomic() if how == "in an atomic block" else nullcontext():
+                self.perform_create(request.data)
+        except IntegrityError:
+            existing = Product.objects.get(organization=org, sku=request.data["sku"])
+            made = first.instance.pk if first is not None else None
+            return Response({"first": made, "existing": existing.pk}, status=200)
+        return Response({}, status=201)
+
+    monkeypatch.setattr(viewset, "create", create_or_existing)
+    body = {"name": "Again", "sku": "TAKEN", "price": "2.00"}
+    answer = post(editor, body=body, key="k" if keyed else None)
+    assert answer.status_code == 200, answer.content
+    made = list(Product.objects.filter(sku="F-1").values_list("pk", flat=True))
+    assert len(made) == (1 if how == "after a save" else 0)
+    assert answer.json() == {"first": made[0] if made else None, "existing": taken.pk}
+    assert Product.objects.count() == 1 + len(made)
+    assert [e.payload["id"] for e in created_events()] == made
+    if keyed:
+        again = post(editor, body=body, key="k")
+        assert again["X-Idempotency-Replayed"] == "true" and again.content == answer.content
+        assert Product.objects.count() == 1 + len(made) and len(created_events()) == len(made)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_view_returning_no_response_under_a_key_leaves_no_transaction_open(
+    store, org, monkeypatch
+):
+    """A project's ``create()`` saves, then returns nothing: DRF refuses it as the answer is
+    finalized, before the key's end ran. The keyed request's transaction stayed open on the
+    thread's connection — on the ``cache`` store since its keyed requests run in one, on
+    the ``database`` store before — which a server then closes inside it, and every later
+    request of that thread failed; and the key stayed claimed, each retry a 409 until
+    ``LOCK_SECONDS``. Now the write is rolled back, the connection left outside any
+    transaction, and the key given up: the retry writes once."""
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    viewset = arc.get_resource("idem-products").as_viewset()
+    create = viewset.create
+
+    def returns_nothing(self, request, *args, **kwargs):
+        create(self, request, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(viewset, "create", returns_nothing)
+        failed = post(editor, key="none")
+    assert failed.status_code == 500
+    assert not connection.in_atomic_block and connection.get_autocommit()
+    assert not Product.objects.exists() and not created_events()
+    retry = post(editor, key="none")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.count() == 1 and len(created_events()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_cache_store_claim_whose_transaction_cannot_open_is_given_up(org, monkeypatch):
     """The database goes away between the claim in Redis and the request's transaction:
     the request fails, and its key is given up at once, not locked for ``LOCK_SECONDS``
@@ -893,7 +975,7 @@ def test_a_cache_store_claim_whose_transaction_cannot_open_is_given_up(org, monk
     settings_ = arc_with(IDEMPOTENCY=idempotency("cache", LOCK_SECONDS=60))
     with override_settings(CACHES=caches, ARC=settings_):
         with monkeypatch.context() as patch:
-            patch.setattr(execution, "atomic_on", lambda databases: Unreachable())
+            patch.setattr(execution, "atomic_on", lambda databases, **_: Unreachable())
             failed = post(editor, key="gone")
         assert failed.status_code >= 500 and failed.json()["success"] is False
         assert not Product.objects.exists()
@@ -1244,6 +1326,101 @@ def test_a_keyed_request_waiting_on_another_sqlite_write_is_told_what_its_own_ke
     after = post(editor, body={**BODY, "sku": "W-3"}, key="fresh")
     assert after.status_code == 201 and "X-Idempotency-Replayed" not in after
     assert sorted(Product.objects.values_list("sku", flat=True)) == ["W-1", "W-2", "W-3"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cache_store_key_whose_sqlite_transaction_cannot_get_the_lock_is_503_and_free(
+    org, monkeypatch
+):
+    """SQLite, ``cache`` store: other requests' writes hold the database's write lock past
+    the keyed request's wait as its transaction begins. Nothing of the request ran, so it
+    is answered as the ``database`` store's claim is then, 503 ``IDEMPOTENCY_UNAVAILABLE``
+    with ``Retry-After`` (not a 500), and its key is free for the retry."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's database-wide write lock")
+    if not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.05)
+    connection.close()  # reconnects with the short wait
+    caches = caches_with("redis", REDIS_URL)
+    with override_settings(CACHES=caches, ARC=arc_with(IDEMPOTENCY=idempotency("cache"))):
+        writer = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # a long write of another request
+        try:
+            busy = post(editor, key="busy")
+        finally:
+            writer.rollback()
+            writer.close()
+        assert_error(busy, 503, "IDEMPOTENCY_UNAVAILABLE")
+        assert busy["Retry-After"] == "1"
+        assert not Product.objects.exists()
+        retry = post(editor, key="busy")
+    assert retry.status_code == 201 and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_keyed_update_racing_another_sqlite_write_waits_for_it_instead_of_failing(
+    store, org, monkeypatch
+):
+    """SQLite: another request starts writing between a keyed update's read of its row and
+    its UPDATE. The keyed request's transaction began with a plain (deferred) ``BEGIN`` and
+    had read: SQLite refuses to upgrade such a transaction while another holds the write
+    lock, at once and without its busy timeout, so the update answered 500 ("database is
+    locked") where the same update without a key waited for the other write and succeeded.
+    On the ``cache`` store that came with the request's transaction; the ``database`` store
+    had it already. The transaction now takes the write lock as it begins (``BEGIN
+    IMMEDIATE``): the other write waits for it, or here gives up, and the update stands."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's database-wide write lock")
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    row = ProductFactory(organization=org, name="Before")
+    updating = threading.Event()
+    releasers: list[threading.Thread] = []
+    writer = sqlite3.connect(
+        connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False, timeout=0
+    )
+
+    def another_write_begins(self, request, instance, data):
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # the keyed request holds the lock: no race
+            return
+        releasers.append(threading.Thread(target=release_after_the_update))
+        releasers[0].start()
+
+    def release_after_the_update():
+        updating.wait(10)
+        writer.rollback()
+
+    def signal_the_update(execute, sql, params, many, context):
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if sql.startswith("UPDATE") and Product._meta.db_table in sql:
+                updating.set()
+
+    monkeypatch.setattr(IdempotentProductResource, "before_update", another_write_begins)
+    try:
+        with connection.execute_wrapper(signal_the_update):
+            answer = editor.patch(
+                f"{URL}{row.pk}/", {"name": "After"}, format="json", HTTP_IDEMPOTENCY_KEY="u"
+            )
+    finally:
+        updating.set()
+        for releaser in releasers:
+            releaser.join(10)
+        writer.close()
+    assert answer.status_code == 200, answer.content
+    row.refresh_from_db()
+    assert row.name == "After"
+    replay = editor.patch(
+        f"{URL}{row.pk}/", {"name": "After"}, format="json", HTTP_IDEMPOTENCY_KEY="u"
+    )
+    assert replay["X-Idempotency-Replayed"] == "true" and replay.content == answer.content
 
 
 @pytest.mark.django_db

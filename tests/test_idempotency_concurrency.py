@@ -442,18 +442,14 @@ def test_a_5xx_outliving_its_lock_does_not_release_the_takeovers_answer():
     def fails_once_past_its_lock(self, request, data):
         calls.append(1)
         if len(calls) == 1:
-            # this request outlived its lock (set from another connection: the claim is
-            # committed, the route's transaction has not touched it)
-            thread, _ = in_thread(
-                lambda: IdempotencyRecord.objects.update(
-                    locked_until=timezone.now() - timedelta(seconds=1)
-                )
-            )
-            thread.join(20)
             raise RuntimeError("after the lock")
 
     def retry_before_the_delete(execute, sql, params, many, context):
         if sql.lstrip().upper().startswith("DELETE") and table in sql and not retries:
+            # this request outlived its lock (set here, its transaction rolled back: on
+            # SQLite another connection cannot write while the request's transaction, which
+            # takes the write lock as it begins, is open)
+            IdempotencyRecord.objects.update(locked_until=timezone.now() - timedelta(seconds=1))
             retry_client = clone(editor)
             thread, results = in_thread(lambda: post(retry_client, "k"))
             thread.join(20)

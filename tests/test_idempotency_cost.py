@@ -26,7 +26,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from shop.models import Product
-from tests.factories import OrganizationFactory, member_client
+from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import assert_error
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.test_idempotency_concurrency import clone, in_thread
@@ -236,3 +236,48 @@ def test_a_repeat_and_a_request_in_flight_are_one_redis_round_trip(
     finally:
         release.set()
         thread.join(30)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("outbox", [True, False], ids=["outbox", "no outbox"])
+@pytest.mark.parametrize("write", ["create", "update", "delete", "action", "route"])
+def test_a_keyed_write_on_the_cache_store_sends_the_statements_it_sends_without_a_key(
+    outbox, write
+):
+    """The ``cache`` store runs a keyed request in one transaction of its own: its writes
+    join it without a savepoint, so each write sends what it sends without a key — its
+    ``BEGIN`` only comes before the view's reads (the row an update reads), not in addition
+    to them."""
+    if not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
+    org = OrganizationFactory()
+    editor, admin = member_client(org, "editor"), member_client(org, "admin")
+    rows = [ProductFactory(organization=org, price=1) for _ in range(4)]
+    sends = {
+        "create": lambda n, h: editor.post(
+            URL, {"name": "W", "sku": f"C-{n}", "price": "1"}, format="json", **h
+        ),
+        "update": lambda n, h: editor.patch(
+            f"{URL}{rows[n].pk}/", {"name": "N"}, format="json", **h
+        ),
+        "delete": lambda n, h: admin.delete(f"{URL}{rows[2 + n].pk}/", **h),
+        "action": lambda n, h: editor.post(
+            f"{URL}{rows[n].pk}/action/", {"action": "double"}, format="json", **h
+        ),
+        "route": lambda n, h: editor.post(f"{URL}raise-prices/", {}, format="json", **h),
+    }
+    sent = []
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=settings_for("cache", outbox=outbox)),
+    ):
+        statements(editor, "W-0", key="warm-up")
+        admin.get(URL)  # the admin's membership, cached as the editor's is
+        for n, headers in enumerate([{}, {"HTTP_IDEMPOTENCY_KEY": "k"}]):
+            with CaptureQueriesContext(connection) as ctx:
+                response = sends[write](n, headers)
+            assert response.status_code < 300, response.content
+            sent.append([shape(q["sql"]) for q in ctx.captured_queries])
+    plain, keyed = sent
+    assert keyed[0] == "BEGIN" and keyed[-1] == "COMMIT"
+    assert sorted(keyed) == sorted(plain)

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 from django.http import HttpResponse
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
@@ -103,6 +103,12 @@ class IdempotentExecution:
         self.databases: tuple[str, ...] = ()
         #: how many of the request's writes are open (see :meth:`write`)
         self._writes = 0
+        #: whether a write of the request's has completed in its transaction (see
+        #: :meth:`write`)
+        self._wrote = False
+        #: how deep in atomic blocks the request's transaction is on each of
+        #: :attr:`databases` (see :meth:`_restart`)
+        self._depths: tuple[int, ...] = ()
         #: ``(alias, savepoint id, on_commit callbacks then)`` of the ``ATOMIC_REQUESTS``
         #: transactions the route runs in, for a non-transactional store (see
         #: :meth:`_roll_back_request`)
@@ -207,13 +213,23 @@ class IdempotentExecution:
         """Run the route inside a transaction of the request's on ``databases``, which its
         writes join (:meth:`write`). Failing to open it (the database gone since the claim)
         gives the key up, or it would stay locked with nothing running."""
-        atomic = atomic_on(databases)
+        atomic = atomic_on(databases, writing=True)
         try:
             atomic.__enter__()
-        except BaseException:
+        except BaseException as exc:
             self._release()
+            if isinstance(exc, OperationalError) and _sqlite_locked(databases, exc):
+                # SQLite: other requests' writes held the lock past its wait; the key is
+                # free again and nothing ran, a 503 to retry like the claim's (stores.py)
+                raise ArcError(
+                    "IDEMPOTENCY_UNAVAILABLE",
+                    "The database is busy with other writes; retry later",
+                    503,
+                    headers={"Retry-After": "1"},
+                ) from None
             raise
         self._atomic, self.databases = atomic, databases
+        self._depths = _depths(databases)
 
     @property
     def in_transaction(self) -> bool:
@@ -223,17 +239,45 @@ class IdempotentExecution:
 
     def write(self) -> _Write:
         """The transaction of one write inside this request's own (``write_transaction``).
-        The outermost write adds no savepoint (no SQL): an error leaving it marks the
-        request's transaction for rollback, so nothing of the request commits, even if
-        something catches the error. A write nested in another (a route or action calling
-        ``perform_create``) gets a savepoint, as without a key: a handler catching its error
-        (an import reporting the rows that failed) keeps the rest of its work, and the
-        failed write and its event are undone, not committed with it."""
+        The request's first write adds no savepoint (no SQL): an error leaving it rolls the
+        request's transaction back, nothing of the framework's having been written before
+        it, and opens a new one (:meth:`_restart`), so a view catching the error (a
+        project's ``create()`` answering with the row that already exists) goes on as
+        without a key instead of finding its transaction broken. A write nested in another
+        (a route or action calling ``perform_create``), or following one that completed (a
+        ``create()`` saving twice), gets a savepoint, as without a key: a handler catching
+        its error (an import reporting the rows that failed) keeps the rest of its work, and
+        the failed write and its event are undone, not committed with it."""
         return _Write(self)
+
+    def _restart(self) -> None:
+        """The request's first write failed: roll back its transaction and run the rest of
+        the view in a new one. (The transaction was only marked for rollback: a view that
+        caught the error then failed at its next query, a 500, where without a key the
+        failed write's own transaction had ended and the view went on.)"""
+        databases = self.databases
+        if self._atomic is None:
+            return
+        if _depths(databases) != self._depths:
+            # inside an atomic block of the view's own: that block's end rolls back to its
+            # savepoint (or passes the rollback on), as it would without a key
+            for alias in databases:
+                transaction.get_connection(alias).needs_rollback = True
+            return
+        self._close(_Rollback())
+        self._open(databases)
 
     def abort(self, exc: BaseException) -> None:
         """The route raised: roll its writes back (the error response is stored after)."""
         self._close(exc)
+
+    def give_up(self, exc: BaseException) -> None:
+        """The request fails with no answer to finish with: roll its writes back and give
+        its key up, as for a 5xx."""
+        self._close(exc)
+        if not self.store.transactional:
+            self._roll_back_request()
+        self._release()
 
     def finish(self, response: Any) -> ArcError | None:
         """Store ``response`` for repeats (below 500), committing the route's transaction
@@ -259,9 +303,10 @@ class IdempotentExecution:
             if self._atomic is not None and any(
                 transaction.get_connection(alias).needs_rollback for alias in self.databases
             ):
-                # a write failed and the view caught its error (a project's create() answering
-                # its own 409): nothing of the route commits, as when it raises, and the
-                # answer is stored after, as a raised error's is
+                # the view's own code marked its transaction for rollback (an atomic block
+                # of its own without a savepoint failing, its error caught): nothing of the
+                # route commits, as when it raises, and the answer is stored after, as a
+                # raised error's is
                 self._close(_Rollback())
             if not store.transactional:
                 # The writes are not the store's to commit: they commit first, and the answer
@@ -353,10 +398,10 @@ class IdempotentExecution:
 
 
 class _Write:
-    """:meth:`IdempotentExecution.write`. The outermost write only marks the transaction for
-    rollback on an error, as ``atomic(savepoint=False)`` would and as Django's own
-    ``mark_for_rollback_on_error`` does, without an ``Atomic`` entered and left on every
-    keyed write; a nested one enters a savepoint."""
+    """:meth:`IdempotentExecution.write`. The request's first write enters no ``Atomic``
+    (no savepoint on every keyed write): on an error it rolls the request's transaction back
+    and opens a new one; a nested one, or one after a write that completed, enters a
+    savepoint."""
 
     __slots__ = ("execution", "savepoint")
 
@@ -366,7 +411,7 @@ class _Write:
 
     def __enter__(self) -> None:
         execution = self.execution
-        if execution._writes:
+        if execution._writes or execution._wrote:
             self.savepoint = atomic_on(execution.databases)
             self.savepoint.__enter__()
         execution._writes += 1
@@ -377,8 +422,19 @@ class _Write:
         if self.savepoint is not None:
             self.savepoint.__exit__(exc_type, exc, traceback)
         elif exc_type is not None:
-            for alias in execution.databases:
-                transaction.get_connection(alias).needs_rollback = True
+            execution._restart()
+        if exc_type is None and not execution._writes:
+            execution._wrote = True
+
+
+def _depths(aliases: tuple[str, ...]) -> tuple[int, ...]:
+    """How many atomic blocks are open inside the outermost on each of ``aliases``."""
+    return tuple(len(transaction.get_connection(alias).savepoint_ids) for alias in aliases)
+
+
+def _sqlite_locked(aliases: tuple[str, ...], exc: OperationalError) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" on one of ``aliases``."""
+    return "locked" in str(exc) and any(connections[a].vendor == "sqlite" for a in aliases)
 
 
 def _request_transactions() -> list[str]:
