@@ -17,7 +17,7 @@ def atomic_on(aliases: tuple[str, ...], *, writing: bool = False) -> Any:
     the first to commit). ``writing``: the transaction is held for a whole request that
     reads before it writes (a keyed request's, :mod:`django_arc.idempotency.execution`), so
     on SQLite it takes the database's write lock as it begins (:func:`_begin_immediate`)."""
-    if writing:
+    if writing and any(connections[alias].vendor == "sqlite" for alias in aliases):
         return _atomics(aliases, writing=True)
     if len(aliases) == 1:
         return transaction.atomic(using=aliases[0])

@@ -48,6 +48,27 @@ class ResourceViewSet(
     write hooks take the body, not a validated serializer: the field guard and the
     ``before_*`` hooks run before validation (``docs/decisions.md``)."""
 
+    @classmethod
+    def wraps_writes(cls) -> bool:
+        """Whether project code runs around this class's writes: a subclass (or a patched
+        class) overriding a write verb or ``perform_*``, which may write through the ORM
+        before the framework's write and catch that write's error. A keyed request's first
+        write then takes a savepoint (:meth:`IdempotentExecution.write`): undone alone, it
+        leaves what the project wrote before it standing, as without a key."""
+        return any(getattr(cls, name) is not getattr(ResourceViewSet, name) for name in _WRITES)
+
+
+#: the seams whose overriding puts project code around a write (``wraps_writes``)
+_WRITES = (
+    "create",
+    "update",
+    "partial_update",
+    "destroy",
+    "perform_create",
+    "perform_update",
+    "perform_destroy",
+)
+
 
 #: DRF policies a Resource may set for its ViewSet (``None`` keeps the defaults)
 POLICIES = (

@@ -876,7 +876,9 @@ def test_a_create_override_failing_after_its_write_leaves_nothing_for_the_retry_
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("how", ["alone", "after a save", "in an atomic block"])
+@pytest.mark.parametrize(
+    "how", ["alone", "after a save", "in an atomic block", "after a write of its own"]
+)
 @pytest.mark.parametrize("keyed", [False, True], ids=["no key", "key"])
 def test_a_create_override_catching_a_failed_save_goes_on_as_without_a_key(
     store, org, monkeypatch, keyed, how
@@ -889,16 +891,22 @@ def test_a_create_override_catching_a_failed_save_goes_on_as_without_a_key(
     for rollback: the read failed ("You can't execute queries until the end of the 'atomic'
     block"), a 500, and the other row was gone — on the ``cache`` store since its keyed
     requests run in one transaction, on the ``database`` store before. The answer, rows and
-    events are now those without a key, and the answer is replayed."""
+    events are now those without a key, and the answer is replayed. A row the view wrote
+    itself, through the ORM, before the failed save stands too, as without a key: the
+    failed save is undone to a savepoint of its own, not by rolling back the request's
+    transaction, whatever the view wrote in it before."""
     editor = member_client(org, "editor")
     editor.raise_request_exception = False
     taken = ProductFactory(organization=org, name="Taken", sku="TAKEN")
+    own = []
     viewset = arc.get_resource("idem-products").as_viewset()
 
     def create_or_existing(self, request, *args, **kwargs):
         first = None
         if how == "after a save":
             first = self.perform_create({"name": "First", "sku": "F-1", "price": "1.00"})
+        if how == "after a write of its own":
+            own.append(Product.objects.create(organization=org, name="Own", sku="O-1", price=1))
         try:
             with transaction.atomic() if how == "in an atomic block" else nullcontext():
                 self.perform_create(request.data)
@@ -915,12 +923,14 @@ def test_a_create_override_catching_a_failed_save_goes_on_as_without_a_key(
     made = list(Product.objects.filter(sku="F-1").values_list("pk", flat=True))
     assert len(made) == (1 if how == "after a save" else 0)
     assert answer.json() == {"first": made[0] if made else None, "existing": taken.pk}
-    assert Product.objects.count() == 1 + len(made)
+    assert list(Product.objects.filter(sku="O-1")) == own
+    assert Product.objects.count() == 1 + len(made) + len(own)
     assert [e.payload["id"] for e in created_events()] == made
     if keyed:
         again = post(editor, body=body, key="k")
         assert again["X-Idempotency-Replayed"] == "true" and again.content == answer.content
-        assert Product.objects.count() == 1 + len(made) and len(created_events()) == len(made)
+        assert Product.objects.count() == 1 + len(made) + len(own)
+        assert len(created_events()) == len(made)
 
 
 @pytest.mark.django_db(transaction=True)

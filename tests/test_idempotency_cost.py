@@ -281,3 +281,31 @@ def test_a_keyed_write_on_the_cache_store_sends_the_statements_it_sends_without_
     plain, keyed = sent
     assert keyed[0] == "BEGIN" and keyed[-1] == "COMMIT"
     assert sorted(keyed) == sorted(plain)
+
+
+@pytest.mark.parametrize("store", ["database", "cache"])
+def test_a_create_of_the_projects_around_a_keyed_write_adds_one_savepoint(
+    editor, monkeypatch, store
+):
+    """A view whose own code runs around its write (a ``create()`` of the project's) may
+    catch the write's error and go on, so the keyed write takes a savepoint to be undone
+    alone: one ``SAVEPOINT`` and one ``RELEASE`` more than the framework's own create sends
+    under the same key, and nothing else."""
+    from django_arc import arc
+
+    if store == "cache" and not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
+    caches = caches_with("redis", REDIS_URL) if REDIS_URL else settings.CACHES
+    viewset = arc.get_resource("idem-products").as_viewset()
+    create = viewset.create
+    with override_settings(CACHES=caches, ARC=settings_for(store)):
+        statements(editor, "W-0", key="warm-up")
+        framework = statements(editor, "W-1", key="k1")
+        with monkeypatch.context() as patch:
+            patch.setattr(viewset, "create", lambda *args, **kwargs: create(*args, **kwargs))
+            wrapped = statements(editor, "W-2", key="k2")
+    assert Counter(wrapped) - Counter(framework) == Counter(SAVEPOINT=1, RELEASE=1)
+    assert len(wrapped) == len(framework) + 2
+    # around the write's own statements: the row and its event
+    write = [i for i, sql in enumerate(wrapped) if sql.startswith("INSERT shop_product")]
+    assert wrapped.index("SAVEPOINT") < write[0] and wrapped.index("RELEASE") > write[-1]

@@ -103,12 +103,10 @@ class IdempotentExecution:
         self.databases: tuple[str, ...] = ()
         #: how many of the request's writes are open (see :meth:`write`)
         self._writes = 0
-        #: whether a write of the request's has completed in its transaction (see
-        #: :meth:`write`)
-        self._wrote = False
-        #: how deep in atomic blocks the request's transaction is on each of
-        #: :attr:`databases` (see :meth:`_restart`)
-        self._depths: tuple[int, ...] = ()
+        #: whether every write takes a savepoint, the first too (see :meth:`write`): a
+        #: write has completed in the request's transaction, or the view's own code runs
+        #: around its writes (``ResourceViewSet.wraps_writes``)
+        self._savepoint_each = False
         #: ``(alias, savepoint id, on_commit callbacks then)`` of the ``ATOMIC_REQUESTS``
         #: transactions the route runs in, for a non-transactional store (see
         #: :meth:`_roll_back_request`)
@@ -229,7 +227,8 @@ class IdempotentExecution:
                 ) from None
             raise
         self._atomic, self.databases = atomic, databases
-        self._depths = _depths(databases)
+        wraps_writes = getattr(self.view, "wraps_writes", None)
+        self._savepoint_each = wraps_writes is None or wraps_writes()
 
     @property
     def in_transaction(self) -> bool:
@@ -239,33 +238,16 @@ class IdempotentExecution:
 
     def write(self) -> _Write:
         """The transaction of one write inside this request's own (``write_transaction``).
-        The request's first write adds no savepoint (no SQL): an error leaving it rolls the
-        request's transaction back, nothing of the framework's having been written before
-        it, and opens a new one (:meth:`_restart`), so a view catching the error (a
-        project's ``create()`` answering with the row that already exists) goes on as
-        without a key instead of finding its transaction broken. A write nested in another
-        (a route or action calling ``perform_create``), or following one that completed (a
-        ``create()`` saving twice), gets a savepoint, as without a key: a handler catching
-        its error (an import reporting the rows that failed) keeps the rest of its work, and
-        the failed write and its event are undone, not committed with it."""
+        A write nested in another (a route or action calling ``perform_create``), following
+        one that completed (a ``create()`` saving twice), or in a view whose own code runs
+        around its writes (a ``create()`` of the project's, ``ResourceViewSet.wraps_writes``)
+        gets a savepoint, as without a key: code catching its error (a ``create()`` answering
+        with the row that already exists, an import reporting the rows that failed) goes on
+        with the rest of its work, which commits, and the failed write and its event are
+        undone alone. The framework's own single write adds no savepoint (no SQL): nothing
+        of the view's runs around it to catch its error, which marks the request's
+        transaction for rollback, so nothing of the request commits."""
         return _Write(self)
-
-    def _restart(self) -> None:
-        """The request's first write failed: roll back its transaction and run the rest of
-        the view in a new one. (The transaction was only marked for rollback: a view that
-        caught the error then failed at its next query, a 500, where without a key the
-        failed write's own transaction had ended and the view went on.)"""
-        databases = self.databases
-        if self._atomic is None:
-            return
-        if _depths(databases) != self._depths:
-            # inside an atomic block of the view's own: that block's end rolls back to its
-            # savepoint (or passes the rollback on), as it would without a key
-            for alias in databases:
-                transaction.get_connection(alias).needs_rollback = True
-            return
-        self._close(_Rollback())
-        self._open(databases)
 
     def abort(self, exc: BaseException) -> None:
         """The route raised: roll its writes back (the error response is stored after)."""
@@ -303,10 +285,10 @@ class IdempotentExecution:
             if self._atomic is not None and any(
                 transaction.get_connection(alias).needs_rollback for alias in self.databases
             ):
-                # the view's own code marked its transaction for rollback (an atomic block
-                # of its own without a savepoint failing, its error caught): nothing of the
-                # route commits, as when it raises, and the answer is stored after, as a
-                # raised error's is
+                # a write failed and its error was caught with no savepoint to undo it
+                # alone (the view's own atomic(savepoint=False)): nothing of the route
+                # commits, as when it raises, and the answer is stored after, as a raised
+                # error's is
                 self._close(_Rollback())
             if not store.transactional:
                 # The writes are not the store's to commit: they commit first, and the answer
@@ -398,10 +380,10 @@ class IdempotentExecution:
 
 
 class _Write:
-    """:meth:`IdempotentExecution.write`. The request's first write enters no ``Atomic``
-    (no savepoint on every keyed write): on an error it rolls the request's transaction back
-    and opens a new one; a nested one, or one after a write that completed, enters a
-    savepoint."""
+    """:meth:`IdempotentExecution.write`. The framework's own single write enters no
+    ``Atomic`` (no savepoint on every keyed write) and only marks the request's transaction
+    for rollback on an error, as ``atomic(savepoint=False)`` would and as Django's own
+    ``mark_for_rollback_on_error`` does; any other enters a savepoint."""
 
     __slots__ = ("execution", "savepoint")
 
@@ -411,7 +393,7 @@ class _Write:
 
     def __enter__(self) -> None:
         execution = self.execution
-        if execution._writes or execution._wrote:
+        if execution._writes or execution._savepoint_each:
             self.savepoint = atomic_on(execution.databases)
             self.savepoint.__enter__()
         execution._writes += 1
@@ -422,14 +404,10 @@ class _Write:
         if self.savepoint is not None:
             self.savepoint.__exit__(exc_type, exc, traceback)
         elif exc_type is not None:
-            execution._restart()
+            for alias in execution.databases:
+                transaction.get_connection(alias).needs_rollback = True
         if exc_type is None and not execution._writes:
-            execution._wrote = True
-
-
-def _depths(aliases: tuple[str, ...]) -> tuple[int, ...]:
-    """How many atomic blocks are open inside the outermost on each of ``aliases``."""
-    return tuple(len(transaction.get_connection(alias).savepoint_ids) for alias in aliases)
+            execution._savepoint_each = True
 
 
 def _sqlite_locked(aliases: tuple[str, ...], exc: OperationalError) -> bool:
