@@ -1,0 +1,166 @@
+"""A project plugging its own components into the dotted-path settings the docs invite
+(``MEMBERSHIP_RESOLVER``, ``ELEVATION_CHECK``, ``EVENTS.TRANSPORT``,
+``OUTBOX.FAILURE_POLICY``) and its own permissions and DRF authentication next to arc's.
+
+Each plug is written the way a project writes it (``.get()`` for a membership row, a bare
+role string), and the test pins what the caller sees: a refusal in the envelope, never a 500
+for a client naming an org it is not in, and a misconfigured plug reported by
+``manage.py check`` rather than silently refusing every member at request time.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import RequestFactory
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import PermissionDenied
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
+from django_arc.auth import ServiceKeyAuthentication
+from django_arc.scope import resolve_scope
+from shop.models import Membership, Product
+from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
+from tests.helpers import assert_error, client_for, site_mounted
+
+pytestmark = pytest.mark.django_db
+
+
+def get_resolver(user, org_id):
+    """The resolver most projects write first: ``.get()`` raises ``DoesNotExist`` for an org
+    the user is not a member of."""
+    return [Membership.objects.get(user=user, organization_id=org_id).role]
+
+
+def role_string_resolver(user, org_id):
+    """A resolver returning the role itself rather than a list of roles."""
+    membership = Membership.objects.filter(user=user, organization_id=org_id).first()
+    return membership.role if membership else None
+
+
+def staff_profile_check(user):
+    """An ``ELEVATION_CHECK`` reading a row only platform staff have: ``DoesNotExist`` for
+    everyone else (as ``user.profile`` of a user without a profile)."""
+    return Membership.objects.get(user=user, role="platform-staff").organization_id is not None
+
+
+def one_argument_resolver(user):
+    return ["viewer"]
+
+
+class HeaderUserAuthentication(BaseAuthentication):
+    """A project's own DRF authentication (a gateway header) listed before arc's."""
+
+    def authenticate(self, request):
+        username = request.META.get("HTTP_X_GATEWAY_USER")
+        if not username:
+            return None
+        return (get_user_model().objects.get(username=username), None)
+
+
+def refuse_with_drf(request, resource, action, obj=None):
+    """A project permission raising DRF's own refusal with its message."""
+    raise PermissionDenied("Catalogue frozen for stock-taking")
+
+
+class PlugProductResource(Resource):
+    model = Product
+    name = "plug-products"
+    fields = ["id", "name", "sku", "price", "organization"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {
+        "list": P.require_org_membership(),
+        "get": P.require_org_membership(),
+        "create": refuse_with_drf,
+        "update": lambda request, resource, action, obj=None: None,
+    }
+    authentication_classes = [HeaderUserAuthentication, ServiceKeyAuthentication]
+
+
+@pytest.fixture
+def plug_site(settings):
+    site = ResourceSite(name="plug-site")
+    site.register(PlugProductResource)
+    with site_mounted(settings, "plug", site):
+        yield site
+
+
+def test_resolver_raising_does_not_exist_is_a_403_for_an_org_the_caller_is_not_in(settings):
+    """Before: ``Membership.DoesNotExist`` escaped the resolver, so any logged-in user naming
+    another organization got a 500."""
+    org, other = OrganizationFactory(), OrganizationFactory()
+    user = MembershipFactory(organization=org, role="editor").user
+    settings.ARC = {**settings.ARC, "MEMBERSHIP_RESOLVER": get_resolver}
+    client = client_for(user, HTTP_X_ORGANIZATION_ID=str(other.pk))
+    client.raise_request_exception = False
+    body = assert_error(client.get("/api/products/"), 403, "ORG_REQUIRED")
+    assert body["details"] == {"organization": str(other.pk)}
+    ProductFactory(organization=org)
+    member = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert member.get("/api/products/").json()["total"] == 1
+
+
+@pytest.mark.parametrize("answer", ["admin", "", False, 3])
+def test_resolver_answer_that_is_no_role_list_is_refused_by_name(settings, answer):
+    """Before: ``"admin"`` became the roles ``a, d, m, i, n`` (a member who is no admin, and
+    an admin of any one-letter role), ``""`` a member without roles, and ``False`` a bare
+    ``'bool' object is not iterable``."""
+    settings.ARC = {"MEMBERSHIP_RESOLVER": lambda user, org_id: answer}
+    request = RequestFactory().get("/", HTTP_X_ORGANIZATION_ID="7")
+    request.user = UserFactory()
+    with pytest.raises(TypeError, match=r"MEMBERSHIP_RESOLVER.*list of role names"):
+        resolve_scope(request)
+
+
+def test_role_string_resolver_never_grants_a_role_it_did_not_name(settings):
+    """End to end: the role-string resolver is a 500 in the envelope, not a member holding
+    the letters of its role."""
+    org = OrganizationFactory()
+    user = MembershipFactory(organization=org, role="admin").user
+    settings.ARC = {**settings.ARC, "MEMBERSHIP_RESOLVER": role_string_resolver}
+    client = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    client.raise_request_exception = False
+    assert_error(client.get("/api/products/"), 500, "INTERNAL_ERROR")
+
+
+def test_elevation_check_raising_does_not_exist_refuses_elevation(settings):
+    """Before: a user without the staff row asking for ``X-Arc-Scope: platform`` got a 500."""
+    user = UserFactory()
+    settings.ARC = {**settings.ARC, "ELEVATION_CHECK": staff_profile_check}
+    client = client_for(user, HTTP_X_ARC_SCOPE="platform")
+    client.raise_request_exception = False
+    body = assert_error(client.get("/api/products/"), 403, "FORBIDDEN")
+    assert body["error"] == "Elevation not permitted"
+    MembershipFactory(user=user, role="platform-staff")
+    assert client_for(user, HTTP_X_ARC_SCOPE="platform").get("/api/products/").status_code == 200
+
+
+def test_project_authentication_class_before_arcs_resolves_the_member_scope(plug_site):
+    """DRF authentication runs before the scope is resolved, so a project's own class (not a
+    session) still yields a member of the org it names."""
+    org = OrganizationFactory()
+    user = MembershipFactory(organization=org, role="viewer").user
+    ProductFactory(organization=org)
+    ProductFactory()
+    client = client_for(None, HTTP_X_GATEWAY_USER=user.username, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert client.get("/plug/plug-products/").json()["total"] == 1
+    stranger = client_for(None, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert_error(stranger.get("/plug/plug-products/"), 401, "UNAUTHORIZED")
+
+
+def test_permission_raising_drf_refusal_or_returning_none_denies_and_writes_nothing(plug_site):
+    org = OrganizationFactory()
+    user = MembershipFactory(organization=org, role="admin").user
+    product = ProductFactory(organization=org, name="Lamp")
+    client = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    body = assert_error(
+        client.post("/plug/plug-products/", {"name": "X", "sku": "X-1", "price": "1.00"}),
+        403,
+        "FORBIDDEN",
+    )
+    assert body["error"] == "Catalogue frozen for stock-taking"
+    assert_error(
+        client.patch(f"/plug/plug-products/{product.pk}/", {"name": "Y"}), 403, "FORBIDDEN"
+    )
+    assert list(Product.objects.values_list("name", flat=True)) == ["Lamp"]
