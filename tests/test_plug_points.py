@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.test import RequestFactory
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import PermissionDenied
@@ -19,6 +21,8 @@ from rest_framework.exceptions import PermissionDenied
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from django_arc.auth import ServiceKeyAuthentication
+from django_arc.checks import check_settings
+from django_arc.events.transports import MemoryTransport
 from django_arc.scope import resolve_scope
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
@@ -134,6 +138,45 @@ def test_elevation_check_raising_does_not_exist_refuses_elevation(settings):
     assert body["error"] == "Elevation not permitted"
     MembershipFactory(user=user, role="platform-staff")
     assert client_for(user, HTTP_X_ARC_SCOPE="platform").get("/api/products/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("arc", "needle"),
+    [
+        ({"MEMBERSHIP_RESOLVER": "shop.membership"}, "not callable"),
+        ({"MEMBERSHIP_RESOLVER": "shop.membership._MAX_PK"}, "not callable"),
+        ({"MEMBERSHIP_RESOLVER": one_argument_resolver}, "cannot be called as (user, org_id)"),
+        ({"ELEVATION_CHECK": None}, "not None"),
+        ({"ELEVATION_CHECK": get_resolver}, "cannot be called as (user)"),
+        ({"EVENTS": {"TRANSPORT": "shop.membership._MAX_PK"}}, "neither a class"),
+        ({"OUTBOX": {"FAILURE_POLICY": 30}}, "not callable"),
+    ],
+)
+def test_a_plug_that_cannot_do_its_job_fails_manage_py_check(settings, arc, needle):
+    """Before: all of these passed ``check``; a one-argument resolver then raised
+    ``TypeError`` at every request, read as "not a member": every member refused silently."""
+    settings.ARC = arc
+    errors = [e for e in check_settings() if e.id == "arc.E008"]
+    assert any(needle in e.msg for e in errors), [e.msg for e in errors]
+    with pytest.raises(SystemCheckError, match="arc.E008"):
+        call_command("check")
+
+
+@pytest.mark.parametrize(
+    "arc",
+    [
+        {"MEMBERSHIP_RESOLVER": None},
+        {"MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership"},
+        {"MEMBERSHIP_RESOLVER": lambda user, org_id, *, request=None: []},
+        {"ELEVATION_CHECK": lambda user: False},
+        {"EVENTS": {"TRANSPORT": MemoryTransport()}},
+        {"EVENTS": {"TRANSPORT": "django_arc.events.transports.MemoryTransport"}},
+        {"OUTBOX": {"FAILURE_POLICY": lambda attempts, error: None}},
+    ],
+)
+def test_documented_plug_spellings_pass_check(settings, arc):
+    settings.ARC = arc
+    assert [e.msg for e in check_settings() if e.id == "arc.E008"] == []
 
 
 def test_project_authentication_class_before_arcs_resolves_the_member_scope(plug_site):
