@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -34,6 +34,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 
 from .exceptions import ArcError
+from .membership import as_roles
 from .settings import arc_settings
 
 logger = logging.getLogger("django_arc.scope")
@@ -337,14 +338,7 @@ def _membership(django_request: Any, user: Any, org_id: str) -> list[str] | None
         except _NOT_A_MEMBER as exc:
             logger.info("MEMBERSHIP_RESOLVER rejected organization %r: %s", org_id, exc)
             result = None
-        if result is not None and (
-            isinstance(result, (str, bytes)) or not isinstance(result, Iterable)
-        ):
-            raise TypeError(
-                f"ARC['MEMBERSHIP_RESOLVER'] {resolver!r} returned {result!r}; it must return "
-                "a list of role names (empty for a member without roles) or None (not a member)"
-            )
-        roles = None if result is None else [str(role) for role in result]
+        roles = as_roles(result, resolver)
     cache[key] = roles
     return roles
 

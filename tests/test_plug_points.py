@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import caches
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import RequestFactory
@@ -23,6 +24,7 @@ from django_arc import permissions as P
 from django_arc.auth import ServiceKeyAuthentication
 from django_arc.checks import check_settings
 from django_arc.events.transports import MemoryTransport
+from django_arc.membership import cached_resolver
 from django_arc.scope import resolve_scope
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
@@ -207,3 +209,14 @@ def test_permission_raising_drf_refusal_or_returning_none_denies_and_writes_noth
         client.patch(f"/plug/plug-products/{product.pk}/", {"name": "Y"}), 403, "FORBIDDEN"
     )
     assert list(Product.objects.values_list("name", flat=True)) == ["Lamp"]
+
+
+def test_cached_resolver_refuses_a_role_string_instead_of_caching_its_letters():
+    """``cached_resolver`` turned the answer into a list before the scope could judge it:
+    ``"admin"`` was cached (for ``ttl``) and served as the roles ``a, d, m, i, n``."""
+    org = OrganizationFactory()
+    user = MembershipFactory(organization=org, role="admin").user
+    cached = cached_resolver(role_string_resolver, prefix="plug-role-string")
+    with pytest.raises(TypeError, match=r"MEMBERSHIP_RESOLVER.*list of role names"):
+        cached(user, str(org.pk))
+    assert caches["default"].get(f"plug-role-string:{user.pk}:{org.pk}") is None
