@@ -115,6 +115,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 )
                 continue
         problem = _plug_problem(dotted, target)
+        if problem is None and dotted == "EVENTS.TRANSPORT":
+            problem = _transport_options_problem(target, (merged.get("EVENTS") or {}))
         if problem:
             errors.append(_err(f"ARC['{dotted}'] = {value!r} {problem}", "ARC", "arc.E008"))
     return errors
@@ -127,6 +129,28 @@ _PLUG_CALLS: dict[str, tuple[tuple[str, ...], bool]] = {
     "OUTBOX.FAILURE_POLICY": ((), False),
     "EVENTS.TRANSPORT": ((), False),
 }
+
+
+def _transport_options_problem(factory: Any, events: dict[str, Any]) -> str | None:
+    """``TRANSPORT(**OPTIONS)`` must be a call the transport accepts: a misspelt option
+    (``"URL"`` for ``"url"``) is otherwise a ``TypeError`` at the first publish, which the
+    relay dies of and the outbox-off publish only logs, losing the event."""
+    options = events.get("OPTIONS")
+    if options is None:
+        return None
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        return f"cannot be given OPTIONS {options!r}: they must be a dict of keyword arguments."
+    if not callable(factory) or not options:
+        return None  # a ready instance ignores OPTIONS
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(**options)
+    except TypeError as exc:
+        return f"does not accept OPTIONS {sorted(options)}: {exc} (its signature is {signature})."
+    return None
 
 
 def _plug_problem(dotted: str, target: Any) -> str | None:

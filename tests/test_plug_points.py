@@ -220,3 +220,41 @@ def test_cached_resolver_refuses_a_role_string_instead_of_caching_its_letters():
     with pytest.raises(TypeError, match=r"MEMBERSHIP_RESOLVER.*list of role names"):
         cached(user, str(org.pk))
     assert caches["default"].get(f"plug-role-string:{user.pk}:{org.pk}") is None
+
+
+@pytest.mark.parametrize(
+    ("events", "needle"),
+    [
+        (
+            {
+                "TRANSPORT": "django_arc.events.transports.RedisStreamsTransport",
+                "OPTIONS": {"URL": "redis://127.0.0.1:1/0"},
+            },
+            "does not accept OPTIONS ['URL']",
+        ),
+        (
+            {"TRANSPORT": "django_arc.events.transports.RedisPubSubTransport", "OPTIONS": ["x"]},
+            "must be a dict of keyword arguments",
+        ),
+    ],
+)
+def test_transport_options_it_does_not_accept_fail_manage_py_check(settings, events, needle):
+    """Before: ``check`` passed, and ``TRANSPORT(**OPTIONS)`` raised ``TypeError`` at the first
+    publish: the relay died of it, and with the outbox off every event was logged and lost."""
+    settings.ARC = {"EVENTS": events}
+    assert any(needle in e.msg for e in check_settings() if e.id == "arc.E008")
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        {
+            "TRANSPORT": "django_arc.events.transports.RedisStreamsTransport",
+            "OPTIONS": {"url": "redis://127.0.0.1:1/0", "stream": "s", "group": "g"},
+        },
+        {"TRANSPORT": "django_arc.events.transports.MemoryTransport", "OPTIONS": {"any": 1}},
+    ],
+)
+def test_transport_options_it_accepts_pass_check(settings, events):
+    settings.ARC = {"EVENTS": events}
+    assert [e.msg for e in check_settings() if e.id == "arc.E008"] == []
