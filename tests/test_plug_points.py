@@ -10,25 +10,29 @@ for a client naming an org it is not in, and a misconfigured plug reported by
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import PermissionDenied
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import PermissionResult, Resource, ResourceSite, presets, redis_alias
 from django_arc import permissions as P
 from django_arc.auth import ServiceKeyAuthentication
 from django_arc.checks import check_settings
 from django_arc.events.transports import MemoryTransport
 from django_arc.membership import cached_resolver
-from django_arc.scope import resolve_scope
+from django_arc.scope import get_scope, resolve_scope
+from django_arc.sites import _all_sites
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
 from tests.helpers import assert_error, client_for, site_mounted
+from tests.redis_support import REDIS_URL, arc_with, caches_with
 
 pytestmark = pytest.mark.django_db
 
@@ -84,12 +88,35 @@ class PlugProductResource(Resource):
     authentication_classes = [HeaderUserAuthentication, ServiceKeyAuthentication]
 
 
+def within_budget(request, resource, action, obj=None):
+    """A project permission narrowing rows by something outside the scope: the user's own
+    budget, kept on the user row (``last_name`` stands in for a profile field)."""
+    scope = get_scope(request)
+    if scope.kind != "member":
+        return PermissionResult(False, "Members only")
+    return PermissionResult(True, filters={"price__lte": Decimal(request.user.last_name or "0")})
+
+
+class BudgetProductResource(Resource):
+    model = Product
+    name = "budget-products"
+    fields = ["id", "name", "price", "organization"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {"list": within_budget, "get": within_budget}
+    default_sort = "price"
+    cache = {"stale_seconds": 30}
+
+
 @pytest.fixture
 def plug_site(settings):
     site = ResourceSite(name="plug-site")
-    site.register(PlugProductResource)
-    with site_mounted(settings, "plug", site):
-        yield site
+    try:
+        site.register(PlugProductResource)
+        site.register(BudgetProductResource)
+        with site_mounted(settings, "plug", site):
+            yield site
+    finally:
+        _all_sites.remove(site)
 
 
 def test_resolver_raising_does_not_exist_is_a_403_for_an_org_the_caller_is_not_in(settings):
@@ -258,3 +285,35 @@ def test_transport_options_it_does_not_accept_fail_manage_py_check(settings, eve
 def test_transport_options_it_accepts_pass_check(settings, events):
     settings.ARC = {"EVENTS": events}
     assert [e.msg for e in check_settings() if e.id == "arc.E008"] == []
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_cached_list_follows_a_permission_reading_state_outside_the_scope(plug_site):
+    """Two viewers of one organization hold the same scope roles but different budgets: the
+    permission's filters are part of the key, so each is served its own rows from the cache,
+    and a budget changed on the user row is answered from the new filter at once."""
+    org = OrganizationFactory()
+    for price in ("5.00", "50.00", "500.00"):
+        ProductFactory(organization=org, price=price)
+    frugal = MembershipFactory(organization=org, role="viewer", user__last_name="10").user
+    rich = MembershipFactory(organization=org, role="viewer", user__last_name="100").user
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        redis_alias.reset_outage_warnings()
+
+        def prices(user):
+            client = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+            response = client.get("/plug/budget-products/")
+            return response["X-Cache"], [doc["price"] for doc in response.json()["docs"]]
+
+        assert prices(frugal) == ("MISS", ["5.00"])
+        assert prices(rich) == ("MISS", ["5.00", "50.00"])
+        assert prices(frugal) == ("HIT", ["5.00"])
+        assert prices(rich) == ("HIT", ["5.00", "50.00"])
+        type(frugal).objects.filter(pk=frugal.pk).update(last_name="1000")
+        frugal.refresh_from_db()
+        assert prices(frugal) == ("MISS", ["5.00", "50.00", "500.00"])
