@@ -317,3 +317,30 @@ def test_cached_list_follows_a_permission_reading_state_outside_the_scope(plug_s
         type(frugal).objects.filter(pk=frugal.pk).update(last_name="1000")
         frugal.refresh_from_db()
         assert prices(frugal) == ("MISS", ["5.00", "50.00", "500.00"])
+
+
+class ThreeArgumentPermission(P.Permission):
+    """A project's subclass that forgot ``obj``: every request would raise ``TypeError``."""
+
+    def check(self, request, resource, action):
+        return True
+
+
+class ConfiguredPermission(P.Permission):
+    """A project's subclass configured at construction, with the documented ``check``."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def check(self, request, resource, action, obj=None):
+        return bool(self.flag)
+
+
+def test_permission_subclass_whose_check_cannot_take_obj_is_arc_e010():
+    """Before: ``permission_problem`` judged only built-ins and callables, so this passed
+    ``check`` and answered 500 on every request to the route it guards."""
+    problem = P.permission_problem(ThreeArgumentPermission())
+    assert problem and "cannot be called as (request, resource, action, obj=None)" in problem
+    assert "check method" in P.permission_problem(P.any_of(ThreeArgumentPermission()))
+    assert P.permission_problem(ConfiguredPermission("on")) is None
+    assert P.permission_problem(ConfiguredPermission("on") | P.require_auth()) is None
