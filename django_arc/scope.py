@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -137,6 +137,13 @@ def get_user_roles(user: Any) -> tuple[str, ...]:
     if custom is not None:
         if callable(custom):
             custom = custom()
+        if isinstance(custom, (str, bytes)) or not isinstance(custom, Iterable):
+            # a bare "viewer" iterated is the roles v, i, e, w…: a redact_for("viewer") would
+            # then show that user the value it masks
+            raise TypeError(
+                f"user.arc_roles of {user!r} is {custom!r}; it must be (or return) a list of "
+                "role names"
+            )
         return tuple(str(role) for role in custom)
     cached = getattr(user, _GROUP_ROLES_ATTR, None)
     if cached is None:

@@ -22,12 +22,13 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import PermissionDenied
 
 from django_arc import PermissionResult, Resource, ResourceSite, presets, redis_alias
+from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.auth import ServiceKeyAuthentication
 from django_arc.checks import check_settings
 from django_arc.events.transports import MemoryTransport
 from django_arc.membership import cached_resolver
-from django_arc.scope import get_scope, resolve_scope
+from django_arc.scope import get_scope, get_user_roles, resolve_scope
 from django_arc.sites import _all_sites
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
@@ -107,12 +108,24 @@ class BudgetProductResource(Resource):
     cache = {"stale_seconds": 30}
 
 
+class RedactedSkuResource(Resource):
+    """SKUs are masked for contractors, a user role the project keeps in ``user.arc_roles``
+    (judged for callers outside an organization: inside one, org roles decide)."""
+
+    model = Product
+    name = "redacted-skus"
+    fields = ["id", "name", "sku"]
+    permissions = {"list": P.require_auth(), "get": P.require_auth()}
+    field_permissions = {"sku": F.redact_for("contractor")}
+
+
 @pytest.fixture
 def plug_site(settings):
     site = ResourceSite(name="plug-site")
     try:
         site.register(PlugProductResource)
         site.register(BudgetProductResource)
+        site.register(RedactedSkuResource)
         with site_mounted(settings, "plug", site):
             yield site
     finally:
@@ -344,3 +357,20 @@ def test_permission_subclass_whose_check_cannot_take_obj_is_arc_e010():
     assert "check method" in P.permission_problem(P.any_of(ThreeArgumentPermission()))
     assert P.permission_problem(ConfiguredPermission("on")) is None
     assert P.permission_problem(ConfiguredPermission("on") | P.require_auth()) is None
+
+
+def test_user_roles_given_as_one_string_never_unmask_a_redacted_field(plug_site):
+    """``arc_roles`` returning the role itself: before, ``"contractor"`` was read as the roles
+    ``c, o, n…``, so the contractor was served the SKU ``redact_for`` masks for it."""
+    ProductFactory(sku="SECRET-1")
+    user = UserFactory()
+    client = client_for(user)
+    user.arc_roles = ["contractor"]
+    assert [doc["sku"] for doc in client.get("/plug/redacted-skus/").json()["docs"]] == ["***"]
+    user.arc_roles = "contractor"
+    client.raise_request_exception = False
+    response = client.get("/plug/redacted-skus/")
+    assert_error(response, 500, "INTERNAL_ERROR")
+    assert b"SECRET-1" not in response.content
+    with pytest.raises(TypeError, match="arc_roles"):
+        get_user_roles(type("U", (), {"is_authenticated": True, "arc_roles": "contractor"})())
