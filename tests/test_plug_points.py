@@ -11,6 +11,7 @@ for a client naming an org it is not in, and a misconfigured plug reported by
 from __future__ import annotations
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -70,6 +71,23 @@ class HeaderUserAuthentication(BaseAuthentication):
         return (get_user_model().objects.get(username=username), None)
 
 
+class PartnerAuthentication(BaseAuthentication):
+    """A project's machine principal that is no user row (``pk`` is ``None``)."""
+
+    def authenticate(self, request):
+        if request.META.get("HTTP_X_PARTNER") != "p1":
+            return None
+        return (SimpleNamespace(is_authenticated=True, pk=None, username="partner"), None)
+
+
+class PartnerProductResource(Resource):
+    model = Product
+    name = "partner-products"
+    fields = ["id", "name"]
+    permissions = {"list": P.require_auth(), "get": P.require_auth()}
+    authentication_classes = [PartnerAuthentication]
+
+
 def refuse_with_drf(request, resource, action, obj=None):
     """A project permission raising DRF's own refusal with its message."""
     raise PermissionDenied("Catalogue frozen for stock-taking")
@@ -126,6 +144,7 @@ def plug_site(settings):
         site.register(PlugProductResource)
         site.register(BudgetProductResource)
         site.register(RedactedSkuResource)
+        site.register(PartnerProductResource)
         with site_mounted(settings, "plug", site):
             yield site
     finally:
@@ -374,3 +393,11 @@ def test_user_roles_given_as_one_string_never_unmask_a_redacted_field(plug_site)
     assert b"SECRET-1" not in response.content
     with pytest.raises(TypeError, match="arc_roles"):
         get_user_roles(type("U", (), {"is_authenticated": True, "arc_roles": "contractor"})())
+
+
+def test_a_principal_without_a_pk_resolves_as_public(plug_site):
+    """What scope-and-auth.md says of a project's own principal that is no user row: the
+    scope is ``public``, so ``require_auth`` refuses it with 401."""
+    assert_error(
+        client_for(None, HTTP_X_PARTNER="p1").get("/plug/partner-products/"), 401, "UNAUTHORIZED"
+    )
