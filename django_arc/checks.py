@@ -22,6 +22,7 @@ where a keyed request can run twice.
 from __future__ import annotations
 
 import difflib
+import inspect
 import threading
 from typing import Any
 
@@ -100,10 +101,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         value: Any = merged
         for part in dotted.split("."):
             value = value.get(part) if isinstance(value, dict) else None
+        target = value
         if isinstance(value, str):
             try:
-                import_string(value)
-            except ImportError as exc:
+                target = import_string(value)
+            except Exception as exc:  # noqa: BLE001 - a module failing at import is as bad
                 errors.append(
                     _err(
                         f"ARC['{dotted}'] = {value!r} cannot be imported: {exc}",
@@ -111,7 +113,74 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                         "arc.E008",
                     )
                 )
+                continue
+        problem = _plug_problem(dotted, target)
+        if problem is None and dotted == "EVENTS.TRANSPORT":
+            problem = _transport_options_problem(target, (merged.get("EVENTS") or {}))
+        if problem:
+            errors.append(_err(f"ARC['{dotted}'] = {value!r} {problem}", "ARC", "arc.E008"))
     return errors
+
+
+#: the arguments django-arc calls each dotted-path setting with (``None`` allowed when listed)
+_PLUG_CALLS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "MEMBERSHIP_RESOLVER": (("user", "org_id"), True),
+    "ELEVATION_CHECK": (("user",), False),
+    "OUTBOX.FAILURE_POLICY": ((), False),
+    "EVENTS.TRANSPORT": ((), False),
+}
+
+
+def _transport_options_problem(factory: Any, events: dict[str, Any]) -> str | None:
+    """``TRANSPORT(**OPTIONS)`` must be a call the transport accepts: a misspelt option
+    (``"URL"`` for ``"url"``) is otherwise a ``TypeError`` at the first publish, which the
+    relay dies of and the outbox-off publish only logs, losing the event."""
+    options = events.get("OPTIONS")
+    if options is None:
+        return None
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        return f"cannot be given OPTIONS {options!r}: they must be a dict of keyword arguments."
+    if not callable(factory) or not options:
+        return None  # a ready instance ignores OPTIONS
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(**options)
+    except TypeError as exc:
+        return f"does not accept OPTIONS {sorted(options)}: {exc} (its signature is {signature})."
+    return None
+
+
+def _plug_problem(dotted: str, target: Any) -> str | None:
+    """Why the object a dotted-path setting names cannot do its job, or ``None``.
+
+    Without this a resolver taking the wrong arguments raises ``TypeError`` at every request,
+    which the scope reads as "not a member": every member refused, silently; a non-callable
+    ``ELEVATION_CHECK`` or transport fails only at the first request that needs it.
+    """
+    params, none_ok = _PLUG_CALLS[dotted]
+    if target is None:
+        return None if none_ok else "must be set (a dotted path or a callable), not None."
+    if dotted == "EVENTS.TRANSPORT" and not callable(target):
+        # a ready instance is accepted: it must be a transport
+        methods = ("publish", "publish_many", "subscribe", "dead_letter", "close")
+        missing = [name for name in methods if not callable(getattr(target, name, None))]
+        return f"is neither a class/factory nor a transport (lacks {missing})." if missing else None
+    if not callable(target):
+        return f"names {target!r}, which is not callable."
+    if not params:
+        return None
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return None  # no introspectable signature: judged when called
+    try:
+        signature.bind(*params)
+    except TypeError:
+        return f"cannot be called as ({', '.join(params)}): its signature is {signature}."
+    return None
 
 
 #: how the lifetime checks word their bound

@@ -62,7 +62,7 @@ def cached_resolver(
     def resolve(user: Any, org_id: str) -> list[str] | None:
         user_id = getattr(user, "pk", None)
         if user_id is None:
-            return _as_roles(resolver(user, org_id))
+            return as_roles(resolver(user, org_id), resolver)
         key, generation_key = _key(prefix, user_id, org_id), _generation_key(prefix, user_id)
         try:
             cache = caches[alias]
@@ -75,7 +75,7 @@ def cached_resolver(
                 generation = cache.get(generation_key)
         except Exception:  # noqa: BLE001 - a cache outage must not deny or grant access
             _warn_unavailable(alias)
-            return _as_roles(resolver(user, org_id))
+            return as_roles(resolver(user, org_id), resolver)
         cached = found.get(key)
         if (
             generation is not None
@@ -84,7 +84,7 @@ def cached_resolver(
             and cached[0] == generation
         ):
             return None if cached[1] is None else list(cached[1])
-        roles = _as_roles(resolver(user, org_id))
+        roles = as_roles(resolver(user, org_id), resolver)
         if generation is not None:
             try:
                 cache.set(key, (generation, roles), ttl)
@@ -128,5 +128,17 @@ def _generation_key(prefix: str, user_id: Any) -> str:
     return f"{prefix}.g:{user_id}"
 
 
-def _as_roles(result: Iterable[str] | None) -> list[str] | None:
-    return None if result is None else [str(role) for role in result]
+def as_roles(result: Any, resolver: Any = None) -> list[str] | None:
+    """A resolver's answer as a list of role names, or ``None`` (not a member).
+
+    Anything else is the resolver's bug, raised with its name rather than guessed at: a
+    bare ``"admin"`` iterated would be the roles ``a``, ``d``, ``m``…, ``""`` a member
+    without roles, and that list would then be cached as the answer."""
+    if result is None:
+        return None
+    if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
+        raise TypeError(
+            f"ARC['MEMBERSHIP_RESOLVER'] {resolver!r} returned {result!r}; it must return "
+            "a list of role names (empty for a member without roles) or None (not a member)"
+        )
+    return [str(role) for role in result]

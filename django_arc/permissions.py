@@ -474,4 +474,10 @@ def _inner_problem(permission: Permission) -> str | None:
             return f"has a {problem}"
         problem = _inner_problem(permission.inner)
         return f"when() check {problem}" if problem else None
+    # A project's own subclass: ``__call__`` passes ``obj`` to ``check`` on every request, so a
+    # ``check(self, request, resource, action)`` would be a TypeError (a 500) on every call.
+    if type(permission).__call__ is not Permission.__call__:
+        return _signature_problem(permission, "is")
+    if type(permission).check is not Permission.check:
+        return _signature_problem(permission.check, "has the check method")
     return None

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 
 from .exceptions import ArcError
+from .membership import as_roles
 from .settings import arc_settings
 
 logger = logging.getLogger("django_arc.scope")
@@ -135,6 +137,13 @@ def get_user_roles(user: Any) -> tuple[str, ...]:
     if custom is not None:
         if callable(custom):
             custom = custom()
+        if isinstance(custom, (str, bytes)) or not isinstance(custom, Iterable):
+            # a bare "viewer" iterated is the roles v, i, e, w…: a redact_for("viewer") would
+            # then show that user the value it masks
+            raise TypeError(
+                f"user.arc_roles of {user!r} is {custom!r}; it must be (or return) a list of "
+                "role names"
+            )
         return tuple(str(role) for role in custom)
     cached = getattr(user, _GROUP_ROLES_ATTR, None)
     if cached is None:
@@ -303,12 +312,22 @@ def _org_required(org_id: str, message: str) -> ArcError:
     return ArcError("ORG_REQUIRED", message, 403, {"organization": org_id})
 
 
+#: what a ``MEMBERSHIP_RESOLVER`` or ``ELEVATION_CHECK`` raises for input it has no answer for:
+#: a malformed id, an integer out of range, no such row (``.get()``, a missing one-to-one
+#: profile). Read as "no" (403), never a 500.
+_NOT_A_MEMBER = (ValueError, TypeError, DjangoValidationError, OverflowError, ObjectDoesNotExist)
+
+
 def _membership(django_request: Any, user: Any, org_id: str) -> list[str] | None:
     """Org roles of ``user`` in ``org_id`` via ``MEMBERSHIP_RESOLVER``, cached per request.
 
     No resolver configured → nobody is a member of anything (fail closed). A resolver that
     chokes on a malformed id (``ValueError``/``TypeError``/``ValidationError``, e.g. an int
-    primary key given ``"abc"``) is read as "not a member" so bad input is a 403, never a 500.
+    primary key given ``"abc"``) or finds no row (``Membership.objects.get(...)`` raising
+    ``DoesNotExist`` for an org the caller is not in) is read as "not a member", so a client
+    naming another org is a 403, never a 500. An answer that is neither ``None`` nor a list
+    of role names (a bare ``"admin"`` would otherwise be the roles ``a``, ``d``, ``m``…) is
+    the project's bug, raised with the resolver's name rather than guessed at.
     """
     cache: dict[tuple[Any, str], list[str] | None] = _request_dict(
         django_request, _MEMBERSHIP_CACHE_ATTR
@@ -323,10 +342,10 @@ def _membership(django_request: Any, user: Any, org_id: str) -> list[str] | None
     else:
         try:
             result = resolver(user, org_id)
-        except (ValueError, TypeError, DjangoValidationError, OverflowError) as exc:
+        except _NOT_A_MEMBER as exc:
             logger.info("MEMBERSHIP_RESOLVER rejected organization %r: %s", org_id, exc)
             result = None
-        roles = None if result is None else [str(role) for role in result]
+        roles = as_roles(result, resolver)
     cache[key] = roles
     return roles
 
@@ -356,6 +375,17 @@ def _service_client_class() -> type | None:
             return None
         _service_client = ServiceClient
     return _service_client
+
+
+def _may_elevate(user: Any) -> bool:
+    """``ELEVATION_CHECK(user)``; a check that has no answer for this user (``user.profile``
+    of a user without a profile raises ``DoesNotExist``) denies, like the resolver's."""
+    check = arc_settings.import_setting("ELEVATION_CHECK")
+    try:
+        return bool(check(user))
+    except _NOT_A_MEMBER as exc:
+        logger.info("ELEVATION_CHECK refused user %r: %s", getattr(user, "pk", None), exc)
+        return False
 
 
 def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
@@ -398,8 +428,7 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
     human = authenticated and getattr(user, "pk", None) is not None
 
     if elevation is not None:
-        check = arc_settings.import_setting("ELEVATION_CHECK")
-        if not human or not check(user):
+        if not human or not _may_elevate(user):
             raise ArcError("FORBIDDEN", "Elevation not permitted", 403)
         return RequestScope(
             kind="elevated",
