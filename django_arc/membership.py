@@ -128,6 +128,13 @@ def _generation_key(prefix: str, user_id: Any) -> str:
     return f"{prefix}.g:{user_id}"
 
 
+class ResolverAnswerError(TypeError):
+    """A ``MEMBERSHIP_RESOLVER`` answered neither ``None`` nor a list of role names: the
+    project's bug. A ``TypeError`` of its own, so the scope, which reads a resolver raising
+    ``TypeError`` on a malformed id as "not a member", lets this one through (a 500 naming
+    the setting) even when :func:`cached_resolver` raised it from inside the resolver call."""
+
+
 def as_roles(result: Any, resolver: Any = None) -> list[str] | None:
     """A resolver's answer as a list of role names, or ``None`` (not a member).
 
@@ -137,7 +144,7 @@ def as_roles(result: Any, resolver: Any = None) -> list[str] | None:
     if result is None:
         return None
     if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
-        raise TypeError(
+        raise ResolverAnswerError(
             f"ARC['MEMBERSHIP_RESOLVER'] {resolver!r} returned {result!r}; it must return "
             "a list of role names (empty for a member without roles) or None (not a member)"
         )

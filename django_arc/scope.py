@@ -34,7 +34,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 
 from .exceptions import ArcError
-from .membership import as_roles
+from .membership import ResolverAnswerError, as_roles
 from .settings import arc_settings
 
 logger = logging.getLogger("django_arc.scope")
@@ -342,6 +342,8 @@ def _membership(django_request: Any, user: Any, org_id: str) -> list[str] | None
     else:
         try:
             result = resolver(user, org_id)
+        except ResolverAnswerError:
+            raise  # cached_resolver judged the answer: the project's bug, not "not a member"
         except _NOT_A_MEMBER as exc:
             logger.info("MEMBERSHIP_RESOLVER rejected organization %r: %s", org_id, exc)
             result = None
