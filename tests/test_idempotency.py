@@ -934,6 +934,46 @@ def test_a_create_override_catching_a_failed_save_goes_on_as_without_a_key(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("atomic", [False, True], ids=["bare", "in an atomic block"])
+def test_a_create_override_catching_its_own_failed_orm_write_needs_an_atomic_block_under_a_key(
+    store, org, monkeypatch, atomic
+):
+    """What idempotency.md says of a write of the project's own whose error the view
+    catches: under a key the view runs in the request's transaction, and Django's
+    ``save()`` marks it for rollback as it fails (as under ``ATOMIC_REQUESTS``), so the
+    view's next query fails, a 500 whose key is given up, nothing committed — where the
+    same view without a key went on. Inside a ``transaction.atomic()`` of its own the
+    failed write is undone alone and the view goes on, its answer stored and replayed."""
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False
+    ProductFactory(organization=org, name="Taken", sku="TAKEN")
+    viewset = arc.get_resource("idem-products").as_viewset()
+
+    def create_noting_a_duplicate(self, request, *args, **kwargs):
+        try:
+            with transaction.atomic() if atomic else nullcontext():
+                Product.objects.create(organization=org, name="Dup", sku="TAKEN", price=1)
+        except IntegrityError:
+            pass
+        return Response({"id": self.perform_create(request.data).instance.pk}, status=201)
+
+    monkeypatch.setattr(viewset, "create", create_noting_a_duplicate)
+    answer = post(editor, key="own")
+    again = post(editor, key="own")
+    if atomic:
+        assert answer.status_code == 201, answer.content
+        assert again["X-Idempotency-Replayed"] == "true" and again.content == answer.content
+        assert sorted(Product.objects.values_list("sku", flat=True)) == ["TAKEN", "W-1"]
+        assert len(created_events()) == 1
+    else:
+        assert_error(answer, 500, "INTERNAL_ERROR")
+        assert_error(again, 500, "INTERNAL_ERROR")  # run anew: the key was given up
+        assert "X-Idempotency-Replayed" not in again
+        assert list(Product.objects.values_list("sku", flat=True)) == ["TAKEN"]
+        assert created_events() == []
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_view_returning_no_response_under_a_key_leaves_no_transaction_open(
     store, org, monkeypatch
 ):
