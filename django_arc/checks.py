@@ -134,13 +134,13 @@ _PLUG_CALLS: dict[str, tuple[tuple[str, ...], bool]] = {
 def _transport_options_problem(factory: Any, events: dict[str, Any]) -> str | None:
     """``TRANSPORT(**OPTIONS)`` must be a call the transport accepts: a misspelt option
     (``"URL"`` for ``"url"``) is otherwise a ``TypeError`` at the first publish, which the
-    relay dies of and the outbox-off publish only logs, losing the event."""
-    options = events.get("OPTIONS")
-    if options is None:
-        return None
+    relay dies of and the outbox-off publish only logs, losing the event. No ``OPTIONS``
+    (unset, ``None``, empty) is ``TRANSPORT()`` (``build_transport``), bound like any: a
+    transport that needs its ``url`` fails it."""
+    options = events.get("OPTIONS") or {}
     if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
         return f"cannot be given OPTIONS {options!r}: they must be a dict of keyword arguments."
-    if not callable(factory) or not options:
+    if not callable(factory):
         return None  # a ready instance ignores OPTIONS
     try:
         signature = inspect.signature(factory)

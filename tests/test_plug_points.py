@@ -326,6 +326,29 @@ def test_transport_options_it_accepts_pass_check(settings, events):
     assert [e.msg for e in check_settings() if e.id == "arc.E008"] == []
 
 
+class UrlTransport(MemoryTransport):
+    """A project's transport that cannot be built without its ``url``."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+
+@pytest.mark.parametrize("options", ["unset", {}, None], ids=["unset", "empty", "None"])
+def test_a_transport_missing_a_required_option_fails_manage_py_check(settings, options):
+    """``OPTIONS`` left out (or empty) is ``TRANSPORT()`` at the first publish: a
+    ``TypeError`` for a transport that needs its ``url``, which the relay dies of. The
+    check skipped the signature when there were no options to bind, and passed."""
+    events = {"TRANSPORT": UrlTransport}
+    if options != "unset":
+        events["OPTIONS"] = options
+    settings.ARC = {"EVENTS": events}
+    messages = [e.msg for e in check_settings() if e.id == "arc.E008"]
+    assert any("does not accept OPTIONS []" in m and "url" in m for m in messages), messages
+    settings.ARC = {"EVENTS": {**events, "OPTIONS": {"url": "redis://127.0.0.1:1/0"}}}
+    assert [e.msg for e in check_settings() if e.id == "arc.E008"] == []
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db(transaction=True)
