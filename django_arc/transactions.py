@@ -1,7 +1,8 @@
-"""Transactions on more than one database: a write whose rows and outbox a router sends to
-two databases, and a keyed request that holds its writes until its answer is known, open
-one on each (the rows' commit first, then the event's: not one commit, but nothing of a
-write that raises commits)."""
+"""The transactions a write opens beyond one ``atomic()``: on more than one database (a
+write whose rows and outbox a router sends to two databases, and a keyed request that holds
+its writes until its answer is known, open one on each: the rows' commit first, then the
+event's, not one commit, but nothing of a write that raises commits), and, for a keyed
+request on SQLite, one that takes the write lock as it begins."""
 
 from __future__ import annotations
 
