@@ -41,6 +41,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
 
 from . import envelope
 from .exceptions import (
@@ -507,7 +508,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 "VALIDATION_ERROR",
                 "Validation failed",
                 400,
-                {"non_field_errors": ["Expected a JSON object."]},
+                {api_settings.NON_FIELD_ERRORS_KEY: ["Expected a JSON object."]},
             )
         return dict(data)
 
