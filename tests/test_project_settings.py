@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 from rest_framework import serializers
+from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
@@ -84,3 +86,46 @@ def test_object_level_errors_are_filed_under_the_projects_non_field_errors_key(
         "VALIDATION_ERROR",
     )
     assert bulk["details"] == {"items": {"1": {non_field_errors_key: ["Expected a JSON object."]}}}
+
+
+class CamelCaseJSONParser(JSONParser):
+    """A project's JSON parser: DRF's, with the keys renamed (djangorestframework-camel-case
+    subclasses DRF's JSONParser the same way)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        if isinstance(data, dict):
+            return {k.replace("fullName", "name"): v for k, v in data.items()}
+        return data
+
+
+class ProjectFormParser(FormParser):
+    """A project's form parser, DRF's underneath."""
+
+
+@pytest.mark.parametrize("key", [None, "k-1"])
+def test_a_projects_subclasses_of_drfs_parsers_keep_the_body_bounds(settings, monkeypatch, key):
+    """``DEFAULT_PARSER_CLASSES`` naming subclasses of DRF's parsers (DRF reads the setting
+    into ``APIView.parser_classes`` on import, as the test sets it): only DRF's own classes
+    were put under django-arc's bounds, so a body nested 100,000 levels deep made ``json``
+    raise ``RecursionError`` (a 500), and a form body in a charset Django cannot decode with
+    (``punycode``) a ``UnicodeError`` (a 500). Both are 400 now, and the project's parse()
+    still runs."""
+    monkeypatch.setattr(APIView, "parser_classes", [CamelCaseJSONParser, ProjectFormParser])
+    api = client_for(UserFactory())
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    with site_mounted(settings, "s", settings_site):
+        deep = "[" * 100_000 + "]" * 100_000
+        answer = api.generic("POST", "/s/named-authors/", deep, "application/json", **headers)
+        assert_error(answer, 400, "VALIDATION_ERROR")
+        assert answer.json()["error"] == "JSON parse error - nested deeper than 128 levels"
+        form = "application/x-www-form-urlencoded; charset=punycode"
+        assert_error(
+            api.generic("POST", "/s/named-authors/", "name=x", form, **headers),
+            400,
+            "VALIDATION_ERROR",
+        )
+        created = api.post("/s/named-authors/", {"fullName": "Ann"}, format="json")
+        assert created.status_code == 201, created.content
+        assert created.json()["data"]["name"] == "Ann"
+    assert list(Author.objects.values_list("name", flat=True)) == ["Ann"]
