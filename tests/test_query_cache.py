@@ -757,6 +757,49 @@ def test_a_project_serializer_keys_its_entries_by_caller_and_language(shop, sett
         assert {d["word"] for d in get(editor, url).json()["docs"]} == {"Yes"}
 
 
+class _LabelledProducts(Resource):
+    """Products with a model property in ``fields``: the generated serializer writes what the
+    model returns, here a translated label (as ``get_status_display`` with translated choice
+    labels does)."""
+
+    model = Product
+    fields = ["id", "name", "status_label"]
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+
+
+@greeting_site.register
+class CachedLabelledProductResource(_LabelledProducts):
+    name = "labelled-products"
+    cache = {"stale_seconds": 30}
+
+
+@greeting_site.register
+class UncachedLabelledProductResource(_LabelledProducts):
+    name = "uncached-labelled-products"
+    cache = False
+
+
+def test_a_model_property_in_fields_keys_its_entries_by_language(shop, settings, monkeypatch):
+    """The generated serializer's entries were shared across languages, as if its bytes were
+    a function of the rows alone; a property (or a ``get_…_display``) it renders may
+    translate, and under ``LocaleMiddleware`` the French caller was served the English HIT."""
+    monkeypatch.setattr(Product, "status_label", property(lambda p: gettext("Yes")), raising=False)
+    editor = shop["editor"]
+    cached, uncached = "/g/labelled-products/", "/g/uncached-labelled-products/"
+    with site_mounted(settings, "g", greeting_site):
+        assert get(editor, cached)["X-Cache"] == "MISS"
+        assert get(editor, cached)["X-Cache"] == "HIT"
+        with translation.override("fr"):
+            french = get(editor, cached)
+            assert french.content == get(editor, uncached).content
+        assert french["X-Cache"] == "MISS"
+        assert {d["status_label"] for d in french.json()["docs"]} == {"Oui"}
+        english = get(editor, cached)
+        assert english["X-Cache"] == "HIT"
+        assert english.content == get(editor, uncached).content
+
+
 class VersionedProductSerializer(serializers.ModelSerializer):
     """A project serializer answering in the shape of the API version DRF read."""
 
