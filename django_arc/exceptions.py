@@ -26,6 +26,7 @@ from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
+from rest_framework.settings import api_settings
 
 logger = logging.getLogger("django_arc")
 
@@ -239,7 +240,7 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, drf_exceptions.ValidationError):
         details = flatten_validation(exc.detail)
         if not isinstance(details, dict):
-            details = {"non_field_errors": details}
+            details = {api_settings.NON_FIELD_ERRORS_KEY: details}
         return error_response(request, "VALIDATION_ERROR", "Validation failed", 400, details)
 
     if isinstance(exc, drf_exceptions.APIException):

@@ -41,6 +41,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
 
 from . import envelope
 from .exceptions import (
@@ -72,6 +73,30 @@ _ARC_PARSERS = {
     FormParser: ArcFormParser,
     MultiPartParser: ArcMultiPartParser,
 }
+
+#: a project's subclass of a DRF parser → that subclass under the bounds of django-arc's own
+_BOUNDED: dict[type, type] = {}
+
+
+def _bounded_parser(parser: Any) -> Any:
+    """``parser``, or the parser reading the same way under django-arc's bounds (see
+    :meth:`ResourceGenericViewSet.get_parsers`)."""
+    cls = type(parser)
+    if cls in _ARC_PARSERS:
+        return _ARC_PARSERS[cls]()
+    if isinstance(parser, tuple(_ARC_PARSERS.values())):
+        return parser
+    bounded = _BOUNDED.get(cls)
+    if bounded is None:
+        arc = next((a for base, a in _ARC_PARSERS.items() if isinstance(parser, base)), None)
+        if arc is None:
+            return parser
+        # the bounds first, then the project's parse(): ``super().parse()`` in them is its
+        bounded = type(cls.__name__, (arc, cls), {"__module__": cls.__module__})
+        bounded.__qualname__ = cls.__qualname__
+        _BOUNDED[cls] = bounded
+    return bounded()
+
 
 #: DRF action name → permission key of ``Resource.permissions``
 PERMISSION_KEYS = {
@@ -135,10 +160,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     def get_parsers(self) -> list[Any]:
         # DRF's own JSONParser (the default, or named in settings) becomes ArcJSONParser,
         # which bounds nesting, and its form parsers refuse a body their charset cannot
-        # decode with a 400; any other parser is the project's (or the route's) choice.
-        return [
-            _ARC_PARSERS[type(p)]() if type(p) in _ARC_PARSERS else p for p in super().get_parsers()
-        ]
+        # decode with a 400; so do the project's subclasses of them (a camelCase parser),
+        # whose parse() is still DRF's json or form reading underneath. Any other parser is
+        # the project's (or the route's) choice.
+        return [_bounded_parser(p) for p in super().get_parsers()]
 
     def get_content_negotiator(self) -> Any:
         # DRF's default negotiation (the default, or named in settings) becomes
@@ -507,7 +532,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 "VALIDATION_ERROR",
                 "Validation failed",
                 400,
-                {"non_field_errors": ["Expected a JSON object."]},
+                {api_settings.NON_FIELD_ERRORS_KEY: ["Expected a JSON object."]},
             )
         return dict(data)
 

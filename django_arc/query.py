@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -157,16 +158,27 @@ def parse_value(model_field: Any, raw: str) -> Any:
         except ValidationError:
             raise _Refused("is out of range") from None
     if isinstance(value, datetime):
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value, timezone.get_default_timezone())
-        # The database gets UTC: PostgreSQL refuses UTC offsets beyond ±15:59, which Python
-        # (and ISO 8601) allow up to ±23:59, and a value whose UTC form leaves years
-        # 1-9999 does not exist at all.
         try:
-            value = value.astimezone(UTC)
+            value = _database_datetime(value)
         except OverflowError:
             raise _Refused("is out of range") from None
     return value
+
+
+def _database_datetime(value: datetime) -> datetime:
+    """``value`` as the database compares it. With ``USE_TZ`` the database gets UTC:
+    PostgreSQL refuses UTC offsets beyond ±15:59, which Python (and ISO 8601) allow up to
+    ±23:59, and a value whose UTC form leaves years 1-9999 does not exist at all. Without
+    it, columns hold naive local times in ``TIME_ZONE`` and Django refuses an aware value
+    on SQLite and MySQL (a 500): an offset is converted to that local time and dropped, as
+    a naive value already is one (a keyset cursor over a datetime is written naive)."""
+    if not settings.USE_TZ:
+        if timezone.is_aware(value):
+            value = timezone.make_naive(value, timezone.get_default_timezone())
+        return value
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value.astimezone(UTC)
 
 
 def _type_name(model_field: Any) -> str:

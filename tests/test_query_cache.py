@@ -17,12 +17,24 @@ import redis as redis_py
 from django.db import connection, connections, models
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
-from django.urls import clear_script_prefix, resolve, reverse, set_script_prefix
+from django.urls import (
+    clear_script_prefix,
+    clear_url_caches,
+    include,
+    resolve,
+    reverse,
+    set_script_prefix,
+)
+from django.urls import (
+    path as url_path,
+)
 from django.utils import timezone, translation
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext
 from rest_framework import serializers
 from rest_framework.response import Response
+from rest_framework.versioning import URLPathVersioning
+from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite, arc, presets, redis_alias, route
 from django_arc import permissions as P
@@ -743,6 +755,102 @@ def test_a_project_serializer_keys_its_entries_by_caller_and_language(shop, sett
         assert french["X-Cache"] == "MISS"
         assert {d["word"] for d in french.json()["docs"]} == {"Oui"}
         assert {d["word"] for d in get(editor, url).json()["docs"]} == {"Yes"}
+
+
+class _LabelledProducts(Resource):
+    """Products with a model property in ``fields``: the generated serializer writes what the
+    model returns, here a translated label (as ``get_status_display`` with translated choice
+    labels does)."""
+
+    model = Product
+    fields = ["id", "name", "status_label"]
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+
+
+@greeting_site.register
+class CachedLabelledProductResource(_LabelledProducts):
+    name = "labelled-products"
+    cache = {"stale_seconds": 30}
+
+
+@greeting_site.register
+class UncachedLabelledProductResource(_LabelledProducts):
+    name = "uncached-labelled-products"
+    cache = False
+
+
+def test_a_model_property_in_fields_keys_its_entries_by_language(shop, settings, monkeypatch):
+    """The generated serializer's entries were shared across languages, as if its bytes were
+    a function of the rows alone; a property (or a ``get_…_display``) it renders may
+    translate, and under ``LocaleMiddleware`` the French caller was served the English HIT."""
+    monkeypatch.setattr(Product, "status_label", property(lambda p: gettext("Yes")), raising=False)
+    editor = shop["editor"]
+    cached, uncached = "/g/labelled-products/", "/g/uncached-labelled-products/"
+    with site_mounted(settings, "g", greeting_site):
+        assert get(editor, cached)["X-Cache"] == "MISS"
+        assert get(editor, cached)["X-Cache"] == "HIT"
+        with translation.override("fr"):
+            french = get(editor, cached)
+            assert french.content == get(editor, uncached).content
+        assert french["X-Cache"] == "MISS"
+        assert {d["status_label"] for d in french.json()["docs"]} == {"Oui"}
+        english = get(editor, cached)
+        assert english["X-Cache"] == "HIT"
+        assert english.content == get(editor, uncached).content
+
+
+class VersionedProductSerializer(serializers.ModelSerializer):
+    """A project serializer answering in the shape of the API version DRF read."""
+
+    version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "version"]
+
+    def get_version(self, obj):
+        return self.context["request"].version
+
+
+versioned_site = ResourceSite(name="versioned")
+
+
+@versioned_site.register
+class VersionedProductResource(Resource):
+    model = Product
+    name = "versioned-products"
+    serializer_class = VersionedProductSerializer
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+    cache = {"stale_seconds": 30}
+
+
+def test_a_project_serializer_keys_its_entries_by_api_version(shop, settings, monkeypatch):
+    """A project whose ``DEFAULT_VERSIONING_CLASS`` is ``URLPathVersioning`` mounts the site
+    under ``<version>/``: a serializer answering v2 in v2's shape must never be served the
+    bytes it wrote for v1 (before, ``/v2/`` was a HIT on ``/v1/``'s entry). DRF reads the
+    setting into ``APIView.versioning_class`` when it is imported, as a project's settings
+    are: the test sets the class attribute the same way."""
+    monkeypatch.setattr(APIView, "versioning_class", URLPathVersioning)
+    editor = shop["editor"]
+    import tests.urls
+
+    patterns = [*tests.urls.urlpatterns, url_path("<str:version>/", include(versioned_site.urls))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    try:
+        assert get(editor, "/v1/versioned-products/")["X-Cache"] == "MISS"
+        assert get(editor, "/v1/versioned-products/")["X-Cache"] == "HIT"
+        v2 = get(editor, "/v2/versioned-products/")
+        assert v2["X-Cache"] == "MISS"
+        assert {d["version"] for d in v2.json()["docs"]} == {"v2"}
+        one = v2.json()["docs"][0]["id"]
+        assert get(editor, f"/v1/versioned-products/{one}/").json()["data"]["version"] == "v1"
+        v2_get = get(editor, f"/v2/versioned-products/{one}/")
+        assert v2_get["X-Cache"] == "MISS" and v2_get.json()["data"]["version"] == "v2"
+    finally:
+        clear_url_caches()
 
 
 class CountedPagination(PagePagination):

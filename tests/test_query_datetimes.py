@@ -51,3 +51,51 @@ def test_an_instant_outside_years_1_to_9999_is_400(member, value):
     r = member.get("/api/orders/", {"placed_at[lte]": value})
     assert r.status_code == 400
     assert r.json()["details"] == {"placed_at[lte]": "is out of range"}
+
+
+@pytest.fixture
+def local_orders(settings):
+    """A project with ``USE_TZ = False`` (columns hold naive times in ``TIME_ZONE``, here
+    Paris, UTC+1 in January): three orders placed at 11:00, 12:00 and 13:00 local time."""
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Europe/Paris"
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org)
+    for hour in (11, 12, 13):
+        order = Order.objects.create(organization=org, product=product, customer_email="a@b.co")
+        Order.objects.filter(pk=order.pk).update(placed_at=datetime.datetime(2024, 1, 1, hour))
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="viewer").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    return client
+
+
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ("2024-01-01T12:00:00", 2),  # naive: local time, as the columns hold it
+        ("2024-01-01T11:00:00Z", 2),  # 12:00 in Paris
+        ("2024-01-01T11:30:00Z", 1),  # 12:30 in Paris
+        ("2024-01-01T12:00:00+01:00", 2),
+    ],
+)
+def test_without_use_tz_a_filter_value_compares_in_local_time(local_orders, value, found):
+    """Without ``USE_TZ`` a value with an offset was made aware and sent as such: Django
+    refuses an aware datetime on SQLite then (``ValueError``, a 500). It is the local time
+    it names now."""
+    r = local_orders.get("/api/orders/", {"placed_at[gte]": value})
+    assert r.status_code == 200, r.content
+    assert r.json()["total"] == found
+
+
+def test_without_use_tz_a_keyset_cursor_over_a_datetime_pages_on(local_orders):
+    """The cursor of a list sorted by a datetime is written naive without ``USE_TZ``, and
+    was read back as an aware value the same way: every next page was a 500 on SQLite."""
+    seen, cursor = [], ""
+    for _ in range(3):
+        r = local_orders.get("/api/orders/", {"sort": "placed_at", "limit": 1, "after": cursor})
+        assert r.status_code == 200, r.content
+        seen += [d["placed_at"] for d in r.json()["docs"]]
+        cursor = r.json()["next"]
+    assert seen == ["2024-01-01T11:00:00", "2024-01-01T12:00:00", "2024-01-01T13:00:00"]
+    assert cursor is None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
+from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 
 from ..actions import RouteSpec
@@ -297,7 +298,7 @@ class Bulk(Preset):
     def body(self, view: Any) -> dict[str, Any]:
         data = view.request.data
         if not isinstance(data, dict):
-            raise _invalid({"non_field_errors": ["Expected a JSON object."]})
+            raise _invalid({api_settings.NON_FIELD_ERRORS_KEY: ["Expected a JSON object."]})
         return data
 
     def items(self, view: Any, key: str) -> list[Any]:
@@ -322,7 +323,7 @@ class Bulk(Preset):
         denied: dict[str, Any] = {}
         for index, body in enumerate(bodies):
             if not isinstance(body, dict):
-                shape[str(index)] = {"non_field_errors": ["Expected a JSON object."]}
+                shape[str(index)] = {api_settings.NON_FIELD_ERRORS_KEY: ["Expected a JSON object."]}
                 continue
             try:
                 out.append(view.guard_body(dict(body)))

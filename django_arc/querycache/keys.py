@@ -18,12 +18,13 @@ things we remembered to include:
 - the page: ``page``, ``limit``, ``after``;
 - **how the answer is rendered** — the renderer content negotiation chose and the media type
   it accepted, parameters included (``application/json; indent=4`` renders other bytes), the
-  active time zone (datetimes are written in the current time zone), and the scheme and host
-  the request came in on (file and hyperlinked fields are written as absolute URLs);
+  active time zone (datetimes are written in the current time zone), the active language (a
+  model method or property in ``fields`` may translate), and the scheme and host the request
+  came in on (file and hyperlinked fields are written as absolute URLs);
 - with a project ``serializer_class``, ``pagination_class`` or JSON renderer, or a ViewSet
   subclass of the project's (its class and router basename too), whose output
   django-arc cannot see into, the caller itself (its whole scope: roles, context and elevation included), the
-  whole query string and the active language.
+  whole query string and the API version (``request.version``).
 
 The resource and the organization are spelled out in the key too, for people reading Redis;
 the resource's class is in the digest, since two resources may share a site and resource name
@@ -148,7 +149,10 @@ def _rendering(request: Any) -> list[Any]:
     """The renderer negotiation chose and the media type it accepted (with its parameters,
     which a renderer may read: JSON's ``indent``); the time zone active for the request: DRF
     writes datetimes in the current time zone, and a project activating each user's own (as
-    Django documents) renders one row two ways; and where the request came in: DRF writes a
+    Django documents) renders one row two ways; the active language: a resource's ``fields``
+    may name a model method or property (``get_status_display``, whose choice labels a
+    project translates), which the generated serializer renders as the model returns it;
+    and where the request came in: DRF writes a
     file field's URL and a hyperlinked field's as absolute URLs
     (``request.build_absolute_uri``), so an answer rendered for ``Host: evil.example``, or for
     http, must never be served to a request for another host, or for https, and one project
@@ -172,16 +176,18 @@ def _rendering(request: Any) -> list[Any]:
         [meta.get(name) for name in _ORIGIN_META],
         request._request._get_scheme(),
         meta.get(proxy_ssl[0]) if proxy_ssl else None,
+        translation.get_language(),
     ]
 
 
 def _caller(view: Any) -> list[Any]:
     """The caller — its whole scope: kind, user, client, organization, org and user roles,
-    service scopes, elevation and context — the full query string and the active language:
-    for output django-arc cannot see into (a project serializer may render from any of them,
-    ``can_edit`` from the org roles, a branch's prices from the context, or translate and
-    localize what it writes). The same user demoted, or in another branch, is another
-    caller to it."""
+    service scopes, elevation and context — the full query string, and the API version
+    DRF's versioning class read (``request.version``) with the URL's keyword arguments it
+    was read from (the active language is in :func:`_rendering`): for output django-arc cannot see into (a project serializer
+    may render from any of them, ``can_edit`` from the org roles, a branch's prices from the
+    context, translate and localize what it writes, or answer ``/v2/`` in v2's shape and
+    links). The same user demoted, or in another branch, is another caller to it."""
     scope = view.scope
     params = view.request.query_params
     return [
@@ -195,7 +201,8 @@ def _caller(view: Any) -> list[Any]:
         scope.elevated_by,
         sorted(scope.context.items()),
         sorted((key, params.getlist(key)) for key in params),
-        translation.get_language(),
+        view.request.version,
+        sorted(view.kwargs.items()),
     ]
 
 

@@ -1,0 +1,131 @@
+"""django-arc under global Django and DRF settings a project may choose, which differ from
+the test settings: what arc writes itself follows them where DRF's own answers do, so one
+API never spells one thing two ways."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework import serializers
+from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from django_arc import Resource, ResourceSite
+from django_arc import permissions as P
+from tests.factories import AuthorFactory, UserFactory
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Author
+
+pytestmark = pytest.mark.django_db
+
+
+class NamedAuthorSerializer(serializers.ModelSerializer):
+    """A project serializer with an object-level rule: DRF files its error under the
+    project's ``NON_FIELD_ERRORS_KEY``."""
+
+    class Meta:
+        model = Author
+        fields = ["id", "name"]
+
+    def validate(self, attrs):
+        if attrs.get("name") == "nobody":
+            raise serializers.ValidationError("An author needs a name.")
+        return attrs
+
+
+settings_site = ResourceSite(name="project-settings")
+
+
+@settings_site.register
+class NamedAuthorResource(Resource):
+    model = Author
+    name = "named-authors"
+    serializer_class = NamedAuthorSerializer
+    permissions = {k: P.require_auth() for k in ("list", "get", "create", "update", "delete")}
+
+
+@pytest.fixture
+def non_field_errors_key(settings):
+    """The project names object-level errors ``__all__`` (Django forms' spelling)."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NON_FIELD_ERRORS_KEY": "__all__"}
+    api_settings.reload()
+    yield "__all__"
+    settings.REST_FRAMEWORK = {
+        k: v for k, v in settings.REST_FRAMEWORK.items() if k != "NON_FIELD_ERRORS_KEY"
+    }
+    api_settings.reload()
+
+
+def test_object_level_errors_are_filed_under_the_projects_non_field_errors_key(
+    settings, non_field_errors_key
+):
+    """DRF files a serializer's object-level errors under ``NON_FIELD_ERRORS_KEY``; django-arc
+    wrote its own (a body that is not an object, a bulk item that is not one) under
+    ``non_field_errors`` whatever the setting, so one API answered them under two keys."""
+    api = client_for(UserFactory())
+    with site_mounted(settings, "s", settings_site):
+        own = assert_error(
+            api.post("/s/named-authors/", {"name": "nobody"}, format="json"),
+            400,
+            "VALIDATION_ERROR",
+        )
+        assert own["details"] == {non_field_errors_key: ["An author needs a name."]}
+        for body in ([1, 2], "text"):
+            answer = assert_error(
+                api.post("/s/named-authors/", body, format="json"), 400, "VALIDATION_ERROR"
+            )
+            assert answer["details"] == {non_field_errors_key: ["Expected a JSON object."]}
+    author = AuthorFactory()
+    bulk = assert_error(
+        api.post(
+            "/api/bulk-books/bulk/",
+            {"items": [{"title": "t", "isbn": "i", "author": author.pk}, 7]},
+            format="json",
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert bulk["details"] == {"items": {"1": {non_field_errors_key: ["Expected a JSON object."]}}}
+
+
+class CamelCaseJSONParser(JSONParser):
+    """A project's JSON parser: DRF's, with the keys renamed (djangorestframework-camel-case
+    subclasses DRF's JSONParser the same way)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        if isinstance(data, dict):
+            return {k.replace("fullName", "name"): v for k, v in data.items()}
+        return data
+
+
+class ProjectFormParser(FormParser):
+    """A project's form parser, DRF's underneath."""
+
+
+@pytest.mark.parametrize("key", [None, "k-1"])
+def test_a_projects_subclasses_of_drfs_parsers_keep_the_body_bounds(settings, monkeypatch, key):
+    """``DEFAULT_PARSER_CLASSES`` naming subclasses of DRF's parsers (DRF reads the setting
+    into ``APIView.parser_classes`` on import, as the test sets it): only DRF's own classes
+    were put under django-arc's bounds, so a body nested 100,000 levels deep made ``json``
+    raise ``RecursionError`` (a 500), and a form body in a charset Django cannot decode with
+    (``punycode``) a ``UnicodeError`` (a 500). Both are 400 now, and the project's parse()
+    still runs."""
+    monkeypatch.setattr(APIView, "parser_classes", [CamelCaseJSONParser, ProjectFormParser])
+    api = client_for(UserFactory())
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    with site_mounted(settings, "s", settings_site):
+        deep = "[" * 100_000 + "]" * 100_000
+        answer = api.generic("POST", "/s/named-authors/", deep, "application/json", **headers)
+        assert_error(answer, 400, "VALIDATION_ERROR")
+        assert answer.json()["error"] == "JSON parse error - nested deeper than 128 levels"
+        form = "application/x-www-form-urlencoded; charset=punycode"
+        assert_error(
+            api.generic("POST", "/s/named-authors/", "name=x", form, **headers),
+            400,
+            "VALIDATION_ERROR",
+        )
+        created = api.post("/s/named-authors/", {"fullName": "Ann"}, format="json")
+        assert created.status_code == 201, created.content
+        assert created.json()["data"]["name"] == "Ann"
+    assert list(Author.objects.values_list("name", flat=True)) == ["Ann"]
