@@ -88,7 +88,9 @@ def _bounded_parser(parser: Any) -> Any:
         return parser
     bounded = _BOUNDED.get(cls)
     if bounded is None:
-        arc = next((a for base, a in _ARC_PARSERS.items() if isinstance(parser, base)), None)
+        # the bounds of the DRF parser its parse() is (the first in its MRO), not merely the
+        # first it is an instance of: a FormParser-then-JSONParser class reads forms
+        arc = next((_ARC_PARSERS[base] for base in cls.__mro__ if base in _ARC_PARSERS), None)
         if arc is None:
             return parser
         # the bounds first, then the project's parse(): ``super().parse()`` in them is its

@@ -129,3 +129,30 @@ def test_a_projects_subclasses_of_drfs_parsers_keep_the_body_bounds(settings, mo
         assert created.status_code == 201, created.content
         assert created.json()["data"]["name"] == "Ann"
     assert list(Author.objects.values_list("name", flat=True)) == ["Ann"]
+
+
+class FormOrJSONParser(FormParser, JSONParser):
+    """A project's parser built on two of DRF's: its ``parse()`` and ``media_type`` are
+    FormParser's, the first in its MRO."""
+
+
+def test_a_parser_on_two_of_drfs_gets_the_bounds_of_the_one_it_parses_with(settings, monkeypatch):
+    """The bounds were chosen by the first of DRF's parsers in django-arc's own table the
+    class is an instance of (JSONParser), not by the one its ``parse()`` resolves to: the
+    form reading ran under the JSON bounds, and a form body in a charset Django cannot
+    decode with (``punycode``) raised ``UnicodeError`` (a 500). It is the form parser's 400
+    now, and a decodable form still creates the row."""
+    monkeypatch.setattr(APIView, "parser_classes", [FormOrJSONParser])
+    api = client_for(UserFactory())
+    with site_mounted(settings, "s", settings_site):
+        form = "application/x-www-form-urlencoded; charset=punycode"
+        answer = api.generic("POST", "/s/named-authors/", "name=x", form)
+        assert_error(answer, 400, "VALIDATION_ERROR")
+        assert answer.json()["error"] == (
+            "Form parse error - the body cannot be decoded with its charset"
+        )
+        created = api.generic(
+            "POST", "/s/named-authors/", "name=Ann", "application/x-www-form-urlencoded"
+        )
+        assert created.status_code == 201, created.content
+    assert list(Author.objects.values_list("name", flat=True)) == ["Ann"]
