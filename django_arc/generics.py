@@ -553,9 +553,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         than one statement, or when the caller says so (``always``: actions and routes);
         otherwise the write is a single statement, atomic by itself, and a BEGIN/COMMIT pair
         would only add two round trips. Inside the request's own transaction (a keyed
-        request's, :meth:`IdempotentExecution.begin`) the write joins it without a
-        savepoint, unless it is nested in another write (:meth:`IdempotentExecution.write`),
-        when that transaction is on the databases the write needs (:meth:`write_databases`);
+        request's, :meth:`IdempotentExecution.begin`) the write joins it, when that
+        transaction is on the databases the write needs (:meth:`write_databases`): without a
+        savepoint when it is the framework's own single write, with one when it is nested in
+        another write, follows one, or the view's own code runs around it
+        (:meth:`IdempotentExecution.write`);
         else it runs in a transaction of its own on them, as without a key."""
         databases = self.write_databases()
         if self._joins_request_transaction(databases):
