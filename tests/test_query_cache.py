@@ -757,6 +757,19 @@ def test_a_project_serializer_keys_its_entries_by_caller_and_language(shop, sett
         assert {d["word"] for d in get(editor, url).json()["docs"]} == {"Yes"}
 
 
+def test_a_project_serializer_keys_the_query_string_whatever_the_order_of_its_parameters(
+    shop, settings
+):
+    """query-cache.md: a project serializer's entries hold the whole query string as sent, so
+    a parameter the query language ignores makes an entry of its own, but the parameters are
+    keyed by name: the same ones in another order share the entry."""
+    editor, url = shop["editor"], "/g/greeting-products/"
+    with site_mounted(settings, "g", greeting_site):
+        assert get(editor, f"{url}?limit=2&page=1")["X-Cache"] == "MISS"
+        assert get(editor, f"{url}?page=1&limit=2")["X-Cache"] == "HIT"
+        assert get(editor, f"{url}?page=1&limit=2&utm_source=x")["X-Cache"] == "MISS"
+
+
 class _LabelledProducts(Resource):
     """Products with a model property in ``fields``: the generated serializer writes what the
     model returns, here a translated label (as ``get_status_display`` with translated choice
