@@ -781,13 +781,11 @@ class _LabelledProducts(Resource):
     permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
 
 
-@greeting_site.register
 class CachedLabelledProductResource(_LabelledProducts):
     name = "labelled-products"
     cache = {"stale_seconds": 30}
 
 
-@greeting_site.register
 class UncachedLabelledProductResource(_LabelledProducts):
     name = "uncached-labelled-products"
     cache = False
@@ -796,11 +794,20 @@ class UncachedLabelledProductResource(_LabelledProducts):
 def test_a_model_property_in_fields_keys_its_entries_by_language(shop, settings, monkeypatch):
     """The generated serializer's entries were shared across languages, as if its bytes were
     a function of the rows alone; a property (or a ``get_…_display``) it renders may
-    translate, and under ``LocaleMiddleware`` the French caller was served the English HIT."""
+    translate, and under ``LocaleMiddleware`` the French caller was served the English HIT.
+    (The resources are on a site of the test's own: ``status_label`` exists only while it
+    runs, and ``manage.py check`` in a later test must not find them.)"""
+    from django_arc.sites import _all_sites
+
     monkeypatch.setattr(Product, "status_label", property(lambda p: gettext("Yes")), raising=False)
     editor = shop["editor"]
-    cached, uncached = "/g/labelled-products/", "/g/uncached-labelled-products/"
-    with site_mounted(settings, "g", greeting_site):
+    cached, uncached = "/lb/labelled-products/", "/lb/uncached-labelled-products/"
+    site = ResourceSite(name="labelled")
+    site.register(CachedLabelledProductResource)
+    site.register(UncachedLabelledProductResource)
+    with contextlib.ExitStack() as stack:
+        stack.callback(_all_sites.remove, site)
+        stack.enter_context(site_mounted(settings, "lb", site))
         assert get(editor, cached)["X-Cache"] == "MISS"
         assert get(editor, cached)["X-Cache"] == "HIT"
         with translation.override("fr"):
