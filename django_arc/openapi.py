@@ -445,7 +445,8 @@ class ArcAutoSchema(AutoSchema):
                     CACHE_HEADER,
                     {"type": "string", "enum": ["HIT", "STALE", "MISS"]},
                     OpenApiParameter.HEADER,
-                    response=True,
+                    # only a 200 is stored and marked (querycache/read.py); errors carry none
+                    response=[200],
                     description="Where the answer came from: `HIT` the query cache, `STALE` "
                     "the cache while it is refreshed, `MISS` the database. Absent when the "
                     "cache was not asked: a format other than JSON, a request refused first.",
