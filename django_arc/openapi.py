@@ -43,7 +43,7 @@ from rest_framework.settings import api_settings
 
 from . import envelope
 from .actions import INSTANCE, PAGE
-from .filters import NO_NUL, filter_parameters
+from .filters import NO_NUL, QueryLanguageFilter, filter_parameters
 from .idempotency.execution import REPLAYED_HEADER, enabled_for
 from .idempotency.keys import HEADER as IDEMPOTENCY_HEADER
 from .querycache.policy import cached_policy_for
@@ -853,12 +853,18 @@ class ArcAutoSchema(AutoSchema):
 class _ListPagination:
     """Both paginations of a list route, as drf-spectacular sees one paginator: the
     parameters of both (``page``, ``limit``, ``after``) and a response that is either
-    envelope, since the request chooses (``?after=`` → keyset)."""
+    envelope, since the request chooses (``?after=`` → keyset). A list the query language
+    does not sort (a resource's own ``filter_backends``) has no keyset pages: ``?after=`` is a
+    400 there (``KeysetPagination``), so neither it nor the keyset envelope is documented."""
 
     def __init__(self, view: Any) -> None:
         self.paginators = [view.pagination_class()]
         keyset = getattr(view, "keyset_pagination_class", None)
-        if keyset is not None:
+        sorted_by_query = any(
+            isinstance(b, type) and issubclass(b, QueryLanguageFilter)
+            for b in getattr(view, "filter_backends", ())
+        )
+        if keyset is not None and sorted_by_query:
             self.paginators.append(keyset())
         self.view = view
 

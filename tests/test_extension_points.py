@@ -20,7 +20,7 @@ from rest_framework.filters import BaseFilterBackend
 from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
 from rest_framework.routers import SimpleRouter
 
-from django_arc import Resource, ResourceSite, action, presets, redis_alias, route
+from django_arc import Resource, ResourceSite, action, envelope, presets, redis_alias, route
 from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
@@ -447,6 +447,23 @@ def test_a_cursor_without_the_query_language_is_a_400_naming_after(settings):
         body = assert_error(response, 400, "INVALID_QUERY")
         assert list(body["details"]) == ["after"]
     assert paged.status_code == 200 and [d["title"] for d in paged.json()["docs"]] == ["b"]
+
+
+@pytest.mark.django_db
+def test_a_list_without_the_query_language_documents_no_cursor(settings):
+    """The schema documented ``?after=`` and the keyset page for such a list, which answers
+    every ``?after=`` with a 400 (above): a client generated from it was offered a cursor it
+    can never use. Only the offset page and its parameters are documented."""
+    with mounted_site(settings, "of", OwnFilterBookResource):
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/of/own-filter-books/"]["get"]
+    names = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    assert "after" not in names and {"page", "limit"} <= names
+    shape = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    if "$ref" in shape:
+        shape = schema["components"]["schemas"][shape["$ref"].rsplit("/", 1)[-1]]
+    assert "oneOf" not in shape
+    assert set(shape["required"]) == set(envelope.page([], 1, 20, 0))
 
 
 class PingBookResource(Resource):
