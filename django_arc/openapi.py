@@ -34,7 +34,12 @@ from drf_spectacular.extensions import (
     OpenApiSerializerFieldExtension,
 )
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.plumbing import ComponentIdentity, ResolvedComponent, force_instance
+from drf_spectacular.plumbing import (
+    ComponentIdentity,
+    ResolvedComponent,
+    force_instance,
+    is_list_serializer,
+)
 from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -684,6 +689,9 @@ class ArcAutoSchema(AutoSchema):
         if isinstance(output, dict):
             return output
         output = force_instance(output)
+        if is_list_serializer(output):
+            # ``Serializer(many=True)``: an array of its child
+            return {"type": "array", "items": self._result_schema(output.child)}
         if hasattr(output, "fields"):
             return self.resolve_serializer(output, "response").ref
         return {"description": "Any JSON value."}
@@ -706,7 +714,10 @@ class ArcAutoSchema(AutoSchema):
         else:
             serializer = force_instance(response)
             data = self._result_schema(serializer)
-            name = f"{self._get_serializer_name(serializer, 'response')}Envelope"
+            name = self._get_serializer_name(serializer, "response")
+            # drf-spectacular names a list serializer after its child: the envelope of one
+            # row and of a list of them must not share a component
+            name += "ListEnvelope" if is_list_serializer(serializer) else "Envelope"
         return {spec.status: OpenApiResponse(self._envelope(data, name), "")}
 
     def _error_responses(self) -> dict[int, OpenApiResponse]:
