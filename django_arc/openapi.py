@@ -140,8 +140,9 @@ _CODE_TEXT = {
     "after `Retry-After` seconds",
     "IDEMPOTENCY_KEY_REUSED": "this `Idempotency-Key` was sent to this method and path before "
     "with another query string or body (another method or path is another key)",
-    "IDEMPOTENCY_UNAVAILABLE": "keys cannot be checked right now (the key store is down); "
-    "nothing was run, retry after `Retry-After` seconds",
+    "IDEMPOTENCY_UNAVAILABLE": "keys cannot be checked right now (the key store is down, "
+    "or, on SQLite, other writes held the database past its busy timeout as the request's "
+    "transaction began); nothing was run, retry after `Retry-After` seconds",
 }
 
 
