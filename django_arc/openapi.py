@@ -115,8 +115,11 @@ ERROR_SCHEMA: dict[str, Any] = {
         "details": {
             "type": "object",
             "additionalProperties": {},
-            "description": "`VALIDATION_ERROR`: field → list of messages; `INVALID_QUERY`: "
-            'parameter → message; `FIELD_WRITE_DENIED`: `{"fields": [...]}`.',
+            "description": "`VALIDATION_ERROR`: field → list of messages, nested for a "
+            "nested serializer, or by item index for a list (a bulk body's `items` and `ids`: "
+            '`{"items": {"1": {"title": [...]}}}`), errors of a whole object under DRF\'s '
+            "`NON_FIELD_ERRORS_KEY`; `INVALID_QUERY`: parameter → message; "
+            '`FIELD_WRITE_DENIED`: `{"fields": [...]}`.',
         },
         "requestId": {"type": "string"},
     },

@@ -270,6 +270,10 @@ def test_errors_per_route(schema):
     assert "429" in statuses("/api/throttled-authors/", "get")
     error = body_schema(schema, op(schema, "/api/books/", "get"), "401")
     assert set(error["required"]) == {"success", "error", "code", "requestId"}
+    # a bulk item's errors are keyed by its index (test_a_hook_refusing_one_bulk_item_names_the_
+    # item), not by a field: the description of details must not promise "field → messages" only
+    details = error["properties"]["details"]["description"]
+    assert '{"items": {"1":' in details and "NON_FIELD_ERRORS_KEY" in details
     assert (
         "FIELD_WRITE_DENIED" in op(schema, "/api/books/", "post")["responses"]["403"]["description"]
     )
