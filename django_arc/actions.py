@@ -51,7 +51,8 @@ class RouteSpec:
       still apply.
     - ``request``/``response``: what OpenAPI documents. ``request`` is a DRF serializer class
       (or ``None`` for no body); ``response`` is :data:`INSTANCE`, :data:`PAGE`, a serializer
-      class, or ``None`` (free-form ``data``).
+      class (or an instance with ``many=True``: a list of them), or ``None`` (free-form
+      ``data``).
     """
 
     methods: list[str]

@@ -34,7 +34,12 @@ from drf_spectacular.extensions import (
     OpenApiSerializerFieldExtension,
 )
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.plumbing import ComponentIdentity, ResolvedComponent, force_instance
+from drf_spectacular.plumbing import (
+    ComponentIdentity,
+    ResolvedComponent,
+    force_instance,
+    is_list_serializer,
+)
 from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -43,7 +48,7 @@ from rest_framework.settings import api_settings
 
 from . import envelope
 from .actions import INSTANCE, PAGE
-from .filters import NO_NUL, filter_parameters
+from .filters import NO_NUL, QueryLanguageFilter, filter_parameters
 from .idempotency.execution import REPLAYED_HEADER, enabled_for
 from .idempotency.keys import HEADER as IDEMPOTENCY_HEADER
 from .querycache.policy import cached_policy_for
@@ -110,8 +115,11 @@ ERROR_SCHEMA: dict[str, Any] = {
         "details": {
             "type": "object",
             "additionalProperties": {},
-            "description": "`VALIDATION_ERROR`: field → list of messages; `INVALID_QUERY`: "
-            'parameter → message; `FIELD_WRITE_DENIED`: `{"fields": [...]}`.',
+            "description": "`VALIDATION_ERROR`: field → list of messages, nested for a "
+            "nested serializer, or by item index for a list (a bulk body's `items` and `ids`: "
+            '`{"items": {"1": {"title": [...]}}}`), errors of a whole object under DRF\'s '
+            "`NON_FIELD_ERRORS_KEY`; `INVALID_QUERY`: parameter → message; "
+            '`FIELD_WRITE_DENIED`: `{"fields": [...]}`.',
         },
         "requestId": {"type": "string"},
     },
@@ -135,8 +143,9 @@ _CODE_TEXT = {
     "after `Retry-After` seconds",
     "IDEMPOTENCY_KEY_REUSED": "this `Idempotency-Key` was sent to this method and path before "
     "with another query string or body (another method or path is another key)",
-    "IDEMPOTENCY_UNAVAILABLE": "keys cannot be checked right now (the key store is down); "
-    "nothing was run, retry after `Retry-After` seconds",
+    "IDEMPOTENCY_UNAVAILABLE": "keys cannot be checked right now (the key store is down, "
+    "or, on SQLite, other writes held the database past its busy timeout as the request's "
+    "transaction began); nothing was run, retry after `Retry-After` seconds",
 }
 
 
@@ -445,7 +454,8 @@ class ArcAutoSchema(AutoSchema):
                     CACHE_HEADER,
                     {"type": "string", "enum": ["HIT", "STALE", "MISS"]},
                     OpenApiParameter.HEADER,
-                    response=True,
+                    # only a 200 is stored and marked (querycache/read.py); errors carry none
+                    response=[200],
                     description="Where the answer came from: `HIT` the query cache, `STALE` "
                     "the cache while it is refreshed, `MISS` the database. Absent when the "
                     "cache was not asked: a format other than JSON, a request refused first.",
@@ -683,6 +693,9 @@ class ArcAutoSchema(AutoSchema):
         if isinstance(output, dict):
             return output
         output = force_instance(output)
+        if is_list_serializer(output):
+            # ``Serializer(many=True)``: an array of its child
+            return {"type": "array", "items": self._result_schema(output.child)}
         if hasattr(output, "fields"):
             return self.resolve_serializer(output, "response").ref
         return {"description": "Any JSON value."}
@@ -705,7 +718,10 @@ class ArcAutoSchema(AutoSchema):
         else:
             serializer = force_instance(response)
             data = self._result_schema(serializer)
-            name = f"{self._get_serializer_name(serializer, 'response')}Envelope"
+            name = self._get_serializer_name(serializer, "response")
+            # drf-spectacular names a list serializer after its child: the envelope of one
+            # row and of a list of them must not share a component
+            name += "ListEnvelope" if is_list_serializer(serializer) else "Envelope"
         return {spec.status: OpenApiResponse(self._envelope(data, name), "")}
 
     def _error_responses(self) -> dict[int, OpenApiResponse]:
@@ -852,12 +868,18 @@ class ArcAutoSchema(AutoSchema):
 class _ListPagination:
     """Both paginations of a list route, as drf-spectacular sees one paginator: the
     parameters of both (``page``, ``limit``, ``after``) and a response that is either
-    envelope, since the request chooses (``?after=`` → keyset)."""
+    envelope, since the request chooses (``?after=`` → keyset). A list the query language
+    does not sort (a resource's own ``filter_backends``) has no keyset pages: ``?after=`` is a
+    400 there (``KeysetPagination``), so neither it nor the keyset envelope is documented."""
 
     def __init__(self, view: Any) -> None:
         self.paginators = [view.pagination_class()]
         keyset = getattr(view, "keyset_pagination_class", None)
-        if keyset is not None:
+        sorted_by_query = any(
+            isinstance(b, type) and issubclass(b, QueryLanguageFilter)
+            for b in getattr(view, "filter_backends", ())
+        )
+        if keyset is not None and sorted_by_query:
             self.paginators.append(keyset())
         self.view = view
 

@@ -20,7 +20,7 @@ from rest_framework.filters import BaseFilterBackend
 from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
 from rest_framework.routers import SimpleRouter
 
-from django_arc import Resource, ResourceSite, action, presets, redis_alias, route
+from django_arc import Resource, ResourceSite, action, envelope, presets, redis_alias, route
 from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
@@ -447,6 +447,75 @@ def test_a_cursor_without_the_query_language_is_a_400_naming_after(settings):
         body = assert_error(response, 400, "INVALID_QUERY")
         assert list(body["details"]) == ["after"]
     assert paged.status_code == 200 and [d["title"] for d in paged.json()["docs"]] == ["b"]
+
+
+@pytest.mark.django_db
+def test_a_list_without_the_query_language_documents_no_cursor(settings):
+    """The schema documented ``?after=`` and the keyset page for such a list, which answers
+    every ``?after=`` with a 400 (above): a client generated from it was offered a cursor it
+    can never use. Only the offset page and its parameters are documented."""
+    with mounted_site(settings, "of", OwnFilterBookResource):
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/of/own-filter-books/"]["get"]
+    names = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    assert "after" not in names and {"page", "limit"} <= names
+    shape = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    if "$ref" in shape:
+        shape = schema["components"]["schemas"][shape["$ref"].rsplit("/", 1)[-1]]
+    assert "oneOf" not in shape
+    assert set(shape["required"]) == set(envelope.page([], 1, 20, 0))
+
+
+class TitleOut(serializers.ModelSerializer):
+    class Meta:
+        model = Book
+        fields = ["id", "title"]
+
+
+class ListRouteBookResource(Resource):
+    model = Book
+    name = "list-route-books"
+    fields = ["id", "title"]
+    permissions = PUBLIC
+
+    @route("GET", "first", permissions=P.allow_public(), response=TitleOut)
+    def first(self, request, view):
+        """One row, documented by a serializer."""
+        return TitleOut(view.get_queryset().order_by("title").first()).data
+
+    @route("GET", "firsts", permissions=P.allow_public(), response=TitleOut(many=True))
+    def firsts(self, request, view):
+        """Several rows, documented by the same serializer with ``many=True``."""
+        return TitleOut(view.get_queryset().order_by("title")[:2], many=True).data
+
+
+@pytest.mark.django_db
+def test_a_route_documented_by_a_many_serializer_documents_a_list(settings):
+    """``response=Serializer(many=True)`` was named like ``response=Serializer`` (drf-
+    spectacular names a list serializer after its child), so whichever route came first
+    gave both its envelope: the list route was documented as answering one object (or the
+    single one as answering anything). A list serializer is an array of its child, in an
+    envelope of its own."""
+    for title in ("a", "b"):
+        BookFactory(title=title)
+    anon = client_for(None)
+    with mounted_site(settings, "lrb", ListRouteBookResource):
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+        answers = {p: anon.get(f"/lrb/list-route-books/{p}/").json() for p in ("first", "firsts")}
+    components = schema["components"]["schemas"]
+
+    def data_of(route):
+        operation = schema["paths"][f"/lrb/list-route-books/{route}/"]["get"]
+        ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        return components[ref.rsplit("/", 1)[-1]]["properties"]["data"]
+
+    assert answers["first"]["data"]["title"] == "a"
+    assert [row["title"] for row in answers["firsts"]["data"]] == ["a", "b"]
+    assert data_of("first") == {"$ref": "#/components/schemas/TitleOut"}
+    assert data_of("firsts") == {
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/TitleOut"},
+    }
 
 
 class PingBookResource(Resource):

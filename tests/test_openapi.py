@@ -270,6 +270,10 @@ def test_errors_per_route(schema):
     assert "429" in statuses("/api/throttled-authors/", "get")
     error = body_schema(schema, op(schema, "/api/books/", "get"), "401")
     assert set(error["required"]) == {"success", "error", "code", "requestId"}
+    # a bulk item's errors are keyed by its index (test_a_hook_refusing_one_bulk_item_names_the_
+    # item), not by a field: the description of details must not promise "field → messages" only
+    details = error["properties"]["details"]["description"]
+    assert '{"items": {"1":' in details and "NON_FIELD_ERRORS_KEY" in details
     assert (
         "FIELD_WRITE_DENIED" in op(schema, "/api/books/", "post")["responses"]["403"]["description"]
     )
@@ -311,6 +315,9 @@ def test_idempotency_key_and_its_answers_where_keys_are_read(schema):
     assert "another query string or body" in reused and "another method, path" not in reused
     assert "another query or body is 422" in key["description"]
     assert "IDEMPOTENCY_UNAVAILABLE" in responses["503"]["description"]
+    # not only the key store down: SQLite's write lock not obtained as the keyed request's
+    # transaction begins is the same 503 (idempotency/execution.py, b70acd9)
+    assert "on SQLite" in responses["503"]["description"]
     for status in ("409", "503"):
         assert "Retry-After" in responses[status]["headers"], status
     assert "X-Idempotency-Replayed" in responses["201"]["headers"]
@@ -340,8 +347,13 @@ def test_idempotency_key_and_its_answers_where_keys_are_read(schema):
 
 def test_x_cache_on_the_reads_of_cached_resources(schema):
     for path in ("/api/cached-products/", "/api/cached-products/{id}/"):
-        header = op(schema, path, "get")["responses"]["200"]["headers"]["X-Cache"]
+        responses = op(schema, path, "get")["responses"]
+        header = responses["200"]["headers"]["X-Cache"]
         assert header["schema"]["enum"] == ["HIT", "STALE", "MISS"]
+        # only a 200 is stored and marked (querycache/read.py): an error carries no X-Cache
+        # (test_errors_of_cached_reads_carry_no_x_cache)
+        documented = [s for s, r in responses.items() if "X-Cache" in r.get("headers", {})]
+        assert documented == ["200"], path
     for path, method in (
         ("/api/uncached-products/", "get"),
         ("/api/books/", "get"),
@@ -567,3 +579,21 @@ def test_cached_reads_answer_as_documented(tenant, checker):
             for _ in range(2):
                 states.append(checker(path, "get", admin.get(url))["X-Cache"])
     assert states == ["MISS", "HIT", "MISS", "HIT"]
+
+
+def test_errors_of_cached_reads_carry_no_x_cache(tenant, checker):
+    """What the schema says of the errors of a cached read (no ``X-Cache``): a 404 and a
+    400 are not stored, and neither says where it came from."""
+    admin = tenant["admin"]
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        for path, url, status in (
+            ("/api/cached-products/{id}/", "/api/cached-products/999999/", 404),
+            ("/api/cached-products/", "/api/cached-products/?limit=abc", 400),
+        ):
+            for _ in range(2):
+                response = checker(path, "get", admin.get(url))
+                assert response.status_code == status, response.content
+                assert "X-Cache" not in response, url
