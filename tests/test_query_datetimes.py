@@ -8,10 +8,9 @@ in UTC; one whose UTC form leaves years 1-9999 is 400.
 import datetime
 
 import pytest
-from rest_framework.test import APIClient
 
 from shop.models import Order
-from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+from tests.factories import OrganizationFactory, ProductFactory, member_client
 
 pytestmark = pytest.mark.django_db
 
@@ -25,10 +24,7 @@ def member():
     Order.objects.filter(pk=order.pk).update(
         placed_at=datetime.datetime(2024, 1, 1, 12, tzinfo=datetime.UTC)
     )
-    client = APIClient()
-    client.force_authenticate(MembershipFactory(organization=org, role="viewer").user)
-    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
-    return client
+    return member_client(org, "viewer")
 
 
 @pytest.mark.parametrize(
@@ -64,10 +60,7 @@ def local_orders(settings):
     for hour in (11, 12, 13):
         order = Order.objects.create(organization=org, product=product, customer_email="a@b.co")
         Order.objects.filter(pk=order.pk).update(placed_at=datetime.datetime(2024, 1, 1, hour))
-    client = APIClient()
-    client.force_authenticate(MembershipFactory(organization=org, role="viewer").user)
-    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
-    return client
+    return member_client(org, "viewer")
 
 
 @pytest.mark.parametrize(
