@@ -12,6 +12,7 @@ import inspect
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
 from .actions import ActionSpec, RouteSpec
@@ -264,6 +265,21 @@ class Resource:
     def output_fields(self) -> list[str]:
         """Names the serializer renders (before per-caller field permissions)."""
         return list(self.serializer().fields)
+
+    @cached_property
+    def renders_attributes(self) -> bool:
+        """Whether the generated serializer renders more than the model's fields: a model
+        property or method named in ``fields`` (``get_status_display``), written as the
+        model returns it, which may depend on the active language (translated labels). A
+        field's own rendering does not (a choice is its value, a date ISO 8601), so the
+        query cache keys only such a resource's entries by the language
+        (``querycache/keys.py``)."""
+        for name, field in self.serializer().fields.items():
+            try:
+                self.model._meta.get_field(field.source or name)
+            except FieldDoesNotExist:
+                return True
+        return False
 
     @cached_property
     def query_spec(self) -> Any:

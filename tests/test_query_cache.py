@@ -820,6 +820,19 @@ def test_a_model_property_in_fields_keys_its_entries_by_language(shop, settings,
         assert english.content == get(editor, uncached).content
 
 
+def test_a_resource_rendering_only_model_fields_shares_its_entries_across_languages(shop):
+    """A field is written the same in every language (a choice as its value, a date in ISO
+    8601), so the language is not in such a resource's key: a French caller is served the
+    entry an English one stored, and it is the bytes the uncached route answers in French."""
+    editor = shop["editor"]
+    assert not CachedProductResource().renders_attributes
+    assert get(editor, CACHED)["X-Cache"] == "MISS"
+    with translation.override("fr"):
+        french = get(editor, CACHED)
+        assert french["X-Cache"] == "HIT"
+        assert french.content == get(editor, UNCACHED).content
+
+
 class VersionedProductSerializer(serializers.ModelSerializer):
     """A project serializer answering in the shape of the API version DRF read."""
 

@@ -18,9 +18,10 @@ things we remembered to include:
 - the page: ``page``, ``limit``, ``after``;
 - **how the answer is rendered** — the renderer content negotiation chose and the media type
   it accepted, parameters included (``application/json; indent=4`` renders other bytes), the
-  active time zone (datetimes are written in the current time zone), the active language (a
-  model method or property in ``fields`` may translate), and the scheme and host the request
-  came in on (file and hyperlinked fields are written as absolute URLs);
+  active time zone (datetimes are written in the current time zone), the active language
+  when a model method or property in ``fields`` may translate what is written
+  (``Resource.renders_attributes``), and the scheme and host the request came in on (file
+  and hyperlinked fields are written as absolute URLs);
 - with a project ``serializer_class``, ``pagination_class`` or JSON renderer, or a ViewSet
   subclass of the project's (its class and router basename too), whose output
   django-arc cannot see into, the caller itself (its whole scope: roles, context and elevation included), the
@@ -149,10 +150,7 @@ def _rendering(request: Any) -> list[Any]:
     """The renderer negotiation chose and the media type it accepted (with its parameters,
     which a renderer may read: JSON's ``indent``); the time zone active for the request: DRF
     writes datetimes in the current time zone, and a project activating each user's own (as
-    Django documents) renders one row two ways; the active language: a resource's ``fields``
-    may name a model method or property (``get_status_display``, whose choice labels a
-    project translates), which the generated serializer renders as the model returns it;
-    and where the request came in: DRF writes a
+    Django documents) renders one row two ways; and where the request came in: DRF writes a
     file field's URL and a hyperlinked field's as absolute URLs
     (``request.build_absolute_uri``), so an answer rendered for ``Host: evil.example``, or for
     http, must never be served to a request for another host, or for https, and one project
@@ -176,7 +174,6 @@ def _rendering(request: Any) -> list[Any]:
         [meta.get(name) for name in _ORIGIN_META],
         request._request._get_scheme(),
         meta.get(proxy_ssl[0]) if proxy_ssl else None,
-        translation.get_language(),
     ]
 
 
@@ -353,6 +350,10 @@ def entry_key(view: Any, parts: list[Any]) -> str:
         *parts,
         _field_access(view),
         _rendering(view.request),
+        # the language: what the key cannot see into may translate, and so may a model
+        # property or method the generated serializer renders (``renders_attributes``);
+        # a column's rendering does not, and a HIT need not read the language then
+        translation.get_language() if not shared or resource.renders_attributes else None,
         None if shared else _caller(view),
     ]
     digest = _digest(material)[:40]
