@@ -39,8 +39,9 @@ from rest_framework import viewsets
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.relations import RelatedField
 from rest_framework.response import Response
-from rest_framework.serializers import BaseSerializer
+from rest_framework.serializers import Serializer
 from rest_framework.settings import api_settings
 
 from . import envelope
@@ -506,23 +507,42 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def _narrow_relations(self, serializer: Any) -> None:
         """Let presets narrow what writable relations may point at (tenancy of FK targets),
-        nested serializers' included (one, or a list of them: an action's ``input`` may
-        name rows anywhere in its body)."""
+        wherever DRF lets one sit: nested serializers (one, or a list of them), ``many=True``
+        relations, and the ``child`` of a ``ListField``/``DictField`` at any depth (an
+        action's ``input`` may name rows anywhere in its body)."""
         for field in serializer.fields.values():
-            if field.read_only:
-                continue
-            nested = getattr(field, "child", field)  # many=True serializers wrap the child
-            if isinstance(nested, BaseSerializer):
-                self._narrow_relations(nested)
-                continue
-            # many=True wraps the relation; a ListField of relations holds it as its child
-            relation = getattr(field, "child_relation", None) or nested
-            queryset = getattr(relation, "queryset", None)
-            if queryset is None:
-                continue
-            for preset in self.resource.preset_list:
+            self._narrow_field(field)
+
+    def _narrow_field(self, field: Any) -> None:
+        if getattr(field, "read_only", False):
+            return
+        if isinstance(field, Serializer):
+            self._narrow_relations(field)
+            return
+        if isinstance(field, RelatedField) or getattr(field, "queryset", None) is not None:
+            self._narrow_relation(field)
+            return
+        # ListSerializer / ListField / DictField hold theirs as ``child``; many=True
+        # relations (ManyRelatedField) as ``child_relation``
+        inner = getattr(field, "child_relation", None) or getattr(field, "child", None)
+        if inner is not None:
+            self._narrow_field(inner)
+
+    def _narrow_relation(self, relation: Any) -> None:
+        presets = self.resource.preset_list
+
+        def narrowed(queryset: Any) -> Any:
+            for preset in presets:
                 queryset = preset.related_queryset(self, queryset)
-            relation.queryset = queryset
+            return queryset
+
+        if getattr(relation, "queryset", None) is not None:
+            relation.queryset = narrowed(relation.queryset)
+            return
+        # DRF lets a relation leave ``queryset`` out and override ``get_queryset()``
+        # instead: narrow what that returns, or its rows would not be narrowed at all
+        own = relation.get_queryset
+        relation.get_queryset = lambda: narrowed(own())
 
     def get_body(self) -> dict[str, Any]:
         """The request body as a dict (a copy: hooks and the guard may change it)."""

@@ -740,6 +740,77 @@ def test_an_action_inputs_nested_relations_stay_inside_the_callers_tenant(settin
     assert allowed.json()["data"] == {"named": ["Anvil", "Anvil", "Anvil"]}
 
 
+class AvailableProductField(serializers.PrimaryKeyRelatedField):
+    """A relation as DRF lets a project write one: no ``queryset``, its own ``get_queryset``."""
+
+    def get_queryset(self):
+        return Product.objects.filter(in_stock=True)
+
+
+class DeepBundleInput(serializers.Serializer):
+    """Relations the first recursion missed: a list of lists of them, a dict of them, and
+    one whose rows come from its own ``get_queryset()``."""
+
+    groups = serializers.ListField(
+        child=serializers.ListField(
+            child=serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+        ),
+        required=False,
+    )
+    named = serializers.DictField(
+        child=serializers.PrimaryKeyRelatedField(queryset=Product.objects.all()),
+        required=False,
+    )
+    chosen = AvailableProductField(required=False)
+
+
+class DeepBundlingProductResource(Resource):
+    model = Product
+    name = "deep-bundling-products"
+    fields = ["id", "name", "price", "organization"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {"list": MEMBERS, "get": MEMBERS}
+    action_permissions = MEMBERS
+
+    @action(input=DeepBundleInput)
+    def bundle(self, request, instance, data):
+        """Name the products the bundle would hold."""
+        named = [
+            *(p for group in data.get("groups", []) for p in group),
+            *data.get("named", {}).values(),
+            *([data["chosen"]] if "chosen" in data else []),
+        ]
+        return {"named": [product.name for product in named]}
+
+
+@pytest.mark.django_db
+def test_an_action_inputs_deeper_and_custom_relations_stay_inside_the_callers_tenant(
+    settings, acme
+):
+    """_narrow_relations recursed into nested serializers and one level of ``child``, so a
+    list of lists of relations, or a relation whose rows come from its own
+    ``get_queryset()`` (``queryset`` None, as DRF allows), named another organization's
+    product: the handler read it and the answer rendered its name."""
+    mine = acme["product"]
+    theirs = ProductFactory(organization=OrganizationFactory(), name="Foreign", in_stock=True)
+    url = f"/dbp/deep-bundling-products/{mine.pk}/action/"
+    missing = [f'Invalid pk "{theirs.pk}" - object does not exist.']
+    bodies = {
+        "groups": ({"groups": [[mine.pk, theirs.pk]]}, {"groups": {"0": {"1": missing}}}),
+        "named": ({"named": {"a": theirs.pk}}, {"named": {"a": missing}}),
+        "chosen": ({"chosen": theirs.pk}, {"chosen": missing}),
+    }
+    with mounted_site(settings, "dbp", DeepBundlingProductResource):
+        for name, (body, expected) in bodies.items():
+            refused = acme["viewer"].post(url, {"action": "bundle", **body}, format="json")
+            assert refused.status_code == 400, (name, refused.content)
+            assert assert_error(refused, 400, "VALIDATION_ERROR")["details"] == expected, name
+        ok = {"action": "bundle", "groups": [[mine.pk]], "named": {"a": mine.pk}}
+        allowed = acme["viewer"].post(url, ok, format="json")
+    assert allowed.status_code == 200, allowed.content
+    assert allowed.json()["data"] == {"named": ["Anvil", "Anvil"]}
+
+
 @pytest.mark.django_db
 def test_a_route_answering_205_sends_no_body(settings):
     """RFC 9110 §15.3.6: a server MUST NOT generate content in a 205 (Reset Content). Only
@@ -823,6 +894,37 @@ def test_two_viewset_subclasses_of_one_qualname_keep_their_own_entries(settings,
     settings.ROOT_URLCONF = type(
         "urls", (), {"urlpatterns": [*tests.urls.urlpatterns, path("x/", include(router.urls))]}
     )
+    clear_url_caches()
+    viewer = acme["viewer"]
+    try:
+        with (
+            override_settings(CACHES=caches_with("redis", REDIS_URL)),
+            override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+        ):
+            redis_alias.reset_outage_warnings()
+            answers = {v: [viewer.get(f"/x/v{v}/") for _ in range(2)] for v in (1, 2)}
+    finally:
+        clear_url_caches()
+    for v, (first, again) in answers.items():
+        assert first["X-Cache"] == "MISS" and again["X-Cache"] == "HIT", v
+        assert first.json()["version"] == again.json()["version"] == v
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_two_viewset_subclasses_of_one_qualname_routed_by_path_keep_their_own_entries(
+    settings, acme
+):
+    """Routed with ``as_view()`` in ``path()`` (no router), a subclass has no basename
+    (DRF sets it to None): two classes one factory makes were keyed alike, so ``/v2/`` was
+    served the bytes ``/v1/`` had stored. The URL pattern that routed it is keyed too."""
+    import tests.urls
+
+    patterns = [
+        path(f"x/v{v}/", versioned(v).as_view({"get": "list"}), name=f"v{v}") for v in (1, 2)
+    ]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": [*tests.urls.urlpatterns, *patterns]})
     clear_url_caches()
     viewer = acme["viewer"]
     try:

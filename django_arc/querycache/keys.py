@@ -341,11 +341,16 @@ def entry_key(view: Any, parts: list[Any]) -> str:
         # default name, resources routed by hand, two sites left with the default name)
         f"{declared.__module__}.{declared.__qualname__}",
         # a subclass by its name and its registration: two classes a factory makes share a
-        # qualname (``make.<locals>.V``), never a router's basename
+        # qualname (``make.<locals>.V``), never a router's basename, nor the URL pattern
+        # that routed it (one routed by ``as_view()`` in ``path()`` has no basename: None)
         *(
             []
             if generated
-            else [f"{viewset.__module__}.{viewset.__qualname__}", getattr(view, "basename", None)]
+            else [
+                f"{viewset.__module__}.{viewset.__qualname__}",
+                getattr(view, "basename", None),
+                getattr(getattr(view.request._request, "resolver_match", None), "route", None),
+            ]
         ),
         *parts,
         _field_access(view),
