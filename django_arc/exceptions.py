@@ -169,12 +169,19 @@ _DRF_CODES = {
 
 
 def flatten_validation(detail: Any) -> Any:
-    """DRF's ErrorDetail tree → plain ``field: [messages]`` (nested for bulk items)."""
+    """DRF's ErrorDetail tree → plain ``field: [messages]`` (nested for bulk items).
+
+    A list of objects' errors (a nested ``many=True`` serializer's) is keyed by the index of
+    each item that failed, as DRF 3.18 writes it and as bulk bodies are: DRF before 3.18
+    lists every item, ``{}`` for one that passed, so one body was answered in two shapes
+    depending on the DRF a project runs."""
     if isinstance(detail, dict):
         return {str(k): flatten_validation(v) for k, v in detail.items()}
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
             return [str(item) for item in detail]
+        if all(isinstance(item, dict) for item in detail):
+            return {str(i): flatten_validation(item) for i, item in enumerate(detail) if item}
         return [flatten_validation(item) for item in detail]
     return [str(detail)]
 

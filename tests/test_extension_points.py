@@ -998,3 +998,19 @@ def test_a_source_naming_a_foreign_keys_column_is_not_joined(settings):
         {"id": book.pk, "title": book.title, "author_id": book.author_id}
     ]
     assert not any("testapp_author" in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_nested_lists_errors_are_keyed_by_item_whatever_the_drf_version():
+    """DRF before 3.18 lists a nested ``many=True`` serializer's errors item by item, ``{}``
+    for an item that passed; 3.18 keys the failing items by index. The envelope answered
+    one body in two shapes (the Django 4.2 run, on DRF 3.17, failed the test above): both
+    are now the index-keyed one, as bulk bodies' are."""
+    from rest_framework.exceptions import ErrorDetail
+
+    from django_arc.exceptions import flatten_validation
+
+    missing = [ErrorDetail("does not exist", code="does_not_exist")]
+    before_318 = {"lines": [{}, {"product": missing}], "tags": ["bad"]}
+    since_318 = {"lines": {1: {"product": missing}}, "tags": ["bad"]}
+    expected = {"lines": {"1": {"product": ["does not exist"]}}, "tags": ["bad"]}
+    assert flatten_validation(before_318) == flatten_validation(since_318) == expected
