@@ -879,52 +879,31 @@ def versioned(version):
     return Versioned
 
 
+def _versioned_routes(routing):
+    """``/x/v1/`` and ``/x/v2/``: two subclasses one factory makes (one qualname), routed by
+    a router (their basenames differ) or by ``as_view()`` in ``path()`` (no basename)."""
+    if routing == "router":
+        router = SimpleRouter()
+        router.register("v1", versioned(1), basename="versioned-1")
+        router.register("v2", versioned(2), basename="versioned-2")
+        return [path("x/", include(router.urls))]
+    return [path(f"x/v{v}/", versioned(v).as_view({"get": "list"}), name=f"v{v}") for v in (1, 2)]
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db(transaction=True)
-def test_two_viewset_subclasses_of_one_qualname_keep_their_own_entries(settings, acme):
+@pytest.mark.parametrize("routing", ["router", "path"])
+def test_two_viewset_subclasses_of_one_qualname_keep_their_own_entries(settings, acme, routing):
     """A subclass's entries were keyed by its module and qualname, which two classes a
     factory makes share (``make.<locals>.Versioned``): ``/v2/`` was served the answer
-    ``/v1/`` had stored, with v1's bytes. Their router registrations (basenames) differ."""
+    ``/v1/`` had stored, with v1's bytes. Their router registrations (basenames) differ;
+    routed with ``as_view()`` in ``path()`` they have none (DRF's None), and the URL pattern
+    that routed each is keyed too."""
     import tests.urls
 
-    router = SimpleRouter()
-    router.register("v1", versioned(1), basename="versioned-1")
-    router.register("v2", versioned(2), basename="versioned-2")
-    settings.ROOT_URLCONF = type(
-        "urls", (), {"urlpatterns": [*tests.urls.urlpatterns, path("x/", include(router.urls))]}
-    )
-    clear_url_caches()
-    viewer = acme["viewer"]
-    try:
-        with (
-            override_settings(CACHES=caches_with("redis", REDIS_URL)),
-            override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
-        ):
-            redis_alias.reset_outage_warnings()
-            answers = {v: [viewer.get(f"/x/v{v}/") for _ in range(2)] for v in (1, 2)}
-    finally:
-        clear_url_caches()
-    for v, (first, again) in answers.items():
-        assert first["X-Cache"] == "MISS" and again["X-Cache"] == "HIT", v
-        assert first.json()["version"] == again.json()["version"] == v
-
-
-@pytest.mark.redis
-@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
-@pytest.mark.django_db(transaction=True)
-def test_two_viewset_subclasses_of_one_qualname_routed_by_path_keep_their_own_entries(
-    settings, acme
-):
-    """Routed with ``as_view()`` in ``path()`` (no router), a subclass has no basename
-    (DRF sets it to None): two classes one factory makes were keyed alike, so ``/v2/`` was
-    served the bytes ``/v1/`` had stored. The URL pattern that routed it is keyed too."""
-    import tests.urls
-
-    patterns = [
-        path(f"x/v{v}/", versioned(v).as_view({"get": "list"}), name=f"v{v}") for v in (1, 2)
-    ]
-    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": [*tests.urls.urlpatterns, *patterns]})
+    patterns = [*tests.urls.urlpatterns, *_versioned_routes(routing)]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
     clear_url_caches()
     viewer = acme["viewer"]
     try:
