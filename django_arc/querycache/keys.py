@@ -25,7 +25,7 @@ things we remembered to include:
 - with a project ``serializer_class``, ``pagination_class`` or JSON renderer, or a ViewSet
   subclass of the project's (its class and router basename too), whose output
   django-arc cannot see into, the caller itself (its whole scope: roles, context and elevation included), the
-  whole query string and the API version (``request.version``).
+  whole query string, the API version (``request.version``) and the active language.
 
 The resource and the organization are spelled out in the key too, for people reading Redis;
 the resource's class is in the digest, since two resources may share a site and resource name
@@ -181,11 +181,11 @@ def _caller(view: Any) -> list[Any]:
     """The caller — its whole scope: kind, user, client, organization, org and user roles,
     service scopes, elevation and context — the full query string, and the API version
     DRF's versioning class read (``request.version``) with the URL's keyword arguments it
-    was read from (the active language is in :func:`_rendering`): for output django-arc
-    cannot see into (a project serializer may render from any of them, ``can_edit`` from the
-    org roles, a branch's prices from the context, translate and localize what it writes,
-    or answer ``/v2/`` in v2's shape and links). The same user demoted, or in another
-    branch, is another caller to it."""
+    was read from (the active language is keyed beside it, in :func:`entry_key`): for
+    output django-arc cannot see into (a project serializer may render from any of them,
+    ``can_edit`` from the org roles, a branch's prices from the context, translate and
+    localize what it writes, or answer ``/v2/`` in v2's shape and links). The same user
+    demoted, or in another branch, is another caller to it."""
     scope = view.scope
     params = view.request.query_params
     return [
