@@ -254,8 +254,8 @@ class IdempotentExecution:
         self._close(exc)
 
     def give_up(self, exc: BaseException) -> None:
-        """The request fails with no answer to finish with: roll its writes back and give
-        its key up, as for a 5xx."""
+        """The request's answer is not kept (a 5xx, or no answer at all): roll its writes
+        back and give its key up, so the retry runs anew."""
         self._close(exc)
         if not self.store.transactional:
             self._roll_back_request()
@@ -269,10 +269,7 @@ class IdempotentExecution:
         whatever went wrong, so neither the transaction nor the key outlives the request."""
         store, record, token = self.store, self.record, self.token
         if response.status_code >= 500:
-            self._close(_Rollback())
-            if not store.transactional:
-                self._roll_back_request()
-            self._release()
+            self.give_up(_Rollback())
             return None
         try:
             body = _content(response)  # rendering sets the Content-Type
@@ -316,10 +313,7 @@ class IdempotentExecution:
             self._close(None)
         except Exception as exc:  # noqa: BLE001 - the key and transaction must not stay held
             logger.exception("Finishing an idempotent request failed")
-            self._close(exc)
-            if not store.transactional:
-                self._roll_back_request()
-            self._release()
+            self.give_up(exc)
             return ArcError("INTERNAL_ERROR", "Internal server error", 500)
         return None
 
