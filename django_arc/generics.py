@@ -75,7 +75,8 @@ _ARC_PARSERS = {
     MultiPartParser: ArcMultiPartParser,
 }
 
-#: a project's subclass of a DRF parser → that subclass under the bounds of django-arc's own
+#: a parser class → the class read in its place (django-arc's own for DRF's, a project's
+#: subclass of DRF's under django-arc's bounds, any other as it is), decided once per class
 _BOUNDED: dict[type, type] = {}
 
 
@@ -83,22 +84,26 @@ def _bounded_parser(parser: Any) -> Any:
     """``parser``, or the parser reading the same way under django-arc's bounds (see
     :meth:`ResourceGenericViewSet.get_parsers`)."""
     cls = type(parser)
-    if cls in _ARC_PARSERS:
-        return _ARC_PARSERS[cls]()
-    if isinstance(parser, tuple(_ARC_PARSERS.values())):
-        return parser
     bounded = _BOUNDED.get(cls)
     if bounded is None:
-        # the bounds of the DRF parser its parse() is (the first in its MRO), not merely the
-        # first it is an instance of: a FormParser-then-JSONParser class reads forms
-        arc = next((_ARC_PARSERS[base] for base in cls.__mro__ if base in _ARC_PARSERS), None)
-        if arc is None:
-            return parser
-        # the bounds first, then the project's parse(): ``super().parse()`` in them is its
-        bounded = type(cls.__name__, (arc, cls), {"__module__": cls.__module__})
-        bounded.__qualname__ = cls.__qualname__
-        _BOUNDED[cls] = bounded
-    return bounded()
+        bounded = _BOUNDED[cls] = _bounded_class(cls)
+    return parser if bounded is cls else bounded()
+
+
+def _bounded_class(cls: type) -> type:
+    if cls in _ARC_PARSERS:
+        return _ARC_PARSERS[cls]
+    if issubclass(cls, tuple(_ARC_PARSERS.values())):
+        return cls
+    # the bounds of the DRF parser its parse() is (the first in its MRO), not merely the
+    # first it is an instance of: a FormParser-then-JSONParser class reads forms
+    arc = next((_ARC_PARSERS[base] for base in cls.__mro__ if base in _ARC_PARSERS), None)
+    if arc is None:
+        return cls
+    # the bounds first, then the project's parse(): ``super().parse()`` in them is its
+    bounded = type(cls.__name__, (arc, cls), {"__module__": cls.__module__})
+    bounded.__qualname__ = cls.__qualname__
+    return bounded
 
 
 #: DRF action name → permission key of ``Resource.permissions``
