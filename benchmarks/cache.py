@@ -566,7 +566,8 @@ def notes(method: str, args: argparse.Namespace, throughput: dict[str, Any]) -> 
         "(autocommit), then the create runs in a transaction that also stores the response "
         "(`UPDATE`) — with events off, where an unkeyed create is one autocommit `INSERT`, "
         "that is `BEGIN` and `COMMIT` too; cache store: the claim `EVALSHA` (`GET`, else "
-        "`SET PX`) before, a compare-and-set `EVALSHA` after.",
+        "`SET PX`) before, the create in a transaction as on the database store (with events "
+        "off, `BEGIN` and `COMMIT` again), a compare-and-set `EVALSHA` after the commit.",
         "- The same guarantee by hand: `POST /drf-keyed-<store>/items/`, the hand-written "
         "DRF create with its outbox row in one transaction (`crud.py`'s *DRF + outbox*); with "
         "a key, `benchapp.drf_views.CacheKeyedItemViewSet` claims it with `SET NX PX` and "
@@ -608,8 +609,8 @@ def round_trip_note(trips: dict[str, dict[str, float]]) -> list[str]:
         f"- One round trip from a Django process, measured after the wrk phase with the "
         f"servers idle: {cells}. Under wrk the other side (Redis, PostgreSQL) competes with "
         "wrk and both gunicorn workers for the two cores, and a sync worker waits out every "
-        "round trip: a HIT pays that once, a keyed create twice (four times on the "
-        "`database` store with events off, counting `BEGIN` and `COMMIT`).",
+        "round trip: a HIT pays that once, a keyed create twice (four times with events "
+        "off, counting `BEGIN` and `COMMIT`).",
     ]
 
 
