@@ -27,6 +27,23 @@ class ServiceClientForm(_sc_forms.ModelForm):
         if self.instance.pk and not self.is_bound:
             self.initial["scopes"] = ", ".join(self.instance.scopes or [])
 
+    def clean_organization_id(self) -> str:
+        """The organization must exist, as ``arc_create_client`` requires: a key for a missing
+        one can read nothing, or waits for whatever organization is created under that id
+        later. Checked when the field is set or changed, so a client whose organization was
+        deleted since can still be edited (deactivated, renamed)."""
+        from .management.commands.arc_create_client import _exists, organization_models
+
+        org = self.cleaned_data.get("organization_id") or ""
+        if self.instance.pk and "organization_id" not in self.changed_data:
+            return org
+        for model in organization_models():
+            if not _exists(model, org):
+                raise _sc_forms.ValidationError(
+                    f"Organization {org!r} does not exist ({model._meta.label}); create it first."
+                )
+        return org
+
     def clean_scopes(self) -> list[str]:
         value = self.cleaned_data.get("scopes") or ""
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -82,9 +99,18 @@ class ServiceClientAdmin(_sc_admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    @_sc_admin.action(description="Deactivate selected service clients")
+    @_sc_admin.action(description="Deactivate selected service clients", permissions=["change"])
     def deactivate(self, request, queryset) -> None:
-        count = queryset.filter(active=True).update(active=False)
+        """Deactivate, and record each client deactivated in its admin history (an
+        ``UPDATE`` alone leaves no trace of who revoked a key)."""
+        clients = list(queryset.filter(active=True))
+        count = (
+            _ServiceClient.objects.using(queryset.db)
+            .filter(pk__in=[client.pk for client in clients], active=True)
+            .update(active=False)
+        )
+        for client in clients:
+            self.log_change(request, client, "Deactivated (action).")
         self.message_user(request, f"Deactivated {count} service client(s).", _sc_messages.SUCCESS)
 
 

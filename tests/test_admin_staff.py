@@ -1,0 +1,160 @@
+"""django-arc's admin pages as staff users who are not superusers use them: only some model
+permissions, a "support" group, odd query strings and tampered forms, large tables."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth.models import Group, Permission
+
+from django_arc.audit.models import AuditLog
+from django_arc.clients import ServiceClient
+from django_arc.outbox import OutboxEvent
+from tests.factories import OrganizationFactory
+
+pytestmark = pytest.mark.django_db
+
+OUTBOX = "/admin/django_arc/outboxevent/"
+DEAD_LETTERS = "/admin/django_arc/outboxevent/dead-letters/"
+AUDIT = "/admin/django_arc/auditlog/"
+CLIENTS = "/admin/django_arc/serviceclient/"
+
+
+def staff(client, django_user_model, *codenames, groups=()):
+    """A logged-in staff user (not a superuser) with exactly these permissions."""
+    user = django_user_model.objects.create_user(
+        f"staff-{uuid.uuid4().hex[:8]}", password="pw", is_staff=True
+    )
+    for codename in codenames:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    for group in groups:
+        user.groups.add(group)
+    client.force_login(user)
+    return user
+
+
+def dead_row(**extra) -> OutboxEvent:
+    values = {
+        "event_id": str(uuid.uuid4()),
+        "type": "orders.created",
+        "status": "dead",
+        "attempts": 8,
+        "last_error": "ConnectionError",
+        **extra,
+    }
+    return OutboxEvent.objects.create(**values)
+
+
+# -- service clients ------------------------------------------------------------------------
+
+
+def test_a_view_only_staff_user_cannot_deactivate_service_clients(client, django_user_model):
+    """Deactivating revokes a key: it needs the change permission, like any other write."""
+    sc, _key = ServiceClient.objects.create_with_key(name="erp", organization_id="1")
+    staff(client, django_user_model, "view_serviceclient")
+    page = client.get(CLIENTS)
+    assert page.status_code == 200
+    form = page.context["action_form"]  # None: no action left to offer
+    assert form is None or "deactivate" not in dict(form.fields["action"].choices)
+    client.post(CLIENTS, {"action": "deactivate", "_selected_action": [sc.pk]})
+    sc.refresh_from_db()
+    assert sc.active is True
+    assert not LogEntry.objects.exists()
+
+
+def test_deactivating_service_clients_is_recorded_in_their_history(client, django_user_model):
+    """The action writes with an UPDATE; the history still says who revoked which key."""
+    active, _ = ServiceClient.objects.create_with_key(name="erp", organization_id="1")
+    inactive, _ = ServiceClient.objects.create_with_key(
+        name="old", organization_id="1", active=False
+    )
+    user = staff(client, django_user_model, "view_serviceclient", "change_serviceclient")
+    response = client.post(
+        CLIENTS, {"action": "deactivate", "_selected_action": [active.pk, inactive.pk]}
+    )
+    assert response.status_code == 302
+    active.refresh_from_db()
+    assert active.active is False
+    entries = list(LogEntry.objects.values_list("object_id", "action_flag", "user_id"))
+    assert entries == [(str(active.pk), CHANGE, user.pk)]
+    history = client.get(f"{CLIENTS}{active.pk}/history/")
+    assert "Deactivated (action)." in history.content.decode()
+    assert active.key_hash not in history.content.decode()
+
+
+def test_the_admin_refuses_a_service_client_for_an_organization_that_does_not_exist(
+    admin_client,
+):
+    """As ``arc_create_client`` does: such a key reads nothing, or waits for whatever
+    organization is created under that id later."""
+    org = OrganizationFactory()
+    for value in ("999999", "abc", "99999999999999999999999"):
+        response = admin_client.post(
+            f"{CLIENTS}add/", {"name": "erp", "organization_id": value, "scopes": "sync"}
+        )
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors["organization_id"] == [
+            f"Organization {value!r} does not exist (shop.Organization); create it first."
+        ]
+        assert 'id="arc-service-key"' not in response.content.decode()
+    assert not ServiceClient.objects.exists()
+
+    response = admin_client.post(
+        f"{CLIENTS}add/", {"name": "erp", "organization_id": str(org.pk), "scopes": "sync"}
+    )
+    assert response.status_code == 200 and 'id="arc-service-key"' in response.content.decode()
+    sc = ServiceClient.objects.get()
+    change = f"{CLIENTS}{sc.pk}/change/"
+    moved = admin_client.post(change, {"name": "erp", "organization_id": "999999"})
+    assert moved.status_code == 200
+    assert "does not exist" in moved.context["adminform"].form.errors["organization_id"][0]
+    sc.refresh_from_db()
+    assert sc.organization_id == str(org.pk)
+
+
+def test_a_client_whose_organization_was_deleted_can_still_be_edited(admin_client):
+    """Only a new or changed organization is checked: deactivating the key of an
+    organization that is gone must stay possible from the change form."""
+    sc, _key = ServiceClient.objects.create_with_key(name="erp", organization_id="999999")
+    response = admin_client.post(
+        f"{CLIENTS}{sc.pk}/change/", {"name": "erp", "organization_id": "999999"}
+    )
+    assert response.status_code == 302
+    sc.refresh_from_db()
+    assert sc.active is False
+
+
+# -- the outbox: permissions ------------------------------------------------------------------
+
+
+def test_the_support_group_requeues_but_cannot_purge_or_delete(client, django_user_model):
+    """view + change on outbox events (no delete): requeue from the action and the dead-letter
+    page; no purge action, no delete page for a dead row."""
+    support = Group.objects.create(name="support")
+    for codename in ("view_outboxevent", "change_outboxevent"):
+        support.permissions.add(Permission.objects.get(codename=codename))
+    staff(client, django_user_model, groups=[support])
+    first, second = dead_row(), dead_row()
+    page = client.get(OUTBOX)
+    choices = [value for value, _ in page.context["action_form"].fields["action"].choices]
+    assert "requeue_selected" in choices and "purge_delivered" not in choices
+    client.post(OUTBOX, {"action": "requeue_selected", "_selected_action": [first.pk]})
+    assert OutboxEvent.objects.get(pk=first.pk).status == "pending"
+    client.post(DEAD_LETTERS, {"ids": [str(second.pk)]})
+    assert OutboxEvent.objects.get(pk=second.pk).status == "pending"
+    third = dead_row()
+    assert client.get(f"{OUTBOX}{third.pk}/delete/").status_code == 403
+    assert client.post(f"{OUTBOX}{third.pk}/delete/", {"post": "yes"}).status_code == 403
+    client.post(OUTBOX, {"action": "purge_delivered", "_selected_action": [third.pk]})
+    assert OutboxEvent.objects.filter(pk=third.pk).exists()
+
+
+def test_staff_without_audit_permissions_see_nothing_of_it(client, django_user_model):
+    row = AuditLog.objects.create(action="created", resource="r", object_id="1")
+    staff(client, django_user_model, "view_outboxevent")
+    assert client.get(AUDIT).status_code == 403
+    assert client.get(AUDIT, {"resource": "a\x00"}).status_code == 403
+    assert client.get(f"{AUDIT}{row.pk}/change/").status_code == 403
+    assert client.get(f"{AUDIT}{row.pk}/history/").status_code == 403
