@@ -10,6 +10,7 @@ from django.contrib import admin as _sc_admin  # noqa: E402
 from django.contrib import messages as _sc_messages  # noqa: E402
 from django.template.response import TemplateResponse as _SCTemplateResponse  # noqa: E402
 
+from .admin_input import RefuseOddInputMixin as _RefuseOddInputMixin  # noqa: E402
 from .clients import ServiceClient as _ServiceClient  # noqa: E402
 
 
@@ -50,7 +51,7 @@ class ServiceClientForm(_sc_forms.ModelForm):
 
 
 @_sc_admin.register(_ServiceClient)
-class ServiceClientAdmin(_sc_admin.ModelAdmin):
+class ServiceClientAdmin(_RefuseOddInputMixin, _sc_admin.ModelAdmin):
     form = ServiceClientForm
     list_display = [
         "name",
@@ -136,6 +137,7 @@ from django.utils import timezone as _ob_timezone  # noqa: E402
 from django.utils.html import format_html as _ob_format_html  # noqa: E402
 from django.utils.text import Truncator as _ObTruncator  # noqa: E402
 
+from .admin_input import is_primary_key as _is_primary_key  # noqa: E402
 from .outbox.models import OutboxEvent as _OutboxEvent  # noqa: E402
 from .outbox.models import OutboxStatus as _OutboxStatus  # noqa: E402
 
@@ -164,7 +166,7 @@ def _ob_relay_now() -> dict:
 
 
 @_ob_admin.register(_OutboxEvent)
-class OutboxEventAdmin(_ob_admin.ModelAdmin):
+class OutboxEventAdmin(_RefuseOddInputMixin, _ob_admin.ModelAdmin):
     """Changelist filterable by status/type/date, read-only detail, requeue and purge actions,
     and a dead-letter page (``dead-letters/``) listing dead rows with their full last error."""
 
@@ -331,7 +333,9 @@ class OutboxEventAdmin(_ob_admin.ModelAdmin):
             if request.POST.get("requeue_all"):
                 target = dead
             else:
-                ids = [v for v in request.POST.getlist("ids") if v.isdigit()]
+                # ids that are not primary keys (text, past the column's range) select
+                # nothing, as a stale page's vanished rows do
+                ids = [v for v in request.POST.getlist("ids") if _is_primary_key(_OutboxEvent, v)]
                 target = dead.filter(pk__in=[int(v) for v in ids])
             requeued = _ob_requeue(target) if target.exists() else 0
             if requeued:

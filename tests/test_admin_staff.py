@@ -158,3 +158,58 @@ def test_staff_without_audit_permissions_see_nothing_of_it(client, django_user_m
     assert client.get(AUDIT, {"resource": "a\x00"}).status_code == 403
     assert client.get(f"{AUDIT}{row.pk}/change/").status_code == 403
     assert client.get(f"{AUDIT}{row.pk}/history/").status_code == 403
+
+
+# -- odd input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        (OUTBOX, "type"),
+        (OUTBOX, "status__exact"),
+        (AUDIT, "resource"),
+        (AUDIT, "action"),
+        (CLIENTS, "active__exact"),
+    ],
+)
+def test_a_nul_character_in_a_filter_is_a_400_naming_it(admin_client, url, name):
+    """PostgreSQL cannot compare text with a NUL in it: the page failed with a 500 when it
+    ran the filtered query."""
+    OutboxEvent.objects.create(event_id="e1", type="t")
+    AuditLog.objects.create(action="created", resource="r", object_id="1")
+    response = admin_client.get(url, {name: "a\x00b"})
+    assert response.status_code == 400
+    assert f"Parameter '{name}' contains a NUL character." in response.content.decode()
+    assert admin_client.get(url, {name: "a%b"}).status_code in (200, 302)
+
+
+@pytest.mark.parametrize("value", ["abc", "99999999999999999999999", "1.5"])
+def test_a_selected_row_that_is_not_an_id_is_a_400(admin_client, value):
+    """A tampered action form (the page only ever sends ids) used to fail the action's query
+    with a 500."""
+    row = dead_row()
+    response = admin_client.post(
+        OUTBOX, {"action": "requeue_selected", "_selected_action": [str(row.pk), value]}
+    )
+    assert response.status_code == 400
+    assert "'_selected_action' must hold ids of outbox events" in response.content.decode()
+    assert OutboxEvent.objects.get(pk=row.pk).status == "dead"
+    sc, _key = ServiceClient.objects.create_with_key(name="erp", organization_id="1")
+    response = admin_client.post(
+        CLIENTS, {"action": "deactivate", "_selected_action": [str(sc.pk), value]}
+    )
+    assert response.status_code == 400
+    sc.refresh_from_db()
+    assert sc.active is True
+
+
+def test_dead_letter_ids_past_the_columns_range_select_nothing(admin_client):
+    """They were handed to the database as they came (a 500 on SQLite)."""
+    row = dead_row()
+    response = admin_client.post(
+        DEAD_LETTERS, {"ids": ["99999999999999999999999", str(row.pk)]}, follow=True
+    )
+    assert response.status_code == 200
+    assert "Requeued 1 dead event(s)." in response.content.decode()
+    assert OutboxEvent.objects.get(pk=row.pk).status == "pending"

@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.utils.functional import cached_property
 
+from ..admin_input import RefuseOddInputMixin
 from .models import AuditLog
 
 VERBS = ("created", "updated", "deleted", "restored")
@@ -74,7 +75,7 @@ class ResourceFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(RefuseOddInputMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "action",
