@@ -150,10 +150,55 @@ def _ob_pretty_json(value) -> str:
     )
 
 
-def _ob_requeue(queryset) -> int:
+#: Rows one requeue transaction locks, requeues and logs; "Requeue all" of a large dead-letter
+#: queue runs several, each short, instead of one UPDATE holding every row's lock.
+REQUEUE_CHUNK = 500
+
+
+def _ob_requeue(request, queryset) -> int:
+    """Requeue the dead rows of ``queryset`` and record each one in its admin history (who
+    put it back in the queue, and when), as Django's own bulk delete records each row.
+
+    Chunks of ``REQUEUE_CHUNK`` rows in primary key order: each is locked, requeued and logged
+    in one transaction, so a row is logged exactly when it was requeued, and no statement
+    names more ids than a backend takes."""
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import transaction
+
     from .outbox import get_outbox
 
-    return get_outbox().requeue(queryset)
+    outbox = get_outbox()
+    dead = _OutboxEvent.objects.using(outbox.db).filter(
+        status=_OutboxStatus.DEAD, pk__in=queryset.values("pk")
+    )
+    content_type = ContentType.objects.get_for_model(_OutboxEvent)
+    requeued, last = 0, None
+    while True:
+        with transaction.atomic(using=outbox.db):
+            chunk = dead if last is None else dead.filter(pk__gt=last)
+            rows = list(
+                chunk.order_by("pk")
+                .select_for_update()
+                .values_list("pk", "type", "event_id")[:REQUEUE_CHUNK]
+            )
+            if not rows:
+                return requeued
+            requeued += outbox.requeue([pk for pk, _type, _event_id in rows])
+            LogEntry.objects.bulk_create(
+                [
+                    LogEntry(
+                        user_id=request.user.pk,
+                        content_type=content_type,
+                        object_id=str(pk),
+                        object_repr=f"{type_} {event_id}"[:200],
+                        action_flag=CHANGE,
+                        change_message="Requeued (dead -> pending).",
+                    )
+                    for pk, type_, event_id in rows
+                ]
+            )
+        last = rows[-1][0]
 
 
 #: How many of the newest rows the "type" filter takes its choices from.
@@ -277,7 +322,7 @@ class OutboxEventAdmin(_RefuseOddInputMixin, _ob_admin.ModelAdmin):
     @_ob_admin.action(description="Requeue selected", permissions=["change"])
     def requeue_selected(self, request, queryset) -> None:
         selected = queryset.count()
-        requeued = _ob_requeue(queryset)
+        requeued = _ob_requeue(request, queryset)
         message = f"Requeued {requeued} dead event(s)."
         if selected > requeued:
             message += (
@@ -363,7 +408,7 @@ class OutboxEventAdmin(_RefuseOddInputMixin, _ob_admin.ModelAdmin):
                 # nothing, as a stale page's vanished rows do
                 ids = [v for v in request.POST.getlist("ids") if _is_primary_key(_OutboxEvent, v)]
                 target = dead.filter(pk__in=[int(v) for v in ids])
-            requeued = _ob_requeue(target) if target.exists() else 0
+            requeued = _ob_requeue(request, target)
             if requeued:
                 self.message_user(
                     request, f"Requeued {requeued} dead event(s).", _ob_messages.SUCCESS

@@ -269,3 +269,59 @@ def test_the_outbox_list_does_not_count_a_large_table(admin_client):
         assert admin_client.get(OUTBOX).status_code == 200
     sqls = [q["sql"] for q in ctx.captured_queries if "django_arc_outboxevent" in q["sql"]]
     assert not any("COUNT(" in sql.upper() or "DISTINCT" in sql.upper() for sql in sqls), sqls
+
+
+# -- admin history ------------------------------------------------------------------------------
+
+
+def test_requeueing_records_each_requeued_row_in_its_history(client, django_user_model):
+    """Requeue wrote with an UPDATE and left no LogEntry: a row's history did not say who put
+    it back in the queue. Rows that were not dead are neither changed nor logged."""
+    user = staff(client, django_user_model, "view_outboxevent", "change_outboxevent")
+    dead, pending = dead_row(), dead_row(status="pending", attempts=0)
+    response = client.post(
+        OUTBOX, {"action": "requeue_selected", "_selected_action": [dead.pk, pending.pk]}
+    )
+    assert response.status_code == 302
+    entries = list(LogEntry.objects.values_list("object_id", "action_flag", "user_id"))
+    assert entries == [(str(dead.pk), CHANGE, user.pk)]
+    history = client.get(f"{OUTBOX}{dead.pk}/history/").content.decode()
+    assert "Requeued (dead -&gt; pending)." in history and user.username in history
+
+
+def test_requeue_all_runs_in_chunks_and_logs_every_row(admin_client, monkeypatch):
+    """ "Requeue all dead events" on a large queue: every dead row requeued and logged once,
+    in short transactions of REQUEUE_CHUNK rows."""
+    monkeypatch.setattr(arc_admin, "REQUEUE_CHUNK", 2)
+    dead = [dead_row() for _ in range(5)]
+    delivered = dead_row(status="delivered", attempts=0)
+    response = admin_client.post(DEAD_LETTERS, {"requeue_all": "1"}, follow=True)
+    assert "Requeued 5 dead event(s)." in response.content.decode()
+    assert set(OutboxEvent.objects.filter(status="pending").values_list("pk", flat=True)) == {
+        row.pk for row in dead
+    }
+    assert OutboxEvent.objects.get(pk=delivered.pk).status == "delivered"
+    logged = sorted(LogEntry.objects.values_list("object_id", flat=True))
+    assert logged == sorted(str(row.pk) for row in dead)
+    again = admin_client.post(DEAD_LETTERS, {"requeue_all": "1"}, follow=True)
+    assert "Nothing was requeued" in again.content.decode()
+    assert LogEntry.objects.count() == 5
+
+
+def test_custom_admin_posts_need_a_csrf_token(client, django_user_model):
+    """The dead-letter page and Relay now are reached through admin_view (csrf_protect)."""
+    from django.test import Client
+
+    csrf_client = Client(enforce_csrf_checks=True)
+    user = staff(client, django_user_model, "view_outboxevent", "change_outboxevent")
+    csrf_client.force_login(user)
+    row = dead_row()
+    assert csrf_client.post(DEAD_LETTERS, {"requeue_all": "1"}).status_code == 403
+    assert csrf_client.post(f"{OUTBOX}relay-now/").status_code == 403
+    assert (
+        csrf_client.post(
+            OUTBOX, {"action": "requeue_selected", "_selected_action": [row.pk]}
+        ).status_code
+        == 403
+    )
+    assert OutboxEvent.objects.get(pk=row.pk).status == "dead"
