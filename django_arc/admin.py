@@ -105,11 +105,9 @@ class ServiceClientAdmin(_RefuseOddInputMixin, _sc_admin.ModelAdmin):
         """Deactivate, and record each client deactivated in its admin history (an
         ``UPDATE`` alone leaves no trace of who revoked a key)."""
         clients = list(queryset.filter(active=True))
-        count = (
-            _ServiceClient.objects.using(queryset.db)
-            .filter(pk__in=[client.pk for client in clients], active=True)
-            .update(active=False)
-        )
+        count = _ServiceClient.objects.filter(
+            pk__in=[client.pk for client in clients], active=True
+        ).update(active=False)
         for client in clients:
             self.log_change(request, client, "Deactivated (action).")
         self.message_user(request, f"Deactivated {count} service client(s).", _sc_messages.SUCCESS)
