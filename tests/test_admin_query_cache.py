@@ -1,7 +1,9 @@
 """SPEC §11 / docs/query-cache.md: "admin saves" of a cached resource's model invalidate its
 cached answers. The project's admin writes through ``save()`` (change form, list_editable)
 and ``delete_selected`` (a collector that sends ``post_delete``); both reach the model
-signals. Mounted on an admin site of its own, so the project's ``admin.site`` is untouched."""
+signals. They are not writes through a resource, so they emit no event and write no audit
+row (docs/events.md, docs/presets/audited.md). Mounted on an admin site of its own, so the
+project's ``admin.site`` is untouched."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from django.contrib import admin
 from django.urls import include, path
 
 from django_arc import arc
+from django_arc.audit.models import AuditLog
+from django_arc.outbox import OutboxEvent
 from shop.models import Product
 from tests import test_query_cache
 from tests.redis_support import REDIS_URL
@@ -87,3 +91,4 @@ def test_admin_change_form_list_editable_and_delete_selected_invalidate(
     assert response.status_code == 302
     after = get(editor, CACHED)
     assert after["X-Cache"] == "MISS" and "A0-new" not in names(after)
+    assert not OutboxEvent.objects.exists() and not AuditLog.objects.exists()
