@@ -26,7 +26,9 @@ VERBS = ("created", "updated", "deleted", "restored")
 class EstimatedCountPaginator(Paginator):
     """``COUNT(*)`` over millions of rows takes seconds on PostgreSQL; the unfiltered list
     uses ``pg_class.reltuples`` (the planner's estimate) instead. Filtered lists are counted
-    exactly: their filters are indexed."""
+    exactly; that count reads an index for the audit log's resource, date and id searches,
+    but the table for its verb filter and the outbox's type and date filters (no index on
+    ``action``, ``type`` or the outbox's ``created_at``)."""
 
     @cached_property
     def count(self) -> int:
