@@ -443,3 +443,18 @@ def test_outbox_search_by_event_id_reads_its_index(admin_client):
             cursor.execute(f"EXPLAIN {sql}")
             plan = "\n".join(row[0] for row in cursor.fetchall())
         assert "Seq Scan" not in plan, (sql, plan)
+
+
+def test_audit_search_past_the_resource_limit_still_finds_object_ids(admin_client, monkeypatch):
+    """Past MAX_SEARCHED_RESOURCES distinct resources the object id is matched on its own
+    (a scan) rather than through a list of every resource."""
+    from django_arc.audit import admin as audit_admin
+
+    monkeypatch.setattr(audit_admin, "MAX_SEARCHED_RESOURCES", 1)
+    first = AuditLog.objects.create(action="created", resource="orders", object_id="9")
+    second = AuditLog.objects.create(action="created", resource="pages", object_id="9")
+    assert audit_admin.logged_resources(connection.alias) is None
+    response = admin_client.get(AUDIT, {"q": "9"})
+    assert {row.pk for row in response.context["cl"].result_list} == {first.pk, second.pk}
+    monkeypatch.setattr(audit_admin, "MAX_SEARCHED_RESOURCES", 2)
+    assert audit_admin.logged_resources(connection.alias) == ["orders", "pages"]

@@ -57,8 +57,11 @@ MAX_SEARCHED_RESOURCES = 1000
 def logged_resources(using: str) -> list[str] | None:
     """The distinct ``resource`` values in the log, read with one probe of the
     ``(resource, object_id, id)`` index per value (a recursive ``MIN(resource) > previous``),
-    not a scan; ``None`` past ``MAX_SEARCHED_RESOURCES`` of them."""
+    not a scan; ``None`` past ``MAX_SEARCHED_RESOURCES`` of them, or on a backend other than
+    PostgreSQL and SQLite (whose recursive queries this one is written for)."""
     connection = connections[using]
+    if connection.vendor not in ("postgresql", "sqlite"):
+        return None
     qn = connection.ops.quote_name
     table, column = qn(AuditLog._meta.db_table), qn("resource")
     sql = (
