@@ -10,6 +10,7 @@ from django.contrib import admin as _sc_admin  # noqa: E402
 from django.contrib import messages as _sc_messages  # noqa: E402
 from django.template.response import TemplateResponse as _SCTemplateResponse  # noqa: E402
 
+from .admin_input import RefuseOddInputMixin as _RefuseOddInputMixin  # noqa: E402
 from .clients import ServiceClient as _ServiceClient  # noqa: E402
 
 
@@ -27,13 +28,30 @@ class ServiceClientForm(_sc_forms.ModelForm):
         if self.instance.pk and not self.is_bound:
             self.initial["scopes"] = ", ".join(self.instance.scopes or [])
 
+    def clean_organization_id(self) -> str:
+        """The organization must exist, as ``arc_create_client`` requires: a key for a missing
+        one can read nothing, or waits for whatever organization is created under that id
+        later. Checked when the field is set or changed, so a client whose organization was
+        deleted since can still be edited (deactivated, renamed)."""
+        from .management.commands.arc_create_client import _exists, organization_models
+
+        org = self.cleaned_data.get("organization_id") or ""
+        if self.instance.pk and "organization_id" not in self.changed_data:
+            return org
+        for model in organization_models():
+            if not _exists(model, org):
+                raise _sc_forms.ValidationError(
+                    f"Organization {org!r} does not exist ({model._meta.label}); create it first."
+                )
+        return org
+
     def clean_scopes(self) -> list[str]:
         value = self.cleaned_data.get("scopes") or ""
         return [part.strip() for part in value.split(",") if part.strip()]
 
 
 @_sc_admin.register(_ServiceClient)
-class ServiceClientAdmin(_sc_admin.ModelAdmin):
+class ServiceClientAdmin(_RefuseOddInputMixin, _sc_admin.ModelAdmin):
     form = ServiceClientForm
     list_display = [
         "name",
@@ -82,9 +100,16 @@ class ServiceClientAdmin(_sc_admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    @_sc_admin.action(description="Deactivate selected service clients")
+    @_sc_admin.action(description="Deactivate selected service clients", permissions=["change"])
     def deactivate(self, request, queryset) -> None:
-        count = queryset.filter(active=True).update(active=False)
+        """Deactivate, and record each client deactivated in its admin history (an
+        ``UPDATE`` alone leaves no trace of who revoked a key)."""
+        clients = list(queryset.filter(active=True))
+        count = _ServiceClient.objects.filter(
+            pk__in=[client.pk for client in clients], active=True
+        ).update(active=False)
+        for client in clients:
+            self.log_change(request, client, "Deactivated (action).")
         self.message_user(request, f"Deactivated {count} service client(s).", _sc_messages.SUCCESS)
 
 
@@ -110,6 +135,8 @@ from django.utils import timezone as _ob_timezone  # noqa: E402
 from django.utils.html import format_html as _ob_format_html  # noqa: E402
 from django.utils.text import Truncator as _ObTruncator  # noqa: E402
 
+from .admin_input import is_primary_key as _is_primary_key  # noqa: E402
+from .audit.admin import EstimatedCountPaginator as _ObEstimatedCountPaginator  # noqa: E402
 from .outbox.models import OutboxEvent as _OutboxEvent  # noqa: E402
 from .outbox.models import OutboxStatus as _OutboxStatus  # noqa: E402
 
@@ -121,10 +148,78 @@ def _ob_pretty_json(value) -> str:
     )
 
 
-def _ob_requeue(queryset) -> int:
+#: Rows one requeue transaction locks, requeues and logs; "Requeue all" of a large dead-letter
+#: queue runs several, each short, instead of one UPDATE holding every row's lock.
+REQUEUE_CHUNK = 500
+
+
+def _ob_requeue(request, queryset) -> int:
+    """Requeue the dead rows of ``queryset`` and record each one in its admin history (who
+    put it back in the queue, and when), as Django's own bulk delete records each row.
+
+    Chunks of ``REQUEUE_CHUNK`` rows in primary key order: each is locked, requeued and logged
+    in one transaction, so a row is logged exactly when it was requeued, and no statement
+    names more ids than a backend takes."""
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import transaction
+
     from .outbox import get_outbox
 
-    return get_outbox().requeue(queryset)
+    outbox = get_outbox()
+    dead = _OutboxEvent.objects.using(outbox.db).filter(
+        status=_OutboxStatus.DEAD, pk__in=queryset.values("pk")
+    )
+    content_type = ContentType.objects.get_for_model(_OutboxEvent)
+    requeued, last = 0, None
+    while True:
+        with transaction.atomic(using=outbox.db):
+            chunk = dead if last is None else dead.filter(pk__gt=last)
+            rows = list(
+                chunk.order_by("pk")
+                .select_for_update()
+                .values_list("pk", "type", "event_id")[:REQUEUE_CHUNK]
+            )
+            if not rows:
+                return requeued
+            requeued += outbox.requeue([pk for pk, _type, _event_id in rows])
+            LogEntry.objects.bulk_create(
+                [
+                    LogEntry(
+                        user_id=request.user.pk,
+                        content_type=content_type,
+                        object_id=str(pk),
+                        object_repr=f"{type_} {event_id}"[:200],
+                        action_flag=CHANGE,
+                        change_message="Requeued (dead -> pending).",
+                    )
+                    for pk, type_, event_id in rows
+                ]
+            )
+        last = rows[-1][0]
+
+
+#: How many of the newest rows the "type" filter takes its choices from.
+TYPE_FILTER_RECENT_ROWS = 1000
+
+
+class OutboxTypeFilter(_ob_admin.SimpleListFilter):
+    """The types of the newest ``TYPE_FILTER_RECENT_ROWS`` rows (and the one asked for), not
+    every type in the table: Django's own filter for a column runs ``SELECT DISTINCT type``
+    over the whole outbox, a full scan on every page load. ``?type=`` filters by any type."""
+
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        recent = model_admin.get_queryset(request).order_by("-id").values_list("type", flat=True)
+        types = set(recent[:TYPE_FILTER_RECENT_ROWS])
+        if self.value():
+            types.add(self.value())
+        return [(name, name) for name in sorted(types)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
 
 
 #: Batches one "Relay now" may run: a request must not relay an unbounded backlog.
@@ -138,7 +233,7 @@ def _ob_relay_now() -> dict:
 
 
 @_ob_admin.register(_OutboxEvent)
-class OutboxEventAdmin(_ob_admin.ModelAdmin):
+class OutboxEventAdmin(_RefuseOddInputMixin, _ob_admin.ModelAdmin):
     """Changelist filterable by status/type/date, read-only detail, requeue and purge actions,
     and a dead-letter page (``dead-letters/``) listing dead rows with their full last error."""
 
@@ -153,12 +248,14 @@ class OutboxEventAdmin(_ob_admin.ModelAdmin):
         "created_at",
     ]
     list_display_links = ["type"]
-    list_filter = ["status", "type", "created_at"]
+    list_filter = ["status", OutboxTypeFilter, "created_at"]
     search_fields = ["=event_id", "type"]
     ordering = ["-id"]
     list_per_page = 50
-    # COUNT(*) over a large outbox is slow; the paginator's own count is enough.
+    # COUNT(*) over a large outbox is slow: no full count, and the unfiltered list's
+    # paginator takes PostgreSQL's row estimate instead of counting (as the audit log's does).
     show_full_result_count = False
+    paginator = _ObEstimatedCountPaginator
     actions = ["requeue_selected", "purge_delivered"]
     fields = [
         "event_id",
@@ -199,6 +296,18 @@ class OutboxEventAdmin(_ob_admin.ModelAdmin):
     def meta_pretty(self, obj: _OutboxEvent) -> str:
         return _ob_pretty_json(obj.meta)
 
+    def get_search_results(self, request, queryset, search_term):
+        """An event id first, through its unique index (as pasted or lower-cased); else
+        Django's search, the type's substring. Django's search alone compares
+        ``UPPER(event_id)``, which the index does not serve, ORed with ``LIKE`` on the type:
+        finding one event by its id read the whole outbox, twice (count and page)."""
+        term = search_term.strip()
+        if term:
+            by_id = queryset.filter(event_id__in=sorted({term, term.lower()}))
+            if by_id.exists():
+                return by_id, False
+        return super().get_search_results(request, queryset, search_term)
+
     # -- permissions ---------------------------------------------------------------------------
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # events come from writes, never from a form
@@ -223,7 +332,7 @@ class OutboxEventAdmin(_ob_admin.ModelAdmin):
     @_ob_admin.action(description="Requeue selected", permissions=["change"])
     def requeue_selected(self, request, queryset) -> None:
         selected = queryset.count()
-        requeued = _ob_requeue(queryset)
+        requeued = _ob_requeue(request, queryset)
         message = f"Requeued {requeued} dead event(s)."
         if selected > requeued:
             message += (
@@ -305,9 +414,11 @@ class OutboxEventAdmin(_ob_admin.ModelAdmin):
             if request.POST.get("requeue_all"):
                 target = dead
             else:
-                ids = [v for v in request.POST.getlist("ids") if v.isdigit()]
+                # ids that are not primary keys (text, past the column's range) select
+                # nothing, as a stale page's vanished rows do
+                ids = [v for v in request.POST.getlist("ids") if _is_primary_key(_OutboxEvent, v)]
                 target = dead.filter(pk__in=[int(v) for v in ids])
-            requeued = _ob_requeue(target) if target.exists() else 0
+            requeued = _ob_requeue(request, target)
             if requeued:
                 self.message_user(
                     request, f"Requeued {requeued} dead event(s).", _ob_messages.SUCCESS

@@ -366,12 +366,12 @@ def test_arc_create_client_without_an_organization_model_warns_and_creates(monke
 
 
 @pytest.mark.urls(__name__)
-def test_admin_add_shows_key_once(admin_client):
+def test_admin_add_shows_key_once(admin_client, org):
     response = admin_client.post(
         "/admin/django_arc/serviceclient/add/",
         {
             "name": "warehouse",
-            "organization_id": "3",
+            "organization_id": str(org.pk),
             "scopes": "stock:write, sync",
             "active": "on",
         },
@@ -382,7 +382,7 @@ def test_admin_add_shows_key_once(admin_client):
     key = re.search(r'id="arc-service-key"[^>]*>([^<]+)<', html).group(1)
     client = ServiceClient.objects.get(name="warehouse")
     assert client.scopes == ["stock:write", "sync"]
-    assert client.organization_id == "3"
+    assert client.organization_id == str(org.pk)
     assert ServiceClient.objects.authenticate(key).pk == client.pk
 
     change = admin_client.get(f"/admin/django_arc/serviceclient/{client.pk}/change/")
