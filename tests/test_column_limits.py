@@ -10,12 +10,19 @@ past each bound; they matter most under ``ARC_TEST_DB=postgres``.
 from __future__ import annotations
 
 import pytest
+from django.db import connection, transaction
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 
-from django_arc import audit
+from django_arc import Resource, ResourceSite, action, audit, presets
+from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
-from tests.factories import AuthorFactory
-from tests.helpers import client_for
+from django_arc.checks import check_resource
+from django_arc.events import create_event, publish
+from django_arc.outbox.models import OutboxEvent
+from tests.factories import AuthorFactory, UserFactory
+from tests.helpers import client_for, site_mounted
+from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +42,27 @@ class LongIdPrincipal:
 
 
 LONG_USER_ID = "urn:example:idp:" + "u" * 300
+
+#: resources named at the limits arc.E015 allows: a non-audited name whose
+#: ``<name>.created`` is exactly the outbox's 200 characters, an audited one of the audit
+#: log's 100 (a site of their own, which ``manage.py check`` sees and passes)
+AT_TYPE_LIMIT = "t" * 192
+AT_AUDIT_LIMIT = "a" * 100
+limits_site = ResourceSite(name="limits")
+for _name, _presets in ((AT_TYPE_LIMIT, []), (AT_AUDIT_LIMIT, [presets.Audited()])):
+    limits_site.register(
+        type(
+            f"Limit{len(_name)}Resource",
+            (Resource,),
+            {
+                "model": Book,
+                "name": _name,
+                "fields": ["id", "title", "isbn", "author"],
+                "presets": _presets,
+                "permissions": {"create": P.allow_public()},
+            },
+        )
+    )
 
 
 def test_an_audited_write_by_a_user_with_a_long_text_pk_is_recorded_with_the_whole_id():
@@ -73,3 +101,101 @@ def test_audit_custom_keeps_a_long_object_id_whole():
     row = audit.custom(request, "export.downloaded", resource="exports", object_id=object_id)
     stored = AuditLog.objects.get(pk=row.pk)
     assert (stored.object_id, stored.actor_user_id) == (object_id, LONG_USER_ID)
+
+
+# -- names a project chooses: resource and action names, event types, audit actions ----------
+
+
+def _resource(name: str, **attrs):
+    attrs.setdefault("model", Book)
+    attrs["name"] = name
+    return type("Named", (Resource,), attrs)()
+
+
+def test_a_resource_name_whose_event_type_cannot_be_stored_is_a_check_error():
+    """``<name>.created`` past the outbox's ``type`` column made every create of the
+    resource a 500 on PostgreSQL (SQLite stored it); ``manage.py check`` says so first,
+    naming the type and the limit. At the limit the resource is fine."""
+    assert _e015(_resource("n" * 192)) == []
+    errors = _e015(_resource("n" * 193))
+    assert len(errors) == 3  # created, updated, deleted
+    assert any("`" + "n" * 193 + ".created` is 201 characters" in e.msg for e in errors)
+    assert all("at most 200" in e.msg for e in errors)
+    assert len(_e015(_resource("n" * 192, presets=[presets.SoftDelete()]))) == 1  # restored
+
+
+def test_an_audited_resource_or_action_name_past_the_audit_columns_is_a_check_error():
+    """An ``Audited()`` resource writes its name and each action's name into the audit
+    log's ``resource`` and ``action`` columns on every write."""
+
+    def long_action(self, request, instance, data):
+        return instance
+
+    assert _e015(_resource("a" * 100, presets=[presets.Audited()])) == []
+    (error,) = _e015(_resource("a" * 101, presets=[presets.Audited()]))
+    assert "`name` is 101 characters; the audit log stores at most 100" in error.msg
+    errors = _e015(
+        _resource("audited", presets=[presets.Audited()], go=action(name="g" * 101)(long_action))
+    )
+    assert ["the audit log stores at most 100" in e.msg for e in errors] == [True]
+    # the same action on a resource that is not audited stores only its event type
+    assert _e015(_resource("plain", go=action(name="g" * 101)(long_action))) == []
+
+
+def _e015(resource):
+    return [e for e in check_resource(resource) if e.id == "arc.E015"]
+
+
+@pytest.fixture
+def long_named_api(settings):
+    with site_mounted(settings, "limits", limits_site):
+        yield client_for(UserFactory())
+
+
+def test_a_resource_named_at_the_limit_stores_its_events_and_audit_rows(long_named_api):
+    """What arc.E015 lets through is what the columns hold, on PostgreSQL too: a name of
+    192 characters makes 200-character event types, an audited name of 100 an audit row
+    naming it whole."""
+    author = AuthorFactory()
+    r = long_named_api.post(
+        f"/limits/{AT_TYPE_LIMIT}/", {"title": "t", "isbn": "1", "author": author.pk}
+    )
+    assert r.status_code == 201, r.content
+    r = long_named_api.post(
+        f"/limits/{AT_AUDIT_LIMIT}/", {"title": "u", "isbn": "2", "author": author.pk}
+    )
+    assert r.status_code == 201, r.content
+    types = set(OutboxEvent.objects.values_list("type", flat=True))
+    assert types == {f"{AT_TYPE_LIMIT}.created", f"{AT_AUDIT_LIMIT}.created"}
+    assert max(map(len, types)) == 200
+    assert list(AuditLog.objects.values_list("resource", flat=True)) == [AT_AUDIT_LIMIT]
+
+
+def test_audit_custom_refuses_an_action_or_resource_past_its_column_on_every_database():
+    """A project's own ``audit.custom()`` action or resource past the column was stored by
+    SQLite and refused by PostgreSQL, whose error aborted the caller's transaction; it is a
+    ``ValueError`` naming the limit everywhere, before any SQL, and nothing is written."""
+    request = RequestFactory().post("/")
+    request.user = LongIdPrincipal("7")
+    audit.custom(request, "x" * 100, resource="r" * 100)
+    with pytest.raises(ValueError, match="audit action 'xxx.*101 characters; at most 100"):
+        audit.custom(request, "x" * 101)
+    with pytest.raises(ValueError, match="audit resource 'rrr.*101 characters; at most 100"):
+        audit.custom(request, "sent", resource="r" * 101)
+    assert AuditLog.objects.count() == 1
+
+
+def test_an_event_whose_type_or_id_cannot_be_stored_is_refused_before_any_sql():
+    """``events.publish()`` of a type past the outbox's ``type`` column (or an id past
+    ``event_id``) was stored by SQLite and refused by PostgreSQL inside the caller's
+    transaction; it is a ``ValueError`` on every database, and the transaction stays
+    usable."""
+    publish(create_event("t" * 200, {"n": 1}))
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        with pytest.raises(ValueError, match="201 characters; the outbox stores at most 200"):
+            publish(create_event("t" * 201, {"n": 2}))
+        with pytest.raises(ValueError, match="the outbox stores at most 64"):
+            publish(create_event("ok", {"n": 3}, id="i" * 65))
+        publish(create_event("ok", {"n": 4}, id="i" * 64))
+    assert len([q for q in queries if "outbox" in q["sql"]]) == 1
+    assert sorted(OutboxEvent.objects.values_list("payload__n", flat=True)) == [1, 4]
