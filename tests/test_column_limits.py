@@ -9,9 +9,12 @@ past each bound; they matter most under ``ARC_TEST_DB=postgres``.
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from django_arc import Resource, ResourceSite, action, audit, presets
@@ -19,6 +22,8 @@ from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.checks import check_resource
 from django_arc.events import create_event, publish
+from django_arc.events.transports import MemoryTransport
+from django_arc.outbox import EventOutbox, run_relay, store_event
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import AuthorFactory, UserFactory
 from tests.helpers import client_for, site_mounted
@@ -199,3 +204,37 @@ def test_an_event_whose_type_or_id_cannot_be_stored_is_refused_before_any_sql():
         publish(create_event("ok", {"n": 4}, id="i" * 64))
     assert len([q for q in queries if "outbox" in q["sql"]]) == 1
     assert sorted(OutboxEvent.objects.values_list("payload__n", flat=True)) == [1, 4]
+
+
+# -- the relay's lease owner ------------------------------------------------------------------
+
+
+def test_a_worker_id_the_lease_column_cannot_hold_is_refused_before_any_claim():
+    """``relay_batch(worker_id=...)`` writes the id into ``lease_owner`` when it claims
+    rows. Past the column, PostgreSQL failed every claim with a ``DataError``, which the
+    relay loop retries as a database outage — forever, relaying nothing. It is a
+    ``ValueError`` on every database, and the rows stay pending and unleased; an id at the
+    limit relays."""
+    store_event(create_event("products.created", {"n": 1}))
+    outbox = EventOutbox(MemoryTransport())
+    with pytest.raises(ValueError, match="holds at most 200"):
+        outbox.relay_batch(worker_id="w" * 201)
+    with pytest.raises(ValueError, match="holds at most 200"):
+        run_relay(outbox, worker_id="w" * 201, max_batches=1)
+    row = OutboxEvent.objects.get()
+    assert (row.status, row.lease_owner, row.attempts) == ("pending", None, 0)
+    assert outbox.relay_batch(worker_id="w" * 200).relayed == 1
+    assert OutboxEvent.objects.get().status == "delivered"
+
+
+@override_settings(ARC={"EVENTS": {"TRANSPORT": "django_arc.events.transports.MemoryTransport"}})
+def test_arc_relay_refuses_a_worker_id_the_lease_column_cannot_hold():
+    """``manage.py arc_relay --worker-id`` past the column is a usage error naming the
+    option, not a worker that logs a database error every half second and relays
+    nothing."""
+    store_event(create_event("products.created", {"n": 1}))
+    with pytest.raises(CommandError, match="worker-id"):
+        call_command("arc_relay", "--once", "--worker-id", "w" * 201, stdout=StringIO())
+    assert OutboxEvent.objects.get().status == "pending"
+    call_command("arc_relay", "--once", "--worker-id", "w" * 200, stdout=StringIO())
+    assert OutboxEvent.objects.get().status == "delivered"
