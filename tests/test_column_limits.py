@@ -238,3 +238,31 @@ def test_arc_relay_refuses_a_worker_id_the_lease_column_cannot_hold():
     assert OutboxEvent.objects.get().status == "pending"
     call_command("arc_relay", "--once", "--worker-id", "w" * 200, stdout=StringIO())
     assert OutboxEvent.objects.get().status == "delivered"
+
+
+# -- X-Request-Id -----------------------------------------------------------------------------
+
+
+def test_a_request_id_with_a_trailing_newline_is_replaced_not_stored():
+    """``X-Request-Id`` is reused when it is 1-128 of ``[A-Za-z0-9_.:-]``; the pattern's
+    ``$`` also matched before a trailing newline, so 128 characters and a newline passed:
+    129 characters for the audit log's ``request_id`` (a ``DataError`` on PostgreSQL) and a
+    newline for the response header (Django refuses it, a 500 on every database). Such an id
+    is not well formed: the request gets a fresh one, as for any other."""
+    api = client_for(UserFactory())
+    sent = "r" * 128 + "\n"
+    r = api.post(
+        "/api/audited-articles/", {"slug": "s", "title": "T"}, format="json", HTTP_X_REQUEST_ID=sent
+    )
+    assert r.status_code == 201, r.content
+    rid = r["X-Request-Id"]
+    assert rid != sent and rid != sent.strip() and len(rid) == 36
+    assert AuditLog.objects.get().request_id == rid
+    assert OutboxEvent.objects.get().meta["correlation_id"] == rid
+    kept = api.post(
+        "/api/audited-articles/",
+        {"slug": "t", "title": "T"},
+        format="json",
+        HTTP_X_REQUEST_ID="r" * 128,
+    )
+    assert kept["X-Request-Id"] == "r" * 128
