@@ -21,6 +21,7 @@ from django_arc import Resource, ResourceSite, action, audit, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.checks import check_resource
+from django_arc.clients import ServiceClient
 from django_arc.events import create_event, publish
 from django_arc.events.transports import MemoryTransport
 from django_arc.outbox import EventOutbox, run_relay, store_event
@@ -266,3 +267,21 @@ def test_a_request_id_with_a_trailing_newline_is_replaced_not_stored():
         HTTP_X_REQUEST_ID="r" * 128,
     )
     assert kept["X-Request-Id"] == "r" * 128
+
+
+# -- service clients --------------------------------------------------------------------------
+
+
+def test_create_with_key_refuses_a_name_or_organization_past_its_column():
+    """``ServiceClient.objects.create_with_key()`` is how a project makes clients in
+    Python (``arc_create_client`` checks its options itself): a name over 100 characters or
+    an organization id over 128 was stored by SQLite and a ``DataError`` on PostgreSQL that
+    aborted the caller's transaction. Both are a ``ValueError`` everywhere, nothing
+    written; at the limits the client is created."""
+    with transaction.atomic():
+        with pytest.raises(ValueError, match="name is 101 characters; at most 100"):
+            ServiceClient.objects.create_with_key(name="n" * 101, organization_id=1)
+        with pytest.raises(ValueError, match="organization_id is 129 characters; at most 128"):
+            ServiceClient.objects.create_with_key(name="c", organization_id="o" * 129)
+        client, _ = ServiceClient.objects.create_with_key(name="n" * 100, organization_id="o" * 128)
+    assert list(ServiceClient.objects.values_list("pk", flat=True)) == [client.pk]
