@@ -285,3 +285,15 @@ def test_create_with_key_refuses_a_name_or_organization_past_its_column():
             ServiceClient.objects.create_with_key(name="c", organization_id="o" * 129)
         client, _ = ServiceClient.objects.create_with_key(name="n" * 100, organization_id="o" * 128)
     assert list(ServiceClient.objects.values_list("pk", flat=True)) == [client.pk]
+
+
+@pytest.mark.parametrize("type_", ["", None, 5])
+def test_an_event_without_a_type_is_refused_not_stored_for_the_relay_to_dead_letter(type_):
+    """The relay takes a row whose type is empty or not a string for malformed and
+    dead-letters it without publishing; the outbox stored such an event (an empty type on
+    every database). It is refused when published, before any SQL."""
+    with CaptureQueriesContext(connection) as queries:
+        with pytest.raises(ValueError, match="type is a non-empty string"):
+            publish(create_event(type_, {"n": 1}))
+    assert not [q for q in queries if "outbox" in q["sql"]]
+    assert not OutboxEvent.objects.exists()

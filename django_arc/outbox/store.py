@@ -33,10 +33,14 @@ MAX_TYPE_LENGTH = OutboxEvent._meta.get_field("type").max_length
 
 def require_event(event: Any) -> None:
     """``TypeError`` for anything but an ``Event``; ``ValueError`` for an event whose type
-    or id is longer than its column, on every database and before any SQL is sent: SQLite
-    would store it, PostgreSQL refuse it and abort the caller's transaction."""
+    is not a non-empty string, or whose type or id is longer than its column, on every
+    database and before any SQL is sent: SQLite would store a long one, PostgreSQL refuse it
+    and abort the caller's transaction."""
     if not isinstance(event, Event):
         raise TypeError(f"the outbox stores django_arc.events.Event objects, not {type(event)!r}")
+    if not isinstance(event.type, str) or not event.type:
+        # the relay would take the row for malformed and dead-letter it unpublished
+        raise ValueError(f"an event's type is a non-empty string, not {event.type!r}")
     if len(event.type) > MAX_TYPE_LENGTH:
         raise ValueError(
             f"event type {event.type[:40]!r}… is {len(event.type)} characters; the outbox "
