@@ -66,7 +66,11 @@ class ServiceClientManager(models.Manager["ServiceClient"]):
         active: bool = True,
         **extra: Any,
     ) -> tuple[ServiceClient, str]:
-        """Create a client and return ``(client, raw_key)``; the raw key exists nowhere else."""
+        """Create a client and return ``(client, raw_key)``; the raw key exists nowhere else.
+
+        ``ValueError`` when ``name`` or ``organization_id`` (as text) is longer than its
+        column, on every database and before anything is written: SQLite would store it,
+        PostgreSQL refuse it and abort the caller's transaction."""
         client = self.model(
             name=name,
             organization_id=str(organization_id),
@@ -74,6 +78,10 @@ class ServiceClientManager(models.Manager["ServiceClient"]):
             active=active,
             **extra,
         )
+        for field in ("name", "organization_id"):
+            value, limit = getattr(client, field), self.model._meta.get_field(field).max_length
+            if len(value) > limit:
+                raise ValueError(f"{field} is {len(value)} characters; at most {limit}")
         raw_key = client.set_new_key()
         client.save(force_insert=True)
         return client, raw_key

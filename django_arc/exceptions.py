@@ -31,7 +31,9 @@ from rest_framework.settings import api_settings
 logger = logging.getLogger("django_arc")
 
 REQUEST_ID_HEADER = "X-Request-Id"
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+#: a well-formed incoming request id, matched whole (``fullmatch``: a ``$`` would also
+#: match before a trailing newline, which no header value or 128-character column takes)
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 class ArcError(drf_exceptions.APIException):
@@ -111,7 +113,7 @@ def get_request_id(request: Any) -> str:
     rid = getattr(django_request, "arc_request_id", None)
     if rid is None:
         incoming = django_request.META.get("HTTP_X_REQUEST_ID", "")
-        rid = incoming if incoming and _REQUEST_ID_RE.match(incoming) else new_request_id()
+        rid = incoming if incoming and _REQUEST_ID_RE.fullmatch(incoming) else new_request_id()
         django_request.arc_request_id = rid
     return rid
 

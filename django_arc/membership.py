@@ -27,14 +27,23 @@ from . import redis_alias
 logger = logging.getLogger("django_arc.membership")
 
 Resolver = Callable[[Any, str], Iterable[str] | None]
-_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SAFE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _part(value: Any) -> str:
+    """``value`` as a part of a cache key every backend takes: as it is when short and plain
+    (an integer pk, a UUID, a usual org id), else a digest. Organization headers are client
+    input and a user's pk is the project's (a text pk of any length, with spaces):
+    memcached refuses keys over 250 bytes or with spaces and control characters, and every
+    answer of such a key was resolved again, the cache reported unavailable."""
+    text = str(value)
+    if _SAFE.fullmatch(text):
+        return text
+    return "h" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _key(prefix: str, user_id: Any, org_id: Any) -> str:
-    org = str(org_id)
-    if not _SAFE.match(org):  # headers are client input: keep cache keys portable
-        org = "h" + hashlib.sha256(org.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"{prefix}:{user_id}:{org}"
+    return f"{prefix}:{_part(user_id)}:{_part(org_id)}"
 
 
 #: how long a user's generation (see :func:`cached_resolver`) is kept: its expiry only turns
@@ -125,7 +134,7 @@ def _warn_unavailable(alias: str) -> None:
 
 def _generation_key(prefix: str, user_id: Any) -> str:
     # not ``{prefix}:…``, where the answers are: no user id and organization make it
-    return f"{prefix}.g:{user_id}"
+    return f"{prefix}.g:{_part(user_id)}"
 
 
 class ResolverAnswerError(TypeError):

@@ -49,15 +49,17 @@ ANON_RATE = "arc_anon"
 _CACHE_OUTAGE = (*REDIS_ERRORS, ConnectionInterrupted)
 
 
-#: an organization id kept as is in a bucket's cache key; any other is hashed (below)
+#: an organization or user id kept as is in a bucket's cache key; any other is hashed
+#: (below)
 _PLAIN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def _key_part(value: Any) -> str:
     """``value`` as a part of a cache key every backend takes. A member's organization has
     been resolved, but an elevated caller's header is taken as sent (up to 128 characters of
-    anything): memcached refuses keys with spaces or control characters, or over 250 bytes,
-    so such a value is hashed rather than sent in the key."""
+    anything), and a user's pk is the project's (a text pk of any length): memcached refuses
+    keys with spaces or control characters, or over 250 bytes, so such a value is hashed
+    rather than sent in the key."""
     text = str(value)
     if _PLAIN.fullmatch(text):
         return text
@@ -97,7 +99,8 @@ class ScopeRateThrottle(SimpleRateThrottle):
         if arc_scope is not None and arc_scope.user_id is not None:
             return (
                 self.member_scope,
-                f"user:{arc_scope.user_id}:org:{_key_part(arc_scope.organization_id or '-')}",
+                f"user:{_key_part(arc_scope.user_id)}:org:"
+                f"{_key_part(arc_scope.organization_id or '-')}",
             )
         if arc_scope is None:
             auth = getattr(request, "auth", None)
@@ -105,7 +108,7 @@ class ScopeRateThrottle(SimpleRateThrottle):
                 return self.service_scope, f"client:{auth.client_id}"
             user = getattr(request, "user", None)
             if getattr(user, "is_authenticated", False) and getattr(user, "pk", None) is not None:
-                return self.member_scope, f"user:{user.pk}:org:-"
+                return self.member_scope, f"user:{_key_part(user.pk)}:org:-"
         return self.anon_scope, f"ip:{self.get_ident(request)}"
 
     def get_cache_key(self, request: Any, view: Any) -> str:

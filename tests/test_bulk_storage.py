@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from django_arc import audit
 from django_arc.audit.models import AuditLog
+from django_arc.audit.store import insert_many
 from django_arc.events import emit, emit_many
 from django_arc.events.bus import encode_payload
 from django_arc.events.event import create_event
@@ -180,11 +181,17 @@ def test_a_failing_statement_stores_nothing_of_the_batch():
 @pytest.mark.skipif(not POSTGRES, reason="column lengths are PostgreSQL's")
 def test_the_batch_keeps_the_column_types_on_postgresql():
     """A value too long for its column fails the batch as it fails one row, rather than
-    being cut to fit."""
+    being cut to fit: the audit batch's shared columns go through the server's column types
+    (an action past ``varchar(100)`` is PostgreSQL's ``DataError``). An event type past the
+    outbox's column is refused before any SQL, by the batch as by one row."""
+    shared = AuditLog(action="a" * 101, resource="things", actor_kind="public")
+    with pytest.raises(DataError), transaction.atomic():
+        insert_many(shared, [("1", None, {"n": 1})])
+    assert not AuditLog.objects.exists()
     too_long = create_event("t" * 201, {})
-    with pytest.raises(DataError), transaction.atomic():
+    with pytest.raises(ValueError, match="at most 200"), transaction.atomic():
         store_event_without_row(too_long)
-    with pytest.raises(DataError), transaction.atomic():
+    with pytest.raises(ValueError, match="at most 200"), transaction.atomic():
         store_events_without_rows([encode_payload(too_long)])
     assert not OutboxEvent.objects.exists()
 

@@ -2,10 +2,12 @@
 
 import logging
 import threading
+import warnings
 from types import SimpleNamespace
 
 import pytest
 from django.core.cache import caches
+from django.core.cache.backends.base import CacheKeyWarning
 from django.db import connections, transaction
 from django.test import override_settings
 
@@ -241,3 +243,23 @@ def test_the_example_forgets_the_committed_pair_after_a_move_that_rolled_back():
     assert Membership.objects.get(pk=membership.pk).user_id == loaded.user_id
     assert resolve_membership(owner, org_id) is None
     assert resolve_membership(loaded.user, org_id) == ["admin"]
+
+
+def test_a_users_long_or_spaced_text_pk_makes_keys_memcached_takes():
+    """The user's pk went into the answer's and the generation's keys as it is: a text pk
+    of 300 characters, or with a space, is a key memcached refuses, so that user's roles
+    were resolved again on every request with the cache logged as unavailable. Such a pk
+    is hashed; the answer is cached and ``invalidate`` still reaches it."""
+    resolver, calls = counting(["viewer"])
+    cached = cached_resolver(resolver, prefix="textpk")
+    for pk in ("urn:idp:" + "u" * 300, "Jane Doe"):
+        user = SimpleNamespace(pk=pk)
+        calls.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CacheKeyWarning)
+            assert cached(user, "1") == ["viewer"]
+            assert cached(user, "1") == ["viewer"]
+            assert len(calls) == 1
+            cached.invalidate(pk, "1")
+            assert cached(user, "1") == ["viewer"]
+        assert len(calls) == 2

@@ -168,3 +168,32 @@ def test_the_records_key_has_one_unique_index_and_no_pattern_index():
             key="k" * 64, fingerprint="g", token="u", method="POST", path="/q/",
             expires_at=timezone.now() + timedelta(hours=1),
         )  # fmt: skip
+
+
+def test_audit_rows_written_before_0010_keep_their_ids_and_indexes():
+    """0010 turns the audit log's ``actor_user_id`` and ``object_id`` into text: rows
+    written before it read back the same and are still found through the actor's and the
+    object's indexes (the admin's searches), a long id stores after it, and 0010
+    reverses."""
+    from django_arc.audit.models import AuditLog
+
+    table = AuditLog._meta.db_table
+    try:
+        old = _migrate(("django_arc", "0009_idempotency_key_constraint"))
+        old.get_model("django_arc", "AuditLog").objects.create(
+            action="created", resource="products", object_id="7", actor_kind="authenticated",
+            actor_user_id="u" * 64, request_id="r",
+        )  # fmt: skip
+        _migrate(None)
+        _migrate(("django_arc", "0009_idempotency_key_constraint"))
+    finally:
+        _migrate(None)
+    row = AuditLog.objects.get(actor_user_id="u" * 64)
+    assert (row.resource, row.object_id) == ("products", "7")
+    assert AuditLog.objects.filter(resource="products", object_id="7").count() == 1
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, table)
+    columns = {tuple(c["columns"]) for c in found.values() if c["index"]}
+    assert {("actor_user_id", "id"), ("resource", "object_id", "id")} <= columns
+    AuditLog.objects.create(action="sent", object_id="o" * 300, actor_user_id="u" * 300)
+    assert AuditLog.objects.filter(actor_user_id="u" * 300, object_id="o" * 300).exists()

@@ -196,3 +196,23 @@ def test_get_outbox_builds_from_settings():
 )
 def test_get_outbox_uses_a_plain_policy_callable():
     assert get_outbox().failure_policy is _policy_at
+
+
+def test_a_row_failing_past_a_thousand_attempts_keeps_being_retried_at_max():
+    """With ``MAX_ATTEMPTS`` set high (retry for as long as a broker is away), the delay's
+    ``base * 2**(attempts-1)`` outgrew a float after 1,025 attempts (``OverflowError``); the
+    fallback policy computes the same, so the error left ``relay_batch`` and stopped the
+    relay at the first such row. The delay stays ``max``, and the row its retry."""
+    policy = exponential_backoff(base=1, max=600, max_attempts=10**6, jitter=False)
+    for attempts in (1025, 1026, 5000, 10**6 - 1):
+        delay = (policy(attempts, RuntimeError()) - timezone.now()).total_seconds()
+        assert 599 <= delay <= 600, attempts
+    transport = RecordingTransport(fail_types={"a.b"})
+    outbox = EventOutbox(transport, policy)
+    event_id = outbox.store(create_event("a.b", {})).event_id
+    OutboxEvent.objects.filter(event_id=event_id).update(attempts=2000)
+    result = outbox.relay_batch()
+    assert (result.publish_failed, result.fail_hook_errors, result.dead_lettered) == (1, 0, 0)
+    row = OutboxEvent.objects.get()
+    assert (row.status, row.attempts) == ("pending", 2001)
+    assert row.visible_at > timezone.now() + timedelta(seconds=599)

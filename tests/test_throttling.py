@@ -117,6 +117,34 @@ def test_an_elevated_callers_organization_header_is_hashed_into_a_key_any_cache_
     assert plain == f"arc_throttle_arc_member_user:{root.pk}:org:42"
 
 
+class TextIdUser:
+    """A principal a project's authentication may hand DRF: a text primary key (an identity
+    provider's subject) that may be long or hold spaces."""
+
+    is_authenticated = True
+    is_active = True
+    arc_roles = ()
+
+    def __init__(self, pk):
+        self.pk = pk
+
+
+def test_a_users_text_pk_is_hashed_into_a_key_any_cache_takes():
+    """The user's pk went into the bucket's key as it is: a text pk of 300 characters, or
+    one with a space, is a key memcached refuses (``InvalidCacheKey``, a 500 on every
+    request of that user). Such a pk is hashed like an odd organization header; two pks are
+    still two buckets, and an integer pk's key is what it was."""
+    from django.core.cache.backends.base import memcache_key_warnings
+
+    odd = ["urn:idp:" + "u" * 300, "urn:idp:" + "u" * 299 + "v", "Jane Doe"]
+    keys = [cache_key(request(TextIdUser(pk))) for pk in odd]
+    keys += [cache_key(request(TextIdUser(pk), HTTP_X_ORGANIZATION_ID="1")) for pk in odd]
+    for key in keys:
+        assert list(memcache_key_warnings(key)) == [], key
+    assert len(set(keys)) == len(keys)
+    assert cache_key(request(TextIdUser(7))) == "arc_throttle_arc_member_user:7:org:-"
+
+
 def test_anonymous_is_throttled_per_ip():
     assert view(request()).status_code == 200
     blocked = view(request())

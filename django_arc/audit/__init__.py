@@ -25,9 +25,19 @@ def entry(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> Any:
-    """An unsaved ``AuditLog`` row with the request's actor, organization and request id."""
+    """An unsaved ``AuditLog`` row with the request's actor, organization and request id.
+
+    ``ValueError`` when ``action`` or ``resource`` is longer than its column, on every
+    database: SQLite would store it and PostgreSQL refuse it, aborting the caller's
+    transaction (``Audited()`` resources' names are checked at start-up, arc.E015)."""
     from .models import AuditLog  # a model: importable only once apps are ready
 
+    for field, value in (("action", action), ("resource", resource)):
+        limit = AuditLog._meta.get_field(field).max_length
+        if len(value) > limit:
+            raise ValueError(
+                f"audit {field} {value[:40]!r}… is {len(value)} characters; at most {limit}"
+            )
     scope = get_scope(request)
     return AuditLog(
         action=action,

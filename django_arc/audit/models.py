@@ -26,10 +26,14 @@ class AuditLog(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     action = models.CharField(max_length=100)
     resource = models.CharField(max_length=100, blank=True, default="")
-    object_id = models.CharField(max_length=255, blank=True, default="")
+    #: text, not ``varchar(n)``: the id as the URL names it or as ``audit.custom()`` was
+    #: given it (a long text primary key, a storage path), which no length of ours bounds
+    object_id = models.TextField(blank=True, default="")
     organization_id = models.CharField(max_length=128, null=True, blank=True)
     actor_kind = models.CharField(max_length=16, blank=True, default="")
-    actor_user_id = models.CharField(max_length=64, null=True, blank=True)
+    #: ``str(user.pk)``: text, since the user model (or a project's principal) is the
+    #: project's and its primary key may be a text of any length
+    actor_user_id = models.TextField(null=True, blank=True)
     actor_client_id = models.CharField(max_length=64, null=True, blank=True)
     request_id = models.CharField(max_length=128, blank=True, default="")
     before = models.JSONField(null=True, blank=True, encoder=EventJSONEncoder)

@@ -60,7 +60,9 @@ def exponential_backoff(
         if attempts >= max_attempts:
             return DEAD
         exponent = attempts - 1 if attempts > 1 else 0  # ``max`` is shadowed here
-        delay = min(max_s, base_s * (2**exponent))
+        # a float power: past 2**1023 the int no longer converts (OverflowError after 1,025
+        # attempts), while the float product saturates at inf, which ``max`` then caps
+        delay = min(max_s, base_s * 2.0 ** min(exponent, 1023))
         if jitter:
             delay = delay / 2 + random.uniform(0, delay / 2)
         return timezone.now() + timedelta(seconds=delay)

@@ -85,6 +85,22 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+#: What the ``lease_owner`` column holds (characters).
+MAX_WORKER_ID_LENGTH = OutboxEvent._meta.get_field("lease_owner").max_length
+
+
+def check_worker_id(worker_id: str) -> str:
+    """``worker_id`` if the lease column can hold it, else ``ValueError``: on PostgreSQL a
+    longer one failed every claim with a ``DataError``, which the relay loop takes for a
+    database outage and retries forever, relaying nothing (SQLite stored it)."""
+    if len(worker_id) > MAX_WORKER_ID_LENGTH:
+        raise ValueError(
+            f"worker id {worker_id[:40]!r}… is {len(worker_id)} characters; the outbox's "
+            f"lease column holds at most {MAX_WORKER_ID_LENGTH}"
+        )
+    return worker_id
+
+
 def _error_text(error: BaseException | str) -> str:
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return text[:MAX_ERROR_LENGTH]
@@ -473,7 +489,7 @@ class EventOutbox:
     def relay_batch(self, limit: int | None = None, worker_id: str | None = None) -> RelayResult:
         """Claim, publish and acknowledge up to ``limit`` events; see the module docstring."""
         limit = min(self.batch_size if limit is None else int(limit), MAX_BATCH_SIZE)
-        worker_id = worker_id or default_worker_id()
+        worker_id = check_worker_id(worker_id or default_worker_id())
         result = RelayResult()
         if limit <= 0:
             return result

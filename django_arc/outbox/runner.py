@@ -18,7 +18,7 @@ from typing import Any
 from django.db import DatabaseError, close_old_connections
 
 from .configured import get_outbox
-from .relay import EventOutbox, RelayResult, default_worker_id
+from .relay import EventOutbox, RelayResult, check_worker_id, default_worker_id
 
 logger = logging.getLogger("django_arc.outbox")
 
@@ -80,7 +80,7 @@ def run_relay(
     if outbox is None:
         outbox = get_outbox()
     size = int(batch_size or outbox.batch_size)
-    totals = RelayTotals(worker_id=worker_id or default_worker_id())
+    totals = RelayTotals(worker_id=check_worker_id(worker_id or default_worker_id()))
 
     def idle(seconds: float) -> None:
         # Short steps, so a stop request during an idle wait is seen promptly.

@@ -26,9 +26,32 @@ from .models import OutboxEvent, OutboxStatus
 MAX_DEDUPE_KEY_LENGTH = 512
 
 
+#: What the ``event_id`` and ``type`` columns hold (characters).
+MAX_EVENT_ID_LENGTH = OutboxEvent._meta.get_field("event_id").max_length
+MAX_TYPE_LENGTH = OutboxEvent._meta.get_field("type").max_length
+
+
 def require_event(event: Any) -> None:
+    """``TypeError`` for anything but an ``Event``; ``ValueError`` for an event whose type
+    is not a non-empty string, or whose type or id is longer than its column, on every
+    database and before any SQL is sent: SQLite would store a long one, PostgreSQL refuse it
+    and abort the caller's transaction."""
     if not isinstance(event, Event):
         raise TypeError(f"the outbox stores django_arc.events.Event objects, not {type(event)!r}")
+    if not isinstance(event.type, str) or not event.type:
+        # the relay would take the row for malformed and dead-letter it unpublished
+        raise ValueError(f"an event's type is a non-empty string, not {event.type!r}")
+    if len(event.type) > MAX_TYPE_LENGTH:
+        raise ValueError(
+            f"event type {event.type[:40]!r}… is {len(event.type)} characters; the outbox "
+            f"stores at most {MAX_TYPE_LENGTH}"
+        )
+    if len(str(event.meta.id)) > MAX_EVENT_ID_LENGTH:
+        raise ValueError(
+            f"event {event.type!r}: id {str(event.meta.id)[:40]!r}… is "
+            f"{len(str(event.meta.id))} characters; the outbox stores at most "
+            f"{MAX_EVENT_ID_LENGTH}"
+        )
 
 
 def dedupe_key(event: Event) -> str | None:

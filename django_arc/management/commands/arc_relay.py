@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from django_arc.outbox import RelayResult, default_worker_id, get_outbox, run_relay
+from django_arc.outbox.relay import check_worker_id
 
 logger = logging.getLogger("django_arc.outbox.relay")
 
@@ -30,6 +31,10 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise ValueError("must be >= 1")
     return number
+
+
+def _worker_id(value: str) -> str:
+    return check_worker_id(value)
 
 
 def _non_negative_float(value: str) -> float:
@@ -57,7 +62,10 @@ class Command(BaseCommand):
             help="Seconds to sleep when there is nothing to relay (default 1).",
         )
         parser.add_argument(
-            "--worker-id", default=None, help="Lease owner name (default host:pid:random)."
+            "--worker-id",
+            type=_worker_id,
+            default=None,
+            help="Lease owner name, at most 200 characters (default host:pid:random).",
         )
         parser.add_argument(
             "--max-batches",
