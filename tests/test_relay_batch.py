@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -194,6 +195,64 @@ def test_late_fail_after_takeover_does_not_touch_the_row():
     row = OutboxEvent.objects.get()
     assert row.status == "delivered"
     assert row.attempts == 0 and row.last_error == ""
+
+
+class _SkewedThief(RecordingTransport):
+    """While worker A publishes, worker B relays from a host whose clock is ``skew`` off."""
+
+    def __init__(self, thief: EventOutbox, skew: timedelta, monkeypatch) -> None:
+        super().__init__()
+        self.thief, self.skew, self.monkeypatch = thief, skew, monkeypatch
+        self.thief_result: RelayResult | None = None
+
+    def publish_many(self, events):
+        super().publish_many(events)
+        self.thief_result = _with_clock(self.monkeypatch, self.skew, self.thief.relay_batch, "B")
+
+
+def _with_clock(monkeypatch, skew: timedelta, relay, worker_id: str) -> RelayResult:
+    """``relay(worker_id=…)`` as a process on a host whose clock is ``skew`` off would run it."""
+    real_now = timezone.now
+    with monkeypatch.context() as m:
+        m.setattr(timezone, "now", lambda: real_now() + skew)
+        return relay(worker_id=worker_id)
+
+
+def test_a_relay_whose_clock_runs_ahead_does_not_take_a_live_lease_over(monkeypatch):
+    """Leases are stamped and compared by the database's clock: a relay on a host whose
+    clock runs minutes ahead took every batch another worker was still publishing (its lease
+    looked run out), so each event went out twice with no worker dead."""
+    b_transport = RecordingTransport()
+    thief = _SkewedThief(EventOutbox(b_transport), timedelta(minutes=5), monkeypatch)
+    outbox_a = EventOutbox(thief, lease_seconds=30)
+    ids = _store(outbox_a, 3)
+
+    result = outbox_a.relay_batch(worker_id="A")
+
+    assert thief.thief_result.attempted == 0
+    assert b_transport.ids == []
+    assert thief.ids == ids
+    assert result.relayed == 3 and result.ownership_mismatches == 0
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_a_dead_workers_lease_runs_out_by_the_databases_clock(monkeypatch):
+    """A worker on a host whose clock ran ten minutes ahead claimed a batch and died: its
+    lease runs out ``lease_seconds`` after the claim for every other worker, not ten minutes
+    later, when the others' clocks reach the time it wrote."""
+    transport = RecordingTransport()
+    dead = EventOutbox(RecordingTransport(), lease_seconds=0.2)
+    ids = _store(dead, 2)
+    real_now = timezone.now
+    with monkeypatch.context() as m:
+        m.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=10))
+        assert len(dead._claim(10, "dead")) == 2
+    time.sleep(0.3)
+
+    result = EventOutbox(transport).relay_batch(worker_id="B")
+
+    assert result.relayed == 2
+    assert transport.ids == ids
 
 
 def test_partition_fifo_defers_later_events_of_a_failed_partition():

@@ -5,7 +5,10 @@ talking to the transport:
 
 1. **claim** — in one short transaction, pick up to ``limit`` rows that are pending, visible
    (``visible_at <= now``) and not leased by a live worker, oldest first, and stamp them with
-   our lease (``lease_owner``, ``lease_expires_at``). On PostgreSQL the rows are selected with
+   our lease (``lease_owner``, ``lease_expires_at``). A lease is stamped and judged run out
+   by the database's clock, never a relay host's: workers on hosts whose clocks differ by
+   more than the lease would otherwise take over each other's batches mid-publish, or leave
+   a dead worker's batch leased for as long as its clock ran ahead. On PostgreSQL the rows are selected with
    ``FOR UPDATE SKIP LOCKED`` so concurrent workers never block on, or claim, each other's rows.
    Other backends (SQLite) use an optimistic conditional ``UPDATE``; SQLite serialises every
    write, so run one relay worker there.
@@ -33,6 +36,7 @@ from typing import Any, NamedTuple
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from ..events import wire
@@ -241,10 +245,12 @@ class EventOutbox:
     # -- relaying --------------------------------------------------------------------------
 
     def _claimable(self, now: datetime) -> QuerySet[OutboxEvent]:
+        """Pending rows visible at ``now`` whose lease, if any, ran out by the database's
+        clock (the one that stamped it, :meth:`_claim`)."""
         return (
             OutboxEvent.objects.using(self.db)
             .filter(status=OutboxStatus.PENDING, visible_at__lte=now)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=Now()))
             .order_by("visible_at", "id")
         )
 
@@ -282,7 +288,12 @@ class EventOutbox:
         """``UPDATE … WHERE id = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED)) RETURNING …``: the
         claim and the lease in one statement. ``ARRAY(...)`` makes the subquery an InitPlan
         that runs once; as ``IN (...)`` the planner may rescan it inside a join and lease more
-        than ``limit`` rows. Rows come back unordered, with ``visible_at`` for the sort."""
+        than ``limit`` rows. Rows come back unordered, with ``visible_at`` for the sort.
+
+        The lease is the database's ``statement_timestamp()`` plus the lease's seconds, and
+        a lease has run out when it is before that: one clock writes and reads every lease,
+        whatever the relays' hosts' clocks say. (``visible_at``, which application servers
+        and failure policies write with their own clocks, is compared with the relay's.)"""
         sql = _claim_sql.get(connection.alias)
         if sql is None:
             qn = connection.ops.quote_name
@@ -293,11 +304,12 @@ class EventOutbox:
 
             table = qn(opts.db_table)
             sql = (
-                f"UPDATE {table} SET {col('lease_owner')} = %s, {col('lease_expires_at')} = %s "
+                f"UPDATE {table} SET {col('lease_owner')} = %s, {col('lease_expires_at')} = "
+                "statement_timestamp() + make_interval(secs => %s) "
                 f"WHERE {col('id')} = ANY(ARRAY(SELECT {col('id')} FROM {table} "
                 f"WHERE {col('status')} = '{OutboxStatus.PENDING.value}' "
                 f"AND {col('visible_at')} <= %s AND ({col('lease_expires_at')} IS NULL "
-                f"OR {col('lease_expires_at')} < %s) "
+                f"OR {col('lease_expires_at')} < statement_timestamp()) "
                 f"ORDER BY {col('visible_at')}, {col('id')} LIMIT %s FOR UPDATE SKIP LOCKED)) "
                 f"RETURNING {self._columns(*_CLAIMED_COLUMNS)}, {col('visible_at')}"
             )
@@ -313,7 +325,7 @@ class EventOutbox:
         options = ", ".join(name for name, on in (("ANALYZE", analyze), ("BUFFERS", buffers)) if on)
         prefix = f"EXPLAIN ({options}) " if options else "EXPLAIN "
         now = timezone.now()
-        params = ["explain", now, now, now, limit or self.batch_size]
+        params = ["explain", self.lease_seconds, now, limit or self.batch_size]
         with transaction.atomic(using=self.db):
             self._prefer_index_order()
             with connection.cursor() as cursor:
@@ -324,7 +336,7 @@ class EventOutbox:
 
     def _claim(self, limit: int, worker_id: str) -> list[Claimed]:
         now = timezone.now()
-        expires = now + timedelta(seconds=self.lease_seconds)
+        lease = timedelta(seconds=self.lease_seconds)
         db = self.db
         connection = connections[db]
         if connection.vendor == "postgresql":
@@ -332,7 +344,7 @@ class EventOutbox:
                 self._prefer_index_order()
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        self._claim_sql(connection), [worker_id, expires, now, now, limit]
+                        self._claim_sql(connection), [worker_id, self.lease_seconds, now, limit]
                     )
                     rows = cursor.fetchall()
             rows.sort(key=lambda row: (row[-1], row[0]))
@@ -351,7 +363,7 @@ class EventOutbox:
             # Optimistic claim: the condition is re-checked by the UPDATE itself, so a row
             # another worker leased in between is simply not ours.
             self._claimable(now).filter(id__in=ids).update(
-                lease_owner=worker_id, lease_expires_at=expires
+                lease_owner=worker_id, lease_expires_at=Now() + lease
             )
             qn = connection.ops.quote_name
             opts = OutboxEvent._meta
