@@ -50,7 +50,7 @@ CLAIM = (
     f"UPDATE {TABLE} SET lease_owner = %s, "
     "lease_expires_at = statement_timestamp() + make_interval(secs => %s) "
     f"WHERE id = ANY(ARRAY(SELECT id FROM {TABLE} WHERE status = 'pending' "
-    "AND visible_at <= %s AND (lease_expires_at IS NULL OR lease_expires_at < "
+    "AND visible_at <= statement_timestamp() AND (lease_expires_at IS NULL OR lease_expires_at < "
     "statement_timestamp()) "
     "ORDER BY visible_at, id LIMIT %s FOR UPDATE SKIP LOCKED)) "
     "RETURNING id, event_id, type, payload, meta, visible_at"
@@ -111,10 +111,9 @@ def main() -> None:
     print("ceiling.start", flush=True)
     worker, batch, relayed = args.worker_id, args.batch_size, 0
     while not stopping:
-        now = datetime.now(UTC)
         with conn.transaction():
             conn.execute(GUARD)
-            rows = conn.execute(CLAIM, (worker, 30.0, now, batch)).fetchall()
+            rows = conn.execute(CLAIM, (worker, 30.0, batch)).fetchall()
         if not rows:
             time.sleep(args.interval)
             continue

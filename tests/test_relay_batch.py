@@ -6,13 +6,14 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_arc.events.event import create_event
 from django_arc.events.transports import MemoryTransport
-from django_arc.outbox import EventOutbox, OutboxEvent, RelayResult
+from django_arc.outbox import EventOutbox, OutboxEvent, RelayResult, store_event
+from django_arc.outbox.store import store_event_without_row, store_events_without_rows
 from tests.outbox_support import RecordingTransport
 
 pytestmark = pytest.mark.django_db
@@ -253,6 +254,53 @@ def test_a_dead_workers_lease_runs_out_by_the_databases_clock(monkeypatch):
 
     assert result.relayed == 2
     assert transport.ids == ids
+
+
+def _store_by_path(path: str, event) -> None:
+    """``event`` stored the way ``path`` names: each of the outbox's insert statements."""
+    if path.startswith("receiver"):
+        store_event_without_row(event)
+    elif path.startswith("store_event"):
+        store_event(event)
+    elif path == "store_many":
+        EventOutbox(RecordingTransport()).store_many([event])
+    else:
+        store_events_without_rows([(event, None), (create_event("x.y", {}), None)])
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="servers on several hosts share PostgreSQL only"
+)
+@pytest.mark.parametrize(
+    "path",
+    ["receiver", "receiver keyed", "store_event", "store_event keyed", "store_many", "batch"],
+)
+def test_an_event_stored_on_a_server_whose_clock_runs_ahead_is_relayed_at_once(path, monkeypatch):
+    """A new row's ``visible_at`` and ``created_at`` are the database's time: stamped by an
+    application server whose clock ran a day ahead (a container started with a wrong
+    clock), its events waited a day for the relays' clocks to reach their ``visible_at``,
+    and came out after events of their partition that other servers stored later."""
+    transport = RecordingTransport()
+    key = {"idempotency_key": "clock-key"} if path.endswith("keyed") else {}
+    event = create_event("orders.created", {"n": 1}, partition_key="order-1", **key)
+    real_now = timezone.now
+    with monkeypatch.context() as m:
+        m.setattr(timezone, "now", lambda: real_now() + timedelta(days=1))
+        with transaction.atomic():
+            _store_by_path(path, event)
+    later = EventOutbox(transport).store(
+        create_event("orders.shipped", {"n": 1}, partition_key="order-1")
+    )
+
+    result = EventOutbox(transport).relay_batch(worker_id="B")
+
+    assert transport.ids[:1] == [str(event.meta.id)]
+    assert str(later.event_id) in transport.ids
+    assert result.relayed == OutboxEvent.objects.count()
+    row = OutboxEvent.objects.get(event_id=str(event.meta.id))
+    assert row.status == "delivered"
+    assert abs(row.created_at - real_now()) < timedelta(minutes=1)
+    assert row.visible_at == row.created_at
 
 
 def test_partition_fifo_defers_later_events_of_a_failed_partition():

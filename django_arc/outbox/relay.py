@@ -8,7 +8,8 @@ talking to the transport:
    our lease (``lease_owner``, ``lease_expires_at``). A lease is stamped and judged run out
    by the database's clock, never a relay host's: workers on hosts whose clocks differ by
    more than the lease would otherwise take over each other's batches mid-publish, or leave
-   a dead worker's batch leased for as long as its clock ran ahead. On PostgreSQL the rows are selected with
+   a dead worker's batch leased for as long as its clock ran ahead (on PostgreSQL
+   ``visible_at`` is the database's time too). On PostgreSQL the rows are selected with
    ``FOR UPDATE SKIP LOCKED`` so concurrent workers never block on, or claim, each other's rows.
    Other backends (SQLite) use an optimistic conditional ``UPDATE``; SQLite serialises every
    write, so run one relay worker there.
@@ -43,7 +44,7 @@ from ..events import wire
 from ..events.event import Event, EventMeta
 from .models import OutboxEvent, OutboxStatus
 from .policy import DEAD, FailurePolicy, exponential_backoff
-from .store import expire_dedupe_keys, row_for, store_event
+from .store import expire_dedupe_keys, now_on, row_for, store_event
 
 logger = logging.getLogger("django_arc.outbox")
 
@@ -233,7 +234,8 @@ class EventOutbox:
         (:func:`~django_arc.outbox.store.expire_dedupe_keys`) and the event is stored.
         """
         events = list(events)
-        rows = [row_for(e) for e in events]
+        now = now_on(connections[self.db])
+        rows = [row_for(e, now) for e in events]
         manager = OutboxEvent.objects.using(self.db)
         manager.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
         keyed = [event for event, row in zip(events, rows, strict=True) if row.dedupe_key]
@@ -292,8 +294,9 @@ class EventOutbox:
 
         The lease is the database's ``statement_timestamp()`` plus the lease's seconds, and
         a lease has run out when it is before that: one clock writes and reads every lease,
-        whatever the relays' hosts' clocks say. (``visible_at``, which application servers
-        and failure policies write with their own clocks, is compared with the relay's.)"""
+        whatever the relays' hosts' clocks say. A row is visible once ``visible_at`` is
+        past by that clock too, the one that stamped it when stored (a failure policy's
+        retry time is the relay's clock's)."""
         sql = _claim_sql.get(connection.alias)
         if sql is None:
             qn = connection.ops.quote_name
@@ -308,7 +311,8 @@ class EventOutbox:
                 "statement_timestamp() + make_interval(secs => %s) "
                 f"WHERE {col('id')} = ANY(ARRAY(SELECT {col('id')} FROM {table} "
                 f"WHERE {col('status')} = '{OutboxStatus.PENDING.value}' "
-                f"AND {col('visible_at')} <= %s AND ({col('lease_expires_at')} IS NULL "
+                f"AND {col('visible_at')} <= statement_timestamp() "
+                f"AND ({col('lease_expires_at')} IS NULL "
                 f"OR {col('lease_expires_at')} < statement_timestamp()) "
                 f"ORDER BY {col('visible_at')}, {col('id')} LIMIT %s FOR UPDATE SKIP LOCKED)) "
                 f"RETURNING {self._columns(*_CLAIMED_COLUMNS)}, {col('visible_at')}"
@@ -324,8 +328,7 @@ class EventOutbox:
         connection = connections[self.db]
         options = ", ".join(name for name, on in (("ANALYZE", analyze), ("BUFFERS", buffers)) if on)
         prefix = f"EXPLAIN ({options}) " if options else "EXPLAIN "
-        now = timezone.now()
-        params = ["explain", self.lease_seconds, now, limit or self.batch_size]
+        params = ["explain", self.lease_seconds, limit or self.batch_size]
         with transaction.atomic(using=self.db):
             self._prefer_index_order()
             with connection.cursor() as cursor:
@@ -344,7 +347,7 @@ class EventOutbox:
                 self._prefer_index_order()
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        self._claim_sql(connection), [worker_id, self.lease_seconds, now, limit]
+                        self._claim_sql(connection), [worker_id, self.lease_seconds, limit]
                     )
                     rows = cursor.fetchall()
             rows.sort(key=lambda row: (row[-1], row[0]))
@@ -556,7 +559,9 @@ class EventOutbox:
                 worker_id,
                 result,
                 status=OutboxStatus.PENDING,
-                visible_at=retry_at_by_partition.get(row.partition_key or "", now),
+                visible_at=retry_at_by_partition.get(
+                    row.partition_key or "", now_on(connections[self.db])
+                ),
             )
         return result
 
@@ -606,7 +611,7 @@ class EventOutbox:
         return qs.update(
             status=OutboxStatus.PENDING,
             attempts=0,
-            visible_at=timezone.now(),
+            visible_at=now_on(connections[self.db]),
             lease_owner=None,
             lease_expires_at=None,
         )
