@@ -303,6 +303,26 @@ def test_an_event_stored_on_a_server_whose_clock_runs_ahead_is_relayed_at_once(p
     assert row.visible_at == row.created_at
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="servers on several hosts share PostgreSQL only"
+)
+def test_an_event_a_relay_behind_in_time_delivered_is_kept_for_the_retention(monkeypatch):
+    """``delivered_at`` is the database's time, which ``purge()`` counts the retention back
+    from: a relay whose clock ran two days behind stamped its deliveries two days old, and
+    the next purge of rows delivered more than a day ago deleted them at once (with them
+    the dedupe keys a retried request's events are checked against, arc.W008)."""
+    transport = RecordingTransport()
+    outbox = EventOutbox(transport)
+    ids = _store(outbox, 2)
+    assert _with_clock(monkeypatch, -timedelta(days=2), outbox.relay_batch, "B").relayed == 2
+
+    assert outbox.purge(older_than=timedelta(days=1)) == 0
+
+    assert sorted(OutboxEvent.objects.values_list("event_id", flat=True)) == sorted(ids)
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
+    assert outbox.purge(older_than=timedelta(0)) == 2
+
+
 def test_partition_fifo_defers_later_events_of_a_failed_partition():
     transport = RecordingTransport(many=False)
     outbox = EventOutbox(transport)

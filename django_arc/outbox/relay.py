@@ -44,7 +44,7 @@ from ..events import wire
 from ..events.event import Event, EventMeta
 from .models import OutboxEvent, OutboxStatus
 from .policy import DEAD, FailurePolicy, exponential_backoff
-from .store import expire_dedupe_keys, now_on, row_for, store_event
+from .store import database_clock, expire_dedupe_keys, now_on, row_for, store_event
 
 logger = logging.getLogger("django_arc.outbox")
 
@@ -381,13 +381,18 @@ class EventOutbox:
                 return [Claimed(*row) for row in cursor.fetchall()]
 
     def _mark_delivered(self, ids: list[int], worker_id: str, now: datetime) -> int:
-        """One ``UPDATE`` for the batch, only where the lease is still ours; returns the count."""
+        """One ``UPDATE`` for the batch, only where the lease is still ours; returns the count.
+        ``delivered_at`` is the database's time on PostgreSQL (the clock :meth:`purge` counts
+        the retention with), else ``now``."""
         connection = connections[self.db]
         qn = connection.ops.quote_name
         opts = OutboxEvent._meta
+        database_time = database_clock(connection)
+        delivered_at = "statement_timestamp()" if database_time else "%s"
         sql = (
             f"UPDATE {qn(opts.db_table)} SET {self._columns('status')} = %s, "
-            f"{self._columns('delivered_at')} = %s, {self._columns('lease_owner')} = NULL, "
+            f"{self._columns('delivered_at')} = {delivered_at}, "
+            f"{self._columns('lease_owner')} = NULL, "
             f"{self._columns('lease_expires_at')} = NULL "
             # The ids are integers the claim just read: written into the statement, they cost
             # nothing to bind (a parameter each costs quoting on a client-side-binding cursor).
@@ -396,7 +401,7 @@ class EventOutbox:
         )
         params = [
             OutboxStatus.DELIVERED.value,
-            connection.ops.adapt_datetimefield_value(now),
+            *([] if database_time else [connection.ops.adapt_datetimefield_value(now)]),
             OutboxStatus.PENDING.value,
             worker_id,
         ]
@@ -620,9 +625,13 @@ class EventOutbox:
         """Delete *delivered* rows delivered before the cut-off (a datetime, or an age).
 
         Pending and dead rows are never purged: they are work still to do or evidence an
-        operator needs. Returns the number of rows deleted.
+        operator needs. Returns the number of rows deleted. An age counts back from the
+        database's time on PostgreSQL, the clock that wrote ``delivered_at``.
         """
-        cutoff = timezone.now() - older_than if isinstance(older_than, timedelta) else older_than
+        if isinstance(older_than, timedelta):
+            cutoff: Any = now_on(connections[self.db]) - older_than
+        else:
+            cutoff = older_than
         deleted, _ = (
             OutboxEvent.objects.using(self.db)
             .filter(status=OutboxStatus.DELIVERED, delivered_at__lt=cutoff)
