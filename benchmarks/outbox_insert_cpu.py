@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> None:
     payload = json.dumps(PAYLOAD)
 
     def values() -> list[Any]:
-        # visible_at and created_at are the database's statement_timestamp() on PostgreSQL
-        return [str(uuid.uuid4()), "items.created", payload, meta, "items:123"]
+        # no visible_at nor created_at: the database's statement_timestamp() on PostgreSQL
+        return [str(uuid.uuid4()), "items.created", payload, meta, None, None, "items:123"]
 
     with transaction.atomic():
         cursor = connection.cursor()

@@ -140,8 +140,9 @@ def _insert_statement(connection: Any, keyed: bool = False) -> str:
         params = [json_param if name in ("payload", "meta") else "%s" for name in names]
         returned = [qn(opts.pk.column)]
         if database_clock(connection):
+            # a time given (a pre_save receiver's) is kept; none is the database's now
             for name in ("visible_at", "created_at"):
-                params[names.index(name)] = "statement_timestamp()"
+                params[names.index(name)] = "COALESCE(%s, statement_timestamp())"
                 returned.append(qn(opts.get_field(name).column))
         if keyed:
             tail = " ON CONFLICT DO NOTHING"
@@ -160,10 +161,11 @@ def _insert_statement(connection: Any, keyed: bool = False) -> str:
     return sql
 
 
-def _event_values(event: Event) -> list[Any]:
+def _event_values(event: Event, connection: Any) -> list[Any]:
     """The :data:`_INSERT_COLUMNS` of a new row for ``event``, without building the model
-    instance; the payload still to be encoded, the times not yet adapted."""
-    now = timezone.now()
+    instance; the payload still to be encoded, the times not yet adapted (``None`` where
+    the database stamps its own time)."""
+    now = None if database_clock(connection) else timezone.now()
     return [
         str(event.meta.id),
         event.type,
@@ -183,17 +185,15 @@ def _execute_insert(
     keyed: bool = False,
     want_id: bool = False,
 ) -> Any:
-    """Encode the payload (unless ``payload_json`` is its encoding), adapt the times (or
-    leave them to the database's clock) and run the INSERT; with ``want_id``, return the new
-    row's id and, where the database stamped them, its ``visible_at`` and ``created_at``
-    (never for ``keyed``), else how many rows it inserted."""
+    """Encode the payload (unless ``payload_json`` is its encoding), adapt the times (``None``
+    for the database's) and run the INSERT; with ``want_id``, return the new row's id and,
+    where the database may have stamped them, its ``visible_at`` and ``created_at`` (never
+    for ``keyed``), else how many rows it inserted."""
     params = list(values)
     params[2] = payload_json if payload_json is not None else _dumps(params[2])
-    if database_clock(connection):
-        del params[4:6]
-    else:
-        params[4] = connection.ops.adapt_datetimefield_value(params[4])
-        params[5] = connection.ops.adapt_datetimefield_value(params[5])
+    adapt = connection.ops.adapt_datetimefield_value
+    params[4] = None if params[4] is None else adapt(params[4])
+    params[5] = None if params[5] is None else adapt(params[5])
     with connection.cursor() as cursor:
         cursor.execute(_insert_statement(connection, keyed=keyed), params)
         if not want_id:
@@ -209,7 +209,7 @@ def _insert_keyed(event: Event, db: str, key: str, payload_json: str | None) -> 
     when it inserted nothing, a second: the row holding the key may be one whose key
     expired (:func:`expire_dedupe_keys`), and the insert is tried again without it."""
     connection = connections[db]
-    values = [*_event_values(event), key]
+    values = [*_event_values(event, connection), key]
     if _execute_insert(values, payload_json, connection, keyed=True):
         return
     if expire_dedupe_keys([event], db):
@@ -256,15 +256,19 @@ def _insert(
     """
     listened = pre_save.has_listeners(OutboxEvent) or post_save.has_listeners(OutboxEvent)
     row = row_for(event) if want_row or listened else None
+    connection = connections[db]
     if row is not None:
+        stamped = row.visible_at  # row_for's time, also created_at's
         if pre_save.has_listeners(OutboxEvent):
             pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
             payload_json = None  # a receiver may have changed the row
         values = [getattr(row, name) for name in _INSERT_COLUMNS]
         values[3] = _dumps(row.meta)
+        if database_clock(connection):  # the database's time, unless a receiver set one
+            values[4:6] = [None if value is stamped else value for value in values[4:6]]
     else:
-        values = _event_values(event)
-    returned = _execute_insert(values, payload_json, connections[db], want_id=row is not None)
+        values = _event_values(event, connection)
+    returned = _execute_insert(values, payload_json, connection, want_id=row is not None)
     if row is None:
         return None
     row.pk = returned[0]
