@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_arc.events.event import create_event
 from django_arc.events.transports import MemoryTransport
 from django_arc.outbox import EventOutbox, OutboxEvent, RelayResult, store_event
+from django_arc.outbox.policy import exponential_backoff
 from django_arc.outbox.store import store_event_without_row, store_events_without_rows
 from tests.outbox_support import RecordingTransport
 
@@ -321,6 +322,32 @@ def test_an_event_a_relay_behind_in_time_delivered_is_kept_for_the_retention(mon
     assert sorted(OutboxEvent.objects.values_list("event_id", flat=True)) == sorted(ids)
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
     assert outbox.purge(older_than=timedelta(0)) == 2
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="servers on several hosts share PostgreSQL only"
+)
+def test_a_retry_scheduled_by_a_relay_behind_in_time_waits_its_backoff(monkeypatch):
+    """A failure policy computes its retry time on the relay's clock; the relay moves it
+    to the database's, which rows are compared with: a relay whose clock ran an hour
+    behind scheduled every retry an hour in the past, so a failed event was claimed again
+    at once, batch after batch, and went dead within seconds of a broker outage instead of
+    backing off. Its deferred partition mate waits with it, FIFO kept."""
+    transport = RecordingTransport(many=False)
+    outbox = EventOutbox(transport, exponential_backoff(base=60, max=600, jitter=False))
+    failed = outbox.store(create_event("x.a", {}, partition_key="a")).event_id
+    held = outbox.store(create_event("x.a", {}, partition_key="a")).event_id
+    transport.fail_once = {failed}
+
+    result = _with_clock(monkeypatch, -timedelta(hours=1), outbox.relay_batch, "B")
+
+    assert result.publish_failed == 1 and result.deferred == 1
+    assert outbox.relay_batch(worker_id="C").attempted == 0
+    rows = {row.event_id: row for row in OutboxEvent.objects.all()}
+    wait = rows[failed].visible_at - timezone.now()
+    assert timedelta(seconds=50) < wait <= timedelta(seconds=60)
+    assert rows[held].visible_at == rows[failed].visible_at
+    assert rows[failed].attempts == 1 and rows[held].attempts == 0
 
 
 def test_partition_fifo_defers_later_events_of_a_failed_partition():

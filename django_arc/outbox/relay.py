@@ -529,9 +529,14 @@ class EventOutbox:
             )
 
         retry_at_by_partition: dict[str, datetime] = {}
+        shift: timedelta | None = None
         for row, exc in failed:
             result.publish_failed += 1
             decision = self._decide(row, exc, result)
+            if decision is not DEAD:
+                if shift is None:
+                    shift = self._clock_shift()
+                decision += shift
             if decision is DEAD:
                 result.dead_lettered += 1
                 self._finish(
@@ -569,6 +574,25 @@ class EventOutbox:
                 ),
             )
         return result
+
+    def _clock_shift(self) -> timedelta:
+        """The database's time minus this relay's, where rows are timed by the database
+        (one ``SELECT``, in a batch with retries only): a failure policy computes a retry's
+        time on the relay's clock, and the claim compares ``visible_at`` with the database's,
+        so a relay whose clock ran behind would schedule its retries in the past (claimed
+        again at once, the backoff lost) and one ahead would delay them."""
+        connection = connections[self.db]
+        if not database_clock(connection):
+            return timedelta(0)
+        try:
+            with connection.cursor() as cursor:
+                before = timezone.now()
+                cursor.execute("SELECT statement_timestamp()")
+                (database_now,) = cursor.fetchone()
+                after = timezone.now()
+        except DatabaseError:  # the row's update that follows reports the database's failure
+            return timedelta(0)
+        return database_now - (before + (after - before) / 2)
 
     def _finish(self, row: Claimed, worker_id: str, result: RelayResult, **values: Any) -> None:
         values.setdefault("lease_owner", None)
