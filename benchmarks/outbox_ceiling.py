@@ -33,7 +33,7 @@ import os
 import signal
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,9 +47,11 @@ GUARD = (
     "set_config('enable_incremental_sort', 'off', true)"
 )
 CLAIM = (
-    f"UPDATE {TABLE} SET lease_owner = %s, lease_expires_at = %s "
+    f"UPDATE {TABLE} SET lease_owner = %s, "
+    "lease_expires_at = statement_timestamp() + make_interval(secs => %s) "
     f"WHERE id = ANY(ARRAY(SELECT id FROM {TABLE} WHERE status = 'pending' "
-    "AND visible_at <= %s AND (lease_expires_at IS NULL OR lease_expires_at < %s) "
+    "AND visible_at <= statement_timestamp() AND (lease_expires_at IS NULL OR lease_expires_at < "
+    "statement_timestamp()) "
     "ORDER BY visible_at, id LIMIT %s FOR UPDATE SKIP LOCKED)) "
     "RETURNING id, event_id, type, payload, meta, visible_at"
 )
@@ -109,12 +111,9 @@ def main() -> None:
     print("ceiling.start", flush=True)
     worker, batch, relayed = args.worker_id, args.batch_size, 0
     while not stopping:
-        now = datetime.now(UTC)
         with conn.transaction():
             conn.execute(GUARD)
-            rows = conn.execute(
-                CLAIM, (worker, now + timedelta(seconds=30), now, now, batch)
-            ).fetchall()
+            rows = conn.execute(CLAIM, (worker, 30.0, batch)).fetchall()
         if not rows:
             time.sleep(args.interval)
             continue

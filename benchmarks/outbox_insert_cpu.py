@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> None:
     import psycopg
     from django.core.management import call_command
     from django.db import connection, transaction
-    from django.utils import timezone
 
     from django_arc.events import create_event
     from django_arc.outbox import store
@@ -89,8 +88,8 @@ def run(args: argparse.Namespace) -> None:
     payload = json.dumps(PAYLOAD)
 
     def values() -> list[Any]:
-        now = timezone.now()
-        return [str(uuid.uuid4()), "items.created", payload, meta, now, now, "items:123"]
+        # no visible_at nor created_at: the database's statement_timestamp() on PostgreSQL
+        return [str(uuid.uuid4()), "items.created", payload, meta, None, None, "items:123"]
 
     with transaction.atomic():
         cursor = connection.cursor()

@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -2001,3 +2001,75 @@ def test_stored_values_are_the_bytes_json_dumps_wrote(value):
     claimed or answered before the change would no longer match its own claim (the cache
     store compares the in-flight value) or replay other headers."""
     assert stores._compact_json(value) == json.dumps(value, separators=(",", ":"))
+
+
+# -- servers whose clocks differ ---------------------------------------------------------------
+
+
+@contextmanager
+def _on_a_clock(monkeypatch, skew: timedelta):
+    """Inside, ``timezone.now`` reads the clock of a server whose clock is ``skew`` off."""
+    real_now = timezone.now
+    with monkeypatch.context() as m:
+        m.setattr(timezone, "now", lambda: real_now() + skew)
+        yield
+
+
+def _record_request(lock_seconds: float = 30, ttl_seconds: float = 3600) -> stores.Request:
+    return stores.Request("clock-key", "fp", "POST", URL, lock_seconds, ttl_seconds)
+
+
+#: SQLite lives on one host, whose clock every server using it shares (the store uses it)
+one_host = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="servers on several hosts share PostgreSQL only"
+)
+
+
+@one_host
+@pytest.mark.django_db
+def test_a_server_whose_clock_runs_ahead_does_not_take_over_a_claim_in_flight(monkeypatch):
+    """The ``database`` store's claim times are the database's: a repeat reaching a server
+    whose clock ran five minutes ahead took the running request's claim over (its lock
+    looked run out), and the first request, the one doing the work, was rolled back."""
+    request = _record_request()
+    first = stores.DatabaseStore().claim(request)
+    assert first.outcome == stores.CLAIMED
+    with _on_a_clock(monkeypatch, timedelta(minutes=5)):
+        repeat = stores.DatabaseStore().claim(request)
+    assert repeat.outcome == stores.IN_FLIGHT
+    assert IdempotencyRecord.objects.get().token == first.token
+    assert stores.DatabaseStore().complete(request, first.token, 201, "application/json", b"{}")
+
+
+@one_host
+@pytest.mark.django_db
+def test_a_dead_requests_lock_runs_out_by_the_databases_clock(monkeypatch):
+    """A request claimed its key on a server whose clock ran ten minutes ahead, then died:
+    its lock runs out ``LOCK_SECONDS`` after the claim for a retry on any server, not ten
+    minutes later, when the others' clocks reach the time the dead one wrote."""
+    request = _record_request(lock_seconds=0.2)
+    with _on_a_clock(monkeypatch, timedelta(minutes=10)):
+        dead = stores.DatabaseStore().claim(request)
+    assert dead.outcome == stores.CLAIMED
+    time.sleep(0.3)
+    retry = stores.DatabaseStore().claim(request)
+    assert retry.outcome == stores.CLAIMED and retry.token != dead.token
+    assert IdempotencyRecord.objects.get().token == retry.token
+
+
+@one_host
+@pytest.mark.django_db
+def test_an_answer_stored_on_a_server_whose_clock_runs_behind_is_replayed(editor, monkeypatch):
+    """A server (a container started with a stale clock) two days behind stored the answer
+    of a keyed create: its record expires ``TTL_SECONDS`` after the database's time, so a
+    retry on another server is replayed rather than taking the record for expired and
+    running the create again (a second product; here the unique sku refused it, a 409)."""
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("database"))):
+        with _on_a_clock(monkeypatch, -timedelta(days=2)):
+            first = post(editor)
+        assert first.status_code == 201
+        again = post(editor)
+        assert again.status_code == 201 and again["X-Idempotency-Replayed"] == "true"
+        assert again.content == first.content
+        assert Product.objects.count() == 1
+        assert len(created_events()) == 1

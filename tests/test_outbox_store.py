@@ -368,3 +368,28 @@ def test_concurrent_duplicate_keys_store_one_row_on_postgres():
     assert errors == []
     assert len(set(rows)) == 1
     assert OutboxEvent.objects.count() == 1
+
+
+def test_a_time_a_pre_save_receiver_gives_a_new_row_is_kept():
+    """A new row is stamped with the database's time on PostgreSQL, except where a
+    ``pre_save`` receiver set one of its own (a project delaying an event): that one is
+    stored, and the row is not relayed before it."""
+    from datetime import timedelta
+
+    from django.db.models.signals import pre_save
+    from django.utils import timezone
+
+    later = timezone.now() + timedelta(hours=1)
+
+    def delay(sender, instance, **kwargs):
+        instance.visible_at = later
+
+    pre_save.connect(delay, sender=OutboxEvent)
+    try:
+        row = store_event(create_event("orders.created", {"n": 1}))
+    finally:
+        pre_save.disconnect(delay, sender=OutboxEvent)
+    stored = OutboxEvent.objects.get()
+    assert stored.visible_at == row.visible_at == later
+    assert stored.created_at == row.created_at
+    assert EventOutbox(RecordingTransport()).relay_batch().attempted == 0

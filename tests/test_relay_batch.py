@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_arc.events.event import create_event
 from django_arc.events.transports import MemoryTransport
-from django_arc.outbox import EventOutbox, OutboxEvent, RelayResult
+from django_arc.outbox import EventOutbox, OutboxEvent, RelayResult, store_event
+from django_arc.outbox.policy import exponential_backoff
+from django_arc.outbox.store import store_event_without_row, store_events_without_rows
 from tests.outbox_support import RecordingTransport
 
 pytestmark = pytest.mark.django_db
@@ -194,6 +197,157 @@ def test_late_fail_after_takeover_does_not_touch_the_row():
     row = OutboxEvent.objects.get()
     assert row.status == "delivered"
     assert row.attempts == 0 and row.last_error == ""
+
+
+class _SkewedThief(RecordingTransport):
+    """While worker A publishes, worker B relays from a host whose clock is ``skew`` off."""
+
+    def __init__(self, thief: EventOutbox, skew: timedelta, monkeypatch) -> None:
+        super().__init__()
+        self.thief, self.skew, self.monkeypatch = thief, skew, monkeypatch
+        self.thief_result: RelayResult | None = None
+
+    def publish_many(self, events):
+        super().publish_many(events)
+        self.thief_result = _with_clock(self.monkeypatch, self.skew, self.thief.relay_batch, "B")
+
+
+def _with_clock(monkeypatch, skew: timedelta, relay, worker_id: str) -> RelayResult:
+    """``relay(worker_id=…)`` as a process on a host whose clock is ``skew`` off would run it."""
+    real_now = timezone.now
+    with monkeypatch.context() as m:
+        m.setattr(timezone, "now", lambda: real_now() + skew)
+        return relay(worker_id=worker_id)
+
+
+def test_a_relay_whose_clock_runs_ahead_does_not_take_a_live_lease_over(monkeypatch):
+    """Leases are stamped and compared by the database's clock: a relay on a host whose
+    clock runs minutes ahead took every batch another worker was still publishing (its lease
+    looked run out), so each event went out twice with no worker dead."""
+    b_transport = RecordingTransport()
+    thief = _SkewedThief(EventOutbox(b_transport), timedelta(minutes=5), monkeypatch)
+    outbox_a = EventOutbox(thief, lease_seconds=30)
+    ids = _store(outbox_a, 3)
+
+    result = outbox_a.relay_batch(worker_id="A")
+
+    assert thief.thief_result.attempted == 0
+    assert b_transport.ids == []
+    assert thief.ids == ids
+    assert result.relayed == 3 and result.ownership_mismatches == 0
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_a_dead_workers_lease_runs_out_by_the_databases_clock(monkeypatch):
+    """A worker on a host whose clock ran ten minutes ahead claimed a batch and died: its
+    lease runs out ``lease_seconds`` after the claim for every other worker, not ten minutes
+    later, when the others' clocks reach the time it wrote."""
+    transport = RecordingTransport()
+    dead = EventOutbox(RecordingTransport(), lease_seconds=0.2)
+    ids = _store(dead, 2)
+    real_now = timezone.now
+    with monkeypatch.context() as m:
+        m.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=10))
+        assert len(dead._claim(10, "dead")) == 2
+    time.sleep(0.3)
+
+    result = EventOutbox(transport).relay_batch(worker_id="B")
+
+    assert result.relayed == 2
+    assert transport.ids == ids
+
+
+def _store_by_path(path: str, event) -> None:
+    """``event`` stored the way ``path`` names: each of the outbox's insert statements."""
+    if path.startswith("receiver"):
+        store_event_without_row(event)
+    elif path.startswith("store_event"):
+        store_event(event)
+    elif path == "store_many":
+        EventOutbox(RecordingTransport()).store_many([event])
+    else:
+        store_events_without_rows([(event, None), (create_event("x.y", {}), None)])
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="servers on several hosts share PostgreSQL only"
+)
+@pytest.mark.parametrize(
+    "path",
+    ["receiver", "receiver keyed", "store_event", "store_event keyed", "store_many", "batch"],
+)
+def test_an_event_stored_on_a_server_whose_clock_runs_ahead_is_relayed_at_once(path, monkeypatch):
+    """A new row's ``visible_at`` and ``created_at`` are the database's time: stamped by an
+    application server whose clock ran a day ahead (a container started with a wrong
+    clock), its events waited a day for the relays' clocks to reach their ``visible_at``,
+    and came out after events of their partition that other servers stored later."""
+    transport = RecordingTransport()
+    key = {"idempotency_key": "clock-key"} if path.endswith("keyed") else {}
+    event = create_event("orders.created", {"n": 1}, partition_key="order-1", **key)
+    real_now = timezone.now
+    with monkeypatch.context() as m:
+        m.setattr(timezone, "now", lambda: real_now() + timedelta(days=1))
+        with transaction.atomic():
+            _store_by_path(path, event)
+    later = EventOutbox(transport).store(
+        create_event("orders.shipped", {"n": 1}, partition_key="order-1")
+    )
+
+    result = EventOutbox(transport).relay_batch(worker_id="B")
+
+    assert transport.ids[:1] == [str(event.meta.id)]
+    assert str(later.event_id) in transport.ids
+    assert result.relayed == OutboxEvent.objects.count()
+    row = OutboxEvent.objects.get(event_id=str(event.meta.id))
+    assert row.status == "delivered"
+    assert abs(row.created_at - real_now()) < timedelta(minutes=1)
+    assert row.visible_at == row.created_at
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="servers on several hosts share PostgreSQL only"
+)
+def test_an_event_a_relay_behind_in_time_delivered_is_kept_for_the_retention(monkeypatch):
+    """``delivered_at`` is the database's time, which ``purge()`` counts the retention back
+    from: a relay whose clock ran two days behind stamped its deliveries two days old, and
+    the next purge of rows delivered more than a day ago deleted them at once (with them
+    the dedupe keys a retried request's events are checked against, arc.W008)."""
+    transport = RecordingTransport()
+    outbox = EventOutbox(transport)
+    ids = _store(outbox, 2)
+    assert _with_clock(monkeypatch, -timedelta(days=2), outbox.relay_batch, "B").relayed == 2
+
+    assert outbox.purge(older_than=timedelta(days=1)) == 0
+
+    assert sorted(OutboxEvent.objects.values_list("event_id", flat=True)) == sorted(ids)
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
+    assert outbox.purge(older_than=timedelta(0)) == 2
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="servers on several hosts share PostgreSQL only"
+)
+def test_a_retry_scheduled_by_a_relay_behind_in_time_waits_its_backoff(monkeypatch):
+    """A failure policy computes its retry time on the relay's clock; the relay moves it
+    to the database's, which rows are compared with: a relay whose clock ran an hour
+    behind scheduled every retry an hour in the past, so a failed event was claimed again
+    at once, batch after batch, and went dead within seconds of a broker outage instead of
+    backing off. Its deferred partition mate waits with it, FIFO kept."""
+    transport = RecordingTransport(many=False)
+    outbox = EventOutbox(transport, exponential_backoff(base=60, max=600, jitter=False))
+    failed = outbox.store(create_event("x.a", {}, partition_key="a")).event_id
+    held = outbox.store(create_event("x.a", {}, partition_key="a")).event_id
+    transport.fail_once = {failed}
+
+    result = _with_clock(monkeypatch, -timedelta(hours=1), outbox.relay_batch, "B")
+
+    assert result.publish_failed == 1 and result.deferred == 1
+    assert outbox.relay_batch(worker_id="C").attempted == 0
+    rows = {row.event_id: row for row in OutboxEvent.objects.all()}
+    wait = rows[failed].visible_at - timezone.now()
+    assert timedelta(seconds=50) < wait <= timedelta(seconds=60)
+    assert rows[held].visible_at == rows[failed].visible_at
+    assert rows[failed].attempts == 1 and rows[held].attempts == 0
 
 
 def test_partition_fifo_defers_later_events_of_a_failed_partition():

@@ -14,6 +14,13 @@ so a worker dying between its commit and storing the response lets a retry run a
 the lock expires: a second write (an update's or delete's event dedupes in the outbox, a
 create's new row brings its own).
 
+Times are the store's own: Redis expires the ``cache`` store's keys, and on PostgreSQL the
+``database`` store stamps a claim's lock and a record's expiry with the database's clock and
+compares them with that clock (``statement_timestamp()``), never an application server's, so
+servers whose clocks differ neither take over each other's claims in flight nor see another
+server's answer as expired early (or a dead request's lock as live for longer). SQLite,
+which lives on one host, uses that host's clock.
+
 Claiming and storing the answer are one statement or one Redis round trip each, and a repeat
 costs its claim plus, on the ``database`` store, one look-up: they are all a keyed request
 adds to the request itself (``tests/test_idempotency_cost.py`` counts them).
@@ -33,6 +40,7 @@ from typing import Any
 
 from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.db.models.constants import OnConflict
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .. import redis_alias
@@ -105,6 +113,12 @@ def _claim_lifetime(request: Request) -> timedelta:
     return timedelta(seconds=max(request.ttl_seconds, request.lock_seconds))
 
 
+def _database_clock(connection: Any) -> bool:
+    """Whether the records' times are the database's clock (PostgreSQL, which servers on
+    several hosts share) rather than this server's (SQLite, on one host)."""
+    return connection.vendor == "postgresql"
+
+
 def _sqlite_locked(connection: Any, exc: OperationalError) -> bool:
     """Whether ``exc`` is SQLite's "database is locked" (another connection's write)."""
     return connection.vendor == "sqlite" and "locked" in str(exc)
@@ -158,17 +172,22 @@ class DatabaseStore:
             if connection.in_atomic_block and not sql["ignores_conflicts"]
             else nullcontext()
         )
-        params = [
+        params: list[Any] = [
             request.key,
             request.fingerprint,
             token,
             request.method,
             _stored_path(request.path),
-            adapt(now + timedelta(seconds=request.lock_seconds)),
-            "",
-            adapt(now),
-            adapt(now + _claim_lifetime(request)),
         ]
+        if sql["database_clock"]:  # locked_until, created_at and expires_at are the SQL's
+            params += [request.lock_seconds, "", _claim_lifetime(request).total_seconds()]
+        else:
+            params += [
+                adapt(now + timedelta(seconds=request.lock_seconds)),
+                "",
+                adapt(now),
+                adapt(now + _claim_lifetime(request)),
+            ]
         try:
             with block, connection.cursor() as cursor:
                 cursor.execute(sql["insert"], params)
@@ -205,9 +224,13 @@ class DatabaseStore:
         the record's times with now, as the ORM's lookups would (repeats are what a client
         retrying sends, so their look-up skips the ORM as the claim does)."""
         connection = self.connection
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        if self._sql["database_clock"]:
+            params = [request.key]
+        else:
+            now = connection.ops.adapt_datetimefield_value(timezone.now())
+            params = [now, now, request.key]
         with connection.cursor() as cursor:
-            cursor.execute(self._sql["look_up"], [now, now, request.key])
+            cursor.execute(self._sql["look_up"], params)
             row = cursor.fetchone()
         if row is None:
             return None  # released or purged since our insert failed
@@ -229,7 +252,7 @@ class DatabaseStore:
     def _take_over(self, pk: int, held_by: str, request: Request, expired: bool) -> Claim | None:
         """Claim a key whose holder is gone: a conditional UPDATE, so of two requests taking
         over at once exactly one wins (the other sees the row changed)."""
-        now, token = timezone.now(), _token()
+        now, token = _now(self.connection), _token()
         if expired:
             condition: dict[str, Any] = {"expires_at__lte": now}
         else:
@@ -264,13 +287,18 @@ class DatabaseStore:
     ) -> bool:
         """Store the response, if the claim is still ours. Joins the current transaction
         (the request's, for this transactional store)."""
-        expires = timezone.now() + timedelta(seconds=request.ttl_seconds)
+        if self._sql["database_clock"]:
+            expires: Any = request.ttl_seconds  # the SQL adds it to the database's time
+        else:
+            expires = self.connection.ops.adapt_datetimefield_value(
+                timezone.now() + timedelta(seconds=request.ttl_seconds)
+            )
         params = [
             status,
             content_type,
             body,
             _json(headers) if headers else None,
-            self.connection.ops.adapt_datetimefield_value(expires),
+            expires,
             request.key,
             token,
         ]
@@ -312,14 +340,18 @@ class DatabaseStore:
         limit = self.connection.features.max_query_params
         if limit is not None:
             batch_size = max(1, min(batch_size, limit - 1))
-        now = timezone.now()
+        now = _now(self.connection)
         expired = (
             self.model.objects.using(self.using)
             .filter(expires_at__lte=now)
             .order_by()
             .values_list("pk", flat=True)
         )
-        condition = f"{ops.quote_name(meta.get_field('expires_at').column)} <= %s"
+        if _database_clock(self.connection):
+            cutoff, params = "statement_timestamp()", []
+        else:
+            cutoff, params = "%s", [ops.adapt_datetimefield_value(now)]
+        condition = f"{ops.quote_name(meta.get_field('expires_at').column)} <= {cutoff}"
         deleted = 0
         while True:
             ids = list(expired[:batch_size])
@@ -331,7 +363,7 @@ class DatabaseStore:
                 f"AND {condition}"
             )
             with self.connection.cursor() as cursor:
-                cursor.execute(sql, [*ids, ops.adapt_datetimefield_value(now)])
+                cursor.execute(sql, [*ids, *params])
                 deleted += cursor.rowcount
             if len(ids) < batch_size:
                 return deleted
@@ -378,18 +410,29 @@ def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
         "expires_at",
     ]
     suffix = ops.on_conflict_suffix_sql([], on_conflict, [], []) if ignores else ""
+    database_clock = _database_clock(connection)
+    values = ["%s"] * len(inserted)
+    # now, and now plus a number of seconds: the database's, or parameters from this server
+    now, later = "%s", "%s"
+    if database_clock:
+        now, later = "statement_timestamp()", "statement_timestamp() + make_interval(secs => %s)"
+        values[inserted.index("locked_until")] = later
+        values[inserted.index("created_at")] = now
+        values[inserted.index("expires_at")] = later
     return {
         "ignores_conflicts": ignores,
+        "database_clock": database_clock,
         "insert": (
             f"{ops.insert_statement(on_conflict=on_conflict)} {table} "
             f"({', '.join(col(n) for n in inserted)}) "
-            f"VALUES ({', '.join(['%s'] * len(inserted))}) {suffix}"
+            f"VALUES ({', '.join(values)}) {suffix}"
         ).rstrip(),
-        # what a repeat needs of the record, its times compared with now (two parameters)
+        # what a repeat needs of the record, its times compared with now
         "look_up": (
             f"SELECT {col('id')}, {col('token')}, {col('fingerprint')}, {col('status')}, "
-            f"{col('content_type')}, {col('body')}, {col('headers')}, {col('expires_at')} <= %s, "
-            f"{col('locked_until')} > %s FROM {table} WHERE {col('key')} = %s"
+            f"{col('content_type')}, {col('body')}, {col('headers')}, "
+            f"{col('expires_at')} <= {now}, {col('locked_until')} > {now} "
+            f"FROM {table} WHERE {col('key')} = %s"
         ),
         # giving a claim up (a 5xx): only while it is ours and unanswered
         "release": (
@@ -399,7 +442,7 @@ def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
         "complete": (
             f"UPDATE {table} SET {col('status')} = %s, {col('content_type')} = %s, "
             f"{col('body')} = %s, {col('headers')} = %s, {col('locked_until')} = NULL, "
-            f"{col('expires_at')} = %s "
+            f"{col('expires_at')} = {later} "
             f"WHERE {col('key')} = %s AND {col('token')} = %s AND {col('status')} IS NULL"
         ),
     }
@@ -598,6 +641,12 @@ class CacheStore:
     def purge(self) -> int:
         """Redis expires keys by itself: nothing to purge."""
         return 0
+
+
+def _now(connection: Any) -> Any:
+    """Now, for the ORM's filters and updates of records: the database's time (``Now()``,
+    plus a ``timedelta`` where a later time is meant) where it is the records' clock."""
+    return Now() if _database_clock(connection) else timezone.now()
 
 
 def _json(headers: Headers) -> str:

@@ -5,7 +5,11 @@ talking to the transport:
 
 1. **claim** — in one short transaction, pick up to ``limit`` rows that are pending, visible
    (``visible_at <= now``) and not leased by a live worker, oldest first, and stamp them with
-   our lease (``lease_owner``, ``lease_expires_at``). On PostgreSQL the rows are selected with
+   our lease (``lease_owner``, ``lease_expires_at``). A lease is stamped and judged run out
+   by the database's clock, never a relay host's: workers on hosts whose clocks differ by
+   more than the lease would otherwise take over each other's batches mid-publish, or leave
+   a dead worker's batch leased for as long as its clock ran ahead (on PostgreSQL
+   ``visible_at`` is the database's time too). On PostgreSQL the rows are selected with
    ``FOR UPDATE SKIP LOCKED`` so concurrent workers never block on, or claim, each other's rows.
    Other backends (SQLite) use an optimistic conditional ``UPDATE``; SQLite serialises every
    write, so run one relay worker there.
@@ -33,13 +37,14 @@ from typing import Any, NamedTuple
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from ..events import wire
 from ..events.event import Event, EventMeta
 from .models import OutboxEvent, OutboxStatus
 from .policy import DEAD, FailurePolicy, exponential_backoff
-from .store import expire_dedupe_keys, row_for, store_event
+from .store import database_clock, expire_dedupe_keys, now_on, row_for, store_event
 
 logger = logging.getLogger("django_arc.outbox")
 
@@ -245,7 +250,8 @@ class EventOutbox:
         (:func:`~django_arc.outbox.store.expire_dedupe_keys`) and the event is stored.
         """
         events = list(events)
-        rows = [row_for(e) for e in events]
+        now = now_on(connections[self.db])
+        rows = [row_for(e, now) for e in events]
         manager = OutboxEvent.objects.using(self.db)
         manager.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
         keyed = [event for event, row in zip(events, rows, strict=True) if row.dedupe_key]
@@ -257,10 +263,12 @@ class EventOutbox:
     # -- relaying --------------------------------------------------------------------------
 
     def _claimable(self, now: datetime) -> QuerySet[OutboxEvent]:
+        """Pending rows visible at ``now`` whose lease, if any, ran out by the database's
+        clock (the one that stamped it, :meth:`_claim`)."""
         return (
             OutboxEvent.objects.using(self.db)
             .filter(status=OutboxStatus.PENDING, visible_at__lte=now)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=Now()))
             .order_by("visible_at", "id")
         )
 
@@ -298,7 +306,13 @@ class EventOutbox:
         """``UPDATE … WHERE id = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED)) RETURNING …``: the
         claim and the lease in one statement. ``ARRAY(...)`` makes the subquery an InitPlan
         that runs once; as ``IN (...)`` the planner may rescan it inside a join and lease more
-        than ``limit`` rows. Rows come back unordered, with ``visible_at`` for the sort."""
+        than ``limit`` rows. Rows come back unordered, with ``visible_at`` for the sort.
+
+        The lease is the database's ``statement_timestamp()`` plus the lease's seconds, and
+        a lease has run out when it is before that: one clock writes and reads every lease,
+        whatever the relays' hosts' clocks say. A row is visible once ``visible_at`` is
+        past by that clock too, the one that stamped it when stored (a failure policy's
+        retry time is the relay's clock's)."""
         sql = _claim_sql.get(connection.alias)
         if sql is None:
             qn = connection.ops.quote_name
@@ -309,11 +323,13 @@ class EventOutbox:
 
             table = qn(opts.db_table)
             sql = (
-                f"UPDATE {table} SET {col('lease_owner')} = %s, {col('lease_expires_at')} = %s "
+                f"UPDATE {table} SET {col('lease_owner')} = %s, {col('lease_expires_at')} = "
+                "statement_timestamp() + make_interval(secs => %s) "
                 f"WHERE {col('id')} = ANY(ARRAY(SELECT {col('id')} FROM {table} "
                 f"WHERE {col('status')} = '{OutboxStatus.PENDING.value}' "
-                f"AND {col('visible_at')} <= %s AND ({col('lease_expires_at')} IS NULL "
-                f"OR {col('lease_expires_at')} < %s) "
+                f"AND {col('visible_at')} <= statement_timestamp() "
+                f"AND ({col('lease_expires_at')} IS NULL "
+                f"OR {col('lease_expires_at')} < statement_timestamp()) "
                 f"ORDER BY {col('visible_at')}, {col('id')} LIMIT %s FOR UPDATE SKIP LOCKED)) "
                 f"RETURNING {self._columns(*_CLAIMED_COLUMNS)}, {col('visible_at')}"
             )
@@ -328,8 +344,7 @@ class EventOutbox:
         connection = connections[self.db]
         options = ", ".join(name for name, on in (("ANALYZE", analyze), ("BUFFERS", buffers)) if on)
         prefix = f"EXPLAIN ({options}) " if options else "EXPLAIN "
-        now = timezone.now()
-        params = ["explain", now, now, now, limit or self.batch_size]
+        params = ["explain", self.lease_seconds, limit or self.batch_size]
         with transaction.atomic(using=self.db):
             self._prefer_index_order()
             with connection.cursor() as cursor:
@@ -340,7 +355,7 @@ class EventOutbox:
 
     def _claim(self, limit: int, worker_id: str) -> list[Claimed]:
         now = timezone.now()
-        expires = now + timedelta(seconds=self.lease_seconds)
+        lease = timedelta(seconds=self.lease_seconds)
         db = self.db
         connection = connections[db]
         if connection.vendor == "postgresql":
@@ -348,7 +363,7 @@ class EventOutbox:
                 self._prefer_index_order()
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        self._claim_sql(connection), [worker_id, expires, now, now, limit]
+                        self._claim_sql(connection), [worker_id, self.lease_seconds, limit]
                     )
                     rows = cursor.fetchall()
             rows.sort(key=lambda row: (row[-1], row[0]))
@@ -367,7 +382,7 @@ class EventOutbox:
             # Optimistic claim: the condition is re-checked by the UPDATE itself, so a row
             # another worker leased in between is simply not ours.
             self._claimable(now).filter(id__in=ids).update(
-                lease_owner=worker_id, lease_expires_at=expires
+                lease_owner=worker_id, lease_expires_at=Now() + lease
             )
             qn = connection.ops.quote_name
             opts = OutboxEvent._meta
@@ -382,13 +397,18 @@ class EventOutbox:
                 return [Claimed(*row) for row in cursor.fetchall()]
 
     def _mark_delivered(self, ids: list[int], worker_id: str, now: datetime) -> int:
-        """One ``UPDATE`` for the batch, only where the lease is still ours; returns the count."""
+        """One ``UPDATE`` for the batch, only where the lease is still ours; returns the count.
+        ``delivered_at`` is the database's time on PostgreSQL (the clock :meth:`purge` counts
+        the retention with), else ``now``."""
         connection = connections[self.db]
         qn = connection.ops.quote_name
         opts = OutboxEvent._meta
+        database_time = database_clock(connection)
+        delivered_at = "statement_timestamp()" if database_time else "%s"
         sql = (
             f"UPDATE {qn(opts.db_table)} SET {self._columns('status')} = %s, "
-            f"{self._columns('delivered_at')} = %s, {self._columns('lease_owner')} = NULL, "
+            f"{self._columns('delivered_at')} = {delivered_at}, "
+            f"{self._columns('lease_owner')} = NULL, "
             f"{self._columns('lease_expires_at')} = NULL "
             # The ids are integers the claim just read: written into the statement, they cost
             # nothing to bind (a parameter each costs quoting on a client-side-binding cursor).
@@ -397,7 +417,7 @@ class EventOutbox:
         )
         params = [
             OutboxStatus.DELIVERED.value,
-            connection.ops.adapt_datetimefield_value(now),
+            *([] if database_time else [connection.ops.adapt_datetimefield_value(now)]),
             OutboxStatus.PENDING.value,
             worker_id,
         ]
@@ -525,9 +545,14 @@ class EventOutbox:
             )
 
         retry_at_by_partition: dict[str, datetime] = {}
+        shift: timedelta | None = None
         for row, exc in failed:
             result.publish_failed += 1
             decision = self._decide(row, exc, result)
+            if decision is not DEAD:
+                if shift is None:
+                    shift = self._clock_shift()
+                decision += shift
             if decision is DEAD:
                 result.dead_lettered += 1
                 self._finish(
@@ -560,9 +585,30 @@ class EventOutbox:
                 worker_id,
                 result,
                 status=OutboxStatus.PENDING,
-                visible_at=retry_at_by_partition.get(row.partition_key or "", now),
+                visible_at=retry_at_by_partition.get(
+                    row.partition_key or "", now_on(connections[self.db])
+                ),
             )
         return result
+
+    def _clock_shift(self) -> timedelta:
+        """The database's time minus this relay's, where rows are timed by the database
+        (one ``SELECT``, in a batch with retries only): a failure policy computes a retry's
+        time on the relay's clock, and the claim compares ``visible_at`` with the database's,
+        so a relay whose clock ran behind would schedule its retries in the past (claimed
+        again at once, the backoff lost) and one ahead would delay them."""
+        connection = connections[self.db]
+        if not database_clock(connection):
+            return timedelta(0)
+        try:
+            with connection.cursor() as cursor:
+                before = timezone.now()
+                cursor.execute("SELECT statement_timestamp()")
+                (database_now,) = cursor.fetchone()
+                after = timezone.now()
+        except DatabaseError:  # the row's update that follows reports the database's failure
+            return timedelta(0)
+        return database_now - (before + (after - before) / 2)
 
     def _finish(self, row: Claimed, worker_id: str, result: RelayResult, **values: Any) -> None:
         values.setdefault("lease_owner", None)
@@ -610,7 +656,7 @@ class EventOutbox:
         return qs.update(
             status=OutboxStatus.PENDING,
             attempts=0,
-            visible_at=timezone.now(),
+            visible_at=now_on(connections[self.db]),
             lease_owner=None,
             lease_expires_at=None,
         )
@@ -619,9 +665,13 @@ class EventOutbox:
         """Delete *delivered* rows delivered before the cut-off (a datetime, or an age).
 
         Pending and dead rows are never purged: they are work still to do or evidence an
-        operator needs. Returns the number of rows deleted.
+        operator needs. Returns the number of rows deleted. An age counts back from the
+        database's time on PostgreSQL, the clock that wrote ``delivered_at``.
         """
-        cutoff = timezone.now() - older_than if isinstance(older_than, timedelta) else older_than
+        if isinstance(older_than, timedelta):
+            cutoff: Any = now_on(connections[self.db]) - older_than
+        else:
+            cutoff = older_than
         deleted, _ = (
             OutboxEvent.objects.using(self.db)
             .filter(status=OutboxStatus.DELIVERED, delivered_at__lt=cutoff)

@@ -3,6 +3,12 @@
 ``payload`` is stored as the JSON text the publisher encoded (once, in
 :func:`django_arc.events.bus.encode_payload`), which the relay later splices into the wire
 envelope as it is; ``meta`` is ``EventMeta`` as a snake_case dict.
+
+On PostgreSQL a new row's ``visible_at`` and ``created_at`` are the database's time
+(``statement_timestamp()``), which the relay compares them with: application servers whose
+clocks differ neither hold their events back for as long as their clock runs ahead nor
+reorder a partition's events; nor does the dedupe window (:func:`dedupe_window`) end early
+or late. SQLite, on one host, takes that host's time through Python.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 
 from django.db import DatabaseError, connections, router
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
@@ -94,10 +101,23 @@ def stored_meta(meta: EventMeta) -> dict[str, Any]:
     return data
 
 
-def row_for(event: Event) -> OutboxEvent:
-    """An unsaved row for ``event``."""
+def database_clock(connection: Any) -> bool:
+    """Whether the outbox's times are the database's clock (PostgreSQL, which servers on
+    several hosts share) rather than the server's (SQLite, on one host)."""
+    return connection.vendor == "postgresql"
+
+
+def now_on(connection: Any) -> Any:
+    """Now, for the ORM's writes and filters of rows on ``connection``: the database's time
+    (``Now()``) where it is the outbox's clock, else this server's."""
+    return Now() if database_clock(connection) else timezone.now()
+
+
+def row_for(event: Event, now: Any = None) -> OutboxEvent:
+    """An unsaved row for ``event``, new at ``now`` (default: this server's time; ``Now()``
+    for the database's, from :func:`now_on`)."""
     require_event(event)
-    now = timezone.now()
+    now = timezone.now() if now is None else now
     return OutboxEvent(
         event_id=str(event.meta.id),
         type=event.type,
@@ -141,10 +161,16 @@ def _insert_statement(connection: Any, keyed: bool = False) -> str:
         columns += [opts.get_field(name).column for name in ("status", "attempts", "last_error")]
         json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
         params = [json_param if name in ("payload", "meta") else "%s" for name in names]
+        returned = [qn(opts.pk.column)]
+        if database_clock(connection):
+            # a time given (a pre_save receiver's) is kept; none is the database's now
+            for name in ("visible_at", "created_at"):
+                params[names.index(name)] = "COALESCE(%s, statement_timestamp())"
+                returned.append(qn(opts.get_field(name).column))
         if keyed:
             tail = " ON CONFLICT DO NOTHING"
         elif connection.features.can_return_columns_from_insert:
-            tail = f" RETURNING {qn(opts.pk.column)}"
+            tail = f" RETURNING {', '.join(returned)}"
         else:
             tail = ""
         sql = "INSERT INTO {} ({}) VALUES ({}, '{}', 0, ''){}".format(
@@ -158,10 +184,11 @@ def _insert_statement(connection: Any, keyed: bool = False) -> str:
     return sql
 
 
-def _event_values(event: Event) -> list[Any]:
+def _event_values(event: Event, connection: Any) -> list[Any]:
     """The :data:`_INSERT_COLUMNS` of a new row for ``event``, without building the model
-    instance; the payload still to be encoded, the times not yet adapted."""
-    now = timezone.now()
+    instance; the payload still to be encoded, the times not yet adapted (``None`` where
+    the database stamps its own time)."""
+    now = None if database_clock(connection) else timezone.now()
     return [
         str(event.meta.id),
         event.type,
@@ -181,19 +208,22 @@ def _execute_insert(
     keyed: bool = False,
     want_id: bool = False,
 ) -> Any:
-    """Encode the payload (unless ``payload_json`` is its encoding), adapt the times and run
-    the INSERT; with ``want_id``, return the new row's id (never for ``keyed``), else how
-    many rows it inserted."""
-    values[2] = payload_json if payload_json is not None else _dumps(values[2])
-    values[4] = connection.ops.adapt_datetimefield_value(values[4])
-    values[5] = connection.ops.adapt_datetimefield_value(values[5])
+    """Encode the payload (unless ``payload_json`` is its encoding), adapt the times (``None``
+    for the database's) and run the INSERT; with ``want_id``, return the new row's id and,
+    where the database may have stamped them, its ``visible_at`` and ``created_at`` (never
+    for ``keyed``), else how many rows it inserted."""
+    params = list(values)
+    params[2] = payload_json if payload_json is not None else _dumps(params[2])
+    adapt = connection.ops.adapt_datetimefield_value
+    params[4] = None if params[4] is None else adapt(params[4])
+    params[5] = None if params[5] is None else adapt(params[5])
     with connection.cursor() as cursor:
-        cursor.execute(_insert_statement(connection, keyed=keyed), values)
+        cursor.execute(_insert_statement(connection, keyed=keyed), params)
         if not want_id:
             return cursor.rowcount
         if connection.features.can_return_columns_from_insert:
-            return cursor.fetchone()[0]
-        return cursor.lastrowid
+            return tuple(cursor.fetchone())
+        return (cursor.lastrowid,)
 
 
 def _insert_keyed(event: Event, db: str, key: str, payload_json: str | None) -> None:
@@ -202,12 +232,11 @@ def _insert_keyed(event: Event, db: str, key: str, payload_json: str | None) -> 
     when it inserted nothing, a second: the row holding the key may be one whose key
     expired (:func:`expire_dedupe_keys`), and the insert is tried again without it."""
     connection = connections[db]
-    values = [*_event_values(event), key]
+    values = [*_event_values(event, connection), key]
     if _execute_insert(values, payload_json, connection, keyed=True):
         return
     if expire_dedupe_keys([event], db):
-        with connection.cursor() as cursor:
-            cursor.execute(_insert_statement(connection, keyed=True), values)
+        _execute_insert(values, payload_json, connection, keyed=True)
 
 
 def dedupe_window() -> timedelta:
@@ -231,7 +260,7 @@ def expire_dedupe_keys(events: list[Event], db: str) -> int:
     ]
     if not keys:
         return 0
-    cutoff = timezone.now() - dedupe_window()
+    cutoff = now_on(connections[db]) - dedupe_window()
     return (
         OutboxEvent.objects.using(db)
         .filter(dedupe_key__in=keys, created_at__lte=cutoff)
@@ -250,18 +279,24 @@ def _insert(
     """
     listened = pre_save.has_listeners(OutboxEvent) or post_save.has_listeners(OutboxEvent)
     row = row_for(event) if want_row or listened else None
+    connection = connections[db]
     if row is not None:
+        stamped = row.visible_at  # row_for's time, also created_at's
         if pre_save.has_listeners(OutboxEvent):
             pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
             payload_json = None  # a receiver may have changed the row
         values = [getattr(row, name) for name in _INSERT_COLUMNS]
         values[3] = _dumps(row.meta)
+        if database_clock(connection):  # the database's time, unless a receiver set one
+            values[4:6] = [None if value is stamped else value for value in values[4:6]]
     else:
-        values = _event_values(event)
-    pk = _execute_insert(values, payload_json, connections[db], want_id=row is not None)
+        values = _event_values(event, connection)
+    returned = _execute_insert(values, payload_json, connection, want_id=row is not None)
     if row is None:
         return None
-    row.pk = pk
+    row.pk = returned[0]
+    if len(returned) == 3:  # the database's time
+        row.visible_at, row.created_at = returned[1:]
     row._state.adding = False
     row._state.db = db
     if post_save.has_listeners(OutboxEvent):
@@ -353,8 +388,8 @@ _insert_many_sql: dict[tuple[str, bool], str] = {}
 def _insert_many_statement(connection: Any, keyed: bool) -> str:
     """PostgreSQL: insert the rows of two JSON arrays, taken in step and in order — the
     rows' other columns (``[event_id, type, meta, partition_key(, dedupe_key)]`` each) and
-    their payloads. Parameters: the new rows' time (twice: ``visible_at``, ``created_at``),
-    the first array, the second.
+    their payloads. Parameters: the first array, the second (the new rows' ``visible_at`` and
+    ``created_at`` are the database's ``statement_timestamp()``).
 
     Why not ``bulk_create``: Django sends it as ``UNNEST`` of one array parameter per
     column, and the driver quotes an array element by element in Python (every ``"`` of
@@ -377,8 +412,8 @@ def _insert_many_statement(connection: Any, keyed: bool) -> str:
             "type": "r.h->>1",
             "payload": "r.p",
             "meta": "r.h->2",
-            "visible_at": "%s",
-            "created_at": "%s",
+            "visible_at": "statement_timestamp()",
+            "created_at": "statement_timestamp()",
             "partition_key": "r.h->>3",
             "dedupe_key": "r.h->>4",
             "status": f"'{OutboxStatus.PENDING.value}'",
@@ -415,13 +450,12 @@ def _insert_many_postgresql(items: list[tuple[Event, str | None]], connection: A
         heads, payloads = groups.setdefault(key is not None, ([], []))
         heads.append(head)
         payloads.append(_dumps(event.payload) if payload_json is None else payload_json)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         for keyed in (False, True):
             if keyed not in groups:
                 continue
             heads, payloads = groups[keyed]
-            params = [now, now, _dumps(heads), "[" + ",".join(payloads) + "]"]
+            params = [_dumps(heads), "[" + ",".join(payloads) + "]"]
             cursor.execute(_insert_many_statement(connection, keyed), params)
             if (
                 keyed
@@ -436,7 +470,7 @@ def _store_deduplicated(event: Event, db: str) -> OutboxEvent:
     """Insert ``event``'s row unless its id or dedupe key is stored (then return that row).
     ON CONFLICT DO NOTHING (PostgreSQL) / INSERT OR IGNORE (SQLite): a duplicate is not an
     error, so the caller's transaction stays usable without a savepoint round trip."""
-    row = row_for(event)
+    row = row_for(event, now_on(connections[db]))
     manager = OutboxEvent.objects.using(db)
     manager.bulk_create([row], ignore_conflicts=True)
     existing = _stored_as(row, db)
