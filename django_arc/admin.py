@@ -127,11 +127,11 @@ from django.contrib import messages as _ob_messages  # noqa: E402
 from django.core.exceptions import PermissionDenied as _ObPermissionDenied  # noqa: E402
 from django.core.paginator import Paginator as _ObPaginator  # noqa: E402
 from django.core.serializers.json import DjangoJSONEncoder as _ObJSONEncoder  # noqa: E402
+from django.db import connections as _ob_connections  # noqa: E402
 from django.http import HttpResponseRedirect as _ObRedirect  # noqa: E402
 from django.template.response import TemplateResponse as _ObTemplateResponse  # noqa: E402
 from django.urls import path as _ob_path  # noqa: E402
 from django.urls import reverse as _ob_reverse  # noqa: E402
-from django.utils import timezone as _ob_timezone  # noqa: E402
 from django.utils.html import format_html as _ob_format_html  # noqa: E402
 from django.utils.text import Truncator as _ObTruncator  # noqa: E402
 
@@ -139,6 +139,7 @@ from .admin_input import is_primary_key as _is_primary_key  # noqa: E402
 from .audit.admin import EstimatedCountPaginator as _ObEstimatedCountPaginator  # noqa: E402
 from .outbox.models import OutboxEvent as _OutboxEvent  # noqa: E402
 from .outbox.models import OutboxStatus as _OutboxStatus  # noqa: E402
+from .outbox.store import now_on as _ob_now_on  # noqa: E402
 
 
 def _ob_pretty_json(value) -> str:
@@ -345,7 +346,9 @@ class OutboxEventAdmin(_RefuseOddInputMixin, _ob_admin.ModelAdmin):
         from .settings import arc_settings
 
         days = arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
-        cutoff = _ob_timezone.now() - _ob_timedelta(days=float(days))
+        # counted back from the clock that wrote delivered_at (the database's on
+        # PostgreSQL), as the relay's purge() counts: not this admin server's
+        cutoff = _ob_now_on(_ob_connections[queryset.db]) - _ob_timedelta(days=float(days))
         deleted, _ = queryset.filter(
             status=_OutboxStatus.DELIVERED, delivered_at__lt=cutoff
         ).delete()

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -209,3 +210,26 @@ def test_relay_now_needs_change_permission(client, django_user_model):
     assert "Relay now" not in client.get(reverse(CHANGELIST)).content.decode()
     assert client.post(reverse(RELAY_NOW)).status_code == 403
     assert OutboxEvent.objects.get().status == "pending"
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="servers on several hosts share PostgreSQL only"
+)
+@override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": 3}})
+def test_purge_action_counts_the_retention_on_the_databases_clock(admin_client_, monkeypatch):
+    """``delivered_at`` is the database's time on PostgreSQL (the relay's ``purge()`` counts
+    back from it): an admin server whose clock ran two days ahead purged rows delivered
+    two days ago under a three-day retention."""
+    delivered = make_row("delivered", delivered_at=timezone.now() - timedelta(days=2))
+    ahead = timezone.now() + timedelta(days=2)
+    monkeypatch.setattr(timezone, "now", lambda: ahead)
+
+    response = admin_client_.post(
+        reverse(CHANGELIST),
+        {"action": "purge_delivered", "_selected_action": [delivered.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "Purged 0 delivered event(s)" in response.content.decode()
+    assert OutboxEvent.objects.filter(pk=delivered.pk).exists()
