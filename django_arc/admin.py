@@ -137,9 +137,9 @@ from django.utils.text import Truncator as _ObTruncator  # noqa: E402
 
 from .admin_input import is_primary_key as _is_primary_key  # noqa: E402
 from .audit.admin import EstimatedCountPaginator as _ObEstimatedCountPaginator  # noqa: E402
+from .clock import now_on as _ob_now_on  # noqa: E402
 from .outbox.models import OutboxEvent as _OutboxEvent  # noqa: E402
 from .outbox.models import OutboxStatus as _OutboxStatus  # noqa: E402
-from .outbox.store import now_on as _ob_now_on  # noqa: E402
 
 
 def _ob_pretty_json(value) -> str:

@@ -40,10 +40,10 @@ from typing import Any
 
 from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.db.models.constants import OnConflict
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from .. import redis_alias
+from ..clock import database_clock, now_on
 
 try:  # redis is an optional dependency (the ``redis`` extra)
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -111,12 +111,6 @@ def _claim_lifetime(request: Request) -> timedelta:
     still running is in flight until its lock runs out (as on the ``cache`` store, whose claim
     lives ``LOCK_SECONDS``), not taken for an expired record by a repeat or the purge."""
     return timedelta(seconds=max(request.ttl_seconds, request.lock_seconds))
-
-
-def _database_clock(connection: Any) -> bool:
-    """Whether the records' times are the database's clock (PostgreSQL, which servers on
-    several hosts share) rather than this server's (SQLite, on one host)."""
-    return connection.vendor == "postgresql"
 
 
 def _sqlite_locked(connection: Any, exc: OperationalError) -> bool:
@@ -252,7 +246,7 @@ class DatabaseStore:
     def _take_over(self, pk: int, held_by: str, request: Request, expired: bool) -> Claim | None:
         """Claim a key whose holder is gone: a conditional UPDATE, so of two requests taking
         over at once exactly one wins (the other sees the row changed)."""
-        now, token = _now(self.connection), _token()
+        now, token = now_on(self.connection), _token()
         if expired:
             condition: dict[str, Any] = {"expires_at__lte": now}
         else:
@@ -340,14 +334,14 @@ class DatabaseStore:
         limit = self.connection.features.max_query_params
         if limit is not None:
             batch_size = max(1, min(batch_size, limit - 1))
-        now = _now(self.connection)
+        now = now_on(self.connection)
         expired = (
             self.model.objects.using(self.using)
             .filter(expires_at__lte=now)
             .order_by()
             .values_list("pk", flat=True)
         )
-        if _database_clock(self.connection):
+        if database_clock(self.connection):
             cutoff, params = "statement_timestamp()", []
         else:
             cutoff, params = "%s", [ops.adapt_datetimefield_value(now)]
@@ -410,18 +404,18 @@ def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
         "expires_at",
     ]
     suffix = ops.on_conflict_suffix_sql([], on_conflict, [], []) if ignores else ""
-    database_clock = _database_clock(connection)
+    stamped_by_database = database_clock(connection)
     values = ["%s"] * len(inserted)
     # now, and now plus a number of seconds: the database's, or parameters from this server
     now, later = "%s", "%s"
-    if database_clock:
+    if stamped_by_database:
         now, later = "statement_timestamp()", "statement_timestamp() + make_interval(secs => %s)"
         values[inserted.index("locked_until")] = later
         values[inserted.index("created_at")] = now
         values[inserted.index("expires_at")] = later
     return {
         "ignores_conflicts": ignores,
-        "database_clock": database_clock,
+        "database_clock": stamped_by_database,
         "insert": (
             f"{ops.insert_statement(on_conflict=on_conflict)} {table} "
             f"({', '.join(col(n) for n in inserted)}) "
@@ -641,12 +635,6 @@ class CacheStore:
     def purge(self) -> int:
         """Redis expires keys by itself: nothing to purge."""
         return 0
-
-
-def _now(connection: Any) -> Any:
-    """Now, for the ORM's filters and updates of records: the database's time (``Now()``,
-    plus a ``timedelta`` where a later time is meant) where it is the records' clock."""
-    return Now() if _database_clock(connection) else timezone.now()
 
 
 def _json(headers: Headers) -> str:

@@ -40,11 +40,12 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from ..clock import database_clock, now_on
 from ..events import wire
 from ..events.event import Event, EventMeta
 from .models import OutboxEvent, OutboxStatus
 from .policy import DEAD, FailurePolicy, exponential_backoff
-from .store import database_clock, expire_dedupe_keys, now_on, row_for, store_event
+from .store import expire_dedupe_keys, row_for, store_event
 
 logger = logging.getLogger("django_arc.outbox")
 

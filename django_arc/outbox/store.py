@@ -20,10 +20,10 @@ from typing import Any
 
 from django.db import DatabaseError, connections, router
 from django.db.models import Q
-from django.db.models.functions import Now
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
+from ..clock import database_clock, now_on
 from ..events.event import Event, EventMeta
 from ..events.event import dumps as _dumps
 from ..settings import arc_settings
@@ -99,18 +99,6 @@ def stored_meta(meta: EventMeta) -> dict[str, Any]:
     if isinstance(timestamp, datetime):
         data["timestamp"] = timestamp.isoformat()
     return data
-
-
-def database_clock(connection: Any) -> bool:
-    """Whether the outbox's times are the database's clock (PostgreSQL, which servers on
-    several hosts share) rather than the server's (SQLite, on one host)."""
-    return connection.vendor == "postgresql"
-
-
-def now_on(connection: Any) -> Any:
-    """Now, for the ORM's writes and filters of rows on ``connection``: the database's time
-    (``Now()``) where it is the outbox's clock, else this server's."""
-    return Now() if database_clock(connection) else timezone.now()
 
 
 def row_for(event: Event, now: Any = None) -> OutboxEvent:
