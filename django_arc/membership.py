@@ -13,9 +13,7 @@ Without invalidation, a change takes effect within ``ttl``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,27 +21,15 @@ from typing import Any
 from django.core.cache import caches
 
 from . import redis_alias
+from .cache_keys import key_part
 
 logger = logging.getLogger("django_arc.membership")
 
 Resolver = Callable[[Any, str], Iterable[str] | None]
-_SAFE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def _part(value: Any) -> str:
-    """``value`` as a part of a cache key every backend takes: as it is when short and plain
-    (an integer pk, a UUID, a usual org id), else a digest. Organization headers are client
-    input and a user's pk is the project's (a text pk of any length, with spaces):
-    memcached refuses keys over 250 bytes or with spaces and control characters, and every
-    answer of such a key was resolved again, the cache reported unavailable."""
-    text = str(value)
-    if _SAFE.fullmatch(text):
-        return text
-    return "h" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _key(prefix: str, user_id: Any, org_id: Any) -> str:
-    return f"{prefix}:{_part(user_id)}:{_part(org_id)}"
+    return f"{prefix}:{key_part(user_id)}:{key_part(org_id)}"
 
 
 #: how long a user's generation (see :func:`cached_resolver`) is kept: its expiry only turns
@@ -134,7 +120,7 @@ def _warn_unavailable(alias: str) -> None:
 
 def _generation_key(prefix: str, user_id: Any) -> str:
     # not ``{prefix}:…``, where the answers are: no user id and organization make it
-    return f"{prefix}.g:{_part(user_id)}"
+    return f"{prefix}.g:{key_part(user_id)}"
 
 
 class ResolverAnswerError(TypeError):

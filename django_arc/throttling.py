@@ -21,13 +21,12 @@ make a Redis outage an API outage.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from typing import Any
 
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from .cache_keys import key_part
 from .clients import ServiceClient
 from .exceptions import ArcError
 from .redis_alias import REDIS_ERRORS, warn_outage
@@ -47,23 +46,6 @@ ANON_RATE = "arc_anon"
 
 #: what the throttle cache raises when its server is away: the request is let through
 _CACHE_OUTAGE = (*REDIS_ERRORS, ConnectionInterrupted)
-
-
-#: an organization or user id kept as is in a bucket's cache key; any other is hashed
-#: (below)
-_PLAIN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
-def _key_part(value: Any) -> str:
-    """``value`` as a part of a cache key every backend takes. A member's organization has
-    been resolved, but an elevated caller's header is taken as sent (up to 128 characters of
-    anything), and a user's pk is the project's (a text pk of any length): memcached refuses
-    keys with spaces or control characters, or over 250 bytes, so such a value is hashed
-    rather than sent in the key."""
-    text = str(value)
-    if _PLAIN.fullmatch(text):
-        return text
-    return "~" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class ScopeRateThrottle(SimpleRateThrottle):
@@ -99,8 +81,8 @@ class ScopeRateThrottle(SimpleRateThrottle):
         if arc_scope is not None and arc_scope.user_id is not None:
             return (
                 self.member_scope,
-                f"user:{_key_part(arc_scope.user_id)}:org:"
-                f"{_key_part(arc_scope.organization_id or '-')}",
+                f"user:{key_part(arc_scope.user_id)}:org:"
+                f"{key_part(arc_scope.organization_id or '-')}",
             )
         if arc_scope is None:
             auth = getattr(request, "auth", None)
@@ -108,7 +90,7 @@ class ScopeRateThrottle(SimpleRateThrottle):
                 return self.service_scope, f"client:{auth.client_id}"
             user = getattr(request, "user", None)
             if getattr(user, "is_authenticated", False) and getattr(user, "pk", None) is not None:
-                return self.member_scope, f"user:{_key_part(user.pk)}:org:-"
+                return self.member_scope, f"user:{key_part(user.pk)}:org:-"
         return self.anon_scope, f"ip:{self.get_ident(request)}"
 
     def get_cache_key(self, request: Any, view: Any) -> str:

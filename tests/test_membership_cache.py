@@ -1,5 +1,6 @@
 """django_arc.membership.cached_resolver: caching, negative answers, invalidation, outages."""
 
+import hashlib
 import logging
 import threading
 import warnings
@@ -91,6 +92,23 @@ def test_odd_org_ids_get_portable_keys():
         assert cached(user, org) == ["x"]
         assert cached(user, org) == ["x"]
     assert len(calls) == 4
+
+
+def test_an_org_header_spelled_like_a_digest_never_reads_a_hashed_orgs_entry():
+    """An odd organization id goes into the key as a digest; that digest used to be ``h``
+    and hex, which is also a plain organization id a client can send: the header
+    ``h<digest of "a b">`` read the roles cached for organization ``"a b"``. A digest is
+    marked with a character no plain id has."""
+    user = SimpleNamespace(pk=3)
+
+    def resolver(user, org_id):
+        return ["admin"] if org_id == "a b" else None
+
+    cached = cached_resolver(resolver, prefix="digest-spelling")
+    assert cached(user, "a b") == ["admin"]
+    digest = hashlib.sha256(b"a b").hexdigest()[:32]
+    for spelling in ("h" + digest, "~" + digest):
+        assert cached(user, spelling) is None
 
 
 def test_anonymous_users_are_not_cached():
