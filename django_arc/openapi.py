@@ -35,7 +35,6 @@ from drf_spectacular.extensions import (
 )
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import (
-    ComponentIdentity,
     ResolvedComponent,
     force_instance,
     is_list_serializer,
@@ -56,6 +55,14 @@ from .querycache.read import CACHED_ACTIONS
 from .querycache.read import HEADER as CACHE_HEADER
 from .scope import CONTEXT_HEADER_PREFIX, ELEVATION_VALUE
 from .settings import arc_settings
+
+try:
+    from drf_spectacular.plumbing import ComponentIdentity
+except ImportError:
+    # drf-spectacular before 0.28 (the package allows 0.27) has no ComponentIdentity: its
+    # registry compares the classes of two same-named components' objects, and the name
+    # itself (a str, like every component built here) is an object it compares alike.
+    ComponentIdentity = str  # type: ignore[misc,assignment]
 
 __all__ = [
     "ArcAutoSchema",

@@ -1,9 +1,19 @@
-"""The request-body parser resources use in place of DRF's ``JSONParser``."""
+"""The request-body parsers resources use in place of DRF's ``JSONParser``, ``FormParser``
+and ``MultiPartParser``.
+
+Two of their bounds are DRF's own on its newest releases and are kept here so that every
+DRF the package allows (``djangorestframework>=3.16``) enforces them: a JSON or form body
+is read through ``request.body``, where Django applies ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (DRF
+3.16.1), and a charset that is not a text encoding is refused (DRF 3.18.2).
+"""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from django.conf import settings
+from django.http import HttpRequest
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 
@@ -20,6 +30,8 @@ class ArcJSONParser(JSONParser):
     max_depth = 128
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        _text_encoding(parser_context)
+        stream = _whole_body(stream)
         try:
             data = super().parse(stream, media_type, parser_context)
             too_deep = _deeper_than(data, self.max_depth)
@@ -28,6 +40,35 @@ class ArcJSONParser(JSONParser):
         if too_deep:
             raise ParseError(f"JSON parse error - nested deeper than {self.max_depth} levels")
         return data
+
+
+def _text_encoding(parser_context: Any) -> str:
+    """The charset the body is decoded with, if it is a text encoding; else a 400.
+
+    Django accepts any charset ``codecs.lookup()`` knows, ``bz2_codec`` and ``zlib_codec``
+    included: on DRF before 3.18.2 a JSON body in one of those was decompressed after the
+    memory limit had been checked against its compressed size (a small request, a body
+    without bound), and a form body in one raised ``LookupError`` (a 500). The message is
+    DRF's own on the releases that refuse them."""
+    encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+    try:
+        "".encode(encoding)  # unlike codecs.getreader(), str.encode() refuses non-text codecs
+    except (LookupError, UnicodeError):
+        raise ParseError(
+            f'Unsupported charset "{encoding}" in request Content-Type header.'
+        ) from None
+    return encoding
+
+
+def _whole_body(stream: Any) -> Any:
+    """``stream``, or the request's body when DRF hands the parser the request itself.
+
+    DRF before 3.16.1 passes a request nobody has read yet as the stream, and reading it
+    directly skips Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``: a body of any size was parsed.
+    ``request.body`` applies the limit (``RequestDataTooBig``, a 413)."""
+    if isinstance(stream, HttpRequest):
+        return io.BytesIO(stream.body)
+    return stream
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -47,9 +88,11 @@ class _Decoded:
 
     Django decodes form fields with ``errors="replace"``, which a few codecs Python knows
     (``idna``, ``punycode``) do not support: a ``Content-Type: …; charset=idna`` body raised
-    ``UnicodeError`` from the parser, a 500."""
+    ``UnicodeError`` from the parser, a 500. A charset that is no text encoding at all is
+    refused first (:func:`_text_encoding`)."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        _text_encoding(parser_context)
         try:
             return super().parse(stream, media_type, parser_context)  # type: ignore[misc]
         except UnicodeError:
@@ -59,7 +102,11 @@ class _Decoded:
 
 
 class ArcFormParser(_Decoded, FormParser):
-    """DRF's form parser; see :class:`_Decoded`."""
+    """DRF's form parser; see :class:`_Decoded`. The body is read under Django's memory
+    limit (:func:`_whole_body`)."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        return super().parse(_whole_body(stream), media_type, parser_context)
 
 
 class ArcMultiPartParser(_Decoded, MultiPartParser):

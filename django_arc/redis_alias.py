@@ -124,7 +124,13 @@ class _ThreadConnections(threading.local):
     skips that. It counts against its pool's ``max_connections`` for as long as the thread
     lives (it goes back to the pool when the thread ends), is replaced after a fork or when
     an alias gets another pool, and redis-py drops its socket when an exchange fails, so it
-    never holds half an answer."""
+    never holds half an answer.
+
+    A connection the thread lets go (past :attr:`MAX_POOLS`, or after the server closed it)
+    is given back by closing its client rather than by dropping the last reference to it:
+    redis 5.0.0 keeps a single-connection client in a reference cycle (the traceback of its
+    handshake), so there it stayed in use until the garbage collector ran. The same cycle
+    delays the return of a thread's connections when the thread ends, on that release only."""
 
     #: pools a thread keeps a connection to before it gives them all back (aliases
     #: reconfigured over and over, as tests do, must not pile up connections)
@@ -144,13 +150,17 @@ class _ThreadConnections(threading.local):
         if client is not None and client.connection_pool is pool:
             return client
         if len(self.clients) >= self.MAX_POOLS:
-            self.clients = {}  # their connections go back to their pools first
+            for kept in self.clients.values():  # their connections go back to their pools first
+                kept.close()
+            self.clients = {}
         client = Redis(connection_pool=pool, single_connection_client=True)
         self.clients[id(pool)] = client
         return client
 
     def drop(self, redis: Any) -> None:
-        self.clients.pop(id(redis.connection_pool), None)
+        client = self.clients.pop(id(redis.connection_pool), None)
+        if client is not None:
+            client.close()
 
 
 _connections = _ThreadConnections()

@@ -5,11 +5,14 @@ Django raises ``RequestDataTooBig`` (``DATA_UPLOAD_MAX_MEMORY_SIZE``, 2.5 MB by 
 a 500 ``INTERNAL_ERROR``. Found while documenting the statuses a route can answer.
 """
 
+import bz2
 import json
+import zlib
 
 import pytest
 from django.test import override_settings
 
+from tests.factories import AuthorFactory
 from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +24,46 @@ def test_body_over_the_memory_limit_is_413(api):  # documented: test_openapi.tes
     assert r.status_code == 413
     assert r.json()["code"] == "PAYLOAD_TOO_LARGE"
     assert r["X-Request-Id"] == r.json()["requestId"]
+    assert not Book.objects.exists()
+
+
+def test_form_body_over_the_memory_limit_is_413(api):
+    """DRF before 3.16.1 hands its form parser the unread request, whose ``read()`` skips
+    Django's memory limit: a form body of any size was parsed (a 400 naming the long title
+    on the lowest DRF the package allows)."""
+    form = "title=" + "x" * 3_000_000 + "&isbn=1"
+    r = api.post("/api/books/", form, content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 413
+    assert r.json()["code"] == "PAYLOAD_TOO_LARGE"
+    assert not Book.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("compress", "content_type"),
+    [
+        (bz2.compress, "application/json; charset=bz2_codec"),
+        (zlib.compress, "application/json; charset=zlib_codec"),
+        (bz2.compress, "application/x-www-form-urlencoded; charset=bz2_codec"),
+        (zlib.compress, "multipart/form-data; boundary=b; charset=zlib_codec"),
+    ],
+    ids=["json-bz2", "json-zlib", "form-bz2", "multipart-zlib"],
+)
+def test_a_body_whose_charset_is_no_text_encoding_is_400(api, compress, content_type):
+    """Django accepts any charset ``codecs`` knows: on DRF before 3.18.2 a JSON body in
+    ``bz2_codec`` was decompressed past the memory limit (checked against the compressed
+    size) and created the row, and a form body in one was a 500. The charset is refused,
+    whatever the DRF."""
+    author = AuthorFactory()
+    if content_type.startswith("application/json"):
+        plain = json.dumps({"title": "T", "isbn": "978-1", "author": author.pk}).encode()
+    else:
+        plain = f"title=T&isbn=978-1&author={author.pk}".encode()
+    r = api.generic("POST", "/api/books/", compress(plain), content_type=content_type)
+    assert r.status_code == 400, r.content
+    body = r.json()
+    assert body["code"] == "VALIDATION_ERROR"
+    charset = content_type.rsplit("charset=", 1)[1]
+    assert body["error"] == f'Unsupported charset "{charset}" in request Content-Type header.'
     assert not Book.objects.exists()
 
 

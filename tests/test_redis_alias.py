@@ -56,6 +56,41 @@ def test_a_thread_gives_its_connections_back_past_a_few_pools():
     assert 1 <= held <= limit
 
 
+def test_a_connection_given_back_is_released_even_while_its_client_is_referenced():
+    """The thread gives a connection back by closing its client, not by dropping its last
+    reference to it: on redis 5.0.0 (the floor of the ``redis`` extra) a single-connection
+    client is kept alive by a reference cycle (the traceback of its handshake), so a
+    connection let go past ``MAX_POOLS``, or after the server closed it, stayed in use until
+    the garbage collector ran. Here the test holds the references; a thread of its own starts
+    with no connections kept."""
+    limit = redis_alias._ThreadConnections.MAX_POOLS
+    aliases = [Redis.from_url(REDIS_URL) for _ in range(limit + 1)]
+    held: list[int] = []
+    kept: list[Redis] = []
+
+    def in_use() -> int:
+        return sum(len(redis.connection_pool._in_use_connections) for redis in aliases)
+
+    def past_the_limit_then_killed() -> None:
+        for redis in aliases:
+            kept.append(redis_alias._connections.get(redis))
+            connection_id(redis)
+        held.append(in_use())
+        last = aliases[-1]
+        Redis.from_url(REDIS_URL).execute_command("CLIENT KILL ID", connection_id(last))
+        assert redis_alias.command(last, "ECHO", "again") == b"again"
+        held.append(in_use())
+
+    thread = threading.Thread(target=past_the_limit_then_killed)
+    thread.start()
+    thread.join()
+    try:
+        assert held == [1, 0]
+    finally:
+        for client in kept:
+            client.close()
+
+
 def test_a_project_client_class_is_used_as_it_is():
     class ProjectRedis(Redis):
         pass
