@@ -7,8 +7,8 @@ E003 unknown/unsuitable operator; E004 unknown sort field (or ``default_sort``);
 or non-text search field; E006 bad ``lookup_field``; E007 unknown setting key; E008 bad setting
 value; E009 bad ``field_permissions``; E010 a permission value that cannot decide; E011 preset
 configuration; E012 an attribute django-arc would never read; E013 a permission key nothing
-reads; E014 a bad ``idempotent`` or ``cache`` option; E015 a resource or action name longer
-than the outbox's event type or the audit log's columns hold.
+reads; E014 a bad ``idempotent`` or ``cache`` option; E015 a resource or action name whose
+event type is longer than the outbox's column holds.
 
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
@@ -996,31 +996,30 @@ def _check_features(resource: Any) -> list[Error]:
     return errors
 
 
-#: the verbs the resource core writes under (``<name>.<verb>`` events, audit actions);
-#: ``SoftDelete()`` adds ``restored``, an ``@action``'s verb is its name
+#: the verbs the resource core writes under (``<name>.<verb>`` events, audit actions); an
+#: ``@action``'s verb is its name, a preset's are its ``event_verbs()`` (``restored``)
 _WRITE_VERBS = ("created", "updated", "deleted")
 
 
 def _check_stored_names(resource: Any) -> list[Error]:
-    """arc.E015: a name that every write of the resource would store past its column —
-    ``<name>.<verb>`` past the outbox's ``type``, and for an ``Audited()`` resource its name
-    or an action's past the audit log's ``resource``/``action``. SQLite stores it anyway;
+    """arc.E015: an event type every write of the resource would store past the outbox's
+    ``type`` column — ``<name>.<verb>`` for the core's verbs, each action's and the presets'
+    (:meth:`~django_arc.presets.base.Preset.event_verbs`). SQLite stores it anyway;
     PostgreSQL refuses the row and the write is a 500, so it is refused here, on every
-    database, before a request is served."""
-    from .audit.models import AuditLog
+    database, before a request is served. (``Audited()`` checks its own columns.)"""
     from .outbox.models import OutboxEvent
-    from .presets.audited import Audited
-    from .presets.softdelete import SoftDelete
+    from .presets.base import Preset
 
+    if not arc_settings.EVENTS.get("OUTBOX", True):
+        return []  # events go straight to the transport: no column to fit
     presets = resource.presets if isinstance(resource.presets, (list, tuple)) else ()
+    verbs = [*_WRITE_VERBS, *(str(action) for action in resource.actions)]
+    for preset in presets:
+        if isinstance(preset, Preset):
+            verbs += sorted(preset.event_verbs(resource))
     type_limit = OutboxEvent._meta.get_field("type").max_length
     name = str(resource.name)
-    verbs = [*_WRITE_VERBS, *(str(action) for action in resource.actions)]
-    if any(isinstance(preset, SoftDelete) for preset in presets):
-        verbs.append("restored")
-    if not arc_settings.EVENTS.get("OUTBOX", True):
-        verbs = []  # events go straight to the transport: no column to fit
-    errors = [
+    return [
         _err(
             f"The event type `{name}.{verb}` is {len(name) + 1 + len(verb)} characters; the "
             f"outbox stores at most {type_limit}.",
@@ -1031,26 +1030,3 @@ def _check_stored_names(resource: Any) -> list[Error]:
         for verb in verbs
         if len(name) + 1 + len(verb) > type_limit
     ]
-    if not any(isinstance(preset, Audited) for preset in presets):
-        return errors
-    resource_limit = AuditLog._meta.get_field("resource").max_length
-    action_limit = AuditLog._meta.get_field("action").max_length
-    if len(name) > resource_limit:
-        errors.append(
-            _err(
-                f"`name` is {len(name)} characters; the audit log stores at most {resource_limit}.",
-                resource,
-                "arc.E015",
-            )
-        )
-    for action in resource.actions:
-        if len(str(action)) > action_limit:
-            errors.append(
-                _err(
-                    f"The action `{action}` is {len(str(action))} characters; the audit log "
-                    f"stores at most {action_limit}.",
-                    resource,
-                    "arc.E015",
-                )
-            )
-    return errors

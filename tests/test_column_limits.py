@@ -49,7 +49,7 @@ class LongIdPrincipal:
 
 LONG_USER_ID = "urn:example:idp:" + "u" * 300
 
-#: resources named at the limits arc.E015 allows: a non-audited name whose
+#: resources named at the limits arc.E015 and Audited()'s check allow: a non-audited name whose
 #: ``<name>.created`` is exactly the outbox's 200 characters, an audited one of the audit
 #: log's 100 (a site of their own, which ``manage.py check`` sees and passes)
 AT_TYPE_LIMIT = "t" * 192
@@ -132,24 +132,30 @@ def test_a_resource_name_whose_event_type_cannot_be_stored_is_a_check_error():
 
 def test_an_audited_resource_or_action_name_past_the_audit_columns_is_a_check_error():
     """An ``Audited()`` resource writes its name and each action's name into the audit
-    log's ``resource`` and ``action`` columns on every write."""
+    log's ``resource`` and ``action`` columns on every write: the preset's own check
+    (arc.E011) refuses one longer than its column."""
 
     def long_action(self, request, instance, data):
         return instance
 
-    assert _e015(_resource("a" * 100, presets=[presets.Audited()])) == []
-    (error,) = _e015(_resource("a" * 101, presets=[presets.Audited()]))
+    assert _e011(_resource("a" * 100, presets=[presets.Audited()])) == []
+    (error,) = _e011(_resource("a" * 101, presets=[presets.Audited()]))
     assert "`name` is 101 characters; the audit log stores at most 100" in error.msg
-    errors = _e015(
+    errors = _e011(
         _resource("audited", presets=[presets.Audited()], go=action(name="g" * 101)(long_action))
     )
     assert ["the audit log stores at most 100" in e.msg for e in errors] == [True]
     # the same action on a resource that is not audited stores only its event type
+    assert _e011(_resource("plain", go=action(name="g" * 101)(long_action))) == []
     assert _e015(_resource("plain", go=action(name="g" * 101)(long_action))) == []
 
 
 def _e015(resource):
     return [e for e in check_resource(resource) if e.id == "arc.E015"]
+
+
+def _e011(resource):
+    return [e for e in check_resource(resource) if e.id == "arc.E011"]
 
 
 @pytest.fixture

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import audit
 from .base import Preset
+
+if TYPE_CHECKING:
+    from ..resources import Resource
 
 
 class Audited(Preset):
@@ -16,6 +19,30 @@ class Audited(Preset):
     inside the write's transaction: a refused or rolled-back write leaves none."""
 
     name = "audited"
+
+    def check(self, resource: Resource) -> list[str]:
+        """The resource's name and each action's are written into the audit log's
+        ``resource`` and ``action`` columns on every write: one longer than its column is
+        stored by SQLite and refused by PostgreSQL, the write a 500."""
+        from ..audit.models import AuditLog  # a model: importable only once apps are ready
+
+        limits = {
+            name: AuditLog._meta.get_field(name).max_length for name in ("resource", "action")
+        }
+        name = str(resource.name)
+        problems = []
+        if len(name) > limits["resource"]:
+            problems.append(
+                f"Audited(): `name` is {len(name)} characters; the audit log stores at most "
+                f"{limits['resource']}."
+            )
+        problems += [
+            f"Audited(): the action `{action}` is {len(str(action))} characters; the audit "
+            f"log stores at most {limits['action']}."
+            for action in resource.actions
+            if len(str(action)) > limits["action"]
+        ]
+        return problems
 
     def after_write(
         self,

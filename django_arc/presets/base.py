@@ -48,6 +48,12 @@ class Preset:
         """Configuration problems, reported by ``manage.py check`` as ``arc.E``-errors."""
         return []
 
+    def event_verbs(self, resource: Resource) -> set[str]:
+        """Verbs of the events this preset's routes emit (``<name>.<verb>``) besides the
+        core's ``created``, ``updated``, ``deleted`` and the actions': ``manage.py check``
+        (arc.E015) makes sure each type fits the outbox's column."""
+        return set()
+
     def managed_fields(self, resource: Resource) -> set[str]:
         """Fields this preset sets itself: read-only in the serializer, refused (or stripped)
         when a body carries them, unless :meth:`accepts_body_value` says the value is

@@ -48,6 +48,9 @@ class SoftDelete(Preset):
             return [f"SoftDelete field '{self.field}' must be a DateTimeField with null=True"]
         return []
 
+    def event_verbs(self, resource: Resource) -> set[str]:
+        return {"restored"}
+
     def managed_fields(self, resource: Resource) -> set[str]:
         return {self.field}
 
