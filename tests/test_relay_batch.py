@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
@@ -289,6 +289,31 @@ def test_leases_are_in_the_projects_time_with_naive_datetimes(zone):
         assert [row.event_id for row in claimed] == [ids[0]]
         lease = OutboxEvent.objects.get(event_id=ids[0]).lease_expires_at
         assert abs(lease - (timezone.now() + timedelta(seconds=30))) < timedelta(minutes=1)
+
+
+@hosts_share_the_database
+def test_a_policy_that_parks_an_event_until_the_end_of_time_leaves_the_relay_running(
+    monkeypatch,
+):
+    """A failure policy may park an event as far out as a ``datetime`` goes (``datetime.max``,
+    for an operator to requeue). Moving that retry onto the database's clock when the
+    database runs ahead of the relay overflowed: ``OverflowError`` left ``relay_batch``
+    (and stopped ``run_relay``) with the row still leased, and every batch that claimed it
+    again did the same. The farthest time stays as it is."""
+    farthest = datetime.max.replace(tzinfo=UTC)
+    outbox = EventOutbox(
+        RecordingTransport(fail_types={"orders.created"}),
+        failure_policy=lambda attempts, error: farthest,
+    )
+    ids = _store(outbox, 1, type="orders.created")
+
+    result = _with_clock(monkeypatch, -timedelta(minutes=5), outbox.relay_batch, "behind")
+
+    assert result.publish_failed == 1 and result.ack_failed == 0
+    row = OutboxEvent.objects.get(event_id=ids[0])
+    assert row.status == "pending" and row.attempts == 1 and row.lease_owner is None
+    assert row.visible_at == farthest
+    assert outbox.relay_batch(worker_id="next").attempted == 0
 
 
 def _store_by_path(path: str, event) -> None:

@@ -553,7 +553,10 @@ class EventOutbox:
             if decision is not DEAD:
                 if shift is None:
                     shift = self._clock_shift()
-                decision += shift
+                try:
+                    decision += shift
+                except OverflowError:  # a retry as far out as a datetime goes stays there
+                    pass
             if decision is DEAD:
                 result.dead_lettered += 1
                 self._finish(
