@@ -370,6 +370,45 @@ def test_concurrent_duplicate_keys_store_one_row_on_postgres():
     assert OutboxEvent.objects.count() == 1
 
 
+@pytest.mark.parametrize("path", ["store_event", "receiver"])
+def test_a_keyed_event_sends_model_signals_and_keeps_a_receivers_time(path):
+    """The event of a keyed request (its idempotency key is the row's dedupe key) was
+    stored with ``bulk_create``, which sends no model signal: a ``pre_save`` receiver
+    delaying events never ran for it (the event went out at once) and ``post_save``
+    receivers never saw it. It is stored like any event: ``pre_save`` before the insert (its
+    ``visible_at`` kept), ``post_save`` once, when the row was stored, not for a repeat."""
+    from datetime import timedelta
+
+    from django.db.models.signals import post_save, pre_save
+    from django.utils import timezone
+
+    later = timezone.now() + timedelta(hours=1)
+    seen = []
+
+    def delay(sender, instance, **kwargs):
+        seen.append("pre")
+        instance.visible_at = later
+
+    def after(sender, instance, created, **kwargs):
+        seen.append(("post", instance.event_id, created, instance.visible_at))
+
+    store = store_event if path == "store_event" else store_event_without_row
+    first = create_event("orders.updated", {"n": 1}, idempotency_key="signals-key")
+    pre_save.connect(delay, sender=OutboxEvent)
+    post_save.connect(after, sender=OutboxEvent)
+    try:
+        store(first)
+        store(create_event("orders.updated", {"n": 1}, idempotency_key="signals-key"))
+    finally:
+        pre_save.disconnect(delay, sender=OutboxEvent)
+        post_save.disconnect(after, sender=OutboxEvent)
+
+    stored = OutboxEvent.objects.get()
+    assert stored.event_id == first.id and stored.visible_at == later
+    assert seen == ["pre", ("post", first.id, True, later), "pre"]
+    assert EventOutbox(RecordingTransport()).relay_batch().attempted == 0
+
+
 def test_a_time_a_pre_save_receiver_gives_a_new_row_is_kept():
     """A new row is stamped with the database's time on PostgreSQL, except where a
     ``pre_save`` receiver set one of its own (a project delaying an event): that one is

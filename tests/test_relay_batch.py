@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
 from django_arc.events.event import create_event
@@ -220,6 +220,14 @@ def _with_clock(monkeypatch, skew: timedelta, relay, worker_id: str) -> RelayRes
         return relay(worker_id=worker_id)
 
 
+#: Hosts whose clocks differ share a database server; SQLite is a file on one host, whose
+#: clock every process on it reads (and the lease clock there is that host's, through Python)
+hosts_share_the_database = pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="SQLite lives on one host: one clock"
+)
+
+
+@hosts_share_the_database
 def test_a_relay_whose_clock_runs_ahead_does_not_take_a_live_lease_over(monkeypatch):
     """Leases are stamped and compared by the database's clock: a relay on a host whose
     clock runs minutes ahead took every batch another worker was still publishing (its lease
@@ -238,6 +246,7 @@ def test_a_relay_whose_clock_runs_ahead_does_not_take_a_live_lease_over(monkeypa
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
 
 
+@hosts_share_the_database
 def test_a_dead_workers_lease_runs_out_by_the_databases_clock(monkeypatch):
     """A worker on a host whose clock ran ten minutes ahead claimed a batch and died: its
     lease runs out ``lease_seconds`` after the claim for every other worker, not ten minutes
@@ -255,6 +264,56 @@ def test_a_dead_workers_lease_runs_out_by_the_databases_clock(monkeypatch):
 
     assert result.relayed == 2
     assert transport.ids == ids
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/New_York"])
+def test_leases_are_in_the_projects_time_with_naive_datetimes(zone):
+    """Under ``USE_TZ = False`` Django stores naive times in ``TIME_ZONE``, but SQLite's
+    ``Now()`` is UTC: the leases the claim stamped with it read back hours off (the admin
+    showed a batch leased until nine hours ago in Tokyo), and a lease written in the
+    project's time (by the release before, whose dead worker's batch an upgrade finds) was
+    compared with UTC, so a run-out one stayed leased for nine more hours in Tokyo (and one
+    still live was taken over in New York). Each database keeps one clock for its leases."""
+    with override_settings(USE_TZ=False, TIME_ZONE=zone):
+        outbox = EventOutbox(RecordingTransport(), lease_seconds=30)
+        ids = _store(outbox, 2)
+        OutboxEvent.objects.filter(event_id=ids[0]).update(
+            lease_owner="dead", lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        OutboxEvent.objects.filter(event_id=ids[1]).update(
+            lease_owner="live", lease_expires_at=timezone.now() + timedelta(minutes=1)
+        )
+
+        claimed = outbox._claim(10, "w")
+
+        assert [row.event_id for row in claimed] == [ids[0]]
+        lease = OutboxEvent.objects.get(event_id=ids[0]).lease_expires_at
+        assert abs(lease - (timezone.now() + timedelta(seconds=30))) < timedelta(minutes=1)
+
+
+@hosts_share_the_database
+def test_a_policy_that_parks_an_event_until_the_end_of_time_leaves_the_relay_running(
+    monkeypatch,
+):
+    """A failure policy may park an event as far out as a ``datetime`` goes (``datetime.max``,
+    for an operator to requeue). Moving that retry onto the database's clock when the
+    database runs ahead of the relay overflowed: ``OverflowError`` left ``relay_batch``
+    (and stopped ``run_relay``) with the row still leased, and every batch that claimed it
+    again did the same. The farthest time stays as it is."""
+    farthest = datetime.max.replace(tzinfo=UTC)
+    outbox = EventOutbox(
+        RecordingTransport(fail_types={"orders.created"}),
+        failure_policy=lambda attempts, error: farthest,
+    )
+    ids = _store(outbox, 1, type="orders.created")
+
+    result = _with_clock(monkeypatch, -timedelta(minutes=5), outbox.relay_batch, "behind")
+
+    assert result.publish_failed == 1 and result.ack_failed == 0
+    row = OutboxEvent.objects.get(event_id=ids[0])
+    assert row.status == "pending" and row.attempts == 1 and row.lease_owner is None
+    assert row.visible_at == farthest
+    assert outbox.relay_batch(worker_id="next").attempted == 0
 
 
 def _store_by_path(path: str, event) -> None:

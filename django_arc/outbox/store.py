@@ -457,14 +457,36 @@ def _insert_many_postgresql(items: list[tuple[Event, str | None]], connection: A
 def _store_deduplicated(event: Event, db: str) -> OutboxEvent:
     """Insert ``event``'s row unless its id or dedupe key is stored (then return that row).
     ON CONFLICT DO NOTHING (PostgreSQL) / INSERT OR IGNORE (SQLite): a duplicate is not an
-    error, so the caller's transaction stays usable without a savepoint round trip."""
-    row = row_for(event, now_on(connections[db]))
-    manager = OutboxEvent.objects.using(db)
-    manager.bulk_create([row], ignore_conflicts=True)
+    error, so the caller's transaction stays usable without a savepoint round trip.
+
+    ``pre_save`` is sent before the insert and ``post_save`` when it stored the row, as for
+    an event without a key (:func:`_insert`): a receiver's own ``visible_at`` (a delayed
+    event) is stored, the database's time otherwise on PostgreSQL. ``bulk_create`` sent
+    neither, so the events of keyed requests ignored a project's delay and its receivers
+    never saw them."""
+    connection = connections[db]
+    row = row_for(event)
+    stamped = row.visible_at  # row_for's time, also created_at's
+    if pre_save.has_listeners(OutboxEvent):
+        pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
+    values = [getattr(row, name) for name in _INSERT_COLUMNS]
+    values[3] = _dumps(row.meta)
+    if database_clock(connection):  # the database's time, unless a receiver set one
+        values[4:6] = [None if value is stamped else value for value in values[4:6]]
+    values.append(row.dedupe_key)
+    inserted = _execute_insert(values, None, connection, keyed=True)
+    if not inserted and expire_dedupe_keys([event], db):
+        inserted = _execute_insert(values, None, connection, keyed=True)
     existing = _stored_as(row, db)
-    if existing.event_id != row.event_id and expire_dedupe_keys([event], db):
-        manager.bulk_create([row], ignore_conflicts=True)
-        existing = _stored_as(row, db)
+    if inserted and post_save.has_listeners(OutboxEvent):
+        post_save.send(
+            sender=OutboxEvent,
+            instance=existing,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=db,
+        )
     return existing
 
 
