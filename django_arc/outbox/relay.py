@@ -6,7 +6,8 @@ talking to the transport:
 1. **claim** — in one short transaction, pick up to ``limit`` rows that are pending, visible
    (``visible_at <= now``) and not leased by a live worker, oldest first, and stamp them with
    our lease (``lease_owner``, ``lease_expires_at``). A lease is stamped and judged run out
-   by the database's clock (SQLite's host's, through Python), never a relay host's: workers on hosts whose clocks differ by
+   by the database's clock (on SQLite, which lives on one host, that host's through Python),
+   never a relay host's: workers on hosts whose clocks differ by
    more than the lease would otherwise take over each other's batches mid-publish, or leave
    a dead worker's batch leased for as long as its clock ran ahead (on PostgreSQL
    ``visible_at`` is the database's time too). On PostgreSQL the rows are selected with
@@ -39,7 +40,7 @@ from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from ..clock import database_clock, now_on, shared_now
+from ..clock import database_clock, now_on
 from ..events import wire
 from ..events.event import Event, EventMeta
 from .models import OutboxEvent, OutboxStatus
@@ -264,8 +265,8 @@ class EventOutbox:
 
     def _claimable(self, now: datetime) -> QuerySet[OutboxEvent]:
         """Pending rows visible at ``now`` whose lease, if any, ran out by the clock that
-        stamped it (:meth:`_claim`, :func:`~django_arc.clock.shared_now`)."""
-        lease_now = shared_now(connections[self.db])
+        stamped it (:meth:`_claim`, :func:`~django_arc.clock.now_on`)."""
+        lease_now = now_on(connections[self.db])
         return (
             OutboxEvent.objects.using(self.db)
             .filter(status=OutboxStatus.PENDING, visible_at__lte=now)
@@ -383,7 +384,7 @@ class EventOutbox:
             # Optimistic claim: the condition is re-checked by the UPDATE itself, so a row
             # another worker leased in between is simply not ours.
             self._claimable(now).filter(id__in=ids).update(
-                lease_owner=worker_id, lease_expires_at=shared_now(connection) + lease
+                lease_owner=worker_id, lease_expires_at=now_on(connection) + lease
             )
             qn = connection.ops.quote_name
             opts = OutboxEvent._meta
