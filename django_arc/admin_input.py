@@ -4,18 +4,24 @@ clients).
 Django's changelist hands its query string to the database as it comes: on PostgreSQL a NUL
 character in a filter value (``?type=%00``, ``?resource=%00``) fails the query when the page
 renders, and a selected row id that is not a primary key (``_selected_action=abc``, or one past
-the column's range) fails the action's query. Each is a 500 with a traceback. These checks
-answer them with a 400 that names the parameter before any query runs.
+the column's range) fails the action's query, and a time filter (``?created_at__gte=``)
+whose offset PostgreSQL does not take (past 15:59) or which lands outside years 1 to 9999 in
+UTC (SQLite's conversion overflows) fails the page's query. Each is a 500 with a traceback.
+These checks answer them with a 400 that names the parameter before any query runs.
 """
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db import models
 from django.http import HttpResponseBadRequest
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 #: The range of a 64-bit integer column, for backends that declare no range of their own
 #: (Django 4.2's SQLite, whose driver raises ``OverflowError`` past it).
@@ -35,6 +41,45 @@ def is_primary_key(model: type[models.Model], value: Any) -> bool:
     return converted is not None
 
 
+#: PostgreSQL's ``timestamptz`` takes offsets up to 15:59 either way
+_MAX_OFFSET = datetime.timedelta(hours=16)
+#: the lookups a changelist's date filters send on a time column (and a plain ``?field=``)
+_TIME_LOOKUPS = frozenset({"", "exact", "gt", "gte", "lt", "lte"})
+
+
+def is_comparable_time(model: type[models.Model], name: str, value: str) -> bool:
+    """``False`` when parameter ``name`` filters a ``DateTimeField`` of ``model`` by a time
+    no database can compare: an offset past PostgreSQL's, or a time outside years 1 to 9999
+    once in UTC. Whatever is not such a time (another field, text that is no date) is left
+    to Django, which answers a value it cannot read with its own "?e=1" page."""
+    field_name, _, lookup = name.partition("__")
+    try:
+        field = model._meta.get_field(field_name)
+    except FieldDoesNotExist:
+        return True
+    if not isinstance(field, models.DateTimeField) or lookup not in _TIME_LOOKUPS:
+        return True
+    try:
+        parsed = parse_datetime(value.strip())
+        if parsed is None:
+            day = parse_date(value.strip())
+            parsed = None if day is None else datetime.datetime.combine(day, datetime.time())
+    except ValueError:
+        return True  # a date that does not exist: Django's to_python refuses it
+    if parsed is None or not settings.USE_TZ:
+        return True
+    try:
+        if timezone.is_naive(parsed):  # read in the current time zone, as Django does
+            parsed = timezone.make_aware(parsed)
+        offset = parsed.utcoffset()
+        if offset is not None and abs(offset) >= _MAX_OFFSET:
+            return False
+        parsed.astimezone(datetime.UTC)
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
 def refused_input(request: Any, model: type[models.Model]) -> HttpResponseBadRequest | None:
     """A 400 naming the first parameter a changelist request may not carry, else ``None``."""
     for source in (request.GET, request.POST):
@@ -43,6 +88,13 @@ def refused_input(request: Any, model: type[models.Model]) -> HttpResponseBadReq
                 return HttpResponseBadRequest(
                     f"Parameter {name!r} contains a NUL character.", content_type="text/plain"
                 )
+    for name, values in request.GET.lists():
+        if not all(is_comparable_time(model, name, value) for value in values):
+            return HttpResponseBadRequest(
+                f"Parameter {name!r} is not a time the database can compare (an offset "
+                "within 15:59 of UTC, a year from 1 to 9999 in UTC).",
+                content_type="text/plain",
+            )
     for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
         if not is_primary_key(model, value):
             return HttpResponseBadRequest(
