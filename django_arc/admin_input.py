@@ -4,9 +4,10 @@ clients).
 Django's changelist hands its query string to the database as it comes: on PostgreSQL a NUL
 character in a filter value (``?type=%00``, ``?resource=%00``) fails the query when the page
 renders, and a selected row id that is not a primary key (``_selected_action=abc``, or one past
-the column's range) fails the action's query, and a time filter (``?created_at__gte=``)
-whose offset PostgreSQL does not take (past 15:59) or which lands outside years 1 to 9999 in
-UTC (SQLite's conversion overflows) fails the page's query. Each is a 500 with a traceback.
+the column's range) fails the action's query, and a time filter (``?created_at__gte=``,
+``__in=``, ``__year=``) whose offset PostgreSQL does not take (past 15:59) or which lands
+outside years 1 to 9999 in UTC (SQLite's conversion overflows, Django's year bounds raise)
+fails the page's query. Each is a 500 with a traceback.
 These checks answer them with a 400 that names the parameter before any query runs.
 """
 
@@ -43,22 +44,45 @@ def is_primary_key(model: type[models.Model], value: Any) -> bool:
 
 #: PostgreSQL's ``timestamptz`` takes offsets up to 15:59 either way
 _MAX_OFFSET = datetime.timedelta(hours=16)
-#: the lookups a changelist's date filters send on a time column (and a plain ``?field=``)
-_TIME_LOOKUPS = frozenset({"", "exact", "gt", "gte", "lt", "lte"})
+#: the comparisons a changelist's date filters send on a time column (and a plain ``?field=``)
+_COMPARISONS = frozenset({"exact", "gt", "gte", "lt", "lte"})
+#: the lookups whose value is a comma-separated list of times (Django's admin splits them)
+_LISTS = frozenset({"in", "range"})
+#: the transforms whose value is a year, which Django turns into a time at query time
+_YEARS = frozenset({"year", "iso_year"})
 
 
 def is_comparable_time(model: type[models.Model], name: str, value: str) -> bool:
     """``False`` when parameter ``name`` filters a ``DateTimeField`` of ``model`` by a time
-    no database can compare: an offset past PostgreSQL's, or a time outside years 1 to 9999
-    once in UTC. Whatever is not such a time (another field, text that is no date) is left
-    to Django, which answers a value it cannot read with its own "?e=1" page."""
-    field_name, _, lookup = name.partition("__")
+    no database can compare: an offset past PostgreSQL's, a time outside years 1 to 9999
+    once in UTC (``?created_at__gte=``, ``__in=``, ``__range=``), or a year outside them
+    (``?created_at__year=``, which Django makes a time of when it writes the query).
+    Whatever is not such a value (another field or lookup, text that is no date or number)
+    is left to Django, which answers a value it cannot read with its own "?e=1" page."""
+    field_name, *lookups = name.split("__")
     try:
         field = model._meta.get_field(field_name)
     except FieldDoesNotExist:
         return True
-    if not isinstance(field, models.DateTimeField) or lookup not in _TIME_LOOKUPS:
+    if not isinstance(field, models.DateTimeField) or len(lookups) > 2:
         return True
+    if lookups and lookups[0] in _YEARS:
+        if len(lookups) == 2 and lookups[1] not in _COMPARISONS:
+            return True
+        try:
+            return 1 <= int(value) <= 9999
+        except ValueError:
+            return True
+    if len(lookups) > 1:
+        return True
+    if lookups and lookups[0] in _LISTS:
+        return all(_comparable(part) for part in value.split(","))
+    if lookups and lookups[0] not in _COMPARISONS:
+        return True
+    return _comparable(value)
+
+
+def _comparable(value: str) -> bool:
     try:
         parsed = parse_datetime(value.strip())
         if parsed is None:
@@ -92,7 +116,7 @@ def refused_input(request: Any, model: type[models.Model]) -> HttpResponseBadReq
         if not all(is_comparable_time(model, name, value) for value in values):
             return HttpResponseBadRequest(
                 f"Parameter {name!r} is not a time the database can compare (an offset "
-                "within 15:59 of UTC, a year from 1 to 9999 in UTC).",
+                "within 15:59 of UTC, a year from 1 to 9999, in UTC).",
                 content_type="text/plain",
             )
     for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
