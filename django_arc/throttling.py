@@ -21,6 +21,7 @@ make a Redis outage an API outage.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from rest_framework.settings import api_settings
@@ -46,6 +47,19 @@ ANON_RATE = "arc_anon"
 
 #: what the throttle cache raises when its server is away: the request is let through
 _CACHE_OUTAGE = (*REDIS_ERRORS, ConnectionInterrupted)
+
+
+def _ident_part(ident: Any) -> str:
+    """DRF's ``get_ident`` as a part of a cache key: an IP address in its usual spelling, else
+    through :func:`key_part`. Without ``NUM_PROXIES`` the ident is the client's whole
+    ``X-Forwarded-For`` header (with it, one entry of it): any text, any length, which
+    memcached refuses in a key past 250 bytes or with a control character. An IPv6 scope
+    (``fe80::1%<any text>``) is such text too."""
+    try:
+        address = ipaddress.ip_address(ident)
+    except ValueError:
+        return key_part(ident)
+    return key_part(ident) if getattr(address, "scope_id", None) else str(address)
 
 
 class ScopeRateThrottle(SimpleRateThrottle):
@@ -91,7 +105,7 @@ class ScopeRateThrottle(SimpleRateThrottle):
             user = getattr(request, "user", None)
             if getattr(user, "is_authenticated", False) and getattr(user, "pk", None) is not None:
                 return self.member_scope, f"user:{key_part(user.pk)}:org:-"
-        return self.anon_scope, f"ip:{self.get_ident(request)}"
+        return self.anon_scope, f"ip:{_ident_part(self.get_ident(request))}"
 
     def get_cache_key(self, request: Any, view: Any) -> str:
         scope, ident = self._bucket(request)

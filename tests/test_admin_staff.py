@@ -187,6 +187,72 @@ def test_a_nul_character_in_a_filter_is_a_400_naming_it(admin_client, url, name)
     assert admin_client.get(url, {name: "a%b"}).status_code in (200, 302)
 
 
+@pytest.mark.parametrize("url", [OUTBOX, AUDIT])  # the lists with a created-date filter
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-01-01T00:00:00-23:59",  # PostgreSQL: time zone displacement out of range
+        "2026-01-01T00:00:00+16:00",
+        "0001-01-01 00:00:00+14:00",  # SQLite: before year 1 in UTC, OverflowError
+        "9999-12-31 23:59:59-01:00",  # SQLite: after year 9999 in UTC
+    ],
+)
+def test_a_date_filter_no_database_can_compare_is_a_400_naming_it(admin_client, url, value):
+    """The created-date filter's parameters are handed to the query as they come: a time
+    whose offset PostgreSQL does not take (more than 15:59) was a ``DataError``, one that
+    lands outside years 1 to 9999 in UTC an ``OverflowError`` on SQLite, each a 500 when the
+    page ran its query. The date the filter itself sends, and a time at the offsets
+    PostgreSQL takes, still list (the service clients' list has no date filter: there the
+    parameter is no filter at all, below)."""
+    OutboxEvent.objects.create(event_id="e1", type="t")
+    AuditLog.objects.create(action="created", resource="r", object_id="1")
+    response = admin_client.get(url, {"created_at__gte": value})
+    assert response.status_code == 400
+    assert "Parameter 'created_at__gte' is not a time" in response.content.decode()
+    for fine in (
+        "2026-01-01 00:00:00+00:00",
+        "2026-01-01T00:00:00-15:59",
+        "0001-01-02 00:00:00+14:00",
+    ):
+        assert admin_client.get(url, {"created_at__gte": fine}).status_code == 200, fine
+
+
+@pytest.mark.parametrize(
+    ("url", "name", "value"),
+    [
+        (AUDIT, "created_at__in", "2026-01-01T00:00:00-23:59"),  # DataError on PostgreSQL
+        (AUDIT, "created_at__in", "0001-01-01 00:00:00+14:00"),  # OverflowError on SQLite
+        (AUDIT, "created_at__year", "0"),  # ValueError from Django's year bounds, both
+        (AUDIT, "created_at__year__gte", "99999999999999"),  # OverflowError, both
+        (AUDIT, "object_id__regex", "("),  # an invalid pattern: a database error, both
+        (OUTBOX, "id__regex", "("),
+        (CLIENTS, "name__regex", "("),
+        (OUTBOX, "payload__contains", "{}"),  # NotSupportedError on SQLite
+        (AUDIT, "before__contained_by", "{}"),
+        (CLIENTS, "scopes__contains", "x"),
+        (OUTBOX, "id__in", "1,99999999999999999999999"),  # OverflowError on SQLite
+    ],
+)
+def test_a_lookup_no_filter_of_the_list_sends_is_a_400_naming_it(admin_client, url, name, value):
+    """Django's changelist takes a lookup on any column from the query string, though the
+    list's filters never send one: an invalid regular expression, a JSON containment SQLite
+    cannot run, a year or a list of times Django cannot convert, an id past the column's
+    range in a list, each was a 500 on one database or both (and a lookup into the JSON
+    columns reads every row). The filters' own parameters, a column's exact value and the
+    changelist's own (search, order, page) still list."""
+    OutboxEvent.objects.create(event_id="e1", type="t")
+    AuditLog.objects.create(action="created", resource="r", object_id="1")
+    response = admin_client.get(url, {name: value})
+    assert response.status_code == 400
+    assert f"Parameter {name!r} is not a filter of this list" in response.content.decode()
+    fine = {
+        OUTBOX: {"status__exact": "dead", "type": "t", "created_at__gte": "2026-01-01 00:00+00:00"},
+        AUDIT: {"action": "created", "resource": "r", "organization_id": "5", "o": "1", "p": "1"},
+        CLIENTS: {"active__exact": "1", "organization_id": "1", "q": "erp"},
+    }[url]
+    assert admin_client.get(url, fine).status_code == 200
+
+
 @pytest.mark.parametrize("value", ["abc", "99999999999999999999999", "1.5"])
 def test_a_selected_row_that_is_not_an_id_is_a_400(admin_client, value):
     """A tampered action form (the page only ever sends ids) used to fail the action's query

@@ -9,6 +9,7 @@ past each bound; they matter most under ``ARC_TEST_DB=postgres``.
 
 from __future__ import annotations
 
+import secrets
 from io import StringIO
 
 import pytest
@@ -107,6 +108,32 @@ def test_audit_custom_keeps_a_long_object_id_whole():
     row = audit.custom(request, "export.downloaded", resource="exports", object_id=object_id)
     stored = AuditLog.objects.get(pk=row.pk)
     assert (stored.object_id, stored.actor_user_id) == (object_id, LONG_USER_ID)
+
+
+def test_an_object_id_past_what_the_audit_index_takes_is_refused_on_every_database():
+    """``object_id`` is text (0010), but it is also the middle of the ``(resource, object_id,
+    id)`` btree index, whose entries PostgreSQL caps at 2,704 bytes: an id of 2,700 bytes
+    that does not compress (a signed URL, a digest list) was an ``OperationalError`` there,
+    aborting the caller's transaction, and stored by SQLite. It is a ``ValueError`` naming
+    the limit on every database, before any SQL; an id at the limit is stored whole, with
+    the longest resource name, on both (single and bulk paths)."""
+    request = RequestFactory().post("/")
+    request.user = LongIdPrincipal("7")
+    at_limit = secrets.token_hex(1000)  # 2,000 bytes
+    resource = "\N{MATHEMATICAL DOUBLE-STRUCK CAPITAL A}" * 100  # 400 bytes in UTF-8
+    with transaction.atomic():
+        row = audit.custom(request, "stored", resource=resource, object_id=at_limit)
+        audit.record_many(request, "stored", [(at_limit, None, None)], resource=resource)
+    assert AuditLog.objects.filter(resource=resource, object_id=at_limit).count() == 2
+    assert AuditLog.objects.get(pk=row.pk).object_id == at_limit
+    past = secrets.token_hex(1400)  # 2,800 bytes
+    with transaction.atomic():
+        with pytest.raises(ValueError, match="audit object_id '.*2800 bytes; at most 2000"):
+            audit.custom(request, "sent", resource="exports", object_id=past)
+        with pytest.raises(ValueError, match="audit object_id '.*2800 bytes; at most 2000"):
+            audit.record_many(request, "sent", [("1", None, None), (past, None, None)])
+        audit.custom(request, "after", resource="exports", object_id="1")  # still usable
+    assert AuditLog.objects.count() == 3
 
 
 # -- names a project chooses: resource and action names, event types, audit actions ----------

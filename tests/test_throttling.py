@@ -145,6 +145,28 @@ def test_a_users_text_pk_is_hashed_into_a_key_any_cache_takes():
     assert cache_key(request(TextIdUser(7))) == "arc_throttle_arc_member_user:7:org:-"
 
 
+def test_an_anonymous_callers_forwarded_for_header_is_hashed_into_a_key_any_cache_takes(
+    settings,
+):
+    """Without ``NUM_PROXIES`` DRF's ``get_ident`` is the whole ``X-Forwarded-For`` header,
+    spaces removed, and with it one entry of it: text the client chooses, went into the
+    anonymous bucket's key as it is. One over 250 bytes, or with a control character, is a
+    key memcached refuses (``InvalidCacheKey``, a 500 on every anonymous request carrying
+    it). Such an ident is hashed as odd organization ids and user pks are; two idents are
+    still two buckets, and an IPv4 or IPv6 address keys as it did."""
+    from django.core.cache.backends.base import memcache_key_warnings
+
+    odd = ["10.0.0.1," * 40, "10.0.0.2," * 40, "a\x01b", "fe80::1%" + "x" * 300]
+    keys = [cache_key(request(HTTP_X_FORWARDED_FOR=value)) for value in odd]
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 2}
+    keys.append(cache_key(request(HTTP_X_FORWARDED_FOR="x" * 300 + ", 10.0.0.9")))
+    for key in keys:
+        assert list(memcache_key_warnings(key)) == [], key
+    assert len(set(keys)) == len(keys)
+    plain = [cache_key(request(HTTP_X_FORWARDED_FOR=ip)) for ip in ("10.0.0.7", "2001:db8::1")]
+    assert plain == ["arc_throttle_arc_anon_ip:10.0.0.7", "arc_throttle_arc_anon_ip:2001:db8::1"]
+
+
 def test_anonymous_is_throttled_per_ip():
     assert view(request()).status_code == 200
     blocked = view(request())

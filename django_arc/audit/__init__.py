@@ -13,7 +13,25 @@ from typing import Any
 from ..exceptions import get_request_id
 from ..scope import get_scope
 
-__all__ = ["custom", "entry", "record_many", "changed"]
+__all__ = ["custom", "entry", "record_many", "changed", "MAX_OBJECT_ID_BYTES"]
+
+#: The longest object id, in UTF-8 bytes, an audit row takes. The column is text, but the id
+#: is also in the ``(resource, object_id, id)`` index, and PostgreSQL caps a btree entry at
+#: 2,704 bytes (a 100-character resource may take 400 of them): a longer id that does not
+#: compress was refused there, aborting the caller's transaction, and stored by SQLite.
+MAX_OBJECT_ID_BYTES = 2000
+
+
+def _object_id(value: Any) -> str:
+    """``value`` as the text stored in ``object_id``; ``ValueError`` past
+    :data:`MAX_OBJECT_ID_BYTES`, on every database, before any SQL."""
+    text = "" if value is None else str(value)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_OBJECT_ID_BYTES:
+        raise ValueError(
+            f"audit object_id {text[:40]!r}… is {size} bytes; at most {MAX_OBJECT_ID_BYTES}"
+        )
+    return text
 
 
 def entry(
@@ -27,9 +45,10 @@ def entry(
 ) -> Any:
     """An unsaved ``AuditLog`` row with the request's actor, organization and request id.
 
-    ``ValueError`` when ``action`` or ``resource`` is longer than its column, on every
-    database: SQLite would store it and PostgreSQL refuse it, aborting the caller's
-    transaction (``Audited()`` resources' names are checked at start-up, arc.E015)."""
+    ``ValueError`` when ``action`` or ``resource`` is longer than its column, or
+    ``object_id`` than :data:`MAX_OBJECT_ID_BYTES`, on every database: SQLite would store it
+    and PostgreSQL refuse it, aborting the caller's transaction (``Audited()`` resources'
+    names are checked at start-up by the preset, arc.E011)."""
     from .models import AuditLog  # a model: importable only once apps are ready
 
     for field, value in (("action", action), ("resource", resource)):
@@ -42,7 +61,7 @@ def entry(
     return AuditLog(
         action=action,
         resource=resource,
-        object_id="" if object_id is None else str(object_id),
+        object_id=_object_id(object_id),
         organization_id=scope.organization_id,
         actor_kind=scope.kind,
         actor_user_id=None if scope.user_id is None else str(scope.user_id),
@@ -82,10 +101,9 @@ def record_many(
     organization, request id), with one time for the batch."""
     from .store import insert_many  # a model: importable only once apps are ready
 
-    insert_many(
-        entry(request, action, resource=resource),
-        [("" if object_id is None else str(object_id), b, a) for object_id, b, a in rows],
-    )
+    # every id is checked before the INSERT: a refused one writes none of the batch
+    checked = [(_object_id(object_id), b, a) for object_id, b, a in rows]
+    insert_many(entry(request, action, resource=resource), checked)
 
 
 def changed(

@@ -27,7 +27,8 @@ class AuditLog(models.Model):
     action = models.CharField(max_length=100)
     resource = models.CharField(max_length=100, blank=True, default="")
     #: text, not ``varchar(n)``: the id as the URL names it or as ``audit.custom()`` was
-    #: given it (a long text primary key, a storage path), which no length of ours bounds
+    #: given it (a long text primary key, a storage path); only what the object index takes
+    #: bounds it (``audit.MAX_OBJECT_ID_BYTES``, checked before the INSERT)
     object_id = models.TextField(blank=True, default="")
     organization_id = models.CharField(max_length=128, null=True, blank=True)
     actor_kind = models.CharField(max_length=16, blank=True, default="")
