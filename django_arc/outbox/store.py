@@ -256,6 +256,21 @@ def expire_dedupe_keys(events: list[Event], db: str) -> int:
     )
 
 
+def _saved_values(row: OutboxEvent, db: str, connection: Any) -> list[Any]:
+    """The :data:`_INSERT_COLUMNS` of ``row`` (from :func:`row_for`) after ``pre_save``,
+    as a ``save()`` would send it: a receiver may change the row, and a time it gives
+    (a delayed event) is kept; the times ``row_for`` gave are the database's (``None``,
+    stamped by the INSERT) where it is the outbox's clock."""
+    stamped = row.visible_at  # row_for's time, also created_at's
+    if pre_save.has_listeners(OutboxEvent):
+        pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
+    values = [getattr(row, name) for name in _INSERT_COLUMNS]
+    values[3] = _dumps(row.meta)
+    if database_clock(connection):  # the database's time, unless a receiver set one
+        values[4:6] = [None if value is stamped else value for value in values[4:6]]
+    return values
+
+
 def _insert(
     event: Event, db: str, *, want_row: bool, payload_json: str | None = None
 ) -> OutboxEvent | None:
@@ -269,14 +284,9 @@ def _insert(
     row = row_for(event) if want_row or listened else None
     connection = connections[db]
     if row is not None:
-        stamped = row.visible_at  # row_for's time, also created_at's
         if pre_save.has_listeners(OutboxEvent):
-            pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
-            payload_json = None  # a receiver may have changed the row
-        values = [getattr(row, name) for name in _INSERT_COLUMNS]
-        values[3] = _dumps(row.meta)
-        if database_clock(connection):  # the database's time, unless a receiver set one
-            values[4:6] = [None if value is stamped else value for value in values[4:6]]
+            payload_json = None  # a receiver may change the row
+        values = _saved_values(row, db, connection)
     else:
         values = _event_values(event, connection)
     returned = _execute_insert(values, payload_json, connection, want_id=row is not None)
@@ -466,14 +476,7 @@ def _store_deduplicated(event: Event, db: str) -> OutboxEvent:
     never saw them."""
     connection = connections[db]
     row = row_for(event)
-    stamped = row.visible_at  # row_for's time, also created_at's
-    if pre_save.has_listeners(OutboxEvent):
-        pre_save.send(sender=OutboxEvent, instance=row, raw=False, using=db, update_fields=None)
-    values = [getattr(row, name) for name in _INSERT_COLUMNS]
-    values[3] = _dumps(row.meta)
-    if database_clock(connection):  # the database's time, unless a receiver set one
-        values[4:6] = [None if value is stamped else value for value in values[4:6]]
-    values.append(row.dedupe_key)
+    values = [*_saved_values(row, db, connection), row.dedupe_key]
     inserted = _execute_insert(values, None, connection, keyed=True)
     if not inserted and expire_dedupe_keys([event], db):
         inserted = _execute_insert(values, None, connection, keyed=True)
