@@ -47,8 +47,8 @@ def entry(
 
     ``ValueError`` when ``action`` or ``resource`` is longer than its column, or
     ``object_id`` than :data:`MAX_OBJECT_ID_BYTES`, on every database: SQLite would store it
-    and PostgreSQL refuse it, aborting the caller's transaction (``Audited()`` resources'
-    names are checked at start-up by the preset, arc.E011)."""
+    and PostgreSQL refuse it, aborting the caller's transaction (an audited resource's
+    names are checked at start-up by the preset auditing it, arc.E011)."""
     from .models import AuditLog  # a model: importable only once apps are ready
 
     for field, value in (("action", action), ("resource", resource)):
