@@ -1006,7 +1006,7 @@ def _check_stored_names(resource: Any) -> list[Error]:
     ``type`` column — ``<name>.<verb>`` for the core's verbs, each action's and the presets'
     (:meth:`~django_arc.presets.base.Preset.event_verbs`). SQLite stores it anyway;
     PostgreSQL refuses the row and the write is a 500, so it is refused here, on every
-    database, before a request is served. (``Audited()`` checks its own columns.)"""
+    database, before a request is served. (A preset writing other columns checks them.)"""
     from .outbox.models import OutboxEvent
     from .presets.base import Preset
 
