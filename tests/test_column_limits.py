@@ -9,6 +9,7 @@ past each bound; they matter most under ``ARC_TEST_DB=postgres``.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from io import StringIO
 
@@ -29,7 +30,7 @@ from django_arc.outbox import EventOutbox, run_relay, store_event
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import AuthorFactory, UserFactory
 from tests.helpers import client_for, site_mounted
-from tests.testapp.models import Book
+from tests.testapp.models import Book, Document
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +73,24 @@ for _name, _presets in ((AT_TYPE_LIMIT, []), (AT_AUDIT_LIMIT, [presets.Audited()
     )
 
 
+#: documents addressed by their path: a text a client writes, as long as it likes, names the row
+long_ids_site = ResourceSite(name="long-ids")
+long_ids_site.register(
+    type(
+        "DocumentResource",
+        (Resource,),
+        {
+            "model": Document,
+            "name": "documents",
+            "fields": ["id", "path", "title"],
+            "lookup_field": "path",
+            "presets": [presets.Audited()],
+            "permissions": {"create": P.allow_public(), "delete": P.allow_public()},
+        },
+    )
+)
+
+
 def test_an_audited_write_by_a_user_with_a_long_text_pk_is_recorded_with_the_whole_id():
     """The audit row names the actor as ``str(user.pk)``, whatever its length: a user model
     (or principal) with a long text primary key must not turn every audited write of that
@@ -110,30 +129,63 @@ def test_audit_custom_keeps_a_long_object_id_whole():
     assert (stored.object_id, stored.actor_user_id) == (object_id, LONG_USER_ID)
 
 
-def test_an_object_id_past_what_the_audit_index_takes_is_refused_on_every_database():
+def test_an_object_id_past_what_the_audit_index_takes_is_stored_shortened_on_every_database():
     """``object_id`` is text (0010), but it is also the middle of the ``(resource, object_id,
-    id)`` btree index, whose entries PostgreSQL caps at 2,704 bytes: an id of 2,700 bytes
+    id)`` btree index, whose entries PostgreSQL caps at 2,704 bytes: an id of 2,800 bytes
     that does not compress (a signed URL, a digest list) was an ``OperationalError`` there,
-    aborting the caller's transaction, and stored by SQLite. It is a ``ValueError`` naming
-    the limit on every database, before any SQL; an id at the limit is stored whole, with
-    the longest resource name, on both (single and bulk paths)."""
+    and then a ``ValueError`` on every database, failing the write it recorded. An id at the
+    limit is stored whole, with the longest resource name; a longer one as its head and the
+    SHA-256 of the whole, within the limit, on both (single and bulk paths)."""
     request = RequestFactory().post("/")
     request.user = LongIdPrincipal("7")
     at_limit = secrets.token_hex(1000)  # 2,000 bytes
     resource = "\N{MATHEMATICAL DOUBLE-STRUCK CAPITAL A}" * 100  # 400 bytes in UTF-8
+    past = "\N{EURO SIGN}" + secrets.token_hex(1400)  # 2,803 bytes; the cut splits no character
     with transaction.atomic():
         row = audit.custom(request, "stored", resource=resource, object_id=at_limit)
-        audit.record_many(request, "stored", [(at_limit, None, None)], resource=resource)
-    assert AuditLog.objects.filter(resource=resource, object_id=at_limit).count() == 2
+        audit.record_many(
+            request, "stored", [(at_limit, None, None), (past, None, None)], resource=resource
+        )
+        audit.custom(request, "sent", resource=resource, object_id=past)
     assert AuditLog.objects.get(pk=row.pk).object_id == at_limit
-    past = secrets.token_hex(1400)  # 2,800 bytes
-    with transaction.atomic():
-        with pytest.raises(ValueError, match="audit object_id '.*2800 bytes; at most 2000"):
-            audit.custom(request, "sent", resource="exports", object_id=past)
-        with pytest.raises(ValueError, match="audit object_id '.*2800 bytes; at most 2000"):
-            audit.record_many(request, "sent", [("1", None, None), (past, None, None)])
-        audit.custom(request, "after", resource="exports", object_id="1")  # still usable
-    assert AuditLog.objects.count() == 3
+    assert AuditLog.objects.filter(resource=resource, object_id=at_limit).count() == 2
+    shortened = audit.stored_object_id(past)
+    digest = hashlib.sha256(past.encode()).hexdigest()
+    assert shortened.endswith("~sha256:" + digest) and past.startswith(shortened[:-72])
+    assert len(shortened.encode()) <= audit.MAX_OBJECT_ID_BYTES
+    assert AuditLog.objects.filter(resource=resource, object_id=shortened).count() == 2
+    assert audit.stored_object_id(past + "x") != shortened  # the digest is of the whole id
+
+
+@pytest.fixture
+def long_ids_api(settings):
+    with site_mounted(settings, "long", long_ids_site):
+        yield client_for(UserFactory())
+
+
+def test_an_audited_write_of_a_row_with_a_long_id_is_recorded_not_a_500(long_ids_api):
+    """A resource looked up by a text column a client writes: a create whose id is past
+    what the audit index takes was a 500 (the audit entry refused it, rolling the write
+    back). It is created and audited under the shortened id, the delete by that URL too,
+    and the admin's search by the whole id finds both entries. (The path repeats itself,
+    so PostgreSQL's own unique index on it compresses it and takes it.)"""
+    path = "exports-2026-" + "report-" * 400  # 2,813 bytes
+    r = long_ids_api.post("/long/documents/", {"path": path, "title": "Q4"}, format="json")
+    assert r.status_code == 201, r.content
+    assert long_ids_api.delete(f"/long/documents/{path}/").status_code == 200
+    assert not Document.objects.exists()
+    stored = audit.stored_object_id(path)
+    assert len(stored.encode()) <= audit.MAX_OBJECT_ID_BYTES < len(path)
+    assert list(AuditLog.objects.order_by("id").values_list("action", "object_id")) == [
+        ("created", stored),
+        ("deleted", stored),
+    ]
+    created = AuditLog.objects.get(action="created")
+    assert created.after["path"] == path  # the whole id, as the resource renders it
+    long_ids_api.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = long_ids_api.get("/admin/django_arc/auditlog/", {"q": path})
+    assert page.status_code == 200
+    assert len(page.context["cl"].result_list) == 2
 
 
 # -- names a project chooses: resource and action names, event types, audit actions ----------

@@ -7,31 +7,47 @@ the write (or your transaction) rolls back, so does its entry.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 from ..exceptions import get_request_id
 from ..scope import get_scope
 
-__all__ = ["custom", "entry", "record_many", "changed", "MAX_OBJECT_ID_BYTES"]
+__all__ = [
+    "custom",
+    "entry",
+    "record_many",
+    "changed",
+    "stored_object_id",
+    "MAX_OBJECT_ID_BYTES",
+]
 
-#: The longest object id, in UTF-8 bytes, an audit row takes. The column is text, but the id
+#: The longest object id, in UTF-8 bytes, stored as given. The column is text, but the id
 #: is also in the ``(resource, object_id, id)`` index, and PostgreSQL caps a btree entry at
-#: 2,704 bytes (a 100-character resource may take 400 of them): a longer id that does not
-#: compress was refused there, aborting the caller's transaction, and stored by SQLite.
+#: 2,704 bytes (a 100-character resource may take 400 of them); SQLite has no cap. A longer
+#: id is stored as :func:`stored_object_id` shortens it, on every database.
 MAX_OBJECT_ID_BYTES = 2000
 
+#: what follows the kept head of a shortened id: the SHA-256 of the whole id
+_DIGEST_MARK = "~sha256:"
+_HEAD_BYTES = MAX_OBJECT_ID_BYTES - len(_DIGEST_MARK) - 64
 
-def _object_id(value: Any) -> str:
-    """``value`` as the text stored in ``object_id``; ``ValueError`` past
-    :data:`MAX_OBJECT_ID_BYTES`, on every database, before any SQL."""
+
+def stored_object_id(value: Any) -> str:
+    """The text ``object_id`` holds for ``value``, and the text to look it up by.
+
+    An id of at most :data:`MAX_OBJECT_ID_BYTES` is itself. A longer one (a client-chosen
+    text primary key, a signed URL given to :func:`custom`) is its first bytes, then
+    ``~sha256:`` and the digest of the whole id: refusing it made the write it records a 500
+    (an audited create with such a key), while this row still fits the index and is still
+    found by exactly that id (the admin's search shortens a term the same way)."""
     text = "" if value is None else str(value)
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_OBJECT_ID_BYTES:
-        raise ValueError(
-            f"audit object_id {text[:40]!r}… is {size} bytes; at most {MAX_OBJECT_ID_BYTES}"
-        )
-    return text
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_OBJECT_ID_BYTES:
+        return text
+    head = encoded[:_HEAD_BYTES].decode("utf-8", "ignore")  # a cut character is dropped
+    return f"{head}{_DIGEST_MARK}{hashlib.sha256(encoded).hexdigest()}"
 
 
 def entry(
@@ -45,10 +61,10 @@ def entry(
 ) -> Any:
     """An unsaved ``AuditLog`` row with the request's actor, organization and request id.
 
-    ``ValueError`` when ``action`` or ``resource`` is longer than its column, or
-    ``object_id`` than :data:`MAX_OBJECT_ID_BYTES`, on every database: SQLite would store it
-    and PostgreSQL refuse it, aborting the caller's transaction (an audited resource's
-    names are checked at start-up by the preset auditing it, arc.E011)."""
+    ``ValueError`` when ``action`` or ``resource`` is longer than its column, on every
+    database: SQLite would store it and PostgreSQL refuse it, aborting the caller's
+    transaction (an audited resource's names are checked at start-up by the preset auditing
+    it, arc.E011). ``object_id`` is stored as :func:`stored_object_id` gives it."""
     from .models import AuditLog  # a model: importable only once apps are ready
 
     for field, value in (("action", action), ("resource", resource)):
@@ -61,7 +77,7 @@ def entry(
     return AuditLog(
         action=action,
         resource=resource,
-        object_id=_object_id(object_id),
+        object_id=stored_object_id(object_id),
         organization_id=scope.organization_id,
         actor_kind=scope.kind,
         actor_user_id=None if scope.user_id is None else str(scope.user_id),
@@ -101,9 +117,8 @@ def record_many(
     organization, request id), with one time for the batch."""
     from .store import insert_many  # a model: importable only once apps are ready
 
-    # every id is checked before the INSERT: a refused one writes none of the batch
-    checked = [(_object_id(object_id), b, a) for object_id, b, a in rows]
-    insert_many(entry(request, action, resource=resource), checked)
+    stored = [(stored_object_id(object_id), b, a) for object_id, b, a in rows]
+    insert_many(entry(request, action, resource=resource), stored)
 
 
 def changed(

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils.functional import cached_property
 
 from ..admin_input import RefuseOddInputMixin
+from . import stored_object_id
 from .models import AuditLog
 
 VERBS = ("created", "updated", "deleted", "restored")
@@ -133,18 +134,20 @@ class AuditLogAdmin(RefuseOddInputMixin, admin.ModelAdmin):
         in ``(resource, object_id, id)``), so it is matched per logged resource.
 
         The term is one id (not split on spaces); it matches as typed or lower-cased (a UUID
-        pasted in capitals)."""
+        pasted in capitals), an object id as it is stored (a long one shortened,
+        :func:`~django_arc.audit.stored_object_id`)."""
         term = search_term.strip()
         if not term:
             return queryset, False
         values = sorted({term, term.lower()})
         match = Q(request_id__in=values) | Q(actor_user_id__in=values)
         match |= Q(actor_client_id__in=values)
+        object_ids = sorted({stored_object_id(value) for value in values})
         resources = logged_resources(queryset.db)
         if resources is None:
-            match |= Q(object_id__in=values)
+            match |= Q(object_id__in=object_ids)
         elif resources:
-            match |= Q(resource__in=resources, object_id__in=values)
+            match |= Q(resource__in=resources, object_id__in=object_ids)
         return queryset.filter(match), False
 
     def has_add_permission(self, request: Any) -> bool:

@@ -28,7 +28,7 @@ class AuditLog(models.Model):
     resource = models.CharField(max_length=100, blank=True, default="")
     #: text, not ``varchar(n)``: the id as the URL names it or as ``audit.custom()`` was
     #: given it (a long text primary key, a storage path); only what the object index takes
-    #: bounds it (``audit.MAX_OBJECT_ID_BYTES``, checked before the INSERT)
+    #: bounds it (a longer id is stored shortened, ``audit.stored_object_id``)
     object_id = models.TextField(blank=True, default="")
     organization_id = models.CharField(max_length=128, null=True, blank=True)
     actor_kind = models.CharField(max_length=16, blank=True, default="")

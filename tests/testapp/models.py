@@ -69,3 +69,11 @@ class Article(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "slug"], name="uniq_article_slug")
         ]
+
+
+class Document(models.Model):
+    """A row a client names by a text of any length it chooses (a storage path, a signed
+    URL): its lookup is a unique text column, not a bounded one."""
+
+    path = models.TextField(unique=True)
+    title = models.CharField(max_length=200, blank=True, default="")
