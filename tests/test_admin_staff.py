@@ -11,10 +11,10 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from django_arc import admin as arc_admin
 from django_arc.audit.models import AuditLog
 from django_arc.clients import ServiceClient
 from django_arc.outbox import OutboxEvent
+from django_arc.outbox import admin as outbox_admin
 from tests.factories import OrganizationFactory
 
 pytestmark = pytest.mark.django_db
@@ -290,7 +290,7 @@ def test_dead_letter_ids_past_the_columns_range_select_nothing(admin_client):
 def test_the_type_filter_reads_only_the_newest_rows(admin_client, monkeypatch):
     """Django's filter for a column runs SELECT DISTINCT over the whole table on every page
     load; the outbox's takes its choices from the newest rows, and any type still filters."""
-    monkeypatch.setattr(arc_admin, "TYPE_FILTER_RECENT_ROWS", 3)
+    monkeypatch.setattr(outbox_admin, "TYPE_FILTER_RECENT_ROWS", 3)
     OutboxEvent.objects.create(event_id="old", type="billing.old")
     for i in range(3):
         OutboxEvent.objects.create(event_id=f"new-{i}", type=f"orders.t{i}")
@@ -368,7 +368,7 @@ def test_requeueing_records_each_requeued_row_in_its_history(client, django_user
 def test_requeue_all_runs_in_chunks_and_logs_every_row(admin_client, monkeypatch):
     """ "Requeue all dead events" on a large queue: every dead row requeued and logged once,
     in short transactions of REQUEUE_CHUNK rows."""
-    monkeypatch.setattr(arc_admin, "REQUEUE_CHUNK", 2)
+    monkeypatch.setattr(outbox_admin, "REQUEUE_CHUNK", 2)
     dead = [dead_row() for _ in range(5)]
     delivered = dead_row(status="delivered", attempts=0)
     response = admin_client.post(DEAD_LETTERS, {"requeue_all": "1"}, follow=True)

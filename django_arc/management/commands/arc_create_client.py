@@ -4,50 +4,18 @@ The raw key is printed once and is not recoverable afterwards (only its SHA-256 
 lose it and you create a new client or rotate the key in the admin-less way
 (``client.set_new_key(); client.save()``).
 
-``--org`` must name an existing organization. django-arc does not own the organization model,
-so it asks the resources' presets (``Preset.organization_models``) which models their rows'
-organization ids point at (e.g. ``Product.organization`` → ``shop.Organization``). A client for
-an organization that does not exist would be a key that can never read anything, or one
-waiting for whatever organization is created under that id later.
+``--org`` must name an existing organization of every model the resources' presets point
+organization ids at (:mod:`django_arc.organizations`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import models
 
 from django_arc.clients import ServiceClient
-
-
-def organization_models() -> list[type[models.Model]]:
-    """The models organization ids point at, as the presets of every registered resource
-    name them (:meth:`~django_arc.presets.base.Preset.organization_models`)."""
-    from django_arc.sites import _all_sites
-
-    found: list[type[models.Model]] = []
-    for site in _all_sites:
-        for resource in site.resources:
-            for preset in resource.preset_list:
-                for model in sorted(
-                    preset.organization_models(resource), key=lambda m: m._meta.label
-                ):
-                    if model not in found:
-                        found.append(model)
-    return found
-
-
-def _exists(model: type[models.Model], org: str) -> bool:
-    pk = model._meta.pk
-    try:
-        value = pk.to_python(org)
-        pk.run_validators(value)  # out of the column's range: no such row
-        # (Django 4.2's SQLite backend has no range to validate: its driver overflows)
-        return model._default_manager.filter(pk=value).exists()
-    except (ValidationError, ValueError, TypeError, OverflowError):
-        return False
+from django_arc.organizations import organization_exists, organization_models
 
 
 def _parse_scopes(value: str) -> list[str]:
@@ -84,7 +52,7 @@ class Command(BaseCommand):
             raise CommandError("--name is limited to 100 characters, --org to 128.")
         targets = organization_models()
         for model in targets:
-            if not _exists(model, org):
+            if not organization_exists(model, org):
                 raise CommandError(
                     f"Organization {org!r} does not exist ({model._meta.label}); create it first."
                 )
