@@ -384,6 +384,30 @@ def test_requeue_all_runs_in_chunks_and_logs_every_row(admin_client, monkeypatch
     assert LogEntry.objects.count() == 5
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["requeue all", "requeue selected"])
+def test_requeue_chunks_commit_on_their_own_under_atomic_requests(admin_client, monkeypatch, how):
+    """Under ``ATOMIC_REQUESTS`` the request's transaction wrapped the whole admin view, so
+    each chunk was a savepoint of it and every requeued row stayed locked until the page
+    answered. The outbox admin's views are outside it: no savepoint is sent, and each chunk
+    commits on its own."""
+    from django.db import connections
+
+    monkeypatch.setattr(outbox_admin, "REQUEUE_CHUNK", 2)
+    monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", True)
+    dead = [dead_row() for _ in range(5)]
+    data = {"requeue_all": "1"}
+    url = DEAD_LETTERS
+    if how == "requeue selected":
+        url, data = OUTBOX, {"action": "requeue_selected", "_selected_action": [r.pk for r in dead]}
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_client.post(url, data).status_code == 302
+    sent = [q["sql"].upper() for q in queries.captured_queries]
+    assert not [sql for sql in sent if "SAVEPOINT" in sql]
+    assert OutboxEvent.objects.filter(status="pending").count() == 5
+    assert LogEntry.objects.count() == 5
+
+
 def test_custom_admin_posts_need_a_csrf_token(client, django_user_model):
     """The dead-letter page and Relay now are reached through admin_view (csrf_protect)."""
     from django.test import Client

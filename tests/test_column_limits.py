@@ -30,7 +30,7 @@ from django_arc.outbox import EventOutbox, run_relay, store_event
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import AuthorFactory, UserFactory
 from tests.helpers import client_for, site_mounted
-from tests.testapp.models import Book, Document
+from tests.testapp.models import Book, Export
 
 pytestmark = pytest.mark.django_db
 
@@ -73,15 +73,15 @@ for _name, _presets in ((AT_TYPE_LIMIT, []), (AT_AUDIT_LIMIT, [presets.Audited()
     )
 
 
-#: documents addressed by their path: a text a client writes, as long as it likes, names the row
+#: exports addressed by their path: a text a client writes, as long as it likes, names the row
 long_ids_site = ResourceSite(name="long-ids")
 long_ids_site.register(
     type(
-        "DocumentResource",
+        "ExportResource",
         (Resource,),
         {
-            "model": Document,
-            "name": "documents",
+            "model": Export,
+            "name": "exports",
             "fields": ["id", "path", "title"],
             "lookup_field": "path",
             "presets": [presets.Audited()],
@@ -170,10 +170,10 @@ def test_an_audited_write_of_a_row_with_a_long_id_is_recorded_not_a_500(long_ids
     and the admin's search by the whole id finds both entries. (The path repeats itself,
     so PostgreSQL's own unique index on it compresses it and takes it.)"""
     path = "exports-2026-" + "report-" * 400  # 2,813 bytes
-    r = long_ids_api.post("/long/documents/", {"path": path, "title": "Q4"}, format="json")
+    r = long_ids_api.post("/long/exports/", {"path": path, "title": "Q4"}, format="json")
     assert r.status_code == 201, r.content
-    assert long_ids_api.delete(f"/long/documents/{path}/").status_code == 200
-    assert not Document.objects.exists()
+    assert long_ids_api.delete(f"/long/exports/{path}/").status_code == 200
+    assert not Export.objects.exists()
     stored = audit.stored_object_id(path)
     assert len(stored.encode()) <= audit.MAX_OBJECT_ID_BYTES < len(path)
     assert list(AuditLog.objects.order_by("id").values_list("action", "object_id")) == [

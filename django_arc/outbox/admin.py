@@ -238,14 +238,24 @@ class OutboxEventAdmin(RefuseOddInputMixin, admin.ModelAdmin):
 
     # -- dead-letter page ----------------------------------------------------------------------
     def get_urls(self):
+        """The dead-letter page, "Relay now", and Django's own views, each outside
+        ``ATOMIC_REQUESTS``: a requeue's chunks and a relay's batches commit one by one,
+        as documented, instead of becoming savepoints of one request transaction that
+        holds every requeued row's lock until the page answers (and every relayed row's
+        delivery until then). Django's views that write open their own transaction (the
+        change and delete forms, a purge's ``QuerySet.delete()``)."""
         opts = self.model._meta
         name = f"{opts.app_label}_{opts.model_name}_dead_letters"
         relay = f"{opts.app_label}_{opts.model_name}_relay_now"
-        return [
+        urls = [
             path("dead-letters/", self.admin_site.admin_view(self.dead_letters_view), name=name),
             path("relay-now/", self.admin_site.admin_view(self.relay_now_view), name=relay),
             *super().get_urls(),
         ]
+        for url in urls:
+            for alias in connections:
+                transaction.non_atomic_requests(using=alias)(url.callback)
+        return urls
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "can_relay": self.has_change_permission(request)}

@@ -71,7 +71,7 @@ class Article(models.Model):
         ]
 
 
-class Document(models.Model):
+class Export(models.Model):
     """A row a client names by a text of any length it chooses (a storage path, a signed
     URL): its lookup is a unique text column, not a bounded one."""
 
