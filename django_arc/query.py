@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, lookups
 from django.utils import timezone
 
 from .exceptions import InvalidQuery
@@ -118,6 +118,44 @@ def _check_pattern(raw: str) -> None:
     _check_text(raw)
     if len(raw) > MAX_TEXT_PATTERN:
         raise _Refused(f"at most {MAX_TEXT_PATTERN} characters")
+
+
+class _CaseSensitiveContains(lookups.Contains):
+    """``contains``, case-sensitive on SQLite too. Django's SQLite ``contains`` is ``LIKE``,
+    which ignores the case of ASCII letters there (``[contains]=apple`` found ``Apple``) and
+    respects it on PostgreSQL; ``instr()`` compares characters exactly, as PostgreSQL's
+    ``LIKE`` does. Other databases keep Django's SQL (the class keeps Django's
+    ``lookup_name``, which picks it; it is registered under another)."""
+
+    def as_sqlite(self, compiler: Any, connection: Any) -> tuple[str, Any]:
+        return _instr(self, compiler, connection, "> 0")
+
+
+class _CaseSensitiveStartsWith(lookups.StartsWith):
+    """``startswith``, case-sensitive on SQLite too (see :class:`_CaseSensitiveContains`):
+    the value's first occurrence is at the first character."""
+
+    def as_sqlite(self, compiler: Any, connection: Any) -> tuple[str, Any]:
+        return _instr(self, compiler, connection, "= 1")
+
+
+def _instr(lookup: Any, compiler: Any, connection: Any, test: str) -> tuple[str, Any]:
+    lhs, lhs_params = lookup.process_lhs(compiler, connection)
+    # the plain value: ``PatternLookup.process_rhs`` would make it a LIKE pattern
+    rhs, rhs_params = lookups.Lookup.process_rhs(lookup, compiler, connection)
+    return f"instr({lhs}, {rhs}) {test}", (*lhs_params, *rhs_params)
+
+
+# Registered on every field (not only text ones): a text operator on a foreign key to a text
+# primary key reaches the lookup through the relation field. The names are django-arc's own.
+models.Field.register_lookup(_CaseSensitiveContains, lookup_name="arc_contains")
+models.Field.register_lookup(_CaseSensitiveStartsWith, lookup_name="arc_startswith")
+#: the lookup each case-sensitive text operator compiles to
+_TEXT_LOOKUPS = {
+    "contains": "arc_contains",
+    "startswith": "arc_startswith",
+    "icontains": "icontains",
+}
 
 
 def parse_value(model_field: Any, raw: str) -> Any:
@@ -242,7 +280,7 @@ class FilterField:
                 return ~q if op == "nin" else q
             if op in TEXT_OPERATORS:
                 _check_pattern(raw)
-                return Q(**{f"{self.path}__{op}": raw})
+                return Q(**{f"{self.path}__{_TEXT_LOOKUPS[op]}": raw})
             value = parse_value(self.model_field, raw)
             if op == "eq":
                 return Q(**{self.path: value})
