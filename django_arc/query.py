@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F, Q, QuerySet, lookups
 from django.utils import timezone
 
@@ -158,12 +159,25 @@ _TEXT_LOOKUPS = {
 }
 
 
-def parse_value(model_field: Any, raw: str) -> Any:
+def integer_range(model_field: Any) -> tuple[int, int]:
+    """The values an integer column holds on every database Django supports: the ranges
+    Django declares for the field type (``IntegerField`` is 32 bits). A field's own
+    ``validators`` use the current database's range instead, and SQLite's is 64 bits for every
+    integer type, so ``?pages[gt]=3000000000`` was 200 there and 400 on PostgreSQL."""
+    low, high = BaseDatabaseOperations.integer_field_ranges.get(
+        model_field.get_internal_type(), (-MAX_INT, MAX_INT)
+    )
+    return max(low, -MAX_INT), min(high, MAX_INT)
+
+
+def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
     """Parse a query-string value with the model field's own type rules.
 
     Raises :class:`_Refused` with a message for anything the database would choke on
     (NUL characters and lone surrogates, out-of-range integers, non-finite numbers, bad
-    dates)."""
+    dates). An integer outside :func:`integer_range` is refused on every database, unless
+    ``portable`` is false (a keyset cursor: it holds what a row holds, and SQLite may hold
+    more than PostgreSQL would)."""
     _check_text(raw)
     target = _concrete(model_field)
     if isinstance(target, models.BooleanField):
@@ -187,6 +201,10 @@ def parse_value(model_field: Any, raw: str) -> Any:
     if isinstance(target, _NUMERIC_FIELDS):
         if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
             raise _Refused("is out of range")
+        if portable and isinstance(value, int) and isinstance(target, models.IntegerField):
+            low, high = integer_range(target)
+            if not low <= value <= high:
+                raise _Refused("is out of range")
         if isinstance(value, float) and not math.isfinite(value):
             raise _Refused("must be a finite number")
         if isinstance(value, decimal.Decimal) and not value.is_finite():
@@ -529,7 +547,7 @@ class QuerySpec:
                 if raw is None:
                     values.append(None)
                 else:
-                    values.append(parse_value(model_field, str(raw)))
+                    values.append(parse_value(model_field, str(raw), portable=False))
             return values
         except (
             ValueError,

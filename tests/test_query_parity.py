@@ -109,3 +109,44 @@ def test_like_wildcards_in_a_value_are_plain_characters(api, shelf, query, expec
     """``%``, ``_`` and ``\\`` match themselves only, on both databases and through both
     SQL forms (``instr`` on SQLite, an escaped ``LIKE`` elsewhere)."""
     assert titles(api.get(f"/api/books/?{query}&sort=pages")) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "pages[gt]=2147483648",
+        "pages[lt]=-2147483649",
+        "pages[in]=1,3000000000",
+        "pages[nin]=3000000000",
+        "pages=9223372036854775807",
+    ],
+)
+def test_an_integer_the_column_cannot_hold_is_400_on_every_database(api, shelf, query):
+    """``pages`` is an ``IntegerField``, 32 bits on PostgreSQL: there Django's validators
+    refused 2147483648 (400) while SQLite, whose integers all have 64 bits, answered 200. The
+    range is now the field type's on every database."""
+    param = query.split("=", 1)[0]
+    r = api.get(f"/api/books/?{query}")
+    assert r.status_code == 400, r.content
+    body = r.json()
+    assert body["code"] == "INVALID_QUERY"
+    assert body["details"] == {param: "is out of range"}
+
+
+def test_an_integer_at_the_edge_of_the_column_filters(api, shelf):
+    assert titles(api.get("/api/books/?pages[lt]=2147483647&sort=pages")) == TITLES
+    both = "/api/books/?pages[gt]=-2147483648&pages[lte]=101&sort=pages"
+    assert titles(api.get(both)) == ["apple", "Apple"]
+    assert titles(api.get("/api/books/?pages[gt]=2147483647")) == []
+
+
+def test_the_schema_bounds_an_integer_filter_by_the_column_on_every_database():
+    """The OpenAPI bounds follow the parser: a 32-bit column is documented as 32 bits on
+    SQLite too (the example project's golden schema is generated on SQLite)."""
+    from django_arc.filters import query_value_schema
+    from tests.testapp.models import Book
+
+    schema = query_value_schema(Book._meta.get_field("pages"))
+    assert schema == {"type": "integer", "minimum": -2147483648, "maximum": 2147483647}
+    book_id = query_value_schema(Book._meta.get_field("id"))
+    assert book_id["maximum"] == 2**63 - 1
