@@ -309,12 +309,29 @@ class FilterField:
             raise InvalidQuery(param, str(exc)) from None
 
 
+def path_nullable(model: type[models.Model], path: str) -> bool:
+    """Whether ``path`` can read NULL: a nullable column on the way (``owner__username``
+    with a nullable ``owner`` joins no row for a NULL owner), or a reverse or many-to-many
+    relation (a row without related rows)."""
+    current = model
+    for part in path.split("__"):
+        model_field = current._meta.get_field(part)
+        if getattr(model_field, "null", False):
+            return True
+        if model_field.is_relation:
+            if model_field.one_to_many or model_field.many_to_many or model_field.auto_created:
+                return True
+            current = model_field.related_model
+    return False
+
+
 @dataclass
 class SortField:
     name: str
     path: str
     model_field: Any
     own: bool  # a field of the resource's model itself (usable in keyset cursors)
+    nullable: bool = False  # may read NULL (placed last explicitly, see ``order_by_args``)
 
 
 @dataclass
@@ -364,7 +381,9 @@ class QuerySpec:
         for name in resource.sort_fields or ():
             if name in self.hidden:
                 continue
-            self.sorts[name] = SortField(name, name, resolve_path(model, name), "__" not in name)
+            self.sorts[name] = SortField(
+                name, name, resolve_path(model, name), "__" not in name, path_nullable(model, name)
+            )
         self.search_paths = [
             f"{p}__icontains" for p in (resource.search_fields or ()) if p not in self.hidden
         ]
@@ -472,7 +491,11 @@ class QuerySpec:
             if sort_field is None:
                 if trusted:
                     sort_field = SortField(
-                        name, name, resolve_path(self.model, name), "__" not in name
+                        name,
+                        name,
+                        resolve_path(self.model, name),
+                        "__" not in name,
+                        path_nullable(self.model, name),
                     )
                 else:
                     raise InvalidQuery(param, f"sorting by '{name}' is not allowed")
@@ -485,12 +508,14 @@ class QuerySpec:
 
     def order_by_args(self, query: ListQuery) -> list[Any]:
         """ORDER BY for a query. NULLs sort last in both directions on every backend (SQLite
-        and PostgreSQL disagree by default), so offset and keyset pages agree; non-nullable
-        columns keep a plain ORDER BY so their indexes stay usable."""
+        and PostgreSQL disagree by default), so offset and keyset pages agree. That includes
+        a column read through a nullable or reverse relation (``owner__username``), which is
+        NULL where no row joins; a path that can never read NULL keeps a plain ORDER BY so
+        its indexes stay usable."""
         args: list[Any] = []
         for sort_field, desc in query.ordering:
             expr = F(sort_field.path)
-            nulls = {"nulls_last": True} if getattr(sort_field.model_field, "null", False) else {}
+            nulls = {"nulls_last": True} if sort_field.nullable else {}
             args.append(expr.desc(**nulls) if desc else expr.asc(**nulls))
         args.append(self.pk_name)  # deterministic pages and a unique keyset tie-break
         return args

@@ -10,9 +10,11 @@ characters where ``LIKE`` differs between engines.
 import datetime
 
 import pytest
+from django.http import QueryDict
 
-from tests.factories import AuthorFactory, BookFactory
-from tests.testapp.models import Book
+from django_arc import Resource
+from tests.factories import AuthorFactory, BookFactory, UserFactory
+from tests.testapp.models import Article, Book
 
 pytestmark = pytest.mark.django_db
 
@@ -182,3 +184,37 @@ def test_offset_and_keyset_pages_agree_over_mixed_case_and_accents(api, sort):
         after = r.json()["next"]
     assert keyset == offset
     assert sorted(keyset) == sorted(Book.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("owner__username", ["by-ann", "by-bob", "nobody-1", "nobody-2"]),
+        ("-owner__username", ["by-bob", "by-ann", "nobody-1", "nobody-2"]),
+        ("owner__username,-title", ["by-ann", "by-bob", "nobody-2", "nobody-1"]),
+    ],
+)
+def test_a_sort_through_a_nullable_relation_puts_its_nulls_last(sort, expected):
+    """``Article.owner`` is nullable: an article without one reads ``owner__username`` as
+    NULL, although ``username`` itself is not nullable. The plain ORDER BY put those rows
+    first on SQLite and last on PostgreSQL (ascending), against "NULLs sort last in both
+    directions". A resource is declared here, not registered: its query spec is what
+    decides the order."""
+    resource = type(
+        "OwnerSorted",
+        (Resource,),
+        {
+            "model": Article,
+            "name": "owner-sorted",
+            "fields": ["id", "title"],
+            "sort_fields": ["owner__username", "title"],
+            "default_sort": "title",
+        },
+    )()
+    ann, bob = UserFactory(username="ann"), UserFactory(username="bob")
+    for slug, owner in (("nobody-1", None), ("by-bob", bob), ("nobody-2", None), ("by-ann", ann)):
+        Article.objects.create(slug=slug, title=slug, owner=owner)
+    spec = resource.query_spec
+    query = spec.parse(QueryDict(f"sort={sort}"), {"id", "title"})
+    rows = spec.apply(Article.objects.all(), query)
+    assert list(rows.values_list("title", flat=True)) == expected
