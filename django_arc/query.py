@@ -276,6 +276,7 @@ class FilterField:
     path: str
     operators: frozenset[str]
     model_field: Any
+    multi_valued: bool = False  # see :func:`path_multi_valued`
 
     @property
     def root(self) -> str:
@@ -307,6 +308,20 @@ class FilterField:
             return Q(**{f"{self.path}__{op}": value})
         except _Refused as exc:
             raise InvalidQuery(param, str(exc)) from None
+
+
+def path_multi_valued(model: type[models.Model], path: str) -> bool:
+    """Whether ``path`` crosses a reverse foreign key or a many-to-many relation: a filter
+    on it joins one row per related row, so a row matching twice is listed twice."""
+    current = model
+    for part in path.split("__"):
+        model_field = current._meta.get_field(part)
+        if not model_field.is_relation:
+            return False
+        if model_field.one_to_many or model_field.many_to_many:
+            return True
+        current = model_field.related_model
+    return False
 
 
 def path_nullable(model: type[models.Model], path: str) -> bool:
@@ -346,6 +361,8 @@ class ListQuery:
     search: str | None = None
     #: ``search_fields`` as a condition, when the caller may search any of them
     search_q: Q | None = None
+    #: a filter crosses a to-many relation: the rows need ``distinct()``
+    distinct: bool = False
 
 
 class QuerySpec:
@@ -371,11 +388,12 @@ class QuerySpec:
                 continue
             normalized = frozenset(OPERATOR_ALIASES.get(op, op) for op in ops)
             model_field = resolve_path(model, param)
-            self.filters[param] = FilterField(param, param, normalized, model_field)
+            multi = path_multi_valued(model, param)
+            self.filters[param] = FilterField(param, param, normalized, model_field, multi)
             attname = getattr(model_field, "attname", None)
             if "__" not in param and attname and attname != param:
                 self.filters.setdefault(
-                    attname, FilterField(attname, param, normalized, model_field)
+                    attname, FilterField(attname, param, normalized, model_field, multi)
                 )
         self.sorts: dict[str, SortField] = {}
         for name in resource.sort_fields or ():
@@ -433,6 +451,7 @@ class QuerySpec:
             if op not in filter_field.operators:
                 raise InvalidQuery(key, f"operator '{sent}' is not allowed on '{name}'")
             conditions.append(filter_field.to_q(op, raw, key))
+            query.distinct = query.distinct or filter_field.multi_valued
         if conditions:
             combined = conditions[0]
             for c in conditions[1:]:
@@ -522,15 +541,19 @@ class QuerySpec:
 
     def apply(self, queryset: QuerySet, query: ListQuery, searched: bool = False) -> QuerySet:
         """Filters, ``search_fields`` search (unless a preset ``searched`` already) and the
-        ordering. A search no field serves is refused."""
+        ordering. A search no field serves is refused. A filter or search across a to-many
+        relation lists each row once (``reviews__body[icontains]=good`` joins every matching
+        review)."""
+        distinct = query.distinct
         if query.q is not None:
             queryset = queryset.filter(query.q)
         if query.search and not searched:
             if query.search_q is None:
                 raise InvalidQuery("search", "search is not enabled for this resource")
             queryset = queryset.filter(query.search_q)
-            if self._search_crosses_relations():
-                queryset = queryset.distinct()
+            distinct = distinct or self._search_crosses_relations()
+        if distinct:
+            queryset = queryset.distinct()
         return queryset.order_by(*self.order_by_args(query))
 
     def _search_crosses_relations(self) -> bool:
