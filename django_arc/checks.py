@@ -42,6 +42,7 @@ from .query import (
     ORDERING_OPERATORS,
     TEXT_OPERATORS,
     _concrete,
+    path_multi_valued,
     resolve_path,
 )
 from .querycache.policy import OPTION_KEYS as CACHE_OPTION_KEYS
@@ -719,7 +720,9 @@ def _check_filter_fields(resource: Any) -> list[Error]:
 def _check_sort_fields(resource: Any) -> list[Error]:
     """Known fields, and no JSON field: SQLite orders JSON as text and PostgreSQL's ``jsonb``
     by its own rules (so one list had two orders), and a keyset cursor cannot compare with
-    the value it holds (pages repeated and skipped rows on both databases)."""
+    the value it holds (pages repeated and skipped rows on both databases). No path across
+    a to-many relation either: ``ORDER BY reviews__body`` joins a row once per review, so
+    pages repeated it while ``total`` counted it once."""
     model = resource.model
     errors: list[Error] = []
     names = [("sort_fields", name) for name in resource.sort_fields or ()]
@@ -733,6 +736,15 @@ def _check_sort_fields(resource: Any) -> list[Error]:
         elif isinstance(_concrete(model_field), models.JSONField):
             errors.append(
                 _err(f"JSON field '{name}' cannot be sorted (`{setting}`).", resource, "arc.E004")
+            )
+        elif path_multi_valued(model, name):
+            errors.append(
+                _err(
+                    f"'{name}' crosses a to-many relation and cannot be sorted (`{setting}`): "
+                    "a row would be listed once per related row.",
+                    resource,
+                    "arc.E004",
+                )
             )
     return errors
 

@@ -41,6 +41,9 @@ def test_valid_resources_pass_manage_py_check():
         # JSON orders differently on each database, and a cursor cannot page by it
         ({"model": Gauge, "sort_fields": ["labels"]}, "arc.E004", "JSON field 'labels'"),
         ({"model": Gauge, "default_sort": "-labels"}, "arc.E004", "JSON field 'labels'"),
+        # one row per review: pages repeat a book that total counts once
+        ({"sort_fields": ["reviews__body"]}, "arc.E004", "to-many"),
+        ({"model": Author, "default_sort": "books__title"}, "arc.E004", "to-many"),
         ({"search_fields": ["pages"]}, "arc.E005", "pages"),
         ({"search_fields": ["ghost"]}, "arc.E005", "ghost"),
         ({"lookup_field": "title"}, "arc.E006", "unique"),
