@@ -42,6 +42,7 @@ from .query import (
     ORDERING_OPERATORS,
     TEXT_OPERATORS,
     _concrete,
+    path_multi_valued,
     resolve_path,
 )
 from .querycache.policy import OPTION_KEYS as CACHE_OPTION_KEYS
@@ -717,18 +718,33 @@ def _check_filter_fields(resource: Any) -> list[Error]:
 
 
 def _check_sort_fields(resource: Any) -> list[Error]:
+    """Known fields, and no JSON field: SQLite orders JSON as text and PostgreSQL's ``jsonb``
+    by its own rules (so one list had two orders), and a keyset cursor cannot compare with
+    the value it holds (pages repeated and skipped rows on both databases). No path across
+    a to-many relation either: ``ORDER BY reviews__body`` joins a row once per review, so
+    pages repeated it while ``total`` counted it once."""
     model = resource.model
     errors: list[Error] = []
-    for name in resource.sort_fields or ():
-        if _field(model, name) is None:
-            errors.append(
-                _err(f"`sort_fields` names unknown field '{name}'.", resource, "arc.E004")
-            )
+    names = [("sort_fields", name) for name in resource.sort_fields or ()]
     for part in (resource.default_sort or "").split(","):
-        name = part.strip().lstrip("-+")
-        if name and _field(model, name) is None:
+        if part.strip().lstrip("-+"):
+            names.append(("default_sort", part.strip().lstrip("-+")))
+    for setting, name in names:
+        model_field = _field(model, name)
+        if model_field is None:
+            errors.append(_err(f"`{setting}` names unknown field '{name}'.", resource, "arc.E004"))
+        elif isinstance(_concrete(model_field), models.JSONField):
             errors.append(
-                _err(f"`default_sort` names unknown field '{name}'.", resource, "arc.E004")
+                _err(f"JSON field '{name}' cannot be sorted (`{setting}`).", resource, "arc.E004")
+            )
+        elif path_multi_valued(model, name):
+            errors.append(
+                _err(
+                    f"'{name}' crosses a to-many relation and cannot be sorted (`{setting}`): "
+                    "a row would be listed once per related row.",
+                    resource,
+                    "arc.E004",
+                )
             )
     return errors
 

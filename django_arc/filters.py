@@ -24,7 +24,7 @@ from django.db import models
 from rest_framework import serializers
 from rest_framework.filters import BaseFilterBackend
 
-from .query import MAX_IN_VALUES, MAX_INT, MAX_TEXT_PATTERN, TEXT_OPERATORS, _concrete
+from .query import MAX_IN_VALUES, MAX_TEXT_PATTERN, TEXT_OPERATORS, _concrete, integer_range
 
 
 class QueryLanguageFilter(BaseFilterBackend):
@@ -237,7 +237,7 @@ def query_value_schema(model_field: Any) -> dict[str, Any]:
     if isinstance(target, models.FloatField):
         return {"type": "number"}
     if isinstance(target, (models.IntegerField, models.AutoField)):
-        low, high = -MAX_INT, MAX_INT
+        low, high = integer_range(target)
         for validator in target.validators:
             if isinstance(validator, MinValueValidator):
                 low = max(low, validator.limit_value)

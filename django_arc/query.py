@@ -22,7 +22,8 @@ from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import F, Q, QuerySet
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models import F, Q, QuerySet, lookups
 from django.utils import timezone
 
 from .exceptions import InvalidQuery
@@ -120,12 +121,63 @@ def _check_pattern(raw: str) -> None:
         raise _Refused(f"at most {MAX_TEXT_PATTERN} characters")
 
 
-def parse_value(model_field: Any, raw: str) -> Any:
+class _CaseSensitiveContains(lookups.Contains):
+    """``contains``, case-sensitive on SQLite too. Django's SQLite ``contains`` is ``LIKE``,
+    which ignores the case of ASCII letters there (``[contains]=apple`` found ``Apple``) and
+    respects it on PostgreSQL; ``instr()`` compares characters exactly, as PostgreSQL's
+    ``LIKE`` does. Other databases keep Django's SQL (the class keeps Django's
+    ``lookup_name``, which picks it; it is registered under another)."""
+
+    def as_sqlite(self, compiler: Any, connection: Any) -> tuple[str, Any]:
+        return _instr(self, compiler, connection, "> 0")
+
+
+class _CaseSensitiveStartsWith(lookups.StartsWith):
+    """``startswith``, case-sensitive on SQLite too (see :class:`_CaseSensitiveContains`):
+    the value's first occurrence is at the first character."""
+
+    def as_sqlite(self, compiler: Any, connection: Any) -> tuple[str, Any]:
+        return _instr(self, compiler, connection, "= 1")
+
+
+def _instr(lookup: Any, compiler: Any, connection: Any, test: str) -> tuple[str, Any]:
+    lhs, lhs_params = lookup.process_lhs(compiler, connection)
+    # the plain value: ``PatternLookup.process_rhs`` would make it a LIKE pattern
+    rhs, rhs_params = lookups.Lookup.process_rhs(lookup, compiler, connection)
+    return f"instr({lhs}, {rhs}) {test}", (*lhs_params, *rhs_params)
+
+
+# Registered on every field (not only text ones): a text operator on a foreign key to a text
+# primary key reaches the lookup through the relation field. The names are django-arc's own.
+models.Field.register_lookup(_CaseSensitiveContains, lookup_name="arc_contains")
+models.Field.register_lookup(_CaseSensitiveStartsWith, lookup_name="arc_startswith")
+#: the lookup each case-sensitive text operator compiles to
+_TEXT_LOOKUPS = {
+    "contains": "arc_contains",
+    "startswith": "arc_startswith",
+    "icontains": "icontains",
+}
+
+
+def integer_range(model_field: Any) -> tuple[int, int]:
+    """The values an integer column holds on every database Django supports: the ranges
+    Django declares for the field type (``IntegerField`` is 32 bits). A field's own
+    ``validators`` use the current database's range instead, and SQLite's is 64 bits for every
+    integer type, so ``?pages[gt]=3000000000`` was 200 there and 400 on PostgreSQL."""
+    low, high = BaseDatabaseOperations.integer_field_ranges.get(
+        model_field.get_internal_type(), (-MAX_INT, MAX_INT)
+    )
+    return max(low, -MAX_INT), min(high, MAX_INT)
+
+
+def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
     """Parse a query-string value with the model field's own type rules.
 
     Raises :class:`_Refused` with a message for anything the database would choke on
     (NUL characters and lone surrogates, out-of-range integers, non-finite numbers, bad
-    dates)."""
+    dates). An integer outside :func:`integer_range` is refused on every database, unless
+    ``portable`` is false (a keyset cursor: it holds what a row holds, and SQLite may hold
+    more than PostgreSQL would)."""
     _check_text(raw)
     target = _concrete(model_field)
     if isinstance(target, models.BooleanField):
@@ -149,6 +201,10 @@ def parse_value(model_field: Any, raw: str) -> Any:
     if isinstance(target, _NUMERIC_FIELDS):
         if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
             raise _Refused("is out of range")
+        if portable and isinstance(value, int) and isinstance(target, models.IntegerField):
+            low, high = integer_range(target)
+            if not low <= value <= high:
+                raise _Refused("is out of range")
         if isinstance(value, float) and not math.isfinite(value):
             raise _Refused("must be a finite number")
         if isinstance(value, decimal.Decimal) and not value.is_finite():
@@ -220,6 +276,7 @@ class FilterField:
     path: str
     operators: frozenset[str]
     model_field: Any
+    multi_valued: bool = False  # see :func:`path_multi_valued`
 
     @property
     def root(self) -> str:
@@ -242,7 +299,7 @@ class FilterField:
                 return ~q if op == "nin" else q
             if op in TEXT_OPERATORS:
                 _check_pattern(raw)
-                return Q(**{f"{self.path}__{op}": raw})
+                return Q(**{f"{self.path}__{_TEXT_LOOKUPS[op]}": raw})
             value = parse_value(self.model_field, raw)
             if op == "eq":
                 return Q(**{self.path: value})
@@ -253,12 +310,43 @@ class FilterField:
             raise InvalidQuery(param, str(exc)) from None
 
 
+def path_multi_valued(model: type[models.Model], path: str) -> bool:
+    """Whether ``path`` crosses a reverse foreign key or a many-to-many relation: a filter
+    on it joins one row per related row, so a row matching twice is listed twice."""
+    current = model
+    for part in path.split("__"):
+        model_field = current._meta.get_field(part)
+        if not model_field.is_relation:
+            return False
+        if model_field.one_to_many or model_field.many_to_many:
+            return True
+        current = model_field.related_model
+    return False
+
+
+def path_nullable(model: type[models.Model], path: str) -> bool:
+    """Whether ``path`` can read NULL: a nullable column on the way (``owner__username``
+    with a nullable ``owner`` joins no row for a NULL owner), or a reverse or many-to-many
+    relation (a row without related rows)."""
+    current = model
+    for part in path.split("__"):
+        model_field = current._meta.get_field(part)
+        if getattr(model_field, "null", False):
+            return True
+        if model_field.is_relation:
+            if model_field.one_to_many or model_field.many_to_many or model_field.auto_created:
+                return True
+            current = model_field.related_model
+    return False
+
+
 @dataclass
 class SortField:
     name: str
     path: str
     model_field: Any
     own: bool  # a field of the resource's model itself (usable in keyset cursors)
+    nullable: bool = False  # may read NULL (placed last explicitly, see ``order_by_args``)
 
 
 @dataclass
@@ -273,6 +361,8 @@ class ListQuery:
     search: str | None = None
     #: ``search_fields`` as a condition, when the caller may search any of them
     search_q: Q | None = None
+    #: a filter crosses a to-many relation: the rows need ``distinct()``
+    distinct: bool = False
 
 
 class QuerySpec:
@@ -298,17 +388,20 @@ class QuerySpec:
                 continue
             normalized = frozenset(OPERATOR_ALIASES.get(op, op) for op in ops)
             model_field = resolve_path(model, param)
-            self.filters[param] = FilterField(param, param, normalized, model_field)
+            multi = path_multi_valued(model, param)
+            self.filters[param] = FilterField(param, param, normalized, model_field, multi)
             attname = getattr(model_field, "attname", None)
             if "__" not in param and attname and attname != param:
                 self.filters.setdefault(
-                    attname, FilterField(attname, param, normalized, model_field)
+                    attname, FilterField(attname, param, normalized, model_field, multi)
                 )
         self.sorts: dict[str, SortField] = {}
         for name in resource.sort_fields or ():
             if name in self.hidden:
                 continue
-            self.sorts[name] = SortField(name, name, resolve_path(model, name), "__" not in name)
+            self.sorts[name] = SortField(
+                name, name, resolve_path(model, name), "__" not in name, path_nullable(model, name)
+            )
         self.search_paths = [
             f"{p}__icontains" for p in (resource.search_fields or ()) if p not in self.hidden
         ]
@@ -358,6 +451,7 @@ class QuerySpec:
             if op not in filter_field.operators:
                 raise InvalidQuery(key, f"operator '{sent}' is not allowed on '{name}'")
             conditions.append(filter_field.to_q(op, raw, key))
+            query.distinct = query.distinct or filter_field.multi_valued
         if conditions:
             combined = conditions[0]
             for c in conditions[1:]:
@@ -416,7 +510,11 @@ class QuerySpec:
             if sort_field is None:
                 if trusted:
                     sort_field = SortField(
-                        name, name, resolve_path(self.model, name), "__" not in name
+                        name,
+                        name,
+                        resolve_path(self.model, name),
+                        "__" not in name,
+                        path_nullable(self.model, name),
                     )
                 else:
                     raise InvalidQuery(param, f"sorting by '{name}' is not allowed")
@@ -429,27 +527,33 @@ class QuerySpec:
 
     def order_by_args(self, query: ListQuery) -> list[Any]:
         """ORDER BY for a query. NULLs sort last in both directions on every backend (SQLite
-        and PostgreSQL disagree by default), so offset and keyset pages agree; non-nullable
-        columns keep a plain ORDER BY so their indexes stay usable."""
+        and PostgreSQL disagree by default), so offset and keyset pages agree. That includes
+        a column read through a nullable or reverse relation (``owner__username``), which is
+        NULL where no row joins; a path that can never read NULL keeps a plain ORDER BY so
+        its indexes stay usable."""
         args: list[Any] = []
         for sort_field, desc in query.ordering:
             expr = F(sort_field.path)
-            nulls = {"nulls_last": True} if getattr(sort_field.model_field, "null", False) else {}
+            nulls = {"nulls_last": True} if sort_field.nullable else {}
             args.append(expr.desc(**nulls) if desc else expr.asc(**nulls))
         args.append(self.pk_name)  # deterministic pages and a unique keyset tie-break
         return args
 
     def apply(self, queryset: QuerySet, query: ListQuery, searched: bool = False) -> QuerySet:
         """Filters, ``search_fields`` search (unless a preset ``searched`` already) and the
-        ordering. A search no field serves is refused."""
+        ordering. A search no field serves is refused. A filter or search across a to-many
+        relation lists each row once (``reviews__body[icontains]=good`` joins every matching
+        review)."""
+        distinct = query.distinct
         if query.q is not None:
             queryset = queryset.filter(query.q)
         if query.search and not searched:
             if query.search_q is None:
                 raise InvalidQuery("search", "search is not enabled for this resource")
             queryset = queryset.filter(query.search_q)
-            if self._search_crosses_relations():
-                queryset = queryset.distinct()
+            distinct = distinct or self._search_crosses_relations()
+        if distinct:
+            queryset = queryset.distinct()
         return queryset.order_by(*self.order_by_args(query))
 
     def _search_crosses_relations(self) -> bool:
@@ -491,7 +595,7 @@ class QuerySpec:
                 if raw is None:
                     values.append(None)
                 else:
-                    values.append(parse_value(model_field, str(raw)))
+                    values.append(parse_value(model_field, str(raw), portable=False))
             return values
         except (
             ValueError,

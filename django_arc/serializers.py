@@ -17,7 +17,7 @@ from django.db import models
 from rest_framework import serializers
 
 from .events.event import unstorable_char
-from .query import MAX_INT
+from .query import MAX_INT, integer_range
 
 
 class ArcSerializerMixin:
@@ -175,17 +175,34 @@ class ArcFloatField(serializers.FloatField):
 
 
 class ArcIntegerField(serializers.IntegerField):
-    """DRF's integer field, bounded to what an integer column can hold (64 bits) when the
-    model gives no range. Django 5 derives the range from the backend everywhere; Django
-    4.2's SQLite backend reports none, so ``{"pages": 2**63}`` reached the database and its
-    ``OverflowError`` was a 500. Same message as DRF gives for a model's own range. A
-    read-only field validates nothing, so it carries no bounds (nor does its schema)."""
+    """DRF's integer field, bounded to what the column holds on every database: the range
+    Django declares for the model field's type (:func:`django_arc.query.integer_range`; 32
+    bits for an ``IntegerField``), within any range the model sets itself. DRF takes the
+    current database's range: Django 4.2's SQLite backend reports none, so
+    ``{"pages": 2**63}`` reached the database and its ``OverflowError`` was a 500, and
+    Django 5's SQLite reports 64 bits for every integer type, so ``{"pages": 3000000000}``
+    was stored on SQLite and refused on PostgreSQL. Same message as DRF gives for a model's
+    own range. A read-only field validates nothing, so it carries no bounds (nor does its
+    schema)."""
+
+    #: (min, max) of the column on every database; set per model field type (``_FIELD_MAPPING``)
+    column_range: tuple[int, int] = (-MAX_INT - 1, MAX_INT)
 
     def __init__(self, **kwargs: Any) -> None:
         if not kwargs.get("read_only"):
-            kwargs.setdefault("max_value", MAX_INT)
-            kwargs.setdefault("min_value", -MAX_INT - 1)
+            low, high = self.column_range
+            given_max, given_min = kwargs.get("max_value"), kwargs.get("min_value")
+            kwargs["max_value"] = high if given_max is None else min(given_max, high)
+            kwargs["min_value"] = low if given_min is None else max(given_min, low)
         super().__init__(**kwargs)
+
+
+def _integer_field(model_field: type[models.Field]) -> type[ArcIntegerField]:
+    """The :class:`ArcIntegerField` of one model field type, bounded by its column."""
+    low, high = integer_range(model_field())
+    if low == -MAX_INT:
+        low = -MAX_INT - 1  # integer_range keeps the query parser's symmetric bound
+    return type(f"Arc{model_field.__name__}", (ArcIntegerField,), {"column_range": (low, high)})
 
 
 class ArcJSONField(serializers.JSONField):
@@ -259,7 +276,7 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
 _FIELD_MAPPING = {
     **serializers.ModelSerializer.serializer_field_mapping,
     **{
-        model_field: ArcIntegerField
+        model_field: _integer_field(model_field)
         for model_field, field in serializers.ModelSerializer.serializer_field_mapping.items()
         if field is serializers.IntegerField
     },

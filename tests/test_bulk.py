@@ -22,7 +22,7 @@ from tests.factories import (
     UserFactory,
 )
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Article, Book
+from tests.testapp.models import Article, Book, Review
 
 pytestmark = pytest.mark.django_db
 
@@ -126,6 +126,24 @@ def test_bulk_permissions_are_the_single_row_ones():
 
 
 # -- update and delete ---------------------------------------------------------------------------
+
+
+def test_a_bulk_update_by_a_to_many_filter_updates_each_row_once(api):
+    """A book with two matching reviews joined twice: the update saw it twice (``updated``
+    2, two update events for one row)."""
+    book, other = BookFactory(title="x", pages=10), BookFactory(title="y", pages=10)
+    for body in ("good one", "good two"):
+        Review.objects.create(book=book, body=body)
+    Review.objects.create(book=other, body="bad")
+    r = api.patch(
+        "/api/bulk-books/bulk/",
+        {"filter": {"reviews__body[icontains]": "good"}, "data": {"pages": 11}},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["data"] == {"updated": 1, "ids": [book.pk]}
+    assert OutboxEvent.objects.filter(type="bulk-books.updated").count() == 1
+    assert Book.objects.get(pk=other.pk).pages == 10
 
 
 def test_bulk_update_by_items_and_by_filter(api):

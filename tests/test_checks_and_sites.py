@@ -9,7 +9,7 @@ from django.urls import include, path, reverse
 from django_arc import Resource, ResourceSite, arc
 from django_arc import fields as F
 from django_arc.checks import check_resource, check_settings
-from tests.testapp.models import Author, Book
+from tests.testapp.models import Author, Book, Gauge
 
 
 def ids(errors):
@@ -38,6 +38,12 @@ def test_valid_resources_pass_manage_py_check():
         ({"filter_fields": {"title": "eq"}}, "arc.E003", "title"),
         ({"sort_fields": ["ghost"]}, "arc.E004", "ghost"),
         ({"default_sort": "-ghost"}, "arc.E004", "ghost"),
+        # JSON orders differently on each database, and a cursor cannot page by it
+        ({"model": Gauge, "sort_fields": ["labels"]}, "arc.E004", "JSON field 'labels'"),
+        ({"model": Gauge, "default_sort": "-labels"}, "arc.E004", "JSON field 'labels'"),
+        # one row per review: pages repeat a book that total counts once
+        ({"sort_fields": ["reviews__body"]}, "arc.E004", "to-many"),
+        ({"model": Author, "default_sort": "books__title"}, "arc.E004", "to-many"),
         ({"search_fields": ["pages"]}, "arc.E005", "pages"),
         ({"search_fields": ["ghost"]}, "arc.E005", "ghost"),
         ({"lookup_field": "title"}, "arc.E006", "unique"),

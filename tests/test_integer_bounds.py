@@ -1,4 +1,5 @@
-"""An integer no 64-bit column holds is a 400 naming the field, on every Django and database.
+"""An integer its column cannot hold (beyond 64 bits; beyond 32 for an ``IntegerField`` on
+PostgreSQL) is a 400 naming the field, on every Django and database.
 
 Found by schemathesis against the example project under Django 4.2 on SQLite, where integer
 fields have no range validators: ``POST /api/orders/`` with ``"quantity": -9.6e35`` was a 500
@@ -26,3 +27,33 @@ def test_out_of_range_integer_in_a_body_is_400(quantity):
     assert r.status_code == 400, r.content
     assert list(r.json()["details"]) == ["quantity"]
     assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("pages", "message"),
+    [
+        (2**31, "Ensure this value is less than or equal to 2147483647."),
+        (-(2**31) - 1, "Ensure this value is greater than or equal to -2147483648."),
+    ],
+)
+def test_an_integer_its_column_cannot_hold_anywhere_is_400_on_every_database(pages, message):
+    """``Book.pages`` is an ``IntegerField``, 32 bits on PostgreSQL. SQLite's integers all
+    have 64 bits, and DRF bounds a field by the current database, so SQLite stored 2**31
+    (201) where PostgreSQL answered 400: a project's tests on SQLite passed a write that
+    production refuses. The bound is now the column type's on every database."""
+    from tests.factories import AuthorFactory
+    from tests.testapp.models import Book
+
+    client = APIClient()
+    author = AuthorFactory()
+    body = {"title": "t", "isbn": "i", "author": author.pk, "pages": pages}
+    r = client.post("/api/books/", body, format="json")
+    assert r.status_code == 400, r.content
+    assert r.json()["details"] == {"pages": [message]}
+    assert not Book.objects.exists()
+    r = client.post("/api/books/", {**body, "pages": 2**31 - 1}, format="json")
+    assert r.status_code == 201, r.content
+    r = client.patch(f"/api/books/{r.json()['data']['id']}/", {"pages": pages}, format="json")
+    assert r.status_code == 400, r.content
+    assert r.json()["details"] == {"pages": [message]}
+    assert Book.objects.get().pages == 2**31 - 1

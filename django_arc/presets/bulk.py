@@ -494,6 +494,8 @@ class Bulk(Preset):
         if query.q is None:
             raise _invalid({"filter": ["No filter applies: use the resource's filter fields."]})
         queryset = view.get_queryset().filter(query.q).order_by(view.resource.pk_name)
+        if query.distinct:  # a to-many filter joins a row once per matching related row
+            queryset = queryset.distinct()
         rows = list(queryset[: self.max_items + 1])
         if len(rows) > self.max_items:
             raise _invalid(

@@ -606,7 +606,11 @@ class BulkBookResource(Resource):
     model = Book
     name = "bulk-books"
     fields = ["id", "title", "isbn", "pages", "price", "author"]
-    filter_fields = {"title": ["eq", "startswith"], "pages": ["gte", "lte"]}
+    filter_fields = {
+        "title": ["eq", "startswith"],
+        "pages": ["gte", "lte"],
+        "reviews__body": ["icontains"],  # a to-many path: one book, several reviews
+    }
     presets = [presets.Bulk(max_items=50), presets.Audited()]
     permissions = {**PUBLIC, "create": P.require_auth()}
     field_permissions = {"price": F.writable_by("pricing")}
