@@ -27,11 +27,14 @@ that knows how a request is judged and how rows are reached. The verbs live in
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import functools
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DEFAULT_DB_ALIAS, models, router, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, models, router, transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
@@ -672,18 +675,37 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         fields and their previous values). Returns the saved serializer."""
         resource, request = self.resource, self.request
         data = self.guard_body(data)
-        with self.write_transaction():
+        with self.write_transaction(), self.existing_rows(instance):
             data = _hooked(resource.before_update(request, instance, data), data)
             serializer = self.get_serializer(instance, data=data, partial=True)
             before = serializer.to_representation(instance)
             serializer.is_valid(raise_exception=True)
-            instance = serializer.save(**self.write_values(instance))
-            resource.after_update(request, instance)
+            saved = serializer.save(**self.write_values(instance))
+            resource.after_update(request, saved)
             after = serializer.data
             self.after_write(
-                "updated", instance, self.updated_payload(instance, before, after), before, after
+                "updated", saved, self.updated_payload(saved, before, after), before, after
             )
         return serializer
+
+    @contextmanager
+    def existing_rows(self, *instances: Any) -> Iterator[None]:
+        """Within it, ``save()`` of ``instances`` (rows read before the write began) only
+        updates, and finding a row gone is 404 ``NOT_FOUND``, as for a request that comes
+        after the DELETE. Django's ``save()`` of a row it cannot update inserts it: an
+        update or an action racing a DELETE brought the row back, with its event; and
+        ``save(update_fields=…)`` raises a ``DatabaseError`` there (a 500)."""
+        for instance in instances:
+            instance.save = _updating_save(instance)
+        try:
+            yield
+        except DatabaseError as exc:
+            if str(exc) not in _ROW_GONE:
+                raise
+            raise NotFound(f"{self.resource.name} row deleted while the request ran") from None
+        finally:
+            for instance in instances:
+                instance.__dict__.pop("save", None)
 
     def updated_payload(
         self, instance: Any, before: dict[str, Any], after: dict[str, Any]
@@ -705,12 +727,14 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         ``<name>.deleted``. Returns whether the row was kept (soft)."""
         resource, request = self.resource, self.request
         id_value, pk = self.id_value(instance), instance.pk
-        with self.write_transaction():
+        with self.write_transaction(), self.existing_rows(instance):
             resource.before_delete(request, instance)
             before = self.snapshot(instance) if resource.write_observers else None
             soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
+            if not soft and _deleted_nothing(instance.delete()):
+                # another request deleted it since this one read it: answered as if second
+                raise NotFound(f"{resource.name} {id_value!r} deleted while the request ran")
             if not soft:
-                instance.delete()
                 # Django clears the pk of a deleted instance; hooks, presets and the event
                 # still need to name the row.
                 instance.pk = pk
@@ -793,3 +817,42 @@ _DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
 
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data if result is None else result
+
+
+#: what Django's ``save()`` raises for a row it was told to update and found gone
+_ROW_GONE = frozenset(
+    {"Forced update did not affect any rows.", "Save with update_fields did not affect any rows."}
+)
+
+
+def _updating_save(instance: Any) -> Any:
+    """``instance.save`` that updates only (``force_update``) when it names a row, unless
+    its caller asks otherwise; the model's own ``save()`` when it takes no
+    ``force_update`` (a project's ``def save(self)``), which is left as it is."""
+    save = type(instance).save
+    if not _takes_force_update(save):
+        return functools.partial(save, instance)
+
+    def updating_save(*args: Any, **kwargs: Any) -> Any:
+        if not args and instance.pk is not None and not kwargs.get("force_insert"):
+            kwargs.setdefault("force_update", True)
+        return save(instance, *args, **kwargs)
+
+    return updating_save
+
+
+@functools.cache
+def _takes_force_update(save: Any) -> bool:
+    try:
+        parameters = inspect.signature(save).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.name == "force_update" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
+    )
+
+
+def _deleted_nothing(result: Any) -> bool:
+    """Whether ``Model.delete()``'s ``(count, per model)`` says no row went (a project's
+    ``delete()`` returning something else is taken at its word)."""
+    return isinstance(result, tuple) and len(result) == 2 and result[0] == 0

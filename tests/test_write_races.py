@@ -1,0 +1,193 @@
+"""Plain writes (no ``Idempotency-Key``) racing each other on one row, on PostgreSQL: two
+threads, each with its own connection, one held at a hook while the other commits.
+
+What must hold whatever the interleaving: a request answers as it would have had it run
+second (a row deleted meanwhile is 404, a unique value taken meanwhile is the 400 naming
+the field), never a 500; nothing it wrote stands when it fails, and every event in the
+outbox is a write that happened (no ``updated`` for a row that is gone, no second
+``deleted``, no row brought back by an update).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, connections
+from rest_framework.test import APIClient
+
+from django_arc.audit.models import AuditLog
+from django_arc.mixins import ActionMixin
+from django_arc.outbox import OutboxEvent
+from tests.factories import BookFactory, UserFactory
+from tests.helpers import assert_error
+from tests.testapp.models import Article, Book
+from tests.testapp.resources import (
+    BookResource,
+)
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="needs PostgreSQL's row locks and threads"
+    ),
+]
+
+
+def in_thread(fn):
+    """Run ``fn`` in a thread with its own database connection; returns (thread, results)."""
+    results: list = []
+
+    def target():
+        try:
+            results.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            results.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, results
+
+
+class Gate:
+    """Holds the first call of a patched method until :meth:`open`; later calls (the other
+    request's) pass straight through."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self.calls = 0
+
+    def hold(self, original):
+        def held(*args, **kwargs):
+            self.calls += 1
+            if self.calls == 1:
+                self.entered.set()
+                assert self.released.wait(30)
+            return original(*args, **kwargs)
+
+        return held
+
+    def open(self) -> None:
+        self.released.set()
+
+
+_started: list[tuple[Gate, threading.Thread]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left():
+    """A failed test still opens its gates and joins its threads: a transaction left open
+    would block the flush of the next test."""
+    yield
+    while _started:
+        gate, thread = _started.pop()
+        gate.open()
+        thread.join(30)
+
+
+def held_request(monkeypatch, owner, name, send):
+    """Start ``send`` in a thread, held inside ``owner.name`` until the gate opens."""
+    gate = Gate()
+    monkeypatch.setattr(owner, name, gate.hold(getattr(owner, name)))
+    thread, results = in_thread(send)
+    _started.append((gate, thread))
+    assert gate.entered.wait(30)
+    return gate, thread, results
+
+
+def finish(gate, thread, results):
+    gate.open()
+    thread.join(30)
+    (response,) = results
+    assert not isinstance(response, BaseException), response
+    return response
+
+
+def wait_for_lock_wait(timeout: float = 20.0) -> None:
+    """Until another backend waits on a lock (the held request's statement queued behind
+    this test's transaction), so the race is the one the test means."""
+    deadline = time.monotonic() + timeout
+    with connections["default"].cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("no backend waited on a lock")
+
+
+def events(type_: str) -> list:
+    return list(OutboxEvent.objects.filter(type=type_).order_by("id"))
+
+
+def user_client() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(UserFactory())
+    return client
+
+
+# -- an update or an action racing a DELETE -----------------------------------------------------
+
+
+def test_a_patch_of_a_row_deleted_meanwhile_is_404_and_does_not_bring_it_back(monkeypatch):
+    book = BookFactory(title="old")
+    gate, thread, results = held_request(
+        monkeypatch,
+        BookResource,
+        "before_update",
+        lambda: APIClient().patch(f"/api/books/{book.pk}/", {"title": "new"}, format="json"),
+    )
+    assert APIClient().delete(f"/api/books/{book.pk}/").status_code == 200
+    response = finish(gate, thread, results)
+    assert_error(response, 404, "NOT_FOUND")
+    assert not Book.objects.filter(pk=book.pk).exists()
+    assert len(events("books.deleted")) == 1
+    assert events("books.updated") == []
+
+
+def test_an_action_on_a_row_deleted_meanwhile_is_404_with_no_event(monkeypatch):
+    """The action's row was read before the DELETE committed; its ``save()`` must not
+    re-insert it, and its ``save(update_fields=…)`` (which Django refuses for a missing row)
+    must not be a 500."""
+    user = UserFactory()
+    api = APIClient()
+    api.force_authenticate(user)
+    row = Article.objects.create(slug="a", title="t", owner=user)
+    gate, thread, results = held_request(
+        monkeypatch,
+        ActionMixin,
+        "action_input",
+        lambda: api.post(
+            f"/api/audited-articles/{row.pk}/action/", {"action": "bump"}, format="json"
+        ),
+    )
+    assert user_client().delete(f"/api/audited-articles/{row.pk}/").status_code == 200
+    response = finish(gate, thread, results)
+    assert_error(response, 404, "NOT_FOUND")
+    assert not Article.objects.filter(pk=row.pk).exists()
+    assert events("audited-articles.bump") == []
+    assert list(AuditLog.objects.values_list("action", flat=True)) == ["deleted"]
+
+
+# -- two DELETEs, soft deletes and restores -----------------------------------------------------
+
+
+def test_the_second_of_two_racing_deletes_is_404_with_one_event(monkeypatch):
+    book = BookFactory()
+    gate, thread, results = held_request(
+        monkeypatch,
+        BookResource,
+        "before_delete",
+        lambda: APIClient().delete(f"/api/books/{book.pk}/"),
+    )
+    assert APIClient().delete(f"/api/books/{book.pk}/").status_code == 200
+    response = finish(gate, thread, results)
+    assert_error(response, 404, "NOT_FOUND")
+    assert len(events("books.deleted")) == 1
