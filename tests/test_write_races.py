@@ -15,9 +15,11 @@ import time
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from django_arc.audit.models import AuditLog
+from django_arc.generics import ResourceGenericViewSet
 from django_arc.mixins import ActionMixin
 from django_arc.outbox import OutboxEvent
 from tests.factories import BookFactory, UserFactory
@@ -25,6 +27,8 @@ from tests.helpers import assert_error
 from tests.testapp.models import Article, Book
 from tests.testapp.resources import (
     BookResource,
+    MineArticleResource,
+    SoftArticleResource,
 )
 
 pytestmark = [
@@ -191,3 +195,83 @@ def test_the_second_of_two_racing_deletes_is_404_with_one_event(monkeypatch):
     response = finish(gate, thread, results)
     assert_error(response, 404, "NOT_FOUND")
     assert len(events("books.deleted")) == 1
+
+
+def test_the_second_of_two_racing_soft_deletes_is_404_with_one_event(monkeypatch):
+    row = Article.objects.create(slug="s", title="t")
+    gate, thread, results = held_request(
+        monkeypatch,
+        SoftArticleResource,
+        "before_delete",
+        lambda: user_client().delete(f"/api/soft-articles/{row.pk}/"),
+    )
+    assert user_client().delete(f"/api/soft-articles/{row.pk}/").status_code == 200
+    stamped = Article.objects.get(pk=row.pk).deleted_at
+    response = finish(gate, thread, results)
+    assert_error(response, 404, "NOT_FOUND")
+    assert Article.objects.get(pk=row.pk).deleted_at == stamped
+    assert len(events("soft-articles.deleted")) == 1
+
+
+def test_a_soft_delete_of_a_row_hard_deleted_meanwhile_is_404(monkeypatch):
+    row = Article.objects.create(slug="s", title="t")
+    gate, thread, results = held_request(
+        monkeypatch,
+        SoftArticleResource,
+        "before_delete",
+        lambda: user_client().delete(f"/api/soft-articles/{row.pk}/"),
+    )
+    Article.objects.filter(pk=row.pk).delete()
+    response = finish(gate, thread, results)
+    assert_error(response, 404, "NOT_FOUND")
+    assert events("soft-articles.deleted") == []
+
+
+def test_a_restore_racing_a_restore_answers_404_to_the_second_with_one_event(monkeypatch):
+    row = Article.objects.create(slug="r", title="t", deleted_at=timezone.now())
+    gate = Gate()
+    get_object = ResourceGenericViewSet.get_object
+
+    def read_then_wait(view):
+        obj = get_object(view)
+        gate.hold(lambda: None)()
+        return obj
+
+    monkeypatch.setattr(ResourceGenericViewSet, "get_object", read_then_wait)
+    thread, results = in_thread(lambda: user_client().post(f"/api/soft-articles/{row.pk}/restore/"))
+    _started.append((gate, thread))
+    assert gate.entered.wait(30)
+    assert user_client().post(f"/api/soft-articles/{row.pk}/restore/").status_code == 200
+    response = finish(gate, thread, results)
+    assert_error(response, 404, "NOT_FOUND")
+    assert Article.objects.get(pk=row.pk).deleted_at is None
+    assert len(events("soft-articles.restored")) == 1
+
+
+# -- bulk routes racing a DELETE ----------------------------------------------------------------
+
+
+def test_a_bulk_soft_delete_naming_a_row_deleted_meanwhile_is_the_400_naming_it(monkeypatch):
+    user = UserFactory()
+    owner = APIClient()
+    owner.force_authenticate(user)
+    kept = Article.objects.create(slug="k", title="t", owner=user)
+    gone = Article.objects.create(slug="g", title="t", owner=user)
+    gate, thread, results = held_request(
+        monkeypatch,
+        MineArticleResource,
+        "before_delete",
+        lambda: owner.delete(
+            "/api/mine-articles/bulk/", {"ids": [kept.pk, gone.pk]}, format="json"
+        ),
+    )
+    other = APIClient()
+    other.force_authenticate(user)
+    assert other.delete(f"/api/mine-articles/{gone.pk}/").status_code == 200
+    stamped = Article.objects.get(pk=gone.pk).deleted_at
+    response = finish(gate, thread, results)
+    body = assert_error(response, 400, "VALIDATION_ERROR")
+    assert body["details"] == {"ids": {"1": {"id": ["Not found."]}}}
+    assert Article.objects.get(pk=kept.pk).deleted_at is None
+    assert Article.objects.get(pk=gone.pk).deleted_at == stamped
+    assert len(events("mine-articles.deleted")) == 1
