@@ -22,11 +22,12 @@ from django_arc.audit.models import AuditLog
 from django_arc.generics import ResourceGenericViewSet
 from django_arc.mixins import ActionMixin
 from django_arc.outbox import OutboxEvent
-from tests.factories import BookFactory, UserFactory
+from tests.factories import AuthorFactory, BookFactory, UserFactory
 from tests.helpers import assert_error
 from tests.testapp.models import Article, Book
 from tests.testapp.resources import (
     BookResource,
+    BulkBookResource,
     MineArticleResource,
     SoftArticleResource,
 )
@@ -251,6 +252,44 @@ def test_a_restore_racing_a_restore_answers_404_to_the_second_with_one_event(mon
 # -- bulk routes racing a DELETE ----------------------------------------------------------------
 
 
+def test_a_bulk_update_naming_a_row_deleted_meanwhile_is_the_400_naming_it(monkeypatch):
+    """Its ``bulk_update`` matched one row of two: it answered 200 with an ``updated`` event
+    and an audit row for the row that was gone."""
+    kept, gone = BookFactory(title="kept"), BookFactory(title="gone")
+    items = [{"id": kept.pk, "title": "x"}, {"id": gone.pk, "title": "y"}]
+    gate, thread, results = held_request(
+        monkeypatch,
+        BulkBookResource,
+        "before_update",
+        lambda: user_client().patch("/api/bulk-books/bulk/", {"items": items}, format="json"),
+    )
+    assert APIClient().delete(f"/api/bulk-books/{gone.pk}/").status_code == 200
+    response = finish(gate, thread, results)
+    body = assert_error(response, 400, "VALIDATION_ERROR")
+    assert body["details"] == {"items": {"1": {"id": ["Not found."]}}}
+    assert Book.objects.get(pk=kept.pk).title == "kept"
+    assert events("bulk-books.updated") == []
+    assert list(AuditLog.objects.values_list("action", "object_id")) == [("deleted", str(gone.pk))]
+
+
+def test_a_bulk_delete_naming_a_row_deleted_meanwhile_is_the_400_naming_it(monkeypatch):
+    kept, gone = BookFactory(), BookFactory()
+    gate, thread, results = held_request(
+        monkeypatch,
+        BulkBookResource,
+        "before_delete",
+        lambda: user_client().delete(
+            "/api/bulk-books/bulk/", {"ids": [kept.pk, gone.pk]}, format="json"
+        ),
+    )
+    assert APIClient().delete(f"/api/bulk-books/{gone.pk}/").status_code == 200
+    response = finish(gate, thread, results)
+    body = assert_error(response, 400, "VALIDATION_ERROR")
+    assert body["details"] == {"ids": {"1": {"id": ["Not found."]}}}
+    assert Book.objects.filter(pk=kept.pk).exists()
+    assert [e.meta["resource_id"] for e in events("bulk-books.deleted")] == [str(gone.pk)]
+
+
 def test_a_bulk_soft_delete_naming_a_row_deleted_meanwhile_is_the_400_naming_it(monkeypatch):
     user = UserFactory()
     owner = APIClient()
@@ -275,3 +314,29 @@ def test_a_bulk_soft_delete_naming_a_row_deleted_meanwhile_is_the_400_naming_it(
     assert Article.objects.get(pk=kept.pk).deleted_at is None
     assert Article.objects.get(pk=gone.pk).deleted_at == stamped
     assert len(events("mine-articles.deleted")) == 1
+
+
+# -- unique values taken meanwhile --------------------------------------------------------------
+
+
+def test_overlapping_bulk_creates_write_all_of_one_and_nothing_of_the_other(monkeypatch):
+    """Bulk leaves uniqueness to the database (docs/presets/bulk.md): the loser is one 409
+    for its whole batch, its other rows, events and audit rows rolled back with it."""
+    author = AuthorFactory()
+
+    def batch(*isbns):
+        items = [{"title": i, "isbn": i, "author": author.pk} for i in isbns]
+        return lambda: user_client().post("/api/bulk-books/bulk/", {"items": items}, format="json")
+
+    gate, thread, results = held_request(
+        monkeypatch, BulkBookResource, "after_create", batch("a", "b")
+    )
+    other, other_results = in_thread(batch("b", "c"))
+    _started.append((Gate(), other))
+    wait_for_lock_wait()
+    assert finish(gate, thread, results).status_code == 201
+    other.join(30)
+    assert_error(other_results[0], 409, "CONFLICT")
+    assert sorted(Book.objects.values_list("isbn", flat=True)) == ["a", "b"]
+    assert len(events("bulk-books.created")) == 2
+    assert AuditLog.objects.count() == 2
