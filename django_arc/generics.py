@@ -34,11 +34,12 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, models, router, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
@@ -658,15 +659,19 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         serializer (``.instance``, ``.data``)."""
         resource, request = self.resource, self.request
         data = self.guard_body(data)
-        with self.write_transaction():
-            data = _hooked(resource.before_create(request, data), data)
-            serializer = self.get_serializer(data=data)
-            serializer.is_valid(raise_exception=True)
-            instance = serializer.save(**self.write_values(None))
-            resource.after_create(request, instance)
-            after = serializer.data
-            payload = {"id": self.id_value(instance), "data": self.event_data(after)}
-            self.after_write("created", instance, payload, None, after)
+        try:
+            with self.write_transaction():
+                data = _hooked(resource.before_create(request, data), data)
+                serializer = self.get_serializer(data=data)
+                serializer.is_valid(raise_exception=True)
+                instance = serializer.save(**self.write_values(None))
+                resource.after_create(request, instance)
+                after = serializer.data
+                payload = {"id": self.id_value(instance), "data": self.event_data(after)}
+                self.after_write("created", instance, payload, None, after)
+        except IntegrityError:
+            self.refuse_if_taken(None, data)
+            raise
         return serializer
 
     def perform_update(self, instance: Any, data: dict[str, Any]) -> Any:
@@ -675,18 +680,38 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         fields and their previous values). Returns the saved serializer."""
         resource, request = self.resource, self.request
         data = self.guard_body(data)
-        with self.write_transaction(), self.existing_rows(instance):
-            data = _hooked(resource.before_update(request, instance, data), data)
-            serializer = self.get_serializer(instance, data=data, partial=True)
-            before = serializer.to_representation(instance)
-            serializer.is_valid(raise_exception=True)
-            saved = serializer.save(**self.write_values(instance))
-            resource.after_update(request, saved)
-            after = serializer.data
-            self.after_write(
-                "updated", saved, self.updated_payload(saved, before, after), before, after
-            )
+        try:
+            with self.write_transaction(), self.existing_rows(instance):
+                data = _hooked(resource.before_update(request, instance, data), data)
+                serializer = self.get_serializer(instance, data=data, partial=True)
+                before = serializer.to_representation(instance)
+                serializer.is_valid(raise_exception=True)
+                saved = serializer.save(**self.write_values(instance))
+                resource.after_update(request, saved)
+                after = serializer.data
+                self.after_write(
+                    "updated", saved, self.updated_payload(saved, before, after), before, after
+                )
+        except IntegrityError:
+            self.refuse_if_taken(instance, data)
+            raise
         return serializer
+
+    def refuse_if_taken(self, instance: Any, data: dict[str, Any]) -> None:
+        """After a write's ``IntegrityError`` (its transaction rolled back): the body
+        validated again, now that the row it collided with has committed. Two requests
+        racing for one unique value both pass the serializer's uniqueness check, and the
+        database refuses the second's INSERT or UPDATE once the first commits; that request
+        answers what it would have, had it come second: the 400 naming the field. A
+        violation the serializer does not check (a constraint of the database's only), or a
+        connection still inside a broken transaction (a keyed request's), keeps the 409."""
+        try:
+            serializer = self.get_serializer(instance, data=data, partial=instance is not None)
+            valid = serializer.is_valid()
+        except DatabaseError:  # a transaction the error broke is still open: keep the 409
+            return
+        if not valid:
+            raise ValidationError(serializer.errors)
 
     @contextmanager
     def existing_rows(self, *instances: Any) -> Iterator[None]:

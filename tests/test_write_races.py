@@ -22,13 +22,14 @@ from django_arc.audit.models import AuditLog
 from django_arc.generics import ResourceGenericViewSet
 from django_arc.mixins import ActionMixin
 from django_arc.outbox import OutboxEvent
-from tests.factories import AuthorFactory, BookFactory, UserFactory
+from tests.factories import AuthorFactory, BookFactory, OrganizationFactory, UserFactory
 from tests.helpers import assert_error
 from tests.testapp.models import Article, Book
 from tests.testapp.resources import (
     BookResource,
     BulkBookResource,
     MineArticleResource,
+    SlugArticleResource,
     SoftArticleResource,
 )
 
@@ -317,6 +318,57 @@ def test_a_bulk_soft_delete_naming_a_row_deleted_meanwhile_is_the_400_naming_it(
 
 
 # -- unique values taken meanwhile --------------------------------------------------------------
+
+
+def test_the_loser_of_two_racing_creates_of_one_isbn_is_the_400_naming_isbn(monkeypatch):
+    author = AuthorFactory()
+    body = {"title": "T", "isbn": "978-1", "author": author.pk}
+    gate, thread, results = held_request(
+        monkeypatch,
+        BookResource,
+        "after_create",
+        lambda: APIClient().post("/api/books/", body, format="json"),
+    )
+    # the held request has inserted its row, uncommitted: this one validates without
+    # seeing it, then its INSERT waits for the held transaction
+    other, other_results = in_thread(lambda: APIClient().post("/api/books/", body, format="json"))
+    wait_for_lock_wait()
+    first = finish(gate, thread, results)
+    other.join(30)
+    (loser,) = other_results
+    assert first.status_code == 201, first.content
+    sequential = APIClient().post("/api/books/", body, format="json")
+    assert_error(sequential, 400, "VALIDATION_ERROR")
+    assert loser.status_code == 400, loser.content
+    assert loser.json()["details"] == sequential.json()["details"]
+    assert Book.objects.filter(isbn="978-1").count() == 1
+    assert len(events("books.created")) == 1
+
+
+def test_the_loser_of_two_racing_creates_of_one_slug_is_the_400_naming_it(monkeypatch):
+    """``Article``'s ``(organization, slug)`` constraint, as the slug route's resource
+    writes it: the loser answers the sequential duplicate's 400, not a 409."""
+    org = OrganizationFactory()
+    body = {"slug": "same", "title": "t", "organization": org.pk}
+    gate, thread, results = held_request(
+        monkeypatch,
+        SlugArticleResource,
+        "after_create",
+        lambda: user_client().post("/api/slug-articles/", body, format="json"),
+    )
+    other, other_results = in_thread(
+        lambda: user_client().post("/api/slug-articles/", body, format="json")
+    )
+    _started.append((Gate(), other))
+    wait_for_lock_wait()
+    assert finish(gate, thread, results).status_code == 201
+    other.join(30)
+    sequential = user_client().post("/api/slug-articles/", body, format="json")
+    assert_error(sequential, 400, "VALIDATION_ERROR")
+    loser = assert_error(other_results[0], 400, "VALIDATION_ERROR")
+    assert loser["details"] == sequential.json()["details"]
+    assert Article.objects.filter(slug="same").count() == 1
+    assert len(events("slug-articles.created")) == 1
 
 
 def test_overlapping_bulk_creates_write_all_of_one_and_nothing_of_the_other(monkeypatch):
