@@ -479,3 +479,25 @@ def test_overlapping_bulk_creates_write_all_of_one_and_nothing_of_the_other(monk
     assert sorted(Book.objects.values_list("isbn", flat=True)) == ["a", "b"]
     assert len(events("bulk-books.created")) == 2
     assert AuditLog.objects.count() == 2
+
+
+# -- lost updates: documented, not prevented (docs/decisions.md) --------------------------------
+
+
+def test_two_patches_of_one_row_the_last_save_writes_every_column_it_read(monkeypatch):
+    """No row lock and no version check (docs/decisions.md, "Concurrent writes without a
+    key"): a PATCH saves the whole row as it read it, so a PATCH of ``price`` committed
+    while a PATCH of ``title`` ran is written over. Pinned so that changing it is a choice."""
+    book = BookFactory(title="old", price=10)
+    gate, thread, results = held_request(
+        monkeypatch,
+        BookResource,
+        "before_update",
+        lambda: APIClient().patch(f"/api/books/{book.pk}/", {"title": "new"}, format="json"),
+    )
+    other = APIClient().patch(f"/api/books/{book.pk}/", {"price": "99.00"}, format="json")
+    assert other.status_code == 200
+    assert finish(gate, thread, results).status_code == 200
+    book.refresh_from_db()
+    assert (book.title, str(book.price)) == ("new", "10.00")
+    assert len(events("books.updated")) == 2
