@@ -18,7 +18,9 @@ from django.db import connection, connections
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from django_arc import Resource, ResourceSite
+from django_arc import Resource, ResourceSite, route
+from django_arc import permissions as P
+from django_arc.actions import INSTANCE
 from django_arc.audit.models import AuditLog
 from django_arc.generics import ResourceGenericViewSet
 from django_arc.mixins import ActionMixin
@@ -183,6 +185,51 @@ def test_an_action_on_a_row_deleted_meanwhile_is_404_with_no_event(monkeypatch):
     assert not Article.objects.filter(pk=row.pk).exists()
     assert events("audited-articles.bump") == []
     assert list(AuditLog.objects.values_list("action", flat=True)) == ["deleted"]
+
+
+class RoutedBookResource(Resource):
+    model = Book
+    name = "routed-books"
+    fields = ["id", "title", "isbn", "author"]
+    permissions = PUBLIC
+
+    @route("POST", "retitle", detail=True, permissions=P.allow_public(), response=INSTANCE)
+    def retitle(self, request, instance):
+        instance.title = "retitled"
+        instance.save()
+        return instance
+
+
+def test_a_detail_route_on_a_row_deleted_meanwhile_is_404_and_does_not_bring_it_back(
+    monkeypatch, settings
+):
+    """A ``@route(detail=True)`` of an unsafe method reads its row inside its transaction,
+    but without a lock: a DELETE committed between that read and its ``save()`` must not be
+    undone by an INSERT."""
+    book = BookFactory(title="old")
+    gate = Gate()
+    get_object = ResourceGenericViewSet.get_object
+
+    def read_then_wait(view):
+        obj = get_object(view)
+        gate.hold(lambda: None)()
+        return obj
+
+    site = ResourceSite(name="races-routes")
+    site.register(RoutedBookResource)
+    try:
+        with site_mounted(settings, "races-routes", site):
+            monkeypatch.setattr(ResourceGenericViewSet, "get_object", read_then_wait)
+            url = f"/races-routes/routed-books/{book.pk}/retitle/"
+            thread, results = in_thread(lambda: APIClient().post(url))
+            _started.append((gate, thread))
+            assert gate.entered.wait(30)
+            assert APIClient().delete(f"/api/books/{book.pk}/").status_code == 200
+            response = finish(gate, thread, results)
+    finally:
+        _all_sites.remove(site)
+    assert_error(response, 404, "NOT_FOUND")
+    assert not Book.objects.filter(pk=book.pk).exists()
 
 
 # -- two DELETEs, soft deletes and restores -----------------------------------------------------
