@@ -681,12 +681,13 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         resource, request = self.resource, self.request
         data = self.guard_body(data)
         try:
-            with self.write_transaction(), self.existing_rows(instance):
+            with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
                 serializer = self.get_serializer(instance, data=data, partial=True)
                 before = serializer.to_representation(instance)
                 serializer.is_valid(raise_exception=True)
-                saved = serializer.save(**self.write_values(instance))
+                with self.existing_rows(instance):
+                    saved = serializer.save(**self.write_values(instance))
                 resource.after_update(request, saved)
                 after = serializer.data
                 self.after_write(
@@ -719,7 +720,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         updates, and finding a row gone is 404 ``NOT_FOUND``, as for a request that comes
         after the DELETE. Django's ``save()`` of a row it cannot update inserts it: an
         update or an action racing a DELETE brought the row back, with its event; and
-        ``save(update_fields=…)`` raises a ``DatabaseError`` there (a 500)."""
+        ``save(update_fields=…)`` raises a ``DatabaseError`` there (a 500).
+
+        The updating ``save`` is an attribute of each instance for the block's length only,
+        kept as short as the save it guards (an action's handler is the block): a
+        ``copy.copy()`` of the instance made within it shares it."""
         for instance in instances:
             instance.save = _updating_save(instance)
         try:
@@ -752,10 +757,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         ``<name>.deleted``. Returns whether the row was kept (soft)."""
         resource, request = self.resource, self.request
         id_value, pk = self.id_value(instance), instance.pk
-        with self.write_transaction(), self.existing_rows(instance):
+        with self.write_transaction():
             resource.before_delete(request, instance)
             before = self.snapshot(instance) if resource.write_observers else None
-            soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
+            with self.existing_rows(instance):  # a preset's soft delete saving the row
+                soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
             if not soft and _deleted_nothing(instance.delete()):
                 # another request deleted it since this one read it: answered as if second
                 raise NotFound(f"{resource.name} {id_value!r} deleted while the request ran")
