@@ -461,6 +461,30 @@ def test_the_loser_of_two_racing_patches_to_one_isbn_is_the_400_naming_isbn(monk
     assert len(events("books.updated")) == 1
 
 
+def test_a_create_naming_a_row_deleted_before_it_commits_is_the_400_naming_the_field(
+    monkeypatch,
+):
+    """PostgreSQL checks Django's foreign keys at commit (``DEFERRABLE INITIALLY
+    DEFERRED``): a create whose author was deleted after its validation fails there. Its
+    body, validated again, says what a create sent after the DELETE hears."""
+    author = AuthorFactory()
+    body = {"title": "T", "isbn": "978-3", "author": author.pk}
+    gate, thread, results = held_request(
+        monkeypatch,
+        BookResource,
+        "after_create",
+        lambda: APIClient().post("/api/books/", body, format="json"),
+    )
+    author.delete()
+    response = finish(gate, thread, results)
+    sequential = APIClient().post("/api/books/", body, format="json")
+    assert_error(sequential, 400, "VALIDATION_ERROR")
+    failed = assert_error(response, 400, "VALIDATION_ERROR")
+    assert failed["details"] == sequential.json()["details"]
+    assert not Book.objects.exists()
+    assert events("books.created") == []
+
+
 class KeyedBookResource(Resource):
     model = Book
     name = "keyed-books"
