@@ -147,7 +147,13 @@ def user_client() -> APIClient:
 # -- an update or an action racing a DELETE -----------------------------------------------------
 
 
-def test_a_patch_of_a_row_deleted_meanwhile_is_404_and_does_not_bring_it_back(monkeypatch):
+@pytest.mark.parametrize("atomic_requests", [False, True])
+def test_a_patch_of_a_row_deleted_meanwhile_is_404_and_does_not_bring_it_back(
+    monkeypatch, atomic_requests
+):
+    """With ``ATOMIC_REQUESTS`` the row is read inside the request's transaction, still
+    without a lock: the same race, the same answer."""
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", atomic_requests)
     book = BookFactory(title="old")
     gate, thread, results = held_request(
         monkeypatch,
@@ -389,7 +395,13 @@ def test_a_bulk_soft_delete_naming_a_row_deleted_meanwhile_is_the_400_naming_it(
 # -- unique values taken meanwhile --------------------------------------------------------------
 
 
-def test_the_loser_of_two_racing_creates_of_one_isbn_is_the_400_naming_isbn(monkeypatch):
+@pytest.mark.parametrize("atomic_requests", [False, True])
+def test_the_loser_of_two_racing_creates_of_one_isbn_is_the_400_naming_isbn(
+    monkeypatch, atomic_requests
+):
+    """With ``ATOMIC_REQUESTS`` the write's transaction is a savepoint of the request's:
+    rolled back to it, the request's transaction can still validate the body again."""
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", atomic_requests)
     author = AuthorFactory()
     body = {"title": "T", "isbn": "978-1", "author": author.pk}
     gate, thread, results = held_request(
