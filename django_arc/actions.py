@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rest_framework.permissions import SAFE_METHODS
+
 __all__ = ["action", "route", "RouteSpec", "ActionSpec", "INSTANCE", "PAGE"]
 
 #: ``RouteSpec.response``: the route answers one row of the resource in the success envelope
@@ -123,7 +125,12 @@ def _resource_method(func: Callable[..., Any], with_instance: bool) -> Callable[
         if wants_view:
             kwargs["view"] = view
         if with_instance and not args:
-            args = (view.get_object(),)
+            instance = view.get_object()
+            if request.method not in SAFE_METHODS:
+                # its save() only updates: a row deleted meanwhile is 404, not re-inserted
+                with view.existing_rows(instance):
+                    return func(view.resource, request, instance, **kwargs)
+            args = (instance,)
         return func(view.resource, request, *args, **kwargs)
 
     handler.__name__ = func.__name__

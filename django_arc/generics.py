@@ -27,15 +27,19 @@ that knows how a request is judged and how rows are reached. The verbs live in
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import functools
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DEFAULT_DB_ALIAS, models, router, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
@@ -655,15 +659,19 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         serializer (``.instance``, ``.data``)."""
         resource, request = self.resource, self.request
         data = self.guard_body(data)
-        with self.write_transaction():
-            data = _hooked(resource.before_create(request, data), data)
-            serializer = self.get_serializer(data=data)
-            serializer.is_valid(raise_exception=True)
-            instance = serializer.save(**self.write_values(None))
-            resource.after_create(request, instance)
-            after = serializer.data
-            payload = {"id": self.id_value(instance), "data": self.event_data(after)}
-            self.after_write("created", instance, payload, None, after)
+        try:
+            with self.write_transaction():
+                data = _hooked(resource.before_create(request, data), data)
+                serializer = self.get_serializer(data=data)
+                serializer.is_valid(raise_exception=True)
+                instance = serializer.save(**self.write_values(None))
+                resource.after_create(request, instance)
+                after = serializer.data
+                payload = {"id": self.id_value(instance), "data": self.event_data(after)}
+                self.after_write("created", instance, payload, None, after)
+        except IntegrityError:
+            self.refuse_if_taken(None, data)
+            raise
         return serializer
 
     def perform_update(self, instance: Any, data: dict[str, Any]) -> Any:
@@ -672,18 +680,62 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         fields and their previous values). Returns the saved serializer."""
         resource, request = self.resource, self.request
         data = self.guard_body(data)
-        with self.write_transaction():
-            data = _hooked(resource.before_update(request, instance, data), data)
-            serializer = self.get_serializer(instance, data=data, partial=True)
-            before = serializer.to_representation(instance)
-            serializer.is_valid(raise_exception=True)
-            instance = serializer.save(**self.write_values(instance))
-            resource.after_update(request, instance)
-            after = serializer.data
-            self.after_write(
-                "updated", instance, self.updated_payload(instance, before, after), before, after
-            )
+        try:
+            with self.write_transaction():
+                data = _hooked(resource.before_update(request, instance, data), data)
+                serializer = self.get_serializer(instance, data=data, partial=True)
+                before = serializer.to_representation(instance)
+                serializer.is_valid(raise_exception=True)
+                with self.existing_rows(instance):
+                    saved = serializer.save(**self.write_values(instance))
+                resource.after_update(request, saved)
+                after = serializer.data
+                self.after_write(
+                    "updated", saved, self.updated_payload(saved, before, after), before, after
+                )
+        except IntegrityError:
+            self.refuse_if_taken(instance, data)
+            raise
         return serializer
+
+    def refuse_if_taken(self, instance: Any, data: dict[str, Any]) -> None:
+        """After a write's ``IntegrityError`` (its transaction rolled back): the body
+        validated again, now that the row it collided with has committed. Two requests
+        racing for one unique value both pass the serializer's uniqueness check, and the
+        database refuses the second's INSERT or UPDATE once the first commits; that request
+        answers what it would have, had it come second: the 400 naming the field. A
+        violation the serializer does not check (a constraint of the database's only), or a
+        connection still inside a broken transaction (a keyed request's), keeps the 409."""
+        try:
+            serializer = self.get_serializer(instance, data=data, partial=instance is not None)
+            valid = serializer.is_valid()
+        except DatabaseError:  # a transaction the error broke is still open: keep the 409
+            return
+        if not valid:
+            raise ValidationError(serializer.errors)
+
+    @contextmanager
+    def existing_rows(self, *instances: Any) -> Iterator[None]:
+        """Within it, ``save()`` of ``instances`` (rows read before the write began) only
+        updates, and finding a row gone is 404 ``NOT_FOUND``, as for a request that comes
+        after the DELETE. Django's ``save()`` of a row it cannot update inserts it: an
+        update or an action racing a DELETE brought the row back, with its event; and
+        ``save(update_fields=…)`` raises a ``DatabaseError`` there (a 500).
+
+        The updating ``save`` is an attribute of each instance for the block's length only,
+        kept as short as the save it guards (an action's handler is the block): a
+        ``copy.copy()`` of the instance made within it shares it."""
+        for instance in instances:
+            instance.save = _updating_save(instance)
+        try:
+            yield
+        except DatabaseError as exc:
+            if str(exc) not in _ROW_GONE:
+                raise
+            raise NotFound(f"{self.resource.name} row deleted while the request ran") from None
+        finally:
+            for instance in instances:
+                instance.__dict__.pop("save", None)
 
     def updated_payload(
         self, instance: Any, before: dict[str, Any], after: dict[str, Any]
@@ -708,9 +760,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         with self.write_transaction():
             resource.before_delete(request, instance)
             before = self.snapshot(instance) if resource.write_observers else None
-            soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
+            with self.existing_rows(instance):  # a preset's soft delete saving the row
+                soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
+            if not soft and _deleted_nothing(instance.delete()):
+                # another request deleted it since this one read it: answered as if second
+                raise NotFound(f"{resource.name} {id_value!r} deleted while the request ran")
             if not soft:
-                instance.delete()
                 # Django clears the pk of a deleted instance; hooks, presets and the event
                 # still need to name the row.
                 instance.pk = pk
@@ -793,3 +848,42 @@ _DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
 
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data if result is None else result
+
+
+#: what Django's ``save()`` raises for a row it was told to update and found gone
+_ROW_GONE = frozenset(
+    {"Forced update did not affect any rows.", "Save with update_fields did not affect any rows."}
+)
+
+
+def _updating_save(instance: Any) -> Any:
+    """``instance.save`` that updates only (``force_update``) when it names a row, unless
+    its caller asks otherwise; the model's own ``save()`` when it takes no
+    ``force_update`` (a project's ``def save(self)``), which is left as it is."""
+    save = type(instance).save
+    if not _takes_force_update(save):
+        return functools.partial(save, instance)
+
+    def updating_save(*args: Any, **kwargs: Any) -> Any:
+        if not args and instance.pk is not None and not kwargs.get("force_insert"):
+            kwargs.setdefault("force_update", True)
+        return save(instance, *args, **kwargs)
+
+    return updating_save
+
+
+@functools.cache
+def _takes_force_update(save: Any) -> bool:
+    try:
+        parameters = inspect.signature(save).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.name == "force_update" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
+    )
+
+
+def _deleted_nothing(result: Any) -> bool:
+    """Whether ``Model.delete()``'s ``(count, per model)`` says no row went (a project's
+    ``delete()`` returning something else is taken at its word)."""
+    return isinstance(result, tuple) and len(result) == 2 and result[0] == 0

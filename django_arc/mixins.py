@@ -86,7 +86,7 @@ class ActionMixin:
         data, event_input = self.action_input(spec)
         observers = self.resource.write_observers
         pk = instance.pk
-        with self.write_transaction(always=True):
+        with self.write_transaction(always=True), self.existing_rows(instance):
             before = self.snapshot(instance) if observers else None
             result = spec.handler(self, request, instance, data)
             after = self.snapshot(instance) if observers and instance.pk is not None else None

@@ -993,3 +993,21 @@ def test_a_nested_lists_errors_are_keyed_by_item_whatever_the_drf_version():
     since_318 = {"lines": {1: {"product": missing}}, "tags": ["bad"]}
     expected = {"lines": {"1": {"product": ["does not exist"]}}, "tags": ["bad"]}
     assert flatten_validation(before_318) == flatten_validation(since_318) == expected
+
+
+@pytest.mark.django_db
+def test_a_model_save_that_takes_no_arguments_still_serves_updates_and_actions(monkeypatch):
+    """A write's ``save()`` of the row it read only updates (``force_update``, so a row
+    deleted meanwhile is 404, not re-inserted: tests/test_write_races.py); a project's
+    ``def save(self)`` takes no such argument and is called as it is."""
+    book = BookFactory(title="old")
+    plain_save = Book.save
+
+    def save(self):
+        plain_save(self)
+
+    monkeypatch.setattr(Book, "save", save)
+    r = client_for().patch(f"/api/books/{book.pk}/", {"title": "new"}, format="json")
+    assert r.status_code == 200, r.content
+    book.refresh_from_db()
+    assert book.title == "new"

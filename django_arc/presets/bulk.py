@@ -251,7 +251,8 @@ class Bulk(Preset):
         fields: set[str] = set()
         for index, (row, data) in enumerate(zip(rows, validated, strict=True)):
             if not isinstance(data, dict):  # a serializer that saves rows its own way
-                rows[index] = data.save(**view.write_values(row))
+                with view.existing_rows(row):  # a row deleted meanwhile: 404, not re-inserted
+                    rows[index] = data.save(**view.write_values(row))
                 continue
             data = {**data, **view.write_values(row)}
             for attr, value in data.items():
@@ -264,7 +265,15 @@ class Bulk(Preset):
                     for row in rows:
                         field.pre_save(row, False)
                     fields.add(field.name)
-            resource.model._default_manager.bulk_update(rows, sorted(fields))
+            written = resource.model._default_manager.bulk_update(rows, sorted(fields))
+            if written < len(rows):
+                # rows another request deleted since this one read them: an item naming one
+                # is refused as it would be now; a filter's match no longer includes it
+                present = _present(resource.model, rows)
+                if "items" in body:
+                    raise _gone("items", rows, present)
+                befores = [b for row, b in zip(rows, befores, strict=True) if row.pk in present]
+                rows = [row for row in rows if row.pk in present]
         _each(rows, lambda row: resource.after_update(request, row))
         afters = view.get_serializer(rows, many=True).data
         records = [
@@ -283,7 +292,13 @@ class Bulk(Preset):
         befores = [view.snapshot(row) for row in rows] if observed else [None] * len(rows)
         soft = any(p.perform_delete_many(view, rows) for p in resource.preset_list)
         if not soft:
-            resource.model._default_manager.filter(pk__in=[row.pk for row in rows]).delete()
+            model = resource.model
+            # the rows locked first: one another request deleted since this one read it is
+            # refused as it would be now (a DELETE's count could not say which it was)
+            present = _present(model, rows, lock=True)
+            if len(present) < len(rows):
+                raise _gone("ids", rows, present)
+            model._default_manager.filter(pk__in=[row.pk for row in rows]).delete()
         _each(rows, lambda row: resource.after_delete(request, row), key="ids")
         afters = view.get_serializer(rows, many=True).data if soft and observed else None
         records = [
@@ -509,6 +524,30 @@ class Bulk(Preset):
         for row in rows:
             view.check_object_permissions(view.request, row)
         return rows, [dict(data) for _ in rows]
+
+
+def _present(model: Any, rows: list[Any], lock: bool = False) -> set[Any]:
+    """The primary keys of ``rows`` still in the table (``lock``: locked until the write's
+    transaction ends, where the database can)."""
+    found = model._base_manager.filter(pk__in=[row.pk for row in rows])
+    if lock:
+        found = found.select_for_update()
+    return set(found.values_list("pk", flat=True))
+
+
+def _gone(key: str, rows: list[Any], present: set[Any]) -> ArcError:
+    """The 400 a bulk request gets for the rows (given in its ``key`` list, in order) that
+    another request deleted while it ran: the indexed "Not found." of a row absent when
+    it was read."""
+    return _invalid(
+        {
+            key: {
+                str(index): {"id": ["Not found."]}
+                for index, row in enumerate(rows)
+                if row.pk not in present
+            }
+        }
+    )
 
 
 def _query_value(value: Any) -> str:

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..actions import INSTANCE, PAGE, RouteSpec
+from ..exceptions import ArcError, NotFound
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -59,15 +60,47 @@ class SoftDelete(Preset):
         return Q(**{f"{self.field}__isnull": not deleted})
 
     def perform_delete(self, view: Any, instance: Any) -> bool:
-        setattr(instance, self.field, timezone.now())
-        instance.save(update_fields=[self.field])
+        # One conditional UPDATE: a row another request deleted (softly or not) since this
+        # one read it is 404, as it would be read now, with no second stamp and no event.
+        now = timezone.now()
+        if not self._stamp(instance, deleted=False, value=now):
+            raise NotFound(f"{view.resource.name} row deleted while the request ran")
+        setattr(instance, self.field, now)
         return True
+
+    def _stamp(self, instance: Any, *, deleted: bool, value: Any) -> int:
+        """Set ``field`` to ``value`` on ``instance``'s row if it is still (not) deleted;
+        the number of rows written (0 or 1)."""
+        rows = type(instance)._base_manager.filter(
+            pk=instance.pk, **{f"{self.field}__isnull": not deleted}
+        )
+        return rows.update(**{self.field: value})
 
     def perform_delete_many(self, view: Any, instances: list[Any]) -> bool:
         now = timezone.now()
-        type(instances[0])._default_manager.filter(pk__in=[i.pk for i in instances]).update(
-            **{self.field: now}
-        )
+        model = type(instances[0])
+        pks = [i.pk for i in instances]
+        live = model._base_manager.filter(pk__in=pks, **{f"{self.field}__isnull": True})
+        if live.update(**{self.field: now}) < len(instances):
+            # some were deleted (softly or not) by another request since this one read
+            # them: refused as a bulk delete naming them now would be, nothing stamped
+            stamped = set(
+                model._base_manager.filter(pk__in=pks, **{self.field: now}).values_list(
+                    "pk", flat=True
+                )
+            )
+            raise ArcError(
+                "VALIDATION_ERROR",
+                "Validation failed",
+                400,
+                {
+                    "ids": {
+                        str(index): {"id": ["Not found."]}
+                        for index, pk in enumerate(pks)
+                        if pk not in stamped
+                    }
+                },
+            )
         for instance in instances:
             setattr(instance, self.field, now)
         return True
@@ -103,8 +136,10 @@ class SoftDelete(Preset):
         instance = view.get_object()
         observed = bool(view.resource.write_observers)
         before = view.snapshot(instance) if observed else None
+        if not self._stamp(instance, deleted=True, value=None):
+            # restored (or deleted for good) by another request since this one read it
+            raise NotFound(f"{view.resource.name} row restored while the request ran")
         setattr(instance, self.field, None)
-        instance.save(update_fields=[self.field])
         after = view.snapshot(instance) if observed else None
         view.after_write("restored", instance, {"id": view.id_value(instance)}, before, after)
         return instance
