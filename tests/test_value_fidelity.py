@@ -14,15 +14,32 @@ import json
 
 import pytest
 
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.audit.store import insert_many
 from django_arc.events import wire
 from django_arc.events.event import dumps
 from django_arc.events.transports import MemoryTransport
-from django_arc.outbox import EventOutbox
+from django_arc.outbox import EventOutbox, OutboxEvent
 from tests.factories import AuthorFactory
+from tests.helpers import site_mounted
+from tests.testapp.models import Gauge
 
 pytestmark = pytest.mark.django_db
+
+audited_site = ResourceSite(name="fidelity")
+
+
+@audited_site.register
+class AuditedGaugeResource(Resource):
+    """A JSON field under ``Audited``: its ``before``/``after`` are the changed fields."""
+
+    model = Gauge
+    name = "audited-gauges"
+    fields = ["id", "reading", "labels"]
+    presets = [presets.Audited()]
+    permissions = {"update": P.allow_public()}
 
 
 def same_json(a, b) -> bool:
@@ -74,3 +91,45 @@ def test_floats_with_an_exponent_are_stored_in_positional_notation():
     )
     assert json.loads(dumps(value)) == json.loads(json.dumps(value))
     assert json.loads(dumps([1.7976931348623157e308]))[0] == 1.7976931348623157e308
+
+
+# -- booleans in JSON fields -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ({"on": True}, {"on": 1}),
+        ([False, 2], [0, 2]),
+        (1, True),
+        ({"n": [{"x": 0}]}, {"n": [{"x": False}]}),
+    ],
+    ids=["true-to-1", "false-to-0", "1-to-true", "nested"],
+)
+def test_a_json_value_turning_from_a_boolean_to_a_number_is_a_change(settings, api, before, after):
+    """Python's ``==`` takes ``True`` for ``1``: a JSON field whose ``true`` became ``1`` was
+    an update whose event said nothing changed (``changed: []``) and whose audit entry
+    recorded no field, while the row and the response changed."""
+    gauge = Gauge.objects.create(labels=before)
+    with site_mounted(settings, "fidelity", audited_site):
+        r = api.patch(f"/fidelity/audited-gauges/{gauge.pk}/", {"labels": after}, format="json")
+    assert r.status_code == 200, r.content
+    assert same_json(r.json()["data"]["labels"], after)
+    payload = OutboxEvent.objects.get(type="audited-gauges.updated").payload
+    assert payload["changed"] == ["labels"]
+    assert same_json(payload["previous"], {"labels": before})
+    entry = AuditLog.objects.get(action="updated")
+    assert same_json(entry.before, {"labels": before})
+    assert same_json(entry.after, {"labels": after})
+
+
+def test_one_number_written_as_1_or_1_0_and_the_same_boolean_are_no_change(settings, api):
+    """JSON has one number type: ``1`` and ``1.0`` are the same value, as are ``true`` and
+    ``true``; only ``reading``, which moved, is reported."""
+    gauge = Gauge.objects.create(reading=1.0, labels={"n": 1, "on": True})
+    body = {"reading": 2.0, "labels": {"n": 1.0, "on": True}}
+    with site_mounted(settings, "fidelity", audited_site):
+        r = api.patch(f"/fidelity/audited-gauges/{gauge.pk}/", body, format="json")
+    assert r.status_code == 200, r.content
+    assert OutboxEvent.objects.get().payload["changed"] == ["reading"]
+    assert AuditLog.objects.get().after == {"reading": 2.0}

@@ -99,6 +99,38 @@ def dumps(value: Any) -> str:
     return _compact.encode(value)
 
 
+def changed_fields(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Only what changed between two renderings of a row: the whole row on create
+    (``before`` None) and delete (``after`` None), the differing fields otherwise, each as
+    ``(before, after)``. Fields are compared as JSON values (:func:`same_json_value`)."""
+    if before is None or after is None:
+        return before, after
+    keys = [
+        k for k in after.keys() | before.keys() if not same_json_value(before.get(k), after.get(k))
+    ]
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+def same_json_value(a: Any, b: Any) -> bool:
+    """Whether two rendered values are one JSON value. Python's ``==`` takes ``True`` for
+    ``1`` and ``False`` for ``0`` (and ``{"on": True}`` for ``{"on": 1}``), so a JSON field
+    whose ``true`` became ``1`` was reported unchanged; here a boolean equals only a boolean,
+    at any depth. ``1`` and ``1.0`` stay one number, as they are in JSON."""
+    return a == b and _same_kinds(a, b)
+
+
+def _same_kinds(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, dict):  # a == b: b is a mapping with the same keys
+        return all(_same_kinds(value, b[key]) for key, value in a.items())
+    if isinstance(a, (list, tuple)):
+        return all(_same_kinds(x, y) for x, y in zip(a, b, strict=True))
+    return True
+
+
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
