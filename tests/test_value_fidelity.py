@@ -10,9 +10,16 @@ number's digits but not its exponent and sorts object keys: key order is not a J
 meaning, a number's type is.
 """
 
+import datetime
+import itertools
 import json
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.test import override_settings
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
@@ -22,9 +29,10 @@ from django_arc.events import wire
 from django_arc.events.event import dumps
 from django_arc.events.transports import MemoryTransport
 from django_arc.outbox import EventOutbox, OutboxEvent
-from tests.factories import AuthorFactory
+from shop.models import Order
+from tests.factories import AuthorFactory, OrganizationFactory, ProductFactory, member_client
 from tests.helpers import site_mounted
-from tests.testapp.models import Gauge
+from tests.testapp.models import Book, Gauge
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +141,148 @@ def test_one_number_written_as_1_or_1_0_and_the_same_boolean_are_no_change(setti
     assert r.status_code == 200, r.content
     assert OutboxEvent.objects.get().payload["changed"] == ["reading"]
     assert AuditLog.objects.get().after == {"reading": 2.0}
+
+
+# -- properties: one row, every path -------------------------------------------------------------
+
+#: text a CharField keeps as sent: no NUL, no lone surrogate, not blank once trimmed; RTL marks,
+#: emoji, combining marks and escapes that look like surrogates (a backslash and "ud800") included
+odd_text = (
+    st.lists(
+        st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+        | st.sampled_from(["\u200f", "\u202e", "\U0001f600", "\\ud800", "\u0301", "%", "_", "+"]),
+        min_size=1,
+        max_size=8,
+    )
+    .map("".join)
+    .filter(lambda s: s.strip() == s)
+)
+prices = st.decimals(min_value=Decimal("-999999.99"), max_value=Decimal("999999.99"), places=2)
+books = itertools.count()
+
+
+def found(client, path, params) -> list:
+    r = client.get(path, params)
+    assert r.status_code == 200, (params, r.content)
+    return [row["id"] for row in r.json()["docs"]]
+
+
+@override_settings(TIME_ZONE="America/St_Johns")
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    title=odd_text,
+    price=prices,
+    price_as_number=st.booleans(),
+    rating=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    published=st.none() | st.dates(),
+    is_available=st.booleans(),
+)
+@example(
+    title="t",
+    price=Decimal("10.50"),
+    price_as_number=False,
+    rating=1e16,
+    published=None,
+    is_available=True,
+)
+@example(
+    title="t",
+    price=Decimal("-0.00"),
+    price_as_number=True,
+    rating=-0.0,
+    published=None,
+    is_available=False,
+)
+def test_a_book_reads_back_the_same_from_every_path_and_its_values_find_it(
+    api, title, price, price_as_number, rating, published, is_available
+):
+    """The write's response, a later GET and the relayed event (and its wire text) carry one
+    JSON value per field; each rendered value, copied into a filter, finds the row."""
+    Book.objects.all().delete()
+    OutboxEvent.objects.all().delete()
+    body = {
+        "title": title,
+        "isbn": f"i-{next(books)}",
+        "author": AuthorFactory().pk,
+        "price": float(price) if price_as_number else str(price),
+        "rating": rating,
+        "published": published and published.isoformat(),
+        "is_available": is_available,
+    }
+    created = api.post("/api/books/", json.dumps(body), content_type="application/json")
+    assert created.status_code == 201, (body, created.content)
+    written = created.json()["data"]
+    read = api.get(f"/api/books/{written['id']}/").json()["data"]
+    assert same_json(written, read), (written, read)
+    [(event, on_the_wire)] = relayed(MemoryTransport())
+    assert same_json(event.payload["data"], read), (event.payload, read)
+    assert same_json(on_the_wire["data"], read), (on_the_wire, read)
+
+    one = [read["id"]]
+    assert found(api, "/api/books/", {"title": read["title"]}) == one
+    assert (
+        found(api, "/api/books/", {"price[gte]": read["price"], "price[lte]": read["price"]}) == one
+    )
+    assert found(api, "/api/books/", {"uid": read["uid"]}) == one
+    assert found(api, "/api/books/", {"is_available": json.dumps(read["is_available"])}) == one
+    if read["published"] is not None:
+        assert found(api, "/api/books/", {"published": read["published"]}) == one
+    if read["rating"] is not None:
+        assert found(api, "/api/books/", {"rating[gte]": json.dumps(read["rating"])}) == one
+
+
+@override_settings(TIME_ZONE="Asia/Kathmandu")
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    placed=st.datetimes(
+        min_value=datetime.datetime(1901, 1, 1),
+        max_value=datetime.datetime(9998, 12, 31),
+        timezones=st.sampled_from(
+            [datetime.UTC, ZoneInfo("America/St_Johns"), ZoneInfo("Asia/Kathmandu")]
+        ),
+    )
+)
+def test_a_datetime_rendered_with_its_offset_filters_back_to_its_row(placed):
+    """A ``placed_at`` rendered in ``TIME_ZONE`` (``+05:45``, microseconds kept), sent back
+    as both bounds of a range, finds exactly its order."""
+    org = OrganizationFactory()
+    client = member_client(org, "viewer")
+    order = Order.objects.create(
+        organization=org, product=ProductFactory(organization=org), customer_email="a@b.co"
+    )
+    Order.objects.filter(pk=order.pk).update(placed_at=placed)
+    rendered = client.get(f"/api/orders/{order.reference}/").json()["data"]["placed_at"]
+    # in UTC: Python never calls a time in a DST fold equal to one in another zone
+    utc = datetime.UTC
+    assert datetime.datetime.fromisoformat(rendered).astimezone(utc) == placed.astimezone(utc)
+    bounds = {"placed_at[gte]": rendered, "placed_at[lte]": rendered}
+    assert found(client, "/api/orders/", bounds) == [order.pk]
+
+
+# -- negative zeros ---------------------------------------------------------------------------
+
+
+def test_a_negative_zero_is_written_and_reported_as_zero(api):
+    """No database stores ``-0.00`` (``numeric`` has none, SQLite keeps ``0``), nor does
+    ``jsonb`` (events, audit) or SQLite store ``-0.0``: the create's response and event said
+    ``"-0.00"``/``-0.0`` where every later read says ``"0.00"``/``0.0``, and an update sending
+    ``"-0"`` to a row at ``0.00`` was an event saying ``price`` changed, with nothing changed."""
+    author = AuthorFactory()
+    body = {"title": "t", "isbn": "i-1", "author": author.pk, "price": "-0", "rating": -0.0}
+    created = api.post("/api/books/", body, format="json")
+    assert created.status_code == 201, created.content
+    written = created.json()["data"]
+    read = api.get(f"/api/books/{written['id']}/").json()["data"]
+    assert (written["price"], str(written["rating"])) == ("0.00", "0.0")
+    assert same_json(written, read)
+    [(event, on_the_wire)] = relayed(MemoryTransport())
+    assert same_json(event.payload["data"], read) and same_json(on_the_wire["data"], read)
+
+    r = api.patch(f"/api/books/{written['id']}/", {"price": "-0.0"}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["price"] == "0.00"
+    assert OutboxEvent.objects.get(type="books.updated").payload["changed"] == []
