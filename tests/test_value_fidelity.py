@@ -21,7 +21,7 @@ from django.test import override_settings
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, presets, redis_alias
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.audit.store import insert_many
@@ -29,9 +29,16 @@ from django_arc.events import wire
 from django_arc.events.event import dumps
 from django_arc.events.transports import MemoryTransport
 from django_arc.outbox import EventOutbox, OutboxEvent
-from shop.models import Order
-from tests.factories import AuthorFactory, OrganizationFactory, ProductFactory, member_client
-from tests.helpers import site_mounted
+from shop.models import Order, Product
+from tests.factories import (
+    AuthorFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    ProductFactory,
+    member_client,
+)
+from tests.helpers import client_for, site_mounted
+from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.models import Book, Gauge
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +54,7 @@ class AuditedGaugeResource(Resource):
     name = "audited-gauges"
     fields = ["id", "reading", "labels"]
     presets = [presets.Audited()]
-    permissions = {"update": P.allow_public()}
+    permissions = {"create": P.allow_public(), "update": P.allow_public()}
 
 
 def same_json(a, b) -> bool:
@@ -169,7 +176,7 @@ def found(client, path, params) -> list:
 
 @override_settings(TIME_ZONE="America/St_Johns")
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     title=odd_text,
@@ -286,3 +293,123 @@ def test_a_negative_zero_is_written_and_reported_as_zero(api):
     assert r.status_code == 200, r.content
     assert r.json()["data"]["price"] == "0.00"
     assert OutboxEvent.objects.get(type="books.updated").payload["changed"] == []
+
+
+json_text = st.text(
+    st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=6
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: x or str(x) == "0.0")
+    | json_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(json_text, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    reading=st.floats(allow_nan=False, allow_infinity=False),
+    labels=json_values.filter(lambda v: v is not None),  # the column is not null
+)
+@example(reading=1e16, labels={"big": 2**53 + 1, "e": 1.5e300, "on": True, "rtl": "\u202eabc"})
+def test_a_json_field_reaches_the_event_and_the_audit_log_as_the_response_says(
+    settings, api, reading, labels
+):
+    """What the write answered is what its event (relayed, and on the wire) and its audit
+    entry hold, as JSON values: integers beyond 2**53 exact, floats still floats, booleans
+    still booleans, on SQLite and on PostgreSQL's ``jsonb``. (A later GET reads the model's
+    own ``JSONField``, which is Django's: on PostgreSQL its ``1e+16`` reads back as an int.)"""
+    OutboxEvent.objects.all().delete()
+    AuditLog.objects.all().delete()
+    body = json.dumps({"reading": reading, "labels": labels})
+    with site_mounted(settings, "fidelity", audited_site):
+        r = api.post("/fidelity/audited-gauges/", body, content_type="application/json")
+    assert r.status_code == 201, (body, r.content)
+    written = r.json()["data"]
+    [(event, on_the_wire)] = relayed(MemoryTransport())
+    assert same_json(event.payload["data"], written), (event.payload, written)
+    assert same_json(on_the_wire["data"], written), (on_the_wire, written)
+    assert same_json(AuditLog.objects.get().after, written)
+
+
+keys = itertools.count()
+
+
+@pytest.fixture
+def cached_shop():
+    """An admin of one organization, with the query cache on Redis under this test's own
+    prefix, in a time zone with a 45-minute offset."""
+    caches = caches_with("redis", REDIS_URL)
+    with (
+        override_settings(CACHES=caches, TIME_ZONE="Asia/Kathmandu"),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        redis_alias.reset_outage_warnings()
+        org = OrganizationFactory()
+        user = MembershipFactory(organization=org, role="admin").user
+        yield client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)  # the cache is invalidated on commit
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=odd_text,
+    price=st.decimals(min_value=Decimal("0"), max_value=Decimal("99.99"), places=2),
+    cost=st.none() | st.decimals(min_value=-(10**8) + 1, max_value=10**8 - 1, places=2),
+)
+def test_a_product_replays_and_hits_byte_for_byte_and_its_values_find_it(
+    cached_shop, name, price, cost
+):
+    """The replay of a keyed create is its first answer byte for byte; a cached get and list
+    (MISS, then HIT) are the uncached twin's bytes; the event holds what the answers say; the
+    rendered name and price, as filters of the cached list, find the row."""
+    admin = cached_shop
+    Product.objects.all().delete()
+    OutboxEvent.objects.all().delete()
+    n = next(keys)
+    body = json.dumps(
+        {
+            "name": name,
+            "sku": f"s{n}",
+            "price": str(price),
+            "cost": None if cost is None else str(cost),
+        }
+    )
+    sent = [
+        admin.generic(
+            "POST",
+            "/api/idem-products/",
+            body,
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=f"fidelity-{n}",
+        )
+        for _ in range(2)
+    ]
+    assert sent[0].status_code == 201, sent[0].content
+    assert sent[1].content == sent[0].content
+    pk = sent[0].json()["data"]["id"]
+
+    def twins(path, query=None):
+        miss, hit = (admin.get(f"/api/cached-products/{path}", query) for _ in range(2))
+        uncached = admin.get(f"/api/uncached-products/{path}", query)
+        assert miss.content == hit.content == uncached.content, (query, miss.content)
+        return uncached.json()
+
+    read = twins(f"{pk}/")["data"]
+    assert same_json(sent[0].json()["data"], read)
+    assert same_json(OutboxEvent.objects.get().payload["data"], read)
+    query = {
+        "name[contains]": read["name"],
+        "price[gte]": read["price"],
+        "price[lte]": read["price"],
+    }
+    assert [row["id"] for row in twins("", query)["docs"]] == [pk]
