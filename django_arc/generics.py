@@ -49,6 +49,7 @@ from rest_framework.serializers import Serializer
 from rest_framework.settings import api_settings
 
 from . import envelope
+from .events.event import same_json_value
 from .exceptions import (
     ArcError,
     InvalidQuery,
@@ -743,7 +744,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         """The ``<name>.updated`` payload: the row, the fields that changed and their
         previous values (hidden fields never included)."""
         data_after, data_before = self.event_data(after), self.event_data(before)
-        changed = [k for k, v in data_after.items() if data_before.get(k) != v]
+        changed = [k for k, v in data_after.items() if not same_json_value(data_before.get(k), v)]
         return {
             "id": self.id_value(instance),
             "data": data_after,

@@ -171,7 +171,21 @@ class ArcFloatField(serializers.FloatField):
         value = super().to_internal_value(data)
         if not math.isfinite(value):
             self.fail("invalid")
-        return value
+        # -0.0 as 0.0: SQLite and jsonb (events, audit) store no negative zero, so the write's
+        # response and event would say -0.0 where every later read says 0.0
+        return value or 0.0
+
+
+class ArcDecimalField(serializers.DecimalField):
+    """DRF's decimal field with a zero always unsigned: ``"-0"`` is ``Decimal("-0.00")``,
+    which no database stores (PostgreSQL's ``numeric`` has no negative zero, SQLite keeps
+    ``0``). The write's response and event said ``"-0.00"`` where every later read says
+    ``"0.00"``, and an update sending ``"-0"`` to a row at ``0.00`` was reported as a change
+    of the field (event ``changed``, audit entry) while the row stayed as it was."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        return value.copy_abs() if value is not None and value.is_zero() else value
 
 
 class ArcIntegerField(serializers.IntegerField):
@@ -281,5 +295,6 @@ _FIELD_MAPPING = {
         if field is serializers.IntegerField
     },
     models.FloatField: ArcFloatField,
+    models.DecimalField: ArcDecimalField,
     models.JSONField: ArcJSONField,
 }

@@ -260,6 +260,49 @@ def test_a_bulk_filter_value_that_does_not_parse_is_listed_like_every_field_erro
     assert Book.objects.get(pk=row.pk).pages == 20
 
 
+@pytest.mark.parametrize(
+    ("filters", "key", "message"),
+    [
+        (
+            {"title": None, "pages[gte]": 1},
+            "title",
+            "Null is not a filter value: `[exists]`, where allowed, finds the rows without one.",
+        ),
+        ({"title": ["", "x"]}, "title", "A list is a value of `[in]` and `[nin]` only."),
+        ({"title": {"eq": ""}}, "title", "An object is not a filter value."),
+        (
+            {"pages[in]": [1, None]},
+            "pages[in]",
+            "Null is not a filter value: `[exists]`, where allowed, finds the rows without one.",
+        ),
+    ],
+    ids=["null", "list", "object", "null-in-a-list"],
+)
+def test_a_bulk_filter_value_the_query_string_cannot_spell_is_400_and_updates_nothing(
+    api, filters, key, message
+):
+    """A JSON null became the empty string, so ``{"title": null}`` updated every row whose
+    title is empty (not the rows without one, nor none); a list outside ``[in]`` filtered on
+    its items joined by commas. Neither has a query-string spelling: 400 naming the filter."""
+    untitled, other = BookFactory(title="", pages=1), BookFactory(title="x", pages=1)
+    body = assert_error(
+        api.patch(
+            "/api/bulk-books/bulk/", {"filter": filters, "data": {"pages": 9}}, format="json"
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["details"] == {"filter": {key: [message]}}
+    assert sorted(Book.objects.values_list("pages", flat=True)) == [1, 1]
+    assert OutboxEvent.objects.count() == 0
+    # the empty title, spelled as the query string spells it, is still a filter
+    r = api.patch(
+        "/api/bulk-books/bulk/", {"filter": {"title": ""}, "data": {"pages": 9}}, format="json"
+    )
+    assert r.status_code == 200 and r.json()["data"]["ids"] == [untitled.pk], r.content
+    assert Book.objects.get(pk=other.pk).pages == 1
+
+
 def test_bulk_update_data_is_checked_even_when_the_filter_matches_no_row(api):
     BookFactory(pages=20)
     for data, status, code in (

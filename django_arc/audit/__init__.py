@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from ..events.event import changed_fields
 from ..exceptions import get_request_id
 from ..scope import get_scope
 
@@ -121,12 +122,6 @@ def record_many(
     insert_many(entry(request, action, resource=resource), stored)
 
 
-def changed(
-    before: dict[str, Any] | None, after: dict[str, Any] | None
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Only what changed: the whole row on create (``before`` None) and delete (``after``
-    None), the differing fields otherwise."""
-    if before is None or after is None:
-        return before, after
-    keys = [k for k in after.keys() | before.keys() if before.get(k) != after.get(k)]
-    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+#: Only what changed between two renderings of a row (the whole row on create and delete),
+#: compared as JSON values: the same comparison as an update event's ``changed``.
+changed = changed_fields

@@ -8,6 +8,8 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
+from json import JSONEncoder
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -22,6 +24,13 @@ class EventJSONEncoder(DjangoJSONEncoder):
     sent, instead of an event that stores on SQLite, fails on PostgreSQL and aborts the
     caller's transaction there. ``converted`` says whether ``default()`` had to turn a value
     into JSON.
+
+    A float Python writes with a positive exponent (``1e+16`` and up) is written out in
+    positional notation with a decimal point (``10000000000000000.0``): ``jsonb`` keeps a
+    number's digits and scale but not its exponent, so ``1e+16`` would come back from an outbox
+    or audit row as the integer ``10000000000000000`` (a float column's value turned into an
+    int in every event and audit entry read from PostgreSQL), while ``10000000000000000.0``
+    comes back as the float it was, on every backend and on the wire.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -44,7 +53,40 @@ class EventJSONEncoder(DjangoJSONEncoder):
             suspicious = "\\u0000" in text or _SURROGATE.search(text) is not None
         if suspicious and (char := unstorable_char(o)):
             raise ValueError(f"{_describe_char(char)} cannot be stored as JSON")
+        # only a float's repr has "e+" outside a string; a string's "e+" costs one walk
+        if "e+" in text:
+            text = _positional_floats(self, o, text)
         return text
+
+
+def _positional_floats(encoder: JSONEncoder, value: Any, text: str) -> str:
+    """``text`` (``value`` encoded by ``encoder``) with every float written in exponent
+    notation spelled out in positional notation instead (see :class:`EventJSONEncoder`).
+    Such floats are swapped for placeholder strings no other string of the text contains,
+    encoded again, and the placeholders replaced by the numbers' positional text."""
+    numbers: list[str] = []
+    token = uuid.uuid4().hex
+    while token in text:  # pragma: no cover - a 128-bit collision
+        token = uuid.uuid4().hex
+
+    def swap(item: Any) -> Any:
+        if isinstance(item, float):
+            spelled = float.__repr__(item)
+            if "e+" not in spelled:
+                return item
+            numbers.append(format(Decimal(spelled), "f") + ".0")
+            return f"{token}{len(numbers) - 1}"
+        if isinstance(item, dict):
+            return {key: swap(inner) for key, inner in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [swap(inner) for inner in item]
+        return item
+
+    swapped = swap(value)
+    if not numbers:
+        return text
+    again = JSONEncoder.encode(encoder, swapped)
+    return re.sub(f'"{token}(\\d+)"', lambda m: numbers[int(m[1])], again)
 
 
 #: one encoder for :func:`dumps` (its ``converted`` flag is not read there)
@@ -55,6 +97,38 @@ def dumps(value: Any) -> str:
     """``value`` as compact JSON the way events and the rows stored beside them (outbox,
     audit) hold it: :class:`EventJSONEncoder`, refusing what ``jsonb`` cannot store."""
     return _compact.encode(value)
+
+
+def changed_fields(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Only what changed between two renderings of a row: the whole row on create
+    (``before`` None) and delete (``after`` None), the differing fields otherwise, each as
+    ``(before, after)``. Fields are compared as JSON values (:func:`same_json_value`)."""
+    if before is None or after is None:
+        return before, after
+    keys = [
+        k for k in after.keys() | before.keys() if not same_json_value(before.get(k), after.get(k))
+    ]
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+def same_json_value(a: Any, b: Any) -> bool:
+    """Whether two rendered values are one JSON value. Python's ``==`` takes ``True`` for
+    ``1`` and ``False`` for ``0`` (and ``{"on": True}`` for ``{"on": 1}``), so a JSON field
+    whose ``true`` became ``1`` was reported unchanged; here a boolean equals only a boolean,
+    at any depth. ``1`` and ``1.0`` stay one number, as they are in JSON."""
+    return a == b and _same_kinds(a, b)
+
+
+def _same_kinds(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, dict):  # a == b: b is a mapping with the same keys
+        return all(_same_kinds(value, b[key]) for key, value in a.items())
+    if isinstance(a, (list, tuple)):
+        return all(_same_kinds(x, y) for x, y in zip(a, b, strict=True))
+    return True
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

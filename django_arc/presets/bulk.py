@@ -490,7 +490,7 @@ class Bulk(Preset):
             raise _invalid(
                 {"filter": {str(k): ["Not a filter of this resource."] for k in unknown}}
             )
-        params = {str(k): _query_value(v) for k, v in filters.items()}
+        params = _query_params(filters)
         access = view.field_access
         try:
             query = spec.parse(
@@ -550,12 +550,37 @@ def _gone(key: str, rows: list[Any], present: set[Any]) -> ArcError:
     )
 
 
-def _query_value(value: Any) -> str:
+def _query_params(filters: dict[Any, Any]) -> dict[str, str]:
+    """A body's filters as the query string's parameters. A JSON null, an object, or a list
+    outside ``[in]``/``[nin]`` has no query-string spelling and is refused (400 naming the
+    filter): a null became ``""``, so ``{"title": null}`` updated the rows whose title is
+    empty, and ``{"title": ["a", "b"]}`` filtered on the title ``"a,b"``."""
+    params, errors = {}, {}
+    for key, value in filters.items():
+        name = str(key)
+        try:
+            params[name] = _query_value(value, listed=name.endswith(("[in]", "[nin]")))
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if errors:
+        raise _invalid({"filter": errors})
+    return params
+
+
+def _query_value(value: Any, *, listed: bool = False) -> str:
+    if value is None:
+        raise ValueError(
+            "Null is not a filter value: `[exists]`, where allowed, finds the rows without one."
+        )
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
+        if not listed:
+            raise ValueError("A list is a value of `[in]` and `[nin]` only.")
         return ",".join(_query_value(v) for v in value)
-    return "" if value is None else str(value)
+    if isinstance(value, dict):
+        raise ValueError("An object is not a filter value.")
+    return str(value)
 
 
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
