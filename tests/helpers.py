@@ -1,9 +1,11 @@
 """Small helpers the HTTP tests share."""
 
+import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
 
+from django.db import connections
 from django.urls import clear_url_caches, include, path
 from rest_framework.test import APIClient
 
@@ -75,3 +77,20 @@ def cache_clock(monkeypatch) -> Clock:
     monkeypatch.setattr(read, "time", clock)
     monkeypatch.setattr(store, "time", clock)
     return clock
+
+
+def in_thread(fn):
+    """Run ``fn`` in a thread with its own database connection; returns (thread, results)."""
+    results: list = []
+
+    def target():
+        try:
+            results.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            results.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, results

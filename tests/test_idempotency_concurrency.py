@@ -18,14 +18,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from django_arc.outbox import OutboxEvent
 from shop.models import Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
-from tests.helpers import assert_error
+from tests.helpers import assert_error, in_thread
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.relay_procs import REPO, relay_env
 from tests.testapp.feature_resources import IdempotentProductResource
@@ -61,23 +61,6 @@ def clone(client: APIClient) -> APIClient:
     other.force_authenticate(client.handler._force_user)
     other.credentials(**client._credentials)
     return other
-
-
-def in_thread(fn):
-    """Run ``fn`` in a thread with its own database connection; returns (thread, results)."""
-    results: list = []
-
-    def target():
-        try:
-            results.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            results.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    return thread, results
 
 
 def post(client, key, body=BODY, url=URL):

@@ -27,7 +27,7 @@ from django_arc.mixins import ActionMixin
 from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
 from tests.factories import AuthorFactory, BookFactory, OrganizationFactory, UserFactory
-from tests.helpers import assert_error, site_mounted
+from tests.helpers import assert_error, in_thread, site_mounted
 from tests.testapp.models import Article, Book
 from tests.testapp.resources import (
     PUBLIC,
@@ -44,23 +44,6 @@ pytestmark = [
         connection.vendor != "postgresql", reason="needs PostgreSQL's row locks and threads"
     ),
 ]
-
-
-def in_thread(fn):
-    """Run ``fn`` in a thread with its own database connection; returns (thread, results)."""
-    results: list = []
-
-    def target():
-        try:
-            results.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            results.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    return thread, results
 
 
 class Gate:
