@@ -650,6 +650,7 @@ class BulkOnlyBookResource(Resource):
     model = Book
     fields = ["id", "title", "isbn", "pages", "author"]
     name = "bulk-only-books"
+    filter_fields = {"title": ["eq", "in", "nin"]}
     presets = [presets.Bulk()]
     permissions = OPEN_BULK
 
@@ -766,3 +767,35 @@ def test_a_text_id_with_a_lone_surrogate_or_a_nul_names_no_row(project_api, valu
         assert refused.json()["details"][key] == {"0": {"id": ["Not found."]}}
     assert list(Book.objects.values_list("title", flat=True)) == ["keep"]
     assert not OutboxEvent.objects.exists()
+
+
+def test_a_bulk_in_item_with_a_comma_or_empty_is_400_and_updates_no_other_row(project_api):
+    """The body's ``[in]`` list was joined with commas into the query string's value, which
+    is split at commas again: ``["Hello, world"]`` updated the rows titled ``Hello`` and
+    `` world`` (rows the request never named) and not ``Hello, world``; an item ``""`` was
+    skipped. Neither has a query-string spelling: 400 naming the filter, nothing written."""
+    hello, world = BookFactory(title="Hello", pages=1), BookFactory(title=" world", pages=1)
+    both = BookFactory(title="Hello, world", pages=1)
+    message = (
+        "An `[in]`/`[nin]` item cannot contain a comma or be empty: the query "
+        "string has no spelling for it."
+    )
+    for items in (["Hello, world"], ["Hello", ""]):
+        body = assert_error(
+            project_api.patch(
+                "/p/bulk-only-books/bulk/",
+                {"filter": {"title[in]": items}, "data": {"pages": 9}},
+                format="json",
+            ),
+            400,
+            "VALIDATION_ERROR",
+        )
+        assert body["details"] == {"filter": {"title[in]": [message]}}
+    assert [Book.objects.get(pk=b.pk).pages for b in (hello, world, both)] == [1, 1, 1]
+    assert OutboxEvent.objects.count() == 0
+    r = project_api.patch(
+        "/p/bulk-only-books/bulk/",
+        {"filter": {"title[in]": ["Hello", "x"]}, "data": {"pages": 9}},
+        format="json",
+    )
+    assert r.status_code == 200 and r.json()["data"]["ids"] == [hello.pk], r.content

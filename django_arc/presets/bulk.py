@@ -554,7 +554,9 @@ def _query_params(filters: dict[Any, Any]) -> dict[str, str]:
     """A body's filters as the query string's parameters. A JSON null, an object, or a list
     outside ``[in]``/``[nin]`` has no query-string spelling and is refused (400 naming the
     filter): a null became ``""``, so ``{"title": null}`` updated the rows whose title is
-    empty, and ``{"title": ["a", "b"]}`` filtered on the title ``"a,b"``."""
+    empty, and ``{"title": ["a", "b"]}`` filtered on the title ``"a,b"``. Nor has an
+    ``[in]`` item with a comma (``["Hello, world"]`` matched the titles ``Hello`` and
+    `` world``) or an empty one (skipped, so its rows were silently left out)."""
     params, errors = {}, {}
     for key, value in filters.items():
         name = str(key)
@@ -577,7 +579,15 @@ def _query_value(value: Any, *, listed: bool = False) -> str:
     if isinstance(value, list):
         if not listed:
             raise ValueError("A list is a value of `[in]` and `[nin]` only.")
-        return ",".join(_query_value(v) for v in value)
+        items = [_query_value(v) for v in value]
+        if any("," in item or item == "" for item in items):
+            # the query string splits `[in]` at commas and skips empty items: an item
+            # "a,b" would match the rows "a" and "b", an item "" no row
+            raise ValueError(
+                "An `[in]`/`[nin]` item cannot contain a comma or be empty: the query "
+                "string has no spelling for it."
+            )
+        return ",".join(items)
     if isinstance(value, dict):
         raise ValueError("An object is not a filter value.")
     return str(value)
