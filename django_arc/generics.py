@@ -726,6 +726,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         The updating ``save`` is an attribute of each instance for the block's length only,
         kept as short as the save it guards (an action's handler is the block): a
         ``copy.copy()`` of the instance made within it shares it."""
+        # a block within another (a route calling perform_update) restores the outer one's
+        # save on leaving, rather than leaving the rest of the outer block unguarded
+        _absent = object()
+        previous = [instance.__dict__.get("save", _absent) for instance in instances]
         for instance in instances:
             instance.save = _updating_save(instance)
         try:
@@ -735,8 +739,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 raise
             raise NotFound(f"{self.resource.name} row deleted while the request ran") from None
         finally:
-            for instance in instances:
-                instance.__dict__.pop("save", None)
+            for instance, saved in zip(instances, previous, strict=True):
+                if saved is _absent:
+                    instance.__dict__.pop("save", None)
+                else:
+                    instance.save = saved
 
     def updated_payload(
         self, instance: Any, before: dict[str, Any], after: dict[str, Any]

@@ -7,12 +7,14 @@ import pytest
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
-from django_arc import Resource, ResourceSite, action, presets
+from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
+from django_arc.actions import INSTANCE
 from django_arc.outbox.models import OutboxEvent
 from shop.models import Product
 from tests.factories import BookFactory, MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import site_mounted
+from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +234,39 @@ def test_an_action_input_its_event_cannot_store_is_400_naming_the_field(
     mine.refresh_from_db()
     assert mine.name == "measured"
     assert OutboxEvent.objects.filter(type="measured-products.measure").count() == 1
+
+
+nested_site = ResourceSite(name="nested-writes")
+
+
+@nested_site.register
+class RenumberedBookResource(Resource):
+    """A detail route that reuses the update path and then saves the row itself."""
+
+    model = Book
+    name = "renumbered-books"
+    fields = ["id", "title", "pages"]
+    permissions = {k: P.allow_public() for k in ("list", "get", "update")}
+
+    @route("POST", "renumber", detail=True, permissions=P.allow_public(), response=INSTANCE)
+    def renumber(self, request, instance, view):
+        view.perform_update(instance, {"title": "renumbered"})
+        # the row goes (another request's DELETE, committed between the two writes)
+        Book.objects.filter(pk=instance.pk).delete()
+        instance.pages = 99
+        instance.save()
+        return instance
+
+
+def test_a_routes_own_save_after_a_nested_perform_update_still_only_updates(settings, api):
+    """An unsafe detail route's handler runs with its row's ``save()`` update-only, so a row
+    deleted meanwhile is 404, not inserted again. ``perform_update`` (which a route may call,
+    as docs/decisions.md says) guards its own save the same way and, on leaving, removed the
+    guard altogether: the route's later ``save()`` brought the deleted row back (200)."""
+    book = BookFactory(title="old", pages=1)
+    with site_mounted(settings, "nested", nested_site):
+        response = api.post(f"/nested/renumbered-books/{book.pk}/renumber/")
+    assert_error(response, 404, "NOT_FOUND")
+    # the route's transaction rolled back: the update, the delete and the event
+    assert list(Book.objects.filter(pk=book.pk).values_list("title", "pages")) == [("old", 1)]
+    assert not OutboxEvent.objects.filter(type="renumbered-books.updated").exists()
