@@ -211,12 +211,26 @@ class ArcIntegerField(serializers.IntegerField):
         super().__init__(**kwargs)
 
 
-def _integer_field(model_field: type[models.Field]) -> type[ArcIntegerField]:
-    """The :class:`ArcIntegerField` of one model field type, bounded by its column."""
+def _integer_field(
+    model_field: type[models.Field], drf_field: type[serializers.IntegerField]
+) -> type[ArcIntegerField]:
+    """The :class:`ArcIntegerField` of one model field type, bounded by its column, over the
+    DRF field DRF maps it to (its ``BigIntegerField`` keeps ``coerce_to_string``)."""
     low, high = integer_range(model_field())
     if low == -MAX_INT:
         low = -MAX_INT - 1  # integer_range keeps the query parser's symmetric bound
-    return type(f"Arc{model_field.__name__}", (ArcIntegerField,), {"column_range": (low, high)})
+    bases = (
+        (ArcIntegerField,)
+        if drf_field is serializers.IntegerField
+        else (ArcIntegerField, drf_field)
+    )
+    return type(f"Arc{model_field.__name__}", bases, {"column_range": (low, high)})
+
+
+_DRF_MAPPING = serializers.ModelSerializer.serializer_field_mapping
+#: DRF's integer fields: DRF 3.16 maps ``BigIntegerField`` (and ``BigAutoField``) to its own
+#: ``BigIntegerField``, which a bound made for its ``IntegerField`` alone skipped
+_DRF_INTEGERS = (serializers.IntegerField, getattr(serializers, "BigIntegerField", None))
 
 
 class ArcJSONField(serializers.JSONField):
@@ -288,12 +302,17 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
 
 
 _FIELD_MAPPING = {
-    **serializers.ModelSerializer.serializer_field_mapping,
+    **_DRF_MAPPING,
     **{
-        model_field: _integer_field(model_field)
-        for model_field, field in serializers.ModelSerializer.serializer_field_mapping.items()
-        if field is serializers.IntegerField
+        model_field: _integer_field(model_field, field)
+        for model_field, field in _DRF_MAPPING.items()
+        if field in _DRF_INTEGERS
     },
+    # not in DRF's mapping (found through its BigIntegerField parent), but never negative
+    models.PositiveBigIntegerField: _integer_field(
+        models.PositiveBigIntegerField,
+        _DRF_MAPPING.get(models.BigIntegerField, serializers.IntegerField),
+    ),
     models.FloatField: ArcFloatField,
     models.DecimalField: ArcDecimalField,
     models.JSONField: ArcJSONField,

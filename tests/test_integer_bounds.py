@@ -7,8 +7,12 @@ fields have no range validators: ``POST /api/orders/`` with ``"quantity": -9.6e3
 """
 
 import pytest
+from django.db import connection, models
+from django.test.utils import isolate_apps
 from rest_framework.test import APIClient
 
+from django_arc import Resource
+from django_arc.serializers import build_serializer_class
 from shop.models import Order
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 
@@ -57,3 +61,44 @@ def test_an_integer_its_column_cannot_hold_anywhere_is_400_on_every_database(pag
     assert r.status_code == 400, r.content
     assert r.json()["details"] == {"pages": [message]}
     assert Book.objects.get().pages == 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("big", 2**63, "Ensure this value is less than or equal to 9223372036854775807."),
+        (
+            "big",
+            -(2**63) - 1,
+            "Ensure this value is greater than or equal to -9223372036854775808.",
+        ),
+        ("positive_big", -1, "Ensure this value is greater than or equal to 0."),
+    ],
+)
+@isolate_apps("tests.testapp")
+def test_a_big_integer_field_is_bounded_by_its_column_type_too(monkeypatch, field, value, message):
+    """DRF (3.16 and up, the floor) maps ``BigIntegerField`` and ``PositiveBigIntegerField``
+    to its own ``BigIntegerField``, which the mapping to :class:`ArcIntegerField` (made for
+    DRF's ``IntegerField``) skipped: those fields had only the current database's range.
+    Django 4.2's SQLite backend reports none (simulated here on any Django), so there
+    ``{"big": 2**63}`` reached the driver (its ``OverflowError``, a 500) and
+    ``{"positive_big": -1}`` the column's CHECK (an ``IntegrityError``, 409; PostgreSQL 400)."""
+    monkeypatch.setattr(connection.ops, "integer_field_range", lambda internal_type: (None, None))
+
+    class Counter(models.Model):
+        big = models.BigIntegerField(default=0)
+        positive_big = models.PositiveBigIntegerField(default=0)
+
+        class Meta:
+            app_label = "testapp"
+
+    resource = type(
+        "CounterResource",
+        (Resource,),
+        {"model": Counter, "name": "counters", "fields": ["id", "big", "positive_big"]},
+    )
+    serializer_class = build_serializer_class(resource())
+    serializer = serializer_class(data={field: value})
+    assert not serializer.is_valid()
+    assert serializer.errors == {field: [message]}
+    assert serializer_class(data={"big": 2**63 - 1, "positive_big": 0}).is_valid()
