@@ -724,14 +724,20 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         ``save(update_fields=…)`` raises a ``DatabaseError`` there (a 500).
 
         The updating ``save`` is an attribute of each instance for the block's length only,
-        kept as short as the save it guards (an action's handler is the block): a
-        ``copy.copy()`` of the instance made within it shares it."""
+        kept as short as the save it guards (an action's handler is the block). A copy of
+        the instance made within it (``copy.copy()``, ``deepcopy``, pickling: Django's
+        ``__reduce__`` copies ``__dict__``) leaves it out, through an instance
+        ``__getstate__``: a shared one saved the *original* row, so a handler cloning its row
+        (``clone = copy(instance); clone.pk = None; clone.save()``) created nothing."""
         # a block within another (a route calling perform_update) restores the outer one's
-        # save on leaving, rather than leaving the rest of the outer block unguarded
-        _absent = object()
-        previous = [instance.__dict__.get("save", _absent) for instance in instances]
+        # attributes on leaving, rather than leaving the rest of the outer block unguarded
+        previous = [
+            {name: instance.__dict__.get(name, _ABSENT) for name in _GUARD_ATTRS}
+            for instance in instances
+        ]
         for instance in instances:
             instance.save = _updating_save(instance)
+            instance.__getstate__ = functools.partial(_unguarded_state, instance)
         try:
             yield
         except DatabaseError as exc:
@@ -739,11 +745,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 raise
             raise NotFound(f"{self.resource.name} row deleted while the request ran") from None
         finally:
-            for instance, saved in zip(instances, previous, strict=True):
-                if saved is _absent:
-                    instance.__dict__.pop("save", None)
-                else:
-                    instance.save = saved
+            for instance, attrs in zip(instances, previous, strict=True):
+                for name, value in attrs.items():
+                    if value is _ABSENT:
+                        instance.__dict__.pop(name, None)
+                    else:
+                        instance.__dict__[name] = value
 
     def updated_payload(
         self, instance: Any, before: dict[str, Any], after: dict[str, Any]
@@ -862,6 +869,19 @@ def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
 _ROW_GONE = frozenset(
     {"Forced update did not affect any rows.", "Save with update_fields did not affect any rows."}
 )
+
+
+#: the instance attributes :meth:`ResourceGenericViewSet.existing_rows` sets
+_GUARD_ATTRS = ("save", "__getstate__")
+_ABSENT = object()
+
+
+def _unguarded_state(instance: Any) -> dict[str, Any]:
+    """``instance``'s state for a copy or a pickle, without the guard's attributes."""
+    state = type(instance).__getstate__(instance)
+    for name in _GUARD_ATTRS:
+        state.pop(name, None)
+    return state
 
 
 def _updating_save(instance: Any) -> Any:

@@ -1,7 +1,9 @@
 """SPEC §7: ``POST /<name>/{id}/action/`` and ``@route`` (raw and enveloped)."""
 
+import copy
 import hashlib
 import json
+import uuid
 
 import pytest
 from rest_framework import serializers
@@ -257,6 +259,14 @@ class RenumberedBookResource(Resource):
         instance.save()
         return instance
 
+    @route("POST", "clone", detail=True, permissions=P.allow_public(), response=INSTANCE)
+    def clone(self, request, instance):
+        clone = copy.copy(instance)
+        clone.pk, clone.uid, clone.isbn, clone.title = None, uuid.uuid4(), "copy", "copy"
+        clone._state.adding = True
+        clone.save()
+        return clone
+
 
 def test_a_routes_own_save_after_a_nested_perform_update_still_only_updates(settings, api):
     """An unsafe detail route's handler runs with its row's ``save()`` update-only, so a row
@@ -270,3 +280,16 @@ def test_a_routes_own_save_after_a_nested_perform_update_still_only_updates(sett
     # the route's transaction rolled back: the update, the delete and the event
     assert list(Book.objects.filter(pk=book.pk).values_list("title", "pages")) == [("old", 1)]
     assert not OutboxEvent.objects.filter(type="renumbered-books.updated").exists()
+
+
+def test_a_copy_a_detail_route_makes_of_its_row_saves_as_itself(settings, api):
+    """The route's row has an update-only ``save`` as an instance attribute while the
+    handler runs; ``copy.copy()`` copied it, bound to the original, so the clone's
+    ``save()`` updated the original row and inserted nothing: 200 with ``"id": null``."""
+    book = BookFactory(title="old", isbn="orig", pages=1)
+    with site_mounted(settings, "nested", nested_site):
+        response = api.post(f"/nested/renumbered-books/{book.pk}/clone/")
+    assert response.status_code == 200, response.content
+    created = response.json()["data"]
+    assert created["id"] not in (None, book.pk) and created["title"] == "copy"
+    assert sorted(Book.objects.values_list("isbn", "title")) == [("copy", "copy"), ("orig", "old")]
