@@ -91,6 +91,16 @@ class NotFound(ArcError):
         self.reason = reason
 
 
+class RowsGone(ArcError):
+    """The 400 a bulk request gets for the rows it names (its ``key`` list, in order) that
+    another request deleted while it ran: each the indexed "Not found." of a row absent
+    when it was read. ``present`` holds the primary keys still there."""
+
+    def __init__(self, key: str, pks: list[Any], present: set[Any]) -> None:
+        gone = {str(i): {"id": ["Not found."]} for i, pk in enumerate(pks) if pk not in present}
+        super().__init__("VALIDATION_ERROR", "Validation failed", 400, {key: gone})
+
+
 #: a random 128-bit number with the bits of a version 4 UUID (RFC 9562) set
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)

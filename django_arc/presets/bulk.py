@@ -28,7 +28,7 @@ from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 
 from ..actions import RouteSpec
-from ..exceptions import ArcError, flatten_validation
+from ..exceptions import ArcError, RowsGone, flatten_validation
 from ..filters import QueryFilterField
 from ..serializers import preload_related
 from .base import Preset
@@ -271,7 +271,7 @@ class Bulk(Preset):
                 # is refused as it would be now; a filter's match no longer includes it
                 present = _present(resource.model, rows)
                 if "items" in body:
-                    raise _gone("items", rows, present)
+                    raise RowsGone("items", [row.pk for row in rows], present)
                 befores = [b for row, b in zip(rows, befores, strict=True) if row.pk in present]
                 rows = [row for row in rows if row.pk in present]
         _each(rows, lambda row: resource.after_update(request, row))
@@ -297,7 +297,7 @@ class Bulk(Preset):
             # refused as it would be now (a DELETE's count could not say which it was)
             present = _present(model, rows, lock=True)
             if len(present) < len(rows):
-                raise _gone("ids", rows, present)
+                raise RowsGone("ids", [row.pk for row in rows], present)
             model._default_manager.filter(pk__in=[row.pk for row in rows]).delete()
         _each(rows, lambda row: resource.after_delete(request, row), key="ids")
         afters = view.get_serializer(rows, many=True).data if soft and observed else None
@@ -533,21 +533,6 @@ def _present(model: Any, rows: list[Any], lock: bool = False) -> set[Any]:
     if lock:
         found = found.select_for_update()
     return set(found.values_list("pk", flat=True))
-
-
-def _gone(key: str, rows: list[Any], present: set[Any]) -> ArcError:
-    """The 400 a bulk request gets for the rows (given in its ``key`` list, in order) that
-    another request deleted while it ran: the indexed "Not found." of a row absent when
-    it was read."""
-    return _invalid(
-        {
-            key: {
-                str(index): {"id": ["Not found."]}
-                for index, row in enumerate(rows)
-                if row.pk not in present
-            }
-        }
-    )
 
 
 def _query_params(filters: dict[Any, Any]) -> dict[str, str]:

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..actions import INSTANCE, PAGE, RouteSpec
-from ..exceptions import ArcError, NotFound
+from ..exceptions import NotFound, RowsGone
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -89,18 +89,7 @@ class SoftDelete(Preset):
                     "pk", flat=True
                 )
             )
-            raise ArcError(
-                "VALIDATION_ERROR",
-                "Validation failed",
-                400,
-                {
-                    "ids": {
-                        str(index): {"id": ["Not found."]}
-                        for index, pk in enumerate(pks)
-                        if pk not in stamped
-                    }
-                },
-            )
+            raise RowsGone("ids", pks, stamped)
         for instance in instances:
             setattr(instance, self.field, now)
         return True
