@@ -256,18 +256,24 @@ def _type_name(model_field: Any) -> str:
     }.get(model_field.get_internal_type(), "value")
 
 
-def resolve_path(model: type[models.Model], path: str) -> Any:
-    """The model field at the end of ``a__b__c``; raises ``FieldDoesNotExist``."""
+def path_fields(model: type[models.Model], path: str) -> list[Any]:
+    """The model fields ``a__b__c`` reads, in order; raises ``FieldDoesNotExist``."""
     parts = path.split("__")
     current = model
-    model_field = None
+    found: list[Any] = []
     for i, part in enumerate(parts):
         model_field = current._meta.get_field(part)
+        found.append(model_field)
         if i < len(parts) - 1:
             if not model_field.is_relation or model_field.related_model is None:
                 raise FieldDoesNotExist(f"'{part}' is not a relation")
             current = model_field.related_model
-    return model_field
+    return found
+
+
+def resolve_path(model: type[models.Model], path: str) -> Any:
+    """The model field at the end of ``a__b__c``; raises ``FieldDoesNotExist``."""
+    return path_fields(model, path)[-1]
 
 
 @dataclass
@@ -313,31 +319,23 @@ class FilterField:
 def path_multi_valued(model: type[models.Model], path: str) -> bool:
     """Whether ``path`` crosses a reverse foreign key or a many-to-many relation: a filter
     on it joins one row per related row, so a row matching twice is listed twice."""
-    current = model
-    for part in path.split("__"):
-        model_field = current._meta.get_field(part)
-        if not model_field.is_relation:
-            return False
-        if model_field.one_to_many or model_field.many_to_many:
-            return True
-        current = model_field.related_model
-    return False
+    return any(_to_many(model_field) for model_field in path_fields(model, path))
 
 
 def path_nullable(model: type[models.Model], path: str) -> bool:
     """Whether ``path`` can read NULL: a nullable column on the way (``owner__username``
     with a nullable ``owner`` joins no row for a NULL owner), or a reverse or many-to-many
     relation (a row without related rows)."""
-    current = model
-    for part in path.split("__"):
-        model_field = current._meta.get_field(part)
-        if getattr(model_field, "null", False):
-            return True
-        if model_field.is_relation:
-            if model_field.one_to_many or model_field.many_to_many or model_field.auto_created:
-                return True
-            current = model_field.related_model
-    return False
+    return any(
+        getattr(model_field, "null", False)
+        or _to_many(model_field)
+        or (model_field.is_relation and model_field.auto_created)
+        for model_field in path_fields(model, path)
+    )
+
+
+def _to_many(model_field: Any) -> bool:
+    return bool(model_field.is_relation and (model_field.one_to_many or model_field.many_to_many))
 
 
 @dataclass
@@ -347,6 +345,13 @@ class SortField:
     model_field: Any
     own: bool  # a field of the resource's model itself (usable in keyset cursors)
     nullable: bool = False  # may read NULL (placed last explicitly, see ``order_by_args``)
+
+    @classmethod
+    def of(cls, model: type[models.Model], name: str) -> SortField:
+        """The sort by ``name`` (a field path) of ``model``'s rows."""
+        return cls(
+            name, name, resolve_path(model, name), "__" not in name, path_nullable(model, name)
+        )
 
 
 @dataclass
@@ -399,9 +404,7 @@ class QuerySpec:
         for name in resource.sort_fields or ():
             if name in self.hidden:
                 continue
-            self.sorts[name] = SortField(
-                name, name, resolve_path(model, name), "__" not in name, path_nullable(model, name)
-            )
+            self.sorts[name] = SortField.of(model, name)
         self.search_paths = [
             f"{p}__icontains" for p in (resource.search_fields or ()) if p not in self.hidden
         ]
@@ -509,13 +512,7 @@ class QuerySpec:
                 sort_field = None
             if sort_field is None:
                 if trusted:
-                    sort_field = SortField(
-                        name,
-                        name,
-                        resolve_path(self.model, name),
-                        "__" not in name,
-                        path_nullable(self.model, name),
-                    )
+                    sort_field = SortField.of(self.model, name)
                 else:
                     raise InvalidQuery(param, f"sorting by '{name}' is not allowed")
             if name not in seen:
