@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import audit
-from ..events.event import changed_fields
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ class Audited(Preset):
         URL names it and the fields that changed, as events carry them (no hidden ones)."""
         return (
             view.id_value(instance),
-            *changed_fields(
+            *audit.changed(
                 None if before is None else view.event_data(before),
                 None if after is None else view.event_data(after),
             ),
