@@ -55,7 +55,8 @@ MAX_TEXT_PATTERN = 1000
 ORDERING_OPERATORS = frozenset(["gt", "gte", "lt", "lte"])
 RESERVED_PARAMS = frozenset(["page", "limit", "sort", "select", "search", "after", "format"])
 MAX_IN_VALUES = 500
-MAX_INT = 2**63 - 1
+#: a signed 64-bit integer, the widest column any supported database holds
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1
 
 _PARAM_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z_]+)\])?$")
 _TEXT_FIELDS = (models.CharField, models.TextField)
@@ -165,9 +166,9 @@ def integer_range(model_field: Any) -> tuple[int, int]:
     ``validators`` use the current database's range instead, and SQLite's is 64 bits for every
     integer type, so ``?pages[gt]=3000000000`` was 200 there and 400 on PostgreSQL."""
     low, high = BaseDatabaseOperations.integer_field_ranges.get(
-        model_field.get_internal_type(), (-MAX_INT, MAX_INT)
+        model_field.get_internal_type(), (MIN_INT, MAX_INT)
     )
-    return max(low, -MAX_INT), min(high, MAX_INT)
+    return max(low, MIN_INT), min(high, MAX_INT)
 
 
 def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
@@ -199,7 +200,7 @@ def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
     ):
         raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}") from None
     if isinstance(target, _NUMERIC_FIELDS):
-        if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+        if isinstance(value, int) and not MIN_INT <= value <= MAX_INT:
             raise _Refused("is out of range")
         if portable and isinstance(value, int) and isinstance(target, models.IntegerField):
             low, high = integer_range(target)

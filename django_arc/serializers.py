@@ -17,7 +17,7 @@ from django.db import models
 from rest_framework import serializers
 
 from .events.event import unstorable_char
-from .query import MAX_INT, integer_range
+from .query import MAX_INT, MIN_INT, integer_range
 
 
 class ArcSerializerMixin:
@@ -200,7 +200,7 @@ class ArcIntegerField(serializers.IntegerField):
     schema)."""
 
     #: (min, max) of the column on every database; set per model field type (``_FIELD_MAPPING``)
-    column_range: tuple[int, int] = (-MAX_INT - 1, MAX_INT)
+    column_range: tuple[int, int] = (MIN_INT, MAX_INT)
 
     def __init__(self, **kwargs: Any) -> None:
         if not kwargs.get("read_only"):
@@ -217,8 +217,6 @@ def _integer_field(
     """The :class:`ArcIntegerField` of one model field type, bounded by its column, over the
     DRF field DRF maps it to (its ``BigIntegerField`` keeps ``coerce_to_string``)."""
     low, high = integer_range(model_field())
-    if low == -MAX_INT:
-        low = -MAX_INT - 1  # integer_range keeps the query parser's symmetric bound
     bases = (
         (ArcIntegerField,)
         if drf_field is serializers.IntegerField
