@@ -214,6 +214,8 @@ def test_reordered_filters_share_an_entry_and_different_filters_never_do(cached)
     assert swapped["X-Cache"] == "HIT" and swapped.content == first.content
     spelled = viewer.get("/api/cached-products/?price[gte]=10&status[eq]=active")
     assert spelled["X-Cache"] == "HIT" and spelled.content == first.content
+    tracked = viewer.get("/api/cached-products/?utm_source=x&price[gte]=10&status=active")
+    assert tracked["X-Cache"] == "HIT" and tracked.content == first.content
     for query in ("?price[lte]=10&status=active", "?status=active&utm=x", "?price[gte]=10"):
         cached_answer = viewer.get(f"/api/cached-products/{query}")
         assert cached_answer.content == viewer.get(f"/api/uncached-products/{query}").content
