@@ -221,3 +221,18 @@ def test_reordered_filters_share_an_entry_and_different_filters_never_do(cached)
         assert cached_answer.content == viewer.get(f"/api/uncached-products/{query}").content
     lower = viewer.get("/api/cached-products/?price[lte]=10&status=active")
     assert lower.json()["docs"] != first.json()["docs"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_id_written_with_a_leading_zero_is_the_same_get_entry(cached):
+    """docs/query-cache.md: ``07`` for ``7`` is another spelling of one get, not another
+    entry; and the get of another id never shares it."""
+    org = OrganizationFactory()
+    rows = [ProductFactory(organization=org, name=f"G{i}", price=5) for i in range(2)]
+    viewer = member_client(org, "viewer")
+    first = viewer.get(f"/api/cached-products/{rows[0].pk}/")
+    assert first["X-Cache"] == "MISS"
+    padded = viewer.get(f"/api/cached-products/0{rows[0].pk}/")
+    assert padded["X-Cache"] == "HIT" and padded.content == first.content
+    other = viewer.get(f"/api/cached-products/{rows[1].pk}/")
+    assert other["X-Cache"] == "MISS" and other.json()["data"]["name"] == "G1"
