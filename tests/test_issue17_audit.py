@@ -216,6 +216,13 @@ def test_reordered_filters_share_an_entry_and_different_filters_never_do(cached)
     assert spelled["X-Cache"] == "HIT" and spelled.content == first.content
     tracked = viewer.get("/api/cached-products/?utm_source=x&price[gte]=10&status=active")
     assert tracked["X-Cache"] == "HIT" and tracked.content == first.content
+    # search and sort beside filters, in either order
+    mixed = "?search=P&sort=-price&status=active&price[gte]=9"
+    once = viewer.get(f"/api/cached-products/{mixed}")
+    assert once["X-Cache"] == "MISS" and len(once.json()["docs"]) == 3
+    again = viewer.get("/api/cached-products/?price[gte]=9&sort=-price&status=active&search=P")
+    assert again["X-Cache"] == "HIT" and again.content == once.content
+    assert once.content == viewer.get(f"/api/uncached-products/{mixed}").content
     for query in ("?price[lte]=10&status=active", "?status=active&utm=x", "?price[gte]=10"):
         cached_answer = viewer.get(f"/api/cached-products/{query}")
         assert cached_answer.content == viewer.get(f"/api/uncached-products/{query}").content
