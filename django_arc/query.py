@@ -424,7 +424,7 @@ class QuerySpec:
         masked): filtering or sorting on them is refused like an unknown field, and search
         skips them, so their values cannot be probed through the query string."""
         query = ListQuery()
-        conditions: list[Q] = []
+        conditions: list[tuple[tuple[str, str], Q]] = []
         for key in params:
             raw = params.get(key)
             if raw is None:
@@ -454,11 +454,15 @@ class QuerySpec:
                 raise InvalidQuery(key, f"unknown operator '{sent}'")
             if op not in filter_field.operators:
                 raise InvalidQuery(key, f"operator '{sent}' is not allowed on '{name}'")
-            conditions.append(filter_field.to_q(op, raw, key))
+            conditions.append(((name, op), filter_field.to_q(op, raw, key)))
             query.distinct = query.distinct or filter_field.multi_valued
         if conditions:
-            combined = conditions[0]
-            for c in conditions[1:]:
+            # combined in the order of their fields and operators, not the order they were
+            # sent in: ``?a&b`` and ``?b&a`` are one query, and one query cache entry, as
+            # are ``?a[eq]=1&b`` and ``?b&a=1``
+            conditions.sort(key=lambda pair: pair[0])
+            combined = conditions[0][1]
+            for _, c in conditions[1:]:
                 combined &= c
             query.q = combined
 
