@@ -17,6 +17,7 @@ from django_arc.outbox import OutboxEvent
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory
 from tests.helpers import client_for, site_mounted
 from tests.testapp.models import (
+    Animal,
     AuthorView,
     CodeThing,
     CodeThingProxy,
@@ -160,6 +161,31 @@ def test_single_writes_reach_a_row_the_default_manager_hides(api):
     assert r.status_code == 200 and r.json()["data"]["text"] == "c"
     assert api.delete(f"/shapes/memos/{archived.pk}/").status_code == 200
     assert not Memo.all_objects.exists()
+
+
+# -- multi-table inheritance -------------------------------------------------------------------
+
+
+def test_a_multi_table_child_renders_its_parent_link_primary_key_as_its_value(api):
+    """A child model's primary key is ``animal_ptr``, the link to its parent row, which DRF
+    rendered as the parent *instance*: every answer of a resource over it with its default
+    fields was a 500 (the audit row's snapshot too). It is the parent's pk now."""
+    r = api.post("/shapes/dogs/", {"name": "rex"}, format="json")
+    assert r.status_code == 201, r.content
+    dog = Dog.objects.get()
+    assert r.json()["data"] == {"id": dog.pk, "name": "rex", "animal_ptr": dog.pk, "barks": True}
+    assert api.get(f"/shapes/dogs/{dog.pk}/").json()["data"]["animal_ptr"] == dog.pk
+    listed = api.get(f"/shapes/dogs/?animal_ptr={dog.pk}&sort=name&limit=1&after=&select=name")
+    assert listed.status_code == 200 and listed.json()["docs"] == [
+        {"id": dog.pk, "animal_ptr": dog.pk, "name": "rex"}
+    ]
+    r = api.patch("/shapes/dogs/bulk/", {"items": [{"id": dog.pk, "name": "max"}]}, format="json")
+    assert r.status_code == 200, r.content
+    assert api.delete(f"/shapes/dogs/{dog.pk}/").status_code == 200
+    assert not Animal.objects.exists()
+    key = str(dog.pk)
+    assert events() == [("dogs.created", key), ("dogs.updated", key), ("dogs.deleted", key)]
+    assert audits() == [("created", key), ("updated", key), ("deleted", key)]
 
 
 # -- what was found sound ----------------------------------------------------------------------
