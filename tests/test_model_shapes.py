@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+import django
 import pytest
+from django.db import models
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
+from django_arc.checks import check_resource
 from django_arc.outbox import OutboxEvent
+from django_arc.sites import _all_sites
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory
 from tests.helpers import client_for, site_mounted
 from tests.testapp.models import (
@@ -186,6 +190,43 @@ def test_a_multi_table_child_renders_its_parent_link_primary_key_as_its_value(ap
     key = str(dog.pk)
     assert events() == [("dogs.created", key), ("dogs.updated", key), ("dogs.deleted", key)]
     assert audits() == [("created", key), ("updated", key), ("deleted", key)]
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+
+def _check_ids(resource_class):
+    site = ResourceSite(name="shape-checks")
+    try:
+        site.register(resource_class)
+        return [e.id for e in check_resource(site.get_resource(resource_class.name))]
+    finally:
+        _all_sites.remove(site)  # its errors are not manage.py check's in other tests
+
+
+def test_a_client_chosen_primary_key_with_create_permitted_is_a_check_error():
+    """The primary key is never writable from a body, so a create on a model whose pk the
+    client chooses (no default) stored ``""`` and the next create answered 409."""
+    assert _check_ids(_resource("c1", CodeThing, ["code", "name"])) == ["arc.E016"]
+    assert _check_ids(_resource("c2", Edition, ["isbn", "title"])) == ["arc.E016"]
+    assert _check_ids(_resource("c3", CodeThing, ["code", "name"], permissions=NO_CREATE)) == []
+    for model in (UuidThing, Dog, ShelfItem):  # a default, a parent link, an AutoField
+        assert _check_ids(_resource("c4", model, None)) == []
+
+
+@pytest.mark.skipif(django.VERSION < (5, 2), reason="CompositePrimaryKey is Django 5.2's")
+def test_a_composite_primary_key_is_a_check_error():
+    class Pair(models.Model):
+        pk = models.CompositePrimaryKey("left", "right")
+        left = models.IntegerField()
+        right = models.IntegerField()
+
+        class Meta:
+            app_label = "testapp"
+            managed = False
+
+    resource = _resource("pairs", Pair, ["left", "right"], permissions={"list": P.allow_public()})
+    assert _check_ids(resource) == ["arc.E016"]
 
 
 # -- what was found sound ----------------------------------------------------------------------
