@@ -18,6 +18,7 @@ from django_arc.audit.models import AuditLog
 from django_arc.checks import check_resource
 from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
+from shop.models import Membership
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory
 from tests.helpers import client_for, site_mounted
 from tests.testapp.models import (
@@ -31,6 +32,7 @@ from tests.testapp.models import (
     Memo,
     Shelf,
     ShelfItem,
+    SlugLedger,
     UuidThing,
 )
 
@@ -99,6 +101,22 @@ for _cls in (
     ),
     _resource("author-views", AuthorView, ["id", "name"], permissions=NO_CREATE),
     _resource("memos", Memo, ["id", "text", "archived"], queryset=Memo.all_objects.all()),
+    _resource(
+        "slug-ledgers",
+        SlugLedger,
+        ["id", "name", "organization"],
+        presets=[presets.MultiTenant(), presets.Bulk()],
+        permissions={key: P.require_org_membership() for key in PUBLIC},
+        filter_fields={"organization": ["eq"]},
+        sort_fields=["organization"],
+    ),
+    _resource(
+        "idempotent-codes",
+        CodeThing,
+        ["code", "name"],
+        permissions=NO_CREATE,
+        idempotent=True,
+    ),
     _resource(
         "ledgers",
         Ledger,
@@ -273,6 +291,9 @@ def test_a_slash_in_a_text_primary_key_is_not_a_detail_url(api):
     The list's filters and the bulk routes, whose ids ride in the body, reach it."""
     CodeThing.objects.create(code="a/b", name="n")
     assert api.get(f"/shapes/codes/{quote('a/b', safe='')}/").status_code == 404
+    # nor has a value the name of a route beside the list: ``bulk/`` is the bulk route
+    CodeThing.objects.create(code="bulk", name="n")
+    assert api.get("/shapes/codes/bulk/").status_code == 405
     assert api.get("/shapes/codes/?code=a/b").json()["total"] == 1
     r = api.patch("/shapes/codes/bulk/", {"items": [{"id": "a/b", "name": "x"}]}, format="json")
     assert r.json()["data"] == {"updated": 1, "ids": ["a/b"]}
@@ -371,3 +392,55 @@ def test_event_payloads_carry_text_ids(api):
     api.patch(f"/shapes/codes/{code.pk}/", {"name": "m"}, format="json")
     meta = json.loads(json.dumps(OutboxEvent.objects.get().meta))
     assert meta["resource_id"] == "123"
+
+
+def slug_resolver(user, org_id):
+    """A ``MEMBERSHIP_RESOLVER`` reading the organization header as its slug."""
+    roles = Membership.objects.filter(user_id=user.pk, organization__slug=org_id)
+    return list(roles.values_list("role", flat=True)) or None
+
+
+def test_a_tenant_field_to_the_organizations_slug_isolates_tenants(api, settings):
+    """``organization = ForeignKey(Organization, to_field="slug")``: the header, the tenant
+    filter, the written value and the body's own organization are all the slug."""
+    settings.ARC = {**settings.ARC, "MEMBERSHIP_RESOLVER": f"{__name__}.slug_resolver"}
+    one, two = OrganizationFactory(slug="one"), OrganizationFactory(slug="two")
+    user = MembershipFactory(organization=one, role="admin").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID="one")
+    r = api.post("/shapes/slug-ledgers/", {"name": "m", "organization": "one"}, format="json")
+    assert r.status_code == 201 and r.json()["data"]["organization"] == "one"
+    r = api.post("/shapes/slug-ledgers/", {"name": "m", "organization": "two"}, format="json")
+    assert r.status_code == 403
+    theirs = SlugLedger.objects.create(organization=two, name="t")
+    assert [d["name"] for d in api.get("/shapes/slug-ledgers/").json()["docs"]] == ["m"]
+    assert api.get("/shapes/slug-ledgers/?organization=two").json()["total"] == 0
+    assert api.get(f"/shapes/slug-ledgers/{theirs.pk}/").status_code == 404
+    r = api.patch("/shapes/slug-ledgers/bulk/", {"items": [{"id": theirs.pk, "name": "x"}]})
+    assert r.status_code == 400
+    assert (
+        client_for(user, HTTP_X_ORGANIZATION_ID="two").get("/shapes/slug-ledgers/").status_code
+        == 403
+    )
+    assert SlugLedger.objects.get(pk=theirs.pk).name == "t"
+    assert OutboxEvent.objects.get().meta["organization_id"] == "one"
+
+
+def test_idempotency_event_keys_end_with_the_text_primary_key(api):
+    CodeThing.objects.create(code="a b", name="n")
+    CodeThing.objects.create(code="123", name="n")
+    for _ in range(2):
+        r = api.patch(
+            f"/shapes/idempotent-codes/{quote('a b')}/", {"name": "k"}, HTTP_IDEMPOTENCY_KEY="k1"
+        )
+        assert r.status_code == 200
+    items = [{"id": 123, "name": "z"}, {"id": "a b", "name": "z"}]
+    r = api.patch("/shapes/idempotent-codes/bulk/", {"items": items}, HTTP_IDEMPOTENCY_KEY="k2")
+    assert r.status_code == 200
+    keys = {(e.meta["resource_id"], e.meta["idempotency_key"]) for e in OutboxEvent.objects.all()}
+    assert len(keys) == 3  # the replayed PATCH wrote no second event
+    for resource_id, key in keys:
+        assert key.endswith(f":idempotent-codes.updated:{resource_id}")
+    assert {rid for rid, _ in keys} == {"a b", "123"}
+    assert sorted(OutboxEvent.objects.values_list("dedupe_key", flat=True)) == sorted(
+        k for _, k in keys
+    )

@@ -174,3 +174,10 @@ class Memo(models.Model):
 
     class Meta:
         base_manager_name = "all_objects"
+
+
+class SlugLedger(models.Model):
+    """A tenant field that is a foreign key to the organization's slug (``to_field``)."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE, to_field="slug")
+    name = models.CharField(max_length=100)
