@@ -12,14 +12,14 @@ import django
 import pytest
 from django.db import models
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.checks import check_resource
 from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
 from shop.models import Membership
-from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory
+from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, UserFactory
 from tests.helpers import client_for, site_mounted
 from tests.testapp.models import (
     Animal,
@@ -51,6 +51,12 @@ def _resource(name, model, fields, **attrs):
     return type(
         f"{title}Resource", (Resource,), {"model": model, "name": name, "fields": fields, **attrs}
     )
+
+
+def _shout(instance):
+    instance.name = instance.name.upper()
+    instance.save()
+    return instance
 
 
 shapes = ResourceSite(name="shapes")
@@ -116,6 +122,16 @@ for _cls in (
         ["code", "name"],
         permissions=NO_CREATE,
         idempotent=True,
+    ),
+    _resource(
+        "owned-codes",
+        CodeThing,
+        ["code", "name", "owner"],
+        presets=[presets.SoftDelete(), presets.OwnedBy(), presets.Bulk(), presets.Audited()],
+        permissions=NO_CREATE,
+        sort_fields=["code"],
+        shout=action(lambda self, request, instance, data: _shout(instance), name="shout"),
+        action_permissions=P.require_auth(),
     ),
     _resource(
         "ledgers",
@@ -444,3 +460,33 @@ def test_idempotency_event_keys_end_with_the_text_primary_key(api):
     assert sorted(OutboxEvent.objects.values_list("dedupe_key", flat=True)) == sorted(
         k for _, k in keys
     )
+
+
+def test_soft_delete_ownership_and_actions_on_text_primary_keys(api):
+    owner, stranger = UserFactory(), UserFactory()
+    mine, theirs = client_for(owner), client_for(stranger)
+    codes = ["a.json", "50%", "ü x", "123"]
+    for code in codes:
+        CodeThing.objects.create(code=code, name="n", owner=owner)
+    for code in codes:
+        url = f"/shapes/owned-codes/{quote(code, safe='')}/"
+        shout = {"action": "shout"}
+        assert theirs.post(f"{url}action/", shout, format="json").status_code == 403
+        assert theirs.patch(url, {"name": "x"}).status_code == 403
+        assert theirs.delete(url).status_code == 403
+        r = mine.post(f"{url}action/", shout, format="json")
+        assert r.json()["data"] == {"code": code, "name": "N", "owner": owner.pk}
+        assert mine.delete(url).json()["data"] == {"id": code, "soft": True}
+        assert mine.get(url).status_code == 404
+        assert theirs.post(f"{url}restore/").status_code == 403
+        assert mine.post(f"{url}restore/").json()["data"]["code"] == code
+    r = theirs.delete("/shapes/owned-codes/bulk/", {"ids": codes}, format="json")
+    assert r.status_code == 403
+    r = mine.delete("/shapes/owned-codes/bulk/", {"ids": codes}, format="json")
+    assert r.json()["data"] == {"deleted": 4, "ids": codes}
+    page = mine.get("/shapes/owned-codes/deleted/?sort=code&limit=2&after=").json()
+    assert [d["code"] for d in page["docs"]] == ["123", "50%"]
+    page = mine.get(f"/shapes/owned-codes/deleted/?sort=code&limit=2&after={page['next']}").json()
+    assert [d["code"] for d in page["docs"]] == ["a.json", "ü x"]
+    assert events()[-4:] == [("owned-codes.deleted", code) for code in codes]
+    assert audits()[-4:] == [("deleted", code) for code in codes]

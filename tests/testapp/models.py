@@ -96,6 +96,8 @@ class CodeThing(models.Model):
     code = models.CharField(primary_key=True, max_length=100)
     name = models.CharField(max_length=100)
     rank = models.IntegerField(default=0)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
 
 class CodeThingProxy(CodeThing):
