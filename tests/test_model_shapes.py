@@ -11,6 +11,9 @@ from urllib.parse import quote
 import django
 import pytest
 from django.db import models
+from django.test import override_settings
+from django.test.utils import isolate_apps
+from django.urls import clear_url_caches, include, path
 
 from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
@@ -21,8 +24,10 @@ from django_arc.sites import _all_sites
 from shop.models import Membership
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, UserFactory
 from tests.helpers import client_for, site_mounted
+from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.models import (
     Animal,
+    Author,
     AuthorView,
     CodeThing,
     CodeThingProxy,
@@ -30,8 +35,8 @@ from tests.testapp.models import (
     Edition,
     Ledger,
     Memo,
-    Shelf,
-    ShelfItem,
+    Rack,
+    RackItem,
     SlugLedger,
     UuidThing,
 )
@@ -86,16 +91,16 @@ for _cls in (
         sort_fields=["isbn", "title"],
     ),
     _resource(
-        "shelf-items",
-        ShelfItem,
-        ["id", "shelf", "thing", "name"],
+        "rack-items",
+        RackItem,
+        ["id", "rack", "thing", "name"],
         filter_fields={
-            "shelf": ["eq", "in"],
-            "shelf__room": ["eq"],
+            "rack": ["eq", "in"],
+            "rack__room": ["eq"],
             "thing": ["eq", "exists"],
             "thing__name": ["eq"],
         },
-        sort_fields=["shelf", "shelf__room", "thing", "thing__name", "name"],
+        sort_fields=["rack", "rack__room", "thing", "thing__name", "name"],
     ),
     # default fields: the parent link ``animal_ptr`` (the pk) and the parent's ``id``
     _resource(
@@ -244,20 +249,21 @@ def test_a_client_chosen_primary_key_with_create_permitted_is_a_check_error():
     assert _check_ids(_resource("c1", CodeThing, ["code", "name"])) == ["arc.E016"]
     assert _check_ids(_resource("c2", Edition, ["isbn", "title"])) == ["arc.E016"]
     assert _check_ids(_resource("c3", CodeThing, ["code", "name"], permissions=NO_CREATE)) == []
-    for model in (UuidThing, Dog, ShelfItem):  # a default, a parent link, an AutoField
+    for model in (UuidThing, Dog, RackItem):  # a default, a parent link, an AutoField
         assert _check_ids(_resource("c4", model, None)) == []
 
 
 @pytest.mark.skipif(django.VERSION < (5, 2), reason="CompositePrimaryKey is Django 5.2's")
 def test_a_composite_primary_key_is_a_check_error():
-    class Pair(models.Model):
-        pk = models.CompositePrimaryKey("left", "right")
-        left = models.IntegerField()
-        right = models.IntegerField()
+    with isolate_apps("tests.testapp"):
 
-        class Meta:
-            app_label = "testapp"
-            managed = False
+        class Pair(models.Model):
+            pk = models.CompositePrimaryKey("left", "right")
+            left = models.IntegerField()
+            right = models.IntegerField()
+
+            class Meta:
+                app_label = "testapp"
 
     resource = _resource("pairs", Pair, ["left", "right"], permissions={"list": P.allow_public()})
     assert _check_ids(resource) == ["arc.E016"]
@@ -346,32 +352,32 @@ def test_uuid_primary_keys_and_a_pk_in_another_column(api):
 def test_foreign_keys_to_a_unique_field_and_to_a_uuid_pk(api):
     thing = UuidThing.objects.create(name="w")
     a, b = (
-        Shelf.objects.create(label="A/1", room="r1"),
-        Shelf.objects.create(label="B.2", room="r2"),
+        Rack.objects.create(label="A/1", room="r1"),
+        Rack.objects.create(label="B.2", room="r2"),
     )
-    ShelfItem.objects.create(shelf=a, thing=thing, name="i1")
-    ShelfItem.objects.create(shelf=b, name="i2")
+    RackItem.objects.create(rack=a, thing=thing, name="i1")
+    RackItem.objects.create(rack=b, name="i2")
 
     def names(query):
-        r = api.get(f"/shapes/shelf-items/?{query}")
+        r = api.get(f"/shapes/rack-items/?{query}")
         assert r.status_code == 200, r.content
         return [d["name"] for d in r.json()["docs"]]
 
-    assert names("shelf=A/1") == ["i1"]
-    assert names(f"shelf={a.pk}") == []  # the to_field's value, not the shelf's pk
-    assert names("shelf[in]=A/1,B.2&sort=-shelf") == ["i2", "i1"]
-    assert names("shelf__room=r2") == ["i2"]
+    assert names("rack=A/1") == ["i1"]
+    assert names(f"rack={a.pk}") == []  # the to_field's value, not the rack's pk
+    assert names("rack[in]=A/1,B.2&sort=-rack") == ["i2", "i1"]
+    assert names("rack__room=r2") == ["i2"]
     assert names(f"thing={thing.pk}") == names("thing__name=w") == ["i1"]
     assert names("thing[exists]=false") == ["i2"]
     assert names("sort=-thing__name") == ["i1", "i2"]
-    assert api.get("/shapes/shelf-items/?sort=thing&limit=1&after=").json()["hasNext"] is True
-    r = api.post("/shapes/shelf-items/", {"shelf": "B.2", "thing": thing.pk.hex, "name": "n"})
-    assert r.status_code == 201 and r.json()["data"]["shelf"] == "B.2"
+    assert api.get("/shapes/rack-items/?sort=thing&limit=1&after=").json()["hasNext"] is True
+    r = api.post("/shapes/rack-items/", {"rack": "B.2", "thing": thing.pk.hex, "name": "n"})
+    assert r.status_code == 201 and r.json()["data"]["rack"] == "B.2"
     assert r.json()["data"]["thing"] == str(thing.pk)
-    r = api.post("/shapes/shelf-items/", {"shelf": a.pk, "thing": "bad", "name": "n"})
-    assert r.status_code == 400 and set(r.json()["details"]) == {"shelf", "thing"}
-    items = [{"shelf": "A/1", "name": "m"}, {"shelf": "B.2", "thing": str(thing.pk), "name": "o"}]
-    assert api.post("/shapes/shelf-items/bulk/", {"items": items}).status_code == 201
+    r = api.post("/shapes/rack-items/", {"rack": a.pk, "thing": "bad", "name": "n"})
+    assert r.status_code == 400 and set(r.json()["details"]) == {"rack", "thing"}
+    items = [{"rack": "A/1", "name": "m"}, {"rack": "B.2", "thing": str(thing.pk), "name": "o"}]
+    assert api.post("/shapes/rack-items/bulk/", {"items": items}).status_code == 201
 
 
 def test_an_unmanaged_model_and_a_proxy_serve_their_table(api):
@@ -490,3 +496,94 @@ def test_soft_delete_ownership_and_actions_on_text_primary_keys(api):
     assert [d["code"] for d in page["docs"]] == ["a.json", "ü x"]
     assert events()[-4:] == [("owned-codes.deleted", code) for code in codes]
     assert audits()[-4:] == [("deleted", code) for code in codes]
+
+
+# -- the query cache over two models of one table ----------------------------------------------
+
+CACHED = {"stale_seconds": 30}
+READ_ONLY = {"list": P.allow_public(), "get": P.allow_public()}
+cached = ResourceSite(name="shapes-cached")
+for _cls in (
+    _resource("authors", Author, ["id", "name"], cache=CACHED, presets=[], permissions=READ_ONLY),
+    _resource(
+        "codes", CodeThing, ["code", "name"], cache=CACHED, presets=[], permissions=READ_ONLY
+    ),
+    _resource(
+        "items",
+        RackItem,
+        ["id", "name"],
+        filter_fields={"rack__room": ["eq"]},
+        cache=CACHED,
+        presets=[],
+        permissions=READ_ONLY,
+    ),
+):
+    cached.register(_cls)
+
+
+@pytest.fixture
+def cache_api(settings):
+    """Both sites mounted: the writes go through ``/shapes/``, the cached reads ``/cached/``."""
+    import tests.urls
+
+    caches = caches_with("redis", REDIS_URL)
+    arc = arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})
+    patterns = [
+        *tests.urls.urlpatterns,
+        path("shapes/", include(shapes.urls)),
+        path("cached/", include(cached.urls)),
+    ]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    with override_settings(CACHES=caches, ARC=arc):
+        yield client_for()
+    clear_url_caches()
+
+
+def hit(api, url):
+    api.get(url)
+    response = api.get(url)
+    assert response["X-Cache"] == "HIT", response.content
+    return response
+
+
+@pytest.mark.parametrize("through", ["api", "orm"])
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_write_through_an_unmanaged_model_invalidates_the_cached_model_of_its_table(
+    cache_api, through
+):
+    """``AuthorView`` (unmanaged) and ``Author`` are two models over one table. Invalidation
+    went by model class, so a write through the unmanaged one — its resource's PATCH, or a
+    save in the shell — left the cached author (and the cached answers filtering on it)
+    stale until ``stale_seconds``; it goes by table now."""
+    author = Author.objects.create(name="a")
+    hit(cache_api, f"/cached/authors/{author.pk}/")
+    hit(cache_api, "/cached/authors/")
+    if through == "api":
+        r = cache_api.patch(f"/shapes/author-views/{author.pk}/", {"name": "b"}, format="json")
+        assert r.status_code == 200
+    else:
+        view = AuthorView.objects.get(pk=author.pk)
+        view.name = "b"
+        view.save()
+    fresh = cache_api.get(f"/cached/authors/{author.pk}/")
+    assert fresh["X-Cache"] == "MISS" and fresh.json()["data"]["name"] == "b"
+    assert cache_api.get("/cached/authors/").json()["docs"][0]["name"] == "b"
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_writes_through_a_proxy_and_a_to_field_join_invalidate(cache_api):
+    CodeThing.objects.create(code="a b", name="n")
+    rack = Rack.objects.create(label="L/1", room="r")
+    RackItem.objects.create(rack=rack, name="i")
+    hit(cache_api, "/cached/codes/a%20b/")
+    hit(cache_api, "/cached/items/?rack__room=r")
+    cache_api.patch("/shapes/code-proxies/a%20b/", {"name": "m"}, format="json")
+    assert cache_api.get("/cached/codes/a%20b/").json()["data"]["name"] == "m"
+    rack.room = "q"
+    rack.save()
+    assert cache_api.get("/cached/items/?rack__room=r").json()["total"] == 0

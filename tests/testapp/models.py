@@ -114,15 +114,15 @@ class Edition(models.Model):
     title = models.CharField(max_length=100)
 
 
-class Shelf(models.Model):
+class Rack(models.Model):
     label = models.CharField(max_length=50, unique=True)
     room = models.CharField(max_length=50, default="")
 
 
-class ShelfItem(models.Model):
+class RackItem(models.Model):
     """Foreign keys to a unique non-pk field (``to_field``) and to a UUID primary key."""
 
-    shelf = models.ForeignKey(Shelf, on_delete=models.CASCADE, to_field="label")
+    rack = models.ForeignKey(Rack, on_delete=models.CASCADE, to_field="label")
     thing = models.ForeignKey(UuidThing, on_delete=models.CASCADE, null=True, blank=True)
     name = models.CharField(max_length=100)
 
