@@ -560,6 +560,7 @@ def check_resource(resource: Any) -> list[Error]:
         _check_sort_fields,
         _check_search_fields,
         _check_lookup_field,
+        _check_primary_key,
         _check_field_permissions,
         _check_permissions,
         _check_on_field_write_denied,
@@ -789,6 +790,52 @@ def _check_lookup_field(resource: Any) -> list[Error]:
             )
         ]
     return []
+
+
+def _check_primary_key(resource: Any) -> list[Error]:
+    """arc.E016: a primary key django-arc cannot serve.
+
+    - a composite one (Django 5.2's ``CompositePrimaryKey``): a row's URL, bulk ids,
+      keyset cursors and event ids are one value;
+    - one the client chooses (a text or integer column without a default that the database
+      does not generate) on a resource whose ``create`` is permitted, with the generated
+      serializer: the primary key is never writable from a body, so every create stored
+      the column's empty value (``""``), and the next one answered 409."""
+    meta = resource.model._meta
+    pk = meta.pk
+    if pk is None or type(pk).__name__ == "CompositePrimaryKey":
+        return [
+            _err(
+                f"{resource.model.__name__} has a composite primary key, which django-arc "
+                "does not serve.",
+                resource,
+                "arc.E016",
+                "Give the model a single-column primary key (a unique constraint can keep "
+                "the pair unique).",
+            )
+        ]
+    generated = (
+        isinstance(pk, models.fields.AutoFieldMixin)
+        or pk.has_default()
+        or getattr(pk, "db_default", models.NOT_PROVIDED) is not models.NOT_PROVIDED
+        or (pk.remote_field is not None and pk.remote_field.parent_link)
+    )
+    if (
+        generated
+        or resource.serializer_class is not None  # its create() may set it
+        or resource.permissions.get("create") is None
+    ):
+        return []
+    return [
+        _err(
+            f"The primary key '{pk.name}' of {resource.model.__name__} has no default and is "
+            "never writable from a body, so `create` cannot set it.",
+            resource,
+            "arc.E016",
+            "Give the primary key a default (uuid.uuid4, a sequence), set it in a "
+            "`serializer_class` whose create() does, or drop the `create` permission.",
+        )
+    ]
 
 
 def _check_field_permissions(resource: Any) -> list[Error]:

@@ -287,10 +287,19 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
         },
     )
     name = f"{resource.model.__name__}ResourceSerializer"
+    declared: dict[str, serializers.Field] = {}
+    pk = resource.model._meta.pk
+    if pk.remote_field is not None and pk.remote_field.parent_link:
+        # a multi-table child's primary key is the link to its parent row, which DRF
+        # renders as the parent *instance* (it is no relation to it: ``serialize=False``),
+        # so every answer was a 500; it is written as its value, the parent's pk
+        if pk.name in resource.serializer_fields:
+            declared[pk.name] = serializers.ReadOnlyField(source=pk.attname)
     return type(
         name,
         (ArcSerializerMixin, serializers.ModelSerializer),
         {
+            **declared,
             "Meta": meta,
             "__module__": __name__,
             "serializer_related_field": ArcPrimaryKeyRelatedField,

@@ -265,7 +265,10 @@ class Bulk(Preset):
                     for row in rows:
                         field.pre_save(row, False)
                     fields.add(field.name)
-            written = resource.model._default_manager.bulk_update(rows, sorted(fields))
+            # through the base manager, as ``save()`` writes one row: a default manager
+            # that hides rows the resource's queryset serves (archived ones) must neither
+            # skip their UPDATE nor make them read as deleted meanwhile
+            written = resource.model._base_manager.bulk_update(rows, sorted(fields))
             if written < len(rows):
                 # rows another request deleted since this one read them: an item naming one
                 # is refused as it would be now; a filter's match no longer includes it
@@ -298,7 +301,10 @@ class Bulk(Preset):
             present = _present(model, rows, lock=True)
             if len(present) < len(rows):
                 raise RowsGone("ids", [row.pk for row in rows], present)
-            model._default_manager.filter(pk__in=[row.pk for row in rows]).delete()
+            # the rows found above, through the same (base) manager ``instance.delete()``
+            # uses: a default manager hiding some of them deleted none of those, answered
+            # as deleted, with their events
+            model._base_manager.filter(pk__in=[row.pk for row in rows]).delete()
         _each(rows, lambda row: resource.after_delete(request, row), key="ids")
         afters = view.get_serializer(rows, many=True).data if soft and observed else None
         records = [

@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models, router, transaction
 from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save
@@ -110,12 +111,15 @@ def request_wrote(resource: Any, succeeded: bool) -> None:
 # -- model signals ------------------------------------------------------------------------------
 
 _watched: set[type[models.Model]] = set()
+#: the tables of the watched models: another model over one of them (an unmanaged model
+#: mirroring a watched one) writes the same rows
+_watched_tables: set[str] = set()
 # A model -> the watched models, and the models cached answers read, with a foreign key to
 # it that deleting its rows changes without a signal of theirs (see _keys_changed_on_delete).
 _referencing: dict[type[models.Model], set[type[models.Model]]] = {}
 # A model -> the watched models whose cached answers read its rows too (see _models_read).
 _readers: dict[type[models.Model], set[type[models.Model]]] = {}
-_by_model: dict[type[models.Model], list[Any]] = {}
+_by_model: dict[str, list[Any]] = {}
 _registry_state: tuple[int, int] | None = None
 
 
@@ -143,8 +147,15 @@ def _served_resources() -> list[Any]:
     return [*(r for site in _all_sites for r in site.resources), *_routed_by_hand]
 
 
+def _table(model: type[models.Model]) -> str:
+    """The table ``model``'s rows are in: its concrete model's, which an unmanaged model
+    (or any other model naming the same ``db_table``) shares with the model it mirrors."""
+    return model._meta.concrete_model._meta.db_table
+
+
 def _resources_of(model: type[models.Model]) -> list[Any]:
-    """Resources serving ``model`` (any site, or routed by hand), recomputed when the
+    """Resources serving ``model``'s table (any site, or routed by hand): ``model``, its
+    proxies, and other models over the same table (an unmanaged mirror), recomputed when the
     registered resources change (:func:`~django_arc.sites.registry_state`: which ones, not
     how many — a resource unregistered and another registered leave every count as it was)."""
     from ..sites import registry_state
@@ -152,12 +163,11 @@ def _resources_of(model: type[models.Model]) -> list[Any]:
     global _registry_state, _by_model
     state = registry_state()
     if state != _registry_state:
-        by_model: dict[type[models.Model], list[Any]] = {}
+        by_model: dict[str, list[Any]] = {}
         for resource in _served_resources():
-            concrete = resource.model._meta.concrete_model
-            by_model.setdefault(concrete, []).append(resource)
+            by_model.setdefault(_table(resource.model), []).append(resource)
         _by_model, _registry_state = by_model, state
-    return _by_model.get(model._meta.concrete_model, [])
+    return _by_model.get(_table(model), [])
 
 
 def _resources_over(model: type[models.Model]) -> list[Any]:
@@ -169,8 +179,11 @@ def _resources_over(model: type[models.Model]) -> list[Any]:
     found = []
     for table in tables:
         found += _resources_of(table)
-        for reader in _readers.get(table._meta.concrete_model, ()):
-            found += _resources_of(reader)
+        name = _table(table)
+        for read, readers in list(_readers.items()):
+            if _table(read) == name:
+                for reader in readers:
+                    found += _resources_of(reader)
     return found
 
 
@@ -244,7 +257,9 @@ def _connect(cls: type[models.Model]) -> None:
     if cls._meta.abstract:
         return
     uid = f"django_arc.querycache:{cls._meta.label}"
-    if any(issubclass(cls, model) for model in (*_watched, *_readers)):
+    if any(issubclass(cls, model) for model in (*_watched, *_readers)) or (
+        _table(cls) in _watched_tables
+    ):
         post_save.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
         post_delete.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
     if any(issubclass(cls, model) for model in _referencing):
@@ -454,8 +469,13 @@ def watch(resource: Any) -> None:
     if model in _watched:
         return
     _watched.add(model)
+    _watched_tables.add(_table(model))
     for cls in _family(model):
         _connect(cls)
+    if apps.models_ready:  # models defined later are connected as they are prepared
+        for cls in apps.get_models():
+            if cls._meta.concrete_model is not model and _table(cls) == _table(model):
+                _connect(cls)  # another model over the same table (an unmanaged mirror)
     _referenced_by(model)
     for field in model._meta.many_to_many:
         _read_by(field.remote_field.through._meta.concrete_model, model)

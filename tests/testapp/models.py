@@ -77,3 +77,109 @@ class Export(models.Model):
 
     path = models.TextField(unique=True)
     title = models.CharField(max_length=200, blank=True, default="")
+
+
+# -- model shapes: primary keys, relations and managers other than an integer ``id`` ----------
+
+
+class UuidThing(models.Model):
+    """A UUID primary key."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    rank = models.IntegerField(default=0)
+
+
+class CodeThing(models.Model):
+    """A text primary key not named ``id``, which the client chooses."""
+
+    code = models.CharField(primary_key=True, max_length=100)
+    name = models.CharField(max_length=100)
+    rank = models.IntegerField(default=0)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+
+class CodeThingProxy(CodeThing):
+    """The same table, served by a second resource."""
+
+    class Meta:
+        proxy = True
+
+
+class Edition(models.Model):
+    """A primary key not named ``id`` stored under another column name."""
+
+    isbn = models.CharField(primary_key=True, max_length=20, db_column="isbn_code")
+    title = models.CharField(max_length=100)
+
+
+class Rack(models.Model):
+    label = models.CharField(max_length=50, unique=True)
+    room = models.CharField(max_length=50, default="")
+
+
+class RackItem(models.Model):
+    """Foreign keys to a unique non-pk field (``to_field``) and to a UUID primary key."""
+
+    rack = models.ForeignKey(Rack, on_delete=models.CASCADE, to_field="label")
+    thing = models.ForeignKey(UuidThing, on_delete=models.CASCADE, null=True, blank=True)
+    name = models.CharField(max_length=100)
+
+
+class Animal(models.Model):
+    name = models.CharField(max_length=100)
+
+
+class Dog(Animal):
+    """Multi-table inheritance: the pk is the parent link ``animal_ptr``."""
+
+    barks = models.BooleanField(default=True)
+
+
+class TenantOwned(models.Model):
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+
+    class Meta:
+        abstract = True
+
+
+class Ledger(TenantOwned):
+    """The tenant field inherited from an abstract base."""
+
+    name = models.CharField(max_length=100)
+
+
+class AuthorView(models.Model):
+    """An unmanaged model over another model's table."""
+
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        managed = False
+        db_table = "testapp_author"
+
+
+class VisibleManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(archived=False)
+
+
+class Memo(models.Model):
+    """A default manager that hides rows (archived); the base manager sees them all."""
+
+    text = models.CharField(max_length=100)
+    archived = models.BooleanField(default=False)
+
+    objects = VisibleManager()
+    all_objects = models.Manager()  # noqa: DJ012 - the base manager, named below
+
+    class Meta:
+        base_manager_name = "all_objects"
+
+
+class SlugLedger(models.Model):
+    """A tenant field that is a foreign key to the organization's slug (``to_field``)."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE, to_field="slug")
+    name = models.CharField(max_length=100)
