@@ -4,15 +4,27 @@ API never spells one thing two ways."""
 
 from __future__ import annotations
 
+import json
+import re
+from html import unescape
+
 import pytest
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
-from tests.factories import AuthorFactory, UserFactory
+from shop.models import Product
+from tests.factories import (
+    AuthorFactory,
+    OrganizationFactory,
+    ProductFactory,
+    UserFactory,
+    member_client,
+)
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.testapp.models import Author
 
@@ -156,3 +168,53 @@ def test_a_parser_on_two_of_drfs_gets_the_bounds_of_the_one_it_parses_with(setti
         )
         assert created.status_code == 201, created.content
     assert list(Author.objects.values_list("name", flat=True)) == ["Ann"]
+
+
+def _html_form(page, method):
+    """The inputs (name → value) of the browsable API's HTML form for ``method``, and the
+    JSON its raw-data form starts with; ``None`` when the page has no such form."""
+    html = page.content.decode()
+    form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)
+    if method == "POST":
+        form = re.search(r'<form [^>]*method="POST" enctype=[^>]*>.*?</form>', html, re.S)
+    if form is None:
+        return None, None
+    inputs = dict(
+        re.findall(r'<(?:input|select)[^>]* name="([^"]+)"[^>]*?(?:value="([^"]*)")?', form[0])
+    )
+    inputs.pop("csrfmiddlewaretoken", None)
+    raw = re.search(r'<textarea name="_content"[^>]*>(.*?)</textarea>', html, re.S)
+    return inputs, json.loads(unescape(raw[1])) if raw else None
+
+
+def test_the_browsable_apis_forms_hold_only_what_the_caller_may_write(monkeypatch):
+    """``DEFAULT_RENDERER_CLASSES`` with DRF's ``BrowsableAPIRenderer`` (read into
+    ``APIView.renderer_classes`` on import, as the test sets it): its forms were built from
+    the resource's whole serializer, so an editor's page offered ``cost`` (a field only
+    admins may even read) and ``status`` (only admins may write), and the HTML form, which
+    posts every input it shows, was refused with 403 ``FIELD_WRITE_DENIED`` whatever was
+    typed. The forms now hold what this caller may write; an admin's still hold both."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, cost="7.00")
+    editor, admin = member_client(org, "editor"), member_client(org, "admin")
+    html = {"HTTP_ACCEPT": "text/html"}
+
+    for page, method in (("/api/t-products/", "POST"), (f"/api/t-products/{product.pk}/", "PUT")):
+        inputs, raw = _html_form(editor.get(page, **html), method)
+        assert set(inputs) == set(raw) == {"name", "sku", "price"}, (page, inputs, raw)
+        inputs, raw = _html_form(admin.get(page, **html), method)
+        assert set(inputs) == set(raw) == {"name", "sku", "price", "status", "cost"}
+    inputs, _ = _html_form(editor.get("/api/t-products/", **html), "POST")
+    typed = {**inputs, "name": "Typed", "sku": "T-1", "price": "3.00"}
+    created = editor.post("/api/t-products/", typed, format="multipart", **html)
+    assert created.status_code == 201, created.content
+    assert Product.objects.filter(sku="T-1", organization=org).exists()
+    # a viewer, who may not write, is offered no form at all; an anonymous caller no page
+    assert _html_form(member_client(org, "viewer").get("/api/t-products/", **html), "POST") == (
+        None,
+        None,
+    )
+    anonymous = client_for().get(f"/api/t-products/{product.pk}/", **html)
+    assert anonymous.status_code == 401
+    assert "7.00" not in anonymous.content.decode()
