@@ -163,6 +163,14 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     def get_exception_handler(self) -> Any:
         return exception_handler
 
+    def _allowed_methods(self) -> list[str]:
+        # DRF's ``Allow`` header (every response's, a 405's included) lists OPTIONS because
+        # the view has an ``options()``; without metadata it answers 405 all the same.
+        methods = super()._allowed_methods()
+        if self.metadata_class is None and type(self).options is viewsets.GenericViewSet.options:
+            methods = [m for m in methods if m != "OPTIONS"]
+        return methods
+
     def get_permissions(self) -> list[Any]:
         # Resource permissions replace DEFAULT_PERMISSION_CLASSES: they are checked in
         # check_permissions() below, where the scope is known.
