@@ -218,3 +218,91 @@ def test_the_browsable_apis_forms_hold_only_what_the_caller_may_write(monkeypatc
     anonymous = client_for().get(f"/api/t-products/{product.pk}/", **html)
     assert anonymous.status_code == 401
     assert "7.00" not in anonymous.content.decode()
+
+
+def test_a_projects_filter_backends_pagination_and_permissions_do_not_reach_resources(
+    settings, monkeypatch
+):
+    """``DEFAULT_FILTER_BACKENDS`` with DRF's ``SearchFilter``/``OrderingFilter``,
+    ``DEFAULT_PAGINATION_CLASS`` with a ``PAGE_SIZE`` and ``DEFAULT_PERMISSION_CLASSES`` of
+    ``AllowAny`` (DRF reads them into the generic views on import, as the test sets them):
+    a resource keeps its query language, pages and permissions, so ``?ordering=cost`` cannot
+    sort a viewer's rows by a field it may not read, and an anonymous caller is still 401."""
+    from rest_framework.filters import OrderingFilter, SearchFilter
+    from rest_framework.generics import GenericAPIView
+    from rest_framework.pagination import PageNumberPagination
+    from rest_framework.permissions import AllowAny
+
+    monkeypatch.setattr(GenericAPIView, "filter_backends", [SearchFilter, OrderingFilter])
+    monkeypatch.setattr(GenericAPIView, "pagination_class", PageNumberPagination)
+    monkeypatch.setattr(APIView, "permission_classes", [AllowAny])
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "PAGE_SIZE": 1}
+    api_settings.reload()
+    try:
+        org = OrganizationFactory()
+        for cost in ("3.00", "1.00", "2.00"):
+            ProductFactory(organization=org, cost=cost, name=f"p{cost}")
+        viewer = member_client(org, "viewer")
+        default = viewer.get("/api/t-products/").json()
+        assert (default["limit"], default["total"], len(default["docs"])) == (20, 3, 3)
+        for ordering in ("cost", "-cost"):
+            answer = viewer.get(f"/api/t-products/?ordering={ordering}").json()
+            assert answer["docs"] == default["docs"]
+        assert_error(viewer.get("/api/t-products/?sort=cost"), 400, "INVALID_QUERY")
+        assert_error(client_for().get("/api/t-products/"), 401, "UNAUTHORIZED")
+    finally:
+        settings.REST_FRAMEWORK = {
+            k: v for k, v in settings.REST_FRAMEWORK.items() if k != "PAGE_SIZE"
+        }
+        api_settings.reload()
+
+
+def test_codes_stay_the_same_in_every_language(settings):
+    """With ``LocaleMiddleware`` and a French caller, DRF's and Django's messages are
+    French (a field's validation message, a 405), django-arc's own are SPEC's English words;
+    the ``code`` a client acts on is the same in every language."""
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:2],
+        "django.middleware.locale.LocaleMiddleware",
+        *settings.MIDDLEWARE[2:],
+    ]
+    french = {"HTTP_ACCEPT_LANGUAGE": "fr"}
+    org = OrganizationFactory()
+    admin = member_client(org, "admin")
+    invalid = assert_error(
+        admin.post("/api/t-products/", {"name": "x"}, format="json", **french),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert invalid["details"]["sku"] == ["Ce champ est obligatoire."]
+    refused = assert_error(admin.options("/api/t-products/", **french), 405, "METHOD_NOT_ALLOWED")
+    assert refused["error"].startswith("Méthode") and "OPTIONS" in refused["error"]
+    anonymous = assert_error(client_for().get("/api/t-products/", **french), 401, "UNAUTHORIZED")
+    assert anonymous["error"] == "Authentication required"
+    viewer = member_client(org, "viewer")
+    assert_error(viewer.post("/api/t-products/", {}, format="json", **french), 403, "FORBIDDEN")
+    assert_error(viewer.get("/api/t-products/?sort=zzz", **french), 400, "INVALID_QUERY")
+
+
+def test_a_projects_versioning_answers_an_unknown_version_in_the_envelope(monkeypatch):
+    """``DEFAULT_VERSIONING_CLASS`` with ``ALLOWED_VERSIONS`` (read into the classes on
+    import, as the test sets them): an unknown version is DRF's refusal (406 in ``Accept``,
+    404 in the query string) in the error envelope, on reads and writes; a known one is
+    served."""
+    from rest_framework import versioning
+
+    user = client_for(UserFactory())
+    schemes = {
+        versioning.AcceptHeaderVersioning: (406, "NOT_ACCEPTABLE"),
+        versioning.QueryParameterVersioning: (404, "NOT_FOUND"),
+    }
+    for scheme, (status, code) in schemes.items():
+        monkeypatch.setattr(scheme, "allowed_versions", ["1", "2"])
+        monkeypatch.setattr(APIView, "versioning_class", scheme)
+        bad = {"HTTP_ACCEPT": "application/json; version=9"}
+        assert_error(user.get("/api/authors/?version=9", **bad), status, code)
+        post = user.post("/api/plain-authors/?version=9", {"name": "x"}, format="json", **bad)
+        assert_error(post, status, code)
+        good = {"HTTP_ACCEPT": "application/json; version=2"}
+        assert user.get("/api/authors/?version=2", **good).status_code == 200
+    assert not Author.objects.exists()
