@@ -520,10 +520,17 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         serializer = super().get_serializer(*args, **kwargs)
-        if "data" in kwargs and self.resource.preset_list:
-            self._narrow_relations(serializer)
-        elif not args and kwargs.get("instance") is None and self._renders_browsable_form():
+        form = (
+            not args
+            and "data" not in kwargs
+            and kwargs.get("instance") is None
+            and self._renders_browsable_form()
+        )
+        if form:
             self._keep_writable(serializer)
+        if ("data" in kwargs or form) and self.resource.preset_list:
+            # a form's relations offer their rows as choices: the ones a body may name
+            self._narrow_relations(serializer)
         return serializer
 
     def _renders_browsable_form(self) -> bool:

@@ -306,3 +306,21 @@ def test_a_projects_versioning_answers_an_unknown_version_in_the_envelope(monkey
         good = {"HTTP_ACCEPT": "application/json; version=2"}
         assert user.get("/api/authors/?version=2", **good).status_code == 200
     assert not Author.objects.exists()
+
+
+def test_the_browsable_apis_forms_offer_only_the_callers_tenants_rows(monkeypatch):
+    """The HTML form renders a writable relation as a ``<select>`` of its queryset's rows:
+    an order's ``product`` listed every organization's products, names and ids, to a
+    member of one. Its choices are now the rows a body may name (the preset's narrowing of
+    a write), the caller's tenant's."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    ours, theirs = OrganizationFactory(), OrganizationFactory()
+    own = ProductFactory(organization=ours, name="Our lamp")
+    ProductFactory(organization=theirs, name="Their secret prototype")
+    page = member_client(ours, "admin").get("/api/t-orders/", HTTP_ACCEPT="text/html")
+    html = page.content.decode()
+    form = re.search(r'<form [^>]*method="POST" enctype=[^>]*>.*?</form>', html, re.S)[0]
+    product = re.search(r'<select[^>]* name="product".*?</select>', form, re.S)[0]
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', product)
+    assert [o for o in options if o[0]] == [(str(own.pk), "Our lamp")]
+    assert "Their secret prototype" not in html
