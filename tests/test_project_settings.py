@@ -9,6 +9,7 @@ import re
 from html import unescape
 
 import pytest
+from django.utils import translation
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -266,22 +267,28 @@ def test_codes_stay_the_same_in_every_language(settings):
         "django.middleware.locale.LocaleMiddleware",
         *settings.MIDDLEWARE[2:],
     ]
-    french = {"HTTP_ACCEPT_LANGUAGE": "fr"}
-    org = OrganizationFactory()
-    admin = member_client(org, "admin")
-    invalid = assert_error(
-        admin.post("/api/t-products/", {"name": "x"}, format="json", **french),
-        400,
-        "VALIDATION_ERROR",
-    )
-    assert invalid["details"]["sku"] == ["Ce champ est obligatoire."]
-    refused = assert_error(admin.options("/api/t-products/", **french), 405, "METHOD_NOT_ALLOWED")
-    assert refused["error"].startswith("Méthode") and "OPTIONS" in refused["error"]
-    anonymous = assert_error(client_for().get("/api/t-products/", **french), 401, "UNAUTHORIZED")
-    assert anonymous["error"] == "Authentication required"
-    viewer = member_client(org, "viewer")
-    assert_error(viewer.post("/api/t-products/", {}, format="json", **french), 403, "FORBIDDEN")
-    assert_error(viewer.get("/api/t-products/?sort=zzz", **french), 400, "INVALID_QUERY")
+    # LocaleMiddleware leaves the caller's language active on the thread: restore it
+    with translation.override("en"):
+        french = {"HTTP_ACCEPT_LANGUAGE": "fr"}
+        org = OrganizationFactory()
+        admin = member_client(org, "admin")
+        invalid = assert_error(
+            admin.post("/api/t-products/", {"name": "x"}, format="json", **french),
+            400,
+            "VALIDATION_ERROR",
+        )
+        assert invalid["details"]["sku"] == ["Ce champ est obligatoire."]
+        refused = assert_error(
+            admin.options("/api/t-products/", **french), 405, "METHOD_NOT_ALLOWED"
+        )
+        assert refused["error"].startswith("Méthode") and "OPTIONS" in refused["error"]
+        anonymous = assert_error(
+            client_for().get("/api/t-products/", **french), 401, "UNAUTHORIZED"
+        )
+        assert anonymous["error"] == "Authentication required"
+        viewer = member_client(org, "viewer")
+        assert_error(viewer.post("/api/t-products/", {}, format="json", **french), 403, "FORBIDDEN")
+        assert_error(viewer.get("/api/t-products/?sort=zzz", **french), 400, "INVALID_QUERY")
 
 
 def test_a_projects_versioning_answers_an_unknown_version_in_the_envelope(monkeypatch):
