@@ -44,6 +44,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.relations import RelatedField
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.settings import api_settings
@@ -161,6 +162,14 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def _allowed_methods(self) -> list[str]:
+        # DRF's ``Allow`` header (every response's, a 405's included) lists OPTIONS because
+        # the view has an ``options()``; without metadata it answers 405 all the same.
+        methods = super()._allowed_methods()
+        if self.metadata_class is None and type(self).options is viewsets.GenericViewSet.options:
+            methods = [m for m in methods if m != "OPTIONS"]
+        return methods
 
     def get_permissions(self) -> list[Any]:
         # Resource permissions replace DEFAULT_PERMISSION_CLASSES: they are checked in
@@ -511,9 +520,34 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         serializer = super().get_serializer(*args, **kwargs)
-        if "data" in kwargs and self.resource.preset_list:
+        form = (
+            not args
+            and "data" not in kwargs
+            and kwargs.get("instance") is None
+            and self._renders_browsable_form()
+        )
+        if form:
+            self._keep_writable(serializer)
+        if ("data" in kwargs or form) and self.resource.preset_list:
+            # a form's relations offer their rows as choices: the ones a body may name
             self._narrow_relations(serializer)
         return serializer
+
+    def _renders_browsable_form(self) -> bool:
+        """DRF's browsable API is asking for the serializer its HTML and raw-data forms
+        describe (``get_serializer()`` with neither rows nor a body)."""
+        return isinstance(getattr(self.request, "accepted_renderer", None), BrowsableAPIRenderer)
+
+    def _keep_writable(self, serializer: Any) -> None:
+        """A form's serializer without the fields this caller may not write: the browsable
+        API would show them (names the caller may not even read, ``visible_to``), and its
+        HTML form, which posts every input it shows, would be refused with
+        ``FIELD_WRITE_DENIED`` whatever the caller typed."""
+        serializer = getattr(serializer, "child", serializer)
+        access = self.field_access
+        for name in list(serializer.fields):
+            if access.write_verdict(name) != "allow":
+                serializer.fields.pop(name)
 
     def _narrow_relations(self, serializer: Any) -> None:
         """Let presets narrow what writable relations may point at (tenancy of FK targets),

@@ -4,15 +4,28 @@ API never spells one thing two ways."""
 
 from __future__ import annotations
 
+import json
+import re
+from html import unescape
+
 import pytest
+from django.utils import translation
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
-from tests.factories import AuthorFactory, UserFactory
+from shop.models import Product
+from tests.factories import (
+    AuthorFactory,
+    OrganizationFactory,
+    ProductFactory,
+    UserFactory,
+    member_client,
+)
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.testapp.models import Author
 
@@ -156,3 +169,165 @@ def test_a_parser_on_two_of_drfs_gets_the_bounds_of_the_one_it_parses_with(setti
         )
         assert created.status_code == 201, created.content
     assert list(Author.objects.values_list("name", flat=True)) == ["Ann"]
+
+
+def _html_form(page, method):
+    """The inputs (name → value) of the browsable API's HTML form for ``method``, and the
+    JSON its raw-data form starts with; ``None`` when the page has no such form."""
+    html = page.content.decode()
+    form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)
+    if method == "POST":
+        form = re.search(r'<form [^>]*method="POST" enctype=[^>]*>.*?</form>', html, re.S)
+    if form is None:
+        return None, None
+    inputs = dict(
+        re.findall(r'<(?:input|select)[^>]* name="([^"]+)"[^>]*?(?:value="([^"]*)")?', form[0])
+    )
+    inputs.pop("csrfmiddlewaretoken", None)
+    raw = re.search(r'<textarea name="_content"[^>]*>(.*?)</textarea>', html, re.S)
+    return inputs, json.loads(unescape(raw[1])) if raw else None
+
+
+def test_the_browsable_apis_forms_hold_only_what_the_caller_may_write(monkeypatch):
+    """``DEFAULT_RENDERER_CLASSES`` with DRF's ``BrowsableAPIRenderer`` (read into
+    ``APIView.renderer_classes`` on import, as the test sets it): its forms were built from
+    the resource's whole serializer, so an editor's page offered ``cost`` (a field only
+    admins may even read) and ``status`` (only admins may write), and the HTML form, which
+    posts every input it shows, was refused with 403 ``FIELD_WRITE_DENIED`` whatever was
+    typed. The forms now hold what this caller may write; an admin's still hold both."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, cost="7.00")
+    editor, admin = member_client(org, "editor"), member_client(org, "admin")
+    html = {"HTTP_ACCEPT": "text/html"}
+
+    for page, method in (("/api/t-products/", "POST"), (f"/api/t-products/{product.pk}/", "PUT")):
+        inputs, raw = _html_form(editor.get(page, **html), method)
+        assert set(inputs) == set(raw) == {"name", "sku", "price"}, (page, inputs, raw)
+        inputs, raw = _html_form(admin.get(page, **html), method)
+        assert set(inputs) == set(raw) == {"name", "sku", "price", "status", "cost"}
+    inputs, _ = _html_form(editor.get("/api/t-products/", **html), "POST")
+    typed = {**inputs, "name": "Typed", "sku": "T-1", "price": "3.00"}
+    created = editor.post("/api/t-products/", typed, format="multipart", **html)
+    assert created.status_code == 201, created.content
+    assert Product.objects.filter(sku="T-1", organization=org).exists()
+    # a viewer, who may not write, is offered no form at all; an anonymous caller no page
+    assert _html_form(member_client(org, "viewer").get("/api/t-products/", **html), "POST") == (
+        None,
+        None,
+    )
+    anonymous = client_for().get(f"/api/t-products/{product.pk}/", **html)
+    assert anonymous.status_code == 401
+    assert "7.00" not in anonymous.content.decode()
+
+
+def test_a_projects_filter_backends_pagination_and_permissions_do_not_reach_resources(
+    settings, monkeypatch
+):
+    """``DEFAULT_FILTER_BACKENDS`` with DRF's ``SearchFilter``/``OrderingFilter``,
+    ``DEFAULT_PAGINATION_CLASS`` with a ``PAGE_SIZE`` and ``DEFAULT_PERMISSION_CLASSES`` of
+    ``AllowAny`` (DRF reads them into the generic views on import, as the test sets them):
+    a resource keeps its query language, pages and permissions, so ``?ordering=cost`` cannot
+    sort a viewer's rows by a field it may not read, and an anonymous caller is still 401."""
+    from rest_framework.filters import OrderingFilter, SearchFilter
+    from rest_framework.generics import GenericAPIView
+    from rest_framework.pagination import PageNumberPagination
+    from rest_framework.permissions import AllowAny
+
+    monkeypatch.setattr(GenericAPIView, "filter_backends", [SearchFilter, OrderingFilter])
+    monkeypatch.setattr(GenericAPIView, "pagination_class", PageNumberPagination)
+    monkeypatch.setattr(APIView, "permission_classes", [AllowAny])
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "PAGE_SIZE": 1}
+    api_settings.reload()
+    try:
+        org = OrganizationFactory()
+        for cost in ("3.00", "1.00", "2.00"):
+            ProductFactory(organization=org, cost=cost, name=f"p{cost}")
+        viewer = member_client(org, "viewer")
+        default = viewer.get("/api/t-products/").json()
+        assert (default["limit"], default["total"], len(default["docs"])) == (20, 3, 3)
+        for ordering in ("cost", "-cost"):
+            answer = viewer.get(f"/api/t-products/?ordering={ordering}").json()
+            assert answer["docs"] == default["docs"]
+        assert_error(viewer.get("/api/t-products/?sort=cost"), 400, "INVALID_QUERY")
+        assert_error(client_for().get("/api/t-products/"), 401, "UNAUTHORIZED")
+    finally:
+        settings.REST_FRAMEWORK = {
+            k: v for k, v in settings.REST_FRAMEWORK.items() if k != "PAGE_SIZE"
+        }
+        api_settings.reload()
+
+
+def test_codes_stay_the_same_in_every_language(settings):
+    """With ``LocaleMiddleware`` and a French caller, DRF's and Django's messages are
+    French (a field's validation message, a 405), django-arc's own are SPEC's English words;
+    the ``code`` a client acts on is the same in every language."""
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:2],
+        "django.middleware.locale.LocaleMiddleware",
+        *settings.MIDDLEWARE[2:],
+    ]
+    # LocaleMiddleware leaves the caller's language active on the thread: restore it
+    with translation.override("en"):
+        french = {"HTTP_ACCEPT_LANGUAGE": "fr"}
+        org = OrganizationFactory()
+        admin = member_client(org, "admin")
+        invalid = assert_error(
+            admin.post("/api/t-products/", {"name": "x"}, format="json", **french),
+            400,
+            "VALIDATION_ERROR",
+        )
+        assert invalid["details"]["sku"] == ["Ce champ est obligatoire."]
+        refused = assert_error(
+            admin.options("/api/t-products/", **french), 405, "METHOD_NOT_ALLOWED"
+        )
+        assert refused["error"].startswith("Méthode") and "OPTIONS" in refused["error"]
+        anonymous = assert_error(
+            client_for().get("/api/t-products/", **french), 401, "UNAUTHORIZED"
+        )
+        assert anonymous["error"] == "Authentication required"
+        viewer = member_client(org, "viewer")
+        assert_error(viewer.post("/api/t-products/", {}, format="json", **french), 403, "FORBIDDEN")
+        assert_error(viewer.get("/api/t-products/?sort=zzz", **french), 400, "INVALID_QUERY")
+
+
+def test_a_projects_versioning_answers_an_unknown_version_in_the_envelope(monkeypatch):
+    """``DEFAULT_VERSIONING_CLASS`` with ``ALLOWED_VERSIONS`` (read into the classes on
+    import, as the test sets them): an unknown version is DRF's refusal (406 in ``Accept``,
+    404 in the query string) in the error envelope, on reads and writes; a known one is
+    served."""
+    from rest_framework import versioning
+
+    user = client_for(UserFactory())
+    schemes = {
+        versioning.AcceptHeaderVersioning: (406, "NOT_ACCEPTABLE"),
+        versioning.QueryParameterVersioning: (404, "NOT_FOUND"),
+    }
+    for scheme, (status, code) in schemes.items():
+        monkeypatch.setattr(scheme, "allowed_versions", ["1", "2"])
+        monkeypatch.setattr(APIView, "versioning_class", scheme)
+        bad = {"HTTP_ACCEPT": "application/json; version=9"}
+        assert_error(user.get("/api/authors/?version=9", **bad), status, code)
+        post = user.post("/api/plain-authors/?version=9", {"name": "x"}, format="json", **bad)
+        assert_error(post, status, code)
+        good = {"HTTP_ACCEPT": "application/json; version=2"}
+        assert user.get("/api/authors/?version=2", **good).status_code == 200
+    assert not Author.objects.exists()
+
+
+def test_the_browsable_apis_forms_offer_only_the_callers_tenants_rows(monkeypatch):
+    """The HTML form renders a writable relation as a ``<select>`` of its queryset's rows:
+    an order's ``product`` listed every organization's products, names and ids, to a
+    member of one. Its choices are now the rows a body may name (the preset's narrowing of
+    a write), the caller's tenant's."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    ours, theirs = OrganizationFactory(), OrganizationFactory()
+    own = ProductFactory(organization=ours, name="Our lamp")
+    ProductFactory(organization=theirs, name="Their secret prototype")
+    page = member_client(ours, "admin").get("/api/t-orders/", HTTP_ACCEPT="text/html")
+    html = page.content.decode()
+    form = re.search(r'<form [^>]*method="POST" enctype=[^>]*>.*?</form>', html, re.S)[0]
+    product = re.search(r'<select[^>]* name="product".*?</select>', form, re.S)[0]
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', product)
+    assert [o for o in options if o[0]] == [(str(own.pk), "Our lamp")]
+    assert "Their secret prototype" not in html

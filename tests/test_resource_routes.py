@@ -589,3 +589,31 @@ def test_autodiscover_is_public_on_the_site():
     before = {r.name for r in arc.resources}
     arc.autodiscover()  # importing resources.py again registers nothing twice
     assert {r.name for r in arc.resources} == before
+
+
+def test_the_allow_header_lists_only_methods_that_are_served():
+    """OPTIONS is answered 405 (no metadata: decisions.md "OPTIONS is not served"), yet DRF's
+    ``Allow`` header, on every answer and on the 405 itself, listed it on every route: a
+    client trusting ``Allow`` asked with a method it was then refused. Every method listed
+    is served now, on each kind of route."""
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org)
+    admin = member_client(org, "admin")
+    routes = {
+        "/api/idem-products/": {"GET", "POST", "HEAD"},
+        f"/api/idem-products/{product.pk}/": {"GET", "PUT", "PATCH", "DELETE", "HEAD"},
+        f"/api/idem-products/{product.pk}/action/": {"POST"},
+        "/api/idem-products/bulk/": {"POST", "PATCH", "DELETE"},
+        "/api/idem-products/raise-prices/": {"POST"},
+        "/api/isbn-books/978-1/": {"GET", "PATCH", "DELETE", "HEAD"},
+    }
+    BookFactory(isbn="978-1")
+    for url, served in routes.items():
+        refused = admin.options(url)
+        assert refused.status_code == 405, url
+        assert refused.json()["code"] == "METHOD_NOT_ALLOWED"
+        assert set(refused["Allow"].split(", ")) == served, (url, refused["Allow"])
+        assert set(admin.head(url)["Allow"].split(", ")) == served
+    assert (
+        set(admin.get("/api/idem-products/")["Allow"].split(", ")) == routes["/api/idem-products/"]
+    )
