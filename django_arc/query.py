@@ -563,9 +563,18 @@ class QuerySpec:
 
     # -- keyset cursors ----------------------------------------------------------------------
 
-    def keyset_error(self, query: ListQuery) -> str | None:
-        """Why ``query``'s ordering cannot be paged by cursor (a related field), or None."""
+    def keyset_error(
+        self, query: ListQuery, restricted: frozenset[str] | set[str] = frozenset()
+    ) -> str | None:
+        """Why ``query``'s ordering cannot be paged by cursor (a related field), or None.
+
+        A cursor is readable base64 JSON of the last row's sort values, and a forged one
+        filters on them: an ordering by a field in ``restricted`` (one the caller may not
+        read, or sees masked: only the trusted ``default_sort`` can name one) is not paged by
+        cursor for that caller, and the answer does not name the field."""
         for sort_field, _desc in query.ordering:
+            if _root(sort_field.path) in restricted:
+                return "cursor pagination is not available for this list's default sort"
             if not sort_field.own:
                 return f"cursor pagination cannot sort by '{sort_field.name}'"
         return None

@@ -1,0 +1,97 @@
+"""Attacks on the paths that read and write rows, by a caller of one tenant (or one role)
+against what it may not see: each pins an answer that reveals nothing."""
+
+import base64
+import json
+
+import pytest
+
+from django_arc import Resource, presets
+from django_arc import fields as F
+from django_arc import permissions as P
+from shop.models import Product
+from tests.factories import OrganizationFactory, ProductFactory, member_client
+from tests.test_extension_points import mounted_site
+
+pytestmark = pytest.mark.django_db
+
+MEMBERS = P.require_org_membership()
+
+
+def _cursor(value):
+    padded = value + "=" * (-len(value) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded))
+
+
+def _forged(sort_key, values):
+    raw = json.dumps({"s": sort_key, "v": values}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class ByCostProducts(Resource):
+    """Listed by margin by default: a ``visible_to`` field in ``default_sort``."""
+
+    model = Product
+    name = "by-cost-products"
+    fields = ["id", "name", "sku", "cost", "secret_notes", "organization"]
+    sort_fields = ["name"]
+    default_sort = "-cost"
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {"list": MEMBERS, "get": MEMBERS}
+    field_permissions = {
+        "cost": F.visible_to("admin"),
+        "secret_notes": F.hidden(),
+        "sku": F.redact_for("viewer"),
+    }
+
+
+class BySecretProducts(ByCostProducts):
+    name = "by-secret-products"
+    default_sort = "secret_notes"
+
+
+class BySkuProducts(ByCostProducts):
+    name = "by-sku-products"
+    default_sort = "sku"
+
+
+def test_a_keyset_cursor_never_carries_a_default_sort_value_the_caller_cannot_read(settings):
+    """``default_sort`` is trusted configuration and may name a field some callers may not
+    read. A keyset page's ``next`` cursor is readable base64 JSON of the last row's sort
+    values: an editor paging ``?after=`` read every product's ``cost`` (``visible_to``) out
+    of the cursors, a viewer the real ``sku`` it sees masked, anyone the ``hidden()``
+    notes; and a forged cursor filtered on the value (``cost`` below a guess), an oracle.
+    Such a list is not cursor-paged for that caller (400, without naming the field); a
+    caller who may read the field still is."""
+    org = OrganizationFactory()
+    for i in range(3):
+        ProductFactory(organization=org, cost=10 + i, sku=f"REAL-{i}", secret_notes=f"s{i}")
+    editor, viewer = member_client(org, "editor"), member_client(org, "viewer")
+    admin = member_client(org, "admin")
+    for client, prefix in [
+        (editor, "by-cost"),
+        (viewer, "by-sku"),
+        (editor, "by-secret"),
+        (admin, "by-secret"),
+    ]:
+        with mounted_site(settings, "sec", ByCostProducts, BySecretProducts, BySkuProducts):
+            r = client.get(f"/sec/{prefix}-products/?after=&limit=1")
+            assert r.status_code == 400, (prefix, r.json())
+            body = r.json()
+            assert body["code"] == "INVALID_QUERY"
+            text = json.dumps(body)
+            assert "cost" not in text and "secret" not in text and "sku" not in text, body
+            # a forged cursor is no oracle either
+            forged = _forged("", ["11", 1])
+            r = client.get(f"/sec/{prefix}-products/?after={forged}&limit=1")
+            assert r.status_code == 400, prefix
+            # offset pages still work (the ordering is the project's to choose)
+            assert client.get(f"/sec/{prefix}-products/").status_code == 200
+    with mounted_site(settings, "sec", ByCostProducts, BySecretProducts, BySkuProducts):
+        r = admin.get("/sec/by-cost-products/?after=&limit=1")
+        assert r.status_code == 200, r.json()
+        assert _cursor(r.json()["next"])["v"][0] == "12.00"
+        # the editor may sort (and page) by a field it may read
+        r = editor.get("/sec/by-cost-products/?sort=name&after=&limit=1")
+        assert r.status_code == 200
+        assert r.json()["next"] is not None
