@@ -10,8 +10,9 @@ from django_arc import Resource, presets
 from django_arc import fields as F
 from django_arc import permissions as P
 from shop.models import Product
-from tests.factories import OrganizationFactory, ProductFactory, member_client
+from tests.factories import OrganizationFactory, ProductFactory, UserFactory, member_client
 from tests.test_extension_points import mounted_site
+from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
 
@@ -95,3 +96,52 @@ def test_a_keyset_cursor_never_carries_a_default_sort_value_the_caller_cannot_re
         r = editor.get("/sec/by-cost-products/?sort=name&after=&limit=1")
         assert r.status_code == 200
         assert r.json()["next"] is not None
+
+
+class OwnerByColumnArticles(Resource):
+    """The owner only admins see, yet listed in the query rules by its column name."""
+
+    model = Article
+    name = "owner-column-articles"
+    fields = ["id", "title", "owner", "organization"]
+    filter_fields = {"owner_id": ["eq", "in"], "title": ["eq"]}
+    sort_fields = ["owner_id", "title"]
+    default_sort = "owner_id"
+    presets = [presets.MultiTenant()]
+    permissions = {"list": MEMBERS, "get": MEMBERS}
+    field_permissions = {"owner": F.visible_to("admin")}
+
+
+class HiddenOwnerByColumnArticles(OwnerByColumnArticles):
+    name = "hidden-owner-column-articles"
+    field_permissions = {"owner": F.hidden()}
+
+
+def test_a_foreign_key_named_by_its_column_is_judged_by_its_field_permission(settings):
+    """Field permissions name a foreign key by its field (``owner``); ``filter_fields`` and
+    ``sort_fields`` may name it by its column (``owner_id``). The guard compared the
+    parameter's root with the permission's name, so ``?owner_id=5`` and ``?sort=owner_id``
+    passed for a viewer who may not read ``owner`` (``visible_to``) and for everyone where
+    ``owner`` is ``hidden()``: 1 row or 0 told who owns what. Both are now the 400 of a
+    field that is not filterable, and the cursor of a default sort by it is refused."""
+    org = OrganizationFactory()
+    alice = UserFactory()
+    Article.objects.create(organization=org, owner=alice, slug="s", title="t")
+    viewer, admin = member_client(org, "viewer"), member_client(org, "admin")
+    with mounted_site(settings, "sec", OwnerByColumnArticles, HiddenOwnerByColumnArticles):
+        for client, name in [
+            (viewer, "owner-column-articles"),
+            (viewer, "hidden-owner-column-articles"),
+            (admin, "hidden-owner-column-articles"),
+        ]:
+            for query in (f"owner_id={alice.pk}", f"owner_id[in]={alice.pk}", "sort=owner_id"):
+                r = client.get(f"/sec/{name}/?{query}")
+                assert r.status_code == 400, (name, query, r.json())
+                assert r.json()["code"] == "INVALID_QUERY"
+                assert "not allowed" in next(iter(r.json()["details"].values()))
+            assert client.get(f"/sec/{name}/?after=").status_code == 400
+            assert client.get(f"/sec/{name}/?title=t").json()["total"] == 1
+        # a caller who may read the owner may filter and sort by it
+        r = admin.get(f"/sec/owner-column-articles/?owner_id={alice.pk}&sort=-owner_id&after=")
+        assert r.status_code == 200, r.json()
+        assert [d["owner"] for d in r.json()["docs"]] == [alice.pk]
