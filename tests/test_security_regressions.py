@@ -5,12 +5,14 @@ import base64
 import json
 
 import pytest
+from django.test import override_settings
 
-from django_arc import Resource, presets
+from django_arc import Resource, presets, redis_alias
 from django_arc import fields as F
 from django_arc import permissions as P
 from shop.models import Product
 from tests.factories import OrganizationFactory, ProductFactory, UserFactory, member_client
+from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.test_extension_points import mounted_site
 from tests.testapp.models import Article
 
@@ -145,3 +147,59 @@ def test_a_foreign_key_named_by_its_column_is_judged_by_its_field_permission(set
         r = admin.get(f"/sec/owner-column-articles/?owner_id={alice.pk}&sort=-owner_id&after=")
         assert r.status_code == 200, r.json()
         assert [d["owner"] for d in r.json()["docs"]] == [alice.pk]
+
+
+def test_unique_values_are_per_tenant_so_a_collision_reveals_no_other_tenant():
+    """A product's ``sku`` is unique per organization: a value another tenant uses is free
+    for this one on create, update and bulk create (201/200, not the 409 of a collision),
+    so the answer says nothing about the other tenant's rows; a collision inside the
+    tenant is the 409 ``CONFLICT`` whose message names no value."""
+    a, b = OrganizationFactory(), OrganizationFactory()
+    ProductFactory(organization=b, sku="THEIRS-1")
+    ProductFactory(organization=b, sku="THEIRS-2")
+    ProductFactory(organization=b, sku="THEIRS-3")
+    mine = ProductFactory(organization=a, sku="MINE")
+    other = ProductFactory(organization=a, sku="OTHER")
+    admin = member_client(a, "admin")
+    body = {"name": "n", "sku": "THEIRS-1", "price": "1"}
+    assert admin.post("/api/t-products/", body, format="json").status_code == 201
+    r = admin.patch(f"/api/t-products/{mine.pk}/", {"sku": "THEIRS-2"}, format="json")
+    assert r.status_code == 200
+    items = [{"name": "n", "sku": "THEIRS-3", "price": "1"}]
+    assert (
+        admin.post("/api/idem-products/bulk/", {"items": items}, format="json").status_code == 201
+    )
+    r = admin.patch(f"/api/t-products/{other.pk}/", {"sku": "THEIRS-2"}, format="json")
+    assert r.status_code == 409
+    assert "THEIRS" not in r.content.decode()
+    assert Product.objects.filter(organization=b).count() == 3
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_x_cache_shows_that_another_tenant_wrote_but_never_what():
+    """Invalidation is per resource, not per organization (docs/query-cache.md): a write in
+    tenant B retires tenant A's entries too, so A's next read is not a ``HIT``. ``X-Cache``
+    thereby tells A *that* some tenant wrote to the resource (a documented trade-off), never
+    what: A's answer is byte for byte the same."""
+    caches = caches_with("redis", REDIS_URL)
+    with (
+        override_settings(CACHES=caches),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        redis_alias.reset_outage_warnings()
+        a, b = OrganizationFactory(), OrganizationFactory()
+        ProductFactory(organization=a, name="A0")
+        theirs = ProductFactory(organization=b, name="B0")
+        viewer, other_admin = member_client(a, "viewer"), member_client(b, "admin")
+        first = viewer.get("/api/cached-products/")
+        again = viewer.get("/api/cached-products/")
+        assert (first["X-Cache"], again["X-Cache"]) == ("MISS", "HIT")
+        r = other_admin.patch(
+            f"/api/cached-products/{theirs.pk}/", {"name": "B0 renamed"}, format="json"
+        )
+        assert r.status_code == 200
+        after = viewer.get("/api/cached-products/")
+        assert after["X-Cache"] != "HIT"
+        assert after.content == first.content
