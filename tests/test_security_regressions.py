@@ -203,3 +203,44 @@ def test_x_cache_shows_that_another_tenant_wrote_but_never_what():
         after = viewer.get("/api/cached-products/")
         assert after["X-Cache"] != "HIT"
         assert after.content == first.content
+
+
+def test_bulk_routes_neither_reach_nor_reveal_another_tenants_rows():
+    """Bulk by items, by filter and delete, from tenant A at tenant B's rows: an id of B's
+    is the indexed "Not found." of an id that never existed, a filter matches none of B's
+    rows, a body naming B as the tenant is refused, and nothing of B's changes."""
+    a, b = OrganizationFactory(), OrganizationFactory()
+    theirs = ProductFactory(organization=b, name="theirs", price=5)
+    mine = ProductFactory(organization=a, name="mine", price=5)
+    admin = member_client(a, "admin")
+    url = "/api/idem-products/bulk/"
+
+    def details(r):
+        assert r.status_code == 400, r.content
+        return r.json()["details"]
+
+    missing = 2**40
+    for body, method in [
+        ({"items": [{"id": theirs.pk, "name": "x"}]}, "patch"),
+        ({"ids": [theirs.pk]}, "delete"),
+    ]:
+        key = "items" if "items" in body else "ids"
+        ghost = {"items": [{"id": missing, "name": "x"}]} if key == "items" else {"ids": [missing]}
+        assert details(getattr(admin, method)(url, body, format="json")) == details(
+            getattr(admin, method)(url, ghost, format="json")
+        )
+    r = admin.patch(url, {"filter": {"name[contains]": "theirs"}, "data": {"price": "9"}}, "json")
+    assert r.status_code == 200 and r.json()["data"] == {"updated": 0, "ids": []}
+    item = {"name": "n", "sku": "S", "price": "1", "organization": b.pk}
+    r = admin.post(url, {"items": [item]}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "FIELD_WRITE_DENIED"
+    r = admin.patch(url, {"items": [{"id": mine.pk, "organization": b.pk}]}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "FIELD_WRITE_DENIED"
+    r = admin.patch(
+        url, {"filter": {"name[contains]": "mine"}, "data": {"organization": b.pk}}, "json"
+    )
+    assert r.status_code == 403 and r.json()["code"] == "FIELD_WRITE_DENIED"
+    theirs.refresh_from_db()
+    assert (theirs.name, theirs.price, theirs.organization_id) == ("theirs", 5, b.pk)
+    assert Product.objects.filter(organization=b).count() == 1
+    assert Product.objects.get(pk=mine.pk).organization_id == a.pk
