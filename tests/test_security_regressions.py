@@ -3,6 +3,7 @@ against what it may not see: each pins an answer that reveals nothing."""
 
 import base64
 import json
+import types
 
 import pytest
 from django.test import override_settings
@@ -10,6 +11,7 @@ from django.test import override_settings
 from django_arc import Resource, presets, redis_alias
 from django_arc import fields as F
 from django_arc import permissions as P
+from django_arc.filters import QueryLanguageFilter
 from shop.models import Product
 from tests.factories import OrganizationFactory, ProductFactory, UserFactory, member_client
 from tests.redis_support import REDIS_URL, arc_with, caches_with
@@ -244,3 +246,23 @@ def test_bulk_routes_neither_reach_nor_reveal_another_tenants_rows():
     assert (theirs.name, theirs.price, theirs.organization_id) == ("theirs", 5, b.pk)
     assert Product.objects.filter(organization=b).count() == 1
     assert Product.objects.get(pk=mine.pk).organization_id == a.pk
+
+
+@pytest.mark.parametrize("resource", [BySecretProducts, HiddenOwnerByColumnArticles])
+def test_the_schema_does_not_name_a_hidden_field_of_default_sort(resource):
+    """The list's ``sort`` parameter documented ``Default: `secret_notes```: the public
+    schema confirmed a ``hidden()`` field that every answer denies. A default sort by a
+    hidden field (or its column, ``owner_id``) is documented as the resource's own order."""
+    view = types.SimpleNamespace(resource=resource())
+    parameters = QueryLanguageFilter().get_schema_operation_parameters(view)
+    text = json.dumps(parameters)
+    assert "secret" not in text and "owner" not in text, text
+    (sort,) = [p for p in parameters if p["name"] == "sort"]
+    assert "Default: the resource's own order." in sort["description"]
+    view = types.SimpleNamespace(resource=ByCostProducts())
+    (sort,) = [
+        p
+        for p in QueryLanguageFilter().get_schema_operation_parameters(view)
+        if p["name"] == "sort"
+    ]
+    assert "Default: `-cost`." in sort["description"]
