@@ -5,7 +5,7 @@ instead of surfacing as a 500 at request time.
 ids: arc.E001 unknown field in ``fields``/``read_only_fields``; E002 unknown filter field;
 E003 unknown/unsuitable operator; E004 unknown sort field (or ``default_sort``); E005 unknown
 or non-text search field; E006 bad ``lookup_field``; E007 unknown setting key; E008 bad setting
-value; E009 bad ``field_permissions``; E010 a permission value that cannot decide; E011 preset
+value; E009 bad ``field_permissions`` (a read rule on a field rows are looked up by too); E010 a permission value that cannot decide; E011 preset
 configuration; E012 an attribute django-arc would never read; E013 a permission key nothing
 reads; E014 a bad ``idempotent`` or ``cache`` option; E015 a resource or action name whose
 event type is longer than the outbox's column holds.
@@ -871,7 +871,28 @@ def _check_field_permissions(resource: Any) -> list[Error]:
                     "arc.E009",
                 )
             )
+        elif name in _lookup_fields(resource) and (
+            rule.is_hidden or rule.read_roles is not None or rule.redact_roles
+        ):
+            errors.append(
+                _err(
+                    f"`field_permissions['{name}']` restricts reading '{name}', which rows are "
+                    "looked up by: its value is in their URLs and ids (deletes, bulk writes, "
+                    "events), and a lookup by it answers whether a value exists.",
+                    resource,
+                    "arc.E009",
+                    "Look rows up by a field every caller may read.",
+                )
+            )
     return errors
+
+
+def _lookup_fields(resource: Any) -> set[str]:
+    """The fields rows are addressed by in URLs: ``lookup_field`` and routes' own (a
+    ``SlugLookup``'s ``slug/{slug}/``)."""
+    names = {resource.lookup_field}
+    names |= {spec.lookup_field for spec in _resource_routes(resource) if spec.lookup_field}
+    return names - {"pk"}
 
 
 def _resource_routes(resource: Any) -> list[RouteSpec]:

@@ -24,7 +24,14 @@ from django.db import models
 from rest_framework import serializers
 from rest_framework.filters import BaseFilterBackend
 
-from .query import MAX_IN_VALUES, MAX_TEXT_PATTERN, TEXT_OPERATORS, _concrete, integer_range
+from .query import (
+    MAX_IN_VALUES,
+    MAX_TEXT_PATTERN,
+    TEXT_OPERATORS,
+    _concrete,
+    _root_field,
+    integer_range,
+)
 
 
 class QueryLanguageFilter(BaseFilterBackend):
@@ -84,8 +91,7 @@ class QueryLanguageFilter(BaseFilterBackend):
                     "sort",
                     {"type": "array", "items": _list_item(names, "[+-]*")},
                     f"Comma-separated sort keys among {_names(names)}, `-` for descending; "
-                    "the primary key breaks ties. Default: "
-                    f"`{spec.default_sort or resource.pk_name}`.",
+                    f"the primary key breaks ties. Default: {_default_sort_text(resource)}.",
                     style_form=True,
                 )
             )
@@ -117,6 +123,19 @@ class QueryFilterField(serializers.DictField):
     def __init__(self, resource: Any, **kwargs: Any) -> None:
         self.resource = resource
         super().__init__(**kwargs)
+
+
+def _default_sort_text(resource: Any) -> str:
+    """``default_sort`` as the schema documents it, unless it names a ``hidden()`` field:
+    the schema is public, and a hidden field must not be confirmed to exist."""
+    spec = resource.query_spec
+    if not spec.default_sort:
+        return f"`{resource.pk_name}`"
+    hidden = resource.field_rules.hidden
+    parts = (p.strip().lstrip("-+") for p in spec.default_sort.split(","))
+    if any(_root_field(spec.model, p) in hidden for p in parts if p):
+        return "the resource's own order"
+    return f"`{spec.default_sort}`"
 
 
 def _restricted(resource: Any) -> set[str]:

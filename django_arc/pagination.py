@@ -133,7 +133,7 @@ class KeysetPagination(BasePagination):
             raise InvalidQuery(
                 self.cursor_query_param, "cursor pagination needs the query language's sort"
             )
-        problem = spec.keyset_error(query)
+        problem = spec.keyset_error(query, view.field_access.restricted)
         if problem:
             raise InvalidQuery(self.cursor_query_param, problem)
         cursor = params.get(self.cursor_query_param)

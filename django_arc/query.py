@@ -85,6 +85,18 @@ def _root(path: str) -> str:
     return path.split("__", 1)[0]
 
 
+def _root_field(model: type[models.Model], path: str) -> str:
+    """The name of the model field ``path`` starts from, as field permissions name it: a
+    foreign key's column name stands for its field (``owner`` for ``owner_id``), or a filter,
+    sort or search declared by column name read a field the caller may not read."""
+    root = _root(path)
+    try:
+        model_field = model._meta.get_field(root)
+    except FieldDoesNotExist:
+        return root
+    return getattr(model_field, "name", root)
+
+
 class _Refused(Exception):
     """A value that does not parse; turned into INVALID_QUERY by the caller."""
 
@@ -284,11 +296,12 @@ class FilterField:
     operators: frozenset[str]
     model_field: Any
     multi_valued: bool = False  # see :func:`path_multi_valued`
+    #: the resource field this filter reads (``author`` for ``author__name`` and for
+    #: ``author_id``): the one field permissions judge it by
+    root: str = ""
 
-    @property
-    def root(self) -> str:
-        """The resource field this filter reads (``author`` for ``author__name``)."""
-        return _root(self.path)
+    def __post_init__(self) -> None:
+        self.root = self.root or _root(self.path)
 
     def to_q(self, op: str, raw: str, param: str) -> Q:
         try:
@@ -390,24 +403,27 @@ class QuerySpec:
         if not isinstance(filter_fields, dict):
             filter_fields = {name: ["eq", "in"] for name in filter_fields}
         for param, ops in filter_fields.items():
-            if param in self.hidden:
+            root = _root_field(model, param)
+            if root in self.hidden:
                 continue
             normalized = frozenset(OPERATOR_ALIASES.get(op, op) for op in ops)
             model_field = resolve_path(model, param)
             multi = path_multi_valued(model, param)
-            self.filters[param] = FilterField(param, param, normalized, model_field, multi)
+            self.filters[param] = FilterField(param, param, normalized, model_field, multi, root)
             attname = getattr(model_field, "attname", None)
             if "__" not in param and attname and attname != param:
                 self.filters.setdefault(
-                    attname, FilterField(attname, param, normalized, model_field, multi)
+                    attname, FilterField(attname, param, normalized, model_field, multi, root)
                 )
         self.sorts: dict[str, SortField] = {}
         for name in resource.sort_fields or ():
-            if name in self.hidden:
+            if _root_field(model, name) in self.hidden:
                 continue
             self.sorts[name] = SortField.of(model, name)
         self.search_paths = [
-            f"{p}__icontains" for p in (resource.search_fields or ()) if p not in self.hidden
+            f"{p}__icontains"
+            for p in (resource.search_fields or ())
+            if _root_field(model, p) not in self.hidden
         ]
         self.default_sort = resource.default_sort or ""
         self.default_ordering = self._parse_sort(self.default_sort, "sort", trusted=True)
@@ -473,7 +489,7 @@ class QuerySpec:
             except _Refused as exc:
                 raise InvalidQuery("search", str(exc)) from None
             query.search = search
-            paths = [p for p in self.search_paths if _root(p) not in restricted]
+            paths = [p for p in self.search_paths if _root_field(self.model, p) not in restricted]
             if paths:
                 term_q = Q()
                 for path in paths:
@@ -513,7 +529,7 @@ class QuerySpec:
             desc = part.startswith("-")
             name = part.lstrip("-+")
             sort_field = self.sorts.get(name)
-            if sort_field is not None and _root(name) in restricted:
+            if sort_field is not None and _root_field(self.model, name) in restricted:
                 sort_field = None
             if sort_field is None:
                 if trusted:
@@ -563,9 +579,18 @@ class QuerySpec:
 
     # -- keyset cursors ----------------------------------------------------------------------
 
-    def keyset_error(self, query: ListQuery) -> str | None:
-        """Why ``query``'s ordering cannot be paged by cursor (a related field), or None."""
+    def keyset_error(
+        self, query: ListQuery, restricted: frozenset[str] | set[str] = frozenset()
+    ) -> str | None:
+        """Why ``query``'s ordering cannot be paged by cursor (a related field), or None.
+
+        A cursor is readable base64 JSON of the last row's sort values, and a forged one
+        filters on them: an ordering by a field in ``restricted`` (one the caller may not
+        read, or sees masked: only the trusted ``default_sort`` can name one) is not paged by
+        cursor for that caller, and the answer does not name the field."""
         for sort_field, _desc in query.ordering:
+            if _root_field(self.model, sort_field.path) in restricted:
+                return "cursor pagination is not available for this list's default sort"
             if not sort_field.own:
                 return f"cursor pagination cannot sort by '{sort_field.name}'"
         return None

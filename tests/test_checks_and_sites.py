@@ -6,10 +6,10 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.urls import include, path, reverse
 
-from django_arc import Resource, ResourceSite, arc
+from django_arc import Resource, ResourceSite, arc, presets
 from django_arc import fields as F
 from django_arc.checks import check_resource, check_settings
-from tests.testapp.models import Author, Book, Gauge
+from tests.testapp.models import Article, Author, Book, Gauge
 
 
 def ids(errors):
@@ -50,6 +50,27 @@ def test_valid_resources_pass_manage_py_check():
         ({"lookup_field": "ghost"}, "arc.E006", "ghost"),
         ({"field_permissions": {"title": "hidden"}}, "arc.E009", "title"),
         ({"field_permissions": {"ghost": F.hidden()}}, "arc.E009", "ghost"),
+        # a lookup by a field the caller may not read is an oracle for its values
+        ({"lookup_field": "isbn", "field_permissions": {"isbn": F.hidden()}}, "arc.E009", "isbn"),
+        (
+            {"lookup_field": "isbn", "field_permissions": {"isbn": F.visible_to("admin")}},
+            "arc.E009",
+            "looked up by",
+        ),
+        (
+            {"lookup_field": "isbn", "field_permissions": {"isbn": F.redact_for("viewer")}},
+            "arc.E009",
+            "looked up by",
+        ),
+        (
+            {
+                "model": Article,
+                "presets": [presets.SlugLookup()],
+                "field_permissions": {"slug": F.visible_to("admin")},
+            },
+            "arc.E009",
+            "looked up by",
+        ),
         ({"permissions": {"list": 42}}, "arc.E010", "list"),
         ({"on_field_write_denied": "ignore"}, "arc.E008", "on_field_write_denied"),
     ],
