@@ -5,19 +5,11 @@ instead of surfacing as a 500 at request time.
 ids: arc.E001 unknown field in ``fields``/``read_only_fields``; E002 unknown filter field;
 E003 unknown/unsuitable operator; E004 unknown sort field (or ``default_sort``); E005 unknown
 or non-text search field; E006 bad ``lookup_field``; E007 unknown setting key; E008 bad setting
-value; E009 bad ``field_permissions`` (a read rule on a field rows are looked up by too); E010 a permission value that cannot decide; E011 preset
-configuration; E012 an attribute django-arc would never read; E013 a permission key nothing
-reads; E014 a bad ``idempotent`` or ``cache`` option; E015 a resource or action name whose
-event type is longer than the outbox's column holds.
-
-Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
-``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
-not ``noeviction``); W004 that policy could not be read; W005 the query cache's alias is a
-django-redis cache whose client cannot be built; W006 ``DATABASE_ROUTERS`` send a resource's
-rows to another database than ``OutboxEvent``; W007 they send a resource taking keys to
-another database than ``IdempotencyRecord`` (the ``database`` store); W008 the outbox
-purges delivered events (``DELIVERED_RETENTION_DAYS``) before keys end (``TTL_SECONDS``)
-where a keyed request can run twice.
+value; E009 bad ``field_permissions`` (or a read rule on a field rows are looked up by); E010
+a permission value that cannot decide; E011 preset configuration; E012 an attribute django-arc
+would never read; E013 a permission key nothing reads; E014 a bad ``idempotent`` or ``cache``
+option; E015 a resource or action name whose event type is longer than the outbox's column
+holds; E016 a primary key django-arc cannot serve (composite, or client-chosen with ``create``).
 """
 
 from __future__ import annotations
