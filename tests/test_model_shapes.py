@@ -35,6 +35,7 @@ from tests.testapp.models import (
     Edition,
     Ledger,
     Memo,
+    OrgSettings,
     Rack,
     RackItem,
     SlugLedger,
@@ -137,6 +138,14 @@ for _cls in (
         sort_fields=["code"],
         shout=action(lambda self, request, instance, data: _shout(instance), name="shout"),
         action_permissions=P.require_auth(),
+    ),
+    # the tenant field is the primary key: MultiTenant sets it on create
+    _resource(
+        "org-settings",
+        OrgSettings,
+        ["organization", "theme"],
+        presets=[presets.MultiTenant(), presets.Bulk()],
+        permissions={key: P.require_org_membership() for key in PUBLIC},
     ),
     _resource(
         "ledgers",
@@ -251,6 +260,23 @@ def test_a_client_chosen_primary_key_with_create_permitted_is_a_check_error():
     assert _check_ids(_resource("c3", CodeThing, ["code", "name"], permissions=NO_CREATE)) == []
     for model in (UuidThing, Dog, RackItem):  # a default, a parent link, an AutoField
         assert _check_ids(_resource("c4", model, None)) == []
+
+
+def test_a_primary_key_a_preset_sets_on_create_is_no_check_error(api):
+    """A row per organization whose primary key is its tenant field (a one-to-one link
+    that is not a parent link): MultiTenant writes it on every create, so the API creates
+    such rows. arc.E016 judged only the key's default and refused it, so ``manage.py
+    check`` (and with it ``runserver`` and ``migrate``) stopped a project that worked."""
+    assert _check_ids(shapes.get_resource("org-settings").__class__) == []
+    org = OrganizationFactory()
+    member = MembershipFactory(organization=org, role="admin").user
+    api = client_for(member, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    r = api.post("/shapes/org-settings/", {"theme": "dark"}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["data"] == {"organization": org.pk, "theme": "dark"}
+    assert OrgSettings.objects.get().pk == org.pk
+    # without a preset setting it the key is the client's to choose, which no body can
+    assert _check_ids(_resource("o1", OrgSettings, ["organization", "theme"])) == ["arc.E016"]
 
 
 @pytest.mark.skipif(django.VERSION < (5, 2), reason="CompositePrimaryKey is Django 5.2's")
