@@ -38,6 +38,7 @@ from tests.testapp.models import (
     OrgSettings,
     Rack,
     RackItem,
+    RackView,
     SlugLedger,
     UuidThing,
 )
@@ -613,3 +614,23 @@ def test_writes_through_a_proxy_and_a_to_field_join_invalidate(cache_api):
     rack.room = "q"
     rack.save()
     assert cache_api.get("/cached/items/?rack__room=r").json()["total"] == 0
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_save_through_an_unmanaged_model_over_a_table_cached_answers_read_invalidates(
+    cache_api,
+):
+    """The cached items are filtered through ``rack__room``: they read Rack's table, which
+    no cached resource serves. A save through ``RackView`` (unmanaged, over that table)
+    sent a signal no receiver heard: only models over the tables of *cached* models were
+    connected, not over the tables cached answers read, and the items stayed stale."""
+    rack = Rack.objects.create(label="L", room="r")
+    RackItem.objects.create(rack=rack, name="i")
+    hit(cache_api, "/cached/items/?rack__room=r")
+    mirror = RackView.objects.get(pk=rack.pk)
+    mirror.room = "q"
+    mirror.save()
+    fresh = cache_api.get("/cached/items/?rack__room=r")
+    assert fresh["X-Cache"] == "MISS" and fresh.json()["total"] == 0
