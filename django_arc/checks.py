@@ -814,11 +814,14 @@ def _check_primary_key(resource: Any) -> list[Error]:
                 "the pair unique).",
             )
         ]
+    # a multi-table child's pk is its parent link, whose value is the root parent's pk
+    # (no more writable from a body than the child's own)
+    while pk.remote_field is not None and pk.remote_field.parent_link:
+        pk = pk.remote_field.model._meta.pk
     generated = (
         isinstance(pk, models.fields.AutoFieldMixin)
         or pk.has_default()
         or getattr(pk, "db_default", models.NOT_PROVIDED) is not models.NOT_PROVIDED
-        or (pk.remote_field is not None and pk.remote_field.parent_link)
     )
     if (
         generated

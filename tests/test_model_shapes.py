@@ -29,6 +29,7 @@ from tests.testapp.models import (
     Animal,
     Author,
     AuthorView,
+    CodeChild,
     CodeThing,
     CodeThingProxy,
     Dog,
@@ -112,6 +113,8 @@ for _cls in (
         filter_fields={"animal_ptr": ["eq"], "name": ["eq"]},
         sort_fields=["name"],
     ),
+    # multi-table under a client-chosen text pk: the parent's ``code`` is the child's pk too
+    _resource("code-children", CodeChild, None, permissions=NO_CREATE),
     _resource("author-views", AuthorView, ["id", "name"], permissions=NO_CREATE),
     _resource("memos", Memo, ["id", "text", "archived"], queryset=Memo.all_objects.all()),
     _resource(
@@ -239,6 +242,26 @@ def test_a_multi_table_child_renders_its_parent_link_primary_key_as_its_value(ap
     key = str(dog.pk)
     assert events() == [("dogs.created", key), ("dogs.updated", key), ("dogs.deleted", key)]
     assert audits() == [("created", key), ("updated", key), ("deleted", key)]
+
+
+def test_a_multi_table_child_cannot_move_its_row_through_its_parents_primary_key(api):
+    """The child's own pk (``codething_ptr``) is never writable, but its parent's pk
+    (``code``) is the same value under another name and was: a PATCH of ``code`` saved a
+    copy of the row under the new key and left the old one (two rows, an ``updated`` event
+    for the copy), and a bulk update of it was a 500 (``bulk_update`` refuses a pk). Every
+    primary key along the parent links is as read-only as the child's own."""
+    CodeChild.objects.create(code="x1", name="a")
+    r = api.patch("/shapes/code-children/x1/", {"code": "y", "name": "b"}, format="json")
+    assert r.status_code == 403 and r.json()["details"] == {"fields": ["code"]}
+    items = [{"id": "x1", "code": "y"}]
+    r = api.patch("/shapes/code-children/bulk/", {"items": items}, format="json")
+    assert r.status_code == 403 and r.json()["details"]["fields"] == ["code"]
+    r = api.patch("/shapes/code-children/x1/", {"name": "b"}, format="json")
+    assert r.status_code == 200 and r.json()["data"]["codething_ptr"] == "x1"
+    assert list(CodeThing.objects.values_list("code", "name")) == [("x1", "b")]
+    assert list(CodeChild.objects.values_list("codething_ptr", flat=True)) == ["x1"]
+    # and so its create cannot set it: the check says so
+    assert _check_ids(_resource("cc1", CodeChild, None)) == ["arc.E016"]
 
 
 # -- checks ------------------------------------------------------------------------------------

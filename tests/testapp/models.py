@@ -205,3 +205,10 @@ class RackView(models.Model):
     class Meta:
         managed = False
         db_table = "testapp_rack"
+
+
+class CodeChild(CodeThing):
+    """Multi-table inheritance under a client-chosen text pk: the child's pk (its parent
+    link) is the parent's ``code``."""
+
+    color = models.CharField(max_length=20, default="")
