@@ -30,6 +30,7 @@ from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 from ..actions import RouteSpec
 from ..exceptions import ArcError, RowsGone, flatten_validation
 from ..filters import QueryFilterField
+from ..query import MAX_INT, MIN_INT
 from ..serializers import preload_related
 from .base import Preset
 
@@ -435,7 +436,9 @@ class Bulk(Preset):
             except (DjangoValidationError, ValueError, TypeError, OverflowError):
                 parsed.append(None)
         wanted = {
-            p for p in parsed if p is not None and not (isinstance(p, int) and abs(p) >= 2**63)
+            p
+            for p in parsed
+            if p is not None and not (isinstance(p, int) and not MIN_INT <= p <= MAX_INT)
         }
         found = {
             str(getattr(row, model_field.attname)): row
