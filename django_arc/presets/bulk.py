@@ -212,7 +212,13 @@ class Bulk(Preset):
         model = resource.model
         if isinstance(validated[0], dict):
             instances = [model(**data, **values) for data in validated]
-            model._default_manager.bulk_create(instances)
+            if model._meta.parents:
+                # Django cannot bulk_create a multi-table child (its rows span the parents'
+                # tables): one save each, all or none in the route's transaction
+                for instance in instances:
+                    instance.save()
+            else:
+                model._default_manager.bulk_create(instances)
         else:  # serializers that save rows their own way
             instances = [serializer.save(**values) for serializer in validated]
         _each(instances, lambda instance: resource.after_create(request, instance))
