@@ -806,16 +806,20 @@ def _check_primary_key(resource: Any) -> list[Error]:
                 "the pair unique).",
             )
         ]
+    # a multi-table child's pk is its parent link, whose value is the root parent's pk
+    # (no more writable from a body than the child's own)
+    while pk.remote_field is not None and pk.remote_field.parent_link:
+        pk = pk.remote_field.model._meta.pk
     generated = (
         isinstance(pk, models.fields.AutoFieldMixin)
         or pk.has_default()
         or getattr(pk, "db_default", models.NOT_PROVIDED) is not models.NOT_PROVIDED
-        or (pk.remote_field is not None and pk.remote_field.parent_link)
     )
     if (
         generated
         or resource.serializer_class is not None  # its create() may set it
         or resource.permissions.get("create") is None
+        or _preset_sets(resource, pk)
     ):
         return []
     return [
@@ -828,6 +832,20 @@ def _check_primary_key(resource: Any) -> list[Error]:
             "`serializer_class` whose create() does, or drop the `create` permission.",
         )
     ]
+
+
+def _preset_sets(resource: Any, field: Any) -> bool:
+    """Whether a preset writes ``field`` itself (its ``managed_fields``): MultiTenant's
+    tenant field as a one-to-one primary key (a row per organization) is set on every
+    create from the caller's scope, not from the body."""
+    for preset in resource.preset_list:
+        try:
+            managed = preset.managed_fields(resource)
+        except Exception:  # noqa: BLE001 - a broken preset is reported on its own
+            continue
+        if {field.name, field.attname} & set(managed):
+            return True
+    return False
 
 
 def _check_field_permissions(resource: Any) -> list[Error]:

@@ -440,7 +440,7 @@ class QuerySpec:
         masked): filtering or sorting on them is refused like an unknown field, and search
         skips them, so their values cannot be probed through the query string."""
         query = ListQuery()
-        conditions: list[tuple[tuple[str, str], Q]] = []
+        conditions: list[tuple[tuple[str, str, str], Q]] = []
         for key in params:
             raw = params.get(key)
             if raw is None:
@@ -470,12 +470,13 @@ class QuerySpec:
                 raise InvalidQuery(key, f"unknown operator '{sent}'")
             if op not in filter_field.operators:
                 raise InvalidQuery(key, f"operator '{sent}' is not allowed on '{name}'")
-            conditions.append(((name, op), filter_field.to_q(op, raw, key)))
+            conditions.append(((name, op, str(raw)), filter_field.to_q(op, raw, key)))
             query.distinct = query.distinct or filter_field.multi_valued
         if conditions:
-            # combined in the order of their fields and operators, not the order they were
-            # sent in: ``?a&b`` and ``?b&a`` are one query, and one query cache entry, as
-            # are ``?a[eq]=1&b`` and ``?b&a=1``
+            # combined in the order of their fields, operators and values, not the order
+            # they were sent in: ``?a&b`` and ``?b&a`` are one query, and one query cache
+            # entry, as are ``?a[eq]=1&b`` and ``?b&a=1``, and ``?a=1&a[eq]=2`` and
+            # ``?a[eq]=2&a=1`` (one field and operator twice: the values break the tie)
             conditions.sort(key=lambda pair: pair[0])
             combined = conditions[0][1]
             for _, c in conditions[1:]:

@@ -188,9 +188,13 @@ class Resource:
         managed: set[str] = set()
         for preset in self.preset_list:
             managed |= preset.managed_fields(self)
+        # a multi-table child's parents' primary keys are its own under other names (the
+        # parent link holds the same value): writing one moved the row, as Django saved a
+        # copy under the new key and left the old one
+        keys = {self.pk_name} | {p._meta.pk.name for p in self.model._meta.get_parent_list()}
         return FieldRules(
             self.field_permissions,
-            set(self.read_only_fields) | {self.pk_name},
+            set(self.read_only_fields) | keys,
             frozenset(managed),
         )
 

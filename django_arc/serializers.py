@@ -154,8 +154,9 @@ def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, d
                     pk = model._meta.pk.to_python(value)
                 except (TypeError, ValueError, DjangoValidationError, OverflowError):
                     continue
-                if not (isinstance(pk, int) and abs(pk) >= 2**63):  # no database holds it
-                    wanted.add(pk)
+                if isinstance(pk, int) and not MIN_INT <= pk <= MAX_INT:
+                    continue  # no database holds it
+                wanted.add(pk)
         rows = relation.get_queryset().filter(pk__in=wanted) if wanted else []
         loaded[name] = {str(row.pk): row for row in rows}
     return loaded

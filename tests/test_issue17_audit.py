@@ -231,6 +231,20 @@ def test_reordered_filters_share_an_entry_and_different_filters_never_do(cached)
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_field_sent_bare_and_with_eq_in_either_order_shares_an_entry(cached):
+    """``status`` and ``status[eq]`` are one (field, operator): the conditions were sorted
+    by that alone, a stable sort kept the two in sending order, and the swapped query was a
+    second entry (a MISS) for the same rows. Ties are broken by the value now."""
+    org = OrganizationFactory()
+    ProductFactory(organization=org, name="P", price=9, status="active")
+    viewer = member_client(org, "viewer")
+    first = viewer.get("/api/cached-products/?status=active&status[eq]=draft")
+    assert first["X-Cache"] == "MISS" and first.json()["docs"] == []
+    swapped = viewer.get("/api/cached-products/?status[eq]=draft&status=active")
+    assert swapped["X-Cache"] == "HIT" and swapped.content == first.content
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_id_written_with_a_leading_zero_is_the_same_get_entry(cached):
     """docs/query-cache.md: ``07`` for ``7`` is another spelling of one get, not another
     entry; and the get of another id never shares it."""

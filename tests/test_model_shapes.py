@@ -29,14 +29,18 @@ from tests.testapp.models import (
     Animal,
     Author,
     AuthorView,
+    Book,
+    CodeChild,
     CodeThing,
     CodeThingProxy,
     Dog,
     Edition,
     Ledger,
     Memo,
+    OrgSettings,
     Rack,
     RackItem,
+    RackView,
     SlugLedger,
     UuidThing,
 )
@@ -110,6 +114,8 @@ for _cls in (
         filter_fields={"animal_ptr": ["eq"], "name": ["eq"]},
         sort_fields=["name"],
     ),
+    # multi-table under a client-chosen text pk: the parent's ``code`` is the child's pk too
+    _resource("code-children", CodeChild, None, permissions=NO_CREATE),
     _resource("author-views", AuthorView, ["id", "name"], permissions=NO_CREATE),
     _resource("memos", Memo, ["id", "text", "archived"], queryset=Memo.all_objects.all()),
     _resource(
@@ -137,6 +143,14 @@ for _cls in (
         sort_fields=["code"],
         shout=action(lambda self, request, instance, data: _shout(instance), name="shout"),
         action_permissions=P.require_auth(),
+    ),
+    # the tenant field is the primary key: MultiTenant sets it on create
+    _resource(
+        "org-settings",
+        OrgSettings,
+        ["organization", "theme"],
+        presets=[presets.MultiTenant(), presets.Bulk()],
+        permissions={key: P.require_org_membership() for key in PUBLIC},
     ),
     _resource(
         "ledgers",
@@ -206,6 +220,33 @@ def test_single_writes_reach_a_row_the_default_manager_hides(api):
     assert not Memo.all_objects.exists()
 
 
+def test_the_lowest_64_bit_id_is_found_by_bulk_ids_and_bulk_relations(api, settings):
+    """The lowest signed 64-bit integer became a value in a9f7f32 (the query language and
+    serializers), but two twins still read ``abs(id) >= 2**63`` as "no database holds it":
+    a bulk body naming the row with that id answered "Not found.", and a bulk create
+    pointing a foreign key at it "does not exist"."""
+    low = -(2**63)
+    Memo.objects.create(pk=low, text="a")
+    assert api.get(f"/shapes/memos/{low}/").status_code == 200
+    r = api.patch("/shapes/memos/bulk/", {"items": [{"id": low, "text": "b"}]}, format="json")
+    assert r.status_code == 200, r.content
+    assert Memo.objects.get(pk=low).text == "b"
+    r = api.delete("/shapes/memos/bulk/", {"ids": [low]}, format="json")
+    assert r.status_code == 200, r.content
+    assert not Memo.all_objects.exists()
+    author = Author.objects.create(pk=low, name="x")
+    books = ResourceSite(name="low-books")
+    books.register(_resource("books", Book, ["id", "title", "isbn", "author"]))
+    try:
+        with site_mounted(settings, "low-books", books):
+            item = {"title": "t", "isbn": "1", "author": low}
+            r = client_for().post("/low-books/books/bulk/", {"items": [item]}, format="json")
+    finally:
+        _all_sites.remove(books)
+    assert r.status_code == 201, r.content
+    assert Book.objects.get().author == author
+
+
 # -- multi-table inheritance -------------------------------------------------------------------
 
 
@@ -231,6 +272,41 @@ def test_a_multi_table_child_renders_its_parent_link_primary_key_as_its_value(ap
     assert audits() == [("created", key), ("updated", key), ("deleted", key)]
 
 
+def test_a_multi_table_child_cannot_move_its_row_through_its_parents_primary_key(api):
+    """The child's own pk (``codething_ptr``) is never writable, but its parent's pk
+    (``code``) is the same value under another name and was: a PATCH of ``code`` saved a
+    copy of the row under the new key and left the old one (two rows, an ``updated`` event
+    for the copy), and a bulk update of it was a 500 (``bulk_update`` refuses a pk). Every
+    primary key along the parent links is as read-only as the child's own."""
+    CodeChild.objects.create(code="x1", name="a")
+    r = api.patch("/shapes/code-children/x1/", {"code": "y", "name": "b"}, format="json")
+    assert r.status_code == 403 and r.json()["details"] == {"fields": ["code"]}
+    items = [{"id": "x1", "code": "y"}]
+    r = api.patch("/shapes/code-children/bulk/", {"items": items}, format="json")
+    assert r.status_code == 403 and r.json()["details"]["fields"] == ["code"]
+    r = api.patch("/shapes/code-children/x1/", {"name": "b"}, format="json")
+    assert r.status_code == 200 and r.json()["data"]["codething_ptr"] == "x1"
+    assert list(CodeThing.objects.values_list("code", "name")) == [("x1", "b")]
+    assert list(CodeChild.objects.values_list("codething_ptr", flat=True)) == ["x1"]
+    # and so its create cannot set it: the check says so
+    assert _check_ids(_resource("cc1", CodeChild, None)) == ["arc.E016"]
+
+
+def test_a_multi_table_child_is_bulk_created(api):
+    """Django's ``bulk_create`` refuses a multi-table child ("Can't bulk create a
+    multi-table inherited model"), so a bulk create of dogs was a 500 with nothing
+    written. Each row is saved on its own now, in the route's one transaction."""
+    r = api.post("/shapes/dogs/bulk/", {"items": [{"name": "a"}, {"name": "b"}]}, format="json")
+    assert r.status_code == 201, r.content
+    dogs = list(Dog.objects.order_by("pk").values_list("pk", "name"))
+    assert [name for _, name in dogs] == ["a", "b"]
+    assert r.json()["data"] == {"created": 2, "ids": [pk for pk, _ in dogs]}
+    assert events() == [("dogs.created", str(pk)) for pk, _ in dogs]
+    # all or none: an invalid item writes no row
+    r = api.post("/shapes/dogs/bulk/", {"items": [{"name": "c"}, {"name": ""}]}, format="json")
+    assert r.status_code == 400 and Dog.objects.count() == 2
+
+
 # -- checks ------------------------------------------------------------------------------------
 
 
@@ -251,6 +327,23 @@ def test_a_client_chosen_primary_key_with_create_permitted_is_a_check_error():
     assert _check_ids(_resource("c3", CodeThing, ["code", "name"], permissions=NO_CREATE)) == []
     for model in (UuidThing, Dog, RackItem):  # a default, a parent link, an AutoField
         assert _check_ids(_resource("c4", model, None)) == []
+
+
+def test_a_primary_key_a_preset_sets_on_create_is_no_check_error(api):
+    """A row per organization whose primary key is its tenant field (a one-to-one link
+    that is not a parent link): MultiTenant writes it on every create, so the API creates
+    such rows. arc.E016 judged only the key's default and refused it, so ``manage.py
+    check`` (and with it ``runserver`` and ``migrate``) stopped a project that worked."""
+    assert _check_ids(shapes.get_resource("org-settings").__class__) == []
+    org = OrganizationFactory()
+    member = MembershipFactory(organization=org, role="admin").user
+    api = client_for(member, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    r = api.post("/shapes/org-settings/", {"theme": "dark"}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["data"] == {"organization": org.pk, "theme": "dark"}
+    assert OrgSettings.objects.get().pk == org.pk
+    # without a preset setting it the key is the client's to choose, which no body can
+    assert _check_ids(_resource("o1", OrgSettings, ["organization", "theme"])) == ["arc.E016"]
 
 
 @pytest.mark.skipif(django.VERSION < (5, 2), reason="CompositePrimaryKey is Django 5.2's")
@@ -587,3 +680,23 @@ def test_writes_through_a_proxy_and_a_to_field_join_invalidate(cache_api):
     rack.room = "q"
     rack.save()
     assert cache_api.get("/cached/items/?rack__room=r").json()["total"] == 0
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_save_through_an_unmanaged_model_over_a_table_cached_answers_read_invalidates(
+    cache_api,
+):
+    """The cached items are filtered through ``rack__room``: they read Rack's table, which
+    no cached resource serves. A save through ``RackView`` (unmanaged, over that table)
+    sent a signal no receiver heard: only models over the tables of *cached* models were
+    connected, not over the tables cached answers read, and the items stayed stale."""
+    rack = Rack.objects.create(label="L", room="r")
+    RackItem.objects.create(rack=rack, name="i")
+    hit(cache_api, "/cached/items/?rack__room=r")
+    mirror = RackView.objects.get(pk=rack.pk)
+    mirror.room = "q"
+    mirror.save()
+    fresh = cache_api.get("/cached/items/?rack__room=r")
+    assert fresh["X-Cache"] == "MISS" and fresh.json()["total"] == 0

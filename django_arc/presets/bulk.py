@@ -30,6 +30,7 @@ from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 from ..actions import RouteSpec
 from ..exceptions import ArcError, RowsGone, flatten_validation
 from ..filters import QueryFilterField
+from ..query import MAX_INT, MIN_INT
 from ..serializers import preload_related
 from .base import Preset
 
@@ -211,7 +212,13 @@ class Bulk(Preset):
         model = resource.model
         if isinstance(validated[0], dict):
             instances = [model(**data, **values) for data in validated]
-            model._default_manager.bulk_create(instances)
+            if model._meta.parents:
+                # Django cannot bulk_create a multi-table child (its rows span the parents'
+                # tables): one save each, all or none in the route's transaction
+                for instance in instances:
+                    instance.save()
+            else:
+                model._default_manager.bulk_create(instances)
         else:  # serializers that save rows their own way
             instances = [serializer.save(**values) for serializer in validated]
         _each(instances, lambda instance: resource.after_create(request, instance))
@@ -435,7 +442,9 @@ class Bulk(Preset):
             except (DjangoValidationError, ValueError, TypeError, OverflowError):
                 parsed.append(None)
         wanted = {
-            p for p in parsed if p is not None and not (isinstance(p, int) and abs(p) >= 2**63)
+            p
+            for p in parsed
+            if p is not None and not (isinstance(p, int) and not MIN_INT <= p <= MAX_INT)
         }
         found = {
             str(getattr(row, model_field.attname)): row

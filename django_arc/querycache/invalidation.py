@@ -111,14 +111,16 @@ def request_wrote(resource: Any, succeeded: bool) -> None:
 # -- model signals ------------------------------------------------------------------------------
 
 _watched: set[type[models.Model]] = set()
-#: the tables of the watched models: another model over one of them (an unmanaged model
-#: mirroring a watched one) writes the same rows
+#: the tables of the watched models and of the models cached answers read: another model
+#: over one of them (an unmanaged model mirroring one) writes the same rows
 _watched_tables: set[str] = set()
 # A model -> the watched models, and the models cached answers read, with a foreign key to
 # it that deleting its rows changes without a signal of theirs (see _keys_changed_on_delete).
 _referencing: dict[type[models.Model], set[type[models.Model]]] = {}
 # A model -> the watched models whose cached answers read its rows too (see _models_read).
 _readers: dict[type[models.Model], set[type[models.Model]]] = {}
+#: the same by table (:func:`_table`), which every write looks up (:func:`_resources_over`)
+_readers_by_table: dict[str, set[type[models.Model]]] = {}
 _by_model: dict[str, list[Any]] = {}
 _registry_state: tuple[int, int] | None = None
 
@@ -179,11 +181,8 @@ def _resources_over(model: type[models.Model]) -> list[Any]:
     found = []
     for table in tables:
         found += _resources_of(table)
-        name = _table(table)
-        for read, readers in list(_readers.items()):
-            if _table(read) == name:
-                for reader in readers:
-                    found += _resources_of(reader)
+        for reader in tuple(_readers_by_table.get(_table(table), ())):
+            found += _resources_of(reader)
     return found
 
 
@@ -257,8 +256,8 @@ def _connect(cls: type[models.Model]) -> None:
     if cls._meta.abstract:
         return
     uid = f"django_arc.querycache:{cls._meta.label}"
-    if any(issubclass(cls, model) for model in (*_watched, *_readers)) or (
-        _table(cls) in _watched_tables
+    if any(issubclass(cls, model) for model in (*_watched, *_readers)) or any(
+        _table(table) in _watched_tables for table in (cls, *cls._meta.get_parent_list())
     ):
         post_save.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
         post_delete.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
@@ -469,16 +468,26 @@ def watch(resource: Any) -> None:
     if model in _watched:
         return
     _watched.add(model)
-    _watched_tables.add(_table(model))
     for cls in _family(model):
         _connect(cls)
-    if apps.models_ready:  # models defined later are connected as they are prepared
-        for cls in apps.get_models():
-            if cls._meta.concrete_model is not model and _table(cls) == _table(model):
-                _connect(cls)  # another model over the same table (an unmanaged mirror)
+    _connect_table(model)
     _referenced_by(model)
     for field in model._meta.many_to_many:
         _read_by(field.remote_field.through._meta.concrete_model, model)
+
+
+def _connect_table(model: type[models.Model]) -> None:
+    """Connect the other models over ``model``'s table (an unmanaged model mirroring it),
+    their proxies and multi-table children: their saves write its rows. Those defined later
+    are connected as they are prepared (:func:`_connect`)."""
+    table = _table(model)
+    _watched_tables.add(table)
+    if apps.models_ready:
+        for cls in apps.get_models():
+            if cls._meta.concrete_model is not model._meta.concrete_model and any(
+                _table(over) == table for over in (cls, *cls._meta.get_parent_list())
+            ):
+                _connect(cls)
 
 
 def _referenced_by(model: type[models.Model]) -> None:
@@ -502,11 +511,13 @@ def _read_by(other: type[models.Model], model: type[models.Model]) -> None:
     if model in readers:
         return
     readers.add(model)
+    _readers_by_table.setdefault(_table(other), set()).add(model)
     uid = f"django_arc.querycache:{other._meta.label}:linked"
     m2m_changed.connect(_rows_linked, sender=other, weak=False, dispatch_uid=uid)
     if not other._meta.auto_created:
         for cls in _family(other):
             _connect(cls)
+    _connect_table(other)
     _referenced_by(other)
 
 

@@ -183,3 +183,32 @@ class SlugLedger(models.Model):
 
     organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE, to_field="slug")
     name = models.CharField(max_length=100)
+
+
+class OrgSettings(models.Model):
+    """One row per organization: the tenant field is the primary key (a one-to-one link
+    that is not a parent link), which MultiTenant sets on create."""
+
+    organization = models.OneToOneField(
+        "shop.Organization", on_delete=models.CASCADE, primary_key=True
+    )
+    theme = models.CharField(max_length=20, default="light")
+
+
+class RackView(models.Model):
+    """An unmanaged model over ``Rack``'s table, which cached answers read (``rack__room``)
+    while no cached resource serves it."""
+
+    label = models.CharField(max_length=50, unique=True)
+    room = models.CharField(max_length=50, default="")
+
+    class Meta:
+        managed = False
+        db_table = "testapp_rack"
+
+
+class CodeChild(CodeThing):
+    """Multi-table inheritance under a client-chosen text pk: the child's pk (its parent
+    link) is the parent's ``code``."""
+
+    color = models.CharField(max_length=20, default="")
