@@ -587,7 +587,10 @@ class QuerySpec:
         A cursor is readable base64 JSON of the last row's sort values, and a forged one
         filters on them: an ordering by a field in ``restricted`` (one the caller may not
         read, or sees masked: only the trusted ``default_sort`` can name one) is not paged by
-        cursor for that caller, and the answer does not name the field."""
+        cursor for that caller, and the answer does not name the field. Nor is one whose
+        primary key (every cursor's tiebreak, :meth:`_keys`) is restricted."""
+        if self.pk_name in restricted:
+            return "cursor pagination is not available for this list"
         for sort_field, _desc in query.ordering:
             if _root_field(self.model, sort_field.path) in restricted:
                 return "cursor pagination is not available for this list's default sort"

@@ -13,10 +13,17 @@ from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.filters import QueryLanguageFilter
 from shop.models import Product
-from tests.factories import OrganizationFactory, ProductFactory, UserFactory, member_client
+from tests.factories import (
+    AuthorFactory,
+    OrganizationFactory,
+    ProductFactory,
+    UserFactory,
+    member_client,
+)
+from tests.helpers import client_for
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.test_extension_points import mounted_site
-from tests.testapp.models import Article
+from tests.testapp.models import Article, Book
 
 pytestmark = pytest.mark.django_db
 
@@ -266,3 +273,42 @@ def test_the_schema_does_not_name_a_hidden_field_of_default_sort(resource):
         if p["name"] == "sort"
     ]
     assert "Default: `-cost`." in sort["description"]
+
+
+class UidBooks(Resource):
+    """Looked up by ``uid`` so the integer key stays private: only admins may read ``id``."""
+
+    model = Book
+    name = "uid-books"
+    fields = ["id", "uid", "title"]
+    lookup_field = "uid"
+    default_sort = "title"
+    permissions = {"list": P.require_auth(), "get": P.require_auth()}
+    field_permissions = {"id": F.visible_to("admin")}
+
+
+class PublicIdUidBooks(UidBooks):
+    name = "public-id-uid-books"
+    field_permissions = {}
+
+
+def test_a_keyset_cursor_never_carries_a_primary_key_the_caller_cannot_read(settings):
+    """The primary key breaks ties in every keyset ordering, so every ``next`` cursor held
+    the last row's pk in readable base64 JSON: a caller the resource denies ``id`` (read by
+    ``uid``, E009 has no objection) read it out of the cursor all the same. Its list is not
+    cursor-paged (400, naming no field) for that caller; offset pages are served, and a
+    caller who may read the key is cursor-paged as before."""
+    author = AuthorFactory()
+    for i in range(3):
+        Book.objects.create(title=f"t{i}", isbn=f"i{i}", author=author)
+    user = client_for(UserFactory())
+    with mounted_site(settings, "sec", UidBooks, PublicIdUidBooks):
+        r = user.get("/sec/uid-books/?after=&limit=1")
+        assert r.status_code == 400, r.json()
+        assert r.json()["code"] == "INVALID_QUERY"
+        assert "id" not in json.dumps(r.json()["details"]).replace('"after"', "")
+        page = user.get("/sec/uid-books/?limit=1").json()
+        assert [set(d) for d in page["docs"]] == [{"uid", "title"}]
+        r = user.get("/sec/public-id-uid-books/?after=&limit=1")
+        assert r.status_code == 200, r.json()
+        assert _cursor(r.json()["next"])["v"][-1] == Book.objects.get(title="t0").pk
