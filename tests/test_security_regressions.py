@@ -6,11 +6,13 @@ import json
 import types
 
 import pytest
+from django.http import QueryDict
 from django.test import override_settings
 
 from django_arc import Resource, presets, redis_alias
 from django_arc import fields as F
 from django_arc import permissions as P
+from django_arc.exceptions import ArcError
 from django_arc.filters import QueryLanguageFilter
 from shop.models import Product
 from tests.factories import (
@@ -312,3 +314,35 @@ def test_a_keyset_cursor_never_carries_a_primary_key_the_caller_cannot_read(sett
         r = user.get("/sec/public-id-uid-books/?after=&limit=1")
         assert r.status_code == 200, r.json()
         assert _cursor(r.json()["next"])["v"][-1] == Book.objects.get(title="t0").pk
+
+
+def test_judging_a_list_query_against_field_permissions_resolves_no_model_field(monkeypatch):
+    """Which field a filter, sort or search path reads (``owner`` for ``owner_id``) is
+    resolved once, when the resource's query rules are compiled: parsing a request and
+    judging its cursor look it up, without asking the model's ``_meta`` per request, per
+    sort key and per search path."""
+
+    class Searched(OwnerByColumnArticles):
+        search_fields = ["title", "owner__username"]
+
+    spec = Searched().query_spec
+    calls = []
+    real = Article._meta.get_field
+
+    def counting(name, *args, **kwargs):
+        calls.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(Article._meta, "get_field", counting)
+    params = QueryDict("search=x&sort=title,-owner_id&title=t")
+    query = spec.parse(params, {"id", "title", "owner"}, restricted=frozenset())
+    assert spec.keyset_error(query, frozenset()) is None
+    assert [sf.name for sf, _ in query.ordering] == ["title", "owner_id"]
+    assert "owner__username__icontains" in str(query.search_q)
+    with pytest.raises(ArcError):
+        spec.parse(params, {"id", "title"}, restricted=frozenset({"owner"}))
+    searched = spec.parse(QueryDict("search=x"), {"id", "title"}, restricted=frozenset({"owner"}))
+    assert "owner" not in str(searched.search_q)
+    default = spec.parse(QueryDict(""), {"id", "title"}, restricted=frozenset({"owner"}))
+    assert spec.keyset_error(default, frozenset({"owner"})) is not None
+    assert calls == []
