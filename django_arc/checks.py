@@ -899,10 +899,11 @@ def _check_field_permissions(resource: Any) -> list[Error]:
 
 def _lookup_fields(resource: Any) -> set[str]:
     """The fields rows are addressed by in URLs: ``lookup_field`` and routes' own (a
-    ``SlugLookup``'s ``slug/{slug}/``)."""
+    ``SlugLookup``'s ``slug/{slug}/``); ``"pk"`` (the default) is the primary key's field."""
     names = {resource.lookup_field}
     names |= {spec.lookup_field for spec in _resource_routes(resource) if spec.lookup_field}
-    return names - {"pk"}
+    pk_name = resource.model._meta.pk.name
+    return {pk_name if name == "pk" else name for name in names}
 
 
 def _resource_routes(resource: Any) -> list[RouteSpec]:

@@ -39,12 +39,12 @@ from django.db.models import Q
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.relations import RelatedField
-from rest_framework.renderers import BrowsableAPIRenderer
+from rest_framework.renderers import AdminRenderer, BrowsableAPIRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.settings import api_settings
@@ -110,6 +110,45 @@ def _bounded_class(cls: type) -> type:
     bounded = type(cls.__name__, (arc, cls), {"__module__": cls.__module__})
     bounded.__qualname__ = cls.__qualname__
     return bounded
+
+
+class _AdminErrorPage:
+    """DRF's ``AdminRenderer`` answers a 400 by running the request again as a GET, to show
+    the list or row behind the error. A GET the query language refused raises again there,
+    and a route without GET (``/bulk/``, an action) has no ``get`` to run: either escaped the
+    renderer as a 500. Those 400s render the error alone, as DRF does for a caller the GET
+    is not permitted to; a write's 400 on a route with a GET still shows the page."""
+
+    def render(
+        self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None
+    ) -> Any:
+        context = renderer_context or {}
+        response, view = context.get("response"), context.get("view")
+        if getattr(response, "status_code", None) == 400 and view is not None:
+            try:
+                if hasattr(view, "get") and context["request"].method not in ("GET", "HEAD"):
+                    return super().render(data, accepted_media_type, renderer_context)
+            except APIException:
+                pass  # the GET behind the error is refused too
+            return BrowsableAPIRenderer.render(self, data, accepted_media_type, renderer_context)
+        return super().render(data, accepted_media_type, renderer_context)
+
+
+_ADMIN_RENDERERS: dict[type, type] = {}
+
+
+def _admin_error_page(renderer: Any) -> Any:
+    """``renderer``, or for an ``AdminRenderer`` (a project's subclass too) the same class
+    rendering its 400s without a 500 (:class:`_AdminErrorPage`)."""
+    cls = type(renderer)
+    if not isinstance(renderer, AdminRenderer) or isinstance(renderer, _AdminErrorPage):
+        return renderer
+    guarded = _ADMIN_RENDERERS.get(cls)
+    if guarded is None:
+        guarded = type(cls.__name__, (_AdminErrorPage, cls), {"__module__": cls.__module__})
+        guarded.__qualname__ = cls.__qualname__
+        _ADMIN_RENDERERS[cls] = guarded
+    return guarded()
 
 
 #: DRF action name → permission key of ``Resource.permissions``
@@ -186,6 +225,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         # whose parse() is still DRF's json or form reading underneath. Any other parser is
         # the project's (or the route's) choice.
         return [_bounded_parser(p) for p in super().get_parsers()]
+
+    def get_renderers(self) -> list[Any]:
+        # DRF's AdminRenderer, named by the project, renders its 400s without a 500
+        return [_admin_error_page(r) for r in super().get_renderers()]
 
     def get_content_negotiator(self) -> Any:
         # DRF's default negotiation (the default, or named in settings) becomes

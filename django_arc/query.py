@@ -359,12 +359,20 @@ class SortField:
     model_field: Any
     own: bool  # a field of the resource's model itself (usable in keyset cursors)
     nullable: bool = False  # may read NULL (placed last explicitly, see ``order_by_args``)
+    #: the resource field this sort reads (``owner`` for ``owner_id``): the one field
+    #: permissions judge it by, resolved once (:func:`_root_field`)
+    root: str = ""
 
     @classmethod
     def of(cls, model: type[models.Model], name: str) -> SortField:
         """The sort by ``name`` (a field path) of ``model``'s rows."""
         return cls(
-            name, name, resolve_path(model, name), "__" not in name, path_nullable(model, name)
+            name,
+            name,
+            resolve_path(model, name),
+            "__" not in name,
+            path_nullable(model, name),
+            _root_field(model, name),
         )
 
 
@@ -420,11 +428,13 @@ class QuerySpec:
             if _root_field(model, name) in self.hidden:
                 continue
             self.sorts[name] = SortField.of(model, name)
-        self.search_paths = [
-            f"{p}__icontains"
+        #: ``search_fields`` as lookups, each with the field it reads (resolved once)
+        self.search_roots: dict[str, str] = {
+            f"{p}__icontains": root
             for p in (resource.search_fields or ())
-            if _root_field(model, p) not in self.hidden
-        ]
+            if (root := _root_field(model, p)) not in self.hidden
+        }
+        self.search_paths = list(self.search_roots)
         self.default_sort = resource.default_sort or ""
         self.default_ordering = self._parse_sort(self.default_sort, "sort", trusted=True)
 
@@ -490,7 +500,7 @@ class QuerySpec:
             except _Refused as exc:
                 raise InvalidQuery("search", str(exc)) from None
             query.search = search
-            paths = [p for p in self.search_paths if _root_field(self.model, p) not in restricted]
+            paths = [p for p, root in self.search_roots.items() if root not in restricted]
             if paths:
                 term_q = Q()
                 for path in paths:
@@ -530,7 +540,7 @@ class QuerySpec:
             desc = part.startswith("-")
             name = part.lstrip("-+")
             sort_field = self.sorts.get(name)
-            if sort_field is not None and _root_field(self.model, name) in restricted:
+            if sort_field is not None and sort_field.root in restricted:
                 sort_field = None
             if sort_field is None:
                 if trusted:
@@ -588,9 +598,12 @@ class QuerySpec:
         A cursor is readable base64 JSON of the last row's sort values, and a forged one
         filters on them: an ordering by a field in ``restricted`` (one the caller may not
         read, or sees masked: only the trusted ``default_sort`` can name one) is not paged by
-        cursor for that caller, and the answer does not name the field."""
+        cursor for that caller, and the answer does not name the field. Nor is one whose
+        primary key (every cursor's tiebreak, :meth:`_keys`) is restricted."""
+        if self.pk_name in restricted:
+            return "cursor pagination is not available for this list"
         for sort_field, _desc in query.ordering:
-            if _root_field(self.model, sort_field.path) in restricted:
+            if sort_field.root in restricted:
                 return "cursor pagination is not available for this list's default sort"
             if not sort_field.own:
                 return f"cursor pagination cannot sort by '{sort_field.name}'"

@@ -71,6 +71,14 @@ def test_valid_resources_pass_manage_py_check():
             "arc.E009",
             "looked up by",
         ),
+        # rows are looked up by their primary key when ``lookup_field`` is "pk" (the
+        # default): a read rule on the field it names is the same oracle
+        ({"field_permissions": {"id": F.visible_to("admin")}}, "arc.E009", "looked up by"),
+        (
+            {"lookup_field": "id", "field_permissions": {"id": F.hidden()}},
+            "arc.E009",
+            "looked up by",
+        ),
         ({"permissions": {"list": 42}}, "arc.E010", "list"),
         ({"on_field_write_denied": "ignore"}, "arc.E008", "on_field_write_denied"),
     ],

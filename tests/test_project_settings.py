@@ -331,3 +331,32 @@ def test_the_browsable_apis_forms_offer_only_the_callers_tenants_rows(monkeypatc
     options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', product)
     assert [o for o in options if o[0]] == [(str(own.pk), "Our lamp")]
     assert "Their secret prototype" not in html
+
+
+def test_drfs_admin_renderer_answers_a_refused_request_with_its_error(monkeypatch):
+    """DRF's ``AdminRenderer`` answers a 400 by running the request again as a GET to show
+    the page behind the error: a GET refused by the query language raised again inside the
+    renderer, and a route without GET (a bulk write, an action) has no ``get`` to run; both
+    were a 500 instead of the 400. The error is rendered alone now; a write's 400 on a route
+    with a GET still shows the page behind it."""
+    from rest_framework.renderers import AdminRenderer
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, AdminRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Our lamp")
+    admin = member_client(org, "admin")
+    html = {"HTTP_ACCEPT": "text/html"}
+    refused = admin.get("/api/t-products/?sort=nope", **html)
+    assert refused.status_code == 400
+    assert "INVALID_QUERY" in refused.content.decode()
+    for url, body in (
+        ("/api/idem-products/bulk/", {"items": "nope"}),
+        (f"/api/idem-products/{product.pk}/action/", {"price": "nope"}),
+    ):
+        refused = admin.post(url, body, format="json", **html)
+        assert refused.status_code == 400, (url, refused.status_code)
+        assert "VALIDATION_ERROR" in refused.content.decode()
+    invalid = admin.post("/api/t-products/", {"name": "x"}, format="json", **html)
+    assert invalid.status_code == 400
+    assert "Our lamp" in invalid.content.decode()  # the list behind the error
+    assert admin.get("/api/t-products/?sort=nope").json()["code"] == "INVALID_QUERY"

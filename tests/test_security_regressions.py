@@ -6,17 +6,26 @@ import json
 import types
 
 import pytest
+from django.http import QueryDict
 from django.test import override_settings
 
 from django_arc import Resource, presets, redis_alias
 from django_arc import fields as F
 from django_arc import permissions as P
+from django_arc.exceptions import ArcError
 from django_arc.filters import QueryLanguageFilter
 from shop.models import Product
-from tests.factories import OrganizationFactory, ProductFactory, UserFactory, member_client
+from tests.factories import (
+    AuthorFactory,
+    OrganizationFactory,
+    ProductFactory,
+    UserFactory,
+    member_client,
+)
+from tests.helpers import client_for
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.test_extension_points import mounted_site
-from tests.testapp.models import Article
+from tests.testapp.models import Article, Book
 
 pytestmark = pytest.mark.django_db
 
@@ -266,3 +275,74 @@ def test_the_schema_does_not_name_a_hidden_field_of_default_sort(resource):
         if p["name"] == "sort"
     ]
     assert "Default: `-cost`." in sort["description"]
+
+
+class UidBooks(Resource):
+    """Looked up by ``uid`` so the integer key stays private: only admins may read ``id``."""
+
+    model = Book
+    name = "uid-books"
+    fields = ["id", "uid", "title"]
+    lookup_field = "uid"
+    default_sort = "title"
+    permissions = {"list": P.require_auth(), "get": P.require_auth()}
+    field_permissions = {"id": F.visible_to("admin")}
+
+
+class PublicIdUidBooks(UidBooks):
+    name = "public-id-uid-books"
+    field_permissions = {}
+
+
+def test_a_keyset_cursor_never_carries_a_primary_key_the_caller_cannot_read(settings):
+    """The primary key breaks ties in every keyset ordering, so every ``next`` cursor held
+    the last row's pk in readable base64 JSON: a caller the resource denies ``id`` (read by
+    ``uid``, E009 has no objection) read it out of the cursor all the same. Its list is not
+    cursor-paged (400, naming no field) for that caller; offset pages are served, and a
+    caller who may read the key is cursor-paged as before."""
+    author = AuthorFactory()
+    for i in range(3):
+        Book.objects.create(title=f"t{i}", isbn=f"i{i}", author=author)
+    user = client_for(UserFactory())
+    with mounted_site(settings, "sec", UidBooks, PublicIdUidBooks):
+        r = user.get("/sec/uid-books/?after=&limit=1")
+        assert r.status_code == 400, r.json()
+        assert r.json()["code"] == "INVALID_QUERY"
+        assert "id" not in json.dumps(r.json()["details"]).replace('"after"', "")
+        page = user.get("/sec/uid-books/?limit=1").json()
+        assert [set(d) for d in page["docs"]] == [{"uid", "title"}]
+        r = user.get("/sec/public-id-uid-books/?after=&limit=1")
+        assert r.status_code == 200, r.json()
+        assert _cursor(r.json()["next"])["v"][-1] == Book.objects.get(title="t0").pk
+
+
+def test_judging_a_list_query_against_field_permissions_resolves_no_model_field(monkeypatch):
+    """Which field a filter, sort or search path reads (``owner`` for ``owner_id``) is
+    resolved once, when the resource's query rules are compiled: parsing a request and
+    judging its cursor look it up, without asking the model's ``_meta`` per request, per
+    sort key and per search path."""
+
+    class Searched(OwnerByColumnArticles):
+        search_fields = ["title", "owner__username"]
+
+    spec = Searched().query_spec
+    calls = []
+    real = Article._meta.get_field
+
+    def counting(name, *args, **kwargs):
+        calls.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(Article._meta, "get_field", counting)
+    params = QueryDict("search=x&sort=title,-owner_id&title=t")
+    query = spec.parse(params, {"id", "title", "owner"}, restricted=frozenset())
+    assert spec.keyset_error(query, frozenset()) is None
+    assert [sf.name for sf, _ in query.ordering] == ["title", "owner_id"]
+    assert "owner__username__icontains" in str(query.search_q)
+    with pytest.raises(ArcError):
+        spec.parse(params, {"id", "title"}, restricted=frozenset({"owner"}))
+    searched = spec.parse(QueryDict("search=x"), {"id", "title"}, restricted=frozenset({"owner"}))
+    assert "owner" not in str(searched.search_q)
+    default = spec.parse(QueryDict(""), {"id", "title"}, restricted=frozenset({"owner"}))
+    assert spec.keyset_error(default, frozenset({"owner"})) is not None
+    assert calls == []
