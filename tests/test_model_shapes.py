@@ -34,6 +34,7 @@ from tests.testapp.models import (
     CodeThing,
     CodeThingProxy,
     Dog,
+    DogTag,
     Edition,
     Ledger,
     Memo,
@@ -610,6 +611,16 @@ for _cls in (
         presets=[],
         permissions=READ_ONLY,
     ),
+    # ``dog__name`` joins Dog's table and its parent Animal's, which holds ``name``
+    _resource(
+        "dog-tags",
+        DogTag,
+        ["id", "label"],
+        filter_fields={"dog__name": ["eq"]},
+        cache=CACHED,
+        presets=[],
+        permissions=READ_ONLY,
+    ),
 ):
     cached.register(_cls)
 
@@ -699,4 +710,25 @@ def test_a_save_through_an_unmanaged_model_over_a_table_cached_answers_read_inva
     mirror.room = "q"
     mirror.save()
     fresh = cache_api.get("/cached/items/?rack__room=r")
+    assert fresh["X-Cache"] == "MISS" and fresh.json()["total"] == 0
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_save_of_the_parent_of_a_multi_table_model_cached_answers_read_invalidates(
+    cache_api,
+):
+    """The cached tags are filtered through ``dog__name``: they read Dog's rows, whose
+    ``name`` is in its parent Animal's table. A save through Animal (its admin, a shell, a
+    resource over Animal) writes that row with no signal of Dog's, and no receiver heard
+    Animal's: the models cached answers read were connected, not their parents (as a
+    cached model's own parents are), and the tags stayed stale."""
+    dog = Dog.objects.create(name="rex")
+    DogTag.objects.create(dog=dog, label="t")
+    hit(cache_api, "/cached/dog-tags/?dog__name=rex")
+    animal = Animal.objects.get(pk=dog.pk)
+    animal.name = "max"
+    animal.save()
+    fresh = cache_api.get("/cached/dog-tags/?dog__name=rex")
     assert fresh["X-Cache"] == "MISS" and fresh.json()["total"] == 0

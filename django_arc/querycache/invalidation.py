@@ -338,7 +338,18 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
     sorts = (part.strip().lstrip("-+") for part in (resource.default_sort or "").split(","))
     for path in (*filters, *(resource.sort_fields or ()), *(resource.search_fields or ()), *sorts):
         read |= _path_reads(model, str(path)) or frozenset()
-    return {m._meta.concrete_model for m in read if m is not None} - {model._meta.concrete_model}
+    return _with_parents(m for m in read if m is not None) - {model._meta.concrete_model}
+
+
+def _with_parents(read: Any) -> set[type[models.Model]]:
+    """The concrete models of ``read`` and their multi-table parents: a row read of a child
+    (``dog__name``) is also a row of each parent's table, which holds the fields it inherits
+    and which a save through the parent class writes with no signal of the child's."""
+    found: set[type[models.Model]] = set()
+    for m in read:
+        found.add(m._meta.concrete_model)
+        found.update(p._meta.concrete_model for p in m._meta.get_parent_list())
+    return found
 
 
 #: ``(model, condition path)`` -> the other models the condition reads (see :func:`_path_reads`)
@@ -381,7 +392,7 @@ def _path_reads(model: type[models.Model], path: str) -> frozenset[type[models.M
             read.add(through)
         current = field.related_model
     if found is not None:
-        found = frozenset(m._meta.concrete_model for m in read) - {model._meta.concrete_model}
+        found = frozenset(_with_parents(read)) - {model._meta.concrete_model}
     if not model._meta.apps.models_ready:
         # reverse relations are not known yet (a resource registered before autodiscovery):
         # ``memberships`` read as no field now must not be remembered as joining nothing

@@ -212,3 +212,11 @@ class CodeChild(CodeThing):
     link) is the parent's ``code``."""
 
     color = models.CharField(max_length=20, default="")
+
+
+class DogTag(models.Model):
+    """A foreign key to a multi-table child: ``dog__name`` joins Dog's table and its
+    parent Animal's, which holds ``name``."""
+
+    dog = models.ForeignKey(Dog, on_delete=models.CASCADE)
+    label = models.CharField(max_length=50)
