@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 import django
 import pytest
-from django.db import models
+from django.db import connection, models
 from django.test import override_settings
-from django.test.utils import isolate_apps
+from django.test.utils import CaptureQueriesContext, isolate_apps
 from django.urls import clear_url_caches, include, path
 
 from django_arc import Resource, ResourceSite, action, presets
@@ -27,6 +27,7 @@ from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.models import (
     Animal,
+    AnimalProxy,
     Author,
     AuthorView,
     Book,
@@ -34,6 +35,7 @@ from tests.testapp.models import (
     CodeThing,
     CodeThingProxy,
     Dog,
+    DogProxy,
     DogTag,
     Edition,
     Ledger,
@@ -115,6 +117,8 @@ for _cls in (
         filter_fields={"animal_ptr": ["eq"], "name": ["eq"]},
         sort_fields=["name"],
     ),
+    _resource("animal-proxies", AnimalProxy, ["id", "name"]),
+    _resource("dog-proxies", DogProxy, ["animal_ptr", "name", "barks"]),
     # multi-table under a client-chosen text pk: the parent's ``code`` is the child's pk too
     _resource("code-children", CodeChild, None, permissions=NO_CREATE),
     _resource("author-views", AuthorView, ["id", "name"], permissions=NO_CREATE),
@@ -306,6 +310,23 @@ def test_a_multi_table_child_is_bulk_created(api):
     # all or none: an invalid item writes no row
     r = api.post("/shapes/dogs/bulk/", {"items": [{"name": "c"}, {"name": ""}]}, format="json")
     assert r.status_code == 400 and Dog.objects.count() == 2
+
+
+def test_a_bulk_create_through_a_proxy_is_one_insert(api):
+    """A proxy's ``_meta.parents`` names the model it proxies (with no parent link), so
+    the bulk create that saves a multi-table child's rows one by one saved a proxy's one by
+    one too: an INSERT (and a ``post_save``) per row instead of one ``bulk_create``. Only a
+    multi-table child is saved row by row, a proxy of one included."""
+    items = [{"name": "a"}, {"name": "b"}, {"name": "c"}]
+    with CaptureQueriesContext(connection) as queries:
+        r = api.post("/shapes/animal-proxies/bulk/", {"items": items}, format="json")
+    assert r.status_code == 201, r.content
+    inserts = [q for q in queries if q["sql"].startswith("INSERT") and "testapp_animal" in q["sql"]]
+    assert len(inserts) == 1
+    assert list(Animal.objects.order_by("pk").values_list("name", flat=True)) == ["a", "b", "c"]
+    r = api.post("/shapes/dog-proxies/bulk/", {"items": items[:2]}, format="json")
+    assert r.status_code == 201, r.content
+    assert sorted(Dog.objects.values_list("name", flat=True)) == ["a", "b"]
 
 
 # -- checks ------------------------------------------------------------------------------------

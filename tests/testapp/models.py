@@ -220,3 +220,18 @@ class DogTag(models.Model):
 
     dog = models.ForeignKey(Dog, on_delete=models.CASCADE)
     label = models.CharField(max_length=50)
+
+
+class AnimalProxy(Animal):
+    """A proxy: its ``_meta.parents`` names Animal (with no parent link), but its rows are
+    Animal's own, one table."""
+
+    class Meta:
+        proxy = True
+
+
+class DogProxy(Dog):
+    """A proxy of a multi-table child: its rows still span two tables."""
+
+    class Meta:
+        proxy = True
