@@ -71,6 +71,21 @@ def bump_on_commit(keys: set[str], using: str | None = None) -> None:
         # there and raises; the commit cannot be awaited, so the bump is sent now
         bump()
         return
+    if connection.in_atomic_block:
+        # one write sends several signals with the same keys (a multi-table child's delete:
+        # a post_delete for its row and each parent's; bulk rows saved or deleted one by
+        # one): a bump of them already waiting for this commit is enough when each
+        # savepoint it was registered in is still open here, so that rolling one back
+        # (which makes Django drop the callbacks registered in it) drops this write too
+        open_now = set(connection.savepoint_ids)
+        for sids, waiting, *_ in connection.run_on_commit:
+            if (
+                getattr(waiting, "arc_alias", None) == alias
+                and keys <= waiting.arc_keys
+                and sids <= open_now
+            ):
+                return
+    bump.arc_alias, bump.arc_keys = alias, frozenset(keys)  # type: ignore[attr-defined]
     transaction.on_commit(bump, using=using)
 
 
