@@ -212,9 +212,10 @@ class Bulk(Preset):
         model = resource.model
         if isinstance(validated[0], dict):
             instances = [model(**data, **values) for data in validated]
-            if model._meta.parents:
+            if model._meta.concrete_model._meta.parents:
                 # Django cannot bulk_create a multi-table child (its rows span the parents'
-                # tables): one save each, all or none in the route's transaction
+                # tables): one save each, all or none in the route's transaction. A proxy's
+                # own ``parents`` names the model it proxies: its rows are one table's
                 for instance in instances:
                     instance.save()
             else:

@@ -71,6 +71,21 @@ def bump_on_commit(keys: set[str], using: str | None = None) -> None:
         # there and raises; the commit cannot be awaited, so the bump is sent now
         bump()
         return
+    if connection.in_atomic_block:
+        # one write sends several signals with the same keys (a multi-table child's delete:
+        # a post_delete for its row and each parent's; bulk rows saved or deleted one by
+        # one): a bump of them already waiting for this commit is enough when each
+        # savepoint it was registered in is still open here, so that rolling one back
+        # (which makes Django drop the callbacks registered in it) drops this write too
+        open_now = set(connection.savepoint_ids)
+        for sids, waiting, *_ in connection.run_on_commit:
+            if (
+                getattr(waiting, "arc_alias", None) == alias
+                and keys <= waiting.arc_keys
+                and sids <= open_now
+            ):
+                return
+    bump.arc_alias, bump.arc_keys = alias, frozenset(keys)  # type: ignore[attr-defined]
     transaction.on_commit(bump, using=using)
 
 
@@ -338,7 +353,18 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
     sorts = (part.strip().lstrip("-+") for part in (resource.default_sort or "").split(","))
     for path in (*filters, *(resource.sort_fields or ()), *(resource.search_fields or ()), *sorts):
         read |= _path_reads(model, str(path)) or frozenset()
-    return {m._meta.concrete_model for m in read if m is not None} - {model._meta.concrete_model}
+    return _with_parents(m for m in read if m is not None) - {model._meta.concrete_model}
+
+
+def _with_parents(read: Any) -> set[type[models.Model]]:
+    """The concrete models of ``read`` and their multi-table parents: a row read of a child
+    (``dog__name``) is also a row of each parent's table, which holds the fields it inherits
+    and which a save through the parent class writes with no signal of the child's."""
+    found: set[type[models.Model]] = set()
+    for m in read:
+        found.add(m._meta.concrete_model)
+        found.update(p._meta.concrete_model for p in m._meta.get_parent_list())
+    return found
 
 
 #: ``(model, condition path)`` -> the other models the condition reads (see :func:`_path_reads`)
@@ -381,7 +407,7 @@ def _path_reads(model: type[models.Model], path: str) -> frozenset[type[models.M
             read.add(through)
         current = field.related_model
     if found is not None:
-        found = frozenset(m._meta.concrete_model for m in read) - {model._meta.concrete_model}
+        found = frozenset(_with_parents(read)) - {model._meta.concrete_model}
     if not model._meta.apps.models_ready:
         # reverse relations are not known yet (a resource registered before autodiscovery):
         # ``memberships`` read as no field now must not be remembered as joining nothing

@@ -212,3 +212,26 @@ class CodeChild(CodeThing):
     link) is the parent's ``code``."""
 
     color = models.CharField(max_length=20, default="")
+
+
+class DogTag(models.Model):
+    """A foreign key to a multi-table child: ``dog__name`` joins Dog's table and its
+    parent Animal's, which holds ``name``."""
+
+    dog = models.ForeignKey(Dog, on_delete=models.CASCADE)
+    label = models.CharField(max_length=50)
+
+
+class AnimalProxy(Animal):
+    """A proxy: its ``_meta.parents`` names Animal (with no parent link), but its rows are
+    Animal's own, one table."""
+
+    class Meta:
+        proxy = True
+
+
+class DogProxy(Dog):
+    """A proxy of a multi-table child: its rows still span two tables."""
+
+    class Meta:
+        proxy = True
