@@ -101,3 +101,37 @@ def test_a_routes_bump_waits_for_the_commit_of_the_database_its_rows_are_written
     assert between == [200]
     after = get(editor, CACHED)
     assert after.content == get(editor, UNCACHED).content
+
+
+class Undo(Exception):
+    pass
+
+
+def test_a_bump_waiting_on_one_database_does_not_stand_for_a_write_on_another(shop, routed):
+    """A bump of the products' versions waits for ``default``'s commit when a write on
+    ``routed`` sends a signal with the same versions: it is registered on ``routed`` all the
+    same (the one waiting on ``default`` is dropped with that transaction's rollback), so the
+    next read is a MISS with the row ``routed`` committed."""
+    from django.db import transaction
+
+    from shop.models import Product
+
+    editor = shop["editor"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    one, other = Product.objects.filter(organization=shop["a"]).order_by("pk")[:2]
+    try:
+        with transaction.atomic(using="default"):
+            one.name = "renamed on default"
+            one.save(using="default")  # waiting on default's commit
+            with transaction.atomic(using="routed"):
+                other.name = "renamed on routed"
+                other.save()  # routed (the router): waits on routed's commit
+            raise Undo
+    except Undo:
+        pass
+    after = get(editor, CACHED)
+    assert after["X-Cache"] == "MISS"
+    names = [p["name"] for p in after.json()["docs"]]
+    assert "renamed on routed" in names and "renamed on default" not in names
+    assert after.content == get(editor, UNCACHED).content
