@@ -35,6 +35,7 @@ from .query import (
     TEXT_OPERATORS,
     _concrete,
     path_multi_valued,
+    primary_key_names,
     resolve_path,
 )
 from .querycache.policy import OPTION_KEYS as CACHE_OPTION_KEYS
@@ -899,11 +900,14 @@ def _check_field_permissions(resource: Any) -> list[Error]:
 
 def _lookup_fields(resource: Any) -> set[str]:
     """The fields rows are addressed by in URLs: ``lookup_field`` and routes' own (a
-    ``SlugLookup``'s ``slug/{slug}/``); ``"pk"`` (the default) is the primary key's field."""
+    ``SlugLookup``'s ``slug/{slug}/``); ``"pk"`` (the default) is the primary key's field,
+    and a lookup by the primary key is one by each field holding its value (a multi-table
+    child's ``animal_ptr`` holds its parent's ``id``)."""
     names = {resource.lookup_field}
     names |= {spec.lookup_field for spec in _resource_routes(resource) if spec.lookup_field}
-    pk_name = resource.model._meta.pk.name
-    return {pk_name if name == "pk" else name for name in names}
+    pk_names = primary_key_names(resource.model)
+    names = {resource.model._meta.pk.name if name == "pk" else name for name in names}
+    return names | pk_names if names & pk_names else names
 
 
 def _resource_routes(resource: Any) -> list[RouteSpec]:

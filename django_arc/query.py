@@ -97,6 +97,14 @@ def _root_field(model: type[models.Model], path: str) -> str:
     return getattr(model_field, "name", root)
 
 
+def primary_key_names(model: type[models.Model]) -> frozenset[str]:
+    """The names of ``model``'s fields holding its primary key's value: its own primary
+    key's and, for a multi-table child, each ancestor's (the parent link holds it)."""
+    return frozenset(
+        {model._meta.pk.name, *(p._meta.pk.name for p in model._meta.get_parent_list())}
+    )
+
+
 class _Refused(Exception):
     """A value that does not parse; turned into INVALID_QUERY by the caller."""
 
@@ -399,6 +407,9 @@ class QuerySpec:
         model = resource.model
         self.model = model
         self.pk_name = model._meta.pk.name
+        #: the fields holding the primary key's value: its own and, for a multi-table child,
+        #: each parent's primary key (the parent link holds the same value)
+        self.pk_names = primary_key_names(model)
         self.hidden: set[str] = set(resource.hidden_fields)
         self.known: set[str] = set()
         for f in model._meta.get_fields():
@@ -599,8 +610,9 @@ class QuerySpec:
         filters on them: an ordering by a field in ``restricted`` (one the caller may not
         read, or sees masked: only the trusted ``default_sort`` can name one) is not paged by
         cursor for that caller, and the answer does not name the field. Nor is one whose
-        primary key (every cursor's tiebreak, :meth:`_keys`) is restricted."""
-        if self.pk_name in restricted:
+        primary key (every cursor's tiebreak, :meth:`_keys`) is restricted, under any of its
+        names (a multi-table child's parent's ``id``)."""
+        if self.pk_names & set(restricted):
             return "cursor pagination is not available for this list"
         for sort_field, _desc in query.ordering:
             if sort_field.root in restricted:

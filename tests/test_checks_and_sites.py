@@ -9,7 +9,7 @@ from django.urls import include, path, reverse
 from django_arc import Resource, ResourceSite, arc, presets
 from django_arc import fields as F
 from django_arc.checks import check_resource, check_settings
-from tests.testapp.models import Article, Author, Book, Gauge
+from tests.testapp.models import Article, Author, Book, Dog, Gauge
 
 
 def ids(errors):
@@ -76,6 +76,12 @@ def test_valid_resources_pass_manage_py_check():
         ({"field_permissions": {"id": F.visible_to("admin")}}, "arc.E009", "looked up by"),
         (
             {"lookup_field": "id", "field_permissions": {"id": F.hidden()}},
+            "arc.E009",
+            "looked up by",
+        ),
+        # a multi-table child's pk (``animal_ptr``) holds its parent's ``id``: the same value
+        (
+            {"model": Dog, "fields": ["id", "name"], "field_permissions": {"id": F.hidden()}},
             "arc.E009",
             "looked up by",
         ),

@@ -25,7 +25,7 @@ from tests.factories import (
 from tests.helpers import client_for
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.test_extension_points import mounted_site
-from tests.testapp.models import Article, Book
+from tests.testapp.models import Article, Book, Dog
 
 pytestmark = pytest.mark.django_db
 
@@ -346,3 +346,31 @@ def test_judging_a_list_query_against_field_permissions_resolves_no_model_field(
     default = spec.parse(QueryDict(""), {"id", "title"}, restricted=frozenset({"owner"}))
     assert spec.keyset_error(default, frozenset({"owner"})) is not None
     assert calls == []
+
+
+class PrivateIdDogs(Resource):
+    """A multi-table child: its pk ``animal_ptr`` is the link to its parent's row and holds
+    the parent's ``id``, which only admins may read."""
+
+    model = Dog
+    name = "private-id-dogs"
+    fields = ["id", "name"]
+    default_sort = "name"
+    permissions = {"list": P.require_auth(), "get": P.require_auth()}
+    field_permissions = {"id": F.visible_to("admin")}
+
+
+def test_a_keyset_cursor_never_carries_a_parents_primary_key_the_caller_cannot_read(settings):
+    """A multi-table child's primary key (``animal_ptr``, every cursor's tiebreak) holds the
+    value of its parent's ``id``: a caller denied ``id`` was cursor-paged all the same, and
+    read each row's ``id`` out of the ``next`` cursor. The parents' primary keys count as
+    the child's: that caller's list is not cursor-paged."""
+    for name in "abc":
+        Dog.objects.create(name=name)
+    user = client_for(UserFactory())
+    with mounted_site(settings, "sec", PrivateIdDogs):
+        r = user.get("/sec/private-id-dogs/?after=&limit=1")
+        assert r.status_code == 400, r.json()
+        assert r.json()["code"] == "INVALID_QUERY"
+        page = user.get("/sec/private-id-dogs/?limit=1").json()
+        assert [set(d) for d in page["docs"]] == [{"name"}]
