@@ -411,6 +411,8 @@ class QuerySpec:
         #: each parent's primary key (the parent link holds the same value)
         self.pk_names = primary_key_names(model)
         self.hidden: set[str] = set(resource.hidden_fields)
+        if self.hidden & self.pk_names:
+            self.hidden |= self.pk_names  # one value under several names: hiding one hides all
         self.known: set[str] = set()
         for f in model._meta.get_fields():
             if getattr(f, "concrete", False) or f.many_to_many:
@@ -459,7 +461,11 @@ class QuerySpec:
     ) -> ListQuery:
         """Parse a list request. ``restricted`` names fields this caller may not read (or sees
         masked): filtering or sorting on them is refused like an unknown field, and search
-        skips them, so their values cannot be probed through the query string."""
+        skips them, so their values cannot be probed through the query string. The primary
+        key's names are one field here: restricting one (a multi-table child's parent's
+        ``id``) restricts its parent link (``animal_ptr``), which holds the same value."""
+        if self.pk_names & set(restricted):
+            restricted = frozenset(restricted) | self.pk_names
         query = ListQuery()
         conditions: list[tuple[tuple[str, str, str], Q]] = []
         for key in params:

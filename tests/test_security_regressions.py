@@ -374,3 +374,43 @@ def test_a_keyset_cursor_never_carries_a_parents_primary_key_the_caller_cannot_r
         assert r.json()["code"] == "INVALID_QUERY"
         page = user.get("/sec/private-id-dogs/?limit=1").json()
         assert [set(d) for d in page["docs"]] == [{"name"}]
+
+
+class PtrFilteredDogs(PrivateIdDogs):
+    name = "ptr-filtered-dogs"
+    filter_fields = {"animal_ptr": ["eq", "gt", "lt"]}
+    sort_fields = ["animal_ptr", "name"]
+
+
+class PublicIdPtrFilteredDogs(PtrFilteredDogs):
+    name = "public-id-ptr-filtered-dogs"
+    field_permissions = {}
+
+
+class HiddenIdPtrFilteredDogs(PtrFilteredDogs):
+    name = "hidden-id-ptr-filtered-dogs"
+    field_permissions = {"id": F.hidden()}
+
+
+def test_a_parents_primary_key_the_caller_cannot_read_is_not_probed_by_its_parent_link(
+    settings,
+):
+    """The parent link ``animal_ptr`` holds the parent's ``id``: a caller denied ``id``
+    filtered ``animal_ptr[gt]=`` (and sorted by it) and bisected every row's ``id``. The
+    primary key's names are one field for the query language: denying one denies them
+    all."""
+    for name in "abc":
+        Dog.objects.create(name=name)
+    b = Dog.objects.get(name="b").pk
+    user = client_for(UserFactory())
+    resources = (PtrFilteredDogs, PublicIdPtrFilteredDogs, HiddenIdPtrFilteredDogs)
+    with mounted_site(settings, "sec", *resources):
+        for query in (f"animal_ptr={b}", f"animal_ptr[gt]={b}", "sort=-animal_ptr"):
+            for denied in ("ptr-filtered-dogs", "hidden-id-ptr-filtered-dogs"):
+                r = user.get(f"/sec/{denied}/?{query}")
+                assert r.status_code == 400, (denied, query, r.json())
+                assert r.json()["code"] == "INVALID_QUERY"
+            r = user.get(f"/sec/public-id-ptr-filtered-dogs/?{query}")
+            assert r.status_code == 200, (query, r.json())
+        r = user.get(f"/sec/public-id-ptr-filtered-dogs/?animal_ptr[gt]={b}")
+        assert [d["name"] for d in r.json()["docs"]] == ["c"]
