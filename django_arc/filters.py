@@ -129,9 +129,11 @@ def _default_sort_text(resource: Any) -> str:
     """``default_sort`` as the schema documents it, unless it names a ``hidden()`` field:
     the schema is public, and a hidden field must not be confirmed to exist."""
     spec = resource.query_spec
-    if not spec.default_sort:
-        return f"`{resource.pk_name}`"
     hidden = resource.field_rules.hidden
+    if not spec.default_sort:
+        # the order is then the primary key's, which a resource looked up by another
+        # field may hide
+        return "the resource's own order" if spec.pk_names & hidden else f"`{resource.pk_name}`"
     parts = (p.strip().lstrip("-+") for p in spec.default_sort.split(","))
     if any(_root_field(spec.model, p) in hidden for p in parts if p):
         return "the resource's own order"

@@ -414,3 +414,36 @@ def test_a_parents_primary_key_the_caller_cannot_read_is_not_probed_by_its_paren
             assert r.status_code == 200, (query, r.json())
         r = user.get(f"/sec/public-id-ptr-filtered-dogs/?animal_ptr[gt]={b}")
         assert [d["name"] for d in r.json()["docs"]] == ["c"]
+
+
+class HiddenIdUidBooks(UidBooks):
+    """Looked up by ``uid``, its integer key hidden from everyone; no ``default_sort``."""
+
+    name = "hidden-id-uid-books"
+    default_sort = ""
+    sort_fields = ["title"]
+    field_permissions = {"id": F.hidden()}
+
+
+def test_the_schema_does_not_name_a_hidden_primary_key_as_the_default_order():
+    """Without a ``default_sort`` a list is ordered by its primary key, and the ``sort``
+    parameter documented ``Default: `id```, even when ``id`` is ``hidden()`` (a resource
+    looked up by ``uid``): the schema named a hidden field. It is documented as the
+    resource's own order, as a hidden field in ``default_sort`` is."""
+    view = types.SimpleNamespace(resource=HiddenIdUidBooks())
+    (sort,) = [
+        p
+        for p in QueryLanguageFilter().get_schema_operation_parameters(view)
+        if p["name"] == "sort"
+    ]
+    assert "`id`" not in sort["description"], sort["description"]
+    assert "Default: the resource's own order." in sort["description"]
+    view = types.SimpleNamespace(
+        resource=type("PublicIdBooks", (HiddenIdUidBooks,), {"field_permissions": {}})()
+    )
+    (sort,) = [
+        p
+        for p in QueryLanguageFilter().get_schema_operation_parameters(view)
+        if p["name"] == "sort"
+    ]
+    assert "Default: `id`." in sort["description"]
