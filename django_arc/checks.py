@@ -10,6 +10,15 @@ a permission value that cannot decide; E011 preset configuration; E012 an attrib
 would never read; E013 a permission key nothing reads; E014 a bad ``idempotent`` or ``cache``
 option; E015 a resource or action name whose event type is longer than the outbox's column
 holds; E016 a primary key django-arc cannot serve (composite, or client-chosen with ``create``).
+
+Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
+``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
+not ``noeviction``); W004 that policy could not be read; W005 the query cache's alias is a
+django-redis cache whose client cannot be built; W006 ``DATABASE_ROUTERS`` send a resource's
+rows to another database than ``OutboxEvent``; W007 they send a resource taking keys to
+another database than ``IdempotencyRecord`` (the ``database`` store); W008 the outbox
+purges delivered events (``DELIVERED_RETENTION_DAYS``) before keys end (``TTL_SECONDS``)
+where a keyed request can run twice.
 """
 
 from __future__ import annotations
