@@ -18,6 +18,7 @@ from django.db import models
 from .actions import ActionSpec, RouteSpec
 from .fields import FieldPermission, FieldRules
 from .permissions import Permission, as_permission, require_auth
+from .query import QuerySpec, primary_key_names
 from .settings import arc_settings
 
 if TYPE_CHECKING:
@@ -191,10 +192,9 @@ class Resource:
         # a multi-table child's parents' primary keys are its own under other names (the
         # parent link holds the same value): writing one moved the row, as Django saved a
         # copy under the new key and left the old one
-        keys = {self.pk_name} | {p._meta.pk.name for p in self.model._meta.get_parent_list()}
         return FieldRules(
             self.field_permissions,
-            set(self.read_only_fields) | keys,
+            set(self.read_only_fields) | primary_key_names(self.model),
             frozenset(managed),
         )
 
@@ -286,9 +286,7 @@ class Resource:
         return False
 
     @cached_property
-    def query_spec(self) -> Any:
-        from .query import QuerySpec
-
+    def query_spec(self) -> QuerySpec:
         return QuerySpec(self)
 
     @cached_property
