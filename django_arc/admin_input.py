@@ -27,9 +27,7 @@ from django.http import HttpResponseBadRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-#: The range of a 64-bit integer column, for backends that declare no range of their own
-#: (Django 4.2's SQLite, whose driver raises ``OverflowError`` past it).
-_INT64 = (-(2**63), 2**63 - 1)
+from .query import beyond_int64
 
 
 def is_primary_key(model: type[models.Model], value: Any) -> bool:
@@ -40,7 +38,7 @@ def is_primary_key(model: type[models.Model], value: Any) -> bool:
         pk.run_validators(converted)
     except (ValidationError, ValueError, TypeError, OverflowError):
         return False
-    if isinstance(converted, int) and not _INT64[0] <= converted <= _INT64[1]:
+    if beyond_int64(converted):
         return False
     return converted is not None
 

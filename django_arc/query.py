@@ -180,6 +180,13 @@ _TEXT_LOOKUPS = {
 }
 
 
+def beyond_int64(value: Any) -> bool:
+    """Whether ``value`` is an integer no column of any supported database holds: a filter,
+    an id or a key that is one matches no row and must not reach the driver (Django 4.2's
+    SQLite backend declares no range, and its driver raises ``OverflowError``)."""
+    return isinstance(value, int) and not MIN_INT <= value <= MAX_INT
+
+
 def integer_range(model_field: Any) -> tuple[int, int]:
     """The values an integer column holds on every database Django supports: the ranges
     Django declares for the field type (``IntegerField`` is 32 bits). A field's own
@@ -220,7 +227,7 @@ def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
     ):
         raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}") from None
     if isinstance(target, _NUMERIC_FIELDS):
-        if isinstance(value, int) and not MIN_INT <= value <= MAX_INT:
+        if beyond_int64(value):
             raise _Refused("is out of range")
         if portable and isinstance(value, int) and isinstance(target, models.IntegerField):
             low, high = integer_range(target)

@@ -17,7 +17,7 @@ from django.db import models
 from rest_framework import serializers
 
 from .events.event import unstorable_char
-from .query import MAX_INT, MIN_INT, integer_range
+from .query import MAX_INT, MIN_INT, beyond_int64, integer_range
 
 
 class ArcSerializerMixin:
@@ -154,7 +154,7 @@ def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, d
                     pk = model._meta.pk.to_python(value)
                 except (TypeError, ValueError, DjangoValidationError, OverflowError):
                     continue
-                if isinstance(pk, int) and not MIN_INT <= pk <= MAX_INT:
+                if beyond_int64(pk):
                     continue  # no database holds it
                 wanted.add(pk)
         rows = relation.get_queryset().filter(pk__in=wanted) if wanted else []

@@ -30,7 +30,7 @@ from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 from ..actions import RouteSpec
 from ..exceptions import ArcError, RowsGone, flatten_validation
 from ..filters import QueryFilterField
-from ..query import MAX_INT, MIN_INT
+from ..query import beyond_int64
 from ..serializers import preload_related
 from .base import Preset
 
@@ -442,11 +442,7 @@ class Bulk(Preset):
                 parsed.append(view.read_lookup_value(value))
             except (DjangoValidationError, ValueError, TypeError, OverflowError):
                 parsed.append(None)
-        wanted = {
-            p
-            for p in parsed
-            if p is not None and not (isinstance(p, int) and not MIN_INT <= p <= MAX_INT)
-        }
+        wanted = {p for p in parsed if p is not None and not beyond_int64(p)}
         found = {
             str(getattr(row, model_field.attname)): row
             for row in view.get_queryset().filter(**{f"{lookup}__in": wanted})

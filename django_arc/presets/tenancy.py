@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q, QuerySet
 
 from ..exceptions import ArcError
-from ..query import MAX_INT, MIN_INT
+from ..query import beyond_int64
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class _Dimension:
             if isinstance(value, str) and "\x00" in value:
                 raise ValueError("a NUL character")  # PostgreSQL text cannot hold it
             target.run_validators(value)
-            if isinstance(value, int) and not MIN_INT <= value <= MAX_INT:
+            if beyond_int64(value):
                 # Django 4.2's SQLite backend gives integer columns no range validators
                 raise OverflowError(value)
         except (ValidationError, ValueError, TypeError, OverflowError):
