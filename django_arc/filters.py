@@ -29,7 +29,6 @@ from .query import (
     MAX_TEXT_PATTERN,
     TEXT_OPERATORS,
     _concrete,
-    _root_field,
     integer_range,
 )
 
@@ -134,8 +133,7 @@ def _default_sort_text(resource: Any) -> str:
         # the order is then the primary key's, which a resource looked up by another
         # field may hide
         return "the resource's own order" if spec.pk_names & hidden else f"`{resource.pk_name}`"
-    parts = (p.strip().lstrip("-+") for p in spec.default_sort.split(","))
-    if any(_root_field(spec.model, p) in hidden for p in parts if p):
+    if any(sort_field.root in hidden for sort_field, _desc in spec.default_ordering):
         return "the resource's own order"
     return f"`{spec.default_sort}`"
 

@@ -471,7 +471,7 @@ class QuerySpec:
         skips them, so their values cannot be probed through the query string. The primary
         key's names are one field here: restricting one (a multi-table child's parent's
         ``id``) restricts its parent link (``animal_ptr``), which holds the same value."""
-        if self.pk_names & set(restricted):
+        if not self.pk_names.isdisjoint(restricted):
             restricted = frozenset(restricted) | self.pk_names
         query = ListQuery()
         conditions: list[tuple[tuple[str, str, str], Q]] = []
@@ -625,7 +625,7 @@ class QuerySpec:
         cursor for that caller, and the answer does not name the field. Nor is one whose
         primary key (every cursor's tiebreak, :meth:`_keys`) is restricted, under any of its
         names (a multi-table child's parent's ``id``)."""
-        if self.pk_names & set(restricted):
+        if not self.pk_names.isdisjoint(restricted):
             return "cursor pagination is not available for this list"
         for sort_field, _desc in query.ordering:
             if sort_field.root in restricted:
