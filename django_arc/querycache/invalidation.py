@@ -136,7 +136,7 @@ _referencing: dict[type[models.Model], set[type[models.Model]]] = {}
 _readers: dict[type[models.Model], set[type[models.Model]]] = {}
 #: the same by table (:func:`_table`), which every write looks up (:func:`_resources_over`)
 _readers_by_table: dict[str, set[type[models.Model]]] = {}
-_by_model: dict[str, list[Any]] = {}
+_by_table: dict[str, list[Any]] = {}
 _registry_state: tuple[int, int] | None = None
 
 
@@ -177,14 +177,14 @@ def _resources_of(model: type[models.Model]) -> list[Any]:
     how many — a resource unregistered and another registered leave every count as it was)."""
     from ..sites import registry_state
 
-    global _registry_state, _by_model
+    global _registry_state, _by_table
     state = registry_state()
     if state != _registry_state:
-        by_model: dict[str, list[Any]] = {}
+        by_table: dict[str, list[Any]] = {}
         for resource in _served_resources():
-            by_model.setdefault(_table(resource.model), []).append(resource)
-        _by_model, _registry_state = by_model, state
-    return _by_model.get(_table(model), [])
+            by_table.setdefault(_table(resource.model), []).append(resource)
+        _by_table, _registry_state = by_table, state
+    return _by_table.get(_table(model), [])
 
 
 def _resources_over(model: type[models.Model]) -> list[Any]:
