@@ -487,6 +487,92 @@ def test_update_delete_bulk_action_and_route_are_replayed_not_rerun(store, edito
     assert again["X-Idempotency-Replayed"] == "true"
 
 
+VOLATILE = {"id", "ids", "sku", "name", "price", "created_at"}
+
+
+def _stable(value):
+    """A JSON answer without what differs between two rows of one request (their ids, skus,
+    names, prices, creation times)."""
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+def stored_answers(store_name: str) -> list[bytes]:
+    """Every answer the store holds, as bytes: the records' bodies, or the Redis values."""
+    if store_name == "database":
+        return [bytes(b or b"") for b in IdempotencyRecord.objects.values_list("body", flat=True)]
+    from django.conf import settings
+    from django_redis import get_redis_connection
+
+    redis = get_redis_connection("redis")
+    prefix = settings.CACHES["redis"]["KEY_PREFIX"]
+    return [redis.get(k) or b"" for k in redis.scan_iter(f"{prefix}*")]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["create", "bulk", "action", "route"])
+def test_a_json_retry_of_a_browsable_first_request_gets_the_json_answer(store, org, path):
+    """A keyed request sent with ``Accept: text/html`` (DRF's browsable API) stored the HTML
+    page it was answered with — the caller's name and its CSRF form token included — and a
+    JSON retry of the key was replayed that page. What is stored is now the JSON answer a
+    JSON-first request gets (status, body, headers), never a page: the first caller still
+    sees its page, the retry gets JSON, replayed."""
+    editor = member_client(org, "editor")
+    ours, twin = (
+        ProductFactory(organization=org, price=4),
+        ProductFactory(organization=org, price=4),
+    )
+    url, bodies = {
+        "create": (URL, [BODY, {**BODY, "sku": "W-2"}]),
+        "bulk": (f"{URL}bulk/", [{"items": [{**BODY, "sku": f"B-{i}"}]} for i in (1, 2)]),
+        "action": (f"{URL}{{}}/action/", [{"action": "double"}] * 2),
+        "route": (f"{URL}raise-prices/", [{}, {}]),
+    }[path]
+    html = {"HTTP_ACCEPT": "text/html"}
+
+    def send(i, key, **extra):
+        target = url.format((ours, twin)[i].pk)
+        return editor.post(target, bodies[i], format="json", HTTP_IDEMPOTENCY_KEY=key, **extra)
+
+    page = send(0, "html-first", **html)
+    assert page.status_code in (200, 201), page.content
+    assert page["Content-Type"].startswith("text/html")  # the first caller gets its page
+    assert b"csrfmiddlewaretoken" in page.content
+    state = list(Product.objects.order_by("pk").values_list("sku", "price"))
+    replay = send(0, "html-first")
+    assert replay["X-Idempotency-Replayed"] == "true"
+    assert list(Product.objects.order_by("pk").values_list("sku", "price")) == state
+    json_first = send(1, "json-first")  # what a JSON-first request of the same kind gets
+    assert replay.status_code == json_first.status_code == page.status_code
+    assert replay["Content-Type"] == json_first["Content-Type"] == "application/json"
+    assert _stable(replay.json()) == _stable(json_first.json())
+    assert replay.content == json.dumps(replay.json(), separators=(",", ":")).encode()
+    names = {k for k, _ in replay.items() if k != "X-Idempotency-Replayed"}
+    assert names == {k for k, _ in json_first.items()}
+    for answer in stored_answers(store):
+        assert b"csrfmiddlewaretoken" not in answer and b"<html" not in answer, answer[:200]
+    # an HTML retry gets the stored JSON answer too, replayed byte for byte
+    again = send(0, "html-first", **html)
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == replay.content
+
+
+@pytest.mark.django_db
+def test_a_refusal_answered_as_a_page_is_stored_as_its_json_envelope(store, editor):
+    """A 400 is stored like any answer below 500: answered as the browsable API's page, it
+    is stored as the error envelope a JSON request gets, page and CSRF token left out."""
+    invalid = {"name": "Widget"}
+    page = post(editor, invalid, key="bad", HTTP_ACCEPT="text/html")
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+    replay = post(editor, invalid, key="bad")
+    assert replay["X-Idempotency-Replayed"] == "true" and replay.status_code == 400
+    assert replay["Content-Type"] == "application/json"
+    assert replay.json()["code"] == "VALIDATION_ERROR" and "sku" in replay.json()["details"]
+    assert all(b"csrfmiddlewaretoken" not in answer for answer in stored_answers(store))
+
+
 @pytest.mark.django_db
 def test_each_event_of_a_bulk_request_has_its_own_key(store, editor):
     items = [{"name": f"B{i}", "sku": f"B-{i}", "price": "1"} for i in range(3)]

@@ -30,6 +30,7 @@ from django.db import OperationalError, connections, transaction
 from django.http import HttpResponse
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 
 from .. import redis_alias
 from ..exceptions import ArcError, ShortCircuit
@@ -272,13 +273,16 @@ class IdempotentExecution:
             self.give_up(_Rollback())
             return None
         try:
+            # before the page is rendered: the browsable renderers change what they answer
+            answer = _json_answer(self.view, response)
             body = _content(response)  # rendering sets the Content-Type
-            answer = (
-                response.status_code,
-                response.get("Content-Type", ""),
-                body,
-                own_headers(self.view, response),
-            )
+            if answer is None:
+                answer = (
+                    response.status_code,
+                    response.get("Content-Type", ""),
+                    body,
+                    own_headers(self.view, response),
+                )
             if self._atomic is not None and any(
                 transaction.get_connection(alias).needs_rollback for alias in self.databases
             ):
@@ -402,6 +406,43 @@ class _Write:
                 transaction.get_connection(alias).needs_rollback = True
         if exc_type is None and not execution._writes:
             execution._savepoint_each = True
+
+
+def _json_answer(view: Any, response: Any) -> tuple[Any, ...] | None:
+    """The answer to store for one the browsable API renders (``BrowsableAPIRenderer``, DRF's
+    ``AdminRenderer``): the same data as the view's JSON renderer renders it for a JSON
+    request, with the status and headers a JSON request gets. The page holds the caller's
+    name and a CSRF token in its forms, and a retry asking for JSON must get what a
+    JSON-first request would have got, so a page is never stored: the first caller still
+    gets its page, every retry the JSON answer. ``None`` for any other answer (stored as
+    rendered)."""
+    if not isinstance(getattr(response, "accepted_renderer", None), BrowsableAPIRenderer):
+        return None
+    renderer = _json_renderer(view)
+    context = {**(getattr(response, "renderer_context", None) or {}), "response": response}
+    body = renderer.render(response.data, renderer.media_type, context)
+    if isinstance(body, str):
+        body = body.encode(renderer.charset or "utf-8")
+    content_type = response.content_type or (
+        f"{renderer.media_type}; charset={renderer.charset}"
+        if renderer.charset
+        else renderer.media_type
+    )
+    return (
+        response.status_code,
+        content_type if body else "",
+        bytes(body or b""),
+        own_headers(view, response),
+    )
+
+
+def _json_renderer(view: Any) -> Any:
+    """The renderer a JSON request of ``view`` is answered with: its first renderer whose
+    format is ``json`` (a project's camelCase one too), else DRF's ``JSONRenderer``."""
+    for renderer in view.get_renderers():
+        if renderer.format == "json" and not isinstance(renderer, BrowsableAPIRenderer):
+            return renderer
+    return JSONRenderer()
 
 
 def _sqlite_locked(aliases: tuple[str, ...], exc: OperationalError) -> bool:
