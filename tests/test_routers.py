@@ -2,7 +2,14 @@
 schemas: documenting both spellings gave every operation two operationIds."""
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
+from django.urls import clear_url_caches, path
 from drf_spectacular.generators import EndpointEnumerator
+
+from django_arc.idempotency.models import IdempotencyRecord
+from shop.models import Product
+from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -13,3 +20,76 @@ def test_twins_answer_but_are_not_enumerated_for_schemas(api):
     paths = {path for path, _regex, _method, _callback in EndpointEnumerator().get_api_endpoints()}
     assert "/api/books/" in paths and "/api/books/{id}/" in paths
     assert not [path for path in paths if not path.endswith("/")]
+
+
+# -- paths no route matches ------------------------------------------------------------------------
+
+
+def _envelope_404(response):
+    body = assert_error(response, 404, "NOT_FOUND")
+    assert response["Content-Type"] == "application/json"
+    assert body == {
+        "success": False,
+        "error": "Resource not found",
+        "code": "NOT_FOUND",
+        "requestId": response["X-Request-Id"],
+    }
+
+
+def test_a_path_under_the_sites_prefix_that_matches_no_route_is_the_envelopes_404(api):
+    """``/api/books.json`` (DRF's format-suffix spelling, which the router does not serve),
+    a route's unknown sub-path or an unknown resource answered the project's HTML 404 page;
+    under the site's prefix they are the error envelope's 404 now, on every method, and a
+    keyed write to one claims nothing and writes nothing."""
+    from django.contrib.auth.models import User
+
+    api.force_authenticate(User.objects.create_user("u"))
+    for method, url in [
+        ("get", "/api/books.json"),
+        ("get", "/api/books.json/"),
+        ("get", "/api/books/1/nope/"),
+        ("get", "/api/idem-products/1/action.json"),
+        ("get", "/api/nope/"),
+        ("delete", "/api/books.json"),
+        ("head", "/api/books.json"),
+    ]:
+        response = getattr(api, method)(url)
+        if method == "head":
+            assert response.status_code == 404 and response["Content-Type"] == "application/json"
+        else:
+            _envelope_404(response)
+    keyed = api.post(
+        "/api/idem-products.json",
+        {"name": "W", "sku": "W-1", "price": "1"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k",
+    )
+    _envelope_404(keyed)
+    assert not IdempotencyRecord.objects.exists() and not Product.objects.exists()
+    # the request id sent is the one answered
+    traced = api.get("/api/books.json", HTTP_X_REQUEST_ID="trace-1")
+    assert traced["X-Request-Id"] == "trace-1" and traced.json()["requestId"] == "trace-1"
+
+
+def _health(request):
+    return HttpResponse("ok")
+
+
+def test_paths_outside_the_site_and_project_routes_under_its_prefix_are_left_alone(settings):
+    """Only what resolves to nothing under a site's prefix is answered: a project's own route
+    mounted after the site under the same prefix is served, and a path outside it is still
+    the project's 404 page."""
+    import tests.urls
+
+    settings.ROOT_URLCONF = type(
+        "urls", (), {"urlpatterns": [*tests.urls.urlpatterns, path("api/health/", _health)]}
+    )
+    clear_url_caches()
+    try:
+        client = Client()
+        assert client.get("/api/health/").content == b"ok"
+        outside = client.get("/nope/")
+        assert outside.status_code == 404 and outside["Content-Type"].startswith("text/html")
+        _envelope_404(client.get("/api/books.json"))
+    finally:
+        clear_url_caches()
