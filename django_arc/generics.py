@@ -134,20 +134,87 @@ class _AdminErrorPage:
         return super().render(data, accepted_media_type, renderer_context)
 
 
-_ADMIN_RENDERERS: dict[type, type] = {}
+#: the actions whose forms DRF builds from the resource's serializer: one row's body
+_ROW_ACTIONS = frozenset({"list", "create", "retrieve", "update", "partial_update", "destroy"})
 
 
-def _admin_error_page(renderer: Any) -> Any:
-    """``renderer``, or for an ``AdminRenderer`` (a project's subclass too) the same class
-    rendering its 400s without a 500 (:class:`_AdminErrorPage`)."""
+class _ResourceForms:
+    """The forms of DRF's browsable API on a resource's pages, through its two seams
+    (``get_rendered_html_form``, ``get_raw_data_form``):
+
+    - a row's page fills its ``PUT``/``PATCH`` forms from that row. DRF finds the row as
+      ``data.serializer.instance``, which the envelope hides; it is handed the serializer
+      of the form instead, built by the view while :attr:`building_forms` is set, so it
+      holds the fields the caller may write and relations narrowed to what a body may name
+      (:meth:`ResourceGenericViewSet.get_serializer`);
+    - a route's page (bulk, an action, a custom route) offers no HTML form and an empty
+      raw-data form: DRF would build both from the resource's serializer, one row's body,
+      which the route refuses."""
+
+    def get_rendered_html_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
+        if method != "DELETE" and view.action not in _ROW_ACTIONS:
+            return None
+        with _building_forms(view):
+            return super().get_rendered_html_form(  # type: ignore[misc]
+                _form_data(data, view), view, method, request
+            )
+
+    def get_raw_data_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
+        with _building_forms(view):
+            form = super().get_raw_data_form(  # type: ignore[misc]
+                _form_data(data, view), view, method, request
+            )
+        if form is not None and view.action not in _ROW_ACTIONS:
+            form.fields["_content"].initial = None
+        return form
+
+
+@contextmanager
+def _building_forms(view: Any) -> Iterator[None]:
+    view.building_forms = True
+    try:
+        yield
+    finally:
+        view.building_forms = False
+
+
+class _FormData:
+    """What DRF reads of a response's data to fill a form: ``serializer.instance``."""
+
+    __slots__ = ("serializer",)
+
+    def __init__(self, serializer: Any) -> None:
+        self.serializer = serializer
+
+
+def _form_data(data: Any, view: Any) -> Any:
+    """``data``, or on a row's page (a get) the form's serializer of that row."""
+    row = getattr(view, "arc_object", None)
+    if row is None or view.action != "retrieve":
+        return data
+    known = view.__dict__.get("_form_data")
+    if known is None:  # one per page, not one per form
+        known = view._form_data = _FormData(view.get_serializer(instance=row))
+    return known
+
+
+_ARC_RENDERERS: dict[type, type] = {}
+
+
+def _arc_renderer(renderer: Any) -> Any:
+    """``renderer``, or for DRF's ``BrowsableAPIRenderer`` (a project's subclass, the
+    ``AdminRenderer`` too) the same class with the resource's forms
+    (:class:`_ResourceForms`), and for an ``AdminRenderer`` its 400s rendered without a 500
+    (:class:`_AdminErrorPage`)."""
     cls = type(renderer)
-    if not isinstance(renderer, AdminRenderer) or isinstance(renderer, _AdminErrorPage):
+    if not isinstance(renderer, BrowsableAPIRenderer) or isinstance(renderer, _ResourceForms):
         return renderer
-    guarded = _ADMIN_RENDERERS.get(cls)
+    guarded = _ARC_RENDERERS.get(cls)
     if guarded is None:
-        guarded = type(cls.__name__, (_AdminErrorPage, cls), {"__module__": cls.__module__})
+        bases = (_AdminErrorPage,) if issubclass(cls, AdminRenderer) else ()
+        guarded = type(cls.__name__, (*bases, _ResourceForms, cls), {"__module__": cls.__module__})
         guarded.__qualname__ = cls.__qualname__
-        _ADMIN_RENDERERS[cls] = guarded
+        _ARC_RENDERERS[cls] = guarded
     return guarded()
 
 
@@ -194,8 +261,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     #: answered by ``handle_exception()``: the route raised, and its write transaction (if
     #: any) rolled back
     raised: bool = False
-    #: the row a get answered (the query cache keeps it for its hits' object checks)
+    #: the row a get answered (the query cache keeps it for its hits' object checks; the
+    #: browsable API's forms are filled from it)
     arc_object: Any = None
+    #: DRF's browsable API is building this page's forms (:class:`_ResourceForms`)
+    building_forms: bool = False
 
     # -- DRF policy hooks --------------------------------------------------------------------
 
@@ -227,8 +297,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         return [_bounded_parser(p) for p in super().get_parsers()]
 
     def get_renderers(self) -> list[Any]:
-        # DRF's AdminRenderer, named by the project, renders its 400s without a 500
-        return [_admin_error_page(r) for r in super().get_renderers()]
+        # DRF's browsable renderers build the resource's forms (filled from a row's, none on
+        # a route's page); its AdminRenderer, named by the project, renders its 400s
+        # without a 500
+        return [_arc_renderer(r) for r in super().get_renderers()]
 
     def get_content_negotiator(self) -> Any:
         # DRF's default negotiation (the default, or named in settings) becomes
@@ -566,7 +638,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         form = (
             not args
             and "data" not in kwargs
-            and kwargs.get("instance") is None
+            and (kwargs.get("instance") is None or self.building_forms)
             and self._renders_browsable_form()
         )
         if form:
@@ -578,7 +650,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def _renders_browsable_form(self) -> bool:
         """DRF's browsable API is asking for the serializer its HTML and raw-data forms
-        describe (``get_serializer()`` with neither rows nor a body)."""
+        describe (``get_serializer()`` with neither rows nor a body, or with the row a
+        form is filled from while the forms are built)."""
         return isinstance(getattr(self.request, "accepted_renderer", None), BrowsableAPIRenderer)
 
     def _keep_writable(self, serializer: Any) -> None:

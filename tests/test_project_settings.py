@@ -221,6 +221,122 @@ def test_the_browsable_apis_forms_hold_only_what_the_caller_may_write(monkeypatc
     assert "7.00" not in anonymous.content.decode()
 
 
+def _filled(page, method):
+    """The values of the ``<input>`` elements of ``method``'s HTML form (name → value)."""
+    html = page.content.decode()
+    form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)[0]
+    inputs = {}
+    for tag in re.findall(r"<input[^>]*>", form):
+        name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
+        if name and name[1] != "csrfmiddlewaretoken":
+            inputs[name[1]] = unescape(value[1]) if value else None
+    return inputs
+
+
+def _selected(page, method, name):
+    """The ``(value, label)`` options of ``method``'s form's ``<select name=...>``, and the
+    value of the selected one."""
+    html = page.content.decode()
+    form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)[0]
+    select = re.search(rf'<select[^>]* name="{name}".*?</select>', form, re.S)[0]
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select)
+    chosen = re.findall(r'<option value="([^"]*)"\s*selected', select)
+    return [o for o in options if o[0]], chosen
+
+
+def test_the_browsable_apis_put_form_holds_the_row_as_the_caller_may_write_it(monkeypatch):
+    """A row's page offered an empty ``PUT`` form: DRF fills it from the serializer behind
+    the response's data, which the envelope hides. The HTML and raw-data forms now hold the
+    row — the fields this caller may write, nothing else (an editor's page never shows the
+    admin-only ``cost``) — and an admin's hold ``status`` and ``cost`` too."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
+    page = f"/api/t-products/{product.pk}/"
+    html = {"HTTP_ACCEPT": "text/html"}
+
+    editor = member_client(org, "editor").get(page, **html)
+    _, raw = _html_form(editor, "PUT")
+    assert _filled(editor, "PUT") == {"name": "Lamp", "sku": "L-1", "price": "12.50"}
+    assert raw == {"name": "Lamp", "sku": "L-1", "price": "12.50"}
+    assert "7.77" not in editor.content.decode()
+
+    admin = member_client(org, "admin").get(page, **html)
+    _, raw = _html_form(admin, "PUT")
+    assert _filled(admin, "PUT") == {"name": "Lamp", "sku": "L-1", "price": "12.50", "cost": "7.77"}
+    assert _selected(admin, "PUT", "status")[1] == ["active"]
+    assert raw == {
+        "name": "Lamp",
+        "sku": "L-1",
+        "price": "12.50",
+        "status": "active",
+        "cost": "7.77",
+    }
+
+
+def test_the_filled_put_form_offers_only_the_callers_tenants_rows(monkeypatch):
+    """Filled from the row, the form's relations are still narrowed to the rows a body may
+    name: an order's ``product`` ``<select>`` holds the caller's tenant's products, the
+    order's own selected, and no other tenant's product is anywhere on the page."""
+    from tests.factories import OrderFactory
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    ours, theirs = OrganizationFactory(), OrganizationFactory()
+    lamp = ProductFactory(organization=ours, name="Our lamp")
+    desk = ProductFactory(organization=ours, name="Our desk")
+    ProductFactory(organization=theirs, name="Their secret prototype")
+    order = OrderFactory(product=lamp, quantity=3, customer_email="buyer@ours.example")
+    page = member_client(ours, "editor").get(
+        f"/api/orders/{order.reference}/", HTTP_ACCEPT="text/html"
+    )
+    assert page.status_code == 200
+    options, chosen = _selected(page, "PUT", "product")
+    assert sorted(options) == sorted([(str(lamp.pk), "Our lamp"), (str(desk.pk), "Our desk")])
+    assert chosen == [str(lamp.pk)]
+    _, raw = _html_form(page, "PUT")
+    assert _filled(page, "PUT") == {"quantity": "3", "customer_email": "buyer@ours.example"}
+    assert raw == {"product": lamp.pk, "quantity": 3, "customer_email": "buyer@ours.example"}
+    assert "Their secret prototype" not in page.content.decode()
+
+
+def test_the_put_form_is_offered_only_to_who_may_change_that_row(monkeypatch):
+    """DRF judges a form's row by the object permissions: with the row now known, a page's
+    ``PUT`` form is offered to its owner (``OwnedBy``) and not to another user, who may read
+    the row but not change it (the form used to be offered to both, and its post refused)."""
+    from tests.testapp.models import Article
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    owner, other = UserFactory(), UserFactory()
+    article = Article.objects.create(owner=owner, slug="a", title="Mine")
+    page = f"/api/owned-articles/{article.pk}/"
+    mine = client_for(owner).get(page, HTTP_ACCEPT="text/html")
+    assert _filled(mine, "PUT")["title"] == "Mine"
+    theirs = client_for(other).get(page, HTTP_ACCEPT="text/html")
+    assert theirs.status_code == 200 and 'data-method="PUT"' not in theirs.content.decode()
+
+
+def test_a_routes_page_offers_no_single_row_form(monkeypatch):
+    """A bulk route's or an action's page offered the resource's single-row HTML form and a
+    raw-data form holding one row, bodies the route refuses (``{"items": [...]}``, ``{"action":
+    ...}``). A route's page offers its raw-data form empty, and no HTML form."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org)
+    editor = member_client(org, "editor")
+    for url in ("/api/idem-products/bulk/", f"/api/idem-products/{product.pk}/action/"):
+        page = editor.get(url, HTTP_ACCEPT="text/html")
+        assert page.status_code == 405, url
+        html = page.content.decode()
+        assert not re.search(r'<form [^>]*enctype="multipart/form-data"', html), url
+        raws = re.findall(r'<textarea name="_content"[^>]*>(.*?)</textarea>', html, re.S)
+        assert all(raw.strip() == "" for raw in raws), (url, raws)
+        # bulk offers its raw-data forms (POST, PATCH); an action without a body resolves
+        # no action, whose permission grants nothing: no form at all
+        assert len(raws) == (2 if "bulk" in url else 0), (url, raws)
+    # the resource's own pages still offer theirs
+    assert _html_form(editor.get("/api/idem-products/", HTTP_ACCEPT="text/html"), "POST")[0]
+
+
 def test_a_projects_filter_backends_pagination_and_permissions_do_not_reach_resources(
     settings, monkeypatch
 ):
