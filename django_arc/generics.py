@@ -642,7 +642,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             and self._renders_browsable_form()
         )
         if form:
-            self._keep_writable(serializer)
+            self._keep_writable(serializer, filled=kwargs.get("instance") is not None)
         if ("data" in kwargs or form) and self.resource.preset_list:
             # a form's relations offer their rows as choices: the ones a body may name
             self._narrow_relations(serializer)
@@ -654,15 +654,17 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         form is filled from while the forms are built)."""
         return isinstance(getattr(self.request, "accepted_renderer", None), BrowsableAPIRenderer)
 
-    def _keep_writable(self, serializer: Any) -> None:
+    def _keep_writable(self, serializer: Any, filled: bool = False) -> None:
         """A form's serializer without the fields this caller may not write: the browsable
         API would show them (names the caller may not even read, ``visible_to``), and its
         HTML form, which posts every input it shows, would be refused with
-        ``FIELD_WRITE_DENIED`` whatever the caller typed."""
+        ``FIELD_WRITE_DENIED`` whatever the caller typed. A form ``filled`` from a row also
+        leaves out the fields the caller reads masked (``redact_for``), whose value it would
+        show, and which its post would overwrite with whatever the input held."""
         serializer = getattr(serializer, "child", serializer)
         access = self.field_access
         for name in list(serializer.fields):
-            if access.write_verdict(name) != "allow":
+            if access.write_verdict(name) != "allow" or (filled and name in access.redacted):
                 serializer.fields.pop(name)
 
     def _narrow_relations(self, serializer: Any) -> None:

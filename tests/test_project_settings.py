@@ -274,6 +274,35 @@ def test_the_browsable_apis_put_form_holds_the_row_as_the_caller_may_write_it(mo
     }
 
 
+def test_the_filled_put_form_leaves_out_what_the_caller_reads_masked(monkeypatch):
+    """``redact_for`` masks a field on read but lets the caller write it: filled from the
+    row, the form would have shown the value the caller is only shown as ``***``. A field the
+    caller reads masked is left out of the filled forms (the empty ``POST`` form still
+    offers it), and a post of the filled form leaves its value alone."""
+    from shop.models import Membership
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="SECRET-SKU-1", price="12.50")
+    writer = member_client(org, "editor")  # an editor who is also a viewer: sku is masked
+    user = Membership.objects.get(organization=org, role="editor").user
+    Membership.objects.create(user=user, organization=org, role="viewer")
+    page = writer.get(f"/api/t-products/{product.pk}/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200
+    assert "SECRET-SKU-1" not in page.content.decode()
+    filled = _filled(page, "PUT")
+    assert filled == {"name": "Lamp", "price": "12.50"}
+    assert _html_form(page, "PUT")[1] == {"name": "Lamp", "price": "12.50"}
+    saved = writer.put(
+        f"/api/t-products/{product.pk}/", {**filled, "name": "Desk"}, format="multipart"
+    )
+    assert saved.status_code == 200, saved.content
+    product.refresh_from_db()
+    assert (product.name, product.sku) == ("Desk", "SECRET-SKU-1")
+    listing = writer.get("/api/t-products/", HTTP_ACCEPT="text/html")
+    assert "sku" in _html_form(listing, "POST")[0]
+
+
 def test_the_filled_put_form_offers_only_the_callers_tenants_rows(monkeypatch):
     """Filled from the row, the form's relations are still narrowed to the rows a body may
     name: an order's ``product`` ``<select>`` holds the caller's tenant's products, the
