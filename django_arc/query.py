@@ -97,6 +97,21 @@ def _root_field(model: type[models.Model], path: str) -> str:
     return getattr(model_field, "name", root)
 
 
+def relation_named(model: type[models.Model], name: str) -> Any:
+    """The field ``name`` names on ``model`` as a serializer's source or a
+    ``select_related``/``prefetch_related`` path part does: a field, or a reverse relation
+    by its accessor (``review_set`` when it has no ``related_name``, which ``get_field``
+    knows as ``review``); ``None`` when it names neither."""
+    try:
+        return model._meta.get_field(name)
+    except (FieldDoesNotExist, AttributeError, TypeError):
+        pass
+    for rel in getattr(getattr(model, "_meta", None), "related_objects", ()):
+        if rel.get_accessor_name() == name:
+            return rel
+    return None
+
+
 def primary_key_names(model: type[models.Model]) -> frozenset[str]:
     """The names of ``model``'s fields holding its primary key's value: its own primary
     key's and, for a multi-table child, each ancestor's (the parent link holds it)."""

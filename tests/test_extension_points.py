@@ -36,7 +36,7 @@ from tests.factories import (
 )
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
-from tests.testapp.models import Article, Book, Review
+from tests.testapp.models import Article, Author, Book, Rack, RackItem, Review
 from tests.testapp.resources import PUBLIC
 
 MEMBERS = P.require_org_membership()
@@ -620,6 +620,106 @@ def test_fields_a_serializer_reads_through_a_dotted_source_are_joined(settings):
     ]
 
 
+class BookWithReviewsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Book
+        fields = ["id", "title", "reviews"]
+
+
+class AuthorWithBooksSerializer(serializers.ModelSerializer):
+    """A nested list of the author's books, each with its reviews' ids."""
+
+    books = BookWithReviewsSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Author
+        fields = ["id", "name", "books"]
+
+
+class AuthorWithBooksResource(Resource):
+    model = Author
+    name = "authors-with-books"
+    serializer_class = AuthorWithBooksSerializer
+    permissions = PUBLIC
+    cache = False
+
+
+class AuthorBookIdsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Author
+        fields = ["id", "name", "books"]
+
+
+class BookWithAuthorBooksSerializer(serializers.ModelSerializer):
+    """A nested author (joined), rendering the ids of its books (a reverse relation)."""
+
+    author = AuthorBookIdsSerializer(read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "author"]
+
+
+class BookWithAuthorBooksResource(Resource):
+    model = Book
+    name = "books-with-author-books"
+    serializer_class = BookWithAuthorBooksSerializer
+    permissions = PUBLIC
+    cache = False
+
+
+def nested_list_queries(path, authors):
+    """How many queries a list runs over ``authors`` authors of two books, each with a
+    review; and its body."""
+    Review.objects.all().delete()
+    Book.objects.all().delete()
+    for _ in range(authors):
+        author = AuthorFactory()
+        for _ in range(2):
+            Review.objects.create(book=BookFactory(author=author), body="fine")
+    with CaptureQueriesContext(connection) as queries:
+        response = client_for(None).get(path)
+    assert response.status_code == 200
+    return len(queries.captured_queries), response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("resource", "path"),
+    [
+        (AuthorWithBooksResource, "/nr/authors-with-books/?limit=100"),
+        (AuthorWithBooksResource, "/nr/authors-with-books/?limit=100&after="),
+        (BookWithAuthorBooksResource, "/nr/books-with-author-books/?limit=100"),
+    ],
+)
+def test_relations_a_nested_serializer_renders_are_loaded_once(settings, resource, path):
+    """docs/resources.md: lists run a constant number of queries, the relations the
+    serializer renders prefetched. A nested serializer's own relations (each book's
+    ``reviews`` in an author's ``books``, a nested author's ``books``) were not: one query
+    per nested row."""
+    with mounted_site(settings, "nr", resource):
+        one, _ = nested_list_queries(path, 1)
+        many, body = nested_list_queries(path, 10)
+    assert many == one
+    if resource is AuthorWithBooksResource:
+        assert one == (3 if "after" in path else 4)  # (count), page, books, reviews
+        rendered = {b["id"]: b["reviews"] for doc in body["docs"] for b in doc["books"]}
+        assert len(rendered) == 20
+    else:
+        assert one == 3  # count, page joined with authors, the authors' books
+        rendered = {doc["id"]: sorted(doc["author"]["books"]) for doc in body["docs"]}
+        assert len(rendered) == 20
+    expected = {
+        b.pk: (
+            list(b.reviews.values_list("pk", flat=True))
+            if resource is AuthorWithBooksResource
+            else sorted(b.author.books.values_list("pk", flat=True))
+        )
+        for b in Book.objects.all()
+    }
+    assert rendered == expected
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db(transaction=True)
@@ -642,6 +742,42 @@ def test_a_rename_of_a_row_read_through_a_dotted_source_invalidates(settings):
         after = anon.get("/bw/cached-books-with-authors/")
     assert after["X-Cache"] == "MISS"
     assert after.json()["docs"][0]["author_name"] == "Renamed"
+
+
+class RackWithItemsResource(Resource):
+    """The generated serializer rendering a reverse relation without a ``related_name``,
+    under its accessor (``rackitem_set``)."""
+
+    model = Rack
+    name = "racks-with-items"
+    fields = ["id", "label", "rackitem_set"]
+    read_only_fields = ["rackitem_set"]
+    permissions = PUBLIC
+    cache = False
+
+
+@pytest.mark.django_db
+def test_a_reverse_relation_rendered_under_its_accessor_is_prefetched(settings):
+    """``fields = [..., "rackitem_set"]`` (no ``related_name``): the relation was not
+    found by that name, so not prefetched: one query per rack."""
+
+    def queries(count):
+        RackItem.objects.all().delete()
+        Rack.objects.all().delete()
+        for i in range(count):
+            RackItem.objects.create(rack=Rack.objects.create(label=f"r{i}"), name=f"i{i}")
+        with CaptureQueriesContext(connection) as captured:
+            response = client_for(None).get("/ri/racks-with-items/?limit=100")
+        assert response.status_code == 200
+        return len(captured.captured_queries), response.json()
+
+    with mounted_site(settings, "ri", RackWithItemsResource):
+        one, _ = queries(1)
+        many, body = queries(10)
+    assert one == many == 3  # count, page, the racks' items
+    assert {doc["label"]: doc["rackitem_set"] for doc in body["docs"]} == {
+        item.rack_id: [item.pk] for item in RackItem.objects.all()
+    }
 
 
 class PurgingBookResource(Resource):
