@@ -780,6 +780,35 @@ def test_a_reverse_relation_rendered_under_its_accessor_is_prefetched(settings):
     }
 
 
+class CachedAuthorWithBooksResource(AuthorWithBooksResource):
+    name = "cached-authors-with-books"
+    cache = {"stale_seconds": 30}
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_row_a_nested_serializer_renders_invalidates(settings):
+    """The rows a nested serializer renders (each book's reviews in an author's nested
+    ``books``) are rows the list reads: a new review retires the cached list."""
+    book = BookFactory()
+    anon = client_for(None)
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+        mounted_site(settings, "nb", CachedAuthorWithBooksResource),
+    ):
+        redis_alias.reset_outage_warnings()
+        anon.get("/nb/cached-authors-with-books/")
+        assert anon.get("/nb/cached-authors-with-books/")["X-Cache"] == "HIT"
+        review = Review.objects.create(book=book, body="new")
+        after = anon.get("/nb/cached-authors-with-books/")
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"][0]["books"] == [
+        {"id": book.pk, "title": book.title, "reviews": [review.pk]}
+    ]
+
+
 class PurgingBookResource(Resource):
     model = Book
     name = "purging-books"
