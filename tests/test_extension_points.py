@@ -36,7 +36,7 @@ from tests.factories import (
 )
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
-from tests.testapp.models import Article, Author, Book, Rack, RackItem, Review
+from tests.testapp.models import Article, Author, Book, Rack, RackItem, Review, UuidThing
 from tests.testapp.resources import PUBLIC
 
 MEMBERS = P.require_org_membership()
@@ -780,8 +780,36 @@ def test_a_reverse_relation_rendered_under_its_accessor_is_prefetched(settings):
     }
 
 
-class CachedAuthorWithBooksResource(AuthorWithBooksResource):
-    name = "cached-authors-with-books"
+class ThingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = UuidThing
+        fields = ["id", "name"]
+
+
+class RackItemWithThingSerializer(serializers.ModelSerializer):
+    thing = ThingSerializer(read_only=True)
+
+    class Meta:
+        model = RackItem
+        fields = ["id", "name", "thing"]
+
+
+class RackWithItemThingsSerializer(serializers.ModelSerializer):
+    """A rack's items (a reverse relation without ``related_name``), each nesting its
+    thing (a forward relation of the nested rows)."""
+
+    rackitem_set = RackItemWithThingSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Rack
+        fields = ["id", "label", "rackitem_set"]
+
+
+class CachedRackWithItemThingsResource(Resource):
+    model = Rack
+    name = "cached-racks-with-things"
+    serializer_class = RackWithItemThingsSerializer
+    permissions = PUBLIC
     cache = {"stale_seconds": 30}
 
 
@@ -789,24 +817,26 @@ class CachedAuthorWithBooksResource(AuthorWithBooksResource):
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db(transaction=True)
 def test_a_row_a_nested_serializer_renders_invalidates(settings):
-    """The rows a nested serializer renders (each book's reviews in an author's nested
-    ``books``) are rows the list reads: a new review retires the cached list."""
-    book = BookFactory()
+    """The rows a nested serializer renders (each rack item's thing, nested in a rack's
+    items) are rows the list reads: renaming the thing retires the cached list (it was
+    served with the old name until ``stale_seconds``)."""
+    thing = UuidThing.objects.create(name="old")
+    RackItem.objects.create(rack=Rack.objects.create(label="r"), thing=thing, name="i")
     anon = client_for(None)
     with (
         override_settings(CACHES=caches_with("redis", REDIS_URL)),
         override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
-        mounted_site(settings, "nb", CachedAuthorWithBooksResource),
+        mounted_site(settings, "nt", CachedRackWithItemThingsResource),
     ):
         redis_alias.reset_outage_warnings()
-        anon.get("/nb/cached-authors-with-books/")
-        assert anon.get("/nb/cached-authors-with-books/")["X-Cache"] == "HIT"
-        review = Review.objects.create(book=book, body="new")
-        after = anon.get("/nb/cached-authors-with-books/")
+        anon.get("/nt/cached-racks-with-things/")
+        assert anon.get("/nt/cached-racks-with-things/")["X-Cache"] == "HIT"
+        thing.name = "new"
+        thing.save()
+        after = anon.get("/nt/cached-racks-with-things/")
     assert after["X-Cache"] == "MISS"
-    assert after.json()["docs"][0]["books"] == [
-        {"id": book.pk, "title": book.title, "reviews": [review.pk]}
-    ]
+    [item] = after.json()["docs"][0]["rackitem_set"]
+    assert item["thing"] == {"id": str(thing.pk), "name": "new"}
 
 
 class PurgingBookResource(Resource):
