@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import pytest
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
+from django.db.models import Prefetch
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import clear_url_caches, include, path
@@ -742,6 +743,81 @@ def test_a_rename_of_a_row_read_through_a_dotted_source_invalidates(settings):
         after = anon.get("/bw/cached-books-with-authors/")
     assert after["X-Cache"] == "MISS"
     assert after.json()["docs"][0]["author_name"] == "Renamed"
+
+
+class NarrowedBooksAuthorResource(Resource):
+    """The generated serializer renders ``books`` (prefetched by django-arc); the project
+    narrows them with a ``Prefetch`` of its own."""
+
+    model = Author
+    name = "narrowed-books-authors"
+    fields = ["id", "name", "books"]
+    permissions = PUBLIC
+    cache = False
+
+    def get_queryset(self, request):
+        long_books = Book.objects.filter(pages__gte=200)
+        return (
+            super().get_queryset(request).prefetch_related(Prefetch("books", queryset=long_books))
+        )
+
+
+class NarrowedReviewsAuthorResource(AuthorWithBooksResource):
+    """Nested books rendering their reviews; the project narrows the reviews."""
+
+    name = "narrowed-reviews-authors"
+
+    def get_queryset(self, request):
+        kept = Review.objects.filter(body="kept")
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(Prefetch("books__reviews", queryset=kept))
+        )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("resource", "path"),
+    [
+        (NarrowedBooksAuthorResource, "/np/narrowed-books-authors/"),
+        (NarrowedReviewsAuthorResource, "/np/narrowed-reviews-authors/"),
+    ],
+)
+def test_a_projects_own_prefetch_of_a_rendered_relation_is_kept(settings, resource, path):
+    """A project's ``Prefetch`` narrowing a relation the serializer renders, which
+    django-arc prefetches too: Django refused the second lookup of ``books`` (a 500), and
+    of ``books__reviews`` once nested relations were prefetched. The project's rows are
+    rendered, still one query per relation."""
+
+    def listed(authors):
+        Review.objects.all().delete()
+        Book.objects.all().delete()
+        for _ in range(authors):
+            author = AuthorFactory()
+            for pages in (100, 300):
+                book = BookFactory(author=author, pages=pages)
+                Review.objects.create(book=book, body="kept")
+                Review.objects.create(book=book, body="dropped")
+        with CaptureQueriesContext(connection) as queries:
+            response = client_for(None).get(f"{path}?limit=100")
+        assert response.status_code == 200, response.content
+        return len(queries.captured_queries), response.json()["docs"]
+
+    with mounted_site(settings, "np", resource):
+        one, _ = listed(1)
+        many, docs = listed(5)
+    assert one == many
+    if resource is NarrowedBooksAuthorResource:
+        long_books = dict(Book.objects.filter(pages=300).values_list("author_id", "pk"))
+        assert {doc["id"]: doc["books"] for doc in docs} == {
+            author: [long_books[author]] if author in long_books else []
+            for author in Author.objects.values_list("pk", flat=True)
+        }
+    else:
+        kept = dict(Review.objects.filter(body="kept").values_list("book_id", "pk"))
+        rendered = {b["id"]: b["reviews"] for doc in docs for b in doc["books"]}
+        assert rendered == {book: [pk] for book, pk in kept.items()}
 
 
 class RackWithItemsResource(Resource):

@@ -31,7 +31,7 @@ from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 from ..actions import RouteSpec
 from ..exceptions import ArcError, RowsGone, flatten_validation
 from ..filters import QueryFilterField
-from ..query import beyond_int64
+from ..query import beyond_int64, project_prefetches_first
 from ..serializers import preload_related
 from .base import Preset
 
@@ -227,7 +227,7 @@ class Bulk(Preset):
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
         # them, with the resource's own prefetches: not one query per row
-        lookups = resource.get_queryset(request)._prefetch_related_lookups
+        lookups = project_prefetches_first(resource.get_queryset(request))._prefetch_related_lookups
         if lookups:
             prefetch_related_objects(instances, *lookups)
         reps = view.get_serializer(instances, many=True).data
