@@ -67,7 +67,7 @@ from .negotiation import ArcContentNegotiation
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
 from .permissions import Permission, PermissionResult
-from .query import UNSENDABLE
+from .query import UNSENDABLE, project_prefetches_first
 from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
@@ -483,7 +483,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         """The rows this request may see: ``Resource.get_queryset()``, the presets'
         conditions (one :func:`~django_arc.narrowing.narrow` for all of them), each preset's
         ``filter_queryset``, and the permission's filters."""
-        queryset = self.resource.get_queryset(self.request)
+        queryset = project_prefetches_first(self.resource.get_queryset(self.request))
         presets = self.resource.preset_list
         conditions = [q for q in (preset.row_filter(self) for preset in presets) if q]
         if conditions:

@@ -97,6 +97,39 @@ def _root_field(model: type[models.Model], path: str) -> str:
     return getattr(model_field, "name", root)
 
 
+def project_prefetches_first(queryset: models.QuerySet) -> models.QuerySet:
+    """``queryset`` with the ``Prefetch`` objects of its ``prefetch_related`` (a project's own,
+    narrowed: ``Prefetch("books", queryset=Book.objects.filter(published=True))``) before
+    the plain paths django-arc adds for the relations its serializer renders (``"books"``,
+    ``"books__reviews"``), a plain path a ``Prefetch`` loads already left out. Django
+    refuses a ``Prefetch`` of a relation an earlier lookup loaded (a ``ValueError``: a 500);
+    after it, the plain paths follow the rows it loaded instead of loading them again."""
+    lookups = queryset._prefetch_related_lookups
+    objects = [lookup for lookup in lookups if isinstance(lookup, models.Prefetch)]
+    if not objects:
+        return queryset
+    loaded = {lookup.prefetch_to for lookup in objects}
+    plain = [lookup for lookup in lookups if isinstance(lookup, str) and lookup not in loaded]
+    if list(lookups) == [*objects, *plain]:
+        return queryset
+    return queryset.prefetch_related(None).prefetch_related(*objects, *plain)
+
+
+def relation_named(model: type[models.Model], name: str) -> Any:
+    """The field ``name`` names on ``model`` as a serializer's source or a
+    ``select_related``/``prefetch_related`` path part does: a field, or a reverse relation
+    by its accessor (``review_set`` when it has no ``related_name``, which ``get_field``
+    knows as ``review``); ``None`` when it names neither."""
+    try:
+        return model._meta.get_field(name)
+    except (FieldDoesNotExist, AttributeError, TypeError):
+        pass
+    for rel in getattr(getattr(model, "_meta", None), "related_objects", ()):
+        if rel.get_accessor_name() == name:
+            return rel
+    return None
+
+
 def primary_key_names(model: type[models.Model]) -> frozenset[str]:
     """The names of ``model``'s fields holding its primary key's value: its own primary
     key's and, for a multi-table child, each ancestor's (the parent link holds it)."""

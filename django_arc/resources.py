@@ -18,7 +18,7 @@ from django.db import models
 from .actions import ActionSpec, RouteSpec
 from .fields import FieldPermission, FieldRules
 from .permissions import Permission, as_permission, require_auth
-from .query import QuerySpec, primary_key_names
+from .query import QuerySpec, primary_key_names, relation_named
 from .settings import arc_settings
 
 if TYPE_CHECKING:
@@ -111,6 +111,79 @@ def _forward_path(model: type[models.Model], parts: list[str], serializer_field:
         joined.append(part)
         current = field.related_model
     return "__".join(joined)
+
+
+#: How deep nested serializers are followed for their relations (a serializer nesting
+#: itself, through ``many=True`` of its own model, stops here).
+_NESTING_LIMIT = 8
+
+
+def _related_paths(
+    model: type[models.Model],
+    fields: Any,
+    prefix: str,
+    prefetched: bool,
+    select: list[str],
+    prefetch: list[str],
+    depth: int,
+) -> None:
+    """Add to ``select``/``prefetch`` the relations the serializer ``fields`` render from
+    rows of ``model`` reached through ``prefix`` (``""`` for the resource's own rows): a
+    forward relation rendered as more than an id is joined (prefetched once a to-many
+    relation was crossed: ``books__author``), a reverse or many-to-many one prefetched; a
+    nested serializer's own fields are followed the same way."""
+    from rest_framework.relations import PrimaryKeyRelatedField
+    from rest_framework.serializers import BaseSerializer, ListSerializer
+
+    if depth > _NESTING_LIMIT:
+        return
+    for name, serializer_field in fields.items():
+        source = serializer_field.source or name
+        if source == "*":
+            # the same row, rendered by a nested serializer (``source="*"``)
+            if isinstance(serializer_field, BaseSerializer) and not isinstance(
+                serializer_field, ListSerializer
+            ):
+                _related_paths(
+                    model, serializer_field.fields, prefix, prefetched, select, prefetch, depth + 1
+                )
+            continue
+        if "." in source:
+            # a field of a related row (``source="book.author.name"``): join the
+            # forward relations the path follows
+            path = _forward_path(model, source.split("."), serializer_field)
+            if path:
+                (prefetch if prefetched else select).append(prefix + path)
+            continue
+        # a reverse relation may be rendered under its accessor (``rackitem_set``)
+        model_field = relation_named(model, source)
+        if model_field is None:
+            continue
+        path = prefix + source
+        child = serializer_field.child if isinstance(serializer_field, ListSerializer) else None
+        nested = child if child is not None else serializer_field
+        if model_field.many_to_many or model_field.one_to_many:
+            prefetch.append(path)
+            to_many = True
+        elif (
+            model_field.is_relation
+            and model_field.name == source  # not ``author_id``, the column
+            and not isinstance(serializer_field, PrimaryKeyRelatedField)
+        ):
+            (prefetch if prefetched else select).append(path)
+            to_many = prefetched
+        else:
+            continue
+        if isinstance(nested, BaseSerializer) and model_field.related_model is not None:
+            _related_paths(
+                model_field.related_model,
+                nested.fields,
+                path + "__",
+                to_many,
+                select,
+                prefetch,
+                depth + 1,
+            )
 
 
 class Resource:
@@ -293,35 +366,12 @@ class Resource:
     def related_loading(self) -> tuple[list[str], list[str]]:
         """(select_related, prefetch_related) paths so lists run a constant number of
         queries: forward FKs the serializer renders as more than an id are joined, m2m and
-        reverse relations are prefetched."""
-        from rest_framework.relations import PrimaryKeyRelatedField
-
-        select, prefetch = [], []
-        rendered = self.serializer().fields
-        for name, serializer_field in rendered.items():
-            source = serializer_field.source or name
-            if source == "*":
-                continue
-            if "." in source:
-                # a field of a related row (``source="book.author.name"``): join the
-                # forward relations the path follows
-                path = _forward_path(self.model, source.split("."), serializer_field)
-                if path:
-                    select.append(path)
-                continue
-            try:
-                model_field = self.model._meta.get_field(source)
-            except Exception:
-                continue
-            if model_field.many_to_many or model_field.one_to_many:
-                prefetch.append(source)
-            elif (
-                model_field.is_relation
-                and model_field.name == source  # not ``author_id``, the column
-                and not isinstance(serializer_field, PrimaryKeyRelatedField)
-            ):
-                select.append(source)
-        return select, prefetch
+        reverse relations are prefetched — and so on inside nested serializers (a nested
+        author's ``books``, each book's ``reviews``: ``author__books``, ``books__reviews``)."""
+        select: list[str] = []
+        prefetch: list[str] = []
+        _related_paths(self.model, self.serializer().fields, "", False, select, prefetch, 0)
+        return list(dict.fromkeys(select)), list(dict.fromkeys(prefetch))
 
     @cached_property
     def routes(self) -> list[RouteSpec]:

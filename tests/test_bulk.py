@@ -667,6 +667,23 @@ class IsbnBulkBookResource(Resource):
     permissions = OPEN_BULK
 
 
+@project_site.register
+class ReviewedBulkBookResource(Resource):
+    """Bulk and audit over rows rendering a reverse relation (their reviews' ids), which a
+    hook fills on create."""
+
+    model = Book
+    fields = ["id", "title", "isbn", "author", "reviews"]
+    read_only_fields = ["reviews"]
+    name = "reviewed-bulk-books"
+    presets = [presets.Bulk(), presets.Audited()]
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update", "delete")}
+
+    def after_create(self, request, instance):
+        if instance.title.startswith("reviewed"):
+            Review.objects.create(book=instance, body="first")
+
+
 @pytest.fixture
 def project_api(settings, api):
     ConfirmedBookSerializer.saved.clear()
@@ -730,6 +747,33 @@ def test_a_project_serializer_of_model_columns_keeps_bulk_sql_constant(project_a
         return len(queries)
 
     assert statements(2, "a") == statements(20, "b")
+
+
+def test_bulk_create_loads_the_reverse_relations_it_renders_once(project_api):
+    """The created rows' events and audit rows render their reviews: one query for all
+    the rows, as a list loads them, not one per row (2 items and 20 cost the same); the
+    reviews an ``after_create`` hook added are in them."""
+    api, author = project_api, AuthorFactory()
+
+    def statements(n, prefix):
+        items = [
+            {"title": f"{prefix}{i}", "isbn": f"{prefix}-{i}", "author": author.pk}
+            for i in range(n)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post("/p/reviewed-bulk-books/bulk/", {"items": items}, format="json")
+        assert response.status_code == 201, response.content
+        return len(queries)
+
+    plain = statements(2, "plain")
+    assert statements(20, "more") == plain
+    assert statements(3, "reviewed") == plain + 3  # the hook's INSERTs
+    events = OutboxEvent.objects.filter(type="reviewed-bulk-books.created")
+    rendered = {e.payload["data"]["title"]: e.payload["data"]["reviews"] for e in events}
+    reviews = dict(Review.objects.values_list("book__title", "pk"))
+    assert rendered["reviewed0"] == [reviews["reviewed0"]] and rendered["plain0"] == []
+    audited = AuditLog.objects.filter(resource="reviewed-bulk-books", action="created")
+    assert {row.after["title"]: row.after["reviews"] for row in audited} == rendered
 
 
 def test_bulk_alone_creates_updates_and_deletes(project_api):

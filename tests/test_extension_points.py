@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import pytest
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
+from django.db.models import Prefetch
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import clear_url_caches, include, path
@@ -36,7 +37,7 @@ from tests.factories import (
 )
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
-from tests.testapp.models import Article, Book, Review
+from tests.testapp.models import Article, Author, Book, Rack, RackItem, Review, UuidThing
 from tests.testapp.resources import PUBLIC
 
 MEMBERS = P.require_org_membership()
@@ -620,6 +621,106 @@ def test_fields_a_serializer_reads_through_a_dotted_source_are_joined(settings):
     ]
 
 
+class BookWithReviewsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Book
+        fields = ["id", "title", "reviews"]
+
+
+class AuthorWithBooksSerializer(serializers.ModelSerializer):
+    """A nested list of the author's books, each with its reviews' ids."""
+
+    books = BookWithReviewsSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Author
+        fields = ["id", "name", "books"]
+
+
+class AuthorWithBooksResource(Resource):
+    model = Author
+    name = "authors-with-books"
+    serializer_class = AuthorWithBooksSerializer
+    permissions = PUBLIC
+    cache = False
+
+
+class AuthorBookIdsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Author
+        fields = ["id", "name", "books"]
+
+
+class BookWithAuthorBooksSerializer(serializers.ModelSerializer):
+    """A nested author (joined), rendering the ids of its books (a reverse relation)."""
+
+    author = AuthorBookIdsSerializer(read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "author"]
+
+
+class BookWithAuthorBooksResource(Resource):
+    model = Book
+    name = "books-with-author-books"
+    serializer_class = BookWithAuthorBooksSerializer
+    permissions = PUBLIC
+    cache = False
+
+
+def nested_list_queries(path, authors):
+    """How many queries a list runs over ``authors`` authors of two books, each with a
+    review; and its body."""
+    Review.objects.all().delete()
+    Book.objects.all().delete()
+    for _ in range(authors):
+        author = AuthorFactory()
+        for _ in range(2):
+            Review.objects.create(book=BookFactory(author=author), body="fine")
+    with CaptureQueriesContext(connection) as queries:
+        response = client_for(None).get(path)
+    assert response.status_code == 200
+    return len(queries.captured_queries), response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("resource", "path"),
+    [
+        (AuthorWithBooksResource, "/nr/authors-with-books/?limit=100"),
+        (AuthorWithBooksResource, "/nr/authors-with-books/?limit=100&after="),
+        (BookWithAuthorBooksResource, "/nr/books-with-author-books/?limit=100"),
+    ],
+)
+def test_relations_a_nested_serializer_renders_are_loaded_once(settings, resource, path):
+    """docs/resources.md: lists run a constant number of queries, the relations the
+    serializer renders prefetched. A nested serializer's own relations (each book's
+    ``reviews`` in an author's ``books``, a nested author's ``books``) were not: one query
+    per nested row."""
+    with mounted_site(settings, "nr", resource):
+        one, _ = nested_list_queries(path, 1)
+        many, body = nested_list_queries(path, 10)
+    assert many == one
+    if resource is AuthorWithBooksResource:
+        assert one == (3 if "after" in path else 4)  # (count), page, books, reviews
+        rendered = {b["id"]: b["reviews"] for doc in body["docs"] for b in doc["books"]}
+        assert len(rendered) == 20
+    else:
+        assert one == 3  # count, page joined with authors, the authors' books
+        rendered = {doc["id"]: sorted(doc["author"]["books"]) for doc in body["docs"]}
+        assert len(rendered) == 20
+    expected = {
+        b.pk: (
+            list(b.reviews.values_list("pk", flat=True))
+            if resource is AuthorWithBooksResource
+            else sorted(b.author.books.values_list("pk", flat=True))
+        )
+        for b in Book.objects.all()
+    }
+    assert rendered == expected
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db(transaction=True)
@@ -642,6 +743,176 @@ def test_a_rename_of_a_row_read_through_a_dotted_source_invalidates(settings):
         after = anon.get("/bw/cached-books-with-authors/")
     assert after["X-Cache"] == "MISS"
     assert after.json()["docs"][0]["author_name"] == "Renamed"
+
+
+class NarrowedBooksAuthorResource(Resource):
+    """The generated serializer renders ``books`` (prefetched by django-arc); the project
+    narrows them with a ``Prefetch`` of its own."""
+
+    model = Author
+    name = "narrowed-books-authors"
+    fields = ["id", "name", "books"]
+    permissions = PUBLIC
+    cache = False
+
+    def get_queryset(self, request):
+        long_books = Book.objects.filter(pages__gte=200)
+        return (
+            super().get_queryset(request).prefetch_related(Prefetch("books", queryset=long_books))
+        )
+
+
+class NarrowedReviewsAuthorResource(AuthorWithBooksResource):
+    """Nested books rendering their reviews; the project narrows the reviews."""
+
+    name = "narrowed-reviews-authors"
+
+    def get_queryset(self, request):
+        kept = Review.objects.filter(body="kept")
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(Prefetch("books__reviews", queryset=kept))
+        )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("resource", "path"),
+    [
+        (NarrowedBooksAuthorResource, "/np/narrowed-books-authors/"),
+        (NarrowedReviewsAuthorResource, "/np/narrowed-reviews-authors/"),
+    ],
+)
+def test_a_projects_own_prefetch_of_a_rendered_relation_is_kept(settings, resource, path):
+    """A project's ``Prefetch`` narrowing a relation the serializer renders, which
+    django-arc prefetches too: Django refused the second lookup of ``books`` (a 500), and
+    of ``books__reviews`` once nested relations were prefetched. The project's rows are
+    rendered, still one query per relation."""
+
+    def listed(authors):
+        Review.objects.all().delete()
+        Book.objects.all().delete()
+        for _ in range(authors):
+            author = AuthorFactory()
+            for pages in (100, 300):
+                book = BookFactory(author=author, pages=pages)
+                Review.objects.create(book=book, body="kept")
+                Review.objects.create(book=book, body="dropped")
+        with CaptureQueriesContext(connection) as queries:
+            response = client_for(None).get(f"{path}?limit=100")
+        assert response.status_code == 200, response.content
+        return len(queries.captured_queries), response.json()["docs"]
+
+    with mounted_site(settings, "np", resource):
+        one, _ = listed(1)
+        many, docs = listed(5)
+    assert one == many
+    if resource is NarrowedBooksAuthorResource:
+        long_books = dict(Book.objects.filter(pages=300).values_list("author_id", "pk"))
+        assert {doc["id"]: doc["books"] for doc in docs} == {
+            author: [long_books[author]] if author in long_books else []
+            for author in Author.objects.values_list("pk", flat=True)
+        }
+    else:
+        kept = dict(Review.objects.filter(body="kept").values_list("book_id", "pk"))
+        rendered = {b["id"]: b["reviews"] for doc in docs for b in doc["books"]}
+        assert rendered == {book: [pk] for book, pk in kept.items()}
+
+
+class RackWithItemsResource(Resource):
+    """The generated serializer rendering a reverse relation without a ``related_name``,
+    under its accessor (``rackitem_set``)."""
+
+    model = Rack
+    name = "racks-with-items"
+    fields = ["id", "label", "rackitem_set"]
+    read_only_fields = ["rackitem_set"]
+    permissions = PUBLIC
+    cache = False
+
+
+@pytest.mark.django_db
+def test_a_reverse_relation_rendered_under_its_accessor_is_prefetched(settings):
+    """``fields = [..., "rackitem_set"]`` (no ``related_name``): the relation was not
+    found by that name, so not prefetched: one query per rack."""
+
+    def queries(count):
+        RackItem.objects.all().delete()
+        Rack.objects.all().delete()
+        for i in range(count):
+            RackItem.objects.create(rack=Rack.objects.create(label=f"r{i}"), name=f"i{i}")
+        with CaptureQueriesContext(connection) as captured:
+            response = client_for(None).get("/ri/racks-with-items/?limit=100")
+        assert response.status_code == 200
+        return len(captured.captured_queries), response.json()
+
+    with mounted_site(settings, "ri", RackWithItemsResource):
+        one, _ = queries(1)
+        many, body = queries(10)
+    assert one == many == 3  # count, page, the racks' items
+    assert {doc["label"]: doc["rackitem_set"] for doc in body["docs"]} == {
+        item.rack_id: [item.pk] for item in RackItem.objects.all()
+    }
+
+
+class ThingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = UuidThing
+        fields = ["id", "name"]
+
+
+class RackItemWithThingSerializer(serializers.ModelSerializer):
+    thing = ThingSerializer(read_only=True)
+
+    class Meta:
+        model = RackItem
+        fields = ["id", "name", "thing"]
+
+
+class RackWithItemThingsSerializer(serializers.ModelSerializer):
+    """A rack's items (a reverse relation without ``related_name``), each nesting its
+    thing (a forward relation of the nested rows)."""
+
+    rackitem_set = RackItemWithThingSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Rack
+        fields = ["id", "label", "rackitem_set"]
+
+
+class CachedRackWithItemThingsResource(Resource):
+    model = Rack
+    name = "cached-racks-with-things"
+    serializer_class = RackWithItemThingsSerializer
+    permissions = PUBLIC
+    cache = {"stale_seconds": 30}
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_row_a_nested_serializer_renders_invalidates(settings):
+    """The rows a nested serializer renders (each rack item's thing, nested in a rack's
+    items) are rows the list reads: renaming the thing retires the cached list (it was
+    served with the old name until ``stale_seconds``)."""
+    thing = UuidThing.objects.create(name="old")
+    RackItem.objects.create(rack=Rack.objects.create(label="r"), thing=thing, name="i")
+    anon = client_for(None)
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+        mounted_site(settings, "nt", CachedRackWithItemThingsResource),
+    ):
+        redis_alias.reset_outage_warnings()
+        anon.get("/nt/cached-racks-with-things/")
+        assert anon.get("/nt/cached-racks-with-things/")["X-Cache"] == "HIT"
+        thing.name = "new"
+        thing.save()
+        after = anon.get("/nt/cached-racks-with-things/")
+    assert after["X-Cache"] == "MISS"
+    [item] = after.json()["docs"][0]["rackitem_set"]
+    assert item["thing"] == {"id": str(thing.pk), "name": "new"}
 
 
 class PurgingBookResource(Resource):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_arc.events.event import create_event
 from django_arc.events.transports import MemoryTransport
 from django_arc.outbox import EventOutbox, OutboxEvent, RelayResult, store_event
-from django_arc.outbox.policy import exponential_backoff
+from django_arc.outbox.policy import DEAD, exponential_backoff
 from django_arc.outbox.store import store_event_without_row, store_events_without_rows
 from tests.outbox_support import RecordingTransport
 
@@ -436,6 +436,72 @@ def test_partition_fifo_defers_later_events_of_a_failed_partition():
     OutboxEvent.objects.filter(status="pending").update(visible_at=timezone.now())
     assert outbox.relay_batch(limit=10).relayed == 3
     assert transport.ids == [b1, n1, a1, a2, a3]
+
+
+def test_a_failed_batch_costs_the_statements_of_one_failed_event():
+    """An outage fails every event of a batch: their retries, dead letters and the events
+    their partition holds back were written one UPDATE per row (a batch of 40: 40 UPDATEs
+    on every pass of the relay). They are one UPDATE, each row left as it was before."""
+    policy_calls = []
+
+    def policy(attempts, error):
+        policy_calls.append(attempts)
+        if len(policy_calls) % 3 == 0:
+            return DEAD
+        return timezone.now() + timedelta(seconds=60 + len(policy_calls))
+
+    def fail(n):
+        OutboxEvent.objects.all().delete()
+        transport = RecordingTransport(fail_types={"x.down"}, many=False)
+        outbox = EventOutbox(transport, failure_policy=policy)
+        held = [outbox.store(create_event("x.down", {}, partition_key="p")).event_id]
+        held += _store(outbox, n, type="x.down", partition_key="p")  # held back by the first
+        failing = _store(outbox, n, type="x.down")
+        malformed = _store(outbox, 1, type="x.down")
+        OutboxEvent.objects.filter(event_id__in=malformed).update(payload=[1])
+        OutboxEvent.objects.filter(event_id=failing[0]).update(attempts=5)
+        with CaptureQueriesContext(connection) as ctx:
+            result = outbox.relay_batch(limit=100, worker_id="w")
+        assert (result.publish_failed, result.deferred, result.malformed) == (n + 1, n, 1)
+        assert result.ownership_mismatches == 0 and result.ack_failed == 0
+        return len(ctx), held, failing, malformed
+
+    assert fail(2)[0] == fail(20)[0]
+    policy_calls.clear()
+    _, held, failing, malformed = fail(3)
+    rows = {row.event_id: row for row in OutboxEvent.objects.all()}
+    assert all(row.lease_owner is None and row.lease_expires_at is None for row in rows.values())
+    first = rows[held[0]]
+    assert (first.status, first.attempts) == ("pending", 1)
+    assert "broker refused x.down" in first.last_error
+    for event_id in held[1:]:  # released, no attempt counted, until the first's retry
+        assert (rows[event_id].status, rows[event_id].attempts) == ("pending", 0)
+        assert rows[event_id].visible_at == first.visible_at and not rows[event_id].last_error
+    # the policy's decisions, one each, in the order the rows failed: its third is dead
+    assert [rows[e].attempts for e in failing] == [6, 1, 1]
+    assert [rows[e].status for e in failing] == ["pending", "dead", "pending"]
+    assert rows[failing[0]].visible_at != rows[failing[2]].visible_at
+    assert rows[failing[0]].visible_at > timezone.now() + timedelta(seconds=50)
+    assert rows[malformed[0]].status == "dead"
+    assert rows[malformed[0]].last_error.startswith("malformed event:")
+
+
+def test_a_failed_batch_leaves_rows_another_worker_took_over_alone():
+    transport = RecordingTransport(fail_types={"x.down"})
+    outbox = EventOutbox(transport)
+    ids = _store(outbox, 3, type="x.down")
+    real_publish = transport.publish
+
+    def taken_over(event):
+        OutboxEvent.objects.filter(event_id=ids[1]).update(lease_owner="other")
+        return real_publish(event)
+
+    transport.publish = taken_over
+    result = outbox.relay_batch(limit=10, worker_id="w")
+    assert (result.publish_failed, result.ownership_mismatches) == (3, 1)
+    rows = {row.event_id: row for row in OutboxEvent.objects.all()}
+    assert rows[ids[1]].lease_owner == "other" and rows[ids[1]].attempts == 0
+    assert rows[ids[0]].attempts == rows[ids[2]].attempts == 1
 
 
 def test_publish_many_failure_falls_back_to_single_publishes():

@@ -58,10 +58,87 @@ def store_resource_event(
             items = batch.buffer((DISPATCH_UID, using), partial(_store_buffered, using=using))
             db = using or router.db_for_write(OutboxEvent)
             items.append((event, payload_json, _marker(items, db)))
+        return
+    batch = current_event_batch()
+    if batch is not None:
+        # a batch's events (a bulk write's) are published together once it ends, with one
+        # ``publish_many`` after the commit (one round trip on Redis) instead of one each
+        items = batch.buffer(
+            (DISPATCH_UID, "publish", using), partial(_publish_buffered, using=using)
+        )
+        aliases = (
+            [using]
+            if using is not None
+            else [c.alias for c in connections.all(initialized_only=True) if c.in_atomic_block]
+        )
+        previous = items[-1][1] if items else ()
+        items.append((event, tuple(_publish_marker(previous, alias) for alias in aliases)))
     elif using is not None:
         transaction.on_commit(partial(_publish_after_commit, event), using=using)
     else:
         _after_every_commit(partial(_publish_after_commit, event))
+
+
+def _publish_marker(previous: tuple[Any, ...], db: str) -> _Marker | None:
+    """The marker telling whether an event buffered now on ``db``'s transaction state still
+    stands when its batch ends: the previous event's when it has the same state, else a new
+    one (see :func:`_marker`)."""
+    connection = transaction.get_connection(db)
+    if not connection.in_atomic_block:
+        return None
+    for last in previous:
+        if (
+            last is not None
+            and last.connection is connection
+            and last.savepoints == tuple(connection.savepoint_ids)
+            and not last.committed
+            and last.stands()
+        ):
+            return last
+    marker = _Marker(connection)
+    transaction.on_commit(marker, using=db)
+    return marker
+
+
+def _publish_buffered(items: list[Any], using: str | None = None) -> None:
+    """Publish a batch's buffered events, except those sent inside a savepoint or
+    transaction that has since rolled back, once every transaction open now commits (or on
+    ``using`` alone, as one event's publish waits)."""
+    verdicts: dict[int, bool] = {}
+    kept = []
+    for event, markers in items:
+        for marker in markers:
+            if marker is None:
+                continue
+            stands = verdicts.get(id(marker))
+            if stands is None:
+                stands = verdicts[id(marker)] = marker.stands()
+            if not stands:
+                break
+        else:
+            kept.append(event)
+    if not kept:
+        return
+    callback = partial(_publish_many_after_commit, kept)
+    if using is not None:
+        transaction.on_commit(callback, using=using)
+    else:
+        _after_every_commit(callback)
+
+
+def _publish_many_after_commit(events: list[Any]) -> None:
+    try:
+        get_transport().publish_many(events)
+    except Exception:  # noqa: BLE001 - the writes are committed; never turn this into a 500
+        # refused as a whole (one event too long for it, an outage): event by event, so one
+        # the transport refuses does not take the others with it
+        logger.warning(
+            "publishing %d events after commit failed; publishing them one by one",
+            len(events),
+            exc_info=True,
+        )
+        for event in events:
+            _publish_after_commit(event)
 
 
 class _Marker:

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import DatabaseError, connections, router, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from ..clock import database_clock, now_on
@@ -53,6 +53,9 @@ logger = logging.getLogger("django_arc.outbox")
 MAX_ERROR_LENGTH = 2000
 #: Upper bound for one batch: keeps ``id IN (...)`` under the drivers' parameter limits.
 MAX_BATCH_SIZE = 10_000
+#: Rows one UPDATE leaves failed, dead or released (a ``CASE`` per column they differ in: a
+#: few parameters per row: under SQLite's oldest limit of 999 per statement).
+FINISH_CHUNK = 100
 #: What the relay reads of a claimed row (:class:`Claimed`).
 _CLAIMED_COLUMNS = ("id", "event_id", "type", "payload", "meta", "partition_key", "attempts")
 _claim_sql: dict[str, str] = {}
@@ -535,15 +538,20 @@ class EventOutbox:
                 result.relayed += updated
                 result.ownership_mismatches += len(ids) - updated
 
+        # the malformed, failed and deferred rows, each with the values it is left with:
+        # written together (one UPDATE per chunk), not one UPDATE per row
+        finished: list[tuple[Claimed, dict[str, Any]]] = []
         for row, exc in malformed:
             result.malformed += 1
-            self._finish(
-                row,
-                worker_id,
-                result,
-                status=OutboxStatus.DEAD,
-                attempts=row.attempts + 1,
-                last_error=_error_text(f"malformed event: {_error_text(exc)}"),
+            finished.append(
+                (
+                    row,
+                    {
+                        "status": OutboxStatus.DEAD,
+                        "attempts": row.attempts + 1,
+                        "last_error": _error_text(f"malformed event: {_error_text(exc)}"),
+                    },
+                )
             )
 
         retry_at_by_partition: dict[str, datetime] = {}
@@ -560,40 +568,38 @@ class EventOutbox:
                     pass
             if decision is DEAD:
                 result.dead_lettered += 1
-                self._finish(
-                    row,
-                    worker_id,
-                    result,
-                    status=OutboxStatus.DEAD,
-                    attempts=row.attempts + 1,
-                    last_error=_error_text(exc),
-                )
+                values = {
+                    "status": OutboxStatus.DEAD,
+                    "attempts": row.attempts + 1,
+                    "last_error": _error_text(exc),
+                }
             else:
                 if row.partition_key is not None:
                     retry_at_by_partition[row.partition_key] = decision
-                self._finish(
-                    row,
-                    worker_id,
-                    result,
-                    status=OutboxStatus.PENDING,
-                    attempts=row.attempts + 1,
-                    last_error=_error_text(exc),
-                    visible_at=decision,
-                )
+                values = {
+                    "status": OutboxStatus.PENDING,
+                    "attempts": row.attempts + 1,
+                    "last_error": _error_text(exc),
+                    "visible_at": decision,
+                }
+            finished.append((row, values))
 
         for row in deferred:
             # Released, not failed: attempts unchanged. They become visible together with the
             # failed event that blocked them, which sorts first (lower id), keeping FIFO.
             result.deferred += 1
-            self._finish(
-                row,
-                worker_id,
-                result,
-                status=OutboxStatus.PENDING,
-                visible_at=retry_at_by_partition.get(
-                    row.partition_key or "", now_on(connections[self.db])
-                ),
+            finished.append(
+                (
+                    row,
+                    {
+                        "status": OutboxStatus.PENDING,
+                        "visible_at": retry_at_by_partition.get(
+                            row.partition_key or "", now_on(connections[self.db])
+                        ),
+                    },
+                )
             )
+        self._finish_many(finished, worker_id, result)
         return result
 
     def _clock_shift(self) -> timedelta:
@@ -614,6 +620,43 @@ class EventOutbox:
         except DatabaseError:  # the row's update that follows reports the database's failure
             return timedelta(0)
         return database_now - (before + (after - before) / 2)
+
+    def _finish_many(
+        self, finished: list[tuple[Claimed, dict[str, Any]]], worker_id: str, result: RelayResult
+    ) -> None:
+        """Leave each row of ``finished`` with its values and no lease, if this worker still
+        holds it: one ``UPDATE`` per ``FINISH_CHUNK`` rows, a column the rows differ in set
+        with a ``CASE`` on the id (a row not given it keeps its own)."""
+        for start in range(0, len(finished), FINISH_CHUNK):
+            chunk = finished[start : start + FINISH_CHUNK]
+            if len(chunk) == 1:
+                row, values = chunk[0]
+                self._finish(row, worker_id, result, **values)
+                continue
+            opts = OutboxEvent._meta
+            update: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+            for name in sorted({name for _, values in chunk for name in values}):
+                field = opts.get_field(name)
+                given = [(row, values[name]) for row, values in chunk if name in values]
+                first = given[0][1]
+                if len(given) == len(chunk) and all(value == first for _, value in given):
+                    update[name] = first
+                    continue
+                update[name] = Case(
+                    *(
+                        When(id=row.id, then=Value(value, output_field=field))
+                        for row, value in given
+                    ),
+                    default=F(name),
+                    output_field=field,
+                )
+            try:
+                updated = self._ours([row.id for row, _ in chunk], worker_id).update(**update)
+            except DatabaseError:
+                logger.exception("outbox fail/release update failed for %d events", len(chunk))
+                result.ack_failed += len(chunk)
+                continue
+            result.ownership_mismatches += len(chunk) - updated
 
     def _finish(self, row: Claimed, worker_id: str, result: RelayResult, **values: Any) -> None:
         values.setdefault("lease_owner", None)

@@ -22,6 +22,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import prefetch_related_objects
 from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import api_settings
@@ -30,7 +31,7 @@ from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 from ..actions import RouteSpec
 from ..exceptions import ArcError, RowsGone, flatten_validation
 from ..filters import QueryFilterField
-from ..query import beyond_int64
+from ..query import beyond_int64, project_prefetches_first
 from ..serializers import preload_related
 from .base import Preset
 
@@ -223,6 +224,12 @@ class Bulk(Preset):
         else:  # serializers that save rows their own way
             instances = [serializer.save(**values) for serializer in validated]
         _each(instances, lambda instance: resource.after_create(request, instance))
+        # the relations the serializer renders (a new row's reverse and many-to-many ones
+        # hold what hooks and signals added), loaded once for every row as a list loads
+        # them, with the resource's own prefetches: not one query per row
+        lookups = project_prefetches_first(resource.get_queryset(request))._prefetch_related_lookups
+        if lookups:
+            prefetch_related_objects(instances, *lookups)
         reps = view.get_serializer(instances, many=True).data
         records = [
             (instance, {"id": view.id_value(instance), "data": view.event_data(rep)}, None, rep)

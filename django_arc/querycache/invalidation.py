@@ -36,6 +36,7 @@ from django.db import models, router, transaction
 from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save
 
 from .. import redis_alias
+from ..query import relation_named
 from ..settings import arc_settings, on_reload
 from .keys import resource_version_key, tag_version_key, version_keys
 from .policy import policy_for
@@ -332,20 +333,22 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
             relation(accessors.get(name) or model._meta.get_field(name), joined=False)
         except (FieldDoesNotExist, AttributeError, TypeError):
             continue
-    # forward relations a project serializer renders as more than an id (a nested
-    # serializer, their str()): the resource joins them (related_loading), and renders
-    # their rows' fields (the generated serializer renders ids only)
+    # relations a project serializer renders as more than an id (a nested serializer,
+    # their str()), and the relations its nested serializers render in turn: the resource
+    # joins or prefetches them (related_loading), and renders their rows' fields (the
+    # generated serializer renders ids only)
     if ready and resource.serializer_class is not None:
         try:
-            joined = resource.related_loading[0]
+            joined, prefetched = resource.related_loading
         except Exception:  # noqa: BLE001 - a serializer that does not build is check's to report
-            joined = []
-        for path in joined:  # ``author``, or ``book__author`` for ``source="book.author.name"``
+            joined, prefetched = [], []
+        # ``author``, ``book__author`` for ``source="book.author.name"``, ``books__reviews``
+        # for an author's nested books rendering their reviews
+        for path in (*joined, *prefetched):
             current = model
             for name in path.split("__"):
-                try:
-                    field = current._meta.get_field(name)
-                except (FieldDoesNotExist, AttributeError, TypeError):
+                field = relation_named(current, name)
+                if field is None:
                     break
                 relation(field, joined=True)
                 current = field.related_model
