@@ -36,7 +36,7 @@ from django.utils.module_loading import import_string
 from .actions import ActionSpec, RouteSpec
 from .fields import FieldPermission
 from .generics import PERMISSION_KEYS
-from .permissions import PERMISSION_KINDS, permission_problem
+from .permissions import PERMISSION_KINDS, never_grants, permission_problem
 from .query import (
     OPERATOR_ALIASES,
     OPERATORS,
@@ -800,9 +800,12 @@ def _check_primary_key(resource: Any) -> list[Error]:
     - a composite one (Django 5.2's ``CompositePrimaryKey``): a row's URL, bulk ids,
       keyset cursors and event ids are one value;
     - one the client chooses (a text or integer column without a default that the database
-      does not generate) on a resource whose ``create`` is permitted, with the generated
+      does not generate) on a resource whose ``create`` may be granted, with the generated
       serializer: the primary key is never writable from a body, so every create stored
-      the column's empty value (``""``), and the next one answered 409."""
+      the column's empty value (``""``), and the next one answered 409. A ``create`` that
+      never grants as declared (``None``, ``P.deny_all()``, an ``all_of`` holding it) lets
+      no body in; one that denies at request time only (a callable returning ``False``) may
+      grant after a deploy nobody re-checks, so it is reported."""
     meta = resource.model._meta
     pk = meta.pk
     if pk is None or type(pk).__name__ == "CompositePrimaryKey":
@@ -828,7 +831,8 @@ def _check_primary_key(resource: Any) -> list[Error]:
     if (
         generated
         or resource.serializer_class is not None  # its create() may set it
-        or resource.permissions.get("create") is None
+        or not isinstance(resource.permissions, dict)  # arc.E010's to report
+        or never_grants(resource.permissions.get("create"))
         or _preset_sets(resource, pk)
     ):
         return []
@@ -839,7 +843,8 @@ def _check_primary_key(resource: Any) -> list[Error]:
             resource,
             "arc.E016",
             "Give the primary key a default (uuid.uuid4, a sequence), set it in a "
-            "`serializer_class` whose create() does, or drop the `create` permission.",
+            "`serializer_class` whose create() does, or drop the `create` permission "
+            "(or make it P.deny_all()).",
         )
     ]
 

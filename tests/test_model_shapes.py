@@ -351,6 +351,55 @@ def test_a_client_chosen_primary_key_with_create_permitted_is_a_check_error():
         assert _check_ids(_resource("c4", model, None)) == []
 
 
+def test_a_client_chosen_primary_key_is_no_check_error_when_create_never_grants(settings):
+    """``"create": P.deny_all()`` lets nobody create (not even an elevated caller), so no
+    body can bring a key, yet arc.E016 reported it as it does a create someone may be
+    granted: only a missing or ``None`` key was exempt. A rule that never grants as declared
+    is exempt now; one that may grant, or denies at request time only, is still reported."""
+
+    def nobody(request, resource, action, obj=None):
+        return False
+
+    never = [
+        P.deny_all(),
+        P.all_of(P.require_auth(), P.deny_all()),
+        P.deny_all() & P.allow_public(),
+        P.any_of(P.deny_all(), P.all_of(P.deny_all(), P.require_auth())),
+        P.any_of(),
+        None,
+    ]
+    for rule in never:
+        resource = _resource("c5", CodeThing, ["code", "name"], permissions={"create": rule})
+        assert _check_ids(resource) == [], rule
+    maybe = [
+        P.require_auth(),
+        P.any_of(P.deny_all(), P.require_org_role("admin")),
+        P.deny_all() | P.allow_public(),
+        P.all_of(),
+        P.when(lambda *_: True, P.deny_all()),
+        nobody,  # denies at request time only: a deploy may change it, unchecked
+    ]
+    for rule in maybe:
+        resource = _resource("c6", CodeThing, ["code", "name"], permissions={"create": rule})
+        assert _check_ids(resource) == ["arc.E016"], rule
+    # a composite key is refused whatever the create rule: its rows have no one-value URL
+    # (test_a_composite_primary_key_is_a_check_error); and deny_all denies at request time
+    exempt = _resource(
+        "codes-deny", CodeThing, ["code", "name"], permissions={**NO_CREATE, "create": P.deny_all()}
+    )
+    site = ResourceSite(name="shape-deny")
+    try:
+        site.register(exempt)
+        with site_mounted(settings, "deny", site):
+            elevated = client_for(UserFactory(is_superuser=True), HTTP_X_ARC_SCOPE="platform")
+            for client in (client_for(UserFactory()), elevated):
+                r = client.post("/deny/codes-deny/", {"code": "k", "name": "n"}, format="json")
+                assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN", r.content
+    finally:
+        _all_sites.remove(site)
+    assert not CodeThing.objects.exists()
+
+
 def test_a_primary_key_a_preset_sets_on_create_is_no_check_error(api):
     """A row per organization whose primary key is its tenant field (a one-to-one link
     that is not a parent link): MultiTenant writes it on every create, so the API creates
