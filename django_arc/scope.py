@@ -164,7 +164,8 @@ class RequestScope:
     """The caller's identity for one request; immutable so no code can widen it mid-request.
 
     ``organization_id`` is always a string (header values are strings; compare with
-    ``str(pk)``). ``context`` holds extra tenant dimensions from ``X-Arc-Context-*`` headers
+    ``str(pk)``), in the one spelling the tenant columns read it as (``"1"`` for a header
+    ``01``: :func:`~django_arc.organizations.canonical_organization_id`). ``context`` holds extra tenant dimensions from ``X-Arc-Context-*`` headers
     (read-only). ``user_roles`` is lazy (see :class:`UserRoles`).
     """
 
@@ -400,6 +401,12 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
         # no organization's id: a member's is refused by the resolver, but an elevated
         # caller's is taken as sent, into events and audit rows that cannot store a NUL
         raise _org_required(org_id, "Invalid organization id")
+    sent = org_id
+    if org_id is not None:
+        # one spelling per organization, as the tenant columns read it ("01" → "1")
+        from .organizations import canonical_organization_id
+
+        org_id = canonical_organization_id(org_id)
     elevation = _header(django_request, elevation_header)
     if elevation is not None and elevation.lower() != ELEVATION_VALUE:
         raise ArcError(
@@ -416,7 +423,7 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
             raise ArcError("FORBIDDEN", "Elevation not permitted", 403)
         client_org = str(auth.organization_id)
         if org_id is not None and org_id != client_org:
-            raise _org_required(org_id, "This API key is bound to another organization")
+            raise _org_required(sent, "This API key is bound to another organization")
         return RequestScope(
             kind="service",
             organization_id=client_org,
@@ -453,7 +460,7 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
 
     roles = _membership(django_request, user, org_id)
     if roles is None:
-        raise _org_required(org_id, "Not a member of this organization")
+        raise _org_required(sent, "Not a member of this organization")
     return RequestScope(
         kind="member",
         user_id=user.pk,
