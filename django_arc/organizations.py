@@ -15,6 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from .query import UNREADABLE, column_value
 from .sites import _all_sites, registry_state
 
 
@@ -72,8 +73,6 @@ def _id_fields() -> tuple[Any, ...]:
 
 
 def _read(field: Any, raw: str) -> Any:
-    from .presets.tenancy import UNREADABLE, column_value
-
     try:
         return column_value(field, raw)
     except UNREADABLE:
@@ -84,8 +83,9 @@ def canonical_organization_id(raw: str) -> str:
     """The one spelling of the organization ``raw`` names, as the tenant columns read it:
     ``X-Organization-Id: 01`` is ``"1"`` where every tenant column is an integer, a UUID in
     capitals or without dashes is its lowercase dashed form. The scope carries it, so the
-    query cache, idempotency keys, events, audit rows, the membership resolver and
-    ``has_org_access`` see one identity for one organization.
+    query cache, idempotency keys, events, audit rows and ``has_org_access`` see one
+    identity for one organization (the membership resolver is asked first, with the header
+    as sent: who is admitted does not change).
 
     Never another organization: ``raw`` becomes the spelling ``s`` only when every field
     reading organization ids (every MultiTenant ``org`` dimension's target) reads ``s``

@@ -165,7 +165,7 @@ class RequestScope:
 
     ``organization_id`` is always a string (header values are strings; compare with
     ``str(pk)``), in the one spelling the tenant columns read it as (``"1"`` for a header
-    ``01``: :func:`~django_arc.organizations.canonical_organization_id`). ``context`` holds extra tenant dimensions from ``X-Arc-Context-*`` headers
+    ``01`` a resolver admitted: :func:`~django_arc.organizations.canonical_organization_id`). ``context`` holds extra tenant dimensions from ``X-Arc-Context-*`` headers
     (read-only). ``user_roles`` is lazy (see :class:`UserRoles`).
     """
 
@@ -401,12 +401,6 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
         # no organization's id: a member's is refused by the resolver, but an elevated
         # caller's is taken as sent, into events and audit rows that cannot store a NUL
         raise _org_required(org_id, "Invalid organization id")
-    sent = org_id
-    if org_id is not None:
-        # one spelling per organization, as the tenant columns read it ("01" → "1")
-        from .organizations import canonical_organization_id
-
-        org_id = canonical_organization_id(org_id)
     elevation = _header(django_request, elevation_header)
     if elevation is not None and elevation.lower() != ELEVATION_VALUE:
         raise ArcError(
@@ -423,7 +417,7 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
             raise ArcError("FORBIDDEN", "Elevation not permitted", 403)
         client_org = str(auth.organization_id)
         if org_id is not None and org_id != client_org:
-            raise _org_required(sent, "This API key is bound to another organization")
+            raise _org_required(org_id, "This API key is bound to another organization")
         return RequestScope(
             kind="service",
             organization_id=client_org,
@@ -443,7 +437,7 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
             kind="elevated",
             user_id=user.pk,
             user_roles=UserRoles(user),
-            organization_id=org_id,
+            organization_id=_canonical(org_id),
             elevated_by=user.pk,
             context=context,
         )
@@ -460,15 +454,26 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
 
     roles = _membership(django_request, user, org_id)
     if roles is None:
-        raise _org_required(sent, "Not a member of this organization")
+        raise _org_required(org_id, "Not a member of this organization")
     return RequestScope(
         kind="member",
         user_id=user.pk,
         user_roles=UserRoles(user),
-        organization_id=org_id,
+        organization_id=_canonical(org_id),
         org_roles=tuple(roles),
         context=context,
     )
+
+
+def _canonical(org_id: str | None) -> str | None:
+    """The scope's organization id: the header's one spelling as the tenant columns read it
+    (``"01"`` → ``"1"``), once the caller is admitted under the spelling it sent (the
+    resolver judges the header as sent: a spelling it refuses stays refused)."""
+    if org_id is None:
+        return None
+    from .organizations import canonical_organization_id
+
+    return canonical_organization_id(org_id)
 
 
 def _cache_key(user: Any, auth: Any) -> tuple[Any, ...]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Q, QuerySet
 
 from ..exceptions import ArcError
-from ..query import beyond_int64
+from ..query import UNREADABLE, column_value
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -48,24 +48,6 @@ class _Dimension:
     def target(self) -> Any:
         """The field the tenant column's values are read with: a relation's target field."""
         return getattr(self.model_field, "target_field", None) or self.model_field
-
-
-#: what :func:`column_value` raises for a value the column cannot hold
-UNREADABLE = (ValidationError, ValueError, TypeError, OverflowError)
-
-
-def column_value(target: Any, raw: Any) -> Any:
-    """``raw`` (a header's text) as the column ``target`` holds it, or one of
-    :data:`UNREADABLE`: the one reading of a tenant value, which the tenant filter and the
-    scope's canonical organization id share."""
-    value = target.to_python(raw)
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("a NUL character")  # PostgreSQL text cannot hold it
-    target.run_validators(value)
-    if beyond_int64(value):
-        # Django 4.2's SQLite backend gives integer columns no range validators
-        raise OverflowError(value)
-    return value
 
 
 class MultiTenant(Preset):

@@ -36,8 +36,7 @@ def lookup_roles(user: Any, org_id: str) -> list[str] | None:
     pk = int(text)
     if pk < 1 or pk > _MAX_PK or str(pk) != text:
         # "007" would be org 7 to the database but a different string to every scope
-        # comparison; only the canonical spelling counts (the scope sends "7" already
-        # where every tenant column reads the header as an integer id)
+        # comparison; only the canonical spelling counts.
         return None
     roles = list(
         Membership.objects.filter(user_id=user.pk, organization_id=pk)
