@@ -16,6 +16,7 @@ column's exact value (``?organization_id=5``), nothing else.
 from __future__ import annotations
 
 import datetime
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -160,3 +161,17 @@ class RefuseOddInputMixin:
         if refused is not None:
             return refused
         return super().changelist_view(request, extra_context)  # type: ignore[misc]
+
+
+def id_spellings(term: str) -> list[str]:
+    """The stored spellings an id search term may mean: as typed, lower-cased (a UUID
+    pasted in capitals), and, for a term that spells a UUID another way (no dashes,
+    ``{braces}``, ``urn:uuid:``), its dashed lowercase form, which is how object ids,
+    request ids and event ids are stored. Exact values only: each is an index lookup."""
+    spellings = {term, term.lower()}
+    if len(term) <= 45:  # the longest UUID spelling: "urn:uuid:" and 36 characters
+        try:
+            spellings.add(str(uuid.UUID(term)))
+        except ValueError:
+            pass
+    return sorted(spellings)

@@ -18,7 +18,9 @@ django-redis cache whose client cannot be built; W006 ``DATABASE_ROUTERS`` send 
 rows to another database than ``OutboxEvent``; W007 they send a resource taking keys to
 another database than ``IdempotencyRecord`` (the ``database`` store); W008 the outbox
 purges delivered events (``DELIVERED_RETENTION_DAYS``) before keys end (``TTL_SECONDS``)
-where a keyed request can run twice.
+where a keyed request can run twice; W009 a resource's own ``filter_backends`` holds DRF's
+``OrderingFilter``/``SearchFilter`` or django-filter's ``DjangoFilterBackend``, which sort,
+search and filter outside the query language's allow-lists and field read rules.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from django.utils.module_loading import import_string
 from .actions import ActionSpec, RouteSpec
 from .fields import FieldPermission
 from .generics import PERMISSION_KEYS
-from .permissions import PERMISSION_KINDS, permission_problem
+from .permissions import PERMISSION_KINDS, never_grants, permission_problem
 from .query import (
     OPERATOR_ALIASES,
     OPERATORS,
@@ -569,6 +571,7 @@ def check_resource(resource: Any) -> list[Error]:
         _check_presets,
         _check_features,
         _check_stored_names,
+        _check_filter_backends,
     )
     errors: list[Error] = []
     for check in checks:
@@ -800,9 +803,12 @@ def _check_primary_key(resource: Any) -> list[Error]:
     - a composite one (Django 5.2's ``CompositePrimaryKey``): a row's URL, bulk ids,
       keyset cursors and event ids are one value;
     - one the client chooses (a text or integer column without a default that the database
-      does not generate) on a resource whose ``create`` is permitted, with the generated
+      does not generate) on a resource whose ``create`` may be granted, with the generated
       serializer: the primary key is never writable from a body, so every create stored
-      the column's empty value (``""``), and the next one answered 409."""
+      the column's empty value (``""``), and the next one answered 409. A ``create`` that
+      never grants as declared (``None``, ``P.deny_all()``, an ``all_of`` holding it) lets
+      no body in; one that denies at request time only (a callable returning ``False``) may
+      grant after a deploy nobody re-checks, so it is reported."""
     meta = resource.model._meta
     pk = meta.pk
     if pk is None or type(pk).__name__ == "CompositePrimaryKey":
@@ -828,7 +834,8 @@ def _check_primary_key(resource: Any) -> list[Error]:
     if (
         generated
         or resource.serializer_class is not None  # its create() may set it
-        or resource.permissions.get("create") is None
+        or not isinstance(resource.permissions, dict)  # arc.E010's to report
+        or never_grants(resource.permissions.get("create"))
         or _preset_sets(resource, pk)
     ):
         return []
@@ -839,9 +846,65 @@ def _check_primary_key(resource: Any) -> list[Error]:
             resource,
             "arc.E016",
             "Give the primary key a default (uuid.uuid4, a sequence), set it in a "
-            "`serializer_class` whose create() does, or drop the `create` permission.",
+            "`serializer_class` whose create() does, or drop the `create` permission "
+            "(or make it P.deny_all()).",
         )
     ]
+
+
+def _bypassing_backends() -> dict[type, str]:
+    """The backends that pick their fields themselves, with what they do by field."""
+    from rest_framework.filters import OrderingFilter, SearchFilter
+
+    kinds: dict[type, str] = {OrderingFilter: "sorts", SearchFilter: "searches"}
+    try:
+        from django_filters.rest_framework import DjangoFilterBackend
+    except ImportError:  # django-filter is optional
+        pass
+    else:
+        kinds[DjangoFilterBackend] = "filters"
+    return kinds
+
+
+def _check_filter_backends(resource: Any) -> list[Warning]:
+    """arc.W009: a resource's own ``filter_backends`` holding a backend that picks its own
+    fields: DRF's ``OrderingFilter`` (by default every field the serializer renders, with
+    ``"__all__"`` every column), ``SearchFilter`` and django-filter's ``DjangoFilterBackend``
+    (whatever fields their subclass or the view names). They know neither ``sort_fields``/
+    ``search_fields``/``filter_fields`` nor the caller's field read rules, so a caller sorts
+    or searches by a field it may not read (``visible_to``, ``hidden()``, a column outside
+    ``fields``) and learns its values from the order or the matches: an oracle.
+
+    A warning, not an error: the check sees the class, not the fields its code picks (a
+    subclass naming only fields every caller reads is sound), and the project chose the
+    DRF policy on purpose. Nothing refuses it at request time: the backend is the
+    project's DRF object, as SPEC §2 keeps it."""
+    backends = resource.filter_backends
+    if not isinstance(backends, (list, tuple)):
+        return []
+    kinds = _bypassing_backends()
+    warnings: list[Warning] = []
+    for backend in backends:
+        if not isinstance(backend, type):
+            continue
+        for base, verb in kinds.items():
+            if issubclass(backend, base):
+                warnings.append(
+                    Warning(
+                        f"`filter_backends` holds {backend.__name__} ({base.__module__}."
+                        f"{base.__name__}), which {verb} by fields outside `sort_fields`, "
+                        "`search_fields` and `filter_fields` and ignores `field_permissions`: "
+                        "a caller can sort or search by a field hidden from it and read its "
+                        "values from the answer.",
+                        hint="Use the query language (`sort_fields`, `search_fields`, "
+                        "`filter_fields`: QueryLanguageFilter), or silence arc.W009 once the "
+                        "backend uses only fields every caller may read.",
+                        obj=resource,
+                        id="arc.W009",
+                    )
+                )
+                break
+    return warnings
 
 
 def _preset_sets(resource: Any, field: Any) -> bool:

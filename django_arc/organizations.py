@@ -10,10 +10,13 @@ organization is created under that id later.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from .sites import _all_sites
+from .query import UNREADABLE, column_value
+from .sites import _all_sites, registry_state
 
 
 def organization_models() -> list[type[models.Model]]:
@@ -42,3 +45,65 @@ def organization_exists(model: type[models.Model], org: str) -> bool:
         return model._default_manager.filter(pk=value).exists()
     except (ValidationError, ValueError, TypeError, OverflowError):
         return False
+
+
+#: (registry state, the fields organization ids are read with): see :func:`_id_fields`
+_fields_memo: tuple[Any, tuple[Any, ...]] = (None, ())
+_UNREAD = object()
+
+
+def _id_fields() -> tuple[Any, ...]:
+    """Every field a registered resource's presets read the scope's organization id with
+    (:meth:`~django_arc.presets.base.Preset.organization_id_fields`), listed once per
+    change of the registered resources."""
+    global _fields_memo
+    state = registry_state()
+    if _fields_memo[0] != state:
+        found: list[Any] = []
+        for site in list(_all_sites):
+            for resource in site.resources:
+                try:
+                    presets = resource.preset_list
+                    fields = [f for p in presets for f in p.organization_id_fields(resource)]
+                except Exception:  # noqa: BLE001 - a broken preset is manage.py check's
+                    continue
+                found.extend(f for f in fields if f not in found)
+        _fields_memo = (state, tuple(found))
+    return _fields_memo[1]
+
+
+def _read(field: Any, raw: str) -> Any:
+    try:
+        return column_value(field, raw)
+    except UNREADABLE:
+        return _UNREAD
+
+
+def canonical_organization_id(raw: str) -> str:
+    """The one spelling of the organization ``raw`` names, as the tenant columns read it:
+    ``X-Organization-Id: 01`` is ``"1"`` where every tenant column is an integer, a UUID in
+    capitals or without dashes is its lowercase dashed form. The scope carries it, so the
+    query cache, idempotency keys, events, audit rows and ``has_org_access`` see one
+    identity for one organization (the membership resolver is asked first, with the header
+    as sent: who is admitted does not change).
+
+    Never another organization: ``raw`` becomes the spelling ``s`` only when every field
+    reading organization ids (every MultiTenant ``org`` dimension's target) reads ``s``
+    exactly as it reads ``raw`` (the same value, or unreadable by both). Where they differ
+    (``"01"`` is organization 1 to an ``id`` and the organization whose slug is ``"01"`` to a
+    ``to_field="slug"`` relation), or no resource is MultiTenant, ``raw`` is kept as sent."""
+    fields = _id_fields()
+    if not fields:
+        return raw
+    readings = [_read(field, raw) for field in fields]
+    spellings = {str(value) for value in readings if value is not _UNREAD}
+    if len(spellings) != 1:
+        return raw
+    canonical = spellings.pop()
+    if canonical == raw:
+        return raw
+    for field, value in zip(fields, readings, strict=True):
+        again = _read(field, canonical)
+        if (again is _UNREAD) != (value is _UNREAD) or (value is not _UNREAD and again != value):
+            return raw
+    return canonical

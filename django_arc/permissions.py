@@ -32,6 +32,7 @@ __all__ = [
     "deny_all",
     "when",
     "as_permission",
+    "never_grants",
     "has_any_role",
     "permission_problem",
 ]
@@ -259,11 +260,18 @@ def require_owner(field: str = "owner") -> Permission:
     return _FunctionPermission(check, f"require_owner({field})")
 
 
+class _DenyAll(Permission):
+    def check(self, request, resource, action, obj=None):
+        return PermissionResult(False, "Not permitted")
+
+    def __repr__(self) -> str:
+        return "<Permission deny_all>"
+
+
 def deny_all() -> Permission:
-    return _FunctionPermission(
-        lambda request, resource, action, obj: PermissionResult(False, "Not permitted"),
-        "deny_all",
-    )
+    """Nobody, elevated callers included. ``manage.py check`` knows it never grants
+    (:func:`never_grants`)."""
+    return _DenyAll()
 
 
 def _as_q(filters: dict[str, Any] | Q) -> Q:
@@ -354,6 +362,20 @@ def when(predicate: Callable[..., bool], check: Any) -> Permission:
     """Apply ``check`` only when ``predicate(request, resource, action, obj)`` holds;
     otherwise grant. E.g. ``when(lambda r, *_: r.method == "DELETE", require_org_role("admin"))``."""
     return _When(predicate, check)
+
+
+def never_grants(value: Any) -> bool:
+    """Whether ``value`` denies every request whatever it is, as declared: ``None``,
+    :func:`deny_all`, an :func:`all_of` with such a check, an :func:`any_of` of only such
+    checks. A rule that denies at request time only (a callable returning ``False``, a
+    ``when()`` whose predicate always holds) is not known to: it may grant tomorrow."""
+    if value is None or isinstance(value, _DenyAll):
+        return True
+    if isinstance(value, _AllOf):
+        return any(never_grants(check) for check in value.checks)
+    if isinstance(value, _AnyOf):
+        return all(never_grants(check) for check in value.checks)
+    return False
 
 
 # -- validation at start-up (``manage.py check``, arc.E010) ---------------------------------

@@ -220,6 +220,25 @@ def beyond_int64(value: Any) -> bool:
     return isinstance(value, int) and not MIN_INT <= value <= MAX_INT
 
 
+#: what :func:`column_value` raises for a value the column cannot hold
+UNREADABLE = (ValidationError, ValueError, TypeError, OverflowError)
+
+
+def column_value(target: Any, raw: Any) -> Any:
+    """``raw`` (a header's text) as the column ``target`` holds it, or one of
+    :data:`UNREADABLE`: the one reading of a tenant value, which the tenant filter and the
+    scope's canonical organization id share
+    (:func:`django_arc.organizations.canonical_organization_id`)."""
+    value = target.to_python(raw)
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("a NUL character")  # PostgreSQL text cannot hold it
+    target.run_validators(value)
+    if beyond_int64(value):
+        # Django 4.2's SQLite backend gives integer columns no range validators
+        raise OverflowError(value)
+    return value
+
+
 def integer_range(model_field: Any) -> tuple[int, int]:
     """The values an integer column holds on every database Django supports: the ranges
     Django declares for the field type (``IntegerField`` is 32 bits). A field's own

@@ -267,9 +267,34 @@ class Resource:
         # copy under the new key and left the old one
         return FieldRules(
             self.field_permissions,
-            set(self.read_only_fields) | primary_key_names(self.model),
+            set(self.read_only_fields) | primary_key_names(self.model) | self.drf_read_only,
             frozenset(managed),
         )
+
+    @cached_property
+    def drf_read_only(self) -> set[str]:
+        """Fields DRF makes read-only by itself, which a body can no more write than
+        ``read_only_fields`` (and is refused alike): with the generated serializer, the
+        model fields ``ModelSerializer`` reads only (an ``AutoField``, ``editable=False``,
+        ``auto_now``/``auto_now_add``); with a ``serializer_class``, the fields it declares
+        read-only. DRF drops them from a body without a word."""
+        if self.serializer_class is not None:
+            try:
+                declared = self.serializer_class().fields
+            except Exception:  # noqa: BLE001 - a broken serializer fails on its own
+                return set()
+            return {name for name, field in declared.items() if field.read_only}
+        found = set()
+        for name in self.all_fields:
+            try:
+                field = self.model._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue  # arc.E001, or no model field (the serializer's own)
+            if getattr(field, "concrete", False) and (
+                isinstance(field, models.AutoField) or not field.editable
+            ):
+                found.add(name)
+        return found
 
     @property
     def hidden_fields(self) -> frozenset[str]:

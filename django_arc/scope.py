@@ -164,7 +164,8 @@ class RequestScope:
     """The caller's identity for one request; immutable so no code can widen it mid-request.
 
     ``organization_id`` is always a string (header values are strings; compare with
-    ``str(pk)``). ``context`` holds extra tenant dimensions from ``X-Arc-Context-*`` headers
+    ``str(pk)``), in the one spelling the tenant columns read it as (``"1"`` for a header
+    ``01`` a resolver admitted: :func:`~django_arc.organizations.canonical_organization_id`). ``context`` holds extra tenant dimensions from ``X-Arc-Context-*`` headers
     (read-only). ``user_roles`` is lazy (see :class:`UserRoles`).
     """
 
@@ -436,7 +437,7 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
             kind="elevated",
             user_id=user.pk,
             user_roles=UserRoles(user),
-            organization_id=org_id,
+            organization_id=_canonical(org_id),
             elevated_by=user.pk,
             context=context,
         )
@@ -458,10 +459,21 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
         kind="member",
         user_id=user.pk,
         user_roles=UserRoles(user),
-        organization_id=org_id,
+        organization_id=_canonical(org_id),
         org_roles=tuple(roles),
         context=context,
     )
+
+
+def _canonical(org_id: str | None) -> str | None:
+    """The scope's organization id: the header's one spelling as the tenant columns read it
+    (``"01"`` → ``"1"``), once the caller is admitted under the spelling it sent (the
+    resolver judges the header as sent: a spelling it refuses stays refused)."""
+    if org_id is None:
+        return None
+    from .organizations import canonical_organization_id
+
+    return canonical_organization_id(org_id)
 
 
 def _cache_key(user: Any, auth: Any) -> tuple[Any, ...]:

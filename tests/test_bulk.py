@@ -303,6 +303,39 @@ def test_a_bulk_filter_value_the_query_string_cannot_spell_is_400_and_updates_no
     assert Book.objects.get(pk=other.pk).pages == 1
 
 
+def test_a_bulk_filter_updates_refused_data_names_data_not_items(api):
+    """``{"filter": …, "data": …}`` has no ``items``, yet a ``data`` naming a field the
+    caller may not write answered ``details.items: {"0": ["price"], "1": ["price"]}`` (one
+    entry per matched row), and an invalid value ``details.items: {"0": {"pages": …}}``;
+    with no row matched the same body answered ``details.data``. Every error of ``data``
+    names ``data`` now, whether or not a row matched."""
+    BookFactory(pages=20), BookFactory(pages=30)
+    for filters in ({"pages[gte]": 10}, {"pages[gte]": 1000}):
+        body = assert_error(
+            api.patch(
+                "/api/bulk-books/bulk/",
+                {"filter": filters, "data": {"price": "9.99", "pages": 1}},
+                format="json",
+            ),
+            403,
+            "FIELD_WRITE_DENIED",
+        )
+        assert body["details"] == {"fields": ["price"], "data": ["price"]}, filters
+        assert body["error"] == "Not permitted to write fields: price"
+        body = assert_error(
+            api.patch(
+                "/api/bulk-books/bulk/",
+                {"filter": filters, "data": {"pages": "many"}},
+                format="json",
+            ),
+            400,
+            "VALIDATION_ERROR",
+        )
+        assert list(body["details"]) == ["data"] and list(body["details"]["data"]) == ["pages"]
+    assert sorted(Book.objects.values_list("pages", flat=True)) == [20, 30]
+    assert OutboxEvent.objects.count() == 0
+
+
 def test_bulk_update_data_is_checked_even_when_the_filter_matches_no_row(api):
     BookFactory(pages=20)
     for data, status, code in (

@@ -1282,3 +1282,66 @@ def test_a_model_save_that_takes_no_arguments_still_serves_updates_and_actions(m
     assert r.status_code == 200, r.content
     book.refresh_from_db()
     assert book.title == "new"
+
+
+class _RatedBooks(Resource):
+    model = Book
+    name = "rated-books"
+    fields = ["id", "title", "rating", "price"]
+    sort_fields = ["title"]
+    permissions = PUBLIC
+    field_permissions = {"rating": F.visible_to("critic"), "price": F.hidden()}
+
+
+@pytest.mark.django_db
+def test_drfs_ordering_and_search_filters_bypass_the_field_rules(settings):
+    """DRF's ``OrderingFilter`` in a resource's own ``filter_backends`` sorts by any field
+    the serializer renders (``rating``, which only critics read) or, with
+    ``ordering_fields = "__all__"``, by any column (``price``, hidden): the order of the
+    rows an anonymous caller gets tells it the values it may not read. The query language
+    answers the same ``sort`` with 400; manage.py check warns (arc.W009)."""
+    from rest_framework.filters import OrderingFilter, SearchFilter
+
+    from django_arc.checks import check_resource
+    from django_arc.filters import QueryLanguageFilter
+
+    class AllOrdering(OrderingFilter):
+        ordering_fields = "__all__"
+
+    class IsbnSearch(SearchFilter):
+        def get_search_fields(self, view, request):
+            return ["isbn"]
+
+    for rating, title in ((3.0, "b"), (1.0, "c"), (2.0, "a")):
+        BookFactory(title=title, rating=rating, price=rating)
+    backends = [QueryLanguageFilter, OrderingFilter]
+    leaky = type("Leaky", (_RatedBooks,), {"name": "leaky", "filter_backends": backends})
+    everything = type(
+        "All",
+        (_RatedBooks,),
+        {"name": "all", "filter_backends": [QueryLanguageFilter, AllOrdering]},
+    )
+    anon = client_for(None)
+    with mounted_site(settings, "ob", leaky, everything) as site:
+        by_rating = anon.get("/ob/leaky/?ordering=rating").json()["docs"]
+        by_price = anon.get("/ob/all/?ordering=-price").json()["docs"]
+        refused = anon.get("/ob/leaky/?sort=rating")
+        warnings = {
+            name: [e.id for e in check_resource(site.get_resource(name))]
+            for name in ("leaky", "all")
+        }
+    assert [d["title"] for d in by_rating] == ["c", "a", "b"]  # the oracle
+    assert all("rating" not in d for d in by_rating)
+    assert [d["title"] for d in by_price] == ["b", "a", "c"]
+    assert_error(refused, 400, "INVALID_QUERY")
+    assert warnings == {"leaky": ["arc.W009"], "all": ["arc.W009"]}
+    search = type(
+        "S", (_RatedBooks,), {"name": "s", "filter_backends": [QueryLanguageFilter, IsbnSearch]}
+    )
+    assert [e.id for e in check_resource(search())] == ["arc.W009"]
+    from django_filters.rest_framework import DjangoFilterBackend
+
+    filtered = type("F", (_RatedBooks,), {"name": "f", "filter_backends": [DjangoFilterBackend]})
+    [warning] = check_resource(filtered())
+    assert warning.id == "arc.W009" and "DjangoFilterBackend" in warning.msg
+    assert [e.id for e in check_resource(_RatedBooks())] == []

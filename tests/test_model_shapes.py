@@ -14,6 +14,7 @@ from django.db import connection, models, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext, isolate_apps
 from django.urls import clear_url_caches, include, path
+from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
@@ -28,6 +29,7 @@ from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.models import (
     Animal,
     AnimalProxy,
+    Article,
     Author,
     AuthorView,
     Book,
@@ -349,6 +351,55 @@ def test_a_client_chosen_primary_key_with_create_permitted_is_a_check_error():
     assert _check_ids(_resource("c3", CodeThing, ["code", "name"], permissions=NO_CREATE)) == []
     for model in (UuidThing, Dog, RackItem):  # a default, a parent link, an AutoField
         assert _check_ids(_resource("c4", model, None)) == []
+
+
+def test_a_client_chosen_primary_key_is_no_check_error_when_create_never_grants(settings):
+    """``"create": P.deny_all()`` lets nobody create (not even an elevated caller), so no
+    body can bring a key, yet arc.E016 reported it as it does a create someone may be
+    granted: only a missing or ``None`` key was exempt. A rule that never grants as declared
+    is exempt now; one that may grant, or denies at request time only, is still reported."""
+
+    def nobody(request, resource, action, obj=None):
+        return False
+
+    never = [
+        P.deny_all(),
+        P.all_of(P.require_auth(), P.deny_all()),
+        P.deny_all() & P.allow_public(),
+        P.any_of(P.deny_all(), P.all_of(P.deny_all(), P.require_auth())),
+        P.any_of(),
+        None,
+    ]
+    for rule in never:
+        resource = _resource("c5", CodeThing, ["code", "name"], permissions={"create": rule})
+        assert _check_ids(resource) == [], rule
+    maybe = [
+        P.require_auth(),
+        P.any_of(P.deny_all(), P.require_org_role("admin")),
+        P.deny_all() | P.allow_public(),
+        P.all_of(),
+        P.when(lambda *_: True, P.deny_all()),
+        nobody,  # denies at request time only: a deploy may change it, unchecked
+    ]
+    for rule in maybe:
+        resource = _resource("c6", CodeThing, ["code", "name"], permissions={"create": rule})
+        assert _check_ids(resource) == ["arc.E016"], rule
+    # a composite key is refused whatever the create rule: its rows have no one-value URL
+    # (test_a_composite_primary_key_is_a_check_error); and deny_all denies at request time
+    exempt = _resource(
+        "codes-deny", CodeThing, ["code", "name"], permissions={**NO_CREATE, "create": P.deny_all()}
+    )
+    site = ResourceSite(name="shape-deny")
+    try:
+        site.register(exempt)
+        with site_mounted(settings, "deny", site):
+            elevated = client_for(UserFactory(is_superuser=True), HTTP_X_ARC_SCOPE="platform")
+            for client in (client_for(UserFactory()), elevated):
+                r = client.post("/deny/codes-deny/", {"code": "k", "name": "n"}, format="json")
+                assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN", r.content
+    finally:
+        _all_sites.remove(site)
+    assert not CodeThing.objects.exists()
 
 
 def test_a_primary_key_a_preset_sets_on_create_is_no_check_error(api):
@@ -801,3 +852,78 @@ def test_the_signals_of_one_write_bump_the_same_versions_once(cache_api, monkeyp
         animal.save()
     fresh = cache_api.get("/cached/dog-tags/?dog__name=b")
     assert fresh["X-Cache"] == "MISS" and fresh.json()["total"] == 0
+
+
+def test_fields_drf_makes_read_only_are_refused_like_read_only_fields(settings):
+    """DRF's ``ModelSerializer`` makes a field read-only by itself when the model says so
+    (``auto_now``/``auto_now_add``, ``editable=False``, an ``AutoField``): a body naming one
+    was dropped without a word (200, the value ignored), where a field named in
+    ``read_only_fields`` is 403 ``FIELD_WRITE_DENIED``. Both are never writable from a body
+    now and answered alike: refused under ``reject``, dropped under ``strip``."""
+    author = AuthorFactory()
+
+    class Stamped(Resource):
+        model = Book
+        name = "stamped"
+        fields = ["id", "title", "isbn", "author", "created_at"]
+        permissions = PUBLIC
+
+    class Edited(Resource):
+        model = Article
+        name = "edited"
+        fields = ["id", "slug", "title", "edited_at"]
+        permissions = PUBLIC
+
+    class StrippedStamped(Stamped):
+        name = "stripped-stamped"
+        on_field_write_denied = "strip"
+
+    class IsbnFixed(serializers.ModelSerializer):
+        class Meta:
+            model = Book
+            fields = ["id", "title", "isbn", "author"]
+            read_only_fields = ["isbn"]
+
+    class Declared(Resource):
+        model = Book
+        name = "declared"
+        serializer_class = IsbnFixed
+        permissions = PUBLIC
+
+    site = ResourceSite(name="stamps")
+    try:
+        for resource in (Stamped, Edited, StrippedStamped, Declared):
+            site.register(resource)
+        with site_mounted(settings, "st", site):
+            api = client_for()
+            body = {"title": "t", "isbn": "1", "author": author.pk}
+            r = api.post(
+                "/st/stamped/", {**body, "created_at": "2001-01-01T00:00:00Z"}, format="json"
+            )
+            assert r.status_code == 403, r.content
+            assert r.json()["code"] == "FIELD_WRITE_DENIED"
+            assert r.json()["details"] == {"fields": ["created_at"]}
+            assert not Book.objects.exists()
+            book = api.post("/st/stamped/", body, format="json").json()["data"]
+            r = api.patch(
+                f"/st/stamped/{book['id']}/", {"created_at": "2001-01-01T00:00:00Z"}, format="json"
+            )
+            assert r.status_code == 403 and r.json()["details"] == {"fields": ["created_at"]}
+            r = api.post(
+                "/st/edited/", {"slug": "s", "title": "t", "edited_at": None}, format="json"
+            )
+            assert r.status_code == 403 and r.json()["details"] == {"fields": ["edited_at"]}
+            r = api.post(
+                "/st/stripped-stamped/",
+                {**body, "isbn": "2", "created_at": "2001-01-01T00:00:00Z"},
+                format="json",
+            )
+            assert r.status_code == 201 and r.json()["data"]["created_at"] > "2002"
+            # a project serializer's own read-only field: the same answer
+            r = api.patch(f"/st/declared/{book['id']}/", {"isbn": "9"}, format="json")
+            assert r.status_code == 403 and r.json()["details"] == {"fields": ["isbn"]}
+            r = api.patch(f"/st/declared/{book['id']}/", {"title": "u"}, format="json")
+            assert r.status_code == 200, r.content
+            assert Book.objects.get(pk=book["id"]).isbn == "1"
+    finally:
+        _all_sites.remove(site)

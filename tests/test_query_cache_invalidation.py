@@ -476,6 +476,54 @@ def labels(settings):
             editor.delete_model(Label)
 
 
+def test_a_many_to_many_of_an_unmanaged_mirror_invalidates(labels):
+    """An unmanaged model over a cached model's table (a reporting app's mirror) declaring
+    its many-to-many over the same link table: ``mirror.labels.add(red)`` writes the rows
+    a cached answer reads, and Django sends ``m2m_changed`` with the mirror's through model
+    as sender, which nothing had connected (the mirror's own ``post_save`` was): the HIT
+    stayed, without ``red``. Every model over a watched table gets ``m2m_changed`` too."""
+    labels, Label, Labelled = labels  # noqa: N806 - model classes
+    item = Labelled.objects.create(title="Dune")
+    red, blue = Label.objects.create(name="red"), Label.objects.create(name="blue")
+    link_table = Labelled._meta.get_field("labels").remote_field.through._meta.db_table
+    registry = Label._meta.apps  # the fixture's isolated apps: defined after the watch
+
+    class LabelledMirror(models.Model):
+        title = models.CharField(max_length=50)
+        labels = models.ManyToManyField(Label, through="MirrorLink", related_name="mirrored")
+
+        class Meta:
+            apps = registry
+            app_label = "testapp"
+            managed = False
+            db_table = Labelled._meta.db_table
+
+    class MirrorLink(models.Model):
+        labelled = models.ForeignKey(
+            LabelledMirror, on_delete=models.DO_NOTHING, db_column="labelled_id"
+        )
+        label = models.ForeignKey(Label, on_delete=models.DO_NOTHING, db_column="label_id")
+
+        class Meta:
+            apps = registry
+            app_label = "testapp"
+            managed = False
+            db_table = link_table
+
+    mirror = LabelledMirror.objects.get(pk=item.pk)
+    listed = "/cl/cached-labelled/"
+    for write, expected in (
+        (lambda: mirror.labels.add(red), [red.pk]),
+        (lambda: red.mirrored.add(mirror), [red.pk]),  # already there: nothing written
+        (lambda: blue.mirrored.add(mirror), [red.pk, blue.pk]),
+        (lambda: mirror.labels.remove(red), [blue.pk]),
+        (lambda: mirror.labels.clear(), []),
+    ):
+        after = hit_then(labels, listed, write)
+        assert after["X-Cache"] == "MISS"
+        assert sorted(after.json()["docs"][0]["labels"]) == sorted(expected)
+
+
 def test_many_to_many_writes_from_either_side_invalidate(labels):
     labels, Label, Labelled = labels  # noqa: N806 - model classes
     item = Labelled.objects.create(title="Dune")

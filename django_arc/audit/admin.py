@@ -17,7 +17,7 @@ from django.db import connections
 from django.db.models import Q
 from django.utils.functional import cached_property
 
-from ..admin_input import RefuseOddInputMixin
+from ..admin_input import RefuseOddInputMixin, id_spellings
 from . import stored_object_id
 from .models import AuditLog
 
@@ -120,7 +120,10 @@ class AuditLogAdmin(RefuseOddInputMixin, admin.ModelAdmin):
     ]
     list_filter = [VerbFilter, ResourceFilter, ("created_at", admin.DateFieldListFilter)]
     search_fields = ["=object_id", "=request_id", "=actor_user_id", "=actor_client_id"]
-    search_help_text = "An exact object id, request id, user id or service client id."
+    search_help_text = (
+        "An exact object id, request id, user id or service client id (a UUID with or "
+        "without dashes)."
+    )
     ordering = ["-id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
@@ -133,13 +136,14 @@ class AuditLogAdmin(RefuseOddInputMixin, admin.ModelAdmin):
         table, twice (count and page). ``object_id`` leads no index of its own (it is second
         in ``(resource, object_id, id)``), so it is matched per logged resource.
 
-        The term is one id (not split on spaces); it matches as typed or lower-cased (a UUID
-        pasted in capitals), an object id as it is stored (a long one shortened,
-        :func:`~django_arc.audit.stored_object_id`)."""
+        The term is one id (not split on spaces); it matches as typed, lower-cased (a UUID
+        pasted in capitals) or as the dashed UUID it spells (pasted without dashes:
+        :func:`~django_arc.admin_input.id_spellings`), an object id as it is stored (a long
+        one shortened, :func:`~django_arc.audit.stored_object_id`)."""
         term = search_term.strip()
         if not term:
             return queryset, False
-        values = sorted({term, term.lower()})
+        values = id_spellings(term)
         match = Q(request_id__in=values) | Q(actor_user_id__in=values)
         match |= Q(actor_client_id__in=values)
         object_ids = sorted({stored_object_id(value) for value in values})

@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from ..admin_input import RefuseOddInputMixin, is_primary_key
+from ..admin_input import RefuseOddInputMixin, id_spellings, is_primary_key
 from ..audit.admin import EstimatedCountPaginator
 from ..clock import now_on
 from ..settings import arc_settings
@@ -177,13 +177,14 @@ class OutboxEventAdmin(RefuseOddInputMixin, admin.ModelAdmin):
         return _pretty_json(obj.meta)
 
     def get_search_results(self, request, queryset, search_term):
-        """An event id first, through its unique index (as pasted or lower-cased); else
-        Django's search, the type's substring. Django's search alone compares
-        ``UPPER(event_id)``, which the index does not serve, ORed with ``LIKE`` on the type:
-        finding one event by its id read the whole outbox, twice (count and page)."""
+        """An event id first, through its unique index (as pasted, lower-cased or dashed:
+        :func:`~django_arc.admin_input.id_spellings`); else Django's search, the type's
+        substring. Django's search alone compares ``UPPER(event_id)``, which the index does
+        not serve, ORed with ``LIKE`` on the type: finding one event by its id read the whole
+        outbox, twice (count and page)."""
         term = search_term.strip()
         if term:
-            by_id = queryset.filter(event_id__in=sorted({term, term.lower()}))
+            by_id = queryset.filter(event_id__in=id_spellings(term))
             if by_id.exists():
                 return by_id, False
         return super().get_search_results(request, queryset, search_term)

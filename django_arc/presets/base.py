@@ -65,6 +65,13 @@ class Preset:
         relation's target): what ``arc_create_client --org`` checks an id against."""
         return set()
 
+    def organization_id_fields(self, resource: Resource) -> list[Any]:
+        """The model fields this preset reads the scope's organization id with (a tenant
+        relation's target field, ``Organization.id``): the spellings they all read as one
+        value are one organization for every key (query cache, idempotency), event and
+        audit row (:func:`django_arc.organizations.canonical_organization_id`)."""
+        return []
+
     def routes(self, resource: Resource) -> list[RouteSpec]:
         """Extra routes (:class:`django_arc.actions.RouteSpec`) this preset adds; their
         handlers are called ``handler(view, request, **url_kwargs)``."""

@@ -250,19 +250,30 @@ class Bulk(Preset):
             ]
         elif "filter" in body:
             rows, bodies = self.rows_by_filter(view, body)
+            # one body for every row: its errors are ``data``'s, not an item's per row
+            data = self.guarded_data(view, body["data"])
             if not rows:
-                self.check_data(view, body["data"])
+                self.check_data(view, data)
+            bodies = [dict(data) for _ in rows]
         else:
             raise _invalid({"items": ["Send `items`, or `filter` with `data`."]})
         resource = view.resource
-        bodies = self.guarded(view, bodies)
+        if "items" in body:
+            bodies = self.guarded(view, bodies)
         bodies = _each(
             list(zip(rows, bodies, strict=True)),
             lambda pair: _hooked(resource.before_update(request, *pair), pair[1]),
         )
         context = self.context(view, bodies)
         befores = [view.snapshot(row) for row in rows]
-        validated = self.validate(view, bodies, context, rows)
+        try:
+            validated = self.validate(view, bodies, context, rows)
+        except ArcError as exc:
+            errors = (exc.details or {}).get("items")
+            if "items" in body or not isinstance(errors, dict) or not errors:
+                raise
+            # the first matched row's errors, as ``check_data`` names them with no row
+            raise _invalid({"data": errors[min(errors, key=int)]}) from None
         fields: set[str] = set()
         for index, (row, data) in enumerate(zip(rows, validated, strict=True)):
             if not isinstance(data, dict):  # a serializer that saves rows its own way
@@ -484,6 +495,18 @@ class Bulk(Preset):
                 },
             )
         return rows
+
+    def guarded_data(self, view: Any, data: dict[str, Any]) -> dict[str, Any]:
+        """A filter update's ``data`` through the field-write guard, once: a refusal names
+        the fields under ``data`` (``{"fields": [...], "data": [...]}``), as ``items``'
+        name them per item."""
+        try:
+            return view.guard_body(dict(data))
+        except ArcError as exc:
+            if exc.code != "FIELD_WRITE_DENIED":
+                raise
+            fields = list(exc.details["fields"])
+            raise ArcError(exc.code, exc.message, exc.status, {"fields": fields, "data": fields})
 
     def check_data(self, view: Any, data: dict[str, Any]) -> None:
         """``data`` through the guard and the serializer when the filter matched no row:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Q, QuerySet
 
 from ..exceptions import ArcError
-from ..query import beyond_int64
+from ..query import UNREADABLE, column_value
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -37,20 +37,17 @@ class _Dimension:
         a context the caller cannot have: 403 ``ORG_REQUIRED`` naming the dimension, before
         any query, on every database (SQLite would store a too-long value or a NUL;
         PostgreSQL answers DataError)."""
-        target = getattr(self.model_field, "target_field", None) or self.model_field
         try:
-            value = target.to_python(raw)
-            if isinstance(value, str) and "\x00" in value:
-                raise ValueError("a NUL character")  # PostgreSQL text cannot hold it
-            target.run_validators(value)
-            if beyond_int64(value):
-                # Django 4.2's SQLite backend gives integer columns no range validators
-                raise OverflowError(value)
-        except (ValidationError, ValueError, TypeError, OverflowError):
+            return column_value(self.target, raw)
+        except UNREADABLE:
             raise ArcError(
                 "ORG_REQUIRED", f"Invalid {self.label} id", 403, {"missing": self.label}
             ) from None
-        return value
+
+    @property
+    def target(self) -> Any:
+        """The field the tenant column's values are read with: a relation's target field."""
+        return getattr(self.model_field, "target_field", None) or self.model_field
 
 
 class MultiTenant(Preset):
@@ -210,6 +207,20 @@ class MultiTenant(Preset):
                 continue
             if field.is_relation and field.related_model is not None:
                 found.add(field.related_model)
+        return found
+
+    def organization_id_fields(self, resource: Resource) -> list[Any]:
+        """The target fields of the ``org`` dimensions (``Organization.id``, or ``slug``
+        for a ``to_field="slug"`` relation): what the scope's organization id is read with."""
+        found = []
+        for dim in self.dimensions:
+            if dim.type != "org":
+                continue
+            try:
+                field = resource.model._meta.get_field(dim.field)
+            except FieldDoesNotExist:
+                continue  # arc.E011
+            found.append(getattr(field, "target_field", None) or field)
         return found
 
     def managed_fields(self, resource: Resource) -> set[str]:

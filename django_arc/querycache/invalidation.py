@@ -272,11 +272,17 @@ def _connect(cls: type[models.Model]) -> None:
     if cls._meta.abstract:
         return
     uid = f"django_arc.querycache:{cls._meta.label}"
-    if any(issubclass(cls, model) for model in (*_watched, *_readers)) or any(
+    over_watched_table = any(
         _table(table) in _watched_tables for table in (cls, *cls._meta.get_parent_list())
-    ):
+    )
+    if over_watched_table or any(issubclass(cls, model) for model in (*_watched, *_readers)):
         post_save.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
         post_delete.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
+    if over_watched_table:
+        # another model over a many-to-many table an answer reads (an unmanaged mirror's
+        # link table, its explicit or auto-created ``through``): its ``add()``/``remove()``
+        # send ``m2m_changed`` with it as sender, and no ``post_save``
+        m2m_changed.connect(_rows_linked, sender=cls, weak=False, dispatch_uid=f"{uid}:linked")
     if any(issubclass(cls, model) for model in _referencing):
         post_delete.connect(
             _referenced_deleted, sender=cls, weak=False, dispatch_uid=f"{uid}:referenced"
@@ -512,7 +518,8 @@ def _connect_table(model: type[models.Model]) -> None:
     table = _table(model)
     _watched_tables.add(table)
     if apps.models_ready:
-        for cls in apps.get_models():
+        # auto-created models too: a mirror's many-to-many table (its implicit ``through``)
+        for cls in apps.get_models(include_auto_created=True):
             if cls._meta.concrete_model is not model._meta.concrete_model and any(
                 _table(over) == table for over in (cls, *cls._meta.get_parent_list())
             ):

@@ -235,3 +235,18 @@ class DogProxy(Dog):
 
     class Meta:
         proxy = True
+
+
+class UuidOrg(models.Model):
+    """An organization whose primary key is a UUID: one org header, several spellings
+    (capitals, no dashes)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+
+
+class UuidOrgNote(models.Model):
+    """A row of a UUID-keyed organization (``MultiTenant(tenant_field="organization")``)."""
+
+    organization = models.ForeignKey(UuidOrg, on_delete=models.CASCADE)
+    title = models.CharField(max_length=100)
