@@ -187,10 +187,15 @@ class _FormData:
         self.serializer = serializer
 
 
+#: the actions whose page is one row's: a get's, and a saved update's
+_ROW_PAGES = frozenset({"retrieve", "update", "partial_update"})
+
+
 def _form_data(data: Any, view: Any) -> Any:
-    """``data``, or on a row's page (a get) the form's serializer of that row."""
+    """``data``, or on a row's page (a get, a saved update) the form's serializer of that
+    row."""
     row = getattr(view, "arc_object", None)
-    if row is None or view.action != "retrieve":
+    if row is None or view.action not in _ROW_PAGES:
         return data
     known = view.__dict__.get("_form_data")
     if known is None:  # one per page, not one per form
@@ -262,7 +267,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     #: any) rolled back
     raised: bool = False
     #: the row a get answered (the query cache keeps it for its hits' object checks; the
-    #: browsable API's forms are filled from it)
+    #: browsable API's forms are filled from it, and from the row an update saved)
     arc_object: Any = None
     #: DRF's browsable API is building this page's forms (:class:`_ResourceForms`)
     building_forms: bool = False

@@ -18,14 +18,11 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import Resolver404, URLResolver, get_resolver
 
 from . import sites
 from .exceptions import REQUEST_ID_HEADER, ArcError, NotFound, error_body, get_request_id
 from .scope import RequestScope, provisional_scope
-
-#: (urlconf, registry state) → the paths every mounted resource site's routes start with
-_prefixes: dict[tuple[Any, Any], tuple[str, ...]] = {}
 
 
 class ScopeMiddleware:
@@ -45,7 +42,7 @@ class ScopeMiddleware:
         if (
             response.status_code == 404
             and getattr(request, "resolver_match", None) is None
-            and request.path.startswith(site_prefixes(request))
+            and under_a_site(request)
         ):
             # no route matched (a view's own 404 has a resolver_match): under a site's
             # prefix, the envelope's 404, the bytes an unknown row gets
@@ -68,21 +65,26 @@ def scope_error_response(request: Any, exc: ArcError) -> HttpResponse:
     return ScopeMiddleware.error_response(request, exc)
 
 
-def site_prefixes(request: Any) -> tuple[str, ...]:
-    """The paths the routes of every resource site mounted in ``request``'s URLconf start
-    with (``/api/``: where its root view is reversed), remembered per URLconf and registry."""
+def under_a_site(request: Any) -> bool:
+    """Whether ``request``'s path, which no URL pattern matched, is under a resource site
+    mounted in its URLconf: the path is resolved again, and some mount of a site (an
+    ``include()`` whose app is the site's name: ``path("api/", include(arc.urls))``, a second
+    mount under another namespace, one inside ``i18n_patterns`` or another include) matched
+    its start and had its routes tried. Asked of the path the URLconf resolves
+    (``path_info``, without the ``SCRIPT_NAME``), in the language the request is served in,
+    as Django's own resolution was; nothing is remembered between requests."""
     urlconf = getattr(request, "urlconf", None) or settings.ROOT_URLCONF
-    memo = (urlconf, sites.registry_state())
-    known = _prefixes.get(memo)
-    if known is None:
-        found = []
-        for site in sites._all_sites:
-            try:
-                found.append(reverse(f"{site.name}:api-root", urlconf=urlconf))
-            except NoReverseMatch:
-                continue  # not mounted in this URLconf
-        known = _prefixes[memo] = tuple(found)
-        if len(_prefixes) > 64:
-            _prefixes.clear()
-            _prefixes[memo] = known
-    return known
+    try:
+        get_resolver(urlconf).resolve(request.path_info)
+    except Resolver404 as exc:
+        found = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    else:
+        return False  # it matches a route: the 404 is the view's own
+    names = {site.name for site in sites._all_sites}
+    # each entry is the chain of patterns tried, outermost first: a site's include followed
+    # by one of its routes is a mount whose prefix matched
+    return any(
+        isinstance(pattern, URLResolver) and pattern.app_name in names
+        for tried in found.get("tried") or ()
+        for pattern in tried[:-1]
+    )

@@ -54,6 +54,8 @@ class UpdateMixin:
 
     def partial_update(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         serializer = self.perform_update(self.get_object(), self.get_body())
+        # the saved row: the browsable API's page fills its forms from it, as a get's does
+        self.arc_object = serializer.instance
         return self.success_response(self.render_saved(serializer), envelope.UPDATED)
 
     def update(self, request: Any, *args: Any, **kwargs: Any) -> Response:

@@ -274,6 +274,29 @@ def test_the_browsable_apis_put_form_holds_the_row_as_the_caller_may_write_it(mo
     }
 
 
+def test_the_page_a_browsable_put_answers_holds_the_saved_row(monkeypatch):
+    """The page answering a ``PUT`` (or ``PATCH``) sent from the browsable API is the row's
+    page too, but only a get's filled its forms: after a save the ``PUT`` form was empty
+    again, and sending it as shown (its text inputs post ``""``) changed one field and
+    blanked or refused the others. It holds the saved row, as a get's page does, with the
+    same narrowing (the editor's never holds ``cost``); a refused write fills nothing."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
+    url, html = f"/api/t-products/{product.pk}/", {"HTTP_ACCEPT": "text/html"}
+    editor = member_client(org, "editor")
+    for method, name in (("put", "Desk"), ("patch", "Chair")):
+        body = {"name": name, "sku": "L-1", "price": "12.50"}
+        saved = getattr(editor, method)(url, body, format="multipart", **html)
+        assert saved.status_code == 200, saved.content
+        assert _filled(saved, "PUT") == body
+        assert _html_form(saved, "PUT")[1] == body
+        assert "7.77" not in saved.content.decode()
+    refused = editor.put(url, {"price": "not a price"}, format="multipart", **html)
+    assert refused.status_code == 400
+    assert _filled(refused, "PUT") == {"name": "", "sku": "", "price": ""}
+
+
 def test_the_filled_put_form_leaves_out_what_the_caller_reads_masked(monkeypatch):
     """``redact_for`` masks a field on read but lets the caller write it: filled from the
     row, the form would have shown the value the caller is only shown as ``***``. A field the

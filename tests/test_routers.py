@@ -93,3 +93,46 @@ def test_paths_outside_the_site_and_project_routes_under_its_prefix_are_left_alo
         _envelope_404(client.get("/api/books.json"))
     finally:
         clear_url_caches()
+
+
+def test_every_mount_of_a_site_in_every_language_and_script_name_is_the_envelopes_404(settings):
+    """Where a site's routes start was remembered once per URLconf, from ``reverse()`` of its
+    root: one mount of a site mounted twice (``/v2/``), the language active at the first 404
+    under ``i18n_patterns`` (``/fr/api/books.json`` was the HTML page after ``/en/…``) and the
+    first request's ``SCRIPT_NAME``. Every spelling of a site's prefix is answered now."""
+    from django.conf.urls.i18n import i18n_patterns
+    from django.urls import include, set_script_prefix
+
+    import tests.urls
+    from django_arc import arc
+
+    settings.USE_I18N = True
+    settings.LANGUAGES = [("en", "English"), ("fr", "French")]
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.locale.LocaleMiddleware"]
+    settings.ROOT_URLCONF = type(
+        "urls",
+        (),
+        {
+            "urlpatterns": [
+                *tests.urls.urlpatterns,
+                path("v2/", include((arc.get_urls(), "arc"), namespace="v2")),
+                *i18n_patterns(path("intl/", include((arc.get_urls(), "arc"), namespace="intl"))),
+            ]
+        },
+    )
+    clear_url_caches()
+    client = Client()
+    try:
+        for url in ("/api/books.json", "/v2/books.json", "/en/intl/books.json"):
+            _envelope_404(client.get(url))
+        _envelope_404(client.get("/fr/intl/books.json", HTTP_ACCEPT_LANGUAGE="fr"))
+        assert client.get("/fr/intl/books/").status_code == 200
+        # the WSGI handler sets the script prefix of each request; the test client does not
+        for script in ("/app", "/"):
+            set_script_prefix(script)
+            _envelope_404(client.get("/api/books.json", SCRIPT_NAME=script.rstrip("/")))
+        outside = client.get("/nope/")
+        assert outside.status_code == 404 and outside["Content-Type"].startswith("text/html")
+    finally:
+        set_script_prefix("/")
+        clear_url_caches()
