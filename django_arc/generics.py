@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
 from django.db.models import Q
@@ -158,6 +159,14 @@ class _ResourceForms:
             return super().get_rendered_html_form(  # type: ignore[misc]
                 _form_data(data, view), view, method, request
             )
+
+    def show_form_for_method(self, view: Any, method: str, request: Any, obj: Any) -> Any:
+        # DRF catches its own APIException only; a check raising Django's PermissionDenied
+        # or Http404 (a request answers them 403/404) refuses the form, not the page
+        try:
+            return super().show_form_for_method(view, method, request, obj)  # type: ignore[misc]
+        except (DjangoPermissionDenied, Http404):
+            return False
 
     def get_raw_data_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
         with _building_forms(view):

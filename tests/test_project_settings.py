@@ -9,6 +9,7 @@ import re
 from html import unescape
 
 import pytest
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.utils import translation
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser
@@ -55,6 +56,22 @@ class NamedAuthorResource(Resource):
     name = "named-authors"
     serializer_class = NamedAuthorSerializer
     permissions = {k: P.require_auth() for k in ("list", "get", "create", "update", "delete")}
+
+
+def _not_on_rows(request, resource, action, obj=None):
+    """A project's check raising Django's own ``PermissionDenied`` for a row: DRF answers it
+    403 on a request (``handle_exception``), never a 500."""
+    if obj is not None and obj.name == "locked" and action != "get":
+        raise DjangoPermissionDenied("This author is locked.")
+    return request.user.is_authenticated
+
+
+@settings_site.register
+class LockedAuthorResource(Resource):
+    model = Author
+    name = "locked-authors"
+    fields = ["id", "name"]
+    permissions = {k: _not_on_rows for k in ("list", "get", "create", "update", "delete")}
 
 
 @pytest.fixture
@@ -365,6 +382,29 @@ def test_the_put_form_is_offered_only_to_who_may_change_that_row(monkeypatch):
     assert _filled(mine, "PUT")["title"] == "Mine"
     theirs = client_for(other).get(page, HTTP_ACCEPT="text/html")
     assert theirs.status_code == 200 and 'data-method="PUT"' not in theirs.content.decode()
+
+
+def test_a_row_page_whose_form_check_raises_djangos_permission_denied_is_no_500(
+    settings, monkeypatch
+):
+    """With the row known, DRF judges a page's forms by the object permissions, catching only
+    its own ``APIException``: a project's check raising Django's ``PermissionDenied`` (or
+    ``Http404``), which a request answers 403, escaped the page's rendering: Django answered
+    the row's page, which the caller may read, with its own HTML 403. The page is served and
+    offers no form the check refuses."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    user = UserFactory()
+    locked = Author.objects.create(name="locked")
+    with site_mounted(settings, "s", settings_site):
+        client = client_for(user)
+        assert client.put(f"/s/locked-authors/{locked.pk}/", {"name": "x"}).status_code == 403
+        page = client.get(f"/s/locked-authors/{locked.pk}/", HTTP_ACCEPT="text/html")
+        assert page.status_code == 200
+        assert 'data-method="PUT"' not in page.content.decode()
+        open_row = Author.objects.create(name="open")
+        page = client.get(f"/s/locked-authors/{open_row.pk}/", HTTP_ACCEPT="text/html")
+        assert page.status_code == 200
+        assert _filled(page, "PUT") == {"name": "open"}
 
 
 def test_a_routes_page_offers_no_single_row_form(monkeypatch):
