@@ -229,3 +229,32 @@ def test_require_owner_compares_the_owner_column_without_loading_the_owner(notes
     assert response.status_code == 200
     user_table = notes["alice"]._meta.db_table
     assert not [q["sql"] for q in queries if f'FROM "{user_table}"' in q["sql"]]
+
+
+def test_user_roles_are_read_again_on_each_request_of_one_user_object(notes):
+    """A user object that outlives a request (``force_authenticate``, an authentication
+    class keeping users in memory) is judged by its groups as they are on each request: a
+    revoked role is gone on the next one, and one granted counts at once."""
+    carol = UserFactory(username="carol")
+    auditors = Group.objects.create(name="auditor")
+    carol.groups.add(auditors)
+    client = as_user(carol)  # the same user object on every request
+    row = f"/api/owned-notes/{notes['b1'].pk}/"
+    assert client.get(row).status_code == 200
+    carol.groups.remove(auditors)
+    r = client.get(row)
+    assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND"
+    carol.groups.add(auditors)
+    assert client.get(row).status_code == 200
+
+
+def test_user_roles_cost_one_query_per_request(notes, django_assert_num_queries):
+    """Read on every request again, still once a request: the permission and the field
+    rules of one request share the answer."""
+    carol = UserFactory(username="carol")
+    carol.groups.add(Group.objects.create(name="auditor"))
+    client = as_user(carol)
+    row = f"/api/owned-notes/{notes['b1'].pk}/"
+    assert client.get(row).status_code == 200
+    with django_assert_num_queries(2):  # the groups, the row
+        assert client.get(row).status_code == 200
