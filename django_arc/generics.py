@@ -511,6 +511,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
         for backend in self._backends:
+            if type(backend) is not QueryLanguageFilter:
+                # a project's backend is made for each use, as DRF makes it: it may keep the
+                # request on ``self``, and one instance shared by concurrent requests filtered
+                # one by the other's. Only the query language's, which keeps nothing, is shared.
+                backend = type(backend)()
             queryset = backend.filter_queryset(self.request, queryset, self)
         return queryset
 

@@ -127,15 +127,20 @@ class _DRFPermission(Permission):
     ``has_object_permission`` with one."""
 
     def __init__(self, permission_class: type) -> None:
-        self.permission = permission_class()
+        self.permission_class = permission_class
+        permission_class()  # a class that cannot be made fails at declaration, not per request
 
     def check(self, request, resource, action, obj=None):
+        # One instance per check, as DRF makes one per request: a permission may keep what
+        # it found on ``self`` (its refusal's ``message``, naming the caller's organization),
+        # which a shared instance handed to the next caller, on any thread.
+        permission = self.permission_class()
         view = (getattr(request, "parser_context", None) or {}).get("view")
         if obj is None:
-            allowed = self.permission.has_permission(request, view)
+            allowed = permission.has_permission(request, view)
         else:
-            allowed = self.permission.has_object_permission(request, view, obj)
-        message = getattr(self.permission, "message", None) or "Permission denied"
+            allowed = permission.has_object_permission(request, view, obj)
+        message = getattr(permission, "message", None) or "Permission denied"
         return GRANTED if allowed else PermissionResult(False, str(message))
 
 

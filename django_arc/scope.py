@@ -72,7 +72,7 @@ _MAX_HEADER_VALUE = 128
 _SCOPE_CACHE_ATTR = "_arc_scope_cache"
 _MEMBERSHIP_CACHE_ATTR = "_arc_membership_cache"
 _ELEVATION_SENT_ATTR = "_arc_elevation_signalled"
-_GROUP_ROLES_ATTR = "_arc_group_roles"
+_USER_ROLES_ATTR = "_arc_user_roles_cache"
 
 
 class UserRoles(Sequence[str]):
@@ -80,22 +80,41 @@ class UserRoles(Sequence[str]):
 
     Source, in order: ``user.arc_roles`` (an iterable, or a callable returning one) when the
     user model defines it — no query; otherwise the names of the user's Django groups (one
-    query, on first use, cached on the user object for the rest of the request). Most
-    requests are decided on org roles alone, so they never pay for the group lookup.
+    query, on first use). Most requests are decided on org roles alone, so they never pay
+    for the group lookup.
+
+    The answer is kept for the request (``known``, a dict on the request by user pk, which
+    the scopes one request resolves share), never on the user object, which may outlive the
+    request: ``force_authenticate``'s user, or one an authentication class keeps in memory,
+    is the same object on every request, and a group taken away must not count on the next
+    one.
     """
 
-    __slots__ = ("_user", "_roles")
+    __slots__ = ("_user", "_roles", "_known")
 
-    def __init__(self, user: Any = None, roles: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        user: Any = None,
+        roles: Sequence[str] | None = None,
+        known: dict[Any, tuple[str, ...]] | None = None,
+    ) -> None:
         self._user = user
         self._roles: tuple[str, ...] | None = tuple(roles) if roles is not None else None
+        self._known = known
         if user is None and roles is None:
             self._roles = ()
 
     def _load(self) -> tuple[str, ...]:
         if self._roles is None:
-            self._roles = get_user_roles(self._user)
-            self._user = None
+            user, known = self._user, self._known
+            key = getattr(user, "pk", None)
+            if known is not None and key is not None and key in known:
+                self._roles = known[key]
+            else:
+                self._roles = get_user_roles(user)
+                if known is not None and key is not None:
+                    known[key] = self._roles
+            self._user = self._known = None
         return self._roles
 
     @property
@@ -130,7 +149,8 @@ class UserRoles(Sequence[str]):
 
 
 def get_user_roles(user: Any) -> tuple[str, ...]:
-    """A user's own roles: ``user.arc_roles`` if defined, else their group names (1 query)."""
+    """A user's own roles: ``user.arc_roles`` if defined, else their group names (1 query,
+    on each call: :class:`UserRoles` keeps the answer for a request)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return ()
     custom = getattr(user, "arc_roles", None)
@@ -145,15 +165,8 @@ def get_user_roles(user: Any) -> tuple[str, ...]:
                 "role names"
             )
         return tuple(str(role) for role in custom)
-    cached = getattr(user, _GROUP_ROLES_ATTR, None)
-    if cached is None:
-        groups = getattr(user, "groups", None)
-        cached = tuple(groups.values_list("name", flat=True)) if groups is not None else ()
-        try:
-            setattr(user, _GROUP_ROLES_ATTR, cached)
-        except AttributeError:  # slotted/immutable user objects: just don't cache
-            pass
-    return cached
+    groups = getattr(user, "groups", None)
+    return tuple(groups.values_list("name", flat=True)) if groups is not None else ()
 
 
 _EMPTY_CONTEXT: Mapping[str, str] = MappingProxyType({})
@@ -436,7 +449,7 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
         return RequestScope(
             kind="elevated",
             user_id=user.pk,
-            user_roles=UserRoles(user),
+            user_roles=UserRoles(user, known=_request_dict(django_request, _USER_ROLES_ATTR)),
             organization_id=_canonical(org_id),
             elevated_by=user.pk,
             context=context,
@@ -449,7 +462,10 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
 
     if org_id is None:
         return RequestScope(
-            kind="authenticated", user_id=user.pk, user_roles=UserRoles(user), context=context
+            kind="authenticated",
+            user_id=user.pk,
+            user_roles=UserRoles(user, known=_request_dict(django_request, _USER_ROLES_ATTR)),
+            context=context,
         )
 
     roles = _membership(django_request, user, org_id)
@@ -458,7 +474,7 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
     return RequestScope(
         kind="member",
         user_id=user.pk,
-        user_roles=UserRoles(user),
+        user_roles=UserRoles(user, known=_request_dict(django_request, _USER_ROLES_ATTR)),
         organization_id=_canonical(org_id),
         org_roles=tuple(roles),
         context=context,

@@ -21,7 +21,9 @@ from .query import MAX_INT, MIN_INT, beyond_int64, integer_range
 
 
 class ArcSerializerMixin:
-    """Caches the result of ``get_fields()`` per serializer class.
+    """Caches the result of DRF's ``get_fields()`` per serializer class (a project's own
+    ``get_fields()`` is called for every serializer, as DRF calls it: it may read the
+    request).
 
     Around a project's own serializer it also applies the resource's field rules, which the
     generated serializer gets from its ``Meta``: hidden fields are left out, and fields no
@@ -37,13 +39,19 @@ class ArcSerializerMixin:
         cls = type(self)
         proto = cls.__dict__.get("_arc_field_prototypes")
         if proto is None:
-            proto = super().get_fields()
-            for name in cls._arc_hidden:
-                proto.pop(name, None)
-            for name in cls._arc_read_only & proto.keys():
-                _make_read_only(proto[name])
+            proto = self._arc_adjusted(super().get_fields())
+            if not _own_get_fields(cls):
+                return proto  # the project's get_fields(): asked for every serializer
             cls._arc_field_prototypes = proto
         return {name: _clone(f) for name, f in proto.items()}
+
+    def _arc_adjusted(self, fields: dict[str, serializers.Field]) -> dict[str, serializers.Field]:
+        cls = type(self)
+        for name in cls._arc_hidden:
+            fields.pop(name, None)
+        for name in cls._arc_read_only & fields.keys():
+            _make_read_only(fields[name])
+        return fields
 
     @property
     def _readable_fields(self):
@@ -57,6 +65,22 @@ class ArcSerializerMixin:
             ]
             self.__dict__["_arc_readable"] = readable
         return readable
+
+
+def _own_get_fields(cls: type) -> bool:
+    """Whether the ``get_fields()`` :class:`ArcSerializerMixin` answers for is DRF's own,
+    a function of the class alone, which may be kept for the class. A project's override
+    may choose fields by the request or the context (as DRF allows: it calls it for every
+    serializer); kept for the class, the first caller's fields were every caller's — a
+    staff-only field served to everyone once a staff member had asked."""
+    known = cls.__dict__.get("_arc_own_get_fields")
+    if known is None:
+        mro = cls.__mro__
+        after = mro[mro.index(ArcSerializerMixin) + 1 :]
+        owner = next((c for c in after if "get_fields" in c.__dict__), None)
+        known = owner is None or owner.__module__.startswith("rest_framework.")
+        cls._arc_own_get_fields = known
+    return known
 
 
 def _clone(field: serializers.Field) -> serializers.Field:

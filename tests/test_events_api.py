@@ -413,3 +413,34 @@ def test_with_retry_zero_retries_and_on_dead_failure_is_contained():
     assert [d.attempts for d in transport.dead_letters] == [1]
     with pytest.raises(ValueError):
         with_retry(fails, max_retries=-1)
+
+
+def test_the_default_memory_transport_keeps_a_bounded_number_of_events():
+    """A relay (or, with the outbox off, a web worker) running on the default transport for
+    weeks publishes every event into ``published``: it keeps the newest ``max_kept`` (10,000
+    by default), not all of them, and still delivers every one."""
+    assert MemoryTransport.MAX_KEPT == 10_000
+    transport = MemoryTransport(max_kept=3)
+    seen = []
+    transport.subscribe("*", seen.append)
+    sent = [create_event("a.b", {"i": i}) for i in range(5)]
+    for event in sent:
+        transport.publish(event)
+    assert seen == sent
+    assert transport.published == sent[2:]
+    for i in range(5):
+        transport.dead_letter(
+            DeadLetteredEvent(event=sent[i], error="x", attempts=1, handler_name="h")
+        )
+    assert [d.event for d in transport.dead_letters] == sent[2:]
+
+
+def test_the_configured_memory_transport_stays_bounded_over_twenty_thousand_events():
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": MemoryTransport}}):
+        transport = get_transport()
+        for i in range(20_000):
+            transport.publish(create_event("a.b", {"i": i}))
+        assert len(transport.published) == MemoryTransport.MAX_KEPT
+        assert transport.published[-1].payload == {"i": 19_999}
+        assert transport.published[0].payload == {"i": 20_000 - MemoryTransport.MAX_KEPT}
+        transport.clear()

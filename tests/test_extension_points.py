@@ -5,6 +5,7 @@ permissions, its own cached answers and an answer in the envelope, not a 500."""
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import pytest
@@ -465,6 +466,57 @@ def test_a_list_without_the_query_language_documents_no_cursor(settings):
         shape = schema["components"]["schemas"][shape["$ref"].rsplit("/", 1)[-1]]
     assert "oneOf" not in shape
     assert set(shape["required"]) == set(envelope.page([], 1, 20, 0))
+
+
+class RequestKeepingFilter(BaseFilterBackend):
+    """A project's backend keeping its request on ``self`` for its helpers, which DRF allows:
+    DRF makes one instance per use. ``gate`` holds two concurrent requests between storing
+    their request and reading it back."""
+
+    gate: threading.Barrier | None = None
+
+    def filter_queryset(self, request, queryset, view):
+        self.request = request
+        if self.gate is not None:
+            self.gate.wait(timeout=10)
+        return queryset.filter(title=self.wanted_title())
+
+    def wanted_title(self):
+        return self.request.query_params.get("title")
+
+
+class KeepingFilterBookResource(Resource):
+    model = Book
+    name = "keeping-filter-books"
+    fields = ["id", "title"]
+    permissions = PUBLIC
+    filter_backends = [RequestKeepingFilter]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_projects_filter_backend_is_one_instance_per_use_as_drf_makes_it(settings, monkeypatch):
+    """A resource's own filter backend was made once per resource and shared by every
+    request on every thread: one keeping its request on ``self`` (as a DRF backend may, DRF
+    making one per use) filtered two concurrent requests by whichever stored its request
+    last, and answered one caller the other's rows."""
+    for title in ("a", "b"):
+        BookFactory(title=title)
+    monkeypatch.setattr(RequestKeepingFilter, "gate", threading.Barrier(2))
+    answers = {}
+
+    def ask(title):
+        answers[title] = client_for(None).get(f"/kf/keeping-filter-books/?title={title}")
+
+    with mounted_site(settings, "kf", KeepingFilterBookResource):
+        threads = [threading.Thread(target=ask, args=(t,)) for t in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    for title in ("a", "b"):
+        response = answers[title]
+        assert response.status_code == 200
+        assert [d["title"] for d in response.json()["docs"]] == [title]
 
 
 class TitleOut(serializers.ModelSerializer):

@@ -3,12 +3,15 @@ DRF permission classes, deny_all, when(), and MultiTenant with a context dimensi
 
 import pytest
 from django.contrib.auth.models import Group
+from rest_framework.permissions import BasePermission
 from rest_framework.test import APIClient
 
-from django_arc import PermissionResult
+from django_arc import PermissionResult, Resource, ResourceSite
 from django_arc import permissions as P
 from django_arc.outbox import OutboxEvent
+from django_arc.sites import _all_sites
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.helpers import site_mounted
 from tests.testapp.models import Note
 
 pytestmark = pytest.mark.django_db
@@ -229,3 +232,73 @@ def test_require_owner_compares_the_owner_column_without_loading_the_owner(notes
     assert response.status_code == 200
     user_table = notes["alice"]._meta.db_table
     assert not [q["sql"] for q in queries if f'FROM "{user_table}"' in q["sql"]]
+
+
+def test_user_roles_are_read_again_on_each_request_of_one_user_object(notes):
+    """A user object that outlives a request (``force_authenticate``, an authentication
+    class keeping users in memory) is judged by its groups as they are on each request: a
+    revoked role is gone on the next one, and one granted counts at once."""
+    carol = UserFactory(username="carol")
+    auditors = Group.objects.create(name="auditor")
+    carol.groups.add(auditors)
+    client = as_user(carol)  # the same user object on every request
+    row = f"/api/owned-notes/{notes['b1'].pk}/"
+    assert client.get(row).status_code == 200
+    carol.groups.remove(auditors)
+    r = client.get(row)
+    assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND"
+    carol.groups.add(auditors)
+    assert client.get(row).status_code == 200
+
+
+def test_user_roles_cost_one_query_per_request(notes, django_assert_num_queries):
+    """Read on every request again, still once a request: the permission and the field
+    rules of one request share the answer."""
+    carol = UserFactory(username="carol")
+    carol.groups.add(Group.objects.create(name="auditor"))
+    client = as_user(carol)
+    row = f"/api/owned-notes/{notes['b1'].pk}/"
+    assert client.get(row).status_code == 200
+    with django_assert_num_queries(2):  # the groups, the row
+        assert client.get(row).status_code == 200
+
+
+class PlanAllowsExports(BasePermission):
+    """A DRF permission saying why it refused, as DRF permissions may: ``self.message`` set
+    in one branch, the class's message in the other. DRF makes one instance per request."""
+
+    message = "Exports are not allowed"
+
+    def has_permission(self, request, view):
+        plan = request.headers.get("X-Plan")
+        if plan and plan != "gold":
+            self.message = f"Organization {request.headers.get('X-Org-Name')} is on {plan}"
+            return False
+        return request.headers.get("X-Yes") == "1"
+
+
+class PlannedNoteResource(Resource):
+    model = Note
+    name = "planned-notes"
+    fields = ["id", "text"]
+    permissions = {"list": PlanAllowsExports}
+
+
+def test_a_drf_permission_is_one_instance_per_check_as_drf_makes_it(settings):
+    """The DRF permission was one instance for every request of the process: what one
+    request left on it (its refusal's message, naming its organization) was another
+    caller's answer, refused by the other branch."""
+    site = ResourceSite(name="plan-site")
+    site.register(PlannedNoteResource)
+    try:
+        with site_mounted(settings, "plan", site):
+            acme = as_user(UserFactory(username="acme-user"), HTTP_X_PLAN="silver")
+            r = acme.get("/plan/planned-notes/", HTTP_X_ORG_NAME="Acme")
+            assert r.status_code == 403 and r.json()["error"] == "Organization Acme is on silver"
+            other = as_user(UserFactory(username="other"))
+            r = other.get("/plan/planned-notes/")
+            assert r.status_code == 403
+            assert r.json()["error"] == "Exports are not allowed"
+            assert other.get("/plan/planned-notes/", HTTP_X_YES="1").status_code == 200
+    finally:
+        _all_sites.remove(site)

@@ -9,12 +9,22 @@ answered 400 ``organization: This field is required`` even when naming the calle
 """
 
 import pytest
+from rest_framework import serializers
 
-from django_arc import Resource, arc
+from django_arc import Resource, ResourceSite, arc, presets
 from django_arc import fields as F
+from django_arc import permissions as P
 from django_arc.checks import check_resource
+from django_arc.sites import _all_sites
 from shop.models import Product
-from tests.factories import OrganizationFactory, ProductFactory, member_client
+from tests.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    ProductFactory,
+    UserFactory,
+    member_client,
+)
+from tests.helpers import client_for, site_mounted
 from tests.testapp.resources import PlainProductSerializer
 
 pytestmark = pytest.mark.django_db
@@ -175,3 +185,50 @@ def test_a_serializer_that_cannot_build_its_fields_is_reported_not_raised():
         "Broken ('broken'): (arc.E001) `serializer_class` Broken cannot build its fields: "
         "Field name `nmae` is not valid for model `Product`"
     )
+
+
+class StaffCostSerializer(serializers.ModelSerializer):
+    """A DRF serializer choosing its fields by the request, in ``get_fields()`` as DRF
+    allows: ``cost`` for staff only."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "cost"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            fields.pop("cost")
+        return fields
+
+
+class StaffCostProductResource(Resource):
+    model = Product
+    name = "staff-cost-products"
+    serializer_class = StaffCostSerializer
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+
+
+def test_a_serializer_choosing_its_fields_per_request_is_asked_on_every_request(orgs, settings):
+    """The fields of the first request's serializer were kept for the class: once a staff
+    member had listed, every member was served ``cost``; had another listed first, staff
+    never were. A ``get_fields()`` of the project's own is called for each serializer, as
+    DRF calls it; only DRF's own is answered from the class's copy."""
+    a, _ = orgs
+    ProductFactory(organization=a, cost=3)
+    staff = MembershipFactory(organization=a, role="viewer", user=UserFactory(is_staff=True)).user
+    plain = MembershipFactory(organization=a, role="viewer").user
+    site = ResourceSite(name="staff-cost-site")
+    site.register(StaffCostProductResource)
+    try:
+        with site_mounted(settings, "sc", site):
+            for user, sees_cost in ((staff, True), (plain, False), (staff, True)):
+                client = client_for(user, HTTP_X_ORGANIZATION_ID=str(a.pk))
+                r = client.get("/sc/staff-cost-products/")
+                assert r.status_code == 200
+                [doc] = r.json()["docs"]
+                assert ("cost" in doc) is sees_cost, (user.is_staff, doc)
+    finally:
+        _all_sites.remove(site)
