@@ -1,6 +1,6 @@
 """Query-language rules no other test pinned down (each was found by a hand mutant of
 ``django_arc/query.py`` that the suite let through): the exact bounds of the ``in`` list and
-of a 32-bit column, non-finite numbers, ``exists=0``, the ``regex`` refusal's message, a
+of a 32-bit column, non-finite numbers, ``exists=0``, a boolean spelled ``1``/``0``, the ``regex`` refusal's message, a
 cursor of another direction on the same key, ``DISTINCT`` kept once a multi-valued filter
 asked for it, and a hidden field listed in ``search_fields``."""
 
@@ -137,3 +137,11 @@ def test_search_skips_a_hidden_field_listed_in_search_fields(settings):
         body = api.get("/query-rules/searched-products/?search=plain").json()
         assert [d["name"] for d in body["docs"]] == ["plain"]
         assert "secret_notes" not in body["docs"][0]
+
+
+def test_a_boolean_filter_reads_1_and_0():
+    BookFactory(title="on", is_available=True)
+    BookFactory(title="off", is_available=False)
+    assert titles(api.get("/api/books/?is_available=1")) == ["on"]
+    assert titles(api.get("/api/books/?is_available=0")) == ["off"]
+    assert titles(api.get("/api/books/?is_available=TRUE")) == ["on"]
