@@ -1,0 +1,65 @@
+"""A late worker's ack or failure while another worker *holds* the row's lease (claimed,
+still publishing): nothing of the holder's is touched. The existing takeover tests let the
+thief finish first, so the row was no longer pending and the status alone kept the late
+worker out; hand mutants dropping ``lease_owner = <worker>`` from the ack's and the
+failure's UPDATE survived them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from django_arc.events.event import create_event
+from django_arc.outbox import EventOutbox, OutboxEvent
+from tests.outbox_support import RecordingTransport
+
+pytestmark = pytest.mark.django_db
+
+
+class _ClaimedMeanwhile(RecordingTransport):
+    """While worker A publishes, A's lease runs out and worker B claims the rows (and is
+    still publishing them when A answers)."""
+
+    def __init__(self, thief: EventOutbox, fail: bool = False) -> None:
+        super().__init__(many=not fail)
+        self.thief, self.fail = thief, fail
+        self.claimed = []
+
+    def _steal(self):
+        OutboxEvent.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        self.claimed = self.thief._claim(10, "B")
+
+    def publish_many(self, events):
+        self._steal()
+        super().publish_many(events)
+
+    def publish(self, event):
+        self._steal()
+        raise ConnectionError("A's broker is down")
+
+
+def _leased_by_b():
+    row = OutboxEvent.objects.get()
+    return row.status, row.lease_owner, row.attempts, row.last_error
+
+
+def test_a_late_ack_leaves_a_row_another_worker_holds_alone():
+    a = _ClaimedMeanwhile(EventOutbox(RecordingTransport()))
+    outbox_a = EventOutbox(a, lease_seconds=30)
+    outbox_a.store(create_event("products.created", {"i": 1}))
+    result = outbox_a.relay_batch(worker_id="A")
+    assert len(a.claimed) == 1
+    assert result.relayed == 0 and result.ownership_mismatches == 1
+    assert _leased_by_b() == ("pending", "B", 0, "")
+
+
+def test_a_late_failure_leaves_a_row_another_worker_holds_alone():
+    a = _ClaimedMeanwhile(EventOutbox(RecordingTransport()), fail=True)
+    outbox_a = EventOutbox(a, lease_seconds=30)
+    outbox_a.store(create_event("products.created", {"i": 1}))
+    result = outbox_a.relay_batch(worker_id="A")
+    assert len(a.claimed) == 1
+    assert result.publish_failed == 1 and result.ownership_mismatches == 1
+    assert _leased_by_b() == ("pending", "B", 0, "")
