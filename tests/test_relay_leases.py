@@ -2,7 +2,8 @@
 still publishing): nothing of the holder's is touched. The existing takeover tests let the
 thief finish first, so the row was no longer pending and the status alone kept the late
 worker out; hand mutants dropping ``lease_owner = <worker>`` from the ack's and the
-failure's UPDATE survived them."""
+failure's UPDATE survived them. And the claim's order (``visible_at``, then the id), which
+a mutant ordering by id alone survived too."""
 
 from __future__ import annotations
 
@@ -63,3 +64,17 @@ def test_a_late_failure_leaves_a_row_another_worker_holds_alone():
     assert len(a.claimed) == 1
     assert result.publish_failed == 1 and result.ownership_mismatches == 1
     assert _leased_by_b() == ("pending", "B", 0, "")
+
+
+def test_the_claim_takes_the_row_visible_longest_first_not_the_lowest_id():
+    """``visible_at`` orders the claim, then the id: a row whose retry came due earlier goes
+    before an older row that came due later, on SQLite and PostgreSQL alike."""
+    transport = RecordingTransport()
+    outbox = EventOutbox(transport)
+    older = outbox.store(create_event("products.created", {"i": 1}))
+    newer = outbox.store(create_event("products.created", {"i": 2}))
+    now = timezone.now()
+    OutboxEvent.objects.filter(pk=older.pk).update(visible_at=now - timedelta(minutes=1))
+    OutboxEvent.objects.filter(pk=newer.pk).update(visible_at=now - timedelta(minutes=2))
+    assert outbox.relay_batch(limit=1, worker_id="A").relayed == 1
+    assert [event.id for event in transport.published] == [newer.event_id]
