@@ -1,4 +1,4 @@
-"""A late worker's ack or failure while another worker *holds* the row's lease (claimed,
+"""The relay rules hand mutants of outbox/relay.py showed no test asserted. A late worker's ack or failure while another worker *holds* the row's lease (claimed,
 still publishing): nothing of the holder's is touched. The existing takeover tests let the
 thief finish first, so the row was no longer pending and the status alone kept the late
 worker out; hand mutants dropping ``lease_owner = <worker>`` from the ack's and the
@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from django_arc.events.event import create_event
 from django_arc.outbox import EventOutbox, OutboxEvent
+from django_arc.outbox.policy import exponential_backoff
 from tests.outbox_support import RecordingTransport
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +79,28 @@ def test_the_claim_takes_the_row_visible_longest_first_not_the_lowest_id():
     OutboxEvent.objects.filter(pk=newer.pk).update(visible_at=now - timedelta(minutes=2))
     assert outbox.relay_batch(limit=1, worker_id="A").relayed == 1
     assert [event.id for event in transport.published] == [newer.event_id]
+
+
+def test_a_dead_lettered_row_keeps_the_error_that_killed_it_and_requeues_by_a_digit_string():
+    outbox = EventOutbox(
+        RecordingTransport(fail_types={"x.dies"}), exponential_backoff(max_attempts=1)
+    )
+    row = outbox.store(create_event("x.dies", {}))
+    result = outbox.relay_batch(worker_id="A")
+    assert result.dead_lettered == 1
+    dead = OutboxEvent.objects.get(pk=row.pk)
+    assert (dead.status, dead.attempts) == ("dead", 1)
+    assert dead.last_error == "ConnectionError: broker refused x.dies"
+    # the admin and the command hand primary keys over as text
+    assert outbox.requeue([str(row.pk)]) == 1
+    again = OutboxEvent.objects.get(pk=row.pk)
+    assert (again.status, again.attempts) == ("pending", 0)
+
+
+def test_a_limit_beyond_the_largest_batch_is_the_largest_batch():
+    """``relay_batch(limit=...)`` is capped at ``MAX_BATCH_SIZE``: a limit no database
+    integer holds is not sent to the claim's ``LIMIT``."""
+    transport = RecordingTransport()
+    outbox = EventOutbox(transport)
+    outbox.store(create_event("products.created", {}))
+    assert outbox.relay_batch(limit=10**20, worker_id="A").relayed == 1
