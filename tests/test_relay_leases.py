@@ -1,9 +1,12 @@
-"""The relay rules hand mutants of outbox/relay.py showed no test asserted. A late worker's ack or failure while another worker *holds* the row's lease (claimed,
-still publishing): nothing of the holder's is touched. The existing takeover tests let the
-thief finish first, so the row was no longer pending and the status alone kept the late
-worker out; hand mutants dropping ``lease_owner = <worker>`` from the ack's and the
-failure's UPDATE survived them. And the claim's order (``visible_at``, then the id), which
-a mutant ordering by id alone survived too."""
+"""Outbox relay rules no test asserted, each found by a hand mutant of ``outbox/relay.py``
+that the suite let through:
+
+- a late worker's ack or failure while another worker *holds* the row's lease (claimed,
+  still publishing) touches nothing of the holder's (the takeover tests let the thief
+  deliver first, so the status alone kept the late worker out);
+- the claim orders by ``visible_at``, then the id;
+- a dead-lettered row keeps its error; ``requeue`` takes primary keys as digit strings;
+  ``relay_batch`` caps a huge ``limit`` at ``MAX_BATCH_SIZE``."""
 
 from __future__ import annotations
 
