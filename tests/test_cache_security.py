@@ -533,6 +533,75 @@ def test_a_project_serializer_reading_the_scope_gets_an_entry_per_role_and_conte
         assert "admin" not in demoted.content.decode()
 
 
+class CallerAwareProductSerializer(serializers.ModelSerializer):
+    """A project serializer rendering the rest of the scope: the user's own roles, the
+    service client and its scopes."""
+
+    caller = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "caller"]
+
+    def get_caller(self, obj):
+        scope = self.context["request"].arc_scope
+        return [scope.client_id, sorted(scope.scopes), sorted(scope.user_roles)]
+
+
+caller_site = ResourceSite(name="callers")
+
+
+class _CallerAwareProducts(Resource):
+    model = Product
+    serializer_class = CallerAwareProductSerializer
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership()}
+
+
+@caller_site.register
+class CachedCallerAwareProductResource(_CallerAwareProducts):
+    name = "products"
+    cache = {"stale_seconds": 30}
+
+
+@caller_site.register
+class UncachedCallerAwareProductResource(_CallerAwareProducts):
+    name = "uncached-products"
+    cache = False
+
+
+def test_a_project_serializer_reading_clients_scopes_and_user_roles_gets_an_entry_for_each(
+    shop, settings
+):
+    """Two service clients of one organization with the same scopes, one client whose
+    scopes changed, and one user given a role (a Django group) are each another caller to a
+    project serializer rendering them: none is served another's cached answer."""
+    from django.contrib.auth.models import Group
+
+    cached, uncached = "/callers/products/", "/callers/uncached-products/"
+    first, key_1 = ServiceClient.objects.create_with_key(
+        name="one", organization_id=shop["a"].pk, scopes=["read"]
+    )
+    _, key_2 = ServiceClient.objects.create_with_key(
+        name="two", organization_id=shop["a"].pk, scopes=["read"]
+    )
+    with site_mounted(settings, "callers", caller_site):
+        one = hit_twins(client_for(HTTP_AUTHORIZATION=f"Bearer {key_1}"), cached, uncached)
+        two = twins(client_for(HTTP_AUTHORIZATION=f"Bearer {key_2}"), cached, uncached)
+        assert two["X-Cache"] == "MISS" and one.content != two.content
+        first.scopes = ["read", "write"]
+        first.save()
+        wider = twins(client_for(HTTP_AUTHORIZATION=f"Bearer {key_1}"), cached, uncached)
+        assert wider["X-Cache"] == "MISS" and "write" in wider.content.decode()
+        viewer = member(shop["a"], "viewer")
+        plain = hit_twins(viewer, cached, uncached)
+        viewer.user.groups.add(Group.objects.create(name="pricing"))
+        viewer.force_authenticate(type(viewer.user).objects.get(pk=viewer.user.pk))
+        promoted = twins(viewer, cached, uncached)
+        assert promoted["X-Cache"] == "MISS" and promoted.content != plain.content
+        assert "pricing" in promoted.content.decode()
+
+
 # -- a project renderer reading the request ------------------------------------------------------
 
 

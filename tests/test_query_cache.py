@@ -623,6 +623,20 @@ def test_an_absolute_url_is_only_served_to_the_host_and_scheme_it_was_written_fo
         assert anonymous.get(cached, **asked)["X-Cache"] == "HIT", asked
 
 
+def test_the_scheme_alone_keys_an_absolute_url(documents):
+    """http and https on one port (a server answering both behind one listener): the scheme
+    the request came in over is in the key by itself, not only through ``SERVER_PORT``
+    (which the test client's ``secure`` changes too, so the test above could not tell)."""
+    cached, uncached = documents
+    anonymous = client_for(None)
+    plain = anonymous.get(cached, SERVER_PORT="8000")
+    assert plain.json()["docs"][0]["file"].startswith("http://")
+    secure = anonymous.get(cached, secure=True, SERVER_PORT="8000")
+    assert secure["X-Cache"] == "MISS"
+    assert secure.json()["docs"][0]["file"].startswith("https://")
+    assert secure.content == anonymous.get(uncached, secure=True, SERVER_PORT="8000").content
+
+
 class LinkedDocumentSerializer(serializers.ModelSerializer):
     """A project serializer writing a link with ``reverse()``, which starts it with the
     script name the request came in under."""
