@@ -684,6 +684,26 @@ class ReviewedBulkBookResource(Resource):
             Review.objects.create(book=instance, body="first")
 
 
+class AuthorNamedReviewSerializer(serializers.ModelSerializer):
+    author_name = serializers.CharField(source="book.author.name", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["id", "body", "book", "author_name"]
+
+
+@project_site.register
+class AuthorNamedBulkReviewResource(Resource):
+    """Bulk over rows rendering a field of a row their relation's relation is (a review's
+    book's author's name), which a list joins."""
+
+    model = Review
+    serializer_class = AuthorNamedReviewSerializer
+    name = "author-named-bulk-reviews"
+    presets = [presets.Bulk()]
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update", "delete")}
+
+
 @pytest.fixture
 def project_api(settings, api):
     ConfirmedBookSerializer.saved.clear()
@@ -774,6 +794,28 @@ def test_bulk_create_loads_the_reverse_relations_it_renders_once(project_api):
     assert rendered["reviewed0"] == [reviews["reviewed0"]] and rendered["plain0"] == []
     audited = AuditLog.objects.filter(resource="reviewed-bulk-books", action="created")
     assert {row.after["title"]: row.after["reviews"] for row in audited} == rendered
+
+
+def test_bulk_create_loads_the_forward_relations_it_renders_once(project_api):
+    """The created rows render a field of their book's author (``source="book.author.name"``),
+    which a list joins: each row's author was read with its own query (2 items: 7 statements,
+    20: 25). It is loaded once for all the rows."""
+    api = project_api
+    books = [BookFactory(author=AuthorFactory(name=f"writer {i}")) for i in range(20)]
+
+    def statements(n, prefix):
+        items = [{"body": f"{prefix}{i}", "book": books[i].pk} for i in range(n)]
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post(
+                "/p/author-named-bulk-reviews/bulk/", {"items": items}, format="json"
+            )
+        assert response.status_code == 201, response.content
+        return len(queries)
+
+    assert statements(2, "a") == statements(20, "b")
+    events = OutboxEvent.objects.filter(type="author-named-bulk-reviews.created")
+    rendered = {e.payload["data"]["body"]: e.payload["data"]["author_name"] for e in events}
+    assert rendered["b0"] == "writer 0" and rendered["b19"] == "writer 19"
 
 
 def test_bulk_alone_creates_updates_and_deletes(project_api):

@@ -127,6 +127,17 @@ def _invalid(details: dict[str, Any], message: str = "Validation failed") -> Arc
     return ArcError("VALIDATION_ERROR", message, 400, details)
 
 
+def _joined_paths(tree: Any, prefix: str = "") -> list[str]:
+    """The paths a queryset's ``select_related`` joins (``{"book": {"author": {}}}``:
+    ``book__author``), deepest only; none for ``select_related()`` of every relation."""
+    if not isinstance(tree, dict):
+        return []
+    paths: list[str] = []
+    for name, below in tree.items():
+        paths.extend(_joined_paths(below, f"{prefix}{name}__") if below else [prefix + name])
+    return paths
+
+
 class Bulk(Preset):
     """``Bulk(operations=("create", "update", "delete"), max_items=100)`` (SPEC §6).
 
@@ -226,8 +237,14 @@ class Bulk(Preset):
         _each(instances, lambda instance: resource.after_create(request, instance))
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
-        # them, with the resource's own prefetches: not one query per row
-        lookups = project_prefetches_first(resource.get_queryset(request))._prefetch_related_lookups
+        # them, with the resource's own prefetches, and the forward ones a list joins
+        # (``book__author`` for ``source="book.author.name"``; a relation the row holds
+        # already is not read again): not one query per row
+        queryset = project_prefetches_first(resource.get_queryset(request))
+        lookups = [
+            *queryset._prefetch_related_lookups,
+            *_joined_paths(queryset.query.select_related),
+        ]
         if lookups:
             prefetch_related_objects(instances, *lookups)
         reps = view.get_serializer(instances, many=True).data
