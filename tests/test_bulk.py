@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.db import connection
+from django.db.models import Prefetch
 from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
@@ -704,6 +705,40 @@ class AuthorNamedBulkReviewResource(Resource):
     permissions = {k: P.allow_public() for k in ("list", "get", "create", "update", "delete")}
 
 
+class ReviewBodySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Review
+        fields = ["body"]
+
+
+class ShownReviewsBookSerializer(serializers.ModelSerializer):
+    reviews = ReviewBodySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "isbn", "author", "reviews"]
+
+
+@project_site.register
+class ShownReviewsBulkBookResource(Resource):
+    """Rows rendering their reviews, narrowed by the project's own ``Prefetch`` to those
+    not hidden; a hook adds a shown and a hidden review to each new row."""
+
+    model = Book
+    serializer_class = ShownReviewsBookSerializer
+    name = "shown-reviews-bulk-books"
+    presets = [presets.Bulk()]
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update", "delete")}
+
+    def get_queryset(self, request):
+        shown = Review.objects.exclude(body="hidden").order_by("pk")
+        return super().get_queryset(request).prefetch_related(Prefetch("reviews", queryset=shown))
+
+    def after_create(self, request, instance):
+        Review.objects.create(book=instance, body="shown")
+        Review.objects.create(book=instance, body="hidden")
+
+
 @pytest.fixture
 def project_api(settings, api):
     ConfirmedBookSerializer.saved.clear()
@@ -816,6 +851,25 @@ def test_bulk_create_loads_the_forward_relations_it_renders_once(project_api):
     events = OutboxEvent.objects.filter(type="author-named-bulk-reviews.created")
     rendered = {e.payload["data"]["body"]: e.payload["data"]["author_name"] for e in events}
     assert rendered["b0"] == "writer 0" and rendered["b19"] == "writer 19"
+
+
+def test_a_created_row_renders_its_relations_as_the_projects_prefetch_narrows_them(project_api):
+    """A project's ``Prefetch`` narrowing a relation the rows render (their reviews, the
+    hidden ones left out) held for a list, a read and a bulk create's rows, but a single
+    create rendered the new row's relation whole: its answer and event showed the hidden
+    review its hook added, which no read of the row shows. It renders them narrowed too."""
+    api, author = project_api, AuthorFactory()
+    url = "/p/shown-reviews-bulk-books/"
+    single = api.post(url, {"title": "one", "isbn": "s-1", "author": author.pk}, format="json")
+    assert single.status_code == 201, single.content
+    items = [{"title": "many", "isbn": "s-2", "author": author.pk}]
+    assert api.post(f"{url}bulk/", {"items": items}, format="json").status_code == 201
+    shown = [{"body": "shown"}]
+    created = single.json()["data"]
+    assert created["reviews"] == shown
+    assert api.get(f"{url}{created['id']}/").json()["data"]["reviews"] == shown
+    events = OutboxEvent.objects.filter(type="shown-reviews-bulk-books.created")
+    assert [e.payload["data"]["reviews"] for e in events] == [shown, shown]
 
 
 def test_bulk_alone_creates_updates_and_deletes(project_api):

@@ -22,7 +22,6 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import prefetch_related_objects
 from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import api_settings
@@ -31,7 +30,7 @@ from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 from ..actions import RouteSpec
 from ..exceptions import ArcError, RowsGone, flatten_validation
 from ..filters import QueryFilterField
-from ..query import beyond_int64, project_prefetches_first
+from ..query import beyond_int64, load_relations
 from ..serializers import preload_related
 from .base import Preset
 
@@ -125,17 +124,6 @@ class BulkResult(serializers.Serializer):
 
 def _invalid(details: dict[str, Any], message: str = "Validation failed") -> ArcError:
     return ArcError("VALIDATION_ERROR", message, 400, details)
-
-
-def _joined_paths(tree: Any, prefix: str = "") -> list[str]:
-    """The paths a queryset's ``select_related`` joins (``{"book": {"author": {}}}``:
-    ``book__author``), deepest only; none for ``select_related()`` of every relation."""
-    if not isinstance(tree, dict):
-        return []
-    paths: list[str] = []
-    for name, below in tree.items():
-        paths.extend(_joined_paths(below, f"{prefix}{name}__") if below else [prefix + name])
-    return paths
 
 
 class Bulk(Preset):
@@ -237,16 +225,8 @@ class Bulk(Preset):
         _each(instances, lambda instance: resource.after_create(request, instance))
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
-        # them, with the resource's own prefetches, and the forward ones a list joins
-        # (``book__author`` for ``source="book.author.name"``; a relation the row holds
-        # already is not read again): not one query per row
-        queryset = project_prefetches_first(resource.get_queryset(request))
-        lookups = [
-            *queryset._prefetch_related_lookups,
-            *_joined_paths(queryset.query.select_related),
-        ]
-        if lookups:
-            prefetch_related_objects(instances, *lookups)
+        # them, with the resource's own prefetches and the forward relations a list joins
+        load_relations(instances, resource.get_queryset(request))
         reps = view.get_serializer(instances, many=True).data
         records = [
             (instance, {"id": view.id_value(instance), "data": view.event_data(rep)}, None, rep)
