@@ -845,6 +845,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
                 resource.after_update(request, saved)
+                # the relations it renders read again: the write and its hooks may have
+                # changed those read with it (a nested book's reviews)
+                load_relations([saved], resource.get_queryset(request), reload=True)
                 after = serializer.data
                 self.after_write(
                     "updated", saved, self.updated_payload(saved, before, after), before, after

@@ -290,6 +290,9 @@ class Bulk(Preset):
                 befores = [b for row, b in zip(rows, befores, strict=True) if row.pk in present]
                 rows = [row for row in rows if row.pk in present]
         _each(rows, lambda row: resource.after_update(request, row))
+        # the relations they render read again (once for all the rows): the write and its
+        # hooks may have changed those read with them
+        load_relations(rows, resource.get_queryset(request), reload=True)
         afters = view.get_serializer(rows, many=True).data
         records = [
             (row, view.updated_payload(row, before, after), before, after)
