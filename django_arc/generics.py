@@ -68,7 +68,7 @@ from .negotiation import ArcContentNegotiation
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
 from .permissions import Permission, PermissionResult
-from .query import UNSENDABLE, project_prefetches_first
+from .query import UNSENDABLE, load_relations, project_prefetches_first
 from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
@@ -838,6 +838,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 serializer.is_valid(raise_exception=True)
                 instance = serializer.save(**self.write_values(None))
                 resource.after_create(request, instance)
+                # the relations it renders as a read of it renders them (a project's
+                # Prefetch narrowing one), as a bulk create's rows do
+                load_relations([instance], resource.get_queryset(request))
                 after = serializer.data
                 payload = {"id": self.id_value(instance), "data": self.event_data(after)}
                 self.after_write("created", instance, payload, None, after)
@@ -861,6 +864,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
                 resource.after_update(request, saved)
+                # the relations it renders read again: the write and its hooks may have
+                # changed those read with it (a nested book's reviews)
+                load_relations([saved], resource.get_queryset(request), reload=True)
                 after = serializer.data
                 self.after_write(
                     "updated", saved, self.updated_payload(saved, before, after), before, after

@@ -115,6 +115,40 @@ def project_prefetches_first(queryset: models.QuerySet) -> models.QuerySet:
     return queryset.prefetch_related(None).prefetch_related(*objects, *plain)
 
 
+def load_relations(
+    instances: list[models.Model], queryset: models.QuerySet, reload: bool = False
+) -> None:
+    """Load onto ``instances`` (rows just written, not read through ``queryset``) what a
+    read through ``queryset`` loads with them: its prefetches, a project's narrowing
+    ``Prefetch`` objects first (:func:`project_prefetches_first`), and the forward
+    relations it joins (``book__author`` for ``source="book.author.name"``; a relation a
+    row holds already is not read again). Once for all the rows, not one query per row,
+    and the rows render what a read of them renders. ``reload``: rows read through
+    ``queryset`` before a write, their prefetched relations read again."""
+    if not instances or not all(isinstance(row, queryset.model) for row in instances):
+        return  # a serializer saving something else than the resource's rows: not ours
+    if reload:
+        # rows read with their relations prefetched, which the write's hooks may have
+        # changed since (as DRF's UpdateModelMixin clears them after an update)
+        for row in instances:
+            row.__dict__.pop("_prefetched_objects_cache", None)
+    queryset = project_prefetches_first(queryset)
+    lookups = [*queryset._prefetch_related_lookups, *_joined_paths(queryset.query.select_related)]
+    if lookups:
+        models.prefetch_related_objects(instances, *lookups)
+
+
+def _joined_paths(tree: Any, prefix: str = "") -> list[str]:
+    """The paths a queryset's ``select_related`` joins (``{"book": {"author": {}}}``:
+    ``book__author``), deepest only; none for ``select_related()`` of every relation."""
+    if not isinstance(tree, dict):
+        return []
+    paths: list[str] = []
+    for name, below in tree.items():
+        paths.extend(_joined_paths(below, f"{prefix}{name}__") if below else [prefix + name])
+    return paths
+
+
 def relation_named(model: type[models.Model], name: str) -> Any:
     """The field ``name`` names on ``model`` as a serializer's source or a
     ``select_related``/``prefetch_related`` path part does: a field, or a reverse relation

@@ -271,3 +271,27 @@ def test_outbox_off_a_batch_the_transport_refuses_is_published_event_by_event(ou
             events.publish(events.create_event("rows.kept", {"n": n}))
     assert [e.payload["n"] for e in transport.published] == [1, 3]
     assert transport.calls == [("publish_many", 3), "publish", "publish", "publish"]
+
+
+class FailingOnTwoTransport(MemoryTransport):
+    """The in-process transport with the base ``publish_many`` (one ``publish`` each), whose
+    ``publish`` refuses the event ``n == 2``: the batch call publishes the first event
+    before it raises on the second."""
+
+    def publish(self, event):
+        if event.payload.get("n") == 2:
+            raise ValueError("too long")
+        super().publish(event)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outbox_off_a_batch_failing_part_way_publishes_no_event_twice(outbox_off):
+    """A transport whose publish_many publishes event by event (Transport's own, any
+    transport that does not pipeline) raised on the second event after publishing the first;
+    the event-by-event fallback then published the first again: subscribers got it twice,
+    where one publish per event (before the batch was published together) sent it once."""
+    transport = outbox_off(FailingOnTwoTransport)
+    with transaction.atomic(), event_batch():
+        for n in (1, 2, 3):
+            events.publish(events.create_event("rows.kept", {"n": n}))
+    assert [e.payload["n"] for e in transport.published] == [1, 3]

@@ -773,6 +773,49 @@ def test_relations_a_nested_serializer_renders_are_loaded_once(settings, resourc
     assert rendered == expected
 
 
+class ReviewingAuthorWithBooksResource(AuthorWithBooksResource):
+    """An update hook reviewing each of the author's books."""
+
+    name = "reviewing-authors-with-books"
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update", "delete")}
+    presets = [presets.Bulk()]
+
+    def after_update(self, request, instance):
+        for book in Book.objects.filter(author=instance):
+            Review.objects.create(book=book, body="on update")
+
+
+@pytest.mark.django_db
+def test_an_update_renders_the_relations_its_hooks_changed(settings):
+    """The row an update writes was read with the relations its serializer renders
+    prefetched (since d61402b, a nested book's reviews too): the answer and the event
+    rendered them as read, without the review the update's hook added to the author's
+    book (before, a nested book's reviews were read as rendered). They are read again after
+    the write, as DRF's UpdateModelMixin clears the prefetched ones."""
+    book = BookFactory()
+    with mounted_site(settings, "nr", ReviewingAuthorWithBooksResource):
+        response = client_for(None).patch(
+            f"/nr/reviewing-authors-with-books/{book.author_id}/", {"name": "n"}, format="json"
+        )
+    assert response.status_code == 200, response.content
+    review = Review.objects.get(book=book)
+    assert response.json()["data"]["books"] == [
+        {"id": book.pk, "title": book.title, "reviews": [review.pk]}
+    ]
+    [event] = OutboxEvent.objects.filter(type="reviewing-authors-with-books.updated")
+    assert event.payload["data"]["books"][0]["reviews"] == [review.pk]
+    # the bulk update's rows too
+    with mounted_site(settings, "nr", ReviewingAuthorWithBooksResource):
+        items = [{"id": book.author_id, "name": "m"}]
+        bulk = client_for(None).patch(
+            "/nr/reviewing-authors-with-books/bulk/", {"items": items}, format="json"
+        )
+    assert bulk.status_code == 200, bulk.content
+    reviews = sorted(Review.objects.filter(book=book).values_list("pk", flat=True))
+    event = OutboxEvent.objects.filter(type="reviewing-authors-with-books.updated").last()
+    assert sorted(event.payload["data"]["books"][0]["reviews"]) == reviews
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db(transaction=True)

@@ -486,6 +486,35 @@ def test_a_failed_batch_costs_the_statements_of_one_failed_event():
     assert rows[malformed[0]].last_error.startswith("malformed event:")
 
 
+def test_a_failed_batch_releases_rows_held_back_by_a_dead_letter_and_by_a_retry_together():
+    """Rows held back by a partition whose first event went dead are released now (the
+    database's clock: ``Now()`` on PostgreSQL), the ones held back by a retry at its time:
+    in one UPDATE the CASE put ``Now()`` as a parameter, which psycopg cannot adapt. Every
+    row of the batch stayed leased (ack_failed), the dead letter was never written, and the
+    next pass after the lease failed them the same way, for ever."""
+
+    def policy(attempts, error):
+        if "a.down" in str(error):
+            return DEAD
+        return timezone.now() + timedelta(seconds=60)
+
+    transport = RecordingTransport(fail_types={"a.down", "b.down"}, many=False)
+    outbox = EventOutbox(transport, failure_policy=policy)
+    a = _store(outbox, 2, type="a.down", partition_key="a")
+    b = _store(outbox, 2, type="b.down", partition_key="b")
+    before = timezone.now()
+    result = outbox.relay_batch(limit=10, worker_id="w")
+    assert (result.ack_failed, result.ownership_mismatches) == (0, 0)
+    assert (result.publish_failed, result.dead_lettered, result.deferred) == (2, 1, 2)
+    rows = {row.event_id: row for row in OutboxEvent.objects.all()}
+    assert all(row.lease_owner is None for row in rows.values())
+    assert (rows[a[0]].status, rows[a[0]].attempts) == ("dead", 1)
+    assert (rows[a[1]].status, rows[a[1]].attempts) == ("pending", 0)
+    assert rows[a[1]].visible_at < before + timedelta(seconds=30)  # released now
+    assert (rows[b[0]].status, rows[b[0]].attempts) == ("pending", 1)
+    assert rows[b[1]].visible_at == rows[b[0]].visible_at > before + timedelta(seconds=50)
+
+
 def test_a_failed_batch_leaves_rows_another_worker_took_over_alone():
     transport = RecordingTransport(fail_types={"x.down"})
     outbox = EventOutbox(transport)

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import connections, router, transaction
 
 from ..events.configured import get_transport
+from ..events.transports import Transport
 from ..settings import arc_settings
 from ..signals import current_event_batch
 from .models import OutboxEvent
@@ -127,8 +128,16 @@ def _publish_buffered(items: list[Any], using: str | None = None) -> None:
 
 
 def _publish_many_after_commit(events: list[Any]) -> None:
+    transport = get_transport()
+    if getattr(type(transport), "publish_many", None) in (None, Transport.publish_many):
+        # Transport's own publish_many is one publish per event: no round trip to save, and
+        # raising part way through it has published the events before the one it raised
+        # on, which the fallback below would publish a second time
+        for event in events:
+            _publish_after_commit(event)
+        return
     try:
-        get_transport().publish_many(events)
+        transport.publish_many(events)
     except Exception:  # noqa: BLE001 - the writes are committed; never turn this into a 500
         # refused as a whole (one event too long for it, an outage): event by event, so one
         # the transport refuses does not take the others with it

@@ -198,6 +198,10 @@ def decode_row(row: OutboxEvent) -> Event:
     return event_from_columns(row.event_id, row.type, row.payload, row.meta)
 
 
+def _expression(value: Any) -> bool:
+    return hasattr(value, "resolve_expression")
+
+
 class EventOutbox:
     """Stores events transactionally and relays them to ``transport`` (any object with
     ``publish(event)``, optionally ``publish_many(events)``).
@@ -644,7 +648,12 @@ class EventOutbox:
                     continue
                 update[name] = Case(
                     *(
-                        When(id=row.id, then=Value(value, output_field=field))
+                        # an expression as it is (a released row's ``Now()``, the database's
+                        # clock), a value as a parameter of the column's type
+                        When(
+                            id=row.id,
+                            then=value if _expression(value) else Value(value, output_field=field),
+                        )
                         for row, value in given
                     ),
                     default=F(name),

@@ -22,7 +22,6 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import prefetch_related_objects
 from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import api_settings
@@ -31,7 +30,7 @@ from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 from ..actions import RouteSpec
 from ..exceptions import ArcError, RowsGone, flatten_validation
 from ..filters import QueryFilterField
-from ..query import beyond_int64, project_prefetches_first
+from ..query import beyond_int64, load_relations
 from ..serializers import preload_related
 from .base import Preset
 
@@ -226,10 +225,8 @@ class Bulk(Preset):
         _each(instances, lambda instance: resource.after_create(request, instance))
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
-        # them, with the resource's own prefetches: not one query per row
-        lookups = project_prefetches_first(resource.get_queryset(request))._prefetch_related_lookups
-        if lookups:
-            prefetch_related_objects(instances, *lookups)
+        # them, with the resource's own prefetches and the forward relations a list joins
+        load_relations(instances, resource.get_queryset(request))
         reps = view.get_serializer(instances, many=True).data
         records = [
             (instance, {"id": view.id_value(instance), "data": view.event_data(rep)}, None, rep)
@@ -304,6 +301,9 @@ class Bulk(Preset):
                 befores = [b for row, b in zip(rows, befores, strict=True) if row.pk in present]
                 rows = [row for row in rows if row.pk in present]
         _each(rows, lambda row: resource.after_update(request, row))
+        # the relations they render read again (once for all the rows): the write and its
+        # hooks may have changed those read with them
+        load_relations(rows, resource.get_queryset(request), reload=True)
         afters = view.get_serializer(rows, many=True).data
         records = [
             (row, view.updated_payload(row, before, after), before, after)
