@@ -82,8 +82,9 @@ def store_resource_event(
 
 def _publish_marker(previous: tuple[Any, ...], db: str) -> _Marker | None:
     """The marker telling whether an event buffered now on ``db``'s transaction state still
-    stands when its batch ends: the previous event's when it has the same state, else a new
-    one (see :func:`_marker`)."""
+    stands when its batch ends: one of the ``previous`` event's when it has the same state,
+    else a new one. ``None`` outside an atomic block (nothing there can roll the event's
+    write back)."""
     connection = transaction.get_connection(db)
     if not connection.in_atomic_block:
         return None
@@ -176,24 +177,9 @@ class _Marker:
 
 
 def _marker(items: list[Any], db: str) -> _Marker | None:
-    """The marker of an event buffered now on ``db``: the previous event's when it was
-    buffered in the same savepoints and still stands, else a new one. ``None`` outside an
-    atomic block (nothing there can roll the event's write back)."""
-    connection = transaction.get_connection(db)
-    if not connection.in_atomic_block:
-        return None
-    last = items[-1][2] if items else None
-    if (
-        last is not None
-        and last.connection is connection
-        and last.savepoints == tuple(connection.savepoint_ids)
-        and not last.committed
-        and last.stands()
-    ):
-        return last
-    marker = _Marker(connection)
-    transaction.on_commit(marker, using=db)
-    return marker
+    """The marker of an event stored on ``db`` when its batch ends: the previous event's
+    when it was buffered in the same savepoints and still stands (:func:`_publish_marker`)."""
+    return _publish_marker((items[-1][2],) if items else (), db)
 
 
 def _store_buffered(items: list[Any], using: str | None = None) -> None:
