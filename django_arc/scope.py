@@ -178,8 +178,10 @@ class RequestScope:
 
     ``organization_id`` is always a string (header values are strings; compare with
     ``str(pk)``), in the one spelling the tenant columns read it as (``"1"`` for a header
-    ``01`` a resolver admitted: :func:`~django_arc.organizations.canonical_organization_id`). ``context`` holds extra tenant dimensions from ``X-Arc-Context-*`` headers
-    (read-only). ``user_roles`` is lazy (see :class:`UserRoles`).
+    ``01`` a resolver admitted:
+    :func:`~django_arc.organizations.canonical_organization_id`). ``context`` holds extra
+    tenant dimensions from ``X-Arc-Context-*`` headers (read-only). ``user_roles`` is lazy
+    (see :class:`UserRoles`).
     """
 
     kind: str
