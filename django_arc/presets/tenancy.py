@@ -197,30 +197,29 @@ class MultiTenant(Preset):
     def organization_models(self, resource: Resource) -> set[type[models.Model]]:
         """The targets of the ``org`` dimensions that are relations; a missing field is
         ``manage.py check``'s to report (arc.E011)."""
-        found = set()
-        for dim in self.dimensions:
-            if dim.type != "org":
-                continue
-            try:
-                field = resource.model._meta.get_field(dim.field)
-            except FieldDoesNotExist:
-                continue
-            if field.is_relation and field.related_model is not None:
-                found.add(field.related_model)
-        return found
+        return {
+            field.related_model
+            for field in self._org_fields(resource)
+            if field.is_relation and field.related_model is not None
+        }
 
     def organization_id_fields(self, resource: Resource) -> list[Any]:
         """The target fields of the ``org`` dimensions (``Organization.id``, or ``slug``
         for a ``to_field="slug"`` relation): what the scope's organization id is read with."""
+        return [
+            getattr(field, "target_field", None) or field for field in self._org_fields(resource)
+        ]
+
+    def _org_fields(self, resource: Resource) -> list[Any]:
+        """The model fields of the ``org`` dimensions (a missing one is arc.E011's)."""
         found = []
         for dim in self.dimensions:
             if dim.type != "org":
                 continue
             try:
-                field = resource.model._meta.get_field(dim.field)
+                found.append(resource.model._meta.get_field(dim.field))
             except FieldDoesNotExist:
-                continue  # arc.E011
-            found.append(getattr(field, "target_field", None) or field)
+                continue
         return found
 
     def managed_fields(self, resource: Resource) -> set[str]:
