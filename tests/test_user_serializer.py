@@ -232,3 +232,49 @@ def test_a_serializer_choosing_its_fields_per_request_is_asked_on_every_request(
                 assert ("cost" in doc) is sees_cost, (user.is_staff, doc)
     finally:
         _all_sites.remove(site)
+
+
+class StaffCostByNamesSerializer(serializers.ModelSerializer):
+    """The same choice made in ``get_field_names()``, one of the methods DRF's
+    ``get_fields()`` calls (``get_extra_kwargs()`` making a field read-only on update is
+    another)."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "cost"]
+
+    def get_field_names(self, declared_fields, info):
+        names = list(super().get_field_names(declared_fields, info))
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            names.remove("cost")
+        return names
+
+
+class StaffCostByNamesResource(StaffCostProductResource):
+    name = "staff-cost-by-names"
+    serializer_class = StaffCostByNamesSerializer
+    presets = [presets.MultiTenant(tenant_field="organization")]
+
+
+def test_a_serializer_choosing_its_fields_in_a_method_get_fields_calls_is_asked_too(orgs, settings):
+    """Only an override of ``get_fields()`` itself was asked per serializer: one of
+    ``get_field_names()`` (or ``get_extra_kwargs()``, ``build_field()``…), which DRF's
+    ``get_fields()`` calls, was answered from the class's copy, built without a request
+    (no ``cost``, even for staff) or for the first caller."""
+    a, _ = orgs
+    ProductFactory(organization=a, cost=3)
+    staff = MembershipFactory(organization=a, role="viewer", user=UserFactory(is_staff=True)).user
+    plain = MembershipFactory(organization=a, role="viewer").user
+    site = ResourceSite(name="staff-cost-names-site")
+    site.register(StaffCostByNamesResource)
+    try:
+        with site_mounted(settings, "scn", site):
+            for user, sees_cost in ((staff, True), (plain, False), (staff, True)):
+                client = client_for(user, HTTP_X_ORGANIZATION_ID=str(a.pk))
+                r = client.get("/scn/staff-cost-by-names/")
+                assert r.status_code == 200
+                [doc] = r.json()["docs"]
+                assert ("cost" in doc) is sees_cost, (user.is_staff, doc)
+    finally:
+        _all_sites.remove(site)
