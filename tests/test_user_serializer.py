@@ -278,3 +278,67 @@ def test_a_serializer_choosing_its_fields_in_a_method_get_fields_calls_is_asked_
                 assert ("cost" in doc) is sees_cost, (user.is_staff, doc)
     finally:
         _all_sites.remove(site)
+
+
+class StaffWritesCostSerializer(serializers.ModelSerializer):
+    """``cost`` read-only for everyone but staff, chosen by the request as DRF allows."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "cost", "label"]
+
+    label = serializers.SerializerMethodField()
+
+    def get_label(self, obj):
+        return obj.name.upper()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            fields["cost"].read_only = True
+        return fields
+
+
+class StaffWritesCostResource(Resource):
+    model = Product
+    name = "staff-writes-cost"
+    serializer_class = StaffWritesCostSerializer
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "update")}
+
+
+def test_a_field_a_serializer_makes_read_only_per_request_stays_writable_for_the_others(
+    orgs, settings
+):
+    """The fields a ``serializer_class`` declares read-only are refused like
+    ``read_only_fields`` (a144233), judged on the serializer built without a request: one
+    making ``cost`` read-only for all but staff had it never writable, and staff's write
+    answered 403 ``FIELD_WRITE_DENIED`` (before, it was written). Such a serializer is asked
+    per request; its fields no caller can write (a ``SerializerMethodField``) are still
+    refused."""
+    a, _ = orgs
+    product = ProductFactory(organization=a, cost=3)
+    staff = MembershipFactory(organization=a, role="viewer", user=UserFactory(is_staff=True)).user
+    plain = MembershipFactory(organization=a, role="viewer").user
+    site = ResourceSite(name="staff-writes-cost-site")
+    site.register(StaffWritesCostResource)
+    try:
+        with site_mounted(settings, "swc", site):
+            url = f"/swc/staff-writes-cost/{product.pk}/"
+            staff_api = client_for(staff, HTTP_X_ORGANIZATION_ID=str(a.pk))
+            r = staff_api.patch(url, {"cost": "5.00"}, format="json")
+            assert r.status_code == 200, r.content
+            product.refresh_from_db()
+            assert product.cost == 5
+            # for the others DRF drops it, as it always did
+            r = client_for(plain, HTTP_X_ORGANIZATION_ID=str(a.pk)).patch(
+                url, {"cost": "7.00"}, format="json"
+            )
+            assert r.status_code == 200, r.content
+            product.refresh_from_db()
+            assert product.cost == 5
+            r = staff_api.patch(url, {"label": "x"}, format="json")
+            assert r.status_code == 403 and r.json()["details"] == {"fields": ["label"]}
+    finally:
+        _all_sites.remove(site)
