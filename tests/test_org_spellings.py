@@ -212,3 +212,31 @@ def test_a_spelling_tenant_columns_read_differently_is_kept_as_sent(settings):
         assert canonical["X-Cache"] == "MISS" and canonical.json()["docs"] == []
     finally:
         restore()
+
+
+def test_a_service_key_bound_under_another_spelling_acts_for_the_canonical_one(spelled):
+    """A service client's organization is the row's text, typed by whoever created it
+    (``arc_create_client --org``, the admin: both check the organization exists, reading the
+    id as the ORM does, capitals and all). Its scope carried that text as is: its events and
+    audit rows named the organization another way than its members' (the very split the
+    canonical spelling ends), and ``has_org_access(scope, row.organization_id)`` refused its
+    own rows. It carries the canonical spelling now (its header is still compared with the
+    row as sent)."""
+    from django_arc.clients import ServiceClient
+
+    org = UuidOrg.objects.create(name="uuid-member")
+    UuidOrgNote.objects.create(organization=org, title="mine")
+    UuidOrgNote.objects.create(organization=UuidOrg.objects.create(name="x"), title="theirs")
+    canonical = str(org.pk)
+    _, key = ServiceClient.objects.create_with_key(name="sync", organization_id=canonical.upper())
+    api = client_for(None, HTTP_AUTHORIZATION=f"Bearer {key}")
+    listed = api.get("/sp/uuid-notes/")
+    assert listed.status_code == 200, listed.content
+    assert [d["title"] for d in listed.json()["docs"]] == ["mine"]
+    created = api.post("/sp/uuid-notes/", {"title": "new"}, format="json")
+    assert created.status_code == 201, created.content
+    [event] = OutboxEvent.objects.filter(type="uuid-notes.created")
+    assert event.meta["organization_id"] == canonical
+    assert set(AuditLog.objects.values_list("organization_id", flat=True)) == {canonical}
+    # a header naming the organization as the client row does is still the client's
+    assert api.get("/sp/uuid-notes/", HTTP_X_ORGANIZATION_ID=canonical.upper()).status_code == 200
