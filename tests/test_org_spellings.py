@@ -240,3 +240,24 @@ def test_a_service_key_bound_under_another_spelling_acts_for_the_canonical_one(s
     assert set(AuditLog.objects.values_list("organization_id", flat=True)) == {canonical}
     # a header naming the organization as the client row does is still the client's
     assert api.get("/sp/uuid-notes/", HTTP_X_ORGANIZATION_ID=canonical.upper()).status_code == 200
+
+
+def test_a_resolver_refusing_a_spelling_still_refuses_it(spelled, settings):
+    """The resolver judges the header as sent; the scope takes the canonical spelling only
+    once it admitted the caller. Given the canonical spelling first (as 52b7c25 did), the
+    example's resolver, which admits only ``"7"`` for organization 7 (not ``007``, nor
+    ``٧``, which ``int()`` reads as 7 too), admitted every spelling the tenant columns
+    read alike (902ac85 made the fix; nothing pinned it)."""
+    org = OrganizationFactory()
+    Ledger.objects.create(organization=org, name="mine")
+    user = MembershipFactory(organization=org, role="admin").user
+    client = client_for(user)
+    arabic = str(org.pk).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    with override_settings(
+        ARC={**settings.ARC, "MEMBERSHIP_RESOLVER": "shop.membership.lookup_roles"}
+    ):
+        assert _list(client, "/sp/ledgers/", str(org.pk)).json()["docs"][0]["name"] == "mine"
+        for spelling in (f"0{org.pk}", f"00{org.pk}", arabic, f"+{org.pk}"):
+            response = client.get("/sp/ledgers/", HTTP_X_ORGANIZATION_ID=spelling)
+            assert_error(response, 403, "ORG_REQUIRED")
+            assert response.json()["details"] == {"organization": spelling}
