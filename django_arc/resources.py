@@ -276,7 +276,8 @@ class Resource:
         """Fields DRF makes read-only by itself, which a body can no more write than
         ``read_only_fields`` (and is refused alike): with the generated serializer, the
         model fields ``ModelSerializer`` reads only (an ``AutoField``, ``editable=False``,
-        ``auto_now``/``auto_now_add``); with a ``serializer_class``, the fields it declares
+        ``auto_now``/``auto_now_add``) and the model's properties and methods it renders;
+        with a ``serializer_class``, the fields it declares
         read-only. DRF drops them from a body without a word.
 
         A ``serializer_class`` that may choose its fields per serializer (its own
@@ -310,7 +311,12 @@ class Resource:
             try:
                 field = self.model._meta.get_field(name)
             except FieldDoesNotExist:
-                continue  # arc.E001, or no model field (the serializer's own)
+                # a model property or method named in ``fields`` (``get_status_display``):
+                # ``ModelSerializer`` renders it read-only (``ReadOnlyField``); anything else
+                # is arc.E001's
+                if hasattr(self.model, name):
+                    found.add(name)
+                continue
             if getattr(field, "concrete", False) and (
                 isinstance(field, models.AutoField) or not field.editable
             ):
