@@ -276,20 +276,47 @@ class Resource:
         """Fields DRF makes read-only by itself, which a body can no more write than
         ``read_only_fields`` (and is refused alike): with the generated serializer, the
         model fields ``ModelSerializer`` reads only (an ``AutoField``, ``editable=False``,
-        ``auto_now``/``auto_now_add``); with a ``serializer_class``, the fields it declares
-        read-only. DRF drops them from a body without a word."""
+        ``auto_now``/``auto_now_add``) and the model's properties and methods it renders;
+        with a ``serializer_class``, the fields it declares
+        read-only. DRF drops them from a body without a word.
+
+        A ``serializer_class`` that may choose its fields per serializer (its own
+        ``__init__``, ``get_fields()`` or a method DRF's ``get_fields()`` calls) may make a
+        field read-only for one caller only (``cost`` for all but staff): built here with
+        no request, it would have been read-only for everyone, staff refused. Of such a
+        serializer only the fields no caller can write are counted (a
+        ``SerializerMethodField``, a ``ReadOnlyField``)."""
         if self.serializer_class is not None:
+            from rest_framework import serializers as drf
+
+            from .serializers import FIELD_HOOKS, project_defines
+
             try:
                 declared = self.serializer_class().fields
             except Exception:  # noqa: BLE001 - a broken serializer fails on its own
                 return set()
-            return {name for name, field in declared.items() if field.read_only}
+            varies = project_defines(
+                self.serializer_class.__mro__, ("__init__", "get_fields", *FIELD_HOOKS)
+            )
+            return {
+                name
+                for name, field in declared.items()
+                if field.read_only
+                and (
+                    not varies or isinstance(field, (drf.SerializerMethodField, drf.ReadOnlyField))
+                )
+            }
         found = set()
         for name in self.all_fields:
             try:
                 field = self.model._meta.get_field(name)
             except FieldDoesNotExist:
-                continue  # arc.E001, or no model field (the serializer's own)
+                # a model property or method named in ``fields`` (``get_status_display``):
+                # ``ModelSerializer`` renders it read-only (``ReadOnlyField``); anything else
+                # is arc.E001's
+                if hasattr(self.model, name):
+                    found.add(name)
+                continue
             if getattr(field, "concrete", False) and (
                 isinstance(field, models.AutoField) or not field.editable
             ):

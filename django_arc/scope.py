@@ -435,7 +435,9 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
             raise _org_required(org_id, "This API key is bound to another organization")
         return RequestScope(
             kind="service",
-            organization_id=client_org,
+            # the row's text, typed by whoever created the client (capitals, ``01``): the
+            # one spelling its members' scopes carry, or its events name another org
+            organization_id=_canonical(client_org),
             client_id=auth.client_id,
             scopes=tuple(str(s) for s in (auth.scopes or ())),
             context=context,

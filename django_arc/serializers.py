@@ -67,18 +67,53 @@ class ArcSerializerMixin:
         return readable
 
 
+#: what DRF's ``ModelSerializer.get_fields()`` asks the serializer while building its fields:
+#: a project overriding one (``get_field_names()`` adding a staff-only field,
+#: ``get_extra_kwargs()`` making one read-only on update) chooses its fields per serializer
+#: as surely as one overriding ``get_fields()`` itself
+FIELD_HOOKS = (
+    "get_field_names",
+    "get_default_field_names",
+    "get_extra_kwargs",
+    "include_extra_kwargs",
+    "get_uniqueness_extra_kwargs",
+    "build_field",
+    "build_standard_field",
+    "build_relational_field",
+    "build_nested_field",
+    "build_property_field",
+    "build_url_field",
+    "build_unknown_field",
+)
+
+
+def project_defines(classes: Any, names: Any) -> bool:
+    """Whether a class among ``classes`` other than DRF's own (and this module's mixin)
+    defines one of ``names``."""
+    return any(
+        name in klass.__dict__
+        for klass in classes
+        if klass is not ArcSerializerMixin
+        and klass is not object
+        and not klass.__module__.startswith("rest_framework.")
+        for name in names
+    )
+
+
 def _own_get_fields(cls: type) -> bool:
     """Whether the ``get_fields()`` :class:`ArcSerializerMixin` answers for is DRF's own,
     a function of the class alone, which may be kept for the class. A project's override
     may choose fields by the request or the context (as DRF allows: it calls it for every
     serializer); kept for the class, the first caller's fields were every caller's — a
-    staff-only field served to everyone once a staff member had asked."""
+    staff-only field served to everyone once a staff member had asked. So may an override
+    of a method DRF's ``get_fields()`` calls (:data:`FIELD_HOOKS`), wherever it sits."""
     known = cls.__dict__.get("_arc_own_get_fields")
     if known is None:
         mro = cls.__mro__
         after = mro[mro.index(ArcSerializerMixin) + 1 :]
-        owner = next((c for c in after if "get_fields" in c.__dict__), None)
-        known = owner is None or owner.__module__.startswith("rest_framework.")
+        known = not project_defines(after, ("get_fields",)) and not project_defines(
+            mro, FIELD_HOOKS
+        )
         cls._arc_own_get_fields = known
     return known
 

@@ -927,3 +927,38 @@ def test_fields_drf_makes_read_only_are_refused_like_read_only_fields(settings):
             assert Book.objects.get(pk=book["id"]).isbn == "1"
     finally:
         _all_sites.remove(site)
+
+
+def test_a_model_attribute_the_generated_serializer_renders_is_refused_in_a_body(settings):
+    """A model property or method named in ``fields`` (``__str__``,
+    ``get_status_display``) is rendered by DRF's ``ReadOnlyField``: a body naming it was
+    dropped without a word (201), where ``created_at``, read-only too, is 403 since
+    a144233. It is refused alike under ``reject``, dropped under ``strip``."""
+    author = AuthorFactory()
+
+    class Shown(Resource):
+        model = Book
+        name = "shown"
+        fields = ["id", "title", "isbn", "author", "__str__"]
+        permissions = PUBLIC
+
+    class StrippedShown(Shown):
+        name = "stripped-shown"
+        on_field_write_denied = "strip"
+
+    site = ResourceSite(name="shown")
+    try:
+        for resource in (Shown, StrippedShown):
+            site.register(resource)
+        with site_mounted(settings, "sh", site):
+            api = client_for()
+            body = {"title": "t", "isbn": "1", "author": author.pk, "__str__": "x"}
+            r = api.post("/sh/shown/", body, format="json")
+            assert r.status_code == 403, r.content
+            assert r.json()["details"] == {"fields": ["__str__"]}
+            assert not Book.objects.exists()
+            r = api.post("/sh/stripped-shown/", body, format="json")
+            assert r.status_code == 201, r.content
+            assert r.json()["data"]["__str__"] == "t"
+    finally:
+        _all_sites.remove(site)

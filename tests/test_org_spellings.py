@@ -212,3 +212,52 @@ def test_a_spelling_tenant_columns_read_differently_is_kept_as_sent(settings):
         assert canonical["X-Cache"] == "MISS" and canonical.json()["docs"] == []
     finally:
         restore()
+
+
+def test_a_service_key_bound_under_another_spelling_acts_for_the_canonical_one(spelled):
+    """A service client's organization is the row's text, typed by whoever created it
+    (``arc_create_client --org``, the admin: both check the organization exists, reading the
+    id as the ORM does, capitals and all). Its scope carried that text as is: its events and
+    audit rows named the organization another way than its members' (the very split the
+    canonical spelling ends), and ``has_org_access(scope, row.organization_id)`` refused its
+    own rows. It carries the canonical spelling now (its header is still compared with the
+    row as sent)."""
+    from django_arc.clients import ServiceClient
+
+    org = UuidOrg.objects.create(name="uuid-member")
+    UuidOrgNote.objects.create(organization=org, title="mine")
+    UuidOrgNote.objects.create(organization=UuidOrg.objects.create(name="x"), title="theirs")
+    canonical = str(org.pk)
+    _, key = ServiceClient.objects.create_with_key(name="sync", organization_id=canonical.upper())
+    api = client_for(None, HTTP_AUTHORIZATION=f"Bearer {key}")
+    listed = api.get("/sp/uuid-notes/")
+    assert listed.status_code == 200, listed.content
+    assert [d["title"] for d in listed.json()["docs"]] == ["mine"]
+    created = api.post("/sp/uuid-notes/", {"title": "new"}, format="json")
+    assert created.status_code == 201, created.content
+    [event] = OutboxEvent.objects.filter(type="uuid-notes.created")
+    assert event.meta["organization_id"] == canonical
+    assert set(AuditLog.objects.values_list("organization_id", flat=True)) == {canonical}
+    # a header naming the organization as the client row does is still the client's
+    assert api.get("/sp/uuid-notes/", HTTP_X_ORGANIZATION_ID=canonical.upper()).status_code == 200
+
+
+def test_a_resolver_refusing_a_spelling_still_refuses_it(spelled, settings):
+    """The resolver judges the header as sent; the scope takes the canonical spelling only
+    once it admitted the caller. Given the canonical spelling first (as 52b7c25 did), the
+    example's resolver, which admits only ``"7"`` for organization 7 (not ``007``, nor
+    ``٧``, which ``int()`` reads as 7 too), admitted every spelling the tenant columns
+    read alike (902ac85 made the fix; nothing pinned it)."""
+    org = OrganizationFactory()
+    Ledger.objects.create(organization=org, name="mine")
+    user = MembershipFactory(organization=org, role="admin").user
+    client = client_for(user)
+    arabic = str(org.pk).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    with override_settings(
+        ARC={**settings.ARC, "MEMBERSHIP_RESOLVER": "shop.membership.lookup_roles"}
+    ):
+        assert _list(client, "/sp/ledgers/", str(org.pk)).json()["docs"][0]["name"] == "mine"
+        for spelling in (f"0{org.pk}", f"00{org.pk}", arabic, f"+{org.pk}"):
+            response = client.get("/sp/ledgers/", HTTP_X_ORGANIZATION_ID=spelling)
+            assert_error(response, 403, "ORG_REQUIRED")
+            assert response.json()["details"] == {"organization": spelling}

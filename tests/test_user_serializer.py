@@ -232,3 +232,113 @@ def test_a_serializer_choosing_its_fields_per_request_is_asked_on_every_request(
                 assert ("cost" in doc) is sees_cost, (user.is_staff, doc)
     finally:
         _all_sites.remove(site)
+
+
+class StaffCostByNamesSerializer(serializers.ModelSerializer):
+    """The same choice made in ``get_field_names()``, one of the methods DRF's
+    ``get_fields()`` calls (``get_extra_kwargs()`` making a field read-only on update is
+    another)."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "cost"]
+
+    def get_field_names(self, declared_fields, info):
+        names = list(super().get_field_names(declared_fields, info))
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            names.remove("cost")
+        return names
+
+
+class StaffCostByNamesResource(StaffCostProductResource):
+    name = "staff-cost-by-names"
+    serializer_class = StaffCostByNamesSerializer
+    presets = [presets.MultiTenant(tenant_field="organization")]
+
+
+def test_a_serializer_choosing_its_fields_in_a_method_get_fields_calls_is_asked_too(orgs, settings):
+    """Only an override of ``get_fields()`` itself was asked per serializer: one of
+    ``get_field_names()`` (or ``get_extra_kwargs()``, ``build_field()``…), which DRF's
+    ``get_fields()`` calls, was answered from the class's copy, built without a request
+    (no ``cost``, even for staff) or for the first caller."""
+    a, _ = orgs
+    ProductFactory(organization=a, cost=3)
+    staff = MembershipFactory(organization=a, role="viewer", user=UserFactory(is_staff=True)).user
+    plain = MembershipFactory(organization=a, role="viewer").user
+    site = ResourceSite(name="staff-cost-names-site")
+    site.register(StaffCostByNamesResource)
+    try:
+        with site_mounted(settings, "scn", site):
+            for user, sees_cost in ((staff, True), (plain, False), (staff, True)):
+                client = client_for(user, HTTP_X_ORGANIZATION_ID=str(a.pk))
+                r = client.get("/scn/staff-cost-by-names/")
+                assert r.status_code == 200
+                [doc] = r.json()["docs"]
+                assert ("cost" in doc) is sees_cost, (user.is_staff, doc)
+    finally:
+        _all_sites.remove(site)
+
+
+class StaffWritesCostSerializer(serializers.ModelSerializer):
+    """``cost`` read-only for everyone but staff, chosen by the request as DRF allows."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "cost", "label"]
+
+    label = serializers.SerializerMethodField()
+
+    def get_label(self, obj):
+        return obj.name.upper()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            fields["cost"].read_only = True
+        return fields
+
+
+class StaffWritesCostResource(Resource):
+    model = Product
+    name = "staff-writes-cost"
+    serializer_class = StaffWritesCostSerializer
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "update")}
+
+
+def test_a_field_a_serializer_makes_read_only_per_request_stays_writable_for_the_others(
+    orgs, settings
+):
+    """The fields a ``serializer_class`` declares read-only are refused like
+    ``read_only_fields`` (a144233), judged on the serializer built without a request: one
+    making ``cost`` read-only for all but staff had it never writable, and staff's write
+    answered 403 ``FIELD_WRITE_DENIED`` (before, it was written). Such a serializer is asked
+    per request; its fields no caller can write (a ``SerializerMethodField``) are still
+    refused."""
+    a, _ = orgs
+    product = ProductFactory(organization=a, cost=3)
+    staff = MembershipFactory(organization=a, role="viewer", user=UserFactory(is_staff=True)).user
+    plain = MembershipFactory(organization=a, role="viewer").user
+    site = ResourceSite(name="staff-writes-cost-site")
+    site.register(StaffWritesCostResource)
+    try:
+        with site_mounted(settings, "swc", site):
+            url = f"/swc/staff-writes-cost/{product.pk}/"
+            staff_api = client_for(staff, HTTP_X_ORGANIZATION_ID=str(a.pk))
+            r = staff_api.patch(url, {"cost": "5.00"}, format="json")
+            assert r.status_code == 200, r.content
+            product.refresh_from_db()
+            assert product.cost == 5
+            # for the others DRF drops it, as it always did
+            r = client_for(plain, HTTP_X_ORGANIZATION_ID=str(a.pk)).patch(
+                url, {"cost": "7.00"}, format="json"
+            )
+            assert r.status_code == 200, r.content
+            product.refresh_from_db()
+            assert product.cost == 5
+            r = staff_api.patch(url, {"label": "x"}, format="json")
+            assert r.status_code == 403 and r.json()["details"] == {"fields": ["label"]}
+    finally:
+        _all_sites.remove(site)
