@@ -14,6 +14,7 @@ import decimal
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
@@ -127,15 +128,42 @@ def load_relations(
     ``queryset`` before a write, their prefetched relations read again."""
     if not instances or not all(isinstance(row, queryset.model) for row in instances):
         return  # a serializer saving something else than the resource's rows: not ours
+    read: dict[tuple[str, Any, str], dict[Any, int]] = {}
     if reload:
         # rows read with their relations prefetched, which the write's hooks may have
         # changed since (as DRF's UpdateModelMixin clears them after an update)
+        for row, name, related in _prefetched(instances):
+            if not related.ordered:
+                read[_held(row, name)] = {r.pk: i for i, r in enumerate(related._result_cache)}
         for row in instances:
             row.__dict__.pop("_prefetched_objects_cache", None)
     queryset = project_prefetches_first(queryset)
     lookups = [*queryset._prefetch_related_lookups, *_joined_paths(queryset.query.select_related)]
     if lookups:
         models.prefetch_related_objects(instances, *lookups)
+    if read:
+        # a relation read without an order comes back in the database's, which moves a row
+        # the write updated (PostgreSQL: to the end): the rows read before keep their order,
+        # so that an event names no relation changed whose rows only moved
+        for row, name, related in _prefetched(instances):
+            before = read.get(_held(row, name))
+            if before is not None and not related.ordered:
+                rows = related._result_cache
+                rows.sort(key=lambda r: before.get(r.pk, len(before)))
+
+
+def _held(row: models.Model, name: str) -> tuple[str, Any, str]:
+    return (row._meta.label, row.pk, name)
+
+
+def _prefetched(rows: list[Any]) -> Iterator[tuple[models.Model, str, models.QuerySet]]:
+    """Each relation prefetched onto ``rows`` and onto the rows it holds, at every depth."""
+    for row in rows:
+        cache = getattr(row, "__dict__", {}).get("_prefetched_objects_cache") or {}
+        for name, related in cache.items():
+            if isinstance(related, models.QuerySet) and related._result_cache is not None:
+                yield row, name, related
+                yield from _prefetched(related._result_cache)
 
 
 def _joined_paths(tree: Any, prefix: str = "") -> list[str]:

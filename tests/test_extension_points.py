@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import pytest
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
+from django.db.models import F as DbF
 from django.db.models import Prefetch
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -1440,3 +1441,44 @@ def test_drfs_ordering_and_search_filters_bypass_the_field_rules(settings):
     [warning] = check_resource(filtered())
     assert warning.id == "arc.W009" and "DjangoFilterBackend" in warning.msg
     assert [e.id for e in check_resource(_RatedBooks())] == []
+
+
+class TouchingAuthorWithBooksResource(AuthorWithBooksResource):
+    """An update hook touching a column of the author's first book that it does not render."""
+
+    name = "touching-authors-with-books"
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update", "delete")}
+    presets = [presets.Bulk()]
+
+    def after_update(self, request, instance):
+        first = Book.objects.filter(author=instance).order_by("pk").first()
+        Book.objects.filter(pk=first.pk).update(
+            isbn=f"{first.isbn}-{first.pages}", pages=DbF("pages") + 1
+        )
+
+
+@pytest.mark.django_db
+def test_an_update_names_no_relation_changed_whose_rows_only_moved(settings):
+    """The relations an update renders are read again after its write (27b4087). A to-many
+    relation read without an order comes back in the database's order, which on PostgreSQL
+    moves a row the write (or its hook) updated to the end: the event named ``books``
+    changed, with a ``previous`` value holding the same books, when no rendered value of
+    them changed."""
+    author = AuthorFactory()
+    first, second = BookFactory(author=author), BookFactory(author=author)
+    with mounted_site(settings, "nt", TouchingAuthorWithBooksResource):
+        response = client_for(None).patch(
+            f"/nt/touching-authors-with-books/{author.pk}/", {"name": "n"}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        [event] = OutboxEvent.objects.filter(type="touching-authors-with-books.updated")
+        assert event.payload["changed"] == ["name"]
+        # the bulk update's rows too
+        items = [{"id": author.pk, "name": "m"}]
+        bulk = client_for(None).patch(
+            "/nt/touching-authors-with-books/bulk/", {"items": items}, format="json"
+        )
+        assert bulk.status_code == 200, bulk.content
+    event = OutboxEvent.objects.filter(type="touching-authors-with-books.updated").last()
+    assert event.payload["changed"] == ["name"]
+    assert {b["id"] for b in event.payload["data"]["books"]} == {first.pk, second.pk}
