@@ -14,7 +14,6 @@ import decimal
 import json
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
@@ -125,45 +124,77 @@ def load_relations(
     relations it joins (``book__author`` for ``source="book.author.name"``; a relation a
     row holds already is not read again). Once for all the rows, not one query per row,
     and the rows render what a read of them renders. ``reload``: rows read through
-    ``queryset`` before a write, their prefetched relations read again."""
+    ``queryset`` before a write, their prefetched relations read again, those of the rows
+    they hold too (a joined author's ``books``), and a ``Prefetch``'s ``to_attr``."""
     if not instances or not all(isinstance(row, queryset.model) for row in instances):
         return  # a serializer saving something else than the resource's rows: not ours
-    read: dict[tuple[str, Any, str], dict[Any, int]] = {}
-    if reload:
-        # rows read with their relations prefetched, which the write's hooks may have
-        # changed since (as DRF's UpdateModelMixin clears them after an update)
-        for row, name, related in _prefetched(instances):
-            if not related.ordered:
-                read[_held(row, name)] = {r.pk: i for i, r in enumerate(related._result_cache)}
-        for row in instances:
-            row.__dict__.pop("_prefetched_objects_cache", None)
     queryset = project_prefetches_first(queryset)
     lookups = [*queryset._prefetch_related_lookups, *_joined_paths(queryset.query.select_related)]
+    read: dict[tuple[str, Any, str], dict[Any, int]] = {}
+    attrs = {getattr(lookup, "to_attr", None) for lookup in lookups} - {None}
+    if reload:
+        # rows read with their relations prefetched, which the write's hooks may have
+        # changed since (as DRF's UpdateModelMixin clears them after an update): those
+        # prefetched onto the rows, and onto the rows they hold (a joined author's books)
+        held = _held_rows(instances, attrs)
+        for row in held:
+            for name, related in _prefetched(row):
+                if not related.ordered:
+                    order = {r.pk: i for i, r in enumerate(related._result_cache)}
+                    read[(row._meta.label, row.pk, name)] = order
+        for row in held:
+            row.__dict__.pop("_prefetched_objects_cache", None)
+            for attr in attrs:  # a Prefetch's to_attr is loaded once it is set
+                if attr in row.__dict__ and not _is_field(row, attr):
+                    del row.__dict__[attr]
     if lookups:
         models.prefetch_related_objects(instances, *lookups)
     if read:
         # a relation read without an order comes back in the database's, which moves a row
         # the write updated (PostgreSQL: to the end): the rows read before keep their order,
         # so that an event names no relation changed whose rows only moved
-        for row, name, related in _prefetched(instances):
-            before = read.get(_held(row, name))
-            if before is not None and not related.ordered:
-                rows = related._result_cache
-                rows.sort(key=lambda r: before.get(r.pk, len(before)))
+        for row in _held_rows(instances, attrs):
+            for name, related in _prefetched(row):
+                before = read.get((row._meta.label, row.pk, name))
+                if before is not None and not related.ordered:
+                    related._result_cache.sort(key=lambda r: before.get(r.pk, len(before)))
 
 
-def _held(row: models.Model, name: str) -> tuple[str, Any, str]:
-    return (row._meta.label, row.pk, name)
+def _prefetched(row: models.Model) -> list[tuple[str, models.QuerySet]]:
+    """The relations prefetched onto ``row`` (not to an attribute), with their rows."""
+    cache = row.__dict__.get("_prefetched_objects_cache") or {}
+    return [
+        (name, related)
+        for name, related in cache.items()
+        if isinstance(related, models.QuerySet) and related._result_cache is not None
+    ]
 
 
-def _prefetched(rows: list[Any]) -> Iterator[tuple[models.Model, str, models.QuerySet]]:
-    """Each relation prefetched onto ``rows`` and onto the rows it holds, at every depth."""
-    for row in rows:
-        cache = getattr(row, "__dict__", {}).get("_prefetched_objects_cache") or {}
-        for name, related in cache.items():
-            if isinstance(related, models.QuerySet) and related._result_cache is not None:
-                yield row, name, related
-                yield from _prefetched(related._result_cache)
+def _held_rows(rows: list[models.Model], attrs: set[str]) -> list[models.Model]:
+    """``rows`` and every row they hold, at any depth: the forward relations cached on them,
+    the rows prefetched onto them (``attrs``: a ``Prefetch``'s ``to_attr`` too)."""
+    found: dict[int, models.Model] = {}
+    stack: list[Any] = list(rows)
+    while stack:
+        row = stack.pop()
+        if not isinstance(row, models.Model) or id(row) in found:
+            continue
+        found[id(row)] = row
+        stack.extend(row._state.fields_cache.values())
+        for _name, related in _prefetched(row):
+            stack.extend(related._result_cache)
+        for attr in attrs:
+            value = row.__dict__.get(attr)
+            stack.extend(value if isinstance(value, list) else [value])
+    return list(found.values())
+
+
+def _is_field(row: models.Model, name: str) -> bool:
+    try:
+        row._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
 
 
 def _joined_paths(tree: Any, prefix: str = "") -> list[str]:

@@ -1482,3 +1482,89 @@ def test_an_update_names_no_relation_changed_whose_rows_only_moved(settings):
     event = OutboxEvent.objects.filter(type="touching-authors-with-books.updated").last()
     assert event.payload["changed"] == ["name"]
     assert {b["id"] for b in event.payload["data"]["books"]} == {first.pk, second.pk}
+
+
+class SequelBookWithAuthorBooksResource(BookWithAuthorBooksResource):
+    """An update hook adding a book to the updated book's author."""
+
+    name = "sequel-books-with-author-books"
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update", "delete")}
+    presets = [presets.Bulk()]
+
+    def after_update(self, request, instance):
+        BookFactory(author=instance.author)
+
+
+@pytest.mark.django_db
+def test_an_update_renders_the_relations_of_its_joined_rows_its_hooks_changed(settings):
+    """An update's relations are read again after its write (27b4087), but only the ones
+    prefetched onto the row itself: those prefetched onto a row it holds (its joined
+    author's ``books``: ``author__books``) kept what was read before the write, so the
+    answer and the event lacked the book the update's hook added to the author, which a
+    get of the row then rendered."""
+    book = BookFactory()
+    with mounted_site(settings, "sq", SequelBookWithAuthorBooksResource):
+        url = f"/sq/sequel-books-with-author-books/{book.pk}/"
+        response = client_for(None).patch(url, {"title": "t"}, format="json")
+        assert response.status_code == 200, response.content
+        books = sorted(Book.objects.filter(author=book.author_id).values_list("pk", flat=True))
+        assert sorted(response.json()["data"]["author"]["books"]) == books
+        assert response.json()["data"] == client_for(None).get(url).json()["data"]
+        [event] = OutboxEvent.objects.filter(type="sequel-books-with-author-books.updated")
+        assert sorted(event.payload["data"]["author"]["books"]) == books
+        # the bulk update's rows too
+        items = [{"id": book.pk, "title": "u"}]
+        bulk = client_for(None).patch(
+            "/sq/sequel-books-with-author-books/bulk/", {"items": items}, format="json"
+        )
+        assert bulk.status_code == 200, bulk.content
+    books = sorted(Book.objects.filter(author=book.author_id).values_list("pk", flat=True))
+    event = OutboxEvent.objects.filter(type="sequel-books-with-author-books.updated").last()
+    assert sorted(event.payload["data"]["author"]["books"]) == books
+
+
+class ShelfAuthorSerializer(serializers.ModelSerializer):
+    shelf = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Author
+        fields = ["id", "name", "shelf"]
+
+
+class ShelfAuthorResource(Resource):
+    """The author's books through a ``Prefetch`` to an attribute; an update hook adding one."""
+
+    model = Author
+    name = "shelf-authors"
+    serializer_class = ShelfAuthorSerializer
+    permissions = PUBLIC
+    cache = False
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(
+                Prefetch("books", queryset=Book.objects.order_by("pk"), to_attr="shelf")
+            )
+        )
+
+    def after_update(self, request, instance):
+        BookFactory(author=instance)
+
+
+@pytest.mark.django_db
+def test_an_update_renders_a_prefetch_to_an_attribute_its_hooks_changed(settings):
+    """A project's ``Prefetch(..., to_attr=...)`` counts as loaded once its attribute is
+    set: an update's answer and event rendered the list read before the write, without the
+    book its hook added, which a get of the row then rendered."""
+    book = BookFactory()
+    with mounted_site(settings, "sh", ShelfAuthorResource):
+        url = f"/sh/shelf-authors/{book.author_id}/"
+        response = client_for(None).patch(url, {"name": "n"}, format="json")
+        assert response.status_code == 200, response.content
+        books = list(Book.objects.filter(author=book.author_id).order_by("pk"))
+        assert response.json()["data"]["shelf"] == [b.pk for b in books]
+        assert response.json()["data"] == client_for(None).get(url).json()["data"]
+    [event] = OutboxEvent.objects.filter(type="shelf-authors.updated")
+    assert event.payload["data"]["shelf"] == [b.pk for b in books]
