@@ -20,7 +20,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, URLResolver, get_resolver
 
-from . import sites
 from .exceptions import REQUEST_ID_HEADER, ArcError, NotFound, error_body, get_request_id
 from .scope import RequestScope, provisional_scope
 
@@ -68,7 +67,7 @@ def scope_error_response(request: Any, exc: ArcError) -> HttpResponse:
 def under_a_site(request: Any) -> bool:
     """Whether ``request``'s path, which no URL pattern matched, is under a resource site
     mounted in its URLconf: the path is resolved again, and some mount of a site (an
-    ``include()`` whose app is the site's name: ``path("api/", include(arc.urls))``, a second
+    ``include()`` of its routes: ``path("api/", include(arc.urls))``, a second
     mount under another namespace, one inside ``i18n_patterns`` or another include) matched
     its start and had its routes tried. Asked of the path the URLconf resolves
     (``path_info``, without the ``SCRIPT_NAME``), in the language the request is served in,
@@ -80,11 +79,20 @@ def under_a_site(request: Any) -> bool:
         found = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
     else:
         return False  # it matches a route: the 404 is the view's own
-    names = {site.name for site in sites._all_sites}
-    # each entry is the chain of patterns tried, outermost first: a site's include followed
-    # by one of its routes is a mount whose prefix matched
-    return any(
-        isinstance(pattern, URLResolver) and pattern.app_name in names
-        for tried in found.get("tried") or ()
-        for pattern in tried[:-1]
-    )
+    # each entry is the chain of patterns tried, outermost first: a site's include (one
+    # holding its routes: a project's include whose app is named as a site is not one)
+    # followed by one of its routes is a mount whose prefix matched
+    known: dict[int, bool] = {}
+    for tried in found.get("tried") or ():
+        for pattern in tried[:-1]:
+            if not isinstance(pattern, URLResolver):
+                continue
+            mount = known.get(id(pattern))
+            if mount is None:
+                mount = known[id(pattern)] = any(
+                    getattr(getattr(route, "callback", None), "arc_site_route", False)
+                    for route in pattern.url_patterns
+                )
+            if mount:
+                return True
+    return False

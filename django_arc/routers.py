@@ -26,6 +26,10 @@ class ResourceRouter(DefaultRouter):
             regex = url.pattern.regex.pattern
             if regex.endswith("/$"):
                 twins.append(re_path(regex[:-2] + "$", _unlisted(url.callback), url.default_args))
+        for url in (*urls, *twins):
+            # what tells an include() of a site's routes from a project's (the middleware's
+            # 404 under a site, :func:`django_arc.middleware.under_a_site`)
+            url.callback.arc_site_route = True
         return urls + twins
 
 

@@ -4,7 +4,7 @@ schemas: documenting both spellings gave every operation two operationIds."""
 import pytest
 from django.http import HttpResponse
 from django.test import Client
-from django.urls import clear_url_caches, path
+from django.urls import clear_url_caches, include, path
 from drf_spectacular.generators import EndpointEnumerator
 
 from django_arc.idempotency.models import IdempotencyRecord
@@ -135,4 +135,29 @@ def test_every_mount_of_a_site_in_every_language_and_script_name_is_the_envelope
         assert outside.status_code == 404 and outside["Content-Type"].startswith("text/html")
     finally:
         set_script_prefix("/")
+        clear_url_caches()
+
+
+def test_a_project_include_whose_app_name_is_a_sites_keeps_its_own_404(settings):
+    """A mount of a site was recognised by its include's app name alone (1d0adfb): a
+    project's include whose app is named as a site is (a site ``ResourceSite("shop")``
+    beside the project's ``shop`` app, ``app_name = "shop"``) had every 404 under it
+    answered with the envelope instead of the project's page. Only an include holding a
+    site's routes is a mount of it."""
+    import tests.urls
+
+    shop = ([path("ping/", _health)], "arc")
+    settings.ROOT_URLCONF = type(
+        "urls",
+        (),
+        {"urlpatterns": [*tests.urls.urlpatterns, path("shop/", include(shop, namespace="shop"))]},
+    )
+    clear_url_caches()
+    try:
+        client = Client()
+        assert client.get("/shop/ping/").content == b"ok"
+        page = client.get("/shop/nope/")
+        assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+        _envelope_404(client.get("/api/books.json"))
+    finally:
         clear_url_caches()
