@@ -129,8 +129,10 @@ class _AdminErrorPage:
             try:
                 if hasattr(view, "get") and context["request"].method not in ("GET", "HEAD"):
                     return super().render(data, accepted_media_type, renderer_context)
-            except APIException:
-                pass  # the GET behind the error is refused too
+            except (APIException, DjangoPermissionDenied, Http404):
+                # the GET behind the error is refused too (a project's check may raise
+                # Django's own exceptions, which only a view's handling answers)
+                pass
             return BrowsableAPIRenderer.render(self, data, accepted_media_type, renderer_context)
         return super().render(data, accepted_media_type, renderer_context)
 

@@ -74,6 +74,22 @@ class LockedAuthorResource(Resource):
     permissions = {k: _not_on_rows for k in ("list", "get", "create", "update", "delete")}
 
 
+def _sealed_rows(request, resource, action, obj=None):
+    """A project's check raising Django's own ``PermissionDenied`` on reading a row it lets
+    the caller change."""
+    if obj is not None and obj.name == "sealed" and action == "get":
+        raise DjangoPermissionDenied("This author is sealed.")
+    return request.user.is_authenticated
+
+
+@settings_site.register
+class SealedAuthorResource(Resource):
+    model = Author
+    name = "sealed-authors"
+    fields = ["id", "name"]
+    permissions = {k: _sealed_rows for k in ("list", "get", "create", "update", "delete")}
+
+
 @pytest.fixture
 def non_field_errors_key(settings):
     """The project names object-level errors ``__all__`` (Django forms' spelling)."""
@@ -568,3 +584,24 @@ def test_drfs_admin_renderer_answers_a_refused_request_with_its_error(monkeypatc
     assert invalid.status_code == 400
     assert "Our lamp" in invalid.content.decode()  # the list behind the error
     assert admin.get("/api/t-products/?sort=nope").json()["code"] == "INVALID_QUERY"
+
+
+def test_drfs_admin_renderer_answers_a_refused_write_whose_get_raises_djangos_error(
+    settings, monkeypatch
+):
+    """DRF's ``AdminRenderer`` runs a 400's request again as a GET, outside the view's
+    exception handling; django-arc catches DRF's ``APIException`` there (the GET is refused
+    too: the error is rendered alone), but a project's check raising Django's
+    ``PermissionDenied`` (or ``Http404``) on that GET, which a request answers 403, escaped
+    the renderer: a 500 instead of the write's 400."""
+    from rest_framework.renderers import AdminRenderer
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, AdminRenderer])
+    sealed = Author.objects.create(name="sealed")
+    with site_mounted(settings, "s", settings_site):
+        client = client_for(UserFactory())
+        url = f"/s/sealed-authors/{sealed.pk}/"
+        assert client.get(url).status_code == 403
+        refused = client.patch(url, {"name": "x" * 101}, format="json", HTTP_ACCEPT="text/html")
+        assert refused.status_code == 400
+        assert "VALIDATION_ERROR" in refused.content.decode()
