@@ -24,6 +24,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F, Q, QuerySet, lookups
+from django.db.models.constants import LOOKUP_SEP
 from django.utils import timezone
 
 from .exceptions import InvalidQuery
@@ -132,11 +133,16 @@ def load_relations(
     lookups = [*queryset._prefetch_related_lookups, *_joined_paths(queryset.query.select_related)]
     read: dict[tuple[str, Any, str], dict[Any, int]] = {}
     attrs = {getattr(lookup, "to_attr", None) for lookup in lookups} - {None}
+    steps = {
+        name
+        for lookup in lookups
+        for name in getattr(lookup, "prefetch_to", lookup).split(LOOKUP_SEP)
+    }
     if reload:
         # rows read with their relations prefetched, which the write's hooks may have
         # changed since (as DRF's UpdateModelMixin clears them after an update): those
         # prefetched onto the rows, and onto the rows they hold (a joined author's books)
-        held = _held_rows(instances, attrs)
+        held = _held_rows(instances, attrs, steps)
         for row in held:
             for name, related in _prefetched(row):
                 if not related.ordered:
@@ -153,7 +159,7 @@ def load_relations(
         # a relation read without an order comes back in the database's, which moves a row
         # the write updated (PostgreSQL: to the end): the rows read before keep their order,
         # so that an event names no relation changed whose rows only moved
-        for row in _held_rows(instances, attrs):
+        for row in _held_rows(instances, attrs, steps):
             for name, related in _prefetched(row):
                 before = read.get((row._meta.label, row.pk, name))
                 if before is not None and not related.ordered:
@@ -170,8 +176,9 @@ def _prefetched(row: models.Model) -> list[tuple[str, models.QuerySet]]:
     ]
 
 
-def _held_rows(rows: list[models.Model], attrs: set[str]) -> list[models.Model]:
-    """``rows`` and every row they hold, at any depth: the forward relations cached on them,
+def _held_rows(rows: list[models.Model], attrs: set[str], steps: set[str]) -> list[models.Model]:
+    """``rows`` and every row they hold, at any depth: the forward relations cached on them
+    that a lookup goes through (``steps``: not a row a hook put there, the request's user),
     the rows prefetched onto them (``attrs``: a ``Prefetch``'s ``to_attr`` too)."""
     found: dict[int, models.Model] = {}
     stack: list[Any] = list(rows)
@@ -180,7 +187,7 @@ def _held_rows(rows: list[models.Model], attrs: set[str]) -> list[models.Model]:
         if not isinstance(row, models.Model) or id(row) in found:
             continue
         found[id(row)] = row
-        stack.extend(row._state.fields_cache.values())
+        stack.extend(v for k, v in row._state.fields_cache.items() if k in steps)
         for _name, related in _prefetched(row):
             stack.extend(related._result_cache)
         for attr in attrs:
