@@ -45,6 +45,7 @@ from .query import (
     ORDERING_OPERATORS,
     TEXT_OPERATORS,
     _concrete,
+    model_attribute,
     path_multi_valued,
     primary_key_names,
     resolve_path,
@@ -648,7 +649,11 @@ def _check_fields(resource: Any) -> list[Error]:
         ]
     declared = resource.fields if resource.fields is not None else []
     for name in declared:
-        if resource.serializer_class is None and _field(model, name) is None:
+        if (
+            resource.serializer_class is None
+            and _field(model, name) is None
+            and not model_attribute(model, name)
+        ):
             errors.append(
                 _err(
                     f"`fields` names unknown field '{name}' of {model.__name__}.",

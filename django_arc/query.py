@@ -456,6 +456,36 @@ def resolve_path(model: type[models.Model], path: str) -> Any:
     return path_fields(model, path)[-1]
 
 
+def model_attribute(model: type[models.Model], name: str) -> bool:
+    """Whether ``name`` in a generated serializer's ``fields`` is a model property or method
+    (``get_status_display``, ``__str__``), which DRF's ``ModelSerializer`` renders as a
+    ``ReadOnlyField`` of what the row returns: no model field, no relation's accessor (DRF
+    builds a relation for ``book_set``), nor a manager (the row has none to render), nor
+    what Django's ``Model`` defines (``delete``, ``save``: DRF calls a method taking no
+    argument to render it, and would delete the row it renders)."""
+    from rest_framework.utils import model_meta
+
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        pass
+    else:
+        return False
+    if name in model_meta.get_field_info(model).relations:
+        return False
+    try:
+        value = getattr(model, name)
+    except AttributeError:
+        return False
+    if isinstance(value, (models.Manager, type)):
+        return False  # no value of the row's (``objects``, ``DoesNotExist``)
+    if name.startswith("_") and name != "__str__":
+        return False  # the model's own machinery (``_meta``)
+    # Django's own (``save``, ``delete``, ``pk``): DRF would call ``delete()`` to render it
+    owner = next((k for k in model.__mro__ if name in k.__dict__), None)
+    return name == "__str__" or not (owner and owner.__module__.startswith("django."))
+
+
 @dataclass
 class FilterField:
     param: str

@@ -18,7 +18,7 @@ from django.db import models
 from .actions import ActionSpec, RouteSpec
 from .fields import FieldPermission, FieldRules
 from .permissions import Permission, as_permission, require_auth
-from .query import QuerySpec, primary_key_names, relation_named
+from .query import QuerySpec, model_attribute, primary_key_names, relation_named
 from .settings import arc_settings
 
 if TYPE_CHECKING:
@@ -314,7 +314,7 @@ class Resource:
                 # a model property or method named in ``fields`` (``get_status_display``):
                 # ``ModelSerializer`` renders it read-only (``ReadOnlyField``); anything else
                 # is arc.E001's
-                if hasattr(self.model, name):
+                if model_attribute(self.model, name):
                     found.add(name)
                 continue
             if getattr(field, "concrete", False) and (

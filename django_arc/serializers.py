@@ -88,16 +88,21 @@ FIELD_HOOKS = (
 
 
 def project_defines(classes: Any, names: Any) -> bool:
-    """Whether a class among ``classes`` other than DRF's own (and this module's mixin)
-    defines one of ``names``."""
-    return any(
-        name in klass.__dict__
-        for klass in classes
-        if klass is not ArcSerializerMixin
-        and klass is not object
-        and not klass.__module__.startswith("rest_framework.")
-        for name in names
-    )
+    """Whether one of ``names`` is answered, among ``classes`` (an MRO, or its tail), by a
+    class other than DRF's own: the first class defining it, the one Python calls
+    (:class:`ArcSerializerMixin` is passed over). A project mixin listed after
+    ``ModelSerializer`` defines ``get_fields()`` in vain: DRF's answers."""
+    for name in names:
+        owner = next(
+            (k for k in classes if name in k.__dict__ and k is not ArcSerializerMixin), None
+        )
+        if (
+            owner is not None
+            and owner is not object
+            and not owner.__module__.startswith("rest_framework.")
+        ):
+            return True
+    return False
 
 
 def _own_get_fields(cls: type) -> bool:
@@ -106,7 +111,8 @@ def _own_get_fields(cls: type) -> bool:
     may choose fields by the request or the context (as DRF allows: it calls it for every
     serializer); kept for the class, the first caller's fields were every caller's — a
     staff-only field served to everyone once a staff member had asked. So may an override
-    of a method DRF's ``get_fields()`` calls (:data:`FIELD_HOOKS`), wherever it sits."""
+    of a method DRF's ``get_fields()`` calls (:data:`FIELD_HOOKS`), wherever it sits in
+    the MRO, as long as it is the one called (:func:`project_defines`)."""
     known = cls.__dict__.get("_arc_own_get_fields")
     if known is None:
         mro = cls.__mro__

@@ -22,7 +22,7 @@ from django_arc.audit.models import AuditLog
 from django_arc.checks import check_resource
 from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
-from shop.models import Membership
+from shop.models import Membership, Organization
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, UserFactory
 from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
@@ -962,3 +962,34 @@ def test_a_model_attribute_the_generated_serializer_renders_is_refused_in_a_body
             assert r.json()["data"]["__str__"] == "t"
     finally:
         _all_sites.remove(site)
+
+
+def test_a_model_property_or_method_in_fields_passes_the_checks():
+    """``fields`` may name a model property or method (``__str__``, ``get_…_display``), which
+    the generated serializer renders read-only (docs/query-cache.md keys such entries by
+    language; d5d7a48 refuses them in a body), but arc.E001 read every name as a model
+    field: ``manage.py check`` refused the resource as naming an "unknown field". Names
+    that are no property or method of the model's still are: a typo, a manager, a reverse
+    accessor DRF would build a relation for, Django's own ``delete()`` (DRF calls a method
+    taking no argument to render it)."""
+
+    def shown(*extra):
+        return type(
+            "Shown",
+            (Resource,),
+            {"model": Book, "name": "shown", "fields": ["id", "title", *extra]},
+        )()
+
+    assert check_resource(shown("__str__")) == []
+    for name in ("titel", "objects", "delete", "save", "pk", "DoesNotExist", "_meta"):
+        assert [(e.id, e.msg) for e in check_resource(shown(name))] == [
+            ("arc.E001", f"`fields` names unknown field '{name}' of Book.")
+        ]
+    note = type(
+        "Noted",
+        (Resource,),
+        {"model": Organization, "name": "noted", "fields": ["id", "note_set"]},
+    )()
+    assert [e.id for e in check_resource(note)] == ["arc.E001"]
+    # the attribute is refused in a body, never a relation DRF builds
+    assert shown("__str__").drf_read_only == {"id", "__str__"}

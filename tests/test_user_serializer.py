@@ -15,6 +15,7 @@ from django_arc import Resource, ResourceSite, arc, presets
 from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.checks import check_resource
+from django_arc.serializers import ArcSerializerMixin
 from django_arc.sites import _all_sites
 from shop.models import Product
 from tests.factories import (
@@ -340,5 +341,69 @@ def test_a_field_a_serializer_makes_read_only_per_request_stays_writable_for_the
             assert product.cost == 5
             r = staff_api.patch(url, {"label": "x"}, format="json")
             assert r.status_code == 403 and r.json()["details"] == {"fields": ["label"]}
+    finally:
+        _all_sites.remove(site)
+
+
+class FieldListMixin(serializers.Serializer):
+    """A project mixin written for plain serializers: listed after ``ModelSerializer``, its
+    ``get_fields()`` and ``get_field_names()`` are never called (DRF's come first)."""
+
+    def get_fields(self):  # pragma: no cover - shadowed by ModelSerializer's
+        raise AssertionError("never called: ModelSerializer.get_fields() comes first")
+
+    def get_field_names(self, declared_fields, info):  # pragma: no cover - shadowed too
+        raise AssertionError("never called: ModelSerializer.get_field_names() comes first")
+
+
+class ShadowedMixinSerializer(serializers.ModelSerializer, FieldListMixin):
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "created_at"]
+
+
+class ShadowedMixinResource(Resource):
+    model = Product
+    name = "shadowed-mixin"
+    serializer_class = ShadowedMixinSerializer
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create")}
+
+
+def test_a_project_method_drf_shadows_does_not_make_a_serializer_vary(orgs, settings, monkeypatch):
+    """A project class defining ``get_fields()`` or a method it calls, listed after
+    ``ModelSerializer`` (whose own are the ones Python calls), was taken for an override
+    (81855ea, c1ec1fc looked for any definition in the MRO, not the one Python calls): the
+    class's fields were built again for every serializer, and ``created_at``, which the
+    serializer reads only whatever the request, was dropped from a body without a word
+    rather than refused as a144233 refuses it."""
+    a, _ = orgs
+    ProductFactory(organization=a)
+    built = []
+    drf_get_fields = serializers.ModelSerializer.get_fields
+
+    def counted(self):
+        built.append(type(self))
+        return drf_get_fields(self)
+
+    monkeypatch.setattr(serializers.ModelSerializer, "get_fields", counted)
+    site = ResourceSite(name="shadowed-mixin-site")
+    site.register(ShadowedMixinResource)
+    try:
+        with site_mounted(settings, "shm", site):
+            api = member(a, "editor")
+            for _ in range(3):
+                assert api.get("/shm/shadowed-mixin/").status_code == 200
+            # the resource's serializer (the class django-arc builds around the project's)
+            served = [
+                k
+                for k in built
+                if issubclass(k, ArcSerializerMixin) and issubclass(k, ShadowedMixinSerializer)
+            ]
+            assert len(served) == 1, served  # the class's fields, built once
+            body = {**BODY, "created_at": "2001-01-01T00:00:00Z"}
+            r = api.post("/shm/shadowed-mixin/", body, format="json")
+            assert r.status_code == 403, r.content
+            assert r.json()["details"] == {"fields": ["created_at"]}
     finally:
         _all_sites.remove(site)
