@@ -612,3 +612,35 @@ def test_claim_plan_is_index_ordered_even_with_stale_statistics():
     plan = outbox.explain_claim(100)
     assert "Sort" not in plan, plan
     assert "Index Scan using arc_outbox_pending_visible" in plan, plan
+
+
+class _RefusesOne(MemoryTransport):
+    """A transport with ``Transport``'s own ``publish_many`` (one ``publish`` per event)
+    whose broker refuses one event: raising part way through a batch, it has published the
+    events before that one."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def publish(self, event):
+        if event.id == self.refused:
+            raise ConnectionError("broker refused it")
+        return super().publish(event)
+
+
+def test_a_transport_publishing_event_by_event_gets_no_event_twice_when_one_fails():
+    """The relay published a batch with ``publish_many`` and, when it raised, the whole batch
+    again one event at a time: with ``Transport``'s own ``publish_many`` the events before
+    the refused one had gone out already, and went out twice. Such a transport is published
+    one event at a time from the start (it saves no round trip): each event once, the
+    refused one retried alone."""
+    outbox = EventOutbox(MemoryTransport())
+    ids = _store(outbox, 3)
+    transport = _RefusesOne(ids[1])
+    result = EventOutbox(transport).relay_batch(limit=10, worker_id="w1")
+    assert [event.id for event in transport.published] == [ids[0], ids[2]]
+    assert result.relayed == 2 and result.publish_failed == 1
+    assert not result.used_publish_many
+    statuses = dict(OutboxEvent.objects.values_list("event_id", "status"))
+    assert [statuses[i] for i in ids] == ["delivered", "pending", "delivered"]

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import connections, router, transaction
 
 from ..events.configured import get_transport
-from ..events.transports import Transport
+from ..events.transports.base import publishes_in_one_call
 from ..settings import arc_settings
 from ..signals import current_event_batch
 from .models import OutboxEvent
@@ -130,10 +130,9 @@ def _publish_buffered(items: list[Any], using: str | None = None) -> None:
 
 def _publish_many_after_commit(events: list[Any]) -> None:
     transport = get_transport()
-    if getattr(type(transport), "publish_many", None) in (None, Transport.publish_many):
-        # Transport's own publish_many is one publish per event: no round trip to save, and
-        # raising part way through it has published the events before the one it raised
-        # on, which the fallback below would publish a second time
+    if not publishes_in_one_call(transport):
+        # one publish per event anyway: the fallback below would publish twice the events
+        # before one it refused
         for event in events:
             _publish_after_commit(event)
         return

@@ -43,6 +43,7 @@ from django.utils import timezone
 from ..clock import database_clock, now_on
 from ..events import wire
 from ..events.event import Event, EventMeta
+from ..events.transports.base import publishes_in_one_call
 from .models import OutboxEvent, OutboxStatus
 from .policy import DEAD, FailurePolicy, exponential_backoff
 from .store import expire_dedupe_keys, row_for, store_event
@@ -462,7 +463,11 @@ class EventOutbox:
                 return event_from_columns(row.event_id, row.type, row.payload, row.meta)
 
             send_one = self.transport.publish
-            send_many = getattr(self.transport, "publish_many", None)
+            # a transport publishing event by event anyway is published so from the start:
+            # retrying its batch one by one after a failure would publish some twice
+            send_many = (
+                self.transport.publish_many if publishes_in_one_call(self.transport) else None
+            )
         pairs: list[tuple[Claimed, Any]] = []
         malformed: list[tuple[Claimed, BaseException]] = []
         for row in rows:

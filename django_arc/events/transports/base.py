@@ -22,6 +22,16 @@ logger = logging.getLogger("django_arc.events")
 Handler = Callable[[Event], Any]
 
 
+def publishes_in_one_call(transport: Any) -> bool:
+    """Whether ``transport`` has a ``publish_many`` of its own (the Redis transports pipeline
+    a batch into one round trip), not :meth:`Transport.publish_many`, one ``publish`` per
+    event: that one saves nothing, and raising part way through it has published the
+    events before the one it raised on, which a caller publishing the batch again event by
+    event (to find the one refused) would publish twice."""
+    method = getattr(transport, "publish_many", None)
+    return callable(method) and getattr(method, "__func__", None) is not Transport.publish_many
+
+
 class Transport(abc.ABC):
     """Base class; subclasses implement :meth:`publish` (and usually :meth:`dead_letter`).
 
