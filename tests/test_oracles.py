@@ -8,6 +8,7 @@ field than the resource's own (``ForeignKey(Organization, to_field="slug")``).""
 from __future__ import annotations
 
 import pytest
+from django.utils.timezone import now
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, action, presets
@@ -15,7 +16,7 @@ from django_arc import permissions as P
 from shop.models import Membership, Page, Product
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import client_for, site_mounted
-from tests.testapp.models import Book, SlugLedger
+from tests.testapp.models import Article, Book, SlugLedger
 
 pytestmark = pytest.mark.django_db
 
@@ -179,3 +180,106 @@ def test_a_body_relation_to_a_same_named_context_column_of_another_type_is_no_50
     assert refused.status_code == 400, refused.json()
     assert list(refused.json()["details"]) == ["page"], refused.json()
     assert _error(refused, (f'"{page.pk}"', '"N"')) == _error(missing, ('"99999999"', '"N"'))
+
+
+# -- OwnedBy on rows the caller cannot read ----------------------------------------------------
+
+
+class PrivateArticleResource(Resource):
+    """Owners read only their own rows (``require_owner``); any signed-in user may write,
+    ``OwnedBy`` keeping the rows to their owners: the combination OwnedBy's docs suggest."""
+
+    model = Article
+    name = "private-articles"
+    fields = ["id", "slug", "title", "views", "owner"]
+    presets = [presets.OwnedBy(), presets.SoftDelete(), presets.Bulk()]
+    permissions = {
+        "list": P.require_owner(),
+        "get": P.require_owner(),
+        "create": P.require_auth(),
+        "update": P.require_auth(),
+        "delete": P.require_auth(),
+    }
+    action_permissions = P.require_auth()
+    filter_fields = {"title": ["eq"]}
+
+    @action
+    def bump(self, request, instance, data):
+        instance.views += 1
+        instance.save(update_fields=["views"])
+        return instance
+
+
+class SharedArticleResource(PrivateArticleResource):
+    """Everyone signed in reads every row: a stranger's write is the owner's 403."""
+
+    name = "shared-articles"
+    permissions = {key: P.require_auth() for key in ("list", "get", "create", "update", "delete")}
+
+
+site.register(PrivateArticleResource)
+site.register(SharedArticleResource)
+
+
+def test_a_row_the_caller_cannot_read_is_404_on_every_write_not_ownership_denied(oracle_api):
+    """``OwnedBy`` refuses a stranger's write with 403 ``OWNERSHIP_DENIED``: right for a row
+    the stranger may read, an existence oracle for one its ``get`` permission hides. Such a
+    row is now the 404 of a missing id, byte for byte (bulk: its "Not found."), on update,
+    delete, action, restore; before, each was 403 where a missing id was 404."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    api = client_for(stranger)
+    live = Article.objects.create(owner=owner, slug="live", title="t")
+    trashed = Article.objects.create(owner=owner, slug="gone", title="t", deleted_at=now())
+    missing = 99999999
+    base = "/oracles/private-articles"
+
+    def both(method, path, body, row):
+        theirs = getattr(api, method)(path.format(row.pk), body, format="json")
+        absent = getattr(api, method)(path.format(missing), body, format="json")
+        return _error(theirs, (row.pk, "N")), _error(absent, (missing, "N"))
+
+    for method, path, body, row in [
+        ("get", base + "/{}/", None, live),
+        ("patch", base + "/{}/", {"title": "x"}, live),
+        ("put", base + "/{}/", {"slug": "x", "title": "x"}, live),
+        ("delete", base + "/{}/", None, live),
+        ("post", base + "/{}/action/", {"action": "bump"}, live),
+        ("post", base + "/{}/restore/", None, trashed),
+    ]:
+        theirs, absent = both(method, path, body, row)
+        assert theirs == absent, (method, path)
+        assert theirs[0] == 404, (method, path, theirs)
+    r = api.patch(f"{base}/bulk/", {"items": [{"id": live.pk, "title": "x"}]}, format="json")
+    assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
+    r = api.delete(f"{base}/bulk/", {"ids": [live.pk]}, format="json")
+    assert r.status_code == 400 and r.json()["details"] == {"ids": {"0": {"id": ["Not found."]}}}
+    theirs = api.delete(f"{base}/bulk/", {"ids": [live.pk, live.pk]}, format="json")
+    absent = api.delete(f"{base}/bulk/", {"ids": [missing, missing]}, format="json")
+    assert _error(theirs) == _error(absent)  # both "Not found.", not "Given twice."
+    # a filter matches only rows the caller may read: nothing here
+    r = api.patch(
+        f"{base}/bulk/", {"filter": {"title": "t"}, "data": {"title": "x"}}, format="json"
+    )
+    assert r.status_code == 200 and r.json()["data"] == {"updated": 0, "ids": []}, r.json()
+    live.refresh_from_db()
+    trashed.refresh_from_db()
+    assert (live.title, live.views, live.deleted_at) == ("t", 0, None)
+    assert trashed.deleted_at is not None
+
+
+def test_a_row_the_caller_may_read_keeps_ownership_denied(oracle_api):
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    api = client_for(stranger)
+    row = Article.objects.create(owner=owner, slug="s", title="t")
+    base = "/oracles/shared-articles"
+    assert api.get(f"{base}/{row.pk}/").status_code == 200
+    r = api.patch(f"{base}/{row.pk}/", {"title": "x"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED"
+    r = api.patch(f"{base}/bulk/", {"items": [{"id": row.pk, "title": "x"}]}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED"
+    r = api.patch(
+        f"{base}/bulk/", {"filter": {"title": "t"}, "data": {"title": "x"}}, format="json"
+    )
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED"
+    own = client_for(owner).patch(f"{base}/{row.pk}/", {"title": "mine"}, format="json")
+    assert own.status_code == 200

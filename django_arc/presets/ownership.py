@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from rest_framework.permissions import SAFE_METHODS
 
-from ..exceptions import ArcError
+from ..exceptions import ArcError, NotFound
+from ..narrowing import narrow
 from ..permissions import has_any_role
 from .base import Preset
 
@@ -24,10 +25,11 @@ class OwnedBy(Preset):
       leaves a nullable owner empty, and is refused (403 ``OWNERSHIP_DENIED``) where the
       field is required: a row must not get an arbitrary owner.
     - Every unsafe request on one row — update, delete, actions, preset routes such as
-      restore — by anyone but the owner is 403 ``OWNERSHIP_DENIED`` (the row is visible, so
-      this is no existence leak), unless the caller holds one of ``bypass_roles`` (org
-      roles, user roles or service scopes) or is elevated. A row without an owner is
-      changed only by those.
+      restore — by anyone but the owner is 403 ``OWNERSHIP_DENIED`` when the caller may read
+      the row (the resource's ``get`` permission), else the 404 of a missing row (no
+      existence leak), unless the caller holds one of ``bypass_roles`` (org roles, user
+      roles or service scopes) or is elevated. A row without an owner is changed only by
+      those.
     - Reads are not narrowed: that is ``P.require_owner()``'s job.
     - ``field`` is never writable from a body.
     """
@@ -98,4 +100,27 @@ class OwnedBy(Preset):
         owner = getattr(obj, self.attname, None)
         caller = self.owner_of(view)
         if owner is None or caller is None or str(owner) != str(caller):
+            if not self.readable(view, obj):
+                # a 403 would confirm a row the caller's reads never show (``get`` narrowed
+                # by ``require_owner``): the 404 of a row that does not exist
+                raise NotFound(f"{view.resource.name} row not readable by the caller")
             raise ArcError("OWNERSHIP_DENIED", "Only the owner may do this", 403)
+
+    @staticmethod
+    def readable(view: Any, obj: Any) -> bool:
+        """Whether the resource's ``get`` permission lets the caller read ``obj``: granted,
+        ``obj`` within its row filters, and passing its object check. The row was found
+        through the unsafe route's own filters (tenant included); one query, asked only of
+        a caller about to be refused."""
+        resource, request = view.resource, view.request
+        permission = resource.get_permission("get")
+        if permission is None:
+            return False
+        result = permission(request, resource, "get")
+        if not result.granted:
+            return False
+        if result.filters:
+            rows = narrow(resource.model._base_manager.filter(pk=obj.pk), result.filters)
+            if not rows.exists():
+                return False
+        return permission(request, resource, "get", obj).granted
