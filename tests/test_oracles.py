@@ -217,8 +217,27 @@ class SharedArticleResource(PrivateArticleResource):
     permissions = {key: P.require_auth() for key in ("list", "get", "create", "update", "delete")}
 
 
+def unlocked(request, resource, action, obj=None):
+    """An object rule of the project's: a row titled "locked" is not written."""
+    return obj is None or obj.title != "locked"
+
+
+class RuledArticleResource(Resource):
+    """Reads narrowed by ``require_owner``; writes judged by an object rule alone."""
+
+    model = Article
+    name = "ruled-articles"
+    fields = ["id", "slug", "title", "owner"]
+    permissions = {
+        "list": P.require_owner(),
+        "get": P.require_owner(),
+        "update": P.all_of(P.require_auth(), unlocked),
+    }
+
+
 site.register(PrivateArticleResource)
 site.register(SharedArticleResource)
+site.register(RuledArticleResource)
 
 
 def test_a_row_the_caller_cannot_read_is_404_on_every_write_not_ownership_denied(oracle_api):
@@ -283,3 +302,20 @@ def test_a_row_the_caller_may_read_keeps_ownership_denied(oracle_api):
     assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED"
     own = client_for(owner).patch(f"{base}/{row.pk}/", {"title": "mine"}, format="json")
     assert own.status_code == 200
+
+
+def test_an_object_rule_refusing_a_write_the_caller_cannot_read_is_404(oracle_api):
+    """The same for a permission's own object check: 403 ``FORBIDDEN`` for a row the caller
+    reads, the 404 of a missing id for one its ``get`` hides (before: 403 for both)."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    row = Article.objects.create(owner=owner, slug="s", title="locked")
+    url, missing = "/oracles/ruled-articles/{}/", 99999999
+    api = client_for(stranger)
+    theirs = api.patch(url.format(row.pk), {"title": "x"}, format="json")
+    absent = api.patch(url.format(missing), {"title": "x"}, format="json")
+    assert theirs.status_code == 404, theirs.json()
+    assert _error(theirs, (row.pk, "N")) == _error(absent, (missing, "N"))
+    own = client_for(owner).patch(url.format(row.pk), {"title": "x"}, format="json")
+    assert own.status_code == 403 and own.json()["code"] == "FORBIDDEN"
+    row.refresh_from_db()
+    assert row.title == "locked"

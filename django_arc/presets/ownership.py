@@ -8,8 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from rest_framework.permissions import SAFE_METHODS
 
-from ..exceptions import ArcError, NotFound
-from ..narrowing import narrow
+from ..exceptions import ArcError
 from ..permissions import has_any_role
 from .base import Preset
 
@@ -100,27 +99,5 @@ class OwnedBy(Preset):
         owner = getattr(obj, self.attname, None)
         caller = self.owner_of(view)
         if owner is None or caller is None or str(owner) != str(caller):
-            if not self.readable(view, obj):
-                # a 403 would confirm a row the caller's reads never show (``get`` narrowed
-                # by ``require_owner``): the 404 of a row that does not exist
-                raise NotFound(f"{view.resource.name} row not readable by the caller")
+            # a row the caller may not read is the view's 404 instead (check_object_permissions)
             raise ArcError("OWNERSHIP_DENIED", "Only the owner may do this", 403)
-
-    @staticmethod
-    def readable(view: Any, obj: Any) -> bool:
-        """Whether the resource's ``get`` permission lets the caller read ``obj``: granted,
-        ``obj`` within its row filters, and passing its object check. The row was found
-        through the unsafe route's own filters (tenant included); one query, asked only of
-        a caller about to be refused."""
-        resource, request = view.resource, view.request
-        permission = resource.get_permission("get")
-        if permission is None:
-            return False
-        result = permission(request, resource, "get")
-        if not result.granted:
-            return False
-        if result.filters:
-            rows = narrow(resource.model._base_manager.filter(pk=obj.pk), result.filters)
-            if not rows.exists():
-                return False
-        return permission(request, resource, "get", obj).granted
