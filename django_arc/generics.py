@@ -466,14 +466,41 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         self.permission_filters = result.filters
 
     def check_object_permissions(self, request: Any, obj: Any) -> None:
-        permission = self.get_resource_permission()
+        """The permission's object check, then every preset's ``check_object``. A write
+        refused 403 on a row the caller may not read (:meth:`may_read`) is the 404 of a
+        missing row instead: the row was found through the *write's* filters, and a 403
+        would confirm what the caller's reads never show (SPEC: a record outside the
+        caller's permission filters is 404, never 403)."""
+        try:
+            permission = self.get_resource_permission()
+            if permission is None:
+                raise ArcError("FORBIDDEN", "Not permitted", 403)
+            result = permission(request, self.resource, self.permission_key, obj)
+            if not result.granted:
+                raise ArcError("FORBIDDEN", result.reason or "Permission denied", 403)
+            for preset in self.resource.preset_list:
+                preset.check_object(self, obj)
+        except ArcError as exc:
+            if exc.status != 403 or request.method in SAFE_METHODS or self.may_read(obj):
+                raise
+            raise NotFound(f"{self.resource.name} row refused and not readable") from None
+
+    def may_read(self, obj: Any) -> bool:
+        """Whether the resource's ``get`` permission lets the caller read ``obj``: granted,
+        ``obj`` within its row filters, its object check passed. Asked only of a write about
+        to be refused (one query when the permission filters rows)."""
+        resource, request = self.resource, self.request
+        permission = resource.get_permission("get")
         if permission is None:
-            raise ArcError("FORBIDDEN", "Not permitted", 403)
-        result = permission(request, self.resource, self.permission_key, obj)
+            return False
+        result = permission(request, resource, "get")
         if not result.granted:
-            raise ArcError("FORBIDDEN", result.reason or "Permission denied", 403)
-        for preset in self.resource.preset_list:
-            preset.check_object(self, obj)
+            return False
+        if result.filters:
+            rows = narrow(resource.model._base_manager.filter(pk=obj.pk), result.filters)
+            if not rows.exists():
+                return False
+        return permission(request, resource, "get", obj).granted
 
     def resolve_action(self, request: Any) -> Any:
         """The :class:`~django_arc.actions.ActionSpec` the body's ``action`` names; 400

@@ -28,7 +28,7 @@ from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 
 from ..actions import RouteSpec
-from ..exceptions import ArcError, RowsGone, flatten_validation
+from ..exceptions import ArcError, NotFound, RowsGone, flatten_validation
 from ..filters import QueryFilterField
 from ..query import beyond_int64, load_relations
 from ..serializers import preload_related
@@ -472,13 +472,16 @@ class Bulk(Preset):
             if row is None or str(value) in seen:
                 missing[str(index)] = {"id": ["Not found." if row is None else "Given twice."]}
                 continue
-            seen.add(str(value))
             try:
                 view.check_object_permissions(view.request, row)
+            except NotFound:  # a row the caller may not know of: as if absent, twice too
+                missing[str(index)] = {"id": ["Not found."]}
+                continue
             except ArcError as exc:
                 refused[str(index)] = exc
-                continue
-            rows.append(row)
+            else:
+                rows.append(row)
+            seen.add(str(value))
         if missing:
             raise _invalid({key: missing})
         if refused:
@@ -563,9 +566,14 @@ class Bulk(Preset):
                 },
                 f"Too many items: at most {self.max_items}",
             )
+        matched = []
         for row in rows:
-            view.check_object_permissions(view.request, row)
-        return rows, [dict(data) for _ in rows]
+            try:
+                view.check_object_permissions(view.request, row)
+            except NotFound:  # a row the caller may not know of: not matched
+                continue
+            matched.append(row)
+        return matched, [dict(data) for _ in matched]
 
 
 def _present(model: Any, rows: list[Any], lock: bool = False) -> set[Any]:

@@ -24,10 +24,11 @@ class OwnedBy(Preset):
       leaves a nullable owner empty, and is refused (403 ``OWNERSHIP_DENIED``) where the
       field is required: a row must not get an arbitrary owner.
     - Every unsafe request on one row — update, delete, actions, preset routes such as
-      restore — by anyone but the owner is 403 ``OWNERSHIP_DENIED`` (the row is visible, so
-      this is no existence leak), unless the caller holds one of ``bypass_roles`` (org
-      roles, user roles or service scopes) or is elevated. A row without an owner is
-      changed only by those.
+      restore — by anyone but the owner is 403 ``OWNERSHIP_DENIED`` when the caller may read
+      the row (the resource's ``get`` permission), else the 404 of a missing row (no
+      existence leak), unless the caller holds one of ``bypass_roles`` (org roles, user
+      roles or service scopes) or is elevated. A row without an owner is changed only by
+      those.
     - Reads are not narrowed: that is ``P.require_owner()``'s job.
     - ``field`` is never writable from a body.
     """
@@ -98,4 +99,5 @@ class OwnedBy(Preset):
         owner = getattr(obj, self.attname, None)
         caller = self.owner_of(view)
         if owner is None or caller is None or str(owner) != str(caller):
+            # a row the caller may not read is the view's 404 instead (check_object_permissions)
             raise ArcError("OWNERSHIP_DENIED", "Only the owner may do this", 403)

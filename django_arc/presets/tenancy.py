@@ -170,8 +170,14 @@ class MultiTenant(Preset):
 
     def related_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
         """A body may only reference rows of the caller's tenant: when the related model
-        carries the same tenant dimension (a FK to the same tenant model, or a same-named
-        context field), only that tenant's rows are valid targets."""
+        carries the same tenant dimension (a same-named FK to the same tenant model, or a
+        same-named context field), only that tenant's rows are valid targets.
+
+        The two tenant columns may read the tenant by different fields (``to_field="slug"``
+        on one side, the id on the other): the related rows are then matched through their
+        relation by the field this resource's value is read with, never by comparing the
+        two columns' raw values, which named another tenant (its slug spelling this one's
+        id) or could not be compared at all (a slug against an integer column: a 500)."""
         values = self.tenant_values(view)
         if not values:
             return queryset
@@ -183,15 +189,25 @@ class MultiTenant(Preset):
                 other = queryset.model._meta.get_field(dim.field)
             except FieldDoesNotExist:
                 continue
+            value = values[dim.attname]
             if dim.model_field.is_relation:
                 if (
                     not other.is_relation
                     or other.related_model is not dim.model_field.related_model
                 ):
                     continue
-            elif other.is_relation:
+                target = dim.target
+                if getattr(other, "target_field", None) == target:
+                    filters[other.attname] = value
+                else:  # joined, and compared as this resource's column reads it
+                    filters[f"{other.name}__{target.name}"] = value
                 continue
-            filters[other.attname] = values[dim.attname]
+            if other.is_relation:
+                continue
+            try:  # the same context value as the related column reads it
+                filters[other.attname] = column_value(other, value)
+            except UNREADABLE:
+                return queryset.none()  # a value that column cannot hold: no row has it
         return queryset.filter(**filters) if filters else queryset
 
     def organization_models(self, resource: Resource) -> set[type[models.Model]]:

@@ -1,0 +1,321 @@
+"""Side channels: what a caller can tell about rows it may not see from the answers it gets.
+
+A relation in a write body is narrowed to the caller's tenant (``MultiTenant.related_queryset``)
+so that another tenant's row answers exactly as a row that does not exist. These tests pin
+that narrowing where the related model's tenant column reads the organization by another
+field than the resource's own (``ForeignKey(Organization, to_field="slug")``)."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils.timezone import now
+from rest_framework import serializers
+
+from django_arc import Resource, ResourceSite, action, presets
+from django_arc import permissions as P
+from shop.models import Membership, Page, Product
+from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
+from tests.helpers import client_for, site_mounted
+from tests.testapp.models import Article, Book, SlugLedger
+
+pytestmark = pytest.mark.django_db
+
+MEMBERS = {key: P.require_org_membership() for key in ("list", "get", "create", "update")}
+
+
+class LedgerInput(serializers.Serializer):
+    ledger = serializers.PrimaryKeyRelatedField(queryset=SlugLedger.objects.all())
+
+
+class ProductInput(serializers.Serializer):
+    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+
+
+class OracleProductResource(Resource):
+    """Tenant column ``organization`` → ``Organization.id``; an action naming a ledger,
+    whose tenant column reads the organization's slug."""
+
+    model = Product
+    name = "products"
+    fields = ["id", "name", "organization"]
+    presets = [presets.MultiTenant()]
+    permissions = MEMBERS
+    action_permissions = P.require_org_membership()
+
+    @action(input=LedgerInput)
+    def file(self, request, instance, data):
+        return {"ledger": data["ledger"].pk}
+
+
+class OracleLedgerResource(Resource):
+    """Tenant column ``organization`` → ``Organization.slug``; an action naming a product,
+    whose tenant column reads the organization's id."""
+
+    model = SlugLedger
+    name = "ledgers"
+    fields = ["id", "name", "organization"]
+    presets = [presets.MultiTenant()]
+    permissions = MEMBERS
+    action_permissions = P.require_org_membership()
+
+    @action(input=ProductInput)
+    def stock(self, request, instance, data):
+        return {"product": data["product"].pk}
+
+
+class PageInput(serializers.Serializer):
+    page = serializers.PrimaryKeyRelatedField(queryset=Page.objects.all())
+
+
+class OracleBookResource(Resource):
+    """A context dimension, ``published`` (a date), on a model whose related ``Page`` has a
+    ``published`` column of another type (a boolean)."""
+
+    model = Book
+    name = "books"
+    fields = ["id", "title", "published"]
+    presets = [
+        presets.MultiTenant(
+            tenant_fields=[{"field": "published", "type": "context", "context_key": "day"}]
+        )
+    ]
+    permissions = {key: P.require_auth() for key in MEMBERS}
+    action_permissions = P.require_auth()
+
+    @action(input=PageInput)
+    def cite(self, request, instance, data):
+        return {"page": data["page"].pk}
+
+
+site = ResourceSite(name="oracles")
+site.register(OracleProductResource)
+site.register(OracleLedgerResource)
+site.register(OracleBookResource)
+
+
+def slug_or_id_resolver(user, org_id):
+    """A ``MEMBERSHIP_RESOLVER`` reading the organization header as its id or its slug."""
+    rows = Membership.objects.filter(user_id=user.pk)
+    if str(org_id).isdigit():
+        rows = rows.filter(organization_id=int(org_id))
+    else:
+        rows = rows.filter(organization__slug=org_id)
+    return list(rows.values_list("role", flat=True)) or None
+
+
+@pytest.fixture
+def oracle_api(settings):
+    settings.ARC = {**settings.ARC, "MEMBERSHIP_RESOLVER": f"{__name__}.slug_or_id_resolver"}
+    with site_mounted(settings, "oracles", site):
+        yield
+
+
+def _error(response, *replacements):
+    body = response.json()
+    body.pop("requestId", None)
+    text = repr(body)
+    for old, new in replacements:
+        text = text.replace(str(old), new)
+    return response.status_code, text
+
+
+def test_a_body_relation_to_a_tenant_column_on_another_field_stays_in_the_tenant(oracle_api):
+    """The related model's tenant column holds the organization's slug, the resource's its
+    id: the narrowing compares organizations, not the two columns' raw values. Before, a
+    member of organization 7 was offered the rows of the organization *slugged* "7" (another
+    tenant) and refused its own."""
+    mine = OrganizationFactory(slug="mine")
+    other = OrganizationFactory()
+    other.slug = str(mine.pk)  # another tenant's slug spells this tenant's id
+    other.save()
+    user = MembershipFactory(organization=mine, role="admin").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(mine.pk))
+    product = ProductFactory(organization=mine)
+    own = SlugLedger.objects.create(organization=mine, name="own")
+    theirs = SlugLedger.objects.create(organization=other, name="theirs")
+    url = f"/oracles/products/{product.pk}/action/"
+
+    r = api.post(url, {"action": "file", "ledger": own.pk}, format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["data"] == {"ledger": own.pk}
+
+    refused = api.post(url, {"action": "file", "ledger": theirs.pk}, format="json")
+    missing = api.post(url, {"action": "file", "ledger": 99999999}, format="json")
+    assert refused.status_code == 400, refused.json()
+    assert _error(refused, (f'"{theirs.pk}"', '"N"')) == _error(missing, ('"99999999"', '"N"'))
+
+
+def test_a_body_relation_from_a_slug_tenant_to_an_id_tenant_stays_in_the_tenant(oracle_api):
+    """The other way round: the resource reads the header as the slug, the related model's
+    tenant column holds the id. Before, the slug was compared with the id column: a 500
+    (PostgreSQL, SQLite: no row ever matched)."""
+    mine, other = OrganizationFactory(slug="mine"), OrganizationFactory(slug="other")
+    user = MembershipFactory(organization=mine, role="admin").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID="mine")
+    ledger = SlugLedger.objects.create(organization=mine, name="own")
+    own, theirs = ProductFactory(organization=mine), ProductFactory(organization=other)
+    url = f"/oracles/ledgers/{ledger.pk}/action/"
+
+    r = api.post(url, {"action": "stock", "product": own.pk}, format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["data"] == {"product": own.pk}
+
+    refused = api.post(url, {"action": "stock", "product": theirs.pk}, format="json")
+    missing = api.post(url, {"action": "stock", "product": 99999999}, format="json")
+    assert refused.status_code == 400, refused.json()
+    assert _error(refused, (f'"{theirs.pk}"', '"N"')) == _error(missing, ('"99999999"', '"N"'))
+
+
+def test_a_body_relation_to_a_same_named_context_column_of_another_type_is_no_500(oracle_api):
+    """A context value the related column cannot hold (a date against a boolean column)
+    matches no related row: 400 "does not exist" under the relation, as for a missing id.
+    Before, the comparison failed in the query: a 400 under ``non_field_errors`` quoting the
+    context value, whatever the id named."""
+    book = Book.objects.create(title="t", isbn="1", published="2024-05-01", author=AuthorFactory())
+    page = Page.objects.create(organization=OrganizationFactory(), slug="p", title="p")
+    api = client_for(MembershipFactory().user, HTTP_X_ARC_CONTEXT_DAY="2024-05-01")
+    url = f"/oracles/books/{book.pk}/action/"
+    refused = api.post(url, {"action": "cite", "page": page.pk}, format="json")
+    missing = api.post(url, {"action": "cite", "page": 99999999}, format="json")
+    assert refused.status_code == 400, refused.json()
+    assert list(refused.json()["details"]) == ["page"], refused.json()
+    assert _error(refused, (f'"{page.pk}"', '"N"')) == _error(missing, ('"99999999"', '"N"'))
+
+
+# -- OwnedBy on rows the caller cannot read ----------------------------------------------------
+
+
+class PrivateArticleResource(Resource):
+    """Owners read only their own rows (``require_owner``); any signed-in user may write,
+    ``OwnedBy`` keeping the rows to their owners: the combination OwnedBy's docs suggest."""
+
+    model = Article
+    name = "private-articles"
+    fields = ["id", "slug", "title", "views", "owner"]
+    presets = [presets.OwnedBy(), presets.SoftDelete(), presets.Bulk()]
+    permissions = {
+        "list": P.require_owner(),
+        "get": P.require_owner(),
+        "create": P.require_auth(),
+        "update": P.require_auth(),
+        "delete": P.require_auth(),
+    }
+    action_permissions = P.require_auth()
+    filter_fields = {"title": ["eq"]}
+
+    @action
+    def bump(self, request, instance, data):
+        instance.views += 1
+        instance.save(update_fields=["views"])
+        return instance
+
+
+class SharedArticleResource(PrivateArticleResource):
+    """Everyone signed in reads every row: a stranger's write is the owner's 403."""
+
+    name = "shared-articles"
+    permissions = {key: P.require_auth() for key in ("list", "get", "create", "update", "delete")}
+
+
+def unlocked(request, resource, action, obj=None):
+    """An object rule of the project's: a row titled "locked" is not written."""
+    return obj is None or obj.title != "locked"
+
+
+class RuledArticleResource(Resource):
+    """Reads narrowed by ``require_owner``; writes judged by an object rule alone."""
+
+    model = Article
+    name = "ruled-articles"
+    fields = ["id", "slug", "title", "owner"]
+    permissions = {
+        "list": P.require_owner(),
+        "get": P.require_owner(),
+        "update": P.all_of(P.require_auth(), unlocked),
+    }
+
+
+site.register(PrivateArticleResource)
+site.register(SharedArticleResource)
+site.register(RuledArticleResource)
+
+
+def test_a_row_the_caller_cannot_read_is_404_on_every_write_not_ownership_denied(oracle_api):
+    """``OwnedBy`` refuses a stranger's write with 403 ``OWNERSHIP_DENIED``: right for a row
+    the stranger may read, an existence oracle for one its ``get`` permission hides. Such a
+    row is now the 404 of a missing id, byte for byte (bulk: its "Not found."), on update,
+    delete, action, restore; before, each was 403 where a missing id was 404."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    api = client_for(stranger)
+    live = Article.objects.create(owner=owner, slug="live", title="t")
+    trashed = Article.objects.create(owner=owner, slug="gone", title="t", deleted_at=now())
+    missing = 99999999
+    base = "/oracles/private-articles"
+
+    def both(method, path, body, row):
+        theirs = getattr(api, method)(path.format(row.pk), body, format="json")
+        absent = getattr(api, method)(path.format(missing), body, format="json")
+        return _error(theirs, (row.pk, "N")), _error(absent, (missing, "N"))
+
+    for method, path, body, row in [
+        ("get", base + "/{}/", None, live),
+        ("patch", base + "/{}/", {"title": "x"}, live),
+        ("put", base + "/{}/", {"slug": "x", "title": "x"}, live),
+        ("delete", base + "/{}/", None, live),
+        ("post", base + "/{}/action/", {"action": "bump"}, live),
+        ("post", base + "/{}/restore/", None, trashed),
+    ]:
+        theirs, absent = both(method, path, body, row)
+        assert theirs == absent, (method, path)
+        assert theirs[0] == 404, (method, path, theirs)
+    r = api.patch(f"{base}/bulk/", {"items": [{"id": live.pk, "title": "x"}]}, format="json")
+    assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
+    r = api.delete(f"{base}/bulk/", {"ids": [live.pk]}, format="json")
+    assert r.status_code == 400 and r.json()["details"] == {"ids": {"0": {"id": ["Not found."]}}}
+    theirs = api.delete(f"{base}/bulk/", {"ids": [live.pk, live.pk]}, format="json")
+    absent = api.delete(f"{base}/bulk/", {"ids": [missing, missing]}, format="json")
+    assert _error(theirs) == _error(absent)  # both "Not found.", not "Given twice."
+    # a filter matches only rows the caller may read: nothing here
+    r = api.patch(
+        f"{base}/bulk/", {"filter": {"title": "t"}, "data": {"title": "x"}}, format="json"
+    )
+    assert r.status_code == 200 and r.json()["data"] == {"updated": 0, "ids": []}, r.json()
+    live.refresh_from_db()
+    trashed.refresh_from_db()
+    assert (live.title, live.views, live.deleted_at) == ("t", 0, None)
+    assert trashed.deleted_at is not None
+
+
+def test_a_row_the_caller_may_read_keeps_ownership_denied(oracle_api):
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    api = client_for(stranger)
+    row = Article.objects.create(owner=owner, slug="s", title="t")
+    base = "/oracles/shared-articles"
+    assert api.get(f"{base}/{row.pk}/").status_code == 200
+    r = api.patch(f"{base}/{row.pk}/", {"title": "x"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED"
+    r = api.patch(f"{base}/bulk/", {"items": [{"id": row.pk, "title": "x"}]}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED"
+    r = api.patch(
+        f"{base}/bulk/", {"filter": {"title": "t"}, "data": {"title": "x"}}, format="json"
+    )
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED"
+    own = client_for(owner).patch(f"{base}/{row.pk}/", {"title": "mine"}, format="json")
+    assert own.status_code == 200
+
+
+def test_an_object_rule_refusing_a_write_the_caller_cannot_read_is_404(oracle_api):
+    """The same for a permission's own object check: 403 ``FORBIDDEN`` for a row the caller
+    reads, the 404 of a missing id for one its ``get`` hides (before: 403 for both)."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    row = Article.objects.create(owner=owner, slug="s", title="locked")
+    url, missing = "/oracles/ruled-articles/{}/", 99999999
+    api = client_for(stranger)
+    theirs = api.patch(url.format(row.pk), {"title": "x"}, format="json")
+    absent = api.patch(url.format(missing), {"title": "x"}, format="json")
+    assert theirs.status_code == 404, theirs.json()
+    assert _error(theirs, (row.pk, "N")) == _error(absent, (missing, "N"))
+    own = client_for(owner).patch(url.format(row.pk), {"title": "x"}, format="json")
+    assert own.status_code == 403 and own.json()["code"] == "FORBIDDEN"
+    row.refresh_from_db()
+    assert row.title == "locked"
