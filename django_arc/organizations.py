@@ -88,10 +88,11 @@ def canonical_organization_id(raw: str) -> str:
     as sent: who is admitted does not change).
 
     Never another organization: ``raw`` becomes the spelling ``s`` only when every field
-    reading organization ids (every MultiTenant ``org`` dimension's target) reads ``s``
-    exactly as it reads ``raw`` (the same value, or unreadable by both). Where they differ
-    (``"01"`` is organization 1 to an ``id`` and the organization whose slug is ``"01"`` to a
-    ``to_field="slug"`` relation), or no resource is MultiTenant, ``raw`` is kept as sent."""
+    reading organization ids (what each resource's presets name in
+    ``organization_id_fields``) reads ``s`` exactly as it reads ``raw`` (the same value, or
+    unreadable by both). Where they differ (``"01"`` is organization 1 to an ``id`` and the
+    organization whose slug is ``"01"`` to a ``to_field="slug"`` relation), or no preset
+    reads organization ids, ``raw`` is kept as sent."""
     fields = _id_fields()
     if not fields:
         return raw
