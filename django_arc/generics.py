@@ -46,6 +46,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.relations import RelatedField
 from rest_framework.renderers import AdminRenderer, BrowsableAPIRenderer
+from rest_framework.request import clone_request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.settings import api_settings
@@ -487,19 +488,29 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def may_read(self, obj: Any) -> bool:
         """Whether the resource's ``get`` permission lets the caller read ``obj``: granted,
-        ``obj`` within its row filters, its object check passed. Asked only of a write about
-        to be refused (one query when the permission filters rows)."""
-        resource, request = self.resource, self.request
+        ``obj`` within ``Resource.get_queryset()`` and the permission's row filters, its
+        object check passed. Asked only of a write about to be refused (one query), as a
+        GET would ask it: the permission and ``get_queryset`` are handed the request as a
+        GET, so a check judging by the method (DRF's ``IsOwnerOrReadOnly``: any safe
+        method) reads as it does on the GET, and a filter may name what ``get_queryset``
+        annotates."""
+        resource = self.resource
         permission = resource.get_permission("get")
         if permission is None:
             return False
+        request = self.request
+        context = request.parser_context
+        request = clone_request(request, "GET")
+        if context is not None:  # Request() pointed the shared parser context at the clone
+            context["request"] = self.request
         result = permission(request, resource, "get")
         if not result.granted:
             return False
+        rows = resource.get_queryset(request).filter(pk=obj.pk)
         if result.filters:
-            rows = narrow(resource.model._base_manager.filter(pk=obj.pk), result.filters)
-            if not rows.exists():
-                return False
+            rows = narrow(rows, result.filters)
+        if not rows.exists():
+            return False
         return permission(request, resource, "get", obj).granted
 
     def resolve_action(self, request: Any) -> Any:

@@ -8,7 +8,9 @@ field than the resource's own (``ForeignKey(Organization, to_field="slug")``).""
 from __future__ import annotations
 
 import pytest
+from django.db.models import Case, Value, When
 from django.utils.timezone import now
+from rest_framework import permissions as drf
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, action, presets
@@ -319,3 +321,76 @@ def test_an_object_rule_refusing_a_write_the_caller_cannot_read_is_404(oracle_ap
     assert own.status_code == 403 and own.json()["code"] == "FORBIDDEN"
     row.refresh_from_db()
     assert row.title == "locked"
+
+
+class IsOwnerOrReadOnly(drf.BasePermission):
+    """DRF's tutorial permission: any safe method, otherwise the owner only."""
+
+    def has_object_permission(self, request, view, obj):
+        return request.method in drf.SAFE_METHODS or obj.owner_id == request.user.pk
+
+
+class DRFArticleResource(Resource):
+    """Every key judged by one DRF class that reads the request's method."""
+
+    model = Article
+    name = "drf-articles"
+    fields = ["id", "slug", "title", "owner"]
+    permissions = {key: IsOwnerOrReadOnly for key in ("list", "get", "update", "delete")}
+
+
+def shown_only(request, resource, action, obj=None):
+    """Rows whose annotated ``shown`` is true (``get_queryset`` annotates it)."""
+    return P.PermissionResult(True, filters={"shown": True})
+
+
+class AnnotatedArticleResource(Resource):
+    """Reads filtered on an annotation of ``get_queryset``; writes kept to owners."""
+
+    model = Article
+    name = "annotated-articles"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.OwnedBy()]
+    permissions = {"list": shown_only, "get": shown_only, "update": P.require_auth()}
+
+    def get_queryset(self, request):
+        shown = Case(When(title="shown", then=Value(True)), default=Value(False))
+        return super().get_queryset(request).annotate(shown=shown)
+
+
+site.register(DRFArticleResource)
+site.register(AnnotatedArticleResource)
+
+
+def test_a_write_refused_on_a_row_a_method_judging_permission_lets_the_caller_read_is_403(
+    oracle_api,
+):
+    """Whether the caller may read the row is asked as a GET asks it. Before, the ``get``
+    permission was asked with the write's own request: DRF's ``IsOwnerOrReadOnly``, which
+    grants any safe method, refused the PATCH's, so a row the caller had just read with a
+    200 was answered 404 Not Found."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    row = Article.objects.create(owner=owner, slug="s", title="t")
+    url, api = f"/oracles/drf-articles/{row.pk}/", client_for(stranger)
+    assert api.get(url).status_code == 200
+    r = api.patch(url, {"title": "x"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN", r.json()
+    assert api.delete(url).status_code == 403
+    assert client_for(owner).patch(url, {"title": "x"}, format="json").status_code == 200
+
+
+def test_a_read_filter_on_an_annotation_judges_a_refused_write_without_a_500(oracle_api):
+    """The ``get`` permission's filters are applied where a GET applies them, to
+    ``Resource.get_queryset()``. Before, they were applied to the bare table: a filter on
+    what ``get_queryset`` annotates made every refused write a 500 (FieldError)."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    shown = Article.objects.create(owner=owner, slug="a", title="shown")
+    hidden = Article.objects.create(owner=owner, slug="b", title="hidden")
+    api, base = client_for(stranger), "/oracles/annotated-articles"
+    assert api.get(f"{base}/{shown.pk}/").status_code == 200
+    r = api.patch(f"{base}/{shown.pk}/", {"title": "x"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    theirs = api.patch(f"{base}/{hidden.pk}/", {"title": "x"}, format="json")
+    absent = api.patch(f"{base}/99999999/", {"title": "x"}, format="json")
+    assert theirs.status_code == 404
+    assert _error(theirs, (hidden.pk, "N")) == _error(absent, (99999999, "N"))
