@@ -68,3 +68,59 @@ def test_unreachable_redis_schedules_a_retry_instead_of_losing_the_event():
     row = OutboxEvent.objects.get()
     assert row.status == "pending" and row.attempts == 1
     assert row.last_error.startswith("ConnectionError")
+
+
+class _Traced(RedisStreamsTransport):
+    """A project's Redis transport that records what it publishes (tracing, routing)."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.traced = []
+
+    def publish(self, event):
+        self.traced.append(event.id)
+        return super().publish(event)
+
+    def publish_many(self, events):
+        events = list(events)
+        self.traced.extend(event.id for event in events)
+        return super().publish_many(events)
+
+
+def test_a_subclass_overriding_publish_is_relayed_through_it(stream):
+    """The relay spliced the rows into ``publish_wire``, passing by a project's subclass's
+    ``publish``/``publish_many`` (which the outbox-off path calls): its events went out
+    untraced. Such a transport is now relayed through its own methods, still one
+    pipeline per batch; a batch refused is retried one event at a time through ``publish``."""
+    client, name = stream
+    transport = _Traced(url=REDIS_URL, stream=name)
+    outbox = EventOutbox(transport)
+    ids = [outbox.store(create_event("orders.created", {"n": i})).event_id for i in range(3)]
+
+    result = outbox.relay_batch(limit=10)
+
+    assert result.relayed == 3 and result.used_publish_many
+    assert transport.traced == ids
+    entries = [json.loads(fields[b"data"]) for _, fields in client.xrange(name)]
+    assert [e["meta"]["id"] for e in entries] == ids
+    assert OutboxEvent.objects.filter(status="delivered").count() == 3
+    transport.close()
+
+
+def test_a_plain_redis_transport_is_still_spliced(stream):
+    client, name = stream
+    transport = RedisStreamsTransport(url=REDIS_URL, stream=name)
+    outbox = EventOutbox(transport)
+    outbox.store(create_event("orders.created", {"n": 1}))
+    sent = []
+    real = transport.publish_wire
+
+    def spy(messages):
+        messages = list(messages)
+        sent.extend(messages)
+        return real(messages)
+
+    transport.publish_wire = spy  # an instance's own publish_wire: its author's choice
+    assert outbox.relay_batch(limit=10).relayed == 1
+    assert [t for t, _ in sent] == ["orders.created"]
+    transport.close()

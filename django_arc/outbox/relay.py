@@ -43,7 +43,7 @@ from django.utils import timezone
 from ..clock import database_clock, now_on
 from ..events import wire
 from ..events.event import Event, EventMeta
-from ..events.transports.base import publishes_in_one_call
+from ..events.transports.base import publishes_in_one_call, takes_wire
 from .models import OutboxEvent, OutboxStatus
 from .policy import DEAD, FailurePolicy, exponential_backoff
 from .store import expire_dedupe_keys, row_for, store_event
@@ -445,9 +445,10 @@ class EventOutbox:
     ) -> tuple[list[tuple[Claimed, Any]], list[tuple[Claimed, BaseException]], Any, Any]:
         """Each row as what the transport takes, the rows that cannot be decoded, and the
         transport's batch and single publish. A transport with ``publish_wire`` (the Redis
-        ones) gets ``(type, data)`` spliced from the row; any other gets ``Event`` s."""
-        publish_wire = getattr(self.transport, "publish_wire", None)
-        if callable(publish_wire):
+        ones, unless a subclass overrides ``publish`` or ``publish_many``: ``takes_wire``)
+        gets ``(type, data)`` spliced from the row; any other gets ``Event`` s."""
+        publish_wire = takes_wire(self.transport)
+        if publish_wire is not None:
             check = connections[self.db].vendor != "postgresql"
 
             def convert(row: Claimed) -> Any:

@@ -32,6 +32,29 @@ def publishes_in_one_call(transport: Any) -> bool:
     return callable(method) and getattr(method, "__func__", None) is not Transport.publish_many
 
 
+def takes_wire(transport: Any) -> Any:
+    """``transport.publish_wire`` when the relay may hand it arc's wire form spliced from the
+    outbox rows (the Redis transports), else ``None``: only when the transport publishes
+    through it, its ``publish`` and ``publish_many`` those of the class that defines
+    ``publish_wire``. A project's subclass (or instance) overriding either (to trace, route
+    or redact events) is published through its own methods, as the outbox-off path
+    publishes it; ``publish_wire`` would pass them by."""
+    publish_wire = getattr(transport, "publish_wire", None)
+    if not callable(publish_wire):
+        return None
+    mro = type(transport).__mro__
+    owner = next((c for c in mro if "publish_wire" in vars(c)), None)
+    if owner is None:  # the instance's own attribute: its author chose it
+        return publish_wire
+    for name in ("publish", "publish_many"):
+        if name in getattr(transport, "__dict__", {}):
+            return None
+        definer = next((c for c in mro if name in vars(c)), None)
+        if definer is not None and definer is not owner and issubclass(definer, owner):
+            return None
+    return publish_wire
+
+
 class Transport(abc.ABC):
     """Base class; subclasses implement :meth:`publish` (and usually :meth:`dead_letter`).
 
