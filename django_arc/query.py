@@ -461,8 +461,8 @@ def model_attribute(model: type[models.Model], name: str) -> bool:
     (``get_status_display``, ``__str__``), which DRF's ``ModelSerializer`` renders as a
     ``ReadOnlyField`` of what the row returns: no model field, no relation's accessor (DRF
     builds a relation for ``book_set``), nor a manager (the row has none to render), nor
-    what Django's ``Model`` defines (``delete``, ``save``: DRF calls a method taking no
-    argument to render it, and would delete the row it renders)."""
+    what Django's ``Model`` defines, overridden or not (``delete``, ``save``: DRF calls a
+    method taking no argument to render it, and would delete the row it renders)."""
     from rest_framework.utils import model_meta
 
     try:
@@ -481,9 +481,10 @@ def model_attribute(model: type[models.Model], name: str) -> bool:
         return False  # no value of the row's (``objects``, ``DoesNotExist``)
     if name.startswith("_") and name != "__str__":
         return False  # the model's own machinery (``_meta``)
-    # Django's own (``save``, ``delete``, ``pk``): DRF would call ``delete()`` to render it
-    owner = next((k for k in model.__mro__ if name in k.__dict__), None)
-    return name == "__str__" or not (owner and owner.__module__.startswith("django."))
+    # what Django's ``Model`` defines (``save``, ``delete``, ``pk``), a project's override
+    # of it too (``def save(self, *args, **kwargs)``): DRF would call ``delete()`` to render
+    # it. A method of a model Django ships (``AbstractUser.get_full_name``) is the row's.
+    return name == "__str__" or not hasattr(models.Model, name)
 
 
 @dataclass

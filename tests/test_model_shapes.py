@@ -993,3 +993,40 @@ def test_a_model_property_or_method_in_fields_passes_the_checks():
     assert [e.id for e in check_resource(note)] == ["arc.E001"]
     # the attribute is refused in a body, never a relation DRF builds
     assert shown("__str__").drf_read_only == {"id", "__str__"}
+
+
+@isolate_apps("tests.testapp")
+def test_what_django_model_defines_is_refused_in_fields_even_overridden():
+    """``query.model_attribute`` judged a name by the first class defining it: a project's
+    own ``save``/``delete`` override (``def save(self, *args, **kwargs)``, as most projects
+    write it) passed arc.E001, and DRF would call ``delete()`` to render it; a method of a
+    model Django ships (``AbstractUser.get_full_name``) was refused as an unknown field and
+    not counted read-only. Now what ``Model`` defines is refused, overridden or not, and
+    anything else the model answers is the row's."""
+    from django.contrib.auth.models import User
+
+    class Saving(models.Model):
+        title = models.CharField(max_length=10)
+
+        class Meta:
+            app_label = "testapp"
+
+        def save(self, *args, **kwargs):
+            return super().save(*args, **kwargs)
+
+        def delete(self, *args, **kwargs):
+            return super().delete(*args, **kwargs)
+
+        def full_clean(self, *args, **kwargs):
+            return super().full_clean(*args, **kwargs)
+
+    def shown(model, *extra):
+        attrs = {"model": model, "name": "shown", "fields": ["id", *extra]}
+        return type("Shown", (Resource,), attrs)()
+
+    for name in ("save", "delete", "full_clean"):
+        assert [(e.id, e.msg) for e in check_resource(shown(Saving, name))] == [
+            ("arc.E001", f"`fields` names unknown field '{name}' of Saving.")
+        ]
+    assert check_resource(shown(User, "get_full_name")) == []
+    assert shown(User, "get_full_name").drf_read_only == {"id", "get_full_name"}
