@@ -36,6 +36,7 @@ from tests.factories import (
     MembershipFactory,
     OrganizationFactory,
     ProductFactory,
+    UserFactory,
 )
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
@@ -1568,3 +1569,50 @@ def test_an_update_renders_a_prefetch_to_an_attribute_its_hooks_changed(settings
         assert response.json()["data"] == client_for(None).get(url).json()["data"]
     [event] = OutboxEvent.objects.filter(type="shelf-authors.updated")
     assert event.payload["data"]["shelf"] == [b.pk for b in books]
+
+
+class _UserGroupsReader(presets.Preset):
+    """Reads the request's user's groups once the write is done, counting the queries."""
+
+    def after_write(self, view, verb, instance, before, after):
+        with CaptureQueriesContext(connection) as queries:
+            list(view.request.user.groups.all())
+        _UserGroupsReader.seen.append(len(queries))
+
+    seen: list[int] = []
+
+
+class StampedArticleResource(Resource):
+    """An update hook stamping the request's user (its groups read already) as the owner."""
+
+    model = Article
+    name = "stamped-articles"
+    fields = ["id", "title"]
+    permissions = {k: P.require_auth() for k in ("list", "get", "update")}
+    presets = [_UserGroupsReader()]
+    cache = False
+
+    def before_update(self, request, instance, data):
+        from django.db.models import prefetch_related_objects
+
+        prefetch_related_objects([request.user], "groups")
+        instance.owner = request.user
+        return data
+
+
+@pytest.mark.django_db
+def test_an_update_keeps_the_prefetches_of_a_row_its_hook_put_on_it(settings):
+    """An update reads again the relations prefetched onto its row and the rows it holds
+    (aad2813), but the walk followed every forward relation cached on the row, so a row a
+    hook put there (the request's user, as the owner) lost its prefetches too: the user's
+    groups, read before the write, were read again by whatever asked after it. Only the
+    relations a lookup of the resource goes through are followed (0717312)."""
+    user = UserFactory()
+    article = Article.objects.create(slug="s", title="t")
+    _UserGroupsReader.seen.clear()
+    with mounted_site(settings, "st", StampedArticleResource):
+        url = f"/st/stamped-articles/{article.pk}/"
+        response = client_for(user).patch(url, {"title": "x"}, format="json")
+    assert response.status_code == 200, response.content
+    assert Article.objects.get(pk=article.pk).owner_id == user.pk
+    assert _UserGroupsReader.seen == [0]
