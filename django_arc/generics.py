@@ -490,28 +490,31 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         """Whether the resource's ``get`` permission lets the caller read ``obj``: granted,
         ``obj`` within ``Resource.get_queryset()`` and the permission's row filters, its
         object check passed. Asked only of a write about to be refused (one query), as a
-        GET would ask it: the permission and ``get_queryset`` are handed the request as a
-        GET, so a check judging by the method (DRF's ``IsOwnerOrReadOnly``: any safe
-        method) reads as it does on the GET, and a filter may name what ``get_queryset``
-        annotates."""
+        GET of the row asks it: the permission and ``get_queryset`` are handed the request
+        as a GET and the view's ``action`` is ``retrieve`` meanwhile, so a check judging by
+        either (DRF's ``IsOwnerOrReadOnly``: any safe method) reads as it does on the GET,
+        and a filter may name what ``get_queryset`` annotates."""
         resource = self.resource
         permission = resource.get_permission("get")
         if permission is None:
             return False
-        request = self.request
-        context = request.parser_context
-        request = clone_request(request, "GET")
+        context = self.request.parser_context
+        request = clone_request(self.request, "GET")
         if context is not None:  # Request() pointed the shared parser context at the clone
             context["request"] = self.request
-        result = permission(request, resource, "get")
-        if not result.granted:
-            return False
-        rows = resource.get_queryset(request).filter(pk=obj.pk)
-        if result.filters:
-            rows = narrow(rows, result.filters)
-        if not rows.exists():
-            return False
-        return permission(request, resource, "get", obj).granted
+        action, self.action = self.action, "retrieve"
+        try:
+            result = permission(request, resource, "get")
+            if not result.granted:
+                return False
+            rows = resource.get_queryset(request).filter(pk=obj.pk)
+            if result.filters:
+                rows = narrow(rows, result.filters)
+            if not rows.exists():
+                return False
+            return permission(request, resource, "get", obj).granted
+        finally:
+            self.action = action
 
     def resolve_action(self, request: Any) -> Any:
         """The :class:`~django_arc.actions.ActionSpec` the body's ``action`` names; 400

@@ -330,6 +330,13 @@ class IsOwnerOrReadOnly(drf.BasePermission):
         return request.method in drf.SAFE_METHODS or obj.owner_id == request.user.pk
 
 
+class ReadAnyWriteOwn(drf.BasePermission):
+    """The same judged by the ViewSet's action, as DRF's docs show it."""
+
+    def has_object_permission(self, request, view, obj):
+        return view.action in ("list", "retrieve") or obj.owner_id == request.user.pk
+
+
 class DRFArticleResource(Resource):
     """Every key judged by one DRF class that reads the request's method."""
 
@@ -359,6 +366,14 @@ class AnnotatedArticleResource(Resource):
 
 
 site.register(DRFArticleResource)
+
+
+class ActionJudgedArticleResource(DRFArticleResource):
+    name = "action-judged-articles"
+    permissions = {key: ReadAnyWriteOwn for key in ("list", "get", "update", "delete")}
+
+
+site.register(ActionJudgedArticleResource)
 site.register(AnnotatedArticleResource)
 
 
@@ -368,15 +383,17 @@ def test_a_write_refused_on_a_row_a_method_judging_permission_lets_the_caller_re
     """Whether the caller may read the row is asked as a GET asks it. Before, the ``get``
     permission was asked with the write's own request: DRF's ``IsOwnerOrReadOnly``, which
     grants any safe method, refused the PATCH's, so a row the caller had just read with a
-    200 was answered 404 Not Found."""
+    200 was answered 404 Not Found; a class judging by ``view.action`` likewise."""
     owner, stranger = MembershipFactory().user, MembershipFactory().user
     row = Article.objects.create(owner=owner, slug="s", title="t")
-    url, api = f"/oracles/drf-articles/{row.pk}/", client_for(stranger)
-    assert api.get(url).status_code == 200
-    r = api.patch(url, {"title": "x"}, format="json")
-    assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN", r.json()
-    assert api.delete(url).status_code == 403
-    assert client_for(owner).patch(url, {"title": "x"}, format="json").status_code == 200
+    api = client_for(stranger)
+    for name in ("drf-articles", "action-judged-articles"):  # by the method, by view.action
+        url = f"/oracles/{name}/{row.pk}/"
+        assert api.get(url).status_code == 200
+        r = api.patch(url, {"title": "x"}, format="json")
+        assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN", (name, r.json())
+        assert api.delete(url).status_code == 403, name
+        assert client_for(owner).patch(url, {"title": "x"}, format="json").status_code == 200
 
 
 def test_a_read_filter_on_an_annotation_judges_a_refused_write_without_a_500(oracle_api):
