@@ -124,3 +124,36 @@ def test_a_plain_redis_transport_is_still_spliced(stream):
     assert outbox.relay_batch(limit=10).relayed == 1
     assert [t for t, _ in sent] == ["orders.created"]
     transport.close()
+
+
+class _Wrapped:
+    """A project's wrapper around a Redis transport: its own ``publish``/``publish_many``,
+    everything else (``publish_wire`` too) reached through ``__getattr__``."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.traced = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def publish(self, event):
+        self.traced.append(event.id)
+        return self.inner.publish(event)
+
+    def publish_many(self, events):
+        events = list(events)
+        self.traced.extend(event.id for event in events)
+        return self.inner.publish_many(events)
+
+
+def test_a_wrapper_with_its_own_publish_is_relayed_through_it(stream):
+    client, name = stream
+    inner = RedisStreamsTransport(url=REDIS_URL, stream=name)
+    transport = _Wrapped(inner)
+    outbox = EventOutbox(transport)
+    ids = [outbox.store(create_event("orders.created", {"n": i})).event_id for i in range(2)]
+    assert outbox.relay_batch(limit=10).relayed == 2
+    assert transport.traced == ids
+    assert [json.loads(f[b"data"])["meta"]["id"] for _, f in client.xrange(name)] == ids
+    inner.close()

@@ -36,21 +36,25 @@ def takes_wire(transport: Any) -> Any:
     """``transport.publish_wire`` when the relay may hand it arc's wire form spliced from the
     outbox rows (the Redis transports), else ``None``: only when the transport publishes
     through it, its ``publish`` and ``publish_many`` those of the class that defines
-    ``publish_wire``. A project's subclass (or instance) overriding either (to trace, route
-    or redact events) is published through its own methods, as the outbox-off path
-    publishes it; ``publish_wire`` would pass them by."""
+    ``publish_wire``. A project's subclass (or instance, or a wrapper reaching the Redis
+    transport's ``publish_wire`` through ``__getattr__``) with a ``publish`` or
+    ``publish_many`` of its own (to trace, route or redact events) is published through
+    them, as the outbox-off path publishes it; ``publish_wire`` would pass them by."""
     publish_wire = getattr(transport, "publish_wire", None)
     if not callable(publish_wire):
         return None
-    mro = type(transport).__mro__
-    owner = next((c for c in mro if "publish_wire" in vars(c)), None)
-    if owner is None:  # the instance's own attribute: its author chose it
+    own = getattr(transport, "__dict__", {})
+    if "publish_wire" in own:  # the instance's own attribute: its author chose it
         return publish_wire
+    mro = type(transport).__mro__
+    owner = next((c for c in mro if "publish_wire" in vars(c)), None)  # None: __getattr__
     for name in ("publish", "publish_many"):
-        if name in getattr(transport, "__dict__", {}):
+        if name in own:
             return None
         definer = next((c for c in mro if name in vars(c)), None)
-        if definer is not None and definer is not owner and issubclass(definer, owner):
+        if definer is not None and (
+            owner is None or (definer is not owner and issubclass(definer, owner))
+        ):
             return None
     return publish_wire
 
