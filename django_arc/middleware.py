@@ -89,10 +89,27 @@ def under_a_site(request: Any) -> bool:
                 continue
             mount = known.get(id(pattern))
             if mount is None:
-                mount = known[id(pattern)] = any(
-                    getattr(getattr(route, "callback", None), "arc_site_route", False)
-                    for route in pattern.url_patterns
-                )
+                mount = known[id(pattern)] = _is_site_mount(pattern)
             if mount:
                 return True
+    return False
+
+
+def _is_site_mount(resolver: URLResolver) -> bool:
+    """Whether ``resolver`` (an ``include()``) holds a resource site's routes."""
+    return any(
+        getattr(getattr(route, "callback", None), "arc_site_route", False)
+        for route in resolver.url_patterns
+    )
+
+
+def mounts_a_site(urlconf: Any = None) -> bool:
+    """Whether a resource site is mounted anywhere in ``urlconf`` (``ROOT_URLCONF``)."""
+    pending = list(get_resolver(urlconf).url_patterns)
+    while pending:
+        pattern = pending.pop()
+        if isinstance(pattern, URLResolver):
+            if _is_site_mount(pattern):
+                return True
+            pending.extend(pattern.url_patterns)
     return False
