@@ -152,10 +152,13 @@ class _ResourceForms:
       (:meth:`ResourceGenericViewSet.get_serializer`);
     - a route's page (bulk, an action, a custom route) offers no HTML form and an empty
       raw-data form: DRF would build both from the resource's serializer, one row's body,
-      which the route refuses."""
+      which the route refuses; nor a ``DELETE`` button when its ``DELETE`` route takes a
+      body (bulk's ``ids``/``filter``): the button sends none."""
 
     def get_rendered_html_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
         if method != "DELETE" and view.action not in _ROW_ACTIONS:
+            return None
+        if method == "DELETE" and _takes_a_body(view, "delete"):
             return None
         with _building_forms(view):
             return super().get_rendered_html_form(  # type: ignore[misc]
@@ -200,6 +203,13 @@ class _FormData:
 
 #: the actions whose page is one row's: a get's, and a saved update's
 _ROW_PAGES = frozenset({"retrieve", "update", "partial_update"})
+
+
+def _takes_a_body(view: Any, method: str) -> bool:
+    """Whether the route ``method`` is sent to on this page declares a body (``request``)."""
+    name = (getattr(view, "action_map", None) or {}).get(method)
+    spec = view.route_specs.get(name) if name else None
+    return spec is not None and spec.request is not None
 
 
 def _form_data(data: Any, view: Any) -> Any:

@@ -384,6 +384,22 @@ def test_the_filled_put_form_offers_only_the_callers_tenants_rows(monkeypatch):
     assert "Their secret prototype" not in page.content.decode()
 
 
+def test_the_bulk_page_offers_no_delete_button(monkeypatch):
+    """DRF offers a ``DELETE`` button on every page whose route allows the method; it sends
+    no body, and a bulk delete needs one (``ids`` or ``filter``), so the bulk page's button
+    was only ever refused. The bulk page offers none; a row's page still does."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org)
+    admin, html = member_client(org, "admin"), {"HTTP_ACCEPT": "text/html"}
+    bulk = admin.get("/api/idem-products/bulk/", **html)
+    assert "DELETE" in bulk["Allow"]
+    assert 'data-method="DELETE"' not in bulk.content.decode()
+    assert ">DELETE</button>" not in bulk.content.decode()
+    row = admin.get(f"/api/idem-products/{product.pk}/", **html)
+    assert row.status_code == 200 and 'data-method="DELETE"' in row.content.decode()
+
+
 def test_the_put_form_is_offered_only_to_who_may_change_that_row(monkeypatch):
     """DRF judges a form's row by the object permissions: with the row now known, a page's
     ``PUT`` form is offered to its owner (``OwnedBy``) and not to another user, who may read
