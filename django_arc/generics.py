@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
@@ -222,6 +223,21 @@ def _form_data(data: Any, view: Any) -> Any:
     if known is None:  # one per page, not one per form
         known = view._form_data = _FormData(view.get_serializer(instance=row))
     return known
+
+
+def _offers_current(field: Any, relation: Any, row: Any) -> bool:
+    """Whether ``relation``'s choices (its queryset) hold every row ``field`` of ``row``
+    points at now."""
+    try:
+        current = field.get_attribute(row)
+    except (AttributeError, KeyError, ObjectDoesNotExist):
+        return True
+    items = list(current) if field is not relation else [current]
+    pks = {getattr(item, "pk", None) for item in items} - {None}
+    if not pks:
+        return True
+    queryset = relation.get_queryset()
+    return queryset is None or queryset.filter(pk__in=pks).count() == len(pks)
 
 
 _ARC_RENDERERS: dict[type, type] = {}
@@ -704,7 +720,27 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         if ("data" in kwargs or form) and self.resource.preset_list:
             # a form's relations offer their rows as choices: the ones a body may name
             self._narrow_relations(serializer)
+        if form and kwargs.get("instance") is not None:
+            self._leave_out_unoffered(serializer, kwargs["instance"])
         return serializer
+
+    def _leave_out_unoffered(self, serializer: Any, row: Any) -> None:
+        """A form filled from ``row`` without the writable relations whose current row(s)
+        its ``<select>`` does not offer (another tenant's, one its queryset hides): no
+        option would be selected, the browser would send the first, and the form sent back
+        untouched would re-point the relation; left out, it is left alone. One count per
+        relation and page."""
+        serializer = getattr(serializer, "child", serializer)
+        verdicts = self.__dict__.setdefault("_unoffered", {})
+        for name, field in list(serializer.fields.items()):
+            relation = getattr(field, "child_relation", field)
+            if field.read_only or not isinstance(relation, RelatedField):
+                continue
+            key = (row.pk, name)
+            if key not in verdicts:
+                verdicts[key] = not _offers_current(field, relation, row)
+            if verdicts[key]:
+                serializer.fields.pop(name)
 
     def _renders_browsable_form(self) -> bool:
         """DRF's browsable API is asking for the serializer its HTML and raw-data forms

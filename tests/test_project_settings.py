@@ -254,10 +254,20 @@ def test_the_browsable_apis_forms_hold_only_what_the_caller_may_write(monkeypatc
     assert "7.00" not in anonymous.content.decode()
 
 
+def _form_html(page, method):
+    """The HTML of ``method``'s form on the page (the ``POST`` form is a plain one, the
+    others are sent by DRF's script from their ``data-method``), ``None`` when it has none."""
+    html = page.content.decode()
+    if method == "POST":
+        form = re.search(r'<form [^>]*method="POST" enctype=[^>]*>.*?</form>', html, re.S)
+    else:
+        form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)
+    return form[0] if form else None
+
+
 def _filled(page, method):
     """The values of the ``<input>`` elements of ``method``'s HTML form (name → value)."""
-    html = page.content.decode()
-    form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)[0]
+    form = _form_html(page, method)
     inputs = {}
     for tag in re.findall(r"<input[^>]*>", form):
         name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
@@ -269,8 +279,7 @@ def _filled(page, method):
 def _selected(page, method, name):
     """The ``(value, label)`` options of ``method``'s form's ``<select name=...>``, and the
     value of the selected one."""
-    html = page.content.decode()
-    form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)[0]
+    form = _form_html(page, method)
     select = re.search(rf'<select[^>]* name="{name}".*?</select>', form, re.S)[0]
     options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select)
     chosen = re.findall(r'<option value="([^"]*)"\s*selected', select)
@@ -330,6 +339,33 @@ def test_the_page_a_browsable_put_answers_holds_the_saved_row(monkeypatch):
     assert _filled(refused, "PUT") == {"name": "", "sku": "", "price": ""}
 
 
+def _as_posted(page, method):
+    """What a browser posts from ``method``'s HTML form as shown: every text input's value,
+    a checked box's, each ``<select>``'s selected option (the first one when none is), a
+    ``<textarea>``'s text."""
+    form = _form_html(page, method)
+    body = {}
+    for tag in re.findall(r"<input[^>]*>", form):
+        name = re.search(r'name="([^"]+)"', tag)
+        if name is None or name[1] == "csrfmiddlewaretoken":
+            continue
+        if 'type="checkbox"' in tag:
+            if "checked" in tag:
+                body[name[1]] = "on"
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        body[name[1]] = unescape(value[1]) if value else ""
+    for name, options in re.findall(r'<select[^>]* name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+        values = re.findall(r'<option value="([^"]*)"', options)
+        chosen = re.findall(r'<option value="([^"]*)"\s*selected', options)
+        body[name] = unescape((chosen or values)[0])
+    for name, text in re.findall(
+        r'<textarea[^>]* name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S
+    ):
+        body[name] = unescape(text)
+    return body
+
+
 def test_the_filled_put_form_leaves_out_what_the_caller_reads_masked(monkeypatch):
     """``redact_for`` masks a field on read but lets the caller write it: filled from the
     row, the form would have shown the value the caller is only shown as ``***``. A field the
@@ -382,6 +418,42 @@ def test_the_filled_put_form_offers_only_the_callers_tenants_rows(monkeypatch):
     assert _filled(page, "PUT") == {"quantity": "3", "customer_email": "buyer@ours.example"}
     assert raw == {"product": lamp.pk, "quantity": 3, "customer_email": "buyer@ours.example"}
     assert "Their secret prototype" not in page.content.decode()
+
+
+def test_a_filled_form_leaves_out_a_relation_whose_row_it_does_not_offer(monkeypatch):
+    """An order of the caller's tenant whose product is another tenant's (written by the
+    platform, or before the narrowing): its filled form's ``product`` ``<select>`` offers
+    the caller's tenant's products, none of them the order's, so none was selected and the
+    browser sent the first one: the form, sent back untouched, re-pointed the order. A
+    relation whose current row its form does not offer is left out of the filled forms
+    (HTML and raw-data): the form sent back leaves it alone; a relation it offers stays."""
+    from shop.models import Order
+    from tests.factories import OrderFactory
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    ours, theirs = OrganizationFactory(), OrganizationFactory()
+    lamp = ProductFactory(organization=ours, name="Our lamp")
+    secret = ProductFactory(organization=theirs, name="Their secret prototype")
+    order = OrderFactory(
+        organization=ours, product=secret, quantity=3, customer_email="buyer@ours.example"
+    )
+    editor, html = member_client(ours, "editor"), {"HTTP_ACCEPT": "text/html"}
+    url = f"/api/orders/{order.reference}/"
+    page = editor.get(url, **html)
+    assert page.status_code == 200
+    assert 'name="product"' not in _form_html(page, "PUT")
+    assert _html_form(page, "PUT")[1] == {"quantity": 3, "customer_email": "buyer@ours.example"}
+    assert "Their secret prototype" not in page.content.decode()
+    sent = editor.put(url, {**_as_posted(page, "PUT"), "quantity": "4"}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert Order.objects.values_list("product_id", "quantity").get(pk=order.pk) == (secret.pk, 4)
+    # the page of that save leaves it out too
+    saved = editor.put(url, {"quantity": "5"}, format="multipart", **html)
+    assert saved.status_code == 200 and 'name="product"' not in _form_html(saved, "PUT")
+    # an order whose product is offered keeps its select, that product selected
+    mine = OrderFactory(product=lamp)
+    page = editor.get(f"/api/orders/{mine.reference}/", **html)
+    assert _selected(page, "PUT", "product")[1] == [str(lamp.pk)]
 
 
 def test_the_bulk_page_offers_no_delete_button(monkeypatch):
