@@ -321,7 +321,9 @@ def test_the_page_a_browsable_put_answers_holds_the_saved_row(monkeypatch):
     page too, but only a get's filled its forms: after a save the ``PUT`` form was empty
     again, and sending it as shown (its text inputs post ``""``) changed one field and
     blanked or refused the others. It holds the saved row, as a get's page does, with the
-    same narrowing (the editor's never holds ``cost``); a refused write fills nothing."""
+    same narrowing (the editor's never holds ``cost``). A refused ``PUT``'s page holds what
+    was sent (over the row, for what was not):
+    ``test_a_refused_browsable_write_shows_its_form_again_with_what_was_sent``."""
     monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
     org = OrganizationFactory()
     product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
@@ -336,7 +338,7 @@ def test_the_page_a_browsable_put_answers_holds_the_saved_row(monkeypatch):
         assert "7.77" not in saved.content.decode()
     refused = editor.put(url, {"price": "not a price"}, format="multipart", **html)
     assert refused.status_code == 400
-    assert _filled(refused, "PUT") == {"name": "", "sku": "", "price": ""}
+    assert _filled(refused, "PUT") == {"name": "Chair", "sku": "L-1", "price": "not a price"}
 
 
 def _as_posted(page, method):
@@ -364,6 +366,123 @@ def _as_posted(page, method):
     ):
         body[name] = unescape(text)
     return body
+
+
+def _form_errors(page, method):
+    """The error messages ``method``'s HTML form shows under its inputs."""
+    shown = re.findall(r'<span class="help-block">([^<]+)</span>', _form_html(page, method))
+    return [unescape(message) for message in shown]
+
+
+def test_a_refused_browsable_write_shows_its_form_again_with_what_was_sent(monkeypatch):
+    """DRF shows the form of a refused write (a 400) again with what was sent and each
+    field's error; the envelope hides the serializer DRF reads them from, so the page of a
+    refused ``POST`` offered an empty form and a refused ``PUT``'s an empty one too: what
+    was typed was lost. The form sent is shown again holding what was sent (a ``PUT``'s over
+    the row, for the fields it did not send) and the errors under their inputs, narrowed as
+    every form is: the fields the caller may write, none it reads masked. A refused
+    ``PATCH`` (the raw-data form's) shows the ``PUT`` form filled from the row, as DRF does,
+    and the raw-data forms hold what they hold on the row's page."""
+    from shop.models import Membership
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
+    url, html = f"/api/t-products/{product.pk}/", {"HTTP_ACCEPT": "text/html"}
+    editor = member_client(org, "editor")
+
+    typed = {"name": "Typed", "sku": "T-9", "price": "not a price"}
+    refused = editor.post("/api/t-products/", typed, format="multipart", **html)
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "POST") == typed
+    assert _form_errors(refused, "POST") == ["A valid number is required."]
+    assert _html_form(refused, "POST")[1] == {"name": "", "sku": "", "price": None}
+    assert not Product.objects.filter(sku="T-9").exists()
+
+    refused = editor.put(url, {"name": "Desk", "price": "-"}, format="multipart", **html)
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "PUT") == {"name": "Desk", "sku": "L-1", "price": "-"}
+    assert _form_errors(refused, "PUT") == ["A valid number is required."]
+    assert _html_form(refused, "PUT")[1] == {"name": "Lamp", "sku": "L-1", "price": "12.50"}
+    assert "7.77" not in refused.content.decode()
+    # sent again once corrected, it saves what was typed and nothing else
+    saved = editor.put(url, {**_as_posted(refused, "PUT"), "price": "13.00"}, format="multipart")
+    assert saved.status_code == 200, saved.content
+    product.refresh_from_db()
+    assert (product.name, product.sku, str(product.price), str(product.cost)) == (
+        "Desk",
+        "L-1",
+        "13.00",
+        "7.77",
+    )
+
+    refused = editor.patch(url, {"price": "-"}, format="json", **html)
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "PUT") == {"name": "Desk", "sku": "L-1", "price": "13.00"}
+    assert _form_errors(refused, "PUT") == []
+
+    # an admin's form shown again holds the admin's fields; a writer reading sku masked
+    # is never shown the row's sku, even in the form of its refused write
+    admin = member_client(org, "admin")
+    refused = admin.put(url, {"cost": "x"}, format="multipart", **html)
+    assert _filled(refused, "PUT") == {"name": "Desk", "sku": "L-1", "price": "13.00", "cost": "x"}
+    writer = member_client(org, "editor")
+    user = Membership.objects.filter(organization=org, role="editor").last().user
+    Membership.objects.create(user=user, organization=org, role="viewer")
+    refused = writer.put(url, {"name": "Chair", "price": "-"}, format="multipart", **html)
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "PUT") == {"name": "Chair", "price": "-"}
+    assert "L-1" not in _form_html(refused, "PUT")
+
+
+def test_drfs_admin_renderer_shows_a_refused_writes_form_with_what_was_sent(monkeypatch):
+    """DRF's ``AdminRenderer`` shows a refused write's form above the list or row (its
+    "error form"): it was empty too; it holds what was sent and the field's error."""
+    from rest_framework.renderers import AdminRenderer
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, AdminRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50")
+    editor, html = member_client(org, "editor"), {"HTTP_ACCEPT": "text/html"}
+    for method, url, body in (
+        ("post", "/api/t-products/", {"name": "Typed", "sku": "T-9", "price": "-"}),
+        ("put", f"/api/t-products/{product.pk}/", {"name": "Typed", "price": "-"}),
+    ):
+        refused = getattr(editor, method)(url, body, format="multipart", **html)
+        assert refused.status_code == 400, refused.content
+        page = refused.content.decode()
+        assert '<input name="name" class="form-control" type="text"  value="Typed" >' in page
+        assert '<span class="help-block">A valid number is required.</span>' in page
+
+
+def test_a_refused_form_shown_again_offers_only_the_callers_tenants_rows(monkeypatch):
+    """A form shown again after its write was refused holds what was sent, but its
+    relations still offer only the caller's tenant's rows: another tenant's product named in
+    the body is neither an option nor selected, and its name is nowhere on the page."""
+    from tests.factories import OrderFactory
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    ours, theirs = OrganizationFactory(), OrganizationFactory()
+    lamp = ProductFactory(organization=ours, name="Our lamp")
+    desk = ProductFactory(organization=ours, name="Our desk")
+    secret = ProductFactory(organization=theirs, name="Their secret prototype")
+    order = OrderFactory(product=lamp, quantity=3, customer_email="buyer@ours.example")
+    editor, html = member_client(ours, "editor"), {"HTTP_ACCEPT": "text/html"}
+    body = {"product": secret.pk, "quantity": "2", "customer_email": "typed@ours.example"}
+    ours_only = sorted([(str(lamp.pk), "Our lamp"), (str(desk.pk), "Our desk")])
+    for method, url, form in (
+        ("post", "/api/orders/", "POST"),
+        ("put", f"/api/orders/{order.reference}/", "PUT"),
+    ):
+        refused = getattr(editor, method)(url, body, format="multipart", **html)
+        assert refused.status_code == 400, refused.content
+        options, chosen = _selected(refused, form, "product")
+        assert sorted(options) == ours_only and chosen == [], (method, options, chosen)
+        assert _filled(refused, form) == {"quantity": "2", "customer_email": "typed@ours.example"}
+        assert _form_errors(refused, form) == [f'Invalid pk "{secret.pk}" - object does not exist.']
+        assert "Their secret prototype" not in refused.content.decode()
+    order.refresh_from_db()
+    assert (order.product_id, order.quantity) == (lamp.pk, 3)
 
 
 def test_the_filled_put_form_leaves_out_what_the_caller_reads_masked(monkeypatch):
@@ -447,9 +566,11 @@ def test_a_filled_form_leaves_out_a_relation_whose_row_it_does_not_offer(monkeyp
     sent = editor.put(url, {**_as_posted(page, "PUT"), "quantity": "4"}, format="multipart")
     assert sent.status_code == 200, sent.content
     assert Order.objects.values_list("product_id", "quantity").get(pk=order.pk) == (secret.pk, 4)
-    # the page of that save leaves it out too
+    # the page of that save, and of a refused one, leave it out too
     saved = editor.put(url, {"quantity": "5"}, format="multipart", **html)
     assert saved.status_code == 200 and 'name="product"' not in _form_html(saved, "PUT")
+    refused = editor.put(url, {"quantity": "-1"}, format="multipart", **html)
+    assert refused.status_code == 400 and 'name="product"' not in _form_html(refused, "PUT")
     # an order whose product is offered keeps its select, that product selected
     mine = OrderFactory(product=lamp)
     page = editor.get(f"/api/orders/{mine.reference}/", **html)
