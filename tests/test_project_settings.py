@@ -28,7 +28,7 @@ from tests.factories import (
     member_client,
 )
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Author
+from tests.testapp.models import Author, Book
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +88,24 @@ class SealedAuthorResource(Resource):
     name = "sealed-authors"
     fields = ["id", "name"]
     permissions = {k: _sealed_rows for k in ("list", "get", "create", "update", "delete")}
+
+
+@settings_site.register
+class LateCheckedBookResource(Resource):
+    """An update whose hooks change the row before it is refused: ``before_update`` adds a
+    field the body did not send, ``after_update`` refuses the saved title."""
+
+    model = Book
+    name = "late-books"
+    fields = ["id", "title", "isbn", "pages"]
+    permissions = {k: P.require_auth() for k in ("list", "get", "create", "update", "delete")}
+
+    def before_update(self, request, instance, data):
+        return {**data, "pages": 999}
+
+    def after_update(self, request, instance):
+        if instance.title == "late":
+            raise serializers.ValidationError({"title": ["Refused after the save."]})
 
 
 @pytest.fixture
@@ -453,6 +471,27 @@ def test_drfs_admin_renderer_shows_a_refused_writes_form_with_what_was_sent(monk
         page = refused.content.decode()
         assert '<input name="name" class="form-control" type="text"  value="Typed" >' in page
         assert '<span class="help-block">A valid number is required.</span>' in page
+
+
+def test_a_refused_updates_form_is_shown_again_over_the_row_as_stored(settings, monkeypatch):
+    """A write refused after its save (an ``after_update`` check; the transaction rolled
+    back) left its hooks' changes on the instance read: its form, shown again, held a
+    ``pages`` the hook set and the table never kept. The row is read again, as stored."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    book = Book.objects.create(title="Early", isbn="I-1", pages=120, author=AuthorFactory())
+    api = client_for(UserFactory())
+    with site_mounted(settings, "s", settings_site):
+        refused = api.put(
+            f"/s/late-books/{book.pk}/",
+            {"title": "late"},
+            format="multipart",
+            HTTP_ACCEPT="text/html",
+        )
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "PUT") == {"title": "late", "isbn": "I-1", "pages": "120"}
+    assert _form_errors(refused, "PUT") == ["Refused after the save."]
+    book.refresh_from_db()
+    assert (book.title, book.pages) == ("Early", 120)
 
 
 def test_a_refused_form_shown_again_offers_only_the_callers_tenants_rows(monkeypatch):
