@@ -152,7 +152,7 @@ class _ResourceForms:
       of the form instead, built by the view while :attr:`building_forms` is set, so it
       holds the fields the caller may write and relations narrowed to what a body may name
       (:meth:`ResourceGenericViewSet.get_serializer`);
-    - the page of a write refused for what it sent (400, 409) shows the form sent again
+    - the page of a write refused for what it sent (400, 409, 422) shows the form sent again
       holding what was sent and each field's error, as DRF does from the serializer the
       envelope hides (:meth:`ResourceGenericViewSet.refused_form`);
     - a route's page (bulk, an action, a custom route) offers no HTML form and an empty
@@ -210,8 +210,9 @@ class _FormData:
 _ROW_PAGES = frozenset({"retrieve", "update", "partial_update"})
 #: the writes whose form a refused answer shows again
 _FORM_WRITES = frozenset({"create", "update", "partial_update"})
-#: the answers refusing a write for what it sent (invalid, taken): its form is shown again
-_REFUSED_INPUT = frozenset({400, 409})
+#: the answers refusing a write for what it sent (invalid, taken, a hook's "unprocessable"):
+#: its form is shown again
+_REFUSED_INPUT = frozenset({400, 409, 422})
 
 
 def _takes_a_body(view: Any, method: str) -> bool:
@@ -759,7 +760,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def refused_form(self, instance: Any, answer: Any) -> Any:
         """The form of a write refused for what it sent (the browsable API's page of its
-        400 or 409), as DRF shows it from the serializer the envelope hides: what the body
+        400, 409 or 422), as DRF shows it from the serializer the envelope hides: what the body
         sent for each field of the form, over ``instance`` (the row an update was sent to)
         or the form's initial values for what it did not send, and the answer's errors of
         those fields. It is the form the caller is offered (:meth:`get_serializer`): only
@@ -783,7 +784,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         details = answer.get("details") if isinstance(answer, dict) else None
         errors = {}
         if isinstance(details, dict):
-            errors = {name: details[name] for name in form.fields if name in details}
+            # a hook's ArcError may name a field with one message rather than a list
+            errors = {
+                name: details[name] if isinstance(details[name], (list, dict)) else [details[name]]
+                for name in form.fields
+                if name in details
+            }
         # what DRF's form renderer reads of a refused serializer: its data and errors
         form._data, form._errors = values, errors
         return form

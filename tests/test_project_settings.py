@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
+from django_arc.exceptions import ArcError
 from shop.models import Product
 from tests.factories import (
     AuthorFactory,
@@ -104,8 +105,8 @@ class LateCheckedBookResource(Resource):
         return {**data, "pages": 999}
 
     def after_update(self, request, instance):
-        if instance.title == "late":
-            raise serializers.ValidationError({"title": ["Refused after the save."]})
+        if instance.title == "late":  # one message, not a list
+            raise ArcError("TITLE_LATE", "Refused", 422, {"title": "Refused after the save."})
 
 
 @pytest.fixture
@@ -487,11 +488,26 @@ def test_a_refused_updates_form_is_shown_again_over_the_row_as_stored(settings, 
             format="multipart",
             HTTP_ACCEPT="text/html",
         )
-    assert refused.status_code == 400, refused.content
+    assert refused.status_code == 422, refused.content
     assert _filled(refused, "PUT") == {"title": "late", "isbn": "I-1", "pages": "120"}
     assert _form_errors(refused, "PUT") == ["Refused after the save."]
     book.refresh_from_db()
     assert (book.title, book.pages) == ("Early", 120)
+
+
+def test_a_write_a_hook_refuses_shows_its_form_again_with_what_was_sent(monkeypatch):
+    """A ``before_create`` hook refusing the body (``ArcError`` 422, naming the field with one
+    message, not a list) is a refusal of what was sent too: its form is shown again holding
+    it, the message once under the field it names."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    author = AuthorFactory()
+    body = {"title": "forbidden", "isbn": "I-9", "author": author.pk}
+    refused = client_for().post("/api/books/", body, format="multipart", HTTP_ACCEPT="text/html")
+    assert refused.status_code == 422, refused.content
+    assert _filled(refused, "POST")["title"] == "forbidden"
+    assert _filled(refused, "POST")["isbn"] == "I-9"
+    assert _selected(refused, "POST", "author")[1] == [str(author.pk)]
+    assert _form_errors(refused, "POST") == ["x"]
 
 
 def test_a_refused_form_shown_again_offers_only_the_callers_tenants_rows(monkeypatch):
