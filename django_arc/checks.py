@@ -20,7 +20,8 @@ another database than ``IdempotencyRecord`` (the ``database`` store); W008 the o
 purges delivered events (``DELIVERED_RETENTION_DAYS``) before keys end (``TTL_SECONDS``)
 where a keyed request can run twice; W009 a resource's own ``filter_backends`` holds DRF's
 ``OrderingFilter``/``SearchFilter`` or django-filter's ``DjangoFilterBackend``, which sort,
-search and filter outside the query language's allow-lists and field read rules.
+search and filter outside the query language's allow-lists and field read rules; W010 a
+resource site is mounted without ``ScopeMiddleware`` in ``MIDDLEWARE``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import inspect
 import threading
 from typing import Any
 
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils.module_loading import import_string
@@ -300,6 +301,42 @@ def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning
         )
         return warnings
     return warnings + _check_eviction_policy(alias)
+
+
+@register("django_arc", Tags.urls)
+def check_scope_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """arc.W010: a resource site is mounted in ``ROOT_URLCONF`` and no ``MIDDLEWARE`` entry
+    is ``ScopeMiddleware`` (or a subclass): a path under the site's prefix that no route
+    matches gets the project's 404 page rather than the envelope's."""
+    from django.conf import settings
+
+    from .middleware import ScopeMiddleware, mounts_a_site
+
+    for dotted in settings.MIDDLEWARE or ():
+        try:
+            middleware = import_string(dotted)
+        except ImportError:
+            continue  # Django's own start-up reports it
+        if isinstance(middleware, type) and issubclass(middleware, ScopeMiddleware):
+            return []
+    try:
+        mounted = mounts_a_site()
+    except Exception:  # a URLconf that cannot be imported: Django's urls check reports it
+        return []
+    if not mounted:
+        return []
+    return [
+        Warning(
+            "A resource site is mounted in ROOT_URLCONF but "
+            "django_arc.middleware.ScopeMiddleware is not in MIDDLEWARE: a path under the "
+            "site's prefix that no route matches gets the project's 404 page, not the error "
+            "envelope's 404, and a session caller's scope is judged only once a view runs.",
+            hint="Add 'django_arc.middleware.ScopeMiddleware' to MIDDLEWARE, after "
+            "AuthenticationMiddleware.",
+            obj="MIDDLEWARE",
+            id="arc.W010",
+        )
+    ]
 
 
 @register("django_arc")

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
@@ -41,6 +42,7 @@ from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.fields import empty
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
@@ -151,16 +153,22 @@ class _ResourceForms:
       of the form instead, built by the view while :attr:`building_forms` is set, so it
       holds the fields the caller may write and relations narrowed to what a body may name
       (:meth:`ResourceGenericViewSet.get_serializer`);
+    - the page of a write refused for what it sent (400, 409, 422) shows the form sent again
+      holding what was sent and each field's error, as DRF does from the serializer the
+      envelope hides (:meth:`ResourceGenericViewSet.refused_form`);
     - a route's page (bulk, an action, a custom route) offers no HTML form and an empty
       raw-data form: DRF would build both from the resource's serializer, one row's body,
-      which the route refuses."""
+      which the route refuses; nor a ``DELETE`` button when its ``DELETE`` route takes a
+      body (bulk's ``ids``/``filter``): the button sends none."""
 
     def get_rendered_html_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
         if method != "DELETE" and view.action not in _ROW_ACTIONS:
             return None
+        if method == "DELETE" and _takes_a_body(view, "delete"):
+            return None
         with _building_forms(view):
             return super().get_rendered_html_form(  # type: ignore[misc]
-                _form_data(data, view), view, method, request
+                _form_data(data, view, self), view, method, request
             )
 
     def show_form_for_method(self, view: Any, method: str, request: Any, obj: Any) -> Any:
@@ -174,7 +182,7 @@ class _ResourceForms:
     def get_raw_data_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
         with _building_forms(view):
             form = super().get_raw_data_form(  # type: ignore[misc]
-                _form_data(data, view), view, method, request
+                _form_data(data, view, self), view, method, request
             )
         if form is not None and view.action not in _ROW_ACTIONS:
             form.fields["_content"].initial = None
@@ -199,20 +207,72 @@ class _FormData:
         self.serializer = serializer
 
 
-#: the actions whose page is one row's: a get's, and a saved update's
+#: the actions whose page is one row's: a get's, and an update's
 _ROW_PAGES = frozenset({"retrieve", "update", "partial_update"})
+#: the writes whose form a refused answer shows again
+_FORM_WRITES = frozenset({"create", "update", "partial_update"})
+#: the answers refusing a write for what it sent (invalid, taken, a hook's "unprocessable"):
+#: its form is shown again
+_REFUSED_INPUT = frozenset({400, 409, 422})
 
 
-def _form_data(data: Any, view: Any) -> Any:
-    """``data``, or on a row's page (a get, a saved update) the form's serializer of that
-    row."""
+def _takes_a_body(view: Any, method: str) -> bool:
+    """Whether the route ``method`` is sent to on this page declares a body (``request``)."""
+    name = (getattr(view, "action_map", None) or {}).get(method)
+    spec = view.route_specs.get(name) if name else None
+    return spec is not None and spec.request is not None
+
+
+def _form_data(data: Any, view: Any, renderer: Any) -> Any:
+    """``data``, or on a row's page (a get, an update) the form's serializer of that row,
+    or on a refused write's page the form sent, holding what was sent (one per page, not
+    one per form)."""
+    known = view.__dict__.get("_form_data", _ABSENT)
+    if known is _ABSENT:
+        known = view._form_data = _page_form(data, view, renderer)
+    return data if known is None else known
+
+
+def _page_form(data: Any, view: Any, renderer: Any) -> _FormData | None:
     row = getattr(view, "arc_object", None)
+    if view.raised and view.action in _FORM_WRITES:
+        # the write was refused: its row as stored (a hook may have changed the instance
+        # before the refusal rolled the write back)
+        if row is not None and not _reread(row):
+            return None
+        response = (getattr(renderer, "renderer_context", None) or {}).get("response")
+        refused_input = getattr(response, "status_code", None) in _REFUSED_INPUT
+        if refused_input and view.action != "partial_update":
+            # DRF shows again the form whose method was sent: POST's, PUT's (a PATCH is
+            # the raw-data form's, whose page's PUT form holds the row, as DRF's does)
+            return _FormData(view.refused_form(row, data))
     if row is None or view.action not in _ROW_PAGES:
-        return data
-    known = view.__dict__.get("_form_data")
-    if known is None:  # one per page, not one per form
-        known = view._form_data = _FormData(view.get_serializer(instance=row))
-    return known
+        return None
+    return _FormData(view.get_serializer(instance=row))
+
+
+def _reread(row: Any) -> bool:
+    """``row`` read again from its table; ``False`` when it is gone."""
+    try:
+        row.refresh_from_db()
+    except ObjectDoesNotExist:
+        return False
+    return True
+
+
+def _offers_current(field: Any, relation: Any, row: Any) -> bool:
+    """Whether ``relation``'s choices (its queryset) hold every row ``field`` of ``row``
+    points at now."""
+    try:
+        current = field.get_attribute(row)
+    except (AttributeError, KeyError, ObjectDoesNotExist):
+        return True
+    items = list(current) if field is not relation else [current]
+    pks = {getattr(item, "pk", None) for item in items} - {None}
+    if not pks:
+        return True
+    queryset = relation.get_queryset()
+    return queryset is None or queryset.filter(pk__in=pks).count() == len(pks)
 
 
 _ARC_RENDERERS: dict[type, type] = {}
@@ -708,7 +768,63 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         if ("data" in kwargs or form) and self.resource.preset_list:
             # a form's relations offer their rows as choices: the ones a body may name
             self._narrow_relations(serializer)
+        if form and kwargs.get("instance") is not None:
+            self._leave_out_unoffered(serializer, kwargs["instance"])
         return serializer
+
+    def refused_form(self, instance: Any, answer: Any) -> Any:
+        """The form of a write refused for what it sent (the browsable API's page of its
+        400, 409 or 422), as DRF shows it from the serializer the envelope hides: what the body
+        sent for each field of the form, over ``instance`` (the row an update was sent to)
+        or the form's initial values for what it did not send, and the answer's errors of
+        those fields. It is the form the caller is offered (:meth:`get_serializer`): only
+        the fields it may write, none it reads masked, relations offering the rows a body
+        may name, so a value sent that names another tenant's row is no option of it."""
+        if instance is None:
+            form = self.get_serializer()
+        else:
+            # the update is partial: a field the body left out keeps the row's value
+            form = self.get_serializer(instance=instance, partial=True)
+        values = dict(form.data)
+        try:
+            body = self.request.data
+        except APIException:  # a body that could not be parsed sent nothing readable
+            body = None
+        if isinstance(body, Mapping):
+            for name, field in form.fields.items():
+                value = empty if field.read_only else field.get_value(body)
+                if value is not empty:
+                    values[name] = value
+        details = answer.get("details") if isinstance(answer, dict) else None
+        errors = {}
+        if isinstance(details, dict):
+            # a hook's ArcError may name a field with one message rather than a list
+            errors = {
+                name: details[name] if isinstance(details[name], (list, dict)) else [details[name]]
+                for name in form.fields
+                if name in details
+            }
+        # what DRF's form renderer reads of a refused serializer: its data and errors
+        form._data, form._errors = values, errors
+        return form
+
+    def _leave_out_unoffered(self, serializer: Any, row: Any) -> None:
+        """A form filled from ``row`` without the writable relations whose current row(s)
+        its ``<select>`` does not offer (another tenant's, one its queryset hides): no
+        option would be selected, the browser would send the first, and the form sent back
+        untouched would re-point the relation; left out, it is left alone. One count per
+        relation and page."""
+        serializer = getattr(serializer, "child", serializer)
+        verdicts = self.__dict__.setdefault("_unoffered", {})
+        for name, field in list(serializer.fields.items()):
+            relation = getattr(field, "child_relation", field)
+            if field.read_only or not isinstance(relation, RelatedField):
+                continue
+            key = (row.pk, name)
+            if key not in verdicts:
+                verdicts[key] = not _offers_current(field, relation, row)
+            if verdicts[key]:
+                serializer.fields.pop(name)
 
     def _renders_browsable_form(self) -> bool:
         """DRF's browsable API is asking for the serializer its HTML and raw-data forms

@@ -17,8 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, URLResolver, get_resolver
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.settings import api_settings
 
 from .exceptions import REQUEST_ID_HEADER, ArcError, NotFound, error_body, get_request_id
 from .scope import RequestScope, provisional_scope
@@ -45,18 +47,32 @@ class ScopeMiddleware:
         ):
             # no route matched (a view's own 404 has a resolver_match): under a site's
             # prefix, the envelope's 404, the bytes an unknown row gets
-            return self.error_response(request, NotFound(), compact=True)
+            return self.error_response(request, NotFound())
         return response
 
     @staticmethod
-    def error_response(request: HttpRequest, exc: ArcError, compact: bool = False) -> HttpResponse:
-        response = JsonResponse(
-            error_body(request, exc.code, exc.message, exc.details),
-            status=exc.status,
-            json_dumps_params={"separators": (",", ":")} if compact else None,
+    def error_response(request: HttpRequest, exc: ArcError) -> HttpResponse:
+        """The envelope of ``exc``, rendered as a view renders its envelopes for a JSON
+        caller: by the project's JSON renderer (the first of ``DEFAULT_RENDERER_CLASSES``
+        whose format is ``json``, else DRF's ``JSONRenderer``), so ``COMPACT_JSON``,
+        ``UNICODE_JSON`` and a project's own renderer shape these bytes too."""
+        renderer = _json_renderer()
+        content = renderer.render(
+            error_body(request, exc.code, exc.message, exc.details), renderer.media_type, {}
         )
+        content_type = renderer.media_type
+        if renderer.charset:
+            content_type = f"{content_type}; charset={renderer.charset}"
+        response = HttpResponse(content, status=exc.status, content_type=content_type)
         response[REQUEST_ID_HEADER] = get_request_id(request)
         return response
+
+
+def _json_renderer() -> Any:
+    for renderer in api_settings.DEFAULT_RENDERER_CLASSES:
+        if renderer.format == "json" and not issubclass(renderer, BrowsableAPIRenderer):
+            return renderer()
+    return JSONRenderer()
 
 
 def scope_error_response(request: Any, exc: ArcError) -> HttpResponse:
@@ -89,10 +105,27 @@ def under_a_site(request: Any) -> bool:
                 continue
             mount = known.get(id(pattern))
             if mount is None:
-                mount = known[id(pattern)] = any(
-                    getattr(getattr(route, "callback", None), "arc_site_route", False)
-                    for route in pattern.url_patterns
-                )
+                mount = known[id(pattern)] = _is_site_mount(pattern)
             if mount:
                 return True
+    return False
+
+
+def _is_site_mount(resolver: URLResolver) -> bool:
+    """Whether ``resolver`` (an ``include()``) holds a resource site's routes."""
+    return any(
+        getattr(getattr(route, "callback", None), "arc_site_route", False)
+        for route in resolver.url_patterns
+    )
+
+
+def mounts_a_site(urlconf: Any = None) -> bool:
+    """Whether a resource site is mounted anywhere in ``urlconf`` (``ROOT_URLCONF``)."""
+    pending = list(get_resolver(urlconf).url_patterns)
+    while pending:
+        pattern = pending.pop()
+        if isinstance(pattern, URLResolver):
+            if _is_site_mount(pattern):
+                return True
+            pending.extend(pattern.url_patterns)
     return False

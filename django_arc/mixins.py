@@ -53,8 +53,10 @@ class UpdateMixin:
     ``update_method = "PATCH"``."""
 
     def partial_update(self, request: Any, *args: Any, **kwargs: Any) -> Response:
-        serializer = self.perform_update(self.get_object(), self.get_body())
-        # the saved row: the browsable API's page fills its forms from it, as a get's does
+        # the row: the browsable API's page fills its forms from it, as a get's does (the
+        # saved row, or the row a refused write's form is shown again over)
+        self.arc_object = self.get_object()
+        serializer = self.perform_update(self.arc_object, self.get_body())
         self.arc_object = serializer.instance
         return self.success_response(self.render_saved(serializer), envelope.UPDATED)
 

@@ -9,6 +9,7 @@ from django.urls import include, path, reverse
 from django_arc import Resource, ResourceSite, arc, presets
 from django_arc import fields as F
 from django_arc.checks import check_resource, check_settings
+from django_arc.middleware import ScopeMiddleware
 from tests.testapp.models import Article, Author, Book, Dog, Gauge
 
 
@@ -215,3 +216,32 @@ def test_second_site_serves_its_own_resources(client, settings):
     assert r.status_code == 200
     assert r.json()["total"] == 1
     assert reverse("internal:staff-list") == "/internal/staff/"
+
+
+#: a URLconf without any resource site (``ROOT_URLCONF`` of the test below)
+urlpatterns = [path("plain/", lambda request: None)]
+
+
+class ProjectScopeMiddleware(ScopeMiddleware):
+    """A project's subclass of the middleware."""
+
+
+def test_a_mounted_site_without_scope_middleware_is_warned_of(settings):
+    """Without ``ScopeMiddleware`` an unknown path under a site's prefix is the project's
+    HTML 404 page, not the envelope's, and nothing said so: ``manage.py check`` warns
+    (``arc.W010``) when a site is mounted and no ``MIDDLEWARE`` entry is the middleware (or
+    a subclass of it), and only then."""
+    from django.core.checks import run_checks
+
+    def w010():
+        return [m for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"]
+
+    assert w010() == []
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "ScopeMiddleware" not in m]
+    [warning] = w010()
+    assert "ScopeMiddleware" in warning.msg and "404" in warning.msg
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.ProjectScopeMiddleware"]
+    assert w010() == []
+    settings.MIDDLEWARE = settings.MIDDLEWARE[:-1]
+    settings.ROOT_URLCONF = __name__
+    assert w010() == []

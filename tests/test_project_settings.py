@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
+from django_arc.exceptions import ArcError
 from shop.models import Product
 from tests.factories import (
     AuthorFactory,
@@ -28,7 +29,7 @@ from tests.factories import (
     member_client,
 )
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Author
+from tests.testapp.models import Author, Book
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +89,24 @@ class SealedAuthorResource(Resource):
     name = "sealed-authors"
     fields = ["id", "name"]
     permissions = {k: _sealed_rows for k in ("list", "get", "create", "update", "delete")}
+
+
+@settings_site.register
+class LateCheckedBookResource(Resource):
+    """An update whose hooks change the row before it is refused: ``before_update`` adds a
+    field the body did not send, ``after_update`` refuses the saved title."""
+
+    model = Book
+    name = "late-books"
+    fields = ["id", "title", "isbn", "pages"]
+    permissions = {k: P.require_auth() for k in ("list", "get", "create", "update", "delete")}
+
+    def before_update(self, request, instance, data):
+        return {**data, "pages": 999}
+
+    def after_update(self, request, instance):
+        if instance.title == "late":  # one message, not a list
+            raise ArcError("TITLE_LATE", "Refused", 422, {"title": "Refused after the save."})
 
 
 @pytest.fixture
@@ -254,10 +273,20 @@ def test_the_browsable_apis_forms_hold_only_what_the_caller_may_write(monkeypatc
     assert "7.00" not in anonymous.content.decode()
 
 
+def _form_html(page, method):
+    """The HTML of ``method``'s form on the page (the ``POST`` form is a plain one, the
+    others are sent by DRF's script from their ``data-method``), ``None`` when it has none."""
+    html = page.content.decode()
+    if method == "POST":
+        form = re.search(r'<form [^>]*method="POST" enctype=[^>]*>.*?</form>', html, re.S)
+    else:
+        form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)
+    return form[0] if form else None
+
+
 def _filled(page, method):
     """The values of the ``<input>`` elements of ``method``'s HTML form (name → value)."""
-    html = page.content.decode()
-    form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)[0]
+    form = _form_html(page, method)
     inputs = {}
     for tag in re.findall(r"<input[^>]*>", form):
         name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
@@ -269,8 +298,7 @@ def _filled(page, method):
 def _selected(page, method, name):
     """The ``(value, label)`` options of ``method``'s form's ``<select name=...>``, and the
     value of the selected one."""
-    html = page.content.decode()
-    form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)[0]
+    form = _form_html(page, method)
     select = re.search(rf'<select[^>]* name="{name}".*?</select>', form, re.S)[0]
     options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select)
     chosen = re.findall(r'<option value="([^"]*)"\s*selected', select)
@@ -312,7 +340,9 @@ def test_the_page_a_browsable_put_answers_holds_the_saved_row(monkeypatch):
     page too, but only a get's filled its forms: after a save the ``PUT`` form was empty
     again, and sending it as shown (its text inputs post ``""``) changed one field and
     blanked or refused the others. It holds the saved row, as a get's page does, with the
-    same narrowing (the editor's never holds ``cost``); a refused write fills nothing."""
+    same narrowing (the editor's never holds ``cost``). A refused ``PUT``'s page holds what
+    was sent (over the row, for what was not):
+    ``test_a_refused_browsable_write_shows_its_form_again_with_what_was_sent``."""
     monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
     org = OrganizationFactory()
     product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
@@ -327,7 +357,187 @@ def test_the_page_a_browsable_put_answers_holds_the_saved_row(monkeypatch):
         assert "7.77" not in saved.content.decode()
     refused = editor.put(url, {"price": "not a price"}, format="multipart", **html)
     assert refused.status_code == 400
-    assert _filled(refused, "PUT") == {"name": "", "sku": "", "price": ""}
+    assert _filled(refused, "PUT") == {"name": "Chair", "sku": "L-1", "price": "not a price"}
+
+
+def _as_posted(page, method):
+    """What a browser posts from ``method``'s HTML form as shown: every text input's value,
+    a checked box's, each ``<select>``'s selected option (the first one when none is), a
+    ``<textarea>``'s text."""
+    form = _form_html(page, method)
+    body = {}
+    for tag in re.findall(r"<input[^>]*>", form):
+        name = re.search(r'name="([^"]+)"', tag)
+        if name is None or name[1] == "csrfmiddlewaretoken":
+            continue
+        if 'type="checkbox"' in tag:
+            if "checked" in tag:
+                body[name[1]] = "on"
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        body[name[1]] = unescape(value[1]) if value else ""
+    for name, options in re.findall(r'<select[^>]* name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+        values = re.findall(r'<option value="([^"]*)"', options)
+        chosen = re.findall(r'<option value="([^"]*)"\s*selected', options)
+        body[name] = unescape((chosen or values)[0])
+    for name, text in re.findall(
+        r'<textarea[^>]* name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S
+    ):
+        body[name] = unescape(text)
+    return body
+
+
+def _form_errors(page, method):
+    """The error messages ``method``'s HTML form shows under its inputs."""
+    shown = re.findall(r'<span class="help-block">([^<]+)</span>', _form_html(page, method))
+    return [unescape(message) for message in shown]
+
+
+def test_a_refused_browsable_write_shows_its_form_again_with_what_was_sent(monkeypatch):
+    """DRF shows the form of a refused write (a 400) again with what was sent and each
+    field's error; the envelope hides the serializer DRF reads them from, so the page of a
+    refused ``POST`` offered an empty form and a refused ``PUT``'s an empty one too: what
+    was typed was lost. The form sent is shown again holding what was sent (a ``PUT``'s over
+    the row, for the fields it did not send) and the errors under their inputs, narrowed as
+    every form is: the fields the caller may write, none it reads masked. A refused
+    ``PATCH`` (the raw-data form's) shows the ``PUT`` form filled from the row, as DRF does,
+    and the raw-data forms hold what they hold on the row's page."""
+    from shop.models import Membership
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
+    url, html = f"/api/t-products/{product.pk}/", {"HTTP_ACCEPT": "text/html"}
+    editor = member_client(org, "editor")
+
+    typed = {"name": "Typed", "sku": "T-9", "price": "not a price"}
+    refused = editor.post("/api/t-products/", typed, format="multipart", **html)
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "POST") == typed
+    assert _form_errors(refused, "POST") == ["A valid number is required."]
+    assert _html_form(refused, "POST")[1] == {"name": "", "sku": "", "price": None}
+    assert not Product.objects.filter(sku="T-9").exists()
+
+    refused = editor.put(url, {"name": "Desk", "price": "-"}, format="multipart", **html)
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "PUT") == {"name": "Desk", "sku": "L-1", "price": "-"}
+    assert _form_errors(refused, "PUT") == ["A valid number is required."]
+    assert _html_form(refused, "PUT")[1] == {"name": "Lamp", "sku": "L-1", "price": "12.50"}
+    assert "7.77" not in refused.content.decode()
+    # sent again once corrected, it saves what was typed and nothing else
+    saved = editor.put(url, {**_as_posted(refused, "PUT"), "price": "13.00"}, format="multipart")
+    assert saved.status_code == 200, saved.content
+    product.refresh_from_db()
+    assert (product.name, product.sku, str(product.price), str(product.cost)) == (
+        "Desk",
+        "L-1",
+        "13.00",
+        "7.77",
+    )
+
+    refused = editor.patch(url, {"price": "-"}, format="json", **html)
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "PUT") == {"name": "Desk", "sku": "L-1", "price": "13.00"}
+    assert _form_errors(refused, "PUT") == []
+
+    # an admin's form shown again holds the admin's fields; a writer reading sku masked
+    # is never shown the row's sku, even in the form of its refused write
+    admin = member_client(org, "admin")
+    refused = admin.put(url, {"cost": "x"}, format="multipart", **html)
+    assert _filled(refused, "PUT") == {"name": "Desk", "sku": "L-1", "price": "13.00", "cost": "x"}
+    writer = member_client(org, "editor")
+    user = Membership.objects.filter(organization=org, role="editor").last().user
+    Membership.objects.create(user=user, organization=org, role="viewer")
+    refused = writer.put(url, {"name": "Chair", "price": "-"}, format="multipart", **html)
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "PUT") == {"name": "Chair", "price": "-"}
+    assert "L-1" not in _form_html(refused, "PUT")
+
+
+def test_drfs_admin_renderer_shows_a_refused_writes_form_with_what_was_sent(monkeypatch):
+    """DRF's ``AdminRenderer`` shows a refused write's form above the list or row (its
+    "error form"): it was empty too; it holds what was sent and the field's error."""
+    from rest_framework.renderers import AdminRenderer
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, AdminRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50")
+    editor, html = member_client(org, "editor"), {"HTTP_ACCEPT": "text/html"}
+    for method, url, body in (
+        ("post", "/api/t-products/", {"name": "Typed", "sku": "T-9", "price": "-"}),
+        ("put", f"/api/t-products/{product.pk}/", {"name": "Typed", "price": "-"}),
+    ):
+        refused = getattr(editor, method)(url, body, format="multipart", **html)
+        assert refused.status_code == 400, refused.content
+        page = refused.content.decode()
+        assert '<input name="name" class="form-control" type="text"  value="Typed" >' in page
+        assert '<span class="help-block">A valid number is required.</span>' in page
+
+
+def test_a_refused_updates_form_is_shown_again_over_the_row_as_stored(settings, monkeypatch):
+    """A write refused after its save (an ``after_update`` check; the transaction rolled
+    back) left its hooks' changes on the instance read: its form, shown again, held a
+    ``pages`` the hook set and the table never kept. The row is read again, as stored."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    book = Book.objects.create(title="Early", isbn="I-1", pages=120, author=AuthorFactory())
+    api = client_for(UserFactory())
+    with site_mounted(settings, "s", settings_site):
+        refused = api.put(
+            f"/s/late-books/{book.pk}/",
+            {"title": "late"},
+            format="multipart",
+            HTTP_ACCEPT="text/html",
+        )
+    assert refused.status_code == 422, refused.content
+    assert _filled(refused, "PUT") == {"title": "late", "isbn": "I-1", "pages": "120"}
+    assert _form_errors(refused, "PUT") == ["Refused after the save."]
+    book.refresh_from_db()
+    assert (book.title, book.pages) == ("Early", 120)
+
+
+def test_a_write_a_hook_refuses_shows_its_form_again_with_what_was_sent(monkeypatch):
+    """A ``before_create`` hook refusing the body (``ArcError`` 422, naming the field with one
+    message, not a list) is a refusal of what was sent too: its form is shown again holding
+    it, the message once under the field it names."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    author = AuthorFactory()
+    body = {"title": "forbidden", "isbn": "I-9", "author": author.pk}
+    refused = client_for().post("/api/books/", body, format="multipart", HTTP_ACCEPT="text/html")
+    assert refused.status_code == 422, refused.content
+    assert _filled(refused, "POST")["title"] == "forbidden"
+    assert _filled(refused, "POST")["isbn"] == "I-9"
+    assert _selected(refused, "POST", "author")[1] == [str(author.pk)]
+    assert _form_errors(refused, "POST") == ["x"]
+
+
+def test_a_refused_form_shown_again_offers_only_the_callers_tenants_rows(monkeypatch):
+    """A form shown again after its write was refused holds what was sent, but its
+    relations still offer only the caller's tenant's rows: another tenant's product named in
+    the body is neither an option nor selected, and its name is nowhere on the page."""
+    from tests.factories import OrderFactory
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    ours, theirs = OrganizationFactory(), OrganizationFactory()
+    lamp = ProductFactory(organization=ours, name="Our lamp")
+    desk = ProductFactory(organization=ours, name="Our desk")
+    secret = ProductFactory(organization=theirs, name="Their secret prototype")
+    order = OrderFactory(product=lamp, quantity=3, customer_email="buyer@ours.example")
+    editor, html = member_client(ours, "editor"), {"HTTP_ACCEPT": "text/html"}
+    body = {"product": secret.pk, "quantity": "2", "customer_email": "typed@ours.example"}
+    ours_only = sorted([(str(lamp.pk), "Our lamp"), (str(desk.pk), "Our desk")])
+    for method, url, form in (
+        ("post", "/api/orders/", "POST"),
+        ("put", f"/api/orders/{order.reference}/", "PUT"),
+    ):
+        refused = getattr(editor, method)(url, body, format="multipart", **html)
+        assert refused.status_code == 400, refused.content
+        options, chosen = _selected(refused, form, "product")
+        assert sorted(options) == ours_only and chosen == [], (method, options, chosen)
+        assert _filled(refused, form) == {"quantity": "2", "customer_email": "typed@ours.example"}
+        assert _form_errors(refused, form) == [f'Invalid pk "{secret.pk}" - object does not exist.']
+        assert "Their secret prototype" not in refused.content.decode()
+    order.refresh_from_db()
+    assert (order.product_id, order.quantity) == (lamp.pk, 3)
 
 
 def test_the_filled_put_form_leaves_out_what_the_caller_reads_masked(monkeypatch):
@@ -382,6 +592,60 @@ def test_the_filled_put_form_offers_only_the_callers_tenants_rows(monkeypatch):
     assert _filled(page, "PUT") == {"quantity": "3", "customer_email": "buyer@ours.example"}
     assert raw == {"product": lamp.pk, "quantity": 3, "customer_email": "buyer@ours.example"}
     assert "Their secret prototype" not in page.content.decode()
+
+
+def test_a_filled_form_leaves_out_a_relation_whose_row_it_does_not_offer(monkeypatch):
+    """An order of the caller's tenant whose product is another tenant's (written by the
+    platform, or before the narrowing): its filled form's ``product`` ``<select>`` offers
+    the caller's tenant's products, none of them the order's, so none was selected and the
+    browser sent the first one: the form, sent back untouched, re-pointed the order. A
+    relation whose current row its form does not offer is left out of the filled forms
+    (HTML and raw-data): the form sent back leaves it alone; a relation it offers stays."""
+    from shop.models import Order
+    from tests.factories import OrderFactory
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    ours, theirs = OrganizationFactory(), OrganizationFactory()
+    lamp = ProductFactory(organization=ours, name="Our lamp")
+    secret = ProductFactory(organization=theirs, name="Their secret prototype")
+    order = OrderFactory(
+        organization=ours, product=secret, quantity=3, customer_email="buyer@ours.example"
+    )
+    editor, html = member_client(ours, "editor"), {"HTTP_ACCEPT": "text/html"}
+    url = f"/api/orders/{order.reference}/"
+    page = editor.get(url, **html)
+    assert page.status_code == 200
+    assert 'name="product"' not in _form_html(page, "PUT")
+    assert _html_form(page, "PUT")[1] == {"quantity": 3, "customer_email": "buyer@ours.example"}
+    assert "Their secret prototype" not in page.content.decode()
+    sent = editor.put(url, {**_as_posted(page, "PUT"), "quantity": "4"}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert Order.objects.values_list("product_id", "quantity").get(pk=order.pk) == (secret.pk, 4)
+    # the page of that save, and of a refused one, leave it out too
+    saved = editor.put(url, {"quantity": "5"}, format="multipart", **html)
+    assert saved.status_code == 200 and 'name="product"' not in _form_html(saved, "PUT")
+    refused = editor.put(url, {"quantity": "-1"}, format="multipart", **html)
+    assert refused.status_code == 400 and 'name="product"' not in _form_html(refused, "PUT")
+    # an order whose product is offered keeps its select, that product selected
+    mine = OrderFactory(product=lamp)
+    page = editor.get(f"/api/orders/{mine.reference}/", **html)
+    assert _selected(page, "PUT", "product")[1] == [str(lamp.pk)]
+
+
+def test_the_bulk_page_offers_no_delete_button(monkeypatch):
+    """DRF offers a ``DELETE`` button on every page whose route allows the method; it sends
+    no body, and a bulk delete needs one (``ids`` or ``filter``), so the bulk page's button
+    was only ever refused. The bulk page offers none; a row's page still does."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org)
+    admin, html = member_client(org, "admin"), {"HTTP_ACCEPT": "text/html"}
+    bulk = admin.get("/api/idem-products/bulk/", **html)
+    assert "DELETE" in bulk["Allow"]
+    assert 'data-method="DELETE"' not in bulk.content.decode()
+    assert ">DELETE</button>" not in bulk.content.decode()
+    row = admin.get(f"/api/idem-products/{product.pk}/", **html)
+    assert row.status_code == 200 and 'data-method="DELETE"' in row.content.decode()
 
 
 def test_the_put_form_is_offered_only_to_who_may_change_that_row(monkeypatch):

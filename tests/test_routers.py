@@ -71,6 +71,43 @@ def test_a_path_under_the_sites_prefix_that_matches_no_route_is_the_envelopes_40
     assert traced["X-Request-Id"] == "trace-1" and traced.json()["requestId"] == "trace-1"
 
 
+@pytest.mark.parametrize("compact", [True, False])
+def test_the_middlewares_envelopes_render_as_the_views_do_under_the_projects_json_settings(
+    api, monkeypatch, compact
+):
+    """``REST_FRAMEWORK["COMPACT_JSON"]`` (DRF reads it into ``JSONRenderer.compact`` on
+    import, as the test sets it) shapes every envelope a view answers; the envelopes
+    ``ScopeMiddleware`` answers were written by ``JsonResponse``: the 404 of an unknown path
+    under the site's prefix always compact, a session caller's scope refusal always with
+    spaces. Both are the bytes the view answers the same request with now, under either
+    setting: an unknown row's 404, the view's own ``ORG_REQUIRED``."""
+    from django.contrib.auth.models import User
+    from rest_framework.renderers import JSONRenderer
+
+    from tests.factories import OrganizationFactory
+
+    monkeypatch.setattr(JSONRenderer, "compact", compact)
+    user = User.objects.create_user("u")
+    api.force_authenticate(user)
+    trace = {"HTTP_X_REQUEST_ID": "trace-1"}
+    unknown_path = api.get("/api/nope/", **trace)
+    unknown_row = api.get("/api/books/999999/", **trace)
+    assert (unknown_path.status_code, unknown_row.status_code) == (404, 404)
+    assert unknown_path.content == unknown_row.content
+    assert unknown_path["Content-Type"] == unknown_row["Content-Type"]
+    assert (b'"success": false' in unknown_path.content) is not compact
+
+    org = OrganizationFactory()
+    header = {**trace, "HTTP_X_ORGANIZATION_ID": str(org.pk)}
+    by_the_view = api.get("/api/t-products/", **header)
+    session = Client()
+    session.force_login(user)
+    by_the_middleware = session.get("/api/t-products/", **header)
+    assert_error(by_the_middleware, 403, "ORG_REQUIRED")
+    assert by_the_middleware.content == by_the_view.content
+    assert by_the_middleware["Content-Type"] == by_the_view["Content-Type"]
+
+
 def _health(request):
     return HttpResponse("ok")
 
