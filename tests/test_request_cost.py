@@ -1,0 +1,132 @@
+"""What one request may cost the server, as a function of what its client sends.
+
+A request's SQL statements, rows and response bytes must not grow with something the
+client controls beyond what the contract bounds (``MAX_PAGE_SIZE``, ``max_items``, the 500
+values of ``[in]``, ``DATA_UPLOAD_MAX_MEMORY_SIZE``). Measured as statements and bytes,
+never as time.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from django_arc import Resource, ResourceSite
+from django_arc import permissions as P
+from tests.helpers import assert_error, site_mounted
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC = {key: P.allow_public() for key in ("list", "get", "create", "update", "delete")}
+
+cost_site = ResourceSite(name="cost")
+
+
+@cost_site.register
+class GroupedUserResource(Resource):
+    """A writable many-to-many relation (``groups``) in the generated serializer."""
+
+    model = User
+    name = "grouped-users"
+    fields = ["id", "username", "groups"]
+    permissions = PUBLIC
+
+
+def _post(api, body):
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post(
+            "/cost/grouped-users/", json.dumps(body), content_type="application/json"
+        )
+    return response, len(queries)
+
+
+GROUPS_BY_ID = (
+    'SELECT "auth_group"."id", "auth_group"."name" FROM "auth_group" WHERE "auth_group"."id" IN'
+)
+
+
+def _group_reads(api, body):
+    """The response, and how many statements read ``auth_group`` by id."""
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post(
+            "/cost/grouped-users/", json.dumps(body), content_type="application/json"
+        )
+    reads = [q for q in queries.captured_queries if q["sql"].startswith(GROUPS_BY_ID)]
+    return response, len(reads)
+
+
+def _patch(api, pk, body):
+    with CaptureQueriesContext(connection) as queries:
+        response = api.patch(
+            f"/cost/grouped-users/{pk}/", json.dumps(body), content_type="application/json"
+        )
+    return response, len(queries)
+
+
+def test_a_many_to_many_list_costs_the_same_statements_however_long_it_is(api, settings):
+    """DRF's ``many=True`` relation looks each id up with a query of its own: a body
+    ``{"groups": [1, 1, 1, …]}`` of 2.5 MB (the memory limit) was about a million ``SELECT``s
+    from one request. The ids are read in one query per 500 items, only the ones not read
+    yet: a long list of the same few rows costs what a short one does."""
+    groups = [Group.objects.create(name=f"g{i}") for i in range(3)]
+    ids = [g.pk for g in groups]
+    with site_mounted(settings, "cost", cost_site):
+        short, short_sql = _post(api, {"username": "short", "groups": ids})
+        long, long_sql = _post(api, {"username": "long", "groups": ids * 1000})
+        assert short.status_code == 201, short.content
+        assert long.status_code == 201, long.content
+        assert long_sql == short_sql
+        assert sorted(long.json()["data"]["groups"]) == sorted(ids)
+        # two users in the same three groups, one given a long list, the other a short one
+        short_user, long_user = User.objects.filter(username__in=["short", "long"]).order_by("pk")
+        patched, patch_sql = _patch(api, long_user.pk, {"groups": ids[:1] * 2000})
+        # (a repeated id costs Django's ``set()`` one INSERT of a row it has: twice is enough)
+        again, again_sql = _patch(api, short_user.pk, {"groups": ids[:1] * 2})
+        assert patched.status_code == 200, patched.content
+        assert again.status_code == 200, again.content
+        assert patched.json()["data"]["groups"] == again.json()["data"]["groups"] == ids[:1]
+        assert patch_sql == again_sql
+    assert list(long_user.groups.values_list("pk", flat=True)) == ids[:1]
+
+
+def test_many_distinct_ids_are_read_500_to_a_query(api, settings):
+    """Distinct ids that exist are read 500 to a query (any database takes that many
+    parameters): 1,200 of them are three reads of the groups, one of them one."""
+    groups = Group.objects.bulk_create([Group(name=f"g{i}") for i in range(1200)])
+    ids = sorted(g.pk for g in Group.objects.filter(pk__in=[g.pk for g in groups]))
+    with site_mounted(settings, "cost", cost_site):
+        one, one_reads = _group_reads(api, {"username": "one", "groups": ids[:1]})
+        many, many_reads = _group_reads(api, {"username": "many", "groups": ids})
+    assert one.status_code == 201 and many.status_code == 201, many.content
+    assert (one_reads, many_reads) == (1, 3)
+    assert User.objects.get(username="many").groups.count() == 1200
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("missing", 'Invalid pk "{missing}" - object does not exist.'),
+        ("x", "Incorrect type. Expected pk value, received str."),
+        (True, "Incorrect type. Expected pk value, received bool."),
+        (2**70, 'Invalid pk "{big}" - object does not exist.'),
+        ([1], "Incorrect type. Expected pk value, received list."),
+    ],
+    ids=["missing", "text", "bool", "beyond int64", "list"],
+)
+def test_a_bad_id_in_a_long_many_to_many_list_is_refused_as_drf_refuses_it(
+    api, settings, value, message
+):
+    """The first id that is no visible row is refused with DRF's own message, after at
+    most the queries of the items before it: none of the ids after it is read."""
+    group = Group.objects.create(name="g")
+    missing = group.pk + 1000
+    bad = missing if value == "missing" else value
+    with site_mounted(settings, "cost", cost_site):
+        response, _ = _post(api, {"username": "u", "groups": [group.pk, bad] + [group.pk] * 999})
+    body = assert_error(response, 400, "VALIDATION_ERROR")
+    assert body["details"] == {"groups": [message.format(missing=missing, big=2**70)]}
+    assert not User.objects.filter(username="u").exists()
