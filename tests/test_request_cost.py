@@ -17,7 +17,9 @@ from django.test.utils import CaptureQueriesContext
 
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
+from tests.factories import AuthorFactory
 from tests.helpers import assert_error, site_mounted
+from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
 
@@ -130,3 +132,19 @@ def test_a_bad_id_in_a_long_many_to_many_list_is_refused_as_drf_refuses_it(
     body = assert_error(response, 400, "VALIDATION_ERROR")
     assert body["details"] == {"groups": [message.format(missing=missing, big=2**70)]}
     assert not User.objects.filter(username="u").exists()
+
+
+def test_a_bulk_filter_refusal_names_ten_unknown_filters_not_every_one(api):
+    """A bulk update's ``filter`` naming filters the resource does not have is refused
+    with each one listed: a 1.3 MB body of 100,000 such names was a 4.4 MB answer (3.4
+    times the request, stored as such under an ``Idempotency-Key``). The first ten, in the
+    order sent, are named; one more costs nothing."""
+    author = AuthorFactory()
+    Book.objects.create(title="t", isbn="1", author=author, pages=1)
+    unknown = {f"k{i}": 1 for i in range(100_000)}
+    body = json.dumps({"filter": {"title": "t", **unknown}, "data": {"title": "x"}})
+    response = api.patch("/api/bulk-books/bulk/", body, content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"filter": {f"k{i}": ["Not a filter of this resource."] for i in range(10)}}
+    assert len(response.content) < 1000
+    assert Book.objects.get().title == "t"
