@@ -15,14 +15,16 @@ from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 
 from django_arc import Resource, ResourceSite, action, route
 from django_arc import permissions as P
-from tests.factories import AuthorFactory
-from tests.helpers import assert_error, site_mounted
+from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
@@ -240,3 +242,38 @@ def test_a_resource_whose_action_takes_a_file_still_takes_one_past_the_memory_li
     assert response.status_code == 200, response.content
     assert response.json()["data"] == {"size": 50_000}
     assert sum(uploads) == 50_000
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_cached_list_stores_one_fixed_length_entry_per_distinct_query():
+    """What a client can make the query cache hold: one entry per request at most, under a
+    key of one length whatever its query's, and none for parameters the query language
+    ignores (a cache buster). The cache's size is the requests' rate times ``gc_seconds``:
+    docs/query-cache.md says to give it a Redis of its own."""
+    import redis as redis_py
+
+    caches = caches_with("redis", REDIS_URL)
+    org = OrganizationFactory()
+    ProductFactory(organization=org, name="p")
+    viewer = client_for(
+        MembershipFactory(organization=org, role="viewer").user,
+        HTTP_X_ORGANIZATION_ID=str(org.pk),
+    )
+    with (
+        override_settings(CACHES=caches),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis"})),
+    ):
+        server = redis_py.Redis.from_url(REDIS_URL)
+        pattern = f"{caches['redis']['KEY_PREFIX']}:*arc:qc:e:*"
+        for i in range(20):
+            response = viewer.get(f"/api/cached-products/?utm_source={'x' * 1000}{i}")
+            assert response.status_code == 200, response.content
+        assert len(server.keys(pattern)) == 1
+        for i in range(20):
+            response = viewer.get(f"/api/cached-products/?name[contains]={'y' * 900}{i}")
+            assert response["X-Cache"] == "MISS"
+        entries = server.keys(pattern)
+        assert len(entries) == 21
+        assert len({len(key) for key in entries}) == 1
