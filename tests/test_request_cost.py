@@ -277,3 +277,26 @@ def test_a_cached_list_stores_one_fixed_length_entry_per_distinct_query():
         entries = server.keys(pattern)
         assert len(entries) == 21
         assert len({len(key) for key in entries}) == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["z" * 2_000_000, [0] * 500_000], ids=["a 2 MB name", "a list of 500,000 items"]
+)
+def test_an_unknown_action_is_quoted_by_its_first_50_characters(api, name):
+    """An unknown ``action`` was quoted whole in the refusal: a 2 MB name answered 2 MB, a
+    list 1.5 times its JSON. It is quoted as the query language quotes a value, by its
+    first 50 characters."""
+    book = Book.objects.create(title="t", isbn="1", author=AuthorFactory(), pages=1)
+    body = json.dumps({"action": name})
+    response = api.post(f"/api/books/{book.pk}/action/", body, content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"action": [f"Unknown action {repr(name)[:50]}…. Allowed actions: shout."]}
+    assert len(response.content) < 1000
+
+
+def test_a_short_unknown_action_is_quoted_whole(api):
+    book = Book.objects.create(title="t", isbn="1", author=AuthorFactory(), pages=1)
+    body = json.dumps({"action": "discount"})
+    response = api.post(f"/api/books/{book.pk}/action/", body, content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"action": ["Unknown action 'discount'. Allowed actions: shout."]}
