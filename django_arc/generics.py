@@ -585,7 +585,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         spec = actions.get(name) if isinstance(name, str) else None
         if spec is None:
             allowed = ", ".join(sorted(actions))
-            problem = "This field is required." if name is None else f"Unknown action {name!r}."
+            # quoted by its first 50 characters, as the query language quotes a value: the
+            # body's ``action`` may be megabytes of text, or a list
+            shown = repr(name)
+            shown = shown if len(shown) <= 50 else f"{shown[:50]}…"
+            problem = "This field is required." if name is None else f"Unknown action {shown}."
             raise ArcError(
                 "VALIDATION_ERROR",
                 f"Unknown or missing action; allowed: {allowed}",

@@ -110,4 +110,30 @@ class ArcFormParser(_Decoded, FormParser):
 
 
 class ArcMultiPartParser(_Decoded, MultiPartParser):
-    """DRF's multipart parser; see :class:`_Decoded`."""
+    """DRF's multipart parser; see :class:`_Decoded`. Where no field takes a file
+    (:func:`takes_files`), the body is read under Django's memory limit, as a JSON or form
+    body is (:func:`_whole_body`): ``DATA_UPLOAD_MAX_MEMORY_SIZE`` leaves a multipart
+    body's files out, so a create on a resource without file fields read a file part of
+    any size whole (spooled to disk past ``FILE_UPLOAD_MAX_MEMORY_SIZE``), then ignored it."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        if not takes_files((parser_context or {}).get("view")):
+            stream = _whole_body(stream)
+        return super().parse(stream, media_type, parser_context)
+
+
+def takes_files(view: Any) -> bool:
+    """Whether a multipart body sent to ``view`` may carry files past the memory limit:
+    outside a resource's views (as DRF reads them), on a route or resource naming its own
+    parsers (an upload route), on a project's ``@route`` (its body is its own), and on a
+    resource whose serializer or actions' ``input`` has a file field (``takes_files``)."""
+    resource = getattr(view, "resource", None)
+    if resource is None or "parser_classes" in vars(view) or resource.parser_classes is not None:
+        return True
+    spec = getattr(view, "route_specs", {}).get(getattr(view, "action", None))
+    if spec is not None:
+        from .presets.base import Preset
+
+        if not isinstance(getattr(spec.handler, "__self__", None), Preset):
+            return True
+    return bool(resource.takes_files)

@@ -411,6 +411,35 @@ class Resource:
         return False
 
     @cached_property
+    def takes_files(self) -> bool:
+        """Whether a body of this resource's rows or actions may hold a file: a writable
+        file field in its serializer or in an action's ``input``, at any depth. A multipart
+        body of a resource that takes none is read under ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+        (:class:`~django_arc.parsers.ArcMultiPartParser`)."""
+        from rest_framework import serializers
+
+        def holds_file(field: Any) -> bool:
+            if getattr(field, "read_only", False):
+                return False
+            if isinstance(field, serializers.FileField):
+                return True
+            if isinstance(field, serializers.Serializer):
+                return any(holds_file(f) for f in field.fields.values())
+            inner = getattr(field, "child", None) or getattr(field, "child_relation", None)
+            return inner is not None and holds_file(inner)
+
+        bodies: list[Any] = [self.serializer]
+        bodies += [spec.input for spec in self.actions.values() if spec.input is not None]
+        for body in bodies:
+            try:
+                serializer = body() if isinstance(body, type) else body
+                if holds_file(serializer):
+                    return True
+            except Exception:  # noqa: BLE001 - an input it cannot build: assume it may
+                return True
+        return False
+
+    @cached_property
     def query_spec(self) -> QuerySpec:
         return QuerySpec(self)
 

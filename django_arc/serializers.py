@@ -15,6 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers
+from rest_framework.relations import MANY_RELATION_KWARGS
 
 from .events.event import unstorable_char
 from .query import MAX_INT, MIN_INT, beyond_int64, integer_range
@@ -169,6 +170,15 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         except OverflowError:
             self.fail("does_not_exist", pk_value=data)
 
+    @classmethod
+    def many_init(cls, *args: Any, **kwargs: Any) -> ArcManyRelatedField:
+        """DRF's ``many=True``, as :class:`ArcManyRelatedField`."""
+        list_kwargs = {"child_relation": cls(*args, **kwargs)}
+        for key in kwargs:
+            if key in MANY_RELATION_KWARGS:
+                list_kwargs[key] = kwargs[key]
+        return ArcManyRelatedField(**list_kwargs)
+
     def preloaded(self) -> dict[str, Any] | None:
         """The targets a batch write loaded for this field in one query
         (``context["arc_related"][field name]``: pk as text → row), or ``None``."""
@@ -190,6 +200,58 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         if obj is None:
             self.fail("does_not_exist", pk_value=data)
         return obj
+
+
+#: how many items of a ``many=True`` relation's list one query reads the rows of: any database
+#: takes that many parameters (SQLite refuses a statement past 32,766)
+MANY_IDS_PER_QUERY = 500
+
+
+class ArcManyRelatedField(serializers.ManyRelatedField):
+    """DRF's ``many=True`` relation, its rows read 500 items to a query.
+
+    DRF looks each id up with a query of its own (``queryset.get(pk=…)``): a body
+    ``{"tags": [1, 1, 1, …]}`` as large as ``DATA_UPLOAD_MAX_MEMORY_SIZE`` allows was about a
+    million ``SELECT``s from one request. Here the items are read in order, 500 at a time,
+    each batch's ids not read yet in one query from the field's own (narrowed) queryset: the
+    same few rows named a million times cost one query, and the first id that is no row is
+    refused, with DRF's message, before any id after its batch is read. A child with a
+    ``pk_field``, or rows a batch write loaded already (``context["arc_related"]``), is read
+    as DRF reads it."""
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        child = self.child_relation
+        if (
+            isinstance(data, str)
+            or not hasattr(data, "__iter__")
+            or isinstance(data, dict)
+            or child.pk_field is not None
+            or child.preloaded() is not None
+        ):
+            return super().to_internal_value(data)  # DRF's refusals, or DRF's own lookups
+        items = list(data)
+        if not self.allow_empty and not items:
+            self.fail("empty")
+        queryset = child.get_queryset()
+        model = queryset.model
+        known: dict[str, Any] = {}
+        found: list[Any] = []
+        for start in range(0, len(items), MANY_IDS_PER_QUERY):
+            batch = items[start : start + MANY_IDS_PER_QUERY]
+            wanted: set[Any] = set()
+            for item in batch:
+                if item is None or isinstance(item, (bool, dict, list)):
+                    continue
+                try:
+                    pk = model._meta.pk.to_python(item)
+                except (TypeError, ValueError, DjangoValidationError, OverflowError):
+                    continue
+                if not beyond_int64(pk) and str(pk) not in known:
+                    wanted.add(pk)
+            if wanted:
+                known.update({str(row.pk): row for row in queryset.filter(pk__in=wanted)})
+            found.extend(child.from_preloaded(known, item) for item in batch)
+        return found
 
 
 def preload_key(model: Any, value: Any) -> str:

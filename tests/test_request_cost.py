@@ -1,0 +1,302 @@
+"""What one request may cost the server, as a function of what its client sends.
+
+A request's SQL statements, rows and response bytes must not grow with something the
+client controls beyond what the contract bounds (``MAX_PAGE_SIZE``, ``max_items``, the 500
+values of ``[in]``, ``DATA_UPLOAD_MAX_MEMORY_SIZE``). Measured as statements and bytes,
+never as time.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
+from rest_framework.parsers import MultiPartParser
+
+from django_arc import Resource, ResourceSite, action, route
+from django_arc import permissions as P
+from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.testapp.models import Book
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC = {key: P.allow_public() for key in ("list", "get", "create", "update", "delete")}
+
+cost_site = ResourceSite(name="cost")
+
+
+class AttachInput(serializers.Serializer):
+    file = serializers.FileField()
+
+
+@cost_site.register
+class GroupedUserResource(Resource):
+    """A writable many-to-many relation (``groups``) in the generated serializer."""
+
+    model = User
+    name = "grouped-users"
+    fields = ["id", "username", "groups"]
+    permissions = PUBLIC
+
+    @route("POST", "upload", permissions=P.allow_public(), parser_classes=[MultiPartParser])
+    def upload(self, request):
+        return {"size": request.data["file"].size}
+
+    @action(permissions=P.allow_public(), input=AttachInput)
+    def attach(self, request, instance, data):
+        return {"size": data["file"].size}
+
+
+def _post(api, body):
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post(
+            "/cost/grouped-users/", json.dumps(body), content_type="application/json"
+        )
+    return response, len(queries)
+
+
+GROUPS_BY_ID = (
+    'SELECT "auth_group"."id", "auth_group"."name" FROM "auth_group" WHERE "auth_group"."id" IN'
+)
+
+
+def _group_reads(api, body):
+    """The response, and how many statements read ``auth_group`` by id."""
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post(
+            "/cost/grouped-users/", json.dumps(body), content_type="application/json"
+        )
+    reads = [q for q in queries.captured_queries if q["sql"].startswith(GROUPS_BY_ID)]
+    return response, len(reads)
+
+
+def _patch(api, pk, body):
+    with CaptureQueriesContext(connection) as queries:
+        response = api.patch(
+            f"/cost/grouped-users/{pk}/", json.dumps(body), content_type="application/json"
+        )
+    return response, len(queries)
+
+
+def test_a_many_to_many_list_costs_the_same_statements_however_long_it_is(api, settings):
+    """DRF's ``many=True`` relation looks each id up with a query of its own: a body
+    ``{"groups": [1, 1, 1, …]}`` of 2.5 MB (the memory limit) was about a million ``SELECT``s
+    from one request. The ids are read in one query per 500 items, only the ones not read
+    yet: a long list of the same few rows costs what a short one does."""
+    groups = [Group.objects.create(name=f"g{i}") for i in range(3)]
+    ids = [g.pk for g in groups]
+    with site_mounted(settings, "cost", cost_site):
+        short, short_sql = _post(api, {"username": "short", "groups": ids})
+        long, long_sql = _post(api, {"username": "long", "groups": ids * 1000})
+        assert short.status_code == 201, short.content
+        assert long.status_code == 201, long.content
+        assert long_sql == short_sql
+        assert sorted(long.json()["data"]["groups"]) == sorted(ids)
+        # two users in the same three groups, one given a long list, the other a short one
+        short_user, long_user = User.objects.filter(username__in=["short", "long"]).order_by("pk")
+        patched, patch_sql = _patch(api, long_user.pk, {"groups": ids[:1] * 2000})
+        # (a repeated id costs Django's ``set()`` one INSERT of a row it has: twice is enough)
+        again, again_sql = _patch(api, short_user.pk, {"groups": ids[:1] * 2})
+        assert patched.status_code == 200, patched.content
+        assert again.status_code == 200, again.content
+        assert patched.json()["data"]["groups"] == again.json()["data"]["groups"] == ids[:1]
+        assert patch_sql == again_sql
+    assert list(long_user.groups.values_list("pk", flat=True)) == ids[:1]
+
+
+def test_many_distinct_ids_are_read_500_to_a_query(api, settings):
+    """Distinct ids that exist are read 500 to a query (any database takes that many
+    parameters): 1,200 of them are three reads of the groups, one of them one."""
+    groups = Group.objects.bulk_create([Group(name=f"g{i}") for i in range(1200)])
+    ids = sorted(g.pk for g in Group.objects.filter(pk__in=[g.pk for g in groups]))
+    with site_mounted(settings, "cost", cost_site):
+        one, one_reads = _group_reads(api, {"username": "one", "groups": ids[:1]})
+        many, many_reads = _group_reads(api, {"username": "many", "groups": ids})
+    assert one.status_code == 201 and many.status_code == 201, many.content
+    assert (one_reads, many_reads) == (1, 3)
+    assert User.objects.get(username="many").groups.count() == 1200
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("missing", 'Invalid pk "{missing}" - object does not exist.'),
+        ("x", "Incorrect type. Expected pk value, received str."),
+        (True, "Incorrect type. Expected pk value, received bool."),
+        (2**70, 'Invalid pk "{big}" - object does not exist.'),
+        ([1], "Incorrect type. Expected pk value, received list."),
+    ],
+    ids=["missing", "text", "bool", "beyond int64", "list"],
+)
+def test_a_bad_id_in_a_long_many_to_many_list_is_refused_as_drf_refuses_it(
+    api, settings, value, message
+):
+    """The first id that is no visible row is refused with DRF's own message, after at
+    most the queries of the items before it: none of the ids after it is read."""
+    group = Group.objects.create(name="g")
+    missing = group.pk + 1000
+    bad = missing if value == "missing" else value
+    with site_mounted(settings, "cost", cost_site):
+        response, _ = _post(api, {"username": "u", "groups": [group.pk, bad] + [group.pk] * 999})
+    body = assert_error(response, 400, "VALIDATION_ERROR")
+    assert body["details"] == {"groups": [message.format(missing=missing, big=2**70)]}
+    assert not User.objects.filter(username="u").exists()
+
+
+def test_a_bulk_filter_refusal_names_ten_unknown_filters_not_every_one(api):
+    """A bulk update's ``filter`` naming filters the resource does not have is refused
+    with each one listed: a 1.3 MB body of 100,000 such names was a 4.4 MB answer (3.4
+    times the request, stored as such under an ``Idempotency-Key``). The first ten, in the
+    order sent, are named; one more costs nothing."""
+    author = AuthorFactory()
+    Book.objects.create(title="t", isbn="1", author=author, pages=1)
+    unknown = {f"k{i}": 1 for i in range(100_000)}
+    body = json.dumps({"filter": {"title": "t", **unknown}, "data": {"title": "x"}})
+    response = api.patch("/api/bulk-books/bulk/", body, content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"filter": {f"k{i}": ["Not a filter of this resource."] for i in range(10)}}
+    assert len(response.content) < 1000
+    assert Book.objects.get().title == "t"
+
+
+class _Upload(FileUploadHandler):
+    """Counts the bytes of files Django reads from a multipart body."""
+
+    def receive_data_chunk(self, raw_data, start):
+        UPLOADED.append(len(raw_data))
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+UPLOADED: list[int] = []
+COUNTED_UPLOADS = [
+    "tests.test_request_cost._Upload",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+]
+
+
+@pytest.fixture
+def uploads(settings):
+    settings.FILE_UPLOAD_HANDLERS = COUNTED_UPLOADS
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    UPLOADED.clear()
+    yield UPLOADED
+    UPLOADED.clear()
+
+
+def test_a_multipart_body_over_the_memory_limit_is_413_where_no_field_takes_a_file(api, uploads):
+    """Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` leaves a multipart body's files out: a
+    create on a resource with no file field read a 20 MB file part whole (spooled to disk
+    past 2.5 MB) and answered 201, the file ignored. Its body is now read under the limit,
+    as a JSON or form body is: 413, before any file is read."""
+    author = AuthorFactory()
+    fields = {"title": "t", "isbn": "1", "author": author.pk}
+    blob = SimpleUploadedFile("blob.bin", b"x" * 50_000)
+    response = api.post("/api/books/", {**fields, "blob": blob}, format="multipart")
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+    assert sum(uploads) == 0
+    assert not Book.objects.exists()
+    # a multipart body within the limit (the browsable API's forms) is read as before
+    response = api.post("/api/books/", fields, format="multipart")
+    assert response.status_code == 201, response.content
+
+
+def test_a_route_with_parsers_of_its_own_still_takes_a_file_past_the_memory_limit(
+    api, settings, uploads
+):
+    """A route naming its parsers (an upload) chose to read files: not bounded here."""
+    with site_mounted(settings, "cost", cost_site):
+        response = api.post(
+            "/cost/grouped-users/upload/",
+            {"file": SimpleUploadedFile("big.bin", b"x" * 50_000)},
+            format="multipart",
+        )
+    assert response.status_code == 200, response.content
+    assert response.json()["data"] == {"size": 50_000}
+    assert sum(uploads) == 50_000
+
+
+def test_a_resource_whose_action_takes_a_file_still_takes_one_past_the_memory_limit(
+    api, settings, uploads
+):
+    """A resource with a file field (here an action's ``input``) reads its files as
+    Django does: the memory limit bounds the other fields only."""
+    user = User.objects.create(username="u")
+    with site_mounted(settings, "cost", cost_site):
+        response = api.post(
+            f"/cost/grouped-users/{user.pk}/action/",
+            {"action": "attach", "file": SimpleUploadedFile("big.bin", b"x" * 50_000)},
+            format="multipart",
+        )
+    assert response.status_code == 200, response.content
+    assert response.json()["data"] == {"size": 50_000}
+    assert sum(uploads) == 50_000
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_cached_list_stores_one_fixed_length_entry_per_distinct_query():
+    """What a client can make the query cache hold: one entry per request at most, under a
+    key of one length whatever its query's, and none for parameters the query language
+    ignores (a cache buster). The cache's size is the requests' rate times ``gc_seconds``:
+    docs/query-cache.md says to give it a Redis of its own."""
+    import redis as redis_py
+
+    caches = caches_with("redis", REDIS_URL)
+    org = OrganizationFactory()
+    ProductFactory(organization=org, name="p")
+    viewer = client_for(
+        MembershipFactory(organization=org, role="viewer").user,
+        HTTP_X_ORGANIZATION_ID=str(org.pk),
+    )
+    with (
+        override_settings(CACHES=caches),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis"})),
+    ):
+        server = redis_py.Redis.from_url(REDIS_URL)
+        pattern = f"{caches['redis']['KEY_PREFIX']}:*arc:qc:e:*"
+        for i in range(20):
+            response = viewer.get(f"/api/cached-products/?utm_source={'x' * 1000}{i}")
+            assert response.status_code == 200, response.content
+        assert len(server.keys(pattern)) == 1
+        for i in range(20):
+            response = viewer.get(f"/api/cached-products/?name[contains]={'y' * 900}{i}")
+            assert response["X-Cache"] == "MISS"
+        entries = server.keys(pattern)
+        assert len(entries) == 21
+        assert len({len(key) for key in entries}) == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["z" * 2_000_000, [0] * 500_000], ids=["a 2 MB name", "a list of 500,000 items"]
+)
+def test_an_unknown_action_is_quoted_by_its_first_50_characters(api, name):
+    """An unknown ``action`` was quoted whole in the refusal: a 2 MB name answered 2 MB, a
+    list 1.5 times its JSON. It is quoted as the query language quotes a value, by its
+    first 50 characters."""
+    book = Book.objects.create(title="t", isbn="1", author=AuthorFactory(), pages=1)
+    body = json.dumps({"action": name})
+    response = api.post(f"/api/books/{book.pk}/action/", body, content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"action": [f"Unknown action {repr(name)[:50]}…. Allowed actions: shout."]}
+    assert len(response.content) < 1000
+
+
+def test_a_short_unknown_action_is_quoted_whole(api):
+    book = Book.objects.create(title="t", isbn="1", author=AuthorFactory(), pages=1)
+    body = json.dumps({"action": "discount"})
+    response = api.post(f"/api/books/{book.pk}/action/", body, content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"action": ["Unknown action 'discount'. Allowed actions: shout."]}
