@@ -157,3 +157,37 @@ def test_a_wrapper_with_its_own_publish_is_relayed_through_it(stream):
     assert transport.traced == ids
     assert [json.loads(f[b"data"])["meta"]["id"] for _, f in client.xrange(name)] == ids
     inner.close()
+
+
+class _TracingMixin:
+    """A project's mixin listed before the transport: ``class T(Mixin, Transport)``."""
+
+    def publish(self, event):
+        self.traced.append(event.id)
+        return super().publish(event)
+
+    def publish_many(self, events):
+        events = list(events)
+        self.traced.extend(event.id for event in events)
+        return super().publish_many(events)
+
+
+class _MixedIn(_TracingMixin, RedisStreamsTransport):
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.traced = []
+
+
+def test_a_mixin_listed_before_the_transport_is_relayed_through_it(stream):
+    """``takes_wire`` counted only a subclass of the class defining ``publish_wire`` as an
+    override: a mixin's ``publish``/``publish_many`` listed before the Redis transport (the
+    way a tracing mixin is written) was passed by, every relayed event untraced, while the
+    outbox-off path called it. A method found before that class in the MRO now counts."""
+    client, name = stream
+    transport = _MixedIn(url=REDIS_URL, stream=name)
+    outbox = EventOutbox(transport)
+    ids = [outbox.store(create_event("orders.created", {"n": i})).event_id for i in range(3)]
+    assert outbox.relay_batch(limit=10).relayed == 3
+    assert transport.traced == ids
+    assert [json.loads(f[b"data"])["meta"]["id"] for _, f in client.xrange(name)] == ids
+    transport.close()

@@ -36,7 +36,8 @@ def takes_wire(transport: Any) -> Any:
     """``transport.publish_wire`` when the relay may hand it arc's wire form spliced from the
     outbox rows (the Redis transports), else ``None``: only when the transport publishes
     through it, its ``publish`` and ``publish_many`` those of the class that defines
-    ``publish_wire``. A project's subclass (or instance, or a wrapper reaching the Redis
+    ``publish_wire`` (or of a class after it in the MRO). A project's subclass (a mixin
+    listed before the transport too; or an instance, or a wrapper reaching the Redis
     transport's ``publish_wire`` through ``__getattr__``) with a ``publish`` or
     ``publish_many`` of its own (to trace, route or redact events) is published through
     them, as the outbox-off path publishes it; ``publish_wire`` would pass them by."""
@@ -52,9 +53,9 @@ def takes_wire(transport: Any) -> Any:
         if name in own:
             return None
         definer = next((c for c in mro if name in vars(c)), None)
-        if definer is not None and (
-            owner is None or (definer is not owner and issubclass(definer, owner))
-        ):
+        # a class before ``owner`` in the MRO: a subclass, or a mixin listed before the
+        # transport (``class Traced(TracingMixin, RedisStreamsTransport)``)
+        if definer is not None and (owner is None or mro.index(definer) < mro.index(owner)):
             return None
     return publish_wire
 
