@@ -191,3 +191,36 @@ def test_a_mixin_listed_before_the_transport_is_relayed_through_it(stream):
     assert transport.traced == ids
     assert [json.loads(f[b"data"])["meta"]["id"] for _, f in client.xrange(name)] == ids
     transport.close()
+
+
+class _Redacting(RedisStreamsTransport):
+    """A project's Redis transport removing a field before it leaves (in place)."""
+
+    def publish(self, event):
+        event.payload.pop("card", None)
+        return super().publish(event)
+
+    def publish_many(self, events):
+        events = list(events)
+        for event in events:
+            event.payload.pop("card", None)
+        return super().publish_many(events)
+
+
+def test_a_subclass_redacting_the_payload_in_place_is_relayed_redacted(stream):
+    """The relay hands such a transport ``Event`` s through its own methods, but each
+    carried its row's payload text, which ``publish_many`` spliced as it was: a field the
+    subclass removed in place (``event.payload.pop("card")``) went out on the stream, where
+    the outbox-off path sent it redacted. The events are now encoded from their payload,
+    on the stream as the outbox-off path writes them."""
+    client, name = stream
+    transport = _Redacting(url=REDIS_URL, stream=name)
+    outbox = EventOutbox(transport)
+    event = create_event("orders.created", {"n": 1, "card": "4242"})
+    outbox.store(event)
+    transport.publish(event)  # the outbox-off path
+    assert outbox.relay_batch(limit=10).relayed == 1
+    direct, relayed = (json.loads(f[b"data"]) for _, f in client.xrange(name))
+    assert relayed["payload"] == direct["payload"] == {"n": 1}
+    assert relayed == direct
+    transport.close()
