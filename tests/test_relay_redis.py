@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
@@ -223,4 +224,29 @@ def test_a_subclass_redacting_the_payload_in_place_is_relayed_redacted(stream):
     direct, relayed = (json.loads(f[b"data"]) for _, f in client.xrange(name))
     assert relayed["payload"] == direct["payload"] == {"n": 1}
     assert relayed == direct
+    transport.close()
+
+
+def test_a_transport_method_wrapped_in_place_is_relayed_through_it(stream, monkeypatch):
+    """Instrumentation (tracing) patching the Redis transport class itself, its
+    ``publish_many`` wrapped with ``functools.wraps``: the relay spliced the rows into
+    ``publish_wire`` past it, while the outbox-off path called it. A wrapped ``publish`` or
+    ``publish_many`` (``__wrapped__``) now counts as the project's."""
+    client, name = stream
+    traced = []
+    original = RedisStreamsTransport.publish_many
+
+    @functools.wraps(original)
+    def publish_many(self, events):
+        events = list(events)
+        traced.extend(event.id for event in events)
+        return original(self, events)
+
+    monkeypatch.setattr(RedisStreamsTransport, "publish_many", publish_many)
+    transport = RedisStreamsTransport(url=REDIS_URL, stream=name)
+    outbox = EventOutbox(transport)
+    ids = [outbox.store(create_event("orders.created", {"n": i})).event_id for i in range(2)]
+    assert outbox.relay_batch(limit=10).relayed == 2
+    assert traced == ids
+    assert [json.loads(f[b"data"])["meta"]["id"] for _, f in client.xrange(name)] == ids
     transport.close()

@@ -39,8 +39,10 @@ def takes_wire(transport: Any) -> Any:
     ``publish_wire`` (or of a class after it in the MRO). A project's subclass (a mixin
     listed before the transport too; or an instance, or a wrapper reaching the Redis
     transport's ``publish_wire`` through ``__getattr__``) with a ``publish`` or
-    ``publish_many`` of its own (to trace, route or redact events) is published through
-    them, as the outbox-off path publishes it; ``publish_wire`` would pass them by."""
+    ``publish_many`` of its own, or the transport's wrapped in place (instrumentation
+    patching the class with ``functools.wraps``), to trace, route or redact events, is
+    published through them, as the outbox-off path publishes it; ``publish_wire`` would
+    pass them by."""
     publish_wire = getattr(transport, "publish_wire", None)
     if not callable(publish_wire):
         return None
@@ -57,6 +59,8 @@ def takes_wire(transport: Any) -> Any:
         # transport (``class Traced(TracingMixin, RedisStreamsTransport)``)
         if definer is not None and (owner is None or mro.index(definer) < mro.index(owner)):
             return None
+        if definer is owner and hasattr(vars(owner)[name], "__wrapped__"):
+            return None  # wrapped in place (``functools.wraps``): instrumentation's, a project's
     return publish_wire
 
 
