@@ -500,6 +500,9 @@ def test_a_row_a_get_would_not_read_is_404_on_a_refused_write(reader_routes, bas
         assert readable.json()["code"] == "OWNERSHIP_DENIED"
     r = api.patch(f"{base}/bulk/", {"items": [{"id": draft.pk, "title": "x"}]}, format="json")
     assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
+    body = {"filter": {"title": "draft"}, "data": {"title": "x"}}  # matches no row it reads
+    r = api.patch(f"{base}/bulk/", body, format="json")
+    assert r.status_code == 200 and r.json()["data"] == {"updated": 0, "ids": []}, r.json()
     draft.refresh_from_db()
     assert (draft.title, draft.views, draft.deleted_at) == ("draft", 0, None)
 
