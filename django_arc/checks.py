@@ -670,6 +670,22 @@ def _known_fields(resource: Any) -> set[str]:
     return known
 
 
+def _unknown_field(model: type[models.Model], name: str) -> str:
+    """arc.E001's message for ``name`` in ``fields``: a name Django's ``Model`` defines
+    (``save``, a project's override of it too) is not unknown, it is refused."""
+    if name == "pk":
+        return (
+            f"`fields` names 'pk', Django's alias of {model.__name__}'s primary key: name "
+            f"the field, '{model._meta.pk.name}'."
+        )
+    if not name.startswith("_") and hasattr(models.Model, name):
+        return (
+            f"`fields` names '{name}', which Django's Model defines, not a field of "
+            f"{model.__name__}: DRF would call it to render the row."
+        )
+    return f"`fields` names unknown field '{name}' of {model.__name__}."
+
+
 def _check_fields(resource: Any) -> list[Error]:
     model = resource.model
     errors: list[Error] = []
@@ -691,13 +707,7 @@ def _check_fields(resource: Any) -> list[Error]:
             and _field(model, name) is None
             and not model_attribute(model, name)
         ):
-            errors.append(
-                _err(
-                    f"`fields` names unknown field '{name}' of {model.__name__}.",
-                    resource,
-                    "arc.E001",
-                )
-            )
+            errors.append(_err(_unknown_field(model, name), resource, "arc.E001"))
     for name in resource.read_only_fields:
         if name not in known:
             errors.append(

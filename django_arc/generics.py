@@ -329,6 +329,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     arc_action: Any = None
     #: the row filters the granted permission asked for (``require_owner`` …)
     permission_filters: dict[str, Any] | Q | None = None
+    #: while :meth:`may_read` asks whether the caller may read the row a write is refused
+    #: on (``action`` is then ``retrieve``), the write's own action; ``None`` otherwise
+    reading_for: str | None = None
     #: this request's ``Idempotency-Key`` claim (unsafe methods; :mod:`.idempotency`)
     idempotent_execution: IdempotentExecution | None = None
     #: this request's query-cache lookup (cached list/get; :mod:`.querycache`)
@@ -548,12 +551,16 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def may_read(self, obj: Any) -> bool:
         """Whether the resource's ``get`` permission lets the caller read ``obj``: granted,
-        ``obj`` within ``Resource.get_queryset()`` and the permission's row filters, its
-        object check passed. Asked only of a write about to be refused (one query), as a
-        GET of the row asks it: the permission and ``get_queryset`` are handed the request
-        as a GET and the view's ``action`` is ``retrieve`` meanwhile, so a check judging by
-        either (DRF's ``IsOwnerOrReadOnly``: any safe method) reads as it does on the GET,
-        and a filter may name what ``get_queryset`` annotates."""
+        ``obj`` among the rows a GET of it is looked up in (:meth:`get_queryset`, the
+        permission's row filters applied), its object check passed. Asked only of a write
+        about to be refused (one query), as a GET of the row asks it: the view's
+        ``request`` is the caller's request as a GET, its ``action`` ``retrieve`` and its
+        permission filters the ``get`` permission's meanwhile, so a check judging by the
+        method (DRF's ``IsOwnerOrReadOnly``: any safe method) or by ``view.action`` reads
+        as it does on the GET, and so does the narrowing of a preset or of a ViewSet
+        subclass's ``get_queryset()`` that keeps some rows from readers. ``reading_for``
+        names the refused write's action meanwhile: ``SoftDelete`` keeps the deleted rows
+        its ``restore`` route writes, which its ``deleted`` list reads."""
         resource = self.resource
         permission = resource.get_permission("get")
         if permission is None:
@@ -562,19 +569,20 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         request = clone_request(self.request, "GET")
         if context is not None:  # Request() pointed the shared parser context at the clone
             context["request"] = self.request
-        action, self.action = self.action, "retrieve"
+        saved = (self.request, self.action, self.arc_action, self.permission_filters)
+        self.request, self.action, self.arc_action = request, "retrieve", None
+        self.reading_for = saved[1]
         try:
             result = permission(request, resource, "get")
             if not result.granted:
                 return False
-            rows = resource.get_queryset(request).filter(pk=obj.pk)
-            if result.filters:
-                rows = narrow(rows, result.filters)
-            if not rows.exists():
+            self.permission_filters = result.filters
+            if not self.get_queryset().filter(pk=obj.pk).exists():
                 return False
             return permission(request, resource, "get", obj).granted
         finally:
-            self.action = action
+            self.request, self.action, self.arc_action, self.permission_filters = saved
+            self.reading_for = None
 
     def resolve_action(self, request: Any) -> Any:
         """The :class:`~django_arc.actions.ActionSpec` the body's ``action`` names; 400

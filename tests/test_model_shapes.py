@@ -981,10 +981,24 @@ def test_a_model_property_or_method_in_fields_passes_the_checks():
         )()
 
     assert check_resource(shown("__str__")) == []
-    for name in ("titel", "objects", "delete", "save", "pk", "DoesNotExist", "_meta"):
+    for name in ("titel", "objects", "DoesNotExist", "_meta"):
         assert [(e.id, e.msg) for e in check_resource(shown(name))] == [
             ("arc.E001", f"`fields` names unknown field '{name}' of Book.")
         ]
+    for name in ("delete", "save"):
+        assert [(e.id, e.msg) for e in check_resource(shown(name))] == [
+            (
+                "arc.E001",
+                f"`fields` names '{name}', which Django's Model defines, not a field of "
+                "Book: DRF would call it to render the row.",
+            )
+        ]
+    assert [(e.id, e.msg) for e in check_resource(shown("pk"))] == [
+        (
+            "arc.E001",
+            "`fields` names 'pk', Django's alias of Book's primary key: name the field, 'id'.",
+        )
+    ]
     note = type(
         "Noted",
         (Resource,),
@@ -1026,7 +1040,11 @@ def test_what_django_model_defines_is_refused_in_fields_even_overridden():
 
     for name in ("save", "delete", "full_clean"):
         assert [(e.id, e.msg) for e in check_resource(shown(Saving, name))] == [
-            ("arc.E001", f"`fields` names unknown field '{name}' of Saving.")
+            (
+                "arc.E001",
+                f"`fields` names '{name}', which Django's Model defines, not a field of "
+                "Saving: DRF would call it to render the row.",
+            )
         ]
     assert check_resource(shown(User, "get_full_name")) == []
     assert shown(User, "get_full_name").drf_read_only == {"id", "get_full_name"}

@@ -8,13 +8,17 @@ field than the resource's own (``ForeignKey(Organization, to_field="slug")``).""
 from __future__ import annotations
 
 import pytest
-from django.db.models import Case, Value, When
+from django.db.models import Case, Q, Value, When
+from django.urls import clear_url_caches, include
+from django.urls import path as url_path
 from django.utils.timezone import now
 from rest_framework import permissions as drf
 from rest_framework import serializers
+from rest_framework.routers import SimpleRouter
 
 from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
+from django_arc.presets.base import Preset
 from shop.models import Membership, Page, Product
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import client_for, site_mounted
@@ -411,3 +415,107 @@ def test_a_read_filter_on_an_annotation_judges_a_refused_write_without_a_500(ora
     absent = api.patch(f"{base}/99999999/", {"title": "x"}, format="json")
     assert theirs.status_code == 404
     assert _error(theirs, (hidden.pk, "N")) == _error(absent, (99999999, "N"))
+
+
+# -- what a GET reads besides the permission: a ViewSet subclass's, a preset's narrowing -------
+
+
+class DraftsUnread(Preset):
+    """A project's preset: drafts are written (by their owners) but never read."""
+
+    name = "drafts_unread"
+
+    def row_filter(self, view):
+        return ~Q(title="draft") if view.action in ("list", "retrieve") else None
+
+
+class DraftArticleResource(SharedArticleResource):
+    name = "draft-articles"
+    presets = [presets.OwnedBy(), presets.SoftDelete(), presets.Bulk(), DraftsUnread()]
+
+
+site.register(DraftArticleResource)
+
+
+def reader_viewsets():
+    """``SharedArticleResource``'s ViewSet subclassed by a project to keep drafts from
+    readers: by the request's method, by the view's action."""
+    generated = SharedArticleResource.as_viewset()
+
+    class ByMethod(generated):
+        def get_queryset(self):
+            rows = super().get_queryset()
+            return rows.exclude(title="draft") if self.request.method == "GET" else rows
+
+    class ByAction(generated):
+        def get_queryset(self):
+            rows = super().get_queryset()
+            if self.action in ("list", "retrieve"):
+                rows = rows.exclude(title="draft")
+            return rows
+
+    return {"by-method": ByMethod, "by-action": ByAction}
+
+
+@pytest.fixture
+def reader_routes(settings, oracle_api):
+    """The oracle site, and each subclass under ``/x/<name>/``, routed as a project would."""
+    router = SimpleRouter()
+    for prefix, viewset in reader_viewsets().items():
+        router.register(prefix, viewset, basename=f"readers-{prefix}")
+    urls = settings.ROOT_URLCONF
+    settings.ROOT_URLCONF = type(
+        "urls", (), {"urlpatterns": [*urls.urlpatterns, url_path("x/", include(router.urls))]}
+    )
+    clear_url_caches()
+    yield
+    clear_url_caches()
+
+
+@pytest.mark.parametrize("base", ["/x/by-method", "/x/by-action", "/oracles/draft-articles"])
+def test_a_row_a_get_would_not_read_is_404_on_a_refused_write(reader_routes, base):
+    """Whether the caller may read the row a write is refused on is asked of the rows a GET
+    of it reads: a ViewSet subclass's ``get_queryset()`` and the presets' ``row_filter``
+    included, under the GET's method and action. Before, only ``Resource.get_queryset()``
+    and the ``get`` permission were asked: a draft a GET answers 404 for was 403
+    ``OWNERSHIP_DENIED`` on a stranger's PATCH, DELETE or action, where a missing id is 404
+    (bulk: an item's 403 beside a missing id's "Not found.")."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    draft = Article.objects.create(owner=owner, slug="d", title="draft")
+    shown = Article.objects.create(owner=owner, slug="s", title="shown")
+    api, missing = client_for(stranger), 99999999
+    assert api.get(f"{base}/{draft.pk}/").status_code == 404
+    assert api.get(f"{base}/{shown.pk}/").status_code == 200
+    for method, path_, body in [
+        ("patch", "/{}/", {"title": "x"}),
+        ("delete", "/{}/", None),
+        ("post", "/{}/action/", {"action": "bump"}),
+    ]:
+        theirs = getattr(api, method)(base + path_.format(draft.pk), body, format="json")
+        absent = getattr(api, method)(base + path_.format(missing), body, format="json")
+        assert theirs.status_code == 404, (method, theirs.json())
+        assert _error(theirs, (draft.pk, "N")) == _error(absent, (missing, "N")), method
+        readable = getattr(api, method)(base + path_.format(shown.pk), body, format="json")
+        assert readable.status_code == 403, (method, readable.json())
+        assert readable.json()["code"] == "OWNERSHIP_DENIED"
+    r = api.patch(f"{base}/bulk/", {"items": [{"id": draft.pk, "title": "x"}]}, format="json")
+    assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
+    body = {"filter": {"title": "draft"}, "data": {"title": "x"}}  # matches no row it reads
+    r = api.patch(f"{base}/bulk/", body, format="json")
+    assert r.status_code == 200 and r.json()["data"] == {"updated": 0, "ids": []}, r.json()
+    draft.refresh_from_db()
+    assert (draft.title, draft.views, draft.deleted_at) == ("draft", 0, None)
+
+
+def test_a_refused_restore_of_a_row_the_deleted_list_shows_keeps_its_403(oracle_api):
+    """``SoftDelete``'s restore writes a deleted row, which its ``deleted`` list reads (a
+    GET of the row does not): asked as a GET, the question still keeps the deleted rows,
+    so a caller who may read the row is refused with the owner's 403, not a 404."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    trashed = Article.objects.create(owner=owner, slug="t", title="t", deleted_at=now())
+    api, base = client_for(stranger), "/oracles/draft-articles"
+    assert [row["id"] for row in api.get(f"{base}/deleted/").json()["docs"]] == [trashed.pk]
+    r = api.post(f"{base}/{trashed.pk}/restore/", format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    private = api.post(f"/oracles/private-articles/{trashed.pk}/restore/", format="json")
+    assert private.status_code == 404

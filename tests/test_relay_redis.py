@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
@@ -157,3 +158,95 @@ def test_a_wrapper_with_its_own_publish_is_relayed_through_it(stream):
     assert transport.traced == ids
     assert [json.loads(f[b"data"])["meta"]["id"] for _, f in client.xrange(name)] == ids
     inner.close()
+
+
+class _TracingMixin:
+    """A project's mixin listed before the transport: ``class T(Mixin, Transport)``."""
+
+    def publish(self, event):
+        self.traced.append(event.id)
+        return super().publish(event)
+
+    def publish_many(self, events):
+        events = list(events)
+        self.traced.extend(event.id for event in events)
+        return super().publish_many(events)
+
+
+class _MixedIn(_TracingMixin, RedisStreamsTransport):
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.traced = []
+
+
+def test_a_mixin_listed_before_the_transport_is_relayed_through_it(stream):
+    """``takes_wire`` counted only a subclass of the class defining ``publish_wire`` as an
+    override: a mixin's ``publish``/``publish_many`` listed before the Redis transport (the
+    way a tracing mixin is written) was passed by, every relayed event untraced, while the
+    outbox-off path called it. A method found before that class in the MRO now counts."""
+    client, name = stream
+    transport = _MixedIn(url=REDIS_URL, stream=name)
+    outbox = EventOutbox(transport)
+    ids = [outbox.store(create_event("orders.created", {"n": i})).event_id for i in range(3)]
+    assert outbox.relay_batch(limit=10).relayed == 3
+    assert transport.traced == ids
+    assert [json.loads(f[b"data"])["meta"]["id"] for _, f in client.xrange(name)] == ids
+    transport.close()
+
+
+class _Redacting(RedisStreamsTransport):
+    """A project's Redis transport removing a field before it leaves (in place)."""
+
+    def publish(self, event):
+        event.payload.pop("card", None)
+        return super().publish(event)
+
+    def publish_many(self, events):
+        events = list(events)
+        for event in events:
+            event.payload.pop("card", None)
+        return super().publish_many(events)
+
+
+def test_a_subclass_redacting_the_payload_in_place_is_relayed_redacted(stream):
+    """The relay hands such a transport ``Event`` s through its own methods, but each
+    carried its row's payload text, which ``publish_many`` spliced as it was: a field the
+    subclass removed in place (``event.payload.pop("card")``) went out on the stream, where
+    the outbox-off path sent it redacted. The events are now encoded from their payload,
+    on the stream as the outbox-off path writes them."""
+    client, name = stream
+    transport = _Redacting(url=REDIS_URL, stream=name)
+    outbox = EventOutbox(transport)
+    event = create_event("orders.created", {"n": 1, "card": "4242"})
+    outbox.store(event)
+    transport.publish(event)  # the outbox-off path
+    assert outbox.relay_batch(limit=10).relayed == 1
+    direct, relayed = (json.loads(f[b"data"]) for _, f in client.xrange(name))
+    assert relayed["payload"] == direct["payload"] == {"n": 1}
+    assert relayed == direct
+    transport.close()
+
+
+def test_a_transport_method_wrapped_in_place_is_relayed_through_it(stream, monkeypatch):
+    """Instrumentation (tracing) patching the Redis transport class itself, its
+    ``publish_many`` wrapped with ``functools.wraps``: the relay spliced the rows into
+    ``publish_wire`` past it, while the outbox-off path called it. A wrapped ``publish`` or
+    ``publish_many`` (``__wrapped__``) now counts as the project's."""
+    client, name = stream
+    traced = []
+    original = RedisStreamsTransport.publish_many
+
+    @functools.wraps(original)
+    def publish_many(self, events):
+        events = list(events)
+        traced.extend(event.id for event in events)
+        return original(self, events)
+
+    monkeypatch.setattr(RedisStreamsTransport, "publish_many", publish_many)
+    transport = RedisStreamsTransport(url=REDIS_URL, stream=name)
+    outbox = EventOutbox(transport)
+    ids = [outbox.store(create_event("orders.created", {"n": i})).event_id for i in range(2)]
+    assert outbox.relay_batch(limit=10).relayed == 2
+    assert traced == ids
+    assert [json.loads(f[b"data"])["meta"]["id"] for _, f in client.xrange(name)] == ids
+    transport.close()

@@ -140,13 +140,16 @@ def _json(value: Any, column: str) -> Any:
         raise ValueError(f"{column} is not JSON: {exc}") from None
 
 
-def event_from_columns(event_id: str, event_type: Any, payload: Any, meta: Any) -> Event:
+def event_from_columns(
+    event_id: str, event_type: Any, payload: Any, meta: Any, *, keep_text: bool = True
+) -> Event:
     """Rebuild the Event from a row's columns; ``ValueError``/``TypeError`` on malformed data.
 
     The row's ``event_id`` wins over ``meta["id"]`` so a re-published event keeps the id that
-    consumers deduplicate on. When ``payload`` arrives as JSON text, the event carries the
-    wire envelope with that text spliced in, which a Redis transport sends as it is: the
-    payload is not encoded a second time on the way out.
+    consumers deduplicate on. When ``payload`` arrives as JSON text (and ``keep_text``), the
+    event carries that text, which a Redis transport splices into the envelope as it is:
+    the payload is not encoded a second time on the way out. A change made to the payload
+    in place is then not seen: ``keep_text=False`` for an event handed to a project's code.
     """
     if not isinstance(event_type, str) or not event_type:
         raise ValueError("event type is empty or not a string")
@@ -163,7 +166,7 @@ def event_from_columns(event_id: str, event_type: Any, payload: Any, meta: Any) 
         payload=payload_value,
         meta=EventMeta.from_dict({**meta_value, "id": event_id}),
     )
-    if isinstance(payload, str):
+    if keep_text and isinstance(payload, str):
         wire.with_payload_json(event, payload)
     return event
 
@@ -461,7 +464,11 @@ class EventOutbox:
         else:
 
             def convert(row: Claimed) -> Any:
-                return event_from_columns(row.event_id, row.type, row.payload, row.meta)
+                # the transport's own publish may change the payload in place (a subclass
+                # redacting a field): encoded afresh from it, never the row's text
+                return event_from_columns(
+                    row.event_id, row.type, row.payload, row.meta, keep_text=False
+                )
 
             send_one = self.transport.publish
             # a transport publishing event by event anyway is published so from the start:

@@ -56,7 +56,10 @@ class SoftDelete(Preset):
         return {self.field}
 
     def row_filter(self, view: Any) -> Q:
-        deleted = view.action in self.routes_by_action
+        # asked whether the caller may read the row a restore is refused on (``may_read``,
+        # as a get): a deleted row, which the ``deleted`` list reads
+        action = getattr(view, "reading_for", None) or view.action
+        deleted = action in self.routes_by_action
         return Q(**{f"{self.field}__isnull": not deleted})
 
     def perform_delete(self, view: Any, instance: Any) -> bool:

@@ -36,10 +36,13 @@ def takes_wire(transport: Any) -> Any:
     """``transport.publish_wire`` when the relay may hand it arc's wire form spliced from the
     outbox rows (the Redis transports), else ``None``: only when the transport publishes
     through it, its ``publish`` and ``publish_many`` those of the class that defines
-    ``publish_wire``. A project's subclass (or instance, or a wrapper reaching the Redis
+    ``publish_wire`` (or of a class after it in the MRO). A project's subclass (a mixin
+    listed before the transport too; or an instance, or a wrapper reaching the Redis
     transport's ``publish_wire`` through ``__getattr__``) with a ``publish`` or
-    ``publish_many`` of its own (to trace, route or redact events) is published through
-    them, as the outbox-off path publishes it; ``publish_wire`` would pass them by."""
+    ``publish_many`` of its own, or the transport's wrapped in place (instrumentation
+    patching the class with ``functools.wraps``), to trace, route or redact events, is
+    published through them, as the outbox-off path publishes it; ``publish_wire`` would
+    pass them by."""
     publish_wire = getattr(transport, "publish_wire", None)
     if not callable(publish_wire):
         return None
@@ -52,10 +55,12 @@ def takes_wire(transport: Any) -> Any:
         if name in own:
             return None
         definer = next((c for c in mro if name in vars(c)), None)
-        if definer is not None and (
-            owner is None or (definer is not owner and issubclass(definer, owner))
-        ):
+        # a class before ``owner`` in the MRO: a subclass, or a mixin listed before the
+        # transport (``class Traced(TracingMixin, RedisStreamsTransport)``)
+        if definer is not None and (owner is None or mro.index(definer) < mro.index(owner)):
             return None
+        if definer is owner and hasattr(vars(owner)[name], "__wrapped__"):
+            return None  # wrapped in place (``functools.wraps``): instrumentation's, a project's
     return publish_wire
 
 
