@@ -559,8 +559,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         method (DRF's ``IsOwnerOrReadOnly``: any safe method) or by ``view.action`` reads
         as it does on the GET, and so does the narrowing of a preset or of a ViewSet
         subclass's ``get_queryset()`` that keeps some rows from readers. ``reading_for``
-        names the refused write's action meanwhile: ``SoftDelete`` keeps the deleted rows
-        its ``restore`` route writes, which its ``deleted`` list reads."""
+        names the refused write's action meanwhile, so a preset whose route writes rows a
+        GET does not read (a restore of deleted rows, which a list of its own reads) keeps
+        them."""
         resource = self.resource
         permission = resource.get_permission("get")
         if permission is None:
