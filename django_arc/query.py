@@ -230,6 +230,22 @@ def relation_named(model: type[models.Model], name: str) -> Any:
     return None
 
 
+def generic_relation_kind(model_field: Any) -> str | None:
+    """``"GenericForeignKey"`` or ``"GenericRelation"`` for the fields of
+    ``django.contrib.contenttypes`` (known by their shape, so that a project without the app
+    imports nothing of it), else ``None``. A ``GenericForeignKey`` has no column and no one
+    related model: no ``select_related``, filter or sort can follow it, only
+    ``prefetch_related``. A ``GenericRelation`` is a reverse relation Django prefetches and
+    filters through (``stickers__label``), which DRF's ``ModelSerializer`` has no field for."""
+    if not getattr(model_field, "is_relation", False) or getattr(model_field, "concrete", True):
+        return None
+    if model_field.many_to_one and model_field.related_model is None:
+        return "GenericForeignKey"
+    if model_field.one_to_many and not model_field.auto_created:
+        return "GenericRelation"
+    return None
+
+
 def primary_key_names(model: type[models.Model]) -> frozenset[str]:
     """The names of ``model``'s fields holding its primary key's value: its own primary
     key's and, for a multi-table child, each ancestor's (the parent link holds it)."""
