@@ -68,7 +68,7 @@ from .negotiation import ArcContentNegotiation
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
 from .permissions import Permission, PermissionResult
-from .query import UNSENDABLE, load_relations, project_prefetches_first
+from .query import UNSENDABLE, _joined_paths, load_relations, project_prefetches_first
 from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
@@ -624,10 +624,56 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         size; DRF's own list then answers every row). The list route and every route
         listing rows (a preset's archive) answer through it, so none hands the ``None`` on
         to ``get_paginated_response`` (a 500)."""
-        rows = self.paginate_queryset(queryset)
+        rows = self.paginate_queryset(self.load_rendered_only(queryset))
         if rows is None:
             return self.success_response(self.render(list(queryset), many=True))
         return self.get_paginated_response(self.render(rows, many=True))
+
+    def load_rendered_only(self, queryset: Any) -> Any:
+        """``queryset`` without the joins and prefetches django-arc adds for fields this
+        caller's rows do not render (left out by ``?select=``, or unreadable): each was a
+        join or a query of rows thrown away. A path a rendered field needs stays, and so do
+        a project's own ``Prefetch`` objects and joins no field of the resource asks for.
+        Only when the resource's own serializer renders (a ViewSet subclass's may read
+        anything)."""
+        resource = self.resource
+        if not isinstance(queryset, models.QuerySet) or (
+            self.get_serializer_class() is not resource.serializer
+            or type(self).get_serializer is not ResourceGenericViewSet.get_serializer
+        ):
+            return queryset
+        omitted = self.get_read_plan().omitted(resource.output_fields)
+        if not omitted:
+            return queryset
+        select: set[str] = set()
+        prefetch: set[str] = set()
+        for name, (joins, prefetches) in resource.related_loading_by_field.items():
+            if name not in omitted:
+                select |= joins
+                prefetch |= prefetches
+        all_select, all_prefetch = resource.related_loading
+        unjoined = set(all_select) - select
+        unfetched = set(all_prefetch) - prefetch
+        tree = queryset.query.select_related
+        if unjoined and isinstance(tree, dict):
+            joined = _joined_paths(tree)
+            # a path a rendered field needs, which the tree held below a dropped one
+            below = {p for p in select if any(j.startswith(p + "__") for j in joined)}
+            kept = [p for p in joined if p not in unjoined] + sorted(below - set(joined))
+            if kept != joined:
+                queryset = queryset.select_related(None)
+                if kept:
+                    queryset = queryset.select_related(*kept)
+        lookups = list(queryset._prefetch_related_lookups)
+        if unfetched and any(isinstance(lookup, str) and lookup in unfetched for lookup in lookups):
+            queryset = queryset.prefetch_related(None).prefetch_related(
+                *(
+                    lookup
+                    for lookup in lookups
+                    if not (isinstance(lookup, str) and lookup in unfetched)
+                )
+            )
+        return queryset
 
     def render(self, rows: Any, many: bool = False) -> Any:
         """Serialise rows for this caller. Fields the plan drops are skipped by the

@@ -438,6 +438,19 @@ class Resource:
         return list(dict.fromkeys(select)), list(dict.fromkeys(prefetch))
 
     @cached_property
+    def related_loading_by_field(self) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+        """:attr:`related_loading` field by field: each rendered field's (select_related,
+        prefetch_related) paths, so that a list rendering some fields only (``?select=``, a
+        field the caller may not read) loads the relations those render and no other."""
+        found: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        for name, field in self.serializer().fields.items():
+            select: list[str] = []
+            prefetch: list[str] = []
+            _related_paths(self.model, {name: field}, "", False, select, prefetch, 0)
+            found[name] = (frozenset(select), frozenset(prefetch))
+        return found
+
+    @cached_property
     def routes(self) -> list[RouteSpec]:
         specs: list[RouteSpec] = []
         for preset in self.preset_list:
