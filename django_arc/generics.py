@@ -283,6 +283,27 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     #: DRF's browsable API is building this page's forms (:class:`_ResourceForms`)
     building_forms: bool = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own ``get_queryset()`` (a project's ViewSet subclass, DRF's seam)
+        answers with its ``Prefetch`` objects first (:func:`project_prefetches_first`):
+        ``super().get_queryset().prefetch_related(Prefetch("reviews", queryset=…))`` put
+        it after the plain ``"reviews"`` django-arc prefetches, which Django refuses with
+        a ``ValueError`` on every read (a get answered 404, a list 500)."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("get_queryset")
+        if own is None or getattr(own, "_arc_prefetches_first", False):
+            return
+
+        @functools.wraps(own)
+        def get_queryset(self: Any, *args: Any, **kw: Any) -> Any:
+            queryset = own(self, *args, **kw)
+            if isinstance(queryset, models.QuerySet):
+                return project_prefetches_first(queryset)
+            return queryset
+
+        get_queryset._arc_prefetches_first = True  # type: ignore[attr-defined]
+        cls.get_queryset = get_queryset  # type: ignore[method-assign]
+
     # -- DRF policy hooks --------------------------------------------------------------------
 
     def get_exception_handler(self) -> Any:
@@ -913,9 +934,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 serializer.is_valid(raise_exception=True)
                 instance = serializer.save(**self.write_values(None))
                 resource.after_create(request, instance)
-                # the relations it renders as a read of it renders them (a project's
-                # Prefetch narrowing one), as a bulk create's rows do
-                load_relations([instance], resource.get_queryset(request))
+                # the relations it renders as a read of it renders them: through this
+                # view's get_queryset() (a project's Prefetch narrowing one, in the
+                # resource's or a ViewSet subclass's), as a bulk create's rows do
+                load_relations([instance], self.get_queryset())
                 after = serializer.data
                 payload = {"id": self.id_value(instance), "data": self.event_data(after)}
                 self.after_write("created", instance, payload, None, after)
@@ -939,9 +961,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
                 resource.after_update(request, saved)
-                # the relations it renders read again: the write and its hooks may have
-                # changed those read with it (a nested book's reviews)
-                load_relations([saved], resource.get_queryset(request), reload=True)
+                # the relations it renders read again, through the queryset it was read
+                # from: the write and its hooks may have changed those read with it (a
+                # nested book's reviews)
+                load_relations([saved], self.get_queryset(), reload=True)
                 after = serializer.data
                 self.after_write(
                     "updated", saved, self.updated_payload(saved, before, after), before, after
