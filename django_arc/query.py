@@ -180,13 +180,15 @@ def _refresh_joined(
     ``author``), read before a write, with their columns read again: the write's hooks or
     signals may have changed them through another object (``Author.objects.filter(…)
     .update(name=…)``), and the answer and event rendered the old values. One query for all
-    the rows and joins, through the base manager (the write may have moved a row out of the
-    view's filters); the joined objects are updated in place, so what was prefetched onto
-    them stays theirs. A relation the write pointed elsewhere is not cached any more (Django
+    the rows and joins, on the rows' database, through the base manager (the write may have
+    moved a row out of the view's filters); the joined objects are updated in place, so
+    what was prefetched onto them stays theirs. A relation the write pointed elsewhere is not cached any more (Django
     clears it) and is loaded afresh by the prefetch that follows."""
     model = queryset.model
+    # where the rows were written (and read), as the prefetches that follow read
+    database = instances[0]._state.db or queryset.db
     fresh = (
-        model._base_manager.db_manager(queryset.db)
+        model._base_manager.db_manager(database)
         .select_related(*paths)
         .in_bulk([row.pk for row in instances])
     )
