@@ -645,7 +645,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         size; DRF's own list then answers every row). The list route and every route
         listing rows (a preset's archive) answer through it, so none hands the ``None`` on
         to ``get_paginated_response`` (a 500)."""
-        rows = self.paginate_queryset(self.load_rendered_only(queryset))
+        queryset = self.load_rendered_only(queryset)
+        rows = self.paginate_queryset(queryset)
         if rows is None:
             return self.success_response(self.render(list(queryset), many=True))
         return self.get_paginated_response(self.render(rows, many=True))
