@@ -9,7 +9,10 @@ value; E009 bad ``field_permissions`` (or a read rule on a field rows are looked
 a permission value that cannot decide; E011 preset configuration; E012 an attribute django-arc
 would never read; E013 a permission key nothing reads; E014 a bad ``idempotent`` or ``cache``
 option; E015 a resource or action name whose event type is longer than the outbox's column
-holds; E016 a primary key django-arc cannot serve (composite, or client-chosen with ``create``).
+holds; E016 a primary key django-arc cannot serve (composite, or client-chosen with ``create``);
+E017 a generic relation where it cannot be served (a ``GenericForeignKey`` or
+``GenericRelation`` in the generated serializer's ``fields``, a ``GenericForeignKey`` in a
+filter, sort or search path).
 
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
@@ -46,6 +49,7 @@ from .query import (
     ORDERING_OPERATORS,
     TEXT_OPERATORS,
     _concrete,
+    generic_relation_kind,
     model_attribute,
     path_multi_valued,
     primary_key_names,
@@ -598,6 +602,7 @@ def check_resource(resource: Any) -> list[Error]:
     checks = (
         _check_attributes,
         _check_fields,
+        _check_generic_relations,
         _check_filter_fields,
         _check_sort_fields,
         _check_search_fields,
@@ -715,6 +720,78 @@ def _check_fields(resource: Any) -> list[Error]:
                     f"`read_only_fields` names '{name}', which is not in `fields`.",
                     resource,
                     "arc.E001",
+                )
+            )
+    return errors
+
+
+def _generic_foreign_key_in(model: type[models.Model], path: str) -> str | None:
+    """The part of ``path`` that is a ``GenericForeignKey`` (``target`` of
+    ``target__name``), else ``None``."""
+    current: Any = model
+    for part in path.split("__"):
+        try:
+            model_field = current._meta.get_field(part)
+        except (FieldDoesNotExist, AttributeError):
+            return None
+        if generic_relation_kind(model_field) == "GenericForeignKey":
+            return part
+        current = model_field.related_model
+        if current is None:
+            return None
+    return None
+
+
+def _check_generic_relations(resource: Any) -> list[Error]:
+    """arc.E017: a generic relation (``django.contrib.contenttypes``) where it cannot be
+    served. DRF's ``ModelSerializer`` has no field for a ``GenericForeignKey`` or a
+    ``GenericRelation``: named in the generated serializer's ``fields`` it renders the row's
+    attribute as it is (a model instance, a manager), which no JSON holds (a 500 on every
+    read and write). A ``GenericForeignKey`` has no column: no filter, sort or search can
+    follow it (Django refuses the lookup: a 500 on the request naming it). A project
+    ``serializer_class`` with a field of its own for either is served (the relation
+    prefetched), and a ``GenericRelation`` may be filtered and searched through
+    (``stickers__label``) as a reverse relation is."""
+    model = resource.model
+    errors: list[Error] = []
+    if resource.serializer_class is None:
+        for name in resource.fields or ():
+            try:
+                kind = generic_relation_kind(model._meta.get_field(name))
+            except (FieldDoesNotExist, AttributeError, TypeError):
+                continue
+            if kind is not None:
+                errors.append(
+                    _err(
+                        f"`fields` names '{name}', a {kind}, which the generated serializer "
+                        "cannot render (DRF has no field for it).",
+                        resource,
+                        "arc.E017",
+                        f"Declare a `serializer_class` with a field rendering '{name}' "
+                        "(a nested serializer, a SerializerMethodField), or leave it out.",
+                    )
+                )
+    filter_fields = resource.filter_fields or {}
+    paths = [("filter_fields", str(name)) for name in filter_fields]
+    paths += [("sort_fields", str(name)) for name in resource.sort_fields or ()]
+    paths += [
+        ("default_sort", part.strip().lstrip("-+"))
+        for part in str(resource.default_sort or "").split(",")
+        if part.strip().lstrip("-+")
+    ]
+    paths += [("search_fields", str(name)) for name in resource.search_fields or ()]
+    for setting, path in paths:
+        part = _generic_foreign_key_in(model, path)
+        if part is not None:
+            errors.append(
+                _err(
+                    f"`{setting}` names '{path}', which follows the GenericForeignKey "
+                    f"'{part}': it has no column, and the database cannot filter, sort or "
+                    "search through it.",
+                    resource,
+                    "arc.E017",
+                    "Name its columns instead (its content type and object id fields), or "
+                    "filter through a GenericRelation on the related model.",
                 )
             )
     return errors

@@ -71,7 +71,7 @@ from .negotiation import ArcContentNegotiation
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
 from .permissions import Permission, PermissionResult
-from .query import UNSENDABLE, load_relations, project_prefetches_first
+from .query import UNSENDABLE, _joined_paths, load_relations, project_prefetches_first
 from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
@@ -346,6 +346,27 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     arc_object: Any = None
     #: DRF's browsable API is building this page's forms (:class:`_ResourceForms`)
     building_forms: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own ``get_queryset()`` (a project's ViewSet subclass, DRF's seam)
+        answers with its ``Prefetch`` objects first (:func:`project_prefetches_first`):
+        ``super().get_queryset().prefetch_related(Prefetch("reviews", queryset=…))`` put
+        it after the plain ``"reviews"`` django-arc prefetches, which Django refuses with
+        a ``ValueError`` on every read (a get answered 404, a list 500)."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("get_queryset")
+        if own is None or getattr(own, "_arc_prefetches_first", False):
+            return
+
+        @functools.wraps(own)
+        def get_queryset(self: Any, *args: Any, **kw: Any) -> Any:
+            queryset = own(self, *args, **kw)
+            if isinstance(queryset, models.QuerySet):
+                return project_prefetches_first(queryset)
+            return queryset
+
+        get_queryset._arc_prefetches_first = True  # type: ignore[attr-defined]
+        cls.get_queryset = get_queryset  # type: ignore[method-assign]
 
     # -- DRF policy hooks --------------------------------------------------------------------
 
@@ -711,10 +732,57 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         size; DRF's own list then answers every row). The list route and every route
         listing rows (a preset's archive) answer through it, so none hands the ``None`` on
         to ``get_paginated_response`` (a 500)."""
+        queryset = self.load_rendered_only(queryset)
         rows = self.paginate_queryset(queryset)
         if rows is None:
             return self.success_response(self.render(list(queryset), many=True))
         return self.get_paginated_response(self.render(rows, many=True))
+
+    def load_rendered_only(self, queryset: Any) -> Any:
+        """``queryset`` without the joins and prefetches django-arc adds for fields this
+        caller's rows do not render (left out by ``?select=``, or unreadable): each was a
+        join or a query of rows thrown away. A path a rendered field needs stays, and so do
+        a project's own ``Prefetch`` objects and joins no field of the resource asks for.
+        Only when the resource's own serializer renders (a ViewSet subclass's may read
+        anything)."""
+        resource = self.resource
+        if not isinstance(queryset, models.QuerySet) or (
+            self.get_serializer_class() is not resource.serializer
+            or type(self).get_serializer is not ResourceGenericViewSet.get_serializer
+        ):
+            return queryset
+        omitted = self.get_read_plan().omitted(resource.output_fields)
+        if not omitted:
+            return queryset
+        select: set[str] = set()
+        prefetch: set[str] = set()
+        for name, (joins, prefetches) in resource.related_loading_by_field.items():
+            if name not in omitted:
+                select |= joins
+                prefetch |= prefetches
+        all_select, all_prefetch = resource.related_loading
+        unjoined = set(all_select) - select
+        unfetched = set(all_prefetch) - prefetch
+        tree = queryset.query.select_related
+        if unjoined and isinstance(tree, dict):
+            joined = _joined_paths(tree)
+            # a path a rendered field needs, which the tree held below a dropped one
+            below = {p for p in select if any(j.startswith(p + "__") for j in joined)}
+            kept = [p for p in joined if p not in unjoined] + sorted(below - set(joined))
+            if kept != joined:
+                queryset = queryset.select_related(None)
+                if kept:
+                    queryset = queryset.select_related(*kept)
+        lookups = list(queryset._prefetch_related_lookups)
+        if unfetched and any(isinstance(lookup, str) and lookup in unfetched for lookup in lookups):
+            queryset = queryset.prefetch_related(None).prefetch_related(
+                *(
+                    lookup
+                    for lookup in lookups
+                    if not (isinstance(lookup, str) and lookup in unfetched)
+                )
+            )
+        return queryset
 
     def render(self, rows: Any, many: bool = False) -> Any:
         """Serialise rows for this caller. Fields the plan drops are skipped by the
@@ -1010,9 +1078,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 serializer.is_valid(raise_exception=True)
                 instance = serializer.save(**self.write_values(None))
                 resource.after_create(request, instance)
-                # the relations it renders as a read of it renders them (a project's
-                # Prefetch narrowing one), as a bulk create's rows do
-                load_relations([instance], resource.get_queryset(request))
+                # the relations it renders as a read of it renders them: through this
+                # view's get_queryset() (a project's Prefetch narrowing one, in the
+                # resource's or a ViewSet subclass's), as a bulk create's rows do
+                load_relations([instance], self.get_queryset())
                 after = serializer.data
                 payload = {"id": self.id_value(instance), "data": self.event_data(after)}
                 self.after_write("created", instance, payload, None, after)
@@ -1036,9 +1105,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
                 resource.after_update(request, saved)
-                # the relations it renders read again: the write and its hooks may have
-                # changed those read with it (a nested book's reviews)
-                load_relations([saved], resource.get_queryset(request), reload=True)
+                # the relations it renders read again, through the queryset it was read
+                # from: the write and its hooks may have changed those read with it (a
+                # nested book's reviews)
+                load_relations([saved], self.get_queryset(), reload=True)
                 after = serializer.data
                 self.after_write(
                     "updated", saved, self.updated_payload(saved, before, after), before, after

@@ -126,7 +126,8 @@ def load_relations(
     row holds already is not read again). Once for all the rows, not one query per row,
     and the rows render what a read of them renders. ``reload``: rows read through
     ``queryset`` before a write, their prefetched relations read again, those of the rows
-    they hold too (a joined author's ``books``), and a ``Prefetch``'s ``to_attr``."""
+    they hold too (a joined author's ``books``), and a ``Prefetch``'s ``to_attr``; the
+    columns of the rows joined with them read again too (:func:`_refresh_joined`)."""
     if not instances or not all(isinstance(row, queryset.model) for row in instances):
         return  # a serializer saving something else than the resource's rows: not ours
     queryset = project_prefetches_first(queryset)
@@ -153,6 +154,9 @@ def load_relations(
             for attr in attrs:  # a Prefetch's to_attr is loaded once it is set
                 if attr in row.__dict__ and not _is_field(row, attr):
                     del row.__dict__[attr]
+    joined = _joined_paths(queryset.query.select_related)
+    if reload and joined:
+        _refresh_joined(instances, queryset, joined)
     if lookups:
         models.prefetch_related_objects(instances, *lookups)
     if read:
@@ -164,6 +168,49 @@ def load_relations(
                 before = read.get((row._meta.label, row.pk, name))
                 if before is not None and not related.ordered:
                     related._result_cache.sort(key=lambda r: before.get(r.pk, len(before)))
+
+
+_UNREAD = object()
+
+
+def _refresh_joined(
+    instances: list[models.Model], queryset: models.QuerySet, paths: list[str]
+) -> None:
+    """The rows ``queryset`` joins to ``instances`` (``select_related``: a book's
+    ``author``), read before a write, with their columns read again: the write's hooks or
+    signals may have changed them through another object (``Author.objects.filter(…)
+    .update(name=…)``), and the answer and event rendered the old values. One query for all
+    the rows and joins, on the rows' database, through the base manager (the write may have
+    moved a row out of the view's filters); the joined objects are updated in place, so
+    what was prefetched onto them stays theirs. A relation the write pointed elsewhere is not cached any more (Django
+    clears it) and is loaded afresh by the prefetch that follows."""
+    model = queryset.model
+    # where the rows were written (and read), as the prefetches that follow read
+    database = instances[0]._state.db or queryset.db
+    fresh = (
+        model._base_manager.db_manager(database)
+        .select_related(*paths)
+        .in_bulk([row.pk for row in instances])
+    )
+    for row in instances:
+        source = fresh.get(row.pk)
+        if source is None:
+            continue
+        for path in paths:
+            held, read = row, source
+            for part in path.split(LOOKUP_SEP):
+                field = relation_named(type(held), part)
+                if field is None or not hasattr(field, "is_cached"):
+                    break
+                if not (field.is_cached(held) and field.is_cached(read)):
+                    break
+                held, read = field.get_cached_value(held), field.get_cached_value(read)
+                if held is None or read is None or held.pk != read.pk:
+                    break
+                for column in held._meta.concrete_fields:
+                    value = read.__dict__.get(column.attname, _UNREAD)
+                    if value is not _UNREAD and held.__dict__.get(column.attname, _UNREAD) != value:
+                        setattr(held, column.attname, value)
 
 
 def _prefetched(row: models.Model) -> list[tuple[str, models.QuerySet]]:
@@ -227,6 +274,22 @@ def relation_named(model: type[models.Model], name: str) -> Any:
     for rel in getattr(getattr(model, "_meta", None), "related_objects", ()):
         if rel.get_accessor_name() == name:
             return rel
+    return None
+
+
+def generic_relation_kind(model_field: Any) -> str | None:
+    """``"GenericForeignKey"`` or ``"GenericRelation"`` for the fields of
+    ``django.contrib.contenttypes`` (known by their shape, so that a project without the app
+    imports nothing of it), else ``None``. A ``GenericForeignKey`` has no column and no one
+    related model: no ``select_related``, filter or sort can follow it, only
+    ``prefetch_related``. A ``GenericRelation`` is a reverse relation Django prefetches and
+    filters through (``stickers__label``), which DRF's ``ModelSerializer`` has no field for."""
+    if not getattr(model_field, "is_relation", False) or getattr(model_field, "concrete", True):
+        return None
+    if model_field.many_to_one and model_field.related_model is None:
+        return "GenericForeignKey"
+    if model_field.one_to_many and not model_field.auto_created:
+        return "GenericRelation"
     return None
 
 

@@ -18,7 +18,13 @@ from django.db import models
 from .actions import ActionSpec, RouteSpec
 from .fields import FieldPermission, FieldRules
 from .permissions import Permission, as_permission, require_auth
-from .query import QuerySpec, model_attribute, primary_key_names, relation_named
+from .query import (
+    QuerySpec,
+    generic_relation_kind,
+    model_attribute,
+    primary_key_names,
+    relation_named,
+)
 from .settings import arc_settings
 
 if TYPE_CHECKING:
@@ -162,6 +168,12 @@ def _related_paths(
         path = prefix + source
         child = serializer_field.child if isinstance(serializer_field, ListSerializer) else None
         nested = child if child is not None else serializer_field
+        if generic_relation_kind(model_field) == "GenericForeignKey":
+            # no join can follow it (its rows are any model's): Django prefetches it, one
+            # query per content type; what a nested serializer renders of its rows is not
+            # known before them
+            prefetch.append(path)
+            continue
         if model_field.many_to_many or model_field.one_to_many:
             prefetch.append(path)
             to_many = True
@@ -453,6 +465,19 @@ class Resource:
         prefetch: list[str] = []
         _related_paths(self.model, self.serializer().fields, "", False, select, prefetch, 0)
         return list(dict.fromkeys(select)), list(dict.fromkeys(prefetch))
+
+    @cached_property
+    def related_loading_by_field(self) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+        """:attr:`related_loading` field by field: each rendered field's (select_related,
+        prefetch_related) paths, so that a list rendering some fields only (``?select=``, a
+        field the caller may not read) loads the relations those render and no other."""
+        found: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        for name, field in self.serializer().fields.items():
+            select: list[str] = []
+            prefetch: list[str] = []
+            _related_paths(self.model, {name: field}, "", False, select, prefetch, 0)
+            found[name] = (frozenset(select), frozenset(prefetch))
+        return found
 
     @cached_property
     def routes(self) -> list[RouteSpec]:

@@ -431,13 +431,18 @@ def _build_scope(django_request: Any, user: Any, auth: Any) -> RequestScope:
         if elevation is not None:
             raise ArcError("FORBIDDEN", "Elevation not permitted", 403)
         client_org = str(auth.organization_id)
-        if org_id is not None and org_id != client_org:
+        # the row's text, typed by whoever created the client (capitals, ``01``): the one
+        # spelling its members' scopes carry, or its events name another org
+        canonical = _canonical(client_org)
+        if org_id is not None and org_id not in (client_org, canonical):
+            # the header names the client's organization as the row spells it, or as its
+            # own events and scope do (the canonical spelling: where the tenant columns read
+            # the organization alike, else the row as sent); any other spelling (``007``, a
+            # UUID without dashes) is refused as a strict resolver refuses it
             raise _org_required(org_id, "This API key is bound to another organization")
         return RequestScope(
             kind="service",
-            # the row's text, typed by whoever created the client (capitals, ``01``): the
-            # one spelling its members' scopes carry, or its events name another org
-            organization_id=_canonical(client_org),
+            organization_id=canonical,
             client_id=auth.client_id,
             scopes=tuple(str(s) for s in (auth.scopes or ())),
             context=context,

@@ -261,3 +261,51 @@ def test_a_resolver_refusing_a_spelling_still_refuses_it(spelled, settings):
             response = client.get("/sp/ledgers/", HTTP_X_ORGANIZATION_ID=spelling)
             assert_error(response, 403, "ORG_REQUIRED")
             assert response.json()["details"] == {"organization": spelling}
+
+
+def test_a_service_key_names_its_organization_as_its_row_or_its_events_spell_it(spelled):
+    """The header was compared with the client row as sent: a row typed in capitals
+    refused the canonical spelling its own events carry (403 ``ORG_REQUIRED``). The row's
+    spelling and the canonical one are the client's; another spelling of it (no dashes,
+    mixed case: a strict resolver's refusal) and another organization are refused."""
+    from django_arc.clients import ServiceClient
+
+    org = UuidOrg.objects.create(name="uuid-member")
+    other = UuidOrg.objects.create(name="x")
+    UuidOrgNote.objects.create(organization=org, title="mine")
+    UuidOrgNote.objects.create(organization=other, title="theirs")
+    canonical = str(org.pk)
+    _, key = ServiceClient.objects.create_with_key(name="sync", organization_id=canonical.upper())
+    api = client_for(None, HTTP_AUTHORIZATION=f"Bearer {key}")
+    for spelling in (canonical, canonical.upper()):
+        listed = api.get("/sp/uuid-notes/", HTTP_X_ORGANIZATION_ID=spelling)
+        assert listed.status_code == 200, (spelling, listed.content)
+        assert [d["title"] for d in listed.json()["docs"]] == ["mine"]
+    created = api.post(
+        "/sp/uuid-notes/", {"title": "new"}, format="json", HTTP_X_ORGANIZATION_ID=canonical
+    )
+    assert created.status_code == 201, created.content
+    [event] = OutboxEvent.objects.filter(type="uuid-notes.created")
+    assert event.meta["organization_id"] == canonical
+    for refused in (str(other.pk), org.pk.hex, canonical[:8].upper() + canonical[8:]):
+        answer = api.get("/sp/uuid-notes/", HTTP_X_ORGANIZATION_ID=refused)
+        assert_error(answer, 403, "ORG_REQUIRED")
+
+
+def test_a_service_key_of_an_integer_organization_refuses_spellings_a_strict_resolver_does(
+    spelled,
+):
+    from django_arc.clients import ServiceClient
+
+    org, other = OrganizationFactory(), OrganizationFactory()
+    Ledger.objects.create(organization=org, name="mine")
+    _, key = ServiceClient.objects.create_with_key(name="sync", organization_id=f"0{org.pk}")
+    api = client_for(None, HTTP_AUTHORIZATION=f"Bearer {key}")
+    for spelling in (str(org.pk), f"0{org.pk}"):
+        listed = api.get("/sp/ledgers/", HTTP_X_ORGANIZATION_ID=spelling)
+        assert listed.status_code == 200, (spelling, listed.content)
+        assert [d["name"] for d in listed.json()["docs"]] == ["mine"]
+    arabic = str(org.pk).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    for refused in (f"00{org.pk}", arabic, str(other.pk)):
+        answer = api.get("/sp/ledgers/", HTTP_X_ORGANIZATION_ID=refused)
+        assert_error(answer, 403, "ORG_REQUIRED")

@@ -227,8 +227,9 @@ class Bulk(Preset):
         _each(instances, lambda instance: resource.after_create(request, instance))
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
-        # them, with the resource's own prefetches and the forward relations a list joins
-        load_relations(instances, resource.get_queryset(request))
+        # them: through the view's get_queryset() (a ViewSet subclass's own ``Prefetch``
+        # too), its prefetches and the forward relations a list joins
+        load_relations(instances, view.get_queryset())
         reps = view.get_serializer(instances, many=True).data
         records = [
             (instance, {"id": view.id_value(instance), "data": view.event_data(rep)}, None, rep)
@@ -305,7 +306,7 @@ class Bulk(Preset):
         _each(rows, lambda row: resource.after_update(request, row))
         # the relations they render read again (once for all the rows): the write and its
         # hooks may have changed those read with them
-        load_relations(rows, resource.get_queryset(request), reload=True)
+        load_relations(rows, view.get_queryset(), reload=True)
         afters = view.get_serializer(rows, many=True).data
         records = [
             (row, view.updated_payload(row, before, after), before, after)

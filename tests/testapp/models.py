@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
 from django.db import models
 
 
@@ -250,3 +251,19 @@ class UuidOrgNote(models.Model):
 
     organization = models.ForeignKey(UuidOrg, on_delete=models.CASCADE)
     title = models.CharField(max_length=100)
+
+
+class Sticker(models.Model):
+    """A row stuck on any other row (a ``GenericForeignKey``)."""
+
+    content_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.CASCADE)
+    object_id = models.PositiveIntegerField()
+    target = GenericForeignKey("content_type", "object_id")
+    label = models.CharField(max_length=50)
+
+
+class Board(models.Model):
+    """Rows holding stickers through a ``GenericRelation``."""
+
+    title = models.CharField(max_length=100)
+    stickers = GenericRelation(Sticker, related_query_name="board")

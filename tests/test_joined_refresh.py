@@ -1,0 +1,114 @@
+"""An update renders the rows joined with it (``select_related``) as they are after the
+write: a hook changing the joined row's columns through another object (a queryset
+``update()``, a signal) left the answer and the event with the values read before."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc.outbox import OutboxEvent
+from django_arc.sites import _all_sites
+from tests.factories import AuthorFactory, BookFactory
+from tests.helpers import client_for, site_mounted
+from tests.testapp.models import Author, Book
+from tests.testapp.resources import PUBLIC
+
+
+class AuthorName(serializers.ModelSerializer):
+    class Meta:
+        model = Author
+        fields = ["id", "name"]
+
+
+class JoinedBookSerializer(serializers.ModelSerializer):
+    author = AuthorName(read_only=True)
+    writer = serializers.CharField(source="author.name", read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "author", "writer"]
+
+
+class RenamingAuthorBookResource(Resource):
+    """Each update of a book renames its author through a queryset."""
+
+    model = Book
+    name = "renaming-books"
+    serializer_class = JoinedBookSerializer
+    presets = [presets.Bulk()]
+    permissions = PUBLIC
+
+    def after_update(self, request, instance):
+        Author.objects.filter(pk=instance.author_id).update(name=f"{instance.title}'s author")
+
+
+class PlainBookResource(Resource):
+    model = Book
+    name = "plain-joined-books"
+    fields = ["id", "title", "author"]
+    permissions = PUBLIC
+
+
+@pytest.fixture
+def joined_api(settings):
+    site = ResourceSite(name="joined-site")
+    site.register(RenamingAuthorBookResource)
+    site.register(PlainBookResource)
+    try:
+        with site_mounted(settings, "j", site):
+            yield client_for(None)
+    finally:
+        _all_sites.remove(site)
+
+
+@pytest.mark.django_db
+def test_an_update_renders_the_joined_row_as_its_hooks_left_it(joined_api):
+    api = joined_api
+    book = BookFactory(title="Dune", author=AuthorFactory(name="Frank"))
+    answer = api.patch(f"/j/renaming-books/{book.pk}/", {"title": "Emma"}, format="json")
+    assert answer.status_code == 200, answer.content
+    data = answer.json()["data"]
+    assert data["author"]["name"] == data["writer"] == "Emma's author"
+    event = OutboxEvent.objects.get(type="renaming-books.updated").payload
+    assert event["data"]["writer"] == "Emma's author"
+    assert sorted(event["changed"]) == ["author", "title", "writer"]
+    assert event["previous"]["writer"] == "Frank"
+
+
+@pytest.mark.django_db
+def test_a_bulk_update_reads_the_joined_rows_again_in_one_query(joined_api):
+    api = joined_api
+    books = [BookFactory(title=f"t{i}", author=AuthorFactory(name=f"a{i}")) for i in range(3)]
+
+    def patched(titles):
+        items = [{"id": b.pk, "title": t} for b, t in zip(books, titles, strict=True)]
+        with CaptureQueriesContext(connection) as queries:
+            answer = api.patch("/j/renaming-books/bulk/", {"items": items}, format="json")
+        assert answer.status_code == 200, answer.content
+        return len(queries)
+
+    few = patched(["x0", "x1", "x2"])
+    events = OutboxEvent.objects.filter(type="renaming-books.updated").order_by("pk")
+    assert [e.payload["data"]["writer"] for e in events] == [f"x{i}'s author" for i in range(3)]
+    books.extend(BookFactory(title=f"u{i}", author=AuthorFactory()) for i in range(3))
+    assert patched([f"y{i}" for i in range(6)]) == few + 3  # the hook's UPDATE per row
+
+
+@pytest.mark.django_db
+def test_an_update_joining_nothing_reads_nothing_more(joined_api):
+    """The generated serializer renders a foreign key as its id: nothing is joined, and
+    nothing is read again."""
+    api = joined_api
+    book = BookFactory(title="Dune")
+    with CaptureQueriesContext(connection) as queries:
+        answer = api.patch(f"/j/plain-joined-books/{book.pk}/", {"title": "E"}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert len(queries) == PLAIN_UPDATE_STATEMENTS, [q["sql"] for q in queries.captured_queries]
+
+
+#: the transaction (a savepoint inside the test's), the row, the UPDATE, the event's INSERT
+PLAIN_UPDATE_STATEMENTS = 5

@@ -1,0 +1,163 @@
+"""``?select=`` loads the relations the selected fields render, and no other: each relation
+a list joined or prefetched for a field left out was a join, or a query, of rows thrown
+away."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
+
+from django_arc import Resource, ResourceSite
+from django_arc import fields as F
+from django_arc.sites import _all_sites
+from tests.factories import AuthorFactory, BookFactory
+from tests.helpers import client_for, site_mounted
+from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.testapp.models import Book, Review
+from tests.testapp.resources import PUBLIC
+
+
+class ReviewBody(serializers.ModelSerializer):
+    class Meta:
+        model = Review
+        fields = ["id", "body"]
+
+
+class AuthorName(serializers.ModelSerializer):
+    class Meta:
+        model = Book._meta.get_field("author").related_model
+        fields = ["id", "name"]
+
+
+class ShelfBookSerializer(serializers.ModelSerializer):
+    author = AuthorName(read_only=True)
+    reviews = ReviewBody(many=True, read_only=True)
+    writer = serializers.CharField(source="author.name", read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "author", "reviews", "writer"]
+
+
+class ShelfBookResource(Resource):
+    model = Book
+    name = "shelf-books"
+    serializer_class = ShelfBookSerializer
+    default_sort = "title"
+    field_permissions = {"reviews": F.visible_to("staff")}
+    permissions = PUBLIC
+    cache = False
+
+
+class WriterBookSerializer(serializers.ModelSerializer):
+    author = AuthorName(read_only=True)
+    writer = serializers.CharField(source="author.name", read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "author", "writer"]
+
+
+class CachedShelfBookResource(Resource):
+    """Cached, rendering no reviews: a cached resource reading Review connects its signals
+    for the rest of the run (test_query_cache_invalidation counts on its fast deletes)."""
+
+    model = Book
+    name = "cached-shelf-books"
+    serializer_class = WriterBookSerializer
+    default_sort = "title"
+    permissions = PUBLIC
+    cache = {"stale_seconds": 30}
+
+
+@pytest.fixture
+def shelf(settings):
+    site = ResourceSite(name="shelf-site")
+    site.register(ShelfBookResource)
+    site.register(CachedShelfBookResource)
+    for i in range(3):
+        book = BookFactory(title=f"t{i}", author=AuthorFactory(name=f"a{i}"))
+        Review.objects.create(book=book, body=f"r{i}")
+    try:
+        with site_mounted(settings, "s", site):
+            yield client_for(None)
+    finally:
+        _all_sites.remove(site)
+
+
+def listed(api, query):
+    with CaptureQueriesContext(connection) as queries:
+        answer = api.get(f"/s/shelf-books/?{query}")
+    assert answer.status_code == 200, answer.content
+    sql = [q["sql"] for q in queries.captured_queries]
+    return answer.json()["docs"], sql
+
+
+def joins_author(sql):
+    return any('JOIN "testapp_author"' in q for q in sql)
+
+
+def reads_reviews(sql):
+    return any('FROM "testapp_review"' in q for q in sql)
+
+
+@pytest.mark.django_db
+def test_select_loads_only_the_relations_the_selected_fields_render(shelf):
+    """``?select=title`` ran the reviews' prefetch (and joined the author) for fields it then
+    left out; ``?select=reviews`` joined the author."""
+    api = shelf
+    with override_settings(ARC=arc_with(CACHE={"ENABLED": False})):
+        docs, sql = listed(api, "select=title")
+        assert docs == [{"id": d["id"], "title": f"t{i}"} for i, d in enumerate(docs)]
+        assert len(sql) == 2 and not joins_author(sql) and not reads_reviews(sql)  # count, page
+
+        docs, sql = listed(api, "select=writer")
+        assert [d["writer"] for d in docs] == ["a0", "a1", "a2"]
+        assert len(sql) == 2 and joins_author(sql) and not reads_reviews(sql)
+
+        docs, sql = listed(api, "select=author")
+        assert [d["author"]["name"] for d in docs] == ["a0", "a1", "a2"]
+        assert len(sql) == 2 and joins_author(sql) and not reads_reviews(sql)
+
+        everything, sql = listed(api, "")
+        assert len(sql) == 2 and joins_author(sql)  # reviews: unreadable to the public
+
+
+@pytest.mark.django_db
+def test_a_field_the_caller_may_read_keeps_its_prefetch_and_one_it_may_not_loses_it(
+    shelf, django_user_model
+):
+    staff = django_user_model.objects.create_user("s")
+    staff.arc_roles = ["staff"]
+    api = client_for(staff)
+    with override_settings(ARC=arc_with(CACHE={"ENABLED": False})):
+        docs, sql = listed(api, "select=reviews")
+        assert [d["reviews"][0]["body"] for d in docs] == ["r0", "r1", "r2"]
+        assert len(sql) == 3 and reads_reviews(sql) and not joins_author(sql)
+        docs, sql = listed(api, "")
+        assert len(sql) == 3 and reads_reviews(sql) and joins_author(sql)
+        assert docs[0]["reviews"] == [{"id": docs[0]["reviews"][0]["id"], "body": "r0"}]
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_cached_selection_is_still_invalidated_by_the_relations_it_left_out(shelf):
+    """The answers' dependencies are the resource's, whatever a selection loaded: a
+    ``?select=writer`` answer is bumped by the author renamed."""
+    api = shelf
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        assert api.get("/s/cached-shelf-books/?select=writer")["X-Cache"] == "MISS"
+        assert api.get("/s/cached-shelf-books/?select=writer")["X-Cache"] == "HIT"
+        author = Book.objects.get(title="t0").author
+        author.name = "renamed"
+        author.save()
+        again = api.get("/s/cached-shelf-books/?select=writer")
+    assert again["X-Cache"] == "MISS"
+    assert again.json()["docs"][0]["writer"] == "renamed"
