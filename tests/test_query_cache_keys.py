@@ -1,0 +1,155 @@
+"""What keys a cached answer django-arc cannot see into (each case was found by a hand
+mutant of ``django_arc/querycache/keys.py`` that the suite let through):
+
+- the API version DRF's versioning class read, when it is in no URL keyword argument
+  (``NamespaceVersioning``: one site included twice, under ``v1`` and ``v2``);
+- the URL's keyword arguments (a site mounted under ``<str:shop>/``, whose project
+  serializer renders the shop it was reached under);
+- the caller, for a project ``pagination_class`` (its envelope may say who asked).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import clear_url_caches, include, path
+from rest_framework import serializers
+from rest_framework.versioning import NamespaceVersioning
+from rest_framework.views import APIView
+
+from django_arc import Resource, ResourceSite
+from django_arc import permissions as P
+from django_arc.pagination import PagePagination
+from tests import test_query_cache
+from tests.helpers import client_for
+from tests.redis_support import REDIS_URL
+from tests.testapp.models import Author
+
+# Redis under a prefix of the test's own, the query cache on it (autouse)
+redis_cache = test_query_cache.redis_cache
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)"),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+class _ReachedSerializer(serializers.ModelSerializer):
+    """Renders the API version and the ``shop`` URL argument the row was reached under."""
+
+    version = serializers.SerializerMethodField()
+    shop = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Author
+        fields = ["id", "name", "version", "shop"]
+
+    def get_version(self, obj):
+        return self.context["request"].version
+
+    def get_shop(self, obj):
+        return self.context["view"].kwargs.get("shop")
+
+
+class _WhoAskedPagination(PagePagination):
+    """A project pagination whose envelope names the caller."""
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        response.data["askedBy"] = self.request.user.username
+        return response
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        return super().paginate_queryset(queryset, request, view)
+
+
+site = ResourceSite(name="qc-keys")
+
+
+@site.register
+class ReachedAuthorResource(Resource):
+    model = Author
+    name = "reached-authors"
+    serializer_class = _ReachedSerializer
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+@site.register
+class WhoAskedAuthorResource(Resource):
+    model = Author
+    name = "who-asked-authors"
+    fields = ["id", "name"]
+    pagination_class = _WhoAskedPagination
+    permissions = {"list": P.require_auth()}
+    cache = {"stale_seconds": 30}
+
+
+def _urls(settings, *patterns):
+    import tests.urls
+
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": [*tests.urls.urlpatterns, *patterns]})
+    clear_url_caches()
+
+
+@pytest.fixture
+def author():
+    return Author.objects.create(name="Ann")
+
+
+def test_the_api_version_keys_an_entry_when_no_url_argument_holds_it(settings, monkeypatch, author):
+    """``NamespaceVersioning`` reads the version from the URL namespace, which is in no
+    keyword argument: ``/v2/`` must not be served the bytes ``/v1/`` stored."""
+    monkeypatch.setattr(APIView, "versioning_class", NamespaceVersioning)
+    _urls(
+        settings,
+        path("v1/", include((site.get_urls(), site.name), namespace="v1")),
+        path("v2/", include((site.get_urls(), site.name), namespace="v2")),
+    )
+    anonymous = client_for(None)
+    try:
+        for url in ("reached-authors/", f"reached-authors/{author.pk}/"):
+            first = anonymous.get(f"/v1/{url}")
+            assert first.status_code == 200, first.content
+            assert first["X-Cache"] == "MISS"
+            assert anonymous.get(f"/v1/{url}")["X-Cache"] == "HIT"
+            v2 = anonymous.get(f"/v2/{url}")
+            assert v2["X-Cache"] == "MISS", url
+            assert '"version":"v2"' in v2.content.decode(), v2.content
+    finally:
+        clear_url_caches()
+
+
+def test_the_url_arguments_key_an_entry(settings, author):
+    """A site under ``<str:shop>/``: the project serializer renders the shop, and
+    ``/north/`` must not be served the bytes ``/south/`` stored."""
+    _urls(settings, path("<str:shop>/", include(site.urls)))
+    anonymous = client_for(None)
+    try:
+        for url in ("reached-authors/", f"reached-authors/{author.pk}/"):
+            assert anonymous.get(f"/south/{url}")["X-Cache"] == "MISS"
+            assert anonymous.get(f"/south/{url}")["X-Cache"] == "HIT"
+            north = anonymous.get(f"/north/{url}")
+            assert north["X-Cache"] == "MISS", url
+            assert '"shop":"north"' in north.content.decode(), north.content
+    finally:
+        clear_url_caches()
+
+
+def test_a_project_pagination_class_gets_an_entry_per_caller(settings, author):
+    """Two callers who see the same fields of the same rows share entries of the generated
+    answers; a project pagination class may write anything in its envelope (the caller's
+    name here), so its answers are keyed by the caller."""
+    from tests.factories import UserFactory
+
+    _urls(settings, path("k/", include(site.urls)))
+    ann, bob = UserFactory(username="ann"), UserFactory(username="bob")
+    try:
+        first = client_for(ann).get("/k/who-asked-authors/")
+        assert first["X-Cache"] == "MISS" and first.json()["askedBy"] == "ann"
+        assert client_for(ann).get("/k/who-asked-authors/")["X-Cache"] == "HIT"
+        other = client_for(bob).get("/k/who-asked-authors/")
+        assert other["X-Cache"] == "MISS" and other.json()["askedBy"] == "bob"
+    finally:
+        clear_url_caches()
