@@ -11,6 +11,7 @@ mutant of ``django_arc/querycache/keys.py`` that the suite let through):
 from __future__ import annotations
 
 import pytest
+from django.db.models import Prefetch
 from django.urls import clear_url_caches, include, path
 from rest_framework import serializers
 from rest_framework.versioning import NamespaceVersioning
@@ -20,9 +21,10 @@ from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
 from django_arc.pagination import PagePagination
 from tests import test_query_cache
+from tests.factories import BookFactory
 from tests.helpers import client_for
 from tests.redis_support import REDIS_URL
-from tests.testapp.models import Author
+from tests.testapp.models import Author, Book, Review
 
 # Redis under a prefix of the test's own, the query cache on it (autouse)
 redis_cache = test_query_cache.redis_cache
@@ -151,5 +153,45 @@ def test_a_project_pagination_class_gets_an_entry_per_caller(settings, author):
         assert client_for(ann).get("/k/who-asked-authors/")["X-Cache"] == "HIT"
         other = client_for(bob).get("/k/who-asked-authors/")
         assert other["X-Cache"] == "MISS" and other.json()["askedBy"] == "bob"
+    finally:
+        clear_url_caches()
+
+
+class _ToneReviews(Resource):
+    """A project ``get_queryset`` prefetching the reviews of the caller's chosen tone: the
+    rows' own query is the same for every caller, the prefetch is not."""
+
+    model = Book
+    name = "toned-books"
+    fields = ["id", "title", "reviews"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+    def get_queryset(self, request):
+        tone = request.headers.get("X-Tone", "")
+        reviews = Review.objects.filter(body__startswith=tone).order_by("pk")
+        return super().get_queryset(request).prefetch_related(Prefetch("reviews", reviews))
+
+
+site.register(_ToneReviews)
+
+
+def test_a_prefetch_of_its_own_keys_an_entry(settings):
+    """Two callers whose rows' query is one but whose prefetch differs (the reviews of
+    another tone) get their own entries: the prefetch is part of the queryset's
+    fingerprint."""
+    book = BookFactory(title="b")
+    kind = Review.objects.create(book=book, body="kind words")
+    harsh = Review.objects.create(book=book, body="harsh words")
+    _urls(settings, path("k/", include(site.urls)))
+    anonymous = client_for(None)
+    try:
+        for url in ("/k/toned-books/", f"/k/toned-books/{book.pk}/"):
+            kindly = anonymous.get(url, HTTP_X_TONE="kind")
+            assert kindly["X-Cache"] == "MISS"
+            assert f'"reviews":[{kind.pk}]' in kindly.content.decode(), kindly.content
+            harshly = anonymous.get(url, HTTP_X_TONE="harsh")
+            assert harshly["X-Cache"] == "MISS", url
+            assert f'"reviews":[{harsh.pk}]' in harshly.content.decode(), harshly.content
     finally:
         clear_url_caches()
