@@ -198,3 +198,22 @@ def test_select_and_masks_apply_to_what_a_project_serializer_writes_itself(setti
         assert [set(d) for d in body["docs"]] == [{"id", "name"}]
         doc = editor.get("/field-rules/labelled-products/").json()["docs"][0]
         assert doc["sku"] == "***" and doc["label"] == "n (S-1)"
+
+
+def test_a_read_only_rule_makes_the_field_read_only_in_the_serializer():
+    """``F.read_only()`` (``branch-notes``' ``internal``) is read-only for the serializer
+    itself, not only refused by the write guard: the documented request body leaves it out,
+    the answer carries it."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+
+    def resolve(node):
+        while "$ref" in node:
+            node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+        return node
+
+    post = schema["paths"]["/api/branch-notes/"]["post"]
+    body = resolve(post["requestBody"]["content"]["application/json"]["schema"])
+    assert "text" in body["properties"] and "internal" not in body["properties"]
+    assert "internal" in schema["components"]["schemas"]["BranchNote"]["properties"]
