@@ -195,3 +195,38 @@ def test_a_prefetch_of_its_own_keys_an_entry(settings):
             assert f'"reviews":[{harsh.pk}]' in harshly.content.decode(), harshly.content
     finally:
         clear_url_caches()
+
+
+class _ShelvedBooks(Resource):
+    """A project ``get_queryset`` narrowing the rows by a header: a row another shelf
+    holds is a 404 there."""
+
+    model = Book
+    name = "shelved-books"
+    fields = ["id", "title"]
+    permissions = {"get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+    def get_queryset(self, request):
+        shelf = request.headers.get("X-Shelf", "")
+        return super().get_queryset(request).filter(title__startswith=shelf)
+
+
+site.register(_ShelvedBooks)
+
+
+def test_a_get_is_keyed_by_the_queryset_it_looks_the_row_up_in(settings):
+    """The same id looked up in another queryset (another shelf) is another entry: a row
+    the first caller's queryset held is a 404 in the second's, never a HIT."""
+    book = BookFactory(title="a-book")
+    _urls(settings, path("k/", include(site.urls)))
+    anonymous = client_for(None)
+    url = f"/k/shelved-books/{book.pk}/"
+    try:
+        assert anonymous.get(url, HTTP_X_SHELF="a")["X-Cache"] == "MISS"
+        assert anonymous.get(url, HTTP_X_SHELF="a")["X-Cache"] == "HIT"
+        other = anonymous.get(url, HTTP_X_SHELF="b")
+        assert other.status_code == 404, other.content
+        assert "X-Cache" not in other
+    finally:
+        clear_url_caches()
