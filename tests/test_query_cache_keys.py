@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
 from django_arc.pagination import PagePagination
+from django_arc.presets.base import Preset
 from tests import test_query_cache
 from tests.factories import BookFactory
 from tests.helpers import client_for
@@ -228,5 +229,48 @@ def test_a_get_is_keyed_by_the_queryset_it_looks_the_row_up_in(settings):
         other = anonymous.get(url, HTTP_X_SHELF="b")
         assert other.status_code == 404, other.content
         assert "X-Cache" not in other
+    finally:
+        clear_url_caches()
+
+
+class _ModedSearch(Preset):
+    """A preset answering ``?search=`` itself, in the mode a header asks for."""
+
+    name = "moded_search"
+
+    def search(self, view, queryset, term):
+        if view.request.headers.get("X-Exact"):
+            return queryset.filter(title=term)
+        return queryset.filter(title__icontains=term)
+
+
+class _SearchedBooks(Resource):
+    model = Book
+    name = "searched-books"
+    fields = ["id", "title"]
+    search_fields = ["title"]
+    presets = [_ModedSearch()]
+    permissions = {"list": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+site.register(_SearchedBooks)
+
+
+def test_a_presets_own_search_is_keyed_by_the_rows_it_found(settings):
+    """A preset's search may read anything from the request (a header here): a list that
+    searches through it is keyed by the searched queryset, not by the term alone."""
+    BookFactory(title="dune")
+    BookFactory(title="dune messiah")
+    _urls(settings, path("k/", include(site.urls)))
+    anonymous = client_for(None)
+    url = "/k/searched-books/?search=dune"
+    try:
+        loose = anonymous.get(url)
+        assert loose["X-Cache"] == "MISS" and loose.json()["total"] == 2
+        assert anonymous.get(url)["X-Cache"] == "HIT"
+        exact = anonymous.get(url, HTTP_X_EXACT="1")
+        assert exact["X-Cache"] == "MISS"
+        assert [d["title"] for d in exact.json()["docs"]] == ["dune"]
     finally:
         clear_url_caches()
