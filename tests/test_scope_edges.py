@@ -122,12 +122,13 @@ def test_an_elevation_check_with_no_answer_for_the_user_denies(settings, django_
 
 
 class _BobAuthentication(BaseAuthentication):
-    """DRF authenticates another user than the session's (a token naming bob)."""
+    """DRF authenticates another user than the session's (a header naming bob), with no
+    ``request.auth``: only the user tells the two identities apart."""
 
     def authenticate(self, request):
         from django.contrib.auth import get_user_model
 
-        return get_user_model().objects.get(username="bob"), "token"
+        return get_user_model().objects.get(username="bob"), None
 
 
 class _BobView(_WhoAmI):
