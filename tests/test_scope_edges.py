@@ -154,3 +154,32 @@ def test_a_membership_found_for_one_user_is_never_another_users(django_user_mode
     assert request.arc_scope.kind == "member"  # the middleware's, for alice
     assert response.status_code == 403, response.data
     assert response.data["code"] == "ORG_REQUIRED"
+
+
+class _SameUserByToken(BaseAuthentication):
+    """DRF authenticates the session's own user again, by a token: another identity key
+    (``request.auth``), the same person."""
+
+    def authenticate(self, request):
+        return request._request.user, "token"
+
+
+class _TokenWhoAmI(_WhoAmI):
+    authentication_classes = [_SameUserByToken]
+
+
+def test_one_request_records_one_elevation_whoever_resolves_it(django_user_model):
+    """The middleware elevates the session's user; the view resolves the scope again under
+    another identity key (its token) and elevates again: one ``arc.scope.elevated`` event
+    for the request, not one per resolution."""
+    from django.test import RequestFactory
+
+    from django_arc.middleware import ScopeMiddleware
+    from django_arc.outbox.models import OutboxEvent
+
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    request = RequestFactory().get("/whoami/", HTTP_X_ARC_SCOPE="platform")
+    request.user = root
+    response = ScopeMiddleware(_TokenWhoAmI.as_view())(request)
+    assert response.status_code == 200 and response.data["kind"] == "elevated"
+    assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
