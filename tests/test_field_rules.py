@@ -217,3 +217,18 @@ def test_a_read_only_rule_makes_the_field_read_only_in_the_serializer():
     body = resolve(post["requestBody"]["content"]["application/json"]["schema"])
     assert "text" in body["properties"] and "internal" not in body["properties"]
     assert "internal" in schema["components"]["schemas"]["BranchNote"]["properties"]
+
+
+def test_a_browsable_form_never_shows_the_value_behind_a_mask(settings):
+    """A row's browsable page fills its forms from the row: a field the caller reads
+    masked is left out of them (its real value would be shown, and the post would write
+    back whatever the input held), even when the caller may write it."""
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="visible-name", sku="REAL-SKU-123")
+    editor = _editor(org)
+    with site_mounted(settings, "field-rules", rules_site):
+        page = editor.get(f"/field-rules/masked-for-editors/{product.pk}/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200, page.content[:500]
+    html = page.content.decode()
+    assert "visible-name" in html
+    assert "REAL-SKU-123" not in html
