@@ -183,3 +183,19 @@ def test_one_request_records_one_elevation_whoever_resolves_it(django_user_model
     response = ScopeMiddleware(_TokenWhoAmI.as_view())(request)
     assert response.status_code == 200 and response.data["kind"] == "elevated"
     assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
+
+
+def test_arc_roles_may_be_a_callable_and_must_be_a_list(django_user_model):
+    """``user.arc_roles`` replaces the Django groups: an iterable, or a callable returning
+    one; a bare string (``"viewer"``, which iterated is ``v``, ``i``, ``e``…) is refused."""
+    from django_arc.scope import get_user_roles
+
+    user = django_user_model.objects.create_user("u", password="pw")
+    user.arc_roles = lambda: ["pricing", "audit"]
+    assert get_user_roles(user) == ("pricing", "audit")
+    user.arc_roles = ["pricing"]
+    assert get_user_roles(user) == ("pricing",)
+    for bare in ("viewer", b"viewer", lambda: "viewer"):
+        user.arc_roles = bare
+        with pytest.raises(TypeError):
+            get_user_roles(user)
