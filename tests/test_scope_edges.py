@@ -199,3 +199,12 @@ def test_arc_roles_may_be_a_callable_and_must_be_a_list(django_user_model):
         user.arc_roles = bare
         with pytest.raises(TypeError):
             get_user_roles(user)
+
+
+def test_an_anonymous_caller_keeps_its_context():
+    """Context headers narrow what a caller sees, whoever it is: an anonymous caller's
+    scope carries them too (a public catalogue filtered by branch)."""
+    response = call(HTTP_X_ARC_CONTEXT_BRANCH_ID="north")
+    assert response.status_code == 200
+    assert response.data["kind"] == "public"
+    assert response.data["context"] == {"branch_id": "north"}
