@@ -310,3 +310,43 @@ def test_a_parsed_query_is_not_shared_with_a_caller_who_sees_the_field_masked(se
         assert refused.json()["code"] == "INVALID_QUERY"
     finally:
         clear_url_caches()
+
+
+class _TaggedAuthors(Resource):
+    model = Author
+    name = "tagged-authors"
+    fields = ["id", "name"]
+    permissions = {"list": P.allow_public()}
+    cache = {"stale_seconds": 30, "tags": ["people"]}
+
+
+class _TaggedBooks(Resource):
+    model = Book
+    name = "tagged-books"
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public()}
+    cache = {"stale_seconds": 30, "tags": ["catalogue"]}
+
+
+site.register(_TaggedAuthors)
+site.register(_TaggedBooks)
+
+
+def test_invalidating_a_tag_retires_its_members_only(settings):
+    """``invalidate("people")`` retires the answers of the resources tagged ``people``, not
+    those of a resource under another tag."""
+    from django_arc.querycache import invalidate
+
+    Author.objects.create(name="Ann")
+    BookFactory(title="b")
+    _urls(settings, path("k/", include(site.urls)))
+    anonymous = client_for(None)
+    try:
+        for url in ("/k/tagged-authors/", "/k/tagged-books/"):
+            assert anonymous.get(url)["X-Cache"] == "MISS"
+            assert anonymous.get(url)["X-Cache"] == "HIT"
+        invalidate("people")
+        assert anonymous.get("/k/tagged-authors/")["X-Cache"] == "MISS"
+        assert anonymous.get("/k/tagged-books/")["X-Cache"] == "HIT"
+    finally:
+        clear_url_caches()
