@@ -4,7 +4,8 @@ mutant of ``django_arc/outbox/admin.py`` that the suite let through):
 - requeueing only dead rows says so, with no "were not dead" remark;
 - the admin history entry of a requeued row names it within ``LogEntry.object_repr``'s 200
   characters, however long its type (200) and event id (64) are (PostgreSQL refuses a
-  longer value; SQLite would store it).
+  longer value; SQLite would store it);
+- ``requeue()`` touches dead rows only, whatever ids it is given, and clears their lease.
 """
 
 import pytest
@@ -42,3 +43,22 @@ def test_the_history_of_a_requeued_row_fits_its_column(admin_client_):  # noqa: 
     (entry,) = LogEntry.objects.filter(object_id=str(row.pk))
     assert len(entry.object_repr) == 200
     assert entry.object_repr.startswith("t" * 200)
+
+
+def test_requeue_touches_dead_rows_only_and_clears_their_lease():
+    """``requeue()`` is public (the admin's, a shell's): rows that are not dead are left
+    as they are, whatever ids it is given; a dead row comes back pending with no lease."""
+    from django.utils import timezone
+
+    from django_arc.outbox.configured import get_outbox
+
+    dead = make_row(
+        "dead", lease_owner="worker-1", lease_expires_at=timezone.now() + timezone.timedelta(1)
+    )
+    delivered, pending = make_row("delivered"), make_row("pending", attempts=3)
+    assert get_outbox().requeue([dead.pk, delivered.pk, pending.event_id]) == 1
+    rows = {r.pk: r for r in OutboxEvent.objects.all()}
+    assert rows[dead.pk].status == "pending"
+    assert (rows[dead.pk].lease_owner, rows[dead.pk].lease_expires_at) == (None, None)
+    assert rows[delivered.pk].status == "delivered"
+    assert (rows[pending.pk].status, rows[pending.pk].attempts) == ("pending", 3)

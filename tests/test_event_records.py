@@ -1,6 +1,7 @@
-"""Event records at their edges (found by hand mutants of ``django_arc/events/event.py``
-that the suite let through): a dead letter keeps when it *first* failed apart from when it
-last did, through its dict form and back."""
+"""Event records at their edges (found by hand mutants of ``django_arc/events/event.py`` and
+``wire.py`` that the suite let through): a dead letter keeps when it *first* failed apart
+from when it last did, through its dict form and back; a stored timestamp in another offset
+is written to the wire in UTC."""
 
 from datetime import UTC, datetime
 
@@ -25,3 +26,12 @@ def test_a_dead_letter_keeps_its_first_failure_apart_from_its_last():
     assert (again.first_failed_at, again.failed_at) == (first, last)
     unknown = DeadLetteredEvent(dead.event, "e", 1, "h", failed_at=last)
     assert unknown.to_dict()["first_failed_at"] == last.isoformat()
+
+
+def test_a_stored_timestamp_in_another_offset_is_written_in_utc():
+    """``iso_to_wire`` takes the fast path for a UTC ``isoformat()`` only: a timestamp of
+    the same length in another offset is converted, not relabelled ``Z``."""
+    from django_arc.events.wire import iso_to_wire
+
+    assert iso_to_wire("2026-01-01T10:00:00.123456+00:00") == "2026-01-01T10:00:00.123Z"
+    assert iso_to_wire("2026-01-01T10:00:00.123456+02:00") == "2026-01-01T08:00:00.123Z"
