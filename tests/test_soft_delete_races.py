@@ -62,3 +62,35 @@ def test_a_row_restored_meanwhile_is_404_with_no_event(settings, monkeypatch):
     assert_error(r, 404, "NOT_FOUND")
     assert Article.objects.get(pk=article.pk).deleted_at == EARLIER  # rolled back with it
     assert not OutboxEvent.objects.filter(type="raced-articles.restored").exists()
+
+
+@site.register
+class RacedBulkArticleResource(Resource):
+    model = Article
+    name = "raced-bulk-articles"
+    fields = ["id", "slug", "title", "deleted_at"]
+    presets = [presets.SoftDelete(), presets.Bulk()]
+    permissions = {"list": P.allow_public(), "delete": P.require_auth()}
+
+
+def test_a_bulk_soft_delete_of_rows_one_of_which_went_meanwhile_is_refused(settings, monkeypatch):
+    """A bulk soft delete stamps its rows in one conditional ``UPDATE``: one of them
+    soft-deleted by another request after this one read them makes the whole request the
+    400 naming it, with no stamp on the others and no event."""
+    first = Article.objects.create(slug="a", title="A")
+    second = Article.objects.create(slug="b", title="B")
+    real = presets.SoftDelete.perform_delete_many
+
+    def second_went_first(self, view, instances):
+        Article.objects.filter(pk=second.pk).update(deleted_at=EARLIER)
+        return real(self, view, instances)
+
+    monkeypatch.setattr(presets.SoftDelete, "perform_delete_many", second_went_first)
+    user = client_for(UserFactory())
+    ids = [first.pk, second.pk]
+    with site_mounted(settings, "soft-races", site):
+        r = user.delete("/soft-races/raced-bulk-articles/bulk/", {"ids": ids}, format="json")
+    body = assert_error(r, 400, "VALIDATION_ERROR")
+    assert body["details"] == {"ids": {"1": {"id": ["Not found."]}}}
+    assert Article.objects.get(pk=first.pk).deleted_at is None
+    assert not OutboxEvent.objects.filter(type="raced-bulk-articles.deleted").exists()
