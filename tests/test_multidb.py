@@ -658,3 +658,39 @@ def test_with_the_outbox_off_emit_inside_another_databases_transaction_waits_for
             assert transport.published == []
         assert [e.payload for e in transport.published] == [{"name": "kept"}]
         assert names("other") == ["kept"]
+
+
+archive_site = ResourceSite(name="multidb-archive")
+
+
+@archive_site.register
+class ArchivedAuthorResource(Resource):
+    """A project ``get_queryset`` reading the archive (``other``) when asked: one query,
+    two databases."""
+
+    model = Author
+    name = "archived-authors"
+    fields = ["id", "name"]
+    permissions = PUBLIC
+    cache = {"stale_seconds": 30}
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        # both branches clone the queryset alike: the two differ by their database only
+        return rows.using("other" if request.headers.get("X-Archive") else "default")
+
+
+@needs_redis
+def test_one_query_on_two_databases_is_two_entries(settings, redis_cache):
+    """The database a queryset reads is part of its fingerprint: the archive's answer is
+    never the live one's entry (a hand mutant leaving it out survived the suite)."""
+    Author.objects.using("default").create(name="Live")
+    Author.objects.using("other").create(name="Archived")
+    client = client_for(None)
+    with site_mounted(settings, "a", archive_site):
+        live = client.get("/a/archived-authors/")
+        assert live["X-Cache"] == "MISS" and [a["name"] for a in live.json()["docs"]] == ["Live"]
+        assert client.get("/a/archived-authors/")["X-Cache"] == "HIT"
+        archived = client.get("/a/archived-authors/", HTTP_X_ARCHIVE="1")
+        assert archived["X-Cache"] == "MISS"
+        assert [a["name"] for a in archived.json()["docs"]] == ["Archived"]

@@ -2,7 +2,8 @@
 ``django_arc/query.py`` that the suite let through): the exact bounds of the ``in`` list and
 of a 32-bit column, non-finite numbers, ``exists=0``, a boolean spelled ``1``/``0``, the ``regex`` refusal's message, a
 cursor of another direction on the same key, ``DISTINCT`` kept once a multi-valued filter
-asked for it, and a hidden field listed in ``search_fields``."""
+asked for it, a hidden field listed in ``search_fields``, a cursor holding a value beyond
+32 bits (SQLite), and a parent link hidden with a hidden primary key."""
 
 import base64
 import json
@@ -145,3 +146,48 @@ def test_a_boolean_filter_reads_1_and_0():
     assert titles(api.get("/api/books/?is_available=1")) == ["on"]
     assert titles(api.get("/api/books/?is_available=0")) == ["off"]
     assert titles(api.get("/api/books/?is_available=TRUE")) == ["on"]
+
+
+def test_a_keyset_cursor_holds_what_a_row_holds_beyond_the_32_bit_range():
+    """A filter value of a 32-bit column is refused beyond its range on every database, but
+    a cursor is not a filter: it holds the values of the row it follows, and SQLite keeps
+    3000000000 in an ``IntegerField``. The next page after that row is served, not refused
+    as an invalid cursor (PostgreSQL cannot hold the value: nothing to page past there)."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite holds a value beyond 32 bits in an IntegerField")
+    for title, pages in (("small", 1), ("huge", 3_000_000_000), ("huger", 3_000_000_001)):
+        BookFactory(title=title, pages=pages)
+    invalid(api.get("/api/books/?pages[gte]=3000000000"), "pages[gte]", "out of range")
+    seen = []
+    url = "/api/books/?limit=1&sort=pages&after="
+    while url:
+        r = api.get(url)
+        assert r.status_code == 200, r.content
+        body = r.json()
+        seen += [d["title"] for d in body["docs"]]
+        url = body["next"] and f"/api/books/?limit=1&sort=pages&after={body['next']}"
+    assert seen == ["small", "huge", "huger"]
+
+
+def test_the_schema_offers_no_filter_on_a_parent_link_when_the_primary_key_is_hidden():
+    """A multi-table child's parent link (``animal_ptr``) holds its parent's ``id``: when
+    ``id`` is ``hidden()`` from everyone, ``animal_ptr`` is hidden with it, so the schema
+    documents neither a filter nor a sort on it (every caller would be refused them)."""
+    import types
+
+    from django_arc.filters import QueryLanguageFilter
+    from tests.test_security_regressions import HiddenIdPtrFilteredDogs, PtrFilteredDogs
+
+    def parameters(resource):
+        view = types.SimpleNamespace(resource=resource())
+        return QueryLanguageFilter().get_schema_operation_parameters(view)
+
+    names = {p["name"] for p in parameters(HiddenIdPtrFilteredDogs)}
+    assert not any("animal_ptr" in name for name in names), names
+    (sort,) = [p for p in parameters(HiddenIdPtrFilteredDogs) if p["name"] == "sort"]
+    assert "animal_ptr" not in json.dumps(sort), sort
+    # visible to admins only: documented, with the refusal noted
+    names = {p["name"] for p in parameters(PtrFilteredDogs)}
+    assert {"animal_ptr", "animal_ptr[gt]"} <= names, names

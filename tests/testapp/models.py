@@ -267,3 +267,38 @@ class Board(models.Model):
 
     title = models.CharField(max_length=100)
     stickers = GenericRelation(Sticker, related_query_name="board")
+
+
+class Branch(models.Model):
+    """A branch as a row of its own: what :class:`Vendor`'s ``branch`` points at."""
+
+    name = models.CharField(max_length=50)
+
+
+class Desk(models.Model):
+    """A row carrying both of :class:`Booking`'s tenant dimensions under their names."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    branch = models.CharField(max_length=20)
+    label = models.CharField(max_length=50)
+
+
+class Vendor(models.Model):
+    """A row whose ``organization`` and ``branch`` share :class:`Booking`'s tenant field names
+    but are other things: a relation to another model (``UuidOrg``), a relation where the
+    booking's ``branch`` is text. Neither is a tenant dimension of a booking's."""
+
+    organization = models.ForeignKey(UuidOrg, on_delete=models.CASCADE, null=True, blank=True)
+    branch = models.ForeignKey(Branch, on_delete=models.CASCADE, null=True, blank=True)
+    name = models.CharField(max_length=50)
+
+
+class Booking(models.Model):
+    """Two tenant dimensions (the organization, a ``branch`` context value) and relations to
+    a row with the same dimensions (:class:`Desk`) and one with same-named other fields
+    (:class:`Vendor`)."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    branch = models.CharField(max_length=20, blank=True)
+    desk = models.ForeignKey(Desk, on_delete=models.CASCADE, null=True, blank=True)
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, null=True, blank=True)
