@@ -41,7 +41,11 @@ def browser_page(example_server, monkeypatch):
     internet; ``elsewhere`` collects what the page tried to fetch from other hosts."""
     # Playwright's sync API runs an event loop in this thread.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # expect()'s own 5 s default, not the page's: under a loaded machine (make test beside
+    # other runs) Redoc took longer than that to lay out its menu from the 215 KB schema
+    expect.set_options(timeout=20_000)
 
     server = urlparse(example_server.url).netloc
     elsewhere: list[str] = []
