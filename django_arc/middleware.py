@@ -57,13 +57,19 @@ class ScopeMiddleware:
         whose format is ``json``, else DRF's ``JSONRenderer``), so ``COMPACT_JSON``,
         ``UNICODE_JSON`` and a project's own renderer shape these bytes too."""
         renderer = _json_renderer()
-        content = renderer.render(
-            error_body(request, exc.code, exc.message, exc.details), renderer.media_type, {}
-        )
         content_type = renderer.media_type
         if renderer.charset:
             content_type = f"{content_type}; charset={renderer.charset}"
-        response = HttpResponse(content, status=exc.status, content_type=content_type)
+        response = HttpResponse(status=exc.status, content_type=content_type)
+        response.exception = True  # as DRF marks the answer of a view's exception
+        # what a view's call passes (no view ran): a renderer reading the answer's status
+        # from its context is not a 500
+        context = {"view": None, "args": (), "kwargs": {}, "request": request}
+        response.content = renderer.render(
+            error_body(request, exc.code, exc.message, exc.details),
+            renderer.media_type,
+            {**context, "response": response},
+        )
         response[REQUEST_ID_HEADER] = get_request_id(request)
         return response
 
