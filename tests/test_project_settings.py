@@ -474,6 +474,38 @@ def test_drfs_admin_renderer_shows_a_refused_writes_form_with_what_was_sent(monk
         assert '<span class="help-block">A valid number is required.</span>' in page
 
 
+def test_a_refused_update_whose_row_was_never_read_offers_no_blank_put_form(monkeypatch):
+    """An update refused before its row is read (a keyed ``PUT`` whose key was used for
+    another body: 422 ``IDEMPOTENCY_KEY_REUSED`` from ``initial()``) left the form shown
+    again with no row under it: its ``PUT`` forms (HTML and raw-data) held what was sent
+    and blanks for the rest, ``sku`` (which this writer reads masked) among them, so the
+    form sent back as shown overwrote the masked ``sku`` and blanked ``price``. A refused
+    update's page offers its ``PUT``/``PATCH`` forms only over its row."""
+    from shop.models import Membership
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50")
+    writer = member_client(org, "editor")
+    user = Membership.objects.filter(organization=org, role="editor").last().user
+    Membership.objects.create(user=user, organization=org, role="viewer")
+    url = f"/api/idem-products/{product.pk}/"
+    first = writer.put(url, {"name": "Desk"}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert first.status_code == 200, first.content
+    again = writer.put(
+        url, {"name": "Chair"}, format="json", HTTP_IDEMPOTENCY_KEY="k1", HTTP_ACCEPT="text/html"
+    )
+    assert again.status_code == 422, again.content
+    assert _html_form(again, "PUT") == (None, None)
+    assert "sku" not in again.content.decode().lower()
+    # a refused update whose row was read is still shown again over it
+    refused = writer.put(
+        url, {"name": "Chair", "price": "-"}, format="multipart", HTTP_ACCEPT="text/html"
+    )
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "PUT") == {"name": "Chair", "price": "-"}
+
+
 def test_a_refused_updates_form_is_shown_again_over_the_row_as_stored(settings, monkeypatch):
     """A write refused after its save (an ``after_update`` check; the transaction rolled
     back) left its hooks' changes on the instance read: its form, shown again, held a
