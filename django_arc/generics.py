@@ -243,6 +243,12 @@ def _form_data(data: Any, view: Any, renderer: Any) -> Any:
 
 def _page_form(data: Any, view: Any, renderer: Any) -> _FormData | None:
     row = getattr(view, "arc_object", None)
+    if view.action == "destroy":
+        # a refused delete's page is its row's, filled from the row as stored; a delete
+        # that happened (or a soft one) leaves no row to offer a PUT over
+        if row is None or not view.raised or not _reread(row):
+            return _NO_ROW
+        return _FormData(view.get_serializer(instance=row))
     if view.raised and view.action in _FORM_WRITES:
         # the write was refused: its row as stored (a hook may have changed the instance
         # before the refusal rolled the write back)

@@ -506,6 +506,44 @@ def test_a_refused_update_whose_row_was_never_read_offers_no_blank_put_form(monk
     assert _filled(refused, "PUT") == {"name": "Chair", "price": "-"}
 
 
+def test_a_refused_deletes_page_fills_its_put_form_from_the_row(monkeypatch):
+    """The page of a ``DELETE`` refused with 409 (a product its orders ``PROTECT``) is the
+    row's page, still there; its ``PUT`` forms (HTML and raw-data) were built from no row:
+    blanks, and ``sku``, which this admin reads masked (it holds ``viewer`` too), so the form
+    sent back as shown blanked the product and overwrote its masked ``sku``. They are filled
+    from the row, as a get's page's are; the page of a delete that happened offers none."""
+    from shop.models import Membership
+    from tests.factories import OrderFactory
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
+    OrderFactory(product=product)
+    admin, html = member_client(org, "admin"), {"HTTP_ACCEPT": "text/html"}
+    user = Membership.objects.filter(organization=org, role="admin").last().user
+    Membership.objects.create(user=user, organization=org, role="viewer")
+    url = f"/api/t-products/{product.pk}/"
+    got = admin.get(url, **html)
+    refused = admin.delete(url, **html)
+    assert refused.status_code == 409, refused.content
+    assert (
+        _filled(refused, "PUT")
+        == _filled(got, "PUT")
+        == {
+            "name": "Lamp",
+            "price": "12.50",
+            "cost": "7.77",
+        }
+    )
+    assert _html_form(refused, "PUT")[1] == _html_form(got, "PUT")[1]
+    assert "L-1" not in refused.content.decode() and 'name="sku"' not in refused.content.decode()
+    # a delete that happened leaves no row to offer a PUT form over
+    gone = ProductFactory(organization=org, name="Gone")
+    deleted = admin.delete(f"/api/t-products/{gone.pk}/", **html)
+    assert deleted.status_code == 200, deleted.content
+    assert _html_form(deleted, "PUT") == (None, None)
+
+
 def test_a_refused_updates_form_is_shown_again_over_the_row_as_stored(settings, monkeypatch):
     """A write refused after its save (an ``after_update`` check; the transaction rolled
     back) left its hooks' changes on the instance read: its form, shown again, held a
