@@ -96,6 +96,13 @@ def test_the_middlewares_envelopes_render_as_the_views_do_under_the_projects_jso
     assert unknown_path.content == unknown_row.content
     assert unknown_path["Content-Type"] == unknown_row["Content-Type"]
     assert (b'"success": false' in unknown_path.content) is not compact
+    # an indent asked for in Accept indents both, as DRF's negotiation hands it on
+    indented = {**trace, "HTTP_ACCEPT": "application/json; indent=2"}
+    unknown_path = api.get("/api/nope/", **indented)
+    unknown_row = api.get("/api/books/999999/", **indented)
+    assert unknown_path.content == unknown_row.content
+    assert unknown_path.content.startswith(b'{\n  "success": false')
+    assert unknown_path["Content-Type"] == unknown_row["Content-Type"] == "application/json"
 
     org = OrganizationFactory()
     header = {**trace, "HTTP_X_ORGANIZATION_ID": str(org.pk)}
