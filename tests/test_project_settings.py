@@ -9,6 +9,7 @@ import re
 from html import unescape
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.utils import translation
 from rest_framework import serializers
@@ -107,6 +108,28 @@ class LateCheckedBookResource(Resource):
     def after_update(self, request, instance):
         if instance.title == "late":  # one message, not a list
             raise ArcError("TITLE_LATE", "Refused", 422, {"title": "Refused after the save."})
+
+
+class _UserGroupsSerializer(serializers.ModelSerializer):
+    """A user's groups, choosable among the "team" groups only (a queryset narrower than
+    the table: the rows a body may name)."""
+
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True,
+        queryset=Group.objects.filter(name__startswith="team"),
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+
+
+@settings_site.register
+class TeamUserResource(Resource):
+    model = User
+    name = "team-users"
+    serializer_class = _UserGroupsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "update")}
 
 
 @pytest.fixture
@@ -939,3 +962,33 @@ def test_drfs_admin_renderer_answers_a_refused_write_whose_get_raises_djangos_er
         refused = client.patch(url, {"name": "x" * 101}, format="json", HTTP_ACCEPT="text/html")
         assert refused.status_code == 400
         assert "VALIDATION_ERROR" in refused.content.decode()
+
+
+def test_a_filled_form_leaves_out_a_many_relation_one_of_whose_rows_it_does_not_offer(
+    settings, monkeypatch
+):
+    """A ``many=True`` relation whose current rows its ``<select multiple>`` offers only in
+    part (a user in a "team" group and in one the relation's queryset hides): the form
+    selected the offered one only, and sent back untouched it dropped the hidden group. The
+    relation is left out, so the form sent back leaves the groups alone; a user whose every
+    group is offered keeps the select, those groups selected."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    team, staff = Group.objects.create(name="team-a"), Group.objects.create(name="staff")
+    mixed, plain = User.objects.create(username="mixed"), User.objects.create(username="plain")
+    mixed.groups.set([team, staff])
+    plain.groups.set([team])
+    api, html = client_for(), {"HTTP_ACCEPT": "text/html"}
+    with site_mounted(settings, "s", settings_site):
+        page = api.get(f"/s/team-users/{mixed.pk}/", **html)
+        assert page.status_code == 200, page.content
+        assert 'name="groups"' not in _form_html(page, "PUT")
+        sent = api.put(
+            f"/s/team-users/{mixed.pk}/",
+            {**_as_posted(page, "PUT"), "username": "renamed"},
+            format="multipart",
+        )
+        assert sent.status_code == 200, sent.content
+        page = api.get(f"/s/team-users/{plain.pk}/", **html)
+    assert set(mixed.groups.all()) == {team, staff}
+    assert User.objects.get(pk=mixed.pk).username == "renamed"
+    assert _selected(page, "PUT", "groups")[1] == [str(team.pk)]
