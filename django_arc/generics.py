@@ -225,9 +225,10 @@ def _takes_a_body(view: Any, method: str) -> bool:
     return spec is not None and spec.request is not None
 
 
-#: the page of a refused update whose row is unknown (refused before it was read, or gone
-#: since): its PUT/PATCH forms are not offered, which filled from nothing would post blanks
-#: over the row (and offer the fields the caller reads masked)
+#: the page of a row (a get's, an update's, a delete's) whose row is unknown (answered
+#: before it was read, absent, or gone since): its PUT/PATCH forms are not offered, which
+#: filled from nothing would post blanks over the row (and offer the fields the caller
+#: reads masked)
 _NO_ROW = _FormData(None)
 
 
@@ -253,17 +254,22 @@ def _page_form(data: Any, view: Any, renderer: Any) -> _FormData | None:
         # the write was refused: its row as stored (a hook may have changed the instance
         # before the refusal rolled the write back)
         if row is not None and not _reread(row):
-            row = None
-        if row is None and view.action != "create":
             return _NO_ROW
         response = (getattr(renderer, "renderer_context", None) or {}).get("response")
         refused_input = getattr(response, "status_code", None) in _REFUSED_INPUT
-        if refused_input and view.action != "partial_update":
-            # DRF shows again the form whose method was sent: POST's, PUT's (a PATCH is
-            # the raw-data form's, whose page's PUT form holds the row, as DRF's does)
+        if refused_input and (
+            view.action == "create" or row is not None and view.action == "update"
+        ):
+            # DRF shows again the form whose method was sent: POST's, PUT's over its row (a
+            # PATCH is the raw-data form's, whose page's PUT form holds the row, as DRF's
+            # does)
             return _FormData(view.refused_form(row, data))
-    if row is None or view.action not in _ROW_PAGES:
+    if view.action not in _ROW_PAGES:
         return None
+    if row is None:
+        # a row's page answered before its row was read (throttled, refused by the
+        # idempotency store) or without one (404)
+        return _NO_ROW
     return _FormData(view.get_serializer(instance=row))
 
 

@@ -16,6 +16,7 @@ from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite
@@ -90,6 +91,25 @@ class SealedAuthorResource(Resource):
     name = "sealed-authors"
     fields = ["id", "name"]
     permissions = {k: _sealed_rows for k in ("list", "get", "create", "update", "delete")}
+
+
+class _ThrottledByHeader(BaseThrottle):
+    """Throttles the requests sending ``X-Throttle-Me`` (a rate spent, without a clock)."""
+
+    def allow_request(self, request, view):
+        return "HTTP_X_THROTTLE_ME" not in request.META
+
+    def wait(self):
+        return 60
+
+
+@settings_site.register
+class ThrottledBookResource(Resource):
+    model = Book
+    name = "throttled-books"
+    fields = ["id", "title", "isbn", "pages"]
+    throttle_classes = [_ThrottledByHeader]
+    permissions = {k: P.require_auth() for k in ("list", "get", "update")}
 
 
 @settings_site.register
@@ -565,6 +585,25 @@ def test_a_refused_deletes_page_fills_its_put_form_from_the_row(monkeypatch):
     deleted = admin.delete(f"/api/t-products/{gone.pk}/", **html)
     assert deleted.status_code == 200, deleted.content
     assert _html_form(deleted, "PUT") == (None, None)
+
+
+def test_a_rows_page_answered_before_the_row_was_read_offers_no_blank_put_form(
+    settings, monkeypatch
+):
+    """A row's page answered before its row was read (a throttled get, 429) offered DRF's
+    ``PUT`` forms (HTML and raw-data) built from no row: blanks, which, sent as shown,
+    blanked the row. A row's ``PUT``/``PATCH`` forms are offered only filled from it; the
+    get's own page still is."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    book = Book.objects.create(title="Early", isbn="I-1", pages=120, author=AuthorFactory())
+    api, html = client_for(UserFactory()), {"HTTP_ACCEPT": "text/html"}
+    with site_mounted(settings, "s", settings_site):
+        got = api.get(f"/s/throttled-books/{book.pk}/", **html)
+        throttled = api.get(f"/s/throttled-books/{book.pk}/", HTTP_X_THROTTLE_ME="1", **html)
+    assert got.status_code == 200, got.content
+    assert _html_form(got, "PUT")[1] == {"title": "Early", "isbn": "I-1", "pages": 120}
+    assert throttled.status_code == 429, throttled.content
+    assert _html_form(throttled, "PUT") == (None, None)
 
 
 def test_a_refused_updates_form_is_shown_again_over_the_row_as_stored(settings, monkeypatch):
