@@ -319,8 +319,8 @@ def check_scope_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warni
     for dotted in settings.MIDDLEWARE or ():
         try:
             middleware = import_string(dotted)
-        except ImportError:
-            continue  # Django's own start-up reports it
+        except Exception:  # not found, or refusing to import: the server's start-up says so
+            continue
         if isinstance(middleware, type) and issubclass(middleware, ScopeMiddleware):
             return []
     try:

@@ -167,9 +167,10 @@ class _ResourceForms:
         if method == "DELETE" and _takes_a_body(view, "delete"):
             return None
         with _building_forms(view):
-            return super().get_rendered_html_form(  # type: ignore[misc]
-                _form_data(data, view, self), view, method, request
-            )
+            data = _form_data(data, view, self)
+            if data is _NO_ROW and method in ("PUT", "PATCH"):
+                return None
+            return super().get_rendered_html_form(data, view, method, request)  # type: ignore[misc]
 
     def show_form_for_method(self, view: Any, method: str, request: Any, obj: Any) -> Any:
         # DRF catches its own APIException only; a check raising Django's PermissionDenied
@@ -181,9 +182,10 @@ class _ResourceForms:
 
     def get_raw_data_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
         with _building_forms(view):
-            form = super().get_raw_data_form(  # type: ignore[misc]
-                _form_data(data, view, self), view, method, request
-            )
+            data = _form_data(data, view, self)
+            if data is _NO_ROW and method in ("PUT", "PATCH"):
+                return None
+            form = super().get_raw_data_form(data, view, method, request)  # type: ignore[misc]
         if form is not None and view.action not in _ROW_ACTIONS:
             form.fields["_content"].initial = None
         return form
@@ -223,10 +225,17 @@ def _takes_a_body(view: Any, method: str) -> bool:
     return spec is not None and spec.request is not None
 
 
+#: the page of a row (a get's, an update's, a delete's) whose row is unknown (answered
+#: before it was read, absent, or gone since): its PUT/PATCH forms are not offered, which
+#: filled from nothing would post blanks over the row (and offer the fields the caller
+#: reads masked)
+_NO_ROW = _FormData(None)
+
+
 def _form_data(data: Any, view: Any, renderer: Any) -> Any:
     """``data``, or on a row's page (a get, an update) the form's serializer of that row,
     or on a refused write's page the form sent, holding what was sent (one per page, not
-    one per form)."""
+    one per form); :data:`_NO_ROW` on a refused update's page whose row is unknown."""
     known = view.__dict__.get("_form_data", _ABSENT)
     if known is _ABSENT:
         known = view._form_data = _page_form(data, view, renderer)
@@ -235,19 +244,32 @@ def _form_data(data: Any, view: Any, renderer: Any) -> Any:
 
 def _page_form(data: Any, view: Any, renderer: Any) -> _FormData | None:
     row = getattr(view, "arc_object", None)
+    if view.action == "destroy":
+        # a refused delete's page is its row's, filled from the row as stored; a delete
+        # that happened (or a soft one) leaves no row to offer a PUT over
+        if row is None or not view.raised or not _reread(row):
+            return _NO_ROW
+        return _FormData(view.get_serializer(instance=row))
     if view.raised and view.action in _FORM_WRITES:
         # the write was refused: its row as stored (a hook may have changed the instance
         # before the refusal rolled the write back)
         if row is not None and not _reread(row):
-            return None
+            return _NO_ROW
         response = (getattr(renderer, "renderer_context", None) or {}).get("response")
         refused_input = getattr(response, "status_code", None) in _REFUSED_INPUT
-        if refused_input and view.action != "partial_update":
-            # DRF shows again the form whose method was sent: POST's, PUT's (a PATCH is
-            # the raw-data form's, whose page's PUT form holds the row, as DRF's does)
+        if refused_input and (
+            view.action == "create" or row is not None and view.action == "update"
+        ):
+            # DRF shows again the form whose method was sent: POST's, PUT's over its row (a
+            # PATCH is the raw-data form's, whose page's PUT form holds the row, as DRF's
+            # does)
             return _FormData(view.refused_form(row, data))
-    if row is None or view.action not in _ROW_PAGES:
+    if view.action not in _ROW_PAGES:
         return None
+    if row is None:
+        # a row's page answered before its row was read (throttled, refused by the
+        # idempotency store) or without one (404)
+        return _NO_ROW
     return _FormData(view.get_serializer(instance=row))
 
 

@@ -19,7 +19,9 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, URLResolver, get_resolver
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from .exceptions import REQUEST_ID_HEADER, ArcError, NotFound, error_body, get_request_id
@@ -57,15 +59,31 @@ class ScopeMiddleware:
         whose format is ``json``, else DRF's ``JSONRenderer``), so ``COMPACT_JSON``,
         ``UNICODE_JSON`` and a project's own renderer shape these bytes too."""
         renderer = _json_renderer()
-        content = renderer.render(
-            error_body(request, exc.code, exc.message, exc.details), renderer.media_type, {}
-        )
         content_type = renderer.media_type
         if renderer.charset:
             content_type = f"{content_type}; charset={renderer.charset}"
-        response = HttpResponse(content, status=exc.status, content_type=content_type)
+        response = HttpResponse(status=exc.status, content_type=content_type)
+        response.exception = True  # as DRF marks the answer of a view's exception
+        # what a view's call passes (no view ran): a renderer reading the answer's status
+        # from its context is not a 500
+        context = {"view": None, "args": (), "kwargs": {}, "request": request}
+        response.content = renderer.render(
+            error_body(request, exc.code, exc.message, exc.details),
+            _accepted_media_type(request, renderer),
+            {**context, "response": response},
+        )
         response[REQUEST_ID_HEADER] = get_request_id(request)
         return response
+
+
+def _accepted_media_type(request: HttpRequest, renderer: Any) -> str:
+    """The media type of the ``Accept`` entry ``renderer`` answers, as DRF's negotiation
+    hands it to the view's renderer (``application/json; indent=4`` indents), else the
+    renderer's own."""
+    try:
+        return DefaultContentNegotiation().select_renderer(Request(request), [renderer])[1]
+    except Exception:  # no entry it answers (NotAcceptable), a ?format= of another one
+        return renderer.media_type
 
 
 def _json_renderer() -> Any:

@@ -70,7 +70,8 @@ class DestroyMixin:
     """``DELETE /<name>/{id}/`` → 200 with ``{"id", "soft"}`` (never 204)."""
 
     def destroy(self, request: Any, *args: Any, **kwargs: Any) -> Response:
-        instance = self.get_object()
+        # the row: the browsable API's page of a refused delete fills its forms from it
+        instance = self.arc_object = self.get_object()
         id_value = self.id_value(instance)
         soft = self.perform_destroy(instance)
         return Response(envelope.deleted(id_value, soft))

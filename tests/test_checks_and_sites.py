@@ -245,3 +245,16 @@ def test_a_mounted_site_without_scope_middleware_is_warned_of(settings):
     settings.MIDDLEWARE = settings.MIDDLEWARE[:-1]
     settings.ROOT_URLCONF = __name__
     assert w010() == []
+
+
+def test_the_middleware_check_survives_a_middleware_that_cannot_be_imported(settings):
+    """arc.W010 imports every ``MIDDLEWARE`` entry; one whose module raises on import
+    (``ImproperlyConfigured`` from a setting a third-party middleware wants) escaped the
+    check, so ``manage.py check`` (and ``migrate``, which runs the checks) crashed where it
+    had passed: such an entry is passed by, as one that is not found."""
+    from django.core.checks import run_checks
+
+    settings.MIDDLEWARE = ["tests.testapp.broken_middleware.Middleware", *settings.MIDDLEWARE]
+    assert [m for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"] == []
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "ScopeMiddleware" not in m]
+    assert [m.id for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"] == ["arc.W010"]

@@ -9,12 +9,14 @@ import re
 from html import unescape
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.utils import translation
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite
@@ -91,6 +93,25 @@ class SealedAuthorResource(Resource):
     permissions = {k: _sealed_rows for k in ("list", "get", "create", "update", "delete")}
 
 
+class _ThrottledByHeader(BaseThrottle):
+    """Throttles the requests sending ``X-Throttle-Me`` (a rate spent, without a clock)."""
+
+    def allow_request(self, request, view):
+        return "HTTP_X_THROTTLE_ME" not in request.META
+
+    def wait(self):
+        return 60
+
+
+@settings_site.register
+class ThrottledBookResource(Resource):
+    model = Book
+    name = "throttled-books"
+    fields = ["id", "title", "isbn", "pages"]
+    throttle_classes = [_ThrottledByHeader]
+    permissions = {k: P.require_auth() for k in ("list", "get", "update")}
+
+
 @settings_site.register
 class LateCheckedBookResource(Resource):
     """An update whose hooks change the row before it is refused: ``before_update`` adds a
@@ -107,6 +128,28 @@ class LateCheckedBookResource(Resource):
     def after_update(self, request, instance):
         if instance.title == "late":  # one message, not a list
             raise ArcError("TITLE_LATE", "Refused", 422, {"title": "Refused after the save."})
+
+
+class _UserGroupsSerializer(serializers.ModelSerializer):
+    """A user's groups, choosable among the "team" groups only (a queryset narrower than
+    the table: the rows a body may name)."""
+
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True,
+        queryset=Group.objects.filter(name__startswith="team"),
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+
+
+@settings_site.register
+class TeamUserResource(Resource):
+    model = User
+    name = "team-users"
+    serializer_class = _UserGroupsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "update")}
 
 
 @pytest.fixture
@@ -472,6 +515,95 @@ def test_drfs_admin_renderer_shows_a_refused_writes_form_with_what_was_sent(monk
         page = refused.content.decode()
         assert '<input name="name" class="form-control" type="text"  value="Typed" >' in page
         assert '<span class="help-block">A valid number is required.</span>' in page
+
+
+def test_a_refused_update_whose_row_was_never_read_offers_no_blank_put_form(monkeypatch):
+    """An update refused before its row is read (a keyed ``PUT`` whose key was used for
+    another body: 422 ``IDEMPOTENCY_KEY_REUSED`` from ``initial()``) left the form shown
+    again with no row under it: its ``PUT`` forms (HTML and raw-data) held what was sent
+    and blanks for the rest, ``sku`` (which this writer reads masked) among them, so the
+    form sent back as shown overwrote the masked ``sku`` and blanked ``price``. A refused
+    update's page offers its ``PUT``/``PATCH`` forms only over its row."""
+    from shop.models import Membership
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50")
+    writer = member_client(org, "editor")
+    user = Membership.objects.filter(organization=org, role="editor").last().user
+    Membership.objects.create(user=user, organization=org, role="viewer")
+    url = f"/api/idem-products/{product.pk}/"
+    first = writer.put(url, {"name": "Desk"}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert first.status_code == 200, first.content
+    again = writer.put(
+        url, {"name": "Chair"}, format="json", HTTP_IDEMPOTENCY_KEY="k1", HTTP_ACCEPT="text/html"
+    )
+    assert again.status_code == 422, again.content
+    assert _html_form(again, "PUT") == (None, None)
+    assert "sku" not in again.content.decode().lower()
+    # a refused update whose row was read is still shown again over it
+    refused = writer.put(
+        url, {"name": "Chair", "price": "-"}, format="multipart", HTTP_ACCEPT="text/html"
+    )
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "PUT") == {"name": "Chair", "price": "-"}
+
+
+def test_a_refused_deletes_page_fills_its_put_form_from_the_row(monkeypatch):
+    """The page of a ``DELETE`` refused with 409 (a product its orders ``PROTECT``) is the
+    row's page, still there; its ``PUT`` forms (HTML and raw-data) were built from no row:
+    blanks, and ``sku``, which this admin reads masked (it holds ``viewer`` too), so the form
+    sent back as shown blanked the product and overwrote its masked ``sku``. They are filled
+    from the row, as a get's page's are; the page of a delete that happened offers none."""
+    from shop.models import Membership
+    from tests.factories import OrderFactory
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
+    OrderFactory(product=product)
+    admin, html = member_client(org, "admin"), {"HTTP_ACCEPT": "text/html"}
+    user = Membership.objects.filter(organization=org, role="admin").last().user
+    Membership.objects.create(user=user, organization=org, role="viewer")
+    url = f"/api/t-products/{product.pk}/"
+    got = admin.get(url, **html)
+    refused = admin.delete(url, **html)
+    assert refused.status_code == 409, refused.content
+    assert (
+        _filled(refused, "PUT")
+        == _filled(got, "PUT")
+        == {
+            "name": "Lamp",
+            "price": "12.50",
+            "cost": "7.77",
+        }
+    )
+    assert _html_form(refused, "PUT")[1] == _html_form(got, "PUT")[1]
+    assert "L-1" not in refused.content.decode() and 'name="sku"' not in refused.content.decode()
+    # a delete that happened leaves no row to offer a PUT form over
+    gone = ProductFactory(organization=org, name="Gone")
+    deleted = admin.delete(f"/api/t-products/{gone.pk}/", **html)
+    assert deleted.status_code == 200, deleted.content
+    assert _html_form(deleted, "PUT") == (None, None)
+
+
+def test_a_rows_page_answered_before_the_row_was_read_offers_no_blank_put_form(
+    settings, monkeypatch
+):
+    """A row's page answered before its row was read (a throttled get, 429) offered DRF's
+    ``PUT`` forms (HTML and raw-data) built from no row: blanks, which, sent as shown,
+    blanked the row. A row's ``PUT``/``PATCH`` forms are offered only filled from it; the
+    get's own page still is."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    book = Book.objects.create(title="Early", isbn="I-1", pages=120, author=AuthorFactory())
+    api, html = client_for(UserFactory()), {"HTTP_ACCEPT": "text/html"}
+    with site_mounted(settings, "s", settings_site):
+        got = api.get(f"/s/throttled-books/{book.pk}/", **html)
+        throttled = api.get(f"/s/throttled-books/{book.pk}/", HTTP_X_THROTTLE_ME="1", **html)
+    assert got.status_code == 200, got.content
+    assert _html_form(got, "PUT")[1] == {"title": "Early", "isbn": "I-1", "pages": 120}
+    assert throttled.status_code == 429, throttled.content
+    assert _html_form(throttled, "PUT") == (None, None)
 
 
 def test_a_refused_updates_form_is_shown_again_over_the_row_as_stored(settings, monkeypatch):
@@ -869,3 +1001,33 @@ def test_drfs_admin_renderer_answers_a_refused_write_whose_get_raises_djangos_er
         refused = client.patch(url, {"name": "x" * 101}, format="json", HTTP_ACCEPT="text/html")
         assert refused.status_code == 400
         assert "VALIDATION_ERROR" in refused.content.decode()
+
+
+def test_a_filled_form_leaves_out_a_many_relation_one_of_whose_rows_it_does_not_offer(
+    settings, monkeypatch
+):
+    """A ``many=True`` relation whose current rows its ``<select multiple>`` offers only in
+    part (a user in a "team" group and in one the relation's queryset hides): the form
+    selected the offered one only, and sent back untouched it dropped the hidden group. The
+    relation is left out, so the form sent back leaves the groups alone; a user whose every
+    group is offered keeps the select, those groups selected."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    team, staff = Group.objects.create(name="team-a"), Group.objects.create(name="staff")
+    mixed, plain = User.objects.create(username="mixed"), User.objects.create(username="plain")
+    mixed.groups.set([team, staff])
+    plain.groups.set([team])
+    api, html = client_for(), {"HTTP_ACCEPT": "text/html"}
+    with site_mounted(settings, "s", settings_site):
+        page = api.get(f"/s/team-users/{mixed.pk}/", **html)
+        assert page.status_code == 200, page.content
+        assert 'name="groups"' not in _form_html(page, "PUT")
+        sent = api.put(
+            f"/s/team-users/{mixed.pk}/",
+            {**_as_posted(page, "PUT"), "username": "renamed"},
+            format="multipart",
+        )
+        assert sent.status_code == 200, sent.content
+        page = api.get(f"/s/team-users/{plain.pk}/", **html)
+    assert set(mixed.groups.all()) == {team, staff}
+    assert User.objects.get(pk=mixed.pk).username == "renamed"
+    assert _selected(page, "PUT", "groups")[1] == [str(team.pk)]

@@ -96,6 +96,13 @@ def test_the_middlewares_envelopes_render_as_the_views_do_under_the_projects_jso
     assert unknown_path.content == unknown_row.content
     assert unknown_path["Content-Type"] == unknown_row["Content-Type"]
     assert (b'"success": false' in unknown_path.content) is not compact
+    # an indent asked for in Accept indents both, as DRF's negotiation hands it on
+    indented = {**trace, "HTTP_ACCEPT": "application/json; indent=2"}
+    unknown_path = api.get("/api/nope/", **indented)
+    unknown_row = api.get("/api/books/999999/", **indented)
+    assert unknown_path.content == unknown_row.content
+    assert unknown_path.content.startswith(b'{\n  "success": false')
+    assert unknown_path["Content-Type"] == unknown_row["Content-Type"] == "application/json"
 
     org = OrganizationFactory()
     header = {**trace, "HTTP_X_ORGANIZATION_ID": str(org.pk)}
@@ -198,3 +205,50 @@ def test_a_project_include_whose_app_name_is_a_sites_keeps_its_own_404(settings)
         _envelope_404(client.get("/api/books.json"))
     finally:
         clear_url_caches()
+
+
+class _StatusJSONRenderer:
+    """A project's JSON renderer of a common shape: it reads the answer's status from the
+    ``response`` of its ``renderer_context``, as every view's call passes it."""
+
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        import json
+
+        response = renderer_context["response"]
+        request = renderer_context["request"]
+        assert request is not None and renderer_context.get("view", "absent") is None
+        return json.dumps({**data, "status": response.status_code}).encode()
+
+
+def test_the_middlewares_envelopes_render_with_a_renderer_reading_its_context(api, settings):
+    """The middleware renders its envelopes with the project's JSON renderer, which a view
+    calls with ``renderer_context`` holding the ``request``, the ``view`` and the
+    ``response``; the middleware passed ``{}``, so a renderer reading its answer's status
+    from ``renderer_context["response"]`` raised KeyError: every unknown path under the
+    site's prefix and every session caller's scope refusal was a 500. It is given the
+    request and the response (no view ran: ``None``)."""
+    from django.contrib.auth.models import User
+
+    from tests.factories import OrganizationFactory
+
+    settings.REST_FRAMEWORK = {
+        **getattr(settings, "REST_FRAMEWORK", {}),
+        "DEFAULT_RENDERER_CLASSES": [f"{__name__}._StatusJSONRenderer"],
+    }
+    user = User.objects.create_user("u")
+    api.force_authenticate(user)
+    unknown_path = api.get("/api/nope/", HTTP_X_REQUEST_ID="trace-1")
+    assert unknown_path.status_code == 404
+    assert unknown_path.json()["status"] == 404 and unknown_path.json()["code"] == "NOT_FOUND"
+    assert unknown_path["X-Request-Id"] == "trace-1"
+
+    session = Client()
+    session.force_login(user)
+    org = OrganizationFactory()
+    refused = session.get("/api/t-products/", HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert refused.status_code == 403
+    assert refused.json()["status"] == 403 and refused.json()["code"] == "ORG_REQUIRED"
