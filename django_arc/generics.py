@@ -332,6 +332,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     #: while :meth:`may_read` asks whether the caller may read the row a write is refused
     #: on (``action`` is then ``retrieve``), the write's own action; ``None`` otherwise
     reading_for: str | None = None
+    #: the rows a bulk write judges one by one (:mod:`.presets.bulk`): :meth:`may_read`
+    #: asks which of them the caller may read in one query, when the first is refused
+    judged_rows: list[Any] | None = None
     #: this request's ``Idempotency-Key`` claim (unsafe methods; :mod:`.idempotency`)
     idempotent_execution: IdempotentExecution | None = None
     #: this request's query-cache lookup (cached list/get; :mod:`.querycache`)
@@ -578,12 +581,25 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             if not result.granted:
                 return False
             self.permission_filters = result.filters
-            if not self.get_queryset().filter(pk=obj.pk).exists():
+            if not self._among_readable(obj):
                 return False
             return permission(request, resource, "get", obj).granted
         finally:
             self.request, self.action, self.arc_action, self.permission_filters = saved
             self.reading_for = None
+
+    def _among_readable(self, obj: Any) -> bool:
+        """Whether ``obj`` is among the rows a GET reads (within :meth:`may_read`). A bulk
+        write's rows (:attr:`judged_rows`) are asked together, once for the request: one
+        query per refused row was a hundred for a filter matching a hundred rows."""
+        batch = self.judged_rows
+        if batch is None or len(batch) < 2 or not any(row is obj for row in batch):
+            return self.get_queryset().filter(pk=obj.pk).exists()
+        held = self.__dict__.get("_readable_rows")
+        if held is None or held[0] is not batch:
+            rows = self.get_queryset().filter(pk__in={row.pk for row in batch})
+            held = self.__dict__["_readable_rows"] = (batch, set(rows.values_list("pk", flat=True)))
+        return obj.pk in held[1]
 
     def resolve_action(self, request: Any) -> Any:
         """The :class:`~django_arc.actions.ActionSpec` the body's ``action`` names; 400
