@@ -332,7 +332,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     #: while :meth:`may_read` asks whether the caller may read the row a write is refused
     #: on (``action`` is then ``retrieve``), the write's own action; ``None`` otherwise
     reading_for: str | None = None
-    #: the rows a bulk write judges one by one (:mod:`.presets.bulk`): :meth:`may_read`
+    #: the rows a write of many rows judges one by one (a bulk route): :meth:`may_read`
     #: asks which of them the caller may read in one query, when the first is refused
     judged_rows: list[Any] | None = None
     #: this request's ``Idempotency-Key`` claim (unsafe methods; :mod:`.idempotency`)
