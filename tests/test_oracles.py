@@ -555,3 +555,37 @@ def test_whether_a_bulk_write_may_read_its_refused_rows_is_one_query(oracle_api)
     ]
     assert few[1] == many[1], (few[1], many[1])
     assert list(Article.objects.values_list("title", flat=True)) == ["t"] * 20
+
+
+class LinkArticleResource(PrivateArticleResource):
+    """Anyone signed in reads a row by its id (a shared link); lists show the caller's own."""
+
+    name = "link-articles"
+    permissions = {**PrivateArticleResource.permissions, "get": P.require_auth()}
+
+
+site.register(LinkArticleResource)
+
+
+def test_a_refused_restore_is_asked_as_the_deleted_list_reads_the_row(oracle_api):
+    """A restore writes a deleted row, which only the ``deleted`` list reads, under the
+    ``list`` permission. It was asked under the ``get`` permission: with ``get`` open and
+    ``list`` kept to owners, a stranger's restore of a deleted row it reads nowhere (not in
+    its ``deleted`` list, 404 on a GET) was 403 ``OWNERSHIP_DENIED`` where a missing id is
+    404, telling the ids of other users' deleted rows. It is now asked as that list asks."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    trashed = Article.objects.create(owner=owner, slug="t", title="t", deleted_at=now())
+    live = Article.objects.create(owner=owner, slug="l", title="t")
+    api, base, missing = client_for(stranger), "/oracles/link-articles", 99999999
+    assert api.get(f"{base}/deleted/").json()["docs"] == []
+    assert api.get(f"{base}/{trashed.pk}/").status_code == 404
+    theirs = api.post(f"{base}/{trashed.pk}/restore/", format="json")
+    absent = api.post(f"{base}/{missing}/restore/", format="json")
+    assert theirs.status_code == 404, theirs.json()
+    assert _error(theirs, (trashed.pk, "N")) == _error(absent, (missing, "N"))
+    # a live row it reads by its id keeps the owner's 403 on a write
+    assert api.get(f"{base}/{live.pk}/").status_code == 200
+    r = api.patch(f"{base}/{live.pk}/", {"title": "x"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    trashed.refresh_from_db()
+    assert trashed.deleted_at is not None
