@@ -679,16 +679,22 @@ def _unknown_field(model: type[models.Model], name: str) -> str:
     """arc.E001's message for ``name`` in ``fields``: a name Django's ``Model`` defines
     (``save``, a project's override of it too) is not unknown, it is refused."""
     if name == "pk":
-        return (
-            f"`fields` names 'pk', Django's alias of {model.__name__}'s primary key: name "
-            f"the field, '{model._meta.pk.name}'."
-        )
+        return _pk_alias("fields", model)
     if not name.startswith("_") and hasattr(models.Model, name):
         return (
             f"`fields` names '{name}', which Django's Model defines, not a field of "
             f"{model.__name__}: DRF would call it to render the row."
         )
     return f"`fields` names unknown field '{name}' of {model.__name__}."
+
+
+def _pk_alias(setting: str, model: type[models.Model]) -> str:
+    """The message for ``pk`` in ``setting``: not unknown, Django's alias of the primary
+    key, which the setting names by the field (``fields``, ``filter_fields``, sorting)."""
+    return (
+        f"`{setting}` names 'pk', Django's alias of {model.__name__}'s primary key: name "
+        f"the field, '{model._meta.pk.name}'."
+    )
 
 
 def _check_fields(resource: Any) -> list[Error]:
@@ -806,9 +812,9 @@ def _check_filter_fields(resource: Any) -> list[Error]:
     for name, ops in filter_fields.items():
         model_field = _field(model, name)
         if model_field is None:
-            errors.append(
-                _err(f"`filter_fields` names unknown field '{name}'.", resource, "arc.E002")
-            )
+            unknown = f"`filter_fields` names unknown field '{name}'."
+            message = _pk_alias("filter_fields", model) if name == "pk" else unknown
+            errors.append(_err(message, resource, "arc.E002"))
             continue
         if not isinstance(ops, (list, tuple, set, frozenset)):
             errors.append(
@@ -867,7 +873,9 @@ def _check_sort_fields(resource: Any) -> list[Error]:
     for setting, name in names:
         model_field = _field(model, name)
         if model_field is None:
-            errors.append(_err(f"`{setting}` names unknown field '{name}'.", resource, "arc.E004"))
+            unknown = f"`{setting}` names unknown field '{name}'."
+            message = _pk_alias(setting, model) if name == "pk" else unknown
+            errors.append(_err(message, resource, "arc.E004"))
         elif isinstance(_concrete(model_field), models.JSONField):
             errors.append(
                 _err(f"JSON field '{name}' cannot be sorted (`{setting}`).", resource, "arc.E004")

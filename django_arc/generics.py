@@ -354,6 +354,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     #: while :meth:`may_read` asks whether the caller may read the row a write is refused
     #: on (``action`` is then ``retrieve``), the write's own action; ``None`` otherwise
     reading_for: str | None = None
+    #: the rows a write of many rows judges one by one (a bulk route): :meth:`may_read`
+    #: asks which of them the caller may read in one query, when the first is refused
+    judged_rows: list[Any] | None = None
     #: this request's ``Idempotency-Key`` claim (unsafe methods; :mod:`.idempotency`)
     idempotent_execution: IdempotentExecution | None = None
     #: this request's query-cache lookup (cached list/get; :mod:`.querycache`)
@@ -593,40 +596,70 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             raise NotFound(f"{self.resource.name} row refused and not readable") from None
 
     def may_read(self, obj: Any) -> bool:
-        """Whether the resource's ``get`` permission lets the caller read ``obj``: granted,
-        ``obj`` among the rows a GET of it is looked up in (:meth:`get_queryset`, the
-        permission's row filters applied), its object check passed. Asked only of a write
-        about to be refused (one query), as a GET of the row asks it: the view's
+        """Whether the caller may read ``obj`` as a GET of it reads it: the resource's
+        ``get`` permission granted, ``obj`` among the rows a GET of it is looked up in
+        (:meth:`get_queryset`, the permission's row filters applied), its object check
+        passed. Asked only of a write about to be refused (one query; one for all the rows
+        of a bulk write, :attr:`judged_rows`), as a GET of the row asks it: the view's
         ``request`` is the caller's request as a GET, its ``action`` ``retrieve`` and its
         permission filters the ``get`` permission's meanwhile, so a check judging by the
         method (DRF's ``IsOwnerOrReadOnly``: any safe method) or by ``view.action`` reads
         as it does on the GET, and so does the narrowing of a preset or of a ViewSet
-        subclass's ``get_queryset()`` that keeps some rows from readers. ``reading_for``
-        names the refused write's action meanwhile, so a preset whose route writes rows a
-        GET does not read (a restore of deleted rows, which a list of its own reads) keeps
-        them."""
+        subclass's ``get_queryset()`` that keeps some rows from readers. A preset's route
+        writing rows a GET does not read names the route that reads them
+        (:meth:`~django_arc.presets.base.Preset.reading_route`: a restore of deleted rows,
+        which a list of its own reads), asked instead with its action, its permission and
+        filters (a list: no object check). ``reading_for`` names the refused write's action
+        meanwhile."""
         resource = self.resource
-        permission = resource.get_permission("get")
-        if permission is None:
-            return False
+        write = self.action
+        # the route that reads the rows ``write`` writes: a GET of the row, unless a preset
+        # says otherwise (a restore of deleted rows, which a list of its own reads)
+        reading = next(
+            (r for p in resource.preset_list if (r := p.reading_route(write)) is not None),
+            "retrieve",
+        )
         context = self.request.parser_context
         request = clone_request(self.request, "GET")
         if context is not None:  # Request() pointed the shared parser context at the clone
             context["request"] = self.request
         saved = (self.request, self.action, self.arc_action, self.permission_filters)
-        self.request, self.action, self.arc_action = request, "retrieve", None
-        self.reading_for = saved[1]
+        self.request, self.action, self.arc_action = request, reading, None
+        self.reading_for = write
         try:
-            result = permission(request, resource, "get")
+            permission, key, spec = (
+                self.get_resource_permission(),
+                self.permission_key,
+                self.route_spec,
+            )
+            if permission is None:
+                return False
+            result = permission(request, resource, key)
             if not result.granted:
                 return False
             self.permission_filters = result.filters
-            if not self.get_queryset().filter(pk=obj.pk).exists():
+            if not self._among_readable(obj):
                 return False
-            return permission(request, resource, "get", obj).granted
+            # a list shows the rows within its filters: no object check, as the list asks none
+            return (spec is not None and not spec.detail) or permission(
+                request, resource, key, obj
+            ).granted
         finally:
             self.request, self.action, self.arc_action, self.permission_filters = saved
             self.reading_for = None
+
+    def _among_readable(self, obj: Any) -> bool:
+        """Whether ``obj`` is among the rows a GET reads (within :meth:`may_read`). A bulk
+        write's rows (:attr:`judged_rows`) are asked together, once for the request: one
+        query per refused row was a hundred for a filter matching a hundred rows."""
+        batch = self.judged_rows
+        if batch is None or len(batch) < 2 or not any(row is obj for row in batch):
+            return self.get_queryset().filter(pk=obj.pk).exists()
+        held = self.__dict__.get("_readable_rows")
+        if held is None or held[0] is not batch:
+            rows = self.get_queryset().filter(pk__in={row.pk for row in batch})
+            held = self.__dict__["_readable_rows"] = (batch, set(rows.values_list("pk", flat=True)))
+        return obj.pk in held[1]
 
     def resolve_action(self, request: Any) -> Any:
         """The :class:`~django_arc.actions.ActionSpec` the body's ``action`` names; 400

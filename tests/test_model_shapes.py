@@ -1009,6 +1009,25 @@ def test_a_model_property_or_method_in_fields_passes_the_checks():
     assert shown("__str__").drf_read_only == {"id", "__str__"}
 
 
+def test_pk_in_the_query_settings_is_named_as_the_primary_keys_alias():
+    """arc.E001 names ``pk`` in ``fields`` as Django's alias of the primary key; its twins
+    in ``filter_fields`` (E002), ``sort_fields`` and ``default_sort`` (E004) still called it
+    an "unknown field", though the model has it (``default_sort = "-pk"`` is how a project
+    writes newest first). They now name the field to write instead."""
+
+    def shown(**attrs):
+        attrs = {"model": Book, "name": "shown", "fields": ["id", "title"], **attrs}
+        return [(e.id, e.msg) for e in check_resource(type("Shown", (Resource,), attrs)())]
+
+    alias = "names 'pk', Django's alias of Book's primary key: name the field, 'id'."
+    assert shown(filter_fields={"pk": ["eq"]}) == [("arc.E002", f"`filter_fields` {alias}")]
+    assert shown(sort_fields=["pk"]) == [("arc.E004", f"`sort_fields` {alias}")]
+    assert shown(default_sort="-pk") == [("arc.E004", f"`default_sort` {alias}")]
+    assert shown(sort_fields=["titel"]) == [
+        ("arc.E004", "`sort_fields` names unknown field 'titel'.")
+    ]
+
+
 @isolate_apps("tests.testapp")
 def test_what_django_model_defines_is_refused_in_fields_even_overridden():
     """``query.model_attribute`` judged a name by the first class defining it: a project's

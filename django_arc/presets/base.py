@@ -100,6 +100,14 @@ class Preset:
         :meth:`row_filter` was applied."""
         return queryset
 
+    def reading_route(self, action: str | None) -> str | None:
+        """The route (its ``view.action``) that reads the rows this preset's write route
+        ``action`` writes, when a GET of the row does not (``None``: a GET's, ``retrieve``).
+        A write refused 403 on a row is 404 unless the caller may read the row; that is
+        asked as this route asks it: its permission, its action, its rows. ``SoftDelete``:
+        a restore's deleted rows are read by its ``deleted`` list."""
+        return None
+
     def check_object(self, view: Any, obj: Any) -> None:
         """Refuse one visible object (raise ``ArcError``, e.g. 403 ``OWNERSHIP_DENIED``):
         runs in ``get_object()`` after the permission's object check."""

@@ -470,21 +470,25 @@ class Bulk(Preset):
         }
         rows, missing, refused = [], {}, {}
         seen: set[str] = set()
-        for index, value in enumerate(parsed):
-            row = None if value is None else found.get(str(value))
-            if row is None or str(value) in seen:
-                missing[str(index)] = {"id": ["Not found." if row is None else "Given twice."]}
-                continue
-            try:
-                view.check_object_permissions(view.request, row)
-            except NotFound:  # a row the caller may not know of: as if absent, twice too
-                missing[str(index)] = {"id": ["Not found."]}
-                continue
-            except ArcError as exc:
-                refused[str(index)] = exc
-            else:
-                rows.append(row)
-            seen.add(str(value))
+        view.judged_rows = list(found.values())  # asked together whether readable
+        try:
+            for index, value in enumerate(parsed):
+                row = None if value is None else found.get(str(value))
+                if row is None or str(value) in seen:
+                    missing[str(index)] = {"id": ["Not found." if row is None else "Given twice."]}
+                    continue
+                try:
+                    view.check_object_permissions(view.request, row)
+                except NotFound:  # a row the caller may not know of: as if absent, twice too
+                    missing[str(index)] = {"id": ["Not found."]}
+                    continue
+                except ArcError as exc:
+                    refused[str(index)] = exc
+                else:
+                    rows.append(row)
+                seen.add(str(value))
+        finally:
+            view.judged_rows = None
         if missing:
             raise _invalid({key: missing})
         if refused:
@@ -571,12 +575,16 @@ class Bulk(Preset):
                 f"Too many items: at most {self.max_items}",
             )
         matched = []
-        for row in rows:
-            try:
-                view.check_object_permissions(view.request, row)
-            except NotFound:  # a row the caller may not know of: not matched
-                continue
-            matched.append(row)
+        view.judged_rows = rows  # asked together whether readable
+        try:
+            for row in rows:
+                try:
+                    view.check_object_permissions(view.request, row)
+                except NotFound:  # a row the caller may not know of: not matched
+                    continue
+                matched.append(row)
+        finally:
+            view.judged_rows = None
         return matched, [dict(data) for _ in matched]
 
 

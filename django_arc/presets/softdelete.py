@@ -56,11 +56,15 @@ class SoftDelete(Preset):
         return {self.field}
 
     def row_filter(self, view: Any) -> Q:
-        # asked whether the caller may read the row a restore is refused on (``may_read``,
-        # as a get): a deleted row, which the ``deleted`` list reads
-        action = getattr(view, "reading_for", None) or view.action
-        deleted = action in self.routes_by_action
+        # a refused restore asks whether the caller may read its row as the ``deleted``
+        # list reads it (``reading_route``): ``view.action`` is then ``deleted``
+        deleted = view.action in self.routes_by_action
         return Q(**{f"{self.field}__isnull": not deleted})
+
+    def reading_route(self, action: str | None) -> str | None:
+        # a restore writes a deleted row, which the ``deleted`` list reads (``list``
+        # permission and filters), never a GET of the row
+        return DELETED_ROUTE if action == RESTORE_ROUTE else None
 
     def perform_delete(self, view: Any, instance: Any) -> bool:
         # One conditional UPDATE: a row another request deleted (softly or not) since this
