@@ -352,10 +352,16 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         answers with its ``Prefetch`` objects first (:func:`project_prefetches_first`):
         ``super().get_queryset().prefetch_related(Prefetch("reviews", queryset=…))`` put
         it after the plain ``"reviews"`` django-arc prefetches, which Django refuses with
-        a ``ValueError`` on every read (a get answered 404, a list 500)."""
+        a ``ValueError`` on every read (a get answered 404, a list 500). The one Python
+        calls, wherever the MRO finds it: a project's mixin listed before the generated
+        ViewSet (``class V(NarrowMixin, BookResource.as_viewset())``) defines it too."""
         super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("get_queryset")
-        if own is None or getattr(own, "_arc_prefetches_first", False):
+        own = cls.get_queryset
+        if (
+            own is ResourceGenericViewSet.get_queryset
+            or not inspect.isfunction(own)
+            or getattr(own, "_arc_prefetches_first", False)
+        ):
             return
 
         @functools.wraps(own)
