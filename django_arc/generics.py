@@ -750,11 +750,17 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         join or a query of rows thrown away. A path a rendered field needs stays, and so do
         a project's own ``Prefetch`` objects and joins no field of the resource asks for.
         Only when the resource's own serializer renders (a ViewSet subclass's may read
-        anything)."""
+        anything), and the relations loaded are django-arc's only: a project's
+        ``get_queryset()`` (the resource's or a ViewSet's) or ``queryset`` loading a path a
+        field renders too (``prefetch_related("reviews")`` for a method field counting
+        them, as docs/resources.md asks) cannot be told from django-arc's, and dropping it
+        read the relation once per row."""
         resource = self.resource
         if not isinstance(queryset, models.QuerySet) or (
             self.get_serializer_class() is not resource.serializer
             or type(self).get_serializer is not ResourceGenericViewSet.get_serializer
+            or not resource.loads_own_relations_only
+            or type(self).get_queryset is not ResourceGenericViewSet.get_queryset
         ):
             return queryset
         omitted = self.get_read_plan().omitted(resource.output_fields)
