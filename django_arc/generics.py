@@ -377,10 +377,16 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         answers with its ``Prefetch`` objects first (:func:`project_prefetches_first`):
         ``super().get_queryset().prefetch_related(Prefetch("reviews", queryset=…))`` put
         it after the plain ``"reviews"`` django-arc prefetches, which Django refuses with
-        a ``ValueError`` on every read (a get answered 404, a list 500)."""
+        a ``ValueError`` on every read (a get answered 404, a list 500). The one Python
+        calls, wherever the MRO finds it: a project's mixin listed before the generated
+        ViewSet (``class V(NarrowMixin, BookResource.as_viewset())``) defines it too."""
         super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("get_queryset")
-        if own is None or getattr(own, "_arc_prefetches_first", False):
+        own = cls.get_queryset
+        if (
+            own is ResourceGenericViewSet.get_queryset
+            or not inspect.isfunction(own)
+            or getattr(own, "_arc_prefetches_first", False)
+        ):
             return
 
         @functools.wraps(own)
@@ -799,11 +805,17 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         join or a query of rows thrown away. A path a rendered field needs stays, and so do
         a project's own ``Prefetch`` objects and joins no field of the resource asks for.
         Only when the resource's own serializer renders (a ViewSet subclass's may read
-        anything)."""
+        anything), and the relations loaded are django-arc's only: a project's
+        ``get_queryset()`` (the resource's or a ViewSet's) or ``queryset`` loading a path a
+        field renders too (``prefetch_related("reviews")`` for a method field counting
+        them, as docs/resources.md asks) cannot be told from django-arc's, and dropping it
+        read the relation once per row."""
         resource = self.resource
         if not isinstance(queryset, models.QuerySet) or (
             self.get_serializer_class() is not resource.serializer
             or type(self).get_serializer is not ResourceGenericViewSet.get_serializer
+            or not resource.loads_own_relations_only
+            or type(self).get_queryset is not ResourceGenericViewSet.get_queryset
         ):
             return queryset
         omitted = self.get_read_plan().omitted(resource.output_fields)

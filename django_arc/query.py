@@ -131,7 +131,10 @@ def load_relations(
     if not instances or not all(isinstance(row, queryset.model) for row in instances):
         return  # a serializer saving something else than the resource's rows: not ours
     queryset = project_prefetches_first(queryset)
-    lookups = [*queryset._prefetch_related_lookups, *_joined_paths(queryset.query.select_related)]
+    # the relations it joins (not a FilteredRelation's alias, which only its own annotated
+    # queryset knows: the written rows keep what they were read with)
+    joined = _relation_paths(queryset.model, _joined_paths(queryset.query.select_related))
+    lookups = [*queryset._prefetch_related_lookups, *joined]
     read: dict[tuple[str, Any, str], dict[Any, int]] = {}
     attrs = {getattr(lookup, "to_attr", None) for lookup in lookups} - {None}
     steps = {
@@ -154,7 +157,6 @@ def load_relations(
             for attr in attrs:  # a Prefetch's to_attr is loaded once it is set
                 if attr in row.__dict__ and not _is_field(row, attr):
                     del row.__dict__[attr]
-    joined = _joined_paths(queryset.query.select_related)
     if reload and joined:
         _refresh_joined(instances, queryset, joined)
     if lookups:
@@ -260,6 +262,27 @@ def _joined_paths(tree: Any, prefix: str = "") -> list[str]:
     for name, below in tree.items():
         paths.extend(_joined_paths(below, f"{prefix}{name}__") if below else [prefix + name])
     return paths
+
+
+def _relation_paths(model: type[models.Model], paths: list[str]) -> list[str]:
+    """``paths`` (``select_related`` ones) up to their first part that is no relation of the
+    model it is read from, those left empty left out: a ``FilteredRelation``'s alias
+    (``select_related("famous_author")`` of ``annotate(famous_author=FilteredRelation(…))``)
+    is a relation of the annotated queryset only, which neither ``prefetch_related_objects``
+    nor another queryset can follow (a ``ValueError``, a ``FieldError``: a 500)."""
+    found: list[str] = []
+    for path in paths:
+        current: Any = model
+        parts: list[str] = []
+        for part in path.split(LOOKUP_SEP):
+            field = relation_named(current, part) if current is not None else None
+            if field is None or not getattr(field, "is_relation", False):
+                break
+            parts.append(part)
+            current = field.related_model
+        if parts:
+            found.append(LOOKUP_SEP.join(parts))
+    return list(dict.fromkeys(found))
 
 
 def relation_named(model: type[models.Model], name: str) -> Any:

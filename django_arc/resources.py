@@ -467,6 +467,18 @@ class Resource:
         return list(dict.fromkeys(select)), list(dict.fromkeys(prefetch))
 
     @cached_property
+    def loads_own_relations_only(self) -> bool:
+        """Whether the relations the base queryset joins and prefetches are
+        :attr:`related_loading`'s only: no ``get_queryset()`` of the project's, and a
+        ``queryset`` loading none of its own."""
+        if type(self).get_queryset is not Resource.get_queryset:
+            return False
+        queryset = self.queryset
+        return queryset is None or not (
+            queryset.query.select_related or queryset._prefetch_related_lookups
+        )
+
+    @cached_property
     def related_loading_by_field(self) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
         """:attr:`related_loading` field by field: each rendered field's (select_related,
         prefetch_related) paths, so that a list rendering some fields only (``?select=``, a

@@ -161,3 +161,55 @@ def test_a_cached_selection_is_still_invalidated_by_the_relations_it_left_out(sh
         again = api.get("/s/cached-shelf-books/?select=writer")
     assert again["X-Cache"] == "MISS"
     assert again.json()["docs"][0]["writer"] == "renamed"
+
+
+class CountedReviewsSerializer(serializers.ModelSerializer):
+    reviews = ReviewBody(many=True, read_only=True)
+    review_count = serializers.SerializerMethodField()
+
+    def get_review_count(self, obj):
+        return len(obj.reviews.all())
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "reviews", "review_count"]
+
+
+class CountedReviewsBookResource(Resource):
+    """Prefetches, in its own ``get_queryset()``, the reviews its method field counts (as
+    docs/resources.md asks: what a ``SerializerMethodField`` touches is the project's to
+    prefetch), which its ``reviews`` field renders too."""
+
+    model = Book
+    name = "counted-review-books"
+    serializer_class = CountedReviewsSerializer
+    default_sort = "title"
+    permissions = PUBLIC
+    cache = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("reviews")
+
+
+@pytest.mark.django_db
+def test_a_selection_keeps_the_relations_the_projects_own_get_queryset_loads(settings):
+    """``?select=review_count`` dropped the project's own ``"reviews"`` prefetch with
+    django-arc's (the same path, for the ``reviews`` field left out): the method field then
+    read each row's reviews in a query of its own (one per row)."""
+    site = ResourceSite(name="counted-site")
+    site.register(CountedReviewsBookResource)
+    for i in range(3):
+        book = BookFactory(title=f"t{i}")
+        Review.objects.create(book=book, body=f"r{i}")
+    try:
+        with (
+            site_mounted(settings, "c", site),
+            override_settings(ARC=arc_with(CACHE={"ENABLED": False})),
+            CaptureQueriesContext(connection) as queries,
+        ):
+            answer = client_for(None).get("/c/counted-review-books/?select=review_count")
+    finally:
+        _all_sites.remove(site)
+    assert answer.status_code == 200, answer.content
+    assert [d["review_count"] for d in answer.json()["docs"]] == [1, 1, 1]
+    assert len(queries) == 3, [q["sql"] for q in queries.captured_queries]  # count, page, reviews
