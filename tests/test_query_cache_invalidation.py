@@ -846,6 +846,33 @@ def test_a_permission_filtering_through_another_models_rows_is_never_served_stal
         assert hit["X-Cache"] == "HIT" and hit.json()["total"] == 1
 
 
+class SubclassedCachedBookResource(CachedBookResource):
+    name = "subclassed-cached-books"
+
+
+def test_invalidate_of_a_resource_class_retires_that_resource_only(settings):
+    """``invalidate(CachedBookResource)`` retires that resource's entries; a resource
+    subclassing it is another resource, with entries (and versions) of its own: it stays a
+    HIT (``invalidate(Book)`` is what retires every resource over the model)."""
+    BookFactory(title="Dune")
+    anon = client_for(None)
+    with (
+        registered_site(
+            "subclassed-test", CachedBookResource, SubclassedCachedBookResource
+        ) as site,
+        site_mounted(settings, "sc", site),
+    ):
+        base, sub = "/sc/cached-books/", "/sc/subclassed-cached-books/"
+        for url in (base, sub):
+            get(anon, url)
+            assert get(anon, url)["X-Cache"] == "HIT"
+        invalidate(CachedBookResource)
+        assert get(anon, base)["X-Cache"] == "MISS"
+        assert get(anon, sub)["X-Cache"] == "HIT"
+        invalidate(Book)
+        assert get(anon, sub)["X-Cache"] == "MISS"
+
+
 class MembersOnly(Preset):
     """A project's preset narrowing rows through another model (Membership): its
     ``row_filter`` makes the answer depend on rows no write to Product changes."""
