@@ -1811,6 +1811,19 @@ def test_an_entry_lives_gc_seconds_from_when_it_was_computed(shop):
     assert (policy.gc_seconds - 10) * 1000 < expires_in <= policy.gc_seconds * 1000
 
 
+def test_an_entry_outlives_its_stale_seconds_when_gc_seconds_is_shorter(shop, monkeypatch):
+    """``gc_seconds`` below ``stale_seconds`` (arc.E014 refuses it, but checks do not run
+    under a WSGI server) is read as ``stale_seconds``: the entry is kept as long as it may
+    be served, not dropped while still fresh."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 120, "gc_seconds": 10})
+    assert get(shop["editor"], CACHED)["X-Cache"] == "MISS"
+    client = redis_py.Redis.from_url(REDIS_URL)
+    (entry_key,) = client.keys(redis_alias.make_key("redis", "arc:qc:e:") + "*")
+    expires_in = client.pttl(entry_key)
+    client.close()
+    assert 110 * 1000 < expires_in <= 120 * 1000
+
+
 def test_without_a_django_redis_alias_nothing_is_cached(shop):
     with override_settings(ARC=arc_with(CACHE={"ALIAS": "default"})):
         response = get(shop["editor"], CACHED)
