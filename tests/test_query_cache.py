@@ -1824,6 +1824,25 @@ def test_an_entry_outlives_its_stale_seconds_when_gc_seconds_is_shorter(shop, mo
     assert 110 * 1000 < expires_in <= 120 * 1000
 
 
+def test_a_resource_left_at_none_follows_enabled_and_a_new_cache_value_is_read(shop, monkeypatch):
+    """``cache = None`` follows ``ARC["CACHE"]["ENABLED"]`` (off unless set); a resource's
+    ``cache`` set to another value after its policy was worked out is read again."""
+    from tests.testapp.feature_resources import UncachedProductResource
+
+    editor = shop["editor"]
+    monkeypatch.setattr(UncachedProductResource, "cache", None)
+    for _ in range(2):
+        assert "X-Cache" not in get(editor, UNCACHED)  # ENABLED is not set: off
+    enabled = arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30, "ENABLED": True})
+    with override_settings(ARC=enabled):
+        assert get(editor, UNCACHED)["X-Cache"] == "MISS"
+        assert get(editor, UNCACHED)["X-Cache"] == "HIT"
+    assert get(editor, CACHED)["X-Cache"] == "MISS"  # its policy is worked out
+    monkeypatch.setattr(CachedProductResource, "cache", False)
+    response = get(editor, CACHED)
+    assert response.status_code == 200 and "X-Cache" not in response
+
+
 def test_without_a_django_redis_alias_nothing_is_cached(shop):
     with override_settings(ARC=arc_with(CACHE={"ALIAS": "default"})):
         response = get(shop["editor"], CACHED)
