@@ -1987,6 +1987,52 @@ def test_a_keyed_write_whose_answer_fails_on_the_cache_store_leaves_the_cache_tr
     assert not Product.objects.filter(name="Exported").exists()
 
 
+def test_a_keyed_write_whose_answer_fails_on_the_database_store_bumps_nothing(
+    shop, settings, redis_cache
+):
+    """The same on the ``database`` store, whose record shares the request's transaction:
+    the answer failing to be kept rolls the writes back with it, so nothing is bumped and
+    the cached list stays a HIT, the uncached answer without the writes."""
+    from django.http import StreamingHttpResponse
+
+    from django_arc.sites import _all_sites
+
+    def rows():
+        yield b"name\n"
+        raise RuntimeError("the export broke off")
+
+    class DbExportingProductResource(Resource):
+        model = Product
+        name = "db-exporting-products"
+        presets = [presets.MultiTenant()]
+        permissions = {"list": P.require_org_membership()}
+        idempotent = True
+
+        @route("POST", "export", permissions=P.require_org_role("admin"))
+        def export(self, request, view):
+            view.get_queryset().update(name="Exported")
+            return StreamingHttpResponse(rows(), content_type="text/csv")
+
+    site = ResourceSite(name="db-exporting")
+    site.register(DbExportingProductResource)
+    idempotency = {"STORE": "database", "TTL_SECONDS": 60}
+    arc_settings = arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30}, IDEMPOTENCY=idempotency)
+    editor, admin = shop["editor"], shop["admin"]
+    admin.raise_request_exception = False
+    try:
+        with override_settings(ARC=arc_settings), site_mounted(settings, "x", site):
+            get(editor, CACHED)
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+            exported = admin.post("/x/db-exporting-products/export/", HTTP_IDEMPOTENCY_KEY="e-1")
+            assert exported.status_code == 500
+            after = same_as_uncached(editor)
+            assert after["X-Cache"] == "HIT", after.content
+    finally:
+        _all_sites.remove(site)
+    assert "Exported" not in {d["name"] for d in after.json()["docs"]}
+    assert not Product.objects.filter(name="Exported").exists()
+
+
 @pytest.mark.parametrize("store", ["database", "cache"])
 def test_a_keyed_write_to_a_cached_resource_invalidates_once_and_its_replay_keeps_the_entry(
     shop, settings, store
