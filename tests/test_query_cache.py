@@ -1811,6 +1811,23 @@ def test_an_entry_lives_gc_seconds_from_when_it_was_computed(shop):
     assert (policy.gc_seconds - 10) * 1000 < expires_in <= policy.gc_seconds * 1000
 
 
+def test_an_entry_written_late_expires_gc_seconds_after_it_was_computed(shop, monkeypatch):
+    """A route that took long (here: the store's clock 100 s past the computation's) stores
+    its entry for what is left of ``gc_seconds``, not for ``gc_seconds`` from the write."""
+    import types
+
+    from django_arc.querycache import store as qc_store
+
+    late = types.SimpleNamespace(time=lambda: time.time() + 100)
+    monkeypatch.setattr(qc_store, "time", late)
+    assert get(shop["editor"], CACHED)["X-Cache"] == "MISS"
+    client = redis_py.Redis.from_url(REDIS_URL)
+    (entry_key,) = client.keys(redis_alias.make_key("redis", "arc:qc:e:") + "*")
+    expires_in = client.pttl(entry_key)
+    client.close()
+    assert 190 * 1000 < expires_in <= 200 * 1000  # gc_seconds 300, less the 100 s
+
+
 def test_an_entry_outlives_its_stale_seconds_when_gc_seconds_is_shorter(shop, monkeypatch):
     """``gc_seconds`` below ``stale_seconds`` (arc.E014 refuses it, but checks do not run
     under a WSGI server) is read as ``stale_seconds``: the entry is kept as long as it may
