@@ -1707,11 +1707,14 @@ def test_a_version_key_evicted_is_a_miss_never_an_old_hit(shop, redis_cache):
     assert get(editor, CACHED)["X-Cache"] == "HIT"
 
 
-@pytest.mark.parametrize("shape", ["whole", "cut short", "older format", "not ours"])
+@pytest.mark.parametrize(
+    "shape", ["whole", "cut short", "older format", "another format version", "not ours"]
+)
 def test_only_a_whole_entry_in_this_format_is_ever_served(shop, shape):
     """An entry forged with the current version tokens is served as is (so the forgery is
     one a HIT would take); the same entry cut short, one in the earlier JSON-headed format,
-    or bytes that are no entry at all are a miss, and the route answers."""
+    the same bytes under another format version's magic, or bytes that are no entry at all
+    are a miss, and the route answers."""
     import redis as redis_py
 
     editor = shop["editor"]
@@ -1725,6 +1728,8 @@ def test_only_a_whole_entry_in_this_format_is_ever_served(shop, shape):
     value = {
         "whole": forged.encode(),
         "cut short": forged.encode()[:-1],
+        # the same layout under another format's magic (one a later release may write)
+        "another format version": b"arc-qc/9\n" + forged.encode()[len(b"arc-qc/2\n") :],
         "older format": b'{"t":%f,"v":["%s"],"ct":"application/json","b":3}\n"x"'
         % (time.time(), tokens[0]),
         "not ours": b"\xff" * 64,
