@@ -132,3 +132,24 @@ def test_a_whole_rolled_back_transaction_then_an_autocommit_write(cache_api, dog
     rename(dog, "b")
     fresh(cache_api, "b", 1)
     fresh(cache_api, "rex", 0)
+
+
+def test_a_waiting_bump_of_other_keys_does_not_cover_a_write_to_another_resource(
+    cache_api,  # noqa: F811
+    dog,
+):
+    """The dedupe skips a bump only when the waiting one bumps the same keys (or more): a
+    write to another cached resource in the same transaction, after a waiting bump of the
+    tags', is bumped on the commit too."""
+    from tests.testapp.models import Author
+
+    author = Author.objects.create(name="Ann")
+    hit(cache_api, "/cached/authors/")
+    with transaction.atomic():
+        rename(dog, "a")  # the tags' bump, waiting at the outermost level
+        author.name = "Bea"
+        author.save()  # the authors' bump: other keys, registered as well
+    fresh(cache_api, "a", 1)
+    after = cache_api.get("/cached/authors/")
+    assert after["X-Cache"] == "MISS", after.content
+    assert [row["name"] for row in after.json()["docs"]] == ["Bea"]

@@ -1707,11 +1707,14 @@ def test_a_version_key_evicted_is_a_miss_never_an_old_hit(shop, redis_cache):
     assert get(editor, CACHED)["X-Cache"] == "HIT"
 
 
-@pytest.mark.parametrize("shape", ["whole", "cut short", "older format", "not ours"])
+@pytest.mark.parametrize(
+    "shape", ["whole", "cut short", "older format", "another format version", "not ours"]
+)
 def test_only_a_whole_entry_in_this_format_is_ever_served(shop, shape):
     """An entry forged with the current version tokens is served as is (so the forgery is
     one a HIT would take); the same entry cut short, one in the earlier JSON-headed format,
-    or bytes that are no entry at all are a miss, and the route answers."""
+    the same bytes under another format version's magic, or bytes that are no entry at all
+    are a miss, and the route answers."""
     import redis as redis_py
 
     editor = shop["editor"]
@@ -1725,6 +1728,8 @@ def test_only_a_whole_entry_in_this_format_is_ever_served(shop, shape):
     value = {
         "whole": forged.encode(),
         "cut short": forged.encode()[:-1],
+        # the same layout under another format's magic (one a later release may write)
+        "another format version": b"arc-qc/9\n" + forged.encode()[len(b"arc-qc/2\n") :],
         "older format": b'{"t":%f,"v":["%s"],"ct":"application/json","b":3}\n"x"'
         % (time.time(), tokens[0]),
         "not ours": b"\xff" * 64,
@@ -1809,6 +1814,55 @@ def test_an_entry_lives_gc_seconds_from_when_it_was_computed(shop):
     expires_in = client.pttl(entry_key)
     client.close()
     assert (policy.gc_seconds - 10) * 1000 < expires_in <= policy.gc_seconds * 1000
+
+
+def test_an_entry_written_late_expires_gc_seconds_after_it_was_computed(shop, monkeypatch):
+    """A route that took long (here: the store's clock 100 s past the computation's) stores
+    its entry for what is left of ``gc_seconds``, not for ``gc_seconds`` from the write."""
+    import types
+
+    from django_arc.querycache import store as qc_store
+
+    late = types.SimpleNamespace(time=lambda: time.time() + 100)
+    monkeypatch.setattr(qc_store, "time", late)
+    assert get(shop["editor"], CACHED)["X-Cache"] == "MISS"
+    client = redis_py.Redis.from_url(REDIS_URL)
+    (entry_key,) = client.keys(redis_alias.make_key("redis", "arc:qc:e:") + "*")
+    expires_in = client.pttl(entry_key)
+    client.close()
+    assert 190 * 1000 < expires_in <= 200 * 1000  # gc_seconds 300, less the 100 s
+
+
+def test_an_entry_outlives_its_stale_seconds_when_gc_seconds_is_shorter(shop, monkeypatch):
+    """``gc_seconds`` below ``stale_seconds`` (arc.E014 refuses it, but checks do not run
+    under a WSGI server) is read as ``stale_seconds``: the entry is kept as long as it may
+    be served, not dropped while still fresh."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 120, "gc_seconds": 10})
+    assert get(shop["editor"], CACHED)["X-Cache"] == "MISS"
+    client = redis_py.Redis.from_url(REDIS_URL)
+    (entry_key,) = client.keys(redis_alias.make_key("redis", "arc:qc:e:") + "*")
+    expires_in = client.pttl(entry_key)
+    client.close()
+    assert 110 * 1000 < expires_in <= 120 * 1000
+
+
+def test_a_resource_left_at_none_follows_enabled_and_a_new_cache_value_is_read(shop, monkeypatch):
+    """``cache = None`` follows ``ARC["CACHE"]["ENABLED"]`` (off unless set); a resource's
+    ``cache`` set to another value after its policy was worked out is read again."""
+    from tests.testapp.feature_resources import UncachedProductResource
+
+    editor = shop["editor"]
+    monkeypatch.setattr(UncachedProductResource, "cache", None)
+    for _ in range(2):
+        assert "X-Cache" not in get(editor, UNCACHED)  # ENABLED is not set: off
+    enabled = arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30, "ENABLED": True})
+    with override_settings(ARC=enabled):
+        assert get(editor, UNCACHED)["X-Cache"] == "MISS"
+        assert get(editor, UNCACHED)["X-Cache"] == "HIT"
+    assert get(editor, CACHED)["X-Cache"] == "MISS"  # its policy is worked out
+    monkeypatch.setattr(CachedProductResource, "cache", False)
+    response = get(editor, CACHED)
+    assert response.status_code == 200 and "X-Cache" not in response
 
 
 def test_without_a_django_redis_alias_nothing_is_cached(shop):
@@ -1949,6 +2003,52 @@ def test_a_keyed_write_whose_answer_fails_on_the_cache_store_leaves_the_cache_tr
             exported = admin.post("/x/exporting-products/export/", HTTP_IDEMPOTENCY_KEY="e-1")
             assert exported.status_code == 500
             after = same_as_uncached(editor)
+    finally:
+        _all_sites.remove(site)
+    assert "Exported" not in {d["name"] for d in after.json()["docs"]}
+    assert not Product.objects.filter(name="Exported").exists()
+
+
+def test_a_keyed_write_whose_answer_fails_on_the_database_store_bumps_nothing(
+    shop, settings, redis_cache
+):
+    """The same on the ``database`` store, whose record shares the request's transaction:
+    the answer failing to be kept rolls the writes back with it, so nothing is bumped and
+    the cached list stays a HIT, the uncached answer without the writes."""
+    from django.http import StreamingHttpResponse
+
+    from django_arc.sites import _all_sites
+
+    def rows():
+        yield b"name\n"
+        raise RuntimeError("the export broke off")
+
+    class DbExportingProductResource(Resource):
+        model = Product
+        name = "db-exporting-products"
+        presets = [presets.MultiTenant()]
+        permissions = {"list": P.require_org_membership()}
+        idempotent = True
+
+        @route("POST", "export", permissions=P.require_org_role("admin"))
+        def export(self, request, view):
+            view.get_queryset().update(name="Exported")
+            return StreamingHttpResponse(rows(), content_type="text/csv")
+
+    site = ResourceSite(name="db-exporting")
+    site.register(DbExportingProductResource)
+    idempotency = {"STORE": "database", "TTL_SECONDS": 60}
+    arc_settings = arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30}, IDEMPOTENCY=idempotency)
+    editor, admin = shop["editor"], shop["admin"]
+    admin.raise_request_exception = False
+    try:
+        with override_settings(ARC=arc_settings), site_mounted(settings, "x", site):
+            get(editor, CACHED)
+            assert get(editor, CACHED)["X-Cache"] == "HIT"
+            exported = admin.post("/x/db-exporting-products/export/", HTTP_IDEMPOTENCY_KEY="e-1")
+            assert exported.status_code == 500
+            after = same_as_uncached(editor)
+            assert after["X-Cache"] == "HIT", after.content
     finally:
         _all_sites.remove(site)
     assert "Exported" not in {d["name"] for d in after.json()["docs"]}

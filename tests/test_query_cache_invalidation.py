@@ -14,11 +14,13 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import User
 from django.db import connection, models
+from django.db.models import Q
 from django.db.models.deletion import Collector
 from django.test.utils import isolate_apps
 
 from django_arc import Resource, ResourceSite
 from django_arc import permissions as P
+from django_arc.presets.base import Preset
 from django_arc.querycache import invalidate
 from django_arc.querycache.invalidation import _models_read, _path_reads
 from django_arc.sites import _all_sites
@@ -842,6 +844,76 @@ def test_a_permission_filtering_through_another_models_rows_is_never_served_stal
         assert get(caller, column)["X-Cache"] == "MISS"
         hit = get(caller, column)
         assert hit["X-Cache"] == "HIT" and hit.json()["total"] == 1
+
+
+class SubclassedCachedBookResource(CachedBookResource):
+    name = "subclassed-cached-books"
+
+
+def test_invalidate_of_a_resource_class_retires_that_resource_only(settings):
+    """``invalidate(CachedBookResource)`` retires that resource's entries; a resource
+    subclassing it is another resource, with entries (and versions) of its own: it stays a
+    HIT (``invalidate(Book)`` is what retires every resource over the model)."""
+    BookFactory(title="Dune")
+    anon = client_for(None)
+    with (
+        registered_site(
+            "subclassed-test", CachedBookResource, SubclassedCachedBookResource
+        ) as site,
+        site_mounted(settings, "sc", site),
+    ):
+        base, sub = "/sc/cached-books/", "/sc/subclassed-cached-books/"
+        for url in (base, sub):
+            get(anon, url)
+            assert get(anon, url)["X-Cache"] == "HIT"
+        invalidate(CachedBookResource)
+        assert get(anon, base)["X-Cache"] == "MISS"
+        assert get(anon, sub)["X-Cache"] == "HIT"
+        invalidate(Book)
+        assert get(anon, sub)["X-Cache"] == "MISS"
+
+
+class MembersOnly(Preset):
+    """A project's preset narrowing rows through another model (Membership): its
+    ``row_filter`` makes the answer depend on rows no write to Product changes."""
+
+    name = "members_only"
+
+    def row_filter(self, view):
+        return Q(organization__memberships__user=view.request.user.pk)
+
+
+class PresetMembersProductResource(Resource):
+    model = Product
+    name = "preset-members-products"
+    fields = ["id", "name", "organization"]
+    presets = [MembersOnly()]
+    permissions = {"list": P.require_auth(), "get": P.require_auth()}
+    cache = {"stale_seconds": 30}
+
+
+def test_a_preset_narrowing_through_another_models_rows_is_never_served_stale(settings):
+    """As for a permission's filters: a preset's ``row_filter`` through a relation
+    (``organization__memberships__user``) makes the rows a caller may see depend on
+    Membership's rows, which retire no entry. Such answers are not stored, so a revoked
+    member sees no row at once (rather than a HIT of the former organization's products)."""
+    organization = OrganizationFactory()
+    product = ProductFactory(organization=organization, name="P1")
+    membership = MembershipFactory(organization=organization, role="viewer")
+    caller = client_for(membership.user)
+    mine = "/pm/preset-members-products/"
+    with (
+        registered_site("preset-members-products-test", PresetMembersProductResource) as site,
+        site_mounted(settings, "pm", site),
+    ):
+        for path in (mine, f"{mine}{product.pk}/"):
+            assert get(caller, path).status_code == 200
+            again = get(caller, path)
+            assert again.status_code == 200 and again["X-Cache"] == "MISS"  # never stored
+        Membership.objects.filter(pk=membership.pk).delete()
+        after = get(caller, mine)
+        assert after.status_code == 200 and after.json()["total"] == 0, after.content
+        assert get(caller, f"{mine}{product.pk}/").status_code == 404
 
 
 def test_a_resource_routed_by_hand_is_invalidated_like_a_registered_one(settings):

@@ -135,3 +135,33 @@ def test_a_bump_waiting_on_one_database_does_not_stand_for_a_write_on_another(sh
     names = [p["name"] for p in after.json()["docs"]]
     assert "renamed on routed" in names and "renamed on default" not in names
     assert after.content == get(editor, UNCACHED).content
+
+
+def test_invalidate_of_a_routed_model_waits_for_that_databases_commit(shop, routed):
+    """``invalidate(Product)`` inside ``atomic(using="routed")``, where the router writes
+    Product's rows: the bump waits for ``routed``'s commit, so a write rolled back there
+    bumps nothing (the entry stays a HIT with the rows as they are), and one committed
+    makes the next read a MISS with them."""
+    from django.db import transaction
+
+    from django_arc.querycache import invalidate
+    from shop.models import Product
+
+    editor = shop["editor"]
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    try:
+        with transaction.atomic(using="routed"):
+            Product.objects.filter(organization=shop["a"]).update(name="rolled back")
+            invalidate(Product)
+            raise Undo
+    except Undo:
+        pass
+    kept = get(editor, CACHED)
+    assert kept["X-Cache"] == "HIT", kept.content
+    with transaction.atomic(using="routed"):
+        Product.objects.filter(organization=shop["a"]).update(name="committed")
+        invalidate(Product)
+    after = get(editor, CACHED)
+    assert after["X-Cache"] == "MISS"
+    assert {p["name"] for p in after.json()["docs"]} == {"committed"}

@@ -197,6 +197,9 @@ def test_arc_envelope_without_payload_decodes_to_an_empty_payload():
         ('{"type": "a.b", "payload": {}}', "data.meta is missing or not an object"),
         ('{"type": "a.b", "meta": {"timestamp": "2026-01-01T00:00:00.000Z"}}', "meta.id"),
         ('{"type": "a.b", "meta": {"id": "x", "timestamp": "yesterday"}}', "meta.timestamp"),
+        ('{"type": "", "meta": {"id": "x"}}', "data.type is missing or not a string"),
+        ('{"type": "a.b", "meta": {"id": "x", "schemaVersion": true}}', "meta.schemaVersion"),
+        ('{"type": "a.b", "meta": {"id": "x", "schemaVersion": "1"}}', "meta.schemaVersion"),
         (b"\xff\xfe", "data is not UTF-8"),
     ],
 )
@@ -424,3 +427,18 @@ def test_the_relays_spliced_envelope_is_the_encoded_event(timestamp_us):
     decoded = event_from_columns(row.event_id, row.type, row.payload, row.meta)
     assert json.loads(data) == json.loads(wire.encode(decoded))
     assert_arc_layout(json.loads(data), decoded)
+
+
+def test_a_relayed_row_whose_meta_has_no_schema_version_is_published_as_version_1():
+    """An outbox row whose meta lacks ``schema_version`` (written before django-arc stored
+    it, or by hand): the relay's spliced envelope still carries ``schemaVersion: 1``, as
+    the encoded event does (``EventMeta``'s default)."""
+    from django_arc.outbox.relay import Claimed, event_from_columns, wire_message
+
+    meta = {"timestamp": "2026-05-01T08:30:15.123456+00:00", "correlation_id": "req-9"}
+    row = Claimed(1, "evt-1", "products.updated", '{"price":"9.50"}', json.dumps(meta), None, 0)
+    _, data = wire_message(row, check_payload=True)
+    envelope = json.loads(data)
+    assert envelope["meta"]["schemaVersion"] == 1
+    decoded = event_from_columns(row.event_id, row.type, row.payload, row.meta)
+    assert envelope == json.loads(wire.encode(decoded))

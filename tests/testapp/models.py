@@ -302,3 +302,10 @@ class Booking(models.Model):
     branch = models.CharField(max_length=20, blank=True)
     desk = models.ForeignKey(Desk, on_delete=models.CASCADE, null=True, blank=True)
     vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, null=True, blank=True)
+
+
+class ClientNote(models.Model):
+    """A row owned by a service client (``OwnedBy`` on a foreign key to ``ServiceClient``)."""
+
+    client = models.ForeignKey("django_arc.ServiceClient", on_delete=models.CASCADE)
+    title = models.CharField(max_length=50)
