@@ -82,3 +82,17 @@ def test_a_failing_run_fails_make_test(tmp_path):
     result = run_tests(tmp_path, pytest_rc=1)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED (pytest exit 1)" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["chromium", "chromium-browser"])
+def test_the_browser_tests_find_the_chromium_ensure_browser_accepts(tmp_path, monkeypatch, name):
+    """``scripts/ensure-browser.sh`` accepts ``chromium`` or ``chromium-browser``; the browser
+    tests looked for ``chromium`` only, so with ``chromium-browser`` alone ``make test``
+    passed with every browser test skipped."""
+    from tests.test_admin_outbox_browser import chromium_path
+
+    binary = tmp_path / name
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert chromium_path() == str(binary)
