@@ -4,8 +4,9 @@
 # (.venv-django42, made by the Makefile), ALWAYS stop the services, and fail if any run failed.
 #
 # Every run happens even when an earlier one fails, so one `make test` shows all the failures.
-# pytest's exit 5 ("no tests collected") does not fail the build but is reported loudly: an empty
-# run is almost always a broken collection path, not a success.
+# pytest's exit 5 ("no tests collected") fails the build when the whole suite was asked for (a
+# broken collection path, not a success); with PYTEST_ARGS (a -k or -m that selected nothing)
+# it is only reported loudly.
 #
 # Knobs: PYTEST_ARGS="-k outbox -x" (extra pytest arguments, word-split), ARC_PYTHON and
 # ARC_PYTHON_DJANGO42 (interpreters, default .venv/bin/python and .venv-django42/bin/python),
@@ -21,9 +22,13 @@ PY="${ARC_PYTHON:-$ARC_REPO_ROOT/.venv/bin/python}"
 PY42="${ARC_PYTHON_DJANGO42:-$ARC_REPO_ROOT/.venv-django42/bin/python}"
 [ -x "$PY" ] || die "$PY not found; run: make .venv"
 # Split PYTEST_ARGS like a shell would (so -k "a and not b" stays one argument), without eval.
+# Not `mapfile < <(...)`: a process substitution's exit status is never checked, so an
+# unbalanced quote would run the whole suite without the caller's -x or -k.
 EXTRA=()
 if [ -n "${PYTEST_ARGS:-}" ]; then
-    mapfile -t EXTRA < <("$PY" -c 'import shlex, sys; print("\n".join(shlex.split(sys.argv[1])))' "$PYTEST_ARGS")
+    split="$("$PY" -c 'import shlex, sys; print("\n".join(shlex.split(sys.argv[1])))' "$PYTEST_ARGS")" ||
+        die "PYTEST_ARGS does not split like a shell command line: $PYTEST_ARGS"
+    [ -z "$split" ] || mapfile -t EXTRA <<<"$split"
 fi
 read -r -a BACKENDS <<<"${ARC_TEST_BACKENDS:-sqlite postgres django42-sqlite django42-postgres}"
 for backend in "${BACKENDS[@]}"; do
@@ -108,7 +113,7 @@ run_backend() {
     count_results "$name"
     if [ "$rc" -eq 5 ]; then
         EMPTY_RUNS+=("$name")
-        printf '\n%s\n' "!!!!!!!! WARNING: pytest collected NO TESTS on $name (exit 5); not failing the build, but check testpaths !!!!!!!!" >&2
+        printf '\n%s\n' "!!!!!!!! WARNING: pytest collected NO TESTS on $name (exit 5): check testpaths and PYTEST_ARGS !!!!!!!!" >&2
     fi
 }
 
@@ -132,7 +137,14 @@ for backend in "${BACKENDS[@]}"; do
     rc="${RC[$backend]}"
     case "$rc" in
     0) verdict="ok" ;;
-    5) verdict="NO TESTS COLLECTED (warning)" ;;
+    5)
+        if [ "${#EXTRA[@]}" -gt 0 ]; then
+            verdict="NO TESTS COLLECTED (warning)"
+        else
+            verdict="FAILED: NO TESTS COLLECTED"
+            failed=1
+        fi
+        ;;
     *)
         verdict="FAILED (pytest exit $rc)"
         failed=1

@@ -37,3 +37,14 @@ def example_server(tmp_path_factory):
     server, stop = start(tmp_path_factory.mktemp("example-project"))
     yield server
     stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(django_db_setup, live_server):
+    """pytest-django's, started once the test database is set up. It hands the tests'
+    connection to the server's threads when the database is in memory, judged by ``NAME``
+    when it starts: started first (a browser file alone), it read ``:memory:`` (the settings'
+    name, not yet the test file's), and the request threads shared one SQLite connection,
+    which crashed the interpreter when one closed it while another ran a query
+    (tests/test_live_server.py)."""
+    return live_server

@@ -1,0 +1,98 @@
+"""``make test`` (``scripts/run-tests.sh``): its exit code is the truth about the runs.
+
+The script is run for real (services started and stopped in a state directory of the test's
+own) with a stand-in interpreter whose ``-m pytest`` only prints pytest's closing line and
+exits with the code the test chose; everything else it runs with this interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_TESTS = ROOT / "scripts" / "run-tests.sh"
+
+
+def run_tests(tmp_path: Path, pytest_rc: int, pytest_args: str = "") -> subprocess.CompletedProcess:
+    python = tmp_path / "python"
+    calls = tmp_path / "pytest-calls"
+    python.write_text(
+        "#!/usr/bin/env bash\n"
+        'if [ "${1:-}" = "-m" ] && [ "${2:-}" = "pytest" ]; then\n'
+        f'    echo "$*" >> {calls}\n'
+        '    echo "==== no tests ran in 0.01s ===="\n'
+        f"    exit {pytest_rc}\n"
+        "fi\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ARC_REDIS", "ARC_PG_", "ARC_SERVICES", "ARC_TEST_DB"))
+    }
+    env.update(
+        ARC_PYTHON=str(python),
+        ARC_TEST_BACKENDS="sqlite",
+        ARC_SERVICES_DIR=str(tmp_path / "services"),
+        PYTEST_ARGS=pytest_args,
+    )
+    result = subprocess.run(
+        ["bash", str(RUN_TESTS)], env=env, capture_output=True, text=True, timeout=180
+    )
+    result.pytest_calls = calls.read_text().splitlines() if calls.exists() else []
+    return result
+
+
+@pytest.mark.slow
+def test_a_whole_suite_run_that_collects_nothing_fails(tmp_path):
+    """Unfiltered, pytest's exit 5 ("no tests collected") is a broken collection (a moved
+    ``testpaths``, a renamed folder): ``make test`` exited 0 on it, with a warning."""
+    result = run_tests(tmp_path, pytest_rc=5)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "NO TESTS COLLECTED" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_filter_that_selects_nothing_only_warns(tmp_path):
+    """``PYTEST_ARGS='-k nothing-matches'`` selecting no test is the caller's choice."""
+    result = run_tests(tmp_path, pytest_rc=5, pytest_args="-k nothing-matches")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING: no tests collected on: sqlite" in result.stdout
+    assert result.pytest_calls == ["-m pytest -k nothing-matches"]
+
+
+def test_pytest_args_that_do_not_split_are_refused_before_any_run(tmp_path):
+    """An unbalanced quote in ``PYTEST_ARGS`` made the splitter fail unnoticed (a process
+    substitution's exit status is not checked): the whole suite ran without the caller's
+    arguments, ``-x`` or ``-k`` silently dropped."""
+    result = run_tests(tmp_path, pytest_rc=0, pytest_args='-k "outbox -x')
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "PYTEST_ARGS" in result.stderr
+    assert result.pytest_calls == []
+
+
+@pytest.mark.slow
+def test_a_failing_run_fails_make_test(tmp_path):
+    result = run_tests(tmp_path, pytest_rc=1)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED (pytest exit 1)" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["chromium", "chromium-browser"])
+def test_the_browser_tests_find_the_chromium_ensure_browser_accepts(tmp_path, monkeypatch, name):
+    """``scripts/ensure-browser.sh`` accepts ``chromium`` or ``chromium-browser``; the browser
+    tests looked for ``chromium`` only, so with ``chromium-browser`` alone ``make test``
+    passed with every browser test skipped."""
+    from tests.test_admin_outbox_browser import chromium_path
+
+    binary = tmp_path / name
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert chromium_path() == str(binary)
