@@ -18,7 +18,7 @@ from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
 from .events.event import unstorable_char
-from .query import MAX_INT, MIN_INT, beyond_int64, integer_range
+from .query import MAX_INT, MIN_INT, UNSENDABLE, beyond_int64, integer_range
 
 
 class ArcSerializerMixin:
@@ -165,10 +165,25 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         known = self.preloaded()
         if known is not None:
             return self.from_preloaded(known, data)
+        if self.pk_field is None and isinstance(data, str):
+            try:
+                self.refuse_unmatchable(self.get_queryset().model._meta.pk.to_python(data), data)
+            except (TypeError, ValueError, DjangoValidationError):
+                pass  # DRF's lookup refuses it, with the pk field's message
         try:
             return super().to_internal_value(data)
         except OverflowError:
             self.fail("does_not_exist", pk_value=data)
+
+    def refuse_unmatchable(self, pk: Any, data: Any) -> None:
+        """Refuse a parsed text ``pk`` no database compares, as DRF refuses it on SQLite: a
+        NUL character (PostgreSQL raises ``DataError``, a 500 in DRF's lookup too) matches
+        no row; a lone surrogate (no driver encodes it: DRF catches the ``ValueError``) is
+        an incorrect type."""
+        if isinstance(pk, str) and (found := UNSENDABLE.search(pk)) is not None:
+            if found.group() == "\x00":
+                self.fail("does_not_exist", pk_value=data)
+            self.fail("incorrect_type", data_type=type(data).__name__)
 
     @classmethod
     def many_init(cls, *args: Any, **kwargs: Any) -> ArcManyRelatedField:
@@ -192,11 +207,22 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         """What ``super().to_internal_value`` answers, from rows already loaded."""
         if isinstance(data, bool):
             self.fail("incorrect_type", data_type=type(data).__name__)
+        if data is None:  # no row's pk; as text, it would be the row whose pk is "None"
+            self.fail("does_not_exist", pk_value=data)
+        model = self.get_queryset().model
         try:
-            key = preload_key(self.get_queryset().model, data)
+            pk = model._meta.pk.to_python(data)
         except (TypeError, ValueError, DjangoValidationError, OverflowError):
+            # refused by DRF's own lookup, with the pk field's message ("is not a valid
+            # UUID"): it cannot parse the id either, so it fails before any SQL; a float
+            # beyond any integer (JSON's 1e999) is no row, as for one relation
+            try:
+                super().to_internal_value(data)
+            except OverflowError:
+                self.fail("does_not_exist", pk_value=data)
             self.fail("incorrect_type", data_type=type(data).__name__)
-        obj = known.get(key)
+        self.refuse_unmatchable(pk, data)
+        obj = known.get(str(pk))
         if obj is None:
             self.fail("does_not_exist", pk_value=data)
         return obj
@@ -246,7 +272,7 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
                     pk = model._meta.pk.to_python(item)
                 except (TypeError, ValueError, DjangoValidationError, OverflowError):
                     continue
-                if not beyond_int64(pk) and str(pk) not in known:
+                if matchable(pk) and str(pk) not in known:
                     wanted.add(pk)
             if wanted:
                 known.update({str(row.pk): row for row in queryset.filter(pk__in=wanted)})
@@ -254,10 +280,13 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
         return found
 
 
-def preload_key(model: Any, value: Any) -> str:
-    """How a related id is looked up among preloaded rows: the pk field's own parsing, so
-    ``"7"`` and ``7`` find the same row."""
-    return str(model._meta.pk.to_python(value))
+def matchable(pk: Any) -> bool:
+    """Whether a parsed pk may be sent to the database in a lookup: not an integer beyond
+    64 bits (no column holds one), not text holding a NUL character or a lone surrogate
+    (PostgreSQL refuses the one, no driver encodes the other)."""
+    if isinstance(pk, str):
+        return UNSENDABLE.search(pk) is None
+    return not beyond_int64(pk)
 
 
 def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -281,9 +310,8 @@ def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, d
                     pk = model._meta.pk.to_python(value)
                 except (TypeError, ValueError, DjangoValidationError, OverflowError):
                     continue
-                if beyond_int64(pk):
-                    continue  # no database holds it
-                wanted.add(pk)
+                if matchable(pk):
+                    wanted.add(pk)
         rows = relation.get_queryset().filter(pk__in=wanted) if wanted else []
         loaded[name] = {str(row.pk): row for row in rows}
     return loaded

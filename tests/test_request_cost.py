@@ -20,12 +20,12 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 
-from django_arc import Resource, ResourceSite, action, route
+from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
-from tests.testapp.models import Book
+from tests.testapp.models import Book, CodeThing, Shelf, UuidThing
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +46,7 @@ class GroupedUserResource(Resource):
     name = "grouped-users"
     fields = ["id", "username", "groups"]
     permissions = PUBLIC
+    presets = [presets.Bulk()]
 
     @route("POST", "upload", permissions=P.allow_public(), parser_classes=[MultiPartParser])
     def upload(self, request):
@@ -54,6 +55,17 @@ class GroupedUserResource(Resource):
     @action(permissions=P.allow_public(), input=AttachInput)
     def attach(self, request, instance, data):
         return {"size": data["file"].size}
+
+
+@cost_site.register
+class ShelfResource(Resource):
+    """Relations to rows keyed by text and by a UUID, one and ``many=True``; and bulk."""
+
+    model = Shelf
+    name = "shelves"
+    fields = ["id", "name", "code", "codes", "things"]
+    permissions = PUBLIC
+    presets = [presets.Bulk()]
 
 
 def _post(api, body):
@@ -300,3 +312,85 @@ def test_a_short_unknown_action_is_quoted_whole(api):
     response = api.post(f"/api/books/{book.pk}/action/", body, content_type="application/json")
     details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert details == {"action": ["Unknown action 'discount'. Allowed actions: shout."]}
+
+
+def _shelf_refusal(api, settings, body, bulk=False):
+    """The ``details`` of a refused create (or bulk create) of a shelf."""
+    path = "/cost/shelves/bulk/" if bulk else "/cost/shelves/"
+    data = {"items": [{"name": "s", **body}]} if bulk else {"name": "s", **body}
+    with site_mounted(settings, "cost", cost_site):
+        response = api.post(path, json.dumps(data), content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert not Shelf.objects.exists()
+    return details["items"]["0"] if bulk else details
+
+
+NOT_A_UUID = "\u201cnope\u201d is not a valid UUID."
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["create", "bulk create"])
+def test_an_id_its_pk_field_cannot_parse_is_refused_with_drfs_own_message(api, settings, bulk):
+    """DRF refuses an id the related pk field cannot parse with that field's message (a
+    UUID's "is not a valid UUID"), in a ``many=True`` list as for one relation; the
+    list read 500 ids to a query (and a bulk write's preloaded rows) answered "Incorrect
+    type" instead, a message DRF gives for another mistake."""
+    thing = UuidThing.objects.create(name="t")
+    details = _shelf_refusal(api, settings, {"things": [str(thing.pk), "nope"]}, bulk)
+    assert details == {"things": [NOT_A_UUID]}
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["create", "bulk create"])
+def test_a_null_id_is_no_row_even_beside_a_row_whose_text_pk_is_none(api, settings, bulk):
+    """Rows read for a list were found by their pk as text, and ``null`` as text is
+    ``"None"``: with a row of text pk ``"None"`` named too, ``null`` was that row. DRF
+    refuses ``null`` as no row."""
+    CodeThing.objects.create(code="None", name="n")
+    details = _shelf_refusal(api, settings, {"codes": ["None", None]}, bulk)
+    assert details == {"codes": ['Invalid pk "None" - object does not exist.']}
+
+
+TEXT_IDS_NO_DATABASE_MATCHES = [
+    ("a\x00", 'Invalid pk "a\x00" - object does not exist.'),
+    ("\ud800", "Incorrect type. Expected pk value, received str."),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), TEXT_IDS_NO_DATABASE_MATCHES, ids=["NUL", "surrogate"]
+)
+@pytest.mark.parametrize("how", ["one", "many", "bulk many"])
+def test_a_text_id_no_database_can_match_is_refused_not_a_500(api, settings, value, message, how):
+    """A text id holding a NUL character (which PostgreSQL refuses to compare: a 500, in
+    DRF's own lookup too) or a lone surrogate (no driver encodes it: a 500 once ids were
+    read 500 to a query, and in a bulk write) is refused as DRF refuses it on SQLite."""
+    CodeThing.objects.create(code="a", name="a")
+    if how == "one":
+        details = _shelf_refusal(api, settings, {"code": value})
+        assert details == {"code": [message]}
+    else:
+        body = {"codes": ["a", value]}
+        details = _shelf_refusal(api, settings, body, bulk=how == "bulk many")
+        assert details == {"codes": [message]}
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["create", "bulk create"])
+def test_an_id_beyond_a_float_is_no_row_in_a_list_as_for_one_relation(api, settings, bulk):
+    """JSON's ``1e999`` is a float infinity, which no integer pk parses (``OverflowError``):
+    one relation answers "does not exist" (:class:`ArcPrimaryKeyRelatedField`), and so does
+    a ``many=True`` list, read 500 ids to a query or preloaded by a bulk write."""
+    group = Group.objects.create(name="g")
+    item = f'{{"username": "u", "groups": [{group.pk}, 1e999]}}'
+    path, body = (
+        ("/cost/grouped-users/bulk/", f'{{"items": [{item}]}}')
+        if bulk
+        else (
+            "/cost/grouped-users/",
+            item,
+        )
+    )
+    with site_mounted(settings, "cost", cost_site):
+        response = api.post(path, body, content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    details = details["items"]["0"] if bulk else details
+    assert details == {"groups": ['Invalid pk "inf" - object does not exist.']}
+    assert not User.objects.filter(username="u").exists()

@@ -250,3 +250,14 @@ class UuidOrgNote(models.Model):
 
     organization = models.ForeignKey(UuidOrg, on_delete=models.CASCADE)
     title = models.CharField(max_length=100)
+
+
+class Shelf(models.Model):
+    """Relations to rows whose primary key is text or a UUID, one and many (``many=True``)."""
+
+    name = models.CharField(max_length=100)
+    code = models.ForeignKey(
+        CodeThing, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    codes = models.ManyToManyField(CodeThing, blank=True, related_name="+")
+    things = models.ManyToManyField(UuidThing, blank=True, related_name="+")
