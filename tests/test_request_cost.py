@@ -180,6 +180,34 @@ def test_a_bulk_filter_refusal_names_ten_unknown_filters_not_every_one(api):
     assert Book.objects.get().title == "t"
 
 
+@pytest.mark.parametrize(
+    ("key", "named", "message"),
+    [
+        ("k" * 2_000_000, "k" * 50 + "…", "Not a filter of this resource."),
+        (
+            "title[" + "x" * 1_000_000 + "]",
+            "title[" + "x" * 44 + "…",
+            f"unknown operator '{'x' * 50}…'",
+        ),
+    ],
+    ids=["a 2 MB unknown name", "a 1 MB unknown operator"],
+)
+def test_a_bulk_filter_refusal_quotes_a_long_filter_by_its_first_50_characters(
+    api, key, named, message
+):
+    """Ten names are named, but each was named whole: one unknown filter of 2 MB was a 2 MB
+    answer, and a known filter with a 1 MB operator was answered twice over (the name, and
+    the query language's message quoting the operator). Both are quoted by their first 50
+    characters, as an unknown action and a query value are."""
+    Book.objects.create(title="t", isbn="1", author=AuthorFactory(), pages=1)
+    body = json.dumps({"filter": {key: "t"}, "data": {"title": "x"}})
+    response = api.patch("/api/bulk-books/bulk/", body, content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"filter": {named: [message]}}
+    assert len(response.content) < 1000
+    assert Book.objects.get().title == "t"
+
+
 class _Upload(FileUploadHandler):
     """Counts the bytes of files Django reads from a multipart body."""
 
