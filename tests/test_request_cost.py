@@ -284,6 +284,54 @@ def test_a_resource_whose_action_takes_a_file_still_takes_one_past_the_memory_li
     assert sum(uploads) == 50_000
 
 
+class AvatarUserSerializer(serializers.ModelSerializer):
+    """Takes a file from a signed-in caller only: a field chosen per request, as DRF lets a
+    serializer's ``get_fields()`` choose them."""
+
+    class Meta:
+        model = User
+        fields = ["id", "username"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated:
+            fields["avatar"] = serializers.FileField(write_only=True)
+        return fields
+
+    def create(self, validated_data):
+        size = validated_data.pop("avatar").size
+        return super().create({**validated_data, "first_name": str(size)})
+
+
+@cost_site.register
+class AvatarUserResource(Resource):
+    model = User
+    name = "avatar-users"
+    serializer_class = AvatarUserSerializer
+    permissions = PUBLIC
+
+
+def test_a_serializer_choosing_its_fields_per_request_still_takes_a_file_past_the_limit(
+    settings, uploads
+):
+    """Whether a resource takes files was read from its serializer built without a request:
+    one adding its file field per request (``get_fields()``, as DRF allows) was judged to
+    take none, and its uploads past the memory limit were refused 413. A serializer that
+    chooses its fields itself may take a file: its multipart bodies are read as Django
+    reads them."""
+    caller = User.objects.create(username="caller")
+    with site_mounted(settings, "cost", cost_site):
+        response = client_for(caller).post(
+            "/cost/avatar-users/",
+            {"username": "a", "avatar": SimpleUploadedFile("a.png", b"x" * 50_000)},
+            format="multipart",
+        )
+    assert response.status_code == 201, response.content
+    assert User.objects.get(username="a").first_name == "50000"
+    assert sum(uploads) == 50_000
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db(transaction=True)
