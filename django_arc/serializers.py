@@ -194,16 +194,18 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
                 list_kwargs[key] = kwargs[key]
         return ArcManyRelatedField(**list_kwargs)
 
-    def preloaded(self) -> dict[str, Any] | None:
+    def preloaded(self) -> dict[Any, Any] | None:
         """The targets a batch write loaded for this field in one query
-        (``context["arc_related"][field name]``: pk as text → row), or ``None``."""
+        (``context["arc_related"][field name]``: pk → row), or ``None``. Keyed by the pk's
+        value, not its text: ``1`` finds the decimal pk the database answers as ``1.00``,
+        and ``null`` never the text pk ``"None"``."""
         cache = self.context.get("arc_related")
         if not cache:
             return None
         owner = self.parent if isinstance(self.parent, serializers.ManyRelatedField) else self
         return cache.get(owner.field_name)
 
-    def from_preloaded(self, known: dict[str, Any], data: Any) -> Any:
+    def from_preloaded(self, known: dict[Any, Any], data: Any) -> Any:
         """What ``super().to_internal_value`` answers, from rows already loaded."""
         if isinstance(data, bool):
             self.fail("incorrect_type", data_type=type(data).__name__)
@@ -222,7 +224,7 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
                 self.fail("does_not_exist", pk_value=data)
             self.fail("incorrect_type", data_type=type(data).__name__)
         self.refuse_unmatchable(pk, data)
-        obj = known.get(str(pk))
+        obj = known.get(pk)
         if obj is None:
             self.fail("does_not_exist", pk_value=data)
         return obj
@@ -260,7 +262,7 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
             self.fail("empty")
         queryset = child.get_queryset()
         model = queryset.model
-        known: dict[str, Any] = {}
+        known: dict[Any, Any] = {}
         found: list[Any] = []
         for start in range(0, len(items), MANY_IDS_PER_QUERY):
             batch = items[start : start + MANY_IDS_PER_QUERY]
@@ -272,10 +274,10 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
                     pk = model._meta.pk.to_python(item)
                 except (TypeError, ValueError, DjangoValidationError, OverflowError):
                     continue
-                if matchable(pk) and str(pk) not in known:
+                if matchable(pk) and pk not in known:
                     wanted.add(pk)
             if wanted:
-                known.update({str(row.pk): row for row in queryset.filter(pk__in=wanted)})
+                known.update({row.pk: row for row in queryset.filter(pk__in=wanted)})
             found.extend(child.from_preloaded(known, item) for item in batch)
         return found
 
@@ -289,12 +291,12 @@ def matchable(pk: Any) -> bool:
     return not beyond_int64(pk)
 
 
-def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, dict[Any, Any]]:
     """For a batch of bodies validated with (copies of) ``serializer``: every writable
     related field's targets, loaded with one query per field from the field's own queryset
     (already narrowed to the tenant), keyed for :class:`ArcPrimaryKeyRelatedField`. Ids that
     do not parse are left out (the field then refuses them as it would)."""
-    loaded: dict[str, dict[str, Any]] = {}
+    loaded: dict[str, dict[Any, Any]] = {}
     for name, field in serializer.fields.items():
         relation = getattr(field, "child_relation", field)
         if field.read_only or not isinstance(relation, ArcPrimaryKeyRelatedField):
@@ -313,7 +315,7 @@ def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, d
                 if matchable(pk):
                     wanted.add(pk)
         rows = relation.get_queryset().filter(pk__in=wanted) if wanted else []
-        loaded[name] = {str(row.pk): row for row in rows}
+        loaded[name] = {row.pk: row for row in rows}
     return loaded
 
 

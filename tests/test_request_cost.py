@@ -25,7 +25,7 @@ from django_arc import permissions as P
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
-from tests.testapp.models import Book, CodeThing, Shelf, UuidThing
+from tests.testapp.models import Book, CodeThing, DecimalThing, Shelf, UuidThing
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ class ShelfResource(Resource):
 
     model = Shelf
     name = "shelves"
-    fields = ["id", "name", "code", "codes", "things"]
+    fields = ["id", "name", "code", "codes", "things", "numbers"]
     permissions = PUBLIC
     presets = [presets.Bulk()]
 
@@ -470,3 +470,18 @@ def test_an_id_beyond_a_float_is_no_row_in_a_list_as_for_one_relation(api, setti
     details = details["items"]["0"] if bulk else details
     assert details == {"groups": ['Invalid pk "inf" - object does not exist.']}
     assert not User.objects.filter(username="u").exists()
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["create", "bulk create"])
+def test_a_decimal_pk_in_a_list_finds_its_row_however_it_is_spelt(api, settings, bulk):
+    """Rows read for a list were found by their pk as text: a decimal pk is answered with
+    the column's scale (``"1.00"``), so ``1``, ``"1.0"`` or ``"1.00"`` sent found no row
+    ("does not exist"), where DRF's lookup (and one relation) compares numbers."""
+    DecimalThing.objects.create(number="1.00")
+    path = "/cost/shelves/bulk/" if bulk else "/cost/shelves/"
+    item = {"name": "s", "numbers": [1, "1.0", "1.00"]}
+    with site_mounted(settings, "cost", cost_site):
+        body = {"items": [item]} if bulk else item
+        response = api.post(path, json.dumps(body), content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert [str(n) for n in Shelf.objects.get().numbers.values_list("pk", flat=True)] == ["1.00"]

@@ -252,6 +252,12 @@ class UuidOrgNote(models.Model):
     title = models.CharField(max_length=100)
 
 
+class DecimalThing(models.Model):
+    """A decimal primary key: the database answers it with its scale (``1.00``)."""
+
+    number = models.DecimalField(primary_key=True, max_digits=6, decimal_places=2)
+
+
 class Shelf(models.Model):
     """Relations to rows whose primary key is text or a UUID, one and many (``many=True``)."""
 
@@ -261,3 +267,4 @@ class Shelf(models.Model):
     )
     codes = models.ManyToManyField(CodeThing, blank=True, related_name="+")
     things = models.ManyToManyField(UuidThing, blank=True, related_name="+")
+    numbers = models.ManyToManyField(DecimalThing, blank=True, related_name="+")
