@@ -482,3 +482,19 @@ _FIELD_MAPPING = {
     models.DecimalField: ArcDecimalField,
     models.JSONField: ArcJSONField,
 }
+
+
+#: the fields DRF reads from a form body with ``getlist()``: a list is sent as its name
+#: once per value (``groups=1&groups=2``; one value is a list of one)
+FORM_LISTS = (serializers.ManyRelatedField, serializers.ListField, serializers.MultipleChoiceField)
+
+
+def form_values(data: Any, fields: Any) -> dict[str, Any]:
+    """A form body (urlencoded or multipart) as a dict, each name's last value as Django's
+    ``QueryDict.dict()`` gives it, except where ``fields`` reads a list (:data:`FORM_LISTS`),
+    which gets every value sent, as DRF's ``get_value()`` reads a form."""
+    body = data.dict()
+    for name in body:
+        if isinstance(fields.get(name), FORM_LISTS):
+            body[name] = data.getlist(name)
+    return body

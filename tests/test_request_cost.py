@@ -9,6 +9,7 @@ never as time.
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -38,6 +39,11 @@ class AttachInput(serializers.Serializer):
     file = serializers.FileField()
 
 
+class JoinInput(serializers.Serializer):
+    groups = serializers.PrimaryKeyRelatedField(many=True, queryset=Group.objects.all())
+    tags = serializers.ListField(child=serializers.CharField())
+
+
 @cost_site.register
 class GroupedUserResource(Resource):
     """A writable many-to-many relation (``groups``) in the generated serializer."""
@@ -55,6 +61,10 @@ class GroupedUserResource(Resource):
     @action(permissions=P.allow_public(), input=AttachInput)
     def attach(self, request, instance, data):
         return {"size": data["file"].size}
+
+    @action(permissions=P.allow_public(), input=JoinInput)
+    def join(self, request, instance, data):
+        return {"groups": [g.pk for g in data["groups"]], "tags": data["tags"]}
 
 
 @cost_site.register
@@ -485,3 +495,47 @@ def test_a_decimal_pk_in_a_list_finds_its_row_however_it_is_spelt(api, settings,
         response = api.post(path, json.dumps(body), content_type="application/json")
     assert response.status_code == 201, response.content
     assert [str(n) for n in Shelf.objects.get().numbers.values_list("pk", flat=True)] == ["1.00"]
+
+
+@pytest.mark.parametrize("fmt", ["multipart", "form"])
+def test_a_form_body_sets_a_many_to_many_list_as_drf_reads_it(api, settings, fmt):
+    """A form (the browsable API's, or any urlencoded or multipart body) sends a list as
+    the field named once per value, which DRF reads with ``getlist()``. The body was made a
+    dict of each name's last value first: one group was ``"Expected a list of items but got
+    type "str""`` and two were refused the same way, so no form could set a many-to-many
+    relation, nor an action's list."""
+    groups = [Group.objects.create(name=f"g{i}") for i in range(3)]
+    user = User.objects.create(username="u")
+    encode = (
+        (lambda d: {"data": d, "format": "multipart"})
+        if fmt == "multipart"
+        else (
+            lambda d: {
+                "data": urlencode(d, doseq=True),
+                "content_type": "application/x-www-form-urlencoded",
+            }
+        )
+    )
+    with site_mounted(settings, "cost", cost_site):
+        two = api.patch(
+            f"/cost/grouped-users/{user.pk}/", **encode({"groups": [groups[0].pk, groups[2].pk]})
+        )
+        assert two.status_code == 200, two.content
+        assert sorted(two.json()["data"]["groups"]) == [groups[0].pk, groups[2].pk]
+        one = api.patch(f"/cost/grouped-users/{user.pk}/", **encode({"groups": [groups[1].pk]}))
+        assert one.status_code == 200, one.content
+        assert one.json()["data"]["groups"] == [groups[1].pk]
+        created = api.post(
+            "/cost/grouped-users/", **encode({"username": "v", "groups": [groups[0].pk]})
+        )
+        assert created.status_code == 201, created.content
+        assert created.json()["data"]["groups"] == [groups[0].pk]
+        joined = api.post(
+            f"/cost/grouped-users/{user.pk}/action/",
+            **encode(
+                {"action": "join", "groups": [groups[0].pk, groups[1].pk], "tags": ["a", "b"]}
+            ),
+        )
+        assert joined.status_code == 200, joined.content
+        assert joined.json()["data"] == {"groups": [groups[0].pk, groups[1].pk], "tags": ["a", "b"]}
+    assert list(user.groups.values_list("pk", flat=True)) == [groups[1].pk]
