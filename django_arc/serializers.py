@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from django.utils.encoding import smart_str
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
@@ -230,6 +231,17 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         return obj
 
 
+class ArcSlugRelatedField(serializers.SlugRelatedField):
+    """DRF's relation by a unique non-pk field (``to_field``), with a text value holding a
+    NUL character refused as no row: PostgreSQL refuses to compare one (``DataError``, which
+    DRF does not catch: a 500); SQLite finds no row, DRF's "does not exist"."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=smart_str(data))
+        return super().to_internal_value(data)
+
+
 #: how many items of a ``many=True`` relation's list one query reads the rows of: any database
 #: takes that many parameters (SQLite refuses a statement past 32,766)
 MANY_IDS_PER_QUERY = 500
@@ -418,7 +430,8 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
 
     Fields a ``ModelSerializer`` builds from the model are the stricter ones below, in a
     user's class too unless it chose its own ``serializer_field_mapping`` or
-    ``serializer_related_field``; fields a class declares are left alone."""
+    ``serializer_related_field`` (``serializer_related_to_field``); fields a class declares
+    are left alone."""
     user_class = resource.serializer_class
     if user_class is not None:
         attrs: dict[str, Any] = {
@@ -432,6 +445,11 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
                 attrs["serializer_field_mapping"] = _FIELD_MAPPING
             if user_class.serializer_related_field is model_serializer.serializer_related_field:
                 attrs["serializer_related_field"] = ArcPrimaryKeyRelatedField
+            if (
+                user_class.serializer_related_to_field
+                is model_serializer.serializer_related_to_field
+            ):
+                attrs["serializer_related_to_field"] = ArcSlugRelatedField
         bases = (user_class,) if issubclass(user_class, ArcSerializerMixin) else None
         return type(user_class.__name__, bases or (ArcSerializerMixin, user_class), attrs)
 
@@ -461,6 +479,7 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
             "Meta": meta,
             "__module__": __name__,
             "serializer_related_field": ArcPrimaryKeyRelatedField,
+            "serializer_related_to_field": ArcSlugRelatedField,
             "serializer_field_mapping": _FIELD_MAPPING,
         },
     )
