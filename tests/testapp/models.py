@@ -265,6 +265,12 @@ class Shelf(models.Model):
     code = models.ForeignKey(
         CodeThing, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    thing = models.ForeignKey(
+        UuidThing, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    number = models.ForeignKey(
+        DecimalThing, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     codes = models.ManyToManyField(CodeThing, blank=True, related_name="+")
     things = models.ManyToManyField(UuidThing, blank=True, related_name="+")
     numbers = models.ManyToManyField(DecimalThing, blank=True, related_name="+")
