@@ -26,7 +26,7 @@ from django_arc import permissions as P
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
-from tests.testapp.models import Book, CodeThing, DecimalThing, Shelf, UuidThing
+from tests.testapp.models import Book, CodeThing, DecimalThing, RefHolder, UuidThing
 
 pytestmark = pytest.mark.django_db
 
@@ -67,22 +67,22 @@ class GroupedUserResource(Resource):
 
 
 @cost_site.register
-class ShelfResource(Resource):
+class RefHolderResource(Resource):
     """Relations to rows keyed by text, a UUID and a decimal, one and ``many=True``."""
 
-    model = Shelf
-    name = "shelves"
+    model = RefHolder
+    name = "ref-holders"
     fields = ["id", "name", "code", "thing", "number", "codes", "things", "numbers"]
     permissions = PUBLIC
 
 
 @cost_site.register
-class BulkShelfResource(Resource):
+class BulkRefHolderResource(Resource):
     """The same relations one at a time, with Bulk (which writes no many-to-many: E011),
     whose batch preloads every item's targets in one query per field."""
 
-    model = Shelf
-    name = "bulk-shelves"
+    model = RefHolder
+    name = "bulk-ref-holders"
     fields = ["id", "name", "code", "thing", "number"]
     permissions = PUBLIC
     presets = [presets.Bulk()]
@@ -410,14 +410,14 @@ def test_a_short_unknown_action_is_quoted_whole(api):
     assert details == {"action": ["Unknown action 'discount'. Allowed actions: shout."]}
 
 
-def _shelf_refusal(api, settings, body, bulk=False):
-    """The ``details`` of a refused create (or bulk create) of a shelf."""
-    path = "/cost/bulk-shelves/bulk/" if bulk else "/cost/shelves/"
+def _holder_refusal(api, settings, body, bulk=False):
+    """The ``details`` of a refused create (or bulk create) of a RefHolder."""
+    path = "/cost/bulk-ref-holders/bulk/" if bulk else "/cost/ref-holders/"
     data = {"items": [{"name": "s", **body}]} if bulk else {"name": "s", **body}
     with site_mounted(settings, "cost", cost_site):
         response = api.post(path, json.dumps(data), content_type="application/json")
     details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
-    assert not Shelf.objects.exists()
+    assert not RefHolder.objects.exists()
     return details["items"]["0"] if bulk else details
 
 
@@ -441,7 +441,7 @@ def test_an_id_its_pk_field_cannot_parse_is_refused_with_drfs_own_message(
         k: [str(thing.pk) if i == "T" else i for i in v] if isinstance(v, list) else v
         for k, v in body.items()
     }
-    details = _shelf_refusal(api, settings, body, bulk)
+    details = _holder_refusal(api, settings, body, bulk)
     assert details == {next(iter(body)): [NOT_A_UUID]}
 
 
@@ -450,7 +450,7 @@ def test_a_null_id_is_no_row_even_beside_a_row_whose_text_pk_is_none(api, settin
     ``"None"``: with a row of text pk ``"None"`` named too, ``null`` was that row. DRF
     refuses ``null`` as no row."""
     CodeThing.objects.create(code="None", name="n")
-    details = _shelf_refusal(api, settings, {"codes": ["None", None]})
+    details = _holder_refusal(api, settings, {"codes": ["None", None]})
     assert details == {"codes": ['Invalid pk "None" - object does not exist.']}
 
 
@@ -471,10 +471,10 @@ def test_a_text_id_no_database_can_match_is_refused_not_a_500(api, settings, val
     it on SQLite."""
     CodeThing.objects.create(code="a", name="a")
     if how == "many":
-        details = _shelf_refusal(api, settings, {"codes": ["a", value]})
+        details = _holder_refusal(api, settings, {"codes": ["a", value]})
         assert details == {"codes": [message]}
     else:
-        details = _shelf_refusal(api, settings, {"code": value}, bulk=how == "bulk")
+        details = _holder_refusal(api, settings, {"code": value}, bulk=how == "bulk")
         assert details == {"code": [message]}
 
 
@@ -513,18 +513,20 @@ def test_a_decimal_pk_finds_its_row_however_it_is_spelt(api, settings, bulk):
         if bulk:
             items = [{"name": f"s{i}", "number": n} for i, n in enumerate([1, "1.0", "1.00"])]
             response = api.post(
-                "/cost/bulk-shelves/bulk/",
+                "/cost/bulk-ref-holders/bulk/",
                 json.dumps({"items": items}),
                 content_type="application/json",
             )
         else:
             item = {"name": "s", "numbers": [1, "1.0", "1.00"]}
-            response = api.post("/cost/shelves/", json.dumps(item), content_type="application/json")
+            response = api.post(
+                "/cost/ref-holders/", json.dumps(item), content_type="application/json"
+            )
     assert response.status_code == 201, response.content
     if bulk:
-        assert [str(s.number_id) for s in Shelf.objects.order_by("name")] == ["1.00"] * 3
+        assert [str(s.number_id) for s in RefHolder.objects.order_by("name")] == ["1.00"] * 3
     else:
-        numbers = Shelf.objects.get().numbers.values_list("pk", flat=True)
+        numbers = RefHolder.objects.get().numbers.values_list("pk", flat=True)
         assert [str(n) for n in numbers] == ["1.00"]
 
 

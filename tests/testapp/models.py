@@ -258,7 +258,7 @@ class DecimalThing(models.Model):
     number = models.DecimalField(primary_key=True, max_digits=6, decimal_places=2)
 
 
-class Shelf(models.Model):
+class RefHolder(models.Model):
     """Relations to rows whose primary key is text or a UUID, one and many (``many=True``)."""
 
     name = models.CharField(max_length=100)
