@@ -75,6 +75,7 @@ from .query import UNSENDABLE, _joined_paths, load_relations, project_prefetches
 from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
+from .serializers import form_values
 from .settings import arc_settings
 from .transactions import atomic_on
 
@@ -1036,7 +1037,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         """The request body as a dict (a copy: hooks and the guard may change it)."""
         data = self.request.data
         if isinstance(data, QueryDict):
-            return data.dict()
+            serializer = self.get_serializer_class()(context=self.get_serializer_context())
+            return form_values(data, serializer.fields)
         if not isinstance(data, dict):
             raise ArcError(
                 "VALIDATION_ERROR",

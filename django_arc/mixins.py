@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponseBase
+from django.http import HttpResponseBase, QueryDict
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from . import envelope
 from .events.event import dumps, unstorable_char
-from .serializers import ArcJSONField
+from .serializers import ArcJSONField, form_values
 
 
 class ListMixin:
@@ -114,7 +114,12 @@ class ActionMixin:
         rest = {k: v for k, v in body.items() if k != "action"}
         if spec.input is None:
             return rest, None
-        serializer = spec.input(data=rest, context=self.get_serializer_context())
+        context = self.get_serializer_context()
+        if isinstance(body, QueryDict):
+            # a form body: a list is its name sent once per value, read as DRF reads it
+            rest = form_values(body, spec.input(context=context).fields)
+            rest.pop("action", None)
+        serializer = spec.input(data=rest, context=context)
         if self.resource.preset_list:
             # its relations may name only rows a create's body could (tenancy), as the
             # resource serializer's do: another tenant's id "does not exist"

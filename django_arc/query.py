@@ -399,6 +399,13 @@ _TEXT_LOOKUPS = {
 }
 
 
+def shown(text: str, limit: int = 50) -> str:
+    """``text`` as a refusal quotes what a client sent: its first ``limit`` characters (and
+    an ellipsis). A query string is bounded by the URL's length, a JSON body (a bulk
+    ``filter``) only by the memory limit: a quote of megabytes was answered megabytes."""
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
 def beyond_int64(value: Any) -> bool:
     """Whether ``value`` is an integer no column of any supported database holds: a filter,
     an id or a key that is one matches no row and must not reach the driver (Django 4.2's
@@ -770,7 +777,7 @@ class QuerySpec:
             if op in REFUSED_OPERATORS:
                 raise InvalidQuery(key, f"operator '{sent}' is not supported")
             if op not in OPERATORS:
-                raise InvalidQuery(key, f"unknown operator '{sent}'")
+                raise InvalidQuery(key, f"unknown operator '{shown(sent)}'")
             if op not in filter_field.operators:
                 raise InvalidQuery(key, f"operator '{sent}' is not allowed on '{name}'")
             conditions.append(((name, op, str(raw)), filter_field.to_q(op, raw, key)))

@@ -425,10 +425,16 @@ class Resource:
     @cached_property
     def takes_files(self) -> bool:
         """Whether a body of this resource's rows or actions may hold a file: a writable
-        file field in its serializer or in an action's ``input``, at any depth. A multipart
+        file field in its serializer or in an action's ``input``, at any depth, or a
+        serializer choosing its fields itself (a project's ``get_fields()``, ``__init__`` or
+        a hook DRF's ``get_fields()`` calls), which may add one per request. A multipart
         body of a resource that takes none is read under ``DATA_UPLOAD_MAX_MEMORY_SIZE``
         (:class:`~django_arc.parsers.ArcMultiPartParser`)."""
         from rest_framework import serializers
+
+        from .serializers import FIELD_HOOKS, project_defines
+
+        per_request = ("get_fields", "__init__", *FIELD_HOOKS)
 
         def holds_file(field: Any) -> bool:
             if getattr(field, "read_only", False):
@@ -436,6 +442,9 @@ class Resource:
             if isinstance(field, serializers.FileField):
                 return True
             if isinstance(field, serializers.Serializer):
+                # built here without a request: fields it adds per request are not seen
+                if project_defines(type(field).__mro__, per_request):
+                    return True
                 return any(holds_file(f) for f in field.fields.values())
             inner = getattr(field, "child", None) or getattr(field, "child_relation", None)
             return inner is not None and holds_file(inner)

@@ -14,11 +14,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from django.utils.encoding import smart_str
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
 from .events.event import unstorable_char
-from .query import MAX_INT, MIN_INT, beyond_int64, integer_range
+from .query import MAX_INT, MIN_INT, UNSENDABLE, beyond_int64, integer_range
 
 
 class ArcSerializerMixin:
@@ -165,10 +166,25 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         known = self.preloaded()
         if known is not None:
             return self.from_preloaded(known, data)
+        if self.pk_field is None and isinstance(data, str):
+            try:
+                self.refuse_unmatchable(self.get_queryset().model._meta.pk.to_python(data), data)
+            except (TypeError, ValueError, DjangoValidationError):
+                pass  # DRF's lookup refuses it, with the pk field's message
         try:
             return super().to_internal_value(data)
         except OverflowError:
             self.fail("does_not_exist", pk_value=data)
+
+    def refuse_unmatchable(self, pk: Any, data: Any) -> None:
+        """Refuse a parsed text ``pk`` no database compares, as DRF refuses it on SQLite: a
+        NUL character (PostgreSQL raises ``DataError``, a 500 in DRF's lookup too) matches
+        no row; a lone surrogate (no driver encodes it: DRF catches the ``ValueError``) is
+        an incorrect type."""
+        if isinstance(pk, str) and (found := UNSENDABLE.search(pk)) is not None:
+            if found.group() == "\x00":
+                self.fail("does_not_exist", pk_value=data)
+            self.fail("incorrect_type", data_type=type(data).__name__)
 
     @classmethod
     def many_init(cls, *args: Any, **kwargs: Any) -> ArcManyRelatedField:
@@ -179,27 +195,51 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
                 list_kwargs[key] = kwargs[key]
         return ArcManyRelatedField(**list_kwargs)
 
-    def preloaded(self) -> dict[str, Any] | None:
+    def preloaded(self) -> dict[Any, Any] | None:
         """The targets a batch write loaded for this field in one query
-        (``context["arc_related"][field name]``: pk as text → row), or ``None``."""
+        (``context["arc_related"][field name]``: pk → row), or ``None``. Keyed by the pk's
+        value, not its text: ``1`` finds the decimal pk the database answers as ``1.00``,
+        and ``null`` never the text pk ``"None"``."""
         cache = self.context.get("arc_related")
         if not cache:
             return None
         owner = self.parent if isinstance(self.parent, serializers.ManyRelatedField) else self
         return cache.get(owner.field_name)
 
-    def from_preloaded(self, known: dict[str, Any], data: Any) -> Any:
+    def from_preloaded(self, known: dict[Any, Any], data: Any) -> Any:
         """What ``super().to_internal_value`` answers, from rows already loaded."""
         if isinstance(data, bool):
             self.fail("incorrect_type", data_type=type(data).__name__)
+        if data is None:  # no row's pk; as text, it would be the row whose pk is "None"
+            self.fail("does_not_exist", pk_value=data)
+        model = self.get_queryset().model
         try:
-            key = preload_key(self.get_queryset().model, data)
+            pk = model._meta.pk.to_python(data)
         except (TypeError, ValueError, DjangoValidationError, OverflowError):
+            # refused by DRF's own lookup, with the pk field's message ("is not a valid
+            # UUID"): it cannot parse the id either, so it fails before any SQL; a float
+            # beyond any integer (JSON's 1e999) is no row, as for one relation
+            try:
+                super().to_internal_value(data)
+            except OverflowError:
+                self.fail("does_not_exist", pk_value=data)
             self.fail("incorrect_type", data_type=type(data).__name__)
-        obj = known.get(key)
+        self.refuse_unmatchable(pk, data)
+        obj = known.get(pk)
         if obj is None:
             self.fail("does_not_exist", pk_value=data)
         return obj
+
+
+class ArcSlugRelatedField(serializers.SlugRelatedField):
+    """DRF's relation by a unique non-pk field (``to_field``), with a text value holding a
+    NUL character refused as no row: PostgreSQL refuses to compare one (``DataError``, which
+    DRF does not catch: a 500); SQLite finds no row, DRF's "does not exist"."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=smart_str(data))
+        return super().to_internal_value(data)
 
 
 #: how many items of a ``many=True`` relation's list one query reads the rows of: any database
@@ -234,7 +274,7 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
             self.fail("empty")
         queryset = child.get_queryset()
         model = queryset.model
-        known: dict[str, Any] = {}
+        known: dict[Any, Any] = {}
         found: list[Any] = []
         for start in range(0, len(items), MANY_IDS_PER_QUERY):
             batch = items[start : start + MANY_IDS_PER_QUERY]
@@ -246,26 +286,29 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
                     pk = model._meta.pk.to_python(item)
                 except (TypeError, ValueError, DjangoValidationError, OverflowError):
                     continue
-                if not beyond_int64(pk) and str(pk) not in known:
+                if matchable(pk) and pk not in known:
                     wanted.add(pk)
             if wanted:
-                known.update({str(row.pk): row for row in queryset.filter(pk__in=wanted)})
+                known.update({row.pk: row for row in queryset.filter(pk__in=wanted)})
             found.extend(child.from_preloaded(known, item) for item in batch)
         return found
 
 
-def preload_key(model: Any, value: Any) -> str:
-    """How a related id is looked up among preloaded rows: the pk field's own parsing, so
-    ``"7"`` and ``7`` find the same row."""
-    return str(model._meta.pk.to_python(value))
+def matchable(pk: Any) -> bool:
+    """Whether a parsed pk may be sent to the database in a lookup: not an integer beyond
+    64 bits (no column holds one), not text holding a NUL character or a lone surrogate
+    (PostgreSQL refuses the one, no driver encodes the other)."""
+    if isinstance(pk, str):
+        return UNSENDABLE.search(pk) is None
+    return not beyond_int64(pk)
 
 
-def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, dict[Any, Any]]:
     """For a batch of bodies validated with (copies of) ``serializer``: every writable
     related field's targets, loaded with one query per field from the field's own queryset
     (already narrowed to the tenant), keyed for :class:`ArcPrimaryKeyRelatedField`. Ids that
     do not parse are left out (the field then refuses them as it would)."""
-    loaded: dict[str, dict[str, Any]] = {}
+    loaded: dict[str, dict[Any, Any]] = {}
     for name, field in serializer.fields.items():
         relation = getattr(field, "child_relation", field)
         if field.read_only or not isinstance(relation, ArcPrimaryKeyRelatedField):
@@ -281,11 +324,10 @@ def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, d
                     pk = model._meta.pk.to_python(value)
                 except (TypeError, ValueError, DjangoValidationError, OverflowError):
                     continue
-                if beyond_int64(pk):
-                    continue  # no database holds it
-                wanted.add(pk)
+                if matchable(pk):
+                    wanted.add(pk)
         rows = relation.get_queryset().filter(pk__in=wanted) if wanted else []
-        loaded[name] = {str(row.pk): row for row in rows}
+        loaded[name] = {row.pk: row for row in rows}
     return loaded
 
 
@@ -388,7 +430,8 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
 
     Fields a ``ModelSerializer`` builds from the model are the stricter ones below, in a
     user's class too unless it chose its own ``serializer_field_mapping`` or
-    ``serializer_related_field``; fields a class declares are left alone."""
+    ``serializer_related_field`` (``serializer_related_to_field``); fields a class declares
+    are left alone."""
     user_class = resource.serializer_class
     if user_class is not None:
         attrs: dict[str, Any] = {
@@ -402,6 +445,11 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
                 attrs["serializer_field_mapping"] = _FIELD_MAPPING
             if user_class.serializer_related_field is model_serializer.serializer_related_field:
                 attrs["serializer_related_field"] = ArcPrimaryKeyRelatedField
+            if (
+                user_class.serializer_related_to_field
+                is model_serializer.serializer_related_to_field
+            ):
+                attrs["serializer_related_to_field"] = ArcSlugRelatedField
         bases = (user_class,) if issubclass(user_class, ArcSerializerMixin) else None
         return type(user_class.__name__, bases or (ArcSerializerMixin, user_class), attrs)
 
@@ -431,6 +479,7 @@ def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
             "Meta": meta,
             "__module__": __name__,
             "serializer_related_field": ArcPrimaryKeyRelatedField,
+            "serializer_related_to_field": ArcSlugRelatedField,
             "serializer_field_mapping": _FIELD_MAPPING,
         },
     )
@@ -452,3 +501,19 @@ _FIELD_MAPPING = {
     models.DecimalField: ArcDecimalField,
     models.JSONField: ArcJSONField,
 }
+
+
+#: the fields DRF reads from a form body with ``getlist()``: a list is sent as its name
+#: once per value (``groups=1&groups=2``; one value is a list of one)
+FORM_LISTS = (serializers.ManyRelatedField, serializers.ListField, serializers.MultipleChoiceField)
+
+
+def form_values(data: Any, fields: Any) -> dict[str, Any]:
+    """A form body (urlencoded or multipart) as a dict, each name's last value as Django's
+    ``QueryDict.dict()`` gives it, except where ``fields`` reads a list (:data:`FORM_LISTS`),
+    which gets every value sent, as DRF's ``get_value()`` reads a form."""
+    body = data.dict()
+    for name in body:
+        if isinstance(fields.get(name), FORM_LISTS):
+            body[name] = data.getlist(name)
+    return body

@@ -1067,3 +1067,25 @@ def test_what_django_model_defines_is_refused_in_fields_even_overridden():
         ]
     assert check_resource(shown(User, "get_full_name")) == []
     assert shown(User, "get_full_name").drf_read_only == {"id", "get_full_name"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("a\x00", "Object with label=a\x00 does not exist."),
+        ("\ud800", "Invalid value."),
+        ("zz", "Object with label=zz does not exist."),
+    ],
+    ids=["NUL", "surrogate", "no such label"],
+)
+def test_a_to_field_relation_refuses_a_value_no_database_can_match(api, settings, value, message):
+    """A relation by a unique non-pk field (``to_field``, DRF's ``SlugRelatedField``) looked
+    a value holding a NUL character up as it came: PostgreSQL refuses to compare it, a 500.
+    It is no row, refused as DRF refuses a label no row has (SQLite's answer too)."""
+    Rack.objects.create(label="a")
+    body = json.dumps({"rack": value, "name": "n"})
+    with site_mounted(settings, "shapes", shapes):
+        response = api.post("/shapes/rack-items/", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["details"] == {"rack": [message.replace("\ud800", "\ufffd")]}
+    assert not RackItem.objects.exists()

@@ -9,6 +9,7 @@ never as time.
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -20,12 +21,12 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 
-from django_arc import Resource, ResourceSite, action, route
+from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, arc_with, caches_with
-from tests.testapp.models import Book
+from tests.testapp.models import Book, CodeThing, DecimalThing, RefHolder, UuidThing
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +37,11 @@ cost_site = ResourceSite(name="cost")
 
 class AttachInput(serializers.Serializer):
     file = serializers.FileField()
+
+
+class JoinInput(serializers.Serializer):
+    groups = serializers.PrimaryKeyRelatedField(many=True, queryset=Group.objects.all())
+    tags = serializers.ListField(child=serializers.CharField())
 
 
 @cost_site.register
@@ -54,6 +60,32 @@ class GroupedUserResource(Resource):
     @action(permissions=P.allow_public(), input=AttachInput)
     def attach(self, request, instance, data):
         return {"size": data["file"].size}
+
+    @action(permissions=P.allow_public(), input=JoinInput)
+    def join(self, request, instance, data):
+        return {"groups": [g.pk for g in data["groups"]], "tags": data["tags"]}
+
+
+@cost_site.register
+class RefHolderResource(Resource):
+    """Relations to rows keyed by text, a UUID and a decimal, one and ``many=True``."""
+
+    model = RefHolder
+    name = "ref-holders"
+    fields = ["id", "name", "code", "thing", "number", "codes", "things", "numbers"]
+    permissions = PUBLIC
+
+
+@cost_site.register
+class BulkRefHolderResource(Resource):
+    """The same relations one at a time, with Bulk (which writes no many-to-many: E011),
+    whose batch preloads every item's targets in one query per field."""
+
+    model = RefHolder
+    name = "bulk-ref-holders"
+    fields = ["id", "name", "code", "thing", "number"]
+    permissions = PUBLIC
+    presets = [presets.Bulk()]
 
 
 def _post(api, body):
@@ -168,6 +200,34 @@ def test_a_bulk_filter_refusal_names_ten_unknown_filters_not_every_one(api):
     assert Book.objects.get().title == "t"
 
 
+@pytest.mark.parametrize(
+    ("key", "named", "message"),
+    [
+        ("k" * 2_000_000, "k" * 50 + "…", "Not a filter of this resource."),
+        (
+            "title[" + "x" * 1_000_000 + "]",
+            "title[" + "x" * 44 + "…",
+            f"unknown operator '{'x' * 50}…'",
+        ),
+    ],
+    ids=["a 2 MB unknown name", "a 1 MB unknown operator"],
+)
+def test_a_bulk_filter_refusal_quotes_a_long_filter_by_its_first_50_characters(
+    api, key, named, message
+):
+    """Ten names are named, but each was named whole: one unknown filter of 2 MB was a 2 MB
+    answer, and a known filter with a 1 MB operator was answered twice over (the name, and
+    the query language's message quoting the operator). Both are quoted by their first 50
+    characters, as an unknown action and a query value are."""
+    Book.objects.create(title="t", isbn="1", author=AuthorFactory(), pages=1)
+    body = json.dumps({"filter": {key: "t"}, "data": {"title": "x"}})
+    response = api.patch("/api/bulk-books/bulk/", body, content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"filter": {named: [message]}}
+    assert len(response.content) < 1000
+    assert Book.objects.get().title == "t"
+
+
 class _Upload(FileUploadHandler):
     """Counts the bytes of files Django reads from a multipart body."""
 
@@ -244,6 +304,54 @@ def test_a_resource_whose_action_takes_a_file_still_takes_one_past_the_memory_li
     assert sum(uploads) == 50_000
 
 
+class AvatarUserSerializer(serializers.ModelSerializer):
+    """Takes a file from a signed-in caller only: a field chosen per request, as DRF lets a
+    serializer's ``get_fields()`` choose them."""
+
+    class Meta:
+        model = User
+        fields = ["id", "username"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated:
+            fields["avatar"] = serializers.FileField(write_only=True)
+        return fields
+
+    def create(self, validated_data):
+        size = validated_data.pop("avatar").size
+        return super().create({**validated_data, "first_name": str(size)})
+
+
+@cost_site.register
+class AvatarUserResource(Resource):
+    model = User
+    name = "avatar-users"
+    serializer_class = AvatarUserSerializer
+    permissions = PUBLIC
+
+
+def test_a_serializer_choosing_its_fields_per_request_still_takes_a_file_past_the_limit(
+    settings, uploads
+):
+    """Whether a resource takes files was read from its serializer built without a request:
+    one adding its file field per request (``get_fields()``, as DRF allows) was judged to
+    take none, and its uploads past the memory limit were refused 413. A serializer that
+    chooses its fields itself may take a file: its multipart bodies are read as Django
+    reads them."""
+    caller = User.objects.create(username="caller")
+    with site_mounted(settings, "cost", cost_site):
+        response = client_for(caller).post(
+            "/cost/avatar-users/",
+            {"username": "a", "avatar": SimpleUploadedFile("a.png", b"x" * 50_000)},
+            format="multipart",
+        )
+    assert response.status_code == 201, response.content
+    assert User.objects.get(username="a").first_name == "50000"
+    assert sum(uploads) == 50_000
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db(transaction=True)
@@ -300,3 +408,167 @@ def test_a_short_unknown_action_is_quoted_whole(api):
     response = api.post(f"/api/books/{book.pk}/action/", body, content_type="application/json")
     details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert details == {"action": ["Unknown action 'discount'. Allowed actions: shout."]}
+
+
+def _holder_refusal(api, settings, body, bulk=False):
+    """The ``details`` of a refused create (or bulk create) of a RefHolder."""
+    path = "/cost/bulk-ref-holders/bulk/" if bulk else "/cost/ref-holders/"
+    data = {"items": [{"name": "s", **body}]} if bulk else {"name": "s", **body}
+    with site_mounted(settings, "cost", cost_site):
+        response = api.post(path, json.dumps(data), content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert not RefHolder.objects.exists()
+    return details["items"]["0"] if bulk else details
+
+
+NOT_A_UUID = "\u201cnope\u201d is not a valid UUID."
+
+
+@pytest.mark.parametrize(
+    ("body", "bulk"),
+    [({"things": ["T", "nope"]}, False), ({"thing": "nope"}, False), ({"thing": "nope"}, True)],
+    ids=["a list", "one relation", "one relation in a bulk write"],
+)
+def test_an_id_its_pk_field_cannot_parse_is_refused_with_drfs_own_message(
+    api, settings, body, bulk
+):
+    """DRF refuses an id the related pk field cannot parse with that field's message (a
+    UUID's "is not a valid UUID"), and so does one relation here; a ``many=True`` list read
+    500 ids to a query, and a bulk write's preloaded ids, answered "Incorrect type"
+    instead, a message DRF gives for another mistake."""
+    thing = UuidThing.objects.create(name="t")
+    body = {
+        k: [str(thing.pk) if i == "T" else i for i in v] if isinstance(v, list) else v
+        for k, v in body.items()
+    }
+    details = _holder_refusal(api, settings, body, bulk)
+    assert details == {next(iter(body)): [NOT_A_UUID]}
+
+
+def test_a_null_id_is_no_row_even_beside_a_row_whose_text_pk_is_none(api, settings):
+    """Rows read for a list were found by their pk as text, and ``null`` as text is
+    ``"None"``: with a row of text pk ``"None"`` named too, ``null`` was that row. DRF
+    refuses ``null`` as no row."""
+    CodeThing.objects.create(code="None", name="n")
+    details = _holder_refusal(api, settings, {"codes": ["None", None]})
+    assert details == {"codes": ['Invalid pk "None" - object does not exist.']}
+
+
+TEXT_IDS_NO_DATABASE_MATCHES = [
+    ("a\x00", 'Invalid pk "a\x00" - object does not exist.'),
+    ("\ud800", "Incorrect type. Expected pk value, received str."),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), TEXT_IDS_NO_DATABASE_MATCHES, ids=["NUL", "surrogate"]
+)
+@pytest.mark.parametrize("how", ["one", "many", "bulk"])
+def test_a_text_id_no_database_can_match_is_refused_not_a_500(api, settings, value, message, how):
+    """A text id holding a NUL character (which PostgreSQL refuses to compare: a 500, in
+    DRF's own lookup too) or a lone surrogate (no driver encodes it: a 500 once a list's
+    ids were read 500 to a query, and in a bulk write's preload) is refused as DRF refuses
+    it on SQLite."""
+    CodeThing.objects.create(code="a", name="a")
+    if how == "many":
+        details = _holder_refusal(api, settings, {"codes": ["a", value]})
+        assert details == {"codes": [message]}
+    else:
+        details = _holder_refusal(api, settings, {"code": value}, bulk=how == "bulk")
+        assert details == {"code": [message]}
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["a list", "a bulk write"])
+def test_an_id_beyond_a_float_is_no_row_as_for_one_relation(api, settings, bulk):
+    """JSON's ``1e999`` is a float infinity, which no integer pk parses (``OverflowError``):
+    one relation answers "does not exist" (:class:`ArcPrimaryKeyRelatedField`); a
+    ``many=True`` list read 500 ids to a query, and a bulk write's preloaded ids, answered
+    "Incorrect type" instead."""
+    author = AuthorFactory()
+    if bulk:
+        item = '{"title": "t", "isbn": "1", "author": 1e999}'
+        path, body, name = "/api/bulk-books/bulk/", f'{{"items": [{item}]}}', "author"
+    else:
+        group = Group.objects.create(name="g")
+        body = f'{{"username": "u", "groups": [{group.pk}, 1e999]}}'
+        path, name = "/cost/grouped-users/", "groups"
+    api.force_authenticate(User.objects.create(username="caller"))
+    with site_mounted(settings, "cost", cost_site):
+        response = api.post(path, body, content_type="application/json")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    details = details["items"]["0"] if bulk else details
+    assert details == {name: ['Invalid pk "inf" - object does not exist.']}
+    assert not User.objects.filter(username="u").exists()
+    assert not Book.objects.filter(author=author).exists()
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["a list", "a bulk write"])
+def test_a_decimal_pk_finds_its_row_however_it_is_spelt(api, settings, bulk):
+    """Rows read for a list (and preloaded by a bulk write) were found by their pk as text:
+    a decimal pk is answered with the column's scale (``"1.00"``), so ``1`` or ``"1.0"``
+    sent found no row ("does not exist"), where DRF's lookup (and one relation) compares
+    numbers."""
+    DecimalThing.objects.create(number="1.00")
+    with site_mounted(settings, "cost", cost_site):
+        if bulk:
+            items = [{"name": f"s{i}", "number": n} for i, n in enumerate([1, "1.0", "1.00"])]
+            response = api.post(
+                "/cost/bulk-ref-holders/bulk/",
+                json.dumps({"items": items}),
+                content_type="application/json",
+            )
+        else:
+            item = {"name": "s", "numbers": [1, "1.0", "1.00"]}
+            response = api.post(
+                "/cost/ref-holders/", json.dumps(item), content_type="application/json"
+            )
+    assert response.status_code == 201, response.content
+    if bulk:
+        assert [str(s.number_id) for s in RefHolder.objects.order_by("name")] == ["1.00"] * 3
+    else:
+        numbers = RefHolder.objects.get().numbers.values_list("pk", flat=True)
+        assert [str(n) for n in numbers] == ["1.00"]
+
+
+@pytest.mark.parametrize("fmt", ["multipart", "form"])
+def test_a_form_body_sets_a_many_to_many_list_as_drf_reads_it(api, settings, fmt):
+    """A form (the browsable API's, or any urlencoded or multipart body) sends a list as
+    the field named once per value, which DRF reads with ``getlist()``. The body was made a
+    dict of each name's last value first: one group was ``"Expected a list of items but got
+    type "str""`` and two were refused the same way, so no form could set a many-to-many
+    relation, nor an action's list."""
+    groups = [Group.objects.create(name=f"g{i}") for i in range(3)]
+    user = User.objects.create(username="u")
+    encode = (
+        (lambda d: {"data": d, "format": "multipart"})
+        if fmt == "multipart"
+        else (
+            lambda d: {
+                "data": urlencode(d, doseq=True),
+                "content_type": "application/x-www-form-urlencoded",
+            }
+        )
+    )
+    with site_mounted(settings, "cost", cost_site):
+        two = api.patch(
+            f"/cost/grouped-users/{user.pk}/", **encode({"groups": [groups[0].pk, groups[2].pk]})
+        )
+        assert two.status_code == 200, two.content
+        assert sorted(two.json()["data"]["groups"]) == [groups[0].pk, groups[2].pk]
+        one = api.patch(f"/cost/grouped-users/{user.pk}/", **encode({"groups": [groups[1].pk]}))
+        assert one.status_code == 200, one.content
+        assert one.json()["data"]["groups"] == [groups[1].pk]
+        created = api.post(
+            "/cost/grouped-users/", **encode({"username": "v", "groups": [groups[0].pk]})
+        )
+        assert created.status_code == 201, created.content
+        assert created.json()["data"]["groups"] == [groups[0].pk]
+        joined = api.post(
+            f"/cost/grouped-users/{user.pk}/action/",
+            **encode(
+                {"action": "join", "groups": [groups[0].pk, groups[1].pk], "tags": ["a", "b"]}
+            ),
+        )
+        assert joined.status_code == 200, joined.content
+        assert joined.json()["data"] == {"groups": [groups[0].pk, groups[1].pk], "tags": ["a", "b"]}
+    assert list(user.groups.values_list("pk", flat=True)) == [groups[1].pk]

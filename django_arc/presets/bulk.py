@@ -30,7 +30,7 @@ from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 from ..actions import RouteSpec
 from ..exceptions import ArcError, NotFound, RowsGone, flatten_validation
 from ..filters import QueryFilterField
-from ..query import beyond_int64, load_relations
+from ..query import beyond_int64, load_relations, shown
 from ..serializers import preload_related
 from .base import Preset
 
@@ -541,8 +541,11 @@ class Bulk(Preset):
         if unknown:
             # the first few, in the order sent: a body of a hundred thousand such names
             # would be answered (and stored under an Idempotency-Key) several times over
+            # each by its first 50 characters, as the query language quotes a value
             named = unknown[:MAX_NAMED_FILTERS]
-            raise _invalid({"filter": {str(k): ["Not a filter of this resource."] for k in named}})
+            raise _invalid(
+                {"filter": {shown(str(k)): ["Not a filter of this resource."] for k in named}}
+            )
         params = _query_params(filters)
         access = view.field_access
         try:
@@ -555,7 +558,7 @@ class Bulk(Preset):
             # the query language names a parameter with one message (INVALID_QUERY's shape);
             # a VALIDATION_ERROR lists messages per field, as for the filter's other errors
             details = {
-                str(k): v if isinstance(v, list) else [str(v)]
+                shown(str(k)): v if isinstance(v, list) else [str(v)]
                 for k, v in (exc.details or {}).items()
             }
             raise _invalid({"filter": details or {"filter": [exc.message]}}) from None

@@ -309,3 +309,27 @@ class ClientNote(models.Model):
 
     client = models.ForeignKey("django_arc.ServiceClient", on_delete=models.CASCADE)
     title = models.CharField(max_length=50)
+
+
+class DecimalThing(models.Model):
+    """A decimal primary key: the database answers it with its scale (``1.00``)."""
+
+    number = models.DecimalField(primary_key=True, max_digits=6, decimal_places=2)
+
+
+class RefHolder(models.Model):
+    """Relations to rows whose primary key is text or a UUID, one and many (``many=True``)."""
+
+    name = models.CharField(max_length=100)
+    code = models.ForeignKey(
+        CodeThing, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    thing = models.ForeignKey(
+        UuidThing, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    number = models.ForeignKey(
+        DecimalThing, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    codes = models.ManyToManyField(CodeThing, blank=True, related_name="+")
+    things = models.ManyToManyField(UuidThing, blank=True, related_name="+")
+    numbers = models.ManyToManyField(DecimalThing, blank=True, related_name="+")
