@@ -71,7 +71,7 @@ from .negotiation import ArcContentNegotiation
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
 from .permissions import Permission, PermissionResult
-from .query import UNSENDABLE, _joined_paths, load_relations, project_prefetches_first
+from .query import UNSENDABLE, joined_paths, load_relations, project_prefetches_first
 from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
@@ -833,7 +833,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         unfetched = set(all_prefetch) - prefetch
         tree = queryset.query.select_related
         if unjoined and isinstance(tree, dict):
-            joined = _joined_paths(tree)
+            joined = joined_paths(tree)
             # a path a rendered field needs, which the tree held below a dropped one
             below = {p for p in select if any(j.startswith(p + "__") for j in joined)}
             kept = [p for p in joined if p not in unjoined] + sorted(below - set(joined))

@@ -133,7 +133,7 @@ def load_relations(
     queryset = project_prefetches_first(queryset)
     # the relations it joins (not a FilteredRelation's alias, which only its own annotated
     # queryset knows: the written rows keep what they were read with)
-    joined = _relation_paths(queryset.model, _joined_paths(queryset.query.select_related))
+    joined = _relation_paths(queryset.model, joined_paths(queryset.query.select_related))
     lookups = [*queryset._prefetch_related_lookups, *joined]
     read: dict[tuple[str, Any, str], dict[Any, int]] = {}
     attrs = {getattr(lookup, "to_attr", None) for lookup in lookups} - {None}
@@ -253,14 +253,14 @@ def _is_field(row: models.Model, name: str) -> bool:
     return True
 
 
-def _joined_paths(tree: Any, prefix: str = "") -> list[str]:
+def joined_paths(tree: Any, prefix: str = "") -> list[str]:
     """The paths a queryset's ``select_related`` joins (``{"book": {"author": {}}}``:
     ``book__author``), deepest only; none for ``select_related()`` of every relation."""
     if not isinstance(tree, dict):
         return []
     paths: list[str] = []
     for name, below in tree.items():
-        paths.extend(_joined_paths(below, f"{prefix}{name}__") if below else [prefix + name])
+        paths.extend(joined_paths(below, f"{prefix}{name}__") if below else [prefix + name])
     return paths
 
 
