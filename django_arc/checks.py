@@ -12,7 +12,8 @@ option; E015 a resource or action name whose event type is longer than the outbo
 holds; E016 a primary key django-arc cannot serve (composite, or client-chosen with ``create``);
 E017 a generic relation where it cannot be served (a ``GenericForeignKey`` or
 ``GenericRelation`` in the generated serializer's ``fields``, a ``GenericForeignKey`` in a
-filter, sort or search path).
+filter, sort or search path); E018 an ``@action``'s ``input`` that is no serializer class (an
+instance: a 500 on every call).
 
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
@@ -615,10 +616,45 @@ def check_resource(resource: Any) -> list[Error]:
         _check_features,
         _check_stored_names,
         _check_filter_backends,
+        _check_action_inputs,
     )
     errors: list[Error] = []
     for check in checks:
         errors.extend(check(resource))
+    return errors
+
+
+def _check_action_inputs(resource: Any) -> list[Error]:
+    """arc.E018: an ``@action``'s ``input`` that is no DRF serializer class. Each call of
+    the action builds it with the body (``input(data=…, context=…)``): an instance
+    (``input=ApproveInput()``, as drf-spectacular's ``request=`` takes one) or any other
+    value was a 500 on every call (``TypeError: … object is not callable``), first seen in
+    production. An instance's own arguments (``many=True``, ``partial=True``) have no
+    meaning for one body validated per request, so it is refused rather than rebuilt."""
+    from rest_framework.serializers import BaseSerializer
+
+    errors: list[Error] = []
+    for name, spec in sorted(resource.actions.items()):
+        given = spec.input
+        if given is None or (isinstance(given, type) and issubclass(given, BaseSerializer)):
+            continue
+        if isinstance(given, BaseSerializer):
+            what = f"a {type(given).__name__} instance; pass the class itself"
+            hint = f"@action(input={type(getattr(given, 'child', given)).__name__})"
+        elif isinstance(given, type):
+            what = f"the class {given.__name__}, which is no DRF serializer"
+            hint = "Pass a rest_framework.serializers.Serializer subclass."
+        else:
+            what = f"a {type(given).__name__}, which is no DRF serializer class"
+            hint = "Pass a rest_framework.serializers.Serializer subclass."
+        errors.append(
+            _err(
+                f"@action '{name}': `input` is {what} (each call builds it with the body).",
+                resource,
+                "arc.E018",
+                hint,
+            )
+        )
     return errors
 
 

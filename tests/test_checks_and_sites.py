@@ -5,8 +5,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.urls import include, path, reverse
+from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, arc, presets
+from django_arc import Resource, ResourceSite, action, arc, presets
 from django_arc import fields as F
 from django_arc.checks import check_resource, check_settings
 from django_arc.middleware import ScopeMiddleware
@@ -258,3 +259,37 @@ def test_the_middleware_check_survives_a_middleware_that_cannot_be_imported(sett
     assert [m for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"] == []
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "ScopeMiddleware" not in m]
     assert [m.id for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"] == ["arc.W010"]
+
+
+class _BookInput(serializers.Serializer):
+    note = serializers.CharField()
+
+
+def _with_action(input):
+    def approve(self, request, instance, data):
+        return None
+
+    return make(approve=action(input=input)(approve))
+
+
+@pytest.mark.parametrize(
+    "given,needle",
+    [
+        (_BookInput(), "a _BookInput instance; pass the class itself"),
+        (_BookInput(many=True), "a ListSerializer instance; pass the class itself"),
+        (dict, "the class dict, which is no DRF serializer"),
+        ("BookInput", "a str, which is no DRF serializer class"),
+    ],
+)
+def test_an_action_input_that_is_no_serializer_class_is_reported(given, needle):
+    """``@action(input=...)`` takes a serializer class, which each request builds with its
+    body (``input(data=…, context=…)``). Given an instance (``input=ApproveInput()``, as
+    drf-spectacular's ``request=`` takes one), every call of the action was a 500
+    (``TypeError: 'ApproveInput' object is not callable``) and ``manage.py check`` passed;
+    it is now arc.E018, naming the action."""
+    errors = [e for e in check_resource(_with_action(given)) if e.id == "arc.E018"]
+    assert len(errors) == 1, errors
+    assert errors[0].msg.startswith("@action 'approve': `input` is "), errors[0].msg
+    assert needle in errors[0].msg, errors[0].msg
+    assert check_resource(_with_action(_BookInput)) == []
+    assert check_resource(_with_action(None)) == []
