@@ -285,17 +285,27 @@ def _reread(row: Any) -> bool:
 
 def _offers_current(field: Any, relation: Any, row: Any) -> bool:
     """Whether ``relation``'s choices (its queryset) hold every row ``field`` of ``row``
-    points at now."""
+    points at now: one query. A ``many=True`` relation not read with the row (a refused
+    update's row, read again) is asked whether any of its rows is not among the choices,
+    one query, rather than listed and then counted among them (two)."""
     try:
         current = field.get_attribute(row)
     except (AttributeError, KeyError, ObjectDoesNotExist):
         return True
+    queryset = relation.get_queryset()
+    if queryset is None:
+        return True
+    if (
+        field is not relation
+        and isinstance(current, models.QuerySet)
+        and current._result_cache is None
+        and current.db == queryset.db
+        and current.model is queryset.model
+    ):
+        return not current.exclude(pk__in=queryset.values("pk")).exists()
     items = list(current) if field is not relation else [current]
     pks = {getattr(item, "pk", None) for item in items} - {None}
-    if not pks:
-        return True
-    queryset = relation.get_queryset()
-    return queryset is None or queryset.filter(pk__in=pks).count() == len(pks)
+    return not pks or queryset.filter(pk__in=pks).count() == len(pks)
 
 
 _ARC_RENDERERS: dict[type, type] = {}
