@@ -12,7 +12,8 @@ option; E015 a resource or action name whose event type is longer than the outbo
 holds; E016 a primary key django-arc cannot serve (composite, or client-chosen with ``create``);
 E017 a generic relation where it cannot be served (a ``GenericForeignKey`` or
 ``GenericRelation`` in the generated serializer's ``fields``, a ``GenericForeignKey`` in a
-filter, sort or search path).
+filter, sort or search path); E018 an ``@action``'s ``input`` that is no serializer class (an
+instance: a 500 on every call).
 
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
@@ -24,13 +25,15 @@ purges delivered events (``DELIVERED_RETENTION_DAYS``) before keys end (``TTL_SE
 where a keyed request can run twice; W009 a resource's own ``filter_backends`` holds DRF's
 ``OrderingFilter``/``SearchFilter`` or django-filter's ``DjangoFilterBackend``, which sort,
 search and filter outside the query language's allow-lists and field read rules; W010 a
-resource site is mounted without ``ScopeMiddleware`` in ``MIDDLEWARE``.
+resource site is mounted without ``ScopeMiddleware`` in ``MIDDLEWARE`` (an entry that is it, a
+subclass, or a function factory or class whose code names it).
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import sys
 import threading
 from typing import Any
 
@@ -310,7 +313,8 @@ def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning
 @register("django_arc", Tags.urls)
 def check_scope_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     """arc.W010: a resource site is mounted in ``ROOT_URLCONF`` and no ``MIDDLEWARE`` entry
-    is ``ScopeMiddleware`` (or a subclass): a path under the site's prefix that no route
+    is ``ScopeMiddleware`` (a subclass, or a middleware wrapping it:
+    :func:`_names_scope_middleware`): a path under the site's prefix that no route
     matches gets the project's 404 page rather than the envelope's."""
     from django.conf import settings
 
@@ -321,7 +325,7 @@ def check_scope_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warni
             middleware = import_string(dotted)
         except Exception:  # not found, or refusing to import: the server's start-up says so
             continue
-        if isinstance(middleware, type) and issubclass(middleware, ScopeMiddleware):
+        if _names_scope_middleware(middleware, ScopeMiddleware):
             return []
     try:
         mounted = mounts_a_site()
@@ -341,6 +345,56 @@ def check_scope_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warni
             id="arc.W010",
         )
     ]
+
+
+def _names_scope_middleware(middleware: Any, scope_class: type) -> bool:
+    """Whether a ``MIDDLEWARE`` entry is ``scope_class`` (a subclass), or wraps it: a
+    function-factory middleware (Django's other shape) or a class whose code names the
+    class — a global, a module's attribute (``middleware.ScopeMiddleware``), a cell of its
+    closure (a helper's factory, ``wrap(ScopeMiddleware)``), nested functions and lambdas
+    included; a class's ``__init__`` and ``__call__``. Read, never called: the check stays
+    without side effects, and cheap."""
+
+    def is_scope(value: Any) -> bool:
+        return isinstance(value, type) and issubclass(value, scope_class)
+
+    def held(cell: Any) -> Any:
+        try:
+            return cell.cell_contents
+        except ValueError:  # an empty cell
+            return None
+
+    if is_scope(middleware):
+        return True
+    if isinstance(middleware, type):
+        functions = [middleware.__dict__.get(name) for name in ("__init__", "__call__")]
+    else:
+        functions = [middleware]
+    for function in functions:
+        try:
+            function = inspect.unwrap(function) if callable(function) else function
+        except ValueError:  # a cycle of __wrapped__
+            continue
+        code = getattr(function, "__code__", None)
+        if code is None:
+            continue
+        if any(is_scope(held(cell)) for cell in getattr(function, "__closure__", None) or ()):
+            return True
+        names: set[str] = set()
+        pending = [code]
+        while pending:
+            current = pending.pop()
+            names.update(current.co_names)
+            pending.extend(c for c in current.co_consts if inspect.iscode(c))
+        namespace = getattr(function, "__globals__", {})
+        for name in names:
+            # a global, or a module it imports (``import_name`` holds its dotted name)
+            value = namespace.get(name, sys.modules.get(name))
+            if is_scope(value):
+                return True
+            if inspect.ismodule(value) and any(is_scope(getattr(value, n, None)) for n in names):
+                return True
+    return False
 
 
 @register("django_arc")
@@ -615,10 +669,45 @@ def check_resource(resource: Any) -> list[Error]:
         _check_features,
         _check_stored_names,
         _check_filter_backends,
+        _check_action_inputs,
     )
     errors: list[Error] = []
     for check in checks:
         errors.extend(check(resource))
+    return errors
+
+
+def _check_action_inputs(resource: Any) -> list[Error]:
+    """arc.E018: an ``@action``'s ``input`` that is no DRF serializer class. Each call of
+    the action builds it with the body (``input(data=…, context=…)``): an instance
+    (``input=ApproveInput()``, as drf-spectacular's ``request=`` takes one) or any other
+    value was a 500 on every call (``TypeError: … object is not callable``), first seen in
+    production. An instance's own arguments (``many=True``, ``partial=True``) have no
+    meaning for one body validated per request, so it is refused rather than rebuilt."""
+    from rest_framework.serializers import BaseSerializer
+
+    errors: list[Error] = []
+    for name, spec in sorted(resource.actions.items()):
+        given = spec.input
+        if given is None or (isinstance(given, type) and issubclass(given, BaseSerializer)):
+            continue
+        if isinstance(given, BaseSerializer):
+            what = f"a {type(given).__name__} instance; pass the class itself"
+            hint = f"@action(input={type(getattr(given, 'child', given)).__name__})"
+        elif isinstance(given, type):
+            what = f"the class {given.__name__}, which is no DRF serializer"
+            hint = "Pass a rest_framework.serializers.Serializer subclass."
+        else:
+            what = f"a {type(given).__name__}, which is no DRF serializer class"
+            hint = "Pass a rest_framework.serializers.Serializer subclass."
+        errors.append(
+            _err(
+                f"@action '{name}': `input` is {what} (each call builds it with the body).",
+                resource,
+                "arc.E018",
+                hint,
+            )
+        )
     return errors
 
 

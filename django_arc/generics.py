@@ -285,17 +285,27 @@ def _reread(row: Any) -> bool:
 
 def _offers_current(field: Any, relation: Any, row: Any) -> bool:
     """Whether ``relation``'s choices (its queryset) hold every row ``field`` of ``row``
-    points at now."""
+    points at now: one query. A ``many=True`` relation not read with the row (a refused
+    update's row, read again) is asked whether any of its rows is not among the choices,
+    one query, rather than listed and then counted among them (two)."""
     try:
         current = field.get_attribute(row)
     except (AttributeError, KeyError, ObjectDoesNotExist):
         return True
+    queryset = relation.get_queryset()
+    if queryset is None:
+        return True
+    if (
+        field is not relation
+        and isinstance(current, models.QuerySet)
+        and current._result_cache is None
+        and current.db == queryset.db
+        and current.model is queryset.model
+    ):
+        return not current.exclude(pk__in=queryset.values("pk")).exists()
     items = list(current) if field is not relation else [current]
     pks = {getattr(item, "pk", None) for item in items} - {None}
-    if not pks:
-        return True
-    queryset = relation.get_queryset()
-    return queryset is None or queryset.filter(pk__in=pks).count() == len(pks)
+    return not pks or queryset.filter(pk__in=pks).count() == len(pks)
 
 
 _ARC_RENDERERS: dict[type, type] = {}
@@ -617,7 +627,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         (:meth:`~django_arc.presets.base.Preset.reading_route`: a restore of deleted rows,
         which a list of its own reads), asked instead with its action, its permission and
         filters (a list: no object check). ``reading_for`` names the refused write's action
-        meanwhile."""
+        meanwhile. The whole GET is asked: every preset's ``check_request``, the object
+        check of :meth:`check_object_permissions` (presets' ``check_object`` included), and
+        a ViewSet subclass's own :meth:`get_object` when the URL names the row; any refusal
+        it would answer (a 4xx ``APIException``/``ArcError``, ``Http404``, Django's
+        ``PermissionDenied``) is "may not read", never an answer replacing the write's."""
         resource = self.resource
         write = self.action
         # the route that reads the rows ``write`` writes: a GET of the row, unless a preset
@@ -644,16 +658,37 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             result = permission(request, resource, key)
             if not result.granted:
                 return False
+            for preset in resource.preset_list:
+                preset.check_request(self)
             self.permission_filters = result.filters
+            if reading == "retrieve" and self._own_lookup_names(obj):
+                # a ViewSet's own get_object() reads the URL's row as a GET of it would
+                return self.get_object().pk == obj.pk
             if not self._among_readable(obj):
                 return False
             # a list shows the rows within its filters: no object check, as the list asks none
-            return (spec is not None and not spec.detail) or permission(
-                request, resource, key, obj
-            ).granted
+            if spec is None or spec.detail:
+                self.check_object_permissions(request, obj)  # a GET's: raises on a refusal
+            return True
+        except (APIException, Http404, DjangoPermissionDenied) as exc:
+            # the GET is refused (its 4xx): a row the caller may not read, whatever the error
+            if isinstance(exc, APIException) and exc.status_code >= 500:
+                raise
+            return False
         finally:
             self.request, self.action, self.arc_action, self.permission_filters = saved
             self.reading_for = None
+
+    def _own_lookup_names(self, obj: Any) -> bool:
+        """Whether a ViewSet subclass overrides :meth:`get_object` and the URL names the row
+        ``obj`` a write was refused on (a detail route, not a bulk write's rows): a GET of
+        it is then asked of that ``get_object()``, DRF's seam for a project's lookup."""
+        if type(self).get_object is ResourceGenericViewSet.get_object:
+            return False
+        batch = self.judged_rows
+        if batch is not None and len(batch) > 1 and any(row is obj for row in batch):
+            return False
+        return (self.lookup_url_kwarg or self.lookup_field) in (self.kwargs or {})
 
     def _among_readable(self, obj: Any) -> bool:
         """Whether ``obj`` is among the rows a GET reads (within :meth:`may_read`). A bulk

@@ -13,6 +13,7 @@ project's HTML page; a path outside every site is left to the project.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,9 +24,12 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
 from .exceptions import REQUEST_ID_HEADER, ArcError, NotFound, error_body, get_request_id
 from .scope import RequestScope, provisional_scope
+
+logger = logging.getLogger("django_arc")
 
 
 class ScopeMiddleware:
@@ -58,22 +62,51 @@ class ScopeMiddleware:
         caller: by the project's JSON renderer (the first of ``DEFAULT_RENDERER_CLASSES``
         whose format is ``json``, else DRF's ``JSONRenderer``), so ``COMPACT_JSON``,
         ``UNICODE_JSON`` and a project's own renderer shape these bytes too."""
+        body = error_body(request, exc.code, exc.message, exc.details)
+        response = HttpResponse(status=exc.status)
+        response.exception = True  # as DRF marks the answer of a view's exception
         renderer = _json_renderer()
+        try:
+            content = _render(renderer, body, request, response)
+        except Exception:  # noqa: BLE001 - a renderer made for routed views: never a 500
+            logger.warning(
+                "%s could not render ScopeMiddleware's %s answer; DRF's JSONRenderer did",
+                type(renderer).__qualname__,
+                exc.status,
+                exc_info=True,
+            )
+            renderer = JSONRenderer()
+            content = _render(renderer, body, request, response)
         content_type = renderer.media_type
         if renderer.charset:
             content_type = f"{content_type}; charset={renderer.charset}"
-        response = HttpResponse(status=exc.status, content_type=content_type)
-        response.exception = True  # as DRF marks the answer of a view's exception
-        # what a view's call passes (no view ran): a renderer reading the answer's status
-        # from its context is not a 500
-        context = {"view": None, "args": (), "kwargs": {}, "request": request}
-        response.content = renderer.render(
-            error_body(request, exc.code, exc.message, exc.details),
-            _accepted_media_type(request, renderer),
-            {**context, "response": response},
-        )
+        response["Content-Type"] = content_type
+        response.content = content
         response[REQUEST_ID_HEADER] = get_request_id(request)
         return response
+
+
+class UnroutedView(APIView):
+    """The view ``ScopeMiddleware`` hands a renderer as ``renderer_context["view"]`` where
+    none ran (a path no route matches, a scope refused before routing): a DRF ``APIView``,
+    as every view's call hands one, with the caller's ``request``, no ``args``/``kwargs``
+    and no ``action``, so a renderer reading the view (``get_view_name()``,
+    ``getattr(view, "action", None)``) renders these answers too."""
+
+
+def _render(renderer: Any, body: Any, request: HttpRequest, response: HttpResponse) -> bytes:
+    """``body`` rendered by ``renderer`` with the ``renderer_context`` a view's call holds:
+    DRF's ``Request`` of the caller, an :class:`UnroutedView`, the ``response``."""
+    drf_request = Request(request, parsers=[], authenticators=[])
+    user = getattr(request, "user", None)
+    if user is not None and getattr(request, "_force_auth_user", None) is None:
+        drf_request.user, drf_request.auth = user, None  # the session's (no DRF auth ran)
+    view = UnroutedView(request=drf_request, args=(), kwargs={}, format_kwarg=None)
+    view.headers = {}
+    context = {"view": view, "args": (), "kwargs": {}, "request": drf_request}
+    return renderer.render(
+        body, _accepted_media_type(request, renderer), {**context, "response": response}
+    )
 
 
 def _accepted_media_type(request: HttpRequest, renderer: Any) -> str:

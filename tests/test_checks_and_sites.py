@@ -5,8 +5,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.urls import include, path, reverse
+from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, arc, presets
+from django_arc import Resource, ResourceSite, action, arc, presets
 from django_arc import fields as F
 from django_arc.checks import check_resource, check_settings
 from django_arc.middleware import ScopeMiddleware
@@ -258,3 +259,108 @@ def test_the_middleware_check_survives_a_middleware_that_cannot_be_imported(sett
     assert [m for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"] == []
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "ScopeMiddleware" not in m]
     assert [m.id for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"] == ["arc.W010"]
+
+
+class _BookInput(serializers.Serializer):
+    note = serializers.CharField()
+
+
+def _with_action(input):
+    def approve(self, request, instance, data):
+        return None
+
+    return make(approve=action(input=input)(approve))
+
+
+@pytest.mark.parametrize(
+    "given,needle",
+    [
+        (_BookInput(), "a _BookInput instance; pass the class itself"),
+        (_BookInput(many=True), "a ListSerializer instance; pass the class itself"),
+        (dict, "the class dict, which is no DRF serializer"),
+        ("BookInput", "a str, which is no DRF serializer class"),
+    ],
+)
+def test_an_action_input_that_is_no_serializer_class_is_reported(given, needle):
+    """``@action(input=...)`` takes a serializer class, which each request builds with its
+    body (``input(data=…, context=…)``). Given an instance (``input=ApproveInput()``, as
+    drf-spectacular's ``request=`` takes one), every call of the action was a 500
+    (``TypeError: 'ApproveInput' object is not callable``) and ``manage.py check`` passed;
+    it is now arc.E018, naming the action."""
+    errors = [e for e in check_resource(_with_action(given)) if e.id == "arc.E018"]
+    assert len(errors) == 1, errors
+    assert errors[0].msg.startswith("@action 'approve': `input` is "), errors[0].msg
+    assert needle in errors[0].msg, errors[0].msg
+    assert check_resource(_with_action(_BookInput)) == []
+    assert check_resource(_with_action(None)) == []
+
+
+def tracing_scope_middleware(get_response):
+    """Django's function-factory middleware wrapping ``ScopeMiddleware`` (a project adding
+    its own header around it)."""
+    scope = ScopeMiddleware(get_response)
+
+    def middleware(request):
+        response = scope(request)
+        response["X-Traced"] = "1"
+        return response
+
+    return middleware
+
+
+def _wrapping(middleware_class):
+    def factory(get_response):
+        inner = middleware_class(get_response)
+        return lambda request: inner(request)
+
+    return factory
+
+
+#: a factory built by a helper, the class in its closure
+closure_scope_middleware = _wrapping(ScopeMiddleware)
+
+
+class WrappingScopeMiddleware:
+    """A class middleware (no subclass) holding ``ScopeMiddleware``."""
+
+    def __init__(self, get_response):
+        self.inner = ScopeMiddleware(get_response)
+
+    def __call__(self, request):
+        return self.inner(request)
+
+
+def unrelated_middleware(get_response):
+    return lambda request: get_response(request)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "tracing_scope_middleware",
+        "closure_scope_middleware",
+        "WrappingScopeMiddleware",
+        "tests.testapp.wrapping_middleware.through_its_module",
+        "tests.testapp.wrapping_middleware.imported_inside",
+    ],
+)
+def test_a_middleware_wrapping_scope_middleware_is_not_warned_of(settings, entry):
+    """arc.W010 looked for ``ScopeMiddleware`` or a subclass in ``MIDDLEWARE``: a project's
+    function-factory middleware (Django's other middleware shape) or class wrapping it was
+    warned of although it serves the envelope's 404. The check now reads, without calling
+    it, whether an entry's code names the class (a global, a module's attribute, a closure
+    of a helper's factory, a class's ``__init__``/``__call__``); an entry that does not is
+    still warned of."""
+    from django.core.checks import run_checks
+    from django.test import Client
+
+    def w010():
+        return [m.id for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"]
+
+    others = [m for m in settings.MIDDLEWARE if "ScopeMiddleware" not in m]
+    settings.MIDDLEWARE = [*others, entry if "." in entry else f"{__name__}.{entry}"]
+    assert w010() == []
+    page = Client().get("/api/nope/")  # the wrapped middleware answers the envelope's 404
+    assert page.status_code == 404 and page.json()["code"] == "NOT_FOUND"
+    settings.MIDDLEWARE = [*others, f"{__name__}.unrelated_middleware"]
+    assert w010() == ["arc.W010"]

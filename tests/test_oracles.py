@@ -14,10 +14,12 @@ from django.urls import path as url_path
 from django.utils.timezone import now
 from rest_framework import permissions as drf
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.routers import SimpleRouter
 
 from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
+from django_arc.exceptions import ArcError
 from django_arc.presets.base import Preset
 from shop.models import Membership, Page, Product
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
@@ -589,3 +591,183 @@ def test_a_refused_restore_is_asked_as_the_deleted_list_reads_the_row(oracle_api
     assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
     trashed.refresh_from_db()
     assert trashed.deleted_at is not None
+
+
+# -- what a GET asks before its rows: the presets' check_request, a ViewSet's get_object() -----
+
+
+class ReadersNeedPass(Preset):
+    """A project's preset: a GET (of a row, of a list) needs the ``X-Reader-Pass`` header;
+    writes do not."""
+
+    name = "readers_need_pass"
+
+    def check_request(self, view):
+        if view.request.method == "GET" and view.request.headers.get("X-Reader-Pass") != "yes":
+            raise ArcError("PASS_REQUIRED", "Readers need a pass", 403)
+
+
+class GatedArticleResource(SharedArticleResource):
+    name = "gated-articles"
+    presets = [presets.OwnedBy(), presets.SoftDelete(), presets.Bulk(), ReadersNeedPass()]
+
+
+def members_of_the_header_org(request, resource, action, obj=None):
+    """A project's ``get``/``list`` rule raising its own refusal: a caller who is no member
+    of the organization its ``X-Reader-Org`` names is told so (a GET answers 403 ``NOT_A_MEMBER``
+    whatever the id); members read that organization's rows."""
+    org = request.headers.get("X-Reader-Org")
+    if not Membership.objects.filter(user_id=request.user.pk, organization_id=org).exists():
+        raise ArcError("NOT_A_MEMBER", "Not a member of this organization", 403)
+    return P.PermissionResult(True, filters={"organization_id": org})
+
+
+class MembersArticleResource(SharedArticleResource):
+    name = "members-articles"
+    permissions = {
+        **SharedArticleResource.permissions,
+        "list": members_of_the_header_org,
+        "get": members_of_the_header_org,
+    }
+
+
+site.register(GatedArticleResource)
+site.register(MembersArticleResource)
+
+
+def _same_as_a_missing_id(api, base, row, trashed, missing=99999999):
+    """Every write of ``row`` (and the restore of ``trashed``) answers as one of a missing
+    id: the 404 of a row the caller may not read."""
+    for method, path_, body, target in [
+        ("patch", "/{}/", {"title": "x"}, row),
+        ("delete", "/{}/", None, row),
+        ("post", "/{}/action/", {"action": "bump"}, row),
+        ("post", "/{}/restore/", None, trashed),
+    ]:
+        if target is None:
+            continue
+        theirs = getattr(api, method)(base + path_.format(target.pk), body, format="json")
+        absent = getattr(api, method)(base + path_.format(missing), body, format="json")
+        assert theirs.status_code == 404, (method, path_, theirs.json())
+        assert _error(theirs, (target.pk, "N")) == _error(absent, (missing, "N")), (method, path_)
+
+
+def test_a_refused_write_is_asked_whether_the_presets_check_request_lets_the_get_read(
+    oracle_api,
+):
+    """Cross-owner: a stranger without the pass a GET needs (``check_request`` refuses
+    every GET it sends) writing an owner's row. Before, ``may_read`` never ran the presets'
+    ``check_request`` for the GET: the update, delete, action and restore of a row it may
+    not read were 403 ``OWNERSHIP_DENIED`` where a missing id is 404. With the pass, it
+    reads the rows, and keeps the owner's 403."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    row = Article.objects.create(owner=owner, slug="s", title="t")
+    trashed = Article.objects.create(owner=owner, slug="g", title="t", deleted_at=now())
+    base = "/oracles/gated-articles"
+    api = client_for(stranger)
+    assert api.get(f"{base}/{row.pk}/").json()["code"] == "PASS_REQUIRED"
+    _same_as_a_missing_id(api, base, row, trashed)
+    r = api.patch(f"{base}/bulk/", {"items": [{"id": row.pk, "title": "x"}]}, format="json")
+    assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
+    passed = client_for(stranger, HTTP_X_READER_PASS="yes")
+    assert passed.get(f"{base}/{row.pk}/").status_code == 200
+    for method, path_, body in [
+        ("patch", f"/{row.pk}/", {"title": "x"}),
+        ("delete", f"/{row.pk}/", None),
+        ("post", f"/{row.pk}/action/", {"action": "bump"}),
+        ("post", f"/{trashed.pk}/restore/", None),
+    ]:
+        r = getattr(passed, method)(base + path_, body, format="json")
+        assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", (method, path_)
+    row.refresh_from_db()
+    trashed.refresh_from_db()
+    assert (row.title, row.views, row.deleted_at) == ("t", 0, None)
+    assert trashed.deleted_at is not None
+
+
+def test_an_error_the_get_permission_raises_does_not_replace_a_refused_write(oracle_api):
+    """Cross-tenant: the ``get`` rule raises its own 403 ``NOT_A_MEMBER`` for a caller of
+    another organization. Before, that error, raised inside ``may_read``, replaced the
+    write's refusal: an update, delete, action or restore of another organization's row
+    answered 403 ``NOT_A_MEMBER`` where a missing id is 404. The GET it asks about is
+    refused, so the row is one the caller may not read: the 404 of a missing id."""
+    ours, theirs_org = OrganizationFactory(), OrganizationFactory()
+    owner = MembershipFactory(organization=ours).user
+    outsider = MembershipFactory(organization=theirs_org).user
+    row = Article.objects.create(organization=ours, owner=owner, slug="s", title="t")
+    trashed = Article.objects.create(
+        organization=ours, owner=owner, slug="g", title="t", deleted_at=now()
+    )
+    base = "/oracles/members-articles"
+    api = client_for(outsider, HTTP_X_READER_ORG=str(ours.pk))
+    assert api.get(f"{base}/{row.pk}/").json()["code"] == "NOT_A_MEMBER"
+    _same_as_a_missing_id(api, base, row, trashed)
+    # a member of the row's organization reads it: a stranger's write keeps the owner's 403
+    member = client_for(MembershipFactory(organization=ours).user, HTTP_X_READER_ORG=str(ours.pk))
+    assert member.get(f"{base}/{row.pk}/").status_code == 200
+    r = member.patch(f"{base}/{row.pk}/", {"title": "x"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    row.refresh_from_db()
+    assert (row.title, row.views, row.deleted_at) == ("t", 0, None)
+
+
+def own_get_object_viewsets():
+    """``SharedArticleResource``'s ViewSet subclassed by a project whose own ``get_object()``
+    keeps rows to the caller's organization (the ``X-Organization-Id`` it is a member of):
+    a row of another is the 404 of a missing one, on a GET as on a write."""
+    generated = SharedArticleResource.as_viewset()
+
+    class OwnOrganization(generated):
+        def get_object(self):
+            obj = super().get_object()
+            org = self.request.headers.get("X-Organization-Id")
+            member = Membership.objects.filter(user_id=self.request.user.pk, organization_id=org)
+            if str(obj.organization_id) != org or not member.exists():
+                raise NotFound("No such article.")
+            return obj
+
+    return {"own-organization": OwnOrganization}
+
+
+@pytest.fixture
+def own_get_object_routes(settings, oracle_api):
+    router = SimpleRouter()
+    for prefix, viewset in own_get_object_viewsets().items():
+        router.register(prefix, viewset, basename=f"own-{prefix}")
+    urls = settings.ROOT_URLCONF
+    settings.ROOT_URLCONF = type(
+        "urls", (), {"urlpatterns": [*urls.urlpatterns, url_path("x/", include(router.urls))]}
+    )
+    clear_url_caches()
+    yield
+    clear_url_caches()
+
+
+def test_a_refused_write_is_asked_whether_the_viewsets_own_get_object_reads_the_row(
+    own_get_object_routes,
+):
+    """Cross-tenant, through a ViewSet's own ``get_object()`` (DRF's seam for a lookup of
+    the project's): a GET of another organization's row is its 404. Before, ``may_read``
+    asked only the queryset and the permission: the ``OwnedBy`` refusal came first (inside
+    ``super().get_object()``), so an update, delete or action of that row was 403
+    ``OWNERSHIP_DENIED`` where a missing id is 404. A member of the row's organization
+    keeps the owner's 403."""
+    ours, theirs_org = OrganizationFactory(), OrganizationFactory()
+    owner = MembershipFactory(organization=ours).user
+    outsider = MembershipFactory(organization=theirs_org).user
+    row = Article.objects.create(organization=ours, owner=owner, slug="s", title="t")
+    base = "/x/own-organization"
+    api = client_for(outsider, HTTP_X_ORGANIZATION_ID=str(theirs_org.pk))
+    assert api.get(f"{base}/{row.pk}/").status_code == 404
+    _same_as_a_missing_id(api, base, row, None)
+    member = client_for(
+        MembershipFactory(organization=ours).user, HTTP_X_ORGANIZATION_ID=str(ours.pk)
+    )
+    assert member.get(f"{base}/{row.pk}/").status_code == 200
+    for method, body in [("patch", {"title": "x"}), ("delete", None)]:
+        r = getattr(member, method)(f"{base}/{row.pk}/", body, format="json")
+        assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", (method, r.json())
+    r = member.post(f"{base}/{row.pk}/action/", {"action": "bump"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    row.refresh_from_db()
+    assert (row.title, row.views, row.deleted_at) == ("t", 0, None)

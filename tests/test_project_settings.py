@@ -1031,3 +1031,37 @@ def test_a_filled_form_leaves_out_a_many_relation_one_of_whose_rows_it_does_not_
     assert set(mixed.groups.all()) == {team, staff}
     assert User.objects.get(pk=mixed.pk).username == "renamed"
     assert _selected(page, "PUT", "groups")[1] == [str(team.pk)]
+
+
+def test_whether_a_refused_forms_many_relation_offers_its_rows_is_one_query(settings, monkeypatch):
+    """A refused update's page fills its forms from the row read again, without its
+    prefetches: deciding whether the ``groups`` ``<select multiple>`` offers every current
+    group listed them (one query) and then counted the offered ones (another), where the
+    docs say one query per relation and page decides. It is one query now: whether a
+    current group is not among the offered ones. Left out (a hidden group) or kept (every
+    group offered, then rendered selected), the check is one of the page's queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    team, staff = Group.objects.create(name="team-a"), Group.objects.create(name="staff")
+    mixed, plain = User.objects.create(username="mixed"), User.objects.create(username="plain")
+    mixed.groups.set([team, staff])
+    plain.groups.set([team])
+    api, html = client_for(), {"HTTP_ACCEPT": "text/html"}
+
+    def refused_page(user):
+        with CaptureQueriesContext(connection) as ctx:
+            page = api.patch(f"/s/team-users/{user.pk}/", {"username": ""}, format="json", **html)
+        assert page.status_code == 400, page.content
+        return page, [q["sql"] for q in ctx.captured_queries if '"auth_group"' in q["sql"]]
+
+    with site_mounted(settings, "s", settings_site):
+        page, reads = refused_page(mixed)
+        assert 'name="groups"' not in _form_html(page, "PUT")
+        # the row's prefetch, the check (the select is left out: nothing renders the groups)
+        assert len(reads) == 2, reads
+        # every group offered: the select is kept, its group selected
+        page, reads = refused_page(plain)
+        assert _selected(page, "PUT", "groups")[1] == [str(team.pk)]
+    assert set(mixed.groups.all()) == {team, staff}

@@ -220,7 +220,7 @@ class _StatusJSONRenderer:
 
         response = renderer_context["response"]
         request = renderer_context["request"]
-        assert request is not None and renderer_context.get("view", "absent") is None
+        assert request is not None and renderer_context["view"] is not None
         return json.dumps({**data, "status": response.status_code}).encode()
 
 
@@ -230,7 +230,7 @@ def test_the_middlewares_envelopes_render_with_a_renderer_reading_its_context(ap
     ``response``; the middleware passed ``{}``, so a renderer reading its answer's status
     from ``renderer_context["response"]`` raised KeyError: every unknown path under the
     site's prefix and every session caller's scope refusal was a 500. It is given the
-    request and the response (no view ran: ``None``)."""
+    request and the response (and a view of its own: none ran)."""
     from django.contrib.auth.models import User
 
     from tests.factories import OrganizationFactory
@@ -252,3 +252,77 @@ def test_the_middlewares_envelopes_render_with_a_renderer_reading_its_context(ap
     refused = session.get("/api/t-products/", HTTP_X_ORGANIZATION_ID=str(org.pk))
     assert refused.status_code == 403
     assert refused.json()["status"] == 403 and refused.json()["code"] == "ORG_REQUIRED"
+
+
+class _ViewReadingJSONRenderer:
+    """A project's JSON renderer reading what a view's call hands it, as DRF hands it: the
+    view (its name, and ``action`` where a ViewSet has one) and DRF's ``Request`` (its
+    ``query_params``)."""
+
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        import json
+
+        view, request = renderer_context["view"], renderer_context["request"]
+        shown = {
+            "view": view.get_view_name(),
+            "action": getattr(view, "action", None),
+            "debug": request.query_params.get("debug"),
+            "user": request.user.username,
+        }
+        return json.dumps({**data, **shown}).encode()
+
+
+class _BrokenJSONRenderer(_ViewReadingJSONRenderer):
+    """A renderer that only a routed view can serve (it asks the view for its serializer)."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        renderer_context["view"].get_serializer_class()
+        return super().render(data, accepted_media_type, renderer_context)
+
+
+@pytest.mark.parametrize("renderer", ["_ViewReadingJSONRenderer", "_BrokenJSONRenderer"])
+def test_the_middlewares_envelopes_render_with_a_renderer_reading_the_view(api, settings, renderer):
+    """A renderer reading ``renderer_context["view"]`` (DRF always hands it the view, and
+    DRF's ``Request`` as ``request``) was a 500 on every unknown path under the site's
+    prefix and every session caller's scope refusal: the middleware handed it ``None``
+    (``AttributeError: 'NoneType' object has no attribute 'get_view_name'``) and Django's
+    ``HttpRequest`` (no ``query_params``). It is handed a view of its own (a DRF
+    ``APIView``: no route ran, no ``action``) and DRF's ``Request`` of the caller; a
+    renderer failing even so (it asks for what only a routed view has) leaves the envelope
+    to DRF's ``JSONRenderer``: never a 500."""
+    from django.contrib.auth.models import User
+
+    from tests.factories import OrganizationFactory
+
+    settings.REST_FRAMEWORK = {
+        **getattr(settings, "REST_FRAMEWORK", {}),
+        "DEFAULT_RENDERER_CLASSES": [f"{__name__}.{renderer}"],
+    }
+    user = User.objects.create_user("u")
+    api.force_authenticate(user)
+    session = Client()
+    session.force_login(user)
+    answers = [
+        (404, "NOT_FOUND", api.get("/api/nope/?debug=1", HTTP_X_REQUEST_ID="trace-1")),
+        (
+            403,
+            "ORG_REQUIRED",
+            session.get(
+                "/api/t-products/?debug=1", HTTP_X_ORGANIZATION_ID=str(OrganizationFactory().pk)
+            ),
+        ),
+    ]
+    for status, code, answer in answers:
+        assert answer.status_code == status, answer.content
+        body = answer.json()
+        assert body["success"] is False and body["code"] == code, body
+        if renderer == "_ViewReadingJSONRenderer":
+            assert body["view"] and body["action"] is None and body["debug"] == "1", body
+        else:
+            assert "view" not in body, body
+    assert answers[0][2]["X-Request-Id"] == "trace-1"
+    assert answers[1][2].json().get("user", "u") == "u"
