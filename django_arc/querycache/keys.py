@@ -19,13 +19,13 @@ things we remembered to include:
 - **how the answer is rendered** — the renderer content negotiation chose and the media type
   it accepted, parameters included (``application/json; indent=4`` renders other bytes), the
   active time zone (datetimes are written in the current time zone), the active language
-  when a model method or property in ``fields`` may translate what is written
-  (``Resource.renders_attributes``), and the scheme and host the request came in on (file
-  and hyperlinked fields are written as absolute URLs);
+  (a model method or property in ``fields``, a model field django-modeltranslation
+  translates, a lazily translated mask may each write a row in it), and the scheme and host
+  the request came in on (file and hyperlinked fields are written as absolute URLs);
 - with a project ``serializer_class``, ``pagination_class`` or JSON renderer, or a ViewSet
   subclass of the project's (its class and router basename too), whose output
   django-arc cannot see into, the caller itself (its whole scope: roles, context and elevation included), the
-  whole query string, the API version (``request.version``) and the active language.
+  whole query string and the API version (``request.version``).
 
 The resource and the organization are spelled out in the key too, for people reading Redis;
 the resource's class is in the digest, since two resources may share a site and resource name
@@ -355,10 +355,11 @@ def entry_key(view: Any, parts: list[Any]) -> str:
         *parts,
         _field_access(view),
         _rendering(view.request),
-        # the language: what the key cannot see into may translate, and so may a model
-        # property or method the generated serializer renders (``renders_attributes``);
-        # a column's rendering does not, and a HIT need not read the language then
-        translation.get_language() if not shared or resource.renders_attributes else None,
+        # the language: what the key cannot see into may translate, and so may what the
+        # generated serializer renders — a model property or method (``get_status_display``),
+        # a model field whose descriptor reads the language (django-modeltranslation's
+        # ``name`` reads ``name_fr`` for a French caller), a lazily translated mask
+        translation.get_language(),
         None if shared else _caller(view),
     ]
     digest = _digest(material)[:40]
