@@ -20,7 +20,7 @@ things we remembered to include:
   it accepted, parameters included (``application/json; indent=4`` renders other bytes), the
   active time zone (datetimes are written in the current time zone), the active language
   (a model method or property in ``fields``, a model field django-modeltranslation
-  translates, a lazily translated mask may each write a row in it), and the scheme and host
+  translates may each write a row in it), and the scheme and host
   the request came in on (file and hyperlinked fields are written as absolute URLs);
 - with a project ``serializer_class``, ``pagination_class`` or JSON renderer, or a ViewSet
   subclass of the project's (its class and router basename too), whose output
@@ -358,7 +358,7 @@ def entry_key(view: Any, parts: list[Any]) -> str:
         # the language: what the key cannot see into may translate, and so may what the
         # generated serializer renders — a model property or method (``get_status_display``),
         # a model field whose descriptor reads the language (django-modeltranslation's
-        # ``name`` reads ``name_fr`` for a French caller), a lazily translated mask
+        # ``name`` reads ``name_fr`` for a French caller)
         translation.get_language(),
         None if shared else _caller(view),
     ]
