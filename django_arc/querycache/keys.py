@@ -20,8 +20,8 @@ things we remembered to include:
   it accepted, parameters included (``application/json; indent=4`` renders other bytes), the
   active time zone (datetimes are written in the current time zone), the active language
   (a model method or property in ``fields``, a model field django-modeltranslation
-  translates may each write a row in it), and the scheme and host
-  the request came in on (file and hyperlinked fields are written as absolute URLs);
+  translates may each write a row in it), and the scheme and host the request came in on
+  (file and hyperlinked fields are written as absolute URLs);
 - with a project ``serializer_class``, ``pagination_class`` or JSON renderer, or a ViewSet
   subclass of the project's (its class and router basename too), whose output
   django-arc cannot see into, the caller itself (its whole scope: roles, context and elevation included), the
@@ -258,13 +258,12 @@ def normalised_query(view: Any, backend: QueryLanguageFilter) -> tuple[str, bool
     give one digest; a query it refuses raises its ``INVALID_QUERY`` here, before the cache
     is asked. Parsing is a pure function of the parameters, the resource's compiled query
     rules, the fields this caller may read or sees masked (:meth:`QuerySpec.parse`) and the
-    active time zone (a date-time without offset is read in it), so
-    the digest is remembered under exactly those: a page requested again by callers who see
-    the same fields is parsed once per process, not once per request. The memo is dropped
-    when full (a client sending ever new query strings costs what parsing costs, no more)
-    and whenever a setting changes (values are parsed with ``TIME_ZONE`` when no zone is
-    active). The parameters
-    are those of :func:`~django_arc.querystring.key`: the query string as sent, unparsed,
+    active time zone (a date-time without offset is read in it), so the digest is
+    remembered under exactly those: a page requested again by callers who see the same
+    fields is parsed once per process, not once per request. The memo is dropped when full
+    (a client sending ever new query strings costs what parsing costs, no more) and
+    whenever a setting changes (``TIME_ZONE`` is the zone when none is active). The
+    parameters are those of :func:`~django_arc.querystring.key`: the query string as sent, unparsed,
     while nothing has parsed it yet."""
     access = view.field_access
     resource = view.resource
