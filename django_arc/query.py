@@ -497,8 +497,11 @@ def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
 def _database_datetime(value: datetime) -> datetime:
     """``value`` as the database compares it. With ``USE_TZ`` the database gets UTC:
     PostgreSQL refuses UTC offsets beyond ±15:59, which Python (and ISO 8601) allow up to
-    ±23:59, and a value whose UTC form leaves years 1-9999 does not exist at all. Without
-    it, columns hold naive local times in ``TIME_ZONE`` and Django refuses an aware value
+    ±23:59, and a value whose UTC form leaves years 1-9999 does not exist at all; a value
+    without offset is a time in the time zone active for the request, as DRF reads one in a
+    body and Django's forms (and django-filter) in a form: the caller's own, for a project
+    activating each user's (``timezone.activate()``), else ``TIME_ZONE``. Without it,
+    columns hold naive local times in ``TIME_ZONE`` and Django refuses an aware value
     on SQLite and MySQL (a 500): an offset is converted to that local time and dropped, as
     a naive value already is one (a keyset cursor over a datetime is written naive)."""
     if not settings.USE_TZ:
@@ -506,7 +509,7 @@ def _database_datetime(value: datetime) -> datetime:
             value = timezone.make_naive(value, timezone.get_default_timezone())
         return value
     if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.get_default_timezone())
+        value = timezone.make_aware(value, timezone.get_current_timezone())
     return value.astimezone(UTC)
 
 

@@ -408,21 +408,6 @@ class Resource:
         return list(self.serializer().fields)
 
     @cached_property
-    def renders_attributes(self) -> bool:
-        """Whether the generated serializer renders more than the model's fields: a model
-        property or method named in ``fields`` (``get_status_display``), written as the
-        model returns it, which may depend on the active language (translated labels). A
-        field's own rendering does not (a choice is its value, a date ISO 8601), so the
-        query cache keys only such a resource's entries by the language
-        (``querycache/keys.py``)."""
-        for name, field in self.serializer().fields.items():
-            try:
-                self.model._meta.get_field(field.source or name)
-            except FieldDoesNotExist:
-                return True
-        return False
-
-    @cached_property
     def takes_files(self) -> bool:
         """Whether a body of this resource's rows or actions may hold a file: a writable
         file field in its serializer or in an action's ``input``, at any depth, or a

@@ -27,7 +27,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
 from redis import Redis
 from redis import exceptions as redis_exceptions
 from rest_framework.response import Response
@@ -103,6 +103,30 @@ def test_a_retry_gets_the_same_bytes_and_the_replay_header_and_writes_nothing(st
     assert len(created_events()) == 1
     # the replay is a new request: its own request id
     assert second["X-Request-Id"] != first["X-Request-Id"]
+
+
+@pytest.mark.django_db
+def test_a_retry_in_another_language_time_zone_and_host_is_replayed_the_first_answer(store, editor):
+    """A replay is the answer the request had, not one rendered again: a retry sent in
+    another language, time zone or to another host (a client behind another proxy) gets the
+    first attempt's bytes — DRF's messages in the first one's language, datetimes in its
+    zone — and its error ``code`` is the same in every language anyway."""
+    with translation.override("fr"), timezone.override("Asia/Tokyo"):
+        refused = post(editor, body={"name": "Widget"}, key="lang-400")
+        created = post(editor, key="lang-201")
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["code"] == "VALIDATION_ERROR"
+    assert refused.json()["details"]["sku"] == ["Ce champ est obligatoire."]
+    assert created.status_code == 201, created.content
+    assert created.json()["data"]["created_at"].endswith("+09:00")
+    for key, first, body in (
+        ("lang-400", refused, {"name": "Widget"}),
+        ("lang-201", created, BODY),
+    ):
+        again = post(editor, body=body, key=key, HTTP_HOST="other.example")
+        assert again["X-Idempotency-Replayed"] == "true"
+        assert (again.status_code, again.content) == (first.status_code, first.content)
+    assert Product.objects.filter(sku="W-1").count() == 1
 
 
 @pytest.mark.django_db

@@ -834,17 +834,50 @@ def test_a_model_property_in_fields_keys_its_entries_by_language(shop, settings,
         assert english.content == get(editor, uncached).content
 
 
-def test_a_resource_rendering_only_model_fields_shares_its_entries_across_languages(shop):
-    """A field is written the same in every language (a choice as its value, a date in ISO
-    8601), so the language is not in such a resource's key: a French caller is served the
-    entry an English one stored, and it is the bytes the uncached route answers in French."""
+class _NameInTheActiveLanguage:
+    """A model field's descriptor answering in the active language, as
+    django-modeltranslation's (``TranslationFieldDescriptor``) does: registered for
+    translation, ``product.name`` reads the ``name_fr`` column for a French caller. The
+    model field is still ``name``, so the generated serializer renders it as a field."""
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return self
+        return f"{instance.__dict__['name']} [{translation.get_language()}]"
+
+    def __set__(self, instance, value):
+        instance.__dict__["name"] = value
+
+
+def test_a_model_field_that_reads_the_language_keys_its_entries_by_language(
+    shop, monkeypatch, settings
+):
+    """A resource rendering only model fields shared its entries across languages, as if a
+    field were written the same in every one; a field django-modeltranslation translates
+    (or any model field whose descriptor reads the active language) is not, and under
+    ``LocaleMiddleware`` the French caller was served the English HIT. The language is in
+    every entry's key now."""
+    monkeypatch.setattr(Product, "name", _NameInTheActiveLanguage())
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:2],
+        "django.middleware.locale.LocaleMiddleware",
+        *settings.MIDDLEWARE[2:],
+    ]
     editor = shop["editor"]
-    assert not CachedProductResource().renders_attributes
-    assert get(editor, CACHED)["X-Cache"] == "MISS"
-    with translation.override("fr"):
-        french = get(editor, CACHED)
-        assert french["X-Cache"] == "HIT"
-        assert french.content == get(editor, UNCACHED).content
+    french = {"HTTP_ACCEPT_LANGUAGE": "fr"}
+    # LocaleMiddleware leaves the caller's language active on the thread: restore it
+    with translation.override("en"):
+        assert editor.get(CACHED)["X-Cache"] == "MISS"
+        assert editor.get(CACHED)["X-Cache"] == "HIT"
+        answer = editor.get(CACHED, **french)
+        assert answer.content == editor.get(UNCACHED, **french).content
+        assert answer["X-Cache"] == "MISS"
+        assert {d["name"][-4:] for d in answer.json()["docs"]} == {"[fr]"}
+        assert editor.get(CACHED, **french)["X-Cache"] == "HIT"
+        english = editor.get(CACHED)
+        assert english["X-Cache"] == "HIT"
+        assert english.content == editor.get(UNCACHED).content
+        assert {d["name"][-4:] for d in english.json()["docs"]} == {"[en]"}
 
 
 class VersionedProductSerializer(serializers.ModelSerializer):

@@ -10,9 +10,12 @@ mutant of ``django_arc/querycache/keys.py`` that the suite let through):
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.db.models import Prefetch
 from django.urls import clear_url_caches, include, path
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.versioning import NamespaceVersioning
 from rest_framework.views import APIView
@@ -22,7 +25,7 @@ from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.pagination import PagePagination
 from django_arc.presets.base import Preset
-from shop.models import Product
+from shop.models import Order, Product
 from tests import test_query_cache
 from tests.factories import BookFactory, OrganizationFactory, ProductFactory
 from tests.helpers import client_for
@@ -310,6 +313,46 @@ def test_a_parsed_query_is_not_shared_with_a_caller_who_sees_the_field_masked(se
         refused = viewer.get("/k/masked-sku-products/?sku=S-1")
         assert refused.status_code == 400, refused.content
         assert refused.json()["code"] == "INVALID_QUERY"
+    finally:
+        clear_url_caches()
+
+
+class _PlacedOrders(Resource):
+    model = Order
+    name = "placed-orders"
+    fields = ["id", "placed_at"]
+    filter_fields = {"placed_at": ["lte"]}
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership()}
+    cache = {"stale_seconds": 30}
+
+
+site.register(_PlacedOrders)
+
+
+def test_a_parsed_date_time_is_not_shared_across_time_zones(settings):
+    """A filter value without offset is a time in the caller's zone, so one query string is
+    two instants for Tokyo and UTC, and two strings one instant: the parse memo keyed by the
+    string alone gave a Tokyo caller's ``lte 12:00`` (03:00 UTC) the digest UTC's parse of it
+    had (12:00 UTC), which is also the digest of Tokyo's ``lte 21:00``, and served it that
+    query's HIT: an order placed at 12:00 UTC, which it does not match."""
+    org = OrganizationFactory()
+    order = Order.objects.create(
+        organization=org, product=ProductFactory(organization=org), customer_email="a@b.co"
+    )
+    Order.objects.filter(pk=order.pk).update(
+        placed_at=datetime.datetime(2024, 1, 1, 12, tzinfo=datetime.UTC)
+    )
+    viewer = test_query_cache.member(org, "viewer")
+    url = "/k/placed-orders/?placed_at[lte]=2024-01-01T"
+    _urls(settings, path("k/", include(site.urls)))
+    try:
+        with timezone.override("Asia/Tokyo"):
+            assert viewer.get(f"{url}21:00:00").json()["total"] == 1  # 12:00 UTC
+        assert viewer.get(f"{url}12:00:00").json()["total"] == 1  # 12:00 UTC
+        with timezone.override("Asia/Tokyo"):
+            tokyo = viewer.get(f"{url}12:00:00")  # 03:00 UTC
+        assert tokyo.json()["total"] == 0, tokyo["X-Cache"]
     finally:
         clear_url_caches()
 

@@ -8,6 +8,7 @@ in UTC; one whose UTC form leaves years 1-9999 is 400.
 import datetime
 
 import pytest
+from django.utils import timezone
 
 from shop.models import Order
 from tests.factories import OrganizationFactory, ProductFactory, member_client
@@ -92,3 +93,28 @@ def test_without_use_tz_a_keyset_cursor_over_a_datetime_pages_on(local_orders):
         cursor = r.json()["next"]
     assert seen == ["2024-01-01T11:00:00", "2024-01-01T12:00:00", "2024-01-01T13:00:00"]
     assert cursor is None
+
+
+@pytest.mark.parametrize(
+    ("zone", "value", "found"),
+    [
+        ("Asia/Tokyo", "2024-01-01T21:00:00", 1),  # 12:00 UTC: the order's instant
+        ("Asia/Tokyo", "2024-01-01T21:00:01", 0),
+        ("UTC", "2024-01-01T12:00:00", 1),
+        ("America/New_York", "2024-01-01T07:00:00", 1),
+        ("America/New_York", "2024-01-01T12:00:00", 0),  # 17:00 UTC
+    ],
+)
+def test_a_value_without_offset_is_a_time_in_the_callers_time_zone(member, zone, value, found):
+    """A project activating each user's time zone (``timezone.activate()`` in a middleware,
+    as Django documents) has DRF write a row's datetimes in it, and read a body's value
+    without offset in it (as Django's forms and django-filter do): a filter value without
+    offset was read in ``TIME_ZONE`` instead, so a Tokyo caller filtering by the time the
+    list showed it found nothing."""
+    with timezone.override(zone):
+        shown = member.get("/api/orders/").json()["docs"][0]["placed_at"]
+        r = member.get("/api/orders/", {"placed_at[gte]": value})
+    assert r.status_code == 200, r.content
+    assert r.json()["total"] == found
+    if found:
+        assert shown.startswith(value)

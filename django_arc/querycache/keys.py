@@ -19,13 +19,13 @@ things we remembered to include:
 - **how the answer is rendered** — the renderer content negotiation chose and the media type
   it accepted, parameters included (``application/json; indent=4`` renders other bytes), the
   active time zone (datetimes are written in the current time zone), the active language
-  when a model method or property in ``fields`` may translate what is written
-  (``Resource.renders_attributes``), and the scheme and host the request came in on (file
-  and hyperlinked fields are written as absolute URLs);
+  (a model method or property in ``fields``, a model field django-modeltranslation
+  translates may each write a row in it), and the scheme and host the request came in on
+  (file and hyperlinked fields are written as absolute URLs);
 - with a project ``serializer_class``, ``pagination_class`` or JSON renderer, or a ViewSet
   subclass of the project's (its class and router basename too), whose output
   django-arc cannot see into, the caller itself (its whole scope: roles, context and elevation included), the
-  whole query string, the API version (``request.version``) and the active language.
+  whole query string and the API version (``request.version``).
 
 The resource and the organization are spelled out in the key too, for people reading Redis;
 the resource's class is in the digest, since two resources may share a site and resource name
@@ -146,6 +146,21 @@ _ORIGIN_META = (
 )
 
 
+def active_zone(request: Any) -> str | None:
+    """The name of the time zone active for ``request`` (``None`` without ``USE_TZ``), read
+    once per request: DRF writes its datetimes in it, and the query language reads a filter
+    value without offset in it. Reading it is a lookup in asgiref's ``Local`` (about 30 k
+    instructions when none is active), which the parsed query's memo and the rendering
+    would otherwise each pay on a HIT."""
+    django_request = getattr(request, "_request", request)
+    try:
+        return django_request.arc_time_zone
+    except AttributeError:
+        zone = timezone.get_current_timezone_name() if settings.USE_TZ else None
+        django_request.arc_time_zone = zone
+        return zone
+
+
 def _rendering(request: Any) -> list[Any]:
     """The renderer negotiation chose and the media type it accepted (with its parameters,
     which a renderer may read: JSON's ``indent``); the time zone active for the request: DRF
@@ -170,7 +185,7 @@ def _rendering(request: Any) -> list[Any]:
     return [
         f"{renderer.__module__}.{renderer.__qualname__}",
         request.accepted_media_type,
-        timezone.get_current_timezone_name() if settings.USE_TZ else None,
+        active_zone(request),
         [meta.get(name) for name in _ORIGIN_META],
         request._request._get_scheme(),
         meta.get(proxy_ssl[0]) if proxy_ssl else None,
@@ -242,12 +257,13 @@ def normalised_query(view: Any, backend: QueryLanguageFilter) -> tuple[str, bool
     Parameters the language ignores (``?utm_source=``) and spellings of the same condition
     give one digest; a query it refuses raises its ``INVALID_QUERY`` here, before the cache
     is asked. Parsing is a pure function of the parameters, the resource's compiled query
-    rules and the fields this caller may read or sees masked (:meth:`QuerySpec.parse`), so
-    the digest is remembered under exactly those: a page requested again by callers who see
-    the same fields is parsed once per process, not once per request. The memo is dropped
-    when full (a client sending ever new query strings costs what parsing costs, no more)
-    and whenever a setting changes (values are parsed with ``TIME_ZONE``). The parameters
-    are those of :func:`~django_arc.querystring.key`: the query string as sent, unparsed,
+    rules, the fields this caller may read or sees masked (:meth:`QuerySpec.parse`) and the
+    active time zone (a date-time without offset is read in it), so the digest is
+    remembered under exactly those: a page requested again by callers who see the same
+    fields is parsed once per process, not once per request. The memo is dropped when full
+    (a client sending ever new query strings costs what parsing costs, no more) and
+    whenever a setting changes (``TIME_ZONE`` is the zone when none is active). The
+    parameters are those of :func:`~django_arc.querystring.key`: the query string as sent, unparsed,
     while nothing has parsed it yet."""
     access = view.field_access
     resource = view.resource
@@ -255,6 +271,8 @@ def normalised_query(view: Any, backend: QueryLanguageFilter) -> tuple[str, bool
         resource,
         resource.query_spec,
         querystring.key(view.request),
+        # a value without offset is a time in the caller's zone (``query._database_datetime``)
+        active_zone(view.request),
         access.unreadable,
         frozenset(access.redacted),
     )
@@ -355,10 +373,11 @@ def entry_key(view: Any, parts: list[Any]) -> str:
         *parts,
         _field_access(view),
         _rendering(view.request),
-        # the language: what the key cannot see into may translate, and so may a model
-        # property or method the generated serializer renders (``renders_attributes``);
-        # a column's rendering does not, and a HIT need not read the language then
-        translation.get_language() if not shared or resource.renders_attributes else None,
+        # the language: what the key cannot see into may translate, and so may what the
+        # generated serializer renders — a model property or method (``get_status_display``),
+        # a model field whose descriptor reads the language (django-modeltranslation's
+        # ``name`` reads ``name_fr`` for a French caller)
+        translation.get_language(),
         None if shared else _caller(view),
     ]
     digest = _digest(material)[:40]
