@@ -1031,3 +1031,60 @@ def test_a_filled_form_leaves_out_a_many_relation_one_of_whose_rows_it_does_not_
     assert set(mixed.groups.all()) == {team, staff}
     assert User.objects.get(pk=mixed.pk).username == "renamed"
     assert _selected(page, "PUT", "groups")[1] == [str(team.pk)]
+
+
+def test_a_rows_put_form_sent_as_shown_keeps_its_blank_and_json_values(api, monkeypatch):
+    """A form body was read as a dict of each name's value as sent, where DRF reads each
+    field's (``get_value()``): a blank for a nullable number or date is ``null`` to DRF, and a
+    ``JSONField``'s text is JSON. So a row whose ``rating``/``published`` are null, its
+    ``PUT`` form sent back as shown, was refused ("A valid number is required."), and a JSON
+    column sent from its form was stored as the text of its JSON (``{"a": 1}`` became the
+    string ``'{"a": 1}'``). A form body is read as DRF reads it."""
+    from tests.testapp.models import Gauge
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    html = {"HTTP_ACCEPT": "text/html"}
+    book = Book.objects.create(title="Blank", isbn="B-1", pages=10, author=AuthorFactory())
+    page = api.get(f"/api/books/{book.pk}/", **html)
+    assert page.status_code == 200, page.content
+    sent = api.put(f"/api/books/{book.pk}/", _as_posted(page, "PUT"), format="multipart")
+    assert sent.status_code == 200, sent.content
+    book.refresh_from_db()
+    assert (book.title, book.rating, book.published) == ("Blank", None, None)
+
+    gauge = Gauge.objects.create(reading=1, labels={"a": [1, "b"]})
+    page = api.get(f"/api/gauges/{gauge.pk}/", **html)
+    sent = api.put(f"/api/gauges/{gauge.pk}/", _as_posted(page, "PUT"), format="multipart")
+    assert sent.status_code == 200, sent.content
+    gauge.refresh_from_db()
+    assert gauge.labels == {"a": [1, "b"]}
+    created = api.post("/api/gauges/", {"reading": "2", "labels": '{"c": 2}'}, format="multipart")
+    assert created.status_code == 201, created.content
+    assert created.json()["data"]["labels"] == {"c": 2}
+    # what JSON cannot hold, or is no JSON, is refused naming the field, as DRF refuses it
+    for text in ("NaN", '{"x": Infinity}', "not json"):
+        refused = api.post("/api/gauges/", {"reading": "3", "labels": text}, format="multipart")
+        assert_error(refused, 400, "VALIDATION_ERROR")
+        assert refused.json()["details"] == {"labels": ["Value must be valid JSON."]}
+    assert Gauge.objects.count() == 2
+
+
+def test_a_create_form_without_a_checked_box_is_false_as_drf_reads_it(api):
+    """A browser sends no value for an unchecked box: DRF reads a form's missing boolean as
+    ``False`` on a create. The body was read as a dict, so the box left unchecked on the
+    create form made the row ``is_available`` (the model's default, ``True``)."""
+    author = AuthorFactory()
+    body = {"title": "Off", "isbn": "O-1", "pages": "3", "author": str(author.pk)}
+    created = api.post("/api/books/", body, format="multipart")
+    assert created.status_code == 201, created.content
+    assert created.json()["data"]["is_available"] is False
+    assert Book.objects.get(isbn="O-1").is_available is False
+    # a JSON body leaving it out gets the model's default, as with DRF
+    created = api.post("/api/books/", {**body, "isbn": "O-2"}, format="json")
+    assert created.json()["data"]["is_available"] is True
+    # an update leaves a box the form did not send alone (PUT is partial)
+    book = Book.objects.get(isbn="O-2")
+    sent = api.put(f"/api/books/{book.pk}/", {"title": "Renamed"}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    book.refresh_from_db()
+    assert (book.title, book.is_available) == ("Renamed", True)
