@@ -265,12 +265,11 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
         if (
             isinstance(data, str)
             or not hasattr(data, "__iter__")
-            or isinstance(data, dict)
             or child.pk_field is not None
             or child.preloaded() is not None
         ):
             return super().to_internal_value(data)  # DRF's refusals, or DRF's own lookups
-        items = list(data)
+        items = list(data)  # an object's keys, as DRF iterates it
         if not self.allow_empty and not items:
             self.fail("empty")
         queryset = child.get_queryset()
