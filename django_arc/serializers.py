@@ -536,21 +536,24 @@ _FIELD_MAPPING = {
 FORM_LISTS = (serializers.ManyRelatedField, serializers.ListField, serializers.MultipleChoiceField)
 
 
-def form_values(data: Any, fields: Any, partial: bool = False) -> dict[str, Any]:
+def form_values(
+    data: Any, fields: Any, partial: bool = False, may_write: Any = None
+) -> dict[str, Any]:
     """A form body (urlencoded or multipart) as a dict, each name's last value as Django's
     ``QueryDict.dict()`` gives it, except each writable field of ``fields``, which gets what
     DRF's ``get_value()`` reads of a form: every value sent where it reads a list
     (:data:`FORM_LISTS`), a blank as ``null`` where null is allowed (or as not sent where the
     field is optional), a ``JSONField``'s text as JSON to parse, and, unless ``partial``, a
-    box a browser leaves out when unchecked as ``False`` (a list left out as ``[]``)."""
+    box a browser leaves out when unchecked as ``False`` (a list left out as ``[]``) where
+    ``may_write(name)``: a field the caller may not write is not on its form."""
     body = data.dict()
     for name, field in fields.items():
         if field.read_only or isinstance(
             field, (serializers.HiddenField, serializers.BaseSerializer)
         ):
             continue  # a nested serializer's form names are kept as sent
-        if partial and name not in data:
-            continue  # an update's body leaves it alone
+        if name not in data and (partial or may_write is not None and not may_write(name)):
+            continue  # an update's body leaves it alone, and a field not the caller's
         value = field.get_value(data)
         if value is serializers.empty:
             body.pop(name, None)

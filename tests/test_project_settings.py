@@ -20,6 +20,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite
+from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.exceptions import ArcError
 from shop.models import Product
@@ -110,6 +111,17 @@ class ThrottledBookResource(Resource):
     fields = ["id", "title", "isbn", "pages"]
     throttle_classes = [_ThrottledByHeader]
     permissions = {k: P.require_auth() for k in ("list", "get", "update")}
+
+
+@settings_site.register
+class CuratedBookResource(Resource):
+    """Only an admin sets whether a book is available (a boolean: a form's unchecked box)."""
+
+    model = Book
+    name = "curated-books"
+    fields = ["id", "title", "isbn", "pages", "author", "is_available"]
+    field_permissions = {"is_available": F.writable_by("admin")}
+    permissions = {"create": P.allow_public()}
 
 
 @settings_site.register
@@ -1088,3 +1100,15 @@ def test_a_create_form_without_a_checked_box_is_false_as_drf_reads_it(api):
     assert sent.status_code == 200, sent.content
     book.refresh_from_db()
     assert (book.title, book.is_available) == ("Renamed", True)
+
+
+def test_a_create_form_leaves_a_box_the_caller_may_not_write_unsent(api, settings):
+    """A form that leaves a box out is ``False`` on a create, but only for a field the caller
+    may write: one it may not is not on its form, and reading the box as ``False`` there
+    would answer every create 403 ``FIELD_WRITE_DENIED`` for a field it never sent."""
+    author = AuthorFactory()
+    body = {"title": "Kept", "isbn": "K-1", "pages": "3", "author": str(author.pk)}
+    with site_mounted(settings, "s", settings_site):
+        created = api.post("/s/curated-books/", body, format="multipart")
+    assert created.status_code == 201, created.content
+    assert Book.objects.get(isbn="K-1").is_available is True
