@@ -421,6 +421,8 @@ class ArcJSONField(serializers.JSONField):
             data = _form_json(data, self.decoder)
             if data is _INVALID:
                 self.fail("invalid")
+            if data is None and not self.allow_null:
+                self.fail("null")  # the form's "null": DRF's check of null saw text
         value = super().to_internal_value(data)
         char = unstorable_char(value)
         if char == "\x00":
@@ -431,6 +433,15 @@ class ArcJSONField(serializers.JSONField):
 
 
 _INVALID = object()
+
+
+def _blank_json(field: Any, sent: Any) -> bool:
+    return (
+        isinstance(field, serializers.JSONField)
+        and not field.binary
+        and isinstance(sent, str)
+        and sent.strip() in ("", "null")
+    )
 
 
 def _refuse_constant(name: str) -> Any:
@@ -554,6 +565,15 @@ def form_values(
             continue  # a nested serializer's form names are kept as sent
         if name not in data and (partial or may_write is not None and not may_write(name)):
             continue  # an update's body leaves it alone, and a field not the caller's
+        if _blank_json(field, data.get(name)):
+            # a JSON field's blank textarea, or the "null" a form shows for one with no
+            # initial value: null where allowed, else not sent where it is optional
+            if field.allow_null:
+                body[name] = None
+                continue
+            if not field.required:
+                body.pop(name, None)
+                continue
         value = field.get_value(data)
         if value is serializers.empty:
             body.pop(name, None)

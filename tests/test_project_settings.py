@@ -23,6 +23,7 @@ from django_arc import Resource, ResourceSite
 from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.exceptions import ArcError
+from django_arc.serializers import ArcJSONField
 from shop.models import Product
 from tests.factories import (
     AuthorFactory,
@@ -32,7 +33,7 @@ from tests.factories import (
     member_client,
 )
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Author, Book
+from tests.testapp.models import Author, Book, Gauge
 
 pytestmark = pytest.mark.django_db
 
@@ -121,6 +122,22 @@ class CuratedBookResource(Resource):
     name = "curated-books"
     fields = ["id", "title", "isbn", "pages", "author", "is_available"]
     field_permissions = {"is_available": F.writable_by("admin")}
+    permissions = {"create": P.allow_public()}
+
+
+class _RequiredLabelsSerializer(serializers.ModelSerializer):
+    labels = ArcJSONField()  # required, not null
+
+    class Meta:
+        model = Gauge
+        fields = ["id", "reading", "labels"]
+
+
+@settings_site.register
+class LabelledGaugeResource(Resource):
+    model = Gauge
+    name = "labelled-gauges"
+    serializer_class = _RequiredLabelsSerializer
     permissions = {"create": P.allow_public()}
 
 
@@ -1052,8 +1069,6 @@ def test_a_rows_put_form_sent_as_shown_keeps_its_blank_and_json_values(api, monk
     ``PUT`` form sent back as shown, was refused ("A valid number is required."), and a JSON
     column sent from its form was stored as the text of its JSON (``{"a": 1}`` became the
     string ``'{"a": 1}'``). A form body is read as DRF reads it."""
-    from tests.testapp.models import Gauge
-
     monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
     html = {"HTTP_ACCEPT": "text/html"}
     book = Book.objects.create(title="Blank", isbn="B-1", pages=10, author=AuthorFactory())
@@ -1112,3 +1127,34 @@ def test_a_create_form_leaves_a_box_the_caller_may_not_write_unsent(api, setting
         created = api.post("/s/curated-books/", body, format="multipart")
     assert created.status_code == 201, created.content
     assert Book.objects.get(isbn="K-1").is_available is True
+
+
+def test_a_json_fields_blank_or_null_form_value_is_not_sent_or_refused(api, settings, monkeypatch):
+    """The create form of a JSON column without an initial value shows ``null``; parsed, it
+    was ``None`` past DRF's null check (which saw text), and a column that holds no null
+    answered 409 (DRF: a 500). A blank or ``null`` form value is ``null`` where the field
+    allows it, not sent where it is optional (the model's default), and refused as null
+    where it is required."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    page = api.get("/api/gauges/", HTTP_ACCEPT="text/html")
+    assert _as_posted(page, "POST")["labels"] == "null"
+    created = api.post(
+        "/api/gauges/", _as_posted(page, "POST") | {"reading": "1"}, format="multipart"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["data"]["labels"] == {}
+    gauge = Gauge.objects.get()
+    sent = api.put(f"/api/gauges/{gauge.pk}/", {"labels": " "}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert Gauge.objects.get().labels == {}
+    with site_mounted(settings, "s", settings_site):
+        for text, message in (
+            ("null", "This field may not be null."),
+            ("", "Value must be valid JSON."),  # DRF's answer to a blank
+        ):
+            refused = api.post(
+                "/s/labelled-gauges/", {"reading": "1", "labels": text}, format="multipart"
+            )
+            body = assert_error(refused, 400, "VALIDATION_ERROR")
+            assert body["details"] == {"labels": [message]}
+    assert Gauge.objects.count() == 1
