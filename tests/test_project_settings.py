@@ -1089,7 +1089,14 @@ def test_a_rows_put_form_sent_as_shown_keeps_its_blank_and_json_values(api, monk
     assert created.status_code == 201, created.content
     assert created.json()["data"]["labels"] == {"c": 2}
     # what JSON cannot hold, or is no JSON, is refused naming the field, as DRF refuses it
-    for text in ("NaN", '{"x": Infinity}', "not json"):
+    for text in (
+        "NaN",
+        '{"x": Infinity}',
+        "1e999",
+        "[" * 100_000,
+        "[" * 129 + "]" * 129,
+        "not json",
+    ):
         refused = api.post("/api/gauges/", {"reading": "3", "labels": text}, format="multipart")
         assert_error(refused, 400, "VALIDATION_ERROR")
         assert refused.json()["details"] == {"labels": ["Value must be valid JSON."]}
