@@ -1073,7 +1073,13 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         data = self.request.data
         if isinstance(data, QueryDict):
             serializer = self.get_serializer_class()(context=self.get_serializer_context())
-            return form_values(data, serializer.fields)
+            # an update is partial: a field its form did not send is left alone
+            return form_values(
+                data,
+                serializer.fields,
+                partial=self.action != "create",
+                may_write=lambda name: self.field_access.write_verdict(name) == "allow",
+            )
         if not isinstance(data, dict):
             raise ArcError(
                 "VALIDATION_ERROR",

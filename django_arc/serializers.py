@@ -9,6 +9,7 @@ little more than a hand-written plain ``Serializer``.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from typing import Any
 
@@ -264,12 +265,11 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
         if (
             isinstance(data, str)
             or not hasattr(data, "__iter__")
-            or isinstance(data, dict)
             or child.pk_field is not None
             or child.preloaded() is not None
         ):
             return super().to_internal_value(data)  # DRF's refusals, or DRF's own lookups
-        items = list(data)
+        items = list(data)  # an object's keys, as DRF iterates it
         if not self.allow_empty and not items:
             self.fail("empty")
         queryset = child.get_queryset()
@@ -405,8 +405,9 @@ class ArcJSONField(serializers.JSONField):
     """DRF's JSON field, refusing NUL characters and lone surrogates as DRF's ``CharField``
     does: PostgreSQL's ``jsonb`` cannot store them (and a surrogate is not even UTF-8, so the
     response could not be rendered), so they are a 400 naming the field on every database
-    rather than a 500. (``NaN`` cannot arrive: request JSON is parsed strictly, and form
-    bodies reach the field as plain strings.)"""
+    rather than a 500. (A form's text is parsed as strictly as a JSON body (``NaN``,
+    ``Infinity`` and nesting past 128 levels are invalid JSON), where DRF's ``json.loads``
+    takes ``NaN``, which no database's JSON column holds.)"""
 
     default_error_messages = {
         "null_characters": "Null characters are not allowed.",
@@ -414,6 +415,14 @@ class ArcJSONField(serializers.JSONField):
     }
 
     def to_internal_value(self, data: Any) -> Any:
+        if getattr(data, "is_json_string", False) and not self.binary:
+            # a form's text, which DRF's get_value() marks to be parsed: parsed as strictly as
+            # a JSON body (no NaN or Infinity, which no database's JSON holds; bounded nesting)
+            data = _form_json(data, self.decoder)
+            if data is _INVALID:
+                self.fail("invalid")
+            if data is None and not self.allow_null:
+                self.fail("null")  # the form's "null": DRF's check of null saw text
         value = super().to_internal_value(data)
         char = unstorable_char(value)
         if char == "\x00":
@@ -421,6 +430,36 @@ class ArcJSONField(serializers.JSONField):
         if char is not None:
             self.fail("surrogate_characters", code_point=ord(char))
         return value
+
+
+_INVALID = object()
+
+
+def _blank_json(field: Any, sent: Any) -> bool:
+    return (
+        isinstance(field, serializers.JSONField)
+        and not field.binary
+        and isinstance(sent, str)
+        and sent.strip() in ("", "null")
+    )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _form_json(text: str, decoder: Any) -> Any:
+    """``text`` (a form field's) parsed as :class:`~django_arc.parsers.ArcJSONParser` parses
+    a body, or ``_INVALID``."""
+    from .parsers import ArcJSONParser, _deeper_than
+
+    try:
+        value = json.loads(text, cls=decoder, parse_constant=_refuse_constant)
+        if not _deeper_than(value, ArcJSONParser.max_depth):
+            return value
+    except (ValueError, RecursionError):
+        pass
+    return _INVALID
 
 
 def build_serializer_class(resource: Any) -> type[serializers.BaseSerializer]:
@@ -508,12 +547,36 @@ _FIELD_MAPPING = {
 FORM_LISTS = (serializers.ManyRelatedField, serializers.ListField, serializers.MultipleChoiceField)
 
 
-def form_values(data: Any, fields: Any) -> dict[str, Any]:
+def form_values(
+    data: Any, fields: Any, partial: bool = False, may_write: Any = None
+) -> dict[str, Any]:
     """A form body (urlencoded or multipart) as a dict, each name's last value as Django's
-    ``QueryDict.dict()`` gives it, except where ``fields`` reads a list (:data:`FORM_LISTS`),
-    which gets every value sent, as DRF's ``get_value()`` reads a form."""
+    ``QueryDict.dict()`` gives it, except each writable field of ``fields``, which gets what
+    DRF's ``get_value()`` reads of a form: every value sent where it reads a list
+    (:data:`FORM_LISTS`), a blank as ``null`` where null is allowed (or as not sent where the
+    field is optional), a ``JSONField``'s text as JSON to parse, and, unless ``partial``, a
+    box a browser leaves out when unchecked as ``False`` (a list left out as ``[]``) where
+    ``may_write(name)``: a field the caller may not write is not on its form."""
     body = data.dict()
-    for name in body:
-        if isinstance(fields.get(name), FORM_LISTS):
-            body[name] = data.getlist(name)
+    for name, field in fields.items():
+        if field.read_only or isinstance(
+            field, (serializers.HiddenField, serializers.BaseSerializer)
+        ):
+            continue  # a nested serializer's form names are kept as sent
+        if name not in data and (partial or may_write is not None and not may_write(name)):
+            continue  # an update's body leaves it alone, and a field not the caller's
+        if _blank_json(field, data.get(name)):
+            # a JSON field's blank textarea, or the "null" a form shows for one with no
+            # initial value: null where allowed, else not sent where it is optional
+            if field.allow_null:
+                body[name] = None
+                continue
+            if not field.required:
+                body.pop(name, None)
+                continue
+        value = field.get_value(data)
+        if value is serializers.empty:
+            body.pop(name, None)
+        else:
+            body[name] = value
     return body

@@ -20,8 +20,10 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite
+from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.exceptions import ArcError
+from django_arc.serializers import ArcJSONField
 from shop.models import Product
 from tests.factories import (
     AuthorFactory,
@@ -31,7 +33,7 @@ from tests.factories import (
     member_client,
 )
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Author, Book
+from tests.testapp.models import Author, Book, Gauge
 
 pytestmark = pytest.mark.django_db
 
@@ -110,6 +112,33 @@ class ThrottledBookResource(Resource):
     fields = ["id", "title", "isbn", "pages"]
     throttle_classes = [_ThrottledByHeader]
     permissions = {k: P.require_auth() for k in ("list", "get", "update")}
+
+
+@settings_site.register
+class CuratedBookResource(Resource):
+    """Only an admin sets whether a book is available (a boolean: a form's unchecked box)."""
+
+    model = Book
+    name = "curated-books"
+    fields = ["id", "title", "isbn", "pages", "author", "is_available"]
+    field_permissions = {"is_available": F.writable_by("admin")}
+    permissions = {"create": P.allow_public()}
+
+
+class _RequiredLabelsSerializer(serializers.ModelSerializer):
+    labels = ArcJSONField()  # required, not null
+
+    class Meta:
+        model = Gauge
+        fields = ["id", "reading", "labels"]
+
+
+@settings_site.register
+class LabelledGaugeResource(Resource):
+    model = Gauge
+    name = "labelled-gauges"
+    serializer_class = _RequiredLabelsSerializer
+    permissions = {"create": P.allow_public()}
 
 
 @settings_site.register
@@ -1065,3 +1094,108 @@ def test_whether_a_refused_forms_many_relation_offers_its_rows_is_one_query(sett
         page, reads = refused_page(plain)
         assert _selected(page, "PUT", "groups")[1] == [str(team.pk)]
     assert set(mixed.groups.all()) == {team, staff}
+
+
+def test_a_rows_put_form_sent_as_shown_keeps_its_blank_and_json_values(api, monkeypatch):
+    """A form body was read as a dict of each name's value as sent, where DRF reads each
+    field's (``get_value()``): a blank for a nullable number or date is ``null`` to DRF, and a
+    ``JSONField``'s text is JSON. So a row whose ``rating``/``published`` are null, its
+    ``PUT`` form sent back as shown, was refused ("A valid number is required."), and a JSON
+    column sent from its form was stored as the text of its JSON (``{"a": 1}`` became the
+    string ``'{"a": 1}'``). A form body is read as DRF reads it."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    html = {"HTTP_ACCEPT": "text/html"}
+    book = Book.objects.create(title="Blank", isbn="B-1", pages=10, author=AuthorFactory())
+    page = api.get(f"/api/books/{book.pk}/", **html)
+    assert page.status_code == 200, page.content
+    sent = api.put(f"/api/books/{book.pk}/", _as_posted(page, "PUT"), format="multipart")
+    assert sent.status_code == 200, sent.content
+    book.refresh_from_db()
+    assert (book.title, book.rating, book.published) == ("Blank", None, None)
+
+    gauge = Gauge.objects.create(reading=1, labels={"a": [1, "b"]})
+    page = api.get(f"/api/gauges/{gauge.pk}/", **html)
+    sent = api.put(f"/api/gauges/{gauge.pk}/", _as_posted(page, "PUT"), format="multipart")
+    assert sent.status_code == 200, sent.content
+    gauge.refresh_from_db()
+    assert gauge.labels == {"a": [1, "b"]}
+    created = api.post("/api/gauges/", {"reading": "2", "labels": '{"c": 2}'}, format="multipart")
+    assert created.status_code == 201, created.content
+    assert created.json()["data"]["labels"] == {"c": 2}
+    # what JSON cannot hold, or is no JSON, is refused naming the field, as DRF refuses it
+    for text in (
+        "NaN",
+        '{"x": Infinity}',
+        "1e999",
+        "[" * 100_000,
+        "[" * 129 + "]" * 129,
+        "not json",
+    ):
+        refused = api.post("/api/gauges/", {"reading": "3", "labels": text}, format="multipart")
+        assert_error(refused, 400, "VALIDATION_ERROR")
+        assert refused.json()["details"] == {"labels": ["Value must be valid JSON."]}
+    assert Gauge.objects.count() == 2
+
+
+def test_a_create_form_without_a_checked_box_is_false_as_drf_reads_it(api):
+    """A browser sends no value for an unchecked box: DRF reads a form's missing boolean as
+    ``False`` on a create. The body was read as a dict, so the box left unchecked on the
+    create form made the row ``is_available`` (the model's default, ``True``)."""
+    author = AuthorFactory()
+    body = {"title": "Off", "isbn": "O-1", "pages": "3", "author": str(author.pk)}
+    created = api.post("/api/books/", body, format="multipart")
+    assert created.status_code == 201, created.content
+    assert created.json()["data"]["is_available"] is False
+    assert Book.objects.get(isbn="O-1").is_available is False
+    # a JSON body leaving it out gets the model's default, as with DRF
+    created = api.post("/api/books/", {**body, "isbn": "O-2"}, format="json")
+    assert created.json()["data"]["is_available"] is True
+    # an update leaves a box the form did not send alone (PUT is partial)
+    book = Book.objects.get(isbn="O-2")
+    sent = api.put(f"/api/books/{book.pk}/", {"title": "Renamed"}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    book.refresh_from_db()
+    assert (book.title, book.is_available) == ("Renamed", True)
+
+
+def test_a_create_form_leaves_a_box_the_caller_may_not_write_unsent(api, settings):
+    """A form that leaves a box out is ``False`` on a create, but only for a field the caller
+    may write: one it may not is not on its form, and reading the box as ``False`` there
+    would answer every create 403 ``FIELD_WRITE_DENIED`` for a field it never sent."""
+    author = AuthorFactory()
+    body = {"title": "Kept", "isbn": "K-1", "pages": "3", "author": str(author.pk)}
+    with site_mounted(settings, "s", settings_site):
+        created = api.post("/s/curated-books/", body, format="multipart")
+    assert created.status_code == 201, created.content
+    assert Book.objects.get(isbn="K-1").is_available is True
+
+
+def test_a_json_fields_blank_or_null_form_value_is_not_sent_or_refused(api, settings, monkeypatch):
+    """The create form of a JSON column without an initial value shows ``null``; parsed, it
+    was ``None`` past DRF's null check (which saw text), and a column that holds no null
+    answered 409 (DRF: a 500). A blank or ``null`` form value is ``null`` where the field
+    allows it, not sent where it is optional (the model's default), and refused as null
+    where it is required."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    page = api.get("/api/gauges/", HTTP_ACCEPT="text/html")
+    assert _as_posted(page, "POST")["labels"] == "null"
+    created = api.post(
+        "/api/gauges/", _as_posted(page, "POST") | {"reading": "1"}, format="multipart"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["data"]["labels"] == {}
+    gauge = Gauge.objects.get()
+    sent = api.put(f"/api/gauges/{gauge.pk}/", {"labels": " "}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert Gauge.objects.get().labels == {}
+    with site_mounted(settings, "s", settings_site):
+        for text, message in (
+            ("null", "This field may not be null."),
+            ("", "Value must be valid JSON."),  # DRF's answer to a blank
+        ):
+            refused = api.post(
+                "/s/labelled-gauges/", {"reading": "1", "labels": text}, format="multipart"
+            )
+            body = assert_error(refused, 400, "VALIDATION_ERROR")
+            assert body["details"] == {"labels": [message]}
+    assert Gauge.objects.count() == 1

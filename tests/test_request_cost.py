@@ -158,6 +158,38 @@ def test_many_distinct_ids_are_read_500_to_a_query(api, settings):
     assert User.objects.get(username="many").groups.count() == 1200
 
 
+def test_a_many_to_many_object_of_ids_costs_what_a_list_does(api, settings):
+    """DRF reads a JSON object sent for a ``many=True`` relation as the list of its keys; it
+    was handed to DRF's own lookups, one ``SELECT`` per key: keys are distinct, but
+    ``"1"``, ``"01"``, ``" 1"``, ``"１"``… all name row 1, so a 2.5 MB object was a hundred
+    thousand queries, the cost the batched list had removed. Its keys are read as a list's
+    items are, 500 to a query."""
+    group = Group.objects.create(name="g")
+    spellings = {
+        f"{pad}{'0' * zeros}{group.pk}": 0 for pad in ("", " ", "\t") for zeros in range(400)
+    }
+
+    def group_reads(body):
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post(
+                "/cost/grouped-users/", json.dumps(body), content_type="application/json"
+            )
+        return response, sum('FROM "auth_group"' in q["sql"] for q in queries.captured_queries)
+
+    with site_mounted(settings, "cost", cost_site):
+        listed, list_reads = group_reads({"username": "listed", "groups": [group.pk] * 1200})
+        keyed, keyed_reads = group_reads({"username": "keyed", "groups": spellings})
+    assert listed.status_code == 201, listed.content
+    assert keyed.status_code == 201, keyed.content
+    assert keyed.json()["data"]["groups"] == [group.pk]
+    assert keyed_reads == list_reads  # 1,200 items naming one row: one read of it
+    # a key no row has is refused as DRF refuses it
+    with site_mounted(settings, "cost", cost_site):
+        response, _ = _post(api, {"username": "u", "groups": {str(group.pk): 0, "x": 0}})
+    body = assert_error(response, 400, "VALIDATION_ERROR")
+    assert body["details"] == {"groups": ["Incorrect type. Expected pk value, received str."]}
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
