@@ -606,7 +606,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         """Whether the caller may read ``obj`` as a GET of it reads it: the resource's
         ``get`` permission granted, ``obj`` among the rows a GET of it is looked up in
         (:meth:`get_queryset`, the permission's row filters applied), its object check
-        passed. Asked only of a write about to be refused (one query; one for all the rows
+        and every preset's ``check_object`` passed. Asked only of a write about to be refused (one query; one for all the rows
         of a bulk write, :attr:`judged_rows`), as a GET of the row asks it: the view's
         ``request`` is the caller's request as a GET, its ``action`` ``retrieve`` and its
         permission filters the ``get`` permission's meanwhile, so a check judging by the
@@ -648,12 +648,24 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             if not self._among_readable(obj):
                 return False
             # a list shows the rows within its filters: no object check, as the list asks none
-            return (spec is not None and not spec.detail) or permission(
-                request, resource, key, obj
-            ).granted
+            if spec is not None and not spec.detail:
+                return True
+            return permission(request, resource, key, obj).granted and self._presets_let_read(obj)
         finally:
             self.request, self.action, self.arc_action, self.permission_filters = saved
             self.reading_for = None
+
+    def _presets_let_read(self, obj: Any) -> bool:
+        """Whether every preset's ``check_object`` lets a GET of ``obj`` answer (within
+        :meth:`may_read`): a GET of the row runs them after the permission's object check,
+        and one refusing it (a project's preset answering 404 for an embargoed row) keeps
+        the row from the caller as the permission's own check does."""
+        try:
+            for preset in self.resource.preset_list:
+                preset.check_object(self, obj)
+        except (ArcError, APIException, Http404, DjangoPermissionDenied, ObjectDoesNotExist):
+            return False
+        return True
 
     def _among_readable(self, obj: Any) -> bool:
         """Whether ``obj`` is among the rows a GET reads (within :meth:`may_read`). A bulk
