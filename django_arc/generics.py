@@ -382,7 +382,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         calls, wherever the MRO finds it: a project's mixin listed before the generated
         ViewSet (``class V(NarrowMixin, BookResource.as_viewset())``) defines it too."""
         super().__init_subclass__(**kwargs)
-        own = cls.get_queryset
+        # as the MRO holds it: a staticmethod or classmethod is wrapped as one (called with
+        # ``self`` it was a TypeError on every request), anything else (a property) is left
+        raw = inspect.getattr_static(cls, "get_queryset")
+        kind = type(raw) if isinstance(raw, (staticmethod, classmethod)) else None
+        own = raw.__func__ if kind is not None else raw
         if (
             own is ResourceGenericViewSet.get_queryset
             or not inspect.isfunction(own)
@@ -391,14 +395,14 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             return
 
         @functools.wraps(own)
-        def get_queryset(self: Any, *args: Any, **kw: Any) -> Any:
-            queryset = own(self, *args, **kw)
+        def get_queryset(*args: Any, **kw: Any) -> Any:
+            queryset = own(*args, **kw)
             if isinstance(queryset, models.QuerySet):
                 return project_prefetches_first(queryset)
             return queryset
 
         get_queryset._arc_prefetches_first = True  # type: ignore[attr-defined]
-        cls.get_queryset = get_queryset  # type: ignore[method-assign]
+        cls.get_queryset = kind(get_queryset) if kind is not None else get_queryset  # type: ignore[method-assign]
 
     # -- DRF policy hooks --------------------------------------------------------------------
 
