@@ -392,7 +392,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         calls, wherever the MRO finds it: a project's mixin listed before the generated
         ViewSet (``class V(NarrowMixin, BookResource.as_viewset())``) defines it too."""
         super().__init_subclass__(**kwargs)
-        own = cls.get_queryset
+        # as the MRO holds it: a staticmethod or classmethod is wrapped as one (called with
+        # ``self`` it was a TypeError on every request), anything else (a property) is left
+        raw = inspect.getattr_static(cls, "get_queryset")
+        kind = type(raw) if isinstance(raw, (staticmethod, classmethod)) else None
+        own = raw.__func__ if kind is not None else raw
         if (
             own is ResourceGenericViewSet.get_queryset
             or not inspect.isfunction(own)
@@ -401,14 +405,14 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             return
 
         @functools.wraps(own)
-        def get_queryset(self: Any, *args: Any, **kw: Any) -> Any:
-            queryset = own(self, *args, **kw)
+        def get_queryset(*args: Any, **kw: Any) -> Any:
+            queryset = own(*args, **kw)
             if isinstance(queryset, models.QuerySet):
                 return project_prefetches_first(queryset)
             return queryset
 
         get_queryset._arc_prefetches_first = True  # type: ignore[attr-defined]
-        cls.get_queryset = get_queryset  # type: ignore[method-assign]
+        cls.get_queryset = kind(get_queryset) if kind is not None else get_queryset  # type: ignore[method-assign]
 
     # -- DRF policy hooks --------------------------------------------------------------------
 
@@ -616,7 +620,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         """Whether the caller may read ``obj`` as a GET of it reads it: the resource's
         ``get`` permission granted, ``obj`` among the rows a GET of it is looked up in
         (:meth:`get_queryset`, the permission's row filters applied), its object check
-        passed. Asked only of a write about to be refused (one query; one for all the rows
+        and every preset's ``check_object`` passed. Asked only of a write about to be refused (one query; one for all the rows
         of a bulk write, :attr:`judged_rows`), as a GET of the row asks it: the view's
         ``request`` is the caller's request as a GET, its ``action`` ``retrieve`` and its
         permission filters the ``get`` permission's meanwhile, so a check judging by the

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
@@ -133,7 +133,9 @@ def load_relations(
     queryset = project_prefetches_first(queryset)
     # the relations it joins (not a FilteredRelation's alias, which only its own annotated
     # queryset knows: the written rows keep what they were read with)
-    joined = _relation_paths(queryset.model, joined_paths(queryset.query.select_related))
+    every_join = joined_paths(queryset.query.select_related)
+    joined = _relation_paths(queryset.model, every_join)
+    _load_filtered_relations(instances, queryset, every_join)
     lookups = [*queryset._prefetch_related_lookups, *joined]
     read: dict[tuple[str, Any, str], dict[Any, int]] = {}
     attrs = {getattr(lookup, "to_attr", None) for lookup in lookups} - {None}
@@ -173,6 +175,39 @@ def load_relations(
 
 
 _UNREAD = object()
+
+
+def _load_filtered_relations(
+    instances: list[models.Model], queryset: models.QuerySet, paths: list[str]
+) -> None:
+    """The ``FilteredRelation`` aliases ``queryset`` joins (``select_related("famous_author")``
+    of its ``annotate(famous_author=FilteredRelation("author", condition=…))``), read for
+    ``instances`` as a read of them reads them: a created row had none, and an updated one
+    kept the one it was read with (the author changed, the old famous author still shown).
+    One query for all the rows, through the base manager joined by the aliases alone
+    (the write may have moved a row out of the view's filters); a row the relation's
+    condition leaves without one has none, as a read leaves it."""
+    filtered = getattr(queryset.query, "_filtered_relations", None) or {}
+    paths = [path for path in paths if path.split(LOOKUP_SEP, 1)[0] in filtered]
+    if not paths:
+        return
+    aliases = list(dict.fromkeys(path.split(LOOKUP_SEP, 1)[0] for path in paths))
+    database = instances[0]._state.db or queryset.db
+    rows = queryset.model._base_manager.db_manager(database).all()
+    # the aliases as the queryset holds them (Django 5 rewrote their conditions in terms of
+    # the alias when it annotated; annotating again would not resolve them)
+    rows.query._filtered_relations = dict(filtered)
+    try:
+        fresh = rows.select_related(*paths).in_bulk([row.pk for row in instances])
+    except (FieldError, ValueError):  # a join Django cannot make outside its queryset
+        return
+    for row in instances:
+        source = fresh.get(row.pk)
+        for alias in aliases:
+            if source is not None and alias in source.__dict__:
+                row.__dict__[alias] = source.__dict__[alias]
+            else:
+                row.__dict__.pop(alias, None)
 
 
 def _refresh_joined(

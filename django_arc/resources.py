@@ -464,13 +464,14 @@ class Resource:
     def loads_own_relations_only(self) -> bool:
         """Whether the relations the base queryset joins and prefetches are
         :attr:`related_loading`'s only: no ``get_queryset()`` of the project's, and a
-        ``queryset`` loading none of its own."""
+        ``queryset`` (or, without one, the model's default manager) loading none of its own.
+        ``queryset`` may be a manager (the default is one): read through its ``all()``, as
+        :meth:`get_queryset` reads it (a manager has no ``query``: every list was a 500)."""
         if type(self).get_queryset is not Resource.get_queryset:
             return False
-        queryset = self.queryset
-        return queryset is None or not (
-            queryset.query.select_related or queryset._prefetch_related_lookups
-        )
+        base = self.queryset if self.queryset is not None else self.model._default_manager
+        queryset = base.all()
+        return not (queryset.query.select_related or queryset._prefetch_related_lookups)
 
     @cached_property
     def related_loading_by_field(self) -> dict[str, tuple[frozenset[str], frozenset[str]]]:

@@ -6,7 +6,8 @@
 # Every run happens even when an earlier one fails, so one `make test` shows all the failures.
 # pytest's exit 5 ("no tests collected") fails the build when the whole suite was asked for (a
 # broken collection path, not a success); with PYTEST_ARGS (a -k or -m that selected nothing)
-# it is only reported loudly.
+# it is only reported loudly. A run exiting 0 before its session ended (no word from
+# tests/conftest.py's pytest_sessionfinish) fails; the Django 4.2 runs must run Django 4.2.
 #
 # Knobs: PYTEST_ARGS="-k outbox -x" (extra pytest arguments, word-split), ARC_PYTHON and
 # ARC_PYTHON_DJANGO42 (interpreters, default .venv/bin/python and .venv-django42/bin/python),
@@ -31,11 +32,25 @@ if [ -n "${PYTEST_ARGS:-}" ]; then
     [ -z "$split" ] || mapfile -t EXTRA <<<"$split"
 fi
 read -r -a BACKENDS <<<"${ARC_TEST_BACKENDS:-sqlite postgres django42-sqlite django42-postgres}"
+[ "${#BACKENDS[@]}" -gt 0 ] || die "ARC_TEST_BACKENDS names no backend to run: '${ARC_TEST_BACKENDS:-}'"
 for backend in "${BACKENDS[@]}"; do
     case "$backend" in
-    django42-*) [ -x "$PY42" ] || die "$PY42 not found; run: make test (it makes .venv-django42)" ;;
+    django42-*)
+        [ -x "$PY42" ] || die "$PY42 not found; run: make test (it makes .venv-django42)"
+        # the supported floor, or the runs named after it test another Django under its name
+        version="$("$PY42" -c 'import django; print(django.get_version())')" ||
+            die "$PY42 cannot import Django; run: make test (it makes .venv-django42)"
+        case "$version" in
+        4.2 | 4.2.*) ;;
+        *) die "$PY42 has Django $version, not Django 4.2 (ARC_PYTHON_DJANGO42, or remove .venv-django42 and run make test)" ;;
+        esac
+        ;;
     esac
 done
+
+# pytest reads PYTEST_ADDOPTS too: one inherited from the environment (-m "not browser")
+# narrows every run, which nothing else in this log would show
+[ -z "${PYTEST_ADDOPTS:-}" ] || log "WARNING: PYTEST_ADDOPTS='$PYTEST_ADDOPTS' applies to every run"
 
 T0=$SECONDS
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/arc-test.XXXXXX")"
@@ -77,15 +92,16 @@ EMPTY_RUNS=()
 # Add the numbers of pytest's closing line ("== 3 failed, 120 passed, 4 skipped in 9.1s ==") to
 # the totals, so the very last line of `make test` is a plain "N passed, N failed" summary.
 count_results() {
-    local name="$1" line passed=0 failed=0 skipped=0 n word
+    local name="$1" line passed=0 failed=0 skipped=0 deselected=0 n word
     line="$(grep -E '^(=+ )?[0-9a-z ,]*( passed| failed| errors?| skipped| no tests ran).* in [0-9.]+s' "$LOGDIR/$name.log" | tail -n1 || true)"
-    for tok in $(echo "$line" | grep -oE '[0-9]+ (passed|failed|errors?|skipped|xfailed|xpassed)' | tr ' ' ':'); do
+    for tok in $(echo "$line" | grep -oE '[0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed)' | tr ' ' ':'); do
         n="${tok%%:*}"
         word="${tok#*:}"
         case "$word" in
         passed | xfailed) passed=$((passed + n)) ;;
         failed | error | errors | xpassed) failed=$((failed + n)) ;;
         skipped) skipped=$((skipped + n)) ;;
+        deselected) deselected=$((deselected + n)) ;;
         esac
     done
     # A run that failed without a closing line (conftest import error, crash) must not read as
@@ -94,6 +110,8 @@ count_results() {
         failed=1
     fi
     COUNTS[$name]="$passed passed, $failed failed, $skipped skipped"
+    # a -k/-m (PYTEST_ARGS, or PYTEST_ADDOPTS inherited from the environment) left these out
+    [ "$deselected" -eq 0 ] || COUNTS[$name]+=", $deselected deselected"
     TOTAL_PASSED=$((TOTAL_PASSED + passed))
     TOTAL_FAILED=$((TOTAL_FAILED + failed))
     TOTAL_SKIPPED=$((TOTAL_SKIPPED + skipped))
@@ -105,10 +123,17 @@ run_backend() {
     shift 2
     log "=== pytest on $name ($("$python" -c 'import django; print("Django", django.get_version())')) ==="
     set +e
-    env -u ARC_TEST_DB "$@" "$python" -m pytest "${EXTRA[@]}" 2>&1 | tee "$LOGDIR/$name.log"
+    # tests/conftest.py writes ARC_RUN_END when the session ends (pytest_sessionfinish): a
+    # process ended mid-run with status 0 (os._exit(0) in code a test runs) writes nothing
+    env -u ARC_TEST_DB ARC_RUN_END="$LOGDIR/$name.end" "$@" "$python" -m pytest "${EXTRA[@]}" 2>&1 |
+        tee "$LOGDIR/$name.log"
     rc=${PIPESTATUS[0]}
     set -e
     DURATION[$name]=$((SECONDS - t))
+    if [ "$rc" -eq 0 ] && [ ! -e "$LOGDIR/$name.end" ]; then
+        rc=-1
+        printf '\n%s\n' "!!!!!!!! pytest on $name exited 0 before its session ended: its later tests never ran !!!!!!!!" >&2
+    fi
     RC[$name]=$rc
     count_results "$name"
     if [ "$rc" -eq 5 ]; then
@@ -144,6 +169,10 @@ for backend in "${BACKENDS[@]}"; do
             verdict="FAILED: NO TESTS COLLECTED"
             failed=1
         fi
+        ;;
+    -1)
+        verdict="FAILED (exit 0 mid-session)"
+        failed=1
         ;;
     *)
         verdict="FAILED (pytest exit $rc)"

@@ -157,4 +157,26 @@ def test_a_written_row_of_a_queryset_joining_a_filtered_relation_is_answered(joi
     patched = api.patch(f"{url}{pk}/", {"title": "Emma"}, format="json")
     assert patched.status_code == 200, patched.content
     assert patched.json()["data"]["title"] == "Emma"
-    assert patched.json()["data"]["famous"] == "Frank"  # as read with the row
+    assert patched.json()["data"]["famous"] == "Frank"
+
+
+@pytest.mark.django_db
+def test_a_written_rows_filtered_relation_is_the_one_a_read_of_it_joins(joined_api):
+    """The alias a ``FilteredRelation`` joins was left as the row was read: a created row
+    answered ``famous: null`` where a GET of it says "Frank", and a row whose author was
+    changed answered the old famous author (in its event too), where a GET says the new."""
+    api, url = joined_api, "/j/famous-author-books/"
+    frank, fred, george = (AuthorFactory(name=n) for n in ("Frank", "Fred", "George"))
+    created = api.post(url, {"title": "Dune", "isbn": "fr-2", "author": frank.pk}, format="json")
+    assert created.status_code == 201, created.content
+    pk = created.json()["data"]["id"]
+    assert created.json()["data"]["famous"] == "Frank"
+    assert api.get(f"{url}{pk}/").json()["data"]["famous"] == "Frank"
+    moved = api.patch(f"{url}{pk}/", {"author": fred.pk}, format="json")
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["data"]["famous"] == "Fred"
+    assert api.get(f"{url}{pk}/").json()["data"]["famous"] == "Fred"
+    # an author the condition leaves out: none, as a read joins none
+    unknown = api.patch(f"{url}{pk}/", {"author": george.pk}, format="json")
+    assert unknown.status_code == 200, unknown.content
+    assert unknown.json()["data"]["famous"] is None

@@ -771,3 +771,64 @@ def test_a_refused_write_is_asked_whether_the_viewsets_own_get_object_reads_the_
     assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
     row.refresh_from_db()
     assert (row.title, row.views, row.deleted_at) == ("t", 0, None)
+
+
+class EmbargoedUnread(Preset):
+    """A project's preset refusing a read of one row in ``check_object`` (the preset hook
+    that judges one visible row): an embargoed row is a GET's 404, as if absent."""
+
+    name = "embargoed_unread"
+
+    def check_object(self, view, obj):
+        from django_arc.exceptions import NotFound
+
+        if view.request.method in ("GET", "HEAD") and obj.title == "embargoed":
+            raise NotFound("embargoed")
+
+
+class EmbargoedArticleResource(SharedArticleResource):
+    name = "embargoed-articles"
+    presets = [presets.OwnedBy(), presets.SoftDelete(), presets.Bulk(), EmbargoedUnread()]
+
+
+site.register(EmbargoedArticleResource)
+
+
+def test_a_row_a_presets_object_check_hides_from_a_get_is_404_on_a_refused_write(oracle_api):
+    """A GET of a row is judged by every preset's ``check_object`` after the permission's:
+    one refusing it (an embargoed row, 404 on a GET) keeps it from the caller as the
+    permission's own check does. Whether a refused write's row is readable asked the
+    permission alone: a stranger's PATCH, DELETE or action on an embargoed row was 403
+    ``OWNERSHIP_DENIED`` where a missing id is 404 (bulk: the 403 beside "Not found.")."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    hidden = Article.objects.create(owner=owner, slug="e", title="embargoed")
+    shown = Article.objects.create(owner=owner, slug="s", title="shown")
+    api, base, missing = client_for(stranger), "/oracles/embargoed-articles", 99999999
+    assert api.get(f"{base}/{hidden.pk}/").status_code == 404
+    assert api.get(f"{base}/{shown.pk}/").status_code == 200
+    for method, path_, body in [
+        ("patch", "/{}/", {"title": "x"}),
+        ("put", "/{}/", {"slug": "x", "title": "x"}),
+        ("delete", "/{}/", None),
+        ("post", "/{}/action/", {"action": "bump"}),
+    ]:
+        theirs = getattr(api, method)(base + path_.format(hidden.pk), body, format="json")
+        absent = getattr(api, method)(base + path_.format(missing), body, format="json")
+        assert theirs.status_code == 404, (method, theirs.json())
+        assert _error(theirs, (hidden.pk, "N")) == _error(absent, (missing, "N")), method
+        readable = getattr(api, method)(base + path_.format(shown.pk), body, format="json")
+        assert readable.status_code == 403, (method, readable.json())
+    for body in (
+        {"items": [{"id": hidden.pk, "title": "x"}, {"id": shown.pk, "title": "x"}]},
+        {"items": [{"id": hidden.pk, "title": "x"}]},
+    ):
+        r = api.patch(f"{base}/bulk/", body, format="json")
+        assert r.status_code == 400, r.json()
+        assert r.json()["details"]["items"]["0"] == {"id": ["Not found."]}, r.json()
+    r = api.delete(f"{base}/bulk/", {"ids": [hidden.pk]}, format="json")
+    assert r.status_code == 400 and r.json()["details"] == {"ids": {"0": {"id": ["Not found."]}}}
+    body = {"filter": {"title": "embargoed"}, "data": {"title": "x"}}  # matches no row it reads
+    r = api.patch(f"{base}/bulk/", body, format="json")
+    assert r.status_code == 200 and r.json()["data"] == {"updated": 0, "ids": []}, r.json()
+    hidden.refresh_from_db()
+    assert (hidden.title, hidden.views, hidden.deleted_at) == ("embargoed", 0, None)

@@ -18,7 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_TESTS = ROOT / "scripts" / "run-tests.sh"
 
 
-def run_tests(tmp_path: Path, pytest_rc: int, pytest_args: str = "") -> subprocess.CompletedProcess:
+def run_tests(
+    tmp_path: Path, pytest_rc: int, pytest_args: str = "", ends: bool = True, **env_vars: str
+) -> subprocess.CompletedProcess:
+    """``ends``: the stand-in ends its session as pytest does (tests/conftest.py's
+    ``pytest_sessionfinish`` writing ``ARC_RUN_END``); without, it exits as a process ended
+    mid-run does."""
     python = tmp_path / "python"
     calls = tmp_path / "pytest-calls"
     python.write_text(
@@ -26,7 +31,8 @@ def run_tests(tmp_path: Path, pytest_rc: int, pytest_args: str = "") -> subproce
         'if [ "${1:-}" = "-m" ] && [ "${2:-}" = "pytest" ]; then\n'
         f'    echo "$*" >> {calls}\n'
         '    echo "==== no tests ran in 0.01s ===="\n'
-        f"    exit {pytest_rc}\n"
+        + ('    echo "$1" > "$ARC_RUN_END"\n' if ends else "")
+        + f"    exit {pytest_rc}\n"
         "fi\n"
         f'exec {sys.executable} "$@"\n'
     )
@@ -42,6 +48,7 @@ def run_tests(tmp_path: Path, pytest_rc: int, pytest_args: str = "") -> subproce
         ARC_SERVICES_DIR=str(tmp_path / "services"),
         PYTEST_ARGS=pytest_args,
     )
+    env.update(env_vars)
     result = subprocess.run(
         ["bash", str(RUN_TESTS)], env=env, capture_output=True, text=True, timeout=180
     )
@@ -96,3 +103,37 @@ def test_the_browser_tests_find_the_chromium_ensure_browser_accepts(tmp_path, mo
     binary.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert chromium_path() == str(binary)
+
+
+@pytest.mark.slow
+def test_a_run_that_exits_0_before_its_session_ends_fails(tmp_path):
+    """A pytest process ended mid-run with status 0 (``os._exit(0)`` in code a test runs)
+    printed no closing line and counted nothing: ``make test`` read "ok, 0 passed, 0 failed"
+    and exited 0 whatever the tests after it would have said."""
+    result = run_tests(tmp_path, pytest_rc=0, ends=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED (exit 0 mid-session)" in result.stdout
+    ended = run_tests(tmp_path, pytest_rc=0)
+    assert ended.returncode == 0, ended.stdout + ended.stderr
+
+
+def test_a_django42_run_on_another_django_is_refused_before_any_run(tmp_path):
+    """The Django 4.2 runs took any interpreter (``ARC_PYTHON_DJANGO42``, or a
+    ``.venv-django42`` whose Django was upgraded): the summary said ``django42-sqlite: ok``
+    for a run on Django 5, the supported floor untested."""
+    result = run_tests(
+        tmp_path,
+        pytest_rc=0,
+        ARC_TEST_BACKENDS="sqlite django42-sqlite",
+        ARC_PYTHON_DJANGO42=sys.executable,
+    )
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "not Django 4.2" in result.stderr
+    assert result.pytest_calls == []
+
+
+def test_no_backend_to_run_is_refused(tmp_path):
+    """``ARC_TEST_BACKENDS=" "`` ran nothing and passed with "total: 0 passed"."""
+    result = run_tests(tmp_path, pytest_rc=0, ARC_TEST_BACKENDS=" ")
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "ARC_TEST_BACKENDS" in result.stderr

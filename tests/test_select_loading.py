@@ -213,3 +213,41 @@ def test_a_selection_keeps_the_relations_the_projects_own_get_queryset_loads(set
     assert answer.status_code == 200, answer.content
     assert [d["review_count"] for d in answer.json()["docs"]] == [1, 1, 1]
     assert len(queries) == 3, [q["sql"] for q in queries.captured_queries]  # count, page, reviews
+
+
+class ManagerBookResource(Resource):
+    """``queryset`` given a manager, the type of its default (``model._default_manager``)."""
+
+    model = Book
+    name = "manager-books"
+    queryset = Book.objects
+    serializer_class = CountedReviewsSerializer
+    default_sort = "title"
+    permissions = PUBLIC
+    cache = False
+
+
+@pytest.mark.django_db
+def test_a_queryset_given_as_a_manager_lists(settings):
+    """Whether the resource loads relations of its own read ``queryset.query``, which a
+    manager has not: every list of a resource whose ``queryset`` is a manager was a 500."""
+    site = ResourceSite(name="manager-site")
+    site.register(ManagerBookResource)
+    book = BookFactory(title="t")
+    Review.objects.create(book=book, body="r")
+    try:
+        with (
+            site_mounted(settings, "mg", site),
+            override_settings(ARC=arc_with(CACHE={"ENABLED": False})),
+        ):
+            api = client_for(None)
+            whole, selected = (
+                api.get("/mg/manager-books/"),
+                api.get("/mg/manager-books/?select=title"),
+            )
+    finally:
+        _all_sites.remove(site)
+    assert whole.status_code == 200, whole.content
+    assert whole.json()["docs"][0]["review_count"] == 1
+    assert selected.status_code == 200, selected.content
+    assert selected.json()["docs"] == [{"id": book.pk, "title": "t"}]

@@ -91,3 +91,51 @@ def test_a_mixins_get_queryset_prefetching_a_rendered_relation_its_own_way_reads
     created = api.post(url, body, format="json")
     assert created.status_code == 201, created.content
     assert created.json()["data"]["reviews"] == [{"body": "shown"}]
+
+
+def _shown_reviews():
+    shown = Review.objects.exclude(body="hidden").order_by("pk")
+    return Book.objects.prefetch_related(Prefetch("reviews", queryset=shown))
+
+
+class StaticQuerysetViewSet(MixinNarrowedBookResource.as_viewset()):
+    @staticmethod
+    def get_queryset():
+        return _shown_reviews()
+
+
+class ClassQuerysetViewSet(MixinNarrowedBookResource.as_viewset()):
+    @classmethod
+    def get_queryset(cls):
+        return _shown_reviews()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("viewset", [StaticQuerysetViewSet, ClassQuerysetViewSet])
+def test_a_get_queryset_defined_as_a_static_or_class_method_reads(settings, viewset):
+    """A ``get_queryset`` that is a ``staticmethod`` (or a ``classmethod``), which DRF calls
+    as ``self.get_queryset()``: the wrapper putting its ``Prefetch`` objects first called
+    the static one with ``self`` (a ``TypeError``, which the lookup read as a malformed id:
+    every get a 404, every list a 500). The class one is wrapped as a classmethod."""
+    from django.urls import clear_url_caches, include, path
+    from rest_framework.routers import SimpleRouter
+
+    import tests.urls
+
+    router = SimpleRouter()
+    router.register("kinds", viewset, basename=f"kinds-{viewset.__name__}")
+    patterns = [*tests.urls.urlpatterns, path("mk/", include(router.urls))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    book = BookFactory()
+    Review.objects.create(book=book, body="shown")
+    Review.objects.create(book=book, body="hidden")
+    try:
+        api = client_for(None)
+        one, many = api.get(f"/mk/kinds/{book.pk}/"), api.get("/mk/kinds/")
+    finally:
+        clear_url_caches()
+    assert one.status_code == 200, one.content
+    assert many.status_code == 200, many.content
+    assert one.json()["data"]["reviews"] == [{"body": "shown"}]
+    assert many.json()["docs"][0]["reviews"] == [{"body": "shown"}]
