@@ -766,8 +766,13 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
         lookup = self.lookup_field
         value = self.get_lookup_value()
+        queryset = self.get_queryset()
+        if self.action == "retrieve":
+            # a get renders the row and nothing else: it loads what it renders, as a list
+            # does (the rows found are the same: only joins and prefetches are dropped)
+            queryset = self.load_rendered_only(queryset)
         try:
-            obj = narrow(self.get_queryset(), {lookup: value}).get()
+            obj = narrow(queryset, {lookup: value}).get()
         except (DjangoValidationError, ValueError, TypeError, OverflowError):
             raise NotFound(f"malformed lookup value {raw[:64]!r}") from None
         except resource.model.DoesNotExist:
