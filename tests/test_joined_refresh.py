@@ -5,6 +5,7 @@ write: a hook changing the joined row's columns through another object (a querys
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import FilteredRelation, Q
 from django.test.utils import CaptureQueriesContext
@@ -15,7 +16,7 @@ from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
 from tests.factories import AuthorFactory, BookFactory
 from tests.helpers import client_for, site_mounted
-from tests.testapp.models import Author, Book
+from tests.testapp.models import Author, Book, CodeThing
 from tests.testapp.resources import PUBLIC
 
 
@@ -158,3 +159,93 @@ def test_a_written_row_of_a_queryset_joining_a_filtered_relation_is_answered(joi
     assert patched.status_code == 200, patched.content
     assert patched.json()["data"]["title"] == "Emma"
     assert patched.json()["data"]["famous"] == "Frank"  # as read with the row
+
+
+class OwnerName(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username"]
+
+
+class OwnedThingSerializer(serializers.ModelSerializer):
+    owner = OwnerName(read_only=True)
+
+    class Meta:
+        model = CodeThing
+        fields = ["code", "name", "owner"]
+
+
+class LosingOwnerThingResource(Resource):
+    """Each update's hook does to the joined owner what the new ``name`` says: deletes it
+    (its foreign key is ``SET_NULL``), points the row at no owner, or at another one, each
+    through a queryset."""
+
+    model = CodeThing
+    name = "losing-owner-things"
+    serializer_class = OwnedThingSerializer
+    presets = [presets.Bulk()]
+    permissions = PUBLIC
+
+    def after_update(self, request, instance):
+        verb, _, other = instance.name.partition(":")
+        rows = CodeThing.objects.filter(pk=instance.pk)
+        if verb == "delete":
+            User.objects.filter(pk=instance.owner_id).delete()
+        elif verb == "unset":
+            rows.update(owner=None)
+        elif verb == "swap":
+            rows.update(owner=User.objects.get(username=other))
+
+
+@pytest.fixture
+def owner_api(settings):
+    site = ResourceSite(name="owner-site")
+    site.register(LosingOwnerThingResource)
+    try:
+        with site_mounted(settings, "o", site):
+            yield client_for(None)
+    finally:
+        _all_sites.remove(site)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["delete", "unset", "swap:other"])
+def test_an_update_whose_hook_takes_the_joined_row_away_answers_as_a_get_after(owner_api, name):
+    """A hook deleting the joined owner (its foreign key set to NULL), or pointing the row at
+    no owner or another one through a queryset, left the owner read before the write in the
+    update's answer and event: the joined rows were read again only while the row still
+    held the same one."""
+    api = owner_api
+    User.objects.create(username="other")
+    CodeThing.objects.create(code="c1", name="n", owner=User.objects.create(username="first"))
+    answer = api.patch("/o/losing-owner-things/c1/", {"name": name}, format="json")
+    assert answer.status_code == 200, answer.content
+    read = api.get("/o/losing-owner-things/c1/")
+    assert read.status_code == 200, read.content
+    assert answer.json()["data"] == read.json()["data"]
+    expected = {"username": "other"} if name.startswith("swap") else None
+    owner = read.json()["data"]["owner"]
+    assert (owner and {"username": owner["username"]}) == expected
+    event = OutboxEvent.objects.get(type="losing-owner-things.updated").payload
+    assert event["data"] == read.json()["data"]
+
+
+@pytest.mark.django_db
+def test_a_bulk_update_whose_hook_takes_the_joined_rows_away_answers_as_a_get_after(owner_api):
+    api = owner_api
+    User.objects.create(username="other")
+    for i in range(3):
+        CodeThing.objects.create(
+            code=f"c{i}", name="n", owner=User.objects.create(username=f"u{i}")
+        )
+    items = [
+        {"id": "c0", "name": "delete"},
+        {"id": "c1", "name": "unset"},
+        {"id": "c2", "name": "swap:other"},
+    ]
+    answer = api.patch("/o/losing-owner-things/bulk/", {"items": items}, format="json")
+    assert answer.status_code == 200, answer.content
+    for i in range(3):
+        read = api.get(f"/o/losing-owner-things/c{i}/").json()["data"]
+        event = OutboxEvent.objects.get(type="losing-owner-things.updated", payload__id=f"c{i}")
+        assert event.payload["data"] == read
