@@ -1154,8 +1154,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 resource.after_create(request, instance)
                 # the relations it renders as a read of it renders them: through this
                 # view's get_queryset() (a project's Prefetch narrowing one, in the
-                # resource's or a ViewSet subclass's), as a bulk create's rows do
-                load_relations([instance], self.get_queryset())
+                # resource's or a ViewSet subclass's), as a bulk create's rows do; the rows
+                # it joins read again (its validation read them, before the hooks ran)
+                load_relations([instance], self.get_queryset(), reload=True)
                 after = serializer.data
                 payload = {"id": self.id_value(instance), "data": self.event_data(after)}
                 self.after_write("created", instance, payload, None, after)

@@ -124,10 +124,12 @@ def load_relations(
     ``Prefetch`` objects first (:func:`project_prefetches_first`), and the forward
     relations it joins (``book__author`` for ``source="book.author.name"``; a relation a
     row holds already is not read again). Once for all the rows, not one query per row,
-    and the rows render what a read of them renders. ``reload``: rows read through
-    ``queryset`` before a write, their prefetched relations read again, those of the rows
-    they hold too (a joined author's ``books``), and a ``Prefetch``'s ``to_attr``; the
-    columns of the rows joined with them read again too (:func:`_refresh_joined`)."""
+    and the rows render what a read of them renders. ``reload``: rows written after they
+    (or, for a created row, the rows it joins) were read — an update's read through
+    ``queryset``, a create's by its validation —, their prefetched relations read again,
+    those of the rows they hold too (a joined author's ``books``), and a ``Prefetch``'s
+    ``to_attr``; the rows joined with them read again too, in one query when the queryset
+    joins any (:func:`_refresh_joined`)."""
     if not instances or not all(isinstance(row, queryset.model) for row in instances):
         return  # a serializer saving something else than the resource's rows: not ours
     queryset = project_prefetches_first(queryset)
