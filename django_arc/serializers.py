@@ -53,6 +53,7 @@ class ArcSerializerMixin:
             fields.pop(name, None)
         for name in cls._arc_read_only & fields.keys():
             _make_read_only(fields[name])
+        read_many_in_batches(fields)
         return fields
 
     @property
@@ -292,6 +293,24 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
                 known.update({row.pk: row for row in queryset.filter(pk__in=wanted)})
             found.extend(child.from_preloaded(known, item) for item in batch)
         return found
+
+
+def read_many_in_batches(fields: Any) -> None:
+    """The project's own ``PrimaryKeyRelatedField(many=True)`` among ``fields`` (a
+    ``serializer_class``'s, an action ``input``'s: DRF's ``ManyRelatedField`` of DRF's
+    ``PrimaryKeyRelatedField``, exactly) made :class:`ArcManyRelatedField` of
+    :class:`ArcPrimaryKeyRelatedField`, which read its ids 500 to a query where DRF's read
+    one per query. Same state, same messages, same queryset (narrowed as before: the class
+    changes, not the instance); a subclass of either, which may look rows up its own way,
+    is left as it is, and so is a relation inside a nested serializer."""
+    for field in fields.values():
+        if (
+            type(field) is serializers.ManyRelatedField
+            and type(field.child_relation) is serializers.PrimaryKeyRelatedField
+            and not field.read_only
+        ):
+            field.child_relation.__class__ = ArcPrimaryKeyRelatedField
+            field.__class__ = ArcManyRelatedField
 
 
 def matchable(pk: Any) -> bool:
