@@ -281,7 +281,10 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
             batch = items[start : start + MANY_IDS_PER_QUERY]
             wanted: set[Any] = set()
             for item in batch:
-                if item is None or isinstance(item, (bool, dict, list)):
+                # no row's pk (DRF refuses both); a list or an object is read as its text
+                # by a text pk, as DRF's lookup reads it (``{}``: the row ``"{}"``), and
+                # refused by any other pk's to_python below
+                if item is None or isinstance(item, bool):
                     continue
                 try:
                     pk = model._meta.pk.to_python(item)
@@ -336,9 +339,10 @@ def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, d
         wanted: set[Any] = set()
         for item in items:
             values = item.get(name) if isinstance(item, dict) else None
-            for value in values if isinstance(values, list) else [values]:
-                if value is None or isinstance(value, (bool, dict, list)):
-                    continue
+            many = relation is not field  # one relation's value is one id, a list too
+            for value in values if many and isinstance(values, list) else [values]:
+                if value is None or isinstance(value, bool):
+                    continue  # no row's pk; a list or an object: as for a many=True list
                 try:
                     pk = model._meta.pk.to_python(value)
                 except (TypeError, ValueError, DjangoValidationError, OverflowError):

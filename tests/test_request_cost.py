@@ -652,3 +652,33 @@ def test_a_projects_own_many_to_many_list_is_refused_with_drfs_own_messages(
                 response = api.post(f"/cost/grouped-users/{user.pk}/action/", body, format="json")
         assert assert_error(response, 400, "VALIDATION_ERROR")["details"] == expected
     assert not User.objects.filter(username="u").exists()
+
+
+class CodesInput(serializers.Serializer):
+    codes = serializers.PrimaryKeyRelatedField(many=True, queryset=CodeThing.objects.all())
+
+
+@pytest.mark.parametrize("how", ["many", "bulk"])
+def test_a_text_id_sent_as_a_list_or_an_object_is_read_as_drf_reads_it(api, settings, how):
+    """DRF's lookup of a text pk reads any value as its text: ``{}`` names the row whose pk
+    is ``"{}"``, ``[1]`` the row ``"[1]"``. A ``many=True`` list read 500 ids to a query,
+    and a bulk write's preloaded ids, left a list or an object out of the ids read, and
+    answered "does not exist"."""
+    for code in ("{}", "[1]", "{'a': 1}"):
+        CodeThing.objects.create(code=code, name=code)
+    sent = [{}, [1], {"a": 1}]
+    drf = CodesInput(data={"codes": sent})
+    assert drf.is_valid(), drf.errors
+    expected = [row.pk for row in drf.validated_data["codes"]]
+    assert expected == ["{}", "[1]", "{'a': 1}"]
+    with site_mounted(settings, "cost", cost_site):
+        if how == "many":
+            response = api.post("/cost/ref-holders/", {"name": "h", "codes": sent}, format="json")
+            assert response.status_code == 201, response.content
+            assert sorted(response.json()["data"]["codes"]) == sorted(expected)
+        else:
+            items = [{"name": f"h{i}", "code": value} for i, value in enumerate(sent)]
+            response = api.post("/cost/bulk-ref-holders/bulk/", {"items": items}, format="json")
+            assert response.status_code == 201, response.content
+            rows = RefHolder.objects.order_by("name")
+            assert [row.code_id for row in rows] == expected
