@@ -640,9 +640,14 @@ def test_a_projects_own_many_to_many_list_is_refused_with_drfs_own_messages(
     user = User.objects.create(username="member")
     bad = group.pk + 1000 if value == "missing" else value
     for groups in ([group.pk, bad, group.pk], "not a list", [bad]):
-        drf = JoinInput(data={"groups": groups, "tags": []})
-        assert not drf.is_valid()
-        expected = {"groups": drf.errors["groups"]}
+        if value == 2**70 and groups != "not a list":
+            # DRF's lookup on Django 4.2's SQLite raises OverflowError (a 500); Django 5
+            # answers no row, as django-arc's relations do everywhere
+            expected = {"groups": [f'Invalid pk "{2**70}" - object does not exist.']}
+        else:
+            drf = JoinInput(data={"groups": groups, "tags": []})
+            assert not drf.is_valid()
+            expected = {"groups": drf.errors["groups"]}
         with site_mounted(settings, "cost", cost_site):
             if where == "serializer_class":
                 body = {"username": "u", "groups": groups}
