@@ -805,8 +805,13 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
         lookup = self.lookup_field
         value = self.get_lookup_value()
+        queryset = self.get_queryset()
+        if self.action == "retrieve":
+            # a get renders the row and nothing else: it loads what it renders, as a list
+            # does (the rows found are the same: only joins and prefetches are dropped)
+            queryset = self.load_rendered_only(queryset)
         try:
-            obj = narrow(self.get_queryset(), {lookup: value}).get()
+            obj = narrow(queryset, {lookup: value}).get()
         except (DjangoValidationError, ValueError, TypeError, OverflowError):
             raise NotFound(f"malformed lookup value {raw[:64]!r}") from None
         except resource.model.DoesNotExist:
@@ -1194,8 +1199,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 resource.after_create(request, instance)
                 # the relations it renders as a read of it renders them: through this
                 # view's get_queryset() (a project's Prefetch narrowing one, in the
-                # resource's or a ViewSet subclass's), as a bulk create's rows do
-                load_relations([instance], self.get_queryset())
+                # resource's or a ViewSet subclass's), as a bulk create's rows do; the rows
+                # it joins read again (its validation read them, before the hooks ran)
+                load_relations([instance], self.get_queryset(), reload=True)
                 after = serializer.data
                 payload = {"id": self.id_value(instance), "data": self.event_data(after)}
                 self.after_write("created", instance, payload, None, after)

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from . import envelope
 from .events.event import dumps, unstorable_char
-from .serializers import ArcJSONField, form_values
+from .serializers import ArcJSONField, form_values, read_many_in_batches
 
 
 class ListMixin:
@@ -120,6 +120,7 @@ class ActionMixin:
             rest = form_values(body, spec.input(context=context).fields)
             rest.pop("action", None)
         serializer = spec.input(data=rest, context=context)
+        read_many_in_batches(serializer.fields)  # DRF's own many=True: 500 ids to a query
         if self.resource.preset_list:
             # its relations may name only rows a create's body could (tenancy), as the
             # resource serializer's do: another tenant's id "does not exist"

@@ -124,10 +124,12 @@ def load_relations(
     ``Prefetch`` objects first (:func:`project_prefetches_first`), and the forward
     relations it joins (``book__author`` for ``source="book.author.name"``; a relation a
     row holds already is not read again). Once for all the rows, not one query per row,
-    and the rows render what a read of them renders. ``reload``: rows read through
-    ``queryset`` before a write, their prefetched relations read again, those of the rows
-    they hold too (a joined author's ``books``), and a ``Prefetch``'s ``to_attr``; the
-    columns of the rows joined with them read again too (:func:`_refresh_joined`)."""
+    and the rows render what a read of them renders. ``reload``: rows written after they
+    (or, for a created row, the rows it joins) were read — an update's read through
+    ``queryset``, a create's by its validation —, their prefetched relations read again,
+    those of the rows they hold too (a joined author's ``books``), and a ``Prefetch``'s
+    ``to_attr``; the rows joined with them read again too, in one query when the queryset
+    joins any (:func:`_refresh_joined`)."""
     if not instances or not all(isinstance(row, queryset.model) for row in instances):
         return  # a serializer saving something else than the resource's rows: not ours
     queryset = project_prefetches_first(queryset)
@@ -219,8 +221,10 @@ def _refresh_joined(
     .update(name=…)``), and the answer and event rendered the old values. One query for all
     the rows and joins, on the rows' database, through the base manager (the write may have
     moved a row out of the view's filters); the joined objects are updated in place, so
-    what was prefetched onto them stays theirs. A relation the write pointed elsewhere is not cached any more (Django
-    clears it) and is loaded afresh by the prefetch that follows."""
+    what was prefetched onto them stays theirs. A row that holds another one now, or none —
+    the write pointed it elsewhere (Django cleared the relation), a hook deleted the joined
+    row (``SET_NULL``) or pointed the row elsewhere through a queryset — holds the one read
+    again (its foreign key's columns too), as a get after the write renders it."""
     model = queryset.model
     # where the rows were written (and read), as the prefetches that follow read
     database = instances[0]._state.db or queryset.db
@@ -239,15 +243,36 @@ def _refresh_joined(
                 field = relation_named(type(held), part)
                 if field is None or not hasattr(field, "is_cached"):
                     break
-                if not (field.is_cached(held) and field.is_cached(read)):
+                if not field.is_cached(read):
                     break
-                held, read = field.get_cached_value(held), field.get_cached_value(read)
-                if held is None or read is None or held.pk != read.pk:
+                now = field.get_cached_value(read)
+                was = field.get_cached_value(held) if field.is_cached(held) else _UNREAD
+                if was is None and now is None:
                     break
+                if was is _UNREAD or was is None or now is None or was.pk != now.pk:
+                    # the row holds another one now, or none (a hook deleted it, or pointed
+                    # the row elsewhere through a queryset): the one read, as a get reads it
+                    _hold(held, field, read, now)
+                    break
+                held, read = was, now
                 for column in held._meta.concrete_fields:
                     value = read.__dict__.get(column.attname, _UNREAD)
                     if value is not _UNREAD and held.__dict__.get(column.attname, _UNREAD) != value:
                         setattr(held, column.attname, value)
+
+
+def _hold(row: models.Model, field: Any, source: models.Model, related: Any) -> None:
+    """``row`` holding ``related`` through ``field``, its foreign key's columns as
+    ``source`` (the row read again) holds them; a reverse one-to-one has none."""
+    for attname in _local_attnames(field):
+        row.__dict__[attname] = source.__dict__.get(attname)
+    field.set_cached_value(row, related)
+
+
+def _local_attnames(field: Any) -> list[str]:
+    if getattr(field, "concrete", False):
+        return [column.attname for column in getattr(field, "local_related_fields", ())]
+    return []
 
 
 def _prefetched(row: models.Model) -> list[tuple[str, models.QuerySet]]:

@@ -93,12 +93,16 @@ class _hybrid:
         return self.func.__get__(instance, owner)
 
 
-def _forward_path(model: type[models.Model], parts: list[str], serializer_field: Any) -> str:
+def _forward_path(
+    model: type[models.Model], parts: list[str], serializer_field: Any
+) -> tuple[str, str]:
     """The ``select_related`` path of the forward relations (foreign keys, one-to-ones) a
     dotted ``source`` follows from ``model`` (``"book__author"`` for ``book.author.name``),
     up to the first part that is not one (a column, a reverse relation, a property); ``""``
     when it follows none. A last part that is a relation is joined unless the field renders
-    it as an id."""
+    it as an id. Second: the ``prefetch_related`` path of a ``GenericForeignKey`` the source
+    goes through after them (``"target"`` for ``target.name``, ``"book__target"``), which
+    no join follows; ``""`` when it goes through none."""
     from rest_framework.relations import PrimaryKeyRelatedField
 
     joined: list[str] = []
@@ -108,6 +112,9 @@ def _forward_path(model: type[models.Model], parts: list[str], serializer_field:
             field = current._meta.get_field(part)
         except Exception:
             break
+        if generic_relation_kind(field) == "GenericForeignKey":
+            # its rows are any model's: what the source reads of them is not known
+            return "__".join(joined), "__".join([*joined, part])
         forward = field.is_relation and field.concrete and (field.many_to_one or field.one_to_one)
         # ``author_id`` (the attname) finds the foreign key too, but reads its column
         if not forward or field.related_model is None or part != field.name:
@@ -116,7 +123,7 @@ def _forward_path(model: type[models.Model], parts: list[str], serializer_field:
             break
         joined.append(part)
         current = field.related_model
-    return "__".join(joined)
+    return "__".join(joined), ""
 
 
 #: How deep nested serializers are followed for their relations (a serializer nesting
@@ -156,10 +163,13 @@ def _related_paths(
             continue
         if "." in source:
             # a field of a related row (``source="book.author.name"``): join the
-            # forward relations the path follows
-            path = _forward_path(model, source.split("."), serializer_field)
+            # forward relations the path follows; prefetch a GenericForeignKey it goes
+            # through (``source="target.name"``), which no join can follow
+            path, generic = _forward_path(model, source.split("."), serializer_field)
             if path:
                 (prefetch if prefetched else select).append(prefix + path)
+            if generic:
+                prefetch.append(prefix + generic)
             continue
         # a reverse relation may be rendered under its accessor (``rackitem_set``)
         model_field = relation_named(model, source)

@@ -54,6 +54,7 @@ class ArcSerializerMixin:
             fields.pop(name, None)
         for name in cls._arc_read_only & fields.keys():
             _make_read_only(fields[name])
+        read_many_in_batches(fields)
         return fields
 
     @property
@@ -280,7 +281,10 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
             batch = items[start : start + MANY_IDS_PER_QUERY]
             wanted: set[Any] = set()
             for item in batch:
-                if item is None or isinstance(item, (bool, dict, list)):
+                # no row's pk (DRF refuses both); a list or an object is read as its text
+                # by a text pk, as DRF's lookup reads it (``{}``: the row ``"{}"``), and
+                # refused by any other pk's to_python below
+                if item is None or isinstance(item, bool):
                     continue
                 try:
                     pk = model._meta.pk.to_python(item)
@@ -292,6 +296,24 @@ class ArcManyRelatedField(serializers.ManyRelatedField):
                 known.update({row.pk: row for row in queryset.filter(pk__in=wanted)})
             found.extend(child.from_preloaded(known, item) for item in batch)
         return found
+
+
+def read_many_in_batches(fields: Any) -> None:
+    """The project's own ``PrimaryKeyRelatedField(many=True)`` among ``fields`` (a
+    ``serializer_class``'s, an action ``input``'s: DRF's ``ManyRelatedField`` of DRF's
+    ``PrimaryKeyRelatedField``, exactly) made :class:`ArcManyRelatedField` of
+    :class:`ArcPrimaryKeyRelatedField`, which read its ids 500 to a query where DRF's read
+    one per query. Same state, same messages, same queryset (narrowed as before: the class
+    changes, not the instance); a subclass of either, which may look rows up its own way,
+    is left as it is, and so is a relation inside a nested serializer."""
+    for field in fields.values():
+        if (
+            type(field) is serializers.ManyRelatedField
+            and type(field.child_relation) is serializers.PrimaryKeyRelatedField
+            and not field.read_only
+        ):
+            field.child_relation.__class__ = ArcPrimaryKeyRelatedField
+            field.__class__ = ArcManyRelatedField
 
 
 def matchable(pk: Any) -> bool:
@@ -317,9 +339,10 @@ def preload_related(serializer: Any, items: list[dict[str, Any]]) -> dict[str, d
         wanted: set[Any] = set()
         for item in items:
             values = item.get(name) if isinstance(item, dict) else None
-            for value in values if isinstance(values, list) else [values]:
-                if value is None or isinstance(value, (bool, dict, list)):
-                    continue
+            many = relation is not field  # one relation's value is one id, a list too
+            for value in values if many and isinstance(values, list) else [values]:
+                if value is None or isinstance(value, bool):
+                    continue  # no row's pk; a list or an object: as for a many=True list
                 try:
                     pk = model._meta.pk.to_python(value)
                 except (TypeError, ValueError, DjangoValidationError, OverflowError):

@@ -297,3 +297,96 @@ def test_a_cached_board_is_invalidated_by_a_change_of_its_stickers(generic_api):
         again = api.get("/g/boards/")
     assert again["X-Cache"] == "MISS"
     assert again.json()["docs"][0]["stickers"] == [{"id": sticker.pk, "label": "done"}]
+
+
+class StickerWriterSerializer(serializers.ModelSerializer):
+    """A field of the row a sticker is stuck on, through a dotted ``source``."""
+
+    writer = serializers.CharField(source="target.name", read_only=True)
+
+    class Meta:
+        model = Sticker
+        fields = ["id", "label", "writer"]
+
+
+class WriterStickers(Resource):
+    model = Sticker
+    name = "writer-stickers"
+    serializer_class = StickerWriterSerializer
+    permissions = PUBLIC
+    default_sort = "label"
+
+
+class StickerPlaceSerializer(serializers.ModelSerializer):
+    place = serializers.CharField(source="target.title", read_only=True)
+
+    class Meta:
+        model = Sticker
+        fields = ["id", "label", "place"]
+
+
+class BoardPlacesSerializer(serializers.ModelSerializer):
+    stickers = StickerPlaceSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Board
+        fields = ["id", "title", "stickers"]
+
+
+class BoardPlaces(Resource):
+    model = Board
+    name = "board-places"
+    serializer_class = BoardPlacesSerializer
+    permissions = PUBLIC
+    default_sort = "title"
+
+
+@pytest.mark.django_db
+def test_a_dotted_source_through_a_generic_foreign_key_is_prefetched(settings):
+    """``source="target.name"`` (a field of the row a sticker is stuck on) was read row by
+    row: the path stopped at the ``GenericForeignKey``, which no join follows, and nothing
+    loaded it. It is prefetched (one query per content type), on the rows and below a
+    relation (a board's stickers: ``stickers__target``) alike; a get reads it too."""
+    site = ResourceSite(name="writer-site")
+    site.register(WriterStickers)
+    site.register(BoardPlaces)
+    api = client_for(None)
+
+    def listed(path):
+        with CaptureQueriesContext(connection) as queries:
+            answer = api.get(path)
+        assert answer.status_code == 200, answer.content
+        return answer.json()["docs"], len(queries)
+
+    def add(n, start):
+        for i in range(start, start + n):
+            stick(Author.objects.create(name=f"A{i}"), f"s{i}")
+            board = Board.objects.create(title=f"b{i}")
+            stick(board, f"on b{i}")
+            stick(board, f"also on b{i}")
+
+    try:
+        with (
+            site_mounted(settings, "w", site),
+            override_settings(ARC=arc_with(CACHE={"ENABLED": False})),
+        ):
+            add(1, 0)
+            _, few = listed("/w/writer-stickers/")
+            _, boards_few = listed("/w/board-places/")
+            add(4, 1)
+            docs, many = listed("/w/writer-stickers/")
+            boards, boards_many = listed("/w/board-places/")
+            first = Sticker.objects.get(label="s0")
+            with CaptureQueriesContext(connection) as queries:
+                one = api.get(f"/w/writer-stickers/{first.pk}/")
+    finally:
+        _all_sites.remove(site)
+    writers = {d["label"]: d.get("writer") for d in docs if d["label"].startswith("s")}
+    assert writers == {f"s{i}": f"A{i}" for i in range(5)}
+    assert many == few  # the page, its count, one query per content type
+    assert [[s["place"] for s in b["stickers"]] for b in boards] == [
+        [f"b{i}"] * 2 for i in range(5)
+    ]
+    assert boards_many == boards_few
+    assert one.status_code == 200 and one.json()["data"]["writer"] == "A0"
+    assert len(queries) == 2, [q["sql"] for q in queries.captured_queries]  # the row, the author

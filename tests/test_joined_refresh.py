@@ -5,6 +5,7 @@ write: a hook changing the joined row's columns through another object (a querys
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import FilteredRelation, Q
 from django.test.utils import CaptureQueriesContext
@@ -15,7 +16,7 @@ from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
 from tests.factories import AuthorFactory, BookFactory
 from tests.helpers import client_for, site_mounted
-from tests.testapp.models import Author, Book
+from tests.testapp.models import Author, Book, CodeThing, Review
 from tests.testapp.resources import PUBLIC
 
 
@@ -180,3 +181,188 @@ def test_a_written_rows_filtered_relation_is_the_one_a_read_of_it_joins(joined_a
     unknown = api.patch(f"{url}{pk}/", {"author": george.pk}, format="json")
     assert unknown.status_code == 200, unknown.content
     assert unknown.json()["data"]["famous"] is None
+
+
+class OwnerName(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username"]
+
+
+class OwnedThingSerializer(serializers.ModelSerializer):
+    owner = OwnerName(read_only=True)
+
+    class Meta:
+        model = CodeThing
+        fields = ["code", "name", "owner"]
+
+
+class LosingOwnerThingResource(Resource):
+    """Each update's hook does to the joined owner what the new ``name`` says: deletes it
+    (its foreign key is ``SET_NULL``), points the row at no owner, or at another one, each
+    through a queryset."""
+
+    model = CodeThing
+    name = "losing-owner-things"
+    serializer_class = OwnedThingSerializer
+    presets = [presets.Bulk()]
+    permissions = PUBLIC
+
+    def after_update(self, request, instance):
+        verb, _, other = instance.name.partition(":")
+        rows = CodeThing.objects.filter(pk=instance.pk)
+        if verb == "delete":
+            User.objects.filter(pk=instance.owner_id).delete()
+        elif verb == "unset":
+            rows.update(owner=None)
+        elif verb == "swap":
+            rows.update(owner=User.objects.get(username=other))
+
+
+@pytest.fixture
+def owner_api(settings):
+    site = ResourceSite(name="owner-site")
+    site.register(LosingOwnerThingResource)
+    try:
+        with site_mounted(settings, "o", site):
+            yield client_for(None)
+    finally:
+        _all_sites.remove(site)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["delete", "unset", "swap:other"])
+def test_an_update_whose_hook_takes_the_joined_row_away_answers_as_a_get_after(owner_api, name):
+    """A hook deleting the joined owner (its foreign key set to NULL), or pointing the row at
+    no owner or another one through a queryset, left the owner read before the write in the
+    update's answer and event: the joined rows were read again only while the row still
+    held the same one."""
+    api = owner_api
+    User.objects.create(username="other")
+    CodeThing.objects.create(code="c1", name="n", owner=User.objects.create(username="first"))
+    answer = api.patch("/o/losing-owner-things/c1/", {"name": name}, format="json")
+    assert answer.status_code == 200, answer.content
+    read = api.get("/o/losing-owner-things/c1/")
+    assert read.status_code == 200, read.content
+    assert answer.json()["data"] == read.json()["data"]
+    expected = {"username": "other"} if name.startswith("swap") else None
+    owner = read.json()["data"]["owner"]
+    assert (owner and {"username": owner["username"]}) == expected
+    event = OutboxEvent.objects.get(type="losing-owner-things.updated").payload
+    assert event["data"] == read.json()["data"]
+
+
+@pytest.mark.django_db
+def test_a_bulk_update_whose_hook_takes_the_joined_rows_away_answers_as_a_get_after(owner_api):
+    api = owner_api
+    User.objects.create(username="other")
+    for i in range(3):
+        CodeThing.objects.create(
+            code=f"c{i}", name="n", owner=User.objects.create(username=f"u{i}")
+        )
+    items = [
+        {"id": "c0", "name": "delete"},
+        {"id": "c1", "name": "unset"},
+        {"id": "c2", "name": "swap:other"},
+    ]
+    answer = api.patch("/o/losing-owner-things/bulk/", {"items": items}, format="json")
+    assert answer.status_code == 200, answer.content
+    for i in range(3):
+        read = api.get(f"/o/losing-owner-things/c{i}/").json()["data"]
+        event = OutboxEvent.objects.get(type="losing-owner-things.updated", payload__id=f"c{i}")
+        assert event.payload["data"] == read
+
+
+class TitledReviewSerializer(serializers.ModelSerializer):
+    book_title = serializers.CharField(source="book.title", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["id", "body", "book", "book_title"]
+
+
+class RetitlingReviewResource(Resource):
+    """Each create's hook retitles the reviewed book through a queryset: the book the body
+    named was read by the create's validation, before."""
+
+    model = Review
+    name = "retitling-reviews"
+    serializer_class = TitledReviewSerializer
+    presets = [presets.Bulk()]
+    permissions = PUBLIC
+
+    def after_create(self, request, instance):
+        Book.objects.filter(pk=instance.book_id).update(title=f"reviewed: {instance.body}")
+
+
+class PlainReviewResource(Resource):
+    model = Review
+    name = "plain-reviews"
+    fields = ["id", "body", "book"]
+    presets = [presets.Bulk()]
+    permissions = PUBLIC
+
+
+@pytest.fixture
+def review_api(settings):
+    site = ResourceSite(name="review-site")
+    site.register(RetitlingReviewResource)
+    site.register(PlainReviewResource)
+    try:
+        with site_mounted(settings, "r", site):
+            yield client_for(None)
+    finally:
+        _all_sites.remove(site)
+
+
+@pytest.mark.django_db
+def test_a_create_renders_the_joined_row_as_its_hooks_left_it(review_api):
+    """A create rendered the joined book as its validation read it: a hook retitling it
+    through a queryset left the old title in the answer and the event, which a get after
+    the write does not show."""
+    api, book = review_api, BookFactory(title="Dune")
+    answer = api.post("/r/retitling-reviews/", {"body": "good", "book": book.pk}, format="json")
+    assert answer.status_code == 201, answer.content
+    read = api.get(f"/r/retitling-reviews/{answer.json()['data']['id']}/").json()["data"]
+    assert answer.json()["data"] == read
+    assert read["book_title"] == "reviewed: good"
+    event = OutboxEvent.objects.get(type="retitling-reviews.created").payload
+    assert event["data"] == read
+
+
+@pytest.mark.django_db
+def test_a_bulk_create_renders_the_joined_rows_as_its_hooks_left_them(review_api):
+    api = review_api
+    books = [BookFactory(title=f"t{i}") for i in range(3)]
+    items = [{"body": f"b{i}", "book": book.pk} for i, book in enumerate(books)]
+    answer = api.post("/r/retitling-reviews/bulk/", {"items": items}, format="json")
+    assert answer.status_code == 201, answer.content
+    for event in OutboxEvent.objects.filter(type="retitling-reviews.created"):
+        read = api.get(f"/r/retitling-reviews/{event.payload['id']}/").json()["data"]
+        assert event.payload["data"] == read
+        assert read["book_title"] == f"reviewed: {read['body']}"
+
+
+@pytest.mark.django_db
+def test_a_create_joining_nothing_reads_nothing_more(review_api):
+    """The generated serializer renders a foreign key as its id: nothing is joined, and
+    nothing is read again after a create, single or bulk."""
+    api, book = review_api, BookFactory()
+    with CaptureQueriesContext(connection) as queries:
+        answer = api.post("/r/plain-reviews/", {"body": "b", "book": book.pk}, format="json")
+    assert answer.status_code == 201, answer.content
+    assert len(queries) == PLAIN_CREATE_STATEMENTS, [q["sql"] for q in queries.captured_queries]
+    items = [{"body": f"b{i}", "book": book.pk} for i in range(3)]
+    with CaptureQueriesContext(connection) as queries:
+        answer = api.post("/r/plain-reviews/bulk/", {"items": items}, format="json")
+    assert answer.status_code == 201, answer.content
+    assert len(queries) == PLAIN_BULK_CREATE_STATEMENTS, [
+        q["sql"] for q in queries.captured_queries
+    ]
+
+
+#: the transaction (a savepoint inside the test's), the book the body names, the INSERT, the
+#: event's INSERT, the release; a bulk: the books its items name (one query), one INSERT of
+#: the rows and one of their events
+PLAIN_CREATE_STATEMENTS = 5
+PLAIN_BULK_CREATE_STATEMENTS = 5

@@ -251,3 +251,42 @@ def test_a_queryset_given_as_a_manager_lists(settings):
     assert whole.json()["docs"][0]["review_count"] == 1
     assert selected.status_code == 200, selected.content
     assert selected.json()["docs"] == [{"id": book.pk, "title": "t"}]
+
+
+def got(api, pk):
+    with CaptureQueriesContext(connection) as queries:
+        answer = api.get(f"/s/shelf-books/{pk}/")
+    sql = [q["sql"] for q in queries.captured_queries]
+    return answer, sql
+
+
+@pytest.mark.django_db
+def test_a_get_loads_only_the_relations_the_caller_may_read(shelf, django_user_model):
+    """A get joined and prefetched every relation its serializer renders, those of the fields
+    the caller may not read too: the public's get of a book ran the reviews' query (only
+    staff read them) and threw the rows away, as a list did before it loaded what it
+    renders. The row found, its 404 and its answer stay."""
+    book = Book.objects.get(title="t0")
+    staff = django_user_model.objects.create_user("s")
+    staff.arc_roles = ["staff"]
+    with override_settings(ARC=arc_with(CACHE={"ENABLED": False})):
+        answer, sql = got(client_for(None), book.pk)
+        assert answer.status_code == 200, answer.content
+        assert answer.json()["data"] == {
+            "id": book.pk,
+            "title": "t0",
+            "author": {"id": book.author_id, "name": "a0"},
+            "writer": "a0",
+        }
+        assert len(sql) == 1 and joins_author(sql) and not reads_reviews(sql)
+
+        answer, sql = got(staff_client := client_for(staff), book.pk)
+        assert answer.status_code == 200, answer.content
+        assert [r["body"] for r in answer.json()["data"]["reviews"]] == ["r0"]
+        assert len(sql) == 2 and joins_author(sql) and reads_reviews(sql)
+
+        missing = Book.objects.order_by("-pk").first().pk + 1
+        for api in (client_for(None), staff_client):
+            answer, sql = got(api, missing)
+            assert answer.status_code == 404, answer.content
+            assert len(sql) == 1 and not reads_reviews(sql)

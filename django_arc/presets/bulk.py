@@ -228,8 +228,9 @@ class Bulk(Preset):
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
         # them: through the view's get_queryset() (a ViewSet subclass's own ``Prefetch``
-        # too), its prefetches and the forward relations a list joins
-        load_relations(instances, view.get_queryset())
+        # too), its prefetches and the forward relations a list joins, those its validation
+        # read read again (its hooks ran since)
+        load_relations(instances, view.get_queryset(), reload=True)
         reps = view.get_serializer(instances, many=True).data
         records = [
             (instance, {"id": view.id_value(instance), "data": view.event_data(rep)}, None, rep)
