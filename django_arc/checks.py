@@ -35,6 +35,7 @@ import difflib
 import inspect
 import sys
 import threading
+import types
 from typing import Any
 
 from django.core.checks import Error, Tags, Warning, register
@@ -353,10 +354,22 @@ def _names_scope_middleware(middleware: Any, scope_class: type) -> bool:
     class — a global, a module's attribute (``middleware.ScopeMiddleware``), a cell of its
     closure (a helper's factory, ``wrap(ScopeMiddleware)``), nested functions and lambdas
     included; a class's ``__init__`` and ``__call__``. Read, never called: the check stays
-    without side effects, and cheap."""
+    without side effects, and cheap. Values are told by their type, never ``isinstance``
+    (a lazy global's ``__class__`` builds it: ``SimpleLazyObject``) nor a module's
+    ``__getattr__``; an entry that cannot be read so is "not found" (the warning), never
+    a ``manage.py check`` that raises."""
+    try:
+        return _reads_scope_middleware(middleware, scope_class)
+    except Exception:  # noqa: BLE001 - an object made to be used, not inspected: not found
+        return False
+
+
+def _reads_scope_middleware(middleware: Any, scope_class: type) -> bool:
+    def is_class(value: Any) -> bool:
+        return issubclass(type(value), type)
 
     def is_scope(value: Any) -> bool:
-        return isinstance(value, type) and issubclass(value, scope_class)
+        return is_class(value) and issubclass(value, scope_class)
 
     def held(cell: Any) -> Any:
         try:
@@ -366,7 +379,7 @@ def _names_scope_middleware(middleware: Any, scope_class: type) -> bool:
 
     if is_scope(middleware):
         return True
-    if isinstance(middleware, type):
+    if is_class(middleware):
         functions = [middleware.__dict__.get(name) for name in ("__init__", "__call__")]
     else:
         functions = [middleware]
@@ -376,7 +389,7 @@ def _names_scope_middleware(middleware: Any, scope_class: type) -> bool:
         except ValueError:  # a cycle of __wrapped__
             continue
         code = getattr(function, "__code__", None)
-        if code is None:
+        if not issubclass(type(code), types.CodeType):
             continue
         if any(is_scope(held(cell)) for cell in getattr(function, "__closure__", None) or ()):
             return True
@@ -386,13 +399,15 @@ def _names_scope_middleware(middleware: Any, scope_class: type) -> bool:
             current = pending.pop()
             names.update(current.co_names)
             pending.extend(c for c in current.co_consts if inspect.iscode(c))
-        namespace = getattr(function, "__globals__", {})
+        namespace = getattr(function, "__globals__", None) or {}
         for name in names:
             # a global, or a module it imports (``import_name`` holds its dotted name)
             value = namespace.get(name, sys.modules.get(name))
             if is_scope(value):
                 return True
-            if inspect.ismodule(value) and any(is_scope(getattr(value, n, None)) for n in names):
+            if issubclass(type(value), types.ModuleType) and any(
+                is_scope(value.__dict__.get(n)) for n in names
+            ):
                 return True
     return False
 

@@ -364,3 +364,22 @@ def test_a_middleware_wrapping_scope_middleware_is_not_warned_of(settings, entry
     assert page.status_code == 404 and page.json()["code"] == "NOT_FOUND"
     settings.MIDDLEWARE = [*others, f"{__name__}.unrelated_middleware"]
     assert w010() == ["arc.W010"]
+
+
+def test_the_middleware_check_never_builds_a_lazy_global_a_middleware_names(settings):
+    """arc.W010 reads each ``MIDDLEWARE`` entry's code for the names it uses; asking whether
+    a global of its module is ``ScopeMiddleware`` with ``isinstance`` built a lazy object
+    (``SimpleLazyObject``: its ``__class__`` is the built object's): a middleware naming a
+    lazy GeoIP reader, which cannot be built where ``manage.py check`` runs, made the check
+    command raise (and ran the project's code the check promises never to run). The entry
+    is read without building it: the warning, nothing built."""
+    from django.core.checks import run_checks
+
+    from tests.testapp import wrapping_middleware
+
+    others = [m for m in settings.MIDDLEWARE if "ScopeMiddleware" not in m]
+    settings.MIDDLEWARE = [*others, "tests.testapp.wrapping_middleware.locating_middleware"]
+    wrapping_middleware.BUILT.clear()
+    warnings = [m.id for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"]
+    assert warnings == ["arc.W010"]
+    assert wrapping_middleware.BUILT == []
