@@ -57,7 +57,7 @@ class ScopeMiddleware:
         return response
 
     @staticmethod
-    def error_response(request: HttpRequest, exc: ArcError) -> HttpResponse:
+    def error_response(request: Any, exc: ArcError) -> HttpResponse:
         """The envelope of ``exc``, rendered as a view renders its envelopes for a JSON
         caller: by the project's JSON renderer (the first of ``DEFAULT_RENDERER_CLASSES``
         whose format is ``json``, else DRF's ``JSONRenderer``), so ``COMPACT_JSON``,
@@ -94,13 +94,17 @@ class UnroutedView(APIView):
     ``getattr(view, "action", None)``) renders these answers too."""
 
 
-def _render(renderer: Any, body: Any, request: HttpRequest, response: HttpResponse) -> bytes:
+def _render(renderer: Any, body: Any, request: Any, response: HttpResponse) -> bytes:
     """``body`` rendered by ``renderer`` with the ``renderer_context`` a view's call holds:
-    DRF's ``Request`` of the caller, an :class:`UnroutedView`, the ``response``."""
-    drf_request = Request(request, parsers=[], authenticators=[])
-    user = getattr(request, "user", None)
-    if user is not None and getattr(request, "_force_auth_user", None) is None:
-        drf_request.user, drf_request.auth = user, None  # the session's (no DRF auth ran)
+    DRF's ``Request`` of the caller (the one given, when :func:`scope_error_response` is
+    handed DRF's), an :class:`UnroutedView`, the ``response``."""
+    if isinstance(request, Request):
+        drf_request = request  # DRF's already, its user the one DRF authenticated
+    else:
+        drf_request = Request(request, parsers=[], authenticators=[])
+        user = getattr(request, "user", None)
+        if user is not None and getattr(request, "_force_auth_user", None) is None:
+            drf_request.user, drf_request.auth = user, None  # the session's (no DRF auth ran)
     view = UnroutedView(request=drf_request, args=(), kwargs={}, format_kwarg=None)
     view.headers = {}
     context = {"view": view, "args": (), "kwargs": {}, "request": drf_request}
@@ -109,12 +113,13 @@ def _render(renderer: Any, body: Any, request: HttpRequest, response: HttpRespon
     )
 
 
-def _accepted_media_type(request: HttpRequest, renderer: Any) -> str:
+def _accepted_media_type(request: Any, renderer: Any) -> str:
     """The media type of the ``Accept`` entry ``renderer`` answers, as DRF's negotiation
     hands it to the view's renderer (``application/json; indent=4`` indents), else the
     renderer's own."""
     try:
-        return DefaultContentNegotiation().select_renderer(Request(request), [renderer])[1]
+        drf_request = request if isinstance(request, Request) else Request(request)
+        return DefaultContentNegotiation().select_renderer(drf_request, [renderer])[1]
     except Exception:  # no entry it answers (NotAcceptable), a ?format= of another one
         return renderer.media_type
 
@@ -127,7 +132,8 @@ def _json_renderer() -> Any:
 
 
 def scope_error_response(request: Any, exc: ArcError) -> HttpResponse:
-    """The middleware's error response, for code outside DRF that resolves scopes itself."""
+    """The middleware's error response, for code that resolves scopes itself: ``request``
+    is Django's ``HttpRequest`` or DRF's ``Request`` (an authentication class, a view)."""
     return ScopeMiddleware.error_response(request, exc)
 
 

@@ -326,3 +326,35 @@ def test_the_middlewares_envelopes_render_with_a_renderer_reading_the_view(api, 
             assert "view" not in body, body
     assert answers[0][2]["X-Request-Id"] == "trace-1"
     assert answers[1][2].json().get("user", "u") == "u"
+
+
+def test_scope_error_response_renders_for_a_drf_request_too(settings):
+    """``scope_error_response`` (the middleware's envelope, for code resolving scopes
+    itself) renders for the request it is given, Django's or DRF's (an authentication
+    class or a DRF view resolving a scope has DRF's). Since the middleware built DRF's
+    ``Request`` around it for the renderer, DRF's own ``Request`` was refused (an
+    ``AssertionError``: a 500, after a warning blaming the renderer). The renderer is
+    handed that request as it is, its user the one DRF authenticated."""
+    import json
+
+    from django.contrib.auth.models import AnonymousUser, User
+    from django.test import RequestFactory
+    from rest_framework.request import Request
+
+    from django_arc.exceptions import ArcError
+    from django_arc.middleware import scope_error_response
+
+    settings.REST_FRAMEWORK = {
+        **getattr(settings, "REST_FRAMEWORK", {}),
+        "DEFAULT_RENDERER_CLASSES": [f"{__name__}._ViewReadingJSONRenderer"],
+    }
+    django_request = RequestFactory().get("/api/t-products/?debug=2", HTTP_X_REQUEST_ID="t-9")
+    django_request.user = AnonymousUser()
+    drf_request = Request(django_request)
+    drf_request.user = User(username="drf-user")
+    answer = scope_error_response(drf_request, ArcError("ORG_REQUIRED", "No org", 403))
+    assert answer.status_code == 403
+    body = json.loads(answer.content)
+    assert body["code"] == "ORG_REQUIRED" and body["requestId"] == "t-9", body
+    assert (body["debug"], body["user"], body["action"]) == ("2", "drf-user", None), body
+    assert answer["X-Request-Id"] == "t-9"
