@@ -8,10 +8,12 @@ field than the resource's own (``ForeignKey(Organization, to_field="slug")``).""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Case, Q, Value, When
 from django.urls import clear_url_caches, include
 from django.urls import path as url_path
 from django.utils.timezone import now
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import permissions as drf
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -832,3 +834,68 @@ def test_a_row_a_presets_object_check_hides_from_a_get_is_404_on_a_refused_write
     assert r.status_code == 200 and r.json()["data"] == {"updated": 0, "ids": []}, r.json()
     hidden.refresh_from_db()
     assert (hidden.title, hidden.views, hidden.deleted_at) == ("embargoed", 0, None)
+
+
+# -- a preset refusing a write with DRF's or Django's own exception (rev-fixes19a) -------------
+
+
+class DrfStyleOwnerOnly(Preset):
+    """A project's preset written as DRF permissions are: a write by anyone but the owner
+    raises ``PermissionDenied`` (DRF's, or Django's), the 403 DRF answers for it."""
+
+    name = "drf_style_owner_only"
+
+    def __init__(self, exception):
+        self.exception = exception
+
+    def check_object(self, view, obj):
+        if view.request.method not in ("GET", "HEAD") and obj.owner_id != view.request.user.pk:
+            raise self.exception("Only the owner may do this.")
+
+
+def _drf_style_resource(name, exception):
+    return type(
+        f"{name.title().replace('-', '')}Resource",
+        (SharedArticleResource,),
+        {
+            "name": name,
+            "presets": [presets.Bulk(), EmbargoedUnread(), DrfStyleOwnerOnly(exception)],
+        },
+    )
+
+
+site.register(_drf_style_resource("drf-denied-articles", drf_exceptions.PermissionDenied))
+site.register(_drf_style_resource("django-denied-articles", DjangoPermissionDenied))
+
+
+@pytest.mark.parametrize("name", ["drf-denied-articles", "django-denied-articles"])
+def test_a_write_a_preset_refuses_with_drfs_or_djangos_403_is_404_on_a_row_it_may_not_read(
+    oracle_api, name
+):
+    """``may_read`` takes any refusal a GET would answer (DRF's ``PermissionDenied``,
+    Django's) as "may not read"; the write's own refusal was turned into the 404 of a
+    missing row only when it was an ``ArcError``: a preset refusing a stranger's write with
+    DRF's or Django's ``PermissionDenied`` (the 403 DRF answers for either) answered 403 on
+    an embargoed row the stranger's GET answers 404 for, where a missing id is 404. A row
+    the stranger may read keeps the 403."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    hidden = Article.objects.create(owner=owner, slug="e", title="embargoed")
+    shown = Article.objects.create(owner=owner, slug="s", title="shown")
+    api, base, missing = client_for(stranger), f"/oracles/{name}", 99999999
+    assert api.get(f"{base}/{hidden.pk}/").status_code == 404
+    assert api.get(f"{base}/{shown.pk}/").status_code == 200
+    for method, path_, body in [
+        ("patch", "/{}/", {"title": "x"}),
+        ("delete", "/{}/", None),
+        ("post", "/{}/action/", {"action": "bump"}),
+    ]:
+        theirs = getattr(api, method)(base + path_.format(hidden.pk), body, format="json")
+        absent = getattr(api, method)(base + path_.format(missing), body, format="json")
+        assert theirs.status_code == 404, (method, theirs.json())
+        assert _error(theirs, (hidden.pk, "N")) == _error(absent, (missing, "N")), method
+        readable = getattr(api, method)(base + path_.format(shown.pk), body, format="json")
+        assert readable.status_code == 403, (method, readable.json())
+    r = api.patch(f"{base}/bulk/", {"items": [{"id": hidden.pk, "title": "x"}]}, format="json")
+    assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
+    hidden.refresh_from_db()
+    assert (hidden.title, hidden.views) == ("embargoed", 0)
