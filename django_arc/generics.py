@@ -636,7 +636,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         filters (a list: no object check). ``reading_for`` names the refused write's action
         meanwhile. The whole GET is asked: every preset's ``check_request``, the object
         check of :meth:`check_object_permissions` (presets' ``check_object`` included), and
-        a ViewSet subclass's own :meth:`get_object` when the URL names the row; any refusal
+        a ViewSet subclass's own :meth:`get_object` when the URL names the row (a second
+        row a detail route judges, which it does not return, is asked as above); any refusal
         it would answer (a 4xx ``APIException``/``ArcError``, ``Http404``, Django's
         ``PermissionDenied``) is "may not read", never an answer replacing the write's."""
         resource = self.resource
@@ -669,8 +670,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 preset.check_request(self)
             self.permission_filters = result.filters
             if reading == "retrieve" and self._own_lookup_names(obj):
-                # a ViewSet's own get_object() reads the URL's row as a GET of it would
-                return self.get_object().pk == obj.pk
+                # a ViewSet's own get_object() reads the URL's row as a GET of it would; a
+                # second row a detail route judges (the body's) is asked as any row below
+                if self.get_object().pk == obj.pk:
+                    return True
             if not self._among_readable(obj):
                 return False
             # a list shows the rows within its filters: no object check, as the list asks none

@@ -19,7 +19,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.routers import SimpleRouter
 
-from django_arc import Resource, ResourceSite, action, presets
+from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
 from django_arc.exceptions import ArcError
 from django_arc.presets.base import Preset
@@ -899,3 +899,73 @@ def test_a_write_a_preset_refuses_with_drfs_or_djangos_403_is_404_on_a_row_it_ma
     assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
     hidden.refresh_from_db()
     assert (hidden.title, hidden.views) == ("embargoed", 0)
+
+
+# -- a detail route judging a second row, through a ViewSet's own get_object (rev-fixes19a) ----
+
+
+class AdoptingArticleResource(SharedArticleResource):
+    """A detail route writing a second row the body names (``/{id}/adopt/``, ``{"other":
+    id}``): the row is read through the view and judged by its object checks, as
+    docs/actions-and-routes.md asks ("rows only through the view")."""
+
+    name = "adopting-articles"
+
+    @route("POST", "adopt", detail=True, permission_key="update")
+    def adopt(self, request, instance, view):
+        other = view.get_queryset().filter(pk=request.data.get("other")).first()
+        if other is None:
+            raise NotFound("No such article.")
+        view.check_object_permissions(request, other)
+        other.title = instance.title
+        other.save(update_fields=["title"])
+        return other
+
+
+site.register(AdoptingArticleResource)
+
+
+class OwnLookupAdopting(AdoptingArticleResource.as_viewset()):
+    """A project's ViewSet with a ``get_object()`` of its own (here DRF's idiom, logging
+    around ``super()``)."""
+
+    def get_object(self):
+        return super().get_object()
+
+
+@pytest.fixture
+def own_lookup_adopting_routes(settings, oracle_api):
+    router = SimpleRouter()
+    router.register("adopting", OwnLookupAdopting, basename="own-lookup-adopting")
+    urls = settings.ROOT_URLCONF
+    settings.ROOT_URLCONF = type(
+        "urls", (), {"urlpatterns": [*urls.urlpatterns, url_path("y/", include(router.urls))]}
+    )
+    clear_url_caches()
+    yield
+    clear_url_caches()
+
+
+@pytest.mark.parametrize("base", ["/oracles/adopting-articles", "/y/adopting"])
+def test_a_second_row_a_detail_route_judges_keeps_its_403_when_readable(
+    own_lookup_adopting_routes, base
+):
+    """A detail route judging a second row (the body's ``other``) through the view's
+    ``check_object_permissions``: a stranger may read the owner's row (reads are open), so
+    ``OwnedBy``'s 403 stands. Through a ViewSet with its own ``get_object()``, whether the
+    caller may read that row was asked of ``get_object()`` — the URL's row, the stranger's
+    own — and its primary key compared: another row, so "may not read", and the stranger's
+    write of a row it reads answered 404 (a missing row). The URL's row is asked of
+    ``get_object()`` only when it is the row judged."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    mine = Article.objects.create(owner=stranger, slug="m", title="mine")
+    theirs = Article.objects.create(owner=owner, slug="t", title="theirs")
+    api = client_for(stranger)
+    assert api.get(f"/oracles/adopting-articles/{theirs.pk}/").status_code == 200
+    r = api.post(f"{base}/{mine.pk}/adopt/", {"other": theirs.pk}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    theirs.refresh_from_db()
+    assert theirs.title == "theirs"
+    own = Article.objects.create(owner=stranger, slug="o", title="own")
+    r = api.post(f"{base}/{mine.pk}/adopt/", {"other": own.pk}, format="json")
+    assert r.status_code == 200, r.json()
