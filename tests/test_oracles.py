@@ -860,6 +860,41 @@ def test_a_refused_restore_under_a_list_permission_refusing_the_caller_is_404(or
     assert trashed.deleted_at is not None
 
 
+class UnlockedArticleResource(SharedArticleResource):
+    """Reads judged by an object rule of the project's (``unlocked``): a GET of a locked row
+    is refused; a list, which asks no object check, shows it."""
+
+    name = "unlocked-articles"
+    permissions = {
+        **SharedArticleResource.permissions,
+        "list": P.all_of(P.require_auth(), unlocked),
+        "get": P.all_of(P.require_auth(), unlocked),
+    }
+
+
+site.register(UnlockedArticleResource)
+
+
+def test_a_refused_write_asks_the_object_rule_of_a_get_and_none_of_a_list(oracle_api):
+    """Whether the caller may read a refused write's row is asked as the route reading it
+    asks: a GET runs the ``get`` permission's object rule (a locked row it may not read is
+    the 404 of a missing id on a PATCH), a list runs none (a locked deleted row its
+    ``deleted`` list shows keeps the owner's 403 on a restore)."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    locked = Article.objects.create(owner=owner, slug="l", title="locked")
+    trashed = Article.objects.create(owner=owner, slug="d", title="locked", deleted_at=now())
+    api, base, missing = client_for(stranger), "/oracles/unlocked-articles", 99999999
+    assert api.get(f"{base}/{locked.pk}/").status_code == 403
+    theirs = api.patch(f"{base}/{locked.pk}/", {"title": "x"}, format="json")
+    absent = api.patch(f"{base}/{missing}/", {"title": "x"}, format="json")
+    assert theirs.status_code == 404, theirs.json()
+    assert _error(theirs, (locked.pk, "N")) == _error(absent, (missing, "N"))
+    assert [row["id"] for row in api.get(f"{base}/deleted/").json()["docs"]] == [trashed.pk]
+    r = api.post(f"{base}/{trashed.pk}/restore/", format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    assert Article.objects.filter(title="locked", deleted_at__isnull=True).count() == 1
+
+
 class ReadingRecorded(Preset):
     """Records what ``row_filter`` is told of the view (the preset contract's
     ``view.action`` and ``view.reading_for``)."""
