@@ -502,6 +502,12 @@ def test_a_row_a_get_would_not_read_is_404_on_a_refused_write(reader_routes, bas
         assert readable.json()["code"] == "OWNERSHIP_DENIED"
     r = api.patch(f"{base}/bulk/", {"items": [{"id": draft.pk, "title": "x"}]}, format="json")
     assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
+    # two rows: asked together (view.judged_rows), the same answer per row
+    other = Article.objects.create(owner=owner, slug="d2", title="draft")
+    items = [{"id": pk, "title": "x"} for pk in (draft.pk, other.pk)]
+    r = api.patch(f"{base}/bulk/", {"items": items}, format="json")
+    assert r.status_code == 400, r.json()
+    assert r.json()["details"] == {"items": {str(i): {"id": ["Not found."]} for i in (0, 1)}}
     body = {"filter": {"title": "draft"}, "data": {"title": "x"}}  # matches no row it reads
     r = api.patch(f"{base}/bulk/", body, format="json")
     assert r.status_code == 200 and r.json()["data"] == {"updated": 0, "ids": []}, r.json()
