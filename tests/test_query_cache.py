@@ -976,6 +976,33 @@ def test_an_answer_with_headers_of_its_own_is_never_served_without_them(shop, se
             assert headers(cached) == headers(uncached)
 
 
+class CookiePagination(PagePagination):
+    """A project pagination whose answer sets a cookie (the page the caller last read)."""
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        response.set_cookie("last_page", str(self.page))
+        return response
+
+
+@greeting_site.register
+class CachedCookieProductResource(_CountedProducts):
+    name = "cookie-products"
+    pagination_class = CookiePagination
+    cache = {"stale_seconds": 30}
+
+
+def test_an_answer_setting_a_cookie_is_never_served_without_it(shop, settings):
+    """A cookie is no header of ``own_headers``, but a HIT would drop it all the same: an
+    answer setting one is not stored, and every read sets it."""
+    editor = shop["editor"]
+    with site_mounted(settings, "g", greeting_site):
+        for _ in range(2):
+            cached = get(editor, "/g/cookie-products/?page=1")
+            assert cached["X-Cache"] == "MISS"
+            assert cached.cookies["last_page"].value == "1"
+
+
 def test_parameters_the_query_language_ignores_share_the_entry(shop):
     editor = shop["editor"]
     assert get(editor, CACHED, "?status=active")["X-Cache"] == "MISS"
