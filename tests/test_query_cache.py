@@ -1994,6 +1994,30 @@ def test_a_miss_read_in_an_older_snapshot_than_the_versions_is_not_stored(shop, 
         connection.close()
 
 
+def test_a_miss_read_outside_a_transaction_is_stored_at_any_level(shop, monkeypatch):
+    """Without ``ATOMIC_REQUESTS`` each query of the route is a transaction of its own,
+    started after the version tokens were read, whatever the isolation level: the answer
+    is stored (a ``REPEATABLE READ`` option alone is no older snapshot)."""
+    from psycopg import IsolationLevel
+
+    if connection.vendor != "postgresql":
+        pytest.skip("isolation levels are PostgreSQL's here (ARC_TEST_DB=postgres)")
+    web = client_for(shop["editor"].user, HTTP_X_ORGANIZATION_ID=str(shop["a"].pk))
+    settings_dict = connection.settings_dict
+    monkeypatch.setitem(settings_dict, "ATOMIC_REQUESTS", False)
+    monkeypatch.setitem(
+        settings_dict,
+        "OPTIONS",
+        {**settings_dict["OPTIONS"], "isolation_level": IsolationLevel.REPEATABLE_READ},
+    )
+    connection.close()
+    try:
+        assert web.get(CACHED)["X-Cache"] == "MISS"
+        assert web.get(CACHED)["X-Cache"] == "HIT"
+    finally:
+        connection.close()
+
+
 def test_a_miss_read_at_the_servers_default_snapshot_level_is_not_stored(shop, monkeypatch):
     """As above, with ``REPEATABLE READ`` the server's default (``default_transaction_isolation``
     set in postgresql.conf, by ``ALTER ROLE``/``ALTER DATABASE`` or in ``OPTIONS["options"]``)
