@@ -614,6 +614,14 @@ def test_a_refused_deletes_page_fills_its_put_form_from_the_row(monkeypatch):
     deleted = admin.delete(f"/api/t-products/{gone.pk}/", **html)
     assert deleted.status_code == 200, deleted.content
     assert _html_form(deleted, "PUT") == (None, None)
+    # nor does a soft delete, whose row is still in its table
+    from tests.testapp.models import Article
+
+    article = Article.objects.create(slug="soft", title="Soft")
+    soft = admin.delete(f"/api/soft-articles/{article.pk}/", **html)
+    assert soft.status_code == 200, soft.content
+    assert Article.objects.filter(pk=article.pk, deleted_at__isnull=False).exists()
+    assert _html_form(soft, "PUT") == (None, None)
 
 
 def test_a_rows_page_answered_before_the_row_was_read_offers_no_blank_put_form(
