@@ -103,6 +103,11 @@ def test_the_middlewares_envelopes_render_as_the_views_do_under_the_projects_jso
     assert unknown_path.content == unknown_row.content
     assert unknown_path.content.startswith(b'{\n  "success": false')
     assert unknown_path["Content-Type"] == unknown_row["Content-Type"] == "application/json"
+    # an Accept entry the JSON renderer does not answer (a browser's): its own media type
+    for accept in ("text/html", "application/xml"):
+        browser = api.get("/api/nope/", HTTP_ACCEPT=accept)
+        assert browser.status_code == 404 and browser["Content-Type"] == "application/json"
+        assert browser.json()["code"] == "NOT_FOUND"
 
     org = OrganizationFactory()
     header = {**trace, "HTTP_X_ORGANIZATION_ID": str(org.pk)}
