@@ -251,3 +251,85 @@ def test_a_queryset_given_as_a_manager_lists(settings):
     assert whole.json()["docs"][0]["review_count"] == 1
     assert selected.status_code == 200, selected.content
     assert selected.json()["docs"] == [{"id": book.pk, "title": "t"}]
+
+
+class ReviewedShelfSerializer(serializers.ModelSerializer):
+    reviews = ReviewBody(many=True, read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "reviews"]
+
+
+class ReviewedShelfResource(Resource):
+    """Its serializer renders the reviews (django-arc prefetches them); nothing of the
+    project's loads any relation."""
+
+    model = Book
+    name = "reviewed-shelf"
+    serializer_class = ReviewedShelfSerializer
+    default_sort = "title"
+    permissions = PUBLIC
+    cache = False
+
+
+class ReviewCountSerializer(serializers.ModelSerializer):
+    review_count = serializers.SerializerMethodField()
+
+    def get_review_count(self, obj):
+        return len(obj.reviews.all())
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "review_count"]
+
+
+def review_counting_viewsets():
+    """ViewSet subclasses rendering with a serializer of their own, which reads the reviews
+    the resource's serializer renders: by ``get_serializer_class()``, by ``get_serializer()``."""
+    generated = ReviewedShelfResource.as_viewset()
+
+    class ByClass(generated):
+        def get_serializer_class(self):
+            return ReviewCountSerializer
+
+    class ByInstance(generated):
+        def get_serializer(self, *args, **kwargs):
+            kwargs.setdefault("context", self.get_serializer_context())
+            return ReviewCountSerializer(*args, **kwargs)
+
+    return {"by-class": ByClass, "by-instance": ByInstance}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("prefix", ["by-class", "by-instance"])
+def test_a_selection_keeps_the_relations_a_viewsets_own_serializer_may_read(settings, prefix):
+    """A ViewSet subclass's serializer (its ``get_serializer_class()`` or ``get_serializer()``)
+    may read any relation the resource's own serializer renders: ``?select=title`` keeps
+    django-arc's prefetch of the reviews it left out, or the subclass's serializer read them
+    once per row."""
+    from django.urls import clear_url_caches, include, path
+    from rest_framework.routers import SimpleRouter
+
+    router = SimpleRouter()
+    for name, viewset in review_counting_viewsets().items():
+        router.register(name, viewset, basename=f"review-counting-{name}")
+    for i in range(3):
+        Review.objects.create(book=BookFactory(title=f"t{i}"), body=f"r{i}")
+    import tests.urls
+
+    settings.ROOT_URLCONF = type(
+        "urls", (), {"urlpatterns": [*tests.urls.urlpatterns, path("x/", include(router.urls))]}
+    )
+    clear_url_caches()
+    try:
+        with (
+            override_settings(ARC=arc_with(CACHE={"ENABLED": False})),
+            CaptureQueriesContext(connection) as queries,
+        ):
+            answer = client_for(None).get(f"/x/{prefix}/?select=title")
+    finally:
+        clear_url_caches()
+    assert answer.status_code == 200, answer.content
+    assert [d["title"] for d in answer.json()["docs"]] == ["t0", "t1", "t2"]
+    assert len(queries) == 3, [q["sql"] for q in queries.captured_queries]  # count, page, reviews
