@@ -298,16 +298,38 @@ def review_counting_viewsets():
             kwargs.setdefault("context", self.get_serializer_context())
             return ReviewCountSerializer(*args, **kwargs)
 
-    return {"by-class": ByClass, "by-instance": ByInstance}
+    class CountedByViewSet(CountedReviewsOwnLoading.as_viewset()):
+        def get_queryset(self):
+            return super().get_queryset().prefetch_related("reviews")
+
+    return {"by-class": ByClass, "by-instance": ByInstance, "by-queryset": CountedByViewSet}
+
+
+class CountedReviewsOwnLoading(Resource):
+    """:class:`CountedReviewsBookResource` leaving the reviews' prefetch to a ViewSet
+    subclass's ``get_queryset()``."""
+
+    model = Book
+    name = "counted-by-viewset"
+    serializer_class = CountedReviewsSerializer
+    default_sort = "title"
+    permissions = PUBLIC
+    cache = False
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("prefix", ["by-class", "by-instance"])
-def test_a_selection_keeps_the_relations_a_viewsets_own_serializer_may_read(settings, prefix):
+@pytest.mark.parametrize(
+    "prefix,select",
+    [("by-class", "title"), ("by-instance", "title"), ("by-queryset", "title,review_count")],
+)
+def test_a_selection_keeps_the_relations_a_viewsets_own_serializer_may_read(
+    settings, prefix, select
+):
     """A ViewSet subclass's serializer (its ``get_serializer_class()`` or ``get_serializer()``)
     may read any relation the resource's own serializer renders: ``?select=title`` keeps
     django-arc's prefetch of the reviews it left out, or the subclass's serializer read them
-    once per row."""
+    once per row. A subclass's ``get_queryset()`` prefetching the reviews a method field
+    counts (``?select=review_count`` leaving ``reviews`` out) keeps its prefetch too."""
     from django.urls import clear_url_caches, include, path
     from rest_framework.routers import SimpleRouter
 
@@ -327,7 +349,7 @@ def test_a_selection_keeps_the_relations_a_viewsets_own_serializer_may_read(sett
             override_settings(ARC=arc_with(CACHE={"ENABLED": False})),
             CaptureQueriesContext(connection) as queries,
         ):
-            answer = client_for(None).get(f"/x/{prefix}/?select=title")
+            answer = client_for(None).get(f"/x/{prefix}/?select={select}")
     finally:
         clear_url_caches()
     assert answer.status_code == 200, answer.content
