@@ -241,8 +241,10 @@ def test_a_bulk_filter_refusal_names_ten_unknown_filters_not_every_one(api):
             "title[" + "x" * 44 + "…",
             f"unknown operator '{'x' * 50}…'",
         ),
+        ("k" * 51, "k" * 50 + "…", "Not a filter of this resource."),
+        ("k" * 50, "k" * 50, "Not a filter of this resource."),
     ],
-    ids=["a 2 MB unknown name", "a 1 MB unknown operator"],
+    ids=["a 2 MB unknown name", "a 1 MB unknown operator", "51 characters", "50 characters"],
 )
 def test_a_bulk_filter_refusal_quotes_a_long_filter_by_its_first_50_characters(
     api, key, named, message
@@ -420,7 +422,9 @@ def test_a_cached_list_stores_one_fixed_length_entry_per_distinct_query():
 
 
 @pytest.mark.parametrize(
-    "name", ["z" * 2_000_000, [0] * 500_000], ids=["a 2 MB name", "a list of 500,000 items"]
+    "name",
+    ["z" * 2_000_000, [0] * 500_000, "z" * 49],
+    ids=["a 2 MB name", "a list of 500,000 items", "51 characters quoted"],
 )
 def test_an_unknown_action_is_quoted_by_its_first_50_characters(api, name):
     """An unknown ``action`` was quoted whole in the refusal: a 2 MB name answered 2 MB, a
@@ -434,12 +438,13 @@ def test_an_unknown_action_is_quoted_by_its_first_50_characters(api, name):
     assert len(response.content) < 1000
 
 
-def test_a_short_unknown_action_is_quoted_whole(api):
+@pytest.mark.parametrize("name", ["discount", "z" * 48], ids=["short", "50 characters quoted"])
+def test_a_short_unknown_action_is_quoted_whole(api, name):
     book = Book.objects.create(title="t", isbn="1", author=AuthorFactory(), pages=1)
-    body = json.dumps({"action": "discount"})
+    body = json.dumps({"action": name})
     response = api.post(f"/api/books/{book.pk}/action/", body, content_type="application/json")
     details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
-    assert details == {"action": ["Unknown action 'discount'. Allowed actions: shout."]}
+    assert details == {"action": [f"Unknown action {name!r}. Allowed actions: shout."]}
 
 
 def _holder_refusal(api, settings, body, bulk=False):
