@@ -355,3 +355,72 @@ def test_a_selection_keeps_the_relations_a_viewsets_own_serializer_may_read(
     assert answer.status_code == 200, answer.content
     assert [d["title"] for d in answer.json()["docs"]] == ["t0", "t1", "t2"]
     assert len(queries) == 3, [q["sql"] for q in queries.captured_queries]  # count, page, reviews
+
+
+class CountedByQuerysetResource(Resource):
+    """:class:`CountedReviewsBookResource` prefetching the reviews by its ``queryset``."""
+
+    model = Book
+    name = "counted-by-queryset"
+    serializer_class = CountedReviewsSerializer
+    queryset = Book.objects.prefetch_related("reviews")
+    default_sort = "title"
+    permissions = PUBLIC
+    cache = False
+
+
+class ReviewLineSerializer(serializers.ModelSerializer):
+    book_title = serializers.CharField(source="book.title", read_only=True)
+    writer = serializers.CharField(source="book.author.name", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["id", "body", "book_title", "writer"]
+
+
+class ReviewLineResource(Resource):
+    """Joins ``book__author`` (``select_related``'s tree holds ``book`` below nothing)."""
+
+    model = Review
+    name = "review-lines"
+    serializer_class = ReviewLineSerializer
+    default_sort = "body"
+    permissions = PUBLIC
+    cache = False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "resource,query,expected,statements",
+    [
+        # the resource's queryset prefetching what a method field counts: kept
+        (CountedByQuerysetResource, "select=review_count", [1, 1, 1], 3),
+        # a field needing book, which the tree held below book__author: still joined
+        (ReviewLineResource, "select=book_title", ["t0", "t1", "t2"], 2),
+    ],
+    ids=["queryset", "joined below a dropped path"],
+)
+def test_a_selection_loads_what_its_fields_read_through_other_paths(
+    settings, resource, query, expected, statements
+):
+    """``?select=`` drops only what no rendered field reads: a ``queryset`` of the resource's
+    loading a relation is the project's (its method field counting the reviews read them
+    once per row without it), and a path a rendered field needs (``book``) stays joined when
+    the one that held it (``book__author``) is dropped, or each row read its book."""
+    site = ResourceSite(name="other-paths-site")
+    site.register(resource)
+    for i in range(3):
+        Review.objects.create(book=BookFactory(title=f"t{i}"), body=f"r{i}")
+    try:
+        with (
+            site_mounted(settings, "o", site),
+            override_settings(ARC=arc_with(CACHE={"ENABLED": False})),
+            CaptureQueriesContext(connection) as queries,
+        ):
+            answer = client_for(None).get(f"/o/{resource.name}/?{query}")
+    finally:
+        _all_sites.remove(site)
+    assert answer.status_code == 200, answer.content
+    field = query.split("=")[1]
+    assert [d[field] for d in answer.json()["docs"]] == expected
+    assert len(queries) == statements, [q["sql"] for q in queries.captured_queries]
