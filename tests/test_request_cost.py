@@ -366,8 +366,33 @@ class AvatarUserResource(Resource):
     permissions = PUBLIC
 
 
+class InitAvatarUserSerializer(serializers.ModelSerializer):
+    """The same choice made in ``__init__`` (a project's other common way)."""
+
+    class Meta:
+        model = User
+        fields = ["id", "username"]
+
+    def create(self, validated_data):
+        size = validated_data.pop("avatar").size
+        return super().create({**validated_data, "first_name": str(size)})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated:
+            self.fields["avatar"] = serializers.FileField(write_only=True)
+
+
+@cost_site.register
+class InitAvatarUserResource(AvatarUserResource):
+    name = "init-avatar-users"
+    serializer_class = InitAvatarUserSerializer
+
+
+@pytest.mark.parametrize("name", ["avatar-users", "init-avatar-users"])
 def test_a_serializer_choosing_its_fields_per_request_still_takes_a_file_past_the_limit(
-    settings, uploads
+    settings, uploads, name
 ):
     """Whether a resource takes files was read from its serializer built without a request:
     one adding its file field per request (``get_fields()``, as DRF allows) was judged to
@@ -377,7 +402,7 @@ def test_a_serializer_choosing_its_fields_per_request_still_takes_a_file_past_th
     caller = User.objects.create(username="caller")
     with site_mounted(settings, "cost", cost_site):
         response = client_for(caller).post(
-            "/cost/avatar-users/",
+            f"/cost/{name}/",
             {"username": "a", "avatar": SimpleUploadedFile("a.png", b"x" * 50_000)},
             format="multipart",
         )
