@@ -338,6 +338,67 @@ def test_a_resource_whose_action_takes_a_file_still_takes_one_past_the_memory_li
     assert sum(uploads) == 50_000
 
 
+class ShownFileUserSerializer(serializers.ModelSerializer):
+    """Renders a file field it never takes (read-only)."""
+
+    shown = serializers.FileField(read_only=True, source="first_name")
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "shown"]
+
+
+@cost_site.register
+class ShownFileUserResource(Resource):
+    model = User
+    name = "shown-file-users"
+    serializer_class = ShownFileUserSerializer
+    permissions = PUBLIC
+
+
+class AttachmentsUserSerializer(serializers.ModelSerializer):
+    """Takes files in a list (``ListField(child=FileField())``)."""
+
+    attachments = serializers.ListField(child=serializers.FileField(), write_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "attachments"]
+
+    def create(self, validated_data):
+        size = sum(f.size for f in validated_data.pop("attachments"))
+        return super().create({**validated_data, "first_name": str(size)})
+
+
+@cost_site.register
+class AttachmentsUserResource(Resource):
+    model = User
+    name = "attachments-users"
+    serializer_class = AttachmentsUserSerializer
+    permissions = PUBLIC
+
+
+def test_a_file_field_counts_where_it_takes_a_file_only(api, settings, uploads):
+    """A read-only file field takes no file: a multipart body over the memory limit is 413.
+    A file field inside a list takes files: read as Django reads them."""
+    with site_mounted(settings, "cost", cost_site):
+        shown = api.post(
+            "/cost/shown-file-users/",
+            {"username": "s", "blob": SimpleUploadedFile("big.bin", b"x" * 50_000)},
+            format="multipart",
+        )
+        assert_error(shown, 413, "PAYLOAD_TOO_LARGE")
+        assert sum(uploads) == 0
+        listed = api.post(
+            "/cost/attachments-users/",
+            {"username": "l", "attachments": SimpleUploadedFile("big.bin", b"x" * 50_000)},
+            format="multipart",
+        )
+    assert listed.status_code == 201, listed.content
+    assert User.objects.get(username="l").first_name == "50000"
+    assert sum(uploads) == 50_000
+
+
 class AvatarUserSerializer(serializers.ModelSerializer):
     """Takes a file from a signed-in caller only: a field chosen per request, as DRF lets a
     serializer's ``get_fields()`` choose them."""
