@@ -338,6 +338,50 @@ def test_a_resource_whose_action_takes_a_file_still_takes_one_past_the_memory_li
     assert sum(uploads) == 50_000
 
 
+class TeamGroupsUserSerializer(serializers.ModelSerializer):
+    """Its many-to-many relation offers some rows only (``extra_kwargs``' queryset)."""
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+        extra_kwargs = {"groups": {"queryset": Group.objects.filter(name__startswith="team-")}}
+
+
+@cost_site.register
+class TeamGroupsUserResource(Resource):
+    model = User
+    name = "team-groups-users"
+    serializer_class = TeamGroupsUserSerializer
+    permissions = PUBLIC
+
+
+def test_a_many_to_many_list_read_in_batches_names_only_rows_its_queryset_offers(api, settings):
+    """The batched read of a ``many=True`` list looks its ids up in the relation's own
+    queryset, as DRF's lookup does: a row outside it (a group not offered) is refused as no
+    row, and nothing is written."""
+    team, other = Group.objects.create(name="team-a"), Group.objects.create(name="staff")
+    with site_mounted(settings, "cost", cost_site):
+        refused = api.post(
+            "/cost/team-groups-users/",
+            {"username": "r", "groups": [team.pk, other.pk]},
+            format="json",
+        )
+        details = assert_error(refused, 400, "VALIDATION_ERROR")["details"]
+        assert details == {"groups": [f'Invalid pk "{other.pk}" - object does not exist.']}
+        assert not User.objects.filter(username="r").exists()
+        # text is no list, though its characters would read as ids
+        text = api.post(
+            "/cost/team-groups-users/", {"username": "t", "groups": str(team.pk)}, format="json"
+        )
+        details = assert_error(text, 400, "VALIDATION_ERROR")["details"]
+        assert details == {"groups": ['Expected a list of items but got type "str".']}
+        kept = api.post(
+            "/cost/team-groups-users/", {"username": "k", "groups": [team.pk]}, format="json"
+        )
+    assert kept.status_code == 201, kept.content
+    assert list(User.objects.get(username="k").groups.all()) == [team]
+
+
 class ShownFileUserSerializer(serializers.ModelSerializer):
     """Renders a file field it never takes (read-only)."""
 
