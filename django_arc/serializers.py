@@ -565,21 +565,17 @@ _FIELD_MAPPING = {
 }
 
 
-#: the fields DRF reads from a form body with ``getlist()``: a list is sent as its name
-#: once per value (``groups=1&groups=2``; one value is a list of one)
-FORM_LISTS = (serializers.ManyRelatedField, serializers.ListField, serializers.MultipleChoiceField)
-
-
 def form_values(
     data: Any, fields: Any, partial: bool = False, may_write: Any = None
 ) -> dict[str, Any]:
     """A form body (urlencoded or multipart) as a dict, each name's last value as Django's
     ``QueryDict.dict()`` gives it, except each writable field of ``fields``, which gets what
     DRF's ``get_value()`` reads of a form: every value sent where it reads a list
-    (:data:`FORM_LISTS`), a blank as ``null`` where null is allowed (or as not sent where the
-    field is optional), a ``JSONField``'s text as JSON to parse, and, unless ``partial``, a
-    box a browser leaves out when unchecked as ``False`` (a list left out as ``[]``) where
-    ``may_write(name)``: a field the caller may not write is not on its form."""
+    (``getlist()``: a ``ManyRelatedField``, ``ListField``, ``MultipleChoiceField``), a
+    blank as ``null`` where null is allowed (or as not sent where the field is optional), a
+    ``JSONField``'s text as JSON to parse, and, unless ``partial``, a box a browser leaves
+    out when unchecked as ``False`` (a list left out as ``[]``) where ``may_write(name)``: a
+    field the caller may not write is not on its form."""
     body = data.dict()
     for name, field in fields.items():
         if field.read_only or isinstance(

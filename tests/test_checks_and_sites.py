@@ -246,6 +246,18 @@ def test_a_mounted_site_without_scope_middleware_is_warned_of(settings):
     settings.MIDDLEWARE = settings.MIDDLEWARE[:-1]
     settings.ROOT_URLCONF = __name__
     assert w010() == []
+    # a site mounted inside a project's own include (a version prefix) is mounted too
+    from django.urls import include, path
+
+    from django_arc import arc
+
+    nested = [path("v1/", include([path("pages/", include([])), path("api/", include(arc.urls))]))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": nested})
+    assert [m.id for m in w010()] == ["arc.W010"]
+    # a URLconf that cannot be imported (refusing a missing setting): Django's own urls
+    # check says so; this one passes it by rather than crash manage.py check
+    settings.ROOT_URLCONF = "tests.testapp.broken_middleware"
+    assert w010() == []
 
 
 def test_the_middleware_check_survives_a_middleware_that_cannot_be_imported(settings):

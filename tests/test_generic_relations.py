@@ -166,6 +166,56 @@ def test_the_generated_serializer_and_the_query_language_refuse_generic_relation
         assert check_resource(resource()) == [], resource
 
 
+class SortedGeneratedStickers(Resource):
+    """A GenericForeignKey named by ``default_sort`` (descending) and ``search_fields``."""
+
+    model = Sticker
+    name = "sorted-generated-stickers"
+    fields = ["id", "label"]
+    default_sort = "label,-target"
+    search_fields = ["label", "target"]
+    permissions = PUBLIC
+
+
+class FilteredThroughBoards(Resource):
+    """A GenericForeignKey reached through a GenericRelation (``stickers__target``)."""
+
+    model = Board
+    name = "filtered-through-boards"
+    fields = ["id", "title"]
+    filter_fields = {"stickers__target": ["eq"], "stickers__label": ["eq"]}
+    permissions = PUBLIC
+
+
+class ListedStickers(StickerResource):
+    """A project serializer rendering the GenericForeignKey, with ``fields`` naming it."""
+
+    name = "listed-stickers"
+    fields = ["id", "label", "target"]
+
+
+def test_every_query_language_path_through_a_generic_foreign_key_is_refused_at_check():
+    """``default_sort`` (its ``-`` direction read past), ``search_fields`` and a path that
+    reaches the GenericForeignKey through a relation (a GenericRelation's rows) are refused
+    as ``filter_fields`` and ``sort_fields`` are; ``fields`` naming it beside a project
+    serializer that renders it is not."""
+    found = check_resource(SortedGeneratedStickers())
+    sorted_ = [(e.id, e.msg) for e in found if e.id == "arc.E017"]  # and E005: not text
+    assert len(sorted_) == 2, sorted_
+    assert sorted_[0][1].startswith("`default_sort` names 'target', which follows the")
+    assert sorted_[1][1].startswith("`search_fields` names 'target', which follows the")
+    through = [(e.id, e.msg) for e in check_resource(FilteredThroughBoards()) if e.id == "arc.E017"]
+    assert through == [
+        (
+            "arc.E017",
+            "`filter_fields` names 'stickers__target', which follows the GenericForeignKey "
+            "'target': it has no column, and the database cannot filter, sort or search "
+            "through it.",
+        )
+    ]
+    assert [e for e in check_resource(ListedStickers()) if e.id == "arc.E017"] == []
+
+
 @pytest.mark.django_db
 def test_a_project_serializer_renders_a_generic_foreign_key_with_constant_queries(generic_api):
     """The GenericForeignKey a project serializer renders was joined (``select_related``):

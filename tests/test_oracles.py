@@ -504,6 +504,12 @@ def test_a_row_a_get_would_not_read_is_404_on_a_refused_write(reader_routes, bas
         assert readable.json()["code"] == "OWNERSHIP_DENIED"
     r = api.patch(f"{base}/bulk/", {"items": [{"id": draft.pk, "title": "x"}]}, format="json")
     assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
+    # two rows: asked together (view.judged_rows), the same answer per row
+    other = Article.objects.create(owner=owner, slug="d2", title="draft")
+    items = [{"id": pk, "title": "x"} for pk in (draft.pk, other.pk)]
+    r = api.patch(f"{base}/bulk/", {"items": items}, format="json")
+    assert r.status_code == 400, r.json()
+    assert r.json()["details"] == {"items": {str(i): {"id": ["Not found."]} for i in (0, 1)}}
     body = {"filter": {"title": "draft"}, "data": {"title": "x"}}  # matches no row it reads
     r = api.patch(f"{base}/bulk/", body, format="json")
     assert r.status_code == 200 and r.json()["data"] == {"updated": 0, "ids": []}, r.json()
@@ -834,6 +840,105 @@ def test_a_row_a_presets_object_check_hides_from_a_get_is_404_on_a_refused_write
     assert r.status_code == 200 and r.json()["data"] == {"updated": 0, "ids": []}, r.json()
     hidden.refresh_from_db()
     assert (hidden.title, hidden.views, hidden.deleted_at) == ("embargoed", 0, None)
+
+
+class ListClosedArticleResource(SharedArticleResource):
+    """Rows read by their id, but the lists (the ``deleted`` one too) kept to admins."""
+
+    name = "list-closed-articles"
+    permissions = {**SharedArticleResource.permissions, "list": P.require_roles("admin")}
+
+
+site.register(ListClosedArticleResource)
+
+
+def test_a_refused_restore_under_a_list_permission_refusing_the_caller_is_404(oracle_api):
+    """The ``deleted`` list's permission refusing the caller outright (not narrowing its
+    rows) answers the question too: a restore of a deleted row it may list nowhere is the
+    404 of a missing id, even though the ``get`` permission would let it read live rows."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    trashed = Article.objects.create(owner=owner, slug="t", title="t", deleted_at=now())
+    api, base, missing = client_for(stranger), "/oracles/list-closed-articles", 99999999
+    assert api.get(f"{base}/deleted/").status_code == 403
+    theirs = api.post(f"{base}/{trashed.pk}/restore/", format="json")
+    absent = api.post(f"{base}/{missing}/restore/", format="json")
+    assert theirs.status_code == 404, theirs.json()
+    assert _error(theirs, (trashed.pk, "N")) == _error(absent, (missing, "N"))
+    trashed.refresh_from_db()
+    assert trashed.deleted_at is not None
+
+
+class UnlockedArticleResource(SharedArticleResource):
+    """Reads judged by an object rule of the project's (``unlocked``): a GET of a locked row
+    is refused; a list, which asks no object check, shows it."""
+
+    name = "unlocked-articles"
+    permissions = {
+        **SharedArticleResource.permissions,
+        "list": P.all_of(P.require_auth(), unlocked),
+        "get": P.all_of(P.require_auth(), unlocked),
+    }
+
+
+site.register(UnlockedArticleResource)
+
+
+def test_a_refused_write_asks_the_object_rule_of_a_get_and_none_of_a_list(oracle_api):
+    """Whether the caller may read a refused write's row is asked as the route reading it
+    asks: a GET runs the ``get`` permission's object rule (a locked row it may not read is
+    the 404 of a missing id on a PATCH), a list runs none (a locked deleted row its
+    ``deleted`` list shows keeps the owner's 403 on a restore)."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    locked = Article.objects.create(owner=owner, slug="l", title="locked")
+    trashed = Article.objects.create(owner=owner, slug="d", title="locked", deleted_at=now())
+    api, base, missing = client_for(stranger), "/oracles/unlocked-articles", 99999999
+    assert api.get(f"{base}/{locked.pk}/").status_code == 403
+    theirs = api.patch(f"{base}/{locked.pk}/", {"title": "x"}, format="json")
+    absent = api.patch(f"{base}/{missing}/", {"title": "x"}, format="json")
+    assert theirs.status_code == 404, theirs.json()
+    assert _error(theirs, (locked.pk, "N")) == _error(absent, (missing, "N"))
+    assert [row["id"] for row in api.get(f"{base}/deleted/").json()["docs"]] == [trashed.pk]
+    r = api.post(f"{base}/{trashed.pk}/restore/", format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    assert Article.objects.filter(title="locked", deleted_at__isnull=True).count() == 1
+
+
+class ReadingRecorded(Preset):
+    """Records what ``row_filter`` is told of the view (the preset contract's
+    ``view.action`` and ``view.reading_for``)."""
+
+    name = "reading_recorded"
+    seen: list = []
+
+    def row_filter(self, view):
+        ReadingRecorded.seen.append((view.action, view.reading_for))
+        return None
+
+
+class RecordedArticleResource(SharedArticleResource):
+    name = "recorded-articles"
+    presets = [presets.OwnedBy(), presets.SoftDelete(), presets.Bulk(), ReadingRecorded()]
+
+
+site.register(RecordedArticleResource)
+
+
+def test_a_presets_row_filter_is_told_which_refused_write_asks(oracle_api):
+    """docs/presets.md: while a write about to be refused asks whether the caller may read
+    its row, ``view.action`` is the reading route and ``view.reading_for`` the write's
+    action; ``None`` on every other call."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    live = Article.objects.create(owner=owner, slug="l", title="t")
+    trashed = Article.objects.create(owner=owner, slug="d", title="t", deleted_at=now())
+    api, base = client_for(stranger), "/oracles/recorded-articles"
+    ReadingRecorded.seen.clear()
+    r = api.patch(f"{base}/{live.pk}/", {"title": "x"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    assert ReadingRecorded.seen == [("partial_update", None), ("retrieve", "partial_update")]
+    ReadingRecorded.seen.clear()
+    r = api.post(f"{base}/{trashed.pk}/restore/", format="json")
+    assert r.status_code == 403, r.json()
+    assert ReadingRecorded.seen == [("restore", None), ("deleted", "restore")]
 
 
 # -- a preset refusing a write with DRF's or Django's own exception (rev-fixes19a) -------------

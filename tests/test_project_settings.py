@@ -614,6 +614,14 @@ def test_a_refused_deletes_page_fills_its_put_form_from_the_row(monkeypatch):
     deleted = admin.delete(f"/api/t-products/{gone.pk}/", **html)
     assert deleted.status_code == 200, deleted.content
     assert _html_form(deleted, "PUT") == (None, None)
+    # nor does a soft delete, whose row is still in its table
+    from tests.testapp.models import Article
+
+    article = Article.objects.create(slug="soft", title="Soft")
+    soft = admin.delete(f"/api/soft-articles/{article.pk}/", **html)
+    assert soft.status_code == 200, soft.content
+    assert Article.objects.filter(pk=article.pk, deleted_at__isnull=False).exists()
+    assert _html_form(soft, "PUT") == (None, None)
 
 
 def test_a_rows_page_answered_before_the_row_was_read_offers_no_blank_put_form(
@@ -654,6 +662,27 @@ def test_a_refused_updates_form_is_shown_again_over_the_row_as_stored(settings, 
     assert _form_errors(refused, "PUT") == ["Refused after the save."]
     book.refresh_from_db()
     assert (book.title, book.pages) == ("Early", 120)
+
+
+def test_a_refused_puts_form_keeps_the_rows_value_of_a_field_it_did_not_send(monkeypatch):
+    """A PUT is partial: a field its form body leaves out keeps the row's value. The form
+    shown again after a refused PUT holds the row's value for it too, a checkbox among them
+    (DRF reads a checkbox a non-partial form body leaves out as unchecked: ``False``)."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    book = Book.objects.create(
+        title="Early", isbn="I-2", pages=120, is_available=True, author=AuthorFactory()
+    )
+    refused = client_for().put(
+        f"/api/books/{book.pk}/",
+        {"title": "Late", "pages": "many"},
+        format="multipart",
+        HTTP_ACCEPT="text/html",
+    )
+    assert refused.status_code == 400, refused.content
+    assert _filled(refused, "PUT")["title"] == "Late"
+    assert re.search(r'<input[^>]*name="is_available"[^>]*checked', _form_html(refused, "PUT"))
+    book.refresh_from_db()
+    assert (book.title, book.is_available) == ("Early", True)
 
 
 def test_a_write_a_hook_refuses_shows_its_form_again_with_what_was_sent(monkeypatch):

@@ -976,6 +976,33 @@ def test_an_answer_with_headers_of_its_own_is_never_served_without_them(shop, se
             assert headers(cached) == headers(uncached)
 
 
+class CookiePagination(PagePagination):
+    """A project pagination whose answer sets a cookie (the page the caller last read)."""
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        response.set_cookie("last_page", str(self.page))
+        return response
+
+
+@greeting_site.register
+class CachedCookieProductResource(_CountedProducts):
+    name = "cookie-products"
+    pagination_class = CookiePagination
+    cache = {"stale_seconds": 30}
+
+
+def test_an_answer_setting_a_cookie_is_never_served_without_it(shop, settings):
+    """A cookie is no header of ``own_headers``, but a HIT would drop it all the same: an
+    answer setting one is not stored, and every read sets it."""
+    editor = shop["editor"]
+    with site_mounted(settings, "g", greeting_site):
+        for _ in range(2):
+            cached = get(editor, "/g/cookie-products/?page=1")
+            assert cached["X-Cache"] == "MISS"
+            assert cached.cookies["last_page"].value == "1"
+
+
 def test_parameters_the_query_language_ignores_share_the_entry(shop):
     editor = shop["editor"]
     assert get(editor, CACHED, "?status=active")["X-Cache"] == "MISS"
@@ -1963,6 +1990,30 @@ def test_a_miss_read_in_an_older_snapshot_than_the_versions_is_not_stored(shop, 
         assert {row["name"] for row in again.json()["docs"]} == {"Concurrent"}
         stored = level == "READ_COMMITTED"
         assert again["X-Cache"] == ("HIT" if stored else "MISS")
+    finally:
+        connection.close()
+
+
+def test_a_miss_read_outside_a_transaction_is_stored_at_any_level(shop, monkeypatch):
+    """Without ``ATOMIC_REQUESTS`` each query of the route is a transaction of its own,
+    started after the version tokens were read, whatever the isolation level: the answer
+    is stored (a ``REPEATABLE READ`` option alone is no older snapshot)."""
+    from psycopg import IsolationLevel
+
+    if connection.vendor != "postgresql":
+        pytest.skip("isolation levels are PostgreSQL's here (ARC_TEST_DB=postgres)")
+    web = client_for(shop["editor"].user, HTTP_X_ORGANIZATION_ID=str(shop["a"].pk))
+    settings_dict = connection.settings_dict
+    monkeypatch.setitem(settings_dict, "ATOMIC_REQUESTS", False)
+    monkeypatch.setitem(
+        settings_dict,
+        "OPTIONS",
+        {**settings_dict["OPTIONS"], "isolation_level": IsolationLevel.REPEATABLE_READ},
+    )
+    connection.close()
+    try:
+        assert web.get(CACHED)["X-Cache"] == "MISS"
+        assert web.get(CACHED)["X-Cache"] == "HIT"
     finally:
         connection.close()
 

@@ -38,7 +38,7 @@ from tests.factories import (
 from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL
 from tests.test_query_cache import CACHED, get, same_as_uncached
-from tests.testapp.models import Article, Author, Book
+from tests.testapp.models import Article, Author, Book, Review
 
 # test_query_cache's fixtures: Redis under a prefix of the test's own (autouse), and the shop
 redis_cache = test_query_cache.redis_cache
@@ -1012,3 +1012,43 @@ def test_two_resources_of_one_name_never_serve_each_others_answers(settings):
         assert "isbn" not in client.get(f"/tw/public/{book.pk}/").json()["data"]
     finally:
         clear_url_caches()
+
+
+def test_an_object_rule_reading_prefetched_rows_reads_them_as_they_are_now(settings):
+    """The same for rows a project's ``get_queryset()`` prefetched onto the row (its
+    ``reviews``, which the resource does not render): a hit's object rule counting them
+    reads them as they are now, as the rule on the row ``get_object()`` loads does, not the
+    list the miss prefetched and the entry pickled. A review written after the miss changes
+    no book's answer, and the project's own prefetch is no dependency of it."""
+
+    def unflagged(request, resource, action, obj=None):
+        return obj is None or not any(r.body.startswith("Flagged") for r in obj.reviews.all())
+
+    class ReviewedBookResource(Resource):
+        model = Book
+        name = "reviewed-books"
+        fields = ["id", "title"]
+        permissions = {"list": P.allow_public(), "get": unflagged}
+        cache = {"stale_seconds": 30}
+
+        def get_queryset(self, request):
+            return super().get_queryset(request).prefetch_related("reviews")
+
+    class UncachedReviewedBookResource(ReviewedBookResource):
+        name = "uncached-reviewed-books"
+        cache = False
+
+    resources = (ReviewedBookResource, UncachedReviewedBookResource)
+    with registered_site("reviewed-books-test", *resources) as site:
+        with site_mounted(settings, "rb", site):
+            client = client_for(None)
+            book = BookFactory()
+            Review.objects.create(book=book, body="Fine")
+
+            def flag():
+                Review.objects.create(book=book, body="Flagged as spam")
+
+            after = hit_then(client, f"/rb/reviewed-books/{book.pk}/", flag)
+            uncached = client.get(f"/rb/uncached-reviewed-books/{book.pk}/")
+    assert uncached.status_code == 403
+    assert after.status_code == 403

@@ -160,6 +160,38 @@ def test_a_wrapper_with_its_own_publish_is_relayed_through_it(stream):
     inner.close()
 
 
+def test_a_transport_whose_instance_carries_its_own_methods_is_relayed_through_them(stream):
+    """A ``publish_many`` set on the transport instance (instrumentation patching the object,
+    not its class) is the project's: the relay publishes through it. A ``publish_wire`` set
+    on the instance is the project's choice too: the relay splices the rows into it, even
+    beside a ``publish`` of its own."""
+    client, name = stream
+    transport = RedisStreamsTransport(url=REDIS_URL, stream=name)
+    traced = []
+    original = transport.publish_many
+
+    def publish_many(events):
+        events = list(events)
+        traced.extend(event.id for event in events)
+        return original(events)
+
+    transport.publish_many = publish_many
+    outbox = EventOutbox(transport)
+    ids = [outbox.store(create_event("orders.created", {"n": i})).event_id for i in range(2)]
+    assert outbox.relay_batch(limit=10).relayed == 2
+    assert traced == ids
+    inner = RedisStreamsTransport(url=REDIS_URL, stream=name)
+    wrapped = _Wrapped(inner)
+    wrapped.publish_wire = inner.publish_wire
+    outbox = EventOutbox(wrapped)
+    more = [outbox.store(create_event("orders.created", {"n": i})).event_id for i in range(2)]
+    assert outbox.relay_batch(limit=10).relayed == 2
+    assert wrapped.traced == []  # spliced into the instance's publish_wire
+    assert [json.loads(f[b"data"])["meta"]["id"] for _, f in client.xrange(name)] == ids + more
+    transport.close()
+    inner.close()
+
+
 class _TracingMixin:
     """A project's mixin listed before the transport: ``class T(Mixin, Transport)``."""
 

@@ -259,8 +259,10 @@ def test_a_bulk_filter_refusal_names_ten_unknown_filters_not_every_one(api):
             "title[" + "x" * 44 + "…",
             f"unknown operator '{'x' * 50}…'",
         ),
+        ("k" * 51, "k" * 50 + "…", "Not a filter of this resource."),
+        ("k" * 50, "k" * 50, "Not a filter of this resource."),
     ],
-    ids=["a 2 MB unknown name", "a 1 MB unknown operator"],
+    ids=["a 2 MB unknown name", "a 1 MB unknown operator", "51 characters", "50 characters"],
 )
 def test_a_bulk_filter_refusal_quotes_a_long_filter_by_its_first_50_characters(
     api, key, named, message
@@ -354,6 +356,111 @@ def test_a_resource_whose_action_takes_a_file_still_takes_one_past_the_memory_li
     assert sum(uploads) == 50_000
 
 
+class TeamGroupsUserSerializer(serializers.ModelSerializer):
+    """Its many-to-many relation offers some rows only (``extra_kwargs``' queryset)."""
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+        extra_kwargs = {"groups": {"queryset": Group.objects.filter(name__startswith="team-")}}
+
+
+@cost_site.register
+class TeamGroupsUserResource(Resource):
+    model = User
+    name = "team-groups-users"
+    serializer_class = TeamGroupsUserSerializer
+    permissions = PUBLIC
+
+
+def test_a_many_to_many_list_read_in_batches_names_only_rows_its_queryset_offers(api, settings):
+    """The batched read of a ``many=True`` list looks its ids up in the relation's own
+    queryset, as DRF's lookup does: a row outside it (a group not offered) is refused as no
+    row, and nothing is written."""
+    team, other = Group.objects.create(name="team-a"), Group.objects.create(name="staff")
+    with site_mounted(settings, "cost", cost_site):
+        refused = api.post(
+            "/cost/team-groups-users/",
+            {"username": "r", "groups": [team.pk, other.pk]},
+            format="json",
+        )
+        details = assert_error(refused, 400, "VALIDATION_ERROR")["details"]
+        assert details == {"groups": [f'Invalid pk "{other.pk}" - object does not exist.']}
+        assert not User.objects.filter(username="r").exists()
+        # text is no list, though its characters would read as ids
+        text = api.post(
+            "/cost/team-groups-users/", {"username": "t", "groups": str(team.pk)}, format="json"
+        )
+        details = assert_error(text, 400, "VALIDATION_ERROR")["details"]
+        assert details == {"groups": ['Expected a list of items but got type "str".']}
+        kept = api.post(
+            "/cost/team-groups-users/", {"username": "k", "groups": [team.pk]}, format="json"
+        )
+    assert kept.status_code == 201, kept.content
+    assert list(User.objects.get(username="k").groups.all()) == [team]
+
+
+class ShownFileUserSerializer(serializers.ModelSerializer):
+    """Renders a file field it never takes (read-only)."""
+
+    shown = serializers.FileField(read_only=True, source="first_name")
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "shown"]
+
+
+@cost_site.register
+class ShownFileUserResource(Resource):
+    model = User
+    name = "shown-file-users"
+    serializer_class = ShownFileUserSerializer
+    permissions = PUBLIC
+
+
+class AttachmentsUserSerializer(serializers.ModelSerializer):
+    """Takes files in a list (``ListField(child=FileField())``)."""
+
+    attachments = serializers.ListField(child=serializers.FileField(), write_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "attachments"]
+
+    def create(self, validated_data):
+        size = sum(f.size for f in validated_data.pop("attachments"))
+        return super().create({**validated_data, "first_name": str(size)})
+
+
+@cost_site.register
+class AttachmentsUserResource(Resource):
+    model = User
+    name = "attachments-users"
+    serializer_class = AttachmentsUserSerializer
+    permissions = PUBLIC
+
+
+def test_a_file_field_counts_where_it_takes_a_file_only(api, settings, uploads):
+    """A read-only file field takes no file: a multipart body over the memory limit is 413.
+    A file field inside a list takes files: read as Django reads them."""
+    with site_mounted(settings, "cost", cost_site):
+        shown = api.post(
+            "/cost/shown-file-users/",
+            {"username": "s", "blob": SimpleUploadedFile("big.bin", b"x" * 50_000)},
+            format="multipart",
+        )
+        assert_error(shown, 413, "PAYLOAD_TOO_LARGE")
+        assert sum(uploads) == 0
+        listed = api.post(
+            "/cost/attachments-users/",
+            {"username": "l", "attachments": SimpleUploadedFile("big.bin", b"x" * 50_000)},
+            format="multipart",
+        )
+    assert listed.status_code == 201, listed.content
+    assert User.objects.get(username="l").first_name == "50000"
+    assert sum(uploads) == 50_000
+
+
 class AvatarUserSerializer(serializers.ModelSerializer):
     """Takes a file from a signed-in caller only: a field chosen per request, as DRF lets a
     serializer's ``get_fields()`` choose them."""
@@ -382,8 +489,33 @@ class AvatarUserResource(Resource):
     permissions = PUBLIC
 
 
+class InitAvatarUserSerializer(serializers.ModelSerializer):
+    """The same choice made in ``__init__`` (a project's other common way)."""
+
+    class Meta:
+        model = User
+        fields = ["id", "username"]
+
+    def create(self, validated_data):
+        size = validated_data.pop("avatar").size
+        return super().create({**validated_data, "first_name": str(size)})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated:
+            self.fields["avatar"] = serializers.FileField(write_only=True)
+
+
+@cost_site.register
+class InitAvatarUserResource(AvatarUserResource):
+    name = "init-avatar-users"
+    serializer_class = InitAvatarUserSerializer
+
+
+@pytest.mark.parametrize("name", ["avatar-users", "init-avatar-users"])
 def test_a_serializer_choosing_its_fields_per_request_still_takes_a_file_past_the_limit(
-    settings, uploads
+    settings, uploads, name
 ):
     """Whether a resource takes files was read from its serializer built without a request:
     one adding its file field per request (``get_fields()``, as DRF allows) was judged to
@@ -393,7 +525,7 @@ def test_a_serializer_choosing_its_fields_per_request_still_takes_a_file_past_th
     caller = User.objects.create(username="caller")
     with site_mounted(settings, "cost", cost_site):
         response = client_for(caller).post(
-            "/cost/avatar-users/",
+            f"/cost/{name}/",
             {"username": "a", "avatar": SimpleUploadedFile("a.png", b"x" * 50_000)},
             format="multipart",
         )
@@ -438,7 +570,9 @@ def test_a_cached_list_stores_one_fixed_length_entry_per_distinct_query():
 
 
 @pytest.mark.parametrize(
-    "name", ["z" * 2_000_000, [0] * 500_000], ids=["a 2 MB name", "a list of 500,000 items"]
+    "name",
+    ["z" * 2_000_000, [0] * 500_000, "z" * 49],
+    ids=["a 2 MB name", "a list of 500,000 items", "51 characters quoted"],
 )
 def test_an_unknown_action_is_quoted_by_its_first_50_characters(api, name):
     """An unknown ``action`` was quoted whole in the refusal: a 2 MB name answered 2 MB, a
@@ -452,12 +586,13 @@ def test_an_unknown_action_is_quoted_by_its_first_50_characters(api, name):
     assert len(response.content) < 1000
 
 
-def test_a_short_unknown_action_is_quoted_whole(api):
+@pytest.mark.parametrize("name", ["discount", "z" * 48], ids=["short", "50 characters quoted"])
+def test_a_short_unknown_action_is_quoted_whole(api, name):
     book = Book.objects.create(title="t", isbn="1", author=AuthorFactory(), pages=1)
-    body = json.dumps({"action": "discount"})
+    body = json.dumps({"action": name})
     response = api.post(f"/api/books/{book.pk}/action/", body, content_type="application/json")
     details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
-    assert details == {"action": ["Unknown action 'discount'. Allowed actions: shout."]}
+    assert details == {"action": [f"Unknown action {name!r}. Allowed actions: shout."]}
 
 
 def _holder_refusal(api, settings, body, bulk=False):

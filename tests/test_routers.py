@@ -103,6 +103,11 @@ def test_the_middlewares_envelopes_render_as_the_views_do_under_the_projects_jso
     assert unknown_path.content == unknown_row.content
     assert unknown_path.content.startswith(b'{\n  "success": false')
     assert unknown_path["Content-Type"] == unknown_row["Content-Type"] == "application/json"
+    # an Accept entry the JSON renderer does not answer (a browser's): its own media type
+    for accept in ("text/html", "application/xml"):
+        browser = api.get("/api/nope/", HTTP_ACCEPT=accept)
+        assert browser.status_code == 404 and browser["Content-Type"] == "application/json"
+        assert browser.json()["code"] == "NOT_FOUND"
 
     org = OrganizationFactory()
     header = {**trace, "HTTP_X_ORGANIZATION_ID": str(org.pk)}
@@ -213,7 +218,7 @@ class _StatusJSONRenderer:
 
     media_type = "application/json"
     format = "json"
-    charset = None
+    charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         import json
@@ -221,7 +226,9 @@ class _StatusJSONRenderer:
         response = renderer_context["response"]
         request = renderer_context["request"]
         assert request is not None and renderer_context["view"] is not None
-        return json.dumps({**data, "status": response.status_code}).encode()
+        # as DRF marks the answer of a view's exception
+        exception = getattr(response, "exception", False)
+        return json.dumps({**data, "status": response.status_code, "exception": exception}).encode()
 
 
 def test_the_middlewares_envelopes_render_with_a_renderer_reading_its_context(api, settings):
@@ -245,6 +252,10 @@ def test_the_middlewares_envelopes_render_with_a_renderer_reading_its_context(ap
     assert unknown_path.status_code == 404
     assert unknown_path.json()["status"] == 404 and unknown_path.json()["code"] == "NOT_FOUND"
     assert unknown_path["X-Request-Id"] == "trace-1"
+    # marked an exception's answer, as DRF marks it; typed with the renderer's charset, as
+    # DRF's Response types a view's answer
+    assert unknown_path.json()["exception"] is True
+    assert unknown_path["Content-Type"] == "application/json; charset=utf-8"
 
     session = Client()
     session.force_login(user)

@@ -290,3 +290,176 @@ def test_a_get_loads_only_the_relations_the_caller_may_read(shelf, django_user_m
             answer, sql = got(api, missing)
             assert answer.status_code == 404, answer.content
             assert len(sql) == 1 and not reads_reviews(sql)
+
+
+class ReviewedShelfSerializer(serializers.ModelSerializer):
+    reviews = ReviewBody(many=True, read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "reviews"]
+
+
+class ReviewedShelfResource(Resource):
+    """Its serializer renders the reviews (django-arc prefetches them); nothing of the
+    project's loads any relation."""
+
+    model = Book
+    name = "reviewed-shelf"
+    serializer_class = ReviewedShelfSerializer
+    default_sort = "title"
+    permissions = PUBLIC
+    cache = False
+
+
+class ReviewCountSerializer(serializers.ModelSerializer):
+    review_count = serializers.SerializerMethodField()
+
+    def get_review_count(self, obj):
+        return len(obj.reviews.all())
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "review_count"]
+
+
+def review_counting_viewsets():
+    """ViewSet subclasses rendering with a serializer of their own, which reads the reviews
+    the resource's serializer renders: by ``get_serializer_class()``, by ``get_serializer()``."""
+    generated = ReviewedShelfResource.as_viewset()
+
+    class ByClass(generated):
+        def get_serializer_class(self):
+            return ReviewCountSerializer
+
+    class ByInstance(generated):
+        def get_serializer(self, *args, **kwargs):
+            kwargs.setdefault("context", self.get_serializer_context())
+            return ReviewCountSerializer(*args, **kwargs)
+
+    class CountedByViewSet(CountedReviewsOwnLoading.as_viewset()):
+        def get_queryset(self):
+            return super().get_queryset().prefetch_related("reviews")
+
+    return {"by-class": ByClass, "by-instance": ByInstance, "by-queryset": CountedByViewSet}
+
+
+class CountedReviewsOwnLoading(Resource):
+    """:class:`CountedReviewsBookResource` leaving the reviews' prefetch to a ViewSet
+    subclass's ``get_queryset()``."""
+
+    model = Book
+    name = "counted-by-viewset"
+    serializer_class = CountedReviewsSerializer
+    default_sort = "title"
+    permissions = PUBLIC
+    cache = False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "prefix,select",
+    [("by-class", "title"), ("by-instance", "title"), ("by-queryset", "title,review_count")],
+)
+def test_a_selection_keeps_the_relations_a_viewsets_own_serializer_may_read(
+    settings, prefix, select
+):
+    """A ViewSet subclass's serializer (its ``get_serializer_class()`` or ``get_serializer()``)
+    may read any relation the resource's own serializer renders: ``?select=title`` keeps
+    django-arc's prefetch of the reviews it left out, or the subclass's serializer read them
+    once per row. A subclass's ``get_queryset()`` prefetching the reviews a method field
+    counts (``?select=review_count`` leaving ``reviews`` out) keeps its prefetch too."""
+    from django.urls import clear_url_caches, include, path
+    from rest_framework.routers import SimpleRouter
+
+    router = SimpleRouter()
+    for name, viewset in review_counting_viewsets().items():
+        router.register(name, viewset, basename=f"review-counting-{name}")
+    for i in range(3):
+        Review.objects.create(book=BookFactory(title=f"t{i}"), body=f"r{i}")
+    import tests.urls
+
+    settings.ROOT_URLCONF = type(
+        "urls", (), {"urlpatterns": [*tests.urls.urlpatterns, path("x/", include(router.urls))]}
+    )
+    clear_url_caches()
+    try:
+        with (
+            override_settings(ARC=arc_with(CACHE={"ENABLED": False})),
+            CaptureQueriesContext(connection) as queries,
+        ):
+            answer = client_for(None).get(f"/x/{prefix}/?select={select}")
+    finally:
+        clear_url_caches()
+    assert answer.status_code == 200, answer.content
+    assert [d["title"] for d in answer.json()["docs"]] == ["t0", "t1", "t2"]
+    assert len(queries) == 3, [q["sql"] for q in queries.captured_queries]  # count, page, reviews
+
+
+class CountedByQuerysetResource(Resource):
+    """:class:`CountedReviewsBookResource` prefetching the reviews by its ``queryset``."""
+
+    model = Book
+    name = "counted-by-queryset"
+    serializer_class = CountedReviewsSerializer
+    queryset = Book.objects.prefetch_related("reviews")
+    default_sort = "title"
+    permissions = PUBLIC
+    cache = False
+
+
+class ReviewLineSerializer(serializers.ModelSerializer):
+    book_title = serializers.CharField(source="book.title", read_only=True)
+    writer = serializers.CharField(source="book.author.name", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["id", "body", "book_title", "writer"]
+
+
+class ReviewLineResource(Resource):
+    """Joins ``book__author`` (``select_related``'s tree holds ``book`` below nothing)."""
+
+    model = Review
+    name = "review-lines"
+    serializer_class = ReviewLineSerializer
+    default_sort = "body"
+    permissions = PUBLIC
+    cache = False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "resource,query,expected,statements",
+    [
+        # the resource's queryset prefetching what a method field counts: kept
+        (CountedByQuerysetResource, "select=review_count", [1, 1, 1], 3),
+        # a field needing book, which the tree held below book__author: still joined
+        (ReviewLineResource, "select=book_title", ["t0", "t1", "t2"], 2),
+    ],
+    ids=["queryset", "joined below a dropped path"],
+)
+def test_a_selection_loads_what_its_fields_read_through_other_paths(
+    settings, resource, query, expected, statements
+):
+    """``?select=`` drops only what no rendered field reads: a ``queryset`` of the resource's
+    loading a relation is the project's (its method field counting the reviews read them
+    once per row without it), and a path a rendered field needs (``book``) stays joined when
+    the one that held it (``book__author``) is dropped, or each row read its book."""
+    site = ResourceSite(name="other-paths-site")
+    site.register(resource)
+    for i in range(3):
+        Review.objects.create(book=BookFactory(title=f"t{i}"), body=f"r{i}")
+    try:
+        with (
+            site_mounted(settings, "o", site),
+            override_settings(ARC=arc_with(CACHE={"ENABLED": False})),
+            CaptureQueriesContext(connection) as queries,
+        ):
+            answer = client_for(None).get(f"/o/{resource.name}/?{query}")
+    finally:
+        _all_sites.remove(site)
+    assert answer.status_code == 200, answer.content
+    field = query.split("=")[1]
+    assert [d[field] for d in answer.json()["docs"]] == expected
+    assert len(queries) == statements, [q["sql"] for q in queries.captured_queries]
