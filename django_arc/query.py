@@ -133,8 +133,8 @@ def load_relations(
     if not instances or not all(isinstance(row, queryset.model) for row in instances):
         return  # a serializer saving something else than the resource's rows: not ours
     queryset = project_prefetches_first(queryset)
-    # the relations it joins (not a FilteredRelation's alias, which only its own annotated
-    # queryset knows: the written rows keep what they were read with)
+    # the relations it joins; a FilteredRelation's alias, which only its own annotated
+    # queryset knows (Django's prefetching cannot follow it), is read on its own
     every_join = joined_paths(queryset.query.select_related)
     joined = _relation_paths(queryset.model, every_join)
     _load_filtered_relations(instances, queryset, every_join)
