@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from . import envelope
 from .events.event import dumps, unstorable_char
+from .query import load_relations
 from .serializers import ArcJSONField, form_values, read_many_in_batches
 
 
@@ -94,6 +95,14 @@ class ActionMixin:
         with self.write_transaction(always=True), self.existing_rows(instance):
             before = self.snapshot(instance) if observers else None
             result = spec.handler(self, request, instance, data)
+            # the rows it answers (and audits) render their relations as a get after it does:
+            # get_object() read them before the handler, which may have changed them (a review
+            # added, the author renamed through a queryset), as an update's hooks may
+            answered = _rows_of(result, self.resource.model)
+            if observers:
+                answered.append(instance)
+            answered = [row for row in {id(r): r for r in answered}.values() if row.pk is not None]
+            load_relations(answered, self.get_queryset(), reload=True)
             after = self.snapshot(instance) if observers and instance.pk is not None else None
             if instance.pk is None:
                 # the handler deleted the row, and Django cleared its pk: the event and the
@@ -129,6 +138,16 @@ class ActionMixin:
         event_input = serializer.data
         refuse_unstorable(event_input)
         return serializer.validated_data, event_input
+
+
+def _rows_of(result: Any, model: Any) -> list[Any]:
+    """The rows of ``model`` an action's ``result`` answers with (one, or a list or tuple
+    of them), as :meth:`render_result` renders them; a queryset is read afresh."""
+    if isinstance(result, model):
+        return [result]
+    if isinstance(result, (list, tuple)) and all(isinstance(row, model) for row in result):
+        return list(result)
+    return []
 
 
 def refuse_unstorable(data: Any) -> None:

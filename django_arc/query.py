@@ -158,6 +158,9 @@ def load_relations(
                     read[(row._meta.label, row.pk, name)] = order
         for row in held:
             row.__dict__.pop("_prefetched_objects_cache", None)
+            # a GenericForeignKey's row is prefetched onto the row's fields cache, where the
+            # prefetch that follows finds it loaded: dropped, it is read again as the rest
+            _forget_generic_rows(row, steps)
             for attr in attrs:  # a Prefetch's to_attr is loaded once it is set
                 if attr in row.__dict__ and not _is_field(row, attr):
                     del row.__dict__[attr]
@@ -303,6 +306,17 @@ def _held_rows(rows: list[models.Model], attrs: set[str], steps: set[str]) -> li
             value = row.__dict__.get(attr)
             stack.extend(value if isinstance(value, list) else [value])
     return list(found.values())
+
+
+def _forget_generic_rows(row: models.Model, steps: set[str]) -> None:
+    """Drop the rows the ``GenericForeignKey`` fields among ``steps`` hold cached on ``row``."""
+    for name in steps:
+        try:
+            field = row._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if generic_relation_kind(field) == "GenericForeignKey" and field.is_cached(row):
+            field.delete_cached_value(row)
 
 
 def _is_field(row: models.Model, name: str) -> bool:

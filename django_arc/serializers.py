@@ -136,7 +136,12 @@ def _clone(field: serializers.Field) -> serializers.Field:
     # attributes. Fields holding other fields (nested serializers, ``ListField.child``,
     # ``many=True`` relations) bind those children in ``__init__``, so they get a real copy.
     if isinstance(field, serializers.BaseSerializer) or _has_children(field):
-        return copy.deepcopy(field)
+        clone = copy.deepcopy(field)
+        if field.read_only and not clone.read_only:
+            # DRF's deep copy rebuilds a field from its constructor's arguments: a field
+            # ``read_only_fields`` made read-only after construction would be writable again
+            _make_read_only(clone)
+        return clone
     clone = object.__new__(field.__class__)
     clone.__dict__.update(field.__dict__)
     if "_validators" in clone.__dict__:

@@ -1616,3 +1616,51 @@ def test_an_update_keeps_the_prefetches_of_a_row_its_hook_put_on_it(settings):
     assert response.status_code == 200, response.content
     assert Article.objects.get(pk=article.pk).owner_id == user.pk
     assert _UserGroupsReader.seen == [0]
+
+
+class AuthorOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Author
+        fields = ["id", "name"]
+
+
+class BookWithAuthorDetailSerializer(serializers.ModelSerializer):
+    """A nested serializer for output (required, as DRF declares one by default) and a list."""
+
+    author_detail = AuthorOutSerializer(source="author")
+    reviewers = serializers.ListField(child=serializers.CharField(), source="review_names")
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "isbn", "author", "author_detail", "reviewers"]
+
+
+class BookWithAuthorDetailResource(Resource):
+    model = Book
+    name = "books-with-author-detail"
+    serializer_class = BookWithAuthorDetailSerializer
+    read_only_fields = ["author_detail", "reviewers"]
+    permissions = PUBLIC
+    cache = False
+
+
+@pytest.mark.django_db
+def test_read_only_fields_make_a_serializer_classs_nested_and_list_fields_read_only(
+    settings, monkeypatch
+):
+    """``read_only_fields`` naming a ``serializer_class``'s nested serializer or list field
+    made the cached prototype read-only, but each serializer's copy of such a field (a deep
+    copy, which DRF rebuilds from the constructor's arguments) was writable again: a nested
+    serializer DRF declares required made every create 400 "This field is required." (and
+    sending it 403 ``FIELD_WRITE_DENIED``)."""
+    monkeypatch.setattr(Book, "review_names", property(lambda book: []), raising=False)
+    author = AuthorFactory(name="Ann")
+    body = {"title": "T", "isbn": "RO-1", "author": author.pk}
+    with mounted_site(settings, "rod", BookWithAuthorDetailResource):
+        for isbn in ("RO-1", "RO-2"):  # the first serializer and a copy of its prototype
+            created = client_for(None).post(
+                "/rod/books-with-author-detail/", {**body, "isbn": isbn}, format="json"
+            )
+            assert created.status_code == 201, created.content
+            assert created.json()["data"]["author_detail"] == {"id": author.pk, "name": "Ann"}
+            assert created.json()["data"]["reviewers"] == []

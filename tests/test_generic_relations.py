@@ -440,3 +440,44 @@ def test_a_dotted_source_through_a_generic_foreign_key_is_prefetched(settings):
     assert boards_many == boards_few
     assert one.status_code == 200 and one.json()["data"]["writer"] == "A0"
     assert len(queries) == 2, [q["sql"] for q in queries.captured_queries]  # the row, the author
+
+
+class RenamingWriterStickers(Resource):
+    """A sticker update whose hook renames the row it is stuck on, through a queryset."""
+
+    model = Sticker
+    name = "renaming-writer-stickers"
+    serializer_class = StickerWriterSerializer
+    permissions = PUBLIC
+    default_sort = "label"
+
+    def before_update(self, request, instance, data):
+        Author.objects.filter(pk=instance.object_id).update(name="Renamed")
+        return data
+
+
+@pytest.mark.django_db
+def test_an_update_renders_the_generic_foreign_keys_row_as_its_hooks_left_it(settings):
+    """A dotted source through a ``GenericForeignKey`` (``source="target.name"``) is
+    prefetched with the row an update reads; a hook renaming that row through a queryset
+    left the name read before the write in the answer (and the event), where a get after
+    the write renders the new one (the rows a write's read joined or prefetched are read
+    again: ``load_relations(reload=True)``)."""
+    site = ResourceSite(name="renaming-writer-site")
+    site.register(RenamingWriterStickers)
+    api = client_for(None)
+    author = Author.objects.create(name="Before")
+    sticker = stick(author, "s")
+    try:
+        with (
+            site_mounted(settings, "rw", site),
+            override_settings(ARC=arc_with(CACHE={"ENABLED": False})),
+        ):
+            path = f"/rw/renaming-writer-stickers/{sticker.pk}/"
+            written = api.patch(path, {"label": "t"}, format="json")
+            after = api.get(path)
+    finally:
+        _all_sites.remove(site)
+    assert written.status_code == 200, written.content
+    assert after.json()["data"]["writer"] == "Renamed"
+    assert written.json()["data"]["writer"] == "Renamed"

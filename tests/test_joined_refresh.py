@@ -11,7 +11,9 @@ from django.db.models import FilteredRelation, Q
 from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, action, presets
+from django_arc import permissions as P
+from django_arc.audit.models import AuditLog
 from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
 from tests.factories import AuthorFactory, BookFactory
@@ -366,3 +368,58 @@ def test_a_create_joining_nothing_reads_nothing_more(review_api):
 #: the rows and one of their events
 PLAIN_CREATE_STATEMENTS = 5
 PLAIN_BULK_CREATE_STATEMENTS = 5
+
+
+class ReviewedBookSerializer(serializers.ModelSerializer):
+    writer = serializers.CharField(source="author.name", read_only=True)
+    reviews = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "author", "writer", "reviews"]
+
+
+class ReviewingBookResource(Resource):
+    """An action whose handler reviews the book and renames its author through a queryset,
+    answering the book."""
+
+    model = Book
+    name = "reviewing-books"
+    serializer_class = ReviewedBookSerializer
+    permissions = PUBLIC
+    presets = [presets.Audited()]
+
+    @action(permissions=P.allow_public())
+    def review(self, request, instance, data):
+        Author.objects.filter(pk=instance.author_id).update(name="Reviewed")
+        Review.objects.create(book=instance, body="new")
+        return instance
+
+
+@pytest.mark.django_db
+def test_an_action_answers_the_row_as_its_handler_left_its_relations(settings):
+    """An action reads its row with every relation the serializer renders (joined and
+    prefetched); a handler reviewing the book (``Review.objects.create``) and renaming its
+    author through a queryset, then answering the book, answered the author's old name and
+    no review, where a get after it renders both: the relations of the rows it answers are
+    read again after the handler, as an update's are after its hooks."""
+    site = ResourceSite(name="reviewing-site")
+    site.register(ReviewingBookResource)
+    api = client_for(None)
+    book = BookFactory(title="Dune", author=AuthorFactory(name="Frank"))
+    try:
+        with site_mounted(settings, "rv", site):
+            path = f"/rv/reviewing-books/{book.pk}/"
+            acted = api.post(f"{path}action/", {"action": "review"}, format="json")
+            after = api.get(path)
+    finally:
+        _all_sites.remove(site)
+    assert acted.status_code == 200, acted.content
+    review = Review.objects.get(book=book)
+    assert after.json()["data"]["writer"] == "Reviewed"
+    assert after.json()["data"]["reviews"] == [review.pk]
+    assert acted.json()["data"] == after.json()["data"]
+    # and so does its audit row's after
+    audited = AuditLog.objects.get(action="review")
+    assert (audited.before["writer"], audited.before["reviews"]) == ("Frank", [])
+    assert (audited.after["writer"], audited.after["reviews"]) == ("Reviewed", [review.pk])
