@@ -598,8 +598,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def check_object_permissions(self, request: Any, obj: Any) -> None:
         """The permission's object check, then every preset's ``check_object``. A write
-        refused 403 (an ``ArcError``, DRF's or Django's ``PermissionDenied``) on a row the
-        caller may not read (:meth:`may_read`) is the 404 of a missing row instead: the row was found through the *write's* filters, and a 403
+        refused 403 (an ``ArcError``, DRF's or Django's ``PermissionDenied``) or 401 (DRF's
+        ``NotAuthenticated`` of an anonymous caller) on a row the caller may not read (:meth:`may_read`) is the 404 of a missing row instead: the row was found through the *write's* filters, and a 403
         would confirm what the caller's reads never show (SPEC: a record outside the
         caller's permission filters is 404, never 403)."""
         try:
@@ -613,9 +613,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 preset.check_object(self, obj)
         except (APIException, DjangoPermissionDenied) as exc:
             # an ArcError, or DRF's or Django's PermissionDenied a project's preset raises
-            # (DRF answers 403 for either): any 403, as may_read takes any refusal
+            # (DRF answers 403 for either): any 403, as may_read takes any refusal; and a
+            # 401 (DRF's NotAuthenticated refusing an anonymous write), which confirms the
+            # row as surely
             status = exc.status_code if isinstance(exc, APIException) else 403
-            if status != 403 or request.method in SAFE_METHODS or self.may_read(obj):
+            if status not in (401, 403) or request.method in SAFE_METHODS or self.may_read(obj):
                 raise
             raise NotFound(f"{self.resource.name} row refused and not readable") from None
 

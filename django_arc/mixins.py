@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import models
 from django.http import HttpResponseBase, QueryDict
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS
@@ -141,10 +142,14 @@ class ActionMixin:
 
 
 def _rows_of(result: Any, model: Any) -> list[Any]:
-    """The rows of ``model`` an action's ``result`` answers with (one, or a list or tuple
-    of them), as :meth:`render_result` renders them; a queryset is read afresh."""
+    """The rows of ``model`` an action's ``result`` answers with (one, a queryset, or a list
+    or tuple of them), as :meth:`render_result` renders them. A queryset is read here, into
+    its cache, which :meth:`render_result` renders (a ``values()`` one holds no rows)."""
     if isinstance(result, model):
         return [result]
+    if isinstance(result, models.QuerySet) and issubclass(result.model, model):
+        rows = list(result)
+        return rows if all(isinstance(row, model) for row in rows) else []
     if isinstance(result, (list, tuple)) and all(isinstance(row, model) for row in result):
         return list(result)
     return []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import FilteredRelation, Q
+from django.db.models import FilteredRelation, Prefetch, Q
 from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
@@ -423,3 +423,81 @@ def test_an_action_answers_the_row_as_its_handler_left_its_relations(settings):
     audited = AuditLog.objects.get(action="review")
     assert (audited.before["writer"], audited.before["reviews"]) == ("Frank", [])
     assert (audited.after["writer"], audited.after["reviews"]) == ("Reviewed", [review.pk])
+
+
+class ShownReviewsBookResource(Resource):
+    """A project narrowing the reviews a read renders (``Prefetch`` of shown ones only); an
+    action answering the books as a list it read, and as a queryset."""
+
+    model = Book
+    name = "shown-reviews-books"
+    serializer_class = ReviewedBookSerializer
+    permissions = PUBLIC
+
+    def get_queryset(self, request):
+        shown = Review.objects.filter(body="shown")
+        return super().get_queryset(request).prefetch_related(Prefetch("reviews", queryset=shown))
+
+    @action(permissions=P.allow_public())
+    def as_list(self, request, instance, data):
+        return list(Book.objects.order_by("pk"))
+
+    @action(permissions=P.allow_public())
+    def as_queryset(self, request, instance, data):
+        return Book.objects.order_by("pk")
+
+
+class ValuesBookResource(Resource):
+    """An action answering a ``values()`` queryset of its rows: dicts, no rows to load."""
+
+    model = Book
+    name = "values-books"
+    fields = ["id", "title"]
+    permissions = PUBLIC
+
+    @action(permissions=P.allow_public())
+    def as_values(self, request, instance, data):
+        return Book.objects.order_by("pk").values("id", "title", "isbn")
+
+
+@pytest.mark.django_db
+def test_an_action_answering_a_queryset_renders_its_rows_as_a_list_of_them(settings):
+    """An action's rows are rendered with the relations a read of them loads (62c8634) when
+    the handler answers one or a list of them; one answering a queryset (which the answer
+    renders as its rows too) rendered them as the handler's queryset left them: the
+    reviews the project's ``Prefetch`` keeps from every read shown, and each row's author
+    and reviews read one query per row."""
+    site = ResourceSite(name="shown-reviews-site")
+    site.register(ShownReviewsBookResource)
+    site.register(ValuesBookResource)
+    api = client_for(None)
+    books = [BookFactory(title=f"B{i}", author=AuthorFactory(name=f"A{i}")) for i in range(5)]
+    for book in books:
+        Review.objects.create(book=book, body="shown")
+        Review.objects.create(book=book, body="hidden")
+    counts, answers = {}, {}
+    try:
+        with site_mounted(settings, "srv", site):
+            path = f"/srv/shown-reviews-books/{books[0].pk}/"
+            listed = api.get("/srv/shown-reviews-books/")
+            for name in ("as_list", "as_queryset"):
+                with CaptureQueriesContext(connection) as queries:
+                    acted = api.post(f"{path}action/", {"action": name}, format="json")
+                assert acted.status_code == 200, acted.content
+                counts[name], answers[name] = len(queries), acted.json()["data"]
+            path = f"/srv/values-books/{books[0].pk}/"
+            valued = api.post(f"{path}action/", {"action": "as_values"}, format="json")
+    finally:
+        _all_sites.remove(site)
+    got = sorted(listed.json()["docs"], key=lambda row: row["id"])
+    assert [row["reviews"] for row in got] == [
+        list(Review.objects.filter(book=book, body="shown").values_list("pk", flat=True))
+        for book in books
+    ]
+    assert answers["as_list"] == got
+    assert answers["as_queryset"] == got
+    assert counts["as_queryset"] == counts["as_list"], counts
+    # a values() queryset holds no rows to load: still rendered by the resource's serializer
+    # (its fields alone, no isbn), as before
+    assert valued.status_code == 200, valued.content
+    assert [sorted(row) for row in valued.json()["data"]] == [["id", "title"]] * 5

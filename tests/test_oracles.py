@@ -18,6 +18,7 @@ from rest_framework import permissions as drf
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.routers import SimpleRouter
+from rest_framework.test import APIClient
 
 from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
@@ -1074,3 +1075,52 @@ def test_a_second_row_a_detail_route_judges_keeps_its_403_when_readable(
     own = Article.objects.create(owner=stranger, slug="o", title="own")
     r = api.post(f"{base}/{mine.pk}/adopt/", {"other": own.pk}, format="json")
     assert r.status_code == 200, r.json()
+
+
+class AnonymousWritesRefused(Preset):
+    """A project's preset refusing an anonymous caller's write of a row with DRF's
+    ``NotAuthenticated`` (401), as DRF's ``permission_denied()`` does for one."""
+
+    name = "anonymous_writes_refused"
+
+    def check_object(self, view, obj):
+        if view.request.method not in ("GET", "HEAD") and not view.request.user.is_authenticated:
+            raise drf_exceptions.NotAuthenticated()
+
+
+class PublicArticleResource(Resource):
+    """Everyone reads and writes, anonymous callers included, but an embargoed row is no
+    GET's and a preset refuses an anonymous write of any row it judges."""
+
+    model = Article
+    name = "public-articles"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [EmbargoedUnread(), AnonymousWritesRefused()]
+    permissions = {key: P.allow_public() for key in ("list", "get", "update", "delete")}
+
+
+site.register(PublicArticleResource)
+
+
+def test_an_anonymous_write_a_preset_refuses_401_is_404_on_a_row_it_may_not_read(oracle_api):
+    """Only a 403 of the object check was judged against ``may_read``: a preset refusing an
+    anonymous write with DRF's ``NotAuthenticated`` answered 401 on an embargoed row the
+    anonymous GET answers 404 for, where a missing id is 404 — the row's existence told
+    to a caller who never signed in. A row the anonymous caller may read keeps the 401."""
+    owner = MembershipFactory().user
+    hidden = Article.objects.create(owner=owner, slug="e", title="embargoed")
+    shown = Article.objects.create(owner=owner, slug="s", title="shown")
+    api, base, missing = APIClient(), "/oracles/public-articles", 99999999
+    assert api.get(f"{base}/{hidden.pk}/").status_code == 404
+    assert api.get(f"{base}/{shown.pk}/").status_code == 200
+    for method, body in [("patch", {"title": "x"}), ("delete", None)]:
+        theirs = getattr(api, method)(f"{base}/{hidden.pk}/", body, format="json")
+        absent = getattr(api, method)(f"{base}/{missing}/", body, format="json")
+        assert theirs.status_code == 404, (method, theirs.json())
+        assert _error(theirs, (hidden.pk, "N")) == _error(absent, (missing, "N")), method
+        readable = getattr(api, method)(f"{base}/{shown.pk}/", body, format="json")
+        assert readable.status_code == 401, (method, readable.json())
+        assert readable.json()["code"] == "UNAUTHORIZED"
+    hidden.refresh_from_db()
+    shown.refresh_from_db()
+    assert (hidden.title, shown.title) == ("embargoed", "shown")
