@@ -412,7 +412,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             return queryset
 
         get_queryset._arc_prefetches_first = True  # type: ignore[attr-defined]
-        cls.get_queryset = kind(get_queryset) if kind is not None else get_queryset  # type: ignore[method-assign]
+        wrapped = kind(get_queryset) if kind is not None else get_queryset
+        cls.get_queryset = wrapped  # type: ignore[method-assign]
 
     # -- DRF policy hooks --------------------------------------------------------------------
 
@@ -599,9 +600,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     def check_object_permissions(self, request: Any, obj: Any) -> None:
         """The permission's object check, then every preset's ``check_object``. A write
         refused 403 (an ``ArcError``, DRF's or Django's ``PermissionDenied``) or 401 (DRF's
-        ``NotAuthenticated`` of an anonymous caller) on a row the caller may not read (:meth:`may_read`) is the 404 of a missing row instead: the row was found through the *write's* filters, and a 403
-        would confirm what the caller's reads never show (SPEC: a record outside the
-        caller's permission filters is 404, never 403)."""
+        ``NotAuthenticated`` of an anonymous caller) on a row the caller may not read
+        (:meth:`may_read`) is the 404 of a missing row instead: the row was found through
+        the *write's* filters, and a 403 would confirm what the caller's reads never show
+        (SPEC: a record outside the caller's permission filters is 404, never 403)."""
         try:
             permission = self.get_resource_permission()
             if permission is None:
@@ -625,8 +627,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         """Whether the caller may read ``obj`` as a GET of it reads it: the resource's
         ``get`` permission granted, ``obj`` among the rows a GET of it is looked up in
         (:meth:`get_queryset`, the permission's row filters applied), its object check
-        and every preset's ``check_object`` passed. Asked only of a write about to be refused (one query; one for all the rows
-        of a bulk write, :attr:`judged_rows`), as a GET of the row asks it: the view's
+        and every preset's ``check_object`` passed. Asked only of a write about to be
+        refused (one query; one for all the rows of a bulk write, :attr:`judged_rows`), as
+        a GET of the row asks it: the view's
         ``request`` is the caller's request as a GET, its ``action`` ``retrieve`` and its
         permission filters the ``get`` permission's meanwhile, so a check judging by the
         method (DRF's ``IsOwnerOrReadOnly``: any safe method) or by ``view.action`` reads
