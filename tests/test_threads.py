@@ -5,14 +5,23 @@ values into another's."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
+import pytest
+from django.db import connections
+from django.test import override_settings
 from django.urls import include, path
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from django_arc import ResourceSite
+from django_arc.events import create_event, publish
+from django_arc.events.transports import MemoryTransport
 from django_arc.openapi import ArcAutoSchema
+from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
+from django_arc.tasks import relay_outbox
 from tests.testapp.resources import ActionProductResource
 
 
@@ -84,3 +93,78 @@ def test_two_schemas_generated_at_once_each_describe_their_own_operations(monkey
         assert _differing(first[0], alone) == []
     finally:
         _all_sites.remove(site)
+
+
+class _GatedTransport(MemoryTransport):
+    """Publishes through ``gate`` (set by the test), which may hold a thread or fail it."""
+
+    gate: Any = None
+
+    def publish(self, event: Any) -> None:
+        type(self).gate()
+        super().publish(event)
+
+    def publish_many(self, events: Any) -> list[Any]:
+        type(self).gate()
+        return super().publish_many(events)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_relay_tasks_in_one_worker_process_each_own_their_lease(monkeypatch):
+    """Celery's ``threads`` pool (gevent, eventlet alike) runs two ``relay_outbox`` tasks at
+    once in one process, and both named their leases ``celery:<host>:<pid>``. A lease that
+    ran out while its task was still publishing was taken over by the other task, as it
+    should; but the first task's late outcome was then the second's too: its failure cleared
+    the second's lease and scheduled a retry of a row the second published, whose
+    acknowledgement was then refused, so the row stayed pending and was published again.
+    Each task call owns its leases, as two workers do: the late failure is an
+    ``ownership_mismatch`` and the row is delivered."""
+    first_publishing, first_fails = threading.Event(), threading.Event()
+    second_publishing, second_publishes = threading.Event(), threading.Event()
+
+    def gate() -> None:
+        if threading.current_thread() is first:
+            first_publishing.set()
+            assert first_fails.wait(30)
+            raise ConnectionError("the broker went away")
+        second_publishing.set()
+        assert second_publishes.wait(30)
+
+    monkeypatch.setattr(_GatedTransport, "gate", staticmethod(gate))
+    arc = {"EVENTS": {"TRANSPORT": _GatedTransport, "OPTIONS": {}}}
+    with override_settings(ARC=arc):
+        event_id = publish(create_event("orders.created", {"n": 1})).id
+        totals: dict[str, Any] = {}
+
+        def task(name: str) -> Any:
+            def run() -> None:
+                try:
+                    totals[name] = relay_outbox(max_batches=1)
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    totals[name] = exc
+                finally:
+                    connections.close_all()
+
+            return threading.Thread(target=run)
+
+        first, second = task("first"), task("second")
+        first.start()
+        try:
+            assert first_publishing.wait(30)
+            # the first task's lease runs out while it is still publishing
+            OutboxEvent.objects.update(lease_expires_at=timezone.now() - timedelta(hours=1))
+            second.start()
+            assert second_publishing.wait(30)
+            first_fails.set()
+            first.join(30)
+        finally:
+            first_fails.set()
+            second_publishes.set()
+            first.join(30)
+            second.join(30)
+    assert not isinstance(totals["first"], BaseException), totals["first"]
+    assert not isinstance(totals["second"], BaseException), totals["second"]
+    row = OutboxEvent.objects.get(event_id=event_id)
+    assert (row.status, row.attempts, row.lease_owner) == ("delivered", 0, None)
+    assert (totals["second"]["relayed"], totals["second"]["ownership_mismatches"]) == (1, 0)
+    assert (totals["first"]["publish_failed"], totals["first"]["ownership_mismatches"]) == (1, 1)
