@@ -20,8 +20,11 @@ from django_arc.events import create_event, publish
 from django_arc.events.transports import MemoryTransport
 from django_arc.openapi import ArcAutoSchema
 from django_arc.outbox import OutboxEvent
+from django_arc.querycache import invalidation
 from django_arc.sites import _all_sites
 from django_arc.tasks import relay_outbox
+from tests.factories import OrganizationFactory, ProductFactory, member_client
+from tests.redis_support import REDIS_URL, arc_with, caches_with
 from tests.testapp.resources import ActionProductResource
 
 
@@ -168,3 +171,42 @@ def test_two_relay_tasks_in_one_worker_process_each_own_their_lease(monkeypatch)
     assert (row.status, row.attempts, row.lease_owner) == ("delivered", 0, None)
     assert (totals["second"]["relayed"], totals["second"]["ownership_mismatches"]) == (1, 0)
     assert (totals["first"]["publish_failed"], totals["first"]["ownership_mismatches"]) == (1, 1)
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db
+def test_a_path_memo_emptied_by_another_thread_between_its_check_and_its_read_is_a_miss(
+    monkeypatch,
+):
+    """A cached read asks which models its row conditions read, from a per-process memo
+    (``invalidation._path_models``) that a thread finding it full empties. It was read as
+    ``key in memo`` then ``memo[key]``: emptied by another thread in between, the read was a
+    ``KeyError``, a 500. The interleaving is forced by a memo that empties itself as it
+    answers the check."""
+
+    class EmptiedMeanwhile(dict):
+        def __contains__(self, key: object) -> bool:
+            found = super().__contains__(key)
+            self.clear()  # another thread, finding the memo full, empties it
+            return found
+
+        def get(self, key: Any, default: Any = None) -> Any:
+            found = super().get(key, default)
+            self.clear()
+            return found
+
+    org = OrganizationFactory()
+    ProductFactory(organization=org)
+    client = member_client(org, "admin")
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        assert client.get("/api/cached-products/").status_code == 200
+        memo = EmptiedMeanwhile(invalidation._path_models)
+        assert memo  # the tenant condition's path is remembered
+        monkeypatch.setattr(invalidation, "_path_models", memo)
+        response = client.get("/api/cached-products/?name[contains]=Product")
+        assert response.status_code == 200, response.content
+        assert len(response.json()["docs"]) == 1
