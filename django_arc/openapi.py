@@ -22,6 +22,7 @@ only admins read), the description says so.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from functools import cache
 from typing import Any
@@ -175,6 +176,26 @@ def schema_for_viewsets() -> Any:
 
 class ArcAutoSchema(AutoSchema):
     """drf-spectacular's ``AutoSchema`` for a resource's generated ViewSet."""
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        """A schema of the view's own, as DRF's default schema (``DefaultSchema``) gives
+        each view: drf-spectacular keeps the operation it describes on the schema
+        (``view``, ``method``, ``path``, ``registry``). The one object a generated ViewSet
+        class holds was every view's: two schemas generated at once (Swagger UI and Redoc
+        loading together, two threads of one server) described one view's operation with
+        the other's method and view — a list answering one row, a create a page — or
+        raised (a 500). A schema set on the view (drf-spectacular's ``@extend_schema`` of
+        an action) is the view's, as DRF keeps it."""
+        if instance is None:
+            return self
+        assigned = self.instance_schemas.get(instance)
+        if assigned is not None:
+            return assigned
+        own = instance.__dict__.get("_arc_schema")
+        if own is None:
+            own = instance.__dict__["_arc_schema"] = copy.copy(self)
+            own.view = instance
+        return own
 
     # -- which route is this ---------------------------------------------------------------------
 

@@ -17,14 +17,12 @@ Beat schedule (see ``docs/events.md``)::
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 
-from .outbox import get_outbox, run_relay
+from .outbox import default_worker_id, get_outbox, run_relay
 from .settings import arc_settings
 
 logger = logging.getLogger("django_arc.outbox")
@@ -38,7 +36,12 @@ def relay_outbox(
     early once a batch comes back short (the backlog is drained). Returns the summed counters
     (JSON, for the result backend and flower)."""
     size = int(batch_size or arc_settings.OUTBOX.get("BATCH_SIZE", 100))
-    worker = worker_id or f"celery:{socket.gethostname()}:{os.getpid()}"
+    # each call owns its leases, as a worker process does (``host:pid:random``): Celery's
+    # threads, gevent and eventlet pools run several of these at once in one process, and
+    # a lease named after the process alone was all of theirs — a call's late failure
+    # cleared the lease of the call that had taken its row over, whose acknowledgement was
+    # then refused (the row published again)
+    worker = worker_id or f"celery:{default_worker_id()}"
     totals = run_relay(
         batch_size=size, worker_id=worker, max_batches=max(1, int(max_batches)), until_drained=True
     )

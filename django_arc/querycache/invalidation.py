@@ -378,6 +378,7 @@ def _with_parents(read: Any) -> set[type[models.Model]]:
 
 #: ``(model, condition path)`` -> the other models the condition reads (see :func:`_path_reads`)
 _path_models: dict[tuple[type[models.Model], str], frozenset[type[models.Model]] | None] = {}
+_UNKNOWN = object()
 
 
 def _path_reads(model: type[models.Model], path: str) -> frozenset[type[models.Model]] | None:
@@ -386,8 +387,10 @@ def _path_reads(model: type[models.Model], path: str) -> frozenset[type[models.M
     and Membership's; ``organization__id`` and ``organization__isnull`` join nothing);
     ``None`` for a path of no known field."""
     key = (model, path)
-    if key in _path_models:
-        return _path_models[key]
+    # one read: a thread finding the memo full empties it, between a check and a read too
+    known = _path_models.get(key, _UNKNOWN)
+    if known is not _UNKNOWN:
+        return known
     read: set[type[models.Model]] = set()
     current = model
     parts = path.split("__")

@@ -1,0 +1,212 @@
+"""Requests served at once by threads of one process (gunicorn ``--threads``, ``runserver``,
+uWSGI threads): state django-arc keeps per class or per process must not carry one request's
+values into another's."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.test import override_settings
+from django.urls import include, path
+from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
+
+from django_arc import ResourceSite
+from django_arc.events import create_event, publish
+from django_arc.events.transports import MemoryTransport
+from django_arc.openapi import ArcAutoSchema
+from django_arc.outbox import OutboxEvent
+from django_arc.querycache import invalidation
+from django_arc.sites import _all_sites
+from django_arc.tasks import relay_outbox
+from tests.factories import OrganizationFactory, ProductFactory, member_client
+from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.testapp.resources import ActionProductResource
+
+
+class _SchemaProducts(ActionProductResource):
+    """A list, a create, detail verbs, actions and routes: operations of one ViewSet class
+    that differ in method, body and response."""
+
+    name = "schema-products"
+
+
+def _differing(one: dict[str, Any], other: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ``(path, method)`` operations the two schemas describe differently."""
+    paths = set(one["paths"]) | set(other["paths"])
+    return sorted(
+        (p, m)
+        for p in paths
+        for m in set(one["paths"].get(p, {})) | set(other["paths"].get(p, {}))
+        if one["paths"].get(p, {}).get(m) != other["paths"].get(p, {}).get(m)
+    )
+
+
+def test_two_schemas_generated_at_once_each_describe_their_own_operations(monkeypatch):
+    """drf-spectacular keeps the operation it describes on the view's schema (``view``,
+    ``method``, ``path``); DRF's default gives every view its own schema, but the generated
+    ViewSets held one schema object per class. Two requests for ``/api/schema/`` at once
+    (Swagger UI and Redoc loading together) then described a list with the create's
+    method and view: the list's 200 was one product, the create answered a page, an
+    action's body was the PATCH's (and, when the interleaving fell elsewhere, the schema
+    view raised: a 500). The interleaving is forced here: one generation is held in the
+    middle of the list's operation while another runs whole."""
+    site = ResourceSite(name="schema-threads")
+    try:
+        site.register(_SchemaProducts)
+        patterns = [path("api/", include(site.urls))]
+
+        def generate() -> dict[str, Any]:
+            return SchemaGenerator(patterns=patterns).get_schema(request=None, public=True)
+
+        alone = generate()
+        held, release = threading.Event(), threading.Event()
+        first: list[Any] = []
+        original = ArcAutoSchema.get_tags
+
+        def get_tags(self: ArcAutoSchema) -> Any:
+            if threading.current_thread() is holder and self.view.action == "list":
+                if not held.is_set():
+                    held.set()  # in the middle of the list's operation
+                    assert release.wait(30)
+            return original(self)
+
+        monkeypatch.setattr(ArcAutoSchema, "get_tags", get_tags)
+
+        def run() -> None:
+            try:
+                first.append(generate())
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                first.append(exc)
+
+        holder = threading.Thread(target=run)
+        holder.start()
+        try:
+            assert held.wait(30)
+            meanwhile = generate()
+        finally:
+            release.set()
+            holder.join(30)
+        assert not isinstance(first[0], BaseException), first[0]
+        assert _differing(meanwhile, alone) == []
+        assert _differing(first[0], alone) == []
+    finally:
+        _all_sites.remove(site)
+
+
+class _GatedTransport(MemoryTransport):
+    """Publishes through ``gate`` (set by the test), which may hold a thread or fail it."""
+
+    gate: Any = None
+
+    def publish(self, event: Any) -> None:
+        type(self).gate()
+        super().publish(event)
+
+    def publish_many(self, events: Any) -> list[Any]:
+        type(self).gate()
+        return super().publish_many(events)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_relay_tasks_in_one_worker_process_each_own_their_lease(monkeypatch):
+    """Celery's ``threads`` pool (gevent, eventlet alike) runs two ``relay_outbox`` tasks at
+    once in one process, and both named their leases ``celery:<host>:<pid>``. A lease that
+    ran out while its task was still publishing was taken over by the other task, as it
+    should; but the first task's late outcome was then the second's too: its failure cleared
+    the second's lease and scheduled a retry of a row the second published, whose
+    acknowledgement was then refused, so the row stayed pending and was published again.
+    Each task call owns its leases, as two workers do: the late failure is an
+    ``ownership_mismatch`` and the row is delivered."""
+    first_publishing, first_fails = threading.Event(), threading.Event()
+    second_publishing, second_publishes = threading.Event(), threading.Event()
+
+    def gate() -> None:
+        if threading.current_thread() is first:
+            first_publishing.set()
+            assert first_fails.wait(30)
+            raise ConnectionError("the broker went away")
+        second_publishing.set()
+        assert second_publishes.wait(30)
+
+    monkeypatch.setattr(_GatedTransport, "gate", staticmethod(gate))
+    arc = {"EVENTS": {"TRANSPORT": _GatedTransport, "OPTIONS": {}}}
+    with override_settings(ARC=arc):
+        event_id = publish(create_event("orders.created", {"n": 1})).id
+        totals: dict[str, Any] = {}
+
+        def task(name: str) -> Any:
+            def run() -> None:
+                try:
+                    totals[name] = relay_outbox(max_batches=1)
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    totals[name] = exc
+                finally:
+                    connections.close_all()
+
+            return threading.Thread(target=run)
+
+        first, second = task("first"), task("second")
+        first.start()
+        try:
+            assert first_publishing.wait(30)
+            # the first task's lease runs out while it is still publishing
+            OutboxEvent.objects.update(lease_expires_at=timezone.now() - timedelta(hours=1))
+            second.start()
+            assert second_publishing.wait(30)
+            first_fails.set()
+            first.join(30)
+        finally:
+            first_fails.set()
+            second_publishes.set()
+            first.join(30)
+            second.join(30)
+    assert not isinstance(totals["first"], BaseException), totals["first"]
+    assert not isinstance(totals["second"], BaseException), totals["second"]
+    row = OutboxEvent.objects.get(event_id=event_id)
+    assert (row.status, row.attempts, row.lease_owner) == ("delivered", 0, None)
+    assert (totals["second"]["relayed"], totals["second"]["ownership_mismatches"]) == (1, 0)
+    assert (totals["first"]["publish_failed"], totals["first"]["ownership_mismatches"]) == (1, 1)
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db
+def test_a_path_memo_emptied_by_another_thread_between_its_check_and_its_read_is_a_miss(
+    monkeypatch,
+):
+    """A cached read asks which models its row conditions read, from a per-process memo
+    (``invalidation._path_models``) that a thread finding it full empties. It was read as
+    ``key in memo`` then ``memo[key]``: emptied by another thread in between, the read was a
+    ``KeyError``, a 500. The interleaving is forced by a memo that empties itself as it
+    answers the check."""
+
+    class EmptiedMeanwhile(dict):
+        def __contains__(self, key: object) -> bool:
+            found = super().__contains__(key)
+            self.clear()  # another thread, finding the memo full, empties it
+            return found
+
+        def get(self, key: Any, default: Any = None) -> Any:
+            found = super().get(key, default)
+            self.clear()
+            return found
+
+    org = OrganizationFactory()
+    ProductFactory(organization=org)
+    client = member_client(org, "admin")
+    with (
+        override_settings(CACHES=caches_with("redis", REDIS_URL)),
+        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+    ):
+        assert client.get("/api/cached-products/").status_code == 200
+        memo = EmptiedMeanwhile(invalidation._path_models)
+        assert memo  # the tenant condition's path is remembered
+        monkeypatch.setattr(invalidation, "_path_models", memo)
+        response = client.get("/api/cached-products/?name[contains]=Product")
+        assert response.status_code == 200, response.content
+        assert len(response.json()["docs"]) == 1
