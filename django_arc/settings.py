@@ -86,10 +86,12 @@ class ArcSettings:
 
     @property
     def merged(self) -> dict[str, Any]:
-        if self._cache is None:
+        # read once: a change of ``ARC`` (another thread's) forgets it between two reads
+        merged = self._cache
+        if merged is None:
             user = self.user_settings
-            self._cache = _merge(DEFAULTS, user if isinstance(user, dict) else {})
-        return self._cache
+            merged = self._cache = _merge(DEFAULTS, user if isinstance(user, dict) else {})
+        return merged
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -105,14 +107,17 @@ class ArcSettings:
         Values that are already callables/classes are returned unchanged, so tests may put
         objects straight into ``ARC``.
         """
-        if dotted_name not in self._imports:
-            value: Any = self.merged
-            for part in dotted_name.split("."):
-                value = value[part]
-            if isinstance(value, str):
-                value = import_string(value)
-            self._imports[dotted_name] = value
-        return self._imports[dotted_name]
+        # one read of the memo, as of ``merged``: a change of ``ARC`` replaces it meanwhile
+        imports = self._imports
+        if dotted_name in imports:
+            return imports[dotted_name]
+        value: Any = self.merged
+        for part in dotted_name.split("."):
+            value = value[part]
+        if isinstance(value, str):
+            value = import_string(value)
+        imports[dotted_name] = value
+        return value
 
     def reload(self) -> None:
         self._cache = None

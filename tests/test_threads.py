@@ -21,6 +21,7 @@ from django_arc.events.transports import MemoryTransport
 from django_arc.openapi import ArcAutoSchema
 from django_arc.outbox import OutboxEvent
 from django_arc.querycache import invalidation
+from django_arc.settings import ArcSettings, arc_settings
 from django_arc.sites import _all_sites
 from django_arc.tasks import relay_outbox
 from tests.factories import OrganizationFactory, ProductFactory, member_client
@@ -210,3 +211,45 @@ def test_a_path_memo_emptied_by_another_thread_between_its_check_and_its_read_is
         response = client.get("/api/cached-products/?name[contains]=Product")
         assert response.status_code == 200, response.content
         assert len(response.json()["docs"]) == 1
+
+
+@pytest.mark.django_db
+def test_arc_settings_changed_by_another_thread_while_a_request_reads_them(monkeypatch):
+    """``arc_settings`` remembers the merged ``ARC`` dict and the objects its dotted paths
+    name; a change of ``ARC`` (another thread's ``override_settings`` ending: a live
+    server's threads under a test's settings) forgets both. Each was read as a check, a
+    fill, then a second read of the attribute: forgotten in between, the merged dict read
+    as ``None`` (a ``TypeError``) and a dotted path as a ``KeyError`` (the membership
+    resolver every member's request asks for), a 500. The interleaving is forced by
+    forgetting them as they are filled."""
+    org = OrganizationFactory()
+    ProductFactory(organization=org)
+    client = member_client(org, "admin")
+    assert client.get("/api/products/").status_code == 200
+    forgotten: list[str] = []
+
+    def forget(settings: ArcSettings) -> None:
+        # what another thread's ARC change does (``reload()``; its callbacks run there)
+        object.__setattr__(settings, "_cache", None)
+        object.__setattr__(settings, "_imports", {})
+
+    class ForgottenAsFilled(dict):
+        def __setitem__(self, key: str, value: Any) -> None:
+            super().__setitem__(key, value)
+            if key == "MEMBERSHIP_RESOLVER" and "imports" not in forgotten:
+                forgotten.append("imports")
+                forget(arc_settings)
+
+    def set_forgetting(self: ArcSettings, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "_cache" and value is not None and "merged" not in forgotten:
+            forgotten.append("merged")
+            forget(self)
+
+    arc_settings.reload()
+    monkeypatch.setattr(arc_settings, "_imports", ForgottenAsFilled())
+    monkeypatch.setattr(ArcSettings, "__setattr__", set_forgetting)
+    response = client.get("/api/products/")
+    assert sorted(forgotten) == ["imports", "merged"]
+    assert response.status_code == 200, response.content
+    assert len(response.json()["docs"]) == 1
