@@ -47,7 +47,7 @@ from tests.example_server import ExampleServer
 
 MAX_EXAMPLES = int(os.environ.get("ARC_SCHEMATHESIS_EXAMPLES", "6"))
 SEED = int(os.environ.get("ARC_SCHEMATHESIS_SEED", "20240611"))
-STATEFUL_SCENARIOS = int(os.environ.get("ARC_SCHEMATHESIS_SCENARIOS", "10"))
+STATEFUL_SCENARIOS = int(os.environ.get("ARC_SCHEMATHESIS_SCENARIOS", "20"))
 #: the Django 4.2 runs of ``make test`` (the floor) only replay the examples and the links
 SMOKE = os.environ.get("ARC_SCHEMATHESIS_FULL") != "1" and django.VERSION < (5,)
 ROLES = {"admin": "acme-admin", "viewer": "acme-viewer", "anonymous": None}
