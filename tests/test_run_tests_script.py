@@ -120,12 +120,21 @@ def test_a_run_that_exits_0_before_its_session_ends_fails(tmp_path):
 def test_a_django42_run_on_another_django_is_refused_before_any_run(tmp_path):
     """The Django 4.2 runs took any interpreter (``ARC_PYTHON_DJANGO42``, or a
     ``.venv-django42`` whose Django was upgraded): the summary said ``django42-sqlite: ok``
-    for a run on Django 5, the supported floor untested."""
+    for a run on Django 5, the supported floor untested. The interpreter given says it has
+    Django 5.2 whichever Django runs this test (``sys.executable`` is Django 4.2's in the
+    Django 4.2 runs, which the script rightly took, running the whole suite in the test)."""
+    django5 = tmp_path / "python-django5"
+    django5.write_text(
+        "#!/usr/bin/env bash\n"
+        'case "$*" in *get_version*) echo "5.2.19"; exit 0 ;; esac\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    django5.chmod(0o755)
     result = run_tests(
         tmp_path,
         pytest_rc=0,
         ARC_TEST_BACKENDS="sqlite django42-sqlite",
-        ARC_PYTHON_DJANGO42=sys.executable,
+        ARC_PYTHON_DJANGO42=str(django5),
     )
     assert result.returncode != 0, result.stdout + result.stderr
     assert "not Django 4.2" in result.stderr
