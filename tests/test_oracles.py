@@ -130,6 +130,30 @@ def _error(response, *replacements):
     return response.status_code, text
 
 
+#: a detail route's writes of a row: method, path (``{}``: the row's id), body
+DETAIL_WRITES = [
+    ("patch", "/{}/", {"title": "x"}),
+    ("delete", "/{}/", None),
+    ("post", "/{}/action/", {"action": "bump"}),
+]
+
+
+def _hidden_as_missing_readable_refused(api, base, hidden, shown, writes=DETAIL_WRITES, code=None):
+    """Each write of ``hidden`` (a row the caller may not read) answers exactly as one of a
+    missing id (404); the same write of ``shown`` (a row it reads) keeps its 403 (``code``
+    when given)."""
+    missing = 99999999
+    for method, path_, body in writes:
+        theirs = getattr(api, method)(base + path_.format(hidden.pk), body, format="json")
+        absent = getattr(api, method)(base + path_.format(missing), body, format="json")
+        assert theirs.status_code == 404, (method, theirs.json())
+        assert _error(theirs, (hidden.pk, "N")) == _error(absent, (missing, "N")), method
+        readable = getattr(api, method)(base + path_.format(shown.pk), body, format="json")
+        assert readable.status_code == 403, (method, readable.json())
+        if code is not None:
+            assert readable.json()["code"] == code, method
+
+
 def test_a_body_relation_to_a_tenant_column_on_another_field_stays_in_the_tenant(oracle_api):
     """The related model's tenant column holds the organization's slug, the resource's its
     id: the narrowing compares organizations, not the two columns' raw values. Before, a
@@ -488,21 +512,10 @@ def test_a_row_a_get_would_not_read_is_404_on_a_refused_write(reader_routes, bas
     owner, stranger = MembershipFactory().user, MembershipFactory().user
     draft = Article.objects.create(owner=owner, slug="d", title="draft")
     shown = Article.objects.create(owner=owner, slug="s", title="shown")
-    api, missing = client_for(stranger), 99999999
+    api = client_for(stranger)
     assert api.get(f"{base}/{draft.pk}/").status_code == 404
     assert api.get(f"{base}/{shown.pk}/").status_code == 200
-    for method, path_, body in [
-        ("patch", "/{}/", {"title": "x"}),
-        ("delete", "/{}/", None),
-        ("post", "/{}/action/", {"action": "bump"}),
-    ]:
-        theirs = getattr(api, method)(base + path_.format(draft.pk), body, format="json")
-        absent = getattr(api, method)(base + path_.format(missing), body, format="json")
-        assert theirs.status_code == 404, (method, theirs.json())
-        assert _error(theirs, (draft.pk, "N")) == _error(absent, (missing, "N")), method
-        readable = getattr(api, method)(base + path_.format(shown.pk), body, format="json")
-        assert readable.status_code == 403, (method, readable.json())
-        assert readable.json()["code"] == "OWNERSHIP_DENIED"
+    _hidden_as_missing_readable_refused(api, base, draft, shown, code="OWNERSHIP_DENIED")
     r = api.patch(f"{base}/bulk/", {"items": [{"id": draft.pk, "title": "x"}]}, format="json")
     assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
     # two rows: asked together (view.judged_rows), the same answer per row
@@ -812,21 +825,11 @@ def test_a_row_a_presets_object_check_hides_from_a_get_is_404_on_a_refused_write
     owner, stranger = MembershipFactory().user, MembershipFactory().user
     hidden = Article.objects.create(owner=owner, slug="e", title="embargoed")
     shown = Article.objects.create(owner=owner, slug="s", title="shown")
-    api, base, missing = client_for(stranger), "/oracles/embargoed-articles", 99999999
+    api, base = client_for(stranger), "/oracles/embargoed-articles"
     assert api.get(f"{base}/{hidden.pk}/").status_code == 404
     assert api.get(f"{base}/{shown.pk}/").status_code == 200
-    for method, path_, body in [
-        ("patch", "/{}/", {"title": "x"}),
-        ("put", "/{}/", {"slug": "x", "title": "x"}),
-        ("delete", "/{}/", None),
-        ("post", "/{}/action/", {"action": "bump"}),
-    ]:
-        theirs = getattr(api, method)(base + path_.format(hidden.pk), body, format="json")
-        absent = getattr(api, method)(base + path_.format(missing), body, format="json")
-        assert theirs.status_code == 404, (method, theirs.json())
-        assert _error(theirs, (hidden.pk, "N")) == _error(absent, (missing, "N")), method
-        readable = getattr(api, method)(base + path_.format(shown.pk), body, format="json")
-        assert readable.status_code == 403, (method, readable.json())
+    put = ("put", "/{}/", {"slug": "x", "title": "x"})
+    _hidden_as_missing_readable_refused(api, base, hidden, shown, [*DETAIL_WRITES, put])
     for body in (
         {"items": [{"id": hidden.pk, "title": "x"}, {"id": shown.pk, "title": "x"}]},
         {"items": [{"id": hidden.pk, "title": "x"}]},
@@ -987,20 +990,10 @@ def test_a_write_a_preset_refuses_with_drfs_or_djangos_403_is_404_on_a_row_it_ma
     owner, stranger = MembershipFactory().user, MembershipFactory().user
     hidden = Article.objects.create(owner=owner, slug="e", title="embargoed")
     shown = Article.objects.create(owner=owner, slug="s", title="shown")
-    api, base, missing = client_for(stranger), f"/oracles/{name}", 99999999
+    api, base = client_for(stranger), f"/oracles/{name}"
     assert api.get(f"{base}/{hidden.pk}/").status_code == 404
     assert api.get(f"{base}/{shown.pk}/").status_code == 200
-    for method, path_, body in [
-        ("patch", "/{}/", {"title": "x"}),
-        ("delete", "/{}/", None),
-        ("post", "/{}/action/", {"action": "bump"}),
-    ]:
-        theirs = getattr(api, method)(base + path_.format(hidden.pk), body, format="json")
-        absent = getattr(api, method)(base + path_.format(missing), body, format="json")
-        assert theirs.status_code == 404, (method, theirs.json())
-        assert _error(theirs, (hidden.pk, "N")) == _error(absent, (missing, "N")), method
-        readable = getattr(api, method)(base + path_.format(shown.pk), body, format="json")
-        assert readable.status_code == 403, (method, readable.json())
+    _hidden_as_missing_readable_refused(api, base, hidden, shown)
     r = api.patch(f"{base}/bulk/", {"items": [{"id": hidden.pk, "title": "x"}]}, format="json")
     assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
     hidden.refresh_from_db()
