@@ -486,17 +486,25 @@ def reader_viewsets():
     return {"by-method": ByMethod, "by-action": ByAction}
 
 
+def _routed(settings, prefix, viewsets, basename):
+    """Mount ``viewsets`` (``{url prefix: ViewSet}``) under ``/<prefix>/`` beside the
+    project's URLconf, as a project's own router would (the fixtures below yield in it)."""
+    router = SimpleRouter()
+    for name, viewset in viewsets.items():
+        router.register(name, viewset, basename=f"{basename}-{name}")
+    urls = settings.ROOT_URLCONF
+    settings.ROOT_URLCONF = type(
+        "urls",
+        (),
+        {"urlpatterns": [*urls.urlpatterns, url_path(f"{prefix}/", include(router.urls))]},
+    )
+    clear_url_caches()
+
+
 @pytest.fixture
 def reader_routes(settings, oracle_api):
     """The oracle site, and each subclass under ``/x/<name>/``, routed as a project would."""
-    router = SimpleRouter()
-    for prefix, viewset in reader_viewsets().items():
-        router.register(prefix, viewset, basename=f"readers-{prefix}")
-    urls = settings.ROOT_URLCONF
-    settings.ROOT_URLCONF = type(
-        "urls", (), {"urlpatterns": [*urls.urlpatterns, url_path("x/", include(router.urls))]}
-    )
-    clear_url_caches()
+    _routed(settings, "x", reader_viewsets(), "readers")
     yield
     clear_url_caches()
 
@@ -753,14 +761,7 @@ def own_get_object_viewsets():
 
 @pytest.fixture
 def own_get_object_routes(settings, oracle_api):
-    router = SimpleRouter()
-    for prefix, viewset in own_get_object_viewsets().items():
-        router.register(prefix, viewset, basename=f"own-{prefix}")
-    urls = settings.ROOT_URLCONF
-    settings.ROOT_URLCONF = type(
-        "urls", (), {"urlpatterns": [*urls.urlpatterns, url_path("x/", include(router.urls))]}
-    )
-    clear_url_caches()
+    _routed(settings, "x", own_get_object_viewsets(), "own")
     yield
     clear_url_caches()
 
@@ -1034,13 +1035,7 @@ class OwnLookupAdopting(AdoptingArticleResource.as_viewset()):
 
 @pytest.fixture
 def own_lookup_adopting_routes(settings, oracle_api):
-    router = SimpleRouter()
-    router.register("adopting", OwnLookupAdopting, basename="own-lookup-adopting")
-    urls = settings.ROOT_URLCONF
-    settings.ROOT_URLCONF = type(
-        "urls", (), {"urlpatterns": [*urls.urlpatterns, url_path("y/", include(router.urls))]}
-    )
-    clear_url_caches()
+    _routed(settings, "y", {"adopting": OwnLookupAdopting}, "own-lookup")
     yield
     clear_url_caches()
 
