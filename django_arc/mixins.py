@@ -103,7 +103,8 @@ class ActionMixin:
             if observers:
                 answered.append(instance)
             answered = [row for row in {id(r): r for r in answered}.values() if row.pk is not None]
-            load_relations(answered, self.get_queryset(), reload=True)
+            if answered:  # an action answering no row (a dict, a count) builds no queryset
+                load_relations(answered, self.get_queryset(), reload=True)
             after = self.snapshot(instance) if observers and instance.pk is not None else None
             if instance.pk is None:
                 # the handler deleted the row, and Django cleared its pk: the event and the
