@@ -180,6 +180,29 @@ _DRF_CODES = {
 }
 
 
+def as_arc_error(exc: drf_exceptions.APIException | DjangoPermissionDenied) -> ArcError:
+    """``exc`` as the ``ArcError`` :func:`exception_handler` answers it with: its code,
+    message and status (an ``ArcError`` as it is). A refusal a project raises the way DRF or
+    Django spell it (``PermissionDenied``, ``NotAuthenticated``) is listed as arc lists its
+    own: a bulk item's. Not for validation errors, whose details are the answer."""
+    if isinstance(exc, ArcError):
+        return exc
+    if isinstance(exc, DjangoPermissionDenied):
+        return ArcError("FORBIDDEN", str(exc) or "Permission denied", 403)
+    code, status_code = "ERROR", exc.status_code
+    for klass, (mapped, mapped_status) in _DRF_CODES.items():
+        if isinstance(exc, klass):
+            code, status_code = mapped, mapped_status
+            break
+    if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+        # DRF downgrades these to 403 when no authenticator sends WWW-Authenticate
+        # (session auth); arc's contract is 401 for "who are you?" either way.
+        status_code = 401
+    detail = exc.detail
+    message = str(detail) if not isinstance(detail, (dict, list)) else "Request failed"
+    return ArcError(code, message, status_code)
+
+
 def flatten_validation(detail: Any) -> Any:
     """DRF's ErrorDetail tree → plain ``field: [messages]`` (nested for bulk items).
 
@@ -252,7 +275,8 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
             return error_response(request, "VALIDATION_ERROR", "Invalid Host header", 400, details)
         return error_response(request, "BAD_REQUEST", "Bad request", 400)
     if isinstance(exc, DjangoPermissionDenied):
-        return error_response(request, "FORBIDDEN", str(exc) or "Permission denied", 403)
+        answer = as_arc_error(exc)
+        return error_response(request, answer.code, answer.message, answer.status)
     if isinstance(exc, DjangoValidationError):
         exc = drf_exceptions.ValidationError(as_serializer_error(exc))
 
@@ -263,23 +287,16 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
         return error_response(request, "VALIDATION_ERROR", "Validation failed", 400, details)
 
     if isinstance(exc, drf_exceptions.APIException):
-        code, status_code = "ERROR", exc.status_code
-        for klass, (mapped, mapped_status) in _DRF_CODES.items():
-            if isinstance(exc, klass):
-                code, status_code = mapped, mapped_status
-                break
         if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
-            # DRF downgrades these to 403 when no authenticator sends WWW-Authenticate
-            # (session auth); arc's contract is 401 for "who are you?" either way.
             authenticate_header = getattr(exc, "auth_header", None)
             if authenticate_header:
                 headers["WWW-Authenticate"] = authenticate_header
-            status_code = 401
         if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
             headers["Retry-After"] = str(int(exc.wait))
-        detail = exc.detail
-        message = str(detail) if not isinstance(detail, (dict, list)) else "Request failed"
-        return error_response(request, code, message, status_code, None, headers or None)
+        answer = as_arc_error(exc)
+        return error_response(
+            request, answer.code, answer.message, answer.status, None, headers or None
+        )
 
     if isinstance(exc, (ProtectedError, RestrictedError)):
         return error_response(

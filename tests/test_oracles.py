@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Case, Q, Value, When
+from django.http import Http404
 from django.urls import clear_url_caches, include
 from django.urls import path as url_path
 from django.utils.timezone import now
@@ -23,6 +24,7 @@ from rest_framework.test import APIClient
 from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
 from django_arc.exceptions import ArcError
+from django_arc.exceptions import NotFound as ArcNotFound
 from django_arc.presets.base import Preset
 from shop.models import Membership, Page, Product
 from tests.factories import AuthorFactory, MembershipFactory, OrganizationFactory, ProductFactory
@@ -999,6 +1001,211 @@ def test_a_write_a_preset_refuses_with_drfs_or_djangos_403_is_404_on_a_row_it_ma
     assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
     hidden.refresh_from_db()
     assert (hidden.title, hidden.views) == ("embargoed", 0)
+
+
+# -- a bulk write refused on a readable row: one per-item answer whatever the refusal (fix-seen3a)
+
+
+ONLY_THE_OWNER = "Only the owner may do this."
+
+#: what a project's preset may raise to refuse a stranger's write of a row, and the
+#: ``ArcError`` arc answers the same with (the handler's code, message and status)
+REFUSALS = {
+    "arc-403": lambda: ArcError("FORBIDDEN", ONLY_THE_OWNER, 403),
+    "drf-403": lambda: drf_exceptions.PermissionDenied(ONLY_THE_OWNER),
+    "django-403": lambda: DjangoPermissionDenied(ONLY_THE_OWNER),
+    "arc-401": lambda: ArcError("UNAUTHORIZED", ONLY_THE_OWNER, 401),
+    "drf-401": lambda: drf_exceptions.NotAuthenticated(ONLY_THE_OWNER),
+    "arc-404": lambda: ArcNotFound("not the caller's"),
+    "arc-error-404": lambda: ArcError("NOT_YOURS", ONLY_THE_OWNER, 404),
+    "drf-404": lambda: drf_exceptions.NotFound(ONLY_THE_OWNER),
+    "django-404": lambda: Http404(ONLY_THE_OWNER),
+}
+
+
+class RefusingOthersWrites(Preset):
+    """A project's preset refusing a write of anyone's row but the caller's own with
+    ``REFUSALS[kind]`` (an embargoed row, too, is refused, but no GET reads it)."""
+
+    name = "refusing_others_writes"
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def check_object(self, view, obj):
+        if view.request.method not in ("GET", "HEAD") and obj.owner_id != view.request.user.pk:
+            raise REFUSALS[self.kind]()
+
+
+def _refusing_resource(kind, tenant):
+    """Cross-owner (``tenant=False``): everyone reads and writes every row, anonymous callers
+    included. Cross-tenant: members read and write their organization's rows."""
+    name = f"{'tenant' if tenant else 'owner'}-refused-{kind}"
+    everyone = P.require_org_membership() if tenant else P.allow_public()
+    return type(
+        f"Refused{kind.title().replace('-', '')}{'Tenant' if tenant else 'Owner'}Resource",
+        (Resource,),
+        {
+            "model": Article,
+            "name": name,
+            "fields": ["id", "slug", "title", "owner"],
+            "presets": [
+                *([presets.MultiTenant()] if tenant else []),
+                presets.Bulk(),
+                EmbargoedUnread(),
+                RefusingOthersWrites(kind),
+            ],
+            "permissions": {k: everyone for k in ("list", "get", "update", "delete")},
+            "filter_fields": {"title": ["eq", "in"]},
+        },
+    )
+
+
+for _kind in REFUSALS:
+    site.register(_refusing_resource(_kind, tenant=False))
+    site.register(_refusing_resource(_kind, tenant=True))
+
+
+def _bulk_answers(api, base, shown, hidden, theirs=None):
+    """The answers of the bulk writes naming ``shown`` (a row the caller reads, refused),
+    ``hidden`` (one it may not read), ``theirs`` (another tenant's) and a missing id."""
+    missing = 99999999
+    writes = [
+        ("patch", {"items": [{"id": shown.pk, "title": "x"}]}),
+        ("patch", {"items": [{"id": hidden.pk, "title": "x"}, {"id": shown.pk, "title": "x"}]}),
+        ("patch", {"items": [{"id": shown.pk, "title": "x"}, {"id": missing, "title": "x"}]}),
+        ("delete", {"ids": [shown.pk]}),
+        ("delete", {"ids": [shown.pk, shown.pk]}),
+        ("delete", {"ids": [hidden.pk]}),
+        ("patch", {"filter": {"title": "shown"}, "data": {"title": "x"}}),
+        ("patch", {"filter": {"title": "embargoed"}, "data": {"title": "x"}}),
+    ]
+    if theirs is not None:
+        writes += [
+            ("patch", {"items": [{"id": theirs.pk, "title": "x"}]}),
+            ("delete", {"ids": [theirs.pk, shown.pk]}),
+            ("patch", {"filter": {"title[in]": ["theirs", "shown"]}, "data": {"title": "x"}}),
+        ]
+    answers = []
+    for method, body in writes:
+        r = getattr(api, method)(f"{base}/bulk/", body, format="json")
+        answers.append((method, body, *_error(r)) if r.status_code >= 400 else r.json())
+    return answers
+
+
+def _nothing_written(*rows):
+    for row in rows:
+        title = row.title
+        row.refresh_from_db()
+        assert (row.title, row.deleted_at) == (title, None), row
+
+
+@pytest.mark.parametrize(
+    ("kind", "reference"),
+    [
+        ("drf-403", "arc-403"),
+        ("django-403", "arc-403"),
+        ("drf-401", "arc-401"),
+        ("drf-404", "arc-404"),
+        ("django-404", "arc-404"),
+        ("arc-error-404", "arc-404"),
+    ],
+)
+def test_a_bulk_write_refused_on_a_readable_row_answers_per_item_whatever_the_refusal(
+    oracle_api, kind, reference
+):
+    """Cross-owner. A preset refusing a write of another user's row with an ``ArcError``
+    refuses the bulk item (403 listing each refused index, a row the caller may not read
+    "Not found." as a missing id, a missing id's "Not found." first); raising DRF's or
+    Django's ``PermissionDenied`` (or DRF's ``NotAuthenticated``) instead ended the whole
+    request at the first such row, 403 with no item named — and so answered a batch naming
+    a missing id after the refused row differently from one naming it before; DRF's
+    ``NotFound``/Django's ``Http404`` ended it 404, where arc's ``NotFound`` is the item's
+    "Not found.". Every kind now answers as the ``ArcError`` the handler makes of it, and
+    nothing is written."""
+    owner = MembershipFactory().user
+    shown = Article.objects.create(owner=owner, slug="s", title="shown")
+    hidden = Article.objects.create(owner=owner, slug="e", title="embargoed")
+    caller = None if kind.endswith("401") else MembershipFactory().user
+    api = client_for(caller)
+    got = _bulk_answers(api, f"/oracles/owner-refused-{kind}", shown, hidden)
+    expected = _bulk_answers(api, f"/oracles/owner-refused-{reference}", shown, hidden)
+    assert got == expected
+    if reference != "arc-404":
+        status = int(reference[-3:])
+        assert got[0][2] == status, got[0]
+        assert got[0][3] == repr(
+            {
+                "success": False,
+                "error": ONLY_THE_OWNER,
+                "code": "FORBIDDEN" if status == 403 else "UNAUTHORIZED",
+                "details": {
+                    "items": {
+                        "0": {
+                            "code": "FORBIDDEN" if status == 403 else "UNAUTHORIZED",
+                            "error": ONLY_THE_OWNER,
+                        }
+                    }
+                },
+            }
+        )
+    # the row the caller may not read is "Not found.", answered before any refusal
+    assert got[1][2:] == (
+        400,
+        repr(
+            {
+                "success": False,
+                "error": "Validation failed",
+                "code": "VALIDATION_ERROR",
+                "details": {
+                    "items": {
+                        "0": {"id": ["Not found."]},
+                        **({"1": {"id": ["Not found."]}} if reference == "arc-404" else {}),
+                    }
+                },
+            }
+        ),
+    ), got[1]
+    _nothing_written(shown, hidden)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reference"),
+    [("drf-403", "arc-403"), ("django-403", "arc-403"), ("drf-404", "arc-404")],
+)
+def test_a_bulk_write_refused_in_the_callers_tenant_answers_per_item_whatever_the_refusal(
+    oracle_api, kind, reference
+):
+    """Cross-tenant: another organization's row is "Not found." (a missing id's answer,
+    as any row outside the caller's tenant), and a row of its own organization a preset
+    refuses with DRF's or Django's exception is the item refusal an ``ArcError`` gives."""
+    ours, theirs_org = OrganizationFactory(), OrganizationFactory()
+    owner = MembershipFactory(organization=ours).user
+    shown = Article.objects.create(organization=ours, owner=owner, slug="s", title="shown")
+    hidden = Article.objects.create(organization=ours, owner=owner, slug="e", title="embargoed")
+    theirs = Article.objects.create(
+        organization=theirs_org,
+        owner=MembershipFactory(organization=theirs_org).user,
+        slug="t",
+        title="theirs",
+    )
+    member = MembershipFactory(organization=ours).user
+    api = client_for(member, HTTP_X_ORGANIZATION_ID=str(ours.pk))
+    got = _bulk_answers(api, f"/oracles/tenant-refused-{kind}", shown, hidden, theirs)
+    expected = _bulk_answers(api, f"/oracles/tenant-refused-{reference}", shown, hidden, theirs)
+    assert got == expected
+    assert got[8][2:] == (
+        400,
+        repr(
+            {
+                "success": False,
+                "error": "Validation failed",
+                "code": "VALIDATION_ERROR",
+                "details": {"items": {"0": {"id": ["Not found."]}}},
+            }
+        ),
+    ), got[8]
+    _nothing_written(shown, hidden, theirs)
 
 
 # -- a detail route judging a second row, through a ViewSet's own get_object (rev-fixes19a) ----

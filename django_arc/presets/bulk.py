@@ -21,14 +21,17 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from rest_framework import serializers
+from rest_framework.exceptions import APIException
 from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 
 from ..actions import RouteSpec
-from ..exceptions import ArcError, NotFound, RowsGone, flatten_validation
+from ..exceptions import ArcError, RowsGone, as_arc_error, flatten_validation
 from ..filters import QueryFilterField
 from ..query import beyond_int64, load_relations, shown
 from ..serializers import preload_related
@@ -478,15 +481,14 @@ class Bulk(Preset):
                 if row is None or str(value) in seen:
                     missing[str(index)] = {"id": ["Not found." if row is None else "Given twice."]}
                     continue
-                try:
-                    view.check_object_permissions(view.request, row)
-                except NotFound:  # a row the caller may not know of: as if absent, twice too
+                refusal = _refusal(view, row)
+                if refusal is _ABSENT:  # a row the caller may not know of: as if absent, twice too
                     missing[str(index)] = {"id": ["Not found."]}
                     continue
-                except ArcError as exc:
-                    refused[str(index)] = exc
-                else:
+                if refusal is None:
                     rows.append(row)
+                else:
+                    refused[str(index)] = refusal
                 seen.add(str(value))
         finally:
             view.judged_rows = None
@@ -582,14 +584,39 @@ class Bulk(Preset):
         view.judged_rows = rows  # asked together whether readable
         try:
             for row in rows:
-                try:
-                    view.check_object_permissions(view.request, row)
-                except NotFound:  # a row the caller may not know of: not matched
+                refusal = _refusal(view, row)
+                if refusal is _ABSENT:  # a row the caller may not know of: not matched
                     continue
+                if refusal is not None:  # the request's answer, as the handler gives it
+                    raise refusal
                 matched.append(row)
         finally:
             view.judged_rows = None
         return matched, [dict(data) for _ in matched]
+
+
+#: :func:`_refusal`'s answer for a row its object checks answer 404 for
+_ABSENT = object()
+
+
+def _refusal(view: Any, row: Any) -> Any:
+    """``row`` through the view's object checks (``check_object_permissions``: the
+    permission's, every preset's ``check_object``): ``None`` when they pass; :data:`_ABSENT`
+    for a 404 of any kind (arc's ``NotFound`` of a row the caller may not read, DRF's
+    ``NotFound``, Django's ``Http404``: the row is as if absent); else the ``ArcError`` the
+    refusal is answered with, a 401 or 403 raised as DRF or Django spell it
+    (``PermissionDenied``, ``NotAuthenticated``) as the handler answers it. DRF's or
+    Django's 403 ended the whole request at the first such row, where an ``ArcError``
+    refused its item. Any other error propagates."""
+    try:
+        view.check_object_permissions(view.request, row)
+    except (APIException, Http404, DjangoPermissionDenied) as exc:
+        if isinstance(exc, Http404) or getattr(exc, "status_code", None) == 404:
+            return _ABSENT
+        if isinstance(exc, (ArcError, DjangoPermissionDenied)) or exc.status_code in (401, 403):
+            return as_arc_error(exc)
+        raise
+    return None
 
 
 def _present(model: Any, rows: list[Any], lock: bool = False) -> set[Any]:
