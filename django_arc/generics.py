@@ -653,46 +653,63 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             (r for p in resource.preset_list if (r := p.reading_route(write)) is not None),
             "retrieve",
         )
-        context = self.request.parser_context
-        request = clone_request(self.request, "GET")
-        if context is not None:  # Request() pointed the shared parser context at the clone
-            context["request"] = self.request
-        saved = (self.request, self.action, self.arc_action, self.permission_filters)
-        self.request, self.action, self.arc_action = request, reading, None
-        self.reading_for = write
         try:
-            permission, key, spec = (
-                self.get_resource_permission(),
-                self.permission_key,
-                self.route_spec,
-            )
-            if permission is None:
-                return False
-            result = permission(request, resource, key)
-            if not result.granted:
-                return False
-            for preset in resource.preset_list:
-                preset.check_request(self)
-            self.permission_filters = result.filters
-            if reading == "retrieve" and self._own_lookup_names(obj):
-                # a ViewSet's own get_object() reads the URL's row as a GET of it would; a
-                # second row a detail route judges (the body's) is asked as any row below
-                if self.get_object().pk == obj.pk:
-                    return True
-            if not self._among_readable(obj):
-                return False
-            # a list shows the rows within its filters: no object check, as the list asks none
-            if spec is None or spec.detail:
-                self.check_object_permissions(request, obj)  # a GET's: raises on a refusal
-            return True
+            with self._reading_as(reading) as request:
+                return self._reads(request, obj, reading)
         except (APIException, Http404, DjangoPermissionDenied) as exc:
             # the GET is refused (its 4xx): a row the caller may not read, whatever the error
             if isinstance(exc, APIException) and exc.status_code >= 500:
                 raise
             return False
+
+    @contextmanager
+    def _reading_as(self, action: str) -> Iterator[Any]:
+        """The view as a GET reading a row sees it, within :meth:`may_read`: ``request`` the
+        caller's as a GET (DRF's ``clone_request``; yielded), ``action`` the reading route,
+        no ``arc_action``, ``reading_for`` the write's action; ``permission_filters`` may be
+        set meanwhile. The five are restored on every exit, an exception's too."""
+        context = self.request.parser_context
+        request = clone_request(self.request, "GET")
+        if context is not None:  # Request() pointed the shared parser context at the clone
+            context["request"] = self.request
+        names = ("request", "action", "arc_action", "permission_filters", "reading_for")
+        saved = [getattr(self, name) for name in names]
+        self.request, self.action, self.arc_action = request, action, None
+        self.reading_for = saved[1]
+        try:
+            yield request
         finally:
-            self.request, self.action, self.arc_action, self.permission_filters = saved
-            self.reading_for = None
+            for name, value in zip(names, saved, strict=True):
+                setattr(self, name, value)
+
+    def _reads(self, request: Any, obj: Any, reading: str) -> bool:
+        """:meth:`may_read`'s question, asked within :meth:`_reading_as`: raises the GET's
+        refusal, if any."""
+        resource = self.resource
+        permission, key, spec = (
+            self.get_resource_permission(),
+            self.permission_key,
+            self.route_spec,
+        )
+        if permission is None:
+            return False
+        result = permission(request, resource, key)
+        if not result.granted:
+            return False
+        for preset in resource.preset_list:
+            preset.check_request(self)
+        self.permission_filters = result.filters
+        if reading == "retrieve" and self._own_lookup_names(obj):
+            # a ViewSet's own get_object() reads the URL's row as a GET of it would; a
+            # second row a detail route judges (the body's) is asked as any row below
+            if self.get_object().pk == obj.pk:
+                return True
+        if not self._among_readable(obj):
+            return False
+        # a list shows the rows within its filters: no object check, as the list asks none
+        if spec is None or spec.detail:
+            self.check_object_permissions(request, obj)  # a GET's: raises on a refusal
+        return True
 
     def _own_lookup_names(self, obj: Any) -> bool:
         """Whether a ViewSet subclass overrides :meth:`get_object` and the URL names the row

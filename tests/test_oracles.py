@@ -1208,6 +1208,64 @@ def test_a_bulk_write_refused_in_the_callers_tenant_answers_per_item_whatever_th
     _nothing_written(shown, hidden, theirs)
 
 
+# -- may_read leaves the view as it found it, an error raised while asking too (fix-seen3a) ----
+
+
+def get_unless_outage(request, resource, action, obj=None):
+    """A ``get`` rule whose backend is down when ``X-Outage`` is sent: a 503, no refusal."""
+    if request.headers.get("X-Outage"):
+        raise ArcError("UPSTREAM_DOWN", "The rules service is down", 503)
+    return True
+
+
+class ProbingArticleResource(SharedArticleResource):
+    """A list route judging the row its body names through the view's object checks, and
+    answering what the view holds before and after (the caller's route, not the GET's)."""
+
+    name = "probing-articles"
+    permissions = {**SharedArticleResource.permissions, "get": get_unless_outage}
+
+    @route("POST", "probe", permission_key="update")
+    def probe(self, request, view):
+        def held():
+            return [
+                view.request is request,
+                view.request.method,
+                view.action,
+                view.arc_action,
+                repr(view.permission_filters),
+                view.reading_for,
+            ]
+
+        row = view.get_queryset().get(pk=request.data["row"])
+        before = held()
+        try:
+            view.check_object_permissions(request, row)
+            caught = None
+        except ArcError as exc:
+            caught = exc.code
+        return {"caught": caught, "before": before, "after": held()}
+
+
+site.register(ProbingArticleResource)
+
+
+def test_asking_whether_a_refused_row_is_readable_leaves_the_view_as_it_was(oracle_api):
+    """``may_read`` asks as a GET would: the view's ``request``, ``action``, ``arc_action``,
+    ``permission_filters`` and ``reading_for`` are the GET's meanwhile, and are the route's
+    again after it, whether it answered (the owner's 403) or raised (a 503 of the ``get``
+    rule, which propagates: no refusal) — as a route catching that error sees them."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    row = Article.objects.create(owner=owner, slug="s", title="t")
+    base = "/oracles/probing-articles/probe/"
+    for headers, caught in [({}, "OWNERSHIP_DENIED"), ({"HTTP_X_OUTAGE": "1"}, "UPSTREAM_DOWN")]:
+        r = client_for(stranger, **headers).post(base, {"row": row.pk}, format="json")
+        assert r.status_code == 200, r.json()
+        answer = r.json()["data"]
+        assert answer["caught"] == caught
+        assert answer["before"] == answer["after"] == [True, "POST", "probe", None, "None", None]
+
+
 # -- a detail route judging a second row, through a ViewSet's own get_object (rev-fixes19a) ----
 
 
