@@ -628,8 +628,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         ``get`` permission granted, ``obj`` among the rows a GET of it is looked up in
         (:meth:`get_queryset`, the permission's row filters applied), its object check
         and every preset's ``check_object`` passed. Asked only of a write about to be
-        refused (one query; one for all the rows of a bulk write, :attr:`judged_rows`), as
-        a GET of the row asks it: the view's
+        refused (one query; one for all the rows of a bulk write, :attr:`judged_rows`,
+        which ask the GET's permission and presets' ``check_request`` once too,
+        :meth:`_get_granted`), as a GET of the row asks it: the view's
         ``request`` is the caller's request as a GET, its ``action`` ``retrieve`` and its
         permission filters the ``get`` permission's meanwhile, so a check judging by the
         method (DRF's ``IsOwnerOrReadOnly``: any safe method) or by ``view.action`` reads
@@ -657,10 +658,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             with self._reading_as(reading) as request:
                 return self._reads(request, obj, reading)
         except (APIException, Http404, DjangoPermissionDenied) as exc:
-            # the GET is refused (its 4xx): a row the caller may not read, whatever the error
-            if isinstance(exc, APIException) and exc.status_code >= 500:
+            if _server_error(exc):  # no refusal: it propagates
                 raise
-            return False
+            return False  # the GET is refused (its 4xx): a row the caller may not read
 
     @contextmanager
     def _reading_as(self, action: str) -> Iterator[Any]:
@@ -685,20 +685,11 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     def _reads(self, request: Any, obj: Any, reading: str) -> bool:
         """:meth:`may_read`'s question, asked within :meth:`_reading_as`: raises the GET's
         refusal, if any."""
-        resource = self.resource
-        permission, key, spec = (
-            self.get_resource_permission(),
-            self.permission_key,
-            self.route_spec,
-        )
-        if permission is None:
+        result = self._get_granted(request)
+        if result is None:
             return False
-        result = permission(request, resource, key)
-        if not result.granted:
-            return False
-        for preset in resource.preset_list:
-            preset.check_request(self)
         self.permission_filters = result.filters
+        spec = self.route_spec
         if reading == "retrieve" and self._own_lookup_names(obj):
             # a ViewSet's own get_object() reads the URL's row as a GET of it would; a
             # second row a detail route judges (the body's) is asked as any row below
@@ -710,6 +701,36 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         if spec is None or spec.detail:
             self.check_object_permissions(request, obj)  # a GET's: raises on a refusal
         return True
+
+    def _get_granted(self, request: Any) -> PermissionResult | None:
+        """The part of :meth:`may_read`'s question no row changes: the reading route's
+        permission (granted: its result, whose filters narrow the rows) and every preset's
+        ``check_request``; ``None`` when either refuses the GET. A bulk write's refused rows
+        (:attr:`judged_rows`) ask it once for the request, as they ask once which of them
+        are readable: per refused row, a permission querying memberships and every preset's
+        ``check_request`` ran twenty times for a write of twenty rows. A 5xx raised while
+        asking is not kept (it propagates)."""
+        batch = self.judged_rows
+        held = self.__dict__.get("_get_granted_held")
+        if batch is not None and held is not None and held[0] is batch:
+            return held[1]
+        permission = self.get_resource_permission()
+        result: PermissionResult | None = None
+        if permission is not None:
+            try:
+                result = permission(request, self.resource, self.permission_key)
+                if result.granted:
+                    for preset in self.resource.preset_list:
+                        preset.check_request(self)
+                else:
+                    result = None
+            except (APIException, Http404, DjangoPermissionDenied) as exc:
+                if _server_error(exc):
+                    raise
+                result = None
+        if batch is not None:
+            self.__dict__["_get_granted_held"] = (batch, result)
+        return result
 
     def _own_lookup_names(self, obj: Any) -> bool:
         """Whether a ViewSet subclass overrides :meth:`get_object` and the URL names the row
@@ -1426,6 +1447,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
 #: what :meth:`ResourceGenericViewSet.write_databases` answers without a router
 _DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
+
+
+def _server_error(exc: Exception) -> bool:
+    """Whether ``exc``, raised while :meth:`~ResourceGenericViewSet.may_read` asks, is a 5xx:
+    no refusal (any 4xx ``APIException``, ``Http404``, Django's ``PermissionDenied`` is)."""
+    return isinstance(exc, APIException) and exc.status_code >= 500
 
 
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:

@@ -1266,6 +1266,94 @@ def test_asking_whether_a_refused_row_is_readable_leaves_the_view_as_it_was(orac
         assert answer["before"] == answer["after"] == [True, "POST", "probe", None, "None", None]
 
 
+# -- a refused bulk write asks the request-level part of the GET once (fix-seen3a) -------------
+
+
+class GetsCounted(Preset):
+    """Counts the ``check_request`` calls made for a GET (the question ``may_read`` asks)."""
+
+    name = "gets_counted"
+    gets = 0
+
+    def check_request(self, view):
+        if view.request.method == "GET":
+            GetsCounted.gets += 1
+
+
+def members_read_the_header_orgs_rows(request, resource, action, obj=None):
+    """``members_of_the_header_org`` asked of the request only: a row is judged by the
+    filters the request's answer narrows the rows by (no query per row)."""
+    return True if obj is not None else members_of_the_header_org(request, resource, action)
+
+
+class CountedMembersArticleResource(MembersArticleResource):
+    name = "counted-members-articles"
+    presets = [*MembersArticleResource.presets, GetsCounted()]
+    permissions = {
+        **MembersArticleResource.permissions,
+        "list": members_read_the_header_orgs_rows,
+        "get": members_read_the_header_orgs_rows,
+    }
+
+
+site.register(CountedMembersArticleResource)
+
+
+def test_a_refused_bulk_write_asks_the_gets_permission_and_check_request_once(oracle_api):
+    """Whether the caller may read the rows a bulk write is refused on asked the ``get``
+    permission (here a membership query) and every preset's ``check_request`` again for
+    each refused row, though neither depends on the row: a member's bulk write of twenty of
+    another member's rows ran twenty membership queries and twenty ``check_request`` for
+    the one GET it asks about, and so did an outsider's (refused by the ``get`` rule's own
+    403 each time). Now once per request, the answers unchanged: a member reads the rows
+    (each the owner's 403), an outsider does not (each "Not found.", as a missing id)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ours, theirs_org = OrganizationFactory(), OrganizationFactory()
+    owner = MembershipFactory(organization=ours).user
+    member = client_for(MembershipFactory(organization=ours).user, HTTP_X_READER_ORG=str(ours.pk))
+    outsider = client_for(
+        MembershipFactory(organization=theirs_org).user, HTTP_X_READER_ORG=str(ours.pk)
+    )
+    base = "/oracles/counted-members-articles/bulk/"
+
+    def counted(n):
+        Article.objects.all().delete()
+        ids = [
+            Article.objects.create(organization=ours, owner=owner, slug=f"s{i}", title="t").pk
+            for i in range(n)
+        ]
+        answers, costs = [], []
+        for api in (member, outsider):
+            for method, body in [
+                ("patch", {"items": [{"id": pk, "title": "x"} for pk in ids]}),
+                ("delete", {"ids": ids}),
+                ("patch", {"filter": {"title": "t"}, "data": {"title": "x"}}),
+            ]:
+                GetsCounted.gets = 0
+                with CaptureQueriesContext(connection) as ctx:
+                    r = getattr(api, method)(base, body, format="json")
+                answers.append((r.status_code, r.json().get("code"), r.json().get("details")))
+                costs.append((len(ctx.captured_queries), GetsCounted.gets))
+        return answers, costs
+
+    few, many = counted(2), counted(20)
+    refused = {"code": "OWNERSHIP_DENIED", "error": "Only the owner may do this"}
+    assert many[0] == [
+        (403, "OWNERSHIP_DENIED", {"items": {str(i): refused for i in range(20)}}),
+        (403, "OWNERSHIP_DENIED", {"ids": {str(i): refused for i in range(20)}}),
+        (403, "OWNERSHIP_DENIED", None),
+        (400, "VALIDATION_ERROR", {"items": {str(i): {"id": ["Not found."]} for i in range(20)}}),
+        (400, "VALIDATION_ERROR", {"ids": {str(i): {"id": ["Not found."]} for i in range(20)}}),
+        (200, None, None),
+    ], many[0]
+    assert few[1] == many[1], (few[1], many[1])
+    # the member's GET asked once; the outsider's refused by the get rule, before any preset
+    assert [gets for _, gets in many[1]] == [1, 1, 1, 0, 0, 0], many[1]
+    assert list(Article.objects.values_list("title", flat=True)) == ["t"] * 20
+
+
 # -- a detail route judging a second row, through a ViewSet's own get_object (rev-fixes19a) ----
 
 
