@@ -782,8 +782,9 @@ def _known_fields(resource: Any) -> set[str]:
 def _unknown_field(model: type[models.Model], name: str) -> str:
     """arc.E001's message for ``name`` in ``fields``: a name Django's ``Model`` defines
     (``save``, a project's override of it too) is not unknown, it is refused."""
-    if name == "pk":
-        return _pk_alias("fields", model)
+    alias = _pk_alias("fields", model) if name == "pk" else None
+    if alias is not None:
+        return alias
     if not name.startswith("_") and hasattr(models.Model, name):
         return (
             f"`fields` names '{name}', which Django's Model defines, not a field of "
@@ -792,13 +793,36 @@ def _unknown_field(model: type[models.Model], name: str) -> str:
     return f"`fields` names unknown field '{name}' of {model.__name__}."
 
 
-def _pk_alias(setting: str, model: type[models.Model]) -> str:
-    """The message for ``pk`` in ``setting``: not unknown, Django's alias of the primary
-    key, which the setting names by the field (``fields``, ``filter_fields``, sorting)."""
-    return (
-        f"`{setting}` names 'pk', Django's alias of {model.__name__}'s primary key: name "
-        f"the field, '{model._meta.pk.name}'."
+def _pk_alias(setting: str, model: type[models.Model], name: str = "pk") -> str | None:
+    """The message for ``pk`` in ``setting``, or a path ending in it through a relation
+    (``author__pk``): not unknown, Django's alias of the primary key, which the setting
+    names by the field (``fields``, ``filter_fields``, sorting: ``author__id``), as
+    django-filter's ``Meta.fields`` does (it refuses both). In ``filter_fields`` a
+    foreign key onto that primary key is filtered by it under its own name too
+    (``author``). ``None`` for any other name."""
+    head, _, last = name.rpartition("__")
+    if last != "pk":
+        return None
+    target, relation = model, None
+    if head:
+        relation = _field(model, head)
+        target = getattr(relation, "related_model", None) if relation is not None else None
+        if not isinstance(target, type) or not issubclass(target, models.Model):
+            return None
+    pk_name = target._meta.pk.name
+    message = (
+        f"`{setting}` names '{name}', Django's alias of {target.__name__}'s primary key: "
+        f"name the field, '{f'{head}__{pk_name}' if head else pk_name}'"
     )
+    if (
+        setting == "filter_fields"
+        and relation is not None
+        and (relation.many_to_one or relation.one_to_one)
+        and relation.concrete
+        and getattr(relation, "target_field", None) is target._meta.pk
+    ):
+        message += f", or the relation, '{head}', which filters by it"
+    return message + "."
 
 
 def _check_fields(resource: Any) -> list[Error]:
@@ -917,7 +941,7 @@ def _check_filter_fields(resource: Any) -> list[Error]:
         model_field = _field(model, name)
         if model_field is None:
             unknown = f"`filter_fields` names unknown field '{name}'."
-            message = _pk_alias("filter_fields", model) if name == "pk" else unknown
+            message = _pk_alias("filter_fields", model, name) or unknown
             errors.append(_err(message, resource, "arc.E002"))
             continue
         if not isinstance(ops, (list, tuple, set, frozenset)):
@@ -978,7 +1002,7 @@ def _check_sort_fields(resource: Any) -> list[Error]:
         model_field = _field(model, name)
         if model_field is None:
             unknown = f"`{setting}` names unknown field '{name}'."
-            message = _pk_alias(setting, model) if name == "pk" else unknown
+            message = _pk_alias(setting, model, name) or unknown
             errors.append(_err(message, resource, "arc.E004"))
         elif isinstance(_concrete(model_field), models.JSONField):
             errors.append(

@@ -1089,3 +1089,63 @@ def test_a_to_field_relation_refuses_a_value_no_database_can_match(api, settings
     assert response.status_code == 400, response.content
     assert response.json()["details"] == {"rack": [message.replace("\ud800", "\ufffd")]}
     assert not RackItem.objects.exists()
+
+
+def test_a_path_ending_in_pk_is_named_by_the_related_primary_keys_field():
+    """``pk`` in the query settings is named as the primary key's alias; a path ending in
+    it through a relation (``author__pk``), which Django's ORM reads as well, was only an
+    "unknown field", with no word of what to write instead. It is refused still, as
+    django-filter's ``Meta.fields`` refuses it (a second spelling of one filter), and now
+    named by the field (``author__id``), or in ``filter_fields`` by the relation itself
+    (``author``, filtered by the related row's id) where the foreign key points at that
+    primary key; ``author__id`` is accepted as it was."""
+
+    def shown(model=Book, **attrs):
+        attrs = {"model": model, "name": "shown", "fields": ["id"], **attrs}
+        return [(e.id, e.msg) for e in check_resource(type("Shown", (Resource,), attrs)())]
+
+    alias = "names 'author__pk', Django's alias of Author's primary key: name the field, "
+    assert shown(filter_fields={"author__pk": ["eq", "in"]}) == [
+        (
+            "arc.E002",
+            f"`filter_fields` {alias}'author__id', or the relation, 'author', which filters by it.",
+        )
+    ]
+    assert shown(sort_fields=["author__pk"]) == [
+        ("arc.E004", f"`sort_fields` {alias}'author__id'.")
+    ]
+    assert shown(default_sort="-author__pk") == [
+        ("arc.E004", f"`default_sort` {alias}'author__id'.")
+    ]
+    # a relation onto another field (``to_field``) filters by that field, not the pk
+    assert shown(RackItem, filter_fields={"rack__pk": ["eq"]}) == [
+        (
+            "arc.E002",
+            "`filter_fields` names 'rack__pk', Django's alias of Rack's primary key: name "
+            "the field, 'rack__id'.",
+        )
+    ]
+    # through a reverse relation
+    assert shown(Author, filter_fields={"books__pk": ["eq"]}) == [
+        (
+            "arc.E002",
+            "`filter_fields` names 'books__pk', Django's alias of Book's primary key: name "
+            "the field, 'books__id'.",
+        )
+    ]
+    # to a primary key not named ``id`` (a multi-table child's)
+    assert shown(DogTag, filter_fields={"dog__pk": ["eq"]}) == [
+        (
+            "arc.E002",
+            "`filter_fields` names 'dog__pk', Django's alias of Dog's primary key: name the "
+            "field, 'dog__animal_ptr', or the relation, 'dog', which filters by it.",
+        )
+    ]
+    assert shown(filter_fields={"author__id": ["eq", "in"], "author": ["eq"]}) == []
+    # a path that is no relation, or names no field, stays unknown
+    assert shown(filter_fields={"title__pk": ["eq"]}) == [
+        ("arc.E002", "`filter_fields` names unknown field 'title__pk'.")
+    ]
+    assert shown(filter_fields={"author__nmae": ["eq"]}) == [
+        ("arc.E002", "`filter_fields` names unknown field 'author__nmae'.")
+    ]
