@@ -34,7 +34,7 @@ class ArcJSONParser(JSONParser):
         stream = _whole_body(stream)
         try:
             data = super().parse(stream, media_type, parser_context)
-            too_deep = _deeper_than(data, self.max_depth)
+            too_deep = nested_deeper_than(data, self.max_depth)
         except RecursionError:
             too_deep = True
         if too_deep:
@@ -71,8 +71,10 @@ def _whole_body(stream: Any) -> Any:
     return stream
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    # iterative: the point is not to recurse
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether the JSON value ``value`` (dicts and lists) nests more than ``limit`` levels
+    deep: the bound :class:`ArcJSONParser` puts on a body, and a form field's JSON text is
+    read under (:mod:`django_arc.serializers`). Iterative: the point is not to recurse."""
     stack = [(value, 1)] if isinstance(value, (dict, list)) else []
     while stack:
         node, depth = stack.pop()

@@ -20,6 +20,7 @@ from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
 from .events.event import unstorable_char
+from .parsers import ArcJSONParser, nested_deeper_than
 from .query import MAX_INT, MIN_INT, UNSENDABLE, beyond_int64, integer_range
 
 
@@ -479,11 +480,9 @@ def _refuse_constant(name: str) -> Any:
 def _form_json(text: str, decoder: Any) -> Any:
     """``text`` (a form field's) parsed as :class:`~django_arc.parsers.ArcJSONParser` parses
     a body, or ``_INVALID``."""
-    from .parsers import ArcJSONParser, _deeper_than
-
     try:
         value = json.loads(text, cls=decoder, parse_constant=_refuse_constant)
-        if not _deeper_than(value, ArcJSONParser.max_depth):
+        if not nested_deeper_than(value, ArcJSONParser.max_depth):
             return value
     except (ValueError, RecursionError):
         pass
