@@ -501,3 +501,68 @@ def test_an_action_answering_a_queryset_renders_its_rows_as_a_list_of_them(setti
     # (its fields alone, no isbn), as before
     assert valued.status_code == 200, valued.content
     assert [sorted(row) for row in valued.json()["data"]] == [["id", "title"]] * 5
+
+
+class CountingBookResource(Resource):
+    """Actions answering no book: a count, a dict, nothing, an empty list or queryset, the
+    names of authors. Its
+    ``get_queryset`` asks the database something first, as a project's may (which rows a
+    caller sees can depend on a row), so each time it is built shows in the SQL."""
+
+    model = Book
+    name = "counting-books"
+    serializer_class = ReviewedBookSerializer
+    permissions = PUBLIC
+
+    def get_queryset(self, request):
+        Author.objects.filter(name="get_queryset was built").exists()
+        return super().get_queryset(request)
+
+    @action(permissions=P.allow_public())
+    def count(self, request, instance, data):
+        return Book.objects.count()
+
+    @action(permissions=P.allow_public())
+    def summary(self, request, instance, data):
+        return {"title": instance.title}
+
+    @action(permissions=P.allow_public())
+    def nothing(self, request, instance, data):
+        return None
+
+    @action(permissions=P.allow_public())
+    def none_of_them(self, request, instance, data):
+        return list(Book.objects.none())
+
+    @action(permissions=P.allow_public())
+    def empty_queryset(self, request, instance, data):
+        return Book.objects.filter(title="no such title")
+
+    @action(permissions=P.allow_public())
+    def authors(self, request, instance, data):
+        return {"authors": list(Author.objects.values_list("name", flat=True))}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "name", ["count", "summary", "nothing", "none_of_them", "empty_queryset", "authors"]
+)
+def test_an_action_answering_no_row_builds_no_queryset_after_its_handler(settings, name):
+    """The rows an action answers have their relations read again after the handler
+    (62c8634): an action answering none of the resource's rows (a count, a dict, None, an
+    empty list or queryset) built the view's queryset after its handler all the same, for nothing to
+    load; a project's ``get_queryset`` ran twice (9ce29a0). It is built once, by the read
+    of the row."""
+    site = ResourceSite(name="counting-site")
+    site.register(CountingBookResource)
+    api = client_for(None)
+    book = BookFactory(title="Dune", author=AuthorFactory(name="Frank"))
+    try:
+        with site_mounted(settings, "cb", site), CaptureQueriesContext(connection) as queries:
+            path = f"/cb/counting-books/{book.pk}/action/"
+            acted = api.post(path, {"action": name}, format="json")
+    finally:
+        _all_sites.remove(site)
+    assert acted.status_code == 200, acted.content
+    built = [q for q in queries.captured_queries if "get_queryset was built" in q["sql"]]
+    assert len(built) == 1, [q["sql"] for q in queries.captured_queries]

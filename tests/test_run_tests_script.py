@@ -122,12 +122,14 @@ def test_a_django42_run_on_another_django_is_refused_before_any_run(tmp_path):
     ``.venv-django42`` whose Django was upgraded): the summary said ``django42-sqlite: ok``
     for a run on Django 5, the supported floor untested. The interpreter given says it has
     Django 5.2 whichever Django runs this test (``sys.executable`` is Django 4.2's in the
-    Django 4.2 runs, which the script rightly took, running the whole suite in the test)."""
+    Django 4.2 runs, which the script rightly took, running the whole suite in the test).
+    Anything else it is asked goes to ``run_tests``' stand-in, whose pytest runs nothing: a
+    script taking it runs no suite inside this test, and is seen at once (a pytest call)."""
     django5 = tmp_path / "python-django5"
     django5.write_text(
         "#!/usr/bin/env bash\n"
         'case "$*" in *get_version*) echo "5.2.19"; exit 0 ;; esac\n'
-        f'exec {sys.executable} "$@"\n'
+        f'exec {tmp_path / "python"} "$@"\n'
     )
     django5.chmod(0o755)
     result = run_tests(

@@ -4,6 +4,8 @@ values into another's."""
 
 from __future__ import annotations
 
+import inspect
+import sys
 import threading
 from datetime import timedelta
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 from django.db import connections
 from django.test import override_settings
-from django.urls import include, path
+from django.urls import include, path, reverse
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
@@ -253,3 +255,45 @@ def test_arc_settings_changed_by_another_thread_while_a_request_reads_them(monke
     assert sorted(forgotten) == ["imports", "merged"]
     assert response.status_code == 200, response.content
     assert len(response.json()["docs"]) == 1
+
+
+@pytest.mark.django_db
+def test_the_outbox_forgotten_by_another_thread_as_it_is_built_is_still_the_one_answered(
+    client, django_user_model
+):
+    """``get_outbox()`` remembers the outbox it builds in a module global, which a change of
+    ``ARC`` (another thread's ``override_settings`` ending, as ``arc_settings``' memos in
+    dd1842b) forgets. It was a check, a fill, then a second read of the global: forgotten
+    in between, ``None`` was answered, and the admin's "Relay now" (``run_relay`` asks
+    ``get_outbox()``) was a 500. The interleaving is forced by forgetting the outbox at the
+    line that answers it."""
+    from django_arc.outbox import configured
+
+    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(user)
+    code = configured.get_outbox.__code__
+    lines, first_line = inspect.getsourcelines(configured.get_outbox)
+    answer_line = first_line + len(lines) - 1  # its last line: ``return ...``
+    forgotten: list[int] = []
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line" and frame.f_lineno == answer_line and not forgotten:
+            forgotten.append(answer_line)
+            configured._drop_outbox()  # what another thread's ARC change does
+        return local
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code is code else None
+
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": MemoryTransport, "OPTIONS": {}}}):
+        publish(create_event("orders.created", {"n": 1}))
+        previous = sys.gettrace()
+        sys.settrace(tracer)
+        try:
+            response = client.post(reverse("admin:django_arc_outboxevent_relay_now"), follow=True)
+        finally:
+            sys.settrace(previous)
+    assert forgotten == [answer_line]
+    assert response.status_code == 200
+    assert "Relayed 1 event(s) in 1 batch(es)" in response.content.decode()
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}

@@ -29,15 +29,18 @@ def get_failure_policy() -> object:
 def get_outbox() -> EventOutbox:
     """The process-wide ``EventOutbox`` built from settings (rebuilt when ``ARC`` changes)."""
     global _outbox
-    if _outbox is None:
+    # read once, as ``arc_settings``' memos: a change of ``ARC`` (another thread's) forgets
+    # it between a fill and a second read, which answered ``None``
+    outbox = _outbox
+    if outbox is None:
         conf = arc_settings.OUTBOX
-        _outbox = EventOutbox(
+        outbox = _outbox = EventOutbox(
             get_transport(),
             get_failure_policy(),
             lease_seconds=float(conf.get("LEASE_SECONDS", 30)),
             batch_size=int(conf.get("BATCH_SIZE", 100)),
         )
-    return _outbox
+    return outbox
 
 
 def _drop_outbox() -> None:
