@@ -9,11 +9,17 @@ run a project in a fresh interpreter with the optional dependencies hidden
 
 from __future__ import annotations
 
+import email
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,3 +133,158 @@ def test_base_install_checks_migrates_and_imports_without_the_extras():
     result = run_base_project()
     assert result.returncode == 0, result.stderr
     assert "FAILED IMPORTS: ['django_arc.tasks needs celery']" in result.stdout, result.stdout
+
+
+# -- the built distributions ------------------------------------------------------------------
+
+#: what the repository holds that is not the distribution's to copy
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git",
+    ".venv*",
+    ".services",
+    "__pycache__",
+    "*.py[cod]",
+    "build",
+    "dist",
+    "*.egg-info",
+    "site",
+    ".tox",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+    "*.sqlite3",
+    "results",
+)
+
+BUILD = textwrap.dedent(
+    """
+    import sys
+    from setuptools import build_meta
+
+    kind, out = sys.argv[1], sys.argv[2]
+    print(getattr(build_meta, "build_" + kind)(out))
+    """
+)
+
+
+def build(kind: str, source: Path, out: Path) -> Path:
+    """``build_sdist`` or ``build_wheel`` of ``source``, as a PEP 517 frontend calls them."""
+    result = subprocess.run(
+        [sys.executable, "-c", BUILD, kind, str(out)],
+        capture_output=True,
+        text=True,
+        cwd=source,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    # setuptools' "Package would be ignored": data in a folder that no listed package holds,
+    # which a later setuptools may leave out of the wheel
+    assert "would be ignored" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return out / result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory):
+    """The sdist and wheel built from a copy of the repository, and the wheel built from the
+    unpacked sdist (what pip and ``python -m build`` install)."""
+    tmp = tmp_path_factory.mktemp("dists")
+    tree = tmp / "tree"
+    shutil.copytree(ROOT, tree, ignore=NOT_SOURCE)
+    sdist = build("sdist", tree, tmp / "sdist")
+    wheel = build("wheel", tree, tmp / "wheel")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp / "unpacked", filter="data")
+    (unpacked,) = (tmp / "unpacked").iterdir()
+    wheel_of_sdist = build("wheel", unpacked, tmp / "wheel-of-sdist")
+    return sdist, wheel, wheel_of_sdist
+
+
+def wheel_files(wheel: Path) -> set[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        return {name for name in archive.namelist() if not name.endswith("/")}
+
+
+def source_files() -> set[str]:
+    """The package as the repository holds it: every module and template."""
+    package = ROOT / "django_arc"
+    return {
+        path.relative_to(ROOT).as_posix()
+        for path in package.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+
+
+def test_the_wheel_holds_the_package_and_nothing_else(dists):
+    _, wheel, _ = dists
+    files = wheel_files(wheel)
+    dist_info = {name for name in files if ".dist-info/" in name}
+    assert files - dist_info == source_files()
+    assert {name.split(".dist-info/", 1)[1] for name in dist_info} >= {
+        "METADATA",
+        "WHEEL",
+        "RECORD",
+        "top_level.txt",
+        "licenses/LICENSE",
+    }
+    # the admin's templates and the migrations are there (a listing test that lost them
+    # both would still pass the equality above if the repository lost them too)
+    assert "django_arc/templates/admin/django_arc/outboxevent/change_list.html" in files
+    assert "django_arc/migrations/0001_outbox.py" in files
+    assert "django_arc/management/commands/arc_relay.py" in files
+
+
+def test_the_sdist_builds_the_same_wheel(dists):
+    sdist, wheel, wheel_of_sdist = dists
+    assert wheel_files(wheel_of_sdist) == wheel_files(wheel)
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    # the package and what builds it; no half of the test suite (setuptools adds
+    # tests/test*.py by default, without the settings and apps they need)
+    assert {
+        "LICENSE",
+        "README.md",
+        "MANIFEST.in",
+        "setup.cfg",
+        "pyproject.toml",
+        "PKG-INFO",
+    } <= names
+    assert {name.split("/", 1)[0] for name in names} <= {
+        "LICENSE",
+        "README.md",
+        "MANIFEST.in",
+        "setup.cfg",
+        "pyproject.toml",
+        "PKG-INFO",
+        "django_arc",
+        "django_arc.egg-info",
+    }, names
+
+
+def test_the_metadata_names_what_make_test_runs(dists):
+    """Python and Django as ``make test`` runs them (3.11; Django 4.2 and 5.2), the extras the
+    docs name, and the license."""
+    _, wheel, _ = dists
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = email.message_from_bytes(archive.read(name))
+    assert metadata["Requires-Python"] == ">=3.11"
+    assert set(metadata.get_all("Provides-Extra")) == {
+        "sidecar",
+        "redis",
+        "celery",
+        "postgres",
+        "test",
+        "dev",
+    }
+    classifiers = set(metadata.get_all("Classifier"))
+    assert {"Framework :: Django :: 4.2", "Framework :: Django :: 5.2"} <= classifiers
+    assert "Programming Language :: Python :: 3.11" in classifiers
+    assert metadata["License"] == "MIT" or "MIT" in metadata.get("License-Expression", "")
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    requires = metadata.get_all("Requires-Dist")
+    core = sorted(r for r in requires if "extra ==" not in r)
+    assert [r.split("<")[0].split(">")[0] for r in core] == [
+        "Django",
+        "djangorestframework",
+        "drf-spectacular",
+    ]
