@@ -9,6 +9,7 @@ run a project in a fresh interpreter with the optional dependencies hidden
 
 from __future__ import annotations
 
+import ast
 import email
 import os
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import typing
 import zipfile
 from pathlib import Path
 
@@ -288,3 +290,48 @@ def test_the_metadata_names_what_make_test_runs(dists):
         "djangorestframework",
         "drf-spectacular",
     ]
+
+
+# -- static types -----------------------------------------------------------------------------
+
+
+def test_the_wheel_says_the_package_is_typed(dists):
+    """``py.typed`` (PEP 561): without it a project's mypy or pyright skips django-arc's
+    annotations ("module is installed, but missing library stubs or py.typed marker") and
+    every name imported from it is ``Any``."""
+    _, wheel, _ = dists
+    assert "django_arc/py.typed" in wheel_files(wheel)
+
+
+def test_type_checkers_see_every_lazy_name():
+    """``django_arc``'s names are resolved lazily (PEP 562), which a type checker does not
+    run: each is imported under ``TYPE_CHECKING``, as ``name as name`` (an explicit
+    re-export, which ``mypy --strict`` requires), or ``class X(Resource)`` subclasses ``Any``
+    in every project checked with mypy."""
+    import django_arc
+
+    tree = ast.parse(Path(django_arc.__file__).read_text(encoding="utf-8"))
+    (block,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    ]
+    exported = set()
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom)
+        for alias in node.names:
+            assert alias.asname == alias.name, ast.unparse(node)
+            exported.add((alias.name, f"django_arc.{node.module or alias.name}"))
+    assert exported == {(name, module) for name, (module, _) in django_arc._EXPORTS.items()}
+
+
+def test_a_cached_resolver_is_typed_with_its_invalidate():
+    """``cached_resolver`` returns the resolver with ``invalidate`` (the documented way to
+    drop a changed membership): typed as a plain callable, ``resolver.invalidate(...)`` was
+    an error for a project's type checker."""
+    from django_arc.membership import cached_resolver
+
+    returned = typing.get_type_hints(cached_resolver)["return"]
+    assert {"__call__", "invalidate"} <= set(dir(returned))
