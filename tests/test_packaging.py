@@ -189,6 +189,13 @@ def build(kind: str, source: Path, out: Path) -> Path:
 def dists(tmp_path_factory):
     """The sdist and wheel built from a copy of the repository, and the wheel built from the
     unpacked sdist (what pip and ``python -m build`` install)."""
+    from setuptools import __version__ as setuptools_version
+
+    major, minor = (int(part) for part in setuptools_version.split(".")[:2])
+    assert (major, minor) >= (70, 1), (
+        f"setuptools {setuptools_version} cannot build a wheel: install the test extra "
+        "(pip install -e '.[test]'), which asks for setuptools>=70.1"
+    )
     tmp = tmp_path_factory.mktemp("dists")
     tree = tmp / "tree"
     shutil.copytree(ROOT, tree, ignore=NOT_SOURCE)
