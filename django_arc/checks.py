@@ -166,6 +166,24 @@ def _transport_options_problem(factory: Any, events: dict[str, Any]) -> str | No
         signature.bind(**options)
     except TypeError as exc:
         return f"does not accept OPTIONS {sorted(options)}: {exc} (its signature is {signature})."
+    return _transport_dependency_problem(factory)
+
+
+def _transport_dependency_problem(factory: Any) -> str | None:
+    """django-arc's Redis transports import redis-py (the ``redis`` extra) when they are
+    built and consume: without it, the first publish raises ``ModuleNotFoundError``, which
+    the relay stops at and the outbox-off publish only logs, losing the event."""
+    from .events.transports import RedisPubSubTransport, RedisStreamsTransport
+
+    if not (
+        isinstance(factory, type)
+        and issubclass(factory, RedisStreamsTransport | RedisPubSubTransport)
+    ):
+        return None
+    try:
+        import redis  # noqa: F401
+    except ImportError as exc:
+        return f"needs redis-py, which cannot be imported ({exc}): pip install 'django-arc[redis]'."
     return None
 
 

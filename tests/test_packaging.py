@@ -342,3 +342,25 @@ def test_a_cached_resolver_is_typed_with_its_invalidate():
 
     returned = typing.get_type_hints(cached_resolver)["return"]
     assert {"__call__", "invalidate"} <= set(dir(returned))
+
+
+# -- an extra's feature configured without the extra -----------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["RedisStreamsTransport", "RedisPubSubTransport"])
+def test_a_redis_transport_without_redis_py_fails_manage_py_check(settings, monkeypatch, transport):
+    """Before: ``check`` passed, and the transport's ``import redis`` failed at the first
+    publish: the relay stopped at start, and with the outbox off every write's event was
+    logged ("publishing … after commit failed") and lost."""
+    from django_arc.checks import check_settings
+
+    settings.ARC = {
+        "EVENTS": {
+            "TRANSPORT": f"django_arc.events.transports.{transport}",
+            "OPTIONS": {"url": "redis://127.0.0.1:1/0"},
+        }
+    }
+    assert [e.msg for e in check_settings() if e.id == "arc.E008"] == []
+    monkeypatch.setitem(sys.modules, "redis", None)
+    messages = [e.msg for e in check_settings() if e.id == "arc.E008"]
+    assert any("django-arc[redis]" in m for m in messages), messages
