@@ -276,6 +276,9 @@ def test_the_metadata_names_what_make_test_runs(dists):
     with zipfile.ZipFile(wheel) as archive:
         (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         metadata = email.message_from_bytes(archive.read(name))
+    import django_arc
+
+    assert metadata["Version"] == django_arc.__version__
     assert metadata["Requires-Python"] == ">=3.11"
     assert set(metadata.get_all("Provides-Extra")) == {
         "sidecar",
@@ -364,3 +367,22 @@ def test_a_redis_transport_without_redis_py_fails_manage_py_check(settings, monk
     monkeypatch.setitem(sys.modules, "redis", None)
     messages = [e.msg for e in check_settings() if e.id == "arc.E008"]
     assert any("django-arc[redis]" in m for m in messages), messages
+
+
+def test_a_browsable_renderer_without_rest_framework_installed_is_arc_w011(settings):
+    """``INSTALLED_APPS += ["django_arc"]`` alone passed ``check``, and every request from a
+    browser (``Accept: text/html``) to a generated view answered 500
+    ``TemplateDoesNotExist: rest_framework/api.html``: DRF's browsable API renders DRF's
+    templates, found only when ``rest_framework`` is an installed app."""
+    from django_arc.checks import check_rest_framework_installed
+
+    assert check_rest_framework_installed() == []
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "rest_framework"]
+    (warning,) = check_rest_framework_installed()
+    assert warning.id == "arc.W011"
+    assert "'rest_framework'" in warning.hint
+    settings.REST_FRAMEWORK = {
+        **getattr(settings, "REST_FRAMEWORK", {}),
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    }
+    assert [w.id for w in check_rest_framework_installed()] == []
