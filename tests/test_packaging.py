@@ -386,3 +386,17 @@ def test_a_browsable_renderer_without_rest_framework_installed_is_arc_w011(setti
         "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     }
     assert [w.id for w in check_rest_framework_installed()] == []
+
+
+def test_a_resource_instance_is_typed_with_its_model_and_name():
+    """Presets' and hooks' ``resource`` is a built resource, which always has its model and
+    name: typed ``type[Model] | None``, every ``resource.model._meta`` in a project's preset
+    was an error for its type checker (pyright: ``"_meta" is not a known attribute of
+    "None"``)."""
+    from django.db import models
+
+    from django_arc import Resource
+
+    hints = typing.get_type_hints(Resource)
+    assert hints["model"] == type[models.Model]
+    assert hints["name"] is str
