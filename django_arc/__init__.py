@@ -9,7 +9,20 @@ apps, before models and DRF are ready.
 """
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from . import events as events
+    from . import fields as fields
+    from . import permissions as permissions
+    from . import presets as presets
+    from .actions import action as action
+    from .actions import route as route
+    from .exceptions import ArcError as ArcError
+    from .permissions import PermissionResult as PermissionResult
+    from .resources import Resource as Resource
+    from .sites import ResourceSite as ResourceSite
+    from .sites import arc as arc
 
 __version__ = "0.1.0.dev0"
 

@@ -26,7 +26,9 @@ where a keyed request can run twice; W009 a resource's own ``filter_backends`` h
 ``OrderingFilter``/``SearchFilter`` or django-filter's ``DjangoFilterBackend``, which sort,
 search and filter outside the query language's allow-lists and field read rules; W010 a
 resource site is mounted without ``ScopeMiddleware`` in ``MIDDLEWARE`` (an entry that is it, a
-subclass, or a function factory or class whose code names it).
+subclass, or a function factory or class whose code names it); W011 a renderer of DRF's
+templates (the browsable API) answers resources and ``rest_framework`` is not an installed
+app (every browser request a 500).
 """
 
 from __future__ import annotations
@@ -166,6 +168,24 @@ def _transport_options_problem(factory: Any, events: dict[str, Any]) -> str | No
         signature.bind(**options)
     except TypeError as exc:
         return f"does not accept OPTIONS {sorted(options)}: {exc} (its signature is {signature})."
+    return _transport_dependency_problem(factory)
+
+
+def _transport_dependency_problem(factory: Any) -> str | None:
+    """django-arc's Redis transports import redis-py (the ``redis`` extra) when they are
+    built and consume: without it, the first publish raises ``ModuleNotFoundError``, which
+    the relay stops at and the outbox-off publish only logs, losing the event."""
+    from .events.transports import RedisPubSubTransport, RedisStreamsTransport
+
+    if not (
+        isinstance(factory, type)
+        and issubclass(factory, RedisStreamsTransport | RedisPubSubTransport)
+    ):
+        return None
+    try:
+        import redis  # noqa: F401
+    except ImportError as exc:
+        return f"needs redis-py, which cannot be imported ({exc}): pip install 'django-arc[redis]'."
     return None
 
 
@@ -638,6 +658,46 @@ def _check_eviction_policy(alias: str) -> list[Warning]:
             )
         ]
     return []
+
+
+@register("django_arc")
+def check_rest_framework_installed(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """arc.W011: a renderer that renders DRF's templates (the browsable API, the admin
+    renderer) answers the generated views and ``rest_framework`` is not an installed app:
+    its templates are not found, and every request from a browser answers 500
+    (``TemplateDoesNotExist: rest_framework/api.html``)."""
+    from django.apps import apps
+    from rest_framework.renderers import AdminRenderer, BrowsableAPIRenderer
+    from rest_framework.settings import api_settings
+
+    from .sites import _all_sites
+
+    if apps.is_installed("rest_framework"):
+        return []
+    renderers = list(api_settings.DEFAULT_RENDERER_CLASSES)
+    for site in _all_sites:
+        for resource in site.resources:
+            renderers.extend(getattr(resource, "renderer_classes", None) or ())
+    templated = sorted(
+        {
+            f"{renderer.__module__}.{renderer.__qualname__}"
+            for renderer in renderers
+            if isinstance(renderer, type)
+            and issubclass(renderer, BrowsableAPIRenderer | AdminRenderer)
+        }
+    )
+    if not templated:
+        return []
+    return [
+        Warning(
+            f"{', '.join(templated)} renders DRF's templates, and 'rest_framework' is not in "
+            "INSTALLED_APPS: every request from a browser to a resource answers 500 "
+            "(TemplateDoesNotExist: rest_framework/api.html).",
+            hint="Add 'rest_framework' to INSTALLED_APPS.",
+            obj="INSTALLED_APPS",
+            id="arc.W011",
+        )
+    ]
 
 
 @register("django_arc")

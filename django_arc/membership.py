@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol, cast
 
 from django.core.cache import caches
 
@@ -26,6 +26,14 @@ from .cache_keys import key_part
 logger = logging.getLogger("django_arc.membership")
 
 Resolver = Callable[[Any, str], Iterable[str] | None]
+
+
+class CachedResolver(Protocol):
+    """What :func:`cached_resolver` returns: a resolver, and its ``invalidate``."""
+
+    def __call__(self, user: Any, org_id: str) -> list[str] | None: ...
+
+    def invalidate(self, user_id: Any, org_id: Any) -> None: ...
 
 
 def _key(prefix: str, user_id: Any, org_id: Any) -> str:
@@ -39,7 +47,7 @@ GENERATION_SECONDS = 86400
 
 def cached_resolver(
     resolver: Resolver, *, ttl: int = 60, alias: str = "default", prefix: str = "arc:membership"
-) -> Resolver:
+) -> CachedResolver:
     """Wrap ``resolver`` (``(user, org_id) -> roles | None``) with a Django cache.
 
     "Not a member" is cached too. A cache outage degrades to calling ``resolver`` directly:
@@ -100,7 +108,7 @@ def cached_resolver(
     resolve.invalidate = invalidate  # type: ignore[attr-defined]
     resolve.__wrapped__ = resolver  # type: ignore[attr-defined]
     resolve.__doc__ = resolver.__doc__
-    return resolve
+    return cast(CachedResolver, resolve)
 
 
 def _warn_unavailable(alias: str) -> None:

@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - without it no alias can be django-redi
     Redis = None  # type: ignore[assignment,misc]
     RedisError = OSError  # type: ignore[misc,assignment]
 
-    class RedisConnectionError(Exception):  # type: ignore[no-redef]  # noqa: N818
+    class RedisConnectionError(RedisError):  # type: ignore[no-redef]  # noqa: N818
         pass
 
     class NoScriptError(Exception):  # type: ignore[no-redef]  # noqa: N818

@@ -211,8 +211,11 @@ def _related_paths(
 class Resource:
     """Declare an API over a model; see SPEC §2 and ``docs/resources.md``."""
 
-    model: type[models.Model] | None = None
-    name: str | None = None
+    #: required: a resource without one is refused when it is built, so an instance (what
+    #: hooks and presets receive) always has one; typed so that a checker knows it
+    model: type[models.Model] = None  # type: ignore[assignment]
+    #: ``"<model_name>s"`` when left unset (set when the resource is built)
+    name: str = None  # type: ignore[assignment]
     fields: list[str] | None = None
     read_only_fields: list[str] = []
     filter_fields: dict[str, list[str]] | list[str] = {}

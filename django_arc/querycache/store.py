@@ -22,9 +22,8 @@ import threading
 import time
 from typing import Any, NamedTuple
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from .. import redis_alias
+from ..redis_alias import RedisConnectionError
 
 FEATURE = "query cache"
 
