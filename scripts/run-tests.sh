@@ -105,9 +105,9 @@ count_results() {
         deselected) deselected=$((deselected + n)) ;;
         esac
     done
-    # A run that failed without a closing line (conftest import error, crash) must not read as
-    # "0 failed" in the totals.
-    if [ "${RC[$name]}" -ne 0 ] && [ "${RC[$name]}" -ne 5 ] && [ "$failed" -eq 0 ]; then
+    # A run that failed without a closing line (conftest import error, crash), or collected
+    # nothing (exit 5, a failure too), must not read as "0 failed" in the totals.
+    if [ "${RC[$name]}" -ne 0 ] && [ "$failed" -eq 0 ]; then
         failed=1
     fi
     COUNTS[$name]="$passed passed, $failed failed, $skipped skipped"

@@ -73,6 +73,7 @@ def test_a_filter_that_selects_nothing_fails(tmp_path):
     result = run_tests(tmp_path, pytest_rc=5, pytest_args="-k nothing-matches")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED: NO TESTS COLLECTED" in result.stdout
+    assert result.stdout.rstrip().endswith("total: 0 passed, 1 failed, 0 skipped")
     assert result.pytest_calls == ["-m pytest -p tests.run_end -k nothing-matches"]
 
 
