@@ -855,7 +855,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         lookup = self.lookup_field
         value = self.get_lookup_value()
         queryset = self.get_queryset()
-        if self.action == "retrieve":
+        if self.answers_rendered_row():
             # a get renders the row and nothing else: it loads what it renders, as a list
             # does (the rows found are the same: only joins and prefetches are dropped)
             queryset = self.load_rendered_only(queryset)
@@ -869,6 +869,16 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             raise NotFound(f"{resource.name} lookup {lookup}={raw[:64]!r} not unique") from None
         self.check_object_permissions(self.request, obj)
         return obj
+
+    def answers_rendered_row(self) -> bool:
+        """Whether the row :meth:`get_object` finds is read for this caller's answer: a
+        get, a route (the slug preset's, a detail ``@route``) or an action, which load the
+        relations of the fields the caller's answer renders only (:meth:`load_rendered_only`),
+        as a list does. Not an update or a delete, whose serializer saves (and renders, for
+        the event) every field, nor a write whose observers (audit) snapshot the whole row."""
+        if self.action in ("update", "partial_update", "destroy"):
+            return False
+        return self.request.method in SAFE_METHODS or not self.resource.write_observers
 
     # -- output ----------------------------------------------------------------------------------
 

@@ -104,7 +104,10 @@ class ActionMixin:
                 answered.append(instance)
             answered = [row for row in {id(r): r for r in answered}.values() if row.pk is not None]
             if answered:  # an action answering no row (a dict, a count) builds no queryset
-                load_relations(answered, self.get_queryset(), reload=True)
+                queryset = self.get_queryset()
+                if self.answers_rendered_row():  # as get_object() read it: no snapshot
+                    queryset = self.load_rendered_only(queryset)
+                load_relations(answered, queryset, reload=True)
             after = self.snapshot(instance) if observers and instance.pk is not None else None
             if instance.pk is None:
                 # the handler deleted the row, and Django cleared its pk: the event and the

@@ -9,6 +9,7 @@ a bad value is reported at start-up rather than in the middle of a request.
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -79,6 +80,10 @@ class ArcSettings:
     def __init__(self) -> None:
         self._cache: dict[str, Any] | None = None
         self._imports: dict[str, Any] = {}
+        # changes of ``ARC`` so far: a dict merged from an ``ARC`` read before a change is
+        # not stored after it (the stale settings would be served until the next change)
+        self._generation = 0
+        self._filling = threading.Lock()
 
     @property
     def user_settings(self) -> dict[str, Any]:
@@ -89,8 +94,13 @@ class ArcSettings:
         # read once: a change of ``ARC`` (another thread's) forgets it between two reads
         merged = self._cache
         if merged is None:
+            # the generation before ``ARC``: a change after this read of it counts one more
+            generation = self._generation
             user = self.user_settings
-            merged = self._cache = _merge(DEFAULTS, user if isinstance(user, dict) else {})
+            merged = _merge(DEFAULTS, user if isinstance(user, dict) else {})
+            with self._filling:  # a miss only, never the read above
+                if self._generation == generation:
+                    self._cache = merged
         return merged
 
     def __getattr__(self, name: str) -> Any:
@@ -120,8 +130,10 @@ class ArcSettings:
         return value
 
     def reload(self) -> None:
-        self._cache = None
-        self._imports = {}
+        with self._filling:
+            self._generation += 1
+            self._cache = None
+            self._imports = {}
         for callback in list(_reload_callbacks):
             callback()
 

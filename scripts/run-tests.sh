@@ -4,10 +4,11 @@
 # (.venv-django42, made by the Makefile), ALWAYS stop the services, and fail if any run failed.
 #
 # Every run happens even when an earlier one fails, so one `make test` shows all the failures.
-# pytest's exit 5 ("no tests collected") fails the build when the whole suite was asked for (a
-# broken collection path, not a success); with PYTEST_ARGS (a -k or -m that selected nothing)
-# it is only reported loudly. A run exiting 0 before its session ended (no word from
-# tests/conftest.py's pytest_sessionfinish) fails; the Django 4.2 runs must run Django 4.2.
+# The exit code is the truth: pytest's exit 5 ("no tests collected") fails the build, with or
+# without PYTEST_ARGS (a broken collection path, or a -k or -m that selected nothing: a run
+# that tested nothing is not a pass). A run exiting 0 before its session ended (no word from
+# the tests.run_end plugin, loaded with -p so that --noconftest keeps it) fails; the Django
+# 4.2 runs must run Django 4.2.
 #
 # Knobs: PYTEST_ARGS="-k outbox -x" (extra pytest arguments, word-split), ARC_PYTHON and
 # ARC_PYTHON_DJANGO42 (interpreters, default .venv/bin/python and .venv-django42/bin/python),
@@ -104,9 +105,9 @@ count_results() {
         deselected) deselected=$((deselected + n)) ;;
         esac
     done
-    # A run that failed without a closing line (conftest import error, crash) must not read as
-    # "0 failed" in the totals.
-    if [ "${RC[$name]}" -ne 0 ] && [ "${RC[$name]}" -ne 5 ] && [ "$failed" -eq 0 ]; then
+    # A run that failed without a closing line (conftest import error, crash), or collected
+    # nothing (exit 5, a failure too), must not read as "0 failed" in the totals.
+    if [ "${RC[$name]}" -ne 0 ] && [ "$failed" -eq 0 ]; then
         failed=1
     fi
     COUNTS[$name]="$passed passed, $failed failed, $skipped skipped"
@@ -123,22 +124,23 @@ run_backend() {
     shift 2
     log "=== pytest on $name ($("$python" -c 'import django; print("Django", django.get_version())')) ==="
     set +e
-    # tests/conftest.py writes ARC_RUN_END when the session ends (pytest_sessionfinish): a
-    # process ended mid-run with status 0 (os._exit(0) in code a test runs) writes nothing
-    env -u ARC_TEST_DB ARC_RUN_END="$LOGDIR/$name.end" "$@" "$python" -m pytest "${EXTRA[@]}" 2>&1 |
+    # tests/run_end.py writes ARC_RUN_END when the session ends (pytest_sessionfinish): a
+    # process ended mid-run with status 0 (os._exit(0) in code a test runs) writes nothing.
+    # A plugin given here, not a conftest hook: --noconftest in PYTEST_ARGS keeps it.
+    env -u ARC_TEST_DB ARC_RUN_END="$LOGDIR/$name.end" "$@" "$python" -m pytest -p tests.run_end "${EXTRA[@]}" 2>&1 |
         tee "$LOGDIR/$name.log"
     rc=${PIPESTATUS[0]}
     set -e
     DURATION[$name]=$((SECONDS - t))
     if [ "$rc" -eq 0 ] && [ ! -e "$LOGDIR/$name.end" ]; then
         rc=-1
-        printf '\n%s\n' "!!!!!!!! pytest on $name exited 0 before its session ended: its later tests never ran !!!!!!!!" >&2
+        printf '\n%s\n' "!!!!!!!! pytest on $name exited 0 before its session ended (or PYTEST_ARGS disabled tests.run_end): its later tests may never have run !!!!!!!!" >&2
     fi
     RC[$name]=$rc
     count_results "$name"
     if [ "$rc" -eq 5 ]; then
         EMPTY_RUNS+=("$name")
-        printf '\n%s\n' "!!!!!!!! WARNING: pytest collected NO TESTS on $name (exit 5): check testpaths and PYTEST_ARGS !!!!!!!!" >&2
+        printf '\n%s\n' "!!!!!!!! pytest collected NO TESTS on $name (exit 5): check testpaths and PYTEST_ARGS !!!!!!!!" >&2
     fi
 }
 
@@ -163,12 +165,9 @@ for backend in "${BACKENDS[@]}"; do
     case "$rc" in
     0) verdict="ok" ;;
     5)
-        if [ "${#EXTRA[@]}" -gt 0 ]; then
-            verdict="NO TESTS COLLECTED (warning)"
-        else
-            verdict="FAILED: NO TESTS COLLECTED"
-            failed=1
-        fi
+        # a -k or -m selecting nothing too: a run that tested nothing is no pass
+        verdict="FAILED: NO TESTS COLLECTED"
+        failed=1
         ;;
     -1)
         verdict="FAILED (exit 0 mid-session)"
@@ -182,7 +181,7 @@ for backend in "${BACKENDS[@]}"; do
     printf '  %-18s %-32s %s  (%ss)\n' "$backend:" "$verdict" "${COUNTS[$backend]}" "${DURATION[$backend]}"
 done
 if [ "${#EMPTY_RUNS[@]}" -gt 0 ]; then
-    echo "  WARNING: no tests collected on: ${EMPTY_RUNS[*]}"
+    echo "  NO TESTS COLLECTED on: ${EMPTY_RUNS[*]}${EXTRA[*]:+ (PYTEST_ARGS: $PYTEST_ARGS)}"
 fi
 echo "  wall time: $((SECONDS - T0))s"
 echo "==================================================="

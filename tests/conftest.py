@@ -1,4 +1,3 @@
-import os
 import uuid
 
 import pytest
@@ -49,17 +48,3 @@ def live_server(django_db_setup, live_server):
     which crashed the interpreter when one closed it while another ran a query
     (tests/test_live_server.py)."""
     return live_server
-
-
-#: where ``scripts/run-tests.sh`` wants to hear that the session ended (taken out of the
-#: environment, so a pytest session a test starts in a subprocess does not write it)
-RUN_END = os.environ.pop("ARC_RUN_END", None)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    """Tell ``make test`` the session ended: a pytest process ended mid-run with status 0
-    (``os._exit(0)`` in code a test runs) printed nothing and counted nothing, and read as a
-    run that passed."""
-    if RUN_END:
-        with open(RUN_END, "w") as end:
-            end.write(f"{int(exitstatus)}\n")

@@ -118,3 +118,37 @@ def test_a_value_without_offset_is_a_time_in_the_callers_time_zone(member, zone,
     assert r.json()["total"] == found
     if found:
         assert shown.startswith(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-03-29T02:30:00",  # Paris skips 02:00-03:00 (a gap): no such local time
+        "2026-10-25T02:30:00",  # Paris has 02:00-03:00 twice (a fold): two such times
+        "2026-03-29T03:30:00",
+    ],
+)
+def test_a_local_time_in_a_dst_gap_or_fold_is_read_as_drf_reads_a_body(value):
+    """A value without offset naming no local time (a DST gap) or two (a fold) is read as
+    DRF's ``DateTimeField`` reads the same value in a body, in the zone active for the
+    request: DRF takes both (its ``valid_datetime`` check refuses neither a ``zoneinfo``
+    gap nor a fold) with ``fold=0``, the offset before the change, and so does the filter.
+    A filter refusing them would answer 400 for the value a body of the same request
+    stores, and find no row by it. The row is placed at DRF's reading of the value and
+    found by it."""
+    from rest_framework import serializers
+
+    org = OrganizationFactory()
+    order = Order.objects.create(
+        organization=org, product=ProductFactory(organization=org), customer_email="a@b.co"
+    )
+    member = member_client(org, "viewer")
+    with timezone.override("Europe/Paris"):
+        body = serializers.DateTimeField().run_validation(value)  # no ValidationError
+        Order.objects.filter(pk=order.pk).update(placed_at=body)
+        r = member.get("/api/orders/", {"placed_at[gte]": value, "placed_at[lte]": value})
+        assert r.status_code == 200, r.content
+        assert r.json()["total"] == 1
+        shown = datetime.datetime.fromisoformat(r.json()["docs"][0]["placed_at"])
+    # in UTC: Python never calls a time in a gap or a fold equal to one in another zone
+    assert shown.astimezone(datetime.UTC) == body.astimezone(datetime.UTC)

@@ -21,7 +21,7 @@ RUN_TESTS = ROOT / "scripts" / "run-tests.sh"
 def run_tests(
     tmp_path: Path, pytest_rc: int, pytest_args: str = "", ends: bool = True, **env_vars: str
 ) -> subprocess.CompletedProcess:
-    """``ends``: the stand-in ends its session as pytest does (tests/conftest.py's
+    """``ends``: the stand-in ends its session as pytest does (tests/run_end.py's
     ``pytest_sessionfinish`` writing ``ARC_RUN_END``); without, it exits as a process ended
     mid-run does."""
     python = tmp_path / "python"
@@ -66,12 +66,30 @@ def test_a_whole_suite_run_that_collects_nothing_fails(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_filter_that_selects_nothing_only_warns(tmp_path):
-    """``PYTEST_ARGS='-k nothing-matches'`` selecting no test is the caller's choice."""
+def test_a_filter_that_selects_nothing_fails(tmp_path):
+    """``PYTEST_ARGS='-k nothing-matches'`` selecting no test was only a warning: ``make
+    test`` exited 0 on a run that tested nothing (a misspelt ``-k``, a moved file), and its
+    exit code is what a script or CI reads."""
     result = run_tests(tmp_path, pytest_rc=5, pytest_args="-k nothing-matches")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED: NO TESTS COLLECTED" in result.stdout
+    assert result.stdout.rstrip().endswith("total: 0 passed, 1 failed, 0 skipped")
+    assert result.pytest_calls == ["-m pytest -p tests.run_end -k nothing-matches"]
+
+
+@pytest.mark.slow
+def test_a_passing_run_without_the_conftest_passes(tmp_path):
+    """The end of a session was written by tests/conftest.py's ``pytest_sessionfinish``:
+    ``PYTEST_ARGS='--noconftest …'`` removed it, and a run whose tests all passed was read
+    as one ended mid-session, ``make test`` failing on it. It is a plugin of its own now
+    (``-p tests.run_end``), which ``--noconftest`` keeps. A real pytest run, of a test
+    needing no conftest."""
+    selected = "tests/test_run_tests_script.py::test_no_backend_to_run_is_refused"
+    result = run_tests(
+        tmp_path, pytest_rc=0, pytest_args=f"--noconftest {selected}", ARC_PYTHON=sys.executable
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "WARNING: no tests collected on: sqlite" in result.stdout
-    assert result.pytest_calls == ["-m pytest -k nothing-matches"]
+    assert "1 passed, 0 failed" in result.stdout
 
 
 def test_pytest_args_that_do_not_split_are_refused_before_any_run(tmp_path):
@@ -85,8 +103,11 @@ def test_pytest_args_that_do_not_split_are_refused_before_any_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failing_run_fails_make_test(tmp_path):
-    result = run_tests(tmp_path, pytest_rc=1)
+@pytest.mark.parametrize("ends", [True, False])
+def test_a_failing_run_fails_make_test(tmp_path, ends):
+    """Whether or not its session's end was written (a flag removing the plugin that writes
+    it turns no failing run into a passing one)."""
+    result = run_tests(tmp_path, pytest_rc=1, ends=ends)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED (pytest exit 1)" in result.stdout
 

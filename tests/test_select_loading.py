@@ -10,8 +10,10 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite
+from django_arc import Resource, ResourceSite, action, route
 from django_arc import fields as F
+from django_arc import permissions as P
+from django_arc.presets import SlugLookup
 from django_arc.sites import _all_sites
 from tests.factories import AuthorFactory, BookFactory
 from tests.helpers import client_for, site_mounted
@@ -463,3 +465,76 @@ def test_a_selection_loads_what_its_fields_read_through_other_paths(
     field = query.split("=")[1]
     assert [d[field] for d in answer.json()["docs"]] == expected
     assert len(queries) == statements, [q["sql"] for q in queries.captured_queries]
+
+
+class AnsweringShelfResource(Resource):
+    """:class:`ShelfBookResource` answering its row on other paths than a get: the slug
+    route, detail routes (a read, a write) and an action."""
+
+    model = Book
+    name = "answering-shelf"
+    serializer_class = ShelfBookSerializer
+    default_sort = "title"
+    field_permissions = {"reviews": F.visible_to("staff")}
+    permissions = PUBLIC
+    presets = [SlugLookup("isbn")]
+    cache = False
+
+    @route("GET", "card", detail=True, permissions=P.allow_public())
+    def card(self, request, instance):
+        return instance
+
+    @route("POST", "stamp", detail=True, permissions=P.allow_public())
+    def stamp(self, request, instance):
+        return instance
+
+    @action(permissions=P.allow_public())
+    def mark(self, request, instance, data):
+        return instance
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["slug", "card", "stamp", "action"])
+def test_every_path_answering_a_row_loads_only_what_the_caller_may_read(
+    settings, django_user_model, path
+):
+    """Only a get loaded what its answer renders: the slug route, detail routes and actions
+    answering a row joined and prefetched every relation, those of fields the caller may
+    not read too (the public's answer ran the staff-only reviews' query, and an action read
+    them again after its handler), then threw the rows away. Their answers stay."""
+    site = ResourceSite(name="answering-site")
+    site.register(AnsweringShelfResource)
+    book = BookFactory(title="t0", author=AuthorFactory(name="a0"))
+    Review.objects.create(book=book, body="r0")
+    staff = django_user_model.objects.create_user("s")
+    staff.arc_roles = ["staff"]
+    base = "/s/answering-shelf"
+    request = {
+        "slug": ("get", f"{base}/slug/{book.isbn}/", None),
+        "card": ("get", f"{base}/{book.pk}/card/", None),
+        "stamp": ("post", f"{base}/{book.pk}/stamp/", {}),
+        "action": ("post", f"{base}/{book.pk}/action/", {"action": "mark"}),
+    }[path]
+    method, url, body = request
+    public_answer = {
+        "id": book.pk,
+        "title": "t0",
+        "author": {"id": book.author_id, "name": "a0"},
+        "writer": "a0",
+    }
+    staff_answer = {**public_answer, "reviews": [{"id": book.reviews.get().pk, "body": "r0"}]}
+    try:
+        with site_mounted(settings, "s", site):
+            for api, expected, reviewed in (
+                (client_for(None), public_answer, False),
+                (client_for(staff), staff_answer, True),
+            ):
+                with CaptureQueriesContext(connection) as queries:
+                    answer = getattr(api, method)(url, body, format="json")
+                assert answer.status_code == 200, answer.content
+                assert answer.json()["data"] == expected
+                sql = [q["sql"] for q in queries.captured_queries]
+                assert reads_reviews(sql) is reviewed, sql
+                assert joins_author(sql)
+    finally:
+        _all_sites.remove(site)

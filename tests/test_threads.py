@@ -18,6 +18,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from django_arc import ResourceSite
+from django_arc import settings as settings_module
 from django_arc.events import create_event, publish
 from django_arc.events.transports import MemoryTransport
 from django_arc.openapi import ArcAutoSchema
@@ -297,3 +298,47 @@ def test_the_outbox_forgotten_by_another_thread_as_it_is_built_is_still_the_one_
     assert response.status_code == 200
     assert "Relayed 1 event(s) in 1 batch(es)" in response.content.decode()
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_arc_settings_computed_across_a_change_of_arc_are_not_kept():
+    """A thread computing the merged ``ARC`` dict read ``ARC`` before another thread changed
+    it (a live server's request thread, a test's ``override_settings``) and stored its dict
+    after that change had forgotten the old one: the old settings were then served to every
+    request until the next change. The interleaving is forced: the first computation is held
+    after it read ``ARC``, while the change is made; the value it then computed is answered
+    to its own reader only, and the next read computes the new settings."""
+    held, release = threading.Event(), threading.Event()
+    original = settings_module._merge
+
+    def merge(defaults: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+        if threading.current_thread() is holder and not held.is_set():
+            held.set()  # ``ARC`` read, its dict not stored yet
+            assert release.wait(30)
+        return original(defaults, user)
+
+    read: list[Any] = []
+
+    def run() -> None:
+        try:
+            read.append(arc_settings.MAX_PAGE_SIZE)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            read.append(exc)
+
+    with override_settings(ARC={"MAX_PAGE_SIZE": 7}):
+        # forgotten as a change forgets it (its callbacks may read it again at once)
+        object.__setattr__(arc_settings, "_cache", None)
+        holder = threading.Thread(target=run)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(settings_module, "_merge", merge)
+            holder.start()
+            try:
+                assert held.wait(30)
+                with override_settings(ARC={"MAX_PAGE_SIZE": 9}):
+                    release.set()
+                    holder.join(30)
+                    assert read == [7]  # what it read before the change
+                    assert arc_settings.MAX_PAGE_SIZE == 9
+            finally:
+                release.set()
+                holder.join(30)
+        assert arc_settings.MAX_PAGE_SIZE == 7
