@@ -1020,6 +1020,7 @@ REFUSALS = {
     "arc-error-404": lambda: ArcError("NOT_YOURS", ONLY_THE_OWNER, 404),
     "drf-404": lambda: drf_exceptions.NotFound(ONLY_THE_OWNER),
     "django-404": lambda: Http404(ONLY_THE_OWNER),
+    "arc-429": lambda: ArcError("SLOW_DOWN", ONLY_THE_OWNER, 429, None, {"Retry-After": "7"}),
 }
 
 
@@ -1167,6 +1168,29 @@ def test_a_bulk_write_refused_on_a_readable_row_answers_per_item_whatever_the_re
         ),
     ), got[1]
     _nothing_written(shown, hidden)
+
+
+def test_a_bulk_write_refused_per_item_keeps_the_refusals_headers(oracle_api):
+    """An ``ArcError`` an object check raises with headers (a 429's ``Retry-After``) is
+    answered with them on a write of one row and on a ``filter`` update (the request's
+    answer is that error); listed per item (``items``, ``ids``) it lost them: a 429
+    telling no client when to come back. The first refusal answers the request, its
+    headers too."""
+    owner = MembershipFactory().user
+    shown = Article.objects.create(owner=owner, slug="s", title="shown")
+    other = Article.objects.create(owner=owner, slug="o", title="other")
+    api = client_for(MembershipFactory().user)
+    base = "/oracles/owner-refused-arc-429"
+    for method, path, body in [
+        ("patch", f"/{shown.pk}/", {"title": "x"}),
+        ("patch", "/bulk/", {"filter": {"title": "shown"}, "data": {"title": "x"}}),
+        ("patch", "/bulk/", {"items": [{"id": shown.pk, "title": "x"}]}),
+        ("delete", "/bulk/", {"ids": [shown.pk, other.pk]}),
+    ]:
+        r = getattr(api, method)(base + path, body, format="json")
+        assert (r.status_code, r.json()["code"]) == (429, "SLOW_DOWN"), (method, path, r.json())
+        assert r.get("Retry-After") == "7", (method, path)
+    _nothing_written(shown, other)
 
 
 @pytest.mark.parametrize(

@@ -506,6 +506,7 @@ class Bulk(Preset):
                         for index, exc in refused.items()
                     }
                 },
+                first.headers,  # a 429's Retry-After, as the handler answers the error alone
             )
         return rows
 
