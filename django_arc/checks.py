@@ -1060,24 +1060,28 @@ def _check_sort_fields(resource: Any) -> list[Error]:
             names.append(("default_sort", part.strip().lstrip("-+")))
     for setting, name in names:
         model_field = _field(model, name)
+        head = name.rpartition("__")[0]
         if model_field is None:
             unknown = f"`{setting}` names unknown field '{name}'."
             message = _pk_alias(setting, model, name) or unknown
+            if message != unknown and head and path_multi_valued(model, head):
+                # ``books__pk``: its field (``books__id``) would be refused as well
+                message = _to_many_sort(setting, name)
             errors.append(_err(message, resource, "arc.E004"))
         elif isinstance(_concrete(model_field), models.JSONField):
             errors.append(
                 _err(f"JSON field '{name}' cannot be sorted (`{setting}`).", resource, "arc.E004")
             )
         elif path_multi_valued(model, name):
-            errors.append(
-                _err(
-                    f"'{name}' crosses a to-many relation and cannot be sorted (`{setting}`): "
-                    "a row would be listed once per related row.",
-                    resource,
-                    "arc.E004",
-                )
-            )
+            errors.append(_err(_to_many_sort(setting, name), resource, "arc.E004"))
     return errors
+
+
+def _to_many_sort(setting: str, name: str) -> str:
+    return (
+        f"'{name}' crosses a to-many relation and cannot be sorted (`{setting}`): "
+        "a row would be listed once per related row."
+    )
 
 
 def _check_search_fields(resource: Any) -> list[Error]:

@@ -1149,3 +1149,36 @@ def test_a_path_ending_in_pk_is_named_by_the_related_primary_keys_field():
     assert shown(filter_fields={"author__nmae": ["eq"]}) == [
         ("arc.E002", "`filter_fields` names unknown field 'author__nmae'.")
     ]
+
+
+def test_a_sorted_path_ending_in_pk_across_a_to_many_relation_is_named_as_one():
+    """``books__pk`` in the sorting settings was named by its field, ``books__id``, which
+    the same check then refuses (a to-many path cannot be sorted): the hint sent the
+    project from one error to another. It is refused as the path it is, crossing a
+    to-many relation; in ``filter_fields``, where ``books__id`` is accepted, it is named by
+    the field as before."""
+
+    def shown(**attrs):
+        attrs = {"model": Author, "name": "shown", "fields": ["id"], **attrs}
+        return [(e.id, e.msg) for e in check_resource(type("Shown", (Resource,), attrs)())]
+
+    for setting, value, field in (
+        ("sort_fields", ["books__pk"], ["books__id"]),
+        ("default_sort", "-books__pk", "-books__id"),
+    ):
+        assert shown(**{setting: value}) == [
+            (
+                "arc.E004",
+                f"'books__pk' crosses a to-many relation and cannot be sorted (`{setting}`): "
+                "a row would be listed once per related row.",
+            )
+        ], setting
+        assert shown(**{setting: field})[0][1].startswith("'books__id' crosses a to-many relation")
+    assert shown(filter_fields={"books__pk": ["eq"]}) == [
+        (
+            "arc.E002",
+            "`filter_fields` names 'books__pk', Django's alias of Book's primary key: name "
+            "the field, 'books__id'.",
+        )
+    ]
+    assert shown(filter_fields={"books__id": ["eq"]}) == []

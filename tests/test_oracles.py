@@ -1020,6 +1020,7 @@ REFUSALS = {
     "arc-error-404": lambda: ArcError("NOT_YOURS", ONLY_THE_OWNER, 404),
     "drf-404": lambda: drf_exceptions.NotFound(ONLY_THE_OWNER),
     "django-404": lambda: Http404(ONLY_THE_OWNER),
+    "arc-429": lambda: ArcError("SLOW_DOWN", ONLY_THE_OWNER, 429, None, {"Retry-After": "7"}),
 }
 
 
@@ -1167,6 +1168,82 @@ def test_a_bulk_write_refused_on_a_readable_row_answers_per_item_whatever_the_re
         ),
     ), got[1]
     _nothing_written(shown, hidden)
+
+
+class RefusingOrFailing(Preset):
+    """A project's preset refusing a stranger's write of a row (403), unless its backend
+    is down for that row (``title == "broken"``: a 503, no refusal)."""
+
+    name = "refusing_or_failing"
+
+    def check_object(self, view, obj):
+        if view.request.method in ("GET", "HEAD") or obj.owner_id == view.request.user.pk:
+            return
+        if obj.title == "broken":
+            raise ArcError("UNAVAILABLE", "The ledger is down.", 503)
+        raise ArcError("FORBIDDEN", ONLY_THE_OWNER, 403)
+
+
+class RefusingOrFailingResource(Resource):
+    model = Article
+    name = "refused-or-failing"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.Bulk(), RefusingOrFailing()]
+    permissions = {k: P.allow_public() for k in ("list", "get", "update", "delete")}
+    filter_fields = {"title": ["eq", "in"]}
+
+
+site.register(RefusingOrFailingResource)
+
+
+def test_a_bulk_write_whose_object_check_fails_5xx_ends_with_that_error(oracle_api):
+    """A 5xx an object check raises (an ``ArcError`` of status 503) is no refusal of the
+    row: it ends the request as it is, as on a write of one row and a filter update
+    (decisions.md: "a 5xx still ends the request as it is"). Listed among the items, a
+    batch whose first row was refused answered that 403, naming the outage as an item's
+    refusal; now it is the 503, with no item listed, and nothing is written."""
+    owner = MembershipFactory().user
+    refused = Article.objects.create(owner=owner, slug="r", title="refused")
+    broken = Article.objects.create(owner=owner, slug="b", title="broken")
+    api = client_for(MembershipFactory().user)
+    base = "/oracles/refused-or-failing"
+    expected = (
+        503,
+        repr({"success": False, "error": "The ledger is down.", "code": "UNAVAILABLE"}),
+    )
+    for method, path, body in [
+        ("patch", f"/{broken.pk}/", {"title": "x"}),
+        ("patch", "/bulk/", {"filter": {"title[in]": ["broken"]}, "data": {"title": "x"}}),
+        ("patch", "/bulk/", {"items": [{"id": refused.pk, "title": "x"}, {"id": broken.pk}]}),
+        ("delete", "/bulk/", {"ids": [refused.pk, broken.pk]}),
+        ("delete", "/bulk/", {"ids": [broken.pk]}),
+    ]:
+        r = getattr(api, method)(base + path, body, format="json")
+        assert _error(r) == expected, (method, path, body)
+    _nothing_written(refused, broken)
+
+
+def test_a_bulk_write_refused_per_item_keeps_the_refusals_headers(oracle_api):
+    """An ``ArcError`` an object check raises with headers (a 429's ``Retry-After``) is
+    answered with them on a write of one row and on a ``filter`` update (the request's
+    answer is that error); listed per item (``items``, ``ids``) it lost them: a 429
+    telling no client when to come back. The first refusal answers the request, its
+    headers too."""
+    owner = MembershipFactory().user
+    shown = Article.objects.create(owner=owner, slug="s", title="shown")
+    other = Article.objects.create(owner=owner, slug="o", title="other")
+    api = client_for(MembershipFactory().user)
+    base = "/oracles/owner-refused-arc-429"
+    for method, path, body in [
+        ("patch", f"/{shown.pk}/", {"title": "x"}),
+        ("patch", "/bulk/", {"filter": {"title": "shown"}, "data": {"title": "x"}}),
+        ("patch", "/bulk/", {"items": [{"id": shown.pk, "title": "x"}]}),
+        ("delete", "/bulk/", {"ids": [shown.pk, other.pk]}),
+    ]:
+        r = getattr(api, method)(base + path, body, format="json")
+        assert (r.status_code, r.json()["code"]) == (429, "SLOW_DOWN"), (method, path, r.json())
+        assert r.get("Retry-After") == "7", (method, path)
+    _nothing_written(shown, other)
 
 
 @pytest.mark.parametrize(

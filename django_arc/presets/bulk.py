@@ -506,6 +506,7 @@ class Bulk(Preset):
                         for index, exc in refused.items()
                     }
                 },
+                first.headers,  # a 429's Retry-After, as the handler answers the error alone
             )
         return rows
 
@@ -607,13 +608,17 @@ def _refusal(view: Any, row: Any) -> Any:
     refusal is answered with, a 401 or 403 raised as DRF or Django spell it
     (``PermissionDenied``, ``NotAuthenticated``) as the handler answers it. DRF's or
     Django's 403 ended the whole request at the first such row, where an ``ArcError``
-    refused its item. Any other error propagates."""
+    refused its item. Any other error propagates, a 5xx ``ArcError`` too (no refusal: a
+    refused item listed before it answered the request with its 403)."""
     try:
         view.check_object_permissions(view.request, row)
     except (APIException, Http404, DjangoPermissionDenied) as exc:
-        if isinstance(exc, Http404) or getattr(exc, "status_code", None) == 404:
+        status = getattr(exc, "status_code", 403)
+        if isinstance(exc, Http404) or status == 404:
             return _ABSENT
-        if isinstance(exc, (ArcError, DjangoPermissionDenied)) or exc.status_code in (401, 403):
+        if status >= 500:  # no refusal of the row (an outage): the request's answer
+            raise
+        if isinstance(exc, (ArcError, DjangoPermissionDenied)) or status in (401, 403):
             return as_arc_error(exc)
         raise
     return None
