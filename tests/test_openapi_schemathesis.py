@@ -309,7 +309,8 @@ def run_statefully(role: str, schema: Any, products: list[int], server: ExampleS
     responses differed with the rows an earlier one left (a row deleted, a 404 where a 200
     fed a link) drew otherwise on its replay, which Hypothesis refuses (``FlakyStrategy
     Definition``: the admin's run failed so whenever the example cases had not run first,
-    ``-k statefully``); and what it reached depended on the tests that ran before it."""
+    ``-k statefully``); and what it reached depended on the tests that ran before it. The
+    rows are put back when the run ends, so the next run starts from them too."""
     server.snapshot()
 
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
@@ -333,15 +334,18 @@ def run_statefully(role: str, schema: Any, products: list[int], server: ExampleS
                 STATS[role][f"linked {case.method} {case.path} {output.response.status_code}"] += 1
             return output
 
-    Workflow.run(
-        settings=settings(
-            Workflow.TestCase.settings,
-            max_examples=STATEFUL_SCENARIOS,
-            stateful_step_count=6,
-            derandomize=True,
-            database=None,
+    try:
+        Workflow.run(
+            settings=settings(
+                Workflow.TestCase.settings,
+                max_examples=STATEFUL_SCENARIOS,
+                stateful_step_count=6,
+                derandomize=True,
+                database=None,
+            )
         )
-    )
+    finally:  # the next run (the viewer's) starts from these rows, not the last scenario's
+        server.restore()
 
 
 def test_example_api_statefully_as_admin(
