@@ -146,6 +146,18 @@ def _encodable(value: Any) -> Any:
     return value
 
 
+def log_text(value: Any) -> str:
+    """``value`` as text fit for a log line: a newline, an escape character (ANSI colours)
+    or any other non-ASCII character written as its Python escape, as Django's
+    ``log_response`` writes a path since CVE-2025-48432. A path, an id or a database's
+    message quoting a value is the client's: written raw, ``%0A`` in a path forged a line."""
+    return str(value).encode("unicode_escape").decode("ascii")
+
+
+def _path(request: Any) -> str:
+    return log_text(getattr(request, "path", "?"))
+
+
 def error_body(request: Any, code: str, message: str, details: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"success": False, "error": _encodable(message), "code": code}
     if details:
@@ -234,7 +246,7 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
 
     if isinstance(exc, ArcError):
         if isinstance(exc, NotFound) and exc.reason:
-            logger.info("404 for %s: %s", getattr(request, "path", "?"), exc.reason)
+            logger.info("404 for %s: %s", _path(request), log_text(exc.reason))
         return error_response(request, exc.code, exc.message, exc.status, exc.details, exc.headers)
 
     if isinstance(exc, Http404):
@@ -286,9 +298,9 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
             request, "CONFLICT", "Cannot delete: other records still refer to this one", 409
         )
     if isinstance(exc, IntegrityError):
-        logger.warning("Integrity error on %s: %s", getattr(request, "path", "?"), exc)
+        logger.warning("Integrity error on %s: %s", _path(request), log_text(exc))
         return error_response(request, "CONFLICT", "The request conflicts with existing data", 409)
     # Anything else is a bug or an outage: log it with its traceback, tell the client only
     # that it failed (no traceback, no SQL in the body).
-    logger.error("Unhandled error on %s", getattr(request, "path", "?"), exc_info=exc)
+    logger.error("Unhandled error on %s", _path(request), exc_info=exc)
     return error_response(request, "INTERNAL_ERROR", "Internal server error", 500)
