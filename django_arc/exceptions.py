@@ -20,9 +20,11 @@ from django.core.exceptions import (
 )
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signals import got_request_exception
 from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
+from django.utils.log import log_response
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -300,7 +302,20 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, IntegrityError):
         logger.warning("Integrity error on %s: %s", _path(request), log_text(exc))
         return error_response(request, "CONFLICT", "The request conflicts with existing data", 409)
-    # Anything else is a bug or an outage: log it with its traceback, tell the client only
-    # that it failed (no traceback, no SQL in the body).
-    logger.error("Unhandled error on %s", _path(request), exc_info=exc)
-    return error_response(request, "INTERNAL_ERROR", "Internal server error", 500)
+    # Anything else is a bug or an outage: reported as Django reports an exception no view
+    # handled (``response_for_exception``): ``got_request_exception`` for error reporters,
+    # one ERROR with the traceback on ``django.request`` (``mail_admins``), escaped; the
+    # client is told only that it failed (no traceback, no SQL in the body).
+    response = error_response(request, "INTERNAL_ERROR", "Internal server error", 500)
+    django_request = getattr(request, "_request", request)
+    if django_request is not None:
+        got_request_exception.send(sender=None, request=django_request)
+    log_response(
+        "%s: %s",
+        response.reason_phrase,
+        getattr(django_request, "path", "?"),
+        response=response,
+        request=django_request,
+        exception=exc,
+    )
+    return response

@@ -4,10 +4,70 @@ logger, their level and their text, as an operator's handlers receive them."""
 import logging
 
 import pytest
+from django.core.signals import got_request_exception
+from rest_framework.test import APIClient
 
 from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def failing_create(monkeypatch):
+    """``POST /api/books/`` raising a bug of the project's (a ``before_create`` hook)."""
+    from tests.testapp.resources import BookResource
+
+    def before_create(self, request, data):
+        raise RuntimeError("a bug in a hook")
+
+    monkeypatch.setattr(BookResource, "before_create", before_create)
+
+
+def test_an_unexpected_error_is_reported_as_django_reports_a_500(failing_create):
+    """A bug in a view is answered with the 500 envelope, and reported as Django reports an
+    uncaught exception: ``got_request_exception`` is sent (what error reporters hook) and
+    ``django.request`` logs one ERROR with the traceback (``mail_admins`` mails it). The
+    envelope was answered before Django saw any exception: no signal, and only Django's
+    own traceback-less "Internal Server Error" line reached ``django.request``."""
+    sent = []
+
+    def receiver(sender, request, **kwargs):
+        sent.append(request)
+
+    got_request_exception.connect(receiver)
+    try:
+        with pytest.raises(RuntimeError, match="a bug in a hook"):
+            # Django's test client re-raises what got_request_exception reports, as it does
+            # for any Django view
+            APIClient().post("/api/books/", {"title": "x"}, format="json")
+        with assertLogs_request() as logs:
+            answer = APIClient(raise_request_exception=False).post(
+                "/api/books/", {"title": "x"}, format="json"
+            )
+    finally:
+        got_request_exception.disconnect(receiver)
+    body = assert_error(answer, 500, "INTERNAL_ERROR")
+    assert body["error"] == "Internal server error" and "a bug" not in answer.content.decode()
+    assert len(sent) == 2 and all(r.path == "/api/books/" for r in sent)
+    (record,) = logs
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "Internal Server Error: /api/books/"
+    assert record.exc_info[0] is RuntimeError and record.status_code == 500
+
+
+class assertLogs_request:  # noqa: N801 - reads as the context manager it is
+    """The records ``django.request`` emits (the tests' settings route it to a null handler
+    without propagating, so ``caplog`` never sees them)."""
+
+    def __enter__(self):
+        self.records = []
+        self.handler = logging.Handler(logging.DEBUG)
+        self.handler.emit = self.records.append
+        logging.getLogger("django.request").addHandler(self.handler)
+        return self.records
+
+    def __exit__(self, *exc):
+        logging.getLogger("django.request").removeHandler(self.handler)
 
 
 def test_a_client_path_is_escaped_in_django_arc_log_lines(api, caplog):
