@@ -80,3 +80,34 @@ def test_a_client_path_is_escaped_in_django_arc_log_lines(api, caplog):
     message = record.getMessage()
     assert "\n" not in message and "\x1b" not in message, message
     assert message.startswith("404 for /api/books/abc\\n[ERROR] forged\\x1b[31m/: ")
+
+
+def test_the_relay_logs_each_dead_letter_and_each_batch_of_retries_with_event_ids(caplog):
+    """A publish failure, its retry and its dead letter were counted in the batch's result
+    (the command's INFO line: ``publish_failed=1 dead_lettered=1``) and written to the row,
+    but no log line named the event: an operator paged on a dead letter had to find it in
+    the admin. Now one WARNING per batch names the events it will retry, and one ERROR per
+    dead letter names it, with the error and never the payload."""
+    from django_arc.events.event import create_event
+    from django_arc.outbox import EventOutbox, OutboxEvent, exponential_backoff
+    from tests.outbox_support import RecordingTransport
+
+    transport = RecordingTransport(fail_types={"payments.captured"})
+    outbox = EventOutbox(transport, exponential_backoff(base=1, max=60, max_attempts=2))
+    bad = outbox.store(create_event("payments.captured", {"card": "4242-secret"})).event_id
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+
+    outbox.relay_batch(limit=10)
+    batch, retried = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert batch.getMessage().endswith("one by one: ConnectionError: batch refused")
+    assert retried.levelno == logging.WARNING
+    assert bad in retried.getMessage() and "broker refused" in retried.getMessage()
+
+    caplog.clear()
+    OutboxEvent.objects.filter(event_id=bad).update(visible_at=OutboxEvent.objects.get().created_at)
+    assert outbox.relay_batch(limit=10).dead_lettered == 1
+    _, dead = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert dead.levelno == logging.ERROR
+    message = dead.getMessage()
+    assert bad in message and "payments.captured" in message and "2 attempts" in message
+    assert "broker refused" in message and "4242" not in message
