@@ -111,3 +111,21 @@ def test_the_relay_logs_each_dead_letter_and_each_batch_of_retries_with_event_id
     message = dead.getMessage()
     assert bad in message and "payments.captured" in message and "2 attempts" in message
     assert "broker refused" in message and "4242" not in message
+
+
+def test_a_lost_lease_is_a_warning_naming_the_worker(caplog):
+    """A worker whose lease ran out mid-batch had its acknowledgement refused, counted in
+    ``ownership_mismatches`` and logged nowhere but the command's INFO batch line: the sign
+    that ``LEASE_SECONDS`` is shorter than a batch takes (duplicates downstream) went
+    unseen. Now a WARNING names the worker, the count and the lease."""
+    from django_arc.events.event import create_event
+    from tests.test_relay_leases import EventOutbox, RecordingTransport, _ClaimedMeanwhile
+
+    a = _ClaimedMeanwhile(EventOutbox(RecordingTransport()))
+    outbox_a = EventOutbox(a, lease_seconds=30)
+    outbox_a.store(create_event("products.created", {"i": 1}))
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    assert outbox_a.relay_batch(worker_id="A").ownership_mismatches == 1
+    (lost,) = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert lost.levelno == logging.WARNING
+    assert lost.getMessage().startswith("outbox worker A lost the lease of 1 of its 1 claimed")

@@ -660,6 +660,18 @@ class EventOutbox:
         if retried:
             _log_retried(retried)
         self._finish_many(finished, worker_id, result)
+        if result.ownership_mismatches:
+            # which rows is not known (the UPDATEs count them); the worker and the size say
+            # where to look, and that LEASE_SECONDS is shorter than a batch takes
+            logger.warning(
+                "outbox worker %s lost the lease of %d of its %d claimed events before "
+                "recording them (another worker took them over: a published one may be "
+                "published again); the lease is %g s",
+                log_text(worker_id),
+                result.ownership_mismatches,
+                result.attempted,
+                self.lease_seconds,
+            )
         return result
 
     def _clock_shift(self) -> timedelta:
