@@ -129,3 +129,32 @@ def test_a_lost_lease_is_a_warning_naming_the_worker(caplog):
     (lost,) = [r for r in caplog.records if r.name == "django_arc.outbox"]
     assert lost.levelno == logging.WARNING
     assert lost.getMessage().startswith("outbox worker A lost the lease of 1 of its 1 claimed")
+
+
+def test_a_failed_relay_batch_is_one_error_not_two(monkeypatch, caplog):
+    """``run_relay`` logs a batch's database error (ERROR, ``django_arc.outbox``) and
+    ``arc_relay``'s ``on_error`` logged it again (ERROR, ``django_arc.outbox.relay``): two
+    ERRORs (two pages, two Sentry events) per failed batch, every second of an outage. The
+    command still prints its JSON line."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.db import OperationalError
+
+    from django_arc.outbox import EventOutbox
+
+    def relay_batch(self, *args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", relay_batch)
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    out = StringIO()
+    call_command("arc_relay", "--max-batches", "1", stdout=out)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [(r.name, r.getMessage()) for r in errors] == [
+        (
+            "django_arc.outbox",
+            "relay batch 1 failed: OperationalError: server closed the connection unexpectedly",
+        )
+    ]
+    assert '"event":"arc_relay.error"' in out.getvalue()
