@@ -158,3 +158,55 @@ def test_a_failed_relay_batch_is_one_error_not_two(monkeypatch, caplog):
         )
     ]
     assert '"event":"arc_relay.error"' in out.getvalue()
+
+
+class _DownTransport:
+    """A transport whose broker is down: every publish fails (outbox off)."""
+
+    @staticmethod
+    def make():
+        from django_arc.events.transports import MemoryTransport
+
+        class Down(MemoryTransport):
+            def publish(self, event):
+                raise ConnectionError("broker down")
+
+            def publish_many(self, events):
+                raise ConnectionError("broker down")
+
+        return Down
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outbox_off_a_bulk_write_whose_events_are_lost_is_one_error_naming_them(settings, caplog):
+    """Outbox off, broker down: a 50-item bulk write's events are lost after its commit.
+    Each was logged apiece with a traceback (one warning and 50 ERROR tracebacks for one
+    request: a flood sized by the client's body). Now the warning and one ERROR for the
+    request, with the first traceback, naming the lost events; never their payloads."""
+    from django_arc.events.configured import get_transport
+    from tests.factories import AuthorFactory, UserFactory
+    from tests.helpers import client_for
+
+    settings.ARC = {
+        **settings.ARC,
+        "EVENTS": {
+            **settings.ARC.get("EVENTS", {}),
+            "OUTBOX": False,
+            "TRANSPORT": _DownTransport.make(),
+        },
+    }
+    get_transport()
+    author = AuthorFactory()
+    items = [{"title": f"t{i}", "isbn": f"lost-{i}", "author": author.pk} for i in range(50)]
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    created = client_for(UserFactory()).post(
+        "/api/bulk-books/bulk/", {"items": items}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    records = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert len(records) == 2, [r.getMessage() for r in records]
+    batch, lost = records
+    assert batch.levelno == logging.WARNING and "one by one" in batch.getMessage()
+    assert lost.levelno == logging.ERROR and lost.exc_info[0] is ConnectionError
+    assert lost.getMessage().startswith("publishing 50 of 50 events after commit failed")
+    assert "lost-" not in lost.getMessage()
