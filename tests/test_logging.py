@@ -210,3 +210,29 @@ def test_outbox_off_a_bulk_write_whose_events_are_lost_is_one_error_naming_them(
     assert lost.levelno == logging.ERROR and lost.exc_info[0] is ConnectionError
     assert lost.getMessage().startswith("publishing 50 of 50 events after commit failed")
     assert "lost-" not in lost.getMessage()
+
+
+def test_a_500_while_a_service_key_is_checked_does_not_report_the_key(monkeypatch):
+    """The database failing while a service key is checked is a 500 whose traceback runs
+    through the frames holding the raw key (sent as ``X-Api-Key``, which Django's filter
+    hides in ``META`` on every Django; ``Authorization`` it hides from Django 5.0). Django's reporter (``mail_admins`` with HTML, the
+    ``DEBUG`` page) shows each frame's variables: the key was there in clear. The frames
+    that hold it are ``sensitive_variables``, as Django's ``authenticate()`` is."""
+    from django.db import OperationalError
+    from django.views.debug import ExceptionReporter
+
+    from django_arc.clients import ServiceClient
+
+    client, key = ServiceClient.objects.create_with_key(name="sync", organization_id=7)
+
+    def touch(self, now=None):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(ServiceClient, "touch", touch)
+    with assertLogs_request() as logs:
+        answer = APIClient(raise_request_exception=False).get("/api/books/", HTTP_X_API_KEY=key)
+    assert answer.status_code == 500
+    (record,) = logs
+    html = ExceptionReporter(record.request, *record.exc_info).get_traceback_html()
+    assert "the database went away" in html and "raw_key" in html
+    assert key not in html and key[12:] not in html
