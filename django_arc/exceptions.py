@@ -247,7 +247,7 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     headers: dict[str, str] = {}
 
     if isinstance(exc, ArcError):
-        if isinstance(exc, NotFound) and exc.reason:
+        if isinstance(exc, NotFound) and exc.reason and logger.isEnabledFor(logging.INFO):
             logger.info("404 for %s: %s", _path(request), log_text(exc.reason))
         return error_response(request, exc.code, exc.message, exc.status, exc.details, exc.headers)
 
