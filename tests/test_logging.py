@@ -236,3 +236,25 @@ def test_a_500_while_a_service_key_is_checked_does_not_report_the_key(monkeypatc
     html = ExceptionReporter(record.request, *record.exc_info).get_traceback_html()
     assert "the database went away" in html and "raw_key" in html
     assert key not in html and key[12:] not in html
+
+
+@pytest.mark.parametrize(
+    "options",
+    ["redis://:hunter2@127.0.0.1:6379/0", [("url", "redis://:hunter2@127.0.0.1:6379/0")]],
+    ids=["a url", "pairs"],
+)
+def test_a_check_refusing_transport_options_does_not_quote_them(settings, options):
+    """``manage.py check`` refused OPTIONS that are not a dict by quoting them whole: a
+    Redis url given as the OPTIONS (or as pairs) printed its password into the deploy's or
+    CI's log. The message names the type."""
+    from django_arc.checks import check_settings
+
+    settings.ARC = {
+        "EVENTS": {
+            "TRANSPORT": "django_arc.events.transports.RedisStreamsTransport",
+            "OPTIONS": options,
+        }
+    }
+    (error,) = check_settings()
+    assert error.id == "arc.E008" and "must be a dict of keyword arguments" in error.msg
+    assert "hunter2" not in error.msg and f"of type {type(options).__name__}" in error.msg
