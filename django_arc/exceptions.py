@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from typing import Any
 
 from django.core.exceptions import (
@@ -154,6 +155,38 @@ def log_text(value: Any) -> str:
     ``log_response`` writes a path since CVE-2025-48432. A path, an id or a database's
     message quoting a value is the client's: written raw, ``%0A`` in a path forged a line."""
     return str(value).encode("unicode_escape").decode("ascii")
+
+
+class FailureStreak:
+    """The consecutive failures of a background loop (the relay, an event consumer), for
+    logging an outage without a line every time the loop retries (every second): the first
+    failure, then at most one every ``interval`` seconds while they last, and when they end,
+    how many there were."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self.count = 0
+        self._logged_at: float | None = None
+
+    def failed(self) -> bool:
+        """Count a failure; whether to log it."""
+        self.count += 1
+        now = time.monotonic()
+        if self._logged_at is None or now - self._logged_at >= self.interval:
+            self._logged_at = now
+            return True
+        return False
+
+    def ended(self) -> int:
+        """The loop succeeded: how many failed in a row before (0: none), forgotten."""
+        count, self.count, self._logged_at = self.count, 0, None
+        return count
+
+    def note(self) -> str:
+        """What to add to a failure's line after the first: how many, and when the next."""
+        if self.count <= 1:
+            return ""
+        return f" ({self.count} failed in a row; logged at most every {self.interval:g} s)"
 
 
 def _path(request: Any) -> str:

@@ -258,3 +258,65 @@ def test_a_check_refusing_transport_options_does_not_quote_them(settings, option
     (error,) = check_settings()
     assert error.id == "arc.E008" and "must be a dict of keyword arguments" in error.msg
     assert "hunter2" not in error.msg and f"of type {type(options).__name__}" in error.msg
+
+
+def test_a_relay_outage_is_logged_once_then_its_end_not_every_retry(monkeypatch, caplog):
+    """The relay retries a batch that hit a database error every half second or so: an
+    outage of an hour was ~4,000 ERROR lines (pages). Now the first failure is an ERROR,
+    the next ones at most one a minute, and the first batch after it a WARNING saying how
+    many failed."""
+    from django.db import OperationalError
+
+    from django_arc.outbox import EventOutbox, RelayResult, run_relay
+    from tests.outbox_support import RecordingTransport
+
+    calls = []
+
+    def relay_batch(self, limit=None, worker_id=None):
+        calls.append(1)
+        if len(calls) <= 3:
+            raise OperationalError("the database is restarting")
+        return RelayResult()
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", relay_batch)
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    failed = []
+    totals = run_relay(
+        EventOutbox(RecordingTransport()),
+        max_batches=4,
+        interval=0,
+        on_error=lambda number, exc: failed.append(number),
+    )
+    assert totals.errors == 3 and failed == [1, 2, 3]  # every failure still reported
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "django_arc.outbox"]
+    assert lines == [
+        ("ERROR", "relay batch 1 failed: OperationalError: the database is restarting"),
+        ("WARNING", "relay batches succeed again after 3 failed in a row"),
+    ]
+
+
+def test_a_stream_consumer_outage_is_logged_once_then_its_end(monkeypatch, caplog):
+    """``run_forever`` retried a failing ``consume`` every second with a traceback apiece
+    (3,600 ERRORs an hour of Redis down, per consumer). Now the first failure, then at most
+    one a minute, and a WARNING when it consumes again."""
+    from django_arc.events.transports import RedisStreamsTransport
+
+    transport = RedisStreamsTransport(client=object(), consumer="c1")
+    calls = []
+
+    def consume(count=10, block_ms=None):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise ConnectionError("Redis is down")
+        transport.stop()
+        return 0
+
+    monkeypatch.setattr(transport, "consume", consume)
+    monkeypatch.setattr(transport._stop, "wait", lambda timeout=None: False)  # no 1 s naps
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    transport.run_forever()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "django_arc.events"]
+    assert lines == [
+        ("ERROR", "Stream consumer c1 failed; retrying"),
+        ("WARNING", "Stream consumer c1 consumes again after 2 failures in a row"),
+    ]
