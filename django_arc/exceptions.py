@@ -149,12 +149,23 @@ def _encodable(value: Any) -> Any:
     return value
 
 
+#: what a log line must not carry raw: a backslash (so an escape reads as one), the C0 and C1
+#: controls (newlines, ``ESC`` of ANSI colours), Unicode's line and paragraph separators, and
+#: lone surrogates (which no handler can encode)
+_UNLOGGABLE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
 def log_text(value: Any) -> str:
-    """``value`` as text fit for a log line: a newline, an escape character (ANSI colours)
-    or any other non-ASCII character written as its Python escape, as Django's
-    ``log_response`` writes a path since CVE-2025-48432. A path, an id or a database's
-    message quoting a value is the client's: written raw, ``%0A`` in a path forged a line."""
-    return str(value).encode("unicode_escape").decode("ascii")
+    """``value`` as text fit for a log line: each character of :data:`_UNLOGGABLE` written
+    as its Python escape (``\\n``, ``\\x1b``), as Django's ``log_response`` escapes a path
+    since CVE-2025-48432; other characters as they are (a database's message in its own
+    language stays readable). A path, an id or a database's message quoting a value is the
+    client's: written raw, ``%0A`` in a path forged a line."""
+    return _UNLOGGABLE.sub(_escape_one, str(value))
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 class FailureStreak:
