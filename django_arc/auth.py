@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
+from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
@@ -59,6 +60,7 @@ class ServiceKeyAuthentication(BaseAuthentication):
 
     keyword = "Bearer"
 
+    @sensitive_variables()
     def get_raw_key(self, request: Any) -> str | None:
         """The presented key, ``None`` when this request carries no arc key at all."""
         parts = get_authorization_header(request).split()
@@ -82,6 +84,7 @@ class ServiceKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(_INVALID)
         return header
 
+    @sensitive_variables()
     def authenticate(self, request: Any) -> tuple[ServiceUser, ServiceClient] | None:
         raw_key = self.get_raw_key(request)
         if raw_key is None:

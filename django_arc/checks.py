@@ -156,8 +156,19 @@ def _transport_options_problem(factory: Any, events: dict[str, Any]) -> str | No
     (unset, ``None``, empty) is ``TRANSPORT()`` (``build_transport``), bound like any: a
     transport that needs its ``url`` fails it."""
     options = events.get("OPTIONS") or {}
-    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
-        return f"cannot be given OPTIONS {options!r}: they must be a dict of keyword arguments."
+    # the value is not quoted: OPTIONS hold the transport's url, password and all
+    # ("redis://:secret@host"), and check's messages go to deploy and CI logs
+    if not isinstance(options, dict):
+        return (
+            f"cannot be given OPTIONS of type {type(options).__name__}: they must be a dict "
+            "of keyword arguments."
+        )
+    if not all(isinstance(k, str) for k in options):
+        keys = sorted({type(k).__name__ for k in options if not isinstance(k, str)})
+        return (
+            f"cannot be given OPTIONS with keys of type {', '.join(keys)}: they must be a "
+            "dict of keyword arguments."
+        )
     if not callable(factory):
         return None  # a ready instance ignores OPTIONS
     try:

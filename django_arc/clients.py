@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import models
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 KEY_PREFIX = "arc_"
 #: How many leading characters of a key are stored in clear for identification and lookup.
@@ -57,6 +58,7 @@ def generate_client_id() -> str:
 
 
 class ServiceClientManager(models.Manager["ServiceClient"]):
+    @sensitive_variables()
     def create_with_key(
         self,
         *,
@@ -86,6 +88,7 @@ class ServiceClientManager(models.Manager["ServiceClient"]):
         client.save(force_insert=True)
         return client, raw_key
 
+    @sensitive_variables()
     def authenticate(self, raw_key: str) -> ServiceClient | None:
         """The active client owning ``raw_key``, else ``None``.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from typing import Any
 
 from django.core.exceptions import (
@@ -20,9 +21,11 @@ from django.core.exceptions import (
 )
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signals import got_request_exception
 from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
+from django.utils.log import log_response
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -146,6 +149,61 @@ def _encodable(value: Any) -> Any:
     return value
 
 
+#: what a log line must not carry raw: a backslash (so an escape reads as one), the C0 and C1
+#: controls (newlines, ``ESC`` of ANSI colours), Unicode's line and paragraph separators, and
+#: lone surrogates (which no handler can encode)
+_UNLOGGABLE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def log_text(value: Any) -> str:
+    """``value`` as text fit for a log line: each character of :data:`_UNLOGGABLE` written
+    as its Python escape (``\\n``, ``\\x1b``), as Django's ``log_response`` escapes a path
+    since CVE-2025-48432; other characters as they are (a database's message in its own
+    language stays readable). A path, an id or a database's message quoting a value is the
+    client's: written raw, ``%0A`` in a path forged a line."""
+    return _UNLOGGABLE.sub(_escape_one, str(value))
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
+class FailureStreak:
+    """The consecutive failures of a background loop (the relay, an event consumer), for
+    logging an outage without a line every time the loop retries (every second): the first
+    failure, then at most one every ``interval`` seconds while they last, and when they end,
+    how many there were."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self.count = 0
+        self._logged_at: float | None = None
+
+    def failed(self) -> bool:
+        """Count a failure; whether to log it."""
+        self.count += 1
+        now = time.monotonic()
+        if self._logged_at is None or now - self._logged_at >= self.interval:
+            self._logged_at = now
+            return True
+        return False
+
+    def ended(self) -> int:
+        """The loop succeeded: how many failed in a row before (0: none), forgotten."""
+        count, self.count, self._logged_at = self.count, 0, None
+        return count
+
+    def note(self) -> str:
+        """What to add to a failure's line after the first: how many, and when the next."""
+        if self.count <= 1:
+            return ""
+        return f" ({self.count} failed in a row; logged at most every {self.interval:g} s)"
+
+
+def _path(request: Any) -> str:
+    return log_text(getattr(request, "path", "?"))
+
+
 def error_body(request: Any, code: str, message: str, details: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"success": False, "error": _encodable(message), "code": code}
     if details:
@@ -256,8 +314,8 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     headers: dict[str, str] = {}
 
     if isinstance(exc, ArcError):
-        if isinstance(exc, NotFound) and exc.reason:
-            logger.info("404 for %s: %s", getattr(request, "path", "?"), exc.reason)
+        if isinstance(exc, NotFound) and exc.reason and logger.isEnabledFor(logging.INFO):
+            logger.info("404 for %s: %s", _path(request), log_text(exc.reason))
         return error_response(request, exc.code, exc.message, exc.status, exc.details, exc.headers)
 
     if isinstance(exc, Http404):
@@ -303,9 +361,22 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
             request, "CONFLICT", "Cannot delete: other records still refer to this one", 409
         )
     if isinstance(exc, IntegrityError):
-        logger.warning("Integrity error on %s: %s", getattr(request, "path", "?"), exc)
+        logger.warning("Integrity error on %s: %s", _path(request), log_text(exc))
         return error_response(request, "CONFLICT", "The request conflicts with existing data", 409)
-    # Anything else is a bug or an outage: log it with its traceback, tell the client only
-    # that it failed (no traceback, no SQL in the body).
-    logger.error("Unhandled error on %s", getattr(request, "path", "?"), exc_info=exc)
-    return error_response(request, "INTERNAL_ERROR", "Internal server error", 500)
+    # Anything else is a bug or an outage: reported as Django reports an exception no view
+    # handled (``response_for_exception``): ``got_request_exception`` for error reporters,
+    # one ERROR with the traceback on ``django.request`` (``mail_admins``), escaped; the
+    # client is told only that it failed (no traceback, no SQL in the body).
+    response = error_response(request, "INTERNAL_ERROR", "Internal server error", 500)
+    django_request = getattr(request, "_request", request)
+    if django_request is not None:
+        got_request_exception.send(sender=None, request=django_request)
+    log_response(
+        "%s: %s",
+        response.reason_phrase,
+        getattr(django_request, "path", "?"),
+        response=response,
+        request=django_request,
+        exception=exc,
+    )
+    return response

@@ -29,11 +29,40 @@ logger = logging.getLogger("django_arc.outbox")
 DISPATCH_UID = "django_arc.outbox.store_resource_event"
 
 
+#: the event ids a lost batch's ERROR names; the rest are counted
+LOST_LOG_IDS = 20
+
+
 def _publish_after_commit(event: Any) -> None:
-    try:
-        get_transport().publish(event)
-    except Exception:  # noqa: BLE001 - the write is committed; never turn this into a 500
-        logger.exception("publishing %s (%s) after commit failed", event.type, event.id)
+    _publish_each([event])
+
+
+def _publish_each(events: list[Any]) -> None:
+    """Publish ``events`` one by one; those the transport refuses are lost (the outbox is
+    off): one ERROR for them all, with the first one's traceback, naming them (up to
+    :data:`LOST_LOG_IDS`) — not one traceback an event, which a broker outage turned into
+    a flood as long as a bulk body."""
+    transport = get_transport()
+    lost: list[Any] = []
+    first: BaseException | None = None
+    for event in events:
+        try:
+            transport.publish(event)
+        except Exception as exc:  # noqa: BLE001 - the write is committed; never turn this into a 500
+            lost.append(event)
+            if first is None:
+                first = exc
+    if not lost:
+        return
+    more = len(lost) - LOST_LOG_IDS
+    logger.error(
+        "publishing %d of %d events after commit failed; they are lost (the outbox is off): %s%s",
+        len(lost),
+        len(events),
+        ", ".join(f"{event.type} ({event.id})" for event in lost[:LOST_LOG_IDS]),
+        f" and {more} more" if more > 0 else "",
+        exc_info=first,
+    )
 
 
 def store_resource_event(
@@ -133,8 +162,7 @@ def _publish_many_after_commit(events: list[Any]) -> None:
     if not publishes_in_one_call(transport):
         # one publish per event anyway: the fallback below would publish twice the events
         # before one it refused
-        for event in events:
-            _publish_after_commit(event)
+        _publish_each(events)
         return
     try:
         transport.publish_many(events)
@@ -146,8 +174,7 @@ def _publish_many_after_commit(events: list[Any]) -> None:
             len(events),
             exc_info=True,
         )
-        for event in events:
-            _publish_after_commit(event)
+        _publish_each(events)
 
 
 class _Marker:

@@ -44,6 +44,7 @@ from ..clock import database_clock, now_on
 from ..events import wire
 from ..events.event import Event, EventMeta
 from ..events.transports.base import publishes_in_one_call, takes_wire
+from ..exceptions import log_text
 from .models import OutboxEvent, OutboxStatus
 from .policy import DEAD, FailurePolicy, exponential_backoff
 from .store import expire_dedupe_keys, row_for, store_event
@@ -114,6 +115,29 @@ def check_worker_id(worker_id: str) -> str:
 def _error_text(error: BaseException | str) -> str:
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return text[:MAX_ERROR_LENGTH]
+
+
+#: the event ids a batch's retry warning names; the rest are counted
+RETRY_LOG_IDS = 20
+
+
+def _log_retried(retried: list[tuple[Any, BaseException, datetime]]) -> None:
+    """One WARNING for a batch's failed publishes that will be retried (an outage fails
+    every row of every batch: one line a batch, not one an event), naming the events (up to
+    :data:`RETRY_LOG_IDS`) and the first one's error and retry time; never the payload."""
+    row, exc, retry_at = retried[0]
+    ids = ", ".join(str(r.event_id) for r, _, _ in retried[:RETRY_LOG_IDS])
+    more = len(retried) - RETRY_LOG_IDS
+    logger.warning(
+        "publishing %d outbox event(s) failed; retried later: %s%s (first: attempt %d, "
+        "next at %s: %s)",
+        len(retried),
+        ids,
+        f" and {more} more" if more > 0 else "",
+        row.attempts + 1,
+        retry_at.isoformat(),
+        log_text(_error_text(exc)),
+    )
 
 
 class Claimed(NamedTuple):
@@ -494,9 +518,11 @@ class EventOutbox:
             try:
                 send_many([message for _, message in pairs])
                 return [row for row, _ in pairs], [], []
-            except Exception:  # noqa: BLE001 - find the culprit(s) one event at a time
+            except Exception as exc:  # noqa: BLE001 - find the culprit(s) one event at a time
                 logger.warning(
-                    "publish_many failed for a batch of %d; retrying one by one", len(pairs)
+                    "publish_many failed for a batch of %d; retrying one by one: %s",
+                    len(pairs),
+                    log_text(_error_text(exc)),
                 )
         published: list[Claimed] = []
         failed: list[tuple[Claimed, BaseException]] = []
@@ -558,8 +584,15 @@ class EventOutbox:
         # the malformed, failed and deferred rows, each with the values it is left with:
         # written together (one UPDATE per chunk), not one UPDATE per row
         finished: list[tuple[Claimed, dict[str, Any]]] = []
+        retried: list[tuple[Claimed, BaseException, datetime]] = []
         for row, exc in malformed:
             result.malformed += 1
+            logger.error(
+                "outbox event %s (%s) is malformed; dead-lettered: %s",
+                row.event_id,
+                log_text(row.type),
+                log_text(_error_text(exc)),
+            )
             finished.append(
                 (
                     row,
@@ -585,6 +618,13 @@ class EventOutbox:
                     pass
             if decision is DEAD:
                 result.dead_lettered += 1
+                logger.error(
+                    "outbox event %s (%s) dead-lettered after %d attempts: %s",
+                    row.event_id,
+                    log_text(row.type),
+                    row.attempts + 1,
+                    log_text(_error_text(exc)),
+                )
                 values = {
                     "status": OutboxStatus.DEAD,
                     "attempts": row.attempts + 1,
@@ -593,6 +633,7 @@ class EventOutbox:
             else:
                 if row.partition_key is not None:
                     retry_at_by_partition[row.partition_key] = decision
+                retried.append((row, exc, decision))
                 values = {
                     "status": OutboxStatus.PENDING,
                     "attempts": row.attempts + 1,
@@ -616,7 +657,21 @@ class EventOutbox:
                     },
                 )
             )
+        if retried:
+            _log_retried(retried)
         self._finish_many(finished, worker_id, result)
+        if result.ownership_mismatches:
+            # which rows is not known (the UPDATEs count them); the worker and the size say
+            # where to look, and that LEASE_SECONDS is shorter than a batch takes
+            logger.warning(
+                "outbox worker %s lost the lease of %d of its %d claimed events before "
+                "recording them (another worker took them over: a published one may be "
+                "published again); the lease is %g s",
+                log_text(worker_id),
+                result.ownership_mismatches,
+                result.attempted,
+                self.lease_seconds,
+            )
         return result
 
     def _clock_shift(self) -> timedelta:

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import DatabaseError, close_old_connections
 
+from ..exceptions import FailureStreak
 from .configured import get_outbox
 from .relay import EventOutbox, RelayResult, check_worker_id, default_worker_id
 
@@ -81,6 +82,7 @@ def run_relay(
         outbox = get_outbox()
     size = int(batch_size or outbox.batch_size)
     totals = RelayTotals(worker_id=check_worker_id(worker_id or default_worker_id()))
+    streak = FailureStreak()
 
     def idle(seconds: float) -> None:
         # Short steps, so a stop request during an idle wait is seen promptly.
@@ -99,7 +101,14 @@ def run_relay(
             close_old_connections()
             totals.batches += 1
             totals.errors += 1
-            logger.error("relay batch %d failed: %s: %s", totals.batches, type(exc).__name__, exc)
+            if streak.failed():  # an outage: its first batch, then one a minute
+                logger.error(
+                    "relay batch %d failed: %s: %s%s",
+                    totals.batches,
+                    type(exc).__name__,
+                    exc,
+                    streak.note(),
+                )
             if on_error is not None:
                 on_error(totals.batches, exc)
             if max_batches is not None and totals.batches >= max_batches:
@@ -108,6 +117,9 @@ def run_relay(
             continue
         totals.batches += 1
         totals.add(result)
+        failures = streak.ended()
+        if failures:
+            logger.warning("relay batches succeed again after %d failed in a row", failures)
         if on_batch is not None:
             on_batch(totals.batches, result, time.monotonic() - started)
         if max_batches is not None and totals.batches >= max_batches:

@@ -33,7 +33,7 @@ from django.utils import timezone, translation
 from rest_framework.exceptions import APIException
 
 from .. import redis_alias
-from ..exceptions import ShortCircuit
+from ..exceptions import ShortCircuit, log_text
 from ..headers import own_headers
 from .invalidation import conditions_invalidate
 from .keys import entry_key, list_parts, retrieve_parts, version_keys
@@ -319,7 +319,9 @@ class CachedRead:
         except Unavailable:
             pass
         except Exception:  # noqa: BLE001 - the client has its answer; a failed refresh is logged
-            logger.warning("Refreshing cached %s failed", view.request.path, exc_info=True)
+            logger.warning(
+                "Refreshing cached %s failed", log_text(view.request.path), exc_info=True
+            )
         finally:
             if self.lock is not None:
                 store.unlock(self.key, self.lock)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from ...exceptions import FailureStreak
 from .. import wire
 from ..event import Event
 from ._redis import redis_client, text
@@ -101,14 +102,23 @@ class RedisPubSubTransport(Transport):
             self._stop.clear()
 
             def loop() -> None:
+                streak = FailureStreak()  # an outage: its first failure, then one a minute
                 while not self._stop.is_set():
                     try:
                         self.listen_once(timeout=0.5)
                     except Exception:  # noqa: BLE001 - keep listening across blips
                         if self._stop.is_set():
                             break
-                        logger.exception("pub/sub listener failed; retrying")
+                        if streak.failed():
+                            logger.exception("pub/sub listener failed; retrying%s", streak.note())
                         self._stop.wait(1.0)
+                    else:
+                        failures = streak.ended()
+                        if failures:
+                            logger.warning(
+                                "pub/sub listener listens again after %d failures in a row",
+                                failures,
+                            )
 
             self._thread = threading.Thread(target=loop, name="arc-pubsub", daemon=True)
             self._thread.start()

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from ...exceptions import FailureStreak
 from .. import wire
 from ..event import DeadLetteredEvent, Event
 from ._redis import redis_client, text
@@ -267,12 +268,24 @@ class RedisStreamsTransport(Transport):
     def run_forever(self, count: int = 10, block_ms: int = 1000) -> None:
         """Consume until :meth:`stop` (or :meth:`close`) is called from another thread."""
         self._stop.clear()
+        streak = FailureStreak()  # an outage: its first failure, then one a minute
         while not self._stop.is_set():
             try:
                 self.consume(count=count, block_ms=block_ms)
             except Exception:  # noqa: BLE001 - a Redis blip must not kill the consumer loop
-                logger.exception("Stream consumer %s failed; retrying", self.consumer)
+                if streak.failed():
+                    logger.exception(
+                        "Stream consumer %s failed; retrying%s", self.consumer, streak.note()
+                    )
                 self._stop.wait(1.0)
+            else:
+                failures = streak.ended()
+                if failures:
+                    logger.warning(
+                        "Stream consumer %s consumes again after %d failures in a row",
+                        self.consumer,
+                        failures,
+                    )
 
     def stop(self) -> None:
         self._stop.set()

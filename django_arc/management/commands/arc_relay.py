@@ -81,9 +81,14 @@ class Command(BaseCommand):
             raise SystemExit(128 + signum)
         self.stopping = True
 
-    def _log(self, fields: dict[str, Any], verbosity: int, level: int = logging.INFO) -> None:
-        line = " ".join(f"{k}={v}" for k, v in fields.items())
-        logger.log(level, line)
+    def _log(
+        self, fields: dict[str, Any], verbosity: int, level: int | None = logging.INFO
+    ) -> None:
+        """``fields`` as a ``key=value`` line on the ``django_arc.outbox.relay`` logger at
+        ``level`` (``None``: not logged, already reported) and, from verbosity 1, as one JSON
+        line on stdout."""
+        if level is not None:
+            logger.log(level, " ".join(f"{k}={v}" for k, v in fields.items()))
         if verbosity >= 1:
             self.stdout.write(json.dumps(fields, separators=(",", ":")))
 
@@ -125,7 +130,9 @@ class Command(BaseCommand):
                     "error": f"{type(exc).__name__}: {exc}"[:300],
                 },
                 verbosity,
-                logging.ERROR,
+                # run_relay logs the failure (ERROR, django_arc.outbox): a second ERROR for
+                # it paged twice, every second of a database outage
+                None,
             )
 
         self._log(

@@ -1,0 +1,323 @@
+"""What django-arc logs and reports about itself (docs/errors.md "Logging"): the records, their
+logger, their level and their text, as an operator's handlers receive them."""
+
+import logging
+
+import pytest
+from django.core.signals import got_request_exception
+from rest_framework.test import APIClient
+
+from tests.helpers import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def failing_create(monkeypatch):
+    """``POST /api/books/`` raising a bug of the project's (a ``before_create`` hook)."""
+    from tests.testapp.resources import BookResource
+
+    def before_create(self, request, data):
+        raise RuntimeError("a bug in a hook")
+
+    monkeypatch.setattr(BookResource, "before_create", before_create)
+
+
+def test_an_unexpected_error_is_reported_as_django_reports_a_500(failing_create):
+    """A bug in a view is answered with the 500 envelope, and reported as Django reports an
+    uncaught exception: ``got_request_exception`` is sent (what error reporters hook) and
+    ``django.request`` logs one ERROR with the traceback (``mail_admins`` mails it). The
+    envelope was answered before Django saw any exception: no signal, and only Django's
+    own traceback-less "Internal Server Error" line reached ``django.request``."""
+    sent = []
+
+    def receiver(sender, request, **kwargs):
+        sent.append(request)
+
+    got_request_exception.connect(receiver)
+    try:
+        with pytest.raises(RuntimeError, match="a bug in a hook"):
+            # Django's test client re-raises what got_request_exception reports, as it does
+            # for any Django view
+            APIClient().post("/api/books/", {"title": "x"}, format="json")
+        with assertLogs_request() as logs:
+            answer = APIClient(raise_request_exception=False).post(
+                "/api/books/", {"title": "x"}, format="json"
+            )
+    finally:
+        got_request_exception.disconnect(receiver)
+    body = assert_error(answer, 500, "INTERNAL_ERROR")
+    assert body["error"] == "Internal server error" and "a bug" not in answer.content.decode()
+    assert len(sent) == 2 and all(r.path == "/api/books/" for r in sent)
+    (record,) = logs
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "Internal Server Error: /api/books/"
+    assert record.exc_info[0] is RuntimeError and record.status_code == 500
+
+
+class assertLogs_request:  # noqa: N801 - reads as the context manager it is
+    """The records ``django.request`` emits (the tests' settings route it to a null handler
+    without propagating, so ``caplog`` never sees them)."""
+
+    def __enter__(self):
+        self.records = []
+        self.handler = logging.Handler(logging.DEBUG)
+        self.handler.emit = self.records.append
+        logging.getLogger("django.request").addHandler(self.handler)
+        return self.records
+
+    def __exit__(self, *exc):
+        logging.getLogger("django.request").removeHandler(self.handler)
+
+
+def test_a_client_path_is_escaped_in_django_arc_log_lines(api, caplog):
+    """A path is the client's: ``%0A`` decodes to a newline in ``request.path``, written
+    raw into a log line it forged a second line (Django escapes the path of its own lines,
+    CVE-2025-48432). The controls are escaped as Django escapes them."""
+    caplog.set_level(logging.INFO, logger="django_arc")
+    assert_error(api.get("/api/books/abc%0A%5BERROR%5D%20forged%1B[31m%C3%A9/"), 404, "NOT_FOUND")
+    (record,) = [r for r in caplog.records if r.name == "django_arc"]
+    message = record.getMessage()
+    assert "\n" not in message and "\x1b" not in message, message
+    # a printable character stays as it is (a database's message in its language)
+    assert message.startswith("404 for /api/books/abc\\n[ERROR] forged\\x1b[31mé/: ")
+
+
+def test_the_relay_logs_each_dead_letter_and_each_batch_of_retries_with_event_ids(caplog):
+    """A publish failure, its retry and its dead letter were counted in the batch's result
+    (the command's INFO line: ``publish_failed=1 dead_lettered=1``) and written to the row,
+    but no log line named the event: an operator paged on a dead letter had to find it in
+    the admin. Now one WARNING per batch names the events it will retry, and one ERROR per
+    dead letter names it, with the error and never the payload."""
+    from django_arc.events.event import create_event
+    from django_arc.outbox import EventOutbox, OutboxEvent, exponential_backoff
+    from tests.outbox_support import RecordingTransport
+
+    transport = RecordingTransport(fail_types={"payments.captured"})
+    outbox = EventOutbox(transport, exponential_backoff(base=1, max=60, max_attempts=2))
+    bad = outbox.store(create_event("payments.captured", {"card": "4242-secret"})).event_id
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+
+    outbox.relay_batch(limit=10)
+    batch, retried = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert batch.getMessage().endswith("one by one: ConnectionError: batch refused")
+    assert retried.levelno == logging.WARNING
+    assert bad in retried.getMessage() and "broker refused" in retried.getMessage()
+
+    caplog.clear()
+    OutboxEvent.objects.filter(event_id=bad).update(visible_at=OutboxEvent.objects.get().created_at)
+    assert outbox.relay_batch(limit=10).dead_lettered == 1
+    _, dead = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert dead.levelno == logging.ERROR
+    message = dead.getMessage()
+    assert bad in message and "payments.captured" in message and "2 attempts" in message
+    assert "broker refused" in message and "4242" not in message
+
+
+def test_a_lost_lease_is_a_warning_naming_the_worker(caplog):
+    """A worker whose lease ran out mid-batch had its acknowledgement refused, counted in
+    ``ownership_mismatches`` and logged nowhere but the command's INFO batch line: the sign
+    that ``LEASE_SECONDS`` is shorter than a batch takes (duplicates downstream) went
+    unseen. Now a WARNING names the worker, the count and the lease."""
+    from django_arc.events.event import create_event
+    from tests.test_relay_leases import EventOutbox, RecordingTransport, _ClaimedMeanwhile
+
+    a = _ClaimedMeanwhile(EventOutbox(RecordingTransport()))
+    outbox_a = EventOutbox(a, lease_seconds=30)
+    outbox_a.store(create_event("products.created", {"i": 1}))
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    assert outbox_a.relay_batch(worker_id="A").ownership_mismatches == 1
+    (lost,) = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert lost.levelno == logging.WARNING
+    assert lost.getMessage().startswith("outbox worker A lost the lease of 1 of its 1 claimed")
+
+
+def test_a_failed_relay_batch_is_one_error_not_two(monkeypatch, caplog):
+    """``run_relay`` logs a batch's database error (ERROR, ``django_arc.outbox``) and
+    ``arc_relay``'s ``on_error`` logged it again (ERROR, ``django_arc.outbox.relay``): two
+    ERRORs (two pages, two Sentry events) per failed batch, every second of an outage. The
+    command still prints its JSON line."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.db import OperationalError
+
+    from django_arc.outbox import EventOutbox
+
+    def relay_batch(self, *args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", relay_batch)
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    out = StringIO()
+    call_command("arc_relay", "--max-batches", "1", stdout=out)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [(r.name, r.getMessage()) for r in errors] == [
+        (
+            "django_arc.outbox",
+            "relay batch 1 failed: OperationalError: server closed the connection unexpectedly",
+        )
+    ]
+    assert '"event":"arc_relay.error"' in out.getvalue()
+
+
+class _DownTransport:
+    """A transport whose broker is down: every publish fails (outbox off)."""
+
+    @staticmethod
+    def make():
+        from django_arc.events.transports import MemoryTransport
+
+        class Down(MemoryTransport):
+            def publish(self, event):
+                raise ConnectionError("broker down")
+
+            def publish_many(self, events):
+                raise ConnectionError("broker down")
+
+        return Down
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outbox_off_a_bulk_write_whose_events_are_lost_is_one_error_naming_them(settings, caplog):
+    """Outbox off, broker down: a 50-item bulk write's events are lost after its commit.
+    Each was logged apiece with a traceback (one warning and 50 ERROR tracebacks for one
+    request: a flood sized by the client's body). Now the warning and one ERROR for the
+    request, with the first traceback, naming the lost events; never their payloads."""
+    from django_arc.events.configured import get_transport
+    from tests.factories import AuthorFactory, UserFactory
+    from tests.helpers import client_for
+
+    settings.ARC = {
+        **settings.ARC,
+        "EVENTS": {
+            **settings.ARC.get("EVENTS", {}),
+            "OUTBOX": False,
+            "TRANSPORT": _DownTransport.make(),
+        },
+    }
+    get_transport()
+    author = AuthorFactory()
+    items = [{"title": f"t{i}", "isbn": f"lost-{i}", "author": author.pk} for i in range(50)]
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    created = client_for(UserFactory()).post(
+        "/api/bulk-books/bulk/", {"items": items}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    records = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert len(records) == 2, [r.getMessage() for r in records]
+    batch, lost = records
+    assert batch.levelno == logging.WARNING and "one by one" in batch.getMessage()
+    assert lost.levelno == logging.ERROR and lost.exc_info[0] is ConnectionError
+    assert lost.getMessage().startswith("publishing 50 of 50 events after commit failed")
+    assert "lost-" not in lost.getMessage()
+
+
+def test_a_500_while_a_service_key_is_checked_does_not_report_the_key(monkeypatch):
+    """The database failing while a service key is checked is a 500 whose traceback runs
+    through the frames holding the raw key (sent as ``X-Api-Key``, which Django's filter
+    hides in ``META`` on every Django; ``Authorization`` it hides from Django 5.0). Django's reporter (``mail_admins`` with HTML, the
+    ``DEBUG`` page) shows each frame's variables: the key was there in clear. The frames
+    that hold it are ``sensitive_variables``, as Django's ``authenticate()`` is."""
+    from django.db import OperationalError
+    from django.views.debug import ExceptionReporter
+
+    from django_arc.clients import ServiceClient
+
+    client, key = ServiceClient.objects.create_with_key(name="sync", organization_id=7)
+
+    def touch(self, now=None):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(ServiceClient, "touch", touch)
+    with assertLogs_request() as logs:
+        answer = APIClient(raise_request_exception=False).get("/api/books/", HTTP_X_API_KEY=key)
+    assert answer.status_code == 500
+    (record,) = logs
+    html = ExceptionReporter(record.request, *record.exc_info).get_traceback_html()
+    assert "the database went away" in html and "raw_key" in html
+    assert key not in html and key[12:] not in html
+
+
+@pytest.mark.parametrize(
+    "options",
+    ["redis://:hunter2@127.0.0.1:6379/0", [("url", "redis://:hunter2@127.0.0.1:6379/0")]],
+    ids=["a url", "pairs"],
+)
+def test_a_check_refusing_transport_options_does_not_quote_them(settings, options):
+    """``manage.py check`` refused OPTIONS that are not a dict by quoting them whole: a
+    Redis url given as the OPTIONS (or as pairs) printed its password into the deploy's or
+    CI's log. The message names the type."""
+    from django_arc.checks import check_settings
+
+    settings.ARC = {
+        "EVENTS": {
+            "TRANSPORT": "django_arc.events.transports.RedisStreamsTransport",
+            "OPTIONS": options,
+        }
+    }
+    (error,) = check_settings()
+    assert error.id == "arc.E008" and "must be a dict of keyword arguments" in error.msg
+    assert "hunter2" not in error.msg and f"of type {type(options).__name__}" in error.msg
+
+
+def test_a_relay_outage_is_logged_once_then_its_end_not_every_retry(monkeypatch, caplog):
+    """The relay retries a batch that hit a database error every half second or so: an
+    outage of an hour was ~4,000 ERROR lines (pages). Now the first failure is an ERROR,
+    the next ones at most one a minute, and the first batch after it a WARNING saying how
+    many failed."""
+    from django.db import OperationalError
+
+    from django_arc.outbox import EventOutbox, RelayResult, run_relay
+    from tests.outbox_support import RecordingTransport
+
+    calls = []
+
+    def relay_batch(self, limit=None, worker_id=None):
+        calls.append(1)
+        if len(calls) <= 3:
+            raise OperationalError("the database is restarting")
+        return RelayResult()
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", relay_batch)
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    failed = []
+    totals = run_relay(
+        EventOutbox(RecordingTransport()),
+        max_batches=4,
+        interval=0,
+        on_error=lambda number, exc: failed.append(number),
+    )
+    assert totals.errors == 3 and failed == [1, 2, 3]  # every failure still reported
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "django_arc.outbox"]
+    assert lines == [
+        ("ERROR", "relay batch 1 failed: OperationalError: the database is restarting"),
+        ("WARNING", "relay batches succeed again after 3 failed in a row"),
+    ]
+
+
+def test_a_stream_consumer_outage_is_logged_once_then_its_end(monkeypatch, caplog):
+    """``run_forever`` retried a failing ``consume`` every second with a traceback apiece
+    (3,600 ERRORs an hour of Redis down, per consumer). Now the first failure, then at most
+    one a minute, and a WARNING when it consumes again."""
+    from django_arc.events.transports import RedisStreamsTransport
+
+    transport = RedisStreamsTransport(client=object(), consumer="c1")
+    calls = []
+
+    def consume(count=10, block_ms=None):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise ConnectionError("Redis is down")
+        transport.stop()
+        return 0
+
+    monkeypatch.setattr(transport, "consume", consume)
+    monkeypatch.setattr(transport._stop, "wait", lambda timeout=None: False)  # no 1 s naps
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    transport.run_forever()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "django_arc.events"]
+    assert lines == [
+        ("ERROR", "Stream consumer c1 failed; retrying"),
+        ("WARNING", "Stream consumer c1 consumes again after 2 failures in a row"),
+    ]
