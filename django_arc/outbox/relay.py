@@ -44,7 +44,7 @@ from ..clock import database_clock, now_on
 from ..events import wire
 from ..events.event import Event, EventMeta
 from ..events.transports.base import publishes_in_one_call, takes_wire
-from ..exceptions import log_text
+from ..logs import log_text
 from .models import OutboxEvent, OutboxStatus
 from .policy import DEAD, FailurePolicy, exponential_backoff
 from .store import expire_dedupe_keys, row_for, store_event

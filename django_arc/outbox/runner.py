@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import DatabaseError, close_old_connections
 
-from ..exceptions import FailureStreak
+from ..logs import FailureStreak
 from .configured import get_outbox
 from .relay import EventOutbox, RelayResult, check_worker_id, default_worker_id
 

@@ -33,8 +33,9 @@ from django.utils import timezone, translation
 from rest_framework.exceptions import APIException
 
 from .. import redis_alias
-from ..exceptions import ShortCircuit, log_text
+from ..exceptions import ShortCircuit
 from ..headers import own_headers
+from ..logs import log_text
 from .invalidation import conditions_invalidate
 from .keys import entry_key, list_parts, retrieve_parts, version_keys
 from .policy import CachePolicy, cached_policy_for

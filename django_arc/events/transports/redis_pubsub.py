@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ...exceptions import FailureStreak
+from ...logs import FailureStreak
 from .. import wire
 from ..event import Event
 from ._redis import redis_client, text

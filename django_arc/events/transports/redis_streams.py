@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from ...exceptions import FailureStreak
+from ...logs import FailureStreak
 from .. import wire
 from ..event import DeadLetteredEvent, Event
 from ._redis import redis_client, text
