@@ -1278,6 +1278,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         try:
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
+                if self.answers_rendered_row():
+                    # a route's or an action's row, read for its caller's answer only: the
+                    # event's ``previous`` renders every field, whose relations are loaded
+                    # as an update's row has them, once, not one row at a time by the
+                    # serializer (those the row holds are not read again)
+                    load_relations([instance], self.get_queryset())
                 serializer = self.get_serializer(instance, data=data, partial=True)
                 before = serializer.to_representation(instance)
                 serializer.is_valid(raise_exception=True)

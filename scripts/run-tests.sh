@@ -6,9 +6,10 @@
 # Every run happens even when an earlier one fails, so one `make test` shows all the failures.
 # The exit code is the truth: pytest's exit 5 ("no tests collected") fails the build, with or
 # without PYTEST_ARGS (a broken collection path, or a -k or -m that selected nothing: a run
-# that tested nothing is not a pass). A run exiting 0 before its session ended (no word from
-# the tests.run_end plugin, loaded with -p so that --noconftest keeps it) fails; the Django
-# 4.2 runs must run Django 4.2.
+# that tested nothing is not a pass), and so does a run exiting 0 that ran no test
+# (--collect-only, --setup-plan). A run exiting 0 before its session ended (no word from the
+# tests.run_end plugin, loaded with -p so that --noconftest keeps it) fails; the Django 4.2
+# runs must run Django 4.2.
 #
 # Knobs: PYTEST_ARGS="-k outbox -x" (extra pytest arguments, word-split), ARC_PYTHON and
 # ARC_PYTHON_DJANGO42 (interpreters, default .venv/bin/python and .venv-django42/bin/python),
@@ -135,6 +136,10 @@ run_backend() {
     if [ "$rc" -eq 0 ] && [ ! -e "$LOGDIR/$name.end" ]; then
         rc=-1
         printf '\n%s\n' "!!!!!!!! pytest on $name exited 0 before its session ended (or PYTEST_ARGS disabled tests.run_end): its later tests may never have run !!!!!!!!" >&2
+    elif [ "$rc" -eq 0 ] && [ "$(sed -n 2p "$LOGDIR/$name.end")" = "0" ]; then
+        # the session ended with status 0 and ran no test: --collect-only, --setup-plan...
+        rc=-2
+        printf '\n%s\n' "!!!!!!!! pytest on $name exited 0 and RAN NO TEST (PYTEST_ARGS: ${PYTEST_ARGS:-}) !!!!!!!!" >&2
     fi
     RC[$name]=$rc
     count_results "$name"
@@ -171,6 +176,11 @@ for backend in "${BACKENDS[@]}"; do
         ;;
     -1)
         verdict="FAILED (exit 0 mid-session)"
+        failed=1
+        ;;
+    -2)
+        # --collect-only, --setup-only, --setup-plan, --fixtures: exit 0, no test run
+        verdict="FAILED: NO TEST RAN"
         failed=1
         ;;
     *)

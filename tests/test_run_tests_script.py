@@ -92,6 +92,25 @@ def test_a_passing_run_without_the_conftest_passes(tmp_path):
     assert "1 passed, 0 failed" in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", ["--collect-only", "--setup-plan"])
+def test_a_run_that_runs_no_test_fails(tmp_path, flag):
+    """``PYTEST_ARGS='--collect-only'`` (or ``--setup-plan``, ``--setup-only``,
+    ``--fixtures``): pytest exits 0 having run no test, and ``make test`` read the run as
+    "ok" (0 passed), a suite with failing tests green, where a ``-k`` selecting nothing
+    fails. A real pytest run, of a test needing no conftest."""
+    selected = "tests/test_run_tests_script.py::test_no_backend_to_run_is_refused"
+    result = run_tests(
+        tmp_path,
+        pytest_rc=0,
+        pytest_args=f"--noconftest {flag} {selected}",
+        ARC_PYTHON=sys.executable,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED: NO TEST RAN" in result.stdout
+    assert result.stdout.rstrip().endswith("total: 0 passed, 1 failed, 0 skipped")
+
+
 def test_pytest_args_that_do_not_split_are_refused_before_any_run(tmp_path):
     """An unbalanced quote in ``PYTEST_ARGS`` made the splitter fail unnoticed (a process
     substitution's exit status is not checked): the whole suite ran without the caller's

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from django_arc import Resource, ResourceSite, action, route
 from django_arc import fields as F
 from django_arc import permissions as P
-from django_arc.presets import SlugLookup
+from django_arc.presets import Audited, SlugLookup
 from django_arc.sites import _all_sites
 from tests.factories import AuthorFactory, BookFactory
 from tests.helpers import client_for, site_mounted
@@ -538,3 +538,134 @@ def test_every_path_answering_a_row_loads_only_what_the_caller_may_read(
                 assert joins_author(sql)
     finally:
         _all_sites.remove(site)
+
+
+class ReviewedBook(serializers.ModelSerializer):
+    reviews = ReviewBody(many=True, read_only=True)
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "reviews"]
+
+
+class ShelvedAuthorSerializer(serializers.ModelSerializer):
+    books = ReviewedBook(many=True, read_only=True)
+
+    class Meta:
+        model = Book._meta.get_field("author").related_model
+        fields = ["id", "name", "books"]
+
+
+class RenamedAuthorResource(Resource):
+    """An author with its books and each book's reviews (prefetched: ``books``,
+    ``books__reviews``), the books staff's only; a write route and an action renaming it
+    through ``perform_update``, as docs/presets.md shows a route writing a body."""
+
+    model = Book._meta.get_field("author").related_model
+    name = "renamed-authors"
+    serializer_class = ShelvedAuthorSerializer
+    default_sort = "name"
+    field_permissions = {"books": F.visible_to("staff")}
+    permissions = PUBLIC
+    cache = False
+
+    @route("POST", "rename", detail=True, permissions=P.allow_public())
+    def rename(self, request, instance, view):
+        return view.perform_update(instance, {"name": request.data["name"]}).instance
+
+    @action(permissions=P.allow_public())
+    def retitle(self, request, instance, data, view):
+        return view.perform_update(instance, {"name": data["name"]}).instance
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["route", "action"])
+def test_a_write_route_updating_its_row_reads_every_relation_once(settings, path):
+    """The row of a write route or an action was loaded for the caller's answer only
+    (answers_rendered_row), and ``perform_update`` rendered it whole for the event's
+    ``previous`` from that row: the public's rename read the books staff read, then each
+    book's reviews in a query of its own (one per book), where the row of an update comes
+    with every relation. The event is the same whoever writes."""
+    from django_arc.outbox.models import OutboxEvent
+
+    site = ResourceSite(name="renamed-site")
+    site.register(RenamedAuthorResource)
+    author = AuthorFactory(name="a")
+    base = "/s/renamed-authors"
+    url, body = {
+        "route": (f"{base}/{author.pk}/rename/", lambda name: {"name": name}),
+        "action": (f"{base}/{author.pk}/action/", lambda name: {"action": "retitle", "name": name}),
+    }[path]
+    counts = []
+    try:
+        with site_mounted(settings, "s", site):
+            api = client_for(None)
+            for books in (1, 5):
+                while author.books.count() < books:
+                    book = BookFactory(author=author)
+                    Review.objects.create(book=book, body="r")
+                    Review.objects.create(book=book, body="s")
+                with CaptureQueriesContext(connection) as queries:
+                    answer = api.post(url, body(f"n{books}"), format="json")
+                assert answer.status_code == 200, answer.content
+                assert answer.json()["data"] == {"id": author.pk, "name": f"n{books}"}
+                counts.append(len(queries.captured_queries))
+    finally:
+        _all_sites.remove(site)
+    assert counts[0] == counts[1], counts
+    event = OutboxEvent.objects.filter(type="renamed-authors.updated").last()
+    assert event.payload["changed"] == ["name"]
+    assert len(event.payload["data"]["books"]) == 5
+
+
+class AuditedAuthorResource(Resource):
+    """:class:`RenamedAuthorResource` audited: an action's entry compares the whole row
+    (books and their reviews with it) before and after its handler."""
+
+    model = Book._meta.get_field("author").related_model
+    name = "audited-authors"
+    serializer_class = ShelvedAuthorSerializer
+    default_sort = "name"
+    field_permissions = {"books": F.visible_to("staff")}
+    permissions = PUBLIC
+    presets = [Audited()]
+    cache = False
+
+    @action(permissions=P.allow_public())
+    def touch(self, request, instance, data):
+        instance.name = data["name"]
+        instance.save()
+        return instance
+
+
+@pytest.mark.django_db
+def test_an_audited_action_loads_every_relation_with_its_row(settings):
+    """An action of an audited resource snapshots the whole row for its entry: its row
+    comes with every relation (answers_rendered_row is false for it), not with the
+    caller's answer's only, or the public's entry read each book's reviews in a query of
+    its own, before and after the handler."""
+    from django_arc.audit.models import AuditLog
+
+    site = ResourceSite(name="audited-site")
+    site.register(AuditedAuthorResource)
+    author = AuthorFactory(name="a")
+    url = f"/s/audited-authors/{author.pk}/action/"
+    counts = []
+    try:
+        with site_mounted(settings, "s", site):
+            api = client_for(None)
+            for books in (1, 5):
+                while author.books.count() < books:
+                    book = BookFactory(author=author)
+                    Review.objects.create(book=book, body="r")
+                    Review.objects.create(book=book, body="s")
+                with CaptureQueriesContext(connection) as queries:
+                    answer = api.post(url, {"action": "touch", "name": f"n{books}"}, format="json")
+                assert answer.status_code == 200, answer.content
+                assert answer.json()["data"] == {"id": author.pk, "name": f"n{books}"}
+                counts.append(len(queries.captured_queries))
+    finally:
+        _all_sites.remove(site)
+    assert counts[0] == counts[1], counts
+    entry = AuditLog.objects.filter(resource="audited-authors").order_by("pk").last()
+    assert (entry.before, entry.after) == ({"name": "n1"}, {"name": "n5"})
