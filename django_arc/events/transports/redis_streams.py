@@ -229,7 +229,36 @@ class RedisStreamsTransport(Transport):
         otherwise XREADGROUP waits up to ``block_ms`` for new entries when none were
         re-claimed.
         """
+        import redis
+
         self.ensure_group()
+        try:
+            entries = self._read(count, block_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis lost the group: restarted without persistence, the stream evicted
+            # (allkeys-* policy) or deleted. Created again, from the stream's beginning, as a
+            # first start does; without it every read answered NOGROUP for ever.
+            logger.warning(
+                "Stream %s has no group %s (Redis lost it); creating it again",
+                self.stream,
+                self.group,
+            )
+            self._group_ready = False
+            self._claim_cursor = "0-0"
+            self.ensure_group()
+            entries = self._read(count, block_ms)
+        handled = 0
+        for entry_id, fields, reclaimed in entries:
+            if self._handle(entry_id, fields, reclaimed):
+                handled += 1
+        return handled
+
+    def _read(
+        self, count: int, block_ms: int | None
+    ) -> list[tuple[Any, dict[Any, Any] | None, bool]]:
+        """Re-claimed entries (oldest first), then new ones, up to ``count``."""
         entries: list[tuple[Any, dict[Any, Any] | None, bool]] = []
         claimed = self.client.xautoclaim(
             self.stream,
@@ -254,11 +283,7 @@ class RedisStreamsTransport(Transport):
                 self.group, self.consumer, {self.stream: ">"}, count=remaining, block=block
             )
             entries.extend((eid, fields, False) for eid, fields in _stream_entries(response))
-        handled = 0
-        for entry_id, fields, reclaimed in entries:
-            if self._handle(entry_id, fields, reclaimed):
-                handled += 1
-        return handled
+        return entries
 
     def run_once(self, count: int = 10) -> int:
         """Non-blocking :meth:`consume` (for tests, cron-style loops and management commands)."""
