@@ -66,6 +66,62 @@ def test_relay_loop_outlives_its_backend_being_terminated(tmp_path):
         proc.stdout and proc.stdout.close()
 
 
+def _relay_backends():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _terminate_sleeping_relay() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+            " AND clock_timestamp() - state_change BETWEEN interval '100 milliseconds'"
+            " AND interval '600 milliseconds'"
+        )
+        return cursor.fetchone() is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="subprocesses need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_relay_loop_honours_conn_max_age_and_health_checks(tmp_path):
+    """A relay running for days is a series of batches, as a web worker is a series of
+    requests: with CONN_HEALTH_CHECKS a connection the server closed while the relay idled is
+    replaced before the next batch (no failed batch, no ERROR line), and one older than
+    CONN_MAX_AGE is replaced (a failover, a rotated credential, a pooler's limit)."""
+    outbox = EventOutbox(None)
+    first = create_event("products.created", {"i": 1})
+    outbox.store_many([first])
+    log = tmp_path / "relay.log"
+    env = relay_env(tmp_path, ARC_RELAY_TEST_CONN_MAX_AGE="1")
+    proc = start_relay(["--interval", "1", "--worker-id", "aged"], env, log)
+    try:
+        _wait(lambda: first.id in _published(tmp_path), proc, log)
+        [backend] = _relay_backends()
+        # older than CONN_MAX_AGE: replaced by a new backend
+        _wait(lambda: _relay_backends() - {backend}, proc, log)
+        # ended while the relay sleeps between polls (idle 0.1 to 0.6 s of its 1 s), so the
+        # end never falls between the health check and the batch's statements
+        _wait(lambda: _terminate_sleeping_relay(), proc, log)
+        second = create_event("products.created", {"i": 2})
+        outbox.store_many([second])
+        _wait(
+            lambda: OutboxEvent.objects.filter(event_id=second.id, status="delivered").exists(),
+            proc,
+            log,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout and proc.stdout.close()
+    assert "arc_relay.error" not in log.read_text()
+
+
 # -- a Redis Streams consumer that runs for days ------------------------------------------------
 REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
 
@@ -112,6 +168,96 @@ def test_stream_consumer_recreates_its_group_after_redis_lost_it(tmp_path):
             producer.publish(after)
             assert _until(lambda: after.id in [e.id for e in got]), "consumer never read again"
             assert not producer.client.xpending(producer.stream, producer.group)["pending"]
+        finally:
+            consumer.stop()
+            thread.join(timeout=5)
+            producer.close()
+            consumer.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_pubsub_listener_hears_again_after_a_redis_restart(tmp_path):
+    from django_arc.events.transports import RedisPubSubTransport
+
+    with redis_server(tmp_path) as server:
+        producer = RedisPubSubTransport(server["url"])
+        listener = RedisPubSubTransport(server["url"])
+        got = []
+        listener.subscribe("*", got.append)
+        listener.start()
+        try:
+            before = create_event("products.created", {"i": 1})
+            assert _until(lambda: producer.publish(before) and before.id in [e.id for e in got])
+            server["stop"]()
+            time.sleep(0.3)
+            server["start"]()
+            after = create_event("products.created", {"i": 2})
+
+            def heard() -> bool:
+                try:
+                    producer.publish(after)
+                except Exception:  # noqa: BLE001 - the producer's pool reconnects
+                    return False
+                time.sleep(0.1)
+                return after.id in [e.id for e in got]
+
+            assert _until(heard, 8), "the listener never heard again"
+        finally:
+            listener.close()
+            producer.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db
+def test_relay_publishes_again_after_its_redis_restarted_or_killed_its_connection(tmp_path):
+    from django_arc.events.transports import RedisStreamsTransport
+
+    with redis_server(tmp_path) as server:
+        transport = RedisStreamsTransport(server["url"], stream="s", group="g")
+        outbox = EventOutbox(transport)
+        try:
+            outbox.store(create_event("products.created", {"i": 1}))
+            assert outbox.relay_batch(worker_id="w").relayed == 1
+            server["stop"]()
+            server["start"]()
+            outbox.store(create_event("products.created", {"i": 2}))
+            assert outbox.relay_batch(worker_id="w").relayed == 1
+            transport.client.execute_command("CLIENT", "KILL", "TYPE", "normal")
+            outbox.store(create_event("products.created", {"i": 3}))
+            assert outbox.relay_batch(worker_id="w").relayed == 1
+            assert transport.client.xlen("s") == 2  # the restart lost the first
+        finally:
+            transport.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_stream_consumer_reads_again_after_its_blocked_connection_is_killed(tmp_path):
+    from django_arc.events.transports import RedisStreamsTransport
+
+    with redis_server(tmp_path) as server:
+        producer = RedisStreamsTransport(server["url"], stream="s", group="g", consumer="p")
+        consumer = RedisStreamsTransport(server["url"], stream="s", group="g", consumer="c")
+        got = []
+        consumer.subscribe("*", got.append)
+        consumer.ensure_group()
+        thread = threading.Thread(
+            target=consumer.run_forever, kwargs={"count": 10, "block_ms": 2000}, daemon=True
+        )
+        thread.start()
+        try:
+            # the consumer waits in XREADGROUP BLOCK; the server drops it (CLIENT KILL)
+            assert _until(
+                lambda: any(
+                    "xreadgroup" in str(c.get("cmd", "")) for c in producer.client.client_list()
+                )
+            )
+            producer.client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            event = create_event("products.created", {"i": 1})
+            producer.publish(event)
+            assert _until(lambda: event.id in [e.id for e in got])
         finally:
             consumer.stop()
             thread.join(timeout=5)
