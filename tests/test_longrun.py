@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -16,8 +17,6 @@ from django_arc.outbox import EventOutbox, OutboxEvent
 from tests.outbox_support import read_published
 from tests.redis_support import redis_server
 from tests.relay_procs import relay_env, start_relay
-
-pytestmark = [pytest.mark.slow]
 
 
 def _wait(predicate, proc, log, seconds=8.0):
@@ -32,6 +31,7 @@ def _published(directory):
     return {eid for ids in read_published(directory).values() for eid in ids}
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="subprocesses need PostgreSQL")
 @pytest.mark.django_db(transaction=True)
@@ -86,6 +86,7 @@ def _terminate_sleeping_relay() -> bool:
         return cursor.fetchone() is not None
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="subprocesses need PostgreSQL")
 @pytest.mark.django_db(transaction=True)
@@ -263,3 +264,37 @@ def test_stream_consumer_reads_again_after_its_blocked_connection_is_killed(tmp_
             thread.join(timeout=5)
             producer.close()
             consumer.close()
+
+
+# -- a deployment that runs for months ----------------------------------------------------------
+@pytest.mark.django_db
+def test_arc_purge_outbox_deletes_delivered_rows_past_the_retention_for_cron():
+    """``manage.py arc_relay`` is the relay of a project without Celery, and every write adds
+    an outbox row: without a command for cron, delivered rows were never purged there (the
+    table grew by every write for as long as the project ran; only the Celery task and the
+    admin's action purged)."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+    from django.utils import timezone
+
+    outbox = EventOutbox(None)
+    outbox.store_many(create_event("products.created", {"i": i}) for i in range(4))
+    rows = list(OutboxEvent.objects.order_by("id"))
+    old = timezone.now() - timedelta(days=8)
+    OutboxEvent.objects.filter(pk__in=[rows[0].pk, rows[1].pk]).update(
+        status="delivered", delivered_at=old
+    )
+    OutboxEvent.objects.filter(pk=rows[2].pk).update(
+        status="delivered", delivered_at=timezone.now() - timedelta(days=1)
+    )
+    OutboxEvent.objects.filter(pk=rows[3].pk).update(status="dead")
+    out = StringIO()
+    call_command("arc_purge_outbox", stdout=out)
+    assert "Deleted 2 delivered outbox row(s)." in out.getvalue()
+    assert sorted(OutboxEvent.objects.values_list("pk", flat=True)) == [rows[2].pk, rows[3].pk]
+    call_command("arc_purge_outbox", "--days", "0.5", stdout=out)
+    assert list(OutboxEvent.objects.values_list("pk", flat=True)) == [rows[3].pk]
+    for bad in ("-1", "nan", "inf"):
+        with pytest.raises(CommandError, match="--days"):
+            call_command("arc_purge_outbox", "--days", bad)
