@@ -298,3 +298,26 @@ def test_arc_purge_outbox_deletes_delivered_rows_past_the_retention_for_cron():
     for bad in ("-1", "nan", "inf"):
         with pytest.raises(CommandError, match="--days"):
             call_command("arc_purge_outbox", "--days", bad)
+
+
+def test_the_default_failure_policy_gives_a_broker_outage_one_to_two_minutes():
+    """What docs/outbox.md tells operators: with the defaults an event whose publishes fail
+    for about one to two minutes is dead (an outage longer than that needs a requeue), and
+    MAX_ATTEMPTS = 16 stretches that to half an hour to an hour."""
+    from django.utils import timezone
+
+    from django_arc.outbox import DEAD, exponential_backoff
+
+    def span(max_attempts: int, jitter: bool) -> tuple[float, object]:
+        policy = exponential_backoff(max_attempts=max_attempts, jitter=jitter)
+        total = 0.0
+        for attempts in range(1, max_attempts):
+            start = timezone.now()
+            total += (policy(attempts, None) - start).total_seconds()
+        return total, policy(max_attempts, None)
+
+    total, last = span(8, jitter=False)
+    assert 126 < total < 128 and last is DEAD
+    assert 63 < span(8, jitter=True)[0] < 128
+    total, last = span(16, jitter=False)
+    assert 4000 < total < 4050 and last is DEAD  # about an hour; at least half with jitter
