@@ -321,3 +321,24 @@ def test_the_default_failure_policy_gives_a_broker_outage_one_to_two_minutes():
     assert 63 < span(8, jitter=True)[0] < 128
     total, last = span(16, jitter=False)
     assert 4000 < total < 4050 and last is DEAD  # about an hour; at least half with jitter
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_a_blocking_read_longer_than_the_socket_timeout_returns_instead_of_failing():
+    """redis-py 8 (admitted by the pins) gives a client built from a URL a 5 s socket
+    timeout: ``consume(block_ms=…)`` of 5 s or more failed with ``TimeoutError`` whenever
+    the stream stayed quiet, and an idle ``run_forever`` logged a traceback every 6 s for as
+    long as it ran. A read now waits no longer than the socket allows, and returns."""
+    import uuid
+
+    from django_arc.events.transports import RedisStreamsTransport
+
+    url = REDIS_URL + ("&" if "?" in REDIS_URL else "?") + "socket_timeout=0.5"
+    transport = RedisStreamsTransport(url, stream=f"arc-test:{uuid.uuid4().hex}", group="g")
+    try:
+        assert transport.consume(count=10, block_ms=2000) == 0
+        assert transport.consume(count=10, block_ms=2000) == 0
+    finally:
+        transport.client.delete(transport.stream)
+        transport.close()
