@@ -103,7 +103,9 @@ def test_relay_loop_honours_conn_max_age_and_health_checks(tmp_path):
     proc = start_relay(["--interval", "1", "--worker-id", "aged"], env, log)
     try:
         _wait(lambda: first.id in _published(tmp_path), proc, log)
-        [backend] = _relay_backends()
+        seen: list[set[int]] = []
+        _wait(lambda: len(seen.append(_relay_backends()) or seen[-1]) == 1, proc, log)
+        (backend,) = seen[-1]
         # older than CONN_MAX_AGE: replaced by a new backend
         _wait(lambda: _relay_backends() - {backend}, proc, log)
         # ended while the relay sleeps between polls (idle 0.1 to 0.6 s of its 1 s), so the
