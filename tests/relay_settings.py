@@ -21,3 +21,15 @@ ARC = {
     },
     "OUTBOX": {"LEASE_SECONDS": float(os.environ.get("ARC_RELAY_TEST_LEASE", "30"))},
 }
+
+# ``ARC_RELAY_TEST_CONN_MAX_AGE``: the worker's CONN_MAX_AGE, with CONN_HEALTH_CHECKS on
+# (tests of a long-running relay's connection)
+if os.environ.get("ARC_RELAY_TEST_CONN_MAX_AGE"):
+    DATABASES = {  # noqa: F405
+        alias: {
+            **config,
+            "CONN_MAX_AGE": float(os.environ["ARC_RELAY_TEST_CONN_MAX_AGE"]),
+            "CONN_HEALTH_CHECKS": True,
+        }
+        for alias, config in DATABASES.items()  # noqa: F405
+    }

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from ..logs import FailureStreak
 from .configured import get_outbox
@@ -25,6 +25,22 @@ logger = logging.getLogger("django_arc.outbox")
 
 #: The summed counters: every integer field of :class:`RelayResult`.
 COUNTERS = tuple(f.name for f in dataclasses.fields(RelayResult) if f.type in ("int", int))
+
+
+def recycle_connections() -> None:
+    """Between two batches, what Django does between two requests for a connection that
+    keeps itself across requests (``CONN_MAX_AGE`` not 0): close it once older than its
+    ``CONN_MAX_AGE``, or when an error left it unusable, and have ``CONN_HEALTH_CHECKS``
+    check it again before its next use. A loop that runs for days otherwise kept its first
+    connection for ever, and met a connection the server had closed while it idled (a
+    restart, ``idle_session_timeout``, a pooler) as a failed batch. A connection at the
+    default ``CONN_MAX_AGE = 0`` is kept for the loop, as a management command keeps it
+    (closing it after every poll would reconnect once a second); one inside a transaction
+    (the admin's "Relay now" under ``ATOMIC_REQUESTS``) is left alone."""
+    for connection in connections.all(initialized_only=True):
+        if connection.settings_dict.get("CONN_MAX_AGE", 0) == 0 or connection.in_atomic_block:
+            continue
+        connection.close_if_unusable_or_obsolete()
 
 
 @dataclass
@@ -94,6 +110,8 @@ def run_relay(
             time.sleep(min(remaining, 0.05))
 
     while not should_stop():
+        if totals.batches:
+            recycle_connections()
         started = time.monotonic()
         try:
             result = outbox.relay_batch(limit=size, worker_id=totals.worker_id)

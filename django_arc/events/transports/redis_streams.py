@@ -111,6 +111,8 @@ class RedisStreamsTransport(Transport):
         self._group_ready = False
         self._claim_cursor = "0-0"
         self._stop = threading.Event()
+        self._socket_timeout: float | None = None
+        self._socket_timeout_read = False
         # The entry whose handlers run in this thread, so a handler's dead letter names it.
         self._current = threading.local()
 
@@ -230,7 +232,36 @@ class RedisStreamsTransport(Transport):
         otherwise XREADGROUP waits up to ``block_ms`` for new entries when none were
         re-claimed.
         """
+        import redis
+
         self.ensure_group()
+        try:
+            entries = self._read(count, block_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis lost the group: restarted without persistence, the stream evicted
+            # (allkeys-* policy) or deleted. Created again, from the stream's beginning, as a
+            # first start does; without it every read answered NOGROUP for ever.
+            logger.warning(
+                "Stream %s has no group %s (Redis lost it); creating it again",
+                self.stream,
+                self.group,
+            )
+            self._group_ready = False
+            self._claim_cursor = "0-0"
+            self.ensure_group()
+            entries = self._read(count, block_ms)
+        handled = 0
+        for entry_id, fields, reclaimed in entries:
+            if self._handle(entry_id, fields, reclaimed):
+                handled += 1
+        return handled
+
+    def _read(
+        self, count: int, block_ms: int | None
+    ) -> list[tuple[Any, dict[Any, Any] | None, bool]]:
+        """Re-claimed entries (oldest first), then new ones, up to ``count``."""
         entries: list[tuple[Any, dict[Any, Any] | None, bool]] = []
         claimed = self.client.xautoclaim(
             self.stream,
@@ -250,16 +281,33 @@ class RedisStreamsTransport(Transport):
             )
         remaining = count - len(entries)
         if remaining > 0:
-            block = None if (entries or block_ms is None) else max(1, int(block_ms))
+            block = None if (entries or block_ms is None) else self._block_ms(block_ms)
             response = self.client.xreadgroup(
                 self.group, self.consumer, {self.stream: ">"}, count=remaining, block=block
             )
             entries.extend((eid, fields, False) for eid, fields in _stream_entries(response))
-        handled = 0
-        for entry_id, fields, reclaimed in entries:
-            if self._handle(entry_id, fields, reclaimed):
-                handled += 1
-        return handled
+        return entries
+
+    def _block_ms(self, block_ms: int) -> int:
+        """``block_ms``, or less where the client's socket timeout is shorter: a blocking
+        read that outlasts it fails with ``TimeoutError`` when no entry comes (redis-py 8
+        gives a client built from a URL a 5 s timeout), so a quiet stream made
+        ``consume(block_ms=5000)`` raise and an idle ``run_forever`` log a traceback every
+        few seconds for as long as it ran. Four fifths of the timeout leave room for the
+        round trip; the caller reads again."""
+        if not self._socket_timeout_read:
+            try:
+                pool = self.client.connection_pool
+                # an unconnected connection of the pool's kind, for redis-py's default
+                timeout = pool.connection_class(**pool.connection_kwargs).socket_timeout
+                self._socket_timeout = float(timeout) if timeout is not None else None
+            except Exception:  # noqa: BLE001 - a client of another shape: block as asked
+                self._socket_timeout = None
+            self._socket_timeout_read = True
+        block = max(1, int(block_ms))
+        if self._socket_timeout is not None:
+            block = max(1, min(block, int(self._socket_timeout * 800)))
+        return block
 
     def run_once(self, count: int = 10) -> int:
         """Non-blocking :meth:`consume` (for tests, cron-style loops and management commands)."""

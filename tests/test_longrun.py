@@ -1,0 +1,346 @@
+"""Long-lived processes: what a relay, consumer or worker that runs for days meets and a
+test of seconds does not (a backend the server terminated, a Redis connection killed while
+waiting, memos that grow with distinct inputs)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+
+from django_arc.events.event import create_event
+from django_arc.outbox import EventOutbox, OutboxEvent
+from tests.outbox_support import read_published
+from tests.redis_support import redis_server
+from tests.relay_procs import relay_env, start_relay
+
+
+def _wait(predicate, proc, log, seconds=8.0):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
+def _published(directory):
+    return {eid for ids in read_published(directory).values() for eid in ids}
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="subprocesses need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_relay_loop_outlives_its_backend_being_terminated(tmp_path):
+    outbox = EventOutbox(None)
+    first = create_event("products.created", {"i": 1})
+    outbox.store_many([first])
+    log = tmp_path / "relay.log"
+    proc = start_relay(["--interval", "0.05", "--worker-id", "longrun"], relay_env(tmp_path), log)
+    try:
+        _wait(lambda: first.id in _published(tmp_path), proc, log)
+        # the server ends the relay's connection (pg_terminate_backend: an admin, a
+        # failover, an idle timeout): the next batches must reconnect, not die or spin
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND application_name <> 'keep'"
+            )
+            assert cursor.fetchone()[0] is True
+        second = create_event("products.created", {"i": 2})
+        outbox.store_many([second])
+        _wait(lambda: second.id in _published(tmp_path), proc, log)
+        _wait(
+            lambda: OutboxEvent.objects.filter(event_id=second.id, status="delivered").exists(),
+            proc,
+            log,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout and proc.stdout.close()
+
+
+def _relay_backends():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _terminate_sleeping_relay() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+            " AND clock_timestamp() - state_change BETWEEN interval '100 milliseconds'"
+            " AND interval '600 milliseconds'"
+        )
+        return cursor.fetchone() is not None
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="subprocesses need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_relay_loop_honours_conn_max_age_and_health_checks(tmp_path):
+    """A relay running for days is a series of batches, as a web worker is a series of
+    requests: with CONN_HEALTH_CHECKS a connection the server closed while the relay idled is
+    replaced before the next batch (no failed batch, no ERROR line), and one older than
+    CONN_MAX_AGE is replaced (a failover, a rotated credential, a pooler's limit)."""
+    outbox = EventOutbox(None)
+    first = create_event("products.created", {"i": 1})
+    outbox.store_many([first])
+    log = tmp_path / "relay.log"
+    env = relay_env(tmp_path, ARC_RELAY_TEST_CONN_MAX_AGE="1")
+    proc = start_relay(["--interval", "1", "--worker-id", "aged"], env, log)
+    try:
+        _wait(lambda: first.id in _published(tmp_path), proc, log)
+        seen: list[set[int]] = []
+        _wait(lambda: len(seen.append(_relay_backends()) or seen[-1]) == 1, proc, log)
+        (backend,) = seen[-1]
+        # older than CONN_MAX_AGE: replaced by a new backend
+        _wait(lambda: _relay_backends() - {backend}, proc, log)
+        # ended while the relay sleeps between polls (idle 0.1 to 0.6 s of its 1 s), so the
+        # end never falls between the health check and the batch's statements
+        _wait(lambda: _terminate_sleeping_relay(), proc, log)
+        second = create_event("products.created", {"i": 2})
+        outbox.store_many([second])
+        _wait(
+            lambda: OutboxEvent.objects.filter(event_id=second.id, status="delivered").exists(),
+            proc,
+            log,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout and proc.stdout.close()
+    assert "arc_relay.error" not in log.read_text()
+
+
+# -- a Redis Streams consumer that runs for days ------------------------------------------------
+REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
+
+
+def _consumer_thread(transport):
+    thread = threading.Thread(
+        target=transport.run_forever, kwargs={"count": 10, "block_ms": 100}, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _until(predicate, seconds=6.0):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_stream_consumer_recreates_its_group_after_redis_lost_it(tmp_path):
+    """A Redis restarted without persistence (or one that evicted the stream under an
+    allkeys-* policy, or an operator's FLUSHDB) no longer has the consumer group: the next
+    publish creates a bare stream, and every XREADGROUP answers NOGROUP. The consumer must
+    create its group again, not log the same error every second for ever."""
+    from django_arc.events.transports import RedisStreamsTransport
+
+    with redis_server(tmp_path) as server:
+        producer = RedisStreamsTransport(server["url"], stream="s", group="g", consumer="p")
+        consumer = RedisStreamsTransport(server["url"], stream="s", group="g", consumer="c")
+        got = []
+        consumer.subscribe("*", got.append)
+        thread = _consumer_thread(consumer)
+        try:
+            before = create_event("products.created", {"i": 1})
+            producer.publish(before)
+            assert _until(lambda: [e.id for e in got] == [before.id])
+            server["stop"]()
+            server["start"]()  # no RDB, no AOF: the stream and its group are gone
+            after = create_event("products.created", {"i": 2})
+            producer.publish(after)
+            assert _until(lambda: after.id in [e.id for e in got]), "consumer never read again"
+            assert not producer.client.xpending(producer.stream, producer.group)["pending"]
+        finally:
+            consumer.stop()
+            thread.join(timeout=5)
+            producer.close()
+            consumer.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_pubsub_listener_hears_again_after_a_redis_restart(tmp_path):
+    from django_arc.events.transports import RedisPubSubTransport
+
+    with redis_server(tmp_path) as server:
+        producer = RedisPubSubTransport(server["url"])
+        listener = RedisPubSubTransport(server["url"])
+        got = []
+        listener.subscribe("*", got.append)
+        listener.start()
+        try:
+            before = create_event("products.created", {"i": 1})
+            assert _until(lambda: producer.publish(before) and before.id in [e.id for e in got])
+            server["stop"]()
+            time.sleep(0.3)
+            server["start"]()
+            after = create_event("products.created", {"i": 2})
+
+            def heard() -> bool:
+                try:
+                    producer.publish(after)
+                except Exception:  # noqa: BLE001 - the producer's pool reconnects
+                    return False
+                time.sleep(0.1)
+                return after.id in [e.id for e in got]
+
+            assert _until(heard, 8), "the listener never heard again"
+        finally:
+            listener.close()
+            producer.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db
+def test_relay_publishes_again_after_its_redis_restarted_or_killed_its_connection(tmp_path):
+    from django_arc.events.transports import RedisStreamsTransport
+
+    with redis_server(tmp_path) as server:
+        transport = RedisStreamsTransport(server["url"], stream="s", group="g")
+        outbox = EventOutbox(transport)
+        try:
+            outbox.store(create_event("products.created", {"i": 1}))
+            assert outbox.relay_batch(worker_id="w").relayed == 1
+            server["stop"]()
+            server["start"]()
+            outbox.store(create_event("products.created", {"i": 2}))
+            assert outbox.relay_batch(worker_id="w").relayed == 1
+            transport.client.execute_command("CLIENT", "KILL", "TYPE", "normal")
+            outbox.store(create_event("products.created", {"i": 3}))
+            assert outbox.relay_batch(worker_id="w").relayed == 1
+            assert transport.client.xlen("s") == 2  # the restart lost the first
+        finally:
+            transport.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_stream_consumer_reads_again_after_its_blocked_connection_is_killed(tmp_path):
+    from django_arc.events.transports import RedisStreamsTransport
+
+    with redis_server(tmp_path) as server:
+        producer = RedisStreamsTransport(server["url"], stream="s", group="g", consumer="p")
+        consumer = RedisStreamsTransport(server["url"], stream="s", group="g", consumer="c")
+        got = []
+        consumer.subscribe("*", got.append)
+        consumer.ensure_group()
+        thread = threading.Thread(
+            target=consumer.run_forever, kwargs={"count": 10, "block_ms": 2000}, daemon=True
+        )
+        thread.start()
+        try:
+            # the consumer waits in XREADGROUP BLOCK; the server drops it (CLIENT KILL)
+            assert _until(
+                lambda: any(
+                    "xreadgroup" in str(c.get("cmd", "")) for c in producer.client.client_list()
+                )
+            )
+            producer.client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            event = create_event("products.created", {"i": 1})
+            producer.publish(event)
+            assert _until(lambda: event.id in [e.id for e in got])
+        finally:
+            consumer.stop()
+            thread.join(timeout=5)
+            producer.close()
+            consumer.close()
+
+
+# -- a deployment that runs for months ----------------------------------------------------------
+@pytest.mark.django_db
+def test_arc_purge_outbox_deletes_delivered_rows_past_the_retention_for_cron():
+    """``manage.py arc_relay`` is the relay of a project without Celery, and every write adds
+    an outbox row: without a command for cron, delivered rows were never purged there (the
+    table grew by every write for as long as the project ran; only the Celery task and the
+    admin's action purged)."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+    from django.utils import timezone
+
+    outbox = EventOutbox(None)
+    outbox.store_many(create_event("products.created", {"i": i}) for i in range(4))
+    rows = list(OutboxEvent.objects.order_by("id"))
+    old = timezone.now() - timedelta(days=8)
+    OutboxEvent.objects.filter(pk__in=[rows[0].pk, rows[1].pk]).update(
+        status="delivered", delivered_at=old
+    )
+    OutboxEvent.objects.filter(pk=rows[2].pk).update(
+        status="delivered", delivered_at=timezone.now() - timedelta(days=1)
+    )
+    OutboxEvent.objects.filter(pk=rows[3].pk).update(status="dead")
+    out = StringIO()
+    call_command("arc_purge_outbox", stdout=out)
+    assert "Deleted 2 delivered outbox row(s)." in out.getvalue()
+    assert sorted(OutboxEvent.objects.values_list("pk", flat=True)) == [rows[2].pk, rows[3].pk]
+    call_command("arc_purge_outbox", "--days", "0.5", stdout=out)
+    assert list(OutboxEvent.objects.values_list("pk", flat=True)) == [rows[3].pk]
+    for bad in ("-1", "nan", "inf"):
+        with pytest.raises(CommandError, match="--days"):
+            call_command("arc_purge_outbox", "--days", bad)
+
+
+def test_the_default_failure_policy_gives_a_broker_outage_one_to_two_minutes():
+    """What docs/outbox.md tells operators: with the defaults an event whose publishes fail
+    for about one to two minutes is dead (an outage longer than that needs a requeue), and
+    MAX_ATTEMPTS = 16 stretches that to half an hour to an hour."""
+    from django.utils import timezone
+
+    from django_arc.outbox import DEAD, exponential_backoff
+
+    def span(max_attempts: int, jitter: bool) -> tuple[float, object]:
+        policy = exponential_backoff(max_attempts=max_attempts, jitter=jitter)
+        total = 0.0
+        for attempts in range(1, max_attempts):
+            start = timezone.now()
+            total += (policy(attempts, None) - start).total_seconds()
+        return total, policy(max_attempts, None)
+
+    total, last = span(8, jitter=False)
+    assert 126 < total < 128 and last is DEAD
+    assert 63 < span(8, jitter=True)[0] < 128
+    total, last = span(16, jitter=False)
+    assert 4000 < total < 4050 and last is DEAD  # about an hour; at least half with jitter
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_a_blocking_read_longer_than_the_socket_timeout_returns_instead_of_failing():
+    """redis-py 8 (admitted by the pins) gives a client built from a URL a 5 s socket
+    timeout: ``consume(block_ms=…)`` of 5 s or more failed with ``TimeoutError`` whenever
+    the stream stayed quiet, and an idle ``run_forever`` logged a traceback every 6 s for as
+    long as it ran. A read now waits no longer than the socket allows, and returns."""
+    import uuid
+
+    from django_arc.events.transports import RedisStreamsTransport
+
+    url = REDIS_URL + ("&" if "?" in REDIS_URL else "?") + "socket_timeout=0.5"
+    transport = RedisStreamsTransport(url, stream=f"arc-test:{uuid.uuid4().hex}", group="g")
+    try:
+        assert transport.consume(count=10, block_ms=2000) == 0
+        assert transport.consume(count=10, block_ms=2000) == 0
+    finally:
+        transport.client.delete(transport.stream)
+        transport.close()
