@@ -321,3 +321,66 @@ def test_a_stream_consumer_outage_is_logged_once_then_its_end(monkeypatch, caplo
         ("ERROR", "Stream consumer c1 failed; retrying"),
         ("WARNING", "Stream consumer c1 consumes again after 2 failures in a row"),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_types_and_ids_are_escaped_in_event_log_lines(settings, caplog):
+    """An event's type and id come from a body: a stream entry another service wrote (the
+    wire's ``type`` and ``meta.id``), a project's event named after a client's input. The
+    relay escapes a row's type (``log_text``); a subscriber's failure, a ``with_retry``
+    handler's retries and dead letter, and the outbox-off ERROR for lost events wrote them
+    raw: a newline in the type forged a log line."""
+    from django.db import transaction
+
+    from django_arc.events import create_event, publish, with_retry
+    from django_arc.events.configured import get_transport
+    from django_arc.events.transports import MemoryTransport
+
+    forged = "books.created\nERROR forged line \x1b[31m"
+    event = create_event(forged, {"title": "secret"}, id="id\nforged")
+    transport = MemoryTransport()
+
+    def fails(event):
+        raise RuntimeError("handler down")
+
+    transport.subscribe("books.*", fails)
+    transport.subscribe("books.*", with_retry(fails, max_retries=1, backoff=0, transport=transport))
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    transport.dispatch(event)
+
+    settings.ARC = {
+        **settings.ARC,
+        "EVENTS": {
+            **settings.ARC.get("EVENTS", {}),
+            "OUTBOX": False,
+            "TRANSPORT": _DownTransport.make(),
+        },
+    }
+    get_transport()
+    with transaction.atomic():
+        publish(event)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("django_arc")]
+    assert len(lines) >= 5, lines  # subscriber, retry, gave up, dead letter, lost
+    assert not [line for line in lines if "\n" in line or "\x1b" in line], lines
+    assert sum("books.created\\nERROR forged line \\x1b[31m" in line for line in lines) >= 5
+    assert all("secret" not in line for line in lines)
+
+
+def test_a_resolvers_message_quoting_the_org_header_is_escaped(settings, caplog):
+    """The organization header is the client's; a ``MEMBERSHIP_RESOLVER`` refusing it
+    (``ValueError``, read as "not a member") is logged with its message, which may quote
+    the header (``ValueError(f"no organization {org_id}")``): written raw, a control
+    character in the header reached the log line."""
+    from tests.factories import UserFactory
+    from tests.helpers import client_for
+
+    settings.ARC = {**settings.ARC, "MEMBERSHIP_RESOLVER": "tests.test_logging.quoting_resolver"}
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    answer = client_for(UserFactory()).get("/api/books/", HTTP_X_ORGANIZATION_ID="7\x1b[2J")
+    assert answer.status_code == 403, answer.content
+    (line,) = [r.getMessage() for r in caplog.records if "MEMBERSHIP_RESOLVER" in r.getMessage()]
+    assert "\x1b" not in line and "no organization 7\\x1b[2J" in line
+
+
+def quoting_resolver(user, org_id):
+    raise ValueError(f"no organization {org_id}")

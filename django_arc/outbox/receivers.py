@@ -18,6 +18,7 @@ from django.db import connections, router, transaction
 
 from ..events.configured import get_transport
 from ..events.transports.base import publishes_in_one_call
+from ..logs import log_text
 from ..settings import arc_settings
 from ..signals import current_event_batch
 from .models import OutboxEvent
@@ -59,7 +60,7 @@ def _publish_each(events: list[Any]) -> None:
         "publishing %d of %d events after commit failed; they are lost (the outbox is off): %s%s",
         len(lost),
         len(events),
-        ", ".join(f"{event.type} ({event.id})" for event in lost[:LOST_LOG_IDS]),
+        log_text(", ".join(f"{event.type} ({event.id})" for event in lost[:LOST_LOG_IDS])),
         f" and {more} more" if more > 0 else "",
         exc_info=first,
     )
