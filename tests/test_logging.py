@@ -384,3 +384,59 @@ def test_a_resolvers_message_quoting_the_org_header_is_escaped(settings, caplog)
 
 def quoting_resolver(user, org_id):
     raise ValueError(f"no organization {org_id}")
+
+
+def test_a_loop_stopped_mid_outage_says_how_many_failed(monkeypatch, caplog):
+    """``FailureStreak`` logs an outage's first failure, then at most one a minute, and how
+    many failed when the loop works again. A loop stopped while still failing (SIGTERM to
+    ``arc_relay`` during a database outage, a Celery ``relay_outbox`` whose batches all
+    failed, a consumer closed while Redis is down) never worked again: the failures after
+    the last line were counted nowhere in the log (``arc_relay``'s stop line and the task's
+    INFO line read as idle polls). Now the loop's end says how many failed in a row."""
+    from django.db import OperationalError
+
+    from django_arc.events.transports import RedisPubSubTransport, RedisStreamsTransport
+    from django_arc.outbox import EventOutbox, run_relay
+    from tests.outbox_support import RecordingTransport
+
+    def relay_batch(self, limit=None, worker_id=None):
+        raise OperationalError("the database is restarting")
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", relay_batch)
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    totals = run_relay(EventOutbox(RecordingTransport()), max_batches=3, interval=0)
+    assert totals.errors == 3
+
+    streams = RedisStreamsTransport(client=object(), consumer="c1")
+    calls = []
+
+    def consume(count=10, block_ms=None):
+        calls.append(1)
+        if len(calls) == 3:
+            streams.stop()
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(streams, "consume", consume)
+    monkeypatch.setattr(streams._stop, "wait", lambda timeout=None: False)  # no 1 s naps
+    streams.run_forever()
+
+    pubsub = RedisPubSubTransport(client=object())
+    heard = []
+
+    def listen_once(timeout=1.0):
+        heard.append(1)
+        if len(heard) == 3:
+            pubsub._stop.set()  # close(): the failure it causes is not the outage's
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(pubsub, "_ensure_listening", lambda: None)
+    monkeypatch.setattr(pubsub, "listen_once", listen_once)
+    monkeypatch.setattr(pubsub._stop, "wait", lambda timeout=None: False)
+    pubsub.start().join(5)
+
+    lines = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    assert [line for line in lines if line[1] == "WARNING"] == [
+        ("django_arc.outbox", "WARNING", "relay stopped after 3 batches failed in a row"),
+        ("django_arc.events", "WARNING", "Stream consumer c1 stopped after 3 failures in a row"),
+        ("django_arc.events", "WARNING", "pub/sub listener stopped after 2 failures in a row"),
+    ], lines
