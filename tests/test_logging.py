@@ -440,3 +440,52 @@ def test_a_loop_stopped_mid_outage_says_how_many_failed(monkeypatch, caplog):
         ("django_arc.events", "WARNING", "Stream consumer c1 stopped after 3 failures in a row"),
         ("django_arc.events", "WARNING", "pub/sub listener stopped after 2 failures in a row"),
     ], lines
+
+
+class _UnbuildableTransport:
+    """A transport whose constructor reaches its broker (a Kafka producer's does), which is
+    down: building it raises."""
+
+    def __init__(self, **options):
+        raise ConnectionError("broker down at connect")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("bulk", [False, True], ids=["one row", "bulk"])
+def test_outbox_off_a_transport_that_cannot_be_built_loses_the_events_not_the_answer(
+    settings, caplog, bulk
+):
+    """Outbox off: the publish runs after the write's commit and must never turn the
+    committed write into a 500 (a retry under a key would write it again). Building the
+    transport there (its first use) failing was caught and logged with the publish
+    itself; 9f2231d's one-line-per-commit publish built it outside its ``try``, so a
+    broker down at connect answered 500 for a row that was written."""
+    from tests.factories import AuthorFactory, UserFactory
+    from tests.helpers import client_for
+    from tests.testapp.models import Book
+
+    settings.ARC = {
+        **settings.ARC,
+        "EVENTS": {
+            **settings.ARC.get("EVENTS", {}),
+            "OUTBOX": False,
+            "TRANSPORT": _UnbuildableTransport,
+            "OPTIONS": {},
+        },
+    }
+    author = AuthorFactory()
+    client = client_for(UserFactory())
+    client.raise_request_exception = False
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    if bulk:
+        items = [{"title": f"t{i}", "isbn": f"unbuilt-{i}", "author": author.pk} for i in range(3)]
+        answer = client.post("/api/bulk-books/bulk/", {"items": items}, format="json")
+    else:
+        answer = client.post(
+            "/api/books/", {"title": "t", "isbn": "unbuilt", "author": author.pk}, format="json"
+        )
+    assert answer.status_code == 201, answer.content
+    assert Book.objects.filter(isbn__startswith="unbuilt").count() == (3 if bulk else 1)
+    (lost,) = [r for r in caplog.records if r.name == "django_arc.outbox" and r.levelno >= 40]
+    assert "they are lost (the outbox is off)" in lost.getMessage()
+    assert lost.exc_info[0] is ConnectionError
