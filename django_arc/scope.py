@@ -34,6 +34,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 
 from .exceptions import ArcError
+from .logs import log_text
 from .membership import ResolverAnswerError, as_roles
 from .settings import arc_settings
 
@@ -361,7 +362,7 @@ def _membership(django_request: Any, user: Any, org_id: str) -> list[str] | None
         except ResolverAnswerError:
             raise  # cached_resolver judged the answer: the project's bug, not "not a member"
         except _NOT_A_MEMBER as exc:
-            logger.info("MEMBERSHIP_RESOLVER rejected organization %r: %s", org_id, exc)
+            logger.info("MEMBERSHIP_RESOLVER rejected organization %r: %s", org_id, log_text(exc))
             result = None
         roles = as_roles(result, resolver)
     cache[key] = roles

@@ -321,3 +321,171 @@ def test_a_stream_consumer_outage_is_logged_once_then_its_end(monkeypatch, caplo
         ("ERROR", "Stream consumer c1 failed; retrying"),
         ("WARNING", "Stream consumer c1 consumes again after 2 failures in a row"),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_types_and_ids_are_escaped_in_event_log_lines(settings, caplog):
+    """An event's type and id come from a body: a stream entry another service wrote (the
+    wire's ``type`` and ``meta.id``), a project's event named after a client's input. The
+    relay escapes a row's type (``log_text``); a subscriber's failure, a ``with_retry``
+    handler's retries and dead letter, and the outbox-off ERROR for lost events wrote them
+    raw: a newline in the type forged a log line."""
+    from django.db import transaction
+
+    from django_arc.events import create_event, publish, with_retry
+    from django_arc.events.configured import get_transport
+    from django_arc.events.transports import MemoryTransport
+
+    forged = "books.created\nERROR forged line \x1b[31m"
+    event = create_event(forged, {"title": "secret"}, id="id\nforged")
+    transport = MemoryTransport()
+
+    def fails(event):
+        raise RuntimeError("handler down")
+
+    transport.subscribe("books.*", fails)
+    transport.subscribe("books.*", with_retry(fails, max_retries=1, backoff=0, transport=transport))
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    transport.dispatch(event)
+
+    settings.ARC = {
+        **settings.ARC,
+        "EVENTS": {
+            **settings.ARC.get("EVENTS", {}),
+            "OUTBOX": False,
+            "TRANSPORT": _DownTransport.make(),
+        },
+    }
+    get_transport()
+    with transaction.atomic():
+        publish(event)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("django_arc")]
+    assert len(lines) >= 5, lines  # subscriber, retry, gave up, dead letter, lost
+    assert not [line for line in lines if "\n" in line or "\x1b" in line], lines
+    assert sum("books.created\\nERROR forged line \\x1b[31m" in line for line in lines) >= 5
+    assert all("secret" not in line for line in lines)
+
+
+def test_a_resolvers_message_quoting_the_org_header_is_escaped(settings, caplog):
+    """The organization header is the client's; a ``MEMBERSHIP_RESOLVER`` refusing it
+    (``ValueError``, read as "not a member") is logged with its message, which may quote
+    the header (``ValueError(f"no organization {org_id}")``): written raw, a control
+    character in the header reached the log line."""
+    from tests.factories import UserFactory
+    from tests.helpers import client_for
+
+    settings.ARC = {**settings.ARC, "MEMBERSHIP_RESOLVER": "tests.test_logging.quoting_resolver"}
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    answer = client_for(UserFactory()).get("/api/books/", HTTP_X_ORGANIZATION_ID="7\x1b[2J")
+    assert answer.status_code == 403, answer.content
+    (line,) = [r.getMessage() for r in caplog.records if "MEMBERSHIP_RESOLVER" in r.getMessage()]
+    assert "\x1b" not in line and "no organization 7\\x1b[2J" in line
+
+
+def quoting_resolver(user, org_id):
+    raise ValueError(f"no organization {org_id}")
+
+
+def test_a_loop_stopped_mid_outage_says_how_many_failed(monkeypatch, caplog):
+    """``FailureStreak`` logs an outage's first failure, then at most one a minute, and how
+    many failed when the loop works again. A loop stopped while still failing (SIGTERM to
+    ``arc_relay`` during a database outage, a Celery ``relay_outbox`` whose batches all
+    failed, a consumer closed while Redis is down) never worked again: the failures after
+    the last line were counted nowhere in the log (``arc_relay``'s stop line and the task's
+    INFO line read as idle polls). Now the loop's end says how many failed in a row."""
+    from django.db import OperationalError
+
+    from django_arc.events.transports import RedisPubSubTransport, RedisStreamsTransport
+    from django_arc.outbox import EventOutbox, run_relay
+    from tests.outbox_support import RecordingTransport
+
+    def relay_batch(self, limit=None, worker_id=None):
+        raise OperationalError("the database is restarting")
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", relay_batch)
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    totals = run_relay(EventOutbox(RecordingTransport()), max_batches=3, interval=0)
+    assert totals.errors == 3
+
+    streams = RedisStreamsTransport(client=object(), consumer="c1")
+    calls = []
+
+    def consume(count=10, block_ms=None):
+        calls.append(1)
+        if len(calls) == 3:
+            streams.stop()
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(streams, "consume", consume)
+    monkeypatch.setattr(streams._stop, "wait", lambda timeout=None: False)  # no 1 s naps
+    streams.run_forever()
+
+    pubsub = RedisPubSubTransport(client=object())
+    heard = []
+
+    def listen_once(timeout=1.0):
+        heard.append(1)
+        if len(heard) == 3:
+            pubsub._stop.set()  # close(): the failure it causes is not the outage's
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(pubsub, "_ensure_listening", lambda: None)
+    monkeypatch.setattr(pubsub, "listen_once", listen_once)
+    monkeypatch.setattr(pubsub._stop, "wait", lambda timeout=None: False)
+    pubsub.start().join(5)
+
+    lines = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    assert [line for line in lines if line[1] == "WARNING"] == [
+        ("django_arc.outbox", "WARNING", "relay stopped after 3 batches failed in a row"),
+        ("django_arc.events", "WARNING", "Stream consumer c1 stopped after 3 failures in a row"),
+        ("django_arc.events", "WARNING", "pub/sub listener stopped after 2 failures in a row"),
+    ], lines
+
+
+class _UnbuildableTransport:
+    """A transport whose constructor reaches its broker (a Kafka producer's does), which is
+    down: building it raises."""
+
+    def __init__(self, **options):
+        raise ConnectionError("broker down at connect")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("bulk", [False, True], ids=["one row", "bulk"])
+def test_outbox_off_a_transport_that_cannot_be_built_loses_the_events_not_the_answer(
+    settings, caplog, bulk
+):
+    """Outbox off: the publish runs after the write's commit and must never turn the
+    committed write into a 500 (a retry under a key would write it again). Building the
+    transport there (its first use) failing was caught and logged with the publish
+    itself; 9f2231d's one-line-per-commit publish built it outside its ``try``, so a
+    broker down at connect answered 500 for a row that was written."""
+    from tests.factories import AuthorFactory, UserFactory
+    from tests.helpers import client_for
+    from tests.testapp.models import Book
+
+    settings.ARC = {
+        **settings.ARC,
+        "EVENTS": {
+            **settings.ARC.get("EVENTS", {}),
+            "OUTBOX": False,
+            "TRANSPORT": _UnbuildableTransport,
+            "OPTIONS": {},
+        },
+    }
+    author = AuthorFactory()
+    client = client_for(UserFactory())
+    client.raise_request_exception = False
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    if bulk:
+        items = [{"title": f"t{i}", "isbn": f"unbuilt-{i}", "author": author.pk} for i in range(3)]
+        answer = client.post("/api/bulk-books/bulk/", {"items": items}, format="json")
+    else:
+        answer = client.post(
+            "/api/books/", {"title": "t", "isbn": "unbuilt", "author": author.pk}, format="json"
+        )
+    assert answer.status_code == 201, answer.content
+    assert Book.objects.filter(isbn__startswith="unbuilt").count() == (3 if bulk else 1)
+    (lost,) = [r for r in caplog.records if r.name == "django_arc.outbox" and r.levelno >= 40]
+    assert "they are lost (the outbox is off)" in lost.getMessage()
+    assert lost.exc_info[0] is ConnectionError

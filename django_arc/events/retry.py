@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..logs import log_text
 from .configured import get_transport
 from .event import DeadLetteredEvent, Event
 from .transports import Transport
@@ -89,11 +90,11 @@ def with_retry(
                     logger.warning(
                         "Handler %s failed on %s %s (attempt %d/%d): %s",
                         name,
-                        event.type,
-                        event.id,
+                        log_text(event.type),
+                        log_text(event.id),
                         attempts,
                         max_retries + 1,
-                        exc,
+                        log_text(exc),
                     )
                     wait = delay(attempts)
                     if wait > 0:
@@ -110,10 +111,10 @@ def with_retry(
                 logger.error(
                     "Handler %s gave up on %s %s after %d attempts: %s",
                     name,
-                    event.type,
-                    event.id,
+                    log_text(event.type),
+                    log_text(event.id),
                     attempts,
-                    dead.error,
+                    log_text(dead.error),
                 )
                 target = transport if transport is not None else get_transport()
                 target.dead_letter(dead)
@@ -121,7 +122,7 @@ def with_retry(
                     try:
                         on_dead(dead)
                     except Exception:  # noqa: BLE001 - alerting must not re-trigger delivery
-                        logger.exception("on_dead callback failed for %s", event.id)
+                        logger.exception("on_dead callback failed for %s", log_text(event.id))
                 return None
 
     wrapper.max_retries = max_retries  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from django.db import connections, router, transaction
 
 from ..events.configured import get_transport
 from ..events.transports.base import publishes_in_one_call
+from ..logs import log_text
 from ..settings import arc_settings
 from ..signals import current_event_batch
 from .models import OutboxEvent
@@ -42,16 +43,20 @@ def _publish_each(events: list[Any]) -> None:
     off): one ERROR for them all, with the first one's traceback, naming them (up to
     :data:`LOST_LOG_IDS`) — not one traceback an event, which a broker outage turned into
     a flood as long as a bulk body."""
-    transport = get_transport()
     lost: list[Any] = []
     first: BaseException | None = None
-    for event in events:
-        try:
-            transport.publish(event)
-        except Exception as exc:  # noqa: BLE001 - the write is committed; never turn this into a 500
-            lost.append(event)
-            if first is None:
-                first = exc
+    try:
+        transport = get_transport()
+    except Exception as exc:  # noqa: BLE001 - built on first use (a broker down at connect)
+        lost, first = list(events), exc
+    else:
+        for event in events:
+            try:
+                transport.publish(event)
+            except Exception as exc:  # noqa: BLE001 - the write is committed; never a 500
+                lost.append(event)
+                if first is None:
+                    first = exc
     if not lost:
         return
     more = len(lost) - LOST_LOG_IDS
@@ -59,7 +64,7 @@ def _publish_each(events: list[Any]) -> None:
         "publishing %d of %d events after commit failed; they are lost (the outbox is off): %s%s",
         len(lost),
         len(events),
-        ", ".join(f"{event.type} ({event.id})" for event in lost[:LOST_LOG_IDS]),
+        log_text(", ".join(f"{event.type} ({event.id})" for event in lost[:LOST_LOG_IDS])),
         f" and {more} more" if more > 0 else "",
         exc_info=first,
     )
@@ -158,7 +163,11 @@ def _publish_buffered(items: list[Any], using: str | None = None) -> None:
 
 
 def _publish_many_after_commit(events: list[Any]) -> None:
-    transport = get_transport()
+    try:
+        transport = get_transport()
+    except Exception:  # noqa: BLE001 - the writes are committed; never turn this into a 500
+        _publish_each(events)  # which tries once more, and logs them lost
+        return
     if not publishes_in_one_call(transport):
         # one publish per event anyway: the fallback below would publish twice the events
         # before one it refused

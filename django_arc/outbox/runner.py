@@ -146,4 +146,7 @@ def run_relay(
             break
         if result.attempted == 0:
             idle(interval)
+    failures = streak.ended()
+    if failures:  # stopped mid-outage: the failures since its last line are counted here
+        logger.warning("relay stopped after %d batches failed in a row", failures)
     return totals

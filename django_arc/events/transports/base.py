@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ...logs import log_text
 from ...signals import event_received
 from ..event import DeadLetteredEvent, Event
 
@@ -118,7 +119,12 @@ class Transport(abc.ABC):
             try:
                 handler(event)
             except Exception as exc:  # noqa: BLE001 - reported to the caller
-                logger.exception("Subscriber %r failed on %s %s", handler, event.type, event.id)
+                logger.exception(
+                    "Subscriber %r failed on %s %s",
+                    handler,
+                    log_text(event.type),
+                    log_text(event.id),
+                )
                 errors.append(exc)
         for receiver, response in event_received.send_robust(
             sender=type(self), event=event, transport=self
@@ -133,11 +139,11 @@ class Transport(abc.ABC):
         """Record an event a subscriber gave up on. The base class only logs it."""
         logger.error(
             "Dead letter: %s %s (handler %s, %d attempts): %s",
-            dead.event.type,
-            dead.event.id,
+            log_text(dead.event.type),
+            log_text(dead.event.id),
             dead.handler_name,
             dead.attempts,
-            dead.error,
+            log_text(dead.error),
         )
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op for in-process transports

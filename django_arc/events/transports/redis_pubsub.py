@@ -119,6 +119,9 @@ class RedisPubSubTransport(Transport):
                                 "pub/sub listener listens again after %d failures in a row",
                                 failures,
                             )
+                failures = streak.ended()
+                if failures:  # stopped mid-outage: the failures since its last line
+                    logger.warning("pub/sub listener stopped after %d failures in a row", failures)
 
             self._thread = threading.Thread(target=loop, name="arc-pubsub", daemon=True)
             self._thread.start()

@@ -334,6 +334,11 @@ class RedisStreamsTransport(Transport):
                         self.consumer,
                         failures,
                     )
+        failures = streak.ended()
+        if failures:  # stopped mid-outage: the failures since its last line are counted here
+            logger.warning(
+                "Stream consumer %s stopped after %d failures in a row", self.consumer, failures
+            )
 
     def stop(self) -> None:
         self._stop.set()
