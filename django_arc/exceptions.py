@@ -316,11 +316,24 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     # Anything else is a bug or an outage: reported as Django reports an exception no view
     # handled (``response_for_exception``): ``got_request_exception`` for error reporters,
     # one ERROR with the traceback on ``django.request`` (``mail_admins``), escaped; the
-    # client is told only that it failed (no traceback, no SQL in the body).
+    # client is told only that it failed (no traceback, no SQL in the body). Under
+    # ``ATOMIC_REQUESTS`` the request's transaction is not marked for rollback: what came
+    # before a write's own transaction stays, as an elevated request's audit event must
+    # (decisions.md); a write's own transaction, and a keyed request's, rolled back already.
     response = error_response(request, "INTERNAL_ERROR", "Internal server error", 500)
     django_request = getattr(request, "_request", request)
     if django_request is not None:
-        got_request_exception.send(sender=None, request=django_request)
+        # sent within the view (inside that transaction, where Django sends it after the
+        # rollback): a receiver that fails is logged, never the answer in the envelope's place
+        for receiver, result in got_request_exception.send_robust(
+            sender=None, request=django_request
+        ):
+            if isinstance(result, Exception):
+                logger.error(
+                    "got_request_exception receiver %r failed",
+                    receiver,
+                    exc_info=(type(result), result, result.__traceback__),
+                )
     log_response(
         "%s: %s",
         response.reason_phrase,

@@ -489,3 +489,36 @@ def test_outbox_off_a_transport_that_cannot_be_built_loses_the_events_not_the_an
     (lost,) = [r for r in caplog.records if r.name == "django_arc.outbox" and r.levelno >= 40]
     assert "they are lost (the outbox is off)" in lost.getMessage()
     assert lost.exc_info[0] is ConnectionError
+
+
+def test_a_500_under_atomic_requests_is_the_envelope_whatever_a_reporter_does(monkeypatch):
+    """Under ``ATOMIC_REQUESTS`` the report of a 500 is sent within the view, inside the
+    request's transaction (Django sends it after its rollback): a receiver that raises (a
+    database-backed reporter meeting a transaction a database error aborted) replaced the
+    envelope with Django's HTML 500, and was called a second time by Django. A failing
+    receiver is logged; the answer is the envelope, reported once."""
+    from django.db import connections
+    from django.urls import resolve
+
+    monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", True)
+    view = resolve("/api/books/").func.cls
+
+    def get_queryset(self):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(view, "get_queryset", get_queryset)
+    calls = []
+
+    def reporter(sender, request, **kwargs):
+        calls.append(request.path)
+        raise ValueError("a reporter that fails")
+
+    got_request_exception.connect(reporter)
+    try:
+        with assertLogs_request() as logs:
+            answer = APIClient(raise_request_exception=False).get("/api/books/")
+    finally:
+        got_request_exception.disconnect(reporter)
+    assert_error(answer, 500, "INTERNAL_ERROR")
+    assert calls == ["/api/books/"]
+    assert [r.exc_info[0] for r in logs] == [RuntimeError]
