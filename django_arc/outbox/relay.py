@@ -812,8 +812,10 @@ def purge_delivered(
     returns how many. The relay's :meth:`EventOutbox.purge`, the ``purge_outbox`` task,
     ``manage.py arc_purge_outbox`` and the admin's purge action all come here.
 
-    Each batch is one ``SELECT`` of ids (the ``delivered_at`` index) and one ``DELETE`` of
-    those ids that checks status and cut-off again as it deletes, committed on its own
+    Each batch is one ``SELECT`` of ids, oldest first along the ``delivered_at`` index from
+    the last batch's ``delivered_at`` on (so it never walks the index entries of the rows
+    deleted before, which stay until a vacuum), and one ``DELETE`` of those ids that checks
+    status and cut-off again as it deletes, committed on its own
     outside a transaction: a purge of a week of events holds the locks (and writes the WAL)
     of one batch at a time, never of every row it deletes until it ends. No
     ``pre_delete``/``post_delete`` signal is sent (the ORM's ``delete()`` would load every
@@ -842,8 +844,8 @@ def purge_delivered(
         batch_size = max(1, min(batch_size, limit - 2))
     candidates = (
         queryset.filter(status=OutboxStatus.DELIVERED, delivered_at__lt=cutoff)
-        .order_by()
-        .values_list("pk", flat=True)
+        .order_by("delivered_at")
+        .values_list("pk", "delivered_at")
     )
     column = meta.get_field
     condition = (
@@ -852,10 +854,17 @@ def purge_delivered(
     )
     params = [OutboxStatus.DELIVERED.value, ops.adapt_datetimefield_value(cutoff)]
     deleted = 0
+    since = None
     while True:
-        ids = list(candidates[:batch_size])
-        if not ids:
+        batch = list(
+            (candidates if since is None else candidates.filter(delivered_at__gte=since))[
+                :batch_size
+            ]
+        )
+        if not batch:
             return deleted
+        ids = [pk for pk, _ in batch]
+        since = batch[-1][1]
         sql = (
             f"DELETE FROM {ops.quote_name(meta.db_table)} "
             f"WHERE {ops.quote_name(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))}) "
