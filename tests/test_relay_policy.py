@@ -356,3 +356,15 @@ def test_each_outbox_purge_batch_starts_where_the_last_one_ended():
     ]
     assert len(selects) == 4  # 2 + 2 + 2, and the empty one
     assert ">=" not in selects[0] and all(">=" in sql for sql in selects[1:]), selects
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/New_York"])
+def test_the_outbox_purge_counts_its_age_with_naive_datetimes(zone):
+    """Under ``USE_TZ = False`` the cut-off of an age is a naive time in ``TIME_ZONE``, as the
+    rows' ``delivered_at``, never hours off: a row delivered seven days and an hour ago goes,
+    one delivered an hour short of seven days ago stays."""
+    with override_settings(USE_TZ=False, TIME_ZONE=zone):
+        _delivered(2, 7 + 1 / 24)
+        _delivered(1, 7 - 1 / 24)
+        assert EventOutbox(RecordingTransport()).purge(timedelta(days=7)) == 2
+        assert OutboxEvent.objects.count() == 1
