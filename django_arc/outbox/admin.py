@@ -226,8 +226,12 @@ class OutboxEventAdmin(RefuseOddInputMixin, admin.ModelAdmin):
         days = arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
         # counted back from the clock that wrote delivered_at (the database's on
         # PostgreSQL), as the relay's purge() counts: not this admin server's; a batch per
-        # statement, as the task and the command delete ("Select all" of a week of events)
-        deleted = purge_delivered(queryset, timedelta(days=float(days)))
+        # statement, as the task and the command delete ("Select all" of a week of events);
+        # on the database the outbox is written to, as requeue: the changelist's queryset
+        # reads, and a router may send reads to a replica
+        outbox_db = get_outbox().db
+        rows = OutboxEvent.objects.using(outbox_db).filter(pk__in=queryset.values("pk"))
+        deleted = purge_delivered(rows, timedelta(days=float(days)))
         self.message_user(
             request,
             f"Purged {deleted} delivered event(s) older than {days} day(s); pending, dead and "

@@ -806,7 +806,8 @@ def purge_delivered(
     older_than: datetime | timedelta,
     batch_size: int | None = None,
 ) -> int:
-    """Delete the rows of ``queryset`` that are *delivered* before the cut-off (a datetime,
+    """Delete the rows of ``queryset`` (on its database: give it ``using()`` the alias the
+    outbox is written to) that are *delivered* before the cut-off (a datetime,
     or an age counted back from the database's time on PostgreSQL), ``batch_size`` (default
     :data:`PURGE_BATCH_SIZE`) at a time;
     returns how many. The relay's :meth:`EventOutbox.purge`, the ``purge_outbox`` task,
