@@ -245,7 +245,8 @@ def _seconds(value: Any, strict: bool = False) -> bool:
 
 
 def _check_feature_settings(merged: dict[str, Any]) -> list[Error]:
-    """``ARC["IDEMPOTENCY"]`` and ``ARC["CACHE"]`` values (their keys are checked above)."""
+    """``ARC["IDEMPOTENCY"]``, ``ARC["CACHE"]`` and the outbox's retention values (their keys
+    are checked above)."""
     errors: list[Error] = []
     idem, cache = merged.get("IDEMPOTENCY"), merged.get("CACHE")
     if isinstance(idem, dict):
@@ -274,6 +275,20 @@ def _check_feature_settings(merged: dict[str, Any]) -> list[Error]:
             for key, want in problems.items()
             if want is not True
         ]
+    outbox = merged.get("OUTBOX")
+    if isinstance(outbox, dict):
+        # the purge's age (the admin action, the purge_outbox task, arc_purge_outbox): what
+        # float() cannot read failed every purge, so delivered rows were never deleted
+        days = outbox.get("DELIVERED_RETENTION_DAYS", 7)
+        if not _seconds(days) or days > MAX_SECONDS / 86400:
+            errors.append(
+                _err(
+                    "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS'] must be a number of days ≥ 0, "
+                    f"at most {MAX_SECONDS // 86400} (about a hundred years), got {days!r}.",
+                    "ARC",
+                    "arc.E008",
+                )
+            )
     return errors
 
 

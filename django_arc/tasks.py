@@ -1,5 +1,5 @@
 """Celery tasks that drive the outbox, ``relay_outbox`` (schedule it with beat) and
-``purge_outbox``, and ``purge_idempotency``, which deletes expired idempotency records.
+``purge_outbox`` (``manage.py arc_purge_outbox`` for cron), and ``purge_idempotency``, which deletes expired idempotency records.
 
 The relay is safe to run from several workers (and next to ``manage.py arc_relay``) at once:
 claiming is atomic, so overlapping beat ticks only share the work. Each call is bounded by
@@ -58,13 +58,17 @@ def relay_outbox(
 
 
 @shared_task(name="django_arc.purge_outbox")
-def purge_outbox(days: float | None = None) -> int:
-    """Delete delivered rows older than ``days`` (default ``OUTBOX.DELIVERED_RETENTION_DAYS``).
+def purge_outbox(days: float | None = None, batch_size: int | None = None) -> int:
+    """Delete delivered rows older than ``days`` (default ``OUTBOX.DELIVERED_RETENTION_DAYS``),
+    ``batch_size`` per statement (default 1000), each batch committed on its own.
 
     Pending and dead rows are never purged. Returns the number of rows deleted.
     """
     retention = days if days is not None else arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
-    deleted = get_outbox().purge(older_than=timedelta(days=float(retention)))
+    deleted = get_outbox().purge(
+        older_than=timedelta(days=float(retention)),
+        batch_size=batch_size,
+    )
     logger.info("purge_outbox retention_days=%s deleted=%d", retention, deleted)
     return deleted
 

@@ -144,6 +144,31 @@ def test_purge_action_deletes_only_delivered_rows_past_retention(admin_client_):
     assert remaining == {recent.pk, pending.pk, dead.pk}
 
 
+@override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": 3}})
+def test_purge_action_deletes_a_batch_per_statement(admin_client_, monkeypatch):
+    """ "Select all" then "Purge delivered" on a week of events was one ``DELETE`` of every
+    row in one statement (or, with a project's receiver for every model's deletes, every
+    row loaded first): it purges a batch per statement, as the task and the command do."""
+    from django.test.utils import CaptureQueriesContext
+
+    from django_arc.outbox import relay
+
+    monkeypatch.setattr(relay, "PURGE_BATCH_SIZE", 2, raising=False)
+    rows = [
+        make_row("delivered", delivered_at=timezone.now() - timedelta(days=4)) for _ in range(5)
+    ]
+    with CaptureQueriesContext(connection) as ctx:
+        response = admin_client_.post(
+            reverse(CHANGELIST),
+            {"action": "purge_delivered", "_selected_action": [r.pk for r in rows]},
+            follow=True,
+        )
+    assert "Purged 5 delivered event(s) older than 3 day(s)" in response.content.decode()
+    deletes = [q for q in ctx.captured_queries if q["sql"].upper().startswith("DELETE")]
+    assert len(deletes) == 3
+    assert not OutboxEvent.objects.exists()
+
+
 def test_dead_letter_page_lists_and_requeues(admin_client_):
     dead = [make_row("dead", last_error=f"TimeoutError: try {i}") for i in range(3)]
     make_row("pending")

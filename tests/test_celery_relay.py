@@ -185,3 +185,20 @@ def test_real_celery_worker_relays_the_outbox():
         log.close()
         os.unlink(log.name)
     assert proc.poll() is not None
+
+
+@pytest.mark.django_db
+def test_purge_task_deletes_a_batch_per_statement():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with override_settings(ARC={**MEMORY, "OUTBOX": {"DELIVERED_RETENTION_DAYS": 7}}):
+        _store(5)
+        OutboxEvent.objects.update(
+            status="delivered", delivered_at=timezone.now() - timedelta(days=8)
+        )
+        with CaptureQueriesContext(connection) as ctx:
+            assert purge_outbox(batch_size=2) == 5
+    deletes = [q for q in ctx.captured_queries if q["sql"].upper().startswith("DELETE")]
+    assert len(deletes) == 3
+    assert not OutboxEvent.objects.exists()

@@ -94,6 +94,26 @@ def test_bad_feature_settings_are_arc_e008(settings, section, value, needle):
     assert needle in errors[0].msg
 
 
+@pytest.mark.parametrize(
+    "days", ["a week", "7", None, True, -1, float("nan"), float("inf"), 1e9], ids=repr
+)
+def test_a_bad_outbox_retention_is_arc_e008(settings, days):
+    """``DELIVERED_RETENTION_DAYS`` was not checked: ``"a week"``, ``None`` or NaN made every
+    purge fail (the admin's "Purge delivered" a 500, the ``purge_outbox`` task and
+    ``arc_purge_outbox`` an error each run), so delivered rows were kept for ever, and a
+    negative number purged rows delivered a moment ago."""
+    settings.ARC = {"OUTBOX": {"DELIVERED_RETENTION_DAYS": days}}
+    errors = check_settings()
+    assert ids(errors) == ["arc.E008"], errors
+    assert "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS'] must be a number of days" in errors[0].msg
+
+
+@pytest.mark.parametrize("days", [0, 0.5, 7, 36500])
+def test_a_good_outbox_retention_passes(settings, days):
+    settings.ARC = {"OUTBOX": {"DELIVERED_RETENTION_DAYS": days}}
+    assert [e for e in check_settings() if e.id == "arc.E008"] == []
+
+
 @pytest.mark.parametrize("value", [None, "redis", ["ALIAS"]], ids=repr)
 def test_a_cache_section_that_is_not_a_dict_is_arc_e008_not_a_crash(settings, value):
     """``ARC["CACHE"] = None`` raised AttributeError from every resource registration and

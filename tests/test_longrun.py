@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -269,39 +268,6 @@ def test_stream_consumer_reads_again_after_its_blocked_connection_is_killed(tmp_
 
 
 # -- a deployment that runs for months ----------------------------------------------------------
-@pytest.mark.django_db
-def test_arc_purge_outbox_deletes_delivered_rows_past_the_retention_for_cron():
-    """``manage.py arc_relay`` is the relay of a project without Celery, and every write adds
-    an outbox row: without a command for cron, delivered rows were never purged there (the
-    table grew by every write for as long as the project ran; only the Celery task and the
-    admin's action purged)."""
-    from io import StringIO
-
-    from django.core.management import CommandError, call_command
-    from django.utils import timezone
-
-    outbox = EventOutbox(None)
-    outbox.store_many(create_event("products.created", {"i": i}) for i in range(4))
-    rows = list(OutboxEvent.objects.order_by("id"))
-    old = timezone.now() - timedelta(days=8)
-    OutboxEvent.objects.filter(pk__in=[rows[0].pk, rows[1].pk]).update(
-        status="delivered", delivered_at=old
-    )
-    OutboxEvent.objects.filter(pk=rows[2].pk).update(
-        status="delivered", delivered_at=timezone.now() - timedelta(days=1)
-    )
-    OutboxEvent.objects.filter(pk=rows[3].pk).update(status="dead")
-    out = StringIO()
-    call_command("arc_purge_outbox", stdout=out)
-    assert "Deleted 2 delivered outbox row(s)." in out.getvalue()
-    assert sorted(OutboxEvent.objects.values_list("pk", flat=True)) == [rows[2].pk, rows[3].pk]
-    call_command("arc_purge_outbox", "--days", "0.5", stdout=out)
-    assert list(OutboxEvent.objects.values_list("pk", flat=True)) == [rows[3].pk]
-    for bad in ("-1", "nan", "inf"):
-        with pytest.raises(CommandError, match="--days"):
-            call_command("arc_purge_outbox", "--days", bad)
-
-
 def test_the_default_failure_policy_gives_a_broker_outage_one_to_two_minutes():
     """What docs/outbox.md tells operators: with the defaults an event whose publishes fail
     for about one to two minutes is dead (an outage longer than that needs a requeue), and

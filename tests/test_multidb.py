@@ -415,6 +415,49 @@ def test_the_relay_and_the_outbox_purge_work_on_the_outbox_database(mounted):
         assert not rows.exists()
 
 
+class OutboxReadsElsewhere:
+    """Reads of ``OutboxEvent`` from ``other`` (a replica's place), writes to ``default``."""
+
+    def db_for_read(self, model, **hints):
+        return "other" if model is OutboxEvent else None
+
+    def db_for_write(self, model, **hints):
+        return None
+
+    def allow_relation(self, *args, **hints):
+        return None
+
+
+def test_the_admins_purge_deletes_on_the_outbox_database_when_reads_go_elsewhere(
+    client, django_user_model
+):
+    """The admin's queryset is a read one: with a router sending the outbox's reads to a
+    replica, the purge must still delete where the rows are written, as Django's
+    ``QuerySet.delete()`` does, never on the read alias."""
+    from django.urls import reverse
+
+    user = django_user_model.objects.create_superuser("purger", "p@example.com", "pw")
+    client.force_login(user)
+    with override_settings(
+        DATABASE_ROUTERS=[OutboxReadsElsewhere()],
+        ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": 3}},
+    ):
+        old = OutboxEvent.objects.using("default").create(
+            event_id="old",
+            type="a.b",
+            status="delivered",
+            delivered_at=timezone.now() - timedelta(days=4),
+        )
+        response = client.post(
+            reverse("admin:django_arc_outboxevent_changelist"),
+            {"action": "purge_delivered", "_selected_action": [old.pk]},
+            follow=True,
+        )
+        assert response.status_code == 200
+        assert "Purged 1 delivered event(s)" in response.content.decode()
+        assert not OutboxEvent.objects.using("default").exists()
+
+
 # -- manage.py check ----------------------------------------------------------------------------
 
 

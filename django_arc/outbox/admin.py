@@ -25,10 +25,10 @@ from django.utils.text import Truncator
 
 from ..admin_input import RefuseOddInputMixin, id_spellings, is_primary_key
 from ..audit.admin import EstimatedCountPaginator
-from ..clock import now_on
 from ..settings import arc_settings
 from . import get_outbox, run_relay
 from .models import OutboxEvent, OutboxStatus
+from .relay import purge_delivered
 
 
 def _pretty_json(value) -> str:
@@ -225,11 +225,13 @@ class OutboxEventAdmin(RefuseOddInputMixin, admin.ModelAdmin):
     def purge_delivered(self, request, queryset) -> None:
         days = arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
         # counted back from the clock that wrote delivered_at (the database's on
-        # PostgreSQL), as the relay's purge() counts: not this admin server's
-        cutoff = now_on(connections[queryset.db]) - timedelta(days=float(days))
-        deleted, _ = queryset.filter(
-            status=OutboxStatus.DELIVERED, delivered_at__lt=cutoff
-        ).delete()
+        # PostgreSQL), as the relay's purge() counts: not this admin server's; a batch per
+        # statement, as the task and the command delete ("Select all" of a week of events);
+        # on the database the outbox is written to, as requeue: the changelist's queryset
+        # reads, and a router may send reads to a replica
+        outbox_db = get_outbox().db
+        rows = OutboxEvent.objects.using(outbox_db).filter(pk__in=queryset.values("pk"))
+        deleted = purge_delivered(rows, timedelta(days=float(days)))
         self.message_user(
             request,
             f"Purged {deleted} delivered event(s) older than {days} day(s); pending, dead and "

@@ -58,6 +58,8 @@ MAX_BATCH_SIZE = 10_000
 #: Rows one UPDATE leaves failed, dead or released (a ``CASE`` per column they differ in: a
 #: few parameters per row: under SQLite's oldest limit of 999 per statement).
 FINISH_CHUNK = 100
+#: Delivered rows one purge statement deletes (:func:`purge_delivered`).
+PURGE_BATCH_SIZE = 1000
 #: What the relay reads of a claimed row (:class:`Claimed`).
 _CLAIMED_COLUMNS = ("id", "event_id", "type", "payload", "meta", "partition_key", "attempts")
 _claim_sql: dict[str, str] = {}
@@ -786,20 +788,94 @@ class EventOutbox:
             lease_expires_at=None,
         )
 
-    def purge(self, older_than: datetime | timedelta) -> int:
-        """Delete *delivered* rows delivered before the cut-off (a datetime, or an age).
+    def purge(self, older_than: datetime | timedelta, batch_size: int | None = None) -> int:
+        """Delete *delivered* rows delivered before the cut-off (a datetime, or an age),
+        ``batch_size`` per statement (default :data:`PURGE_BATCH_SIZE`, :func:`purge_delivered`).
 
         Pending and dead rows are never purged: they are work still to do or evidence an
         operator needs. Returns the number of rows deleted. An age counts back from the
         database's time on PostgreSQL, the clock that wrote ``delivered_at``.
         """
-        if isinstance(older_than, timedelta):
-            cutoff: Any = now_on(connections[self.db]) - older_than
-        else:
-            cutoff = older_than
-        deleted, _ = (
-            OutboxEvent.objects.using(self.db)
-            .filter(status=OutboxStatus.DELIVERED, delivered_at__lt=cutoff)
-            .delete()
+        return purge_delivered(
+            OutboxEvent.objects.using(self.db).all(), older_than, batch_size=batch_size
         )
-        return deleted
+
+
+def purge_delivered(
+    queryset: QuerySet[OutboxEvent],
+    older_than: datetime | timedelta,
+    batch_size: int | None = None,
+) -> int:
+    """Delete the rows of ``queryset`` (on its database: give it ``using()`` the alias the
+    outbox is written to) that are *delivered* before the cut-off (a datetime,
+    or an age counted back from the database's time on PostgreSQL), ``batch_size`` (default
+    :data:`PURGE_BATCH_SIZE`) at a time;
+    returns how many. The relay's :meth:`EventOutbox.purge`, the ``purge_outbox`` task,
+    ``manage.py arc_purge_outbox`` and the admin's purge action all come here.
+
+    Each batch is one ``SELECT`` of ids, oldest first along the ``delivered_at`` index from
+    the last batch's ``delivered_at`` on (so it never walks the index entries of the rows
+    deleted before, which stay until a vacuum), and one ``DELETE`` of those ids that checks
+    status and cut-off again as it deletes, committed on its own
+    outside a transaction: a purge of a week of events holds the locks (and writes the WAL)
+    of one batch at a time, never of every row it deletes until it ends. No
+    ``pre_delete``/``post_delete`` signal is sent (the ORM's ``delete()`` would load every
+    row first, payloads included, wherever a receiver listens to every model)."""
+    if batch_size is None:
+        batch_size = PURGE_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    db = queryset.db
+    connection = connections[db]
+    if isinstance(older_than, timedelta):
+        if database_clock(connection):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT statement_timestamp()")
+                now = cursor.fetchone()[0]
+        else:
+            now = timezone.now()
+        cutoff: Any = now - older_than
+    else:
+        cutoff = older_than
+    ops = connection.ops
+    meta = OutboxEvent._meta
+    # a batch's ids, the status and the cut-off are the statement's parameters
+    limit = connection.features.max_query_params
+    if limit is not None:
+        batch_size = max(1, min(batch_size, limit - 2))
+    candidates = (
+        queryset.filter(status=OutboxStatus.DELIVERED, delivered_at__lt=cutoff)
+        .order_by("delivered_at")
+        .values_list("pk", "delivered_at")
+    )
+    column = meta.get_field
+    condition = (
+        f"{ops.quote_name(column('status').column)} = %s "
+        f"AND {ops.quote_name(column('delivered_at').column)} < %s"
+    )
+    params = [OutboxStatus.DELIVERED.value, ops.adapt_datetimefield_value(cutoff)]
+    deleted = 0
+    since = None
+    while True:
+        batch = list(
+            (candidates if since is None else candidates.filter(delivered_at__gte=since))[
+                :batch_size
+            ]
+        )
+        if not batch:
+            return deleted
+        ids = [pk for pk, _ in batch]
+        since = batch[-1][1]
+        sql = (
+            f"DELETE FROM {ops.quote_name(meta.db_table)} "
+            f"WHERE {ops.quote_name(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))}) "
+            f"AND {condition}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*ids, *params])
+            count = cursor.rowcount
+        deleted += count
+        # a short batch was the last; a batch whose every row changed since its SELECT
+        # leaves what is left to the next purge rather than risk selecting it again
+        if len(ids) < batch_size or count == 0:
+            return deleted

@@ -1,21 +1,24 @@
-"""``manage.py arc_purge_outbox``: delete delivered outbox rows older than the retention
-(cron's way to do what the Celery task ``django_arc.purge_outbox`` does)."""
+"""``manage.py arc_purge_outbox``: delete delivered outbox events past retention (cron's way
+to do what the Celery task ``django_arc.purge_outbox`` does, for projects that relay with
+``manage.py arc_relay``)."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
-from ...outbox import EventOutbox
+from ...outbox.relay import PURGE_BATCH_SIZE, EventOutbox
 from ...settings import arc_settings
 
 
 class Command(BaseCommand):
     help = (
-        "Delete delivered outbox rows delivered more than --days ago (default "
-        "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']); pending and dead rows are kept."
+        "Delete delivered OutboxEvent rows delivered more than ARC['OUTBOX']"
+        "['DELIVERED_RETENTION_DAYS'] days ago. Pending and dead rows are kept."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -23,16 +26,38 @@ class Command(BaseCommand):
             "--days",
             type=float,
             default=None,
-            help="Retention in days (default ARC['OUTBOX']['DELIVERED_RETENTION_DAYS'], 7).",
+            help="Keep delivered rows this many days (default DELIVERED_RETENTION_DAYS, 7). "
+            "Keep them at least as long as IDEMPOTENCY['TTL_SECONDS'] (arc.W008).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help=f"Rows deleted per statement (default {PURGE_BATCH_SIZE}): each batch "
+            "commits on its own, so a large outbox never holds all its rows' locks at once.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        batch_size = options["batch_size"]
+        if batch_size is not None and batch_size < 1:
+            raise CommandError(f"--batch-size must be a positive integer, got {batch_size}.")
         days = options["days"]
-        if days is not None and not 0 <= days < 1e6:  # NaN fails both comparisons
-            raise CommandError(f"--days must be a number of days >= 0, got {days}.")
         if days is None:
-            days = float(arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7))
-        # the rows' database only: purging needs no transport (one that cannot be built
-        # must not keep the table from being purged)
-        deleted = EventOutbox(None).purge(older_than=timedelta(days=days))
-        self.stdout.write(f"Deleted {deleted} delivered outbox row(s).")
+            days = arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
+        elif not math.isfinite(days) or days < 0:
+            raise CommandError(f"--days must be a number of days, 0 or more, got {days}.")
+        try:
+            timezone.now() - timedelta(days=float(days))
+        except OverflowError:
+            raise CommandError(
+                f"--days is too large: {days:g} days ago is before year 1."
+            ) from None
+        # the rows' database only: purging needs no transport (one that cannot be built,
+        # a broker down, must not keep the table from being purged)
+        deleted = EventOutbox(None).purge(
+            older_than=timedelta(days=float(days)),
+            batch_size=batch_size,
+        )
+        self.stdout.write(
+            f"Deleted {deleted} delivered outbox event(s) older than {days:g} day(s)."
+        )
