@@ -22,7 +22,7 @@ from typing import Any
 
 from celery import shared_task
 
-from .outbox import default_worker_id, get_outbox, run_relay
+from .outbox import EventOutbox, default_worker_id, run_relay
 from .settings import arc_settings
 
 logger = logging.getLogger("django_arc.outbox")
@@ -65,10 +65,16 @@ def purge_outbox(days: float | None = None, batch_size: int | None = None) -> in
     Pending and dead rows are never purged. Returns the number of rows deleted.
     """
     retention = days if days is not None else arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
-    deleted = get_outbox().purge(
-        older_than=timedelta(days=float(retention)),
-        batch_size=batch_size,
-    )
+    # as arc_purge_outbox: a number of days, 0 or more (a negative one purged rows delivered a
+    # moment ago); and no transport: purging publishes nothing, and a broker that is down (a
+    # transport whose constructor connects) must not keep the table from being purged
+    try:
+        age = timedelta(days=float(retention))
+    except (TypeError, ValueError, OverflowError):
+        age = None
+    if age is None or age < timedelta(0):
+        raise ValueError(f"days must be a number of days, 0 or more, got {retention!r}")
+    deleted = EventOutbox(None).purge(older_than=age, batch_size=batch_size)
     logger.info("purge_outbox retention_days=%s deleted=%d", retention, deleted)
     return deleted
 

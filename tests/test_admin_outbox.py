@@ -258,3 +258,27 @@ def test_purge_action_counts_the_retention_on_the_databases_clock(admin_client_,
     assert response.status_code == 200
     assert "Purged 0 delivered event(s)" in response.content.decode()
     assert OutboxEvent.objects.filter(pk=delivered.pk).exists()
+
+
+@override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": 3}})
+def test_purge_action_needs_no_transport(admin_client_):
+    """The purge action asked ``get_outbox()`` for the outbox's database, which builds the
+    transport: with its broker down (a constructor that connects) "Purge delivered" was a
+    500 and purged nothing, where ``arc_purge_outbox`` purges (rev-fixes26)."""
+    from tests.test_relay_policy import _Unbuildable
+
+    old = make_row("delivered", delivered_at=timezone.now() - timedelta(days=4))
+    with override_settings(
+        ARC={
+            "EVENTS": {"TRANSPORT": _Unbuildable, "OPTIONS": {}},
+            "OUTBOX": {"DELIVERED_RETENTION_DAYS": 3},
+        }
+    ):
+        response = admin_client_.post(
+            reverse(CHANGELIST),
+            {"action": "purge_delivered", "_selected_action": [old.pk]},
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert "Purged 1 delivered event(s) older than 3 day(s)" in response.content.decode()
+    assert not OutboxEvent.objects.exists()

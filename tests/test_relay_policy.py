@@ -393,3 +393,41 @@ def test_the_outbox_purge_counts_its_age_with_naive_datetimes(zone):
         _delivered(1, 7 - 1 / 24)
         assert EventOutbox(RecordingTransport()).purge(timedelta(days=7)) == 2
         assert OutboxEvent.objects.count() == 1
+
+
+def test_the_outbox_purge_task_needs_no_transport():
+    """The ``purge_outbox`` task asked ``get_outbox()``, which builds the transport: with its
+    broker down (a constructor that connects) every run raised and delivered rows were kept,
+    where ``arc_purge_outbox`` purges (rev-fixes26)."""
+    from django_arc.tasks import purge_outbox
+
+    _delivered(2, 8)
+    with override_settings(
+        ARC={"EVENTS": {"TRANSPORT": _Unbuildable, "OPTIONS": {}}, "OUTBOX": {}}
+    ):
+        assert purge_outbox() == 2
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.parametrize("days", [-1, float("nan"), float("inf"), "a week"], ids=repr)
+def test_the_outbox_purge_task_refuses_a_retention_that_is_no_number_of_days(days):
+    """``purge_outbox(days=-1)`` purged every delivered row, those delivered a moment ago
+    too (``arc_purge_outbox --days -1`` and ``DELIVERED_RETENTION_DAYS = -1`` are refused):
+    it raises ValueError and deletes nothing (rev-fixes26)."""
+    from django_arc.tasks import purge_outbox
+
+    _delivered(2, 8)
+    _delivered(1, 0)
+    with pytest.raises(ValueError, match="days"):
+        purge_outbox(days=days)
+    assert OutboxEvent.objects.count() == 3
+
+
+def test_rows_delivered_at_the_same_instant_across_a_batch_boundary_are_all_purged_once():
+    """Each batch reads from the last one's ``delivered_at`` on (``>=``): rows sharing it with
+    the last row of a batch are read by the next one, none skipped, and none deleted twice."""
+    _delivered(5, 8)
+    _delivered(3, 9)
+    _delivered(1, 1)
+    assert EventOutbox(None).purge(timedelta(days=7), batch_size=2) == 8
+    assert OutboxEvent.objects.count() == 1

@@ -28,7 +28,7 @@ from ..audit.admin import EstimatedCountPaginator
 from ..settings import arc_settings
 from . import get_outbox, run_relay
 from .models import OutboxEvent, OutboxStatus
-from .relay import purge_delivered
+from .relay import EventOutbox, purge_delivered
 
 
 def _pretty_json(value) -> str:
@@ -228,8 +228,9 @@ class OutboxEventAdmin(RefuseOddInputMixin, admin.ModelAdmin):
         # PostgreSQL), as the relay's purge() counts: not this admin server's; a batch per
         # statement, as the task and the command delete ("Select all" of a week of events);
         # on the database the outbox is written to, as requeue: the changelist's queryset
-        # reads, and a router may send reads to a replica
-        outbox_db = get_outbox().db
+        # reads, and a router may send reads to a replica; no transport (get_outbox() builds
+        # it): a broker that is down must not keep the table from being purged
+        outbox_db = EventOutbox(None).db
         rows = OutboxEvent.objects.using(outbox_db).filter(pk__in=queryset.values("pk"))
         deleted = purge_delivered(rows, timedelta(days=float(days)))
         self.message_user(
