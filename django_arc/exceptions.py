@@ -324,16 +324,9 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     django_request = getattr(request, "_request", request)
     if django_request is not None:
         # sent within the view (inside that transaction, where Django sends it after the
-        # rollback): a receiver that fails is logged, never the answer in the envelope's place
-        for receiver, result in got_request_exception.send_robust(
-            sender=None, request=django_request
-        ):
-            if isinstance(result, Exception):
-                logger.error(
-                    "got_request_exception receiver %r failed",
-                    receiver,
-                    exc_info=(type(result), result, result.__traceback__),
-                )
+        # rollback): a receiver that fails is logged, never the answer in the envelope's
+        # place; send_robust logs it itself, with its traceback, on django.dispatch
+        got_request_exception.send_robust(sender=None, request=django_request)
     log_response(
         "%s: %s",
         response.reason_phrase,

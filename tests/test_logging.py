@@ -522,3 +522,30 @@ def test_a_500_under_atomic_requests_is_the_envelope_whatever_a_reporter_does(mo
     assert_error(answer, 500, "INTERNAL_ERROR")
     assert calls == ["/api/books/"]
     assert [r.exc_info[0] for r in logs] == [RuntimeError]
+
+
+def test_a_failing_500_reporter_is_logged_once(monkeypatch, caplog):
+    """``send_robust`` logs a receiver's failure itself, with its traceback, on
+    ``django.dispatch`` (Django 4.1+; under Django's default logging, mailed to the admins);
+    django-arc logged it a second time on ``django_arc``: two reports of one failure."""
+    from django.urls import resolve
+
+    view = resolve("/api/books/").func.cls
+
+    def get_queryset(self):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(view, "get_queryset", get_queryset)
+
+    def reporter(sender, request, **kwargs):
+        raise ValueError("a reporter that fails")
+
+    got_request_exception.connect(reporter)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            answer = APIClient(raise_request_exception=False).get("/api/books/")
+    finally:
+        got_request_exception.disconnect(reporter)
+    assert_error(answer, 500, "INTERNAL_ERROR")
+    failures = [r for r in caplog.records if r.exc_info and r.exc_info[0] is ValueError]
+    assert [(r.name, r.levelno) for r in failures] == [("django.dispatch", logging.ERROR)]
