@@ -818,7 +818,8 @@ def purge_delivered(
     deleted before, which stay until a vacuum), and one ``DELETE`` of those ids that checks
     status and cut-off again as it deletes, committed on its own
     outside a transaction: a purge of a week of events holds the locks (and writes the WAL)
-    of one batch at a time, never of every row it deletes until it ends. No
+    of one batch at a time, never of every row it deletes until it ends (called inside a
+    transaction, every batch is that transaction's: call it outside one). No
     ``pre_delete``/``post_delete`` signal is sent (the ORM's ``delete()`` would load every
     row first, payloads included, wherever a receiver listens to every model)."""
     if batch_size is None:
