@@ -282,3 +282,21 @@ def test_purge_action_needs_no_transport(admin_client_):
     assert response.status_code == 200
     assert "Purged 1 delivered event(s) older than 3 day(s)" in response.content.decode()
     assert not OutboxEvent.objects.exists()
+
+
+def test_requeue_action_needs_no_transport(admin_client_):
+    """Requeueing sets dead rows pending on the outbox's database and publishes nothing: it
+    asked ``get_outbox()``, which builds the transport, so with its broker down "Requeue
+    selected" was a 500 and requeued nothing (rev-fixes26)."""
+    from tests.test_relay_policy import _Unbuildable
+
+    dead = make_row("dead", last_error="TimeoutError")
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": _Unbuildable, "OPTIONS": {}}}):
+        response = admin_client_.post(
+            reverse(CHANGELIST),
+            {"action": "requeue_selected", "_selected_action": [dead.pk]},
+            follow=True,
+        )
+    assert response.status_code == 200
+    dead.refresh_from_db()
+    assert dead.status == "pending"

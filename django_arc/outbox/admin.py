@@ -26,7 +26,7 @@ from django.utils.text import Truncator
 from ..admin_input import RefuseOddInputMixin, id_spellings, is_primary_key
 from ..audit.admin import EstimatedCountPaginator
 from ..settings import arc_settings
-from . import get_outbox, run_relay
+from . import run_relay
 from .models import OutboxEvent, OutboxStatus
 from .relay import EventOutbox, purge_delivered
 
@@ -50,7 +50,7 @@ def _requeue(request, queryset) -> int:
     Chunks of ``REQUEUE_CHUNK`` rows in primary key order: each is locked, requeued and logged
     in one transaction, so a row is logged exactly when it was requeued, and no statement
     names more ids than a backend takes."""
-    outbox = get_outbox()
+    outbox = EventOutbox(None)  # its database alone: no transport (a broker down)
     dead = OutboxEvent.objects.using(outbox.db).filter(
         status=OutboxStatus.DEAD, pk__in=queryset.values("pk")
     )
