@@ -588,30 +588,13 @@ def test_a_write_route_updating_its_row_reads_every_relation_once(settings, path
     with every relation. The event is the same whoever writes."""
     from django_arc.outbox.models import OutboxEvent
 
-    site = ResourceSite(name="renamed-site")
-    site.register(RenamedAuthorResource)
     author = AuthorFactory(name="a")
     base = "/s/renamed-authors"
     url, body = {
         "route": (f"{base}/{author.pk}/rename/", lambda name: {"name": name}),
         "action": (f"{base}/{author.pk}/action/", lambda name: {"action": "retitle", "name": name}),
     }[path]
-    counts = []
-    try:
-        with site_mounted(settings, "s", site):
-            api = client_for(None)
-            for books in (1, 5):
-                while author.books.count() < books:
-                    book = BookFactory(author=author)
-                    Review.objects.create(book=book, body="r")
-                    Review.objects.create(book=book, body="s")
-                with CaptureQueriesContext(connection) as queries:
-                    answer = api.post(url, body(f"n{books}"), format="json")
-                assert answer.status_code == 200, answer.content
-                assert answer.json()["data"] == {"id": author.pk, "name": f"n{books}"}
-                counts.append(len(queries.captured_queries))
-    finally:
-        _all_sites.remove(site)
+    counts = _public_writes_per_shelf(settings, RenamedAuthorResource, author, url, body)
     assert counts[0] == counts[1], counts
     event = OutboxEvent.objects.filter(type="renamed-authors.updated").last()
     assert event.payload["changed"] == ["name"]
@@ -646,10 +629,22 @@ def test_an_audited_action_loads_every_relation_with_its_row(settings):
     its own, before and after the handler."""
     from django_arc.audit.models import AuditLog
 
-    site = ResourceSite(name="audited-site")
-    site.register(AuditedAuthorResource)
     author = AuthorFactory(name="a")
     url = f"/s/audited-authors/{author.pk}/action/"
+    counts = _public_writes_per_shelf(
+        settings, AuditedAuthorResource, author, url, lambda name: {"action": "touch", "name": name}
+    )
+    assert counts[0] == counts[1], counts
+    entry = AuditLog.objects.filter(resource="audited-authors").order_by("pk").last()
+    assert (entry.before, entry.after) == ({"name": "n1"}, {"name": "n5"})
+
+
+def _public_writes_per_shelf(settings, resource, author, url, body) -> list[int]:
+    """The SQL statements of the public's POST of ``body(name)`` to ``url`` (``resource``
+    mounted on a site of its own under ``/s/``) renaming ``author`` with 1 book, then 5,
+    each book with two reviews; each answer the renamed author, books hidden."""
+    site = ResourceSite(name=f"{resource.name}-site")
+    site.register(resource)
     counts = []
     try:
         with site_mounted(settings, "s", site):
@@ -660,12 +655,10 @@ def test_an_audited_action_loads_every_relation_with_its_row(settings):
                     Review.objects.create(book=book, body="r")
                     Review.objects.create(book=book, body="s")
                 with CaptureQueriesContext(connection) as queries:
-                    answer = api.post(url, {"action": "touch", "name": f"n{books}"}, format="json")
+                    answer = api.post(url, body(f"n{books}"), format="json")
                 assert answer.status_code == 200, answer.content
                 assert answer.json()["data"] == {"id": author.pk, "name": f"n{books}"}
                 counts.append(len(queries.captured_queries))
     finally:
         _all_sites.remove(site)
-    assert counts[0] == counts[1], counts
-    entry = AuditLog.objects.filter(resource="audited-authors").order_by("pk").last()
-    assert (entry.before, entry.after) == ({"name": "n1"}, {"name": "n5"})
+    return counts
