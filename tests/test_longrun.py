@@ -302,6 +302,32 @@ def test_arc_purge_outbox_deletes_delivered_rows_past_the_retention_for_cron():
             call_command("arc_purge_outbox", "--days", bad)
 
 
+@pytest.mark.django_db
+def test_arc_purge_outbox_refuses_a_retention_reaching_before_the_year_1():
+    """``--days 800000`` (or a setting that large, or one that is no number) was a
+    traceback (``OverflowError: date value out of range`` computing the cut-off; ``float()``
+    of ``"7d"``), not the command's error naming what to change; no row is deleted."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+    from django.test import override_settings
+    from django.utils import timezone
+
+    outbox = EventOutbox(None)
+    outbox.store_many([create_event("products.created", {"i": 1})])
+    OutboxEvent.objects.update(status="delivered", delivered_at=timezone.now() - timedelta(days=30))
+    for days in ("800000", "999999.5"):
+        with pytest.raises(CommandError, match="--days = .* before the year 1"):
+            call_command("arc_purge_outbox", "--days", days)
+    for setting in (800_000, "7d", float("nan"), -1):
+        with override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": setting}}):
+            with pytest.raises(CommandError, match="DELIVERED_RETENTION_DAYS"):
+                call_command("arc_purge_outbox")
+    assert OutboxEvent.objects.count() == 1
+    call_command("arc_purge_outbox", "--days", "-0", stdout=StringIO())  # zero days: all
+    assert OutboxEvent.objects.count() == 0
+
+
 def test_the_default_failure_policy_gives_a_broker_outage_one_to_two_minutes():
     """What docs/outbox.md tells operators: with the defaults an event whose publishes fail
     for about one to two minutes is dead (an outage longer than that needs a requeue), and

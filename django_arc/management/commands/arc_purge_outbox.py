@@ -27,12 +27,22 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        days = options["days"]
-        if days is not None and not 0 <= days < 1e6:  # NaN fails both comparisons
-            raise CommandError(f"--days must be a number of days >= 0, got {days}.")
+        days, source = options["days"], "--days"
         if days is None:
-            days = float(arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7))
+            days = arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
+            source = "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']"
+        try:
+            age = timedelta(days=float(days))
+        except (TypeError, ValueError, OverflowError):  # a setting's "7d", NaN, inf
+            age = None
+        if age is None or age < timedelta(0):
+            raise CommandError(f"{source} must be a number of days >= 0, got {days!r}.")
         # the rows' database only: purging needs no transport (one that cannot be built
         # must not keep the table from being purged)
-        deleted = EventOutbox(None).purge(older_than=timedelta(days=days))
+        try:
+            deleted = EventOutbox(None).purge(older_than=age)
+        except OverflowError:  # a cut-off before the year 1 (--days 800000)
+            raise CommandError(
+                f"{source} = {days!r} reaches back before the year 1: purge with fewer days."
+            ) from None
         self.stdout.write(f"Deleted {deleted} delivered outbox row(s).")
