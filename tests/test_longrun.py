@@ -370,3 +370,61 @@ def test_a_blocking_read_longer_than_the_socket_timeout_returns_instead_of_faili
     finally:
         transport.client.delete(transport.stream)
         transport.close()
+
+
+def _blocked_reader(client, name):
+    """Whether the connection named ``name`` waits in a blocking XREADGROUP."""
+    return any(
+        c.get("name") == name and c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "")
+        for c in client.client_list()
+    )
+
+
+def _consume_in_thread(transport, block_ms):
+    outcome = {}
+
+    def consume():
+        try:
+            outcome["handled"] = transport.consume(count=10, block_ms=block_ms)
+        except Exception as exc:  # noqa: BLE001 - what the test looks at
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_a_read_blocked_when_its_stream_is_deleted_creates_the_group_again():
+    """A consumer spends its idle time blocked in XREADGROUP; a stream deleted then (DEL,
+    FLUSHDB, an eviction) answers that read ``UNBLOCKED the stream key no longer exists``,
+    not ``NOGROUP``: 758b408's recovery missed it, so the read failed (``run_forever``
+    logging it as the consumer's failure, with a traceback) before the next one recovered.
+    """
+    import uuid
+
+    import redis
+
+    from django_arc.events.transports import RedisStreamsTransport
+
+    name = f"arc-test-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=None, client_name=name)
+    transport = RedisStreamsTransport(client=client, stream=f"arc-test:{name}", group="g")
+    producer = RedisStreamsTransport(REDIS_URL, stream=transport.stream, group="g")
+    transport.ensure_group()
+    got = []
+    transport.subscribe("*", got.append)
+    thread, outcome = _consume_in_thread(transport, 30_000)
+    try:
+        assert _until(lambda: _blocked_reader(producer.client, name))
+        producer.client.delete(transport.stream)
+        event = create_event("products.created", {"i": 1})
+        producer.publish(event)
+        thread.join(timeout=10)
+        assert outcome == {"handled": 1} and [e.id for e in got] == [event.id]
+    finally:
+        producer.client.delete(transport.stream)
+        thread.join(timeout=5)
+        producer.close()
+        transport.close()

@@ -238,11 +238,13 @@ class RedisStreamsTransport(Transport):
         try:
             entries = self._read(count, block_ms)
         except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
                 raise
             # Redis lost the group: restarted without persistence, the stream evicted
             # (allkeys-* policy) or deleted. Created again, from the stream's beginning, as a
-            # first start does; without it every read answered NOGROUP for ever.
+            # first start does; without it every read answered NOGROUP for ever. A read
+            # blocked when the stream went answers "UNBLOCKED the stream key no longer
+            # exists" (Redis 7) instead: the same loss, not a failure to log.
             logger.warning(
                 "Stream %s has no group %s (Redis lost it); creating it again",
                 self.stream,
