@@ -396,6 +396,49 @@ def _consume_in_thread(transport, block_ms):
 
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_consume_block_ms_0_waits_until_an_entry_comes():
+    """``block_ms=0`` is XREADGROUP's ``BLOCK 0``: wait until an entry comes. 7160c1d's
+    ``max(1, …)`` made it a read of 1 ms, returning 0 at once: ``run_forever(block_ms=0)``
+    became a busy loop of XAUTOCLAIM and XREADGROUP on an idle stream."""
+    import uuid
+
+    import redis
+
+    from django_arc.events.transports import RedisStreamsTransport
+
+    blocks = []
+
+    class Client(redis.Redis):
+        """The BLOCK each XREADGROUP sends (Redis may hold a 1 ms block ~100 ms)."""
+
+        def xreadgroup(self, *args, **kwargs):
+            blocks.append(kwargs.get("block"))
+            return super().xreadgroup(*args, **kwargs)
+
+    name = f"arc-test-{uuid.uuid4().hex[:8]}"
+    client = Client.from_url(REDIS_URL, socket_timeout=None, client_name=name)
+    transport = RedisStreamsTransport(client=client, stream=f"arc-test:{name}", group="g")
+    producer = RedisStreamsTransport(REDIS_URL, stream=transport.stream, group="g")
+    transport.ensure_group()
+    got = []
+    transport.subscribe("*", got.append)
+    thread, outcome = _consume_in_thread(transport, 0)
+    try:
+        assert _until(lambda: not thread.is_alive() or _blocked_reader(producer.client, name))
+        event = create_event("products.created", {"i": 1})
+        producer.publish(event)
+        thread.join(timeout=5)
+        assert outcome == {"handled": 1} and [e.id for e in got] == [event.id]
+        assert blocks == [0]
+    finally:
+        producer.client.delete(transport.stream)
+        thread.join(timeout=5)
+        producer.close()
+        transport.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 def test_a_read_blocked_when_its_stream_is_deleted_creates_the_group_again():
     """A consumer spends its idle time blocked in XREADGROUP; a stream deleted then (DEL,
     FLUSHDB, an eviction) answers that read ``UNBLOCKED the stream key no longer exists``,

@@ -230,7 +230,8 @@ class RedisStreamsTransport(Transport):
 
         Re-claimed entries come first (they are the oldest). ``block_ms=None`` never blocks;
         otherwise XREADGROUP waits up to ``block_ms`` for new entries when none were
-        re-claimed.
+        re-claimed (``0``: until one comes, as Redis's ``BLOCK 0``), and no longer than the
+        client's socket timeout allows (:meth:`_block_ms`).
         """
         import redis
 
@@ -306,6 +307,12 @@ class RedisStreamsTransport(Transport):
             except Exception:  # noqa: BLE001 - a client of another shape: block as asked
                 self._socket_timeout = None
             self._socket_timeout_read = True
+        if block_ms == 0:
+            # Redis's BLOCK 0, until an entry comes: as long as the socket allows, then the
+            # caller reads again (rounded up to 1 ms, 0 would be BLOCK 0 again)
+            if self._socket_timeout is None:
+                return 0
+            return max(1, int(self._socket_timeout * 800))
         block = max(1, int(block_ms))
         if self._socket_timeout is not None:
             block = max(1, min(block, int(self._socket_timeout * 800)))
