@@ -36,7 +36,7 @@ def recycle_connections() -> None:
     restart, ``idle_session_timeout``, a pooler) as a failed batch. A connection at the
     default ``CONN_MAX_AGE = 0`` is kept for the loop, as a management command keeps it
     (closing it after every poll would reconnect once a second); one inside a transaction
-    (the admin's "Relay now" under ``ATOMIC_REQUESTS``) is left alone."""
+    (``run_relay`` called in an ``atomic()`` block) is left alone."""
     for connection in connections.all(initialized_only=True):
         if connection.settings_dict.get("CONN_MAX_AGE", 0) == 0 or connection.in_atomic_block:
             continue

@@ -294,7 +294,7 @@ class RedisStreamsTransport(Transport):
     def _block_ms(self, block_ms: int) -> int:
         """``block_ms``, or less where the client's socket timeout is shorter: a blocking
         read that outlasts it fails with ``TimeoutError`` when no entry comes (redis-py 8
-        gives a client built from a URL a 5 s timeout), so a quiet stream made
+        gives every client a 5 s timeout by default), so a quiet stream made
         ``consume(block_ms=5000)`` raise and an idle ``run_forever`` log a traceback every
         few seconds for as long as it ran. Four fifths of the timeout leave room for the
         round trip; the caller reads again."""
