@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from ...outbox import EventOutbox
 from ...settings import arc_settings
@@ -37,12 +38,15 @@ class Command(BaseCommand):
             age = None
         if age is None or age < timedelta(0):
             raise CommandError(f"{source} must be a number of days >= 0, got {days!r}.")
-        # the rows' database only: purging needs no transport (one that cannot be built
-        # must not keep the table from being purged)
         try:
-            deleted = EventOutbox(None).purge(older_than=age)
-        except OverflowError:  # a cut-off before the year 1 (--days 800000)
+            # on every database alike: SQLite's cut-off is this server's datetime, which
+            # cannot go before the year 1; PostgreSQL's would, until it went out of range
+            timezone.now() - age
+        except OverflowError:
             raise CommandError(
                 f"{source} = {days!r} reaches back before the year 1: purge with fewer days."
             ) from None
+        # the rows' database only: purging needs no transport (one that cannot be built
+        # must not keep the table from being purged)
+        deleted = EventOutbox(None).purge(older_than=age)
         self.stdout.write(f"Deleted {deleted} delivered outbox row(s).")
