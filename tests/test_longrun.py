@@ -397,6 +397,30 @@ def _consume_in_thread(transport, block_ms):
 
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_a_client_set_on_the_transport_later_has_its_own_socket_timeout_read():
+    """The socket timeout was read once per transport: a project that set
+    ``transport.client`` to another client (one with a shorter timeout) after a read kept
+    the first client's, and a quiet stream's read failed with ``TimeoutError`` again."""
+    import uuid
+
+    import redis
+
+    from django_arc.events.transports import RedisStreamsTransport
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=None)
+    transport = RedisStreamsTransport(client=client, stream=f"arc-test:{uuid.uuid4().hex}")
+    try:
+        assert transport.consume(count=10, block_ms=100) == 0
+        transport.client = redis.Redis.from_url(REDIS_URL, socket_timeout=0.5)
+        client.close()
+        assert transport.consume(count=10, block_ms=2000) == 0
+    finally:
+        transport.client.delete(transport.stream)
+        transport.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 def test_consume_block_ms_0_waits_until_an_entry_comes():
     """``block_ms=0`` is XREADGROUP's ``BLOCK 0``: wait until an entry comes. 7160c1d's
     ``max(1, …)`` made it a read of 1 ms, returning 0 at once: ``run_forever(block_ms=0)``

@@ -112,7 +112,8 @@ class RedisStreamsTransport(Transport):
         self._claim_cursor = "0-0"
         self._stop = threading.Event()
         self._socket_timeout: float | None = None
-        self._socket_timeout_read = False
+        # the client whose socket timeout ``_socket_timeout`` is (a project may set another)
+        self._socket_timeout_of: Any = None
         # The entry whose handlers run in this thread, so a handler's dead letter names it.
         self._current = threading.local()
 
@@ -297,8 +298,9 @@ class RedisStreamsTransport(Transport):
         gives every client a 5 s timeout by default), so a quiet stream made
         ``consume(block_ms=5000)`` raise and an idle ``run_forever`` log a traceback every
         few seconds for as long as it ran. Four fifths of the timeout leave room for the
-        round trip; the caller reads again."""
-        if not self._socket_timeout_read:
+        round trip; the caller reads again. Read once per client (again when
+        ``self.client`` is replaced)."""
+        if self._socket_timeout_of is not self.client:
             try:
                 pool = self.client.connection_pool
                 # an unconnected connection of the pool's kind, for redis-py's default
@@ -306,7 +308,7 @@ class RedisStreamsTransport(Transport):
                 self._socket_timeout = float(timeout) if timeout is not None else None
             except Exception:  # noqa: BLE001 - a client of another shape: block as asked
                 self._socket_timeout = None
-            self._socket_timeout_read = True
+            self._socket_timeout_of = self.client
         if block_ms == 0:
             # Redis's BLOCK 0, until an entry comes: as long as the socket allows, then the
             # caller reads again (rounded up to 1 ms, 0 would be BLOCK 0 again)
