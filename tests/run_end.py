@@ -17,11 +17,20 @@ RUN_END = os.environ.pop("ARC_RUN_END", None)
 
 #: the tests run so far: each test's call, or its skip (a skipped test ran as far as it may)
 _ran = 0
+#: ``--setup-only`` or ``--setup-plan``: no test's call runs, but a test marked skip (or
+#: skipif) still reports its skip at setup, which counted as a test run: a whole-suite
+#: ``--setup-plan`` on SQLite (the PostgreSQL-only tests skipping) read as "ok"
+_setup_only = False
+
+
+def pytest_configure(config):
+    global _setup_only
+    _setup_only = bool(config.getoption("setuponly", False))
 
 
 def pytest_runtest_logreport(report):
     global _ran
-    if report.when == "call" or (report.when == "setup" and report.skipped):
+    if report.when == "call" or (report.when == "setup" and report.skipped and not _setup_only):
         _ran += 1
 
 

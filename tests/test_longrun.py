@@ -268,6 +268,34 @@ def test_stream_consumer_reads_again_after_its_blocked_connection_is_killed(tmp_
 
 
 # -- a deployment that runs for months ----------------------------------------------------------
+@pytest.mark.django_db
+def test_arc_purge_outbox_refuses_a_retention_reaching_before_the_year_1():
+    """``--days 800000`` (or a setting that large, or one that is no number) was a
+    traceback on SQLite (``OverflowError: date value out of range`` computing the cut-off;
+    ``float()`` of ``"7d"``), not the command's error naming what to change; PostgreSQL
+    computes the cut-off itself, and answers the same now. No row is deleted."""
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+    from django.test import override_settings
+    from django.utils import timezone
+
+    outbox = EventOutbox(None)
+    outbox.store_many([create_event("products.created", {"i": 1})])
+    OutboxEvent.objects.update(status="delivered", delivered_at=timezone.now() - timedelta(days=30))
+    for days in ("800000", "999999.5", "999999999"):
+        with pytest.raises(CommandError, match="--days is too large: .* before the year 1"):
+            call_command("arc_purge_outbox", "--days", days)
+    for setting in (800_000, "7d", float("nan"), -1):
+        with override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": setting}}):
+            with pytest.raises(CommandError, match="DELIVERED_RETENTION_DAYS"):
+                call_command("arc_purge_outbox")
+    assert OutboxEvent.objects.count() == 1
+    call_command("arc_purge_outbox", "--days", "-0", stdout=StringIO())  # zero days: all
+    assert OutboxEvent.objects.count() == 0
+
+
 def test_the_default_failure_policy_gives_a_broker_outage_one_to_two_minutes():
     """What docs/outbox.md tells operators: with the defaults an event whose publishes fail
     for about one to two minutes is dead (an outage longer than that needs a requeue), and
@@ -309,4 +337,129 @@ def test_a_blocking_read_longer_than_the_socket_timeout_returns_instead_of_faili
         assert transport.consume(count=10, block_ms=2000) == 0
     finally:
         transport.client.delete(transport.stream)
+        transport.close()
+
+
+def _blocked_reader(client, name):
+    """Whether the connection named ``name`` waits in a blocking XREADGROUP."""
+    return any(
+        c.get("name") == name and c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "")
+        for c in client.client_list()
+    )
+
+
+def _consume_in_thread(transport, block_ms):
+    outcome = {}
+
+    def consume():
+        try:
+            outcome["handled"] = transport.consume(count=10, block_ms=block_ms)
+        except Exception as exc:  # noqa: BLE001 - what the test looks at
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_a_client_set_on_the_transport_later_has_its_own_socket_timeout_read():
+    """The socket timeout was read once per transport: a project that set
+    ``transport.client`` to another client (one with a shorter timeout) after a read kept
+    the first client's, and a quiet stream's read failed with ``TimeoutError`` again."""
+    import uuid
+
+    import redis
+
+    from django_arc.events.transports import RedisStreamsTransport
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=None)
+    transport = RedisStreamsTransport(client=client, stream=f"arc-test:{uuid.uuid4().hex}")
+    try:
+        assert transport.consume(count=10, block_ms=100) == 0
+        transport.client = redis.Redis.from_url(REDIS_URL, socket_timeout=0.5)
+        client.close()
+        assert transport.consume(count=10, block_ms=2000) == 0
+    finally:
+        transport.client.delete(transport.stream)
+        transport.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_consume_block_ms_0_waits_until_an_entry_comes():
+    """``block_ms=0`` is XREADGROUP's ``BLOCK 0``: wait until an entry comes. 7160c1d's
+    ``max(1, …)`` made it a read of 1 ms, returning 0 at once: ``run_forever(block_ms=0)``
+    became a busy loop of XAUTOCLAIM and XREADGROUP on an idle stream."""
+    import uuid
+
+    import redis
+
+    from django_arc.events.transports import RedisStreamsTransport
+
+    blocks = []
+
+    class Client(redis.Redis):
+        """The BLOCK each XREADGROUP sends (Redis may hold a 1 ms block ~100 ms)."""
+
+        def xreadgroup(self, *args, **kwargs):
+            blocks.append(kwargs.get("block"))
+            return super().xreadgroup(*args, **kwargs)
+
+    name = f"arc-test-{uuid.uuid4().hex[:8]}"
+    client = Client.from_url(REDIS_URL, socket_timeout=None, client_name=name)
+    transport = RedisStreamsTransport(client=client, stream=f"arc-test:{name}", group="g")
+    producer = RedisStreamsTransport(REDIS_URL, stream=transport.stream, group="g")
+    transport.ensure_group()
+    got = []
+    transport.subscribe("*", got.append)
+    thread, outcome = _consume_in_thread(transport, 0)
+    try:
+        assert _until(lambda: not thread.is_alive() or _blocked_reader(producer.client, name))
+        event = create_event("products.created", {"i": 1})
+        producer.publish(event)
+        thread.join(timeout=5)
+        assert outcome == {"handled": 1} and [e.id for e in got] == [event.id]
+        assert blocks == [0]
+    finally:
+        producer.client.delete(transport.stream)
+        thread.join(timeout=5)
+        producer.close()
+        transport.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_a_read_blocked_when_its_stream_is_deleted_creates_the_group_again():
+    """A consumer spends its idle time blocked in XREADGROUP; a stream deleted then (DEL,
+    FLUSHDB, an eviction) answers that read ``UNBLOCKED the stream key no longer exists``,
+    not ``NOGROUP``: 758b408's recovery missed it, so the read failed (``run_forever``
+    logging it as the consumer's failure, with a traceback) before the next one recovered.
+    """
+    import uuid
+
+    import redis
+
+    from django_arc.events.transports import RedisStreamsTransport
+
+    name = f"arc-test-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=None, client_name=name)
+    transport = RedisStreamsTransport(client=client, stream=f"arc-test:{name}", group="g")
+    producer = RedisStreamsTransport(REDIS_URL, stream=transport.stream, group="g")
+    transport.ensure_group()
+    got = []
+    transport.subscribe("*", got.append)
+    thread, outcome = _consume_in_thread(transport, 30_000)
+    try:
+        assert _until(lambda: _blocked_reader(producer.client, name))
+        producer.client.delete(transport.stream)
+        event = create_event("products.created", {"i": 1})
+        producer.publish(event)
+        thread.join(timeout=10)
+        assert outcome == {"handled": 1} and [e.id for e in got] == [event.id]
+    finally:
+        producer.client.delete(transport.stream)
+        thread.join(timeout=5)
+        producer.close()
         transport.close()

@@ -73,6 +73,30 @@ def test_run_relay_stops_when_drained_or_after_max_batches_or_when_told():
     assert not OutboxEvent.objects.filter(status="pending").exists()
 
 
+@pytest.mark.django_db
+def test_a_failed_batch_leaves_the_callers_transaction_usable(monkeypatch):
+    """A batch's database error closed every connection (``close_old_connections()``), the
+    caller's in its ``atomic()`` block too (``run_relay`` in a project's view under
+    ``ATOMIC_REQUESTS``, an eager Celery task): the block's writes were lost and its next
+    query refused (``TransactionManagementError``). It is left open now; the loop's own
+    connections are closed as before."""
+    from django.db import OperationalError, transaction
+
+    from django_arc.outbox import EventOutbox
+
+    def failing_batch(self, limit=None, worker_id=None):
+        raise OperationalError("canceling statement due to lock timeout")
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", failing_batch)
+    event = create_event("products.created", {"i": 1})
+    with transaction.atomic():
+        EventOutbox(None).store(event)
+        totals = run_relay(max_batches=1, interval=0)
+        assert (totals.batches, totals.errors) == (1, 1)
+        assert OutboxEvent.objects.filter(event_id=event.id).exists()
+    assert OutboxEvent.objects.filter(event_id=event.id).exists()
+
+
 def test_only_run_relay_drives_relay_batch():
     """The command, the Celery task and the admin hold no loop of their own."""
     callers = []

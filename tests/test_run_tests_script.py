@@ -111,6 +111,31 @@ def test_a_run_that_runs_no_test_fails(tmp_path, flag):
     assert result.stdout.rstrip().endswith("total: 0 passed, 1 failed, 0 skipped")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", ["--setup-plan", "--setup-only"])
+def test_a_setup_only_run_with_skipped_tests_fails(tmp_path, flag):
+    """``--setup-plan`` and ``--setup-only`` run no test's call, but a test marked skip
+    reports its skip at setup all the same, and each counted as a test run: the whole suite
+    under ``PYTEST_ARGS='--setup-plan'`` on SQLite, where the PostgreSQL-only tests skip,
+    read as "ok" (0 passed, N skipped), a suite with failing tests green. A real pytest
+    run, of a file of one skipped and one passing test."""
+    tests = tmp_path / "cases"
+    tests.mkdir()
+    (tests / "test_cases.py").write_text(
+        "import pytest\n\n\n@pytest.mark.skip(reason='skipped')\ndef test_skipped():\n"
+        "    pass\n\n\ndef test_passes():\n    pass\n"
+    )
+    # outside the repository, with no Django settings (they need tests/conftest.py's path)
+    plain = {"ARC_PYTHON": sys.executable, "DJANGO_SETTINGS_MODULE": ""}
+    result = run_tests(tmp_path, pytest_rc=0, pytest_args=f"--noconftest {flag} {tests}", **plain)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED: NO TEST RAN" in result.stdout
+    # the same file run for real passes: its skip does not fail a run that runs tests
+    result = run_tests(tmp_path, pytest_rc=0, pytest_args=f"--noconftest {tests}", **plain)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 0 failed, 1 skipped" in result.stdout
+
+
 def test_pytest_args_that_do_not_split_are_refused_before_any_run(tmp_path):
     """An unbalanced quote in ``PYTEST_ARGS`` made the splitter fail unnoticed (a process
     substitution's exit status is not checked): the whole suite ran without the caller's

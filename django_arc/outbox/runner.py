@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, connections
 
 from ..logs import FailureStreak
 from .configured import get_outbox
@@ -36,11 +36,22 @@ def recycle_connections() -> None:
     restart, ``idle_session_timeout``, a pooler) as a failed batch. A connection at the
     default ``CONN_MAX_AGE = 0`` is kept for the loop, as a management command keeps it
     (closing it after every poll would reconnect once a second); one inside a transaction
-    (the admin's "Relay now" under ``ATOMIC_REQUESTS``) is left alone."""
+    (``run_relay`` called in an ``atomic()`` block) is left alone."""
     for connection in connections.all(initialized_only=True):
         if connection.settings_dict.get("CONN_MAX_AGE", 0) == 0 or connection.in_atomic_block:
             continue
         connection.close_if_unusable_or_obsolete()
+
+
+def close_failed_connections() -> None:
+    """After a failed batch, Django's ``close_old_connections()`` (the next batch connects
+    again), but for a connection inside a transaction: the caller's (``run_relay`` inside
+    its ``atomic()`` block, an eager Celery task under ``ATOMIC_REQUESTS``), whose close
+    broke that transaction, its writes lost and every later query of the block refused
+    (``TransactionManagementError``). The batch's own savepoint was rolled back already."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
 
 @dataclass
@@ -116,7 +127,7 @@ def run_relay(
         try:
             result = outbox.relay_batch(limit=size, worker_id=totals.worker_id)
         except DatabaseError as exc:
-            close_old_connections()
+            close_failed_connections()
             totals.batches += 1
             totals.errors += 1
             if streak.failed():  # an outage: its first batch, then one a minute

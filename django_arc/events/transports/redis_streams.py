@@ -112,7 +112,8 @@ class RedisStreamsTransport(Transport):
         self._claim_cursor = "0-0"
         self._stop = threading.Event()
         self._socket_timeout: float | None = None
-        self._socket_timeout_read = False
+        # the client whose socket timeout ``_socket_timeout`` is (a project may set another)
+        self._socket_timeout_of: Any = None
         # The entry whose handlers run in this thread, so a handler's dead letter names it.
         self._current = threading.local()
 
@@ -230,7 +231,8 @@ class RedisStreamsTransport(Transport):
 
         Re-claimed entries come first (they are the oldest). ``block_ms=None`` never blocks;
         otherwise XREADGROUP waits up to ``block_ms`` for new entries when none were
-        re-claimed.
+        re-claimed (``0``: until one comes, as Redis's ``BLOCK 0``), and no longer than the
+        client's socket timeout allows (:meth:`_block_ms`).
         """
         import redis
 
@@ -238,11 +240,13 @@ class RedisStreamsTransport(Transport):
         try:
             entries = self._read(count, block_ms)
         except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                 raise
             # Redis lost the group: restarted without persistence, the stream evicted
             # (allkeys-* policy) or deleted. Created again, from the stream's beginning, as a
-            # first start does; without it every read answered NOGROUP for ever.
+            # first start does; without it every read answered NOGROUP for ever. A read
+            # blocked when the stream went answers "UNBLOCKED the stream key no longer
+            # exists" (Redis 7) instead: the same loss, not a failure to log.
             logger.warning(
                 "Stream %s has no group %s (Redis lost it); creating it again",
                 self.stream,
@@ -291,11 +295,12 @@ class RedisStreamsTransport(Transport):
     def _block_ms(self, block_ms: int) -> int:
         """``block_ms``, or less where the client's socket timeout is shorter: a blocking
         read that outlasts it fails with ``TimeoutError`` when no entry comes (redis-py 8
-        gives a client built from a URL a 5 s timeout), so a quiet stream made
+        gives every client a 5 s timeout by default), so a quiet stream made
         ``consume(block_ms=5000)`` raise and an idle ``run_forever`` log a traceback every
         few seconds for as long as it ran. Four fifths of the timeout leave room for the
-        round trip; the caller reads again."""
-        if not self._socket_timeout_read:
+        round trip; the caller reads again. Read once per client (again when
+        ``self.client`` is replaced)."""
+        if self._socket_timeout_of is not self.client:
             try:
                 pool = self.client.connection_pool
                 # an unconnected connection of the pool's kind, for redis-py's default
@@ -303,7 +308,13 @@ class RedisStreamsTransport(Transport):
                 self._socket_timeout = float(timeout) if timeout is not None else None
             except Exception:  # noqa: BLE001 - a client of another shape: block as asked
                 self._socket_timeout = None
-            self._socket_timeout_read = True
+            self._socket_timeout_of = self.client
+        if block_ms == 0:
+            # Redis's BLOCK 0, until an entry comes: as long as the socket allows, then the
+            # caller reads again (rounded up to 1 ms, 0 would be BLOCK 0 again)
+            if self._socket_timeout is None:
+                return 0
+            return max(1, int(self._socket_timeout * 800))
         block = max(1, int(block_ms))
         if self._socket_timeout is not None:
             block = max(1, min(block, int(self._socket_timeout * 800)))

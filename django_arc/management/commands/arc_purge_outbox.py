@@ -41,23 +41,28 @@ class Command(BaseCommand):
         batch_size = options["batch_size"]
         if batch_size is not None and batch_size < 1:
             raise CommandError(f"--batch-size must be a positive integer, got {batch_size}.")
-        days = options["days"]
+        days, source = options["days"], "--days"
         if days is None:
             days = arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
-        elif not math.isfinite(days) or days < 0:
-            raise CommandError(f"--days must be a number of days, 0 or more, got {days}.")
+            source = "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']"
         try:
-            timezone.now() - timedelta(days=float(days))
+            number = math.nan if isinstance(days, bool) else float(days)
+        except (TypeError, ValueError):  # a setting's "7d", None
+            number = math.nan
+        if not (number >= 0 and math.isfinite(number)):  # NaN fails the comparison
+            raise CommandError(f"{source} must be a number of days, 0 or more, got {days!r}.")
+        try:
+            # on every database alike: SQLite's cut-off is this server's datetime, which
+            # cannot go before the year 1; PostgreSQL's would, until it went out of range
+            age = timedelta(days=number)
+            timezone.now() - age
         except OverflowError:
             raise CommandError(
-                f"--days is too large: {days:g} days ago is before year 1."
+                f"{source} is too large: {days!r} days back reaches before the year 1."
             ) from None
         # the rows' database only: purging needs no transport (one that cannot be built,
         # a broker down, must not keep the table from being purged)
-        deleted = EventOutbox(None).purge(
-            older_than=timedelta(days=float(days)),
-            batch_size=batch_size,
-        )
+        deleted = EventOutbox(None).purge(older_than=age, batch_size=batch_size)
         self.stdout.write(
-            f"Deleted {deleted} delivered outbox event(s) older than {days:g} day(s)."
+            f"Deleted {deleted} delivered outbox event(s) older than {number:g} day(s)."
         )
