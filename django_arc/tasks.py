@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
+from django.utils import timezone
 
 from .outbox import EventOutbox, default_worker_id, run_relay
 from .settings import arc_settings
@@ -68,8 +69,12 @@ def purge_outbox(days: float | None = None, batch_size: int | None = None) -> in
     # as arc_purge_outbox: a number of days, 0 or more (a negative one purged rows delivered a
     # moment ago); and no transport: purging publishes nothing, and a broker that is down (a
     # transport whose constructor connects) must not keep the table from being purged
+    # (no bool, as arc.E008 for the setting: days=True was a day), and a cut-off after year 1
+    # (the command's "too large": days=1e6 raised OverflowError out of the purge)
     try:
-        age = timedelta(days=float(retention))
+        age = None if isinstance(retention, bool) else timedelta(days=float(retention))
+        if age is not None:
+            timezone.now() - age
     except (TypeError, ValueError, OverflowError):
         age = None
     if age is None or age < timedelta(0):

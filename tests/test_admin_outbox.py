@@ -227,6 +227,27 @@ def test_relay_now_runs_the_relay_and_reports_counts(admin_client_):
     assert "Relayed 3 event(s) in 1 batch(es); 0 failed to publish" in response.content.decode()
 
 
+def test_relay_now_with_a_transport_that_cannot_be_built_says_so(admin_client_, caplog):
+    """ "Relay now" asked ``get_outbox()`` outside any handling: with the broker down (a
+    transport whose constructor connects) the page was Django's 500, where a transport
+    whose publish fails answers the counts; it now says the transport could not be built,
+    relays nothing, and logs the failure once (rev-fixes27)."""
+    from tests.test_relay_policy import _Unbuildable
+
+    row = make_row("pending")
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": _Unbuildable, "OPTIONS": {}}}):
+        with caplog.at_level("ERROR", logger="django_arc.outbox"):
+            response = admin_client_.post(reverse(RELAY_NOW), follow=True)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Nothing relayed: the transport could not be built (ConnectionError)" in body
+    assert "broker down" not in body  # a broker's address is for the log
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("pending", 0)
+    failures = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert [(r.levelname, r.exc_info[0]) for r in failures] == [("ERROR", ConnectionError)]
+
+
 def test_relay_now_needs_change_permission(client, django_user_model):
     user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_outboxevent"))

@@ -409,11 +409,16 @@ def test_the_outbox_purge_task_needs_no_transport():
     assert not OutboxEvent.objects.exists()
 
 
-@pytest.mark.parametrize("days", [-1, float("nan"), float("inf"), "a week"], ids=repr)
+@pytest.mark.parametrize(
+    "days", [-1, float("nan"), float("inf"), "a week", 1e6, 1e9, True], ids=repr
+)
 def test_the_outbox_purge_task_refuses_a_retention_that_is_no_number_of_days(days):
     """``purge_outbox(days=-1)`` purged every delivered row, those delivered a moment ago
     too (``arc_purge_outbox --days -1`` and ``DELIVERED_RETENTION_DAYS = -1`` are refused):
-    it raises ValueError and deletes nothing (rev-fixes26)."""
+    it raises ValueError and deletes nothing (rev-fixes26). ``days=1e6`` (a cut-off before
+    year 1) raised OverflowError out of the purge, where the command says "too large", and
+    ``days=True`` purged what was delivered a day ago, where arc.E008 refuses a bool
+    (rev-fixes27)."""
     from django_arc.tasks import purge_outbox
 
     _delivered(2, 8)

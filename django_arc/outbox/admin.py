@@ -8,6 +8,7 @@ deleted here: that would silently drop an event the application already committe
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 
 from django.contrib import admin, messages
@@ -26,7 +27,7 @@ from django.utils.text import Truncator
 from ..admin_input import RefuseOddInputMixin, id_spellings, is_primary_key
 from ..audit.admin import EstimatedCountPaginator
 from ..settings import arc_settings
-from . import run_relay
+from . import get_outbox, run_relay
 from .models import OutboxEvent, OutboxStatus
 from .relay import EventOutbox, purge_delivered
 
@@ -110,8 +111,19 @@ class OutboxTypeFilter(admin.SimpleListFilter):
 RELAY_NOW_MAX_BATCHES = 10
 
 
+logger = logging.getLogger("django_arc.outbox")
+
+
 def _relay_now() -> dict:
-    return run_relay(max_batches=RELAY_NOW_MAX_BATCHES, until_drained=True).to_dict()
+    """The relay's counts, or ``{"unbuilt": <exception type>}`` when the transport cannot be
+    built (a constructor reaching a broker that is down): logged here with its traceback,
+    said on the page, never a 500."""
+    try:
+        outbox = get_outbox()
+    except Exception as exc:
+        logger.exception("Relay now: the transport could not be built; nothing relayed")
+        return {"unbuilt": type(exc).__name__}
+    return run_relay(outbox, max_batches=RELAY_NOW_MAX_BATCHES, until_drained=True).to_dict()
 
 
 @admin.register(OutboxEvent)
@@ -274,6 +286,15 @@ class OutboxEventAdmin(RefuseOddInputMixin, admin.ModelAdmin):
         if not self.has_change_permission(request):
             raise PermissionDenied
         totals = _relay_now()
+        if "unbuilt" in totals:
+            # the exception's type only: its text (a broker's address) is in the log
+            self.message_user(
+                request,
+                "Nothing relayed: the transport could not be built "
+                f"({totals['unbuilt']}); see the django_arc.outbox log.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(self._url("changelist"))
         level = messages.SUCCESS
         if totals["publish_failed"] or totals["errors"]:
             level = messages.WARNING
