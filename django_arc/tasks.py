@@ -17,13 +17,12 @@ Beat schedule (see ``docs/events.md``)::
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
-from django.utils import timezone
 
 from .outbox import EventOutbox, default_worker_id, run_relay
+from .outbox.relay import retention_age
 from .settings import arc_settings
 
 logger = logging.getLogger("django_arc.outbox")
@@ -66,19 +65,10 @@ def purge_outbox(days: float | None = None, batch_size: int | None = None) -> in
     Pending and dead rows are never purged. Returns the number of rows deleted.
     """
     retention = days if days is not None else arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
-    # as arc_purge_outbox: a number of days, 0 or more (a negative one purged rows delivered a
-    # moment ago); and no transport: purging publishes nothing, and a broker that is down (a
+    # as arc_purge_outbox (retention_age: a number of days, 0 or more, a cut-off after the
+    # year 1); and no transport: purging publishes nothing, and a broker that is down (a
     # transport whose constructor connects) must not keep the table from being purged
-    # (no bool, as arc.E008 for the setting: days=True was a day), and a cut-off after year 1
-    # (the command's "too large": days=1e6 raised OverflowError out of the purge)
-    try:
-        age = None if isinstance(retention, bool) else timedelta(days=float(retention))
-        if age is not None:
-            timezone.now() - age
-    except (TypeError, ValueError, OverflowError):
-        age = None
-    if age is None or age < timedelta(0):
-        raise ValueError(f"days must be a number of days, 0 or more, got {retention!r}")
+    age = retention_age(retention, "days")
     deleted = EventOutbox(None).purge(older_than=age, batch_size=batch_size)
     logger.info("purge_outbox retention_days=%s deleted=%d", retention, deleted)
     return deleted

@@ -169,6 +169,26 @@ def test_purge_action_deletes_a_batch_per_statement(admin_client_, monkeypatch):
     assert not OutboxEvent.objects.exists()
 
 
+@pytest.mark.parametrize("days", ["a week", -1, 10**6], ids=repr)
+def test_purge_action_with_a_retention_that_is_no_number_of_days_says_so(admin_client_, days):
+    """arc.E008 refuses such a ``DELIVERED_RETENTION_DAYS`` at start-up; a server started
+    without checks answered "Purge delivered" with a 500 ("a week", a cut-off before the
+    year 1) or purged rows delivered a moment ago (-1). It says why and purges nothing, as
+    the command and the task refuse it (``retention_age``)."""
+    row = make_row("delivered", delivered_at=timezone.now() - timedelta(seconds=1))
+    with override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": days}}):
+        response = admin_client_.post(
+            reverse(CHANGELIST),
+            {"action": "purge_delivered", "_selected_action": [row.pk]},
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert "Nothing purged: ARC[&#x27;OUTBOX&#x27;][&#x27;DELIVERED_RETENTION_DAYS&#x27;]" in (
+        response.content.decode()
+    )
+    assert OutboxEvent.objects.filter(pk=row.pk).exists()
+
+
 def test_dead_letter_page_lists_and_requeues(admin_client_):
     dead = [make_row("dead", last_error=f"TimeoutError: try {i}") for i in range(3)]
     make_row("pending")

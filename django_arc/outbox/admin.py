@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -29,7 +28,7 @@ from ..audit.admin import EstimatedCountPaginator
 from ..settings import arc_settings
 from . import get_outbox, run_relay
 from .models import OutboxEvent, OutboxStatus
-from .relay import EventOutbox, purge_delivered
+from .relay import EventOutbox, purge_delivered, retention_age
 
 
 def _pretty_json(value) -> str:
@@ -242,9 +241,14 @@ class OutboxEventAdmin(RefuseOddInputMixin, admin.ModelAdmin):
         # on the database the outbox is written to, as requeue: the changelist's queryset
         # reads, and a router may send reads to a replica; no transport (get_outbox() builds
         # it): a broker that is down must not keep the table from being purged
+        try:
+            age = retention_age(days, "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']")
+        except ValueError as exc:  # arc.E008 says so at start-up: never a 500 here
+            self.message_user(request, f"Nothing purged: {exc}", messages.ERROR)
+            return
         outbox_db = EventOutbox(None).db
         rows = OutboxEvent.objects.using(outbox_db).filter(pk__in=queryset.values("pk"))
-        deleted = purge_delivered(rows, timedelta(days=float(days)))
+        deleted = purge_delivered(rows, age)
         self.message_user(
             request,
             f"Purged {deleted} delivered event(s) older than {days} day(s); pending, dead and "

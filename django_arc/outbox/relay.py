@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import uuid
@@ -799,6 +800,29 @@ class EventOutbox:
         return purge_delivered(
             OutboxEvent.objects.using(self.db).all(), older_than, batch_size=batch_size
         )
+
+
+def retention_age(days: Any, name: str = "days") -> timedelta:
+    """``days`` (a purge's retention: ``--days``, the task's ``days``, the setting) as the
+    age :func:`purge_delivered` takes, or ``ValueError`` naming ``name``: a number of days,
+    0 or more (a negative one purged rows delivered a moment ago; a bool is no number, as
+    arc.E008 says of the setting), whose cut-off is after the year 1 (SQLite's is this
+    server's datetime, which overflowed out of the purge; PostgreSQL's went out of its
+    range). The command, the Celery task and the admin read it here alike."""
+    try:
+        number = math.nan if isinstance(days, bool) else float(days)
+    except (TypeError, ValueError):  # "7d", None
+        number = math.nan
+    if not (number >= 0 and math.isfinite(number)):  # NaN fails the comparison
+        raise ValueError(f"{name} must be a number of days, 0 or more, got {days!r}.")
+    try:
+        age = timedelta(days=number)
+        timezone.now() - age
+    except OverflowError:
+        raise ValueError(
+            f"{name} is too large: {days!r} days back reaches before the year 1."
+        ) from None
+    return age
 
 
 def purge_delivered(

@@ -4,14 +4,11 @@ to do what the Celery task ``django_arc.purge_outbox`` does, for projects that r
 
 from __future__ import annotations
 
-import math
-from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
-from ...outbox.relay import PURGE_BATCH_SIZE, EventOutbox
+from ...outbox.relay import PURGE_BATCH_SIZE, EventOutbox, retention_age
 from ...settings import arc_settings
 
 
@@ -46,23 +43,12 @@ class Command(BaseCommand):
             days = arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
             source = "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']"
         try:
-            number = math.nan if isinstance(days, bool) else float(days)
-        except (TypeError, ValueError):  # a setting's "7d", None
-            number = math.nan
-        if not (number >= 0 and math.isfinite(number)):  # NaN fails the comparison
-            raise CommandError(f"{source} must be a number of days, 0 or more, got {days!r}.")
-        try:
-            # on every database alike: SQLite's cut-off is this server's datetime, which
-            # cannot go before the year 1; PostgreSQL's would, until it went out of range
-            age = timedelta(days=number)
-            timezone.now() - age
-        except OverflowError:
-            raise CommandError(
-                f"{source} is too large: {days!r} days back reaches before the year 1."
-            ) from None
+            age = retention_age(days, source)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         # the rows' database only: purging needs no transport (one that cannot be built,
         # a broker down, must not keep the table from being purged)
         deleted = EventOutbox(None).purge(older_than=age, batch_size=batch_size)
         self.stdout.write(
-            f"Deleted {deleted} delivered outbox event(s) older than {number:g} day(s)."
+            f"Deleted {deleted} delivered outbox event(s) older than {float(days):g} day(s)."
         )
