@@ -270,3 +270,31 @@ def test_audit_log_after_the_soft_delete_example_is_what_the_docs_say(example_se
     assert (row.actor, row.organization_id) == (f"user:{acme_admin.pk}", "1")
     assert acme_admin.pk == 2
     assert row.before == {"deleted_at": None} and set(row.after) == {"deleted_at"}
+
+
+# -- the example's configuration that docs pages quote (pymdownx.snippets) -----------------------
+LOGGER_ROW = re.compile(r"^\| `(django_arc[\w.]*)` \| (DEBUG|INFO|WARNING|ERROR) \|", re.M)
+
+
+def test_the_example_logging_routes_every_logger_docs_errors_lists():
+    """docs/errors.md's Logging section quotes the example's ``LOGGING`` and lists the
+    loggers: each listed name is one the package logs on, and the example's entry delivers
+    it, at the level listed, to a handler."""
+    import logging
+
+    rows = LOGGER_ROW.findall((ROOT / "docs/errors.md").read_text(encoding="utf-8"))
+    assert len(rows) >= 10, "docs/errors.md lost its logger table"
+    source = "\n".join(
+        path.read_text(encoding="utf-8") for path in (ROOT / "django_arc").rglob("*.py")
+    )
+    configured = example_settings.LOGGING["loggers"]
+    for name, level in rows:
+        assert f'getLogger("{name}")' in source, f"docs/errors.md lists {name}: nothing logs on it"
+        # the nearest configured ancestor (or itself) sets the level; one with handlers emits
+        parts = name.split(".")
+        ancestors = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        entries = [configured[a] for a in ancestors if a in configured]
+        assert entries, f"{name} is not routed by the example's LOGGING"
+        effective = next(e["level"] for e in entries if "level" in e)
+        assert logging.getLevelName(effective) <= logging.getLevelName(level), (name, level)
+        assert any(e.get("handlers") for e in entries), name

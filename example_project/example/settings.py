@@ -154,9 +154,16 @@ CACHES = {
     },
 }
 
+# --8<-- [start:logging]
+# Every django-arc logger is under `django_arc`: this one entry routes them all (Django's
+# default LOGGING does not). INFO includes the 404 reasons and the purge tasks' totals.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_arc": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "django_arc": {"handlers": ["console"], "level": "INFO"},
+        # "django_arc.outbox.relay": {"level": "WARNING"},  # quiet arc_relay's batch lines
+    },
 }
+# --8<-- [end:logging]
