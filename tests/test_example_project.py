@@ -298,3 +298,46 @@ def test_the_example_logging_routes_every_logger_docs_errors_lists():
         effective = next(e["level"] for e in entries if "level" in e)
         assert logging.getLevelName(effective) <= logging.getLevelName(level), (name, level)
         assert any(e.get("handlers") for e in entries), name
+
+
+CRON_LINE = re.compile(r"^(\S+\s+){5}.*manage\.py (?P<command>.+)$")
+
+
+@pytest.mark.django_db
+def test_every_command_of_the_example_crontab_runs_and_purges():
+    """example_project/crontab (quoted by docs/outbox.md and docs/retention.md): each line is
+    a command that exists, with arguments it takes, deleting what it is there to delete."""
+    import shlex
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_arc.audit.models import AuditLog
+    from django_arc.outbox import OutboxEvent
+
+    old = timezone.now() - timedelta(days=400)
+    OutboxEvent.objects.create(
+        event_id="e-old", type="products.created", status="delivered", delivered_at=old
+    )
+    OutboxEvent.objects.create(event_id="e-pending", type="products.created")
+    entry = AuditLog.objects.create(action="created", resource="products", object_id="1")
+    AuditLog.objects.filter(pk=entry.pk).update(created_at=old)
+    AuditLog.objects.create(action="updated", resource="products", object_id="1")
+
+    lines = [
+        line
+        for line in (ROOT / "example_project/crontab").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    commands = []
+    for line in lines:
+        match = CRON_LINE.match(line)
+        assert match, f"not a crontab line running manage.py: {line}"
+        name, *args = shlex.split(match["command"])
+        out = io.StringIO()
+        call_command(name, *args, stdout=out)
+        assert out.getvalue().startswith("Deleted "), (line, out.getvalue())
+        commands.append(name)
+    assert commands == ["arc_purge_outbox", "arc_purge_idempotency", "shop_purge_audit_log"]
+    assert list(OutboxEvent.objects.values_list("event_id", flat=True)) == ["e-pending"]
+    assert list(AuditLog.objects.values_list("action", flat=True)) == ["updated"]
