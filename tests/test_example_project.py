@@ -341,3 +341,59 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
     assert commands == ["arc_purge_outbox", "arc_purge_idempotency", "shop_purge_audit_log"]
     assert list(OutboxEvent.objects.values_list("event_id", flat=True)) == ["e-pending"]
     assert list(AuditLog.objects.values_list("action", flat=True)) == ["updated"]
+
+
+@pytest.mark.django_db
+def test_the_example_erasure_leaves_no_copy_of_a_deleted_product(example_settings_on):
+    """docs/retention.md's erasure is the example's ``shop.retention.erase``: after a keyed
+    create, an update and a hard delete of a product through the shop's API, it leaves no
+    copy of the product's values in django-arc's tables."""
+    from django_arc.audit.models import AuditLog
+    from django_arc.idempotency.models import IdempotencyRecord
+    from django_arc.outbox import OutboxEvent, get_outbox
+    from shop.retention import erase
+
+    name = "Jane Q. Erasable"
+
+    def holding() -> dict[str, int]:
+        return {
+            "outbox": sum(name in str(r.payload) for r in OutboxEvent.objects.all()),
+            "audit": sum(name in str(r.before) + str(r.after) for r in AuditLog.objects.all()),
+            "idempotency": sum(
+                name.encode() in bytes(r.body or b"") for r in IdempotencyRecord.objects.all()
+            ),
+        }
+
+    seed("--quiet")
+    client = Client()
+    assert client.login(username="acme-admin", password="demo12345")
+    created = client.post(
+        "/api/products/",
+        {"name": name, "sku": "ERASE-1", "price": "1.00"},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="erase-1",
+    )
+    assert created.status_code == 201, created.content
+    pk = created.json()["data"]["id"]
+    renamed = client.patch(
+        f"/api/products/{pk}/", {"name": name + " Jr."}, content_type="application/json"
+    )
+    assert renamed.status_code == 200, renamed.content
+    assert client.delete(f"/api/products/{pk}/").status_code == 200
+    kept = client.post(
+        "/api/products/",
+        {"name": "Kept", "sku": "KEPT-1", "price": "1.00"},
+        content_type="application/json",
+    )
+    assert kept.status_code == 201, kept.content
+    while get_outbox().relay_batch().attempted:
+        pass
+    assert holding() == {"outbox": 2, "audit": 3, "idempotency": 1}
+
+    erase("products", str(pk), "/api/products/")
+    assert holding() == {"outbox": 0, "audit": 0, "idempotency": 0}
+    assert not OutboxEvent.objects.filter(meta__resource_id=str(pk)).exists()
+    # another product's event and audit entry stay
+    kept_id = str(kept.json()["data"]["id"])
+    assert OutboxEvent.objects.filter(meta__resource_id=kept_id).count() == 1
+    assert AuditLog.objects.filter(object_id=kept_id).count() == 1

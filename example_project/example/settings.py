@@ -129,17 +129,24 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --8<-- [start:arc-settings]
 ARC = {
     "DEFAULT_PAGE_SIZE": 20,
     "MAX_PAGE_SIZE": 100,
     # (user, org_id) -> list of role names, read from shop.Membership.
     "MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership",
     # ProductResource sets `idempotent = True`: a POST/PATCH/PUT/DELETE carrying an
-    # Idempotency-Key runs once; records live in the database (IdempotencyRecord).
-    "IDEMPOTENCY": {"STORE": "database"},
+    # Idempotency-Key runs once; records live in the database (IdempotencyRecord), and a
+    # retry within TTL_SECONDS is answered the stored answer. Expired records stay until
+    # arc_purge_idempotency (example/celery.py's beat schedule, or ../crontab) deletes them.
+    "IDEMPOTENCY": {"STORE": "database", "TTL_SECONDS": 24 * 3600},
+    # Delivered events stay in the outbox until arc_purge_outbox (beat or cron, as above)
+    # deletes those delivered more than this many days ago; at least TTL_SECONDS (arc.W008).
+    "OUTBOX": {"DELIVERED_RETENTION_DAYS": 7},
     # ProductResource sets `cache = {...}`: its lists and rows are cached in the Redis below.
     "CACHE": {"ALIAS": "redis"},
 }
+# --8<-- [end:arc-settings]
 
 # The query cache's Redis: ARC_REDIS_URL (what scripts/services.sh exports; `make demo`
 # starts one when it is unset), else a local Redis. Without any, the API answers uncached.
