@@ -341,6 +341,13 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
     assert commands == ["arc_purge_outbox", "arc_purge_idempotency", "shop_purge_audit_log"]
     assert list(OutboxEvent.objects.values_list("event_id", flat=True)) == ["e-pending"]
     assert list(AuditLog.objects.values_list("action", flat=True)) == ["updated"]
+    # the shop's own command refuses an age it cannot count back, as arc_purge_outbox does
+    from django.core.management import CommandError
+
+    for days in ("-1", "99999999"):
+        with pytest.raises(CommandError, match="--days must be"):
+            call_command("shop_purge_audit_log", "--days", days, stdout=io.StringIO())
+    assert AuditLog.objects.count() == 1
 
 
 @pytest.mark.django_db

@@ -13,8 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=365)
 
     def handle(self, *args, **options):
-        if options["days"] < 0:
-            raise CommandError("--days must be 0 or more.")
+        if not 0 <= options["days"] <= 36500:
+            raise CommandError(
+                f"--days must be a number of days from 0 to 36500, got {options['days']}."
+            )
         deleted = purge_audit_log(options["days"])
         self.stdout.write(
             f"Deleted {deleted} audit log entry(ies) older than {options['days']} day(s)."
