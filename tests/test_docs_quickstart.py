@@ -164,3 +164,45 @@ def test_what_the_quickstart_says_of_a_failing_handler_under_the_default_transpo
     assert (first.relayed, first.publish_failed, again.attempted) == (1, 0, 0)
     row = OutboxEvent.objects.get(event_id=event.id)
     assert (row.status, row.attempts) == ("delivered", 0)
+
+
+#: the optional modules the example project uses (imported, or named by its settings), and
+#: the distribution of an extra that installs each
+EXAMPLE_OPTIONAL = {
+    "drf_spectacular_sidecar": "drf-spectacular-sidecar",
+    "django_redis": "django-redis",
+    "celery": "celery",
+    "django.db.backends.postgresql": "psycopg",
+}
+
+
+def test_the_example_requirements_name_the_extras_the_example_uses():
+    """docs/decisions.md ("What a user installs") quotes example_project/requirements.txt:
+    its line names this package from the repository of mkdocs.yml, with extras setup.cfg
+    has, and those extras install every optional module the example project uses."""
+    lines = [
+        line
+        for line in (ROOT / "example_project/requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert len(lines) == 1, lines
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    name, extras, url = re.fullmatch(r"([\w-]+)\[([a-z,]+)\] @ git\+(\S+)", lines[0]).groups()
+    assert name == config["metadata"]["name"]
+    assert url == re.search(r"^repo_url: (\S+)$", (ROOT / "mkdocs.yml").read_text(), re.M)[1]
+    assert set(extras.split(",")) <= _extras()
+    installed = {
+        re.split(r"[<>=\[ ;]", requirement.strip(), maxsplit=1)[0]
+        for extra in extras.split(",")
+        for requirement in config["options.extras_require"][extra].splitlines()
+        if requirement.strip() and not requirement.strip().startswith("#")
+    }
+    source = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in (ROOT / "example_project").rglob("*.py")
+        if "migrations" not in path.parts
+    )
+    for module, distribution in EXAMPLE_OPTIONAL.items():
+        assert module in source, f"the example no longer uses {module}: update EXAMPLE_OPTIONAL"
+        assert distribution in installed, (module, distribution, installed)

@@ -270,3 +270,137 @@ def test_audit_log_after_the_soft_delete_example_is_what_the_docs_say(example_se
     assert (row.actor, row.organization_id) == (f"user:{acme_admin.pk}", "1")
     assert acme_admin.pk == 2
     assert row.before == {"deleted_at": None} and set(row.after) == {"deleted_at"}
+
+
+# -- the example's configuration that docs pages quote (pymdownx.snippets) -----------------------
+LOGGER_ROW = re.compile(r"^\| `(django_arc[\w.]*)` \| (DEBUG|INFO|WARNING|ERROR) \|", re.M)
+
+
+def test_the_example_logging_routes_every_logger_docs_errors_lists():
+    """docs/errors.md's Logging section quotes the example's ``LOGGING`` and lists the
+    loggers: each listed name is one the package logs on, and the example's entry delivers
+    it, at the level listed, to a handler."""
+    import logging
+
+    rows = LOGGER_ROW.findall((ROOT / "docs/errors.md").read_text(encoding="utf-8"))
+    assert len(rows) >= 10, "docs/errors.md lost its logger table"
+    source = "\n".join(
+        path.read_text(encoding="utf-8") for path in (ROOT / "django_arc").rglob("*.py")
+    )
+    configured = example_settings.LOGGING["loggers"]
+    for name, level in rows:
+        assert f'getLogger("{name}")' in source, f"docs/errors.md lists {name}: nothing logs on it"
+        # the nearest configured ancestor (or itself) sets the level; one with handlers emits
+        parts = name.split(".")
+        ancestors = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        entries = [configured[a] for a in ancestors if a in configured]
+        assert entries, f"{name} is not routed by the example's LOGGING"
+        effective = next(e["level"] for e in entries if "level" in e)
+        assert logging.getLevelName(effective) <= logging.getLevelName(level), (name, level)
+        assert any(e.get("handlers") for e in entries), name
+
+
+CRON_LINE = re.compile(r"^(\S+\s+){5}.*manage\.py (?P<command>.+)$")
+
+
+@pytest.mark.django_db
+def test_every_command_of_the_example_crontab_runs_and_purges():
+    """example_project/crontab (quoted by docs/outbox.md and docs/retention.md): each line is
+    a command that exists, with arguments it takes, deleting what it is there to delete."""
+    import shlex
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_arc.audit.models import AuditLog
+    from django_arc.outbox import OutboxEvent
+
+    old = timezone.now() - timedelta(days=400)
+    OutboxEvent.objects.create(
+        event_id="e-old", type="products.created", status="delivered", delivered_at=old
+    )
+    OutboxEvent.objects.create(event_id="e-pending", type="products.created")
+    entry = AuditLog.objects.create(action="created", resource="products", object_id="1")
+    AuditLog.objects.filter(pk=entry.pk).update(created_at=old)
+    AuditLog.objects.create(action="updated", resource="products", object_id="1")
+
+    lines = [
+        line
+        for line in (ROOT / "example_project/crontab").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    commands = []
+    for line in lines:
+        match = CRON_LINE.match(line)
+        assert match, f"not a crontab line running manage.py: {line}"
+        name, *args = shlex.split(match["command"])
+        out = io.StringIO()
+        call_command(name, *args, stdout=out)
+        assert out.getvalue().startswith("Deleted "), (line, out.getvalue())
+        commands.append(name)
+    assert commands == ["arc_purge_outbox", "arc_purge_idempotency", "shop_purge_audit_log"]
+    assert list(OutboxEvent.objects.values_list("event_id", flat=True)) == ["e-pending"]
+    assert list(AuditLog.objects.values_list("action", flat=True)) == ["updated"]
+    # the shop's own command refuses an age it cannot count back, as arc_purge_outbox does
+    from django.core.management import CommandError
+
+    for days in ("-1", "99999999"):
+        with pytest.raises(CommandError, match="--days must be"):
+            call_command("shop_purge_audit_log", "--days", days, stdout=io.StringIO())
+    assert AuditLog.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_example_erasure_leaves_no_copy_of_a_deleted_product(example_settings_on):
+    """docs/retention.md's erasure is the example's ``shop.retention.erase``: after a keyed
+    create, an update and a hard delete of a product through the shop's API, it leaves no
+    copy of the product's values in django-arc's tables."""
+    from django_arc.audit.models import AuditLog
+    from django_arc.idempotency.models import IdempotencyRecord
+    from django_arc.outbox import OutboxEvent, get_outbox
+    from shop.retention import erase
+
+    name = "Jane Q. Erasable"
+
+    def holding() -> dict[str, int]:
+        return {
+            "outbox": sum(name in str(r.payload) for r in OutboxEvent.objects.all()),
+            "audit": sum(name in str(r.before) + str(r.after) for r in AuditLog.objects.all()),
+            "idempotency": sum(
+                name.encode() in bytes(r.body or b"") for r in IdempotencyRecord.objects.all()
+            ),
+        }
+
+    seed("--quiet")
+    client = Client()
+    assert client.login(username="acme-admin", password="demo12345")
+    created = client.post(
+        "/api/products/",
+        {"name": name, "sku": "ERASE-1", "price": "1.00"},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="erase-1",
+    )
+    assert created.status_code == 201, created.content
+    pk = created.json()["data"]["id"]
+    renamed = client.patch(
+        f"/api/products/{pk}/", {"name": name + " Jr."}, content_type="application/json"
+    )
+    assert renamed.status_code == 200, renamed.content
+    assert client.delete(f"/api/products/{pk}/").status_code == 200
+    kept = client.post(
+        "/api/products/",
+        {"name": "Kept", "sku": "KEPT-1", "price": "1.00"},
+        content_type="application/json",
+    )
+    assert kept.status_code == 201, kept.content
+    while get_outbox().relay_batch().attempted:
+        pass
+    assert holding() == {"outbox": 2, "audit": 3, "idempotency": 1}
+
+    erase("products", str(pk), "/api/products/")
+    assert holding() == {"outbox": 0, "audit": 0, "idempotency": 0}
+    assert not OutboxEvent.objects.filter(meta__resource_id=str(pk)).exists()
+    # another product's event and audit entry stay
+    kept_id = str(kept.json()["data"]["id"])
+    assert OutboxEvent.objects.filter(meta__resource_id=kept_id).count() == 1
+    assert AuditLog.objects.filter(object_id=kept_id).count() == 1

@@ -364,3 +364,22 @@ def test_drf_composed_permissions_are_accepted_and_decide():
     assert permission(anonymous, None, "list").granted is False
     assert permission(staff, None, "list").granted is True
     assert P.permission_problem(IsAuthenticated & IsAdminUser) is None
+
+
+def test_docs_checks_table_lists_exactly_the_check_ids_the_package_emits():
+    """docs/resources.md's table of checks (arc.E001… and arc.W001…, W011 and the
+    settings' E008 among them): every id listed is one a check reports, and every id a
+    check reports is listed."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    docs = (root / "docs" / "resources.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^\| `(arc\.[EW]\d{3})` \|", docs, re.M)
+    assert len(listed) == len(set(listed)), "an id is listed twice"
+    emitted = {
+        found
+        for path in (root / "django_arc").rglob("*.py")
+        for found in re.findall(r"[\"'](arc\.[EW]\d{3})[\"']", path.read_text(encoding="utf-8"))
+    }
+    assert set(listed) == emitted

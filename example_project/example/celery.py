@@ -1,5 +1,6 @@
 """The example project's Celery app: runs ``django_arc.tasks.relay_outbox`` (and the outbox's
-and idempotency keys' purges) on a beat schedule.
+and idempotency keys' purges) on a beat schedule (``../crontab`` is its cron twin for the
+purges, for a project that runs ``manage.py arc_relay`` rather than Celery).
 
 Start a worker with an embedded beat (development only)::
 
@@ -23,6 +24,17 @@ BROKER_URL = (
     or "redis://127.0.0.1:6379/0"
 )
 
+# --8<-- [start:beat-schedule]
+BEAT_SCHEDULE = {
+    # relay the outbox every second (or run `manage.py arc_relay` instead)
+    "arc-relay-outbox": {"task": "django_arc.relay_outbox", "schedule": 1.0},
+    # delivered events older than ARC["OUTBOX"]["DELIVERED_RETENTION_DAYS"], hourly
+    "arc-purge-outbox": {"task": "django_arc.purge_outbox", "schedule": 3600.0},
+    # the shop's idempotency keys live in the database store: expired ones go hourly
+    "arc-purge-idempotency": {"task": "django_arc.purge_idempotency", "schedule": 3600.0},
+}
+# --8<-- [end:beat-schedule]
+
 app = Celery("example")
 # CELERY_* Django settings configure everything not set explicitly below.
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -35,12 +47,7 @@ app.conf.update(
     task_acks_late=True,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
-    beat_schedule={
-        "arc-relay-outbox": {"task": "django_arc.relay_outbox", "schedule": 1.0},
-        "arc-purge-outbox": {"task": "django_arc.purge_outbox", "schedule": 3600.0},
-        # the shop's idempotency keys live in the database store: expired ones go hourly
-        "arc-purge-idempotency": {"task": "django_arc.purge_idempotency", "schedule": 3600.0},
-    },
+    beat_schedule=BEAT_SCHEDULE,
 )
 # Finds ``tasks.py`` in every installed app, django_arc's included.
 app.autodiscover_tasks()

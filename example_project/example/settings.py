@@ -22,6 +22,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # the browsable API's templates (BrowsableAPIRenderer, below): without it every browser
+    # request is a 500, which `manage.py check` reports as arc.W011
     "rest_framework",
     "drf_spectacular",
     # Swagger UI and Redoc assets served from static files: /api/docs/ works offline.
@@ -129,17 +131,24 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --8<-- [start:arc-settings]
 ARC = {
     "DEFAULT_PAGE_SIZE": 20,
     "MAX_PAGE_SIZE": 100,
     # (user, org_id) -> list of role names, read from shop.Membership.
     "MEMBERSHIP_RESOLVER": "shop.membership.resolve_membership",
     # ProductResource sets `idempotent = True`: a POST/PATCH/PUT/DELETE carrying an
-    # Idempotency-Key runs once; records live in the database (IdempotencyRecord).
-    "IDEMPOTENCY": {"STORE": "database"},
+    # Idempotency-Key runs once; records live in the database (IdempotencyRecord), and a
+    # retry within TTL_SECONDS is answered the stored answer. Expired records stay until
+    # arc_purge_idempotency (example/celery.py's beat schedule, or ../crontab) deletes them.
+    "IDEMPOTENCY": {"STORE": "database", "TTL_SECONDS": 24 * 3600},
+    # Delivered events stay in the outbox until arc_purge_outbox (beat or cron, as above)
+    # deletes those delivered more than this many days ago; at least TTL_SECONDS (arc.W008).
+    "OUTBOX": {"DELIVERED_RETENTION_DAYS": 7},
     # ProductResource sets `cache = {...}`: its lists and rows are cached in the Redis below.
     "CACHE": {"ALIAS": "redis"},
 }
+# --8<-- [end:arc-settings]
 
 # The query cache's Redis: ARC_REDIS_URL (what scripts/services.sh exports; `make demo`
 # starts one when it is unset), else a local Redis. Without any, the API answers uncached.
@@ -154,9 +163,16 @@ CACHES = {
     },
 }
 
+# --8<-- [start:logging]
+# Every django-arc logger is under `django_arc`: this one entry routes them all (Django's
+# default LOGGING does not). INFO includes the 404 reasons and the purge tasks' totals.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_arc": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "django_arc": {"handlers": ["console"], "level": "INFO"},
+        # "django_arc.outbox.relay": {"level": "WARNING"},  # quiet arc_relay's batch lines
+    },
 }
+# --8<-- [end:logging]
