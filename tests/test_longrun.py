@@ -51,18 +51,28 @@ def test_relay_loop_outlives_its_backend_being_terminated(tmp_path):
                 " AND application_name <> 'keep'"
             )
             assert cursor.fetchone()[0] is True
-        second = create_event("products.created", {"i": 2})
-        outbox.store_many([second])
-        _wait(lambda: second.id in _published(tmp_path), proc, log)
-        _wait(
-            lambda: OutboxEvent.objects.filter(event_id=second.id, status="delivered").exists(),
-            proc,
-            log,
-        )
+        second = _relays_another(outbox, proc, log)
+        assert second.id in _published(tmp_path)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout and proc.stdout.close()
+        _stop(proc)
+
+
+def _relays_another(outbox, proc, log):
+    """A second event, stored now, is delivered by the running relay ``proc``."""
+    second = create_event("products.created", {"i": 2})
+    outbox.store_many([second])
+    _wait(
+        lambda: OutboxEvent.objects.filter(event_id=second.id, status="delivered").exists(),
+        proc,
+        log,
+    )
+    return second
+
+
+def _stop(proc) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+    proc.stdout and proc.stdout.close()
 
 
 def _relay_backends():
@@ -110,17 +120,9 @@ def test_relay_loop_honours_conn_max_age_and_health_checks(tmp_path):
         # ended while the relay sleeps between polls (idle 0.1 to 0.6 s of its 1 s), so the
         # end never falls between the health check and the batch's statements
         _wait(lambda: _terminate_sleeping_relay(), proc, log)
-        second = create_event("products.created", {"i": 2})
-        outbox.store_many([second])
-        _wait(
-            lambda: OutboxEvent.objects.filter(event_id=second.id, status="delivered").exists(),
-            proc,
-            log,
-        )
+        _relays_another(outbox, proc, log)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout and proc.stdout.close()
+        _stop(proc)
     assert "arc_relay.error" not in log.read_text()
 
 
