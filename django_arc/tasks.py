@@ -1,5 +1,6 @@
 """Celery tasks that drive the outbox, ``relay_outbox`` (schedule it with beat) and
-``purge_outbox`` (``manage.py arc_purge_outbox`` for cron), and ``purge_idempotency``, which deletes expired idempotency records.
+``purge_outbox`` (``manage.py arc_purge_outbox`` for cron), and ``purge_idempotency``, which
+deletes expired idempotency records.
 
 The relay is safe to run from several workers (and next to ``manage.py arc_relay``) at once:
 claiming is atomic, so overlapping beat ticks only share the work. Each call is bounded by
