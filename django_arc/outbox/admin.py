@@ -235,17 +235,17 @@ class OutboxEventAdmin(RefuseOddInputMixin, admin.ModelAdmin):
     @admin.action(description="Purge delivered older than retention", permissions=["delete"])
     def purge_delivered(self, request, queryset) -> None:
         days = arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
+        try:
+            age = retention_age(days, "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']")
+        except ValueError as exc:  # arc.E008 says so at start-up: never a 500 here
+            self.message_user(request, f"Nothing purged: {exc}", messages.ERROR)
+            return
         # counted back from the clock that wrote delivered_at (the database's on
         # PostgreSQL), as the relay's purge() counts: not this admin server's; a batch per
         # statement, as the task and the command delete ("Select all" of a week of events);
         # on the database the outbox is written to, as requeue: the changelist's queryset
         # reads, and a router may send reads to a replica; no transport (get_outbox() builds
         # it): a broker that is down must not keep the table from being purged
-        try:
-            age = retention_age(days, "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']")
-        except ValueError as exc:  # arc.E008 says so at start-up: never a 500 here
-            self.message_user(request, f"Nothing purged: {exc}", messages.ERROR)
-            return
         outbox_db = EventOutbox(None).db
         rows = OutboxEvent.objects.using(outbox_db).filter(pk__in=queryset.values("pk"))
         deleted = purge_delivered(rows, age)
