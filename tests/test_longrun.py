@@ -376,13 +376,25 @@ def test_a_client_set_on_the_transport_later_has_its_own_socket_timeout_read():
 
     from django_arc.events.transports import RedisStreamsTransport
 
+    blocks = []
+
+    class Recording(redis.Redis):
+        """Records the BLOCK its XREADGROUP would send, and answers no entry: what is
+        asserted is the block asked for, not a read timed against the socket's timeout
+        (which a loaded machine missed by its 100 ms of leeway)."""
+
+        def xreadgroup(self, *args, **kwargs):
+            blocks.append(kwargs.get("block"))
+            return []
+
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=None)
     transport = RedisStreamsTransport(client=client, stream=f"arc-test:{uuid.uuid4().hex}")
     try:
         assert transport.consume(count=10, block_ms=100) == 0
-        transport.client = redis.Redis.from_url(REDIS_URL, socket_timeout=0.5)
+        transport.client = Recording.from_url(REDIS_URL, socket_timeout=0.5)
         client.close()
         assert transport.consume(count=10, block_ms=2000) == 0
+        assert blocks == [400]  # four fifths of the new client's 0.5 s, not 2,000 ms
     finally:
         transport.client.delete(transport.stream)
         transport.close()
