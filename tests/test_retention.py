@@ -37,9 +37,8 @@ def _holding(name: str) -> dict[str, int]:
 def test_the_erasure_recipe_finds_every_copy_of_a_deleted_rows_values():
     user = get_user_model().objects.create_user("retention-writer", password="x")
     client = client_for(user)
-    with override_settings(
-        ARC=arc_with(IDEMPOTENCY={"ENABLED": True, "STORE": "database", "TTL_SECONDS": 3600})
-    ):
+    keyed = arc_with(IDEMPOTENCY={"ENABLED": True, "STORE": "database", "TTL_SECONDS": 3600})
+    with override_settings(ARC=keyed):
         created = client.post(
             "/api/audited-articles/",
             {"slug": "jane", "title": NAME},
@@ -56,9 +55,7 @@ def test_the_erasure_recipe_finds_every_copy_of_a_deleted_rows_values():
     # the row is gone; django-arc's stores still hold its values
     assert _holding(NAME) == {"outbox": 2, "audit": 3, "idempotency": 1}
     # a retry of the key within TTL_SECONDS is still answered the stored 201, to its caller
-    with override_settings(
-        ARC=arc_with(IDEMPOTENCY={"ENABLED": True, "STORE": "database", "TTL_SECONDS": 3600})
-    ):
+    with override_settings(ARC=keyed):
         again = client.post(
             "/api/audited-articles/",
             {"slug": "jane", "title": NAME},
