@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import numbers
 import sys
 import threading
 import types
@@ -277,18 +278,18 @@ def _check_feature_settings(merged: dict[str, Any]) -> list[Error]:
         ]
     outbox = merged.get("OUTBOX")
     if isinstance(outbox, dict):
-        # the purge's age (the admin action, the purge_outbox task, arc_purge_outbox): what
-        # float() cannot read failed every purge, so delivered rows were never deleted
-        days = outbox.get("DELIVERED_RETENTION_DAYS", 7)
-        if not _seconds(days) or days > MAX_SECONDS / 86400:
-            errors.append(
-                _err(
-                    "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS'] must be a number of days ≥ 0, "
-                    f"at most {MAX_SECONDS // 86400} (about a hundred years), got {days!r}.",
-                    "ARC",
-                    "arc.E008",
-                )
+        # the purge's age (the admin action, the purge_outbox task, arc_purge_outbox): a
+        # value they cannot read failed every purge, so delivered rows were never deleted.
+        # Judged by the function they read it with: a value passed here is one they take
+        from .outbox.relay import retention_age
+
+        try:
+            retention_age(
+                outbox.get("DELIVERED_RETENTION_DAYS", 7),
+                "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']",
             )
+        except ValueError as exc:
+            errors.append(_err(str(exc), "ARC", "arc.E008"))
     return errors
 
 
@@ -538,9 +539,13 @@ def _check_outbox_retention(days: Any, idem: dict[str, Any]) -> list[Warning]:
     from .idempotency.models import IdempotencyRecord
 
     ttl = idem.get("TTL_SECONDS")
-    if not (isinstance(days, (int, float)) and not isinstance(days, bool)):
+    if not (isinstance(days, numbers.Number) and not isinstance(days, bool)):
         return []
-    if not _seconds(ttl, strict=True) or days * 86400 >= ttl:
+    try:
+        days_in_seconds = float(days) * 86400  # a Decimal too, as the purges read it
+    except (TypeError, ValueError):
+        return []  # arc.E008
+    if not _seconds(ttl, strict=True) or days_in_seconds >= ttl:
         return []  # a bad TTL is arc.E008's
     store = idem.get("STORE")
     if store == "cache":

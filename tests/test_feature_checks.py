@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -15,6 +16,7 @@ from django.core.management.base import SystemCheckError
 
 from django_arc import Resource, ResourceSite, checks
 from django_arc.checks import _all_resources, check_redis_features, check_resource, check_settings
+from django_arc.outbox.relay import retention_age
 from django_arc.querycache.policy import policy_for
 from django_arc.settings import MAX_SECONDS
 from django_arc.sites import _all_sites
@@ -105,13 +107,41 @@ def test_a_bad_outbox_retention_is_arc_e008(settings, days):
     settings.ARC = {"OUTBOX": {"DELIVERED_RETENTION_DAYS": days}}
     errors = check_settings()
     assert ids(errors) == ["arc.E008"], errors
-    assert "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS'] must be a number of days" in errors[0].msg
+    msg = errors[0].msg
+    assert msg.startswith("ARC['OUTBOX']['DELIVERED_RETENTION_DAYS'] "), msg
+    assert "must be a number of days" in msg or "reaches before the year 1" in msg, msg
 
 
-@pytest.mark.parametrize("days", [0, 0.5, 7, 36500])
+@pytest.mark.parametrize("days", [0, 0.5, 7, 36500, 40000, Decimal("7")], ids=repr)
 def test_a_good_outbox_retention_passes(settings, days):
     settings.ARC = {"OUTBOX": {"DELIVERED_RETENTION_DAYS": days}}
     assert [e for e in check_settings() if e.id == "arc.E008"] == []
+
+
+@pytest.mark.parametrize(
+    "days",
+    [
+        *(0, 0.5, 7, 36500, 40000, 700_000, 800_000, 1e9, Decimal("7"), Decimal("0.5")),
+        *("7", "a week", None, True, False, -1, Decimal("-1"), Decimal("NaN"), Decimal("sNaN")),
+        *(float("nan"), float("inf"), 1j, [7]),
+    ],
+    ids=repr,
+)
+def test_the_check_and_every_purge_read_the_retention_alike(settings, days):
+    """arc.E008 bounded the retention at 36,500 days and refused a Decimal, while the purges
+    (``retention_age``: the command, the task, the admin) took any number whose cut-off falls
+    after the year 1, and the string ``"7"``: two rules for one value. The check now asks the
+    purges' function: a value it passes every purge takes, one it refuses every purge
+    refuses, with the same message."""
+    settings.ARC = {"OUTBOX": {"DELIVERED_RETENTION_DAYS": days}}
+    errors = [e for e in check_settings() if e.id == "arc.E008"]
+    name = "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']"
+    try:
+        retention_age(days, name)
+    except ValueError as exc:
+        assert [e.msg for e in errors] == [str(exc)]
+    else:
+        assert errors == []
 
 
 @pytest.mark.parametrize("value", [None, "redis", ["ALIAS"]], ids=repr)
@@ -363,8 +393,17 @@ def test_an_outbox_purging_delivered_events_before_the_cache_stores_keys_end_is_
     assert "(arc.W008)" in err.getvalue()
 
 
+def test_a_decimal_retention_shorter_than_keys_is_arc_w008_too(settings):
+    """A ``Decimal`` retention is one the purges take (and arc.E008 passes): arc.W008 judged
+    only ints and floats, and said nothing of ``Decimal("1")`` under a three-day TTL."""
+    (warning,) = retention(settings, Decimal("1"))
+    assert "DELIVERED_RETENTION_DAYS'] = Decimal('1') purges delivered events" in warning.msg
+
+
 @pytest.mark.parametrize(
-    ("days", "ttl"), [(7, DAY), (1, DAY), (3, 3 * DAY), (0.5, 12 * 3600)], ids=str
+    ("days", "ttl"),
+    [(7, DAY), (1, DAY), (3, 3 * DAY), (0.5, 12 * 3600), (Decimal("3"), 3 * DAY)],
+    ids=str,
 )
 def test_an_outbox_keeping_delivered_events_as_long_as_keys_is_not_arc_w008(settings, days, ttl):
     assert retention(settings, days, ttl) == []
@@ -377,7 +416,7 @@ def test_the_database_store_is_not_arc_w008(settings):
     assert retention(settings, 1, store="database") == []
 
 
-@pytest.mark.parametrize("bad", [None, "7", True, [7]], ids=repr)
+@pytest.mark.parametrize("bad", [None, "7", True, [7], Decimal("sNaN"), 1j], ids=repr)
 def test_a_retention_that_is_not_a_number_is_not_arc_w008(settings, bad):
     assert retention(settings, bad) == []
 

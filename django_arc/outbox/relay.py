@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import os
 import socket
 import uuid
@@ -804,14 +805,19 @@ class EventOutbox:
 
 def retention_age(days: Any, name: str = "days") -> timedelta:
     """``days`` (a purge's retention: ``--days``, the task's ``days``, the setting) as the
-    age :func:`purge_delivered` takes, or ``ValueError`` naming ``name``: a number of days,
-    0 or more (a negative one purged rows delivered a moment ago; a bool is no number, as
-    arc.E008 says of the setting), whose cut-off is after the year 1 (SQLite's is this
-    server's datetime, which overflowed out of the purge; PostgreSQL's went out of its
-    range). The command, the Celery task and the admin read it here alike."""
+    age :func:`purge_delivered` takes, or ``ValueError`` naming ``name``: a number of days
+    (an int, a float, a ``Decimal``; neither a bool nor a string such as ``"7"``), 0 or more
+    (a negative one purged rows delivered a moment ago), whose cut-off is after the year 1
+    (SQLite's is this server's datetime, which overflowed out of the purge; PostgreSQL's
+    went out of its range). The command, the Celery task, the admin and arc.E008 (of the
+    setting) read it here alike: one rule for every reader."""
     try:
-        number = math.nan if isinstance(days, bool) else float(days)
-    except (TypeError, ValueError):  # "7d", None
+        number = (
+            float(days)
+            if isinstance(days, numbers.Number) and not isinstance(days, bool)
+            else math.nan
+        )
+    except (TypeError, ValueError):  # a complex number, Decimal("sNaN")
         number = math.nan
     if not (number >= 0 and math.isfinite(number)):  # NaN fails the comparison
         raise ValueError(f"{name} must be a number of days, 0 or more, got {days!r}.")
