@@ -290,7 +290,38 @@ def _check_feature_settings(merged: dict[str, Any]) -> list[Error]:
             )
         except ValueError as exc:
             errors.append(_err(str(exc), "ARC", "arc.E008"))
+        errors += _outbox_relay_problems(outbox)
     return errors
+
+
+def _whole(value: Any, low: int, high: int | None = None) -> bool:
+    """An ``int`` (no bool, no float, no string) from ``low`` to ``high``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return False
+    return low <= value and (high is None or value <= high)
+
+
+def _outbox_relay_problems(outbox: dict[str, Any]) -> list[Error]:
+    """The relay's settings (``get_outbox()``: ``arc_relay``, ``relay_outbox``, the admin's
+    "Relay now"). Unchecked, a ``BATCH_SIZE`` of 0 or less claimed nothing, for ever and
+    silently; a ``LEASE_SECONDS`` of 0 or less let another worker take a batch over while it
+    was published (published twice); a string, NaN or infinity in either, or a
+    ``MAX_ATTEMPTS`` below 1, was a ``ValueError`` at every start and every beat tick."""
+    from .outbox.relay import MAX_BATCH_SIZE
+
+    problems = {
+        "BATCH_SIZE": _whole(outbox.get("BATCH_SIZE"), 1, MAX_BATCH_SIZE)
+        or f"an integer from 1 to {MAX_BATCH_SIZE} (rows a relay batch claims)",
+        "LEASE_SECONDS": _seconds(outbox.get("LEASE_SECONDS"), strict=True)
+        or f"a positive number, {_AT_MOST} (seconds a relay worker owns a batch)",
+        "MAX_ATTEMPTS": _whole(outbox.get("MAX_ATTEMPTS"), 1)
+        or "an integer ≥ 1 (publishes before an event goes dead)",
+    }
+    return [
+        _err(f"ARC['OUTBOX']['{key}'] must be {want}, got {outbox.get(key)!r}.", "ARC", "arc.E008")
+        for key, want in problems.items()
+        if want is not True
+    ]
 
 
 def _all_resources() -> list[Any]:

@@ -144,6 +144,46 @@ def test_the_check_and_every_purge_read_the_retention_alike(settings, days):
         assert errors == []
 
 
+@pytest.mark.parametrize(
+    "key,value,needle",
+    [
+        # 0 or less: every relay (arc_relay, relay_outbox, "Relay now") claimed nothing, for
+        # ever, silently; a string, NaN: a ValueError at every start and every beat tick;
+        # past 10,000 the relay claimed 10,000 and relay_outbox stopped after one batch
+        *(("BATCH_SIZE", v, "an integer from 1 to 10000") for v in (0, -5, "100", "x")),
+        *(("BATCH_SIZE", v, "an integer from 1 to 10000") for v in (True, 2.5, float("nan"))),
+        ("BATCH_SIZE", 10_001, "an integer from 1 to 10000"),
+        # 0 or less: a lease over as soon as it is taken (another worker takes the batch over
+        # mid-publish: published twice); a string, NaN, infinity: an error at every start
+        *(("LEASE_SECONDS", v, "a positive number") for v in (0, -5, "30", True, None)),
+        *(("LEASE_SECONDS", v, "a positive number") for v in (float("nan"), float("inf"))),
+        ("LEASE_SECONDS", 1e12, "a positive number"),
+        # below 1, a string, NaN: exponential_backoff's ValueError at every start; True: 1
+        *(("MAX_ATTEMPTS", v, "an integer ≥ 1") for v in (0, -5, "8", True, 2.5, float("nan"))),
+    ],
+    ids=repr,
+)
+def test_bad_outbox_relay_settings_are_arc_e008(settings, key, value, needle):
+    settings.ARC = {"OUTBOX": {key: value}}
+    errors = check_settings()
+    assert ids(errors) == ["arc.E008"], errors
+    assert errors[0].msg.startswith(f"ARC['OUTBOX']['{key}'] must be {needle}"), errors[0].msg
+    assert f"got {value!r}" in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        *(("BATCH_SIZE", v) for v in (1, 100, 10_000)),
+        *(("LEASE_SECONDS", v) for v in (0.5, 30, MAX_SECONDS)),
+        *(("MAX_ATTEMPTS", v) for v in (1, 8, 10**6)),
+    ],
+)
+def test_good_outbox_relay_settings_pass(settings, key, value):
+    settings.ARC = {"OUTBOX": {key: value}}
+    assert check_settings() == []
+
+
 @pytest.mark.parametrize("value", [None, "redis", ["ALIAS"]], ids=repr)
 def test_a_cache_section_that_is_not_a_dict_is_arc_e008_not_a_crash(settings, value):
     """``ARC["CACHE"] = None`` raised AttributeError from every resource registration and
