@@ -1719,6 +1719,32 @@ def test_the_purge_deletes_expired_records_a_batch_per_statement():
 
 
 @pytest.mark.django_db
+def test_the_purge_deletes_at_most_ten_thousand_records_a_statement():
+    """``purge(batch_size=)`` (the task's ``batch_size``, ``--batch-size``) was not capped:
+    on PostgreSQL, which has no parameter limit, ``batch_size=50_000`` deleted a backlog in
+    one statement holding every row's lock, what the batches are there to avoid. It is
+    capped at 10,000, as a relay batch is (SQLite's 999 parameters cap it sooner)."""
+    now = timezone.now()
+    IdempotencyRecord.objects.bulk_create(
+        IdempotencyRecord(
+            key=f"expired-{n}",
+            fingerprint="f",
+            token="t",
+            method="POST",
+            path="/",
+            created_at=now,
+            expires_at=now - timedelta(minutes=1),
+        )
+        for n in range(10_001)
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        assert purge_idempotency(batch_size=50_000) == 10_001
+    deletes = [q["sql"] for q in ctx.captured_queries if q["sql"].upper().startswith("DELETE")]
+    assert len(deletes) >= 2
+    assert not IdempotencyRecord.objects.exists()
+
+
+@pytest.mark.django_db
 def test_the_purge_of_a_backlog_longer_than_a_batch_fits_the_backends_parameters():
     """A batch's ids are the ``DELETE``'s parameters: a full default batch (1000) and its
     cut-off are more than the 999 Django assumes of SQLite (the default of SQLite builds

@@ -279,6 +279,21 @@ def test_the_outbox_purge_of_a_backlog_longer_than_a_batch_uses_several_statemen
     assert not OutboxEvent.objects.exists()
 
 
+def test_the_outbox_purge_deletes_at_most_ten_thousand_rows_a_statement():
+    """``purge(batch_size=)`` (the task's ``batch_size``, ``--batch-size``) was not capped:
+    on PostgreSQL, which has no parameter limit, ``batch_size=50_000`` deleted a week of
+    events in one statement holding every row's lock, what the batches are there to avoid.
+    It is capped at 10,000, as a relay batch is (SQLite's 999 parameters cap it sooner)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _delivered(10_001, 8)
+    with CaptureQueriesContext(connection) as ctx:
+        assert EventOutbox(None).purge(timedelta(days=7), batch_size=50_000) == 10_001
+    assert len(_deletes(ctx)) >= 2
+    assert not OutboxEvent.objects.exists()
+
+
 def test_the_outbox_purge_keeps_a_row_that_stopped_being_delivered_past_retention():
     """Each ``DELETE`` checks status and cut-off again, as it deletes: a row chosen for a
     batch that is no longer a delivered row past retention when the batch runs (another

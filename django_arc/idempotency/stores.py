@@ -95,6 +95,9 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 #: Expired records one statement of :meth:`DatabaseStore.purge` deletes.
 PURGE_BATCH_SIZE = 1000
+#: The most a larger ``batch_size`` deletes per statement (as the outbox's relay batch and
+#: purge are capped, ``outbox.relay.MAX_BATCH_SIZE``).
+MAX_PURGE_BATCH_SIZE = 10_000
 
 
 class StoreUnavailable(Exception):  # noqa: N818 - a state, reported as 503
@@ -330,7 +333,10 @@ class DatabaseStore:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         ops = self.connection.ops
         meta = self.model._meta
-        # a batch's ids and the cut-off are the statement's parameters: SQLite takes 999
+        # a batch's ids and the cut-off are the statement's parameters: SQLite takes 999;
+        # at most MAX_PURGE_BATCH_SIZE where the backend takes more (one statement must
+        # never hold every expired row's lock, whatever batch_size is asked for)
+        batch_size = min(batch_size, MAX_PURGE_BATCH_SIZE)
         limit = self.connection.features.max_query_params
         if limit is not None:
             batch_size = max(1, min(batch_size, limit - 1))

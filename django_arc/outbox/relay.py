@@ -60,7 +60,8 @@ MAX_BATCH_SIZE = 10_000
 #: Rows one UPDATE leaves failed, dead or released (a ``CASE`` per column they differ in: a
 #: few parameters per row: under SQLite's oldest limit of 999 per statement).
 FINISH_CHUNK = 100
-#: Delivered rows one purge statement deletes (:func:`purge_delivered`).
+#: Delivered rows one purge statement deletes (:func:`purge_delivered`), by default; a
+#: larger ``batch_size`` is capped at :data:`MAX_BATCH_SIZE`.
 PURGE_BATCH_SIZE = 1000
 #: What the relay reads of a claimed row (:class:`Claimed`).
 _CLAIMED_COLUMNS = ("id", "event_id", "type", "payload", "meta", "partition_key", "attempts")
@@ -870,7 +871,10 @@ def purge_delivered(
         cutoff = older_than
     ops = connection.ops
     meta = OutboxEvent._meta
-    # a batch's ids, the status and the cut-off are the statement's parameters
+    # a batch's ids, the status and the cut-off are the statement's parameters; at most a
+    # relay batch's (MAX_BATCH_SIZE) where the backend takes more: one statement must never
+    # hold every row's lock, whatever batch_size is asked for
+    batch_size = min(batch_size, MAX_BATCH_SIZE)
     limit = connection.features.max_query_params
     if limit is not None:
         batch_size = max(1, min(batch_size, limit - 2))
