@@ -296,6 +296,28 @@ def test_a_relay_outage_is_logged_once_then_its_end_not_every_retry(monkeypatch,
     ]
 
 
+def test_a_failed_relay_batch_escapes_the_database_errors_message(monkeypatch, caplog):
+    """The relay's "batch failed" line wrote the database error's message raw (every other
+    django-arc line goes through ``log_text``): a message quoting a value with a newline (a
+    PostgreSQL error's ``LINE 1:``/``DETAIL:`` lines, a value of the client's) forged a
+    second line in a line-based log. Its controls are escaped, as elsewhere."""
+    from django.db import OperationalError
+
+    from django_arc.outbox import EventOutbox, run_relay
+    from tests.outbox_support import RecordingTransport
+
+    def relay_batch(self, limit=None, worker_id=None):
+        raise OperationalError('bad value "x"\nERROR forged line\x1b[31m')
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", relay_batch)
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    run_relay(EventOutbox(RecordingTransport()), max_batches=1, interval=0)
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line == (
+        'relay batch 1 failed: OperationalError: bad value "x"\\nERROR forged line\\x1b[31m'
+    )
+
+
 def test_a_stream_consumer_outage_is_logged_once_then_its_end(monkeypatch, caplog):
     """``run_forever`` retried a failing ``consume`` every second with a traceback apiece
     (3,600 ERRORs an hour of Redis down, per consumer). Now the first failure, then at most

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import DatabaseError, connections
 
-from ..logs import FailureStreak
+from ..logs import FailureStreak, log_text
 from .configured import get_outbox
 from .relay import EventOutbox, RelayResult, check_worker_id, default_worker_id
 
@@ -135,7 +135,7 @@ def run_relay(
                     "relay batch %d failed: %s: %s%s",
                     totals.batches,
                     type(exc).__name__,
-                    exc,
+                    log_text(exc),  # a database's message may quote a value: no raw lines
                     streak.note(),
                 )
             if on_error is not None:
