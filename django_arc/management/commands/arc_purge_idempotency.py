@@ -5,26 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-
 from ...idempotency import purge
+from ._purge import PurgeCommand
 
 
-class Command(BaseCommand):
+class Command(PurgeCommand):
     help = "Delete expired IdempotencyRecord rows (ARC['IDEMPOTENCY']['TTL_SECONDS'] after use)."
+    batch_help = (
+        "Expired rows deleted per statement (default 1000): each batch commits on its own, "
+        "so a large backlog never holds all its rows' locks at once."
+    )
 
-    def add_arguments(self, parser: Any) -> None:
-        parser.add_argument(
-            "--batch-size",
-            type=int,
-            default=None,
-            help="Expired rows deleted per statement (default 1000): each batch commits on "
-            "its own, so a large backlog never holds all its rows' locks at once.",
-        )
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        batch_size = options["batch_size"]
-        if batch_size is not None and batch_size < 1:
-            raise CommandError(f"--batch-size must be a positive integer, got {batch_size}.")
-        deleted = purge(batch_size)
-        self.stdout.write(f"Deleted {deleted} expired idempotency record(s).")
+    def purge(self, batch_size: int | None, options: dict[str, Any]) -> str:
+        return f"Deleted {purge(batch_size)} expired idempotency record(s)."

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from ...outbox.relay import PURGE_BATCH_SIZE, EventOutbox, retention_age
 from ...settings import arc_settings
+from ._purge import PurgeCommand
 
 
-class Command(BaseCommand):
+class Command(PurgeCommand):
     help = (
         "Delete delivered OutboxEvent rows delivered more than ARC['OUTBOX']"
         "['DELIVERED_RETENTION_DAYS'] days ago. Pending and dead rows are kept."
+    )
+    batch_help = (
+        f"Rows deleted per statement (default {PURGE_BATCH_SIZE}): each batch commits on "
+        "its own, so a large outbox never holds all its rows' locks at once."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -26,18 +31,9 @@ class Command(BaseCommand):
             help="Keep delivered rows this many days (default DELIVERED_RETENTION_DAYS, 7). "
             "Keep them at least as long as IDEMPOTENCY['TTL_SECONDS'] (arc.W008).",
         )
-        parser.add_argument(
-            "--batch-size",
-            type=int,
-            default=None,
-            help=f"Rows deleted per statement (default {PURGE_BATCH_SIZE}): each batch "
-            "commits on its own, so a large outbox never holds all its rows' locks at once.",
-        )
+        super().add_arguments(parser)
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        batch_size = options["batch_size"]
-        if batch_size is not None and batch_size < 1:
-            raise CommandError(f"--batch-size must be a positive integer, got {batch_size}.")
+    def purge(self, batch_size: int | None, options: dict[str, Any]) -> str:
         days, source = options["days"], "--days"
         if days is None:
             days = arc_settings.OUTBOX.get("DELIVERED_RETENTION_DAYS", 7)
@@ -49,6 +45,4 @@ class Command(BaseCommand):
         # the rows' database only: purging needs no transport (one that cannot be built,
         # a broker down, must not keep the table from being purged)
         deleted = EventOutbox(None).purge(older_than=age, batch_size=batch_size)
-        self.stdout.write(
-            f"Deleted {deleted} delivered outbox event(s) older than {float(days):g} day(s)."
-        )
+        return f"Deleted {deleted} delivered outbox event(s) older than {float(days):g} day(s)."
