@@ -145,6 +145,43 @@ def test_purge_action_deletes_only_delivered_rows_past_retention(admin_client_):
 
 
 @override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": 3}})
+def test_purge_action_is_one_entry_in_the_admin_log(admin_client_, django_user_model):
+    """ "Requeue selected" writes a ``LogEntry`` per row (who, when), as Django's own
+    delete_selected writes one per deleted object; "Purge delivered" wrote none: who purged
+    the outbox, and how much, was in no admin history. A purge of a week of events is not
+    100,000 entries: it writes one, a deletion of the OutboxEvent type with no object,
+    saying how many rows went and by which retention (nothing when nothing went). It shows
+    in the user's "Recent actions"."""
+    from django.contrib.admin.models import DELETION, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    old = [make_row("delivered", delivered_at=timezone.now() - timedelta(days=4)) for _ in range(3)]
+    recent = make_row("delivered")
+
+    def purge(rows):
+        return admin_client_.post(
+            reverse(CHANGELIST),
+            {"action": "purge_delivered", "_selected_action": [r.pk for r in rows]},
+            follow=True,
+        )
+
+    assert purge([*old, recent]).status_code == 200
+    (entry,) = LogEntry.objects.all()
+    assert entry.user == django_user_model.objects.get(username="root")
+    assert entry.content_type == ContentType.objects.get_for_model(OutboxEvent)
+    assert entry.object_id is None and entry.action_flag == DELETION
+    assert entry.object_repr == "3 delivered outbox event(s)"
+    assert entry.get_change_message() == (
+        "Purged 3 delivered event(s) older than 3 day(s) (DELIVERED_RETENTION_DAYS)."
+    )
+    assert (
+        "3 delivered outbox event(s)" in admin_client_.get(reverse("admin:index")).content.decode()
+    )
+    assert purge([recent]).status_code == 200  # nothing old enough: nothing purged, no entry
+    assert LogEntry.objects.count() == 1
+
+
+@override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": 3}})
 def test_purge_action_deletes_a_batch_per_statement(admin_client_, monkeypatch):
     """ "Select all" then "Purge delivered" on a week of events was one ``DELETE`` of every
     row in one statement (or, with a project's receiver for every model's deletes, every

@@ -11,7 +11,7 @@ import json
 import logging
 
 from django.contrib import admin, messages
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -249,6 +249,18 @@ class OutboxEventAdmin(RefuseOddInputMixin, admin.ModelAdmin):
         outbox_db = EventOutbox(None).db
         rows = OutboxEvent.objects.using(outbox_db).filter(pk__in=queryset.values("pk"))
         deleted = purge_delivered(rows, age)
+        if deleted:
+            # one entry for the purge, not one a row as Django's delete_selected writes (a
+            # week of events is 100,000 of them): who purged, when, and how many went
+            LogEntry.objects.create(
+                user_id=request.user.pk,
+                content_type=ContentType.objects.get_for_model(OutboxEvent),
+                object_id=None,
+                object_repr=f"{deleted} delivered outbox event(s)",
+                action_flag=DELETION,
+                change_message=f"Purged {deleted} delivered event(s) older than {days} day(s) "
+                "(DELIVERED_RETENTION_DAYS).",
+            )
         self.message_user(
             request,
             f"Purged {deleted} delivered event(s) older than {days} day(s); pending, dead and "
