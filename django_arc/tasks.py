@@ -9,7 +9,8 @@ claiming is atomic, so overlapping beat ticks only share the work. Each call is 
 Beat schedule (see ``docs/events.md``)::
 
     CELERY_BEAT_SCHEDULE = {
-        "arc-relay-outbox": {"task": "django_arc.relay_outbox", "schedule": 1.0},
+        "arc-relay-outbox": {"task": "django_arc.relay_outbox", "schedule": 1.0,
+                             "options": {"expires": 10}},
         "arc-purge-outbox": {"task": "django_arc.purge_outbox", "schedule": 3600.0},
         "arc-purge-idempotency": {"task": "django_arc.purge_idempotency", "schedule": 3600.0},
     }
@@ -22,11 +23,19 @@ from typing import Any
 
 from celery import shared_task
 
-from .outbox import EventOutbox, default_worker_id, run_relay
+from .logs import FailureStreak, log_text
+from .outbox import EventOutbox, RelayTotals, default_worker_id, get_outbox, run_relay
 from .outbox.relay import retention_age
 from .settings import arc_settings
 
 logger = logging.getLogger("django_arc.outbox")
+
+#: This worker process's relay ticks that could not build the outbox (its transport or
+#: failure policy), and its ticks' failed batches: an outage spans many ticks, and is
+#: logged once a minute across them as ``arc_relay`` logs it, not once a tick. (Ticks run
+#: at once in a thread pool share them; at worst a count is off by one.)
+_unbuilt = FailureStreak()
+_failed_batches = FailureStreak()
 
 
 @shared_task(name="django_arc.relay_outbox")
@@ -43,8 +52,40 @@ def relay_outbox(
     # cleared the lease of the call that had taken its row over, whose acknowledgement was
     # then refused (the row published again)
     worker = worker_id or f"celery:{default_worker_id()}"
+    try:
+        outbox = get_outbox()
+    except Exception as exc:  # noqa: BLE001 - a broker down, a bad plug: the next tick retries
+        # raised, it was a traceback in the worker's log every tick (every second) for as
+        # long as the broker was down: the first tick's, then one a minute
+        if _unbuilt.failed():
+            logger.error(
+                "relay_outbox cannot build the outbox relay; nothing relayed: %s: %s%s",
+                type(exc).__name__,
+                log_text(exc),
+                _unbuilt.note(),
+                exc_info=_unbuilt.count == 1,
+            )
+        totals = RelayTotals(worker_id=worker)
+        totals.errors = 1
+        return totals.to_dict()
+    failures = _unbuilt.ended()
+    if failures:
+        logger.warning(
+            "relay_outbox builds the outbox relay again after %d tick(s) failed", failures
+        )
+    failed: list[int] = []
     totals = run_relay(
-        batch_size=size, worker_id=worker, max_batches=max(1, int(max_batches)), until_drained=True
+        outbox,
+        batch_size=size,
+        worker_id=worker,
+        max_batches=max(1, int(max_batches)),
+        until_drained=True,
+        # a database down: the tick ends at its first failed batch (the next tick retries;
+        # retrying within it made each tick last max_batches half-seconds while beat sent
+        # one a second), logged on the streak the process's ticks share
+        should_stop=lambda: bool(failed),
+        on_error=lambda number, exc: failed.append(number),
+        streak=_failed_batches,
     )
     logger.info(
         "relay_outbox worker=%s batches=%d attempted=%d relayed=%d failed=%d dead=%d",

@@ -7,6 +7,7 @@ be shared with another process, so it is skipped there.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -87,6 +88,101 @@ def test_purge_task_deletes_only_delivered_rows_older_than_retention():
         assert purge_outbox() == 1
         assert purge_outbox(days=0) == 1  # the recent delivered row
     assert sorted(OutboxEvent.objects.values_list("status", flat=True)) == ["dead", "pending"]
+
+
+class _Unbuildable:
+    """A transport whose constructor reaches a broker that is down."""
+
+    down = True
+
+    def __new__(cls, **options):
+        if cls.down:
+            raise ConnectionError("broker down:\nsecond line")
+        return MemoryTransport()
+
+
+def _outbox_lines(caplog) -> list[tuple[str, str]]:
+    return [
+        (r.levelname, r.getMessage().splitlines()[0])
+        for r in caplog.records
+        if r.name == "django_arc.outbox" and r.levelno >= logging.WARNING
+    ]
+
+
+@pytest.mark.django_db
+def test_a_relay_tick_whose_transport_cannot_be_built_is_one_line_a_minute(caplog):
+    """``relay_outbox`` built the outbox (``get_outbox()``) unguarded: a transport whose
+    constructor connects to a broker that is down raised out of every beat tick, a
+    traceback a second in the worker's log (Celery's "Task ... raised unexpected"), as long
+    as the broker was down. The tick now reports it as ``arc_relay`` reports an outage: an
+    ERROR for the first tick (the reason escaped), then at most one a minute, a WARNING
+    when the outbox builds again; the task succeeds with ``errors: 1`` and nothing relayed,
+    and the next tick tries again."""
+    caplog.set_level(logging.INFO)
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": _Unbuildable, "OPTIONS": {}}}):
+        _store(3)
+        try:
+            results = [relay_outbox.apply() for _ in range(3)]
+            _Unbuildable.down = False
+            relayed = relay_outbox.apply()
+        finally:
+            _Unbuildable.down = True
+    assert [r.state for r in results] == ["SUCCESS"] * 3
+    assert [(r.result["batches"], r.result["errors"]) for r in results] == [(0, 1)] * 3
+    assert relayed.state == "SUCCESS" and relayed.result["relayed"] == 3
+    assert _outbox_lines(caplog) == [
+        (
+            "ERROR",
+            "relay_outbox cannot build the outbox relay; nothing relayed: ConnectionError: "
+            "broker down:\\nsecond line",
+        ),
+        ("WARNING", "relay_outbox builds the outbox relay again after 3 tick(s) failed"),
+    ]
+    assert not [r for r in caplog.records if r.name.startswith("celery") and r.levelno >= 40]
+
+
+@pytest.mark.django_db
+def test_relay_ticks_during_a_database_outage_stop_at_their_failure_and_log_once(
+    monkeypatch, caplog
+):
+    """A tick during a database outage retried its batch every half second up to
+    ``max_batches`` (10: 5 s a tick, for a tick beat sends every second, so ticks piled up
+    in the queue), and each tick's own ``run_relay`` logged the outage's "first" ERROR:
+    one a tick. A tick now stops at its first failed batch (the next tick retries), and the
+    ticks share one streak: one ERROR for the outage, one WARNING when it ends."""
+    from django.db import OperationalError
+
+    from django_arc.outbox import EventOutbox
+
+    real = EventOutbox.relay_batch
+    down = [True]
+
+    def relay_batch(self, limit=None, worker_id=None):
+        if down[0]:
+            raise OperationalError("the database is restarting")
+        return real(self, limit, worker_id)
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", relay_batch)
+    caplog.set_level(logging.INFO)
+    with override_settings(ARC=MEMORY):
+        results = [relay_outbox.apply(kwargs={"max_batches": 10}) for _ in range(3)]
+        down[0] = False
+        after = relay_outbox.apply()
+    assert [(r.result["batches"], r.result["errors"]) for r in results] == [(1, 1)] * 3
+    assert after.result["errors"] == 0
+    assert _outbox_lines(caplog) == [
+        ("ERROR", "relay batch 1 failed: OperationalError: the database is restarting"),
+        ("WARNING", "relay batches succeed again after 3 failed in a row"),
+    ]
+
+
+def test_the_example_beat_schedule_lets_a_relay_tick_expire():
+    """Beat sends a relay tick every second whether the last one ran or not: while workers
+    are busy or the database is down they piled up in the queue, each run in turn long
+    after the next ones had done its work. The example's entry expires a tick that waited
+    longer than a few seconds (the worker discards it), as docs/outbox.md advises."""
+    entry = example_app.conf.beat_schedule["arc-relay-outbox"]
+    assert 0 < entry["options"]["expires"] <= 30
 
 
 # -- a real worker ------------------------------------------------------------------------------

@@ -95,6 +95,7 @@ def run_relay(
     should_stop: Callable[[], bool] = lambda: False,
     on_batch: Callable[[int, RelayResult, float], Any] | None = None,
     on_error: Callable[[int, DatabaseError], Any] | None = None,
+    streak: FailureStreak | None = None,
 ) -> RelayTotals:
     """Relay batches of pending events until told to stop; return the totals.
 
@@ -104,12 +105,21 @@ def run_relay(
     database error (lost connection) is reported to ``on_error`` and retried after at least
     0.5 s, never raised: a relay must outlive a PostgreSQL restart. ``on_batch(number,
     result, seconds)`` sees every successful batch.
+
+    Failed batches are logged through ``streak`` (:class:`~django_arc.logs.FailureStreak`:
+    the first, then one a minute, and a WARNING when batches succeed again), by default one
+    of this call's own. A caller that runs the loop again and again (the Celery task, once
+    per beat tick) gives one that outlives the call, so an outage is logged once a minute
+    across its calls, not once per call; such a streak is the caller's, left as it is when
+    the call stops mid-outage.
     """
     if outbox is None:
         outbox = get_outbox()
     size = int(batch_size or outbox.batch_size)
     totals = RelayTotals(worker_id=check_worker_id(worker_id or default_worker_id()))
-    streak = FailureStreak()
+    own_streak = streak is None
+    if streak is None:
+        streak = FailureStreak()
 
     def idle(seconds: float) -> None:
         # Short steps, so a stop request during an idle wait is seen promptly.
@@ -157,7 +167,7 @@ def run_relay(
             break
         if result.attempted == 0:
             idle(interval)
-    failures = streak.ended()
+    failures = streak.ended() if own_streak else 0
     if failures:  # stopped mid-outage: the failures since its last line are counted here
         logger.warning("relay stopped after %d batches failed in a row", failures)
     return totals

@@ -26,8 +26,14 @@ BROKER_URL = (
 
 # --8<-- [start:beat-schedule]
 BEAT_SCHEDULE = {
-    # relay the outbox every second (or run `manage.py arc_relay` instead)
-    "arc-relay-outbox": {"task": "django_arc.relay_outbox", "schedule": 1.0},
+    # relay the outbox every second (or run `manage.py arc_relay` instead); a tick that
+    # waited in the queue longer than 10 s (workers busy, a database outage) is discarded:
+    # the ticks after it do its work
+    "arc-relay-outbox": {
+        "task": "django_arc.relay_outbox",
+        "schedule": 1.0,
+        "options": {"expires": 10},
+    },
     # delivered events older than ARC["OUTBOX"]["DELIVERED_RETENTION_DAYS"], hourly
     "arc-purge-outbox": {"task": "django_arc.purge_outbox", "schedule": 3600.0},
     # the shop's idempotency keys live in the database store: expired ones go hourly
