@@ -353,8 +353,11 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
 @pytest.mark.django_db
 def test_the_example_erasure_leaves_no_copy_of_a_deleted_product(example_settings_on):
     """docs/retention.md's erasure is the example's ``shop.retention.erase``: after a keyed
-    create, an update and a hard delete of a product through the shop's API, it leaves no
-    copy of the product's values in django-arc's tables."""
+    create, update and hard delete of a product through the shop's API, it leaves no copy
+    of the product's values in django-arc's tables. It deletes the keyed answers of that
+    product only: it deleted every keyed answer under ``/api/products/``, another
+    organization's too, whose retry within ``TTL_SECONDS`` then ran again (a second create,
+    here a 409 for its own sku) instead of being answered its stored 201."""
     from django_arc.audit.models import AuditLog
     from django_arc.idempotency.models import IdempotencyRecord
     from django_arc.outbox import OutboxEvent, get_outbox
@@ -371,36 +374,49 @@ def test_the_example_erasure_leaves_no_copy_of_a_deleted_product(example_setting
             ),
         }
 
+    def create(client, sku, product, key):
+        answer = client.post(
+            "/api/products/",
+            {"name": product, "sku": sku, "price": "1.00"},
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+        assert answer.status_code == 201, answer.content
+        return answer
+
     seed("--quiet")
-    client = Client()
+    client, globex = Client(), Client()
     assert client.login(username="acme-admin", password="demo12345")
-    created = client.post(
-        "/api/products/",
-        {"name": name, "sku": "ERASE-1", "price": "1.00"},
-        content_type="application/json",
-        HTTP_IDEMPOTENCY_KEY="erase-1",
-    )
-    assert created.status_code == 201, created.content
+    assert globex.login(username="globex-admin", password="demo12345")
+    created = create(client, "ERASE-1", name, "erase-1")
     pk = created.json()["data"]["id"]
     renamed = client.patch(
-        f"/api/products/{pk}/", {"name": name + " Jr."}, content_type="application/json"
+        f"/api/products/{pk}/",
+        {"name": name + " Jr."},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="erase-2",
     )
     assert renamed.status_code == 200, renamed.content
-    assert client.delete(f"/api/products/{pk}/").status_code == 200
-    kept = client.post(
-        "/api/products/",
-        {"name": "Kept", "sku": "KEPT-1", "price": "1.00"},
-        content_type="application/json",
-    )
-    assert kept.status_code == 201, kept.content
+    deleted = client.delete(f"/api/products/{pk}/", HTTP_IDEMPOTENCY_KEY="erase-3")
+    assert deleted.status_code == 200, deleted.content
+    # another product of the same organization, and one of another organization, both keyed
+    kept = create(client, "KEPT-1", "Kept", "kept-1")
+    theirs = create(globex, "THEIRS-1", "Theirs", "theirs-1")
     while get_outbox().relay_batch().attempted:
         pass
-    assert holding() == {"outbox": 2, "audit": 3, "idempotency": 1}
+    assert holding() == {"outbox": 2, "audit": 3, "idempotency": 2}
 
     erase("products", str(pk), "/api/products/")
     assert holding() == {"outbox": 0, "audit": 0, "idempotency": 0}
     assert not OutboxEvent.objects.filter(meta__resource_id=str(pk)).exists()
-    # another product's event and audit entry stay
+    assert not IdempotencyRecord.objects.filter(path__startswith=f"/api/products/{pk}/").exists()
+    # another product's event, audit entry and keyed answer stay: a retry is still a replay
     kept_id = str(kept.json()["data"]["id"])
     assert OutboxEvent.objects.filter(meta__resource_id=kept_id).count() == 1
     assert AuditLog.objects.filter(object_id=kept_id).count() == 1
+    assert IdempotencyRecord.objects.count() == 2
+    for caller, sku, product, key, first in (
+        (client, "KEPT-1", "Kept", "kept-1", kept),
+        (globex, "THEIRS-1", "Theirs", "theirs-1", theirs),
+    ):
+        assert create(caller, sku, product, key).content == first.content
