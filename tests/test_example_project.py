@@ -313,6 +313,7 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
     from django.utils import timezone
 
     from django_arc.audit.models import AuditLog
+    from django_arc.idempotency.models import IdempotencyRecord
     from django_arc.outbox import OutboxEvent
 
     old = timezone.now() - timedelta(days=400)
@@ -323,6 +324,10 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
     entry = AuditLog.objects.create(action="created", resource="products", object_id="1")
     AuditLog.objects.filter(pk=entry.pk).update(created_at=old)
     AuditLog.objects.create(action="updated", resource="products", object_id="1")
+    for path, expires_at in (("/expired/", old), ("/live/", timezone.now() + timedelta(1))):
+        IdempotencyRecord.objects.create(
+            key=path, fingerprint="f", token="t", method="POST", path=path, expires_at=expires_at
+        )
 
     lines = [
         line
@@ -341,6 +346,11 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
     assert commands == ["arc_purge_outbox", "arc_purge_idempotency", "shop_purge_audit_log"]
     assert list(OutboxEvent.objects.values_list("event_id", flat=True)) == ["e-pending"]
     assert list(AuditLog.objects.values_list("action", flat=True)) == ["updated"]
+    assert list(IdempotencyRecord.objects.values_list("path", flat=True)) == ["/live/"]
+    # cron gives a line no environment: the crontab says to set what the settings read
+    # for their database, or each purge runs on the SQLite file, not the shop's PostgreSQL
+    text = (ROOT / "example_project/crontab").read_text(encoding="utf-8")
+    assert "\n# ARC_EXAMPLE_DB=postgres\n" in text
     # the shop's own command refuses an age it cannot count back, as arc_purge_outbox does
     from django.core.management import CommandError
 
