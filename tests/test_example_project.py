@@ -300,6 +300,42 @@ def test_the_example_logging_routes_every_logger_docs_errors_lists():
         assert any(e.get("handlers") for e in entries), name
 
 
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_the_example_logging_prints_a_500_once_with_debug_on_or_off(debug):
+    """A 500 is reported on ``django.request`` (docs/errors.md). Django's default LOGGING
+    prints it only with DEBUG on and otherwise hands it to ``mail_admins``, which mails no
+    one without ``ADMINS`` (the example sets none): with ``DJANGO_DEBUG=0`` the example's
+    LOGGING, which routed ``django_arc`` alone, logged a 500 nowhere. It is printed once,
+    debug on or off."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.request').error('Internal Server Error: /api/x/'); "
+        "logging.getLogger('django.request').warning('Not Found: /api/y/')"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "example.settings",
+        "DJANGO_DEBUG": debug,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example_project")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT / "example_project",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("Internal Server Error: /api/x/") == 1, done.stderr
+    # a 4xx's WARNING as Django prints it: with DEBUG on only
+    assert done.stderr.count("Not Found: /api/y/") == (debug == "1"), done.stderr
+
+
 CRON_LINE = re.compile(r"^(\S+\s+){5}.*manage\.py (?P<command>.+)$")
 
 
