@@ -110,7 +110,9 @@ def purge_outbox(days: float | None = None, batch_size: int | None = None) -> in
     # as arc_purge_outbox (retention_age: a number of days, 0 or more, a cut-off after the
     # year 1); and no transport: purging publishes nothing, and a broker that is down (a
     # transport whose constructor connects) must not keep the table from being purged
-    age = retention_age(retention, "days")
+    age = retention_age(
+        retention, "days" if days is not None else "ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']"
+    )
     deleted = EventOutbox(None).purge(older_than=age, batch_size=batch_size)
     logger.info("purge_outbox retention_days=%s deleted=%d", retention, deleted)
     return deleted

@@ -300,6 +300,42 @@ def test_the_example_logging_routes_every_logger_docs_errors_lists():
         assert any(e.get("handlers") for e in entries), name
 
 
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_the_example_logging_prints_a_500_once_with_debug_on_or_off(debug):
+    """A 500 is reported on ``django.request`` (docs/errors.md). Django's default LOGGING
+    prints it only with DEBUG on and otherwise hands it to ``mail_admins``, which mails no
+    one without ``ADMINS`` (the example sets none): with ``DJANGO_DEBUG=0`` the example's
+    LOGGING, which routed ``django_arc`` alone, logged a 500 nowhere. It is printed once,
+    debug on or off."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.request').error('Internal Server Error: /api/x/'); "
+        "logging.getLogger('django.request').warning('Not Found: /api/y/')"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "example.settings",
+        "DJANGO_DEBUG": debug,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example_project")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT / "example_project",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("Internal Server Error: /api/x/") == 1, done.stderr
+    # a 4xx's WARNING as Django prints it: with DEBUG on only
+    assert done.stderr.count("Not Found: /api/y/") == (debug == "1"), done.stderr
+
+
 CRON_LINE = re.compile(r"^(\S+\s+){5}.*manage\.py (?P<command>.+)$")
 
 
@@ -313,6 +349,7 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
     from django.utils import timezone
 
     from django_arc.audit.models import AuditLog
+    from django_arc.idempotency.models import IdempotencyRecord
     from django_arc.outbox import OutboxEvent
 
     old = timezone.now() - timedelta(days=400)
@@ -323,6 +360,10 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
     entry = AuditLog.objects.create(action="created", resource="products", object_id="1")
     AuditLog.objects.filter(pk=entry.pk).update(created_at=old)
     AuditLog.objects.create(action="updated", resource="products", object_id="1")
+    for path, expires_at in (("/expired/", old), ("/live/", timezone.now() + timedelta(1))):
+        IdempotencyRecord.objects.create(
+            key=path, fingerprint="f", token="t", method="POST", path=path, expires_at=expires_at
+        )
 
     lines = [
         line
@@ -341,6 +382,11 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
     assert commands == ["arc_purge_outbox", "arc_purge_idempotency", "shop_purge_audit_log"]
     assert list(OutboxEvent.objects.values_list("event_id", flat=True)) == ["e-pending"]
     assert list(AuditLog.objects.values_list("action", flat=True)) == ["updated"]
+    assert list(IdempotencyRecord.objects.values_list("path", flat=True)) == ["/live/"]
+    # cron gives a line no environment: the crontab says to set what the settings read
+    # for their database, or each purge runs on the SQLite file, not the shop's PostgreSQL
+    text = (ROOT / "example_project/crontab").read_text(encoding="utf-8")
+    assert "\n# ARC_EXAMPLE_DB=postgres\n" in text
     # the shop's own command refuses an age it cannot count back, as arc_purge_outbox does
     from django.core.management import CommandError
 
@@ -353,8 +399,11 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
 @pytest.mark.django_db
 def test_the_example_erasure_leaves_no_copy_of_a_deleted_product(example_settings_on):
     """docs/retention.md's erasure is the example's ``shop.retention.erase``: after a keyed
-    create, an update and a hard delete of a product through the shop's API, it leaves no
-    copy of the product's values in django-arc's tables."""
+    create, update and hard delete of a product through the shop's API, it leaves no copy
+    of the product's values in django-arc's tables. It deletes the keyed answers of that
+    product only: it deleted every keyed answer under ``/api/products/``, another
+    organization's too, whose retry within ``TTL_SECONDS`` then ran again (a second create,
+    here a 409 for its own sku) instead of being answered its stored 201."""
     from django_arc.audit.models import AuditLog
     from django_arc.idempotency.models import IdempotencyRecord
     from django_arc.outbox import OutboxEvent, get_outbox
@@ -371,36 +420,49 @@ def test_the_example_erasure_leaves_no_copy_of_a_deleted_product(example_setting
             ),
         }
 
+    def create(client, sku, product, key):
+        answer = client.post(
+            "/api/products/",
+            {"name": product, "sku": sku, "price": "1.00"},
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+        assert answer.status_code == 201, answer.content
+        return answer
+
     seed("--quiet")
-    client = Client()
+    client, globex = Client(), Client()
     assert client.login(username="acme-admin", password="demo12345")
-    created = client.post(
-        "/api/products/",
-        {"name": name, "sku": "ERASE-1", "price": "1.00"},
-        content_type="application/json",
-        HTTP_IDEMPOTENCY_KEY="erase-1",
-    )
-    assert created.status_code == 201, created.content
+    assert globex.login(username="globex-admin", password="demo12345")
+    created = create(client, "ERASE-1", name, "erase-1")
     pk = created.json()["data"]["id"]
     renamed = client.patch(
-        f"/api/products/{pk}/", {"name": name + " Jr."}, content_type="application/json"
+        f"/api/products/{pk}/",
+        {"name": name + " Jr."},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="erase-2",
     )
     assert renamed.status_code == 200, renamed.content
-    assert client.delete(f"/api/products/{pk}/").status_code == 200
-    kept = client.post(
-        "/api/products/",
-        {"name": "Kept", "sku": "KEPT-1", "price": "1.00"},
-        content_type="application/json",
-    )
-    assert kept.status_code == 201, kept.content
+    deleted = client.delete(f"/api/products/{pk}/", HTTP_IDEMPOTENCY_KEY="erase-3")
+    assert deleted.status_code == 200, deleted.content
+    # another product of the same organization, and one of another organization, both keyed
+    kept = create(client, "KEPT-1", "Kept", "kept-1")
+    theirs = create(globex, "THEIRS-1", "Theirs", "theirs-1")
     while get_outbox().relay_batch().attempted:
         pass
-    assert holding() == {"outbox": 2, "audit": 3, "idempotency": 1}
+    assert holding() == {"outbox": 2, "audit": 3, "idempotency": 2}
 
     erase("products", str(pk), "/api/products/")
     assert holding() == {"outbox": 0, "audit": 0, "idempotency": 0}
     assert not OutboxEvent.objects.filter(meta__resource_id=str(pk)).exists()
-    # another product's event and audit entry stay
+    assert not IdempotencyRecord.objects.filter(path__startswith=f"/api/products/{pk}/").exists()
+    # another product's event, audit entry and keyed answer stay: a retry is still a replay
     kept_id = str(kept.json()["data"]["id"])
     assert OutboxEvent.objects.filter(meta__resource_id=kept_id).count() == 1
     assert AuditLog.objects.filter(object_id=kept_id).count() == 1
+    assert IdempotencyRecord.objects.count() == 2
+    for caller, sku, product, key, first in (
+        (client, "KEPT-1", "Kept", "kept-1", kept),
+        (globex, "THEIRS-1", "Theirs", "theirs-1", theirs),
+    ):
+        assert create(caller, sku, product, key).content == first.content

@@ -443,6 +443,41 @@ def test_the_outbox_purge_task_refuses_a_retention_that_is_no_number_of_days(day
     assert OutboxEvent.objects.count() == 3
 
 
+@pytest.mark.parametrize(
+    "days, message",
+    [
+        (10**400, "is too large"),  # past a float's range: float() raised OverflowError
+        (-(10**400), "must be a number of days, 0 or more"),
+        (10**5000, "is too large"),  # past the digits an int's repr may have (3.11+)
+    ],
+    ids=["10**400", "-10**400", "10**5000"],
+)
+def test_a_retention_past_a_floats_range_is_refused_by_every_purge(days, message):
+    """``retention_age`` read ``float(days)`` catching TypeError and ValueError only: an int
+    past a float's range (``DELIVERED_RETENTION_DAYS = 10**400``, which arc.E008 refuses at
+    start-up, or a task's ``days`` from a JSON message) raised OverflowError out of the
+    command, the task and the admin's purge (a 500). Each refuses it its way, naming where
+    it came from, and deletes nothing."""
+    import re
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from django_arc.tasks import purge_outbox
+
+    _delivered(2, 8)
+    setting = re.escape("ARC['OUTBOX']['DELIVERED_RETENTION_DAYS']")
+    with override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": days}}):
+        with pytest.raises(CommandError, match=f"^{setting} {message}"):
+            call_command("arc_purge_outbox", stdout=StringIO())
+        # the task with no days= reads the setting: its error names the setting, not days
+        with pytest.raises(ValueError, match=f"^{setting} {message}"):
+            purge_outbox()
+    with pytest.raises(ValueError, match=f"^days {message}"):
+        purge_outbox(days=days)
+    assert OutboxEvent.objects.count() == 2
+
+
 def test_rows_delivered_at_the_same_instant_across_a_batch_boundary_are_all_purged_once():
     """Each batch reads from the last one's ``delivered_at`` on (``>=``): rows sharing it with
     the last row of a batch are read by the next one, none skipped, and none deleted twice."""

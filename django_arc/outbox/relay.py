@@ -812,6 +812,9 @@ def retention_age(days: Any, name: str = "days") -> timedelta:
     (SQLite's is this server's datetime, which overflowed out of the purge; PostgreSQL's
     went out of its range). The command, the Celery task, the admin and arc.E008 (of the
     setting) read it here alike: one rule for every reader."""
+    too_large = ValueError(
+        f"{name} is too large: {_shown(days)} days back reaches before the year 1."
+    )
     try:
         number = (
             float(days)
@@ -820,16 +823,28 @@ def retention_age(days: Any, name: str = "days") -> timedelta:
         )
     except (TypeError, ValueError):  # a complex number, Decimal("sNaN")
         number = math.nan
+    except OverflowError:  # an int past a float's range (10**400): far too many days, or < 0
+        if days > 0:
+            raise too_large from None
+        number = -math.inf
     if not (number >= 0 and math.isfinite(number)):  # NaN fails the comparison
-        raise ValueError(f"{name} must be a number of days, 0 or more, got {days!r}.")
+        raise ValueError(f"{name} must be a number of days, 0 or more, got {_shown(days)}.")
     try:
         age = timedelta(days=number)
         timezone.now() - age
     except OverflowError:
-        raise ValueError(
-            f"{name} is too large: {days!r} days back reaches before the year 1."
-        ) from None
+        raise too_large from None
     return age
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` for a refusal's message, at most 60 characters (an int past
+    ``sys.get_int_max_str_digits()`` has no repr at all: it raises ValueError)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "an integer too long to print"
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def purge_delivered(

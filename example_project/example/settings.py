@@ -169,10 +169,17 @@ CACHES = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"debug_off": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "errors": {"class": "logging.StreamHandler", "level": "ERROR", "filters": ["debug_off"]},
+    },
     "loggers": {
         "django_arc": {"handlers": ["console"], "level": "INFO"},
         # "django_arc.outbox.relay": {"level": "WARNING"},  # quiet arc_relay's batch lines
+        # a 500's traceback: Django's default prints it with DEBUG on only, and otherwise
+        # mails it to ADMINS (none here); printed with DEBUG off too, still mailed
+        "django.request": {"handlers": ["errors"]},
     },
 }
 # --8<-- [end:logging]

@@ -4,8 +4,10 @@ for a product that was hard-deleted."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from django_arc.audit.models import AuditLog
@@ -39,10 +41,25 @@ def erase(resource: str, object_id: str, path: str) -> None:
     ).delete()
     # its audit entries (or keep them, emptied: .update(before=None, after=None))
     AuditLog.objects.filter(resource=resource, object_id=object_id).delete()
-    # keyed answers: their key is a digest that names no caller; they go TTL_SECONDS after
-    # their answer (arc_purge_idempotency), or now by path (a retry of those keys then runs
-    # again)
-    IdempotencyRecord.objects.filter(path__startswith=path).delete()
+    # its keyed answers (their key is a digest that names no caller): its own URLs' (an
+    # update's, a delete's, an action's) and its create's, whose answer is the row; they go
+    # TTL_SECONDS after their answer (arc_purge_idempotency), or now (a retry of those keys
+    # then runs again). Other rows' answers, other organizations' among them, stay.
+    keyed = IdempotencyRecord.objects.filter(path__startswith=path)
+    creates = keyed.filter(path=path).only("body").iterator()  # a day of them: streamed
+    created = [r.pk for r in creates if _holds(r.body, object_id)]
+    keyed.filter(Q(path__startswith=f"{path}{object_id}/") | Q(pk__in=created)).delete()
+
+
+def _holds(body: bytes | None, object_id: str) -> bool:
+    """Whether a stored answer under the collection may hold the row: a create's
+    ``{"data": {"id": …}}`` naming it, or an answer that is no JSON (a browsable API page)."""
+    try:
+        answer = json.loads(bytes(body or b"null"))
+    except ValueError:
+        return True
+    data = answer.get("data") if isinstance(answer, dict) else None
+    return isinstance(data, dict) and str(data.get("id")) == object_id
 
 
 # --8<-- [end:erase]
