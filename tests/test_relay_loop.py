@@ -97,6 +97,58 @@ def test_a_failed_batch_leaves_the_callers_transaction_usable(monkeypatch):
     assert OutboxEvent.objects.filter(event_id=event.id).exists()
 
 
+@pytest.mark.django_db
+def test_a_relay_between_batches_leaves_the_callers_transaction_usable(monkeypatch):
+    """Between two batches the loop recycles its connections as Django does between two
+    requests (``CONN_MAX_AGE`` not 0), but not one inside the caller's ``atomic()`` block
+    (``run_relay`` in a view under ``ATOMIC_REQUESTS``, an eager Celery task): Django closes
+    a connection whose autocommit is off, which inside the block lost its writes and refused
+    every later query of it."""
+    from django.db import connection, transaction
+
+    from django_arc.outbox import EventOutbox
+    from tests.outbox_support import RecordingTransport
+
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    event = create_event("products.created", {"i": 1})
+    with transaction.atomic():
+        outbox = EventOutbox(RecordingTransport())
+        outbox.store(event)
+        totals = run_relay(outbox, max_batches=2, interval=0)
+        assert (totals.batches, totals.errors, totals.relayed) == (2, 0, 1)
+        assert OutboxEvent.objects.get(event_id=event.id).status == "delivered"
+    assert OutboxEvent.objects.filter(event_id=event.id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_at_the_default_conn_max_age_the_relay_keeps_its_connection(monkeypatch):
+    """At ``CONN_MAX_AGE = 0`` (Django's default) the loop keeps its connection for as long
+    as it runs, as a management command does: recycling it as between two requests closed it
+    after every batch, a new connection a second for an idle relay."""
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    from django_arc.outbox import EventOutbox
+    from tests.outbox_support import RecordingTransport
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("Django never closes an in-memory SQLite database")
+    assert connection.settings_dict["CONN_MAX_AGE"] == 0
+    connection.ensure_connection()
+    connected = []
+
+    def created(sender, connection, **kwargs):
+        connected.append(connection.alias)
+
+    connection_created.connect(created)
+    try:
+        totals = run_relay(EventOutbox(RecordingTransport()), max_batches=3, interval=0)
+    finally:
+        connection_created.disconnect(created)
+    assert (totals.batches, totals.errors) == (3, 0)
+    assert connected == []
+
+
 def test_only_run_relay_drives_relay_batch():
     """The command, the Celery task and the admin hold no loop of their own."""
     callers = []
