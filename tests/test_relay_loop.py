@@ -217,3 +217,40 @@ def test_events_and_outbox_import_no_module_that_imports_them_back():
 
     cycles = [m for m in scope if reaches(m, m)]
     assert cycles == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_failed_batch_the_relay_connects_again(monkeypatch):
+    """A batch's database error may leave its connection broken in ways Django does not
+    see (a server that closed it, a protocol error outside a transaction): the loop closes
+    the connections of a failed batch, as Django does after a request, and the next batch
+    connects again, rather than failing on the same connection at every retry."""
+    from django.db import OperationalError, connection
+    from django.db.backends.signals import connection_created
+
+    from django_arc.outbox import EventOutbox
+    from tests.outbox_support import RecordingTransport
+
+    relay_batch = EventOutbox.relay_batch
+    calls = []
+
+    def fails_once(self, limit=None, worker_id=None):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return relay_batch(self, limit=limit, worker_id=worker_id)
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", fails_once)
+    connection.ensure_connection()
+    connected = []
+
+    def created(sender, connection, **kwargs):
+        connected.append(connection.alias)
+
+    connection_created.connect(created)
+    try:
+        totals = run_relay(EventOutbox(RecordingTransport()), max_batches=2, interval=0)
+    finally:
+        connection_created.disconnect(created)
+    assert (totals.batches, totals.errors) == (2, 1)
+    assert connected == ["default"]
