@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib import messages
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import override_settings
@@ -215,17 +216,19 @@ def test_purge_action_with_a_retention_that_is_no_number_of_days_says_so(admin_c
     year 1) or purged rows delivered a moment ago (-1). It says why and purges nothing, as
     the command and the task refuse it (``retention_age``)."""
     row = make_row("delivered", delivered_at=timezone.now() - timedelta(seconds=1))
+    # past any retention: still kept (no default age stands in for the refused one)
+    old = make_row("delivered", delivered_at=timezone.now() - timedelta(days=3650))
     with override_settings(ARC={"OUTBOX": {"DELIVERED_RETENTION_DAYS": days}}):
         response = admin_client_.post(
             reverse(CHANGELIST),
-            {"action": "purge_delivered", "_selected_action": [row.pk]},
+            {"action": "purge_delivered", "_selected_action": [row.pk, old.pk]},
             follow=True,
         )
     assert response.status_code == 200
     assert "Nothing purged: ARC[&#x27;OUTBOX&#x27;][&#x27;DELIVERED_RETENTION_DAYS&#x27;]" in (
         response.content.decode()
     )
-    assert OutboxEvent.objects.filter(pk=row.pk).exists()
+    assert OutboxEvent.objects.filter(pk__in=[row.pk, old.pk]).count() == 2
 
 
 def test_dead_letter_page_lists_and_requeues(admin_client_):
@@ -301,6 +304,9 @@ def test_relay_now_with_a_transport_that_cannot_be_built_says_so(admin_client_, 
     body = response.content.decode()
     assert "Nothing relayed: the transport could not be built (ConnectionError)" in body
     assert "broker down" not in body  # a broker's address is for the log
+    # an error's message (the admin's red), not a warning's: nothing was relayed
+    (said,) = [m for m in response.context["messages"] if "Nothing relayed" in m.message]
+    assert said.level == messages.ERROR
     row.refresh_from_db()
     assert (row.status, row.attempts) == ("pending", 0)
     failures = [r for r in caplog.records if r.name == "django_arc.outbox"]

@@ -4,6 +4,7 @@ logger, their level and their text, as an operator's handlers receive them."""
 import logging
 
 import pytest
+from django.core.handlers.wsgi import WSGIRequest
 from django.core.signals import got_request_exception
 from rest_framework.test import APIClient
 
@@ -49,7 +50,11 @@ def test_an_unexpected_error_is_reported_as_django_reports_a_500(failing_create)
     body = assert_error(answer, 500, "INTERNAL_ERROR")
     assert body["error"] == "Internal server error" and "a bug" not in answer.content.decode()
     assert len(sent) == 2 and all(r.path == "/api/books/" for r in sent)
+    # Django's HttpRequest, as Django sends it (not DRF's Request wrapping it): reporters
+    # read it as one (Sentry's, Django's own reporter's request filter)
+    assert all(type(r) is WSGIRequest for r in sent)
     (record,) = logs
+    assert type(record.request) is WSGIRequest
     assert record.levelno == logging.ERROR
     assert record.getMessage() == "Internal Server Error: /api/books/"
     assert record.exc_info[0] is RuntimeError and record.status_code == 500
@@ -571,3 +576,181 @@ def test_a_failing_500_reporter_is_logged_once(monkeypatch, caplog):
     assert_error(answer, 500, "INTERNAL_ERROR")
     failures = [r for r in caplog.records if r.exc_info and r.exc_info[0] is ValueError]
     assert [(r.name, r.levelno) for r in failures] == [("django.dispatch", logging.ERROR)]
+
+
+def test_every_character_that_breaks_a_log_line_is_escaped_and_a_backslash_too(api, caplog):
+    """``log_text`` escapes what breaks a line or drives a terminal beyond ``\\n`` and
+    ``ESC``: NUL and the last C0 control (``\\x1f``), DEL and the C1 controls (``\\x85`` is
+    NEL, a line break to some readers; ``\\x9b`` is CSI, ANSI's ``ESC [``), Unicode's line
+    and paragraph separators, and a lone surrogate (no handler can encode it: the record is
+    lost). A backslash is escaped too, or a client's ``\\n`` (backslash, n) read as an
+    escaped newline."""
+    from django_arc.events import create_event
+    from django_arc.events.transports import MemoryTransport
+
+    caplog.set_level(logging.INFO, logger="django_arc")
+    path = "/api/books/a%5Cnb%00%1F%7F%C2%85%C2%9B%E2%80%A8%E2%80%A9/"
+    assert_error(api.get(path), 404, "NOT_FOUND")
+    (record,) = [r for r in caplog.records if r.name == "django_arc"]
+    assert record.getMessage().startswith(
+        "404 for /api/books/a\\\\nb\\x00\\x1f\\x7f\\x85\\x9b\\u2028\\u2029/: "
+    ), record.getMessage()
+
+    caplog.clear()
+    transport = MemoryTransport()
+
+    def fails(event):
+        raise RuntimeError("handler down")
+
+    transport.subscribe("books.*", fails)
+    transport.dispatch(create_event("books.created\ud800", {}, id="id\udfff"))
+    (line,) = [r.getMessage() for r in caplog.records if r.name.startswith("django_arc")]
+    assert line.endswith(" failed on books.created\\ud800 id\\udfff"), line
+    line.encode("utf-8")  # a handler writing UTF-8 can write it
+
+
+def test_an_outage_is_logged_again_each_minute_and_a_new_outage_from_its_first_failure(
+    monkeypatch, caplog
+):
+    """``FailureStreak``'s minute: a failure a minute or more after the last line is logged
+    again, saying how many failed so far (an outage of an hour is a line a minute, not one
+    line and silence); the end of an outage forgets when it was last logged, so the first
+    failure of the next outage is logged whenever it comes."""
+    from types import SimpleNamespace
+
+    from django.db import OperationalError
+
+    from django_arc import logs
+    from django_arc.outbox import EventOutbox, RelayResult, run_relay
+    from tests.outbox_support import RecordingTransport
+
+    now = [1000.0]
+    monkeypatch.setattr(logs, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    # each batch: (seconds since the last one, whether it fails)
+    script = iter([(0, True), (30, True), (31, True), (1, False), (1, True), (1, False)])
+
+    def relay_batch(self, limit=None, worker_id=None):
+        seconds, fails = next(script)
+        now[0] += seconds
+        if fails:
+            raise OperationalError("the database is restarting")
+        return RelayResult()
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", relay_batch)
+    caplog.set_level(logging.DEBUG, logger="django_arc")
+    totals = run_relay(EventOutbox(RecordingTransport()), max_batches=6, interval=0)
+    assert totals.errors == 4
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "django_arc.outbox"]
+    failed = "OperationalError: the database is restarting"
+    assert lines == [
+        ("ERROR", f"relay batch 1 failed: {failed}"),
+        (
+            "ERROR",
+            f"relay batch 3 failed: {failed} (3 failed in a row; logged at most every 60 s)",
+        ),
+        ("WARNING", "relay batches succeed again after 3 failed in a row"),
+        ("ERROR", f"relay batch 5 failed: {failed}"),
+        ("WARNING", "relay batches succeed again after 1 failed in a row"),
+    ], lines
+
+
+def test_a_500_at_a_service_keys_lookup_does_not_report_the_key(monkeypatch):
+    """The database failing at the lookup of a presented key (not at its touch, above): the
+    traceback runs through ``ServiceClientManager.authenticate``, whose frame holds the raw
+    key. It is a ``sensitive_variables`` frame too."""
+    import sys
+
+    from django.db import OperationalError
+    from django.views.debug import ExceptionReporter
+
+    from django_arc.clients import ServiceClient, ServiceClientManager
+
+    client, key = ServiceClient.objects.create_with_key(name="sync", organization_id=7)
+
+    class Unreachable:
+        def __iter__(self):
+            raise OperationalError("the database went away")
+
+    monkeypatch.setattr(ServiceClientManager, "filter", lambda self, **kw: Unreachable())
+    with assertLogs_request() as logs:
+        answer = APIClient(raise_request_exception=False).get("/api/books/", HTTP_X_API_KEY=key)
+    assert answer.status_code == 500
+    (record,) = logs
+    html = ExceptionReporter(record.request, *record.exc_info).get_traceback_html()
+    assert "the database went away" in html and "raw_key" in html
+    assert key not in html and key[12:] not in html
+    # the manager asked by a project's own code (no sensitive frame above it): its own
+    # frame hides the key (Django hides the variables of every frame below a decorated one)
+    with pytest.raises(OperationalError):
+        try:
+            ServiceClient.objects.authenticate(key)
+        except OperationalError:
+            exc_info = sys.exc_info()
+            raise
+    html = ExceptionReporter(None, exc_info[0], exc_info[1], exc_info[2].tb_next)
+    html = html.get_traceback_html()
+    assert "the database went away" in html and "raw_key" in html
+    assert key not in html and key[12:] not in html
+
+
+def test_a_failure_saving_a_new_service_key_does_not_report_the_key(monkeypatch):
+    """``create_with_key`` holds the raw key when it saves the client: the database failing
+    there (an admin's or a command's 500, mailed with its frames' variables) showed it."""
+    import sys
+
+    from django.db import OperationalError
+    from django.views.debug import ExceptionReporter
+
+    from django_arc.clients import ServiceClient
+
+    keys = []
+    set_new_key = ServiceClient.set_new_key
+
+    def remembering(self):
+        keys.append(set_new_key(self))
+        return keys[-1]
+
+    def save(self, *args, **kwargs):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(ServiceClient, "set_new_key", remembering)
+    monkeypatch.setattr(ServiceClient, "save", save)
+    with pytest.raises(OperationalError):
+        try:
+            ServiceClient.objects.create_with_key(name="sync", organization_id=7)
+        except OperationalError:
+            exc_info = sys.exc_info()
+            raise
+    (key,) = keys
+    # from create_with_key's frame on (this test's frame holds the key in ``keys``)
+    html = ExceptionReporter(None, exc_info[0], exc_info[1], exc_info[2].tb_next)
+    html = html.get_traceback_html()
+    assert "the database went away" in html and "raw_key" in html
+    assert key not in html and key[12:] not in html
+
+
+@pytest.mark.parametrize("raised", ["NotFound", "IntegrityError"])
+def test_a_projects_404_reason_and_a_databases_message_are_escaped(monkeypatch, caplog, raised):
+    """The 404's reason and an integrity error's message are logged (INFO, WARNING) and may
+    quote the client's text: a project's ``NotFound(f"no author {name}")``, a database
+    quoting the value that broke its constraint (PostgreSQL's ``Key (isbn)=(...)``). Both
+    are escaped as the path is."""
+    from django.db import IntegrityError
+
+    from django_arc.exceptions import NotFound
+    from tests.testapp.resources import BookResource
+
+    def before_create(self, request, data):
+        text = f"{request.data['title']} already exists"
+        raise NotFound(text) if raised == "NotFound" else IntegrityError(text)
+
+    monkeypatch.setattr(BookResource, "before_create", before_create)
+    caplog.set_level(logging.INFO, logger="django_arc")
+    from tests.factories import AuthorFactory
+
+    body = {"title": "x\n[ERROR] forged\x1b[31m", "isbn": "forged", "author": AuthorFactory().pk}
+    answer = APIClient().post("/api/books/", body, format="json")
+    assert answer.status_code == (404 if raised == "NotFound" else 409), answer.content
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "django_arc"]
+    assert "\n" not in line and "\x1b" not in line, line
+    assert line.endswith(": x\\n[ERROR] forged\\x1b[31m already exists"), line

@@ -478,3 +478,115 @@ def test_a_read_blocked_when_its_stream_is_deleted_creates_the_group_again():
         thread.join(timeout=5)
         producer.close()
         transport.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_a_lost_group_named_inside_a_wrapping_clients_message_is_created_again(caplog):
+    """A client that wraps the server's error in its own text (a tracing or retrying
+    wrapper, ``"XAUTOCLAIM failed: NOGROUP ..."``) still names NOGROUP: the group is created
+    again and the read retried, not failed at every read for ever; the loss is a WARNING
+    (no traceback, no ERROR: not the consumer's failure)."""
+    import logging
+    import uuid
+
+    import redis
+
+    from django_arc.events.transports import RedisStreamsTransport
+
+    class Wrapping(redis.Redis):
+        def _wrapped(self, name, *args, **kwargs):
+            try:
+                return getattr(super(), name)(*args, **kwargs)
+            except redis.ResponseError as exc:
+                raise redis.ResponseError(f"{name.upper()} failed: {exc}") from exc
+
+        def xautoclaim(self, *args, **kwargs):
+            return self._wrapped("xautoclaim", *args, **kwargs)
+
+        def xreadgroup(self, *args, **kwargs):
+            return self._wrapped("xreadgroup", *args, **kwargs)
+
+    name = f"arc-test-{uuid.uuid4().hex[:8]}"
+    transport = RedisStreamsTransport(
+        client=Wrapping.from_url(REDIS_URL), stream=f"arc-test:{name}", group="g"
+    )
+    producer = RedisStreamsTransport(REDIS_URL, stream=transport.stream, group="g")
+    got = []
+    transport.subscribe("*", got.append)
+    try:
+        transport.ensure_group()
+        producer.client.delete(transport.stream)  # the group with it
+        event = create_event("products.created", {"i": 1})
+        producer.publish(event)
+        caplog.set_level(logging.DEBUG, logger="django_arc")
+        assert transport.consume(block_ms=None) == 1
+        assert [e.id for e in got] == [event.id]
+        lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("dj")]
+        assert lines == [
+            (
+                "WARNING",
+                f"Stream {transport.stream} has no group g (Redis lost it); creating it again",
+            )
+        ], lines
+    finally:
+        producer.client.delete(transport.stream)
+        producer.close()
+        transport.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+def test_consume_block_ms_0_under_a_socket_timeout_blocks_four_fifths_of_it():
+    """``block_ms=0`` ("until an entry comes") under a client's socket timeout (redis-py
+    8's default 5 s) is no ``BLOCK 0``: that read outlasted the socket on a quiet stream and
+    failed with ``TimeoutError``. It blocks four fifths of the timeout, and the caller reads
+    again."""
+    import uuid
+
+    import redis
+
+    from django_arc.events.transports import RedisStreamsTransport
+
+    blocks = []
+
+    class Recording(redis.Redis):
+        def xreadgroup(self, *args, **kwargs):
+            blocks.append(kwargs.get("block"))
+            return []
+
+    transport = RedisStreamsTransport(
+        client=Recording.from_url(REDIS_URL, socket_timeout=0.5),
+        stream=f"arc-test:{uuid.uuid4().hex}",
+    )
+    try:
+        assert transport.consume(count=10, block_ms=0) == 0
+        assert blocks == [400]
+    finally:
+        transport.client.delete(transport.stream)
+        transport.close()
+
+
+@pytest.mark.redis
+def test_a_client_without_a_connection_pool_blocks_as_asked():
+    """A client of another shape (a cluster client, a test double: no ``connection_pool``)
+    has no socket timeout to read: its reads block as long as asked, not capped by a guess."""
+    from django_arc.events.transports import RedisStreamsTransport
+
+    blocks = []
+
+    class PoolLess:
+        def xgroup_create(self, *args, **kwargs):
+            return True
+
+        def xautoclaim(self, *args, **kwargs):
+            return ["0-0", [], []]
+
+        def xreadgroup(self, *args, **kwargs):
+            blocks.append(kwargs.get("block"))
+            return []
+
+    transport = RedisStreamsTransport(client=PoolLess(), stream="arc-test:pool-less")
+    assert transport.consume(count=10, block_ms=2000) == 0
+    assert transport.consume(count=10, block_ms=0) == 0
+    assert blocks == [2000, 0]

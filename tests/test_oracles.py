@@ -1021,6 +1021,9 @@ REFUSALS = {
     "drf-404": lambda: drf_exceptions.NotFound(ONLY_THE_OWNER),
     "django-404": lambda: Http404(ONLY_THE_OWNER),
     "arc-429": lambda: ArcError("SLOW_DOWN", ONLY_THE_OWNER, 429, None, {"Retry-After": "7"}),
+    # no refusal of the row: the request's answer, as the handler gives it
+    "drf-400": lambda: drf_exceptions.ValidationError({"title": ["Locked by the owner."]}),
+    "drf-429": lambda: drf_exceptions.Throttled(wait=7),
 }
 
 
@@ -1243,6 +1246,42 @@ def test_a_bulk_write_refused_per_item_keeps_the_refusals_headers(oracle_api):
         r = getattr(api, method)(base + path, body, format="json")
         assert (r.status_code, r.json()["code"]) == (429, "SLOW_DOWN"), (method, path, r.json())
         assert r.get("Retry-After") == "7", (method, path)
+        if "items" in body or "ids" in body:  # still listed per item, as any refusal
+            listed = {"code": "SLOW_DOWN", "error": ONLY_THE_OWNER}
+            key, indexes = ("items", "0") if "items" in body else ("ids", "01")
+            assert r.json()["details"] == {key: dict.fromkeys(indexes, listed)}, r.json()
+    _nothing_written(shown, other)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("drf-400", (400, "VALIDATION_ERROR", {"title": ["Locked by the owner."]}, None)),
+        ("drf-429", (429, "THROTTLED", None, "7")),
+    ],
+)
+def test_a_bulk_write_whose_object_check_raises_another_4xx_answers_that_error(
+    oracle_api, kind, expected
+):
+    """An object check raising a 4xx that is no refusal of the row (DRF's
+    ``ValidationError``, ``Throttled``) is not listed as an item's refusal: it answers the
+    request as on a write of one row (its details, its ``Retry-After``). Listed, it lost
+    both: ``as_arc_error`` keeps a message, and a dict detail reads "Request failed"."""
+    owner = MembershipFactory().user
+    shown = Article.objects.create(owner=owner, slug="s", title="shown")
+    other = Article.objects.create(owner=owner, slug="o", title="other")
+    api = client_for(MembershipFactory().user)
+    base = f"/oracles/owner-refused-{kind}"
+    for method, path, body in [
+        ("patch", f"/{shown.pk}/", {"title": "x"}),
+        ("patch", "/bulk/", {"filter": {"title": "shown"}, "data": {"title": "x"}}),
+        ("patch", "/bulk/", {"items": [{"id": shown.pk, "title": "x"}]}),
+        ("delete", "/bulk/", {"ids": [shown.pk, other.pk]}),
+    ]:
+        r = getattr(api, method)(base + path, body, format="json")
+        answer = r.json()
+        got = (r.status_code, answer["code"], answer.get("details"), r.get("Retry-After"))
+        assert got == expected, (method, path, answer)
     _nothing_written(shown, other)
 
 
@@ -1290,6 +1329,8 @@ def test_a_bulk_write_refused_in_the_callers_tenant_answers_per_item_whatever_th
 
 def get_unless_outage(request, resource, action, obj=None):
     """A ``get`` rule whose backend is down when ``X-Outage`` is sent: a 503, no refusal."""
+    if request.headers.get("X-Outage") == "500":  # DRF's APIException: 500 unless told
+        raise drf_exceptions.APIException("The rules service failed")
     if request.headers.get("X-Outage"):
         raise ArcError("UPSTREAM_DOWN", "The rules service is down", 503)
     return True
@@ -1321,6 +1362,8 @@ class ProbingArticleResource(SharedArticleResource):
             caught = None
         except ArcError as exc:
             caught = exc.code
+        except drf_exceptions.APIException as exc:
+            caught = exc.status_code
         return {"caught": caught, "before": before, "after": held()}
 
 
@@ -1331,11 +1374,16 @@ def test_asking_whether_a_refused_row_is_readable_leaves_the_view_as_it_was(orac
     """``may_read`` asks as a GET would: the view's ``request``, ``action``, ``arc_action``,
     ``permission_filters`` and ``reading_for`` are the GET's meanwhile, and are the route's
     again after it, whether it answered (the owner's 403) or raised (a 503 of the ``get``
-    rule, which propagates: no refusal) — as a route catching that error sees them."""
+    rule, which propagates: no refusal, and so does DRF's bare ``APIException``, a 500) — as
+    a route catching that error sees them."""
     owner, stranger = MembershipFactory().user, MembershipFactory().user
     row = Article.objects.create(owner=owner, slug="s", title="t")
     base = "/oracles/probing-articles/probe/"
-    for headers, caught in [({}, "OWNERSHIP_DENIED"), ({"HTTP_X_OUTAGE": "1"}, "UPSTREAM_DOWN")]:
+    for headers, caught in [
+        ({}, "OWNERSHIP_DENIED"),
+        ({"HTTP_X_OUTAGE": "1"}, "UPSTREAM_DOWN"),
+        ({"HTTP_X_OUTAGE": "500"}, 500),  # a 500 is no refusal either
+    ]:
         r = client_for(stranger, **headers).post(base, {"row": row.pk}, format="json")
         assert r.status_code == 200, r.json()
         answer = r.json()["data"]

@@ -388,3 +388,38 @@ def test_a_resource_instance_is_typed_with_its_model_and_name():
     hints = typing.get_type_hints(Resource)
     assert hints["model"] == type[models.Model]
     assert hints["name"] is str
+
+
+def test_arc_w011_reads_each_resources_renderers_and_the_admin_renderer(settings):
+    """arc.W011 reads the renderers that answer resources: the project's defaults, and a
+    resource's own ``renderer_classes`` (a JSON-only project whose one resource offers the
+    browsable API); DRF's ``AdminRenderer`` renders DRF's templates as the browsable API
+    does."""
+    from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+
+    from django_arc.checks import check_rest_framework_installed
+    from tests.testapp.resources import BookResource
+
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "rest_framework"]
+    settings.REST_FRAMEWORK = {
+        **getattr(settings, "REST_FRAMEWORK", {}),
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.AdminRenderer"],
+    }
+    (warning,) = check_rest_framework_installed()
+    assert warning.msg.startswith("rest_framework.renderers.AdminRenderer renders DRF's")
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    }
+    assert check_rest_framework_installed() == []
+    renderers = getattr(BookResource, "renderer_classes", None)
+    BookResource.renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
+    try:
+        (warning,) = check_rest_framework_installed()
+    finally:
+        if renderers is None:
+            del BookResource.renderer_classes
+        else:
+            BookResource.renderer_classes = renderers
+    assert warning.id == "arc.W011"
+    assert warning.msg.startswith("rest_framework.renderers.BrowsableAPIRenderer renders DRF's")

@@ -97,6 +97,58 @@ def test_a_failed_batch_leaves_the_callers_transaction_usable(monkeypatch):
     assert OutboxEvent.objects.filter(event_id=event.id).exists()
 
 
+@pytest.mark.django_db
+def test_a_relay_between_batches_leaves_the_callers_transaction_usable(monkeypatch):
+    """Between two batches the loop recycles its connections as Django does between two
+    requests (``CONN_MAX_AGE`` not 0), but not one inside the caller's ``atomic()`` block
+    (``run_relay`` in a view under ``ATOMIC_REQUESTS``, an eager Celery task): Django closes
+    a connection whose autocommit is off, which inside the block lost its writes and refused
+    every later query of it."""
+    from django.db import connection, transaction
+
+    from django_arc.outbox import EventOutbox
+    from tests.outbox_support import RecordingTransport
+
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    event = create_event("products.created", {"i": 1})
+    with transaction.atomic():
+        outbox = EventOutbox(RecordingTransport())
+        outbox.store(event)
+        totals = run_relay(outbox, max_batches=2, interval=0)
+        assert (totals.batches, totals.errors, totals.relayed) == (2, 0, 1)
+        assert OutboxEvent.objects.get(event_id=event.id).status == "delivered"
+    assert OutboxEvent.objects.filter(event_id=event.id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_at_the_default_conn_max_age_the_relay_keeps_its_connection(monkeypatch):
+    """At ``CONN_MAX_AGE = 0`` (Django's default) the loop keeps its connection for as long
+    as it runs, as a management command does: recycling it as between two requests closed it
+    after every batch, a new connection a second for an idle relay."""
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    from django_arc.outbox import EventOutbox
+    from tests.outbox_support import RecordingTransport
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("Django never closes an in-memory SQLite database")
+    assert connection.settings_dict["CONN_MAX_AGE"] == 0
+    connection.ensure_connection()
+    connected = []
+
+    def created(sender, connection, **kwargs):
+        connected.append(connection.alias)
+
+    connection_created.connect(created)
+    try:
+        totals = run_relay(EventOutbox(RecordingTransport()), max_batches=3, interval=0)
+    finally:
+        connection_created.disconnect(created)
+    assert (totals.batches, totals.errors) == (3, 0)
+    assert connected == []
+
+
 def test_only_run_relay_drives_relay_batch():
     """The command, the Celery task and the admin hold no loop of their own."""
     callers = []
@@ -165,3 +217,40 @@ def test_events_and_outbox_import_no_module_that_imports_them_back():
 
     cycles = [m for m in scope if reaches(m, m)]
     assert cycles == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_failed_batch_the_relay_connects_again(monkeypatch):
+    """A batch's database error may leave its connection broken in ways Django does not
+    see (a server that closed it, a protocol error outside a transaction): the loop closes
+    the connections of a failed batch, as Django does after a request, and the next batch
+    connects again, rather than failing on the same connection at every retry."""
+    from django.db import OperationalError, connection
+    from django.db.backends.signals import connection_created
+
+    from django_arc.outbox import EventOutbox
+    from tests.outbox_support import RecordingTransport
+
+    relay_batch = EventOutbox.relay_batch
+    calls = []
+
+    def fails_once(self, limit=None, worker_id=None):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return relay_batch(self, limit=limit, worker_id=worker_id)
+
+    monkeypatch.setattr(EventOutbox, "relay_batch", fails_once)
+    connection.ensure_connection()
+    connected = []
+
+    def created(sender, connection, **kwargs):
+        connected.append(connection.alias)
+
+    connection_created.connect(created)
+    try:
+        totals = run_relay(EventOutbox(RecordingTransport()), max_batches=2, interval=0)
+    finally:
+        connection_created.disconnect(created)
+    assert (totals.batches, totals.errors) == (2, 1)
+    assert connected == ["default"]

@@ -617,3 +617,23 @@ def test_the_allow_header_lists_only_methods_that_are_served():
     assert (
         set(admin.get("/api/idem-products/")["Allow"].split(", ")) == routes["/api/idem-products/"]
     )
+
+
+def test_a_drf_error_whose_detail_is_a_dict_is_answered_without_its_repr(api, monkeypatch):
+    """A DRF error other than a validation error, raised with a dict (or list) detail, is
+    answered with its status and code and the message "Request failed": its detail is no
+    message, and its ``str()`` is the Python repr of ``ErrorDetail`` objects."""
+    from django.urls import resolve
+    from rest_framework.exceptions import PermissionDenied
+
+    view = resolve("/api/books/").func.cls
+
+    def get_queryset(self):
+        raise PermissionDenied({"why": "the project's reason"})
+
+    monkeypatch.setattr(view, "get_queryset", get_queryset)
+    answer = api.get("/api/books/")
+    assert answer.status_code == 403
+    body = answer.json()
+    assert (body["code"], body["error"]) == ("FORBIDDEN", "Request failed")
+    assert "ErrorDetail" not in answer.content.decode()

@@ -662,3 +662,26 @@ def _public_writes_per_shelf(settings, resource, author, url, body) -> list[int]
     finally:
         _all_sites.remove(site)
     return counts
+
+
+@pytest.mark.django_db
+def test_a_get_of_an_audited_resource_loads_only_what_the_caller_may_read(settings):
+    """Only a write of an audited resource snapshots the whole row: a GET of one (nothing
+    to snapshot) loads what its caller's answer renders, as any GET. The public's get of an
+    audited author read the staff-only books and their reviews it never renders."""
+    author = AuthorFactory(name="a")
+    for _ in range(3):
+        Review.objects.create(book=BookFactory(author=author), body="r")
+    site = ResourceSite(name="audited-authors-get-site")
+    site.register(AuditedAuthorResource)
+    try:
+        with site_mounted(settings, "s", site):
+            with CaptureQueriesContext(connection) as queries:
+                answer = client_for(None).get(f"/s/audited-authors/{author.pk}/")
+    finally:
+        _all_sites.remove(site)
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["data"] == {"id": author.pk, "name": "a"}
+    tables = {Book._meta.db_table, Review._meta.db_table}
+    read = [q["sql"] for q in queries.captured_queries if any(t in q["sql"] for t in tables)]
+    assert read == [], read

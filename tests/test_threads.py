@@ -342,3 +342,106 @@ def test_arc_settings_computed_across_a_change_of_arc_are_not_kept():
                 release.set()
                 holder.join(30)
         assert arc_settings.MAX_PAGE_SIZE == 7
+
+
+def test_a_change_of_arc_waits_for_a_dict_being_stored_and_forgets_it():
+    """The check that no change happened since ``ARC`` was read and the store of the dict
+    are one step under the lock a change takes: a change landing between them (after the
+    check, before the store) stored the old dict after the change had forgotten it, the
+    stale settings served until the next change. The interleaving is forced at the store:
+    the change waits for it (a second at most, then goes on without) and forgets what it
+    stored; without the lock the change went through at once, and the old dict stayed."""
+    line = next(
+        number
+        for number, text in enumerate(
+            inspect.getsourcelines(ArcSettings.merged.fget)[0],
+            ArcSettings.merged.fget.__code__.co_firstlineno,
+        )
+        if "self._cache = merged" in text
+    )
+    code = ArcSettings.merged.fget.__code__
+    at_store, changed = threading.Event(), threading.Event()
+
+    def trace(frame, event, arg):
+        if frame.f_code is not code:
+            return None
+        if event == "line" and frame.f_lineno == line and not at_store.is_set():
+            at_store.set()
+            changed.wait(1)  # the change cannot come meanwhile while the lock is held
+        return trace
+
+    read: list[Any] = []
+
+    def run() -> None:
+        sys.settrace(trace)
+        try:
+            read.append(arc_settings.MAX_PAGE_SIZE)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            read.append(exc)
+        finally:
+            sys.settrace(None)
+
+    with override_settings(ARC={"MAX_PAGE_SIZE": 7}):
+        object.__setattr__(arc_settings, "_cache", None)
+        holder = threading.Thread(target=run)
+        holder.start()
+        try:
+            assert at_store.wait(30)
+            # the change alone: the memos its callbacks drop read the settings again, and
+            # would store the new dict themselves once the old one is in
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(settings_module, "_reload_callbacks", [])
+                with override_settings(ARC={"MAX_PAGE_SIZE": 9}):
+                    changed.set()
+                    holder.join(30)
+                    assert read == [7]
+                    assert arc_settings.MAX_PAGE_SIZE == 9
+        finally:
+            changed.set()
+            holder.join(30)
+        assert arc_settings.MAX_PAGE_SIZE == 7
+
+
+def test_arc_settings_count_a_change_made_just_after_arc_was_read():
+    """The generation is read before ``ARC``: a change between the two is then a change
+    "since", and the dict merged from the old ``ARC`` is not stored. Read after ``ARC``, a
+    change landing just after ``ARC`` was read went uncounted, and the old dict was stored
+    for every later request. The interleaving is forced as ``ARC`` is read (the return of
+    ``user_settings``)."""
+    code = ArcSettings.user_settings.fget.__code__
+    returned, changed = threading.Event(), threading.Event()
+
+    def trace(frame, event, arg):
+        if frame.f_code is not code:
+            return None
+        if event == "return" and not returned.is_set():
+            returned.set()
+            assert changed.wait(30)
+        return trace
+
+    read: list[Any] = []
+
+    def run() -> None:
+        sys.settrace(trace)
+        try:
+            read.append(arc_settings.MAX_PAGE_SIZE)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            read.append(exc)
+        finally:
+            sys.settrace(None)
+
+    with override_settings(ARC={"MAX_PAGE_SIZE": 7}):
+        object.__setattr__(arc_settings, "_cache", None)
+        holder = threading.Thread(target=run)
+        holder.start()
+        try:
+            assert returned.wait(30)
+            with override_settings(ARC={"MAX_PAGE_SIZE": 9}):
+                changed.set()
+                holder.join(30)
+                assert read == [7]
+                assert arc_settings.MAX_PAGE_SIZE == 9
+        finally:
+            changed.set()
+            holder.join(30)
+        assert arc_settings.MAX_PAGE_SIZE == 7
