@@ -1454,8 +1454,51 @@ class RefusingHooksResource(Resource):
         if instance.owner_id != request.user.pk:
             raise REFUSALS[instance.title]()
 
+    def after_update(self, request, instance):
+        if instance.title == "refused after":
+            raise Conflict(ONLY_THE_OWNER)
+
+    def after_delete(self, request, instance):
+        if instance.slug == "refused-after":
+            raise Conflict(ONLY_THE_OWNER)
+
 
 site.register(RefusingHooksResource)
+
+
+def test_a_bulk_write_an_after_hook_refuses_lists_the_item_and_writes_nothing(oracle_api):
+    """An ``after_update``/``after_delete`` hook refusing one row with DRF's 409 (after the
+    batch's write) is listed under its index like any refusal, and the route's transaction
+    leaves nothing written: not the other rows, not the refused one."""
+    from django_arc.outbox import OutboxEvent
+
+    owner = MembershipFactory().user
+    first = Article.objects.create(owner=owner, slug="first", title="first")
+    second = Article.objects.create(owner=owner, slug="refused-after", title="second")
+    api = client_for(owner)
+    base = "/oracles/refusing-hooks/bulk/"
+    events = OutboxEvent.objects.count()
+    r = api.patch(
+        base,
+        {"items": [{"id": first.pk, "title": "fine"}, {"id": second.pk, "title": "refused after"}]},
+        format="json",
+    )
+    assert _error(r) == (
+        409,
+        repr(
+            {
+                "success": False,
+                "error": ONLY_THE_OWNER,
+                "code": "ERROR",
+                "details": {"items": {"1": {"code": "ERROR", "error": ONLY_THE_OWNER}}},
+            }
+        ),
+    )
+    r = api.delete(base, {"ids": [first.pk, second.pk]}, format="json")
+    assert _error(r)[0] == 409 and "'ids': {'1'" in _error(r)[1]
+    _nothing_written(first, second)
+    assert Article.objects.filter(pk__in=[first.pk, second.pk]).count() == 2
+    assert OutboxEvent.objects.count() == events
 
 
 @pytest.mark.parametrize(
