@@ -34,6 +34,7 @@ app (every browser request a 500).
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import numbers
 import sys
@@ -171,11 +172,11 @@ def _transport_options_problem(factory: Any, events: dict[str, Any]) -> str | No
             "dict of keyword arguments."
         )
     if not callable(factory):
-        return None  # a ready instance ignores OPTIONS
+        return _transport_dependency_problem(factory)  # a ready instance ignores OPTIONS
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
-        return None
+        return _transport_dependency_problem(factory)
     try:
         signature.bind(**options)
     except TypeError as exc:
@@ -186,13 +187,27 @@ def _transport_options_problem(factory: Any, events: dict[str, Any]) -> str | No
 def _transport_dependency_problem(factory: Any) -> str | None:
     """django-arc's Redis transports import redis-py (the ``redis`` extra) when they are
     built and consume: without it, the first publish raises ``ModuleNotFoundError``, which
-    the relay stops at and the outbox-off publish only logs, losing the event."""
+    the relay stops at and the outbox-off publish only logs, losing the event.
+
+    The transport is seen as the relay builds it: a class (a subclass), a ready instance,
+    a ``functools.partial`` of either (unwrapped), or a factory function or class whose
+    code names one (read as W010 reads a middleware's, :func:`_names_scope_middleware`:
+    never called, so the check neither builds a transport nor connects to a broker)."""
     from .events.transports import RedisPubSubTransport, RedisStreamsTransport
 
-    if not (
-        isinstance(factory, type)
-        and issubclass(factory, RedisStreamsTransport | RedisPubSubTransport)
-    ):
+    redis_transports = (RedisStreamsTransport, RedisPubSubTransport)
+    target = factory
+    while issubclass(type(target), functools.partial):
+        target = target.func
+    if issubclass(type(target), type):
+        uses_redis = issubclass(target, redis_transports) or _names_scope_middleware(
+            target, redis_transports
+        )
+    elif callable(target):
+        uses_redis = _names_scope_middleware(target, redis_transports)
+    else:
+        uses_redis = isinstance(target, redis_transports)
+    if not uses_redis:
         return None
     try:
         import redis  # noqa: F401
@@ -727,19 +742,31 @@ def check_rest_framework_installed(app_configs: Any = None, **kwargs: Any) -> li
     """arc.W011: a renderer that renders DRF's templates (the browsable API, the admin
     renderer) answers the generated views and ``rest_framework`` is not an installed app:
     its templates are not found, and every request from a browser answers 500
-    (``TemplateDoesNotExist: rest_framework/api.html``)."""
+    (``TemplateDoesNotExist: rest_framework/api.html``). The renderers are those of every
+    ViewSet serving a resource (:func:`_served_viewsets`) as DRF resolves them: the defaults
+    count only where a ViewSet uses them."""
     from django.apps import apps
     from rest_framework.renderers import AdminRenderer, BrowsableAPIRenderer
     from rest_framework.settings import api_settings
+    from rest_framework.views import APIView
 
     from .sites import _all_sites
 
     if apps.is_installed("rest_framework"):
         return []
-    renderers = list(api_settings.DEFAULT_RENDERER_CLASSES)
-    for site in _all_sites:
-        for resource in site.resources:
-            renderers.extend(getattr(resource, "renderer_classes", None) or ())
+    renderers: list[Any] = []
+    for viewset in _served_viewsets(_all_sites):
+        # the classes DRF's get_renderers() reads: the ViewSet's own (a resource's
+        # ``renderer_classes``, a ViewSet subclass's), else DEFAULT_RENDERER_CLASSES as
+        # settings hold them now (APIView's attribute copied them at import); and those a
+        # DRF ``@action`` of a subclass gives its route
+        owner = next((c for c in viewset.__mro__ if "renderer_classes" in c.__dict__), None)
+        if owner is None or owner is APIView:
+            renderers.extend(api_settings.DEFAULT_RENDERER_CLASSES)
+        else:
+            renderers.extend(viewset.renderer_classes or ())
+        for extra in _safe(viewset.get_extra_actions) or ():
+            renderers.extend((getattr(extra, "kwargs", None) or {}).get("renderer_classes") or ())
     templated = sorted(
         {
             f"{renderer.__module__}.{renderer.__qualname__}"
@@ -760,6 +787,39 @@ def check_rest_framework_installed(app_configs: Any = None, **kwargs: Any) -> li
             id="arc.W011",
         )
     ]
+
+
+def _served_viewsets(sites: list[Any]) -> list[type]:
+    """The ViewSet classes serving resources: every registered site's generated ones, and
+    every ``ResourceViewSet`` (sub)class ``ROOT_URLCONF`` routes, a subclass of a
+    resource's ViewSet or a resource's ViewSet mounted by hand (without a site) too. A
+    URLconf that cannot be imported adds none (Django's urls check reports it)."""
+    from django.urls import URLResolver, get_resolver
+
+    from .viewsets import ResourceViewSet
+
+    found: dict[type, None] = {}
+    for site in sites:
+        for resource in site.resources:
+            viewset = _safe(resource.as_viewset)
+            if viewset is not None:
+                found[viewset] = None
+    try:
+        pending = list(get_resolver().url_patterns)
+    except Exception:  # noqa: BLE001 - the URLconf's own error: Django's check says it
+        pending = []
+    while pending:
+        pattern = pending.pop()
+        if isinstance(pattern, URLResolver):
+            try:
+                pending.extend(pattern.url_patterns)
+            except Exception:  # noqa: BLE001 - as above
+                continue
+            continue
+        viewset = getattr(getattr(pattern, "callback", None), "cls", None)
+        if issubclass(type(viewset), type) and issubclass(viewset, ResourceViewSet):
+            found[viewset] = None
+    return list(found)
 
 
 @register("django_arc")

@@ -192,7 +192,9 @@ def as_arc_error(exc: drf_exceptions.APIException | DjangoPermissionDenied) -> A
     """``exc`` as the ``ArcError`` :func:`exception_handler` answers it with: its code,
     message and status (an ``ArcError`` as it is). A refusal a project raises the way DRF or
     Django spell it (``PermissionDenied``, ``NotAuthenticated``) is listed as arc lists its
-    own: a bulk item's. Not for validation errors, whose details are the answer."""
+    own: a bulk item's. Its headers are the answer's: a throttle's ``Retry-After``, the
+    challenge of a 401 that names one. Not for validation errors, whose details are the
+    answer."""
     if isinstance(exc, ArcError):
         return exc
     if isinstance(exc, DjangoPermissionDenied):
@@ -206,9 +208,14 @@ def as_arc_error(exc: drf_exceptions.APIException | DjangoPermissionDenied) -> A
         # DRF downgrades these to 403 when no authenticator sends WWW-Authenticate
         # (session auth); arc's contract is 401 for "who are you?" either way.
         status_code = 401
+    headers: dict[str, str] = {}
+    if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait))
+    if status_code == 401 and getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
     detail = exc.detail
     message = str(detail) if not isinstance(detail, (dict, list)) else "Request failed"
-    return ArcError(code, message, status_code)
+    return ArcError(code, message, status_code, None, headers or None)
 
 
 def flatten_validation(detail: Any) -> Any:
@@ -261,7 +268,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     request = context.get("request")
-    headers: dict[str, str] = {}
 
     if isinstance(exc, ArcError):
         if isinstance(exc, NotFound) and exc.reason and logger.isEnabledFor(logging.INFO):
@@ -295,15 +301,9 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
         return error_response(request, "VALIDATION_ERROR", "Validation failed", 400, details)
 
     if isinstance(exc, drf_exceptions.APIException):
-        if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
-            authenticate_header = getattr(exc, "auth_header", None)
-            if authenticate_header:
-                headers["WWW-Authenticate"] = authenticate_header
-        if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait))
-        answer = as_arc_error(exc)
+        answer = as_arc_error(exc)  # a throttle's Retry-After, a 401's challenge with it
         return error_response(
-            request, answer.code, answer.message, answer.status, None, headers or None
+            request, answer.code, answer.message, answer.status, None, answer.headers
         )
 
     if isinstance(exc, (ProtectedError, RestrictedError)):

@@ -60,6 +60,7 @@ from .exceptions import (
     InvalidQuery,
     NotFound,
     ShortCircuit,
+    as_arc_error,
     exception_handler,
     get_request_id,
 )
@@ -599,11 +600,14 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
     def check_object_permissions(self, request: Any, obj: Any) -> None:
         """The permission's object check, then every preset's ``check_object``. A write
-        refused 403 (an ``ArcError``, DRF's or Django's ``PermissionDenied``) or 401 (DRF's
-        ``NotAuthenticated`` of an anonymous caller) on a row the caller may not read
-        (:meth:`may_read`) is the 404 of a missing row instead: the row was found through
-        the *write's* filters, and a 403 would confirm what the caller's reads never show
-        (SPEC: a record outside the caller's permission filters is 404, never 403)."""
+        refused 403 (an ``ArcError``, DRF's or Django's ``PermissionDenied``), 401 (DRF's
+        ``NotAuthenticated`` of an anonymous caller) or with any other refusal below 500 (a
+        409, a 429, DRF's or Django's ``ValidationError``, a 404 of the project's own code)
+        on a row the caller
+        may not read (:meth:`may_read`) is the 404 of a missing row instead: the row was
+        found through the *write's* filters, and a refusal would confirm what the caller's
+        reads never show (SPEC: a record outside the caller's permission filters is 404,
+        never 403)."""
         try:
             permission = self.get_resource_permission()
             if permission is None:
@@ -613,13 +617,22 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 raise ArcError("FORBIDDEN", result.reason or "Permission denied", 403)
             for preset in self.resource.preset_list:
                 preset.check_object(self, obj)
-        except (APIException, DjangoPermissionDenied) as exc:
+        except (APIException, DjangoPermissionDenied, DjangoValidationError) as exc:
             # an ArcError, or DRF's or Django's PermissionDenied a project's preset raises
-            # (DRF answers 403 for either): any 403, as may_read takes any refusal; and a
-            # 401 (DRF's NotAuthenticated refusing an anonymous write), which confirms the
-            # row as surely
-            status = exc.status_code if isinstance(exc, APIException) else 403
-            if status not in (401, 403) or request.method in SAFE_METHODS or self.may_read(obj):
+            # (DRF answers 403 for either): any 403, as may_read takes any refusal; a 401
+            # (DRF's NotAuthenticated refusing an anonymous write), a 409, a 429 or a
+            # validation error or a 404 of the project's own code confirm the row as surely.
+            # A NOT_FOUND is a missing row's answer already; a 5xx is no refusal (an outage)
+            if isinstance(exc, APIException):
+                status = exc.status_code
+            else:
+                status = 400 if isinstance(exc, DjangoValidationError) else 403
+            if (
+                not 400 <= status < 500
+                or (status == 404 and as_arc_error(exc).code == "NOT_FOUND")
+                or request.method in SAFE_METHODS
+                or self.may_read(obj)
+            ):
                 raise
             raise NotFound(f"{self.resource.name} row refused and not readable") from None
 

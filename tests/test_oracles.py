@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Case, Q, Value, When
 from django.http import Http404
 from django.urls import clear_url_caches, include
@@ -23,7 +24,7 @@ from rest_framework.test import APIClient
 
 from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
-from django_arc.exceptions import ArcError
+from django_arc.exceptions import ArcError, as_arc_error
 from django_arc.exceptions import NotFound as ArcNotFound
 from django_arc.presets.base import Preset
 from shop.models import Membership, Page, Product
@@ -1021,10 +1022,23 @@ REFUSALS = {
     "drf-404": lambda: drf_exceptions.NotFound(ONLY_THE_OWNER),
     "django-404": lambda: Http404(ONLY_THE_OWNER),
     "arc-429": lambda: ArcError("SLOW_DOWN", ONLY_THE_OWNER, 429, None, {"Retry-After": "7"}),
-    # no refusal of the row: the request's answer, as the handler gives it
+    # the kinds the error handler answers with a status of their own (fix-seen4b)
+    "arc-409": lambda: ArcError("ERROR", ONLY_THE_OWNER, 409),
+    "drf-409": lambda: Conflict(ONLY_THE_OWNER),
+    "arc-throttled": lambda: ArcError("THROTTLED", ONLY_THE_OWNER, 429),
+    "drf-429": lambda: drf_exceptions.Throttled(None, ONLY_THE_OWNER),
+    "drf-invalid": lambda: drf_exceptions.ValidationError({"title": [ONLY_THE_OWNER]}),
+    "django-invalid": lambda: DjangoValidationError({"title": [ONLY_THE_OWNER]}),
+    # a dict detail and a throttle's wait (rev-mutation5): kept, not "Request failed"
     "drf-400": lambda: drf_exceptions.ValidationError({"title": ["Locked by the owner."]}),
-    "drf-429": lambda: drf_exceptions.Throttled(wait=7),
+    "drf-429-wait": lambda: drf_exceptions.Throttled(wait=7),
 }
+
+
+class Conflict(drf_exceptions.APIException):
+    """A project's own DRF exception of status 409 (the handler: ``ERROR``, its message)."""
+
+    status_code = 409
 
 
 class RefusingOthersWrites(Preset):
@@ -1112,7 +1126,6 @@ def _nothing_written(*rows):
         ("drf-401", "arc-401"),
         ("drf-404", "arc-404"),
         ("django-404", "arc-404"),
-        ("arc-error-404", "arc-404"),
     ],
 )
 def test_a_bulk_write_refused_on_a_readable_row_answers_per_item_whatever_the_refusal(
@@ -1254,35 +1267,335 @@ def test_a_bulk_write_refused_per_item_keeps_the_refusals_headers(oracle_api):
 
 
 @pytest.mark.parametrize(
-    ("kind", "expected"),
+    ("kind", "single", "listed", "wait"),
     [
-        ("drf-400", (400, "VALIDATION_ERROR", {"title": ["Locked by the owner."]}, None)),
-        ("drf-429", (429, "THROTTLED", None, "7")),
+        (
+            "drf-400",
+            (400, "VALIDATION_ERROR", {"title": ["Locked by the owner."]}),
+            (400, "VALIDATION_ERROR", {"title": ["Locked by the owner."]}),
+            None,
+        ),
+        (
+            "drf-429-wait",
+            (429, "THROTTLED", None),
+            (
+                429,
+                "THROTTLED",
+                {
+                    "code": "THROTTLED",
+                    "error": "Request was throttled. Expected available in 7 seconds.",
+                },
+            ),
+            "7",
+        ),
     ],
 )
-def test_a_bulk_write_whose_object_check_raises_another_4xx_answers_that_error(
-    oracle_api, kind, expected
+def test_a_bulk_write_whose_object_check_raises_another_4xx_keeps_its_details_and_wait(
+    oracle_api, kind, single, listed, wait
 ):
-    """An object check raising a 4xx that is no refusal of the row (DRF's
-    ``ValidationError``, ``Throttled``) is not listed as an item's refusal: it answers the
-    request as on a write of one row (its details, its ``Retry-After``). Listed, it lost
-    both: ``as_arc_error`` keeps a message, and a dict detail reads "Request failed"."""
+    """An object check raising DRF's ``ValidationError`` with a dict detail or a
+    ``Throttled`` with a wait keeps what a write of one row answers: the fields of the
+    validation error (listed under the item in bulk), the throttle's ``Retry-After`` (on the
+    bulk answer too). Through ``as_arc_error`` alone a dict detail read "Request failed" and
+    the wait was lost (rev-mutation5; the per-item rule is fix-seen4b's)."""
     owner = MembershipFactory().user
     shown = Article.objects.create(owner=owner, slug="s", title="shown")
     other = Article.objects.create(owner=owner, slug="o", title="other")
     api = client_for(MembershipFactory().user)
     base = f"/oracles/owner-refused-{kind}"
-    for method, path, body in [
-        ("patch", f"/{shown.pk}/", {"title": "x"}),
-        ("patch", "/bulk/", {"filter": {"title": "shown"}, "data": {"title": "x"}}),
-        ("patch", "/bulk/", {"items": [{"id": shown.pk, "title": "x"}]}),
-        ("delete", "/bulk/", {"ids": [shown.pk, other.pk]}),
+    r = api.patch(f"{base}/{shown.pk}/", {"title": "x"}, format="json")
+    assert (r.status_code, r.json()["code"], r.json().get("details")) == single, r.json()
+    assert r.get("Retry-After") == wait
+    for body, key, indexes in [
+        ({"items": [{"id": shown.pk, "title": "x"}]}, "items", "0"),
+        ({"ids": [shown.pk, other.pk]}, "ids", "01"),
     ]:
-        r = getattr(api, method)(base + path, body, format="json")
-        answer = r.json()
-        got = (r.status_code, answer["code"], answer.get("details"), r.get("Retry-After"))
-        assert got == expected, (method, path, answer)
+        method = api.patch if key == "items" else api.delete
+        r = method(f"{base}/bulk/", body, format="json")
+        status, code, item = listed
+        assert (r.status_code, r.json()["code"]) == (status, code), r.json()
+        assert r.json()["details"] == {key: dict.fromkeys(indexes, item)}, r.json()
+        assert r.get("Retry-After") == wait
     _nothing_written(shown, other)
+
+
+def _listed(code, status, headers=None):
+    """The answer of a bulk write whose item 0 is refused with ``code``/``status``."""
+    return (
+        status,
+        repr(
+            {
+                "success": False,
+                "error": ONLY_THE_OWNER,
+                "code": code,
+                "details": {"items": {"0": {"code": code, "error": ONLY_THE_OWNER}}},
+            }
+        ),
+    )
+
+
+INVALID_ITEM = (
+    400,
+    repr(
+        {
+            "success": False,
+            "error": "Validation failed",
+            "code": "VALIDATION_ERROR",
+            "details": {"items": {"0": {"title": [ONLY_THE_OWNER]}}},
+        }
+    ),
+)
+HIDDEN_THEN_REFUSED = (
+    400,
+    repr(
+        {
+            "success": False,
+            "error": "Validation failed",
+            "code": "VALIDATION_ERROR",
+            "details": {"items": {"0": {"id": ["Not found."]}}},
+        }
+    ),
+)
+
+
+@pytest.mark.parametrize("tenant", [False, True], ids=["cross-owner", "cross-tenant"])
+@pytest.mark.parametrize(
+    ("kind", "reference", "first"),
+    [
+        ("drf-409", "arc-409", _listed("ERROR", 409)),
+        ("arc-409", "arc-409", _listed("ERROR", 409)),
+        ("drf-429", "arc-throttled", _listed("THROTTLED", 429)),
+        ("arc-error-404", "arc-error-404", _listed("NOT_YOURS", 404)),
+        ("drf-invalid", "django-invalid", INVALID_ITEM),
+    ],
+)
+def test_a_bulk_write_refused_with_any_4xx_lists_the_item_as_the_handler_answers_it(
+    oracle_api, kind, reference, first, tenant
+):
+    """Cross-owner and cross-tenant. Every refusal an object check raises for one row is
+    judged by the error handler's one mapping: listed under its index with the code,
+    message and status a write of that one row answers (a validation error's fields as a
+    serializer's are), and a row the caller may not read (an embargoed one; another
+    tenant's) is a missing id's "Not found." whatever the refusal. An ``ArcError`` 409 was
+    listed while DRF's ``APIException`` 409, DRF's ``Throttled`` or a ``ValidationError``
+    ended the whole request naming no item, and a project's 404 ``ArcError`` of its own
+    code was "Not found." where the write of one row answers that code. Nothing is
+    written."""
+    if tenant:
+        ours, theirs_org = OrganizationFactory(), OrganizationFactory()
+        owner = MembershipFactory(organization=ours).user
+        caller = MembershipFactory(organization=ours).user
+        api = client_for(caller, HTTP_X_ORGANIZATION_ID=str(ours.pk))
+        made = {"organization": ours, "owner": owner}
+        theirs = Article.objects.create(
+            organization=theirs_org,
+            owner=MembershipFactory(organization=theirs_org).user,
+            slug="t",
+            title="theirs",
+        )
+    else:
+        made, theirs = {"owner": MembershipFactory().user}, None
+        api = client_for(MembershipFactory().user)
+    shown = Article.objects.create(slug="s", title="shown", **made)
+    hidden = Article.objects.create(slug="e", title="embargoed", **made)
+    prefix = "tenant" if tenant else "owner"
+    got = _bulk_answers(api, f"/oracles/{prefix}-refused-{kind}", shown, hidden, theirs)
+    expected = _bulk_answers(api, f"/oracles/{prefix}-refused-{reference}", shown, hidden, theirs)
+    assert got == expected
+    for index, key in ((0, "items"), (3, "ids")):  # items [shown]; ids [shown]
+        assert got[index][2:] == (first[0], first[1].replace("items", key)), got[index]
+    # the row the caller may not read is "Not found.", answered before any refusal, and a
+    # write of it alone is a missing id's
+    if first is INVALID_ITEM:  # one 400 lists the missing id and the invalid item
+        assert got[1][2:] == (
+            400,
+            first[1].replace("'0'", "'1'").replace("{'1'", "{'0': {'id': ['Not found.']}, '1'"),
+        ), got[1]
+    else:
+        assert got[1][2:] == HIDDEN_THEN_REFUSED, got[1]
+    assert got[5][2:] == (
+        400,
+        HIDDEN_THEN_REFUSED[1].replace("items", "ids"),
+    ), got[5]
+    base = f"/oracles/{prefix}-refused-{kind}"
+    assert _error(api.patch(f"{base}/{hidden.pk}/", {"title": "x"}, format="json")) == _error(
+        api.patch(f"{base}/99999999/", {"title": "x"}, format="json")
+    )
+    if theirs is not None:
+        assert got[8][2:] == HIDDEN_THEN_REFUSED, got[8]
+    # the filter naming the readable row answers the write of one row's refusal
+    one = api.patch(f"{base}/{shown.pk}/", {"title": "x"}, format="json")
+    if first is INVALID_ITEM:
+        assert got[6][2:] == (
+            400,
+            repr(
+                {
+                    "success": False,
+                    "error": "Validation failed",
+                    "code": "VALIDATION_ERROR",
+                    "details": {"data": {"title": [ONLY_THE_OWNER]}},
+                }
+            ),
+        )
+        assert _error(one)[0] == 400
+    else:
+        assert got[6][2:] == _error(one) == (first[0], first[1].split(", 'details'")[0] + "}")
+    _nothing_written(shown, hidden, *([theirs] if theirs else []))
+
+
+class RetryAfterEachRow(Preset):
+    """A project's preset refusing a stranger's write of a row 429 with a wait of its own
+    (the row's slug, seconds), or 403 for a row titled ``forbidden``."""
+
+    name = "retry_after_each_row"
+
+    def check_object(self, view, obj):
+        if view.request.method in ("GET", "HEAD") or obj.owner_id == view.request.user.pk:
+            return
+        if obj.title == "forbidden":
+            raise ArcError("FORBIDDEN", ONLY_THE_OWNER, 403)
+        if obj.title == "throttled":
+            raise drf_exceptions.Throttled(int(obj.slug))
+        raise ArcError("SLOW_DOWN", ONLY_THE_OWNER, 429, None, {"Retry-After": obj.slug})
+
+
+class RetryAfterEachRowResource(Resource):
+    model = Article
+    name = "retry-after-each-row"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.Bulk(), RetryAfterEachRow()]
+    permissions = {k: P.allow_public() for k in ("list", "get", "update", "delete")}
+
+
+site.register(RetryAfterEachRowResource)
+
+
+def test_a_bulk_write_refused_429_on_several_items_answers_the_longest_wait(oracle_api):
+    """Several items refused 429, each with its own ``Retry-After``: the request answers
+    the largest (no item may be retried before its own wait is over), whichever item comes
+    first and whatever spelling the 429 has (DRF's ``Throttled``); the first refusal was
+    the request's, a client retrying after 3 s refused again. A request answering 403 (its
+    first refusal) names no wait."""
+    owner = MembershipFactory().user
+    rows = [
+        Article.objects.create(owner=owner, slug=slug, title=title)
+        for slug, title in [("3", "slow"), ("40", "throttled"), ("12", "slow"), ("9", "forbidden")]
+    ]
+    api = client_for(MembershipFactory().user)
+    base = "/oracles/retry-after-each-row/bulk/"
+    for method, body, status, wait in [
+        ("delete", {"ids": [r.pk for r in rows[:3]]}, 429, "40"),
+        ("delete", {"ids": [rows[2].pk, rows[0].pk]}, 429, "12"),
+        ("patch", {"items": [{"id": r.pk, "title": "x"} for r in rows[:3]]}, 429, "40"),
+        ("delete", {"ids": [rows[3].pk, rows[1].pk]}, 403, None),
+    ]:
+        r = getattr(api, method)(base, body, format="json")
+        assert r.status_code == status, r.json()
+        assert r.get("Retry-After") == wait, (body, r.get("Retry-After"))
+    _nothing_written(*rows)
+
+
+class RefusingHooksResource(Resource):
+    """A project's hooks refusing a stranger's write of a row with ``REFUSALS[kind]``,
+    the kind named by the body's ``title`` (``"x:<kind>"``) or, for deletes, the row's."""
+
+    model = Article
+    name = "refusing-hooks"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.Bulk()]
+    permissions = {k: P.allow_public() for k in ("list", "get", "update", "delete")}
+    filter_fields = {"title": ["eq", "in"]}
+
+    def before_update(self, request, instance, data):
+        if instance.owner_id != request.user.pk:
+            raise REFUSALS[instance.title]()
+
+    def before_delete(self, request, instance):
+        if instance.owner_id != request.user.pk:
+            raise REFUSALS[instance.title]()
+
+    def after_update(self, request, instance):
+        if instance.title == "refused after":
+            raise Conflict(ONLY_THE_OWNER)
+
+    def after_delete(self, request, instance):
+        if instance.slug == "refused-after":
+            raise Conflict(ONLY_THE_OWNER)
+
+
+site.register(RefusingHooksResource)
+
+
+def test_a_bulk_write_an_after_hook_refuses_lists_the_item_and_writes_nothing(oracle_api):
+    """An ``after_update``/``after_delete`` hook refusing one row with DRF's 409 (after the
+    batch's write) is listed under its index like any refusal, and the route's transaction
+    leaves nothing written: not the other rows, not the refused one."""
+    from django_arc.outbox import OutboxEvent
+
+    owner = MembershipFactory().user
+    first = Article.objects.create(owner=owner, slug="first", title="first")
+    second = Article.objects.create(owner=owner, slug="refused-after", title="second")
+    api = client_for(owner)
+    base = "/oracles/refusing-hooks/bulk/"
+    events = OutboxEvent.objects.count()
+    r = api.patch(
+        base,
+        {"items": [{"id": first.pk, "title": "fine"}, {"id": second.pk, "title": "refused after"}]},
+        format="json",
+    )
+    assert _error(r) == (
+        409,
+        repr(
+            {
+                "success": False,
+                "error": ONLY_THE_OWNER,
+                "code": "ERROR",
+                "details": {"items": {"1": {"code": "ERROR", "error": ONLY_THE_OWNER}}},
+            }
+        ),
+    )
+    r = api.delete(base, {"ids": [first.pk, second.pk]}, format="json")
+    assert _error(r)[0] == 409 and "'ids': {'1'" in _error(r)[1]
+    _nothing_written(first, second)
+    assert Article.objects.filter(pk__in=[first.pk, second.pk]).count() == 2
+    assert OutboxEvent.objects.count() == events
+
+
+@pytest.mark.parametrize(
+    ("kind", "reference"),
+    [
+        ("drf-409", "arc-409"),
+        ("drf-403", "arc-403"),
+        ("django-403", "arc-403"),
+        ("drf-429", "arc-throttled"),
+        ("arc-error-404", "arc-error-404"),
+    ],
+)
+def test_a_bulk_write_a_hook_refuses_lists_the_item_whatever_the_refusal(
+    oracle_api, kind, reference
+):
+    """Cross-owner. A ``before_update``/``before_delete`` hook refusing a stranger's row is
+    judged as an object check's refusal: listed under its index as the handler answers it,
+    beside a validation error's listing. A hook's ``ValidationError`` was listed while any
+    other refusal (an ``ArcError`` too) ended the whole request naming no item."""
+    owner = MembershipFactory().user
+    refused = Article.objects.create(owner=owner, slug="r", title=kind)
+    like = Article.objects.create(owner=owner, slug="l", title=reference)
+    api = client_for(MembershipFactory().user)
+    base = "/oracles/refusing-hooks/bulk/"
+    got = [
+        _error(api.patch(base, {"items": [{"id": refused.pk}]}, format="json")),
+        _error(api.delete(base, {"ids": [refused.pk]}, format="json")),
+    ]
+    expected = [
+        _error(api.patch(base, {"items": [{"id": like.pk}]}, format="json")),
+        _error(api.delete(base, {"ids": [like.pk]}, format="json")),
+    ]
+    assert got == expected
+    code, status = as_arc_error(REFUSALS[reference]()).code, REFUSALS[reference]().status
+    assert got[0] == _listed(code, status), got[0]
+    assert got[1] == (status, _listed(code, status)[1].replace("items", "ids")), got[1]
+    _nothing_written(refused, like)
 
 
 @pytest.mark.parametrize(

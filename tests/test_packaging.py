@@ -398,8 +398,6 @@ def test_arc_w011_reads_each_resources_renderers_and_the_admin_renderer(settings
     from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 
     from django_arc.checks import check_rest_framework_installed
-    from tests.testapp.resources import BookResource
-
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "rest_framework"]
     settings.REST_FRAMEWORK = {
         **getattr(settings, "REST_FRAMEWORK", {}),
@@ -412,14 +410,19 @@ def test_arc_w011_reads_each_resources_renderers_and_the_admin_renderer(settings
         "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     }
     assert check_rest_framework_installed() == []
-    renderers = getattr(BookResource, "renderer_classes", None)
-    BookResource.renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
+    # the renderers the resource's ViewSet serves with (its own renderer_classes, copied
+    # from the resource when the ViewSet is built), as DRF reads them
+    from django_arc.sites import _all_sites
+
+    viewset = next(r for site in _all_sites for r in site.resources).as_viewset()
+    renderers = viewset.__dict__.get("renderer_classes")
+    viewset.renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
     try:
         (warning,) = check_rest_framework_installed()
     finally:
         if renderers is None:
-            del BookResource.renderer_classes
+            del viewset.renderer_classes
         else:
-            BookResource.renderer_classes = renderers
+            viewset.renderer_classes = renderers
     assert warning.id == "arc.W011"
     assert warning.msg.startswith("rest_framework.renderers.BrowsableAPIRenderer renders DRF's")

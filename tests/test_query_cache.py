@@ -1832,6 +1832,43 @@ def test_a_damaged_get_entry_is_a_miss_never_an_error(shop, shape):
     assert get(editor, CACHED, detail)["X-Cache"] == "HIT"
 
 
+@pytest.mark.parametrize("shape", ["row not a pickle", "class gone"])
+def test_a_damaged_entry_is_dropped_and_said_once_per_interval(shop, shape, caplog):
+    """An entry whose row does not unpickle (corrupted bytes; a deploy removed or renamed
+    the row's class) was a silent miss, left in Redis: when the route's answer is not
+    stored in its place (the row deleted meanwhile by raw SQL: a 404), every later read
+    unpickled it and failed again until ``gc_seconds``. It is now dropped, and a warning
+    says so once per interval (the store's outage warning's mechanism), not once per
+    read."""
+    import redis as redis_py
+
+    editor, dear = shop["editor"], shop["dear"]
+    detail = f"{dear.pk}/"
+    assert get(editor, CACHED, detail)["X-Cache"] == "MISS"
+    client = redis_py.Redis.from_url(REDIS_URL)
+    (entry_key,) = client.keys(redis_alias.make_key("redis", "arc:qc:e:") + "*")
+    entry = Entry.decode(client.get(entry_key))
+    assert entry is not None and entry.obj
+    damaged = entry._replace(
+        obj={"row not a pickle": b"\xff" * 8, "class gone": b"cshop.models\nGoneProduct\n."}[shape]
+    ).encode()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Product._meta.db_table} WHERE id = %s", [dear.pk])
+    caplog.set_level(logging.WARNING, logger="django_arc.querycache")
+    try:
+        for _ in range(2):
+            client.set(entry_key, damaged)
+            gone = get(editor, CACHED, detail)
+            assert gone.status_code == 404 and gone.get("X-Cache") is None
+            assert client.exists(entry_key) == 0  # dropped: the next read does not fail on it
+    finally:
+        client.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "django_arc.querycache"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"/api/cached-products/{detail}: a cached answer could not")
+    assert "dropped, answered uncached (next warning in 60 s at most)" in warnings[0]
+
+
 @pytest.mark.parametrize(
     "option",
     [{"stale_seconds": float("inf")}, {"gc_seconds": float("inf")}, {"gc_seconds": 1e30}],

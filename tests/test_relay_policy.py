@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import pytest
@@ -150,6 +151,36 @@ def test_broken_failure_policy_is_counted_and_falls_back():
     row = OutboxEvent.objects.get()
     assert row.status == "pending" and row.attempts == 1
     assert row.visible_at > timezone.now()
+
+
+def test_a_failure_policy_that_raises_logs_one_line_per_batch(caplog):
+    """A project's ``FAILURE_POLICY`` raising for every failed event (a bug in it; a broker
+    outage fails every event of a batch) logged one ERROR with its traceback per event: a
+    hundred tracebacks for a batch of a hundred, every tick. One line a batch now, naming
+    the events and carrying the first one's traceback; every event still falls back to the
+    default backoff."""
+
+    def broken(attempts, error):
+        raise RuntimeError("policy bug")
+
+    transport = RecordingTransport(fail_types={"a.b"})
+    outbox = EventOutbox(transport, broken)
+    ids = [outbox.store(create_event("a.b", {"i": i})).event_id for i in range(3)]
+    caplog.set_level(logging.ERROR, logger="django_arc.outbox")
+    result = outbox.relay_batch()
+    assert (result.publish_failed, result.fail_hook_errors) == (3, 3)
+    lines = [r for r in caplog.records if r.name.startswith("django_arc.outbox")]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert (
+        lines[0]
+        .getMessage()
+        .startswith(f"outbox failure policy raised for 3 event(s): {', '.join(map(str, ids))}; ")
+    )
+    assert "policy bug" in lines[0].getMessage()
+    assert lines[0].exc_info and isinstance(lines[0].exc_info[1], RuntimeError)
+    rows = OutboxEvent.objects.all()
+    assert {(r.status, r.attempts) for r in rows} == {("pending", 1)}
+    assert all(r.visible_at > timezone.now() for r in rows)
 
 
 def test_policy_returning_garbage_is_a_fail_hook_error():

@@ -145,6 +145,25 @@ def _log_retried(retried: list[tuple[Any, BaseException, datetime]]) -> None:
     )
 
 
+def _log_broken_policy(broken: list[tuple[Any, BaseException]]) -> None:
+    """One ERROR for a batch's events whose failure policy raised (or returned garbage):
+    a policy with a bug raises for every failed event of every batch, and an outage fails
+    them all, so one traceback an event was a batch's worth of the same traceback. Names
+    the events (up to :data:`RETRY_LOG_IDS`), with the first one's traceback."""
+    first = broken[0][1]
+    ids = ", ".join(str(r.event_id) for r, _ in broken[:RETRY_LOG_IDS])
+    more = len(broken) - RETRY_LOG_IDS
+    logger.error(
+        "outbox failure policy raised for %d event(s): %s%s; the default backoff decided "
+        "instead (first: %s)",
+        len(broken),
+        ids,
+        f" and {more} more" if more > 0 else "",
+        log_text(_error_text(first)),
+        exc_info=(type(first), first, first.__traceback__),
+    )
+
+
 class Claimed(NamedTuple):
     """A claimed row, as the relay reads it: the JSON columns as the database returns them
     (text through Django's cursor on PostgreSQL and SQLite)."""
@@ -547,15 +566,24 @@ class EventOutbox:
                 published.append(row)
         return published, failed, deferred
 
-    def _decide(self, row: Claimed, error: BaseException, result: RelayResult) -> Any:
+    def _decide(
+        self,
+        row: Claimed,
+        error: BaseException,
+        result: RelayResult,
+        broken: list[tuple[Claimed, BaseException]],
+    ) -> Any:
+        """The failure policy's decision for ``row``; the default backoff's when the policy
+        raises or returns garbage (that row and error appended to ``broken``, logged once
+        for the batch by :func:`_log_broken_policy`)."""
         attempts = row.attempts + 1
         try:
             decision = self.failure_policy(attempts, error)
             if decision is not DEAD and not isinstance(decision, datetime):
                 raise TypeError(f"failure policy returned {decision!r}, not a datetime or DEAD")
-        except Exception:  # noqa: BLE001 - a broken policy must not wedge the relay
+        except Exception as exc:  # noqa: BLE001 - a broken policy must not wedge the relay
             result.fail_hook_errors += 1
-            logger.exception("outbox failure policy raised for event %s", row.event_id)
+            broken.append((row, exc))
             decision = self._fallback_policy(attempts, error)
         return decision
 
@@ -611,9 +639,10 @@ class EventOutbox:
 
         retry_at_by_partition: dict[str, datetime] = {}
         shift: timedelta | None = None
+        broken: list[tuple[Claimed, BaseException]] = []
         for row, exc in failed:
             result.publish_failed += 1
-            decision = self._decide(row, exc, result)
+            decision = self._decide(row, exc, result, broken)
             if decision is not DEAD:
                 if shift is None:
                     shift = self._clock_shift()
@@ -662,6 +691,8 @@ class EventOutbox:
                     },
                 )
             )
+        if broken:
+            _log_broken_policy(broken)
         if retried:
             _log_retried(retried)
         self._finish_many(finished, worker_id, result)

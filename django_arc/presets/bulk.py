@@ -19,11 +19,13 @@ single-row routes, at the SQL those cost per item.
 from __future__ import annotations
 
 import copy
+import time
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.utils.http import parse_http_date_safe
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
 from rest_framework.serializers import as_serializer_error
@@ -487,27 +489,14 @@ class Bulk(Preset):
                     continue
                 if refusal is None:
                     rows.append(row)
-                else:
+                elif isinstance(refusal, ArcError):
                     refused[str(index)] = refusal
+                else:  # a validation error's fields, listed as a serializer's are
+                    missing[str(index)] = refusal
                 seen.add(str(value))
         finally:
             view.judged_rows = None
-        if missing:
-            raise _invalid({key: missing})
-        if refused:
-            first = next(iter(refused.values()))
-            raise ArcError(
-                first.code,
-                first.message,
-                first.status,
-                {
-                    key: {
-                        index: {"code": exc.code, "error": exc.message}
-                        for index, exc in refused.items()
-                    }
-                },
-                first.headers,  # a 429's Retry-After, as the handler answers the error alone
-            )
+        _answer(key, missing, refused)
         return rows
 
     def guarded_data(self, view: Any, data: dict[str, Any]) -> dict[str, Any]:
@@ -588,8 +577,10 @@ class Bulk(Preset):
                 refusal = _refusal(view, row)
                 if refusal is _ABSENT:  # a row the caller may not know of: not matched
                     continue
-                if refusal is not None:  # the request's answer, as the handler gives it
+                if isinstance(refusal, ArcError):  # the request's answer, as the handler's
                     raise refusal
+                if refusal is not None:  # a validation error: one ``data`` for every row
+                    raise _invalid({"data": refusal})
                 matched.append(row)
         finally:
             view.judged_rows = None
@@ -602,26 +593,84 @@ _ABSENT = object()
 
 def _refusal(view: Any, row: Any) -> Any:
     """``row`` through the view's object checks (``check_object_permissions``: the
-    permission's, every preset's ``check_object``): ``None`` when they pass; :data:`_ABSENT`
-    for a 404 of any kind (arc's ``NotFound`` of a row the caller may not read, DRF's
-    ``NotFound``, Django's ``Http404``: the row is as if absent); else the ``ArcError`` the
-    refusal is answered with, a 401 or 403 raised as DRF or Django spell it
-    (``PermissionDenied``, ``NotAuthenticated``) as the handler answers it. DRF's or
-    Django's 403 ended the whole request at the first such row, where an ``ArcError``
-    refused its item. Any other error propagates, a 5xx ``ArcError`` too (no refusal: a
-    refused item listed before it answered the request with its 403)."""
+    permission's, every preset's ``check_object``): ``None`` when they pass, else what
+    :func:`_judged` makes of the error they raise."""
     try:
         view.check_object_permissions(view.request, row)
-    except (APIException, Http404, DjangoPermissionDenied) as exc:
-        status = getattr(exc, "status_code", 403)
-        if isinstance(exc, Http404) or status == 404:
-            return _ABSENT
-        if status >= 500:  # no refusal of the row (an outage): the request's answer
-            raise
-        if isinstance(exc, (ArcError, DjangoPermissionDenied)) or status in (401, 403):
-            return as_arc_error(exc)
-        raise
+    except Exception as exc:  # noqa: BLE001 - judged, else raised as it is
+        return _judged(exc)
     return None
+
+
+def _judged(exc: Exception) -> Any:
+    """What a bulk item refused by ``exc`` (an object check's or a hook's, for one row)
+    answers, by the error handler's one mapping (:func:`~django_arc.exceptions.as_arc_error`),
+    whatever spelling the error has (arc's, DRF's, Django's):
+
+    - :data:`_ABSENT` for a 404 the handler answers ``NOT_FOUND`` (arc's ``NotFound`` of a
+      row the caller may not read, DRF's ``NotFound``, Django's ``Http404``): the item is a
+      missing id's "Not found.", so no answer tells an unreadable row from an absent one;
+    - a validation error's fields (DRF's or Django's ``ValidationError``), listed under the
+      item as a serializer's are;
+    - else, for any other status below 500, the ``ArcError`` the handler answers with (its
+      code, message, status and headers: a 404 of the project's own code keeps it, as on a
+      write of one row);
+    - anything else (a 5xx, an ``ArcError`` of status 503 too; an error that is no refusal)
+      is raised as it is: the request's answer, and the route's transaction rolls back.
+
+    An ``ArcError`` of status 409 was listed while DRF's ``APIException`` of status 409, or a
+    ``ValidationError``, ended the whole request; a project's 404 of its own code was the
+    item's "Not found." where the write of one row answered that code."""
+    if isinstance(exc, (serializers.ValidationError, DjangoValidationError)):
+        return flatten_validation(as_serializer_error(exc))
+    if isinstance(exc, Http404):
+        return _ABSENT
+    if not isinstance(exc, (APIException, DjangoPermissionDenied)):
+        raise exc
+    answer = as_arc_error(exc)
+    if answer.status >= 500 or answer.status < 400:
+        raise exc
+    if answer.status == 404 and answer.code == "NOT_FOUND":
+        return _ABSENT
+    return answer
+
+
+def _answer(key: str, invalid: dict[str, Any], refused: dict[str, ArcError]) -> None:
+    """Raise the answer of a batch whose items ``invalid`` (missing ids, field errors) and
+    ``refused`` (each item's ``ArcError``) name, if any: the 400 listing every invalid item
+    first; else the first refusal's code, message and status, every refused item listed
+    (``{"code", "error"}``) and its headers, with a ``Retry-After`` the largest of the items
+    refused with the request's status (each item may be retried only once the last wait
+    is over)."""
+    if invalid:
+        raise _invalid({key: invalid})
+    if not refused:
+        return
+    first = next(iter(refused.values()))
+    headers = dict(first.headers or {})
+    waits = [
+        exc.headers["Retry-After"]
+        for exc in refused.values()
+        if exc.status == first.status and "Retry-After" in (exc.headers or {})
+    ]
+    if waits:
+        headers["Retry-After"] = max(waits, key=_seconds)
+    raise ArcError(
+        first.code,
+        first.message,
+        first.status,
+        {key: {index: {"code": exc.code, "error": exc.message} for index, exc in refused.items()}},
+        headers or None,
+    )
+
+
+def _seconds(value: str) -> float:
+    """A ``Retry-After`` in seconds: delay-seconds as they are, an HTTP-date from now."""
+    try:
+        return float(value)
+    except ValueError:
+        parsed = parse_http_date_safe(value)
+        return float("-inf") if parsed is None else parsed - time.time()
 
 
 def _present(model: Any, rows: list[Any], lock: bool = False) -> set[Any]:
@@ -681,18 +730,28 @@ def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _each(items: list[Any], hook: Any, key: str = "items") -> list[Any]:
-    """``hook(item)`` for every item, in order; the results. A validation error a hook
-    raises (DRF's or Django's) refuses its item as the serializer's do: every item's errors
-    are collected and reported under its index (``{"items": {"3": {"title": [...]}}}``),
-    so the client knows which one was refused. Anything else it raises passes through."""
-    results, errors = [], {}
+    """``hook(item)`` for every item, in order; the results. An error a hook raises for an
+    item is judged as an object check's (:func:`_judged`): a validation error (DRF's or
+    Django's) refuses its item as the serializer's do, every item's errors collected under
+    its index (``{"items": {"3": {"title": [...]}}}``); any other refusal below 500 (an
+    ``ArcError``, DRF's ``APIException``, Django's ``PermissionDenied``) is listed under its
+    index as the handler answers it, so the client knows which one was refused; a 5xx, or
+    an error that is no refusal, passes through."""
+    results: list[Any] = []
+    errors: dict[str, Any] = {}
+    refused: dict[str, ArcError] = {}
     for index, item in enumerate(items):
         try:
             results.append(hook(item))
-        except (serializers.ValidationError, DjangoValidationError) as exc:
-            errors[str(index)] = flatten_validation(as_serializer_error(exc))
-    if errors:
-        raise _invalid({key: errors})
+        except Exception as exc:  # noqa: BLE001 - judged, else raised as it is
+            judged = _judged(exc)
+            if judged is _ABSENT:
+                errors[str(index)] = {"id": ["Not found."]}
+            elif isinstance(judged, ArcError):
+                refused[str(index)] = judged
+            else:
+                errors[str(index)] = judged
+    _answer(key, errors, refused)
     return results
 
 

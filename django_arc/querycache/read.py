@@ -47,6 +47,8 @@ HEADER = "X-Cache"
 #: what DRF's ``handle_exception`` answers with an HTTP status: a route's answer, not a crash
 HTTP_ERRORS = (APIException, Http404, PermissionDenied)
 CACHED_ACTIONS = ("list", "retrieve")
+#: the name a damaged entry's warning is rate-limited under (one per interval, as an outage's)
+DAMAGED = "query cache (damaged entries)"
 
 
 class _RefreshingResponse(HttpResponse):
@@ -208,11 +210,32 @@ class CachedRead:
             try:  # a damaged entry (a row that does not unpickle, a bad content type): a miss
                 row = pickle.loads(entry.obj) if entry.obj else None  # noqa: S301
                 response = _RefreshingResponse(entry.body, content_type=entry.content_type)
-            except Exception:  # noqa: BLE001 - whatever unpickling bytes raises
+            except Exception as exc:  # noqa: BLE001 - whatever unpickling bytes raises
+                read.damaged(exc)
                 return read
             fresh = time.time() - entry.created < policy.stale_seconds
             raise ShortCircuit(read.serve(response, row, "HIT" if fresh else "STALE"))
         return read
+
+    def damaged(self, exc: Exception) -> None:
+        """An entry this request cannot serve (a row that no longer unpickles after a deploy
+        changed its class, corrupted bytes, a content type no header may carry): dropped, so
+        the requests after this one do not fail on it again whatever the route answers now
+        (a 200 stores its own entry; a 404, a refusal or an answer kept uncached would have
+        left it), and said once per interval, as the store's outage is
+        (:func:`~django_arc.redis_alias.warning_due`): a deploy that damages every entry
+        would otherwise log on every read."""
+        if self.store is not None:
+            self.store.discard(self.key)
+        if redis_alias.warning_due(DAMAGED):
+            logger.warning(
+                "%s: a cached answer could not be read (%s: %s); dropped, answered uncached "
+                "(next warning in %d s at most)",
+                log_text(self.view.request.path),
+                type(exc).__name__,
+                log_text(str(exc)),
+                redis_alias.WARNING_INTERVAL_SECONDS,
+            )
 
     def serve(self, response: _RefreshingResponse, row: Any, state: str) -> HttpResponse:
         """An entry's ``response`` (and, for a get, its ``row``), after the object checks of

@@ -1,0 +1,187 @@
+"""arc.E008's transport part and arc.W011 judge the classes a project really runs: a
+transport given as a ``functools.partial`` or a factory (read, never called: no transport
+is built, no broker connected), and the renderers of every ViewSet that serves a resource
+(a ViewSet subclass's ``renderer_classes``, a resource mounted by hand), not the defaults
+alone (fix-seen4b)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import types
+
+import pytest
+from django.urls import include, path
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.routers import SimpleRouter
+
+from django_arc import Resource, sites
+from django_arc import permissions as P
+from django_arc.checks import check_rest_framework_installed, check_settings
+from django_arc.events.transports import (
+    MemoryTransport,
+    RedisPubSubTransport,
+    RedisStreamsTransport,
+)
+from tests.testapp.models import Article
+
+URL = "redis://127.0.0.1:1/0"
+built: list[str] = []
+
+
+def streams_factory(**options):
+    """A project's factory building arc's Redis Streams transport (a module global)."""
+    built.append("streams")
+    return RedisStreamsTransport(**options)
+
+
+def pubsub_factory_importing_inside(**options):
+    """A factory importing the transport where it builds it."""
+    from django_arc.events import transports
+
+    built.append("pubsub")
+    return transports.RedisPubSubTransport(**options)
+
+
+def memory_factory(**options):
+    """A factory of a transport that needs no redis-py."""
+    built.append("memory")
+    return MemoryTransport()
+
+
+class WrappingTransportFactory:
+    """A class factory whose ``__init__`` builds arc's transport (a wrapper)."""
+
+    def __init__(self, **options):
+        built.append("wrapper")
+        self.inner = RedisStreamsTransport(**options)
+
+
+def _e008(settings, transport, options=None):
+    settings.ARC = {"EVENTS": {"TRANSPORT": transport, **({"OPTIONS": options} if options else {})}}
+    return [e.msg for e in check_settings() if e.id == "arc.E008"]
+
+
+@pytest.mark.parametrize(
+    ("transport", "options"),
+    [
+        (functools.partial(RedisStreamsTransport, url=URL), None),
+        (functools.partial(functools.partial(RedisPubSubTransport), url=URL), None),
+        ("tests.test_checks_runtime_classes.streams_factory", {"url": URL}),
+        ("tests.test_checks_runtime_classes.pubsub_factory_importing_inside", {"url": URL}),
+        ("tests.test_checks_runtime_classes.WrappingTransportFactory", {"url": URL}),
+    ],
+    ids=["partial", "partial-of-partial", "factory", "factory-importing", "wrapping-class"],
+)
+def test_a_redis_transport_built_by_a_partial_or_factory_without_redis_py_is_arc_e008(
+    settings, monkeypatch, transport, options
+):
+    """E008 saw arc's Redis transports only as the class itself: given as a
+    ``functools.partial`` or built by a project's factory (a function, a wrapping class),
+    ``check`` passed without redis-py, and the first publish raised
+    ``ModuleNotFoundError`` (the relay stopped, the outbox-off publish lost the event).
+    The factory is read, never called: no transport is built by the check."""
+    built.clear()
+    assert _e008(settings, transport, options) == []
+    monkeypatch.setitem(sys.modules, "redis", None)
+    messages = _e008(settings, transport, options)
+    assert any("django-arc[redis]" in m for m in messages), messages
+    assert built == []
+
+
+def test_a_factory_of_another_transport_without_redis_py_passes(settings, monkeypatch):
+    built.clear()
+    monkeypatch.setitem(sys.modules, "redis", None)
+    assert _e008(settings, "tests.test_checks_runtime_classes.memory_factory") == []
+    assert _e008(settings, functools.partial(MemoryTransport)) == []
+    assert built == []
+
+
+# -- arc.W011 -----------------------------------------------------------------------------
+
+
+class JsonOnlyArticles(Resource):
+    model = Article
+    name = "w011-json-only"
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    renderer_classes = [JSONRenderer]
+
+
+class BrowsableArticles(Resource):
+    model = Article
+    name = "w011-browsable"
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
+
+
+class PlainArticles(Resource):
+    model = Article
+    name = "w011-plain"
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+
+
+def _urlconf(*viewsets):
+    router = SimpleRouter()
+    for index, viewset in enumerate(viewsets):
+        router.register(f"r{index}", viewset, basename=f"w011-{index}")
+    urlconf = types.ModuleType("w011_urls")  # hashable, as get_resolver's cache needs
+    urlconf.urlpatterns = [path("api/", include(router.urls))]
+    return urlconf
+
+
+@pytest.fixture
+def without_rest_framework(settings, monkeypatch):
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "rest_framework"]
+    monkeypatch.setattr(sites, "_all_sites", [])
+    return settings
+
+
+def _w011(settings, urlconf, *site_resources):
+    sites._all_sites[:] = [types.SimpleNamespace(resources=list(site_resources))]
+    settings.ROOT_URLCONF = urlconf
+    return [w.id for w in check_rest_framework_installed()]
+
+
+def test_w011_is_silent_when_every_resource_renders_json_only(without_rest_framework):
+    """Every resource's ``renderer_classes`` JSON only: no view renders DRF's templates,
+    whatever ``DEFAULT_RENDERER_CLASSES`` says (DRF's default names the browsable API).
+    W011 warned all the same, reading the defaults as if some view used them."""
+    settings = without_rest_framework
+    urlconf = _urlconf(JsonOnlyArticles.as_viewset())
+    assert _w011(settings, urlconf, JsonOnlyArticles) == []
+    # a resource left on the defaults still warns
+    assert _w011(settings, _urlconf(PlainArticles.as_viewset()), PlainArticles) == ["arc.W011"]
+
+
+def test_w011_sees_the_renderers_of_a_viewset_subclass_routed_by_hand(without_rest_framework):
+    """A subclass of a resource's ViewSet setting ``renderer_classes`` (docs/resources.md:
+    subclass ``as_viewset()`` and route it by hand) renders what it names: W011 read the
+    resource's ``renderer_classes`` and the defaults only, so the browsable API a subclass
+    adds answered every browser 500 with ``check`` silent."""
+    settings = without_rest_framework
+    settings.REST_FRAMEWORK = {
+        **getattr(settings, "REST_FRAMEWORK", {}),
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    }
+    browsable = type(
+        "BrowsableSubclass",
+        (JsonOnlyArticles.as_viewset(),),
+        {"renderer_classes": [JSONRenderer, BrowsableAPIRenderer]},
+    )
+    assert _w011(settings, _urlconf(JsonOnlyArticles.as_viewset()), JsonOnlyArticles) == []
+    assert _w011(settings, _urlconf(browsable), JsonOnlyArticles) == ["arc.W011"]
+
+
+def test_w011_sees_a_resource_mounted_by_hand_without_a_site(without_rest_framework):
+    """A resource routed by hand (``as_viewset()`` in the project's router, no site) is
+    served all the same: its browsable renderer was not seen."""
+    settings = without_rest_framework
+    settings.REST_FRAMEWORK = {
+        **getattr(settings, "REST_FRAMEWORK", {}),
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    }
+    assert _w011(settings, _urlconf(JsonOnlyArticles.as_viewset())) == []
+    assert _w011(settings, _urlconf(BrowsableArticles.as_viewset())) == ["arc.W011"]
