@@ -942,7 +942,11 @@ class QuerySpec:
             expr = F(sort_field.path)
             nulls = {"nulls_last": True} if sort_field.nullable else {}
             args.append(expr.desc(**nulls) if desc else expr.asc(**nulls))
-        args.append(self.pk_name)  # deterministic pages and a unique keyset tie-break
+        # deterministic pages and a unique keyset tie-break: the key's own value. Not its
+        # name: a primary key that is a relation (a multi-table child's ``animal_ptr``, a
+        # one-to-one ``primary_key=True``) is ordered by Django by the related model's
+        # ``Meta.ordering`` when named, a column that ties; ``pk`` is never followed.
+        args.append("pk")
         return args
 
     def apply(self, queryset: QuerySet, query: ListQuery, searched: bool = False) -> QuerySet:
