@@ -725,7 +725,10 @@ class SortField:
     name: str
     path: str
     model_field: Any
-    own: bool  # a field of the resource's model itself (usable in keyset cursors)
+    #: a column of the resource's model itself (usable in keyset cursors): not a related
+    #: model's, nor a reverse one-to-one relation (``breed`` of a species), whose value is
+    #: the related row, not a column of this one
+    own: bool
     nullable: bool = False  # may read NULL (placed last explicitly, see ``order_by_args``)
     #: the resource field this sort reads (``owner`` for ``owner_id``): the one field
     #: permissions judge it by, resolved once (:func:`_root_field`)
@@ -734,11 +737,12 @@ class SortField:
     @classmethod
     def of(cls, model: type[models.Model], name: str) -> SortField:
         """The sort by ``name`` (a field path) of ``model``'s rows."""
+        model_field = resolve_path(model, name)
         return cls(
             name,
             name,
-            resolve_path(model, name),
-            "__" not in name,
+            model_field,
+            "__" not in name and getattr(model_field, "concrete", False),
             path_nullable(model, name),
             _root_field(model, name),
         )

@@ -148,3 +148,20 @@ def test_a_bulk_update_by_filter_of_a_multi_table_child_goes_in_key_order(api, s
     assert r.status_code == 200, r.content
     keys = sorted(Breed.objects.values_list("pk", flat=True))
     assert r.json()["data"] == {"updated": 6, "ids": keys}
+
+
+def test_a_sort_by_a_reverse_one_to_one_has_offset_pages_not_cursor_pages(api, site):
+    """``sort_fields`` may name a reverse one-to-one relation (``breed`` of a species: no
+    check refuses it, and offset pages sort by the related key, NULLs last). Its value is
+    not a column of the row, so a keyset cursor cannot hold it: ``?after=`` read the related
+    object into the cursor, a 500 (``Breed is not JSON serializable``, or
+    ``RelatedObjectDoesNotExist`` for a species without one). It is the 400 of a sort by a
+    related field, naming ``after``."""
+    plain = [Species.objects.create(name=f"s{i}").pk for i in range(2)]
+    breeds = [Breed.objects.create(name=f"b{i}").pk for i in range(2)]
+    for sort, order in (("breed", breeds + plain), ("-breed", breeds[::-1] + plain)):
+        assert walk_offset(api, f"/walk/species/?select=id&sort={sort}", 1) == order
+        for after in ("", "eyJzIjoiYnJlZWQiLCJ2IjpbMSwxXX0"):
+            r = api.get(f"/walk/species/?sort={sort}&after={after}")
+            assert r.status_code == 400, r.content
+            assert r.json()["details"] == {"after": "cursor pagination cannot sort by 'breed'"}
