@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import DecimalValidator
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F, Q, QuerySet, lookups
@@ -524,7 +525,8 @@ def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
     (NUL characters and lone surrogates, out-of-range integers, non-finite numbers, bad
     dates). An integer outside :func:`integer_range` is refused on every database, unless
     ``portable`` is false (a keyset cursor: it holds what a row holds, and SQLite may hold
-    more than PostgreSQL would)."""
+    more than PostgreSQL would); so is a number the field's ``validators`` refuse, unless
+    ``portable`` is false (a row may hold one: Django validates in ``full_clean()`` only)."""
     _check_text(raw)
     target = _concrete(model_field)
     if isinstance(target, models.BooleanField):
@@ -557,7 +559,14 @@ def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
         if isinstance(value, decimal.Decimal) and not value.is_finite():
             raise _Refused("must be a finite number")
         try:
-            target.run_validators(value)
+            if portable:
+                target.run_validators(value)
+            elif isinstance(target, models.DecimalField):
+                # the column's digits still bound a cursor's decimal (no row holds a
+                # larger one: a forged cursor), but not the project's validators:
+                # Django runs them in ``full_clean()`` only, and rows written past it (a
+                # script, an import, a validator added later) are listed and paged on
+                DecimalValidator(target.max_digits, target.decimal_places)(value)
         except ValidationError:
             raise _Refused("is out of range") from None
     if isinstance(value, datetime):
