@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import DecimalValidator
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F, Q, QuerySet, lookups
@@ -524,7 +525,8 @@ def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
     (NUL characters and lone surrogates, out-of-range integers, non-finite numbers, bad
     dates). An integer outside :func:`integer_range` is refused on every database, unless
     ``portable`` is false (a keyset cursor: it holds what a row holds, and SQLite may hold
-    more than PostgreSQL would)."""
+    more than PostgreSQL would); so is a number the field's ``validators`` refuse, unless
+    ``portable`` is false (a row may hold one: Django validates in ``full_clean()`` only)."""
     _check_text(raw)
     target = _concrete(model_field)
     if isinstance(target, models.BooleanField):
@@ -557,7 +559,14 @@ def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
         if isinstance(value, decimal.Decimal) and not value.is_finite():
             raise _Refused("must be a finite number")
         try:
-            target.run_validators(value)
+            if portable:
+                target.run_validators(value)
+            elif isinstance(target, models.DecimalField):
+                # the column's digits still bound a cursor's decimal (no row holds a
+                # larger one: a forged cursor), but not the project's validators:
+                # Django runs them in ``full_clean()`` only, and rows written past it (a
+                # script, an import, a validator added later) are listed and paged on
+                DecimalValidator(target.max_digits, target.decimal_places)(value)
         except ValidationError:
             raise _Refused("is out of range") from None
     if isinstance(value, datetime):
@@ -725,7 +734,10 @@ class SortField:
     name: str
     path: str
     model_field: Any
-    own: bool  # a field of the resource's model itself (usable in keyset cursors)
+    #: a column of the resource's model itself (usable in keyset cursors): not a related
+    #: model's, nor a reverse one-to-one relation (``breed`` of a species), whose value is
+    #: the related row, not a column of this one
+    own: bool
     nullable: bool = False  # may read NULL (placed last explicitly, see ``order_by_args``)
     #: the resource field this sort reads (``owner`` for ``owner_id``): the one field
     #: permissions judge it by, resolved once (:func:`_root_field`)
@@ -734,11 +746,12 @@ class SortField:
     @classmethod
     def of(cls, model: type[models.Model], name: str) -> SortField:
         """The sort by ``name`` (a field path) of ``model``'s rows."""
+        model_field = resolve_path(model, name)
         return cls(
             name,
             name,
-            resolve_path(model, name),
-            "__" not in name,
+            model_field,
+            "__" not in name and getattr(model_field, "concrete", False),
             path_nullable(model, name),
             _root_field(model, name),
         )
@@ -942,7 +955,11 @@ class QuerySpec:
             expr = F(sort_field.path)
             nulls = {"nulls_last": True} if sort_field.nullable else {}
             args.append(expr.desc(**nulls) if desc else expr.asc(**nulls))
-        args.append(self.pk_name)  # deterministic pages and a unique keyset tie-break
+        # deterministic pages and a unique keyset tie-break: the key's own value. Not its
+        # name: a primary key that is a relation (a multi-table child's ``animal_ptr``, a
+        # one-to-one ``primary_key=True``) is ordered by Django by the related model's
+        # ``Meta.ordering`` when named, a column that ties; ``pk`` is never followed.
+        args.append("pk")
         return args
 
     def apply(self, queryset: QuerySet, query: ListQuery, searched: bool = False) -> QuerySet:

@@ -113,8 +113,10 @@ class Preset:
         runs in ``get_object()`` after the permission's object check."""
 
     def search(self, view: Any, queryset: QuerySet, term: str) -> QuerySet | None:
-        """Take over ``?search=``: return the searched queryset (full text, ranking), or
-        ``None`` to leave it to the next preset and finally to ``search_fields``."""
+        """Take over ``?search=``: return the searched queryset (full text), or ``None`` to
+        leave it to the next preset and finally to ``search_fields``. Which rows match is
+        yours; their order is the list's (``?sort=`` or ``default_sort``, then the primary
+        key: both paginations page by it), so an ``order_by`` here (a ranking) is replaced."""
         return None
 
     # -- writes ----------------------------------------------------------------------------------

@@ -557,7 +557,9 @@ class Bulk(Preset):
             raise _invalid({"filter": details or {"filter": [exc.message]}}) from None
         if query.q is None:
             raise _invalid({"filter": ["No filter applies: use the resource's filter fields."]})
-        queryset = view.get_queryset().filter(query.q).order_by(view.resource.pk_name)
+        # in key order ("pk": a primary key that is a relation, named, is ordered by the
+        # related model's ``Meta.ordering``, django_arc.query.QuerySpec.order_by_args)
+        queryset = view.get_queryset().filter(query.q).order_by("pk")
         if query.distinct:  # a to-many filter joins a row once per matching related row
             queryset = queryset.distinct()
         rows = list(queryset[: self.max_items + 1])

@@ -3,6 +3,7 @@
 import uuid
 
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -333,3 +334,44 @@ class RefHolder(models.Model):
     codes = models.ManyToManyField(CodeThing, blank=True, related_name="+")
     things = models.ManyToManyField(UuidThing, blank=True, related_name="+")
     numbers = models.ManyToManyField(DecimalThing, blank=True, related_name="+")
+
+
+# -- rev-paging: walking a whole list, page by page ---------------------------------------------
+
+
+class Species(models.Model):
+    """A parent whose ``Meta.ordering`` names a column that ties (``name``)."""
+
+    name = models.CharField(max_length=50)
+
+    class Meta:
+        ordering = ["name"]
+
+
+class Breed(Species):
+    """Multi-table inheritance under an ordered parent: the primary key (``species_ptr``) is
+    a relation to a model with ``Meta.ordering``."""
+
+    size = models.IntegerField(default=0)
+
+
+class PagedRow(models.Model):
+    """A nullable column of each sortable type (ties and NULLs for the paging walks), an
+    integer whose validators rows written past ``full_clean()`` may break, and a nullable
+    relation to sort through."""
+
+    label = models.CharField(max_length=20, null=True, blank=True)
+    rank = models.IntegerField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(9)]
+    )
+    amount = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    ratio = models.FloatField(null=True, blank=True)
+    day = models.DateField(null=True, blank=True)
+    at = models.DateTimeField(null=True, blank=True)
+    clock = models.TimeField(null=True, blank=True)
+    length = models.DurationField(null=True, blank=True)
+    flag = models.BooleanField(null=True, blank=True)
+    token = models.UUIDField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
+    )
