@@ -148,13 +148,26 @@ class KeysetPagination(BasePagination):
         return Response(envelope.keyset(data, self.limit, self.next))
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        description = (
+            "Keyset pagination: empty for the first page, then the `next` cursor of the "
+            "previous page (made for the same `sort`). Not with `page`."
+        )
+        # the sorts :meth:`QuerySpec.keyset_error` refuses a cursor (a related model's
+        # column, a reverse one-to-one): the `sort` parameter lists them, so a client
+        # reading the schema would otherwise meet the 400 first
+        spec = getattr(getattr(view, "resource", None), "query_spec", None)
+        offset_only = sorted(
+            name for name, sort in getattr(spec, "sorts", {}).items() if not sort.own
+        )
+        if offset_only:
+            named = ", ".join(f"`{name}`" for name in offset_only)
+            description += f" A `sort` by {named} has offset pages only (400 naming `after`)."
         return [
             {
                 "name": self.cursor_query_param,
                 "in": "query",
                 "required": False,
-                "description": "Keyset pagination: empty for the first page, then the `next` "
-                "cursor of the previous page (made for the same `sort`). Not with `page`.",
+                "description": description,
                 "schema": {"type": "string"},
             },
             _limit_parameter("limit"),

@@ -150,6 +150,17 @@ def test_every_filter_operator_is_a_parameter(schema):
     assert not any(sort.match(v) for v in ("isbn", "-", "title-"))
 
 
+def test_the_after_parameter_names_the_sorts_it_cannot_page(schema):
+    """The ``sort`` parameter lists ``author__name``, a related model's column, which a
+    cursor cannot follow (``?after=`` with it is a 400 naming ``after``): the ``after``
+    parameter names it, where a client reading the schema met the 400 first (rev-paging).
+    A list sorting by its own columns only says nothing more."""
+    after = params(op(schema, "/api/books/", "get"), "query")["after"]["description"]
+    assert after.endswith("A `sort` by `author__name` has offset pages only (400 naming `after`).")
+    orders = params(op(schema, "/api/orders/", "get"), "query")
+    assert "offset pages only" not in orders.get("after", {}).get("description", "")
+
+
 def test_query_values_are_typed_like_the_parser(schema):
     """Integer bounds come from the model field's validators (a PositiveIntegerField is >= 0),
     and text filters refuse only the NUL character."""
