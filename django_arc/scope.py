@@ -32,6 +32,7 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework.request import Request
 
 from .exceptions import ArcError
 from .logs import log_text
@@ -267,8 +268,6 @@ def _django_request(request: Any) -> Any:
 
 
 def _is_drf_request(request: Any) -> bool:
-    from rest_framework.request import Request
-
     return isinstance(request, Request)
 
 
