@@ -24,14 +24,15 @@ authentication) share one lookup.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import methodcaller
 from types import MappingProxyType
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework.request import Request
 
 from .exceptions import ArcError
 from .logs import log_text
@@ -65,7 +66,10 @@ ELEVATION_VALUE = "platform"
 #: One header per context key: ``X-Arc-Context-Branch-Id: 3`` → ``scope.context["branch_id"]``.
 CONTEXT_HEADER_PREFIX = "X-Arc-Context-"
 _CONTEXT_META_PREFIX = "HTTP_X_ARC_CONTEXT_"
-_is_context_meta_key = re.compile(re.escape(_CONTEXT_META_PREFIX)).match
+#: whether a ``META`` key is a context header's, as ``filter`` calls it in
+#: :func:`_parse_context`: ``str.startswith`` called from C, about a third of what a compiled
+#: prefix pattern's ``match`` costs on each of the 20-odd keys every request's ``META`` has
+_is_context_meta_key = methodcaller("startswith", _CONTEXT_META_PREFIX)
 _MAX_CONTEXT_KEYS = 16
 _MAX_HEADER_VALUE = 128
 
@@ -267,8 +271,6 @@ def _django_request(request: Any) -> Any:
 
 
 def _is_drf_request(request: Any) -> bool:
-    from rest_framework.request import Request
-
     return isinstance(request, Request)
 
 
