@@ -1718,12 +1718,8 @@ def test_the_purge_deletes_expired_records_a_batch_per_statement():
     assert store.claim(request).outcome == stores.IN_FLIGHT  # the claim still holds
 
 
-@pytest.mark.django_db
-def test_the_purge_deletes_at_most_ten_thousand_records_a_statement():
-    """``purge(batch_size=)`` (the task's ``batch_size``, ``--batch-size``) was not capped:
-    on PostgreSQL, which has no parameter limit, ``batch_size=50_000`` deleted a backlog in
-    one statement holding every row's lock, what the batches are there to avoid. It is
-    capped at 10,000, as a relay batch is (SQLite's 999 parameters cap it sooner)."""
+def _expired_records(count: int) -> None:
+    """``count`` records that expired a minute ago (``expired-0``…)."""
     now = timezone.now()
     IdempotencyRecord.objects.bulk_create(
         IdempotencyRecord(
@@ -1735,8 +1731,17 @@ def test_the_purge_deletes_at_most_ten_thousand_records_a_statement():
             created_at=now,
             expires_at=now - timedelta(minutes=1),
         )
-        for n in range(10_001)
+        for n in range(count)
     )
+
+
+@pytest.mark.django_db
+def test_the_purge_deletes_at_most_ten_thousand_records_a_statement():
+    """``purge(batch_size=)`` (the task's ``batch_size``, ``--batch-size``) was not capped:
+    on PostgreSQL, which has no parameter limit, ``batch_size=50_000`` deleted a backlog in
+    one statement holding every row's lock, what the batches are there to avoid. It is
+    capped at 10,000, as a relay batch is (SQLite's 999 parameters cap it sooner)."""
+    _expired_records(10_001)
     with CaptureQueriesContext(connection) as ctx:
         assert purge_idempotency(batch_size=50_000) == 10_001
     deletes = [q["sql"] for q in ctx.captured_queries if q["sql"].upper().startswith("DELETE")]
@@ -1749,19 +1754,7 @@ def test_the_purge_of_a_backlog_longer_than_a_batch_fits_the_backends_parameters
     """A batch's ids are the ``DELETE``'s parameters: a full default batch (1000) and its
     cut-off are more than the 999 Django assumes of SQLite (the default of SQLite builds
     before 3.32, which Django supports), where the purge of a backlog of 1000 fails."""
-    now = timezone.now()
-    IdempotencyRecord.objects.bulk_create(
-        IdempotencyRecord(
-            key=f"expired-{n}",
-            fingerprint="f",
-            token="t",
-            method="POST",
-            path="/",
-            created_at=now,
-            expires_at=now - timedelta(minutes=1),
-        )
-        for n in range(1500)
-    )
+    _expired_records(1500)
     stored_record("fresh", 3600)
     with CaptureQueriesContext(connection) as ctx:
         assert purge_idempotency() == 1500

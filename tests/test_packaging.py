@@ -398,6 +398,7 @@ def test_arc_w011_reads_each_resources_renderers_and_the_admin_renderer(settings
     from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 
     from django_arc.checks import check_rest_framework_installed
+
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "rest_framework"]
     settings.REST_FRAMEWORK = {
         **getattr(settings, "REST_FRAMEWORK", {}),

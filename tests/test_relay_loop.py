@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -120,31 +121,41 @@ def test_a_relay_between_batches_leaves_the_callers_transaction_usable(monkeypat
     assert OutboxEvent.objects.filter(event_id=event.id).exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_at_the_default_conn_max_age_the_relay_keeps_its_connection(monkeypatch):
-    """At ``CONN_MAX_AGE = 0`` (Django's default) the loop keeps its connection for as long
-    as it runs, as a management command does: recycling it as between two requests closed it
-    after every batch, a new connection a second for an idle relay."""
+def _relayed_connecting(max_batches: int) -> tuple[Any, list[str]]:
+    """``run_relay``'s totals over ``max_batches`` batches of an outbox recording what it
+    publishes, and the aliases it connected meanwhile (``connection_created``), the default
+    connection open when it starts."""
     from django.db import connection
     from django.db.backends.signals import connection_created
 
     from django_arc.outbox import EventOutbox
     from tests.outbox_support import RecordingTransport
 
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
-        pytest.skip("Django never closes an in-memory SQLite database")
-    assert connection.settings_dict["CONN_MAX_AGE"] == 0
     connection.ensure_connection()
-    connected = []
+    connected: list[str] = []
 
     def created(sender, connection, **kwargs):
         connected.append(connection.alias)
 
     connection_created.connect(created)
     try:
-        totals = run_relay(EventOutbox(RecordingTransport()), max_batches=3, interval=0)
+        totals = run_relay(EventOutbox(RecordingTransport()), max_batches=max_batches, interval=0)
     finally:
         connection_created.disconnect(created)
+    return totals, connected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_at_the_default_conn_max_age_the_relay_keeps_its_connection(monkeypatch):
+    """At ``CONN_MAX_AGE = 0`` (Django's default) the loop keeps its connection for as long
+    as it runs, as a management command does: recycling it as between two requests closed it
+    after every batch, a new connection a second for an idle relay."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("Django never closes an in-memory SQLite database")
+    assert connection.settings_dict["CONN_MAX_AGE"] == 0
+    totals, connected = _relayed_connecting(max_batches=3)
     assert (totals.batches, totals.errors) == (3, 0)
     assert connected == []
 
@@ -225,11 +236,9 @@ def test_after_a_failed_batch_the_relay_connects_again(monkeypatch):
     see (a server that closed it, a protocol error outside a transaction): the loop closes
     the connections of a failed batch, as Django does after a request, and the next batch
     connects again, rather than failing on the same connection at every retry."""
-    from django.db import OperationalError, connection
-    from django.db.backends.signals import connection_created
+    from django.db import OperationalError
 
     from django_arc.outbox import EventOutbox
-    from tests.outbox_support import RecordingTransport
 
     relay_batch = EventOutbox.relay_batch
     calls = []
@@ -241,16 +250,6 @@ def test_after_a_failed_batch_the_relay_connects_again(monkeypatch):
         return relay_batch(self, limit=limit, worker_id=worker_id)
 
     monkeypatch.setattr(EventOutbox, "relay_batch", fails_once)
-    connection.ensure_connection()
-    connected = []
-
-    def created(sender, connection, **kwargs):
-        connected.append(connection.alias)
-
-    connection_created.connect(created)
-    try:
-        totals = run_relay(EventOutbox(RecordingTransport()), max_batches=2, interval=0)
-    finally:
-        connection_created.disconnect(created)
+    totals, connected = _relayed_connecting(max_batches=2)
     assert (totals.batches, totals.errors) == (2, 1)
     assert connected == ["default"]

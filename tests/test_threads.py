@@ -344,6 +344,25 @@ def test_arc_settings_computed_across_a_change_of_arc_are_not_kept():
         assert arc_settings.MAX_PAGE_SIZE == 7
 
 
+def _read_traced(trace: Any) -> tuple[threading.Thread, list[Any]]:
+    """A started thread reading ``arc_settings.MAX_PAGE_SIZE`` under ``trace``, and the
+    list it appends what it read (or what the read raised) to."""
+    read: list[Any] = []
+
+    def run() -> None:
+        sys.settrace(trace)
+        try:
+            read.append(arc_settings.MAX_PAGE_SIZE)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's assertion
+            read.append(exc)
+        finally:
+            sys.settrace(None)
+
+    holder = threading.Thread(target=run)
+    holder.start()
+    return holder, read
+
+
 def test_a_change_of_arc_waits_for_a_dict_being_stored_and_forgets_it():
     """The check that no change happened since ``ARC`` was read and the store of the dict
     are one step under the lock a change takes: a change landing between them (after the
@@ -370,21 +389,9 @@ def test_a_change_of_arc_waits_for_a_dict_being_stored_and_forgets_it():
             changed.wait(1)  # the change cannot come meanwhile while the lock is held
         return trace
 
-    read: list[Any] = []
-
-    def run() -> None:
-        sys.settrace(trace)
-        try:
-            read.append(arc_settings.MAX_PAGE_SIZE)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            read.append(exc)
-        finally:
-            sys.settrace(None)
-
     with override_settings(ARC={"MAX_PAGE_SIZE": 7}):
         object.__setattr__(arc_settings, "_cache", None)
-        holder = threading.Thread(target=run)
-        holder.start()
+        holder, read = _read_traced(trace)
         try:
             assert at_store.wait(30)
             # the change alone: the memos its callbacks drop read the settings again, and
@@ -419,21 +426,9 @@ def test_arc_settings_count_a_change_made_just_after_arc_was_read():
             assert changed.wait(30)
         return trace
 
-    read: list[Any] = []
-
-    def run() -> None:
-        sys.settrace(trace)
-        try:
-            read.append(arc_settings.MAX_PAGE_SIZE)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            read.append(exc)
-        finally:
-            sys.settrace(None)
-
     with override_settings(ARC={"MAX_PAGE_SIZE": 7}):
         object.__setattr__(arc_settings, "_cache", None)
-        holder = threading.Thread(target=run)
-        holder.start()
+        holder, read = _read_traced(trace)
         try:
             assert returned.wait(30)
             with override_settings(ARC={"MAX_PAGE_SIZE": 9}):
