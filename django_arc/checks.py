@@ -589,7 +589,7 @@ def _check_outbox_retention(days: Any, idem: dict[str, Any]) -> list[Warning]:
         return []
     try:
         days_in_seconds = float(days) * 86400  # a Decimal too, as the purges read it
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 10**400, as retention_age
         return []  # arc.E008
     if not _seconds(ttl, strict=True) or days_in_seconds >= ttl:
         return []  # a bad TTL is arc.E008's

@@ -387,6 +387,11 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
     # for their database, or each purge runs on the SQLite file, not the shop's PostgreSQL
     text = (ROOT / "example_project/crontab").read_text(encoding="utf-8")
     assert "\n# ARC_EXAMPLE_DB=postgres\n" in text
+    # every variable the settings read for their database is named (ARC_PG_PORT was not: a
+    # PostgreSQL on another port was not the one the purges reached)
+    read = (ROOT / "example_project/example/settings.py").read_text(encoding="utf-8")
+    for name in sorted(set(re.findall(r"environ\.get\(\"(ARC_PG_\w+)", read))):
+        assert f"# {name}" in text, name
     # the shop's own command refuses an age it cannot count back, as arc_purge_outbox does
     from django.core.management import CommandError
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import time
 from decimal import Decimal
+from fractions import Fraction
 from io import StringIO
 
 import pytest
@@ -459,6 +460,20 @@ def test_the_database_store_is_not_arc_w008(settings):
 @pytest.mark.parametrize("bad", [None, "7", True, [7], Decimal("sNaN"), 1j], ids=repr)
 def test_a_retention_that_is_not_a_number_is_not_arc_w008(settings, bad):
     assert retention(settings, bad) == []
+
+
+@pytest.mark.parametrize(
+    "days", [10**400, -(10**400), Fraction(10**400, 3)], ids=["10**400", "-10**400", "Fraction"]
+)
+def test_a_retention_past_a_floats_range_is_arc_e008_not_a_crash_of_arc_w008(settings, days):
+    """arc.W008 read the retention with ``float()`` catching TypeError and ValueError only
+    (6581136, to judge a ``Decimal``): an int or a ``Fraction`` past a float's range raised
+    OverflowError out of the check, so ``manage.py check`` (every deploy's, every
+    ``runserver``'s) was a traceback instead of arc.E008's "is too large". W008 says nothing
+    of it; E008 refuses it."""
+    assert retention(settings, days) == []
+    with pytest.raises(SystemCheckError, match="arc.E008"):
+        call_command("check", stderr=StringIO(), stdout=StringIO())
 
 
 def test_arc_w008_waits_for_a_resource_taking_keys_and_an_outbox(settings, monkeypatch):

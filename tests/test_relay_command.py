@@ -48,6 +48,20 @@ def test_once_relays_one_batch_and_logs_counts():
 
 @pytest.mark.django_db
 @override_settings(ARC=MEMORY)
+def test_the_start_line_says_the_batch_size_the_relay_uses():
+    """``--batch-size`` is capped at 10,000 (a batch claims no more; docs/outbox.md), but
+    the ``arc_relay.start`` line said the size asked for: ``batch_size: 50000`` for batches
+    of 10,000, what an operator reading it to size the lease took at its word."""
+    out = StringIO()
+    call_command("arc_relay", "--once", "--batch-size", "50000", stdout=out)
+    assert _lines(out, "arc_relay.start")[0]["batch_size"] == 10_000
+    out = StringIO()
+    call_command("arc_relay", "--once", "--batch-size", "7", stdout=out)
+    assert _lines(out, "arc_relay.start")[0]["batch_size"] == 7
+
+
+@pytest.mark.django_db
+@override_settings(ARC=MEMORY)
 def test_max_batches_stops_after_n_batches_including_idle_polls():
     for i in range(5):
         store_event(create_event("products.created", {"i": i}))

@@ -253,3 +253,37 @@ def test_after_a_failed_batch_the_relay_connects_again(monkeypatch):
     totals, connected = _relayed_connecting(max_batches=2)
     assert (totals.batches, totals.errors) == (2, 1)
     assert connected == ["default"]
+
+
+@pytest.mark.django_db
+def test_a_relay_batch_size_past_the_cap_relays_a_backlog_in_capped_batches():
+    """A batch claims at most ``MAX_BATCH_SIZE`` (10,000) rows whatever size is asked, and
+    arc.E008 refuses a larger ``BATCH_SIZE``; but ``relay_outbox(batch_size=)`` (a beat
+    entry's kwargs) and ``run_relay(batch_size=)`` took any size, and with ``until_drained``
+    a batch of 10,000 under an asked 50,000 counted as short: the tick stopped after one
+    batch, a backlog left behind (a larger batch_size relayed less per tick than 10,000
+    did). The size is capped as the batch caps it, so the tick goes on."""
+    from django_arc.events.transports import MemoryTransport
+    from django_arc.outbox.relay import MAX_BATCH_SIZE
+
+    OutboxEvent.objects.bulk_create(
+        OutboxEvent(event_id=f"cap-{n}", type="a.b") for n in range(MAX_BATCH_SIZE + 5)
+    )
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": MemoryTransport, "OPTIONS": {}}}):
+        totals = relay_outbox(batch_size=50_000, max_batches=3)
+    assert (totals["batches"], totals["relayed"]) == (2, MAX_BATCH_SIZE + 5)
+    assert not OutboxEvent.objects.filter(status="pending").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", [-1, -100])
+def test_a_relay_batch_size_below_one_is_refused_not_an_idle_tick(size):
+    """``relay_outbox(batch_size=-1)`` claimed nothing (a batch of no rows), and as an empty
+    batch is no short one under a size below 0, the tick idled a second per batch up to
+    ``max_batches`` (10 s a tick, every tick, nothing ever relayed, no word of why);
+    ``arc_relay --batch-size`` refuses it. ``run_relay`` refuses it too, naming it."""
+    OutboxEvent.objects.create(event_id="below-one", type="a.b")
+    with pytest.raises(ValueError, match="batch_size must be an integer from 1, got -"):
+        relay_outbox(batch_size=size, max_batches=2)
+    with pytest.raises(ValueError, match="batch_size must be an integer from 1, got -"):
+        run_relay(batch_size=size, max_batches=2)

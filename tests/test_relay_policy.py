@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from django.test import override_settings
@@ -400,7 +402,7 @@ def test_the_outbox_purge_command_deletes_delivered_rows_past_retention_in_batch
         ("--batch-size", "0", "--batch-size must be a positive integer"),
         ("--days", "-1", "--days must be a number of days"),
         ("--days", "nan", "--days must be a number of days"),
-        ("--days", "inf", "--days must be a number of days"),
+        ("--days", "inf", "--days is too large"),  # not "0 or more": it is
         ("--days", "1e9", "--days is too large"),
     ):
         with pytest.raises(CommandError, match=message):
@@ -507,8 +509,15 @@ def test_the_outbox_purge_task_refuses_a_retention_that_is_no_number_of_days(day
         (10**400, "is too large"),  # past a float's range: float() raised OverflowError
         (-(10**400), "must be a number of days, 0 or more"),
         (10**5000, "is too large"),  # past the digits an int's repr may have (3.11+)
+        # float() reads them as infinity, no OverflowError: they were "must be a number of
+        # days, 0 or more" (the value shown being one), not too large
+        (Decimal("1e400"), "is too large"),
+        (float("inf"), "is too large"),
+        (Fraction(10**400, 3), "is too large"),  # float() overflows, as an int's does
+        (Decimal("-1e400"), "must be a number of days, 0 or more"),
+        (float("-inf"), "must be a number of days, 0 or more"),
     ],
-    ids=["10**400", "-10**400", "10**5000"],
+    ids=["10**400", "-10**400", "10**5000", "Decimal1e400", "inf", "Fraction", "-Decimal", "-inf"],
 )
 def test_a_retention_past_a_floats_range_is_refused_by_every_purge(days, message):
     """``retention_age`` read ``float(days)`` catching TypeError and ValueError only: an int

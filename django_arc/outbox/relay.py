@@ -858,6 +858,8 @@ def retention_age(days: Any, name: str = "days") -> timedelta:
         if days > 0:
             raise too_large from None
         number = -math.inf
+    if number == math.inf:  # inf, Decimal("1e400"), which float() reads without overflow
+        raise too_large
     if not (number >= 0 and math.isfinite(number)):  # NaN fails the comparison
         raise ValueError(f"{name} must be a number of days, 0 or more, got {_shown(days)}.")
     try:

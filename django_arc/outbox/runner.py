@@ -19,7 +19,13 @@ from django.db import DatabaseError, connections
 
 from ..logs import FailureStreak, log_text
 from .configured import get_outbox
-from .relay import EventOutbox, RelayResult, check_worker_id, default_worker_id
+from .relay import (
+    MAX_BATCH_SIZE,
+    EventOutbox,
+    RelayResult,
+    check_worker_id,
+    default_worker_id,
+)
 
 logger = logging.getLogger("django_arc.outbox")
 
@@ -99,6 +105,8 @@ def run_relay(
 ) -> RelayTotals:
     """Relay batches of pending events until told to stop; return the totals.
 
+    ``batch_size`` (default the outbox's ``BATCH_SIZE``) below 1 is a ``ValueError``; above
+    :data:`~django_arc.outbox.relay.MAX_BATCH_SIZE` it is that, as a batch claims no more.
     Stops when ``should_stop()`` is true (checked before every batch and while idle), after
     ``max_batches`` batches, or, with ``until_drained``, after the first batch that claims
     fewer than ``batch_size`` rows. Otherwise an empty batch sleeps ``interval`` seconds. A
@@ -116,6 +124,11 @@ def run_relay(
     if outbox is None:
         outbox = get_outbox()
     size = int(batch_size or outbox.batch_size)
+    if size < 1:  # a batch of no rows: never short, so the loop idled to max_batches
+        raise ValueError(f"batch_size must be an integer from 1, got {size!r}.")
+    # a batch claims at most MAX_BATCH_SIZE rows: a larger size made every batch look short
+    # (until_drained stopped after the first, the backlog left behind)
+    size = min(size, MAX_BATCH_SIZE)
     totals = RelayTotals(worker_id=check_worker_id(worker_id or default_worker_id()))
     own_streak = streak is None
     if streak is None:

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from django_arc.outbox import RelayResult, default_worker_id, get_outbox, run_relay
-from django_arc.outbox.relay import check_worker_id
+from django_arc.outbox.relay import MAX_BATCH_SIZE, check_worker_id
 
 logger = logging.getLogger("django_arc.outbox.relay")
 
@@ -101,7 +101,8 @@ class Command(BaseCommand):
                 f"arc_relay: cannot configure the outbox relay: {type(exc).__name__}: {exc}",
                 returncode=CONFIG_ERROR_EXIT,
             ) from exc
-        batch_size = options.get("batch_size") or outbox.batch_size
+        # what a batch claims at most (run_relay caps it too): the start line says so
+        batch_size = min(options.get("batch_size") or outbox.batch_size, MAX_BATCH_SIZE)
         interval = float(options.get("interval") if options.get("interval") is not None else 1.0)
         worker_id = options.get("worker_id") or default_worker_id()
         max_batches = 1 if options.get("once") else options.get("max_batches")
