@@ -1903,3 +1903,59 @@ def test_an_anonymous_write_a_preset_refuses_401_is_404_on_a_row_it_may_not_read
     hidden.refresh_from_db()
     shown.refresh_from_db()
     assert (hidden.title, shown.title) == ("embargoed", "shown")
+
+
+class RefusingCreateHooksResource(Resource):
+    """A project's ``before_create``/``after_create`` refusing an item with
+    ``REFUSALS[kind]``, the kind named by the body's ``title`` (``"after:<kind>"`` for the
+    hook after the write)."""
+
+    model = Article
+    name = "refusing-create-hooks"
+    fields = ["id", "slug", "title"]
+    presets = [presets.Bulk()]
+    permissions = {"create": P.allow_public()}
+
+    def before_create(self, request, data):
+        if data.get("title") in REFUSALS:
+            raise REFUSALS[data["title"]]()
+
+    def after_create(self, request, instance):
+        if instance.title.startswith("after:"):
+            raise REFUSALS[instance.title.removeprefix("after:")]()
+
+
+site.register(RefusingCreateHooksResource)
+
+
+@pytest.mark.parametrize("kind", ["arc-404", "drf-404", "django-404"])
+@pytest.mark.parametrize("when", ["", "after:"])
+def test_a_bulk_create_a_hook_answers_404_lists_the_item_as_a_create_of_it_answers(
+    oracle_api, kind, when
+):
+    """A create item has no id to be missing: a ``before_create``/``after_create`` hook
+    raising a 404 (arc's, DRF's ``NotFound``, Django's ``Http404``: a row the body names
+    that the project does not find) refuses the item as a create of that item alone answers
+    (``NOT_FOUND``, its message, 404), listed under its index as any other refusal. It was
+    the 400 ``{"items": {"1": {"id": ["Not found."]}}}``, naming an ``id`` the item never
+    had, where the create of that item alone answers 404."""
+    base = "/oracles/refusing-create-hooks/"
+    single = client_for(MembershipFactory().user).post(
+        base, {"slug": "one", "title": when + kind}, format="json"
+    )
+    assert single.status_code == 404, single.content
+    answer = single.json()
+    items = [{"slug": "fine", "title": "fine"}, {"slug": "two", "title": when + kind}]
+    r = client_for(MembershipFactory().user).post(f"{base}bulk/", {"items": items}, format="json")
+    assert _error(r) == (
+        404,
+        repr(
+            {
+                "success": False,
+                "error": answer["error"],
+                "code": "NOT_FOUND",
+                "details": {"items": {"1": {"code": "NOT_FOUND", "error": answer["error"]}}},
+            }
+        ),
+    )
+    assert not Article.objects.filter(slug__in=["one", "fine", "two"]).exists()
