@@ -1959,3 +1959,76 @@ def test_a_bulk_create_a_hook_answers_404_lists_the_item_as_a_create_of_it_answe
         ),
     )
     assert not Article.objects.filter(slug__in=["one", "fine", "two"]).exists()
+
+
+class ReadersNeedAValidPass(Preset):
+    """A GET without a well-formed pass is refused with Django's ``ValidationError`` (the
+    handler's 400, ``X-Reader-Pass`` named), from ``check_request`` or, with ``on_row``,
+    from ``check_object``: refusals the handler answers as DRF's ``ValidationError``."""
+
+    def __init__(self, on_row=False):
+        self.on_row = on_row
+
+    def _check(self, view):
+        if view.request.method == "GET" and view.request.headers.get("X-Reader-Pass") != "yes":
+            raise DjangoValidationError({"X-Reader-Pass": ["Readers need a valid pass."]})
+
+    def check_request(self, view):
+        if not self.on_row:
+            self._check(view)
+
+    def check_object(self, view, obj):
+        if self.on_row:
+            self._check(view)
+
+
+class ValidPassArticleResource(SharedArticleResource):
+    name = "valid-pass-articles"
+    presets = [presets.OwnedBy(), presets.SoftDelete(), presets.Bulk(), ReadersNeedAValidPass()]
+
+
+class ValidPassOnRowArticleResource(SharedArticleResource):
+    name = "valid-pass-row-articles"
+    presets = [
+        presets.OwnedBy(),
+        presets.SoftDelete(),
+        presets.Bulk(),
+        ReadersNeedAValidPass(on_row=True),
+    ]
+
+
+site.register(ValidPassArticleResource)
+site.register(ValidPassOnRowArticleResource)
+
+
+@pytest.mark.parametrize("name", ["valid-pass-articles", "valid-pass-row-articles"])
+def test_a_get_refused_with_djangos_validation_error_does_not_replace_a_refused_write(
+    oracle_api, name
+):
+    """Cross-owner: the GET a refused write asks about is refused with Django's
+    ``ValidationError`` (a 400 the handler answers, as DRF's), from a preset's
+    ``check_request`` or its ``check_object``. ``may_read`` took DRF's ``ValidationError``
+    as "may not read" but let Django's propagate: that GET's 400 replaced the write's
+    refusal (update, delete, action, restore; a bulk write ended the same 400), where a
+    missing id answers 404. It is a refusal like any other: the 404 of a missing id. With
+    the pass, the stranger reads the row and keeps the owner's 403."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    row = Article.objects.create(owner=owner, slug="s", title="t")
+    trashed = Article.objects.create(owner=owner, slug="g", title="t", deleted_at=now())
+    base = f"/oracles/{name}"
+    api = client_for(stranger)
+    assert api.get(f"{base}/{row.pk}/").status_code == 400
+    on_row = name == "valid-pass-row-articles"
+    # a restore is asked as the deleted list reads, which asks no object check: with the
+    # check_object refusal the stranger reads the deleted row there, and keeps the 403
+    _same_as_a_missing_id(api, base, row, None if on_row else trashed)
+    if on_row:
+        assert api.post(f"{base}/{trashed.pk}/restore/").status_code == 403
+    r = api.patch(f"{base}/bulk/", {"items": [{"id": row.pk, "title": "x"}]}, format="json")
+    assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
+    passed = client_for(stranger, HTTP_X_READER_PASS="yes")
+    assert passed.get(f"{base}/{row.pk}/").status_code == 200
+    r = passed.patch(f"{base}/{row.pk}/", {"title": "x"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    row.refresh_from_db()
+    assert (row.title, row.views, row.deleted_at) == ("t", 0, None)
