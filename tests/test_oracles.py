@@ -7,6 +7,8 @@ field than the resource's own (``ForeignKey(Organization, to_field="slug")``).""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -2032,3 +2034,30 @@ def test_a_get_refused_with_djangos_validation_error_does_not_replace_a_refused_
     assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
     row.refresh_from_db()
     assert (row.title, row.views, row.deleted_at) == ("t", 0, None)
+
+
+def test_a_bulk_write_refused_429_with_http_dates_answers_the_latest_wait(oracle_api):
+    """A ``Retry-After`` may be an HTTP date (RFC 9110) as well as seconds: the largest wait
+    is compared in seconds from now, so a date ten minutes ahead outwaits "30", "30"
+    outwaits a date already past, and a value that is neither is never the answer.
+    Untested, the dates could be read as no wait at all with every test green."""
+    from django.utils.http import http_date
+
+    owner = MembershipFactory().user
+    ahead, past = http_date(time.time() + 600), http_date(time.time() - 600)
+    rows = {
+        wait: Article.objects.create(owner=owner, slug=wait, title="slow")
+        for wait in ("30", ahead, past, "soon")
+    }
+    api = client_for(MembershipFactory().user)
+    base = "/oracles/retry-after-each-row/bulk/"
+    for waits, expected in [
+        (["30", ahead], ahead),
+        ([ahead, "30"], ahead),
+        ([past, "30"], "30"),
+        (["soon", past, "30"], "30"),
+    ]:
+        r = api.delete(base, {"ids": [rows[w].pk for w in waits]}, format="json")
+        assert r.status_code == 429, r.json()
+        assert r.get("Retry-After") == expected, (waits, r.get("Retry-After"))
+    _nothing_written(*rows.values())
