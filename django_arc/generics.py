@@ -175,11 +175,12 @@ class _ResourceForms:
             return super().get_rendered_html_form(data, view, method, request)  # type: ignore[misc]
 
     def show_form_for_method(self, view: Any, method: str, request: Any, obj: Any) -> Any:
-        # DRF catches its own APIException only; a check raising Django's PermissionDenied
-        # or Http404 (a request answers them 403/404) refuses the form, not the page
+        # DRF catches its own APIException only; a check raising Django's PermissionDenied,
+        # Http404 or ValidationError (a request answers them 403/404/400) refuses the form,
+        # not the page
         try:
             return super().show_form_for_method(view, method, request, obj)  # type: ignore[misc]
-        except (DjangoPermissionDenied, Http404):
+        except (DjangoPermissionDenied, Http404, DjangoValidationError):
             return False
 
     def get_raw_data_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
