@@ -175,11 +175,12 @@ class _ResourceForms:
             return super().get_rendered_html_form(data, view, method, request)  # type: ignore[misc]
 
     def show_form_for_method(self, view: Any, method: str, request: Any, obj: Any) -> Any:
-        # DRF catches its own APIException only; a check raising Django's PermissionDenied
-        # or Http404 (a request answers them 403/404) refuses the form, not the page
+        # DRF catches its own APIException only; a check raising Django's PermissionDenied,
+        # Http404 or ValidationError (a request answers them 403/404/400) refuses the form,
+        # not the page
         try:
             return super().show_form_for_method(view, method, request, obj)  # type: ignore[misc]
-        except (DjangoPermissionDenied, Http404):
+        except (DjangoPermissionDenied, Http404, DjangoValidationError):
             return False
 
     def get_raw_data_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
@@ -658,7 +659,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         a ViewSet subclass's own :meth:`get_object` when the URL names the row (a second
         row a detail route judges, which it does not return, is asked as above); any refusal
         it would answer (a 4xx ``APIException``/``ArcError``, ``Http404``, Django's
-        ``PermissionDenied``) is "may not read", never an answer replacing the write's."""
+        ``PermissionDenied``, Django's ``ValidationError``) is "may not read", never an
+        answer replacing the write's."""
         resource = self.resource
         write = self.action
         # the route that reads the rows ``write`` writes: a GET of the row, unless a preset
@@ -670,7 +672,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         try:
             with self._reading_as(reading) as request:
                 return self._reads(request, obj, reading)
-        except (APIException, Http404, DjangoPermissionDenied) as exc:
+        except _REFUSALS as exc:
             if _server_error(exc):  # no refusal: it propagates
                 raise
             return False  # the GET is refused (its 4xx): a row the caller may not read
@@ -737,7 +739,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                         preset.check_request(self)
                 else:
                     result = None
-            except (APIException, Http404, DjangoPermissionDenied) as exc:
+            except _REFUSALS as exc:
                 if _server_error(exc):
                     raise
                 result = None
@@ -1476,6 +1478,13 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
 
 #: what :meth:`ResourceGenericViewSet.write_databases` answers without a router
 _DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
+
+
+#: what a GET :meth:`~ResourceGenericViewSet.may_read` asks about may be refused with: any
+#: 4xx ``APIException`` (DRF's ``ValidationError`` too), ``Http404``, Django's
+#: ``PermissionDenied`` and Django's ``ValidationError``, which the handler answers as DRF's
+#: 400 (it propagated: the GET's 400 replaced the write's refusal, where a missing id is 404)
+_REFUSALS = (APIException, Http404, DjangoPermissionDenied, DjangoValidationError)
 
 
 def _server_error(exc: Exception) -> bool:

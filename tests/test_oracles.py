@@ -7,6 +7,8 @@ field than the resource's own (``ForeignKey(Organization, to_field="slug")``).""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -1903,3 +1905,159 @@ def test_an_anonymous_write_a_preset_refuses_401_is_404_on_a_row_it_may_not_read
     hidden.refresh_from_db()
     shown.refresh_from_db()
     assert (hidden.title, shown.title) == ("embargoed", "shown")
+
+
+class RefusingCreateHooksResource(Resource):
+    """A project's ``before_create``/``after_create`` refusing an item with
+    ``REFUSALS[kind]``, the kind named by the body's ``title`` (``"after:<kind>"`` for the
+    hook after the write)."""
+
+    model = Article
+    name = "refusing-create-hooks"
+    fields = ["id", "slug", "title"]
+    presets = [presets.Bulk()]
+    permissions = {"create": P.allow_public()}
+
+    def before_create(self, request, data):
+        if data.get("title") in REFUSALS:
+            raise REFUSALS[data["title"]]()
+
+    def after_create(self, request, instance):
+        if instance.title.startswith("after:"):
+            raise REFUSALS[instance.title.removeprefix("after:")]()
+
+
+site.register(RefusingCreateHooksResource)
+
+
+@pytest.mark.parametrize("kind", ["arc-404", "drf-404", "django-404"])
+@pytest.mark.parametrize("when", ["", "after:"])
+def test_a_bulk_create_a_hook_answers_404_lists_the_item_as_a_create_of_it_answers(
+    oracle_api, kind, when
+):
+    """A create item has no id to be missing: a ``before_create``/``after_create`` hook
+    raising a 404 (arc's, DRF's ``NotFound``, Django's ``Http404``: a row the body names
+    that the project does not find) refuses the item as a create of that item alone answers
+    (``NOT_FOUND``, its message, 404), listed under its index as any other refusal. It was
+    the 400 ``{"items": {"1": {"id": ["Not found."]}}}``, naming an ``id`` the item never
+    had, where the create of that item alone answers 404."""
+    base = "/oracles/refusing-create-hooks/"
+    single = client_for(MembershipFactory().user).post(
+        base, {"slug": "one", "title": when + kind}, format="json"
+    )
+    assert single.status_code == 404, single.content
+    answer = single.json()
+    items = [{"slug": "fine", "title": "fine"}, {"slug": "two", "title": when + kind}]
+    r = client_for(MembershipFactory().user).post(f"{base}bulk/", {"items": items}, format="json")
+    assert _error(r) == (
+        404,
+        repr(
+            {
+                "success": False,
+                "error": answer["error"],
+                "code": "NOT_FOUND",
+                "details": {"items": {"1": {"code": "NOT_FOUND", "error": answer["error"]}}},
+            }
+        ),
+    )
+    assert not Article.objects.filter(slug__in=["one", "fine", "two"]).exists()
+
+
+class ReadersNeedAValidPass(Preset):
+    """A GET without a well-formed pass is refused with Django's ``ValidationError`` (the
+    handler's 400, ``X-Reader-Pass`` named), from ``check_request`` or, with ``on_row``,
+    from ``check_object``: refusals the handler answers as DRF's ``ValidationError``."""
+
+    def __init__(self, on_row=False):
+        self.on_row = on_row
+
+    def _check(self, view):
+        if view.request.method == "GET" and view.request.headers.get("X-Reader-Pass") != "yes":
+            raise DjangoValidationError({"X-Reader-Pass": ["Readers need a valid pass."]})
+
+    def check_request(self, view):
+        if not self.on_row:
+            self._check(view)
+
+    def check_object(self, view, obj):
+        if self.on_row:
+            self._check(view)
+
+
+class ValidPassArticleResource(SharedArticleResource):
+    name = "valid-pass-articles"
+    presets = [presets.OwnedBy(), presets.SoftDelete(), presets.Bulk(), ReadersNeedAValidPass()]
+
+
+class ValidPassOnRowArticleResource(SharedArticleResource):
+    name = "valid-pass-row-articles"
+    presets = [
+        presets.OwnedBy(),
+        presets.SoftDelete(),
+        presets.Bulk(),
+        ReadersNeedAValidPass(on_row=True),
+    ]
+
+
+site.register(ValidPassArticleResource)
+site.register(ValidPassOnRowArticleResource)
+
+
+@pytest.mark.parametrize("name", ["valid-pass-articles", "valid-pass-row-articles"])
+def test_a_get_refused_with_djangos_validation_error_does_not_replace_a_refused_write(
+    oracle_api, name
+):
+    """Cross-owner: the GET a refused write asks about is refused with Django's
+    ``ValidationError`` (a 400 the handler answers, as DRF's), from a preset's
+    ``check_request`` or its ``check_object``. ``may_read`` took DRF's ``ValidationError``
+    as "may not read" but let Django's propagate: that GET's 400 replaced the write's
+    refusal (update, delete, action, restore; a bulk write ended the same 400), where a
+    missing id answers 404. It is a refusal like any other: the 404 of a missing id. With
+    the pass, the stranger reads the row and keeps the owner's 403."""
+    owner, stranger = MembershipFactory().user, MembershipFactory().user
+    row = Article.objects.create(owner=owner, slug="s", title="t")
+    trashed = Article.objects.create(owner=owner, slug="g", title="t", deleted_at=now())
+    base = f"/oracles/{name}"
+    api = client_for(stranger)
+    assert api.get(f"{base}/{row.pk}/").status_code == 400
+    on_row = name == "valid-pass-row-articles"
+    # a restore is asked as the deleted list reads, which asks no object check: with the
+    # check_object refusal the stranger reads the deleted row there, and keeps the 403
+    _same_as_a_missing_id(api, base, row, None if on_row else trashed)
+    if on_row:
+        assert api.post(f"{base}/{trashed.pk}/restore/").status_code == 403
+    r = api.patch(f"{base}/bulk/", {"items": [{"id": row.pk, "title": "x"}]}, format="json")
+    assert r.status_code == 400 and r.json()["details"] == {"items": {"0": {"id": ["Not found."]}}}
+    passed = client_for(stranger, HTTP_X_READER_PASS="yes")
+    assert passed.get(f"{base}/{row.pk}/").status_code == 200
+    r = passed.patch(f"{base}/{row.pk}/", {"title": "x"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "OWNERSHIP_DENIED", r.json()
+    row.refresh_from_db()
+    assert (row.title, row.views, row.deleted_at) == ("t", 0, None)
+
+
+def test_a_bulk_write_refused_429_with_http_dates_answers_the_latest_wait(oracle_api):
+    """A ``Retry-After`` may be an HTTP date (RFC 9110) as well as seconds: the largest wait
+    is compared in seconds from now, so a date ten minutes ahead outwaits "30", "30"
+    outwaits a date already past, and a value that is neither is never the answer.
+    Untested, the dates could be read as no wait at all with every test green."""
+    from django.utils.http import http_date
+
+    owner = MembershipFactory().user
+    ahead, past = http_date(time.time() + 600), http_date(time.time() - 600)
+    rows = {
+        wait: Article.objects.create(owner=owner, slug=wait, title="slow")
+        for wait in ("30", ahead, past, "soon")
+    }
+    api = client_for(MembershipFactory().user)
+    base = "/oracles/retry-after-each-row/bulk/"
+    for waits, expected in [
+        (["30", ahead], ahead),
+        ([ahead, "30"], ahead),
+        ([past, "30"], "30"),
+        (["soon", past, "30"], "30"),
+    ]:
+        r = api.delete(base, {"ids": [rows[w].pk for w in waits]}, format="json")
+        assert r.status_code == 429, r.json()
+        assert r.get("Retry-After") == expected, (waits, r.get("Retry-After"))
+    _nothing_written(*rows.values())

@@ -11,6 +11,7 @@ from html import unescape
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import translation
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser
@@ -93,6 +94,22 @@ class SealedAuthorResource(Resource):
     name = "sealed-authors"
     fields = ["id", "name"]
     permissions = {k: _sealed_rows for k in ("list", "get", "create", "update", "delete")}
+
+
+def _frozen_rows(request, resource, action, obj=None):
+    """A project's check refusing a write of a row with Django's own ``ValidationError``
+    (a request answers it 400, naming the field), on a row the caller reads."""
+    if obj is not None and obj.name == "frozen" and action != "get":
+        raise DjangoValidationError({"name": ["This author is frozen."]})
+    return request.user.is_authenticated
+
+
+@settings_site.register
+class FrozenAuthorResource(Resource):
+    model = Author
+    name = "frozen-authors"
+    fields = ["id", "name"]
+    permissions = {k: _frozen_rows for k in ("list", "get", "create", "update", "delete")}
 
 
 class _ThrottledByHeader(BaseThrottle):
@@ -875,6 +892,31 @@ def test_a_row_page_whose_form_check_raises_djangos_permission_denied_is_no_500(
         assert 'data-method="PUT"' not in page.content.decode()
         open_row = Author.objects.create(name="open")
         page = client.get(f"/s/locked-authors/{open_row.pk}/", HTTP_ACCEPT="text/html")
+        assert page.status_code == 200
+        assert _filled(page, "PUT") == {"name": "open"}
+
+
+def test_a_row_page_whose_form_check_raises_djangos_validation_error_is_no_500(
+    settings, monkeypatch
+):
+    """An object check refusing a write with Django's ``ValidationError`` (a refusal below
+    500 like any other since fix-seen4b: a PUT of the row answers 400 naming the field)
+    escaped the page's rendering as Django's ``PermissionDenied`` did: DRF judges a page's
+    forms by the object permissions and catches its own ``APIException`` only, so the row's
+    page, which the caller may read, was a 500. The page is served without the form."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    user = UserFactory()
+    frozen = Author.objects.create(name="frozen")
+    with site_mounted(settings, "s", settings_site):
+        client = client_for(user)
+        r = client.put(f"/s/frozen-authors/{frozen.pk}/", {"name": "x"}, format="json")
+        assert r.status_code == 400, r.content
+        assert r.json()["details"] == {"name": ["This author is frozen."]}
+        page = client.get(f"/s/frozen-authors/{frozen.pk}/", HTTP_ACCEPT="text/html")
+        assert page.status_code == 200
+        assert 'data-method="PUT"' not in page.content.decode()
+        open_row = Author.objects.create(name="open")
+        page = client.get(f"/s/frozen-authors/{open_row.pk}/", HTTP_ACCEPT="text/html")
         assert page.status_code == 200
         assert _filled(page, "PUT") == {"name": "open"}
 

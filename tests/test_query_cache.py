@@ -14,6 +14,7 @@ import time
 
 import pytest
 import redis as redis_py
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, connections, models
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -1433,6 +1434,30 @@ def test_a_refresh_that_finds_the_row_gone_drops_the_entry(shop, monkeypatch, ca
         gone = get(editor, CACHED, f"{dear.pk}/")
         assert gone.status_code == 404 and gone.get("X-Cache") in (None, "MISS")
         assert body(gone) == body(get(editor, UNCACHED, f"{dear.pk}/"))
+    assert [r.getMessage() for r in caplog.records if r.name == "django_arc.querycache"] == []
+
+
+def test_a_refresh_answered_with_djangos_validation_error_drops_the_entry(
+    shop, monkeypatch, caplog
+):
+    """A route refusing with Django's ``ValidationError`` (a project's filter backend, an
+    object check: the handler answers it 400, as DRF's) gives an answer, not a failed
+    refresh: the entry is dropped and the next read is that 400. It was logged as a failed
+    refresh with its traceback, and the stale 200 kept being served until ``gc_seconds``."""
+    monkeypatch.setattr(CachedProductResource, "cache", {"stale_seconds": 0.3})
+    editor = shop["editor"]
+    get(editor, CACHED)
+    time.sleep(0.35)
+    caplog.set_level(logging.WARNING, logger="django_arc.querycache")
+
+    def refused(*args, **kwargs):
+        raise DjangoValidationError({"q": ["No longer a valid query."]})
+
+    monkeypatch.setattr(QuerySpec, "apply", refused)
+    assert get(editor, CACHED)["X-Cache"] == "STALE"
+    r = get(editor, CACHED)
+    assert r.status_code == 400 and "X-Cache" not in r, (r.status_code, r.get("X-Cache"))
+    assert r.json()["details"] == {"q": ["No longer a valid query."]}
     assert [r.getMessage() for r in caplog.records if r.name == "django_arc.querycache"] == []
 
 

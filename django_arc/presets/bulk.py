@@ -33,7 +33,7 @@ from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 
 from ..actions import RouteSpec
-from ..exceptions import ArcError, RowsGone, as_arc_error, flatten_validation
+from ..exceptions import ArcError, NotFound, RowsGone, as_arc_error, flatten_validation
 from ..filters import QueryFilterField
 from ..query import beyond_int64, load_relations, shown
 from ..serializers import preload_related
@@ -212,7 +212,9 @@ class Bulk(Preset):
         items = self.items(view, "items")
         resource = view.resource
         bodies = self.guarded(view, items)
-        bodies = _each(bodies, lambda body: _hooked(resource.before_create(request, body), body))
+        bodies = _each(
+            bodies, lambda body: _hooked(resource.before_create(request, body), body), rows=False
+        )
         context = self.context(view, bodies)
         validated = self.validate(view, bodies, context)
         values = view.write_values(None)
@@ -229,7 +231,7 @@ class Bulk(Preset):
                 model._default_manager.bulk_create(instances)
         else:  # serializers that save rows their own way
             instances = [serializer.save(**values) for serializer in validated]
-        _each(instances, lambda instance: resource.after_create(request, instance))
+        _each(instances, lambda instance: resource.after_create(request, instance), rows=False)
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
         # them: through the view's get_queryset() (a ViewSet subclass's own ``Prefetch``
@@ -731,14 +733,17 @@ def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data if result is None else result
 
 
-def _each(items: list[Any], hook: Any, key: str = "items") -> list[Any]:
+def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) -> list[Any]:
     """``hook(item)`` for every item, in order; the results. An error a hook raises for an
     item is judged as an object check's (:func:`_judged`): a validation error (DRF's or
     Django's) refuses its item as the serializer's do, every item's errors collected under
     its index (``{"items": {"3": {"title": [...]}}}``); any other refusal below 500 (an
     ``ArcError``, DRF's ``APIException``, Django's ``PermissionDenied``) is listed under its
     index as the handler answers it, so the client knows which one was refused; a 5xx, or
-    an error that is no refusal, passes through."""
+    an error that is no refusal, passes through. A 404 ``NOT_FOUND`` is a named row's
+    "Not found." (``rows``: the items are rows, or bodies naming them by id); a create's
+    item names no id, and is refused as the create of that item alone answers
+    (``NOT_FOUND``, its message, 404): it listed an ``id`` the item never had."""
     results: list[Any] = []
     errors: dict[str, Any] = {}
     refused: dict[str, ArcError] = {}
@@ -747,8 +752,10 @@ def _each(items: list[Any], hook: Any, key: str = "items") -> list[Any]:
             results.append(hook(item))
         except Exception as exc:  # noqa: BLE001 - judged, else raised as it is
             judged = _judged(exc)
-            if judged is _ABSENT:
+            if judged is _ABSENT and rows:
                 errors[str(index)] = {"id": ["Not found."]}
+            elif judged is _ABSENT:  # Django's Http404 is the handler's NotFound
+                refused[str(index)] = NotFound() if isinstance(exc, Http404) else as_arc_error(exc)
             elif isinstance(judged, ArcError):
                 refused[str(index)] = judged
             else:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connections, router
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone, translation
@@ -45,7 +45,8 @@ logger = logging.getLogger("django_arc.querycache")
 
 HEADER = "X-Cache"
 #: what DRF's ``handle_exception`` answers with an HTTP status: a route's answer, not a crash
-HTTP_ERRORS = (APIException, Http404, PermissionDenied)
+#: (Django's ``ValidationError`` too: arc's handler answers it 400, as DRF's)
+HTTP_ERRORS = (APIException, Http404, PermissionDenied, ValidationError)
 CACHED_ACTIONS = ("list", "retrieve")
 #: the name a damaged entry's warning is rate-limited under (one per interval, as an outage's)
 DAMAGED = "query cache (damaged entries)"
