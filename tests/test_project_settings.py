@@ -401,7 +401,7 @@ def test_the_browsable_apis_put_form_holds_the_row_as_the_caller_may_write_it(mo
     admin-only ``cost``) — and an admin's hold ``status`` and ``cost`` too."""
     monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
     org = OrganizationFactory()
-    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="913.57")
     page = f"/api/t-products/{product.pk}/"
     html = {"HTTP_ACCEPT": "text/html"}
 
@@ -409,18 +409,18 @@ def test_the_browsable_apis_put_form_holds_the_row_as_the_caller_may_write_it(mo
     _, raw = _html_form(editor, "PUT")
     assert _filled(editor, "PUT") == {"name": "Lamp", "sku": "L-1", "price": "12.50"}
     assert raw == {"name": "Lamp", "sku": "L-1", "price": "12.50"}
-    assert "7.77" not in editor.content.decode()
+    assert "913.57" not in editor.content.decode()
 
     admin = member_client(org, "admin").get(page, **html)
     _, raw = _html_form(admin, "PUT")
-    assert _filled(admin, "PUT") == {"name": "Lamp", "sku": "L-1", "price": "12.50", "cost": "7.77"}
+    assert _filled(admin, "PUT") == {"name": "Lamp", "sku": "L-1", "price": "12.50", "cost": "913.57"}
     assert _selected(admin, "PUT", "status")[1] == ["active"]
     assert raw == {
         "name": "Lamp",
         "sku": "L-1",
         "price": "12.50",
         "status": "active",
-        "cost": "7.77",
+        "cost": "913.57",
     }
 
 
@@ -434,7 +434,7 @@ def test_the_page_a_browsable_put_answers_holds_the_saved_row(monkeypatch):
     ``test_a_refused_browsable_write_shows_its_form_again_with_what_was_sent``."""
     monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
     org = OrganizationFactory()
-    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="913.57")
     url, html = f"/api/t-products/{product.pk}/", {"HTTP_ACCEPT": "text/html"}
     editor = member_client(org, "editor")
     for method, name in (("put", "Desk"), ("patch", "Chair")):
@@ -443,7 +443,7 @@ def test_the_page_a_browsable_put_answers_holds_the_saved_row(monkeypatch):
         assert saved.status_code == 200, saved.content
         assert _filled(saved, "PUT") == body
         assert _html_form(saved, "PUT")[1] == body
-        assert "7.77" not in saved.content.decode()
+        assert "913.57" not in saved.content.decode()
     refused = editor.put(url, {"price": "not a price"}, format="multipart", **html)
     assert refused.status_code == 400
     assert _filled(refused, "PUT") == {"name": "Chair", "sku": "L-1", "price": "not a price"}
@@ -495,7 +495,7 @@ def test_a_refused_browsable_write_shows_its_form_again_with_what_was_sent(monke
 
     monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
     org = OrganizationFactory()
-    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="913.57")
     url, html = f"/api/t-products/{product.pk}/", {"HTTP_ACCEPT": "text/html"}
     editor = member_client(org, "editor")
 
@@ -512,7 +512,7 @@ def test_a_refused_browsable_write_shows_its_form_again_with_what_was_sent(monke
     assert _filled(refused, "PUT") == {"name": "Desk", "sku": "L-1", "price": "-"}
     assert _form_errors(refused, "PUT") == ["A valid number is required."]
     assert _html_form(refused, "PUT")[1] == {"name": "Lamp", "sku": "L-1", "price": "12.50"}
-    assert "7.77" not in refused.content.decode()
+    assert "913.57" not in refused.content.decode()
     # sent again once corrected, it saves what was typed and nothing else
     saved = editor.put(url, {**_as_posted(refused, "PUT"), "price": "13.00"}, format="multipart")
     assert saved.status_code == 200, saved.content
@@ -521,7 +521,7 @@ def test_a_refused_browsable_write_shows_its_form_again_with_what_was_sent(monke
         "Desk",
         "L-1",
         "13.00",
-        "7.77",
+        "913.57",
     )
 
     refused = editor.patch(url, {"price": "-"}, format="json", **html)
@@ -608,7 +608,7 @@ def test_a_refused_deletes_page_fills_its_put_form_from_the_row(monkeypatch):
 
     monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
     org = OrganizationFactory()
-    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="7.77")
+    product = ProductFactory(organization=org, name="Lamp", sku="L-1", price="12.50", cost="913.57")
     OrderFactory(product=product)
     admin, html = member_client(org, "admin"), {"HTTP_ACCEPT": "text/html"}
     user = Membership.objects.filter(organization=org, role="admin").last().user
@@ -623,7 +623,7 @@ def test_a_refused_deletes_page_fills_its_put_form_from_the_row(monkeypatch):
         == {
             "name": "Lamp",
             "price": "12.50",
-            "cost": "7.77",
+            "cost": "913.57",
         }
     )
     assert _html_form(refused, "PUT")[1] == _html_form(got, "PUT")[1]
