@@ -152,9 +152,13 @@ class FieldRules:
         rules: dict[str, FieldPermission],
         read_only: set[str],
         managed: frozenset[str],
+        write_only: frozenset[str] = frozenset(),
     ) -> None:
         self.rules = {n: r for n, r in rules.items() if isinstance(r, FieldPermission)}
         self.hidden = frozenset(n for n, r in self.rules.items() if r.is_hidden)
+        #: a serializer's ``write_only`` fields and the columns only they read: no caller
+        #: reads them, so none may select, filter, sort or search on them either
+        self.write_only = write_only
         self.managed = managed
         self.never_writable = frozenset(
             set(read_only)
@@ -165,7 +169,7 @@ class FieldRules:
         self._per_caller = [(n, r) for n, r in self.rules.items() if not r.is_hidden]
 
     def for_scope(self, scope: Any) -> FieldAccess:
-        drop = set(self.hidden)
+        drop = set(self.hidden) | self.write_only
         redact: dict[str, Any] = {}
         for name, rule in self._per_caller:
             if not rule.can_read(scope):

@@ -94,7 +94,11 @@ class QueryLanguageFilter(BaseFilterBackend):
                     style_form=True,
                 )
             )
-        selectable = [f for f in resource.output_fields if f not in restricted]
+        selectable = [
+            f
+            for f in resource.output_fields
+            if f not in restricted and f not in resource.field_rules.write_only
+        ]
         parameters.append(
             _query_parameter(
                 "select",

@@ -294,7 +294,33 @@ class Resource:
             self.field_permissions,
             set(self.read_only_fields) | primary_key_names(self.model) | self.drf_read_only,
             frozenset(managed),
+            self.write_only_fields,
         )
+
+    @cached_property
+    def write_only_fields(self) -> frozenset[str]:
+        """A ``serializer_class``'s ``write_only`` fields (a password, a card token, a
+        secret answer; ``extra_kwargs`` ones too), and the model columns only they read
+        (``source="password_hash"``): DRF never renders them, so no caller reads them, and
+        the query string may not probe them (``?secret[startswith]=a``, ``?sort=secret``,
+        ``?search=``, ``?select=``), as for a ``hidden()`` field."""
+        if self.serializer_class is None:
+            return frozenset()
+        try:
+            declared = self.serializer_class().fields
+        except Exception:  # noqa: BLE001 - a broken serializer fails on its own
+            return frozenset()
+        names, roots, read = set(), set(), set()
+        for name, field in declared.items():
+            source = getattr(field, "source", None) or name
+            root = None if source == "*" else source.split(".")[0]
+            if field.write_only:
+                names.add(name)
+                if root is not None:
+                    roots.add(root)
+            elif root is not None:
+                read.add(root)
+        return frozenset(names | (roots - read))
 
     @cached_property
     def drf_read_only(self) -> set[str]:
