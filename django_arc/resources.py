@@ -303,9 +303,12 @@ class Resource:
         secret answer; ``extra_kwargs`` ones too), and the model columns only they read
         (``source="password_hash"``): DRF never renders them, so no caller reads them, and
         the query string may not probe them (``?secret[startswith]=a``, ``?sort=secret``,
-        ``?search=``, ``?select=``), as for a ``hidden()`` field."""
+        ``?search=``, ``?select=``), as for a ``hidden()`` field. A ``HiddenField`` is not
+        one: it sets a column from the request (an owner), which stays queryable."""
         if self.serializer_class is None:
             return frozenset()
+        from rest_framework import serializers as drf
+
         try:
             declared = self.serializer_class().fields
         except Exception:  # noqa: BLE001 - a broken serializer fails on its own
@@ -314,6 +317,10 @@ class Resource:
         for name, field in declared.items():
             source = getattr(field, "source", None) or name
             root = None if source == "*" else source.split(".")[0]
+            if isinstance(field, drf.HiddenField):
+                # DRF's way to set a column from the request (``CurrentUserDefault()``), not
+                # a secret: an owner stays as queryable as the project lists it
+                continue
             if field.write_only:
                 names.add(name)
                 if root is not None:

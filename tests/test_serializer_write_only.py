@@ -22,8 +22,9 @@ from django_arc.audit.models import AuditLog
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
 from shop.models import Product
-from tests.factories import OrganizationFactory, member_client
-from tests.helpers import assert_error, site_mounted
+from tests.factories import OrganizationFactory, UserFactory, member_client
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
 
@@ -142,3 +143,38 @@ def test_a_default_sort_by_a_write_only_field_is_not_paged_by_cursor(settings):
         assert c.get("/cs/cost-sorted/").status_code == 200
         body = assert_error(c.get("/cs/cost-sorted/?limit=1&after="), 400, "INVALID_QUERY")
         assert list(body["details"]) == ["after"] and "cost" not in json.dumps(body)
+
+
+class OwnerFromRequestSerializer(serializers.ModelSerializer):
+    owner = serializers.HiddenField(default=serializers.CurrentUserDefault())
+
+    class Meta:
+        model = Article
+        fields = ["id", "title", "slug", "owner"]
+
+
+class OwnerFromRequestResource(Resource):
+    model = Article
+    name = "owner-from-request"
+    serializer_class = OwnerFromRequestSerializer
+    filter_fields = {"owner": ["eq"]}
+    sort_fields = ["owner"]
+    permissions = {k: P.require_auth() for k in ("list", "get", "create")}
+
+
+def test_a_hidden_field_setting_a_column_from_the_request_stays_queryable(settings):
+    """DRF's ``HiddenField`` is write-only too, but it is DRF's way to set a column from
+    the request (``CurrentUserDefault()``), not a secret: the owner stays as queryable as
+    the project lists it."""
+    site = ResourceSite(name="owner-from-request-site")
+    site.register(OwnerFromRequestResource)
+    with site_mounted(settings, "ofr", site):
+        user, other = UserFactory(), UserFactory()
+        c = client_for(user)
+        r = c.post("/ofr/owner-from-request/", {"title": "A", "slug": "a"}, format="json")
+        assert r.status_code == 201, r.json()
+        assert Article.objects.get().owner_id == user.pk
+        for owner, found in ((user, [r.json()["data"]["id"]]), (other, [])):
+            listed = c.get(f"/ofr/owner-from-request/?owner={owner.pk}&sort=-owner")
+            assert listed.status_code == 200, listed.json()
+            assert [d["id"] for d in listed.json()["docs"]] == found
