@@ -145,6 +145,23 @@ def test_a_default_sort_by_a_write_only_field_is_not_paged_by_cursor(settings):
         assert list(body["details"]) == ["after"] and "cost" not in json.dumps(body)
 
 
+def test_the_response_component_leaves_write_only_fields_out(settings):
+    """Requests and responses are separate components (the request leaves read-only fields
+    out); the response listed the write-only ones, ``writeOnly`` but as if a row could carry
+    them, where drf-spectacular's own split (``COMPONENT_SPLIT_REQUEST``) leaves them out."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    site = ResourceSite(name="write-only-schema-site")
+    site.register(WriteOnlyResource)
+    with site_mounted(settings, "wos", site):
+        components = SchemaGenerator().get_schema(request=None, public=True)["components"]
+    response = components["schemas"]["WriteOnly"]["properties"]
+    request = components["schemas"]["WriteOnlyRequest"]["properties"]
+    assert list(response) == ["id", "title", "sku", "price", "organization"]
+    assert list(request) == ["title", "sku", "price", "secret_notes", "cost"]
+    assert request["secret_notes"]["writeOnly"] is True
+
+
 class OwnerFromRequestSerializer(serializers.ModelSerializer):
     owner = serializers.HiddenField(default=serializers.CurrentUserDefault())
 
