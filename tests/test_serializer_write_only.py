@@ -48,7 +48,11 @@ class WriteOnlyResource(Resource):
     filter_fields = {"name": ["eq"], "cost": ["gte"], "secret_notes": ["eq", "startswith"]}
     sort_fields = ["cost", "name"]
     search_fields = ["name", "secret_notes"]
-    presets = [presets.MultiTenant(tenant_field="organization"), presets.Audited()]
+    presets = [
+        presets.MultiTenant(tenant_field="organization"),
+        presets.Audited(),
+        presets.Bulk(),
+    ]
     permissions = {
         k: P.require_org_membership() for k in ("list", "get", "create", "update", "delete")
     }
@@ -83,6 +87,17 @@ def client(settings):
 def test_the_query_string_cannot_probe_a_write_only_field(client, query, param):
     body = assert_error(client.get(f"/wo/write-only/?{query}"), 400, "INVALID_QUERY")
     assert list(body["details"]) == [param]
+
+
+@pytest.mark.parametrize("key", ["cost[gte]", "secret_notes"])
+def test_a_bulk_update_cannot_filter_on_a_write_only_field(client, key):
+    """``{"updated": 0}`` or ``1`` told whether the cost reached 5, or the secret's value."""
+    body = {"filter": {key: "1"}, "data": {"title": "Renamed"}}
+    r = client.patch("/wo/write-only/bulk/", body, format="json")
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+        "filter": {key: ["Not a filter of this resource."]}
+    }
+    assert Product.objects.get().name == "Lamp"
 
 
 def test_search_skips_a_write_only_field(client):
