@@ -295,7 +295,34 @@ class Resource:
             set(self.read_only_fields) | primary_key_names(self.model) | self.drf_read_only,
             frozenset(managed),
             self.write_only_fields,
+            self.renamed_fields,
         )
+
+    @cached_property
+    def renamed_fields(self) -> dict[str, str]:
+        """A ``serializer_class``'s fields rendering a model column under another name
+        (``unit_cost = DecimalField(source="cost")``): ``{name: column}``. A field rule on
+        ``unit_cost`` rules the query string's ``cost`` too, or ``?cost[gte]=5`` told a
+        caller what ``visible_to`` hid from it."""
+        if self.serializer_class is None:
+            return {}
+        try:
+            declared = self.serializer_class().fields
+        except Exception:  # noqa: BLE001 - a broken serializer fails on its own
+            return {}
+        columns = {f.name for f in self.model._meta.concrete_fields}
+        columns |= {f.attname for f in self.model._meta.concrete_fields}
+        renamed = {
+            name: field.source
+            for name, field in declared.items()
+            if field.source != name and field.source in columns
+        }
+        # a column also rendered under its own name maps to itself: whoever reads that field
+        # reads the column
+        renamed.update(
+            {name: name for name in set(renamed.values()) & declared.keys() if name in columns}
+        )
+        return renamed
 
     @cached_property
     def write_only_fields(self) -> frozenset[str]:
