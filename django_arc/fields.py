@@ -152,9 +152,18 @@ class FieldRules:
         rules: dict[str, FieldPermission],
         read_only: set[str],
         managed: frozenset[str],
+        write_only: frozenset[str] = frozenset(),
+        renamed: dict[str, str] | None = None,
     ) -> None:
         self.rules = {n: r for n, r in rules.items() if isinstance(r, FieldPermission)}
         self.hidden = frozenset(n for n, r in self.rules.items() if r.is_hidden)
+        #: a serializer's ``write_only`` fields and the columns only they read: no caller
+        #: reads them, so none may select, filter, sort or search on them either
+        self.write_only = write_only
+        #: a serializer's fields rendering a column under another name (``unit_cost =
+        #: DecimalField(source="cost")``): ``{name: column}``. The query string names the
+        #: column, so a rule on the field also rules the column (:attr:`FieldAccess.restricted`)
+        self.renamed = dict(renamed or {})
         self.managed = managed
         self.never_writable = frozenset(
             set(read_only)
@@ -165,7 +174,7 @@ class FieldRules:
         self._per_caller = [(n, r) for n, r in self.rules.items() if not r.is_hidden]
 
     def for_scope(self, scope: Any) -> FieldAccess:
-        drop = set(self.hidden)
+        drop = set(self.hidden) | self.write_only
         redact: dict[str, Any] = {}
         for name, rule in self._per_caller:
             if not rule.can_read(scope):
@@ -193,7 +202,15 @@ class FieldAccess:
     def restricted(self) -> frozenset[str]:
         """Fields the query string may not filter, sort or search on: a caller must not
         learn through it what it cannot read (or only sees masked)."""
-        return self.unreadable | self.redacted.keys()
+        names = self.unreadable | self.redacted.keys()
+        renamed = self.rules.renamed
+        if not renamed:
+            return names
+        # a column a restricted field renders under another name is restricted too, unless
+        # another field renders it to this caller (its value is then no secret to it)
+        columns = {column for name, column in renamed.items() if name in names}
+        columns -= {column for name, column in renamed.items() if name not in names}
+        return names | columns
 
     def read_plan(self, select: set[str] | None = None, always: set[str] = frozenset()) -> ReadPlan:
         keep = None if select is None else frozenset(select | always)

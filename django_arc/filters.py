@@ -94,7 +94,11 @@ class QueryLanguageFilter(BaseFilterBackend):
                     style_form=True,
                 )
             )
-        selectable = [f for f in resource.output_fields if f not in restricted]
+        selectable = [
+            f
+            for f in resource.output_fields
+            if f not in restricted and f not in resource.field_rules.write_only
+        ]
         parameters.append(
             _query_parameter(
                 "select",
@@ -139,12 +143,16 @@ def _default_sort_text(resource: Any) -> str:
 
 
 def _restricted(resource: Any) -> set[str]:
-    """Fields some callers may not read (``visible_to``, ``redact_for``)."""
-    return {
+    """Fields some callers may not read (``visible_to``, ``redact_for``), and the columns
+    such a field renders under another name (``source="cost"``)."""
+    names = {
         name
         for name, rule in resource.field_rules.rules.items()
         if not rule.is_hidden and (rule.read_roles is not None or rule.redact_roles)
     }
+    renamed = resource.field_rules.renamed
+    columns = {column for name, column in renamed.items() if name in names}
+    return names | (columns - {c for n, c in renamed.items() if n not in names})
 
 
 def filter_parameters(resource: Any) -> list[dict[str, Any]]:

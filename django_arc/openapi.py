@@ -525,7 +525,8 @@ class ArcAutoSchema(AutoSchema):
     ) -> Any:
         """Every serializer of these routes (the resource's, actions' ``input``, routes'
         ``request``/``response``) as DRF's validation reads it: a request never lists
-        read-only fields, request strings are not blank unless allowed and hold no NUL,
+        read-only fields, a response never lists write-only ones (DRF never renders them),
+        request strings are not blank unless allowed and hold no NUL,
         decimals are their digits (:func:`_match_validation`). What a body's handler checks
         by hand, a request serializer declares as class attributes: ``arc_min_properties``
         (``minProperties``), ``arc_required_any_of`` (alternative sets of required fields,
@@ -544,7 +545,9 @@ class ArcAutoSchema(AutoSchema):
             prop = properties.get(name)
             if prop is None:
                 continue
-            if direction == "request" and (field.read_only or prop.get("readOnly")):
+            if (direction == "request" and (field.read_only or prop.get("readOnly"))) or (
+                direction == "response" and (field.write_only or prop.get("writeOnly"))
+            ):
                 del properties[name]
                 if name in required:
                     required.remove(name)
@@ -974,7 +977,8 @@ class ResourceSerializerExtension(OpenApiSerializerExtension):
       described by the user's serializer docstring, never django-arc's.
     - Requests and responses are separate components whatever ``COMPONENT_SPLIT_REQUEST``
       says: a request never carries read-only fields (sending one is 403
-      ``FIELD_WRITE_DENIED``), and a response requires only the identifiers (field
+      ``FIELD_WRITE_DENIED``), a response never write-only ones (a password: DRF never
+      renders it), and a response requires only the identifiers (field
       permissions and ``?select=`` omit any other field).
     - Request strings say what validation accepts: not blank after trimming unless the
       field allows it, no NUL character; decimals as the digits the field takes.

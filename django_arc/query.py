@@ -783,7 +783,9 @@ class QuerySpec:
         #: the fields holding the primary key's value: its own and, for a multi-table child,
         #: each parent's primary key (the parent link holds the same value)
         self.pk_names = primary_key_names(model)
-        self.hidden: set[str] = set(resource.hidden_fields)
+        # hidden fields, and a serializer's write_only ones, are never filtered, sorted or
+        # searched on, even when listed: no caller reads their values
+        self.hidden: set[str] = set(resource.hidden_fields) | resource.field_rules.write_only
         if self.hidden & self.pk_names:
             self.hidden |= self.pk_names  # one value under several names: hiding one hides all
         self.known: set[str] = set()

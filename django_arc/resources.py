@@ -294,7 +294,67 @@ class Resource:
             self.field_permissions,
             set(self.read_only_fields) | primary_key_names(self.model) | self.drf_read_only,
             frozenset(managed),
+            self.write_only_fields,
+            self.renamed_fields,
         )
+
+    @cached_property
+    def renamed_fields(self) -> dict[str, str]:
+        """A ``serializer_class``'s fields rendering a model column under another name
+        (``unit_cost = DecimalField(source="cost")``): ``{name: column}``. A field rule on
+        ``unit_cost`` rules the query string's ``cost`` too, or ``?cost[gte]=5`` told a
+        caller what ``visible_to`` hid from it."""
+        if self.serializer_class is None:
+            return {}
+        try:
+            declared = self.serializer_class().fields
+        except Exception:  # noqa: BLE001 - a broken serializer fails on its own
+            return {}
+        columns = {f.name for f in self.model._meta.concrete_fields}
+        columns |= {f.attname for f in self.model._meta.concrete_fields}
+        renamed = {
+            name: field.source
+            for name, field in declared.items()
+            if field.source != name and field.source in columns
+        }
+        # a column also rendered under its own name maps to itself: whoever reads that field
+        # reads the column
+        renamed.update(
+            {name: name for name in set(renamed.values()) & declared.keys() if name in columns}
+        )
+        return renamed
+
+    @cached_property
+    def write_only_fields(self) -> frozenset[str]:
+        """A ``serializer_class``'s ``write_only`` fields (a password, a card token, a
+        secret answer; ``extra_kwargs`` ones too), and the model columns only they read
+        (``source="password_hash"``): DRF never renders them, so no caller reads them, and
+        the query string may not probe them (``?secret[startswith]=a``, ``?sort=secret``,
+        ``?search=``, ``?select=``), as for a ``hidden()`` field. A ``HiddenField`` is not
+        one: it sets a column from the request (an owner), which stays queryable."""
+        if self.serializer_class is None:
+            return frozenset()
+        from rest_framework import serializers as drf
+
+        try:
+            declared = self.serializer_class().fields
+        except Exception:  # noqa: BLE001 - a broken serializer fails on its own
+            return frozenset()
+        names, roots, read = set(), set(), set()
+        for name, field in declared.items():
+            source = getattr(field, "source", None) or name
+            root = None if source == "*" else source.split(".")[0]
+            if isinstance(field, drf.HiddenField):
+                # DRF's way to set a column from the request (``CurrentUserDefault()``), not
+                # a secret: an owner stays as queryable as the project lists it
+                continue
+            if field.write_only:
+                names.add(name)
+                if root is not None:
+                    roots.add(root)
+            elif root is not None:
+                read.add(root)
+        return frozenset(names | (roots - read))
 
     @cached_property
     def drf_read_only(self) -> set[str]:

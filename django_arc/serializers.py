@@ -58,6 +58,36 @@ class ArcSerializerMixin:
         read_many_in_batches(fields)
         return fields
 
+    def _read_only_defaults(self) -> dict[str, Any]:
+        # DRF hands its validators (``Meta.validators``: a project's
+        # ``UniqueTogetherValidator(fields=["organization", "sku"])``) the read-only fields'
+        # defaults besides the body's values; the values presets force on the write (the
+        # tenant, the owner) are those fields' values too, which the validator's
+        # "required" check and its lookup need: without them, every create was 400
+        # ``organization: This field is required`` and the check never ran
+        defaults = super()._read_only_defaults()
+        view = self.context.get("view")
+        write_values = getattr(view, "write_values", None)
+        if write_values is None or not self.validators:
+            return defaults
+        forced = write_values(self.instance)
+        if not forced:
+            return defaults
+        model = getattr(getattr(self, "Meta", None), "model", None)
+        for field in self.fields.values():
+            source = field.source
+            if not field.read_only or source in defaults or "." in source or source == "*":
+                continue
+            try:
+                attname = model._meta.get_field(source).attname if model else source
+            except Exception:  # noqa: BLE001 - not a model column
+                continue
+            if attname in forced:
+                defaults[source] = forced[attname]
+            elif source in forced:
+                defaults[source] = forced[source]
+        return defaults
+
     @property
     def _readable_fields(self):
         # DRF walks ``fields`` for every row; the resource's read plan (field permissions,

@@ -1,0 +1,108 @@
+"""A project's ``serializer_class`` rendering a column under another name (``unit_cost =
+DecimalField(source="cost")``) with a field rule on it (``visible_to("admin")``).
+
+Field rules are keyed by the serializer's names; the query string names model columns
+(``filter_fields = {"cost": [...]}``, ``sort_fields = ["cost"]``). Before, a viewer, from
+whom ``unit_cost`` is hidden, filtered ``?cost[gte]=5`` and sorted ``?sort=-cost`` by it,
+and a keyset cursor of a ``default_sort = "cost"`` list carried its values: the column a
+restricted field renders is now restricted with it, for the callers the rule restricts.
+"""
+
+import base64
+import json
+
+import pytest
+from rest_framework import serializers
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import fields as F
+from django_arc import permissions as P
+from shop.models import Product
+from tests.factories import OrganizationFactory, ProductFactory, member_client
+from tests.helpers import assert_error, site_mounted
+
+pytestmark = pytest.mark.django_db
+
+URL = "/rs/renamed-costs/"
+
+
+class RenamedCostSerializer(serializers.ModelSerializer):
+    unit_cost = serializers.DecimalField(
+        source="cost", max_digits=10, decimal_places=2, required=False
+    )
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "organization", "unit_cost"]
+
+
+class RenamedCostResource(Resource):
+    model = Product
+    name = "renamed-costs"
+    serializer_class = RenamedCostSerializer
+    filter_fields = {"cost": ["gte", "eq"], "name": ["eq"]}
+    sort_fields = ["cost", "name"]
+    search_fields = ["name"]
+    default_sort = "cost"
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {k: P.require_org_membership() for k in ("list", "get")}
+    field_permissions = {"unit_cost": F.visible_to("admin")}
+
+
+class BothNamesSerializer(RenamedCostSerializer):
+    class Meta(RenamedCostSerializer.Meta):
+        fields = [*RenamedCostSerializer.Meta.fields, "cost"]
+
+
+class BothNamesResource(RenamedCostResource):
+    """The column is also rendered under its own name, to everyone: no secret to filter."""
+
+    name = "both-names"
+    serializer_class = BothNamesSerializer
+
+
+@pytest.fixture
+def org(settings):
+    site = ResourceSite(name="renamed-costs-site")
+    site.register(RenamedCostResource)
+    site.register(BothNamesResource)
+    with site_mounted(settings, "rs", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="A", cost="3.00")
+        ProductFactory(organization=org, sku="B", cost="9.00")
+        yield org
+
+
+@pytest.mark.parametrize(
+    "query, param",
+    [("cost[gte]=5", "cost[gte]"), ("cost=3.00", "cost"), ("sort=-cost", "sort")],
+)
+def test_a_viewer_cannot_probe_the_column_of_a_renamed_field_hidden_from_it(org, query, param):
+    body = assert_error(member_client(org, "viewer").get(f"{URL}?{query}"), 400, "INVALID_QUERY")
+    assert list(body["details"]) == [param]
+
+
+def test_a_viewer_gets_no_cursor_holding_the_hidden_column(org):
+    viewer = member_client(org, "viewer")
+    body = assert_error(viewer.get(f"{URL}?limit=1&after="), 400, "INVALID_QUERY")
+    assert list(body["details"]) == ["after"]
+    assert viewer.get(f"{URL}?name=x&sort=name").status_code == 200
+
+
+def test_the_admin_who_reads_the_field_still_filters_sorts_and_pages_by_its_column(org):
+    admin = member_client(org, "admin")
+    r = admin.get(f"{URL}?cost[gte]=5")
+    assert [d["unit_cost"] for d in r.json()["docs"]] == ["9.00"]
+    r = admin.get(f"{URL}?sort=-cost")
+    assert [d["unit_cost"] for d in r.json()["docs"]] == ["9.00", "3.00"]
+    r = admin.get(f"{URL}?limit=1&after=")
+    assert r.status_code == 200 and r.json()["docs"][0]["unit_cost"] == "3.00"
+    cursor = r.json()["next"]
+    assert json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["s"] == "cost"
+
+
+def test_a_column_another_field_renders_to_the_caller_stays_queryable(org):
+    viewer = member_client(org, "viewer")
+    r = viewer.get("/rs/both-names/?cost[gte]=5&sort=-cost")
+    assert r.status_code == 200, r.json()
+    assert [(d["cost"], "unit_cost" in d) for d in r.json()["docs"]] == [("9.00", False)]

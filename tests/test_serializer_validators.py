@@ -1,0 +1,88 @@
+"""A project's ``serializer_class`` with DRF's ``UniqueTogetherValidator`` over the tenant
+(``Meta.validators``, the usual way to say "a SKU is unique within its organization") on a
+``MultiTenant`` resource.
+
+The tenant column is made read-only (the preset sets it), so DRF's validator found no
+value for it: every create answered 400 ``organization: This field is required``, naming
+the caller's own organization or not. It now sees the value the preset forces, as DRF
+hands it a read-only field's default: a SKU taken in the caller's organization is DRF's 400
+naming the set, one taken only in another organization is free (no oracle across tenants).
+"""
+
+import pytest
+from rest_framework import serializers
+from rest_framework.validators import UniqueTogetherValidator
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
+from shop.models import Product
+from tests.factories import OrganizationFactory, ProductFactory, member_client
+from tests.helpers import assert_error, site_mounted
+
+pytestmark = pytest.mark.django_db
+
+URL = "/uv/unique-skus/"
+UNIQUE = ["The fields organization, sku must make a unique set."]
+
+
+class UniqueSkuSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "organization"]
+        validators = [
+            UniqueTogetherValidator(queryset=Product.objects.all(), fields=["organization", "sku"])
+        ]
+
+
+class UniqueSkuResource(Resource):
+    model = Product
+    name = "unique-skus"
+    serializer_class = UniqueSkuSerializer
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
+
+
+@pytest.fixture
+def orgs(settings):
+    site = ResourceSite(name="unique-skus-site")
+    site.register(UniqueSkuResource)
+    with site_mounted(settings, "uv", site):
+        yield OrganizationFactory(), OrganizationFactory()
+
+
+@pytest.mark.parametrize("own_org_in_body", [False, True])
+def test_a_create_is_validated_with_the_callers_tenant(orgs, own_org_in_body):
+    a, b = orgs
+    ProductFactory(organization=b, sku="TAKEN-IN-B")
+    client = member_client(a, "editor")
+    extra = {"organization": a.pk} if own_org_in_body else {}
+    for sku in ("S1", "TAKEN-IN-B"):
+        r = client.post(URL, {"name": "x", "sku": sku, "price": "1.00", **extra}, format="json")
+        assert r.status_code == 201, r.json()
+        assert r.json()["data"]["organization"] == a.pk
+    body = assert_error(
+        client.post(URL, {"name": "y", "sku": "S1", "price": "2.00", **extra}, format="json"),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["details"] == {"non_field_errors": UNIQUE}
+    assert sorted(Product.objects.filter(organization=a).values_list("sku", flat=True)) == [
+        "S1",
+        "TAKEN-IN-B",
+    ]
+
+
+def test_an_update_is_validated_within_the_rows_tenant(orgs):
+    a, b = orgs
+    ProductFactory(organization=b, sku="B-ONLY")
+    ProductFactory(organization=a, sku="A-TAKEN")
+    mine = ProductFactory(organization=a, sku="MINE")
+    client = member_client(a, "editor")
+    r = client.patch(f"{URL}{mine.pk}/", {"sku": "B-ONLY"}, format="json")
+    assert r.status_code == 200, r.json()
+    body = assert_error(
+        client.patch(f"{URL}{mine.pk}/", {"sku": "A-TAKEN"}, format="json"),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["details"] == {"non_field_errors": UNIQUE}

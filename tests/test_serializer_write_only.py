@@ -1,0 +1,212 @@
+"""A project's ``serializer_class`` declaring ``write_only`` fields (a password, a card token,
+a secret answer; ``extra_kwargs={"cost": {"write_only": True}}`` too): DRF never renders
+them, so no caller reads them.
+
+Before, the query string still probed them when ``filter_fields``, ``sort_fields`` or
+``search_fields`` listed them (``?secret_notes=PASSWORD`` answered the row,
+``?cost[gte]=5`` told the cost, ``?sort=cost`` ordered by it, ``?search=`` matched the
+secret) and ``?select=secret_notes`` answered 200 with the row's id where every other field
+no caller reads is 400: they are now treated as ``hidden()`` fields are there. What the
+rest of django-arc does with such a row is pinned as sound: events, the audit log, the
+idempotency record and the answers carry no write-only value.
+"""
+
+import json
+
+import pytest
+from rest_framework import serializers
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
+from django_arc.audit.models import AuditLog
+from django_arc.idempotency.models import IdempotencyRecord
+from django_arc.outbox import OutboxEvent
+from shop.models import Product
+from tests.factories import OrganizationFactory, UserFactory, member_client
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Article
+
+pytestmark = pytest.mark.django_db
+
+SECRET, COST = "PASSWORD-7f3", "3.00"
+
+
+class WriteOnlySerializer(serializers.ModelSerializer):
+    secret_notes = serializers.CharField(write_only=True, required=False)
+    title = serializers.CharField(source="name")
+
+    class Meta:
+        model = Product
+        fields = ["id", "title", "sku", "price", "secret_notes", "organization", "cost"]
+        extra_kwargs = {"cost": {"write_only": True}}
+
+
+class WriteOnlyResource(Resource):
+    model = Product
+    name = "write-only"
+    serializer_class = WriteOnlySerializer
+    filter_fields = {"name": ["eq"], "cost": ["gte"], "secret_notes": ["eq", "startswith"]}
+    sort_fields = ["cost", "name"]
+    search_fields = ["name", "secret_notes"]
+    presets = [
+        presets.MultiTenant(tenant_field="organization"),
+        presets.Audited(),
+        presets.Bulk(),
+    ]
+    permissions = {
+        k: P.require_org_membership() for k in ("list", "get", "create", "update", "delete")
+    }
+    idempotent = True
+
+
+@pytest.fixture
+def client(settings):
+    site = ResourceSite(name="write-only-site")
+    site.register(WriteOnlyResource)
+    with site_mounted(settings, "wo", site):
+        c = member_client(OrganizationFactory(), "editor")
+        body = {"title": "Lamp", "sku": "L", "price": "1.00", "secret_notes": SECRET, "cost": COST}
+        r = c.post("/wo/write-only/", body, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+        assert r.status_code == 201, r.json()
+        c.pk = r.json()["data"]["id"]
+        yield c
+
+
+@pytest.mark.parametrize(
+    "query, param",
+    [
+        (f"secret_notes={SECRET}", "secret_notes"),
+        ("secret_notes[startswith]=P", "secret_notes[startswith]"),
+        ("cost[gte]=5", "cost[gte]"),
+        ("sort=cost", "sort"),
+        ("sort=-cost", "sort"),
+        ("select=secret_notes", "select"),
+        ("select=cost", "select"),
+    ],
+)
+def test_the_query_string_cannot_probe_a_write_only_field(client, query, param):
+    body = assert_error(client.get(f"/wo/write-only/?{query}"), 400, "INVALID_QUERY")
+    assert list(body["details"]) == [param]
+
+
+@pytest.mark.parametrize("key", ["cost[gte]", "secret_notes"])
+def test_a_bulk_update_cannot_filter_on_a_write_only_field(client, key):
+    """``{"updated": 0}`` or ``1`` told whether the cost reached 5, or the secret's value."""
+    body = {"filter": {key: "1"}, "data": {"title": "Renamed"}}
+    r = client.patch("/wo/write-only/bulk/", body, format="json")
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+        "filter": {key: ["Not a filter of this resource."]}
+    }
+    assert Product.objects.get().name == "Lamp"
+
+
+def test_search_skips_a_write_only_field(client):
+    r = client.get("/wo/write-only/?search=PASSWORD")
+    assert r.status_code == 200 and r.json()["docs"] == []
+    assert [d["id"] for d in client.get("/wo/write-only/?search=lamp").json()["docs"]] == [
+        client.pk
+    ]
+
+
+def test_the_readable_fields_are_still_filtered_sorted_and_selected(client):
+    r = client.get("/wo/write-only/?name=Lamp&sort=-name&select=title")
+    assert r.status_code == 200, r.json()
+    assert r.json()["docs"] == [{"id": client.pk, "title": "Lamp"}]
+
+
+def test_no_write_only_value_leaves_in_answers_events_audit_or_idempotency(client):
+    r = client.patch(f"/wo/write-only/{client.pk}/", {"secret_notes": "NEW-SECRET"}, format="json")
+    assert r.status_code == 200, r.json()
+    assert Product.objects.get().secret_notes == "NEW-SECRET"
+    stored = [
+        json.dumps(r.json()),
+        json.dumps(client.get(f"/wo/write-only/{client.pk}/").json()),
+        *(json.dumps(e.payload) for e in OutboxEvent.objects.all()),
+        *(json.dumps([a.before, a.after]) for a in AuditLog.objects.all()),
+        *(bytes(i.body).decode() for i in IdempotencyRecord.objects.all()),
+    ]
+    assert len(stored) == 2 + 2 + 2 + 1
+    for text in stored:
+        assert SECRET not in text and "NEW-SECRET" not in text and '"cost"' not in text, text
+
+
+def test_the_schema_does_not_offer_a_write_only_field_to_the_query_string(client):
+    from django_arc.filters import QueryLanguageFilter
+
+    view = WriteOnlyResource().as_viewset()()
+    view.resource = WriteOnlyResource()
+    params = {p["name"]: p for p in QueryLanguageFilter().get_schema_operation_parameters(view)}
+    assert not any(n.startswith(("secret_notes", "cost")) for n in params)
+    assert "`title`" in params["select"]["description"]
+    assert "cost" not in json.dumps(params["sort"]) and "secret" not in json.dumps(params)
+    assert "cost" not in json.dumps(params["select"])
+
+
+class CostSortedResource(WriteOnlyResource):
+    name = "cost-sorted"
+    default_sort = "-cost"
+
+
+def test_a_default_sort_by_a_write_only_field_is_not_paged_by_cursor(settings):
+    site = ResourceSite(name="cost-sorted-site")
+    site.register(CostSortedResource)
+    with site_mounted(settings, "cs", site):
+        c = member_client(OrganizationFactory(), "editor")
+        for cost in ("3.00", "9.00"):
+            body = {"title": "Lamp", "sku": cost, "price": "1.00", "cost": cost}
+            assert c.post("/cs/cost-sorted/", body, format="json").status_code == 201
+        assert c.get("/cs/cost-sorted/").status_code == 200
+        body = assert_error(c.get("/cs/cost-sorted/?limit=1&after="), 400, "INVALID_QUERY")
+        assert list(body["details"]) == ["after"] and "cost" not in json.dumps(body)
+
+
+def test_the_response_component_leaves_write_only_fields_out(settings):
+    """Requests and responses are separate components (the request leaves read-only fields
+    out); the response listed the write-only ones, ``writeOnly`` but as if a row could carry
+    them, where drf-spectacular's own split (``COMPONENT_SPLIT_REQUEST``) leaves them out."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    site = ResourceSite(name="write-only-schema-site")
+    site.register(WriteOnlyResource)
+    with site_mounted(settings, "wos", site):
+        components = SchemaGenerator().get_schema(request=None, public=True)["components"]
+    response = components["schemas"]["WriteOnly"]["properties"]
+    request = components["schemas"]["WriteOnlyRequest"]["properties"]
+    assert list(response) == ["id", "title", "sku", "price", "organization"]
+    assert list(request) == ["title", "sku", "price", "secret_notes", "cost"]
+    assert request["secret_notes"]["writeOnly"] is True
+
+
+class OwnerFromRequestSerializer(serializers.ModelSerializer):
+    owner = serializers.HiddenField(default=serializers.CurrentUserDefault())
+
+    class Meta:
+        model = Article
+        fields = ["id", "title", "slug", "owner"]
+
+
+class OwnerFromRequestResource(Resource):
+    model = Article
+    name = "owner-from-request"
+    serializer_class = OwnerFromRequestSerializer
+    filter_fields = {"owner": ["eq"]}
+    sort_fields = ["owner"]
+    permissions = {k: P.require_auth() for k in ("list", "get", "create")}
+
+
+def test_a_hidden_field_setting_a_column_from_the_request_stays_queryable(settings):
+    """DRF's ``HiddenField`` is write-only too, but it is DRF's way to set a column from
+    the request (``CurrentUserDefault()``), not a secret: the owner stays as queryable as
+    the project lists it."""
+    site = ResourceSite(name="owner-from-request-site")
+    site.register(OwnerFromRequestResource)
+    with site_mounted(settings, "ofr", site):
+        user, other = UserFactory(), UserFactory()
+        c = client_for(user)
+        r = c.post("/ofr/owner-from-request/", {"title": "A", "slug": "a"}, format="json")
+        assert r.status_code == 201, r.json()
+        assert Article.objects.get().owner_id == user.pk
+        for owner, found in ((user, [r.json()["data"]["id"]]), (other, [])):
+            listed = c.get(f"/ofr/owner-from-request/?owner={owner.pk}&sort=-owner")
+            assert listed.status_code == 200, listed.json()
+            assert [d["id"] for d in listed.json()["docs"]] == found
