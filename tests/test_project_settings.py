@@ -413,7 +413,12 @@ def test_the_browsable_apis_put_form_holds_the_row_as_the_caller_may_write_it(mo
 
     admin = member_client(org, "admin").get(page, **html)
     _, raw = _html_form(admin, "PUT")
-    assert _filled(admin, "PUT") == {"name": "Lamp", "sku": "L-1", "price": "12.50", "cost": "913.57"}
+    assert _filled(admin, "PUT") == {
+        "name": "Lamp",
+        "sku": "L-1",
+        "price": "12.50",
+        "cost": "913.57",
+    }
     assert _selected(admin, "PUT", "status")[1] == ["active"]
     assert raw == {
         "name": "Lamp",
