@@ -162,6 +162,17 @@ class KeysetPagination(BasePagination):
         if offset_only:
             named = ", ".join(f"`{name}`" for name in offset_only)
             description += f" A `sort` by {named} has offset pages only (400 naming `after`)."
+        # the default sort is read by the same rule when no `sort` is sent, and the trusted
+        # `default_sort` may name a related column `sort_fields` does not list
+        default_only = [
+            sf.name for sf, _desc in getattr(spec, "default_ordering", ()) if not sf.own
+        ]
+        if default_only:
+            named = ", ".join(f"`{name}`" for name in default_only)
+            description += (
+                f" Without a `sort`, the default sort by {named} has offset pages only "
+                "(400 naming `after`)."
+            )
         return [
             {
                 "name": self.cursor_query_param,
