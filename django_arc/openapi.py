@@ -900,8 +900,9 @@ class _ListPagination:
     """Both paginations of a list route, as drf-spectacular sees one paginator: the
     parameters of both (``page``, ``limit``, ``after``) and a response that is either
     envelope, since the request chooses (``?after=`` → keyset). A list the query language
-    does not sort (a resource's own ``filter_backends``) has no keyset pages: ``?after=`` is a
-    400 there (``KeysetPagination``), so neither it nor the keyset envelope is documented."""
+    does not sort (a resource's own ``filter_backends``), or whose primary key (every cursor's
+    tiebreak) is hidden from every caller, has no keyset pages: ``?after=`` is a 400 there
+    (``KeysetPagination``), so neither it nor the keyset envelope is documented."""
 
     def __init__(self, view: Any) -> None:
         self.paginators = [view.pagination_class()]
@@ -910,7 +911,11 @@ class _ListPagination:
             isinstance(b, type) and issubclass(b, QueryLanguageFilter)
             for b in getattr(view, "filter_backends", ())
         )
-        if keyset is not None and sorted_by_query:
+        # every cursor carries the primary key (the tiebreak): a key hidden from every
+        # caller makes every ``?after=`` a 400 too (``QuerySpec.keyset_error``)
+        spec = getattr(getattr(view, "resource", None), "query_spec", None)
+        key_hidden = spec is not None and bool(spec.hidden & spec.pk_names)
+        if keyset is not None and sorted_by_query and not key_hidden:
             self.paginators.append(keyset())
         self.view = view
 

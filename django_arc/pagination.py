@@ -162,6 +162,20 @@ class KeysetPagination(BasePagination):
         if offset_only:
             named = ", ".join(f"`{name}`" for name in offset_only)
             description += f" A `sort` by {named} has offset pages only (400 naming `after`)."
+        # the default sort is read by the same rule when no `sort` is sent, and the trusted
+        # `default_sort` may name a related column `sort_fields` does not list, or one hidden
+        # from every caller (refused naming no field: nor does this)
+        default = list(getattr(spec, "default_ordering", ()))
+        if any(sf.root in spec.hidden for sf, _desc in default):
+            description += (
+                " Without a `sort`, the default sort has offset pages only (400 naming `after`)."
+            )
+        elif default_only := [sf.name for sf, _desc in default if not sf.own]:
+            named = ", ".join(f"`{name}`" for name in default_only)
+            description += (
+                f" Without a `sort`, the default sort by {named} has offset pages only "
+                "(400 naming `after`)."
+            )
         return [
             {
                 "name": self.cursor_query_param,

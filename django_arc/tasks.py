@@ -45,7 +45,7 @@ def relay_outbox(
     """Relay up to ``max_batches`` batches of pending events with :func:`run_relay`, stopping
     early once a batch comes back short (the backlog is drained). Returns the summed counters
     (JSON, for the result backend and flower)."""
-    size = int(batch_size or arc_settings.OUTBOX.get("BATCH_SIZE", 100))
+    size = int(arc_settings.OUTBOX.get("BATCH_SIZE", 100) if batch_size is None else batch_size)
     # each call owns its leases, as a worker process does (``host:pid:random``): Celery's
     # threads, gevent and eventlet pools run several of these at once in one process, and
     # a lease named after the process alone was all of theirs — a call's late failure

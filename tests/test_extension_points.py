@@ -470,6 +470,74 @@ def test_a_list_without_the_query_language_documents_no_cursor(settings):
     assert set(shape["required"]) == set(envelope.page([], 1, 20, 0))
 
 
+class HiddenSortBookResource(Resource):
+    """A default sort by a column hidden from everyone."""
+
+    model = Book
+    name = "hidden-sort-books"
+    fields = ["id", "isbn", "title"]
+    sort_fields = ["title"]
+    default_sort = "isbn"
+    field_permissions = {"isbn": F.hidden()}
+    permissions = PUBLIC
+
+
+@pytest.mark.django_db
+def test_the_after_parameter_says_a_hidden_default_sort_has_no_cursor(settings):
+    """A ``default_sort`` by a column hidden from every caller is not paged by cursor
+    (``?after=`` without a ``sort`` is a 400 naming ``after``, naming no field), while a
+    ``sort`` by ``title`` is: the ``after`` parameter says so, still naming no field."""
+    BookFactory(title="a")
+    anon = client_for(None)
+    with mounted_site(settings, "hs", HiddenSortBookResource):
+        body = assert_error(anon.get("/hs/hidden-sort-books/?after="), 400, "INVALID_QUERY")
+        assert "isbn" not in str(body["details"]["after"])
+        assert anon.get("/hs/hidden-sort-books/?sort=title&after=").status_code == 200
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    parameters = schema["paths"]["/hs/hidden-sort-books/"]["get"]["parameters"]
+    after = next(p for p in parameters if p["name"] == "after")["description"]
+    assert after.endswith(
+        "Without a `sort`, the default sort has offset pages only (400 naming `after`)."
+    )
+    assert "isbn" not in after
+
+
+class HiddenKeyBookResource(Resource):
+    """A resource hiding its primary key from everyone (rows named by their isbn)."""
+
+    model = Book
+    name = "hidden-key-books"
+    fields = ["id", "isbn", "title"]
+    sort_fields = ["title"]
+    field_permissions = {"id": F.hidden()}
+    permissions = PUBLIC
+
+
+@pytest.mark.django_db
+def test_a_list_hiding_its_primary_key_documents_no_cursor(settings):
+    """Every cursor carries the primary key (the tiebreak), so a list whose key no caller
+    may read (``hidden()``) answers every ``?after=`` with a 400 naming ``after``; the
+    schema still documented ``?after=`` and the keyset page, as it did for a list without
+    the query language: a client generated from it was offered a cursor it can never use.
+    Only the offset page and its parameters are documented; offset pages still work."""
+    BookFactory(title="a")
+    anon = client_for(None)
+    with mounted_site(settings, "hk", HiddenKeyBookResource):
+        for url in ("/hk/hidden-key-books/?after=", "/hk/hidden-key-books/?sort=title&after="):
+            body = assert_error(anon.get(url), 400, "INVALID_QUERY")
+            assert list(body["details"]) == ["after"]
+        assert anon.get("/hk/hidden-key-books/?limit=1").status_code == 200
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/hk/hidden-key-books/"]["get"]
+    names = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    assert "after" not in names and {"page", "limit"} <= names
+    shape = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    if "$ref" in shape:
+        shape = schema["components"]["schemas"][shape["$ref"].rsplit("/", 1)[-1]]
+    assert "oneOf" not in shape
+    assert set(shape["required"]) == set(envelope.page([], 1, 20, 0))
+
+
 class RequestKeepingFilter(BaseFilterBackend):
     """A project's backend keeping its request on ``self`` for its helpers, which DRF allows:
     DRF makes one instance per use. ``gate`` holds two concurrent requests between storing

@@ -332,3 +332,35 @@ def test_walking_every_page_lists_every_row_once_in_the_sorts_order(api, site, v
             assert walk_keyset(api, url, limit) == expected
     finally:
         transaction.savepoint_rollback(savepoint)
+
+
+class SpeciesByBreed(Resource):
+    """A default sort by a reverse one-to-one, which ``sort_fields`` does not list."""
+
+    model = Species
+    name = "species-by-breed"
+    fields = ["id", "name"]
+    sort_fields = ["name"]
+    default_sort = "breed"
+    permissions = PUBLIC
+
+
+def test_the_after_parameter_names_a_default_sort_it_cannot_page(api, settings):
+    """A list whose ``default_sort`` a cursor cannot follow (``breed``, a reverse one-to-one;
+    a related model's column alike) answers ``?after=`` without a ``sort`` with a 400 naming
+    ``after``; the ``after`` parameter named only the ``sort_fields`` a cursor cannot follow
+    (c5aae13), so this list's schema said nothing and a client met the 400 first. It names
+    the default sort too; a ``sort`` by ``name`` still pages by cursor."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    with mounted_site(settings, "walk", SpeciesByBreed):
+        r = api.get("/walk/species-by-breed/?after=")
+        assert r.status_code == 400, r.content
+        assert r.json()["details"] == {"after": "cursor pagination cannot sort by 'breed'"}
+        assert api.get("/walk/species-by-breed/?sort=name&after=").status_code == 200
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    parameters = schema["paths"]["/walk/species-by-breed/"]["get"]["parameters"]
+    after = next(p for p in parameters if p["name"] == "after")["description"]
+    assert after.endswith(
+        "Without a `sort`, the default sort by `breed` has offset pages only (400 naming `after`)."
+    )

@@ -123,7 +123,7 @@ def run_relay(
     """
     if outbox is None:
         outbox = get_outbox()
-    size = int(batch_size or outbox.batch_size)
+    size = int(outbox.batch_size if batch_size is None else batch_size)
     if size < 1:  # a batch of no rows: never short, so the loop idled to max_batches
         raise ValueError(f"batch_size must be an integer from 1, got {size!r}.")
     # a batch claims at most MAX_BATCH_SIZE rows: a larger size made every batch look short
