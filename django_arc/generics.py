@@ -134,9 +134,10 @@ class _AdminErrorPage:
             try:
                 if hasattr(view, "get") and context["request"].method not in ("GET", "HEAD"):
                     return super().render(data, accepted_media_type, renderer_context)
-            except (APIException, DjangoPermissionDenied, Http404):
+            except (APIException, DjangoPermissionDenied, Http404, DjangoValidationError):
                 # the GET behind the error is refused too (a project's check may raise
-                # Django's own exceptions, which only a view's handling answers)
+                # Django's own exceptions, which only a view's handling answers: its
+                # PermissionDenied, Http404 and ValidationError, 403/404/400)
                 pass
             return BrowsableAPIRenderer.render(self, data, accepted_media_type, renderer_context)
         return super().render(data, accepted_media_type, renderer_context)

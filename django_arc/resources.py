@@ -310,12 +310,14 @@ class Resource:
             declared = self.serializer_class().fields
         except Exception:  # noqa: BLE001 - a broken serializer fails on its own
             return {}
-        columns = {f.name for f in self.model._meta.concrete_fields}
-        columns |= {f.attname for f in self.model._meta.concrete_fields}
+        # a column named by its attname (``source="owner_id"``) is its field's: the query
+        # string's ``owner`` and ``owner_id`` both judge ``owner`` (``_root_field``)
+        columns = {f.name: f.name for f in self.model._meta.concrete_fields}
+        columns.update({f.attname: f.name for f in self.model._meta.concrete_fields})
         renamed = {
-            name: field.source
+            name: columns[field.source]
             for name, field in declared.items()
-            if field.source != name and field.source in columns
+            if field.source in columns and columns[field.source] != name
         }
         # a column also rendered under its own name maps to itself: whoever reads that field
         # reads the column
@@ -340,10 +342,14 @@ class Resource:
             declared = self.serializer_class().fields
         except Exception:  # noqa: BLE001 - a broken serializer fails on its own
             return frozenset()
+        # a column named by its attname (``source="owner_id"``) is its field's (``owner``),
+        # as the query string judges it
+        columns = {f.attname: f.name for f in self.model._meta.concrete_fields}
         names, roots, read = set(), set(), set()
         for name, field in declared.items():
             source = getattr(field, "source", None) or name
             root = None if source == "*" else source.split(".")[0]
+            root = columns.get(root, root)
             if isinstance(field, drf.HiddenField):
                 # DRF's way to set a column from the request (``CurrentUserDefault()``), not
                 # a secret: an owner stays as queryable as the project lists it

@@ -96,6 +96,22 @@ class SealedAuthorResource(Resource):
     permissions = {k: _sealed_rows for k in ("list", "get", "create", "update", "delete")}
 
 
+def _checked_rows(request, resource, action, obj=None):
+    """A project's check refusing to read a row with Django's own ``ValidationError`` (a
+    request answers it 400) while letting the caller change it."""
+    if obj is not None and obj.name == "checked" and action == "get":
+        raise DjangoValidationError({"name": ["This author is being checked."]})
+    return request.user.is_authenticated
+
+
+@settings_site.register
+class CheckedAuthorResource(Resource):
+    model = Author
+    name = "checked-authors"
+    fields = ["id", "name"]
+    permissions = {k: _checked_rows for k in ("list", "get", "create", "update", "delete")}
+
+
 def _frozen_rows(request, resource, action, obj=None):
     """A project's check refusing a write of a row with Django's own ``ValidationError``
     (a request answers it 400, naming the field), on a row the caller reads."""
@@ -1105,6 +1121,24 @@ def test_drfs_admin_renderer_answers_a_refused_write_whose_get_raises_djangos_er
         client = client_for(UserFactory())
         url = f"/s/sealed-authors/{sealed.pk}/"
         assert client.get(url).status_code == 403
+        refused = client.patch(url, {"name": "x" * 101}, format="json", HTTP_ACCEPT="text/html")
+        assert refused.status_code == 400
+        assert "VALIDATION_ERROR" in refused.content.decode()
+
+
+def test_drfs_admin_renderer_answers_a_refused_write_whose_get_raises_djangos_validation_error(
+    settings, monkeypatch
+):
+    """The same GET refused with Django's ``ValidationError`` (the handler answers it 400,
+    as DRF's) escaped the renderer too: a 500 instead of the write's 400."""
+    from rest_framework.renderers import AdminRenderer
+
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, AdminRenderer])
+    checked = Author.objects.create(name="checked")
+    with site_mounted(settings, "s", settings_site):
+        client = client_for(UserFactory())
+        url = f"/s/checked-authors/{checked.pk}/"
+        assert client.get(url).status_code == 400
         refused = client.patch(url, {"name": "x" * 101}, format="json", HTTP_ACCEPT="text/html")
         assert refused.status_code == 400
         assert "VALIDATION_ERROR" in refused.content.decode()

@@ -18,8 +18,9 @@ from django_arc import Resource, ResourceSite, presets
 from django_arc import fields as F
 from django_arc import permissions as P
 from shop.models import Product
-from tests.factories import OrganizationFactory, ProductFactory, member_client
+from tests.factories import OrganizationFactory, ProductFactory, UserFactory, member_client
 from tests.helpers import assert_error, site_mounted
+from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
 
@@ -106,3 +107,58 @@ def test_a_column_another_field_renders_to_the_caller_stays_queryable(org):
     r = viewer.get("/rs/both-names/?cost[gte]=5&sort=-cost")
     assert r.status_code == 200, r.json()
     assert [(d["cost"], "unit_cost" in d) for d in r.json()["docs"]] == [("9.00", False)]
+
+
+class AuthorIdSerializer(serializers.ModelSerializer):
+    """The owner rendered by its column name under another name (``source="owner_id"``)."""
+
+    author = serializers.IntegerField(source="owner_id", required=False)
+
+    class Meta:
+        model = Article
+        fields = ["id", "title", "slug", "organization", "author"]
+
+
+class AuthorIdResource(Resource):
+    model = Article
+    name = "author-ids"
+    serializer_class = AuthorIdSerializer
+    filter_fields = {"owner": ["eq"], "owner_id": ["eq"], "title": ["eq"]}
+    sort_fields = ["owner", "title"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {k: P.require_org_membership() for k in ("list", "get")}
+    field_permissions = {"author": F.visible_to("admin")}
+
+
+class WriteOnlyOwnerSerializer(AuthorIdSerializer):
+    author = serializers.IntegerField(source="owner_id", required=False, write_only=True)
+
+
+class WriteOnlyOwnerResource(AuthorIdResource):
+    name = "write-only-owners"
+    serializer_class = WriteOnlyOwnerSerializer
+    field_permissions = {}
+
+
+@pytest.mark.parametrize("path, who", [("author-ids", "viewer"), ("write-only-owners", "admin")])
+@pytest.mark.parametrize(
+    "query, param",
+    [("owner=1", "owner"), ("owner_id=1", "owner_id"), ("sort=owner", "sort")],
+)
+def test_a_renamed_foreign_key_column_named_by_its_attname_is_restricted_too(
+    settings, path, who, query, param
+):
+    """``source="owner_id"`` names the column by its attname; the query string's ``owner``
+    (and ``owner_id``) are the same column: ``?owner=`` told a viewer whose the row was."""
+    site = ResourceSite(name="author-ids-site")
+    site.register(AuthorIdResource)
+    site.register(WriteOnlyOwnerResource)
+    with site_mounted(settings, "ai", site):
+        org = OrganizationFactory()
+        client = member_client(org, who)
+        Article.objects.create(organization=org, slug="a", title="A", owner=UserFactory())
+        row = client.get(f"/ai/{path}/").json()["docs"][0]
+        assert "author" not in row
+        body = assert_error(client.get(f"/ai/{path}/?{query}"), 400, "INVALID_QUERY")
+        assert list(body["details"]) == [param]
+        assert client.get(f"/ai/{path}/?title=A&sort=title").status_code == 200
