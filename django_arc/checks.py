@@ -191,22 +191,18 @@ def _transport_dependency_problem(factory: Any) -> str | None:
 
     The transport is seen as the relay builds it: a class (a subclass), a ready instance,
     a ``functools.partial`` of either (unwrapped), or a factory function or class whose
-    code names one (read as W010 reads a middleware's, :func:`_names_scope_middleware`:
-    never called, so the check neither builds a transport nor connects to a broker)."""
+    code names one (:func:`_names_class`, as arc.W010 reads a middleware: never called, so
+    the check neither builds a transport nor connects to a broker)."""
     from .events.transports import RedisPubSubTransport, RedisStreamsTransport
 
     redis_transports = (RedisStreamsTransport, RedisPubSubTransport)
     target = factory
     while issubclass(type(target), functools.partial):
         target = target.func
-    if issubclass(type(target), type):
-        uses_redis = issubclass(target, redis_transports) or _names_scope_middleware(
-            target, redis_transports
-        )
-    elif callable(target):
-        uses_redis = _names_scope_middleware(target, redis_transports)
+    if callable(target) and not isinstance(target, redis_transports):
+        uses_redis = _names_class(target, redis_transports)  # a class (a subclass), a factory
     else:
-        uses_redis = isinstance(target, redis_transports)
+        uses_redis = isinstance(target, redis_transports)  # a ready instance
     if not uses_redis:
         return None
     try:
@@ -408,7 +404,7 @@ def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning
 def check_scope_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     """arc.W010: a resource site is mounted in ``ROOT_URLCONF`` and no ``MIDDLEWARE`` entry
     is ``ScopeMiddleware`` (a subclass, or a middleware wrapping it:
-    :func:`_names_scope_middleware`): a path under the site's prefix that no route
+    :func:`_names_class`): a path under the site's prefix that no route
     matches gets the project's 404 page rather than the envelope's."""
     from django.conf import settings
 
@@ -419,7 +415,7 @@ def check_scope_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warni
             middleware = import_string(dotted)
         except Exception:  # not found, or refusing to import: the server's start-up says so
             continue
-        if _names_scope_middleware(middleware, ScopeMiddleware):
+        if _names_class(middleware, ScopeMiddleware):
             return []
     try:
         mounted = mounts_a_site()
@@ -441,28 +437,29 @@ def check_scope_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warni
     ]
 
 
-def _names_scope_middleware(middleware: Any, scope_class: type) -> bool:
-    """Whether a ``MIDDLEWARE`` entry is ``scope_class`` (a subclass), or wraps it: a
-    function-factory middleware (Django's other shape) or a class whose code names the
-    class — a global, a module's attribute (``middleware.ScopeMiddleware``), a cell of its
-    closure (a helper's factory, ``wrap(ScopeMiddleware)``), nested functions and lambdas
-    included; a class's ``__init__`` and ``__call__``. Read, never called: the check stays
-    without side effects, and cheap. Values are told by their type, never ``isinstance``
-    (a lazy global's ``__class__`` builds it: ``SimpleLazyObject``) nor a module's
-    ``__getattr__``; an entry that cannot be read so is "not found" (the warning), never
-    a ``manage.py check`` that raises."""
+def _names_class(obj: Any, classes: type | tuple[type, ...]) -> bool:
+    """Whether ``obj`` is one of ``classes`` (a subclass), or code that names one: a
+    function (a factory: a middleware's, Django's other shape; a transport's) or a class
+    whose ``__init__`` or ``__call__`` names it — a global, a module's attribute
+    (``middleware.ScopeMiddleware``), a cell of its closure (a helper's factory,
+    ``wrap(ScopeMiddleware)``), nested functions and lambdas included. arc.W010 reads a
+    ``MIDDLEWARE`` entry so, arc.E008 a transport factory. Read, never called: the check
+    stays without side effects (no transport built, no broker reached), and cheap. Values
+    are told by their type, never ``isinstance`` (a lazy global's ``__class__`` builds it:
+    ``SimpleLazyObject``) nor a module's ``__getattr__``; an object that cannot be read so
+    is "not found", never a ``manage.py check`` that raises."""
     try:
-        return _reads_scope_middleware(middleware, scope_class)
+        return _reads_class_names(obj, classes)
     except Exception:  # noqa: BLE001 - an object made to be used, not inspected: not found
         return False
 
 
-def _reads_scope_middleware(middleware: Any, scope_class: type) -> bool:
+def _reads_class_names(middleware: Any, classes: type | tuple[type, ...]) -> bool:
     def is_class(value: Any) -> bool:
         return issubclass(type(value), type)
 
     def is_scope(value: Any) -> bool:
-        return is_class(value) and issubclass(value, scope_class)
+        return is_class(value) and issubclass(value, classes)
 
     def held(cell: Any) -> Any:
         try:
