@@ -73,7 +73,6 @@ def relay_outbox(
         logger.warning(
             "relay_outbox builds the outbox relay again after %d tick(s) failed", failures
         )
-    failed: list[int] = []
     totals = run_relay(
         outbox,
         batch_size=size,
@@ -83,8 +82,7 @@ def relay_outbox(
         # a database down: the tick ends at its first failed batch (the next tick retries;
         # retrying within it made each tick last max_batches half-seconds while beat sent
         # one a second), logged on the streak the process's ticks share
-        should_stop=lambda: bool(failed),
-        on_error=lambda number, exc: failed.append(number),
+        stop_on_error=True,
         streak=_failed_batches,
     )
     logger.info(

@@ -122,15 +122,13 @@ def _relay_now() -> dict:
     except Exception as exc:
         logger.exception("Relay now: the transport could not be built; nothing relayed")
         return {"unbuilt": type(exc).__name__}
-    failed: list[int] = []
     return run_relay(
         outbox,
         max_batches=RELAY_NOW_MAX_BATCHES,
         until_drained=True,
         # a database error ends it, as it ends a Celery tick: retried every half second up
         # to the 10 batches, the request slept 4.5 s to report one failure ten times
-        should_stop=lambda: bool(failed),
-        on_error=lambda number, exc: failed.append(number),
+        stop_on_error=True,
     ).to_dict()
 
 

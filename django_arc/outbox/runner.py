@@ -102,6 +102,7 @@ def run_relay(
     on_batch: Callable[[int, RelayResult, float], Any] | None = None,
     on_error: Callable[[int, DatabaseError], Any] | None = None,
     streak: FailureStreak | None = None,
+    stop_on_error: bool = False,
 ) -> RelayTotals:
     """Relay batches of pending events until told to stop; return the totals.
 
@@ -112,7 +113,10 @@ def run_relay(
     fewer than ``batch_size`` rows. Otherwise an empty batch sleeps ``interval`` seconds. A
     database error (lost connection) is reported to ``on_error`` and retried after at least
     0.5 s, never raised: a relay must outlive a PostgreSQL restart. ``on_batch(number,
-    result, seconds)`` sees every successful batch.
+    result, seconds)`` sees every successful batch. With ``stop_on_error``, a database
+    error ends the call instead: a caller called again soon retries it (a Celery beat tick,
+    the admin's "Relay now"), and retrying within the call kept it waiting half-seconds up
+    to ``max_batches`` to report one outage that many times.
 
     Failed batches are logged through ``streak`` (:class:`~django_arc.logs.FailureStreak`:
     the first, then one a minute, and a WARNING when batches succeed again), by default one
@@ -163,7 +167,7 @@ def run_relay(
                 )
             if on_error is not None:
                 on_error(totals.batches, exc)
-            if max_batches is not None and totals.batches >= max_batches:
+            if stop_on_error or (max_batches is not None and totals.batches >= max_batches):
                 break
             idle(max(interval, 0.5))
             continue
