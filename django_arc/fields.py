@@ -7,6 +7,7 @@ enforced on the request body *before* validation, so a forbidden write is refuse
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,6 +174,14 @@ class FieldRules:
         # rules that depend on the caller; the rest are decided above
         self._per_caller = [(n, r) for n, r in self.rules.items() if not r.is_hidden]
 
+    def columns_ruled_with(self, names: Iterable[str]) -> frozenset[str]:
+        """The columns the fields ``names`` (restricted ones) render under another name
+        (:attr:`renamed`), unless a field outside ``names`` renders them too: its reader
+        knows the value, so the query string may name it."""
+        names = set(names)
+        ruled = {column for name, column in self.renamed.items() if name in names}
+        return frozenset(ruled - {c for n, c in self.renamed.items() if n not in names})
+
     def for_scope(self, scope: Any) -> FieldAccess:
         drop = set(self.hidden) | self.write_only
         redact: dict[str, Any] = {}
@@ -203,14 +212,9 @@ class FieldAccess:
         """Fields the query string may not filter, sort or search on: a caller must not
         learn through it what it cannot read (or only sees masked)."""
         names = self.unreadable | self.redacted.keys()
-        renamed = self.rules.renamed
-        if not renamed:
+        if not self.rules.renamed:
             return names
-        # a column a restricted field renders under another name is restricted too, unless
-        # another field renders it to this caller (its value is then no secret to it)
-        columns = {column for name, column in renamed.items() if name in names}
-        columns -= {column for name, column in renamed.items() if name not in names}
-        return names | columns
+        return names | self.rules.columns_ruled_with(names)
 
     def read_plan(self, select: set[str] | None = None, always: set[str] = frozenset()) -> ReadPlan:
         keep = None if select is None else frozenset(select | always)

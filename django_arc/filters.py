@@ -150,9 +150,7 @@ def _restricted(resource: Any) -> set[str]:
         for name, rule in resource.field_rules.rules.items()
         if not rule.is_hidden and (rule.read_roles is not None or rule.redact_roles)
     }
-    renamed = resource.field_rules.renamed
-    columns = {column for name, column in renamed.items() if name in names}
-    return names | (columns - {c for n, c in renamed.items() if n not in names})
+    return names | resource.field_rules.columns_ruled_with(names)
 
 
 def filter_parameters(resource: Any) -> list[dict[str, Any]]:

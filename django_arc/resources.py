@@ -299,21 +299,34 @@ class Resource:
         )
 
     @cached_property
+    def project_serializer_fields(self) -> dict[str, Any]:
+        """A ``serializer_class``'s fields as built without a request, read once for the
+        rules that judge them (:attr:`drf_read_only`, :attr:`renamed_fields`,
+        :attr:`write_only_fields`): ``{}`` without one, or when building them fails (a
+        broken serializer fails on its own, at its first request)."""
+        if self.serializer_class is None:
+            return {}
+        try:
+            return dict(self.serializer_class().fields)
+        except Exception:  # noqa: BLE001 - a broken serializer fails on its own
+            return {}
+
+    @cached_property
+    def _column_field_names(self) -> dict[str, str]:
+        """Each concrete column's field name by its name and by its attname: the query
+        string's ``owner`` and ``owner_id`` both judge the field ``owner``
+        (``query._root_field``), so a serializer's ``source="owner_id"`` is ``owner``'s."""
+        concrete = self.model._meta.concrete_fields
+        return {**{f.name: f.name for f in concrete}, **{f.attname: f.name for f in concrete}}
+
+    @cached_property
     def renamed_fields(self) -> dict[str, str]:
         """A ``serializer_class``'s fields rendering a model column under another name
         (``unit_cost = DecimalField(source="cost")``): ``{name: column}``. A field rule on
         ``unit_cost`` rules the query string's ``cost`` too, or ``?cost[gte]=5`` told a
         caller what ``visible_to`` hid from it."""
-        if self.serializer_class is None:
-            return {}
-        try:
-            declared = self.serializer_class().fields
-        except Exception:  # noqa: BLE001 - a broken serializer fails on its own
-            return {}
-        # a column named by its attname (``source="owner_id"``) is its field's: the query
-        # string's ``owner`` and ``owner_id`` both judge ``owner`` (``_root_field``)
-        columns = {f.name: f.name for f in self.model._meta.concrete_fields}
-        columns.update({f.attname: f.name for f in self.model._meta.concrete_fields})
+        declared = self.project_serializer_fields
+        columns = self._column_field_names  # ``source="owner_id"`` is ``owner``'s column
         renamed = {
             name: columns[field.source]
             for name, field in declared.items()
@@ -334,19 +347,11 @@ class Resource:
         the query string may not probe them (``?secret[startswith]=a``, ``?sort=secret``,
         ``?search=``, ``?select=``), as for a ``hidden()`` field. A ``HiddenField`` is not
         one: it sets a column from the request (an owner), which stays queryable."""
-        if self.serializer_class is None:
-            return frozenset()
         from rest_framework import serializers as drf
 
-        try:
-            declared = self.serializer_class().fields
-        except Exception:  # noqa: BLE001 - a broken serializer fails on its own
-            return frozenset()
-        # a column named by its attname (``source="owner_id"``) is its field's (``owner``),
-        # as the query string judges it
-        columns = {f.attname: f.name for f in self.model._meta.concrete_fields}
+        columns = self._column_field_names  # ``source="owner_id"`` is ``owner``'s column
         names, roots, read = set(), set(), set()
-        for name, field in declared.items():
+        for name, field in self.project_serializer_fields.items():
             source = getattr(field, "source", None) or name
             root = None if source == "*" else source.split(".")[0]
             root = columns.get(root, root)
@@ -382,10 +387,7 @@ class Resource:
 
             from .serializers import FIELD_HOOKS, project_defines
 
-            try:
-                declared = self.serializer_class().fields
-            except Exception:  # noqa: BLE001 - a broken serializer fails on its own
-                return set()
+            declared = self.project_serializer_fields
             varies = project_defines(
                 self.serializer_class.__mro__, ("__init__", "get_fields", *FIELD_HOOKS)
             )
