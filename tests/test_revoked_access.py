@@ -458,3 +458,24 @@ def test_a_field_rule_tightened_by_a_deploy_is_not_served_from_the_old_entries(
         after = client.get(url)
         assert after["X-Cache"] == "MISS"
         assert b"Visible name" not in after.content
+
+
+@pytest.mark.django_db
+def test_a_superuser_demoted_since_an_elevated_write_gets_403_not_its_replay(
+    store, org, django_user_model
+):
+    """Elevation is judged on every request (``ELEVATION_CHECK``): the elevated key's answer
+    is not replayed to a user who no longer passes it."""
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    MembershipFactory(user=root, organization=org, role="editor")
+    elevated = client_for(root, HTTP_X_ORGANIZATION_ID=str(org.pk), HTTP_X_ARC_SCOPE="platform")
+    body = {**BODY, "cost": "3.00"}
+    first = keyed(elevated, "post", IDEM, body, "root")
+    assert first.status_code == 201, first.content
+    assert first.json()["data"]["cost"] == "3.00"
+    django_user_model.objects.filter(pk=root.pk).update(is_superuser=False)
+    root.is_superuser = False  # the client's user object, as a new session would load it
+    again = keyed(elevated, "post", IDEM, body, "root")
+    assert again.status_code == 403, again.content
+    assert "X-Idempotency-Replayed" not in again and b"3.00" not in again.content
+    assert Product.objects.count() == 1
