@@ -479,3 +479,23 @@ def test_a_superuser_demoted_since_an_elevated_write_gets_403_not_its_replay(
     assert again.status_code == 403, again.content
     assert "X-Idempotency-Replayed" not in again and b"3.00" not in again.content
     assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_update_replayed_after_its_row_moved_to_another_tenant_is_still_its_outcome(store, org):
+    """The judgement of docs/idempotency.md: the replay is the outcome of the caller's own
+    write — the row as that write left it, shaped by the caller's fields — even once the row
+    has moved to another organization, where a new request gets 404. Re-checking the row
+    would answer 404 for a write that did happen."""
+    product = ProductFactory(organization=org, name="Mine", cost=7)
+    client = member(org, "editor")
+    url = f"{IDEM}{product.pk}/"
+    first = keyed(client, "patch", url, {"name": "Renamed"}, "moved")
+    assert first.status_code == 200, first.content
+    Product.objects.filter(pk=product.pk).update(organization=OrganizationFactory(), name="Theirs")
+    assert_error(client.get(url), 404, "NOT_FOUND")
+    again = keyed(client, "patch", url, {"name": "Renamed"}, "moved")
+    assert again.status_code == 200 and again["X-Idempotency-Replayed"] == "true"
+    assert again.content == first.content
+    assert b"Theirs" not in again.content
+    assert Product.objects.get(pk=product.pk).name == "Theirs"
