@@ -21,6 +21,7 @@ never stored: the key is released, the route's writes rolled back, and a retry r
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -67,6 +68,66 @@ def enabled_for(resource: Any) -> bool:
     return bool(enabled)
 
 
+def readable_now(view: Any, claim: Claim) -> bytes:
+    """The stored body of ``claim`` without what the caller of ``view`` may no longer read.
+
+    A key is scoped by the caller, not by its roles, so a retry sent after a role was taken
+    away (or a deploy hid or masked a field) is still a replay: the write is not made again,
+    and the caller learns its outcome — status, id, headers. But the row in the answer was
+    rendered under the old rights, and a caller must never be handed a field it may not
+    read now: the answer's row (``data``, one row or a list of rows, told from a route's own
+    value by its keys, which are all field names of the resource's model or serializer)
+    goes through the caller's read plan again, as a new answer's would. Nothing changed for it — the usual case — keeps the
+    stored bytes; otherwise the shaped answer is rendered by the view's JSON renderer. An
+    answer of a project renderer renaming the keys (camelCase) is not recognised as a row
+    and is replayed as stored (docs/idempotency.md, "When the caller's access changes before
+    the retry")."""
+    body = claim.body
+    if not claim.content_type.split(";")[0].endswith("json"):
+        return body
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON after all: nothing to shape
+        return body
+    if not (isinstance(doc, dict) and doc.get("success") is True and "data" in doc):
+        return body
+    data, rendered_now = doc["data"], frozenset(view.resource.output_fields)
+    known = rendered_now | _model_names(view.resource.model)
+
+    def is_row(value: Any) -> bool:
+        return isinstance(value, dict) and bool(value) and value.keys() <= known
+
+    def shape(row: dict[str, Any]) -> dict[str, Any]:
+        # a field the serializer no longer renders at all (made ``hidden()``, or taken out
+        # of ``fields`` by a deploy) is no field of a new answer either
+        return {k: v for k, v in plan.shape(row).items() if k in rendered_now}
+
+    plan = view.field_access.read_plan()
+    if is_row(data):
+        shaped: Any = shape(data)
+    elif isinstance(data, list) and data and all(is_row(row) for row in data):
+        shaped = [shape(row) for row in data]
+    else:
+        return body
+    if shaped == data:
+        return body
+    doc["data"] = shaped
+    renderer = _json_renderer(view)
+    rendered = renderer.render(doc, renderer.media_type)
+    return rendered.encode(renderer.charset or "utf-8") if isinstance(rendered, str) else rendered
+
+
+def _model_names(model: Any) -> frozenset[str]:
+    """The names a row of ``model`` may be rendered under: its fields and their columns."""
+    names: set[str] = set()
+    for field in model._meta.get_fields():
+        names.add(field.name)
+        attname = getattr(field, "attname", None)
+        if attname:
+            names.add(attname)
+    return frozenset(names)
+
+
 def _body(request: Any) -> Any:
     """The body the fingerprint hashes: parsed, or its bytes when no parser takes its content
     type — no error for a route that reads ``request.body`` itself (a CSV import) and never
@@ -77,11 +138,13 @@ def _body(request: Any) -> Any:
         return request.body
 
 
-def replay_response(claim: Claim) -> HttpResponse:
+def replay_response(claim: Claim, view: Any = None) -> HttpResponse:
     """The stored answer, byte for byte and with the headers of its own, marked as a replay;
     without a ``Content-Type`` when the answer had none (DRF sends none with an empty body,
-    a 204)."""
-    response = HttpResponse(claim.body, status=claim.status, content_type=claim.content_type)
+    a 204). With ``view``, the rows in it are shaped by what its caller may read now
+    (:func:`readable_now`)."""
+    body = claim.body if view is None else readable_now(view, claim)
+    response = HttpResponse(body, status=claim.status, content_type=claim.content_type)
     if not claim.content_type:
         del response["Content-Type"]
     for name, value in claim.headers:
@@ -166,7 +229,7 @@ class IdempotentExecution:
                 headers={"Retry-After": "1"},
             ) from None
         if claim.outcome == FINISHED:
-            raise ShortCircuit(replay_response(claim))
+            raise ShortCircuit(replay_response(claim, view))
         if claim.outcome == IN_FLIGHT:
             raise ArcError(
                 "IDEMPOTENCY_CONFLICT",
