@@ -97,6 +97,31 @@ def test_a_factory_of_another_transport_without_redis_py_passes(settings, monkey
     assert built == []
 
 
+class SelfBuildingStreams(RedisStreamsTransport):
+    """A ready Redis transport that is its own factory: ``build_transport`` calls what is
+    callable, and this returns itself."""
+
+    def __call__(self, **options):
+        return self
+
+
+#: built in a settings module with a client of the project's own (no redis-py imported)
+SELF_BUILDING = SelfBuildingStreams(client=object())
+
+
+def test_a_ready_redis_transport_that_is_callable_without_redis_py_is_arc_e008(
+    settings, monkeypatch
+):
+    """A callable is read as a factory's code; an instance has none, so a ready Redis
+    transport that is also callable passed without redis-py, unlike a ready one that is
+    not (42d7d84 tells a Redis transport's instance first, callable or not: a change
+    its message did not name, pinned here). Its publish needs redis-py as any other's."""
+    monkeypatch.setitem(sys.modules, "redis", None)
+    for transport in ("tests.test_checks_runtime_classes.SELF_BUILDING", SELF_BUILDING):
+        messages = _e008(settings, transport)
+        assert any("django-arc[redis]" in m for m in messages), messages
+
+
 # -- arc.W011 -----------------------------------------------------------------------------
 
 

@@ -97,3 +97,36 @@ def test_an_empty_purge_says_so(name, said):
     out = StringIO()
     call_command(name, "--batch-size", "3", stdout=out)
     assert out.getvalue() == said
+
+
+class _Registry(type):
+    """A project's metaclass for its commands (an ops dashboard listing what cron runs)."""
+
+    registered: list[str] = []
+
+    def __new__(mcs, name, bases, namespace, **kwargs):
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        mcs.registered.append(name)
+        return cls
+
+
+class _Registered(metaclass=_Registry):
+    """The project's mixin every one of its commands lists first."""
+
+
+def test_a_project_command_extending_a_purge_with_a_metaclass_mixin_builds_and_runs():
+    """A project extends ``arc_purge_outbox`` as Django lets it override any app's command
+    (its own ``management/commands/arc_purge_outbox.py``), with a mixin of its own that has
+    a metaclass. The shared base was made an ``ABCMeta`` class (8826259) to refuse a
+    subclass without ``purge()``, which no subclass lacked: such a class could then no
+    longer be defined ("metaclass conflict", a ``TypeError`` at import: the command gone
+    from cron). The base has no metaclass of its own: the project's class builds and runs."""
+    from django_arc.management.commands.arc_purge_outbox import Command as OutboxPurge
+
+    class Command(_Registered, OutboxPurge):  # raised TypeError here, at its definition
+        help = "Our outbox purge."
+
+    assert "Command" in _Registry.registered
+    out = StringIO()
+    call_command(Command(), "--batch-size", "3", stdout=out)
+    assert out.getvalue() == "Deleted 0 delivered outbox event(s) older than 7 day(s).\n"
