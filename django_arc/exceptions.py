@@ -175,16 +175,17 @@ def error_response(
     )
 
 
+#: the code of each DRF exception's kind (its status is the exception's own)
 _DRF_CODES = {
-    drf_exceptions.ParseError: ("VALIDATION_ERROR", 400),
-    drf_exceptions.NotAuthenticated: ("UNAUTHORIZED", 401),
-    drf_exceptions.AuthenticationFailed: ("UNAUTHORIZED", 401),
-    drf_exceptions.PermissionDenied: ("FORBIDDEN", 403),
-    drf_exceptions.NotFound: ("NOT_FOUND", 404),
-    drf_exceptions.MethodNotAllowed: ("METHOD_NOT_ALLOWED", 405),
-    drf_exceptions.NotAcceptable: ("NOT_ACCEPTABLE", 406),
-    drf_exceptions.UnsupportedMediaType: ("UNSUPPORTED_MEDIA_TYPE", 415),
-    drf_exceptions.Throttled: ("THROTTLED", 429),
+    drf_exceptions.ParseError: "VALIDATION_ERROR",
+    drf_exceptions.NotAuthenticated: "UNAUTHORIZED",
+    drf_exceptions.AuthenticationFailed: "UNAUTHORIZED",
+    drf_exceptions.PermissionDenied: "FORBIDDEN",
+    drf_exceptions.NotFound: "NOT_FOUND",
+    drf_exceptions.MethodNotAllowed: "METHOD_NOT_ALLOWED",
+    drf_exceptions.NotAcceptable: "NOT_ACCEPTABLE",
+    drf_exceptions.UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
+    drf_exceptions.Throttled: "THROTTLED",
 }
 
 
@@ -200,9 +201,13 @@ def as_arc_error(exc: drf_exceptions.APIException | DjangoPermissionDenied) -> A
     if isinstance(exc, DjangoPermissionDenied):
         return ArcError("FORBIDDEN", str(exc) or "Permission denied", 403)
     code, status_code = "ERROR", exc.status_code
-    for klass, (mapped, mapped_status) in _DRF_CODES.items():
+    for klass, mapped in _DRF_CODES.items():
         if isinstance(exc, klass):
-            code, status_code = mapped, mapped_status
+            # the code by its kind; the status its own: a project's subclass with a status
+            # of its own (a ``NotFound`` answering 410 Gone) keeps it. Whether a refused
+            # row may be told apart from a missing one is asked before (``may_read``): a
+            # row the caller may not read is refused with arc's 404 instead
+            code = mapped
             break
     if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
         # DRF downgrades these to 403 when no authenticator sends WWW-Authenticate

@@ -1,8 +1,12 @@
-"""A throttle raised by an object check (a preset's ``check_object``) is "not now", not
+"""What a write refused on a row the caller may read answers, and on one it may not.
+
+A throttle raised by an object check (a preset's ``check_object``) is "not now", not
 "not this row": a write refused 429 of a row the caller may read answers the 429 with its
 ``Retry-After``, while a row the caller may not read (outside the GET's filtered rows,
 another tenant's, or refused by another object check of the GET) stays the 404 of a
-missing id whatever else happens (fix-seen5a)."""
+missing id whatever else happens (fix-seen5a). A project's ``NotFound`` with a status of
+its own (410 Gone) keeps it where the row is the caller's to read, and is the 404 of a
+missing id where it is not."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from rest_framework import exceptions as drf_exceptions
 
 from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
-from django_arc.exceptions import NotFound
+from django_arc.exceptions import NotFound, as_arc_error
 from django_arc.presets.base import Preset
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import client_for, site_mounted
@@ -22,9 +26,17 @@ pytestmark = pytest.mark.django_db
 MISSING = 99999999
 
 
+class Gone(drf_exceptions.NotFound):
+    """A project's ``NotFound`` answering 410: a row that was archived for good."""
+
+    status_code = 410
+    default_detail = "This row is archived for good."
+
+
 class BusyRows(Preset):
     """A project's throttle judging rows: a row titled ``busy…`` is refused 429 (wait 30 s)
-    on every request naming it, its GET too, or only on writes (``writes_only``)."""
+    on every request naming it, its GET too, or only on writes (``writes_only``). A write of
+    a row titled ``gone…`` is refused with the project's 410 (``Gone``)."""
 
     name = "busy_rows"
 
@@ -32,8 +44,11 @@ class BusyRows(Preset):
         self.writes_only = writes_only
 
     def check_object(self, view, obj):
-        if self.writes_only and view.request.method in ("GET", "HEAD"):
-            return
+        if view.request.method in ("GET", "HEAD"):
+            if self.writes_only:
+                return
+        elif obj.title.startswith("gone"):
+            raise Gone()
         if obj.title.startswith("busy"):
             raise drf_exceptions.Throttled(wait=30)
 
@@ -217,3 +232,50 @@ def test_a_bulk_write_throttled_on_readable_rows_lists_them_429_and_hides_the_ot
         "busy 2",
         "busy embargoed",
     ]
+
+
+GONE = (
+    410,
+    {"success": False, "error": "This row is archived for good.", "code": "NOT_FOUND"},
+    None,
+)
+
+
+def test_a_projects_not_found_keeps_its_own_status():
+    """The error handler's one mapping keeps a ``NotFound`` subclass's status (the code
+    says its kind); it answered 404 whatever status the project gave it."""
+    answer = as_arc_error(Gone())
+    assert (answer.code, answer.status) == ("NOT_FOUND", 410)
+    assert as_arc_error(drf_exceptions.NotFound()).status == 404
+
+
+@pytest.mark.parametrize("tenant", [False, True], ids=["cross-owner", "cross-tenant"])
+def test_a_write_refused_with_a_projects_410_answers_it_on_a_readable_row_only(
+    throttled_api, tenant
+):
+    """A ``NotFound`` of the project's with its own status (410) refusing the write of a
+    row the caller reads: the 410, on a PATCH, a DELETE and an action, and listed under the
+    item (its status the bulk answer's) — it was a 404, and a bulk item "Not found.". The
+    same refusal of a row the caller may not read (a stranger's, another tenant's, an
+    embargoed one) is the 404 of a missing id, and a bulk item's "Not found."."""
+    api, stranger, outsider, mine = _setting(tenant)
+    base = f"/throttled/{'tenant' if tenant else 'owner'}-busy"
+    gone = Article.objects.create(slug="g", title="gone", **mine)
+    hidden = Article.objects.create(slug="e", title="gone embargoed", **mine)
+    assert _writes(api, base, gone.pk) == [GONE] * 3
+    listed = {"code": "NOT_FOUND", "error": GONE[1]["error"]}
+    for method, key, body in [
+        ("patch", "items", {"items": [{"id": gone.pk, "title": "x"}]}),
+        ("delete", "ids", {"ids": [gone.pk]}),
+    ]:
+        status, answer, _ = _answer(getattr(api, method)(f"{base}/bulk/", body, format="json"))
+        assert (status, answer["details"]) == (410, {key: {"0": listed}}), answer
+
+    missing = _writes(api, base, MISSING)
+    assert {status for status, _, _ in missing} == {404}
+    callers = [(api, hidden.pk), (stranger, gone.pk)] + ([(outsider, gone.pk)] if outsider else [])
+    for caller, pk in callers:
+        assert _writes(caller, base, pk) == missing
+        r = caller.delete(f"{base}/bulk/", {"ids": [pk]}, format="json")
+        assert (r.status_code, r.json()["details"]) == (400, {"ids": {"0": {"id": ["Not found."]}}})
+    assert sorted(Article.objects.values_list("title", flat=True)) == ["gone", "gone embargoed"]
