@@ -743,7 +743,14 @@ def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) ->
     an error that is no refusal, passes through. A 404 ``NOT_FOUND`` is a named row's
     "Not found." (``rows``: the items are rows, or bodies naming them by id); a create's
     item names no id, and is refused as the create of that item alone answers
-    (``NOT_FOUND``, its message, 404): it listed an ``id`` the item never had."""
+    (``NOT_FOUND``, its message, 404): it listed an ``id`` the item never had.
+
+    The first item a hook refuses (any of the above) is the last whose hook is called: the
+    batch is refused whatever the others' hooks say, and a hook's effects outside the
+    route's transaction (a mail sent, a cache written, a call out) are not rolled back with
+    it, so a refused batch ran them for items never written. The answer lists that item;
+    the errors found before any hook runs (missing ids, object checks, field guards) list
+    every item, as they did."""
     results: list[Any] = []
     errors: dict[str, Any] = {}
     refused: dict[str, ArcError] = {}
@@ -760,6 +767,7 @@ def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) ->
                 refused[str(index)] = judged
             else:
                 errors[str(index)] = judged
+            break  # the batch is refused: no other item's hook runs
     _answer(key, errors, refused)
     return results
 
