@@ -105,6 +105,18 @@ class RowsGone(ArcError):
         super().__init__("VALIDATION_ERROR", "Validation failed", 400, {key: gone})
 
 
+class ServerFault(Exception):  # noqa: N818 - the server's fault, named where it was found
+    """A fault of the server's own code that arc found and can place (a bulk item whose
+    hook left the database transaction aborted): answered and reported as any 500
+    (``INTERNAL_ERROR``, ``got_request_exception``, an ERROR on ``django.request`` with the
+    message), with ``details`` saying where (``{"items": {"3": {...}}}``), never the
+    message, which is for the operator."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 #: a random 128-bit number with the bits of a version 4 UUID (RFC 9562) set
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
@@ -325,7 +337,8 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     # ``ATOMIC_REQUESTS`` the request's transaction is not marked for rollback: what came
     # before a write's own transaction stays, as an elevated request's audit event must
     # (decisions.md); a write's own transaction, and a keyed request's, rolled back already.
-    response = error_response(request, "INTERNAL_ERROR", "Internal server error", 500)
+    details = exc.details if isinstance(exc, ServerFault) else None
+    response = error_response(request, "INTERNAL_ERROR", "Internal server error", 500, details)
     django_request = getattr(request, "_request", request)
     if django_request is not None:
         # sent within the view (inside that transaction, where Django sends it after the

@@ -4,7 +4,10 @@ back with the batch (fix-seen5a)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from django.db import IntegrityError, connection
 from rest_framework import exceptions as drf_exceptions
 
 from django_arc import Resource, ResourceSite, presets
@@ -177,3 +180,102 @@ def test_ids_the_caller_cannot_read_are_all_listed_and_no_hook_runs(setting):
     assert (r.status_code, r.json()["details"]) == (400, {"ids": dict.fromkeys("123", not_found)})
     assert CALLS == []
     assert Article.objects.count() == 3
+
+
+#: how the hook claims the slug: ``orm`` (``objects.create``) or ``raw`` (a cursor's INSERT)
+CLAIM_BY = {"by": "orm"}
+
+
+class SwallowingHookResource(HookedArticleResource):
+    """A project's hook that claims a slug and, the slug taken, catches the
+    ``IntegrityError`` itself, with no savepoint of its own: a row titled ``claim`` (before
+    its update), a row whose slug is ``last`` (after its delete)."""
+
+    name = "swallowing"
+
+    def _claim(self, row):
+        CALLS.append(("claim", row.slug))
+        try:
+            if CLAIM_BY["by"] == "orm":
+                Article.objects.create(organization=row.organization, slug="taken", title="dup")
+            else:  # a raw INSERT: Django does not mark the transaction, PostgreSQL does
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "INSERT INTO testapp_article (organization_id, slug, title, views, "
+                        "secret) VALUES (%s, 'taken', 'dup', 0, '')",
+                        [row.organization_id],
+                    )
+        except IntegrityError:
+            pass
+
+    def before_update(self, request, instance, data):
+        if data.get("title") == "claim":
+            self._claim(instance)
+
+    def after_delete(self, request, instance):
+        if instance.slug == "last":
+            self._claim(instance)
+
+
+site.register(SwallowingHookResource)
+
+
+@pytest.mark.parametrize("claim_by", ["orm", "raw"])
+def test_a_hook_that_swallows_a_database_error_is_a_500_naming_its_item(
+    setting, caplog, monkeypatch, claim_by
+):
+    """The hook's failed INSERT leaves the transaction unusable (Django marks it for
+    rollback, the save having failed inside the route's ``atomic``; PostgreSQL aborts it
+    too) and the hook returns as if nothing happened: the request is a 500
+    ``INTERNAL_ERROR`` naming the item (the second of three; the last one of a delete,
+    whose hook runs after the write), reported with the hook's cause on ``django.request``;
+    no later hook runs and nothing is written. The next item's statement failed
+    (``InFailedSqlTransaction``, ``TransactionManagementError``), a 500 naming no item.
+    A raw INSERT failing is not marked by Django: on SQLite, which goes on after a failed
+    statement, the batch is written as the hook meant; PostgreSQL aborts the transaction."""
+    api, org, me, _, _ = setting
+    monkeypatch.setitem(CLAIM_BY, "by", claim_by)
+    api.raise_request_exception = False  # the hook's bug, reported as Django reports it
+    Article.objects.create(organization=org, owner=me, slug="taken", title="taken")
+    rows = _rows(org, me, "a", "b", "c")
+    Article.objects.filter(pk=rows[2].pk).update(slug="last")
+    base = "/bulkhooks/swallowing/bulk/"
+    titles = ["x", "claim", "y"]
+    items = [{"id": row.pk, "title": t} for row, t in zip(rows, titles, strict=True)]
+
+    reported = logging.getLogger("django.request")
+    reported.addHandler(caplog.handler)  # the project's LOGGING may not propagate it
+    try:
+        r = api.patch(base, {"items": items}, format="json")
+    finally:
+        reported.removeHandler(caplog.handler)
+    if claim_by == "raw" and connection.vendor != "postgresql":
+        assert r.status_code == 200, r.json()
+        assert Article.objects.filter(owner=me, title__in=titles).count() == 3
+        return
+    body = r.json()
+    body.pop("requestId")
+    item = {"code": "INTERNAL_ERROR", "error": "Internal server error"}
+    assert (r.status_code, body) == (
+        500,
+        {
+            "success": False,
+            "error": "Internal server error",
+            "code": "INTERNAL_ERROR",
+            "details": {"items": {"1": item}},
+        },
+    )
+    assert "Traceback" not in r.content.decode()
+    assert [c for c in CALLS if c[0] == "claim"] == [("claim", "r1")]
+    errors = [rec for rec in caplog.records if rec.name == "django.request"]
+    assert errors and "bulk item items[1]" in str(errors[-1].exc_info[1])
+
+    r = api.delete(base, {"ids": [row.pk for row in rows]}, format="json")
+    assert (r.status_code, r.json()["details"]) == (500, {"ids": {"2": item}}), r.json()
+    assert sorted(Article.objects.filter(owner=me).values_list("title", flat=True)) == [
+        "a",
+        "b",
+        "c",
+        "taken",
+    ]
+    assert Article.objects.filter(slug="taken").count() == 1
