@@ -279,3 +279,62 @@ def test_a_write_refused_with_a_projects_410_answers_it_on_a_readable_row_only(
         r = caller.delete(f"{base}/bulk/", {"ids": [pk]}, format="json")
         assert (r.status_code, r.json()["details"]) == (400, {"ids": {"0": {"id": ["Not found."]}}})
     assert sorted(Article.objects.values_list("title", flat=True)) == ["gone", "gone embargoed"]
+
+
+class ThrottledReads(Preset):
+    """A project's read throttle (``check_request`` of every GET, a 429), and a lock on
+    writes of a row titled ``locked…`` (``check_object``, a 403)."""
+
+    name = "throttled_reads"
+
+    def check_request(self, view):
+        if view.request.method in ("GET", "HEAD"):
+            raise drf_exceptions.Throttled(wait=5)
+
+    def check_object(self, view, obj):
+        if view.request.method not in ("GET", "HEAD") and obj.title.startswith("locked"):
+            raise drf_exceptions.PermissionDenied("This row is locked.")
+
+
+class ThrottledReadsResource(Resource):
+    model = Article
+    name = "throttled-reads"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.Bulk(), ThrottledReads(), Embargoed()]
+    permissions = {
+        "list": P.require_owner(),
+        "get": P.require_owner(),
+        "update": P.require_auth(),
+        "delete": P.require_auth(),
+    }
+
+
+site.register(ThrottledReadsResource)
+
+
+def test_a_read_throttle_of_the_request_does_not_hide_a_row_from_a_refused_write(throttled_api):
+    """Cross-owner. A preset's ``check_request`` throttling every GET (the caller reads too
+    often) does not make the caller's own row unreadable: its write refused 403 by an object
+    check answers the 403 (it was the 404 of a missing id, the GET asked meanwhile refused
+    429). A stranger's row (not among the GET's rows) and the caller's embargoed row (refused
+    by the GET's object check) are still the 404 of a missing id; in a bulk write too."""
+    me, stranger = MembershipFactory().user, MembershipFactory().user
+    api, theirs = client_for(me), client_for(stranger)
+    locked = Article.objects.create(owner=me, slug="l", title="locked")
+    hidden = Article.objects.create(owner=me, slug="e", title="locked embargoed")
+    base = "/throttled/throttled-reads"
+    assert api.get(f"{base}/{locked.pk}/").status_code == 429
+    status, body, _ = _answer(api.patch(f"{base}/{locked.pk}/", {"title": "x"}, format="json"))
+    assert (status, body["code"], body["error"]) == (403, "FORBIDDEN", "This row is locked.")
+    r = api.delete(f"{base}/bulk/", {"ids": [locked.pk]}, format="json")
+    assert (r.status_code, r.json()["details"]) == (
+        403,
+        {"ids": {"0": {"code": "FORBIDDEN", "error": "This row is locked."}}},
+    )
+    missing = _answer(api.patch(f"{base}/{MISSING}/", {"title": "x"}, format="json"))
+    assert missing[0] == 404
+    assert _answer(api.patch(f"{base}/{hidden.pk}/", {"title": "x"}, format="json")) == missing
+    assert _answer(theirs.patch(f"{base}/{locked.pk}/", {"title": "x"}, format="json")) == missing
+    r = theirs.delete(f"{base}/bulk/", {"ids": [locked.pk]}, format="json")
+    assert (r.status_code, r.json()["details"]) == (400, {"ids": {"0": {"id": ["Not found."]}}})
+    assert sorted(Article.objects.values_list("title", flat=True)) == ["locked", "locked embargoed"]
