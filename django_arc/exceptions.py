@@ -105,6 +105,18 @@ class RowsGone(ArcError):
         super().__init__("VALIDATION_ERROR", "Validation failed", 400, {key: gone})
 
 
+class ServerFault(Exception):  # noqa: N818 - the server's fault, named where it was found
+    """A fault of the server's own code that arc found and can place (a bulk item whose
+    hook left the database transaction aborted): answered and reported as any 500
+    (``INTERNAL_ERROR``, ``got_request_exception``, an ERROR on ``django.request`` with the
+    message), with ``details`` saying where (``{"items": {"3": {...}}}``), never the
+    message, which is for the operator."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 #: a random 128-bit number with the bits of a version 4 UUID (RFC 9562) set
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
@@ -175,16 +187,17 @@ def error_response(
     )
 
 
+#: the code of each DRF exception's kind (its status is the exception's own)
 _DRF_CODES = {
-    drf_exceptions.ParseError: ("VALIDATION_ERROR", 400),
-    drf_exceptions.NotAuthenticated: ("UNAUTHORIZED", 401),
-    drf_exceptions.AuthenticationFailed: ("UNAUTHORIZED", 401),
-    drf_exceptions.PermissionDenied: ("FORBIDDEN", 403),
-    drf_exceptions.NotFound: ("NOT_FOUND", 404),
-    drf_exceptions.MethodNotAllowed: ("METHOD_NOT_ALLOWED", 405),
-    drf_exceptions.NotAcceptable: ("NOT_ACCEPTABLE", 406),
-    drf_exceptions.UnsupportedMediaType: ("UNSUPPORTED_MEDIA_TYPE", 415),
-    drf_exceptions.Throttled: ("THROTTLED", 429),
+    drf_exceptions.ParseError: "VALIDATION_ERROR",
+    drf_exceptions.NotAuthenticated: "UNAUTHORIZED",
+    drf_exceptions.AuthenticationFailed: "UNAUTHORIZED",
+    drf_exceptions.PermissionDenied: "FORBIDDEN",
+    drf_exceptions.NotFound: "NOT_FOUND",
+    drf_exceptions.MethodNotAllowed: "METHOD_NOT_ALLOWED",
+    drf_exceptions.NotAcceptable: "NOT_ACCEPTABLE",
+    drf_exceptions.UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
+    drf_exceptions.Throttled: "THROTTLED",
 }
 
 
@@ -200,9 +213,13 @@ def as_arc_error(exc: drf_exceptions.APIException | DjangoPermissionDenied) -> A
     if isinstance(exc, DjangoPermissionDenied):
         return ArcError("FORBIDDEN", str(exc) or "Permission denied", 403)
     code, status_code = "ERROR", exc.status_code
-    for klass, (mapped, mapped_status) in _DRF_CODES.items():
+    for klass, mapped in _DRF_CODES.items():
         if isinstance(exc, klass):
-            code, status_code = mapped, mapped_status
+            # the code by its kind; the status its own: a project's subclass with a status
+            # of its own (a ``NotFound`` answering 410 Gone) keeps it. Whether a refused
+            # row may be told apart from a missing one is asked before (``may_read``): a
+            # row the caller may not read is refused with arc's 404 instead
+            code = mapped
             break
     if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
         # DRF downgrades these to 403 when no authenticator sends WWW-Authenticate
@@ -320,7 +337,8 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     # ``ATOMIC_REQUESTS`` the request's transaction is not marked for rollback: what came
     # before a write's own transaction stays, as an elevated request's audit event must
     # (decisions.md); a write's own transaction, and a keyed request's, rolled back already.
-    response = error_response(request, "INTERNAL_ERROR", "Internal server error", 500)
+    details = exc.details if isinstance(exc, ServerFault) else None
+    response = error_response(request, "INTERNAL_ERROR", "Internal server error", 500, details)
     django_request = getattr(request, "_request", request)
     if django_request is not None:
         # sent within the view (inside that transaction, where Django sends it after the

@@ -611,14 +611,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         reads never show (SPEC: a record outside the caller's permission filters is 404,
         never 403)."""
         try:
-            permission = self.get_resource_permission()
-            if permission is None:
-                raise ArcError("FORBIDDEN", "Not permitted", 403)
-            result = permission(request, self.resource, self.permission_key, obj)
-            if not result.granted:
-                raise ArcError("FORBIDDEN", result.reason or "Permission denied", 403)
-            for preset in self.resource.preset_list:
-                preset.check_object(self, obj)
+            self._object_checks(request, obj)
         except (APIException, DjangoPermissionDenied, DjangoValidationError) as exc:
             # an ArcError, or DRF's or Django's PermissionDenied a project's preset raises
             # (DRF answers 403 for either): any 403, as may_read takes any refusal; a 401
@@ -637,6 +630,37 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             ):
                 raise
             raise NotFound(f"{self.resource.name} row refused and not readable") from None
+
+    def _object_checks(self, request: Any, obj: Any) -> None:
+        """The permission's object check, then every preset's ``check_object``, in order;
+        raises the first refusal. Asked as a GET within :meth:`may_read` (``reading_for``
+        set), a throttle's refusal (status 429) is held while the checks after it are asked,
+        and raised only when none of them refuses: a throttle says "not now", not "not
+        this row", so a 429 raised by the GET of a row means every other check passed
+        (:meth:`_reads` then counts the row readable), while a check after the throttle
+        that would refuse the row (an embargo, an owner's rule) still makes it unreadable,
+        whatever the presets' order."""
+        held: Exception | None = None
+
+        def permission_check() -> None:
+            permission = self.get_resource_permission()
+            if permission is None:
+                raise ArcError("FORBIDDEN", "Not permitted", 403)
+            result = permission(request, self.resource, self.permission_key, obj)
+            if not result.granted:
+                raise ArcError("FORBIDDEN", result.reason or "Permission denied", 403)
+
+        checks = [permission_check]
+        checks += [functools.partial(p.check_object, self, obj) for p in self.resource.preset_list]
+        for check in checks:
+            try:
+                check()
+            except APIException as exc:
+                if self.reading_for is None or not _throttle(exc):
+                    raise
+                held = held or exc
+        if held is not None:
+            raise held
 
     def may_read(self, obj: Any) -> bool:
         """Whether the caller may read ``obj`` as a GET of it reads it: the resource's
@@ -661,7 +685,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         row a detail route judges, which it does not return, is asked as above); any refusal
         it would answer (a 4xx ``APIException``/``ArcError``, ``Http404``, Django's
         ``PermissionDenied``, Django's ``ValidationError``) is "may not read", never an
-        answer replacing the write's."""
+        answer replacing the write's; but a throttle's (a 429 of an object check or of a
+        preset's ``check_request``) is "not now", not "not this row": the row is readable
+        when every other check passes (:meth:`_object_checks`)."""
         resource = self.resource
         write = self.action
         # the route that reads the rows ``write`` writes: a GET of the row, unless a preset
@@ -709,13 +735,26 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         if reading == "retrieve" and self._own_lookup_names(obj):
             # a ViewSet's own get_object() reads the URL's row as a GET of it would; a
             # second row a detail route judges (the body's) is asked as any row below
-            if self.get_object().pk == obj.pk:
-                return True
+            try:
+                if self.get_object().pk == obj.pk:
+                    return True
+            except APIException as exc:
+                # a throttle of the GET's object checks: asked of ``obj`` below, where a
+                # throttle is known to be the only refusal (a 429 of the project's lookup
+                # itself, if that is what it was, is asked again there too)
+                if not _throttle(exc):
+                    raise
         if not self._among_readable(obj):
             return False
         # a list shows the rows within its filters: no object check, as the list asks none
         if spec is None or spec.detail:
-            self.check_object_permissions(request, obj)  # a GET's: raises on a refusal
+            try:
+                self.check_object_permissions(request, obj)  # a GET's: raises on a refusal
+            except APIException as exc:
+                # a throttle is raised last, once every other check passed
+                # (:meth:`_object_checks`): the row is readable, only not now
+                if not _throttle(exc):
+                    raise
         return True
 
     def _get_granted(self, request: Any) -> PermissionResult | None:
@@ -737,7 +776,13 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 result = permission(request, self.resource, self.permission_key)
                 if result.granted:
                     for preset in self.resource.preset_list:
-                        preset.check_request(self)
+                        try:
+                            preset.check_request(self)
+                        except APIException as exc:
+                            # a throttle of the GET is no refusal of its rows: the checks
+                            # after it, and the rows' own, still decide
+                            if not _throttle(exc):
+                                raise
                 else:
                     result = None
             except _REFUSALS as exc:
@@ -1486,6 +1531,12 @@ _DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
 #: ``PermissionDenied`` and Django's ``ValidationError``, which the handler answers as DRF's
 #: 400 (it propagated: the GET's 400 replaced the write's refusal, where a missing id is 404)
 _REFUSALS = (APIException, Http404, DjangoPermissionDenied, DjangoValidationError)
+
+
+def _throttle(exc: APIException) -> bool:
+    """Whether ``exc`` is a throttle's refusal (DRF's ``Throttled``, an ``ArcError`` or a
+    project's ``APIException`` of status 429): "not now", which says nothing of the row."""
+    return exc.status_code == 429
 
 
 def _server_error(exc: Exception) -> bool:

@@ -49,3 +49,32 @@ def _begin_immediate(execute: Any, sql: str, params: Any, many: bool, context: A
     if sql == "BEGIN":
         sql = "BEGIN IMMEDIATE"
     return execute(sql, params, many, context)
+
+
+#: libpq's ``PQTRANS_INERROR``: in a transaction a failed statement aborted
+_IN_ERROR = 3
+
+
+def aborted_databases() -> list[str]:
+    """The aliases of the open connections whose transaction can no longer be committed: a
+    failed statement aborted it (PostgreSQL refuses every statement after one fails until
+    the transaction, or the savepoint it ran in, is rolled back), or Django marked it for
+    rollback (a save or ``bulk_create`` that failed inside an ``atomic`` block; Django then
+    refuses every query with ``TransactionManagementError``, on any database). A project's
+    code that catches a database error it caused (an ``IntegrityError`` of a
+    ``get_or_create`` race) without a savepoint of its own (``transaction.atomic()`` around
+    the statement) leaves it so: the next statement fails, or the ``COMMIT`` rolls back what
+    was written. Read from Django's and the driver's own state (psycopg 2 and 3 both keep
+    ``info.transaction_status``): no query."""
+    aborted = []
+    for connection in connections.all(initialized_only=True):
+        raw = connection.connection
+        if raw is None:
+            continue
+        if connection.in_atomic_block and connection.needs_rollback:
+            aborted.append(connection.alias)
+        elif connection.vendor == "postgresql":
+            info = getattr(raw, "info", None)
+            if int(getattr(info, "transaction_status", 0)) == _IN_ERROR:
+                aborted.append(connection.alias)
+    return aborted

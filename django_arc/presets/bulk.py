@@ -33,10 +33,18 @@ from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 
 from ..actions import RouteSpec
-from ..exceptions import ArcError, NotFound, RowsGone, as_arc_error, flatten_validation
+from ..exceptions import (
+    ArcError,
+    NotFound,
+    RowsGone,
+    ServerFault,
+    as_arc_error,
+    flatten_validation,
+)
 from ..filters import QueryFilterField
 from ..query import beyond_int64, load_relations, shown
 from ..serializers import preload_related
+from ..transactions import aborted_databases
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -743,13 +751,23 @@ def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) ->
     an error that is no refusal, passes through. A 404 ``NOT_FOUND`` is a named row's
     "Not found." (``rows``: the items are rows, or bodies naming them by id); a create's
     item names no id, and is refused as the create of that item alone answers
-    (``NOT_FOUND``, its message, 404): it listed an ``id`` the item never had."""
+    (``NOT_FOUND``, its message, 404): it listed an ``id`` the item never had.
+
+    The first item a hook refuses (any of the above) is the last whose hook is called: the
+    batch is refused whatever the others' hooks say, and a hook's effects outside the
+    route's transaction (a mail sent, a cache written, a call out) are not rolled back with
+    it, so a refused batch ran them for items never written. The answer lists that item;
+    the errors found before any hook runs (missing ids, object checks, field guards) list
+    every item, as they did."""
     results: list[Any] = []
     errors: dict[str, Any] = {}
     refused: dict[str, ArcError] = {}
     for index, item in enumerate(items):
         try:
             results.append(hook(item))
+            _transaction_usable(key, index)
+        except ServerFault:
+            raise
         except Exception as exc:  # noqa: BLE001 - judged, else raised as it is
             judged = _judged(exc)
             if judged is _ABSENT and rows:
@@ -760,8 +778,30 @@ def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) ->
                 refused[str(index)] = judged
             else:
                 errors[str(index)] = judged
+            break  # the batch is refused: no other item's hook runs
     _answer(key, errors, refused)
     return results
+
+
+def _transaction_usable(key: str, index: int) -> None:
+    """Raise a :class:`~django_arc.exceptions.ServerFault` naming item ``index`` when its
+    hook returned with the database transaction aborted (PostgreSQL: a statement of the
+    hook's failed, an ``IntegrityError`` it caught without a savepoint of its own). The
+    next item's first statement failed (``InFailedSqlTransaction``), a 500 naming nothing,
+    or, when none came, the ``COMMIT`` rolled back a batch answered as written. Each item
+    in a savepoint of its own would not help (its ``RELEASE`` fails the same way; rolling
+    it back would drop the hook's other writes and go on, half-written) and costs two
+    statements an item. The request is a 500 naming the item; the route's transaction
+    rolls back, nothing is written. No query: the driver's state is read."""
+    aborted = aborted_databases()
+    if aborted:
+        raise ServerFault(
+            f"The hook of bulk item {key}[{index}] returned with the transaction on "
+            f"{', '.join(aborted)} aborted: a statement it ran failed and it caught the "
+            "error without a savepoint of its own (wrap that statement in "
+            "transaction.atomic())",
+            {key: {str(index): {"code": "INTERNAL_ERROR", "error": "Internal server error"}}},
+        )
 
 
 def _batchable(serializer: Any, model: Any) -> bool:
