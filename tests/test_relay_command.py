@@ -95,6 +95,30 @@ def test_bad_transport_is_a_configuration_error():
     assert "nowhere" in str(info.value)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("setting", "value", "want"),
+    [
+        ("BATCH_SIZE", 0, "an integer from 1 to 10000"),
+        ("BATCH_SIZE", -3, "an integer from 1 to 10000"),
+        ("LEASE_SECONDS", "soon", "a positive number of seconds"),
+        ("MAX_ATTEMPTS", "many", "an integer of 1 or more"),
+    ],
+)
+def test_an_outbox_setting_the_relay_cannot_run_with_is_a_configuration_error(setting, value, want):
+    """With arc.E008 silenced (or on a host that runs no checks), a ``BATCH_SIZE`` of 0
+    or less made ``arc_relay`` die of ``ValueError: batch_size must be ...`` (a traceback
+    naming an option nobody passed, exit 1), and a ``LEASE_SECONDS`` or ``MAX_ATTEMPTS``
+    ``int()``/``float()`` cannot read of their bare ``ValueError``. Each is the command's
+    configuration error (exit 2) naming the setting."""
+    with override_settings(ARC={**MEMORY, "OUTBOX": {setting: value}}):
+        with pytest.raises(CommandError) as info:
+            call_command("arc_relay", "--once", stdout=StringIO())
+    assert info.value.returncode == 2
+    assert f"ARC['OUTBOX']['{setting}'] must be {want}" in str(info.value)
+    assert f"got {value!r} (arc.E008)" in str(info.value)
+
+
 @pytest.mark.parametrize(
     "bad", [["--batch-size", "0"], ["--interval", "-1"], ["--max-batches", "x"]]
 )
