@@ -62,6 +62,29 @@ def test_the_start_line_says_the_batch_size_the_relay_uses():
 
 @pytest.mark.django_db
 @override_settings(ARC=MEMORY)
+def test_the_key_value_lines_escape_the_worker_id(caplog):
+    """``arc_relay``'s start, batch and stop lines on the ``django_arc.outbox.relay``
+    logger wrote ``--worker-id`` as given: operator text holding a newline (or an ANSI
+    escape) forged a second line in the log, where the relay's other lines escape what
+    they quote (``log_text``). They escape it too; the JSON lines on stdout are JSON."""
+    store_event(create_event("products.created", {"i": 1}))
+    worker = "w1\nevent=arc_relay.stop worker=forged\x1b[31m"
+    out = StringIO()
+    with caplog.at_level("INFO", logger="django_arc.outbox.relay"):
+        call_command("arc_relay", "--once", "--worker-id", worker, stdout=out)
+    lines = [r.getMessage() for r in caplog.records if r.name == "django_arc.outbox.relay"]
+    assert [line.split(" ", 1)[0] for line in lines] == [
+        "event=arc_relay.start",
+        "event=arc_relay.batch",
+        "event=arc_relay.stop",
+    ]
+    escaped = "worker=w1\\nevent=arc_relay.stop worker=forged\\x1b[31m"
+    assert all(escaped in line and "\n" not in line and "\x1b" not in line for line in lines)
+    assert {row["worker"] for row in map(json.loads, out.getvalue().splitlines())} == {worker}
+
+
+@pytest.mark.django_db
+@override_settings(ARC=MEMORY)
 def test_max_batches_stops_after_n_batches_including_idle_polls():
     for i in range(5):
         store_event(create_event("products.created", {"i": i}))
