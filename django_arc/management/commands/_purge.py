@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 class PurgeCommand(BaseCommand, metaclass=ABCMeta):
     """A purge from cron: ``--batch-size`` (rows per ``DELETE``, each committed on its own;
     below 1 refused with status 1, argparse's own error for no integer), then
-    :meth:`purge`, whose line is printed."""
+    :meth:`purge`, whose line is printed (not at ``--verbosity 0``)."""
 
     #: the ``--batch-size`` help: what one statement deletes, and why batches
     batch_help = ""
@@ -25,7 +25,11 @@ class PurgeCommand(BaseCommand, metaclass=ABCMeta):
         batch_size = options["batch_size"]
         if batch_size is not None and batch_size < 1:
             raise CommandError(f"--batch-size must be a positive integer, got {batch_size}.")
-        self.stdout.write(self.purge(batch_size, options))
+        line = self.purge(batch_size, options)
+        # ``--verbosity 0`` (cron: it mails whatever a line prints) prints nothing when the
+        # purge succeeded; a refusal is a CommandError on stderr whatever the verbosity
+        if int(options.get("verbosity", 1)) >= 1:
+            self.stdout.write(line)
 
     @abstractmethod
     def purge(self, batch_size: int | None, options: dict[str, Any]) -> str:
