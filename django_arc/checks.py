@@ -28,7 +28,9 @@ search and filter outside the query language's allow-lists and field read rules;
 resource site is mounted without ``ScopeMiddleware`` in ``MIDDLEWARE`` (an entry that is it, a
 subclass, or a function factory or class whose code names it); W011 a renderer of DRF's
 templates (the browsable API) answers resources and ``rest_framework`` is not an installed
-app (every browser request a 500).
+app (every browser request a 500); W012 redis-py cannot be imported and the transport is a
+factory whose code names a Redis transport (a guess: the transport itself, its subclass, an
+instance or a ``partial`` of one is E008).
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def _err(msg: str, obj: Any, id_: str, hint: str | None = None) -> Error:
 
 
 @register("django_arc")
-def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    errors: list[Error] = []
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
+    errors: list[Error | Warning] = []
     user = arc_settings.user_settings
     if not isinstance(user, dict):
         return [_err("settings.ARC must be a dict.", "ARC", "arc.E008")]
@@ -137,6 +139,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         problem = _plug_problem(dotted, target)
         if problem is None and dotted == "EVENTS.TRANSPORT":
             problem = _transport_options_problem(target, (merged.get("EVENTS") or {}))
+            if problem is None:
+                errors.extend(_transport_dependency_messages(target, value))
         if problem:
             errors.append(_err(f"ARC['{dotted}'] = {value!r} {problem}", "ARC", "arc.E008"))
     return errors
@@ -172,44 +176,64 @@ def _transport_options_problem(factory: Any, events: dict[str, Any]) -> str | No
             "dict of keyword arguments."
         )
     if not callable(factory):
-        return _transport_dependency_problem(factory)  # a ready instance ignores OPTIONS
+        return None  # a ready instance ignores OPTIONS
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
-        return _transport_dependency_problem(factory)
+        return None
     try:
         signature.bind(**options)
     except TypeError as exc:
         return f"does not accept OPTIONS {sorted(options)}: {exc} (its signature is {signature})."
-    return _transport_dependency_problem(factory)
+    return None
 
 
-def _transport_dependency_problem(factory: Any) -> str | None:
+def _transport_dependency_messages(factory: Any, value: Any) -> list[Error | Warning]:
     """django-arc's Redis transports import redis-py (the ``redis`` extra) when they are
     built and consume: without it, the first publish raises ``ModuleNotFoundError``, which
     the relay stops at and the outbox-off publish only logs, losing the event.
 
-    The transport is seen as the relay builds it: a class (a subclass), a ready instance,
-    a ``functools.partial`` of either (unwrapped), or a factory function or class whose
-    code names one (:func:`_names_class`, as arc.W010 reads a middleware: never called, so
-    the check neither builds a transport nor connects to a broker)."""
+    The transport is seen as the relay builds it. A class that is one (a subclass), a ready
+    instance, or a ``functools.partial`` of either (unwrapped) certainly needs redis-py:
+    arc.E008. A factory function, or a class that is none but whose code names one
+    (:func:`_names_class`, as arc.W010 reads a middleware: never called, so the check
+    neither builds a transport nor connects to a broker), is a guess from its code, which
+    may name the transport in a branch it never takes (``if settings.DEBUG: return
+    MemoryTransport()``): arc.W012, a warning, as W010's reading of a middleware is. A
+    guess must not fail ``manage.py check`` (and every ``migrate`` and ``runserver``)."""
     from .events.transports import RedisPubSubTransport, RedisStreamsTransport
 
     redis_transports = (RedisStreamsTransport, RedisPubSubTransport)
     target = factory
     while issubclass(type(target), functools.partial):
         target = target.func
-    if callable(target) and not isinstance(target, redis_transports):
-        uses_redis = _names_class(target, redis_transports)  # a class (a subclass), a factory
+    if issubclass(type(target), type):
+        certain = issubclass(target, redis_transports)
+        uses_redis = certain or _names_class(target, redis_transports)
+    elif callable(target) and not isinstance(target, redis_transports):
+        certain = False
+        uses_redis = _names_class(target, redis_transports)  # a factory function
     else:
-        uses_redis = isinstance(target, redis_transports)  # a ready instance
+        certain = uses_redis = isinstance(target, redis_transports)  # a ready instance
     if not uses_redis:
-        return None
+        return []
     try:
         import redis  # noqa: F401
     except ImportError as exc:
-        return f"needs redis-py, which cannot be imported ({exc}): pip install 'django-arc[redis]'."
-    return None
+        missing = f"redis-py, which cannot be imported ({exc}): pip install 'django-arc[redis]'."
+        if certain:
+            return [_err(f"ARC['EVENTS.TRANSPORT'] = {value!r} needs {missing}", "ARC", "arc.E008")]
+        return [
+            Warning(
+                f"ARC['EVENTS.TRANSPORT'] = {value!r} names one of django-arc's Redis "
+                f"transports in its code, which needs {missing}",
+                hint="If the factory never builds a Redis transport here (the name is in a "
+                "branch it does not take), silence arc.W012 in SILENCED_SYSTEM_CHECKS.",
+                obj="ARC",
+                id="arc.W012",
+            )
+        ]
+    return []
 
 
 def _plug_problem(dotted: str, target: Any) -> str | None:

@@ -6,6 +6,7 @@ Free of DRF and of the database, so the transports and the relay import it as th
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any
 
@@ -32,29 +33,46 @@ class FailureStreak:
     """The consecutive failures of a background loop (the relay, an event consumer), for
     logging an outage without a line every time the loop retries (every second): the first
     failure, then at most one every ``interval`` seconds while they last, and when they end,
-    how many there were."""
+    how many there were.
+
+    Safe to share between threads (the Celery task's streaks are its ticks', and a thread
+    pool runs ticks at once): each step is taken under a lock, and :meth:`failed` returns
+    the count *of that failure*, which its line says (:meth:`note` given it). Counted and
+    read apart, a second tick's failure between them made the first tick's line say "2
+    failed in a row" and drop the first failure's traceback."""
 
     def __init__(self, interval: float = 60.0) -> None:
         self.interval = interval
         self.count = 0
         self._logged_at: float | None = None
+        self._lock = threading.Lock()
 
-    def failed(self) -> bool:
-        """Count a failure; whether to log it."""
-        self.count += 1
-        now = time.monotonic()
-        if self._logged_at is None or now - self._logged_at >= self.interval:
-            self._logged_at = now
-            return True
-        return False
+    def failed(self) -> int:
+        """Count a failure; whether to log it: its number in the streak (1 for the first)
+        when it is to be logged, else 0."""
+        with self._lock:
+            self.count += 1
+            now = time.monotonic()
+            if self._logged_at is None or now - self._logged_at >= self.interval:
+                self._logged_at = now
+                return self.count
+            return 0
 
     def ended(self) -> int:
         """The loop succeeded: how many failed in a row before (0: none), forgotten."""
-        count, self.count, self._logged_at = self.count, 0, None
-        return count
+        with self._lock:
+            count, self.count, self._logged_at = self.count, 0, None
+            return count
 
-    def note(self) -> str:
-        """What to add to a failure's line after the first: how many, and when the next."""
-        if self.count <= 1:
+    def reset(self) -> None:
+        """Forget the streak (tests: a streak that outlives its calls is the process's, and
+        one test's failures otherwise silenced the next test's first line for a minute)."""
+        self.ended()
+
+    def note(self, count: int | None = None) -> str:
+        """What to add to a failure's line after the first: how many (``count``, what
+        :meth:`failed` returned; else the streak's count now), and when the next."""
+        count = self.count if count is None else count
+        if count <= 1:
             return ""
-        return f" ({self.count} failed in a row; logged at most every {self.interval:g} s)"
+        return f" ({count} failed in a row; logged at most every {self.interval:g} s)"

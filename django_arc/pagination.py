@@ -138,7 +138,8 @@ class KeysetPagination(BasePagination):
             raise InvalidQuery(self.cursor_query_param, problem)
         cursor = params.get(self.cursor_query_param)
         if cursor:
-            queryset = queryset.filter(spec.after_q(query, spec.decode_cursor(cursor, query)))
+            after = spec.decode_cursor(cursor, query, using=queryset.db)
+            queryset = queryset.filter(spec.after_q(query, after))
         rows = list(queryset[: self.limit + 1])
         rows, more = rows[: self.limit], len(rows) > self.limit
         self.next = spec.encode_cursor(rows[-1], query) if more else None

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import DecimalValidator
-from django.db import models
+from django.db import connections, models
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F, Q, QuerySet, lookups
 from django.db.models.constants import LOOKUP_SEP
@@ -421,12 +421,24 @@ def _concrete(model_field: Any) -> Any:
 UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _check_text(raw: str) -> None:
-    found = UNSENDABLE.search(raw)
+def _check_text(raw: str, nul: bool = False) -> None:
+    """Refuse what no database can be sent: a lone surrogate (no UTF-8), and a NUL
+    character unless ``nul`` (a cursor on a database whose text holds one)."""
+    found = (_SURROGATE if nul else UNSENDABLE).search(raw)
     if found is not None:
         if found.group() == "\x00":
             raise _Refused("contains a NUL character")
         raise _Refused("contains a lone surrogate")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def holds_nul(using: str) -> bool:
+    """Whether database ``using``'s text columns can hold a NUL character: SQLite's (and
+    MySQL's) can, so a row written outside the API (a script, an import) may hold one;
+    PostgreSQL's cannot (its driver refuses the value: a 500 if it were sent)."""
+    return connections[using].vendor != "postgresql"
 
 
 def _check_pattern(raw: str) -> None:
@@ -518,7 +530,7 @@ def integer_range(model_field: Any) -> tuple[int, int]:
     return max(low, MIN_INT), min(high, MAX_INT)
 
 
-def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
+def parse_value(model_field: Any, raw: str, portable: bool = True, nul: bool = False) -> Any:
     """Parse a query-string value with the model field's own type rules.
 
     Raises :class:`_Refused` with a message for anything the database would choke on
@@ -526,8 +538,10 @@ def parse_value(model_field: Any, raw: str, portable: bool = True) -> Any:
     dates). An integer outside :func:`integer_range` is refused on every database, unless
     ``portable`` is false (a keyset cursor: it holds what a row holds, and SQLite may hold
     more than PostgreSQL would); so is a number the field's ``validators`` refuse, unless
-    ``portable`` is false (a row may hold one: Django validates in ``full_clean()`` only)."""
-    _check_text(raw)
+    ``portable`` is false (a row may hold one: Django validates in ``full_clean()`` only).
+    A NUL character is refused unless ``nul`` (a cursor, on a database that holds one:
+    :func:`holds_nul`)."""
+    _check_text(raw, nul=nul)
     target = _concrete(model_field)
     if isinstance(target, models.BooleanField):
         lowered = raw.lower()
@@ -1018,7 +1032,12 @@ class QuerySpec:
         )
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
-    def decode_cursor(self, cursor: str, query: ListQuery) -> list[Any]:
+    def decode_cursor(self, cursor: str, query: ListQuery, using: str | None = None) -> list[Any]:
+        """The values of a cursor :meth:`encode_cursor` wrote, read as the rows' columns
+        hold them, or :class:`InvalidQuery`. ``using`` is the database the list reads: where
+        its text holds a NUL character (SQLite), a row may hold one and so may the cursor
+        after it, which was refused as a filter value is (the walk ended at that row)."""
+        nul = using is not None and holds_nul(using)
         try:
             padded = cursor + "=" * (-len(cursor) % 4)
             data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
@@ -1033,7 +1052,7 @@ class QuerySpec:
                 if raw is None:
                     values.append(None)
                 else:
-                    values.append(parse_value(model_field, str(raw), portable=False))
+                    values.append(parse_value(model_field, str(raw), portable=False, nul=nul))
             return values
         except (
             ValueError,

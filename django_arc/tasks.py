@@ -24,18 +24,58 @@ from typing import Any
 from celery import shared_task
 
 from .logs import FailureStreak, log_text
-from .outbox import EventOutbox, RelayTotals, default_worker_id, get_outbox, run_relay
-from .outbox.relay import retention_age
+from .outbox import (
+    EventOutbox,
+    OutboxSettingError,
+    RelayTotals,
+    default_worker_id,
+    get_outbox,
+    run_relay,
+)
+from .outbox.relay import check_worker_id, retention_age
 from .settings import arc_settings
 
 logger = logging.getLogger("django_arc.outbox")
 
-#: This worker process's relay ticks that could not build the outbox (its transport or
-#: failure policy), and its ticks' failed batches: an outage spans many ticks, and is
-#: logged once a minute across them as ``arc_relay`` logs it, not once a tick. (Ticks run
-#: at once in a thread pool share them; at worst a count is off by one.)
+#: This worker process's relay ticks that could not build the outbox (its transport, its
+#: failure policy or an ``ARC["OUTBOX"]`` value it cannot run with), its ticks refused for
+#: their arguments, and its ticks' failed batches: an outage spans many ticks, and is logged
+#: once a minute across them as ``arc_relay`` logs it, not once a tick. Ticks run at once
+#: in a thread pool share them (:class:`~django_arc.logs.FailureStreak` is thread-safe);
+#: :func:`reset_relay_streaks` forgets them (a project's tests running the task eagerly).
 _unbuilt = FailureStreak()
+_refused = FailureStreak()
 _failed_batches = FailureStreak()
+
+
+def reset_relay_streaks() -> None:
+    """Forget this process's relay streaks: call it between tests that run
+    ``relay_outbox`` eagerly (``CELERY_TASK_ALWAYS_EAGER``, ``.apply()``, a direct call).
+    The streaks outlive a tick on purpose (an outage is logged once a minute across ticks),
+    so without it one test's failed tick silenced the next test's ERROR for a minute, and
+    its "succeed again" WARNING came in a later test."""
+    for streak in (_unbuilt, _refused, _failed_batches):
+        streak.reset()
+
+
+def _count(name: str, value: Any) -> int:
+    """A tick's ``batch_size`` or ``max_batches``: an integer from 1 (a string of one read
+    as ``int()`` reads it, as a beat entry's kwargs from a JSON or YAML file may hold it; a
+    float only when whole), or ``ValueError`` naming it. One rule for both: ``max_batches``
+    below 1 was made 1 where ``batch_size`` below 1 raised."""
+    number: int | None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, float):
+        number = int(value) if value.is_integer() else None
+    else:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = None
+    if number is None or number < 1:
+        raise ValueError(f"{name} must be an integer from 1, got {value!r}.")
+    return number
 
 
 @shared_task(name="django_arc.relay_outbox")
@@ -44,8 +84,16 @@ def relay_outbox(
 ) -> dict[str, Any]:
     """Relay up to ``max_batches`` batches of pending events with :func:`run_relay`, stopping
     early once a batch comes back short (the backlog is drained). Returns the summed counters
-    (JSON, for the result backend and flower)."""
-    size = int(arc_settings.OUTBOX.get("BATCH_SIZE", 100) if batch_size is None else batch_size)
+    (JSON, for the result backend and flower).
+
+    Its arguments (a beat entry's ``kwargs``) follow one rule: ``batch_size`` (default
+    ``BATCH_SIZE``) and ``max_batches`` are integers from 1, ``batch_size`` capped at
+    10,000 as a batch claims no more, and ``worker_id`` at most 200 characters. A tick given
+    others relays nothing and says why, as a tick that cannot build the outbox does: an
+    ERROR naming the argument for the first, then one a minute across the process's ticks
+    (a tick with good arguments, another beat entry's, does not start it again), never a
+    traceback (it raised: a traceback a tick, every second); the task succeeds with
+    ``errors: 1``."""
     # each call owns its leases, as a worker process does (``host:pid:random``): Celery's
     # threads, gevent and eventlet pools run several of these at once in one process, and
     # a lease named after the process alone was all of theirs — a call's late failure
@@ -53,17 +101,34 @@ def relay_outbox(
     # then refused (the row published again)
     worker = worker_id or f"celery:{default_worker_id()}"
     try:
+        size = None if batch_size is None else _count("batch_size", batch_size)
+        batches = _count("max_batches", max_batches)
+        check_worker_id(worker)
+    except ValueError as exc:
+        logged = _refused.failed()
+        if logged:
+            logger.error(
+                "relay_outbox refuses its arguments; nothing relayed: %s%s",
+                log_text(exc),
+                _refused.note(logged),
+            )
+        totals = RelayTotals(worker_id=worker)
+        totals.errors = 1
+        return totals.to_dict()
+    try:
         outbox = get_outbox()
     except Exception as exc:  # noqa: BLE001 - a broker down, a bad plug: the next tick retries
         # raised, it was a traceback in the worker's log every tick (every second) for as
         # long as the broker was down: the first tick's, then one a minute
-        if _unbuilt.failed():
+        logged = _unbuilt.failed()
+        if logged:
             logger.error(
                 "relay_outbox cannot build the outbox relay; nothing relayed: %s: %s%s",
                 type(exc).__name__,
                 log_text(exc),
-                _unbuilt.note(),
-                exc_info=_unbuilt.count == 1,
+                _unbuilt.note(logged),
+                # a setting it cannot run with is said by its message alone
+                exc_info=logged == 1 and not isinstance(exc, OutboxSettingError),
             )
         totals = RelayTotals(worker_id=worker)
         totals.errors = 1
@@ -77,7 +142,7 @@ def relay_outbox(
         outbox,
         batch_size=size,
         worker_id=worker,
-        max_batches=max(1, int(max_batches)),
+        max_batches=batches,
         until_drained=True,
         # a database down: the tick ends at its first failed batch (the next tick retries;
         # retrying within it made each tick last max_batches half-seconds while beat sent
@@ -87,7 +152,7 @@ def relay_outbox(
     )
     logger.info(
         "relay_outbox worker=%s batches=%d attempted=%d relayed=%d failed=%d dead=%d",
-        worker,
+        log_text(worker),
         totals.batches,
         totals.attempted,
         totals.relayed,

@@ -29,6 +29,16 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_relay_streaks():
+    """The Celery relay task's failure streaks outlive a tick on purpose (an outage is logged
+    once a minute across ticks): each test starts with none, as docs/events.md tells a
+    project's tests to do."""
+    from django_arc.tasks import reset_relay_streaks
+
+    reset_relay_streaks()
+
+
 @pytest.fixture(scope="session")
 def example_server(tmp_path_factory):
     """The example project served for real on seeded demo data (tests/example_server.py)."""

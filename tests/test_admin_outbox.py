@@ -313,6 +313,34 @@ def test_relay_now_with_a_transport_that_cannot_be_built_says_so(admin_client_, 
     assert [(r.levelname, r.exc_info[0]) for r in failures] == [("ERROR", ConnectionError)]
 
 
+@pytest.mark.parametrize("size", [0, -5, "many"])
+def test_relay_now_under_a_batch_size_it_cannot_run_with_names_the_setting(
+    admin_client_, caplog, size
+):
+    """With ``BATCH_SIZE`` 0 or less and arc.E008 silenced (a server that runs no checks),
+    "Relay now" was a 500 (``run_relay``'s ``ValueError`` naming ``batch_size``, an
+    argument the admin never passes). It answers an admin error naming the setting and
+    relays nothing, as the Celery tick and ``arc_relay`` do."""
+    from django_arc.events.transports import MemoryTransport
+
+    row = make_row("pending")
+    arc = {"EVENTS": {"TRANSPORT": MemoryTransport, "OPTIONS": {}}, "OUTBOX": {"BATCH_SIZE": size}}
+    with override_settings(ARC=arc):
+        with caplog.at_level("ERROR", logger="django_arc.outbox"):
+            response = admin_client_.post(reverse(RELAY_NOW), follow=True)
+    assert response.status_code == 200
+    (said,) = [m for m in response.context["messages"] if "Nothing relayed" in m.message]
+    assert said.level == messages.ERROR
+    assert said.message == (
+        "Nothing relayed: ARC['OUTBOX']['BATCH_SIZE'] must be an integer from 1 to 10000 "
+        f"(rows a batch claims), got {size!r} (arc.E008)."
+    )
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("pending", 0)
+    failures = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert [(r.levelname, bool(r.exc_info)) for r in failures] == [("ERROR", False)]
+
+
 def test_relay_now_ends_at_its_first_failed_batch(admin_client_, monkeypatch):
     """ "Relay now" ran ``run_relay`` as ``arc_relay`` does, retrying a batch that hit a
     database error after half a second, up to its 10 batches: the admin's request slept

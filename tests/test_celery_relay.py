@@ -176,6 +176,126 @@ def test_relay_ticks_during_a_database_outage_stop_at_their_failure_and_log_once
     ]
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kwargs", "said"),
+    [
+        ({"batch_size": -1}, "batch_size must be an integer from 1, got -1."),
+        ({"batch_size": 0}, "batch_size must be an integer from 1, got 0."),
+        ({"batch_size": 2.5}, "batch_size must be an integer from 1, got 2.5."),
+        ({"max_batches": 0}, "max_batches must be an integer from 1, got 0."),
+        ({"max_batches": -3}, "max_batches must be an integer from 1, got -3."),
+        ({"max_batches": "ten"}, "max_batches must be an integer from 1, got 'ten'."),
+        ({"max_batches": True}, "max_batches must be an integer from 1, got True."),
+        ({"worker_id": "w\n" * 101}, "is 202 characters; the outbox's lease column holds at"),
+    ],
+    ids=["batch-1", "batch0", "batch-float", "max0", "max-3", "max-text", "max-bool", "worker"],
+)
+def test_a_tick_given_arguments_out_of_range_relays_nothing_and_says_so_once(caplog, kwargs, said):
+    """``relay_outbox(batch_size=-1)`` (a beat entry's kwargs) raised ``ValueError`` out of
+    every tick, a traceback a second, while ``max_batches=0`` was made 1 and relayed: two
+    rules for one task's arguments. One now: an argument the tick cannot run with relays
+    nothing and is said once (an ERROR naming it, the value escaped; then at most one a
+    minute), no traceback; the task succeeds with ``errors: 1`` (docs/decisions.md)."""
+    caplog.set_level(logging.INFO)
+    with override_settings(ARC=MEMORY):
+        _store(2)
+        results = [relay_outbox.apply(kwargs=kwargs) for _ in range(3)]
+    assert [r.state for r in results] == ["SUCCESS"] * 3
+    assert [(r.result["batches"], r.result["errors"]) for r in results] == [(0, 1)] * 3
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"pending"}
+    lines = [r for r in caplog.records if r.name == "django_arc.outbox" and r.levelno >= 30]
+    assert [(r.levelname, bool(r.exc_info)) for r in lines] == [("ERROR", False)], lines
+    message = lines[0].getMessage()
+    assert message.startswith("relay_outbox refuses its arguments; nothing relayed: ")
+    assert said in message and "\n" not in message
+    assert not [r for r in caplog.records if r.name.startswith("celery") and r.levelno >= 40]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", [0, -5, "many"])
+def test_a_tick_under_a_batch_size_setting_it_cannot_run_with_names_the_setting(caplog, size):
+    """With ``BATCH_SIZE`` 0 or less and arc.E008 silenced (a worker runs no checks), every
+    tick raised ``ValueError: batch_size must be ...`` (naming the argument no one passed),
+    a traceback a second. The tick relays nothing and logs the setting's name once, as a
+    tick that cannot build the outbox does, no traceback."""
+    caplog.set_level(logging.INFO)
+    with override_settings(ARC={**MEMORY, "OUTBOX": {"BATCH_SIZE": size}}):
+        _store(2)
+        results = [relay_outbox.apply() for _ in range(2)]
+    assert [(r.state, r.result["errors"]) for r in results] == [("SUCCESS", 1)] * 2
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"pending"}
+    lines = [r for r in caplog.records if r.name == "django_arc.outbox" and r.levelno >= 30]
+    assert [(r.levelname, bool(r.exc_info)) for r in lines] == [("ERROR", False)], lines
+    assert (
+        f"ARC['OUTBOX']['BATCH_SIZE'] must be an integer from 1 to 10000 (rows a batch "
+        f"claims), got {size!r} (arc.E008)." in lines[0].getMessage()
+    )
+
+
+@pytest.mark.django_db
+def test_reset_relay_streaks_lets_the_next_failed_tick_be_logged(caplog):
+    """The task's streaks outlive a tick, so one test's failed tick silenced the next
+    test's ERROR for a minute (and its "again" WARNING came in a later test), with no
+    public way to forget them. ``reset_relay_streaks()`` forgets them (docs/events.md)."""
+    from django_arc.tasks import reset_relay_streaks
+
+    caplog.set_level(logging.INFO)
+
+    def errors() -> int:
+        return len([r for r in caplog.records if r.levelname == "ERROR"])
+
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": _Unbuildable, "OPTIONS": {}}}):
+        relay_outbox.apply()
+        relay_outbox.apply()
+        assert errors() == 1  # a streak: the second tick within the minute is counted
+        reset_relay_streaks()
+        relay_outbox.apply()
+        assert errors() == 2
+        relay_outbox.apply(kwargs={"max_batches": 0})
+        reset_relay_streaks()
+        relay_outbox.apply(kwargs={"max_batches": 0})
+    assert errors() == 4
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+@pytest.mark.django_db
+def test_ticks_failing_at_once_in_threads_log_the_first_failure_as_the_first(monkeypatch, caplog):
+    """A thread pool's ticks share the task's streaks. A streak counted a failure, then its
+    line read the count again: a second tick failing in between made the first tick's
+    line say "2 failed in a row" and lose the first failure's traceback (``exc_info`` was
+    ``count == 1``). Two ticks are made to fail at once (both inside the streak's step,
+    held at its clock); the first failure's line is the first's: no count, its traceback."""
+    import threading
+    import types
+
+    from django_arc import logs
+
+    barrier = threading.Barrier(2)
+
+    def monotonic() -> float:
+        try:  # holds a streak's step until the other tick reaches it too (or 1 s passes)
+            barrier.wait(timeout=1)
+        except threading.BrokenBarrierError:
+            pass
+        return time.monotonic()
+
+    monkeypatch.setattr(logs, "time", types.SimpleNamespace(monotonic=monotonic))
+    caplog.set_level(logging.INFO)
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": _Unbuildable, "OPTIONS": {}}}):
+        results: list = []
+        ticks = [threading.Thread(target=lambda: results.append(relay_outbox())) for _ in "ab"]
+        for tick in ticks:
+            tick.start()
+        for tick in ticks:
+            tick.join()
+    assert [r["errors"] for r in results] == [1, 1]
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "in a row" not in errors[0].getMessage()
+    assert errors[0].exc_info and errors[0].exc_info[0] is ConnectionError
+
+
 def test_the_example_beat_schedule_lets_a_relay_tick_expire():
     """Beat sends a relay tick every second whether the last one ran or not: while workers
     are busy or the database is down they piled up in the queue, each run in turn long

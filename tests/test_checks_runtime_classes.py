@@ -57,35 +57,80 @@ class WrappingTransportFactory:
         self.inner = RedisStreamsTransport(**options)
 
 
-def _e008(settings, transport, options=None):
+def _checked(settings, transport, options=None):
     settings.ARC = {"EVENTS": {"TRANSPORT": transport, **({"OPTIONS": options} if options else {})}}
-    return [e.msg for e in check_settings() if e.id == "arc.E008"]
+    return [(m.id, m.msg) for m in check_settings() if m.id in ("arc.E008", "arc.W012")]
+
+
+def _e008(settings, transport, options=None):
+    return [msg for id_, msg in _checked(settings, transport, options) if id_ == "arc.E008"]
+
+
+class ProjectStreamsTransport(RedisStreamsTransport):
+    """A project's subclass of arc's Redis Streams transport."""
+
+
+def debug_or_streams_factory(**options):
+    """A factory naming arc's Redis transport only in a branch it does not take here."""
+    from django.conf import settings
+
+    built.append("debug-or-streams")
+    if not settings.DEBUG and options.get("url"):
+        return RedisStreamsTransport(**options)
+    return MemoryTransport()
 
 
 @pytest.mark.parametrize(
     ("transport", "options"),
     [
+        (RedisStreamsTransport, {"url": URL}),
+        (ProjectStreamsTransport, {"url": URL}),
         (functools.partial(RedisStreamsTransport, url=URL), None),
         (functools.partial(functools.partial(RedisPubSubTransport), url=URL), None),
-        ("tests.test_checks_runtime_classes.streams_factory", {"url": URL}),
-        ("tests.test_checks_runtime_classes.pubsub_factory_importing_inside", {"url": URL}),
-        ("tests.test_checks_runtime_classes.WrappingTransportFactory", {"url": URL}),
     ],
-    ids=["partial", "partial-of-partial", "factory", "factory-importing", "wrapping-class"],
+    ids=["class", "subclass", "partial", "partial-of-partial"],
 )
-def test_a_redis_transport_built_by_a_partial_or_factory_without_redis_py_is_arc_e008(
+def test_a_redis_transport_class_or_partial_without_redis_py_is_arc_e008(
     settings, monkeypatch, transport, options
 ):
     """E008 saw arc's Redis transports only as the class itself: given as a
-    ``functools.partial`` or built by a project's factory (a function, a wrapping class),
-    ``check`` passed without redis-py, and the first publish raised
-    ``ModuleNotFoundError`` (the relay stopped, the outbox-off publish lost the event).
-    The factory is read, never called: no transport is built by the check."""
+    ``functools.partial``, ``check`` passed without redis-py, and the first publish raised
+    ``ModuleNotFoundError`` (the relay stopped, the outbox-off publish lost the event). A
+    transport that certainly is one (the class, a subclass, a ``partial`` of either) is an
+    Error; nothing is built by the check."""
     built.clear()
-    assert _e008(settings, transport, options) == []
+    assert _checked(settings, transport, options) == []
     monkeypatch.setitem(sys.modules, "redis", None)
-    messages = _e008(settings, transport, options)
-    assert any("django-arc[redis]" in m for m in messages), messages
+    found = _checked(settings, transport, options)
+    assert [id_ for id_, _ in found] == ["arc.E008"], found
+    assert "django-arc[redis]" in found[0][1]
+    assert built == []
+
+
+@pytest.mark.parametrize(
+    ("transport", "options"),
+    [
+        ("tests.test_checks_runtime_classes.streams_factory", {"url": URL}),
+        ("tests.test_checks_runtime_classes.pubsub_factory_importing_inside", {"url": URL}),
+        ("tests.test_checks_runtime_classes.WrappingTransportFactory", {"url": URL}),
+        ("tests.test_checks_runtime_classes.debug_or_streams_factory", {"url": URL}),
+    ],
+    ids=["factory", "factory-importing", "wrapping-class", "factory-with-a-branch"],
+)
+def test_a_factory_whose_code_names_a_redis_transport_without_redis_py_is_arc_w012(
+    settings, monkeypatch, transport, options
+):
+    """A factory (a function, a wrapping class) is read, never called, and its code may
+    name a Redis transport in a branch it never takes (``debug_or_streams_factory`` builds
+    a ``MemoryTransport`` here): arc.E008 failed ``manage.py check`` on that guess, where
+    arc.W010's like reading of a middleware is a warning. It is arc.W012, a warning that
+    says redis-py is missing, and no Error."""
+    built.clear()
+    assert _checked(settings, transport, options) == []
+    monkeypatch.setitem(sys.modules, "redis", None)
+    found = _checked(settings, transport, options)
+    assert [id_ for id_, _ in found] == ["arc.W012"], found
+    assert "django-arc[redis]" in found[0][1]
     assert built == []
 
 

@@ -9,7 +9,10 @@ fails here rather than in front of a new user.
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -375,10 +378,17 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
         match = CRON_LINE.match(line)
         assert match, f"not a crontab line running manage.py: {line}"
         name, *args = shlex.split(match["command"])
-        out = io.StringIO()
-        call_command(name, *args, stdout=out)
-        assert out.getvalue().startswith("Deleted "), (line, out.getvalue())
+        out, err = io.StringIO(), io.StringIO()
+        call_command(name, *args, stdout=out, stderr=err)
+        # cron mails whatever a line prints: a purge that succeeded prints nothing
+        assert (out.getvalue(), err.getvalue()) == ("", ""), line
         commands.append(name)
+        # the line it prints when asked (the verbosity the crontab sets aside)
+        without = [a for a in args if a not in ("--verbosity", "0")]
+        assert without != args, f"a crontab line without --verbosity 0: {line}"
+        out = io.StringIO()
+        call_command(name, *without, stdout=out)
+        assert out.getvalue().startswith("Deleted "), (line, out.getvalue())
     assert commands == ["arc_purge_outbox", "arc_purge_idempotency", "shop_purge_audit_log"]
     assert list(OutboxEvent.objects.values_list("event_id", flat=True)) == ["e-pending"]
     assert list(AuditLog.objects.values_list("action", flat=True)) == ["updated"]
@@ -398,7 +408,75 @@ def test_every_command_of_the_example_crontab_runs_and_purges():
     for days in ("-1", "99999999"):
         with pytest.raises(CommandError, match="--days must be"):
             call_command("shop_purge_audit_log", "--days", days, stdout=io.StringIO())
+        with pytest.raises(CommandError, match="--days must be"):  # loud at --verbosity 0
+            call_command("shop_purge_audit_log", "--days", days, "--verbosity", "0")
     assert AuditLog.objects.count() == 1
+
+
+def _example(tmp_path, *argv: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """``argv`` run as the example project's process, on an SQLite file of its own."""
+    env = {
+        **os.environ,
+        **environ,
+        "DJANGO_SETTINGS_MODULE": "example.settings",
+        "ARC_EXAMPLE_DB": "sqlite",
+        "ARC_EXAMPLE_SQLITE": str(tmp_path / "cron.sqlite3"),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example_project")]),
+    }
+    return subprocess.run(
+        [sys.executable, *argv],
+        cwd=ROOT / "example_project",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_example_crontab_lines_are_quiet_on_success_and_loud_on_failure(tmp_path):
+    """Each purge line printed ``Deleted 0 ...`` on every run, which cron mails where
+    ``MAILTO`` is set: a mail an hour saying nothing. Run as cron runs them (a process of
+    the example's settings, checks and LOGGING included), each prints nothing and exits 0;
+    a purge that fails (here, refused) still says so on stderr and exits 1."""
+    migrated = _example(tmp_path, "manage.py", "migrate", "--verbosity", "0")
+    assert migrated.returncode == 0, migrated.stderr
+    text = (ROOT / "example_project/crontab").read_text(encoding="utf-8")
+    commands = [
+        CRON_LINE.match(line)["command"]
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert len(commands) == 3
+    for command in commands:
+        done = _example(tmp_path, "manage.py", *command.split())
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", ""), command
+    failed = _example(tmp_path, "manage.py", "arc_purge_outbox", "--days", "-1", "-v", "0")
+    assert failed.returncode == 1
+    assert "CommandError" in failed.stderr and "--days" in failed.stderr
+
+
+def test_the_example_console_log_lines_say_when_how_bad_and_from_where(tmp_path):
+    """The example's console handler had no formatter: a line was its message alone
+    (``purge_outbox retention_days=7 deleted=0``), with no time, level or logger, so an
+    ERROR read as an INFO and nothing said when. Each line now starts with them."""
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django_arc.outbox').info('purge_outbox deleted=%d', 0); "
+        "logging.getLogger('django.request').error('Internal Server Error: /api/x/')"
+    )
+    # DEBUG off: the 500 goes through the example's own "errors" handler (with DEBUG on,
+    # Django's default console handler prints it, as Django formats it)
+    done = _example(tmp_path, "-c", code, DJANGO_DEBUG="0")
+    assert done.returncode == 0, done.stderr
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    lines = done.stderr.splitlines()
+    assert any(
+        re.fullmatch(rf"{stamp} INFO django_arc.outbox purge_outbox deleted=0", x) for x in lines
+    ), lines
+    assert any(
+        re.fullmatch(rf"{stamp} ERROR django.request Internal Server Error: /api/x/", x)
+        for x in lines
+    ), lines
 
 
 @pytest.mark.django_db

@@ -302,12 +302,20 @@ def test_a_deeply_nested_cursor_is_400(api, shelf, payload):
 def test_a_cursor_carrying_a_lone_surrogate_or_a_nul_is_400(api, shelf, value):
     """A cursor is JSON, which can carry a lone surrogate (``"\\ud800"``) no URL can: as a
     text sort key's value it reached the driver, which cannot encode it (a 500 on SQLite and
-    PostgreSQL alike). It is a bad cursor like a NUL."""
+    PostgreSQL alike). It is a bad cursor, as a NUL is where no text holds one (PostgreSQL);
+    on SQLite a row may hold a NUL, so a cursor holding one is a place in the walk
+    (tests/test_paging_walks.py)."""
+    from django.db import connection
+
     cursor = api.get("/api/books/?sort=title&limit=1&after=").json()["next"]
     data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     data["v"][0] = value
     forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-    invalid(api.get(f"/api/books/?sort=title&limit=1&after={forged}"), "after")
+    response = api.get(f"/api/books/?sort=title&limit=1&after={forged}")
+    if value == "\x00" and connection.vendor != "postgresql":
+        assert response.status_code == 200, response.content
+        return
+    invalid(response, "after")
 
 
 def test_keyset_list_runs_one_query(api, shelf, django_assert_num_queries):

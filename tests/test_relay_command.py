@@ -62,6 +62,29 @@ def test_the_start_line_says_the_batch_size_the_relay_uses():
 
 @pytest.mark.django_db
 @override_settings(ARC=MEMORY)
+def test_the_key_value_lines_escape_the_worker_id(caplog):
+    """``arc_relay``'s start, batch and stop lines on the ``django_arc.outbox.relay``
+    logger wrote ``--worker-id`` as given: operator text holding a newline (or an ANSI
+    escape) forged a second line in the log, where the relay's other lines escape what
+    they quote (``log_text``). They escape it too; the JSON lines on stdout are JSON."""
+    store_event(create_event("products.created", {"i": 1}))
+    worker = "w1\nevent=arc_relay.stop worker=forged\x1b[31m"
+    out = StringIO()
+    with caplog.at_level("INFO", logger="django_arc.outbox.relay"):
+        call_command("arc_relay", "--once", "--worker-id", worker, stdout=out)
+    lines = [r.getMessage() for r in caplog.records if r.name == "django_arc.outbox.relay"]
+    assert [line.split(" ", 1)[0] for line in lines] == [
+        "event=arc_relay.start",
+        "event=arc_relay.batch",
+        "event=arc_relay.stop",
+    ]
+    escaped = "worker=w1\\nevent=arc_relay.stop worker=forged\\x1b[31m"
+    assert all(escaped in line and "\n" not in line and "\x1b" not in line for line in lines)
+    assert {row["worker"] for row in map(json.loads, out.getvalue().splitlines())} == {worker}
+
+
+@pytest.mark.django_db
+@override_settings(ARC=MEMORY)
 def test_max_batches_stops_after_n_batches_including_idle_polls():
     for i in range(5):
         store_event(create_event("products.created", {"i": i}))
@@ -93,6 +116,30 @@ def test_bad_transport_is_a_configuration_error():
         call_command("arc_relay", "--once", stdout=StringIO())
     assert info.value.returncode == 2
     assert "nowhere" in str(info.value)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("setting", "value", "want"),
+    [
+        ("BATCH_SIZE", 0, "an integer from 1 to 10000"),
+        ("BATCH_SIZE", -3, "an integer from 1 to 10000"),
+        ("LEASE_SECONDS", "soon", "a positive number of seconds"),
+        ("MAX_ATTEMPTS", "many", "an integer of 1 or more"),
+    ],
+)
+def test_an_outbox_setting_the_relay_cannot_run_with_is_a_configuration_error(setting, value, want):
+    """With arc.E008 silenced (or on a host that runs no checks), a ``BATCH_SIZE`` of 0
+    or less made ``arc_relay`` die of ``ValueError: batch_size must be ...`` (a traceback
+    naming an option nobody passed, exit 1), and a ``LEASE_SECONDS`` or ``MAX_ATTEMPTS``
+    ``int()``/``float()`` cannot read of their bare ``ValueError``. Each is the command's
+    configuration error (exit 2) naming the setting."""
+    with override_settings(ARC={**MEMORY, "OUTBOX": {setting: value}}):
+        with pytest.raises(CommandError) as info:
+            call_command("arc_relay", "--once", stdout=StringIO())
+    assert info.value.returncode == 2
+    assert f"ARC['OUTBOX']['{setting}'] must be {want}" in str(info.value)
+    assert f"got {value!r} (arc.E008)" in str(info.value)
 
 
 @pytest.mark.parametrize(

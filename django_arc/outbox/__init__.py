@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from .configured import get_failure_policy, get_outbox
+from .configured import OutboxSettingError, get_failure_policy, get_outbox
 from .models import OutboxEvent, OutboxStatus
 from .policy import DEAD, exponential_backoff
 from .relay import EventOutbox, RelayResult, decode_row, default_worker_id
@@ -18,6 +18,7 @@ __all__ = [
     "DEAD",
     "EventOutbox",
     "OutboxEvent",
+    "OutboxSettingError",
     "OutboxStatus",
     "RelayResult",
     "RelayTotals",

@@ -25,8 +25,9 @@ from django.utils.text import Truncator
 
 from ..admin_input import RefuseOddInputMixin, id_spellings, is_primary_key
 from ..audit.admin import EstimatedCountPaginator
+from ..logs import log_text
 from ..settings import arc_settings
-from . import get_outbox, run_relay
+from . import OutboxSettingError, get_outbox, run_relay
 from .models import OutboxEvent, OutboxStatus
 from .relay import EventOutbox, purge_delivered, retention_age
 
@@ -114,11 +115,17 @@ logger = logging.getLogger("django_arc.outbox")
 
 
 def _relay_now() -> dict:
-    """The relay's counts, or ``{"unbuilt": <exception type>}`` when the transport cannot be
-    built (a constructor reaching a broker that is down): logged here with its traceback,
-    said on the page, never a 500."""
+    """The relay's counts; ``{"refused": <message>}`` when an ``ARC["OUTBOX"]`` value is one
+    the relay cannot run with (a ``BATCH_SIZE`` of 0 on a server that runs no checks, or
+    arc.E008 silenced: it was a 500), its message naming the setting; or
+    ``{"unbuilt": <exception type>}`` when the transport cannot be built (a constructor
+    reaching a broker that is down): logged here with its traceback, said on the page,
+    never a 500."""
     try:
         outbox = get_outbox()
+    except OutboxSettingError as exc:
+        logger.error("Relay now: nothing relayed: %s", log_text(exc))
+        return {"refused": str(exc)}
     except Exception as exc:
         logger.exception("Relay now: the transport could not be built; nothing relayed")
         return {"unbuilt": type(exc).__name__}
@@ -309,6 +316,9 @@ class OutboxEventAdmin(RefuseOddInputMixin, admin.ModelAdmin):
         if not self.has_change_permission(request):
             raise PermissionDenied
         totals = _relay_now()
+        if "refused" in totals:  # django-arc's own message, naming the setting
+            self.message_user(request, f"Nothing relayed: {totals['refused']}", messages.ERROR)
+            return HttpResponseRedirect(self._url("changelist"))
         if "unbuilt" in totals:
             # the exception's type only: its text (a broker's address) is in the log
             self.message_user(

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
 
 from ..events.configured import get_transport
-from ..settings import arc_settings, on_reload
-from .relay import EventOutbox
+from ..settings import DEFAULTS, arc_settings, on_reload
+from .relay import MAX_BATCH_SIZE, EventOutbox
 
 _outbox: EventOutbox | None = None
+
+
+class OutboxSettingError(ImproperlyConfigured):
+    """An ``ARC["OUTBOX"]`` value the relay cannot run with (arc.E008 reports it at start-up,
+    unless silenced, or on a server that runs no checks). Its message is django-arc's own,
+    naming the setting and what it must be, and quotes no more than the value: a caller may
+    show it (the admin's "Relay now" does), where a transport's error may hold a broker's
+    address and password."""
+
+
+def _setting(name: str, read: Any, want: str, low: float = float("-inf")) -> Any:
+    """``ARC["OUTBOX"][name]`` read as the relay reads it (``int``/``float``), at least
+    ``low``, or :class:`OutboxSettingError` naming it: read raw, a ``BATCH_SIZE`` of 0 or
+    less built an outbox whose relay refused every call with a ``ValueError`` naming
+    ``batch_size``, not the setting (a 500 on the admin's "Relay now", a traceback from
+    ``arc_relay`` and every beat tick), and a value ``int()``/``float()`` cannot read was
+    their bare ``ValueError``. Only what the relay cannot run with is refused here; the
+    rest of arc.E008's ranges is the check's (a value that ran before still runs)."""
+    raw = arc_settings.OUTBOX.get(name, DEFAULTS["OUTBOX"][name])
+    try:
+        value = read(raw)
+    except (TypeError, ValueError, OverflowError):
+        value = None
+    if value is None or not value >= low:
+        raise OutboxSettingError(f"ARC['OUTBOX']['{name}'] must be {want}, got {raw!r} (arc.E008).")
+    return value
 
 
 def get_failure_policy() -> object:
@@ -20,7 +48,7 @@ def get_failure_policy() -> object:
     """
     policy = arc_settings.import_setting("OUTBOX.FAILURE_POLICY")
     if getattr(policy, "arc_policy_factory", False):
-        policy = policy(max_attempts=int(arc_settings.OUTBOX.get("MAX_ATTEMPTS", 8)))
+        policy = policy(max_attempts=_setting("MAX_ATTEMPTS", int, "an integer of 1 or more"))
     if not callable(policy):
         raise ImproperlyConfigured("ARC['OUTBOX']['FAILURE_POLICY'] must be callable")
     return policy
@@ -33,12 +61,16 @@ def get_outbox() -> EventOutbox:
     # it between a fill and a second read, which answered ``None``
     outbox = _outbox
     if outbox is None:
-        conf = arc_settings.OUTBOX
+        # the settings first, so that a bad one is said whether or not the broker is up
+        batch_size = _setting(
+            "BATCH_SIZE", int, f"an integer from 1 to {MAX_BATCH_SIZE} (rows a batch claims)", 1
+        )
+        lease_seconds = _setting("LEASE_SECONDS", float, "a positive number of seconds")
         outbox = _outbox = EventOutbox(
             get_transport(),
             get_failure_policy(),
-            lease_seconds=float(conf.get("LEASE_SECONDS", 30)),
-            batch_size=int(conf.get("BATCH_SIZE", 100)),
+            lease_seconds=lease_seconds,
+            batch_size=batch_size,
         )
     return outbox
 

@@ -157,13 +157,14 @@ def run_relay(
             close_failed_connections()
             totals.batches += 1
             totals.errors += 1
-            if streak.failed():  # an outage: its first batch, then one a minute
+            logged = streak.failed()  # an outage: its first batch, then one a minute
+            if logged:
                 logger.error(
                     "relay batch %d failed: %s: %s%s",
                     totals.batches,
                     type(exc).__name__,
                     log_text(exc),  # a database's message may quote a value: no raw lines
-                    streak.note(),
+                    streak.note(logged),
                 )
             if on_error is not None:
                 on_error(totals.batches, exc)

@@ -170,9 +170,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"debug_off": {"()": "django.utils.log.RequireDebugFalse"}},
+    # when, how bad and from where: a bare StreamHandler printed the message alone
+    "formatters": {"plain": {"format": "{asctime} {levelname} {name} {message}", "style": "{"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler"},
-        "errors": {"class": "logging.StreamHandler", "level": "ERROR", "filters": ["debug_off"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "errors": {
+            "class": "logging.StreamHandler",
+            "level": "ERROR",
+            "filters": ["debug_off"],
+            "formatter": "plain",
+        },
     },
     "loggers": {
         "django_arc": {"handlers": ["console"], "level": "INFO"},

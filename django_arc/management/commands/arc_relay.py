@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
+from django_arc.logs import log_text
 from django_arc.outbox import RelayResult, default_worker_id, get_outbox, run_relay
 from django_arc.outbox.relay import MAX_BATCH_SIZE, check_worker_id
 
@@ -86,9 +87,11 @@ class Command(BaseCommand):
     ) -> None:
         """``fields`` as a ``key=value`` line on the ``django_arc.outbox.relay`` logger at
         ``level`` (``None``: not logged, already reported) and, from verbosity 1, as one JSON
-        line on stdout."""
+        line on stdout. The logged values are escaped (:func:`~django_arc.logs.log_text`),
+        as the relay's other lines are: ``--worker-id`` is operator text, and one holding a
+        newline wrote a second, forged line into the log (JSON escapes it already)."""
         if level is not None:
-            logger.log(level, " ".join(f"{k}={v}" for k, v in fields.items()))
+            logger.log(level, " ".join(f"{k}={log_text(v)}" for k, v in fields.items()))
         if verbosity >= 1:
             self.stdout.write(json.dumps(fields, separators=(",", ":")))
 

@@ -18,6 +18,7 @@ class Command(BaseCommand):
                 f"--days must be a number of days from 0 to 36500, got {options['days']}."
             )
         deleted = purge_audit_log(options["days"])
-        self.stdout.write(
-            f"Deleted {deleted} audit log entry(ies) older than {options['days']} day(s)."
-        )
+        if options["verbosity"] >= 1:  # --verbosity 0: nothing for cron to mail
+            self.stdout.write(
+                f"Deleted {deleted} audit log entry(ies) older than {options['days']} day(s)."
+            )
