@@ -97,3 +97,15 @@ def test_an_empty_purge_says_so(name, said):
     out = StringIO()
     call_command(name, "--batch-size", "3", stdout=out)
     assert out.getvalue() == said
+
+
+def test_a_purge_command_without_its_purge_cannot_be_built():
+    """``PurgeCommand.purge`` is abstract: a subclass that forgets it fails when built, not
+    when cron first runs it (dropping the ABCMeta passed every test)."""
+    from django_arc.management.commands._purge import PurgeCommand
+
+    class Forgetful(PurgeCommand):
+        help = "no purge"
+
+    with pytest.raises(TypeError, match="abstract method"):
+        Forgetful()
