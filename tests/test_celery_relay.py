@@ -418,3 +418,21 @@ def test_purge_task_deletes_a_batch_per_statement():
     deletes = [q for q in ctx.captured_queries if q["sql"].upper().startswith("DELETE")]
     assert len(deletes) == 3
     assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_only_the_first_line_of_an_unbuilt_outbox_streak_carries_a_traceback(monkeypatch, caplog):
+    """A broker down a long time logs the relay tick's ERROR again each minute; the first
+    line carries the traceback, the later ones say how many failed, without it (a
+    traceback on every line passed every test: the minute never passed in them)."""
+    from django_arc import tasks
+    from django_arc.logs import FailureStreak
+
+    monkeypatch.setattr(tasks, "_unbuilt", FailureStreak(interval=0.0))  # each tick's line
+    caplog.set_level(logging.INFO)
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": _Unbuildable, "OPTIONS": {}}}):
+        for _ in range(2):
+            assert relay_outbox.apply().result["errors"] == 1
+    errors = [r for r in caplog.records if r.name == "django_arc.outbox" and r.levelno >= 40]
+    assert [bool(r.exc_info) for r in errors] == [True, False]
+    assert errors[1].getMessage().endswith(" (2 failed in a row; logged at most every 0 s)")

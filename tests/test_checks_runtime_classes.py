@@ -255,3 +255,87 @@ def test_w011_sees_a_resource_mounted_by_hand_without_a_site(without_rest_framew
     }
     assert _w011(settings, _urlconf(JsonOnlyArticles.as_viewset())) == []
     assert _w011(settings, _urlconf(BrowsableArticles.as_viewset())) == ["arc.W011"]
+
+
+def _labelled_partial():
+    """A partial of a partial Python does not flatten (the inner one carries an attribute,
+    as a project's tagged partial may)."""
+    inner = functools.partial(RedisStreamsTransport)
+    inner.label = "events"
+    return functools.partial(inner, url=URL)
+
+
+def opaque_factory(**options):
+    """A factory whose signature cannot be read (``inspect.signature`` raises TypeError)."""
+    built.append("opaque")
+    return RedisStreamsTransport(**options)
+
+
+opaque_factory.__signature__ = "unreadable"
+
+
+@pytest.mark.parametrize(
+    "transport, expected",
+    [
+        (_labelled_partial, "arc.E008"),
+        (lambda: "tests.test_checks_runtime_classes.opaque_factory", "arc.W012"),
+        (lambda: RedisStreamsTransport(url=URL), "arc.E008"),  # built lazily: no broker
+    ],
+    ids=["partial-of-a-tagged-partial", "unreadable-signature", "ready-instance"],
+)
+def test_a_redis_transport_seen_past_every_wrapper_without_redis_py_is_reported(
+    settings, monkeypatch, transport, expected
+):
+    """The check finds arc's Redis transport through every layer of partials (not the first
+    only: arc.E008), in a factory whose signature cannot be read (its OPTIONS unchecked,
+    its code still read: arc.W012, a guess from code), and in a ready instance (which
+    ignores OPTIONS: arc.E008): each undone passed every test (mutation round 6)."""
+    transport = transport()
+    built.clear()
+    assert _checked(settings, transport, {"url": URL}) == []
+    monkeypatch.setitem(sys.modules, "redis", None)
+    found = _checked(settings, transport, {"url": URL})
+    assert [id_ for id_, _ in found] == [expected], found
+    assert "django-arc[redis]" in found[0][1]
+    assert built == []
+
+
+def test_w011_sees_the_renderers_of_a_viewset_subclass_action(without_rest_framework):
+    """A DRF ``@action`` of a ViewSet subclass naming its own ``renderer_classes`` (a
+    browsable page for one route) renders DRF's templates on that route: W011 reads the
+    actions' renderers too (dropping that read passed every test, mutation round 6)."""
+    from rest_framework.decorators import action
+    from rest_framework.response import Response
+
+    settings = without_rest_framework
+    settings.REST_FRAMEWORK = {
+        **getattr(settings, "REST_FRAMEWORK", {}),
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    }
+
+    def report(self, request, pk=None):
+        return Response({})
+
+    with_page = type(
+        "WithBrowsableAction",
+        (JsonOnlyArticles.as_viewset(),),
+        {
+            "report": action(detail=True, renderer_classes=[BrowsableAPIRenderer])(report),
+            "__module__": __name__,
+        },
+    )
+    assert _w011(settings, _urlconf(with_page), JsonOnlyArticles) == ["arc.W011"]
+
+
+def test_w011_sees_a_site_resource_not_routed_by_root_urlconf(without_rest_framework):
+    """A registered site served outside ``ROOT_URLCONF`` (a host's own URLconf,
+    ``request.urlconf``) still serves its resources: W011 reads every site's ViewSets, not
+    only the routes ``ROOT_URLCONF`` holds (reading the routes alone passed every test,
+    mutation round 6)."""
+    settings = without_rest_framework
+    settings.REST_FRAMEWORK = {
+        **getattr(settings, "REST_FRAMEWORK", {}),
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    }
+    assert _w011(settings, _urlconf(), JsonOnlyArticles) == []
+    assert _w011(settings, _urlconf(), BrowsableArticles) == ["arc.W011"]

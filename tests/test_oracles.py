@@ -2061,3 +2061,105 @@ def test_a_bulk_write_refused_429_with_http_dates_answers_the_latest_wait(oracle
         assert r.status_code == 429, r.json()
         assert r.get("Retry-After") == expected, (waits, r.get("Retry-After"))
     _nothing_written(*rows.values())
+
+
+class FailingOthersWrites(Preset):
+    """A project's preset whose backend fails on a stranger's write: DRF's bare
+    ``APIException``, a 500 (no refusal)."""
+
+    name = "failing_others_writes"
+
+    def check_object(self, view, obj):
+        if view.request.method not in ("GET", "HEAD") and obj.owner_id != view.request.user.pk:
+            raise drf_exceptions.APIException("The ledger is down.")
+
+
+class FailingOthersWritesResource(Resource):
+    model = Article
+    name = "failing-others-writes"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.Bulk(), EmbargoedUnread(), FailingOthersWrites()]
+    permissions = {k: P.allow_public() for k in ("list", "get", "update", "delete")}
+
+
+site.register(FailingOthersWritesResource)
+
+
+def test_a_500_an_object_check_raises_on_a_row_the_caller_may_not_read_stays_a_500(oracle_api):
+    """A 500 (DRF's bare ``APIException``) is no refusal, on a row the caller reads or not:
+    it is the answer, never the 404 of a missing row, nor a bulk item's refusal (a bound of
+    ``<= 500`` made it the one on an unreadable row, ``> 500`` the other, each with every
+    test green, mutation round 6)."""
+    owner = MembershipFactory().user
+    embargoed = Article.objects.create(owner=owner, slug="e", title="embargoed")
+    shown = Article.objects.create(owner=owner, slug="s", title="shown")
+    api = client_for(MembershipFactory().user)
+    base = "/oracles/failing-others-writes"
+    assert api.get(f"{base}/{embargoed.pk}/").status_code == 404  # may not read it
+    for row in (embargoed, shown):
+        r = api.patch(f"{base}/{row.pk}/", {"title": "x"}, format="json")
+        assert r.status_code == 500, (row.title, r.json())
+        assert r.json()["error"] == "The ledger is down."
+    r = api.patch(f"{base}/bulk/", {"items": [{"id": shown.pk, "title": "x"}]}, format="json")
+    assert r.status_code == 500 and "details" not in r.json(), r.json()
+    _nothing_written(embargoed, shown)
+
+
+def test_a_projects_not_found_on_an_unreadable_row_is_answered_as_raised(oracle_api, caplog):
+    """A write refused with a 404 ``NOT_FOUND`` (arc's ``NotFound``) is a missing row's
+    answer already: it is raised as it is, its reason logged, without asking whether the
+    caller may read the row (dropping that rule replaced it with the "not readable" 404,
+    same body, with every test green, mutation round 6)."""
+    import logging
+
+    owner = MembershipFactory().user
+    embargoed = Article.objects.create(owner=owner, slug="e", title="embargoed")
+    api = client_for(MembershipFactory().user)
+    caplog.set_level(logging.INFO, logger="django_arc")
+    r = api.patch(f"/oracles/owner-refused-arc-404/{embargoed.pk}/", {"title": "x"}, format="json")
+    assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND"
+    reasons = [m.getMessage() for m in caplog.records if m.getMessage().startswith("404 for")]
+    assert reasons == [f"404 for /oracles/owner-refused-arc-404/{embargoed.pk}/: not the caller's"]
+    _nothing_written(embargoed)
+
+
+class ChallengingOthersWrites(Preset):
+    """A project's preset refusing a stranger's write 401 with its challenge header."""
+
+    name = "challenging_others_writes"
+
+    def check_object(self, view, obj):
+        if view.request.method not in ("GET", "HEAD") and obj.owner_id != view.request.user.pk:
+            raise ArcError(
+                "UNAUTHORIZED", ONLY_THE_OWNER, 401, None, {"WWW-Authenticate": 'Bearer realm="x"'}
+            )
+
+
+class ChallengingOthersWritesResource(Resource):
+    model = Article
+    name = "challenging-others-writes"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.Bulk(), ChallengingOthersWrites()]
+    permissions = {k: P.allow_public() for k in ("list", "get", "update", "delete")}
+
+
+site.register(ChallengingOthersWritesResource)
+
+
+def test_a_bulk_write_refused_per_item_keeps_a_header_other_than_retry_after(oracle_api):
+    """The first refusal's headers are the batch answer's, not only the ``Retry-After``
+    the items' waits set again: a 401's ``WWW-Authenticate`` (dropping the first's headers
+    passed every test, mutation round 6)."""
+    owner = MembershipFactory().user
+    row = Article.objects.create(owner=owner, slug="c", title="challenged")
+    api = client_for(MembershipFactory().user)
+    base = "/oracles/challenging-others-writes"
+    for method, path, body in [
+        ("patch", f"/{row.pk}/", {"title": "x"}),
+        ("patch", "/bulk/", {"items": [{"id": row.pk, "title": "x"}]}),
+        ("delete", "/bulk/", {"ids": [row.pk]}),
+    ]:
+        r = getattr(api, method)(base + path, body, format="json")
+        assert r.status_code == 401, (path, r.json())
+        assert r.get("WWW-Authenticate") == 'Bearer realm="x"', (method, path)
+    _nothing_written(row)

@@ -130,3 +130,18 @@ def test_a_project_command_extending_a_purge_with_a_metaclass_mixin_builds_and_r
     out = StringIO()
     call_command(Command(), "--batch-size", "3", stdout=out)
     assert out.getvalue() == "Deleted 0 delivered outbox event(s) older than 7 day(s).\n"
+
+
+def test_a_purge_command_without_its_purge_refuses_to_run():
+    """``PurgeCommand.purge`` raises ``NotImplementedError``: a subclass that forgets it
+    fails loudly when run, never printing a line or exiting 0 as if it purged. (Round six
+    pinned an ``ABCMeta`` refusal here; the base has no metaclass, see above.)"""
+    from django_arc.management.commands._purge import PurgeCommand
+
+    class Forgetful(PurgeCommand):
+        help = "no purge"
+
+    out = StringIO()
+    with pytest.raises(NotImplementedError):
+        call_command(Forgetful(), stdout=out)
+    assert out.getvalue() == ""

@@ -292,3 +292,27 @@ def test_a_relay_batch_size_below_one_is_refused_not_an_idle_tick(size):
     with pytest.raises(ValueError, match=refused):
         run_relay(batch_size=size, max_batches=2)
     assert OutboxEvent.objects.get().status == "pending"
+
+
+@pytest.mark.django_db
+def test_a_relay_batch_asked_past_the_cap_claims_exactly_the_cap():
+    """``run_relay(batch_size=50_000)`` runs batches of exactly ``MAX_BATCH_SIZE`` rows,
+    the most a batch claims: a cap one lower (9,999) relayed the same totals, in batches one
+    row short, with every test green (mutation round 6)."""
+    from django_arc.events.transports import MemoryTransport
+    from django_arc.outbox import EventOutbox
+    from django_arc.outbox.relay import MAX_BATCH_SIZE
+
+    OutboxEvent.objects.bulk_create(
+        OutboxEvent(event_id=f"cap-{n}", type="a.b") for n in range(MAX_BATCH_SIZE + 5)
+    )
+    sizes: list[int] = []
+    totals = run_relay(
+        EventOutbox(MemoryTransport()),
+        batch_size=50_000,
+        until_drained=True,
+        max_batches=3,
+        on_batch=lambda number, result, seconds: sizes.append(result.attempted),
+    )
+    assert sizes == [MAX_BATCH_SIZE, 5]
+    assert totals.relayed == MAX_BATCH_SIZE + 5

@@ -553,3 +553,81 @@ def test_rows_delivered_at_the_same_instant_across_a_batch_boundary_are_all_purg
     _delivered(1, 1)
     assert EventOutbox(None).purge(timedelta(days=7), batch_size=2) == 8
     assert OutboxEvent.objects.count() == 1
+
+
+def test_a_broken_failure_policy_line_names_twenty_events_counts_the_rest_and_shows_the_first(
+    caplog,
+):
+    """The one line a batch's broken policy logs names at most ``RETRY_LOG_IDS`` events,
+    counts the rest (" and 1 more"; none said when all are named) and shows the first
+    event's error with its traceback, not the last's (mutation round 6: naming every
+    event, " and 0 more" at exactly twenty, or the last event's error passed every test)."""
+    from django_arc.outbox.relay import RETRY_LOG_IDS
+
+    calls: list[int] = []
+
+    def broken(attempts, error):
+        calls.append(attempts)
+        raise RuntimeError(f"policy bug #{len(calls)}")
+
+    caplog.set_level(logging.ERROR, logger="django_arc.outbox")
+    for count in (RETRY_LOG_IDS + 1, RETRY_LOG_IDS):
+        calls.clear()
+        caplog.clear()
+        OutboxEvent.objects.all().delete()
+        outbox = EventOutbox(RecordingTransport(fail_types={"a.b"}), broken)
+        ids = [outbox.store(create_event("a.b", {"i": i})).event_id for i in range(count)]
+        assert outbox.relay_batch().fail_hook_errors == count
+        [line] = [r for r in caplog.records if r.name.startswith("django_arc.outbox")]
+        named = ", ".join(map(str, ids[:RETRY_LOG_IDS]))
+        more = " and 1 more" if count > RETRY_LOG_IDS else ""
+        assert line.getMessage().startswith(
+            f"outbox failure policy raised for {count} event(s): {named}{more}; the default "
+            "backoff decided instead (first: RuntimeError: policy bug #1)"
+        ), line.getMessage()
+        assert str(line.exc_info[1]) == "policy bug #1"
+
+
+def test_one_event_whose_failure_policy_raises_is_logged(caplog):
+    """A batch with a single failed event whose policy raises still logs its line (a
+    condition that logged only several was undone with every test green)."""
+
+    def broken(attempts, error):
+        raise KeyError("x")
+
+    outbox = EventOutbox(RecordingTransport(fail_types={"a.b"}), broken)
+    event_id = outbox.store(create_event("a.b", {})).event_id
+    caplog.set_level(logging.ERROR, logger="django_arc.outbox")
+    assert outbox.relay_batch().fail_hook_errors == 1
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("django_arc.outbox")]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"outbox failure policy raised for 1 event(s): {event_id}; "
+    ), lines
+
+
+def test_a_refused_retention_shows_its_value_up_to_sixty_characters():
+    """``retention_age``'s refusal shows the value's repr whole up to 60 characters, and
+    longer ones as their first 57 and "..." (a bound off by one, or a cut without the
+    ellipsis, passed every test)."""
+    from django_arc.outbox.relay import retention_age
+
+    sixty = "x" * 58  # its repr, quotes included, is 60 characters
+    with pytest.raises(ValueError) as caught:
+        retention_age(sixty)
+    assert str(caught.value) == f"days must be a number of days, 0 or more, got {sixty!r}."
+    with pytest.raises(ValueError) as caught:
+        retention_age(sixty + "y")
+    assert str(caught.value) == (
+        f"days must be a number of days, 0 or more, got {(sixty + 'y')!r:.57}...."
+    )
+
+
+def test_a_signalling_nan_retention_is_refused_as_no_number():
+    """``float(Decimal("sNaN"))`` raises ValueError (a quiet NaN is read as NaN): the
+    refusal is retention_age's own, naming the setting or argument, not float()'s
+    "cannot convert signaling NaN to float" (catching TypeError alone passed every test)."""
+    from django_arc.outbox.relay import retention_age
+
+    with pytest.raises(ValueError) as caught:
+        retention_age(Decimal("sNaN"), "--days")
+    assert str(caught.value) == "--days must be a number of days, 0 or more, got Decimal('sNaN')."
