@@ -88,7 +88,8 @@ def relay_outbox(
 
     Its arguments (a beat entry's ``kwargs``) follow one rule: ``batch_size`` (default
     ``BATCH_SIZE``) and ``max_batches`` are integers from 1, ``batch_size`` capped at
-    10,000 as a batch claims no more, and ``worker_id`` at most 200 characters. A tick given
+    10,000 as a batch claims no more, and ``worker_id`` text of at most 200 characters with
+    no NUL character or lone surrogate (the lease column stores neither). A tick given
     others relays nothing and says why, as a tick that cannot build the outbox does: an
     ERROR naming the argument for the first, then one a minute across the process's ticks
     (a tick with good arguments, another beat entry's, does not start it again), never a

@@ -341,6 +341,62 @@ def test_relay_now_under_a_batch_size_it_cannot_run_with_names_the_setting(
     assert [(r.levelname, bool(r.exc_info)) for r in failures] == [("ERROR", False)]
 
 
+@pytest.mark.parametrize("attempts", [0, -1])
+def test_relay_now_under_a_max_attempts_arcs_policy_cannot_run_with_names_the_setting(
+    admin_client_, caplog, attempts
+):
+    """With ``MAX_ATTEMPTS`` below 1 and arc.E008 silenced, arc's ``exponential_backoff``
+    refuses to be built (``ValueError``), which "Relay now" said as "the transport could
+    not be built (ValueError)" (the transport was fine) over a traceback logged as such.
+    It is a setting the relay cannot run with, said as ``BATCH_SIZE``'s is."""
+    from django_arc.events.transports import MemoryTransport
+
+    row = make_row("pending")
+    arc = {
+        "EVENTS": {"TRANSPORT": MemoryTransport, "OPTIONS": {}},
+        "OUTBOX": {"MAX_ATTEMPTS": attempts},
+    }
+    with override_settings(ARC=arc):
+        with caplog.at_level("ERROR", logger="django_arc.outbox"):
+            response = admin_client_.post(reverse(RELAY_NOW), follow=True)
+    assert response.status_code == 200
+    (said,) = [m for m in response.context["messages"] if "Nothing relayed" in m.message]
+    assert said.message == (
+        "Nothing relayed: ARC['OUTBOX']['MAX_ATTEMPTS'] must be an integer of 1 or more, "
+        f"got {attempts!r} (arc.E008)."
+    )
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("pending", 0)
+    failures = [r for r in caplog.records if r.name == "django_arc.outbox"]
+    assert [(r.levelname, bool(r.exc_info)) for r in failures] == [("ERROR", False)]
+
+
+def test_a_project_failure_policy_factory_judges_its_own_max_attempts(admin_client_):
+    """Only arc's own factory is held to ``MAX_ATTEMPTS`` of 1 or more at run time: a
+    project's factory given 0 is built as it was (arc.E008 still reports the value)."""
+    from django_arc.events.transports import MemoryTransport
+    from django_arc.outbox.configured import get_failure_policy
+
+    arc = {
+        "EVENTS": {"TRANSPORT": MemoryTransport, "OPTIONS": {}},
+        "OUTBOX": {
+            "MAX_ATTEMPTS": 0,
+            "FAILURE_POLICY": "tests.test_admin_outbox.unlimited_policy_factory",
+        },
+    }
+    with override_settings(ARC=arc):
+        assert get_failure_policy()(3) == "retry"
+
+
+def unlimited_policy_factory(max_attempts):
+    """A project's factory reading ``MAX_ATTEMPTS`` 0 as "never dead"."""
+    assert max_attempts == 0
+    return lambda attempts, error=None: "retry"
+
+
+unlimited_policy_factory.arc_policy_factory = True
+
+
 def test_relay_now_ends_at_its_first_failed_batch(admin_client_, monkeypatch):
     """ "Relay now" ran ``run_relay`` as ``arc_relay`` does, retrying a batch that hit a
     database error after half a second, up to its 10 batches: the admin's request slept

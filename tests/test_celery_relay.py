@@ -188,8 +188,25 @@ def test_relay_ticks_during_a_database_outage_stop_at_their_failure_and_log_once
         ({"max_batches": "ten"}, "max_batches must be an integer from 1, got 'ten'."),
         ({"max_batches": True}, "max_batches must be an integer from 1, got True."),
         ({"worker_id": "w\n" * 101}, "is 202 characters; the outbox's lease column holds at"),
+        ({"worker_id": 5}, "worker id must be text, got int"),
+        ({"worker_id": ["w"]}, "worker id must be text, got list"),
+        ({"worker_id": "w\x00"}, "holds a NUL character, which the outbox's lease column"),
+        ({"worker_id": "w\ud800"}, "holds a lone surrogate, which the outbox's lease column"),
     ],
-    ids=["batch-1", "batch0", "batch-float", "max0", "max-3", "max-text", "max-bool", "worker"],
+    ids=[
+        "batch-1",
+        "batch0",
+        "batch-float",
+        "max0",
+        "max-3",
+        "max-text",
+        "max-bool",
+        "worker",
+        "worker-int",
+        "worker-list",
+        "worker-nul",
+        "worker-surrogate",
+    ],
 )
 def test_a_tick_given_arguments_out_of_range_relays_nothing_and_says_so_once(caplog, kwargs, said):
     """``relay_outbox(batch_size=-1)`` (a beat entry's kwargs) raised ``ValueError`` out of

@@ -326,6 +326,35 @@ def test_arc_relay_refuses_a_worker_id_the_lease_column_cannot_hold():
     assert OutboxEvent.objects.get().status == "delivered"
 
 
+@pytest.mark.parametrize(
+    ("worker", "said"),
+    [
+        ("w\x00x", "holds a NUL character"),
+        ("w\ud800", "holds a lone surrogate"),
+        ("w\udcff", "holds a lone surrogate"),  # an undecodable byte of argv, as Python reads it
+    ],
+    ids=["nul", "surrogate", "argv-byte"],
+)
+def test_a_worker_id_holding_what_no_lease_column_stores_is_refused_before_any_claim(worker, said):
+    """A worker id holding a NUL failed every claim on PostgreSQL with a ``DataError``
+    (the relay loop's "database outage", retried for ever, nothing relayed), and one
+    holding a lone surrogate (``--worker-id`` given a byte that is no UTF-8) failed on both
+    databases (a ``UnicodeEncodeError`` traceback). Both are refused as a worker id past
+    the column is: a ``ValueError`` before any claim, a usage error of ``arc_relay``; the
+    rows stay pending and unleased, and the same id is refused on every database."""
+    store_event(create_event("products.created", {"n": 1}))
+    outbox = EventOutbox(MemoryTransport())
+    with pytest.raises(ValueError, match=said):
+        outbox.relay_batch(worker_id=worker)
+    with pytest.raises(ValueError, match=said):
+        run_relay(outbox, worker_id=worker, max_batches=1)
+    with override_settings(ARC={"EVENTS": {"TRANSPORT": MemoryTransport}}):
+        with pytest.raises(CommandError, match="worker-id"):
+            call_command("arc_relay", "--once", "--worker-id", worker, stdout=StringIO())
+    row = OutboxEvent.objects.get()
+    assert (row.status, row.lease_owner, row.attempts) == ("pending", None, 0)
+
+
 # -- X-Request-Id -----------------------------------------------------------------------------
 
 

@@ -126,6 +126,9 @@ def test_bad_transport_is_a_configuration_error():
         ("BATCH_SIZE", -3, "an integer from 1 to 10000"),
         ("LEASE_SECONDS", "soon", "a positive number of seconds"),
         ("MAX_ATTEMPTS", "many", "an integer of 1 or more"),
+        # arc's exponential_backoff refuses fewer than 1: its bare ValueError before
+        ("MAX_ATTEMPTS", 0, "an integer of 1 or more"),
+        ("MAX_ATTEMPTS", -2, "an integer of 1 or more"),
     ],
 )
 def test_an_outbox_setting_the_relay_cannot_run_with_is_a_configuration_error(setting, value, want):

@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..events.configured import get_transport
 from ..settings import DEFAULTS, arc_settings, on_reload
+from .policy import exponential_backoff
 from .relay import MAX_BATCH_SIZE, EventOutbox
 
 _outbox: EventOutbox | None = None
@@ -48,7 +49,11 @@ def get_failure_policy() -> object:
     """
     policy = arc_settings.import_setting("OUTBOX.FAILURE_POLICY")
     if getattr(policy, "arc_policy_factory", False):
-        policy = policy(max_attempts=_setting("MAX_ATTEMPTS", int, "an integer of 1 or more"))
+        # arc's own factory cannot run with fewer than 1 (its ValueError, read by "Relay
+        # now" as a transport that could not be built and logged as a traceback every
+        # minute); a project's factory judges its own range, as it did
+        low = 1 if policy is exponential_backoff else float("-inf")
+        policy = policy(max_attempts=_setting("MAX_ATTEMPTS", int, "an integer of 1 or more", low))
     if not callable(policy):
         raise ImproperlyConfigured("ARC['OUTBOX']['FAILURE_POLICY'] must be callable")
     return policy

@@ -31,6 +31,7 @@ import logging
 import math
 import numbers
 import os
+import re
 import socket
 import uuid
 from collections.abc import Iterable
@@ -105,10 +106,27 @@ def default_worker_id() -> str:
 MAX_WORKER_ID_LENGTH = OutboxEvent._meta.get_field("lease_owner").max_length
 
 
-def check_worker_id(worker_id: str) -> str:
+#: what no lease column can be sent: a NUL (PostgreSQL's text cannot hold one) and a lone
+#: surrogate (no UTF-8; an undecodable byte in ``--worker-id``'s argv is read as one)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_worker_id(worker_id: Any) -> str:
     """``worker_id`` if the lease column can hold it, else ``ValueError``: on PostgreSQL a
     longer one failed every claim with a ``DataError``, which the relay loop takes for a
-    database outage and retries forever, relaying nothing (SQLite stored it)."""
+    database outage and retries forever, relaying nothing (SQLite stored it). So did a NUL
+    character there, and a lone surrogate (no UTF-8) failed every claim on both databases;
+    text it must be (a beat entry's ``worker_id: 5`` raised ``TypeError`` out of every tick,
+    where the task's argument rule refuses a ``ValueError`` without raising)."""
+    if not isinstance(worker_id, str):
+        raise ValueError(f"worker id must be text, got {type(worker_id).__name__}")
+    found = _UNSTORABLE.search(worker_id)
+    if found is not None:
+        what = "a NUL character" if found.group() == "\x00" else "a lone surrogate"
+        raise ValueError(
+            f"worker id {worker_id[:40]!r} holds {what}, which the outbox's lease column "
+            "cannot store"
+        )
     if len(worker_id) > MAX_WORKER_ID_LENGTH:
         raise ValueError(
             f"worker id {worker_id[:40]!r}… is {len(worker_id)} characters; the outbox's "
