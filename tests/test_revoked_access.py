@@ -499,3 +499,75 @@ def test_an_update_replayed_after_its_row_moved_to_another_tenant_is_still_its_o
     assert again.content == first.content
     assert b"Theirs" not in again.content
     assert Product.objects.get(pk=product.pk).name == "Theirs"
+
+
+@pytest.fixture
+def raise_prices_answers(monkeypatch):
+    """``raise_prices_answers(value)``: the idempotent products' ``raise-prices`` route
+    answers ``value`` (a route's own value) for the test's duration."""
+    spec = next(s for s in IdempotentProductResource().routes if s.name == "raise_prices")
+
+    def answer(value):
+        handler = value if callable(value) else (lambda view, request, **kwargs: value)
+        monkeypatch.setattr(spec, "handler", handler)
+
+    return answer
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "value",
+    [
+        # a model field the serializer does not render, a reverse relation, a column name
+        {"in_stock": False},
+        {"orders": 3, "status": "active"},
+        [{"organization_id": 1}, {"organization_id": 2}],
+    ],
+)
+def test_a_routes_own_value_named_like_model_fields_is_replayed_as_it_was(
+    store, org, raise_prices_answers, value
+):
+    """A route's own value whose keys happen to be model field names is no rendered row: a
+    replay to the caller it answered, whose access did not change, is the first answer's
+    bytes, not the value with every name the serializer does not render dropped."""
+    raise_prices_answers(value)
+    client = member(org, "editor")
+    url = f"{IDEM}raise-prices/"
+    first = keyed(client, "post", url, {}, "own-value")
+    assert first.status_code == 200, first.content
+    assert first.json()["data"] == value
+    again = keyed(client, "post", url, {}, "own-value")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.json()["data"] == value
+    assert again.content == first.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("paging", ["offset", "keyset"])
+def test_a_page_answered_to_a_write_is_replayed_without_the_fields_taken_away(
+    store, org, raise_prices_answers, paging
+):
+    """A write route answering a page of rows (a search sent as a POST: ``list_response``,
+    whose envelope holds ``docs``, not ``data``), replayed once the admin is an editor:
+    its rows shaped as the editor's new page would be, the page's own keys as stored."""
+    ProductFactory(organization=org, name="A", cost=7)
+    ProductFactory(organization=org, name="B", cost=8)
+    query = "?limit=1" if paging == "offset" else "?limit=1&after="
+
+    def search(view, request, **kwargs):
+        return view.list_response(view.filter_queryset(view.get_queryset()))
+
+    raise_prices_answers(search)
+    client = member(org, "admin")
+    url = f"{IDEM}raise-prices/{query}"
+    first = keyed(client, "post", url, {}, "page")
+    assert first.status_code == 200, first.content
+    assert first.json()["docs"] and all("cost" in row for row in first.json()["docs"])
+    set_roles(client, org, "editor")
+    again = keyed(client, "post", url, {}, "page")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.json()["docs"] == [
+        {k: v for k, v in row.items() if k != "cost"} for row in first.json()["docs"]
+    ]
+    kept = {k: v for k, v in first.json().items() if k != "docs"}
+    assert {k: v for k, v in again.json().items() if k != "docs"} == kept

@@ -75,9 +75,10 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     away (or a deploy hid or masked a field) is still a replay: the write is not made again,
     and the caller learns its outcome — status, id, headers. But the row in the answer was
     rendered under the old rights, and a caller must never be handed a field it may not
-    read now: the answer's row (``data``, one row or a list of rows, told from a route's own
-    value by its keys, which are all field names of the resource's model or serializer)
-    goes through the caller's read plan again, as a new answer's would. Nothing changed for it — the usual case — keeps the
+    read now: the answer's row (``data``, or a page's ``docs``; one row or a list of rows,
+    told from a route's own value by its keys, which are all field names of the resource's
+    model or serializer) goes through the caller's read plan again, as a new answer's
+    would. Nothing changed for it — the usual case — keeps the
     stored bytes; otherwise the shaped answer is rendered by the view's JSON renderer. An
     answer of a project renderer renaming the keys (camelCase) is not recognised as a row
     and is replayed as stored (docs/idempotency.md, "When the caller's access changes before
@@ -89,18 +90,37 @@ def readable_now(view: Any, claim: Claim) -> bytes:
         doc = json.loads(body)
     except (ValueError, RecursionError):  # not JSON after all: nothing to shape
         return body
-    if not (isinstance(doc, dict) and doc.get("success") is True and "data" in doc):
+    # one row or a route's value under ``data``; a page of rows (a write route answering
+    # ``list_response``, a search sent as a POST) under ``docs``
+    envelope_key = (
+        next((k for k in ("data", "docs") if k in doc), None)
+        if (isinstance(doc, dict) and doc.get("success") is True)
+        else None
+    )
+    if envelope_key is None:
         return body
-    data, rendered_now = doc["data"], frozenset(view.resource.output_fields)
+    data, rendered_now = doc[envelope_key], frozenset(view.resource.output_fields)
     known = rendered_now | _model_names(view.resource.model)
 
     def is_row(value: Any) -> bool:
         return isinstance(value, dict) and bool(value) and value.keys() <= known
 
+    # A create's or an update's row, rendered by the resource's own serializer: a field it
+    # no longer renders at all (made ``hidden()``, or taken out of ``fields`` by a deploy)
+    # is no field of a new answer either. An action's or a route's answer may be a value of
+    # its own whose keys merely are model field names (``{"in_stock": false}``), and a
+    # ViewSet subclass's serializer may render more than the resource's: only the read
+    # plan shapes them, as it shapes what they render (a name outside the serializer's is
+    # no field a rule takes away).
+    own_row = (
+        view.route_spec is None
+        and view.arc_action is None
+        and view.get_serializer_class() is view.resource.serializer
+    )
+
     def shape(row: dict[str, Any]) -> dict[str, Any]:
-        # a field the serializer no longer renders at all (made ``hidden()``, or taken out
-        # of ``fields`` by a deploy) is no field of a new answer either
-        return {k: v for k, v in plan.shape(row).items() if k in rendered_now}
+        shaped = plan.shape(row)
+        return {k: v for k, v in shaped.items() if k in rendered_now} if own_row else shaped
 
     plan = view.field_access.read_plan()
     if is_row(data):
@@ -111,7 +131,7 @@ def readable_now(view: Any, claim: Claim) -> bytes:
         return body
     if shaped == data:
         return body
-    doc["data"] = shaped
+    doc[envelope_key] = shaped
     renderer = _json_renderer(view)
     rendered = renderer.render(doc, renderer.media_type)
     return rendered.encode(renderer.charset or "utf-8") if isinstance(rendered, str) else rendered
