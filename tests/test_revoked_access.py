@@ -571,3 +571,47 @@ def test_a_page_answered_to_a_write_is_replayed_without_the_fields_taken_away(
     ]
     kept = {k: v for k, v in first.json().items() if k != "docs"}
     assert {k: v for k, v in again.json().items() if k != "docs"} == kept
+
+
+@pytest.mark.django_db
+def test_a_reshaped_replay_carries_no_header_describing_the_stored_body(
+    store, org, raise_prices_answers
+):
+    """A route answering its own ``Response`` with headers describing its body (a project
+    setting ``Content-Length``, an ``ETag`` or a digest of the bytes): once the replay's row
+    is shaped for a demoted caller, those headers would describe bytes it is not sent — a
+    ``Content-Length`` longer than the body stalls or cuts the client's read. They go with
+    the stored bytes; the route's other headers stay."""
+    import hashlib
+
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.response import Response
+
+    product = ProductFactory(organization=org, cost=7)
+
+    def answer(view, request, **kwargs):
+        doc = {"success": True, "data": view.render(Product.objects.get(pk=product.pk))}
+        body = JSONRenderer().render(doc)
+        headers = {
+            "Content-Length": str(len(body)),
+            "ETag": f'"{hashlib.sha256(body).hexdigest()}"',
+            "X-Kept": "yes",
+        }
+        return Response(doc, headers=headers)
+
+    raise_prices_answers(answer)
+    client = member(org, "admin")
+    url = f"{IDEM}raise-prices/"
+    first = keyed(client, "post", url, {}, "headers")
+    assert first.status_code == 200, first.content
+    assert int(first["Content-Length"]) == len(first.content)
+    same = keyed(client, "post", url, {}, "headers")  # unchanged caller: the stored bytes
+    assert same.content == first.content and same["ETag"] == first["ETag"]
+    assert int(same["Content-Length"]) == len(same.content)
+    set_roles(client, org, "editor")
+    again = keyed(client, "post", url, {}, "headers")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert "cost" not in again.json()["data"]
+    assert again.get("ETag") != first["ETag"]
+    assert int(again.get("Content-Length", len(again.content))) == len(again.content)
+    assert again["X-Kept"] == "yes"
