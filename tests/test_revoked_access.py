@@ -15,6 +15,7 @@ import json
 
 import pytest
 from django.test import TestCase, override_settings
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from django_arc import arc, redis_alias
@@ -615,3 +616,37 @@ def test_a_reshaped_replay_carries_no_header_describing_the_stored_body(
     assert again.get("ETag") != first["ETag"]
     assert int(again.get("Content-Length", len(again.content))) == len(again.content)
     assert again["X-Kept"] == "yes"
+
+
+class StatusInBodyRenderer(JSONRenderer):
+    """A project's JSON renderer reading the response it renders, as DRF's renderers may
+    (``renderer_context["response"]``, which DRF always passes): it adds the status."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, dict):
+            data = {**data, "status": renderer_context["response"].status_code}
+        return super().render(data, accepted_media_type, renderer_context)
+
+
+@pytest.mark.django_db
+def test_a_replay_reshaped_by_a_project_renderer_reading_its_context_is_no_500(
+    store, org, monkeypatch
+):
+    """The reshaped answer is rendered as the stored one was: with the renderer context DRF
+    passes (``view``, ``request``, ``response``), not ``None``, which a project renderer
+    reading ``renderer_context["response"]`` failed on — a 500 on the replay of a write
+    that happened."""
+    from django.urls import resolve
+
+    view_class = resolve(IDEM).func.cls
+    monkeypatch.setattr(view_class, "renderer_classes", [StatusInBodyRenderer])
+    client = member(org, "admin")
+    first = keyed(client, "post", IDEM, BODY, "ctx")
+    assert first.status_code == 201, first.content
+    assert first.json()["status"] == 201 and "cost" in first.json()["data"]
+    set_roles(client, org, "editor")
+    again = keyed(client, "post", IDEM, BODY, "ctx")
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.json()["status"] == 201
+    assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "cost"}

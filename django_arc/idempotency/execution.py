@@ -32,6 +32,7 @@ from django.http import HttpResponse
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.response import Response
 
 from .. import redis_alias
 from ..exceptions import ArcError, ShortCircuit
@@ -133,7 +134,10 @@ def readable_now(view: Any, claim: Claim) -> bytes:
         return body
     doc[envelope_key] = shaped
     renderer = _json_renderer(view)
-    rendered = renderer.render(doc, renderer.media_type)
+    # the context DRF renders with, as the stored answer was (:func:`_stored`): a project
+    # renderer may read ``renderer_context["response"]`` (its status)
+    context = {**view.get_renderer_context(), "response": Response(doc, status=claim.status)}
+    rendered = renderer.render(doc, renderer.media_type, context)
     return rendered.encode(renderer.charset or "utf-8") if isinstance(rendered, str) else rendered
 
 
