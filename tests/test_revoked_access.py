@@ -650,3 +650,34 @@ def test_a_replay_reshaped_by_a_project_renderer_reading_its_context_is_no_500(
     assert again["X-Idempotency-Replayed"] == "true"
     assert again.json()["status"] == 201
     assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "cost"}
+
+
+@pytest.mark.django_db
+def test_a_create_rendered_by_a_viewsets_own_serializer_keeps_its_fields_on_a_replay(
+    store, org, monkeypatch
+):
+    """A ViewSet subclass's ``get_serializer_class()`` rendering a column the resource does
+    not (``in_stock``): the replay to the caller it answered, whose access did not change,
+    is the first answer's bytes; once the caller is demoted, it loses ``cost`` (the field
+    rule) and keeps ``in_stock`` (no rule takes it)."""
+    from django.urls import resolve
+    from rest_framework import serializers
+
+    class WithStock(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "cost", "in_stock", "organization"]
+            read_only_fields = ["id", "organization"]
+
+    view_class = resolve(IDEM).func.cls
+    monkeypatch.setattr(view_class, "get_serializer_class", lambda self: WithStock)
+    client = member(org, "admin")
+    first = keyed(client, "post", IDEM, BODY, "own-serializer")
+    assert first.status_code == 201, first.content
+    assert first.json()["data"]["in_stock"] is True and "cost" in first.json()["data"]
+    same = keyed(client, "post", IDEM, BODY, "own-serializer")
+    assert same["X-Idempotency-Replayed"] == "true"
+    assert same.content == first.content
+    set_roles(client, org, "editor")
+    again = keyed(client, "post", IDEM, BODY, "own-serializer")
+    assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "cost"}
