@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, connections, transaction
 from rest_framework import exceptions as drf_exceptions
 
 from django_arc import Resource, ResourceSite, presets
@@ -196,7 +196,10 @@ class SwallowingHookResource(HookedArticleResource):
     def _claim(self, row):
         CALLS.append(("claim", row.slug))
         try:
-            if CLAIM_BY["by"] == "orm":
+            if CLAIM_BY["by"] == "savepoint":  # as Django's docs ask: the batch goes on
+                with transaction.atomic():
+                    Article.objects.create(organization=row.organization, slug="taken", title="x")
+            elif CLAIM_BY["by"] == "orm":
                 Article.objects.create(organization=row.organization, slug="taken", title="dup")
             else:  # a raw INSERT: Django does not mark the transaction, PostgreSQL does
                 with connection.cursor() as cursor:
@@ -279,3 +282,30 @@ def test_a_hook_that_swallows_a_database_error_is_a_500_naming_its_item(
         "taken",
     ]
     assert Article.objects.filter(slug="taken").count() == 1
+
+
+@pytest.mark.parametrize("atomic_requests", [False, True], ids=["own", "atomic-requests"])
+def test_a_hook_catching_its_error_inside_its_own_savepoint_writes_the_batch(
+    setting, monkeypatch, atomic_requests
+):
+    """The hook's failed INSERT inside its own ``transaction.atomic()``, caught outside it:
+    the savepoint is rolled back, the transaction usable, and the batch is written (200),
+    with or without ``ATOMIC_REQUESTS`` — the check after each hook (``aborted_databases``)
+    sees no aborted transaction, on SQLite and PostgreSQL."""
+    api, org, me, _, _ = setting
+    monkeypatch.setitem(CLAIM_BY, "by", "savepoint")
+    monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", atomic_requests)
+    Article.objects.create(organization=org, owner=me, slug="taken", title="taken")
+    rows = _rows(org, me, "a", "b", "c")
+    items = [
+        {"id": row.pk, "title": t} for row, t in zip(rows, ["x", "claim", "claim"], strict=True)
+    ]
+    r = api.patch("/bulkhooks/swallowing/bulk/", {"items": items}, format="json")
+    assert r.status_code == 200, r.json()
+    assert [c for c in CALLS if c[0] == "claim"] == [("claim", "r1"), ("claim", "r2")]
+    assert sorted(Article.objects.filter(owner=me).values_list("title", flat=True)) == [
+        "claim",
+        "claim",
+        "taken",
+        "x",
+    ]

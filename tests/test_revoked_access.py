@@ -15,6 +15,7 @@ import json
 
 import pytest
 from django.test import TestCase, override_settings
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from django_arc import arc, redis_alias
@@ -499,3 +500,184 @@ def test_an_update_replayed_after_its_row_moved_to_another_tenant_is_still_its_o
     assert again.content == first.content
     assert b"Theirs" not in again.content
     assert Product.objects.get(pk=product.pk).name == "Theirs"
+
+
+@pytest.fixture
+def raise_prices_answers(monkeypatch):
+    """``raise_prices_answers(value)``: the idempotent products' ``raise-prices`` route
+    answers ``value`` (a route's own value) for the test's duration."""
+    spec = next(s for s in IdempotentProductResource().routes if s.name == "raise_prices")
+
+    def answer(value):
+        handler = value if callable(value) else (lambda view, request, **kwargs: value)
+        monkeypatch.setattr(spec, "handler", handler)
+
+    return answer
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "value",
+    [
+        # a model field the serializer does not render, a reverse relation, a column name
+        {"in_stock": False},
+        {"orders": 3, "status": "active"},
+        [{"organization_id": 1}, {"organization_id": 2}],
+    ],
+)
+def test_a_routes_own_value_named_like_model_fields_is_replayed_as_it_was(
+    store, org, raise_prices_answers, value
+):
+    """A route's own value whose keys happen to be model field names is no rendered row: a
+    replay to the caller it answered, whose access did not change, is the first answer's
+    bytes, not the value with every name the serializer does not render dropped."""
+    raise_prices_answers(value)
+    client = member(org, "editor")
+    url = f"{IDEM}raise-prices/"
+    first = keyed(client, "post", url, {}, "own-value")
+    assert first.status_code == 200, first.content
+    assert first.json()["data"] == value
+    again = keyed(client, "post", url, {}, "own-value")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.json()["data"] == value
+    assert again.content == first.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("paging", ["offset", "keyset"])
+def test_a_page_answered_to_a_write_is_replayed_without_the_fields_taken_away(
+    store, org, raise_prices_answers, paging
+):
+    """A write route answering a page of rows (a search sent as a POST: ``list_response``,
+    whose envelope holds ``docs``, not ``data``), replayed once the admin is an editor:
+    its rows shaped as the editor's new page would be, the page's own keys as stored."""
+    ProductFactory(organization=org, name="A", cost=7)
+    ProductFactory(organization=org, name="B", cost=8)
+    query = "?limit=1" if paging == "offset" else "?limit=1&after="
+
+    def search(view, request, **kwargs):
+        return view.list_response(view.filter_queryset(view.get_queryset()))
+
+    raise_prices_answers(search)
+    client = member(org, "admin")
+    url = f"{IDEM}raise-prices/{query}"
+    first = keyed(client, "post", url, {}, "page")
+    assert first.status_code == 200, first.content
+    assert first.json()["docs"] and all("cost" in row for row in first.json()["docs"])
+    set_roles(client, org, "editor")
+    again = keyed(client, "post", url, {}, "page")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.json()["docs"] == [
+        {k: v for k, v in row.items() if k != "cost"} for row in first.json()["docs"]
+    ]
+    kept = {k: v for k, v in first.json().items() if k != "docs"}
+    assert {k: v for k, v in again.json().items() if k != "docs"} == kept
+
+
+@pytest.mark.django_db
+def test_a_reshaped_replay_carries_no_header_describing_the_stored_body(
+    store, org, raise_prices_answers
+):
+    """A route answering its own ``Response`` with headers describing its body (a project
+    setting ``Content-Length``, an ``ETag`` or a digest of the bytes): once the replay's row
+    is shaped for a demoted caller, those headers would describe bytes it is not sent — a
+    ``Content-Length`` longer than the body stalls or cuts the client's read. They go with
+    the stored bytes; the route's other headers stay."""
+    import hashlib
+
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.response import Response
+
+    product = ProductFactory(organization=org, cost=7)
+
+    def answer(view, request, **kwargs):
+        doc = {"success": True, "data": view.render(Product.objects.get(pk=product.pk))}
+        body = JSONRenderer().render(doc)
+        headers = {
+            "Content-Length": str(len(body)),
+            "ETag": f'"{hashlib.sha256(body).hexdigest()}"',
+            "X-Kept": "yes",
+        }
+        return Response(doc, headers=headers)
+
+    raise_prices_answers(answer)
+    client = member(org, "admin")
+    url = f"{IDEM}raise-prices/"
+    first = keyed(client, "post", url, {}, "headers")
+    assert first.status_code == 200, first.content
+    assert int(first["Content-Length"]) == len(first.content)
+    same = keyed(client, "post", url, {}, "headers")  # unchanged caller: the stored bytes
+    assert same.content == first.content and same["ETag"] == first["ETag"]
+    assert int(same["Content-Length"]) == len(same.content)
+    set_roles(client, org, "editor")
+    again = keyed(client, "post", url, {}, "headers")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert "cost" not in again.json()["data"]
+    assert again.get("ETag") != first["ETag"]
+    assert int(again.get("Content-Length", len(again.content))) == len(again.content)
+    assert again["X-Kept"] == "yes"
+
+
+class StatusInBodyRenderer(JSONRenderer):
+    """A project's JSON renderer reading the response it renders, as DRF's renderers may
+    (``renderer_context["response"]``, which DRF always passes): it adds the status."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, dict):
+            data = {**data, "status": renderer_context["response"].status_code}
+        return super().render(data, accepted_media_type, renderer_context)
+
+
+@pytest.mark.django_db
+def test_a_replay_reshaped_by_a_project_renderer_reading_its_context_is_no_500(
+    store, org, monkeypatch
+):
+    """The reshaped answer is rendered as the stored one was: with the renderer context DRF
+    passes (``view``, ``request``, ``response``), not ``None``, which a project renderer
+    reading ``renderer_context["response"]`` failed on — a 500 on the replay of a write
+    that happened."""
+    from django.urls import resolve
+
+    view_class = resolve(IDEM).func.cls
+    monkeypatch.setattr(view_class, "renderer_classes", [StatusInBodyRenderer])
+    client = member(org, "admin")
+    first = keyed(client, "post", IDEM, BODY, "ctx")
+    assert first.status_code == 201, first.content
+    assert first.json()["status"] == 201 and "cost" in first.json()["data"]
+    set_roles(client, org, "editor")
+    again = keyed(client, "post", IDEM, BODY, "ctx")
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.json()["status"] == 201
+    assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "cost"}
+
+
+@pytest.mark.django_db
+def test_a_create_rendered_by_a_viewsets_own_serializer_keeps_its_fields_on_a_replay(
+    store, org, monkeypatch
+):
+    """A ViewSet subclass's ``get_serializer_class()`` rendering a column the resource does
+    not (``in_stock``): the replay to the caller it answered, whose access did not change,
+    is the first answer's bytes; once the caller is demoted, it loses ``cost`` (the field
+    rule) and keeps ``in_stock`` (no rule takes it)."""
+    from django.urls import resolve
+    from rest_framework import serializers
+
+    class WithStock(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "cost", "in_stock", "organization"]
+            read_only_fields = ["id", "organization"]
+
+    view_class = resolve(IDEM).func.cls
+    monkeypatch.setattr(view_class, "get_serializer_class", lambda self: WithStock)
+    client = member(org, "admin")
+    first = keyed(client, "post", IDEM, BODY, "own-serializer")
+    assert first.status_code == 201, first.content
+    assert first.json()["data"]["in_stock"] is True and "cost" in first.json()["data"]
+    same = keyed(client, "post", IDEM, BODY, "own-serializer")
+    assert same["X-Idempotency-Replayed"] == "true"
+    assert same.content == first.content
+    set_roles(client, org, "editor")
+    again = keyed(client, "post", IDEM, BODY, "own-serializer")
+    assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "cost"}

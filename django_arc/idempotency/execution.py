@@ -32,6 +32,7 @@ from django.http import HttpResponse
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.response import Response
 
 from .. import redis_alias
 from ..exceptions import ArcError, ShortCircuit
@@ -75,9 +76,10 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     away (or a deploy hid or masked a field) is still a replay: the write is not made again,
     and the caller learns its outcome — status, id, headers. But the row in the answer was
     rendered under the old rights, and a caller must never be handed a field it may not
-    read now: the answer's row (``data``, one row or a list of rows, told from a route's own
-    value by its keys, which are all field names of the resource's model or serializer)
-    goes through the caller's read plan again, as a new answer's would. Nothing changed for it — the usual case — keeps the
+    read now: the answer's row (``data``, or a page's ``docs``; one row or a list of rows,
+    told from a route's own value by its keys, which are all field names of the resource's
+    model or serializer) goes through the caller's read plan again, as a new answer's
+    would. Nothing changed for it — the usual case — keeps the
     stored bytes; otherwise the shaped answer is rendered by the view's JSON renderer. An
     answer of a project renderer renaming the keys (camelCase) is not recognised as a row
     and is replayed as stored (docs/idempotency.md, "When the caller's access changes before
@@ -89,18 +91,37 @@ def readable_now(view: Any, claim: Claim) -> bytes:
         doc = json.loads(body)
     except (ValueError, RecursionError):  # not JSON after all: nothing to shape
         return body
-    if not (isinstance(doc, dict) and doc.get("success") is True and "data" in doc):
+    # one row or a route's value under ``data``; a page of rows (a write route answering
+    # ``list_response``, a search sent as a POST) under ``docs``
+    envelope_key = (
+        next((k for k in ("data", "docs") if k in doc), None)
+        if (isinstance(doc, dict) and doc.get("success") is True)
+        else None
+    )
+    if envelope_key is None:
         return body
-    data, rendered_now = doc["data"], frozenset(view.resource.output_fields)
+    data, rendered_now = doc[envelope_key], frozenset(view.resource.output_fields)
     known = rendered_now | _model_names(view.resource.model)
 
     def is_row(value: Any) -> bool:
         return isinstance(value, dict) and bool(value) and value.keys() <= known
 
+    # A create's or an update's row, rendered by the resource's own serializer: a field it
+    # no longer renders at all (made ``hidden()``, or taken out of ``fields`` by a deploy)
+    # is no field of a new answer either. An action's or a route's answer may be a value of
+    # its own whose keys merely are model field names (``{"in_stock": false}``), and a
+    # ViewSet subclass's serializer may render more than the resource's: only the read
+    # plan shapes them, as it shapes what they render (a name outside the serializer's is
+    # no field a rule takes away).
+    own_row = (
+        view.route_spec is None
+        and view.arc_action is None
+        and view.get_serializer_class() is view.resource.serializer
+    )
+
     def shape(row: dict[str, Any]) -> dict[str, Any]:
-        # a field the serializer no longer renders at all (made ``hidden()``, or taken out
-        # of ``fields`` by a deploy) is no field of a new answer either
-        return {k: v for k, v in plan.shape(row).items() if k in rendered_now}
+        shaped = plan.shape(row)
+        return {k: v for k, v in shaped.items() if k in rendered_now} if own_row else shaped
 
     plan = view.field_access.read_plan()
     if is_row(data):
@@ -111,9 +132,12 @@ def readable_now(view: Any, claim: Claim) -> bytes:
         return body
     if shaped == data:
         return body
-    doc["data"] = shaped
+    doc[envelope_key] = shaped
     renderer = _json_renderer(view)
-    rendered = renderer.render(doc, renderer.media_type)
+    # the context DRF renders with, as the stored answer was (:func:`_stored`): a project
+    # renderer may read ``renderer_context["response"]`` (its status)
+    context = {**view.get_renderer_context(), "response": Response(doc, status=claim.status)}
+    rendered = renderer.render(doc, renderer.media_type, context)
     return rendered.encode(renderer.charset or "utf-8") if isinstance(rendered, str) else rendered
 
 
@@ -138,16 +162,28 @@ def _body(request: Any) -> Any:
         return request.body
 
 
+#: headers describing an answer's bytes, not its meaning: not replayed with a reshaped body
+_OF_THE_BYTES = frozenset(
+    ("content-length", "etag", "content-md5", "digest", "content-digest", "repr-digest")
+)
+
+
 def replay_response(claim: Claim, view: Any = None) -> HttpResponse:
     """The stored answer, byte for byte and with the headers of its own, marked as a replay;
     without a ``Content-Type`` when the answer had none (DRF sends none with an empty body,
     a 204). With ``view``, the rows in it are shaped by what its caller may read now
-    (:func:`readable_now`)."""
+    (:func:`readable_now`); a shaped body goes without the stored headers describing the
+    stored bytes (``Content-Length``, ``ETag``, digests)."""
     body = claim.body if view is None else readable_now(view, claim)
     response = HttpResponse(body, status=claim.status, content_type=claim.content_type)
     if not claim.content_type:
         del response["Content-Type"]
+    reshaped = body is not claim.body
     for name, value in claim.headers:
+        if reshaped and name.lower() in _OF_THE_BYTES:
+            # it described the stored bytes, which are not sent: a length longer than
+            # the body stalls the client's read, an ETag or digest names other bytes
+            continue
         response[name] = value
     response[REPLAYED_HEADER] = "true"
     return response
