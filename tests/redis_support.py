@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.test import override_settings
+
+from django_arc import redis_alias
 
 REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
 
@@ -41,6 +44,19 @@ def arc_with(**sections: dict[str, Any]) -> dict[str, Any]:
     arc = dict(settings.ARC)
     arc.update(sections)
     return arc
+
+
+@contextmanager
+def query_cache_on_redis() -> Iterator[dict[str, Any]]:
+    """The ``redis`` alias under a prefix of this test's own (:func:`caches_with`), ARC's
+    query cache on it (stale after 30 s), the outage warnings of an earlier test forgotten;
+    yields the alias's ``CACHES`` entry."""
+    caches = caches_with("redis", REDIS_URL)
+    with override_settings(
+        CACHES=caches, ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})
+    ):
+        redis_alias.reset_outage_warnings()
+        yield caches["redis"]
 
 
 def free_port() -> int:

@@ -27,13 +27,13 @@ from django.db.models import F
 from django.http import StreamingHttpResponse
 from django.test import AsyncClient, Client, override_settings
 
-from django_arc import arc, redis_alias
+from django_arc import arc
 from django_arc.idempotency.execution import IdempotentExecution
 from django_arc.idempotency.models import IdempotencyRecord
 from shop.models import Product
 from tests.asgi_support import serve, serve_many, session_headers
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
-from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
+from tests.redis_support import REDIS_URL, arc_with, caches_with, query_cache_on_redis, redis_server
 from tests.test_idempotency import BODY, URL, idempotency
 from tests.test_query_cache import (  # noqa: F401
     CACHED,
@@ -58,12 +58,8 @@ CONDITIONAL_GET = "django.middleware.http.ConditionalGetMiddleware"
 @pytest.fixture(autouse=True)
 def redis_cache():
     """The ``redis`` alias under a prefix of this test's own; ARC's cache pointed at it."""
-    configured = caches_with("redis", REDIS_URL)
-    with override_settings(
-        CACHES=configured, ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})
-    ):
-        redis_alias.reset_outage_warnings()
-        yield configured["redis"]
+    with query_cache_on_redis() as config:
+        yield config
 
 
 @pytest.fixture

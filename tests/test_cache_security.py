@@ -16,12 +16,11 @@ import uuid
 
 import pytest
 from django.db.models import IntegerField, Value
-from django.test import override_settings
 from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
-from django_arc import Resource, ResourceSite, presets, redis_alias
+from django_arc import Resource, ResourceSite, presets
 from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.clients import ServiceClient
@@ -32,7 +31,7 @@ from shop.membership import resolve_membership
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.redis_support import REDIS_URL, query_cache_on_redis
 from tests.test_query_cache_routed import ShopRouted  # noqa: F401 - registers the alias routed
 from tests.testapp.models import Article, Note
 
@@ -62,13 +61,8 @@ lenient_resolver = cached_resolver(lenient_lookup, ttl=60, prefix="t-sec-lenient
 
 @pytest.fixture(autouse=True)
 def redis_cache():
-    caches = caches_with("redis", REDIS_URL)
-    with (
-        override_settings(CACHES=caches),
-        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
-    ):
-        redis_alias.reset_outage_warnings()
-        yield caches["redis"]
+    with query_cache_on_redis() as config:
+        yield config
 
 
 def member(org, role, **headers):

@@ -25,7 +25,7 @@ from django.http import JsonResponse
 from django.test import override_settings
 from django.utils import timezone
 
-from django_arc import Resource, ResourceSite, redis_alias, route
+from django_arc import Resource, ResourceSite, route
 from django_arc.checks import check_databases, check_outbox_retention
 from django_arc.events import emit, get_transport
 from django_arc.exceptions import ArcError
@@ -38,7 +38,7 @@ from django_arc.querycache.keys import resource_version_key
 from django_arc.querycache.store import QueryCacheStore
 from django_arc.tasks import purge_outbox
 from tests.helpers import cache_clock, client_for, site_mounted
-from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.redis_support import REDIS_URL, arc_with, caches_with, query_cache_on_redis
 from tests.testapp.models import Author
 from tests.testapp.resources import PUBLIC
 
@@ -167,13 +167,8 @@ def redis_cache():
     """The ``redis`` alias under a prefix of this test's own, the query cache on it."""
     if not REDIS_URL:
         pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
-    caches = caches_with("redis", REDIS_URL)
-    with (
-        override_settings(CACHES=caches),
-        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
-    ):
-        redis_alias.reset_outage_warnings()
-        yield
+    with query_cache_on_redis() as config:
+        yield config
 
 
 def keyed(store, **extra):

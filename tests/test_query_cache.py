@@ -49,7 +49,7 @@ from django_arc.settings import MAX_SECONDS
 from shop.models import Order, Product
 from tests.factories import MembershipFactory, OrderFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, cache_clock, client_for, site_mounted
-from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
+from tests.redis_support import REDIS_URL, arc_with, caches_with, query_cache_on_redis, redis_server
 from tests.testapp.feature_resources import CachedProductResource
 from tests.testapp.models import Author
 
@@ -68,13 +68,8 @@ ORDERS = "/api/cached-orders/"
 @pytest.fixture(autouse=True)
 def redis_cache():
     """The ``redis`` alias under a prefix of this test's own; ARC's cache pointed at it."""
-    caches = caches_with("redis", REDIS_URL)
-    with (
-        override_settings(CACHES=caches),
-        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
-    ):
-        redis_alias.reset_outage_warnings()
-        yield caches["redis"]
+    with query_cache_on_redis() as config:
+        yield config
 
 
 def member(org, role):

@@ -18,13 +18,13 @@ from django.test import TestCase, override_settings
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
-from django_arc import arc, redis_alias
+from django_arc import arc
 from django_arc import fields as F
 from django_arc.clients import ServiceClient
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, client_for
-from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.redis_support import REDIS_URL, arc_with, caches_with, query_cache_on_redis
 from tests.testapp.feature_resources import CachedProductResource, IdempotentProductResource
 
 IDEM = "/api/idem-products/"
@@ -275,13 +275,8 @@ def test_a_revoked_or_narrowed_service_key_gets_the_refusal_not_the_replay(store
 
 @pytest.fixture
 def redis_cache():
-    caches = caches_with("redis", REDIS_URL)
-    with (
-        override_settings(CACHES=caches),
-        override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
-    ):
-        redis_alias.reset_outage_warnings()
-        yield
+    with query_cache_on_redis() as config:
+        yield config
 
 
 @needs_redis
