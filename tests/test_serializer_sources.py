@@ -234,3 +234,46 @@ def test_a_column_a_readable_field_renders_stays_queryable_beside_a_write_only_a
         assert "cost_token" not in r.json()["docs"][0]
         body = assert_error(viewer.get("/ct/cost-tokens/?select=cost_token"), 400, "INVALID_QUERY")
         assert list(body["details"]) == ["select"]
+
+
+class SwappedNamesSerializer(serializers.ModelSerializer):
+    """``cost`` renders the ``price`` column (restricted); ``unit_cost`` renders ``cost``."""
+
+    cost = serializers.DecimalField(source="price", max_digits=10, decimal_places=2)
+    unit_cost = serializers.DecimalField(
+        source="cost", max_digits=10, decimal_places=2, required=False
+    )
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "organization", "cost", "unit_cost"]
+
+
+class SwappedNamesResource(RenamedCostResource):
+    name = "swapped-names"
+    serializer_class = SwappedNamesSerializer
+    filter_fields = {"price": ["gte"], "name": ["eq"]}
+    sort_fields = ["price", "name"]
+    default_sort = "name"
+    field_permissions = {"cost": F.visible_to("admin")}
+
+
+def test_a_field_named_after_another_column_keeps_its_own_column_restricted(settings):
+    """A field named like one column may render another (``cost = ...(source="price")``)
+    while a second field renders the first (``unit_cost = ...(source="cost")``): the map
+    of renamed columns overwrote ``cost → price`` with ``cost → cost`` (the entry meant for
+    a column rendered under its own name), so a viewer from whom ``cost`` is hidden
+    filtered and sorted by ``price``, the value it hides."""
+    site = ResourceSite(name="swapped-names-site")
+    site.register(SwappedNamesResource)
+    with site_mounted(settings, "sw", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="A", price="3.00", cost="1.00")
+        ProductFactory(organization=org, sku="B", price="9.00", cost="2.00")
+        viewer = member_client(org, "viewer")
+        assert "cost" not in viewer.get("/sw/swapped-names/").json()["docs"][0]
+        for query, param in (("price[gte]=5", "price[gte]"), ("sort=-price", "sort")):
+            body = assert_error(viewer.get(f"/sw/swapped-names/?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param]
+        r = member_client(org, "admin").get("/sw/swapped-names/?price[gte]=5")
+        assert [d["cost"] for d in r.json()["docs"]] == ["9.00"]
