@@ -540,9 +540,11 @@ def parse_value(model_field: Any, raw: str, portable: bool = True, nul: bool = F
     more than PostgreSQL would); so is a number the field's ``validators`` refuse, unless
     ``portable`` is false (a row may hold one: Django validates in ``full_clean()`` only).
     A NUL character is refused unless ``nul`` (a cursor, on a database that holds one:
-    :func:`holds_nul`)."""
-    _check_text(raw, nul=nul)
+    :func:`holds_nul`) and the column is text (``CharField``/``TextField``): only a text
+    column can hold one, and a date, time or number parse ignores a trailing NUL
+    (``fromisoformat``), so a forged ``"2024-01-01\\x00"`` was read as a place in the walk."""
     target = _concrete(model_field)
+    _check_text(raw, nul=nul and isinstance(target, (models.CharField, models.TextField)))
     if isinstance(target, models.BooleanField):
         lowered = raw.lower()
         if lowered in ("true", "1"):

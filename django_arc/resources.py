@@ -333,9 +333,15 @@ class Resource:
             if field.source in columns and columns[field.source] != name
         }
         # a column also rendered under its own name maps to itself: whoever reads that field
-        # reads the column
+        # reads the column; unless that field renders another column (``cost =
+        # ...(source="price")`` beside ``unit_cost = ...(source="cost")``), whose entry it
+        # overwrote, and ``price`` was then not ruled with ``cost``
         renamed.update(
-            {name: name for name in set(renamed.values()) & declared.keys() if name in columns}
+            {
+                name: name
+                for name in set(renamed.values()) & declared.keys()
+                if name in columns and name not in renamed
+            }
         )
         return renamed
 

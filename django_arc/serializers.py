@@ -76,7 +76,11 @@ class ArcSerializerMixin:
         model = getattr(getattr(self, "Meta", None), "model", None)
         for field in self.fields.values():
             source = field.source
-            if not field.read_only or source in defaults or "." in source or source == "*":
+            # a forced value wins over the field's own default: it is what ``save()`` stores
+            # (``save(**write_values)``), so it is what the validator must judge; with the
+            # default (``default=None``) a taken set passed it and the row's constraint
+            # answered 409 instead of the validator's 400
+            if not field.read_only or "." in source or source == "*":
                 continue
             try:
                 attname = model._meta.get_field(source).attname if model else source

@@ -1889,6 +1889,43 @@ def test_a_damaged_entry_is_dropped_and_said_once_per_interval(shop, shape, capl
     assert "dropped, answered uncached (next warning in 60 s at most)" in warnings[0]
 
 
+class CachedBySkuResource(CachedProductResource):
+    """Looked up by a text column: a row's ``sku`` may hold a control character, which the
+    URL carries percent-encoded and ``request.path`` holds decoded."""
+
+    name = "cached-by-sku"
+    lookup_field = "sku"
+
+
+def test_a_damaged_entrys_warning_escapes_a_control_character_in_the_path(settings, caplog):
+    """Only a 200 stores an entry, so the path of a damaged one is a path some route
+    answered: a text lookup (``sku``) lets a newline through (``/a%0Ab/``). The warning
+    writes it escaped, as every log line writes a request's text (``log_text``): a raw one
+    forged a second log line."""
+    site = ResourceSite(name="cached-by-sku-site")
+    site.register(CachedBySkuResource)
+    org = OrganizationFactory()
+    ProductFactory(organization=org, sku="a\nX-Forged: 1")
+    editor = member(org, "editor")
+    url = "/qs/cached-by-sku/a%0AX-Forged:%201/"
+    with site_mounted(settings, "qs", site):
+        assert get(editor, url)["X-Cache"] == "MISS"
+        client = redis_py.Redis.from_url(REDIS_URL)
+        try:
+            (entry_key,) = client.keys(redis_alias.make_key("redis", "arc:qc:e:") + "*")
+            entry = Entry.decode(client.get(entry_key))
+            assert entry is not None and entry.obj
+            client.set(entry_key, entry._replace(obj=b"\xff" * 8).encode())
+        finally:
+            client.close()
+        caplog.set_level(logging.WARNING, logger="django_arc.querycache")
+        response = get(editor, url)
+    assert response.status_code == 200 and response["X-Cache"] == "MISS"
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "django_arc.querycache"]
+    assert warning.startswith("/qs/cached-by-sku/a\\nX-Forged: 1/: a cached answer"), warning
+    assert "\n" not in warning
+
+
 @pytest.mark.parametrize(
     "option",
     [{"stale_seconds": float("inf")}, {"gc_seconds": float("inf")}, {"gc_seconds": 1e30}],

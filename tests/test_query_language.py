@@ -318,6 +318,26 @@ def test_a_cursor_carrying_a_lone_surrogate_or_a_nul_is_400(api, shelf, value):
     invalid(response, "after")
 
 
+@pytest.mark.parametrize("sort", ["title", "created_at", "pages"])
+def test_a_cursor_value_ending_in_a_nul_is_a_place_only_in_a_text_column(api, shelf, sort):
+    """A NUL is let through a cursor only where a row can hold one: a text column on a
+    database whose text holds NUL (SQLite). A date/time or number parse ignores a trailing
+    NUL (``fromisoformat("2024-01-01T00:00:00\\x00")`` is a datetime), so a forged
+    ``created_at`` cursor ending in one was a 200 on SQLite; it is a bad cursor everywhere,
+    and so is every NUL on PostgreSQL."""
+    from django.db import connection
+
+    cursor = api.get(f"/api/books/?sort={sort}&limit=1&after=").json()["next"]
+    data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    data["v"][0] = f"{data['v'][0]}\x00"
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    response = api.get(f"/api/books/?sort={sort}&limit=1&after={forged}")
+    if sort == "title" and connection.vendor != "postgresql":
+        assert response.status_code == 200, response.content
+        return
+    invalid(response, "after")
+
+
 def test_keyset_list_runs_one_query(api, shelf, django_assert_num_queries):
     with django_assert_num_queries(1):
         api.get("/api/books/?limit=2&after=")

@@ -405,6 +405,22 @@ def test_context_headers_become_read_only_context(resolver_settings, alice, orgs
         scope.organization_id = "2"  # type: ignore[misc]
 
 
+def test_only_x_arc_context_headers_become_context(resolver_settings, alice, orgs):
+    """Other ``X-Arc-*`` headers (``X-Arc-Other``, ``X-Arc-Contexts-Branch-Id``, one whose
+    name outgrows the prefix) are no context: the scan keys on the whole
+    ``X-Arc-Context-`` prefix, not on ``X-Arc-``."""
+    request = RequestFactory().get(
+        "/",
+        HTTP_X_ORGANIZATION_ID=str(orgs[0].pk),
+        HTTP_X_ARC_OTHER="1",
+        HTTP_X_ARC_OTHER_HEADER_BRANCH_ID="2",
+        HTTP_X_ARC_CONTEXTS_BRANCH_ID="4",
+        HTTP_X_ARC_CONTEXT_REGION="eu",
+    )
+    request.user = alice
+    assert dict(resolve_scope(request).context) == {"region": "eu"}
+
+
 def test_oversized_context_header_is_400(resolver_settings, alice):
     response = call(alice, HTTP_X_ARC_CONTEXT_BRANCH_ID="9" * 200)
     assert response.status_code == 400

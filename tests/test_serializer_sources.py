@@ -162,3 +162,118 @@ def test_a_renamed_foreign_key_column_named_by_its_attname_is_restricted_too(
         body = assert_error(client.get(f"/ai/{path}/?{query}"), 400, "INVALID_QUERY")
         assert list(body["details"]) == [param]
         assert client.get(f"/ai/{path}/?title=A&sort=title").status_code == 200
+
+
+def _schema_parameters(resource_class: type[Resource]) -> dict[str, dict]:
+    from django_arc.filters import QueryLanguageFilter
+
+    view = resource_class().as_viewset()()
+    view.resource = resource_class()
+    return {p["name"]: p for p in QueryLanguageFilter().get_schema_operation_parameters(view)}
+
+
+def test_the_schema_says_the_column_of_a_restricted_renamed_field_depends_on_the_caller():
+    """The schema is one for every caller: ``cost`` is documented, with the refusal a viewer
+    gets (``unit_cost`` renders it and is ``visible_to("admin")``), as ``unit_cost`` is in
+    ``select``'s description."""
+    params = _schema_parameters(RenamedCostResource)
+    for name in ("cost", "cost[gte]"):
+        assert "Refused (400) for callers who may not read `cost`" in params[name]["description"]
+    assert "Refused" not in params["name"]["description"]
+    assert "`cost`, `unit_cost` depend on the caller" in params["select"]["description"]
+
+
+def test_the_schema_offers_no_filter_or_sort_on_the_column_only_a_write_only_rename_reads():
+    """``author = IntegerField(source="owner_id", write_only=True)``: no caller reads the
+    owner, so its column (``owner``, ``owner_id``) is no filter or sort key of the schema;
+    the per-request refusal (the field's rename, above) does not reach the schema."""
+    params = _schema_parameters(WriteOnlyOwnerResource)
+    assert not any(n.startswith("owner") for n in params), sorted(params)
+    assert "owner" not in json.dumps(params["sort"])
+    assert "title" in params and "`title`" in json.dumps(params["sort"])
+
+
+class CostTokenSerializer(serializers.ModelSerializer):
+    """``cost`` written through a write-only alias, and rendered under its own name too."""
+
+    cost_token = serializers.DecimalField(
+        source="cost", max_digits=10, decimal_places=2, write_only=True, required=False
+    )
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "organization", "cost", "cost_token"]
+
+
+class CostTokenResource(Resource):
+    model = Product
+    name = "cost-tokens"
+    serializer_class = CostTokenSerializer
+    filter_fields = {"cost": ["gte"], "name": ["eq"]}
+    sort_fields = ["cost", "name"]
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {k: P.require_org_membership() for k in ("list", "get")}
+
+
+def test_a_column_a_readable_field_renders_stays_queryable_beside_a_write_only_alias(settings):
+    """A column both a ``write_only`` field and a readable one read is no secret: every
+    caller reads it as ``cost``, so ``?cost[gte]=`` and ``?sort=cost`` stay (only the
+    columns *only* write-only fields read are hidden)."""
+    site = ResourceSite(name="cost-tokens-site")
+    site.register(CostTokenResource)
+    with site_mounted(settings, "ct", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="A", cost="3.00")
+        ProductFactory(organization=org, sku="B", cost="9.00")
+        viewer = member_client(org, "viewer")
+        r = viewer.get("/ct/cost-tokens/?cost[gte]=5")
+        assert r.status_code == 200, r.json()
+        assert [d["cost"] for d in r.json()["docs"]] == ["9.00"]
+        r = viewer.get("/ct/cost-tokens/?sort=-cost")
+        assert [d["cost"] for d in r.json()["docs"]] == ["9.00", "3.00"]
+        assert "cost_token" not in r.json()["docs"][0]
+        body = assert_error(viewer.get("/ct/cost-tokens/?select=cost_token"), 400, "INVALID_QUERY")
+        assert list(body["details"]) == ["select"]
+
+
+class SwappedNamesSerializer(serializers.ModelSerializer):
+    """``cost`` renders the ``price`` column (restricted); ``unit_cost`` renders ``cost``."""
+
+    cost = serializers.DecimalField(source="price", max_digits=10, decimal_places=2)
+    unit_cost = serializers.DecimalField(
+        source="cost", max_digits=10, decimal_places=2, required=False
+    )
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "organization", "cost", "unit_cost"]
+
+
+class SwappedNamesResource(RenamedCostResource):
+    name = "swapped-names"
+    serializer_class = SwappedNamesSerializer
+    filter_fields = {"price": ["gte"], "name": ["eq"]}
+    sort_fields = ["price", "name"]
+    default_sort = "name"
+    field_permissions = {"cost": F.visible_to("admin")}
+
+
+def test_a_field_named_after_another_column_keeps_its_own_column_restricted(settings):
+    """A field named like one column may render another (``cost = ...(source="price")``)
+    while a second field renders the first (``unit_cost = ...(source="cost")``): the map
+    of renamed columns overwrote ``cost → price`` with ``cost → cost`` (the entry meant for
+    a column rendered under its own name), so a viewer from whom ``cost`` is hidden
+    filtered and sorted by ``price``, the value it hides."""
+    site = ResourceSite(name="swapped-names-site")
+    site.register(SwappedNamesResource)
+    with site_mounted(settings, "sw", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="A", price="3.00", cost="1.00")
+        ProductFactory(organization=org, sku="B", price="9.00", cost="2.00")
+        viewer = member_client(org, "viewer")
+        assert "cost" not in viewer.get("/sw/swapped-names/").json()["docs"][0]
+        for query, param in (("price[gte]=5", "price[gte]"), ("sort=-price", "sort")):
+            body = assert_error(viewer.get(f"/sw/swapped-names/?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param]
+        r = member_client(org, "admin").get("/sw/swapped-names/?price[gte]=5")
+        assert [d["cost"] for d in r.json()["docs"]] == ["9.00"]

@@ -86,3 +86,67 @@ def test_an_update_is_validated_within_the_rows_tenant(orgs):
         "VALIDATION_ERROR",
     )
     assert body["details"] == {"non_field_errors": UNIQUE}
+
+
+class TenantByNamePreset(presets.MultiTenant):
+    """A project's tenancy preset forcing the tenant keyed by the relation's name (an
+    ``Organization``), not by its attname (an id) as the built-in one does."""
+
+    def write_values(self, view, instance=None):
+        from shop.models import Organization
+
+        values = super().write_values(view, instance)
+        if "organization_id" not in values:
+            return values
+        return {"organization": Organization.objects.get(pk=values["organization_id"])}
+
+
+class TenantByNameResource(UniqueSkuResource):
+    name = "unique-skus-by-name"
+    presets = [TenantByNamePreset(tenant_field="organization")]
+
+
+def test_a_preset_forcing_the_tenant_by_the_relations_name_is_validated_too(settings):
+    """A preset's ``write_values`` may key a relation by its name (``organization``) as
+    ``serializer.save()`` accepts it: the validator gets that value as it gets one keyed by
+    the attname (``organization_id``), or every create was 400 "This field is required"."""
+    site = ResourceSite(name="unique-skus-by-name-site")
+    site.register(TenantByNameResource)
+    with site_mounted(settings, "uvn", site):
+        a, b = OrganizationFactory(), OrganizationFactory()
+        ProductFactory(organization=b, sku="TAKEN-IN-B")
+        client = member_client(a, "editor")
+        url = "/uvn/unique-skus-by-name/"
+        r = client.post(url, {"name": "x", "sku": "TAKEN-IN-B", "price": "1.00"}, format="json")
+        assert r.status_code == 201, r.json()
+        assert r.json()["data"]["organization"] == a.pk
+        r = client.post(url, {"name": "y", "sku": "TAKEN-IN-B", "price": "1.00"}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {"non_field_errors": UNIQUE}
+        assert Product.objects.filter(sku="TAKEN-IN-B").count() == 2
+
+
+class OwnDefaultTenantSerializer(UniqueSkuSerializer):
+    """The tenant read-only with a default of the serializer's own (``None``): what is saved
+    is the preset's value (``save(**write_values)``), not this default."""
+
+    organization = serializers.PrimaryKeyRelatedField(read_only=True, default=None)
+
+
+class OwnDefaultTenantResource(UniqueSkuResource):
+    name = "unique-skus-own-default"
+    serializer_class = OwnDefaultTenantSerializer
+
+
+def test_a_read_only_tenant_with_a_default_of_its_own_is_validated_with_the_forced_value(
+    settings,
+):
+    site = ResourceSite(name="unique-skus-own-default-site")
+    site.register(OwnDefaultTenantResource)
+    with site_mounted(settings, "uvd", site):
+        a = OrganizationFactory()
+        client = member_client(a, "editor")
+        url = "/uvd/unique-skus-own-default/"
+        r = client.post(url, {"name": "x", "sku": "S1", "price": "1.00"}, format="json")
+        assert r.status_code == 201, r.json()
+        r = client.post(url, {"name": "y", "sku": "S1", "price": "1.00"}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {"non_field_errors": UNIQUE}

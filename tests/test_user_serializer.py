@@ -407,3 +407,38 @@ def test_a_project_method_drf_shadows_does_not_make_a_serializer_vary(orgs, sett
             assert r.json()["details"] == {"fields": ["created_at"]}
     finally:
         _all_sites.remove(site)
+
+
+class DeclaredReadOnlySerializer(serializers.ModelSerializer):
+    """A plain serializer declaring ``status`` read-only, and no per-request hook."""
+
+    status = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "status", "organization"]
+
+
+class DeclaredReadOnlyResource(Resource):
+    model = Product
+    name = "declared-read-only"
+    serializer_class = DeclaredReadOnlySerializer
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
+
+
+def test_a_plain_field_a_fixed_serializer_declares_read_only_is_refused_in_a_body(orgs, settings):
+    """A field a ``serializer_class`` without per-request hooks declares ``read_only=True``
+    (a plain ``CharField``, not only a ``SerializerMethodField``) is refused like
+    ``read_only_fields``: 403 naming it, no row; DRF alone would drop it silently (201)."""
+    a, _ = orgs
+    site = ResourceSite(name="declared-read-only-site")
+    site.register(DeclaredReadOnlyResource)
+    with site_mounted(settings, "dro", site):
+        client = member(a, "editor")
+        r = client.post("/dro/declared-read-only/", {**BODY, "status": "active"}, format="json")
+        assert r.status_code == 403, r.content
+        assert r.json()["details"] == {"fields": ["status"]}
+        assert not Product.objects.exists()
+        r = client.post("/dro/declared-read-only/", BODY, format="json")
+        assert r.status_code == 201, r.content
