@@ -114,7 +114,9 @@ def readable_now(view: Any, claim: Claim) -> bytes:
         # ``get_fields()`` adds per request; built only for a name the rest does not know
         if not serializer_now:
             try:
-                serializer_now.append(frozenset(view.get_serializer().fields))
+                # not ``get_serializer()``: a browsable request's form narrows its fields
+                serializer = view.get_serializer_class()(context=view.get_serializer_context())
+                serializer_now.append(frozenset(serializer.fields))
             except Exception:  # noqa: BLE001 - a view with no serializer to build
                 serializer_now.append(frozenset())
         return serializer_now[0]
