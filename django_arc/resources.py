@@ -333,14 +333,16 @@ class Resource:
             if field.source in columns and columns[field.source] != name
         }
         # a column also rendered under its own name maps to itself: whoever reads that field
-        # reads the column; unless that field renders another column (``cost =
-        # ...(source="price")`` beside ``unit_cost = ...(source="cost")``), whose entry it
-        # overwrote, and ``price`` was then not ruled with ``cost``
+        # reads the column; only a field that renders that column: one named like it may
+        # render another (``cost = ...(source="price")`` beside ``unit_cost =
+        # ...(source="cost")``, whose entry it overwrote, and ``price`` was then not ruled
+        # with ``cost``) or none (a ``SerializerMethodField``, a dotted source), and its
+        # readers do not know the column
         renamed.update(
             {
                 name: name
                 for name in set(renamed.values()) & declared.keys()
-                if name in columns and name not in renamed
+                if columns.get(declared[name].source) == name
             }
         )
         return renamed

@@ -23,6 +23,9 @@ from .events.event import unstorable_char
 from .parsers import ArcJSONParser, nested_deeper_than
 from .query import MAX_INT, MIN_INT, UNSENDABLE, beyond_int64, integer_range
 
+#: no default of the field's own (``_read_only_defaults``)
+_NO_DEFAULT = object()
+
 
 class ArcSerializerMixin:
     """Caches the result of DRF's ``get_fields()`` per serializer class (a project's own
@@ -83,13 +86,29 @@ class ArcSerializerMixin:
             if not field.read_only or "." in source or source == "*":
                 continue
             try:
-                attname = model._meta.get_field(source).attname if model else source
+                column = model._meta.get_field(source) if model else None
+                attname = column.attname if column is not None else source
             except Exception:  # noqa: BLE001 - not a model column
                 continue
             if attname in forced:
-                defaults[source] = forced[attname]
+                value = forced[attname]
             elif source in forced:
-                defaults[source] = forced[source]
+                value = forced[source]
+            else:
+                continue
+            own = defaults.get(source, _NO_DEFAULT)
+            if own is not _NO_DEFAULT and (
+                own == value
+                or (
+                    isinstance(own, getattr(column, "related_model", None) or ())
+                    and str(own.pk) == str(value)
+                )
+            ):
+                # the field's own default names the forced row (the caller's
+                # ``Organization``, where the preset forces its id): a project's validator
+                # may read it (``attrs["organization"].slug``), which an id made a 500
+                continue
+            defaults[source] = value
         return defaults
 
     @property

@@ -498,3 +498,39 @@ def test_requeue_action_needs_no_transport(admin_client_):
     assert response.status_code == 200
     dead.refresh_from_db()
     assert dead.status == "pending"
+
+
+def test_a_project_policy_naming_its_own_max_attempts_below_1_relays(admin_client_):
+    """A project's factory reading ``MAX_ATTEMPTS`` 0 as "never dead" whose policy names
+    its limit (``policy.max_attempts = 0``, as arc's own policy does): the relay's fallback
+    (the policy it uses when the project's raises) was built with that limit, which
+    ``exponential_backoff`` refuses, so ``get_outbox()`` raised ``ValueError`` and "Relay
+    now" said the transport could not be built. The fallback keeps arc's default limit for
+    one it cannot run with; the project's policy decides, and relays."""
+    from django_arc.events.transports import MemoryTransport
+
+    row = make_row("pending")
+    arc = {
+        "EVENTS": {"TRANSPORT": MemoryTransport, "OPTIONS": {}},
+        "OUTBOX": {
+            "MAX_ATTEMPTS": 0,
+            "FAILURE_POLICY": "tests.test_admin_outbox.named_unlimited_policy_factory",
+        },
+    }
+    with override_settings(ARC=arc):
+        response = admin_client_.post(reverse(RELAY_NOW), follow=True)
+    assert response.status_code == 200
+    said = [m.message for m in response.context["messages"]]
+    assert not [m for m in said if "Nothing relayed" in m], said
+    row.refresh_from_db()
+    assert row.status == "delivered"
+
+
+def named_unlimited_policy_factory(max_attempts):
+    """:func:`unlimited_policy_factory` whose policy names its limit."""
+    policy = unlimited_policy_factory(max_attempts)
+    policy.max_attempts = max_attempts
+    return policy
+
+
+named_unlimited_policy_factory.arc_policy_factory = True

@@ -676,3 +676,136 @@ def test_a_create_rendered_by_a_viewsets_own_serializer_keeps_its_fields_on_a_re
     set_roles(client, org, "editor")
     again = keyed(client, "post", IDEM, BODY, "own-serializer")
     assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "cost"}
+
+
+@pytest.mark.django_db
+def test_a_row_a_viewsets_serializer_renders_with_a_computed_field_is_shaped_on_a_replay(
+    store, org, monkeypatch
+):
+    """A ViewSet subclass's serializer rendering a value of its own beside the row's
+    columns (``label = SerializerMethodField()``): its name is no field of the resource's
+    model or serializer, so the row was not recognised as one and the demoted caller's
+    replay held ``cost``, which the field rule takes from it now."""
+    from django.urls import resolve
+    from rest_framework import serializers
+
+    class WithLabel(serializers.ModelSerializer):
+        label = serializers.SerializerMethodField()
+
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "cost", "organization", "label"]
+            read_only_fields = ["id", "organization"]
+
+        def get_label(self, obj: Product) -> str:
+            return f"{obj.sku}: {obj.name}"
+
+    view_class = resolve(IDEM).func.cls
+    monkeypatch.setattr(view_class, "get_serializer_class", lambda self: WithLabel)
+    client = member(org, "admin")
+    body = {**BODY, "cost": "4.00"}
+    first = keyed(client, "post", IDEM, body, "own-label")
+    assert first.status_code == 201, first.content
+    assert first.json()["data"]["label"] == "W-1: Widget"
+    assert first.json()["data"]["cost"] == "4.00"
+    set_roles(client, org, "editor")
+    again = keyed(client, "post", IDEM, body, "own-label")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "cost"}
+
+
+@pytest.mark.django_db
+def test_a_computed_field_hidden_by_a_deploy_is_left_out_of_a_replay(store, org, settings):
+    """The resource's own serializer renders a value of its own (``label =
+    SerializerMethodField()``); a deploy makes it ``hidden()``: a new answer has no
+    ``label``, and the replay had it, as the stored row (its ``label`` no field of the model
+    nor of the serializer now) was not recognised as a row."""
+    from rest_framework import serializers
+
+    from django_arc import Resource, ResourceSite
+    from django_arc import permissions as arc_permissions
+    from django_arc import presets as arc_presets
+    from tests.helpers import site_mounted
+
+    class LabelSerializer(serializers.ModelSerializer):
+        label = serializers.SerializerMethodField()
+
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "organization", "label"]
+
+        def get_label(self, obj: Product) -> str:
+            return f"{obj.sku}: {obj.name}"
+
+    class LabelledResource(Resource):
+        model = Product
+        name = "labelled"
+        serializer_class = LabelSerializer
+        idempotent = True
+        presets = [arc_presets.MultiTenant(tenant_field="organization")]
+        permissions = {
+            k: arc_permissions.require_org_membership() for k in ("list", "get", "create")
+        }
+
+    site = ResourceSite(name="labelled-site")
+    site.register(LabelledResource)
+    with site_mounted(settings, "lb", site):
+        client = member(org, "editor")
+        first = keyed(client, "post", "/lb/labelled/", BODY, "labelled")
+        assert first.status_code == 201, first.content
+        assert first.json()["data"]["label"] == "W-1: Widget"
+        resource = site.get_resource("labelled")
+        resource.field_permissions = {"label": F.hidden()}
+        for name in ("field_rules", "serializer", "output_fields"):
+            resource.__dict__.pop(name, None)
+        new = client.get(f"/lb/labelled/{first.json()['data']['id']}/").json()["data"]
+        assert "label" not in new
+        again = keyed(client, "post", "/lb/labelled/", BODY, "labelled")
+        assert again["X-Idempotency-Replayed"] == "true"
+        assert again.json()["data"] == new
+
+
+@pytest.mark.django_db
+def test_a_column_a_serializer_adds_per_request_stays_in_a_replay(store, org, settings):
+    """The resource's own serializer adds a column per request (a project's
+    ``get_fields()``: ``cost`` for a request's caller, as for a staff user): the names the
+    resource renders, built without a request, lack it, so a replay of the create to the
+    same caller, whose access did not change, was reshaped without ``cost``."""
+    from rest_framework import serializers
+
+    from django_arc import Resource, ResourceSite
+    from django_arc import permissions as arc_permissions
+    from django_arc import presets as arc_presets
+    from tests.helpers import site_mounted
+
+    class PerRequestSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "organization"]
+
+        def get_fields(self):
+            fields = super().get_fields()
+            if self.context.get("request") is not None:
+                fields["cost"] = serializers.DecimalField(
+                    max_digits=10, decimal_places=2, read_only=True
+                )
+            return fields
+
+    class PerRequestResource(Resource):
+        model = Product
+        name = "per-request"
+        serializer_class = PerRequestSerializer
+        idempotent = True
+        presets = [arc_presets.MultiTenant(tenant_field="organization")]
+        permissions = {k: arc_permissions.require_org_membership() for k in ("get", "create")}
+
+    site = ResourceSite(name="per-request-site")
+    site.register(PerRequestResource)
+    with site_mounted(settings, "pr", site):
+        client = member(org, "editor")
+        first = keyed(client, "post", "/pr/per-request/", BODY, "per-request")
+        assert first.status_code == 201, first.content
+        assert "cost" in first.json()["data"]
+        again = keyed(client, "post", "/pr/per-request/", BODY, "per-request")
+        assert again["X-Idempotency-Replayed"] == "true"
+        assert again.content == first.content

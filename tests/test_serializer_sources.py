@@ -277,3 +277,43 @@ def test_a_field_named_after_another_column_keeps_its_own_column_restricted(sett
             assert list(body["details"]) == [param]
         r = member_client(org, "admin").get("/sw/swapped-names/?price[gte]=5")
         assert [d["cost"] for d in r.json()["docs"]] == ["9.00"]
+
+
+class ComputedCostSerializer(RenamedCostSerializer):
+    """``cost`` is named like the column but renders none of it (a method field);
+    ``unit_cost`` renders the ``cost`` column (restricted)."""
+
+    cost = serializers.SerializerMethodField()
+
+    class Meta(RenamedCostSerializer.Meta):
+        fields = [*RenamedCostSerializer.Meta.fields, "cost"]
+
+    def get_cost(self, obj: Product) -> str:
+        return "ask us"
+
+
+class ComputedCostResource(RenamedCostResource):
+    name = "computed-costs"
+    serializer_class = ComputedCostSerializer
+
+
+def test_a_field_named_like_a_column_but_rendering_no_column_keeps_it_restricted(settings):
+    """The self-map of ``renamed_fields`` (a column also rendered under its own name is
+    known to that field's readers) took any field named like a column for a reader of it;
+    a ``cost = SerializerMethodField()`` renders none of ``cost``, so a viewer from whom
+    ``unit_cost`` (``source="cost"``) is hidden still filtered and sorted by ``cost``."""
+    site = ResourceSite(name="computed-costs-site")
+    site.register(ComputedCostResource)
+    with site_mounted(settings, "cc", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="A", cost="3.00")
+        ProductFactory(organization=org, sku="B", cost="9.00")
+        viewer = member_client(org, "viewer")
+        docs = viewer.get("/cc/computed-costs/?sort=name").json()["docs"]
+        assert {d["cost"] for d in docs} == {"ask us"}
+        assert "unit_cost" not in docs[0]
+        for query, param in (("cost[gte]=5", "cost[gte]"), ("sort=-cost", "sort")):
+            body = assert_error(viewer.get(f"/cc/computed-costs/?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param]
+        r = member_client(org, "admin").get("/cc/computed-costs/?cost[gte]=5")
+        assert [d["unit_cost"] for d in r.json()["docs"]] == ["9.00"]

@@ -150,3 +150,54 @@ def test_a_read_only_tenant_with_a_default_of_its_own_is_validated_with_the_forc
         assert r.status_code == 201, r.json()
         r = client.post(url, {"name": "y", "sku": "S1", "price": "1.00"}, format="json")
         assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {"non_field_errors": UNIQUE}
+
+
+class CurrentOrganization:
+    """A project's default for the tenant: the caller's ``Organization`` (an instance)."""
+
+    requires_context = True
+
+    def __call__(self, field):
+        from django_arc.scope import get_scope
+        from shop.models import Organization
+
+        return Organization.objects.get(pk=get_scope(field.context["request"]).organization_id)
+
+
+def sku_prefixed_by_slug(attrs):
+    """A project's validator reading the tenant's row, as its default hands it."""
+    if not attrs["sku"].startswith(attrs["organization"].slug):
+        raise serializers.ValidationError({"sku": "Must start with the organization's slug."})
+
+
+class InstanceDefaultTenantSerializer(UniqueSkuSerializer):
+    organization = serializers.PrimaryKeyRelatedField(read_only=True, default=CurrentOrganization())
+
+    class Meta(UniqueSkuSerializer.Meta):
+        validators = [sku_prefixed_by_slug]
+
+
+class InstanceDefaultTenantResource(UniqueSkuResource):
+    name = "unique-skus-instance-default"
+    serializer_class = InstanceDefaultTenantSerializer
+
+
+def test_a_tenant_default_naming_the_forced_row_reaches_the_validator_as_it_is(settings):
+    """A read-only tenant whose own default is the caller's ``Organization`` (an instance a
+    project's validator reads: ``attrs["organization"].slug``): the forced value (the
+    preset's ``organization_id``, an id) replaced it, and the validator's attribute read
+    was a 500. A default naming the forced row is handed as it is; one naming another
+    still loses to the forced value."""
+    site = ResourceSite(name="unique-skus-instance-default-site")
+    site.register(InstanceDefaultTenantResource)
+    with site_mounted(settings, "uvi", site):
+        a = OrganizationFactory()
+        client = member_client(a, "editor")
+        url = "/uvi/unique-skus-instance-default/"
+        r = client.post(url, {"name": "x", "sku": f"{a.slug}-1", "price": "1.00"}, format="json")
+        assert r.status_code == 201, r.content
+        assert r.json()["data"]["organization"] == a.pk
+        r = client.post(url, {"name": "y", "sku": "other-1", "price": "1.00"}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+            "sku": ["Must start with the organization's slug."]
+        }

@@ -78,7 +78,8 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     rendered under the old rights, and a caller must never be handed a field it may not
     read now: the answer's row (``data``, or a page's ``docs``; one row or a list of rows,
     told from a route's own value by its keys, which are all field names of the resource's
-    model or serializer) goes through the caller's read plan again, as a new answer's
+    model or serializer, of a field rule, or of the serializer the view builds for this
+    request: a ViewSet subclass's own, a field a project's ``get_fields()`` adds) goes through the caller's read plan again, as a new answer's
     would. Nothing changed for it — the usual case — keeps the
     stored bytes; otherwise the shaped answer is rendered by the view's JSON renderer. An
     answer of a project renderer renaming the keys (camelCase) is not recognised as a row
@@ -101,10 +102,29 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     if envelope_key is None:
         return body
     data, rendered_now = doc[envelope_key], frozenset(view.resource.output_fields)
-    known = rendered_now | _model_names(view.resource.model)
+    # a row's names: the serializer's, the model's, and a field rule's (a computed field
+    # made ``hidden()`` by a deploy is rendered no more, yet it is the stored row's)
+    rule_names = frozenset(view.field_access.rules.rules)
+    known = rendered_now | _model_names(view.resource.model) | rule_names
+    serializer_now: list[frozenset[str]] = []
+
+    def rendered_for_this_request() -> frozenset[str]:
+        # what the view's serializer renders now, for this request: a ViewSet subclass's
+        # own (a ``SerializerMethodField`` of its own), a field a project's
+        # ``get_fields()`` adds per request; built only for a name the rest does not know
+        if not serializer_now:
+            try:
+                # not ``get_serializer()``: a browsable request's form narrows its fields
+                serializer = view.get_serializer_class()(context=view.get_serializer_context())
+                serializer_now.append(frozenset(serializer.fields))
+            except Exception:  # noqa: BLE001 - a view with no serializer to build
+                serializer_now.append(frozenset())
+        return serializer_now[0]
 
     def is_row(value: Any) -> bool:
-        return isinstance(value, dict) and bool(value) and value.keys() <= known
+        if not isinstance(value, dict) or not value:
+            return False
+        return value.keys() <= known or value.keys() <= known | rendered_for_this_request()
 
     # A create's or an update's row, rendered by the resource's own serializer: a field it
     # no longer renders at all (made ``hidden()``, or taken out of ``fields`` by a deploy)
@@ -121,7 +141,10 @@ def readable_now(view: Any, claim: Claim) -> bytes:
 
     def shape(row: dict[str, Any]) -> dict[str, Any]:
         shaped = plan.shape(row)
-        return {k: v for k, v in shaped.items() if k in rendered_now} if own_row else shaped
+        if not own_row or shaped.keys() <= rendered_now:
+            return shaped
+        now = rendered_now | rendered_for_this_request()
+        return {k: v for k, v in shaped.items() if k in now}
 
     plan = view.field_access.read_plan()
     if is_row(data):

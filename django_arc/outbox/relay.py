@@ -296,11 +296,13 @@ class EventOutbox:
         self.lease_seconds = float(lease_seconds)
         self.batch_size = int(batch_size)
         self.using = using
-        self._fallback_policy = exponential_backoff(
-            base=1.0,
-            max=600.0,
-            max_attempts=getattr(self.failure_policy, "max_attempts", 8),
-        )
+        # the policy used when the configured one raises: its limit, when it names one arc's
+        # policy can run with; a project's policy naming 0 or less (its "never dead") made
+        # this refuse to be built, and the outbox with it (a ``ValueError`` every tick)
+        limit = getattr(self.failure_policy, "max_attempts", 8)
+        if isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not limit >= 1:
+            limit = 8
+        self._fallback_policy = exponential_backoff(base=1.0, max=600.0, max_attempts=limit)
 
     # -- storing ---------------------------------------------------------------------------
 
