@@ -79,9 +79,10 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     read now: the answer's row (``data``, or a page's ``docs``; one row or a list of rows,
     told from a route's own value by its keys, which are all field names of the resource's
     model or serializer, of a field rule, or of the serializer the view builds for this
-    request: a ViewSet subclass's own, a field a project's ``get_fields()`` adds) goes through the caller's read plan again, as a new answer's
-    would. Nothing changed for it — the usual case — keeps the
-    stored bytes; otherwise the shaped answer is rendered by the view's JSON renderer. An
+    request: a ViewSet subclass's own, a field a project's ``get_fields()`` adds) goes
+    through the caller's read plan again, as a new answer's would. Nothing changed for it
+    — the usual case — keeps the stored bytes; otherwise the shaped answer is rendered by
+    the view's JSON renderer. An
     answer of a project renderer renaming the keys (camelCase) is not recognised as a row
     and is replayed as stored (docs/idempotency.md, "When the caller's access changes before
     the retry")."""
