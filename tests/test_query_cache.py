@@ -37,7 +37,7 @@ from rest_framework.response import Response
 from rest_framework.versioning import URLPathVersioning
 from rest_framework.views import APIView
 
-from django_arc import Resource, ResourceSite, arc, presets, redis_alias, route
+from django_arc import Resource, ResourceSite, arc, presets, redis_alias, route, sites
 from django_arc import permissions as P
 from django_arc.pagination import PagePagination
 from django_arc.query import QuerySpec
@@ -1889,6 +1889,17 @@ def test_a_damaged_entry_is_dropped_and_said_once_per_interval(shop, shape, capl
     assert "dropped, answered uncached (next warning in 60 s at most)" in warnings[0]
 
 
+@contextlib.contextmanager
+def _site_dropped(site):
+    """``site`` dropped from the sites ``manage.py check`` reads once the test ends: its
+    ``sku`` lookup (not unique, restricted to some readers) is arc.E006 and arc.E009 there,
+    which are not the next test's business."""
+    try:
+        yield
+    finally:
+        sites._all_sites.remove(site)
+
+
 class CachedBySkuResource(CachedProductResource):
     """Looked up by a text column: a row's ``sku`` may hold a control character, which the
     URL carries percent-encoded and ``request.path`` holds decoded."""
@@ -1908,7 +1919,7 @@ def test_a_damaged_entrys_warning_escapes_a_control_character_in_the_path(settin
     ProductFactory(organization=org, sku="a\nX-Forged: 1")
     editor = member(org, "editor")
     url = "/qs/cached-by-sku/a%0AX-Forged:%201/"
-    with site_mounted(settings, "qs", site):
+    with site_mounted(settings, "qs", site), _site_dropped(site):
         assert get(editor, url)["X-Cache"] == "MISS"
         client = redis_py.Redis.from_url(REDIS_URL)
         try:
