@@ -19,6 +19,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -1989,7 +1990,7 @@ def test_a_claim_redis_runs_after_the_request_gave_up_does_not_lock_the_key(edit
     ):
         pid = Redis.from_url(server["url"]).info("server")["process_id"]
         assert post(editor, key="warm-up").status_code == 201
-        os.kill(pid, signal.SIGSTOP)
+        _stop(pid)
         try:
             assert_error(post(editor, body, key="stalled"), 503, "IDEMPOTENCY_UNAVAILABLE")
         finally:
@@ -2005,6 +2006,18 @@ def test_a_claim_redis_runs_after_the_request_gave_up_does_not_lock_the_key(edit
     assert replay.status_code == 201 and replay["X-Idempotency-Replayed"] == "true"
     assert replay.content == retry.content
     assert Product.objects.filter(sku="W-2").count() == 1
+
+
+def _stop(pid: int) -> None:
+    """SIGSTOP ``pid`` and wait until it is stopped: ``kill()`` returns before the signal is
+    delivered, and on a loaded machine the server answered the next command first (the
+    request meant to meet a stalled Redis was a 201)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 5
+    # /proc/<pid>/stat: "pid (comm) state ...": T (stopped) or t (traced)
+    while Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in "Tt":
+        assert time.monotonic() < deadline, "redis-server never stopped"
+        time.sleep(0.005)
 
 
 def unusable_alias(**config) -> dict:
