@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from django.conf import settings
 from django.test import override_settings
 
@@ -57,6 +58,25 @@ def query_cache_on_redis() -> Iterator[dict[str, Any]]:
     ):
         redis_alias.reset_outage_warnings()
         yield caches["redis"]
+
+
+def idempotency(store: str = "database", **extra: Any) -> dict[str, Any]:
+    """``ARC["IDEMPOTENCY"]`` on ``store``, the ``cache`` store on the ``redis`` alias."""
+    return {"STORE": store, "ALIAS": "redis", "TTL_SECONDS": 3600, "NAMESPACE": "", **extra}
+
+
+@contextmanager
+def idempotency_store(store: str) -> Iterator[str]:
+    """Idempotency keys on ``store`` (``cache``: the suite's Redis under a prefix of this
+    test's own; skipped without one); yields ``store``."""
+    if store == "cache" and not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
+    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(store))):
+        if not REDIS_URL:
+            yield store
+        else:
+            with override_settings(CACHES=caches_with("redis", REDIS_URL)):
+                yield store
 
 
 def free_port() -> int:

@@ -43,29 +43,25 @@ from django_arc.tasks import purge_idempotency, purge_outbox, relay_outbox
 from shop.models import Order, Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import assert_error
-from tests.redis_support import REDIS_URL, arc_with, caches_with, redis_server
+from tests.redis_support import (
+    REDIS_URL,
+    arc_with,
+    caches_with,
+    idempotency,
+    idempotency_store,
+    redis_server,
+)
 from tests.testapp.feature_resources import IdempotentProductResource
 
 URL = "/api/idem-products/"
 BODY = {"name": "Widget", "sku": "W-1", "price": "9.50"}
 
 
-def idempotency(store: str = "database", **extra) -> dict:
-    return {"STORE": store, "ALIAS": "redis", "TTL_SECONDS": 3600, "NAMESPACE": "", **extra}
-
-
 @pytest.fixture(params=["database", "cache"])
 def store(request):
     """Each test runs on both stores; ``cache`` on the suite's Redis under its own prefix."""
-    if request.param == "cache" and not REDIS_URL:
-        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
-    caches = caches_with("redis", REDIS_URL) if REDIS_URL else None
-    with override_settings(ARC=arc_with(IDEMPOTENCY=idempotency(request.param))):
-        if caches is None:
-            yield request.param
-        else:
-            with override_settings(CACHES=caches):
-                yield request.param
+    with idempotency_store(request.param) as store:
+        yield store
 
 
 @pytest.fixture

@@ -24,7 +24,12 @@ from django_arc.clients import ServiceClient
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, client_for
-from tests.redis_support import REDIS_URL, arc_with, caches_with, query_cache_on_redis
+from tests.redis_support import (
+    REDIS_URL,
+    arc_with,
+    idempotency_store,
+    query_cache_on_redis,
+)
 from tests.testapp.feature_resources import CachedProductResource, IdempotentProductResource
 
 IDEM = "/api/idem-products/"
@@ -42,16 +47,8 @@ needs_redis = pytest.mark.skipif(
 @pytest.fixture(params=["database", "cache"])
 def store(request):
     """Each idempotency test on both stores; ``cache`` on the suite's Redis."""
-    if request.param == "cache" and not REDIS_URL:
-        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
-    idem = {"STORE": request.param, "ALIAS": "redis", "TTL_SECONDS": 3600, "NAMESPACE": ""}
-    caches = caches_with("redis", REDIS_URL) if REDIS_URL else None
-    with override_settings(ARC=arc_with(IDEMPOTENCY=idem)):
-        if caches is None:
-            yield request.param
-        else:
-            with override_settings(CACHES=caches):
-                yield request.param
+    with idempotency_store(request.param) as store:
+        yield store
 
 
 @pytest.fixture
