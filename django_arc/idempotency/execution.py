@@ -21,6 +21,7 @@ never stored: the key is released, the route's writes rolled back, and a retry r
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -107,20 +108,19 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     # made ``hidden()`` by a deploy is rendered no more, yet it is the stored row's)
     rule_names = frozenset(view.field_access.rules.rules)
     known = rendered_now | _model_names(view.resource.model) | rule_names
-    serializer_now: list[frozenset[str]] = []
 
+    @functools.cache
     def rendered_for_this_request() -> frozenset[str]:
         # what the view's serializer renders now, for this request: a ViewSet subclass's
         # own (a ``SerializerMethodField`` of its own), a field a project's
-        # ``get_fields()`` adds per request; built only for a name the rest does not know
-        if not serializer_now:
-            try:
-                # not ``get_serializer()``: a browsable request's form narrows its fields
-                serializer = view.get_serializer_class()(context=view.get_serializer_context())
-                serializer_now.append(frozenset(serializer.fields))
-            except Exception:  # noqa: BLE001 - a view with no serializer to build
-                serializer_now.append(frozenset())
-        return serializer_now[0]
+        # ``get_fields()`` adds per request; built once, and only for a name the rest does
+        # not know
+        try:
+            # not ``get_serializer()``: a browsable request's form narrows its fields
+            serializer = view.get_serializer_class()(context=view.get_serializer_context())
+            return frozenset(serializer.fields)
+        except Exception:  # noqa: BLE001 - a view with no serializer to build
+            return frozenset()
 
     def is_row(value: Any) -> bool:
         if not isinstance(value, dict) or not value:
