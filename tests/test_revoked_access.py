@@ -959,3 +959,19 @@ def test_a_create_a_viewset_subclass_answers_with_its_own_value_is_replayed_as_i
         assert again.content == first.content
     finally:
         clear_url_caches()
+
+
+@pytest.mark.django_db
+def test_a_retry_asking_for_the_browsable_api_is_replayed_the_first_answers_bytes(store, org):
+    """The names a replayed row keeps are those the view's serializer renders for the
+    retry, built as a new answer's is, not as the browsable API's form (which keeps the
+    fields a body may write only: ``id``, ``created_at``, the tenant went from the row)."""
+    client = member(org, "admin")
+    first = keyed(client, "post", IDEM, BODY, "browsable")
+    assert first.status_code == 201, first.content
+    assert {"id", "created_at", "organization"} <= first.json()["data"].keys()
+    again = client.post(
+        IDEM, BODY, format="json", HTTP_IDEMPOTENCY_KEY="browsable", HTTP_ACCEPT="text/html"
+    )
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.content == first.content
