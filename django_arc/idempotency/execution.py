@@ -113,8 +113,8 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     def rendered_for_this_request() -> frozenset[str]:
         # what the view's serializer renders now, for this request: a ViewSet subclass's
         # own (a ``SerializerMethodField`` of its own), a field a project's
-        # ``get_fields()`` adds per request; built once, and only for a name the rest does
-        # not know
+        # ``get_fields()`` adds per request; built once, for a create's or an update's row
+        # (``written_row``) or for a name the rest does not know
         try:
             # not ``get_serializer()``: a browsable request's form narrows its fields
             serializer = view.get_serializer_class()(context=view.get_serializer_context())
