@@ -871,6 +871,7 @@ def test_a_row_holding_a_field_its_serializer_no_longer_gives_the_caller_is_stil
     from django_arc import Resource, ResourceSite
     from django_arc import permissions as arc_permissions
     from django_arc import presets as arc_presets
+    from django_arc.sites import _all_sites
     from tests.helpers import site_mounted
 
     class StaffMarginSerializer(serializers.ModelSerializer):
@@ -900,27 +901,31 @@ def test_a_row_holding_a_field_its_serializer_no_longer_gives_the_caller_is_stil
 
     site = ResourceSite(name="staff-margin-site")
     site.register(StaffMarginResource)
-    with site_mounted(settings, "sm", site):
-        client = member(org, "admin")
-        client.user.is_staff = True
-        client.user.save()
-        body = {**BODY, "cost": "4.00"}
-        first = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
-        assert first.status_code == 201, first.content
-        assert first.json()["data"]["margin"] == "staff only"
-        assert first.json()["data"]["cost"] == "4.00"
-        same = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
-        assert same.content == first.content
-        client.user.is_staff = False
-        client.user.save()
-        set_roles(client, org, "editor")
-        row_id = first.json()["data"]["id"]
-        new = client.get(f"/sm/staff-margin/{row_id}/").json()["data"]
-        assert "margin" not in new and "cost" not in new
-        again = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
-        assert again["X-Idempotency-Replayed"] == "true"
-        assert again.status_code == 201
-        assert again.json()["data"] == new
+    try:
+        with site_mounted(settings, "sm", site):
+            client = member(org, "admin")
+            client.user.is_staff = True
+            client.user.save()
+            body = {**BODY, "cost": "4.00"}
+            first = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
+            assert first.status_code == 201, first.content
+            assert first.json()["data"]["margin"] == "staff only"
+            assert first.json()["data"]["cost"] == "4.00"
+            same = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
+            assert same.content == first.content
+            client.user.is_staff = False
+            client.user.save()
+            set_roles(client, org, "editor")
+            row_id = first.json()["data"]["id"]
+            new = client.get(f"/sm/staff-margin/{row_id}/").json()["data"]
+            assert "margin" not in new and "cost" not in new
+            again = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
+            assert again["X-Idempotency-Replayed"] == "true"
+            assert again.status_code == 201
+            assert again.json()["data"] == new
+    finally:
+        # not a site the next tests check or write through
+        _all_sites.remove(site)
 
 
 class _QueuingViewSet(IdempotentProductResource.as_viewset()):
