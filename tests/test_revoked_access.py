@@ -806,3 +806,177 @@ def test_a_column_a_serializer_adds_per_request_stays_in_a_replay(store, org, se
         again = keyed(client, "post", "/pr/per-request/", BODY, "per-request")
         assert again["X-Idempotency-Replayed"] == "true"
         assert again.content == first.content
+
+
+@pytest.mark.django_db
+def test_a_field_a_viewsets_serializer_gives_per_request_is_left_out_once_taken_away(
+    store, org, monkeypatch
+):
+    """A ViewSet subclass's serializer adds a field per request (DRF's ``get_fields()``:
+    ``margin`` for staff only); the staff user creates, loses ``is_staff`` and retries: a
+    new answer would not hold ``margin``, and the replay held it, as it is no field rule's
+    (only the read plan shaped a ViewSet subclass's row). The resource's own serializer's
+    row was already shaped by what its serializer renders for the retry."""
+    from django.urls import resolve
+    from rest_framework import serializers
+
+    class StaffMargin(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "organization"]
+            read_only_fields = ["id", "organization"]
+
+        def get_fields(self):
+            fields = super().get_fields()
+            request = self.context.get("request")
+            if request is not None and request.user.is_staff:
+                fields["margin"] = serializers.SerializerMethodField()
+            return fields
+
+        def get_margin(self, obj: Product) -> str:
+            return "staff only"
+
+    view_class = resolve(IDEM).func.cls
+    monkeypatch.setattr(view_class, "get_serializer_class", lambda self: StaffMargin)
+    client = member(org, "editor")
+    client.user.is_staff = True
+    client.user.save()
+    first = keyed(client, "post", IDEM, BODY, "staff-margin")
+    assert first.status_code == 201, first.content
+    assert first.json()["data"]["margin"] == "staff only"
+    same = keyed(client, "post", IDEM, BODY, "staff-margin")
+    assert same["X-Idempotency-Replayed"] == "true"
+    assert same.content == first.content
+    client.user.is_staff = False
+    client.user.save()
+    row_id = first.json()["data"]["id"]
+    assert "margin" not in client.get(f"{IDEM}{row_id}/").json()["data"]
+    again = keyed(client, "post", IDEM, BODY, "staff-margin")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.status_code == 201
+    assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "margin"}
+
+
+@pytest.mark.django_db
+def test_a_row_holding_a_field_its_serializer_no_longer_gives_the_caller_is_still_shaped(
+    store, org, settings
+):
+    """The resource's own serializer gives ``margin`` to staff only (its ``get_fields()``)
+    and ``cost`` is an admin's (a field rule). A staff admin creates, then loses both: the
+    stored row's ``margin`` was a name nothing knew for the retry (not the model's, not a
+    rule's, not the retry's serializer's), so the row was not recognised as one and was
+    replayed as stored — ``cost`` included, which the field rule takes from an editor."""
+    from rest_framework import serializers
+
+    from django_arc import Resource, ResourceSite
+    from django_arc import permissions as arc_permissions
+    from django_arc import presets as arc_presets
+    from django_arc.sites import _all_sites
+    from tests.helpers import site_mounted
+
+    class StaffMarginSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "cost", "organization"]
+
+        def get_fields(self):
+            fields = super().get_fields()
+            request = self.context.get("request")
+            if request is not None and request.user.is_staff:
+                fields["margin"] = serializers.SerializerMethodField()
+            return fields
+
+        def get_margin(self, obj: Product) -> str:
+            return "staff only"
+
+    class StaffMarginResource(Resource):
+        model = Product
+        name = "staff-margin"
+        serializer_class = StaffMarginSerializer
+        read_only_fields = ["id"]
+        idempotent = True
+        presets = [arc_presets.MultiTenant(tenant_field="organization")]
+        permissions = {k: arc_permissions.require_org_membership() for k in ("get", "create")}
+        field_permissions = {"cost": F.visible_to("admin")}
+
+    site = ResourceSite(name="staff-margin-site")
+    site.register(StaffMarginResource)
+    try:
+        with site_mounted(settings, "sm", site):
+            client = member(org, "admin")
+            client.user.is_staff = True
+            client.user.save()
+            body = {**BODY, "cost": "4.00"}
+            first = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
+            assert first.status_code == 201, first.content
+            assert first.json()["data"]["margin"] == "staff only"
+            assert first.json()["data"]["cost"] == "4.00"
+            same = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
+            assert same.content == first.content
+            client.user.is_staff = False
+            client.user.save()
+            set_roles(client, org, "editor")
+            row_id = first.json()["data"]["id"]
+            new = client.get(f"/sm/staff-margin/{row_id}/").json()["data"]
+            assert "margin" not in new and "cost" not in new
+            again = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
+            assert again["X-Idempotency-Replayed"] == "true"
+            assert again.status_code == 201
+            assert again.json()["data"] == new
+    finally:
+        # not a site the next tests check or write through
+        _all_sites.remove(site)
+
+
+class _QueuingViewSet(IdempotentProductResource.as_viewset()):
+    """A ViewSet subclass whose create answers a value of its own, not the row."""
+
+    def create(self, request, *args, **kwargs):
+        super().create(request, *args, **kwargs)
+        return self.success_response({"queued": True, "name": "Widget"}, "Queued", 201)
+
+
+@pytest.mark.django_db
+def test_a_create_a_viewset_subclass_answers_with_its_own_value_is_replayed_as_it_was(
+    store, org, settings
+):
+    """Only arc's own ``create()`` answers the row its serializer wrote; a ViewSet
+    subclass's ``create()`` answering a value of its own (``{"queued": true, ...}``) is
+    replayed as stored, not cut down to the serializer's names."""
+    from django.urls import clear_url_caches, include, path
+    from rest_framework.routers import SimpleRouter
+
+    import tests.urls
+
+    router = SimpleRouter()
+    router.register("queuing", _QueuingViewSet, basename="queuing")
+    patterns = [*tests.urls.urlpatterns, path("qv/", include(router.urls))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    try:
+        client = member(org, "admin")
+        first = keyed(client, "post", "/qv/queuing/", BODY, "queued")
+        assert first.status_code == 201, first.content
+        assert first.json()["data"] == {"queued": True, "name": "Widget"}
+        set_roles(client, org, "editor")
+        again = keyed(client, "post", "/qv/queuing/", BODY, "queued")
+        assert again["X-Idempotency-Replayed"] == "true"
+        assert again.content == first.content
+    finally:
+        clear_url_caches()
+
+
+@pytest.mark.django_db
+def test_a_retry_asking_for_the_browsable_api_is_replayed_the_first_answers_bytes(store, org):
+    """The names a replayed row keeps are those the view's serializer renders for the
+    retry, built as a new answer's is, not as the browsable API's form (which keeps the
+    fields a body may write only: ``id``, ``created_at``, the tenant went from the row)."""
+    client = member(org, "admin")
+    first = keyed(client, "post", IDEM, BODY, "browsable")
+    assert first.status_code == 201, first.content
+    assert {"id", "created_at", "organization"} <= first.json()["data"].keys()
+    again = client.post(
+        IDEM, BODY, format="json", HTTP_IDEMPOTENCY_KEY="browsable", HTTP_ACCEPT="text/html"
+    )
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.content == first.content
