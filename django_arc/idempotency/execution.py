@@ -38,6 +38,7 @@ from rest_framework.response import Response
 from .. import redis_alias
 from ..exceptions import ArcError, ShortCircuit
 from ..headers import own_headers
+from ..mixins import CreateMixin, UpdateMixin
 from ..routers import canonical_path
 from ..settings import arc_settings
 from ..transactions import atomic_on
@@ -182,8 +183,6 @@ def _answers_its_row(view: Any) -> bool:
     """Whether ``view`` answers this request with the row its serializer wrote: a create or
     an update by arc's own ``create()``/``update()`` (a ViewSet subclass overriding one
     may answer a value of its own)."""
-    from ..mixins import CreateMixin, UpdateMixin
-
     ours = {
         "create": {"create": CreateMixin.create},
         "partial_update": {"partial_update": UpdateMixin.partial_update},
