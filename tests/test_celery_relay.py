@@ -230,7 +230,7 @@ def test_a_tick_given_arguments_out_of_range_relays_nothing_and_says_so_once(cap
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("size", [0, -5, "many"])
+@pytest.mark.parametrize("size", [0, -5, "many", True])
 def test_a_tick_under_a_batch_size_setting_it_cannot_run_with_names_the_setting(caplog, size):
     """With ``BATCH_SIZE`` 0 or less and arc.E008 silenced (a worker runs no checks), every
     tick raised ``ValueError: batch_size must be ...`` (naming the argument no one passed),
