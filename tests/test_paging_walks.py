@@ -456,3 +456,38 @@ def test_a_cursor_holds_a_nul_in_a_text_column_of_a_custom_field_type(api, memos
     expected = expected_order(rows, sort)
     url = f"/memo/memos/?select=id&sort={sort}"
     assert walk_keyset(api, url, 1) == walk_offset(api, url, 1) == expected
+
+
+NON_FINITE = [float("inf"), float("-inf"), float("nan")]
+
+
+@pytest.mark.parametrize("sort", ["ratio", "-ratio", "id"])
+def test_rows_holding_non_finite_floats_render_null_and_walk(api, site, sort):
+    """A float column of a row written outside the API may hold an infinity (PostgreSQL and
+    SQLite) or NaN (PostgreSQL; SQLite stores it as NULL): JSON has neither, and DRF's
+    strict renderer raised, so every page, detail and walk holding the row was a 500 (an
+    HTML page, not the envelope). Such a value renders as ``null`` (docs/decisions.md), and a
+    walk sorted by the column goes past it, keyset and offset alike, in the database's
+    order (the cursor holds the value the row holds, as for a NUL)."""
+    ids = [PagedRow.objects.create(label=str(i), ratio=v).pk for i, v in enumerate(NON_FINITE)]
+    ids += [PagedRow.objects.create(label="x", ratio=r).pk for r in (1.5, None, -2.0)]
+    r = api.get("/walk/paged-rows/?select=id,ratio&limit=50")
+    assert r.status_code == 200, r.content
+    ratios = {d["id"]: d["ratio"] for d in r.json()["docs"]}
+    assert [ratios[pk] for pk in ids] == [None, None, None, 1.5, None, -2.0]
+    r = api.get(f"/walk/paged-rows/{ids[0]}/")
+    assert r.status_code == 200 and r.json()["data"]["ratio"] is None
+    url = f"/walk/paged-rows/?select=id&sort={sort}"
+    walked = walk_keyset(api, url, 1)
+    assert walked == walk_offset(api, url, 1)
+    assert sorted(walked) == sorted(ids)
+    in_database_order = list(
+        PagedRow.objects.order_by(
+            *(
+                [models.F("ratio").desc(nulls_last=True), "id"]
+                if sort == "-ratio"
+                else [models.F(sort).asc(nulls_last=True), "id"]
+            )
+        ).values_list("id", flat=True)
+    )
+    assert walked == in_database_order
