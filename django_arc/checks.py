@@ -30,7 +30,8 @@ subclass, or a function factory or class whose code names it); W011 a renderer o
 templates (the browsable API) answers resources and ``rest_framework`` is not an installed
 app (every browser request a 500); W012 redis-py cannot be imported and the transport is a
 factory whose code names a Redis transport (a guess: the transport itself, its subclass, an
-instance or a ``partial`` of one is E008).
+instance or a ``partial`` of one is E008); W013 a dotted-path plug raised when the check read
+it (its ``__class__``, ``__wrapped__``, signature), so it was not checked.
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | Warni
         for part in dotted.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         target = value
-        if isinstance(value, str):
+        # told by its type: ``isinstance`` asks a plug's own ``__class__``, which may raise
+        if issubclass(type(value), str):
             try:
                 target = import_string(value)
             except Exception as exc:  # noqa: BLE001 - a module failing at import is as bad
@@ -136,14 +138,44 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | Warni
                     )
                 )
                 continue
-        problem = _plug_problem(dotted, target)
-        if problem is None and dotted == "EVENTS.TRANSPORT":
-            problem = _transport_options_problem(target, (merged.get("EVENTS") or {}))
-            if problem is None:
-                errors.extend(_transport_dependency_messages(target, value))
-        if problem:
-            errors.append(_err(f"ARC['{dotted}'] = {value!r} {problem}", "ARC", "arc.E008"))
+        try:
+            errors.extend(_plug_messages(dotted, target, value, merged))
+        except Exception as exc:  # noqa: BLE001 - a check never raises: it says what it saw
+            errors.append(
+                Warning(
+                    f"ARC['{dotted}'] = {_shown(value)} could not be read by the check "
+                    f"({type(exc).__name__}: {_shown(exc, str)}), so it was not checked: "
+                    "a call django-arc makes of it may fail at run time instead.",
+                    hint="Make the plug a plain function or class (reading its attributes, "
+                    "__class__ or __wrapped__, must not raise), or silence arc.W013 in "
+                    "SILENCED_SYSTEM_CHECKS.",
+                    obj="ARC",
+                    id="arc.W013",
+                )
+            )
     return errors
+
+
+def _shown(value: Any, show: Any = repr) -> str:
+    """``repr(value)`` (or ``str``) for a message, or the name of its type when that raises."""
+    try:
+        return show(value)
+    except Exception:  # noqa: BLE001 - a message must still be written
+        return f"<{type(value).__module__}.{type(value).__qualname__} object>"
+
+
+def _plug_messages(
+    dotted: str, target: Any, value: Any, merged: dict[str, Any]
+) -> list[Error | Warning]:
+    """arc.E008 (and the transport's arc.W012) for one dotted-path setting's object."""
+    problem = _plug_problem(dotted, target)
+    if problem is None and dotted == "EVENTS.TRANSPORT":
+        problem = _transport_options_problem(target, (merged.get("EVENTS") or {}))
+        if problem is None:
+            return _transport_dependency_messages(target, value)
+    if problem:
+        return [_err(f"ARC['{dotted}'] = {value!r} {problem}", "ARC", "arc.E008")]
+    return []
 
 
 #: the arguments django-arc calls each dotted-path setting with (``None`` allowed when listed)
@@ -207,14 +239,16 @@ def _transport_dependency_messages(factory: Any, value: Any) -> list[Error | War
     target = factory
     while issubclass(type(target), functools.partial):
         target = target.func
+    # an instance told by its type, never ``isinstance`` (which asks its ``__class__``)
+    instance = issubclass(type(target), redis_transports)
     if issubclass(type(target), type):
         certain = issubclass(target, redis_transports)
         uses_redis = certain or _names_class(target, redis_transports)
-    elif callable(target) and not isinstance(target, redis_transports):
+    elif callable(target) and not instance:
         certain = False
         uses_redis = _names_class(target, redis_transports)  # a factory function
     else:
-        certain = uses_redis = isinstance(target, redis_transports)  # a ready instance
+        certain = uses_redis = instance  # a ready instance
     if not uses_redis:
         return []
     try:
@@ -491,12 +525,34 @@ def _reads_class_names(middleware: Any, classes: type | tuple[type, ...]) -> boo
         except ValueError:  # an empty cell
             return None
 
+    def own(classes_: tuple[type, ...], name: str) -> list[Any]:
+        # each class's own entry (a base's runs too, through super() or inheritance), the
+        # builtins' left out; a staticmethod (``__new__``) or classmethod read as its function
+        found = []
+        for klass in classes_:
+            if klass in (object, type):
+                continue
+            entry = klass.__dict__.get(name)
+            if issubclass(type(entry), (staticmethod, classmethod)):
+                entry = entry.__func__
+            if entry is not None:
+                found.append(entry)
+        return found
+
     if is_scope(middleware):
         return True
     if is_class(middleware):
-        functions = [middleware.__dict__.get(name) for name in ("__init__", "__call__")]
-    else:
+        # what building the class runs (``__new__``, ``__init__``, a metaclass's
+        # ``__call__``) and what calling an instance runs (a middleware's ``__call__``)
+        mro = type.__dict__["__mro__"].__get__(middleware)
+        functions = [f for name in ("__new__", "__init__", "__call__") for f in own(mro, name)]
+        functions += own(type(middleware).__mro__, "__call__")
+    elif issubclass(type(middleware), (types.FunctionType, types.MethodType)):
         functions = [middleware]
+    else:
+        # a callable instance: its class's ``__call__`` is its code (and a function-like
+        # object, a ``functools.wraps`` wrapper, is unwrapped below)
+        functions = [middleware, *own(type(middleware).__mro__, "__call__")]
     for function in functions:
         try:
             function = inspect.unwrap(function) if callable(function) else function

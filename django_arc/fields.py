@@ -174,13 +174,22 @@ class FieldRules:
         # rules that depend on the caller; the rest are decided above
         self._per_caller = [(n, r) for n, r in self.rules.items() if not r.is_hidden]
 
-    def columns_ruled_with(self, names: Iterable[str]) -> frozenset[str]:
-        """The columns the fields ``names`` (restricted ones) render under another name
-        (:attr:`renamed`), unless a field outside ``names`` renders them too: its reader
-        knows the value, so the query string may name it."""
+    def restricted_columns(self, names: Iterable[str]) -> frozenset[str]:
+        """The query string's names (model columns) to refuse a caller who may not read the
+        fields ``names`` (or sees them masked): those names, and the columns such a field
+        renders under another name (:attr:`renamed`), less every column a field outside
+        ``names`` renders: its reader knows the value, so the query string may name it.
+        Field and column names differ only under :attr:`renamed` (``cost = ...(source=
+        "price")`` beside ``unit_cost = ...(source="cost")``): a caller from whom ``cost``
+        is hidden is refused ``price``, not the ``cost`` column it reads as ``unit_cost``.
+        A name no readable field renders stays refused, whatever it renders (a method
+        field named like a column): the set fails closed."""
         names = set(names)
-        ruled = {column for name, column in self.renamed.items() if name in names}
-        return frozenset(ruled - {c for n, c in self.renamed.items() if n not in names})
+        if not self.renamed:
+            return frozenset(names)
+        ruled = names | {self.renamed[name] for name in names if name in self.renamed}
+        known = {column for name, column in self.renamed.items() if name not in names}
+        return frozenset(ruled - known)
 
     def for_scope(self, scope: Any) -> FieldAccess:
         drop = set(self.hidden) | self.write_only
@@ -211,10 +220,7 @@ class FieldAccess:
     def restricted(self) -> frozenset[str]:
         """Fields the query string may not filter, sort or search on: a caller must not
         learn through it what it cannot read (or only sees masked)."""
-        names = self.unreadable | self.redacted.keys()
-        if not self.rules.renamed:
-            return names
-        return names | self.rules.columns_ruled_with(names)
+        return self.rules.restricted_columns(self.unreadable | self.redacted.keys())
 
     def read_plan(self, select: set[str] | None = None, always: set[str] = frozenset()) -> ReadPlan:
         keep = None if select is None else frozenset(select | always)

@@ -150,7 +150,7 @@ def _restricted(resource: Any) -> set[str]:
         for name, rule in resource.field_rules.rules.items()
         if not rule.is_hidden and (rule.read_roles is not None or rule.redact_roles)
     }
-    return names | resource.field_rules.columns_ruled_with(names)
+    return set(resource.field_rules.restricted_columns(names))
 
 
 def filter_parameters(resource: Any) -> list[dict[str, Any]]:

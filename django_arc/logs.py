@@ -41,18 +41,31 @@ class FailureStreak:
     read apart, a second tick's failure between them made the first tick's line say "2
     failed in a row" and drop the first failure's traceback."""
 
-    def __init__(self, interval: float = 60.0) -> None:
+    def __init__(self, interval: float = 60.0, lapse: float | None = None) -> None:
         self.interval = interval
+        #: seconds without a failure after which the streak is over (``None``: it lasts
+        #: until :meth:`ended`): for failures no success ends, such as the Celery task's
+        #: refused arguments, where a good tick may be another beat entry's
+        self.lapse = lapse
         self.count = 0
         self._logged_at: float | None = None
+        self._failed_at: float | None = None
         self._lock = threading.Lock()
 
     def failed(self) -> int:
         """Count a failure; whether to log it: its number in the streak (1 for the first)
-        when it is to be logged, else 0."""
+        when it is to be logged, else 0. A failure ``lapse`` seconds or more after the last
+        one starts a new streak."""
         with self._lock:
-            self.count += 1
             now = time.monotonic()
+            if (
+                self.lapse is not None
+                and self._failed_at is not None
+                and now - self._failed_at >= self.lapse
+            ):
+                self.count, self._logged_at = 0, None
+            self._failed_at = now
+            self.count += 1
             if self._logged_at is None or now - self._logged_at >= self.interval:
                 self._logged_at = now
                 return self.count
@@ -61,7 +74,7 @@ class FailureStreak:
     def ended(self) -> int:
         """The loop succeeded: how many failed in a row before (0: none), forgotten."""
         with self._lock:
-            count, self.count, self._logged_at = self.count, 0, None
+            count, self.count, self._logged_at, self._failed_at = self.count, 0, None, None
             return count
 
     def reset(self) -> None:

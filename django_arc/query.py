@@ -538,13 +538,14 @@ def parse_value(model_field: Any, raw: str, portable: bool = True, nul: bool = F
     dates). An integer outside :func:`integer_range` is refused on every database, unless
     ``portable`` is false (a keyset cursor: it holds what a row holds, and SQLite may hold
     more than PostgreSQL would); so is a number the field's ``validators`` refuse, unless
-    ``portable`` is false (a row may hold one: Django validates in ``full_clean()`` only).
+    ``portable`` is false (a row may hold one: Django validates in ``full_clean()`` only),
+    and so is a float's NaN or infinity (a database's float column may hold them).
     A NUL character is refused unless ``nul`` (a cursor, on a database that holds one:
-    :func:`holds_nul`) and the column is text (``CharField``/``TextField``): only a text
+    :func:`holds_nul`) and the column is text (:func:`_text_column`): only a text
     column can hold one, and a date, time or number parse ignores a trailing NUL
     (``fromisoformat``), so a forged ``"2024-01-01\\x00"`` was read as a place in the walk."""
     target = _concrete(model_field)
-    _check_text(raw, nul=nul and isinstance(target, (models.CharField, models.TextField)))
+    _check_text(raw, nul=nul and _text_column(target))
     if isinstance(target, models.BooleanField):
         lowered = raw.lower()
         if lowered in ("true", "1"):
@@ -570,7 +571,10 @@ def parse_value(model_field: Any, raw: str, portable: bool = True, nul: bool = F
             low, high = integer_range(target)
             if not low <= value <= high:
                 raise _Refused("is out of range")
-        if isinstance(value, float) and not math.isfinite(value):
+        if portable and isinstance(value, float) and not math.isfinite(value):
+            # a cursor's float is what the row holds: PostgreSQL's float8 holds NaN and the
+            # infinities, SQLite's REAL the infinities (written outside the API), and the
+            # walk goes past them in the database's order (they render as null)
             raise _Refused("must be a finite number")
         if isinstance(value, decimal.Decimal) and not value.is_finite():
             raise _Refused("must be a finite number")
@@ -591,6 +595,22 @@ def parse_value(model_field: Any, raw: str, portable: bool = True, nul: bool = F
         except OverflowError:
             raise _Refused("is out of range") from None
     return value
+
+
+#: the internal types of Django's text columns (``get_internal_type()``)
+_TEXT_TYPES = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField"})
+
+
+def _text_column(model_field: Any) -> bool:
+    """Whether ``model_field``'s column is text: a ``CharField``/``TextField`` (a subclass
+    too), or a field whose ``get_internal_type()`` names one, as Django maps a column type
+    (a project's text field subclassing ``models.Field`` directly)."""
+    if isinstance(model_field, (models.CharField, models.TextField)):
+        return True
+    try:
+        return model_field.get_internal_type() in _TEXT_TYPES
+    except Exception:  # noqa: BLE001 - a field that cannot say: not text, the NUL refused
+        return False
 
 
 def _database_datetime(value: datetime) -> datetime:

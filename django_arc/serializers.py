@@ -417,7 +417,17 @@ class ArcFloatField(serializers.FloatField):
     """DRF's float field without ``"NaN"``/``"Infinity"``/``"1e999"``, which it accepts: JSON
     cannot carry them back (DRF's renderer and PostgreSQL's ``jsonb`` refuse them), so the
     row's event could not be stored and the row could not be rendered. Django's form
-    ``FloatField`` refuses them the same way."""
+    ``FloatField`` refuses them the same way.
+
+    A row written outside the API may hold one all the same (PostgreSQL's ``float8`` holds
+    ``NaN`` and both infinities, SQLite's ``REAL`` the infinities): it renders as ``null``,
+    JSON's one value that is no number (``JSON.stringify`` writes ``NaN`` so; SQLite stores a
+    ``NaN`` as ``NULL`` already), where DRF's strict renderer raised (every list holding the
+    row a 500) and a lax one wrote ``Infinity``, which is no JSON (docs/decisions.md)."""
+
+    def to_representation(self, value: Any) -> float | None:
+        number = super().to_representation(value)
+        return number if math.isfinite(number) else None
 
     def to_internal_value(self, data: Any) -> float:
         value = super().to_internal_value(data)

@@ -124,7 +124,8 @@ class ArcSettings:
         value: Any = self.merged
         for part in dotted_name.split("."):
             value = value[part]
-        if isinstance(value, str):
+        # told by its type: ``isinstance`` asks a plug's own ``__class__``, which may raise
+        if issubclass(type(value), str):
             value = import_string(value)
         imports[dotted_name] = value
         return value

@@ -44,7 +44,10 @@ logger = logging.getLogger("django_arc.outbox")
 #: in a thread pool share them (:class:`~django_arc.logs.FailureStreak` is thread-safe);
 #: :func:`reset_relay_streaks` forgets them (a project's tests running the task eagerly).
 _unbuilt = FailureStreak()
-_refused = FailureStreak()
+#: no tick ends this one (a tick with good arguments may be another beat entry's): a refusal
+#: a minute or more after the last one starts a new streak, so a much later refusal is said
+#: as the first, not as "N failed in a row" of refusals long past
+_refused = FailureStreak(lapse=60.0)
 _failed_batches = FailureStreak()
 
 
@@ -92,9 +95,9 @@ def relay_outbox(
     no NUL character or lone surrogate (the lease column stores neither). A tick given
     others relays nothing and says why, as a tick that cannot build the outbox does: an
     ERROR naming the argument for the first, then one a minute across the process's ticks
-    (a tick with good arguments, another beat entry's, does not start it again), never a
-    traceback (it raised: a traceback a tick, every second); the task succeeds with
-    ``errors: 1``."""
+    (a tick with good arguments, another beat entry's, does not start it again; a refusal a
+    minute or more after the last one does), never a traceback (it raised: a traceback a
+    tick, every second); the task succeeds with ``errors: 1``."""
     # each call owns its leases, as a worker process does (``host:pid:random``): Celery's
     # threads, gevent and eventlet pools run several of these at once in one process, and
     # a lease named after the process alone was all of theirs — a call's late failure

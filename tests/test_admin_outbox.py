@@ -388,6 +388,34 @@ def test_a_project_failure_policy_factory_judges_its_own_max_attempts(admin_clie
         assert get_failure_policy()(3) == "retry"
 
 
+@pytest.mark.parametrize("value", ["many", True])
+def test_a_project_failure_policy_factory_given_what_is_no_integer_is_told_so(value):
+    """A project's factory judges its own range (0 above is its "never dead"), so what the
+    relay refuses it is only what is no integer: the message said "an integer of 1 or more"
+    of a 0 the factory takes (fix-seen6b), and ``True`` ran as 1."""
+    from django_arc.outbox import OutboxSettingError
+    from django_arc.outbox.configured import get_failure_policy
+
+    arc = {
+        "OUTBOX": {
+            "MAX_ATTEMPTS": value,
+            "FAILURE_POLICY": "tests.test_admin_outbox.any_limit_policy_factory",
+        }
+    }
+    with override_settings(ARC=arc), pytest.raises(OutboxSettingError) as info:
+        get_failure_policy()
+    assert str(info.value) == (
+        f"ARC['OUTBOX']['MAX_ATTEMPTS'] must be an integer, got {value!r} (arc.E008)."
+    )
+
+
+def any_limit_policy_factory(max_attempts):
+    return lambda attempts, error=None: "retry"
+
+
+any_limit_policy_factory.arc_policy_factory = True
+
+
 def unlimited_policy_factory(max_attempts):
     """A project's factory reading ``MAX_ATTEMPTS`` 0 as "never dead"."""
     assert max_attempts == 0

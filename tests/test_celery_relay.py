@@ -230,7 +230,7 @@ def test_a_tick_given_arguments_out_of_range_relays_nothing_and_says_so_once(cap
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("size", [0, -5, "many"])
+@pytest.mark.parametrize("size", [0, -5, "many", True])
 def test_a_tick_under_a_batch_size_setting_it_cannot_run_with_names_the_setting(caplog, size):
     """With ``BATCH_SIZE`` 0 or less and arc.E008 silenced (a worker runs no checks), every
     tick raised ``ValueError: batch_size must be ...`` (naming the argument no one passed),
@@ -274,6 +274,42 @@ def test_reset_relay_streaks_lets_the_next_failed_tick_be_logged(caplog):
         relay_outbox.apply(kwargs={"max_batches": 0})
     assert errors() == 4
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+@pytest.mark.django_db
+def test_a_refusal_long_after_the_last_one_is_said_as_the_first(monkeypatch, caplog):
+    """No tick ends the refusals' streak (a tick with good arguments may be another beat
+    entry's), so it never ended: a refusal an hour after three others said "(4 failed in a
+    row ...)" of refusals long past. Refusals within a minute of each other are one streak
+    (one line a minute, counted); one a minute or more after the last starts a new one."""
+    import types
+
+    from django_arc import logs
+
+    now = [1000.0]
+    monkeypatch.setattr(logs, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    caplog.set_level(logging.INFO)
+
+    def refused_lines() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith("relay_outbox refuses its arguments")
+        ]
+
+    with override_settings(ARC=MEMORY):
+        for at in (0, 1, 2, 61):  # a bad beat entry's ticks: the first, then one a minute
+            now[0] = 1000.0 + at
+            relay_outbox.apply(kwargs={"max_batches": 0})
+            relay_outbox.apply()  # another entry's good tick between them
+        assert len(refused_lines()) == 2
+        assert "in a row" not in refused_lines()[0]
+        assert "(4 failed in a row;" in refused_lines()[1]
+        now[0] = 1000.0 + 3600  # an hour later, a refusal again
+        relay_outbox.apply(kwargs={"max_batches": 0})
+    lines = refused_lines()
+    assert len(lines) == 3
+    assert "in a row" not in lines[2], lines[2]
 
 
 @pytest.mark.django_db

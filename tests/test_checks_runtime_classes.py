@@ -339,3 +339,123 @@ def test_w011_sees_a_site_resource_not_routed_by_root_urlconf(without_rest_frame
     }
     assert _w011(settings, _urlconf(), JsonOnlyArticles) == []
     assert _w011(settings, _urlconf(), BrowsableArticles) == ["arc.W011"]
+
+
+# -- fix-seen6b: transports built in __new__ or a metaclass, plugs the check cannot read --
+
+
+class NewBuildsStreams:
+    """A transport class whose ``__new__`` builds arc's Redis transport (its ``__init__``,
+    which the check read, is ``object``'s)."""
+
+    def __new__(cls, **options):
+        built.append("new")
+        return RedisStreamsTransport(**options)
+
+
+class BuildsStreams(type):
+    """A metaclass whose ``__call__`` (the class's construction) builds arc's transport."""
+
+    def __call__(cls, **options):
+        built.append("metaclass")
+        return RedisStreamsTransport(**options)
+
+
+class MetaclassBuiltStreams(metaclass=BuildsStreams):
+    """Built by its metaclass: nothing of its own names the transport."""
+
+
+class BaseWrapper:
+    def __init__(self, **options):
+        built.append("base")
+        self.inner = RedisStreamsTransport(**options)
+
+
+class InheritedWrapper(BaseWrapper):
+    """Its ``__init__`` is its base's."""
+
+
+class CallableFactory:
+    """A factory object: calling the instance builds arc's transport."""
+
+    def __call__(self, **options):
+        built.append("callable")
+        return RedisStreamsTransport(**options)
+
+
+@pytest.mark.parametrize(
+    "transport",
+    [NewBuildsStreams, MetaclassBuiltStreams, InheritedWrapper, CallableFactory()],
+    ids=["__new__", "metaclass-__call__", "inherited-__init__", "callable-instance"],
+)
+def test_a_transport_building_redis_in_new_a_metaclass_a_base_or_its_call_is_arc_w012(
+    settings, monkeypatch, transport
+):
+    """W012 read a class's own ``__init__`` and ``__call__`` only: a class building arc's
+    Redis transport in ``__new__``, in its metaclass's ``__call__`` or in an inherited
+    ``__init__``, and a callable instance whose class's ``__call__`` builds it, passed
+    ``check`` without redis-py (the first publish raised ``ModuleNotFoundError``)."""
+    built.clear()
+    assert _checked(settings, transport, {"url": URL}) == []
+    monkeypatch.setitem(sys.modules, "redis", None)
+    found = _checked(settings, transport, {"url": URL})
+    assert [id_ for id_, _ in found] == ["arc.W012"], found
+    assert "django-arc[redis]" in found[0][1]
+    assert built == []
+
+
+class ClassRaises:
+    """A callable whose ``__class__`` raises (as a lazy proxy's may, building its target)."""
+
+    def __call__(self, **options):
+        return MemoryTransport()
+
+    @property
+    def __class__(self):
+        raise RuntimeError("not built yet")
+
+
+class WrappedRaises:
+    """A callable whose ``__wrapped__`` raises (``inspect.signature`` unwraps it)."""
+
+    def __call__(self, **options):
+        return MemoryTransport()
+
+    @property
+    def __wrapped__(self):
+        raise RuntimeError("no target")
+
+
+class ReprRaises(WrappedRaises):
+    def __repr__(self):
+        raise RuntimeError("no repr either")
+
+
+@pytest.mark.parametrize(
+    "plug_class",
+    [ClassRaises, WrappedRaises, ReprRaises],
+    ids=["__class__", "__wrapped__", "__wrapped__-and-__repr__"],
+)
+@pytest.mark.parametrize("dotted", ["EVENTS.TRANSPORT", "ELEVATION_CHECK"])
+def test_a_plug_the_check_cannot_read_is_arc_w013_not_a_traceback(settings, plug_class, dotted):
+    """``manage.py check`` raised the plug's own exception (``isinstance`` asks
+    ``__class__``, ``inspect.signature`` unwraps ``__wrapped__``): every deploy, ``migrate``
+    and ``runserver`` a traceback. The plug is not checked, and the check says so: arc.W013,
+    a warning (the plug may well work when called). Built in the test: pytest's collection
+    reads the parameters' ``__class__`` too."""
+    plug = plug_class()
+    section, _, key = dotted.rpartition(".")
+    settings.ARC = {section: {key: plug}} if section else {key: plug}
+    found = [(m.id, m.level, m.msg) for m in check_settings() if m.id.startswith("arc.")]
+    assert [(id_, level) for id_, level, _ in found] == [("arc.W013", 30)], found
+    assert f"ARC['{dotted}']" in found[0][2]
+    assert "RuntimeError" in found[0][2]
+
+
+def test_a_transport_whose_class_raises_is_built_at_run_time(settings):
+    """Run time read the plug with ``isinstance`` too: the relay and every publish raised
+    where calling the factory builds a working transport."""
+    from django_arc.events.configured import build_transport
+
+    settings.ARC = {"EVENTS": {"TRANSPORT": ClassRaises()}}
+    assert issubclass(type(build_transport()), MemoryTransport)

@@ -479,6 +479,32 @@ def test_the_example_console_log_lines_say_when_how_bad_and_from_where(tmp_path)
     ), lines
 
 
+def test_with_debug_on_djangos_own_lines_are_formatted_and_said_once(tmp_path):
+    """With ``DEBUG`` on (the example's default), Django's own console handler printed
+    ``django.request``'s lines (a 404's warning, a 500's error) as the message alone: no
+    time, level or logger, unlike every other line. Django's loggers are configured as
+    Django's default does, their console handler formatted; each line is printed once."""
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.request').warning('Not Found: /api/nothing/'); "
+        "logging.getLogger('django.request').error('Internal Server Error: /api/x/'); "
+        "logging.getLogger('django').debug('not printed')"
+    )
+    done = _example(tmp_path, "-c", code, DJANGO_DEBUG="1")
+    assert done.returncode == 0, done.stderr
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    lines = done.stderr.splitlines()
+    assert [x for x in lines if "/api/" in x or "not printed" in x] == [
+        x
+        for x in lines
+        if re.fullmatch(
+            rf"{stamp} (WARNING|ERROR) django.request (Not Found|Internal Server Error): /api/(nothing|x)/",
+            x,
+        )
+    ], lines
+    assert len([x for x in lines if "/api/" in x]) == 2, lines
+
+
 @pytest.mark.django_db
 def test_the_example_erasure_leaves_no_copy_of_a_deleted_product(example_settings_on):
     """docs/retention.md's erasure is the example's ``shop.retention.erase``: after a keyed

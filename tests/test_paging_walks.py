@@ -11,7 +11,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.test.utils import isolate_apps
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -393,3 +394,100 @@ def test_the_after_parameter_names_a_default_sort_it_cannot_page(api, settings):
     assert after.endswith(
         "Without a `sort`, the default sort by `breed` has offset pages only (400 naming `after`)."
     )
+
+
+class PlainTextField(models.Field):
+    """A project's text column subclassing ``models.Field`` directly (as a case-insensitive
+    or collated text type may): text by its ``get_internal_type()``, no ``CharField``."""
+
+    def get_internal_type(self):
+        return "TextField"
+
+
+@pytest.fixture
+def memos(settings, transactional_db):
+    """A table with a :class:`PlainTextField` column for one test, listed publicly."""
+    with isolate_apps("tests.testapp"):
+
+        class PlainTextMemo(models.Model):
+            body = PlainTextField(null=True)
+
+            class Meta:
+                app_label = "testapp"
+
+    class Memos(Resource):
+        model = PlainTextMemo
+        name = "memos"
+        fields = ["id", "body"]
+        sort_fields = ["body"]
+        permissions = PUBLIC
+
+    with connection.schema_editor() as editor:
+        editor.create_model(PlainTextMemo)
+    try:
+        with mounted_site(settings, "memo", Memos):
+            yield PlainTextMemo
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(PlainTextMemo)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("sort", ["body", "-body"])
+def test_a_cursor_holds_a_nul_in_a_text_column_of_a_custom_field_type(api, memos, sort):
+    """The cursor's NUL is read as the rows' own text only in a text column, which was told
+    by class (``CharField``/``TextField``): a project's text field subclassing
+    ``models.Field`` directly (its ``get_internal_type()`` is ``"TextField"``) ended the walk
+    in a 400 "invalid cursor" at a row holding a NUL on SQLite. It is told by its internal
+    type; on PostgreSQL, whose text holds no NUL, a cursor holding one stays a 400."""
+    if connection.vendor == "postgresql":
+        memos.objects.create(body="a")
+        forged = base64.urlsafe_b64encode(
+            json.dumps({"s": sort, "v": ["a\x00b", 1]}).encode()
+        ).decode()
+        r = api.get(f"/memo/memos/?sort={sort}&after={forged}")
+        assert r.status_code == 400, r.content
+        assert r.json()["details"] == {"after": "invalid cursor"}
+        return
+    for body in ("a", "a\x00b", "a\x00", "b", None, "a\x00b"):
+        memos.objects.create(body=body)
+    rows = list(memos.objects.values("id", "body"))
+    assert sum("\x00" in (r["body"] or "") for r in rows) == 3  # the database holds them
+    expected = expected_order(rows, sort)
+    url = f"/memo/memos/?select=id&sort={sort}"
+    assert walk_keyset(api, url, 1) == walk_offset(api, url, 1) == expected
+
+
+NON_FINITE = [float("inf"), float("-inf"), float("nan")]
+
+
+@pytest.mark.parametrize("sort", ["ratio", "-ratio", "id"])
+def test_rows_holding_non_finite_floats_render_null_and_walk(api, site, sort):
+    """A float column of a row written outside the API may hold an infinity (PostgreSQL and
+    SQLite) or NaN (PostgreSQL; SQLite stores it as NULL): JSON has neither, and DRF's
+    strict renderer raised, so every page, detail and walk holding the row was a 500 (an
+    HTML page, not the envelope). Such a value renders as ``null`` (docs/decisions.md), and a
+    walk sorted by the column goes past it, keyset and offset alike, in the database's
+    order (the cursor holds the value the row holds, as for a NUL)."""
+    ids = [PagedRow.objects.create(label=str(i), ratio=v).pk for i, v in enumerate(NON_FINITE)]
+    ids += [PagedRow.objects.create(label="x", ratio=r).pk for r in (1.5, None, -2.0)]
+    r = api.get("/walk/paged-rows/?select=id,ratio&limit=50")
+    assert r.status_code == 200, r.content
+    ratios = {d["id"]: d["ratio"] for d in r.json()["docs"]}
+    assert [ratios[pk] for pk in ids] == [None, None, None, 1.5, None, -2.0]
+    r = api.get(f"/walk/paged-rows/{ids[0]}/")
+    assert r.status_code == 200 and r.json()["data"]["ratio"] is None
+    url = f"/walk/paged-rows/?select=id&sort={sort}"
+    walked = walk_keyset(api, url, 1)
+    assert walked == walk_offset(api, url, 1)
+    assert sorted(walked) == sorted(ids)
+    in_database_order = list(
+        PagedRow.objects.order_by(
+            *(
+                [models.F("ratio").desc(nulls_last=True), "id"]
+                if sort == "-ratio"
+                else [models.F(sort).asc(nulls_last=True), "id"]
+            )
+        ).values_list("id", flat=True)
+    )
+    assert walked == in_database_order

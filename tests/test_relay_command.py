@@ -129,6 +129,15 @@ def test_bad_transport_is_a_configuration_error():
         # arc's exponential_backoff refuses fewer than 1: its bare ValueError before
         ("MAX_ATTEMPTS", 0, "an integer of 1 or more"),
         ("MAX_ATTEMPTS", -2, "an integer of 1 or more"),
+        # fix-seen6b: int(True) ran as 1, and a lease of 0 or less (published twice) or one
+        # whose end cannot be computed ran, while arc.E008 refuses them
+        ("BATCH_SIZE", True, "an integer from 1 to 10000"),
+        ("MAX_ATTEMPTS", True, "an integer of 1 or more"),
+        ("MAX_ATTEMPTS", False, "an integer of 1 or more"),
+        ("LEASE_SECONDS", 0, "a positive number of seconds"),
+        ("LEASE_SECONDS", -30, "a positive number of seconds"),
+        ("LEASE_SECONDS", True, "a positive number of seconds"),
+        ("LEASE_SECONDS", float("inf"), "a positive number of seconds"),
     ],
 )
 def test_an_outbox_setting_the_relay_cannot_run_with_is_a_configuration_error(setting, value, want):

@@ -317,3 +317,60 @@ def test_a_field_named_like_a_column_but_rendering_no_column_keeps_it_restricted
             assert list(body["details"]) == [param]
         r = member_client(org, "admin").get("/cc/computed-costs/?cost[gte]=5")
         assert [d["unit_cost"] for d in r.json()["docs"]] == ["9.00"]
+
+
+class SwappedQueryResource(SwappedNamesResource):
+    """Both columns listed for the query string: ``price`` (rendered as ``cost``, hidden
+    from viewers) and ``cost`` (rendered as ``unit_cost`` to everyone)."""
+
+    name = "swapped-query"
+    filter_fields = {"price": ["gte", "eq"], "cost": ["gte", "eq"], "name": ["eq"]}
+    sort_fields = ["price", "cost", "name"]
+    search_fields = ["name"]
+
+
+def test_swapped_names_rule_the_column_the_hidden_field_renders_not_its_name(settings):
+    """The restricted set mixed field and column names: a viewer may not read the field
+    ``cost`` (the ``price`` column), so the query string's ``cost`` — the column the viewer
+    reads as ``unit_cost`` — was refused too (fix-seen6b). The query string names columns:
+    ``price`` is refused to the viewer, ``cost`` is not; the admin has both; and the filter
+    reads the viewer's own organization's rows only."""
+    site = ResourceSite(name="swapped-query-site")
+    site.register(SwappedQueryResource)
+    with site_mounted(settings, "sq", site):
+        org, other = OrganizationFactory(), OrganizationFactory()
+        ProductFactory(organization=org, sku="A", price="3.00", cost="1.00")
+        ProductFactory(organization=org, sku="B", price="9.00", cost="2.00")
+        ProductFactory(organization=other, sku="C", price="8.00", cost="7.00")
+        url = "/sq/swapped-query/"
+        viewer = member_client(org, "viewer")
+        # the column the viewer reads (as unit_cost): filtered and sorted, its own rows only
+        r = viewer.get(f"{url}?cost[gte]=1.5")
+        assert r.status_code == 200, r.json()
+        assert [(d["sku"], d["unit_cost"], "cost" in d) for d in r.json()["docs"]] == [
+            ("B", "2.00", False)
+        ]
+        r = viewer.get(f"{url}?sort=-cost&cost[gte]=0")
+        assert [d["unit_cost"] for d in r.json()["docs"]] == ["2.00", "1.00"]
+        r = viewer.get(f"{url}?cost=7.00")
+        assert r.status_code == 200 and r.json()["docs"] == []  # another tenant's value
+        r = viewer.get(f"{url}?limit=1&after=&sort=cost")
+        assert r.status_code == 200, r.json()
+        assert [d["sku"] for d in r.json()["docs"]] == ["A"]
+        # the column the viewer may not read (rendered as cost): refused, whatever is asked
+        for query, param in (
+            ("price[gte]=5", "price[gte]"),
+            ("price=9.00", "price"),
+            ("sort=-price", "sort"),
+            ("limit=1&after=&sort=price", "sort"),
+        ):
+            body = assert_error(viewer.get(f"{url}?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param], (query, body)
+        # the admin reads both, and queries both
+        admin = member_client(org, "admin")
+        r = admin.get(f"{url}?price[gte]=5&cost[gte]=1.5&sort=-price")
+        assert r.status_code == 200, r.json()
+        assert [(d["cost"], d["unit_cost"]) for d in r.json()["docs"]] == [("9.00", "2.00")]
+        # another organization's viewer queries its own rows by the same column
+        r = member_client(other, "viewer").get(f"{url}?cost[gte]=1.5")
+        assert [d["sku"] for d in r.json()["docs"]] == ["C"]

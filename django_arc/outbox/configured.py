@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from ..events.configured import get_transport
-from ..settings import DEFAULTS, arc_settings, on_reload
+from ..settings import DEFAULTS, MAX_SECONDS, arc_settings, on_reload
 from .policy import exponential_backoff
 from .relay import MAX_BATCH_SIZE, EventOutbox
 
@@ -22,20 +22,22 @@ class OutboxSettingError(ImproperlyConfigured):
     address and password."""
 
 
-def _setting(name: str, read: Any, want: str, low: float = float("-inf")) -> Any:
-    """``ARC["OUTBOX"][name]`` read as the relay reads it (``int``/``float``), at least
-    ``low``, or :class:`OutboxSettingError` naming it: read raw, a ``BATCH_SIZE`` of 0 or
-    less built an outbox whose relay refused every call with a ``ValueError`` naming
-    ``batch_size``, not the setting (a 500 on the admin's "Relay now", a traceback from
-    ``arc_relay`` and every beat tick), and a value ``int()``/``float()`` cannot read was
-    their bare ``ValueError``. Only what the relay cannot run with is refused here; the
-    rest of arc.E008's ranges is the check's (a value that ran before still runs)."""
+def _setting(name: str, read: Any, want: str, ok: Any = lambda value: True) -> Any:
+    """``ARC["OUTBOX"][name]`` read as the relay reads it (``int``/``float``), a value
+    ``ok`` takes (a NaN none), or :class:`OutboxSettingError` naming it: read raw, a
+    ``BATCH_SIZE`` of 0 or less built an outbox whose relay refused every call with a
+    ``ValueError`` naming ``batch_size``, not the setting (a 500 on the admin's "Relay now",
+    a traceback from ``arc_relay`` and every beat tick), and a value ``int()``/``float()``
+    cannot read was their bare ``ValueError``. A bool is no number here either
+    (``int(True)`` was a ``BATCH_SIZE`` or ``MAX_ATTEMPTS`` of 1 that arc.E008 refuses): one
+    answer with checks on or off. What else the relay runs with (a string ``int()`` reads, a
+    size above the cap, which is capped) stays arc.E008's to report."""
     raw = arc_settings.OUTBOX.get(name, DEFAULTS["OUTBOX"][name])
     try:
-        value = read(raw)
+        value = None if isinstance(raw, bool) else read(raw)
     except (TypeError, ValueError, OverflowError):
         value = None
-    if value is None or not value >= low:
+    if value is None or value != value or not ok(value):
         raise OutboxSettingError(f"ARC['OUTBOX']['{name}'] must be {want}, got {raw!r} (arc.E008).")
     return value
 
@@ -52,8 +54,13 @@ def get_failure_policy() -> object:
         # arc's own factory cannot run with fewer than 1 (its ValueError, read by "Relay
         # now" as a transport that could not be built and logged as a traceback every
         # minute); a project's factory judges its own range, as it did
-        low = 1 if policy is exponential_backoff else float("-inf")
-        policy = policy(max_attempts=_setting("MAX_ATTEMPTS", int, "an integer of 1 or more", low))
+        if policy is exponential_backoff:
+            max_attempts = _setting(
+                "MAX_ATTEMPTS", int, "an integer of 1 or more", lambda value: value >= 1
+            )
+        else:
+            max_attempts = _setting("MAX_ATTEMPTS", int, "an integer")
+        policy = policy(max_attempts=max_attempts)
     if not callable(policy):
         raise ImproperlyConfigured("ARC['OUTBOX']['FAILURE_POLICY'] must be callable")
     return policy
@@ -68,9 +75,20 @@ def get_outbox() -> EventOutbox:
     if outbox is None:
         # the settings first, so that a bad one is said whether or not the broker is up
         batch_size = _setting(
-            "BATCH_SIZE", int, f"an integer from 1 to {MAX_BATCH_SIZE} (rows a batch claims)", 1
+            "BATCH_SIZE",
+            int,
+            f"an integer from 1 to {MAX_BATCH_SIZE} (rows a batch claims)",
+            lambda value: value >= 1,
         )
-        lease_seconds = _setting("LEASE_SECONDS", float, "a positive number of seconds")
+        # 0 or less let another worker take a batch over while it was published (published
+        # twice); past MAX_SECONDS (infinity too) no lease's end can be computed, every claim
+        # an OverflowError
+        lease_seconds = _setting(
+            "LEASE_SECONDS",
+            float,
+            f"a positive number of seconds, at most {MAX_SECONDS}",
+            lambda value: 0 < value <= MAX_SECONDS,
+        )
         outbox = _outbox = EventOutbox(
             get_transport(),
             get_failure_policy(),

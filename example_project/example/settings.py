@@ -169,7 +169,10 @@ CACHES = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"debug_off": {"()": "django.utils.log.RequireDebugFalse"}},
+    "filters": {
+        "debug_on": {"()": "django.utils.log.RequireDebugTrue"},
+        "debug_off": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     # when, how bad and from where: a bare StreamHandler printed the message alone
     "formatters": {"plain": {"format": "{asctime} {levelname} {name} {message}", "style": "{"}},
     "handlers": {
@@ -180,10 +183,26 @@ LOGGING = {
             "filters": ["debug_off"],
             "formatter": "plain",
         },
+        # Django's own two, as its default LOGGING has them, but formatted: its console
+        # handler printed django.request's lines (a 404's, a 500's) as the message alone
+        "django_console": {
+            "class": "logging.StreamHandler",
+            "level": "INFO",
+            "filters": ["debug_on"],
+            "formatter": "plain",
+        },
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["debug_off"],
+        },
     },
     "loggers": {
         "django_arc": {"handlers": ["console"], "level": "INFO"},
         # "django_arc.outbox.relay": {"level": "WARNING"},  # quiet arc_relay's batch lines
+        # Django's loggers as Django's default configures them (with DEBUG on, INFO and up on
+        # the console; otherwise an ERROR mailed to ADMINS, none here), the console formatted
+        "django": {"handlers": ["django_console", "mail_admins"], "level": "INFO"},
         # a 500's traceback: Django's default prints it with DEBUG on only, and otherwise
         # mails it to ADMINS (none here); printed with DEBUG off too, still mailed
         "django.request": {"handlers": ["errors"]},
