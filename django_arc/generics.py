@@ -59,6 +59,7 @@ from .exceptions import (
     ArcError,
     InvalidQuery,
     NotFound,
+    ServerFault,
     ShortCircuit,
     as_arc_error,
     exception_handler,
@@ -78,7 +79,7 @@ from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .serializers import form_values
 from .settings import arc_settings
-from .transactions import atomic_on
+from .transactions import aborted_databases, atomic_on
 
 #: DRF's parsers and the ones resources use in their place
 _ARC_PARSERS = {
@@ -1313,10 +1314,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         try:
             with self.write_transaction():
                 data = _hooked(resource.before_create(request, data), data)
+                self.hook_returned("before_create")
                 serializer = self.get_serializer(data=data)
                 serializer.is_valid(raise_exception=True)
                 instance = serializer.save(**self.write_values(None))
                 resource.after_create(request, instance)
+                self.hook_returned("after_create")
                 # the relations it renders as a read of it renders them: through this
                 # view's get_queryset() (a project's Prefetch narrowing one, in the
                 # resource's or a ViewSet subclass's), as a bulk create's rows do; the rows
@@ -1339,6 +1342,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         try:
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
+                self.hook_returned("before_update")
                 if self.answers_rendered_row():
                     # a route's or an action's row, read for its caller's answer only: the
                     # event's ``previous`` renders every field, whose relations are loaded
@@ -1351,6 +1355,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
                 resource.after_update(request, saved)
+                self.hook_returned("after_update")
                 # the relations it renders read again, through the queryset it was read
                 # from: the write and its hooks may have changed those read with it (a
                 # nested book's reviews)
@@ -1363,6 +1368,24 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             self.refuse_if_taken(instance, data)
             raise
         return serializer
+
+    def hook_returned(self, hook: str) -> None:
+        """Raise a :class:`~django_arc.exceptions.ServerFault` naming ``hook`` when the
+        resource's hook of a write of one row returned with the database transaction aborted
+        (a statement it ran failed and it caught the error without a savepoint of its own),
+        as a bulk write's hooks are checked (``presets.bulk._transaction_usable``). The next
+        statement failed (``TransactionManagementError``, ``InFailedSqlTransaction``), a 500
+        naming nothing; with none to come (a delete's ``after_delete``, the outbox off) the
+        write's transaction rolled back on leaving and the request answered 200 for a row
+        never deleted. No query: the driver's state is read."""
+        aborted = aborted_databases()
+        if aborted:
+            raise ServerFault(
+                f"The {hook} hook of {self.resource.name} returned with the transaction on "
+                f"{', '.join(aborted)} aborted: a statement it ran failed and it caught the "
+                "error without a savepoint of its own (wrap that statement in "
+                "transaction.atomic())"
+            )
 
     def refuse_if_taken(self, instance: Any, data: dict[str, Any]) -> None:
         """After a write's ``IntegrityError`` (its transaction rolled back): the body
@@ -1439,6 +1462,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         id_value, pk = self.id_value(instance), instance.pk
         with self.write_transaction():
             resource.before_delete(request, instance)
+            self.hook_returned("before_delete")
             before = self.snapshot(instance) if resource.write_observers else None
             with self.existing_rows(instance):  # a preset's soft delete saving the row
                 soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
@@ -1450,6 +1474,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 # still need to name the row.
                 instance.pk = pk
             resource.after_delete(request, instance)
+            self.hook_returned("after_delete")
             after = self.snapshot(instance) if soft and resource.write_observers else None
             self.after_write("deleted", instance, {"id": id_value, "soft": soft}, before, after)
         return soft
