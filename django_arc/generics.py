@@ -42,7 +42,7 @@ from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.exceptions import APIException, ValidationError
-from rest_framework.fields import empty
+from rest_framework.fields import HiddenField, empty
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
@@ -1351,6 +1351,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                     load_relations([instance], self.get_queryset())
                 serializer = self.get_serializer(instance, data=data, partial=True)
                 before = serializer.to_representation(instance)
+                written = self.write_only_values(serializer.fields, instance, data)
                 serializer.is_valid(raise_exception=True)
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
@@ -1361,9 +1362,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 # nested book's reviews)
                 load_relations([saved], self.get_queryset(), reload=True)
                 after = serializer.data
-                self.after_write(
-                    "updated", saved, self.updated_payload(saved, before, after), before, after
-                )
+                payload = self.updated_payload(saved, before, after, written)
+                self.after_write("updated", saved, payload, before, after)
         except IntegrityError:
             self.refuse_if_taken(instance, data)
             raise
@@ -1441,18 +1441,51 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                         instance.__dict__[name] = value
 
     def updated_payload(
-        self, instance: Any, before: dict[str, Any], after: dict[str, Any]
+        self,
+        instance: Any,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        written: dict[str, tuple[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The ``<name>.updated`` payload: the row, the fields that changed and their
-        previous values (hidden fields never included)."""
+        previous values (hidden fields never included). A ``write_only`` field the body set
+        (``written``, :meth:`write_only_values`) whose stored value changed is named in
+        ``changed`` after the rendered ones, never with a value: not in ``data`` nor in
+        ``previous`` (a PATCH of a password alone said ``changed: []``)."""
         data_after, data_before = self.event_data(after), self.event_data(before)
         changed = [k for k, v in data_after.items() if not same_json_value(data_before.get(k), v)]
+        previous = {k: data_before.get(k) for k in changed}
+        for name, (source, value) in (written or {}).items():
+            if name not in data_after and getattr(instance, source, _ABSENT) != value:
+                changed.append(name)
         return {
             "id": self.id_value(instance),
             "data": data_after,
             "changed": changed,
-            "previous": {k: data_before.get(k) for k in changed},
+            "previous": previous,
         }
+
+    def write_only_values(
+        self, fields: Mapping[str, Any], instance: Any, data: Mapping[str, Any]
+    ) -> dict[str, tuple[str, Any]]:
+        """``{name: (attribute, value now)}`` of the serializer's ``write_only`` fields
+        (``fields``) the body ``data`` sets on ``instance``, read before the save, for
+        :meth:`updated_payload` to tell which changed. A field the resource hides
+        (``hidden()``, DRF's ``HiddenField``), a dotted or ``*`` source and a value the
+        model does not hold as an attribute are left out."""
+        hidden = self.resource.field_rules.hidden
+        held: dict[str, tuple[str, Any]] = {}
+        for name in data:
+            field = fields.get(name)
+            if field is None or not field.write_only or name in hidden:
+                continue
+            source = getattr(field, "source", None) or name
+            if isinstance(field, HiddenField) or source == "*" or "." in source:
+                continue
+            value = getattr(instance, source, _ABSENT)
+            if value is not _ABSENT:
+                held[name] = (source, value)
+        return held
 
     def perform_destroy(self, instance: Any) -> bool:
         """Delete ``instance``: ``before_delete`` → the first preset's ``perform_delete``
