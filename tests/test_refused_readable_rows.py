@@ -338,3 +338,51 @@ def test_a_read_throttle_of_the_request_does_not_hide_a_row_from_a_refused_write
     r = theirs.delete(f"{base}/bulk/", {"ids": [locked.pk]}, format="json")
     assert (r.status_code, r.json()["details"]) == (400, {"ids": {"0": {"id": ["Not found."]}}})
     assert sorted(Article.objects.values_list("title", flat=True)) == ["locked", "locked embargoed"]
+
+
+class ArchivingHooksResource(Resource):
+    """Every member writes every row; a GET reads only the caller's own. The hooks refuse a
+    row titled ``archived…`` with the project's 410 (``before_update``, ``before_delete``)."""
+
+    model = Article
+    name = "archiving-hooks"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.MultiTenant()]
+    permissions = {
+        "list": P.require_owner(),
+        "get": P.require_owner(),
+        "update": P.require_org_membership(),
+        "delete": P.require_org_membership(),
+    }
+
+    def before_update(self, request, instance, data):
+        if instance.title.startswith("archived"):
+            raise Gone()
+
+    def before_delete(self, request, instance):
+        if instance.title.startswith("archived"):
+            raise Gone()
+
+
+site.register(ArchivingHooksResource)
+
+
+def test_a_hooks_refusal_is_answered_as_it_is_on_a_row_the_caller_may_write(throttled_api):
+    """Cross-owner (decisions.md, "hooks are judged after the object checks"). A hook's
+    refusal does not go through ``may_read``: hooks run only on rows the object checks let
+    the caller write, and the write of such a row answers 200 whether the caller reads it
+    or not, so the row's existence is the caller's to learn either way. A stranger's write
+    of my archived row is the hook's 410, as mine is; its write of my other row is 200; a
+    missing id stays the 404, and nothing of the refused writes is written."""
+    _, stranger, _, mine = _setting(tenant=True)
+    base = "/throttled/archiving-hooks"
+    archived = Article.objects.create(slug="a", title="archived", **mine)
+    plain = Article.objects.create(slug="p", title="plain", **mine)
+    assert stranger.get(f"{base}/{archived.pk}/").status_code == 404
+    url = f"{base}/{archived.pk}/"
+    status, body, _ = _answer(stranger.patch(url, {"title": "x"}, format="json"))
+    assert (status, body["code"]) == (410, "NOT_FOUND")
+    assert _answer(stranger.delete(url))[0] == 410
+    assert stranger.patch(f"{base}/{plain.pk}/", {"title": "y"}, format="json").status_code == 200
+    assert stranger.patch(f"{base}/{MISSING}/", {"title": "x"}, format="json").status_code == 404
+    assert sorted(Article.objects.values_list("title", flat=True)) == ["archived", "y"]
