@@ -661,6 +661,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                     raise
                 held = held or exc
         if held is not None:
+            # every other check of this row passed: :meth:`_reads` need not ask them again
+            self.__dict__["_throttled_row"] = obj.pk
             raise held
 
     def may_read(self, obj: Any) -> bool:
@@ -736,15 +738,19 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         if reading == "retrieve" and self._own_lookup_names(obj):
             # a ViewSet's own get_object() reads the URL's row as a GET of it would; a
             # second row a detail route judges (the body's) is asked as any row below
+            self.__dict__.pop("_throttled_row", None)
             try:
                 if self.get_object().pk == obj.pk:
                     return True
             except APIException as exc:
-                # a throttle of the GET's object checks: asked of ``obj`` below, where a
-                # throttle is known to be the only refusal (a 429 of the project's lookup
-                # itself, if that is what it was, is asked again there too)
                 if not _throttle(exc):
                     raise
+                if self.__dict__.pop("_throttled_row", None) == obj.pk:
+                    # the GET's object checks of this row ran in full and only a throttle
+                    # refused (:meth:`_object_checks`): asked again below, a project's
+                    # check counting tokens counted twice for one request
+                    return self._among_readable(obj)
+                # a 429 of the project's lookup itself: the row is asked below
         if not self._among_readable(obj):
             return False
         # a list shows the rows within its filters: no object check, as the list asks none
