@@ -106,13 +106,13 @@ class RowsGone(ArcError):
 
 
 class ServerFault(Exception):  # noqa: N818 - the server's fault, named where it was found
-    """A fault of the server's own code that arc found and can place (a bulk item whose
-    hook left the database transaction aborted): answered and reported as any 500
-    (``INTERNAL_ERROR``, ``got_request_exception``, an ERROR on ``django.request`` with the
-    message), with ``details`` saying where (``{"items": {"3": {...}}}``), never the
-    message, which is for the operator."""
+    """A fault of the server's own code that arc found and can place (a hook that left the
+    database transaction aborted): answered and reported as any 500 (``INTERNAL_ERROR``,
+    ``got_request_exception``, an ERROR on ``django.request`` with the message), with
+    ``details`` saying where for a bulk item (``{"items": {"3": {...}}}``; none for a write
+    of one row), never the message, which is for the operator."""
 
-    def __init__(self, message: str, details: dict[str, Any]) -> None:
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.details = details
 

@@ -42,7 +42,7 @@ from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.exceptions import APIException, ValidationError
-from rest_framework.fields import empty
+from rest_framework.fields import HiddenField, empty
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
@@ -59,6 +59,7 @@ from .exceptions import (
     ArcError,
     InvalidQuery,
     NotFound,
+    ServerFault,
     ShortCircuit,
     as_arc_error,
     exception_handler,
@@ -78,7 +79,7 @@ from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .serializers import form_values
 from .settings import arc_settings
-from .transactions import atomic_on
+from .transactions import aborted_databases, atomic_on
 
 #: DRF's parsers and the ones resources use in their place
 _ARC_PARSERS = {
@@ -660,6 +661,8 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                     raise
                 held = held or exc
         if held is not None:
+            # every other check of this row passed: :meth:`_reads` need not ask them again
+            self.__dict__["_throttled_row"] = obj.pk
             raise held
 
     def may_read(self, obj: Any) -> bool:
@@ -735,15 +738,19 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         if reading == "retrieve" and self._own_lookup_names(obj):
             # a ViewSet's own get_object() reads the URL's row as a GET of it would; a
             # second row a detail route judges (the body's) is asked as any row below
+            self.__dict__.pop("_throttled_row", None)
             try:
                 if self.get_object().pk == obj.pk:
                     return True
             except APIException as exc:
-                # a throttle of the GET's object checks: asked of ``obj`` below, where a
-                # throttle is known to be the only refusal (a 429 of the project's lookup
-                # itself, if that is what it was, is asked again there too)
                 if not _throttle(exc):
                     raise
+                if self.__dict__.pop("_throttled_row", None) == obj.pk:
+                    # the GET's object checks of this row ran in full and only a throttle
+                    # refused (:meth:`_object_checks`): asked again below, a project's
+                    # check counting tokens counted twice for one request
+                    return self._among_readable(obj)
+                # a 429 of the project's lookup itself: the row is asked below
         if not self._among_readable(obj):
             return False
         # a list shows the rows within its filters: no object check, as the list asks none
@@ -1313,10 +1320,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         try:
             with self.write_transaction():
                 data = _hooked(resource.before_create(request, data), data)
+                self.hook_returned("before_create")
                 serializer = self.get_serializer(data=data)
                 serializer.is_valid(raise_exception=True)
                 instance = serializer.save(**self.write_values(None))
                 resource.after_create(request, instance)
+                self.hook_returned("after_create")
                 # the relations it renders as a read of it renders them: through this
                 # view's get_queryset() (a project's Prefetch narrowing one, in the
                 # resource's or a ViewSet subclass's), as a bulk create's rows do; the rows
@@ -1339,6 +1348,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         try:
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
+                self.hook_returned("before_update")
                 if self.answers_rendered_row():
                     # a route's or an action's row, read for its caller's answer only: the
                     # event's ``previous`` renders every field, whose relations are loaded
@@ -1347,22 +1357,41 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                     load_relations([instance], self.get_queryset())
                 serializer = self.get_serializer(instance, data=data, partial=True)
                 before = serializer.to_representation(instance)
+                written = self.write_only_values(serializer.fields, instance, data)
                 serializer.is_valid(raise_exception=True)
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
                 resource.after_update(request, saved)
+                self.hook_returned("after_update")
                 # the relations it renders read again, through the queryset it was read
                 # from: the write and its hooks may have changed those read with it (a
                 # nested book's reviews)
                 load_relations([saved], self.get_queryset(), reload=True)
                 after = serializer.data
-                self.after_write(
-                    "updated", saved, self.updated_payload(saved, before, after), before, after
-                )
+                payload = self.updated_payload(saved, before, after, written)
+                self.after_write("updated", saved, payload, before, after)
         except IntegrityError:
             self.refuse_if_taken(instance, data)
             raise
         return serializer
+
+    def hook_returned(self, hook: str) -> None:
+        """Raise a :class:`~django_arc.exceptions.ServerFault` naming ``hook`` when the
+        resource's hook of a write of one row returned with the database transaction aborted
+        (a statement it ran failed and it caught the error without a savepoint of its own),
+        as a bulk write's hooks are checked (``presets.bulk._transaction_usable``). The next
+        statement failed (``TransactionManagementError``, ``InFailedSqlTransaction``), a 500
+        naming nothing; with none to come (a delete's ``after_delete``, the outbox off) the
+        write's transaction rolled back on leaving and the request answered 200 for a row
+        never deleted. No query: the driver's state is read."""
+        aborted = aborted_databases()
+        if aborted:
+            raise ServerFault(
+                f"The {hook} hook of {self.resource.name} returned with the transaction on "
+                f"{', '.join(aborted)} aborted: a statement it ran failed and it caught the "
+                "error without a savepoint of its own (wrap that statement in "
+                "transaction.atomic())"
+            )
 
     def refuse_if_taken(self, instance: Any, data: dict[str, Any]) -> None:
         """After a write's ``IntegrityError`` (its transaction rolled back): the body
@@ -1418,18 +1447,51 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                         instance.__dict__[name] = value
 
     def updated_payload(
-        self, instance: Any, before: dict[str, Any], after: dict[str, Any]
+        self,
+        instance: Any,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        written: dict[str, tuple[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The ``<name>.updated`` payload: the row, the fields that changed and their
-        previous values (hidden fields never included)."""
+        previous values (hidden fields never included). A ``write_only`` field the body set
+        (``written``, :meth:`write_only_values`) whose stored value changed is named in
+        ``changed`` after the rendered ones, never with a value: not in ``data`` nor in
+        ``previous`` (a PATCH of a password alone said ``changed: []``)."""
         data_after, data_before = self.event_data(after), self.event_data(before)
         changed = [k for k, v in data_after.items() if not same_json_value(data_before.get(k), v)]
+        previous = {k: data_before.get(k) for k in changed}
+        for name, (source, value) in (written or {}).items():
+            if name not in data_after and getattr(instance, source, _ABSENT) != value:
+                changed.append(name)
         return {
             "id": self.id_value(instance),
             "data": data_after,
             "changed": changed,
-            "previous": {k: data_before.get(k) for k in changed},
+            "previous": previous,
         }
+
+    def write_only_values(
+        self, fields: Mapping[str, Any], instance: Any, data: Mapping[str, Any]
+    ) -> dict[str, tuple[str, Any]]:
+        """``{name: (attribute, value now)}`` of the serializer's ``write_only`` fields
+        (``fields``) the body ``data`` sets on ``instance``, read before the save, for
+        :meth:`updated_payload` to tell which changed. A field the resource hides
+        (``hidden()``, DRF's ``HiddenField``), a dotted or ``*`` source and a value the
+        model does not hold as an attribute are left out."""
+        hidden = self.resource.field_rules.hidden
+        held: dict[str, tuple[str, Any]] = {}
+        for name in data:
+            field = fields.get(name)
+            if field is None or not field.write_only or name in hidden:
+                continue
+            source = getattr(field, "source", None) or name
+            if isinstance(field, HiddenField) or source == "*" or "." in source:
+                continue
+            value = getattr(instance, source, _ABSENT)
+            if value is not _ABSENT:
+                held[name] = (source, value)
+        return held
 
     def perform_destroy(self, instance: Any) -> bool:
         """Delete ``instance``: ``before_delete`` → the first preset's ``perform_delete``
@@ -1439,6 +1501,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         id_value, pk = self.id_value(instance), instance.pk
         with self.write_transaction():
             resource.before_delete(request, instance)
+            self.hook_returned("before_delete")
             before = self.snapshot(instance) if resource.write_observers else None
             with self.existing_rows(instance):  # a preset's soft delete saving the row
                 soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
@@ -1450,6 +1513,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 # still need to name the row.
                 instance.pk = pk
             resource.after_delete(request, instance)
+            self.hook_returned("after_delete")
             after = self.snapshot(instance) if soft and resource.write_observers else None
             self.after_write("deleted", instance, {"id": id_value, "soft": soft}, before, after)
         return soft

@@ -10,6 +10,8 @@ missing id where it is not."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from rest_framework import exceptions as drf_exceptions
 
@@ -338,3 +340,132 @@ def test_a_read_throttle_of_the_request_does_not_hide_a_row_from_a_refused_write
     r = theirs.delete(f"{base}/bulk/", {"ids": [locked.pk]}, format="json")
     assert (r.status_code, r.json()["details"]) == (400, {"ids": {"0": {"id": ["Not found."]}}})
     assert sorted(Article.objects.values_list("title", flat=True)) == ["locked", "locked embargoed"]
+
+
+class ArchivingHooksResource(Resource):
+    """Every member writes every row; a GET reads only the caller's own. The hooks refuse a
+    row titled ``archived…`` with the project's 410 (``before_update``, ``before_delete``)."""
+
+    model = Article
+    name = "archiving-hooks"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.MultiTenant()]
+    permissions = {
+        "list": P.require_owner(),
+        "get": P.require_owner(),
+        "update": P.require_org_membership(),
+        "delete": P.require_org_membership(),
+    }
+
+    def before_update(self, request, instance, data):
+        if instance.title.startswith("archived"):
+            raise Gone()
+
+    def before_delete(self, request, instance):
+        if instance.title.startswith("archived"):
+            raise Gone()
+
+
+site.register(ArchivingHooksResource)
+
+
+def test_a_hooks_refusal_is_answered_as_it_is_on_a_row_the_caller_may_write(throttled_api):
+    """Cross-owner (decisions.md, "hooks are judged after the object checks"). A hook's
+    refusal does not go through ``may_read``: hooks run only on rows the object checks let
+    the caller write, and the write of such a row answers 200 whether the caller reads it
+    or not, so the row's existence is the caller's to learn either way. A stranger's write
+    of my archived row is the hook's 410, as mine is; its write of my other row is 200; a
+    missing id stays the 404, and nothing of the refused writes is written."""
+    _, stranger, _, mine = _setting(tenant=True)
+    base = "/throttled/archiving-hooks"
+    archived = Article.objects.create(slug="a", title="archived", **mine)
+    plain = Article.objects.create(slug="p", title="plain", **mine)
+    assert stranger.get(f"{base}/{archived.pk}/").status_code == 404
+    url = f"{base}/{archived.pk}/"
+    status, body, _ = _answer(stranger.patch(url, {"title": "x"}, format="json"))
+    assert (status, body["code"]) == (410, "NOT_FOUND")
+    assert _answer(stranger.delete(url))[0] == 410
+    assert stranger.patch(f"{base}/{plain.pk}/", {"title": "y"}, format="json").status_code == 200
+    assert stranger.patch(f"{base}/{MISSING}/", {"title": "x"}, format="json").status_code == 404
+    assert sorted(Article.objects.values_list("title", flat=True)) == ["archived", "y"]
+
+
+#: every call of ``CountingThrottle.check_object``: the method of the request it judged
+COUNTED: list[str] = []
+
+
+class CountingThrottle(Preset):
+    """A project's throttle that counts a token on every check of a row (``check_object``,
+    GETs too) and refuses a row titled ``…busy…`` 429."""
+
+    name = "counting_throttle"
+
+    def check_object(self, view, obj):
+        COUNTED.append(view.request.method)
+        if "busy" in obj.title:
+            raise drf_exceptions.Throttled(wait=5)
+
+
+class LockedWrites(Preset):
+    """A lock on writes of a row titled ``locked…`` (403), asked before the throttle."""
+
+    name = "locked_writes"
+
+    def check_object(self, view, obj):
+        if view.request.method not in ("GET", "HEAD") and obj.title.startswith("locked"):
+            raise drf_exceptions.PermissionDenied("This row is locked.")
+
+
+class CountedResource(Resource):
+    model = Article
+    name = "counted"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [LockedWrites(), CountingThrottle()]
+    permissions = {
+        "list": P.require_owner(),
+        "get": P.require_owner(),
+        "update": P.require_auth(),
+        "delete": P.require_auth(),
+    }
+
+
+class OwnLookupCounted(CountedResource.as_viewset()):
+    """A project's ViewSet with a ``get_object()`` of its own (DRF's idiom)."""
+
+    def get_object(self):
+        return super().get_object()
+
+
+def test_a_refused_writes_read_question_counts_a_throttle_once(settings):
+    """Cross-owner. A write refused 403 (the lock) asks whether the caller may read the row
+    as a GET; through a ViewSet with its own ``get_object()``, the GET's object checks ran
+    in it, the throttle counted and refused 429 ("every other check passed"), and then ran
+    again on the same row: two tokens for one request. Now once; the answer is the 403 (the
+    caller reads its row), and a stranger's write of the row is still the 404."""
+    from django.urls import clear_url_caches, include
+    from django.urls import path as url_path
+    from rest_framework.routers import SimpleRouter
+
+    router = SimpleRouter()
+    router.register("counted", OwnLookupCounted, basename="own-lookup-counted")
+    urls = settings.ROOT_URLCONF
+    if isinstance(urls, str):
+        urls = importlib.import_module(urls)
+    settings.ROOT_URLCONF = type(
+        "urls", (), {"urlpatterns": [*urls.urlpatterns, url_path("z/", include(router.urls))]}
+    )
+    clear_url_caches()
+    try:
+        me, stranger = MembershipFactory().user, MembershipFactory().user
+        row = Article.objects.create(owner=me, slug="b", title="locked busy")
+        COUNTED.clear()
+        status, body, _ = _answer(
+            client_for(me).patch(f"/z/counted/{row.pk}/", {"title": "x"}, format="json")
+        )
+        assert (status, body["error"]) == (403, "This row is locked.")
+        assert COUNTED == ["GET"]
+        r = client_for(stranger).patch(f"/z/counted/{row.pk}/", {"title": "x"}, format="json")
+        assert r.status_code == 404
+    finally:
+        clear_url_caches()
+    assert Article.objects.get().title == "locked busy"

@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from django_arc import arc
 from django_arc import fields as F
 from django_arc.clients import ServiceClient
+from django_arc.idempotency.models import IdempotencyRecord
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, client_for
@@ -980,3 +981,93 @@ def test_a_retry_asking_for_the_browsable_api_is_replayed_the_first_answers_byte
     )
     assert again["X-Idempotency-Replayed"] == "true"
     assert again.content == first.content
+
+
+def _camel(value):
+    if isinstance(value, dict):
+        return {
+            "".join(p.title() if i else p for i, p in enumerate(k.split("_"))): _camel(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
+
+
+class CamelCaseRenderer(JSONRenderer):
+    """A project's renderer writing every key in camelCase (``organization_id`` →
+    ``organizationId``), as djangorestframework-camel-case does."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return super().render(_camel(data), accepted_media_type, renderer_context)
+
+
+class Latin1Renderer(JSONRenderer):
+    """A project's renderer answering in ISO-8859-1, its declared ``charset``."""
+
+    charset = "iso-8859-1"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        indent = self.get_indent(accepted_media_type, renderer_context or {})
+        text = json.dumps(data, ensure_ascii=False, indent=indent, cls=self.encoder_class)
+        return text.encode(self.charset)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("renderer", [CamelCaseRenderer, Latin1Renderer])
+def test_a_replay_written_by_a_renaming_or_latin1_renderer_drops_the_fields_taken_away(
+    store, org, monkeypatch, renderer
+):
+    """An answer a project renderer wrote under camelCase names, or in ISO-8859-1, was not
+    read back as a row: the demoted caller's replay was the stored bytes, ``cost`` in them.
+    Its document is kept beside it and shaped as any other; an unchanged caller still gets
+    the stored bytes."""
+    from django.urls import resolve
+
+    monkeypatch.setattr(resolve(IDEM).func.cls, "renderer_classes", [renderer])
+    client = member(org, "admin")
+    body = {**BODY, "name": "Café Crème"}
+    first = keyed(client, "post", IDEM, body, "renamed")
+    assert first.status_code == 201, first.content
+    charset = renderer.charset or "utf-8"
+    stored = json.loads(first.content.decode(charset))["data"]
+    assert "cost" in stored and stored["name"] == "Café Crème"
+    same = keyed(client, "post", IDEM, body, "renamed")
+    assert same.content == first.content
+    if store == "database":
+        # camelCase: the document is kept beside the body; ISO-8859-1 reads back through
+        # its charset, so nothing is (nor for DRF's own renderer, below)
+        (record,) = IdempotencyRecord.objects.all()
+        if renderer is CamelCaseRenderer:
+            assert json.loads(record.headers)["d"]["data"]["cost"] == stored["cost"]
+        else:
+            assert record.headers is None
+    set_roles(client, org, "editor")
+    again = keyed(client, "post", IDEM, body, "renamed")
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again["Content-Type"] == first["Content-Type"]
+    assert json.loads(again.content.decode(charset))["data"] == {
+        k: v for k, v in stored.items() if k != "cost"
+    }
+    assert Product.objects.filter(sku="W-1").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_reshaped_replay_keeps_the_stored_answers_indent(store, org):
+    """A create answered to ``Accept: application/json; indent=4`` and replayed shaped to the
+    demoted caller is indented as it was (it was rendered on one line)."""
+    client = member(org, "admin")
+    accept = {"HTTP_ACCEPT": "application/json; indent=4"}
+    first = client.post(IDEM, BODY, format="json", HTTP_IDEMPOTENCY_KEY="indent", **accept)
+    assert first.status_code == 201, first.content
+    if store == "database":
+        (record,) = IdempotencyRecord.objects.all()
+        assert record.headers is None or isinstance(json.loads(record.headers), list)
+    assert first.content.startswith(b'{\n    "')
+    set_roles(client, org, "editor")
+    again = client.post(IDEM, BODY, format="json", HTTP_IDEMPOTENCY_KEY="indent", **accept)
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert "cost" not in again.json()["data"]
+    assert again.content.startswith(b'{\n    "')
+    assert again.content == json.dumps(again.json(), indent=4, ensure_ascii=False).encode()

@@ -201,3 +201,65 @@ def test_a_tenant_default_naming_the_forced_row_reaches_the_validator_as_it_is(s
         assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
             "sku": ["Must start with the organization's slug."]
         }
+
+
+class OtherOrganization:
+    """A project's default naming another row than the forced one (a fallback tenant)."""
+
+    def __call__(self):
+        from shop.models import Organization
+
+        return Organization.objects.order_by("-pk").first()
+
+
+class NoneDefaultSlugSerializer(UniqueSkuSerializer):
+    organization = serializers.PrimaryKeyRelatedField(read_only=True, default=None)
+
+    class Meta(UniqueSkuSerializer.Meta):
+        validators = [*UniqueSkuSerializer.Meta.validators, sku_prefixed_by_slug]
+
+
+class OtherDefaultSlugSerializer(NoneDefaultSlugSerializer):
+    organization = serializers.PrimaryKeyRelatedField(read_only=True, default=OtherOrganization())
+
+
+@pytest.mark.parametrize(
+    "serializer_class",
+    [NoneDefaultSlugSerializer, OtherDefaultSlugSerializer],
+    ids=["none", "other"],
+)
+def test_a_tenant_default_of_its_own_hands_validators_the_forced_row_not_its_id(
+    settings, serializer_class
+):
+    """A read-only tenant whose own default is ``None`` or another organization: the
+    forced value wins (e5e37fd), and reached the validators as the preset's raw id, so a
+    project's validator reading ``attrs["organization"].slug`` was a 500. It is handed the
+    caller's ``Organization``: a SKU with its slug is 201, another is the validator's 400,
+    and a taken one DRF's unique-set 400."""
+    resource = type(
+        f"SlugChecked{serializer_class.__name__}",
+        (UniqueSkuResource,),
+        {
+            "name": f"slug-checked-{serializer_class.__name__.lower()}",
+            "serializer_class": serializer_class,
+        },
+    )
+    site = ResourceSite(name=f"slug-checked-site-{serializer_class.__name__}")
+    site.register(resource)
+    with site_mounted(settings, "uvs", site):
+        a, b = OrganizationFactory(), OrganizationFactory()
+        assert OtherOrganization()() == b
+        client = member_client(a, "editor")
+        url = f"/uvs/{resource.name}/"
+        r = client.post(url, {"name": "x", "sku": f"{a.slug}-1", "price": "1.00"}, format="json")
+        assert r.status_code == 201, r.content
+        assert r.json()["data"]["organization"] == a.pk
+        r = client.post(url, {"name": "y", "sku": "other-1", "price": "1.00"}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+            "sku": ["Must start with the organization's slug."]
+        }
+        r = client.post(url, {"name": "z", "sku": f"{a.slug}-1", "price": "1.00"}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {"non_field_errors": UNIQUE}
+        assert list(Product.objects.values_list("organization_id", "sku")) == [
+            (a.pk, f"{a.slug}-1")
+        ]

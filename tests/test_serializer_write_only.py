@@ -210,3 +210,26 @@ def test_a_hidden_field_setting_a_column_from_the_request_stays_queryable(settin
             listed = c.get(f"/ofr/owner-from-request/?owner={owner.pk}&sort=-owner")
             assert listed.status_code == 200, listed.json()
             assert [d["id"] for d in listed.json()["docs"]] == found
+
+
+def test_an_update_of_a_write_only_field_alone_names_it_in_changed_without_its_value(client):
+    """A PATCH setting only ``secret_notes`` (write-only) emitted ``changed: []``: its event
+    now names the field, with no value in ``data`` or ``previous``; a PATCH sending the
+    value the row holds names nothing, and a bulk update names it per row as a PATCH does."""
+    url = f"/wo/write-only/{client.pk}/"
+    for body in ({"secret_notes": "NEW-SECRET"}, {"secret_notes": "NEW-SECRET"}):
+        assert client.patch(url, body, format="json").status_code == 200
+    r = client.patch(
+        "/wo/write-only/bulk/", {"items": [{"id": client.pk, "cost": "4.00"}]}, format="json"
+    )
+    assert r.status_code == 200, r.json()
+    events = OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk")
+    payloads = [e.payload for e in events]
+    assert [(p["changed"], p["previous"]) for p in payloads] == [
+        (["secret_notes"], {}),
+        ([], {}),
+        (["cost"], {}),
+    ]
+    for payload in payloads:
+        assert "secret_notes" not in payload["data"] and "cost" not in payload["data"]
+        assert "NEW-SECRET" not in json.dumps(payload) and SECRET not in json.dumps(payload)

@@ -84,17 +84,20 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     request: a ViewSet subclass's own, a field a project's ``get_fields()`` adds) goes
     through the caller's read plan again, as a new answer's would. Nothing changed for it
     — the usual case — keeps the stored bytes; otherwise the shaped answer is rendered by
-    the view's JSON renderer. An
-    answer of a project renderer renaming the keys (camelCase) is not recognised as a row
-    and is replayed as stored (docs/idempotency.md, "When the caller's access changes before
-    the retry")."""
+    the view's JSON renderer, indented as the stored body was. An answer a project renderer
+    wrote under other key names (camelCase) or in another charset is read from the document
+    kept beside it (:attr:`Claim.data`, :func:`_kept_document`), not from its bytes
+    (docs/idempotency.md, "When the caller's access changes before the retry")."""
     body = claim.body
     if not claim.content_type.split(";")[0].endswith("json"):
         return body
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):  # not JSON after all: nothing to shape
-        return body
+    if claim.data is not None:
+        doc = dict(claim.data) if isinstance(claim.data, dict) else claim.data
+    else:
+        try:
+            doc = _loads(body, claim.content_type)
+        except (ValueError, RecursionError, LookupError):  # not JSON: nothing to shape
+            return body
     # one row or a route's value under ``data``; a page of rows (a write route answering
     # ``list_response``, a search sent as a POST) under ``docs``
     envelope_key = (
@@ -175,6 +178,9 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     # the context DRF renders with, as the stored answer was (:func:`_stored`): a project
     # renderer may read ``renderer_context["response"]`` (its status)
     context = {**view.get_renderer_context(), "response": Response(doc, status=claim.status)}
+    indent = _indent(body)
+    if indent:
+        context["indent"] = indent  # DRF's JSONRenderer reads it (an ``indent`` Accept param)
     rendered = renderer.render(doc, renderer.media_type, context)
     return rendered.encode(renderer.charset or "utf-8") if isinstance(rendered, str) else rendered
 
@@ -194,6 +200,59 @@ def _answers_its_row(view: Any) -> bool:
         and getattr(cls, "render_saved", None) is CreateMixin.render_saved
         and all(getattr(cls, name, None) is method for name, method in ours.items())
     )
+
+
+def _loads(body: bytes, content_type: str) -> Any:
+    """``body`` parsed as JSON: as UTF-8 (what DRF's ``JSONRenderer`` writes, whatever
+    ``charset`` a subclass declares), else in the charset its ``Content-Type`` names (a
+    project renderer encoding in its own ``charset``)."""
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        for param in content_type.split(";")[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "charset":
+                return json.loads(body.decode(value.strip().strip('"')))
+        raise
+
+
+def _indent(body: bytes) -> int:
+    """The indent of a stored JSON object or list (``Accept: application/json; indent=4``),
+    0 when it is on one line: a reshaped replay keeps the stored answer's formatting."""
+    if body[1:2] not in (b"\n", b"\r"):
+        return 0
+    line = body[1:].lstrip(b"\r\n")
+    return min(len(line) - len(line.lstrip(b" ")), 8)
+
+
+def _kept_document(renderer: Any, response: Any, content_type: str, body: bytes) -> Any:
+    """The document to keep beside a stored JSON answer (:attr:`Claim.data`) when ``body``
+    does not read back as it: a project renderer (one with a ``render()`` of its own) wrote
+    it under other key names (camelCase), added to it, or encoded it in a charset
+    ``json.loads`` does not read. ``None`` otherwise — DRF's ``JSONRenderer`` and its
+    subclasses that keep its ``render()`` cost nothing here — and for an answer with no
+    envelope of rows (``success`` and ``data`` or ``docs``), which a replay never shapes.
+    A replay shapes this document, not the bytes, and renders it again with the view's
+    renderer when the caller may read less now (:func:`readable_now`)."""
+    if renderer is None or type(renderer).render is JSONRenderer.render:
+        return None
+    if not content_type.split(";")[0].endswith("json"):
+        return None
+    data = getattr(response, "data", None)
+    if not (isinstance(data, dict) and data.get("success") is True):
+        return None
+    if "data" not in data and "docs" not in data:
+        return None
+    try:
+        document = json.loads(JSONRenderer().render(data))
+    except Exception:  # noqa: BLE001 - not ours to render: the answer is kept as it is
+        return None
+    try:
+        if _loads(body, content_type) == document:
+            return None  # another renderer, the same document (orjson)
+    except (ValueError, RecursionError, LookupError):
+        pass
+    return document
 
 
 def _model_names(model: Any) -> frozenset[str]:
@@ -431,11 +490,16 @@ class IdempotentExecution:
             answer = _json_answer(self.view, response)
             body = _content(response)  # rendering sets the Content-Type
             if answer is None:
+                content_type = response.get("Content-Type", "")
+                document = _kept_document(
+                    getattr(response, "accepted_renderer", None), response, content_type, body
+                )
                 answer = (
                     response.status_code,
-                    response.get("Content-Type", ""),
+                    content_type,
                     body,
                     own_headers(self.view, response),
+                    document,
                 )
             if self._atomic is not None and any(
                 transaction.get_connection(alias).needs_rollback for alias in self.databases
@@ -582,11 +646,13 @@ def _json_answer(view: Any, response: Any) -> tuple[Any, ...] | None:
         if renderer.charset
         else renderer.media_type
     )
+    body = bytes(body or b"")
     return (
         response.status_code,
         content_type if body else "",
-        bytes(body or b""),
+        body,
         own_headers(view, response),
+        _kept_document(renderer, response, content_type, body),
     )
 
 

@@ -34,7 +34,9 @@ class IdempotencyRecord(models.Model):
     content_type = models.TextField(blank=True, default="")
     body = models.BinaryField(null=True, blank=True)
     #: the answer's own headers (``Location``, ``Content-Disposition``…) as a JSON list of
-    #: ``[name, value]`` pairs; null when it had none (and in flight, like ``body``)
+    #: ``[name, value]`` pairs; null when it had none (and in flight, like ``body``). With
+    #: the answer's document kept beside a body a project renderer wrote under other names,
+    #: ``{"h": pairs, "d": document}`` (``stores.Claim.data``)
     headers = models.TextField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()

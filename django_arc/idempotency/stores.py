@@ -74,6 +74,10 @@ class Claim:
     content_type: str = ""
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+    #: the answer's document as DRF's ``JSONRenderer`` reads it, kept beside ``body`` when a
+    #: project renderer wrote ``body`` under other names or another charset (``None``: the
+    #: body reads back as it is); see :func:`~django_arc.idempotency.execution.readable_now`
+    data: Any = None
 
 
 @dataclass(frozen=True)
@@ -243,7 +247,8 @@ class DatabaseStore:
         if fingerprint != request.fingerprint:
             return Claim(REUSED)
         if status is not None:
-            return Claim(FINISHED, "", status, content_type, bytes(body or b""), _headers(headers))
+            pairs, data = _headers(headers)
+            return Claim(FINISHED, "", status, content_type, bytes(body or b""), pairs, data)
         return Claim(IN_FLIGHT)
 
     def _take_over(self, pk: int, held_by: str, request: Request, expired: bool) -> Claim | None:
@@ -281,9 +286,11 @@ class DatabaseStore:
         content_type: str,
         body: bytes,
         headers: Headers = (),
+        data: Any = None,
     ) -> bool:
         """Store the response, if the claim is still ours. Joins the current transaction
-        (the request's, for this transactional store)."""
+        (the request's, for this transactional store). ``data`` (:attr:`Claim.data`) is kept
+        in the ``headers`` column, which then holds ``{"h": headers, "d": data}``."""
         if self._sql["database_clock"]:
             expires: Any = request.ttl_seconds  # the SQL adds it to the database's time
         else:
@@ -294,7 +301,7 @@ class DatabaseStore:
             status,
             content_type,
             body,
-            _json(headers) if headers else None,
+            _json(headers, data),
             expires,
             request.key,
             token,
@@ -450,7 +457,8 @@ def _build_sql(model: Any, connection: Any) -> dict[str, Any]:
 
 # Redis values: b"F" + JSON (in flight) or b"D" + JSON + b"\n" + body (finished). The JSON
 # never contains a newline, so the first one ends it. A finished one's JSON holds the
-# answer's own headers under "h" when it had any (values stored without it have none).
+# answer's own headers under "h" when it had any (values stored without it have none), and
+# its document under "d" when the body does not read back as it (:attr:`Claim.data`).
 _IN_FLIGHT = b"F"
 _FINISHED = b"D"
 #: the key's value when it has one (a repeat); else claim it for ARGV[2] ms (nil reply)
@@ -601,7 +609,8 @@ class CacheStore:
             return Claim(CLAIMED, token)
         if kind == _FINISHED:
             headers = _pairs(meta.get("h", ()))
-            return Claim(FINISHED, "", int(meta["status"]), meta.get("ct", ""), body, headers)
+            status, content_type, data = int(meta["status"]), meta.get("ct", ""), meta.get("d")
+            return Claim(FINISHED, "", status, content_type, body, headers, data)
         return Claim(IN_FLIGHT)
 
     def complete(
@@ -612,10 +621,13 @@ class CacheStore:
         content_type: str,
         body: bytes,
         headers: Headers = (),
+        data: Any = None,
     ) -> bool:
         meta: dict[str, Any] = {"fp": request.fingerprint, "status": status, "ct": content_type}
         if headers:
             meta["h"] = headers
+        if data is not None:
+            meta["d"] = data
         value = _FINISHED + _compact_json(meta).encode() + b"\n" + body
         try:
             done = _SET_IF_OURS(
@@ -643,13 +655,23 @@ class CacheStore:
         return 0
 
 
-def _json(headers: Headers) -> str:
-    return _compact_json(headers)
+def _json(headers: Headers, data: Any = None) -> str | None:
+    """The ``headers`` column: the headers' ``[name, value]`` list (null without any), or
+    ``{"h": headers, "d": data}`` when the answer keeps its document (:attr:`Claim.data`)."""
+    if data is not None:
+        return _compact_json({"h": headers, "d": data})
+    return _compact_json(headers) if headers else None
 
 
-def _headers(stored: str | None) -> tuple[tuple[str, str], ...]:
-    """A record's headers: none for a record stored without them."""
-    return _pairs(json.loads(stored)) if stored else ()
+def _headers(stored: str | None) -> tuple[tuple[tuple[str, str], ...], Any]:
+    """A record's headers and kept document (:func:`_json`): none for a record stored
+    without them."""
+    if not stored:
+        return (), None
+    value = json.loads(stored)
+    if isinstance(value, dict):
+        return _pairs(value.get("h", ())), value.get("d")
+    return _pairs(value), None
 
 
 def _pairs(stored: Any) -> tuple[tuple[str, str], ...]:

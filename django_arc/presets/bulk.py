@@ -290,6 +290,14 @@ class Bulk(Preset):
                 raise
             # the first matched row's errors, as ``check_data`` names them with no row
             raise _invalid({"data": errors[min(errors, key=int)]}) from None
+        # the write-only fields each body sets, as the rows hold them before the write
+        held: dict[Any, Any] = {}
+        if resource.field_rules.write_only:
+            declared = view.get_serializer().fields
+            held = {
+                row.pk: view.write_only_values(declared, row, data)
+                for row, data in zip(rows, bodies, strict=True)
+            }
         fields: set[str] = set()
         for index, (row, data) in enumerate(zip(rows, validated, strict=True)):
             if not isinstance(data, dict):  # a serializer that saves rows its own way
@@ -325,7 +333,7 @@ class Bulk(Preset):
         load_relations(rows, view.get_queryset(), reload=True)
         afters = view.get_serializer(rows, many=True).data
         records = [
-            (row, view.updated_payload(row, before, after), before, after)
+            (row, view.updated_payload(row, before, after, held.get(row.pk)), before, after)
             for row, before, after in zip(rows, befores, afters, strict=True)
         ]
         view.after_write_many("updated", records)
