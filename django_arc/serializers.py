@@ -21,7 +21,15 @@ from rest_framework.relations import MANY_RELATION_KWARGS
 
 from .events.event import unstorable_char
 from .parsers import ArcJSONParser, nested_deeper_than
-from .query import MAX_INT, MIN_INT, UNSENDABLE, beyond_int64, integer_range
+from .query import (
+    MAX_DURATION,
+    MAX_INT,
+    MIN_DURATION,
+    MIN_INT,
+    UNSENDABLE,
+    beyond_int64,
+    integer_range,
+)
 
 #: no default of the field's own (``_read_only_defaults``)
 _NO_DEFAULT = object()
@@ -514,6 +522,26 @@ class ArcJSONField(serializers.JSONField):
         return value
 
 
+class ArcDurationField(serializers.DurationField):
+    """DRF's duration field, bounded to what the column holds on every database: SQLite (and
+    MySQL) store a duration as a 64-bit count of microseconds, about 292 000 years
+    (:data:`django_arc.query.MAX_DURATION`), where Python's ``timedelta`` reaches 999 999 999
+    days: ``{"span": "999999999 00:00:00"}`` reached SQLite's driver, whose
+    ``OverflowError`` was a 500 (and PostgreSQL stored it). Now 400 naming the field, on
+    every database, within any bound the model sets itself."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        if not kwargs.get("read_only"):
+            given_max, given_min = kwargs.get("max_value"), kwargs.get("min_value")
+            kwargs["max_value"] = (
+                MAX_DURATION if given_max is None else min(given_max, MAX_DURATION)
+            )
+            kwargs["min_value"] = (
+                MIN_DURATION if given_min is None else max(given_min, MIN_DURATION)
+            )
+        super().__init__(**kwargs)
+
+
 _INVALID = object()
 
 
@@ -619,6 +647,7 @@ _FIELD_MAPPING = {
     models.FloatField: ArcFloatField,
     models.DecimalField: ArcDecimalField,
     models.JSONField: ArcJSONField,
+    models.DurationField: ArcDurationField,
 }
 
 

@@ -6,14 +6,17 @@ field types JSON does not spell directly (``DurationField``, ``BinaryField``, ``
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.db import connection
 
 from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from django_arc.outbox import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Periodical, PeriodicalProxy, TenantShelf
+from tests.testapp.models import Oddity, Periodical, PeriodicalProxy, TenantShelf
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +46,30 @@ class PeriodicalResource(Resource):
 class ProxiedPeriodicalResource(PeriodicalResource):
     model = PeriodicalProxy
     name = "proxied-periodicals"
+
+
+@site.register
+class OddityResource(Resource):
+    model = Oddity
+    name = "oddities"
+    fields = [
+        "id",
+        "organization",
+        "data",
+        "amount",
+        "span",
+        "token",
+        "blob",
+        "kind",
+        "code",
+        "serial",
+        "touched",
+        "shelves",
+    ]
+    filter_fields = {"span": ["eq", "gte", "lt"], "blob": ["exists"]}
+    sort_fields = ["span"]
+    presets = [presets.MultiTenant(), presets.Bulk()]
+    permissions = MEMBERS
 
 
 def _member(org):
@@ -92,3 +119,50 @@ def test_a_child_whose_tenant_is_its_parents_links_only_its_tenants_rows(mounted
         "periodicals.bump",
         "proxied-periodicals.deleted",
     ]
+
+
+@pytest.mark.parametrize(
+    "span", ["999999999 00:00:00", "-999999999 00:00:00", "106751992 00:00:00"]
+)
+def test_a_duration_no_database_column_holds_is_400_naming_the_field(mounted, span):
+    """A ``timedelta`` reaches 999 999 999 days; SQLite (and MySQL) store a duration as a
+    64-bit count of microseconds (about 292 000 years). Such a value in a body reached
+    SQLite's driver, whose ``OverflowError`` was a 500 (PostgreSQL stored it), and in a
+    filter was a 500 too: now 400 naming the field or parameter, on every database, nothing
+    written."""
+    api = _member(OrganizationFactory())
+    r = api.post("/rm/oddities/", {"span": span}, format="json")
+    assert "span" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+    r = api.post("/rm/oddities/bulk/", {"items": [{"span": "1"}, {"span": span}]}, format="json")
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"]["items"].keys() == {"1"}
+    assert not Oddity.objects.exists()
+    for param in ("span", "span[gte]", "span[lt]"):
+        r = api.get("/rm/oddities/", {param: span})
+        assert assert_error(r, 400, "INVALID_QUERY")["details"].keys() == {param}
+    # the largest duration every database holds is written, found and rendered
+    r = api.post("/rm/oddities/", {"span": "106751991 04:00:54.775807"}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["data"]["span"] == "106751991 04:00:54.775807"
+    assert api.get("/rm/oddities/", {"span": "106751991 04:00:54.775807"}).json()["total"] == 1
+
+
+@pytest.mark.postgres
+def test_a_cursor_walks_past_a_row_holding_a_duration_only_postgresql_holds(mounted):
+    """PostgreSQL's ``interval`` holds durations beyond SQLite's range (a row written outside
+    the API): a keyset walk sorted by it still passes that row, where a filter naming the
+    same value is refused on every database."""
+    if connection.vendor != "postgresql":
+        pytest.skip("only PostgreSQL's interval holds such a duration")
+    org = OrganizationFactory()
+    api = _member(org)
+    for days in (1, 200_000_000, 300_000_000):
+        Oddity.objects.create(organization=org, span=timedelta(days=days), code=str(days))
+    seen, cursor = [], ""
+    for _ in range(4):
+        r = api.get("/rm/oddities/", {"sort": "span", "limit": 1, "after": cursor})
+        assert r.status_code == 200, r.content
+        seen += [row["code"] for row in r.json()["docs"]]
+        cursor = r.json()["next"]
+        if cursor is None:
+            break
+    assert seen == ["1", "200000000", "300000000"]
