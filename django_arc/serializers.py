@@ -8,6 +8,8 @@ little more than a hand-written plain ``Serializer``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import json
 import math
@@ -542,6 +544,25 @@ class ArcDurationField(serializers.DurationField):
         super().__init__(**kwargs)
 
 
+class ArcBinaryField(serializers.ModelField):
+    """What DRF renders a ``BinaryField`` with (its ``ModelField``: base64 text, the model
+    field's ``value_to_string()``), reading a body's value as strictly: base64 text only.
+    DRF handed the value to ``BinaryField.to_python()``, so text that is not base64
+    (``binascii.Error``) or not ASCII, and a number or an object (stored as the column got
+    them, or a driver's error), were 500s; now they are a 400 naming the field."""
+
+    default_error_messages = {"invalid": "Enter base64-encoded text."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            base64.b64decode(data.encode("ascii"), validate=True)
+        except (UnicodeError, binascii.Error):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 _INVALID = object()
 
 
@@ -648,6 +669,7 @@ _FIELD_MAPPING = {
     models.DecimalField: ArcDecimalField,
     models.JSONField: ArcJSONField,
     models.DurationField: ArcDurationField,
+    models.BinaryField: ArcBinaryField,
 }
 
 

@@ -6,6 +6,7 @@ field types JSON does not spell directly (``DurationField``, ``BinaryField``, ``
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -166,3 +167,29 @@ def test_a_cursor_walks_past_a_row_holding_a_duration_only_postgresql_holds(moun
         if cursor is None:
             break
     assert seen == ["1", "200000000", "300000000"]
+
+
+@pytest.mark.parametrize("blob", ["!!not base64", "aGVsbG8", "é", 5, {"a": 1}, [1], True])
+def test_a_binary_value_that_is_not_base64_text_is_400_naming_the_field(mounted, blob):
+    """DRF writes a ``BinaryField`` through its ``ModelField``, which handed the value to
+    ``BinaryField.to_python()``: text that is not base64 (``binascii.Error``) or not ASCII,
+    and anything not text, were 500s. Now 400 naming the field; base64 text round-trips
+    through the response, the event and the row."""
+    api = _member(OrganizationFactory())
+    r = api.post("/rm/oddities/", {"blob": blob}, format="json")
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+        "blob": ["Enter base64-encoded text."]
+    }
+    r = api.post("/rm/oddities/bulk/", {"items": [{"blob": blob}]}, format="json")
+    assert_error(r, 400, "VALIDATION_ERROR")
+    assert not Oddity.objects.exists() and not OutboxEvent.objects.exists()
+    encoded = base64.b64encode(b"\x00\xffbytes").decode()
+    r = api.post("/rm/oddities/", {"blob": encoded}, format="json")
+    assert r.status_code == 201 and r.json()["data"]["blob"] == encoded
+    row = Oddity.objects.get()
+    assert bytes(row.blob) == b"\x00\xffbytes"
+    assert OutboxEvent.objects.get().payload["data"]["blob"] == encoded
+    r = api.patch(f"/rm/oddities/{row.pk}/", {"blob": blob}, format="json")
+    assert_error(r, 400, "VALIDATION_ERROR")
+    row.refresh_from_db()
+    assert bytes(row.blob) == b"\x00\xffbytes"
