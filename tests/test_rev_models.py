@@ -73,6 +73,12 @@ class OddityResource(Resource):
     permissions = MEMBERS
 
 
+@site.register
+class StrippingOddityResource(OddityResource):
+    name = "stripping-oddities"
+    on_field_write_denied = "strip"
+
+
 def _member(org):
     user = MembershipFactory(organization=org, role="member").user
     api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
@@ -193,3 +199,24 @@ def test_a_binary_value_that_is_not_base64_text_is_400_naming_the_field(mounted,
     assert_error(r, 400, "VALIDATION_ERROR")
     row.refresh_from_db()
     assert bytes(row.blob) == b"\x00\xffbytes"
+
+
+def test_a_many_to_many_through_a_model_of_its_own_is_refused_in_a_body(mounted):
+    """DRF renders a many-to-many with a ``through`` model read-only (a link row needs the
+    through model's other columns) and dropped it from a body without a word: 201, the links
+    not written. It is refused like the other fields DRF reads only (``FIELD_WRITE_DENIED``),
+    dropped under ``strip``, and still rendered."""
+    org = OrganizationFactory()
+    api = _member(org)
+    shelf = TenantShelf.objects.create(organization=org, name="s")
+    r = api.post("/rm/oddities/", {"code": "c", "shelves": [shelf.pk]}, format="json")
+    assert assert_error(r, 403, "FIELD_WRITE_DENIED")["details"] == {"fields": ["shelves"]}
+    assert not Oddity.objects.exists()
+    r = api.post("/rm/stripping-oddities/", {"code": "c", "shelves": [shelf.pk]}, format="json")
+    assert r.status_code == 201 and r.json()["data"]["shelves"] == [], r.content
+    oddity = Oddity.objects.get()
+    oddity.shelves.add(shelf, through_defaults={"position": 1})
+    r = api.patch(f"/rm/oddities/{oddity.pk}/", {"shelves": []}, format="json")
+    assert_error(r, 403, "FIELD_WRITE_DENIED")
+    assert api.get(f"/rm/oddities/{oddity.pk}/").json()["data"]["shelves"] == [shelf.pk]
+    assert list(oddity.shelves.all()) == [shelf]
