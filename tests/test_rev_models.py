@@ -15,9 +15,9 @@ from django.db import connection
 from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from django_arc.outbox import OutboxEvent
-from tests.factories import MembershipFactory, OrganizationFactory
+from tests.factories import AuthorFactory, BookFactory, MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Oddity, Periodical, PeriodicalProxy, TenantShelf
+from tests.testapp.models import Author, Book, Oddity, Periodical, PeriodicalProxy, TenantShelf
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +77,15 @@ class OddityResource(Resource):
 class StrippingOddityResource(OddityResource):
     name = "stripping-oddities"
     on_field_write_denied = "strip"
+
+
+@site.register
+class AuthorResource(Resource):
+    model = Author
+    name = "authors"
+    fields = ["id", "name", "books"]
+    presets = [presets.Bulk()]
+    permissions = {key: P.allow_public() for key in ("list", "get", "create", "update", "delete")}
 
 
 def _member(org):
@@ -220,3 +229,29 @@ def test_a_many_to_many_through_a_model_of_its_own_is_refused_in_a_body(mounted)
     assert_error(r, 403, "FIELD_WRITE_DENIED")
     assert api.get(f"/rm/oddities/{oddity.pk}/").json()["data"]["shelves"] == [shelf.pk]
     assert list(oddity.shelves.all()) == [shelf]
+
+
+def test_the_reverse_side_of_a_foreign_key_is_rendered_and_never_written(mounted):
+    """``books`` of an author (the reverse side of ``Book.author``) named in ``fields``:
+    DRF wrote it by re-pointing the books named at this author (one ``UPDATE`` of Book: a
+    row of another resource moved without its permissions, tenancy, events or cache bumps)
+    and left a book left out of the list where it was (200, nothing changed). It is
+    rendered, and a body naming it is refused like a read-only field."""
+    author, other = AuthorFactory(), AuthorFactory()
+    book = BookFactory(author=other)
+    api = client_for()
+    api.raise_request_exception = False
+    r = api.patch(f"/rm/authors/{author.pk}/", {"books": [book.pk]}, format="json")
+    assert assert_error(r, 403, "FIELD_WRITE_DENIED")["details"] == {"fields": ["books"]}
+    r = api.post("/rm/authors/", {"name": "n", "books": [book.pk]}, format="json")
+    assert_error(r, 403, "FIELD_WRITE_DENIED")
+    r = api.patch(
+        "/rm/authors/bulk/", {"items": [{"id": author.pk, "books": [book.pk]}]}, format="json"
+    )
+    assert assert_error(r, 403, "FIELD_WRITE_DENIED")["details"] == {
+        "fields": ["books"],
+        "items": {"0": ["books"]},
+    }
+    assert Book.objects.get().author == other and Author.objects.count() == 2
+    assert not OutboxEvent.objects.exists()
+    assert api.get(f"/rm/authors/{other.pk}/").json()["data"]["books"] == [book.pk]
