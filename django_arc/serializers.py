@@ -62,6 +62,17 @@ class ArcSerializerMixin:
             cls._arc_field_prototypes = proto
         return {name: _clone(f) for name, f in proto.items()}
 
+    def build_standard_field(self, field_name: str, model_field: Any) -> tuple[Any, dict]:
+        return _db_default_optional(
+            model_field, *super().build_standard_field(field_name, model_field)
+        )
+
+    def build_relational_field(self, field_name: str, relation_info: Any) -> tuple[Any, dict]:
+        return _db_default_optional(
+            relation_info.model_field,
+            *super().build_relational_field(field_name, relation_info),
+        )
+
     def _arc_adjusted(self, fields: dict[str, serializers.Field]) -> dict[str, serializers.Field]:
         cls = type(self)
         for name in cls._arc_hidden:
@@ -215,6 +226,19 @@ def _clone(field: serializers.Field) -> serializers.Field:
 
 def _has_children(field: serializers.Field) -> bool:
     return "child" in field.__dict__ or "child_relation" in field.__dict__
+
+
+def _db_default_optional(
+    model_field: Any, field_class: Any, kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """A model field with a database default (``db_default``, Django 5.0+) is optional, as
+    one with a ``default`` is: DRF asks ``has_default()``, which knows only ``default``, so
+    the generated serializer required it (400 ``This field is required.``) though the
+    database fills it in. Left out of a body, the INSERT stores the database's default."""
+    has_db_default = getattr(model_field, "has_db_default", None)
+    if has_db_default is not None and has_db_default() and not kwargs.get("read_only"):
+        kwargs["required"] = False
+    return field_class, kwargs
 
 
 def _make_read_only(field: serializers.Field) -> None:

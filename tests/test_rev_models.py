@@ -9,12 +9,16 @@ from __future__ import annotations
 import base64
 from datetime import timedelta
 
+import django
 import pytest
-from django.db import connection
+from django.db import connection, models
+from django.db.models.functions import Now
+from django.test.utils import isolate_apps
 
 from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from django_arc.outbox import OutboxEvent
+from django_arc.sites import _all_sites
 from tests.factories import AuthorFactory, BookFactory, MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.testapp.models import Author, Book, Oddity, Periodical, PeriodicalProxy, TenantShelf
@@ -278,3 +282,58 @@ def test_the_reverse_side_of_a_foreign_key_is_rendered_and_never_written(mounted
     assert Book.objects.get().author == other and Author.objects.count() == 2
     assert not OutboxEvent.objects.exists()
     assert api.get(f"/rm/authors/{other.pk}/").json()["data"]["books"] == [book.pk]
+
+
+@pytest.mark.skipif(django.VERSION < (5, 0), reason="db_default is new in Django 5.0")
+@pytest.mark.django_db(transaction=True)
+def test_a_field_with_a_database_default_may_be_left_out_of_a_create(settings):
+    """DRF makes a model field optional when ``has_default()``, which knows ``default``
+    only: a field with a ``db_default`` was required by the generated serializer (400
+    ``This field is required.``, single and bulk) though the database fills it in. Left
+    out, the row gets the database's default, and the response and the event say so."""
+    with isolate_apps("tests.testapp"):
+
+        class Ticket(models.Model):
+            title = models.CharField(max_length=50)
+            views = models.IntegerField(db_default=7)
+            label = models.CharField(max_length=20, db_default="new")
+            opened = models.DateTimeField(db_default=Now())
+
+            class Meta:
+                app_label = "testapp"
+
+    class TicketResource(Resource):
+        model = Ticket
+        name = "tickets"
+        fields = ["id", "title", "views", "label", "opened"]
+        presets = [presets.Bulk()]
+        permissions = {key: P.allow_public() for key in ("list", "get", "create", "update")}
+
+    tickets = ResourceSite(name="rev-models-tickets")
+    tickets.register(TicketResource)
+    with connection.schema_editor() as editor:
+        editor.create_model(Ticket)
+    try:
+        with site_mounted(settings, "tk", tickets):
+            api = client_for()
+            api.raise_request_exception = False
+            r = api.post("/tk/tickets/", {"title": "t"}, format="json")
+            assert r.status_code == 201, r.content
+            data = r.json()["data"]
+            assert (data["views"], data["label"]) == (7, "new") and data["opened"]
+            assert OutboxEvent.objects.get().payload["data"] == data
+            r = api.post("/tk/tickets/", {"title": "u", "views": 3}, format="json")
+            assert r.status_code == 201 and r.json()["data"]["views"] == 3, r.content
+            r = api.post("/tk/tickets/bulk/", {"items": [{"title": "v"}]}, format="json")
+            assert r.status_code == 201, r.content
+        rows = Ticket.objects.order_by("pk")
+        assert [(t.title, t.views, t.label) for t in rows] == [
+            ("t", 7, "new"),
+            ("u", 3, "new"),
+            ("v", 7, "new"),
+        ]
+        assert all(t.opened is not None for t in rows)
+    finally:
+        _all_sites.remove(tickets)
+        with connection.schema_editor() as editor:
+            editor.delete_model(Ticket)
