@@ -19,6 +19,7 @@ from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from django_arc.outbox import OutboxEvent
 from django_arc.sites import _all_sites
+from shop.models import Organization
 from tests.factories import AuthorFactory, BookFactory, MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.testapp.models import Author, Book, Oddity, Periodical, PeriodicalProxy, TenantShelf
@@ -337,3 +338,78 @@ def test_a_field_with_a_database_default_may_be_left_out_of_a_create(settings):
         _all_sites.remove(tickets)
         with connection.schema_editor() as editor:
             editor.delete_model(Ticket)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relation_to_rows_whose_tenant_is_a_proxy_of_the_organization_is_narrowed(settings):
+    """A model may name its tenant through a proxy of the organization model (one table,
+    the same rows): ``related_queryset`` compared the two tenant relations' models by
+    identity, so a crate whose ``organization`` points at ``OrgProxy`` was not narrowed
+    from a box whose ``organization`` points at ``Organization``, and a member linked
+    another tenant's crate (201); the other way round as well."""
+    with isolate_apps("tests.testapp"):
+
+        class OrgProxy(Organization):
+            class Meta:
+                proxy = True
+                app_label = "testapp"
+
+        class Crate(models.Model):
+            organization = models.ForeignKey(OrgProxy, on_delete=models.CASCADE)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Box(models.Model):
+            organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+            crate = models.ForeignKey(Crate, on_delete=models.CASCADE, null=True)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Lid(models.Model):
+            organization = models.ForeignKey(OrgProxy, on_delete=models.CASCADE)
+            box = models.ForeignKey(Box, on_delete=models.CASCADE, null=True)
+
+            class Meta:
+                app_label = "testapp"
+
+    class BoxResource(Resource):
+        model = Box
+        name = "boxes"
+        fields = ["id", "crate"]
+        presets = [presets.MultiTenant()]
+        permissions = MEMBERS
+
+    class LidResource(Resource):
+        model = Lid
+        name = "lids"
+        fields = ["id", "box"]
+        presets = [presets.MultiTenant()]
+        permissions = MEMBERS
+
+    boxes = ResourceSite(name="rev-models-boxes")
+    boxes.register(BoxResource)
+    boxes.register(LidResource)
+    with connection.schema_editor() as editor:
+        for model in (Crate, Box, Lid):
+            editor.create_model(model)
+    try:
+        org, other = OrganizationFactory(), OrganizationFactory()
+        api = _member(org)
+        mine, theirs = (Crate.objects.create(organization_id=o.pk) for o in (org, other))
+        my_box, their_box = (Box.objects.create(organization=o) for o in (org, other))
+        with site_mounted(settings, "bx", boxes):
+            r = api.post("/bx/boxes/", {"crate": theirs.pk}, format="json")
+            assert "crate" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+            r = api.post("/bx/lids/", {"box": their_box.pk}, format="json")
+            assert "box" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+            assert api.post("/bx/boxes/", {"crate": mine.pk}, format="json").status_code == 201
+            assert api.post("/bx/lids/", {"box": my_box.pk}, format="json").status_code == 201
+        assert set(Box.objects.values_list("crate", flat=True)) == {None, mine.pk}
+        assert list(Lid.objects.values_list("box", flat=True)) == [my_box.pk]
+    finally:
+        _all_sites.remove(boxes)
+        with connection.schema_editor() as editor:
+            for model in (Lid, Box, Crate):
+                editor.delete_model(model)
