@@ -15,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -74,11 +74,16 @@ _NUMERIC_FIELDS = (
 
 class _CursorEncoder(DjangoJSONEncoder):
     """Full-precision times: DjangoJSONEncoder keeps milliseconds only, and a cursor must
-    reproduce the exact value or rows within one millisecond repeat or vanish."""
+    reproduce the exact value or rows within one millisecond repeat or vanish. Bytes (a
+    ``BinaryField``'s ``memoryview``, which no JSON encoder takes: a walk sorted by one was
+    a 500 from its first page) as base64 text, which ``BinaryField.to_python()`` reads back
+    as the column's value."""
 
     def default(self, o: Any) -> Any:
         if isinstance(o, (datetime, time)):
             return o.isoformat()
+        if isinstance(o, (bytes, bytearray, memoryview)):
+            return base64.b64encode(bytes(o)).decode("ascii")
         return super().default(o)
 
 
@@ -493,6 +498,11 @@ def shown(text: str, limit: int = 50) -> str:
     return text if len(text) <= limit else f"{text[:limit]}…"
 
 
+#: the durations every database holds: SQLite and MySQL store a ``DurationField`` as a 64-bit
+#: count of microseconds (PostgreSQL's ``interval`` holds more, up to Python's own limit)
+MIN_DURATION, MAX_DURATION = timedelta(microseconds=MIN_INT), timedelta(microseconds=MAX_INT)
+
+
 def beyond_int64(value: Any) -> bool:
     """Whether ``value`` is an integer no column of any supported database holds: a filter,
     an id or a key that is one matches no row and must not reach the driver (Django 4.2's
@@ -530,7 +540,13 @@ def integer_range(model_field: Any) -> tuple[int, int]:
     return max(low, MIN_INT), min(high, MAX_INT)
 
 
-def parse_value(model_field: Any, raw: str, portable: bool = True, nul: bool = False) -> Any:
+def parse_value(
+    model_field: Any,
+    raw: str,
+    portable: bool = True,
+    nul: bool = False,
+    wide_durations: bool = False,
+) -> Any:
     """Parse a query-string value with the model field's own type rules.
 
     Raises :class:`_Refused` with a message for anything the database would choke on
@@ -543,7 +559,11 @@ def parse_value(model_field: Any, raw: str, portable: bool = True, nul: bool = F
     A NUL character is refused unless ``nul`` (a cursor, on a database that holds one:
     :func:`holds_nul`) and the column is text (:func:`_text_column`): only a text
     column can hold one, and a date, time or number parse ignores a trailing NUL
-    (``fromisoformat``), so a forged ``"2024-01-01\\x00"`` was read as a place in the walk."""
+    (``fromisoformat``), so a forged ``"2024-01-01\\x00"`` was read as a place in the walk.
+    A duration beyond what a 64-bit count of microseconds holds (:data:`MAX_DURATION`, about
+    292 000 years) is refused too (SQLite's driver raised ``OverflowError``: a 500), unless
+    ``wide_durations`` (a cursor, on a database whose durations are intervals: PostgreSQL,
+    where a row may hold one) and ``portable`` is false."""
     target = _concrete(model_field)
     _check_text(raw, nul=nul and _text_column(target))
     if isinstance(target, models.BooleanField):
@@ -589,6 +609,12 @@ def parse_value(model_field: Any, raw: str, portable: bool = True, nul: bool = F
                 DecimalValidator(target.max_digits, target.decimal_places)(value)
         except ValidationError:
             raise _Refused("is out of range") from None
+    if (
+        isinstance(value, timedelta)
+        and not MIN_DURATION <= value <= MAX_DURATION
+        and (portable or not wide_durations)
+    ):
+        raise _Refused("is out of range")
     if isinstance(value, datetime):
         try:
             value = _database_datetime(value)
@@ -1060,6 +1086,7 @@ class QuerySpec:
         its text holds a NUL character (SQLite), a row may hold one and so may the cursor
         after it, which was refused as a filter value is (the walk ended at that row)."""
         nul = using is not None and holds_nul(using)
+        wide = using is not None and connections[using].features.has_native_duration_field
         try:
             padded = cursor + "=" * (-len(cursor) % 4)
             data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
@@ -1074,7 +1101,11 @@ class QuerySpec:
                 if raw is None:
                     values.append(None)
                 else:
-                    values.append(parse_value(model_field, str(raw), portable=False, nul=nul))
+                    values.append(
+                        parse_value(
+                            model_field, str(raw), portable=False, nul=nul, wide_durations=wide
+                        )
+                    )
             return values
         except (
             ValueError,

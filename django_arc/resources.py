@@ -380,7 +380,9 @@ class Resource:
         """Fields DRF makes read-only by itself, which a body can no more write than
         ``read_only_fields`` (and is refused alike): with the generated serializer, the
         model fields ``ModelSerializer`` reads only (an ``AutoField``, ``editable=False``,
-        ``auto_now``/``auto_now_add``) and the model's properties and methods it renders;
+        ``auto_now``/``auto_now_add``, a many-to-many with a ``through`` model, the reverse
+        side of a foreign key or one-to-one) and the model's properties and methods it
+        renders;
         with a ``serializer_class``, the fields it declares
         read-only. DRF drops them from a body without a word.
 
@@ -407,8 +409,16 @@ class Resource:
                     not varies or isinstance(field, (drf.SerializerMethodField, drf.ReadOnlyField))
                 )
             }
+        from rest_framework.utils.model_meta import get_field_info
+
+        relations = get_field_info(self.model).relations
         found = set()
         for name in self.all_fields:
+            if name in relations and relations[name].has_through_model:
+                # a many-to-many through a model of its own, from either side: DRF renders
+                # it read-only (its rows need the through model's other columns)
+                found.add(name)
+                continue
             try:
                 field = self.model._meta.get_field(name)
             except FieldDoesNotExist:
@@ -421,6 +431,14 @@ class Resource:
             if getattr(field, "concrete", False) and (
                 isinstance(field, models.AutoField) or not field.editable
             ):
+                found.add(name)
+            elif field.auto_created and not field.concrete and not field.many_to_many:
+                # the reverse side of a foreign key or a one-to-one (``books`` of an author):
+                # rendered, never written. DRF writes it by re-pointing the rows named
+                # (``author.books.set()``, one UPDATE of Book): rows of another resource,
+                # moved without its tenancy, permissions, events or cache bumps
+                # (another tenant's order lines into this tenant's order), and a row left
+                # out of the list stays where it was (nothing to set a non-null key to)
                 found.add(name)
         return found
 

@@ -8,6 +8,8 @@ little more than a hand-written plain ``Serializer``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import json
 import math
@@ -21,7 +23,15 @@ from rest_framework.relations import MANY_RELATION_KWARGS
 
 from .events.event import unstorable_char
 from .parsers import ArcJSONParser, nested_deeper_than
-from .query import MAX_INT, MIN_INT, UNSENDABLE, beyond_int64, integer_range
+from .query import (
+    MAX_DURATION,
+    MAX_INT,
+    MIN_DURATION,
+    MIN_INT,
+    UNSENDABLE,
+    beyond_int64,
+    integer_range,
+)
 
 #: no default of the field's own (``_read_only_defaults``)
 _NO_DEFAULT = object()
@@ -66,6 +76,17 @@ class ArcSerializerMixin:
                 return proto  # the project's get_fields(): asked for every serializer
             cls._arc_field_prototypes = proto
         return {name: _clone(f) for name, f in proto.items()}
+
+    def build_standard_field(self, field_name: str, model_field: Any) -> tuple[Any, dict]:
+        return _db_default_optional(
+            model_field, *super().build_standard_field(field_name, model_field)
+        )
+
+    def build_relational_field(self, field_name: str, relation_info: Any) -> tuple[Any, dict]:
+        return _db_default_optional(
+            relation_info.model_field,
+            *super().build_relational_field(field_name, relation_info),
+        )
 
     def _arc_adjusted(self, fields: dict[str, serializers.Field]) -> dict[str, serializers.Field]:
         cls = type(self)
@@ -224,6 +245,19 @@ def _clone(field: serializers.Field) -> serializers.Field:
 
 def _has_children(field: serializers.Field) -> bool:
     return "child" in field.__dict__ or "child_relation" in field.__dict__
+
+
+def _db_default_optional(
+    model_field: Any, field_class: Any, kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """A model field with a database default (``db_default``, Django 5.0+) is optional, as
+    one with a ``default`` is: DRF asks ``has_default()``, which knows only ``default``, so
+    the generated serializer required it (400 ``This field is required.``) though the
+    database fills it in. Left out of a body, the INSERT stores the database's default."""
+    has_db_default = getattr(model_field, "has_db_default", None)
+    if has_db_default is not None and has_db_default() and not kwargs.get("read_only"):
+        kwargs["required"] = False
+    return field_class, kwargs
 
 
 def _make_read_only(field: serializers.Field) -> None:
@@ -543,6 +577,45 @@ class ArcJSONField(serializers.JSONField):
         return value
 
 
+class ArcDurationField(serializers.DurationField):
+    """DRF's duration field, bounded to what the column holds on every database: SQLite (and
+    MySQL) store a duration as a 64-bit count of microseconds, about 292 000 years
+    (:data:`django_arc.query.MAX_DURATION`), where Python's ``timedelta`` reaches 999 999 999
+    days: ``{"span": "999999999 00:00:00"}`` reached SQLite's driver, whose
+    ``OverflowError`` was a 500 (and PostgreSQL stored it). Now 400 naming the field, on
+    every database, within any bound the model sets itself."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        if not kwargs.get("read_only"):
+            given_max, given_min = kwargs.get("max_value"), kwargs.get("min_value")
+            kwargs["max_value"] = (
+                MAX_DURATION if given_max is None else min(given_max, MAX_DURATION)
+            )
+            kwargs["min_value"] = (
+                MIN_DURATION if given_min is None else max(given_min, MIN_DURATION)
+            )
+        super().__init__(**kwargs)
+
+
+class ArcBinaryField(serializers.ModelField):
+    """What DRF renders a ``BinaryField`` with (its ``ModelField``: base64 text, the model
+    field's ``value_to_string()``), reading a body's value as strictly: base64 text only.
+    DRF handed the value to ``BinaryField.to_python()``, so text that is not base64
+    (``binascii.Error``) or not ASCII, and a number or an object (stored as the column got
+    them, or a driver's error), were 500s; now they are a 400 naming the field."""
+
+    default_error_messages = {"invalid": "Enter base64-encoded text."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            base64.b64decode(data.encode("ascii"), validate=True)
+        except (UnicodeError, binascii.Error):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 _INVALID = object()
 
 
@@ -648,6 +721,8 @@ _FIELD_MAPPING = {
     models.FloatField: ArcFloatField,
     models.DecimalField: ArcDecimalField,
     models.JSONField: ArcJSONField,
+    models.DurationField: ArcDurationField,
+    models.BinaryField: ArcBinaryField,
 }
 
 

@@ -50,6 +50,12 @@ class _Dimension:
         return getattr(self.model_field, "target_field", None) or self.model_field
 
 
+def _concrete(model: Any) -> Any:
+    """The model whose table holds ``model``'s rows (itself, unless a proxy)."""
+    meta = getattr(model, "_meta", None)
+    return meta.concrete_model if meta is not None else model
+
+
 class MultiTenant(Preset):
     """Scope a resource to the caller's tenant.
 
@@ -170,8 +176,9 @@ class MultiTenant(Preset):
 
     def related_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
         """A body may only reference rows of the caller's tenant: when the related model
-        carries the same tenant dimension (a same-named FK to the same tenant model, or a
-        same-named context field), only that tenant's rows are valid targets.
+        carries the same tenant dimension (a same-named FK to the same tenant model or a
+        proxy of it, or a same-named context field), only that tenant's rows are valid
+        targets.
 
         The two tenant columns may read the tenant by different fields (``to_field="slug"``
         on one side, the id on the other): the related rows are then matched through their
@@ -191,9 +198,10 @@ class MultiTenant(Preset):
                 continue
             value = values[dim.attname]
             if dim.model_field.is_relation:
-                if (
-                    not other.is_relation
-                    or other.related_model is not dim.model_field.related_model
+                # the same tenant model, or a proxy of it (one table, the same rows): one
+                # side's relation to a proxy of the organization left the other's unnarrowed
+                if not other.is_relation or _concrete(other.related_model) is not _concrete(
+                    dim.model_field.related_model
                 ):
                     continue
                 target = dim.target

@@ -375,3 +375,73 @@ class PagedRow(models.Model):
     parent = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )
+
+
+# -- rev-models: inheritance, many-to-many and odd field types under a tenant -------------------
+
+
+class TenantShelf(models.Model):
+    """A tenant's row that relations (one and many) point at."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    name = models.CharField(max_length=50)
+
+
+class Catalog(models.Model):
+    """A multi-table parent that holds the tenant, owner and soft-delete fields."""
+
+    organization = models.ForeignKey(
+        "shop.Organization", on_delete=models.CASCADE, null=True, blank=True
+    )
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    title = models.CharField(max_length=100)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+
+class Periodical(Catalog):
+    """A multi-table child whose tenant is its parent's, with relations to tenant rows."""
+
+    issue = models.IntegerField(default=1)
+    shelf = models.ForeignKey(
+        TenantShelf, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    shelves = models.ManyToManyField(TenantShelf, blank=True, related_name="periodicals")
+
+
+class PeriodicalProxy(Periodical):
+    class Meta:
+        proxy = True
+
+
+class Oddity(models.Model):
+    """Field types whose values JSON does not spell directly, a conditional unique pair and
+    a many-to-many through a model of its own."""
+
+    KINDS = [("a", "Kind A"), ("b", "Kind B")]
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    data = models.JSONField(default=dict, blank=True)
+    amount = models.DecimalField(max_digits=6, decimal_places=2, default=0)
+    span = models.DurationField(null=True, blank=True)
+    token = models.UUIDField(default=uuid.uuid4)
+    blob = models.BinaryField(null=True, blank=True, editable=True)
+    kind = models.CharField(max_length=10, choices=KINDS, default="a")
+    code = models.CharField(max_length=20, blank=True, default="")
+    serial = models.IntegerField(editable=False, default=0)
+    touched = models.DateTimeField(auto_now=True)
+    shelves = models.ManyToManyField(TenantShelf, through="Placement", blank=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "code"],
+                condition=models.Q(kind="a"),
+                name="uniq_oddity_code_of_kind_a",
+            )
+        ]
+
+
+class Placement(models.Model):
+    oddity = models.ForeignKey(Oddity, on_delete=models.CASCADE)
+    shelf = models.ForeignKey(TenantShelf, on_delete=models.CASCADE)
+    position = models.IntegerField(default=0)
