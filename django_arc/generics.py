@@ -1379,7 +1379,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         """Raise a :class:`~django_arc.exceptions.ServerFault` naming ``hook`` when the
         resource's hook of a write of one row returned with the database transaction aborted
         (a statement it ran failed and it caught the error without a savepoint of its own),
-        as a bulk write's hooks are checked (``presets.bulk._transaction_usable``). The next
+        as a bulk write's hooks are checked (by the same :func:`aborted_databases`). The next
         statement failed (``TransactionManagementError``, ``InFailedSqlTransaction``), a 500
         naming nothing; with none to come (a delete's ``after_delete``, the outbox off) the
         write's transaction rolled back on leaving and the request answered 200 for a row
