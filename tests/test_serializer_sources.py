@@ -374,3 +374,54 @@ def test_swapped_names_rule_the_column_the_hidden_field_renders_not_its_name(set
         # another organization's viewer queries its own rows by the same column
         r = member_client(other, "viewer").get(f"{url}?cost[gte]=1.5")
         assert [d["sku"] for d in r.json()["docs"]] == ["C"]
+
+
+class UnrenderedCostSerializer(RenamedCostSerializer):
+    """``unit_cost`` renders the ``cost`` column (restricted); ``cost_seed`` (a
+    ``HiddenField``) and ``cost_in`` (write-only) name the column too but render nothing."""
+
+    cost_seed = serializers.HiddenField(source="cost", default=None)
+    cost_in = serializers.DecimalField(
+        source="cost", max_digits=10, decimal_places=2, write_only=True, required=False
+    )
+
+    class Meta(RenamedCostSerializer.Meta):
+        fields = [*RenamedCostSerializer.Meta.fields, "cost_seed", "cost_in"]
+
+
+class UnrenderedCostResource(RenamedCostResource):
+    name = "unrendered-costs"
+    serializer_class = UnrenderedCostSerializer
+
+
+def test_a_field_rendering_nothing_does_not_open_the_column_it_names(settings):
+    """``restricted_columns`` (fix-seen6b) opens a column any field outside the caller's
+    restricted ones renders, and counted a ``HiddenField`` and a write-only field, which
+    render nothing: a viewer, from whom ``unit_cost`` (the ``cost`` column) is hidden,
+    filtered and sorted by ``cost``, and the schema listed ``cost`` as open to all."""
+    site = ResourceSite(name="unrendered-costs-site")
+    site.register(UnrenderedCostResource)
+    with site_mounted(settings, "uc", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="A", cost="3.00")
+        ProductFactory(organization=org, sku="B", cost="9.00")
+        url = "/uc/unrendered-costs/"
+        viewer = member_client(org, "viewer")
+        assert set(viewer.get(url).json()["docs"][0]) == {
+            "id",
+            "name",
+            "sku",
+            "price",
+            "organization",
+        }
+        for query, param in (
+            ("cost[gte]=5", "cost[gte]"),
+            ("sort=-cost", "sort"),
+            ("limit=1&after=&sort=cost", "sort"),
+        ):
+            body = assert_error(viewer.get(f"{url}?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param], (query, body)
+        r = member_client(org, "admin").get(f"{url}?cost[gte]=5")
+        assert [d["unit_cost"] for d in r.json()["docs"]] == ["9.00"]
+    params = _schema_parameters(UnrenderedCostResource)
+    assert "Refused (400) for callers who may not read `cost`" in params["cost"]["description"]
