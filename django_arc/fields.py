@@ -183,13 +183,17 @@ class FieldRules:
         "price")`` beside ``unit_cost = ...(source="cost")``): a caller from whom ``cost``
         is hidden is refused ``price``, not the ``cost`` column it reads as ``unit_cost``.
         A name no readable field renders stays refused, whatever it renders (a method
-        field named like a column): the set fails closed."""
+        field named like a column): the set fails closed. So does a field's own column
+        (``sku``, hidden) beside a readable field rendering it under another name
+        (``sku_tail = ...(source="sku")``): arc cannot tell a field's view of a column (its
+        last characters, a hash) from its value, and the field's rule is on that column."""
         names = set(names)
         if not self.renamed:
             return frozenset(names)
         ruled = names | {self.renamed[name] for name in names if name in self.renamed}
         known = {column for name, column in self.renamed.items() if name not in names}
-        return frozenset(ruled - known)
+        own = {name for name in names if self.renamed.get(name) == name}
+        return frozenset(ruled - (known - own))
 
     def for_scope(self, scope: Any) -> FieldAccess:
         drop = set(self.hidden) | self.write_only

@@ -425,3 +425,61 @@ def test_a_field_rendering_nothing_does_not_open_the_column_it_names(settings):
         assert [d["unit_cost"] for d in r.json()["docs"]] == ["9.00"]
     params = _schema_parameters(UnrenderedCostResource)
     assert "Refused (400) for callers who may not read `cost`" in params["cost"]["description"]
+
+
+class SkuTailField(serializers.CharField):
+    """The last two characters of the column: a view of it, not its value."""
+
+    def to_representation(self, value):
+        return str(value)[-2:]
+
+
+class SkuTailSerializer(serializers.ModelSerializer):
+    sku_tail = SkuTailField(source="sku", read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "organization", "sku_tail"]
+
+
+class SkuTailResource(RenamedCostResource):
+    name = "sku-tails"
+    serializer_class = SkuTailSerializer
+    filter_fields = {"sku": ["eq", "startswith"], "name": ["eq"]}
+    sort_fields = ["sku", "name"]
+    default_sort = "name"
+    field_permissions = {"sku": F.visible_to("admin")}
+
+
+def test_a_field_hidden_under_its_own_column_name_stays_restricted_beside_a_view_of_it(
+    settings,
+):
+    """``sku`` (its own column) is hidden from a viewer, who reads ``sku_tail``, a field
+    rendering the column's last two characters under another name. fix-seen6b's
+    ``restricted_columns`` opened every column a readable field renders, the hidden field's
+    own name too: the viewer's ``?sku[startswith]=`` read the hidden prefix, character by
+    character. A name a hidden field renders as its own column stays refused (arc cannot
+    tell a field's view of a column from its value); a hidden field's name that renders
+    another column is still opened to the column's reader (the swapped names above)."""
+    site = ResourceSite(name="sku-tails-site")
+    site.register(SkuTailResource)
+    with site_mounted(settings, "st", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="SECRET-01")
+        ProductFactory(organization=org, sku="OTHER-02")
+        url = "/st/sku-tails/"
+        viewer = member_client(org, "viewer")
+        docs = viewer.get(url).json()["docs"]
+        assert sorted(d["sku_tail"] for d in docs) == ["01", "02"] and "sku" not in docs[0]
+        for query, param in (
+            ("sku[startswith]=SEC", "sku[startswith]"),
+            ("sku=SECRET-01", "sku"),
+            ("sort=sku", "sort"),
+            ("limit=1&after=&sort=sku", "sort"),
+        ):
+            body = assert_error(viewer.get(f"{url}?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param], (query, body)
+        r = member_client(org, "admin").get(f"{url}?sku[startswith]=SEC")
+        assert [d["sku"] for d in r.json()["docs"]] == ["SECRET-01"]
+    params = _schema_parameters(SkuTailResource)
+    assert "Refused (400) for callers who may not read `sku`" in params["sku"]["description"]
