@@ -980,3 +980,45 @@ def test_a_retry_asking_for_the_browsable_api_is_replayed_the_first_answers_byte
     )
     assert again["X-Idempotency-Replayed"] == "true"
     assert again.content == first.content
+
+
+def _camel(name):
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class CamelCaseRenderer(JSONRenderer):
+    """A project's JSON renderer writing the keys in camelCase (djangorestframework-camel-
+    case's shape): the stored answer's row holds ``inStock``, no field name of arc's."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        def camel(value):
+            if isinstance(value, dict):
+                return {_camel(k): camel(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [camel(v) for v in value]
+            return value
+
+        return super().render(camel(data), accepted_media_type, renderer_context)
+
+
+@pytest.mark.django_db
+def test_a_create_a_camel_case_renderer_wrote_is_replayed_whole(store, org, monkeypatch):
+    """A replay of arc's own create() is shaped as the row it is, whatever its names
+    (rev-fixes36's ``written_row``): a row a camelCase renderer wrote (``inStock``) kept
+    only the keys named like the serializer's fields, and an unchanged caller's retry lost
+    ``inStock`` and every other two-word field. Such a row is replayed as stored, as
+    docs/idempotency.md says of an answer under other key names."""
+    from django.urls import resolve
+
+    view_class = resolve(IDEM).func.cls
+    monkeypatch.setattr(view_class, "renderer_classes", [CamelCaseRenderer])
+    client = member(org, "admin")
+    first = keyed(client, "post", IDEM, BODY, "camel")
+    assert first.status_code == 201, first.content
+    assert any(k != k.lower() for k in first.json()["data"]), first.json()["data"]
+    again = keyed(client, "post", IDEM, BODY, "camel")
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.json()["data"] == first.json()["data"]
+    assert again.content == first.content
