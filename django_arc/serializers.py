@@ -156,7 +156,10 @@ FIELD_HOOKS = (
 def json_finite(value: Any) -> Any:
     """``value`` with each non-finite ``float`` or ``Decimal`` in it (``NaN``, the
     infinities; in nested dicts and lists too) as ``None``, which JSON can carry; ``value``
-    itself, not a copy, when it holds none (a project's own structure is never changed)."""
+    itself, not a copy, when it holds none (a project's own structure is never changed; a
+    tuple holding one comes back a list, which JSON writes alike)."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, decimal.Decimal):
@@ -164,23 +167,30 @@ def json_finite(value: Any) -> Any:
     if isinstance(value, dict):
         out = None
         for key, item in value.items():
-            if isinstance(item, _CONTAINERS):
-                new = json_finite(item)
-                if new is not item:
-                    if out is None:
-                        out = copy.copy(value)
-                    out[key] = new
+            if type(item) in _PLAIN:
+                continue
+            new = json_finite(item)
+            if new is not item:
+                if out is None:
+                    out = copy.copy(value)
+                out[key] = new
         return value if out is None else out
     if isinstance(value, (list, tuple)):
-        items = [json_finite(item) if isinstance(item, _CONTAINERS) else item for item in value]
-        if all(new is old for new, old in zip(items, value, strict=True)):
-            return value
-        return items if isinstance(value, list) else type(value)(items)
+        changed = None
+        for at, item in enumerate(value):
+            if type(item) in _PLAIN:
+                continue
+            new = json_finite(item)
+            if new is not item:
+                if changed is None:
+                    changed = list(value)
+                changed[at] = new
+        return value if changed is None else changed
     return value
 
 
-#: the values :func:`json_finite` looks into
-_CONTAINERS = (float, decimal.Decimal, dict, list, tuple)
+#: what :func:`json_finite` passes over at once: most of a row
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def project_defines(classes: Any, names: Any) -> bool:
