@@ -483,3 +483,20 @@ def test_a_field_hidden_under_its_own_column_name_stays_restricted_beside_a_view
         assert [d["sku"] for d in r.json()["docs"]] == ["SECRET-01"]
     params = _schema_parameters(SkuTailResource)
     assert "Refused (400) for callers who may not read `sku`" in params["sku"]["description"]
+
+
+def test_the_schemas_select_leaves_out_a_swapped_name_some_callers_may_not_read():
+    """``select`` lists only the fields every caller may read, and was judged by the
+    restricted *columns* (fix-seen6b): with ``cost`` (rendering ``price``) hidden from
+    viewers, the set held ``price``, not ``cost``, so the schema offered every caller
+    ``?select=cost``, which a viewer is refused (400), and named no field that depends on the
+    caller but ``price``, which is none."""
+    import re
+
+    params = _schema_parameters(SwappedQueryResource)
+    pattern = params["select"]["schema"]["items"]["pattern"]
+    assert re.match(pattern, "unit_cost") and re.match(pattern, "name")
+    assert not re.match(pattern, "cost"), pattern
+    assert "`cost`" in params["select"]["description"].split("(")[-1]
+    assert "Refused (400) for callers who may not read `price`" in params["price"]["description"]
+    assert "Refused" not in params["cost"]["description"]
