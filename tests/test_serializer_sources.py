@@ -500,3 +500,46 @@ def test_the_schemas_select_leaves_out_a_swapped_name_some_callers_may_not_read(
     assert "`cost`" in params["select"]["description"].split("(")[-1]
     assert "Refused (400) for callers who may not read `price`" in params["price"]["description"]
     assert "Refused" not in params["cost"]["description"]
+
+
+class CostTailSerializer(RenamedCostSerializer):
+    """``unit_cost`` renders the ``cost`` column (restricted); ``cost_tail`` renders a view
+    of it to everyone (its last digit), not its value."""
+
+    cost_tail = SkuTailField(source="cost", read_only=True)
+
+    class Meta(RenamedCostSerializer.Meta):
+        fields = [*RenamedCostSerializer.Meta.fields, "cost_tail"]
+
+
+class CostTailResource(RenamedCostResource):
+    name = "cost-tails"
+    serializer_class = CostTailSerializer
+
+
+def test_a_view_of_a_restricted_renamed_column_under_a_third_name_does_not_open_it(settings):
+    """``unit_cost`` (the ``cost`` column) is hidden from a viewer, who reads ``cost_tail``,
+    a field rendering the column's last characters under a third name. The column was
+    opened to the viewer because a readable field renders it: ``?cost[gte]=`` and
+    ``?sort=cost`` told the hidden value. A restricted field's column is opened only by a
+    readable field named like it (``cost`` itself, as a field), not by a field of another
+    name, which may render a view of it (arc cannot tell)."""
+    site = ResourceSite(name="cost-tails-site")
+    site.register(CostTailResource)
+    with site_mounted(settings, "ct", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="A", cost="3.00")
+        ProductFactory(organization=org, sku="B", cost="9.00")
+        url = "/ct/cost-tails/"
+        viewer = member_client(org, "viewer")
+        docs = viewer.get(f"{url}?sort=name").json()["docs"]
+        assert {d["cost_tail"] for d in docs} == {"00"} and "unit_cost" not in docs[0]
+        for query, param in (
+            ("cost[gte]=5", "cost[gte]"),
+            ("sort=-cost", "sort"),
+            ("limit=1&after=", "after"),
+        ):
+            body = assert_error(viewer.get(f"{url}?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param], (query, body)
+        r = member_client(org, "admin").get(f"{url}?cost[gte]=5")
+        assert [d["unit_cost"] for d in r.json()["docs"]] == ["9.00"]
