@@ -128,20 +128,24 @@ def readable_now(view: Any, claim: Claim) -> bytes:
             return {}
 
     def renamed_keys(row: dict[str, Any]) -> bool:
-        # a row under other key names (a camelCase renderer's ``inStock``): names nothing
-        # knows, and a field the retry's serializer renders to this caller missing. Shaped
-        # by the serializer's names, it lost every renamed field (the answer of a caller
-        # whose access did not change too); it is replayed as stored, as docs/idempotency.md
-        # says (a field ``get_fields()`` gave the first caller only is an unknown name
-        # with nothing missing: shaped)
+        # a row under other key names (a camelCase renderer's ``createdAt``): a name nothing
+        # knows that is, but for case, ``_`` and ``-``, a field the retry's serializer
+        # renders to this caller and the row lacks. Shaped by the serializer's names, it
+        # lost every renamed field (the answer of a caller whose access did not change
+        # too); it is replayed as stored, as docs/idempotency.md says. A field
+        # ``get_fields()`` gave the first caller only (``margin``, even beside one it gives
+        # the retry instead) is no renaming: shaped
         now = serializer_fields_now()
-        if row.keys() <= known | now.keys():
+        unknown = row.keys() - known - now.keys()
+        if not unknown:
             return False
         drop = plan.drop
-        return any(
-            name not in row and name not in drop and not field.write_only
+        missing = {
+            _spelled(name)
             for name, field in now.items()
-        )
+            if name not in row and name not in drop and not field.write_only
+        }
+        return any(_spelled(name) in missing for name in unknown)
 
     # the answer of arc's own create()/update() is the row the view's serializer rendered:
     # a row whatever its names. A name nothing knows for the retry (a field the project's
@@ -197,6 +201,11 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     context = {**view.get_renderer_context(), "response": Response(doc, status=claim.status)}
     rendered = renderer.render(doc, renderer.media_type, context)
     return rendered.encode(renderer.charset or "utf-8") if isinstance(rendered, str) else rendered
+
+
+def _spelled(name: str) -> str:
+    """``name`` as its spellings share it (``created_at``, ``createdAt``, ``created-at``)."""
+    return name.replace("_", "").replace("-", "").lower()
 
 
 def _answers_its_row(view: Any) -> bool:
