@@ -526,18 +526,38 @@ def _reads_class_names(middleware: Any, classes: type | tuple[type, ...]) -> boo
             return None
 
     def own(classes_: tuple[type, ...], name: str) -> list[Any]:
-        # each class's own entry (a base's runs too, through super() or inheritance), the
-        # builtins' left out; a staticmethod (``__new__``) or classmethod read as its function
+        # the entry Python calls (the first class defining it), and a base's after it only
+        # while the one before calls ``super()``: a base's code that its subclass replaces
+        # never runs (a middleware replacing the base's __init__/__call__ that wrap
+        # ScopeMiddleware does not run it). The builtins' left out; a staticmethod
+        # (``__new__``) or classmethod read as its function
         found = []
-        for klass in classes_:
+        for at, klass in enumerate(classes_):
             if klass in (object, type):
                 continue
             entry = klass.__dict__.get(name)
             if issubclass(type(entry), (staticmethod, classmethod)):
                 entry = entry.__func__
-            if entry is not None:
-                found.append(entry)
+            if entry is None:
+                continue
+            found.append(entry)
+            code = getattr(entry, "__code__", None)
+            if not issubclass(type(code), types.CodeType):
+                continue  # a code-less callable: the bases read on
+            used = code_names(code)
+            # ``super()``, or a base called by its name (``Base.__init__(self, ...)``)
+            if "super" not in used and not any(k.__name__ in used for k in classes_[at + 1 :]):
+                break  # replaces the bases' entries
         return found
+
+    def code_names(code: types.CodeType) -> set[str]:
+        names: set[str] = set()
+        pending = [code]
+        while pending:
+            current = pending.pop()
+            names.update(current.co_names)
+            pending.extend(c for c in current.co_consts if inspect.iscode(c))
+        return names
 
     if is_scope(middleware):
         return True
@@ -563,12 +583,7 @@ def _reads_class_names(middleware: Any, classes: type | tuple[type, ...]) -> boo
             continue
         if any(is_scope(held(cell)) for cell in getattr(function, "__closure__", None) or ()):
             return True
-        names: set[str] = set()
-        pending = [code]
-        while pending:
-            current = pending.pop()
-            names.update(current.co_names)
-            pending.extend(c for c in current.co_consts if inspect.iscode(c))
+        names = code_names(code)
         namespace = getattr(function, "__globals__", None) or {}
         for name in names:
             # a global, or a module it imports (``import_name`` holds its dotted name)

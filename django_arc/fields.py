@@ -183,13 +183,26 @@ class FieldRules:
         "price")`` beside ``unit_cost = ...(source="cost")``): a caller from whom ``cost``
         is hidden is refused ``price``, not the ``cost`` column it reads as ``unit_cost``.
         A name no readable field renders stays refused, whatever it renders (a method
-        field named like a column): the set fails closed."""
+        field named like a column): the set fails closed. So does a field's own column
+        (``sku``, hidden) beside a readable field rendering it under another name
+        (``sku_tail = ...(source="sku")``): arc cannot tell a field's view of a column (its
+        last characters, a hash) from its value, and the field's rule is on that column."""
         names = set(names)
         if not self.renamed:
             return frozenset(names)
-        ruled = names | {self.renamed[name] for name in names if name in self.renamed}
-        known = {column for name, column in self.renamed.items() if name not in names}
-        return frozenset(ruled - known)
+        renamed = self.renamed
+        # a name renders its own column (``renamed`` maps it to itself) or, if not renamed,
+        # is kept as it is; one rendering another column (or none) is dropped where a
+        # readable field renders the column of its name: that column is no secret
+        known = {column for name, column in renamed.items() if name not in names}
+        own = {name for name in names if renamed.get(name) == name}
+        kept = names - (known - own)
+        # a restricted field's column under another name is opened only by a readable field
+        # named like that column and rendering it (``cost`` beside ``unit_cost``), not by a
+        # third name (``cost_tail = ...(source="cost")``), which may render a view of it
+        columns = {renamed[name] for name in names if name in renamed and renamed[name] != name}
+        read_as_itself = {c for n, c in renamed.items() if n == c and n not in names}
+        return frozenset(kept | (columns - read_as_itself))
 
     def for_scope(self, scope: Any) -> FieldAccess:
         drop = set(self.hidden) | self.write_only

@@ -70,7 +70,9 @@ class QueryLanguageFilter(BaseFilterBackend):
         description, and ``select`` lists only the fields everyone may read."""
         resource = view.resource
         spec = resource.query_spec
-        restricted = _restricted(resource)
+        # ``select`` names fields, the filters columns: a field some callers may not read is
+        # no choice of everyone's though its name is a column a readable field renders
+        restricted = _restricted(resource) | _restricted_fields(resource)
         parameters = filter_parameters(resource)
         if spec.search_paths or presets_search(resource):
             fields = ", ".join(f"`{p.rsplit('__', 1)[0]}`" for p in spec.search_paths)
@@ -142,15 +144,19 @@ def _default_sort_text(resource: Any) -> str:
     return f"`{spec.default_sort}`"
 
 
-def _restricted(resource: Any) -> set[str]:
-    """Fields some callers may not read (``visible_to``, ``redact_for``), and the columns
-    such a field renders under another name (``source="cost"``)."""
-    names = {
+def _restricted_fields(resource: Any) -> set[str]:
+    """Fields some callers may not read (``visible_to``, ``redact_for``)."""
+    return {
         name
         for name, rule in resource.field_rules.rules.items()
         if not rule.is_hidden and (rule.read_roles is not None or rule.redact_roles)
     }
-    return set(resource.field_rules.restricted_columns(names))
+
+
+def _restricted(resource: Any) -> set[str]:
+    """The query string's columns some callers may not filter or sort on: those of
+    :func:`_restricted_fields`, as :meth:`FieldRules.restricted_columns` maps them."""
+    return set(resource.field_rules.restricted_columns(_restricted_fields(resource)))
 
 
 def filter_parameters(resource: Any) -> list[dict[str, Any]]:

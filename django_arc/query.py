@@ -24,8 +24,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import DecimalValidator
 from django.db import connections, models
 from django.db.backends.base.operations import BaseDatabaseOperations
-from django.db.models import F, Q, QuerySet, lookups
+from django.db.models import F, Q, QuerySet, Value, lookups
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from .exceptions import InvalidQuery
@@ -573,6 +574,11 @@ def parse_value(
         if lowered in ("false", "0"):
             return False
         raise _Refused("must be true or false")
+    if not portable and raw == "NaN" and isinstance(target, models.DecimalField):
+        # a cursor's decimal NaN is what the row holds (PostgreSQL's numeric holds it; no
+        # infinity: a DecimalField has a precision), which Django's to_python() refuses:
+        # the walk goes past it as past a float's (it renders as null)
+        return decimal.Decimal("NaN")
     try:
         value = target.to_python(raw)
     except (
@@ -1126,6 +1132,10 @@ class QuerySpec:
         for (path, model_field, desc), value in zip(keys, after, strict=True):
             nullable = getattr(model_field, "null", False)
             if value is not None:
+                if isinstance(value, decimal.Decimal) and value.is_nan():
+                    # Django's DecimalField refuses to prepare a NaN (to_python()): the
+                    # database's own, typed as the column
+                    value = Cast(Value("NaN"), output_field=model_field)
                 beyond = Q(**{f"{path}__{'lt' if desc else 'gt'}": value})
                 if nullable:
                     beyond |= Q(**{f"{path}__isnull": True})  # NULLs sort last

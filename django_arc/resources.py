@@ -325,7 +325,17 @@ class Resource:
         (``unit_cost = DecimalField(source="cost")``): ``{name: column}``. A field rule on
         ``unit_cost`` rules the query string's ``cost`` too, or ``?cost[gte]=5`` told a
         caller what ``visible_to`` hid from it."""
-        declared = self.project_serializer_fields
+        from rest_framework import serializers as drf
+
+        # a field that renders nothing (a ``HiddenField``, a write-only one) renders no
+        # column to anyone: counted, its column was "known" to every caller
+        # (:meth:`FieldRules.restricted_columns`) and opened to the query string of a caller
+        # from whom the field rendering it is hidden
+        declared = {
+            name: field
+            for name, field in self.project_serializer_fields.items()
+            if not (field.write_only or isinstance(field, drf.HiddenField))
+        }
         columns = self._column_field_names  # ``source="owner_id"`` is ``owner``'s column
         renamed = {
             name: columns[field.source]

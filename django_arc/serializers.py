@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import decimal
 import json
 import math
 from typing import Any
@@ -151,6 +152,13 @@ class ArcSerializerMixin:
             defaults[source] = value
         return defaults
 
+    def to_representation(self, instance: Any) -> Any:
+        # a row's non-finite number rendered by a field arc did not build (a project's own
+        # ``FloatField``, a method field's ``inf``, a decimal DRF's encoder makes a float
+        # NaN) renders as ``null``, as :class:`ArcFloatField` renders its own: DRF's strict
+        # renderer raised on it, and every page holding the row was a 500 (decisions.md)
+        return json_finite(super().to_representation(instance))
+
     @property
     def _readable_fields(self):
         # DRF walks ``fields`` for every row; the resource's read plan (field permissions,
@@ -183,6 +191,46 @@ FIELD_HOOKS = (
     "build_url_field",
     "build_unknown_field",
 )
+
+
+def json_finite(value: Any) -> Any:
+    """``value`` with each non-finite ``float`` or ``Decimal`` in it (``NaN``, the
+    infinities; in nested dicts and lists too) as ``None``, which JSON can carry; ``value``
+    itself, not a copy, when it holds none (a project's own structure is never changed; a
+    tuple holding one comes back a list, which JSON writes alike)."""
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, dict):
+        out = None
+        for key, item in value.items():
+            if type(item) in _PLAIN:
+                continue
+            new = json_finite(item)
+            if new is not item:
+                if out is None:
+                    out = copy.copy(value)
+                out[key] = new
+        return value if out is None else out
+    if isinstance(value, (list, tuple)):
+        changed = None
+        for at, item in enumerate(value):
+            if type(item) in _PLAIN:
+                continue
+            new = json_finite(item)
+            if new is not item:
+                if changed is None:
+                    changed = list(value)
+                changed[at] = new
+        return value if changed is None else changed
+    return value
+
+
+#: what :func:`json_finite` passes over at once: most of a row
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def project_defines(classes: Any, names: Any) -> bool:
@@ -501,6 +549,14 @@ class ArcDecimalField(serializers.DecimalField):
     def to_internal_value(self, data: Any) -> Any:
         value = super().to_internal_value(data)
         return value.copy_abs() if value is not None and value.is_zero() else value
+
+    def to_representation(self, value: Any) -> Any:
+        # PostgreSQL's ``numeric`` holds NaN, which DRF wrote as the string "NaN", or (with
+        # COERCE_DECIMAL_TO_STRING off) as the float NaN its strict renderer refused: null,
+        # as a float's (decisions.md)
+        if isinstance(value, decimal.Decimal) and not value.is_finite():
+            return None
+        return super().to_representation(value)
 
 
 class ArcIntegerField(serializers.IntegerField):

@@ -378,6 +378,76 @@ def test_a_middleware_wrapping_scope_middleware_is_not_warned_of(settings, entry
     assert w010() == ["arc.W010"]
 
 
+class WrappingBase:
+    """A project's middleware base running ``ScopeMiddleware`` inside its own."""
+
+    def __init__(self, get_response):
+        self.inner = ScopeMiddleware(get_response)
+
+    def __call__(self, request):
+        return self.inner(request)
+
+
+class InheritsTheWrapping(WrappingBase):
+    """Runs the base's ``__init__``/``__call__``: ``ScopeMiddleware`` answers."""
+
+
+class ExtendsTheWrapping(WrappingBase):
+    """Runs the base's ``__init__`` through ``super()``: ``ScopeMiddleware`` answers."""
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        self.calls = 0
+
+    def __call__(self, request):
+        self.calls += 1
+        return super().__call__(request)
+
+
+class NamesItsBase(WrappingBase):
+    """Runs the base's ``__init__`` by its name, not ``super()``: ``ScopeMiddleware`` answers."""
+
+    def __init__(self, get_response):
+        WrappingBase.__init__(self, get_response)
+
+
+class ReplacesTheWrapping(WrappingBase):
+    """Replaces both without ``super()``: the base names ``ScopeMiddleware``, nothing runs it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+
+@pytest.mark.parametrize(
+    "entry, runs_it",
+    [
+        ("InheritsTheWrapping", True),
+        ("ExtendsTheWrapping", True),
+        ("NamesItsBase", True),
+        ("ReplacesTheWrapping", False),
+    ],
+)
+def test_the_middleware_check_reads_a_base_class_only_where_its_code_runs(settings, entry, runs_it):
+    """arc.W010 reads a class middleware's base classes too (fix-seen6b): their
+    ``__init__``/``__call__`` run when the class inherits them or calls them through
+    ``super()``. A base is read only so: a subclass replacing both without ``super()`` never
+    runs the ``ScopeMiddleware`` its base names, and was not warned of although a path under
+    the site's prefix got the project's 404 page. The warning says what the 404 shows."""
+    from django.core.checks import run_checks
+    from django.test import Client
+
+    others = [m for m in settings.MIDDLEWARE if "ScopeMiddleware" not in m]
+    settings.MIDDLEWARE = [*others, f"{__name__}.{entry}"]
+    warned = [m.id for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"]
+    page = Client().get("/api/nope/")
+    assert page.status_code == 404
+    envelope = page.get("Content-Type", "").startswith("application/json")
+    assert (envelope, warned) == ((True, []) if runs_it else (False, ["arc.W010"]))
+
+
 def test_the_middleware_check_never_builds_a_lazy_global_a_middleware_names(settings):
     """arc.W010 reads each ``MIDDLEWARE`` entry's code for the names it uses; asking whether
     a global of its module is ``ScopeMiddleware`` with ``isinstance`` built a lazy object

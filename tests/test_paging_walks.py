@@ -491,3 +491,41 @@ def test_rows_holding_non_finite_floats_render_null_and_walk(api, site, sort):
         ).values_list("id", flat=True)
     )
     assert walked == in_database_order
+
+
+@pytest.mark.parametrize("sort", ["amount", "-amount"])
+def test_a_keyset_walk_goes_past_a_numeric_nan(api, site, sort):
+    """PostgreSQL's ``numeric`` holds ``NaN`` (written outside the API; it renders as
+    ``null``): the cursor after such a row held ``"NaN"``, which Django's ``DecimalField``
+    refuses (``to_python()``), so the walk ended there in a 400 "invalid cursor". The cursor
+    holds it as the float's does, compared as the column's own NaN (PostgreSQL sorts it above
+    every number). SQLite's decimal column cannot be given one: a forged cursor holding it
+    is answered, not a 500."""
+    ids = [
+        PagedRow.objects.create(label="x", amount=a).pk
+        for a in (Decimal("1.00"), None, Decimal("2.00"), Decimal("3.00"), Decimal("2.00"))
+    ]
+    url = f"/walk/paged-rows/?select=id,amount&sort={sort}"
+    if connection.vendor != "postgresql":
+        forged = base64.urlsafe_b64encode(
+            json.dumps({"s": sort, "v": ["NaN", ids[0]]}).encode()
+        ).decode()
+        r = api.get(f"{url}&limit=1&after={forged}")
+        assert r.status_code in (200, 400), r.content
+        return
+    with connection.cursor() as cursor:
+        table = PagedRow._meta.db_table
+        cursor.execute(f"UPDATE {table} SET amount = 'NaN' WHERE id IN (%s, %s)", ids[2:4])
+    r = api.get(f"/walk/paged-rows/{ids[2]}/")
+    assert r.status_code == 200 and r.json()["data"]["amount"] is None, r.content
+    walked = walk_keyset(api, url, 1)
+    assert walked == walk_offset(api, url, 1)
+    order = (
+        models.F("amount").desc(nulls_last=True)
+        if sort == "-amount"
+        else models.F("amount").asc(nulls_last=True)
+    )
+    assert walked == list(PagedRow.objects.order_by(order, "id").values_list("id", flat=True))
+    # NaN above every number: last of the numbers ascending, first descending
+    nan_at = [walked.index(ids[2]), walked.index(ids[3])]
+    assert nan_at == ([2, 3] if sort == "amount" else [0, 1])

@@ -1071,3 +1071,91 @@ def test_a_reshaped_replay_keeps_the_stored_answers_indent(store, org):
     assert "cost" not in again.json()["data"]
     assert again.content.startswith(b'{\n    "')
     assert again.content == json.dumps(again.json(), indent=4, ensure_ascii=False).encode()
+
+
+def _camel(name):
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class CamelCaseRenderer(JSONRenderer):
+    """A project's JSON renderer writing the keys in camelCase (djangorestframework-camel-
+    case's shape): the stored answer's row holds ``inStock``, no field name of arc's."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        def camel(value):
+            if isinstance(value, dict):
+                return {_camel(k): camel(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [camel(v) for v in value]
+            return value
+
+        return super().render(camel(data), accepted_media_type, renderer_context)
+
+
+@pytest.mark.django_db
+def test_a_create_a_camel_case_renderer_wrote_is_replayed_whole(store, org, monkeypatch):
+    """A replay of arc's own create() is shaped as the row it is, whatever its names
+    (rev-fixes36's ``written_row``): a row a camelCase renderer wrote (``inStock``) kept
+    only the keys named like the serializer's fields, and an unchanged caller's retry lost
+    ``inStock`` and every other two-word field. Such a row is replayed as stored, as
+    docs/idempotency.md says of an answer under other key names."""
+    from django.urls import resolve
+
+    view_class = resolve(IDEM).func.cls
+    monkeypatch.setattr(view_class, "renderer_classes", [CamelCaseRenderer])
+    client = member(org, "admin")
+    first = keyed(client, "post", IDEM, BODY, "camel")
+    assert first.status_code == 201, first.content
+    assert any(k != k.lower() for k in first.json()["data"]), first.json()["data"]
+    again = keyed(client, "post", IDEM, BODY, "camel")
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.json()["data"] == first.json()["data"]
+    assert again.content == first.content
+
+
+@pytest.mark.django_db
+def test_a_field_swapped_for_another_per_request_is_left_out_of_a_replay(store, org, monkeypatch):
+    """The serializer gives staff ``margin`` and others ``discount`` (``get_fields()``): the
+    staff user creates, loses ``is_staff`` and retries. The stored row holds a name nothing
+    knows now (``margin``) and lacks one the retry renders (``discount``), which is not a
+    renamed row (camelCase: ``createdAt`` for ``created_at``): it is shaped, ``margin`` left
+    out, not replayed as stored."""
+    from django.urls import resolve
+    from rest_framework import serializers
+
+    class SwappedPerRole(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "organization"]
+            read_only_fields = ["id", "organization"]
+
+        def get_fields(self):
+            fields = super().get_fields()
+            request = self.context.get("request")
+            staff = request is not None and request.user.is_staff
+            fields["margin" if staff else "discount"] = serializers.SerializerMethodField()
+            return fields
+
+        def get_margin(self, obj: Product) -> str:
+            return "staff only"
+
+        def get_discount(self, obj: Product) -> str:
+            return "for all"
+
+    view_class = resolve(IDEM).func.cls
+    monkeypatch.setattr(view_class, "get_serializer_class", lambda self: SwappedPerRole)
+    client = member(org, "editor")
+    client.user.is_staff = True
+    client.user.save()
+    first = keyed(client, "post", IDEM, BODY, "swapped-margin")
+    assert first.status_code == 201, first.content
+    assert first.json()["data"]["margin"] == "staff only"
+    client.user.is_staff = False
+    client.user.save()
+    again = keyed(client, "post", IDEM, BODY, "swapped-margin")
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.status_code == 201
+    assert "margin" not in again.json()["data"], again.json()
+    assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "margin"}

@@ -374,3 +374,172 @@ def test_swapped_names_rule_the_column_the_hidden_field_renders_not_its_name(set
         # another organization's viewer queries its own rows by the same column
         r = member_client(other, "viewer").get(f"{url}?cost[gte]=1.5")
         assert [d["sku"] for d in r.json()["docs"]] == ["C"]
+
+
+class UnrenderedCostSerializer(RenamedCostSerializer):
+    """``unit_cost`` renders the ``cost`` column (restricted); ``cost_seed`` (a
+    ``HiddenField``) and ``cost_in`` (write-only) name the column too but render nothing."""
+
+    cost_seed = serializers.HiddenField(source="cost", default=None)
+    cost_in = serializers.DecimalField(
+        source="cost", max_digits=10, decimal_places=2, write_only=True, required=False
+    )
+
+    class Meta(RenamedCostSerializer.Meta):
+        fields = [*RenamedCostSerializer.Meta.fields, "cost_seed", "cost_in"]
+
+
+class UnrenderedCostResource(RenamedCostResource):
+    name = "unrendered-costs"
+    serializer_class = UnrenderedCostSerializer
+
+
+def test_a_field_rendering_nothing_does_not_open_the_column_it_names(settings):
+    """``restricted_columns`` (fix-seen6b) opens a column any field outside the caller's
+    restricted ones renders, and counted a ``HiddenField`` and a write-only field, which
+    render nothing: a viewer, from whom ``unit_cost`` (the ``cost`` column) is hidden,
+    filtered and sorted by ``cost``, and the schema listed ``cost`` as open to all."""
+    site = ResourceSite(name="unrendered-costs-site")
+    site.register(UnrenderedCostResource)
+    with site_mounted(settings, "uc", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="A", cost="3.00")
+        ProductFactory(organization=org, sku="B", cost="9.00")
+        url = "/uc/unrendered-costs/"
+        viewer = member_client(org, "viewer")
+        assert set(viewer.get(url).json()["docs"][0]) == {
+            "id",
+            "name",
+            "sku",
+            "price",
+            "organization",
+        }
+        for query, param in (
+            ("cost[gte]=5", "cost[gte]"),
+            ("sort=-cost", "sort"),
+            ("limit=1&after=&sort=cost", "sort"),
+        ):
+            body = assert_error(viewer.get(f"{url}?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param], (query, body)
+        r = member_client(org, "admin").get(f"{url}?cost[gte]=5")
+        assert [d["unit_cost"] for d in r.json()["docs"]] == ["9.00"]
+    params = _schema_parameters(UnrenderedCostResource)
+    assert "Refused (400) for callers who may not read `cost`" in params["cost"]["description"]
+
+
+class SkuTailField(serializers.CharField):
+    """The last two characters of the column: a view of it, not its value."""
+
+    def to_representation(self, value):
+        return str(value)[-2:]
+
+
+class SkuTailSerializer(serializers.ModelSerializer):
+    sku_tail = SkuTailField(source="sku", read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "organization", "sku_tail"]
+
+
+class SkuTailResource(RenamedCostResource):
+    name = "sku-tails"
+    serializer_class = SkuTailSerializer
+    filter_fields = {"sku": ["eq", "startswith"], "name": ["eq"]}
+    sort_fields = ["sku", "name"]
+    default_sort = "name"
+    field_permissions = {"sku": F.visible_to("admin")}
+
+
+def test_a_field_hidden_under_its_own_column_name_stays_restricted_beside_a_view_of_it(
+    settings,
+):
+    """``sku`` (its own column) is hidden from a viewer, who reads ``sku_tail``, a field
+    rendering the column's last two characters under another name. fix-seen6b's
+    ``restricted_columns`` opened every column a readable field renders, the hidden field's
+    own name too: the viewer's ``?sku[startswith]=`` read the hidden prefix, character by
+    character. A name a hidden field renders as its own column stays refused (arc cannot
+    tell a field's view of a column from its value); a hidden field's name that renders
+    another column is still opened to the column's reader (the swapped names above)."""
+    site = ResourceSite(name="sku-tails-site")
+    site.register(SkuTailResource)
+    with site_mounted(settings, "st", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="SECRET-01")
+        ProductFactory(organization=org, sku="OTHER-02")
+        url = "/st/sku-tails/"
+        viewer = member_client(org, "viewer")
+        docs = viewer.get(url).json()["docs"]
+        assert sorted(d["sku_tail"] for d in docs) == ["01", "02"] and "sku" not in docs[0]
+        for query, param in (
+            ("sku[startswith]=SEC", "sku[startswith]"),
+            ("sku=SECRET-01", "sku"),
+            ("sort=sku", "sort"),
+            ("limit=1&after=&sort=sku", "sort"),
+        ):
+            body = assert_error(viewer.get(f"{url}?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param], (query, body)
+        r = member_client(org, "admin").get(f"{url}?sku[startswith]=SEC")
+        assert [d["sku"] for d in r.json()["docs"]] == ["SECRET-01"]
+    params = _schema_parameters(SkuTailResource)
+    assert "Refused (400) for callers who may not read `sku`" in params["sku"]["description"]
+
+
+def test_the_schemas_select_leaves_out_a_swapped_name_some_callers_may_not_read():
+    """``select`` lists only the fields every caller may read, and was judged by the
+    restricted *columns* (fix-seen6b): with ``cost`` (rendering ``price``) hidden from
+    viewers, the set held ``price``, not ``cost``, so the schema offered every caller
+    ``?select=cost``, which a viewer is refused (400), and named no field that depends on the
+    caller but ``price``, which is none."""
+    import re
+
+    params = _schema_parameters(SwappedQueryResource)
+    pattern = params["select"]["schema"]["items"]["pattern"]
+    assert re.match(pattern, "unit_cost") and re.match(pattern, "name")
+    assert not re.match(pattern, "cost"), pattern
+    assert "`cost`" in params["select"]["description"].split("(")[-1]
+    assert "Refused (400) for callers who may not read `price`" in params["price"]["description"]
+    assert "Refused" not in params["cost"]["description"]
+
+
+class CostTailSerializer(RenamedCostSerializer):
+    """``unit_cost`` renders the ``cost`` column (restricted); ``cost_tail`` renders a view
+    of it to everyone (its last digit), not its value."""
+
+    cost_tail = SkuTailField(source="cost", read_only=True)
+
+    class Meta(RenamedCostSerializer.Meta):
+        fields = [*RenamedCostSerializer.Meta.fields, "cost_tail"]
+
+
+class CostTailResource(RenamedCostResource):
+    name = "cost-tails"
+    serializer_class = CostTailSerializer
+
+
+def test_a_view_of_a_restricted_renamed_column_under_a_third_name_does_not_open_it(settings):
+    """``unit_cost`` (the ``cost`` column) is hidden from a viewer, who reads ``cost_tail``,
+    a field rendering the column's last characters under a third name. The column was
+    opened to the viewer because a readable field renders it: ``?cost[gte]=`` and
+    ``?sort=cost`` told the hidden value. A restricted field's column is opened only by a
+    readable field named like it (``cost`` itself, as a field), not by a field of another
+    name, which may render a view of it (arc cannot tell)."""
+    site = ResourceSite(name="cost-tails-site")
+    site.register(CostTailResource)
+    with site_mounted(settings, "ct", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="A", cost="3.00")
+        ProductFactory(organization=org, sku="B", cost="9.00")
+        url = "/ct/cost-tails/"
+        viewer = member_client(org, "viewer")
+        docs = viewer.get(f"{url}?sort=name").json()["docs"]
+        assert {d["cost_tail"] for d in docs} == {"00"} and "unit_cost" not in docs[0]
+        for query, param in (
+            ("cost[gte]=5", "cost[gte]"),
+            ("sort=-cost", "sort"),
+            ("limit=1&after=", "after"),
+        ):
+            body = assert_error(viewer.get(f"{url}?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param], (query, body)
+        r = member_client(org, "admin").get(f"{url}?cost[gte]=5")
+        assert [d["unit_cost"] for d in r.json()["docs"]] == ["9.00"]

@@ -119,12 +119,36 @@ def readable_now(view: Any, claim: Claim) -> bytes:
         # own (a ``SerializerMethodField`` of its own), a field a project's
         # ``get_fields()`` adds per request; built once, for a create's or an update's row
         # (``written_row``) or for a name the rest does not know
+        return frozenset(serializer_fields_now())
+
+    @functools.cache
+    def serializer_fields_now() -> dict[str, Any]:
         try:
             # not ``get_serializer()``: a browsable request's form narrows its fields
             serializer = view.get_serializer_class()(context=view.get_serializer_context())
-            return frozenset(serializer.fields)
+            return dict(serializer.fields)
         except Exception:  # noqa: BLE001 - a view with no serializer to build
-            return frozenset()
+            return {}
+
+    def renamed_keys(row: dict[str, Any]) -> bool:
+        # a row under other key names (a camelCase renderer's ``createdAt``): a name nothing
+        # knows that is, but for case, ``_`` and ``-``, a field the retry's serializer
+        # renders to this caller and the row lacks. Shaped by the serializer's names, it
+        # lost every renamed field (the answer of a caller whose access did not change
+        # too); it is replayed as stored, as docs/idempotency.md says. A field
+        # ``get_fields()`` gave the first caller only (``margin``, even beside one it gives
+        # the retry instead) is no renaming: shaped
+        now = serializer_fields_now()
+        unknown = row.keys() - known - now.keys()
+        if not unknown:
+            return False
+        drop = plan.drop
+        missing = {
+            _spelled(name)
+            for name, field in now.items()
+            if name not in row and name not in drop and not field.write_only
+        }
+        return any(_spelled(name) in missing for name in unknown)
 
     # the answer of arc's own create()/update() is the row the view's serializer rendered:
     # a row whatever its names. A name nothing knows for the retry (a field the project's
@@ -136,7 +160,7 @@ def readable_now(view: Any, claim: Claim) -> bytes:
         if not isinstance(value, dict) or not value:
             return False
         if written_row and value is data:
-            return True
+            return not renamed_keys(value)
         return value.keys() <= known or value.keys() <= known | rendered_for_this_request()
 
     # A create's or an update's row, rendered by the resource's own serializer: a field it
@@ -183,6 +207,11 @@ def readable_now(view: Any, claim: Claim) -> bytes:
         context["indent"] = indent  # DRF's JSONRenderer reads it (an ``indent`` Accept param)
     rendered = renderer.render(doc, renderer.media_type, context)
     return rendered.encode(renderer.charset or "utf-8") if isinstance(rendered, str) else rendered
+
+
+def _spelled(name: str) -> str:
+    """``name`` as its spellings share it (``created_at``, ``createdAt``, ``created-at``)."""
+    return name.replace("_", "").replace("-", "").lower()
 
 
 def _answers_its_row(view: Any) -> bool:

@@ -1,0 +1,106 @@
+"""A row's non-finite number rendered by a field arc did not build: a project serializer's
+own ``FloatField``, a ``SerializerMethodField`` returning ``inf``/``NaN`` (or a structure
+holding one), a ``DecimalField`` with ``COERCE_DECIMAL_TO_STRING=False`` over PostgreSQL's
+``numeric`` ``NaN``. ``ArcFloatField`` (fix-seen6b) renders its own as ``null``; these were
+a 500 under DRF's strict ``JSONRenderer`` (docs/decisions.md: bad data in a row is no 500).
+"""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from rest_framework import serializers
+
+from django_arc import Resource
+from django_arc import permissions as P
+from tests.test_extension_points import mounted_site
+from tests.testapp.models import PagedRow
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC = {"list": P.allow_public(), "get": P.allow_public()}
+
+
+class OwnFloatSerializer(serializers.ModelSerializer):
+    ratio = serializers.FloatField(allow_null=True, required=False)
+    score = serializers.SerializerMethodField()
+    shape = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PagedRow
+        fields = ["id", "label", "ratio", "score", "shape"]
+
+    def get_score(self, row: PagedRow) -> float:
+        return float(row.label) if row.label else 0.5
+
+    def get_shape(self, row: PagedRow) -> dict:
+        return {"points": [1.0, float(row.label or 0)], "at": {"x": float(row.label or 0)}}
+
+
+class OwnFloats(Resource):
+    model = PagedRow
+    name = "own-floats"
+    serializer_class = OwnFloatSerializer
+    permissions = PUBLIC
+
+
+@pytest.fixture
+def site(settings):
+    with mounted_site(settings, "nf", OwnFloats):
+        yield
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_a_project_float_or_method_field_holding_a_non_finite_float_renders_null(api, site, value):
+    row = PagedRow.objects.create(label=value, ratio=float(value))
+    PagedRow.objects.create(label="2", ratio=1.5)
+    r = api.get("/nf/own-floats/")
+    assert r.status_code == 200, r.content
+    first, second = r.json()["docs"]
+    # SQLite stores a NaN as NULL: the column then reads back null anyway
+    assert first == {
+        "id": row.pk,
+        "label": value,
+        "ratio": None,
+        "score": None,
+        "shape": {"points": [1.0, None], "at": {"x": None}},
+    }
+    assert second["ratio"] == 1.5 and second["score"] == 2.0
+    assert second["shape"] == {"points": [1.0, 2.0], "at": {"x": 2.0}}
+    r = api.get(f"/nf/own-floats/{row.pk}/")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["score"] is None and r.json()["data"]["ratio"] is None
+
+
+class Amounts(Resource):
+    model = PagedRow
+    name = "amounts"
+    fields = ["id", "amount"]
+    permissions = PUBLIC
+
+
+@pytest.mark.parametrize("coerce", [True, False])
+def test_a_numeric_nan_renders_null_whatever_decimals_render_as(api, settings, coerce):
+    """PostgreSQL's ``numeric`` holds ``NaN`` (not an infinity: a Django ``DecimalField`` has
+    a precision; SQLite's decimal column cannot be given one through Django): with
+    ``COERCE_DECIMAL_TO_STRING=False`` DRF's encoder made it the float NaN, which the strict
+    renderer refused (a 500); as a string it rendered ``"NaN"``, a number no reader parses
+    as one. Both render ``null``, as a float's NaN does."""
+    if connection.vendor != "postgresql":
+        pytest.skip("only PostgreSQL's numeric holds NaN")
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "COERCE_DECIMAL_TO_STRING": coerce}
+    with mounted_site(settings, "nfd", Amounts):
+        row = PagedRow.objects.create(label="n", amount=Decimal("1.50"))
+        odd = PagedRow.objects.create(label="n")
+        table = PagedRow._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET amount = %s::numeric WHERE id = %s", ["NaN", odd.pk]
+            )
+        assert not PagedRow.objects.get(pk=odd.pk).amount.is_finite()
+        r = api.get("/nfd/amounts/")
+        assert r.status_code == 200, r.content
+        one = "1.50" if coerce else 1.5
+        assert r.json()["docs"] == [{"id": row.pk, "amount": one}, {"id": odd.pk, "amount": None}]
+        r = api.get(f"/nfd/amounts/{odd.pk}/")
+        assert r.status_code == 200 and r.json()["data"]["amount"] is None, r.content
