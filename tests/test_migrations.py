@@ -29,9 +29,12 @@ BEFORE_RELAY_WRITES = ("django_arc", "0003_outbox_event_json_encoder")
 
 
 def _migrate(target: tuple[str, str | None] | None):
-    """Migrate django_arc to ``target`` (``None``: the latest); the historical apps there."""
+    """Migrate django_arc to ``target`` (``None``: every app's latest); the historical apps
+    there. Going back unapplies the test app's migrations that depend on a later django_arc
+    one (``0014_rev_mutation3`` on), so going forward applies every app's leaves, not only
+    django_arc's: its leaf alone left their tables dropped for the tests after this file."""
     executor = MigrationExecutor(connection)
-    targets = [target] if target else executor.loader.graph.leaf_nodes("django_arc")
+    targets = [target] if target else executor.loader.graph.leaf_nodes()
     executor.migrate(targets)
     executor.loader.build_graph()
     return executor.loader.project_state(targets).apps
