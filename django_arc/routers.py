@@ -3,7 +3,25 @@
 from typing import Any
 
 from django.urls import re_path
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import APIRootView, DefaultRouter
+
+from .exceptions import REQUEST_ID_HEADER, exception_handler, get_request_id
+
+
+class ResourceRootView(APIRootView):
+    """DRF's API root (``GET /api/``: each resource's list URL), answering its errors as
+    every resource view does: in the error envelope, with an ``X-Request-Id``. DRF's own
+    handler answered a ``POST`` (405), an ``Accept`` it cannot serve (406) or a refusal of
+    the project's default permission classes with ``{"detail": ...}`` when the project's
+    ``EXCEPTION_HANDLER`` is DRF's."""
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response[REQUEST_ID_HEADER] = get_request_id(request)
+        return response
 
 
 class ResourceRouter(DefaultRouter):
@@ -18,6 +36,7 @@ class ResourceRouter(DefaultRouter):
     key sent to both spellings runs once (see :func:`canonical_path`)."""
 
     include_format_suffixes = False
+    APIRootView = ResourceRootView
 
     def get_urls(self) -> list[Any]:
         urls = super().get_urls()
