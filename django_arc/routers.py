@@ -2,10 +2,11 @@
 
 from typing import Any
 
+from django.http import Http404
 from django.urls import re_path
 from rest_framework.routers import APIRootView, DefaultRouter
 
-from .exceptions import REQUEST_ID_HEADER, exception_handler, get_request_id
+from .exceptions import REQUEST_ID_HEADER, InvalidQuery, exception_handler, get_request_id
 
 
 class ResourceRootView(APIRootView):
@@ -13,10 +14,18 @@ class ResourceRootView(APIRootView):
     every resource view does: in the error envelope, with an ``X-Request-Id``. DRF's own
     handler answered a ``POST`` (405), an ``Accept`` it cannot serve (406) or a refusal of
     the project's default permission classes with ``{"detail": ...}`` when the project's
-    ``EXCEPTION_HANDLER`` is DRF's."""
+    ``EXCEPTION_HANDLER`` is DRF's. An unknown ``?format=`` is a 400 naming the parameter,
+    as on a resource's views (DRF raises ``Http404``: "Resource not found")."""
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def perform_content_negotiation(self, request: Any, force: bool = False) -> Any:
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            known = ", ".join(r.format for r in self.get_renderers())
+            raise InvalidQuery("format", f"unknown format; one of: {known}") from None
 
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)

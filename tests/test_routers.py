@@ -380,18 +380,22 @@ def test_scope_error_response_renders_for_a_drf_request_too(settings):
         ("post", {}, 405, "METHOD_NOT_ALLOWED"),
         ("delete", {"HTTP_ACCEPT": "application/json"}, 405, "METHOD_NOT_ALLOWED"),
         ("get", {"HTTP_ACCEPT": "application/xml"}, 406, "NOT_ACCEPTABLE"),
-        ("get", {"QUERY_STRING": "format=xml"}, 404, "NOT_FOUND"),
+        ("get", {"QUERY_STRING": "format=xml"}, 400, "INVALID_QUERY"),
     ],
 )
 def test_the_api_roots_errors_are_in_the_envelope(method, headers, status, code):
     """``/api/`` is DRF's root view, which answered its 405 and 406 in DRF's own
     ``{"detail": ...}`` whatever the resources' views answer: the envelope now, with the
-    request id in the body and the header, and ``Allow`` on a 405."""
+    request id in the body and the header, and ``Allow`` on a 405; an unknown ``?format=``
+    is the 400 naming the parameter a resource's views answer (DRF's was a 404)."""
     response = getattr(Client(), method)("/api/", **headers)
     body = assert_error(response, status, code)
     assert response["Content-Type"] == "application/json"
-    assert set(body) == {"success", "error", "code", "requestId"}
     assert body["requestId"] == response["X-Request-Id"]
+    if code == "INVALID_QUERY":
+        assert body["details"] == {"format": "unknown format; one of: json, api"}
+    else:
+        assert set(body) == {"success", "error", "code", "requestId"}
     if status == 405:
         assert response["Allow"] == "GET, HEAD, OPTIONS"
 
