@@ -408,3 +408,9 @@ def test_the_api_root_still_lists_the_resources_in_json_and_html():
     assert response["X-Request-Id"]
     page = client.get("/api/", HTTP_ACCEPT="text/html")
     assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    assert "<title>Api Root" in page.content.decode()
+    # its name and description are DRF's root's, not django-arc's notes on the class
+    options = client.options("/api/")
+    assert options.status_code == 200
+    assert options.json()["name"] == "Api Root"
+    assert options.json()["description"] == "The default basic root view for DefaultRouter"
