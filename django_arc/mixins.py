@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import models
 from django.http import HttpResponseBase, QueryDict
-from rest_framework.exceptions import UnsupportedMediaType, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
@@ -192,16 +192,6 @@ class RouteMixin:
         if request.method in SAFE_METHODS:
             result = spec.handler(self, request, **url_kwargs)
         else:
-            if not spec.raw:
-                # A body a parser takes is parsed before the route runs, as a keyed
-                # request's is for its fingerprint: malformed JSON is a 400 whether or not
-                # an Idempotency-Key came with it, and whether or not the handler reads
-                # ``request.data``. A body no parser takes stays the route's (a CSV it
-                # reads from ``request.body``).
-                try:
-                    request.data  # noqa: B018
-                except UnsupportedMediaType:
-                    pass
             with self.write_transaction(always=True):
                 result = spec.handler(self, request, **url_kwargs)
                 self.keyed_failure(result)

@@ -362,3 +362,25 @@ def test_a_preset_routes_malformed_body_is_400_and_restores_nothing():
     assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR"
     assert client.get(f"/api/all-articles/{article}/").status_code == 404
     assert OutboxEvent.objects.count() == events
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
+def test_a_delete_whose_body_does_not_parse_is_400_with_or_without_a_key(keyed):
+    """``DELETE`` reads no body, but a keyed one is parsed for its fingerprint: malformed
+    JSON was 400 with a key and deleted the row without one. 400 both ways, row kept; a
+    body no parser takes is ignored both ways, as before."""
+    org = OrganizationFactory()
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
+    product = ProductFactory(organization=org)
+    url = f"/api/idem-products/{product.pk}/"
+    r = client.generic("DELETE", url, "{bad", content_type="application/json", **headers)
+    assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR", r.content
+    assert Product.objects.filter(pk=product.pk).exists()
+    assert not OutboxEvent.objects.filter(type__endswith=".deleted").exists()
+    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
+    r = client.generic("DELETE", url, "x", content_type="text/plain", **headers)
+    assert r.status_code == 200, r.content
+    assert not Product.objects.filter(pk=product.pk).exists()
