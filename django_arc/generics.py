@@ -41,7 +41,7 @@ from django.db.models import Q
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.utils.functional import cached_property
 from rest_framework import viewsets
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
 from rest_framework.fields import HiddenField, empty
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -538,7 +538,23 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             self.cached_read = CachedRead.lookup(self)
         else:
             invalidation.request_writes()
+            self.parse_body()
             self.idempotent_execution = IdempotentExecution.begin(self)
+
+    def parse_body(self) -> None:
+        """Parse the body of an unsafe request before anything runs, as a keyed request's
+        is for its fingerprint: malformed JSON is a 400 whether or not an
+        ``Idempotency-Key`` came with it, and whether or not the route or ``DELETE`` reads
+        ``request.data``. A body no parser takes is left to the route (a CSV it reads from
+        ``request.body``; the 415 of a create is its serializer's), and a raw route's body
+        is never parsed."""
+        spec = self.route_spec
+        if spec is not None and spec.raw:
+            return
+        try:
+            self.request.data  # noqa: B018
+        except UnsupportedMediaType:
+            pass
 
     def perform_authentication(self, request: Any) -> None:
         """DRF's ``initial()`` calls this between negotiation and permissions: the caller's

@@ -293,3 +293,94 @@ def test_a_copy_a_detail_route_makes_of_its_row_saves_as_itself(settings, api):
     created = response.json()["data"]
     assert created["id"] not in (None, book.pk) and created["title"] == "copy"
     assert sorted(Book.objects.values_list("isbn", "title")) == [("copy", "copy"), ("orig", "old")]
+
+
+# -- a route's body: the same answer with or without an Idempotency-Key ----------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "error"),
+    [
+        ("{bad", "application/json", "JSON parse error - Expecting property name"),
+        ("[" * 200 + "]" * 200, "application/json", "JSON parse error - nested deeper"),
+        ("--zz\r\nbroken", "multipart/form-data", "Multipart form parse error"),
+    ],
+    ids=["malformed", "too-deep", "multipart"],
+)
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
+def test_a_routes_body_that_does_not_parse_is_400_with_or_without_a_key(
+    body, content_type, error, keyed
+):
+    """A keyed request's body is parsed for its fingerprint before the route runs, so a
+    malformed JSON body to a route that never reads ``request.data`` (``raise-prices``) was
+    400 with an ``Idempotency-Key`` and ran (200, prices raised) without one. A body a
+    parser takes is read before any non-raw route runs: 400 both ways, nothing written."""
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, price=5)
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
+    r = client.generic(
+        "POST", "/api/idem-products/raise-prices/", body, content_type=content_type, **headers
+    )
+    assert r.status_code == 400, r.content[:300]
+    assert r.json()["code"] == "VALIDATION_ERROR" and r.json()["error"].startswith(error)
+    product.refresh_from_db()
+    assert product.price == 5
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
+def test_a_route_still_takes_a_body_no_parser_takes(keyed):
+    """A body of a type no parser takes (a CSV the route reads from ``request.body``) is
+    the route's to read: it runs, with or without a key."""
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, price=5)
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
+    r = client.generic(
+        "POST", "/api/idem-products/raise-prices/", "a,b\n1,2\n", content_type="text/csv", **headers
+    )
+    assert r.status_code == 200, r.content[:300]
+    product.refresh_from_db()
+    assert product.price == 6
+
+
+def test_a_preset_routes_malformed_body_is_400_and_restores_nothing():
+    org = OrganizationFactory()
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    created = client.post("/api/all-articles/", {"title": "t", "slug": "s"}, format="json")
+    article = created.json()["data"]["id"]
+    assert client.delete(f"/api/all-articles/{article}/").status_code == 200
+    events = OutboxEvent.objects.count()
+    url = f"/api/all-articles/{article}/restore/"
+    r = client.generic("POST", url, "{bad", content_type="application/json")
+    assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR"
+    assert client.get(f"/api/all-articles/{article}/").status_code == 404
+    assert OutboxEvent.objects.count() == events
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
+def test_a_delete_whose_body_does_not_parse_is_400_with_or_without_a_key(keyed):
+    """``DELETE`` reads no body, but a keyed one is parsed for its fingerprint: malformed
+    JSON was 400 with a key and deleted the row without one. 400 both ways, row kept; a
+    body no parser takes is ignored both ways, as before."""
+    org = OrganizationFactory()
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
+    product = ProductFactory(organization=org)
+    url = f"/api/idem-products/{product.pk}/"
+    r = client.generic("DELETE", url, "{bad", content_type="application/json", **headers)
+    assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR", r.content
+    assert Product.objects.filter(pk=product.pk).exists()
+    assert not OutboxEvent.objects.filter(type__endswith=".deleted").exists()
+    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
+    r = client.generic("DELETE", url, "x", content_type="text/plain", **headers)
+    assert r.status_code == 200, r.content
+    assert not Product.objects.filter(pk=product.pk).exists()

@@ -22,7 +22,13 @@ from django_arc import permissions as P
 from django_arc.clients import ServiceClient
 from django_arc.scope import RequestScope
 from shop.models import Product
-from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, UserFactory
+from tests.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    ProductFactory,
+    UserFactory,
+    member_client,
+)
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.testapp.models import Book
 
@@ -232,3 +238,52 @@ def test_a_browsable_form_never_shows_the_value_behind_a_mask(settings):
     html = page.content.decode()
     assert "visible-name" in html
     assert "REAL-SKU-123" not in html
+
+
+# -- a body naming a field twice -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ('{"name": "x", "sku": "d1", "price": "1", "name": "last"}', "application/json"),
+        ("name=x&sku=d1&price=1&name=last", "application/x-www-form-urlencoded"),
+    ],
+    ids=["json", "form"],
+)
+def test_a_field_named_twice_in_a_body_is_its_last_value(body, content_type):
+    """A JSON object with a key twice and a form with a scalar field twice are read as
+    their last value (Python's ``json``, Django's ``QueryDict.get``), the value the field
+    rules judge and the row is written with (decisions.md)."""
+    org = OrganizationFactory()
+    client = member_client(org, "editor")
+    r = client.generic("POST", "/api/t-products/", body, content_type=content_type)
+    assert r.status_code == 201, r.content
+    assert r.json()["data"]["name"] == "last"
+    assert Product.objects.get(sku="d1").name == "last"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (
+            '{"name": "x", "sku": "d2", "price": "1", "status": "active", "status": null}',
+            "application/json",
+        ),
+        ("name=x&sku=d2&price=1&status=active&status=", "application/x-www-form-urlencoded"),
+    ],
+    ids=["json", "form"],
+)
+def test_a_refused_field_named_twice_is_refused_whatever_its_last_value(body, content_type):
+    """An editor may not write ``status``: a body naming it twice, the last time with no
+    value, is refused all the same (JSON), or writes nothing to it (a blank form field is
+    not sent); the first value is never written."""
+    org = OrganizationFactory()
+    client = member_client(org, "editor")
+    r = client.generic("POST", "/api/t-products/", body, content_type=content_type)
+    if content_type == "application/json":
+        assert r.status_code == 403 and r.json()["code"] == "FIELD_WRITE_DENIED", r.content
+        assert not Product.objects.filter(sku="d2").exists()
+    else:
+        assert r.status_code == 201, r.content
+        assert Product.objects.get(sku="d2").status == "draft"

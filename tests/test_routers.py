@@ -369,3 +369,48 @@ def test_scope_error_response_renders_for_a_drf_request_too(settings):
     assert body["code"] == "ORG_REQUIRED" and body["requestId"] == "t-9", body
     assert (body["debug"], body["user"], body["action"]) == ("2", "drf-user", None), body
     assert answer["X-Request-Id"] == "t-9"
+
+
+# -- the API root ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status", "code"),
+    [
+        ("post", {}, 405, "METHOD_NOT_ALLOWED"),
+        ("delete", {"HTTP_ACCEPT": "application/json"}, 405, "METHOD_NOT_ALLOWED"),
+        ("get", {"HTTP_ACCEPT": "application/xml"}, 406, "NOT_ACCEPTABLE"),
+        ("get", {"QUERY_STRING": "format=xml"}, 400, "INVALID_QUERY"),
+    ],
+)
+def test_the_api_roots_errors_are_in_the_envelope(method, headers, status, code):
+    """``/api/`` is DRF's root view, which answered its 405 and 406 in DRF's own
+    ``{"detail": ...}`` whatever the resources' views answer: the envelope now, with the
+    request id in the body and the header, and ``Allow`` on a 405; an unknown ``?format=``
+    is the 400 naming the parameter a resource's views answer (DRF's was a 404)."""
+    response = getattr(Client(), method)("/api/", **headers)
+    body = assert_error(response, status, code)
+    assert response["Content-Type"] == "application/json"
+    assert body["requestId"] == response["X-Request-Id"]
+    if code == "INVALID_QUERY":
+        assert body["details"] == {"format": "unknown format; one of: json, api"}
+    else:
+        assert set(body) == {"success", "error", "code", "requestId"}
+    if status == 405:
+        assert response["Allow"] == "GET, HEAD, OPTIONS"
+
+
+def test_the_api_root_still_lists_the_resources_in_json_and_html():
+    client = Client()
+    response = client.get("/api/")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json()["books"] == "http://testserver/api/books/"
+    assert response["X-Request-Id"]
+    page = client.get("/api/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    assert "<title>Api Root" in page.content.decode()
+    # its name and description are DRF's root's, not django-arc's notes on the class
+    options = client.options("/api/")
+    assert options.status_code == 200
+    assert options.json()["name"] == "Api Root"
+    assert options.json()["description"] == "The default basic root view for DefaultRouter"
