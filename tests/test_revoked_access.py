@@ -1073,26 +1073,6 @@ def test_a_reshaped_replay_keeps_the_stored_answers_indent(store, org):
     assert again.content == json.dumps(again.json(), indent=4, ensure_ascii=False).encode()
 
 
-def _camel(name):
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-class CamelCaseRenderer(JSONRenderer):
-    """A project's JSON renderer writing the keys in camelCase (djangorestframework-camel-
-    case's shape): the stored answer's row holds ``inStock``, no field name of arc's."""
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        def camel(value):
-            if isinstance(value, dict):
-                return {_camel(k): camel(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [camel(v) for v in value]
-            return value
-
-        return super().render(camel(data), accepted_media_type, renderer_context)
-
-
 @pytest.mark.django_db
 def test_a_create_a_camel_case_renderer_wrote_is_replayed_whole(store, org, monkeypatch):
     """A replay of arc's own create() is shaped as the row it is, whatever its names
