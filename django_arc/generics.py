@@ -1320,12 +1320,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         try:
             with self.write_transaction():
                 data = _hooked(resource.before_create(request, data), data)
-                self.hook_returned("before_create")
+                self._hook_returned("before_create")
                 serializer = self.get_serializer(data=data)
                 serializer.is_valid(raise_exception=True)
                 instance = serializer.save(**self.write_values(None))
                 resource.after_create(request, instance)
-                self.hook_returned("after_create")
+                self._hook_returned("after_create")
                 # the relations it renders as a read of it renders them: through this
                 # view's get_queryset() (a project's Prefetch narrowing one, in the
                 # resource's or a ViewSet subclass's), as a bulk create's rows do; the rows
@@ -1348,7 +1348,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         try:
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
-                self.hook_returned("before_update")
+                self._hook_returned("before_update")
                 if self.answers_rendered_row():
                     # a route's or an action's row, read for its caller's answer only: the
                     # event's ``previous`` renders every field, whose relations are loaded
@@ -1362,7 +1362,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
                 resource.after_update(request, saved)
-                self.hook_returned("after_update")
+                self._hook_returned("after_update")
                 # the relations it renders read again, through the queryset it was read
                 # from: the write and its hooks may have changed those read with it (a
                 # nested book's reviews)
@@ -1375,7 +1375,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             raise
         return serializer
 
-    def hook_returned(self, hook: str) -> None:
+    def _hook_returned(self, hook: str) -> None:
         """Raise a :class:`~django_arc.exceptions.ServerFault` naming ``hook`` when the
         resource's hook of a write of one row returned with the database transaction aborted
         (a statement it ran failed and it caught the error without a savepoint of its own),
@@ -1501,7 +1501,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         id_value, pk = self.id_value(instance), instance.pk
         with self.write_transaction():
             resource.before_delete(request, instance)
-            self.hook_returned("before_delete")
+            self._hook_returned("before_delete")
             before = self.snapshot(instance) if resource.write_observers else None
             with self.existing_rows(instance):  # a preset's soft delete saving the row
                 soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
@@ -1513,7 +1513,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 # still need to name the row.
                 instance.pk = pk
             resource.after_delete(request, instance)
-            self.hook_returned("after_delete")
+            self._hook_returned("after_delete")
             after = self.snapshot(instance) if soft and resource.write_observers else None
             self.after_write("deleted", instance, {"id": id_value, "soft": soft}, before, after)
         return soft
