@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
@@ -1478,7 +1478,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         (``fields``) the body ``data`` sets on ``instance``, read before the save, for
         :meth:`updated_payload` to tell which changed. A field the resource hides
         (``hidden()``, DRF's ``HiddenField``), a dotted or ``*`` source and a value the
-        model does not hold as an attribute are left out."""
+        model does not hold as an attribute are left out. A foreign key is read by its
+        column (``author_id``: its row is not loaded, a query a row); a many-to-many or
+        reverse relation is no value of the row's (its manager always equals the last one)
+        and is left out too."""
         hidden = self.resource.field_rules.hidden
         held: dict[str, tuple[str, Any]] = {}
         for name in data:
@@ -1488,6 +1491,14 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             source = getattr(field, "source", None) or name
             if isinstance(field, HiddenField) or source == "*" or "." in source:
                 continue
+            try:
+                column = instance._meta.get_field(source)
+            except FieldDoesNotExist:
+                column = None  # a property, an attribute of the project's own
+            if column is not None and column.is_relation:
+                if not column.concrete or column.many_to_many:
+                    continue
+                source = column.attname
             value = getattr(instance, source, _ABSENT)
             if value is not _ABSENT:
                 held[name] = (source, value)
