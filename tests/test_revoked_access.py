@@ -1155,3 +1155,46 @@ def test_a_reshaped_replay_whose_renderer_is_gone_is_answered_in_json(store, org
     assert again["Content-Type"] == "application/json"
     data = again.json()["data"]
     assert "cost" not in data and data["name"] == "Widget"
+
+
+class FixedColumnsRenderer(BaseRenderer):
+    """A project's CSV renderer of fixed columns, ``cost`` among them: a row without it is
+    a ``KeyError``."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        row = data["data"]
+        return f"id,name,cost\n{row['id']},{row['name']},{row['cost']}\n".encode()
+
+
+@pytest.mark.django_db
+def test_a_reshaped_replay_its_renderer_cannot_render_is_answered_in_json(
+    store, org, monkeypatch, caplog
+):
+    """The renderer of the stored media type fails on the shaped row (its fixed columns name
+    ``cost``, which the demoted caller may not read): the replay was a 500, the write's
+    outcome lost. It is the shaped document in the view's JSON, with a WARNING naming the
+    renderer."""
+    from django.urls import resolve
+
+    monkeypatch.setattr(
+        resolve(IDEM).func.cls, "renderer_classes", [JSONRenderer, FixedColumnsRenderer]
+    )
+    client = member(org, "admin")
+    send = {"HTTP_ACCEPT": "text/csv", "HTTP_IDEMPOTENCY_KEY": "csv"}
+    first = client.post(IDEM, BODY, format="json", **send)
+    assert first.status_code == 201, first.content
+    assert first.content.startswith(b"id,name,cost\n")
+    assert client.post(IDEM, BODY, format="json", **send).content == first.content
+    set_roles(client, org, "editor")
+    again = client.post(IDEM, BODY, format="json", **send)
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again["Content-Type"] == "application/json"
+    data = again.json()["data"]
+    assert "cost" not in data and data["name"] == "Widget"
+    assert any("FixedColumnsRenderer" in r.getMessage() for r in caplog.records)
+    assert Product.objects.filter(sku="W-1").count() == 1

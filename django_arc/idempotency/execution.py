@@ -178,16 +178,37 @@ def readable_now(view: Any, claim: Claim) -> tuple[bytes, str]:
         return kept
     doc[envelope_key] = shaped
     renderer, content_type = _replay_renderer(view, claim.content_type)
-    # the context DRF renders with, as the stored answer was (:func:`_stored`): a project
-    # renderer may read ``renderer_context["response"]`` (its status)
-    context = {**view.get_renderer_context(), "response": Response(doc, status=claim.status)}
+    try:
+        return _rendered(view, renderer, doc, claim.status, body), content_type
+    except Exception:  # noqa: BLE001 - the project's renderer; the outcome must still go out
+        json_renderer, json_type = _replay_renderer(view, "")
+        if json_renderer is renderer:
+            raise
+        # a renderer of fixed columns (a CSV's ``cost``) may not render a shaped row:
+        # the shaped document goes out in the view's JSON, never the stored bytes
+        logger.warning(
+            "%s could not render a reshaped replay; answered with %s",
+            type(renderer).__name__,
+            type(json_renderer).__name__,
+            exc_info=True,
+        )
+        return _rendered(view, json_renderer, doc, claim.status, body), json_type
+
+
+def _rendered(view: Any, renderer: Any, doc: Any, status: int, body: bytes) -> bytes:
+    """``doc`` rendered by ``renderer`` in the context DRF renders with, as the stored answer
+    was (a project renderer may read ``renderer_context["response"]``: its status), indented
+    as the stored ``body`` was."""
+    response = Response(doc, status=status)
+    response.accepted_renderer, response.accepted_media_type = renderer, renderer.media_type
+    context = {**view.get_renderer_context(), "response": response}
     indent = _indent(body)
     if indent:
         context["indent"] = indent  # DRF's JSONRenderer reads it (an ``indent`` Accept param)
     rendered = renderer.render(doc, renderer.media_type, context)
     if isinstance(rendered, str):
         rendered = rendered.encode(renderer.charset or "utf-8")
-    return bytes(rendered or b""), content_type
+    return bytes(rendered or b"")
 
 
 def _replay_renderer(view: Any, content_type: str) -> tuple[Any, str]:
