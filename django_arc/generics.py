@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
@@ -1336,12 +1336,12 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         try:
             with self.write_transaction():
                 data = _hooked(resource.before_create(request, data), data)
-                self.hook_returned("before_create")
+                self._hook_returned("before_create")
                 serializer = self.get_serializer(data=data)
                 serializer.is_valid(raise_exception=True)
                 instance = serializer.save(**self.write_values(None))
                 resource.after_create(request, instance)
-                self.hook_returned("after_create")
+                self._hook_returned("after_create")
                 # the relations it renders as a read of it renders them: through this
                 # view's get_queryset() (a project's Prefetch narrowing one, in the
                 # resource's or a ViewSet subclass's), as a bulk create's rows do; the rows
@@ -1364,7 +1364,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         try:
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
-                self.hook_returned("before_update")
+                self._hook_returned("before_update")
                 if self.answers_rendered_row():
                     # a route's or an action's row, read for its caller's answer only: the
                     # event's ``previous`` renders every field, whose relations are loaded
@@ -1378,7 +1378,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
                 resource.after_update(request, saved)
-                self.hook_returned("after_update")
+                self._hook_returned("after_update")
                 # the relations it renders read again, through the queryset it was read
                 # from: the write and its hooks may have changed those read with it (a
                 # nested book's reviews)
@@ -1391,7 +1391,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             raise
         return serializer
 
-    def hook_returned(self, hook: str) -> None:
+    def _hook_returned(self, hook: str) -> None:
         """Raise a :class:`~django_arc.exceptions.ServerFault` naming ``hook`` when the
         resource's hook of a write of one row returned with the database transaction aborted
         (a statement it ran failed and it caught the error without a savepoint of its own),
@@ -1494,7 +1494,10 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         (``fields``) the body ``data`` sets on ``instance``, read before the save, for
         :meth:`updated_payload` to tell which changed. A field the resource hides
         (``hidden()``, DRF's ``HiddenField``), a dotted or ``*`` source and a value the
-        model does not hold as an attribute are left out."""
+        model does not hold as an attribute are left out. A foreign key is read by its
+        column (``author_id``: its row is not loaded, a query a row); a many-to-many or
+        reverse relation is no value of the row's (its manager always equals the last one)
+        and is left out too."""
         hidden = self.resource.field_rules.hidden
         held: dict[str, tuple[str, Any]] = {}
         for name in data:
@@ -1504,6 +1507,14 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             source = getattr(field, "source", None) or name
             if isinstance(field, HiddenField) or source == "*" or "." in source:
                 continue
+            try:
+                column = instance._meta.get_field(source)
+            except FieldDoesNotExist:
+                column = None  # a property, an attribute of the project's own
+            if column is not None and column.is_relation:
+                if not column.concrete or column.many_to_many:
+                    continue
+                source = column.attname
             value = getattr(instance, source, _ABSENT)
             if value is not _ABSENT:
                 held[name] = (source, value)
@@ -1517,7 +1528,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         id_value, pk = self.id_value(instance), instance.pk
         with self.write_transaction():
             resource.before_delete(request, instance)
-            self.hook_returned("before_delete")
+            self._hook_returned("before_delete")
             before = self.snapshot(instance) if resource.write_observers else None
             with self.existing_rows(instance):  # a preset's soft delete saving the row
                 soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
@@ -1529,7 +1540,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 # still need to name the row.
                 instance.pk = pk
             resource.after_delete(request, instance)
-            self.hook_returned("after_delete")
+            self._hook_returned("after_delete")
             after = self.snapshot(instance) if soft and resource.write_observers else None
             self.after_write("deleted", instance, {"id": id_value, "soft": soft}, before, after)
         return soft

@@ -38,18 +38,23 @@ from .query import (
 _NO_DEFAULT = object()
 
 
-def _forced_row(column: Any, value: Any) -> Any:
+def _forced_row(column: Any, value: Any, view: Any) -> Any:
     """The row a preset forces on the relation ``column`` (a tenant's ``Organization``) when
-    ``value`` is its key (``organization_id``): one query, asked only for a read-only field
-    with a default of its own that does not name that row (``default=None``); ``value`` as
-    it is for any other column, a row already, or a key naming no row (the save answers)."""
+    ``value`` is its key (``organization_id``): one query a request (kept on ``view``: a
+    bulk write's items share it), asked only for a read-only field with a default of its
+    own that does not name that row (``default=None``); ``value`` as it is for any other
+    column, a row already, or a key naming no row (the save answers)."""
     related = getattr(column, "related_model", None)
     if not (column.many_to_one or column.one_to_one) or related is None:
         return value
     if value is None or isinstance(value, related):
         return value
     target = column.target_field.attname
-    row = related._base_manager.filter(**{target: value}).first()
+    read = view.__dict__.setdefault("_arc_forced_rows", {}) if view is not None else {}
+    key = (related, target, str(value))
+    if key not in read:
+        read[key] = related._base_manager.filter(**{target: value}).first()
+    row = read[key]
     return value if row is None else row
 
 
@@ -145,10 +150,13 @@ class ArcSerializerMixin:
                 # ``Organization``, where the preset forces its id): a project's validator
                 # may read it (``attrs["organization"].slug``), which an id made a 500
                 continue
-            if own is not _NO_DEFAULT and column is not None:
-                # a default of its own (``None``, another row): the field hands its
-                # validators a row, so the forced one is handed as a row too, not its id
-                value = _forced_row(column, value)
+            if column is not None and (
+                own is not _NO_DEFAULT or field.default is not serializers.empty
+            ):
+                # a default of its own (``None``, another row; DRF skips it on a partial
+                # update, where it still is the field's): the field hands its validators a
+                # row, so the forced one is handed as a row too, not its id
+                value = _forced_row(column, value, view)
             defaults[source] = value
         return defaults
 

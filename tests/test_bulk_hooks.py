@@ -355,3 +355,31 @@ def test_a_hook_of_a_single_row_write_that_swallows_a_database_error_is_a_500_na
         "b",
         "taken",
     ]
+
+
+def test_a_viewsets_own_hook_returned_method_does_not_switch_the_check_off(
+    setting, monkeypatch, settings
+):
+    """The check after a single-row write's hooks was the public ``hook_returned()``: a
+    project's ViewSet method of that name (its own meaning, any signature) replaced it, and a
+    DELETE whose ``after_delete`` swallowed a database error answered 200 again (outbox off)
+    for a row its rolled-back transaction never deleted. The check is arc's private seam."""
+    from django.urls import resolve
+
+    api, org, me, _, _ = setting
+    monkeypatch.setitem(CLAIM_BY, "by", "orm")
+    settings.ARC = {**settings.ARC, "EVENTS": {**settings.ARC.get("EVENTS", {}), "OUTBOX": False}}
+    api.raise_request_exception = False
+    Article.objects.create(organization=org, owner=me, slug="taken", title="taken")
+    (last,) = _rows(org, me, "a")
+    Article.objects.filter(pk=last.pk).update(slug="last")
+    url = f"/bulkhooks/swallowing/{last.pk}/"
+    called = []
+    monkeypatch.setattr(
+        resolve(url).func.cls, "hook_returned", lambda self, *a: called.append(a), raising=False
+    )
+    deleted = api.delete(url)
+    assert deleted.status_code == 500, deleted.content
+    assert deleted.json()["code"] == "INTERNAL_ERROR"
+    assert called == []
+    assert Article.objects.filter(pk=last.pk).exists()

@@ -15,7 +15,7 @@ import json
 
 import pytest
 from django.test import TestCase, override_settings
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.test import APIClient
 
 from django_arc import arc
@@ -1139,3 +1139,130 @@ def test_a_field_swapped_for_another_per_request_is_left_out_of_a_replay(store, 
     assert again.status_code == 201
     assert "margin" not in again.json()["data"], again.json()
     assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "margin"}
+
+
+class SkuLessRenderer(JSONRenderer):
+    """A project's renderer of its own media type that leaves ``sku`` out of every row: a
+    caller answered by it never read the row's sku."""
+
+    media_type = "application/vnd.shop+json"
+    format = "shop"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            data = {**data, "data": {k: v for k, v in data["data"].items() if k != "sku"}}
+        return super().render(data, accepted_media_type, renderer_context)
+
+
+class LinesRenderer(BaseRenderer):
+    """A project's non-JSON renderer (XML, YAML, CSV in the wild): one ``key=value`` line a
+    field of the answer's row, ``sku`` left out."""
+
+    media_type = "text/x-lines"
+    format = "lines"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        row = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(row, dict):
+            return json.dumps(data).encode()
+        lines = (f"{k}={v}\n" for k, v in sorted(row.items()) if k != "sku")
+        return "".join(lines).encode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("accept", ["application/vnd.shop+json", "text/x-lines"])
+def test_a_reshaped_replay_is_rendered_by_the_renderer_of_the_stored_media_type(
+    store, org, monkeypatch, accept
+):
+    """A demoted caller's replay of an answer rendered by a project's renderer of another
+    media type: a JSON one (``application/vnd.shop+json``) was rendered again by the view's
+    first JSON renderer, DRF's, which wrote the ``sku`` the project's renderer had left out,
+    under the stored ``Content-Type``; a non-JSON one (``text/x-lines``) was replayed as
+    stored, ``cost`` in it. Both are rendered again by the renderer of the stored media type,
+    from the document kept beside the body, ``cost`` out and no ``sku``."""
+    from django.urls import resolve
+
+    monkeypatch.setattr(
+        resolve(IDEM).func.cls, "renderer_classes", [JSONRenderer, SkuLessRenderer, LinesRenderer]
+    )
+    client = member(org, "admin")
+    send = {"HTTP_ACCEPT": accept, "HTTP_IDEMPOTENCY_KEY": "media"}
+    first = client.post(IDEM, BODY, format="json", **send)
+    assert first.status_code == 201, first.content
+    assert first["Content-Type"].startswith(accept)
+    assert b"cost" in first.content and b"sku" not in first.content
+    set_roles(client, org, "editor")
+    again = client.post(IDEM, BODY, format="json", **send)
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again["Content-Type"] == first["Content-Type"]
+    assert b"cost" not in again.content and b"sku" not in again.content
+    assert b"name" in again.content and b"Widget" in again.content
+    assert Product.objects.filter(sku="W-1").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_reshaped_replay_whose_renderer_is_gone_is_answered_in_json(store, org, monkeypatch):
+    """The renderer of the stored media type is no longer the view's (a deploy took it out):
+    the demoted caller's replay is the shaped document in the view's JSON, under its
+    ``Content-Type``, never the stored bytes with ``cost`` in them."""
+    from django.urls import resolve
+
+    cls = resolve(IDEM).func.cls
+    monkeypatch.setattr(cls, "renderer_classes", [JSONRenderer, LinesRenderer])
+    client = member(org, "admin")
+    send = {"HTTP_ACCEPT": "text/x-lines", "HTTP_IDEMPOTENCY_KEY": "gone"}
+    first = client.post(IDEM, BODY, format="json", **send)
+    assert first.status_code == 201 and b"cost=" in first.content, first.content
+    monkeypatch.setattr(cls, "renderer_classes", [JSONRenderer])
+    set_roles(client, org, "editor")
+    again = client.post(IDEM, BODY, format="json", HTTP_IDEMPOTENCY_KEY="gone")
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again["Content-Type"] == "application/json"
+    data = again.json()["data"]
+    assert "cost" not in data and data["name"] == "Widget"
+
+
+class FixedColumnsRenderer(BaseRenderer):
+    """A project's CSV renderer of fixed columns, ``cost`` among them: a row without it is
+    a ``KeyError``."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        row = data["data"]
+        return f"id,name,cost\n{row['id']},{row['name']},{row['cost']}\n".encode()
+
+
+@pytest.mark.django_db
+def test_a_reshaped_replay_its_renderer_cannot_render_is_answered_in_json(
+    store, org, monkeypatch, caplog
+):
+    """The renderer of the stored media type fails on the shaped row (its fixed columns name
+    ``cost``, which the demoted caller may not read): the replay was a 500, the write's
+    outcome lost. It is the shaped document in the view's JSON, with a WARNING naming the
+    renderer."""
+    from django.urls import resolve
+
+    monkeypatch.setattr(
+        resolve(IDEM).func.cls, "renderer_classes", [JSONRenderer, FixedColumnsRenderer]
+    )
+    client = member(org, "admin")
+    send = {"HTTP_ACCEPT": "text/csv", "HTTP_IDEMPOTENCY_KEY": "csv"}
+    first = client.post(IDEM, BODY, format="json", **send)
+    assert first.status_code == 201, first.content
+    assert first.content.startswith(b"id,name,cost\n")
+    assert client.post(IDEM, BODY, format="json", **send).content == first.content
+    set_roles(client, org, "editor")
+    again = client.post(IDEM, BODY, format="json", **send)
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again["Content-Type"] == "application/json"
+    data = again.json()["data"]
+    assert "cost" not in data and data["name"] == "Widget"
+    assert any("FixedColumnsRenderer" in r.getMessage() for r in caplog.records)
+    assert Product.objects.filter(sku="W-1").count() == 1

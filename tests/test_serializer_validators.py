@@ -15,7 +15,7 @@ from rest_framework.validators import UniqueTogetherValidator
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
-from shop.models import Product
+from shop.models import Organization, Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import assert_error, site_mounted
 
@@ -263,3 +263,74 @@ def test_a_tenant_default_of_its_own_hands_validators_the_forced_row_not_its_id(
         assert list(Product.objects.values_list("organization_id", "sku")) == [
             (a.pk, f"{a.slug}-1")
         ]
+
+
+def _slug_checked(settings, serializer_class, bulk=False):
+    resource = type(
+        f"SlugCheckedBulk{serializer_class.__name__}",
+        (UniqueSkuResource,),
+        {
+            "name": f"slug-bulk-{serializer_class.__name__.lower()}",
+            "serializer_class": serializer_class,
+            "presets": [presets.MultiTenant(tenant_field="organization"), presets.Bulk()],
+        },
+    )
+    site = ResourceSite(name=f"slug-bulk-site-{serializer_class.__name__}")
+    site.register(resource)
+    return resource, site_mounted(settings, "uvb", site)
+
+
+@pytest.mark.parametrize(
+    "serializer_class",
+    [NoneDefaultSlugSerializer, OtherDefaultSlugSerializer],
+    ids=["none", "other"],
+)
+def test_a_partial_update_hands_validators_the_forced_row_too(settings, serializer_class):
+    """DRF skips a read-only field's default on a partial update, so the tenant's default of
+    its own (``None``, another organization) was not seen and the validator was handed the
+    preset's raw id again: a PATCH (and a bulk PATCH) whose validator reads
+    ``attrs["organization"].slug`` was a 500. It is handed the caller's ``Organization``."""
+    resource, mounted = _slug_checked(settings, serializer_class)
+    with mounted:
+        a, _ = OrganizationFactory(), OrganizationFactory()
+        client = member_client(a, "editor")
+        url = f"/uvb/{resource.name}/"
+        r = client.post(url, {"name": "x", "sku": f"{a.slug}-1", "price": "1.00"}, format="json")
+        assert r.status_code == 201, r.content
+        pk = r.json()["data"]["id"]
+        r = client.patch(f"{url}{pk}/", {"sku": f"{a.slug}-2"}, format="json")
+        assert r.status_code == 200, r.content
+        r = client.patch(f"{url}{pk}/", {"sku": "other-2"}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+            "sku": ["Must start with the organization's slug."]
+        }
+        items = {"items": [{"id": pk, "sku": f"{a.slug}-3"}]}
+        r = client.patch(f"{url}bulk/", items, format="json")
+        assert r.status_code == 200, r.content
+        assert list(Product.objects.values_list("organization_id", "sku")) == [
+            (a.pk, f"{a.slug}-3")
+        ]
+
+
+def test_a_bulk_create_reads_the_forced_row_once(settings):
+    """The forced row handed to validators (a tenant default of its own) was read once per
+    item: a bulk create of 3 rows asked for the organization 3 times, 50 rows 50 times. It
+    is read once per request, whatever the number of items."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    resource, mounted = _slug_checked(settings, NoneDefaultSlugSerializer)
+    with mounted:
+        a = OrganizationFactory()
+        client = member_client(a, "editor")
+        url = f"/uvb/{resource.name}/bulk/"
+        reads = []
+        for n in (1, 3):
+            items = [{"name": "x", "sku": f"{a.slug}-{n}-{i}", "price": "1"} for i in range(n)]
+            with CaptureQueriesContext(connection) as ctx:
+                r = client.post(url, {"items": items}, format="json")
+            assert r.status_code == 201, r.content
+            table = Organization._meta.db_table
+            reads.append(sum(f'FROM "{table}"' in q["sql"] for q in ctx.captured_queries))
+        assert reads[0] == reads[1] == 1
+        assert Product.objects.filter(organization=a).count() == 4

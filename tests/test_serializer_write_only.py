@@ -24,7 +24,7 @@ from django_arc.outbox import OutboxEvent
 from shop.models import Product
 from tests.factories import OrganizationFactory, UserFactory, member_client
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Article
+from tests.testapp.models import Article, CodeThing, RefHolder
 
 pytestmark = pytest.mark.django_db
 
@@ -233,3 +233,54 @@ def test_an_update_of_a_write_only_field_alone_names_it_in_changed_without_its_v
     for payload in payloads:
         assert "secret_notes" not in payload["data"] and "cost" not in payload["data"]
         assert "NEW-SECRET" not in json.dumps(payload) and SECRET not in json.dumps(payload)
+
+
+class WriteOnlyRefsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RefHolder
+        fields = ["id", "name", "code", "codes"]
+        extra_kwargs = {"code": {"write_only": True}, "codes": {"write_only": True}}
+
+
+class WriteOnlyRefsResource(Resource):
+    model = RefHolder
+    name = "wo-refs"
+    serializer_class = WriteOnlyRefsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update", "delete")}
+
+
+def test_a_write_only_relation_is_named_in_changed_only_when_it_changed(settings):
+    """A write-only foreign key was read as its row (a query, every PATCH sending it, per
+    item in a bulk update) and a write-only many-to-many field as a fresh manager, which
+    never equals the last one: a PATCH sending the relations the row holds named ``codes``
+    as changed. The key is compared by its column and no query is made for it; a
+    many-to-many field (no value the row holds) is not named."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    site = ResourceSite(name="wo-refs-site")
+    site.register(WriteOnlyRefsResource)
+    with site_mounted(settings, "worefs", site):
+        api = client_for(None)
+        one, two = CodeThing.objects.create(code="c1"), CodeThing.objects.create(code="c2")
+        holder = RefHolder.objects.create(name="h", code=one)
+        holder.codes.set([one])
+        url = f"/worefs/wo-refs/{holder.pk}/"
+        table = CodeThing._meta.db_table
+        reads = []
+        for body in (
+            {"code": one.pk, "codes": [one.pk]},
+            {"code": two.pk},
+            {"codes": [two.pk]},
+        ):
+            with CaptureQueriesContext(connection) as ctx:
+                r = api.patch(url, body, format="json")
+            assert r.status_code == 200, r.content
+            reads.append(sum(f'FROM "{table}"' in q["sql"] for q in ctx.captured_queries))
+        events = OutboxEvent.objects.filter(type="wo-refs.updated").order_by("created_at", "pk")
+        assert [e.payload["changed"] for e in events] == [[], ["code"], []]
+        # validation's lookups, the row's prefetch of ``codes`` and the many-to-many write;
+        # before, one more for each PATCH sending ``code`` (its row loaded for the event)
+        assert reads == [5, 3, 4]
+        holder.refresh_from_db()
+        assert (holder.code_id, list(holder.codes.all())) == (two.pk, [two])

@@ -71,7 +71,7 @@ def enabled_for(resource: Any) -> bool:
     return bool(enabled)
 
 
-def readable_now(view: Any, claim: Claim) -> bytes:
+def readable_now(view: Any, claim: Claim) -> tuple[bytes, str]:
     """The stored body of ``claim`` without what the caller of ``view`` may no longer read.
 
     A key is scoped by the caller, not by its roles, so a retry sent after a role was taken
@@ -86,18 +86,21 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     — the usual case — keeps the stored bytes; otherwise the shaped answer is rendered by
     the view's JSON renderer, indented as the stored body was. An answer a project renderer
     wrote under other key names (camelCase) or in another charset is read from the document
-    kept beside it (:attr:`Claim.data`, :func:`_kept_document`), not from its bytes
-    (docs/idempotency.md, "When the caller's access changes before the retry")."""
-    body = claim.body
-    if not claim.content_type.split(";")[0].endswith("json"):
-        return body
+    kept beside it (:attr:`Claim.data`, :func:`_kept_document`), not from its bytes, and so
+    is one a non-JSON renderer wrote (XML, YAML). A reshaped answer is rendered again by
+    the view's renderer of the stored media type (:func:`_replay_renderer`), else by its
+    JSON renderer, under that renderer's ``Content-Type`` (docs/idempotency.md, "When the
+    caller's access changes before the retry"). Returns the body and its ``Content-Type``."""
+    body, kept = claim.body, (claim.body, claim.content_type)
     if claim.data is not None:
         doc = dict(claim.data) if isinstance(claim.data, dict) else claim.data
+    elif not claim.content_type.split(";")[0].endswith("json"):
+        return kept
     else:
         try:
             doc = _loads(body, claim.content_type)
         except (ValueError, RecursionError, LookupError):  # not JSON: nothing to shape
-            return body
+            return kept
     # one row or a route's value under ``data``; a page of rows (a write route answering
     # ``list_response``, a search sent as a POST) under ``docs``
     envelope_key = (
@@ -106,7 +109,7 @@ def readable_now(view: Any, claim: Claim) -> bytes:
         else None
     )
     if envelope_key is None:
-        return body
+        return kept
     data, rendered_now = doc[envelope_key], frozenset(view.resource.output_fields)
     # a row's names: the serializer's, the model's, and a field rule's (a computed field
     # made ``hidden()`` by a deploy is rendered no more, yet it is the stored row's)
@@ -194,19 +197,60 @@ def readable_now(view: Any, claim: Claim) -> bytes:
     elif isinstance(data, list) and data and all(is_row(row) for row in data):
         shaped = [shape(row) for row in data]
     else:
-        return body
+        return kept
     if shaped == data:
-        return body
+        return kept
     doc[envelope_key] = shaped
-    renderer = _json_renderer(view)
-    # the context DRF renders with, as the stored answer was (:func:`_stored`): a project
-    # renderer may read ``renderer_context["response"]`` (its status)
-    context = {**view.get_renderer_context(), "response": Response(doc, status=claim.status)}
+    renderer, content_type = _replay_renderer(view, claim.content_type)
+    try:
+        return _rendered(view, renderer, doc, claim.status, body), content_type
+    except Exception:  # noqa: BLE001 - the project's renderer; the outcome must still go out
+        json_renderer, json_type = _replay_renderer(view, "")
+        if json_renderer is renderer:
+            raise
+        # a renderer of fixed columns (a CSV's ``cost``) may not render a shaped row:
+        # the shaped document goes out in the view's JSON, never the stored bytes
+        logger.warning(
+            "%s could not render a reshaped replay; answered with %s",
+            type(renderer).__name__,
+            type(json_renderer).__name__,
+            exc_info=True,
+        )
+        return _rendered(view, json_renderer, doc, claim.status, body), json_type
+
+
+def _rendered(view: Any, renderer: Any, doc: Any, status: int, body: bytes) -> bytes:
+    """``doc`` rendered by ``renderer`` in the context DRF renders with, as the stored answer
+    was (a project renderer may read ``renderer_context["response"]``: its status), indented
+    as the stored ``body`` was."""
+    response = Response(doc, status=status)
+    response.accepted_renderer, response.accepted_media_type = renderer, renderer.media_type
+    context = {**view.get_renderer_context(), "response": response}
     indent = _indent(body)
     if indent:
         context["indent"] = indent  # DRF's JSONRenderer reads it (an ``indent`` Accept param)
     rendered = renderer.render(doc, renderer.media_type, context)
-    return rendered.encode(renderer.charset or "utf-8") if isinstance(rendered, str) else rendered
+    if isinstance(rendered, str):
+        rendered = rendered.encode(renderer.charset or "utf-8")
+    return bytes(rendered or b"")
+
+
+def _replay_renderer(view: Any, content_type: str) -> tuple[Any, str]:
+    """The renderer a reshaped replay is rendered with, and the ``Content-Type`` it goes
+    with: the view's first renderer of the stored answer's media type (a project's
+    ``application/vnd.shop+json`` or XML renderer wrote it: DRF's ``JSONRenderer`` writes
+    what that renderer leaves out), the stored ``Content-Type`` kept; else, when the view
+    has none of that type any more (a deploy took it out), its JSON renderer under the
+    ``Content-Type`` that renderer answers with — never the stored bytes."""
+    media_type = content_type.split(";")[0].strip().lower()
+    for renderer in view.get_renderers():
+        if isinstance(renderer, BrowsableAPIRenderer):
+            continue
+        if renderer.media_type.split(";")[0].strip().lower() == media_type:
+            return renderer, content_type
+    renderer = _json_renderer(view)
+    charset = renderer.charset
+    return renderer, f"{renderer.media_type}; charset={charset}" if charset else renderer.media_type
 
 
 def _spelled(name: str) -> str:
@@ -255,17 +299,17 @@ def _indent(body: bytes) -> int:
 
 
 def _kept_document(renderer: Any, response: Any, content_type: str, body: bytes) -> Any:
-    """The document to keep beside a stored JSON answer (:attr:`Claim.data`) when ``body``
-    does not read back as it: a project renderer (one with a ``render()`` of its own) wrote
-    it under other key names (camelCase), added to it, or encoded it in a charset
-    ``json.loads`` does not read. ``None`` otherwise — DRF's ``JSONRenderer`` and its
-    subclasses that keep its ``render()`` cost nothing here — and for an answer with no
-    envelope of rows (``success`` and ``data`` or ``docs``), which a replay never shapes.
-    A replay shapes this document, not the bytes, and renders it again with the view's
-    renderer when the caller may read less now (:func:`readable_now`)."""
+    """The document to keep beside a stored answer (:attr:`Claim.data`) when ``body`` does
+    not read back as it: a project renderer (one with a ``render()`` of its own) wrote it
+    under other key names (camelCase), added to it or left a field out, encoded it in a
+    charset ``json.loads`` does not read, or wrote no JSON at all (XML, YAML: whatever
+    such a body holds, its document is kept). ``None`` otherwise — DRF's ``JSONRenderer``
+    and its subclasses that keep its ``render()`` cost nothing here — and for an answer
+    with no envelope of rows (``success`` and ``data`` or ``docs``), which a replay never
+    shapes. A replay shapes this document, not the bytes, and renders it again with the
+    view's renderer of the stored media type when the caller may read less now
+    (:func:`readable_now`)."""
     if renderer is None or type(renderer).render is JSONRenderer.render:
-        return None
-    if not content_type.split(";")[0].endswith("json"):
         return None
     data = getattr(response, "data", None)
     if not (isinstance(data, dict) and data.get("success") is True):
@@ -276,6 +320,8 @@ def _kept_document(renderer: Any, response: Any, content_type: str, body: bytes)
         document = json.loads(JSONRenderer().render(data))
     except Exception:  # noqa: BLE001 - not ours to render: the answer is kept as it is
         return None
+    if not content_type.split(";")[0].endswith("json"):
+        return document  # its bytes are never read back at replay: a JSON text/plain too
     try:
         if _loads(body, content_type) == document:
             return None  # another renderer, the same document (orjson)
@@ -317,9 +363,11 @@ def replay_response(claim: Claim, view: Any = None) -> HttpResponse:
     a 204). With ``view``, the rows in it are shaped by what its caller may read now
     (:func:`readable_now`); a shaped body goes without the stored headers describing the
     stored bytes (``Content-Length``, ``ETag``, digests)."""
-    body = claim.body if view is None else readable_now(view, claim)
-    response = HttpResponse(body, status=claim.status, content_type=claim.content_type)
-    if not claim.content_type:
+    body, content_type = (
+        (claim.body, claim.content_type) if view is None else readable_now(view, claim)
+    )
+    response = HttpResponse(body, status=claim.status, content_type=content_type)
+    if not content_type:
         del response["Content-Type"]
     reshaped = body is not claim.body
     for name, value in claim.headers:
