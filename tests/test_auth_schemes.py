@@ -15,6 +15,7 @@ from django_arc.signals import scope_elevated
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error
+from tests.redis_support import REDIS_URL, query_cache_on_redis
 
 BODY = {"name": "Widget", "sku": "W-1", "price": "9.50"}
 
@@ -116,3 +117,105 @@ def test_an_elevation_header_beside_a_key_and_a_superusers_session_audits_nothin
         assert [s.kind for s in sent] == ["elevated"]
     finally:
         scope_elevated.disconnect(receiver)
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_browser_session_reused_by_another_user_gets_that_users_answers():
+    """One browser, one cookie jar: user A logs out, user B logs in. Neither a cached answer
+    nor a replay stored for A reaches B: both are keyed by the identity DRF authenticated."""
+    org = OrganizationFactory()
+    ProductFactory(organization=org, name="P", sku="SECRET-1", price=4, cost=3)
+    admin = MembershipFactory(organization=org, role="admin").user
+    viewer = MembershipFactory(organization=org, role="viewer").user
+    editor = MembershipFactory(organization=org, role="editor").user
+    browser = Client()
+    header = {"HTTP_X_ORGANIZATION_ID": str(org.pk)}
+
+    def create(sku):
+        body = json.dumps({**BODY, "sku": sku})
+        return browser.post(
+            "/api/idem-products/",
+            body,
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="same-key",
+            **header,
+        )
+
+    with query_cache_on_redis():
+        browser.force_login(admin)
+        assert browser.get("/api/cached-products/", **header)["X-Cache"] == "MISS"
+        hit = browser.get("/api/cached-products/", **header)
+        assert hit["X-Cache"] == "HIT" and "cost" in hit.json()["docs"][0]
+        assert create("A-1").status_code == 201
+        browser.logout()
+        browser.force_login(viewer)
+        seen = browser.get("/api/cached-products/", **header)
+        assert seen["X-Cache"] == "MISS"
+        twin = browser.get("/api/uncached-products/", **header)
+        assert seen.json() == twin.json() and "cost" not in seen.json()["docs"][0]
+        refused = create("A-1")
+        assert_error(refused, 403, "FORBIDDEN")
+        assert "X-Idempotency-Replayed" not in refused
+        browser.logout()
+        browser.force_login(editor)
+        ran = create("B-1")
+        assert ran.status_code == 201 and "X-Idempotency-Replayed" not in ran
+        assert ran.json()["data"]["sku"] == "B-1"
+        assert sorted(Product.objects.values_list("sku", flat=True)) == ["A-1", "B-1", "SECRET-1"]
+
+
+@pytest.mark.django_db
+def test_a_deactivated_session_users_keyed_retry_is_401_with_a_challenge():
+    """A session whose user was deactivated is anonymous to Django and DRF: the retry of a
+    keyed write is 401 in the envelope with a ``WWW-Authenticate`` challenge, never the
+    replay of the answer stored for the user."""
+    org = OrganizationFactory()
+    client, user = session_client(org, "editor", csrf=False)
+
+    def send():
+        return client.post(
+            "/api/idem-products/",
+            json.dumps(BODY),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="k-1",
+            HTTP_X_ORGANIZATION_ID=str(org.pk),
+        )
+
+    assert send().status_code == 201
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    retry = send()
+    assert_error(retry, 401, "UNAUTHORIZED")
+    assert retry["WWW-Authenticate"] and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.count() == 1
+
+
+ODD_KEYS = {
+    "nul": "arc_\x00" + "a" * 42,
+    "nul-after-prefix": "arc_abcdefgh\x00" + "a" * 34,
+    "latin-1": "arc_" + "\xe9" * 43,
+    "inner-space": "arc_abcd efgh" + "a" * 34,
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("spelling", ["x-api-key", "bearer"])
+@pytest.mark.parametrize("odd", list(ODD_KEYS))
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_key_of_characters_no_key_has_is_401_without_a_query(
+    spelling, odd, method, django_assert_num_queries
+):
+    """A header value shaped like a key but holding a character no key has (a NUL byte,
+    which PostgreSQL refuses in a query's text: a ``DataError``, answered 500) is refused
+    like any unknown key: 401 in the envelope with a challenge, the database not asked."""
+    key = ODD_KEYS[odd]
+    credentials = (
+        {"HTTP_X_API_KEY": key}
+        if spelling == "x-api-key"
+        else {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    )
+    with django_assert_num_queries(0):
+        response = getattr(Client(), method)("/api/idem-products/", **credentials)
+    assert_error(response, 401, "UNAUTHORIZED")
+    assert response["WWW-Authenticate"]
