@@ -219,3 +219,34 @@ def test_a_key_of_characters_no_key_has_is_401_without_a_query(
         response = getattr(Client(), method)("/api/idem-products/", **credentials)
     assert_error(response, 401, "UNAUTHORIZED")
     assert response["WWW-Authenticate"]
+
+
+@pytest.mark.django_db
+def test_a_session_write_refused_for_csrf_sends_no_elevation_audit():
+    """A superuser's session POSTing with ``X-Arc-Scope: platform`` and no CSRF token is
+    refused 403 by DRF's CSRF check; ScopeMiddleware had judged the session before it and
+    sent ``scope_elevated``, so the outbox held an ``arc.scope.elevated`` event for a
+    request that never ran. The middleware leaves such a request to the view's check."""
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin")
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    elevated = {"HTTP_X_ARC_SCOPE": "platform", "HTTP_X_ORGANIZATION_ID": str(org.pk)}
+    response = client.post(
+        "/api/idem-products/", json.dumps(BODY), content_type="application/json", **elevated
+    )
+    body = assert_error(response, 403, "FORBIDDEN")
+    assert "CSRF" in json.dumps(body)
+    assert not OutboxEvent.objects.exists() and not Product.objects.exists()
+    # with its token, the elevated write runs and is audited once
+    token = "a" * 32  # a CSRF secret: the cookie, and the header naming it
+    client.cookies["csrftoken"] = token
+    response = client.post(
+        "/api/idem-products/",
+        json.dumps(BODY),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+        **elevated,
+    )
+    assert response.status_code == 201, response.content
+    assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
