@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
@@ -48,9 +49,15 @@ def key_prefix(raw_key: str) -> str:
     return raw_key[:PREFIX_LENGTH]
 
 
+#: the characters a key is made of: the prefix, then ``secrets.token_urlsafe``'s alphabet
+_KEY_SHAPE = re.compile(r"arc_[A-Za-z0-9_-]+")
+
+
 def looks_like_key(value: str) -> bool:
-    """Cheap shape check, so a foreign Bearer token (a JWT...) is left to other authenticators."""
-    return value.startswith(KEY_PREFIX) and PREFIX_LENGTH <= len(value) <= 256
+    """Cheap shape check, so a foreign Bearer token (a JWT...) is left to other authenticators,
+    and a value no key can be (a NUL byte, which PostgreSQL refuses in a query's text with a
+    ``DataError``, a non-ASCII character) is refused without a query."""
+    return PREFIX_LENGTH <= len(value) <= 256 and _KEY_SHAPE.fullmatch(value) is not None
 
 
 def generate_client_id() -> str:

@@ -576,10 +576,42 @@ def provisional_scope(request: Any) -> RequestScope | None:
     An anonymous Django user may still become a service client or a token user inside DRF,
     so the middleware does not judge org/elevation headers for them (it returns ``None``);
     the viewset's :func:`get_scope` does, with DRF's identity. Everyone else is resolved
-    fully and errors surface right away.
+    fully and errors surface right away, unless the request carries credentials of its own
+    (an ``Authorization`` or ``X-Api-Key`` header): DRF may authenticate someone else;
+    or unless it is an unsafe request its CSRF check refuses: the session is not its
+    identity until that check passes.
     """
     django_request = _django_request(request)
     user = getattr(django_request, "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
         return None
+    meta = django_request.META
+    if "HTTP_AUTHORIZATION" in meta or _API_KEY_META in meta:
+        # credentials of their own beside the session cookie (a service key, a token): DRF's
+        # first authenticator to take one decides who calls, and may not be the session's
+        # user, whose membership or elevation would be judged (and audited) for nothing
+        return None
+    if django_request.method not in _SAFE_METHODS and _csrf_refused(django_request):
+        # an unsafe request riding on the session cookie without a valid CSRF token: it is
+        # refused where the session is taken (DRF's ``SessionAuthentication``, Django's
+        # ``CsrfViewMiddleware``), and nothing is judged for it here, so nothing is sent
+        # for it either (``scope_elevated``: the audit's ``arc.scope.elevated`` event)
+        return None
     return resolve_scope(django_request)
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def _csrf_refused(django_request: Any) -> bool:
+    """Whether Django's CSRF check refuses ``django_request``, asked as DRF's
+    ``SessionAuthentication`` asks it (its ``CSRFCheck``: the reason, no log, no answer)."""
+    from rest_framework.authentication import CSRFCheck
+
+    check = CSRFCheck(lambda request: None)
+    check.process_request(django_request)
+    return bool(check.process_view(django_request, None, (), {}))
+
+
+#: the header :class:`~django_arc.auth.ServiceKeyAuthentication` reads a key from
+_API_KEY_META = "HTTP_X_API_KEY"

@@ -1,0 +1,252 @@
+"""How the caller is authenticated, on every path: session cookies and CSRF, several
+authentication classes at once, 401 against 403."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from django_arc.clients import ServiceClient
+from django_arc.idempotency.models import IdempotencyRecord
+from django_arc.outbox import OutboxEvent
+from django_arc.signals import scope_elevated
+from shop.models import Product
+from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+from tests.helpers import assert_error
+from tests.redis_support import REDIS_URL, query_cache_on_redis
+
+BODY = {"name": "Widget", "sku": "W-1", "price": "9.50"}
+
+
+def session_client(org, role="editor", csrf=True):
+    user = MembershipFactory(organization=org, role=role).user
+    client = Client(enforce_csrf_checks=csrf)
+    client.force_login(user)
+    return client, user
+
+
+PATHS = {
+    "create": ("post", "/api/{r}/", BODY),
+    "bulk": ("post", "/api/{r}/bulk/", {"items": [BODY]}),
+    "action": ("post", "/api/{r}/{pk}/action/", {"action": "double"}),
+    "route": ("post", "/api/{r}/raise-prices/", {}),
+    "raw": ("post", "/api/{r}/hook/", {}),
+    "update": ("patch", "/api/{r}/{pk}/", {"price": "1"}),
+    "delete": ("delete", "/api/{r}/{pk}/", None),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("resource", ["idem-products", "cached-products"])
+@pytest.mark.parametrize("path", list(PATHS))
+def test_a_cross_site_session_write_is_refused_and_writes_nothing(resource, path):
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, price=4)
+    client, _ = session_client(org, "admin")
+    method, url, body = PATHS[path]
+    url = url.format(r=resource, pk=product.pk)
+    before = list(Product.objects.order_by("pk").values_list("pk", "sku", "price"))
+    response = getattr(client, method)(
+        url,
+        json.dumps(body) if body is not None else "",
+        content_type="application/json",
+        HTTP_X_ORGANIZATION_ID=str(org.pk),
+        HTTP_IDEMPOTENCY_KEY="k-1",
+    )
+    body = assert_error(response, 403, "FORBIDDEN")
+    assert "CSRF" in json.dumps(body)
+    assert list(Product.objects.order_by("pk").values_list("pk", "sku", "price")) == before
+    assert not IdempotencyRecord.objects.exists()
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("spelling", ["x-api-key", "bearer"])
+def test_a_service_key_beside_a_session_cookie_is_judged_as_the_key(spelling):
+    """DRF's first authenticator taking a credential decides who calls: a service key sent
+    from a browser holding another user's session is the key's client. ScopeMiddleware
+    judged the session's user first, and refused the key's own organization with 403
+    ``ORG_REQUIRED`` ("Not a member") before DRF ran."""
+    org, other = OrganizationFactory(), OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+    client, _ = session_client(other, "admin")
+    credentials = (
+        {"HTTP_X_API_KEY": raw}
+        if spelling == "x-api-key"
+        else {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    )
+    response = client.get("/api/idem-products/", HTTP_X_ORGANIZATION_ID=str(org.pk), **credentials)
+    assert response.status_code == 200, response.content
+    assert response.json()["total"] == 1
+    # the session's user alone, naming the key's organization, is still refused
+    assert_error(
+        client.get("/api/idem-products/", HTTP_X_ORGANIZATION_ID=str(org.pk)),
+        403,
+        "ORG_REQUIRED",
+    )
+
+
+@pytest.mark.django_db
+def test_an_elevation_header_beside_a_key_and_a_superusers_session_audits_nothing():
+    """A superuser's session and a service key, asking for elevation: the key calls, and a key
+    never elevates (403). The middleware resolved the session's superuser first and sent
+    ``scope_elevated`` (the audit's ``arc.scope.elevated`` event) for an elevation that was
+    never granted."""
+    org = OrganizationFactory()
+    _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+    client, user = session_client(org, "admin")
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    sent = []
+
+    def receiver(sender, **kwargs):
+        sent.append(kwargs["scope"])
+
+    scope_elevated.connect(receiver)
+    try:
+        response = client.get(
+            "/api/idem-products/", HTTP_X_ARC_SCOPE="platform", HTTP_X_API_KEY=raw
+        )
+        assert_error(response, 403, "FORBIDDEN")
+        assert sent == []
+        # the session alone elevates, audited once
+        assert client.get("/api/idem-products/", HTTP_X_ARC_SCOPE="platform").status_code == 200
+        assert [s.kind for s in sent] == ["elevated"]
+    finally:
+        scope_elevated.disconnect(receiver)
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_a_browser_session_reused_by_another_user_gets_that_users_answers():
+    """One browser, one cookie jar: user A logs out, user B logs in. Neither a cached answer
+    nor a replay stored for A reaches B: both are keyed by the identity DRF authenticated."""
+    org = OrganizationFactory()
+    ProductFactory(organization=org, name="P", sku="SECRET-1", price=4, cost=3)
+    admin = MembershipFactory(organization=org, role="admin").user
+    viewer = MembershipFactory(organization=org, role="viewer").user
+    editor = MembershipFactory(organization=org, role="editor").user
+    browser = Client()
+    header = {"HTTP_X_ORGANIZATION_ID": str(org.pk)}
+
+    def create(sku):
+        body = json.dumps({**BODY, "sku": sku})
+        return browser.post(
+            "/api/idem-products/",
+            body,
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="same-key",
+            **header,
+        )
+
+    with query_cache_on_redis():
+        browser.force_login(admin)
+        assert browser.get("/api/cached-products/", **header)["X-Cache"] == "MISS"
+        hit = browser.get("/api/cached-products/", **header)
+        assert hit["X-Cache"] == "HIT" and "cost" in hit.json()["docs"][0]
+        assert create("A-1").status_code == 201
+        browser.logout()
+        browser.force_login(viewer)
+        seen = browser.get("/api/cached-products/", **header)
+        assert seen["X-Cache"] == "MISS"
+        twin = browser.get("/api/uncached-products/", **header)
+        assert seen.json() == twin.json() and "cost" not in seen.json()["docs"][0]
+        refused = create("A-1")
+        assert_error(refused, 403, "FORBIDDEN")
+        assert "X-Idempotency-Replayed" not in refused
+        browser.logout()
+        browser.force_login(editor)
+        ran = create("B-1")
+        assert ran.status_code == 201 and "X-Idempotency-Replayed" not in ran
+        assert ran.json()["data"]["sku"] == "B-1"
+        assert sorted(Product.objects.values_list("sku", flat=True)) == ["A-1", "B-1", "SECRET-1"]
+
+
+@pytest.mark.django_db
+def test_a_deactivated_session_users_keyed_retry_is_401_with_a_challenge():
+    """A session whose user was deactivated is anonymous to Django and DRF: the retry of a
+    keyed write is 401 in the envelope with a ``WWW-Authenticate`` challenge, never the
+    replay of the answer stored for the user."""
+    org = OrganizationFactory()
+    client, user = session_client(org, "editor", csrf=False)
+
+    def send():
+        return client.post(
+            "/api/idem-products/",
+            json.dumps(BODY),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="k-1",
+            HTTP_X_ORGANIZATION_ID=str(org.pk),
+        )
+
+    assert send().status_code == 201
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    retry = send()
+    assert_error(retry, 401, "UNAUTHORIZED")
+    assert retry["WWW-Authenticate"] and "X-Idempotency-Replayed" not in retry
+    assert Product.objects.count() == 1
+
+
+ODD_KEYS = {
+    "nul": "arc_\x00" + "a" * 42,
+    "nul-after-prefix": "arc_abcdefgh\x00" + "a" * 34,
+    "latin-1": "arc_" + "\xe9" * 43,
+    "inner-space": "arc_abcd efgh" + "a" * 34,
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("spelling", ["x-api-key", "bearer"])
+@pytest.mark.parametrize("odd", list(ODD_KEYS))
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_key_of_characters_no_key_has_is_401_without_a_query(
+    spelling, odd, method, django_assert_num_queries
+):
+    """A header value shaped like a key but holding a character no key has (a NUL byte,
+    which PostgreSQL refuses in a query's text: a ``DataError``, answered 500) is refused
+    like any unknown key: 401 in the envelope with a challenge, the database not asked."""
+    key = ODD_KEYS[odd]
+    credentials = (
+        {"HTTP_X_API_KEY": key}
+        if spelling == "x-api-key"
+        else {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    )
+    with django_assert_num_queries(0):
+        response = getattr(Client(), method)("/api/idem-products/", **credentials)
+    assert_error(response, 401, "UNAUTHORIZED")
+    assert response["WWW-Authenticate"]
+
+
+@pytest.mark.django_db
+def test_a_session_write_refused_for_csrf_sends_no_elevation_audit():
+    """A superuser's session POSTing with ``X-Arc-Scope: platform`` and no CSRF token is
+    refused 403 by DRF's CSRF check; ScopeMiddleware had judged the session before it and
+    sent ``scope_elevated``, so the outbox held an ``arc.scope.elevated`` event for a
+    request that never ran. The middleware leaves such a request to the view's check."""
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin")
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    elevated = {"HTTP_X_ARC_SCOPE": "platform", "HTTP_X_ORGANIZATION_ID": str(org.pk)}
+    response = client.post(
+        "/api/idem-products/", json.dumps(BODY), content_type="application/json", **elevated
+    )
+    body = assert_error(response, 403, "FORBIDDEN")
+    assert "CSRF" in json.dumps(body)
+    assert not OutboxEvent.objects.exists() and not Product.objects.exists()
+    # with its token, the elevated write runs and is audited once
+    token = "a" * 32  # a CSRF secret: the cookie, and the header naming it
+    client.cookies["csrftoken"] = token
+    response = client.post(
+        "/api/idem-products/",
+        json.dumps(BODY),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+        **elevated,
+    )
+    assert response.status_code == 201, response.content
+    assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
