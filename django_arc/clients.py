@@ -50,7 +50,7 @@ def key_prefix(raw_key: str) -> str:
 
 
 #: the characters a key is made of: the prefix, then ``secrets.token_urlsafe``'s alphabet
-_KEY_SHAPE = re.compile(r"arc_[A-Za-z0-9_-]+")
+_KEY_SHAPE = re.compile(rf"{re.escape(KEY_PREFIX)}[A-Za-z0-9_-]+")
 
 
 def looks_like_key(value: str) -> bool:

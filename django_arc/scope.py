@@ -32,6 +32,7 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework.authentication import CSRFCheck
 from rest_framework.request import Request
 
 from .exceptions import ArcError
@@ -606,8 +607,6 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 def _csrf_refused(django_request: Any) -> bool:
     """Whether Django's CSRF check refuses ``django_request``, asked as DRF's
     ``SessionAuthentication`` asks it (its ``CSRFCheck``: the reason, no log, no answer)."""
-    from rest_framework.authentication import CSRFCheck
-
     check = CSRFCheck(lambda request: None)
     check.process_request(django_request)
     return bool(check.process_view(django_request, None, (), {}))
