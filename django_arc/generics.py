@@ -1373,7 +1373,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                     load_relations([instance], self.get_queryset())
                 serializer = self.get_serializer(instance, data=data, partial=True)
                 before = serializer.to_representation(instance)
-                written = self.write_only_values(serializer.fields, instance, data)
+                written = self._write_only_values(serializer.fields, instance, data)
                 serializer.is_valid(raise_exception=True)
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
@@ -1384,7 +1384,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 # nested book's reviews)
                 load_relations([saved], self.get_queryset(), reload=True)
                 after = serializer.data
-                payload = self.updated_payload(saved, before, after, written)
+                payload = self._updated_payload(saved, before, after, written)
                 self.after_write("updated", saved, payload, before, after)
         except IntegrityError:
             self.refuse_if_taken(instance, data)
@@ -1471,7 +1471,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     ) -> dict[str, Any]:
         """The ``<name>.updated`` payload: the row, the fields that changed and their
         previous values (hidden fields never included). A ``write_only`` field the body set
-        (``written``, :meth:`write_only_values`) whose stored value changed is named in
+        (``written``, :meth:`_write_only_values`) whose stored value changed is named in
         ``changed`` after the rendered ones, never with a value: not in ``data`` nor in
         ``previous`` (a PATCH of a password alone said ``changed: []``)."""
         data_after, data_before = self.event_data(after), self.event_data(before)
@@ -1487,7 +1487,21 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             "previous": previous,
         }
 
-    def write_only_values(
+    def _updated_payload(
+        self,
+        instance: Any,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        written: dict[str, tuple[str, Any]] | None,
+    ) -> dict[str, Any]:
+        """:meth:`updated_payload`, called as a project's override takes it: one written for
+        its three-argument shape (before ``written`` came) is called with three, as it was,
+        rather than failing every update with a ``TypeError``."""
+        if _takes_written(type(self).updated_payload):
+            return self.updated_payload(instance, before, after, written)
+        return self.updated_payload(instance, before, after)
+
+    def _write_only_values(
         self, fields: Mapping[str, Any], instance: Any, data: Mapping[str, Any]
     ) -> dict[str, tuple[str, Any]]:
         """``{name: (attribute, value now)}`` of the serializer's ``write_only`` fields
@@ -1684,6 +1698,19 @@ def _takes_force_update(save: Any) -> bool:
     return any(
         p.name == "force_update" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
     )
+
+
+@functools.cache
+def _takes_written(updated_payload: Any) -> bool:
+    """Whether an ``updated_payload`` (the function a ViewSet class holds) takes ``written``
+    after ``instance, before, after``: one that cannot be inspected is taken to."""
+    try:
+        inspect.signature(updated_payload).bind(None, None, None, None, None)
+    except TypeError:
+        return False
+    except ValueError:
+        return True
+    return True
 
 
 def _deleted_nothing(result: Any) -> bool:
