@@ -34,6 +34,7 @@ from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils import encoders
 
 from .. import redis_alias
 from ..exceptions import ArcError, ShortCircuit
@@ -316,9 +317,8 @@ def _kept_document(renderer: Any, response: Any, content_type: str, body: bytes)
         return None
     if "data" not in data and "docs" not in data:
         return None
-    try:
-        document = json.loads(JSONRenderer().render(data))
-    except Exception:  # noqa: BLE001 - not ours to render: the answer is kept as it is
+    document = _document(data)
+    if document is None:
         return None
     if not content_type.split(";")[0].endswith("json"):
         return document  # its bytes are never read back at replay: a JSON text/plain too
@@ -327,6 +327,43 @@ def _kept_document(renderer: Any, response: Any, content_type: str, body: bytes)
             return None  # another renderer, the same document (orjson)
     except (ValueError, RecursionError, LookupError):
         pass
+    return document
+
+
+class _LenientEncoder(encoders.JSONEncoder):
+    """DRF's encoder, writing a value it cannot encode (a project's own object its renderer
+    writes) as its text."""
+
+    def default(self, obj: Any) -> Any:
+        try:
+            return super().default(obj)
+        except TypeError:
+            return str(obj)
+
+
+def _document(data: Any) -> Any:
+    """``data`` as JSON reads it back: DRF's encoding, a value it cannot encode as its text,
+    a non-finite number as null, a key JSON cannot name left out. Failing that (a value
+    holding itself, nested beyond the recursion limit), each row's names with null values:
+    a replay shaping it still leaves out what the caller may not read, and one shaping
+    nothing replays the stored bytes. ``None`` when neither reads (no rows to shape)."""
+    try:
+        text = json.dumps(data, cls=_LenientEncoder, skipkeys=True, ensure_ascii=False)
+        return json.loads(text, parse_constant=lambda _: None)
+    except (ValueError, TypeError, RecursionError):
+        pass
+    logger.warning(
+        "An idempotent answer's document could not be read as JSON: kept as its rows' names"
+    )
+
+    def names(row: Any) -> Any:
+        return {str(name): None for name in row} if isinstance(row, dict) else None
+
+    document = {"success": True}
+    for key in ("data", "docs"):
+        if key in data:
+            value = data[key]
+            document[key] = [names(r) for r in value] if isinstance(value, list) else names(value)
     return document
 
 
