@@ -1334,6 +1334,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         resource, request = self.resource, self.request
         data = self.guard_body(data)
         try:
+            self._not_aborted_before("before_create")
             with self.write_transaction():
                 data = _hooked(resource.before_create(request, data), data)
                 self._hook_returned("before_create")
@@ -1362,6 +1363,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         resource, request = self.resource, self.request
         data = self.guard_body(data)
         try:
+            self._not_aborted_before("before_update")
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
                 self._hook_returned("before_update")
@@ -1390,6 +1392,22 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             self.refuse_if_taken(instance, data)
             raise
         return serializer
+
+    def _not_aborted_before(self, hook: str) -> None:
+        """Raise a :class:`~django_arc.exceptions.ServerFault` when a write of one row
+        begins with a database transaction already aborted: code of the view's that ran
+        before it (a route's handler, a ViewSet method calling ``perform_update``) caught a
+        failed statement without a savepoint of its own. :meth:`_hook_returned` blamed
+        ``hook``, which ran no statement; entering the write's savepoint failed with a 500
+        naming nothing. No query: the driver's state is read."""
+        aborted = aborted_databases()
+        if aborted:
+            raise ServerFault(
+                f"A write of {self.resource.name} began (before its {hook} hook ran) with "
+                f"the transaction on {', '.join(aborted)} already aborted: a statement the "
+                "view ran before it failed and its error was caught without a savepoint of "
+                "its own (wrap that statement in transaction.atomic())"
+            )
 
     def _hook_returned(self, hook: str) -> None:
         """Raise a :class:`~django_arc.exceptions.ServerFault` naming ``hook`` when the
@@ -1540,6 +1558,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         ``<name>.deleted``. Returns whether the row was kept (soft)."""
         resource, request = self.resource, self.request
         id_value, pk = self.id_value(instance), instance.pk
+        self._not_aborted_before("before_delete")
         with self.write_transaction():
             resource.before_delete(request, instance)
             self._hook_returned("before_delete")
