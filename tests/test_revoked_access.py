@@ -1202,6 +1202,41 @@ def test_a_reshaped_replay_is_rendered_by_the_renderer_of_the_stored_media_type(
     assert Product.objects.filter(sku="W-1").count() == 1
 
 
+class SkuLessJSONRenderer(SkuLessRenderer):
+    """``SkuLessRenderer`` under DRF's own media type, picked by ``?format=skuless``."""
+
+    media_type = "application/json"
+    format = "skuless"
+
+
+@pytest.mark.django_db
+def test_a_reshaped_replay_is_rendered_by_the_renderer_that_wrote_it_of_two_of_one_type(
+    store, org, monkeypatch
+):
+    """Two renderers of the view share ``application/json``; the second (``?format=skuless``)
+    leaves ``sku`` out, and wrote the first answer. The demoted caller's replay was rendered
+    again by the first of that media type, DRF's, ``sku`` in it: it is rendered by the
+    renderer that wrote the answer, named in the document kept beside it."""
+    from django.urls import resolve
+
+    monkeypatch.setattr(
+        resolve(IDEM).func.cls, "renderer_classes", [JSONRenderer, SkuLessJSONRenderer]
+    )
+    client = member(org, "admin")
+    url = f"{IDEM}?format=skuless"
+    first = client.post(url, BODY, format="json", HTTP_IDEMPOTENCY_KEY="two")
+    assert first.status_code == 201, first.content
+    assert "cost" in first.json()["data"] and "sku" not in first.json()["data"]
+    set_roles(client, org, "editor")
+    again = client.post(url, BODY, format="json", HTTP_IDEMPOTENCY_KEY="two")
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    data = again.json()["data"]
+    assert "cost" not in data and "sku" not in data, data
+    assert data["name"] == "Widget" and "arc:renderer" not in again.json()
+    assert Product.objects.filter(sku="W-1").count() == 1
+
+
 @pytest.mark.django_db
 def test_a_reshaped_replay_whose_renderer_is_gone_is_answered_in_json(store, org, monkeypatch):
     """The renderer of the stored media type is no longer the view's (a deploy took it out):
