@@ -765,7 +765,8 @@ def _tamper_stored_headers(store_name: str, value) -> None:
     """Overwrite the stored headers of every finished key with ``value`` (a record or cache
     entry edited by hand, or written by a buggy tool)."""
     if store_name == "database":
-        assert IdempotencyRecord.objects.update(headers=json.dumps({"h": value})) == 1
+        text = value if value == "{not json" else json.dumps({"h": value})
+        assert IdempotencyRecord.objects.update(headers=text) == 1
         return
     from django.conf import settings
     from django_redis import get_redis_connection
@@ -791,6 +792,20 @@ def test_stored_headers_of_another_shape_are_replayed_as_none_not_a_500(
     """A finished key whose stored headers are not ``[name, value]`` pairs (``{"h": 5}``,
     edited by hand) was a 500 on every retry of the key (``_pairs`` unpacking an int): the
     retry gets the stored status and body without those headers, and a WARNING says so."""
+    _replayed_after_tampering(store, editor, monkeypatch, caplog, tampered)
+
+
+@pytest.mark.django_db
+def test_a_database_record_whose_headers_column_is_not_json_is_replayed_without_them(
+    editor, monkeypatch, caplog
+):
+    """The ``database`` store's ``headers`` column edited into text that is not JSON was a
+    500 (``JSONDecodeError``) on every retry: replayed without headers, with the WARNING."""
+    with idempotency_store("database"):
+        _replayed_after_tampering("database", editor, monkeypatch, caplog, "{not json")
+
+
+def _replayed_after_tampering(store, editor, monkeypatch, caplog, tampered):
     from django.http import HttpResponse
 
     from django_arc import arc

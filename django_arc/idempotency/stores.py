@@ -671,7 +671,10 @@ def _headers(stored: str | None) -> tuple[tuple[tuple[str, str], ...], Any]:
     without them."""
     if not stored:
         return (), None
-    value = json.loads(stored)
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        value = stored  # not JSON (edited by hand): no headers, no document, as _pairs says
     if isinstance(value, dict):
         return _pairs(value.get("h", ())), value.get("d")
     return _pairs(value), None
