@@ -1334,6 +1334,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         resource, request = self.resource, self.request
         data = self.guard_body(data)
         try:
+            self._not_aborted_before("before_create")
             with self.write_transaction():
                 data = _hooked(resource.before_create(request, data), data)
                 self._hook_returned("before_create")
@@ -1362,6 +1363,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         resource, request = self.resource, self.request
         data = self.guard_body(data)
         try:
+            self._not_aborted_before("before_update")
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
                 self._hook_returned("before_update")
@@ -1373,7 +1375,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                     load_relations([instance], self.get_queryset())
                 serializer = self.get_serializer(instance, data=data, partial=True)
                 before = serializer.to_representation(instance)
-                written = self.write_only_values(serializer.fields, instance, data)
+                written = self._write_only_values(serializer.fields, instance, data)
                 serializer.is_valid(raise_exception=True)
                 with self.existing_rows(instance):
                     saved = serializer.save(**self.write_values(instance))
@@ -1384,12 +1386,28 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 # nested book's reviews)
                 load_relations([saved], self.get_queryset(), reload=True)
                 after = serializer.data
-                payload = self.updated_payload(saved, before, after, written)
+                payload = self._updated_payload(saved, before, after, written)
                 self.after_write("updated", saved, payload, before, after)
         except IntegrityError:
             self.refuse_if_taken(instance, data)
             raise
         return serializer
+
+    def _not_aborted_before(self, hook: str) -> None:
+        """Raise a :class:`~django_arc.exceptions.ServerFault` when a write of one row
+        begins with a database transaction already aborted: code of the view's that ran
+        before it (a route's handler, a ViewSet method calling ``perform_update``) caught a
+        failed statement without a savepoint of its own. :meth:`_hook_returned` blamed
+        ``hook``, which ran no statement; entering the write's savepoint failed with a 500
+        naming nothing. No query: the driver's state is read."""
+        aborted = aborted_databases()
+        if aborted:
+            raise ServerFault(
+                f"A write of {self.resource.name} began (before its {hook} hook ran) with "
+                f"the transaction on {', '.join(aborted)} already aborted: a statement the "
+                "view ran before it failed and its error was caught without a savepoint of "
+                "its own (wrap that statement in transaction.atomic())"
+            )
 
     def _hook_returned(self, hook: str) -> None:
         """Raise a :class:`~django_arc.exceptions.ServerFault` naming ``hook`` when the
@@ -1471,7 +1489,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
     ) -> dict[str, Any]:
         """The ``<name>.updated`` payload: the row, the fields that changed and their
         previous values (hidden fields never included). A ``write_only`` field the body set
-        (``written``, :meth:`write_only_values`) whose stored value changed is named in
+        (``written``, :meth:`_write_only_values`) whose stored value changed is named in
         ``changed`` after the rendered ones, never with a value: not in ``data`` nor in
         ``previous`` (a PATCH of a password alone said ``changed: []``)."""
         data_after, data_before = self.event_data(after), self.event_data(before)
@@ -1487,7 +1505,21 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             "previous": previous,
         }
 
-    def write_only_values(
+    def _updated_payload(
+        self,
+        instance: Any,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        written: dict[str, tuple[str, Any]] | None,
+    ) -> dict[str, Any]:
+        """:meth:`updated_payload`, called as a project's override takes it: one written for
+        its three-argument shape (before ``written`` came) is called with three, as it was,
+        rather than failing every update with a ``TypeError``."""
+        if _takes_written(type(self).updated_payload):
+            return self.updated_payload(instance, before, after, written)
+        return self.updated_payload(instance, before, after)
+
+    def _write_only_values(
         self, fields: Mapping[str, Any], instance: Any, data: Mapping[str, Any]
     ) -> dict[str, tuple[str, Any]]:
         """``{name: (attribute, value now)}`` of the serializer's ``write_only`` fields
@@ -1526,6 +1558,7 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         ``<name>.deleted``. Returns whether the row was kept (soft)."""
         resource, request = self.resource, self.request
         id_value, pk = self.id_value(instance), instance.pk
+        self._not_aborted_before("before_delete")
         with self.write_transaction():
             resource.before_delete(request, instance)
             self._hook_returned("before_delete")
@@ -1684,6 +1717,19 @@ def _takes_force_update(save: Any) -> bool:
     return any(
         p.name == "force_update" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
     )
+
+
+@functools.cache
+def _takes_written(updated_payload: Any) -> bool:
+    """Whether an ``updated_payload`` (the function a ViewSet class holds) takes ``written``
+    after ``instance, before, after``: one that cannot be inspected is taken to."""
+    try:
+        inspect.signature(updated_payload).bind(None, None, None, None, None)
+    except TypeError:
+        return False
+    except ValueError:
+        return True
+    return True
 
 
 def _deleted_nothing(result: Any) -> bool:

@@ -10,8 +10,9 @@ import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from rest_framework import exceptions as drf_exceptions
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, presets, route
 from django_arc import permissions as P
+from django_arc.actions import INSTANCE
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import client_for, site_mounted
 from tests.testapp.models import Article
@@ -353,6 +354,63 @@ def test_a_hook_of_a_single_row_write_that_swallows_a_database_error_is_a_500_na
     assert sorted(Article.objects.filter(owner=me).values_list("title", flat=True)) == [
         "a",
         "b",
+        "taken",
+    ]
+
+
+class SwallowingRouteResource(HookedArticleResource):
+    """A route that claims a slug the way ``SwallowingHookResource`` does (catching the
+    ``IntegrityError`` with no savepoint of its own), then updates its row."""
+
+    name = "swallowing-route"
+
+    @route("POST", "retitle", detail=True, permissions=P.require_owner(), response=INSTANCE)
+    def retitle(self, request, instance, view):
+        SwallowingHookResource._claim(self, instance)
+        return view.perform_update(instance, {"title": "retitled"}).instance
+
+
+site.register(SwallowingRouteResource)
+
+
+@pytest.mark.parametrize("claim_by", ["orm", "raw"])
+@pytest.mark.parametrize("outbox", [True, False], ids=["outbox", "no-outbox"])
+def test_a_write_beginning_in_a_transaction_already_aborted_names_the_code_before_it(
+    setting, caplog, monkeypatch, settings, claim_by, outbox
+):
+    """A route caught a failed statement with no savepoint of its own, then called
+    ``perform_update``: the check after ``before_update`` blamed that hook, which ran no
+    statement, or entering the write's savepoint failed (``TransactionManagementError``,
+    ``InFailedSqlTransaction``), a 500 naming nothing. The write checks before its first
+    hook too: a 500 ``INTERNAL_ERROR`` whose reported error says the transaction was
+    aborted before the write began; no hook runs and nothing is written."""
+    api, org, me, _, _ = setting
+    monkeypatch.setitem(CLAIM_BY, "by", claim_by)
+    settings.ARC = {**settings.ARC, "EVENTS": {**settings.ARC.get("EVENTS", {}), "OUTBOX": outbox}}
+    api.raise_request_exception = False
+    Article.objects.create(organization=org, owner=me, slug="taken", title="taken")
+    (row,) = _rows(org, me, "a")
+    reported = logging.getLogger("django.request")
+    reported.addHandler(caplog.handler)
+    try:
+        r = api.post(f"/bulkhooks/swallowing-route/{row.pk}/retitle/", {}, format="json")
+    finally:
+        reported.removeHandler(caplog.handler)
+    if claim_by == "raw" and connection.vendor != "postgresql":
+        assert r.status_code == 200, r.json()  # SQLite goes on after a failed statement
+        return
+    body = r.json()
+    body.pop("requestId")
+    assert (r.status_code, body) == (
+        500,
+        {"success": False, "error": "Internal server error", "code": "INTERNAL_ERROR"},
+    )
+    errors = [str(rec.exc_info[1]) for rec in caplog.records if rec.name == "django.request"]
+    assert errors and "before its before_update hook ran" in errors[-1], errors
+    assert "already aborted" in errors[-1]
+    assert [c[0] for c in CALLS] == ["claim"]
+    assert sorted(Article.objects.filter(owner=me).values_list("title", flat=True)) == [
+        "a",
         "taken",
     ]
 

@@ -761,6 +761,75 @@ def test_a_replay_carries_the_headers_of_the_first_answer(store, editor, monkeyp
     assert again["X-Request-Id"] != first["X-Request-Id"]
 
 
+def _tamper_stored_headers(store_name: str, value) -> None:
+    """Overwrite the stored headers of every finished key with ``value`` (a record or cache
+    entry edited by hand, or written by a buggy tool)."""
+    if store_name == "database":
+        text = value if value == "{not json" else json.dumps({"h": value})
+        assert IdempotencyRecord.objects.update(headers=text) == 1
+        return
+    from django.conf import settings
+    from django_redis import get_redis_connection
+
+    redis = get_redis_connection("redis")
+    prefix = settings.CACHES["redis"]["KEY_PREFIX"]
+    done = 0
+    for key in redis.scan_iter(f"{prefix}*"):
+        stored = redis.get(key)
+        if stored and stored.startswith(b"D"):  # finished
+            head, _, body = stored[1:].partition(b"\n")
+            meta = {**json.loads(head), "h": value}
+            redis.set(key, b"D" + json.dumps(meta).encode() + b"\n" + body, keepttl=True)
+            done += 1
+    assert done == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("tampered", [5, {"Location": "/x/"}, [["Location"]], "ab", [5]])
+def test_stored_headers_of_another_shape_are_replayed_as_none_not_a_500(
+    store, editor, monkeypatch, caplog, tampered
+):
+    """A finished key whose stored headers are not ``[name, value]`` pairs (``{"h": 5}``,
+    edited by hand) was a 500 on every retry of the key (``_pairs`` unpacking an int): the
+    retry gets the stored status and body without those headers, and a WARNING says so."""
+    _replayed_after_tampering(store, editor, monkeypatch, caplog, tampered)
+
+
+@pytest.mark.django_db
+def test_a_database_record_whose_headers_column_is_not_json_is_replayed_without_them(
+    editor, monkeypatch, caplog
+):
+    """The ``database`` store's ``headers`` column edited into text that is not JSON was a
+    500 (``JSONDecodeError``) on every retry: replayed without headers, with the WARNING."""
+    with idempotency_store("database"):
+        _replayed_after_tampering("database", editor, monkeypatch, caplog, "{not json")
+
+
+def _replayed_after_tampering(store, editor, monkeypatch, caplog, tampered):
+    from django.http import HttpResponse
+
+    from django_arc import arc
+
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+
+    def handler(view, request, **kwargs):
+        response = HttpResponse("a,b\n", content_type="text/csv", status=201)
+        response["Location"] = "/exports/7/"
+        return response
+
+    monkeypatch.setattr(spec, "handler", handler)
+    url = f"{URL}raise-prices/"
+    first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="h")
+    assert first.status_code == 201 and first["Location"] == "/exports/7/"
+    _tamper_stored_headers(store, tampered)
+    with caplog.at_level(logging.WARNING, logger="django_arc.idempotency"):
+        again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="h")
+    assert (again.status_code, again.content) == (201, b"a,b\n"), again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert "Location" not in again
+    assert any("stored headers" in r.getMessage() for r in caplog.records), caplog.text
+
+
 @pytest.mark.django_db
 def test_a_replay_keeps_a_content_type_longer_than_255_characters(store, editor, monkeypatch):
     """A ``Content-Type`` with long parameters (a ``multipart/related`` answer naming its

@@ -1202,6 +1202,41 @@ def test_a_reshaped_replay_is_rendered_by_the_renderer_of_the_stored_media_type(
     assert Product.objects.filter(sku="W-1").count() == 1
 
 
+class SkuLessJSONRenderer(SkuLessRenderer):
+    """``SkuLessRenderer`` under DRF's own media type, picked by ``?format=skuless``."""
+
+    media_type = "application/json"
+    format = "skuless"
+
+
+@pytest.mark.django_db
+def test_a_reshaped_replay_is_rendered_by_the_renderer_that_wrote_it_of_two_of_one_type(
+    store, org, monkeypatch
+):
+    """Two renderers of the view share ``application/json``; the second (``?format=skuless``)
+    leaves ``sku`` out, and wrote the first answer. The demoted caller's replay was rendered
+    again by the first of that media type, DRF's, ``sku`` in it: it is rendered by the
+    renderer that wrote the answer, named in the document kept beside it."""
+    from django.urls import resolve
+
+    monkeypatch.setattr(
+        resolve(IDEM).func.cls, "renderer_classes", [JSONRenderer, SkuLessJSONRenderer]
+    )
+    client = member(org, "admin")
+    url = f"{IDEM}?format=skuless"
+    first = client.post(url, BODY, format="json", HTTP_IDEMPOTENCY_KEY="two")
+    assert first.status_code == 201, first.content
+    assert "cost" in first.json()["data"] and "sku" not in first.json()["data"]
+    set_roles(client, org, "editor")
+    again = client.post(url, BODY, format="json", HTTP_IDEMPOTENCY_KEY="two")
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    data = again.json()["data"]
+    assert "cost" not in data and "sku" not in data, data
+    assert data["name"] == "Widget" and "arc:renderer" not in again.json()
+    assert Product.objects.filter(sku="W-1").count() == 1
+
+
 @pytest.mark.django_db
 def test_a_reshaped_replay_whose_renderer_is_gone_is_answered_in_json(store, org, monkeypatch):
     """The renderer of the stored media type is no longer the view's (a deploy took it out):
@@ -1223,6 +1258,64 @@ def test_a_reshaped_replay_whose_renderer_is_gone_is_answered_in_json(store, org
     assert again["Content-Type"] == "application/json"
     data = again.json()["data"]
     assert "cost" not in data and data["name"] == "Widget"
+
+
+class Named:
+    """A value of the project's own that its renderer writes (``str()``), which DRF's
+    ``JSONRenderer`` cannot encode."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+
+def _holding_itself(name):
+    value = [name]
+    value.append(value)
+    return value
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "own, replayed", [(Named, b"name=Widget\n"), (_holding_itself, b"name=None\n")]
+)
+def test_a_non_json_answer_json_cannot_encode_is_still_reshaped_on_replay(
+    store, org, monkeypatch, caplog, own, replayed
+):
+    """An answer of a non-JSON renderer whose row holds a value of the project's own
+    (``name``: an object DRF's ``JSONRenderer`` cannot encode, or a list holding itself)
+    kept no document, and the demoted caller's replay was the stored bytes, ``cost=`` in
+    them. The document is kept with that value as its text (the list: the row's names, its
+    values null, with a WARNING), and the replay is rendered again without ``cost``."""
+    from django.urls import resolve
+
+    cls = resolve(IDEM).func.cls
+    monkeypatch.setattr(cls, "renderer_classes", [JSONRenderer, LinesRenderer])
+    create = cls.create
+
+    def create_naming_its_own(self, request, *args, **kwargs):
+        response = create(self, request, *args, **kwargs)
+        response.data["data"]["name"] = own(response.data["data"]["name"])
+        return response
+
+    monkeypatch.setattr(cls, "create", create_naming_its_own)
+    client = member(org, "admin")
+    send = {"HTTP_ACCEPT": "text/x-lines", "HTTP_IDEMPOTENCY_KEY": "own-value"}
+    first = client.post(IDEM, BODY, format="json", **send)
+    assert first.status_code == 201, first.content
+    assert b"cost=" in first.content and b"name=" in first.content
+    set_roles(client, org, "editor")
+    again = client.post(IDEM, BODY, format="json", **send)
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again["Content-Type"] == first["Content-Type"]
+    assert b"cost" not in again.content, again.content
+    assert replayed in again.content
+    warned = any("could not be read as JSON" in r.getMessage() for r in caplog.records)
+    assert warned is (own is _holding_itself)
+    assert Product.objects.filter(sku="W-1").count() == 1
 
 
 class FixedColumnsRenderer(BaseRenderer):

@@ -235,6 +235,34 @@ def test_an_update_of_a_write_only_field_alone_names_it_in_changed_without_its_v
         assert "NEW-SECRET" not in json.dumps(payload) and SECRET not in json.dumps(payload)
 
 
+def test_an_updated_payload_override_of_the_three_argument_shape_still_runs(client, monkeypatch):
+    """``updated_payload`` took a fourth argument (``written``, the write-only values), and
+    an override of a ViewSet subclass written for its old shape, ``(instance, before,
+    after)``, made every PATCH and bulk update a 500 (``TypeError``): it is called as it was
+    written, with three, and its payload is the event's."""
+    from django.urls import resolve
+
+    url = f"/wo/write-only/{client.pk}/"
+    view_class = resolve(url).func.cls
+    base = view_class.updated_payload
+
+    def updated_payload(self, instance, before, after):
+        return {**base(self, instance, before, after), "by": "override"}
+
+    monkeypatch.setattr(view_class, "updated_payload", updated_payload)
+    r = client.patch(url, {"title": "Desk lamp"}, format="json")
+    assert r.status_code == 200, r.content
+    r = client.patch(
+        "/wo/write-only/bulk/", {"items": [{"id": client.pk, "title": "Lamp"}]}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    events = OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk")
+    assert [(e.payload["by"], e.payload["changed"]) for e in events] == [
+        ("override", ["title"]),
+        ("override", ["title"]),
+    ]
+
+
 class WriteOnlyRefsSerializer(serializers.ModelSerializer):
     class Meta:
         model = RefHolder

@@ -34,6 +34,7 @@ from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils import encoders
 
 from .. import redis_alias
 from ..exceptions import ArcError, ShortCircuit
@@ -92,8 +93,11 @@ def readable_now(view: Any, claim: Claim) -> tuple[bytes, str]:
     JSON renderer, under that renderer's ``Content-Type`` (docs/idempotency.md, "When the
     caller's access changes before the retry"). Returns the body and its ``Content-Type``."""
     body, kept = claim.body, (claim.body, claim.content_type)
+    wrote = ""
     if claim.data is not None:
         doc = dict(claim.data) if isinstance(claim.data, dict) else claim.data
+        if isinstance(doc, dict):
+            wrote = str(doc.pop(_RENDERER, ""))
     elif not claim.content_type.split(";")[0].endswith("json"):
         return kept
     else:
@@ -201,7 +205,7 @@ def readable_now(view: Any, claim: Claim) -> tuple[bytes, str]:
     if shaped == data:
         return kept
     doc[envelope_key] = shaped
-    renderer, content_type = _replay_renderer(view, claim.content_type)
+    renderer, content_type = _replay_renderer(view, claim.content_type, wrote)
     try:
         return _rendered(view, renderer, doc, claim.status, body), content_type
     except Exception:  # noqa: BLE001 - the project's renderer; the outcome must still go out
@@ -235,19 +239,25 @@ def _rendered(view: Any, renderer: Any, doc: Any, status: int, body: bytes) -> b
     return bytes(rendered or b"")
 
 
-def _replay_renderer(view: Any, content_type: str) -> tuple[Any, str]:
+def _replay_renderer(view: Any, content_type: str, wrote: str = "") -> tuple[Any, str]:
     """The renderer a reshaped replay is rendered with, and the ``Content-Type`` it goes
-    with: the view's first renderer of the stored answer's media type (a project's
+    with: the view's renderer of the stored answer's media type (a project's
     ``application/vnd.shop+json`` or XML renderer wrote it: DRF's ``JSONRenderer`` writes
-    what that renderer leaves out), the stored ``Content-Type`` kept; else, when the view
-    has none of that type any more (a deploy took it out), its JSON renderer under the
-    ``Content-Type`` that renderer answers with — never the stored bytes."""
+    what that renderer leaves out) — the one that ``wrote`` it (its class, named in the
+    kept document) when the view has it, else the first — the stored ``Content-Type``
+    kept; else, when the view has none of that type any more (a deploy took it out), its
+    JSON renderer under the ``Content-Type`` that renderer answers with — never the stored
+    bytes."""
     media_type = content_type.split(";")[0].strip().lower()
-    for renderer in view.get_renderers():
-        if isinstance(renderer, BrowsableAPIRenderer):
-            continue
-        if renderer.media_type.split(";")[0].strip().lower() == media_type:
-            return renderer, content_type
+    of_its_type = [
+        renderer
+        for renderer in view.get_renderers()
+        if not isinstance(renderer, BrowsableAPIRenderer)
+        and renderer.media_type.split(";")[0].strip().lower() == media_type
+    ]
+    if of_its_type:
+        named = (r for r in of_its_type if wrote and _identity(r) == wrote)
+        return next(named, of_its_type[0]), content_type
     renderer = _json_renderer(view)
     charset = renderer.charset
     return renderer, f"{renderer.media_type}; charset={charset}" if charset else renderer.media_type
@@ -316,17 +326,65 @@ def _kept_document(renderer: Any, response: Any, content_type: str, body: bytes)
         return None
     if "data" not in data and "docs" not in data:
         return None
-    try:
-        document = json.loads(JSONRenderer().render(data))
-    except Exception:  # noqa: BLE001 - not ours to render: the answer is kept as it is
+    document = _document(data)
+    if document is None:
         return None
-    if not content_type.split(";")[0].endswith("json"):
-        return document  # its bytes are never read back at replay: a JSON text/plain too
+    if content_type.split(";")[0].endswith("json"):
+        # a non-JSON body is never read back at replay (a JSON text/plain too)
+        try:
+            if _loads(body, content_type) == document:
+                return None  # another renderer, the same document (orjson)
+        except (ValueError, RecursionError, LookupError):
+            pass
+    # which renderer wrote it: of two the view has for one media type, a reshaped replay is
+    # rendered by this one, not the first (read and dropped by :func:`readable_now`)
+    document[_RENDERER] = _identity(renderer)
+    return document
+
+
+#: the key of a kept document naming the renderer that wrote the answer (not a field name:
+#: arc's envelope keys are ``success``, ``data``, ``docs`` and the page's)
+_RENDERER = "arc:renderer"
+
+
+def _identity(renderer: Any) -> str:
+    return f"{type(renderer).__module__}.{type(renderer).__qualname__}"
+
+
+class _LenientEncoder(encoders.JSONEncoder):
+    """DRF's encoder, writing a value it cannot encode (a project's own object its renderer
+    writes) as its text."""
+
+    def default(self, obj: Any) -> Any:
+        try:
+            return super().default(obj)
+        except TypeError:
+            return str(obj)
+
+
+def _document(data: Any) -> Any:
+    """``data`` as JSON reads it back: DRF's encoding, a value it cannot encode as its text,
+    a non-finite number as null, a key JSON cannot name left out. Failing that (a value
+    holding itself, nested beyond the recursion limit), each row's names with null values:
+    a replay shaping it still leaves out what the caller may not read, and one shaping
+    nothing replays the stored bytes. ``None`` when neither reads (no rows to shape)."""
     try:
-        if _loads(body, content_type) == document:
-            return None  # another renderer, the same document (orjson)
-    except (ValueError, RecursionError, LookupError):
+        text = json.dumps(data, cls=_LenientEncoder, skipkeys=True, ensure_ascii=False)
+        return json.loads(text, parse_constant=lambda _: None)
+    except (ValueError, TypeError, RecursionError):
         pass
+    logger.warning(
+        "An idempotent answer's document could not be read as JSON: kept as its rows' names"
+    )
+
+    def names(row: Any) -> Any:
+        return {str(name): None for name in row} if isinstance(row, dict) else None
+
+    document = {"success": True}
+    for key in ("data", "docs"):
+        if key in data:
+            value = data[key]
+            document[key] = [names(r) for r in value] if isinstance(value, list) else names(value)
     return document
 
 

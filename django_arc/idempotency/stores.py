@@ -29,6 +29,7 @@ adds to the request itself (``tests/test_idempotency_cost.py`` counts them).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -49,6 +50,8 @@ try:  # redis is an optional dependency (the ``redis`` extra)
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:  # pragma: no cover - then no claim reaches Redis to time out
     RedisTimeoutError = TimeoutError  # type: ignore[misc,assignment]
+
+logger = logging.getLogger("django_arc.idempotency")
 
 CLAIMED = "claimed"
 #: a finished key: replay its response
@@ -668,15 +671,30 @@ def _headers(stored: str | None) -> tuple[tuple[tuple[str, str], ...], Any]:
     without them."""
     if not stored:
         return (), None
-    value = json.loads(stored)
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        value = stored  # not JSON (edited by hand): no headers, no document, as _pairs says
     if isinstance(value, dict):
         return _pairs(value.get("h", ())), value.get("d")
     return _pairs(value), None
 
 
 def _pairs(stored: Any) -> tuple[tuple[str, str], ...]:
-    """Headers as both stores keep them (JSON ``[name, value]`` lists) as a claim holds them."""
-    return tuple((str(name), str(value)) for name, value in stored)
+    """Headers as both stores keep them (JSON ``[name, value]`` lists) as a claim holds them.
+    A value of another shape (a record or cache entry edited by hand, ``{"h": 5}``) is no
+    headers, with a WARNING, rather than a 500 on every retry of the key: the replay is
+    the stored status and body without them."""
+    if isinstance(stored, list) and all(
+        isinstance(pair, list) and len(pair) == 2 for pair in stored
+    ):
+        return tuple((str(name), str(value)) for name, value in stored)
+    logger.warning(
+        "An idempotency record's stored headers are not [name, value] pairs "
+        "(%.80r): replayed without them",
+        stored,
+    )
+    return ()
 
 
 def _ms(seconds: float) -> int:

@@ -295,7 +295,7 @@ class Bulk(Preset):
         if resource.field_rules.write_only:
             declared = view.get_serializer().fields
             held = {
-                row.pk: view.write_only_values(declared, row, data)
+                row.pk: view._write_only_values(declared, row, data)
                 for row, data in zip(rows, bodies, strict=True)
             }
         fields: set[str] = set()
@@ -333,7 +333,7 @@ class Bulk(Preset):
         load_relations(rows, view.get_queryset(), reload=True)
         afters = view.get_serializer(rows, many=True).data
         records = [
-            (row, view.updated_payload(row, before, after, held.get(row.pk)), before, after)
+            (row, view._updated_payload(row, before, after, held.get(row.pk)), before, after)
             for row, before, after in zip(rows, befores, afters, strict=True)
         ]
         view.after_write_many("updated", records)
