@@ -174,7 +174,7 @@ def _plug_messages(
         if problem is None:
             return _transport_dependency_messages(target, value)
     if problem:
-        return [_err(f"ARC['{dotted}'] = {value!r} {problem}", "ARC", "arc.E008")]
+        return [_err(f"ARC['{dotted}'] = {_shown(value)} {problem}", "ARC", "arc.E008")]
     return []
 
 
@@ -541,14 +541,28 @@ def _reads_class_names(middleware: Any, classes: type | tuple[type, ...]) -> boo
             if entry is None:
                 continue
             found.append(entry)
-            code = getattr(entry, "__code__", None)
-            if not issubclass(type(code), types.CodeType):
+            codes = [getattr(f, "__code__", None) for f in unwrapped(entry)]
+            codes = [c for c in codes if issubclass(type(c), types.CodeType)]
+            if not codes:
                 continue  # a code-less callable: the bases read on
-            used = code_names(code)
+            # a decorated method (``functools.wraps``) calls ``super()`` in the function
+            # it wraps, not in the wrapper: the names of every function of the chain
+            used = set().union(*map(code_names, codes))
             # ``super()``, or a base called by its name (``Base.__init__(self, ...)``)
             if "super" not in used and not any(k.__name__ in used for k in classes_[at + 1 :]):
                 break  # replaces the bases' entries
         return found
+
+    def unwrapped(entry: Any) -> list[Any]:
+        # ``entry`` and what it wraps (``__wrapped__``, as ``inspect.unwrap`` follows it),
+        # read from the functions' own ``__dict__`` only: nothing a plug computes runs
+        chain = [entry]
+        while len(chain) < 100 and issubclass(type(chain[-1]), types.FunctionType):
+            inner = chain[-1].__dict__.get("__wrapped__")
+            if inner is None or any(inner is f for f in chain):
+                break
+            chain.append(inner)
+        return chain
 
     def code_names(code: types.CodeType) -> set[str]:
         names: set[str] = set()

@@ -33,12 +33,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
+from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponseBase, QueryDict
+from django.http.request import RawPostDataException
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
@@ -478,6 +480,13 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
             self.short_circuited = True
             return exc.response
         self.raised = True
+        if (
+            isinstance(exc, RawPostDataException)
+            and self.route_spec is not None
+            and _body_too_big(self.request)
+        ):
+            # a route's request.body after parse_body() streamed a body past the limit
+            exc = RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
         if self.idempotent_execution is not None:
             self.idempotent_execution.abort(exc)
         return super().handle_exception(exc)
@@ -547,10 +556,21 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         ``Idempotency-Key`` came with it, and whether or not the route or ``DELETE`` reads
         ``request.data``. A body no parser takes is left to the route (a CSV it reads from
         ``request.body``; the 415 of a create is its serializer's), and a raw route's body
-        is never parsed."""
+        is never parsed.
+
+        A route's body is kept as it arrived first, within ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+        (as reading ``request.body`` would): a parser reading the request's stream (a
+        multipart one) left the route's ``request.body`` raising ``RawPostDataException``.
+        Past the limit it is not kept — an upload route streams its files — and the route's
+        ``request.body`` is the 413 it would be anyway (:meth:`handle_exception`)."""
         spec = self.route_spec
         if spec is not None and spec.raw:
             return
+        if spec is not None and not _body_too_big(self.request):
+            try:
+                self.request._request.body  # noqa: B018
+            except RawPostDataException:  # read before the view (a middleware's request.POST)
+                pass
         try:
             self.request.data  # noqa: B018
         except UnsupportedMediaType:
@@ -1736,3 +1756,13 @@ def _deleted_nothing(result: Any) -> bool:
     """Whether ``Model.delete()``'s ``(count, per model)`` says no row went (a project's
     ``delete()`` returning something else is taken at its word)."""
     return isinstance(result, tuple) and len(result) == 2 and result[0] == 0
+
+
+def _body_too_big(request: Any) -> bool:
+    """Whether reading ``request.body`` raises ``RequestDataTooBig``: Django's own test."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except (TypeError, ValueError):
+        length = 0
+    return limit is not None and length > limit

@@ -579,6 +579,10 @@ def parse_value(
         # infinity: a DecimalField has a precision), which Django's to_python() refuses:
         # the walk goes past it as past a float's (it renders as null)
         return decimal.Decimal("NaN")
+    if "_" in raw and isinstance(target, (*_NUMERIC_FIELDS, models.UUIDField)):
+        # int(), float(), Decimal() and UUID() read "1_0" as 10 (PEP 515): a value no JSON
+        # number spells, and no cursor arc writes, read as another
+        raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}")
     try:
         value = target.to_python(raw)
     except (
@@ -759,7 +763,7 @@ class FilterField:
                 parts = [p for p in raw.split(",") if p != ""]
                 if len(parts) > MAX_IN_VALUES:
                     raise _Refused(f"at most {MAX_IN_VALUES} values")
-                values = [parse_value(self.model_field, p) for p in parts]
+                values = [self._choice(parse_value(self.model_field, p), p) for p in parts]
                 q = Q(**{f"{self.path}__in": values})
                 return ~q if op == "nin" else q
             if op in TEXT_OPERATORS:
@@ -767,12 +771,24 @@ class FilterField:
                 return Q(**{f"{self.path}__{_TEXT_LOOKUPS[op]}": raw})
             value = parse_value(self.model_field, raw)
             if op == "eq":
-                return Q(**{self.path: value})
+                return Q(**{self.path: self._choice(value, raw)})
             if op == "ne":
-                return ~Q(**{self.path: value})
+                return ~Q(**{self.path: self._choice(value, raw)})
             return Q(**{f"{self.path}__{op}": value})
         except _Refused as exc:
             raise InvalidQuery(param, str(exc)) from None
+
+    def _choice(self, value: Any, raw: str) -> Any:
+        """``value``, if the field has choices and it is one of them (or empty, as Django's
+        ``Field.validate()`` lets one through): an equality against another value is a typo
+        no row can match, refused as django-filter's ``ChoiceFilter`` refuses it. A bound
+        (``gt``, ``lte``) need not be a choice."""
+        model_field = self.model_field
+        if not getattr(model_field, "choices", None) or value in model_field.empty_values:
+            return value
+        if any(value == key for key, _label in model_field.flatchoices):
+            return value
+        raise _Refused(f"'{raw[:50]}' is not a valid choice")
 
 
 def path_multi_valued(model: type[models.Model], path: str) -> bool:

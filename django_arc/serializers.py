@@ -165,7 +165,25 @@ class ArcSerializerMixin:
         # ``FloatField``, a method field's ``inf``, a decimal DRF's encoder makes a float
         # NaN) renders as ``null``, as :class:`ArcFloatField` renders its own: DRF's strict
         # renderer raised on it, and every page holding the row was a 500 (decisions.md)
-        return json_finite(super().to_representation(instance))
+        data = json_finite(super().to_representation(instance))
+        # a ``DecimalField`` a project declares renders a ``numeric`` NaN as DRF's string
+        # "NaN", a number no reader parses as one: ``null``, as arc's own renders it
+        for name in self._decimal_names:
+            if data.get(name) in _DECIMAL_NON_FINITE:
+                data[name] = None
+        return data
+
+    @property
+    def _decimal_names(self) -> list[str]:
+        names = self.__dict__.get("_arc_decimals")
+        if names is None:
+            names = [
+                f.field_name
+                for f in self._readable_fields
+                if isinstance(f, serializers.DecimalField) and not isinstance(f, ArcDecimalField)
+            ]
+            self.__dict__["_arc_decimals"] = names
+        return names
 
     @property
     def _readable_fields(self):
@@ -199,6 +217,10 @@ FIELD_HOOKS = (
     "build_url_field",
     "build_unknown_field",
 )
+
+
+#: how DRF's ``DecimalField`` writes a non-finite decimal as a string (``str(Decimal)``)
+_DECIMAL_NON_FINITE = frozenset(("NaN", "-NaN", "sNaN", "-sNaN", "Infinity", "-Infinity"))
 
 
 def json_finite(value: Any) -> Any:

@@ -384,3 +384,66 @@ def test_a_delete_whose_body_does_not_parse_is_400_with_or_without_a_key(keyed):
     r = client.generic("DELETE", url, "x", content_type="text/plain", **headers)
     assert r.status_code == 200, r.content
     assert not Product.objects.filter(pk=product.pk).exists()
+
+
+# -- a non-raw route reading request.body of a multipart body --------------------------------
+
+body_site = ResourceSite(name="route-bodies")
+
+
+@body_site.register
+class BodyReadingBookResource(Resource):
+    """A non-raw route reading the body as it arrived after arc has parsed it."""
+
+    model = Book
+    name = "body-books"
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public()}
+
+    @route("POST", "digest", permissions=P.allow_public())
+    def digest(self, request):
+        body = request.body
+        return {"sha256": hashlib.sha256(body).hexdigest(), "fields": sorted(request.data)}
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
+def test_a_route_reads_the_body_of_a_multipart_request_arc_parsed(settings, keyed):
+    """The body of a non-raw route is parsed before it runs; a multipart one was read from
+    the request's stream, so the route's ``request.body`` raised Django's
+    ``RawPostDataException`` (a 500). Within ``DATA_UPLOAD_MAX_MEMORY_SIZE`` the bytes are
+    kept: the route reads both the body and the parsed fields."""
+    payload = (
+        b'--zz\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n'
+        b'--zz\r\nContent-Disposition: form-data; name="f"; filename="x.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\nhello\r\n--zz--\r\n"
+    )
+    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
+    with site_mounted(settings, "rb", body_site):
+        r = APIClient().generic(
+            "POST",
+            "/rb/body-books/digest/",
+            payload,
+            content_type="multipart/form-data; boundary=zz",
+            **headers,
+        )
+    assert r.status_code == 200, r.content[:300]
+    assert r.json()["data"] == {"sha256": hashlib.sha256(payload).hexdigest(), "fields": ["a", "f"]}
+
+
+def test_a_route_reading_a_multipart_body_past_the_memory_limit_is_413(settings):
+    """Past ``DATA_UPLOAD_MAX_MEMORY_SIZE`` the body is not kept (an upload route streams its
+    files): the route's ``request.body`` is the 413 Django answers to reading such a body,
+    not a 500."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    payload = (
+        b'--zz\r\nContent-Disposition: form-data; name="f"; filename="x.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\n" + b"x" * 500 + b"\r\n--zz--\r\n"
+    )
+    with site_mounted(settings, "rb", body_site):
+        r = APIClient().generic(
+            "POST",
+            "/rb/body-books/digest/",
+            payload,
+            content_type="multipart/form-data; boundary=zz",
+        )
+    assert_error(r, 413, "PAYLOAD_TOO_LARGE")

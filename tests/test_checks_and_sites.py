@@ -1,5 +1,7 @@
 """System checks (arc.E0xx) and the ResourceSite registry."""
 
+import functools
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
@@ -421,10 +423,32 @@ class ReplacesTheWrapping(WrappingBase):
         return self.get_response(request)
 
 
+def _decorated(method):
+    @functools.wraps(method)
+    def counting(self, *args, **kwargs):
+        return method(self, *args, **kwargs)
+
+    return counting
+
+
+class DecoratedExtension(WrappingBase):
+    """Runs the base's through ``super()`` inside methods a ``functools.wraps`` decorator
+    wraps: the wrapper's code names no ``super``, the wrapped function's does."""
+
+    @_decorated
+    def __init__(self, get_response):
+        super().__init__(get_response)
+
+    @_decorated
+    def __call__(self, request):
+        return super().__call__(request)
+
+
 @pytest.mark.parametrize(
     "entry, runs_it",
     [
         ("InheritsTheWrapping", True),
+        ("DecoratedExtension", True),
         ("ExtendsTheWrapping", True),
         ("NamesItsBase", True),
         ("ReplacesTheWrapping", False),

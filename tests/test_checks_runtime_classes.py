@@ -452,6 +452,26 @@ def test_a_plug_the_check_cannot_read_is_arc_w013_not_a_traceback(settings, plug
     assert "RuntimeError" in found[0][2]
 
 
+class WrongAndReprRaises:
+    """A plug taking none of the arguments django-arc passes, whose ``__repr__`` raises."""
+
+    def __call__(self):
+        return True
+
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+def test_a_wrong_plug_whose_repr_raises_is_arc_e008_not_w013(settings):
+    """The arc.E008 message quoted the plug with ``{value!r}``: a wrong plug whose
+    ``__repr__`` raises was reported as arc.W013 ("could not be read", a warning) instead
+    of the error it is. It is quoted by its type, as arc.W013 quotes one."""
+    settings.ARC = {"ELEVATION_CHECK": WrongAndReprRaises()}
+    found = [(m.id, m.msg) for m in check_settings() if m.id.startswith("arc.")]
+    assert [id_ for id_, _ in found] == ["arc.E008"], found
+    assert "WrongAndReprRaises object>" in found[0][1]
+
+
 def test_a_transport_whose_class_raises_is_built_at_run_time(settings):
     """Run time read the plug with ``isinstance`` too: the relay and every publish raised
     where calling the factory builds a working transport."""

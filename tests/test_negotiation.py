@@ -142,3 +142,19 @@ def test_a_projects_own_negotiator_is_used_as_it_is():
 
     assert type(ProjectView().get_content_negotiator()) is ProjectNegotiation
     assert type(DefaultView().get_content_negotiator()) is ArcContentNegotiation
+
+
+@pytest.mark.django_db
+def test_a_quality_of_zero_is_ignored_as_drf_ignores_it(api):
+    """``Accept: application/json;q=0, text/html`` says JSON is not acceptable (RFC 9110
+    §12.4.2); DRF's negotiation ignores quality values and answers JSON, and so do resource
+    views (fix-seen7, decisions.md: parity with DRF, the query cache keyed by the header as
+    sent). Pinned so a change to it is a decision, not an accident."""
+    BookFactory()
+    response = api.get("/api/books/", HTTP_ACCEPT="application/json;q=0, text/html")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    expected_renderer, _ = DefaultContentNegotiation().select_renderer(
+        request_for({"HTTP_ACCEPT": "application/json;q=0, text/html"}), renderers()
+    )
+    assert type(expected_renderer) is JSONRenderer

@@ -104,3 +104,43 @@ def test_a_numeric_nan_renders_null_whatever_decimals_render_as(api, settings, c
         assert r.json()["docs"] == [{"id": row.pk, "amount": one}, {"id": odd.pk, "amount": None}]
         r = api.get(f"/nfd/amounts/{odd.pk}/")
         assert r.status_code == 200 and r.json()["data"]["amount"] is None, r.content
+
+
+class OwnDecimalSerializer(serializers.ModelSerializer):
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2, allow_null=True)
+
+    class Meta:
+        model = PagedRow
+        fields = ["id", "amount"]
+
+
+class OwnAmounts(Resource):
+    model = PagedRow
+    name = "own-amounts"
+    serializer_class = OwnDecimalSerializer
+    permissions = PUBLIC
+
+
+def test_a_project_decimal_field_renders_a_numeric_nan_as_null(api, settings):
+    """A ``DecimalField`` a project serializer declares rendered PostgreSQL's ``numeric``
+    ``NaN`` as the string ``"NaN"`` (DRF's), where arc's renders ``null``: the pass over a
+    row's rendered values saw a string. What the field renders stays its own but for that
+    value, as a project ``FloatField``'s NaN renders ``null`` (fix-seen7, decisions.md)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("only PostgreSQL's numeric holds NaN")
+    with mounted_site(settings, "nfo", OwnAmounts):
+        row = PagedRow.objects.create(label="n", amount=Decimal("1.50"))
+        odd = PagedRow.objects.create(label="n")
+        table = PagedRow._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET amount = %s::numeric WHERE id = %s", ["NaN", odd.pk]
+            )
+        r = api.get("/nfo/own-amounts/")
+        assert r.status_code == 200, r.content
+        assert r.json()["docs"] == [
+            {"id": row.pk, "amount": "1.50"},
+            {"id": odd.pk, "amount": None},
+        ]
+        r = api.get(f"/nfo/own-amounts/{odd.pk}/")
+        assert r.status_code == 200 and r.json()["data"]["amount"] is None, r.content

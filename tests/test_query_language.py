@@ -404,3 +404,49 @@ def test_a_filter_across_a_to_many_relation_lists_each_row_once(query):
     rows = spec.apply(Book.objects.all(), spec.parse(params, {"id", "title"}))
     assert list(rows.values_list("title", flat=True)) == ["x"]
     assert rows.count() == 1
+
+
+# -- fix-seen7: a value outside a field's choices, a number spelled with underscores ---------
+
+
+def test_a_value_outside_a_fields_choices_is_400_naming_the_parameter():
+    """``?status=zz`` on a choices field answered 200 with an empty list: a typo read as "no
+    row has it". Equality operators refuse a value outside the field's choices, as
+    django-filter's ``ChoiceFilter`` (and DRF's ``ChoiceField``) do; the choices still
+    filter."""
+    from rest_framework.test import APIClient
+
+    from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+
+    org = OrganizationFactory()
+    ProductFactory(organization=org, status="active", name="on")
+    ProductFactory(organization=org, status="draft", name="off")
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    for query, param in (
+        ("status=zz", "status"),
+        ("status[eq]=Active", "status[eq]"),  # a label is no choice
+        ("status[in]=active,zz", "status[in]"),
+    ):
+        body = invalid(client.get(f"/api/products/?{query}"), param)
+        assert "not a valid choice" in body["details"][param], body
+    names = lambda r: sorted(d["name"] for d in r.json()["docs"])  # noqa: E731
+    assert names(client.get("/api/products/?status=active")) == ["on"]
+    assert names(client.get("/api/products/?status[in]=active,draft")) == ["off", "on"]
+
+
+@pytest.mark.parametrize(
+    "query,param",
+    [
+        ("pages=3_00", "pages"),
+        ("pages[in]=300,6_00", "pages[in]"),
+        ("price[gte]=1_0", "price[gte]"),
+        ("rating[gte]=4_5", "rating[gte]"),
+    ],
+)
+def test_a_number_spelled_with_underscores_is_400(api, shelf, query, param):
+    """Python's ``int()``, ``float()`` and ``Decimal()`` read ``"3_00"`` as 300: a filter
+    value with an underscore matched as if it had none. Refused, as a JSON number with one
+    is."""
+    invalid(api.get(f"/api/books/?{query}"), param)

@@ -413,3 +413,110 @@ def test_a_relation_to_rows_whose_tenant_is_a_proxy_of_the_organization_is_narro
         with connection.schema_editor() as editor:
             for model in (Lid, Box, Crate):
                 editor.delete_model(model)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relation_to_rows_whose_tenant_is_a_multi_table_child_of_the_organization_is_narrowed(
+    settings,
+):
+    """A model may name its tenant through a multi-table child of the organization model
+    (``Company(Organization)``: its own table, its pk the organization's): ``related_queryset``
+    narrowed only the same model or a proxy of it, so a crate whose ``organization`` points
+    at ``Company`` was not narrowed from a box whose ``organization`` points at
+    ``Organization`` (a member linked another tenant's crate, 201), nor the other way round.
+    The two are compared along the inheritance chain, a child whose own pk is not its parent
+    link (``OwnKeyCompany``) included."""
+    with isolate_apps("tests.testapp"):
+
+        class Company(Organization):
+            code = models.CharField(max_length=10, default="")
+
+            class Meta:
+                app_label = "testapp"
+
+        class OwnKeyCompany(Organization):
+            own_id = models.AutoField(primary_key=True)
+            link = models.OneToOneField(Organization, models.CASCADE, parent_link=True)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Crate(models.Model):
+            organization = models.ForeignKey(Company, on_delete=models.CASCADE)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Tray(models.Model):
+            organization = models.ForeignKey(OwnKeyCompany, on_delete=models.CASCADE)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Box(models.Model):
+            organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+            crate = models.ForeignKey(Crate, on_delete=models.CASCADE, null=True)
+            tray = models.ForeignKey(Tray, on_delete=models.CASCADE, null=True)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Lid(models.Model):
+            organization = models.ForeignKey(Company, on_delete=models.CASCADE)
+            box = models.ForeignKey(Box, on_delete=models.CASCADE, null=True)
+
+            class Meta:
+                app_label = "testapp"
+
+    class BoxResource(Resource):
+        model = Box
+        name = "boxes"
+        fields = ["id", "crate", "tray"]
+        presets = [presets.MultiTenant()]
+        permissions = MEMBERS
+
+    class LidResource(Resource):
+        model = Lid
+        name = "lids"
+        fields = ["id", "box"]
+        presets = [presets.MultiTenant()]
+        permissions = MEMBERS
+
+    boxes = ResourceSite(name="fix-seen7-boxes")
+    boxes.register(BoxResource)
+    boxes.register(LidResource)
+    made = (Company, OwnKeyCompany, Crate, Tray, Box, Lid)
+    with connection.schema_editor() as editor:
+        for model in made:
+            editor.create_model(model)
+    try:
+        org, other = OrganizationFactory(), OrganizationFactory()
+        for o in (org, other):  # each organization is a company too (its child row only)
+            Company(organization_ptr_id=o.pk, name=o.name, slug=o.slug).save_base(raw=True)
+            OwnKeyCompany(link_id=o.pk, name=o.name, slug=o.slug).save_base(raw=True)
+        api = _member(org)
+        mine, theirs = (Crate.objects.create(organization_id=o.pk) for o in (org, other))
+        my_tray, their_tray = (
+            Tray.objects.create(organization=OwnKeyCompany.objects.get(link_id=o.pk))
+            for o in (org, other)
+        )
+        my_box, their_box = (Box.objects.create(organization=o) for o in (org, other))
+        with site_mounted(settings, "bx", boxes):
+            r = api.post("/bx/boxes/", {"crate": theirs.pk}, format="json")
+            assert "crate" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+            r = api.post("/bx/lids/", {"box": their_box.pk}, format="json")
+            assert "box" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+            # a child whose pk is not the organization's (its own_id 1 may be org 2's id)
+            r = api.post("/bx/boxes/", {"tray": their_tray.pk}, format="json")
+            assert "tray" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+            assert api.post("/bx/boxes/", {"tray": my_tray.pk}, format="json").status_code == 201
+            assert api.post("/bx/boxes/", {"crate": mine.pk}, format="json").status_code == 201
+            assert api.post("/bx/lids/", {"box": my_box.pk}, format="json").status_code == 201
+        assert set(Box.objects.values_list("crate", flat=True)) == {None, mine.pk}
+        assert set(Box.objects.values_list("tray", flat=True)) == {None, my_tray.pk}
+        assert list(Lid.objects.values_list("box", flat=True)) == [my_box.pk]
+    finally:
+        _all_sites.remove(boxes)
+        with connection.schema_editor() as editor:
+            for model in reversed(made):
+                editor.delete_model(model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import models
 from django.db.models import Q, QuerySet
 
@@ -176,9 +176,10 @@ class MultiTenant(Preset):
 
     def related_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
         """A body may only reference rows of the caller's tenant: when the related model
-        carries the same tenant dimension (a same-named FK to the same tenant model or a
-        proxy of it, or a same-named context field), only that tenant's rows are valid
-        targets.
+        carries the same tenant dimension (a same-named FK to the same tenant model, a
+        proxy of it or a multi-table child or parent of it, or a same-named context field),
+        only that tenant's rows are valid targets; a comparison that cannot be built
+        matches no row.
 
         The two tenant columns may read the tenant by different fields (``to_field="slug"``
         on one side, the id on the other): the related rows are then matched through their
@@ -200,15 +201,28 @@ class MultiTenant(Preset):
             if dim.model_field.is_relation:
                 # the same tenant model, or a proxy of it (one table, the same rows): one
                 # side's relation to a proxy of the organization left the other's unnarrowed
-                if not other.is_relation or _concrete(other.related_model) is not _concrete(
-                    dim.model_field.related_model
-                ):
+                if not other.is_relation:
                     continue
+                mine = _concrete(dim.model_field.related_model)
+                theirs = _concrete(other.related_model)
                 target = dim.target
-                if getattr(other, "target_field", None) == target:
-                    filters[other.attname] = value
-                else:  # joined, and compared as this resource's column reads it
+                if theirs is mine:
+                    if getattr(other, "target_field", None) == target:
+                        filters[other.attname] = value
+                    else:  # joined, and compared as this resource's column reads it
+                        filters[f"{other.name}__{target.name}"] = value
+                elif mine in theirs._meta.get_parent_list():
+                    # a multi-table child of this tenant model (``Company(Organization)``):
+                    # it inherits the field this resource's value is read with
                     filters[f"{other.name}__{target.name}"] = value
+                elif theirs in mine._meta.get_parent_list():
+                    # this resource's tenant is a multi-table child of theirs: their rows
+                    # are the parent rows of the child row this value names
+                    filters[f"{other.name}__pk__in"] = (
+                        mine._base_manager.using(queryset.db)
+                        .filter(**{target.name: value})
+                        .values(theirs._meta.pk.name)
+                    )
                 continue
             if other.is_relation:
                 continue
@@ -216,7 +230,12 @@ class MultiTenant(Preset):
                 filters[other.attname] = column_value(other, value)
             except UNREADABLE:
                 return queryset.none()  # a value that column cannot hold: no row has it
-        return queryset.filter(**filters) if filters else queryset
+        if not filters:
+            return queryset
+        try:
+            return queryset.filter(**filters)
+        except FieldError:  # a lookup the two tenant models' fields do not allow
+            return queryset.none()
 
     def organization_models(self, resource: Resource) -> set[type[models.Model]]:
         """The targets of the ``org`` dimensions that are relations; a missing field is
