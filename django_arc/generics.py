@@ -566,7 +566,9 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         spec = self.route_spec
         if spec is not None and spec.raw:
             return
-        if spec is not None and not _body_too_big(self.request):
+        if spec is not None and _stated_length(self.request) and not _body_too_big(self.request):
+            # a body of no stated length (chunked, under ASGI) is one DRF parses nothing
+            # of: its stream stays unread for the route, and is not read into memory here
             try:
                 self.request._request.body  # noqa: B018
             except RawPostDataException:  # read before the view (a middleware's request.POST)
@@ -1761,8 +1763,12 @@ def _deleted_nothing(result: Any) -> bool:
 def _body_too_big(request: Any) -> bool:
     """Whether reading ``request.body`` raises ``RequestDataTooBig``: Django's own test."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return limit is not None and _stated_length(request) > limit
+
+
+def _stated_length(request: Any) -> int:
+    """The request's ``Content-Length``, 0 when it states none (DRF then parses nothing)."""
     try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        return int(request.META.get("CONTENT_LENGTH") or 0)
     except (TypeError, ValueError):
-        length = 0
-    return limit is not None and length > limit
+        return 0

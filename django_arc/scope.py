@@ -604,6 +604,14 @@ def provisional_scope(request: Any) -> RequestScope | None:
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
+def unresolved(request: Any) -> bool:
+    """Whether ``request.arc_scope`` is still the middleware's provisional ``public`` scope
+    (no scope was resolved for the request): it says nothing of who calls, and a session's
+    user may be behind it (:func:`provisional_scope` leaves a request carrying credentials
+    of its own to DRF)."""
+    return not getattr(_django_request(request), _SCOPE_CACHE_ATTR, None)
+
+
 def _csrf_refused(django_request: Any) -> bool:
     """Whether Django's CSRF check refuses ``django_request``, asked as DRF's
     ``SessionAuthentication`` asks it (its ``CSRFCheck``: the reason, no log, no answer)."""

@@ -169,7 +169,10 @@ class ArcSerializerMixin:
         # a ``DecimalField`` a project declares renders a ``numeric`` NaN as DRF's string
         # "NaN", a number no reader parses as one: ``null``, as arc's own renders it
         for name in self._decimal_names:
-            if data.get(name) in _DECIMAL_NON_FINITE:
+            # a string only: a subclass may render a structure (an amount and its
+            # currency), which is its own and no set member (unhashable)
+            rendered = data.get(name)
+            if isinstance(rendered, str) and rendered in _DECIMAL_NON_FINITE:
                 data[name] = None
         return data
 

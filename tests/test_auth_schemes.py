@@ -250,3 +250,35 @@ def test_a_session_write_refused_for_csrf_sends_no_elevation_audit():
     )
     assert response.status_code == 201, response.content
     assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "credentials",
+    [{"HTTP_AUTHORIZATION": "Basic Zm9vOmJhcg=="}, {"HTTP_X_API_KEY": "arc_x"}, {}],
+    ids=["proxy-basic", "api-key", "none"],
+)
+def test_an_event_a_projects_own_view_emits_for_a_session_user_names_the_user(credentials):
+    """A project's own (non-DRF) Django view emitting an event for a session's user: the
+    event's ``user_id`` comes from ``request.arc_scope``, else the user. Since the middleware
+    leaves a request carrying an ``Authorization`` or ``X-Api-Key`` header to DRF (rev-auth),
+    such a request's ``arc_scope`` is the provisional ``public`` one, and the event named no
+    user (a session user behind a proxy forwarding its HTTP Basic header); the provisional
+    scope is not the caller's, so the user is."""
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from django_arc.events import emit
+    from django_arc.middleware import ScopeMiddleware
+
+    user = MembershipFactory(organization=OrganizationFactory(), role="editor").user
+    emitted = []
+
+    def view(request):
+        emitted.append(emit("notes.created", {"n": 1}, request=request, resource="notes"))
+        return HttpResponse("ok")
+
+    request = RequestFactory().get("/own/", **credentials)
+    request.user = user
+    assert ScopeMiddleware(view)(request).status_code == 200
+    assert emitted[0].meta.user_id == str(user.pk)

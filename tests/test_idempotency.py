@@ -785,13 +785,28 @@ def _tamper_stored_headers(store_name: str, value) -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("tampered", [5, {"Location": "/x/"}, [["Location"]], "ab", [5]])
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        5,
+        {"Location": "/x/"},
+        [["Location"]],
+        "ab",
+        [5],
+        # pairs no response can carry: Django's BadHeaderError / UnicodeEncodeError
+        [["Location", "/x/\r\nSet-Cookie: s=1"]],
+        [["Location\n", "/x/"]],
+        [["Locatión", "/x/"]],
+    ],
+)
 def test_stored_headers_of_another_shape_are_replayed_as_none_not_a_500(
     store, editor, monkeypatch, caplog, tampered
 ):
     """A finished key whose stored headers are not ``[name, value]`` pairs (``{"h": 5}``,
     edited by hand) was a 500 on every retry of the key (``_pairs`` unpacking an int): the
-    retry gets the stored status and body without those headers, and a WARNING says so."""
+    retry gets the stored status and body without those headers, and a WARNING says so.
+    So are pairs a response cannot carry (a line break, a name that is not ASCII), which
+    setting on the replay raised (rev-fixes39)."""
     _replayed_after_tampering(store, editor, monkeypatch, caplog, tampered)
 
 

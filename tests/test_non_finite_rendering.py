@@ -144,3 +144,40 @@ def test_a_project_decimal_field_renders_a_numeric_nan_as_null(api, settings):
         ]
         r = api.get(f"/nfo/own-amounts/{odd.pk}/")
         assert r.status_code == 200 and r.json()["data"]["amount"] is None, r.content
+
+
+class MoneyField(serializers.DecimalField):
+    """A project's decimal rendering a structure (an amount and its currency)."""
+
+    def to_representation(self, value):
+        return {"amount": super().to_representation(value), "currency": "EUR"}
+
+
+class MoneySerializer(serializers.ModelSerializer):
+    amount = MoneyField(max_digits=10, decimal_places=2, allow_null=True)
+
+    class Meta:
+        model = PagedRow
+        fields = ["id", "amount"]
+
+
+class MoneyAmounts(Resource):
+    model = PagedRow
+    name = "money-amounts"
+    serializer_class = MoneySerializer
+    permissions = PUBLIC
+
+
+def test_a_project_decimal_field_rendering_a_structure_is_rendered_as_it_is(api, settings):
+    """The pass making a project ``DecimalField``'s ``"NaN"`` null (fix-seen7) looked its
+    rendered value up in a set of strings: a ``DecimalField`` subclass rendering a dict (an
+    amount and its currency) raised ``TypeError: unhashable type`` on every row, a 500 on
+    every read of the resource. What it renders is its own."""
+    with mounted_site(settings, "nfm", MoneyAmounts):
+        row = PagedRow.objects.create(label="m", amount=Decimal("1.50"))
+        r = api.get("/nfm/money-amounts/")
+        assert r.status_code == 200, r.content[:300]
+        assert r.json()["docs"] == [{"id": row.pk, "amount": {"amount": "1.50", "currency": "EUR"}}]
+        r = api.get(f"/nfm/money-amounts/{row.pk}/")
+        assert r.status_code == 200, r.content[:300]
+        assert r.json()["data"]["amount"] == {"amount": "1.50", "currency": "EUR"}

@@ -520,3 +520,92 @@ def test_a_relation_to_rows_whose_tenant_is_a_multi_table_child_of_the_organizat
         with connection.schema_editor() as editor:
             for model in reversed(made):
                 editor.delete_model(model)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relation_to_rows_whose_tenant_is_a_sibling_child_of_the_organization_is_narrowed(
+    settings,
+):
+    """Two multi-table children of the organization model (``Company(Organization)`` and
+    ``Agency(Organization)``, or one whose own pk is not its parent link) name an
+    organization each; neither is in the other's parent list, so ``related_queryset``
+    narrowed nothing: a lid whose tenant is a ``Company`` linked another tenant's tray,
+    whose tenant is an ``Agency`` (201). They are compared through the organization
+    they share."""
+    with isolate_apps("tests.testapp"):
+
+        class Company(Organization):
+            class Meta:
+                app_label = "testapp"
+
+        class Agency(Organization):
+            class Meta:
+                app_label = "testapp"
+
+        class OwnKeyAgency(Organization):
+            own_id = models.AutoField(primary_key=True)
+            link = models.OneToOneField(Organization, models.CASCADE, parent_link=True)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Tray(models.Model):
+            organization = models.ForeignKey(Agency, on_delete=models.CASCADE)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Bin(models.Model):
+            organization = models.ForeignKey(OwnKeyAgency, on_delete=models.CASCADE)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Lid(models.Model):
+            organization = models.ForeignKey(Company, on_delete=models.CASCADE)
+            tray = models.ForeignKey(Tray, on_delete=models.CASCADE, null=True)
+            bin = models.ForeignKey(Bin, on_delete=models.CASCADE, null=True)
+
+            class Meta:
+                app_label = "testapp"
+
+    class LidResource(Resource):
+        model = Lid
+        name = "lids"
+        fields = ["id", "tray", "bin"]
+        presets = [presets.MultiTenant()]
+        permissions = MEMBERS
+
+    lids = ResourceSite(name="rev-fixes39-lids")
+    lids.register(LidResource)
+    made = (Company, Agency, OwnKeyAgency, Tray, Bin, Lid)
+    with connection.schema_editor() as editor:
+        for model in made:
+            editor.create_model(model)
+    try:
+        org, other = OrganizationFactory(), OrganizationFactory()
+        for o in (org, other):  # each organization is a company and two agencies too
+            for child in (Company, Agency):
+                child(organization_ptr_id=o.pk, name=o.name, slug=o.slug).save_base(raw=True)
+            OwnKeyAgency(link_id=o.pk, name=o.name, slug=o.slug).save_base(raw=True)
+        OwnKeyAgency.objects.filter(link_id=org.pk).update(own_id=other.pk + 100)
+        api = _member(org)
+        my_tray, their_tray = (Tray.objects.create(organization_id=o.pk) for o in (org, other))
+        my_bin, their_bin = (
+            Bin.objects.create(organization=OwnKeyAgency.objects.get(link_id=o.pk))
+            for o in (org, other)
+        )
+        with site_mounted(settings, "lx", lids):
+            r = api.post("/lx/lids/", {"tray": their_tray.pk}, format="json")
+            assert "tray" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+            r = api.post("/lx/lids/", {"bin": their_bin.pk}, format="json")
+            assert "bin" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+            assert api.post("/lx/lids/", {"tray": my_tray.pk}, format="json").status_code == 201
+            assert api.post("/lx/lids/", {"bin": my_bin.pk}, format="json").status_code == 201
+        assert set(Lid.objects.values_list("tray", flat=True)) == {None, my_tray.pk}
+        assert set(Lid.objects.values_list("bin", flat=True)) == {None, my_bin.pk}
+    finally:
+        _all_sites.remove(lids)
+        with connection.schema_editor() as editor:
+            for model in reversed(made):
+                editor.delete_model(model)

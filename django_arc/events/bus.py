@@ -71,9 +71,14 @@ def _resource_name(resource: Any) -> str | None:
 
 
 def _actor(request: Any) -> tuple[str | None, str | None]:
-    """``(user_id, organization_id)`` from ``request.arc_scope``, else the Django user."""
+    """``(user_id, organization_id)`` from ``request.arc_scope``, else the Django user. The
+    middleware's provisional scope, no scope resolved since (a project's own Django view), is
+    no answer: a session user's request carrying an ``Authorization`` header (a proxy's
+    HTTP Basic) has the ``public`` one, which named no user."""
+    from ..scope import unresolved
+
     scope = getattr(request, "arc_scope", None)
-    if scope is not None:
+    if scope is not None and not (getattr(scope, "kind", None) == "public" and unresolved(request)):
         user_id = getattr(scope, "user_id", None)
         org_id = getattr(scope, "organization_id", None)
         return (

@@ -684,17 +684,26 @@ def _pairs(stored: Any) -> tuple[tuple[str, str], ...]:
     """Headers as both stores keep them (JSON ``[name, value]`` lists) as a claim holds them.
     A value of another shape (a record or cache entry edited by hand, ``{"h": 5}``) is no
     headers, with a WARNING, rather than a 500 on every retry of the key: the replay is
-    the stored status and body without them."""
+    the stored status and body without them. So is a pair no response can carry (a line
+    break in it, a name that is not ASCII), which Django refuses to set on the replay."""
     if isinstance(stored, list) and all(
         isinstance(pair, list) and len(pair) == 2 for pair in stored
     ):
-        return tuple((str(name), str(value)) for name, value in stored)
+        pairs = tuple((str(name), str(value)) for name, value in stored)
+        if all(_settable(name, value) for name, value in pairs):
+            return pairs
     logger.warning(
-        "An idempotency record's stored headers are not [name, value] pairs "
-        "(%.80r): replayed without them",
+        "An idempotency record's stored headers are not [name, value] pairs a response "
+        "can carry (%.80r): replayed without them",
         stored,
     )
     return ()
+
+
+def _settable(name: str, value: str) -> bool:
+    """Whether Django sets ``name: value`` on a response (``BadHeaderError`` on a line
+    break, ``UnicodeEncodeError`` on a name that is not ASCII; a value is MIME-encoded)."""
+    return name.isascii() and not any(c in text for text in (name, value) for c in "\r\n")
 
 
 def _ms(seconds: float) -> int:

@@ -56,6 +56,13 @@ def _concrete(model: Any) -> Any:
     return meta.concrete_model if meta is not None else model
 
 
+def _shared_parent(mine: Any, theirs: Any) -> Any:
+    """The nearest model both multi-table children ``mine`` and ``theirs`` extend, or
+    ``None``."""
+    theirs_parents = theirs._meta.get_parent_list()
+    return next((m for m in mine._meta.get_parent_list() if m in theirs_parents), None)
+
+
 class MultiTenant(Preset):
     """Scope a resource to the caller's tenant.
 
@@ -177,7 +184,8 @@ class MultiTenant(Preset):
     def related_queryset(self, view: Any, queryset: QuerySet) -> QuerySet:
         """A body may only reference rows of the caller's tenant: when the related model
         carries the same tenant dimension (a same-named FK to the same tenant model, a
-        proxy of it or a multi-table child or parent of it, or a same-named context field),
+        proxy of it, a multi-table child or parent of it or another child of its parent,
+        or a same-named context field),
         only that tenant's rows are valid targets; a comparison that cannot be built
         matches no row.
 
@@ -222,6 +230,19 @@ class MultiTenant(Preset):
                         mine._base_manager.using(queryset.db)
                         .filter(**{target.name: value})
                         .values(theirs._meta.pk.name)
+                    )
+                else:
+                    shared = _shared_parent(mine, theirs)
+                    if shared is None:
+                        continue  # another model: not this tenant dimension
+                    # two multi-table children of one model (``Company(Organization)`` and
+                    # ``Agency(Organization)``): compared through the row they both extend,
+                    # whose pk each inherits by name (their own pk may be another key)
+                    name = shared._meta.pk.name
+                    filters[f"{other.name}__{name}__in"] = (
+                        mine._base_manager.using(queryset.db)
+                        .filter(**{target.name: value})
+                        .values(name)
                     )
                 continue
             if other.is_relation:
