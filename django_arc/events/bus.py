@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..exceptions import get_request_id
+from ..scope import unresolved
 from ..settings import arc_settings
 from ..signals import event_batch, resource_event
 from .event import Event, EventJSONEncoder, create_event
@@ -75,8 +76,6 @@ def _actor(request: Any) -> tuple[str | None, str | None]:
     middleware's provisional scope, no scope resolved since (a project's own Django view), is
     no answer: a session user's request carrying an ``Authorization`` header (a proxy's
     HTTP Basic) has the ``public`` one, which named no user."""
-    from ..scope import unresolved
-
     scope = getattr(request, "arc_scope", None)
     if scope is not None and not (getattr(scope, "kind", None) == "public" and unresolved(request)):
         user_id = getattr(scope, "user_id", None)
