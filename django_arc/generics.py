@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -59,7 +59,6 @@ from . import envelope
 from .events.event import same_json_value
 from .exceptions import (
     ArcError,
-    InvalidQuery,
     NotFound,
     ServerFault,
     ShortCircuit,
@@ -71,7 +70,7 @@ from .fields import FieldAccess, ReadPlan
 from .filters import QueryLanguageFilter
 from .idempotency.execution import IdempotentExecution
 from .narrowing import narrow
-from .negotiation import ArcContentNegotiation
+from .negotiation import ArcContentNegotiation, FormatQueryMixin
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
 from .permissions import Permission, PermissionResult
@@ -346,7 +345,7 @@ PERMISSION_KEYS = {
 DENIED = PermissionResult(False, "Not permitted")
 
 
-class ResourceGenericViewSet(viewsets.GenericViewSet):
+class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
     """The pipeline of a generated ViewSet; ``resource`` is set on each generated subclass."""
 
     resource: Any = None
@@ -465,15 +464,6 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
                 negotiator = ArcContentNegotiation
             self._negotiator = negotiator()
         return self._negotiator
-
-    def perform_content_negotiation(self, request: Any, force: bool = False) -> Any:
-        # DRF answers an unknown ``?format=`` with Http404, which would read "Resource not
-        # found"; it is a bad query parameter like any other.
-        try:
-            return super().perform_content_negotiation(request, force)
-        except Http404:
-            known = ", ".join(r.format for r in self.get_renderers())
-            raise InvalidQuery("format", f"unknown format; one of: {known}") from None
 
     def handle_exception(self, exc: Exception) -> Any:
         if isinstance(exc, ShortCircuit):
@@ -1422,14 +1412,14 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         failed statement without a savepoint of its own. :meth:`_hook_returned` blamed
         ``hook``, which ran no statement; entering the write's savepoint failed with a 500
         naming nothing. No query: the driver's state is read."""
-        aborted = aborted_databases()
-        if aborted:
-            raise ServerFault(
-                f"A write of {self.resource.name} began (before its {hook} hook ran) with "
-                f"the transaction on {', '.join(aborted)} already aborted: a statement the "
-                "view ran before it failed and its error was caught without a savepoint of "
-                "its own (wrap that statement in transaction.atomic())"
+        _fault_if_aborted(
+            lambda databases: (
+                f"A write of {self.resource.name} began (before its {hook} hook "
+                f"ran) with the transaction on {databases} already aborted: a statement the view "
+                "ran before it failed and its error was caught without a savepoint of its own "
+                "(wrap that statement in transaction.atomic())"
             )
+        )
 
     def _hook_returned(self, hook: str) -> None:
         """Raise a :class:`~django_arc.exceptions.ServerFault` naming ``hook`` when the
@@ -1440,14 +1430,13 @@ class ResourceGenericViewSet(viewsets.GenericViewSet):
         naming nothing; with none to come (a delete's ``after_delete``, the outbox off) the
         write's transaction rolled back on leaving and the request answered 200 for a row
         never deleted. No query: the driver's state is read."""
-        aborted = aborted_databases()
-        if aborted:
-            raise ServerFault(
-                f"The {hook} hook of {self.resource.name} returned with the transaction on "
-                f"{', '.join(aborted)} aborted: a statement it ran failed and it caught the "
-                "error without a savepoint of its own (wrap that statement in "
-                "transaction.atomic())"
+        _fault_if_aborted(
+            lambda databases: (
+                f"The {hook} hook of {self.resource.name} returned with the "
+                f"transaction on {databases} aborted: a statement it ran failed and it caught the "
+                "error without a savepoint of its own (wrap that statement in transaction.atomic())"
             )
+        )
 
     def refuse_if_taken(self, instance: Any, data: dict[str, Any]) -> None:
         """After a write's ``IntegrityError`` (its transaction rolled back): the body
@@ -1772,3 +1761,12 @@ def _stated_length(request: Any) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def _fault_if_aborted(message: Callable[[str], str]) -> None:
+    """Raise a :class:`~django_arc.exceptions.ServerFault` of ``message(databases)`` when a
+    transaction on one or more databases is aborted (:func:`aborted_databases`: the
+    driver's state, no query)."""
+    aborted = aborted_databases()
+    if aborted:
+        raise ServerFault(message(", ".join(aborted)))

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from rest_framework.negotiation import DefaultContentNegotiation
 
 from . import querystring
+from .exceptions import InvalidQuery
 
 #: answers kept per process; the ``Accept`` header is the client's, so the memo is bounded
 MAX_REMEMBERED = 256
@@ -49,3 +51,16 @@ class ArcContentNegotiation(DefaultContentNegotiation):
             _answers.clear()
         _answers[question] = (renderers.index(renderer), media_type)
         return renderer, media_type
+
+
+class FormatQueryMixin:
+    """A view's ``?format=`` naming no renderer of it is a 400 ``INVALID_QUERY`` naming the
+    parameter, like any other bad query parameter: DRF raises ``Http404`` for it, which
+    reads "Resource not found". Resource views and the API root both answer so."""
+
+    def perform_content_negotiation(self, request: Any, force: bool = False) -> Any:
+        try:
+            return super().perform_content_negotiation(request, force)  # type: ignore[misc]
+        except Http404:
+            known = ", ".join(r.format for r in self.get_renderers())  # type: ignore[attr-defined]
+            raise InvalidQuery("format", f"unknown format; one of: {known}") from None

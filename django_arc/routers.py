@@ -2,21 +2,21 @@
 
 from typing import Any
 
-from django.http import Http404
 from django.urls import re_path
 from rest_framework import routers as drf_routers
 from rest_framework.routers import DefaultRouter
 
-from .exceptions import REQUEST_ID_HEADER, InvalidQuery, exception_handler, get_request_id
+from .exceptions import REQUEST_ID_HEADER, exception_handler, get_request_id
+from .negotiation import FormatQueryMixin
 
 
-class APIRootView(drf_routers.APIRootView):
+class APIRootView(FormatQueryMixin, drf_routers.APIRootView):
     # DRF's API root (``GET /api/``: each resource's list URL), answering its errors as
     # every resource view does: in the error envelope, with an ``X-Request-Id``. DRF's own
     # handler answered a ``POST`` (405), an ``Accept`` it cannot serve (406) or a refusal of
     # the project's default permission classes with ``{"detail": ...}`` when the project's
     # ``EXCEPTION_HANDLER`` is DRF's. An unknown ``?format=`` is a 400 naming the parameter,
-    # as on a resource's views (DRF raises ``Http404``: "Resource not found").
+    # as on a resource's views (:class:`~django_arc.negotiation.FormatQueryMixin`).
     #
     # Its name (from the class's) and description (its docstring) are DRF's root's, which
     # the browsable page and ``OPTIONS`` show.
@@ -24,13 +24,6 @@ class APIRootView(drf_routers.APIRootView):
 
     def get_exception_handler(self) -> Any:
         return exception_handler
-
-    def perform_content_negotiation(self, request: Any, force: bool = False) -> Any:
-        try:
-            return super().perform_content_negotiation(request, force)
-        except Http404:
-            known = ", ".join(r.format for r in self.get_renderers())
-            raise InvalidQuery("format", f"unknown format; one of: {known}") from None
 
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
