@@ -27,7 +27,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from .exceptions import REQUEST_ID_HEADER, ArcError, NotFound, error_body, get_request_id
-from .scope import RequestScope, provisional_scope
+from .scope import PROVISIONAL, provisional_scope
 
 logger = logging.getLogger("django_arc")
 
@@ -44,7 +44,7 @@ class ScopeMiddleware:
         except ArcError as exc:
             return self.error_response(request, exc)
         if scope is None:
-            request.arc_scope = RequestScope.public()  # type: ignore[attr-defined]
+            request.arc_scope = PROVISIONAL  # type: ignore[attr-defined]
         response = self.get_response(request)
         if (
             response.status_code == 404

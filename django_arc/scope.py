@@ -199,6 +199,10 @@ class RequestScope:
     scopes: tuple[str, ...] = ()
     elevated_by: Any = None
     context: Mapping[str, str] = field(default_factory=lambda: _EMPTY_CONTEXT, hash=False)
+    #: the middleware's stand-in (:data:`PROVISIONAL`) until :func:`get_scope` resolves the
+    #: caller: it says nothing of who calls (a session's user may be behind it,
+    #: :func:`provisional_scope`); equal to the public scope otherwise
+    provisional: bool = field(default=False, compare=False, repr=False)
 
     @property
     def is_authenticated(self) -> bool:
@@ -212,6 +216,10 @@ class RequestScope:
 
 
 _PUBLIC = RequestScope(kind="public")
+
+#: ``request.arc_scope`` from the middleware when it leaves the caller to the view
+#: (:func:`provisional_scope` answered ``None``), until :func:`get_scope` replaces it
+PROVISIONAL = RequestScope(kind="public", provisional=True)
 
 # --------------------------------------------------------------------------- helpers
 
@@ -602,14 +610,6 @@ def provisional_scope(request: Any) -> RequestScope | None:
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-
-
-def unresolved(request: Any) -> bool:
-    """Whether ``request.arc_scope`` is still the middleware's provisional ``public`` scope
-    (no scope was resolved for the request): it says nothing of who calls, and a session's
-    user may be behind it (:func:`provisional_scope` leaves a request carrying credentials
-    of its own to DRF)."""
-    return not getattr(_django_request(request), _SCOPE_CACHE_ATTR, None)
 
 
 def _csrf_refused(django_request: Any) -> bool:

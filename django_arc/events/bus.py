@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import Any
 
 from ..exceptions import get_request_id
-from ..scope import unresolved
 from ..settings import arc_settings
 from ..signals import event_batch, resource_event
 from .event import Event, EventJSONEncoder, create_event
@@ -77,7 +76,7 @@ def _actor(request: Any) -> tuple[str | None, str | None]:
     no answer: a session user's request carrying an ``Authorization`` header (a proxy's
     HTTP Basic) has the ``public`` one, which named no user."""
     scope = getattr(request, "arc_scope", None)
-    if scope is not None and not (getattr(scope, "kind", None) == "public" and unresolved(request)):
+    if scope is not None and not getattr(scope, "provisional", False):
         user_id = getattr(scope, "user_id", None)
         org_id = getattr(scope, "organization_id", None)
         return (
