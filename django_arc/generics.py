@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -60,7 +60,6 @@ from .events.event import same_json_value
 from .exceptions import (
     ArcError,
     NotFound,
-    ServerFault,
     ShortCircuit,
     as_arc_error,
     exception_handler,
@@ -80,7 +79,7 @@ from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .serializers import form_values
 from .settings import arc_settings
-from .transactions import aborted_databases, atomic_on
+from .transactions import atomic_on, fault_if_aborted
 
 #: DRF's parsers and the ones resources use in their place
 _ARC_PARSERS = {
@@ -1412,7 +1411,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         failed statement without a savepoint of its own. :meth:`_hook_returned` blamed
         ``hook``, which ran no statement; entering the write's savepoint failed with a 500
         naming nothing. No query: the driver's state is read."""
-        _fault_if_aborted(
+        fault_if_aborted(
             lambda databases: (
                 f"A write of {self.resource.name} began (before its {hook} hook "
                 f"ran) with the transaction on {databases} already aborted: a statement the view "
@@ -1430,7 +1429,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         naming nothing; with none to come (a delete's ``after_delete``, the outbox off) the
         write's transaction rolled back on leaving and the request answered 200 for a row
         never deleted. No query: the driver's state is read."""
-        _fault_if_aborted(
+        fault_if_aborted(
             lambda databases: (
                 f"The {hook} hook of {self.resource.name} returned with the "
                 f"transaction on {databases} aborted: a statement it ran failed and it caught the "
@@ -1761,12 +1760,3 @@ def _stated_length(request: Any) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except (TypeError, ValueError):
         return 0
-
-
-def _fault_if_aborted(message: Callable[[str], str]) -> None:
-    """Raise a :class:`~django_arc.exceptions.ServerFault` of ``message(databases)`` when a
-    transaction on one or more databases is aborted (:func:`aborted_databases`: the
-    driver's state, no query)."""
-    aborted = aborted_databases()
-    if aborted:
-        raise ServerFault(message(", ".join(aborted)))

@@ -56,11 +56,21 @@ class ArcContentNegotiation(DefaultContentNegotiation):
 class FormatQueryMixin:
     """A view's ``?format=`` naming no renderer of it is a 400 ``INVALID_QUERY`` naming the
     parameter, like any other bad query parameter: DRF raises ``Http404`` for it, which
-    reads "Resource not found". Resource views and the API root both answer so."""
+    reads "Resource not found". Resource views and the API root both answer so.
+
+    The parameter is the one the client sent: DRF's ``URL_FORMAT_OVERRIDE`` (``format``
+    unless the project renamed it). A format suffix of the path (a project's own
+    ``format_suffix_patterns`` routes) is no query parameter: its ``Http404`` stays the 404
+    of a path that names nothing. The formats listed are the renderers' that have one (a
+    ``BaseRenderer`` subclass may leave ``format`` ``None``: no ``?format=`` selects it)."""
 
     def perform_content_negotiation(self, request: Any, force: bool = False) -> Any:
         try:
             return super().perform_content_negotiation(request, force)  # type: ignore[misc]
         except Http404:
-            known = ", ".join(r.format for r in self.get_renderers())  # type: ignore[attr-defined]
-            raise InvalidQuery("format", f"unknown format; one of: {known}") from None
+            if getattr(self, "format_kwarg", None):
+                raise
+            param = self.settings.URL_FORMAT_OVERRIDE or "format"  # type: ignore[attr-defined]
+            formats = (r.format for r in self.get_renderers())  # type: ignore[attr-defined]
+            known = ", ".join(dict.fromkeys(f for f in formats if f))
+            raise InvalidQuery(param, f"unknown format; one of: {known}") from None

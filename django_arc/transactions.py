@@ -6,11 +6,13 @@ request on SQLite, one that takes the write lock as it begins."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from django.db import connections, transaction
+
+from .exceptions import ServerFault
 
 
 def atomic_on(aliases: tuple[str, ...], *, writing: bool = False) -> Any:
@@ -78,3 +80,13 @@ def aborted_databases() -> list[str]:
             if int(getattr(info, "transaction_status", 0)) == _IN_ERROR:
                 aborted.append(connection.alias)
     return aborted
+
+
+def fault_if_aborted(message: Callable[[str], str], details: dict[str, Any] | None = None) -> None:
+    """Raise a :class:`~django_arc.exceptions.ServerFault` of ``message(databases)`` (and
+    ``details``) when a transaction on one or more databases is aborted
+    (:func:`aborted_databases`: the driver's state, no query): a write's checks around the
+    project's hooks, one row's or a bulk item's, blame the code that left it so."""
+    aborted = aborted_databases()
+    if aborted:
+        raise ServerFault(message(", ".join(aborted)), details)

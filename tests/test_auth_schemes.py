@@ -282,3 +282,39 @@ def test_an_event_a_projects_own_view_emits_for_a_session_user_names_the_user(cr
     request.user = user
     assert ScopeMiddleware(view)(request).status_code == 200
     assert emitted[0].meta.user_id == str(user.pk)
+
+
+@pytest.mark.django_db
+def test_rf40_an_event_a_projects_own_drf_view_emits_for_a_service_key_names_no_user():
+    """A project's own DRF view (not django-arc's) authenticating a service key: no scope is
+    resolved for it, ``request.arc_scope`` is the middleware's provisional one, and the
+    event's actor is ``request.user``, DRF's ``ServiceUser`` of no ``pk``: its ``user_id``
+    was the string ``"None"``. A service client names no user, as on a resource's views."""
+    from django.contrib.auth.models import AnonymousUser
+    from rest_framework.response import Response
+    from rest_framework.test import APIRequestFactory
+    from rest_framework.views import APIView
+
+    from django_arc.auth import ServiceKeyAuthentication
+    from django_arc.events import emit
+    from django_arc.middleware import ScopeMiddleware
+
+    org = OrganizationFactory()
+    _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+    emitted = []
+
+    class Rf40ProjectsOwnView(APIView):
+        authentication_classes = [ServiceKeyAuthentication]
+        permission_classes = []
+
+        def post(self, request):
+            emitted.append(emit("notes.created", {"n": 1}, request=request, resource="notes"))
+            return Response({"kind": request.arc_scope.kind})
+
+    request = APIRequestFactory().post(
+        "/own/", {}, format="json", HTTP_AUTHORIZATION=f"Bearer {raw}"
+    )
+    request.user = AnonymousUser()
+    response = ScopeMiddleware(Rf40ProjectsOwnView.as_view())(request)
+    assert response.status_code == 200, response.content
+    assert (emitted[0].meta.user_id, emitted[0].meta.organization_id) == (None, None)

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.conf import settings
 from django.http import Http404
+from django.test import override_settings
+from django.urls import resolve
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
-from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
@@ -15,6 +20,7 @@ from django_arc import negotiation
 from django_arc.generics import ResourceGenericViewSet
 from django_arc.negotiation import ArcContentNegotiation
 from tests.factories import BookFactory
+from tests.helpers import assert_error
 
 QUESTIONS = [
     ({}, ""),
@@ -158,3 +164,61 @@ def test_a_quality_of_zero_is_ignored_as_drf_ignores_it(api):
         request_for({"HTTP_ACCEPT": "application/json;q=0, text/html"}), renderers()
     )
     assert type(expected_renderer) is JSONRenderer
+
+
+# -- an unknown ?format= (rev-fixes40) ---------------------------------------------------------
+
+
+class Rf40FormatlessRenderer(BaseRenderer):
+    """A project's renderer chosen by ``Accept`` alone: ``BaseRenderer``'s ``format`` is
+    ``None``."""
+
+    media_type = "text/csv"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return b"csv"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/books/", "/api/"])
+def test_rf40_an_unknown_format_beside_a_renderer_of_no_format_is_a_400(api, monkeypatch, path):
+    """The 400's message lists the renderers' formats; one of them ``None`` made the join
+    raise ``TypeError``: a 500 for ``?format=xml``. A format two renderers share is named
+    once. The renderer of no format still answers its ``Accept``."""
+    view_class = resolve(path).func.cls
+    monkeypatch.setattr(
+        view_class, "renderer_classes", [JSONRenderer, Rf40FormatlessRenderer, JSONRenderer]
+    )
+    body = assert_error(api.get(f"{path}?format=xml"), 400, "INVALID_QUERY")
+    assert body["details"] == {"format": "unknown format; one of: json"}
+    assert api.get(path, HTTP_ACCEPT="text/csv").content == b"csv"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/books/", "/api/"])
+def test_rf40_an_unknown_format_names_the_projects_url_format_override(api, path):
+    """DRF's ``URL_FORMAT_OVERRIDE`` (decisions.md: it reaches resource views) renames the
+    parameter: ``?fmt=xml`` was refused naming ``format``, a parameter never sent."""
+    BookFactory()
+    renamed = {**settings.REST_FRAMEWORK, "URL_FORMAT_OVERRIDE": "fmt"}
+    with override_settings(REST_FRAMEWORK=renamed):
+        body = assert_error(api.get(f"{path}?fmt=xml"), 400, "INVALID_QUERY")
+        assert body["details"] == {"fmt": "unknown format; one of: json, api"}
+        assert "'fmt'" in body["error"]
+        assert api.get(f"{path}?fmt=json").status_code == 200
+
+
+@pytest.mark.django_db
+def test_rf40_an_unknown_format_suffix_of_a_projects_route_is_a_404():
+    """A project routing a resource's ViewSet with DRF's ``format_suffix_patterns``: an
+    unknown suffix (``/books.xml``) is part of the path, not a query parameter; it was a 400
+    naming ``format``, a parameter the request does not carry. It is the envelope's 404,
+    as the path of nothing is; a known suffix answers."""
+    BookFactory()
+    view = resolve("/api/books/").func.cls.as_view({"get": "list"})
+    factory = APIRequestFactory()
+    refused = view(factory.get("/books.xml"), format="xml").render()
+    assert refused.status_code == 404, refused.content
+    assert json.loads(refused.content)["code"] == "NOT_FOUND"
+    answer = view(factory.get("/books.json"), format="json")
+    assert answer.status_code == 200 and answer.accepted_renderer.format == "json"

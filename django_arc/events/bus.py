@@ -87,9 +87,10 @@ def _actor(request: Any) -> tuple[str | None, str | None]:
         user = getattr(request, "user", None)
     except Exception:  # noqa: BLE001 - DRF re-authenticates lazily; never fail an emit on it
         user = None
-    if user is not None and getattr(user, "is_authenticated", False):
-        return str(user.pk), None
-    return None, None
+    # an authenticated user of no pk is no person (a service key's ``ServiceUser`` in a
+    # project's own DRF view): it names no user, not the string "None"
+    pk = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
+    return (None if pk is None else str(pk)), None
 
 
 class EventKeys:

@@ -44,7 +44,7 @@ from ..exceptions import (
 from ..filters import QueryFilterField
 from ..query import beyond_int64, load_relations, shown
 from ..serializers import preload_related
-from ..transactions import aborted_databases
+from ..transactions import fault_if_aborted
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -801,15 +801,14 @@ def _transaction_usable(key: str, index: int) -> None:
     it back would drop the hook's other writes and go on, half-written) and costs two
     statements an item. The request is a 500 naming the item; the route's transaction
     rolls back, nothing is written. No query: the driver's state is read."""
-    aborted = aborted_databases()
-    if aborted:
-        raise ServerFault(
+    fault_if_aborted(
+        lambda databases: (
             f"The hook of bulk item {key}[{index}] returned with the transaction on "
-            f"{', '.join(aborted)} aborted: a statement it ran failed and it caught the "
-            "error without a savepoint of its own (wrap that statement in "
-            "transaction.atomic())",
-            {key: {str(index): {"code": "INTERNAL_ERROR", "error": "Internal server error"}}},
-        )
+            f"{databases} aborted: a statement it ran failed and it caught the error without "
+            "a savepoint of its own (wrap that statement in transaction.atomic())"
+        ),
+        {key: {str(index): {"code": "INTERNAL_ERROR", "error": "Internal server error"}}},
+    )
 
 
 def _batchable(serializer: Any, model: Any) -> bool:
