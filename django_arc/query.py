@@ -28,6 +28,7 @@ from django.db.models import F, Q, QuerySet, Value, lookups
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.functions import Cast
 from django.utils import timezone
+from rest_framework.settings import api_settings
 
 from .exceptions import InvalidQuery
 
@@ -931,8 +932,8 @@ class QuerySpec:
             raw = params.get(key)
             if raw is None:
                 continue
-            if key in RESERVED_PARAMS:
-                continue
+            if key in RESERVED_PARAMS or key == api_settings.URL_FORMAT_OVERRIDE:
+                continue  # DRF's format parameter, by whatever name the project gave it
             match = _PARAM_RE.match(key)
             if match is None:
                 if "[" in key or "]" in key:

@@ -318,3 +318,43 @@ def test_rf40_an_event_a_projects_own_drf_view_emits_for_a_service_key_names_no_
     response = ScopeMiddleware(Rf40ProjectsOwnView.as_view())(request)
     assert response.status_code == 200, response.content
     assert (emitted[0].meta.user_id, emitted[0].meta.organization_id) == (None, None)
+
+
+@pytest.mark.django_db
+def test_an_event_whose_lazy_user_fails_to_load_names_no_user_and_is_emitted():
+    """Django's ``request.user`` is lazy: the event's actor read ``is_authenticated`` outside
+    the guard meant for the user's loading, so a user backend failing behind the
+    middleware's provisional scope made ``emit`` raise, losing the event with the write."""
+    from django.http import HttpRequest
+    from django.utils.functional import SimpleLazyObject
+
+    from django_arc.events import emit
+    from django_arc.scope import PROVISIONAL
+
+    def unloadable():
+        raise RuntimeError("the user backend is down")
+
+    request = HttpRequest()
+    request.arc_scope = PROVISIONAL
+    request.user = SimpleLazyObject(unloadable)
+    event = emit("notes.created", {"n": 1}, request=request, resource="notes")
+    assert (event.meta.user_id, event.meta.organization_id) == (None, None)
+
+
+@pytest.mark.django_db
+def test_an_event_names_the_actor_of_a_projects_stand_in_scope():
+    """A project's tests may set ``request.arc_scope`` to a stand-in (a ``Mock``) whose every
+    attribute is truthy: it was read as the middleware's provisional scope, and its user and
+    organisation were dropped for ``request.user``. Only the real mark counts."""
+    from unittest import mock
+
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import HttpRequest
+
+    from django_arc.events import emit
+
+    request = HttpRequest()
+    request.arc_scope = mock.Mock(user_id=7, organization_id=3)
+    request.user = AnonymousUser()
+    event = emit("notes.created", {"n": 1}, request=request, resource="notes")
+    assert (event.meta.user_id, event.meta.organization_id) == ("7", "3")

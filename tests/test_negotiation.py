@@ -222,3 +222,16 @@ def test_rf40_an_unknown_format_suffix_of_a_projects_route_is_a_404():
     assert json.loads(refused.content)["code"] == "NOT_FOUND"
     answer = view(factory.get("/books.json"), format="json")
     assert answer.status_code == 200 and answer.accepted_renderer.format == "json"
+
+
+@pytest.mark.django_db
+def test_a_renamed_format_parameter_is_not_read_as_a_filter(api):
+    """DRF's ``URL_FORMAT_OVERRIDE`` names the format parameter; the query language reserved
+    only ``format``, so a project naming it after a field (here ``title``) had its
+    ``?title=json`` both choose the renderer and filter the rows by a title "json"."""
+    BookFactory(title="Dune")
+    renamed = {**settings.REST_FRAMEWORK, "URL_FORMAT_OVERRIDE": "title"}
+    with override_settings(REST_FRAMEWORK=renamed):
+        response = api.get("/api/books/?title=json")
+        assert response.status_code == 200, response.content
+        assert [row["title"] for row in json.loads(response.content)["docs"]] == ["Dune"]

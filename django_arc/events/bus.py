@@ -76,20 +76,21 @@ def _actor(request: Any) -> tuple[str | None, str | None]:
     no answer: a session user's request carrying an ``Authorization`` header (a proxy's
     HTTP Basic) has the ``public`` one, which named no user."""
     scope = getattr(request, "arc_scope", None)
-    if scope is not None and not getattr(scope, "provisional", False):
+    if scope is not None and getattr(scope, "provisional", False) is not True:
         user_id = getattr(scope, "user_id", None)
         org_id = getattr(scope, "organization_id", None)
         return (
             None if user_id is None else str(user_id),
             None if org_id is None else str(org_id),
         )
+    # an authenticated user of no pk is no person (a service key's ``ServiceUser`` in a
+    # project's own DRF view): it names no user, not the string "None". Django's user is
+    # lazy: reading ``is_authenticated`` loads it, so that read is inside the ``try`` too
     try:
         user = getattr(request, "user", None)
+        pk = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
     except Exception:  # noqa: BLE001 - DRF re-authenticates lazily; never fail an emit on it
-        user = None
-    # an authenticated user of no pk is no person (a service key's ``ServiceUser`` in a
-    # project's own DRF view): it names no user, not the string "None"
-    pk = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
+        pk = None
     return (None if pk is None else str(pk)), None
 
 
