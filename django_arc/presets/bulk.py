@@ -13,7 +13,9 @@ constraint is a 409 ``CONFLICT`` for the whole batch (per-item unique checks wou
 query per item). A project ``serializer_class`` that saves rows its own way (its own
 ``create()``, ``update()`` or ``save()``, or writable fields that are not model columns) is
 not bypassed: each item is validated and saved by a serializer of its own, as on the
-single-row routes, at the SQL those cost per item.
+single-row routes, at the SQL those cost per item. Nor is a model whose saves run more than
+Django's (a ``save()`` override, a project's ``pre_save``/``post_save`` receiver): its rows are
+saved one by one through ``save()``, and a ``delete()`` override deletes each row.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from django.db.models.signals import post_save, pre_save
 from django.http import Http404
 from django.utils.http import parse_http_date_safe
 from rest_framework import serializers
@@ -44,6 +48,7 @@ from ..exceptions import (
 from ..filters import QueryFilterField
 from ..query import beyond_int64, load_relations, shown
 from ..serializers import preload_related
+from ..signals import project_listens
 from ..transactions import aborted_databases
 from .base import Preset
 
@@ -357,7 +362,15 @@ class Bulk(Preset):
             # the rows found above, through the same (base) manager ``instance.delete()``
             # uses: a default manager hiding some of them deleted none of those, answered
             # as deleted, with their events
-            model._base_manager.filter(pk__in=[row.pk for row in rows]).delete()
+            if model.delete is not models.Model.delete:
+                # the model's own delete() (files removed, a row archived) runs for the
+                # single-row route: each row is deleted through it, still all or none
+                for row in rows:
+                    pk = row.pk
+                    row.delete()
+                    row.pk = pk  # Django clears it; the hooks and events name the row
+            else:
+                model._base_manager.filter(pk__in=[row.pk for row in rows]).delete()
         _each(rows, lambda row: resource.after_delete(request, row), key="ids")
         afters = view.get_serializer(rows, many=True).data if soft and observed else None
         records = [
@@ -815,17 +828,30 @@ def _transaction_usable(key: str, index: int) -> None:
 def _batchable(serializer: Any, model: Any) -> bool:
     """Whether ``bulk_create``/``bulk_update`` write what ``serializer`` would: DRF's own
     ``ModelSerializer`` saving (no ``create()``, ``update()`` or ``save()`` of the project's),
-    and every writable field a model column (not a many-to-many, not a value only the
-    project's code reads)."""
+    every writable field a model column (not a many-to-many, not a value only the project's
+    code reads), and a model that saves its rows Django's way (:func:`_saves_its_own_way`)."""
     base = serializers.ModelSerializer
     cls = type(serializer)
-    if not isinstance(serializer, base):
+    if not isinstance(serializer, base) or _saves_its_own_way(model):
         return False
     if any(getattr(cls, name) is not getattr(base, name) for name in ("create", "update", "save")):
         return False
     columns = {f.name for f in model._meta.concrete_fields}
     columns |= {f.attname for f in model._meta.concrete_fields}
     return all(field.source in columns for field in serializer._writable_fields)
+
+
+def _saves_its_own_way(model: Any) -> bool:
+    """Whether saving a row of ``model`` runs code ``bulk_create``/``bulk_update`` skip: a
+    ``save()`` override (a field derived, a total computed), or a ``pre_save``/``post_save``
+    receiver that is not django-arc's own (a slug set, django-simple-history's copy). The
+    single-row routes save through ``Model.save()``, which runs them; a batch skipping them
+    stored rows the project's code never saw. Such rows are saved one by one instead."""
+    return (
+        model.save is not models.Model.save
+        or project_listens(pre_save, model)
+        or project_listens(post_save, model)
+    )
 
 
 def _without_uniqueness_queries(serializer: Any) -> None:

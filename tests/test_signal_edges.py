@@ -1,0 +1,185 @@
+"""Django's model signals and a model's own ``save()``/``delete()`` at the edges of
+django-arc's writes (rev-signals): what a project's receivers and overrides see on each
+write path, and what reaches the outbox."""
+
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+from django.db.models.signals import post_delete, post_save, pre_save
+from django.test.utils import CaptureQueriesContext
+
+from django_arc.outbox.models import OutboxEvent
+from shop.models import Product
+from tests.factories import AuthorFactory, BookFactory, OrganizationFactory, UserFactory
+from tests.factories import member_client as signal_member_client
+from tests.helpers import client_for
+from tests.testapp.models import Book
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api():
+    return client_for(UserFactory())
+
+
+@contextmanager
+def signal_connected(signal, receiver, sender):
+    """``receiver`` connected to ``signal`` for ``sender`` for the block only."""
+    uid = f"rev-signals:{receiver.__name__}"
+    signal.connect(receiver, sender=sender, weak=False, dispatch_uid=uid)
+    try:
+        yield
+    finally:
+        signal.disconnect(sender=sender, dispatch_uid=uid)
+
+
+def signal_titles(type_):
+    return [
+        e.payload["data"]["title"] for e in OutboxEvent.objects.filter(type=type_).order_by("id")
+    ]
+
+
+# -- a project's pre_save/post_save receivers, and save() override, on bulk writes -----------
+
+
+def test_a_bulk_create_runs_the_projects_pre_save_and_post_save_receivers(api):
+    """A ``pre_save`` receiver of the project's (a slug, a normalised title) and a
+    ``post_save`` one (a profile row, django-simple-history's copy) ran for ``POST /books/``
+    and not for ``POST /books/bulk/``: ``bulk_create`` sends no model signal, so the bulk
+    rows were stored as the receivers never saw them, unlike the single-row route the
+    preset batches. Their rows are saved one by one now, as the single route saves one."""
+    saved = []
+
+    def upper_title(sender, instance, **kwargs):
+        instance.title = instance.title.upper()
+
+    def saw_created(sender, instance, created=False, **kwargs):
+        saved.append((instance.pk, created))
+
+    author = AuthorFactory()
+    items = [{"title": f"t{i}", "isbn": f"i{i}", "author": author.pk} for i in range(3)]
+    with (
+        signal_connected(pre_save, upper_title, Book),
+        signal_connected(post_save, saw_created, Book),
+    ):
+        r = api.post("/api/bulk-books/bulk/", {"items": items}, format="json")
+    assert r.status_code == 201, r.content
+    ids = r.json()["data"]["ids"]
+    assert list(Book.objects.order_by("pk").values_list("title", flat=True)) == ["T0", "T1", "T2"]
+    assert saved == [(pk, True) for pk in ids]
+    assert signal_titles("bulk-books.created") == ["T0", "T1", "T2"]
+
+
+@pytest.mark.parametrize("shape", ["items", "filter"])
+def test_a_bulk_update_runs_the_projects_pre_save_and_post_save_receivers(api, shape):
+    """``bulk_update`` sends no signal either: a ``pre_save`` receiver's change was neither
+    stored nor in the event, and ``post_save`` receivers never heard of the update."""
+    books = [BookFactory(title="a0"), BookFactory(title="a1")]
+    saved = []
+
+    def upper_title(sender, instance, **kwargs):
+        instance.title = instance.title.upper()
+
+    def saw_saved(sender, instance, created=False, **kwargs):
+        saved.append((instance.pk, created))
+
+    if shape == "items":
+        body = {"items": [{"id": b.pk, "title": f"n{i}"} for i, b in enumerate(books)]}
+    else:
+        body = {"filter": {"title[startswith]": "a"}, "data": {"title": "n"}}
+    with (
+        signal_connected(pre_save, upper_title, Book),
+        signal_connected(post_save, saw_saved, Book),
+    ):
+        r = api.patch("/api/bulk-books/bulk/", body, format="json")
+    assert r.status_code == 200, r.content
+    expected = ["N0", "N1"] if shape == "items" else ["N", "N"]
+    assert list(Book.objects.order_by("pk").values_list("title", flat=True)) == expected
+    assert sorted(saved) == sorted((b.pk, False) for b in books)
+    assert sorted(signal_titles("bulk-books.updated")) == sorted(expected)
+
+
+def test_a_bulk_create_and_update_run_the_models_own_save(api, monkeypatch):
+    """A model's ``save()`` override (a total computed, a field derived) runs for the
+    single-row routes, through the serializer's ``save()``, and was skipped by
+    ``bulk_create``/``bulk_update``."""
+    calls = []
+    original = Book.save
+
+    def save(self, *args, **kwargs):
+        calls.append(self.title)
+        self.pages = len(self.title)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Book, "save", save)
+    author = AuthorFactory()
+    items = [
+        {"title": "abc", "isbn": "i1", "author": author.pk},
+        {"title": "abcdef", "isbn": "i2", "author": author.pk},
+    ]
+    r = api.post("/api/bulk-books/bulk/", {"items": items}, format="json")
+    assert r.status_code == 201, r.content
+    assert calls == ["abc", "abcdef"]
+    assert list(Book.objects.order_by("pk").values_list("pages", flat=True)) == [3, 6]
+    ids = r.json()["data"]["ids"]
+    r = api.patch(
+        "/api/bulk-books/bulk/", {"items": [{"id": ids[0], "title": "ab"}]}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    assert Book.objects.get(pk=ids[0]).pages == 2
+    assert OutboxEvent.objects.get(type="bulk-books.updated").payload["data"]["pages"] == 2
+
+
+def test_a_bulk_delete_runs_the_models_own_delete_and_names_each_row(api, monkeypatch):
+    """A model's ``delete()`` override (soft-delete of its own, files removed) ran for
+    ``DELETE /books/{id}/`` and was skipped by the bulk delete's ``QuerySet.delete()``.
+    The rows' events still name each row (Django clears a deleted instance's pk)."""
+    books = [BookFactory(), BookFactory()]
+    deleted = []
+    original = Book.delete
+
+    def delete(self, *args, **kwargs):
+        deleted.append(self.pk)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Book, "delete", delete)
+    r = api.delete("/api/bulk-books/bulk/", {"ids": [b.pk for b in books]}, format="json")
+    assert r.status_code == 200, r.content
+    assert deleted == [b.pk for b in books]
+    assert not Book.objects.exists()
+    events = OutboxEvent.objects.filter(type="bulk-books.deleted").order_by("id")
+    assert [e.meta["resource_id"] for e in events] == [str(b.pk) for b in books]
+    assert [e.payload["id"] for e in events] == [b.pk for b in books]
+
+
+def test_a_bulk_delete_sends_post_delete_for_each_row(api):
+    """Correct before this review, pinned: ``QuerySet.delete()`` collects rows whose model
+    has a ``post_delete`` receiver and sends it per row."""
+    books = [BookFactory(), BookFactory()]
+    seen = []
+
+    def saw_deleted(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    with signal_connected(post_delete, saw_deleted, Book):
+        r = api.delete("/api/bulk-books/bulk/", {"ids": [b.pk for b in books]}, format="json")
+    assert r.status_code == 200, r.content
+    assert sorted(seen) == sorted(b.pk for b in books)
+
+
+def test_django_arcs_own_receivers_keep_a_bulk_create_one_insert():
+    """The query cache's own ``post_save`` receivers (products are cached) are no project
+    code to run per row: a bulk create of a cached resource stays one INSERT."""
+    org = OrganizationFactory()
+    client = signal_member_client(org, "admin")
+    client.get("/api/products/")  # the viewset is built: the cache's receivers connected
+    assert post_save.has_listeners(Product)
+    items = [{"name": f"p{i}", "sku": f"S-{i}", "price": "1.00"} for i in range(5)]
+    with CaptureQueriesContext(connection) as queries:
+        r = client.post("/api/products/bulk/", {"items": items}, format="json")
+    assert r.status_code == 201, r.content
+    inserts = [q for q in queries if q["sql"].startswith("INSERT") and "shop_product" in q["sql"]]
+    assert len(inserts) == 1
+    assert Product.objects.count() == 5
