@@ -183,3 +183,117 @@ def test_django_arcs_own_receivers_keep_a_bulk_create_one_insert():
     inserts = [q for q in queries if q["sql"].startswith("INSERT") and "shop_product" in q["sql"]]
     assert len(inserts) == 1
     assert Product.objects.count() == 5
+
+
+# -- a project's receiver moving a row out of the caller's tenant ----------------------------
+
+
+@pytest.fixture
+def signal_orgs():
+    return OrganizationFactory(), OrganizationFactory()
+
+
+def signal_move_to(org):
+    """A ``pre_save`` receiver of a project's, setting every product's organization to
+    ``org`` (a denormalisation gone wrong: copied from the wrong related row)."""
+
+    def move_to_other_org(sender, instance, **kwargs):
+        instance.organization_id = org.pk
+
+    return move_to_other_org
+
+
+def test_a_receiver_moving_a_created_row_to_another_tenant_writes_nothing(signal_orgs):
+    """``MultiTenant`` sets the tenant field from the scope (SPEC §5), then ``save()`` runs
+    the project's receivers: one that changed the field wrote the caller's row into another
+    organization, answered 201 with that organization's id, and stored an event whose
+    ``meta.organization_id`` named the caller's. The write is refused as the server's fault
+    now (500 ``INTERNAL_ERROR``, the cause logged): nothing is stored, no event."""
+    mine, other = signal_orgs
+    client = signal_member_client(mine, "admin")
+    client.raise_request_exception = False
+    body = {"name": "a", "sku": "S-1", "price": "1.00"}
+    with signal_connected(pre_save, signal_move_to(other), Product):
+        r = client.post("/api/products/", body, format="json")
+    assert r.status_code == 500, r.content
+    assert r.json()["code"] == "INTERNAL_ERROR"
+    assert not Product.objects.exists()
+    assert not OutboxEvent.objects.exists()
+
+
+def test_a_receiver_moving_an_updated_row_to_another_tenant_writes_nothing(signal_orgs):
+    mine, other = signal_orgs
+    client = signal_member_client(mine, "admin")
+    client.raise_request_exception = False
+    product = Product.objects.create(organization=mine, name="a", sku="S-1", price=1)
+    with signal_connected(pre_save, signal_move_to(other), Product):
+        r = client.patch(f"/api/products/{product.pk}/", {"name": "b"}, format="json")
+    assert r.status_code == 500, r.content
+    product.refresh_from_db()
+    assert (product.organization_id, product.name) == (mine.pk, "a")
+    assert not OutboxEvent.objects.exists()
+
+
+def test_a_receiver_moving_bulk_rows_to_another_tenant_writes_nothing(signal_orgs):
+    mine, other = signal_orgs
+    client = signal_member_client(mine, "admin")
+    client.raise_request_exception = False
+    items = [{"name": f"p{i}", "sku": f"S-{i}", "price": "1.00"} for i in range(2)]
+    with signal_connected(pre_save, signal_move_to(other), Product):
+        r = client.post("/api/products/bulk/", {"items": items}, format="json")
+    assert r.status_code == 500, r.content
+    assert r.json()["details"] == {
+        "items": {"0": {"code": "INTERNAL_ERROR", "error": "Internal server error"}}
+    }
+    assert not Product.objects.exists()
+    assert not OutboxEvent.objects.exists()
+    product = Product.objects.create(organization=mine, name="a", sku="S-9", price=1)
+    with signal_connected(pre_save, signal_move_to(other), Product):
+        r = client.patch(
+            "/api/products/bulk/", {"items": [{"id": product.pk, "name": "b"}]}, format="json"
+        )
+    assert r.status_code == 500, r.content
+    assert Product.objects.get(pk=product.pk).organization_id == mine.pk
+    assert not OutboxEvent.objects.exists()
+
+
+def test_a_receiver_setting_the_same_tenant_again_is_no_move(signal_orgs):
+    """A receiver that sets the tenant to the value it holds (the related row read again)
+    changes nothing: the write is answered as without it."""
+    mine, _ = signal_orgs
+    client = signal_member_client(mine, "admin")
+
+    def same_org(sender, instance, **kwargs):
+        instance.organization = type(mine).objects.get(pk=instance.organization_id)
+
+    with signal_connected(pre_save, same_org, Product):
+        r = client.post(
+            "/api/products/", {"name": "a", "sku": "S-1", "price": "1.00"}, format="json"
+        )
+        assert r.status_code == 201, r.content
+        r = client.post(
+            "/api/products/bulk/",
+            {"items": [{"name": "b", "sku": "S-2", "price": "1.00"}]},
+            format="json",
+        )
+        assert r.status_code == 201, r.content
+    assert set(Product.objects.values_list("organization_id", flat=True)) == {mine.pk}
+
+
+def test_a_receiver_giving_a_created_row_another_owner_writes_nothing():
+    """``OwnedBy`` sets the owner on create; a receiver that replaced it created a row the
+    caller does not own, answered as theirs."""
+    from tests.testapp.models import Article
+
+    caller, someone = UserFactory(), UserFactory()
+    client = client_for(caller)
+    client.raise_request_exception = False
+
+    def reown(sender, instance, **kwargs):
+        instance.owner_id = someone.pk
+
+    with signal_connected(pre_save, reown, Article):
+        r = client.post("/api/owned-articles/", {"slug": "s", "title": "t"}, format="json")
+    assert r.status_code == 500, r.content
+    assert not Article.objects.exists()
+    assert not OutboxEvent.objects.exists()

@@ -245,6 +245,8 @@ class Bulk(Preset):
         else:  # serializers that save rows their own way
             instances = [serializer.save(**values) for serializer in validated]
         _each(instances, lambda instance: resource.after_create(request, instance), rows=False)
+        for index, instance in enumerate(instances):
+            view.keep_forced_values(instance, values, item=("items", index))
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
         # them: through the view's get_queryset() (a ViewSet subclass's own ``Prefetch``
@@ -333,6 +335,8 @@ class Bulk(Preset):
                 befores = [b for row, b in zip(rows, befores, strict=True) if row.pk in present]
                 rows = [row for row in rows if row.pk in present]
         _each(rows, lambda row: resource.after_update(request, row))
+        for index, row in enumerate(rows):
+            view.keep_forced_values(row, view.write_values(row), item=("items", index))
         # the relations they render read again (once for all the rows): the write and its
         # hooks may have changed those read with them
         load_relations(rows, view.get_queryset(), reload=True)
