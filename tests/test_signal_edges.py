@@ -297,3 +297,28 @@ def test_a_receiver_giving_a_created_row_another_owner_writes_nothing():
     assert r.status_code == 500, r.content
     assert not Article.objects.exists()
     assert not OutboxEvent.objects.exists()
+
+
+# -- the audit log's rows, as a project listening to them sees them ---------------------------
+
+
+def test_a_bulk_writes_audit_rows_send_post_save_as_a_single_writes_row_does(api):
+    """A single write's audit row is saved with ``save()`` (a ``post_save`` a project may
+    forward to its SIEM); a bulk write's were inserted in one statement that sends none, so
+    the bulk rows' audit never left. The outbox already stores one by one when its model
+    is listened to; the audit log does the same now."""
+    from django_arc.audit.models import AuditLog
+
+    seen = []
+
+    def forward(sender, instance, created=False, raw=False, **kwargs):
+        seen.append((instance.action, instance.object_id, created, raw))
+
+    author = AuthorFactory()
+    items = [{"title": f"t{i}", "isbn": f"i{i}", "author": author.pk} for i in range(2)]
+    with signal_connected(post_save, forward, AuditLog):
+        r = api.post("/api/bulk-books/bulk/", {"items": items}, format="json")
+    assert r.status_code == 201, r.content
+    ids = r.json()["data"]["ids"]
+    assert seen == [("created", str(pk), True, False) for pk in ids]
+    assert AuditLog.objects.count() == 2
