@@ -322,3 +322,76 @@ def test_a_bulk_writes_audit_rows_send_post_save_as_a_single_writes_row_does(api
     ids = r.json()["data"]["ids"]
     assert seen == [("created", str(pk), True, False) for pk in ids]
     assert AuditLog.objects.count() == 2
+
+
+# -- what a project's receivers publish, and writes that go around the resources ---------------
+
+
+def test_an_event_a_post_save_receiver_publishes_shares_the_writes_transaction(api):
+    """Correct before this review, pinned: ``events.publish`` from a project's
+    ``post_save`` stores its event in the write's transaction, before the write's own
+    event (the receiver runs in ``save()``), and a write that then fails (an after-hook
+    raising) rolls both back. A receiver raising is a 500 with nothing stored."""
+    from django_arc import events
+
+    def indexed(sender, instance, created=False, **kwargs):
+        events.publish(events.create_event("books.indexed", {"id": instance.pk}))
+
+    author = AuthorFactory()
+    with signal_connected(post_save, indexed, Book):
+        r = api.post(
+            "/api/books/", {"title": "ok", "isbn": "i1", "author": author.pk}, format="json"
+        )
+        assert r.status_code == 201, r.content
+        assert list(OutboxEvent.objects.order_by("id").values_list("type", flat=True)) == [
+            "books.indexed",
+            "books.created",
+        ]
+        r = api.post(
+            "/api/books/", {"title": "boom-after", "isbn": "i2", "author": author.pk}, format="json"
+        )
+        assert r.status_code == 409, r.content
+    assert Book.objects.count() == 1 and OutboxEvent.objects.count() == 2
+
+    def fails(sender, instance, **kwargs):
+        raise RuntimeError("the project's receiver failed")
+
+    api.raise_request_exception = False
+    with signal_connected(post_save, fails, Book):
+        r = api.post(
+            "/api/books/", {"title": "x", "isbn": "i3", "author": author.pk}, format="json"
+        )
+    assert r.status_code == 500 and r.json()["code"] == "INTERNAL_ERROR"
+    assert b"the project's receiver failed" not in r.content
+    assert Book.objects.count() == 1 and OutboxEvent.objects.count() == 2
+
+
+def test_a_fixture_load_and_writes_around_the_resources_store_no_event(tmp_path):
+    """Pinned (docs/events.md): only writes through a resource (and ``events.publish``)
+    store events. ``loaddata`` saves raw and emits nothing; nor do ``QuerySet.update()``,
+    ``bulk_create``, a ``Model.save()`` of the project's, or the rows a resource's delete
+    removes by cascade (a book's reviews): only the deleted row's event is stored."""
+    from django.core.management import call_command
+
+    from tests.testapp.models import Review
+
+    author = AuthorFactory()
+    fixture = tmp_path / "books.json"
+    fixture.write_text(
+        '[{"model": "testapp.book", "pk": 90, "fields": {"title": "f", "isbn": "f-1", '
+        f'"author": {author.pk}, "uid": "8d3c6a56-3c3f-4d0e-9d57-2b5f0b7b8f10", '
+        '"created_at": "2026-01-01T00:00:00Z"}}]'
+    )
+    call_command("loaddata", str(fixture), verbosity=0)
+    assert Book.objects.filter(pk=90).exists()
+    Book.objects.filter(pk=90).update(title="g")
+    Book.objects.bulk_create([Book(title="h", isbn="h-1", author=author)])
+    BookFactory()
+    Review.objects.create(book_id=90, body="r")
+    assert not OutboxEvent.objects.exists()
+    r = client_for(UserFactory()).delete("/api/books/90/")
+    assert r.status_code == 200, r.content
+    assert not Review.objects.exists()
+    assert [(e.type, e.meta["resource_id"]) for e in OutboxEvent.objects.all()] == [
+        ("books.deleted", "90")
+    ]
