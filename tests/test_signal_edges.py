@@ -395,3 +395,23 @@ def test_a_fixture_load_and_writes_around_the_resources_store_no_event(tmp_path)
     assert [(e.type, e.meta["resource_id"]) for e in OutboxEvent.objects.all()] == [
         ("books.deleted", "90")
     ]
+
+
+def test_a_django_validation_error_from_pre_save_is_a_400_naming_the_field(api):
+    """Pinned: Django's ``ValidationError`` raised by a project's ``pre_save`` is the
+    envelope's 400 naming the field, nothing stored."""
+    from django.core.exceptions import ValidationError
+
+    def refuse(sender, instance, **kwargs):
+        raise ValidationError({"title": "Refused by the project's receiver."})
+
+    author = AuthorFactory()
+    with signal_connected(pre_save, refuse, Book):
+        r = api.post(
+            "/api/books/", {"title": "x", "isbn": "i1", "author": author.pk}, format="json"
+        )
+    assert r.status_code == 400, r.content
+    body = r.json()
+    assert body["code"] == "VALIDATION_ERROR"
+    assert body["details"] == {"title": ["Refused by the project's receiver."]}
+    assert not Book.objects.exists() and not OutboxEvent.objects.exists()
