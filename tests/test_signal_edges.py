@@ -415,3 +415,24 @@ def test_a_django_validation_error_from_pre_save_is_a_400_naming_the_field(api):
     assert body["code"] == "VALIDATION_ERROR"
     assert body["details"] == {"title": ["Refused by the project's receiver."]}
     assert not Book.objects.exists() and not OutboxEvent.objects.exists()
+
+
+def test_a_soft_delete_and_restore_send_no_save_signal(api):
+    """Pinned (docs/presets/soft-delete.md): a soft delete and a restore are one
+    conditional ``UPDATE``; no ``pre_save``/``post_save`` is sent, the events say it."""
+    from tests.testapp.models import Article
+
+    article = Article.objects.create(slug="s", title="t")
+    seen = []
+
+    def saw(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    with signal_connected(post_save, saw, Article), signal_connected(pre_save, saw, Article):
+        assert api.delete(f"/api/soft-articles/{article.pk}/").status_code == 200
+        assert api.post(f"/api/soft-articles/{article.pk}/restore/").status_code == 200
+    assert seen == []
+    assert list(OutboxEvent.objects.order_by("id").values_list("type", flat=True)) == [
+        "soft-articles.deleted",
+        "soft-articles.restored",
+    ]
