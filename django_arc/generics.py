@@ -80,6 +80,7 @@ from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .serializers import form_values
 from .settings import arc_settings
+from .signals import saves_its_own_way
 from .transactions import aborted_databases, atomic_on
 
 #: DRF's parsers and the ones resources use in their place
@@ -1281,9 +1282,20 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             always
             or arc_settings.EVENTS.get("OUTBOX", True)
             or self.resource.write_needs_transaction
+            or self._model_runs_project_code()
         ):
             return atomic_on(databases)
         return nullcontext()
+
+    def _model_runs_project_code(self) -> bool:
+        """Whether the model's own code runs in a write (a ``save()``/``delete()``
+        override, a project's ``pre_save``/``post_save`` receiver), which may write more
+        than the row: in autocommit, a receiver failing after its own write left the row
+        and that write committed behind a 500. Read at each write, not cached with
+        :attr:`~django_arc.resources.Resource.write_needs_transaction`: a receiver may be
+        connected after the resource first wrote."""
+        model = self.resource.model
+        return model.delete is not models.Model.delete or saves_its_own_way(model)
 
     def write_databases(self) -> tuple[str, ...]:
         """The databases a write's transaction is opened on, the outermost first: where its

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from django.db import models
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import Signal
 
 T = TypeVar("T")
@@ -51,6 +53,21 @@ def project_listens(signal: Signal, sender: Any) -> bool:
     if isinstance(live, tuple):  # Django 5: (sync receivers, async receivers)
         live = [*live[0], *live[1]]
     return any(not getattr(receiver, "arc_receiver", False) for receiver in live)
+
+
+def saves_its_own_way(model: Any) -> bool:
+    """Whether saving a row of ``model`` runs code of the project's besides Django's: a
+    ``save()`` override (a field derived, a total computed), or a ``pre_save``/``post_save``
+    receiver that is not django-arc's own (:func:`project_listens`: a slug set,
+    django-simple-history's copy). Such code may write more than the row, so a write needs
+    a transaction of its own, and writes that batch rows (``bulk_create``,
+    ``bulk_update``), which skip it, go row by row instead. Read at each write: receivers
+    may be connected after the resource first wrote."""
+    return (
+        model.save is not models.Model.save
+        or project_listens(pre_save, model)
+        or project_listens(post_save, model)
+    )
 
 
 class EventBatch:

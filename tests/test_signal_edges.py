@@ -436,3 +436,90 @@ def test_a_soft_delete_and_restore_send_no_save_signal(api):
         "soft-articles.deleted",
         "soft-articles.restored",
     ]
+
+
+# -- a write's own transaction, where the model runs the project's code ------------------------
+
+
+def signal_plain_site():
+    """A site with a resource over Book with no hook, preset or serializer of its own,
+    whose write (with the outbox off) is one statement in autocommit."""
+    from django_arc import Resource, ResourceSite
+    from django_arc import permissions as P
+
+    site = ResourceSite(name="signal-plain")
+    site.register(
+        type(
+            "SignalPlainBooks",
+            (Resource,),
+            {
+                "model": Book,
+                "name": "books",
+                "fields": ["id", "title", "isbn", "author"],
+                "permissions": {
+                    "list": P.allow_public(),
+                    "get": P.allow_public(),
+                    "create": P.allow_public(),
+                    "update": P.allow_public(),
+                    "delete": P.allow_public(),
+                },
+            },
+        )
+    )
+    return site
+
+
+@pytest.mark.parametrize("what", ["post_save", "save"])
+def test_with_the_outbox_off_a_receiver_failing_after_its_own_write_leaves_nothing(
+    settings, what, monkeypatch
+):
+    """With ``EVENTS.OUTBOX`` off, a resource whose write is one statement (no hook, no
+    preset, no serializer of its own) wrote in autocommit, with no transaction of its own:
+    a project's ``post_save`` receiver (or ``save()`` override) that wrote a row of its own
+    and then failed left the row and the receiver's row committed behind a 500. The
+    model's own code counts as more than one statement now: the write has its
+    transaction, and nothing of it stays."""
+    from django_arc.sites import _all_sites
+    from tests.helpers import site_mounted
+    from tests.testapp.models import Review
+
+    settings.ARC = {**settings.ARC, "EVENTS": {**settings.ARC.get("EVENTS", {}), "OUTBOX": False}}
+
+    def review_then_fail(instance):
+        Review.objects.create(book=instance, body="auto")
+        raise RuntimeError("the project's code failed after writing")
+
+    def receiver(sender, instance, **kwargs):
+        review_then_fail(instance)
+
+    original = Book.save
+
+    def save(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        review_then_fail(self)
+
+    author = AuthorFactory()
+    site = signal_plain_site()
+    client = client_for()
+    client.raise_request_exception = False
+    try:
+        with site_mounted(settings, "signal-plain", site):
+            if what == "save":
+                monkeypatch.setattr(Book, "save", save)
+                r = client.post(
+                    "/signal-plain/books/",
+                    {"title": "t", "isbn": "i", "author": author.pk},
+                    format="json",
+                )
+            else:
+                with signal_connected(post_save, receiver, Book):
+                    r = client.post(
+                        "/signal-plain/books/",
+                        {"title": "t", "isbn": "i", "author": author.pk},
+                        format="json",
+                    )
+    finally:
+        _all_sites.remove(site)
+    assert r.status_code == 500, r.content
+    assert not Book.objects.exists()
+    assert not Review.objects.exists()

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from django.db.models.signals import post_save, pre_save
 from django.http import Http404
 from django.utils.http import parse_http_date_safe
 from rest_framework import serializers
@@ -48,7 +47,7 @@ from ..exceptions import (
 from ..filters import QueryFilterField
 from ..query import beyond_int64, load_relations, shown
 from ..serializers import preload_related
-from ..signals import project_listens
+from ..signals import saves_its_own_way
 from ..transactions import aborted_databases
 from .base import Preset
 
@@ -833,29 +832,18 @@ def _batchable(serializer: Any, model: Any) -> bool:
     """Whether ``bulk_create``/``bulk_update`` write what ``serializer`` would: DRF's own
     ``ModelSerializer`` saving (no ``create()``, ``update()`` or ``save()`` of the project's),
     every writable field a model column (not a many-to-many, not a value only the project's
-    code reads), and a model that saves its rows Django's way (:func:`_saves_its_own_way`)."""
+    code reads), and a model that saves its rows Django's way (no ``save()`` override, no
+    ``pre_save``/``post_save`` receiver of the project's: see
+    :func:`~django_arc.signals.saves_its_own_way`)."""
     base = serializers.ModelSerializer
     cls = type(serializer)
-    if not isinstance(serializer, base) or _saves_its_own_way(model):
+    if not isinstance(serializer, base) or saves_its_own_way(model):
         return False
     if any(getattr(cls, name) is not getattr(base, name) for name in ("create", "update", "save")):
         return False
     columns = {f.name for f in model._meta.concrete_fields}
     columns |= {f.attname for f in model._meta.concrete_fields}
     return all(field.source in columns for field in serializer._writable_fields)
-
-
-def _saves_its_own_way(model: Any) -> bool:
-    """Whether saving a row of ``model`` runs code ``bulk_create``/``bulk_update`` skip: a
-    ``save()`` override (a field derived, a total computed), or a ``pre_save``/``post_save``
-    receiver that is not django-arc's own (a slug set, django-simple-history's copy). The
-    single-row routes save through ``Model.save()``, which runs them; a batch skipping them
-    stored rows the project's code never saw. Such rows are saved one by one instead."""
-    return (
-        model.save is not models.Model.save
-        or project_listens(pre_save, model)
-        or project_listens(post_save, model)
-    )
 
 
 def _without_uniqueness_queries(serializer: Any) -> None:
