@@ -60,6 +60,7 @@ from .events.event import same_json_value
 from .exceptions import (
     ArcError,
     NotFound,
+    ServerFault,
     ShortCircuit,
     as_arc_error,
     exception_handler,
@@ -79,6 +80,7 @@ from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
 from .serializers import form_values
 from .settings import arc_settings
+from .signals import saves_its_own_way
 from .transactions import atomic_on, fault_if_aborted
 
 #: DRF's parsers and the ones resources use in their place
@@ -1280,9 +1282,20 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             always
             or arc_settings.EVENTS.get("OUTBOX", True)
             or self.resource.write_needs_transaction
+            or self._model_runs_project_code()
         ):
             return atomic_on(databases)
         return nullcontext()
+
+    def _model_runs_project_code(self) -> bool:
+        """Whether the model's own code runs in a write (a ``save()``/``delete()``
+        override, a project's ``pre_save``/``post_save`` receiver), which may write more
+        than the row: in autocommit, a receiver failing after its own write left the row
+        and that write committed behind a 500. Read at each write, not cached with
+        :attr:`~django_arc.resources.Resource.write_needs_transaction`: a receiver may be
+        connected after the resource first wrote."""
+        model = self.resource.model
+        return model.delete is not models.Model.delete or saves_its_own_way(model)
 
     def write_databases(self) -> tuple[str, ...]:
         """The databases a write's transaction is opened on, the outermost first: where its
@@ -1351,9 +1364,11 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 self._hook_returned("before_create")
                 serializer = self.get_serializer(data=data)
                 serializer.is_valid(raise_exception=True)
-                instance = serializer.save(**self.write_values(None))
+                forced = self.write_values(None)
+                instance = serializer.save(**forced)
                 resource.after_create(request, instance)
                 self._hook_returned("after_create")
+                self.keep_forced_values(instance, forced)
                 # the relations it renders as a read of it renders them: through this
                 # view's get_queryset() (a project's Prefetch narrowing one, in the
                 # resource's or a ViewSet subclass's), as a bulk create's rows do; the rows
@@ -1388,10 +1403,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 before = serializer.to_representation(instance)
                 written = self._write_only_values(serializer.fields, instance, data)
                 serializer.is_valid(raise_exception=True)
+                forced = self.write_values(instance)
                 with self.existing_rows(instance):
-                    saved = serializer.save(**self.write_values(instance))
+                    saved = serializer.save(**forced)
                 resource.after_update(request, saved)
                 self._hook_returned("after_update")
+                self.keep_forced_values(saved, forced)
                 # the relations it renders read again, through the queryset it was read
                 # from: the write and its hooks may have changed those read with it (a
                 # nested book's reviews)
@@ -1435,6 +1452,35 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 f"transaction on {databases} aborted: a statement it ran failed and it caught the "
                 "error without a savepoint of its own (wrap that statement in transaction.atomic())"
             )
+        )
+
+    def keep_forced_values(
+        self, instance: Any, forced: Mapping[str, Any], item: tuple[str, int] | None = None
+    ) -> None:
+        """Raise a :class:`~django_arc.exceptions.ServerFault` when the saved row no longer
+        holds a value its presets forced (``forced``, :meth:`write_values`): the project's
+        ``save()`` override, a ``pre_save``/``post_save`` receiver or a hook changed it after
+        the guards ran — a row written into another organization (or for another owner)
+        than the caller's, answered as the caller's write with the other tenant's id, its
+        event naming the caller's organization. Refused as the server's fault (500, the
+        cause logged; a bulk ``item``, ``(key, index)``, named in ``details``); the write's
+        transaction rolls back, nothing is stored. No query: the instance's attributes are
+        read."""
+        moved = [name for name, value in forced.items() if getattr(instance, name, value) != value]
+        if not moved:
+            return
+        what, details = f"A write of {self.resource.name}", None
+        if item is not None:
+            key, index = item
+            what = f"Bulk item {key}[{index}] of {self.resource.name}"
+            details = {
+                key: {str(index): {"code": "INTERNAL_ERROR", "error": "Internal server error"}}
+            }
+        raise ServerFault(
+            f"{what} left {', '.join(moved)} other than the value its presets force (the "
+            "caller's tenant or owner): the model's save(), a pre_save/post_save receiver or "
+            "a hook changed it after the guards ran; nothing is written",
+            details,
         )
 
     def refuse_if_taken(self, instance: Any, data: dict[str, Any]) -> None:

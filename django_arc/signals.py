@@ -15,9 +15,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db import models
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import Signal
+
+T = TypeVar("T")
 
 #: sent with ``event`` (an :class:`django_arc.events.Event`) inside the write's transaction.
 resource_event = Signal()
@@ -27,6 +31,43 @@ scope_elevated = Signal()
 
 #: sent with ``event`` when a transport delivers an event to this process's subscribers.
 event_received = Signal()
+
+
+def arc_receiver(receiver: T) -> T:
+    """Mark ``receiver`` as django-arc's own (the query cache's model-signal receivers), so
+    :func:`project_listens` does not count it: what it does for a row is no project code a
+    batched write (``bulk_create``) must run row by row."""
+    receiver.arc_receiver = True  # type: ignore[attr-defined]
+    return receiver
+
+
+def project_listens(signal: Signal, sender: Any) -> bool:
+    """Whether a receiver that is not django-arc's own (:func:`arc_receiver`) listens to
+    ``signal`` for ``sender``: a project's ``pre_save`` (a slug set), a library's
+    ``post_save`` (django-simple-history's copy of the row). Writes that batch rows
+    (``bulk_create``, ``bulk_update``) send no model signal, so where one listens, the rows
+    are saved one by one instead, as the single-row routes save one."""
+    if not signal.has_listeners(sender):
+        return False
+    live = signal._live_receivers(sender)
+    if isinstance(live, tuple):  # Django 5: (sync receivers, async receivers)
+        live = [*live[0], *live[1]]
+    return any(not getattr(receiver, "arc_receiver", False) for receiver in live)
+
+
+def saves_its_own_way(model: Any) -> bool:
+    """Whether saving a row of ``model`` runs code of the project's besides Django's: a
+    ``save()`` override (a field derived, a total computed), or a ``pre_save``/``post_save``
+    receiver that is not django-arc's own (:func:`project_listens`: a slug set,
+    django-simple-history's copy). Such code may write more than the row, so a write needs
+    a transaction of its own, and writes that batch rows (``bulk_create``,
+    ``bulk_update``), which skip it, go row by row instead. Read at each write: receivers
+    may be connected after the resource first wrote."""
+    return (
+        model.save is not models.Model.save
+        or project_listens(pre_save, model)
+        or project_listens(post_save, model)
+    )
 
 
 class EventBatch:

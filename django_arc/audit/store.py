@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, router
+from django.db.models.signals import post_save, pre_save
 
 from ..events.event import dumps as _dumps
 from .models import AuditLog
@@ -67,12 +68,20 @@ def insert_many(
     current transaction.
 
     On PostgreSQL one statement whose rows travel as one JSON parameter
-    (:func:`_insert_statement`); elsewhere ``bulk_create``. Like ``bulk_create``, no
-    ``pre_save``/``post_save`` is sent and the rows are not returned."""
+    (:func:`_insert_statement`); elsewhere ``bulk_create``. Neither sends ``pre_save``/
+    ``post_save``: when something listens to them (a project forwarding audit rows), each
+    row is saved on its own instead, as one write's row is, so a bulk write's audit reaches
+    it too. The rows are not returned."""
     if not rows:
         return
     db = router.db_for_write(AuditLog)
     connection = connections[db]
+    if pre_save.has_listeners(AuditLog) or post_save.has_listeners(AuditLog):
+        values = {name: getattr(shared, name) for name in SHARED_FIELDS}
+        for object_id, before, after in rows:
+            row = AuditLog(**values, object_id=object_id, before=before, after=after)
+            row.save(force_insert=True, using=db)
+        return
     if connection.vendor != "postgresql":
         values = {name: getattr(shared, name) for name in SHARED_FIELDS}
         AuditLog.objects.using(db).bulk_create(

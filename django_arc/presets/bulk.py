@@ -13,7 +13,9 @@ constraint is a 409 ``CONFLICT`` for the whole batch (per-item unique checks wou
 query per item). A project ``serializer_class`` that saves rows its own way (its own
 ``create()``, ``update()`` or ``save()``, or writable fields that are not model columns) is
 not bypassed: each item is validated and saved by a serializer of its own, as on the
-single-row routes, at the SQL those cost per item.
+single-row routes, at the SQL those cost per item. Nor is a model whose saves run more than
+Django's (a ``save()`` override, a project's ``pre_save``/``post_save`` receiver): its rows are
+saved one by one through ``save()``, and a ``delete()`` override deletes each row.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.http import Http404
 from django.utils.http import parse_http_date_safe
 from rest_framework import serializers
@@ -44,6 +47,7 @@ from ..exceptions import (
 from ..filters import QueryFilterField
 from ..query import beyond_int64, load_relations, shown
 from ..serializers import preload_related
+from ..signals import saves_its_own_way
 from ..transactions import fault_if_aborted
 from .base import Preset
 
@@ -240,6 +244,8 @@ class Bulk(Preset):
         else:  # serializers that save rows their own way
             instances = [serializer.save(**values) for serializer in validated]
         _each(instances, lambda instance: resource.after_create(request, instance), rows=False)
+        for index, instance in enumerate(instances):
+            view.keep_forced_values(instance, values, item=("items", index))
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
         # them: through the view's get_queryset() (a ViewSet subclass's own ``Prefetch``
@@ -328,6 +334,8 @@ class Bulk(Preset):
                 befores = [b for row, b in zip(rows, befores, strict=True) if row.pk in present]
                 rows = [row for row in rows if row.pk in present]
         _each(rows, lambda row: resource.after_update(request, row))
+        for index, row in enumerate(rows):
+            view.keep_forced_values(row, view.write_values(row), item=("items", index))
         # the relations they render read again (once for all the rows): the write and its
         # hooks may have changed those read with them
         load_relations(rows, view.get_queryset(), reload=True)
@@ -357,7 +365,15 @@ class Bulk(Preset):
             # the rows found above, through the same (base) manager ``instance.delete()``
             # uses: a default manager hiding some of them deleted none of those, answered
             # as deleted, with their events
-            model._base_manager.filter(pk__in=[row.pk for row in rows]).delete()
+            if model.delete is not models.Model.delete:
+                # the model's own delete() (files removed, a row archived) runs for the
+                # single-row route: each row is deleted through it, still all or none
+                for row in rows:
+                    pk = row.pk
+                    row.delete()
+                    row.pk = pk  # Django clears it; the hooks and events name the row
+            else:
+                model._base_manager.filter(pk__in=[row.pk for row in rows]).delete()
         _each(rows, lambda row: resource.after_delete(request, row), key="ids")
         afters = view.get_serializer(rows, many=True).data if soft and observed else None
         records = [
@@ -814,11 +830,13 @@ def _transaction_usable(key: str, index: int) -> None:
 def _batchable(serializer: Any, model: Any) -> bool:
     """Whether ``bulk_create``/``bulk_update`` write what ``serializer`` would: DRF's own
     ``ModelSerializer`` saving (no ``create()``, ``update()`` or ``save()`` of the project's),
-    and every writable field a model column (not a many-to-many, not a value only the
-    project's code reads)."""
+    every writable field a model column (not a many-to-many, not a value only the project's
+    code reads), and a model that saves its rows Django's way (no ``save()`` override, no
+    ``pre_save``/``post_save`` receiver of the project's: see
+    :func:`~django_arc.signals.saves_its_own_way`)."""
     base = serializers.ModelSerializer
     cls = type(serializer)
-    if not isinstance(serializer, base):
+    if not isinstance(serializer, base) or saves_its_own_way(model):
         return False
     if any(getattr(cls, name) is not getattr(base, name) for name in ("create", "update", "save")):
         return False

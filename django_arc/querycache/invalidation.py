@@ -38,6 +38,7 @@ from django.db.models.signals import class_prepared, m2m_changed, post_delete, p
 from .. import redis_alias
 from ..query import relation_named
 from ..settings import arc_settings, on_reload
+from ..signals import arc_receiver
 from .keys import resource_version_key, tag_version_key, version_keys
 from .policy import policy_for
 from .store import QueryCacheStore
@@ -202,12 +203,14 @@ def _resources_over(model: type[models.Model]) -> list[Any]:
     return found
 
 
+@arc_receiver
 def _rows_linked(sender: Any, **kwargs: Any) -> None:
     """``m2m_changed`` of a many-to-many table an answer reads: once the rows are written."""
     if kwargs.get("action", "").startswith("post_"):
         _model_changed(sender, **kwargs)
 
 
+@arc_receiver
 def _model_changed(sender: Any, **kwargs: Any) -> None:
     # loaddata: fixtures are not writes of the API's data (nor worth a bump per row); after
     # loading into a live database, call invalidate() (docs/query-cache.md, "Fixtures")
@@ -219,6 +222,7 @@ def _model_changed(sender: Any, **kwargs: Any) -> None:
     bump_on_commit(keys, using=kwargs.get("using"))
 
 
+@arc_receiver
 def _referenced_deleted(sender: Any, **kwargs: Any) -> None:
     """A row some watched model, or a model cached answers read, may point at was deleted:
     Django's collector has set those keys (an ``UPDATE`` of their rows, with no signal of
