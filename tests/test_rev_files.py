@@ -1,0 +1,106 @@
+"""Resources over models with files (rev-files): a ``FileField`` uploaded through multipart
+bodies on a tenant's resource, one the resource hides, and a ``FilePathField`` whose
+directory is a callable. What a refused write leaves in storage, what the query language
+says of a row without a file, and what the guards, events and replays hold."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework import serializers
+
+from django_arc import ArcError, Resource, ResourceSite, action, presets
+from django_arc import fields as F
+from django_arc import permissions as P
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Attachment, attachment_templates
+
+pytestmark = pytest.mark.django_db
+
+REV_FILES_MEMBERS = {
+    key: P.require_org_membership() for key in ("list", "get", "create", "update", "delete")
+}
+
+rev_files_site = ResourceSite(name="rev-files")
+
+
+class RevFilesReplaceInput(serializers.Serializer):
+    file = serializers.FileField()
+    note = serializers.CharField(required=False)
+
+
+@rev_files_site.register
+class RevFilesAttachmentResource(Resource):
+    """Refuses, after its save, a row named ``refuse`` (create and update) and an action
+    whose note is ``refuse``."""
+
+    model = Attachment
+    name = "attachments"
+    fields = ["id", "organization", "name", "file", "secret", "template"]
+    filter_fields = {"file": ["eq", "exists"], "template": ["eq"]}
+    sort_fields = ["name"]
+    presets = [presets.MultiTenant(), presets.Audited()]
+    permissions = REV_FILES_MEMBERS
+    field_permissions = {"secret": F.hidden()}
+    idempotent = True
+
+    @action(permissions=P.require_org_membership(), input=RevFilesReplaceInput)
+    def replace(self, request, instance, data):
+        instance.file = data["file"]
+        instance.save()
+        if data.get("note") == "refuse":
+            raise ArcError("CONFLICT", "refused after the save", 409)
+        return instance
+
+    def after_create(self, request, instance):
+        if instance.name == "refuse":
+            raise ArcError("CONFLICT", "refused after the save", 409)
+
+    def after_update(self, request, instance):
+        if instance.name == "refuse":
+            raise ArcError("CONFLICT", "refused after the save", 409)
+
+
+def _rev_files_member(org):
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    api.raise_request_exception = False  # a 500 is an answer to assert on
+    return api
+
+
+def _stored(media) -> list[str]:
+    return sorted(str(p.relative_to(media)) for p in media.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def rev_files_media(settings, tmp_path):
+    """The site mounted at ``/rf/``, storing files under a directory of the test's own."""
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.MEDIA_URL = "/media/"
+    with site_mounted(settings, "rf", rev_files_site):
+        yield tmp_path
+
+
+def _upload(name: str, content: bytes = b"content") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="text/plain")
+
+
+def test_a_file_path_field_whose_directory_is_a_callable_offers_its_files(rev_files_media):
+    """Django (3.0+) takes a callable ``path`` so a migration names no machine's directory;
+    DRF handed the function on and listing it raised ``TypeError``: the resource's
+    serializer, so its routes, never built. The files of the directory it returns are the
+    choices; any other path is 400 naming the field."""
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    welcome = os.path.join(attachment_templates(), "welcome.txt")
+    r = api.post("/rf/attachments/", {"name": "t", "template": welcome}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["data"]["template"] == welcome
+    for outside in ("/etc/passwd", os.path.join(attachment_templates(), "..", "models.py")):
+        r = api.post("/rf/attachments/", {"name": "t", "template": outside}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"].keys() == {"template"}
+    assert api.get("/rf/attachments/", {"template": welcome}).json()["total"] == 1
+    assert list(Attachment.objects.values_list("template", flat=True)) == [welcome]
