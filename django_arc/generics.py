@@ -81,6 +81,7 @@ from .scope import RequestScope, get_scope
 from .serializers import form_values
 from .settings import arc_settings
 from .transactions import aborted_databases, atomic_on
+from .uploads import undo_files_with
 
 #: DRF's parsers and the ones resources use in their place
 _ARC_PARSERS = {
@@ -1273,17 +1274,22 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         savepoint when it is the framework's own single write, with one when it is nested in
         another write, follows one, or the view's own code runs around it
         (:meth:`IdempotentExecution.write`);
-        else it runs in a transaction of its own on them, as without a key."""
+        else it runs in a transaction of its own on them, as without a key. The files it
+        stores are removed again when it raises and its rows are not kept
+        (:mod:`django_arc.uploads`)."""
         databases = self.write_databases()
         if self._joins_request_transaction(databases):
-            return self.idempotent_execution.write()  # type: ignore[union-attr]
-        if (
+            write = self.idempotent_execution.write()  # type: ignore[union-attr]
+        elif (
             always
             or arc_settings.EVENTS.get("OUTBOX", True)
             or self.resource.write_needs_transaction
         ):
-            return atomic_on(databases)
-        return nullcontext()
+            write = atomic_on(databases)
+        else:
+            write = nullcontext()
+        # a file the write stored leaves storage with its row when the write raises
+        return undo_files_with(write)
 
     def write_databases(self) -> tuple[str, ...]:
         """The databases a write's transaction is opened on, the outermost first: where its

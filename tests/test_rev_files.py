@@ -14,6 +14,7 @@ from rest_framework import serializers
 from django_arc import ArcError, Resource, ResourceSite, action, presets
 from django_arc import fields as F
 from django_arc import permissions as P
+from django_arc.outbox import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.testapp.models import Attachment, attachment_templates
@@ -104,3 +105,80 @@ def test_a_file_path_field_whose_directory_is_a_callable_offers_its_files(rev_fi
         assert assert_error(r, 400, "VALIDATION_ERROR")["details"].keys() == {"template"}
     assert api.get("/rf/attachments/", {"template": welcome}).json()["total"] == 1
     assert list(Attachment.objects.values_list("template", flat=True)) == [welcome]
+
+
+@pytest.mark.parametrize("key", [None, "rev-files-1"], ids=["unkeyed", "keyed"])
+def test_a_write_refused_after_its_save_leaves_no_file_in_storage(rev_files_media, key):
+    """A ``FileField`` stores its upload before the row's INSERT or UPDATE, and storage is
+    no part of the transaction: a create, an update or an action refused after the save
+    (here by an after-hook) rolled the row back and left its file in storage, named by no
+    row. The file goes with the row; the row a refused update leaves keeps its own file,
+    and what a successful write stores stays."""
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    r = api.post(
+        "/rf/attachments/",
+        {"name": "refuse", "file": _upload("refused.txt")},
+        format="multipart",
+        **headers,
+    )
+    assert_error(r, 409, "CONFLICT")
+    assert _stored(rev_files_media) == []
+    assert not Attachment.objects.exists()
+
+    r = api.post(
+        "/rf/attachments/", {"name": "kept", "file": _upload("kept.txt")}, format="multipart"
+    )
+    assert r.status_code == 201, r.content
+    pk = r.json()["data"]["id"]
+    assert _stored(rev_files_media) == ["attachments/kept.txt"]
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key + "-update"}
+    r = api.patch(
+        f"/rf/attachments/{pk}/",
+        {"name": "refuse", "file": _upload("new.txt")},
+        format="multipart",
+        **headers,
+    )
+    assert_error(r, 409, "CONFLICT")
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key + "-action"}
+    r = api.post(
+        f"/rf/attachments/{pk}/action/",
+        {"action": "replace", "note": "refuse", "file": _upload("act.txt")},
+        format="multipart",
+        **headers,
+    )
+    assert_error(r, 409, "CONFLICT")
+    assert _stored(rev_files_media) == ["attachments/kept.txt"]
+    assert Attachment.objects.get().file.name == "attachments/kept.txt"
+
+    r = api.post(
+        f"/rf/attachments/{pk}/action/",
+        {"action": "replace", "file": _upload("a.txt")},
+        format="multipart",
+    )
+    assert r.status_code == 200, r.content
+    # the replaced file stays in storage, as Django leaves it (docs/decisions.md)
+    assert _stored(rev_files_media) == ["attachments/a.txt", "attachments/kept.txt"]
+    assert [e.type for e in OutboxEvent.objects.order_by("created_at")] == [
+        "attachments.created",
+        "attachments.replace",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_write_outside_any_outer_transaction_leaves_no_file(rev_files_media):
+    """The same without the test's own transaction around the request, as a server runs
+    it: the write's transaction is the outermost, and its rollback drops the file."""
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    r = api.post(
+        "/rf/attachments/", {"name": "refuse", "file": _upload("refused.txt")}, format="multipart"
+    )
+    assert_error(r, 409, "CONFLICT")
+    assert _stored(rev_files_media) == []
+    r = api.post(
+        "/rf/attachments/", {"name": "kept", "file": _upload("kept.txt")}, format="multipart"
+    )
+    assert r.status_code == 201, r.content
+    assert _stored(rev_files_media) == ["attachments/kept.txt"]
