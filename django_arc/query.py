@@ -758,7 +758,13 @@ class FilterField:
                 lowered = raw.lower()
                 if lowered not in ("true", "false", "1", "0"):
                     raise _Refused("must be true or false")
-                return Q(**{f"{self.path}__isnull": lowered in ("false", "0")})
+                present = lowered not in ("false", "0")
+                if isinstance(self.model_field, models.FileField):
+                    # a row without a file stores "" (rendered null), not NULL
+                    if present:
+                        return Q(**{f"{self.path}__isnull": False, f"{self.path}__gt": ""})
+                    return Q(**{f"{self.path}__isnull": True}) | Q(**{self.path: ""})
+                return Q(**{f"{self.path}__isnull": not present})
             if op in ("in", "nin"):
                 parts = [p for p in raw.split(",") if p != ""]
                 if len(parts) > MAX_IN_VALUES:

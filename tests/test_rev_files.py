@@ -182,3 +182,21 @@ def test_a_refused_write_outside_any_outer_transaction_leaves_no_file(rev_files_
     )
     assert r.status_code == 201, r.content
     assert _stored(rev_files_media) == ["attachments/kept.txt"]
+
+
+def test_exists_on_a_file_field_says_what_the_answer_renders(rev_files_media):
+    """A row without a file stores ``""`` (Django's ``FileField`` is never NULL unless
+    asked) and the answer renders it ``null``: ``?file[exists]=false`` found none of those
+    rows (``IS NULL``) and ``true`` found them all."""
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    for name, body in (("with", {"file": _upload("f.txt")}), ("without", {})):
+        r = api.post("/rf/attachments/", {"name": name, **body}, format="multipart")
+        assert r.status_code == 201, r.content
+    rendered = {d["name"]: d["file"] for d in api.get("/rf/attachments/").json()["docs"]}
+    assert rendered["without"] is None and rendered["with"].endswith("/media/attachments/f.txt")
+    for value, names in (("false", ["without"]), ("0", ["without"]), ("true", ["with"])):
+        r = api.get("/rf/attachments/", {"file[exists]": value, "sort": "name"})
+        assert [d["name"] for d in r.json()["docs"]] == names, value
+    r = api.get("/rf/attachments/", {"file": "attachments/f.txt"})
+    assert [d["name"] for d in r.json()["docs"]] == ["with"]
