@@ -42,7 +42,7 @@ class RevFilesAttachmentResource(Resource):
     name = "attachments"
     fields = ["id", "organization", "name", "file", "secret", "template"]
     filter_fields = {"file": ["eq", "exists"], "template": ["eq"]}
-    sort_fields = ["name"]
+    sort_fields = ["name", "file", "template"]
     presets = [presets.MultiTenant(), presets.Audited()]
     permissions = REV_FILES_MEMBERS
     field_permissions = {"secret": F.hidden()}
@@ -200,3 +200,29 @@ def test_exists_on_a_file_field_says_what_the_answer_renders(rev_files_media):
         assert [d["name"] for d in r.json()["docs"]] == names, value
     r = api.get("/rf/attachments/", {"file": "attachments/f.txt"})
     assert [d["name"] for d in r.json()["docs"]] == ["with"]
+
+
+def test_the_schema_documents_a_file_as_a_multipart_part_of_bytes(rev_files_media):
+    """A JSON body cannot carry a file (a string is 400 "not a file"), yet the schema
+    offered the resource's bodies as JSON only, with the file a nullable ``uri``: a client
+    built from it could not upload. A body that takes a file adds ``multipart/form-data``
+    and its file is ``binary``; answers keep the URL."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator(patterns=rev_files_site.urls[0]).get_schema(public=True)
+    operations = schema["paths"]
+    for path, method in (
+        ("/attachments/", "post"),
+        ("/attachments/{id}/", "patch"),
+        ("/attachments/{id}/action/", "post"),
+    ):
+        content = operations[path][method]["requestBody"]["content"]
+        assert list(content) == ["application/json", "multipart/form-data"], (path, method)
+    components = schema["components"]["schemas"]
+    for name in ("RevFilesAttachmentRequest", "PatchedRevFilesAttachmentRequest"):
+        assert components[name]["properties"]["file"] == {"type": "string", "format": "binary"}
+    replace = components["RevFilesAttachmentReplaceAction"]["properties"]["file"]
+    assert replace == {"type": "string", "format": "binary"}
+    assert components["RevFilesAttachment"]["properties"]["file"]["format"] == "uri"
+    # a body that takes no file is still JSON only
+    assert list(operations["/attachments/"]["get"].get("requestBody", {})) == []
