@@ -226,3 +226,28 @@ def test_the_schema_documents_a_file_as_a_multipart_part_of_bytes(rev_files_medi
     assert components["RevFilesAttachment"]["properties"]["file"]["format"] == "uri"
     # a body that takes no file is still JSON only
     assert list(operations["/attachments/"]["get"].get("requestBody", {})) == []
+
+
+@pytest.mark.parametrize("sort", ["file", "-file", "template,-file"])
+def test_a_walk_sorted_by_a_file_field_pages_every_row_once(rev_files_media, sort):
+    """A cursor holds the last row's sort values, and a ``FileField``'s attribute is a
+    ``FieldFile``, which no JSON encoder takes: ``?sort=file&after=`` was a 500 from its
+    first page. The cursor holds the file's name (the column's text); the walk lists the
+    rows the offset pages list, in their order, rows without a file included."""
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    for name in ("b", "a", "d", "c"):
+        r = api.post(
+            "/rf/attachments/", {"name": name, "file": _upload(f"{name}.txt")}, format="multipart"
+        )
+        assert r.status_code == 201, r.content
+    for name in ("x", "y"):
+        assert api.post("/rf/attachments/", {"name": name}, format="json").status_code == 201
+    expected = [d["id"] for d in api.get("/rf/attachments/", {"sort": sort}).json()["docs"]]
+    walked, after = [], ""
+    while after is not None:
+        r = api.get("/rf/attachments/", {"sort": sort, "after": after, "limit": 2})
+        assert r.status_code == 200, r.content
+        walked += [d["id"] for d in r.json()["docs"]]
+        after = r.json()["next"]
+    assert walked == expected and len(walked) == 6
