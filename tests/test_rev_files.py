@@ -251,3 +251,56 @@ def test_a_walk_sorted_by_a_file_field_pages_every_row_once(rev_files_media, sor
         walked += [d["id"] for d in r.json()["docs"]]
         after = r.json()["next"]
     assert walked == expected and len(walked) == 6
+
+
+def test_a_keyed_upload_is_stored_once_and_its_key_holds_the_files_bytes(rev_files_media):
+    """The fingerprint of a multipart body holds each file's name, size and SHA-256: the
+    same upload sent again under its key is the stored answer replayed (one row, one file
+    in storage), another file's bytes or name under that key is 422."""
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+
+    def send(name="a.txt", content=b"first"):
+        return api.post(
+            "/rf/attachments/",
+            {"name": "keyed", "file": _upload(name, content)},
+            format="multipart",
+            HTTP_IDEMPOTENCY_KEY="rev-files-upload",
+        )
+
+    first = send()
+    assert first.status_code == 201, first.content
+    again = send()
+    assert again.status_code == 201 and again["X-Idempotency-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert_error(send(content=b"other"), 422, "IDEMPOTENCY_KEY_REUSED")
+    assert_error(send(name="b.txt"), 422, "IDEMPOTENCY_KEY_REUSED")
+    assert Attachment.objects.count() == 1
+    assert _stored(rev_files_media) == ["attachments/a.txt"]
+
+
+def test_a_hidden_file_field_is_never_written_nor_shown(rev_files_media):
+    """A ``hidden()`` file field's part is dropped as if the field did not exist (nothing
+    stored), and its name is in no answer, event payload or audit row; a path sent for
+    the visible one in a JSON body is 400 "not a file", never a file of storage's."""
+    from django_arc.audit.models import AuditLog
+
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    body = {"name": "h", "file": _upload("shown.txt"), "secret": _upload("secret.txt")}
+    r = api.post("/rf/attachments/", body, format="multipart")
+    assert r.status_code == 201, r.content
+    assert "secret" not in r.json()["data"]
+    assert _stored(rev_files_media) == ["attachments/shown.txt"]
+    assert Attachment.objects.get().secret.name == ""
+    Attachment.objects.update(secret="secrets/kept.txt")
+    pk = r.json()["data"]["id"]
+    r = api.patch(f"/rf/attachments/{pk}/", {"name": "h2"}, format="json")
+    assert r.status_code == 200 and "secret" not in r.json()["data"]
+    for traversal in ("secrets/kept.txt", "../../etc/passwd", "/etc/passwd"):
+        r = api.patch(f"/rf/attachments/{pk}/", {"file": traversal}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"].keys() == {"file"}
+    assert Attachment.objects.get().file.name == "attachments/shown.txt"
+    written = [e.payload for e in OutboxEvent.objects.all()]
+    written += [[a.before, a.after] for a in AuditLog.objects.all()]
+    assert len(written) == 4 and "secret" not in str(written)
