@@ -26,6 +26,7 @@ from typing import Any
 from django.apps import apps
 from django.db import models, transaction
 from django.db.models.signals import post_save, pre_save
+from django.db.transaction import TransactionManagementError
 
 from .logs import log_text
 
@@ -123,7 +124,12 @@ def _after_save(sender: type, instance: Any, **kwargs: Any) -> None:
     for upload in uploads:
         if upload.instance is instance and not upload.saved:
             upload.saved = True
-            transaction.on_commit(upload.keep, using=upload.using)
+            try:
+                transaction.on_commit(upload.keep, using=upload.using)
+            except TransactionManagementError:
+                # manual transaction management (autocommit off, no atomic block): who
+                # commits is the project's to say, so the file is kept
+                upload.keep()
 
 
 def _kept(upload: _Upload) -> bool:

@@ -65,6 +65,18 @@ class RevFilesAttachmentResource(Resource):
             raise ArcError("CONFLICT", "refused after the save", 409)
 
 
+@rev_files_site.register
+class RevFilesPlainAttachmentResource(Resource):
+    """No hooks: with the outbox off, its write is one statement, run without a
+    transaction of its own."""
+
+    model = Attachment
+    name = "plain-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = REV_FILES_MEMBERS
+
+
 def _rev_files_member(org):
     user = MembershipFactory(organization=org, role="member").user
     api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
@@ -304,3 +316,28 @@ def test_a_hidden_file_field_is_never_written_nor_shown(rev_files_media):
     written = [e.payload for e in OutboxEvent.objects.all()]
     written += [[a.before, a.after] for a in AuditLog.objects.all()]
     assert len(written) == 4 and "secret" not in str(written)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_under_manual_transaction_management_is_kept(rev_files_media, settings):
+    """With autocommit off and no atomic block (a project managing transactions itself),
+    ``on_commit`` raises ``TransactionManagementError``: noting the upload's row must not
+    fail the save. The project commits; the file is kept."""
+    from django.db import transaction
+
+    settings.ARC = {**settings.ARC, "EVENTS": {"OUTBOX": False}}
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    transaction.set_autocommit(False)
+    try:
+        r = api.post(
+            "/rf/plain-attachments/",
+            {"name": "manual", "file": _upload("manual.txt")},
+            format="multipart",
+        )
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+    assert r.status_code == 201, r.content
+    assert Attachment.objects.get().file.name == "attachments/manual.txt"
+    assert _stored(rev_files_media) == ["attachments/manual.txt"]
