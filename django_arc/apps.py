@@ -17,6 +17,7 @@ class ArcConfig(AppConfig):
         from .outbox import receivers
         from .signals import resource_event, scope_elevated
         from .sites import arc
+        from .uploads import watch_file_fields
 
         # Every elevation becomes an arc.scope.elevated event.
         scope_elevated.connect(
@@ -27,4 +28,6 @@ class ArcConfig(AppConfig):
         # Registers the drf-spectacular extensions (security schemes, resource serializers).
         import_module("django_arc.openapi")
 
+        # A write that raises removes the files it stored (models with file fields).
+        watch_file_fields()
         arc.autodiscover()

@@ -82,6 +82,7 @@ from .serializers import form_values
 from .settings import arc_settings
 from .signals import saves_its_own_way
 from .transactions import atomic_on, fault_if_aborted
+from .uploads import undo_files_with
 
 #: DRF's parsers and the ones resources use in their place
 _ARC_PARSERS = {
@@ -1274,18 +1275,23 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         savepoint when it is the framework's own single write, with one when it is nested in
         another write, follows one, or the view's own code runs around it
         (:meth:`IdempotentExecution.write`);
-        else it runs in a transaction of its own on them, as without a key."""
+        else it runs in a transaction of its own on them, as without a key. The files it
+        stores are removed again when it raises and its rows are not kept
+        (:mod:`django_arc.uploads`)."""
         databases = self.write_databases()
         if self._joins_request_transaction(databases):
-            return self.idempotent_execution.write()  # type: ignore[union-attr]
-        if (
+            write = self.idempotent_execution.write()  # type: ignore[union-attr]
+        elif (
             always
             or arc_settings.EVENTS.get("OUTBOX", True)
             or self.resource.write_needs_transaction
             or self._model_runs_project_code()
         ):
-            return atomic_on(databases)
-        return nullcontext()
+            write = atomic_on(databases)
+        else:
+            write = nullcontext()
+        # a file the write stored leaves storage with its row when the write raises
+        return undo_files_with(write)
 
     def _model_runs_project_code(self) -> bool:
         """Whether the model's own code runs in a write (a ``save()``/``delete()``

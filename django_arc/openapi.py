@@ -77,6 +77,8 @@ __all__ = [
 #: generated verbs (DRF action names); everything else is ``action`` or ``route``
 _VERBS = ("list", "retrieve", "create", "update", "partial_update", "destroy")
 _UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+#: the media type a body that carries a file is documented with, besides JSON
+MULTIPART = "multipart/form-data"
 
 
 def constant(value: Any, description: str = "") -> dict[str, Any]:
@@ -513,11 +515,20 @@ class ArcAutoSchema(AutoSchema):
         """The JSON media types only, unless the route chose its own parsers (an upload).
         Form bodies are accepted for the browsable API, but what a form field holds (no
         null, no nesting, booleans as text) is not what the JSON schema says
-        (docs/decisions.md, "The schema documents JSON bodies")."""
+        (docs/decisions.md, "The schema documents JSON bodies"). The bodies of a resource
+        that takes files (a create, an update or an action) add ``multipart/form-data``:
+        a JSON body cannot carry a file."""
         media_types = super().map_parsers()
         if self.kind == "route" and self.spec.parser_classes is not None:
             return media_types
         json_types = [m for m in media_types if m == "application/json" or m.endswith("+json")]
+        if (
+            json_types
+            and self.kind in ("create", "update", "partial_update", "action")
+            and self.resource.takes_files
+            and MULTIPART in media_types
+        ):
+            return [*json_types, MULTIPART]
         return json_types or media_types
 
     def _map_serializer(
@@ -1066,6 +1077,12 @@ def _match_validation(prop: dict[str, Any], field: Any, direction: str) -> None:
             prop["pattern"] = f"^-?{digits}{fraction}$"
     if direction != "request" or field.read_only:
         return
+    if isinstance(field, serializers.FileField):
+        # a request sends the file's bytes (a multipart part), never a URL: drf-spectacular
+        # says ``uri`` unless COMPONENT_SPLIT_REQUEST, which these components ignore
+        prop["type"], prop["format"] = "string", "binary"
+        if not field.allow_null:
+            prop.pop("nullable", None)
     if isinstance(field, serializers.ListSerializer) and prop.get("type") == "array":
         # drf-spectacular reads min/max only from a ListField
         if field.min_length is not None:

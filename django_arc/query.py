@@ -26,6 +26,7 @@ from django.db import connections, models
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F, Q, QuerySet, Value, lookups
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.fields.files import FieldFile
 from django.db.models.functions import Cast
 from django.utils import timezone
 from rest_framework.settings import api_settings
@@ -79,11 +80,14 @@ class _CursorEncoder(DjangoJSONEncoder):
     reproduce the exact value or rows within one millisecond repeat or vanish. Bytes (a
     ``BinaryField``'s ``memoryview``, which no JSON encoder takes: a walk sorted by one was
     a 500 from its first page) as base64 text, which ``BinaryField.to_python()`` reads back
-    as the column's value."""
+    as the column's value. A file (``FieldFile``, what a ``FileField`` or ``ImageField``
+    attribute holds) as its name, the column's text: a walk sorted by one was a 500."""
 
     def default(self, o: Any) -> Any:
         if isinstance(o, (datetime, time)):
             return o.isoformat()
+        if isinstance(o, FieldFile):
+            return o.name
         if isinstance(o, (bytes, bytearray, memoryview)):
             return base64.b64encode(bytes(o)).decode("ascii")
         return super().default(o)
@@ -759,7 +763,13 @@ class FilterField:
                 lowered = raw.lower()
                 if lowered not in ("true", "false", "1", "0"):
                     raise _Refused("must be true or false")
-                return Q(**{f"{self.path}__isnull": lowered in ("false", "0")})
+                present = lowered not in ("false", "0")
+                if isinstance(self.model_field, models.FileField):
+                    # a row without a file stores "" (rendered null), not NULL
+                    if present:
+                        return Q(**{f"{self.path}__isnull": False, f"{self.path}__gt": ""})
+                    return Q(**{f"{self.path}__isnull": True}) | Q(**{self.path: ""})
+                return Q(**{f"{self.path}__isnull": not present})
             if op in ("in", "nin"):
                 parts = [p for p in raw.split(",") if p != ""]
                 if len(parts) > MAX_IN_VALUES:

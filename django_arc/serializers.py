@@ -84,9 +84,8 @@ class ArcSerializerMixin:
         return {name: _clone(f) for name, f in proto.items()}
 
     def build_standard_field(self, field_name: str, model_field: Any) -> tuple[Any, dict]:
-        return _db_default_optional(
-            model_field, *super().build_standard_field(field_name, model_field)
-        )
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        return _db_default_optional(model_field, field_class, _called_path(kwargs))
 
     def build_relational_field(self, field_name: str, relation_info: Any) -> tuple[Any, dict]:
         return _db_default_optional(
@@ -339,6 +338,17 @@ def _db_default_optional(
     if has_db_default is not None and has_db_default() and not kwargs.get("read_only"):
         kwargs["required"] = False
     return field_class, kwargs
+
+
+def _called_path(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A ``FilePathField``'s directory as Django's own form field gets it: its ``path`` may
+    be a callable (Django 3.0+, so a migration names no machine's directory), which DRF
+    hands on as it is, and listing a function's files raised ``TypeError``: every serializer
+    of the resource, so its routes, failed to build."""
+    path = kwargs.get("path")
+    if callable(path):
+        kwargs["path"] = path()
+    return kwargs
 
 
 def _make_read_only(field: serializers.Field) -> None:

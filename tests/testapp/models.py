@@ -1,5 +1,6 @@
 """Models for the core tests: one FK, every common field type, a unique non-pk lookup."""
 
+import os
 import uuid
 
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
@@ -445,3 +446,23 @@ class Placement(models.Model):
     oddity = models.ForeignKey(Oddity, on_delete=models.CASCADE)
     shelf = models.ForeignKey(TenantShelf, on_delete=models.CASCADE)
     position = models.IntegerField(default=0)
+
+
+# -- rev-files: file fields on a tenant's resource ---------------------------------------------
+
+
+def attachment_templates() -> str:
+    """The directory an ``Attachment``'s ``template`` is chosen from: a callable, so the
+    migration names no absolute path of this checkout."""
+    return os.path.join(os.path.dirname(__file__), "files")
+
+
+class Attachment(models.Model):
+    """A tenant's row with files: an upload, one the resource hides, and a path chosen among
+    the files of a directory."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    name = models.CharField(max_length=50)
+    file = models.FileField(upload_to="attachments/", blank=True)
+    secret = models.FileField(upload_to="secrets/", blank=True)
+    template = models.FilePathField(path=attachment_templates, blank=True, max_length=200)

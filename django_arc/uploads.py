@@ -1,0 +1,162 @@
+"""Files a write stored in storage whose row it did not keep are removed again.
+
+A ``FileField`` stores its upload when the row is saved (``FileField.pre_save``), before the
+``INSERT`` or ``UPDATE``, and storage is no part of the database's transaction: a write
+refused after its save (an ``after_create`` hook raising ``ArcError``, a unique clash
+answered 409, a preset's audit row failing) rolled the row back and left the file in
+storage, one orphan per refused request, which no row names and nothing ever removes.
+
+:func:`undo_files_with` wraps every write's transaction (``write_transaction()``): the
+files saved inside it are noted (a ``pre_save`` receiver, connected at start-up for the
+models that have a file field, :func:`watch_file_fields`), and when the write raises, each
+one whose row is not kept is deleted from its storage. A row is kept when its save's
+``on_commit`` callback ran (autocommit, or a transaction that committed) or is still
+waiting for a transaction that is not marked for rollback (an outer one, which commits
+later); a row whose save raised, or whose callback was discarded with a rolled-back
+savepoint or transaction, is not. A write that succeeds inside a transaction rolled back
+later (``ATOMIC_REQUESTS`` failing after the view) is not seen: its file stays (documented).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from typing import Any
+
+from django.apps import apps
+from django.db import models, transaction
+from django.db.models.signals import post_save, pre_save
+from django.db.transaction import TransactionManagementError
+
+from .logs import log_text
+
+logger = logging.getLogger("django_arc.uploads")
+
+#: the uploads saved in the write running now (``None``: no write is watched)
+_writing: ContextVar[list[_Upload] | None] = ContextVar("arc_uploads", default=None)
+
+#: the file fields of each watched model (set by :func:`watch_file_fields`)
+_file_fields: dict[type, tuple[models.FileField, ...]] = {}
+
+
+class _Upload:
+    """A file a save stores: the row, the ``FieldFile``, the database it is saved on, and
+    whether the row was saved (``saved``) and its transaction committed (``kept``)."""
+
+    __slots__ = ("instance", "file", "using", "saved", "kept")
+
+    def __init__(self, instance: Any, file: Any, using: str) -> None:
+        self.instance, self.file, self.using = instance, file, using
+        self.saved = self.kept = False
+
+    def keep(self) -> None:
+        self.kept = True
+
+
+def watch_file_fields() -> None:
+    """Note the uploads of every installed model with a file field (``FileField``,
+    ``ImageField``): called once the apps are ready. Models without one get no receiver,
+    so their saves cost nothing more."""
+    for model in apps.get_models():
+        fields = tuple(f for f in model._meta.concrete_fields if isinstance(f, models.FileField))
+        if fields and model not in _file_fields:
+            _file_fields[model] = fields
+            uid = f"django_arc.uploads:{model._meta.label}"
+            pre_save.connect(_before_save, sender=model, weak=False, dispatch_uid=uid)
+            post_save.connect(_after_save, sender=model, weak=False, dispatch_uid=uid)
+
+
+class undo_files_with:  # noqa: N801 - a context manager, named as it reads in a with
+    """``write``, a write's transaction, as a context manager that deletes from storage the
+    files saved inside it whose rows are not kept when it raises. Nested writes share one
+    list of uploads. Without a model with a file field it is ``write`` itself."""
+
+    __slots__ = ("write", "uploads", "token")
+
+    def __new__(cls, write: Any) -> Any:
+        if not _file_fields:
+            return write
+        return super().__new__(cls)
+
+    def __init__(self, write: Any) -> None:
+        self.write = write
+
+    def __enter__(self) -> Any:
+        uploads = _writing.get()
+        self.uploads = [] if uploads is None else uploads
+        self.token = _writing.set(self.uploads)
+        try:
+            return self.write.__enter__()
+        except BaseException:
+            _writing.reset(self.token)
+            raise
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> Any:
+        try:
+            suppressed = self.write.__exit__(exc_type, exc, traceback)
+        except BaseException:
+            _remove_unkept(self.uploads)
+            raise
+        finally:
+            _writing.reset(self.token)
+        if exc_type is not None and not suppressed:
+            _remove_unkept(self.uploads)
+        return suppressed
+
+
+def _before_save(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    uploads = _writing.get()
+    if uploads is None or raw:
+        return
+    update_fields = kwargs.get("update_fields")
+    for field in _file_fields.get(sender, ()):
+        if update_fields is not None and field.name not in update_fields:
+            continue
+        file = getattr(instance, field.attname)
+        if file and not file._committed:  # stored by this save
+            uploads.append(_Upload(instance, file, kwargs.get("using") or "default"))
+
+
+def _after_save(sender: type, instance: Any, **kwargs: Any) -> None:
+    uploads = _writing.get()
+    if not uploads:
+        return
+    for upload in uploads:
+        if upload.instance is instance and not upload.saved:
+            upload.saved = True
+            try:
+                transaction.on_commit(upload.keep, using=upload.using)
+            except TransactionManagementError:
+                # manual transaction management (autocommit off, no atomic block): who
+                # commits is the project's to say, so the file is kept
+                upload.keep()
+
+
+def _kept(upload: _Upload) -> bool:
+    """Whether the row that names ``upload`` stands or will: its commit callback ran, or
+    still waits for a transaction that is not marked for rollback. A callback of a
+    savepoint or transaction rolled back is dropped from ``run_on_commit`` (Django 4.2+
+    keeps ``(savepoint ids, callback, robust)`` there)."""
+    if upload.kept:
+        return True
+    if not upload.saved:
+        return False
+    connection = transaction.get_connection(upload.using)
+    waiting = any(entry[1] == upload.keep for entry in connection.run_on_commit)
+    return waiting and not connection.needs_rollback
+
+
+def _remove_unkept(uploads: list[_Upload]) -> None:
+    for upload in list(uploads):
+        file = upload.file
+        if not file._committed or not file.name or _kept(upload):
+            continue
+        uploads.remove(upload)
+        try:
+            file.storage.delete(file.name)
+        except Exception:  # noqa: BLE001 - the write's own error is the answer
+            logger.warning(
+                "could not remove %s, stored by a write that was rolled back",
+                log_text(file.name),
+                exc_info=True,
+            )
