@@ -282,3 +282,92 @@ def test_an_event_a_projects_own_view_emits_for_a_session_user_names_the_user(cr
     request.user = user
     assert ScopeMiddleware(view)(request).status_code == 200
     assert emitted[0].meta.user_id == str(user.pk)
+
+
+class _SeenProjectBearer:
+    """A project's own token authentication (``Authorization: Bearer <its token>``, no
+    ``arc_`` prefix): the token ``project-token`` is the user stored on the class."""
+
+    user = None
+
+    def authenticate(self, request):
+        from rest_framework.authentication import get_authorization_header
+
+        if get_authorization_header(request) == b"Bearer project-token":
+            return type(self).user, "project-token"
+        return None
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="project"'
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "authorization", ["Bearer eyJhbGciOiJIUzI1NiJ9.e30.x", "Bearer", "Basic Zm9vOmJhcg=="]
+)
+def test_a_bearer_token_no_arc_key_hides_no_api_key(authorization):
+    """``Authorization: Bearer <a project's token>`` beside ``X-Api-Key: arc_…``: the
+    Bearer branch answered "not an arc key" and never read ``X-Api-Key``, so the key's call
+    was anonymous (401), where the same key beside HTTP Basic was the key's client."""
+    org = OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+    response = Client().get(
+        "/api/idem-products/",
+        HTTP_AUTHORIZATION=authorization,
+        HTTP_X_API_KEY=raw,
+        HTTP_X_ORGANIZATION_ID=str(org.pk),
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["total"] == 1
+
+
+@pytest.mark.django_db
+def test_a_projects_token_and_an_api_key_are_taken_in_drfs_order(monkeypatch):
+    """A project with its own Bearer tokens and arc's keys: the first authentication class
+    taking a credential decides who calls (DRF's order), whichever header holds it."""
+    from django.urls import resolve
+
+    from django_arc.auth import ServiceKeyAuthentication
+
+    org = OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    _, raw = ServiceClient.objects.create_with_key(
+        name="sync", organization_id=org.pk, scopes=["sync"]
+    )
+    _SeenProjectBearer.user = MembershipFactory(organization=org, role="viewer").user
+    view_class = resolve("/api/idem-products/").func.cls
+    headers = {
+        "HTTP_AUTHORIZATION": "Bearer project-token",
+        "HTTP_X_API_KEY": raw,
+        "HTTP_X_ORGANIZATION_ID": str(org.pk),
+    }
+    callers = []
+    for classes in (
+        [ServiceKeyAuthentication, _SeenProjectBearer],
+        [_SeenProjectBearer, ServiceKeyAuthentication],
+    ):
+        monkeypatch.setattr(view_class, "authentication_classes", classes)
+        response = Client().get("/api/idem-products/", **headers)
+        assert response.status_code == 200, response.content
+        callers.append(response.wsgi_request.arc_scope.kind)
+    assert callers == ["service", "member"]
+
+
+@pytest.mark.django_db
+def test_two_different_arc_keys_in_one_request_are_refused():
+    """A ``Bearer`` arc key and another one in ``X-Api-Key``: the Bearer one was taken
+    silently; neither is chosen for the caller (401 with a challenge). The same key in both
+    headers is that key's call."""
+    org = OrganizationFactory()
+    _, one = ServiceClient.objects.create_with_key(name="one", organization_id=org.pk)
+    _, two = ServiceClient.objects.create_with_key(name="two", organization_id=org.pk)
+    refused = Client().get(
+        "/api/idem-products/", HTTP_AUTHORIZATION=f"Bearer {one}", HTTP_X_API_KEY=two
+    )
+    assert_error(refused, 401, "UNAUTHORIZED")
+    assert refused["WWW-Authenticate"]
+    same = Client().get(
+        "/api/idem-products/", HTTP_AUTHORIZATION=f"Bearer {one}", HTTP_X_API_KEY=one
+    )
+    assert same.status_code == 200, same.content
