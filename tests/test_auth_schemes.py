@@ -371,3 +371,159 @@ def test_two_different_arc_keys_in_one_request_are_refused():
         "/api/idem-products/", HTTP_AUTHORIZATION=f"Bearer {one}", HTTP_X_API_KEY=one
     )
     assert same.status_code == 200, same.content
+
+
+@pytest.fixture
+def seen8c_keys_only_site(settings):
+    """A site of one resource whose ViewSet authenticates by service key only (no
+    ``SessionAuthentication``), mounted under ``/ko/`` and taken off the site registry after
+    the test."""
+    from django_arc import Resource, ResourceSite
+    from django_arc import permissions as arc_permissions
+    from django_arc import presets as arc_presets
+    from django_arc.auth import ServiceKeyAuthentication
+    from django_arc.sites import _all_sites
+    from tests.helpers import site_mounted
+
+    class KeysOnlyProducts(Resource):
+        model = Product
+        name = "keys-only"
+        fields = ["id", "name", "sku", "price", "organization"]
+        authentication_classes = [ServiceKeyAuthentication]
+        presets = [arc_presets.MultiTenant(tenant_field="organization")]
+        permissions = {
+            "list": arc_permissions.require_auth(),
+            "create": arc_permissions.require_org_membership(),
+        }
+
+    site = ResourceSite(name="seen8c-keys-only-site")
+    site.register(KeysOnlyProducts)
+    try:
+        with site_mounted(settings, "ko", site):
+            yield "/ko/keys-only/"
+    finally:
+        _all_sites.remove(site)
+
+
+@pytest.mark.django_db
+def test_a_view_taking_no_session_never_judges_the_sessions_user(seen8c_keys_only_site):
+    """A resource whose ``authentication_classes`` hold no ``SessionAuthentication`` never
+    sees the session's user, yet ScopeMiddleware judged it: a non-member naming an
+    organization was 403 ``ORG_REQUIRED`` where the view answers 401 (no caller), and a
+    superuser's ``X-Arc-Scope: platform`` sent ``scope_elevated`` (the audit's
+    ``arc.scope.elevated`` event) for an elevation the view then refused."""
+    url = seen8c_keys_only_site
+    org, other = OrganizationFactory(), OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    client, user = session_client(other, "admin")
+    response = client.get(url, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert_error(response, 401, "UNAUTHORIZED")
+    assert response["WWW-Authenticate"]
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    sent = []
+
+    def receiver(sender, **kwargs):
+        sent.append(kwargs["scope"])
+
+    scope_elevated.connect(receiver)
+    try:
+        for headers in ({}, {"HTTP_X_ORGANIZATION_ID": str(org.pk)}):
+            refused = client.get(url, HTTP_X_ARC_SCOPE="platform", **headers)
+            assert_error(refused, 403, "FORBIDDEN")
+        assert sent == []
+        assert not OutboxEvent.objects.filter(type="arc.scope.elevated").exists()
+        # the key is the view's caller, judged as the key; the session's resources still
+        # judge the session in the middleware (one elevation, audited once)
+        _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+        keyed = Client().get(url, HTTP_X_API_KEY=raw, HTTP_X_ORGANIZATION_ID=str(org.pk))
+        assert keyed.status_code == 200 and keyed.json()["total"] == 1
+        elevated = client.get("/api/idem-products/", HTTP_X_ARC_SCOPE="platform")
+        assert elevated.status_code == 200, elevated.content
+        assert [s.kind for s in sent] == ["elevated"]
+        assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
+    finally:
+        scope_elevated.disconnect(receiver)
+
+
+@pytest.mark.django_db
+def test_a_view_taking_no_session_refuses_a_session_write_without_judging_it(
+    seen8c_keys_only_site,
+):
+    """A write (its CSRF token sent) to a resource taking no session: 401, nothing written,
+    nothing audited; the member's own session write to it is no member's either."""
+    url = seen8c_keys_only_site
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin", csrf=False)
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    for headers in ({}, {"HTTP_X_ORGANIZATION_ID": str(org.pk)}):
+        response = client.post(url, json.dumps(BODY), content_type="application/json", **headers)
+        assert_error(response, 401, "UNAUTHORIZED")
+    elevated = client.post(
+        url, json.dumps(BODY), content_type="application/json", HTTP_X_ARC_SCOPE="platform"
+    )
+    assert_error(elevated, 403, "FORBIDDEN")
+    assert not Product.objects.exists() and not OutboxEvent.objects.exists()
+
+
+def _seen8c_own_view(request):
+    """A project's own Django view: what ``request.arc_scope`` says of the caller."""
+    from django.http import JsonResponse
+
+    scope = request.arc_scope
+    return JsonResponse(
+        {"kind": scope.kind, "user_id": scope.user_id, "org": scope.organization_id}
+    )
+
+
+@pytest.fixture
+def seen8c_own_views(settings):
+    """The test project's URLs plus a project's own Django view, exempt from CSRF and not."""
+    from django.urls import clear_url_caches, path
+    from django.views.decorators.csrf import csrf_exempt
+
+    import tests.urls
+
+    settings.ROOT_URLCONF = type(
+        "urls",
+        (),
+        {
+            "urlpatterns": [
+                *tests.urls.urlpatterns,
+                path("own/exempt/", csrf_exempt(_seen8c_own_view)),
+                path("own/guarded/", _seen8c_own_view),
+            ]
+        },
+    )
+    clear_url_caches()
+    yield
+    clear_url_caches()
+
+
+@pytest.mark.django_db
+def test_a_csrf_exempt_own_view_sees_the_sessions_scope(seen8c_own_views):
+    """A project's own ``csrf_exempt`` Django view serving a session's POST without a CSRF
+    token: Django accepts it (the view runs as the session's user), yet ``request.arc_scope``
+    was the provisional ``public`` one, the middleware having asked the CSRF check without
+    the view. Its scope is now the session user's, judged (membership, elevation, audited
+    once) as any accepted request's; a view Django guards is refused as before."""
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin")
+    org_header = {"HTTP_X_ORGANIZATION_ID": str(org.pk)}
+    seen = client.post("/own/exempt/", **org_header)
+    assert seen.status_code == 200, seen.content
+    assert seen.json() == {"kind": "member", "user_id": user.pk, "org": str(org.pk)}
+    assert client.post("/own/exempt/").json()["kind"] == "authenticated"
+    other = OrganizationFactory()
+    assert_error(
+        client.post("/own/exempt/", HTTP_X_ORGANIZATION_ID=str(other.pk)), 403, "ORG_REQUIRED"
+    )
+    assert client.post("/own/guarded/", **org_header).status_code == 403  # Django's CSRF
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    assert client.post("/own/guarded/", HTTP_X_ARC_SCOPE="platform").status_code == 403
+    assert not OutboxEvent.objects.filter(type="arc.scope.elevated").exists()
+    elevated = client.post("/own/exempt/", HTTP_X_ARC_SCOPE="platform")
+    assert elevated.json()["kind"] == "elevated"
+    assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
