@@ -814,13 +814,20 @@ def test_a_column_a_serializer_adds_per_request_stays_in_a_replay(store, org, se
 
 
 class _Seen8cMarginSerializer(serializers.ModelSerializer):
-    """A products serializer whose ``get_fields()`` a test's subclass extends with
-    ``margin`` (for staff): it renders ``staff only``."""
+    """A products serializer giving staff a ``margin`` field (its ``get_fields()``, a
+    project's per-request field): it renders ``staff only``."""
 
     class Meta:
         model = Product
         fields = ["id", "name", "sku", "price", "organization"]
         read_only_fields = ["id", "organization"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and request.user.is_staff:
+            fields["margin"] = serializers.SerializerMethodField()
+        return fields
 
     def get_margin(self, obj: Product) -> str:
         return "staff only"
@@ -861,15 +868,9 @@ def test_a_field_a_viewsets_serializer_gives_per_request_is_left_out_once_taken_
     (only the read plan shaped a ViewSet subclass's row). The resource's own serializer's
     row was already shaped by what its serializer renders for the retry."""
 
-    class StaffMargin(_Seen8cMarginSerializer):
-        def get_fields(self):
-            fields = super().get_fields()
-            request = self.context.get("request")
-            if request is not None and request.user.is_staff:
-                fields["margin"] = serializers.SerializerMethodField()
-            return fields
-
-    client, first = _seen8c_created_by_staff(org, monkeypatch, StaffMargin, "staff-margin")
+    client, first = _seen8c_created_by_staff(
+        org, monkeypatch, _Seen8cMarginSerializer, "staff-margin"
+    )
     same = keyed(client, "post", IDEM, BODY, "staff-margin")
     assert same["X-Idempotency-Replayed"] == "true"
     assert same.content == first.content
@@ -890,20 +891,10 @@ def test_a_row_holding_a_field_its_serializer_no_longer_gives_the_caller_is_stil
     rule's, not the retry's serializer's), so the row was not recognised as one and was
     replayed as stored — ``cost`` included, which the field rule takes from an editor."""
 
-    class StaffMarginSerializer(serializers.ModelSerializer):
+    class StaffMarginSerializer(_Seen8cMarginSerializer):
         class Meta:
             model = Product
             fields = ["id", "name", "sku", "price", "cost", "organization"]
-
-        def get_fields(self):
-            fields = super().get_fields()
-            request = self.context.get("request")
-            if request is not None and request.user.is_staff:
-                fields["margin"] = serializers.SerializerMethodField()
-            return fields
-
-        def get_margin(self, obj: Product) -> str:
-            return "staff only"
 
     with _seen8c_products_site(
         settings,
