@@ -3,10 +3,11 @@
 Place it after ``AuthenticationMiddleware`` (it needs ``request.user``). Session-authenticated
 users are resolved here, so a non-member naming an org, or a non-admin asking for elevation,
 gets the arc error envelope before any view runs: in ``process_view``, once the view is
-known, when the request names an organization or asks for elevation (a view that does not
-take the session never has its user judged), else in ``__call__``. Anonymous requests get a provisional
-``public`` scope: DRF authentication (a service key, a token) may still identify them, and the
-viewset resolves the scope again with that identity (``django_arc.scope.get_scope``).
+known, when the request names an organization, asks for elevation or fails the CSRF check
+(a view that does not take the session never has its user judged), else in ``__call__``.
+Anonymous requests get a provisional ``public`` scope: DRF authentication (a service key, a
+token) may still identify them, and the viewset resolves the scope again with that identity
+(``django_arc.scope.get_scope``).
 
 A path under a resource site's prefix that no route matches (``/api/books.json``: the router
 serves no format suffixes) is answered with the error envelope's 404 rather than the
