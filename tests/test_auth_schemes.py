@@ -4,6 +4,7 @@ authentication classes at once, 401 against 403."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import pytest
 from django.test import Client
@@ -25,6 +26,22 @@ def session_client(org, role="editor", csrf=True):
     client = Client(enforce_csrf_checks=csrf)
     client.force_login(user)
     return client, user
+
+
+@contextmanager
+def _seen8c_elevations_sent():
+    """The scopes ``scope_elevated`` (the audit's ``arc.scope.elevated``) is sent with
+    while the block runs."""
+    sent = []
+
+    def receiver(sender, **kwargs):
+        sent.append(kwargs["scope"])
+
+    scope_elevated.connect(receiver)
+    try:
+        yield sent
+    finally:
+        scope_elevated.disconnect(receiver)
 
 
 PATHS = {
@@ -100,13 +117,7 @@ def test_an_elevation_header_beside_a_key_and_a_superusers_session_audits_nothin
     client, user = session_client(org, "admin")
     user.is_superuser = True
     user.save(update_fields=["is_superuser"])
-    sent = []
-
-    def receiver(sender, **kwargs):
-        sent.append(kwargs["scope"])
-
-    scope_elevated.connect(receiver)
-    try:
+    with _seen8c_elevations_sent() as sent:
         response = client.get(
             "/api/idem-products/", HTTP_X_ARC_SCOPE="platform", HTTP_X_API_KEY=raw
         )
@@ -115,8 +126,6 @@ def test_an_elevation_header_beside_a_key_and_a_superusers_session_audits_nothin
         # the session alone elevates, audited once
         assert client.get("/api/idem-products/", HTTP_X_ARC_SCOPE="platform").status_code == 200
         assert [s.kind for s in sent] == ["elevated"]
-    finally:
-        scope_elevated.disconnect(receiver)
 
 
 @pytest.mark.redis
@@ -421,13 +430,7 @@ def test_a_view_taking_no_session_never_judges_the_sessions_user(seen8c_keys_onl
     assert response["WWW-Authenticate"]
     user.is_superuser = True
     user.save(update_fields=["is_superuser"])
-    sent = []
-
-    def receiver(sender, **kwargs):
-        sent.append(kwargs["scope"])
-
-    scope_elevated.connect(receiver)
-    try:
+    with _seen8c_elevations_sent() as sent:
         for headers in ({}, {"HTTP_X_ORGANIZATION_ID": str(org.pk)}):
             refused = client.get(url, HTTP_X_ARC_SCOPE="platform", **headers)
             assert_error(refused, 403, "FORBIDDEN")
@@ -442,8 +445,6 @@ def test_a_view_taking_no_session_never_judges_the_sessions_user(seen8c_keys_onl
         assert elevated.status_code == 200, elevated.content
         assert [s.kind for s in sent] == ["elevated"]
         assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
-    finally:
-        scope_elevated.disconnect(receiver)
 
 
 @pytest.mark.django_db
