@@ -7,8 +7,11 @@ flag, no groups and no permissions, so nothing that trusts a real user row (admi
 ownership, elevation) ever trusts a key. Use ``request.arc_scope`` / ``request.auth`` to learn
 which client called.
 
-A ``Bearer`` token that does not look like an arc key (no ``arc_`` prefix, e.g. a JWT) is left
-for the next authentication class; a malformed, unknown or inactive arc key is a 401.
+A ``Bearer`` token that does not look like an arc key (no ``arc_`` prefix, e.g. a JWT) is not
+this class's: an ``X-Api-Key`` beside it is read, and without one the token is left for the next
+authentication class. A malformed, unknown or inactive arc key is a 401, and so are two
+different arc keys in one request (a ``Bearer`` one and an ``X-Api-Key``): no key is chosen
+for the caller.
 """
 
 from __future__ import annotations
@@ -62,27 +65,40 @@ class ServiceKeyAuthentication(BaseAuthentication):
 
     @sensitive_variables()
     def get_raw_key(self, request: Any) -> str | None:
-        """The presented key, ``None`` when this request carries no arc key at all."""
-        parts = get_authorization_header(request).split()
-        if parts and parts[0].lower() == self.keyword.lower().encode():
-            if len(parts) == 1:
-                return None  # "Bearer" alone: not ours to judge
-            try:
-                token = parts[1].decode("ascii")
-            except UnicodeDecodeError:
-                return None
-            if not token.startswith(KEY_PREFIX):
-                return None  # someone else's bearer token (JWT, OAuth...)
-            if len(parts) > 2:
-                raise exceptions.AuthenticationFailed(_INVALID)
-            return token
+        """The presented key, ``None`` when this request carries no arc key at all.
+
+        A ``Bearer`` token that is no arc key (a JWT, another scheme's token, ``Bearer``
+        alone) hides nothing: the ``X-Api-Key`` beside it is read, as it is beside any other
+        ``Authorization`` scheme (HTTP Basic). Two different arc keys are refused, not
+        chosen between: which one the caller meant is not for arc to guess."""
+        bearer = self._bearer_key(request)
         header = request.META.get(API_KEY_META)
+        header = None if header is None else str(header).strip()
+        if bearer is not None:
+            if header and header != bearer:
+                raise exceptions.AuthenticationFailed(_INVALID)
+            return bearer
         if header is None:
             return None
-        header = str(header).strip()
         if not header:
             raise exceptions.AuthenticationFailed(_INVALID)
         return header
+
+    @sensitive_variables()
+    def _bearer_key(self, request: Any) -> str | None:
+        """The arc key of an ``Authorization: Bearer arc_…`` header, else ``None``."""
+        parts = get_authorization_header(request).split()
+        if len(parts) < 2 or parts[0].lower() != self.keyword.lower().encode():
+            return None  # another scheme, or "Bearer" alone: not ours to judge
+        try:
+            token = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if not token.startswith(KEY_PREFIX):
+            return None  # someone else's bearer token (JWT, OAuth...)
+        if len(parts) > 2:
+            raise exceptions.AuthenticationFailed(_INVALID)
+        return token
 
     @sensitive_variables()
     def authenticate(self, request: Any) -> tuple[ServiceUser, ServiceClient] | None:

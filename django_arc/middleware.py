@@ -2,9 +2,12 @@
 
 Place it after ``AuthenticationMiddleware`` (it needs ``request.user``). Session-authenticated
 users are resolved here, so a non-member naming an org, or a non-admin asking for elevation,
-gets the arc error envelope before any view runs. Anonymous requests get a provisional
-``public`` scope: DRF authentication (a service key, a token) may still identify them, and the
-viewset resolves the scope again with that identity (``django_arc.scope.get_scope``).
+gets the arc error envelope before any view runs: in ``process_view``, once the view is
+known, when the request names an organization, asks for elevation or fails the CSRF check
+(a view that does not take the session never has its user judged), else in ``__call__``.
+Anonymous requests get a provisional ``public`` scope: DRF authentication (a service key, a
+token) may still identify them, and the viewset resolves the scope again with that identity
+(``django_arc.scope.get_scope``).
 
 A path under a resource site's prefix that no route matches (``/api/books.json``: the router
 serves no format suffixes) is answered with the error envelope's 404 rather than the
@@ -27,7 +30,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from .exceptions import REQUEST_ID_HEADER, ArcError, NotFound, error_body, get_request_id
-from .scope import PROVISIONAL, provisional_scope
+from .scope import PROVISIONAL, provisional_scope, view_scope
 
 logger = logging.getLogger("django_arc")
 
@@ -55,6 +58,18 @@ class ScopeMiddleware:
             # prefix, the envelope's 404, the bytes an unknown row gets
             return self.error_response(request, NotFound())
         return response
+
+    def process_view(
+        self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any
+    ) -> HttpResponse | None:
+        """The session request ``__call__`` left for the view (an organization or elevation
+        header, a write its CSRF check refuses) is judged here, now that the view is known,
+        before it runs: only for a view that takes the session (``view_scope``)."""
+        try:
+            view_scope(request, view_func)
+        except ArcError as exc:
+            return self.error_response(request, exc)
+        return None
 
     @staticmethod
     def error_response(request: Any, exc: ArcError) -> HttpResponse:

@@ -32,8 +32,9 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework.authentication import CSRFCheck
+from rest_framework.authentication import CSRFCheck, SessionAuthentication
 from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from .exceptions import ArcError
 from .logs import log_text
@@ -78,6 +79,8 @@ _MAX_HEADER_VALUE = 128
 _SCOPE_CACHE_ATTR = "_arc_scope_cache"
 _MEMBERSHIP_CACHE_ATTR = "_arc_membership_cache"
 _ELEVATION_SENT_ATTR = "_arc_elevation_signalled"
+#: set by :func:`provisional_scope` on a session request whose judging needs the view
+_LEFT_FOR_THE_VIEW_ATTR = "_arc_scope_left_for_the_view"
 _USER_ROLES_ATTR = "_arc_user_roles_cache"
 
 
@@ -580,27 +583,52 @@ def get_scope(request: Any) -> RequestScope:
 
 
 def provisional_scope(request: Any) -> RequestScope | None:
-    """What the middleware can know before DRF authentication runs.
+    """What the middleware can know before the view is known (its ``__call__``).
 
     An anonymous Django user may still become a service client or a token user inside DRF,
     so the middleware does not judge org/elevation headers for them (it returns ``None``);
-    the viewset's :func:`get_scope` does, with DRF's identity. Everyone else is resolved
-    fully and errors surface right away, unless the request carries credentials of its own
-    (an ``Authorization`` or ``X-Api-Key`` header): DRF may authenticate someone else;
-    or unless it is an unsafe request its CSRF check refuses: the session is not its
-    identity until that check passes.
+    the viewset's :func:`get_scope` does, with DRF's identity. A session's user is resolved
+    here, errors surfacing right away, unless the request carries credentials of its own
+    (an ``Authorization`` or ``X-Api-Key`` header): DRF may authenticate someone else; or
+    unless judging it needs the view (:func:`view_scope`): an organization or elevation
+    header (a membership asked, a refusal, an audited elevation) a view that does not take
+    the session would never see judged, or an unsafe request the CSRF check refuses, which
+    a ``csrf_exempt`` Django view still serves. Without those a session's scope costs no
+    query and sends nothing, and every later middleware reads it.
     """
     django_request = _django_request(request)
-    user = getattr(django_request, "user", None)
-    if user is None or not getattr(user, "is_authenticated", False):
+    if not _session_judged(django_request):
         return None
-    meta = django_request.META
-    if "HTTP_AUTHORIZATION" in meta or _API_KEY_META in meta:
-        # credentials of their own beside the session cookie (a service key, a token): DRF's
-        # first authenticator to take one decides who calls, and may not be the session's
-        # user, whose membership or elevation would be judged (and audited) for nothing
+    if _needs_the_view(django_request):
+        setattr(django_request, _LEFT_FOR_THE_VIEW_ATTR, True)
         return None
-    if django_request.method not in _SAFE_METHODS and _csrf_refused(django_request):
+    return resolve_scope(django_request)
+
+
+def view_scope(request: Any, view: Any) -> RequestScope | None:
+    """What the middleware can know once the URL resolved to ``view`` (its
+    ``process_view``, before any view runs): a session request :func:`provisional_scope`
+    left for the view is resolved, errors surfacing, when ``view`` takes the session and
+    its CSRF check passes; else the view's own authentication decides (``None``).
+
+    A DRF view takes the session when one of its ``authentication_classes`` (its
+    ``as_view()``/``@action`` arguments first) is ``SessionAuthentication`` or a subclass
+    of it, whose CSRF check is asked as DRF asks it; a project's own Django view takes it
+    always, and its CSRF check is ``CsrfViewMiddleware``'s for that view (``csrf_exempt``
+    honoured). A view that does not take the session never sees the session's user, so
+    nothing is judged (and no elevation audited) for that user: the view answers, 401 for a
+    resource that requires a caller."""
+    django_request = _django_request(request)
+    if not getattr(django_request, _LEFT_FOR_THE_VIEW_ATTR, False):
+        return None  # resolved already (provisional_scope), or the view's to decide
+    setattr(django_request, _LEFT_FOR_THE_VIEW_ATTR, False)
+    view_class = getattr(view, "cls", None)
+    drf = isinstance(view_class, type) and issubclass(view_class, APIView)
+    if drf and not _takes_the_session(view, view_class):
+        return None
+    if django_request.method not in _SAFE_METHODS and _csrf_refused(
+        django_request, None if drf else view
+    ):
         # an unsafe request riding on the session cookie without a valid CSRF token: it is
         # refused where the session is taken (DRF's ``SessionAuthentication``, Django's
         # ``CsrfViewMiddleware``), and nothing is judged for it here, so nothing is sent
@@ -609,15 +637,49 @@ def provisional_scope(request: Any) -> RequestScope | None:
     return resolve_scope(django_request)
 
 
+def _session_judged(django_request: Any) -> bool:
+    """Whether the middleware judges this request's session user at all: an authenticated
+    one, the request carrying no credentials of its own."""
+    user = getattr(django_request, "user", None)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    meta = django_request.META
+    # credentials of their own beside the session cookie (a service key, a token): DRF's
+    # first authenticator to take one decides who calls, and may not be the session's
+    # user, whose membership or elevation would be judged (and audited) for nothing
+    return "HTTP_AUTHORIZATION" not in meta and _API_KEY_META not in meta
+
+
+def _needs_the_view(django_request: Any) -> bool:
+    """Whether judging the session's user depends on the view (see
+    :func:`provisional_scope`)."""
+    if (
+        _header(django_request, arc_settings.ORG_HEADER) is not None
+        or _header(django_request, arc_settings.ELEVATION_HEADER) is not None
+    ):
+        return True
+    return django_request.method not in _SAFE_METHODS and _csrf_refused(django_request, None)
+
+
+def _takes_the_session(view: Any, view_class: type) -> bool:
+    """Whether the DRF view ``view`` (of ``view_class``) authenticates by the session."""
+    initkwargs = getattr(view, "initkwargs", None) or {}
+    classes = initkwargs.get("authentication_classes", view_class.authentication_classes)
+    return any(
+        isinstance(cls, type) and issubclass(cls, SessionAuthentication) for cls in classes or ()
+    )
+
+
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-def _csrf_refused(django_request: Any) -> bool:
-    """Whether Django's CSRF check refuses ``django_request``, asked as DRF's
-    ``SessionAuthentication`` asks it (its ``CSRFCheck``: the reason, no log, no answer)."""
+def _csrf_refused(django_request: Any, view: Any) -> bool:
+    """Whether Django's CSRF check refuses ``django_request`` for ``view`` (``None``: asked
+    as DRF's ``SessionAuthentication`` asks it, its ``CSRFCheck``: the reason, no log, no
+    answer)."""
     check = CSRFCheck(lambda request: None)
     check.process_request(django_request)
-    return bool(check.process_view(django_request, None, (), {}))
+    return bool(check.process_view(django_request, view, (), {}))
 
 
 #: the header :class:`~django_arc.auth.ServiceKeyAuthentication` reads a key from

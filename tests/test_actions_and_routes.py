@@ -298,6 +298,28 @@ def test_a_copy_a_detail_route_makes_of_its_row_saves_as_itself(settings, api):
 # -- a route's body: the same answer with or without an Idempotency-Key ----------------------
 
 
+def _seen8c_admin_client(org):
+    """An API client of an admin of ``org``, naming it in every request."""
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    return client
+
+
+def _seen8c_raise_prices(body, content_type, keyed):
+    """``body`` POSTed to ``idem-products``' ``raise-prices`` route by an admin of a new
+    organization holding one product priced 5 (with an ``Idempotency-Key`` when
+    ``keyed``): the answer, and the product as it is then."""
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, price=5)
+    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
+    r = _seen8c_admin_client(org).generic(
+        "POST", "/api/idem-products/raise-prices/", body, content_type=content_type, **headers
+    )
+    product.refresh_from_db()
+    return r, product
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "error"),
     [
@@ -315,18 +337,9 @@ def test_a_routes_body_that_does_not_parse_is_400_with_or_without_a_key(
     malformed JSON body to a route that never reads ``request.data`` (``raise-prices``) was
     400 with an ``Idempotency-Key`` and ran (200, prices raised) without one. A body a
     parser takes is read before any non-raw route runs: 400 both ways, nothing written."""
-    org = OrganizationFactory()
-    product = ProductFactory(organization=org, price=5)
-    client = APIClient()
-    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
-    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
-    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
-    r = client.generic(
-        "POST", "/api/idem-products/raise-prices/", body, content_type=content_type, **headers
-    )
+    r, product = _seen8c_raise_prices(body, content_type, keyed)
     assert r.status_code == 400, r.content[:300]
     assert r.json()["code"] == "VALIDATION_ERROR" and r.json()["error"].startswith(error)
-    product.refresh_from_db()
     assert product.price == 5
 
 
@@ -334,25 +347,14 @@ def test_a_routes_body_that_does_not_parse_is_400_with_or_without_a_key(
 def test_a_route_still_takes_a_body_no_parser_takes(keyed):
     """A body of a type no parser takes (a CSV the route reads from ``request.body``) is
     the route's to read: it runs, with or without a key."""
-    org = OrganizationFactory()
-    product = ProductFactory(organization=org, price=5)
-    client = APIClient()
-    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
-    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
-    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
-    r = client.generic(
-        "POST", "/api/idem-products/raise-prices/", "a,b\n1,2\n", content_type="text/csv", **headers
-    )
+    r, product = _seen8c_raise_prices("a,b\n1,2\n", "text/csv", keyed)
     assert r.status_code == 200, r.content[:300]
-    product.refresh_from_db()
     assert product.price == 6
 
 
 def test_a_preset_routes_malformed_body_is_400_and_restores_nothing():
     org = OrganizationFactory()
-    client = APIClient()
-    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
-    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    client = _seen8c_admin_client(org)
     created = client.post("/api/all-articles/", {"title": "t", "slug": "s"}, format="json")
     article = created.json()["data"]["id"]
     assert client.delete(f"/api/all-articles/{article}/").status_code == 200
@@ -370,9 +372,7 @@ def test_a_delete_whose_body_does_not_parse_is_400_with_or_without_a_key(keyed):
     JSON was 400 with a key and deleted the row without one. 400 both ways, row kept; a
     body no parser takes is ignored both ways, as before."""
     org = OrganizationFactory()
-    client = APIClient()
-    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
-    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    client = _seen8c_admin_client(org)
     headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
     product = ProductFactory(organization=org)
     url = f"/api/idem-products/{product.pk}/"
@@ -410,6 +410,19 @@ class BodyReadingBookResource(Resource):
         return {"fields": sorted(request.data)}
 
 
+def _seen8c_post_digest(settings, payload, headers):
+    """``payload``, a multipart body (boundary ``zz``), POSTed to ``body_site``'s
+    ``digest`` route with ``headers``: the answer."""
+    with site_mounted(settings, "rb", body_site):
+        return APIClient().generic(
+            "POST",
+            "/rb/body-books/digest/",
+            payload,
+            content_type="multipart/form-data; boundary=zz",
+            **headers,
+        )
+
+
 @pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
 def test_a_route_reads_the_body_of_a_multipart_request_arc_parsed(settings, keyed):
     """The body of a non-raw route is parsed before it runs; a multipart one was read from
@@ -422,14 +435,7 @@ def test_a_route_reads_the_body_of_a_multipart_request_arc_parsed(settings, keye
         b"Content-Type: text/plain\r\n\r\nhello\r\n--zz--\r\n"
     )
     headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
-    with site_mounted(settings, "rb", body_site):
-        r = APIClient().generic(
-            "POST",
-            "/rb/body-books/digest/",
-            payload,
-            content_type="multipart/form-data; boundary=zz",
-            **headers,
-        )
+    r = _seen8c_post_digest(settings, payload, headers)
     assert r.status_code == 200, r.content[:300]
     assert r.json()["data"] == {"sha256": hashlib.sha256(payload).hexdigest(), "fields": ["a", "f"]}
 
@@ -443,13 +449,7 @@ def test_a_route_reading_a_multipart_body_past_the_memory_limit_is_413(settings)
         b'--zz\r\nContent-Disposition: form-data; name="f"; filename="x.txt"\r\n'
         b"Content-Type: text/plain\r\n\r\n" + b"x" * 500 + b"\r\n--zz--\r\n"
     )
-    with site_mounted(settings, "rb", body_site):
-        r = APIClient().generic(
-            "POST",
-            "/rb/body-books/digest/",
-            payload,
-            content_type="multipart/form-data; boundary=zz",
-        )
+    r = _seen8c_post_digest(settings, payload, {})
     assert_error(r, 413, "PAYLOAD_TOO_LARGE")
 
 

@@ -4,6 +4,7 @@ authentication classes at once, 401 against 403."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import pytest
 from django.test import Client
@@ -25,6 +26,22 @@ def session_client(org, role="editor", csrf=True):
     client = Client(enforce_csrf_checks=csrf)
     client.force_login(user)
     return client, user
+
+
+@contextmanager
+def _seen8c_elevations_sent():
+    """The scopes ``scope_elevated`` (the audit's ``arc.scope.elevated``) is sent with
+    while the block runs."""
+    sent = []
+
+    def receiver(sender, **kwargs):
+        sent.append(kwargs["scope"])
+
+    scope_elevated.connect(receiver)
+    try:
+        yield sent
+    finally:
+        scope_elevated.disconnect(receiver)
 
 
 PATHS = {
@@ -100,13 +117,7 @@ def test_an_elevation_header_beside_a_key_and_a_superusers_session_audits_nothin
     client, user = session_client(org, "admin")
     user.is_superuser = True
     user.save(update_fields=["is_superuser"])
-    sent = []
-
-    def receiver(sender, **kwargs):
-        sent.append(kwargs["scope"])
-
-    scope_elevated.connect(receiver)
-    try:
+    with _seen8c_elevations_sent() as sent:
         response = client.get(
             "/api/idem-products/", HTTP_X_ARC_SCOPE="platform", HTTP_X_API_KEY=raw
         )
@@ -115,8 +126,6 @@ def test_an_elevation_header_beside_a_key_and_a_superusers_session_audits_nothin
         # the session alone elevates, audited once
         assert client.get("/api/idem-products/", HTTP_X_ARC_SCOPE="platform").status_code == 200
         assert [s.kind for s in sent] == ["elevated"]
-    finally:
-        scope_elevated.disconnect(receiver)
 
 
 @pytest.mark.redis
@@ -358,3 +367,240 @@ def test_an_event_names_the_actor_of_a_projects_stand_in_scope():
     request.user = AnonymousUser()
     event = emit("notes.created", {"n": 1}, request=request, resource="notes")
     assert (event.meta.user_id, event.meta.organization_id) == ("7", "3")
+
+
+class _SeenProjectBearer:
+    """A project's own token authentication (``Authorization: Bearer <its token>``, no
+    ``arc_`` prefix): the token ``project-token`` is the user stored on the class."""
+
+    user = None
+
+    def authenticate(self, request):
+        from rest_framework.authentication import get_authorization_header
+
+        if get_authorization_header(request) == b"Bearer project-token":
+            return type(self).user, "project-token"
+        return None
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="project"'
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "authorization", ["Bearer eyJhbGciOiJIUzI1NiJ9.e30.x", "Bearer", "Basic Zm9vOmJhcg=="]
+)
+def test_a_bearer_token_no_arc_key_hides_no_api_key(authorization):
+    """``Authorization: Bearer <a project's token>`` beside ``X-Api-Key: arc_…``: the
+    Bearer branch answered "not an arc key" and never read ``X-Api-Key``, so the key's call
+    was anonymous (401), where the same key beside HTTP Basic was the key's client."""
+    org = OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+    response = Client().get(
+        "/api/idem-products/",
+        HTTP_AUTHORIZATION=authorization,
+        HTTP_X_API_KEY=raw,
+        HTTP_X_ORGANIZATION_ID=str(org.pk),
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["total"] == 1
+
+
+@pytest.mark.django_db
+def test_a_projects_token_and_an_api_key_are_taken_in_drfs_order(monkeypatch):
+    """A project with its own Bearer tokens and arc's keys: the first authentication class
+    taking a credential decides who calls (DRF's order), whichever header holds it."""
+    from django.urls import resolve
+
+    from django_arc.auth import ServiceKeyAuthentication
+
+    org = OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    _, raw = ServiceClient.objects.create_with_key(
+        name="sync", organization_id=org.pk, scopes=["sync"]
+    )
+    _SeenProjectBearer.user = MembershipFactory(organization=org, role="viewer").user
+    view_class = resolve("/api/idem-products/").func.cls
+    headers = {
+        "HTTP_AUTHORIZATION": "Bearer project-token",
+        "HTTP_X_API_KEY": raw,
+        "HTTP_X_ORGANIZATION_ID": str(org.pk),
+    }
+    callers = []
+    for classes in (
+        [ServiceKeyAuthentication, _SeenProjectBearer],
+        [_SeenProjectBearer, ServiceKeyAuthentication],
+    ):
+        monkeypatch.setattr(view_class, "authentication_classes", classes)
+        response = Client().get("/api/idem-products/", **headers)
+        assert response.status_code == 200, response.content
+        callers.append(response.wsgi_request.arc_scope.kind)
+    assert callers == ["service", "member"]
+
+
+@pytest.mark.django_db
+def test_two_different_arc_keys_in_one_request_are_refused():
+    """A ``Bearer`` arc key and another one in ``X-Api-Key``: the Bearer one was taken
+    silently; neither is chosen for the caller (401 with a challenge). The same key in both
+    headers is that key's call."""
+    org = OrganizationFactory()
+    _, one = ServiceClient.objects.create_with_key(name="one", organization_id=org.pk)
+    _, two = ServiceClient.objects.create_with_key(name="two", organization_id=org.pk)
+    refused = Client().get(
+        "/api/idem-products/", HTTP_AUTHORIZATION=f"Bearer {one}", HTTP_X_API_KEY=two
+    )
+    assert_error(refused, 401, "UNAUTHORIZED")
+    assert refused["WWW-Authenticate"]
+    same = Client().get(
+        "/api/idem-products/", HTTP_AUTHORIZATION=f"Bearer {one}", HTTP_X_API_KEY=one
+    )
+    assert same.status_code == 200, same.content
+
+
+@pytest.fixture
+def seen8c_keys_only_site(settings):
+    """A site of one resource whose ViewSet authenticates by service key only (no
+    ``SessionAuthentication``), mounted under ``/ko/`` and taken off the site registry after
+    the test."""
+    from django_arc import Resource, ResourceSite
+    from django_arc import permissions as arc_permissions
+    from django_arc import presets as arc_presets
+    from django_arc.auth import ServiceKeyAuthentication
+    from django_arc.sites import _all_sites
+    from tests.helpers import site_mounted
+
+    class KeysOnlyProducts(Resource):
+        model = Product
+        name = "keys-only"
+        fields = ["id", "name", "sku", "price", "organization"]
+        authentication_classes = [ServiceKeyAuthentication]
+        presets = [arc_presets.MultiTenant(tenant_field="organization")]
+        permissions = {
+            "list": arc_permissions.require_auth(),
+            "create": arc_permissions.require_org_membership(),
+        }
+
+    site = ResourceSite(name="seen8c-keys-only-site")
+    site.register(KeysOnlyProducts)
+    try:
+        with site_mounted(settings, "ko", site):
+            yield "/ko/keys-only/"
+    finally:
+        _all_sites.remove(site)
+
+
+@pytest.mark.django_db
+def test_a_view_taking_no_session_never_judges_the_sessions_user(seen8c_keys_only_site):
+    """A resource whose ``authentication_classes`` hold no ``SessionAuthentication`` never
+    sees the session's user, yet ScopeMiddleware judged it: a non-member naming an
+    organization was 403 ``ORG_REQUIRED`` where the view answers 401 (no caller), and a
+    superuser's ``X-Arc-Scope: platform`` sent ``scope_elevated`` (the audit's
+    ``arc.scope.elevated`` event) for an elevation the view then refused."""
+    url = seen8c_keys_only_site
+    org, other = OrganizationFactory(), OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    client, user = session_client(other, "admin")
+    response = client.get(url, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert_error(response, 401, "UNAUTHORIZED")
+    assert response["WWW-Authenticate"]
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    with _seen8c_elevations_sent() as sent:
+        for headers in ({}, {"HTTP_X_ORGANIZATION_ID": str(org.pk)}):
+            refused = client.get(url, HTTP_X_ARC_SCOPE="platform", **headers)
+            assert_error(refused, 403, "FORBIDDEN")
+        assert sent == []
+        assert not OutboxEvent.objects.filter(type="arc.scope.elevated").exists()
+        # the key is the view's caller, judged as the key; the session's resources still
+        # judge the session in the middleware (one elevation, audited once)
+        _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+        keyed = Client().get(url, HTTP_X_API_KEY=raw, HTTP_X_ORGANIZATION_ID=str(org.pk))
+        assert keyed.status_code == 200 and keyed.json()["total"] == 1
+        elevated = client.get("/api/idem-products/", HTTP_X_ARC_SCOPE="platform")
+        assert elevated.status_code == 200, elevated.content
+        assert [s.kind for s in sent] == ["elevated"]
+        assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_view_taking_no_session_refuses_a_session_write_without_judging_it(
+    seen8c_keys_only_site,
+):
+    """A write (its CSRF token sent) to a resource taking no session: 401, nothing written,
+    nothing audited; the member's own session write to it is no member's either."""
+    url = seen8c_keys_only_site
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin", csrf=False)
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    for headers in ({}, {"HTTP_X_ORGANIZATION_ID": str(org.pk)}):
+        response = client.post(url, json.dumps(BODY), content_type="application/json", **headers)
+        assert_error(response, 401, "UNAUTHORIZED")
+    elevated = client.post(
+        url, json.dumps(BODY), content_type="application/json", HTTP_X_ARC_SCOPE="platform"
+    )
+    assert_error(elevated, 403, "FORBIDDEN")
+    assert not Product.objects.exists() and not OutboxEvent.objects.exists()
+
+
+def _seen8c_own_view(request):
+    """A project's own Django view: what ``request.arc_scope`` says of the caller."""
+    from django.http import JsonResponse
+
+    scope = request.arc_scope
+    return JsonResponse(
+        {"kind": scope.kind, "user_id": scope.user_id, "org": scope.organization_id}
+    )
+
+
+@pytest.fixture
+def seen8c_own_views(settings):
+    """The test project's URLs plus a project's own Django view, exempt from CSRF and not."""
+    from django.urls import clear_url_caches, path
+    from django.views.decorators.csrf import csrf_exempt
+
+    import tests.urls
+
+    settings.ROOT_URLCONF = type(
+        "urls",
+        (),
+        {
+            "urlpatterns": [
+                *tests.urls.urlpatterns,
+                path("own/exempt/", csrf_exempt(_seen8c_own_view)),
+                path("own/guarded/", _seen8c_own_view),
+            ]
+        },
+    )
+    clear_url_caches()
+    yield
+    clear_url_caches()
+
+
+@pytest.mark.django_db
+def test_a_csrf_exempt_own_view_sees_the_sessions_scope(seen8c_own_views):
+    """A project's own ``csrf_exempt`` Django view serving a session's POST without a CSRF
+    token: Django accepts it (the view runs as the session's user), yet ``request.arc_scope``
+    was the provisional ``public`` one, the middleware having asked the CSRF check without
+    the view. Its scope is now the session user's, judged (membership, elevation, audited
+    once) as any accepted request's; a view Django guards is refused as before."""
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin")
+    org_header = {"HTTP_X_ORGANIZATION_ID": str(org.pk)}
+    seen = client.post("/own/exempt/", **org_header)
+    assert seen.status_code == 200, seen.content
+    assert seen.json() == {"kind": "member", "user_id": user.pk, "org": str(org.pk)}
+    assert client.post("/own/exempt/").json()["kind"] == "authenticated"
+    other = OrganizationFactory()
+    assert_error(
+        client.post("/own/exempt/", HTTP_X_ORGANIZATION_ID=str(other.pk)), 403, "ORG_REQUIRED"
+    )
+    assert client.post("/own/guarded/", **org_header).status_code == 403  # Django's CSRF
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    assert client.post("/own/guarded/", HTTP_X_ARC_SCOPE="platform").status_code == 403
+    assert not OutboxEvent.objects.filter(type="arc.scope.elevated").exists()
+    elevated = client.post("/own/exempt/", HTTP_X_ARC_SCOPE="platform")
+    assert elevated.json()["kind"] == "elevated"
+    assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1

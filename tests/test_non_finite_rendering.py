@@ -79,6 +79,17 @@ class Amounts(Resource):
     permissions = PUBLIC
 
 
+def _seen8c_rows_one_of_them_nan() -> tuple[PagedRow, PagedRow]:
+    """Two rows: one of amount 1.50, one whose ``numeric`` amount PostgreSQL holds as
+    ``NaN`` (written in SQL: Django writes no such decimal)."""
+    row = PagedRow.objects.create(label="n", amount=Decimal("1.50"))
+    odd = PagedRow.objects.create(label="n")
+    table = PagedRow._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET amount = %s::numeric WHERE id = %s", ["NaN", odd.pk])
+    return row, odd
+
+
 @pytest.mark.parametrize("coerce", [True, False])
 def test_a_numeric_nan_renders_null_whatever_decimals_render_as(api, settings, coerce):
     """PostgreSQL's ``numeric`` holds ``NaN`` (not an infinity: a Django ``DecimalField`` has
@@ -90,13 +101,7 @@ def test_a_numeric_nan_renders_null_whatever_decimals_render_as(api, settings, c
         pytest.skip("only PostgreSQL's numeric holds NaN")
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "COERCE_DECIMAL_TO_STRING": coerce}
     with mounted_site(settings, "nfd", Amounts):
-        row = PagedRow.objects.create(label="n", amount=Decimal("1.50"))
-        odd = PagedRow.objects.create(label="n")
-        table = PagedRow._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET amount = %s::numeric WHERE id = %s", ["NaN", odd.pk]
-            )
+        row, odd = _seen8c_rows_one_of_them_nan()
         assert not PagedRow.objects.get(pk=odd.pk).amount.is_finite()
         r = api.get("/nfd/amounts/")
         assert r.status_code == 200, r.content
@@ -106,19 +111,31 @@ def test_a_numeric_nan_renders_null_whatever_decimals_render_as(api, settings, c
         assert r.status_code == 200 and r.json()["data"]["amount"] is None, r.content
 
 
-class OwnDecimalSerializer(serializers.ModelSerializer):
-    amount = serializers.DecimalField(max_digits=10, decimal_places=2, allow_null=True)
+def _seen8c_amounts(name: str, field_class: type[serializers.DecimalField]) -> type[Resource]:
+    """A public resource ``name`` of ``PagedRow`` whose own serializer declares ``amount``
+    as a project's ``field_class`` (a ``DecimalField``, nullable)."""
 
-    class Meta:
-        model = PagedRow
-        fields = ["id", "amount"]
+    class AmountSerializer(serializers.ModelSerializer):
+        amount = field_class(max_digits=10, decimal_places=2, allow_null=True)
+
+        class Meta:
+            model = PagedRow
+            fields = ["id", "amount"]
+
+    return type(
+        "".join(part.title() for part in name.split("-")),  # own-amounts: OwnAmounts
+        (Resource,),
+        {
+            "__module__": __name__,
+            "model": PagedRow,
+            "name": name,
+            "serializer_class": AmountSerializer,
+            "permissions": PUBLIC,
+        },
+    )
 
 
-class OwnAmounts(Resource):
-    model = PagedRow
-    name = "own-amounts"
-    serializer_class = OwnDecimalSerializer
-    permissions = PUBLIC
+OwnAmounts = _seen8c_amounts("own-amounts", serializers.DecimalField)
 
 
 def test_a_project_decimal_field_renders_a_numeric_nan_as_null(api, settings):
@@ -129,13 +146,7 @@ def test_a_project_decimal_field_renders_a_numeric_nan_as_null(api, settings):
     if connection.vendor != "postgresql":
         pytest.skip("only PostgreSQL's numeric holds NaN")
     with mounted_site(settings, "nfo", OwnAmounts):
-        row = PagedRow.objects.create(label="n", amount=Decimal("1.50"))
-        odd = PagedRow.objects.create(label="n")
-        table = PagedRow._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET amount = %s::numeric WHERE id = %s", ["NaN", odd.pk]
-            )
+        row, odd = _seen8c_rows_one_of_them_nan()
         r = api.get("/nfo/own-amounts/")
         assert r.status_code == 200, r.content
         assert r.json()["docs"] == [
@@ -153,19 +164,7 @@ class MoneyField(serializers.DecimalField):
         return {"amount": super().to_representation(value), "currency": "EUR"}
 
 
-class MoneySerializer(serializers.ModelSerializer):
-    amount = MoneyField(max_digits=10, decimal_places=2, allow_null=True)
-
-    class Meta:
-        model = PagedRow
-        fields = ["id", "amount"]
-
-
-class MoneyAmounts(Resource):
-    model = PagedRow
-    name = "money-amounts"
-    serializer_class = MoneySerializer
-    permissions = PUBLIC
+MoneyAmounts = _seen8c_amounts("money-amounts", MoneyField)
 
 
 def test_a_project_decimal_field_rendering_a_structure_is_rendered_as_it_is(api, settings):

@@ -7,7 +7,10 @@ field types JSON does not spell directly (``DurationField``, ``BinaryField``, ``
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import django
 import pytest
@@ -340,6 +343,106 @@ def test_a_field_with_a_database_default_may_be_left_out_of_a_create(settings):
             editor.delete_model(Ticket)
 
 
+def _seen8c_tenant_models(
+    rows: dict,
+    proxies: tuple = (),
+    children: dict | None = None,
+    own_key_children: tuple = (),
+) -> tuple[type[models.Model], ...]:
+    """Isolated models (app ``testapp``, no migration) of the tests of a tenant named
+    through another model than the organization's: ``proxies`` are proxies of the
+    organization model, ``children`` multi-table children of it (name → extra fields),
+    ``own_key_children`` children whose own pk is not their parent link (``own_id``,
+    ``link``), and ``rows`` models naming their tenant (name → (the tenant model's name,
+    {nullable foreign key → the target model's name})). Returned in that order, the order
+    their tables are created in."""
+    made: dict[str, type[models.Model]] = {}
+
+    def model(name: str, base: type[models.Model], fields: dict, proxy: bool = False) -> None:
+        meta = type("Meta", (), {"app_label": "testapp", **({"proxy": True} if proxy else {})})
+        made[name] = type(name, (base,), {**fields, "Meta": meta, "__module__": __name__})
+
+    with isolate_apps("tests.testapp"):
+        for name in proxies:
+            model(name, Organization, {}, proxy=True)
+        for name, fields in (children or {}).items():
+            model(name, Organization, fields)
+        for name in own_key_children:
+            own_key = {
+                "own_id": models.AutoField(primary_key=True),
+                "link": models.OneToOneField(Organization, models.CASCADE, parent_link=True),
+            }
+            model(name, Organization, own_key)
+        for name, (tenant, relations) in rows.items():
+            target = Organization if tenant == "Organization" else made[tenant]
+            fields = {"organization": models.ForeignKey(target, on_delete=models.CASCADE)}
+            for field, related in relations.items():
+                fields[field] = models.ForeignKey(made[related], models.CASCADE, null=True)
+            model(name, models.Model, fields)
+    return tuple(made.values())
+
+
+@contextmanager
+def _seen8c_tables(made: tuple[type[models.Model], ...], site: ResourceSite) -> Iterator[None]:
+    """The tables of ``made`` (a proxy has none of its own) for the test's body; then
+    ``site`` taken off the registry and the tables dropped, in reverse order."""
+    tables = [model for model in made if not model._meta.proxy]
+    with connection.schema_editor() as editor:
+        for model in tables:
+            editor.create_model(model)
+    try:
+        yield
+    finally:
+        _all_sites.remove(site)
+        with connection.schema_editor() as editor:
+            for model in reversed(tables):
+                editor.delete_model(model)
+
+
+def _seen8c_boxes_site(
+    name: str, box: type[models.Model], lid: type[models.Model], box_fields: list
+) -> ResourceSite:
+    """A site named ``name`` of ``boxes`` (``box``, ``box_fields``) and ``lids`` (``lid``),
+    both tenant-narrowed resources its members use."""
+
+    class BoxResource(Resource):
+        model = box
+        name = "boxes"
+        fields = box_fields
+        presets = [presets.MultiTenant()]
+        permissions = MEMBERS
+
+    class LidResource(Resource):
+        model = lid
+        name = "lids"
+        fields = ["id", "box"]
+        presets = [presets.MultiTenant()]
+        permissions = MEMBERS
+
+    site = ResourceSite(name=name)
+    site.register(BoxResource)
+    site.register(LidResource)
+    return site
+
+
+def _seen8c_crates_and_boxes_are_narrowed(
+    api: Any, made: tuple, crates: tuple, boxes: tuple
+) -> None:
+    """Through the ``bx/`` site of :func:`_seen8c_boxes_site`: ``api``'s member links
+    neither the other tenant's crate to a box nor its box to a lid (400 naming the field),
+    and links its own (201); the boxes and lids (``made``: their models) then hold only
+    its own (and the boxes made before without a crate)."""
+    (box_model, lid_model), (mine, theirs), (my_box, their_box) = made, crates, boxes
+    r = api.post("/bx/boxes/", {"crate": theirs.pk}, format="json")
+    assert "crate" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+    r = api.post("/bx/lids/", {"box": their_box.pk}, format="json")
+    assert "box" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+    assert api.post("/bx/boxes/", {"crate": mine.pk}, format="json").status_code == 201
+    assert api.post("/bx/lids/", {"box": my_box.pk}, format="json").status_code == 201
+    assert set(box_model.objects.values_list("crate", flat=True)) == {None, mine.pk}
+    assert list(lid_model.objects.values_list("box", flat=True)) == [my_box.pk]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_relation_to_rows_whose_tenant_is_a_proxy_of_the_organization_is_narrowed(settings):
     """A model may name its tenant through a proxy of the organization model (one table,
@@ -347,72 +450,26 @@ def test_a_relation_to_rows_whose_tenant_is_a_proxy_of_the_organization_is_narro
     identity, so a crate whose ``organization`` points at ``OrgProxy`` was not narrowed
     from a box whose ``organization`` points at ``Organization``, and a member linked
     another tenant's crate (201); the other way round as well."""
-    with isolate_apps("tests.testapp"):
+    made = _seen8c_tenant_models(
+        proxies=["OrgProxy"],
+        rows={
+            "Crate": ("OrgProxy", {}),
+            "Box": ("Organization", {"crate": "Crate"}),
+            "Lid": ("OrgProxy", {"box": "Box"}),
+        },
+    )
+    _, Crate, Box, Lid = made
 
-        class OrgProxy(Organization):
-            class Meta:
-                proxy = True
-                app_label = "testapp"
-
-        class Crate(models.Model):
-            organization = models.ForeignKey(OrgProxy, on_delete=models.CASCADE)
-
-            class Meta:
-                app_label = "testapp"
-
-        class Box(models.Model):
-            organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
-            crate = models.ForeignKey(Crate, on_delete=models.CASCADE, null=True)
-
-            class Meta:
-                app_label = "testapp"
-
-        class Lid(models.Model):
-            organization = models.ForeignKey(OrgProxy, on_delete=models.CASCADE)
-            box = models.ForeignKey(Box, on_delete=models.CASCADE, null=True)
-
-            class Meta:
-                app_label = "testapp"
-
-    class BoxResource(Resource):
-        model = Box
-        name = "boxes"
-        fields = ["id", "crate"]
-        presets = [presets.MultiTenant()]
-        permissions = MEMBERS
-
-    class LidResource(Resource):
-        model = Lid
-        name = "lids"
-        fields = ["id", "box"]
-        presets = [presets.MultiTenant()]
-        permissions = MEMBERS
-
-    boxes = ResourceSite(name="rev-models-boxes")
-    boxes.register(BoxResource)
-    boxes.register(LidResource)
-    with connection.schema_editor() as editor:
-        for model in (Crate, Box, Lid):
-            editor.create_model(model)
-    try:
+    boxes = _seen8c_boxes_site("rev-models-boxes", Box, Lid, ["id", "crate"])
+    with _seen8c_tables(made, boxes):
         org, other = OrganizationFactory(), OrganizationFactory()
         api = _member(org)
         mine, theirs = (Crate.objects.create(organization_id=o.pk) for o in (org, other))
         my_box, their_box = (Box.objects.create(organization=o) for o in (org, other))
         with site_mounted(settings, "bx", boxes):
-            r = api.post("/bx/boxes/", {"crate": theirs.pk}, format="json")
-            assert "crate" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
-            r = api.post("/bx/lids/", {"box": their_box.pk}, format="json")
-            assert "box" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
-            assert api.post("/bx/boxes/", {"crate": mine.pk}, format="json").status_code == 201
-            assert api.post("/bx/lids/", {"box": my_box.pk}, format="json").status_code == 201
-        assert set(Box.objects.values_list("crate", flat=True)) == {None, mine.pk}
-        assert list(Lid.objects.values_list("box", flat=True)) == [my_box.pk]
-    finally:
-        _all_sites.remove(boxes)
-        with connection.schema_editor() as editor:
-            for model in (Lid, Box, Crate):
-                editor.delete_model(model)
+            _seen8c_crates_and_boxes_are_narrowed(
+                api, (Box, Lid), (mine, theirs), (my_box, their_box)
+            )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -426,70 +483,20 @@ def test_a_relation_to_rows_whose_tenant_is_a_multi_table_child_of_the_organizat
     ``Organization`` (a member linked another tenant's crate, 201), nor the other way round.
     The two are compared along the inheritance chain, a child whose own pk is not its parent
     link (``OwnKeyCompany``) included."""
-    with isolate_apps("tests.testapp"):
+    made = _seen8c_tenant_models(
+        children={"Company": {"code": models.CharField(max_length=10, default="")}},
+        own_key_children=["OwnKeyCompany"],
+        rows={
+            "Crate": ("Company", {}),
+            "Tray": ("OwnKeyCompany", {}),
+            "Box": ("Organization", {"crate": "Crate", "tray": "Tray"}),
+            "Lid": ("Company", {"box": "Box"}),
+        },
+    )
+    Company, OwnKeyCompany, Crate, Tray, Box, Lid = made
 
-        class Company(Organization):
-            code = models.CharField(max_length=10, default="")
-
-            class Meta:
-                app_label = "testapp"
-
-        class OwnKeyCompany(Organization):
-            own_id = models.AutoField(primary_key=True)
-            link = models.OneToOneField(Organization, models.CASCADE, parent_link=True)
-
-            class Meta:
-                app_label = "testapp"
-
-        class Crate(models.Model):
-            organization = models.ForeignKey(Company, on_delete=models.CASCADE)
-
-            class Meta:
-                app_label = "testapp"
-
-        class Tray(models.Model):
-            organization = models.ForeignKey(OwnKeyCompany, on_delete=models.CASCADE)
-
-            class Meta:
-                app_label = "testapp"
-
-        class Box(models.Model):
-            organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
-            crate = models.ForeignKey(Crate, on_delete=models.CASCADE, null=True)
-            tray = models.ForeignKey(Tray, on_delete=models.CASCADE, null=True)
-
-            class Meta:
-                app_label = "testapp"
-
-        class Lid(models.Model):
-            organization = models.ForeignKey(Company, on_delete=models.CASCADE)
-            box = models.ForeignKey(Box, on_delete=models.CASCADE, null=True)
-
-            class Meta:
-                app_label = "testapp"
-
-    class BoxResource(Resource):
-        model = Box
-        name = "boxes"
-        fields = ["id", "crate", "tray"]
-        presets = [presets.MultiTenant()]
-        permissions = MEMBERS
-
-    class LidResource(Resource):
-        model = Lid
-        name = "lids"
-        fields = ["id", "box"]
-        presets = [presets.MultiTenant()]
-        permissions = MEMBERS
-
-    boxes = ResourceSite(name="fix-seen7-boxes")
-    boxes.register(BoxResource)
-    boxes.register(LidResource)
-    made = (Company, OwnKeyCompany, Crate, Tray, Box, Lid)
-    with connection.schema_editor() as editor:
-        for model in made:
-            editor.create_model(model)
-    try:
+    boxes = _seen8c_boxes_site("fix-seen7-boxes", Box, Lid, ["id", "crate", "tray"])
+    with _seen8c_tables(made, boxes):
         org, other = OrganizationFactory(), OrganizationFactory()
         for o in (org, other):  # each organization is a company too (its child row only)
             Company(organization_ptr_id=o.pk, name=o.name, slug=o.slug).save_base(raw=True)
@@ -502,24 +509,14 @@ def test_a_relation_to_rows_whose_tenant_is_a_multi_table_child_of_the_organizat
         )
         my_box, their_box = (Box.objects.create(organization=o) for o in (org, other))
         with site_mounted(settings, "bx", boxes):
-            r = api.post("/bx/boxes/", {"crate": theirs.pk}, format="json")
-            assert "crate" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
-            r = api.post("/bx/lids/", {"box": their_box.pk}, format="json")
-            assert "box" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
+            _seen8c_crates_and_boxes_are_narrowed(
+                api, (Box, Lid), (mine, theirs), (my_box, their_box)
+            )
             # a child whose pk is not the organization's (its own_id 1 may be org 2's id)
             r = api.post("/bx/boxes/", {"tray": their_tray.pk}, format="json")
             assert "tray" in assert_error(r, 400, "VALIDATION_ERROR")["details"]
             assert api.post("/bx/boxes/", {"tray": my_tray.pk}, format="json").status_code == 201
-            assert api.post("/bx/boxes/", {"crate": mine.pk}, format="json").status_code == 201
-            assert api.post("/bx/lids/", {"box": my_box.pk}, format="json").status_code == 201
-        assert set(Box.objects.values_list("crate", flat=True)) == {None, mine.pk}
         assert set(Box.objects.values_list("tray", flat=True)) == {None, my_tray.pk}
-        assert list(Lid.objects.values_list("box", flat=True)) == [my_box.pk]
-    finally:
-        _all_sites.remove(boxes)
-        with connection.schema_editor() as editor:
-            for model in reversed(made):
-                editor.delete_model(model)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -532,42 +529,16 @@ def test_a_relation_to_rows_whose_tenant_is_a_sibling_child_of_the_organization_
     narrowed nothing: a lid whose tenant is a ``Company`` linked another tenant's tray,
     whose tenant is an ``Agency`` (201). They are compared through the organization
     they share."""
-    with isolate_apps("tests.testapp"):
-
-        class Company(Organization):
-            class Meta:
-                app_label = "testapp"
-
-        class Agency(Organization):
-            class Meta:
-                app_label = "testapp"
-
-        class OwnKeyAgency(Organization):
-            own_id = models.AutoField(primary_key=True)
-            link = models.OneToOneField(Organization, models.CASCADE, parent_link=True)
-
-            class Meta:
-                app_label = "testapp"
-
-        class Tray(models.Model):
-            organization = models.ForeignKey(Agency, on_delete=models.CASCADE)
-
-            class Meta:
-                app_label = "testapp"
-
-        class Bin(models.Model):
-            organization = models.ForeignKey(OwnKeyAgency, on_delete=models.CASCADE)
-
-            class Meta:
-                app_label = "testapp"
-
-        class Lid(models.Model):
-            organization = models.ForeignKey(Company, on_delete=models.CASCADE)
-            tray = models.ForeignKey(Tray, on_delete=models.CASCADE, null=True)
-            bin = models.ForeignKey(Bin, on_delete=models.CASCADE, null=True)
-
-            class Meta:
-                app_label = "testapp"
+    made = _seen8c_tenant_models(
+        children={"Company": {}, "Agency": {}},
+        own_key_children=["OwnKeyAgency"],
+        rows={
+            "Tray": ("Agency", {}),
+            "Bin": ("OwnKeyAgency", {}),
+            "Lid": ("Company", {"tray": "Tray", "bin": "Bin"}),
+        },
+    )
+    Company, Agency, OwnKeyAgency, Tray, Bin, Lid = made
 
     class LidResource(Resource):
         model = Lid
@@ -578,11 +549,7 @@ def test_a_relation_to_rows_whose_tenant_is_a_sibling_child_of_the_organization_
 
     lids = ResourceSite(name="rev-fixes39-lids")
     lids.register(LidResource)
-    made = (Company, Agency, OwnKeyAgency, Tray, Bin, Lid)
-    with connection.schema_editor() as editor:
-        for model in made:
-            editor.create_model(model)
-    try:
+    with _seen8c_tables(made, lids):
         org, other = OrganizationFactory(), OrganizationFactory()
         for o in (org, other):  # each organization is a company and two agencies too
             for child in (Company, Agency):
@@ -604,8 +571,3 @@ def test_a_relation_to_rows_whose_tenant_is_a_sibling_child_of_the_organization_
             assert api.post("/lx/lids/", {"bin": my_bin.pk}, format="json").status_code == 201
         assert set(Lid.objects.values_list("tray", flat=True)) == {None, my_tray.pk}
         assert set(Lid.objects.values_list("bin", flat=True)) == {None, my_bin.pk}
-    finally:
-        _all_sites.remove(lids)
-        with connection.schema_editor() as editor:
-            for model in reversed(made):
-                editor.delete_model(model)

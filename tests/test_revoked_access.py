@@ -12,19 +12,25 @@ write's outcome (status, id, one row written) but never a field the caller no lo
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import pytest
 from django.test import TestCase, override_settings
+from django.urls import resolve
+from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.test import APIClient
 
-from django_arc import arc
+from django_arc import Resource, ResourceSite, arc
 from django_arc import fields as F
+from django_arc import permissions as arc_permissions
+from django_arc import presets as arc_presets
 from django_arc.clients import ServiceClient
 from django_arc.idempotency.models import IdempotencyRecord
+from django_arc.sites import _all_sites
 from shop.models import Membership, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
-from tests.helpers import assert_error, client_for
+from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import (
     REDIS_URL,
     arc_with,
@@ -712,18 +718,42 @@ def test_a_row_a_viewsets_serializer_renders_with_a_computed_field_is_shaped_on_
     assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "cost"}
 
 
+@contextmanager
+def _seen8c_products_site(settings, prefix, name, serializer_class, keys, **attrs):
+    """A site ``<name>-site`` of one resource ``name``: products rendered by
+    ``serializer_class``, idempotent, narrowed to the caller's organization, its members
+    allowed ``keys`` (``attrs``: more of the resource's settings); mounted under
+    ``<prefix>/`` for the block, then taken off the site registry, not a site the next
+    tests check or write through."""
+    resource = type(
+        "".join(part.title() for part in name.split("-")) + "Resource",  # LabelledResource
+        (Resource,),
+        {
+            "__module__": __name__,
+            "model": Product,
+            "name": name,
+            "serializer_class": serializer_class,
+            "idempotent": True,
+            "presets": [arc_presets.MultiTenant(tenant_field="organization")],
+            "permissions": {k: arc_permissions.require_org_membership() for k in keys},
+            **attrs,
+        },
+    )
+    site = ResourceSite(name=f"{name}-site")
+    site.register(resource)
+    try:
+        with site_mounted(settings, prefix, site):
+            yield site
+    finally:
+        _all_sites.remove(site)
+
+
 @pytest.mark.django_db
 def test_a_computed_field_hidden_by_a_deploy_is_left_out_of_a_replay(store, org, settings):
     """The resource's own serializer renders a value of its own (``label =
     SerializerMethodField()``); a deploy makes it ``hidden()``: a new answer has no
     ``label``, and the replay had it, as the stored row (its ``label`` no field of the model
     nor of the serializer now) was not recognised as a row."""
-    from rest_framework import serializers
-
-    from django_arc import Resource, ResourceSite
-    from django_arc import permissions as arc_permissions
-    from django_arc import presets as arc_presets
-    from tests.helpers import site_mounted
 
     class LabelSerializer(serializers.ModelSerializer):
         label = serializers.SerializerMethodField()
@@ -735,19 +765,8 @@ def test_a_computed_field_hidden_by_a_deploy_is_left_out_of_a_replay(store, org,
         def get_label(self, obj: Product) -> str:
             return f"{obj.sku}: {obj.name}"
 
-    class LabelledResource(Resource):
-        model = Product
-        name = "labelled"
-        serializer_class = LabelSerializer
-        idempotent = True
-        presets = [arc_presets.MultiTenant(tenant_field="organization")]
-        permissions = {
-            k: arc_permissions.require_org_membership() for k in ("list", "get", "create")
-        }
-
-    site = ResourceSite(name="labelled-site")
-    site.register(LabelledResource)
-    with site_mounted(settings, "lb", site):
+    keys = ("list", "get", "create")
+    with _seen8c_products_site(settings, "lb", "labelled", LabelSerializer, keys) as site:
         client = member(org, "editor")
         first = keyed(client, "post", "/lb/labelled/", BODY, "labelled")
         assert first.status_code == 201, first.content
@@ -769,12 +788,6 @@ def test_a_column_a_serializer_adds_per_request_stays_in_a_replay(store, org, se
     ``get_fields()``: ``cost`` for a request's caller, as for a staff user): the names the
     resource renders, built without a request, lack it, so a replay of the create to the
     same caller, whose access did not change, was reshaped without ``cost``."""
-    from rest_framework import serializers
-
-    from django_arc import Resource, ResourceSite
-    from django_arc import permissions as arc_permissions
-    from django_arc import presets as arc_presets
-    from tests.helpers import site_mounted
 
     class PerRequestSerializer(serializers.ModelSerializer):
         class Meta:
@@ -789,17 +802,8 @@ def test_a_column_a_serializer_adds_per_request_stays_in_a_replay(store, org, se
                 )
             return fields
 
-    class PerRequestResource(Resource):
-        model = Product
-        name = "per-request"
-        serializer_class = PerRequestSerializer
-        idempotent = True
-        presets = [arc_presets.MultiTenant(tenant_field="organization")]
-        permissions = {k: arc_permissions.require_org_membership() for k in ("get", "create")}
-
-    site = ResourceSite(name="per-request-site")
-    site.register(PerRequestResource)
-    with site_mounted(settings, "pr", site):
+    keys = ("get", "create")
+    with _seen8c_products_site(settings, "pr", "per-request", PerRequestSerializer, keys):
         client = member(org, "editor")
         first = keyed(client, "post", "/pr/per-request/", BODY, "per-request")
         assert first.status_code == 201, first.content
@@ -807,6 +811,51 @@ def test_a_column_a_serializer_adds_per_request_stays_in_a_replay(store, org, se
         again = keyed(client, "post", "/pr/per-request/", BODY, "per-request")
         assert again["X-Idempotency-Replayed"] == "true"
         assert again.content == first.content
+
+
+class _Seen8cMarginSerializer(serializers.ModelSerializer):
+    """A products serializer giving staff a ``margin`` field (its ``get_fields()``, a
+    project's per-request field): it renders ``staff only``."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "organization"]
+        read_only_fields = ["id", "organization"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and request.user.is_staff:
+            fields["margin"] = serializers.SerializerMethodField()
+        return fields
+
+    def get_margin(self, obj: Product) -> str:
+        return "staff only"
+
+
+def _seen8c_created_by_staff(org, monkeypatch, serializer_class, key):
+    """``IDEM``'s ViewSet rendering with ``serializer_class``; a staff editor of ``org``
+    creates with the ``Idempotency-Key`` ``key``, answered its ``margin``: the client, the
+    answer."""
+    view_class = resolve(IDEM).func.cls
+    monkeypatch.setattr(view_class, "get_serializer_class", lambda self: serializer_class)
+    client = member(org, "editor")
+    client.user.is_staff = True
+    client.user.save()
+    first = keyed(client, "post", IDEM, BODY, key)
+    assert first.status_code == 201, first.content
+    assert first.json()["data"]["margin"] == "staff only"
+    return client, first
+
+
+def _seen8c_replayed_without_margin(client, first, key):
+    """The retry of ``first`` (key ``key``) by its client, no longer staff: a replay of
+    ``first`` without ``margin``; the answer."""
+    again = keyed(client, "post", IDEM, BODY, key)
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert again.status_code == 201
+    assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "margin"}
+    return again
 
 
 @pytest.mark.django_db
@@ -818,33 +867,10 @@ def test_a_field_a_viewsets_serializer_gives_per_request_is_left_out_once_taken_
     new answer would not hold ``margin``, and the replay held it, as it is no field rule's
     (only the read plan shaped a ViewSet subclass's row). The resource's own serializer's
     row was already shaped by what its serializer renders for the retry."""
-    from django.urls import resolve
-    from rest_framework import serializers
 
-    class StaffMargin(serializers.ModelSerializer):
-        class Meta:
-            model = Product
-            fields = ["id", "name", "sku", "price", "organization"]
-            read_only_fields = ["id", "organization"]
-
-        def get_fields(self):
-            fields = super().get_fields()
-            request = self.context.get("request")
-            if request is not None and request.user.is_staff:
-                fields["margin"] = serializers.SerializerMethodField()
-            return fields
-
-        def get_margin(self, obj: Product) -> str:
-            return "staff only"
-
-    view_class = resolve(IDEM).func.cls
-    monkeypatch.setattr(view_class, "get_serializer_class", lambda self: StaffMargin)
-    client = member(org, "editor")
-    client.user.is_staff = True
-    client.user.save()
-    first = keyed(client, "post", IDEM, BODY, "staff-margin")
-    assert first.status_code == 201, first.content
-    assert first.json()["data"]["margin"] == "staff only"
+    client, first = _seen8c_created_by_staff(
+        org, monkeypatch, _Seen8cMarginSerializer, "staff-margin"
+    )
     same = keyed(client, "post", IDEM, BODY, "staff-margin")
     assert same["X-Idempotency-Replayed"] == "true"
     assert same.content == first.content
@@ -852,10 +878,7 @@ def test_a_field_a_viewsets_serializer_gives_per_request_is_left_out_once_taken_
     client.user.save()
     row_id = first.json()["data"]["id"]
     assert "margin" not in client.get(f"{IDEM}{row_id}/").json()["data"]
-    again = keyed(client, "post", IDEM, BODY, "staff-margin")
-    assert again["X-Idempotency-Replayed"] == "true"
-    assert again.status_code == 201
-    assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "margin"}
+    _seen8c_replayed_without_margin(client, first, "staff-margin")
 
 
 @pytest.mark.django_db
@@ -867,66 +890,41 @@ def test_a_row_holding_a_field_its_serializer_no_longer_gives_the_caller_is_stil
     stored row's ``margin`` was a name nothing knew for the retry (not the model's, not a
     rule's, not the retry's serializer's), so the row was not recognised as one and was
     replayed as stored — ``cost`` included, which the field rule takes from an editor."""
-    from rest_framework import serializers
 
-    from django_arc import Resource, ResourceSite
-    from django_arc import permissions as arc_permissions
-    from django_arc import presets as arc_presets
-    from django_arc.sites import _all_sites
-    from tests.helpers import site_mounted
-
-    class StaffMarginSerializer(serializers.ModelSerializer):
+    class StaffMarginSerializer(_Seen8cMarginSerializer):
         class Meta:
             model = Product
             fields = ["id", "name", "sku", "price", "cost", "organization"]
 
-        def get_fields(self):
-            fields = super().get_fields()
-            request = self.context.get("request")
-            if request is not None and request.user.is_staff:
-                fields["margin"] = serializers.SerializerMethodField()
-            return fields
-
-        def get_margin(self, obj: Product) -> str:
-            return "staff only"
-
-    class StaffMarginResource(Resource):
-        model = Product
-        name = "staff-margin"
-        serializer_class = StaffMarginSerializer
-        read_only_fields = ["id"]
-        idempotent = True
-        presets = [arc_presets.MultiTenant(tenant_field="organization")]
-        permissions = {k: arc_permissions.require_org_membership() for k in ("get", "create")}
-        field_permissions = {"cost": F.visible_to("admin")}
-
-    site = ResourceSite(name="staff-margin-site")
-    site.register(StaffMarginResource)
-    try:
-        with site_mounted(settings, "sm", site):
-            client = member(org, "admin")
-            client.user.is_staff = True
-            client.user.save()
-            body = {**BODY, "cost": "4.00"}
-            first = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
-            assert first.status_code == 201, first.content
-            assert first.json()["data"]["margin"] == "staff only"
-            assert first.json()["data"]["cost"] == "4.00"
-            same = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
-            assert same.content == first.content
-            client.user.is_staff = False
-            client.user.save()
-            set_roles(client, org, "editor")
-            row_id = first.json()["data"]["id"]
-            new = client.get(f"/sm/staff-margin/{row_id}/").json()["data"]
-            assert "margin" not in new and "cost" not in new
-            again = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
-            assert again["X-Idempotency-Replayed"] == "true"
-            assert again.status_code == 201
-            assert again.json()["data"] == new
-    finally:
-        # not a site the next tests check or write through
-        _all_sites.remove(site)
+    with _seen8c_products_site(
+        settings,
+        "sm",
+        "staff-margin",
+        StaffMarginSerializer,
+        ("get", "create"),
+        read_only_fields=["id"],
+        field_permissions={"cost": F.visible_to("admin")},
+    ):
+        client = member(org, "admin")
+        client.user.is_staff = True
+        client.user.save()
+        body = {**BODY, "cost": "4.00"}
+        first = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
+        assert first.status_code == 201, first.content
+        assert first.json()["data"]["margin"] == "staff only"
+        assert first.json()["data"]["cost"] == "4.00"
+        same = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
+        assert same.content == first.content
+        client.user.is_staff = False
+        client.user.save()
+        set_roles(client, org, "editor")
+        row_id = first.json()["data"]["id"]
+        new = client.get(f"/sm/staff-margin/{row_id}/").json()["data"]
+        assert "margin" not in new and "cost" not in new
+        again = keyed(client, "post", "/sm/staff-margin/", body, "staff-margin")
+        assert again["X-Idempotency-Replayed"] == "true"
+        assert again.status_code == 201
+        assert again.json()["data"] == new
 
 
 class _QueuingViewSet(IdempotentProductResource.as_viewset()):
@@ -1102,15 +1100,8 @@ def test_a_field_swapped_for_another_per_request_is_left_out_of_a_replay(store, 
     knows now (``margin``) and lacks one the retry renders (``discount``), which is not a
     renamed row (camelCase: ``createdAt`` for ``created_at``): it is shaped, ``margin`` left
     out, not replayed as stored."""
-    from django.urls import resolve
-    from rest_framework import serializers
 
-    class SwappedPerRole(serializers.ModelSerializer):
-        class Meta:
-            model = Product
-            fields = ["id", "name", "sku", "price", "organization"]
-            read_only_fields = ["id", "organization"]
-
+    class SwappedPerRole(_Seen8cMarginSerializer):
         def get_fields(self):
             fields = super().get_fields()
             request = self.context.get("request")
@@ -1118,27 +1109,14 @@ def test_a_field_swapped_for_another_per_request_is_left_out_of_a_replay(store, 
             fields["margin" if staff else "discount"] = serializers.SerializerMethodField()
             return fields
 
-        def get_margin(self, obj: Product) -> str:
-            return "staff only"
-
         def get_discount(self, obj: Product) -> str:
             return "for all"
 
-    view_class = resolve(IDEM).func.cls
-    monkeypatch.setattr(view_class, "get_serializer_class", lambda self: SwappedPerRole)
-    client = member(org, "editor")
-    client.user.is_staff = True
-    client.user.save()
-    first = keyed(client, "post", IDEM, BODY, "swapped-margin")
-    assert first.status_code == 201, first.content
-    assert first.json()["data"]["margin"] == "staff only"
+    client, first = _seen8c_created_by_staff(org, monkeypatch, SwappedPerRole, "swapped-margin")
     client.user.is_staff = False
     client.user.save()
-    again = keyed(client, "post", IDEM, BODY, "swapped-margin")
-    assert again["X-Idempotency-Replayed"] == "true"
-    assert again.status_code == 201
+    again = _seen8c_replayed_without_margin(client, first, "swapped-margin")
     assert "margin" not in again.json()["data"], again.json()
-    assert again.json()["data"] == {k: v for k, v in first.json()["data"].items() if k != "margin"}
 
 
 class SkuLessRenderer(JSONRenderer):

@@ -102,13 +102,20 @@ def call(user=None, **headers):
 
 
 def through_middleware(user, view=who_am_i, **headers):
-    """Full path: ScopeMiddleware sees the session user, then the DRF view resolves again."""
+    """Full path, as Django's handler runs it: ScopeMiddleware sees the session user (its
+    ``__call__``, then its ``process_view`` with the view), then the DRF view resolves
+    again."""
     from django.contrib.auth.models import AnonymousUser
 
     request = RequestFactory().get("/whoami/", **headers)
     request.user = user if user is not None else AnonymousUser()
     request._dont_enforce_csrf_checks = True
-    response = ScopeMiddleware(view)(request)
+
+    def get_response(request):
+        return middleware.process_view(request, view, (), {}) or view(request)
+
+    middleware = ScopeMiddleware(get_response)
+    response = middleware(request)
     return request, response
 
 

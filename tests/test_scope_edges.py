@@ -13,7 +13,7 @@
 
 import pytest
 from django.core.exceptions import ObjectDoesNotExist
-from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
@@ -132,7 +132,20 @@ class _BobAuthentication(BaseAuthentication):
 
 
 class _BobView(_WhoAmI):
-    authentication_classes = [_BobAuthentication]
+    # the session's taken too (after bob): the middleware judges the session's user
+    authentication_classes = [_BobAuthentication, SessionAuthentication]
+
+
+def _through_django_handler(view, request):
+    """``ScopeMiddleware`` run as Django's handler runs it: ``__call__``, then its
+    ``process_view`` with the view the URL resolved to, then the view."""
+    from django_arc.middleware import ScopeMiddleware
+
+    def get_response(request):
+        return middleware.process_view(request, view, (), {}) or view(request)
+
+    middleware = ScopeMiddleware(get_response)
+    return middleware(request)
 
 
 def test_a_membership_found_for_one_user_is_never_another_users(django_user_model):
@@ -141,7 +154,6 @@ def test_a_membership_found_for_one_user_is_never_another_users(django_user_mode
     is asked for, and it has none (403), whatever the request already found."""
     from django.test import RequestFactory
 
-    from django_arc.middleware import ScopeMiddleware
     from shop.models import Membership, Organization
 
     org = Organization.objects.create(name="A", slug="a")
@@ -150,7 +162,7 @@ def test_a_membership_found_for_one_user_is_never_another_users(django_user_mode
     Membership.objects.create(user=alice, organization=org, role="admin")
     request = RequestFactory().get("/whoami/", HTTP_X_ORGANIZATION_ID=str(org.pk))
     request.user = alice
-    response = ScopeMiddleware(_BobView.as_view())(request)
+    response = _through_django_handler(_BobView.as_view(), request)
     assert request.arc_scope.kind == "member"  # the middleware's, for alice
     assert response.status_code == 403, response.data
     assert response.data["code"] == "ORG_REQUIRED"
@@ -165,7 +177,7 @@ class _SameUserByToken(BaseAuthentication):
 
 
 class _TokenWhoAmI(_WhoAmI):
-    authentication_classes = [_SameUserByToken]
+    authentication_classes = [_SameUserByToken, SessionAuthentication]
 
 
 def test_one_request_records_one_elevation_whoever_resolves_it(django_user_model):
@@ -174,13 +186,12 @@ def test_one_request_records_one_elevation_whoever_resolves_it(django_user_model
     for the request, not one per resolution."""
     from django.test import RequestFactory
 
-    from django_arc.middleware import ScopeMiddleware
     from django_arc.outbox.models import OutboxEvent
 
     root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     request = RequestFactory().get("/whoami/", HTTP_X_ARC_SCOPE="platform")
     request.user = root
-    response = ScopeMiddleware(_TokenWhoAmI.as_view())(request)
+    response = _through_django_handler(_TokenWhoAmI.as_view(), request)
     assert response.status_code == 200 and response.data["kind"] == "elevated"
     assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
 
