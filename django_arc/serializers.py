@@ -101,6 +101,7 @@ class ArcSerializerMixin:
         for name in cls._arc_read_only & fields.keys():
             _make_read_only(fields[name])
         read_many_in_batches(fields)
+        refuse_non_finite_floats(fields)
         return fields
 
     def _read_only_defaults(self) -> dict[str, Any]:
@@ -507,6 +508,33 @@ def read_many_in_batches(fields: Any) -> None:
         ):
             field.child_relation.__class__ = ArcPrimaryKeyRelatedField
             field.__class__ = ArcManyRelatedField
+
+
+def refuse_non_finite_floats(fields: Any) -> None:
+    """The project's own writable ``FloatField`` among ``fields`` (a ``serializer_class``'s,
+    an action ``input``'s; not arc's :class:`ArcFloatField`, which refuses them itself)
+    refuses ``"NaN"``, ``"Infinity"`` and ``"1e999"`` with its own "A valid number is
+    required.", as DRF's does from 3.18 on (encode/django-rest-framework#9998). Before it,
+    DRF took them: SQLite stores a NaN as ``NULL``, so a ``NOT NULL`` column's write was the
+    database's ``IntegrityError`` (a 409 naming nothing) where PostgreSQL stored the NaN,
+    and no JSON carries the value back. A validator, so a subclass's own
+    ``to_internal_value`` runs first; a float field inside a nested serializer or a list is
+    the project's (decisions.md)."""
+    for field in fields.values():
+        if (
+            isinstance(field, serializers.FloatField)
+            and not isinstance(field, ArcFloatField)
+            and not field.read_only
+            and _finite_float not in field.validators
+        ):
+            field.validators.append(_finite_float)
+
+
+def _finite_float(value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise serializers.ValidationError(
+            serializers.FloatField.default_error_messages["invalid"], code="invalid"
+        )
 
 
 def matchable(pk: Any) -> bool:

@@ -13,8 +13,9 @@ from rest_framework import serializers
 
 from django_arc import Resource
 from django_arc import permissions as P
+from django_arc.outbox.models import OutboxEvent
 from tests.test_extension_points import mounted_site
-from tests.testapp.models import PagedRow
+from tests.testapp.models import Gauge, PagedRow
 
 pytestmark = pytest.mark.django_db
 
@@ -181,3 +182,46 @@ def test_a_project_decimal_field_rendering_a_structure_is_rendered_as_it_is(api,
         r = api.get(f"/nfm/money-amounts/{row.pk}/")
         assert r.status_code == 200, r.content[:300]
         assert r.json()["data"]["amount"] == {"amount": "1.50", "currency": "EUR"}
+
+
+# -- a project FloatField taking NaN into a NOT NULL column (fix-seen8b) ---------------------
+
+
+class Fs8bOwnReadingSerializer(serializers.ModelSerializer):
+    reading = serializers.FloatField()
+
+    class Meta:
+        model = Gauge
+        fields = ["id", "reading"]
+
+
+class Fs8bOwnReadings(Resource):
+    model = Gauge
+    name = "own-readings"
+    serializer_class = Fs8bOwnReadingSerializer
+    permissions = {**PUBLIC, "create": P.allow_public(), "update": P.allow_public()}
+
+
+@pytest.mark.parametrize("sent", ["NaN", "-nan", "Infinity", "-Infinity", "1e999"])
+def test_a_project_float_field_refuses_a_non_finite_value_on_every_drf(api, settings, sent):
+    """A project's own ``FloatField`` took ``"NaN"`` on DRF before 3.18 (3.18 refuses
+    non-finite floats, encode/django-rest-framework#9998), and SQLite stores a NaN as
+    ``NULL``: into a ``NOT NULL`` column it was the database's ``IntegrityError``, a 409
+    ``CONFLICT`` naming nothing, where PostgreSQL stored it (201) and rendered it ``null``.
+    It is 400 naming the field on every DRF the package allows and every database,
+    nothing written, as DRF 3.18 answers."""
+    with mounted_site(settings, "nfr", Fs8bOwnReadings):
+        r = api.post("/nfr/own-readings/", {"reading": sent}, format="json")
+        assert r.status_code == 400, r.content
+        assert r.json()["code"] == "VALIDATION_ERROR"
+        assert r.json()["details"] == {"reading": ["A valid number is required."]}
+        assert not Gauge.objects.exists()
+        row = Gauge.objects.create(reading=2.5)
+        r = api.patch(f"/nfr/own-readings/{row.pk}/", {"reading": sent}, format="json")
+        assert r.status_code == 400, r.content
+        assert list(r.json()["details"]) == ["reading"]
+        row.refresh_from_db()
+        assert row.reading == 2.5
+        r = api.patch(f"/nfr/own-readings/{row.pk}/", {"reading": "-1.5e3"}, format="json")
+        assert r.status_code == 200 and r.json()["data"]["reading"] == -1500.0, r.content
+    assert OutboxEvent.objects.count() == 1
