@@ -14,8 +14,10 @@ import copy
 import decimal
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.utils.encoding import smart_str
@@ -166,7 +168,10 @@ class ArcSerializerMixin:
         # ``FloatField``, a method field's ``inf``, a decimal DRF's encoder makes a float
         # NaN) renders as ``null``, as :class:`ArcFloatField` renders its own: DRF's strict
         # renderer raised on it, and every page holding the row was a 500 (decisions.md)
-        data = json_finite(super().to_representation(instance))
+        data = super().to_representation(instance)
+        if not isinstance(data, dict):
+            data = _row_mapping(type(self), data)
+        data = json_finite(data)
         # a ``DecimalField`` a project declares renders a ``numeric`` NaN as DRF's string
         # "NaN", a number no reader parses as one: ``null``, as arc's own renders it
         for name in self._decimal_names:
@@ -201,6 +206,23 @@ class ArcSerializerMixin:
             ]
             self.__dict__["_arc_readable"] = readable
         return readable
+
+
+def _row_mapping(serializer_class: type, data: Any) -> dict[str, Any]:
+    """A row a project's ``to_representation()`` rendered as a mapping that is no ``dict``
+    (a ``MappingProxyType``, a ``Mapping`` of its own), as a ``dict``: the pass making
+    non-finite numbers ``null`` reads dicts only, and a declared ``DecimalField``'s
+    ``"NaN"`` is replaced in place. Anything else (a list, a string) is the project's error,
+    said at first use: a row is an object on the wire, which every part of arc reads by
+    field name, and DRF's own ``serializer.data`` refuses it (``ReturnDict``); no system
+    check can tell, since what the method returns is known only when it runs on a row."""
+    if isinstance(data, Mapping):
+        return dict(data)
+    raise ImproperlyConfigured(
+        f"{serializer_class.__qualname__}.to_representation() returned a "
+        f"{type(data).__name__}; a resource's serializer renders a row as a mapping "
+        "(a dict) of its fields"
+    )
 
 
 #: what DRF's ``ModelSerializer.get_fields()`` asks the serializer while building its fields:
