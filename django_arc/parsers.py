@@ -72,7 +72,8 @@ def _without_bom(stream: Any) -> Any:
     ignore one, and Python's ``json`` refuses it ("Unexpected UTF-8 BOM"): a 400 for a body
     a Windows tool wrote, which every other reading of the same JSON accepts. Only the first
     three bytes: a BOM anywhere else is no whitespace JSON allows."""
-    if not stream.seekable():
+    seekable = getattr(stream, "seekable", None)
+    if seekable is None or not seekable():  # a project parser's own stream, read whole
         stream = io.BytesIO(stream.read())
     start = stream.tell()
     if stream.read(3) != codecs.BOM_UTF8:
