@@ -11,7 +11,9 @@ import logging
 import os
 import re
 from typing import Any
+from urllib.parse import unquote_plus
 
+from django.conf import settings
 from django.core.exceptions import (
     DisallowedHost,
     RequestDataTooBig,
@@ -283,6 +285,21 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+def _first_query_parameter_past_the_limit(request: Any) -> str | None:
+    """The name of the first query parameter past ``DATA_UPLOAD_MAX_NUMBER_FIELDS``, if the
+    request's query string holds more (Django's ``TooManyFieldsSent`` from ``request.GET``,
+    which a body's fields raise too): counted as Python's ``parse_qsl`` counts for Django,
+    one more than the ``&`` in the string."""
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    django_request = getattr(request, "_request", request)
+    query = getattr(django_request, "META", {}).get("QUERY_STRING", "")
+    if limit is None or query.count("&") < limit:
+        return None
+    name = query.split("&", limit + 1)[limit].split("=", 1)[0]
+    encoding = getattr(django_request, "encoding", None) or settings.DEFAULT_CHARSET
+    return unquote_plus(name, encoding=encoding, errors="replace")
+
+
 def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     request = context.get("request")
 
@@ -293,6 +310,12 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
 
     if isinstance(exc, Http404):
         return error_response(request, "NOT_FOUND", "Resource not found", 404)
+    if isinstance(exc, TooManyFieldsSent):
+        past = _first_query_parameter_past_the_limit(request)
+        if past is not None:
+            limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+            answer = InvalidQuery(past, f"more than {limit} parameters in the query string")
+            return error_response(request, answer.code, answer.message, 400, answer.details)
     if isinstance(exc, (RequestDataTooBig, TooManyFieldsSent)):
         # Django's DATA_UPLOAD_MAX_MEMORY_SIZE / _NUMBER_FIELDS, hit while DRF reads the body
         return error_response(request, "PAYLOAD_TOO_LARGE", str(exc) or "Request too large", 413)

@@ -73,9 +73,12 @@ class QueryLanguageFilter(BaseFilterBackend):
         # ``select`` names fields, the filters columns: a field some callers may not read is
         # no choice of everyone's though its name is a column a readable field renders
         restricted = _restricted(resource) | _restricted_fields(resource)
+        # what no caller may filter, sort or search on is not offered at all
+        refused = _refused_to_all(resource)
         parameters = filter_parameters(resource)
-        if spec.search_paths or presets_search(resource):
-            fields = ", ".join(f"`{p.rsplit('__', 1)[0]}`" for p in spec.search_paths)
+        searched = [p for p, root in spec.search_roots.items() if root not in refused]
+        if searched or presets_search(resource):
+            fields = ", ".join(f"`{p.rsplit('__', 1)[0]}`" for p in searched)
             parameters.append(
                 _query_parameter(
                     "search",
@@ -85,8 +88,8 @@ class QueryLanguageFilter(BaseFilterBackend):
                     + ". Empty: ignored.",
                 )
             )
-        if spec.sorts:
-            names = list(spec.sorts)
+        names = [name for name, sort in spec.sorts.items() if sort.root not in refused]
+        if names:
             parameters.append(
                 _query_parameter(
                     "sort",
@@ -131,10 +134,13 @@ class QueryFilterField(serializers.DictField):
 
 
 def _default_sort_text(resource: Any) -> str:
-    """``default_sort`` as the schema documents it, unless it names a ``hidden()`` field:
-    the schema is public, and a hidden field must not be confirmed to exist."""
+    """``default_sort`` as the schema documents it, unless it names a ``hidden()`` field or
+    a column no caller may sort by: the schema is public, and a hidden field must not be
+    confirmed to exist."""
     spec = resource.query_spec
-    hidden = resource.field_rules.hidden
+    # a column no caller may sort by (a hidden field's, renamed) is no secret to confirm
+    # either: the order is then described, not named
+    hidden = resource.field_rules.hidden | _refused_to_all(resource)
     if not spec.default_sort:
         # the order is then the primary key's, which a resource looked up by another
         # field may hide
@@ -154,9 +160,24 @@ def _restricted_fields(resource: Any) -> set[str]:
 
 
 def _restricted(resource: Any) -> set[str]:
-    """The query string's columns some callers may not filter or sort on: those of
-    :func:`_restricted_fields`, as :meth:`FieldRules.restricted_columns` maps them."""
-    return set(resource.field_rules.restricted_columns(_restricted_fields(resource)))
+    """The query string's columns some callers, not all, may not filter or sort on: those
+    :meth:`FieldRules.restricted_columns` maps the fields of :func:`_restricted_fields` to,
+    with the hidden and write-only fields every caller's refusal holds (a column the
+    restricted field shares with them is refused only with them), less
+    :func:`_refused_to_all`."""
+    rules = resource.field_rules
+    names = _restricted_fields(resource) | rules.hidden | rules.write_only
+    return set(rules.restricted_columns(names)) - _refused_to_all(resource)
+
+
+def _refused_to_all(resource: Any) -> frozenset[str]:
+    """The query string's columns every caller is refused: those of ``hidden()`` and
+    write-only fields, which no caller reads, as :meth:`FieldRules.restricted_columns` maps
+    them (a hidden ``unit_cost = ...(source="cost")`` refuses ``cost``). A field named like
+    its own column is never in the query spec; a column renamed from it was documented as
+    a filter and sort key open to all, which every caller was refused (400)."""
+    rules = resource.field_rules
+    return rules.restricted_columns(rules.hidden | rules.write_only)
 
 
 def filter_parameters(resource: Any) -> list[dict[str, Any]]:
@@ -164,10 +185,13 @@ def filter_parameters(resource: Any) -> list[dict[str, Any]]:
     ``status[in]``), typed like the parser: the list's query string, and a bulk update's
     ``filter`` object (``django_arc.openapi``)."""
     restricted = _restricted(resource)
+    refused = _refused_to_all(resource)
     parameters: list[dict[str, Any]] = []
     for param, filter_field in resource.query_spec.filters.items():
         if filter_field.path != param:
             continue  # ``product_id`` is an alias of ``product``
+        if filter_field.root in refused:
+            continue
         note = ""
         if filter_field.root in restricted:
             note = f" Refused (400) for callers who may not read `{filter_field.root}`."

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -69,6 +70,7 @@ from .exceptions import (
 from .fields import FieldAccess, ReadPlan
 from .filters import QueryLanguageFilter
 from .idempotency.execution import IdempotentExecution
+from .logs import log_text
 from .narrowing import narrow
 from .negotiation import ArcContentNegotiation, FormatQueryMixin
 from .pagination import KeysetPagination, PagePagination
@@ -83,6 +85,8 @@ from .settings import arc_settings
 from .signals import saves_its_own_way
 from .transactions import atomic_on, fault_if_aborted
 from .uploads import undo_files_with
+
+logger = logging.getLogger("django_arc")
 
 #: DRF's parsers and the ones resources use in their place
 _ARC_PARSERS = {
@@ -479,6 +483,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         ):
             # a route's request.body after parse_body() streamed a body past the limit
             exc = RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
+        elif isinstance(exc, RawPostDataException) and self.route_spec is not None:
+            exc = _body_read_before(self.request)
         if self.idempotent_execution is not None:
             self.idempotent_execution.abort(exc)
         return super().handle_exception(exc)
@@ -1804,6 +1810,24 @@ def _body_too_big(request: Any) -> bool:
     """Whether reading ``request.body`` raises ``RequestDataTooBig``: Django's own test."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return limit is not None and _stated_length(request) > limit
+
+
+def _body_read_before(request: Any) -> UnsupportedMediaType:
+    """The answer to a route reading ``request.body`` whose multipart body was read before
+    the view, by a project middleware asking for ``request.POST``: Django parsed it from
+    the request's stream and kept no bytes, so no code can give the route what it asks
+    for. The client is told the route cannot take this body as multipart (JSON or a form,
+    whose bytes Django keeps, it can), a 415 in the envelope rather than a 500; the
+    operator is told why, since the fix is the middleware's."""
+    logger.warning(
+        "%s: a route read request.body, but its multipart body was read before the view "
+        "(a middleware reading request.POST); answered 415",
+        log_text(request.path),
+    )
+    return UnsupportedMediaType(
+        request.content_type,
+        "This route cannot read a multipart body here; send it as JSON or a form",
+    )
 
 
 def _stated_length(request: Any) -> int:

@@ -18,7 +18,12 @@ from rest_framework.response import Response
 from . import envelope
 from .events.event import dumps, unstorable_char
 from .query import load_relations
-from .serializers import ArcJSONField, form_values, read_many_in_batches
+from .serializers import (
+    ArcJSONField,
+    form_values,
+    read_many_in_batches,
+    refuse_non_finite_floats,
+)
 
 
 class ListMixin:
@@ -135,6 +140,7 @@ class ActionMixin:
             rest.pop("action", None)
         serializer = spec.input(data=rest, context=context)
         read_many_in_batches(serializer.fields)  # DRF's own many=True: 500 ids to a query
+        refuse_non_finite_floats(serializer.fields)  # DRF's from 3.18 on, on every DRF
         if self.resource.preset_list:
             # its relations may name only rows a create's body could (tenancy), as the
             # resource serializer's do: another tenant's id "does not exist"

@@ -14,8 +14,10 @@ import copy
 import decimal
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.utils.encoding import smart_str
@@ -100,6 +102,7 @@ class ArcSerializerMixin:
         for name in cls._arc_read_only & fields.keys():
             _make_read_only(fields[name])
         read_many_in_batches(fields)
+        refuse_non_finite_floats(fields)
         return fields
 
     def _read_only_defaults(self) -> dict[str, Any]:
@@ -164,7 +167,10 @@ class ArcSerializerMixin:
         # ``FloatField``, a method field's ``inf``, a decimal DRF's encoder makes a float
         # NaN) renders as ``null``, as :class:`ArcFloatField` renders its own: DRF's strict
         # renderer raised on it, and every page holding the row was a 500 (decisions.md)
-        data = json_finite(super().to_representation(instance))
+        data = super().to_representation(instance)
+        if not isinstance(data, dict):
+            data = _row_mapping(type(self), data)
+        data = json_finite(data)
         # a ``DecimalField`` a project declares renders a ``numeric`` NaN as DRF's string
         # "NaN", a number no reader parses as one: ``null``, as arc's own renders it
         for name in self._decimal_names:
@@ -199,6 +205,23 @@ class ArcSerializerMixin:
             ]
             self.__dict__["_arc_readable"] = readable
         return readable
+
+
+def _row_mapping(serializer_class: type, data: Any) -> dict[str, Any]:
+    """A row a project's ``to_representation()`` rendered as a mapping that is no ``dict``
+    (a ``MappingProxyType``, a ``Mapping`` of its own), as a ``dict``: the pass making
+    non-finite numbers ``null`` reads dicts only, and a declared ``DecimalField``'s
+    ``"NaN"`` is replaced in place. Anything else (a list, a string) is the project's error,
+    said at first use: a row is an object on the wire, which every part of arc reads by
+    field name, and DRF's own ``serializer.data`` refuses it (``ReturnDict``); no system
+    check can tell, since what the method returns is known only when it runs on a row."""
+    if isinstance(data, Mapping):
+        return dict(data)
+    raise ImproperlyConfigured(
+        f"{serializer_class.__qualname__}.to_representation() returned a "
+        f"{type(data).__name__}; a resource's serializer renders a row as a mapping "
+        "(a dict) of its fields"
+    )
 
 
 #: what DRF's ``ModelSerializer.get_fields()`` asks the serializer while building its fields:
@@ -517,6 +540,33 @@ def read_many_in_batches(fields: Any) -> None:
         ):
             field.child_relation.__class__ = ArcPrimaryKeyRelatedField
             field.__class__ = ArcManyRelatedField
+
+
+def refuse_non_finite_floats(fields: Any) -> None:
+    """The project's own writable ``FloatField`` among ``fields`` (a ``serializer_class``'s,
+    an action ``input``'s; not arc's :class:`ArcFloatField`, which refuses them itself)
+    refuses ``"NaN"``, ``"Infinity"`` and ``"1e999"`` with its own "A valid number is
+    required.", as DRF's does from 3.18 on (encode/django-rest-framework#9998). Before it,
+    DRF took them: SQLite stores a NaN as ``NULL``, so a ``NOT NULL`` column's write was the
+    database's ``IntegrityError`` (a 409 naming nothing) where PostgreSQL stored the NaN,
+    and no JSON carries the value back. A validator, so a subclass's own
+    ``to_internal_value`` runs first; a float field inside a nested serializer or a list is
+    the project's (decisions.md)."""
+    for field in fields.values():
+        if (
+            isinstance(field, serializers.FloatField)
+            and not isinstance(field, ArcFloatField)
+            and not field.read_only
+            and _finite_float not in field.validators
+        ):
+            field.validators.append(_finite_float)
+
+
+def _finite_float(value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise serializers.ValidationError(
+            serializers.FloatField.default_error_messages["invalid"], code="invalid"
+        )
 
 
 def matchable(pk: Any) -> bool:

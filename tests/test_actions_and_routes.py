@@ -486,3 +486,54 @@ def test_a_route_given_a_body_of_no_stated_length_past_the_limit_is_not_refused(
     assert json.loads(with_length.content)["data"] == {"fields": ["f"]}
     assert without.status == 200, without.content[:300]
     assert json.loads(without.content)["data"] == {"fields": []}
+
+
+# -- a project middleware that read request.POST before the route (fix-seen8b) -------------
+
+
+def fs8b_reading_post_middleware(get_response):
+    """A project's middleware reading ``request.POST`` (a CSRF-like check, a logger): on a
+    multipart body Django reads the request's stream for it, and keeps no bytes."""
+
+    def middleware(request):
+        request.POST  # noqa: B018
+        return get_response(request)
+
+    return middleware
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
+def test_a_route_reading_a_body_a_middleware_read_first_is_415_not_a_500(settings, keyed, caplog):
+    """A multipart body a project middleware read as ``request.POST`` has no bytes left: the
+    route's ``request.body`` raised Django's ``RawPostDataException``, a 500. It is a 415 in
+    the envelope (the route cannot take this body as multipart here; JSON or a form keeps its
+    bytes), the operator is told why, and a route reading ``request.data`` still gets the
+    fields Django parsed."""
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "tests.test_actions_and_routes.fs8b_reading_post_middleware",
+    ]
+    payload = (
+        b'--zz\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n'
+        b'--zz\r\nContent-Disposition: form-data; name="f"; filename="x.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\nhello\r\n--zz--\r\n"
+    )
+    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if keyed else {}
+    with site_mounted(settings, "rb", body_site):
+        client = APIClient(raise_request_exception=False)
+        multipart = "multipart/form-data; boundary=zz"
+        digest = client.generic("POST", "/rb/body-books/digest/", payload, multipart, **headers)
+        names = client.generic("POST", "/rb/body-books/names/", payload, multipart)
+        form = client.generic(
+            "POST", "/rb/body-books/digest/", b"a=1&b=2", "application/x-www-form-urlencoded"
+        )
+    body = assert_error(digest, 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert "multipart" in body["error"]
+    assert any("read before" in r.getMessage() for r in caplog.records)
+    assert names.status_code == 200, names.content[:300]
+    assert names.json()["data"] == {"fields": ["a", "f"]}
+    assert form.status_code == 200, form.content[:300]
+    assert form.json()["data"] == {
+        "sha256": hashlib.sha256(b"a=1&b=2").hexdigest(),
+        "fields": ["a", "b"],
+    }

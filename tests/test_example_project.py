@@ -575,3 +575,32 @@ def test_the_example_erasure_leaves_no_copy_of_a_deleted_product(example_setting
         (globex, "THEIRS-1", "Theirs", "theirs-1", theirs),
     ):
         assert create(caller, sku, product, key).content == first.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path, headers, status, shape",
+    [
+        ("/api/schema/?format=bogus", {}, 404, "detail:"),
+        ("/api/schema/?lang=xx", {}, 200, "openapi: 3.0.3"),
+        ("/api/schema/?lang=%00", {}, 200, "openapi: 3.0.3"),
+        ("/api/schema/?version=zz", {}, 200, "openapi: 3.0.3"),
+        ("/api/schema/", {"HTTP_ACCEPT": "application/xml"}, 406, "detail:"),
+        ("/api/schema/", {"HTTP_X_API_KEY": "nope"}, 401, "detail:"),
+        ("/api/docs/?format=bogus", {}, 404, ""),
+        ("/api/docs/?lang=xx", {}, 200, "<!DOCTYPE html>"),
+        ("/api/redoc/?format=bogus", {}, 404, ""),
+        ("/api/redoc/?lang=xx", {}, 200, "<!DOCTYPE html>"),
+    ],
+)
+def test_the_schema_and_docs_views_answer_their_errors_in_their_own_shapes(
+    example_settings_on, path, headers, status, shape
+):
+    """The example mounts drf-spectacular's views under ``/api/``; they are the project's,
+    not arc's, and answer as drf-spectacular does (decisions.md, fix-seen8b): an unknown
+    ``?format=``, an ``Accept`` they cannot render and a refused key are DRF's
+    ``{"detail"}`` rendered as the schema's YAML, the docs pages' 404 is Django's; an
+    unknown ``?lang=`` or ``?version=`` is ignored. None is a 500."""
+    response = Client(raise_request_exception=False).get(path, **headers)
+    assert response.status_code == status, response.content[:300]
+    assert response.content.decode().lstrip().startswith(shape)

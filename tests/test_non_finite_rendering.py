@@ -6,15 +6,19 @@ a 500 under DRF's strict ``JSONRenderer`` (docs/decisions.md: bad data in a row 
 """
 
 from decimal import Decimal
+from types import MappingProxyType
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from rest_framework import serializers
+from rest_framework.test import APIClient
 
 from django_arc import Resource
 from django_arc import permissions as P
+from django_arc.outbox.models import OutboxEvent
 from tests.test_extension_points import mounted_site
-from tests.testapp.models import PagedRow
+from tests.testapp.models import Gauge, PagedRow
 
 pytestmark = pytest.mark.django_db
 
@@ -180,3 +184,121 @@ def test_a_project_decimal_field_rendering_a_structure_is_rendered_as_it_is(api,
         r = api.get(f"/nfm/money-amounts/{row.pk}/")
         assert r.status_code == 200, r.content[:300]
         assert r.json()["data"]["amount"] == {"amount": "1.50", "currency": "EUR"}
+
+
+# -- a project FloatField taking NaN into a NOT NULL column (fix-seen8b) ---------------------
+
+
+class Fs8bOwnReadingSerializer(serializers.ModelSerializer):
+    reading = serializers.FloatField()
+
+    class Meta:
+        model = Gauge
+        fields = ["id", "reading"]
+
+
+class Fs8bOwnReadings(Resource):
+    model = Gauge
+    name = "own-readings"
+    serializer_class = Fs8bOwnReadingSerializer
+    permissions = {**PUBLIC, "create": P.allow_public(), "update": P.allow_public()}
+
+
+@pytest.mark.parametrize("sent", ["NaN", "-nan", "Infinity", "-Infinity", "1e999"])
+def test_a_project_float_field_refuses_a_non_finite_value_on_every_drf(api, settings, sent):
+    """A project's own ``FloatField`` took ``"NaN"`` on DRF before 3.18 (3.18 refuses
+    non-finite floats, encode/django-rest-framework#9998), and SQLite stores a NaN as
+    ``NULL``: into a ``NOT NULL`` column it was the database's ``IntegrityError``, a 409
+    ``CONFLICT`` naming nothing, where PostgreSQL stored it (201) and rendered it ``null``.
+    It is 400 naming the field on every DRF the package allows and every database,
+    nothing written, as DRF 3.18 answers."""
+    with mounted_site(settings, "nfr", Fs8bOwnReadings):
+        r = api.post("/nfr/own-readings/", {"reading": sent}, format="json")
+        assert r.status_code == 400, r.content
+        assert r.json()["code"] == "VALIDATION_ERROR"
+        assert r.json()["details"] == {"reading": ["A valid number is required."]}
+        assert not Gauge.objects.exists()
+        row = Gauge.objects.create(reading=2.5)
+        r = api.patch(f"/nfr/own-readings/{row.pk}/", {"reading": sent}, format="json")
+        assert r.status_code == 400, r.content
+        assert list(r.json()["details"]) == ["reading"]
+        row.refresh_from_db()
+        assert row.reading == 2.5
+        r = api.patch(f"/nfr/own-readings/{row.pk}/", {"reading": "-1.5e3"}, format="json")
+        assert r.status_code == 200 and r.json()["data"]["reading"] == -1500.0, r.content
+    assert OutboxEvent.objects.count() == 1
+
+
+# -- a project serializer rendering a row as something other than a dict (fix-seen8b) -------
+
+
+class Fs8bProxySerializer(serializers.ModelSerializer):
+    """Renders each row as a read-only mapping, with a declared decimal and a float."""
+
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2, allow_null=True)
+    score = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PagedRow
+        fields = ["id", "label", "ratio", "amount", "score"]
+
+    def get_score(self, row):
+        return row.ratio
+
+    def to_representation(self, instance):
+        return MappingProxyType(dict(super().to_representation(instance)))
+
+
+class Fs8bListSerializer(Fs8bProxySerializer):
+    def to_representation(self, instance):
+        return [instance.pk, instance.label]
+
+
+def test_a_project_serializer_rendering_a_mapping_that_is_no_dict_is_served(api, settings):
+    """A ``to_representation()`` returning a ``Mapping`` that is no ``dict`` beside a
+    declared ``DecimalField`` was a 500 (the decimal pass assigned into it), and a float's
+    infinity in it escaped the pass making non-finite numbers ``null`` (the renderer's
+    500). It is read as the dict it maps."""
+
+    class Fs8bProxies(Resource):
+        model = PagedRow
+        name = "proxies"
+        serializer_class = Fs8bProxySerializer
+        permissions = {**PUBLIC, "create": P.allow_public()}
+
+    with mounted_site(settings, "nfp", Fs8bProxies):
+        row = PagedRow.objects.create(label="p", ratio=float("inf"), amount=Decimal("1.50"))
+        r = api.get("/nfp/proxies/")
+        assert r.status_code == 200, r.content[:300]
+        assert r.json()["docs"] == [
+            {"id": row.pk, "label": "p", "ratio": None, "amount": "1.50", "score": None}
+        ]
+        r = api.get(f"/nfp/proxies/{row.pk}/")
+        assert r.status_code == 200, r.content[:300]
+        assert r.json()["data"]["score"] is None
+        r = api.post("/nfp/proxies/", {"label": "q", "amount": "2"}, format="json")
+        assert r.status_code == 201, r.content[:300]
+        assert r.json()["data"]["amount"] == "2.00"
+
+
+def test_a_project_serializer_rendering_a_row_as_a_list_is_named_as_misconfigured(settings):
+    """A row rendered as a list is no object: DRF's ``serializer.data`` refuses it itself,
+    and with a declared ``DecimalField`` it was ``AttributeError: 'list' object has no
+    attribute 'get'``. It is the project's error, named at first use
+    (``ImproperlyConfigured``: the serializer and what it returned, reported as any 500
+    is); the client gets the envelope's 500, no traceback."""
+
+    class Fs8bLists(Resource):
+        model = PagedRow
+        name = "lists"
+        serializer_class = Fs8bListSerializer
+        permissions = PUBLIC
+
+    with mounted_site(settings, "nfl", Fs8bLists):
+        row = PagedRow.objects.create(label="l")
+        for url in ("/nfl/lists/", f"/nfl/lists/{row.pk}/"):
+            with pytest.raises(ImproperlyConfigured, match="Fs8bListSerializer.*returned a list"):
+                APIClient().get(url)  # the test client raises what Django reports
+            r = APIClient(raise_request_exception=False).get(url)
+            assert r.status_code == 500
+            assert r.json()["code"] == "INTERNAL_ERROR" and "Fs8b" not in r.content.decode()

@@ -12,7 +12,7 @@ import zlib
 import pytest
 from django.test import override_settings
 
-from tests.factories import AuthorFactory
+from tests.factories import AuthorFactory, BookFactory
 from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
@@ -103,3 +103,32 @@ def test_a_form_body_its_charset_cannot_decode_is_400(body, content_type, key):
         assert r.status_code == 400, r.content
         assert r.json()["code"] == "VALIDATION_ERROR"
     assert not Product.objects.exists()
+
+
+@override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=5)
+def test_a_query_string_of_too_many_parameters_is_400_invalid_query(api):
+    """Django's ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` bounds the query string too
+    (``TooManyFieldsSent`` from ``request.GET``): it was 413 ``PAYLOAD_TOO_LARGE``, a body's
+    code, for a request with no body, where every other query the API cannot honour is 400
+    ``INVALID_QUERY`` naming a parameter. It names the first one past the limit; a body of
+    too many fields stays 413."""
+    query = "&".join(f"f{i}=1" for i in range(6))
+    BookFactory()
+    r = api.get(f"/api/books/?{query}")
+    assert r.status_code == 400, r.content
+    body = r.json()
+    assert body["code"] == "INVALID_QUERY"
+    assert body["details"] == {"f5": "more than 5 parameters in the query string"}
+    five = "&".join(f"f{i}=1" for i in range(5))
+    assert api.get(f"/api/books/?{five}").status_code == 200
+    form = "&".join(f"f{i}=1" for i in range(10))
+    both = api.post(f"/api/books/?{five}", form, content_type="application/x-www-form-urlencoded")
+    assert both.status_code == 413
+    assert both.json()["code"] == "PAYLOAD_TOO_LARGE"
+
+
+@override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=2)
+def test_the_api_root_names_a_query_parameter_past_the_limit_too(api):
+    r = api.get("/api/?a=1&b%20c=2&%C3%A9t%C3%A9=3&d=4")
+    assert r.status_code == 400, r.content
+    assert r.json()["details"] == {"été": "more than 2 parameters in the query string"}

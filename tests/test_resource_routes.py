@@ -637,3 +637,53 @@ def test_a_drf_error_whose_detail_is_a_dict_is_answered_without_its_repr(api, mo
     body = answer.json()
     assert (body["code"], body["error"]) == ("FORBIDDEN", "Request failed")
     assert "ErrorDetail" not in answer.content.decode()
+
+
+# -- a BOM before a JSON body; where a JSON body fails to parse (fix-seen8b) ----------------
+
+
+def test_a_json_body_after_a_utf8_bom_is_read_as_without_it(api):
+    """RFC 8259 §8.1: a parser MAY ignore a byte order mark; Python's ``json`` refuses one
+    ("Unexpected UTF-8 BOM"), which was a 400 for a body a Windows tool wrote. The body is
+    read as the same JSON without it."""
+    body = json.dumps({"reading": 1.5, "labels": {"a": 1}}).encode()
+    first = api.generic(
+        "POST", "/api/gauges/", b"\xef\xbb\xbf" + body, "application/json; charset=utf-8"
+    )
+    assert first.status_code == 201, first.content
+    assert first.json()["data"]["reading"] == 1.5 and first.json()["data"]["labels"] == {"a": 1}
+    assert OutboxEvent.objects.count() == 1
+    # a BOM anywhere but first is no whitespace JSON allows
+    inner = api.generic("POST", "/api/gauges/", b" \xef\xbb\xbf" + body, "application/json")
+    assert inner.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ('{"reading": ', "line 1 column 13 (char 12)"),
+        ('{"reading": 1,\n "labels": {"a" 1}}', "line 2 column 17 (char 31)"),
+        (b'{"reading": "\xff"}', "position 13"),
+    ],
+    ids=["truncated", "second-line", "not-utf8"],
+)
+def test_a_json_parse_error_names_where_in_its_details(api, body, where):
+    """A body that does not parse is 400 ``VALIDATION_ERROR`` whose ``details`` say where,
+    as SPEC's validation details are spelled (a key, a list of messages): the whole body is
+    no field, so the key is the non-field one, as for a body that is no JSON object."""
+    r = api.generic("POST", "/api/gauges/", body, content_type="application/json")
+    assert r.status_code == 400, r.content
+    answer = r.json()
+    assert answer["code"] == "VALIDATION_ERROR"
+    assert answer["error"].startswith("JSON parse error - ")
+    (message,) = answer["details"]["non_field_errors"]
+    assert where in message and where in answer["error"]
+    assert set(answer["details"]) == {"non_field_errors"}
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_json_nested_too_deeply_says_so_in_its_details_too(api):
+    body = '{"reading": 1, "labels": ' + '{"a":' * 128 + "1" + "}" * 128 + "}"
+    r = api.generic("POST", "/api/gauges/", body, content_type="application/json")
+    assert r.status_code == 400
+    assert r.json()["details"] == {"non_field_errors": ["nested deeper than 128 levels"]}

@@ -543,3 +543,65 @@ def test_a_view_of_a_restricted_renamed_column_under_a_third_name_does_not_open_
             assert list(body["details"]) == [param], (query, body)
         r = member_client(org, "admin").get(f"{url}?cost[gte]=5")
         assert [d["unit_cost"] for d in r.json()["docs"]] == ["9.00"]
+
+
+# -- the schema's refusal note: hidden and write-only renames (fix-seen8b) -------------------
+
+
+class Fs8bHiddenCostResource(RenamedCostResource):
+    """``unit_cost`` (the ``cost`` column) is ``hidden()``: no caller reads it."""
+
+    name = "fs8b-hidden-costs"
+    field_permissions = {"unit_cost": F.hidden()}
+
+
+class Fs8bWriteOnlyCostSerializer(RenamedCostSerializer):
+    unit_cost = serializers.DecimalField(
+        source="cost", max_digits=10, decimal_places=2, required=False, write_only=True
+    )
+    sku = serializers.CharField(write_only=True)
+
+
+class Fs8bWriteOnlyCostResource(RenamedCostResource):
+    """``unit_cost`` (the ``cost`` column) is write-only; so is ``sku``, as its own name,
+    which ``price`` is restricted beside."""
+
+    name = "fs8b-write-only-costs"
+    serializer_class = Fs8bWriteOnlyCostSerializer
+    filter_fields = {"cost": ["gte", "eq"], "name": ["eq"], "price": ["eq"]}
+    field_permissions = {"price": F.visible_to("admin")}
+
+
+@pytest.mark.parametrize(
+    "resource", [Fs8bHiddenCostResource, Fs8bWriteOnlyCostResource], ids=["hidden", "write-only"]
+)
+def test_the_schema_offers_no_filter_or_sort_every_caller_is_refused(settings, resource):
+    """The query string's column of a ``hidden()`` or write-only field renamed from it is
+    refused to every caller (``FieldAccess.restricted`` maps each caller's unreadable fields,
+    hidden and write-only ones included, to their columns), yet the schema documented
+    ``cost`` and ``cost[gte]``, and ``cost`` as a sort key and the default order, with no
+    word of a refusal: it judged only the fields some callers may read. What no caller may
+    use is not in the schema, as a hidden field's own column is not; what some callers may
+    is documented with its note."""
+    site = ResourceSite(name=f"{resource.name}-site")
+    site.register(resource)
+    with site_mounted(settings, "fs8b", site):
+        org = OrganizationFactory()
+        ProductFactory(organization=org, sku="A", cost="3.00", price="1.00")
+        admin = member_client(org, "admin")
+        for query, param in (
+            ("cost[gte]=1", "cost[gte]"),
+            ("cost=3", "cost"),
+            ("sort=cost", "sort"),
+        ):
+            body = assert_error(admin.get(f"/fs8b/{resource.name}/?{query}"), 400, "INVALID_QUERY")
+            assert list(body["details"]) == [param]
+    params = _schema_parameters(resource)
+    assert not any(n.startswith("cost") for n in params), sorted(params)
+    assert "`cost`" not in params["sort"]["description"]
+    assert "cost" not in json.dumps(params["sort"]["schema"])
+    assert "Refused" not in params["name"]["description"]
+    if resource is Fs8bWriteOnlyCostResource:
+        assert (
+            "Refused (400) for callers who may not read `price`" in params["price"]["description"]
+        )
