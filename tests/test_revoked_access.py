@@ -1318,6 +1318,67 @@ def test_a_non_json_answer_json_cannot_encode_is_still_reshaped_on_replay(
     assert Product.objects.filter(sku="W-1").count() == 1
 
 
+class Seen8aNoText:
+    """A value of the project's own its renderer writes (``format()``) whose ``__str__``
+    raises ``error``: a model's ``__str__`` following a relation deleted since."""
+
+    def __init__(self, text, error):
+        self.text, self.error = text, error
+
+    def __format__(self, spec):
+        return self.text
+
+    def __str__(self):
+        raise self.error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("no text"),
+        AttributeError("author"),
+        KeyError("name"),
+        RuntimeError("lazy"),
+        Product.DoesNotExist("gone"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_answer_holding_a_value_whose_str_raises_is_kept_as_its_rows_names(
+    store, org, monkeypatch, caplog, error
+):
+    """An answer of a non-JSON renderer whose row holds a value whose ``__str__`` raises
+    (the encoder keeping the document writes such values as their text): whatever it
+    raises, the document is kept as the row's names with null values, with the WARNING,
+    as it was for ``ValueError`` and ``TypeError``; another error (``AttributeError``,
+    ``KeyError``, a ``DoesNotExist``) escaped, a 500 for a 201 the renderer had written.
+    The demoted caller's replay is still rendered again without ``cost``."""
+    from django.urls import resolve
+
+    cls = resolve(IDEM).func.cls
+    monkeypatch.setattr(cls, "renderer_classes", [JSONRenderer, LinesRenderer])
+    create = cls.create
+
+    def create_naming_its_own(self, request, *args, **kwargs):
+        response = create(self, request, *args, **kwargs)
+        response.data["data"]["name"] = Seen8aNoText(response.data["data"]["name"], error)
+        return response
+
+    monkeypatch.setattr(cls, "create", create_naming_its_own)
+    client = member(org, "admin")
+    send = {"HTTP_ACCEPT": "text/x-lines", "HTTP_IDEMPOTENCY_KEY": "no-text"}
+    first = client.post(IDEM, BODY, format="json", **send)
+    assert first.status_code == 201, first.content
+    assert b"cost=" in first.content and b"name=Widget" in first.content
+    set_roles(client, org, "editor")
+    again = client.post(IDEM, BODY, format="json", **send)
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert b"cost" not in again.content and b"name=None\n" in again.content, again.content
+    assert any("could not be read as JSON" in r.getMessage() for r in caplog.records)
+    assert Product.objects.filter(sku="W-1").count() == 1
+
+
 class FixedColumnsRenderer(BaseRenderer):
     """A project's CSV renderer of fixed columns, ``cost`` among them: a row without it is
     a ``KeyError``."""

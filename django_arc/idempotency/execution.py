@@ -353,13 +353,21 @@ def _identity(renderer: Any) -> str:
 
 class _LenientEncoder(encoders.JSONEncoder):
     """DRF's encoder, writing a value it cannot encode (a project's own object its renderer
-    writes) as its text."""
+    writes) as its text. A value with no text (its ``__str__`` raises, whatever the error:
+    a model's ``__str__`` following a relation gone since, a lazy string failing) is a
+    ``TypeError``, as a ``__str__`` raising ``ValueError`` or ``TypeError`` already was:
+    :func:`_document` keeps the rows' names then. Any other error escaped, a 500 for an
+    answer the project's renderer had written."""
 
     def default(self, obj: Any) -> Any:
         try:
             return super().default(obj)
         except TypeError:
+            pass
+        try:
             return str(obj)
+        except Exception as exc:  # noqa: BLE001 - a project's __str__ may raise anything
+            raise TypeError(f"a {type(obj).__name__} with no text") from exc
 
 
 def _document(data: Any) -> Any:
