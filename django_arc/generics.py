@@ -1526,9 +1526,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         """:meth:`updated_payload`, called as a project's override takes it: one written for
         its three-argument shape (before ``written`` came) is called with three, as it was,
         rather than failing every update with a ``TypeError``."""
-        if _takes_written(type(self).updated_payload):
-            return self.updated_payload(instance, before, after, written)
-        return self.updated_payload(instance, before, after)
+        updated_payload = self.updated_payload
+        if _takes_written(self, updated_payload):
+            return updated_payload(instance, before, after, written)
+        return updated_payload(instance, before, after)
 
     def _write_only_values(
         self, fields: Mapping[str, Any], instance: Any, data: Mapping[str, Any]
@@ -1730,12 +1731,32 @@ def _takes_force_update(save: Any) -> bool:
     )
 
 
-@functools.cache
-def _takes_written(updated_payload: Any) -> bool:
-    """Whether an ``updated_payload`` (the function a ViewSet class holds) takes ``written``
-    after ``instance, before, after``: one that cannot be inspected is taken to."""
+def _takes_written(view: Any, updated_payload: Any) -> bool:
+    """Whether ``updated_payload`` (``view.updated_payload``, as the view is called with
+    it: a method bound to the view, a ``staticmethod``'s function, a ``classmethod`` bound
+    to the class, a callable object) takes ``written`` after ``instance, before, after``;
+    one that cannot be inspected is taken to. Remembered per attribute the view holds (its
+    class's function, ``staticmethod`` or ``classmethod``), never per bound method, which is
+    new on every access; one that cannot be remembered (an unhashable callable object) is
+    inspected on every call rather than failing the update with ``TypeError``."""
+    held = inspect.getattr_static(view, "updated_payload", None)
     try:
-        inspect.signature(updated_payload).bind(None, None, None, None, None)
+        known = _written_taken.get(held)
+    except TypeError:  # unhashable
+        return _binds_written(updated_payload)
+    if known is None:
+        known = _written_taken[held] = _binds_written(updated_payload)
+    return known
+
+
+#: :func:`_takes_written`'s answers, by the attribute a view class holds (a class's own
+#: function, ``staticmethod`` or ``classmethod``: as many as the project defines)
+_written_taken: dict[Any, bool] = {}
+
+
+def _binds_written(updated_payload: Any) -> bool:
+    try:
+        inspect.signature(updated_payload).bind(None, None, None, None)
     except TypeError:
         return False
     except ValueError:
