@@ -475,7 +475,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             and self.route_spec is not None
             and _body_too_big(self.request)
         ):
-            # a route's request.body after parse_body() streamed a body past the limit
+            # a route's request.body after _parse_body() streamed a body past the limit
             exc = RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
         if self.idempotent_execution is not None:
             self.idempotent_execution.abort(exc)
@@ -537,10 +537,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self.cached_read = CachedRead.lookup(self)
         else:
             invalidation.request_writes()
-            self.parse_body()
+            self._parse_body()
             self.idempotent_execution = IdempotentExecution.begin(self)
 
-    def parse_body(self) -> None:
+    def _parse_body(self) -> None:
         """Parse the body of an unsafe request before anything runs, as a keyed request's
         is for its fingerprint: malformed JSON is a 400 whether or not an
         ``Idempotency-Key`` came with it, and whether or not the route or ``DELETE`` reads
@@ -552,7 +552,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         (as reading ``request.body`` would): a parser reading the request's stream (a
         multipart one) left the route's ``request.body`` raising ``RawPostDataException``.
         Past the limit it is not kept — an upload route streams its files — and the route's
-        ``request.body`` is the 413 it would be anyway (:meth:`handle_exception`)."""
+        ``request.body`` is the 413 it would be anyway (:meth:`handle_exception`).
+
+        Private, not a seam: a step of the contract (no route runs on a body that does not
+        parse) whose only way out is a route's ``raw=True``, and a name a project's ViewSet
+        subclass may already give a helper of its own, which would have replaced it
+        (``docs/decisions.md``, fix-seen8a)."""
         spec = self.route_spec
         if spec is not None and spec.raw:
             return
