@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -1418,12 +1418,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         ``hook``, which ran no statement; entering the write's savepoint failed with a 500
         naming nothing. No query: the driver's state is read."""
         _fault_if_aborted(
+            self.write_databases(),
             lambda databases: (
                 f"A write of {self.resource.name} began (before its {hook} hook "
                 f"ran) with the transaction on {databases} already aborted: a statement the view "
                 "ran before it failed and its error was caught without a savepoint of its own "
                 "(wrap that statement in transaction.atomic())"
-            )
+            ),
         )
 
     def _hook_returned(self, hook: str) -> None:
@@ -1436,11 +1437,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         write's transaction rolled back on leaving and the request answered 200 for a row
         never deleted. No query: the driver's state is read."""
         _fault_if_aborted(
+            self.write_databases(),
             lambda databases: (
                 f"The {hook} hook of {self.resource.name} returned with the "
                 f"transaction on {databases} aborted: a statement it ran failed and it caught the "
                 "error without a savepoint of its own (wrap that statement in transaction.atomic())"
-            )
+            ),
         )
 
     def refuse_if_taken(self, instance: Any, data: dict[str, Any]) -> None:
@@ -1789,10 +1791,10 @@ def _stated_length(request: Any) -> int:
         return 0
 
 
-def _fault_if_aborted(message: Callable[[str], str]) -> None:
+def _fault_if_aborted(using: Iterable[str], message: Callable[[str], str]) -> None:
     """Raise a :class:`~django_arc.exceptions.ServerFault` of ``message(databases)`` when a
-    transaction on one or more databases is aborted (:func:`aborted_databases`: the
-    driver's state, no query)."""
-    aborted = aborted_databases()
+    transaction on one or more of the write's databases ``using`` is aborted
+    (:func:`aborted_databases`: the driver's state, no query)."""
+    aborted = aborted_databases(using)
     if aborted:
         raise ServerFault(message(", ".join(aborted)))

@@ -228,7 +228,10 @@ class Bulk(Preset):
         resource = view.resource
         bodies = self.guarded(view, items)
         bodies = _each(
-            bodies, lambda body: _hooked(resource.before_create(request, body), body), rows=False
+            view,
+            bodies,
+            lambda body: _hooked(resource.before_create(request, body), body),
+            rows=False,
         )
         context = self.context(view, bodies)
         validated = self.validate(view, bodies, context)
@@ -246,7 +249,9 @@ class Bulk(Preset):
                 model._default_manager.bulk_create(instances)
         else:  # serializers that save rows their own way
             instances = [serializer.save(**values) for serializer in validated]
-        _each(instances, lambda instance: resource.after_create(request, instance), rows=False)
+        _each(
+            view, instances, lambda instance: resource.after_create(request, instance), rows=False
+        )
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
         # them: through the view's get_queryset() (a ViewSet subclass's own ``Prefetch``
@@ -285,6 +290,7 @@ class Bulk(Preset):
         if "items" in body:
             bodies = self.guarded(view, bodies)
         bodies = _each(
+            view,
             list(zip(rows, bodies, strict=True)),
             lambda pair: _hooked(resource.before_update(request, *pair), pair[1]),
         )
@@ -335,7 +341,7 @@ class Bulk(Preset):
                     raise RowsGone("items", [row.pk for row in rows], present)
                 befores = [b for row, b in zip(rows, befores, strict=True) if row.pk in present]
                 rows = [row for row in rows if row.pk in present]
-        _each(rows, lambda row: resource.after_update(request, row))
+        _each(view, rows, lambda row: resource.after_update(request, row))
         # the relations they render read again (once for all the rows): the write and its
         # hooks may have changed those read with them
         load_relations(rows, view.get_queryset(), reload=True)
@@ -352,7 +358,7 @@ class Bulk(Preset):
         ids = self.items(view, "ids")
         rows = self.rows_by_id(view, ids, key="ids")
         resource = view.resource
-        _each(rows, lambda row: resource.before_delete(request, row), key="ids")
+        _each(view, rows, lambda row: resource.before_delete(request, row), key="ids")
         observed = bool(resource.write_observers)
         befores = [view.snapshot(row) for row in rows] if observed else [None] * len(rows)
         soft = any(p.perform_delete_many(view, rows) for p in resource.preset_list)
@@ -367,7 +373,7 @@ class Bulk(Preset):
             # uses: a default manager hiding some of them deleted none of those, answered
             # as deleted, with their events
             model._base_manager.filter(pk__in=[row.pk for row in rows]).delete()
-        _each(rows, lambda row: resource.after_delete(request, row), key="ids")
+        _each(view, rows, lambda row: resource.after_delete(request, row), key="ids")
         afters = view.get_serializer(rows, many=True).data if soft and observed else None
         records = [
             (row, {"id": view.id_value(row), "soft": soft}, before, afters[i] if afters else None)
@@ -758,8 +764,11 @@ def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data if result is None else result
 
 
-def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) -> list[Any]:
-    """``hook(item)`` for every item, in order; the results. An error a hook raises for an
+def _each(
+    view: Any, items: list[Any], hook: Any, key: str = "items", rows: bool = True
+) -> list[Any]:
+    """``hook(item)`` for every item, in order; the results (each hook checked not to
+    leave one of ``view``'s write databases aborted, :func:`_transaction_usable`). An error a hook raises for an
     item is judged as an object check's (:func:`_judged`): a validation error (DRF's or
     Django's) refuses its item as the serializer's do, every item's errors collected under
     its index (``{"items": {"3": {"title": [...]}}}``); any other refusal below 500 (an
@@ -779,10 +788,11 @@ def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) ->
     results: list[Any] = []
     errors: dict[str, Any] = {}
     refused: dict[str, ArcError] = {}
+    databases = view.write_databases()
     for index, item in enumerate(items):
         try:
             results.append(hook(item))
-            _transaction_usable(key, index)
+            _transaction_usable(databases, key, index)
         except ServerFault:
             raise
         except Exception as exc:  # noqa: BLE001 - judged, else raised as it is
@@ -800,9 +810,9 @@ def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) ->
     return results
 
 
-def _transaction_usable(key: str, index: int) -> None:
+def _transaction_usable(databases: tuple[str, ...], key: str, index: int) -> None:
     """Raise a :class:`~django_arc.exceptions.ServerFault` naming item ``index`` when its
-    hook returned with the database transaction aborted (PostgreSQL: a statement of the
+    hook returned with the transaction on one of the write's ``databases`` aborted (PostgreSQL: a statement of the
     hook's failed, an ``IntegrityError`` it caught without a savepoint of its own). The
     next item's first statement failed (``InFailedSqlTransaction``), a 500 naming nothing,
     or, when none came, the ``COMMIT`` rolled back a batch answered as written. Each item
@@ -810,7 +820,7 @@ def _transaction_usable(key: str, index: int) -> None:
     it back would drop the hook's other writes and go on, half-written) and costs two
     statements an item. The request is a 500 naming the item; the route's transaction
     rolls back, nothing is written. No query: the driver's state is read."""
-    aborted = aborted_databases()
+    aborted = aborted_databases(databases)
     if aborted:
         raise ServerFault(
             f"The hook of bulk item {key}[{index}] returned with the transaction on "
