@@ -929,6 +929,72 @@ def test_a_row_holding_a_field_its_serializer_no_longer_gives_the_caller_is_stil
         _all_sites.remove(site)
 
 
+@pytest.mark.django_db
+def test_an_update_replay_keeps_a_field_its_serializer_gives_an_existing_row(store, org, settings):
+    """A serializer whose ``get_fields()`` adds a field for a row it was given only
+    (``self.instance``: ``revision``, rendered on an update's answer, not on a create's).
+    The replay of an update to the same caller, whose access did not change, is the answer
+    it had, byte for byte; a caller who lost ``cost`` since still loses it, ``revision``
+    kept."""
+    from rest_framework import serializers
+
+    from django_arc import Resource, ResourceSite
+    from django_arc import permissions as arc_permissions
+    from django_arc import presets as arc_presets
+    from django_arc.sites import _all_sites
+    from tests.helpers import site_mounted
+
+    class RevisionSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "cost", "organization"]
+
+        def get_fields(self):
+            fields = super().get_fields()
+            if self.instance is not None:
+                fields["revision"] = serializers.SerializerMethodField()
+            return fields
+
+        def get_revision(self, obj: Product) -> str:
+            return f"r-{obj.name}"
+
+    class RevisionResource(Resource):
+        model = Product
+        name = "seen8a-revision"
+        serializer_class = RevisionSerializer
+        read_only_fields = ["id"]
+        idempotent = True
+        presets = [arc_presets.MultiTenant(tenant_field="organization")]
+        permissions = {
+            k: arc_permissions.require_org_membership() for k in ("get", "create", "update")
+        }
+        field_permissions = {"cost": F.visible_to("admin")}
+
+    site = ResourceSite(name="seen8a-revision-site")
+    site.register(RevisionResource)
+    try:
+        with site_mounted(settings, "rv", site):
+            client = member(org, "admin")
+            created = client.post("/rv/seen8a-revision/", {**BODY, "cost": "4.00"}, format="json")
+            assert created.status_code == 201, created.content
+            assert "revision" not in created.json()["data"]
+            url = f"/rv/seen8a-revision/{created.json()['data']['id']}/"
+            first = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+            assert first.status_code == 200, first.content
+            assert first.json()["data"]["revision"] == "r-Gadget"
+            assert first.json()["data"]["cost"] == "4.00"
+            same = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+            assert same["X-Idempotency-Replayed"] == "true"
+            assert same.content == first.content
+            set_roles(client, org, "editor")
+            again = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+            assert again["X-Idempotency-Replayed"] == "true"
+            data = again.json()["data"]
+            assert "cost" not in data and data["revision"] == "r-Gadget", data
+    finally:
+        _all_sites.remove(site)
+
+
 class _QueuingViewSet(IdempotentProductResource.as_viewset()):
     """A ViewSet subclass whose create answers a value of its own, not the row."""
 

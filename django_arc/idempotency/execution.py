@@ -130,12 +130,21 @@ def readable_now(view: Any, claim: Claim) -> tuple[bytes, str]:
 
     @functools.cache
     def serializer_fields_now() -> dict[str, Any]:
-        try:
-            # not ``get_serializer()``: a browsable request's form narrows its fields
-            serializer = view.get_serializer_class()(context=view.get_serializer_context())
-            return dict(serializer.fields)
-        except Exception:  # noqa: BLE001 - a view with no serializer to build
-            return {}
+        # An update's answer was rendered by a serializer given the row: one whose
+        # ``get_fields()`` adds a field for a row it is given (``self.instance``) lost it
+        # from the replay, to the same caller too. A replay reads no row, so the serializer
+        # is given a stand-in, the model's unsaved instance; one that cannot take it (its
+        # ``get_fields()`` reading what a stand-in lacks) is built without, as a create's is.
+        standing_in = view.action in ("update", "partial_update")
+        for instance in (_stand_in(view), None) if standing_in else (None,):
+            try:
+                # not ``get_serializer()``: a browsable request's form narrows its fields
+                cls = view.get_serializer_class()
+                serializer = cls(instance, context=view.get_serializer_context())
+                return dict(serializer.fields)
+            except Exception:  # noqa: BLE001, S112 - a view with no serializer to build
+                continue
+        return {}
 
     def renamed_keys(row: dict[str, Any]) -> bool:
         # a row under other key names (a camelCase renderer's ``createdAt``): a name nothing
@@ -266,6 +275,16 @@ def _replay_renderer(view: Any, content_type: str, wrote: str = "") -> tuple[Any
 def _spelled(name: str) -> str:
     """``name`` as its spellings share it (``created_at``, ``createdAt``, ``created-at``)."""
     return name.replace("_", "").replace("-", "").lower()
+
+
+def _stand_in(view: Any) -> Any:
+    """An unsaved row of ``view``'s model standing in for the one an update wrote, for a
+    serializer built on a replay (which reads no row); ``None`` for a model that cannot be
+    built without arguments."""
+    try:
+        return view.resource.model()
+    except Exception:  # noqa: BLE001 - a model of the project's own __init__
+        return None
 
 
 def _answers_its_row(view: Any) -> bool:
