@@ -978,6 +978,24 @@ def test_a_database_record_whose_status_no_response_can_have_is_taken_over(
 
 
 @pytest.mark.django_db
+def test_a_database_record_edited_to_no_status_and_no_lock_is_taken_over(editor, monkeypatch):
+    """A finished record whose ``status`` was edited to null (its ``locked_until`` is null
+    once answered) holds no answer and no live claim: the retry takes it over and runs, as
+    for a claim whose lock ran out; the take-over's condition (``locked_until <= now``) did
+    not match a null lock, and every retry was a 409 until the record expired."""
+    calls = _seen8a_counting_route(monkeypatch)
+    url = f"{URL}raise-prices/"
+    with idempotency_store("database"):
+        first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        assert first.status_code == 201
+        assert IdempotencyRecord.objects.update(status=None, locked_until=None) == 1
+        again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+    assert (again.status_code, again.content) == (201, b"a,2\n"), again.content
+    assert "X-Idempotency-Replayed" not in again
+    assert len(calls) == 2
+
+
+@pytest.mark.django_db
 def test_a_replay_keeps_a_content_type_longer_than_255_characters(store, editor, monkeypatch):
     """A ``Content-Type`` with long parameters (a ``multipart/related`` answer naming its
     root part) is replayed whole: the ``database`` store cut it to 255 characters."""

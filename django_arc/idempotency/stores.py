@@ -40,6 +40,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connections, router, transaction
+from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
@@ -268,14 +269,17 @@ class DatabaseStore:
         exactly one wins (the other sees the row changed)."""
         now, token = now_on(self.connection), _token()
         if expired:
-            condition: dict[str, Any] = {"expires_at__lte": now}
+            condition = Q(expires_at__lte=now)
         elif held_status is not None:
-            condition = {"status": held_status}
+            condition = Q(status=held_status)
         else:
-            condition = {"locked_until__lte": now, "status__isnull": True}
+            # a null lock: a finished record whose status was edited to null (an answered
+            # one's lock is null), no answer and no live claim, taken over as a lapsed claim
+            lapsed = Q(locked_until__lte=now) | Q(locked_until__isnull=True)
+            condition = lapsed & Q(status__isnull=True)
         updated = (
             self.model.objects.using(self.using)
-            .filter(pk=pk, token=held_by, **condition)
+            .filter(condition, pk=pk, token=held_by)
             .update(
                 fingerprint=request.fingerprint,
                 token=token,
