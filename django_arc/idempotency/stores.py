@@ -651,14 +651,15 @@ class CacheStore:
             meta = None
         if not isinstance(meta, dict) or kind not in (_IN_FLIGHT, _FINISHED):
             return _unreadable(value)
+        status = meta.get("status")
+        if kind == _FINISHED and not _is_status(status):
+            # whatever its fingerprint, as the database store takes over a record with none
+            return _unreadable(value)
         if meta.get("fp") != request.fingerprint:
             return Claim(REUSED)
         if kind == _IN_FLIGHT and meta.get("token") == token:
             return Claim(CLAIMED, token)
         if kind == _FINISHED:
-            status = meta.get("status")
-            if not _is_status(status):
-                return _unreadable(value)
             content_type = meta.get("ct", "")
             if not isinstance(content_type, str):
                 logger.warning(
