@@ -481,7 +481,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             and self.route_spec is not None
             and _body_too_big(self.request)
         ):
-            # a route's request.body after parse_body() streamed a body past the limit
+            # a route's request.body after _parse_body() streamed a body past the limit
             exc = RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
         elif isinstance(exc, RawPostDataException) and self.route_spec is not None:
             exc = _body_read_before(self.request)
@@ -545,10 +545,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self.cached_read = CachedRead.lookup(self)
         else:
             invalidation.request_writes()
-            self.parse_body()
+            self._parse_body()
             self.idempotent_execution = IdempotentExecution.begin(self)
 
-    def parse_body(self) -> None:
+    def _parse_body(self) -> None:
         """Parse the body of an unsafe request before anything runs, as a keyed request's
         is for its fingerprint: malformed JSON is a 400 whether or not an
         ``Idempotency-Key`` came with it, and whether or not the route or ``DELETE`` reads
@@ -560,7 +560,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         (as reading ``request.body`` would): a parser reading the request's stream (a
         multipart one) left the route's ``request.body`` raising ``RawPostDataException``.
         Past the limit it is not kept — an upload route streams its files — and the route's
-        ``request.body`` is the 413 it would be anyway (:meth:`handle_exception`)."""
+        ``request.body`` is the 413 it would be anyway (:meth:`handle_exception`).
+
+        Private, not a seam: a step of the contract (no route runs on a body that does not
+        parse) whose only way out is a route's ``raw=True``, and a name a project's ViewSet
+        subclass may already give a helper of its own, which would have replaced it
+        (``docs/decisions.md``, fix-seen8a)."""
         spec = self.route_spec
         if spec is not None and spec.raw:
             return
@@ -1441,12 +1446,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         ``hook``, which ran no statement; entering the write's savepoint failed with a 500
         naming nothing. No query: the driver's state is read."""
         fault_if_aborted(
+            self.write_databases(),
             lambda databases: (
                 f"A write of {self.resource.name} began (before its {hook} hook "
                 f"ran) with the transaction on {databases} already aborted: a statement the view "
                 "ran before it failed and its error was caught without a savepoint of its own "
                 "(wrap that statement in transaction.atomic())"
-            )
+            ),
         )
 
     def _hook_returned(self, hook: str) -> None:
@@ -1459,11 +1465,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         write's transaction rolled back on leaving and the request answered 200 for a row
         never deleted. No query: the driver's state is read."""
         fault_if_aborted(
+            self.write_databases(),
             lambda databases: (
                 f"The {hook} hook of {self.resource.name} returned with the "
                 f"transaction on {databases} aborted: a statement it ran failed and it caught the "
                 "error without a savepoint of its own (wrap that statement in transaction.atomic())"
-            )
+            ),
         )
 
     def keep_forced_values(
@@ -1583,9 +1590,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         """:meth:`updated_payload`, called as a project's override takes it: one written for
         its three-argument shape (before ``written`` came) is called with three, as it was,
         rather than failing every update with a ``TypeError``."""
-        if _takes_written(type(self).updated_payload):
-            return self.updated_payload(instance, before, after, written)
-        return self.updated_payload(instance, before, after)
+        updated_payload = self.updated_payload
+        if _takes_written(self, updated_payload):
+            return updated_payload(instance, before, after, written)
+        return updated_payload(instance, before, after)
 
     def _write_only_values(
         self, fields: Mapping[str, Any], instance: Any, data: Mapping[str, Any]
@@ -1787,12 +1795,32 @@ def _takes_force_update(save: Any) -> bool:
     )
 
 
-@functools.cache
-def _takes_written(updated_payload: Any) -> bool:
-    """Whether an ``updated_payload`` (the function a ViewSet class holds) takes ``written``
-    after ``instance, before, after``: one that cannot be inspected is taken to."""
+def _takes_written(view: Any, updated_payload: Any) -> bool:
+    """Whether ``updated_payload`` (``view.updated_payload``, as the view is called with
+    it: a method bound to the view, a ``staticmethod``'s function, a ``classmethod`` bound
+    to the class, a callable object) takes ``written`` after ``instance, before, after``;
+    one that cannot be inspected is taken to. Remembered per attribute the view holds (its
+    class's function, ``staticmethod`` or ``classmethod``), never per bound method, which is
+    new on every access; one that cannot be remembered (an unhashable callable object) is
+    inspected on every call rather than failing the update with ``TypeError``."""
+    held = inspect.getattr_static(view, "updated_payload", None)
     try:
-        inspect.signature(updated_payload).bind(None, None, None, None, None)
+        known = _written_taken.get(held)
+    except TypeError:  # unhashable
+        return _binds_written(updated_payload)
+    if known is None:
+        known = _written_taken[held] = _binds_written(updated_payload)
+    return known
+
+
+#: :func:`_takes_written`'s answers, by the attribute a view class holds (a class's own
+#: function, ``staticmethod`` or ``classmethod``: as many as the project defines)
+_written_taken: dict[Any, bool] = {}
+
+
+def _binds_written(updated_payload: Any) -> bool:
+    try:
+        inspect.signature(updated_payload).bind(None, None, None, None)
     except TypeError:
         return False
     except ValueError:

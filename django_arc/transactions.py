@@ -6,7 +6,7 @@ request on SQLite, one that takes the write lock as it begins."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -57,8 +57,9 @@ def _begin_immediate(execute: Any, sql: str, params: Any, many: bool, context: A
 _IN_ERROR = 3
 
 
-def aborted_databases() -> list[str]:
-    """The aliases of the open connections whose transaction can no longer be committed: a
+def aborted_databases(using: Iterable[str] | None = None) -> list[str]:
+    """The aliases of the open connections (of ``using``'s aliases, when given: a write's
+    own databases) whose transaction can no longer be committed: a
     failed statement aborted it (PostgreSQL refuses every statement after one fails until
     the transaction, or the savepoint it ran in, is rolled back), or Django marked it for
     rollback (a save or ``bulk_create`` that failed inside an ``atomic`` block; Django then
@@ -67,9 +68,16 @@ def aborted_databases() -> list[str]:
     ``get_or_create`` race) without a savepoint of its own (``transaction.atomic()`` around
     the statement) leaves it so: the next statement fails, or the ``COMMIT`` rolls back what
     was written. Read from Django's and the driver's own state (psycopg 2 and 3 both keep
-    ``info.transaction_status``): no query."""
+    ``info.transaction_status``): no query.
+
+    A write asks about its own databases only: a transaction a route left aborted on a
+    database the write does not use (inside its own ``atomic(using="other")``) is the
+    route's, which its ``atomic`` rolls back, and was a 500 for a write that could commit."""
     aborted = []
+    wanted = None if using is None else set(using)
     for connection in connections.all(initialized_only=True):
+        if wanted is not None and connection.alias not in wanted:
+            continue
         raw = connection.connection
         if raw is None:
             continue
@@ -82,11 +90,15 @@ def aborted_databases() -> list[str]:
     return aborted
 
 
-def fault_if_aborted(message: Callable[[str], str], details: dict[str, Any] | None = None) -> None:
+def fault_if_aborted(
+    using: Iterable[str],
+    message: Callable[[str], str],
+    details: dict[str, Any] | None = None,
+) -> None:
     """Raise a :class:`~django_arc.exceptions.ServerFault` of ``message(databases)`` (and
-    ``details``) when a transaction on one or more databases is aborted
-    (:func:`aborted_databases`: the driver's state, no query): a write's checks around the
-    project's hooks, one row's or a bulk item's, blame the code that left it so."""
-    aborted = aborted_databases()
+    ``details``) when a transaction on one or more of the write's databases ``using`` is
+    aborted (:func:`aborted_databases`: the driver's state, no query): a write's checks
+    around the project's hooks, one row's or a bulk item's, blame the code that left it so."""
+    aborted = aborted_databases(using)
     if aborted:
         raise ServerFault(message(", ".join(aborted)), details)

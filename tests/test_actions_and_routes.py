@@ -386,6 +386,47 @@ def test_a_delete_whose_body_does_not_parse_is_400_with_or_without_a_key(keyed):
     assert not Product.objects.filter(pk=product.pk).exists()
 
 
+def _seen8a_helper_taking_text(self, text):
+    return json.loads(text)
+
+
+def _seen8a_helper_taking_nothing(self):
+    return None
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [_seen8a_helper_taking_text, _seen8a_helper_taking_nothing],
+    ids=["taking-text", "taking-nothing"],
+)
+def test_a_viewset_subclass_method_named_parse_body_does_not_replace_arcs_parsing(
+    monkeypatch, helper
+):
+    """A project's ViewSet subclass with a helper of its own named ``parse_body`` replaced
+    the step parsing every unsafe request's body (then a public method of that name): one
+    taking an argument made every unsafe request a 500 (``TypeError``), one taking none let
+    a route run on a body that does not parse (prices raised on ``{bad``). The step is
+    private: the malformed body is the 400 and the route runs on a body that parses."""
+    from django.urls import resolve
+
+    org = OrganizationFactory()
+    product = ProductFactory(organization=org, price=5)
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="admin").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    url = "/api/idem-products/raise-prices/"
+    monkeypatch.setattr(resolve(url).func.cls, "parse_body", helper, raising=False)
+    r = client.generic("POST", url, "{bad", content_type="application/json")
+    assert r.status_code == 400, r.content[:300]
+    assert r.json()["code"] == "VALIDATION_ERROR"
+    product.refresh_from_db()
+    assert product.price == 5
+    r = client.generic("POST", url, "{}", content_type="application/json")
+    assert r.status_code == 200, r.content[:300]
+    product.refresh_from_db()
+    assert product.price == 6
+
+
 # -- a non-raw route reading request.body of a multipart body --------------------------------
 
 body_site = ResourceSite(name="route-bodies")

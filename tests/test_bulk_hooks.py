@@ -415,6 +415,87 @@ def test_a_write_beginning_in_a_transaction_already_aborted_names_the_code_befor
     ]
 
 
+class Seen8aSwallowingBulk(presets.Bulk):
+    """A project's ``Bulk`` whose handlers claim a slug first, catching the
+    ``IntegrityError`` with no savepoint of their own, then write as ``Bulk`` does."""
+
+    def _claim_first(self, view):
+        SwallowingHookResource._claim(None, Article.objects.get(slug="taken"))
+
+    def bulk_create(self, view, request):
+        self._claim_first(view)
+        return super().bulk_create(view, request)
+
+    def bulk_update(self, view, request):
+        self._claim_first(view)
+        return super().bulk_update(view, request)
+
+    def bulk_delete(self, view, request):
+        self._claim_first(view)
+        return super().bulk_delete(view, request)
+
+
+class Seen8aSwallowingBulkResource(HookedArticleResource):
+    name = "swallowing-bulk"
+    presets = [presets.MultiTenant(), Seen8aSwallowingBulk()]
+
+
+site.register(Seen8aSwallowingBulkResource)
+
+
+@pytest.mark.parametrize("claim_by", ["orm", "raw"])
+def test_a_bulk_write_beginning_in_a_transaction_already_aborted_names_the_code_before_it(
+    setting, caplog, monkeypatch, claim_by
+):
+    """A project's ``Bulk`` caught a failed statement with no savepoint of its own, then
+    wrote as ``Bulk`` does: a bulk create's check after its first item's hook blamed that
+    hook (a 500 naming item 0, whose hook ran no statement), an update's or delete's first
+    statement failed (``TransactionManagementError``, ``InFailedSqlTransaction``), a 500
+    naming nothing. A bulk write checks before its first hook, as a write of one row does:
+    a 500 ``INTERNAL_ERROR`` naming no item, whose reported error says the transaction was
+    aborted before the write began; no hook runs and nothing is written."""
+    api, org, me, _, _ = setting
+    monkeypatch.setitem(CLAIM_BY, "by", claim_by)
+    api.raise_request_exception = False
+    Article.objects.create(organization=org, owner=me, slug="taken", title="taken")
+    rows = _rows(org, me, "a", "b")
+    base = "/bulkhooks/swallowing-bulk/bulk/"
+    requests = [
+        ("post", {"items": [{"slug": "n0", "title": "n0"}, {"slug": "n1", "title": "n1"}]}),
+        ("patch", {"items": [{"id": row.pk, "title": "changed"} for row in rows]}),
+        ("delete", {"ids": [row.pk for row in rows]}),
+    ]
+    reported = logging.getLogger("django.request")
+    reported.addHandler(caplog.handler)
+    try:
+        answers = [getattr(api, method)(base, body, format="json") for method, body in requests]
+    finally:
+        reported.removeHandler(caplog.handler)
+    if claim_by == "raw" and connection.vendor != "postgresql":
+        # SQLite goes on after a failed statement Django did not see: written as meant
+        assert [r.status_code for r in answers] == [201, 200, 200]
+        return
+    errors = [str(rec.exc_info[1]) for rec in caplog.records if rec.name == "django.request"]
+    assert len(errors) == 3, errors
+    for response, error, hook in zip(
+        answers, errors, ("before_create", "before_update", "before_delete"), strict=True
+    ):
+        body = response.json()
+        body.pop("requestId")
+        assert (response.status_code, body) == (
+            500,
+            {"success": False, "error": "Internal server error", "code": "INTERNAL_ERROR"},
+        )
+        assert f"before its {hook} hook ran" in error and "already aborted" in error, error
+    assert [c[0] for c in CALLS] == ["claim"] * 3
+    assert sorted(Article.objects.filter(organization=org).values_list("title", flat=True)) == [
+        "a",
+        "b",
+        "s",
+        "taken",
+    ]
+
+
 def test_a_viewsets_own_hook_returned_method_does_not_switch_the_check_off(
     setting, monkeypatch, settings
 ):

@@ -845,6 +845,156 @@ def _replayed_after_tampering(store, editor, monkeypatch, caplog, tampered):
     assert any("stored headers" in r.getMessage() for r in caplog.records), caplog.text
 
 
+def _seen8a_rewrite_cache_entry(rewrite) -> None:
+    """Replace the one finished cache entry's value with ``rewrite(head, body)``."""
+    from django.conf import settings
+    from django_redis import get_redis_connection
+
+    redis = get_redis_connection("redis")
+    prefix = settings.CACHES["redis"]["KEY_PREFIX"]
+    done = 0
+    for key in redis.scan_iter(f"{prefix}*"):
+        stored = redis.get(key)
+        if stored and stored.startswith(b"D"):
+            head, _, body = stored[1:].partition(b"\n")
+            redis.set(key, rewrite(json.loads(head), body), keepttl=True)
+            done += 1
+    assert done == 1
+
+
+def _seen8a_counting_route(monkeypatch):
+    """The ``raise_prices`` route answering a CSV 201; returns the list its calls append to."""
+    from django.http import HttpResponse
+
+    from django_arc import arc
+
+    spec = next(s for s in arc.get_resource("idem-products").routes if s.name == "raise_prices")
+    calls = []
+
+    def handler(view, request, **kwargs):
+        calls.append(1)
+        return HttpResponse(f"a,{len(calls)}\n", content_type="text/csv", status=201)
+
+    monkeypatch.setattr(spec, "handler", handler)
+    return calls
+
+
+_SEEN8A_UNREADABLE = {
+    "head not json": lambda head, body: b"D{not json\n" + body,
+    "head not a dict": lambda head, body: b"D[1, 2]\n" + body,
+    "status text": lambda head, body: (
+        b"D" + json.dumps({**head, "status": "x"}).encode() + b"\n" + body
+    ),
+    "status true": lambda head, body: (
+        b"D" + json.dumps({**head, "status": True}).encode() + b"\n" + body
+    ),
+    "status 0": lambda head, body: b"D" + json.dumps({**head, "status": 0}).encode() + b"\n" + body,
+    "no status": lambda head, body: (
+        b"D" + json.dumps({k: v for k, v in head.items() if k != "status"}).encode() + b"\n" + body
+    ),
+    "unknown kind": lambda head, body: b"Z" + json.dumps(head).encode() + b"\n" + body,
+}
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+@pytest.mark.parametrize("tampered", list(_SEEN8A_UNREADABLE))
+def test_a_cache_entry_with_no_readable_answer_is_taken_over_not_a_500(
+    editor, monkeypatch, caplog, tampered
+):
+    """A ``cache`` entry whose head is not a JSON object, or whose status no response can
+    have (edited by hand, written by another tool), was a 500 on every retry of the key
+    until it expired (``json.loads``, ``int("x")``, Django refusing status 0): it holds no
+    answer to replay, so the retry takes the key over and runs, with a WARNING, as a
+    ``database`` record holding no answer is taken over; its answer is then replayed."""
+    calls = _seen8a_counting_route(monkeypatch)
+    url = f"{URL}raise-prices/"
+    with idempotency_store("cache"):
+        first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        assert (first.status_code, first.content) == (201, b"a,1\n")
+        _seen8a_rewrite_cache_entry(_SEEN8A_UNREADABLE[tampered])
+        with caplog.at_level(logging.WARNING, logger="django_arc.idempotency"):
+            again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        third = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+    assert (again.status_code, again.content) == (201, b"a,2\n"), again.content
+    assert "X-Idempotency-Replayed" not in again
+    assert any("can be read" in r.getMessage() for r in caplog.records), caplog.text
+    assert (third.status_code, third.content) == (201, b"a,2\n")
+    assert third["X-Idempotency-Replayed"] == "true"
+    assert len(calls) == 2
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+@pytest.mark.parametrize("content_type", [5, None, ["text/csv"]])
+def test_a_cache_entry_whose_content_type_is_not_text_is_replayed_without_it(
+    editor, monkeypatch, caplog, content_type
+):
+    """A ``cache`` entry whose ``"ct"`` is not text was a 500 on every retry: the stored
+    status and body are replayed without a ``Content-Type``, with a WARNING, as stored
+    headers of another shape are replayed without them."""
+    calls = _seen8a_counting_route(monkeypatch)
+    url = f"{URL}raise-prices/"
+    with idempotency_store("cache"):
+        first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        assert first.status_code == 201
+        _seen8a_rewrite_cache_entry(
+            lambda head, body: (
+                b"D" + json.dumps({**head, "ct": content_type}).encode() + b"\n" + body
+            )
+        )
+        with caplog.at_level(logging.WARNING, logger="django_arc.idempotency"):
+            again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+    assert (again.status_code, again.content) == (201, b"a,1\n"), again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert "Content-Type" not in again
+    assert any("Content-Type is not text" in r.getMessage() for r in caplog.records)
+    assert len(calls) == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [0, 99, 600, 32767])
+def test_a_database_record_whose_status_no_response_can_have_is_taken_over(
+    editor, monkeypatch, caplog, status
+):
+    """A ``database`` record whose ``status`` column was edited to one no response can have
+    was a 500 on every retry (Django refuses the status): taken over, as the ``cache``
+    store's unreadable entry is; the retry runs and its answer is replayed after it."""
+    calls = _seen8a_counting_route(monkeypatch)
+    url = f"{URL}raise-prices/"
+    with idempotency_store("database"):
+        first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        assert first.status_code == 201
+        assert IdempotencyRecord.objects.update(status=status) == 1
+        with caplog.at_level(logging.WARNING, logger="django_arc.idempotency"):
+            again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        third = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+    assert (again.status_code, again.content) == (201, b"a,2\n"), again.content
+    assert "X-Idempotency-Replayed" not in again
+    assert any("can be read" in r.getMessage() for r in caplog.records), caplog.text
+    assert (third.status_code, third["X-Idempotency-Replayed"]) == (201, "true")
+    assert IdempotencyRecord.objects.get().status == 201
+    assert len(calls) == 2
+
+
+@pytest.mark.django_db
+def test_a_database_record_edited_to_no_status_and_no_lock_is_taken_over(editor, monkeypatch):
+    """A finished record whose ``status`` was edited to null (its ``locked_until`` is null
+    once answered) holds no answer and no live claim: the retry takes it over and runs, as
+    for a claim whose lock ran out; the take-over's condition (``locked_until <= now``) did
+    not match a null lock, and every retry was a 409 until the record expired."""
+    calls = _seen8a_counting_route(monkeypatch)
+    url = f"{URL}raise-prices/"
+    with idempotency_store("database"):
+        first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        assert first.status_code == 201
+        assert IdempotencyRecord.objects.update(status=None, locked_until=None) == 1
+        again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+    assert (again.status_code, again.content) == (201, b"a,2\n"), again.content
+    assert "X-Idempotency-Replayed" not in again
+    assert len(calls) == 2
+
+
 @pytest.mark.django_db
 def test_a_replay_keeps_a_content_type_longer_than_255_characters(store, editor, monkeypatch):
     """A ``Content-Type`` with long parameters (a ``multipart/related`` answer naming its

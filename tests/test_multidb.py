@@ -20,12 +20,13 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.http import JsonResponse
 from django.test import override_settings
 from django.utils import timezone
 
-from django_arc import Resource, ResourceSite, route
+from django_arc import Resource, ResourceSite, presets, route
+from django_arc.actions import INSTANCE
 from django_arc.checks import check_databases, check_outbox_retention
 from django_arc.events import emit, get_transport
 from django_arc.exceptions import ArcError
@@ -203,6 +204,83 @@ def test_a_hook_refusing_a_write_rolls_back_its_row_on_the_database_the_router_n
         assert [names(alias) for alias in BOTH] == [[], ["Ann"]]
         where = "other" if outbox == "with the rows" else "default"
         assert events(where) == ["other-authors.created"]
+
+
+def _seen8a_abort_other():
+    """Inside an ``atomic(using="other")``: a save on ``other`` that fails, its error
+    caught with no savepoint of its own (Django marks ``other``'s transaction for rollback;
+    PostgreSQL aborts it too)."""
+    existing = Author.objects.using("other").create(name="kept?")
+    try:
+        Author(pk=existing.pk, name="dup").save(using="other", force_insert=True)
+    except IntegrityError:
+        pass
+    assert connections["other"].needs_rollback
+
+
+class Seen8aBulkAbortingOther(presets.Bulk):
+    """A project's ``Bulk`` writing, as ``Bulk`` does, inside a transaction of its own on
+    ``other`` that it left aborted."""
+
+    def bulk_update(self, view, request):
+        with transaction.atomic(using="other"):
+            _seen8a_abort_other()
+            return super().bulk_update(view, request)
+
+
+@site.register
+class Seen8aDefaultAuthorResource(Resource):
+    """Rows on ``default`` (no router), written by code that left ``other``'s transaction
+    aborted: none of the write's databases."""
+
+    model = Author
+    name = "seen8a-authors"
+    fields = ["id", "name"]
+    permissions = PUBLIC
+    presets = [Seen8aBulkAbortingOther()]
+
+    def before_update(self, request, instance, data):
+        CALLED.append(("before_update", instance.pk))
+
+    def after_update(self, request, instance):
+        CALLED.append(("after_update", instance.pk))
+
+    @route("POST", "renamed", detail=True, permissions=PUBLIC["update"], response=INSTANCE)
+    def renamed(self, request, instance, view):
+        with transaction.atomic(using="other"):
+            _seen8a_abort_other()
+            return view.perform_update(instance, {"name": "renamed"}).instance
+
+
+#: the hooks of ``Seen8aDefaultAuthorResource`` called, in order
+CALLED: list[tuple[str, int]] = []
+
+
+def test_a_write_on_default_is_not_refused_for_an_aborted_transaction_on_another_database(
+    mounted,
+):
+    """The aborted-transaction checks around a write's hooks looked at every open
+    connection: a route (or a project's ``Bulk``) that caught a failed save inside an
+    ``atomic(using="other")`` without a savepoint, then wrote rows of ``default``, was a
+    500 ("transaction on other already aborted") though none of the write's databases was.
+    The checks look at the databases the write uses (``write_databases()``: the rows' and
+    the outbox's): the write runs and commits on ``default``, its hooks and event with it;
+    ``other``'s transaction rolls back as the route's own ``atomic`` leaves it."""
+    CALLED.clear()
+    first, second = Author.objects.create(name="a"), Author.objects.create(name="b")
+    api = client_for(None)
+    r = api.post(f"/m/seen8a-authors/{first.pk}/renamed/", {}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"] == {"id": first.pk, "name": "renamed"}
+    items = [{"id": first.pk, "name": "x"}, {"id": second.pk, "name": "y"}]
+    r = api.patch("/m/seen8a-authors/bulk/", {"items": items}, format="json")
+    assert r.status_code == 200, r.content
+    assert sorted(Author.objects.using("default").values_list("name", flat=True)) == ["x", "y"]
+    assert not Author.objects.using("other").exists()
+    assert [hook for hook, _ in CALLED] == ["before_update", "after_update"] + [
+        "before_update"
+    ] * 2 + ["after_update"] * 2
+    assert events("default") == ["seen8a-authors.updated"] * 3
 
 
 @pytest.mark.parametrize("outbox", ["with the rows", "on default"])

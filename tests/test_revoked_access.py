@@ -927,6 +927,72 @@ def test_a_row_holding_a_field_its_serializer_no_longer_gives_the_caller_is_stil
         assert again.json()["data"] == new
 
 
+@pytest.mark.django_db
+def test_an_update_replay_keeps_a_field_its_serializer_gives_an_existing_row(store, org, settings):
+    """A serializer whose ``get_fields()`` adds a field for a row it was given only
+    (``self.instance``: ``revision``, rendered on an update's answer, not on a create's).
+    The replay of an update to the same caller, whose access did not change, is the answer
+    it had, byte for byte; a caller who lost ``cost`` since still loses it, ``revision``
+    kept."""
+    from rest_framework import serializers
+
+    from django_arc import Resource, ResourceSite
+    from django_arc import permissions as arc_permissions
+    from django_arc import presets as arc_presets
+    from django_arc.sites import _all_sites
+    from tests.helpers import site_mounted
+
+    class RevisionSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "cost", "organization"]
+
+        def get_fields(self):
+            fields = super().get_fields()
+            if self.instance is not None:
+                fields["revision"] = serializers.SerializerMethodField()
+            return fields
+
+        def get_revision(self, obj: Product) -> str:
+            return f"r-{obj.name}"
+
+    class RevisionResource(Resource):
+        model = Product
+        name = "seen8a-revision"
+        serializer_class = RevisionSerializer
+        read_only_fields = ["id"]
+        idempotent = True
+        presets = [arc_presets.MultiTenant(tenant_field="organization")]
+        permissions = {
+            k: arc_permissions.require_org_membership() for k in ("get", "create", "update")
+        }
+        field_permissions = {"cost": F.visible_to("admin")}
+
+    site = ResourceSite(name="seen8a-revision-site")
+    site.register(RevisionResource)
+    try:
+        with site_mounted(settings, "rv", site):
+            client = member(org, "admin")
+            created = client.post("/rv/seen8a-revision/", {**BODY, "cost": "4.00"}, format="json")
+            assert created.status_code == 201, created.content
+            assert "revision" not in created.json()["data"]
+            url = f"/rv/seen8a-revision/{created.json()['data']['id']}/"
+            first = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+            assert first.status_code == 200, first.content
+            assert first.json()["data"]["revision"] == "r-Gadget"
+            assert first.json()["data"]["cost"] == "4.00"
+            same = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+            assert same["X-Idempotency-Replayed"] == "true"
+            assert same.content == first.content
+            set_roles(client, org, "editor")
+            again = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+            assert again["X-Idempotency-Replayed"] == "true"
+            data = again.json()["data"]
+            assert "cost" not in data and data["revision"] == "r-Gadget", data
+    finally:
+        _all_sites.remove(site)
+
+
 class _QueuingViewSet(IdempotentProductResource.as_viewset()):
     """A ViewSet subclass whose create answers a value of its own, not the row."""
 
@@ -1293,6 +1359,67 @@ def test_a_non_json_answer_json_cannot_encode_is_still_reshaped_on_replay(
     assert replayed in again.content
     warned = any("could not be read as JSON" in r.getMessage() for r in caplog.records)
     assert warned is (own is _holding_itself)
+    assert Product.objects.filter(sku="W-1").count() == 1
+
+
+class Seen8aNoText:
+    """A value of the project's own its renderer writes (``format()``) whose ``__str__``
+    raises ``error``: a model's ``__str__`` following a relation deleted since."""
+
+    def __init__(self, text, error):
+        self.text, self.error = text, error
+
+    def __format__(self, spec):
+        return self.text
+
+    def __str__(self):
+        raise self.error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("no text"),
+        AttributeError("author"),
+        KeyError("name"),
+        RuntimeError("lazy"),
+        Product.DoesNotExist("gone"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_answer_holding_a_value_whose_str_raises_is_kept_as_its_rows_names(
+    store, org, monkeypatch, caplog, error
+):
+    """An answer of a non-JSON renderer whose row holds a value whose ``__str__`` raises
+    (the encoder keeping the document writes such values as their text): whatever it
+    raises, the document is kept as the row's names with null values, with the WARNING,
+    as it was for ``ValueError`` and ``TypeError``; another error (``AttributeError``,
+    ``KeyError``, a ``DoesNotExist``) escaped, a 500 for a 201 the renderer had written.
+    The demoted caller's replay is still rendered again without ``cost``."""
+    from django.urls import resolve
+
+    cls = resolve(IDEM).func.cls
+    monkeypatch.setattr(cls, "renderer_classes", [JSONRenderer, LinesRenderer])
+    create = cls.create
+
+    def create_naming_its_own(self, request, *args, **kwargs):
+        response = create(self, request, *args, **kwargs)
+        response.data["data"]["name"] = Seen8aNoText(response.data["data"]["name"], error)
+        return response
+
+    monkeypatch.setattr(cls, "create", create_naming_its_own)
+    client = member(org, "admin")
+    send = {"HTTP_ACCEPT": "text/x-lines", "HTTP_IDEMPOTENCY_KEY": "no-text"}
+    first = client.post(IDEM, BODY, format="json", **send)
+    assert first.status_code == 201, first.content
+    assert b"cost=" in first.content and b"name=Widget" in first.content
+    set_roles(client, org, "editor")
+    again = client.post(IDEM, BODY, format="json", **send)
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert b"cost" not in again.content and b"name=None\n" in again.content, again.content
+    assert any("could not be read as JSON" in r.getMessage() for r in caplog.records)
     assert Product.objects.filter(sku="W-1").count() == 1
 
 

@@ -263,6 +263,86 @@ def test_an_updated_payload_override_of_the_three_argument_shape_still_runs(clie
     ]
 
 
+def _seen8a_payload(by, instance, before, after, *written):
+    """An override's payload: what changed, who built it and whether ``written`` came."""
+    changed = sorted(k for k, v in after.items() if before.get(k) != v)
+    return {"id": instance.pk, "data": {}, "changed": changed, "by": by, "arity": 3 + len(written)}
+
+
+class Seen8aUnhashablePayload:
+    """A callable object (unhashable: ``__eq__`` without ``__hash__``) a ViewSet class holds
+    as its ``updated_payload``; it is called as it is, without the view."""
+
+    def __eq__(self, other):
+        return type(other) is type(self)
+
+    def __call__(self, instance, before, after, written):
+        return _seen8a_payload("callable", instance, before, after, written)
+
+
+class Seen8aUnhashableThreeArgumentPayload(Seen8aUnhashablePayload):
+    """The same, of the three-argument shape (before ``written`` came)."""
+
+    def __call__(self, instance, before, after):
+        return _seen8a_payload("callable", instance, before, after)
+
+
+def _seen8a_override(kind, four):
+    if kind == "callable":
+        return Seen8aUnhashablePayload() if four else Seen8aUnhashableThreeArgumentPayload()
+    if four:
+
+        def function(*args):
+            # (cls,) or () before instance, before, after, written
+            return _seen8a_payload(kind, *args[-4:])
+
+        def override(instance, before, after, written):
+            return function(instance, before, after, written)
+
+        def class_override(cls, instance, before, after, written):
+            return function(cls, instance, before, after, written)
+
+    else:
+
+        def override(instance, before, after):
+            return _seen8a_payload(kind, instance, before, after)
+
+        def class_override(cls, instance, before, after):
+            return _seen8a_payload(kind, instance, before, after)
+
+    return staticmethod(override) if kind == "static" else classmethod(class_override)
+
+
+@pytest.mark.parametrize("four", [True, False], ids=["with-written", "three-arguments"])
+@pytest.mark.parametrize("kind", ["static", "class", "callable"])
+def test_an_updated_payload_override_of_any_kind_is_called_with_the_arguments_it_takes(
+    client, monkeypatch, kind, four
+):
+    """A project's ``updated_payload`` declared as a ``staticmethod`` or ``classmethod``
+    was inspected as the class held it and bound with the view's ``self`` counted: one
+    taking ``written`` was judged a three-argument override and every PATCH and bulk update
+    was a 500 (``TypeError``: missing ``written``); an unhashable callable object was a 500
+    too (the answer was cached by the callable, ``TypeError: unhashable type``). Each is
+    called with the arguments it takes, and its payload is the event's."""
+    from django.urls import resolve
+
+    url = f"/wo/write-only/{client.pk}/"
+    view_class = resolve(url).func.cls
+    monkeypatch.setattr(view_class, "updated_payload", _seen8a_override(kind, four))
+    r = client.patch(url, {"title": "Desk lamp"}, format="json")
+    assert r.status_code == 200, r.content
+    r = client.patch(
+        "/wo/write-only/bulk/", {"items": [{"id": client.pk, "title": "Lamp"}]}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    events = OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk")
+    arity = 4 if four else 3
+    assert [(e.payload["by"], e.payload["arity"], e.payload["changed"]) for e in events] == [
+        (kind, arity, ["title"]),
+        (kind, arity, ["title"]),
+    ]
+
+
 class WriteOnlyRefsSerializer(serializers.ModelSerializer):
     class Meta:
         model = RefHolder

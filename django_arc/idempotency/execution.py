@@ -130,12 +130,21 @@ def readable_now(view: Any, claim: Claim) -> tuple[bytes, str]:
 
     @functools.cache
     def serializer_fields_now() -> dict[str, Any]:
-        try:
-            # not ``get_serializer()``: a browsable request's form narrows its fields
-            serializer = view.get_serializer_class()(context=view.get_serializer_context())
-            return dict(serializer.fields)
-        except Exception:  # noqa: BLE001 - a view with no serializer to build
-            return {}
+        # An update's answer was rendered by a serializer given the row: one whose
+        # ``get_fields()`` adds a field for a row it is given (``self.instance``) lost it
+        # from the replay, to the same caller too. A replay reads no row, so the serializer
+        # is given a stand-in, the model's unsaved instance; one that cannot take it (its
+        # ``get_fields()`` reading what a stand-in lacks) is built without, as a create's is.
+        standing_in = view.action in ("update", "partial_update")
+        for instance in (_stand_in(view), None) if standing_in else (None,):
+            try:
+                # not ``get_serializer()``: a browsable request's form narrows its fields
+                cls = view.get_serializer_class()
+                serializer = cls(instance, context=view.get_serializer_context())
+                return dict(serializer.fields)
+            except Exception:  # noqa: BLE001, S112 - a view with no serializer to build
+                continue
+        return {}
 
     def renamed_keys(row: dict[str, Any]) -> bool:
         # a row under other key names (a camelCase renderer's ``createdAt``): a name nothing
@@ -268,6 +277,16 @@ def _spelled(name: str) -> str:
     return name.replace("_", "").replace("-", "").lower()
 
 
+def _stand_in(view: Any) -> Any:
+    """An unsaved row of ``view``'s model standing in for the one an update wrote, for a
+    serializer built on a replay (which reads no row); ``None`` for a model that cannot be
+    built without arguments."""
+    try:
+        return view.resource.model()
+    except Exception:  # noqa: BLE001 - a model of the project's own __init__
+        return None
+
+
 def _answers_its_row(view: Any) -> bool:
     """Whether ``view`` answers this request with the row its serializer wrote: a create or
     an update by arc's own ``create()``/``update()`` (a ViewSet subclass overriding one
@@ -353,13 +372,21 @@ def _identity(renderer: Any) -> str:
 
 class _LenientEncoder(encoders.JSONEncoder):
     """DRF's encoder, writing a value it cannot encode (a project's own object its renderer
-    writes) as its text."""
+    writes) as its text. A value with no text (its ``__str__`` raises, whatever the error:
+    a model's ``__str__`` following a relation gone since, a lazy string failing) is a
+    ``TypeError``, as a ``__str__`` raising ``ValueError`` or ``TypeError`` already was:
+    :func:`_document` keeps the rows' names then. Any other error escaped, a 500 for an
+    answer the project's renderer had written."""
 
     def default(self, obj: Any) -> Any:
         try:
             return super().default(obj)
         except TypeError:
+            pass
+        try:
             return str(obj)
+        except Exception as exc:  # noqa: BLE001 - a project's __str__ may raise anything
+            raise TypeError(f"a {type(obj).__name__} with no text") from exc
 
 
 def _document(data: Any) -> Any:

@@ -40,6 +40,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connections, router, transaction
+from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
@@ -247,6 +248,12 @@ class DatabaseStore:
             # no answer and used the key for nothing: taken over by this request whatever
             # its body, as the ``cache`` store's claim expires after ``LOCK_SECONDS``.
             return self._take_over(pk, token, request, expired=False)
+        if status is not None and not _is_status(status):
+            # a status no response can have (a record edited by hand): no answer to replay,
+            # and a 500 on every retry of the key; taken over, as the ``cache`` store's
+            # unreadable entry is (:meth:`CacheStore._existing`)
+            _unreadable(f"status {status}")
+            return self._take_over(pk, token, request, expired=False, held_status=status)
         if fingerprint != request.fingerprint:
             return Claim(REUSED)
         if status is not None:
@@ -254,17 +261,25 @@ class DatabaseStore:
             return Claim(FINISHED, "", status, content_type, bytes(body or b""), pairs, data)
         return Claim(IN_FLIGHT)
 
-    def _take_over(self, pk: int, held_by: str, request: Request, expired: bool) -> Claim | None:
-        """Claim a key whose holder is gone: a conditional UPDATE, so of two requests taking
-        over at once exactly one wins (the other sees the row changed)."""
+    def _take_over(
+        self, pk: int, held_by: str, request: Request, expired: bool, held_status: Any = None
+    ) -> Claim | None:
+        """Claim a key whose holder is gone, or whose record holds ``held_status``, which no
+        response can have: a conditional UPDATE, so of two requests taking over at once
+        exactly one wins (the other sees the row changed)."""
         now, token = now_on(self.connection), _token()
         if expired:
-            condition: dict[str, Any] = {"expires_at__lte": now}
+            condition = Q(expires_at__lte=now)
+        elif held_status is not None:
+            condition = Q(status=held_status)
         else:
-            condition = {"locked_until__lte": now, "status__isnull": True}
+            # a null lock: a finished record whose status was edited to null (an answered
+            # one's lock is null), no answer and no live claim, taken over as a lapsed claim
+            lapsed = Q(locked_until__lte=now) | Q(locked_until__isnull=True)
+            condition = lapsed & Q(status__isnull=True)
         updated = (
             self.model.objects.using(self.using)
-            .filter(pk=pk, token=held_by, **condition)
+            .filter(condition, pk=pk, token=held_by)
             .update(
                 fingerprint=request.fingerprint,
                 token=token,
@@ -573,7 +588,24 @@ class CacheStore:
             raise StoreUnavailable(str(exc)) from exc
         if value is None:
             return Claim(CLAIMED, token)
-        return self._existing(request, value, token)
+        existing = self._existing(request, value, token)
+        return (
+            existing if existing is not None else self._take_over(request, key, value, claim, token)
+        )
+
+    def _take_over(
+        self, request: Request, key: str, value: bytes, claim: bytes, token: str
+    ) -> Claim:
+        """Claim a key holding an entry no answer can be read from (:meth:`_existing`), only
+        while it still holds that entry (or nothing), as the ``database`` store takes over a
+        record holding no answer: one more round trip, on this rare path only. Another
+        request that changed the key meanwhile is in flight with it (409, retry)."""
+        try:
+            done = _SET_IF_OURS(self._redis(), [key], [value, claim, _ms(request.lock_seconds)])
+        except redis_alias.REDIS_ERRORS as exc:
+            redis_alias.warn_outage("idempotency", exc)
+            raise StoreUnavailable(str(exc)) from exc
+        return Claim(CLAIMED, token) if done else Claim(IN_FLIGHT)
 
     def _give_up_unanswered(self, redis: Any) -> None:
         """Delete the claims of this alias that requests answered 503 for without knowing
@@ -597,23 +629,47 @@ class CacheStore:
             _forget_run_out(now)
 
     @staticmethod
-    def _existing(request: Request, value: bytes, token: str) -> Claim:
+    def _existing(request: Request, value: bytes, token: str) -> Claim | None:
         """What a key found holding ``value`` answers. Our own claim (``token``) is ours: the
         script ran, but its reply was lost with the connection (a ``CLIENT KILL``, a network
         cut), and :func:`~django_arc.redis_alias.command` (or redis-py's own retry) sent it
         again, which found the claim it had just set. Taken for another request's, it
-        answered 409 and left the key locked for ``LOCK_SECONDS``, with nothing running."""
+        answered 409 and left the key locked for ``LOCK_SECONDS``, with nothing running.
+
+        ``None``: an entry no answer or claim can be read from (edited by hand or written by
+        another tool: a head that is not a JSON object, a status no response can have), the
+        WARNING saying so. It was a 500 on every retry of the key until it expired; it holds
+        no answer to replay, as a ``database`` record with no status whose lock ran out, and
+        as that one is, it is taken over: the retry runs anew (as after an answer Redis
+        lost). A ``"ct"`` that is not text is read as no ``Content-Type``, as stored headers
+        of another shape are read as none (:func:`_pairs`)."""
         kind, rest = value[:1], value[1:]
         head, _, body = rest.partition(b"\n")
-        meta = json.loads(head)
+        try:
+            meta = json.loads(head)
+        except (ValueError, RecursionError):
+            meta = None
+        if not isinstance(meta, dict) or kind not in (_IN_FLIGHT, _FINISHED):
+            return _unreadable(value)
+        status = meta.get("status")
+        if kind == _FINISHED and not _is_status(status):
+            # whatever its fingerprint, as the database store takes over a record with none
+            return _unreadable(value)
         if meta.get("fp") != request.fingerprint:
             return Claim(REUSED)
         if kind == _IN_FLIGHT and meta.get("token") == token:
             return Claim(CLAIMED, token)
         if kind == _FINISHED:
+            content_type = meta.get("ct", "")
+            if not isinstance(content_type, str):
+                logger.warning(
+                    "An idempotency cache entry's stored Content-Type is not text (%.80r): "
+                    "replayed without it",
+                    content_type,
+                )
+                content_type = ""
             headers = _pairs(meta.get("h", ()))
-            status, content_type, data = int(meta["status"]), meta.get("ct", ""), meta.get("d")
-            return Claim(FINISHED, "", status, content_type, body, headers, data)
+            return Claim(FINISHED, "", status, content_type, body, headers, meta.get("d"))
         return Claim(IN_FLIGHT)
 
     def complete(
@@ -656,6 +712,22 @@ class CacheStore:
     def purge(self) -> int:
         """Redis expires keys by itself: nothing to purge."""
         return 0
+
+
+def _is_status(status: Any) -> bool:
+    """Whether ``status`` is one a response can have (Django refuses others with
+    ``ValueError``; a ``bool`` is no status)."""
+    return type(status) is int and 100 <= status <= 599
+
+
+def _unreadable(value: Any) -> None:
+    """Say that a stored key holds nothing that can be read (:meth:`CacheStore._existing`,
+    :meth:`DatabaseStore._inspect`): the operator learns why a retry ran again."""
+    logger.warning(
+        "An idempotency key's stored entry holds no answer or claim that can be read "
+        "(%.80r): the key is taken over and the request runs",
+        value,
+    )
 
 
 def _json(headers: Headers, data: Any = None) -> str | None:

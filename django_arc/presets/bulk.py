@@ -219,13 +219,23 @@ class Bulk(Preset):
         ]
 
     # -- handlers (each runs inside the route's transaction) -------------------------------------
+    #
+    # Each begins as a write of one row does (``view._not_aborted_before``): with the
+    # transaction already aborted by code before it (a project's subclass catching a failed
+    # statement without a savepoint, then calling ``super()``), the first item's hook was
+    # blamed for it (a 500 naming item 0) or arc's first statement failed, a 500 naming
+    # nothing.
 
     def bulk_create(self, view: Any, request: Any) -> dict[str, Any]:
+        view._not_aborted_before("before_create")
         items = self.items(view, "items")
         resource = view.resource
         bodies = self.guarded(view, items)
         bodies = _each(
-            bodies, lambda body: _hooked(resource.before_create(request, body), body), rows=False
+            view,
+            bodies,
+            lambda body: _hooked(resource.before_create(request, body), body),
+            rows=False,
         )
         context = self.context(view, bodies)
         validated = self.validate(view, bodies, context)
@@ -243,7 +253,9 @@ class Bulk(Preset):
                 model._default_manager.bulk_create(instances)
         else:  # serializers that save rows their own way
             instances = [serializer.save(**values) for serializer in validated]
-        _each(instances, lambda instance: resource.after_create(request, instance), rows=False)
+        _each(
+            view, instances, lambda instance: resource.after_create(request, instance), rows=False
+        )
         for index, instance in enumerate(instances):
             view.keep_forced_values(instance, values, item=("items", index))
         # the relations the serializer renders (a new row's reverse and many-to-many ones
@@ -261,6 +273,7 @@ class Bulk(Preset):
         return {"created": len(instances), "ids": [view.id_value(i) for i in instances]}
 
     def bulk_update(self, view: Any, request: Any) -> dict[str, Any]:
+        view._not_aborted_before("before_update")
         body = self.body(view)
         if "items" in body:
             items = self.items(view, "items")
@@ -283,6 +296,7 @@ class Bulk(Preset):
         if "items" in body:
             bodies = self.guarded(view, bodies)
         bodies = _each(
+            view,
             list(zip(rows, bodies, strict=True)),
             lambda pair: _hooked(resource.before_update(request, *pair), pair[1]),
         )
@@ -333,7 +347,7 @@ class Bulk(Preset):
                     raise RowsGone("items", [row.pk for row in rows], present)
                 befores = [b for row, b in zip(rows, befores, strict=True) if row.pk in present]
                 rows = [row for row in rows if row.pk in present]
-        _each(rows, lambda row: resource.after_update(request, row))
+        _each(view, rows, lambda row: resource.after_update(request, row))
         for index, row in enumerate(rows):
             view.keep_forced_values(row, view.write_values(row), item=("items", index))
         # the relations they render read again (once for all the rows): the write and its
@@ -348,10 +362,11 @@ class Bulk(Preset):
         return {"updated": len(rows), "ids": [view.id_value(row) for row in rows]}
 
     def bulk_delete(self, view: Any, request: Any) -> dict[str, Any]:
+        view._not_aborted_before("before_delete")
         ids = self.items(view, "ids")
         rows = self.rows_by_id(view, ids, key="ids")
         resource = view.resource
-        _each(rows, lambda row: resource.before_delete(request, row), key="ids")
+        _each(view, rows, lambda row: resource.before_delete(request, row), key="ids")
         observed = bool(resource.write_observers)
         befores = [view.snapshot(row) for row in rows] if observed else [None] * len(rows)
         soft = any(p.perform_delete_many(view, rows) for p in resource.preset_list)
@@ -374,7 +389,7 @@ class Bulk(Preset):
                     row.pk = pk  # Django clears it; the hooks and events name the row
             else:
                 model._base_manager.filter(pk__in=[row.pk for row in rows]).delete()
-        _each(rows, lambda row: resource.after_delete(request, row), key="ids")
+        _each(view, rows, lambda row: resource.after_delete(request, row), key="ids")
         afters = view.get_serializer(rows, many=True).data if soft and observed else None
         records = [
             (row, {"id": view.id_value(row), "soft": soft}, before, afters[i] if afters else None)
@@ -765,8 +780,11 @@ def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data if result is None else result
 
 
-def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) -> list[Any]:
-    """``hook(item)`` for every item, in order; the results. An error a hook raises for an
+def _each(
+    view: Any, items: list[Any], hook: Any, key: str = "items", rows: bool = True
+) -> list[Any]:
+    """``hook(item)`` for every item, in order; the results (each hook checked not to
+    leave one of ``view``'s write databases aborted, :func:`_transaction_usable`). An error a hook raises for an
     item is judged as an object check's (:func:`_judged`): a validation error (DRF's or
     Django's) refuses its item as the serializer's do, every item's errors collected under
     its index (``{"items": {"3": {"title": [...]}}}``); any other refusal below 500 (an
@@ -786,10 +804,11 @@ def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) ->
     results: list[Any] = []
     errors: dict[str, Any] = {}
     refused: dict[str, ArcError] = {}
+    databases = view.write_databases()
     for index, item in enumerate(items):
         try:
             results.append(hook(item))
-            _transaction_usable(key, index)
+            _transaction_usable(databases, key, index)
         except ServerFault:
             raise
         except Exception as exc:  # noqa: BLE001 - judged, else raised as it is
@@ -807,9 +826,9 @@ def _each(items: list[Any], hook: Any, key: str = "items", rows: bool = True) ->
     return results
 
 
-def _transaction_usable(key: str, index: int) -> None:
+def _transaction_usable(databases: tuple[str, ...], key: str, index: int) -> None:
     """Raise a :class:`~django_arc.exceptions.ServerFault` naming item ``index`` when its
-    hook returned with the database transaction aborted (PostgreSQL: a statement of the
+    hook returned with the transaction on one of the write's ``databases`` aborted (PostgreSQL: a statement of the
     hook's failed, an ``IntegrityError`` it caught without a savepoint of its own). The
     next item's first statement failed (``InFailedSqlTransaction``), a 500 naming nothing,
     or, when none came, the ``COMMIT`` rolled back a batch answered as written. Each item
@@ -818,6 +837,7 @@ def _transaction_usable(key: str, index: int) -> None:
     statements an item. The request is a 500 naming the item; the route's transaction
     rolls back, nothing is written. No query: the driver's state is read."""
     fault_if_aborted(
+        databases,
         lambda databases: (
             f"The hook of bulk item {key}[{index}] returned with the transaction on "
             f"{databases} aborted: a statement it ran failed and it caught the error without "
