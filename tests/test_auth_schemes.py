@@ -4,6 +4,7 @@ authentication classes at once, 401 against 403."""
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import contextmanager
 
 import pytest
@@ -604,3 +605,41 @@ def test_a_csrf_exempt_own_view_sees_the_sessions_scope(seen8c_own_views):
     elevated = client.post("/own/exempt/", HTTP_X_ARC_SCOPE="platform")
     assert elevated.json()["kind"] == "elevated"
     assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
+
+
+@pytest.mark.django_db
+def test_rf43_an_outage_judging_a_session_before_a_resource_view_is_the_envelopes_500(
+    caplog, seen8c_own_views
+):
+    """A session request judged in ``ScopeMiddleware.process_view`` (an elevation whose
+    audit receiver fails: the audit store is down) for a resource view: Django's HTML 500
+    page (``text/html``), where the same outage inside the view is the envelope's 500
+    ``INTERNAL_ERROR`` with its ``X-Request-Id``; logged on ``django.request`` as Django
+    logs an unhandled exception, and the elevation not granted (the view never ran).
+    A project's own view's outage is left to Django."""
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin")
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    client.raise_request_exception = False
+
+    def rf43_audit_down(sender, **kwargs):
+        raise RuntimeError("audit store down")
+
+    reported = logging.getLogger("django.request")
+    reported.addHandler(caplog.handler)  # the suite's LOGGING does not propagate it
+    scope_elevated.connect(rf43_audit_down)
+    try:
+        response = client.get("/api/idem-products/", HTTP_X_ARC_SCOPE="platform")
+        own = client.post("/own/exempt/", HTTP_X_ARC_SCOPE="platform")
+    finally:
+        scope_elevated.disconnect(rf43_audit_down)
+        reported.removeHandler(caplog.handler)
+    body = assert_error(response, 500, "INTERNAL_ERROR")
+    assert response["Content-Type"].startswith("application/json")
+    assert body["requestId"] == response["X-Request-Id"]
+    assert b"audit store down" not in response.content
+    errors = [r for r in caplog.records if r.name == "django.request" and r.exc_info]
+    assert [str(r.exc_info[1]) for r in errors] == ["audit store down"] * 2
+    assert response.wsgi_request.arc_scope.kind == "public"  # the provisional one
+    assert own.status_code == 500 and own["Content-Type"].startswith("text/html")
