@@ -662,7 +662,13 @@ def _needs_the_view(django_request: Any) -> bool:
 
 
 def _takes_the_session(view: Any, view_class: type) -> bool:
-    """Whether the DRF view ``view`` (of ``view_class``) authenticates by the session."""
+    """Whether the DRF view ``view`` (of ``view_class``) authenticates by the session.
+
+    A view whose own ``get_authenticators()`` chooses its authentication (per request, per
+    action) may not take it whatever its ``authentication_classes`` say, and what it takes
+    is known only once it runs: it is left to judge its caller (its :func:`get_scope`)."""
+    if view_class.get_authenticators is not APIView.get_authenticators:
+        return False
     initkwargs = getattr(view, "initkwargs", None) or {}
     classes = initkwargs.get("authentication_classes", view_class.authentication_classes)
     return any(

@@ -643,3 +643,37 @@ def test_rf43_an_outage_judging_a_session_before_a_resource_view_is_the_envelope
     assert [str(r.exc_info[1]) for r in errors] == ["audit store down"] * 2
     assert response.wsgi_request.arc_scope.kind == "public"  # the provisional one
     assert own.status_code == 500 and own["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_rf43_a_view_choosing_its_authenticators_per_request_is_left_to_judge_the_session(
+    monkeypatch,
+):
+    """A view overriding DRF's ``get_authenticators()`` (its authentication chosen per
+    request: keys only for this route) while its ``authentication_classes`` still name
+    ``SessionAuthentication``: ScopeMiddleware read the class attribute, judged the
+    session's user the view never takes, and answered a non-member's organization header
+    403 ``ORG_REQUIRED`` (the view: 401) and audited a superuser's elevation the view then
+    refused. Such a view is left to judge its own caller, as its authenticators find it."""
+    from django.urls import resolve
+
+    from django_arc.auth import ServiceKeyAuthentication
+
+    view_class = resolve("/api/idem-products/").func.cls
+    monkeypatch.setattr(view_class, "get_authenticators", lambda self: [ServiceKeyAuthentication()])
+    org, other = OrganizationFactory(), OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    client, user = session_client(other, "admin")
+    response = client.get("/api/idem-products/", HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert_error(response, 401, "UNAUTHORIZED")
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    with _seen8c_elevations_sent() as sent:
+        refused = client.get("/api/idem-products/", HTTP_X_ARC_SCOPE="platform")
+        assert_error(refused, 403, "FORBIDDEN")
+        assert sent == []
+    assert not OutboxEvent.objects.filter(type="arc.scope.elevated").exists()
+    # the key the view takes is its caller, judged as the key
+    _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+    keyed = client.get("/api/idem-products/", HTTP_X_API_KEY=raw)
+    assert keyed.status_code == 200 and keyed.json()["total"] == 1
