@@ -677,3 +677,38 @@ def test_rf43_a_view_choosing_its_authenticators_per_request_is_left_to_judge_th
     _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
     keyed = client.get("/api/idem-products/", HTTP_X_API_KEY=raw)
     assert keyed.status_code == 200 and keyed.json()["total"] == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "rf43_limit, rf43_body",
+    [
+        ("DATA_UPLOAD_MAX_NUMBER_FIELDS", "&".join(f"f{i}=x" for i in range(20))),
+        ("DATA_UPLOAD_MAX_MEMORY_SIZE", "name=" + "x" * 64),
+    ],
+)
+def test_rf43_a_session_form_post_past_djangos_limits_is_the_envelopes_answer(
+    settings, rf43_limit, rf43_body
+):
+    """A session's form POST (its CSRF token in the header) whose body passes one of
+    Django's limits: ScopeMiddleware's CSRF check, asked in its ``__call__`` before any
+    view, read ``request.POST`` for a form token, and Django's exception became its HTML
+    ``Bad Request (400)`` page, where the same body sent with a key is the view's 413
+    envelope. An unreadable body is left to the view, which answers it; nothing is
+    written."""
+    setattr(settings, rf43_limit, 10)
+    org = OrganizationFactory()
+    client, _ = session_client(org, "admin")
+    client.raise_request_exception = False
+    client.cookies["csrftoken"] = "a" * 32
+    for headers in ({"HTTP_X_ORGANIZATION_ID": str(org.pk)}, {}):
+        response = client.post(
+            "/api/idem-products/",
+            rf43_body,
+            content_type="application/x-www-form-urlencoded",
+            HTTP_X_CSRFTOKEN="a" * 32,
+            **headers,
+        )
+        assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+        assert response["X-Request-Id"]
+    assert not Product.objects.exists()
