@@ -21,8 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, URLResolver, get_resolver
+from django.utils.log import log_response
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -64,12 +66,40 @@ class ScopeMiddleware:
     ) -> HttpResponse | None:
         """The session request ``__call__`` left for the view (an organization or elevation
         header, a write its CSRF check refuses) is judged here, now that the view is known,
-        before it runs: only for a view that takes the session (``view_scope``)."""
+        before it runs: only for a view that takes the session (``view_scope``).
+
+        What else judging raises (an outage: the elevation's audit receiver failing, a
+        resolver's database gone) is answered for a resource site's view as that view
+        answers it, the envelope's 500 ``INTERNAL_ERROR`` reported as Django reports an
+        unhandled exception; a project's own view's is left to Django (its 500 page)."""
         try:
             view_scope(request, view_func)
         except ArcError as exc:
             return self.error_response(request, exc)
+        except Exception as exc:
+            if not getattr(view_func, "arc_site_route", False):
+                raise
+            return self.fault_response(request, exc)
         return None
+
+    @classmethod
+    def fault_response(cls, request: HttpRequest, exc: Exception) -> HttpResponse:
+        """The envelope's 500 for ``exc``, which no view handled: ``got_request_exception``
+        sent (error reporters) and one ERROR with the traceback on ``django.request``, as
+        Django's ``response_for_exception`` does; the client is told only that it failed."""
+        response = cls.error_response(
+            request, ArcError("INTERNAL_ERROR", "Internal server error", 500)
+        )
+        got_request_exception.send_robust(sender=None, request=request)
+        log_response(
+            "%s: %s",
+            response.reason_phrase,
+            request.path,
+            response=response,
+            request=request,
+            exception=exc,
+        )
+        return response
 
     @staticmethod
     def error_response(request: Any, exc: ArcError) -> HttpResponse:

@@ -30,8 +30,9 @@ from operator import methodcaller
 from types import MappingProxyType
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import BadRequest, ObjectDoesNotExist, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http.multipartparser import MultiPartParserError
 from rest_framework.authentication import CSRFCheck, SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -662,7 +663,13 @@ def _needs_the_view(django_request: Any) -> bool:
 
 
 def _takes_the_session(view: Any, view_class: type) -> bool:
-    """Whether the DRF view ``view`` (of ``view_class``) authenticates by the session."""
+    """Whether the DRF view ``view`` (of ``view_class``) authenticates by the session.
+
+    A view whose own ``get_authenticators()`` chooses its authentication (per request, per
+    action) may not take it whatever its ``authentication_classes`` say, and what it takes
+    is known only once it runs: it is left to judge its caller (its :func:`get_scope`)."""
+    if view_class.get_authenticators is not APIView.get_authenticators:
+        return False
     initkwargs = getattr(view, "initkwargs", None) or {}
     classes = initkwargs.get("authentication_classes", view_class.authentication_classes)
     return any(
@@ -679,7 +686,13 @@ def _csrf_refused(django_request: Any, view: Any) -> bool:
     answer)."""
     check = CSRFCheck(lambda request: None)
     check.process_request(django_request)
-    return bool(check.process_view(django_request, view, (), {}))
+    try:
+        return bool(check.process_view(django_request, view, (), {}))
+    except (SuspiciousOperation, BadRequest, MultiPartParserError):
+        # the form token read from a body Django refuses to read (past
+        # DATA_UPLOAD_MAX_NUMBER_FIELDS/_MEMORY_SIZE, malformed): not known to pass, so
+        # left to the view, which reads the body itself and answers it (the envelope's 413)
+        return True
 
 
 #: the header :class:`~django_arc.auth.ServiceKeyAuthentication` reads a key from

@@ -4,6 +4,7 @@ authentication classes at once, 401 against 403."""
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import contextmanager
 
 import pytest
@@ -604,3 +605,110 @@ def test_a_csrf_exempt_own_view_sees_the_sessions_scope(seen8c_own_views):
     elevated = client.post("/own/exempt/", HTTP_X_ARC_SCOPE="platform")
     assert elevated.json()["kind"] == "elevated"
     assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
+
+
+@pytest.mark.django_db
+def test_rf43_an_outage_judging_a_session_before_a_resource_view_is_the_envelopes_500(
+    caplog, seen8c_own_views
+):
+    """A session request judged in ``ScopeMiddleware.process_view`` (an elevation whose
+    audit receiver fails: the audit store is down) for a resource view: Django's HTML 500
+    page (``text/html``), where the same outage inside the view is the envelope's 500
+    ``INTERNAL_ERROR`` with its ``X-Request-Id``; logged on ``django.request`` as Django
+    logs an unhandled exception, and the elevation not granted (the view never ran).
+    A project's own view's outage is left to Django."""
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin")
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    client.raise_request_exception = False
+
+    def rf43_audit_down(sender, **kwargs):
+        raise RuntimeError("audit store down")
+
+    reported = logging.getLogger("django.request")
+    reported.addHandler(caplog.handler)  # the suite's LOGGING does not propagate it
+    scope_elevated.connect(rf43_audit_down)
+    try:
+        response = client.get("/api/idem-products/", HTTP_X_ARC_SCOPE="platform")
+        own = client.post("/own/exempt/", HTTP_X_ARC_SCOPE="platform")
+    finally:
+        scope_elevated.disconnect(rf43_audit_down)
+        reported.removeHandler(caplog.handler)
+    body = assert_error(response, 500, "INTERNAL_ERROR")
+    assert response["Content-Type"].startswith("application/json")
+    assert body["requestId"] == response["X-Request-Id"]
+    assert b"audit store down" not in response.content
+    errors = [r for r in caplog.records if r.name == "django.request" and r.exc_info]
+    assert [str(r.exc_info[1]) for r in errors] == ["audit store down"] * 2
+    assert response.wsgi_request.arc_scope.kind == "public"  # the provisional one
+    assert own.status_code == 500 and own["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_rf43_a_view_choosing_its_authenticators_per_request_is_left_to_judge_the_session(
+    monkeypatch,
+):
+    """A view overriding DRF's ``get_authenticators()`` (its authentication chosen per
+    request: keys only for this route) while its ``authentication_classes`` still name
+    ``SessionAuthentication``: ScopeMiddleware read the class attribute, judged the
+    session's user the view never takes, and answered a non-member's organization header
+    403 ``ORG_REQUIRED`` (the view: 401) and audited a superuser's elevation the view then
+    refused. Such a view is left to judge its own caller, as its authenticators find it."""
+    from django.urls import resolve
+
+    from django_arc.auth import ServiceKeyAuthentication
+
+    view_class = resolve("/api/idem-products/").func.cls
+    monkeypatch.setattr(view_class, "get_authenticators", lambda self: [ServiceKeyAuthentication()])
+    org, other = OrganizationFactory(), OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    client, user = session_client(other, "admin")
+    response = client.get("/api/idem-products/", HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert_error(response, 401, "UNAUTHORIZED")
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    with _seen8c_elevations_sent() as sent:
+        refused = client.get("/api/idem-products/", HTTP_X_ARC_SCOPE="platform")
+        assert_error(refused, 403, "FORBIDDEN")
+        assert sent == []
+    assert not OutboxEvent.objects.filter(type="arc.scope.elevated").exists()
+    # the key the view takes is its caller, judged as the key
+    _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+    keyed = client.get("/api/idem-products/", HTTP_X_API_KEY=raw)
+    assert keyed.status_code == 200 and keyed.json()["total"] == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "rf43_limit, rf43_body",
+    [
+        ("DATA_UPLOAD_MAX_NUMBER_FIELDS", "&".join(f"f{i}=x" for i in range(20))),
+        ("DATA_UPLOAD_MAX_MEMORY_SIZE", "name=" + "x" * 64),
+    ],
+)
+def test_rf43_a_session_form_post_past_djangos_limits_is_the_envelopes_answer(
+    settings, rf43_limit, rf43_body
+):
+    """A session's form POST (its CSRF token in the header) whose body passes one of
+    Django's limits: ScopeMiddleware's CSRF check, asked in its ``__call__`` before any
+    view, read ``request.POST`` for a form token, and Django's exception became its HTML
+    ``Bad Request (400)`` page, where the same body sent with a key is the view's 413
+    envelope. An unreadable body is left to the view, which answers it; nothing is
+    written."""
+    setattr(settings, rf43_limit, 10)
+    org = OrganizationFactory()
+    client, _ = session_client(org, "admin")
+    client.raise_request_exception = False
+    client.cookies["csrftoken"] = "a" * 32
+    for headers in ({"HTTP_X_ORGANIZATION_ID": str(org.pk)}, {}):
+        response = client.post(
+            "/api/idem-products/",
+            rf43_body,
+            content_type="application/x-www-form-urlencoded",
+            HTTP_X_CSRFTOKEN="a" * 32,
+            **headers,
+        )
+        assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+        assert response["X-Request-Id"]
+    assert not Product.objects.exists()
