@@ -45,7 +45,7 @@ from ..exceptions import (
     flatten_validation,
 )
 from ..filters import QueryFilterField
-from ..query import beyond_int64, load_relations, shown
+from ..query import beyond_int64, load_relations, reserved_param, shown
 from ..serializers import preload_related
 from ..signals import saves_its_own_way
 from ..transactions import fault_if_aborted
@@ -572,6 +572,22 @@ class Bulk(Preset):
             named = unknown[:MAX_NAMED_FILTERS]
             raise _invalid(
                 {"filter": {shown(str(k)): ["Not a filter of this resource."] for k in named}}
+            )
+        # a filter named as a parameter the query string keeps for itself (``limit``,
+        # ``sort``, DRF's format parameter, which a project may name after a field) is
+        # skipped by the query language: dropped, it widened the update to every row the
+        # other filters match, as a misspelt one would. Its operator spelling filters
+        reserved = [k for k in filters if reserved_param(str(k))]
+        if reserved:
+            raise _invalid(
+                {
+                    "filter": {
+                        shown(str(k)): [
+                            f"A reserved query parameter: filter on it as `{shown(str(k))}[eq]`."
+                        ]
+                        for k in reserved[:MAX_NAMED_FILTERS]
+                    }
+                }
             )
         params = _query_params(filters)
         access = view.field_access

@@ -1,0 +1,44 @@
+"""rev-fixes41: review of rev-signals' merge (bulk writes row by row where the model's own
+code runs, the forced-values check, audit rows sent one by one) and rev-fixes40's
+follow-up (the renamed format parameter, the event's actor)."""
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import override_settings
+
+from django_arc.outbox.models import OutboxEvent
+from tests.factories import BookFactory, UserFactory
+from tests.helpers import client_for
+from tests.testapp.models import Book
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rf41_api():
+    return client_for(UserFactory())
+
+
+def test_rf41_a_bulk_filter_named_as_the_format_parameter_is_refused_not_dropped(rf41_api):
+    """1ede35d made the query language skip DRF's ``URL_FORMAT_OVERRIDE`` parameter, by
+    whatever name the project gives it. A bulk update's ``filter`` goes through the same
+    parser: with the override named after a filter field (``title``), ``{"title": "a1",
+    "pages[gte]": 1}`` dropped the title and updated every row of a page or more. A key the
+    query string keeps for itself is refused now, naming it, as an unknown key is; its
+    operator spelling (``title[eq]``) filters."""
+    one, two = BookFactory(title="a1", pages=5), BookFactory(title="a2", pages=5)
+    renamed = {**django_settings.REST_FRAMEWORK, "URL_FORMAT_OVERRIDE": "title"}
+    body = {"filter": {"title": "a1", "pages[gte]": 1}, "data": {"pages": 9}}
+    with override_settings(REST_FRAMEWORK=renamed):
+        r = rf41_api.patch("/api/bulk-books/bulk/", body, format="json")
+        assert r.status_code == 400, r.content
+        assert r.json()["code"] == "VALIDATION_ERROR"
+        assert list(r.json()["details"]["filter"]) == ["title"]
+        assert sorted(Book.objects.values_list("pages", flat=True)) == [5, 5]
+        assert not OutboxEvent.objects.exists()
+        body["filter"] = {"title[eq]": "a1", "pages[gte]": 1}
+        r = rf41_api.patch("/api/bulk-books/bulk/", body, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["ids"] == [one.pk]
+    assert Book.objects.get(pk=one.pk).pages == 9
+    assert Book.objects.get(pk=two.pk).pages == 5
