@@ -4,10 +4,12 @@ follow-up (the renamed format parameter, the event's actor)."""
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models.signals import pre_save
 from django.test import override_settings
 
 from django_arc.outbox.models import OutboxEvent
-from tests.factories import BookFactory, UserFactory
+from tests.factories import AuthorFactory, BookFactory, UserFactory
 from tests.helpers import client_for
 from tests.testapp.models import Book
 
@@ -42,3 +44,46 @@ def test_rf41_a_bulk_filter_named_as_the_format_parameter_is_refused_not_dropped
     assert r.json()["data"]["ids"] == [one.pk]
     assert Book.objects.get(pk=one.pk).pages == 9
     assert Book.objects.get(pk=two.pk).pages == 5
+
+
+@pytest.fixture
+def rf41_refusing_receiver():
+    """A project's ``pre_save`` receiver refusing a book titled "bad" with Django's
+    ``ValidationError`` naming the field (which the single-row routes answer as the 400
+    naming it)."""
+
+    def rf41_refuse(sender, instance, **kwargs):
+        if instance.title == "bad":
+            raise DjangoValidationError({"title": "Refused by the project's receiver."})
+
+    pre_save.connect(rf41_refuse, sender=Book, weak=False, dispatch_uid="rf41-refuse")
+    try:
+        yield
+    finally:
+        pre_save.disconnect(sender=Book, dispatch_uid="rf41-refuse")
+
+
+def test_rf41_a_receivers_refusal_of_a_bulk_item_names_the_item(rf41_api, rf41_refusing_receiver):
+    """Bulk writes of a model with a project's receiver save row by row (rev-signals), and
+    a ``ValidationError`` the receiver raised during an item's save was answered with the
+    field alone (``{"title": [...]}``), naming no item, where every other per-item error of
+    a bulk write is nested under its index (SPEC: "nested for bulk items"). It is the
+    item's error now, for creates and updates; nothing is written."""
+    author = AuthorFactory()
+    refused = {"items": {"1": {"title": ["Refused by the project's receiver."]}}}
+    items = [
+        {"title": title, "isbn": f"i{i}", "author": author.pk}
+        for i, title in enumerate(["ok", "bad", "ok too"])
+    ]
+    r = rf41_api.post("/api/bulk-books/bulk/", {"items": items}, format="json")
+    assert r.status_code == 400, r.content
+    assert r.json()["code"] == "VALIDATION_ERROR"
+    assert r.json()["details"] == refused
+    assert not Book.objects.exists()
+    one, two = BookFactory(title="b1"), BookFactory(title="b2")
+    items = [{"id": one.pk, "title": "fine"}, {"id": two.pk, "title": "bad"}]
+    r = rf41_api.patch("/api/bulk-books/bulk/", {"items": items}, format="json")
+    assert r.status_code == 400, r.content
+    assert r.json()["details"] == refused
+    assert sorted(Book.objects.values_list("title", flat=True)) == ["b1", "b2"]
+    assert not OutboxEvent.objects.exists()
