@@ -87,3 +87,26 @@ def test_rf41_a_receivers_refusal_of_a_bulk_item_names_the_item(rf41_api, rf41_r
     assert r.json()["details"] == refused
     assert sorted(Book.objects.values_list("title", flat=True)) == ["b1", "b2"]
     assert not OutboxEvent.objects.exists()
+
+
+def test_rf41_a_delete_overrides_refusal_of_a_bulk_row_names_the_row(rf41_api, monkeypatch):
+    """A model's ``delete()`` override deletes each row of a bulk delete (rev-signals);
+    one refusing a row with Django's ``ValidationError`` (a published book kept) was the 400
+    of the whole request naming no row. It is that row's error under ``ids`` now, and
+    nothing is deleted."""
+    keep, published = BookFactory(title="draft"), BookFactory(title="published")
+    original = Book.delete
+
+    def rf41_delete(self, *args, **kwargs):
+        if self.title == "published":
+            raise DjangoValidationError("A published book is kept.")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Book, "delete", rf41_delete)
+    r = rf41_api.delete("/api/bulk-books/bulk/", {"ids": [keep.pk, published.pk]}, format="json")
+    assert r.status_code == 400, r.content
+    assert list(r.json()["details"]) == ["ids"]
+    assert list(r.json()["details"]["ids"]) == ["1"]
+    assert "A published book is kept." in str(r.json()["details"]["ids"]["1"])
+    assert Book.objects.count() == 2
+    assert not OutboxEvent.objects.exists()

@@ -345,11 +345,9 @@ class Bulk(Preset):
             # as deleted, with their events
             if model.delete is not models.Model.delete:
                 # the model's own delete() (files removed, a row archived) runs for the
-                # single-row route: each row is deleted through it, still all or none
-                for row in rows:
-                    pk = row.pk
-                    row.delete()
-                    row.pk = pk  # Django clears it; the hooks and events name the row
+                # single-row route: each row is deleted through it, still all or none; what
+                # it refuses (a Django ValidationError) is its item's
+                _each(rows, _deleted, key="ids")
             else:
                 model._base_manager.filter(pk__in=[row.pk for row in rows]).delete()
         _each(rows, lambda row: resource.after_delete(request, row), key="ids")
@@ -829,6 +827,14 @@ def _without_gone(
         [item for item, keep in zip(items, kept, strict=True) if keep]
         for items in (rows, *matching)
     )
+
+
+def _deleted(row: Any) -> None:
+    """``row.delete()``, the model's own; the hooks and events after it name the row by the
+    primary key Django clears."""
+    pk = row.pk
+    row.delete()
+    row.pk = pk
 
 
 def _saved(view: Any, row: Any, serializer: Any) -> Any:
