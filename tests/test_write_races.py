@@ -293,10 +293,36 @@ def test_a_restore_racing_a_restore_answers_404_to_the_second_with_one_event(mon
 # -- bulk routes racing a DELETE ----------------------------------------------------------------
 
 
-def test_a_bulk_update_naming_a_row_deleted_meanwhile_is_the_400_naming_it(monkeypatch):
+@pytest.fixture(params=["batched", "row by row"])
+def rf41_saved(request):
+    """How the bulk update writes: one ``bulk_update`` (``"batched"``), or each row through
+    ``save()``, as it does where a receiver listens to the model's saves (``"row by row"``,
+    rev-signals: one connected for every model, ``sender=None``, as django-haystack's and
+    django-elasticsearch-dsl's are). The row by row path saved a row deleted meanwhile
+    into the whole request's 404; it answers as the batch now (rev-fixes41). Yields the Book
+    rows the receiver saw saved after :meth:`list.clear`, or None when batched."""
+    if request.param == "batched":
+        yield None
+        return
+    seen = []
+
+    def rf41_saw(sender, instance, **kwargs):
+        if sender is Book:
+            seen.append(instance.pk)
+
+    post_save.connect(rf41_saw, weak=False, dispatch_uid="rf41-every-model")
+    try:
+        yield seen
+    finally:
+        post_save.disconnect(dispatch_uid="rf41-every-model")
+
+
+def test_a_bulk_update_naming_a_row_deleted_meanwhile_is_the_400_naming_it(monkeypatch, rf41_saved):
     """Its ``bulk_update`` matched one row of two: it answered 200 with an ``updated`` event
     and an audit row for the row that was gone."""
     kept, gone = BookFactory(title="kept"), BookFactory(title="gone")
+    if rf41_saved is not None:
+        rf41_saved.clear()
     items = [{"id": kept.pk, "title": "x"}, {"id": gone.pk, "title": "y"}]
     gate, thread, results = held_request(
         monkeypatch,
@@ -311,12 +337,15 @@ def test_a_bulk_update_naming_a_row_deleted_meanwhile_is_the_400_naming_it(monke
     assert Book.objects.get(pk=kept.pk).title == "kept"
     assert events("bulk-books.updated") == []
     assert list(AuditLog.objects.values_list("action", "object_id")) == [("deleted", str(gone.pk))]
+    assert rf41_saved in (None, [])  # the rows are locked before any save
 
 
-def test_a_bulk_update_by_filter_leaves_out_a_row_deleted_meanwhile(monkeypatch):
+def test_a_bulk_update_by_filter_leaves_out_a_row_deleted_meanwhile(monkeypatch, rf41_saved):
     """A filter names no row: the one gone by the time of the UPDATE is not among those it
     updated (as if it had been deleted before the request), and gets no event."""
     kept, gone = BookFactory(title="race"), BookFactory(title="race")
+    if rf41_saved is not None:
+        rf41_saved.clear()
     body = {"filter": {"title": "race"}, "data": {"pages": 7}}
     gate, thread, results = held_request(
         monkeypatch,
@@ -330,6 +359,7 @@ def test_a_bulk_update_by_filter_leaves_out_a_row_deleted_meanwhile(monkeypatch)
     assert response.json()["data"] == {"updated": 1, "ids": [kept.pk]}
     assert Book.objects.get(pk=kept.pk).pages == 7
     assert [e.meta["resource_id"] for e in events("bulk-books.updated")] == [str(kept.pk)]
+    assert rf41_saved in (None, [kept.pk])
 
 
 def test_a_bulk_delete_naming_a_row_deleted_meanwhile_is_the_400_naming_it(monkeypatch):
@@ -568,69 +598,3 @@ def test_two_patches_of_one_row_the_last_save_writes_every_column_it_read(monkey
     book.refresh_from_db()
     assert (book.title, str(book.price)) == ("new", "10.00")
     assert len(events("books.updated")) == 2
-
-
-@pytest.fixture
-def rf41_every_models_receiver():
-    """A ``post_save`` receiver for every model (``sender=None``: django-haystack's,
-    django-elasticsearch-dsl's), which makes every bulk write save row by row; the Book rows
-    it saw."""
-    seen = []
-
-    def rf41_saw(sender, instance, **kwargs):
-        if sender is Book:
-            seen.append(instance.pk)
-
-    post_save.connect(rf41_saw, weak=False, dispatch_uid="rf41-every-model")
-    try:
-        yield seen
-    finally:
-        post_save.disconnect(dispatch_uid="rf41-every-model")
-
-
-def test_rf41_a_row_by_row_bulk_update_naming_a_row_deleted_meanwhile_is_the_400_naming_it(
-    monkeypatch, rf41_every_models_receiver
-):
-    """Where the model's saves run a project's receiver, the bulk update saves each row
-    through ``save()`` (rev-signals): a row deleted meanwhile was the 404 of its save for
-    the whole request, where ``bulk_update`` answers the 400 naming the item. The rows are
-    locked first now, and answered the same way, before any receiver runs."""
-    kept, gone = BookFactory(title="kept"), BookFactory(title="gone")
-    rf41_every_models_receiver.clear()
-    items = [{"id": kept.pk, "title": "x"}, {"id": gone.pk, "title": "y"}]
-    gate, thread, results = held_request(
-        monkeypatch,
-        BulkBookResource,
-        "before_update",
-        lambda: user_client().patch("/api/bulk-books/bulk/", {"items": items}, format="json"),
-    )
-    assert APIClient().delete(f"/api/bulk-books/{gone.pk}/").status_code == 200
-    response = finish(gate, thread, results)
-    body = assert_error(response, 400, "VALIDATION_ERROR")
-    assert body["details"] == {"items": {"1": {"id": ["Not found."]}}}
-    assert Book.objects.get(pk=kept.pk).title == "kept"
-    assert events("bulk-books.updated") == []
-    assert rf41_every_models_receiver == []
-
-
-def test_rf41_a_row_by_row_bulk_update_by_filter_leaves_out_a_row_deleted_meanwhile(
-    monkeypatch, rf41_every_models_receiver
-):
-    """The same by ``filter``: the row gone was a 404 for the request (nothing written);
-    ``bulk_update`` leaves it out of the match, and so does the row-by-row path now."""
-    kept, gone = BookFactory(title="race"), BookFactory(title="race")
-    rf41_every_models_receiver.clear()
-    body = {"filter": {"title": "race"}, "data": {"pages": 7}}
-    gate, thread, results = held_request(
-        monkeypatch,
-        BulkBookResource,
-        "before_update",
-        lambda: user_client().patch("/api/bulk-books/bulk/", body, format="json"),
-    )
-    assert APIClient().delete(f"/api/bulk-books/{gone.pk}/").status_code == 200
-    response = finish(gate, thread, results)
-    assert response.status_code == 200, response.content
-    assert response.json()["data"] == {"updated": 1, "ids": [kept.pk]}
-    assert Book.objects.get(pk=kept.pk).pages == 7
-    assert [e.meta["resource_id"] for e in events("bulk-books.updated")] == [str(kept.pk)]
-    assert rf41_every_models_receiver == [kept.pk]
