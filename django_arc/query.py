@@ -63,6 +63,16 @@ MAX_IN_VALUES = 500
 #: a signed 64-bit integer, the widest column any supported database holds
 MIN_INT, MAX_INT = -(2**63), 2**63 - 1
 
+
+def reserved_param(key: str) -> bool:
+    """Whether the query string's ``key`` is no filter, whatever field it names: paging,
+    sorting, selection, search, and DRF's format parameter by whatever name the project
+    gave it (``URL_FORMAT_OVERRIDE``), with ``format`` kept when it is renamed, so that a
+    query string's meaning does not change with a setting. A filter field of that name is
+    filtered on with an operator (``limit[eq]``)."""
+    return key in RESERVED_PARAMS or key == api_settings.URL_FORMAT_OVERRIDE
+
+
 _PARAM_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z_]+)\])?$")
 _TEXT_FIELDS = (models.CharField, models.TextField)
 _NUMERIC_FIELDS = (
@@ -942,8 +952,8 @@ class QuerySpec:
             raw = params.get(key)
             if raw is None:
                 continue
-            if key in RESERVED_PARAMS or key == api_settings.URL_FORMAT_OVERRIDE:
-                continue  # DRF's format parameter, by whatever name the project gave it
+            if reserved_param(key):
+                continue
             match = _PARAM_RE.match(key)
             if match is None:
                 if "[" in key or "]" in key:

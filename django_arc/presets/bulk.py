@@ -45,7 +45,7 @@ from ..exceptions import (
     flatten_validation,
 )
 from ..filters import QueryFilterField
-from ..query import beyond_int64, load_relations, shown
+from ..query import beyond_int64, load_relations, reserved_param, shown
 from ..serializers import preload_related
 from ..signals import saves_its_own_way
 from ..transactions import fault_if_aborted
@@ -251,8 +251,12 @@ class Bulk(Preset):
                     instance.save()
             else:
                 model._default_manager.bulk_create(instances)
-        else:  # serializers that save rows their own way
-            instances = [serializer.save(**values) for serializer in validated]
+        else:  # serializers that save rows their own way, or models whose save() runs code
+            # their save() runs the project's code (its create(), the model's save(), a
+            # pre_save receiver): what that refuses (a Django ValidationError) is its item's
+            instances = _each(
+                view, validated, lambda serializer: serializer.save(**values), rows=False
+            )
         _each(
             view, instances, lambda instance: resource.after_create(request, instance), rows=False
         )
@@ -318,35 +322,11 @@ class Bulk(Preset):
                 row.pk: view._write_only_values(declared, row, data)
                 for row, data in zip(rows, bodies, strict=True)
             }
-        fields: set[str] = set()
-        for index, (row, data) in enumerate(zip(rows, validated, strict=True)):
-            if not isinstance(data, dict):  # a serializer that saves rows its own way
-                with view.existing_rows(row):  # a row deleted meanwhile: 404, not re-inserted
-                    rows[index] = data.save(**view.write_values(row))
-                continue
-            data = {**data, **view.write_values(row)}
-            for attr, value in data.items():
-                setattr(row, attr, value)
-            fields |= {resource.model._meta.get_field(attr).name for attr in data}
-        if fields:
-            # what save() would stamp: bulk_update writes attributes as they are
-            for field in resource.model._meta.concrete_fields:
-                if getattr(field, "auto_now", False):
-                    for row in rows:
-                        field.pre_save(row, False)
-                    fields.add(field.name)
-            # through the base manager, as ``save()`` writes one row: a default manager
-            # that hides rows the resource's queryset serves (archived ones) must neither
-            # skip their UPDATE nor make them read as deleted meanwhile
-            written = resource.model._base_manager.bulk_update(rows, sorted(fields))
-            if written < len(rows):
-                # rows another request deleted since this one read them: an item naming one
-                # is refused as it would be now; a filter's match no longer includes it
-                present = _present(resource.model, rows)
-                if "items" in body:
-                    raise RowsGone("items", [row.pk for row in rows], present)
-                befores = [b for row, b in zip(rows, befores, strict=True) if row.pk in present]
-                rows = [row for row in rows if row.pk in present]
+        if validated and not isinstance(validated[0], dict):
+            # serializers that save rows their own way, or models whose save() runs code
+            rows, befores = self.save_each(view, body, rows, befores, validated)
+        else:
+            rows, befores = self.update_batch(view, body, rows, befores, validated)
         _each(view, rows, lambda row: resource.after_update(request, row))
         for index, row in enumerate(rows):
             view.keep_forced_values(row, view.write_values(row), item=("items", index))
@@ -382,11 +362,9 @@ class Bulk(Preset):
             # as deleted, with their events
             if model.delete is not models.Model.delete:
                 # the model's own delete() (files removed, a row archived) runs for the
-                # single-row route: each row is deleted through it, still all or none
-                for row in rows:
-                    pk = row.pk
-                    row.delete()
-                    row.pk = pk  # Django clears it; the hooks and events name the row
+                # single-row route: each row is deleted through it, still all or none; what
+                # it refuses (a Django ValidationError) is its item's
+                _each(view, rows, _deleted, key="ids")
             else:
                 model._base_manager.filter(pk__in=[row.pk for row in rows]).delete()
         _each(view, rows, lambda row: resource.after_delete(request, row), key="ids")
@@ -399,6 +377,64 @@ class Bulk(Preset):
         return {"deleted": len(rows), "ids": [view.id_value(row) for row in rows]}
 
     # -- pieces ----------------------------------------------------------------------------------
+
+    def update_batch(
+        self,
+        view: Any,
+        body: dict[str, Any],
+        rows: list[Any],
+        befores: list[Any],
+        validated: list[Any],
+    ) -> tuple[list[Any], list[Any]]:
+        """Write the validated values of each row (and the values presets force) with
+        ``bulk_update``; the rows written and their snapshots before, without a row another
+        request deleted meanwhile that a ``filter`` matched (one an item names is refused)."""
+        resource = view.resource
+        fields: set[str] = set()
+        for row, data in zip(rows, validated, strict=True):
+            data = {**data, **view.write_values(row)}
+            for attr, value in data.items():
+                setattr(row, attr, value)
+            fields |= {resource.model._meta.get_field(attr).name for attr in data}
+        if not fields:
+            return rows, befores
+        # what save() would stamp: bulk_update writes attributes as they are
+        for field in resource.model._meta.concrete_fields:
+            if getattr(field, "auto_now", False):
+                for row in rows:
+                    field.pre_save(row, False)
+                fields.add(field.name)
+        # through the base manager, as ``save()`` writes one row: a default manager that
+        # hides rows the resource's queryset serves (archived ones) must neither skip their
+        # UPDATE nor make them read as deleted meanwhile
+        written = resource.model._base_manager.bulk_update(rows, sorted(fields))
+        if written < len(rows):
+            # rows another request deleted since this one read them: an item naming one is
+            # refused as it would be now; a filter's match no longer includes it
+            rows, befores = _without_gone(body, _present(resource.model, rows), rows, befores)
+        return rows, befores
+
+    def save_each(
+        self,
+        view: Any,
+        body: dict[str, Any],
+        rows: list[Any],
+        befores: list[Any],
+        validated: list[Any],
+    ) -> tuple[list[Any], list[Any]]:
+        """Save each row through its validated serializer (one that saves rows its own way,
+        or of a model whose ``save()`` runs the project's code), as :meth:`update_batch`
+        answers: the rows locked first, so that one another request deleted since this one
+        read it is refused when an item names it and left out of a ``filter``'s match, not
+        the 404 of its save; what a save refuses (a ``pre_save`` receiver's
+        ``ValidationError``) is its item's, indexed."""
+        present = _present(view.resource.model, rows, lock=True)
+        if len(present) < len(rows):
+            rows, befores, validated = _without_gone(body, present, rows, befores, validated)
+        saved = _each(
+            view, list(zip(rows, validated, strict=True)), lambda pair: _saved(view, *pair)
+        )
+        return saved, befores
 
     def body(self, view: Any) -> dict[str, Any]:
         data = view.request.data
@@ -587,6 +623,22 @@ class Bulk(Preset):
             named = unknown[:MAX_NAMED_FILTERS]
             raise _invalid(
                 {"filter": {shown(str(k)): ["Not a filter of this resource."] for k in named}}
+            )
+        # a filter named as a parameter the query string keeps for itself (``limit``,
+        # ``sort``, DRF's format parameter, which a project may name after a field) is
+        # skipped by the query language: dropped, it widened the update to every row the
+        # other filters match, as a misspelt one would. Its operator spelling filters
+        reserved = [k for k in filters if reserved_param(str(k))]
+        if reserved:
+            raise _invalid(
+                {
+                    "filter": {
+                        shown(str(k)): [
+                            f"A reserved query parameter: filter on it as `{shown(str(k))}[eq]`."
+                        ]
+                        for k in reserved[:MAX_NAMED_FILTERS]
+                    }
+                }
             )
         params = _query_params(filters)
         access = view.field_access
@@ -778,6 +830,38 @@ def _query_value(value: Any, *, listed: bool = False) -> str:
 
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data if result is None else result
+
+
+def _without_gone(
+    body: dict[str, Any], present: set[Any], rows: list[Any], *matching: list[Any]
+) -> tuple[list[Any], ...]:
+    """``rows``, and the lists ``matching`` them item for item (their snapshots before,
+    their serializers), without the rows another request deleted since this one read them
+    (``present``: the primary keys still there): a ``filter``'s match no longer includes
+    them; an item naming one is refused as it would be now (:class:`RowsGone`)."""
+    if "items" in body:
+        raise RowsGone("items", [row.pk for row in rows], present)
+    kept = [row.pk in present for row in rows]
+    return tuple(
+        [item for item, keep in zip(items, kept, strict=True) if keep]
+        for items in (rows, *matching)
+    )
+
+
+def _deleted(row: Any) -> None:
+    """``row.delete()``, the model's own; the hooks and events after it name the row by the
+    primary key Django clears."""
+    pk = row.pk
+    row.delete()
+    row.pk = pk
+
+
+def _saved(view: Any, row: Any, serializer: Any) -> Any:
+    """``row`` updated by its validated ``serializer`` (one that saves rows its own way, or
+    of a model whose ``save()`` runs the project's code), with the values presets force;
+    a row gone by then is its item's "Not found.", never inserted again."""
+    with view.existing_rows(row):
+        return serializer.save(**view.write_values(row))
 
 
 def _each(
