@@ -445,3 +445,11 @@ class Placement(models.Model):
     oddity = models.ForeignKey(Oddity, on_delete=models.CASCADE)
     shelf = models.ForeignKey(TenantShelf, on_delete=models.CASCADE)
     position = models.IntegerField(default=0)
+
+
+class Lemma(models.Model):
+    """A row whose field names are not ASCII (Python identifiers may be, and so Django's
+    field names and columns): ``größe`` and ``wörter``."""
+
+    größe = models.IntegerField(default=0)
+    wörter = models.CharField(max_length=50, blank=True, default="")
