@@ -1,12 +1,15 @@
 """A project that is not English-only and UTC-only: field names beyond ASCII, localised
 settings, languages and time zones (rev-i18n)."""
 
+import datetime
 import unicodedata
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.factories import BookFactory
+from shop.models import Order
+from tests.factories import BookFactory, OrganizationFactory, ProductFactory, member_client
 from tests.testapp.models import Lemma
 
 pytestmark = pytest.mark.django_db
@@ -98,3 +101,33 @@ def test_i18n_values_are_spelled_as_json_whatever_the_projects_formats(settings)
         r = client.get("/api/books/", {param: value})
         assert r.status_code == 400, (param, r.content)
         assert list(r.json()["details"]) == [param]
+
+
+def test_i18n_a_date_on_a_date_time_column_is_midnight_in_the_callers_zone():
+    """A date given to a date-time filter (``?placed_at[gte]=2024-01-02``) is midnight of
+    that day in the time zone active for the request, as a date-time without offset is (the
+    day as its caller lives it, not UTC's); a date names that instant, not the day: a day
+    is ``gte`` its date and ``lte`` its last second, or ``lt`` the next date."""
+    org = OrganizationFactory()
+    order = Order.objects.create(
+        organization=org, product=ProductFactory(organization=org), customer_email="a@b.co"
+    )
+    # 2024-01-01 20:00 UTC: the 2nd in Tokyo (05:00), the 1st in UTC and New York
+    placed = datetime.datetime(2024, 1, 1, 20, tzinfo=datetime.UTC)
+    Order.objects.filter(pk=order.pk).update(placed_at=placed)
+    viewer = member_client(org, "viewer")
+    for zone, day, found in (
+        ("Asia/Tokyo", "2024-01-02", 1),
+        ("UTC", "2024-01-02", 0),
+        ("UTC", "2024-01-01", 1),
+        ("America/New_York", "2024-01-01", 1),
+    ):
+        with timezone.override(zone):
+            r = viewer.get(
+                "/api/orders/", {"placed_at[gte]": day, "placed_at[lte]": f"{day}T23:59:59"}
+            )
+            at_midnight = viewer.get("/api/orders/", {"placed_at[lte]": day})
+        assert r.status_code == 200, r.content
+        assert r.json()["total"] == found, (zone, day)
+        if found:  # the order is after that midnight, not at it
+            assert at_midnight.json()["total"] == 0, (zone, day)
