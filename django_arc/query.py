@@ -641,7 +641,7 @@ def parse_value(
 _TEXT_TYPES = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField"})
 
 
-def field_name(text: str) -> str:
+def _identifier(text: str) -> str:
     """``text``, a field's name as a client sent it, as Python spells the name: Python
     normalises an identifier to NFKC (``größe`` in a model is the composed ``ö``), a client
     may send the decomposed ``o`` + U+0308 (macOS, some keyboards), which is the same name
@@ -945,7 +945,7 @@ class QuerySpec:
                 continue
             if key in RESERVED_PARAMS or key == api_settings.URL_FORMAT_OVERRIDE:
                 continue  # DRF's format parameter, by whatever name the project gave it
-            match = _PARAM_RE.match(field_name(key))
+            match = _PARAM_RE.match(_identifier(key))
             if match is None:
                 if "[" in key or "]" in key:
                     raise InvalidQuery(key, "malformed filter parameter")
@@ -1005,7 +1005,7 @@ class QuerySpec:
 
         select = params.get("select")
         if select:
-            chosen = {field_name(s.strip()) for s in select.split(",") if s.strip()}
+            chosen = {_identifier(s.strip()) for s in select.split(",") if s.strip()}
             unknown = sorted(chosen - readable)
             if unknown:
                 raise InvalidQuery("select", f"unknown field(s): {', '.join(unknown)}")
@@ -1026,7 +1026,7 @@ class QuerySpec:
             if not part:
                 continue
             desc = part.startswith("-")
-            name = field_name(part.lstrip("-+"))
+            name = _identifier(part.lstrip("-+"))
             sort_field = self.sorts.get(name)
             if sort_field is not None and sort_field.root in restricted:
                 sort_field = None
