@@ -53,7 +53,7 @@ _COMPARISONS = frozenset({"", "exact", "gt", "gte", "lt", "lte"})
 def is_comparable_time(model: type[models.Model], name: str, value: str) -> bool:
     """``False`` when parameter ``name`` compares a ``DateTimeField`` of ``model`` with a
     time no database can compare: an offset past PostgreSQL's, or a time outside years 1 to
-    9999 once in UTC. Whatever is not such a time (another field, text that is no date) is
+    9999 once in UTC; without ``USE_TZ``, any offset (the columns hold local times). Whatever is not such a time (another field, text that is no date) is
     left to Django, which answers a value it cannot read with its own "?e=1" page."""
     field_name, _, lookup = name.partition("__")
     try:
@@ -97,8 +97,14 @@ def _comparable(value: str) -> bool:
             parsed = None if day is None else datetime.datetime.combine(day, datetime.time())
     except ValueError:
         return True  # a date that does not exist: Django's to_python refuses it
-    if parsed is None or not settings.USE_TZ:
+    if parsed is None:
         return True
+    if not settings.USE_TZ:
+        # columns hold naive local times: Django refuses to send an aware value to SQLite,
+        # MySQL or Oracle (``ValueError``, a 500 when the page ran its query); refused on
+        # every database, so the page answers alike on each. The admin's own date filter
+        # sends local times without offset then.
+        return timezone.is_naive(parsed)
     try:
         if timezone.is_naive(parsed):  # read in the current time zone, as Django does
             parsed = timezone.make_aware(parsed)
@@ -132,7 +138,8 @@ def refused_input(
         if not all(is_comparable_time(model, name, value) for value in values):
             return HttpResponseBadRequest(
                 f"Parameter {name!r} is not a time the database can compare (an offset "
-                "within 15:59 of UTC, a year from 1 to 9999 in UTC).",
+                "within 15:59 of UTC, a year from 1 to 9999 in UTC; without USE_TZ, a "
+                "local time without offset).",
                 content_type="text/plain",
             )
     for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):

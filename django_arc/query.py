@@ -14,6 +14,7 @@ import decimal
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -73,7 +74,9 @@ def reserved_param(key: str) -> bool:
     return key in RESERVED_PARAMS or key == api_settings.URL_FORMAT_OVERRIDE
 
 
-_PARAM_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z_]+)\])?$")
+#: a filter parameter: a field's name, a Python identifier (which need not be ASCII: a model
+#: may have a field ``größe``), and an optional bracketed operator
+_PARAM_RE = re.compile(r"^([^\W\d]\w*)(?:\[([A-Za-z_]+)\])?$")
 _TEXT_FIELDS = (models.CharField, models.TextField)
 _NUMERIC_FIELDS = (
     models.IntegerField,
@@ -652,6 +655,14 @@ def parse_value(
 _TEXT_TYPES = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField"})
 
 
+def _identifier(text: str) -> str:
+    """``text``, a field's name as a client sent it, as Python spells the name: Python
+    normalises an identifier to NFKC (``größe`` in a model is the composed ``ö``), a client
+    may send the decomposed ``o`` + U+0308 (macOS, some keyboards), which is the same name
+    to a reader and matched no field. ASCII, every name but a few, is returned as is."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 def _text_column(model_field: Any) -> bool:
     """Whether ``model_field``'s column is text: a ``CharField``/``TextField`` (a subclass
     too), or a field whose ``get_internal_type()`` names one, as Django maps a column type
@@ -954,7 +965,7 @@ class QuerySpec:
                 continue
             if reserved_param(key):
                 continue
-            match = _PARAM_RE.match(key)
+            match = _PARAM_RE.match(_identifier(key))
             if match is None:
                 if "[" in key or "]" in key:
                     raise InvalidQuery(key, "malformed filter parameter")
@@ -1014,7 +1025,7 @@ class QuerySpec:
 
         select = params.get("select")
         if select:
-            chosen = {s.strip() for s in select.split(",") if s.strip()}
+            chosen = {_identifier(s.strip()) for s in select.split(",") if s.strip()}
             unknown = sorted(chosen - readable)
             if unknown:
                 raise InvalidQuery("select", f"unknown field(s): {', '.join(unknown)}")
@@ -1035,7 +1046,7 @@ class QuerySpec:
             if not part:
                 continue
             desc = part.startswith("-")
-            name = part.lstrip("-+")
+            name = _identifier(part.lstrip("-+"))
             sort_field = self.sorts.get(name)
             if sort_field is not None and sort_field.root in restricted:
                 sort_field = None

@@ -127,6 +127,40 @@ def test_a_retry_in_another_language_time_zone_and_host_is_replayed_the_first_an
 
 
 @pytest.mark.django_db
+def test_i18n_a_replay_names_the_language_of_the_answer_it_gives(store, org, editor, settings):
+    """Under ``LocaleMiddleware`` the answer's ``Content-Language`` is added by the
+    middleware, after the view, from the language active then. A replay gives the first
+    attempt's bytes (French messages) but was sent as ``Content-Language`` of the retry's
+    language (``de``); it names the language of its body now, for a 400 and a 201. Without
+    the middleware a replay carries no ``Content-Language``, as the first answer had none."""
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:2],
+        "django.middleware.locale.LocaleMiddleware",
+        *settings.MIDDLEWARE[2:],
+    ]
+    # LocaleMiddleware leaves the caller's language active on the thread: restore it
+    with translation.override("en"):
+        refused = post(editor, body={"name": "Widget"}, key="cl-400", HTTP_ACCEPT_LANGUAGE="fr")
+        created = post(editor, key="cl-201", HTTP_ACCEPT_LANGUAGE="fr")
+        assert refused.json()["details"]["sku"] == ["Ce champ est obligatoire."]
+        for key, first, body in (
+            ("cl-400", refused, {"name": "Widget"}),
+            ("cl-201", created, BODY),
+        ):
+            assert first["Content-Language"] == "fr"
+            again = post(editor, body=body, key=key, HTTP_ACCEPT_LANGUAGE="de")
+            assert again["X-Idempotency-Replayed"] == "true"
+            assert (again.status_code, again.content) == (first.status_code, first.content)
+            assert again["Content-Language"] == "fr"
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("LocaleMiddleware")]
+    without = member_client(org, "editor")  # a client loads the middleware once
+    plain = post(without, body={"name": "Widget"}, key="cl-plain")
+    again = post(without, body={"name": "Widget"}, key="cl-plain", HTTP_ACCEPT_LANGUAGE="de")
+    assert again["X-Idempotency-Replayed"] == "true" and again.content == plain.content
+    assert "Content-Language" not in plain and "Content-Language" not in again
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("store_name", ["database", "cache"])
 def test_the_longest_lifetimes_allowed_keep_and_replay_the_answer(editor, store_name):
     """``TTL_SECONDS`` and ``LOCK_SECONDS`` at ``MAX_SECONDS``, the bound arc.E008 sets, are

@@ -30,6 +30,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.db import OperationalError, connections, transaction
 from django.http import HttpResponse
+from django.utils import translation
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -660,7 +661,7 @@ class IdempotentExecution:
                     response.status_code,
                     content_type,
                     body,
-                    own_headers(self.view, response),
+                    _stored_headers(self.view, response),
                     document,
                 )
             if self._atomic is not None and any(
@@ -788,6 +789,26 @@ class _Write:
             execution._savepoint_each = True
 
 
+def _stored_headers(view: Any, response: Any) -> list[tuple[str, str]]:
+    """The answer's own headers (:func:`~django_arc.headers.own_headers`) and, under
+    Django's ``LocaleMiddleware`` (it marks the request with ``LANGUAGE_CODE``), the
+    ``Content-Language`` of the language the answer was rendered in. The middleware adds
+    that header after the view, from the language active then: a replay's body is the first
+    attempt's, in its language, while the retry's middleware named the retry's (a French
+    400's messages served as ``Content-Language: de``). Stored, the replay carries it and
+    the middleware's ``setdefault`` leaves it."""
+    headers = own_headers(view, response)
+    request = getattr(view, "request", None)
+    language = translation.get_language()
+    if (
+        language
+        and getattr(request, "LANGUAGE_CODE", None) is not None
+        and not response.has_header("Content-Language")
+    ):
+        headers.append(("Content-Language", language))
+    return headers
+
+
 def _json_answer(view: Any, response: Any) -> tuple[Any, ...] | None:
     """The answer to store for one the browsable API renders (``BrowsableAPIRenderer``, DRF's
     ``AdminRenderer``): the same data as the view's JSON renderer renders it for a JSON
@@ -813,7 +834,7 @@ def _json_answer(view: Any, response: Any) -> tuple[Any, ...] | None:
         response.status_code,
         content_type if body else "",
         body,
-        own_headers(view, response),
+        _stored_headers(view, response),
         _kept_document(renderer, response, content_type, body),
     )
 

@@ -466,3 +466,11 @@ class Attachment(models.Model):
     file = models.FileField(upload_to="attachments/", blank=True)
     secret = models.FileField(upload_to="secrets/", blank=True)
     template = models.FilePathField(path=attachment_templates, blank=True, max_length=200)
+
+
+class Lemma(models.Model):
+    """A row whose field names are not ASCII (Python identifiers may be, and so Django's
+    field names and columns): ``größe`` and ``wörter``."""
+
+    größe = models.IntegerField(default=0)
+    wörter = models.CharField(max_length=50, blank=True, default="")

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from django_arc import ArcError, Resource, action, arc, route
 from django_arc import permissions as P
 
-from .models import Author, Book, Gauge
+from .models import Author, Book, Gauge, Lemma
 
 PUBLIC = {
     "list": P.allow_public(),
@@ -687,3 +687,16 @@ class SerializedProductResource(Resource):
 # -- idempotency and the query cache (issue #17) -----------------------------------------------
 
 from . import feature_resources  # noqa: E402, F401  (registers its resources on `arc`)
+
+
+@arc.register
+class LemmaResource(Resource):
+    """Fields named beyond ASCII, filtered, sorted and selected by their names."""
+
+    model = Lemma
+    name = "lemmas"
+    fields = ["id", "größe", "wörter"]
+    filter_fields = {"größe": ["eq", "gte", "in"], "wörter": ["eq", "icontains"]}
+    sort_fields = ["größe", "wörter"]
+    search_fields = ["wörter"]
+    permissions = PUBLIC
