@@ -76,7 +76,7 @@ def reserved_param(key: str) -> bool:
 
 #: a filter parameter: a field's name, a Python identifier (which need not be ASCII: a model
 #: may have a field ``größe``), and an optional bracketed operator
-_PARAM_RE = re.compile(r"^([^\W\d]\w*)(?:\[([A-Za-z_]+)\])?$")
+_PARAM_RE = re.compile(r"^([^\W\d]\w*)(?:\[([A-Za-z_]+)\])?\Z")
 _TEXT_FIELDS = (models.CharField, models.TextField)
 _NUMERIC_FIELDS = (
     models.IntegerField,
