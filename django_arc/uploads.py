@@ -115,14 +115,18 @@ class undo_files_with:  # noqa: N801 - a context manager, named as it reads in a
         _remove_unkept(uploads)
 
 
+def _written(sender: type, update_fields: Any) -> list[models.FileField]:
+    """The file fields of ``sender`` a save writes: all, or those its ``update_fields``
+    name (a field it leaves out is neither stored nor written)."""
+    fields = _file_fields.get(sender, ())
+    return [f for f in fields if update_fields is None or f.name in update_fields]
+
+
 def _before_save(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     uploads = _writing.get()
     if uploads is None or raw:
         return
-    update_fields = kwargs.get("update_fields")
-    for field in _file_fields.get(sender, ()):
-        if update_fields is not None and field.name not in update_fields:
-            continue
+    for field in _written(sender, kwargs.get("update_fields")):
         file = getattr(instance, field.attname)
         if file and not file._committed and all(u.file is not file for u in uploads):
             uploads.append(_Upload(file))  # stored by this save
@@ -135,10 +139,7 @@ def _after_save(sender: type, instance: Any, **kwargs: Any) -> None:
     if not uploads:
         return
     using = kwargs.get("using") or "default"
-    update_fields = kwargs.get("update_fields")
-    for field in _file_fields.get(sender, ()):
-        if update_fields is not None and field.name not in update_fields:
-            continue
+    for field in _written(sender, kwargs.get("update_fields")):
         # read without the descriptor: a deferred field was not written (and is not read)
         value = instance.__dict__.get(field.attname)
         named = value if isinstance(value, str) else getattr(value, "name", None)
