@@ -350,6 +350,10 @@ class RevFixes42FileInput(serializers.Serializer):
     file = serializers.FileField()
 
 
+class RevFixes42ManyFilesInput(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(), min_length=1)
+
+
 @rev_files_site.register
 class RevFixes42AttachmentResource(Resource):
     """Refuses, after its save, an update naming the row ``refuse``; its ``retry`` action
@@ -388,6 +392,14 @@ class RevFixes42AttachmentResource(Resource):
         except ArcError:
             pass
         return {"given up": True}
+
+    @action(permissions=P.require_org_membership(), input=RevFixes42ManyFilesInput)
+    def attach(self, request, instance, data):
+        for index, upload in enumerate(data["files"]):
+            Attachment.objects.create(
+                organization=instance.organization, name=f"part {index}", file=upload
+            )
+        return {"attached": len(data["files"])}
 
     def after_update(self, request, instance):
         if instance.name == "refuse":
@@ -428,3 +440,23 @@ def test_rev_fixes42_a_row_saved_after_a_caught_refusal_keeps_the_file_it_names(
         assert _stored(rev_files_media) == ["attachments/old.txt"] == sorted(names)
     else:
         assert "attachments/new.txt" in names
+
+
+def test_rev_fixes42_a_list_of_files_is_documented_as_parts_of_bytes(rev_files_media):
+    """An action's ``input`` with a ``ListField`` of files takes repeated multipart parts,
+    yet the schema (fixed for a single file by rev-files) still said an array of ``uri``
+    strings, which a JSON body cannot carry and a form cannot send: its items are
+    ``binary`` now, and the upload the schema describes is what the action takes."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator(patterns=rev_files_site.urls[0]).get_schema(public=True)
+    attach = schema["components"]["schemas"]["RevFixes42AttachmentAttachAction"]
+    assert attach["properties"]["files"]["items"] == {"type": "string", "format": "binary"}
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    r = api.post("/rf/rf42-attachments/", {"name": "a"}, format="json")
+    pk = r.json()["data"]["id"]
+    body = {"action": "attach", "files": [_upload("one.txt"), _upload("two.txt")]}
+    r = api.post(f"/rf/rf42-attachments/{pk}/action/", body, format="multipart")
+    assert r.status_code == 200 and r.json()["data"] == {"attached": 2}, r.content
+    assert _stored(rev_files_media) == ["attachments/one.txt", "attachments/two.txt"]
