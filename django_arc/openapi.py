@@ -1077,12 +1077,11 @@ def _match_validation(prop: dict[str, Any], field: Any, direction: str) -> None:
             prop["pattern"] = f"^-?{digits}{fraction}$"
     if direction != "request" or field.read_only:
         return
+    child = getattr(field, "child", None)
     if isinstance(field, serializers.FileField):
-        # a request sends the file's bytes (a multipart part), never a URL: drf-spectacular
-        # says ``uri`` unless COMPONENT_SPLIT_REQUEST, which these components ignore
-        prop["type"], prop["format"] = "string", "binary"
-        if not field.allow_null:
-            prop.pop("nullable", None)
+        _sent_as_bytes(prop, field)
+    elif isinstance(child, serializers.FileField) and isinstance(prop.get("items"), dict):
+        _sent_as_bytes(prop["items"], child)  # a ListField of files: repeated parts
     if isinstance(field, serializers.ListSerializer) and prop.get("type") == "array":
         # drf-spectacular reads min/max only from a ListField
         if field.min_length is not None:
@@ -1101,6 +1100,15 @@ def _match_validation(prop: dict[str, Any], field: Any, direction: str) -> None:
             prop.setdefault("allOf", []).append({"pattern": text})
         else:
             prop["pattern"] = text
+
+
+def _sent_as_bytes(prop: dict[str, Any], field: Any) -> None:
+    """A request's file field: it sends the file's bytes (a multipart part), never a URL,
+    where drf-spectacular says ``uri`` unless ``COMPONENT_SPLIT_REQUEST``, which these
+    components ignore."""
+    prop["type"], prop["format"] = "string", "binary"
+    if not field.allow_null:
+        prop.pop("nullable", None)
 
 
 def _field_permissions(properties: dict[str, Any], rules: dict[str, Any], direction: str) -> None:

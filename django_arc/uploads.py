@@ -8,13 +8,18 @@ storage, one orphan per refused request, which no row names and nothing ever rem
 
 :func:`undo_files_with` wraps every write's transaction (``write_transaction()``): the
 files saved inside it are noted (a ``pre_save`` receiver, connected at start-up for the
-models that have a file field, :func:`watch_file_fields`), and when the write raises, each
-one whose row is not kept is deleted from its storage. A row is kept when its save's
-``on_commit`` callback ran (autocommit, or a transaction that committed) or is still
-waiting for a transaction that is not marked for rollback (an outer one, which commits
-later); a row whose save raised, or whose callback was discarded with a rolled-back
-savepoint or transaction, is not. A write that succeeds inside a transaction rolled back
-later (``ATOMIC_REQUESTS`` failing after the view) is not seen: its file stays (documented).
+models that have a file field, :func:`watch_file_fields`), and when the outermost write
+ends, each one that no kept row names is deleted from its storage. A row names a file
+when it is saved (``post_save``) holding its name: the row that stored it, the same row
+saved again after a caught refusal, or another row given that name. It is kept when that
+save's ``on_commit`` callback ran (autocommit, or a transaction that committed) or is
+still waiting for a transaction that is not marked for rollback (an outer one, which
+commits later); a row whose save raised, or whose callback was discarded with a
+rolled-back savepoint or transaction, is not. Judging at the outermost write's end, not
+when a nested one raises, is what lets the project's code catch a refusal and save a row
+naming the file: removed at once, the row committed naming a file no longer stored. A
+write that succeeds inside a transaction rolled back later (``ATOMIC_REQUESTS`` failing
+after the view) is not seen: its file stays (documented).
 """
 
 from __future__ import annotations
@@ -40,14 +45,16 @@ _file_fields: dict[type, tuple[models.FileField, ...]] = {}
 
 
 class _Upload:
-    """A file a save stores: the row, the ``FieldFile``, the database it is saved on, and
-    whether the row was saved (``saved``) and its transaction committed (``kept``)."""
+    """A file a save stores (its ``FieldFile``), the databases whose rows were saved naming
+    it since (``aliases``: each save registered :meth:`keep` on its ``on_commit``), and
+    whether one of those rows committed (``kept``)."""
 
-    __slots__ = ("instance", "file", "using", "saved", "kept")
+    __slots__ = ("file", "aliases", "kept")
 
-    def __init__(self, instance: Any, file: Any, using: str) -> None:
-        self.instance, self.file, self.using = instance, file, using
-        self.saved = self.kept = False
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        self.aliases: set[str] = set()
+        self.kept = False
 
     def keep(self) -> None:
         self.kept = True
@@ -68,8 +75,11 @@ def watch_file_fields() -> None:
 
 class undo_files_with:  # noqa: N801 - a context manager, named as it reads in a with
     """``write``, a write's transaction, as a context manager that deletes from storage the
-    files saved inside it whose rows are not kept when it raises. Nested writes share one
-    list of uploads. Without a model with a file field it is ``write`` itself."""
+    files saved inside it that no kept row names. Nested writes share one list of uploads,
+    judged only when the outermost ends, whether it raised or not: a nested write's refusal
+    may be caught and a row then saved naming its file (the same instance saved again, a
+    new row given its name), which keeps it; one that nobody saves again goes then. Without
+    a model with a file field it is ``write`` itself."""
 
     __slots__ = ("write", "uploads", "token")
 
@@ -82,81 +92,96 @@ class undo_files_with:  # noqa: N801 - a context manager, named as it reads in a
         self.write = write
 
     def __enter__(self) -> Any:
-        uploads = _writing.get()
-        self.uploads = [] if uploads is None else uploads
-        self.token = _writing.set(self.uploads)
+        # ``None``: nested in another write, which judges the files when it ends
+        self.uploads = [] if _writing.get() is None else None
+        self.token = _writing.set(self.uploads) if self.uploads is not None else None
         try:
             return self.write.__enter__()
         except BaseException:
-            _writing.reset(self.token)
+            self._end()
             raise
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> Any:
         try:
-            suppressed = self.write.__exit__(exc_type, exc, traceback)
-        except BaseException:
-            _remove_unkept(self.uploads)
-            raise
+            return self.write.__exit__(exc_type, exc, traceback)
         finally:
-            _writing.reset(self.token)
-        if exc_type is not None and not suppressed:
-            _remove_unkept(self.uploads)
-        return suppressed
+            self._end()
+
+    def _end(self) -> None:
+        if self.token is None:
+            return
+        _writing.reset(self.token)
+        uploads, self.uploads = self.uploads, None
+        _remove_unkept(uploads)
+
+
+def _written(sender: type, update_fields: Any) -> list[models.FileField]:
+    """The file fields of ``sender`` a save writes: all, or those its ``update_fields``
+    name (a field it leaves out is neither stored nor written)."""
+    fields = _file_fields.get(sender, ())
+    return [f for f in fields if update_fields is None or f.name in update_fields]
 
 
 def _before_save(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     uploads = _writing.get()
     if uploads is None or raw:
         return
-    update_fields = kwargs.get("update_fields")
-    for field in _file_fields.get(sender, ()):
-        if update_fields is not None and field.name not in update_fields:
-            continue
+    for field in _written(sender, kwargs.get("update_fields")):
         file = getattr(instance, field.attname)
-        if file and not file._committed:  # stored by this save
-            uploads.append(_Upload(instance, file, kwargs.get("using") or "default"))
+        if file and not file._committed and all(u.file is not file for u in uploads):
+            uploads.append(_Upload(file))  # stored by this save
 
 
 def _after_save(sender: type, instance: Any, **kwargs: Any) -> None:
+    """A row saved naming a file stored in this write keeps it if the row is kept: any row
+    (the one that stored it, or another given its name), saved as many times as it is."""
     uploads = _writing.get()
     if not uploads:
         return
-    for upload in uploads:
-        if upload.instance is instance and not upload.saved:
-            upload.saved = True
-            try:
-                transaction.on_commit(upload.keep, using=upload.using)
-            except TransactionManagementError:
-                # manual transaction management (autocommit off, no atomic block): who
-                # commits is the project's to say, so the file is kept
-                upload.keep()
+    using = kwargs.get("using") or "default"
+    for field in _written(sender, kwargs.get("update_fields")):
+        # read without the descriptor: a deferred field was not written (and is not read)
+        value = instance.__dict__.get(field.attname)
+        named = value if isinstance(value, str) else getattr(value, "name", None)
+        if not named:
+            continue
+        for upload in uploads:
+            if upload.file._committed and upload.file.name == named:
+                upload.aliases.add(using)
+                try:
+                    transaction.on_commit(upload.keep, using=using)
+                except TransactionManagementError:
+                    # manual transaction management (autocommit off, no atomic block): who
+                    # commits is the project's to say, so the file is kept
+                    upload.keep()
 
 
 def _kept(upload: _Upload) -> bool:
-    """Whether the row that names ``upload`` stands or will: its commit callback ran, or
-    still waits for a transaction that is not marked for rollback. A callback of a
-    savepoint or transaction rolled back is dropped from ``run_on_commit`` (Django 4.2+
-    keeps ``(savepoint ids, callback, robust)`` there)."""
+    """Whether a row that names ``upload`` stands or will: the commit callback of one of
+    its saves ran, or still waits for a transaction that is not marked for rollback. A
+    callback of a savepoint or transaction rolled back is dropped from ``run_on_commit``
+    (Django 4.2+ keeps ``(savepoint ids, callback, robust)`` there)."""
     if upload.kept:
         return True
-    if not upload.saved:
-        return False
-    connection = transaction.get_connection(upload.using)
-    waiting = any(entry[1] == upload.keep for entry in connection.run_on_commit)
-    return waiting and not connection.needs_rollback
+    for alias in upload.aliases:
+        connection = transaction.get_connection(alias)
+        if not connection.needs_rollback and any(
+            entry[1] == upload.keep for entry in connection.run_on_commit
+        ):
+            return True
+    return False
 
 
 def _remove_unkept(uploads: list[_Upload]) -> None:
-    for upload in list(uploads):
+    for upload in uploads:
         file = upload.file
         if not file._committed or not file.name or _kept(upload):
             continue
-        uploads.remove(upload)
         try:
             file.storage.delete(file.name)
         except Exception:  # noqa: BLE001 - the write's own error is the answer
             logger.warning(
-                "could not remove %s, stored by a write that was rolled back",
+                "could not remove %s, stored by a write and named by no row it kept",
                 log_text(file.name),
                 exc_info=True,
             )

@@ -341,3 +341,122 @@ def test_an_upload_under_manual_transaction_management_is_kept(rev_files_media, 
     assert r.status_code == 201, r.content
     assert Attachment.objects.get().file.name == "attachments/manual.txt"
     assert _stored(rev_files_media) == ["attachments/manual.txt"]
+
+
+# -- rev-fixes42: a refusal the project catches, then a row naming its file ----------------
+
+
+class RevFixes42FileInput(serializers.Serializer):
+    file = serializers.FileField()
+
+
+class RevFixes42ManyFilesInput(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(), min_length=1)
+
+
+@rev_files_site.register
+class RevFixes42AttachmentResource(Resource):
+    """Refuses, after its save, an update naming the row ``refuse``; its ``retry`` action
+    catches that refusal and saves the row again under another name, as a project's
+    fallback would; ``copy`` saves a new row naming the file a refused update stored."""
+
+    model = Attachment
+    name = "rf42-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = REV_FILES_MEMBERS
+
+    @action(permissions=P.require_org_membership(), input=RevFixes42FileInput)
+    def retry(self, request, instance, data, view):
+        try:
+            view.perform_update(instance, {"name": "refuse", "file": data["file"]})
+        except ArcError:
+            instance.name = "second try"
+            instance.save()
+        return instance
+
+    @action(permissions=P.require_org_membership(), input=RevFixes42FileInput)
+    def copy(self, request, instance, data, view):
+        try:
+            view.perform_update(instance, {"name": "refuse", "file": data["file"]})
+        except ArcError:
+            Attachment.objects.create(
+                organization=instance.organization, name="copy", file=instance.file.name
+            )
+        return instance
+
+    @action(permissions=P.require_org_membership(), input=RevFixes42FileInput)
+    def give_up(self, request, instance, data, view):
+        try:
+            view.perform_update(instance, {"name": "refuse", "file": data["file"]})
+        except ArcError:
+            pass
+        return {"given up": True}
+
+    @action(permissions=P.require_org_membership(), input=RevFixes42ManyFilesInput)
+    def attach(self, request, instance, data):
+        for index, upload in enumerate(data["files"]):
+            Attachment.objects.create(
+                organization=instance.organization, name=f"part {index}", file=upload
+            )
+        return {"attached": len(data["files"])}
+
+    def after_update(self, request, instance):
+        if instance.name == "refuse":
+            raise ArcError("CONFLICT", "refused after the save", 409)
+
+
+@pytest.mark.parametrize(
+    "transactional",
+    [False, pytest.param(True, marks=pytest.mark.django_db(transaction=True))],
+    ids=["in-test-tx", "committed"],
+)
+@pytest.mark.parametrize("how", ["retry", "copy", "give_up"])
+def test_rev_fixes42_a_row_saved_after_a_caught_refusal_keeps_the_file_it_names(
+    rev_files_media, transactional, how
+):
+    """A refused update's file was removed the moment its write raised, even when the
+    project caught the refusal and saved a row naming that file (the same instance saved
+    again, or a new row given its name): the row committed, naming a file no longer in
+    storage. Files are judged when the outermost write ends, and a row saved naming a
+    file keeps it; one that no row names then (the refusal caught, nothing saved again)
+    still goes."""
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    r = api.post(
+        "/rf/rf42-attachments/", {"name": "a", "file": _upload("old.txt")}, format="multipart"
+    )
+    assert r.status_code == 201, r.content
+    pk = r.json()["data"]["id"]
+    r = api.post(
+        f"/rf/rf42-attachments/{pk}/action/",
+        {"action": how, "file": _upload("new.txt")},
+        format="multipart",
+    )
+    assert r.status_code == 200, r.content
+    names = set(Attachment.objects.values_list("file", flat=True))
+    assert names <= set(_stored(rev_files_media)), (names, _stored(rev_files_media))
+    if how == "give_up":
+        assert _stored(rev_files_media) == ["attachments/old.txt"] == sorted(names)
+    else:
+        assert "attachments/new.txt" in names
+
+
+def test_rev_fixes42_a_list_of_files_is_documented_as_parts_of_bytes(rev_files_media):
+    """An action's ``input`` with a ``ListField`` of files takes repeated multipart parts,
+    yet the schema (fixed for a single file by rev-files) still said an array of ``uri``
+    strings, which a JSON body cannot carry and a form cannot send: its items are
+    ``binary`` now, and the upload the schema describes is what the action takes."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator(patterns=rev_files_site.urls[0]).get_schema(public=True)
+    attach = schema["components"]["schemas"]["RevFixes42AttachmentAttachAction"]
+    assert attach["properties"]["files"]["items"] == {"type": "string", "format": "binary"}
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    r = api.post("/rf/rf42-attachments/", {"name": "a"}, format="json")
+    pk = r.json()["data"]["id"]
+    body = {"action": "attach", "files": [_upload("one.txt"), _upload("two.txt")]}
+    r = api.post(f"/rf/rf42-attachments/{pk}/action/", body, format="multipart")
+    assert r.status_code == 200 and r.json()["data"] == {"attached": 2}, r.content
+    assert _stored(rev_files_media) == ["attachments/one.txt", "attachments/two.txt"]
