@@ -26,6 +26,7 @@ from django_arc.clients import ServiceClient
 from example import settings as example_settings
 from example.check_curls import extract, matches, parse_curl, run_with_test_client
 from shop.models import Membership, Order, Organization, Product
+from tests.redis_support import REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SETTINGS = override_settings(
@@ -195,7 +196,11 @@ DOCUMENTS_WITH_CURLS = [
     "docs/presets/owned-by.md",
     "docs/presets/bulk.md",
     "docs/idempotency.md",
-    "docs/query-cache.md",
+    # its answers are the query cache's, which needs Redis (make test starts it)
+    pytest.param(
+        "docs/query-cache.md",
+        marks=pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set"),
+    ),
 ]
 
 
