@@ -1141,16 +1141,21 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         those fields. It is the form the caller is offered (:meth:`get_serializer`): only
         the fields it may write, none it reads masked, relations offering the rows a body
         may name, so a value sent that names another tenant's row is no option of it."""
-        if instance is None:
-            form = self.get_serializer()
-        else:
-            # the update is partial: a field the body left out keeps the row's value
-            form = self.get_serializer(instance=instance, partial=True)
-        values = dict(form.data)
         try:
             body = self.request.data
         except APIException:  # a body that could not be parsed sent nothing readable
             body = None
+        if instance is None:
+            form = self.get_serializer()
+        else:
+            # the update is partial: a field the body left out keeps the row's value; a
+            # write-only field it sent is shown again (the row cannot fill it)
+            self._form_sent = frozenset(body) if isinstance(body, Mapping) else frozenset()
+            try:
+                form = self.get_serializer(instance=instance, partial=True)
+            finally:
+                del self._form_sent
+        values = dict(form.data)
         if isinstance(body, Mapping):
             for name, field in form.fields.items():
                 value = empty if field.read_only else field.get_value(body)
@@ -1199,11 +1204,17 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         HTML form, which posts every input it shows, would be refused with
         ``FIELD_WRITE_DENIED`` whatever the caller typed. A form ``filled`` from a row also
         leaves out the fields the caller reads masked (``redact_for``), whose value it would
-        show, and which its post would overwrite with whatever the input held."""
+        show, and which its post would overwrite with whatever the input held, and the
+        ``write_only`` ones, which no row fills (DRF never renders them): their blank input,
+        sent back as shown, blanked or nulled the value or was refused as blank. A refused
+        update's form shown again keeps those its body sent (:meth:`refused_form`)."""
         serializer = getattr(serializer, "child", serializer)
         access = self.field_access
-        for name in list(serializer.fields):
-            if access.write_verdict(name) != "allow" or (filled and name in access.redacted):
+        sent = self.__dict__.get("_form_sent", frozenset())
+        for name, field in list(serializer.fields.items()):
+            if access.write_verdict(name) != "allow" or (
+                filled and (name in access.redacted or (field.write_only and name not in sent))
+            ):
                 serializer.fields.pop(name)
 
     def _narrow_relations(self, serializer: Any) -> None:

@@ -1,0 +1,137 @@
+"""The browsable API's pages and forms (rev-browsable): what DRF's ``BrowsableAPIRenderer``
+offers a caller on a resource's pages, and what its forms send back."""
+
+import re
+from decimal import Decimal
+from html import unescape
+
+import pytest
+from rest_framework import serializers
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.views import APIView
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
+from shop.models import Product
+from tests.factories import OrganizationFactory, member_client
+from tests.helpers import site_mounted
+
+pytestmark = pytest.mark.django_db
+
+_RB_HTML = {"HTTP_ACCEPT": "text/html"}
+
+
+class _RbWriteOnlySerializer(serializers.ModelSerializer):
+    """A project's serializer with write-only values (an API token, a cost), which DRF never
+    renders: a row's form cannot be filled with them."""
+
+    secret_notes = serializers.CharField(write_only=True, required=False, allow_blank=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "secret_notes", "cost", "organization"]
+        extra_kwargs = {"cost": {"write_only": True}}
+
+
+class _RbRequiredWriteOnlySerializer(_RbWriteOnlySerializer):
+    secret_notes = serializers.CharField(write_only=True)
+
+
+class _RbWriteOnlyResource(Resource):
+    model = Product
+    name = "rb-write-only"
+    serializer_class = _RbWriteOnlySerializer
+    presets = [presets.MultiTenant(tenant_field="organization")]
+    permissions = {
+        k: P.require_org_membership() for k in ("list", "get", "create", "update", "delete")
+    }
+
+
+class _RbRequiredWriteOnlyResource(_RbWriteOnlyResource):
+    name = "rb-required-write-only"
+    serializer_class = _RbRequiredWriteOnlySerializer
+
+
+@pytest.fixture
+def rb_site(settings, monkeypatch):
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    site = ResourceSite(name="rev-browsable-site")
+    site.register(_RbWriteOnlyResource)
+    site.register(_RbRequiredWriteOnlyResource)
+    with site_mounted(settings, "rb", site):
+        yield
+
+
+def _rb_form(page, method):
+    """The HTML of ``method``'s form on the page (``None`` when it has none)."""
+    html = page.content.decode()
+    if method == "POST":
+        form = re.search(r'<form [^>]*method="POST" enctype=[^>]*>.*?</form>', html, re.S)
+    else:
+        form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)
+    return form[0] if form else None
+
+
+def _rb_as_posted(page, method):
+    """What a browser posts from ``method``'s HTML form as shown (its text inputs)."""
+    body = {}
+    for tag in re.findall(r"<input[^>]*>", _rb_form(page, method)):
+        name = re.search(r'name="([^"]+)"', tag)
+        if name is None or name[1] == "csrfmiddlewaretoken":
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        body[name[1]] = unescape(value[1]) if value else ""
+    return body
+
+
+@pytest.mark.parametrize("name", ["rb-write-only", "rb-required-write-only"])
+def test_rb_a_rows_put_form_sent_as_shown_keeps_its_write_only_values(rb_site, name):
+    """A row's ``PUT`` form is filled from the row, but a ``write_only`` field has no value
+    to fill it with (DRF never renders it): its input was blank, and the form sent back to
+    change the name alone blanked the token and nulled the cost (200), or, the token being
+    required, was refused 400 "may not be blank" unless it was typed again. A filled form
+    leaves write-only fields out, as it leaves out what the caller reads masked; the
+    create form still offers them."""
+    client = member_client(OrganizationFactory(), "editor")
+    body = {"name": "Lamp", "sku": "L-1", "price": "1.00", "secret_notes": "TOKEN", "cost": "3.00"}
+    created = client.post(f"/rb/{name}/", body, format="json")
+    assert created.status_code == 201, created.content
+    pk = created.json()["data"]["id"]
+
+    page = client.get(f"/rb/{name}/{pk}/", **_RB_HTML)
+    assert page.status_code == 200
+    shown = _rb_as_posted(page, "PUT")
+    assert shown == {"name": "Lamp", "sku": "L-1", "price": "1.00"}, shown
+    sent = client.put(f"/rb/{name}/{pk}/", {**shown, "name": "Desk"}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    row = Product.objects.get(pk=pk)
+    assert (row.name, row.secret_notes, row.cost) == ("Desk", "TOKEN", Decimal("3.00"))
+    # the page a saved PUT answers is filled from the saved row the same way
+    saved = client.put(f"/rb/{name}/{pk}/", {"name": "Shelf"}, format="multipart", **_RB_HTML)
+    assert saved.status_code == 200
+    assert _rb_as_posted(saved, "PUT") == {"name": "Shelf", "sku": "L-1", "price": "1.00"}
+    # a create's form is empty: it offers them
+    listing = client.get(f"/rb/{name}/", **_RB_HTML)
+    assert {"secret_notes", "cost"} <= set(_rb_as_posted(listing, "POST"))
+
+
+def test_rb_a_refused_updates_form_shows_again_only_the_write_only_values_it_sent(rb_site):
+    """The page of a refused ``PUT`` shows its form again with what was sent, over the row:
+    a write-only value the body sent is shown again (sent back once corrected, it is not
+    lost), one it did not send is left out, as on the row's page (its blank would blank the
+    row)."""
+    client = member_client(OrganizationFactory(), "editor")
+    body = {"name": "Lamp", "sku": "L-2", "price": "1.00", "secret_notes": "TOKEN", "cost": "3.00"}
+    created = client.post("/rb/rb-write-only/", body, format="json")
+    url = f"/rb/rb-write-only/{created.json()['data']['id']}/"
+
+    sent = {"price": "not a price", "secret_notes": "NEW"}
+    refused = client.put(url, sent, format="multipart", **_RB_HTML)
+    assert refused.status_code == 400
+    shown = _rb_as_posted(refused, "PUT")
+    assert shown == {"name": "Lamp", "sku": "L-2", "price": "not a price", "secret_notes": "NEW"}
+    refused = client.put(url, {"price": "not a price"}, format="multipart", **_RB_HTML)
+    assert refused.status_code == 400
+    assert _rb_as_posted(refused, "PUT") == {"name": "Lamp", "sku": "L-2", "price": "not a price"}
+    row = Product.objects.get(sku="L-2")
+    assert (row.secret_notes, row.cost) == ("TOKEN", Decimal("3.00"))
