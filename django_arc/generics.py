@@ -45,7 +45,7 @@ from django.http.request import RawPostDataException
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
-from rest_framework.fields import HiddenField, empty
+from rest_framework.fields import BooleanField, HiddenField, empty
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
@@ -55,6 +55,7 @@ from rest_framework.request import clone_request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.settings import api_settings
+from rest_framework.utils.field_mapping import ClassLookupDict
 
 from . import envelope
 from .events.event import same_json_value
@@ -321,6 +322,31 @@ def _offers_current(field: Any, relation: Any, row: Any) -> bool:
 
 _ARC_RENDERERS: dict[type, type] = {}
 
+#: the template of a form's box: DRF's, after a hidden ``false`` of the same name
+_BOX_TEMPLATE = "django_arc/forms/checkbox.html"
+
+
+def _boxed(form_renderer: type) -> type:
+    """``form_renderer`` (DRF's ``HTMLFormRenderer`` or a project's) whose boxes also send
+    ``false`` when unticked. A browser sends nothing for an unticked box, and an update is
+    partial, so a row's ``PUT`` form with a box unticked left the row's ``True`` alone (200,
+    nothing changed). A ``BooleanField`` whose ``style`` names a template of its own keeps
+    it (DRF lets the field's style win)."""
+    style = getattr(form_renderer, "default_style", None)
+    if not isinstance(style, ClassLookupDict):
+        return form_renderer
+    try:
+        box = style[BooleanField()]
+    except KeyError:
+        return form_renderer
+    if box.get("template") not in (None, _BOX_TEMPLATE):
+        return form_renderer
+    mapping = {**style.mapping, BooleanField: {**box, "template": _BOX_TEMPLATE}}
+    attrs = {"__module__": form_renderer.__module__, "default_style": ClassLookupDict(mapping)}
+    boxed = type(form_renderer.__name__, (form_renderer,), attrs)
+    boxed.__qualname__ = form_renderer.__qualname__
+    return boxed
+
 
 def _arc_renderer(renderer: Any) -> Any:
     """``renderer``, or for DRF's ``BrowsableAPIRenderer`` (a project's subclass, the
@@ -333,7 +359,11 @@ def _arc_renderer(renderer: Any) -> Any:
     guarded = _ARC_RENDERERS.get(cls)
     if guarded is None:
         bases = (_AdminErrorPage,) if issubclass(cls, AdminRenderer) else ()
-        guarded = type(cls.__name__, (*bases, _ResourceForms, cls), {"__module__": cls.__module__})
+        attrs = {
+            "__module__": cls.__module__,
+            "form_renderer_class": _boxed(cls.form_renderer_class),
+        }
+        guarded = type(cls.__name__, (*bases, _ResourceForms, cls), attrs)
         guarded.__qualname__ = cls.__qualname__
         _ARC_RENDERERS[cls] = guarded
     return guarded()

@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from shop.models import Product
-from tests.factories import OrganizationFactory, member_client
+from tests.factories import AuthorFactory, OrganizationFactory, member_client
 from tests.helpers import site_mounted
+from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
 
@@ -135,3 +136,56 @@ def test_rb_a_refused_updates_form_shows_again_only_the_write_only_values_it_sen
     assert _rb_as_posted(refused, "PUT") == {"name": "Lamp", "sku": "L-2", "price": "not a price"}
     row = Product.objects.get(sku="L-2")
     assert (row.secret_notes, row.cost) == ("TOKEN", Decimal("3.00"))
+
+
+def _rb_browser_post(page, method, ticked):
+    """What a browser posts from ``method``'s HTML form, each box ticked as ``ticked`` says
+    (name → bool; the others as shown): every name's values in the order of the page, a
+    box's value only when it is ticked."""
+    body = {}
+    for tag in re.findall(r"<input[^>]*>", _rb_form(page, method)):
+        name = re.search(r'name="([^"]+)"', tag)
+        if name is None or name[1] == "csrfmiddlewaretoken":
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        if 'type="checkbox"' in tag and not ticked.get(name[1], "checked" in tag):
+            continue
+        body.setdefault(name[1], []).append(unescape(value[1]) if value else "")
+    return body
+
+
+def test_rb_a_box_unticked_on_a_rows_form_is_saved_false(api, monkeypatch):
+    """A browser sends nothing for an unticked box, and an update is partial: a row's ``PUT``
+    form sent with ``is_available`` unticked answered 200 and left it ``True``, so no
+    browsable form could ever turn a box off. The form's box now comes after a hidden
+    ``false`` of its name: unticked it sends ``false``, ticked ``false`` then ``true``, read
+    as DRF reads a form (the last), on an update and a create alike."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    book = Book.objects.create(title="B", isbn="RB-1", pages=1, author=AuthorFactory())
+    url = f"/api/books/{book.pk}/"
+    assert book.is_available is True
+
+    page = api.get(url, **_RB_HTML)
+    sent = api.put(url, _rb_browser_post(page, "PUT", {"is_available": False}), format="multipart")
+    assert sent.status_code == 200, sent.content
+    book.refresh_from_db()
+    assert book.is_available is False
+    page = api.get(url, **_RB_HTML)
+    sent = api.put(url, _rb_browser_post(page, "PUT", {"is_available": True}), format="multipart")
+    assert sent.status_code == 200, sent.content
+    book.refresh_from_db()
+    assert book.is_available is True
+    # sent back as shown, the box keeps its value; the create form's box reads as ticked
+    page = api.get(url, **_RB_HTML)
+    assert api.put(url, _rb_browser_post(page, "PUT", {}), format="multipart").status_code == 200
+    book.refresh_from_db()
+    assert book.is_available is True
+    listing = api.get("/api/books/", **_RB_HTML)
+    body = _rb_browser_post(listing, "POST", {"is_available": True})
+    body |= {"title": "C", "isbn": "RB-2", "pages": ["2"], "author": [str(book.author_id)]}
+    created = api.post("/api/books/", body, format="multipart")
+    assert created.status_code == 201, created.content
+    assert Book.objects.get(isbn="RB-2").is_available is True
+    body |= {"isbn": "RB-3", "is_available": ["false"]}
+    assert api.post("/api/books/", body, format="multipart").status_code == 201
+    assert Book.objects.get(isbn="RB-3").is_available is False
