@@ -45,11 +45,11 @@ from django.http.request import RawPostDataException
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
-from rest_framework.fields import BooleanField, HiddenField, empty
+from rest_framework.fields import BooleanField, HiddenField, MultipleChoiceField, empty
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
-from rest_framework.relations import RelatedField
+from rest_framework.relations import ManyRelatedField, RelatedField
 from rest_framework.renderers import AdminRenderer, BrowsableAPIRenderer
 from rest_framework.request import clone_request
 from rest_framework.response import Response
@@ -322,26 +322,32 @@ def _offers_current(field: Any, relation: Any, row: Any) -> bool:
 
 _ARC_RENDERERS: dict[type, type] = {}
 
-#: the template of a form's box: DRF's, after a hidden ``false`` of the same name
-_BOX_TEMPLATE = "django_arc/forms/checkbox.html"
+#: the template of a form's box and multiple select: theirs, after a hidden input saying
+#: "nothing" (a box's ``false``, a list's blank)
+_UNSET_TEMPLATE = "django_arc/forms/unset.html"
+#: the fields whose form input a browser leaves out when nothing is chosen, and what the
+#: hidden input sends then
+_UNSET_VALUES = {BooleanField: "false", ManyRelatedField: "", MultipleChoiceField: ""}
 
 
 def _boxed(form_renderer: type) -> type:
     """``form_renderer`` (DRF's ``HTMLFormRenderer`` or a project's) whose boxes also send
-    ``false`` when unticked. A browser sends nothing for an unticked box, and an update is
-    partial, so a row's ``PUT`` form with a box unticked left the row's ``True`` alone (200,
-    nothing changed). A ``BooleanField`` whose ``style`` names a template of its own keeps
-    it (DRF lets the field's style win)."""
+    ``false`` when unticked, and whose multiple selects send a blank (dropped) when nothing
+    is selected. A browser sends nothing for either, and an update is partial, so a row's
+    ``PUT`` form with a box unticked, or a many-to-many with every row deselected, left the
+    row's value alone (200, nothing changed). A field whose ``style`` names a template of
+    its own keeps it (DRF lets the field's style win), as does a form renderer naming one."""
     style = getattr(form_renderer, "default_style", None)
     if not isinstance(style, ClassLookupDict):
         return form_renderer
-    try:
-        box = style[BooleanField()]
-    except KeyError:
-        return form_renderer
-    if box.get("template") not in (None, _BOX_TEMPLATE):
-        return form_renderer
-    mapping = {**style.mapping, BooleanField: {**box, "template": _BOX_TEMPLATE}}
+    mapping = dict(style.mapping)
+    for field_class, unset in _UNSET_VALUES.items():
+        own = mapping.get(field_class)
+        if own is None or own.get("template") not in (None, _UNSET_TEMPLATE):
+            continue
+        if own.get("base_template") not in ("checkbox.html", "select_multiple.html"):
+            continue  # a pack's radio or checkbox list: left as the renderer has it
+        mapping[field_class] = {**own, "template": _UNSET_TEMPLATE, "arc_unset": unset}
     attrs = {"__module__": form_renderer.__module__, "default_style": ClassLookupDict(mapping)}
     boxed = type(form_renderer.__name__, (form_renderer,), attrs)
     boxed.__qualname__ = form_renderer.__qualname__

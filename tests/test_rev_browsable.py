@@ -6,6 +6,8 @@ from decimal import Decimal
 from html import unescape
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from rest_framework import serializers
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.views import APIView
@@ -15,6 +17,7 @@ from django_arc import permissions as P
 from shop.models import Product
 from tests.factories import AuthorFactory, OrganizationFactory, member_client
 from tests.helpers import site_mounted
+from tests.test_request_cost import cost_site
 from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
@@ -189,3 +192,40 @@ def test_rb_a_box_unticked_on_a_rows_form_is_saved_false(api, monkeypatch):
     body |= {"isbn": "RB-3", "is_available": ["false"]}
     assert api.post("/api/books/", body, format="multipart").status_code == 201
     assert Book.objects.get(isbn="RB-3").is_available is False
+
+
+def test_rb_a_many_relation_deselected_on_a_rows_form_is_saved_empty(api, settings, monkeypatch):
+    """A browser sends nothing for a multiple select with nothing selected, and an update is
+    partial: a row's ``PUT`` form with every group deselected answered 200 and left the
+    user's groups as they were, so no browsable form could empty a many-to-many relation.
+    The select now comes after a hidden blank of its name, which a list of rows or choices
+    drops: nothing selected is ``[]``, a selection is itself, the form as shown changes
+    nothing."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    groups = [Group.objects.create(name=f"rb-g{i}") for i in range(3)]
+    user = get_user_model().objects.create(username="rb-user")
+    user.groups.set(groups[:2])
+    url = f"/cost/grouped-users/{user.pk}/"
+
+    def sent(selected):
+        page = api.get(url, **_RB_HTML)
+        assert page.status_code == 200, page.content
+        body = _rb_browser_post(page, "PUT", {})
+        select = re.search(
+            r'<select multiple[^>]* name="groups">(.*?)</select>', _rb_form(page, "PUT"), re.S
+        )
+        shown = re.findall(r'<option value="([^"]*)"\s*selected', select[1])
+        body.setdefault("groups", []).extend(
+            shown if selected is None else [str(g.pk) for g in selected]
+        )
+        answer = api.put(url, body, format="multipart")
+        assert answer.status_code == 200, answer.content
+        return sorted(user.groups.values_list("pk", flat=True))
+
+    with site_mounted(settings, "cost", cost_site):
+        assert sent(None) == [groups[0].pk, groups[1].pk]
+        assert sent([]) == []
+        assert sent([groups[2]]) == [groups[2].pk]
+        # a client's own form body sending a blank for the list is the empty list too
+        assert api.patch(url, {"groups": [""]}, format="multipart").status_code == 200
+        assert not user.groups.exists()
