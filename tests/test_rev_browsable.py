@@ -2,23 +2,32 @@
 offers a caller on a resource's pages, and what its forms send back."""
 
 import re
+import types
 from decimal import Decimal
 from html import unescape
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.urls import include, path
 from rest_framework import serializers
-from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.renderers import (
+    BrowsableAPIRenderer,
+    JSONRenderer,
+    StaticHTMLRenderer,
+    TemplateHTMLRenderer,
+)
+from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, presets, sites
 from django_arc import permissions as P
+from django_arc.checks import check_renderers_of_views_own_html
 from shop.models import Product
 from tests.factories import AuthorFactory, OrganizationFactory, member_client
 from tests.helpers import site_mounted
 from tests.test_request_cost import cost_site
-from tests.testapp.models import Book
+from tests.testapp.models import Article, Book
 
 pytestmark = pytest.mark.django_db
 
@@ -229,3 +238,54 @@ def test_rb_a_many_relation_deselected_on_a_rows_form_is_saved_empty(api, settin
         # a client's own form body sending a blank for the list is the empty list too
         assert api.patch(url, {"groups": [""]}, format="multipart").status_code == 200
         assert not user.groups.exists()
+
+
+class _RbHtmlViewArticles(Resource):
+    model = Article
+    name = "rb-template-html"
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    renderer_classes = [JSONRenderer, TemplateHTMLRenderer]
+
+
+class _RbJsonArticles(_RbHtmlViewArticles):
+    name = "rb-json"
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
+
+
+def _rb_w014(settings, monkeypatch, resource):
+    router = SimpleRouter()
+    router.register("r", resource.as_viewset(), basename="rb-w014")
+    urlconf = types.ModuleType("rb_w014_urls")
+    urlconf.urlpatterns = [path("api/", include(router.urls))]
+    monkeypatch.setattr(sites, "_all_sites", [types.SimpleNamespace(resources=[resource])])
+    settings.ROOT_URLCONF = urlconf
+    return [w.id for w in check_renderers_of_views_own_html()]
+
+
+def test_rb_a_template_or_static_html_renderer_on_resources_is_arc_w014(settings, monkeypatch):
+    """DRF's ``TemplateHTMLRenderer`` renders the template a view names, and its
+    ``StaticHTMLRenderer`` writes the string a view returns; a resource does neither, so
+    with one among its renderers (``DEFAULT_RENDERER_CLASSES`` too) a browser's get of a row
+    or a list answered 500 (``ImproperlyConfigured``), or the envelope's keys run together.
+    ``manage.py check`` now says so (arc.W014); a resource's own ``renderer_classes``
+    without them is silent."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, TemplateHTMLRenderer])
+    client = member_client(OrganizationFactory(), "admin")
+    client.raise_request_exception = False
+    assert client.get("/api/t-products/", **_RB_HTML).status_code == 500
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, StaticHTMLRenderer])
+    page = client.get("/api/t-products/", **_RB_HTML)
+    assert page.content.startswith(b"successdocs")
+
+    assert _rb_w014(settings, monkeypatch, _RbHtmlViewArticles) == ["arc.W014"]
+    assert _rb_w014(settings, monkeypatch, _RbJsonArticles) == []
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_RENDERER_CLASSES": [
+            "rest_framework.renderers.JSONRenderer",
+            "rest_framework.renderers.StaticHTMLRenderer",
+        ],
+    }
+    plain = type("_RbPlain", (Resource,), {"model": Article, "name": "rb-plain", "fields": ["id"]})
+    assert _rb_w014(settings, monkeypatch, plain) == ["arc.W014"]
