@@ -336,7 +336,9 @@ def _boxed(form_renderer: type) -> type:
     is selected. A browser sends nothing for either, and an update is partial, so a row's
     ``PUT`` form with a box unticked, or a many-to-many with every row deselected, left the
     row's value alone (200, nothing changed). A field whose ``style`` names a template of
-    its own keeps it (DRF lets the field's style win), as does a form renderer naming one."""
+    its own keeps it (DRF lets the field's style win), as does a form renderer naming one;
+    one naming another ``base_template`` (``checkbox_multiple.html``) is included after the
+    hidden input as DRF's is."""
     style = getattr(form_renderer, "default_style", None)
     if not isinstance(style, ClassLookupDict):
         return form_renderer
@@ -345,8 +347,6 @@ def _boxed(form_renderer: type) -> type:
         own = mapping.get(field_class)
         if own is None or own.get("template") not in (None, _UNSET_TEMPLATE):
             continue
-        if own.get("base_template") not in ("checkbox.html", "select_multiple.html"):
-            continue  # a pack's radio or checkbox list: left as the renderer has it
         mapping[field_class] = {**own, "template": _UNSET_TEMPLATE, "arc_unset": unset}
     attrs = {"__module__": form_renderer.__module__, "default_style": ClassLookupDict(mapping)}
     boxed = type(form_renderer.__name__, (form_renderer,), attrs)
