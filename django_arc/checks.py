@@ -31,7 +31,9 @@ templates (the browsable API) answers resources and ``rest_framework`` is not an
 app (every browser request a 500); W012 redis-py cannot be imported and the transport is a
 factory whose code names a Redis transport (a guess: the transport itself, its subclass, an
 instance or a ``partial`` of one is E008); W013 a dotted-path plug raised when the check read
-it (its ``__class__``, ``__wrapped__``, signature), so it was not checked.
+it (its ``__class__``, ``__wrapped__``, signature), so it was not checked; W014 DRF's
+``TemplateHTMLRenderer`` or ``StaticHTMLRenderer`` answers resources (a browser's request a
+500, or the envelope's keys as the body).
 """
 
 from __future__ import annotations
@@ -853,26 +855,12 @@ def check_rest_framework_installed(app_configs: Any = None, **kwargs: Any) -> li
     count only where a ViewSet uses them."""
     from django.apps import apps
     from rest_framework.renderers import AdminRenderer, BrowsableAPIRenderer
-    from rest_framework.settings import api_settings
-    from rest_framework.views import APIView
 
     from .sites import _all_sites
 
     if apps.is_installed("rest_framework"):
         return []
-    renderers: list[Any] = []
-    for viewset in _served_viewsets(_all_sites):
-        # the classes DRF's get_renderers() reads: the ViewSet's own (a resource's
-        # ``renderer_classes``, a ViewSet subclass's), else DEFAULT_RENDERER_CLASSES as
-        # settings hold them now (APIView's attribute copied them at import); and those a
-        # DRF ``@action`` of a subclass gives its route
-        owner = next((c for c in viewset.__mro__ if "renderer_classes" in c.__dict__), None)
-        if owner is None or owner is APIView:
-            renderers.extend(api_settings.DEFAULT_RENDERER_CLASSES)
-        else:
-            renderers.extend(viewset.renderer_classes or ())
-        for extra in _safe(viewset.get_extra_actions) or ():
-            renderers.extend((getattr(extra, "kwargs", None) or {}).get("renderer_classes") or ())
+    renderers = [r for _, rs in _served_renderers(_all_sites) for r in rs]
     templated = sorted(
         {
             f"{renderer.__module__}.{renderer.__qualname__}"
@@ -891,6 +879,68 @@ def check_rest_framework_installed(app_configs: Any = None, **kwargs: Any) -> li
             hint="Add 'rest_framework' to INSTALLED_APPS.",
             obj="INSTALLED_APPS",
             id="arc.W011",
+        )
+    ]
+
+
+def _served_renderers(sites: list[Any]) -> list[tuple[type, list[Any]]]:
+    """Each ViewSet serving a resource (:func:`_served_viewsets`) with the renderer classes
+    DRF's ``get_renderers()`` reads for it: the ViewSet's own (a resource's
+    ``renderer_classes``, a ViewSet subclass's), else ``DEFAULT_RENDERER_CLASSES`` as
+    settings hold them now (APIView's attribute copied them at import); and those a DRF
+    ``@action`` of a subclass gives its route."""
+    from rest_framework.settings import api_settings
+    from rest_framework.views import APIView
+
+    served = []
+    for viewset in _served_viewsets(sites):
+        renderers: list[Any] = []
+        owner = next((c for c in viewset.__mro__ if "renderer_classes" in c.__dict__), None)
+        if owner is None or owner is APIView:
+            renderers.extend(api_settings.DEFAULT_RENDERER_CLASSES)
+        else:
+            renderers.extend(viewset.renderer_classes or ())
+        for extra in _safe(viewset.get_extra_actions) or ():
+            renderers.extend((getattr(extra, "kwargs", None) or {}).get("renderer_classes") or ())
+        served.append((viewset, renderers))
+    return served
+
+
+@register("django_arc")
+def check_renderers_of_views_own_html(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """arc.W014: DRF's ``TemplateHTMLRenderer`` (renders the template a view names) or
+    ``StaticHTMLRenderer`` (writes the string a view returns) answers the generated views,
+    which name no template and return the envelope: a request it is negotiated for
+    (``Accept: text/html`` before the browsable API, ``?format=html``) answered 500
+    (``ImproperlyConfigured``: no ``template_name``) or the envelope's keys run together
+    (``successdocspage...``). A ViewSet subclass naming a ``template_name`` is the
+    project's to render."""
+    from rest_framework.renderers import StaticHTMLRenderer, TemplateHTMLRenderer
+
+    from .sites import _all_sites
+
+    named = set()
+    for viewset, renderers in _served_renderers(_all_sites):
+        if getattr(viewset, "template_name", None):
+            continue
+        named |= {
+            f"{renderer.__module__}.{renderer.__qualname__}"
+            for renderer in renderers
+            if isinstance(renderer, type)
+            and issubclass(renderer, TemplateHTMLRenderer | StaticHTMLRenderer)
+        }
+    if not named:
+        return []
+    return [
+        Warning(
+            f"{', '.join(sorted(named))} answers resources, which name no template and return "
+            "the envelope: a request it is negotiated for (Accept: text/html, ?format=html) "
+            "answers 500 (no template_name) or the envelope's keys as its body.",
+            hint="Set renderer_classes on your resources (or a ViewSet subclass) without it, "
+            "or keep it on your own views' renderer_classes rather than "
+            "DEFAULT_RENDERER_CLASSES.",
+            obj="DEFAULT_RENDERER_CLASSES",
+            id="arc.W014",
         )
     ]
 

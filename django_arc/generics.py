@@ -45,16 +45,17 @@ from django.http.request import RawPostDataException
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
-from rest_framework.fields import HiddenField, empty
+from rest_framework.fields import BooleanField, HiddenField, MultipleChoiceField, empty
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
-from rest_framework.relations import RelatedField
+from rest_framework.relations import ManyRelatedField, RelatedField
 from rest_framework.renderers import AdminRenderer, BrowsableAPIRenderer
 from rest_framework.request import clone_request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.settings import api_settings
+from rest_framework.utils.field_mapping import ClassLookupDict
 
 from . import envelope
 from .events.event import same_json_value
@@ -321,6 +322,37 @@ def _offers_current(field: Any, relation: Any, row: Any) -> bool:
 
 _ARC_RENDERERS: dict[type, type] = {}
 
+#: the template of a form's box and multiple select: theirs, after a hidden input saying
+#: "nothing" (a box's ``false``, a list's blank)
+_UNSET_TEMPLATE = "django_arc/forms/unset.html"
+#: the fields whose form input a browser leaves out when nothing is chosen, and what the
+#: hidden input sends then
+_UNSET_VALUES = {BooleanField: "false", ManyRelatedField: "", MultipleChoiceField: ""}
+
+
+def _boxed(form_renderer: type) -> type:
+    """``form_renderer`` (DRF's ``HTMLFormRenderer`` or a project's) whose boxes also send
+    ``false`` when unticked, and whose multiple selects send a blank (dropped) when nothing
+    is selected. A browser sends nothing for either, and an update is partial, so a row's
+    ``PUT`` form with a box unticked, or a many-to-many with every row deselected, left the
+    row's value alone (200, nothing changed). A field whose ``style`` names a template of
+    its own keeps it (DRF lets the field's style win), as does a form renderer naming one;
+    one naming another ``base_template`` (``checkbox_multiple.html``) is included after the
+    hidden input as DRF's is."""
+    style = getattr(form_renderer, "default_style", None)
+    if not isinstance(style, ClassLookupDict):
+        return form_renderer
+    mapping = dict(style.mapping)
+    for field_class, unset in _UNSET_VALUES.items():
+        own = mapping.get(field_class)
+        if own is None or own.get("template") not in (None, _UNSET_TEMPLATE):
+            continue
+        mapping[field_class] = {**own, "template": _UNSET_TEMPLATE, "arc_unset": unset}
+    attrs = {"__module__": form_renderer.__module__, "default_style": ClassLookupDict(mapping)}
+    boxed = type(form_renderer.__name__, (form_renderer,), attrs)
+    boxed.__qualname__ = form_renderer.__qualname__
+    return boxed
+
 
 def _arc_renderer(renderer: Any) -> Any:
     """``renderer``, or for DRF's ``BrowsableAPIRenderer`` (a project's subclass, the
@@ -333,7 +365,11 @@ def _arc_renderer(renderer: Any) -> Any:
     guarded = _ARC_RENDERERS.get(cls)
     if guarded is None:
         bases = (_AdminErrorPage,) if issubclass(cls, AdminRenderer) else ()
-        guarded = type(cls.__name__, (*bases, _ResourceForms, cls), {"__module__": cls.__module__})
+        attrs = {
+            "__module__": cls.__module__,
+            "form_renderer_class": _boxed(cls.form_renderer_class),
+        }
+        guarded = type(cls.__name__, (*bases, _ResourceForms, cls), attrs)
         guarded.__qualname__ = cls.__qualname__
         _ARC_RENDERERS[cls] = guarded
     return guarded()
@@ -1141,16 +1177,21 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         those fields. It is the form the caller is offered (:meth:`get_serializer`): only
         the fields it may write, none it reads masked, relations offering the rows a body
         may name, so a value sent that names another tenant's row is no option of it."""
-        if instance is None:
-            form = self.get_serializer()
-        else:
-            # the update is partial: a field the body left out keeps the row's value
-            form = self.get_serializer(instance=instance, partial=True)
-        values = dict(form.data)
         try:
             body = self.request.data
         except APIException:  # a body that could not be parsed sent nothing readable
             body = None
+        if instance is None:
+            form = self.get_serializer()
+        else:
+            # the update is partial: a field the body left out keeps the row's value; a
+            # write-only field it sent is shown again (the row cannot fill it)
+            self._form_sent = frozenset(body) if isinstance(body, Mapping) else frozenset()
+            try:
+                form = self.get_serializer(instance=instance, partial=True)
+            finally:
+                del self._form_sent
+        values = dict(form.data)
         if isinstance(body, Mapping):
             for name, field in form.fields.items():
                 value = empty if field.read_only else field.get_value(body)
@@ -1199,11 +1240,17 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         HTML form, which posts every input it shows, would be refused with
         ``FIELD_WRITE_DENIED`` whatever the caller typed. A form ``filled`` from a row also
         leaves out the fields the caller reads masked (``redact_for``), whose value it would
-        show, and which its post would overwrite with whatever the input held."""
+        show, and which its post would overwrite with whatever the input held, and the
+        ``write_only`` ones, which no row fills (DRF never renders them): their blank input,
+        sent back as shown, blanked or nulled the value or was refused as blank. A refused
+        update's form shown again keeps those its body sent (:meth:`refused_form`)."""
         serializer = getattr(serializer, "child", serializer)
         access = self.field_access
-        for name in list(serializer.fields):
-            if access.write_verdict(name) != "allow" or (filled and name in access.redacted):
+        sent = self.__dict__.get("_form_sent", frozenset())
+        for name, field in list(serializer.fields.items()):
+            if access.write_verdict(name) != "allow" or (
+                filled and (name in access.redacted or (field.write_only and name not in sent))
+            ):
                 serializer.fields.pop(name)
 
     def _narrow_relations(self, serializer: Any) -> None:

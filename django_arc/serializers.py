@@ -904,8 +904,17 @@ def form_values(
                 body.pop(name, None)
                 continue
         value = field.get_value(data)
+        if isinstance(field, _LISTS_OF_CHOICES) and isinstance(value, list):
+            # the browsable form's "nothing selected" (a hidden blank before its select):
+            # no row's key nor a choice
+            value = [item for item in value if item != ""]
         if value is serializers.empty:
             body.pop(name, None)
         else:
             body[name] = value
     return body
+
+
+#: the list fields a form fills from a multiple select: a blank among their values is the
+#: browsable form's "nothing selected", no value
+_LISTS_OF_CHOICES = (serializers.ManyRelatedField, serializers.MultipleChoiceField)
