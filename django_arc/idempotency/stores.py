@@ -492,12 +492,19 @@ return false
 )
 #: the answer, when the key still holds our claim or holds nothing (our claim expired, or
 #: Redis lost it, and nobody took the key since: our writes stand, so a retry must replay
-#: them, not write again); never over another request's claim or answer
+#: them, not write again); never over another request's claim or answer. A key already
+#: holding ``ARGV[2]`` is done too: the script sent again by ``redis_alias.command`` after
+#: the reply of its first run was lost with the connection (as :meth:`CacheStore._existing`
+#: recognises its own claim); a take-over (:meth:`CacheStore._take_over`) was a 409 then,
+#: its own claim locking the key with nothing running
 _SET_IF_OURS = redis_alias.Script(
     """
 local value = redis.call('GET', KEYS[1])
 if value == ARGV[1] or not value then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+if value == ARGV[2] then
   return 1
 end
 return 0
