@@ -229,6 +229,50 @@ def test_a_project_float_field_refuses_a_non_finite_value_on_every_drf(api, sett
     assert OutboxEvent.objects.count() == 1
 
 
+def _rf44_whole_tenths(value):
+    """A project validator doing arithmetic a non-finite float cannot take (``int()``
+    raises ``ValueError`` for a NaN, ``OverflowError`` for an infinity)."""
+    if int(value * 10) != value * 10:
+        raise serializers.ValidationError("Whole tenths only.")
+
+
+class Rf44ValidatedReadingSerializer(serializers.ModelSerializer):
+    reading = serializers.FloatField(validators=[_rf44_whole_tenths])
+
+    class Meta:
+        model = Gauge
+        fields = ["id", "reading"]
+
+
+class Rf44ValidatedReadings(Resource):
+    model = Gauge
+    name = "validated-readings"
+    serializer_class = Rf44ValidatedReadingSerializer
+    permissions = {**PUBLIC, "create": P.allow_public(), "update": P.allow_public()}
+
+
+@pytest.mark.parametrize("sent", ["NaN", "Infinity", "1e999"])
+def test_a_project_float_field_refuses_a_non_finite_value_before_its_own_validators(
+    api, settings, sent
+):
+    """DRF 3.18 refuses a non-finite float in ``to_internal_value``, before the field's
+    validators run. arc gave older DRFs the refusal as one more validator, run after the
+    project's own, and DRF runs every validator: a project validator doing arithmetic on
+    the value (``int(value * 10)``) raised ``ValueError``/``OverflowError`` on DRF 3.17,
+    a 500 for a body DRF 3.18 answers 400. Refused first, the project's validators never
+    see it: 400 naming the field, on every DRF; a finite value still meets them."""
+    with mounted_site(settings, "nfv", Rf44ValidatedReadings):
+        r = api.post("/nfv/validated-readings/", {"reading": sent}, format="json")
+        assert r.status_code == 400, r.content
+        assert r.json()["details"] == {"reading": ["A valid number is required."]}
+        r = api.post("/nfv/validated-readings/", {"reading": 1.25}, format="json")
+        assert r.status_code == 400, r.content
+        assert r.json()["details"] == {"reading": ["Whole tenths only."]}
+        assert not Gauge.objects.exists()
+        r = api.post("/nfv/validated-readings/", {"reading": 1.5}, format="json")
+        assert r.status_code == 201, r.content
+
+
 # -- a project serializer rendering a row as something other than a dict (fix-seen8b) -------
 
 
