@@ -993,6 +993,76 @@ def test_an_update_replay_keeps_a_field_its_serializer_gives_an_existing_row(sto
         _all_sites.remove(site)
 
 
+@pytest.mark.django_db
+def test_an_update_replay_runs_no_field_default_of_the_model(store, org, settings, monkeypatch):
+    """An update's replay builds its serializer with a stand-in row (fix-seen8a), which was
+    the model's ``Model()``: Django runs every callable field ``default`` for it, project
+    code (a ``default=next_invoice_number`` drawing from a sequence, a counter's UPDATE), so
+    each replay ran it once more, where a replay runs nothing of the write. The stand-in is
+    built with no default run: the replay is the answer, byte for byte, and the default
+    ran only for rows the write made."""
+    from rest_framework import serializers
+
+    from django_arc import Resource, ResourceSite
+    from django_arc import permissions as arc_permissions
+    from django_arc import presets as arc_presets
+    from django_arc.sites import _all_sites
+    from tests.helpers import site_mounted
+
+    drawn = []
+
+    def rf44_next_status():
+        drawn.append(1)
+        return "draft"
+
+    monkeypatch.setattr(Product._meta.get_field("status"), "default", rf44_next_status)
+    monkeypatch.setattr(Product._meta.get_field("status"), "_get_default", rf44_next_status)
+
+    class Rf44RevisionSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name", "sku", "price", "organization"]
+
+        def get_fields(self):
+            fields = super().get_fields()
+            if self.instance is not None:
+                fields["revision"] = serializers.SerializerMethodField()
+            return fields
+
+        def get_revision(self, obj: Product) -> str:
+            return f"r-{obj.name}"
+
+    class Rf44RevisionResource(Resource):
+        model = Product
+        name = "rf44-revision"
+        serializer_class = Rf44RevisionSerializer
+        read_only_fields = ["id"]
+        idempotent = True
+        presets = [arc_presets.MultiTenant(tenant_field="organization")]
+        permissions = {
+            k: arc_permissions.require_org_membership() for k in ("get", "create", "update")
+        }
+
+    site = ResourceSite(name="rf44-revision-site")
+    site.register(Rf44RevisionResource)
+    try:
+        with site_mounted(settings, "rf44", site):
+            client = member(org, "admin")
+            created = client.post("/rf44/rf44-revision/", BODY, format="json")
+            assert created.status_code == 201, created.content
+            url = f"/rf44/rf44-revision/{created.json()['data']['id']}/"
+            first = keyed(client, "patch", url, {"name": "Gadget"}, "rf44")
+            assert first.status_code == 200, first.content
+            assert first.json()["data"]["revision"] == "r-Gadget"
+            drawn.clear()
+            same = keyed(client, "patch", url, {"name": "Gadget"}, "rf44")
+            assert same["X-Idempotency-Replayed"] == "true"
+            assert same.content == first.content
+            assert drawn == []
+    finally:
+        _all_sites.remove(site)
+
+
 class _QueuingViewSet(IdempotentProductResource.as_viewset()):
     """A ViewSet subclass whose create answers a value of its own, not the row."""
 

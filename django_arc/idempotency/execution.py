@@ -280,9 +280,13 @@ def _spelled(name: str) -> str:
 def _stand_in(view: Any) -> Any:
     """An unsaved row of ``view``'s model standing in for the one an update wrote, for a
     serializer built on a replay (which reads no row); ``None`` for a model that cannot be
-    built without arguments."""
+    built so. A field with a default is given ``None``: ``Model()`` runs every callable
+    ``default``, project code (one drawing a number from a sequence), which a replay, which
+    runs nothing of the write, ran once more each time."""
+    model = view.resource.model
+    unset = {f.attname: None for f in model._meta.concrete_fields if f.has_default()}
     try:
-        return view.resource.model()
+        return model(**unset)
     except Exception:  # noqa: BLE001 - a model of the project's own __init__
         return None
 
