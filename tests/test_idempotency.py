@@ -959,6 +959,25 @@ def test_two_retries_taking_over_one_unreadable_cache_entry_run_the_route_once(e
     assert len(calls) == 2
 
 
+def _rf44_reply_lost_once(monkeypatch, script) -> list:
+    """The first run of ``script`` loses its reply: Redis runs it, then the connection drops
+    (a ``CLIENT KILL``, a network cut) and ``redis_alias.command`` sends it again. Returns
+    the list the lost reply is appended to."""
+    exchange = redis_alias._exchange
+    lost = []
+
+    def reply_lost(client, args):
+        reply = exchange(client, args)
+        if args[:2] == ("EVALSHA", script.sha) and not lost:
+            lost.append(reply)
+            client.connection.disconnect()  # what redis-py does when the socket closes
+            raise redis_exceptions.ConnectionError("Connection closed by server.")
+        return reply
+
+    monkeypatch.setattr(redis_alias, "_exchange", reply_lost)
+    return lost
+
+
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db
@@ -971,22 +990,11 @@ def test_a_take_over_whose_reply_was_lost_and_was_sent_again_is_still_ours(edito
     ``test_a_claim_whose_reply_was_lost_and_was_sent_again_is_still_ours``)."""
     calls = _seen8a_counting_route(monkeypatch)
     url = f"{URL}raise-prices/"
-    exchange = redis_alias._exchange
-    lost = []
-
-    def reply_lost(client, args):
-        reply = exchange(client, args)
-        if args[:2] == ("EVALSHA", stores._SET_IF_OURS.sha) and not lost:
-            lost.append(reply)
-            client.connection.disconnect()  # what redis-py does when the socket closes
-            raise redis_exceptions.ConnectionError("Connection closed by server.")
-        return reply
-
     with idempotency_store("cache"):
         first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
         assert (first.status_code, first.content) == (201, b"a,1\n")
         _seen8a_rewrite_cache_entry(_SEEN8A_UNREADABLE["status 0"])
-        monkeypatch.setattr(redis_alias, "_exchange", reply_lost)
+        lost = _rf44_reply_lost_once(monkeypatch, stores._SET_IF_OURS)
         again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
         replay = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
     assert lost == [1]  # the take-over did set the key; its reply never came
@@ -2250,18 +2258,7 @@ def test_a_claim_whose_reply_was_lost_and_was_sent_again_is_still_ours(editor, m
     the pool, and it finds the claim it had just set. That claim is the request's own (its
     token): the request runs. Taken for another request's, it was a 409 with nothing
     running, and the key stayed locked for ``LOCK_SECONDS``, each retry a 409 until then."""
-    exchange = redis_alias._exchange
-    lost = []
-
-    def reply_lost(client, args):
-        reply = exchange(client, args)
-        if args[:2] == ("EVALSHA", stores._CLAIM.sha) and not lost:
-            lost.append(reply)
-            client.connection.disconnect()  # what redis-py does when the socket closes
-            raise redis_exceptions.ConnectionError("Connection closed by server.")
-        return reply
-
-    monkeypatch.setattr(redis_alias, "_exchange", reply_lost)
+    lost = _rf44_reply_lost_once(monkeypatch, stores._CLAIM)
     with (
         override_settings(CACHES=caches_with("redis", REDIS_URL)),
         override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache", LOCK_SECONDS=60))),

@@ -236,19 +236,13 @@ def _rf44_whole_tenths(value):
         raise serializers.ValidationError("Whole tenths only.")
 
 
-class Rf44ValidatedReadingSerializer(serializers.ModelSerializer):
+class Rf44ValidatedReadingSerializer(Fs8bOwnReadingSerializer):
     reading = serializers.FloatField(validators=[_rf44_whole_tenths])
 
-    class Meta:
-        model = Gauge
-        fields = ["id", "reading"]
 
-
-class Rf44ValidatedReadings(Resource):
-    model = Gauge
+class Rf44ValidatedReadings(Fs8bOwnReadings):
     name = "validated-readings"
     serializer_class = Rf44ValidatedReadingSerializer
-    permissions = {**PUBLIC, "create": P.allow_public(), "update": P.allow_public()}
 
 
 @pytest.mark.parametrize("sent", ["NaN", "Infinity", "1e999"])

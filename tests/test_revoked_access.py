@@ -927,20 +927,11 @@ def test_a_row_holding_a_field_its_serializer_no_longer_gives_the_caller_is_stil
         assert again.json()["data"] == new
 
 
-@pytest.mark.django_db
-def test_an_update_replay_keeps_a_field_its_serializer_gives_an_existing_row(store, org, settings):
-    """A serializer whose ``get_fields()`` adds a field for a row it was given only
-    (``self.instance``: ``revision``, rendered on an update's answer, not on a create's).
-    The replay of an update to the same caller, whose access did not change, is the answer
-    it had, byte for byte; a caller who lost ``cost`` since still loses it, ``revision``
-    kept."""
-    from rest_framework import serializers
-
-    from django_arc import Resource, ResourceSite
-    from django_arc import permissions as arc_permissions
-    from django_arc import presets as arc_presets
-    from django_arc.sites import _all_sites
-    from tests.helpers import site_mounted
+@contextmanager
+def _rf44_revision_site(settings, prefix: str):
+    """Products under ``/<prefix>/seen8a-revision/``: a serializer whose ``get_fields()``
+    adds ``revision`` for a row it is given (``self.instance``), ``cost`` visible to admins
+    only; the site is taken off the registry after."""
 
     class RevisionSerializer(serializers.ModelSerializer):
         class Meta:
@@ -968,29 +959,40 @@ def test_an_update_replay_keeps_a_field_its_serializer_gives_an_existing_row(sto
         }
         field_permissions = {"cost": F.visible_to("admin")}
 
-    site = ResourceSite(name="seen8a-revision-site")
+    site = ResourceSite(name=f"{prefix}-revision-site")
     site.register(RevisionResource)
     try:
-        with site_mounted(settings, "rv", site):
-            client = member(org, "admin")
-            created = client.post("/rv/seen8a-revision/", {**BODY, "cost": "4.00"}, format="json")
-            assert created.status_code == 201, created.content
-            assert "revision" not in created.json()["data"]
-            url = f"/rv/seen8a-revision/{created.json()['data']['id']}/"
-            first = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
-            assert first.status_code == 200, first.content
-            assert first.json()["data"]["revision"] == "r-Gadget"
-            assert first.json()["data"]["cost"] == "4.00"
-            same = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
-            assert same["X-Idempotency-Replayed"] == "true"
-            assert same.content == first.content
-            set_roles(client, org, "editor")
-            again = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
-            assert again["X-Idempotency-Replayed"] == "true"
-            data = again.json()["data"]
-            assert "cost" not in data and data["revision"] == "r-Gadget", data
+        with site_mounted(settings, prefix, site):
+            yield
     finally:
         _all_sites.remove(site)
+
+
+@pytest.mark.django_db
+def test_an_update_replay_keeps_a_field_its_serializer_gives_an_existing_row(store, org, settings):
+    """A serializer whose ``get_fields()`` adds a field for a row it was given only
+    (``self.instance``: ``revision``, rendered on an update's answer, not on a create's).
+    The replay of an update to the same caller, whose access did not change, is the answer
+    it had, byte for byte; a caller who lost ``cost`` since still loses it, ``revision``
+    kept."""
+    with _rf44_revision_site(settings, "rv"):
+        client = member(org, "admin")
+        created = client.post("/rv/seen8a-revision/", {**BODY, "cost": "4.00"}, format="json")
+        assert created.status_code == 201, created.content
+        assert "revision" not in created.json()["data"]
+        url = f"/rv/seen8a-revision/{created.json()['data']['id']}/"
+        first = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+        assert first.status_code == 200, first.content
+        assert first.json()["data"]["revision"] == "r-Gadget"
+        assert first.json()["data"]["cost"] == "4.00"
+        same = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+        assert same["X-Idempotency-Replayed"] == "true"
+        assert same.content == first.content
+        set_roles(client, org, "editor")
+        again = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+        assert again["X-Idempotency-Replayed"] == "true"
+        data = again.json()["data"]
+        assert "cost" not in data and data["revision"] == "r-Gadget", data
 
 
 @pytest.mark.django_db
@@ -1001,14 +1003,6 @@ def test_an_update_replay_runs_no_field_default_of_the_model(store, org, setting
     each replay ran it once more, where a replay runs nothing of the write. The stand-in is
     built with no default run: the replay is the answer, byte for byte, and the default
     ran only for rows the write made."""
-    from rest_framework import serializers
-
-    from django_arc import Resource, ResourceSite
-    from django_arc import permissions as arc_permissions
-    from django_arc import presets as arc_presets
-    from django_arc.sites import _all_sites
-    from tests.helpers import site_mounted
-
     drawn = []
 
     def rf44_next_status():
@@ -1018,49 +1012,19 @@ def test_an_update_replay_runs_no_field_default_of_the_model(store, org, setting
     monkeypatch.setattr(Product._meta.get_field("status"), "default", rf44_next_status)
     monkeypatch.setattr(Product._meta.get_field("status"), "_get_default", rf44_next_status)
 
-    class Rf44RevisionSerializer(serializers.ModelSerializer):
-        class Meta:
-            model = Product
-            fields = ["id", "name", "sku", "price", "organization"]
-
-        def get_fields(self):
-            fields = super().get_fields()
-            if self.instance is not None:
-                fields["revision"] = serializers.SerializerMethodField()
-            return fields
-
-        def get_revision(self, obj: Product) -> str:
-            return f"r-{obj.name}"
-
-    class Rf44RevisionResource(Resource):
-        model = Product
-        name = "rf44-revision"
-        serializer_class = Rf44RevisionSerializer
-        read_only_fields = ["id"]
-        idempotent = True
-        presets = [arc_presets.MultiTenant(tenant_field="organization")]
-        permissions = {
-            k: arc_permissions.require_org_membership() for k in ("get", "create", "update")
-        }
-
-    site = ResourceSite(name="rf44-revision-site")
-    site.register(Rf44RevisionResource)
-    try:
-        with site_mounted(settings, "rf44", site):
-            client = member(org, "admin")
-            created = client.post("/rf44/rf44-revision/", BODY, format="json")
-            assert created.status_code == 201, created.content
-            url = f"/rf44/rf44-revision/{created.json()['data']['id']}/"
-            first = keyed(client, "patch", url, {"name": "Gadget"}, "rf44")
-            assert first.status_code == 200, first.content
-            assert first.json()["data"]["revision"] == "r-Gadget"
-            drawn.clear()
-            same = keyed(client, "patch", url, {"name": "Gadget"}, "rf44")
-            assert same["X-Idempotency-Replayed"] == "true"
-            assert same.content == first.content
-            assert drawn == []
-    finally:
-        _all_sites.remove(site)
+    with _rf44_revision_site(settings, "rf44"):
+        client = member(org, "admin")
+        created = client.post("/rf44/seen8a-revision/", BODY, format="json")
+        assert created.status_code == 201, created.content
+        url = f"/rf44/seen8a-revision/{created.json()['data']['id']}/"
+        first = keyed(client, "patch", url, {"name": "Gadget"}, "rf44")
+        assert first.status_code == 200, first.content
+        assert first.json()["data"]["revision"] == "r-Gadget"
+        drawn.clear()
+        same = keyed(client, "patch", url, {"name": "Gadget"}, "rf44")
+        assert same["X-Idempotency-Replayed"] == "true"
+        assert same.content == first.content
+        assert drawn == []
 
 
 class _QueuingViewSet(IdempotentProductResource.as_viewset()):

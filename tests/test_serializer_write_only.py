@@ -235,6 +235,18 @@ def test_an_update_of_a_write_only_field_alone_names_it_in_changed_without_its_v
         assert "NEW-SECRET" not in json.dumps(payload) and SECRET not in json.dumps(payload)
 
 
+def _rf44_updated_once_and_in_bulk(client, url):
+    """PATCH ``url`` (the client's row), then the same row in a bulk update, each a 200;
+    the ``write-only.updated`` events, in order."""
+    r = client.patch(url, {"title": "Desk lamp"}, format="json")
+    assert r.status_code == 200, r.content
+    r = client.patch(
+        "/wo/write-only/bulk/", {"items": [{"id": client.pk, "title": "Lamp"}]}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    return list(OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk"))
+
+
 def test_an_updated_payload_override_of_the_three_argument_shape_still_runs(client, monkeypatch):
     """``updated_payload`` took a fourth argument (``written``, the write-only values), and
     an override of a ViewSet subclass written for its old shape, ``(instance, before,
@@ -250,13 +262,7 @@ def test_an_updated_payload_override_of_the_three_argument_shape_still_runs(clie
         return {**base(self, instance, before, after), "by": "override"}
 
     monkeypatch.setattr(view_class, "updated_payload", updated_payload)
-    r = client.patch(url, {"title": "Desk lamp"}, format="json")
-    assert r.status_code == 200, r.content
-    r = client.patch(
-        "/wo/write-only/bulk/", {"items": [{"id": client.pk, "title": "Lamp"}]}, format="json"
-    )
-    assert r.status_code == 200, r.content
-    events = OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk")
+    events = _rf44_updated_once_and_in_bulk(client, url)
     assert [(e.payload["by"], e.payload["changed"]) for e in events] == [
         ("override", ["title"]),
         ("override", ["title"]),
@@ -329,13 +335,7 @@ def test_an_updated_payload_override_of_any_kind_is_called_with_the_arguments_it
     url = f"/wo/write-only/{client.pk}/"
     view_class = resolve(url).func.cls
     monkeypatch.setattr(view_class, "updated_payload", _seen8a_override(kind, four))
-    r = client.patch(url, {"title": "Desk lamp"}, format="json")
-    assert r.status_code == 200, r.content
-    r = client.patch(
-        "/wo/write-only/bulk/", {"items": [{"id": client.pk, "title": "Lamp"}]}, format="json"
-    )
-    assert r.status_code == 200, r.content
-    events = OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk")
+    events = _rf44_updated_once_and_in_bulk(client, url)
     arity = 4 if four else 3
     assert [(e.payload["by"], e.payload["arity"], e.payload["changed"]) for e in events] == [
         (kind, arity, ["title"]),
