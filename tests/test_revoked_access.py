@@ -12,6 +12,7 @@ write's outcome (status, id, one row written) but never a field the caller no lo
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import contextmanager
 
 import pytest
@@ -1454,6 +1455,69 @@ def test_an_answer_holding_a_value_whose_str_raises_is_kept_as_its_rows_names(
     assert again["X-Idempotency-Replayed"] == "true"
     assert b"cost" not in again.content and b"name=None\n" in again.content, again.content
     assert any("could not be read as JSON" in r.getMessage() for r in caplog.records)
+    assert Product.objects.filter(sku="W-1").count() == 1
+
+
+class Rf44Unlistable:
+    """A value of the project's own its renderer writes (``format()``) that DRF's encoder
+    tries as a sequence, which raises ``error``: a lazy collection whose ``__iter__`` (or
+    an array's ``tolist()``) reads a relation deleted since. Its text is its name."""
+
+    def __init__(self, text, error, method):
+        self.text, self.error = text, error
+        setattr(self, method, self._raise)
+
+    def _raise(self):
+        raise self.error
+
+    def __iter__(self):
+        return self.__dict__["__iter__"]()
+
+    def __format__(self, spec):
+        return self.text
+
+    def __str__(self):
+        return self.text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["__iter__", "tolist"])
+@pytest.mark.parametrize(
+    "error",
+    [AttributeError("author"), Product.DoesNotExist("gone")],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_answer_holding_a_value_the_encoder_cannot_list_is_kept_as_its_text(
+    store, org, monkeypatch, caplog, method, error
+):
+    """fix-seen8a made any error of a value's ``__str__`` the keeping encoder's
+    ``TypeError``; DRF's encoder, asked first, lists a value with ``tolist()`` or
+    ``__iter__``, and an error that raises other than ``TypeError`` escaped the encoder as
+    before: an ERROR and a 500 for a 201 the renderer had written. The value is kept as its
+    text, as one DRF cannot encode is, and the demoted caller's replay is rendered again
+    with it, without ``cost``."""
+    cls = resolve(IDEM).func.cls
+    monkeypatch.setattr(cls, "renderer_classes", [JSONRenderer, LinesRenderer])
+    create = cls.create
+
+    def create_naming_its_own(self, request, *args, **kwargs):
+        response = create(self, request, *args, **kwargs)
+        name = response.data["data"]["name"]
+        response.data["data"]["name"] = Rf44Unlistable(name, error, method)
+        return response
+
+    monkeypatch.setattr(cls, "create", create_naming_its_own)
+    client = member(org, "admin")
+    send = {"HTTP_ACCEPT": "text/x-lines", "HTTP_IDEMPOTENCY_KEY": "unlistable"}
+    first = client.post(IDEM, BODY, format="json", **send)
+    assert first.status_code == 201, first.content
+    assert b"cost=" in first.content and b"name=Widget" in first.content
+    set_roles(client, org, "editor")
+    again = client.post(IDEM, BODY, format="json", **send)
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert b"cost" not in again.content and b"name=Widget\n" in again.content, again.content
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert Product.objects.filter(sku="W-1").count() == 1
 
 

@@ -380,12 +380,15 @@ class _LenientEncoder(encoders.JSONEncoder):
     a model's ``__str__`` following a relation gone since, a lazy string failing) is a
     ``TypeError``, as a ``__str__`` raising ``ValueError`` or ``TypeError`` already was:
     :func:`_document` keeps the rows' names then. Any other error escaped, a 500 for an
-    answer the project's renderer had written."""
+    answer the project's renderer had written. DRF's own ``default``, asked first, lists a
+    value with ``tolist()`` or ``__iter__``, which may raise anything as well (a lazy
+    collection reading a relation gone since): the value is then written as its text, as
+    one DRF cannot encode is."""
 
     def default(self, obj: Any) -> Any:
         try:
             return super().default(obj)
-        except TypeError:
+        except Exception:  # noqa: BLE001, S110 - a project's tolist()/__iter__ may raise anything
             pass
         try:
             return str(obj)
