@@ -392,3 +392,41 @@ def test_a_write_only_relation_is_named_in_changed_only_when_it_changed(settings
         assert reads == [5, 3, 4]
         holder.refresh_from_db()
         assert (holder.code_id, list(holder.codes.all())) == (two.pk, [two])
+
+
+def test_an_updated_payload_a_view_sets_on_itself_does_not_keep_the_view(client, monkeypatch):
+    """``_takes_written`` remembers its answer per attribute a view holds, meant for a
+    class's function, ``staticmethod`` or ``classmethod``: one a view sets on itself per
+    request (``self.updated_payload = self.payload_for_tenant`` in ``initial()``) is a new
+    bound method each time, and each was kept as a key, holding its view, its request and
+    its response for the life of the process. Such an attribute is inspected on each call,
+    remembered by nothing: the views are freed, and each is still called with the arguments
+    it takes."""
+    import gc
+    import weakref
+
+    from django.urls import resolve
+
+    url = f"/wo/write-only/{client.pk}/"
+    view_class = resolve(url).func.cls
+    initial = view_class.initial
+    views = []
+
+    def payload_of_this_request(self, instance, before, after):
+        return {**self.__class__.updated_payload(self, instance, before, after), "by": "own"}
+
+    def initial_setting_its_own(self, request, *args, **kwargs):
+        self.updated_payload = payload_of_this_request.__get__(self)
+        views.append(weakref.ref(self))
+        return initial(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(view_class, "initial", initial_setting_its_own)
+    for title in ("Desk lamp", "Floor lamp"):
+        r = client.patch(url, {"title": title}, format="json")
+        assert r.status_code == 200, r.content
+    del r
+    gc.collect()
+    assert len(views) == 2
+    assert [ref() for ref in views] == [None, None]
+    events = OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk")
+    assert [e.payload["by"] for e in events] == ["own", "own"]
