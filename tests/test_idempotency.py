@@ -2308,6 +2308,57 @@ def test_a_claim_redis_runs_after_the_request_gave_up_does_not_lock_the_key(edit
     assert Product.objects.filter(sku="W-2").count() == 1
 
 
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_take_over_redis_runs_after_the_request_gave_up_does_not_lock_the_key(
+    editor, monkeypatch, tmp_path
+):
+    """The take-over of an unreadable ``cache`` entry is a script as the claim is: a Redis
+    that stalls after the claim script answered (SIGSTOP here) runs the take-over after the
+    request's socket timeout answered it 503, and the key is then claimed by a request that
+    runs nothing. The claim's such scripts are given up before the process's next claim;
+    the take-over's were not: every retry was a 409 "still in progress" until
+    ``LOCK_SECONDS`` passed. The retry now runs, once."""
+    calls = _seen8a_counting_route(monkeypatch)
+    url = f"{URL}raise-prices/"
+    take_over = stores.CacheStore._take_over
+
+    def stalled_first(self, request, key, value, claim, token):
+        if not stalled:
+            stalled.append(key)
+            _stop(pid)
+        return take_over(self, request, key, value, claim, token)
+
+    stalled = []
+    settings = idempotency("cache", LOCK_SECONDS=60)
+    with (
+        redis_server(tmp_path) as server,
+        override_settings(CACHES=caches_with("redis", server["url"])),
+        override_settings(ARC=arc_with(IDEMPOTENCY=settings)),
+    ):
+        redis = Redis.from_url(server["url"])
+        pid = redis.info("server")["process_id"]
+        first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        assert (first.status_code, first.content) == (201, b"a,1\n")
+        _seen8a_rewrite_cache_entry(_SEEN8A_UNREADABLE["head not json"])
+        monkeypatch.setattr(stores.CacheStore, "_take_over", stalled_first)
+        try:
+            gave_up = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert_error(gave_up, 503, "IDEMPOTENCY_UNAVAILABLE")
+        deadline = time.monotonic() + 5
+        while not (redis.get(stalled[0]) or b"").startswith(stores._IN_FLIGHT):
+            assert time.monotonic() < deadline, "Redis never ran the stalled take-over"
+            time.sleep(0.02)
+        retry = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        replay = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+    assert (retry.status_code, retry.content) == (201, b"a,2\n"), retry.content
+    assert (replay.status_code, replay.content) == (201, b"a,2\n")
+    assert replay["X-Idempotency-Replayed"] == "true"
+    assert len(calls) == 2
+
+
 def _stop(pid: int) -> None:
     """SIGSTOP ``pid`` and wait until it is stopped: ``kill()`` returns before the signal is
     delivered, and on a loaded machine the server answered the next command first (the

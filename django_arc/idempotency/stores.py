@@ -606,11 +606,15 @@ class CacheStore:
         """Claim a key holding an entry no answer can be read from (:meth:`_existing`), only
         while it still holds that entry (or nothing), as the ``database`` store takes over a
         record holding no answer: one more round trip, on this rare path only. Another
-        request that changed the key meanwhile is in flight with it (409, retry)."""
+        request that changed the key meanwhile is in flight with it (409, retry). A script
+        whose reply did not come in time is remembered as a claim's is (:data:`_unanswered`):
+        Redis may run it yet, and the key would stay claimed by a request that answered 503."""
         try:
             done = _SET_IF_OURS(self._redis(), [key], [value, claim, _ms(request.lock_seconds)])
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage("idempotency", exc)
+            if isinstance(exc, RedisTimeoutError):  # sent, and Redis may run it yet
+                _remember_unanswered(self.alias, key, claim, request.lock_seconds)
             raise StoreUnavailable(str(exc)) from exc
         return Claim(CLAIMED, token) if done else Claim(IN_FLIGHT)
 
