@@ -1849,7 +1849,11 @@ def _takes_written(view: Any, updated_payload: Any) -> bool:
     one that cannot be inspected is taken to. Remembered per attribute the view holds (its
     class's function, ``staticmethod`` or ``classmethod``), never per bound method, which is
     new on every access; one that cannot be remembered (an unhashable callable object) is
-    inspected on every call rather than failing the update with ``TypeError``."""
+    inspected on every call rather than failing the update with ``TypeError``, as is one
+    the view set on itself (a bound method new on every request, which as a key kept its
+    view, request and response for the life of the process)."""
+    if "updated_payload" in getattr(view, "__dict__", ()):
+        return _binds_written(updated_payload)
     held = inspect.getattr_static(view, "updated_payload", None)
     try:
         known = _written_taken.get(held)

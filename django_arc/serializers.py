@@ -549,24 +549,34 @@ def refuse_non_finite_floats(fields: Any) -> None:
     required.", as DRF's does from 3.18 on (encode/django-rest-framework#9998). Before it,
     DRF took them: SQLite stores a NaN as ``NULL``, so a ``NOT NULL`` column's write was the
     database's ``IntegrityError`` (a 409 naming nothing) where PostgreSQL stored the NaN,
-    and no JSON carries the value back. A validator, so a subclass's own
-    ``to_internal_value`` runs first; a float field inside a nested serializer or a list is
-    the project's (decisions.md)."""
+    and no JSON carries the value back. Refused where DRF 3.18 refuses it, as the field's
+    ``to_internal_value`` returns (a subclass's own runs first), so before the field's
+    validators: as one more validator it ran after the project's own, which DRF runs
+    every one of, and a project validator doing arithmetic on the value (``int(value)``)
+    was a 500 on DRF 3.17. A float field inside a nested serializer or a list is the
+    project's (decisions.md)."""
     for field in fields.values():
         if (
             isinstance(field, serializers.FloatField)
             and not isinstance(field, ArcFloatField)
             and not field.read_only
-            and _finite_float not in field.validators
+            and "to_internal_value" not in vars(field)
         ):
-            field.validators.append(_finite_float)
+            field.to_internal_value = _finite_after(field)
 
 
-def _finite_float(value: Any) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise serializers.ValidationError(
-            serializers.FloatField.default_error_messages["invalid"], code="invalid"
-        )
+def _finite_after(field: serializers.FloatField) -> Any:
+    """``field``'s own ``to_internal_value``, refusing a non-finite float it returns with
+    the field's own ``invalid`` message (a project's ``error_messages`` included)."""
+    to_internal_value = field.to_internal_value
+
+    def finite(data: Any) -> Any:
+        value = to_internal_value(data)
+        if isinstance(value, float) and not math.isfinite(value):
+            field.fail("invalid")
+        return value
+
+    return finite
 
 
 def matchable(pk: Any) -> bool:

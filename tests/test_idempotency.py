@@ -960,6 +960,87 @@ def test_a_cache_entry_with_no_readable_answer_is_taken_over_not_a_500(
 
 @pytest.mark.redis
 @pytest.mark.django_db
+def test_two_retries_taking_over_one_unreadable_cache_entry_run_the_route_once(editor, monkeypatch):
+    """Two retries that both read the same unreadable ``cache`` entry take it over with a
+    compare-and-set: the second retry runs whole between the first one's read and its
+    take-over here (the first is then the slower of two concurrent retries). The first
+    finds the key changed since it read it: a 409, nothing run; the route ran once, and its
+    answer is what the key replays."""
+    calls = _seen8a_counting_route(monkeypatch)
+    url = f"{URL}raise-prices/"
+    take_over = stores.CacheStore._take_over
+    overtaken = []
+
+    def overtaken_first(self, request, key, value, claim, token):
+        if not overtaken:
+            overtaken.append(None)  # the nested retry takes the key over as it is
+            overtaken[0] = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        return take_over(self, request, key, value, claim, token)
+
+    with idempotency_store("cache"):
+        first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        assert (first.status_code, first.content) == (201, b"a,1\n")
+        _seen8a_rewrite_cache_entry(_SEEN8A_UNREADABLE["head not json"])
+        monkeypatch.setattr(stores.CacheStore, "_take_over", overtaken_first)
+        slower = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        monkeypatch.setattr(stores.CacheStore, "_take_over", take_over)
+        replay = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+    [faster] = overtaken
+    assert (faster.status_code, faster.content) == (201, b"a,2\n"), faster.content
+    assert_error(slower, 409, "IDEMPOTENCY_CONFLICT")
+    assert (replay.status_code, replay.content) == (201, b"a,2\n")
+    assert replay["X-Idempotency-Replayed"] == "true"
+    assert len(calls) == 2
+
+
+def _rf44_reply_lost_once(monkeypatch, script) -> list:
+    """The first run of ``script`` loses its reply: Redis runs it, then the connection drops
+    (a ``CLIENT KILL``, a network cut) and ``redis_alias.command`` sends it again. Returns
+    the list the lost reply is appended to."""
+    exchange = redis_alias._exchange
+    lost = []
+
+    def reply_lost(client, args):
+        reply = exchange(client, args)
+        if args[:2] == ("EVALSHA", script.sha) and not lost:
+            lost.append(reply)
+            client.connection.disconnect()  # what redis-py does when the socket closes
+            raise redis_exceptions.ConnectionError("Connection closed by server.")
+        return reply
+
+    monkeypatch.setattr(redis_alias, "_exchange", reply_lost)
+    return lost
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db
+def test_a_take_over_whose_reply_was_lost_and_was_sent_again_is_still_ours(editor, monkeypatch):
+    """The connection can drop after Redis ran the script taking an unreadable ``cache``
+    entry over, before its reply came: ``redis_alias.command`` sends it again, and it finds
+    the claim it had just set, not the entry it was to replace. That claim is the request's
+    own: the request runs. Taken for another request's, it was a 409 with nothing running,
+    and every retry a 409 until ``LOCK_SECONDS`` passed (as a lost claim's reply was,
+    ``test_a_claim_whose_reply_was_lost_and_was_sent_again_is_still_ours``)."""
+    calls = _seen8a_counting_route(monkeypatch)
+    url = f"{URL}raise-prices/"
+    with idempotency_store("cache"):
+        first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        assert (first.status_code, first.content) == (201, b"a,1\n")
+        _seen8a_rewrite_cache_entry(_SEEN8A_UNREADABLE["status 0"])
+        lost = _rf44_reply_lost_once(monkeypatch, stores._SET_IF_OURS)
+        again = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        replay = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+    assert lost == [1]  # the take-over did set the key; its reply never came
+    assert (again.status_code, again.content) == (201, b"a,2\n"), again.content
+    assert "X-Idempotency-Replayed" not in again
+    assert (replay.status_code, replay.content) == (201, b"a,2\n")
+    assert replay["X-Idempotency-Replayed"] == "true"
+    assert len(calls) == 2
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
 @pytest.mark.parametrize("content_type", [5, None, ["text/csv"]])
 def test_a_cache_entry_whose_content_type_is_not_text_is_replayed_without_it(
     editor, monkeypatch, caplog, content_type
@@ -2211,18 +2292,7 @@ def test_a_claim_whose_reply_was_lost_and_was_sent_again_is_still_ours(editor, m
     the pool, and it finds the claim it had just set. That claim is the request's own (its
     token): the request runs. Taken for another request's, it was a 409 with nothing
     running, and the key stayed locked for ``LOCK_SECONDS``, each retry a 409 until then."""
-    exchange = redis_alias._exchange
-    lost = []
-
-    def reply_lost(client, args):
-        reply = exchange(client, args)
-        if args[:2] == ("EVALSHA", stores._CLAIM.sha) and not lost:
-            lost.append(reply)
-            client.connection.disconnect()  # what redis-py does when the socket closes
-            raise redis_exceptions.ConnectionError("Connection closed by server.")
-        return reply
-
-    monkeypatch.setattr(redis_alias, "_exchange", reply_lost)
+    lost = _rf44_reply_lost_once(monkeypatch, stores._CLAIM)
     with (
         override_settings(CACHES=caches_with("redis", REDIS_URL)),
         override_settings(ARC=arc_with(IDEMPOTENCY=idempotency("cache", LOCK_SECONDS=60))),
@@ -2270,6 +2340,57 @@ def test_a_claim_redis_runs_after_the_request_gave_up_does_not_lock_the_key(edit
     assert replay.status_code == 201 and replay["X-Idempotency-Replayed"] == "true"
     assert replay.content == retry.content
     assert Product.objects.filter(sku="W-2").count() == 1
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_take_over_redis_runs_after_the_request_gave_up_does_not_lock_the_key(
+    editor, monkeypatch, tmp_path
+):
+    """The take-over of an unreadable ``cache`` entry is a script as the claim is: a Redis
+    that stalls after the claim script answered (SIGSTOP here) runs the take-over after the
+    request's socket timeout answered it 503, and the key is then claimed by a request that
+    runs nothing. The claim's such scripts are given up before the process's next claim;
+    the take-over's were not: every retry was a 409 "still in progress" until
+    ``LOCK_SECONDS`` passed. The retry now runs, once."""
+    calls = _seen8a_counting_route(monkeypatch)
+    url = f"{URL}raise-prices/"
+    take_over = stores.CacheStore._take_over
+
+    def stalled_first(self, request, key, value, claim, token):
+        if not stalled:
+            stalled.append(key)
+            _stop(pid)
+        return take_over(self, request, key, value, claim, token)
+
+    stalled = []
+    settings = idempotency("cache", LOCK_SECONDS=60)
+    with (
+        redis_server(tmp_path) as server,
+        override_settings(CACHES=caches_with("redis", server["url"])),
+        override_settings(ARC=arc_with(IDEMPOTENCY=settings)),
+    ):
+        redis = Redis.from_url(server["url"])
+        pid = redis.info("server")["process_id"]
+        first = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        assert (first.status_code, first.content) == (201, b"a,1\n")
+        _seen8a_rewrite_cache_entry(_SEEN8A_UNREADABLE["head not json"])
+        monkeypatch.setattr(stores.CacheStore, "_take_over", stalled_first)
+        try:
+            gave_up = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert_error(gave_up, 503, "IDEMPOTENCY_UNAVAILABLE")
+        deadline = time.monotonic() + 5
+        while not (redis.get(stalled[0]) or b"").startswith(stores._IN_FLIGHT):
+            assert time.monotonic() < deadline, "Redis never ran the stalled take-over"
+            time.sleep(0.02)
+        retry = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+        replay = editor.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="t")
+    assert (retry.status_code, retry.content) == (201, b"a,2\n"), retry.content
+    assert (replay.status_code, replay.content) == (201, b"a,2\n")
+    assert replay["X-Idempotency-Replayed"] == "true"
+    assert len(calls) == 2
 
 
 def _stop(pid: int) -> None:

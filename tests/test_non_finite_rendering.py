@@ -14,7 +14,7 @@ from django.db import connection
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
-from django_arc import Resource
+from django_arc import Resource, action
 from django_arc import permissions as P
 from django_arc.outbox.models import OutboxEvent
 from tests.test_extension_points import mounted_site
@@ -227,6 +227,83 @@ def test_a_project_float_field_refuses_a_non_finite_value_on_every_drf(api, sett
         r = api.patch(f"/nfr/own-readings/{row.pk}/", {"reading": "-1.5e3"}, format="json")
         assert r.status_code == 200 and r.json()["data"]["reading"] == -1500.0, r.content
     assert OutboxEvent.objects.count() == 1
+
+
+def _rf44_whole_tenths(value):
+    """A project validator doing arithmetic a non-finite float cannot take (``int()``
+    raises ``ValueError`` for a NaN, ``OverflowError`` for an infinity)."""
+    if int(value * 10) != value * 10:
+        raise serializers.ValidationError("Whole tenths only.")
+
+
+class Rf44ValidatedReadingSerializer(Fs8bOwnReadingSerializer):
+    reading = serializers.FloatField(validators=[_rf44_whole_tenths])
+
+
+class Rf44ValidatedReadings(Fs8bOwnReadings):
+    name = "validated-readings"
+    serializer_class = Rf44ValidatedReadingSerializer
+
+
+@pytest.mark.parametrize("sent", ["NaN", "Infinity", "1e999"])
+def test_a_project_float_field_refuses_a_non_finite_value_before_its_own_validators(
+    api, settings, sent
+):
+    """DRF 3.18 refuses a non-finite float in ``to_internal_value``, before the field's
+    validators run. arc gave older DRFs the refusal as one more validator, run after the
+    project's own, and DRF runs every validator: a project validator doing arithmetic on
+    the value (``int(value * 10)``) raised ``ValueError``/``OverflowError`` on DRF 3.17,
+    a 500 for a body DRF 3.18 answers 400. Refused first, the project's validators never
+    see it: 400 naming the field, on every DRF; a finite value still meets them."""
+    with mounted_site(settings, "nfv", Rf44ValidatedReadings):
+        r = api.post("/nfv/validated-readings/", {"reading": sent}, format="json")
+        assert r.status_code == 400, r.content
+        assert r.json()["details"] == {"reading": ["A valid number is required."]}
+        r = api.post("/nfv/validated-readings/", {"reading": 1.25}, format="json")
+        assert r.status_code == 400, r.content
+        assert r.json()["details"] == {"reading": ["Whole tenths only."]}
+        assert not Gauge.objects.exists()
+        r = api.post("/nfv/validated-readings/", {"reading": 1.5}, format="json")
+        assert r.status_code == 201, r.content
+
+
+class Rf44ScaleInput(serializers.Serializer):
+    factor = serializers.FloatField(validators=[_rf44_whole_tenths])
+    offset = serializers.FloatField(allow_null=True, required=False)
+
+
+class Rf44ScaledReadings(Fs8bOwnReadings):
+    name = "scaled-readings"
+
+    @action(permissions=P.allow_public(), input=Rf44ScaleInput)
+    def scale(self, request, instance, data):
+        instance.reading = instance.reading * data["factor"] + (data.get("offset") or 0)
+        instance.save()
+        return instance
+
+
+@pytest.mark.parametrize("sent", ["NaN", "-Infinity", "1e999"])
+def test_an_action_input_float_field_refuses_a_non_finite_value_on_every_drf(api, settings, sent):
+    """An action's ``input`` serializer's ``FloatField`` is the project's too: a non-finite
+    value is 400 naming the field on every DRF, before the field's own validators (which
+    raised on it, a 500 on DRF 3.17), the row untouched; ``null`` is still the
+    ``allow_null`` field's, and a finite value runs the action."""
+    with mounted_site(settings, "nfa", Rf44ScaledReadings):
+        row = Gauge.objects.create(reading=2.0)
+        url = f"/nfa/scaled-readings/{row.pk}/action/"
+        for body, field in (
+            ({"action": "scale", "factor": sent}, "factor"),
+            ({"action": "scale", "factor": 1.5, "offset": sent}, "offset"),
+        ):
+            r = api.post(url, body, format="json")
+            assert r.status_code == 400, r.content
+            assert r.json()["details"] == {field: ["A valid number is required."]}
+        row.refresh_from_db()
+        assert row.reading == 2.0
+        r = api.post(url, {"action": "scale", "factor": 1.5, "offset": None}, format="json")
+        assert r.status_code == 200, r.content
+        row.refresh_from_db()
+        assert row.reading == 3.0
 
 
 # -- a project serializer rendering a row as something other than a dict (fix-seen8b) -------

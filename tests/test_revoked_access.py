@@ -12,6 +12,7 @@ write's outcome (status, id, one row written) but never a field the caller no lo
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import contextmanager
 
 import pytest
@@ -927,20 +928,11 @@ def test_a_row_holding_a_field_its_serializer_no_longer_gives_the_caller_is_stil
         assert again.json()["data"] == new
 
 
-@pytest.mark.django_db
-def test_an_update_replay_keeps_a_field_its_serializer_gives_an_existing_row(store, org, settings):
-    """A serializer whose ``get_fields()`` adds a field for a row it was given only
-    (``self.instance``: ``revision``, rendered on an update's answer, not on a create's).
-    The replay of an update to the same caller, whose access did not change, is the answer
-    it had, byte for byte; a caller who lost ``cost`` since still loses it, ``revision``
-    kept."""
-    from rest_framework import serializers
-
-    from django_arc import Resource, ResourceSite
-    from django_arc import permissions as arc_permissions
-    from django_arc import presets as arc_presets
-    from django_arc.sites import _all_sites
-    from tests.helpers import site_mounted
+@contextmanager
+def _rf44_revision_site(settings, prefix: str):
+    """Products under ``/<prefix>/seen8a-revision/``: a serializer whose ``get_fields()``
+    adds ``revision`` for a row it is given (``self.instance``), ``cost`` visible to admins
+    only; the site is taken off the registry after."""
 
     class RevisionSerializer(serializers.ModelSerializer):
         class Meta:
@@ -968,29 +960,72 @@ def test_an_update_replay_keeps_a_field_its_serializer_gives_an_existing_row(sto
         }
         field_permissions = {"cost": F.visible_to("admin")}
 
-    site = ResourceSite(name="seen8a-revision-site")
+    site = ResourceSite(name=f"{prefix}-revision-site")
     site.register(RevisionResource)
     try:
-        with site_mounted(settings, "rv", site):
-            client = member(org, "admin")
-            created = client.post("/rv/seen8a-revision/", {**BODY, "cost": "4.00"}, format="json")
-            assert created.status_code == 201, created.content
-            assert "revision" not in created.json()["data"]
-            url = f"/rv/seen8a-revision/{created.json()['data']['id']}/"
-            first = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
-            assert first.status_code == 200, first.content
-            assert first.json()["data"]["revision"] == "r-Gadget"
-            assert first.json()["data"]["cost"] == "4.00"
-            same = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
-            assert same["X-Idempotency-Replayed"] == "true"
-            assert same.content == first.content
-            set_roles(client, org, "editor")
-            again = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
-            assert again["X-Idempotency-Replayed"] == "true"
-            data = again.json()["data"]
-            assert "cost" not in data and data["revision"] == "r-Gadget", data
+        with site_mounted(settings, prefix, site):
+            yield
     finally:
         _all_sites.remove(site)
+
+
+@pytest.mark.django_db
+def test_an_update_replay_keeps_a_field_its_serializer_gives_an_existing_row(store, org, settings):
+    """A serializer whose ``get_fields()`` adds a field for a row it was given only
+    (``self.instance``: ``revision``, rendered on an update's answer, not on a create's).
+    The replay of an update to the same caller, whose access did not change, is the answer
+    it had, byte for byte; a caller who lost ``cost`` since still loses it, ``revision``
+    kept."""
+    with _rf44_revision_site(settings, "rv"):
+        client = member(org, "admin")
+        created = client.post("/rv/seen8a-revision/", {**BODY, "cost": "4.00"}, format="json")
+        assert created.status_code == 201, created.content
+        assert "revision" not in created.json()["data"]
+        url = f"/rv/seen8a-revision/{created.json()['data']['id']}/"
+        first = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+        assert first.status_code == 200, first.content
+        assert first.json()["data"]["revision"] == "r-Gadget"
+        assert first.json()["data"]["cost"] == "4.00"
+        same = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+        assert same["X-Idempotency-Replayed"] == "true"
+        assert same.content == first.content
+        set_roles(client, org, "editor")
+        again = keyed(client, "patch", url, {"name": "Gadget"}, "rev")
+        assert again["X-Idempotency-Replayed"] == "true"
+        data = again.json()["data"]
+        assert "cost" not in data and data["revision"] == "r-Gadget", data
+
+
+@pytest.mark.django_db
+def test_an_update_replay_runs_no_field_default_of_the_model(store, org, settings, monkeypatch):
+    """An update's replay builds its serializer with a stand-in row (fix-seen8a), which was
+    the model's ``Model()``: Django runs every callable field ``default`` for it, project
+    code (a ``default=next_invoice_number`` drawing from a sequence, a counter's UPDATE), so
+    each replay ran it once more, where a replay runs nothing of the write. The stand-in is
+    built with no default run: the replay is the answer, byte for byte, and the default
+    ran only for rows the write made."""
+    drawn = []
+
+    def rf44_next_status():
+        drawn.append(1)
+        return "draft"
+
+    monkeypatch.setattr(Product._meta.get_field("status"), "default", rf44_next_status)
+    monkeypatch.setattr(Product._meta.get_field("status"), "_get_default", rf44_next_status)
+
+    with _rf44_revision_site(settings, "rf44"):
+        client = member(org, "admin")
+        created = client.post("/rf44/seen8a-revision/", BODY, format="json")
+        assert created.status_code == 201, created.content
+        url = f"/rf44/seen8a-revision/{created.json()['data']['id']}/"
+        first = keyed(client, "patch", url, {"name": "Gadget"}, "rf44")
+        assert first.status_code == 200, first.content
+        assert first.json()["data"]["revision"] == "r-Gadget"
+        drawn.clear()
+        same = keyed(client, "patch", url, {"name": "Gadget"}, "rf44")
+        assert same["X-Idempotency-Replayed"] == "true"
+        assert same.content == first.content
+        assert drawn == []
 
 
 class _QueuingViewSet(IdempotentProductResource.as_viewset()):
@@ -1420,6 +1455,69 @@ def test_an_answer_holding_a_value_whose_str_raises_is_kept_as_its_rows_names(
     assert again["X-Idempotency-Replayed"] == "true"
     assert b"cost" not in again.content and b"name=None\n" in again.content, again.content
     assert any("could not be read as JSON" in r.getMessage() for r in caplog.records)
+    assert Product.objects.filter(sku="W-1").count() == 1
+
+
+class Rf44Unlistable:
+    """A value of the project's own its renderer writes (``format()``) that DRF's encoder
+    tries as a sequence, which raises ``error``: a lazy collection whose ``__iter__`` (or
+    an array's ``tolist()``) reads a relation deleted since. Its text is its name."""
+
+    def __init__(self, text, error, method):
+        self.text, self.error = text, error
+        setattr(self, method, self._raise)
+
+    def _raise(self):
+        raise self.error
+
+    def __iter__(self):
+        return self.__dict__["__iter__"]()
+
+    def __format__(self, spec):
+        return self.text
+
+    def __str__(self):
+        return self.text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["__iter__", "tolist"])
+@pytest.mark.parametrize(
+    "error",
+    [AttributeError("author"), Product.DoesNotExist("gone")],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_answer_holding_a_value_the_encoder_cannot_list_is_kept_as_its_text(
+    store, org, monkeypatch, caplog, method, error
+):
+    """fix-seen8a made any error of a value's ``__str__`` the keeping encoder's
+    ``TypeError``; DRF's encoder, asked first, lists a value with ``tolist()`` or
+    ``__iter__``, and an error that raises other than ``TypeError`` escaped the encoder as
+    before: an ERROR and a 500 for a 201 the renderer had written. The value is kept as its
+    text, as one DRF cannot encode is, and the demoted caller's replay is rendered again
+    with it, without ``cost``."""
+    cls = resolve(IDEM).func.cls
+    monkeypatch.setattr(cls, "renderer_classes", [JSONRenderer, LinesRenderer])
+    create = cls.create
+
+    def create_naming_its_own(self, request, *args, **kwargs):
+        response = create(self, request, *args, **kwargs)
+        name = response.data["data"]["name"]
+        response.data["data"]["name"] = Rf44Unlistable(name, error, method)
+        return response
+
+    monkeypatch.setattr(cls, "create", create_naming_its_own)
+    client = member(org, "admin")
+    send = {"HTTP_ACCEPT": "text/x-lines", "HTTP_IDEMPOTENCY_KEY": "unlistable"}
+    first = client.post(IDEM, BODY, format="json", **send)
+    assert first.status_code == 201, first.content
+    assert b"cost=" in first.content and b"name=Widget" in first.content
+    set_roles(client, org, "editor")
+    again = client.post(IDEM, BODY, format="json", **send)
+    assert again.status_code == 201, again.content
+    assert again["X-Idempotency-Replayed"] == "true"
+    assert b"cost" not in again.content and b"name=Widget\n" in again.content, again.content
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert Product.objects.filter(sku="W-1").count() == 1
 
 

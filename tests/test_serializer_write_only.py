@@ -235,6 +235,18 @@ def test_an_update_of_a_write_only_field_alone_names_it_in_changed_without_its_v
         assert "NEW-SECRET" not in json.dumps(payload) and SECRET not in json.dumps(payload)
 
 
+def _rf44_updated_once_and_in_bulk(client, url):
+    """PATCH ``url`` (the client's row), then the same row in a bulk update, each a 200;
+    the ``write-only.updated`` events, in order."""
+    r = client.patch(url, {"title": "Desk lamp"}, format="json")
+    assert r.status_code == 200, r.content
+    r = client.patch(
+        "/wo/write-only/bulk/", {"items": [{"id": client.pk, "title": "Lamp"}]}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    return list(OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk"))
+
+
 def test_an_updated_payload_override_of_the_three_argument_shape_still_runs(client, monkeypatch):
     """``updated_payload`` took a fourth argument (``written``, the write-only values), and
     an override of a ViewSet subclass written for its old shape, ``(instance, before,
@@ -250,13 +262,7 @@ def test_an_updated_payload_override_of_the_three_argument_shape_still_runs(clie
         return {**base(self, instance, before, after), "by": "override"}
 
     monkeypatch.setattr(view_class, "updated_payload", updated_payload)
-    r = client.patch(url, {"title": "Desk lamp"}, format="json")
-    assert r.status_code == 200, r.content
-    r = client.patch(
-        "/wo/write-only/bulk/", {"items": [{"id": client.pk, "title": "Lamp"}]}, format="json"
-    )
-    assert r.status_code == 200, r.content
-    events = OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk")
+    events = _rf44_updated_once_and_in_bulk(client, url)
     assert [(e.payload["by"], e.payload["changed"]) for e in events] == [
         ("override", ["title"]),
         ("override", ["title"]),
@@ -329,13 +335,7 @@ def test_an_updated_payload_override_of_any_kind_is_called_with_the_arguments_it
     url = f"/wo/write-only/{client.pk}/"
     view_class = resolve(url).func.cls
     monkeypatch.setattr(view_class, "updated_payload", _seen8a_override(kind, four))
-    r = client.patch(url, {"title": "Desk lamp"}, format="json")
-    assert r.status_code == 200, r.content
-    r = client.patch(
-        "/wo/write-only/bulk/", {"items": [{"id": client.pk, "title": "Lamp"}]}, format="json"
-    )
-    assert r.status_code == 200, r.content
-    events = OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk")
+    events = _rf44_updated_once_and_in_bulk(client, url)
     arity = 4 if four else 3
     assert [(e.payload["by"], e.payload["arity"], e.payload["changed"]) for e in events] == [
         (kind, arity, ["title"]),
@@ -392,3 +392,41 @@ def test_a_write_only_relation_is_named_in_changed_only_when_it_changed(settings
         assert reads == [5, 3, 4]
         holder.refresh_from_db()
         assert (holder.code_id, list(holder.codes.all())) == (two.pk, [two])
+
+
+def test_an_updated_payload_a_view_sets_on_itself_does_not_keep_the_view(client, monkeypatch):
+    """``_takes_written`` remembers its answer per attribute a view holds, meant for a
+    class's function, ``staticmethod`` or ``classmethod``: one a view sets on itself per
+    request (``self.updated_payload = self.payload_for_tenant`` in ``initial()``) is a new
+    bound method each time, and each was kept as a key, holding its view, its request and
+    its response for the life of the process. Such an attribute is inspected on each call,
+    remembered by nothing: the views are freed, and each is still called with the arguments
+    it takes."""
+    import gc
+    import weakref
+
+    from django.urls import resolve
+
+    url = f"/wo/write-only/{client.pk}/"
+    view_class = resolve(url).func.cls
+    initial = view_class.initial
+    views = []
+
+    def payload_of_this_request(self, instance, before, after):
+        return {**self.__class__.updated_payload(self, instance, before, after), "by": "own"}
+
+    def initial_setting_its_own(self, request, *args, **kwargs):
+        self.updated_payload = payload_of_this_request.__get__(self)
+        views.append(weakref.ref(self))
+        return initial(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(view_class, "initial", initial_setting_its_own)
+    for title in ("Desk lamp", "Floor lamp"):
+        r = client.patch(url, {"title": title}, format="json")
+        assert r.status_code == 200, r.content
+    del r
+    gc.collect()
+    assert len(views) == 2
+    assert [ref() for ref in views] == [None, None]
+    events = OutboxEvent.objects.filter(type="write-only.updated").order_by("created_at", "pk")
+    assert [e.payload["by"] for e in events] == ["own", "own"]

@@ -281,9 +281,13 @@ def _spelled(name: str) -> str:
 def _stand_in(view: Any) -> Any:
     """An unsaved row of ``view``'s model standing in for the one an update wrote, for a
     serializer built on a replay (which reads no row); ``None`` for a model that cannot be
-    built without arguments."""
+    built so. A field with a default is given ``None``: ``Model()`` runs every callable
+    ``default``, project code (one drawing a number from a sequence), which a replay, which
+    runs nothing of the write, ran once more each time."""
+    model = view.resource.model
+    unset = {f.attname: None for f in model._meta.concrete_fields if f.has_default()}
     try:
-        return view.resource.model()
+        return model(**unset)
     except Exception:  # noqa: BLE001 - a model of the project's own __init__
         return None
 
@@ -377,12 +381,15 @@ class _LenientEncoder(encoders.JSONEncoder):
     a model's ``__str__`` following a relation gone since, a lazy string failing) is a
     ``TypeError``, as a ``__str__`` raising ``ValueError`` or ``TypeError`` already was:
     :func:`_document` keeps the rows' names then. Any other error escaped, a 500 for an
-    answer the project's renderer had written."""
+    answer the project's renderer had written. DRF's own ``default``, asked first, lists a
+    value with ``tolist()`` or ``__iter__``, which may raise anything as well (a lazy
+    collection reading a relation gone since): the value is then written as its text, as
+    one DRF cannot encode is."""
 
     def default(self, obj: Any) -> Any:
         try:
             return super().default(obj)
-        except TypeError:
+        except Exception:  # noqa: BLE001, S110 - a project's tolist()/__iter__ may raise anything
             pass
         try:
             return str(obj)

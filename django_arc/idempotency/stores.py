@@ -492,12 +492,19 @@ return false
 )
 #: the answer, when the key still holds our claim or holds nothing (our claim expired, or
 #: Redis lost it, and nobody took the key since: our writes stand, so a retry must replay
-#: them, not write again); never over another request's claim or answer
+#: them, not write again); never over another request's claim or answer. A key already
+#: holding ``ARGV[2]`` is done too: the script sent again by ``redis_alias.command`` after
+#: the reply of its first run was lost with the connection (as :meth:`CacheStore._existing`
+#: recognises its own claim); a take-over (:meth:`CacheStore._take_over`) was a 409 then,
+#: its own claim locking the key with nothing running
 _SET_IF_OURS = redis_alias.Script(
     """
 local value = redis.call('GET', KEYS[1])
 if value == ARGV[1] or not value then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+if value == ARGV[2] then
   return 1
 end
 return 0
@@ -599,11 +606,15 @@ class CacheStore:
         """Claim a key holding an entry no answer can be read from (:meth:`_existing`), only
         while it still holds that entry (or nothing), as the ``database`` store takes over a
         record holding no answer: one more round trip, on this rare path only. Another
-        request that changed the key meanwhile is in flight with it (409, retry)."""
+        request that changed the key meanwhile is in flight with it (409, retry). A script
+        whose reply did not come in time is remembered as a claim's is (:data:`_unanswered`):
+        Redis may run it yet, and the key would stay claimed by a request that answered 503."""
         try:
             done = _SET_IF_OURS(self._redis(), [key], [value, claim, _ms(request.lock_seconds)])
         except redis_alias.REDIS_ERRORS as exc:
             redis_alias.warn_outage("idempotency", exc)
+            if isinstance(exc, RedisTimeoutError):  # sent, and Redis may run it yet
+                _remember_unanswered(self.alias, key, claim, request.lock_seconds)
             raise StoreUnavailable(str(exc)) from exc
         return Claim(CLAIMED, token) if done else Claim(IN_FLIGHT)
 
