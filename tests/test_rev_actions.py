@@ -1,0 +1,96 @@
+"""Domain actions end to end (rev-actions): what a project's handler answers, rows a caller
+cannot see, and fields a caller may not read."""
+
+import pytest
+from rest_framework.response import Response
+from rest_framework.test import APIClient
+
+from django_arc import Resource, ResourceSite, action, presets
+from django_arc import fields as F
+from django_arc import permissions as P
+from django_arc.audit.models import AuditLog
+from django_arc.outbox.models import OutboxEvent
+from shop.models import Product
+from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+from tests.helpers import site_mounted
+
+pytestmark = pytest.mark.django_db
+
+rev_actions_site = ResourceSite(name="rev-actions")
+
+
+@rev_actions_site.register
+class RevActionsProductResource(Resource):
+    """An audited tenant resource whose ``approve`` refuses by answering a 409 itself."""
+
+    model = Product
+    name = "ra-products"
+    fields = ["id", "name", "sku", "price", "status", "cost", "organization"]
+    presets = [presets.MultiTenant(), presets.Audited()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+    field_permissions = {"cost": F.hidden()}
+    action_permissions = P.require_org_role("admin", "editor")
+
+    @action
+    def approve(self, request, instance, data):
+        """Only a draft is approved; anything else is refused with the handler's own 409."""
+        if instance.status != "draft":
+            return Response(
+                {"success": False, "error": "Not a draft", "code": "CONFLICT"}, status=409
+            )
+        instance.status = "active"
+        instance.save(update_fields=["status"])
+        return instance
+
+
+@pytest.fixture
+def ra_editor():
+    org = OrganizationFactory()
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="editor").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    return client, org
+
+
+def ra_act(client, pk, body):
+    return client.post(f"/ra/ra-products/{pk}/action/", body, format="json")
+
+
+def test_an_action_answering_a_refusal_itself_emits_no_event_and_no_audit_entry(
+    settings, ra_editor
+):
+    """A handler refusing with its own 4xx ``Response`` did not do the action: the
+    ``<name>.<action>`` event and the audit entry had told subscribers and auditors it did."""
+    client, org = ra_editor
+    row = ProductFactory(organization=org, status="archived")
+    with site_mounted(settings, "ra", rev_actions_site):
+        refused = ra_act(client, row.pk, {"action": "approve"})
+        assert refused.status_code == 409, refused.content
+        assert not OutboxEvent.objects.filter(type="ra-products.approve").exists()
+        assert not AuditLog.objects.filter(action="approve").exists()
+        draft = ProductFactory(organization=org, status="draft")
+        done = ra_act(client, draft.pk, {"action": "approve"})
+        assert done.status_code == 200, done.content
+    assert OutboxEvent.objects.filter(type="ra-products.approve").count() == 1
+    assert AuditLog.objects.filter(action="approve").count() == 1
+
+
+def test_an_actions_answer_leaves_out_a_hidden_field_and_another_tenants_row_is_404(
+    settings, ra_editor
+):
+    client, org = ra_editor
+    draft = ProductFactory(organization=org, status="draft", cost=3)
+    theirs = ProductFactory(organization=OrganizationFactory(), status="draft")
+    with site_mounted(settings, "ra", rev_actions_site):
+        done = ra_act(client, draft.pk, {"action": "approve"})
+        assert done.status_code == 200, done.content
+        assert done.json()["data"]["status"] == "active"
+        assert "cost" not in done.json()["data"]
+        # another tenant's row: the 404 of a missing one, for a known and an unknown action
+        missing = ra_act(client, 10**9, {"action": "approve"})
+        other = ra_act(client, theirs.pk, {"action": "approve"})
+        assert other.status_code == missing.status_code == 404
+        assert other.json()["code"] == missing.json()["code"] == "NOT_FOUND"
+    theirs.refresh_from_db()
+    assert theirs.status == "draft"
+    assert OutboxEvent.objects.filter(type="ra-products.approve").count() == 1
