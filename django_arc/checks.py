@@ -13,8 +13,9 @@ holds; E016 a primary key django-arc cannot serve (composite, or client-chosen w
 E017 a generic relation where it cannot be served (a ``GenericForeignKey`` or
 ``GenericRelation`` in the generated serializer's ``fields``, a ``GenericForeignKey`` in a
 filter, sort or search path); E018 an ``@action``'s ``input`` that is no serializer class (an
-instance: a 500 on every call); E019 an ``@action`` name that is a verb the resource writes
-under (``created``, ``deleted``, a preset's ``restored``), declared twice, or no string.
+instance: a 500 on every call) or declares a field named ``action`` (never filled); E019 an
+``@action`` name that is a verb the resource writes under (``created``, ``deleted``, a
+preset's ``restored``), declared twice, or no string.
 
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
@@ -992,9 +993,21 @@ def _check_action_inputs(resource: Any) -> list[Error]:
     from rest_framework.serializers import BaseSerializer
 
     errors: list[Error] = []
-    for name, spec in sorted(resource.actions.items()):
+    for name, spec in sorted(resource.actions.items(), key=lambda item: repr(item[0])):
         given = spec.input
-        if given is None or (isinstance(given, type) and issubclass(given, BaseSerializer)):
+        if given is None:
+            continue
+        if isinstance(given, type) and issubclass(given, BaseSerializer):
+            if "action" in _declared_fields(given):
+                errors.append(
+                    _err(
+                        f"@action '{name}': `input` {given.__name__} declares a field named "
+                        "`action`, which the body's `action` (the action's name) never fills.",
+                        resource,
+                        "arc.E018",
+                        "Rename the field; `action` names the action in the body.",
+                    )
+                )
             continue
         if isinstance(given, BaseSerializer):
             what = f"a {type(given).__name__} instance; pass the class itself"
@@ -1014,6 +1027,15 @@ def _check_action_inputs(resource: Any) -> list[Error]:
             )
         )
     return errors
+
+
+def _declared_fields(serializer_class: type) -> Any:
+    """The field names an ``input`` serializer class declares; none when building it
+    without data raises (a project's ``__init__`` needing context): not judged then."""
+    try:
+        return serializer_class().fields
+    except Exception:  # noqa: BLE001 - a project's serializer may need what a check lacks
+        return {}
 
 
 def _check_action_names(resource: Any) -> list[Error]:

@@ -539,3 +539,19 @@ def test_an_action_named_restored_without_soft_delete_passes_the_check():
     """``restored`` is SoftDelete's verb; on a resource without it the name is free."""
     resource = make(undo=action(name="restored")(_rev_actions_noop()))
     assert [e for e in check_resource(resource) if e.id == "arc.E019"] == []
+
+
+class _RevActionsInputWithAction(serializers.Serializer):
+    action = serializers.CharField()
+    note = serializers.CharField(required=False)
+
+
+def test_an_action_input_declaring_a_field_named_action_is_reported():
+    """The body's ``action`` names the action and is never handed to ``input``: a required
+    ``action`` field made every call a 400 ("action: This field is required."), an optional
+    one never received a value, and the schema's ``action`` constant was replaced by it."""
+    errors = [
+        e for e in check_resource(_with_action(_RevActionsInputWithAction)) if e.id == "arc.E018"
+    ]
+    assert len(errors) == 1, errors
+    assert "declares a field named `action`" in errors[0].msg, errors[0].msg

@@ -2,6 +2,8 @@
 cannot see, and fields a caller may not read."""
 
 import pytest
+from django.utils import timezone
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
@@ -13,6 +15,7 @@ from django_arc.outbox.models import OutboxEvent
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import site_mounted
+from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +97,57 @@ def test_an_actions_answer_leaves_out_a_hidden_field_and_another_tenants_row_is_
     theirs.refresh_from_db()
     assert theirs.status == "draft"
     assert OutboxEvent.objects.filter(type="ra-products.approve").count() == 1
+
+
+class RevActionsRetitleInput(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+
+
+@rev_actions_site.register
+class RevActionsArticleResource(Resource):
+    """Soft-deleted, owned rows with a hidden field, and an action renaming one."""
+
+    model = Article
+    name = "ra-articles"
+    fields = ["id", "organization", "owner", "slug", "title", "secret", "deleted_at"]
+    presets = [presets.MultiTenant(), presets.SoftDelete(), presets.OwnedBy()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+    field_permissions = {"secret": F.hidden()}
+    action_permissions = P.require_org_role("admin", "editor")
+
+    @action(input=RevActionsRetitleInput)
+    def retitle(self, request, instance, data):
+        instance.title = data["title"]
+        instance.save(update_fields=["title"])
+        return instance
+
+
+def test_an_action_on_a_soft_deleted_or_anothers_row_writes_nothing(settings):
+    """A soft-deleted row is 404 as for a get; a row the caller reads but does not own is
+    OwnedBy's 403; neither is written or emits an event. The owner's answer hides
+    ``secret``, and its event names the actor."""
+    org = OrganizationFactory()
+    owner, other = (MembershipFactory(organization=org, role="editor").user for _ in range(2))
+    clients = {}
+    for user in (owner, other):
+        clients[user] = APIClient()
+        clients[user].force_authenticate(user)
+        clients[user].credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    live = Article.objects.create(organization=org, owner=owner, slug="a", title="A", secret="s")
+    gone = Article.objects.create(
+        organization=org, owner=owner, slug="b", title="B", deleted_at=timezone.now()
+    )
+    body = {"action": "retitle", "title": "Z"}
+    with site_mounted(settings, "ra", rev_actions_site):
+        deleted = clients[owner].post(f"/ra/ra-articles/{gone.pk}/action/", body, format="json")
+        assert deleted.status_code == 404 and deleted.json()["code"] == "NOT_FOUND"
+        stranger = clients[other].post(f"/ra/ra-articles/{live.pk}/action/", body, format="json")
+        assert stranger.status_code == 403 and stranger.json()["code"] == "OWNERSHIP_DENIED"
+        assert not OutboxEvent.objects.filter(type="ra-articles.retitle").exists()
+        done = clients[owner].post(f"/ra/ra-articles/{live.pk}/action/", body, format="json")
+        assert done.status_code == 200, done.content
+        assert done.json()["data"]["title"] == "Z" and "secret" not in done.json()["data"]
+    assert list(Article.objects.order_by("slug").values_list("title", flat=True)) == ["Z", "B"]
+    event = OutboxEvent.objects.get(type="ra-articles.retitle")
+    assert event.meta["user_id"] == str(owner.pk)
+    assert event.payload == {"id": live.pk, "action": "retitle", "input": {"title": "Z"}}
