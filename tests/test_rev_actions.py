@@ -15,6 +15,7 @@ from django_arc.outbox.models import OutboxEvent
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import site_mounted
+from tests.redis_support import idempotency_store
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -33,6 +34,7 @@ class RevActionsProductResource(Resource):
     permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
     field_permissions = {"cost": F.hidden()}
     action_permissions = P.require_org_role("admin", "editor")
+    idempotent = True
 
     @action
     def approve(self, request, instance, data):
@@ -151,3 +153,22 @@ def test_an_action_on_a_soft_deleted_or_anothers_row_writes_nothing(settings):
     event = OutboxEvent.objects.get(type="ra-articles.retitle")
     assert event.meta["user_id"] == str(owner.pk)
     assert event.payload == {"id": live.pk, "action": "retitle", "input": {"title": "Z"}}
+
+
+def test_a_keyed_refused_action_is_replayed_and_its_key_names_one_action(settings, ra_editor):
+    """Under an ``Idempotency-Key``: the handler's 409 is stored and replayed (no event
+    either time); the key sent again with another body (the action done after all) is 422,
+    not a run of it."""
+    client, org = ra_editor
+    row = ProductFactory(organization=org, status="archived")
+    keyed = {"HTTP_IDEMPOTENCY_KEY": "ra-1"}
+    url = f"/ra/ra-products/{row.pk}/action/"
+    with idempotency_store("database"), site_mounted(settings, "ra", rev_actions_site):
+        first = client.post(url, {"action": "approve"}, format="json", **keyed)
+        again = client.post(url, {"action": "approve"}, format="json", **keyed)
+        assert first.status_code == again.status_code == 409, first.content
+        assert again["X-Idempotency-Replayed"] == "true" and again.content == first.content
+        other = client.post(url, {"action": "approve", "why": "x"}, format="json", **keyed)
+        assert other.status_code == 422, other.content
+    assert not OutboxEvent.objects.filter(type="ra-products.approve").exists()
+    assert not AuditLog.objects.filter(action="approve").exists()
