@@ -172,3 +172,35 @@ def test_a_keyed_refused_action_is_replayed_and_its_key_names_one_action(setting
         assert other.status_code == 422, other.content
     assert not OutboxEvent.objects.filter(type="ra-products.approve").exists()
     assert not AuditLog.objects.filter(action="approve").exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "__class__",
+        "delete",
+        "get_queryset",
+        "_private",
+        "run_action",
+        "APPROVE",
+        "approve ",
+        "аpprove",
+        "",
+        None,
+        ["approve"],
+        {"approve": 1},
+    ],
+)
+def test_an_action_name_that_is_not_declared_exactly_is_400_and_runs_nothing(
+    settings, ra_editor, name
+):
+    """Only declared actions, spelt exactly: a method of the resource or the view, another
+    case, a trailing space or a Cyrillic ``а`` is the 400 naming the allowed actions."""
+    client, org = ra_editor
+    draft = ProductFactory(organization=org, status="draft")
+    with site_mounted(settings, "ra", rev_actions_site):
+        r = ra_act(client, draft.pk, {"action": name})
+    assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR", r.content
+    assert "Allowed actions: approve." in r.json()["details"]["action"][0]
+    draft.refresh_from_db()
+    assert draft.status == "draft" and not OutboxEvent.objects.exists()
