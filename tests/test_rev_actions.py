@@ -1,8 +1,12 @@
 """Domain actions end to end (rev-actions): what a project's handler answers, rows a caller
 cannot see, and fields a caller may not read."""
 
+import re
+
 import pytest
+from django.urls import include, path
 from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.test import APIClient
@@ -204,3 +208,49 @@ def test_an_action_name_that_is_not_declared_exactly_is_400_and_runs_nothing(
     assert "Allowed actions: approve." in r.json()["details"]["action"][0]
     draft.refresh_from_db()
     assert draft.status == "draft" and not OutboxEvent.objects.exists()
+
+
+rev_actions_schema_site = ResourceSite(name="rev-actions-schema")
+
+
+@rev_actions_schema_site.register
+class RevActionsNamesResource(Resource):
+    """Action names whose schema components used to coincide, or be no valid name."""
+
+    model = Product
+    name = "ra-names"
+    fields = ["id", "name"]
+    permissions = {"get": P.allow_public()}
+    action_permissions = P.require_auth()
+
+    @action(name="re_price")
+    def snake(self, request, instance, data):
+        return None
+
+    @action(name="rePrice")
+    def camel(self, request, instance, data):
+        return None
+
+    @action(name="mark as paid")
+    def spaced(self, request, instance, data):
+        return None
+
+
+def test_each_action_has_its_own_valid_schema_component():
+    """``re_price`` and ``rePrice`` were one component (``…RePriceAction``, the first
+    registered), so the schema documented ``re_price`` as ``{"action": "rePrice"}``; ``mark
+    as paid`` gave a component name with spaces, which OpenAPI does not allow."""
+    schema = SchemaGenerator(
+        patterns=[path("ras/", include(rev_actions_schema_site.urls))]
+    ).get_schema(request=None, public=True)
+    body = schema["paths"]["/ras/ra-names/{id}/action/"]["post"]["requestBody"]
+    components = schema["components"]["schemas"]
+    request = components[body["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
+    mapping = request["discriminator"]["mapping"]
+    assert sorted(mapping) == ["mark as paid", "rePrice", "re_price"]
+    assert len(set(mapping.values())) == 3
+    for name, ref in mapping.items():
+        component = ref.split("/")[-1]
+        assert re.fullmatch(r"[A-Za-z0-9._-]+", component), component
+        assert components[component]["properties"]["action"]["allOf"][0]["enum"] == [name]
+    assert sorted(r["$ref"] for r in request["oneOf"]) == sorted(mapping.values())
