@@ -13,7 +13,9 @@ holds; E016 a primary key django-arc cannot serve (composite, or client-chosen w
 E017 a generic relation where it cannot be served (a ``GenericForeignKey`` or
 ``GenericRelation`` in the generated serializer's ``fields``, a ``GenericForeignKey`` in a
 filter, sort or search path); E018 an ``@action``'s ``input`` that is no serializer class (an
-instance: a 500 on every call).
+instance: a 500 on every call) or declares a field named ``action`` (never filled); E019 an
+``@action`` name that is a verb the resource writes under (``created``, ``deleted``, a
+preset's ``restored``), declared twice, or no string.
 
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
@@ -1023,6 +1025,7 @@ def check_resource(resource: Any) -> list[Error]:
         _check_stored_names,
         _check_filter_backends,
         _check_action_inputs,
+        _check_action_names,
     )
     errors: list[Error] = []
     for check in checks:
@@ -1040,9 +1043,21 @@ def _check_action_inputs(resource: Any) -> list[Error]:
     from rest_framework.serializers import BaseSerializer
 
     errors: list[Error] = []
-    for name, spec in sorted(resource.actions.items()):
+    for name, spec in sorted(resource.actions.items(), key=lambda item: repr(item[0])):
         given = spec.input
-        if given is None or (isinstance(given, type) and issubclass(given, BaseSerializer)):
+        if given is None:
+            continue
+        if isinstance(given, type) and issubclass(given, BaseSerializer):
+            if "action" in _declared_fields(given):
+                errors.append(
+                    _err(
+                        f"@action '{name}': `input` {given.__name__} declares a field named "
+                        "`action`, which the body's `action` (the action's name) never fills.",
+                        resource,
+                        "arc.E018",
+                        "Rename the field; `action` names the action in the body.",
+                    )
+                )
             continue
         if isinstance(given, BaseSerializer):
             what = f"a {type(given).__name__} instance; pass the class itself"
@@ -1061,6 +1076,54 @@ def _check_action_inputs(resource: Any) -> list[Error]:
                 hint,
             )
         )
+    return errors
+
+
+def _declared_fields(serializer_class: type) -> Any:
+    """The field names an ``input`` serializer class declares; none when building it
+    without data raises (a project's ``__init__`` needing context): not judged then."""
+    try:
+        return serializer_class().fields
+    except Exception:  # noqa: BLE001 - a project's serializer may need what a check lacks
+        return {}
+
+
+def _check_action_names(resource: Any) -> list[Error]:
+    """arc.E019: an ``@action`` name that cannot be a verb of its own. The action's event is
+    ``<name>.<action>`` and its audit entry's action the name, so one named after a verb the
+    resource writes under (``created``, ``updated``, ``deleted``, a preset's ``restored``)
+    told subscribers and the audit log a row was deleted when it was approved; two methods
+    declaring one name left one of them silently never served (the last in ``dir()`` order
+    won); a name that is no string is one no body's ``action`` can name."""
+    from .presets.base import Preset
+
+    verbs = set(_WRITE_VERBS)
+    presets = resource.presets if isinstance(resource.presets, (list, tuple)) else ()
+    for preset in presets:
+        if isinstance(preset, Preset):
+            verbs |= set(preset.event_verbs(resource))
+    declared: dict[Any, list[str]] = {}
+    for attr in dir(type(resource)):
+        spec = getattr(getattr(type(resource), attr, None), "_arc_action", None)
+        if isinstance(spec, ActionSpec):
+            declared.setdefault(spec.name, []).append(attr)
+    errors: list[Error] = []
+    for name, attrs in sorted(declared.items(), key=lambda item: repr(item[0])):
+        if not isinstance(name, str):
+            problem = f"@action name {name!r} is not a string: no body's `action` can name it."
+            hint = "Pass @action(name=...) a string, or leave it out (the method's name)."
+        elif name in verbs:
+            problem = (
+                f"@action '{name}' is named after a verb the resource writes under: its "
+                f"event `{resource.name}.{name}` and audit entry would say the row was {name}."
+            )
+            hint = "Name the action after what it does (`approve`, `cancel`)."
+        elif len(attrs) > 1:
+            problem = f"@action '{name}' is declared by {', '.join(attrs)}: one is never served."
+            hint = "Give each action its own name."
+        else:
+            continue
+        errors.append(_err(problem, resource, "arc.E019", hint))
     return errors
 
 

@@ -101,6 +101,11 @@ class ActionMixin:
         with self.write_transaction(always=True), self.existing_rows(instance):
             before = self.snapshot(instance) if observers else None
             result = spec.handler(self, request, instance, data)
+            if isinstance(result, HttpResponseBase) and result.status_code >= 400:
+                # the handler refused with its own answer (a 409 for a row in the wrong
+                # state): the action did not happen, so no event or audit entry says it did
+                self.keyed_failure(result)
+                return result
             # the rows it answers (and audits) render their relations as a get after it does:
             # get_object() read them before the handler, which may have changed them (a review
             # added, the author renamed through a queryset), as an update's hooks may

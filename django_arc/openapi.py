@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
 from functools import cache
 from typing import Any
 
@@ -624,6 +625,7 @@ class ArcAutoSchema(AutoSchema):
         ``oneOf`` discriminated by ``action``."""
         prefix = self._component_prefix()
         refs, mapping = [], {}
+        components = _action_component_names(sorted(self.resource.actions))
         for name, spec in sorted(self.resource.actions.items()):
             properties: dict[str, Any] = {"action": constant(name)}
             required = ["action"]
@@ -637,7 +639,7 @@ class ArcAutoSchema(AutoSchema):
             schema.update(properties=properties, required=required)
             if spec.description:
                 schema["description"] = spec.description
-            component_name = f"{prefix}{_camel(name)}Action"
+            component_name = f"{prefix}{components[name]}Action"
             ref = self._component(component_name, schema)
             refs.append(ref)
             mapping[name] = ref["$ref"]
@@ -961,6 +963,24 @@ def _may_decline(paginator: Any) -> bool:
     if isinstance(paginator, (PageNumberPagination, CursorPagination)):
         return not paginator.page_size
     return False
+
+
+def _action_component_names(names: list[str]) -> dict[str, str]:
+    """Each action's part of its request component's name: its words camel-cased, any
+    character a component name may not hold (``^[A-Za-z0-9._-]+$``) a word break, and a
+    number added when two names give one (``re_price`` and ``rePrice``), which had made
+    them share one component: the schema documented the first's ``action`` for both."""
+    taken: set[str] = set()
+    parts: dict[str, str] = {}
+    for name in names:
+        words = [w for w in re.split(r"[^A-Za-z0-9]+", name) if w]
+        base = "".join(w[:1].upper() + w[1:] for w in words) or "Unnamed"
+        candidate, number = base, 2
+        while candidate in taken:
+            candidate, number = f"{base}{number}", number + 1
+        taken.add(candidate)
+        parts[name] = candidate
+    return parts
 
 
 def _camel(name: str) -> str:

@@ -489,3 +489,69 @@ def test_the_middleware_check_never_builds_a_lazy_global_a_middleware_names(sett
     warnings = [m.id for m in run_checks(tags=["django_arc"]) if m.id == "arc.W010"]
     assert warnings == ["arc.W010"]
     assert wrapping_middleware.BUILT == []
+
+
+def _rev_actions_noop(name="handler"):
+    """A fresh method named ``name`` each call: ``@action`` marks the function it decorates
+    (and names the action after it by default)."""
+
+    def handler(self, request, instance, data):
+        return None
+
+    handler.__name__ = name
+    return handler
+
+
+@pytest.mark.parametrize(
+    "attrs,needle",
+    [
+        # an action's event is ``<name>.<action>``: named after a verb the resource writes
+        # under, it was a ``deleted`` event (and audit entry) for a row nobody deleted
+        ({"deleted": action(_rev_actions_noop("deleted"))}, "@action 'deleted' is named after"),
+        ({"approve": action(name="created")(_rev_actions_noop())}, "@action 'created' is named"),
+        (
+            {
+                "model": Article,
+                "presets": [presets.SoftDelete()],
+                "undo": action(name="restored")(_rev_actions_noop()),
+            },
+            "@action 'restored' is named after",
+        ),
+        # two methods under one name: one of them was silently never served
+        (
+            {
+                "approve": action(_rev_actions_noop("approve")),
+                "approve_again": action(name="approve")(_rev_actions_noop()),
+            },
+            "@action 'approve' is declared by approve, approve_again",
+        ),
+        # a name no JSON body can send as a string: an action nobody can call
+        ({"approve": action(name=5)(_rev_actions_noop())}, "@action name 5 is not a string"),
+    ],
+)
+def test_an_action_named_after_a_write_verb_twice_or_not_a_string_is_reported(attrs, needle):
+    errors = [e for e in check_resource(make(**attrs)) if e.id == "arc.E019"]
+    assert len(errors) == 1, errors
+    assert needle in errors[0].msg, errors[0].msg
+
+
+def test_an_action_named_restored_without_soft_delete_passes_the_check():
+    """``restored`` is SoftDelete's verb; on a resource without it the name is free."""
+    resource = make(undo=action(name="restored")(_rev_actions_noop()))
+    assert [e for e in check_resource(resource) if e.id == "arc.E019"] == []
+
+
+class _RevActionsInputWithAction(serializers.Serializer):
+    action = serializers.CharField()
+    note = serializers.CharField(required=False)
+
+
+def test_an_action_input_declaring_a_field_named_action_is_reported():
+    """The body's ``action`` names the action and is never handed to ``input``: a required
+    ``action`` field made every call a 400 ("action: This field is required."), an optional
+    one never received a value, and the schema's ``action`` constant was replaced by it."""
+    errors = [
+        e for e in check_resource(_with_action(_RevActionsInputWithAction)) if e.id == "arc.E018"
+    ]
+    assert len(errors) == 1, errors
+    assert "declares a field named `action`" in errors[0].msg, errors[0].msg
