@@ -778,10 +778,13 @@ def _seconds(value: str) -> float:
 
 def _present(model: Any, rows: list[Any], lock: bool = False) -> set[Any]:
     """The primary keys of ``rows`` still in the table (``lock``: locked until the write's
-    transaction ends, where the database can)."""
+    transaction ends, where the database can). Locked in primary-key order, whatever order
+    the items named them in or the plan reads them in (a table's physical order): two bulk
+    writes over overlapping rows then wait for each other instead of each holding a row the
+    other waits for, PostgreSQL's deadlock, one of them a 500."""
     found = model._base_manager.filter(pk__in=[row.pk for row in rows])
     if lock:
-        found = found.select_for_update()
+        found = found.select_for_update().order_by("pk")
     return set(found.values_list("pk", flat=True))
 
 

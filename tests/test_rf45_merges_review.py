@@ -1,0 +1,73 @@
+"""rev-fixes45: review of the merges of rev-fixes41 (bulk writes row by row, their rows
+locked first) and rev-i18n (field names beyond ASCII, normalised to NFKC)."""
+
+import pytest
+from django.db import connection
+from django.db.models.signals import pre_save
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import BookFactory, UserFactory
+from tests.helpers import client_for
+from tests.testapp.models import Book
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rf45_api():
+    return client_for(UserFactory())
+
+
+@pytest.fixture
+def rf45_row_by_row():
+    """A project's ``pre_save`` receiver on Book: its bulk writes save row by row, the rows
+    locked first (rev-fixes41)."""
+
+    def rf45_listen(sender, instance, **kwargs):
+        return None
+
+    pre_save.connect(rf45_listen, sender=Book, weak=False, dispatch_uid="rf45-listen")
+    try:
+        yield
+    finally:
+        pre_save.disconnect(sender=Book, dispatch_uid="rf45-listen")
+
+
+def _rf45_lock_queries(captured: CaptureQueriesContext) -> list[str]:
+    """The statements reading the primary keys of the rows a bulk write locks (on SQLite,
+    which has no row locks, the same read without ``FOR UPDATE``)."""
+    table = Book._meta.db_table
+    head = f'SELECT "{table}"."id" AS "pk" FROM "{table}" WHERE "{table}"."id" IN ('
+    return [q["sql"] for q in captured.captured_queries if q["sql"].startswith(head)]
+
+
+@pytest.mark.parametrize("method", ["patch", "delete"])
+def test_rf45_a_bulk_write_locks_its_rows_in_primary_key_order(
+    rf45_api, rf45_row_by_row, method, monkeypatch
+):
+    """A row-by-row bulk update and a bulk delete lock their rows first (one ``SELECT …
+    FOR UPDATE``), which had no ``ORDER BY``: PostgreSQL locks rows in the order its plan
+    reads them (a table's physical order, which an UPDATE changes), so two bulk writes over
+    overlapping rows could each hold a row the other waited for, a deadlock whose loser
+    was a 500. The rows are locked in primary-key order now, whatever order the items name
+    them in."""
+    one, two, three = BookFactory(title="a"), BookFactory(title="b"), BookFactory(title="c")
+    if method == "patch":
+        items = [{"id": pk, "pages": 7} for pk in (three.pk, one.pk, two.pk)]
+        body = {"items": items}
+    else:
+        # a model's own delete() deletes each row (rev-signals); a plain one, one DELETE
+        original = Book.delete
+        monkeypatch.setattr(Book, "delete", lambda self, *a, **k: original(self, *a, **k))
+        body = {"ids": [three.pk, one.pk, two.pk]}
+    with CaptureQueriesContext(connection) as captured:
+        r = getattr(rf45_api, method)("/api/bulk-books/bulk/", body, format="json")
+    assert r.status_code == 200, r.content
+    locks = _rf45_lock_queries(captured)
+    assert len(locks) == 1, "\n".join(q["sql"][:150] for q in captured.captured_queries)
+    locked = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    assert locks[0].endswith(f" ORDER BY 1 ASC{locked}"), locks[0]
+    if method == "patch":
+        assert set(Book.objects.values_list("pages", flat=True)) == {7}
+    else:
+        assert not Book.objects.exists()
