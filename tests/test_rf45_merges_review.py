@@ -71,3 +71,27 @@ def test_rf45_a_bulk_write_locks_its_rows_in_primary_key_order(
         assert set(Book.objects.values_list("pages", flat=True)) == {7}
     else:
         assert not Book.objects.exists()
+
+
+def test_rf45_a_bulk_filter_takes_a_field_name_as_the_query_string_does(rf45_api):
+    """rev-i18n compares a filter's field name in NFKC, as Python spells identifiers: a name
+    sent decomposed (``größe``, macOS) or in compatibility characters (fullwidth
+    ``ｔｉｔｌｅ``) is the field's name in a list's query string. A bulk update's ``filter``
+    goes through the same parser but checked its keys first against the names as sent, so
+    the spelling a list took was a bulk update's 400 "Not a filter of this resource." It is
+    the same name there too; the rows it matches are updated, no other."""
+    one, two = BookFactory(title="a1", pages=5), BookFactory(title="a2", pages=5)
+    listed = rf45_api.get("/api/bulk-books/", {"ｔｉｔｌｅ": "a1"})
+    assert listed.status_code == 200, listed.content
+    assert [row["id"] for row in listed.json()["docs"]] == [one.pk], listed.json()
+    body = {"filter": {"ｔｉｔｌｅ": "a1"}, "data": {"pages": 9}}
+    r = rf45_api.patch("/api/bulk-books/bulk/", body, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["ids"] == [one.pk]
+    assert Book.objects.get(pk=one.pk).pages == 9
+    assert Book.objects.get(pk=two.pk).pages == 5
+    body = {"filter": {"ｔｉｔｌｅ[eq]": "a2", "ｎｏｎｅ": 1}, "data": {"pages": 8}}
+    r = rf45_api.patch("/api/bulk-books/bulk/", body, format="json")
+    assert r.status_code == 400, r.content
+    assert list(r.json()["details"]["filter"]) == ["ｎｏｎｅ"]
+    assert Book.objects.get(pk=two.pk).pages == 5

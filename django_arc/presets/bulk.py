@@ -615,7 +615,7 @@ class Bulk(Preset):
         spec = view.resource.query_spec
         # A list ignores a parameter it does not know (tracking tags); a bulk write must not:
         # a misspelt filter would widen the update to every row the others match.
-        unknown = [k for k in filters if str(k).split("[", 1)[0] not in spec.filters]
+        unknown = [k for k in filters if not spec.names_filter(str(k))]
         if unknown:
             # the first few, in the order sent: a body of a hundred thousand such names
             # would be answered (and stored under an Idempotency-Key) several times over
