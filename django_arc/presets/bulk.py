@@ -871,12 +871,13 @@ def _each(
     view: Any, items: list[Any], hook: Any, key: str = "items", rows: bool = True
 ) -> list[Any]:
     """``hook(item)`` for every item, in order; the results (each hook checked not to
-    leave one of ``view``'s write databases aborted, :func:`_transaction_usable`). An error a hook raises for an
-    item is judged as an object check's (:func:`_judged`): a validation error (DRF's or
-    Django's) refuses its item as the serializer's do, every item's errors collected under
-    its index (``{"items": {"3": {"title": [...]}}}``); any other refusal below 500 (an
-    ``ArcError``, DRF's ``APIException``, Django's ``PermissionDenied``) is listed under its
-    index as the handler answers it, so the client knows which one was refused; a 5xx, or
+    leave one of ``view``'s write databases aborted, :func:`_transaction_usable`). An error
+    a hook raises for an item is judged as an object check's (:func:`_judged`): a
+    validation error (DRF's or Django's) refuses its item as the serializer's do, every
+    item's errors collected under its index (``{"items": {"3": {"title": [...]}}}``); any
+    other refusal below 500 (an ``ArcError``, DRF's ``APIException``, Django's
+    ``PermissionDenied``) is listed under its index as the handler answers it, so the client
+    knows which one was refused; a 5xx, or
     an error that is no refusal, passes through. A 404 ``NOT_FOUND`` is a named row's
     "Not found." (``rows``: the items are rows, or bodies naming them by id); a create's
     item names no id, and is refused as the create of that item alone answers
@@ -915,8 +916,9 @@ def _each(
 
 def _transaction_usable(databases: tuple[str, ...], key: str, index: int) -> None:
     """Raise a :class:`~django_arc.exceptions.ServerFault` naming item ``index`` when its
-    hook returned with the transaction on one of the write's ``databases`` aborted (PostgreSQL: a statement of the
-    hook's failed, an ``IntegrityError`` it caught without a savepoint of its own). The
+    hook returned with the transaction on one of the write's ``databases`` aborted
+    (PostgreSQL: a statement of the hook's failed, an ``IntegrityError`` it caught without a
+    savepoint of its own). The
     next item's first statement failed (``InFailedSqlTransaction``), a 500 naming nothing,
     or, when none came, the ``COMMIT`` rolled back a batch answered as written. Each item
     in a savepoint of its own would not help (its ``RELEASE`` fails the same way; rolling
