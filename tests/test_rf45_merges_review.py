@@ -6,7 +6,13 @@ from django.db import connection
 from django.db.models.signals import pre_save
 from django.test.utils import CaptureQueriesContext
 
-from tests.factories import BookFactory, UserFactory
+from tests.factories import (
+    BookFactory,
+    OrganizationFactory,
+    ProductFactory,
+    UserFactory,
+    member_client,
+)
 from tests.helpers import client_for
 from tests.testapp.models import Book
 
@@ -95,3 +101,27 @@ def test_rf45_a_bulk_filter_takes_a_field_name_as_the_query_string_does(rf45_api
     assert r.status_code == 400, r.content
     assert list(r.json()["details"]["filter"]) == ["ｎｏｎｅ"]
     assert Book.objects.get(pk=two.pk).pages == 5
+
+
+def _rf45_fullwidth(name: str) -> str:
+    """``name`` in fullwidth letters (``ｃｏｓｔ``), which NFKC reads as ``name``."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isalpha() else c for c in name)
+
+
+def test_rf45_a_restricted_field_spelled_in_compatibility_characters_is_refused_alike():
+    """rev-i18n reads a field's name in NFKC: ``ｃｏｓｔ`` (fullwidth) is ``cost``. The
+    caller's restricted fields are compared after that reading, so another spelling of a
+    field a rule hides from the caller is refused as the plain name is (filter, sort,
+    select: the 400 of a field that is not filterable, no oracle) and shown to one who may
+    read it."""
+    org = OrganizationFactory()
+    ProductFactory(organization=org, cost=50, sku="SECRET-SKU-1", name="widget")
+    editor, admin = member_client(org, "editor"), member_client(org, "admin")
+    cost = _rf45_fullwidth("cost")
+    for params in ({f"{cost}[gte]": 40}, {"sort": f"-{cost}"}, {"select": f"name,{cost}"}):
+        r = editor.get("/api/t-products/", params)  # cost: visible_to("admin")
+        assert r.status_code == 400, (params, r.content)
+        assert r.json()["code"] == "INVALID_QUERY"
+        r = admin.get("/api/t-products/", params)
+        assert r.status_code == 200, (params, r.content)
+        assert len(r.json()["docs"]) == 1
