@@ -949,7 +949,7 @@ class QuerySpec:
         of these filter fields as :meth:`parse` reads it: the name in NFKC, so that a body
         naming its filters (a bulk update's ``filter``) takes the spellings a query string
         takes (``größe`` sent decomposed), not a narrower set."""
-        return _identifier(key.split("[", 1)[0]) in self.filters
+        return _identifier(key).split("[", 1)[0] in self.filters
 
     def parse(
         self,

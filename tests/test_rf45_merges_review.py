@@ -100,6 +100,14 @@ def test_rf45_a_bulk_filter_takes_a_field_name_as_the_query_string_does(rf45_api
     assert r.json()["data"]["ids"] == [one.pk]
     assert Book.objects.get(pk=one.pk).pages == 9
     assert Book.objects.get(pk=two.pk).pages == 5
+    # brackets in compatibility characters too: NFKC reads the whole key, as a list does
+    listed = rf45_api.get("/api/bulk-books/", {"title［eq］": "a1"})
+    assert [row["id"] for row in listed.json()["docs"]] == [one.pk], listed.json()
+    body = {"filter": {"title［eq］": "a1"}, "data": {"pages": 10}}
+    r = rf45_api.patch("/api/bulk-books/bulk/", body, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["ids"] == [one.pk]
+    assert Book.objects.get(pk=one.pk).pages == 10
     body = {"filter": {"ｔｉｔｌｅ[eq]": "a2", "ｎｏｎｅ": 1}, "data": {"pages": 8}}
     r = rf45_api.patch("/api/bulk-books/bulk/", body, format="json")
     assert r.status_code == 400, r.content
