@@ -53,8 +53,9 @@ _COMPARISONS = frozenset({"", "exact", "gt", "gte", "lt", "lte"})
 def is_comparable_time(model: type[models.Model], name: str, value: str) -> bool:
     """``False`` when parameter ``name`` compares a ``DateTimeField`` of ``model`` with a
     time no database can compare: an offset past PostgreSQL's, or a time outside years 1 to
-    9999 once in UTC; without ``USE_TZ``, any offset (the columns hold local times). Whatever is not such a time (another field, text that is no date) is
-    left to Django, which answers a value it cannot read with its own "?e=1" page."""
+    9999 once in UTC; without ``USE_TZ``, any offset (the columns hold local times).
+    Whatever is not such a time (another field, text that is no date) is left to Django,
+    which answers a value it cannot read with its own "?e=1" page."""
     field_name, _, lookup = name.partition("__")
     try:
         field = model._meta.get_field(field_name)

@@ -310,7 +310,8 @@ def query_value_schema(model_field: Any) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "string", "pattern": NO_NUL}
     choices = [str(value) for value, _label in (getattr(target, "flatchoices", None) or ())]
     if choices:
-        # Not an ``enum``: a well-typed value outside the choices matches nothing, it is
-        # not refused (docs/decisions.md, "choices are not enforced").
+        # Not an ``enum``: one schema serves every operator of the field, and a bound
+        # (``gte``, ``lt``) need not be a choice, while ``eq``/``ne``/``in``/``nin`` refuse
+        # a value outside them (docs/decisions.md, "choices are checked by equality").
         schema["description"] = "One of: " + ", ".join(f"`{c}`" for c in choices) + "."
     return schema

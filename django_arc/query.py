@@ -944,6 +944,13 @@ class QuerySpec:
 
     # -- parsing ---------------------------------------------------------------------------
 
+    def names_filter(self, key: str) -> bool:
+        """Whether ``key`` (a field's name, with or without a bracketed operator) names one
+        of these filter fields as :meth:`parse` reads it: the name in NFKC, so that a body
+        naming its filters (a bulk update's ``filter``) takes the spellings a query string
+        takes (``größe`` sent decomposed), not a narrower set."""
+        return _identifier(key).split("[", 1)[0] in self.filters
+
     def parse(
         self,
         params: Any,

@@ -615,7 +615,7 @@ class Bulk(Preset):
         spec = view.resource.query_spec
         # A list ignores a parameter it does not know (tracking tags); a bulk write must not:
         # a misspelt filter would widen the update to every row the others match.
-        unknown = [k for k in filters if str(k).split("[", 1)[0] not in spec.filters]
+        unknown = [k for k in filters if not spec.names_filter(str(k))]
         if unknown:
             # the first few, in the order sent: a body of a hundred thousand such names
             # would be answered (and stored under an Idempotency-Key) several times over
@@ -778,10 +778,13 @@ def _seconds(value: str) -> float:
 
 def _present(model: Any, rows: list[Any], lock: bool = False) -> set[Any]:
     """The primary keys of ``rows`` still in the table (``lock``: locked until the write's
-    transaction ends, where the database can)."""
+    transaction ends, where the database can). Locked in primary-key order, whatever order
+    the items named them in or the plan reads them in (a table's physical order): two bulk
+    writes over overlapping rows then wait for each other instead of each holding a row the
+    other waits for, PostgreSQL's deadlock, one of them a 500."""
     found = model._base_manager.filter(pk__in=[row.pk for row in rows])
     if lock:
-        found = found.select_for_update()
+        found = found.select_for_update().order_by("pk")
     return set(found.values_list("pk", flat=True))
 
 
