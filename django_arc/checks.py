@@ -915,21 +915,19 @@ def check_renderers_of_views_own_html(app_configs: Any = None, **kwargs: Any) ->
     which name no template and return the envelope: a request it is negotiated for
     (``Accept: text/html`` before the browsable API, ``?format=html``) answered 500
     (``ImproperlyConfigured``: no ``template_name``) or the envelope's keys run together
-    (``successdocspage...``). A ViewSet subclass naming a ``template_name`` is the
-    project's to render."""
-    from rest_framework.renderers import StaticHTMLRenderer, TemplateHTMLRenderer
-
+    (``successdocspage...``). A ViewSet subclass naming a ``template_name`` (or defining
+    ``get_template_names``), and a renderer subclass naming its own template or rendering
+    its own way (:func:`_renders_no_own_html`), are the project's to render."""
     from .sites import _all_sites
 
     named = set()
     for viewset, renderers in _served_renderers(_all_sites):
-        if getattr(viewset, "template_name", None):
-            continue
+        if getattr(viewset, "template_name", None) or hasattr(viewset, "get_template_names"):
+            continue  # DRF's TemplateHTMLRenderer renders what the ViewSet names
         named |= {
             f"{renderer.__module__}.{renderer.__qualname__}"
             for renderer in renderers
-            if isinstance(renderer, type)
-            and issubclass(renderer, TemplateHTMLRenderer | StaticHTMLRenderer)
+            if isinstance(renderer, type) and _renders_no_own_html(renderer)
         }
     if not named:
         return []
@@ -945,6 +943,24 @@ def check_renderers_of_views_own_html(app_configs: Any = None, **kwargs: Any) ->
             id="arc.W014",
         )
     ]
+
+
+def _renders_no_own_html(renderer: type) -> bool:
+    """Whether ``renderer`` is DRF's ``TemplateHTMLRenderer`` or ``StaticHTMLRenderer`` as
+    DRF ships it (or a subclass changing nothing that matters): a project's subclass naming
+    its own ``template_name``, or overriding ``get_template_names`` or ``render``, renders
+    what it chose for the envelope and is no mistake to warn about."""
+    from rest_framework.renderers import StaticHTMLRenderer, TemplateHTMLRenderer
+
+    if issubclass(renderer, StaticHTMLRenderer):  # a TemplateHTMLRenderer subclass
+        return renderer.render is StaticHTMLRenderer.render
+    if issubclass(renderer, TemplateHTMLRenderer):
+        return (
+            not renderer.template_name
+            and renderer.get_template_names is TemplateHTMLRenderer.get_template_names
+            and renderer.render is TemplateHTMLRenderer.render
+        )
+    return False
 
 
 def _served_viewsets(sites: list[Any]) -> list[type]:
@@ -1103,10 +1119,13 @@ def _check_action_names(resource: Any) -> list[Error]:
         if isinstance(preset, Preset):
             verbs |= set(preset.event_verbs(resource))
     declared: dict[Any, list[str]] = {}
+    specs: dict[Any, set[int]] = {}
     for attr in dir(type(resource)):
         spec = getattr(getattr(type(resource), attr, None), "_arc_action", None)
         if isinstance(spec, ActionSpec):
             declared.setdefault(spec.name, []).append(attr)
+            # one method under two attributes (``approve_now = approve``) is one action
+            specs.setdefault(spec.name, set()).add(id(spec))
     errors: list[Error] = []
     for name, attrs in sorted(declared.items(), key=lambda item: repr(item[0])):
         if not isinstance(name, str):
@@ -1118,7 +1137,7 @@ def _check_action_names(resource: Any) -> list[Error]:
                 f"event `{resource.name}.{name}` and audit entry would say the row was {name}."
             )
             hint = "Name the action after what it does (`approve`, `cancel`)."
-        elif len(attrs) > 1:
+        elif len(specs[name]) > 1:
             problem = f"@action '{name}' is declared by {', '.join(attrs)}: one is never served."
             hint = "Give each action its own name."
         else:

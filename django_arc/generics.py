@@ -56,6 +56,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.settings import api_settings
 from rest_framework.utils.field_mapping import ClassLookupDict
+from rest_framework.utils.serializer_helpers import BoundField
 
 from . import envelope
 from .events.event import same_json_value
@@ -348,10 +349,35 @@ def _boxed(form_renderer: type) -> type:
         if own is None or own.get("template") not in (None, _UNSET_TEMPLATE):
             continue
         mapping[field_class] = {**own, "template": _UNSET_TEMPLATE, "arc_unset": unset}
-    attrs = {"__module__": form_renderer.__module__, "default_style": ClassLookupDict(mapping)}
+    attrs = {
+        "__module__": form_renderer.__module__,
+        "default_style": ClassLookupDict(mapping),
+        "render_field": functools.partialmethod(_render_field_unset_unless_null, form_renderer),
+    }
     boxed = type(form_renderer.__name__, (form_renderer,), attrs)
     boxed.__qualname__ = form_renderer.__qualname__
     return boxed
+
+
+def _render_field_unset_unless_null(
+    self: Any, form_renderer: type, field: Any, parent_style: Any
+) -> Any:
+    """The boxed form renderer's ``render_field``: a box of a nullable field showing a null
+    gets no hidden ``false``. A box cannot show null (DRF renders it unticked, as
+    ``false``), so sent back as shown it wrote ``false`` over a null the user never touched
+    (a form changing the name alone), and a create's unticked nullable box saved ``false``
+    where DRF's form saves null. Left out, such a box sends nothing unless ticked, as DRF's
+    own form does; one showing ``true`` or ``false`` still sends ``false`` when unticked."""
+    if (
+        isinstance(field._field, BooleanField)
+        and field._field.allow_null
+        and field.value is None
+        and "template" not in field.style
+    ):
+        shown = BoundField(field._field, field.value, field.errors, prefix=field._prefix)
+        shown.style = {**field._field.style, "arc_unset": None}
+        field = shown
+    return form_renderer.render_field(self, field, parent_style)
 
 
 def _arc_renderer(renderer: Any) -> Any:
