@@ -9,6 +9,7 @@ import os
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from rest_framework import serializers
 
 from django_arc import ArcError, Resource, ResourceSite, action, presets
@@ -460,3 +461,44 @@ def test_rev_fixes42_a_list_of_files_is_documented_as_parts_of_bytes(rev_files_m
     r = api.post(f"/rf/rf42-attachments/{pk}/action/", body, format="multipart")
     assert r.status_code == 200 and r.json()["data"] == {"attached": 2}, r.content
     assert _stored(rev_files_media) == ["attachments/one.txt", "attachments/two.txt"]
+
+
+# -- rev-fixes47: a committed row whose keep callback never ran -----------------------------
+
+
+def _rf47_project_callback_fails() -> None:
+    raise RuntimeError("the project's own on_commit callback failed")
+
+
+@rev_files_site.register
+class RevFixes47AttachmentResource(Resource):
+    """Registers, before the save, a commit callback of the project's that raises: Django
+    then runs none of the callbacks registered after it on that commit."""
+
+    model = Attachment
+    name = "rf47-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = REV_FILES_MEMBERS
+
+    def before_create(self, request, data):
+        transaction.on_commit(_rf47_project_callback_fails)
+        return data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rev_fixes47_a_committed_row_keeps_its_file_when_an_earlier_callback_raises(
+    rev_files_media,
+):
+    """A file was kept only by a commit callback its row's save registered; a callback the
+    project registered before it on the same commit raising made Django skip it, and the
+    file of the committed row was removed: the row named a file no longer in storage.
+    Before removing a file, the rows saved naming it are asked."""
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    r = api.post(
+        "/rf/rf47-attachments/", {"name": "a", "file": _upload("kept.txt")}, format="multipart"
+    )
+    names = list(Attachment.objects.values_list("file", flat=True))
+    assert names == ["attachments/kept.txt"], (r.status_code, r.content)
+    assert _stored(rev_files_media) == names
