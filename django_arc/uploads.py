@@ -29,7 +29,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.apps import apps
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.db.models.signals import post_save, pre_save
 from django.db.transaction import TransactionManagementError
 
@@ -49,11 +49,14 @@ class _Upload:
     it since (``aliases``: each save registered :meth:`keep` on its ``on_commit``), and
     whether one of those rows committed (``kept``)."""
 
-    __slots__ = ("file", "aliases", "kept")
+    __slots__ = ("file", "aliases", "rows", "kept")
 
     def __init__(self, file: Any) -> None:
         self.file = file
         self.aliases: set[str] = set()
+        #: ``(alias, model, field name)`` of the save that stored it and of each row saved
+        #: naming it since: asked before removal
+        self.rows: set[tuple[str, type, str]] = set()
         self.kept = False
 
     def keep(self) -> None:
@@ -129,7 +132,9 @@ def _before_save(sender: type, instance: Any, raw: bool = False, **kwargs: Any) 
     for field in _written(sender, kwargs.get("update_fields")):
         file = getattr(instance, field.attname)
         if file and not file._committed and all(u.file is not file for u in uploads):
-            uploads.append(_Upload(file))  # stored by this save
+            upload = _Upload(file)  # stored by this save
+            upload.rows.add((kwargs.get("using") or "default", sender, field.name))
+            uploads.append(upload)
 
 
 def _after_save(sender: type, instance: Any, **kwargs: Any) -> None:
@@ -148,6 +153,7 @@ def _after_save(sender: type, instance: Any, **kwargs: Any) -> None:
         for upload in uploads:
             if upload.file._committed and upload.file.name == named:
                 upload.aliases.add(using)
+                upload.rows.add((using, sender, field.name))
                 try:
                     transaction.on_commit(upload.keep, using=using)
                 except TransactionManagementError:
@@ -169,6 +175,27 @@ def _kept(upload: _Upload) -> bool:
             entry[1] == upload.keep for entry in connection.run_on_commit
         ):
             return True
+    return _still_named(upload)
+
+
+def _still_named(upload: _Upload) -> bool:
+    """Whether a row saved naming ``upload`` holds its name in the table now, although no
+    commit callback of those saves ran or waits: a callback the project registered earlier
+    on the same commit raised (Django then runs none of the callbacks after it), so the
+    commit was missed while the row stands; or a storage that overwrites (S3's default)
+    stored a refused upload under the name a row committed before holds, whose file it
+    would remove. One query per such file, asked only of a connection able to answer (none
+    waiting for a rollback); a refused write's file, whose row rolled back, is found in no
+    row and goes."""
+    for alias, model, name in upload.rows:
+        connection = transaction.get_connection(alias)
+        if connection.needs_rollback:
+            continue
+        try:
+            if model._base_manager.using(alias).filter(**{name: upload.file.name}).exists():
+                return True
+        except (DatabaseError, TransactionManagementError):
+            continue
     return False
 
 

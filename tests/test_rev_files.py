@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 
+import django
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from rest_framework import serializers
 
 from django_arc import ArcError, Resource, ResourceSite, action, presets
@@ -460,3 +462,87 @@ def test_rev_fixes42_a_list_of_files_is_documented_as_parts_of_bytes(rev_files_m
     r = api.post(f"/rf/rf42-attachments/{pk}/action/", body, format="multipart")
     assert r.status_code == 200 and r.json()["data"] == {"attached": 2}, r.content
     assert _stored(rev_files_media) == ["attachments/one.txt", "attachments/two.txt"]
+
+
+# -- rev-fixes47: a committed row whose keep callback never ran -----------------------------
+
+
+def _rf47_project_callback_fails() -> None:
+    raise RuntimeError("the project's own on_commit callback failed")
+
+
+@rev_files_site.register
+class RevFixes47AttachmentResource(Resource):
+    """Registers, before the save, a commit callback of the project's that raises: Django
+    then runs none of the callbacks registered after it on that commit."""
+
+    model = Attachment
+    name = "rf47-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = REV_FILES_MEMBERS
+
+    def before_create(self, request, data):
+        transaction.on_commit(_rf47_project_callback_fails)
+        return data
+
+    @action(permissions=P.require_org_membership(), input=RevFixes42FileInput)
+    def unsaved(self, request, instance, data):
+        """Stores the upload, then the INSERT fails (a key no column holds): no row saved."""
+        try:
+            with transaction.atomic():
+                Attachment.objects.create(organization_id=2**70, name="x", file=data["file"])
+        except Exception:  # noqa: BLE001 - the project's fallback: nothing saved
+            return {"saved": False}
+        return {"saved": True}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rev_fixes47_a_committed_row_keeps_its_file_when_an_earlier_callback_raises(
+    rev_files_media,
+):
+    """A file was kept only by a commit callback its row's save registered; a callback the
+    project registered before it on the same commit raising made Django skip it, and the
+    file of the committed row was removed: the row named a file no longer in storage.
+    Before removing a file, the rows saved naming it are asked."""
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    r = api.post(
+        "/rf/rf47-attachments/", {"name": "a", "file": _upload("kept.txt")}, format="multipart"
+    )
+    names = list(Attachment.objects.values_list("file", flat=True))
+    assert names == ["attachments/kept.txt"], (r.status_code, r.content)
+    assert _stored(rev_files_media) == names
+
+
+@pytest.mark.skipif(django.VERSION < (5, 1), reason="FileSystemStorage(allow_overwrite) is 5.1+")
+def test_rev_fixes47_a_refused_upload_overwriting_a_kept_name_removes_no_row_s_file(
+    rev_files_media, settings
+):
+    """A storage that overwrites (django-storages' S3 default, ``allow_overwrite``) stores
+    a refused upload under the very name a committed row holds; removing the refused
+    write's file then removed that row's: the row named a file no longer stored. A file a
+    row of the model names is left in storage."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"allow_overwrite": True},
+        },
+    }
+    org = OrganizationFactory()
+    api = _rev_files_member(org)
+    r = api.post("/rf/attachments/", {"name": "a", "file": _upload("same.txt")}, format="multipart")
+    assert r.status_code == 201, r.content
+    r = api.post(
+        "/rf/attachments/", {"name": "refuse", "file": _upload("same.txt")}, format="multipart"
+    )
+    assert_error(r, 409, "CONFLICT")
+    assert list(Attachment.objects.values_list("file", flat=True)) == ["attachments/same.txt"]
+    assert _stored(rev_files_media) == ["attachments/same.txt"]
+    # a save whose INSERT failed, so that no row was saved naming the upload
+    pk = Attachment.objects.get().pk
+    body = {"action": "unsaved", "file": _upload("same.txt")}
+    r = api.post(f"/rf/rf47-attachments/{pk}/action/", body, format="multipart")
+    assert r.status_code == 200 and r.json()["data"] == {"saved": False}, r.content
+    assert _stored(rev_files_media) == ["attachments/same.txt"]

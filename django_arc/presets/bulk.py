@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import models
+from django.db import models, router
 from django.http import Http404
 from django.utils.http import parse_http_date_safe
 from rest_framework import serializers
@@ -781,8 +781,12 @@ def _present(model: Any, rows: list[Any], lock: bool = False) -> set[Any]:
     transaction ends, where the database can). Locked in primary-key order, whatever order
     the items named them in or the plan reads them in (a table's physical order): two bulk
     writes over overlapping rows then wait for each other instead of each holding a row the
-    other waits for, PostgreSQL's deadlock, one of them a 500."""
-    found = model._base_manager.filter(pk__in=[row.pk for row in rows])
+    other waits for, PostgreSQL's deadlock, one of them a 500. Read on the database the
+    write writes to (``bulk_update``'s), never ``db_for_read``'s: a replica behind it still
+    holds a row just deleted, which then read as present and was written as updated."""
+    found = model._base_manager.db_manager(router.db_for_write(model)).filter(
+        pk__in=[row.pk for row in rows]
+    )
     if lock:
         found = found.select_for_update().order_by("pk")
     return set(found.values_list("pk", flat=True))
