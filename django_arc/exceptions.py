@@ -118,6 +118,12 @@ class ServerFault(Exception):  # noqa: N818 - the server's fault, named where it
         super().__init__(message)
         self.details = details
 
+    @staticmethod
+    def item_details(key: str, index: int) -> dict[str, Any]:
+        """The ``details`` naming item ``index`` of the body's list ``key`` as the one at
+        fault, with the answer the client gets for any 500 (never the message)."""
+        return {key: {str(index): {"code": "INTERNAL_ERROR", "error": "Internal server error"}}}
+
 
 #: a random 128-bit number with the bits of a version 4 UUID (RFC 9562) set
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))

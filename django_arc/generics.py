@@ -1555,19 +1555,17 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         the guards ran — a row written into another organization (or for another owner)
         than the caller's, answered as the caller's write with the other tenant's id, its
         event naming the caller's organization. Refused as the server's fault (500, the
-        cause logged; a bulk ``item``, ``(key, index)``, named in ``details``); the write's
-        transaction rolls back, nothing is stored. No query: the instance's attributes are
-        read."""
+        cause logged; an ``item`` of a write of several, ``(key, index)``, named in
+        ``details``); the write's transaction rolls back, nothing is stored. No query: the
+        instance's attributes are read."""
         moved = [name for name, value in forced.items() if getattr(instance, name, value) != value]
         if not moved:
             return
         what, details = f"A write of {self.resource.name}", None
         if item is not None:
             key, index = item
-            what = f"Bulk item {key}[{index}] of {self.resource.name}"
-            details = {
-                key: {str(index): {"code": "INTERNAL_ERROR", "error": "Internal server error"}}
-            }
+            what = f"Item {key}[{index}] of a write of {self.resource.name}"
+            details = ServerFault.item_details(key, index)
         raise ServerFault(
             f"{what} left {', '.join(moved)} other than the value its presets force (the "
             "caller's tenant or owner): the model's save(), a pre_save/post_save receiver or "

@@ -935,7 +935,7 @@ def _transaction_usable(databases: tuple[str, ...], key: str, index: int) -> Non
             f"{databases} aborted: a statement it ran failed and it caught the error without "
             "a savepoint of its own (wrap that statement in transaction.atomic())"
         ),
-        {key: {str(index): {"code": "INTERNAL_ERROR", "error": "Internal server error"}}},
+        ServerFault.item_details(key, index),
     )
 
 
