@@ -34,6 +34,7 @@ from django.db.models.signals import post_save, pre_save
 from django.db.transaction import TransactionManagementError
 
 from .logs import log_text
+from .signals import arc_receiver
 
 logger = logging.getLogger("django_arc.uploads")
 
@@ -125,6 +126,7 @@ def _written(sender: type, update_fields: Any) -> list[models.FileField]:
     return [f for f in fields if update_fields is None or f.name in update_fields]
 
 
+@arc_receiver
 def _before_save(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     uploads = _writing.get()
     if uploads is None or raw:
@@ -137,6 +139,7 @@ def _before_save(sender: type, instance: Any, raw: bool = False, **kwargs: Any) 
             uploads.append(upload)
 
 
+@arc_receiver
 def _after_save(sender: type, instance: Any, **kwargs: Any) -> None:
     """A row saved naming a file stored in this write keeps it if the row is kept: any row
     (the one that stored it, or another given its name), saved as many times as it is."""

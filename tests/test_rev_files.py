@@ -546,3 +546,16 @@ def test_rev_fixes47_a_refused_upload_overwriting_a_kept_name_removes_no_row_s_f
     r = api.post(f"/rf/rf47-attachments/{pk}/action/", body, format="multipart")
     assert r.status_code == 200 and r.json()["data"] == {"saved": False}, r.content
     assert _stored(rev_files_media) == ["attachments/same.txt"]
+
+
+def test_arcs_own_upload_receivers_are_no_project_code_a_write_runs_row_by_row():
+    """The receivers noting uploads (``uploads.watch_file_fields``) are django-arc's own, as
+    the query cache's are: counted as a project's, every model with a file field read as
+    saving its own way, so its bulk writes went row by row and each write took a
+    transaction of its own, for receivers that do nothing of the project's."""
+    from django.db.models.signals import post_save, pre_save
+
+    from django_arc.signals import saves_its_own_way
+
+    assert pre_save.has_listeners(Attachment) and post_save.has_listeners(Attachment)
+    assert not saves_its_own_way(Attachment)
