@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from django_arc import ArcError, Resource, ResourceSite, presets
 from django_arc import permissions as P
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Attachment
+from tests.testapp.models import Attachment, Rf48Scan
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +93,56 @@ def test_rf48_a_refused_bulk_create_leaves_none_of_its_files(rf48_media):
     r = api.post("/rf48/rf48-generated/bulk/", {"items": [{"name": "a"}]}, format="json")
     assert r.status_code == 201, r.content
     assert _rf48_stored(rf48_media) == ["attachments/a.txt"]
+
+
+@rf48_site.register
+class Rf48RefusingAttachmentResource(Resource):
+    """Refuses, after its save, a row named ``refuse``."""
+
+    model = Attachment
+    name = "rf48-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = RF48_MEMBERS
+
+    def after_create(self, request, instance):
+        if instance.name == "refuse":
+            raise ArcError("CONFLICT", "refused after the save", 409)
+
+
+class Rf48OverwritingStorage(FileSystemStorage):
+    """A storage that stores an upload under the name asked, over any file holding it
+    (django-storages' S3 default, ``file_overwrite``), on every Django version."""
+
+    def get_available_name(self, name, max_length=None):
+        if self.exists(name):
+            self.delete(name)
+        return name
+
+
+def test_rf48_a_refused_upload_overwriting_a_name_another_model_holds_removes_no_file(
+    rf48_media, settings
+):
+    """Before removing a refused write's file, only the model whose save stored it was
+    asked whether a row names it: under a storage that overwrites, an upload stored under
+    the name a row of another model holds (both storing under one directory) was removed,
+    and that committed row named a file no longer stored. Every file field of the same
+    storage is asked."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "tests.test_rev_fixes48.Rf48OverwritingStorage"},
+    }
+    scan = Rf48Scan.objects.create(file=ContentFile(b"scan", name="same.txt"))
+    assert scan.file.name == "attachments/same.txt"
+    org = OrganizationFactory()
+    api = _rf48_member(org)
+    upload = SimpleUploadedFile("same.txt", b"refused", content_type="text/plain")
+    r = api.post("/rf48/rf48-attachments/", {"name": "refuse", "file": upload}, format="multipart")
+    assert_error(r, 409, "CONFLICT")
+    assert not Attachment.objects.exists()
+    assert _rf48_stored(rf48_media) == ["attachments/same.txt"]
+    # a refused upload no row of any model names still goes
+    upload = SimpleUploadedFile("other.txt", b"refused", content_type="text/plain")
+    r = api.post("/rf48/rf48-attachments/", {"name": "refuse", "file": upload}, format="multipart")
+    assert_error(r, 409, "CONFLICT")
+    assert _rf48_stored(rf48_media) == ["attachments/same.txt"]
