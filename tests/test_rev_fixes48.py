@@ -146,3 +146,41 @@ def test_rf48_a_refused_upload_overwriting_a_name_another_model_holds_removes_no
     r = api.post("/rf48/rf48-attachments/", {"name": "refuse", "file": upload}, format="multipart")
     assert_error(r, 409, "CONFLICT")
     assert _rf48_stored(rf48_media) == ["attachments/same.txt"]
+
+
+@rf48_site.register
+class Rf48NamesOnlyResource(Resource):
+    """A bulk resource over the model with files that writes none of them: batched unless
+    the project's code runs for each row."""
+
+    model = Attachment
+    name = "rf48-names"
+    fields = ["id", "organization", "name"]
+    presets = [presets.MultiTenant(), presets.Bulk(operations=("create",))]
+    permissions = {**RF48_MEMBERS, "bulk_create": P.require_org_membership()}
+
+
+def _rf48_shout(sender, instance, **kwargs):
+    if isinstance(instance, Attachment):
+        instance.name = instance.name.upper()
+
+
+@pytest.mark.parametrize("sender", [None, Attachment], ids=["any-sender", "the-model"])
+def test_rf48_a_project_receiver_beside_arcs_upload_receivers_is_still_run(rf48_media, sender):
+    """django-arc's upload receivers are its own (``db021ed``); a project's ``pre_save`` on
+    the same model, connected for it or for every sender, still makes a bulk write save
+    each row, so the receiver runs for each."""
+    from django.db.models.signals import pre_save
+
+    org = OrganizationFactory()
+    api = _rf48_member(org)
+    pre_save.connect(_rf48_shout, sender=sender, weak=False, dispatch_uid="rf48-shout")
+    try:
+        r = api.post("/rf48/rf48-names/bulk/", {"items": [{"name": "a"}, {"name": "b"}]})
+    finally:
+        pre_save.disconnect(sender=sender, dispatch_uid="rf48-shout")
+    assert r.status_code == 201, r.content
+    assert sorted(Attachment.objects.values_list("name", flat=True)) == ["A", "B"]
+    r = api.post("/rf48/rf48-names/bulk/", {"items": [{"name": "c"}]})
+    assert r.status_code == 201, r.content
+    assert Attachment.objects.filter(name="c").exists()
