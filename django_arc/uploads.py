@@ -25,11 +25,12 @@ after the view) is not seen: its file stays (documented).
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from contextvars import ContextVar
 from typing import Any
 
 from django.apps import apps
-from django.db import DatabaseError, models, transaction
+from django.db import DatabaseError, models, router, transaction
 from django.db.models.signals import post_save, pre_save
 from django.db.transaction import TransactionManagementError
 
@@ -182,24 +183,58 @@ def _kept(upload: _Upload) -> bool:
 
 
 def _still_named(upload: _Upload) -> bool:
-    """Whether a row saved naming ``upload`` holds its name in the table now, although no
-    commit callback of those saves ran or waits: a callback the project registered earlier
-    on the same commit raised (Django then runs none of the callbacks after it), so the
-    commit was missed while the row stands; or a storage that overwrites (S3's default)
-    stored a refused upload under the name a row committed before holds, whose file it
-    would remove. One query per such file, asked only of a connection able to answer (none
-    waiting for a rollback); a refused write's file, whose row rolled back, is found in no
-    row and goes."""
-    for alias, model, name in upload.rows:
+    """Whether a row holds ``upload``'s name in a table now, although no commit callback of
+    the saves naming it ran or waits: a callback the project registered earlier on the same
+    commit raised (Django then runs none of the callbacks after it), so the commit was
+    missed while the row stands; or a storage that overwrites (S3's default) stored a
+    refused upload under the name a row committed before holds, whose file it would
+    remove. That row may be any model's whose file field stores in the same storage (two
+    models given one ``upload_to``), not only the model that stored the upload: each such
+    field is asked (:func:`_naming_fields`), one query each, only of a connection able to
+    answer (none waiting for a rollback); a refused write's file, whose row rolled back, is
+    found in no row and goes."""
+    for alias, model, name in _naming_fields(upload):
         connection = transaction.get_connection(alias)
         if connection.needs_rollback:
             continue
+        # in a savepoint within a transaction: a table this database lacks (a model
+        # routed elsewhere, unmanaged) must not abort the transaction still open
+        inner = transaction.atomic(using=alias) if connection.in_atomic_block else nullcontext()
         try:
-            if model._base_manager.using(alias).filter(**{name: upload.file.name}).exists():
-                return True
+            with inner:
+                named = model._base_manager.using(alias).filter(**{name: upload.file.name})
+                if named.exists():
+                    return True
         except (DatabaseError, TransactionManagementError):
             continue
     return False
+
+
+def _naming_fields(upload: _Upload) -> list[tuple[str, type, str]]:
+    """``(alias, model, field name)`` of each column that may hold ``upload``'s name: those
+    of the saves that stored or named it (on the database they wrote), then every watched
+    file field storing in the same storage, on its model's ``db_for_write`` (where a row
+    just committed is read). One entry per table and column: a proxy's or a child's
+    inherited field is its concrete model's."""
+    storage = upload.file.storage
+    wanted = [(alias, model._meta.concrete_model, name) for alias, model, name in upload.rows]
+    for fields in _file_fields.values():
+        for field in fields:
+            if _same_storage(field.storage, storage):
+                owner = field.model._meta.concrete_model
+                wanted.append((router.db_for_write(owner), owner, field.name))
+    return list(dict.fromkeys(wanted))
+
+
+def _same_storage(one: Any, other: Any) -> bool:
+    """Whether two storages store in one place: the same object (``default_storage``), or
+    built alike (a class and arguments ``deconstruct()`` gives)."""
+    if one is other:
+        return True
+    try:
+        return bool(one.deconstruct() == other.deconstruct())
+    except Exception:  # noqa: BLE001 - a storage that cannot say is asked about: kept is safe
+        return True
 
 
 def _remove_unkept(uploads: list[_Upload]) -> None:

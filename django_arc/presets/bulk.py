@@ -945,16 +945,25 @@ def _batchable(serializer: Any, model: Any) -> bool:
     every writable field a model column (not a many-to-many, not a value only the project's
     code reads), and a model that saves its rows Django's way (no ``save()`` override, no
     ``pre_save``/``post_save`` receiver of the project's: see
-    :func:`~django_arc.signals.saves_its_own_way`)."""
+    :func:`~django_arc.signals.saves_its_own_way`).
+
+    Nor a writable file field (``FileField``, ``ImageField``): a file a hook gives an item
+    (one the project generates) is stored by ``save()`` (``FileField.pre_save``), and
+    ``bulk_update`` writes its bare name, storing nothing: the rows named files no storage
+    held. ``bulk_create`` stores it but sends no ``pre_save``, so the files of a batch
+    refused after its write were noted by no one (:mod:`django_arc.uploads`) and stayed."""
     base = serializers.ModelSerializer
     cls = type(serializer)
     if not isinstance(serializer, base) or saves_its_own_way(model):
         return False
     if any(getattr(cls, name) is not getattr(base, name) for name in ("create", "update", "save")):
         return False
-    columns = {f.name for f in model._meta.concrete_fields}
-    columns |= {f.attname for f in model._meta.concrete_fields}
-    return all(field.source in columns for field in serializer._writable_fields)
+    columns = {f.name: f for f in model._meta.concrete_fields}
+    columns |= {f.attname: f for f in model._meta.concrete_fields}
+    return all(
+        field.source in columns and not isinstance(columns[field.source], models.FileField)
+        for field in serializer._writable_fields
+    )
 
 
 def _without_uniqueness_queries(serializer: Any) -> None:

@@ -474,3 +474,11 @@ class Lemma(models.Model):
 
     größe = models.IntegerField(default=0)
     wörter = models.CharField(max_length=50, blank=True, default="")
+
+
+class Rf48Scan(models.Model):
+    """A second model storing files under the directory ``Attachment.file`` uses
+    (rev-fixes48): a storage that overwrites may store an upload of either under a name a
+    row of the other holds."""
+
+    file = models.FileField(upload_to="attachments/", blank=True)
