@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rest_framework.permissions import SAFE_METHODS
@@ -137,6 +137,18 @@ def _resource_method(func: Callable[..., Any], with_instance: bool) -> Callable[
     handler.__doc__ = func.__doc__
     handler.__wrapped__ = func  # type: ignore[attr-defined]
     return handler
+
+
+def as_declared(spec: RouteSpec | ActionSpec, value: Any) -> RouteSpec | ActionSpec:
+    """``spec`` calling ``value``, the attribute the resource class holds under its name.
+
+    A project's decorator stacked over ``@action``/``@route`` with ``functools.wraps``
+    carries the inner function's spec, whose handler calls the undecorated function: the
+    decorator (a log, a lock, a check of its own) would be skipped without a word."""
+    if value is getattr(spec.handler, "__wrapped__", value) or not callable(value):
+        return spec
+    detail = spec.detail if isinstance(spec, RouteSpec) else False
+    return replace(spec, handler=_resource_method(value, with_instance=detail))
 
 
 def _first_line(doc: str | None) -> str:

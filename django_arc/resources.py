@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
-from .actions import ActionSpec, RouteSpec
+from .actions import ActionSpec, RouteSpec, as_declared
 from .fields import FieldPermission, FieldRules
 from .permissions import Permission, as_permission, require_auth
 from .query import (
@@ -609,18 +609,20 @@ class Resource:
         for preset in self.preset_list:
             specs.extend(preset.routes(self))
         for attr in dir(type(self)):
-            spec = getattr(getattr(type(self), attr, None), "_arc_route", None)
+            value = getattr(type(self), attr, None)
+            spec = getattr(value, "_arc_route", None)
             if isinstance(spec, RouteSpec):
-                specs.append(spec)
+                specs.append(as_declared(spec, value))
         return specs
 
     @cached_property
     def actions(self) -> dict[str, ActionSpec]:
         found = {}
         for attr in dir(type(self)):
-            spec = getattr(getattr(type(self), attr, None), "_arc_action", None)
+            value = getattr(type(self), attr, None)
+            spec = getattr(value, "_arc_action", None)
             if isinstance(spec, ActionSpec):
-                found[spec.name] = spec
+                found[spec.name] = as_declared(spec, value)
         return found
 
     @cached_property
