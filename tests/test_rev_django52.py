@@ -13,6 +13,7 @@ from typing import Any
 import django
 import pytest
 from django.db import connection, models
+from django.db.models.functions import Now
 from django.test.utils import isolate_apps
 from drf_spectacular.generators import SchemaGenerator
 
@@ -132,3 +133,63 @@ def test_a_generated_column_is_read_back_after_every_write(settings):
         components = schema["components"]["schemas"]
         readable = [c for c in components.values() if "total" in c.get("properties", {})]
         assert readable and all(c["properties"]["total"].get("readOnly") for c in readable)
+
+
+@needs_django50
+def test_a_field_with_a_database_default_in_a_unique_set_may_be_left_out(settings):
+    """DRF makes each field of a unique set required unless ``has_default()``, which knows
+    ``default`` only: a ``db_default`` field in a ``UniqueConstraint`` was 400 ``This field
+    is required.`` on every create leaving it out (single and bulk), though the database
+    fills it in. Left out, a constant default is judged as if sent (a taken one is the
+    constraint's 400), and one the database computes is judged by the database alone."""
+    with isolate_apps("tests.testapp"):
+
+        class D52Slot(models.Model):
+            title = models.CharField(max_length=20)
+            label = models.CharField(max_length=20, db_default="new")
+            opened = models.DateTimeField(db_default=Now())
+
+            class Meta:
+                app_label = "testapp"
+                constraints = [
+                    models.UniqueConstraint(
+                        fields=["title", "label"],
+                        name="d52_slot_title_label",
+                        violation_error_message="title taken for this label",
+                    ),
+                    models.UniqueConstraint(fields=["title", "opened"], name="d52_slot_opened"),
+                ]
+
+    class D52SlotResource(Resource):
+        model = D52Slot
+        name = "slots"
+        fields = ["id", "title", "label", "opened"]
+        presets = [presets.Bulk()]
+        permissions = {key: P.allow_public() for key in D52_ROUTES}
+
+    with d52_mounted(settings, D52SlotResource) as api:
+        r = api.post("/d52/slots/", {"title": "a"}, format="json")
+        assert r.status_code == 201, r.content
+        assert r.json()["data"]["label"] == "new" and r.json()["data"]["opened"]
+        r = api.post("/d52/slots/", {"title": "a", "label": "old"}, format="json")
+        assert r.status_code == 201, r.content
+        r = api.post("/d52/slots/", {"title": "a"}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+            "non_field_errors": ["title taken for this label"]
+        }
+        r = api.post("/d52/slots/bulk/", {"items": [{"title": "b"}]}, format="json")
+        assert r.status_code == 201, r.content
+        r = api.patch(f"/d52/slots/{D52Slot.objects.get(title='b').pk}/", {"title": "c"})
+        assert r.status_code == 200 and r.json()["data"]["label"] == "new", r.content
+        assert sorted(D52Slot.objects.values_list("title", "label")) == [
+            ("a", "new"),
+            ("a", "old"),
+            ("c", "new"),
+        ]
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+        requests = [
+            c
+            for name, c in schema["components"]["schemas"].items()
+            if "label" in c.get("properties", {}) and "Request" in name
+        ]
+        assert requests and all("label" not in c.get("required", ()) for c in requests)
