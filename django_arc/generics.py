@@ -1588,6 +1588,44 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             return
         if not valid:
             raise ValidationError(serializer.errors)
+        self._refuse_if_unchecked(instance, serializer)
+
+    def _refuse_if_unchecked(self, instance: Any, serializer: Any) -> None:
+        """After a write's ``IntegrityError``, a body the serializer passes: the model's
+        check constraints (``CheckConstraint``) judged on the values written, as Django's
+        forms and admin judge them (``Model.validate_constraints``). A violated one is the
+        400 with its ``violation_error_message`` under ``non_field_errors`` (where Django
+        puts it), not a 409 naming nothing: the client sent a value the table refuses, and
+        the message is the project's. Check constraints only: each reads the row's own
+        values, no other row, so the answer tells nothing of rows the caller cannot see (a
+        unique constraint's would). Asked on the failure's path alone, so no write pays for
+        it; a value Django cannot judge in Python, or a transaction still broken, keeps the
+        409."""
+        model = self.resource.model
+        row = instance
+        if row is None:
+            values = {**serializer.validated_data, **self.write_values(None)}
+            names = {f.name for f in model._meta.concrete_fields} | {
+                f.attname for f in model._meta.concrete_fields
+            }
+            try:
+                row = model(**{k: v for k, v in values.items() if k in names})
+            except (TypeError, ValueError):
+                return
+        messages: list[str] = []
+        database = router.db_for_write(model, instance=row)
+        for model_class, constraints in row.get_constraints():
+            for constraint in constraints:
+                if not isinstance(constraint, models.CheckConstraint):
+                    continue
+                try:
+                    constraint.validate(model_class, row, using=database)
+                except DjangoValidationError as exc:
+                    messages.extend(exc.messages)
+                except (DatabaseError, FieldDoesNotExist, TypeError, ValueError):
+                    return
+        if messages:
+            raise ValidationError({api_settings.NON_FIELD_ERRORS_KEY: messages})
 
     @contextmanager
     def existing_rows(self, *instances: Any) -> Iterator[None]:

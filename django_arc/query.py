@@ -189,6 +189,8 @@ def load_relations(
             for attr in attrs:  # a Prefetch's to_attr is loaded once it is set
                 if attr in row.__dict__ and not _is_field(row, attr):
                     del row.__dict__[attr]
+    if reload:
+        _refresh_generated(instances, queryset)
     if reload and joined:
         _refresh_joined(instances, queryset, joined)
     if lookups:
@@ -238,6 +240,31 @@ def _load_filtered_relations(
                 row.__dict__[alias] = source.__dict__[alias]
             else:
                 row.__dict__.pop(alias, None)
+
+
+def _refresh_generated(instances: list[models.Model], queryset: models.QuerySet) -> None:
+    """The database-computed columns (``GeneratedField``, Django 5.0+) of ``instances``,
+    rows just written, read again: Django's ``save()`` of an existing row (and
+    ``bulk_update``) leaves them as they were read, so the answer and the event of an
+    update rendered the value before it (``total`` of ``price * qty`` unchanged after the
+    quantity was), and the event's ``changed`` left it out. One query for all the rows, on
+    the rows' database, through the base manager (the write may have moved a row out of the
+    view's filters); a model without such a column reads nothing."""
+    model = queryset.model
+    names = [f.attname for f in model._meta.concrete_fields if getattr(f, "generated", False)]
+    if not names:
+        return
+    database = instances[0]._state.db or queryset.db
+    fresh = {
+        pk: values
+        for pk, *values in model._base_manager.db_manager(database)
+        .filter(pk__in=[row.pk for row in instances])
+        .values_list("pk", *names)
+    }
+    for row in instances:
+        values = fresh.get(row.pk)
+        if values is not None:
+            row.__dict__.update(zip(names, values, strict=True))
 
 
 def _refresh_joined(

@@ -23,6 +23,7 @@ from django.db import models
 from django.utils.encoding import smart_str
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
+from rest_framework.validators import UniqueTogetherValidator
 
 from .events.event import unstorable_char
 from .parsers import ArcJSONParser, nested_deeper_than
@@ -94,6 +95,38 @@ class ArcSerializerMixin:
             relation_info.model_field,
             *super().build_relational_field(field_name, relation_info),
         )
+
+    def get_uniqueness_extra_kwargs(
+        self, field_names: Any, declared_fields: Any, extra_kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        # DRF makes every field of a unique set (``unique_together``, a ``UniqueConstraint``)
+        # required unless ``has_default()``, which knows ``default`` only: a field with a
+        # ``db_default`` in one was required again, after :func:`_db_default_optional`
+        # made it optional. A project's own ``required`` in ``extra_kwargs`` stays.
+        asked = {name for name, kwargs in extra_kwargs.items() if "required" in kwargs}
+        extra_kwargs, hidden = super().get_uniqueness_extra_kwargs(
+            field_names, declared_fields, extra_kwargs
+        )
+        model = self.Meta.model
+        for name, kwargs in extra_kwargs.items():
+            if kwargs.get("required") is True and name not in asked:
+                if _database_default(model, name) is not _NO_DATABASE_DEFAULT:
+                    kwargs["required"] = False
+        return extra_kwargs, hidden
+
+    def get_unique_together_validators(self) -> list[Any]:
+        validators = super().get_unique_together_validators()
+        model = self.Meta.model
+        for index, validator in enumerate(validators):
+            defaults = {}
+            for name in (*validator.fields, *getattr(validator, "condition_fields", ())):
+                field = self.fields.get(name)
+                value = _database_default(model, getattr(field, "source", name))
+                if value is not _NO_DATABASE_DEFAULT:
+                    defaults[name] = value
+            if defaults:
+                validators[index] = _DatabaseDefaultedUnique(validator, defaults)
+        return validators
 
     def _arc_adjusted(self, fields: dict[str, serializers.Field]) -> dict[str, serializers.Field]:
         cls = type(self)
@@ -361,6 +394,56 @@ def _db_default_optional(
     if has_db_default is not None and has_db_default() and not kwargs.get("read_only"):
         kwargs["required"] = False
     return field_class, kwargs
+
+
+_NO_DATABASE_DEFAULT = object()
+#: a database default Python cannot compute (an expression: ``Now()``, ``Lower("name")``)
+_COMPUTED_BY_THE_DATABASE = object()
+
+
+def _database_default(model: Any, name: str) -> Any:
+    """The value the database stores in ``model``'s column ``name`` when an INSERT leaves it
+    out (its ``db_default``, Django 5.0+): the constant, :data:`_COMPUTED_BY_THE_DATABASE`
+    for an expression, :data:`_NO_DATABASE_DEFAULT` for a column without one (or a name
+    that is no column)."""
+    try:
+        field = model._meta.get_field(name)
+    except Exception:  # noqa: BLE001 - a serializer field that is no model field
+        return _NO_DATABASE_DEFAULT
+    has_db_default = getattr(field, "has_db_default", None)
+    if has_db_default is None or not has_db_default():
+        return _NO_DATABASE_DEFAULT
+    default = field.db_default
+    if isinstance(default, models.Value):
+        return default.value
+    if hasattr(default, "resolve_expression"):
+        return _COMPUTED_BY_THE_DATABASE
+    return default
+
+
+class _DatabaseDefaultedUnique(UniqueTogetherValidator):
+    """DRF's validator of a unique set holding a field with a database default (``defaults``:
+    field name → its :func:`_database_default`), which a create may leave out. DRF's
+    refused such a create (``This field is required.``); this one judges the value the
+    database will store: a constant is looked up as if sent (a taken one is the 400 naming
+    the set, as a sent one is), and for an expression the database judges alone (a
+    violation is the write's 409, as for any constraint the serializer cannot check)."""
+
+    def __init__(self, validator: UniqueTogetherValidator, defaults: dict[str, Any]) -> None:
+        self.__dict__.update(validator.__dict__)
+        self.arc_database_defaults = defaults
+
+    def __call__(self, attrs: dict[str, Any], serializer: Any) -> None:
+        if serializer.instance is None:
+            left_out = {
+                serializer.fields[name].source: value
+                for name, value in self.arc_database_defaults.items()
+                if serializer.fields[name].source not in attrs
+            }
+            if _COMPUTED_BY_THE_DATABASE in left_out.values():
+                return
+            attrs = {**attrs, **left_out}
+        super().__call__(attrs, serializer)
 
 
 def _called_path(kwargs: dict[str, Any]) -> dict[str, Any]:
