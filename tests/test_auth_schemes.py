@@ -712,3 +712,42 @@ def test_rf43_a_session_form_post_past_djangos_limits_is_the_envelopes_answer(
         assert_error(response, 413, "PAYLOAD_TOO_LARGE")
         assert response["X-Request-Id"]
     assert not Product.objects.exists()
+
+
+_SEEN9C_BEARERS = {
+    "none": None,
+    "arc": "arc-key",
+    "non-arc": "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x",
+}
+_SEEN9C_API_KEYS = {"absent": None, "blank": "", "whitespace": "   ", "valid": "arc-key"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bearer", list(_SEEN9C_BEARERS))
+@pytest.mark.parametrize("api_key", list(_SEEN9C_API_KEYS))
+def test_seen9c_a_blank_api_key_is_refused_beside_any_bearer(api_key, bearer):
+    """A blank (or whitespace) ``X-Api-Key`` is a key presented and malformed: 401 alone
+    and beside a project's Bearer token, yet it was accepted beside a valid ``Bearer`` arc
+    key, as though absent. It is a second key differing from the Bearer one, refused as
+    two different arc keys are; the valid key in ``X-Api-Key`` is taken beside any Bearer,
+    and no ``X-Api-Key`` leaves the call to the Bearer alone."""
+    org = OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+    headers = {"HTTP_X_ORGANIZATION_ID": str(org.pk)}
+    authorization = _SEEN9C_BEARERS[bearer]
+    if authorization is not None:
+        headers["HTTP_AUTHORIZATION"] = (
+            f"Bearer {raw}" if authorization == "arc-key" else authorization
+        )
+    key = _SEEN9C_API_KEYS[api_key]
+    if key is not None:
+        headers["HTTP_X_API_KEY"] = raw if key == "arc-key" else key
+    response = Client().get("/api/idem-products/", **headers)
+    keyed = api_key == "valid" or (api_key == "absent" and bearer == "arc")
+    if keyed:
+        assert response.status_code == 200, response.content
+        assert response.json()["total"] == 1
+    else:
+        assert_error(response, 401, "UNAUTHORIZED")
+        assert response["WWW-Authenticate"]
