@@ -2,14 +2,18 @@
 django-arc's writes (rev-signals): what a project's receivers and overrides see on each
 write path, and what reaches the outbox."""
 
+import gc
+import weakref
 from contextlib import contextmanager
 
 import pytest
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
 from django_arc.outbox.models import OutboxEvent
+from django_arc.querycache import invalidation
 from shop.models import Product
 from tests.factories import AuthorFactory, BookFactory, OrganizationFactory, UserFactory
 from tests.factories import member_client as signal_member_client
@@ -523,3 +527,56 @@ def test_with_the_outbox_off_a_receiver_failing_after_its_own_write_leaves_nothi
     assert r.status_code == 500, r.content
     assert not Book.objects.exists()
     assert not Review.objects.exists()
+
+
+# -- historical models a migration renders (fix-seen9c) -----------------------------------------
+
+
+def _seen9c_receiver_counts():
+    """How many receivers ``post_save`` and ``post_delete`` hold, the collected ones gone:
+    a garbage collection, then a send's lookup (which clears receivers whose weak reference
+    died, as Django does before every lookup)."""
+    gc.collect()
+    counts = []
+    for signal in (post_save, post_delete):
+        signal.has_listeners(Product)
+        counts.append(len(signal.receivers))
+    return counts
+
+
+def _seen9c_render_migration_state():
+    """Every app's models as their migrations render them (what ``migrate`` does for each
+    state it passes through): new historical classes, each sent ``class_prepared``."""
+    return MigrationLoader(connection, ignore_no_migrations=True).project_state().apps
+
+
+def test_seen9c_receivers_of_historical_models_go_with_them(monkeypatch):
+    """The query cache connects the historical models a migration renders over a cached
+    table (so a data migration's saves invalidate), and never disconnected them: every
+    ``migrate`` (forwards and back: about 88 receivers a round trip on each of ``post_save``
+    and ``post_delete`` in the test project) added receivers for classes long collected.
+    They are held by the class now, so they go when it does; while it lives, a save
+    through it still bumps the cached resources of its table."""
+    before = _seen9c_receiver_counts()
+    rendered = []
+    for _ in range(3):
+        historical = _seen9c_render_migration_state()
+        Historical = historical.get_model("shop", "Product")
+        assert post_save.has_listeners(Historical)  # while it lives, it is watched
+        rendered.append(weakref.ref(Historical))
+        del historical, Historical
+    after = _seen9c_receiver_counts()
+    assert [ref() for ref in rendered] == [None, None, None]  # the classes are gone
+    # and their receivers with them (a class rendered before the test, still alive then,
+    # may have gone meanwhile too)
+    assert after[0] <= before[0] and after[1] <= before[1], (before, after)
+    # a data migration's save through a historical model still invalidates
+    bumped = []
+    historical = _seen9c_render_migration_state()
+    Historical = historical.get_model("shop", "Product")
+    org = historical.get_model("shop", "Organization").objects.create(name="o", slug="o")
+    monkeypatch.setattr(
+        invalidation, "bump_on_commit", lambda keys, using=None: bumped.append(set(keys))
+    )
+    Historical.objects.create(name="x", sku="X-1", price=1, organization=org)
+    assert bumped and all(bumped), bumped
