@@ -580,3 +580,63 @@ def test_seen9c_receivers_of_historical_models_go_with_them(monkeypatch):
     )
     Historical.objects.create(name="x", sku="X-1", price=1, organization=org)
     assert bumped and all(bumped), bumped
+
+
+class _Seen9cListener:
+    """A project's receiver that is a bound method (connected weakly, as by default)."""
+
+    def heard(self, sender, **kwargs):
+        pass
+
+    async def heard_async(self, sender, **kwargs):
+        pass
+
+
+@pytest.mark.parametrize("use_caching", [False, True])
+def test_seen9c_project_listens_counts_the_receivers_a_send_would_run(use_caching):
+    """``signals.project_listens`` read Django's private ``Signal._live_receivers``, whose
+    answer changed shape in Django 5.0; it reads ``has_listeners()`` and the ``receivers``
+    entries now, and must count exactly the receivers a send for that sender would run
+    that are not django-arc's: connected for the sender or for every sender, alive (a
+    collected weak one is not), sync or async, strong or weak. (On both Django 4.2 and
+    5.2; ``pre_save``/``post_save`` cache their lookups, ``use_caching``.)"""
+    from django.dispatch import Signal
+
+    from django_arc.signals import arc_receiver, project_listens
+
+    signal = Signal(use_caching=use_caching)
+
+    def listening():
+        return {s.__name__ for s in (Product, Book, OutboxEvent) if project_listens(signal, s)}
+
+    def arcs_own(sender, **kwargs):
+        pass
+
+    def projects(sender, **kwargs):
+        pass
+
+    def everyones(sender, **kwargs):
+        pass
+
+    assert listening() == set()
+    signal.connect(arc_receiver(arcs_own), sender=Product, weak=False)
+    assert listening() == set()  # django-arc's own receiver is no project's
+    signal.connect(projects, sender=Book)
+    assert listening() == {"Book"}
+    listener = _Seen9cListener()
+    signal.connect(listener.heard, sender=Product)
+    assert listening() == {"Book", "Product"}
+    del listener
+    gc.collect()
+    assert listening() == {"Book"}  # a collected weak receiver runs no more
+    async_listener = _Seen9cListener()
+    signal.connect(async_listener.heard_async, sender=OutboxEvent)
+    assert listening() == {"Book", "OutboxEvent"}
+    signal.connect(everyones)
+    assert listening() == {"Book", "OutboxEvent", "Product"}
+    signal.disconnect(everyones)
+    assert listening() == {"Book", "OutboxEvent"}
+    # the query cache's receivers of a historical model are django-arc's own too
+    Historical = _seen9c_render_migration_state().get_model("shop", "Product")
+    assert post_save.has_listeners(Historical)
+    assert not project_listens(post_save, Historical)
