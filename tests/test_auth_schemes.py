@@ -869,3 +869,44 @@ def test_seen9c_a_stricter_session_class_refusing_a_write_judges_nothing(seen9c_
         assert accepted.json()["kind"] == "elevated"
     assert [s.kind for s in sent] == ["elevated"]
     assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
+
+
+class _Seen9cApiCsrfOffMiddleware:
+    """A project's middleware, placed after ``ScopeMiddleware``, that turns Django's CSRF
+    check off for its API's paths (a common recipe: ``_dont_enforce_csrf_checks``)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/own/"):
+            request._dont_enforce_csrf_checks = True
+        return self.get_response(request)
+
+
+@pytest.mark.django_db
+def test_seen9c_a_request_the_csrf_check_passes_once_the_view_is_known_is_judged(
+    settings, seen8c_own_views
+):
+    """Why an unsafe session request's CSRF check is asked twice when the first refuses:
+    ``__call__`` asks it without the view (to resolve the scope there for the middleware
+    after it), ``process_view`` asks it again with the view, and between the two the
+    request may change: a ``csrf_exempt`` view (``test_a_csrf_exempt_own_view_sees_the_
+    sessions_scope``), or a project's middleware after arc's turning the check off for its
+    paths, which Django's ``CsrfViewMiddleware`` and DRF then honour. Reusing the first
+    answer would leave such a request's view with the provisional scope."""
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        f"{__name__}._Seen9cApiCsrfOffMiddleware",
+    ]
+    assert (
+        settings.MIDDLEWARE.index("django_arc.middleware.ScopeMiddleware")
+        < len(settings.MIDDLEWARE) - 1
+    )
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin")
+    seen = client.post("/own/guarded/")  # no token, no header: judged in process_view
+    assert seen.status_code == 200, seen.content
+    assert seen.json() == {"kind": "authenticated", "user_id": user.pk, "org": None}
+    member = client.post("/own/guarded/", HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert member.json() == {"kind": "member", "user_id": user.pk, "org": str(org.pk)}
