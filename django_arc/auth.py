@@ -11,7 +11,7 @@ A ``Bearer`` token that does not look like an arc key (no ``arc_`` prefix, e.g. 
 this class's: an ``X-Api-Key`` beside it is read, and without one the token is left for the next
 authentication class. A malformed, unknown or inactive arc key is a 401, and so are two
 different arc keys in one request (a ``Bearer`` one and an ``X-Api-Key``): no key is chosen
-for the caller.
+for the caller. A blank ``X-Api-Key`` is a malformed key, 401 whatever ``Authorization`` holds.
 """
 
 from __future__ import annotations
@@ -70,19 +70,15 @@ class ServiceKeyAuthentication(BaseAuthentication):
         A ``Bearer`` token that is no arc key (a JWT, another scheme's token, ``Bearer``
         alone) hides nothing: the ``X-Api-Key`` beside it is read, as it is beside any other
         ``Authorization`` scheme (HTTP Basic). Two different arc keys are refused, not
-        chosen between: which one the caller meant is not for arc to guess."""
+        chosen between: which one the caller meant is not for arc to guess. A blank
+        ``X-Api-Key`` is a key presented and malformed, refused alone and beside any
+        ``Bearer`` (an arc key's too: it is not that key)."""
         bearer = self._bearer_key(request)
         header = request.META.get(API_KEY_META)
         header = None if header is None else str(header).strip()
-        if bearer is not None:
-            if header and header != bearer:
-                raise exceptions.AuthenticationFailed(_INVALID)
-            return bearer
-        if header is None:
-            return None
-        if not header:
+        if header is not None and (not header or (bearer is not None and header != bearer)):
             raise exceptions.AuthenticationFailed(_INVALID)
-        return header
+        return bearer if bearer is not None else header
 
     @sensitive_variables()
     def _bearer_key(self, request: Any) -> str | None:

@@ -614,7 +614,9 @@ def view_scope(request: Any, view: Any) -> RequestScope | None:
 
     A DRF view takes the session when one of its ``authentication_classes`` (its
     ``as_view()``/``@action`` arguments first) is ``SessionAuthentication`` or a subclass
-    of it, whose CSRF check is asked as DRF asks it; a project's own Django view takes it
+    of it, whose CSRF check is asked as DRF asks it (the first such class's
+    ``enforce_csrf``: a project's override skipping it is honoured, a stricter one too,
+    :func:`_session_csrf_refused`); a project's own Django view takes it
     always, and its CSRF check is ``CsrfViewMiddleware``'s for that view (``csrf_exempt``
     honoured). A view that does not take the session never sees the session's user, so
     nothing is judged (and no elevation audited) for that user: the view answers, 401 for a
@@ -625,10 +627,13 @@ def view_scope(request: Any, view: Any) -> RequestScope | None:
     setattr(django_request, _LEFT_FOR_THE_VIEW_ATTR, False)
     view_class = getattr(view, "cls", None)
     drf = isinstance(view_class, type) and issubclass(view_class, APIView)
-    if drf and not _takes_the_session(view, view_class):
+    session_class = _session_class(view, view_class) if drf else None
+    if drf and session_class is None:
         return None
-    if django_request.method not in _SAFE_METHODS and _csrf_refused(
-        django_request, None if drf else view
+    if django_request.method not in _SAFE_METHODS and (
+        _session_csrf_refused(django_request, session_class)
+        if drf
+        else _csrf_refused(django_request, view)
     ):
         # an unsafe request riding on the session cookie without a valid CSRF token: it is
         # refused where the session is taken (DRF's ``SessionAuthentication``, Django's
@@ -662,19 +667,41 @@ def _needs_the_view(django_request: Any) -> bool:
     return django_request.method not in _SAFE_METHODS and _csrf_refused(django_request, None)
 
 
-def _takes_the_session(view: Any, view_class: type) -> bool:
-    """Whether the DRF view ``view`` (of ``view_class``) authenticates by the session.
+def _session_class(view: Any, view_class: type) -> type[SessionAuthentication] | None:
+    """The class by which the DRF view ``view`` (of ``view_class``) authenticates the
+    session: the first of its ``authentication_classes`` that is ``SessionAuthentication``
+    or a subclass, ``None`` when it takes no session.
 
     A view whose own ``get_authenticators()`` chooses its authentication (per request, per
     action) may not take it whatever its ``authentication_classes`` say, and what it takes
     is known only once it runs: it is left to judge its caller (its :func:`get_scope`)."""
     if view_class.get_authenticators is not APIView.get_authenticators:
-        return False
+        return None
     initkwargs = getattr(view, "initkwargs", None) or {}
     classes = initkwargs.get("authentication_classes", view_class.authentication_classes)
-    return any(
-        isinstance(cls, type) and issubclass(cls, SessionAuthentication) for cls in classes or ()
-    )
+    for cls in classes or ():
+        if isinstance(cls, type) and issubclass(cls, SessionAuthentication):
+            return cls
+    return None
+
+
+def _session_csrf_refused(django_request: Any, session_class: type[SessionAuthentication]) -> bool:
+    """Whether ``session_class`` refuses ``django_request`` for CSRF, as DRF asks it: its
+    ``enforce_csrf``. DRF's own is Django's check without a view (:func:`_csrf_refused`); a
+    project's override (one that skips the check for an API its clients call without a
+    token, or a stricter one) is asked itself, so the session's scope is judged for the
+    requests that view accepts and for no other. It is handed Django's request, not a DRF
+    ``Request``: one built here and read (``request.POST`` in Django's check) would consume
+    the body the view's own request then finds gone. An override that raises anything but
+    DRF's refusal (reading what only a DRF ``Request`` has) is not known to pass: the
+    request is left to the view, whose :func:`get_scope` judges it."""
+    if session_class.enforce_csrf is SessionAuthentication.enforce_csrf:
+        return _csrf_refused(django_request, None)
+    try:
+        session_class().enforce_csrf(django_request)
+    except Exception:  # noqa: BLE001 - DRF's PermissionDenied, or an override's own failure
+        return True
+    return False
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})

@@ -13,6 +13,7 @@ write them when the batch ends — still inside the transaction, before anything
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -46,13 +47,26 @@ def project_listens(signal: Signal, sender: Any) -> bool:
     ``signal`` for ``sender``: a project's ``pre_save`` (a slug set), a library's
     ``post_save`` (django-simple-history's copy of the row). Writes that batch rows
     (``bulk_create``, ``bulk_update``) send no model signal, so where one listens, the rows
-    are saved one by one instead, as the single-row routes save one."""
+    are saved one by one instead, as the single-row routes save one.
+
+    Read through the signal's ``has_listeners()`` and its ``receivers`` entries, whose
+    first two fields (``(receiver key, sender key)``, the receiver or a weak reference to
+    it) Django 4.2 and 5.x share, rather than the private ``_live_receivers()``, whose
+    answer changed shape in Django 5.0: a receiver counts when connected for ``sender`` or
+    for every sender, and alive."""
     if not signal.has_listeners(sender):
         return False
-    live = signal._live_receivers(sender)
-    if isinstance(live, tuple):  # Django 5: (sync receivers, async receivers)
-        live = [*live[0], *live[1]]
-    return any(not getattr(receiver, "arc_receiver", False) for receiver in live)
+    senders = (id(None), id(sender))  # the sender keys Django gives None and a class
+    for (_, sender_key), receiver, *_ in tuple(signal.receivers):
+        if sender_key not in senders:
+            continue
+        if isinstance(receiver, weakref.ReferenceType):  # weak (WeakMethod included)
+            receiver = receiver()
+            if receiver is None:
+                continue  # collected, not yet cleared
+        if not getattr(receiver, "arc_receiver", False):
+            return True
+    return False
 
 
 def saves_its_own_way(model: Any) -> bool:

@@ -9,6 +9,11 @@ from contextlib import contextmanager
 
 import pytest
 from django.test import Client
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from django_arc.clients import ServiceClient
 from django_arc.idempotency.models import IdempotencyRecord
@@ -712,3 +717,196 @@ def test_rf43_a_session_form_post_past_djangos_limits_is_the_envelopes_answer(
         assert_error(response, 413, "PAYLOAD_TOO_LARGE")
         assert response["X-Request-Id"]
     assert not Product.objects.exists()
+
+
+_SEEN9C_BEARERS = {
+    "none": None,
+    "arc": "arc-key",
+    "non-arc": "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x",
+}
+_SEEN9C_API_KEYS = {"absent": None, "blank": "", "whitespace": "   ", "valid": "arc-key"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bearer", list(_SEEN9C_BEARERS))
+@pytest.mark.parametrize("api_key", list(_SEEN9C_API_KEYS))
+def test_seen9c_a_blank_api_key_is_refused_beside_any_bearer(api_key, bearer):
+    """A blank (or whitespace) ``X-Api-Key`` is a key presented and malformed: 401 alone
+    and beside a project's Bearer token, yet it was accepted beside a valid ``Bearer`` arc
+    key, as though absent. It is a second key differing from the Bearer one, refused as
+    two different arc keys are; the valid key in ``X-Api-Key`` is taken beside any Bearer,
+    and no ``X-Api-Key`` leaves the call to the Bearer alone."""
+    org = OrganizationFactory()
+    ProductFactory(organization=org, price=4)
+    _, raw = ServiceClient.objects.create_with_key(name="sync", organization_id=org.pk)
+    headers = {"HTTP_X_ORGANIZATION_ID": str(org.pk)}
+    authorization = _SEEN9C_BEARERS[bearer]
+    if authorization is not None:
+        headers["HTTP_AUTHORIZATION"] = (
+            f"Bearer {raw}" if authorization == "arc-key" else authorization
+        )
+    key = _SEEN9C_API_KEYS[api_key]
+    if key is not None:
+        headers["HTTP_X_API_KEY"] = raw if key == "arc-key" else key
+    response = Client().get("/api/idem-products/", **headers)
+    keyed = api_key == "valid" or (api_key == "absent" and bearer == "arc")
+    if keyed:
+        assert response.status_code == 200, response.content
+        assert response.json()["total"] == 1
+    else:
+        assert_error(response, 401, "UNAUTHORIZED")
+        assert response["WWW-Authenticate"]
+
+
+class _Seen9cCsrfSkippingSession(SessionAuthentication):
+    """A project's session authentication for an API its clients call without a CSRF
+    token (a common recipe): DRF accepts the session's unsafe requests as they come."""
+
+    def enforce_csrf(self, request):
+        return None
+
+
+class _Seen9cStricterSession(SessionAuthentication):
+    """A project's session authentication asking more than Django's CSRF check: an
+    ``X-Requested-With`` header besides the token."""
+
+    def enforce_csrf(self, request):
+        if request.META.get("HTTP_X_REQUESTED_WITH") != "XMLHttpRequest":
+            raise PermissionDenied("CSRF Failed: not an XMLHttpRequest.")
+        return super().enforce_csrf(request)
+
+
+class _Seen9cOwnDrfView(APIView):
+    """A project's own DRF view: what ``request.arc_scope`` says of the caller."""
+
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        scope = request.arc_scope
+        return Response(
+            {"kind": scope.kind, "org": scope.organization_id, "provisional": scope.provisional}
+        )
+
+
+@pytest.fixture
+def seen9c_own_drf_views(settings):
+    """The test project's URLs plus a project's own DRF view under each session class."""
+    from django.urls import clear_url_caches, path
+
+    import tests.urls
+
+    settings.ROOT_URLCONF = type(
+        "urls",
+        (),
+        {
+            "urlpatterns": [
+                *tests.urls.urlpatterns,
+                path(
+                    "own/skipping/",
+                    _Seen9cOwnDrfView.as_view(authentication_classes=[_Seen9cCsrfSkippingSession]),
+                ),
+                path(
+                    "own/stricter/",
+                    _Seen9cOwnDrfView.as_view(authentication_classes=[_Seen9cStricterSession]),
+                ),
+            ]
+        },
+    )
+    clear_url_caches()
+    yield
+    clear_url_caches()
+
+
+@pytest.mark.django_db
+def test_seen9c_a_session_class_skipping_csrf_has_its_requests_judged(seen9c_own_drf_views):
+    """A project's DRF view whose ``SessionAuthentication`` subclass skips the CSRF check
+    accepts a session's tokenless POST, yet the middleware asked Django's check, found it
+    refused and left the request provisional: the view saw ``public`` (no organization,
+    so nothing unjudged, but not its caller either). The view's own ``enforce_csrf`` is
+    asked now: the member's organization is judged and seen, a non-member naming another
+    organization is refused 403 ``ORG_REQUIRED`` (as with a token), a superuser's elevation
+    is judged and audited once."""
+    org, other = OrganizationFactory(), OrganizationFactory()
+    client, user = session_client(org, "admin")
+    seen = client.post("/own/skipping/", HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert seen.status_code == 200, seen.content
+    assert seen.json() == {"kind": "member", "org": str(org.pk), "provisional": False}
+    assert client.post("/own/skipping/").json()["kind"] == "authenticated"
+    refused = client.post("/own/skipping/", HTTP_X_ORGANIZATION_ID=str(other.pk))
+    assert_error(refused, 403, "ORG_REQUIRED")
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    with _seen8c_elevations_sent() as sent:
+        elevated = client.post("/own/skipping/", HTTP_X_ARC_SCOPE="platform")
+    assert elevated.json()["kind"] == "elevated"
+    assert [s.kind for s in sent] == ["elevated"]
+
+
+@pytest.mark.django_db
+def test_seen9c_a_stricter_session_class_refusing_a_write_judges_nothing(seen9c_own_drf_views):
+    """A session class asking more than Django's CSRF check refuses a POST carrying a valid
+    token but not its header; the middleware, asking Django's check alone, judged the
+    request and audited a superuser's elevation the view then refused. Nothing is judged
+    for it now; with the header, the elevation is judged and audited once."""
+    from django.middleware.csrf import get_token
+    from django.test import RequestFactory
+
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin")
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    client.get("/api/idem-products/")  # a session cookie; then a CSRF token for it
+    token_request = RequestFactory().get("/")
+    token = get_token(token_request)
+    client.cookies["csrftoken"] = token_request.META["CSRF_COOKIE"]
+    headers = {"HTTP_X_ARC_SCOPE": "platform", "HTTP_X_CSRFTOKEN": token}
+    with _seen8c_elevations_sent() as sent:
+        refused = client.post("/own/stricter/", **headers)
+        assert refused.status_code == 403, refused.content
+        assert sent == []
+        accepted = client.post("/own/stricter/", HTTP_X_REQUESTED_WITH="XMLHttpRequest", **headers)
+        assert accepted.status_code == 200, accepted.content
+        assert accepted.json()["kind"] == "elevated"
+    assert [s.kind for s in sent] == ["elevated"]
+    assert OutboxEvent.objects.filter(type="arc.scope.elevated").count() == 1
+
+
+class _Seen9cApiCsrfOffMiddleware:
+    """A project's middleware, placed after ``ScopeMiddleware``, that turns Django's CSRF
+    check off for its API's paths (a common recipe: ``_dont_enforce_csrf_checks``)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/own/"):
+            request._dont_enforce_csrf_checks = True
+        return self.get_response(request)
+
+
+@pytest.mark.django_db
+def test_seen9c_a_request_the_csrf_check_passes_once_the_view_is_known_is_judged(
+    settings, seen8c_own_views
+):
+    """Why an unsafe session request's CSRF check is asked twice when the first refuses:
+    ``__call__`` asks it without the view (to resolve the scope there for the middleware
+    after it), ``process_view`` asks it again with the view, and between the two the
+    request may change: a ``csrf_exempt`` view (``test_a_csrf_exempt_own_view_sees_the_
+    sessions_scope``), or a project's middleware after arc's turning the check off for its
+    paths, which Django's ``CsrfViewMiddleware`` and DRF then honour. Reusing the first
+    answer would leave such a request's view with the provisional scope."""
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        f"{__name__}._Seen9cApiCsrfOffMiddleware",
+    ]
+    assert (
+        settings.MIDDLEWARE.index("django_arc.middleware.ScopeMiddleware")
+        < len(settings.MIDDLEWARE) - 1
+    )
+    org = OrganizationFactory()
+    client, user = session_client(org, "admin")
+    seen = client.post("/own/guarded/")  # no token, no header: judged in process_view
+    assert seen.status_code == 200, seen.content
+    assert seen.json() == {"kind": "authenticated", "user_id": user.pk, "org": None}
+    member = client.post("/own/guarded/", HTTP_X_ORGANIZATION_ID=str(org.pk))
+    assert member.json() == {"kind": "member", "user_id": user.pk, "org": str(org.pk)}

@@ -2,14 +2,18 @@
 django-arc's writes (rev-signals): what a project's receivers and overrides see on each
 write path, and what reaches the outbox."""
 
+import gc
+import weakref
 from contextlib import contextmanager
 
 import pytest
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
 from django_arc.outbox.models import OutboxEvent
+from django_arc.querycache import invalidation
 from shop.models import Product
 from tests.factories import AuthorFactory, BookFactory, OrganizationFactory, UserFactory
 from tests.factories import member_client as signal_member_client
@@ -523,3 +527,116 @@ def test_with_the_outbox_off_a_receiver_failing_after_its_own_write_leaves_nothi
     assert r.status_code == 500, r.content
     assert not Book.objects.exists()
     assert not Review.objects.exists()
+
+
+# -- historical models a migration renders (fix-seen9c) -----------------------------------------
+
+
+def _seen9c_receiver_counts():
+    """How many receivers ``post_save`` and ``post_delete`` hold, the collected ones gone:
+    a garbage collection, then a send's lookup (which clears receivers whose weak reference
+    died, as Django does before every lookup)."""
+    gc.collect()
+    counts = []
+    for signal in (post_save, post_delete):
+        signal.has_listeners(Product)
+        counts.append(len(signal.receivers))
+    return counts
+
+
+def _seen9c_render_migration_state():
+    """Every app's models as their migrations render them (what ``migrate`` does for each
+    state it passes through): new historical classes, each sent ``class_prepared``."""
+    return MigrationLoader(connection, ignore_no_migrations=True).project_state().apps
+
+
+def test_seen9c_receivers_of_historical_models_go_with_them(monkeypatch):
+    """The query cache connects the historical models a migration renders over a cached
+    table (so a data migration's saves invalidate), and never disconnected them: every
+    ``migrate`` (forwards and back: about 88 receivers a round trip on each of ``post_save``
+    and ``post_delete`` in the test project) added receivers for classes long collected.
+    They are held by the class now, so they go when it does; while it lives, a save
+    through it still bumps the cached resources of its table."""
+    before = _seen9c_receiver_counts()
+    rendered = []
+    for _ in range(3):
+        historical = _seen9c_render_migration_state()
+        Historical = historical.get_model("shop", "Product")
+        assert post_save.has_listeners(Historical)  # while it lives, it is watched
+        rendered.append(weakref.ref(Historical))
+        del historical, Historical
+    after = _seen9c_receiver_counts()
+    assert [ref() for ref in rendered] == [None, None, None]  # the classes are gone
+    # and their receivers with them (a class rendered before the test, still alive then,
+    # may have gone meanwhile too)
+    assert after[0] <= before[0] and after[1] <= before[1], (before, after)
+    # a data migration's save through a historical model still invalidates
+    bumped = []
+    historical = _seen9c_render_migration_state()
+    Historical = historical.get_model("shop", "Product")
+    org = historical.get_model("shop", "Organization").objects.create(name="o", slug="o")
+    monkeypatch.setattr(
+        invalidation, "bump_on_commit", lambda keys, using=None: bumped.append(set(keys))
+    )
+    Historical.objects.create(name="x", sku="X-1", price=1, organization=org)
+    assert bumped and all(bumped), bumped
+
+
+class _Seen9cListener:
+    """A project's receiver that is a bound method (connected weakly, as by default)."""
+
+    def heard(self, sender, **kwargs):
+        pass
+
+    async def heard_async(self, sender, **kwargs):
+        pass
+
+
+@pytest.mark.parametrize("use_caching", [False, True])
+def test_seen9c_project_listens_counts_the_receivers_a_send_would_run(use_caching):
+    """``signals.project_listens`` read Django's private ``Signal._live_receivers``, whose
+    answer changed shape in Django 5.0; it reads ``has_listeners()`` and the ``receivers``
+    entries now, and must count exactly the receivers a send for that sender would run
+    that are not django-arc's: connected for the sender or for every sender, alive (a
+    collected weak one is not), sync or async, strong or weak. (On both Django 4.2 and
+    5.2; ``pre_save``/``post_save`` cache their lookups, ``use_caching``.)"""
+    from django.dispatch import Signal
+
+    from django_arc.signals import arc_receiver, project_listens
+
+    signal = Signal(use_caching=use_caching)
+
+    def listening():
+        return {s.__name__ for s in (Product, Book, OutboxEvent) if project_listens(signal, s)}
+
+    def arcs_own(sender, **kwargs):
+        pass
+
+    def projects(sender, **kwargs):
+        pass
+
+    def everyones(sender, **kwargs):
+        pass
+
+    assert listening() == set()
+    signal.connect(arc_receiver(arcs_own), sender=Product, weak=False)
+    assert listening() == set()  # django-arc's own receiver is no project's
+    signal.connect(projects, sender=Book)
+    assert listening() == {"Book"}
+    listener = _Seen9cListener()
+    signal.connect(listener.heard, sender=Product)
+    assert listening() == {"Book", "Product"}
+    del listener
+    gc.collect()
+    assert listening() == {"Book"}  # a collected weak receiver runs no more
+    async_listener = _Seen9cListener()
+    signal.connect(async_listener.heard_async, sender=OutboxEvent)
+    assert listening() == {"Book", "OutboxEvent"}
+    signal.connect(everyones)
+    assert listening() == {"Book", "OutboxEvent", "Product"}
+    signal.disconnect(everyones)
+    assert listening() == {"Book", "OutboxEvent"}
+    # the query cache's receivers of a historical model are django-arc's own too
+    Historical = _seen9c_render_migration_state().get_model("shop", "Product")
+    assert post_save.has_listeners(Historical)
+    assert not project_listens(post_save, Historical)

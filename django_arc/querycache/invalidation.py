@@ -28,6 +28,7 @@ them under the old token, which the bump then retires. A rolled-back write bumps
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from django.apps import apps
@@ -280,17 +281,53 @@ def _connect(cls: type[models.Model]) -> None:
         _table(table) in _watched_tables for table in (cls, *cls._meta.get_parent_list())
     )
     if over_watched_table or any(issubclass(cls, model) for model in (*_watched, *_readers)):
-        post_save.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
-        post_delete.connect(_model_changed, sender=cls, weak=False, dispatch_uid=uid)
+        _connect_receiver(post_save, _model_changed, cls, uid)
+        _connect_receiver(post_delete, _model_changed, cls, uid)
     if over_watched_table:
         # another model over a many-to-many table an answer reads (an unmanaged mirror's
         # link table, its explicit or auto-created ``through``): its ``add()``/``remove()``
         # send ``m2m_changed`` with it as sender, and no ``post_save``
-        m2m_changed.connect(_rows_linked, sender=cls, weak=False, dispatch_uid=f"{uid}:linked")
+        _connect_receiver(m2m_changed, _rows_linked, cls, f"{uid}:linked")
     if any(issubclass(cls, model) for model in _referencing):
-        post_delete.connect(
-            _referenced_deleted, sender=cls, weak=False, dispatch_uid=f"{uid}:referenced"
-        )
+        _connect_receiver(post_delete, _referenced_deleted, cls, f"{uid}:referenced")
+
+
+@arc_receiver
+class _HeldReceiver:
+    """``receive`` for one class outside the app registry (a historical model a migration
+    renders, a model of an isolated test registry), held by that class
+    (:data:`_held_receivers`) while the signal holds it weakly: it goes when the class
+    does, where a strong receiver kept an entry per rendered class for the process's life."""
+
+    __slots__ = ("receive", "__weakref__")
+
+    def __init__(self, receive: Any) -> None:
+        self.receive = receive
+
+    def __call__(self, sender: Any, **kwargs: Any) -> None:
+        self.receive(sender, **kwargs)
+
+
+#: the receivers of classes outside the app registry, by class (weakly: a collected class
+#: takes its receivers with it), then by signal and ``dispatch_uid``
+_held_receivers: weakref.WeakKeyDictionary[type, dict[tuple[Any, str], _HeldReceiver]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _connect_receiver(signal: Any, receive: Any, cls: type[models.Model], uid: str) -> None:
+    """Connect ``receive`` to ``signal`` for ``cls``: for the process's life for the app
+    registry's models, which live as long; for the life of ``cls`` for a class outside it
+    (a migration renders new historical classes for each state it passes through, forwards
+    and back, and its data migration's saves through them still invalidate while it runs)."""
+    if cls._meta.apps is apps:
+        signal.connect(receive, sender=cls, weak=False, dispatch_uid=uid)
+        return
+    held = _held_receivers.setdefault(cls, {})
+    receiver = held.get((signal, uid))
+    if receiver is None:
+        receiver = held[(signal, uid)] = _HeldReceiver(receive)
+    signal.connect(receiver, sender=cls, weak=True, dispatch_uid=uid)
 
 
 def _model_prepared(sender: type[models.Model], **kwargs: Any) -> None:
