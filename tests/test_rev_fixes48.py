@@ -31,7 +31,7 @@ class Rf48GeneratedFileResource(Resource):
     name = "rf48-generated"
     fields = ["id", "organization", "name", "file"]
     presets = [presets.MultiTenant(), presets.Bulk(operations=("create", "update"))]
-    permissions = {**RF48_MEMBERS, "bulk_create": P.require_org_membership()}
+    permissions = RF48_MEMBERS
 
     def before_create(self, request, data):
         return {**data, "file": ContentFile(b"generated", name=f"{data['name']}.txt")}
@@ -157,7 +157,7 @@ class Rf48NamesOnlyResource(Resource):
     name = "rf48-names"
     fields = ["id", "organization", "name"]
     presets = [presets.MultiTenant(), presets.Bulk(operations=("create",))]
-    permissions = {**RF48_MEMBERS, "bulk_create": P.require_org_membership()}
+    permissions = RF48_MEMBERS
 
 
 def _rf48_shout(sender, instance, **kwargs):
