@@ -36,6 +36,10 @@ from .logs import log_text
 
 logger = logging.getLogger("django_arc")
 
+#: the message of the 409 ``CONFLICT`` a write the database refuses (an ``IntegrityError``)
+#: answers, for the whole request or, in a bulk write saving row by row, for its item
+CONFLICT_MESSAGE = "The request conflicts with existing data"
+
 REQUEST_ID_HEADER = "X-Request-Id"
 #: a well-formed incoming request id, matched whole (``fullmatch``: a ``$`` would also
 #: match before a trailing newline, which no header value or 128-character column takes)
@@ -119,9 +123,10 @@ class ServerFault(Exception):  # noqa: N818 - the server's fault, named where it
         self.details = details
 
     @staticmethod
-    def item_details(key: str, index: int) -> dict[str, Any]:
+    def item_details(key: str, index: Any) -> dict[str, Any]:
         """The ``details`` naming item ``index`` of the body's list ``key`` as the one at
-        fault, with the answer the client gets for any 500 (never the message)."""
+        fault (or, for rows the client never listed, such as a filter's, a row by its id
+        under ``key``), with the answer the client gets for any 500 (never the message)."""
         return {key: {str(index): {"code": "INTERNAL_ERROR", "error": "Internal server error"}}}
 
 
@@ -358,7 +363,7 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
         )
     if isinstance(exc, IntegrityError):
         logger.warning("Integrity error on %s: %s", _path(request), log_text(exc))
-        return error_response(request, "CONFLICT", "The request conflicts with existing data", 409)
+        return error_response(request, "CONFLICT", CONFLICT_MESSAGE, 409)
     # Anything else is a bug or an outage: reported as Django reports an exception no view
     # handled (``response_for_exception``): ``got_request_exception`` for error reporters,
     # one ERROR with the traceback on ``django.request`` (``mail_admins``), escaped; the
