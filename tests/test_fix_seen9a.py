@@ -4,6 +4,7 @@ update names its rows in a 500, and the forced-values check after the presets'
 ``after_write``."""
 
 import re
+import threading
 
 import pytest
 from django.db import connection
@@ -16,7 +17,7 @@ from django_arc.presets import Audited
 from shop.models import Product
 from tests.factories import AuthorFactory, BookFactory, OrganizationFactory, UserFactory
 from tests.factories import member_client as fs9a_member_client
-from tests.helpers import client_for
+from tests.helpers import client_for, in_thread
 from tests.testapp.models import Article, Book
 
 pytestmark = pytest.mark.django_db
@@ -182,6 +183,56 @@ def test_fs9a_a_row_by_row_bulk_updates_unique_conflict_names_the_row(
     assert r.json()["details"] == named
     assert sorted(Book.objects.values_list("isbn", flat=True)) == ["fs9a-1", "fs9a-2"]
     assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a race between two connections")
+def test_fs9a_a_bulk_item_losing_a_unique_race_is_the_items_409():
+    """The race itself, on PostgreSQL: a row-by-row bulk create validated both items, then,
+    held before its first save, another request commits the second item's ISBN. The
+    second save's ``IntegrityError`` was the whole request's 409 naming nothing; it is that
+    item's 409 now, and the first item's row is not kept."""
+    author = AuthorFactory()
+    entered, released = threading.Event(), threading.Event()
+    calls = []
+
+    def fs9a_hold_first_save(sender, instance, **kwargs):
+        calls.append(instance.isbn)
+        if len(calls) == 1:
+            entered.set()
+            assert released.wait(30)
+
+    items = [
+        {"title": "a", "isbn": "fs9a-r0", "author": author.pk},
+        {"title": "b", "isbn": "fs9a-r1", "author": author.pk},
+    ]
+    pre_save.connect(fs9a_hold_first_save, sender=Book, weak=False, dispatch_uid="fs9a-hold")
+    try:
+        thread, results = in_thread(
+            lambda: client_for(UserFactory()).post(
+                "/api/bulk-books/bulk/", {"items": items}, format="json"
+            )
+        )
+        try:
+            assert entered.wait(30)
+            body = {"title": "c", "isbn": "fs9a-r1", "author": author.pk}
+            assert (
+                client_for(UserFactory()).post("/api/books/", body, format="json").status_code
+                == 201
+            )
+        finally:
+            released.set()
+            thread.join(30)
+    finally:
+        pre_save.disconnect(sender=Book, dispatch_uid="fs9a-hold")
+    (response,) = results
+    assert not isinstance(response, BaseException), response
+    assert response.status_code == 409, response.content
+    assert response.json()["details"] == {
+        "items": {"1": {"code": "CONFLICT", "error": "The request conflicts with existing data"}}
+    }
+    assert sorted(Book.objects.values_list("isbn", flat=True)) == ["fs9a-r1"]
+    assert not OutboxEvent.objects.filter(type="bulk-books.created").exists()
 
 
 # -- 3. a filter update names its rows by id ------------------------------------------------
