@@ -135,6 +135,18 @@ _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
+def conflict_error(exc: IntegrityError, where: str) -> ArcError:
+    """The 409 ``CONFLICT`` a write the database refused answers (``exc``: an
+    ``IntegrityError``; Django's ``ProtectedError``/``RestrictedError``, a delete refused for
+    the rows still referring to it, are ones too), for the whole request or, in a bulk
+    write saving row by row, for its item; the database's own message, which may quote the
+    row's values, is logged (``where``: the request's path, or the item), never answered."""
+    if isinstance(exc, (ProtectedError, RestrictedError)):
+        return ArcError("CONFLICT", "Cannot delete: other records still refer to this one", 409)
+    logger.warning("Integrity error on %s: %s", where, log_text(exc))
+    return ArcError("CONFLICT", CONFLICT_MESSAGE, 409)
+
+
 def new_request_id() -> str:
     """A fresh random UUID (version 4) in its usual text form, as ``str(uuid.uuid4())``
     writes it, without building the ``UUID`` object: every response carries one."""
@@ -357,13 +369,9 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
             request, answer.code, answer.message, answer.status, None, answer.headers
         )
 
-    if isinstance(exc, (ProtectedError, RestrictedError)):
-        return error_response(
-            request, "CONFLICT", "Cannot delete: other records still refer to this one", 409
-        )
-    if isinstance(exc, IntegrityError):
-        logger.warning("Integrity error on %s: %s", _path(request), log_text(exc))
-        return error_response(request, "CONFLICT", CONFLICT_MESSAGE, 409)
+    if isinstance(exc, IntegrityError):  # ProtectedError and RestrictedError are ones too
+        answer = conflict_error(exc, _path(request))
+        return error_response(request, answer.code, answer.message, answer.status)
     # Anything else is a bug or an outage: reported as Django reports an exception no view
     # handled (``response_for_exception``): ``got_request_exception`` for error reporters,
     # one ERROR with the traceback on ``django.request`` (``mail_admins``), escaped; the

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
 from django_arc.presets import Audited
-from shop.models import Product
+from shop.models import Order, Product
 from tests.factories import AuthorFactory, BookFactory, OrganizationFactory, UserFactory
 from tests.factories import member_client as fs9a_member_client
 from tests.helpers import client_for, in_thread
@@ -182,6 +182,29 @@ def test_fs9a_a_row_by_row_bulk_updates_unique_conflict_names_the_row(
     assert r.status_code == 409, r.content
     assert r.json()["details"] == named
     assert sorted(Book.objects.values_list("isbn", flat=True)) == ["fs9a-1", "fs9a-2"]
+    assert not OutboxEvent.objects.exists()
+
+
+def test_fs9a_a_row_by_row_bulk_delete_refused_for_rows_referring_names_the_row(
+    fs9a_orgs, monkeypatch
+):
+    """A model's own ``delete()`` deletes each row of a bulk delete (rev-signals); a row
+    that orders still refer to (``on_delete=PROTECT``) raised ``ProtectedError`` for the
+    whole request, naming no row. It is that row's 409, with the message the error handler
+    gives it; no row is deleted."""
+    mine, _ = fs9a_orgs
+    client = fs9a_member_client(mine, "admin")
+    free = Product.objects.create(organization=mine, name="a", sku="FS9A-A", price=1)
+    ordered = Product.objects.create(organization=mine, name="b", sku="FS9A-B", price=1)
+    Order.objects.create(organization=mine, product=ordered, customer_email="c@example.com")
+    original = Product.delete
+    monkeypatch.setattr(Product, "delete", lambda self, *a, **k: original(self, *a, **k))
+    r = client.delete("/api/products/bulk/", {"ids": [free.pk, ordered.pk]}, format="json")
+    assert r.status_code == 409, r.content
+    message = "Cannot delete: other records still refer to this one"
+    assert (r.json()["code"], r.json()["error"]) == ("CONFLICT", message)
+    assert r.json()["details"] == {"ids": {"1": {"code": "CONFLICT", "error": message}}}
+    assert Product.objects.count() == 2
     assert not OutboxEvent.objects.exists()
 
 

@@ -21,7 +21,6 @@ saved one by one through ``save()``, and a ``delete()`` override deletes each ro
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,16 +37,15 @@ from rest_framework.validators import UniqueTogetherValidator, UniqueValidator
 
 from ..actions import RouteSpec
 from ..exceptions import (
-    CONFLICT_MESSAGE,
     ArcError,
     NotFound,
     RowsGone,
     ServerFault,
     as_arc_error,
+    conflict_error,
     flatten_validation,
 )
 from ..filters import QueryFilterField
-from ..logs import log_text
 from ..query import beyond_int64, load_relations, reserved_param, shown
 from ..serializers import preload_related
 from ..signals import saves_its_own_way
@@ -56,8 +54,6 @@ from .base import Preset
 
 if TYPE_CHECKING:
     from ..resources import Resource
-
-logger = logging.getLogger("django_arc")
 
 OPERATIONS = ("create", "update", "delete")
 #: how many of the unknown filters of a bulk update's ``filter`` its refusal names
@@ -963,10 +959,10 @@ def _each(
         except IntegrityError as exc:
             # a save of the row-by-row path (or a hook's statement) the database refused: a
             # unique value another request committed since this one validated it, or one
-            # an earlier item of the batch took. The error handler's 409, naming the item;
-            # the route's transaction rolls back (nothing of the batch is written)
-            logger.warning("Integrity error on bulk item %s[%s]: %s", key, name, log_text(exc))
-            refused[name] = ArcError("CONFLICT", CONFLICT_MESSAGE, 409)
+            # an earlier item of the batch took; a delete() refused for the rows still
+            # referring to its row. The error handler's 409, naming the item; the route's
+            # transaction rolls back (nothing of the batch is written)
+            refused[name] = conflict_error(exc, f"bulk item {key}[{name}]")
             break
         except Exception as exc:  # noqa: BLE001 - judged, else raised as it is
             judged = _judged(exc)
