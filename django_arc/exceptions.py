@@ -36,6 +36,10 @@ from .logs import log_text
 
 logger = logging.getLogger("django_arc")
 
+#: the message of the 409 ``CONFLICT`` a write the database refuses (an ``IntegrityError``)
+#: answers, for the whole request or, in a bulk write saving row by row, for its item
+CONFLICT_MESSAGE = "The request conflicts with existing data"
+
 REQUEST_ID_HEADER = "X-Request-Id"
 #: a well-formed incoming request id, matched whole (``fullmatch``: a ``$`` would also
 #: match before a trailing newline, which no header value or 128-character column takes)
@@ -119,15 +123,28 @@ class ServerFault(Exception):  # noqa: N818 - the server's fault, named where it
         self.details = details
 
     @staticmethod
-    def item_details(key: str, index: int) -> dict[str, Any]:
+    def item_details(key: str, index: Any) -> dict[str, Any]:
         """The ``details`` naming item ``index`` of the body's list ``key`` as the one at
-        fault, with the answer the client gets for any 500 (never the message)."""
+        fault (or, for rows the client never listed, such as a filter's, a row by its id
+        under ``key``), with the answer the client gets for any 500 (never the message)."""
         return {key: {str(index): {"code": "INTERNAL_ERROR", "error": "Internal server error"}}}
 
 
 #: a random 128-bit number with the bits of a version 4 UUID (RFC 9562) set
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def conflict_error(exc: IntegrityError, where: str) -> ArcError:
+    """The 409 ``CONFLICT`` a write the database refused answers (``exc``: an
+    ``IntegrityError``; Django's ``ProtectedError``/``RestrictedError``, a delete refused for
+    the rows still referring to it, are ones too), for the whole request or, in a bulk
+    write saving row by row, for its item; the database's own message, which may quote the
+    row's values, is logged (``where``: the request's path, or the item), never answered."""
+    if isinstance(exc, (ProtectedError, RestrictedError)):
+        return ArcError("CONFLICT", "Cannot delete: other records still refer to this one", 409)
+    logger.warning("Integrity error on %s: %s", where, log_text(exc))
+    return ArcError("CONFLICT", CONFLICT_MESSAGE, 409)
 
 
 def new_request_id() -> str:
@@ -352,13 +369,9 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
             request, answer.code, answer.message, answer.status, None, answer.headers
         )
 
-    if isinstance(exc, (ProtectedError, RestrictedError)):
-        return error_response(
-            request, "CONFLICT", "Cannot delete: other records still refer to this one", 409
-        )
-    if isinstance(exc, IntegrityError):
-        logger.warning("Integrity error on %s: %s", _path(request), log_text(exc))
-        return error_response(request, "CONFLICT", "The request conflicts with existing data", 409)
+    if isinstance(exc, IntegrityError):  # ProtectedError and RestrictedError are ones too
+        answer = conflict_error(exc, _path(request))
+        return error_response(request, answer.code, answer.message, answer.status)
     # Anything else is a bug or an outage: reported as Django reports an exception no view
     # handled (``response_for_exception``): ``got_request_exception`` for error reporters,
     # one ERROR with the traceback on ``django.request`` (``mail_admins``), escaped; the

@@ -1467,6 +1467,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 after = serializer.data
                 payload = {"id": self.id_value(instance), "data": self.event_data(after)}
                 self.after_write("created", instance, payload, None, after)
+                # again: a preset's after_write may have moved the row after the check
+                self.keep_forced_values(instance, forced)
         except IntegrityError:
             self.refuse_if_taken(None, data)
             raise
@@ -1506,6 +1508,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 after = serializer.data
                 payload = self._updated_payload(saved, before, after, written)
                 self.after_write("updated", saved, payload, before, after)
+                # again: a preset's after_write may have moved the row after the check
+                self.keep_forced_values(saved, forced)
         except IntegrityError:
             self.refuse_if_taken(instance, data)
             raise
@@ -1547,7 +1551,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         )
 
     def keep_forced_values(
-        self, instance: Any, forced: Mapping[str, Any], item: tuple[str, int] | None = None
+        self, instance: Any, forced: Mapping[str, Any], item: tuple[str, Any] | None = None
     ) -> None:
         """Raise a :class:`~django_arc.exceptions.ServerFault` when the saved row no longer
         holds a value its presets forced (``forced``, :meth:`write_values`): the project's
@@ -1556,8 +1560,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         than the caller's, answered as the caller's write with the other tenant's id, its
         event naming the caller's organization. Refused as the server's fault (500, the
         cause logged; an ``item`` of a write of several, ``(key, index)``, named in
-        ``details``); the write's transaction rolls back, nothing is stored. No query: the
-        instance's attributes are read."""
+        ``details``: its index in the body's list, or, for rows the client never listed, its
+        id); the write's transaction rolls back, nothing is stored. No query: the instance's
+        attributes are read. Checked after the hook and again after the presets'
+        ``after_write``, which may move a row as well."""
         moved = [name for name, value in forced.items() if getattr(instance, name, value) != value]
         if not moved:
             return

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import models, router
+from django.db import IntegrityError, models, router
 from django.http import Http404
 from django.utils.http import parse_http_date_safe
 from rest_framework import serializers
@@ -42,6 +42,7 @@ from ..exceptions import (
     RowsGone,
     ServerFault,
     as_arc_error,
+    conflict_error,
     flatten_validation,
 )
 from ..filters import QueryFilterField
@@ -260,8 +261,8 @@ class Bulk(Preset):
         _each(
             view, instances, lambda instance: resource.after_create(request, instance), rows=False
         )
-        for index, instance in enumerate(instances):
-            view.keep_forced_values(instance, values, item=("items", index))
+        forced = [values] * len(instances)
+        _kept_forced(view, instances, forced, "items", None)
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
         # them: through the view's get_queryset() (a ViewSet subclass's own ``Prefetch``
@@ -274,6 +275,8 @@ class Bulk(Preset):
             for instance, rep in zip(instances, reps, strict=True)
         ]
         view.after_write_many("created", records)
+        # again after the presets' after_write, which may have moved a row (see bulk_update)
+        _kept_forced(view, instances, forced, "items", None)
         return {"created": len(instances), "ids": [view.id_value(i) for i in instances]}
 
     def bulk_update(self, view: Any, request: Any) -> dict[str, Any]:
@@ -299,10 +302,13 @@ class Bulk(Preset):
         resource = view.resource
         if "items" in body:
             bodies = self.guarded(view, bodies)
+        key, names = _row_naming(view, body, rows)
         bodies = _each(
             view,
             list(zip(rows, bodies, strict=True)),
             lambda pair: _hooked(resource.before_update(request, *pair), pair[1]),
+            key,
+            names=names,
         )
         context = self.context(view, bodies)
         befores = [view.snapshot(row) for row in rows]
@@ -327,9 +333,10 @@ class Bulk(Preset):
             rows, befores = self.save_each(view, body, rows, befores, validated)
         else:
             rows, befores = self.update_batch(view, body, rows, befores, validated)
-        _each(view, rows, lambda row: resource.after_update(request, row))
-        for index, row in enumerate(rows):
-            view.keep_forced_values(row, view.write_values(row), item=("items", index))
+        key, names = _row_naming(view, body, rows)
+        _each(view, rows, lambda row: resource.after_update(request, row), key, names=names)
+        forced = [view.write_values(row) for row in rows]
+        _kept_forced(view, rows, forced, key, names)
         # the relations they render read again (once for all the rows): the write and its
         # hooks may have changed those read with them
         load_relations(rows, view.get_queryset(), reload=True)
@@ -339,6 +346,9 @@ class Bulk(Preset):
             for row, before, after in zip(rows, befores, afters, strict=True)
         ]
         view.after_write_many("updated", records)
+        # again after the presets' after_write: one moving a row (its tenant, its owner)
+        # after the check above wrote it into another tenant, answered as the caller's
+        _kept_forced(view, rows, forced, key, names)
         return {"updated": len(rows), "ids": [view.id_value(row) for row in rows]}
 
     def bulk_delete(self, view: Any, request: Any) -> dict[str, Any]:
@@ -388,7 +398,14 @@ class Bulk(Preset):
     ) -> tuple[list[Any], list[Any]]:
         """Write the validated values of each row (and the values presets force) with
         ``bulk_update``; the rows written and their snapshots before, without a row another
-        request deleted meanwhile that a ``filter`` matched (one an item names is refused)."""
+        request deleted meanwhile that a ``filter`` matched (one an item names is refused).
+
+        The rows are locked first, in primary-key order (:func:`_present`), as the row-by-row
+        path and the bulk delete lock theirs: the ``UPDATE`` alone locks them in the order its
+        plan reads them (an index's for a few ids, the table's physical order for many), so
+        two bulk updates over overlapping rows could each hold a row the other waits for,
+        PostgreSQL's deadlock, one of them a 500. A row gone by then is known before the
+        write, as :meth:`save_each` knows it."""
         resource = view.resource
         fields: set[str] = set()
         for row, data in zip(rows, validated, strict=True):
@@ -398,6 +415,11 @@ class Bulk(Preset):
             fields |= {resource.model._meta.get_field(attr).name for attr in data}
         if not fields:
             return rows, befores
+        present = _present(resource.model, rows, lock=True)
+        if len(present) < len(rows):
+            # rows another request deleted since this one read them: an item naming one is
+            # refused as it would be now; a filter's match no longer includes it
+            rows, befores = _without_gone(body, present, rows, befores)
         # what save() would stamp: bulk_update writes attributes as they are
         for field in resource.model._meta.concrete_fields:
             if getattr(field, "auto_now", False):
@@ -407,11 +429,8 @@ class Bulk(Preset):
         # through the base manager, as ``save()`` writes one row: a default manager that
         # hides rows the resource's queryset serves (archived ones) must neither skip their
         # UPDATE nor make them read as deleted meanwhile
-        written = resource.model._base_manager.bulk_update(rows, sorted(fields))
-        if written < len(rows):
-            # rows another request deleted since this one read them: an item naming one is
-            # refused as it would be now; a filter's match no longer includes it
-            rows, befores = _without_gone(body, _present(resource.model, rows), rows, befores)
+        if rows:
+            resource.model._base_manager.bulk_update(rows, sorted(fields))
         return rows, befores
 
     def save_each(
@@ -431,8 +450,13 @@ class Bulk(Preset):
         present = _present(view.resource.model, rows, lock=True)
         if len(present) < len(rows):
             rows, befores, validated = _without_gone(body, present, rows, befores, validated)
+        key, names = _row_naming(view, body, rows)
         saved = _each(
-            view, list(zip(rows, validated, strict=True)), lambda pair: _saved(view, *pair)
+            view,
+            list(zip(rows, validated, strict=True)),
+            lambda pair: _saved(view, *pair),
+            key,
+            names=names,
         )
         return saved, befores
 
@@ -835,6 +859,25 @@ def _query_value(value: Any, *, listed: bool = False) -> str:
     return str(value)
 
 
+def _row_naming(view: Any, body: dict[str, Any], rows: list[Any]) -> tuple[str, list[Any] | None]:
+    """How a bulk update's per-row answers (a hook's refusal, a save's conflict, a 500's
+    ``details``) name a row: by its index under ``items`` when the body listed them; a
+    ``filter``'s rows, which the client never listed (their order among the matched rows is
+    arc's), by their ids under ``ids``, the lookup values the answer's ``ids`` lists."""
+    if "items" in body:
+        return "items", None
+    return "ids", [view.id_value(row) for row in rows]
+
+
+def _kept_forced(
+    view: Any, rows: list[Any], forced: list[dict[str, Any]], key: str, names: list[Any] | None
+) -> None:
+    """:meth:`~django_arc.generics.ResourceGenericViewSet.keep_forced_values` for every row
+    written, each named as :func:`_row_naming` names it."""
+    for index, (row, values) in enumerate(zip(rows, forced, strict=True)):
+        view.keep_forced_values(row, values, item=(key, index if names is None else names[index]))
+
+
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data if result is None else result
 
@@ -872,7 +915,12 @@ def _saved(view: Any, row: Any, serializer: Any) -> Any:
 
 
 def _each(
-    view: Any, items: list[Any], hook: Any, key: str = "items", rows: bool = True
+    view: Any,
+    items: list[Any],
+    hook: Any,
+    key: str = "items",
+    rows: bool = True,
+    names: list[Any] | None = None,
 ) -> list[Any]:
     """``hook(item)`` for every item, in order; the results (each hook checked not to leave
     one of ``view``'s write databases aborted, :func:`_transaction_usable`). An error a hook
@@ -891,33 +939,47 @@ def _each(
     route's transaction (a mail sent, a cache written, a call out) are not rolled back with
     it, so a refused batch ran them for items never written. The answer lists that item; the
     errors found before any hook runs (missing ids, object checks, field guards) list every
-    item, as they did."""
+    item, as they did.
+
+    Items are named by their index under ``key``, or by ``names`` (a ``filter`` update's
+    rows, which the client never listed: by their ids, :func:`_row_naming`). A database
+    refusal of an item's save (an ``IntegrityError``: a unique value taken meanwhile) is
+    that item's 409 ``CONFLICT``, listed as a refusal is."""
     results: list[Any] = []
     errors: dict[str, Any] = {}
     refused: dict[str, ArcError] = {}
     databases = view.write_databases()
     for index, item in enumerate(items):
+        name = str(index if names is None else names[index])
         try:
             results.append(hook(item))
-            _transaction_usable(databases, key, index)
+            _transaction_usable(databases, key, name)
         except ServerFault:
             raise
+        except IntegrityError as exc:
+            # a save of the row-by-row path (or a hook's statement) the database refused: a
+            # unique value another request committed since this one validated it, or one
+            # an earlier item of the batch took; a delete() refused for the rows still
+            # referring to its row. The error handler's 409, naming the item; the route's
+            # transaction rolls back (nothing of the batch is written)
+            refused[name] = conflict_error(exc, f"bulk item {key}[{name}]")
+            break
         except Exception as exc:  # noqa: BLE001 - judged, else raised as it is
             judged = _judged(exc)
             if judged is _ABSENT and rows:
-                errors[str(index)] = {"id": ["Not found."]}
+                errors[name] = {"id": ["Not found."]}
             elif judged is _ABSENT:  # Django's Http404 is the handler's NotFound
-                refused[str(index)] = NotFound() if isinstance(exc, Http404) else as_arc_error(exc)
+                refused[name] = NotFound() if isinstance(exc, Http404) else as_arc_error(exc)
             elif isinstance(judged, ArcError):
-                refused[str(index)] = judged
+                refused[name] = judged
             else:
-                errors[str(index)] = judged
+                errors[name] = judged
             break  # the batch is refused: no other item's hook runs
     _answer(key, errors, refused)
     return results
 
 
-def _transaction_usable(databases: tuple[str, ...], key: str, index: int) -> None:
+def _transaction_usable(databases: tuple[str, ...], key: str, index: Any) -> None:
     """Raise a :class:`~django_arc.exceptions.ServerFault` naming item ``index`` when its
     hook returned with the transaction on one of the write's ``databases`` aborted
     (PostgreSQL: a statement of the hook's failed, an ``IntegrityError`` it caught without a

@@ -88,15 +88,15 @@ class SoftDelete(Preset):
         model = type(instances[0])
         pks = [i.pk for i in instances]
         live = model._base_manager.filter(pk__in=pks, **{f"{self.field}__isnull": True})
-        if live.update(**{self.field: now}) < len(instances):
+        # locked first, in primary-key order, as a bulk write's rows are: the UPDATE alone
+        # locks them in the order its plan reads them, so two bulk deletes over overlapping
+        # rows could each hold a row the other waits for (PostgreSQL's deadlock, a 500)
+        present = set(live.select_for_update().order_by("pk").values_list("pk", flat=True))
+        if len(present) < len(instances):
             # some were deleted (softly or not) by another request since this one read
             # them: refused as a bulk delete naming them now would be, nothing stamped
-            stamped = set(
-                model._base_manager.filter(pk__in=pks, **{self.field: now}).values_list(
-                    "pk", flat=True
-                )
-            )
-            raise RowsGone("ids", pks, stamped)
+            raise RowsGone("ids", pks, present)
+        live.update(**{self.field: now})
         for instance in instances:
             setattr(instance, self.field, now)
         return True
