@@ -1,0 +1,162 @@
+"""fix-seen9b: what the last reviewers saw in the browsable API's forms and in uploads.
+
+A relation's ``<select>`` nothing narrowed labels its rows by key only; a form body's
+many-to-many removes no row its form did not offer; a keyed write answered 5xx removes
+its file; an upload on a storage that overwrites never takes a name a row holds."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import JsonResponse
+from django.urls import clear_url_caches, include, path
+from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
+
+from django_arc import Resource, ResourceSite, action, presets, route
+from django_arc import permissions as P
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.helpers import client_for, site_mounted
+from tests.testapp.models import Attachment
+
+pytestmark = pytest.mark.django_db
+
+_FS9B_MEMBERS = {
+    key: P.require_org_membership() for key in ("list", "get", "create", "update", "delete")
+}
+_FS9B_HTML = {"HTTP_ACCEPT": "text/html"}
+
+fs9b_site = ResourceSite(name="fix-seen9b")
+
+
+def _fs9b_upload(name: str, content: bytes = b"content") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="text/plain")
+
+
+def _fs9b_stored(media) -> list[str]:
+    return sorted(str(p.relative_to(media)) for p in media.rglob("*") if p.is_file())
+
+
+def _fs9b_member(org):
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    api.raise_request_exception = False
+    return api
+
+
+# -- uploads -------------------------------------------------------------------------------
+
+
+@fs9b_site.register
+class _Fs9bKeyedAttachments(Resource):
+    """Keyed routes that store a file, then answer 503 (a handler's own failure answer)."""
+
+    model = Attachment
+    name = "fs9b-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = _FS9B_MEMBERS
+    idempotent = True
+
+    @action(permissions=P.require_org_membership())
+    def store_then_fail(self, request, instance, data):
+        instance.file = request.FILES["file"]
+        instance.save()
+        return JsonResponse({"detail": "the mail server is down"}, status=503)
+
+    @route("POST", "import", permissions=P.require_org_membership())
+    def import_then_fail(self, request):
+        Attachment.objects.create(
+            organization_id=request.headers["X-Organization-Id"],
+            name="imported",
+            file=request.FILES["file"],
+        )
+        return JsonResponse({"detail": "the mail server is down"}, status=503)
+
+
+@pytest.fixture
+def fs9b_media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.MEDIA_URL = "/media/"
+    with site_mounted(settings, "fs9b", fs9b_site):
+        yield tmp_path
+
+
+@pytest.mark.parametrize("key", [None, "fs9b-key"], ids=["unkeyed", "keyed"])
+def test_fs9b_a_keyed_write_answered_5xx_leaves_no_file_in_storage(fs9b_media, key):
+    """Under an ``Idempotency-Key`` a route's or action's 5xx gives the key up and rolls its
+    writes back (SPEC §10), but the files they stored were judged before that rollback,
+    while the rows naming them still waited to commit: kept, so the file stayed in storage
+    named by no row. A keyed 5xx now removes them as an unkeyed refusal does; unkeyed, a
+    handler's 5xx is its answer and its writes commit with their files."""
+    org = OrganizationFactory()
+    api = _fs9b_member(org)
+    row = Attachment.objects.create(organization=org, name="a")
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    r = api.post(
+        f"/fs9b/fs9b-attachments/{row.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("act.txt")},
+        format="multipart",
+        **headers,
+    )
+    assert r.status_code == 503, r.content
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key + "-route"}
+    r = api.post(
+        "/fs9b/fs9b-attachments/import/",
+        {"file": _fs9b_upload("route.txt")},
+        format="multipart",
+        **headers,
+    )
+    assert r.status_code == 503, r.content
+    names = sorted(n for n in Attachment.objects.values_list("file", flat=True) if n)
+    if key is None:
+        assert names == ["attachments/act.txt", "attachments/route.txt"]
+    else:
+        assert names == []
+    assert _fs9b_stored(fs9b_media) == names
+
+
+class _Fs9bCreatedAttachments(Resource):
+    model = Attachment
+    name = "fs9b-created-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = _FS9B_MEMBERS
+    idempotent = True
+
+
+class _Fs9bCreateThenFail(_Fs9bCreatedAttachments.as_viewset()):
+    """A project's ``create()`` answering a 5xx of its own after the row (and its file)
+    was saved."""
+
+    def create(self, request, *args, **kwargs):
+        super().create(request, *args, **kwargs)
+        return Response({"detail": "the mail server is down"}, status=503)
+
+
+@pytest.mark.parametrize("key", [None, "fs9b-create"], ids=["unkeyed", "keyed"])
+def test_fs9b_a_keyed_create_answering_5xx_after_its_save_leaves_no_file(settings, tmp_path, key):
+    """The same for a project's ``create()`` answering a 5xx after saving: under a key its
+    writes are rolled back with the request's transaction, after the write that stored the
+    file had judged it kept."""
+    settings.MEDIA_ROOT = str(tmp_path)
+    router = SimpleRouter()
+    router.register("fs9b-created", _Fs9bCreateThenFail, basename="fs9b-created")
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": [path("x/", include(router.urls))]})
+    clear_url_caches()
+    try:
+        org = OrganizationFactory()
+        api = _fs9b_member(org)
+        headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+        r = api.post(
+            "/x/fs9b-created/",
+            {"name": "a", "file": _fs9b_upload("created.txt")},
+            format="multipart",
+            **headers,
+        )
+    finally:
+        clear_url_caches()
+    assert r.status_code == 503, r.content
+    names = [n for n in Attachment.objects.values_list("file", flat=True) if n]
+    assert names == ([] if key else ["attachments/created.txt"])
+    assert _fs9b_stored(tmp_path) == names
