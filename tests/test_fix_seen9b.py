@@ -6,7 +6,10 @@ its file; an upload on a storage that overwrites never takes a name a row holds.
 
 from __future__ import annotations
 
+import django
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import JsonResponse
 from django.urls import clear_url_caches, include, path
@@ -160,3 +163,71 @@ def test_fs9b_a_keyed_create_answering_5xx_after_its_save_leaves_no_file(setting
     names = [n for n in Attachment.objects.values_list("file", flat=True) if n]
     assert names == ([] if key else ["attachments/created.txt"])
     assert _fs9b_stored(tmp_path) == names
+
+
+# -- storages that overwrite ---------------------------------------------------------------
+
+
+class _Fs9bOverwritingStorage(FileSystemStorage):
+    """A storage writing over a name taken (django-storages' S3 default, as a project's
+    ``OverwriteStorage`` recipe does it on every Django), saying so as S3's does."""
+
+    file_overwrite = True
+
+    def get_available_name(self, name, max_length=None):
+        if self.exists(name):
+            self.delete(name)
+        return name
+
+
+@pytest.mark.parametrize("flag", ["file_overwrite", "allow_overwrite"])
+def test_fs9b_an_upload_never_overwrites_the_file_a_row_names(fs9b_media, settings, flag):
+    """On a storage that overwrites, an upload named as a row's file was stored over it
+    before the write was judged: refused, its row rolled back, the other row named the
+    refused upload's bytes; accepted, another row's file changed under it. An upload whose
+    name a row holds gets the storage's alternative name; the row's file keeps its bytes."""
+    if flag == "allow_overwrite":
+        if django.VERSION < (5, 1):
+            pytest.skip("FileSystemStorage(allow_overwrite) is Django 5.1+")
+        backend = {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"allow_overwrite": True},
+        }
+    else:
+        backend = {"BACKEND": f"{__name__}._Fs9bOverwritingStorage"}
+    settings.STORAGES = {**settings.STORAGES, "default": backend}
+    org = OrganizationFactory()
+    api = _fs9b_member(org)
+    first = Attachment.objects.create(organization=org, name="first")
+    first.file.save("same.txt", ContentFile(b"first's bytes"))
+    assert first.file.name == "attachments/same.txt"
+    refused = api.post(
+        f"/fs9b/fs9b-attachments/{first.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("same.txt", b"refused bytes")},
+        format="multipart",
+        HTTP_IDEMPOTENCY_KEY="fs9b-overwrite",
+    )
+    assert refused.status_code == 503, refused.content
+    assert (fs9b_media / "attachments" / "same.txt").read_bytes() == b"first's bytes"
+    assert _fs9b_stored(fs9b_media) == ["attachments/same.txt"]
+    second = Attachment.objects.create(organization=org, name="second")
+    accepted = api.post(
+        f"/fs9b/fs9b-attachments/{second.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("same.txt", b"second's bytes")},
+        format="multipart",
+    )
+    assert accepted.status_code == 503, accepted.content  # unkeyed: its writes stand
+    second.refresh_from_db()
+    assert second.file.name.startswith("attachments/same_") and second.file.name.endswith(".txt")
+    assert second.file.read() == b"second's bytes"
+    first.refresh_from_db()
+    assert first.file.read() == b"first's bytes"
+    # a name no row holds is stored as named, as the storage does
+    third = Attachment.objects.create(organization=org, name="third")
+    api.post(
+        f"/fs9b/fs9b-attachments/{third.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("other.txt")},
+        format="multipart",
+    )
+    third.refresh_from_db()
+    assert third.file.name == "attachments/other.txt"
