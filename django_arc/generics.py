@@ -321,6 +321,23 @@ def _offers_current(field: Any, relation: Any, row: Any) -> bool:
     return not pks or queryset.filter(pk__in=pks).count() == len(pks)
 
 
+def _rows_not_offered(field: ManyRelatedField, row: Any) -> list[Any]:
+    """The rows ``field`` of ``row`` holds that its form's ``<select multiple>`` does not
+    offer: outside its relation's queryset (as narrowed for this caller), or past its
+    ``html_cutoff`` (DRF lists the queryset's first rows, in its order)."""
+    try:
+        current = field.get_attribute(row)
+    except (AttributeError, KeyError, ObjectDoesNotExist):
+        return []
+    queryset = field.child_relation.get_queryset()
+    if queryset is None or current is None:
+        return []
+    if field.html_cutoff is not None:
+        queryset = queryset[: field.html_cutoff]
+    offered = set(queryset.values_list("pk", flat=True))
+    return [item for item in current if getattr(item, "pk", None) not in offered]
+
+
 _ARC_RENDERERS: dict[type, type] = {}
 
 #: the template of a form's box and multiple select: theirs, after a hidden input saying
@@ -1324,12 +1341,20 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         if isinstance(data, QueryDict):
             serializer = self.get_serializer_class()(context=self.get_serializer_context())
             # an update is partial: a field its form did not send is left alone
-            return form_values(
+            body = form_values(
                 data,
                 serializer.fields,
                 partial=self.action != "create",
                 may_write=lambda name: self.field_access.write_verdict(name) == "allow",
             )
+            # a form's list of rows is what was chosen among the rows its select offers
+            # (:meth:`keep_unoffered_rows`): each one read from this form, by identity
+            self._form_choices = {
+                name: body[name]
+                for name, field in serializer.fields.items()
+                if isinstance(field, ManyRelatedField) and isinstance(body.get(name), list)
+            }
+            return body
         if not isinstance(data, dict):
             raise ArcError(
                 "VALIDATION_ERROR",
@@ -1493,6 +1518,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 before = serializer.to_representation(instance)
                 written = self._write_only_values(serializer.fields, instance, data)
                 serializer.is_valid(raise_exception=True)
+                self.keep_unoffered_rows(serializer, instance, data)
                 forced = self.write_values(instance)
                 with self.existing_rows(instance):
                     saved = serializer.save(**forced)
@@ -1510,6 +1536,33 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self.refuse_if_taken(instance, data)
             raise
         return serializer
+
+    def keep_unoffered_rows(self, serializer: Any, instance: Any, data: dict[str, Any]) -> None:
+        """An update's many-to-many read from a form body (the browsable API's, or any
+        urlencoded or multipart one) keeps the rows ``instance`` holds that the form's
+        ``<select multiple>`` does not offer this caller: those its relation's queryset
+        leaves out (another tenant's, rows a project's queryset hides) and those past DRF's
+        ``html_cutoff``. A form can only choose among the options it shows, and shows no
+        other row selected: sent back as shown (its hidden blank for "nothing selected"),
+        or as a client's ``groups=``, it removed rows the caller was never shown and could
+        not name back. A JSON body's list is the whole relation, as DRF reads it; so is a
+        list a hook put in place of the form's. Two queries per such relation sent: the
+        offered keys, the rows held."""
+        chosen = self.__dict__.get("_form_choices")
+        if not chosen:
+            return
+        validated = serializer.validated_data
+        for name, sent in chosen.items():
+            field = serializer.fields.get(name)
+            if (
+                not isinstance(field, ManyRelatedField)
+                or data.get(name) is not sent
+                or field.source not in validated
+            ):
+                continue
+            kept = _rows_not_offered(field, instance)
+            if kept:
+                validated[field.source] = [*validated[field.source], *kept]
 
     def _not_aborted_before(self, hook: str) -> None:
         """Raise a :class:`~django_arc.exceptions.ServerFault` when a write of one row

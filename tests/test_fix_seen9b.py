@@ -6,15 +6,21 @@ its file; an upload on a storage that overwrites never takes a name a row holds.
 
 from __future__ import annotations
 
+import re
+
 import django
 import pytest
+from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import JsonResponse
 from django.urls import clear_url_caches, include, path
+from rest_framework import serializers
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
+from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
@@ -231,3 +237,114 @@ def test_fs9b_an_upload_never_overwrites_the_file_a_row_names(fs9b_media, settin
     )
     third.refresh_from_db()
     assert third.file.name == "attachments/other.txt"
+
+
+# -- a form's many-to-many -----------------------------------------------------------------
+
+
+class _Fs9bTeamGroupsSerializer(serializers.ModelSerializer):
+    """A user's groups, offered among the "team" groups only, the first two of them in a
+    form (``html_cutoff``)."""
+
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True,
+        queryset=Group.objects.filter(name__startswith="team").order_by("name"),
+        html_cutoff=2,
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+
+
+@fs9b_site.register
+class _Fs9bTeamUsers(Resource):
+    model = User
+    name = "fs9b-team-users"
+    serializer_class = _Fs9bTeamGroupsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+
+
+def _fs9b_form(page, method):
+    html = page.content.decode()
+    if method == "POST":
+        form = re.search(r'<form [^>]*method="POST" enctype=[^>]*>.*?</form>', html, re.S)
+    else:
+        form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)
+    return form[0] if form else None
+
+
+def _fs9b_browser_post(page, method):
+    """What a browser posts from ``method``'s form as shown: each input's value, each
+    select's selected options, in page order."""
+    form, body = _fs9b_form(page, method), {}
+    for tag in re.findall(r"<input[^>]*>", form):
+        name = re.search(r'name="([^"]+)"', tag)
+        if name is None or name[1] == "csrfmiddlewaretoken":
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        body.setdefault(name[1], []).append(value[1] if value else "")
+    for name, options in re.findall(r'<select[^>]* name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+        body.setdefault(name, []).extend(re.findall(r'<option value="([^"]*)"\s*selected', options))
+    return body
+
+
+@pytest.fixture
+def fs9b_forms(settings, monkeypatch):
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    with site_mounted(settings, "fs9b", fs9b_site):
+        yield client_for()
+
+
+def test_fs9b_a_form_removes_no_group_its_select_did_not_offer(fs9b_forms):
+    """A ``<select multiple>`` offers the relation's choices, the first ``html_cutoff`` of
+    them: a user's group past the cutoff (``team-c``) is shown nowhere, so nothing is
+    selected, and the form sent back as shown, its hidden blank read as "nothing selected",
+    emptied the relation. A form body's list now sets the rows chosen among those its
+    select offers; the rows the relation holds outside them stay."""
+    api = fs9b_forms
+    team = [Group.objects.create(name=f"team-{c}") for c in "abc"]
+    user = User.objects.create(username="past-the-cutoff")
+    user.groups.set([team[2]])
+    url = f"/fs9b/fs9b-team-users/{user.pk}/"
+    page = api.get(url, **_FS9B_HTML)
+    assert page.status_code == 200, page.content
+    body = _fs9b_browser_post(page, "PUT")
+    assert body["groups"] == [""]  # the hidden blank: nothing selected
+    sent = api.put(url, body, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert list(user.groups.all()) == [team[2]]
+    # what the form offers is the caller's to change: chosen, deselected
+    sent = api.put(url, {"groups": ["", str(team[0].pk)]}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert set(user.groups.all()) == {team[0], team[2]}
+    sent = api.put(url, {"groups": [""]}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert list(user.groups.all()) == [team[2]]
+    # a JSON body says the whole list, as DRF reads it
+    assert api.patch(url, {"groups": []}, format="json").status_code == 200
+    assert not user.groups.exists()
+
+
+def test_fs9b_a_plain_form_post_removes_no_group_the_caller_is_not_offered(fs9b_forms):
+    """A plain form ``PUT`` sending ``groups=`` (empty) emptied the relation, groups the
+    relation hides from the caller (``staff``) included, which the caller can neither see
+    nor name. It removes the offered ones only; the hidden group stays, and a body naming
+    it is still refused as a row that does not exist."""
+    api = fs9b_forms
+    team, staff = Group.objects.create(name="team-a"), Group.objects.create(name="staff")
+    user = User.objects.create(username="mixed")
+    user.groups.set([team, staff])
+    url = f"/fs9b/fs9b-team-users/{user.pk}/"
+    sent = api.put(url, {"groups": ""}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert list(user.groups.all()) == [staff]
+    sent = api.patch(url, "groups=", content_type="application/x-www-form-urlencoded")
+    assert sent.status_code == 200, sent.content
+    assert list(user.groups.all()) == [staff]
+    sent = api.put(url, {"groups": [str(team.pk)]}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert set(user.groups.all()) == {team, staff}
+    refused = api.put(url, {"groups": [str(staff.pk)]}, format="multipart")
+    assert refused.status_code == 400, refused.content
+    assert set(user.groups.all()) == {team, staff}
