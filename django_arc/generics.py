@@ -321,6 +321,38 @@ def _offers_current(field: Any, relation: Any, row: Any) -> bool:
     return not pks or queryset.filter(pk__in=pks).count() == len(pks)
 
 
+def _label_by_key(serializer: Any) -> None:
+    """A form's writable relations, wherever DRF renders one (nested serializers, the
+    ``child_relation`` of a ``many=True`` one), labelling each option of their ``<select>``
+    by its key (the value a body sends) unless a preset narrowed its rows to the caller's
+    (:meth:`ResourceGenericViewSet._narrow_relation`: a tenant's). The select offers every
+    row a body may name, and DRF labels each with ``str(row)``: a relation nothing narrowed
+    (``auth.User``, ``Organization`` on a resource without tenancy, or on one whose tenancy
+    the related model does not share) listed every username and organization name to any
+    caller who may write, where a body only learns whether a key exists. A relation class
+    defining its own ``display_value`` (DRF's seam for the labels) keeps its labels."""
+    serializer = getattr(serializer, "child", serializer)
+    for field in serializer.fields.values():
+        if getattr(field, "read_only", False):
+            continue
+        if isinstance(field, Serializer):
+            _label_by_key(field)
+            continue
+        relation = getattr(field, "child_relation", field)
+        if isinstance(relation, RelatedField) and type(relation).display_value is (
+            RelatedField.display_value
+        ):
+            relation.display_value = functools.partial(_key_label, relation)
+
+
+def _key_label(relation: RelatedField, row: Any) -> str:
+    """``row``'s label in ``relation``'s ``<select>``: its name (``str(row)``) when a preset
+    narrowed the rows to the caller's, else its key, the option's value."""
+    if getattr(relation, "arc_narrowed", False):
+        return str(row)
+    return str(relation.to_representation(row))
+
+
 def _rows_not_offered(field: ManyRelatedField, row: Any) -> list[Any]:
     """The rows ``field`` of ``row`` holds that its form's ``<select multiple>`` does not
     offer: outside its relation's queryset (as narrowed for this caller), or past its
@@ -1210,6 +1242,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self._narrow_relations(serializer)
         if form and kwargs.get("instance") is not None:
             self._leave_out_unoffered(serializer, kwargs["instance"])
+        if form:
+            _label_by_key(serializer)
         return serializer
 
     def refused_form(self, instance: Any, answer: Any) -> Any:
@@ -1324,7 +1358,11 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
 
         def narrowed(queryset: Any) -> Any:
             for preset in presets:
-                queryset = preset.related_queryset(self, queryset)
+                given, queryset = queryset, preset.related_queryset(self, queryset)
+                if queryset is not given:
+                    # the rows a body may name are the caller's (its tenant's): a form
+                    # may show their names (:func:`_label_by_key`)
+                    relation.arc_narrowed = True
             return queryset
 
         if getattr(relation, "queryset", None) is not None:

@@ -26,7 +26,7 @@ from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import client_for, site_mounted
-from tests.testapp.models import Attachment
+from tests.testapp.models import Article, Attachment
 
 pytestmark = pytest.mark.django_db
 
@@ -171,74 +171,6 @@ def test_fs9b_a_keyed_create_answering_5xx_after_its_save_leaves_no_file(setting
     assert _fs9b_stored(tmp_path) == names
 
 
-# -- storages that overwrite ---------------------------------------------------------------
-
-
-class _Fs9bOverwritingStorage(FileSystemStorage):
-    """A storage writing over a name taken (django-storages' S3 default, as a project's
-    ``OverwriteStorage`` recipe does it on every Django), saying so as S3's does."""
-
-    file_overwrite = True
-
-    def get_available_name(self, name, max_length=None):
-        if self.exists(name):
-            self.delete(name)
-        return name
-
-
-@pytest.mark.parametrize("flag", ["file_overwrite", "allow_overwrite"])
-def test_fs9b_an_upload_never_overwrites_the_file_a_row_names(fs9b_media, settings, flag):
-    """On a storage that overwrites, an upload named as a row's file was stored over it
-    before the write was judged: refused, its row rolled back, the other row named the
-    refused upload's bytes; accepted, another row's file changed under it. An upload whose
-    name a row holds gets the storage's alternative name; the row's file keeps its bytes."""
-    if flag == "allow_overwrite":
-        if django.VERSION < (5, 1):
-            pytest.skip("FileSystemStorage(allow_overwrite) is Django 5.1+")
-        backend = {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"allow_overwrite": True},
-        }
-    else:
-        backend = {"BACKEND": f"{__name__}._Fs9bOverwritingStorage"}
-    settings.STORAGES = {**settings.STORAGES, "default": backend}
-    org = OrganizationFactory()
-    api = _fs9b_member(org)
-    first = Attachment.objects.create(organization=org, name="first")
-    first.file.save("same.txt", ContentFile(b"first's bytes"))
-    assert first.file.name == "attachments/same.txt"
-    refused = api.post(
-        f"/fs9b/fs9b-attachments/{first.pk}/action/",
-        {"action": "store_then_fail", "file": _fs9b_upload("same.txt", b"refused bytes")},
-        format="multipart",
-        HTTP_IDEMPOTENCY_KEY="fs9b-overwrite",
-    )
-    assert refused.status_code == 503, refused.content
-    assert (fs9b_media / "attachments" / "same.txt").read_bytes() == b"first's bytes"
-    assert _fs9b_stored(fs9b_media) == ["attachments/same.txt"]
-    second = Attachment.objects.create(organization=org, name="second")
-    accepted = api.post(
-        f"/fs9b/fs9b-attachments/{second.pk}/action/",
-        {"action": "store_then_fail", "file": _fs9b_upload("same.txt", b"second's bytes")},
-        format="multipart",
-    )
-    assert accepted.status_code == 503, accepted.content  # unkeyed: its writes stand
-    second.refresh_from_db()
-    assert second.file.name.startswith("attachments/same_") and second.file.name.endswith(".txt")
-    assert second.file.read() == b"second's bytes"
-    first.refresh_from_db()
-    assert first.file.read() == b"first's bytes"
-    # a name no row holds is stored as named, as the storage does
-    third = Attachment.objects.create(organization=org, name="third")
-    api.post(
-        f"/fs9b/fs9b-attachments/{third.pk}/action/",
-        {"action": "store_then_fail", "file": _fs9b_upload("other.txt")},
-        format="multipart",
-    )
-    third.refresh_from_db()
-    assert third.file.name == "attachments/other.txt"
-
-
 # -- a form's many-to-many -----------------------------------------------------------------
 
 
@@ -348,3 +280,166 @@ def test_fs9b_a_plain_form_post_removes_no_group_the_caller_is_not_offered(fs9b_
     refused = api.put(url, {"groups": [str(staff.pk)]}, format="multipart")
     assert refused.status_code == 400, refused.content
     assert set(user.groups.all()) == {team, staff}
+
+
+# -- a relation's labels -------------------------------------------------------------------
+
+
+@fs9b_site.register
+class _Fs9bOpenArticles(Resource):
+    """No tenancy: a body may name any user and any organization."""
+
+    model = Article
+    name = "fs9b-open-articles"
+    fields = ["id", "slug", "title", "organization", "owner"]
+    permissions = {k: P.require_auth() for k in ("list", "get", "create", "update")}
+
+
+@fs9b_site.register
+class _Fs9bTenantArticles(Resource):
+    """Tenancy narrows nothing of ``owner`` (``auth.User`` has no tenant column)."""
+
+    model = Article
+    name = "fs9b-tenant-articles"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.MultiTenant()]
+    permissions = _FS9B_MEMBERS
+
+
+class _Fs9bNamedOwner(serializers.PrimaryKeyRelatedField):
+    """A project's own labels (DRF's seam for them): its choice to show."""
+
+    def display_value(self, instance):
+        return f"user {instance.username}"
+
+
+class _Fs9bNamedOwnerSerializer(serializers.ModelSerializer):
+    owner = _Fs9bNamedOwner(queryset=User.objects.all(), allow_null=True, required=False)
+
+    class Meta:
+        model = Article
+        fields = ["id", "slug", "title", "owner"]
+
+
+@fs9b_site.register
+class _Fs9bNamedOwnerArticles(Resource):
+    model = Article
+    name = "fs9b-named-owner-articles"
+    serializer_class = _Fs9bNamedOwnerSerializer
+    permissions = {k: P.require_auth() for k in ("list", "get", "create", "update")}
+
+
+def _fs9b_options(page, method, name):
+    select = re.search(rf'<select[^>]* name="{name}".*?</select>', _fs9b_form(page, method), re.S)
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select[0])
+    return [(value, label.strip()) for value, label in options if value]
+
+
+def test_fs9b_a_relation_nothing_narrowed_labels_its_rows_by_key_only(fs9b_forms):
+    """On a resource without tenancy, the create form's ``<select>`` of a writable foreign
+    key to ``auth.User`` or ``Organization`` listed every username and organization name
+    to any caller who may create: the select offers what a body may name (every row: the
+    keys), and its labels said more. A relation no preset narrowed labels each row by its
+    key; one a preset narrowed (the caller's tenant's rows) keeps the rows' names, and so
+    does a field defining its own ``display_value``."""
+    ours, theirs = OrganizationFactory(name="Our org"), OrganizationFactory(name="Their org")
+    stranger = User.objects.create(username="stranger-with-a-secret-name")
+    member = MembershipFactory(organization=ours, role="member").user
+    api = client_for(member)
+    with_org = client_for(member, HTTP_X_ORGANIZATION_ID=str(ours.pk))
+    pages = {
+        "open-create": api.get("/fs9b/fs9b-open-articles/", **_FS9B_HTML),
+        "tenant-create": with_org.get("/fs9b/fs9b-tenant-articles/", **_FS9B_HTML),
+    }
+    row = Article.objects.create(slug="a", title="A", organization=ours, owner=member)
+    pages["open-row"] = api.get(f"/fs9b/fs9b-open-articles/{row.pk}/", **_FS9B_HTML)
+    pages["tenant-row"] = with_org.get(f"/fs9b/fs9b-tenant-articles/{row.pk}/", **_FS9B_HTML)
+    for what, page in pages.items():
+        assert page.status_code == 200, (what, page.content)
+        html = page.content.decode()
+        for secret in ("stranger-with-a-secret-name", "Their org"):
+            assert secret not in html, (what, secret)
+        method = "POST" if what.endswith("create") else "PUT"
+        owners = _fs9b_options(page, method, "owner")
+        assert (str(stranger.pk), str(stranger.pk)) in owners, (what, owners)
+        assert (str(member.pk), str(member.pk)) in owners, (what, owners)
+    assert (str(theirs.pk), str(theirs.pk)) in _fs9b_options(
+        pages["open-row"], "PUT", "organization"
+    )
+    # the row's owner is still the one selected
+    select = re.search(
+        r'<select[^>]* name="owner".*?</select>', _fs9b_form(pages["open-row"], "PUT"), re.S
+    )
+    assert re.findall(r'<option value="([^"]*)"\s*selected', select[0]) == [str(member.pk)]
+    named = api.get("/fs9b/fs9b-named-owner-articles/", **_FS9B_HTML)
+    assert (str(stranger.pk), "user stranger-with-a-secret-name") in _fs9b_options(
+        named, "POST", "owner"
+    )
+
+
+# -- storages that overwrite ---------------------------------------------------------------
+
+
+class _Fs9bOverwritingStorage(FileSystemStorage):
+    """A storage writing over a name taken (django-storages' S3 default, as a project's
+    ``OverwriteStorage`` recipe does it on every Django), saying so as S3's does."""
+
+    file_overwrite = True
+
+    def get_available_name(self, name, max_length=None):
+        if self.exists(name):
+            self.delete(name)
+        return name
+
+
+@pytest.mark.parametrize("flag", ["file_overwrite", "allow_overwrite"])
+def test_fs9b_an_upload_never_overwrites_the_file_a_row_names(fs9b_media, settings, flag):
+    """On a storage that overwrites, an upload named as a row's file was stored over it
+    before the write was judged: refused, its row rolled back, the other row named the
+    refused upload's bytes; accepted, another row's file changed under it. An upload whose
+    name a row holds gets the storage's alternative name; the row's file keeps its bytes."""
+    if flag == "allow_overwrite":
+        if django.VERSION < (5, 1):
+            pytest.skip("FileSystemStorage(allow_overwrite) is Django 5.1+")
+        backend = {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"allow_overwrite": True},
+        }
+    else:
+        backend = {"BACKEND": f"{__name__}._Fs9bOverwritingStorage"}
+    settings.STORAGES = {**settings.STORAGES, "default": backend}
+    org = OrganizationFactory()
+    api = _fs9b_member(org)
+    first = Attachment.objects.create(organization=org, name="first")
+    first.file.save("same.txt", ContentFile(b"first's bytes"))
+    assert first.file.name == "attachments/same.txt"
+    refused = api.post(
+        f"/fs9b/fs9b-attachments/{first.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("same.txt", b"refused bytes")},
+        format="multipart",
+        HTTP_IDEMPOTENCY_KEY="fs9b-overwrite",
+    )
+    assert refused.status_code == 503, refused.content
+    assert (fs9b_media / "attachments" / "same.txt").read_bytes() == b"first's bytes"
+    assert _fs9b_stored(fs9b_media) == ["attachments/same.txt"]
+    second = Attachment.objects.create(organization=org, name="second")
+    accepted = api.post(
+        f"/fs9b/fs9b-attachments/{second.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("same.txt", b"second's bytes")},
+        format="multipart",
+    )
+    assert accepted.status_code == 503, accepted.content  # unkeyed: its writes stand
+    second.refresh_from_db()
+    assert second.file.name.startswith("attachments/same_") and second.file.name.endswith(".txt")
+    assert second.file.read() == b"second's bytes"
+    first.refresh_from_db()
+    assert first.file.read() == b"first's bytes"
+    # a name no row holds is stored as named, as the storage does
+    third = Attachment.objects.create(organization=org, name="third")
+    api.post(
+        f"/fs9b/fs9b-attachments/{third.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("other.txt")},
+        format="multipart",
+    )
+    third.refresh_from_db()
+    assert third.file.name == "attachments/other.txt"
