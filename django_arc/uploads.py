@@ -19,7 +19,9 @@ rolled-back savepoint or transaction, is not. Judging at the outermost write's e
 when a nested one raises, is what lets the project's code catch a refusal and save a row
 naming the file: removed at once, the row committed naming a file no longer stored. A
 write that succeeds inside a transaction rolled back later (``ATOMIC_REQUESTS`` failing
-after the view) is not seen: its file stays (documented).
+after the view) is not seen: its file stays (documented). A keyed request's writes commit
+or roll back with its answer, so its claim is their outermost scope
+(``IdempotentExecution``): a 5xx rolling them back after they ended removes their files too.
 """
 
 from __future__ import annotations
