@@ -321,6 +321,55 @@ def _offers_current(field: Any, relation: Any, row: Any) -> bool:
     return not pks or queryset.filter(pk__in=pks).count() == len(pks)
 
 
+def _label_by_key(serializer: Any) -> None:
+    """A form's writable relations, wherever DRF renders one (nested serializers, the
+    ``child_relation`` of a ``many=True`` one), labelling each option of their ``<select>``
+    by its key (the value a body sends) unless a preset narrowed its rows to the caller's
+    (:meth:`ResourceGenericViewSet._narrow_relation`: a tenant's). The select offers every
+    row a body may name, and DRF labels each with ``str(row)``: a relation nothing narrowed
+    (``auth.User``, ``Organization`` on a resource without tenancy, or on one whose tenancy
+    the related model does not share) listed every username and organization name to any
+    caller who may write, where a body only learns whether a key exists. A relation class
+    defining its own ``display_value`` (DRF's seam for the labels) keeps its labels."""
+    serializer = getattr(serializer, "child", serializer)
+    for field in serializer.fields.values():
+        if getattr(field, "read_only", False):
+            continue
+        if isinstance(field, Serializer):
+            _label_by_key(field)
+            continue
+        relation = getattr(field, "child_relation", field)
+        if isinstance(relation, RelatedField) and type(relation).display_value is (
+            RelatedField.display_value
+        ):
+            relation.display_value = functools.partial(_key_label, relation)
+
+
+def _key_label(relation: RelatedField, row: Any) -> str:
+    """``row``'s label in ``relation``'s ``<select>``: its name (``str(row)``) when a preset
+    narrowed the rows to the caller's, else its key, the option's value."""
+    if getattr(relation, "arc_narrowed", False):
+        return str(row)
+    return str(relation.to_representation(row))
+
+
+def _rows_not_offered(field: ManyRelatedField, row: Any) -> list[Any]:
+    """The rows ``field`` of ``row`` holds that its form's ``<select multiple>`` does not
+    offer: outside its relation's queryset (as narrowed for this caller), or past its
+    ``html_cutoff`` (DRF lists the queryset's first rows, in its order)."""
+    try:
+        current = field.get_attribute(row)
+    except (AttributeError, KeyError, ObjectDoesNotExist):
+        return []
+    queryset = field.child_relation.get_queryset()
+    if queryset is None or current is None:
+        return []
+    if field.html_cutoff is not None:
+        queryset = queryset[: field.html_cutoff]
+    offered = set(queryset.values_list("pk", flat=True))
+    return [item for item in current if getattr(item, "pk", None) not in offered]
+
+
 _ARC_RENDERERS: dict[type, type] = {}
 
 #: the template of a form's box and multiple select: theirs, after a hidden input saying
@@ -1193,6 +1242,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self._narrow_relations(serializer)
         if form and kwargs.get("instance") is not None:
             self._leave_out_unoffered(serializer, kwargs["instance"])
+        if form:
+            _label_by_key(serializer)
         return serializer
 
     def refused_form(self, instance: Any, answer: Any) -> Any:
@@ -1307,7 +1358,11 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
 
         def narrowed(queryset: Any) -> Any:
             for preset in presets:
-                queryset = preset.related_queryset(self, queryset)
+                given, queryset = queryset, preset.related_queryset(self, queryset)
+                if queryset is not given:
+                    # the rows a body may name are the caller's (its tenant's): a form
+                    # may show their names (:func:`_label_by_key`)
+                    relation.arc_narrowed = True
             return queryset
 
         if getattr(relation, "queryset", None) is not None:
@@ -1324,12 +1379,20 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         if isinstance(data, QueryDict):
             serializer = self.get_serializer_class()(context=self.get_serializer_context())
             # an update is partial: a field its form did not send is left alone
-            return form_values(
+            body = form_values(
                 data,
                 serializer.fields,
                 partial=self.action != "create",
                 may_write=lambda name: self.field_access.write_verdict(name) == "allow",
             )
+            # a form's list of rows is what was chosen among the rows its select offers
+            # (:meth:`keep_unoffered_rows`): each one read from this form, by identity
+            self._form_choices = {
+                name: body[name]
+                for name, field in serializer.fields.items()
+                if isinstance(field, ManyRelatedField) and isinstance(body.get(name), list)
+            }
+            return body
         if not isinstance(data, dict):
             raise ArcError(
                 "VALIDATION_ERROR",
@@ -1495,6 +1558,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 before = serializer.to_representation(instance)
                 written = self._write_only_values(serializer.fields, instance, data)
                 serializer.is_valid(raise_exception=True)
+                self.keep_unoffered_rows(serializer, instance, data)
                 forced = self.write_values(instance)
                 with self.existing_rows(instance):
                     saved = serializer.save(**forced)
@@ -1514,6 +1578,33 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self.refuse_if_taken(instance, data)
             raise
         return serializer
+
+    def keep_unoffered_rows(self, serializer: Any, instance: Any, data: dict[str, Any]) -> None:
+        """An update's many-to-many read from a form body (the browsable API's, or any
+        urlencoded or multipart one) keeps the rows ``instance`` holds that the form's
+        ``<select multiple>`` does not offer this caller: those its relation's queryset
+        leaves out (another tenant's, rows a project's queryset hides) and those past DRF's
+        ``html_cutoff``. A form can only choose among the options it shows, and shows no
+        other row selected: sent back as shown (its hidden blank for "nothing selected"),
+        or as a client's ``groups=``, it removed rows the caller was never shown and could
+        not name back. A JSON body's list is the whole relation, as DRF reads it; so is a
+        list a hook put in place of the form's. Two queries per such relation sent: the
+        offered keys, the rows held."""
+        chosen = self.__dict__.get("_form_choices")
+        if not chosen:
+            return
+        validated = serializer.validated_data
+        for name, sent in chosen.items():
+            field = serializer.fields.get(name)
+            if (
+                not isinstance(field, ManyRelatedField)
+                or data.get(name) is not sent
+                or field.source not in validated
+            ):
+                continue
+            kept = _rows_not_offered(field, instance)
+            if kept:
+                validated[field.source] = [*validated[field.source], *kept]
 
     def _not_aborted_before(self, hook: str) -> None:
         """Raise a :class:`~django_arc.exceptions.ServerFault` when a write of one row

@@ -19,17 +19,22 @@ rolled-back savepoint or transaction, is not. Judging at the outermost write's e
 when a nested one raises, is what lets the project's code catch a refusal and save a row
 naming the file: removed at once, the row committed naming a file no longer stored. A
 write that succeeds inside a transaction rolled back later (``ATOMIC_REQUESTS`` failing
-after the view) is not seen: its file stays (documented).
+after the view) is not seen: its file stays (documented). A keyed request's writes commit
+or roll back with its answer, so its claim is their outermost scope
+(``IdempotentExecution``): a 5xx rolling them back after they ended removes their files too.
 """
 
 from __future__ import annotations
 
 import logging
+import pathlib
+import posixpath
 from contextlib import nullcontext
 from contextvars import ContextVar
 from typing import Any
 
 from django.apps import apps
+from django.core.files.storage import Storage
 from django.db import DatabaseError, models, router, transaction
 from django.db.models.signals import post_save, pre_save
 from django.db.transaction import TransactionManagementError
@@ -135,9 +140,56 @@ def _before_save(sender: type, instance: Any, raw: bool = False, **kwargs: Any) 
     for field in _written(sender, kwargs.get("update_fields")):
         file = getattr(instance, field.attname)
         if file and not file._committed and all(u.file is not file for u in uploads):
+            _unheld_name(sender, field, instance, file, kwargs.get("using") or "default")
             upload = _Upload(file)  # stored by this save
             upload.rows.add((kwargs.get("using") or "default", sender, field.name))
             uploads.append(upload)
+
+
+#: the attributes by which a storage says it writes over a name taken rather than choose
+#: another: django-storages' S3 and Google Cloud (``file_overwrite``), its Azure
+#: (``overwrite_files``), Django's ``FileSystemStorage(allow_overwrite=True)`` (5.1+)
+_OVERWRITE_FLAGS = ("file_overwrite", "overwrite_files", "_allow_overwrite")
+
+
+def _overwrites(storage: Any) -> bool:
+    return any(getattr(storage, flag, False) is True for flag in _OVERWRITE_FLAGS)
+
+
+def _unheld_name(
+    model: type, field: models.FileField, instance: Any, file: Any, alias: str
+) -> None:
+    """Give ``file``, an upload about to be stored (the ``pre_save`` signal comes before
+    the field's ``pre_save``, which stores it), another name when its storage writes over a
+    name taken and a row of ``model`` already names the one it would get. Stored there, the
+    upload replaced that row's file's bytes at once, before the write was judged: a
+    refused write (its row rolled back) left the other row naming the refused upload's
+    bytes, and an accepted one replaced a file another row still shows. A storage that
+    renames (Django's default) picks a free name itself; one that overwrites costs one
+    query per upload. The name is Django's alternative (``name_<random>.ext``), kept within
+    the field's ``max_length``."""
+    storage = field.storage
+    if not _overwrites(storage):
+        return
+    held = model._base_manager.using(alias)
+    name = field.generate_filename(instance, file.name)
+    if not held.filter(**{field.name: name}).exists():
+        return
+    directory, base = posixpath.split(str(file.name).replace("\\", "/"))
+    ext = "".join(pathlib.PurePosixPath(base).suffixes)
+    root = base.removesuffix(ext) if ext else base
+    for _ in range(100):
+        # the base class's alternative: an overwriting storage's own may be the name itself
+        candidate = Storage.get_alternative_name(storage, root, ext)
+        over = len(field.generate_filename(instance, candidate)) - (field.max_length or 10**9)
+        if over > 0:
+            if len(root) <= over:
+                return  # no shorter name holds it: stored as named, as the storage does
+            candidate = Storage.get_alternative_name(storage, root[:-over], ext)
+        full = field.generate_filename(instance, candidate)
+        if not storage.exists(full) and not held.filter(**{field.name: full}).exists():
+            file.name = posixpath.join(directory, candidate) if directory else candidate
+            return
 
 
 @arc_receiver

@@ -25,6 +25,7 @@ import functools
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -44,6 +45,7 @@ from ..mixins import CreateMixin, UpdateMixin
 from ..routers import canonical_path
 from ..settings import arc_settings
 from ..transactions import atomic_on
+from ..uploads import undo_files_with
 from .keys import caller_identity, fingerprint, read_key, scoped_key
 from .stores import FINISHED, IN_FLIGHT, REUSED, Claim, Request, StoreUnavailable, get_store
 
@@ -499,6 +501,8 @@ class IdempotentExecution:
         #: the request's ``ATOMIC_REQUESTS`` transactions commit; ``None`` until
         #: :meth:`finish` has one to keep
         self._answer: tuple[Any, ...] | None = None
+        #: the scope judging the files the request's writes store (:meth:`_judging_files`)
+        self._files: Any = None
 
     @classmethod
     def begin(cls, view: Any) -> IdempotentExecution | None:
@@ -568,14 +572,14 @@ class IdempotentExecution:
         request._request.arc_idempotency_key = scoped
         if store.transactional:
             execution._open((store.using,))
-            return execution
+            return execution._judging_files()
         aliases = _request_transactions()
         if not aliases:
             # Without a transaction of the request's, the writes would commit one by one
             # before the answer is known: a 5xx after them (a project's create() answering
             # one after saving, or raising) gives the key up, and the retry made them again.
             execution._open(view.write_databases())
-            return execution
+            return execution._judging_files()
         execution._savepoints = [
             (
                 alias,
@@ -589,7 +593,22 @@ class IdempotentExecution:
         # commit) failing must not keep the answer of writes that committed from being
         # stored, or the retry makes them a second time.
         transaction.on_commit(execution._store_answer, using=aliases[-1], robust=True)
-        return execution
+        return execution._judging_files()
+
+    def _judging_files(self) -> IdempotentExecution:
+        """The files the request's writes store are judged when its answer is (:meth:`finish`,
+        :meth:`give_up`), not when each write ends (:mod:`django_arc.uploads`): its writes
+        commit or roll back with the request's answer, and a 5xx (a route's, a project's
+        ``create()`` answering one after saving) rolls back writes that had ended waiting to
+        commit, whose files were judged kept and stayed in storage, named by no row."""
+        self._files = undo_files_with(nullcontext())
+        self._files.__enter__()
+        return self
+
+    def _judge_files(self) -> None:
+        files, self._files = self._files, None
+        if files is not None:
+            files.__exit__(None, None, None)
 
     def _open(self, databases: tuple[str, ...]) -> None:
         """Run the route inside a transaction of the request's on ``databases``, which its
@@ -644,6 +663,7 @@ class IdempotentExecution:
         if not self.store.transactional:
             self._roll_back_request()
         self._release()
+        self._judge_files()
 
     def finish(self, response: Any) -> ArcError | None:
         """Store ``response`` for repeats (below 500), committing the route's transaction
@@ -651,6 +671,12 @@ class IdempotentExecution:
         response could not be kept (it failed to render, the claim was lost to a takeover,
         the commit failed): the route's writes are then rolled back and the key released,
         whatever went wrong, so neither the transaction nor the key outlives the request."""
+        try:
+            return self._finish(response)
+        finally:
+            self._judge_files()
+
+    def _finish(self, response: Any) -> ArcError | None:
         store, record, token = self.store, self.record, self.token
         if response.status_code >= 500:
             self.give_up(_Rollback())

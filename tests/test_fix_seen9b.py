@@ -1,0 +1,445 @@
+"""fix-seen9b: what the last reviewers saw in the browsable API's forms and in uploads.
+
+A relation's ``<select>`` nothing narrowed labels its rows by key only; a form body's
+many-to-many removes no row its form did not offer; a keyed write answered 5xx removes
+its file; an upload on a storage that overwrites never takes a name a row holds."""
+
+from __future__ import annotations
+
+import re
+
+import django
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import JsonResponse
+from django.urls import clear_url_caches, include, path
+from rest_framework import serializers
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
+from rest_framework.views import APIView
+
+from django_arc import Resource, ResourceSite, action, presets, route
+from django_arc import permissions as P
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.helpers import client_for, site_mounted
+from tests.testapp.models import Article, Attachment
+
+pytestmark = pytest.mark.django_db
+
+_FS9B_MEMBERS = {
+    key: P.require_org_membership() for key in ("list", "get", "create", "update", "delete")
+}
+_FS9B_HTML = {"HTTP_ACCEPT": "text/html"}
+
+fs9b_site = ResourceSite(name="fix-seen9b")
+
+
+def _fs9b_upload(name: str, content: bytes = b"content") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="text/plain")
+
+
+def _fs9b_stored(media) -> list[str]:
+    return sorted(str(p.relative_to(media)) for p in media.rglob("*") if p.is_file())
+
+
+def _fs9b_member(org):
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    api.raise_request_exception = False
+    return api
+
+
+# -- uploads -------------------------------------------------------------------------------
+
+
+@fs9b_site.register
+class _Fs9bKeyedAttachments(Resource):
+    """Keyed routes that store a file, then answer 503 (a handler's own failure answer)."""
+
+    model = Attachment
+    name = "fs9b-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = _FS9B_MEMBERS
+    idempotent = True
+
+    @action(permissions=P.require_org_membership())
+    def store_then_fail(self, request, instance, data):
+        instance.file = request.FILES["file"]
+        instance.save()
+        return JsonResponse({"detail": "the mail server is down"}, status=503)
+
+    @route("POST", "import", permissions=P.require_org_membership())
+    def import_then_fail(self, request):
+        Attachment.objects.create(
+            organization_id=request.headers["X-Organization-Id"],
+            name="imported",
+            file=request.FILES["file"],
+        )
+        return JsonResponse({"detail": "the mail server is down"}, status=503)
+
+
+@pytest.fixture
+def fs9b_media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.MEDIA_URL = "/media/"
+    with site_mounted(settings, "fs9b", fs9b_site):
+        yield tmp_path
+
+
+@pytest.mark.parametrize("key", [None, "fs9b-key"], ids=["unkeyed", "keyed"])
+def test_fs9b_a_keyed_write_answered_5xx_leaves_no_file_in_storage(fs9b_media, key):
+    """Under an ``Idempotency-Key`` a route's or action's 5xx gives the key up and rolls its
+    writes back (SPEC §10), but the files they stored were judged before that rollback,
+    while the rows naming them still waited to commit: kept, so the file stayed in storage
+    named by no row. A keyed 5xx now removes them as an unkeyed refusal does; unkeyed, a
+    handler's 5xx is its answer and its writes commit with their files."""
+    org = OrganizationFactory()
+    api = _fs9b_member(org)
+    row = Attachment.objects.create(organization=org, name="a")
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    r = api.post(
+        f"/fs9b/fs9b-attachments/{row.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("act.txt")},
+        format="multipart",
+        **headers,
+    )
+    assert r.status_code == 503, r.content
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key + "-route"}
+    r = api.post(
+        "/fs9b/fs9b-attachments/import/",
+        {"file": _fs9b_upload("route.txt")},
+        format="multipart",
+        **headers,
+    )
+    assert r.status_code == 503, r.content
+    names = sorted(n for n in Attachment.objects.values_list("file", flat=True) if n)
+    if key is None:
+        assert names == ["attachments/act.txt", "attachments/route.txt"]
+    else:
+        assert names == []
+    assert _fs9b_stored(fs9b_media) == names
+
+
+class _Fs9bCreatedAttachments(Resource):
+    model = Attachment
+    name = "fs9b-created-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = _FS9B_MEMBERS
+    idempotent = True
+
+
+class _Fs9bCreateThenFail(_Fs9bCreatedAttachments.as_viewset()):
+    """A project's ``create()`` answering a 5xx of its own after the row (and its file)
+    was saved."""
+
+    def create(self, request, *args, **kwargs):
+        super().create(request, *args, **kwargs)
+        return Response({"detail": "the mail server is down"}, status=503)
+
+
+@pytest.mark.parametrize("key", [None, "fs9b-create"], ids=["unkeyed", "keyed"])
+def test_fs9b_a_keyed_create_answering_5xx_after_its_save_leaves_no_file(settings, tmp_path, key):
+    """The same for a project's ``create()`` answering a 5xx after saving: under a key its
+    writes are rolled back with the request's transaction, after the write that stored the
+    file had judged it kept."""
+    settings.MEDIA_ROOT = str(tmp_path)
+    router = SimpleRouter()
+    router.register("fs9b-created", _Fs9bCreateThenFail, basename="fs9b-created")
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": [path("x/", include(router.urls))]})
+    clear_url_caches()
+    try:
+        org = OrganizationFactory()
+        api = _fs9b_member(org)
+        headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+        r = api.post(
+            "/x/fs9b-created/",
+            {"name": "a", "file": _fs9b_upload("created.txt")},
+            format="multipart",
+            **headers,
+        )
+    finally:
+        clear_url_caches()
+    assert r.status_code == 503, r.content
+    names = [n for n in Attachment.objects.values_list("file", flat=True) if n]
+    assert names == ([] if key else ["attachments/created.txt"])
+    assert _fs9b_stored(tmp_path) == names
+
+
+# -- a form's many-to-many -----------------------------------------------------------------
+
+
+class _Fs9bTeamGroupsSerializer(serializers.ModelSerializer):
+    """A user's groups, offered among the "team" groups only, the first two of them in a
+    form (``html_cutoff``)."""
+
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True,
+        queryset=Group.objects.filter(name__startswith="team").order_by("name"),
+        html_cutoff=2,
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+
+
+@fs9b_site.register
+class _Fs9bTeamUsers(Resource):
+    model = User
+    name = "fs9b-team-users"
+    serializer_class = _Fs9bTeamGroupsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+
+
+def _fs9b_form(page, method):
+    html = page.content.decode()
+    if method == "POST":
+        form = re.search(r'<form [^>]*method="POST" enctype=[^>]*>.*?</form>', html, re.S)
+    else:
+        form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)
+    return form[0] if form else None
+
+
+def _fs9b_browser_post(page, method):
+    """What a browser posts from ``method``'s form as shown: each input's value, each
+    select's selected options, in page order."""
+    form, body = _fs9b_form(page, method), {}
+    for tag in re.findall(r"<input[^>]*>", form):
+        name = re.search(r'name="([^"]+)"', tag)
+        if name is None or name[1] == "csrfmiddlewaretoken":
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        body.setdefault(name[1], []).append(value[1] if value else "")
+    for name, options in re.findall(r'<select[^>]* name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+        body.setdefault(name, []).extend(re.findall(r'<option value="([^"]*)"\s*selected', options))
+    return body
+
+
+@pytest.fixture
+def fs9b_forms(settings, monkeypatch):
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    with site_mounted(settings, "fs9b", fs9b_site):
+        yield client_for()
+
+
+def test_fs9b_a_form_removes_no_group_its_select_did_not_offer(fs9b_forms):
+    """A ``<select multiple>`` offers the relation's choices, the first ``html_cutoff`` of
+    them: a user's group past the cutoff (``team-c``) is shown nowhere, so nothing is
+    selected, and the form sent back as shown, its hidden blank read as "nothing selected",
+    emptied the relation. A form body's list now sets the rows chosen among those its
+    select offers; the rows the relation holds outside them stay."""
+    api = fs9b_forms
+    team = [Group.objects.create(name=f"team-{c}") for c in "abc"]
+    user = User.objects.create(username="past-the-cutoff")
+    user.groups.set([team[2]])
+    url = f"/fs9b/fs9b-team-users/{user.pk}/"
+    page = api.get(url, **_FS9B_HTML)
+    assert page.status_code == 200, page.content
+    body = _fs9b_browser_post(page, "PUT")
+    assert body["groups"] == [""]  # the hidden blank: nothing selected
+    sent = api.put(url, body, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert list(user.groups.all()) == [team[2]]
+    # what the form offers is the caller's to change: chosen, deselected
+    sent = api.put(url, {"groups": ["", str(team[0].pk)]}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert set(user.groups.all()) == {team[0], team[2]}
+    sent = api.put(url, {"groups": [""]}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert list(user.groups.all()) == [team[2]]
+    # a JSON body says the whole list, as DRF reads it
+    assert api.patch(url, {"groups": []}, format="json").status_code == 200
+    assert not user.groups.exists()
+
+
+def test_fs9b_a_plain_form_post_removes_no_group_the_caller_is_not_offered(fs9b_forms):
+    """A plain form ``PUT`` sending ``groups=`` (empty) emptied the relation, groups the
+    relation hides from the caller (``staff``) included, which the caller can neither see
+    nor name. It removes the offered ones only; the hidden group stays, and a body naming
+    it is still refused as a row that does not exist."""
+    api = fs9b_forms
+    team, staff = Group.objects.create(name="team-a"), Group.objects.create(name="staff")
+    user = User.objects.create(username="mixed")
+    user.groups.set([team, staff])
+    url = f"/fs9b/fs9b-team-users/{user.pk}/"
+    sent = api.put(url, {"groups": ""}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert list(user.groups.all()) == [staff]
+    sent = api.patch(url, "groups=", content_type="application/x-www-form-urlencoded")
+    assert sent.status_code == 200, sent.content
+    assert list(user.groups.all()) == [staff]
+    sent = api.put(url, {"groups": [str(team.pk)]}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert set(user.groups.all()) == {team, staff}
+    refused = api.put(url, {"groups": [str(staff.pk)]}, format="multipart")
+    assert refused.status_code == 400, refused.content
+    assert set(user.groups.all()) == {team, staff}
+
+
+# -- a relation's labels -------------------------------------------------------------------
+
+
+@fs9b_site.register
+class _Fs9bOpenArticles(Resource):
+    """No tenancy: a body may name any user and any organization."""
+
+    model = Article
+    name = "fs9b-open-articles"
+    fields = ["id", "slug", "title", "organization", "owner"]
+    permissions = {k: P.require_auth() for k in ("list", "get", "create", "update")}
+
+
+@fs9b_site.register
+class _Fs9bTenantArticles(Resource):
+    """Tenancy narrows nothing of ``owner`` (``auth.User`` has no tenant column)."""
+
+    model = Article
+    name = "fs9b-tenant-articles"
+    fields = ["id", "slug", "title", "owner"]
+    presets = [presets.MultiTenant()]
+    permissions = _FS9B_MEMBERS
+
+
+class _Fs9bNamedOwner(serializers.PrimaryKeyRelatedField):
+    """A project's own labels (DRF's seam for them): its choice to show."""
+
+    def display_value(self, instance):
+        return f"user {instance.username}"
+
+
+class _Fs9bNamedOwnerSerializer(serializers.ModelSerializer):
+    owner = _Fs9bNamedOwner(queryset=User.objects.all(), allow_null=True, required=False)
+
+    class Meta:
+        model = Article
+        fields = ["id", "slug", "title", "owner"]
+
+
+@fs9b_site.register
+class _Fs9bNamedOwnerArticles(Resource):
+    model = Article
+    name = "fs9b-named-owner-articles"
+    serializer_class = _Fs9bNamedOwnerSerializer
+    permissions = {k: P.require_auth() for k in ("list", "get", "create", "update")}
+
+
+def _fs9b_options(page, method, name):
+    select = re.search(rf'<select[^>]* name="{name}".*?</select>', _fs9b_form(page, method), re.S)
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select[0])
+    return [(value, label.strip()) for value, label in options if value]
+
+
+def test_fs9b_a_relation_nothing_narrowed_labels_its_rows_by_key_only(fs9b_forms):
+    """On a resource without tenancy, the create form's ``<select>`` of a writable foreign
+    key to ``auth.User`` or ``Organization`` listed every username and organization name
+    to any caller who may create: the select offers what a body may name (every row: the
+    keys), and its labels said more. A relation no preset narrowed labels each row by its
+    key; one a preset narrowed (the caller's tenant's rows) keeps the rows' names, and so
+    does a field defining its own ``display_value``."""
+    ours, theirs = OrganizationFactory(name="Our org"), OrganizationFactory(name="Their org")
+    stranger = User.objects.create(username="stranger-with-a-secret-name")
+    member = MembershipFactory(organization=ours, role="member").user
+    api = client_for(member)
+    with_org = client_for(member, HTTP_X_ORGANIZATION_ID=str(ours.pk))
+    pages = {
+        "open-create": api.get("/fs9b/fs9b-open-articles/", **_FS9B_HTML),
+        "tenant-create": with_org.get("/fs9b/fs9b-tenant-articles/", **_FS9B_HTML),
+    }
+    row = Article.objects.create(slug="a", title="A", organization=ours, owner=member)
+    pages["open-row"] = api.get(f"/fs9b/fs9b-open-articles/{row.pk}/", **_FS9B_HTML)
+    pages["tenant-row"] = with_org.get(f"/fs9b/fs9b-tenant-articles/{row.pk}/", **_FS9B_HTML)
+    for what, page in pages.items():
+        assert page.status_code == 200, (what, page.content)
+        html = page.content.decode()
+        for secret in ("stranger-with-a-secret-name", "Their org"):
+            assert secret not in html, (what, secret)
+        method = "POST" if what.endswith("create") else "PUT"
+        owners = _fs9b_options(page, method, "owner")
+        assert (str(stranger.pk), str(stranger.pk)) in owners, (what, owners)
+        assert (str(member.pk), str(member.pk)) in owners, (what, owners)
+    assert (str(theirs.pk), str(theirs.pk)) in _fs9b_options(
+        pages["open-row"], "PUT", "organization"
+    )
+    # the row's owner is still the one selected
+    select = re.search(
+        r'<select[^>]* name="owner".*?</select>', _fs9b_form(pages["open-row"], "PUT"), re.S
+    )
+    assert re.findall(r'<option value="([^"]*)"\s*selected', select[0]) == [str(member.pk)]
+    named = api.get("/fs9b/fs9b-named-owner-articles/", **_FS9B_HTML)
+    assert (str(stranger.pk), "user stranger-with-a-secret-name") in _fs9b_options(
+        named, "POST", "owner"
+    )
+
+
+# -- storages that overwrite ---------------------------------------------------------------
+
+
+class _Fs9bOverwritingStorage(FileSystemStorage):
+    """A storage writing over a name taken (django-storages' S3 default, as a project's
+    ``OverwriteStorage`` recipe does it on every Django), saying so as S3's does."""
+
+    file_overwrite = True
+
+    def get_available_name(self, name, max_length=None):
+        if self.exists(name):
+            self.delete(name)
+        return name
+
+
+@pytest.mark.parametrize("flag", ["file_overwrite", "allow_overwrite"])
+def test_fs9b_an_upload_never_overwrites_the_file_a_row_names(fs9b_media, settings, flag):
+    """On a storage that overwrites, an upload named as a row's file was stored over it
+    before the write was judged: refused, its row rolled back, the other row named the
+    refused upload's bytes; accepted, another row's file changed under it. An upload whose
+    name a row holds gets the storage's alternative name; the row's file keeps its bytes."""
+    if flag == "allow_overwrite":
+        if django.VERSION < (5, 1):
+            pytest.skip("FileSystemStorage(allow_overwrite) is Django 5.1+")
+        backend = {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"allow_overwrite": True},
+        }
+    else:
+        backend = {"BACKEND": f"{__name__}._Fs9bOverwritingStorage"}
+    settings.STORAGES = {**settings.STORAGES, "default": backend}
+    org = OrganizationFactory()
+    api = _fs9b_member(org)
+    first = Attachment.objects.create(organization=org, name="first")
+    first.file.save("same.txt", ContentFile(b"first's bytes"))
+    assert first.file.name == "attachments/same.txt"
+    refused = api.post(
+        f"/fs9b/fs9b-attachments/{first.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("same.txt", b"refused bytes")},
+        format="multipart",
+        HTTP_IDEMPOTENCY_KEY="fs9b-overwrite",
+    )
+    assert refused.status_code == 503, refused.content
+    assert (fs9b_media / "attachments" / "same.txt").read_bytes() == b"first's bytes"
+    assert _fs9b_stored(fs9b_media) == ["attachments/same.txt"]
+    second = Attachment.objects.create(organization=org, name="second")
+    accepted = api.post(
+        f"/fs9b/fs9b-attachments/{second.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("same.txt", b"second's bytes")},
+        format="multipart",
+    )
+    assert accepted.status_code == 503, accepted.content  # unkeyed: its writes stand
+    second.refresh_from_db()
+    assert second.file.name.startswith("attachments/same_") and second.file.name.endswith(".txt")
+    assert second.file.read() == b"second's bytes"
+    first.refresh_from_db()
+    assert first.file.read() == b"first's bytes"
+    # a name no row holds is stored as named, as the storage does
+    third = Attachment.objects.create(organization=org, name="third")
+    api.post(
+        f"/fs9b/fs9b-attachments/{third.pk}/action/",
+        {"action": "store_then_fail", "file": _fs9b_upload("other.txt")},
+        format="multipart",
+    )
+    third.refresh_from_db()
+    assert third.file.name == "attachments/other.txt"
