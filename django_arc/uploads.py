@@ -161,7 +161,8 @@ def _unheld_name(
 ) -> None:
     """Give ``file``, an upload about to be stored (the ``pre_save`` signal comes before
     the field's ``pre_save``, which stores it), another name when its storage writes over a
-    name taken and a row of ``model`` already names the one it would get. Stored there, the
+    name taken and a row of ``model`` already names the one it would get, or a file is
+    stored under it (a row of another model may name it). Stored there, the
     upload replaced that row's file's bytes at once, before the write was judged: a
     refused write (its row rolled back) left the other row naming the refused upload's
     bytes, and an accepted one replaced a file another row still shows. A storage that
@@ -173,7 +174,9 @@ def _unheld_name(
         return
     held = model._base_manager.using(alias)
     name = field.generate_filename(instance, file.name)
-    if not held.filter(**{field.name: name}).exists():
+    # a file stored there already: another model's row may name it (two models given one
+    # ``upload_to``), which this model's table cannot tell
+    if not storage.exists(name) and not held.filter(**{field.name: name}).exists():
         return
     directory, base = posixpath.split(str(file.name).replace("\\", "/"))
     ext = "".join(pathlib.PurePosixPath(base).suffixes)

@@ -184,3 +184,30 @@ def test_rf48_a_project_receiver_beside_arcs_upload_receivers_is_still_run(rf48_
     r = api.post("/rf48/rf48-names/bulk/", {"items": [{"name": "c"}]})
     assert r.status_code == 201, r.content
     assert Attachment.objects.filter(name="c").exists()
+
+
+class Lead51FlaggedOverwritingStorage(Rf48OverwritingStorage):
+    """The overwriting storage saying so as django-storages' S3 does."""
+
+    file_overwrite = True
+
+
+def test_lead51_an_accepted_upload_leaves_another_models_file_as_it_was(rf48_media, settings):
+    """On a storage that says it overwrites, an upload whose name only a row of *another*
+    model held (both storing under one directory) was stored over that row's file: only
+    the uploading model's table was asked. A file stored under the name counts too."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "tests.test_rev_fixes48.Lead51FlaggedOverwritingStorage"},
+    }
+    scan = Rf48Scan.objects.create(file=ContentFile(b"scan", name="same.txt"))
+    assert scan.file.name == "attachments/same.txt"
+    org = OrganizationFactory()
+    api = _rf48_member(org)
+    upload = SimpleUploadedFile("same.txt", b"accepted", content_type="text/plain")
+    r = api.post("/rf48/rf48-attachments/", {"name": "kept", "file": upload}, format="multipart")
+    assert r.status_code == 201, r.content
+    stored = Attachment.objects.get().file.name
+    assert stored != "attachments/same.txt" and stored.startswith("attachments/same_")
+    assert (rf48_media / "attachments" / "same.txt").read_bytes() == b"scan"
+    assert (rf48_media / stored).read_bytes() == b"accepted"
