@@ -1188,8 +1188,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         )
         if form:
             self._keep_writable(serializer, filled=kwargs.get("instance") is not None)
-        if ("data" in kwargs or form) and self.resource.preset_list:
+        if "data" in kwargs or form:
             # a form's relations offer their rows as choices: the ones a body may name
+            # (the presets' narrowing, and this resource's own rows the caller reads)
             self._narrow_relations(serializer)
         if form and kwargs.get("instance") is not None:
             self._leave_out_unoffered(serializer, kwargs["instance"])
@@ -1312,11 +1313,45 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
 
         if getattr(relation, "queryset", None) is not None:
             relation.queryset = narrowed(relation.queryset)
-            return
-        # DRF lets a relation leave ``queryset`` out and override ``get_queryset()``
-        # instead: narrow what that returns, or its rows would not be narrowed at all
-        own = relation.get_queryset
-        relation.get_queryset = lambda: narrowed(own())
+            own = relation.get_queryset
+        else:
+            # DRF lets a relation leave ``queryset`` out and override ``get_queryset()``
+            # instead: narrow what that returns, or its rows would not be narrowed at all
+            base = relation.get_queryset
+            own = lambda: narrowed(base())  # noqa: E731
+        # a relation to this resource's own rows (a parent in a tree) names only those a
+        # GET reads; asked when the relation is resolved, not when the serializer is built
+        relation.get_queryset = lambda: self._readable_targets(own())
+
+    def _readable_targets(self, queryset: Any) -> Any:
+        """``queryset`` (a relation's rows, narrowed by the presets) kept to the rows a GET of
+        this resource reads, when they are this resource's own model's (its table, a proxy
+        of it too): a body naming a row of the resource the caller may not read (another
+        owner's under ``require_owner`` read filters, a soft-deleted one, one the resource's
+        ``queryset`` leaves out) answers as a row that does not exist, as its GET answers
+        404. It linked the row (201) and told it apart from a missing one (an existence
+        oracle). The GET's permission and its row filters are asked once per request, as
+        :meth:`may_read` asks them, not its object checks (a query per row); a refused GET
+        leaves no row to name. Rows of other models are left to the presets (tenancy): this
+        view knows no other resource's rules."""
+        model = getattr(queryset, "model", None)  # a project's get_queryset() may not
+        if model is None or _concrete_model(model) is not _concrete_model(self.resource.model):
+            return queryset
+        held = self.__dict__.get("_readable_targets_held")
+        if held is None:
+            rows = None
+            try:
+                with self._reading_as("retrieve") as request:
+                    result = self._get_granted(request)
+                    if result is not None:
+                        self.permission_filters = result.filters
+                        rows = self.get_queryset().order_by().values("pk")
+            except _REFUSALS as exc:
+                if _server_error(exc):
+                    raise
+            held = self.__dict__["_readable_targets_held"] = (rows,)
+        rows = held[0]
+        return queryset.none() if rows is None else queryset.filter(pk__in=rows)
 
     def get_body(self) -> dict[str, Any]:
         """The request body as a dict (a copy: hooks and the guard may change it)."""
@@ -1802,6 +1837,12 @@ _DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
 #: ``PermissionDenied`` and Django's ``ValidationError``, which the handler answers as DRF's
 #: 400 (it propagated: the GET's 400 replaced the write's refusal, where a missing id is 404)
 _REFUSALS = (APIException, Http404, DjangoPermissionDenied, DjangoValidationError)
+
+
+def _concrete_model(model: Any) -> Any:
+    """The model whose table holds ``model``'s rows (itself, unless a proxy)."""
+    meta = getattr(model, "_meta", None)
+    return meta.concrete_model if meta is not None else model
 
 
 def _throttle(exc: APIException) -> bool:
