@@ -42,6 +42,11 @@ REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
+#: a delete other rows block: those protecting it, or rows its cascade would remove that the
+#: caller may not delete; one message for both, naming none of them
+STILL_REFERRED_TO = "Cannot delete: other records still refer to this one"
+
+
 class ArcError(drf_exceptions.APIException):
     """An error with a stable ``code`` that reaches the client in the error envelope.
 
@@ -353,9 +358,7 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
         )
 
     if isinstance(exc, (ProtectedError, RestrictedError)):
-        return error_response(
-            request, "CONFLICT", "Cannot delete: other records still refer to this one", 409
-        )
+        return error_response(request, "CONFLICT", STILL_REFERRED_TO, 409)
     if isinstance(exc, IntegrityError):
         logger.warning("Integrity error on %s: %s", _path(request), log_text(exc))
         return error_response(request, "CONFLICT", "The request conflicts with existing data", 409)

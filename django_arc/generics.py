@@ -40,6 +40,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
 from django.db.models import Q
+from django.db.models.deletion import Collector
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.http.request import RawPostDataException
 from django.utils.functional import cached_property
@@ -61,6 +62,7 @@ from rest_framework.utils.serializer_helpers import BoundField
 from . import envelope
 from .events.event import same_json_value
 from .exceptions import (
+    STILL_REFERRED_TO,
     ArcError,
     NotFound,
     ServerFault,
@@ -1747,6 +1749,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             before = self.snapshot(instance) if resource.write_observers else None
             with self.existing_rows(instance):  # a preset's soft delete saving the row
                 soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
+            if not soft:
+                self.refuse_cascade_beyond_reach([instance])
             if not soft and _deleted_nothing(instance.delete()):
                 # another request deleted it since this one read it: answered as if second
                 raise NotFound(f"{resource.name} {id_value!r} deleted while the request ran")
@@ -1759,6 +1763,50 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             after = self.snapshot(instance) if soft and resource.write_observers else None
             self.after_write("deleted", instance, {"id": id_value, "soft": soft}, before, after)
         return soft
+
+    def refuse_cascade_beyond_reach(self, rows: list[Any]) -> None:
+        """Refuse (409 ``CONFLICT``, the message of a protected row) a hard delete of
+        ``rows`` whose ``on_delete=CASCADE`` would remove other rows of this resource's own
+        model (a tree's children) that the caller may not delete: rows outside the delete's
+        filters (another owner's under ``require_owner``, another tenant's) or refused by
+        the object checks (``OwnedBy``). Deleting a folder removed the folders other members
+        kept in it, which a delete of each was refused (403); Django's admin likewise
+        refuses a delete whose cascade reaches objects the user may not delete. Asked only
+        of models with such a relation to themselves (Django's collector, run once more
+        before the delete); rows of other models cascade as the schema says."""
+        model = self.resource.model
+        if not rows or not _cascades_into_itself(model):
+            return
+        concrete = model._meta.concrete_model
+        collector = Collector(using=router.db_for_write(model, instance=rows[0]), origin=rows[0])
+        collector.collect(rows)  # a PROTECT of the rows themselves raises here, a 409 too
+        named = {row.pk for row in rows}
+        reached = [
+            row
+            for each, found in collector.data.items()
+            if each._meta.concrete_model is concrete
+            for row in found
+            if row.pk not in named
+        ]
+        for batch in collector.fast_deletes:
+            if batch.model._meta.concrete_model is concrete:
+                reached.extend(batch)
+        if not reached:
+            return
+        allowed = set(
+            self.get_queryset()
+            .filter(pk__in=[row.pk for row in reached])
+            .values_list("pk", flat=True)
+        )
+        for row in reached:
+            try:
+                if row.pk not in allowed:
+                    raise ArcError("CONFLICT", STILL_REFERRED_TO, 409)
+                self._object_checks(self.request, row)
+            except _REFUSALS as exc:
+                if _server_error(exc) or (isinstance(exc, APIException) and _throttle(exc)):
+                    raise
+                raise ArcError("CONFLICT", STILL_REFERRED_TO, 409) from None
 
     def snapshot(self, instance: Any) -> dict[str, Any]:
         """The row as the serializer renders it (what ``after_write`` compares)."""
@@ -1843,6 +1891,17 @@ def _concrete_model(model: Any) -> Any:
     """The model whose table holds ``model``'s rows (itself, unless a proxy)."""
     meta = getattr(model, "_meta", None)
     return meta.concrete_model if meta is not None else model
+
+
+@functools.cache
+def _cascades_into_itself(model: type[models.Model]) -> bool:
+    """Whether deleting a row of ``model`` may delete other rows of its table: a relation
+    from the model (or a proxy, a child) to itself with ``on_delete=CASCADE``."""
+    concrete = model._meta.concrete_model
+    return any(
+        rel.on_delete is models.CASCADE and rel.related_model._meta.concrete_model is concrete
+        for rel in concrete._meta.related_objects
+    )
 
 
 def _throttle(exc: APIException) -> bool:

@@ -81,7 +81,19 @@ class RrPlainFolderResource(Resource):
         "get": P.require_owner(),
         "create": P.require_auth(),
         "update": P.require_owner(),
+        "delete": P.require_owner(),
     }
+
+
+@rr_site.register
+class RrHardFolderResource(Resource):
+    """Every member reads the tenant's folders; only a folder's owner deletes it, for good."""
+
+    model = Folder
+    name = "hard-folders"
+    fields = ["id", "organization", "owner", "name", "parent"]
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Audited(), presets.Bulk()]
+    permissions = RR_MEMBERS
 
 
 @rr_site.register
@@ -290,3 +302,48 @@ def test_rr_a_relation_path_filter_is_under_its_roots_field_rule(rr_mounted):
     admin.raise_request_exception = False
     r = admin.get("/rr/ruled-folders/?parent__name=top")
     assert [d["name"] for d in r.json()["docs"]] == ["child"]
+
+
+def test_rr_a_delete_cascading_into_folders_the_caller_may_not_delete_is_refused(rr_mounted):
+    """``OwnedBy``: another member's folder is a 403 to delete, yet deleting the caller's
+    folder it sat in removed it by ``CASCADE`` (200). Now 409 ``CONFLICT``, as a protected
+    row, single and bulk, nothing deleted; a subtree all the caller's is deleted whole."""
+    org = OrganizationFactory()
+    api, me = _rr_member(org)
+    _, them = _rr_member(org)
+    top = Folder.objects.create(organization=org, owner=me, name="top")
+    mine = Folder.objects.create(organization=org, owner=me, name="mine", parent=top)
+    theirs = Folder.objects.create(organization=org, owner=them, name="theirs", parent=mine)
+    assert_error(api.delete(f"/rr/hard-folders/{theirs.pk}/"), 403, "OWNERSHIP_DENIED")
+    for r in (
+        api.delete(f"/rr/hard-folders/{top.pk}/"),
+        api.delete(f"/rr/hard-folders/{mine.pk}/"),
+        api.delete("/rr/hard-folders/bulk/", {"ids": [top.pk]}, format="json"),
+    ):
+        body = assert_error(r, 409, "CONFLICT")
+        assert body["error"] == "Cannot delete: other records still refer to this one"
+    assert Folder.objects.count() == 3
+    assert not OutboxEvent.objects.filter(type="hard-folders.deleted").exists()
+    assert not AuditLog.objects.filter(action="deleted").exists()
+    # their folder moved out, the caller's subtree goes whole
+    Folder.objects.filter(pk=theirs.pk).update(parent=None)
+    r = api.delete(f"/rr/hard-folders/{top.pk}/")
+    assert r.status_code == 200, r.content
+    assert list(Folder.objects.values_list("pk", flat=True)) == [theirs.pk]
+
+
+def test_rr_a_delete_cascading_into_rows_outside_the_delete_filters_is_refused(rr_mounted):
+    """``require_owner`` delete filters: a child another user owns is outside them (not even
+    readable); deleting the parent removed it. Now 409, as a protected row."""
+    org = OrganizationFactory()
+    api, me = _rr_member(org)
+    _, them = _rr_member(org)
+    mine = Folder.objects.create(owner=me, name="mine")
+    theirs = Folder.objects.create(owner=them, name="theirs", parent=mine)
+    assert api.get(f"/rr/plain-folders/{theirs.pk}/").status_code == 404
+    assert_error(api.delete(f"/rr/plain-folders/{mine.pk}/"), 409, "CONFLICT")
+    assert Folder.objects.filter(pk__in=[mine.pk, theirs.pk]).count() == 2
+    own_child = Folder.objects.create(owner=me, name="own", parent=mine)
+    Folder.objects.filter(pk=theirs.pk).update(parent=None)
+    assert api.delete(f"/rr/plain-folders/{mine.pk}/").status_code == 200
+    assert not Folder.objects.filter(pk__in=[mine.pk, own_child.pk]).exists()
