@@ -109,6 +109,17 @@ class RrRuledParentFolderResource(Resource):
     field_permissions = {"parent": F.visible_to("admin")}
 
 
+@rr_site.register
+class RrPeerFolderResource(Resource):
+    """Folders linked both ways (a symmetrical many-to-many, Django's default for ``self``)."""
+
+    model = Folder
+    name = "peer-folders"
+    fields = ["id", "organization", "owner", "name", "peers"]
+    presets = [presets.MultiTenant(), presets.OwnedBy()]
+    permissions = RR_MEMBERS
+
+
 def _rr_member(org):
     user = MembershipFactory(organization=org, role="member").user
     api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
@@ -347,3 +358,22 @@ def test_rr_a_delete_cascading_into_rows_outside_the_delete_filters_is_refused(r
     Folder.objects.filter(pk=theirs.pk).update(parent=None)
     assert api.delete(f"/rr/plain-folders/{mine.pk}/").status_code == 200
     assert not Folder.objects.filter(pk__in=[mine.pk, own_child.pk]).exists()
+
+
+def test_rr_a_symmetrical_link_is_one_fact_of_two_rows_and_one_event(rr_mounted):
+    """Decided (docs/decisions.md): linking the caller's folder to another member's through
+    a symmetrical many-to-many is judged as a write of the caller's row; the other row
+    shows the link too, with no event of its own, as a reverse relation would."""
+    org = OrganizationFactory()
+    api, me = _rr_member(org)
+    other, them = _rr_member(org)
+    mine = Folder.objects.create(organization=org, owner=me, name="mine")
+    theirs = Folder.objects.create(organization=org, owner=them, name="theirs")
+    assert_error(
+        other.patch(f"/rr/peer-folders/{mine.pk}/", {"name": "x"}), 403, "OWNERSHIP_DENIED"
+    )
+    r = api.patch(f"/rr/peer-folders/{mine.pk}/", {"peers": [theirs.pk]}, format="json")
+    assert r.status_code == 200, r.content
+    assert other.get(f"/rr/peer-folders/{theirs.pk}/").json()["data"]["peers"] == [mine.pk]
+    events = [(e.type, e.meta["resource_id"]) for e in OutboxEvent.objects.all()]
+    assert events == [("peer-folders.updated", str(mine.pk))]

@@ -490,3 +490,4 @@ class Folder(models.Model):
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
     )
     links = models.ManyToManyField("self", blank=True, symmetrical=False, related_name="+")
+    peers = models.ManyToManyField("self", blank=True)  # symmetrical, Django's default
