@@ -377,3 +377,20 @@ def test_rr_a_symmetrical_link_is_one_fact_of_two_rows_and_one_event(rr_mounted)
     assert other.get(f"/rr/peer-folders/{theirs.pk}/").json()["data"]["peers"] == [mine.pk]
     events = [(e.type, e.meta["resource_id"]) for e in OutboxEvent.objects.all()]
     assert events == [("peer-folders.updated", str(mine.pk))]
+
+
+def test_rr_a_parent_the_caller_no_longer_reads_is_refused_when_sent_again(rr_mounted):
+    """Decided (docs/decisions.md): a row's parent deleted softly since it was read is a row
+    the caller may not name, also when a body sends the value the row holds; a body leaving
+    it out changes the rest."""
+    org = OrganizationFactory()
+    api, _ = _rr_member(org)
+    parent = Folder.objects.create(organization=org, name="parent")
+    child = Folder.objects.create(organization=org, name="child", parent=parent)
+    Folder.objects.filter(pk=parent.pk).update(deleted_at=timezone.now())
+    r = api.patch(f"/rr/folders/{child.pk}/", {"name": "a", "parent": parent.pk}, format="json")
+    _rr_missing_body(r, "parent", parent.pk)
+    r = api.patch(f"/rr/folders/{child.pk}/", {"name": "b"}, format="json")
+    assert r.status_code == 200, r.content
+    child.refresh_from_db()
+    assert (child.name, child.parent_id) == ("b", parent.pk)
