@@ -1898,9 +1898,14 @@ def _cascades_into_itself(model: type[models.Model]) -> bool:
     """Whether deleting a row of ``model`` may delete other rows of its table: a relation
     from the model (or a proxy, a child) to itself with ``on_delete=CASCADE``."""
     concrete = model._meta.concrete_model
+    # the relations Django's collector follows, hidden ones (``related_name="+"``) too
     return any(
-        rel.on_delete is models.CASCADE and rel.related_model._meta.concrete_model is concrete
-        for rel in concrete._meta.related_objects
+        rel.auto_created
+        and not rel.concrete
+        and (rel.one_to_one or rel.one_to_many)
+        and rel.on_delete is models.CASCADE
+        and rel.related_model._meta.concrete_model is concrete
+        for rel in concrete._meta.get_fields(include_hidden=True)
     )
 
 

@@ -24,7 +24,7 @@ from tests.factories import (
     member_client,
 )
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Folder
+from tests.testapp.models import Draft, Folder
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +116,15 @@ class RrPeerFolderResource(Resource):
     model = Folder
     name = "peer-folders"
     fields = ["id", "organization", "owner", "name", "peers"]
+    presets = [presets.MultiTenant(), presets.OwnedBy()]
+    permissions = RR_MEMBERS
+
+
+@rr_site.register
+class RrDraftResource(Resource):
+    model = Draft
+    name = "drafts"
+    fields = ["id", "organization", "owner", "name", "origin"]
     presets = [presets.MultiTenant(), presets.OwnedBy()]
     permissions = RR_MEMBERS
 
@@ -394,3 +403,16 @@ def test_rr_a_parent_the_caller_no_longer_reads_is_refused_when_sent_again(rr_mo
     assert r.status_code == 200, r.content
     child.refresh_from_db()
     assert (child.name, child.parent_id) == ("b", parent.pk)
+
+
+def test_rr_a_cascade_through_a_relation_without_reverse_name_is_judged_too(rr_mounted):
+    """A self relation with ``related_name="+"`` is followed by Django's collector, but was
+    not among the model's ``related_objects``, so the check was skipped: deleting an
+    original removed another member's copy of it (200)."""
+    org = OrganizationFactory()
+    api, me = _rr_member(org)
+    _, them = _rr_member(org)
+    original = Draft.objects.create(organization=org, owner=me, name="original")
+    Draft.objects.create(organization=org, owner=them, name="copy", origin=original)
+    assert_error(api.delete(f"/rr/drafts/{original.pk}/"), 409, "CONFLICT")
+    assert Draft.objects.count() == 2

@@ -491,3 +491,15 @@ class Folder(models.Model):
     )
     links = models.ManyToManyField("self", blank=True, symmetrical=False, related_name="+")
     peers = models.ManyToManyField("self", blank=True)  # symmetrical, Django's default
+
+
+class Draft(models.Model):
+    """rev-relations: a copy of another draft, whose only self relation has no reverse name
+    (``related_name="+"``) and cascades."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    name = models.CharField(max_length=50)
+    origin = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
