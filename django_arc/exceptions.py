@@ -46,6 +46,11 @@ REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
+#: a delete other rows block: those protecting it, or rows its cascade would remove that the
+#: caller may not delete; one message for both, naming none of them
+STILL_REFERRED_TO = "Cannot delete: other records still refer to this one"
+
+
 class ArcError(drf_exceptions.APIException):
     """An error with a stable ``code`` that reaches the client in the error envelope.
 
@@ -142,7 +147,7 @@ def conflict_error(exc: IntegrityError, where: str) -> ArcError:
     write saving row by row, for its item; the database's own message, which may quote the
     row's values, is logged (``where``: the request's path, or the item), never answered."""
     if isinstance(exc, (ProtectedError, RestrictedError)):
-        return ArcError("CONFLICT", "Cannot delete: other records still refer to this one", 409)
+        return ArcError("CONFLICT", STILL_REFERRED_TO, 409)
     logger.warning("Integrity error on %s: %s", where, log_text(exc))
     return ArcError("CONFLICT", CONFLICT_MESSAGE, 409)
 

@@ -40,6 +40,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
 from django.db.models import Q
+from django.db.models.deletion import Collector
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.http.request import RawPostDataException
 from django.utils.functional import cached_property
@@ -61,6 +62,7 @@ from rest_framework.utils.serializer_helpers import BoundField
 from . import envelope
 from .events.event import same_json_value
 from .exceptions import (
+    STILL_REFERRED_TO,
     ArcError,
     NotFound,
     ServerFault,
@@ -1237,8 +1239,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         )
         if form:
             self._keep_writable(serializer, filled=kwargs.get("instance") is not None)
-        if ("data" in kwargs or form) and self.resource.preset_list:
+        if "data" in kwargs or form:
             # a form's relations offer their rows as choices: the ones a body may name
+            # (the presets' narrowing, and this resource's own rows the caller reads)
             self._narrow_relations(serializer)
         if form and kwargs.get("instance") is not None:
             self._leave_out_unoffered(serializer, kwargs["instance"])
@@ -1367,11 +1370,45 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
 
         if getattr(relation, "queryset", None) is not None:
             relation.queryset = narrowed(relation.queryset)
-            return
-        # DRF lets a relation leave ``queryset`` out and override ``get_queryset()``
-        # instead: narrow what that returns, or its rows would not be narrowed at all
-        own = relation.get_queryset
-        relation.get_queryset = lambda: narrowed(own())
+            own = relation.get_queryset
+        else:
+            # DRF lets a relation leave ``queryset`` out and override ``get_queryset()``
+            # instead: narrow what that returns, or its rows would not be narrowed at all
+            base = relation.get_queryset
+            own = lambda: narrowed(base())  # noqa: E731
+        # a relation to this resource's own rows (a parent in a tree) names only those a
+        # GET reads; asked when the relation is resolved, not when the serializer is built
+        relation.get_queryset = lambda: self._readable_targets(own())
+
+    def _readable_targets(self, queryset: Any) -> Any:
+        """``queryset`` (a relation's rows, narrowed by the presets) kept to the rows a GET of
+        this resource reads, when they are this resource's own model's (its table, a proxy
+        of it too): a body naming a row of the resource the caller may not read (another
+        owner's under ``require_owner`` read filters, a soft-deleted one, one the resource's
+        ``queryset`` leaves out) answers as a row that does not exist, as its GET answers
+        404. It linked the row (201) and told it apart from a missing one (an existence
+        oracle). The GET's permission and its row filters are asked once per request, as
+        :meth:`may_read` asks them, not its object checks (a query per row); a refused GET
+        leaves no row to name. Rows of other models are left to the presets (tenancy): this
+        view knows no other resource's rules."""
+        model = getattr(queryset, "model", None)  # a project's get_queryset() may not
+        if model is None or _concrete_model(model) is not _concrete_model(self.resource.model):
+            return queryset
+        held = self.__dict__.get("_readable_targets_held")
+        if held is None:
+            rows = None
+            try:
+                with self._reading_as("retrieve") as request:
+                    result = self._get_granted(request)
+                    if result is not None:
+                        self.permission_filters = result.filters
+                        rows = self.get_queryset().order_by().values("pk")
+            except _REFUSALS as exc:
+                if _server_error(exc):
+                    raise
+            held = self.__dict__["_readable_targets_held"] = (rows,)
+        rows = held[0]
+        return queryset.none() if rows is None else queryset.filter(pk__in=rows)
 
     def get_body(self) -> dict[str, Any]:
         """The request body as a dict (a copy: hooks and the guard may change it)."""
@@ -1847,6 +1884,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             before = self.snapshot(instance) if resource.write_observers else None
             with self.existing_rows(instance):  # a preset's soft delete saving the row
                 soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
+            if not soft:
+                self.refuse_cascade_beyond_reach([instance])
             if not soft and _deleted_nothing(instance.delete()):
                 # another request deleted it since this one read it: answered as if second
                 raise NotFound(f"{resource.name} {id_value!r} deleted while the request ran")
@@ -1859,6 +1898,50 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             after = self.snapshot(instance) if soft and resource.write_observers else None
             self.after_write("deleted", instance, {"id": id_value, "soft": soft}, before, after)
         return soft
+
+    def refuse_cascade_beyond_reach(self, rows: list[Any]) -> None:
+        """Refuse (409 ``CONFLICT``, the message of a protected row) a hard delete of
+        ``rows`` whose ``on_delete=CASCADE`` would remove other rows of this resource's own
+        model (a tree's children) that the caller may not delete: rows outside the delete's
+        filters (another owner's under ``require_owner``, another tenant's) or refused by
+        the object checks (``OwnedBy``). Deleting a folder removed the folders other members
+        kept in it, which a delete of each was refused (403); Django's admin likewise
+        refuses a delete whose cascade reaches objects the user may not delete. Asked only
+        of models with such a relation to themselves (Django's collector, run once more
+        before the delete); rows of other models cascade as the schema says."""
+        model = self.resource.model
+        if not rows or not _cascades_into_itself(model):
+            return
+        concrete = model._meta.concrete_model
+        collector = Collector(using=router.db_for_write(model, instance=rows[0]), origin=rows[0])
+        collector.collect(rows)  # a PROTECT of the rows themselves raises here, a 409 too
+        named = {row.pk for row in rows}
+        reached = [
+            row
+            for each, found in collector.data.items()
+            if each._meta.concrete_model is concrete
+            for row in found
+            if row.pk not in named
+        ]
+        for batch in collector.fast_deletes:
+            if batch.model._meta.concrete_model is concrete:
+                reached.extend(batch)
+        if not reached:
+            return
+        allowed = set(
+            self.get_queryset()
+            .filter(pk__in=[row.pk for row in reached])
+            .values_list("pk", flat=True)
+        )
+        for row in reached:
+            try:
+                if row.pk not in allowed:
+                    raise ArcError("CONFLICT", STILL_REFERRED_TO, 409)
+                self._object_checks(self.request, row)
+            except _REFUSALS as exc:
+                if _server_error(exc) or (isinstance(exc, APIException) and _throttle(exc)):
+                    raise
+                raise ArcError("CONFLICT", STILL_REFERRED_TO, 409) from None
 
     def snapshot(self, instance: Any) -> dict[str, Any]:
         """The row as the serializer renders it (what ``after_write`` compares)."""
@@ -1937,6 +2020,28 @@ _DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
 #: ``PermissionDenied`` and Django's ``ValidationError``, which the handler answers as DRF's
 #: 400 (it propagated: the GET's 400 replaced the write's refusal, where a missing id is 404)
 _REFUSALS = (APIException, Http404, DjangoPermissionDenied, DjangoValidationError)
+
+
+def _concrete_model(model: Any) -> Any:
+    """The model whose table holds ``model``'s rows (itself, unless a proxy)."""
+    meta = getattr(model, "_meta", None)
+    return meta.concrete_model if meta is not None else model
+
+
+@functools.cache
+def _cascades_into_itself(model: type[models.Model]) -> bool:
+    """Whether deleting a row of ``model`` may delete other rows of its table: a relation
+    from the model (or a proxy, a child) to itself with ``on_delete=CASCADE``."""
+    concrete = model._meta.concrete_model
+    # the relations Django's collector follows, hidden ones (``related_name="+"``) too
+    return any(
+        rel.auto_created
+        and not rel.concrete
+        and (rel.one_to_one or rel.one_to_many)
+        and rel.on_delete is models.CASCADE
+        and rel.related_model._meta.concrete_model is concrete
+        for rel in concrete._meta.get_fields(include_hidden=True)
+    )
 
 
 def _throttle(exc: APIException) -> bool:

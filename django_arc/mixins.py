@@ -146,10 +146,9 @@ class ActionMixin:
         serializer = spec.input(data=rest, context=context)
         read_many_in_batches(serializer.fields)  # DRF's own many=True: 500 ids to a query
         refuse_non_finite_floats(serializer.fields)  # DRF's from 3.18 on, on every DRF
-        if self.resource.preset_list:
-            # its relations may name only rows a create's body could (tenancy), as the
-            # resource serializer's do: another tenant's id "does not exist"
-            self._narrow_relations(serializer)
+        # its relations may name only rows a create's body could (tenancy, this resource's
+        # rows the caller reads), as the resource serializer's do: they "do not exist"
+        self._narrow_relations(serializer)
         serializer.is_valid(raise_exception=True)
         event_input = serializer.data
         refuse_unstorable(event_input)

@@ -367,6 +367,7 @@ class Bulk(Preset):
             present = _present(model, rows, lock=True)
             if len(present) < len(rows):
                 raise RowsGone("ids", [row.pk for row in rows], present)
+            view.refuse_cascade_beyond_reach(rows)
             # the rows found above, through the same (base) manager ``instance.delete()``
             # uses: a default manager hiding some of them deleted none of those, answered
             # as deleted, with their events

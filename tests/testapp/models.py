@@ -482,3 +482,32 @@ class Rf48Scan(models.Model):
     row of the other holds."""
 
     file = models.FileField(upload_to="attachments/", blank=True)
+
+
+class Folder(models.Model):
+    """rev-relations: a tree of a tenant's rows (a self-referential foreign key and a
+    many-to-many to its own model), with an owner and a soft-delete column."""
+
+    organization = models.ForeignKey(
+        "shop.Organization", on_delete=models.CASCADE, null=True, blank=True
+    )
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    name = models.CharField(max_length=50)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
+    )
+    links = models.ManyToManyField("self", blank=True, symmetrical=False, related_name="+")
+    peers = models.ManyToManyField("self", blank=True)  # symmetrical, Django's default
+
+
+class Draft(models.Model):
+    """rev-relations: a copy of another draft, whose only self relation has no reverse name
+    (``related_name="+"``) and cascades."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    name = models.CharField(max_length=50)
+    origin = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
