@@ -4,6 +4,12 @@ import os
 import uuid
 
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
+from django.contrib.postgres.fields import (
+    ArrayField,
+    DateTimeRangeField,
+    HStoreField,
+    IntegerRangeField,
+)
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -474,3 +480,25 @@ class Lemma(models.Model):
 
     größe = models.IntegerField(default=0)
     wörter = models.CharField(max_length=50, blank=True, default="")
+
+
+# -- rev-pgfields: PostgreSQL's structured fields --------------------------------------------
+
+
+class Specimen(models.Model):
+    """A tenant's row with ``django.contrib.postgres`` fields and a JSON one. The model
+    loads on every backend (its resource's checks and schema need no database); its table
+    is made on PostgreSQL only (``required_db_vendor``: SQLite has no array type)."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    name = models.CharField(max_length=50)
+    numbers = ArrayField(models.IntegerField(), default=list, blank=True)
+    words = ArrayField(models.CharField(max_length=20), default=list, blank=True)
+    grid = ArrayField(ArrayField(models.IntegerField()), default=list, blank=True)
+    attrs = HStoreField(default=dict, blank=True)
+    span = IntegerRangeField(null=True, blank=True)
+    window = DateTimeRangeField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        required_db_vendor = "postgresql"

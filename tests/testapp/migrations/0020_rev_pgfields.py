@@ -1,0 +1,80 @@
+import django.contrib.postgres.fields
+import django.contrib.postgres.fields.hstore
+import django.contrib.postgres.fields.ranges
+import django.db.models.deletion
+from django.contrib.postgres.operations import HStoreExtension
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("shop", "0002_page"),
+        ("testapp", "0019_rev_i18n"),
+    ]
+
+    operations = [
+        # a no-op on SQLite; on PostgreSQL the hstore type the table's column needs
+        HStoreExtension(),
+        migrations.CreateModel(
+            name="Specimen",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=50)),
+                (
+                    "numbers",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.IntegerField(), blank=True, default=list, size=None
+                    ),
+                ),
+                (
+                    "words",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=20),
+                        blank=True,
+                        default=list,
+                        size=None,
+                    ),
+                ),
+                (
+                    "grid",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=django.contrib.postgres.fields.ArrayField(
+                            base_field=models.IntegerField(), size=None
+                        ),
+                        blank=True,
+                        default=list,
+                        size=None,
+                    ),
+                ),
+                (
+                    "attrs",
+                    django.contrib.postgres.fields.hstore.HStoreField(blank=True, default=dict),
+                ),
+                (
+                    "span",
+                    django.contrib.postgres.fields.ranges.IntegerRangeField(blank=True, null=True),
+                ),
+                (
+                    "window",
+                    django.contrib.postgres.fields.ranges.DateTimeRangeField(
+                        blank=True, null=True
+                    ),
+                ),
+                ("data", models.JSONField(blank=True, default=dict)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="shop.organization"
+                    ),
+                ),
+            ],
+            # no table on SQLite, which has no array type (Django skips a model whose
+            # required_db_vendor is another database's)
+            options={"required_db_vendor": "postgresql"},
+        ),
+    ]
