@@ -12,11 +12,13 @@ import json
 import pytest
 from django.db import connection
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange, NumericRange
+from drf_spectacular.generators import SchemaGenerator
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import fields as F
 from django_arc import permissions as P
 from django_arc.checks import check_resource
+from django_arc.outbox.models import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.testapp.models import Specimen
@@ -162,6 +164,73 @@ def test_rev_pgfields_structured_filters_match_the_rows_holding_the_value(
 
 
 @rev_pgfields_needs_postgres
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"grid": [[1], [2, 3]]},
+        {"attrs": {"\u0000": "v"}},
+        {"span": {"lower": 1, "upper": 5, "bounds": "[)"}},  # sent to the driver as hstore
+        {"span": "[1,5)"},  # json.loads' error
+        {"span": {"lower": 5, "upper": 1}},
+        {"span": {"lower": 1, "upper": 2147483648}},
+        {"span": {"lower": "x"}},
+        {"span": {"lower": 1, "bounds": "<>"}},
+        {"span": {"middle": 1}},
+        {"window": {"lower": "2024-02-01T00:00:00Z", "upper": "2024-01-01T00:00:00Z"}},
+    ],
+)
+def test_rev_pgfields_a_structured_body_value_is_written_or_refused_naming_its_field(
+    rev_pgfields_api, body
+):
+    org, api = rev_pgfields_api
+    (field,) = body
+    sent = {"name": "n", **body}
+    r = api.post("/pg/specimens/", sent, format="json")
+    if field == "span" and body["span"] == {"lower": 1, "upper": 5, "bounds": "[)"}:
+        assert r.status_code == 201, r.content
+        assert Specimen.objects.get().span == NumericRange(1, 5)
+        return
+    details = assert_error(r, 400, "VALIDATION_ERROR")["details"]
+    assert list(details) == [field]
+    assert not Specimen.objects.exists()
+
+
+@rev_pgfields_needs_postgres
+def test_rev_pgfields_a_range_is_written_rendered_and_sent_in_events_as_an_object(
+    rev_pgfields_api,
+):
+    org, api = rev_pgfields_api
+    sent = {
+        "name": "n",
+        "span": {"lower": 1, "upper": 5},
+        "window": {"lower": "2024-01-01T00:00:00Z", "upper": "2024-02-01T00:00:00+02:00"},
+    }
+    r = api.post("/pg/specimens/", sent, format="json")
+    assert r.status_code == 201, r.content
+    row = Specimen.objects.get()
+    assert row.span == NumericRange(1, 5, "[)")
+    assert row.window.lower.isoformat() == "2024-01-01T00:00:00+00:00"
+    assert row.window.upper.isoformat() == "2024-01-31T22:00:00+00:00"
+    shown = api.get(f"/pg/specimens/{row.pk}/").json()["data"]
+    assert shown["span"] == {"lower": 1, "upper": 5, "bounds": "[)"}
+    assert shown["window"] == {
+        "lower": "2024-01-01T00:00:00Z",
+        "upper": "2024-01-31T22:00:00Z",
+        "bounds": "[)",
+    }
+    r = api.patch(f"/pg/specimens/{row.pk}/", {"span": {"empty": True}}, format="json")
+    assert r.status_code == 200, r.content
+    assert Specimen.objects.get().span.isempty
+    assert api.get(f"/pg/specimens/{row.pk}/").json()["data"]["span"] == {"empty": True}
+    created = OutboxEvent.objects.get(type="specimens.created").payload
+    assert created["data"]["span"] == {"lower": 1, "upper": 5, "bounds": "[)"}
+    updated = OutboxEvent.objects.get(type="specimens.updated").payload
+    assert updated["changed"] == ["span"]
+    assert updated["previous"]["span"] == {"lower": 1, "upper": 5, "bounds": "[)"}
+    assert updated["data"]["span"] == {"empty": True}
+
+
+@rev_pgfields_needs_postgres
 @pytest.mark.parametrize("sort", ["span", "-span", "window", "words", "-numbers"])
 def test_rev_pgfields_a_walk_sorted_by_a_structured_field_pages_every_row_once(
     rev_pgfields_api, sort
@@ -215,6 +284,19 @@ def test_rev_pgfields_an_hstore_cannot_be_sorted_nor_bounded():
     found = {(e.id, e.msg) for e in check_resource(RevPgfieldsHstoreSorted())}
     assert ("arc.E004", "hstore field 'attrs' cannot be sorted (`sort_fields`).") in found
     assert ("arc.E003", "operator 'gt' cannot compare HStoreField 'attrs'.") in found
+
+
+def test_rev_pgfields_the_schema_documents_a_range_as_an_object_of_typed_bounds():
+    schema = SchemaGenerator(patterns=rev_pgfields_site.urls[0]).get_schema(public=True)
+    properties = schema["components"]["schemas"]["RevPgfieldsSpecimen"]["properties"]
+    span = properties["span"]
+    assert span["type"] == "object" and span["nullable"] is True
+    assert span["properties"]["lower"]["type"] == "integer"
+    assert span["properties"]["upper"]["maximum"] == 2**31 - 1
+    assert span["properties"]["bounds"]["enum"] == ["()", "(]", "[)", "[]"]
+    assert properties["window"]["properties"]["lower"]["format"] == "date-time"
+    assert properties["attrs"]["type"] == "object"
+    assert properties["grid"]["items"]["items"]["type"] == "integer"
 
 
 @rev_pgfields_site.register
