@@ -6,6 +6,15 @@ from django.contrib.postgres.operations import HStoreExtension
 from django.db import migrations, models
 
 
+class KeptHStoreExtension(HStoreExtension):
+    """``CREATE EXTENSION hstore`` (a no-op off PostgreSQL), never dropped when unapplied:
+    Django's own asks ``pg_extension`` on any database (an error on SQLite), and a dropped
+    and re-created extension has a new type OID, which Django caches per connection."""
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        pass
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("shop", "0002_page"),
@@ -14,7 +23,7 @@ class Migration(migrations.Migration):
 
     operations = [
         # a no-op on SQLite; on PostgreSQL the hstore type the table's column needs
-        HStoreExtension(),
+        KeptHStoreExtension(),
         migrations.CreateModel(
             name="Specimen",
             fields=[
@@ -61,9 +70,7 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "window",
-                    django.contrib.postgres.fields.ranges.DateTimeRangeField(
-                        blank=True, null=True
-                    ),
+                    django.contrib.postgres.fields.ranges.DateTimeRangeField(blank=True, null=True),
                 ),
                 ("data", models.JSONField(blank=True, default=dict)),
                 (
