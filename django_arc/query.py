@@ -106,7 +106,7 @@ class _CursorEncoder(DjangoJSONEncoder):
         if isinstance(o, (datetime, time)):
             return o.isoformat()
         if Range is not None and isinstance(o, Range):
-            # a range field's value, as :func:`_range_value` reads it back (a walk sorted
+            # a range field's value as its object, which parse_value reads back (a walk sorted
             # by one was a 500 from its first full page: no JSON encoder takes a Range)
             return range_json(o)
         if isinstance(o, FieldFile):
