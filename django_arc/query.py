@@ -512,6 +512,36 @@ def _instr(lookup: Any, compiler: Any, connection: Any, test: str) -> tuple[str,
 # primary key reaches the lookup through the relation field. The names are django-arc's own.
 models.Field.register_lookup(_CaseSensitiveContains, lookup_name="arc_contains")
 models.Field.register_lookup(_CaseSensitiveStartsWith, lookup_name="arc_startswith")
+
+
+class _DefaultCollation(lookups.Transform):
+    """A text column under the database's default collation, on PostgreSQL: a column with
+    a nondeterministic collation of its own (``db_collation``, the case-insensitive ICU
+    collations that replace ``CICharField``) refuses ``LIKE`` ("nondeterministic
+    collations are not supported for LIKE", PostgreSQL before 18), so a text operator or
+    ``search`` on one was a 500. Elsewhere (and for ``=``) the column is compiled as is."""
+
+    lookup_name = "arc_default_collation"
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        return compiler.compile(self.lhs)
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, Any]:
+        sql, params = compiler.compile(self.lhs)
+        return f'({sql} COLLATE "default")', params
+
+
+models.Field.register_lookup(_DefaultCollation)
+
+
+def pattern_path(model_field: Any, path: str) -> str:
+    """``path`` as a ``LIKE`` lookup reads it: under the default collation when its column
+    has a collation of its own (:class:`_DefaultCollation`)."""
+    if getattr(_concrete(model_field), "db_collation", None):
+        return f"{path}__{_DefaultCollation.lookup_name}"
+    return path
+
+
 #: the lookup each case-sensitive text operator compiles to
 _TEXT_LOOKUPS = {
     "contains": "arc_contains",
@@ -922,7 +952,8 @@ class FilterField:
                 return ~q if op == "nin" else q
             if op in TEXT_OPERATORS:
                 _check_pattern(raw)
-                return Q(**{f"{self.path}__{_TEXT_LOOKUPS[op]}": raw})
+                path = pattern_path(self.model_field, self.path)
+                return Q(**{f"{path}__{_TEXT_LOOKUPS[op]}": raw})
             value = parse_value(self.model_field, raw)
             if op == "eq":
                 return Q(**{self.path: self._choice(value, raw)})
@@ -1061,6 +1092,11 @@ class QuerySpec:
             if (root := _root_field(model, p)) not in self.hidden
         }
         self.search_paths = list(self.search_roots)
+        #: each search path as the lookup it runs (:func:`pattern_path`)
+        self.search_lookups = {
+            f"{p}__icontains": f"{pattern_path(resolve_path(model, p), p)}__icontains"
+            for p in (resource.search_fields or ())
+        }
         self.default_sort = resource.default_sort or ""
         self.default_ordering = self._parse_sort(self.default_sort, "sort", trusted=True)
 
@@ -1141,7 +1177,7 @@ class QuerySpec:
             if paths:
                 term_q = Q()
                 for path in paths:
-                    term_q |= Q(**{path: search})
+                    term_q |= Q(**{self.search_lookups[path]: search})
                 query.search_q = term_q
 
         sort = params.get("sort")

@@ -42,6 +42,7 @@ class RevPgfieldsSpecimenResource(Resource):
         "id",
         "organization",
         "name",
+        "label",
         "numbers",
         "words",
         "grid",
@@ -51,6 +52,7 @@ class RevPgfieldsSpecimenResource(Resource):
         "data",
     ]
     filter_fields = {
+        "label": ["eq", "contains", "icontains", "startswith"],
         "numbers": ["eq", "ne", "in", "gt", "exists"],
         "words": ["eq", "in", "gt"],
         "grid": ["eq"],
@@ -59,6 +61,7 @@ class RevPgfieldsSpecimenResource(Resource):
         "window": ["eq", "gt"],
     }
     sort_fields = ["name", "numbers", "words", "span", "window"]
+    search_fields = ["label"]
     presets = [presets.MultiTenant(), presets.Audited()]
     permissions = REV_PGFIELDS_MEMBERS
     idempotent = True
@@ -330,3 +333,29 @@ def test_rev_pgfields_no_key_of_a_guarded_json_or_hstore_field_is_written(
     assert assert_error(r, 403, "FIELD_WRITE_DENIED")["details"] == {"fields": refused}
     row.refresh_from_db()
     assert (row.name, row.attrs, row.data) == ("n", {"k": "v"}, {"old": {"key": 1}})
+
+
+@rev_pgfields_needs_postgres
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("label", "hello"),  # = compares under the column's collation: case-insensitive
+        ("label[icontains]", "ELL"),
+        ("label[contains]", "ell"),
+        ("label[startswith]", "He"),
+        ("search", "ell"),
+    ],
+)
+def test_rev_pgfields_text_operators_match_a_column_with_a_nondeterministic_collation(
+    rev_pgfields_api, param, value
+):
+    """PostgreSQL refuses ``LIKE`` on a column with a nondeterministic collation (the
+    case-insensitive ICU collations that replace ``CICharField``): a text operator or a
+    search on one was its ``NotSupportedError``, a 500."""
+    org, api = rev_pgfields_api
+    Specimen.objects.create(organization=org, name="a", label="Hello")
+    Specimen.objects.create(organization=org, name="b", label="other")
+    Specimen.objects.create(organization=OrganizationFactory(), name="c", label="Hello")
+    r = api.get("/pg/specimens/", {param: value})
+    assert r.status_code == 200, r.content
+    assert [row["name"] for row in r.json()["docs"]] == ["a"]

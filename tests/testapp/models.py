@@ -492,6 +492,8 @@ class Specimen(models.Model):
 
     organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
     name = models.CharField(max_length=50)
+    #: case-insensitive, as ``CICharField`` was: a nondeterministic ICU collation
+    label = models.CharField(max_length=50, blank=True, default="", db_collation="rev_pgfields_ci")
     numbers = ArrayField(models.IntegerField(), default=list, blank=True)
     words = ArrayField(models.CharField(max_length=20), default=list, blank=True)
     grid = ArrayField(ArrayField(models.IntegerField()), default=list, blank=True)

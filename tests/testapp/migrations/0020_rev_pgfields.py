@@ -2,7 +2,7 @@ import django.contrib.postgres.fields
 import django.contrib.postgres.fields.hstore
 import django.contrib.postgres.fields.ranges
 import django.db.models.deletion
-from django.contrib.postgres.operations import HStoreExtension
+from django.contrib.postgres.operations import CreateCollation, HStoreExtension
 from django.db import migrations, models
 
 
@@ -15,6 +15,15 @@ class KeptHStoreExtension(HStoreExtension):
         pass
 
 
+class PostgresCollation(CreateCollation):
+    """``CREATE COLLATION`` on PostgreSQL only: Django's skips other databases when
+    applied, not when unapplied."""
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("shop", "0002_page"),
@@ -24,6 +33,10 @@ class Migration(migrations.Migration):
     operations = [
         # a no-op on SQLite; on PostgreSQL the hstore type the table's column needs
         KeptHStoreExtension(),
+        # case-insensitive (CICharField's successor): LIKE refuses a nondeterministic one
+        PostgresCollation(
+            "rev_pgfields_ci", provider="icu", locale="und-u-ks-level2", deterministic=False
+        ),
         migrations.CreateModel(
             name="Specimen",
             fields=[
@@ -34,6 +47,12 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("name", models.CharField(max_length=50)),
+                (
+                    "label",
+                    models.CharField(
+                        blank=True, db_collation="rev_pgfields_ci", default="", max_length=50
+                    ),
+                ),
                 (
                     "numbers",
                     django.contrib.postgres.fields.ArrayField(
