@@ -63,6 +63,7 @@ from .query import (
     OPERATORS,
     ORDERING_OPERATORS,
     TEXT_OPERATORS,
+    HStoreField,
     _concrete,
     generic_relation_kind,
     model_attribute,
@@ -75,7 +76,16 @@ from .redis_alias import Alias, AliasUnusable, client, is_django_redis
 from .settings import DEFAULTS, IMPORT_STRINGS, MAX_SECONDS, arc_settings
 
 _TEXT = (models.CharField, models.TextField)
-_UNORDERED = (models.BooleanField, models.JSONField, models.UUIDField)
+#: what ``gt``/``lt`` cannot compare: ``hstore`` has no ``<`` or ``>`` at all (its btree
+#: order uses ``#<#``), so a bound was a 500, as was the keyset page after one sorted by it
+_UNORDERED = (
+    models.BooleanField,
+    models.JSONField,
+    models.UUIDField,
+    *((HStoreField,) if HStoreField is not None else ()),
+)
+#: what a list cannot be sorted by: a keyset cursor compares with the last row's value
+_UNSORTABLE = (models.JSONField, *((HStoreField,) if HStoreField is not None else ()))
 
 
 def _err(msg: str, obj: Any, id_: str, hint: str | None = None) -> Error:
@@ -1428,9 +1438,14 @@ def _check_sort_fields(resource: Any) -> list[Error]:
                 # ``books__pk``: its field (``books__id``) would be refused as well
                 message = _to_many_sort(setting, name)
             errors.append(_err(message, resource, "arc.E004"))
-        elif isinstance(_concrete(model_field), models.JSONField):
+        elif isinstance(_concrete(model_field), _UNSORTABLE):
+            kind = "JSON" if isinstance(_concrete(model_field), models.JSONField) else "hstore"
             errors.append(
-                _err(f"JSON field '{name}' cannot be sorted (`{setting}`).", resource, "arc.E004")
+                _err(
+                    f"{kind} field '{name}' cannot be sorted (`{setting}`).",
+                    resource,
+                    "arc.E004",
+                )
             )
         elif path_multi_valued(model, name):
             errors.append(_err(_to_many_sort(setting, name), resource, "arc.E004"))

@@ -34,6 +34,12 @@ from rest_framework.settings import api_settings
 
 from .exceptions import InvalidQuery
 
+try:  # PostgreSQL's structured fields, importable where a PostgreSQL driver is installed
+    from django.contrib.postgres.fields import ArrayField, HStoreField, RangeField
+    from django.db.backends.postgresql.psycopg_any import Range
+except ImportError:  # pragma: no cover - no driver: no model can declare one
+    ArrayField = HStoreField = RangeField = Range = None  # type: ignore[assignment,misc]
+
 OPERATORS = frozenset(
     [
         "eq",
@@ -99,6 +105,10 @@ class _CursorEncoder(DjangoJSONEncoder):
     def default(self, o: Any) -> Any:
         if isinstance(o, (datetime, time)):
             return o.isoformat()
+        if Range is not None and isinstance(o, Range):
+            # a range field's value as its object, which parse_value reads back (a walk sorted
+            # by one was a 500 from its first full page: no JSON encoder takes a Range)
+            return range_json(o)
         if isinstance(o, FieldFile):
             return o.name
         if isinstance(o, (bytes, bytearray, memoryview)):
@@ -529,6 +539,36 @@ def _instr(lookup: Any, compiler: Any, connection: Any, test: str) -> tuple[str,
 # primary key reaches the lookup through the relation field. The names are django-arc's own.
 models.Field.register_lookup(_CaseSensitiveContains, lookup_name="arc_contains")
 models.Field.register_lookup(_CaseSensitiveStartsWith, lookup_name="arc_startswith")
+
+
+class _DefaultCollation(lookups.Transform):
+    """A text column under the database's default collation, on PostgreSQL: a column with
+    a nondeterministic collation of its own (``db_collation``, the case-insensitive ICU
+    collations that replace ``CICharField``) refuses ``LIKE`` ("nondeterministic
+    collations are not supported for LIKE", PostgreSQL before 18), so a text operator or
+    ``search`` on one was a 500. Elsewhere (and for ``=``) the column is compiled as is."""
+
+    lookup_name = "arc_default_collation"
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        return compiler.compile(self.lhs)
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, Any]:
+        sql, params = compiler.compile(self.lhs)
+        return f'({sql} COLLATE "default")', params
+
+
+models.Field.register_lookup(_DefaultCollation)
+
+
+def pattern_path(model_field: Any, path: str) -> str:
+    """``path`` as a ``LIKE`` lookup reads it: under the default collation when its column
+    has a collation of its own (:class:`_DefaultCollation`)."""
+    if getattr(_concrete(model_field), "db_collation", None):
+        return f"{path}__{_DefaultCollation.lookup_name}"
+    return path
+
+
 #: the lookup each case-sensitive text operator compiles to
 _TEXT_LOOKUPS = {
     "contains": "arc_contains",
@@ -628,6 +668,8 @@ def parse_value(
         # int(), float(), Decimal() and UUID() read "1_0" as 10 (PEP 515): a value no JSON
         # number spells, and no cursor arc writes, read as another
         raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}")
+    if _STRUCTURED and isinstance(target, _STRUCTURED):
+        return _structured_value(target, raw, portable, nul, wide_durations)
     try:
         value = target.to_python(raw)
     except (
@@ -676,6 +718,116 @@ def parse_value(
         except OverflowError:
             raise _Refused("is out of range") from None
     return value
+
+
+#: PostgreSQL's fields whose query value is JSON text (``?tags=["a","b"]``): read by
+#: :func:`_structured_value`, not by the field's ``to_python()``
+_STRUCTURED = tuple(f for f in (ArrayField, HStoreField, RangeField) if f is not None)
+#: the ways a range's ``bounds`` are spelt (``[)`` includes its lower bound, not its upper)
+RANGE_BOUNDS = frozenset(["[)", "(]", "()", "[]"])
+
+
+def range_json(value: Any) -> dict[str, Any]:
+    """A range (psycopg's ``Range``) as JSON's object: ``{"lower", "upper", "bounds"}``, or
+    ``{"empty": true}`` for the empty range: what a range field renders, takes in a body
+    and a query string, and what a keyset cursor holds."""
+    if value.isempty:
+        return {"empty": True}
+    bounds = ("[" if value.lower_inc else "(") + ("]" if value.upper_inc else ")")
+    return {"lower": value.lower, "upper": value.upper, "bounds": bounds}
+
+
+def range_value(model_field: Any, data: Any) -> Any:
+    """``data``, a body's JSON object (``{"lower": 1, "upper": 5, "bounds": "[)"}``), as a
+    value of the range field ``model_field``, each bound read with the base field's rules;
+    raises ``ValueError`` saying why not (a bound the column cannot hold, a lower bound
+    above the upper: PostgreSQL's errors, so 500s)."""
+    try:
+        return _structured(model_field, data, True, False, False)
+    except RecursionError:
+        raise ValueError("is nested too deeply") from None
+    except _Refused as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)  # NaN and the infinities: no JSON, nothing a column compares with
+
+
+def _structured_value(
+    target: Any, raw: str, portable: bool, nul: bool, wide_durations: bool
+) -> Any:
+    """``raw``, JSON text, as the value of ``target``, an ``ArrayField``, ``HStoreField``
+    or range field, each element and bound read by :func:`parse_value` with the base
+    field's rules. The fields' own ``to_python()`` read any JSON (``"abc"`` as the array
+    ``["a", "b", "c"]``, ``{"1": 2}`` as ``[1]``) and check no element: a value PostgreSQL
+    refuses (``[99999999999]`` for integers, a NUL in text, an array of arrays of unequal
+    lengths, an hstore that is no object, a range whose lower bound passes its upper) was a
+    500, and ``?attrs=1`` compared an hstore with an integer (a 500 too)."""
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise _Refused(f"'{raw[:50]}' is not valid JSON") from None
+    try:
+        return _structured(target, data, portable, nul, wide_durations)
+    except RecursionError:
+        raise _Refused("is nested too deeply") from None
+
+
+def _element_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _structured(target: Any, data: Any, portable: bool, nul: bool, wide: bool) -> Any:
+    if ArrayField is not None and isinstance(target, ArrayField):
+        if not isinstance(data, list):
+            raise _Refused("must be a JSON array")
+        base = target.base_field
+        values = [
+            None
+            if item is None and not isinstance(base, ArrayField)
+            else parse_value(base, _element_text(item), portable, nul, wide)
+            for item in data
+        ]
+        if isinstance(base, ArrayField) and len({array_shape(v) for v in values}) > 1:
+            raise _Refused("its arrays must have matching lengths")
+        return values
+    if HStoreField is not None and isinstance(target, HStoreField):
+        # a number is the text it spells, as DRF's CharField (a body's hstore values) reads it
+        if not isinstance(data, dict) or not all(
+            v is None or type(v) in (str, int, float) for v in data.values()
+        ):
+            raise _Refused("must be a JSON object of strings")
+        data = {k: v if v is None else str(v) for k, v in data.items()}
+        for text in (*data, *(v for v in data.values() if v is not None)):
+            _check_text(text)
+        return data
+    if not isinstance(data, dict) or not set(data) <= {"lower", "upper", "bounds", "empty"}:
+        raise _Refused('must be a JSON object of "lower", "upper" and "bounds"')
+    if data.get("empty") is True and set(data) == {"empty"}:
+        return target.range_type(empty=True)
+    if "empty" in data:
+        raise _Refused('"empty" must be true, and alone')
+    bounds = data.get("bounds", "[)")
+    if bounds not in RANGE_BOUNDS:
+        raise _Refused(f"bounds must be one of {', '.join(sorted(RANGE_BOUNDS))}")
+    lower, upper = (
+        None
+        if data.get(end) is None
+        else parse_value(target.base_field, _element_text(data[end]), portable, nul, wide)
+        for end in ("lower", "upper")
+    )
+    if lower is not None and upper is not None and lower > upper:
+        raise _Refused("its lower bound must not be above its upper bound")
+    return target.range_type(lower, upper, bounds)
+
+
+def array_shape(value: Any) -> tuple[int, ...]:
+    """The lengths of ``value``'s nested arrays, level by level: PostgreSQL's arrays of
+    arrays are rectangular (each level's arrays were checked by :func:`parse_value`)."""
+    if not isinstance(value, list):
+        return ()
+    return (len(value), *(array_shape(value[0]) if value else ()))
 
 
 #: the internal types of Django's text columns (``get_internal_type()``)
@@ -827,7 +979,8 @@ class FilterField:
                 return ~q if op == "nin" else q
             if op in TEXT_OPERATORS:
                 _check_pattern(raw)
-                return Q(**{f"{self.path}__{_TEXT_LOOKUPS[op]}": raw})
+                path = pattern_path(self.model_field, self.path)
+                return Q(**{f"{path}__{_TEXT_LOOKUPS[op]}": raw})
             value = parse_value(self.model_field, raw)
             if op == "eq":
                 return Q(**{self.path: self._choice(value, raw)})
@@ -966,6 +1119,11 @@ class QuerySpec:
             if (root := _root_field(model, p)) not in self.hidden
         }
         self.search_paths = list(self.search_roots)
+        #: each search path as the lookup it runs (:func:`pattern_path`)
+        self.search_lookups = {
+            f"{p}__icontains": f"{pattern_path(resolve_path(model, p), p)}__icontains"
+            for p in (resource.search_fields or ())
+        }
         self.default_sort = resource.default_sort or ""
         self.default_ordering = self._parse_sort(self.default_sort, "sort", trusted=True)
 
@@ -1046,7 +1204,7 @@ class QuerySpec:
             if paths:
                 term_q = Q()
                 for path in paths:
-                    term_q |= Q(**{path: search})
+                    term_q |= Q(**{self.search_lookups[path]: search})
                 query.search_q = term_q
 
         sort = params.get("sort")
@@ -1189,10 +1347,10 @@ class QuerySpec:
                 if raw is None:
                     values.append(None)
                 else:
+                    # an array's, hstore's or range's value as the JSON text it was
+                    text = json.dumps(raw) if isinstance(raw, (list, dict)) else str(raw)
                     values.append(
-                        parse_value(
-                            model_field, str(raw), portable=False, nul=nul, wide_durations=wide
-                        )
+                        parse_value(model_field, text, portable=False, nul=nul, wide_durations=wide)
                     )
             return values
         except (

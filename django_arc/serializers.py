@@ -15,6 +15,7 @@ import decimal
 import json
 import math
 from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -33,8 +34,14 @@ from .query import (
     MIN_DURATION,
     MIN_INT,
     UNSENDABLE,
+    ArrayField,
+    HStoreField,
+    RangeField,
+    array_shape,
     beyond_int64,
     integer_range,
+    range_json,
+    range_value,
 )
 
 #: no default of the field's own (``_read_only_defaults``)
@@ -858,6 +865,90 @@ class ArcBinaryField(serializers.ModelField):
         return super().to_internal_value(data)
 
 
+class ArcListField(serializers.ListField):
+    """What an ``ArrayField`` is written with (DRF's ``ListField``), refusing an array of
+    arrays whose arrays differ in length: PostgreSQL's arrays are rectangular, and
+    ``[[1], [2, 3]]`` was its ``DataError``, a 500; now a 400 naming the field."""
+
+    default_error_messages = {"ragged": "Its arrays must all have the same length."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        if isinstance(self.child, serializers.ListField):
+            shapes = {array_shape(item) for item in value if item is not None}
+            if len(shapes) > 1 or (shapes and None in value):
+                self.fail("ragged")
+        return value
+
+
+class ArcHStoreField(serializers.HStoreField):
+    """DRF's ``HStoreField``, refusing a key with a NUL character or a lone surrogate as it
+    refuses such a value: PostgreSQL's ``hstore`` cannot hold one (``{"\u0000": "v"}`` was
+    its ``DataError``, a 500); now a 400 naming the field."""
+
+    default_error_messages = {
+        "null_characters": "Null characters are not allowed.",
+        "surrogate_characters": "Surrogate characters are not allowed: U+{code_point:X}.",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        for key in value:
+            char = unstorable_char(key)
+            if char == "\x00":
+                self.fail("null_characters")
+            if char is not None:
+                self.fail("surrogate_characters", code_point=ord(char))
+        return value
+
+
+class ArcRangeField(serializers.ModelField):
+    """A range field (``IntegerRangeField``, ``DateTimeRangeField``...) as a JSON object,
+    ``{"lower": 1, "upper": 5, "bounds": "[)"}`` (``{"empty": true}`` for the empty range),
+    the spelling its query-string filters take. DRF has no field for one: its
+    ``ModelField`` rendered the range as a string of JSON and handed a body's object to
+    the driver, which sent it as an hstore (a 500), and text to ``json.loads`` (a 500)."""
+
+    default_error_messages = {"invalid": 'Expected an object of "lower", "upper" and "bounds".'}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            self.fail("invalid")
+        try:
+            value = range_value(self.model_field, dict(data))
+        except ValueError as exc:
+            raise serializers.ValidationError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+        return value
+
+    def to_representation(self, obj: Any) -> Any:
+        value = self.model_field.value_from_object(obj)
+        if value is None:
+            return None
+        rendered = range_json(value)
+        for end in ("lower", "upper"):
+            if rendered.get(end) is not None:
+                rendered[end] = _RANGE_BOUND.to_representation(rendered[end])
+        return rendered
+
+
+class _RangeBound(serializers.Field):
+    """A range's bound as the base field's DRF field renders it (a datetime in the
+    project's format and time zone, a decimal as text unless ``COERCE_DECIMAL_TO_STRING``
+    is off)."""
+
+    def to_representation(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return serializers.DateTimeField().to_representation(value)
+        if isinstance(value, date):
+            return serializers.DateField().to_representation(value)
+        if isinstance(value, decimal.Decimal):
+            return serializers.DecimalField(None, None).to_representation(value)
+        return value
+
+
+_RANGE_BOUND = _RangeBound()
+
+
 _INVALID = object()
 
 
@@ -965,6 +1056,11 @@ _FIELD_MAPPING = {
     models.JSONField: ArcJSONField,
     models.DurationField: ArcDurationField,
     models.BinaryField: ArcBinaryField,
+    **(
+        {}
+        if RangeField is None
+        else {ArrayField: ArcListField, HStoreField: ArcHStoreField, RangeField: ArcRangeField}
+    ),
 }
 
 

@@ -23,6 +23,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # ArrayField, HStoreField and range fields (rev-pgfields' Specimen): its app registers
+    # the hstore type with each PostgreSQL connection; nothing on SQLite
+    "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
     "django_arc",

@@ -4,6 +4,12 @@ import os
 import uuid
 
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
+from django.contrib.postgres.fields import (
+    ArrayField,
+    DateTimeRangeField,
+    HStoreField,
+    IntegerRangeField,
+)
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -511,3 +517,27 @@ class Draft(models.Model):
     origin = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
+
+
+# -- rev-pgfields: PostgreSQL's structured fields --------------------------------------------
+
+
+class Specimen(models.Model):
+    """A tenant's row with ``django.contrib.postgres`` fields and a JSON one. The model
+    loads on every backend (its resource's checks and schema need no database); its table
+    is made on PostgreSQL only (``required_db_vendor``: SQLite has no array type)."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    name = models.CharField(max_length=50)
+    #: case-insensitive, as ``CICharField`` was: a nondeterministic ICU collation
+    label = models.CharField(max_length=50, blank=True, default="", db_collation="rev_pgfields_ci")
+    numbers = ArrayField(models.IntegerField(), default=list, blank=True)
+    words = ArrayField(models.CharField(max_length=20), default=list, blank=True)
+    grid = ArrayField(ArrayField(models.IntegerField()), default=list, blank=True)
+    attrs = HStoreField(default=dict, blank=True)
+    span = IntegerRangeField(null=True, blank=True)
+    window = DateTimeRangeField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        required_db_vendor = "postgresql"
