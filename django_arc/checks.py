@@ -1121,11 +1121,17 @@ def _check_action_names(resource: Any) -> list[Error]:
     declared: dict[Any, list[str]] = {}
     specs: dict[Any, set[int]] = {}
     for attr in dir(type(resource)):
-        spec = getattr(getattr(type(resource), attr, None), "_arc_action", None)
+        value = getattr(type(resource), attr, None)
+        spec = getattr(value, "_arc_action", None)
         if isinstance(spec, ActionSpec):
             declared.setdefault(spec.name, []).append(attr)
-            # one method under two attributes (``approve_now = approve``) is one action
-            specs.setdefault(spec.name, set()).add(id(spec))
+            # one method under two attributes (``approve_now = approve``) is one action; one
+            # spec under two callables (``approve_logged = logged(approve)``, the decorator's
+            # ``functools.wraps`` copying the spec) is two, of which the resource serves the
+            # last in ``dir()`` order (``actions.as_declared``): the other never runs
+            if inspect.ismethod(value):  # a @classmethod's, bound anew on each read
+                value = value.__func__
+            specs.setdefault(spec.name, set()).add((id(spec), id(value)))
     errors: list[Error] = []
     for name, attrs in sorted(declared.items(), key=lambda item: repr(item[0])):
         if not isinstance(name, str):
@@ -1147,6 +1153,11 @@ def _check_action_names(resource: Any) -> list[Error]:
 
 
 def _is_endpoint(value: Any) -> bool:
+    """Whether ``value``, an attribute as the class body holds it, declares an action or a
+    route: a ``@classmethod`` over ``@action``/``@route`` too (served, as read from the
+    class: ``actions.as_declared``), which was reported as no endpoint at all."""
+    if isinstance(value, classmethod):
+        value = value.__func__
     return isinstance(getattr(value, "_arc_action", None), ActionSpec) or isinstance(
         getattr(value, "_arc_route", None), RouteSpec
     )

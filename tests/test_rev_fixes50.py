@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,10 +15,12 @@ from rest_framework.test import APIClient
 
 from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
+from django_arc.checks import check_resource
 from django_arc.sites import _all_sites
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Article
 
 RF50_ROUTES = ("list", "get", "create", "update", "delete")
 
@@ -139,3 +142,43 @@ def test_rf50_a_nullable_database_default_in_a_unique_set_left_out_is_the_defaul
             ("a", None),
             ("b", "new"),
         ]
+
+
+def _rf50_approve(self, request, instance, data):
+    return None
+
+
+def _rf50_logged(func):
+    @functools.wraps(func)
+    def rf50_wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return rf50_wrapper
+
+
+def test_rf50_one_action_under_two_different_callables_is_arc_e019():
+    """Since fe3d288 the resource serves an action through the attribute that holds it; a
+    project keeping the decorated method and a wrapped copy (``approve_logged =
+    logged(approve)``, ``functools.wraps`` copying the spec) served whichever came last in
+    ``dir()`` order, silently (the log here), where arc.E019 saw one declaration. An alias
+    of the same method (``approve_now = approve``) and a ``@classmethod`` are still one."""
+    approve = action(name="approve")(_rf50_approve)
+    attrs = {"model": Article, "name": "rf50-e019", "fields": ["id"], "approve": approve}
+    wrapped = type("_Rf50Wrapped", (Resource,), {**attrs, "approve_logged": _rf50_logged(approve)})
+    errors = [e for e in check_resource(wrapped()) if e.id == "arc.E019"]
+    assert len(errors) == 1 and "declared by approve, approve_logged" in errors[0].msg, errors
+    aliased = type("_Rf50Aliased", (Resource,), {**attrs, "approve_now": approve})
+    assert [e for e in check_resource(aliased()) if e.id == "arc.E019"] == []
+    stacked = type("_Rf50Stacked", (Resource,), {**attrs, "approve": _rf50_logged(approve)})
+    assert [e for e in check_resource(stacked()) if e.id == "arc.E019"] == []
+    bound = classmethod(approve)
+    classy = type("_Rf50Class", (Resource,), {**attrs, "approve": bound, "again": bound})
+    assert [e for e in check_resource(classy()) if e.id == "arc.E019"] == []
+
+
+def test_rf50_a_classmethod_over_an_action_or_a_route_is_no_arc_e012():
+    """arc.E012 read the class body's ``classmethod`` object, which does not carry the
+    spec, and called the served action and route "not a Resource option, hook, @action or
+    @route" (an error stopping ``manage.py check``)."""
+    resource = rf50_site.get_resource("rf50-products")
+    assert [e.msg for e in check_resource(resource) if e.id == "arc.E012"] == []
