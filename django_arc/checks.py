@@ -1132,7 +1132,7 @@ def _check_action_names(resource: Any) -> list[Error]:
             if inspect.ismethod(value):  # a @classmethod's, bound anew on each read
                 value = value.__func__
             specs.setdefault(spec.name, set()).add((id(spec), id(value)))
-    errors: list[Error] = []
+    errors: list[Error] = _routes_held_twice(resource)
     for name, attrs in sorted(declared.items(), key=lambda item: repr(item[0])):
         if not isinstance(name, str):
             problem = f"@action name {name!r} is not a string: no body's `action` can name it."
@@ -1150,6 +1150,33 @@ def _check_action_names(resource: Any) -> list[Error]:
             continue
         errors.append(_err(problem, resource, "arc.E019", hint))
     return errors
+
+
+def _routes_held_twice(resource: Any) -> list[Error]:
+    """arc.E019 for a ``@route``'s spec held by two different callables (a decorated method
+    beside a wrapped copy, ``functools.wraps`` copying the spec): both are routed on one
+    path and name, and the last in ``dir()`` order answers (``actions.as_declared``), the
+    other never; an alias of the same method is one route."""
+    held: dict[int, tuple[RouteSpec, list[str], set[int]]] = {}
+    for attr in dir(type(resource)):
+        value = getattr(type(resource), attr, None)
+        spec = getattr(value, "_arc_route", None)
+        if isinstance(spec, RouteSpec):
+            if inspect.ismethod(value):  # a @classmethod's, bound anew on each read
+                value = value.__func__
+            _, attrs, values = held.setdefault(id(spec), (spec, [], set()))
+            attrs.append(attr)
+            values.add(id(value))
+    return [
+        _err(
+            f"@route on '{spec.path}' is declared by {', '.join(attrs)}: one is never served.",
+            resource,
+            "arc.E019",
+            "Keep one of them, decorated as it should run.",
+        )
+        for spec, attrs, values in held.values()
+        if len(values) > 1
+    ]
 
 
 def _is_endpoint(value: Any) -> bool:

@@ -182,3 +182,22 @@ def test_rf50_a_classmethod_over_an_action_or_a_route_is_no_arc_e012():
     @route" (an error stopping ``manage.py check``)."""
     resource = rf50_site.get_resource("rf50-products")
     assert [e.msg for e in check_resource(resource) if e.id == "arc.E012"] == []
+
+
+def _rf50_tally(self, request):
+    return {"count": 0}
+
+
+def test_rf50_one_route_under_two_different_callables_is_arc_e019():
+    """A ``@route`` kept beside a wrapped copy (``tally_logged = logged(tally)``) was routed
+    twice on one path and name since fe3d288, the last in ``dir()`` order answering and the
+    other never, without a word; an alias of the same method is still one route."""
+    tally = route("GET", "tally", permissions=P.allow_public())(_rf50_tally)
+    attrs = {"model": Article, "name": "rf50-e019-routes", "fields": ["id"], "tally": tally}
+    wrapped = type("_Rf50Routes", (Resource,), {**attrs, "tally_logged": _rf50_logged(tally)})
+    errors = [e for e in check_resource(wrapped()) if e.id == "arc.E019"]
+    assert len(errors) == 1 and "@route on 'tally' is declared by tally, tally_logged" in (
+        errors[0].msg
+    ), errors
+    aliased = type("_Rf50RouteAlias", (Resource,), {**attrs, "tally_now": tally})
+    assert [e for e in check_resource(aliased()) if e.id == "arc.E019"] == []
