@@ -144,7 +144,12 @@ def as_declared(spec: RouteSpec | ActionSpec, value: Any) -> RouteSpec | ActionS
 
     A project's decorator stacked over ``@action``/``@route`` with ``functools.wraps``
     carries the inner function's spec, whose handler calls the undecorated function: the
-    decorator (a log, a lock, a check of its own) would be skipped without a word."""
+    decorator (a log, a lock, a check of its own) would be skipped without a word.
+
+    A ``@classmethod`` over the decorator is read from the class as a method bound to it;
+    its function is what the spec was declared on, called with the resource as before (the
+    bound method, handed the resource too, was a ``TypeError``: a 500 on every call)."""
+    value = getattr(value, "__func__", value) if inspect.ismethod(value) else value
     if value is getattr(spec.handler, "__wrapped__", value) or not callable(value):
         return spec
     detail = spec.detail if isinstance(spec, RouteSpec) else False

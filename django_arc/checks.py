@@ -1131,12 +1131,18 @@ def _check_action_names(resource: Any) -> list[Error]:
     declared: dict[Any, list[str]] = {}
     specs: dict[Any, set[int]] = {}
     for attr in dir(type(resource)):
-        spec = getattr(getattr(type(resource), attr, None), "_arc_action", None)
+        value = getattr(type(resource), attr, None)
+        spec = getattr(value, "_arc_action", None)
         if isinstance(spec, ActionSpec):
             declared.setdefault(spec.name, []).append(attr)
-            # one method under two attributes (``approve_now = approve``) is one action
-            specs.setdefault(spec.name, set()).add(id(spec))
-    errors: list[Error] = []
+            # one method under two attributes (``approve_now = approve``) is one action; one
+            # spec under two callables (``approve_logged = logged(approve)``, the decorator's
+            # ``functools.wraps`` copying the spec) is two, of which the resource serves the
+            # last in ``dir()`` order (``actions.as_declared``): the other never runs
+            if inspect.ismethod(value):  # a @classmethod's, bound anew on each read
+                value = value.__func__
+            specs.setdefault(spec.name, set()).add((id(spec), id(value)))
+    errors: list[Error] = _routes_held_twice(resource)
     for name, attrs in sorted(declared.items(), key=lambda item: repr(item[0])):
         if not isinstance(name, str):
             problem = f"@action name {name!r} is not a string: no body's `action` can name it."
@@ -1156,7 +1162,39 @@ def _check_action_names(resource: Any) -> list[Error]:
     return errors
 
 
+def _routes_held_twice(resource: Any) -> list[Error]:
+    """arc.E019 for a ``@route``'s spec held by two different callables (a decorated method
+    beside a wrapped copy, ``functools.wraps`` copying the spec): both are routed on one
+    path and name, and the last in ``dir()`` order answers (``actions.as_declared``), the
+    other never; an alias of the same method is one route."""
+    held: dict[int, tuple[RouteSpec, list[str], set[int]]] = {}
+    for attr in dir(type(resource)):
+        value = getattr(type(resource), attr, None)
+        spec = getattr(value, "_arc_route", None)
+        if isinstance(spec, RouteSpec):
+            if inspect.ismethod(value):  # a @classmethod's, bound anew on each read
+                value = value.__func__
+            _, attrs, values = held.setdefault(id(spec), (spec, [], set()))
+            attrs.append(attr)
+            values.add(id(value))
+    return [
+        _err(
+            f"@route on '{spec.path}' is declared by {', '.join(attrs)}: one is never served.",
+            resource,
+            "arc.E019",
+            "Keep one of them, decorated as it should run.",
+        )
+        for spec, attrs, values in held.values()
+        if len(values) > 1
+    ]
+
+
 def _is_endpoint(value: Any) -> bool:
+    """Whether ``value``, an attribute as the class body holds it, declares an action or a
+    route: a ``@classmethod`` over ``@action``/``@route`` too (served, as read from the
+    class: ``actions.as_declared``), which was reported as no endpoint at all."""
+    if isinstance(value, classmethod):
+        value = value.__func__
     return isinstance(getattr(value, "_arc_action", None), ActionSpec) or isinstance(
         getattr(value, "_arc_route", None), RouteSpec
     )

@@ -109,15 +109,26 @@ class ArcSerializerMixin:
         # DRF makes every field of a unique set (``unique_together``, a ``UniqueConstraint``)
         # required unless ``has_default()``, which knows ``default`` only: a field with a
         # ``db_default`` in one was required again, after :func:`_db_default_optional`
-        # made it optional. A project's own ``required`` in ``extra_kwargs`` stays.
-        asked = {name for name, kwargs in extra_kwargs.items() if "required" in kwargs}
+        # made it optional. A nullable one was given ``default=None`` instead, so a create
+        # leaving it out stored NULL, not the database's default: optional too, nothing
+        # sent for it. A project's own ``required`` or ``default`` in ``extra_kwargs`` stays.
+        asked = {
+            name
+            for name, kwargs in extra_kwargs.items()
+            if "required" in kwargs or "default" in kwargs
+        }
         extra_kwargs, hidden = super().get_uniqueness_extra_kwargs(
             field_names, declared_fields, extra_kwargs
         )
         model = self.Meta.model
         for name, kwargs in extra_kwargs.items():
-            if kwargs.get("required") is True and name not in asked:
-                if _database_default(model, name) is not _NO_DATABASE_DEFAULT:
+            if name in asked or _database_default(model, name) is _NO_DATABASE_DEFAULT:
+                continue
+            if kwargs.get("required") is True:
+                kwargs["required"] = False
+            elif "default" in kwargs and kwargs["default"] is None:
+                if not model._meta.get_field(name).has_default():
+                    del kwargs["default"]
                     kwargs["required"] = False
         return extra_kwargs, hidden
 
