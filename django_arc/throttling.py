@@ -137,3 +137,17 @@ class ScopeRateThrottle(SimpleRateThrottle):
         except _CACHE_OUTAGE as exc:  # read, then lost: this request goes uncounted
             warn_outage("throttling", exc)
         return True
+
+    def wait(self) -> float:
+        """Seconds until this bucket takes a request again, for ``Retry-After``.
+
+        DRF's answer is ``None`` (a 429 without ``Retry-After``) once the history holds more
+        requests than the rate: after the rate was lowered, or when concurrent requests
+        took the last slot together. The bucket takes a request again when its
+        ``num_requests``-th newest request leaves the window; a rate of ``0`` never does,
+        and says the window."""
+        duration = float(self.duration or 0)
+        if not self.num_requests or self.num_requests < 0 or not self.history:
+            return duration
+        oldest_kept = self.history[min(self.num_requests, len(self.history)) - 1]
+        return duration - (self.now - oldest_kept)
