@@ -262,3 +262,66 @@ def test_a_bucket_holding_more_requests_than_a_lowered_rate_still_says_retry_aft
         window = 60 if lowered.endswith("min") else 3600
         assert 0 < int(refused["Retry-After"]) <= window
         assert window - 5 <= int(refused["Retry-After"])  # five requests made just now
+
+
+class TenSecondRateThrottle(ScopeRateThrottle):
+    """A project's subclass reading ``"<n>/<k>s"`` its own way (a common DRF recipe)."""
+
+    anon_scope = "arc_anon_ten"
+
+    def parse_rate(self, rate):
+        count, period = rate.split("/")
+        if not period[:-1].isdigit():
+            return super().parse_rate(rate)
+        return int(count), int(period[:-1])
+
+
+@pytest.mark.parametrize(
+    "rate", ["100/fortnight", "1.5/min", "1/10s", "ten/min", "abc", "5/", 100, "-1/min"]
+)
+def test_a_rate_the_throttle_cannot_read_is_a_system_check_error(settings, rate):
+    """A rate ``parse_rate`` cannot read raised on every request of that bucket: every
+    anonymous caller of every throttled route was answered 500, and nothing said so before
+    the first request. ``manage.py check`` names it now (arc.E020); a negative count,
+    which refused everyone with no ``Retry-After``, too."""
+    from django_arc.checks import check_throttle_rates
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": ["django_arc.throttling.ScopeRateThrottle"],
+        "DEFAULT_THROTTLE_RATES": {"arc_member": "10/min", "arc_anon": rate},
+    }
+    errors = check_throttle_rates()
+    assert [(e.id, e.obj) for e in errors] == [("arc.E020", "REST_FRAMEWORK")]
+    assert "DEFAULT_THROTTLE_RATES['arc_anon']" in errors[0].msg
+    answered = [view(request()).status_code]
+    assert answered in ([500], [429])  # what the check spares a project: 500 (429: "-1")
+
+
+def test_rates_the_throttles_read_pass_the_check_with_their_own_parse_rate(settings):
+    """Good rates, an unset or ``None`` one (no limit), a rate no serving class reads, and
+    a subclass's own spelling read by its own ``parse_rate`` are no error."""
+    from django_arc.checks import check_throttle_rates
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": [
+            "django_arc.throttling.ScopeRateThrottle",
+            "tests.test_throttling.TenSecondRateThrottle",
+        ],
+        "DEFAULT_THROTTLE_RATES": {
+            "arc_service": "600/minute",
+            "arc_member": None,
+            "arc_anon": "0/s",
+            "arc_anon_ten": "5/10s",
+            "someone_elses": "1/fortnight",
+        },
+    }
+    assert check_throttle_rates() == []
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"arc_anon": "5/10s", "arc_anon_ten": "5/10s"},
+    }
+    errors = check_throttle_rates()
+    assert [e.id for e in errors] == ["arc.E020"]  # ScopeRateThrottle's "arc_anon" only
+    assert "DEFAULT_THROTTLE_RATES['arc_anon']" in errors[0].msg
