@@ -164,7 +164,10 @@ def test_an_anonymous_callers_forwarded_for_header_is_hashed_into_a_key_any_cach
         assert list(memcache_key_warnings(key)) == [], key
     assert len(set(keys)) == len(keys)
     plain = [cache_key(request(HTTP_X_FORWARDED_FOR=ip)) for ip in ("10.0.0.7", "2001:db8::1")]
-    assert plain == ["arc_throttle_arc_anon_ip:10.0.0.7", "arc_throttle_arc_anon_ip:2001:db8::1"]
+    assert plain == [
+        "arc_throttle_arc_anon_ip:10.0.0.7",
+        "arc_throttle_arc_anon_ip:2001:db8::/64",
+    ]
 
 
 def test_anonymous_is_throttled_per_ip():
@@ -325,3 +328,30 @@ def test_rates_the_throttles_read_pass_the_check_with_their_own_parse_rate(setti
     errors = check_throttle_rates()
     assert [e.id for e in errors] == ["arc.E020"]  # ScopeRateThrottle's "arc_anon" only
     assert "DEFAULT_THROTTLE_RATES['arc_anon']" in errors[0].msg
+
+
+def test_an_anonymous_ipv6_host_is_one_bucket_across_its_64_network():
+    """An anonymous IPv6 caller was keyed by its whole address: a host holds a /64 and may
+    send from any address of it (privacy addresses rotate through it), so one host had
+    2**64 buckets and the anonymous rate limited nothing. Its bucket is its /64 now; another
+    /64 is another bucket, and an IPv4 address mapped into IPv6 is that IPv4 address, not
+    one ``::/64`` all of them would share."""
+    assert view(request(ip="2001:db8:1:2::1")).status_code == 200
+    again = view(request(ip="2001:db8:1:2:dead:beef:0:7"))
+    assert again.status_code == 429
+    assert again.data["code"] == "THROTTLED"
+    assert view(request(ip="2001:db8:1:3::1")).status_code == 200
+    assert view(request(ip="::ffff:10.0.0.1")).status_code == 200
+    assert view(request(ip="10.0.0.1")).status_code == 429  # the same IPv4 caller
+    assert view(request(ip="::ffff:10.0.0.2")).status_code == 200  # not one ::/64 for all
+
+
+class _ThrottleBy56(ScopeRateThrottle):
+    ipv6_prefix = 56
+
+
+def test_a_subclass_sets_the_ipv6_network_an_anonymous_bucket_spans():
+    drf_request = ThrottledView().initialize_request(request(ip="2001:db8:1:2ff::1"))
+    assert _ThrottleBy56().get_cache_key(drf_request, None) == (
+        "arc_throttle_arc_anon_ip:2001:db8:1:200::/56"
+    )
