@@ -355,3 +355,39 @@ def test_a_subclass_sets_the_ipv6_network_an_anonymous_bucket_spans():
     assert _ThrottleBy56().get_cache_key(drf_request, None) == (
         "arc_throttle_arc_anon_ip:2001:db8:1:200::/56"
     )
+
+
+@pytest.fixture
+def rev_throttling_books(monkeypatch):
+    """The routed ``books`` and ``authors`` ViewSets throttled by ``ScopeRateThrottle`` (DRF
+    binds ``DEFAULT_THROTTLE_CLASSES`` when the class is built, before any test's settings)."""
+    from django.urls import resolve
+
+    for url in ("/api/books/", "/api/authors/"):
+        monkeypatch.setattr(resolve(url).func.cls, "throttle_classes", [ScopeRateThrottle])
+
+
+def test_refusals_before_the_throttle_spend_no_allowance_and_the_rest_do(
+    rev_throttling_books, rates
+):
+    """The pipeline's order (scope, permission, throttle: SPEC §7) decides what counts: a
+    401 (no credentials, or a service key that is no key) is answered before the throttle
+    and spends nothing, so it is never a 429 either; anything past it counts, whatever it
+    answers — a 404, a 400 body, a raw route (docs/decisions.md, rev-throttling)."""
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    rates.REST_FRAMEWORK = {
+        **rates.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"arc_anon": "3/min"},
+    }
+    refused = [api.get("/api/authors/1/"), api.get("/api/books/", HTTP_X_API_KEY="nope")] * 3
+    assert [r.status_code for r in refused] == [401] * 6
+    answered = [
+        api.get("/api/books/999999/").status_code,
+        api.post("/api/books/", b"{", content_type="application/json").status_code,
+        api.post("/api/books/webhook/", b"x", content_type="application/octet-stream").status_code,
+        api.get("/api/books/").status_code,
+        api.get("/api/authors/1/").status_code,  # still the 401, not a 429
+    ]
+    assert answered == [404, 400, 202, 429, 401]
