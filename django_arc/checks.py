@@ -15,7 +15,9 @@ E017 a generic relation where it cannot be served (a ``GenericForeignKey`` or
 filter, sort or search path); E018 an ``@action``'s ``input`` that is no serializer class (an
 instance: a 500 on every call) or declares a field named ``action`` (never filled); E019 an
 ``@action`` name that is a verb the resource writes under (``created``, ``deleted``, a
-preset's ``restored``), declared twice, or no string.
+preset's ``restored``), declared twice, or no string; E020 a ``DEFAULT_THROTTLE_RATES`` rate
+``ScopeRateThrottle`` (or a subclass) reads that its ``parse_rate`` cannot read (a 500 on every
+throttled request) or that counts no positive number of seconds.
 
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
@@ -953,6 +955,70 @@ def check_renderers_of_views_own_html(app_configs: Any = None, **kwargs: Any) ->
             id="arc.W014",
         )
     ]
+
+
+@register("django_arc")
+def check_throttle_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """arc.E020: a rate ``ScopeRateThrottle`` reads (``arc_service``, ``arc_member``,
+    ``arc_anon``, or a subclass's own names) that its ``parse_rate`` cannot read —
+    ``"100/fortnight"``, ``"1.5/min"``, ``"1/10s"``, an integer — raised on every request
+    of that bucket: a 500 for every caller of every throttled route, found by the first
+    request. Only the classes that serve (``DEFAULT_THROTTLE_CLASSES``, a resource's
+    ``throttle_classes``) are asked, each with its own ``parse_rate``, so a subclass
+    reading ``"1/10s"`` its own way is not refused; DRF's other throttles and rate names
+    are DRF's."""
+    from rest_framework.settings import api_settings
+
+    from .sites import _all_sites
+    from .throttling import ScopeRateThrottle
+
+    classes: dict[type, None] = {}
+    for klass in _safe(lambda: list(api_settings.DEFAULT_THROTTLE_CLASSES)) or ():
+        classes[klass] = None
+    for viewset in _served_viewsets(_all_sites):
+        for klass in getattr(viewset, "throttle_classes", None) or ():
+            classes[klass] = None
+    rates = _safe(lambda: dict(api_settings.DEFAULT_THROTTLE_RATES)) or {}
+    errors: list[Error] = []
+    seen: set[tuple[type, str]] = set()
+    for klass in classes:
+        if not (isinstance(klass, type) and issubclass(klass, ScopeRateThrottle)):
+            continue
+        for name in (klass.service_scope, klass.member_scope, klass.anon_scope):
+            rate = rates.get(name)
+            if rate is None or (klass, name) in seen:
+                continue
+            seen.add((klass, name))
+            problem = _rate_problem(klass, rate)
+            if problem is not None:
+                errors.append(
+                    _err(
+                        f"DEFAULT_THROTTLE_RATES['{name}'] = {rate!r} cannot be read by "
+                        f"{klass.__module__}.{klass.__qualname__}: {problem}; every request "
+                        "of that bucket would answer 500.",
+                        "REST_FRAMEWORK",
+                        "arc.E020",
+                        "Write '<requests>/<period>' with a whole number of requests, 0 or "
+                        'more, and a period of s, m, h or d ("100/min"), or None for no '
+                        "limit.",
+                    )
+                )
+    return errors
+
+
+def _rate_problem(klass: type, rate: Any) -> str | None:
+    """What is wrong with ``rate`` as ``klass`` reads it, or ``None``."""
+    try:
+        count, seconds = klass.parse_rate(klass(), rate)
+    except Exception as exc:  # noqa: BLE001 - what the request would raise, said here
+        return f"{type(exc).__name__}: {_shown(exc, str)}"
+    if count is None:
+        return None  # the throttle's own "no limit"
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        return f"{count!r} requests is no whole number, 0 or more"
+    if not isinstance(seconds, numbers.Real) or isinstance(seconds, bool) or not seconds > 0:
+        return f"a period of {seconds!r} seconds is no positive number"
+    return None
 
 
 def _renders_no_own_html(renderer: type) -> bool:

@@ -5,7 +5,7 @@ Buckets and the ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` names they read::
     service client            -> "arc_service"  keyed by client_id
     member / elevated / user  -> "arc_member"   keyed by user id + organization ("-" if none)
     anonymous                 -> "arc_anon"     keyed by client IP (DRF's get_ident, which
-                                                honours NUM_PROXIES)
+                                                honours NUM_PROXIES; IPv6 by its /64)
 
 A bucket whose rate is not configured is not throttled, so a project can limit anonymous
 traffic only. Keying members by user *and* org means one busy tenant does not exhaust the
@@ -49,17 +49,29 @@ ANON_RATE = "arc_anon"
 _CACHE_OUTAGE = (*REDIS_ERRORS, ConnectionInterrupted)
 
 
-def _ident_part(ident: Any) -> str:
+def _ident_part(ident: Any, ipv6_prefix: int) -> str:
     """DRF's ``get_ident`` as a part of a cache key: an IP address in its usual spelling, else
     through :func:`key_part`. Without ``NUM_PROXIES`` the ident is the client's whole
     ``X-Forwarded-For`` header (with it, one entry of it): any text, any length, which
     memcached refuses in a key past 250 bytes or with a control character. An IPv6 scope
-    (``fe80::1%<any text>``) is such text too."""
+    (``fe80::1%<any text>``) is such text too.
+
+    An IPv6 address counts as its ``/ipv6_prefix`` network (``/64``: one host's, which picks
+    any address of it at will, privacy addresses rotate through it), as django-ratelimit
+    buckets it: per address, one host had 2**64 anonymous buckets. An IPv4 address mapped
+    into IPv6 (``::ffff:10.0.0.1``, a dual-stack socket's spelling) is that IPv4 address,
+    not the one ``::/64`` every such client would share."""
     try:
         address = ipaddress.ip_address(ident)
     except ValueError:
         return key_part(ident)
-    return key_part(ident) if getattr(address, "scope_id", None) else str(address)
+    if getattr(address, "scope_id", None):
+        return key_part(ident)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/{ipv6_prefix}", strict=False))
+    return str(address)
 
 
 class ScopeRateThrottle(SimpleRateThrottle):
@@ -69,6 +81,8 @@ class ScopeRateThrottle(SimpleRateThrottle):
     member_scope = MEMBER_RATE
     anon_scope = ANON_RATE
     cache_format = "arc_throttle_%(scope)s_%(ident)s"
+    #: an anonymous IPv6 caller's bucket is its address's network of this prefix length
+    ipv6_prefix = 64
 
     def __init__(self) -> None:
         # The rate depends on the request's scope, so it is chosen in allow_request().
@@ -105,7 +119,7 @@ class ScopeRateThrottle(SimpleRateThrottle):
             user = getattr(request, "user", None)
             if getattr(user, "is_authenticated", False) and getattr(user, "pk", None) is not None:
                 return self.member_scope, f"user:{key_part(user.pk)}:org:-"
-        return self.anon_scope, f"ip:{_ident_part(self.get_ident(request))}"
+        return self.anon_scope, f"ip:{_ident_part(self.get_ident(request), self.ipv6_prefix)}"
 
     def get_cache_key(self, request: Any, view: Any) -> str:
         scope, ident = self._bucket(request)
@@ -137,3 +151,17 @@ class ScopeRateThrottle(SimpleRateThrottle):
         except _CACHE_OUTAGE as exc:  # read, then lost: this request goes uncounted
             warn_outage("throttling", exc)
         return True
+
+    def wait(self) -> float:
+        """Seconds until this bucket takes a request again, for ``Retry-After``.
+
+        DRF's answer is ``None`` (a 429 without ``Retry-After``) once the history holds more
+        requests than the rate: after the rate was lowered, or when concurrent requests
+        took the last slot together. The bucket takes a request again when its
+        ``num_requests``-th newest request leaves the window; a rate of ``0`` never does,
+        and says the window."""
+        duration = float(self.duration or 0)
+        if not self.num_requests or self.num_requests < 0 or not self.history:
+            return duration
+        oldest_kept = self.history[min(self.num_requests, len(self.history)) - 1]
+        return duration - (self.now - oldest_kept)
