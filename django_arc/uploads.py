@@ -176,7 +176,7 @@ def _unheld_name(
     name = field.generate_filename(instance, file.name)
     # a file stored there already: another model's row may name it (two models given one
     # ``upload_to``), which this model's table cannot tell
-    if not storage.exists(name) and not held.filter(**{field.name: name}).exists():
+    if not _stored(storage, name, unknown=True) and not held.filter(**{field.name: name}).exists():
         return
     directory, base = posixpath.split(str(file.name).replace("\\", "/"))
     ext = "".join(pathlib.PurePosixPath(base).suffixes)
@@ -190,9 +190,28 @@ def _unheld_name(
                 return  # no shorter name holds it: stored as named, as the storage does
             candidate = Storage.get_alternative_name(storage, root[:-over], ext)
         full = field.generate_filename(instance, candidate)
-        if not storage.exists(full) and not held.filter(**{field.name: full}).exists():
+        if (
+            not _stored(storage, full, unknown=False)
+            and not held.filter(**{field.name: full}).exists()
+        ):
             file.name = posixpath.join(directory, candidate) if directory else candidate
             return
+
+
+def _stored(storage: Any, name: str, *, unknown: bool) -> bool:
+    """Whether ``storage`` holds a file under ``name``; ``unknown`` when it cannot say: its
+    ``exists`` raising (an S3 key allowed to put objects but not to read them answers a
+    ``HeadObject`` with 403) made every upload on such a storage a 500, where the storage
+    stores it without looking. The upload's own name counts as taken then (another name
+    overwrites nothing); a random alternative as free (a clash needs the same 7 random
+    characters)."""
+    try:
+        return bool(storage.exists(name))
+    except Exception:  # noqa: BLE001 - a storage's client error: the upload goes on
+        logger.warning(
+            "could not ask the storage whether %s is taken", log_text(name), exc_info=True
+        )
+        return unknown
 
 
 @arc_receiver

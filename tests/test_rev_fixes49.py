@@ -1,0 +1,80 @@
+"""rev-fixes49: review of the merges of fix-seen9a (bulk writes) and fix-seen9b (browsable
+forms, uploads), and the lead's ``f5fcc64`` (a file stored under an upload's name counts as
+held on an overwriting storage)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.storage import FileSystemStorage
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.helpers import client_for, site_mounted
+from tests.testapp.models import Attachment
+
+pytestmark = pytest.mark.django_db
+
+rf49_site = ResourceSite(name="rf49")
+
+
+@rf49_site.register
+class Rf49AttachmentResource(Resource):
+    model = Attachment
+    name = "rf49-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = {key: P.require_org_membership() for key in ("list", "get", "create")}
+
+
+class Rf49StorageUnreachable(Exception):
+    """What a cloud storage's client raises when it may store but not look (S3 answering a
+    ``HeadObject`` 403 to a key allowed ``PutObject`` only)."""
+
+
+class Rf49BlindOverwritingStorage(FileSystemStorage):
+    """An overwriting storage (django-storages' ``file_overwrite``) whose ``exists`` fails:
+    it stores under the name asked without looking, as S3's does."""
+
+    file_overwrite = True
+
+    def get_available_name(self, name, max_length=None):
+        return name
+
+    def exists(self, name):
+        raise Rf49StorageUnreachable("403 Forbidden (HeadObject)")
+
+
+@pytest.fixture
+def rf49_media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.MEDIA_URL = "/media/"
+    with site_mounted(settings, "rf49", rf49_site):
+        yield tmp_path
+
+
+def _rf49_member(org):
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    api.raise_request_exception = False
+    return api
+
+
+def test_rf49_an_upload_on_a_storage_that_cannot_look_is_still_stored(rf49_media, settings):
+    """``f5fcc64`` asks an overwriting storage whether a file is stored under an upload's
+    name before every upload; a storage whose ``exists`` raises (an S3 key allowed to put
+    objects but not to read them) turned every upload into a 500, where it was stored
+    before. It is stored, under a name of its own: whether the name is taken is unknown."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "tests.test_rev_fixes49.Rf49BlindOverwritingStorage"},
+    }
+    org = OrganizationFactory()
+    api = _rf49_member(org)
+    upload = SimpleUploadedFile("report.txt", b"stored", content_type="text/plain")
+    r = api.post("/rf49/rf49-attachments/", {"name": "a", "file": upload}, format="multipart")
+    assert r.status_code == 201, r.content
+    stored = Attachment.objects.get().file.name
+    assert stored.startswith("attachments/report") and stored.endswith(".txt")
+    assert (rf49_media / stored).read_bytes() == b"stored"
