@@ -5,8 +5,13 @@ held on an overwriting storage)."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import Prefetch
+from rest_framework import serializers
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
@@ -78,3 +83,59 @@ def test_rf49_an_upload_on_a_storage_that_cannot_look_is_still_stored(rf49_media
     stored = Attachment.objects.get().file.name
     assert stored.startswith("attachments/report") and stored.endswith(".txt")
     assert (rf49_media / stored).read_bytes() == b"stored"
+
+
+# -- a form's many-to-many over a row whose relation the resource prefetches narrowed --------
+
+
+class Rf49TeamGroupsSerializer(serializers.ModelSerializer):
+    """A user's groups, offered among the "team" groups only."""
+
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=Group.objects.filter(name__startswith="team").order_by("name")
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+
+
+@rf49_site.register
+class Rf49TeamUsersResource(Resource):
+    """Reads show a user's "team" groups only: the resource's queryset prefetches them so
+    (a project hiding the rows a caller may not see from its answers)."""
+
+    model = User
+    name = "rf49-team-users"
+    serializer_class = Rf49TeamGroupsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+
+    def get_queryset(self, request):
+        shown = Group.objects.filter(name__startswith="team")
+        return super().get_queryset(request).prefetch_related(Prefetch("groups", queryset=shown))
+
+
+@pytest.fixture
+def rf49_forms(settings, monkeypatch):
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    with site_mounted(settings, "rf49", rf49_site):
+        yield client_for()
+
+
+def test_rf49_a_form_keeps_the_group_a_prefetch_hides_from_the_row(rf49_forms):
+    """``keep_unoffered_rows`` read the rows a form update's row holds through the row as
+    the resource's queryset loaded it: a ``Prefetch`` narrowing the relation (the rows the
+    resource shows) hid the very rows the form never offered, so a plain form ``groups=``
+    still removed the group the caller can neither see nor name. The rows held are read
+    from the table."""
+    api = rf49_forms
+    team, staff = Group.objects.create(name="team-a"), Group.objects.create(name="staff")
+    user = User.objects.create(username="rf49-mixed")
+    user.groups.set([team, staff])
+    url = f"/rf49/rf49-team-users/{user.pk}/"
+    sent = api.put(url, {"groups": ""}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert list(user.groups.all()) == [staff]
+    sent = api.put(url, {"groups": [str(team.pk)]}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    assert set(user.groups.all()) == {team, staff}
