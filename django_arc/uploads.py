@@ -190,6 +190,10 @@ def _unheld_name(
                 return  # no shorter name holds it: stored as named, as the storage does
             candidate = Storage.get_alternative_name(storage, root[:-over], ext)
         full = field.generate_filename(instance, candidate)
+        if full == name:
+            # an ``upload_to`` callable naming the file by its row alone gives every
+            # alternative this name: none can be found (asked 100 times, 200 round trips)
+            return
         if (
             not _stored(storage, full, unknown=False)
             and not held.filter(**{field.name: full}).exists()

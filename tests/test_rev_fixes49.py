@@ -139,3 +139,55 @@ def test_rf49_a_form_keeps_the_group_a_prefetch_hides_from_the_row(rf49_forms):
     sent = api.put(url, {"groups": [str(team.pk)]}, format="multipart")
     assert sent.status_code == 200, sent.content
     assert set(user.groups.all()) == {team, staff}
+
+
+# -- an upload_to that ignores the file's name --------------------------------------------
+
+
+class Rf49CountingOverwritingStorage(FileSystemStorage):
+    """An overwriting storage (``file_overwrite``, as S3's) counting what it is asked: each
+    ``exists`` a round trip to the bucket."""
+
+    file_overwrite = True
+    asked: list[str] = []
+
+    def get_available_name(self, name, max_length=None):
+        if super().exists(name):
+            self.delete(name)
+        return name
+
+    def exists(self, name):
+        type(self).asked.append(name)
+        return super().exists(name)
+
+
+def _rf49_fixed_name(instance, filename):
+    return f"fixed/{instance.name}.txt"
+
+
+def test_rf49_an_upload_to_ignoring_the_name_costs_no_hundred_round_trips(
+    rf49_media, settings, monkeypatch
+):
+    """On an overwriting storage, an upload whose name a row holds is given another name;
+    an ``upload_to`` callable that names the file by the row only (``fixed/<name>.txt``)
+    gives every alternative the same name, which ``_unheld_name`` tried a hundred times:
+    a hundred ``exists`` round trips to the storage and a hundred queries for one upload,
+    for a name that could never change. It gives up at the first alternative that is the
+    name itself."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "tests.test_rev_fixes49.Rf49CountingOverwritingStorage"},
+    }
+    monkeypatch.setattr(Attachment._meta.get_field("file"), "upload_to", _rf49_fixed_name)
+    monkeypatch.setattr(Rf49CountingOverwritingStorage, "asked", [])
+    org = OrganizationFactory()
+    api = _rf49_member(org)
+    first = SimpleUploadedFile("one.txt", b"one", content_type="text/plain")
+    r = api.post("/rf49/rf49-attachments/", {"name": "a", "file": first}, format="multipart")
+    assert r.status_code == 201, r.content
+    assert Attachment.objects.get().file.name == "fixed/a.txt"
+    Rf49CountingOverwritingStorage.asked.clear()
+    again = SimpleUploadedFile("two.txt", b"two", content_type="text/plain")
+    r = api.post("/rf49/rf49-attachments/", {"name": "a", "file": again}, format="multipart")
+    assert r.status_code == 201, r.content
+    assert len(Rf49CountingOverwritingStorage.asked) <= 2, len(Rf49CountingOverwritingStorage.asked)
