@@ -181,15 +181,23 @@ def _unheld_name(
     directory, base = posixpath.split(str(file.name).replace("\\", "/"))
     ext = "".join(pathlib.PurePosixPath(base).suffixes)
     root = base.removesuffix(ext) if ext else base
+
+    def under(candidate: str) -> str:
+        # the upload's own name keeps its directory (a hook's ``sub/report.pdf``): the
+        # alternative is measured and asked about as it will be stored
+        return posixpath.join(directory, candidate) if directory else candidate
+
     for _ in range(100):
         # the base class's alternative: an overwriting storage's own may be the name itself
         candidate = Storage.get_alternative_name(storage, root, ext)
-        over = len(field.generate_filename(instance, candidate)) - (field.max_length or 10**9)
+        over = len(field.generate_filename(instance, under(candidate))) - (
+            field.max_length or 10**9
+        )
         if over > 0:
             if len(root) <= over:
                 return  # no shorter name holds it: stored as named, as the storage does
             candidate = Storage.get_alternative_name(storage, root[:-over], ext)
-        full = field.generate_filename(instance, candidate)
+        full = field.generate_filename(instance, under(candidate))
         if full == name:
             # an ``upload_to`` callable naming the file by its row alone gives every
             # alternative this name: none can be found (asked 100 times, 200 round trips)
@@ -198,7 +206,7 @@ def _unheld_name(
             not _stored(storage, full, unknown=False)
             and not held.filter(**{field.name: full}).exists()
         ):
-            file.name = posixpath.join(directory, candidate) if directory else candidate
+            file.name = under(candidate)
             return
 
 

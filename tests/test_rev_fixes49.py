@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Prefetch
@@ -191,3 +192,47 @@ def test_rf49_an_upload_to_ignoring_the_name_costs_no_hundred_round_trips(
     r = api.post("/rf49/rf49-attachments/", {"name": "a", "file": again}, format="multipart")
     assert r.status_code == 201, r.content
     assert len(Rf49CountingOverwritingStorage.asked) <= 2, len(Rf49CountingOverwritingStorage.asked)
+
+
+# -- an upload named with a directory ----------------------------------------------------
+
+RF49_LONG = "r" * 80  # "attachments/sub/" + 80 + ".txt": the field's max_length, 100
+
+
+@rf49_site.register
+class Rf49SubdirFileResource(Resource):
+    """A resource whose hook gives each row a file the project names under a directory of
+    its own (``sub/…``), as a generated report is."""
+
+    model = Attachment
+    name = "rf49-subdir"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
+    permissions = {key: P.require_org_membership() for key in ("list", "get", "create")}
+
+    def before_create(self, request, data):
+        return {**data, "file": ContentFile(b"generated", name=f"sub/{RF49_LONG}.txt")}
+
+
+def test_rf49_a_renamed_upload_under_a_directory_keeps_within_max_length(rf49_media, settings):
+    """The alternative name an overwriting storage's upload gets was measured against the
+    field's ``max_length`` (and asked about) without the directory the upload's own name
+    carries (``sub/``), then stored under that directory: a name at the limit came out
+    longer than the column holds (PostgreSQL refuses it, a 500; SQLite stores it)."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "tests.test_rev_fixes49.Rf49CountingOverwritingStorage"},
+    }
+    org = OrganizationFactory()
+    held = Attachment.objects.create(
+        organization=org, name="held", file=ContentFile(b"held", name=f"sub/{RF49_LONG}.txt")
+    )
+    assert held.file.name == f"attachments/sub/{RF49_LONG}.txt"
+    api = _rf49_member(org)
+    r = api.post("/rf49/rf49-subdir/", {"name": "new"}, format="json")
+    assert r.status_code == 201, r.content
+    stored = Attachment.objects.get(name="new").file.name
+    assert stored != held.file.name and stored.startswith("attachments/sub/r")
+    assert len(stored) <= 100, (len(stored), stored)
+    assert (rf49_media / held.file.name).read_bytes() == b"held"
+    assert (rf49_media / stored).read_bytes() == b"generated"
