@@ -176,23 +176,54 @@ def _unheld_name(
     name = field.generate_filename(instance, file.name)
     # a file stored there already: another model's row may name it (two models given one
     # ``upload_to``), which this model's table cannot tell
-    if not storage.exists(name) and not held.filter(**{field.name: name}).exists():
+    if not _stored(storage, name, unknown=True) and not held.filter(**{field.name: name}).exists():
         return
     directory, base = posixpath.split(str(file.name).replace("\\", "/"))
     ext = "".join(pathlib.PurePosixPath(base).suffixes)
     root = base.removesuffix(ext) if ext else base
+
+    def under(candidate: str) -> str:
+        # the upload's own name keeps its directory (a hook's ``sub/report.pdf``): the
+        # alternative is measured and asked about as it will be stored
+        return posixpath.join(directory, candidate) if directory else candidate
+
     for _ in range(100):
         # the base class's alternative: an overwriting storage's own may be the name itself
         candidate = Storage.get_alternative_name(storage, root, ext)
-        over = len(field.generate_filename(instance, candidate)) - (field.max_length or 10**9)
+        over = len(field.generate_filename(instance, under(candidate))) - (
+            field.max_length or 10**9
+        )
         if over > 0:
             if len(root) <= over:
                 return  # no shorter name holds it: stored as named, as the storage does
             candidate = Storage.get_alternative_name(storage, root[:-over], ext)
-        full = field.generate_filename(instance, candidate)
-        if not storage.exists(full) and not held.filter(**{field.name: full}).exists():
-            file.name = posixpath.join(directory, candidate) if directory else candidate
+        full = field.generate_filename(instance, under(candidate))
+        if full == name:
+            # an ``upload_to`` callable naming the file by its row alone gives every
+            # alternative this name: none can be found (asked 100 times, 200 round trips)
             return
+        if (
+            not _stored(storage, full, unknown=False)
+            and not held.filter(**{field.name: full}).exists()
+        ):
+            file.name = under(candidate)
+            return
+
+
+def _stored(storage: Any, name: str, *, unknown: bool) -> bool:
+    """Whether ``storage`` holds a file under ``name``; ``unknown`` when it cannot say: its
+    ``exists`` raising (an S3 key allowed to put objects but not to read them answers a
+    ``HeadObject`` with 403) made every upload on such a storage a 500, where the storage
+    stores it without looking. The upload's own name counts as taken then (another name
+    overwrites nothing); a random alternative as free (a clash needs the same 7 random
+    characters)."""
+    try:
+        return bool(storage.exists(name))
+    except Exception:  # noqa: BLE001 - a storage's client error: the upload goes on
+        logger.warning(
+            "could not ask the storage whether %s is taken", log_text(name), exc_info=True
+        )
+        return unknown
 
 
 @arc_receiver
