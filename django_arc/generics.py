@@ -1907,8 +1907,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         the object checks (``OwnedBy``). Deleting a folder removed the folders other members
         kept in it, which a delete of each was refused (403); Django's admin likewise
         refuses a delete whose cascade reaches objects the user may not delete. Asked only
-        of models with such a relation to themselves (Django's collector, run once more
-        before the delete); rows of other models cascade as the schema says."""
+        of models whose cascades lead back to themselves, directly or through other models'
+        rows (Django's collector, run once more before the delete); rows of other models
+        cascade as the schema says."""
         model = self.resource.model
         if not rows or not _cascades_into_itself(model):
             return
@@ -2030,18 +2031,34 @@ def _concrete_model(model: Any) -> Any:
 
 @functools.cache
 def _cascades_into_itself(model: type[models.Model]) -> bool:
-    """Whether deleting a row of ``model`` may delete other rows of its table: a relation
-    from the model (or a proxy, a child) to itself with ``on_delete=CASCADE``."""
+    """Whether deleting a row of ``model`` may delete other rows of its table: a chain of
+    ``on_delete=CASCADE`` relations from the model (or a proxy, a child) back to itself,
+    directly (a tree's parent) or through rows of other models (a sheet in a slot of
+    another sheet: only a direct relation was asked, so such a cascade went unjudged)."""
     concrete = model._meta.concrete_model
-    # the relations Django's collector follows, hidden ones (``related_name="+"``) too
-    return any(
-        rel.auto_created
-        and not rel.concrete
-        and (rel.one_to_one or rel.one_to_many)
-        and rel.on_delete is models.CASCADE
-        and rel.related_model._meta.concrete_model is concrete
-        for rel in concrete._meta.get_fields(include_hidden=True)
-    )
+    seen = {concrete}
+    todo = [concrete]
+    while todo:
+        # the relations Django's collector follows, hidden ones (``related_name="+"``) too
+        for rel in todo.pop()._meta.get_fields(include_hidden=True):
+            if not (
+                rel.auto_created
+                and not rel.concrete
+                and (rel.one_to_one or rel.one_to_many)
+                and rel.on_delete is models.CASCADE
+            ):
+                continue
+            reached = rel.related_model._meta.concrete_model
+            # a multi-table child's row deletes its parents' rows with it; the row's own
+            # child part (its parent link) is the same row, whose relations lead on
+            if not getattr(rel, "parent_link", False) and (
+                reached is concrete or concrete in reached._meta.get_parent_list()
+            ):
+                return True
+            if reached not in seen:
+                seen.add(reached)
+                todo.append(reached)
+    return False
 
 
 def _throttle(exc: APIException) -> bool:

@@ -9,14 +9,17 @@ import json
 import pytest
 from django.db.backends.postgresql.psycopg_any import NumericRange
 
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
 from django_arc.outbox.models import OutboxEvent
-from tests.helpers import assert_error
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.helpers import assert_error, client_for, site_mounted
 from tests.test_rev_pgfields import (  # noqa: F401 - the fixture
     _rev_pgfields_rows,
     rev_pgfields_api,
     rev_pgfields_needs_postgres,
 )
-from tests.testapp.models import Specimen
+from tests.testapp.models import Rf51Sheet, Rf51Slot, Specimen
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +97,54 @@ def test_rf51_a_range_at_the_columns_last_integer_is_a_400_not_postgresqls_error
     )
     assert r.status_code == 201, r.content
     assert Specimen.objects.get().span == NumericRange(1, top, "[)")
+
+
+rf51_site = ResourceSite(name="rev-fixes51")
+
+
+@rf51_site.register
+class Rf51SheetResource(Resource):
+    """Every member reads the tenant's sheets; only a sheet's owner deletes it, for good."""
+
+    model = Rf51Sheet
+    name = "sheets"
+    fields = ["id", "organization", "owner", "name", "slot"]
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Bulk()]
+    permissions = {
+        key: P.require_org_membership() for key in ("list", "get", "create", "update", "delete")
+    }
+
+
+def _rf51_member(org):
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    api.raise_request_exception = False  # a 500 is an answer to assert on
+    return api, user
+
+
+def test_rf51_a_delete_cascading_into_own_rows_through_another_model_is_refused(settings):
+    """A sheet sits in a slot of another member's sheet: deleting that sheet cascades into
+    the slot and from it into the sheet, which its own delete refuses (403). The check read
+    only relations from the model to itself, so the cascade went unjudged (200, the other
+    member's sheet gone). Now 409 as a protected row, single and bulk, nothing deleted."""
+    org = OrganizationFactory()
+    api, me = _rf51_member(org)
+    _, them = _rf51_member(org)
+    mine = Rf51Sheet.objects.create(organization=org, owner=me, name="mine")
+    slot = Rf51Slot.objects.create(sheet=mine)
+    theirs = Rf51Sheet.objects.create(organization=org, owner=them, name="theirs", slot=slot)
+    with site_mounted(settings, "rf51", rf51_site):
+        assert_error(api.delete(f"/rf51/sheets/{theirs.pk}/"), 403, "OWNERSHIP_DENIED")
+        for r in (
+            api.delete(f"/rf51/sheets/{mine.pk}/"),
+            api.delete("/rf51/sheets/bulk/", {"ids": [mine.pk]}, format="json"),
+        ):
+            body = assert_error(r, 409, "CONFLICT")
+            assert body["error"] == "Cannot delete: other records still refer to this one"
+        assert Rf51Sheet.objects.count() == 2
+        assert Rf51Slot.objects.count() == 1
+        # their sheet moved out of the slot: the caller's sheet goes with its slot
+        Rf51Sheet.objects.filter(pk=theirs.pk).update(slot=None)
+        assert api.delete(f"/rf51/sheets/{mine.pk}/").status_code == 200
+    assert list(Rf51Sheet.objects.values_list("pk", flat=True)) == [theirs.pk]
+    assert not Rf51Slot.objects.exists()
