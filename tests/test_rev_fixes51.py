@@ -9,7 +9,7 @@ import json
 import pytest
 from django.db.backends.postgresql.psycopg_any import NumericRange
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
@@ -148,3 +148,38 @@ def test_rf51_a_delete_cascading_into_own_rows_through_another_model_is_refused(
         assert api.delete(f"/rf51/sheets/{mine.pk}/").status_code == 200
     assert list(Rf51Sheet.objects.values_list("pk", flat=True)) == [theirs.pk]
     assert not Rf51Slot.objects.exists()
+
+
+rf51_pg_site = ResourceSite(name="rev-fixes51-pg")
+
+
+@rf51_pg_site.register
+class Rf51SpecimenResource(Resource):
+    model = Specimen
+    name = "specimens"
+    fields = ["id", "organization", "name", "span"]
+    presets = [presets.MultiTenant(), presets.Audited()]
+    permissions = {
+        key: P.require_org_membership() for key in ("list", "get", "create", "update", "delete")
+    }
+    action_permissions = P.require_org_membership()
+
+    @action()
+    def widen(self, request, instance, data):
+        instance.span = (1, 5)  # a pair, as Django takes a range
+        instance.save()
+        return instance
+
+
+@rev_pgfields_needs_postgres
+def test_rf51_a_range_a_project_assigned_as_a_pair_is_rendered(settings):
+    """An action assigning ``(1, 5)`` to a range field (Django stores it as ``[1,5)``) saved
+    the row, then its answer was a 500 (``range_json`` read ``isempty`` of a tuple)."""
+    org = OrganizationFactory()
+    api, _ = _rf51_member(org)
+    row = Specimen.objects.create(organization=org, name="x")
+    with site_mounted(settings, "rf51pg", rf51_pg_site):
+        r = api.post(f"/rf51pg/specimens/{row.pk}/action/", {"action": "widen"}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["span"] == {"lower": 1, "upper": 5, "bounds": "[)"}
+    assert Specimen.objects.get().span == NumericRange(1, 5, "[)")
