@@ -38,7 +38,15 @@ from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    connections,
+    models,
+    router,
+    transaction,
+)
 from django.db.models import Q
 from django.db.models.deletion import Collector
 from django.http import Http404, HttpResponseBase, QueryDict
@@ -1929,11 +1937,15 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 reached.extend(batch)
         if not reached:
             return
-        allowed = set(
-            self.get_queryset()
-            .filter(pk__in=[row.pk for row in reached])
-            .values_list("pk", flat=True)
-        )
+        # in batches a statement may name, as Django's collector deletes them: SQLite's
+        # bound on variables (999 before 3.32) made a large subtree's check a 500
+        ops = connections[collector.using].ops
+        size = max(ops.bulk_batch_size(["pk"], reached) or len(reached), 1)
+        queryset = self.get_queryset()
+        allowed: set[Any] = set()
+        for start in range(0, len(reached), size):
+            pks = [row.pk for row in reached[start : start + size]]
+            allowed.update(queryset.filter(pk__in=pks).values_list("pk", flat=True))
         for row in reached:
             try:
                 if row.pk not in allowed:

@@ -5,8 +5,10 @@ self-cascade check of a hard delete."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
+from django.db import connection
 from django.db.backends.postgresql.psycopg_any import NumericRange
 
 from django_arc import Resource, ResourceSite, action, presets
@@ -19,7 +21,8 @@ from tests.test_rev_pgfields import (  # noqa: F401 - the fixture
     rev_pgfields_api,
     rev_pgfields_needs_postgres,
 )
-from tests.testapp.models import Rf51Sheet, Rf51Slot, Specimen
+from tests.test_rev_relations import rr_site
+from tests.testapp.models import Folder, Rf51Sheet, Rf51Slot, Specimen
 
 pytestmark = pytest.mark.django_db
 
@@ -183,3 +186,28 @@ def test_rf51_a_range_a_project_assigned_as_a_pair_is_rendered(settings):
     assert r.status_code == 200, r.content
     assert r.json()["data"]["span"] == {"lower": 1, "upper": 5, "bounds": "[)"}
     assert Specimen.objects.get().span == NumericRange(1, 5, "[)")
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's bound on query variables")
+def test_rf51_a_cascade_reaching_more_rows_than_a_query_may_name_is_judged(settings):
+    """On a SQLite built with the historical bound of 999 variables per statement (before
+    3.32's 32766; Django's own delete batches to it), the self-cascade check named every
+    reached row in one ``pk__in``: deleting a folder holding 1000 of the caller's folders
+    was "too many SQL variables", a 500 with nothing deleted. Now judged in batches."""
+    org = OrganizationFactory()
+    api, me = _rf51_member(org)
+    top = Folder.objects.create(organization=org, owner=me, name="top")
+    Folder.objects.bulk_create(
+        [Folder(organization=org, owner=me, name=f"f{i}", parent=top) for i in range(1000)]
+    )
+    connection.ensure_connection()
+    raw = connection.connection
+    before = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    try:
+        with site_mounted(settings, "rr", rr_site):
+            r = api.delete(f"/rr/hard-folders/{top.pk}/")
+    finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
+    assert r.status_code == 200, r.content
+    assert not Folder.objects.exists()
