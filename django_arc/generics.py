@@ -38,7 +38,15 @@ from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, models, router, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    connections,
+    models,
+    router,
+    transaction,
+)
 from django.db.models import Q
 from django.db.models.deletion import Collector
 from django.http import Http404, HttpResponseBase, QueryDict
@@ -1907,8 +1915,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         the object checks (``OwnedBy``). Deleting a folder removed the folders other members
         kept in it, which a delete of each was refused (403); Django's admin likewise
         refuses a delete whose cascade reaches objects the user may not delete. Asked only
-        of models with such a relation to themselves (Django's collector, run once more
-        before the delete); rows of other models cascade as the schema says."""
+        of models whose cascades lead back to themselves, directly or through other models'
+        rows (Django's collector, run once more before the delete); rows of other models
+        cascade as the schema says."""
         model = self.resource.model
         if not rows or not _cascades_into_itself(model):
             return
@@ -1928,11 +1937,15 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 reached.extend(batch)
         if not reached:
             return
-        allowed = set(
-            self.get_queryset()
-            .filter(pk__in=[row.pk for row in reached])
-            .values_list("pk", flat=True)
-        )
+        # in batches a statement may name, as Django's collector deletes them: SQLite's
+        # bound on variables (999 before 3.32) made a large subtree's check a 500
+        ops = connections[collector.using].ops
+        size = max(ops.bulk_batch_size(["pk"], reached) or len(reached), 1)
+        queryset = self.get_queryset()
+        allowed: set[Any] = set()
+        for start in range(0, len(reached), size):
+            pks = [row.pk for row in reached[start : start + size]]
+            allowed.update(queryset.filter(pk__in=pks).values_list("pk", flat=True))
         for row in reached:
             try:
                 if row.pk not in allowed:
@@ -2030,18 +2043,34 @@ def _concrete_model(model: Any) -> Any:
 
 @functools.cache
 def _cascades_into_itself(model: type[models.Model]) -> bool:
-    """Whether deleting a row of ``model`` may delete other rows of its table: a relation
-    from the model (or a proxy, a child) to itself with ``on_delete=CASCADE``."""
+    """Whether deleting a row of ``model`` may delete other rows of its table: a chain of
+    ``on_delete=CASCADE`` relations from the model (or a proxy, a child) back to itself,
+    directly (a tree's parent) or through rows of other models (a sheet in a slot of
+    another sheet: only a direct relation was asked, so such a cascade went unjudged)."""
     concrete = model._meta.concrete_model
-    # the relations Django's collector follows, hidden ones (``related_name="+"``) too
-    return any(
-        rel.auto_created
-        and not rel.concrete
-        and (rel.one_to_one or rel.one_to_many)
-        and rel.on_delete is models.CASCADE
-        and rel.related_model._meta.concrete_model is concrete
-        for rel in concrete._meta.get_fields(include_hidden=True)
-    )
+    seen = {concrete}
+    todo = [concrete]
+    while todo:
+        # the relations Django's collector follows, hidden ones (``related_name="+"``) too
+        for rel in todo.pop()._meta.get_fields(include_hidden=True):
+            if not (
+                rel.auto_created
+                and not rel.concrete
+                and (rel.one_to_one or rel.one_to_many)
+                and rel.on_delete is models.CASCADE
+            ):
+                continue
+            reached = rel.related_model._meta.concrete_model
+            # a multi-table child's row deletes its parents' rows with it; the row's own
+            # child part (its parent link) is the same row, whose relations lead on
+            if not getattr(rel, "parent_link", False) and (
+                reached is concrete or concrete in reached._meta.get_parent_list()
+            ):
+                return True
+            if reached not in seen:
+                seen.add(reached)
+                todo.append(reached)
+    return False
 
 
 def _throttle(exc: APIException) -> bool:

@@ -809,7 +809,8 @@ def _structured(target: Any, data: Any, portable: bool, nul: bool, wide: bool) -
     if "empty" in data:
         raise _Refused('"empty" must be true, and alone')
     bounds = data.get("bounds", "[)")
-    if bounds not in RANGE_BOUNDS:
+    if not isinstance(bounds, str) or bounds not in RANGE_BOUNDS:
+        # an array or object is unhashable: ``in`` a frozenset raised TypeError (a 500)
         raise _Refused(f"bounds must be one of {', '.join(sorted(RANGE_BOUNDS))}")
     lower, upper = (
         None
@@ -819,7 +820,43 @@ def _structured(target: Any, data: Any, portable: bool, nul: bool, wide: bool) -
     )
     if lower is not None and upper is not None and lower > upper:
         raise _Refused("its lower bound must not be above its upper bound")
-    return target.range_type(lower, upper, bounds)
+    return _canonical_range(target, lower, upper, bounds)
+
+
+def _canonical_range(target: Any, lower: Any, upper: Any, bounds: str) -> Any:
+    """The range PostgreSQL stores for ``lower``, ``upper`` and ``bounds``: an unbounded end
+    is exclusive, a discrete range (integers, dates) is ``[)``, a range holding no value is
+    the empty range. A write answered and sent in its event the range as the body spelt it
+    (``{"lower": 1, "upper": 5, "bounds": "[]"}``, ``(5,5)``) where a GET read ``[1,6)``
+    and ``{"empty": true}``; and an inclusive upper bound at the column's largest integer
+    was PostgreSQL's "integer out of range" (a 500) once made exclusive."""
+    low_inc = lower is not None and bounds[0] == "["
+    up_inc = upper is not None and bounds[1] == "]"
+    base = _concrete(target.base_field)
+    step: Any = None
+    if isinstance(base, models.IntegerField):
+        step = 1
+    elif isinstance(base, models.DateField) and not isinstance(base, models.DateTimeField):
+        step = timedelta(days=1)
+    if step is not None:
+        try:
+            if lower is not None and not low_inc:
+                lower, low_inc = lower + step, True
+            if upper is not None and up_inc:
+                upper, up_inc = upper + step, False
+        except OverflowError:
+            raise _Refused("is out of range") from None
+        if step == 1:
+            low, high = integer_range(base)
+            if any(end is not None and not low <= end <= high for end in (lower, upper)):
+                raise _Refused("is out of range")
+    if (
+        lower is not None
+        and upper is not None
+        and (lower > upper or (lower == upper and not (low_inc and up_inc)))
+    ):
+        return target.range_type(empty=True)
+    return target.range_type(lower, upper, ("[" if low_inc else "(") + ("]" if up_inc else ")"))
 
 
 def array_shape(value: Any) -> tuple[int, ...]:

@@ -935,6 +935,11 @@ class ArcRangeField(serializers.ModelField):
         value = self.model_field.value_from_object(obj)
         if value is None:
             return None
+        if isinstance(value, (list, tuple, str)):
+            # Django takes a pair for a range (``row.span = (1, 5)``, a default) and a
+            # fixture's JSON text, which a row keeps as assigned until read again:
+            # rendering one was an AttributeError (a 500), after the write was saved
+            value = self.model_field.to_python(value)
         rendered = range_json(value)
         for end in ("lower", "upper"):
             if rendered.get(end) is not None:

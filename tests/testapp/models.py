@@ -519,6 +519,25 @@ class Draft(models.Model):
     )
 
 
+class Rf51Sheet(models.Model):
+    """rev-fixes51: a tenant's row reaching rows of its own model only through another
+    model's (a sheet in a slot of another sheet): deleting a sheet cascades into its slots,
+    and from them into the sheets they hold."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    name = models.CharField(max_length=50)
+    slot = models.ForeignKey(
+        "testapp.Rf51Slot", on_delete=models.CASCADE, null=True, blank=True, related_name="held"
+    )
+
+
+class Rf51Slot(models.Model):
+    """rev-fixes51: a slot of a sheet (:class:`Rf51Sheet`), deleted with it."""
+
+    sheet = models.ForeignKey(Rf51Sheet, on_delete=models.CASCADE, related_name="slots")
+
+
 # -- rev-pgfields: PostgreSQL's structured fields --------------------------------------------
 
 
