@@ -331,7 +331,7 @@ def _offers_current(field: Any, relation: Any, row: Any) -> bool:
     return not pks or queryset.filter(pk__in=pks).count() == len(pks)
 
 
-def _label_by_key(serializer: Any) -> None:
+def _dress_selects(serializer: Any) -> None:
     """A form's writable relations, wherever DRF renders one (nested serializers, the
     ``child_relation`` of a ``many=True`` one), labelling each option of their ``<select>``
     by its key (the value a body sends) unless a preset narrowed its rows to the caller's
@@ -340,18 +340,20 @@ def _label_by_key(serializer: Any) -> None:
     (``auth.User``, ``Organization`` on a resource without tenancy, or on one whose tenancy
     the related model does not share) listed every username and organization name to any
     caller who may write, where a body only learns whether a key exists. A relation class
-    defining its own ``display_value`` (DRF's seam for the labels) keeps its labels."""
+    defining its own ``display_value`` (DRF's seam for the labels) keeps its labels. Their
+    options come in a stable order (:func:`_in_a_stable_order`)."""
     serializer = getattr(serializer, "child", serializer)
     for field in serializer.fields.values():
         if getattr(field, "read_only", False):
             continue
         if isinstance(field, Serializer):
-            _label_by_key(field)
+            _dress_selects(field)
             continue
         relation = getattr(field, "child_relation", field)
-        if isinstance(relation, RelatedField) and type(relation).display_value is (
-            RelatedField.display_value
-        ):
+        if not isinstance(relation, RelatedField):
+            continue
+        _offer_in_a_stable_order(relation)
+        if type(relation).display_value is RelatedField.display_value:
             relation.display_value = functools.partial(_key_label, relation)
 
 
@@ -361,6 +363,23 @@ def _key_label(relation: RelatedField, row: Any) -> str:
     if getattr(relation, "arc_narrowed", False):
         return str(row)
     return str(relation.to_representation(row))
+
+
+def _in_a_stable_order(queryset: Any) -> Any:
+    """``queryset`` in its own order, or by primary key when it has none: the first
+    ``html_cutoff`` rows a ``<select>`` offers are read twice, when the form is rendered and
+    when it is sent back (:func:`_rows_not_offered`), and an unordered slice (``auth.Group``
+    has no ``Meta.ordering``) may differ between two queries on PostgreSQL: a row the form
+    never showed would count as offered, and the form's update would remove it."""
+    if getattr(queryset, "ordered", True):
+        return queryset
+    return queryset.order_by("pk")
+
+
+def _offer_in_a_stable_order(relation: RelatedField) -> None:
+    """``relation``'s choices, as DRF slices them for a ``<select>``, in a stable order."""
+    base = relation.get_queryset
+    relation.get_queryset = lambda: _in_a_stable_order(base())
 
 
 def _rows_not_offered(field: ManyRelatedField, row: Any) -> list[Any]:
@@ -375,7 +394,7 @@ def _rows_not_offered(field: ManyRelatedField, row: Any) -> list[Any]:
     if queryset is None or current is None:
         return []
     if field.html_cutoff is not None:
-        queryset = queryset[: field.html_cutoff]
+        queryset = _in_a_stable_order(queryset)[: field.html_cutoff]
     offered = set(queryset.values_list("pk", flat=True))
     return [item for item in current if getattr(item, "pk", None) not in offered]
 
@@ -1254,7 +1273,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         if form and kwargs.get("instance") is not None:
             self._leave_out_unoffered(serializer, kwargs["instance"])
         if form:
-            _label_by_key(serializer)
+            _dress_selects(serializer)
         return serializer
 
     def refused_form(self, instance: Any, answer: Any) -> Any:
@@ -1372,7 +1391,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 given, queryset = queryset, preset.related_queryset(self, queryset)
                 if queryset is not given:
                     # the rows a body may name are the caller's (its tenant's): a form
-                    # may show their names (:func:`_label_by_key`)
+                    # may show their names (:func:`_dress_selects`)
                     relation.arc_narrowed = True
             return queryset
 

@@ -14,7 +14,9 @@ from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.http import JsonResponse
+from django.test.utils import CaptureQueriesContext
 from django.urls import clear_url_caches, include, path
 from rest_framework import serializers
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -443,3 +445,59 @@ def test_fs9b_an_upload_never_overwrites_the_file_a_row_names(fs9b_media, settin
     )
     third.refresh_from_db()
     assert third.file.name == "attachments/other.txt"
+
+
+class _Lead51UnorderedGroupsSerializer(serializers.ModelSerializer):
+    """A user's "team" groups, in no order of their own, the first two in a form."""
+
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=Group.objects.filter(name__startswith="team"), html_cutoff=2
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+
+
+@fs9b_site.register
+class _Lead51UnorderedTeamUsers(Resource):
+    model = User
+    name = "l51-team-users"
+    serializer_class = _Lead51UnorderedGroupsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+
+
+def test_lead51_a_select_past_its_cutoff_offers_and_checks_the_same_rows_in_pk_order(
+    fs9b_forms,
+):
+    """``auth.Group`` has no ``Meta.ordering``: the first ``html_cutoff`` rows a form's
+    select offers were read unordered when the page was rendered and again when the form
+    came back, and PostgreSQL may slice an unordered query differently each time, so a group
+    the form never showed could count as offered, and the update would remove it. Both
+    reads take the rows in primary-key order."""
+    api = fs9b_forms
+    team = [Group.objects.create(name=f"team-{c}") for c in "abc"]
+    user = User.objects.create(username="ordered")
+    user.groups.set([team[2]])
+    url = f"/fs9b/l51-team-users/{user.pk}/"
+
+    def cut_group_reads(queries):
+        return [
+            q["sql"]
+            for q in queries
+            if 'FROM "auth_group"' in q["sql"]
+            and "LIMIT" in q["sql"]
+            and "INNER JOIN" not in q["sql"]
+        ]
+
+    with CaptureQueriesContext(connection) as rendered:
+        page = api.get(url, **_FS9B_HTML)
+    assert page.status_code == 200, page.content
+    with CaptureQueriesContext(connection) as sent:
+        answer = api.put(url, _fs9b_browser_post(page, "PUT"), format="multipart")
+    assert answer.status_code == 200, answer.content
+    assert list(user.groups.all()) == [team[2]]
+    for queries in (rendered.captured_queries, sent.captured_queries):
+        reads = cut_group_reads(queries)
+        assert reads, [q["sql"] for q in queries]
+        assert all(re.search(r'ORDER BY ("auth_group"\."id"|1) ASC', sql) for sql in reads), reads
