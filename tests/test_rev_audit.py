@@ -3,9 +3,12 @@ what an auditor reading it finds."""
 
 import pytest
 
+from django_arc import Resource, ResourceSite, audit, presets
+from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.helpers import client_for
+from tests.helpers import client_for, site_mounted
+from tests.testapp.models import Export
 
 pytestmark = pytest.mark.django_db
 
@@ -97,3 +100,41 @@ def test_rev_audit_a_custom_entry_names_the_organization_given_when_the_caller_n
     request.user = member.user
     row = audit.custom(request, "sent", organization_id=7)
     assert row.organization_id == str(member.organization_id)  # the caller's wins
+
+
+#: exports addressed by their path, which a client chooses as long as it likes
+rev_audit_long_site = ResourceSite(name="rev-audit-long-ids")
+rev_audit_long_site.register(
+    type(
+        "RevAuditExportResource",
+        (Resource,),
+        {
+            "model": Export,
+            "name": "exports",
+            "fields": ["id", "path", "title"],
+            "lookup_field": "path",
+            "presets": [presets.Audited()],
+            "permissions": {"create": P.allow_public(), "delete": P.allow_public()},
+        },
+    )
+)
+
+
+def test_rev_audit_the_erasure_recipe_finds_the_entries_of_a_row_with_a_long_id(settings):
+    """docs/retention.md's erasure (the example's ``shop.retention.erase``) looked the
+    audit entries up by the id as the URL names it; an id past ``MAX_OBJECT_ID_BYTES`` is
+    stored shortened, so the entries of such a row (its whole row in ``before``/``after``)
+    were all kept."""
+    from shop.retention import erase
+
+    path = "exports-2026-" + "report-" * 400  # 2,813 bytes
+    with site_mounted(settings, "rl", rev_audit_long_site):
+        api = client_for(UserFactory())
+        assert (
+            api.post("/rl/exports/", {"path": path, "title": "Q4"}, format="json").status_code
+            == 201
+        )
+        assert api.delete(f"/rl/exports/{path}/").status_code == 200
+    assert AuditLog.objects.filter(object_id=audit.stored_object_id(path)).count() == 2
+    erase("exports", path, "/rl/exports/")
+    assert not AuditLog.objects.exists()
