@@ -138,3 +138,19 @@ def test_rev_audit_the_erasure_recipe_finds_the_entries_of_a_row_with_a_long_id(
     assert AuditLog.objects.filter(object_id=audit.stored_object_id(path)).count() == 2
     erase("exports", path, "/rl/exports/")
     assert not AuditLog.objects.exists()
+
+
+@pytest.mark.parametrize("sent", ["export\x00.csv", "export\ud800.csv"], ids=["nul", "surrogate"])
+def test_rev_audit_a_custom_object_id_no_text_column_stores_is_recorded_on_every_database(sent):
+    """``audit.custom(request, ..., object_id=request.GET["name"])`` with ``%00`` in the
+    name: PostgreSQL refused the row (a ``DataError`` aborting the project's transaction, a
+    500) where SQLite stored the NUL, and a lone surrogate failed on both. Recorded with
+    U+FFFD in its place, and found by the id as sent."""
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/")
+    request.user = UserFactory()
+    row = audit.custom(request, "export.downloaded", resource="exports", object_id=sent)
+    stored = AuditLog.objects.get(pk=row.pk)
+    assert stored.object_id == "export\N{REPLACEMENT CHARACTER}.csv"
+    assert AuditLog.objects.filter(object_id=audit.stored_object_id(sent)).count() == 1

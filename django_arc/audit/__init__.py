@@ -8,6 +8,7 @@ the write (or your transaction) rolls back, so does its entry.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +34,8 @@ MAX_OBJECT_ID_BYTES = 2000
 #: what follows the kept head of a shortened id: the SHA-256 of the whole id
 _DIGEST_MARK = "~sha256:"
 _HEAD_BYTES = MAX_OBJECT_ID_BYTES - len(_DIGEST_MARK) - 64
+#: what no text column stores: a NUL (PostgreSQL), a lone surrogate (UTF-8)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def stored_object_id(value: Any) -> str:
@@ -42,9 +45,13 @@ def stored_object_id(value: Any) -> str:
     text primary key, a signed URL given to :func:`custom`) is its first bytes, then
     ``~sha256:`` and the digest of the whole id: refusing it made the write it records a 500
     (an audited create with such a key), while this row still fits the index and is still
-    found by exactly that id (the admin's search shortens a term the same way)."""
-    text = "" if value is None else str(value)
-    encoded = text.encode("utf-8", "surrogatepass")
+    found by exactly that id (the admin's search shortens a term the same way).
+
+    A NUL or a lone surrogate (an id a project took from a query string, ``%00``) is
+    U+FFFD: PostgreSQL's text refuses a NUL (a ``DataError`` aborting the caller's
+    transaction) where SQLite stored it, and no driver encodes a lone surrogate."""
+    text = _UNSTORABLE.sub("\N{REPLACEMENT CHARACTER}", "" if value is None else str(value))
+    encoded = text.encode("utf-8")
     if len(encoded) <= MAX_OBJECT_ID_BYTES:
         return text
     head = encoded[:_HEAD_BYTES].decode("utf-8", "ignore")  # a cut character is dropped
