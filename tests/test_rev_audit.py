@@ -154,3 +154,50 @@ def test_rev_audit_a_custom_object_id_no_text_column_stores_is_recorded_on_every
     stored = AuditLog.objects.get(pk=row.pk)
     assert stored.object_id == "export\N{REPLACEMENT CHARACTER}.csv"
     assert AuditLog.objects.filter(object_id=audit.stored_object_id(sent)).count() == 1
+
+
+def test_rev_audit_each_accepted_write_records_one_entry_refusals_and_replays_none(settings):
+    """Create, an unchanged PATCH, PUT, soft delete, restore and bulk writes each record one
+    entry per row; another tenant's 404, an editor's 403 and a 400 record none; a keyed
+    write sent again is replayed and records nothing more."""
+    from tests.redis_support import arc_with
+
+    settings.ARC = arc_with(IDEMPOTENCY={"ENABLED": True, "STORE": "database"})
+    a, b = OrganizationFactory(), OrganizationFactory()
+    pk = rev_audit_tenant_row(a, "one")
+    owner = AuditLog.objects.get().actor_user_id
+    admin = MembershipFactory(organization=a, role="admin").user
+    api = client_for(admin, HTTP_X_ORGANIZATION_ID=str(a.pk))
+    other = client_for(
+        MembershipFactory(organization=b, role="admin").user, HTTP_X_ORGANIZATION_ID=str(b.pk)
+    )
+    editor = client_for(
+        MembershipFactory(organization=a, role="editor").user, HTTP_X_ORGANIZATION_ID=str(a.pk)
+    )
+    url = f"/api/all-articles/{pk}/"
+    for _ in range(2):  # the second of each is a replay
+        assert api.patch(url, {"title": "one"}, HTTP_IDEMPOTENCY_KEY="same").status_code == 200
+        assert api.put(url, {"title": "two"}, HTTP_IDEMPOTENCY_KEY="put").status_code == 200
+        assert api.delete(url, HTTP_IDEMPOTENCY_KEY="del").status_code == 200
+        assert api.post(f"{url}restore/", HTTP_IDEMPOTENCY_KEY="res").status_code == 200
+    assert other.patch(url, {"title": "x"}, format="json").status_code == 404
+    assert other.delete(url).status_code == 404
+    assert editor.patch(url, {"title": "x"}, format="json").status_code == 403  # not the owner
+    assert api.patch(url, {"views": "many"}, format="json").status_code == 400
+    items = {"items": [{"id": pk, "title": "three"}]}
+    assert api.patch("/api/all-articles/bulk/", items, format="json").status_code == 200
+    filtered = {"filter": {"views[gte]": 0}, "data": {"title": "four"}}
+    assert api.patch("/api/all-articles/bulk/", filtered, format="json").status_code == 200
+    assert api.delete("/api/all-articles/bulk/", {"ids": [pk]}, format="json").status_code == 200
+    entries = list(
+        AuditLog.objects.order_by("id").values_list("action", "actor_user_id", "before", "after")
+    )
+    assert [action for action, *_ in entries] == [
+        *("created", "updated", "updated", "deleted", "restored"),
+        *("updated", "updated", "deleted"),
+    ]
+    assert entries[0][1] == owner and {e[1] for e in entries[1:]} == {str(admin.pk)}
+    assert entries[1][2:] == ({}, {})  # a PATCH changing nothing: recorded, empty
+    assert entries[2][2:] == ({"title": "one"}, {"title": "two"})
+    assert entries[5][2:] == ({"title": "two"}, {"title": "three"})
+    assert entries[6][2:] == ({"title": "three"}, {"title": "four"})
