@@ -8,6 +8,7 @@ the write (or your transaction) rolls back, so does its entry.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +34,8 @@ MAX_OBJECT_ID_BYTES = 2000
 #: what follows the kept head of a shortened id: the SHA-256 of the whole id
 _DIGEST_MARK = "~sha256:"
 _HEAD_BYTES = MAX_OBJECT_ID_BYTES - len(_DIGEST_MARK) - 64
+#: what no text column stores: a NUL (PostgreSQL), a lone surrogate (UTF-8)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def stored_object_id(value: Any) -> str:
@@ -42,9 +45,13 @@ def stored_object_id(value: Any) -> str:
     text primary key, a signed URL given to :func:`custom`) is its first bytes, then
     ``~sha256:`` and the digest of the whole id: refusing it made the write it records a 500
     (an audited create with such a key), while this row still fits the index and is still
-    found by exactly that id (the admin's search shortens a term the same way)."""
-    text = "" if value is None else str(value)
-    encoded = text.encode("utf-8", "surrogatepass")
+    found by exactly that id (the admin's search shortens a term the same way).
+
+    A NUL or a lone surrogate (an id a project took from a query string, ``%00``) is
+    U+FFFD: PostgreSQL's text refuses a NUL (a ``DataError`` aborting the caller's
+    transaction) where SQLite stored it, and no driver encodes a lone surrogate."""
+    text = _UNSTORABLE.sub("\N{REPLACEMENT CHARACTER}", "" if value is None else str(value))
+    encoded = text.encode("utf-8")
     if len(encoded) <= MAX_OBJECT_ID_BYTES:
         return text
     head = encoded[:_HEAD_BYTES].decode("utf-8", "ignore")  # a cut character is dropped
@@ -59,8 +66,14 @@ def entry(
     object_id: Any = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    organization_id: Any = None,
 ) -> Any:
     """An unsaved ``AuditLog`` row with the request's actor, organization and request id.
+
+    ``organization_id`` names the organization when the request names none: a platform
+    admin's elevated write without ``X-Organization-Id`` reaches every tenant's rows, and
+    the ``Audited`` preset passes the written row's own tenant, so that the entry is in that
+    organization's history. A request that names an organization records that one.
 
     ``ValueError`` when ``action`` or ``resource`` is longer than its column, on every
     database: SQLite would store it and PostgreSQL refuse it, aborting the caller's
@@ -79,7 +92,11 @@ def entry(
         action=action,
         resource=resource,
         object_id=stored_object_id(object_id),
-        organization_id=scope.organization_id,
+        organization_id=(
+            scope.organization_id
+            if scope.organization_id is not None or organization_id is None
+            else str(organization_id)
+        ),
         actor_kind=scope.kind,
         actor_user_id=None if scope.user_id is None else str(scope.user_id),
         actor_client_id=scope.client_id,
@@ -97,10 +114,20 @@ def custom(
     object_id: Any = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    organization_id: Any = None,
 ) -> Any:
     """Record a domain entry (``"invoice.sent"``, ``"export.downloaded"``) for the caller of
-    ``request``, in the current transaction. Returns the saved row."""
-    row = entry(request, action, resource=resource, object_id=object_id, before=before, after=after)
+    ``request``, in the current transaction (``organization_id`` as :func:`entry` takes
+    it). Returns the saved row."""
+    row = entry(
+        request,
+        action,
+        resource=resource,
+        object_id=object_id,
+        before=before,
+        after=after,
+        organization_id=organization_id,
+    )
     row.save(force_insert=True)
     return row
 
@@ -111,15 +138,18 @@ def record_many(
     rows: Iterable[tuple[Any, dict[str, Any] | None, dict[str, Any] | None]],
     *,
     resource: str = "",
+    organization_id: Any = None,
 ) -> None:
     """Record one entry per ``(object_id, before, after)`` of ``rows`` — the rows of one
     bulk write — for the caller of ``request``, in the current transaction, with one
     INSERT. The entries are those :func:`entry` builds one by one (same actor,
-    organization, request id), with one time for the batch."""
+    organization, request id), with one time for the batch; ``organization_id`` as
+    :func:`entry` takes it."""
     from .store import insert_many  # a model: importable only once apps are ready
 
     stored = [(stored_object_id(object_id), b, a) for object_id, b, a in rows]
-    insert_many(entry(request, action, resource=resource), stored)
+    shared = entry(request, action, resource=resource, organization_id=organization_id)
+    insert_many(shared, stored)
 
 
 #: Only what changed between two renderings of a row (the whole row on create and delete),

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import audit
+from ..scope import get_scope
 from .base import Preset
+from .tenancy import MultiTenant
 
 if TYPE_CHECKING:
     from ..resources import Resource
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 class Audited(Preset):
     """``Audited()``: every create, update, delete, restore and action of the resource
     leaves an :class:`~django_arc.audit.models.AuditLog` row — actor (user or service
-    client), organization, action (the event's verb), resource, object id, the changed
+    client), organization (the caller's, else the row's tenant), action (the event's verb), resource, object id, the changed
     fields before and after (never ``hidden()`` ones), request id, time. The row is written
     inside the write's transaction: a refused or rolled-back write leaves none."""
 
@@ -55,13 +57,40 @@ class Audited(Preset):
         self.entry(view, verb, instance, before, after).save(force_insert=True)
 
     def after_write_many(self, view: Any, verb: str, records: list[tuple[Any, Any, Any]]) -> None:
-        """A bulk write's rows in one INSERT (:func:`django_arc.audit.record_many`)."""
-        audit.record_many(
-            view.request,
-            verb,
-            [self.recorded(view, *record) for record in records],
-            resource=view.resource.name,
-        )
+        """A bulk write's rows in one INSERT (:func:`django_arc.audit.record_many`); one per
+        run of rows of one organization when the caller named none (an elevated bulk write
+        across tenants: each entry names its row's, :meth:`organization`)."""
+        if get_scope(view.request).organization_id is not None or not records:
+            runs = [(None, records)]
+        else:
+            runs = []
+            for record in records:
+                org = self.organization(view, record[0])
+                if runs and runs[-1][0] == org:
+                    runs[-1][1].append(record)
+                else:
+                    runs.append((org, [record]))
+        for org, run in runs:
+            audit.record_many(
+                view.request,
+                verb,
+                [self.recorded(view, *record) for record in run],
+                resource=view.resource.name,
+                organization_id=org,
+            )
+
+    def organization(self, view: Any, instance: Any) -> Any:
+        """The organization an entry of ``instance`` names when the caller named none: the
+        row's tenant (``MultiTenant``'s organization column), else ``None``. A platform
+        admin's elevated write without ``X-Organization-Id`` reaches every tenant's rows;
+        its entries named no organization, so a tenant's history (the log filtered by
+        ``organization_id``) left out every change a platform admin made to its rows."""
+        for preset in view.resource.preset_list:
+            if isinstance(preset, MultiTenant):
+                value = preset.row_organization_id(instance)
+                if value is not None:
+                    return value
+        return None
 
     def entry(
         self,
@@ -72,6 +101,9 @@ class Audited(Preset):
         after: dict[str, Any] | None,
     ) -> Any:
         object_id, before, after = self.recorded(view, instance, before, after)
+        organization = None
+        if get_scope(view.request).organization_id is None:
+            organization = self.organization(view, instance)
         return audit.entry(
             view.request,
             verb,
@@ -79,6 +111,7 @@ class Audited(Preset):
             object_id=object_id,
             before=before,
             after=after,
+            organization_id=organization,
         )
 
     def recorded(

@@ -172,6 +172,16 @@ class MultiTenant(Preset):
             values[dim.attname] = dim.parse(raw)
         return values
 
+    def row_organization_id(self, instance: Any) -> Any:
+        """The organization ``instance`` belongs to, as its first ``org`` dimension's column
+        holds it (the value a member's ``X-Organization-Id`` names), or ``None``: what an
+        audit entry names when the caller named no organization (an elevated write across
+        tenants). No query: the column is an attribute of the row."""
+        for dim in self.dimensions:
+            if dim.type == "org" and dim.attname:
+                return getattr(instance, dim.attname, None)
+        return None
+
     # -- preset hooks --------------------------------------------------------------------
 
     def check_request(self, view: Any) -> None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from django_arc.audit import stored_object_id
 from django_arc.audit.models import AuditLog
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
@@ -39,8 +40,9 @@ def erase(resource: str, object_id: str, path: str) -> None:
     OutboxEvent.objects.filter(meta__resource=resource, meta__resource_id=object_id).exclude(
         status="pending"
     ).delete()
-    # its audit entries (or keep them, emptied: .update(before=None, after=None))
-    AuditLog.objects.filter(resource=resource, object_id=object_id).delete()
+    # its audit entries (or keep them, emptied: .update(before=None, after=None)), under
+    # the id as they store it (one past 2,000 bytes is stored shortened)
+    AuditLog.objects.filter(resource=resource, object_id=stored_object_id(object_id)).delete()
     # its keyed answers (their key is a digest that names no caller): its own URLs' (an
     # update's, a delete's, an action's) and its create's, whose answer is the row; they go
     # TTL_SECONDS after their answer (arc_purge_idempotency), or now (a retry of those keys
