@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache import caches
 from django.test import override_settings
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -138,6 +139,7 @@ class ProductsMachine(RuleBasedStateMachine):
     clients: dict = {}
     identities: dict = {}
     memberships: dict = {}
+    store: str = "database"
     seen: Counter = Counter()
     clock: Any = None
 
@@ -151,6 +153,8 @@ class ProductsMachine(RuleBasedStateMachine):
                 membership.save()
         Product.objects.all().delete()
         IdempotencyRecord.objects.all().delete()
+        if self.store == "cache":
+            caches["redis"].delete_pattern("arc:idem:*")
         self.rows: dict[int, dict] = {}
         for org in ("a", "b"):
             for i, sku in enumerate(SKUS[-2:]):
@@ -253,29 +257,29 @@ class ProductsMachine(RuleBasedStateMachine):
         select = params.get("select")
         if select is not None and set(select.split(",")) - set(self.readable(caller)):
             return Refused(400, "INVALID_QUERY")
-        rows = self.mine(caller)
-        out = []
-        for pk, row in rows.items():
-            if "status" in params and row["status"] != params["status"]:
-                continue
-            if "status[in]" in params and row["status"] not in params["status[in]"].split(","):
-                continue
-            if "price[gte]" in params and row["price"] < Decimal(params["price[gte]"]):
-                continue
-            if "price[lte]" in params and row["price"] > Decimal(params["price[lte]"]):
-                continue
-            if "name[contains]" in params and params["name[contains]"] not in row["name"]:
-                continue
-            term = params.get("search", "").lower()
-            if term and term not in row["name"].lower() and term not in row["sku"].lower():
-                continue
-            out.append(pk)
+        out = [pk for pk, row in self.mine(caller).items() if self.matches(row, params)]
         sort = params.get("sort", "-created_at")
         keys = [(name.lstrip("-"), name.startswith("-")) for name in sort.split(",")]
         out.sort()  # the tie-break: pk ascending
         for name, desc in reversed(keys):
             out.sort(key=lambda pk, n=name: self.rows[pk][n], reverse=desc)
         return out
+
+    @staticmethod
+    def matches(row: dict, params: dict[str, str]) -> bool:
+        """Whether ``row`` passes a list's (or a bulk update's) filters and search."""
+        if "status" in params and row["status"] != params["status"]:
+            return False
+        if "status[in]" in params and row["status"] not in params["status[in]"].split(","):
+            return False
+        if "price[gte]" in params and row["price"] < Decimal(params["price[gte]"]):
+            return False
+        if "price[lte]" in params and row["price"] > Decimal(params["price[lte]"]):
+            return False
+        if "name[contains]" in params and params["name[contains]"] not in row["name"]:
+            return False
+        term = params.get("search", "").lower()
+        return not term or term in row["name"].lower() or term in row["sku"].lower()
 
     @rule(
         caller=st.sampled_from(READERS),
@@ -615,8 +619,12 @@ class ProductsMachine(RuleBasedStateMachine):
                     pk: self.validated(b, partial=True) for pk, b in zip(ids, bodies, strict=True)
                 }
             else:
-                status = req.body["filter"]["status"]
-                ids = sorted(pk for pk, row in mine.items() if row["status"] == status)
+                filters = req.body["filter"]
+                if set(filters) - {"status", "status[in]", "price[gte]", "name[contains]"}:
+                    self.seen["bulk_update by an unknown filter"] += 1
+                    raise Refused(400, "VALIDATION_ERROR")  # not a filter of the resource
+                params = {k: ",".join(v) if isinstance(v, list) else v for k, v in filters.items()}
+                ids = sorted(pk for pk, row in mine.items() if self.matches(row, params))
                 if self.denied_fields(req, req.body["data"]):
                     raise Refused(403, "FIELD_WRITE_DENIED")
                 change = self.validated(req.body["data"], partial=True)
@@ -702,8 +710,15 @@ class ProductsMachine(RuleBasedStateMachine):
             method, path, body = "PATCH", f"{API}bulk/", {"items": items}
         elif op == "bulk_update":
             change = {"in_stock": n % 2 == 0, **extra} if n % 2 else {"name": name, **extra}
-            status = STATUSES[n % 3]
-            body = {"filter": {"status": status}, "data": change}
+            filters = [
+                {"status": STATUSES[n // 2 % 3]},
+                {"status[in]": [STATUSES[n % 2], "active"]},
+                {"price[gte]": "5"},
+                {"name[contains]": "re", "status": "draft"},
+                {"cost": "4.00"},  # not a filter of the resource
+                {"secret_notes": "secret a0"},  # hidden: not one either
+            ][n // 3 % 6]
+            body = {"filter": filters, "data": change}
             method, path = "PATCH", f"{API}bulk/"
         elif op in ("patch", "put"):
             change = [{"name": name}, {"price": price}, {"sku": sku}][n % 3]
@@ -852,6 +867,9 @@ class ProductsMachine(RuleBasedStateMachine):
 
     @invariant()
     def one_stored_key_per_answered_scoped_key(self):
+        if self.store == "cache":
+            assert len(caches["redis"].keys("arc:idem:*")) == len(self.stored)
+            return
         assert IdempotencyRecord.objects.filter(status__isnull=True).count() == 0
         assert IdempotencyRecord.objects.count() == len(self.stored)
 
@@ -883,19 +901,23 @@ def build_products_world() -> None:
     UserFactory()  # a user id no caller has
 
 
-def test_products_across_features(monkeypatch):
+@pytest.mark.parametrize("store", ["database", pytest.param("cache", marks=pytest.mark.redis)])
+def test_products_across_features(store, monkeypatch):
+    if store == "cache" and not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
     clock = cache_clock(monkeypatch)
     arc = arc_with(
         CACHE={"ALIAS": "redis", "STALE_SECONDS": STALE_SECONDS},
-        IDEMPOTENCY={"STORE": "database", "TTL_SECONDS": 3600, "LOCK_SECONDS": 30},
+        IDEMPOTENCY={"STORE": store, "ALIAS": "redis", "TTL_SECONDS": 3600, "LOCK_SECONDS": 30},
     )
     with override_settings(ARC=arc):
         build_products_world()
         ProductsMachine.clock, ProductsMachine.seen = clock, Counter()
+        ProductsMachine.store = store
         run_state_machine_as_test(
             ProductsMachine,
             settings=settings(
-                max_examples=40,
+                max_examples=30,
                 stateful_step_count=30,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),
@@ -913,6 +935,7 @@ def test_products_across_features(monkeypatch):
         "get 404",
         "create 201",
         "bulk_update 200",
+        "bulk_update by an unknown filter",
         "create 403 FIELD_WRITE_DENIED",
     ):
         assert seen[outcome] >= 1, (outcome, seen)
