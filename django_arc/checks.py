@@ -17,7 +17,8 @@ instance: a 500 on every call) or declares a field named ``action`` (never fille
 ``@action`` name that is a verb the resource writes under (``created``, ``deleted``, a
 preset's ``restored``), declared twice, or no string; E020 a ``DEFAULT_THROTTLE_RATES`` rate
 ``ScopeRateThrottle`` (or a subclass) reads that its ``parse_rate`` cannot read (a 500 on every
-throttled request) or that counts no positive number of seconds.
+throttled request) or that counts no positive number of seconds, or a serving subclass's
+``ipv6_prefix`` no IPv6 network has (a 500 on every anonymous IPv6 request).
 
 Warnings: arc.W001 the query cache is on without a django-redis alias; W002 the idempotency
 ``cache`` store without one; W003 that store's Redis may evict keys (``maxmemory-policy`` is
@@ -45,6 +46,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import ipaddress
 import numbers
 import sys
 import threading
@@ -984,6 +986,21 @@ def check_throttle_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     for klass in classes:
         if not (isinstance(klass, type) and issubclass(klass, ScopeRateThrottle)):
             continue
+        if klass.anon_scope in rates and rates[klass.anon_scope] is not None:
+            prefix = getattr(klass, "ipv6_prefix", None)
+            try:
+                ipaddress.ip_network(f"::/{prefix}")
+            except ValueError:
+                errors.append(
+                    _err(
+                        f"{klass.__module__}.{klass.__qualname__}.ipv6_prefix = {prefix!r} "
+                        "is no IPv6 prefix length; every anonymous IPv6 request would "
+                        "answer 500.",
+                        "REST_FRAMEWORK",
+                        "arc.E020",
+                        "Set ipv6_prefix to a whole number from 0 to 128 (64: one host).",
+                    )
+                )
         for name in (klass.service_scope, klass.member_scope, klass.anon_scope):
             rate = rates.get(name)
             if rate is None or (klass, name) in seen:

@@ -366,14 +366,27 @@ def _key_label(relation: RelatedField, row: Any) -> str:
 
 
 def _in_a_stable_order(queryset: Any) -> Any:
-    """``queryset`` in its own order, or by primary key when it has none: the first
-    ``html_cutoff`` rows a ``<select>`` offers are read twice, when the form is rendered and
-    when it is sent back (:func:`_rows_not_offered`), and an unordered slice (``auth.Group``
-    has no ``Meta.ordering``) may differ between two queries on PostgreSQL: a row the form
-    never showed would count as offered, and the form's update would remove it."""
-    if getattr(queryset, "ordered", True):
+    """``queryset`` in its own order, its ties broken by primary key (by primary key when
+    it has none): the first ``html_cutoff`` rows a ``<select>`` offers are read twice, when
+    the form is rendered and when it is sent back (:func:`_rows_not_offered`), and a slice
+    of an unordered query (``auth.Group`` has no ``Meta.ordering``), or of one ordered by a
+    column that ties (a name, a date), may differ between two queries on PostgreSQL: a row
+    the form never showed would count as offered, and the form's update would remove it.
+    A query that cannot be reordered (sliced, combined, ordered by ``extra()``) is as
+    given."""
+    if not isinstance(queryset, models.QuerySet):
         return queryset
-    return queryset.order_by("pk")
+    query = queryset.query
+    if query.is_sliced or query.combinator or query.extra_order_by:
+        return queryset
+    if not queryset.ordered:
+        return queryset.order_by("pk")
+    ordering = list(query.order_by or (query.get_meta().ordering if query.default_ordering else ()))
+    pk = query.get_meta().pk
+    keys = {"pk", pk.name, pk.attname}
+    if not ordering or any(isinstance(term, str) and term.lstrip("-") in keys for term in ordering):
+        return queryset
+    return queryset.order_by(*ordering, "pk")
 
 
 def _offer_in_a_stable_order(relation: RelatedField) -> None:

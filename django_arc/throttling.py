@@ -138,8 +138,12 @@ class ScopeRateThrottle(SimpleRateThrottle):
             warn_outage("throttling", exc)
             return True
         self.now = self.timer()
-        while self.history and self.history[-1] <= self.now - self.duration:
-            self.history.pop()
+        # Newest first, the window's only: servers sharing the cache each put their own
+        # clock's time at the head, so with clocks apart an entry past the window may lie
+        # before a recent one (DRF drops them from the tail only, and wait() read it).
+        self.history = sorted(
+            (when for when in self.history if when > self.now - self.duration), reverse=True
+        )
         if len(self.history) >= self.num_requests:
             return self.throttle_failure()
         return self.throttle_success()

@@ -15,6 +15,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.db.models.functions import Length
 from django.http import JsonResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import clear_url_caches, include, path
@@ -501,3 +502,64 @@ def test_lead51_a_select_past_its_cutoff_offers_and_checks_the_same_rows_in_pk_o
         reads = cut_group_reads(queries)
         assert reads, [q["sql"] for q in queries]
         assert all(re.search(r'ORDER BY ("auth_group"\."id"|1) ASC', sql) for sql in reads), reads
+
+
+class _Rf52TiedGroupsSerializer(serializers.ModelSerializer):
+    """A user's "tie" groups ordered by a column that ties (the name's length), the first
+    two in a form."""
+
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True,
+        queryset=Group.objects.filter(name__startswith="tie").order_by(Length("name")),
+        html_cutoff=2,
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+
+
+@fs9b_site.register
+class _Rf52TiedTeamUsers(Resource):
+    model = User
+    name = "rf52-tied-users"
+    serializer_class = _Rf52TiedGroupsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+
+
+def test_rf52_a_select_past_its_cutoff_ordered_by_a_tying_column_breaks_ties_by_pk(fs9b_forms):
+    """A relation ordered by a column that ties (every "tie" group's name is as long) is
+    ordered, so both reads of its first ``html_cutoff`` rows (the page, the form sent
+    back) took them as PostgreSQL sorts ties, which nothing fixes between two queries (a
+    row updated in between moves in the table): a group the form never showed could count
+    as offered and the update remove it, as for an unordered relation (lead51). Both reads
+    break the ties by primary key."""
+    api = fs9b_forms
+    ties = [Group.objects.create(name=f"tie-{c}") for c in "abc"]
+    user = User.objects.create(username="tied")
+    user.groups.set([ties[2]])
+    url = f"/fs9b/rf52-tied-users/{user.pk}/"
+
+    def rf52_cut_reads(queries):
+        return [
+            q["sql"]
+            for q in queries
+            if 'FROM "auth_group"' in q["sql"]
+            and "LIMIT" in q["sql"]
+            and "INNER JOIN" not in q["sql"]
+        ]
+
+    with CaptureQueriesContext(connection) as rendered:
+        page = api.get(url, **_FS9B_HTML)
+    assert page.status_code == 200, page.content
+    with CaptureQueriesContext(connection) as sent:
+        answer = api.put(url, _fs9b_browser_post(page, "PUT"), format="multipart")
+    assert answer.status_code == 200, answer.content
+    assert list(user.groups.all()) == [ties[2]]
+    for queries in (rendered.captured_queries, sent.captured_queries):
+        reads = rf52_cut_reads(queries)
+        assert reads, [q["sql"] for q in queries]
+        assert all(
+            re.search(r'ORDER BY LENGTH\([^;]*\) ASC, ("auth_group"\."id"|1) ASC', sql)
+            for sql in reads
+        ), reads

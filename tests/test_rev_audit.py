@@ -201,3 +201,30 @@ def test_rev_audit_each_accepted_write_records_one_entry_refusals_and_replays_no
     assert entries[2][2:] == ({"title": "one"}, {"title": "two"})
     assert entries[5][2:] == ({"title": "two"}, {"title": "three"})
     assert entries[6][2:] == ({"title": "three"}, {"title": "four"})
+
+
+def test_rf52_an_elevated_bulk_write_across_interleaved_tenants_is_one_audit_insert():
+    """An elevated bulk write without ``X-Organization-Id`` over rows whose tenants
+    alternate (rows in primary-key order, created by several tenants in turn) recorded
+    one INSERT per run of one organization: one statement per row, where a bulk write's
+    entries are one. Each entry still names its row's organization, in the batch's order."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    a, b = OrganizationFactory(), OrganizationFactory()
+    pks, orgs = [], []
+    for n in range(3):
+        for org in (a, b):
+            pks.append(rev_audit_tenant_row(org, f"s{org.pk}-{n}"))
+            orgs.append(str(org.pk))
+    root = UserFactory(username="root", is_superuser=True)
+    elevated = client_for(root, HTTP_X_ARC_SCOPE="platform")
+    items = [{"id": pk, "title": f"t{pk}"} for pk in pks]
+    table = AuditLog._meta.db_table
+    with CaptureQueriesContext(connection) as ctx:
+        r = elevated.patch("/api/all-articles/bulk/", {"items": items}, format="json")
+    assert r.status_code == 200, r.content
+    inserts = [q for q in ctx.captured_queries if q["sql"].startswith(f'INSERT INTO "{table}"')]
+    assert len(inserts) == 1
+    got = [(o, org) for _, o, org, _ in rev_audit_entries(action="updated")]
+    assert got == list(zip(map(str, pks), orgs, strict=True))

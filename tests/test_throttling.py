@@ -391,3 +391,57 @@ def test_refusals_before_the_throttle_spend_no_allowance_and_the_rest_do(
         api.get("/api/authors/1/").status_code,  # still the 401, not a 429
     ]
     assert answered == [404, 400, 202, 429, 401]
+
+
+class _Rf52ThrottleByNoNetwork(ScopeRateThrottle):
+    ipv6_prefix = 129
+
+
+class _Rf52ThrottleByText(ScopeRateThrottle):
+    ipv6_prefix = "64"
+
+
+def test_rf52_an_ipv6_prefix_no_network_has_is_a_system_check_error(settings):
+    """A serving subclass's ``ipv6_prefix`` that no IPv6 network has (129, ``"/64"``)
+    raised ``ValueError`` building every anonymous IPv6 caller's bucket: a 500 to each of
+    them, found by the first one. arc.E020 names it at ``manage.py check``; a prefix
+    ``ipaddress`` reads (0, 128, ``"64"``) is no error."""
+    from django_arc.checks import check_throttle_rates
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": [
+            "tests.test_throttling._Rf52ThrottleByNoNetwork",
+            "tests.test_throttling._Rf52ThrottleByText",
+        ],
+        "DEFAULT_THROTTLE_RATES": {"arc_anon": "5/min"},
+    }
+    errors = check_throttle_rates()
+    assert [(e.id, e.obj) for e in errors] == [("arc.E020", "REST_FRAMEWORK")]
+    assert "_Rf52ThrottleByNoNetwork.ipv6_prefix = 129" in errors[0].msg
+    drf_request = ThrottledView().initialize_request(request(ip="2001:db8::1"))
+    with pytest.raises(ValueError):  # what the check spares a project: a 500
+        _Rf52ThrottleByNoNetwork().get_cache_key(drf_request, None)
+    assert _Rf52ThrottleByText().get_cache_key(drf_request, None).endswith("2001:db8::/64")
+
+
+def test_rf52_a_bucket_written_by_servers_whose_clocks_differ_says_a_positive_retry_after(
+    rates,
+):
+    """Servers sharing the throttle cache each put their own time at the head of the
+    history, so with clocks apart it is not newest first: an entry past the window may sit
+    before a recent one. ``wait()`` read the ``num_requests``-th entry as it lay, a
+    request already out of the window, and said ``Retry-After: -50``. An entry past the
+    window is no request in it, wherever it lies."""
+    import time
+
+    rates.REST_FRAMEWORK = {
+        **rates.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"arc_anon": "1/min"},
+    }
+    now = time.time()
+    key = cache_key(request(ip="10.9.9.9"))
+    cache.set(key, [now - 110, now - 10], 60)  # a server 100 s behind wrote the newer one
+    refused = view(request(ip="10.9.9.9"))
+    assert refused.status_code == 429
+    assert 40 <= int(refused["Retry-After"]) <= 60

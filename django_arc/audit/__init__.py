@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..events.event import changed_fields
@@ -139,17 +139,25 @@ def record_many(
     *,
     resource: str = "",
     organization_id: Any = None,
+    organization_ids: Sequence[Any] | None = None,
 ) -> None:
     """Record one entry per ``(object_id, before, after)`` of ``rows`` — the rows of one
     bulk write — for the caller of ``request``, in the current transaction, with one
     INSERT. The entries are those :func:`entry` builds one by one (same actor,
     organization, request id), with one time for the batch; ``organization_id`` as
-    :func:`entry` takes it."""
+    :func:`entry` takes it, or ``organization_ids``, one per row, when the rows belong to
+    several (an elevated bulk write across tenants): still one INSERT, where one per
+    organization would be one per row when the tenants' rows alternate."""
     from .store import insert_many  # a model: importable only once apps are ready
 
     stored = [(stored_object_id(object_id), b, a) for object_id, b, a in rows]
     shared = entry(request, action, resource=resource, organization_id=organization_id)
-    insert_many(shared, stored)
+    organizations = None
+    if organization_ids is not None and get_scope(request).organization_id is None:
+        if len(organization_ids) != len(stored):
+            raise ValueError("organization_ids must name one organization per row")
+        organizations = [None if org is None else str(org) for org in organization_ids]
+    insert_many(shared, stored, organizations)
 
 
 #: Only what changed between two renderings of a row (the whole row on create and delete),

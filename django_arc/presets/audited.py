@@ -57,27 +57,19 @@ class Audited(Preset):
         self.entry(view, verb, instance, before, after).save(force_insert=True)
 
     def after_write_many(self, view: Any, verb: str, records: list[tuple[Any, Any, Any]]) -> None:
-        """A bulk write's rows in one INSERT (:func:`django_arc.audit.record_many`); one per
-        run of rows of one organization when the caller named none (an elevated bulk write
-        across tenants: each entry names its row's, :meth:`organization`)."""
-        if get_scope(view.request).organization_id is not None or not records:
-            runs = [(None, records)]
-        else:
-            runs = []
-            for record in records:
-                org = self.organization(view, record[0])
-                if runs and runs[-1][0] == org:
-                    runs[-1][1].append(record)
-                else:
-                    runs.append((org, [record]))
-        for org, run in runs:
-            audit.record_many(
-                view.request,
-                verb,
-                [self.recorded(view, *record) for record in run],
-                resource=view.resource.name,
-                organization_id=org,
-            )
+        """A bulk write's rows in one INSERT (:func:`django_arc.audit.record_many`); when
+        the caller named no organization (an elevated bulk write across tenants) each
+        entry names its row's (:meth:`organization`), in the same INSERT."""
+        organizations = None
+        if records and get_scope(view.request).organization_id is None:
+            organizations = [self.organization(view, record[0]) for record in records]
+        audit.record_many(
+            view.request,
+            verb,
+            [self.recorded(view, *record) for record in records],
+            resource=view.resource.name,
+            organization_ids=organizations,
+        )
 
     def organization(self, view: Any, instance: Any) -> Any:
         """The organization an entry of ``instance`` names when the caller named none: the
