@@ -560,3 +560,26 @@ class Specimen(models.Model):
 
     class Meta:
         required_db_vendor = "postgresql"
+
+
+# -- rev-softdelete: a slug unique among live rows only ---------------------------------------
+
+
+class RevSdPage(models.Model):
+    """A tenant's page whose slug is unique among its live rows only (the usual soft-delete
+    constraint): a deleted page's slug may be reused, and restoring it may then clash."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    slug = models.SlugField(max_length=50)
+    title = models.CharField(max_length=100, blank=True, default="")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "slug"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="uniq_revsd_page_live_slug",
+            )
+        ]
