@@ -1,10 +1,12 @@
 """rev-softdelete: SoftDelete and OwnedBy end to end, as a project combines them."""
 
 import pytest
+from django.db.models import Q
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
+from django_arc.checks import check_resource
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
@@ -114,3 +116,52 @@ def test_rsd_a_bulk_soft_delete_frees_the_slugs_for_a_bulk_create(rsd_mounted):
     assert again.status_code == 201, again.content
     assert RevSdPage.objects.filter(deleted_at=None).count() == 2
     assert RevSdPage.objects.exclude(deleted_at=None).count() == 2
+
+
+def _rsd_check_messages(queryset):
+    class RsdTrashless(Resource):  # not registered: checked alone
+        model = RevSdPage
+        name = "rsd-trashless"
+        fields = ["id", "organization", "owner", "slug", "title", "deleted_at"]
+        presets = [presets.MultiTenant(), presets.SoftDelete()]
+        permissions = RSD_MEMBERS
+
+    RsdTrashless.queryset = queryset
+    return [(e.id, e.msg) for e in check_resource(RsdTrashless())]
+
+
+@pytest.mark.parametrize(
+    "queryset",
+    [
+        RevSdPage.objects.filter(deleted_at__isnull=True),
+        RevSdPage.objects.filter(deleted_at=None),
+        RevSdPage.objects.exclude(deleted_at__isnull=False),
+        RevSdPage.objects.select_related("owner").filter(title__gt="", deleted_at=None),
+    ],
+    ids=["isnull", "none", "exclude", "among-others"],
+)
+def test_rsd_a_base_queryset_hiding_the_trash_is_reported(queryset):
+    """A resource whose ``queryset`` (or model's default manager — the usual "live rows
+    only" manager) already leaves deleted rows out starts every route from live rows: its
+    trash is always empty and no row is ever restorable, though each DELETE answers
+    ``"soft": true``. ``manage.py check`` says so (arc.E011) instead of serving it."""
+    errors = _rsd_check_messages(queryset)
+    assert [code for code, _ in errors] == ["arc.E011"], errors
+    assert "leaves out the rows SoftDelete field 'deleted_at' marks deleted" in errors[0][1]
+
+
+@pytest.mark.parametrize(
+    "queryset",
+    [
+        None,
+        RevSdPage.objects.all(),
+        RevSdPage.objects.select_related("owner"),
+        RevSdPage.objects.filter(deleted_at__isnull=False),
+        RevSdPage.objects.filter(Q(deleted_at=None) | Q(title="kept")),
+        RevSdPage.objects.exclude(deleted_at=None, title="x"),
+        RevSdPage.objects.filter(title=None),
+    ],
+    ids=["default", "all", "joined", "deleted-only", "or", "exclude-pair", "other-column"],
+)
+def test_rsd_a_base_queryset_keeping_the_trash_is_not_reported(queryset):
+    assert _rsd_check_messages(queryset) == []
