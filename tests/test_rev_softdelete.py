@@ -165,3 +165,20 @@ def test_rsd_a_base_queryset_hiding_the_trash_is_reported(queryset):
 )
 def test_rsd_a_base_queryset_keeping_the_trash_is_not_reported(queryset):
     assert _rsd_check_messages(queryset) == []
+
+
+def test_rsd_the_slug_route_finds_the_live_row_beside_a_trashed_namesake(rsd_mounted):
+    """A live row and a trashed one share a slug (unique among live rows only): the slug
+    route answers the live one, not the 404 of a lookup matching several rows; with the
+    live one trashed too it is 404, and another tenant's namesake is never found."""
+    org, other = OrganizationFactory(), OrganizationFactory()
+    api, _ = _rsd_member(org)
+    theirs, _ = _rsd_member(other)
+    old = api.post(URL, {"slug": "team", "title": "old"}, format="json").json()["data"]["id"]
+    api.delete(f"{URL}{old}/")
+    new = api.post(URL, {"slug": "team", "title": "new"}, format="json").json()["data"]["id"]
+    found = api.get(f"{URL}slug/team/")
+    assert found.status_code == 200 and found.json()["data"]["id"] == new, found.content
+    assert_error(theirs.get(f"{URL}slug/team/"), 404, "NOT_FOUND")
+    api.delete(f"{URL}{new}/")
+    assert_error(api.get(f"{URL}slug/team/"), 404, "NOT_FOUND")
