@@ -10,7 +10,7 @@ from django_arc.checks import check_resource
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import RevSdPage
+from tests.testapp.models import RevSdLivePage, RevSdPage
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +41,18 @@ class RsdPageResource(Resource):
     ]
     permissions = RSD_MEMBERS
     idempotent = True
+
+
+@rsd_site.register
+class RsdLivePageResource(Resource):
+    """Over a model whose default manager serves live rows only: given every row."""
+
+    model = RevSdLivePage
+    name = "rsd-live-pages"
+    queryset = RevSdLivePage.all_objects.all()
+    fields = ["id", "organization", "owner", "slug", "title", "deleted_at"]
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.SoftDelete()]
+    permissions = RSD_MEMBERS
 
 
 @pytest.fixture
@@ -118,15 +130,15 @@ def test_rsd_a_bulk_soft_delete_frees_the_slugs_for_a_bulk_create(rsd_mounted):
     assert RevSdPage.objects.exclude(deleted_at=None).count() == 2
 
 
-def _rsd_check_messages(queryset):
+def _rsd_check_messages(queryset, model=RevSdPage):
     class RsdTrashless(Resource):  # not registered: checked alone
-        model = RevSdPage
+        model = None
         name = "rsd-trashless"
         fields = ["id", "organization", "owner", "slug", "title", "deleted_at"]
         presets = [presets.MultiTenant(), presets.SoftDelete()]
         permissions = RSD_MEMBERS
 
-    RsdTrashless.queryset = queryset
+    RsdTrashless.model, RsdTrashless.queryset = model, queryset
     return [(e.id, e.msg) for e in check_resource(RsdTrashless())]
 
 
@@ -182,3 +194,23 @@ def test_rsd_the_slug_route_finds_the_live_row_beside_a_trashed_namesake(rsd_mou
     assert_error(theirs.get(f"{URL}slug/team/"), 404, "NOT_FOUND")
     api.delete(f"{URL}{new}/")
     assert_error(api.get(f"{URL}slug/team/"), 404, "NOT_FOUND")
+
+
+def test_rsd_a_default_manager_serving_live_rows_only_is_reported_and_all_objects_is_not():
+    errors = _rsd_check_messages(None, RevSdLivePage)
+    assert [code for code, _ in errors] == ["arc.E011"], errors
+    assert "RevSdLivePage's default manager" in errors[0][1]
+    assert _rsd_check_messages(RevSdLivePage.all_objects.all(), RevSdLivePage) == []
+    assert _rsd_check_messages(RevSdLivePage.all_objects, RevSdLivePage) == []
+
+
+def test_rsd_given_every_row_a_live_only_model_has_its_trash_and_restore(rsd_mounted):
+    org = OrganizationFactory()
+    api, _ = _rsd_member(org)
+    url = "/rsd/rsd-live-pages/"
+    pk = api.post(url, {"slug": "x"}, format="json").json()["data"]["id"]
+    assert api.delete(f"{url}{pk}/").json()["data"] == {"id": pk, "soft": True}
+    assert [d["id"] for d in api.get(f"{url}deleted/").json()["docs"]] == [pk]
+    assert api.get(url).json()["docs"] == []
+    assert api.post(f"{url}{pk}/restore/").status_code == 200
+    assert [d["id"] for d in api.get(url).json()["docs"]] == [pk]

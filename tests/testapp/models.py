@@ -583,3 +583,19 @@ class RevSdPage(models.Model):
                 name="uniq_revsd_page_live_slug",
             )
         ]
+
+
+class RevSdLiveManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
+class RevSdLivePage(RevSdPage):
+    """:class:`RevSdPage` with the usual soft-delete managers: ``objects`` serves live rows
+    only, ``all_objects`` every row."""
+
+    objects = RevSdLiveManager()
+    all_objects = models.Manager()  # noqa: DJ012 - the manager a SoftDelete resource needs
+
+    class Meta:
+        proxy = True
