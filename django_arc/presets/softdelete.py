@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Q
+from django.db.models.lookups import IsNull
+from django.db.models.sql.where import AND, WhereNode
 from django.utils import timezone
 
 from ..actions import INSTANCE, PAGE, RouteSpec
@@ -47,6 +49,24 @@ class SoftDelete(Preset):
             return [f"SoftDelete field '{self.field}' is not a field of {resource.model.__name__}"]
         if not isinstance(model_field, models.DateTimeField) or not model_field.null:
             return [f"SoftDelete field '{self.field}' must be a DateTimeField with null=True"]
+        base = (
+            resource.queryset if resource.queryset is not None else resource.model._default_manager
+        )
+        try:
+            where = base.all().query.where
+        except Exception:  # noqa: BLE001 - a project's manager the check cannot build: not judged
+            return []
+        if _keeps_only_null(where, model_field):
+            # Every route starts from this queryset (the trash and restore too): with the
+            # deleted rows already left out, the trash is always empty and no row can be
+            # restored, while each DELETE still answers "soft": true.
+            return [
+                f"The base queryset of {type(resource).__name__} (its `queryset`, or "
+                f"{resource.model.__name__}'s default manager) leaves out the rows SoftDelete "
+                f"field '{self.field}' marks deleted, so its trash is always empty and no row "
+                "can be restored: start from every row (e.g. `queryset = "
+                f"{resource.model.__name__}.all_objects.all()`, a manager that hides none)"
+            ]
         return []
 
     def event_verbs(self, resource: Resource) -> set[str]:
@@ -139,3 +159,26 @@ class SoftDelete(Preset):
         after = view.snapshot(instance) if observed else None
         view.after_write("restored", instance, {"id": view.id_value(instance)}, before, after)
         return instance
+
+
+def _keeps_only_null(node: WhereNode, field: models.Field, negated: bool = False) -> bool:
+    """Whether the ``WHERE`` tree ``node`` requires ``field IS NULL`` of every row it keeps:
+    an ``isnull`` lookup on ``field`` reached through ``AND``s only (a negation of one
+    condition flips it), as ``filter(field=None)``, ``filter(field__isnull=True)`` and
+    ``exclude(field__isnull=False)`` build it. Anything under an ``OR``, or a negated group
+    of several, may keep a deleted row: not judged."""
+    negated ^= node.negated
+    if len(node.children) > 1 and (node.connector != AND or negated):
+        return False
+    for child in node.children:
+        if isinstance(child, WhereNode):
+            if _keeps_only_null(child, field, negated):
+                return True
+        elif (
+            isinstance(child, IsNull)
+            and getattr(child.lhs, "target", None) is field
+            and isinstance(child.rhs, bool)
+            and child.rhs is not negated
+        ):
+            return True
+    return False

@@ -560,3 +560,42 @@ class Specimen(models.Model):
 
     class Meta:
         required_db_vendor = "postgresql"
+
+
+# -- rev-softdelete: a slug unique among live rows only ---------------------------------------
+
+
+class RevSdPage(models.Model):
+    """A tenant's page whose slug is unique among its live rows only (the usual soft-delete
+    constraint): a deleted page's slug may be reused, and restoring it may then clash."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    slug = models.SlugField(max_length=50)
+    title = models.CharField(max_length=100, blank=True, default="")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "slug"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="uniq_revsd_page_live_slug",
+            )
+        ]
+
+
+class RevSdLiveManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
+class RevSdLivePage(RevSdPage):
+    """:class:`RevSdPage` with the usual soft-delete managers: ``objects`` serves live rows
+    only, ``all_objects`` every row."""
+
+    objects = RevSdLiveManager()
+    all_objects = models.Manager()  # noqa: DJ012 - the manager a SoftDelete resource needs
+
+    class Meta:
+        proxy = True
