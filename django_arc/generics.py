@@ -373,14 +373,16 @@ def _in_a_stable_order(queryset: Any) -> Any:
     column that ties (a name, a date), may differ between two queries on PostgreSQL: a row
     the form never showed would count as offered, and the form's update would remove it.
     A query that cannot be reordered (sliced, combined, ordered by ``extra()``) is as
-    given."""
+    given; one ``distinct()`` on fields is ordered by them first."""
     if not isinstance(queryset, models.QuerySet):
         return queryset
     query = queryset.query
     if query.is_sliced or query.combinator or query.extra_order_by:
         return queryset
     if not queryset.ordered:
-        return queryset.order_by("pk")
+        # PostgreSQL's DISTINCT ON must lead the ORDER BY (else every read is a 500); by
+        # pk after them, each group's row is its first by primary key, in every read.
+        return queryset.order_by(*query.distinct_fields, "pk")
     ordering = list(query.order_by or (query.get_meta().ordering if query.default_ordering else ()))
     pk = query.get_meta().pk
     keys = {"pk", pk.name, pk.attname}

@@ -563,3 +563,43 @@ def test_rf52_a_select_past_its_cutoff_ordered_by_a_tying_column_breaks_ties_by_
             re.search(r'ORDER BY LENGTH\([^;]*\) ASC, ("auth_group"\."id"|1) ASC', sql)
             for sql in reads
         ), reads
+
+
+class _Rf53DistinctGroupsSerializer(serializers.ModelSerializer):
+    """A user's "dst" groups, one per name (``DISTINCT ON``, PostgreSQL's), unordered."""
+
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True,
+        queryset=Group.objects.filter(name__startswith="dst").distinct("name"),
+        html_cutoff=2,
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+
+
+@fs9b_site.register
+class _Rf53DistinctTeamUsers(Resource):
+    model = User
+    name = "rf53-distinct-users"
+    serializer_class = _Rf53DistinctGroupsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="DISTINCT ON is PostgreSQL's")
+def test_rf53_a_select_over_a_distinct_on_relation_renders_and_its_form_saves(fs9b_forms):
+    """A relation whose queryset is ``distinct()`` on fields and has no order was put in
+    order by primary key alone for its ``<select>``: PostgreSQL refuses a ``DISTINCT ON``
+    not leading the ``ORDER BY``, so the form page and its update were a 500. The order
+    starts with the distinct fields, then the primary key."""
+    api = fs9b_forms
+    groups = [Group.objects.create(name=f"dst-{c}") for c in "abc"]
+    user = User.objects.create(username="distinct")
+    user.groups.set([groups[0]])
+    url = f"/fs9b/rf53-distinct-users/{user.pk}/"
+    page = api.get(url, **_FS9B_HTML)
+    assert page.status_code == 200, page.content
+    answer = api.put(url, _fs9b_browser_post(page, "PUT"), format="multipart")
+    assert answer.status_code == 200, answer.content
+    assert list(user.groups.all()) == [groups[0]]
