@@ -373,18 +373,25 @@ def _in_a_stable_order(queryset: Any) -> Any:
     column that ties (a name, a date), may differ between two queries on PostgreSQL: a row
     the form never showed would count as offered, and the form's update would remove it.
     A query that cannot be reordered (sliced, combined, ordered by ``extra()``) is as
-    given."""
+    given; one ``distinct()`` on fields is ordered by them first, a random order
+    (``"?"``) by primary key."""
     if not isinstance(queryset, models.QuerySet):
         return queryset
     query = queryset.query
     if query.is_sliced or query.combinator or query.extra_order_by:
         return queryset
     if not queryset.ordered:
-        return queryset.order_by("pk")
-    ordering = list(query.order_by or (query.get_meta().ordering if query.default_ordering else ()))
+        # PostgreSQL's DISTINCT ON must lead the ORDER BY (else every read is a 500); by
+        # pk after them, each group's row is its first by primary key, in every read.
+        return queryset.order_by(*query.distinct_fields, "pk")
+    given = list(query.order_by or (query.get_meta().ordering if query.default_ordering else ()))
+    # "?" (random) differs between the two reads by design: the select drops it.
+    ordering = [term for term in given if term != "?"]
     pk = query.get_meta().pk
     keys = {"pk", pk.name, pk.attname}
-    if not ordering or any(isinstance(term, str) and term.lstrip("-") in keys for term in ordering):
+    if ordering == given and (
+        not ordering or any(isinstance(term, str) and term.lstrip("-") in keys for term in ordering)
+    ):
         return queryset
     return queryset.order_by(*ordering, "pk")
 

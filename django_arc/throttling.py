@@ -141,8 +141,19 @@ class ScopeRateThrottle(SimpleRateThrottle):
         # Newest first, the window's only: servers sharing the cache each put their own
         # clock's time at the head, so with clocks apart an entry past the window may lie
         # before a recent one (DRF drops them from the tail only, and wait() read it).
+        # A history that is no list of times (written under this key by an older release
+        # or another library sharing the cache) counts no request: comparing it raised
+        # TypeError, a 500 on every request of the bucket until the key expired.
+        history = self.history if isinstance(self.history, (list, tuple)) else ()
         self.history = sorted(
-            (when for when in self.history if when > self.now - self.duration), reverse=True
+            (
+                when
+                for when in history
+                if isinstance(when, (int, float))
+                and not isinstance(when, bool)
+                and when > self.now - self.duration
+            ),
+            reverse=True,
         )
         if len(self.history) >= self.num_requests:
             return self.throttle_failure()

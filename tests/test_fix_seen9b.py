@@ -563,3 +563,99 @@ def test_rf52_a_select_past_its_cutoff_ordered_by_a_tying_column_breaks_ties_by_
             re.search(r'ORDER BY LENGTH\([^;]*\) ASC, ("auth_group"\."id"|1) ASC', sql)
             for sql in reads
         ), reads
+
+
+class _Rf53DistinctGroupsSerializer(serializers.ModelSerializer):
+    """A user's "dst" groups, one per name (``DISTINCT ON``, PostgreSQL's), unordered."""
+
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True,
+        queryset=Group.objects.filter(name__startswith="dst").distinct("name"),
+        html_cutoff=2,
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+
+
+@fs9b_site.register
+class _Rf53DistinctTeamUsers(Resource):
+    model = User
+    name = "rf53-distinct-users"
+    serializer_class = _Rf53DistinctGroupsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="DISTINCT ON is PostgreSQL's")
+def test_rf53_a_select_over_a_distinct_on_relation_renders_and_its_form_saves(fs9b_forms):
+    """A relation whose queryset is ``distinct()`` on fields and has no order was put in
+    order by primary key alone for its ``<select>``: PostgreSQL refuses a ``DISTINCT ON``
+    not leading the ``ORDER BY``, so the form page and its update were a 500. The order
+    starts with the distinct fields, then the primary key."""
+    api = fs9b_forms
+    groups = [Group.objects.create(name=f"dst-{c}") for c in "abc"]
+    user = User.objects.create(username="distinct")
+    user.groups.set([groups[0]])
+    url = f"/fs9b/rf53-distinct-users/{user.pk}/"
+    page = api.get(url, **_FS9B_HTML)
+    assert page.status_code == 200, page.content
+    answer = api.put(url, _fs9b_browser_post(page, "PUT"), format="multipart")
+    assert answer.status_code == 200, answer.content
+    assert list(user.groups.all()) == [groups[0]]
+
+
+class _Rf53RandomGroupsSerializer(serializers.ModelSerializer):
+    """A user's "rnd" groups in a random order (``order_by("?")``), the first two in a form."""
+
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True,
+        queryset=Group.objects.filter(name__startswith="rnd").order_by("?"),
+        html_cutoff=2,
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "groups"]
+
+
+@fs9b_site.register
+class _Rf53RandomTeamUsers(Resource):
+    model = User
+    name = "rf53-random-users"
+    serializer_class = _Rf53RandomGroupsSerializer
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+
+
+def test_rf53_a_select_over_a_randomly_ordered_relation_offers_the_same_rows_twice(fs9b_forms):
+    """A relation ordered at random (``order_by("?")``) is "ordered", so the select's two
+    reads of its first ``html_cutoff`` rows (the page, then the form sent back) each drew
+    their own: a group the page never showed could count as offered when the form came
+    back, and the update removed it from the user. Both reads are by primary key."""
+    api = fs9b_forms
+    groups = [Group.objects.create(name=f"rnd-{c}") for c in "abcde"]
+    user = User.objects.create(username="random")
+    user.groups.set([groups[4]])
+    url = f"/fs9b/rf53-random-users/{user.pk}/"
+
+    def rf53_cut_reads(queries):
+        return [
+            q["sql"]
+            for q in queries
+            if 'FROM "auth_group"' in q["sql"]
+            and "LIMIT" in q["sql"]
+            and "INNER JOIN" not in q["sql"]
+        ]
+
+    with CaptureQueriesContext(connection) as rendered:
+        page = api.get(url, **_FS9B_HTML)
+    assert page.status_code == 200, page.content
+    with CaptureQueriesContext(connection) as sent:
+        answer = api.put(url, _fs9b_browser_post(page, "PUT"), format="multipart")
+    assert answer.status_code == 200, answer.content
+    assert list(user.groups.all()) == [groups[4]]
+    for queries in (rendered.captured_queries, sent.captured_queries):
+        reads = rf53_cut_reads(queries)
+        assert reads, [q["sql"] for q in queries]
+        assert all(re.search(r'ORDER BY ("auth_group"\."id"|1) ASC', sql) for sql in reads), reads
+        assert not any("RAND" in sql.upper() for sql in reads), reads

@@ -10,7 +10,7 @@ from django_arc.checks import check_resource
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import RevSdLivePage, RevSdPage
+from tests.testapp.models import Folder, RevSdLivePage, RevSdPage
 
 pytestmark = pytest.mark.django_db
 
@@ -214,3 +214,36 @@ def test_rsd_given_every_row_a_live_only_model_has_its_trash_and_restore(rsd_mou
     assert api.get(url).json()["docs"] == []
     assert api.post(f"{url}{pk}/restore/").status_code == 200
     assert [d["id"] for d in api.get(url).json()["docs"]] == [pk]
+
+
+def _rf53_folder_check_ids(queryset):
+    class Rf53Folders(Resource):  # not registered: checked alone
+        model = Folder
+        name = "rf53-folders"
+        fields = ["id", "organization", "name", "parent", "deleted_at"]
+        presets = [presets.MultiTenant(), presets.SoftDelete()]
+        permissions = RSD_MEMBERS
+
+    Rf53Folders.queryset = queryset
+    return [e.id for e in check_resource(Rf53Folders())]
+
+
+@pytest.mark.parametrize(
+    ("queryset", "expected"),
+    [
+        (Folder.objects.filter(parent__deleted_at=None), []),
+        (Folder.objects.filter(parent__deleted_at__isnull=True), []),
+        (Folder.objects.filter(children__deleted_at=None), []),
+        (Folder.objects.filter(parent__deleted_at=None, deleted_at=None), ["arc.E011"]),
+        (Folder.objects.filter(deleted_at=None), ["arc.E011"]),
+    ],
+    ids=["parent", "parent-isnull", "children", "parent-and-own", "own"],
+)
+def test_rf53_a_self_relation_s_deleted_at_is_another_row_s_not_the_trash_hidden(
+    queryset, expected
+):
+    """A tree whose resource serves the rows under a live parent
+    (``filter(parent__deleted_at=None)``) keeps its own deleted rows: the condition is on
+    the parent's column, the same model field reached through a self join. The check took
+    it for the row's own and refused to start (arc.E011) a resource whose trash works."""
+    assert _rf53_folder_check_ids(queryset) == expected

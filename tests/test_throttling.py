@@ -445,3 +445,23 @@ def test_rf52_a_bucket_written_by_servers_whose_clocks_differ_says_a_positive_re
     refused = view(request(ip="10.9.9.9"))
     assert refused.status_code == 429
     assert 40 <= int(refused["Retry-After"]) <= 60
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [["a", None], "not-a-list", 12.5, [None], [True, "x", 1e308j]],
+    ids=["strings", "text", "number", "none", "mixed"],
+)
+def test_rf53_a_history_holding_no_times_counts_no_request_instead_of_a_500(rates, stored):
+    """A throttle key holding something that is no list of times (written by an older
+    release or another library sharing the cache) made sorting/comparing the history raise
+    TypeError: a 500 on every request of that bucket until the key expired. Such entries
+    count no request; the bucket answers, counts this request, and refuses the next."""
+    rates.REST_FRAMEWORK = {
+        **rates.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"arc_anon": "1/min"},
+    }
+    key = cache_key(request(ip="10.9.9.53"))
+    cache.set(key, stored, 60)
+    assert view(request(ip="10.9.9.53")).status_code == 200
+    assert view(request(ip="10.9.9.53")).status_code == 429

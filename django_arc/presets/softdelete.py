@@ -53,10 +53,17 @@ class SoftDelete(Preset):
             resource.queryset if resource.queryset is not None else resource.model._default_manager
         )
         try:
-            where = base.all().query.where
+            queryset = base.all()
+            # The alias the row's own column has in this query: a self-referential relation
+            # (``filter(parent__deleted_at=None)``) reaches the same field through a join.
+            own = queryset.filter(**{f"{self.field}__isnull": True}).query.where
+            while isinstance(own, WhereNode):
+                own = own.children[-1]
+            alias = own.lhs.alias
+            where = queryset.query.where
         except Exception:  # noqa: BLE001 - a project's manager the check cannot build: not judged
             return []
-        if _keeps_only_null(where, model_field):
+        if _keeps_only_null(where, model_field, alias):
             # Every route starts from this queryset (the trash and restore too): with the
             # deleted rows already left out, the trash is always empty and no row can be
             # restored, while each DELETE still answers "soft": true.
@@ -161,22 +168,27 @@ class SoftDelete(Preset):
         return instance
 
 
-def _keeps_only_null(node: WhereNode, field: models.Field, negated: bool = False) -> bool:
+def _keeps_only_null(
+    node: WhereNode, field: models.Field, alias: str, negated: bool = False
+) -> bool:
     """Whether the ``WHERE`` tree ``node`` requires ``field IS NULL`` of every row it keeps:
     an ``isnull`` lookup on ``field`` reached through ``AND``s only (a negation of one
     condition flips it), as ``filter(field=None)``, ``filter(field__isnull=True)`` and
     ``exclude(field__isnull=False)`` build it. Anything under an ``OR``, or a negated group
-    of several, may keep a deleted row: not judged."""
+    of several, may keep a deleted row: not judged. Only ``field`` under ``alias``, the
+    row's own column, counts: the same field reached through a join (a self-referential
+    foreign key's ``parent__deleted_at``) is another row's."""
     negated ^= node.negated
     if len(node.children) > 1 and (node.connector != AND or negated):
         return False
     for child in node.children:
         if isinstance(child, WhereNode):
-            if _keeps_only_null(child, field, negated):
+            if _keeps_only_null(child, field, alias, negated):
                 return True
         elif (
             isinstance(child, IsNull)
             and getattr(child.lhs, "target", None) is field
+            and getattr(child.lhs, "alias", None) == alias
             and isinstance(child.rhs, bool)
             and child.rhs is not negated
         ):
