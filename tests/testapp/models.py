@@ -544,9 +544,13 @@ class Rf51Slot(models.Model):
 class Specimen(models.Model):
     """A tenant's row with ``django.contrib.postgres`` fields and a JSON one. The model
     loads on every backend (its resource's checks and schema need no database); its table
-    is made on PostgreSQL only (``required_db_vendor``: SQLite has no array type)."""
+    is made on PostgreSQL only (``required_db_vendor``: SQLite has no array type). Its
+    organization is not followed by deletes (``DO_NOTHING``, no constraint): Django's
+    collector, deleting an organization on SQLite, queried the table that is not there."""
 
-    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    organization = models.ForeignKey(
+        "shop.Organization", on_delete=models.DO_NOTHING, db_constraint=False
+    )
     name = models.CharField(max_length=50)
     #: case-insensitive, as ``CICharField`` was: a nondeterministic ICU collation
     label = models.CharField(max_length=50, blank=True, default="", db_collation="rev_pgfields_ci")
