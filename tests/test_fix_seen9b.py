@@ -177,27 +177,60 @@ def test_fs9b_a_keyed_create_answering_5xx_after_its_save_leaves_no_file(setting
 # -- a form's many-to-many -----------------------------------------------------------------
 
 
-class _Fs9bTeamGroupsSerializer(serializers.ModelSerializer):
-    """A user's groups, offered among the "team" groups only, the first two of them in a
-    form (``html_cutoff``)."""
+def _fs9b_groups_users(name: str, queryset) -> None:
+    """Register ``name``: users whose form offers ``queryset``'s groups, the first two of
+    them (``html_cutoff``)."""
 
-    groups = serializers.PrimaryKeyRelatedField(
-        many=True,
-        queryset=Group.objects.filter(name__startswith="team").order_by("name"),
-        html_cutoff=2,
+    class GroupsSerializer(serializers.ModelSerializer):
+        groups = serializers.PrimaryKeyRelatedField(many=True, queryset=queryset, html_cutoff=2)
+
+        class Meta:
+            model = User
+            fields = ["id", "username", "groups"]
+
+    fs9b_site.register(
+        type(
+            f"Fs9bGroupsUsers_{name}",
+            (Resource,),
+            {
+                "__module__": __name__,
+                "model": User,
+                "name": name,
+                "serializer_class": GroupsSerializer,
+                "permissions": {k: P.allow_public() for k in ("list", "get", "create", "update")},
+            },
+        )
     )
 
-    class Meta:
-        model = User
-        fields = ["id", "username", "groups"]
+
+# offered among the "team" groups only
+_fs9b_groups_users(
+    "fs9b-team-users", Group.objects.filter(name__startswith="team").order_by("name")
+)
 
 
-@fs9b_site.register
-class _Fs9bTeamUsers(Resource):
-    model = User
-    name = "fs9b-team-users"
-    serializer_class = _Fs9bTeamGroupsSerializer
-    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+def _fs9b_select_reads(api, url: str) -> list[list[str]]:
+    """The row's form at ``url`` sent back as shown (both 200): the SQL of each request's
+    reads of the select's first rows (the sliced reads of groups), the page's then the
+    update's; neither is empty."""
+    with CaptureQueriesContext(connection) as rendered:
+        page = api.get(url, **_FS9B_HTML)
+    assert page.status_code == 200, page.content
+    with CaptureQueriesContext(connection) as sent:
+        answer = api.put(url, _fs9b_browser_post(page, "PUT"), format="multipart")
+    assert answer.status_code == 200, answer.content
+    found = []
+    for queries in (rendered.captured_queries, sent.captured_queries):
+        reads = [
+            q["sql"]
+            for q in queries
+            if 'FROM "auth_group"' in q["sql"]
+            and "LIMIT" in q["sql"]
+            and "INNER JOIN" not in q["sql"]
+        ]
+        assert reads, [q["sql"] for q in queries]
+        found.append(reads)
+    return found
 
 
 def _fs9b_form(page, method):
@@ -448,24 +481,8 @@ def test_fs9b_an_upload_never_overwrites_the_file_a_row_names(fs9b_media, settin
     assert third.file.name == "attachments/other.txt"
 
 
-class _Lead51UnorderedGroupsSerializer(serializers.ModelSerializer):
-    """A user's "team" groups, in no order of their own, the first two in a form."""
-
-    groups = serializers.PrimaryKeyRelatedField(
-        many=True, queryset=Group.objects.filter(name__startswith="team"), html_cutoff=2
-    )
-
-    class Meta:
-        model = User
-        fields = ["id", "username", "groups"]
-
-
-@fs9b_site.register
-class _Lead51UnorderedTeamUsers(Resource):
-    model = User
-    name = "l51-team-users"
-    serializer_class = _Lead51UnorderedGroupsSerializer
-    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+# in no order of their own
+_fs9b_groups_users("l51-team-users", Group.objects.filter(name__startswith="team"))
 
 
 def test_lead51_a_select_past_its_cutoff_offers_and_checks_the_same_rows_in_pk_order(
@@ -481,50 +498,16 @@ def test_lead51_a_select_past_its_cutoff_offers_and_checks_the_same_rows_in_pk_o
     user = User.objects.create(username="ordered")
     user.groups.set([team[2]])
     url = f"/fs9b/l51-team-users/{user.pk}/"
-
-    def cut_group_reads(queries):
-        return [
-            q["sql"]
-            for q in queries
-            if 'FROM "auth_group"' in q["sql"]
-            and "LIMIT" in q["sql"]
-            and "INNER JOIN" not in q["sql"]
-        ]
-
-    with CaptureQueriesContext(connection) as rendered:
-        page = api.get(url, **_FS9B_HTML)
-    assert page.status_code == 200, page.content
-    with CaptureQueriesContext(connection) as sent:
-        answer = api.put(url, _fs9b_browser_post(page, "PUT"), format="multipart")
-    assert answer.status_code == 200, answer.content
+    reads_of_both = _fs9b_select_reads(api, url)
     assert list(user.groups.all()) == [team[2]]
-    for queries in (rendered.captured_queries, sent.captured_queries):
-        reads = cut_group_reads(queries)
-        assert reads, [q["sql"] for q in queries]
+    for reads in reads_of_both:
         assert all(re.search(r'ORDER BY ("auth_group"\."id"|1) ASC', sql) for sql in reads), reads
 
 
-class _Rf52TiedGroupsSerializer(serializers.ModelSerializer):
-    """A user's "tie" groups ordered by a column that ties (the name's length), the first
-    two in a form."""
-
-    groups = serializers.PrimaryKeyRelatedField(
-        many=True,
-        queryset=Group.objects.filter(name__startswith="tie").order_by(Length("name")),
-        html_cutoff=2,
-    )
-
-    class Meta:
-        model = User
-        fields = ["id", "username", "groups"]
-
-
-@fs9b_site.register
-class _Rf52TiedTeamUsers(Resource):
-    model = User
-    name = "rf52-tied-users"
-    serializer_class = _Rf52TiedGroupsSerializer
-    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+# ordered by a column that ties (the name's length)
+_fs9b_groups_users(
+    "rf52-tied-users", Group.objects.filter(name__startswith="tie").order_by(Length("name"))
+)
 
 
 def test_rf52_a_select_past_its_cutoff_ordered_by_a_tying_column_breaks_ties_by_pk(fs9b_forms):
@@ -539,52 +522,19 @@ def test_rf52_a_select_past_its_cutoff_ordered_by_a_tying_column_breaks_ties_by_
     user = User.objects.create(username="tied")
     user.groups.set([ties[2]])
     url = f"/fs9b/rf52-tied-users/{user.pk}/"
-
-    def rf52_cut_reads(queries):
-        return [
-            q["sql"]
-            for q in queries
-            if 'FROM "auth_group"' in q["sql"]
-            and "LIMIT" in q["sql"]
-            and "INNER JOIN" not in q["sql"]
-        ]
-
-    with CaptureQueriesContext(connection) as rendered:
-        page = api.get(url, **_FS9B_HTML)
-    assert page.status_code == 200, page.content
-    with CaptureQueriesContext(connection) as sent:
-        answer = api.put(url, _fs9b_browser_post(page, "PUT"), format="multipart")
-    assert answer.status_code == 200, answer.content
+    reads_of_both = _fs9b_select_reads(api, url)
     assert list(user.groups.all()) == [ties[2]]
-    for queries in (rendered.captured_queries, sent.captured_queries):
-        reads = rf52_cut_reads(queries)
-        assert reads, [q["sql"] for q in queries]
+    for reads in reads_of_both:
         assert all(
             re.search(r'ORDER BY LENGTH\([^;]*\) ASC, ("auth_group"\."id"|1) ASC', sql)
             for sql in reads
         ), reads
 
 
-class _Rf53DistinctGroupsSerializer(serializers.ModelSerializer):
-    """A user's "dst" groups, one per name (``DISTINCT ON``, PostgreSQL's), unordered."""
-
-    groups = serializers.PrimaryKeyRelatedField(
-        many=True,
-        queryset=Group.objects.filter(name__startswith="dst").distinct("name"),
-        html_cutoff=2,
-    )
-
-    class Meta:
-        model = User
-        fields = ["id", "username", "groups"]
-
-
-@fs9b_site.register
-class _Rf53DistinctTeamUsers(Resource):
-    model = User
-    name = "rf53-distinct-users"
-    serializer_class = _Rf53DistinctGroupsSerializer
-    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+# one per name (``DISTINCT ON``, PostgreSQL's), unordered
+_fs9b_groups_users(
+    "rf53-distinct-users", Group.objects.filter(name__startswith="dst").distinct("name")
+)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="DISTINCT ON is PostgreSQL's")
@@ -605,26 +555,8 @@ def test_rf53_a_select_over_a_distinct_on_relation_renders_and_its_form_saves(fs
     assert list(user.groups.all()) == [groups[0]]
 
 
-class _Rf53RandomGroupsSerializer(serializers.ModelSerializer):
-    """A user's "rnd" groups in a random order (``order_by("?")``), the first two in a form."""
-
-    groups = serializers.PrimaryKeyRelatedField(
-        many=True,
-        queryset=Group.objects.filter(name__startswith="rnd").order_by("?"),
-        html_cutoff=2,
-    )
-
-    class Meta:
-        model = User
-        fields = ["id", "username", "groups"]
-
-
-@fs9b_site.register
-class _Rf53RandomTeamUsers(Resource):
-    model = User
-    name = "rf53-random-users"
-    serializer_class = _Rf53RandomGroupsSerializer
-    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+# in a random order (``order_by("?")``)
+_fs9b_groups_users("rf53-random-users", Group.objects.filter(name__startswith="rnd").order_by("?"))
 
 
 def test_rf53_a_select_over_a_randomly_ordered_relation_offers_the_same_rows_twice(fs9b_forms):
@@ -637,25 +569,8 @@ def test_rf53_a_select_over_a_randomly_ordered_relation_offers_the_same_rows_twi
     user = User.objects.create(username="random")
     user.groups.set([groups[4]])
     url = f"/fs9b/rf53-random-users/{user.pk}/"
-
-    def rf53_cut_reads(queries):
-        return [
-            q["sql"]
-            for q in queries
-            if 'FROM "auth_group"' in q["sql"]
-            and "LIMIT" in q["sql"]
-            and "INNER JOIN" not in q["sql"]
-        ]
-
-    with CaptureQueriesContext(connection) as rendered:
-        page = api.get(url, **_FS9B_HTML)
-    assert page.status_code == 200, page.content
-    with CaptureQueriesContext(connection) as sent:
-        answer = api.put(url, _fs9b_browser_post(page, "PUT"), format="multipart")
-    assert answer.status_code == 200, answer.content
+    reads_of_both = _fs9b_select_reads(api, url)
     assert list(user.groups.all()) == [groups[4]]
-    for queries in (rendered.captured_queries, sent.captured_queries):
-        reads = rf53_cut_reads(queries)
-        assert reads, [q["sql"] for q in queries]
+    for reads in reads_of_both:
         assert all(re.search(r'ORDER BY ("auth_group"\."id"|1) ASC', sql) for sql in reads), reads
         assert not any("RAND" in sql.upper() for sql in reads), reads
