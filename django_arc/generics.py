@@ -1951,12 +1951,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         ``rows`` whose ``on_delete=CASCADE`` would remove other rows of this resource's own
         model (a tree's children) that the caller may not delete: rows outside the delete's
         filters (another owner's under ``require_owner``, another tenant's) or refused by
-        the object checks (``OwnedBy``). Deleting a folder removed the folders other members
-        kept in it, which a delete of each was refused (403); Django's admin likewise
-        refuses a delete whose cascade reaches objects the user may not delete. Asked only
-        of models whose cascades lead back to themselves, directly or through other models'
-        rows (Django's collector, run once more before the delete); rows of other models
-        cascade as the schema says."""
+        the object checks (a preset's ``check_object``: an owner's). Deleting a folder
+        removed the folders other members kept in it, which a delete of each was refused
+        (403); Django's admin likewise refuses a delete whose cascade reaches objects the
+        user may not delete. Asked only of models whose cascades lead back to themselves,
+        directly or through other models' rows (Django's collector, run once more before the
+        delete); rows of other models cascade as the schema says."""
         model = self.resource.model
         if not rows or not _cascades_into_itself(model):
             return

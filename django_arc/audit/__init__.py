@@ -72,8 +72,8 @@ def entry(
 
     ``organization_id`` names the organization when the request names none: a platform
     admin's elevated write without ``X-Organization-Id`` reaches every tenant's rows, and
-    the ``Audited`` preset passes the written row's own tenant, so that the entry is in that
-    organization's history. A request that names an organization records that one.
+    the preset auditing the resource passes the written row's own tenant, so that the entry
+    is in that organization's history. A request that names an organization records that one.
 
     ``ValueError`` when ``action`` or ``resource`` is longer than its column, on every
     database: SQLite would store it and PostgreSQL refuse it, aborting the caller's
