@@ -112,6 +112,36 @@ def money(value: Any) -> Decimal | None:
     return price.quantize(Decimal("0.01"))
 
 
+#: what a write draws (``write`` and ``write_more`` draw alike)
+PRODUCTS_WRITE_DRAWS = {
+    "caller": st.sampled_from(WRITERS),
+    "key": st.sampled_from(KEYS),
+    "op": st.sampled_from(
+        ["create", "create", "patch", "put", "delete", "reprice"]
+        + ["bulk_create", "bulk_update", "bulk_update", "bulk_delete"]
+    ),
+    "n": st.integers(0, 40),
+    "sku": st.sampled_from(SKUS),
+    "name": st.sampled_from(NAMES),
+    "price": st.sampled_from(PRICES),
+    "extra": st.sampled_from(
+        [
+            {},
+            {},
+            {},
+            {"status": "active"},
+            {"cost": "3.00"},
+            {"in_stock": False},
+            {"secret_notes": "leak"},
+            {"organization": "own"},
+            {"organization": "other"},
+            {"created_at": "2020-01-01T00:00:00Z"},
+        ]
+    ),
+    "own": st.sampled_from([True, True, True, False]),
+}
+
+
 @dataclass(frozen=True)
 class Req:
     caller: str
@@ -655,33 +685,7 @@ class ProductsMachine(RuleBasedStateMachine):
             assert row[field] == values.get(field, default), (field, row, values)
         assert row["secret_notes"] == ""  # hidden: a body's value dropped
 
-    @rule(
-        caller=st.sampled_from(WRITERS),
-        key=st.sampled_from(KEYS),
-        op=st.sampled_from(
-            ["create", "create", "patch", "put", "delete", "reprice"]
-            + ["bulk_create", "bulk_update", "bulk_update", "bulk_delete"]
-        ),
-        n=st.integers(0, 40),
-        sku=st.sampled_from(SKUS),
-        name=st.sampled_from(NAMES),
-        price=st.sampled_from(PRICES),
-        extra=st.sampled_from(
-            [
-                {},
-                {},
-                {},
-                {"status": "active"},
-                {"cost": "3.00"},
-                {"in_stock": False},
-                {"secret_notes": "leak"},
-                {"organization": "own"},
-                {"organization": "other"},
-                {"created_at": "2020-01-01T00:00:00Z"},
-            ]
-        ),
-        own=st.sampled_from([True, True, True, False]),
-    )
+    @rule(**PRODUCTS_WRITE_DRAWS)
     def write(self, caller, key, op, n, sku, name, price, extra, own):
         """A write drawn afresh; its target a live row of the caller's tenant, or (not
         ``own``) any row ever seen, deleted or of the other tenant."""
@@ -732,33 +736,7 @@ class ProductsMachine(RuleBasedStateMachine):
             method, path = "POST", f"{API}{target}/action/"
         self.step(Req(caller, op, method, path, body, key))
 
-    @rule(
-        caller=st.sampled_from(WRITERS),
-        key=st.sampled_from(KEYS),
-        op=st.sampled_from(
-            ["create", "create", "patch", "put", "delete", "reprice"]
-            + ["bulk_create", "bulk_update", "bulk_update", "bulk_delete"]
-        ),
-        n=st.integers(0, 40),
-        sku=st.sampled_from(SKUS),
-        name=st.sampled_from(NAMES),
-        price=st.sampled_from(PRICES),
-        extra=st.sampled_from(
-            [
-                {},
-                {},
-                {},
-                {"status": "active"},
-                {"cost": "3.00"},
-                {"in_stock": False},
-                {"secret_notes": "leak"},
-                {"organization": "own"},
-                {"organization": "other"},
-                {"created_at": "2020-01-01T00:00:00Z"},
-            ]
-        ),
-        own=st.sampled_from([True, True, True, False]),
-    )
+    @rule(**PRODUCTS_WRITE_DRAWS)
     def write_more(self, caller, key, op, n, sku, name, price, extra, own):
         """The same as ``write``: writes drawn twice as often as any other rule."""
         self.write(caller, key, op, n, sku, name, price, extra, own)
