@@ -750,8 +750,10 @@ def range_value(model_field: Any, data: Any) -> Any:
         raise ValueError(str(exc)) from None
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(name)  # NaN and the infinities: no JSON, nothing a column compares with
+def refuse_json_constant(name: str) -> Any:
+    """``json.loads``'s ``parse_constant``: ``NaN`` and the infinities are no JSON, and
+    nothing a column compares with or stores."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _structured_value(
@@ -765,7 +767,7 @@ def _structured_value(
     lengths, an hstore that is no object, a range whose lower bound passes its upper) was a
     500, and ``?attrs=1`` compared an hstore with an integer (a 500 too)."""
     try:
-        data = json.loads(raw, parse_constant=_no_constant)
+        data = json.loads(raw, parse_constant=refuse_json_constant)
     except (ValueError, RecursionError):
         raise _Refused(f"'{raw[:50]}' is not valid JSON") from None
     try:

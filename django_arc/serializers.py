@@ -42,6 +42,7 @@ from .query import (
     integer_range,
     range_json,
     range_value,
+    refuse_json_constant,
 )
 
 #: no default of the field's own (``_read_only_defaults``)
@@ -977,15 +978,11 @@ def _blank_json(field: Any, sent: Any) -> bool:
     )
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _form_json(text: str, decoder: Any) -> Any:
     """``text`` (a form field's) parsed as :class:`~django_arc.parsers.ArcJSONParser` parses
     a body, or ``_INVALID``."""
     try:
-        value = json.loads(text, cls=decoder, parse_constant=_refuse_constant)
+        value = json.loads(text, cls=decoder, parse_constant=refuse_json_constant)
         if not nested_deeper_than(value, ArcJSONParser.max_depth):
             return value
     except (ValueError, RecursionError):
