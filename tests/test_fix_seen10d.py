@@ -1,0 +1,173 @@
+"""fix-seen10d: what the last reviewers saw in cascades and uploads — the cascade check and
+the delete share one collection of the rows (one run of Django's collector, the same set
+judged and deleted, also against a child another caller adds meanwhile), and an upload no
+alternative name fits is refused rather than stored over a name a row holds."""
+
+import threading
+
+import pytest
+from django.db import connection
+from django.db.models.signals import post_delete, pre_delete
+from django.test.utils import CaptureQueriesContext
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
+from django_arc.audit.models import AuditLog
+from django_arc.generics import ResourceGenericViewSet
+from django_arc.outbox.models import OutboxEvent
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.helpers import client_for, in_thread, site_mounted
+from tests.testapp.models import Folder
+
+pytestmark = pytest.mark.django_db
+
+FS10D_MEMBERS = {
+    key: P.require_org_membership() for key in ("list", "get", "create", "update", "delete")
+}
+
+fs10d_site = ResourceSite(name="fix-seen10d")
+
+
+@fs10d_site.register
+class Fs10dFolderResource(Resource):
+    """Every member reads and files under the tenant's folders; only an owner deletes one."""
+
+    model = Folder
+    name = "fs10d-folders"
+    fields = ["id", "organization", "owner", "name", "parent"]
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Audited()]
+    permissions = FS10D_MEMBERS
+
+
+@pytest.fixture
+def fs10d_mounted(settings):
+    with site_mounted(settings, "fs10d", fs10d_site):
+        yield
+
+
+def _fs10d_member(org):
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    api.raise_request_exception = False  # a 500 is an answer to assert on
+    return api, user
+
+
+# -- 1. the cascade check and the delete collect once ----------------------------------------
+
+
+def test_fs10d_a_cascading_delete_collects_its_rows_once(fs10d_mounted):
+    """The cascade check ran Django's collector, then ``instance.delete()`` ran it again:
+    each level of the subtree was read twice. The delete now takes the check's collection;
+    the signals (each row once, the same origin), the event, the audit row and the rows
+    deleted are as before."""
+    org = OrganizationFactory()
+    api, me = _fs10d_member(org)
+    top = Folder.objects.create(organization=org, owner=me, name="top")
+    mine = Folder.objects.create(organization=org, owner=me, name="mine", parent=top)
+    leaf = Folder.objects.create(organization=org, owner=me, name="leaf", parent=mine)
+    seen = []
+
+    def fs10d_saw(signal):
+        def receiver(sender, instance, origin=None, **kwargs):
+            seen.append((signal, instance.name, getattr(origin, "pk", origin)))
+
+        return receiver
+
+    before, after = fs10d_saw("pre"), fs10d_saw("post")
+    pre_delete.connect(before, sender=Folder, weak=False, dispatch_uid="fs10d-pre")
+    post_delete.connect(after, sender=Folder, weak=False, dispatch_uid="fs10d-post")
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            r = api.delete(f"/fs10d/fs10d-folders/{top.pk}/")
+    finally:
+        pre_delete.disconnect(sender=Folder, dispatch_uid="fs10d-pre")
+        post_delete.disconnect(sender=Folder, dispatch_uid="fs10d-post")
+    assert r.status_code == 200, r.content
+    reads = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith("SELECT") and '"testapp_folder"."parent_id" IN' in q["sql"]
+    ]
+    # one read of each level's children: top's, mine's, leaf's (none)
+    assert len(reads) == 3, reads
+    assert not Folder.objects.filter(pk__in=[top.pk, mine.pk, leaf.pk]).exists()
+    assert sorted(seen) == sorted(
+        (signal, name, top.pk) for signal in ("pre", "post") for name in ("top", "mine", "leaf")
+    )
+    events = [(e.type, e.meta["resource_id"]) for e in OutboxEvent.objects.all()]
+    assert events == [("fs10d-folders.deleted", str(top.pk))]
+    assert list(AuditLog.objects.values_list("action", "object_id")) == [("deleted", str(top.pk))]
+
+
+def test_fs10d_a_model_with_its_own_delete_still_runs_it(fs10d_mounted, monkeypatch):
+    """A model's own ``delete()`` (files removed, a row archived) is what a hard delete
+    runs: the check's collection is reused only for Django's own ``Model.delete``."""
+    org = OrganizationFactory()
+    api, me = _fs10d_member(org)
+    top = Folder.objects.create(organization=org, owner=me, name="top")
+    Folder.objects.create(organization=org, owner=me, name="mine", parent=top)
+    ran = []
+    original = Folder.delete
+
+    def fs10d_own_delete(self, *args, **kwargs):
+        ran.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Folder, "delete", fs10d_own_delete)
+    r = api.delete(f"/fs10d/fs10d-folders/{top.pk}/")
+    assert r.status_code == 200, r.content
+    assert ran == ["top"]
+    assert not Folder.objects.exists()
+
+
+# -- 2. the check and the delete see the same rows ------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a race between two connections")
+def test_fs10d_a_child_filed_while_a_delete_is_judged_is_not_cascaded_unjudged(
+    fs10d_mounted, monkeypatch
+):
+    """Another member files a folder under the caller's after the cascade check judged the
+    subtree and before the delete: the delete collected again, found it and removed it
+    (200), a row of another owner's it never judged. The root is locked before the rows
+    are collected, so the other member's insert waits and then finds its parent gone; the
+    delete removes exactly what it judged."""
+    org = OrganizationFactory()
+    api, me = _fs10d_member(org)
+    other, them = _fs10d_member(org)
+    top = Folder.objects.create(organization=org, owner=me, name="top")
+    entered, released = threading.Event(), threading.Event()
+    judge = ResourceGenericViewSet.refuse_cascade_beyond_reach
+
+    def fs10d_held_after_the_check(self, rows):
+        judged = judge(self, rows)
+        entered.set()
+        assert released.wait(30)
+        return judged
+
+    monkeypatch.setattr(
+        ResourceGenericViewSet, "refuse_cascade_beyond_reach", fs10d_held_after_the_check
+    )
+    deleting, deleted = in_thread(lambda: api.delete(f"/fs10d/fs10d-folders/{top.pk}/"))
+    filing = filed = None
+    try:
+        assert entered.wait(30)
+        body = {"name": "theirs", "parent": top.pk}
+        filing, filed = in_thread(lambda: other.post("/fs10d/fs10d-folders/", body, format="json"))
+        filing.join(2)  # it waits for the delete's lock now; it committed at once before
+    finally:
+        released.set()
+        deleting.join(30)
+        if filing is not None:
+            filing.join(30)
+    (delete_answer,) = deleted
+    (file_answer,) = filed
+    assert not isinstance(delete_answer, BaseException), delete_answer
+    assert not isinstance(file_answer, BaseException), file_answer
+    # the delete locked the row before judging: it removes what it judged, and the other
+    # member's folder finds its parent gone, at its commit (409) or when validated (400)
+    assert delete_answer.status_code == 200, delete_answer.content
+    assert file_answer.status_code in (400, 409), file_answer.content
+    assert not Folder.objects.filter(owner=them).exists()
+    assert not Folder.objects.exists()
