@@ -1972,7 +1972,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             return instance.delete()
         return collector.delete()
 
-    def refuse_cascade_beyond_reach(self, rows: list[Any]) -> Collector | None:
+    def refuse_cascade_beyond_reach(self, rows: list[Any], origin: Any = None) -> Collector | None:
         """Refuse (409 ``CONFLICT``, the message of a protected row) a hard delete of
         ``rows`` whose ``on_delete=CASCADE`` would remove other rows of this resource's own
         model (a tree's children) that the caller may not delete: rows outside the delete's
@@ -1985,12 +1985,17 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         single delete then deletes: :meth:`_hard_delete`); rows of other models cascade as
         the schema says. Returns the collector
         holding ``rows`` and all they cascade into (``None`` when nothing was collected),
-        whose ``delete()`` deletes exactly the rows judged."""
+        whose ``delete()`` deletes exactly the rows judged, its signals naming ``origin``
+        (the first row, as ``Model.delete()`` names its row; a bulk delete's queryset, as
+        ``QuerySet.delete()`` names it)."""
         model = self.resource.model
         if not rows or not _cascades_into_itself(model):
             return None
         concrete = model._meta.concrete_model
-        collector = Collector(using=router.db_for_write(model, instance=rows[0]), origin=rows[0])
+        collector = Collector(
+            using=router.db_for_write(model, instance=rows[0]),
+            origin=rows[0] if origin is None else origin,
+        )
         collector.collect(rows)  # a PROTECT of the rows themselves raises here, a 409 too
         named = {row.pk for row in rows}
         reached = [

@@ -35,7 +35,7 @@ class Fs10dFolderResource(Resource):
     model = Folder
     name = "fs10d-folders"
     fields = ["id", "organization", "owner", "name", "parent"]
-    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Audited()]
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Audited(), presets.Bulk()]
     permissions = FS10D_MEMBERS
 
 
@@ -97,6 +97,43 @@ def test_fs10d_a_cascading_delete_collects_its_rows_once(fs10d_mounted):
     events = [(e.type, e.meta["resource_id"]) for e in OutboxEvent.objects.all()]
     assert events == [("fs10d-folders.deleted", str(top.pk))]
     assert list(AuditLog.objects.values_list("action", "object_id")) == [("deleted", str(top.pk))]
+
+
+def test_fs10d_a_cascading_bulk_delete_collects_its_rows_once(fs10d_mounted):
+    """The bulk delete's check collected the rows, then ``QuerySet.delete()`` collected them
+    again (the named rows read once more too). It deletes the check's collection now, its
+    signals still naming the queryset as their origin, one event and audit row per row
+    named, none for the rows the cascade took."""
+    org = OrganizationFactory()
+    api, me = _fs10d_member(org)
+    one = Folder.objects.create(organization=org, owner=me, name="one")
+    two = Folder.objects.create(organization=org, owner=me, name="two")
+    Folder.objects.create(organization=org, owner=me, name="under", parent=one)
+    origins = []
+
+    def fs10d_origin(sender, instance, origin=None, **kwargs):
+        origins.append((instance.name, type(origin).__name__))
+
+    pre_delete.connect(fs10d_origin, sender=Folder, weak=False, dispatch_uid="fs10d-origin")
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            r = api.delete("/fs10d/fs10d-folders/bulk/", {"ids": [one.pk, two.pk]}, format="json")
+    finally:
+        pre_delete.disconnect(sender=Folder, dispatch_uid="fs10d-origin")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"] == {"deleted": 2, "ids": [one.pk, two.pk]}
+    reads = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith("SELECT") and '"testapp_folder"."parent_id" IN' in q["sql"]
+    ]
+    assert len(reads) == 2, reads  # the named rows' children, then under's (none)
+    assert sorted(origins) == [("one", "QuerySet"), ("two", "QuerySet"), ("under", "QuerySet")]
+    assert not Folder.objects.exists()
+    events = sorted((e.type, e.meta["resource_id"]) for e in OutboxEvent.objects.all())
+    assert events == sorted(("fs10d-folders.deleted", str(pk)) for pk in (one.pk, two.pk))
+    audited = sorted(AuditLog.objects.values_list("action", "object_id"))
+    assert audited == sorted(("deleted", str(pk)) for pk in (one.pk, two.pk))
 
 
 def test_fs10d_a_model_with_its_own_delete_still_runs_it(fs10d_mounted, monkeypatch):
