@@ -6,6 +6,9 @@ alternative name fits is refused rather than stored over a name a row holds."""
 import threading
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.db.models.signals import post_delete, pre_delete
 from django.test.utils import CaptureQueriesContext
@@ -16,8 +19,8 @@ from django_arc.audit.models import AuditLog
 from django_arc.generics import ResourceGenericViewSet
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
-from tests.helpers import client_for, in_thread, site_mounted
-from tests.testapp.models import Folder
+from tests.helpers import assert_error, client_for, in_thread, site_mounted
+from tests.testapp.models import Attachment, Folder
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +39,15 @@ class Fs10dFolderResource(Resource):
     name = "fs10d-folders"
     fields = ["id", "organization", "owner", "name", "parent"]
     presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Audited(), presets.Bulk()]
+    permissions = FS10D_MEMBERS
+
+
+@fs10d_site.register
+class Fs10dAttachmentResource(Resource):
+    model = Attachment
+    name = "fs10d-attachments"
+    fields = ["id", "organization", "name", "file"]
+    presets = [presets.MultiTenant()]
     permissions = FS10D_MEMBERS
 
 
@@ -208,3 +220,65 @@ def test_fs10d_a_child_filed_while_a_delete_is_judged_is_not_cascaded_unjudged(
     assert file_answer.status_code in (400, 409), file_answer.content
     assert not Folder.objects.filter(owner=them).exists()
     assert not Folder.objects.exists()
+
+
+# -- 4. an upload no alternative name fits -------------------------------------------------
+
+
+class Fs10dOverwritingStorage(FileSystemStorage):
+    """A storage writing over a name taken, saying so as django-storages' S3 does."""
+
+    file_overwrite = True
+
+    def get_available_name(self, name, max_length=None):
+        if self.exists(name):
+            self.delete(name)
+        return name
+
+
+@pytest.fixture
+def fs10d_overwriting(settings, tmp_path, fs10d_mounted):
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": f"{__name__}.Fs10dOverwritingStorage"},
+    }
+    return tmp_path
+
+
+def _fs10d_stored(media) -> list[str]:
+    return sorted(str(p.relative_to(media)) for p in media.rglob("*") if p.is_file())
+
+
+def test_fs10d_an_upload_no_alternative_name_fits_is_refused(fs10d_overwriting, monkeypatch):
+    """On a storage that overwrites, an upload whose name a row holds gets an alternative
+    name within the field's ``max_length``; when none fits (``attachments/same_XXXXXXX.txt``
+    is 28 characters, the field takes 20, the name's root is 4), the upload was stored
+    under the name held, replacing that row's file (201). Now a 400 naming the file field:
+    no row written, no file stored, the other row's file unchanged."""
+    monkeypatch.setattr(Attachment._meta.get_field("file"), "max_length", 20)
+    org = OrganizationFactory()
+    api, _ = _fs10d_member(org)
+    first = Attachment.objects.create(organization=org, name="first")
+    first.file.save("same.txt", ContentFile(b"first's bytes"))
+    assert first.file.name == "attachments/same.txt"
+    upload = SimpleUploadedFile("same.txt", b"refused bytes", content_type="text/plain")
+    r = api.post(
+        "/fs10d/fs10d-attachments/",
+        {"organization": org.pk, "name": "second", "file": upload},
+        format="multipart",
+    )
+    body = assert_error(r, 400, "VALIDATION_ERROR")
+    assert list(body["details"]) == ["file"]
+    assert list(Attachment.objects.values_list("name", flat=True)) == ["first"]
+    assert (fs10d_overwriting / "attachments" / "same.txt").read_bytes() == b"first's bytes"
+    assert _fs10d_stored(fs10d_overwriting) == ["attachments/same.txt"]
+    # a name no row holds is stored as named
+    other = SimpleUploadedFile("new.txt", b"new bytes", content_type="text/plain")
+    r = api.post(
+        "/fs10d/fs10d-attachments/",
+        {"organization": org.pk, "name": "third", "file": other},
+        format="multipart",
+    )
+    assert r.status_code == 201, r.content
+    assert r.json()["data"]["file"].endswith("attachments/new.txt")
