@@ -51,6 +51,22 @@ class Fs10dAttachmentResource(Resource):
     permissions = FS10D_MEMBERS
 
 
+def _fs10d_no_secret_rows(request, resource, action, obj=None):
+    """A ``get`` permission deciding by the row alone (an object check, no row filter)."""
+    return obj is None or not obj.name.startswith("secret")
+
+
+@fs10d_site.register
+class Fs10dCheckedFolderResource(Resource):
+    """A member's GET of a "secret…" folder is refused by the object check only."""
+
+    model = Folder
+    name = "fs10d-checked-folders"
+    fields = ["id", "organization", "name", "parent"]
+    presets = [presets.MultiTenant()]
+    permissions = {**FS10D_MEMBERS, "get": _fs10d_no_secret_rows, "list": _fs10d_no_secret_rows}
+
+
 @pytest.fixture
 def fs10d_mounted(settings):
     with site_mounted(settings, "fs10d", fs10d_site):
@@ -167,6 +183,32 @@ def test_fs10d_a_model_with_its_own_delete_still_runs_it(fs10d_mounted, monkeypa
     assert r.status_code == 200, r.content
     assert ran == ["top"]
     assert not Folder.objects.exists()
+
+
+# -- 3. a parent the GET's object check refuses --------------------------------------------
+
+
+def test_fs10d_a_parent_refused_by_the_gets_object_check_only_is_listed_and_nameable(
+    fs10d_mounted,
+):
+    """Decided (docs/decisions.md, fix-seen10d): a self relation names the rows a list of
+    the resource reads (its filters, no object check). A row the ``get`` permission refuses
+    by its object check only is in the list, name and id, so naming it as a parent tells
+    nothing the list does not; its GET is 403 (no 404: the row is known), and a form's
+    options, the same rows, are not asked one check each."""
+    org = OrganizationFactory()
+    api, _ = _fs10d_member(org)
+    secret = Folder.objects.create(organization=org, name="secret plans")
+    listed = api.get("/fs10d/fs10d-checked-folders/").json()["docs"]
+    assert [(row["id"], row["name"]) for row in listed] == [(secret.pk, "secret plans")]
+    assert_error(api.get(f"/fs10d/fs10d-checked-folders/{secret.pk}/"), 403, "FORBIDDEN")
+    r = api.post(
+        "/fs10d/fs10d-checked-folders/",
+        {"organization": org.pk, "name": "under it", "parent": secret.pk},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    assert r.json()["data"]["parent"] == secret.pk
 
 
 # -- 2. the check and the delete see the same rows ------------------------------------------
