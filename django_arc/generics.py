@@ -1931,9 +1931,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             before = self.snapshot(instance) if resource.write_observers else None
             with self.existing_rows(instance):  # a preset's soft delete saving the row
                 soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
-            if not soft:
-                self.refuse_cascade_beyond_reach([instance])
-            if not soft and _deleted_nothing(instance.delete()):
+            if not soft and _deleted_nothing(self._hard_delete(instance)):
                 # another request deleted it since this one read it: answered as if second
                 raise NotFound(f"{resource.name} {id_value!r} deleted while the request ran")
             if not soft:
@@ -1946,7 +1944,35 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self.after_write("deleted", instance, {"id": id_value, "soft": soft}, before, after)
         return soft
 
-    def refuse_cascade_beyond_reach(self, rows: list[Any]) -> None:
+    def _hard_delete(self, instance: Any) -> Any:
+        """Delete ``instance`` for good, its cascade judged first; returns what
+        ``delete()`` returns. The rows judged are the rows deleted: the check's collection
+        is the delete's (Django's collector ran twice, the second time finding what another
+        caller had filed under the row meanwhile, deleted unjudged), unless the model has a
+        ``delete()`` of its own, which is run as it is. The row is locked first
+        (``SELECT … FOR UPDATE``, in the write's transaction): a row another caller files
+        under it waits for the delete (PostgreSQL's foreign key check takes ``FOR KEY
+        SHARE`` on the parent) and then finds its parent gone."""
+        model = type(instance)
+        if not _cascades_into_itself(model):
+            return instance.delete()
+        alias = router.db_for_write(model, instance=instance)
+        connection = connections[alias]
+        if connection.features.has_select_for_update and connection.in_atomic_block:
+            # a row another request deleted since this one read it: collected as before,
+            # deleting nothing, answered 404 by the caller
+            list(
+                model._base_manager.using(alias)
+                .select_for_update()
+                .filter(pk=instance.pk)
+                .values_list("pk", flat=True)
+            )
+        collector = self.refuse_cascade_beyond_reach([instance])
+        if collector is None or model.delete is not models.Model.delete:
+            return instance.delete()
+        return collector.delete()
+
+    def refuse_cascade_beyond_reach(self, rows: list[Any], origin: Any = None) -> Collector | None:
         """Refuse (409 ``CONFLICT``, the message of a protected row) a hard delete of
         ``rows`` whose ``on_delete=CASCADE`` would remove other rows of this resource's own
         model (a tree's children) that the caller may not delete: rows outside the delete's
@@ -1955,13 +1981,21 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         removed the folders other members kept in it, which a delete of each was refused
         (403); Django's admin likewise refuses a delete whose cascade reaches objects the
         user may not delete. Asked only of models whose cascades lead back to themselves,
-        directly or through other models' rows (Django's collector, run once more before the
-        delete); rows of other models cascade as the schema says."""
+        directly or through other models' rows (Django's collector, whose collection a
+        single delete then deletes: :meth:`_hard_delete`); rows of other models cascade as
+        the schema says. Returns the collector
+        holding ``rows`` and all they cascade into (``None`` when nothing was collected),
+        whose ``delete()`` deletes exactly the rows judged, its signals naming ``origin``
+        (the first row, as ``Model.delete()`` names its row; a bulk delete's queryset, as
+        ``QuerySet.delete()`` names it)."""
         model = self.resource.model
         if not rows or not _cascades_into_itself(model):
-            return
+            return None
         concrete = model._meta.concrete_model
-        collector = Collector(using=router.db_for_write(model, instance=rows[0]), origin=rows[0])
+        collector = Collector(
+            using=router.db_for_write(model, instance=rows[0]),
+            origin=rows[0] if origin is None else origin,
+        )
         collector.collect(rows)  # a PROTECT of the rows themselves raises here, a 409 too
         named = {row.pk for row in rows}
         reached = [
@@ -1975,7 +2009,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             if batch.model._meta.concrete_model is concrete:
                 reached.extend(batch)
         if not reached:
-            return
+            return collector
         # in batches a statement may name, as Django's collector deletes them: SQLite's
         # bound on variables (999 before 3.32) made a large subtree's check a 500
         ops = connections[collector.using].ops
@@ -1994,6 +2028,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 if _server_error(exc) or (isinstance(exc, APIException) and _throttle(exc)):
                     raise
                 raise ArcError("CONFLICT", STILL_REFERRED_TO, 409) from None
+        return collector
 
     def snapshot(self, instance: Any) -> dict[str, Any]:
         """The row as the serializer renders it (what ``after_write`` compares)."""

@@ -34,6 +34,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.storage import Storage
 from django.db import DatabaseError, models, router, transaction
 from django.db.models.signals import post_save, pre_save
@@ -152,6 +153,14 @@ def _before_save(sender: type, instance: Any, raw: bool = False, **kwargs: Any) 
 _OVERWRITE_FLAGS = ("file_overwrite", "overwrite_files", "_allow_overwrite")
 
 
+#: the 400 of an upload whose name a row holds, on a storage that overwrites, when no other
+#: name for it fits the field
+_NO_NAME_FITS = (
+    "A file of this name is already stored, and no other name for it fits in "
+    "%(max_length)s characters."
+)
+
+
 def _overwrites(storage: Any) -> bool:
     return any(getattr(storage, flag, False) is True for flag in _OVERWRITE_FLAGS)
 
@@ -168,7 +177,8 @@ def _unheld_name(
     bytes, and an accepted one replaced a file another row still shows. A storage that
     renames (Django's default) picks a free name itself; one that overwrites costs one
     query per upload. The name is Django's alternative (``name_<random>.ext``), kept within
-    the field's ``max_length``."""
+    the field's ``max_length``; when none fits there, the write is refused (a Django
+    ``ValidationError`` naming the field, the API's 400)."""
     storage = field.storage
     if not _overwrites(storage):
         return
@@ -195,7 +205,13 @@ def _unheld_name(
         )
         if over > 0:
             if len(root) <= over:
-                return  # no shorter name holds it: stored as named, as the storage does
+                # no shorter name holds it: stored as named, it replaced the file of the
+                # row holding the name (an overwriting storage's own alternative is the
+                # name itself), so the upload is refused, before anything is stored
+                raise DjangoValidationError(
+                    {field.name: [_NO_NAME_FITS % {"max_length": field.max_length}]},
+                    code="max_length",
+                )
             candidate = Storage.get_alternative_name(storage, root[:-over], ext)
         full = field.generate_filename(instance, under(candidate))
         if full == name:

@@ -367,17 +367,26 @@ class Bulk(Preset):
             present = _present(model, rows, lock=True)
             if len(present) < len(rows):
                 raise RowsGone("ids", [row.pk for row in rows], present)
-            view.refuse_cascade_beyond_reach(rows)
             # the rows found above, through the same (base) manager ``instance.delete()``
             # uses: a default manager hiding some of them deleted none of those, answered
             # as deleted, with their events
+            pks = [row.pk for row in rows]
+            found = model._base_manager.filter(pk__in=pks)
+            collector = view.refuse_cascade_beyond_reach(rows, origin=found)
             if model.delete is not models.Model.delete:
                 # the model's own delete() (files removed, a row archived) runs for the
                 # single-row route: each row is deleted through it, still all or none; what
                 # it refuses (a Django ValidationError) is its item's
                 _each(view, rows, _deleted, key="ids")
+            elif collector is not None:
+                # what the check judged is what goes: a second collection found rows filed
+                # meanwhile under those it reached, deleted unjudged (the named rows are
+                # locked above, their descendants were not)
+                collector.delete()
+                for row, pk in zip(rows, pks, strict=True):
+                    row.pk = pk  # Django clears it; the hooks and events name the row
             else:
-                model._base_manager.filter(pk__in=[row.pk for row in rows]).delete()
+                found.delete()
         _each(view, rows, lambda row: resource.after_delete(request, row), key="ids")
         afters = view.get_serializer(rows, many=True).data if soft and observed else None
         records = [
