@@ -31,7 +31,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any
 
 from django.conf import settings
@@ -1616,6 +1616,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 self.after_write("created", instance, payload, None, after)
                 # again: a preset's after_write may have moved the row after the check
                 self.keep_forced_values(instance, forced)
+                self.keep_forced_stored([instance], [forced])
         except IntegrityError:
             self.refuse_if_taken(None, data)
             raise
@@ -1658,6 +1659,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 self.after_write("updated", saved, payload, before, after)
                 # again: a preset's after_write may have moved the row after the check
                 self.keep_forced_values(saved, forced)
+                self.keep_forced_stored([saved], [forced])
         except IntegrityError:
             self.refuse_if_taken(instance, data)
             raise
@@ -1740,8 +1742,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         attributes are read. Checked after the hook and again after the presets'
         ``after_write``, which may move a row as well."""
         moved = [name for name, value in forced.items() if getattr(instance, name, value) != value]
-        if not moved:
-            return
+        if moved:
+            self._refuse_moved(moved, item)
+
+    def _refuse_moved(self, moved: list[str], item: tuple[str, Any] | None) -> None:
+        """The :class:`~django_arc.exceptions.ServerFault` of :meth:`keep_forced_values`:
+        ``moved`` names the forced values a row no longer holds."""
         what, details = f"A write of {self.resource.name}", None
         if item is not None:
             key, index = item
@@ -2009,8 +2015,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
     ) -> Any:
         """The tail every write shares, inside its transaction: each preset's
         ``after_write`` (audit), then the ``<name>.<verb>`` event. Returns the event."""
-        for preset in self.resource.write_observers:
-            preset.after_write(self, verb, instance, before, after)
+        with self._watching_updates():
+            for preset in self.resource.write_observers:
+                preset.after_write(self, verb, instance, before, after)
         return self.emit(verb, instance.pk, payload)
 
     def after_write_many(
@@ -2021,9 +2028,79 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         """:meth:`after_write` for many rows at once (bulk writes): ``records`` holds
         ``(instance, payload, before, after)`` per row. Presets record them in one batch,
         then one ``<name>.<verb>`` event per row. Returns the events."""
-        for preset in self.resource.write_observers:
-            preset.after_write_many(self, verb, [(i, b, a) for i, _, b, a in records])
+        with self._watching_updates():
+            for preset in self.resource.write_observers:
+                preset.after_write_many(self, verb, [(i, b, a) for i, _, b, a in records])
         return self.emit_many(verb, [(instance.pk, payload) for instance, payload, _, _ in records])
+
+    @contextmanager
+    def _watching_updates(self) -> Iterator[None]:
+        """Note (``_arc_presets_updated``) whether the presets' ``after_write`` ran an
+        ``UPDATE`` on a write database: one writing a row behind its instance's back
+        (``QuerySet.update()``, another instance's ``save()``) escapes
+        :meth:`keep_forced_values`, which reads the instance, and
+        :meth:`keep_forced_stored` then reads the forced columns back. Watching costs no
+        query; the audit preset's ``INSERT`` is no ``UPDATE``."""
+        updated: list[bool] = []
+
+        def watch(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+            if not updated and str(sql).lstrip()[:6].upper() == "UPDATE":
+                updated.append(True)
+            return execute(sql, params, many, context)
+
+        if not self.resource.write_observers:
+            self.__dict__["_arc_presets_updated"] = False
+            yield
+            return
+        with ExitStack() as stack:
+            for alias in self.write_databases():
+                stack.enter_context(connections[alias].execute_wrapper(watch))
+            yield
+        self.__dict__["_arc_presets_updated"] = bool(updated)
+
+    def keep_forced_stored(
+        self,
+        instances: list[Any],
+        forced: list[Mapping[str, Any]],
+        items: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        """:meth:`keep_forced_values` against the database, after the presets'
+        ``after_write`` ran an ``UPDATE`` (:meth:`_watching_updates`): a preset moving a row
+        with ``QuerySet.update()`` leaves its instance as it was, and the row was written
+        into another tenant, answered as the caller's. The forced columns of the written
+        rows are read back in one query, only then (no write pays for it otherwise); a row
+        holding another value is the same 500 (naming its item, ``items[i]`` as ``(key,
+        index)``) and the write's transaction rolls back, its event and audit row with it.
+        A row the preset deleted is no move, and is not judged."""
+        if not self.__dict__.get("_arc_presets_updated") or not instances:
+            return
+        model = self.resource.model
+        fields = {}
+        for values in forced:
+            for name in values:
+                if name not in fields:
+                    fields[name] = model._meta.get_field(name)
+        if not fields:
+            return
+        database = instances[0]._state.db or router.db_for_write(model)
+        attnames = [field.attname for field in fields.values()]
+        stored = {
+            row[0]: dict(zip(fields, row[1:], strict=True))
+            for row in model._base_manager.using(database)
+            .filter(pk__in=[instance.pk for instance in instances])
+            .values_list("pk", *attnames)
+        }
+        for index, (instance, values) in enumerate(zip(instances, forced, strict=True)):
+            row = stored.get(instance.pk)
+            if row is None:
+                continue
+            kept = {
+                name: row[name]
+                for name, value in values.items()
+                if not _same_stored(fields[name], row[name], value)
+            }
+            if kept:
+                self._refuse_moved(list(kept), None if items is None else items[index])
 
     def emit(self, verb: str, pk: Any, payload: dict[str, Any]) -> Any:
         """Send ``<resource>.<verb>`` through the ``resource_event`` signal (→ outbox),
@@ -2247,3 +2324,15 @@ def _stated_length(request: Any) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def _same_stored(field: Any, stored: Any, value: Any) -> bool:
+    """Whether a forced ``value`` (a key, or the row it names) is what the database holds in
+    ``field``'s column (``stored``): both read as the column's Python type, as a scope's
+    organization id may be text while the column is an integer."""
+    if isinstance(value, models.Model):
+        value = value.pk
+    try:
+        return field.to_python(stored) == field.to_python(value)
+    except (DjangoValidationError, TypeError, ValueError):
+        return str(stored) == str(value)

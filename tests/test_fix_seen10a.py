@@ -1,0 +1,192 @@
+"""fix-seen10a: what the last reviewers saw in bulk writes, presets and browsable forms.
+
+A multi-table child's bulk create names the item a unique conflict refuses; a preset's
+``after_write`` moving a row with ``QuerySet.update()`` is caught; a select ordered by an
+``OrderBy(Random())`` expression is offered in a stable order; a ``related_queryset``
+returning a new but unfiltered queryset counts as unnarrowed; a caller refused the trash
+restores its own row as arc does."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
+from django_arc.audit.models import AuditLog
+from django_arc.outbox.models import OutboxEvent
+from django_arc.presets import Audited
+from shop.models import Product
+from tests.factories import OrganizationFactory, UserFactory
+from tests.factories import member_client as fs10a_member_client
+from tests.helpers import client_for, site_mounted
+from tests.testapp.models import Animal, Fs10aChippedDog
+
+pytestmark = pytest.mark.django_db
+
+fs10a_site = ResourceSite(name="fix-seen10a")
+_FS10A_PUBLIC = {key: P.allow_public() for key in ("list", "get", "create", "update", "delete")}
+_FS10A_FAULT = {"code": "INTERNAL_ERROR", "error": "Internal server error"}
+_FS10A_CONFLICT = {"code": "CONFLICT", "error": "The request conflicts with existing data"}
+
+
+@pytest.fixture
+def fs10a_mounted(settings):
+    with site_mounted(settings, "fs10a", fs10a_site):
+        yield
+
+
+@pytest.fixture
+def fs10a_api():
+    client = client_for(UserFactory())
+    client.raise_request_exception = False
+    return client
+
+
+# -- 1. a multi-table child's bulk create ------------------------------------------------------
+
+
+@fs10a_site.register
+class _Fs10aChippedDogs(Resource):
+    """Bulk over a multi-table child (saved row by row, each parent row first) with audit."""
+
+    model = Fs10aChippedDog
+    name = "fs10a-dogs"
+    fields = ["id", "name", "chip"]
+    presets = [presets.Bulk(max_items=10), presets.Audited()]
+    permissions = _FS10A_PUBLIC
+
+
+@pytest.mark.parametrize("clash", ["batch", "table"])
+def test_fs10a_a_multi_table_childs_bulk_create_conflict_names_the_item(
+    fs10a_mounted, fs10a_api, clash
+):
+    """A multi-table child's rows span two tables, so its bulk create saves each row (its
+    parent's row, then its own) outside the per-item loop: a unique value taken by an
+    earlier item, or by a row already stored (the batch's uniqueness queries are left to
+    the database), was the whole request's 409 naming no item. It is the item's 409 now, as
+    on the other row-by-row path, and nothing is written: no child row, no parent row left
+    behind, no event, no audit entry."""
+    if clash == "table":
+        Fs10aChippedDog.objects.create(name="stored", chip="fs10a-dup")
+    items = [
+        {"name": "a", "chip": "fs10a-0"},
+        {"name": "b", "chip": "fs10a-dup" if clash == "table" else "fs10a-1"},
+        {"name": "c", "chip": "fs10a-dup" if clash == "table" else "fs10a-1"},
+    ]
+    named = "1" if clash == "table" else "2"
+    r = fs10a_api.post("/fs10a/fs10a-dogs/bulk/", {"items": items}, format="json")
+    assert r.status_code == 409, r.content
+    body = r.json()
+    assert body["code"] == "CONFLICT"
+    assert body["details"] == {"items": {named: _FS10A_CONFLICT}}
+    stored = 1 if clash == "table" else 0
+    assert Fs10aChippedDog.objects.count() == stored
+    assert Animal.objects.count() == stored
+    assert not OutboxEvent.objects.exists()
+    assert not AuditLog.objects.exists()
+
+
+def test_fs10a_a_multi_table_childs_bulk_create_still_writes_every_row(fs10a_mounted, fs10a_api):
+    items = [{"name": "a", "chip": "fs10a-a"}, {"name": "b", "chip": "fs10a-b"}]
+    r = fs10a_api.post("/fs10a/fs10a-dogs/bulk/", {"items": items}, format="json")
+    assert r.status_code == 201, r.content
+    assert sorted(Fs10aChippedDog.objects.values_list("chip", flat=True)) == ["fs10a-a", "fs10a-b"]
+    assert Animal.objects.count() == 2
+    assert OutboxEvent.objects.filter(type="fs10a-dogs.created").count() == 2
+
+
+# -- 2. a preset's after_write moving a row with QuerySet.update() ----------------------------
+
+
+@pytest.fixture
+def fs10a_orgs():
+    return OrganizationFactory(), OrganizationFactory()
+
+
+@pytest.fixture
+def fs10a_audit_updates(monkeypatch, fs10a_orgs):
+    """``Audited`` changed to move each row it records to the other organization with
+    ``QuerySet.update()``, behind the instance's back."""
+    _, other = fs10a_orgs
+    single, many = Audited.after_write, Audited.after_write_many
+
+    def fs10a_after_write(self, view, verb, instance, before, after):
+        single(self, view, verb, instance, before, after)
+        Product.objects.filter(pk=instance.pk).update(organization_id=other.pk)
+
+    def fs10a_after_write_many(self, view, verb, records):
+        many(self, view, verb, records)
+        pks = [instance.pk for instance, _, _ in records]
+        Product.objects.filter(pk__in=pks).update(organization_id=other.pk)
+
+    monkeypatch.setattr(Audited, "after_write", fs10a_after_write)
+    monkeypatch.setattr(Audited, "after_write_many", fs10a_after_write_many)
+
+
+def _fs10a_product_write(client, route, existing):
+    new = {"name": "new", "sku": "FS10A-9", "price": "1.00"}
+    if route == "create":
+        return client.post("/api/products/", new, format="json")
+    if route == "update":
+        return client.patch(f"/api/products/{existing.pk}/", {"name": "x"}, format="json")
+    if route == "bulk create":
+        return client.post("/api/products/bulk/", {"items": [new]}, format="json")
+    if route == "bulk update":
+        body = {"items": [{"id": existing.pk, "name": "x"}]}
+        return client.patch("/api/products/bulk/", body, format="json")
+    body = {"filter": {"name[contains]": "old"}, "data": {"name": "x"}}
+    return client.patch("/api/products/bulk/", body, format="json")
+
+
+_FS10A_ROUTES = ["create", "update", "bulk create", "bulk update", "bulk filter update"]
+
+
+@pytest.mark.parametrize("route", _FS10A_ROUTES)
+def test_fs10a_a_presets_after_write_moving_a_row_with_queryset_update_writes_nothing(
+    fs10a_orgs, fs10a_audit_updates, route
+):
+    """The forced-values check after the presets' ``after_write`` read the instance's
+    attributes: a preset moving the row with ``QuerySet.update()`` left the instance as it
+    was, and the row was written into another organization, answered 201/200 as the
+    caller's. An ``UPDATE`` run by the presets' ``after_write`` now has the forced columns
+    read back: 500 naming the item, nothing written, no event, no audit entry."""
+    mine, other = fs10a_orgs
+    client = fs10a_member_client(mine, "admin")
+    client.raise_request_exception = False
+    existing = Product.objects.create(organization=mine, name="old", sku="FS10A-0", price=1)
+    r = _fs10a_product_write(client, route, existing)
+    assert r.status_code == 500, r.content
+    assert r.json()["code"] == "INTERNAL_ERROR"
+    if route.startswith("bulk"):
+        key, name = ("ids", str(existing.pk)) if "filter" in route else ("items", "0")
+        assert r.json()["details"] == {key: {name: _FS10A_FAULT}}
+    assert not Product.objects.filter(organization=other).exists()
+    assert list(Product.objects.values_list("pk", "organization_id", "name")) == [
+        (existing.pk, mine.pk, "old")
+    ]
+    assert not OutboxEvent.objects.exists()
+    assert not AuditLog.objects.exists()
+
+
+@pytest.mark.parametrize("route", _FS10A_ROUTES)
+def test_fs10a_the_stored_check_reads_nothing_when_no_preset_ran_an_update(fs10a_orgs, route):
+    """The read-back costs a query only after a preset's ``UPDATE``: the audit preset's
+    ``INSERT`` alone reads nothing back (no ``SELECT`` of the organization column after the
+    audit row's ``INSERT``), and the write succeeds."""
+    mine, _ = fs10a_orgs
+    client = fs10a_member_client(mine, "admin")
+    existing = Product.objects.create(organization=mine, name="old", sku="FS10A-0", price=1)
+    with CaptureQueriesContext(connection) as captured:
+        r = _fs10a_product_write(client, route, existing)
+    assert r.status_code in (200, 201), r.content
+    statements = [q["sql"] for q in captured.captured_queries]
+    audit = [
+        i for i, sql in enumerate(statements) if f'INSERT INTO "{AuditLog._meta.db_table}"' in sql
+    ]
+    assert audit, statements
+    after = statements[audit[-1] + 1 :]
+    assert not [
+        sql for sql in after if sql.startswith("SELECT") and Product._meta.db_table in sql
+    ], after
