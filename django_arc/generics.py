@@ -49,6 +49,7 @@ from django.db import (
 )
 from django.db.models import Q
 from django.db.models.deletion import Collector
+from django.db.models.functions import Random
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.http.request import RawPostDataException
 from django.utils.functional import cached_property
@@ -374,7 +375,7 @@ def _in_a_stable_order(queryset: Any) -> Any:
     the form never showed would count as offered, and the form's update would remove it.
     A query that cannot be reordered (sliced, combined, ordered by ``extra()``) is as
     given; one ``distinct()`` on fields is ordered by them first, a random order
-    (``"?"``) by primary key."""
+    (``"?"``, ``OrderBy(Random())``: :func:`_random_term`) by primary key."""
     if not isinstance(queryset, models.QuerySet):
         return queryset
     query = queryset.query
@@ -385,8 +386,9 @@ def _in_a_stable_order(queryset: Any) -> Any:
         # pk after them, each group's row is its first by primary key, in every read.
         return queryset.order_by(*query.distinct_fields, "pk")
     given = list(query.order_by or (query.get_meta().ordering if query.default_ordering else ()))
-    # "?" (random) differs between the two reads by design: the select drops it.
-    ordering = [term for term in given if term != "?"]
+    # a random term ("?", OrderBy(Random()), Random().desc()) differs between the two
+    # reads by design: the select drops it.
+    ordering = [term for term in given if not _random_term(term)]
     pk = query.get_meta().pk
     keys = {"pk", pk.name, pk.attname}
     if ordering == given and (
@@ -394,6 +396,18 @@ def _in_a_stable_order(queryset: Any) -> Any:
     ):
         return queryset
     return queryset.order_by(*ordering, "pk")
+
+
+def _random_term(term: Any) -> bool:
+    """Whether an ``order_by`` term orders at random: the string ``"?"`` or an expression
+    holding ``Random()`` (``OrderBy(Random())``, ``Random().desc()``, a bare ``Random()``),
+    each of which draws another order on every query."""
+    if isinstance(term, str):
+        return term == "?"
+    if isinstance(term, Random):
+        return True
+    sources = getattr(term, "get_source_expressions", None)
+    return bool(sources) and any(_random_term(source) for source in sources() if source is not None)
 
 
 def _offer_in_a_stable_order(relation: RelatedField) -> None:

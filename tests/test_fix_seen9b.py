@@ -15,7 +15,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
-from django.db.models.functions import Length
+from django.db.models import OrderBy
+from django.db.models.functions import Length, Random
 from django.http import JsonResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import clear_url_caches, include, path
@@ -573,4 +574,35 @@ def test_rf53_a_select_over_a_randomly_ordered_relation_offers_the_same_rows_twi
     assert list(user.groups.all()) == [groups[4]]
     for reads in reads_of_both:
         assert all(re.search(r'ORDER BY ("auth_group"\."id"|1) ASC', sql) for sql in reads), reads
+        assert not any("RAND" in sql.upper() for sql in reads), reads
+
+
+# fix-seen10a: in a random order given as an expression (``OrderBy(Random())``), alone or
+# after another term
+_fs9b_groups_users(
+    "fs10a-random-expr-users",
+    Group.objects.filter(name__startswith="rnx").order_by(OrderBy(Random())),
+)
+_fs9b_groups_users(
+    "fs10a-random-after-users",
+    Group.objects.filter(name__startswith="rnx").order_by(Length("name"), Random().desc()),
+)
+
+
+@pytest.mark.parametrize("name", ["fs10a-random-expr-users", "fs10a-random-after-users"])
+def test_fs10a_a_select_ordered_by_a_random_expression_offers_the_same_rows_twice(fs9b_forms, name):
+    """rev-fixes53 dropped the string ``"?"`` from a select's order, but a relation ordered
+    by the expression ``OrderBy(Random())`` (or ``Random().desc()``, which is one) kept it:
+    the page and the form sent back each drew their own first ``html_cutoff`` rows, so a
+    group the page never showed could count as offered and the update remove it. The
+    random term is dropped whatever its spelling; the other terms stay, then the primary
+    key."""
+    api = fs9b_forms
+    groups = [Group.objects.create(name=f"rnx-{c}") for c in "abcde"]
+    user = User.objects.create(username=name[:30])
+    user.groups.set([groups[4]])
+    reads_of_both = _fs9b_select_reads(api, f"/fs9b/{name}/{user.pk}/")
+    assert list(user.groups.all()) == [groups[4]]
+    for reads in reads_of_both:
+        assert all(re.search(r'("auth_group"\."id"|1) ASC', sql) for sql in reads), reads
         assert not any("RAND" in sql.upper() for sql in reads), reads
