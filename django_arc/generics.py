@@ -358,6 +358,25 @@ def _dress_selects(serializer: Any) -> None:
             relation.display_value = functools.partial(_key_label, relation)
 
 
+def _narrows(given: Any, queryset: Any) -> bool:
+    """Whether a preset's ``related_queryset`` narrowed ``given`` to ``queryset``: told by
+    their ``WHERE``, not by the object returned. A new queryset that filters nothing (a
+    project preset's ``model.objects.all()``, the given one cloned) counted as narrowed,
+    and the form's select named every row (:func:`_dress_selects`); a ``WHERE`` no other
+    than the given one's, or none, narrows nothing. What is no queryset is told by
+    identity, as before; a manager by its ``all()``."""
+    if queryset is given:
+        return False
+    # DRF's model serializer gives a relation the related model's manager
+    given, queryset = (
+        value.all() if isinstance(value, models.Manager) else value for value in (given, queryset)
+    )
+    if not (isinstance(given, models.QuerySet) and isinstance(queryset, models.QuerySet)):
+        return True
+    where = queryset.query.where
+    return bool(where) and where != given.query.where
+
+
 def _key_label(relation: RelatedField, row: Any) -> str:
     """``row``'s label in ``relation``'s ``<select>``: its name (``str(row)``) when a preset
     narrowed the rows to the caller's, else its key, the option's value."""
@@ -1423,7 +1442,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         def narrowed(queryset: Any) -> Any:
             for preset in presets:
                 given, queryset = queryset, preset.related_queryset(self, queryset)
-                if queryset is not given:
+                if _narrows(given, queryset):
                     # the rows a body may name are the caller's (its tenant's): a form
                     # may show their names (:func:`_dress_selects`)
                     relation.arc_narrowed = True

@@ -606,3 +606,52 @@ def test_fs10a_a_select_ordered_by_a_random_expression_offers_the_same_rows_twic
     for reads in reads_of_both:
         assert all(re.search(r'("auth_group"\."id"|1) ASC', sql) for sql in reads), reads
         assert not any("RAND" in sql.upper() for sql in reads), reads
+
+
+class _Fs10aFreshQuerysets(presets.Preset):
+    """A project preset whose ``related_queryset`` returns a new queryset that narrows
+    nothing: the model's every row (``all_rows``), or the one given, cloned."""
+
+    def __init__(self, all_rows: bool) -> None:
+        self.all_rows = all_rows
+
+    def related_queryset(self, view, queryset):
+        return queryset.model._default_manager.all() if self.all_rows else queryset.all()
+
+
+for _fs10a_all_rows in (True, False):
+    fs9b_site.register(
+        type(
+            f"_Fs10aFreshArticles{_fs10a_all_rows}",
+            (Resource,),
+            {
+                "__module__": __name__,
+                "model": Article,
+                "name": f"fs10a-fresh-articles-{'all' if _fs10a_all_rows else 'clone'}",
+                "fields": ["id", "slug", "title", "organization", "owner"],
+                "presets": [_Fs10aFreshQuerysets(_fs10a_all_rows)],
+                "permissions": {k: P.require_auth() for k in ("list", "get", "create")},
+            },
+        )
+    )
+
+
+@pytest.mark.parametrize("shape", ["all", "clone"])
+def test_fs10a_a_presets_new_but_unfiltered_queryset_leaves_the_select_labelled_by_key(
+    fs9b_forms, shape
+):
+    """Whether a preset narrowed a relation was told by the object ``related_queryset``
+    returned: a project preset returning a new queryset that filters nothing (the model's
+    ``all()``, the given one cloned) counted as narrowed, and the form's select listed
+    every username and organization name, those of rows the caller may not read. Its WHERE
+    is compared now: an unfiltered queryset is unnarrowed, its options labelled by key."""
+    ours, theirs = OrganizationFactory(name="Our org"), OrganizationFactory(name="Their org")
+    stranger = User.objects.create(username="stranger-with-a-secret-name")
+    member = MembershipFactory(organization=ours, role="member").user
+    page = client_for(member).get(f"/fs9b/fs10a-fresh-articles-{shape}/", **_FS9B_HTML)
+    assert page.status_code == 200, page.content
+    html = page.content.decode()
+    for secret in ("stranger-with-a-secret-name", "Their org", "Our org"):
+        assert secret not in html, secret
+    assert (str(stranger.pk), str(stranger.pk)) in _fs9b_options(page, "POST", "owner")
+    assert (str(theirs.pk), str(theirs.pk)) in _fs9b_options(page, "POST", "organization")
