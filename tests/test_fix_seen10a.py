@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.timezone import now
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
@@ -18,10 +19,10 @@ from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
 from django_arc.presets import Audited
 from shop.models import Product
-from tests.factories import OrganizationFactory, UserFactory
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.factories import member_client as fs10a_member_client
-from tests.helpers import client_for, site_mounted
-from tests.testapp.models import Animal, Fs10aChippedDog
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Animal, Fs10aChippedDog, RevSdPage
 
 pytestmark = pytest.mark.django_db
 
@@ -190,3 +191,53 @@ def test_fs10a_the_stored_check_reads_nothing_when_no_preset_ran_an_update(fs10a
     assert not [
         sql for sql in after if sql.startswith("SELECT") and Product._meta.db_table in sql
     ], after
+
+
+# -- 5. a restore asks `update`, as arc's does ---------------------------------------------------
+
+
+@fs10a_site.register
+class _Fs10aTrashRefused(Resource):
+    """Members write and restore their own pages; only an admin lists them (the trash too)."""
+
+    model = RevSdPage
+    name = "fs10a-pages"
+    fields = ["id", "organization", "owner", "slug", "title", "deleted_at"]
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.SoftDelete(), presets.Audited()]
+    permissions = {
+        "list": P.require_org_role("admin"),
+        "get": P.require_org_membership(),
+        "create": P.require_org_membership(),
+        "update": P.require_org_membership(),
+        "delete": P.require_org_membership(),
+    }
+
+
+def test_fs10a_a_caller_refused_the_trash_restores_its_own_row_as_arc_does(fs10a_mounted):
+    """arc 2.9.1's soft-delete preset guards ``GET /deleted`` with ``list`` and
+    ``POST /:id/restore`` with ``update`` alone (``src/presets/softDelete.ts``), and so does
+    this one: a member refused the trash (403) still restores its own page by its id (200,
+    the row live again, its ``restored`` event and audit entry). Another member's page and
+    another tenant's are 404 (the ``list`` refusal makes ``OwnedBy``'s 403 a 404, as the
+    caller may not read the trash), neither restored."""
+    org, elsewhere = OrganizationFactory(), OrganizationFactory()
+    member = MembershipFactory(organization=org, role="member").user
+    api = client_for(member, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    other = MembershipFactory(organization=org, role="member").user
+    mine = RevSdPage.objects.create(organization=org, owner=member, slug="mine", deleted_at=now())
+    theirs = RevSdPage.objects.create(
+        organization=org, owner=other, slug="theirs", deleted_at=now()
+    )
+    foreign = RevSdPage.objects.create(
+        organization=elsewhere, owner=member, slug="foreign", deleted_at=now()
+    )
+    assert_error(api.get("/fs10a/fs10a-pages/deleted/"), 403, "FORBIDDEN")
+    # refused by OwnedBy, answered as a row it may not read (the trash is refused it)
+    assert_error(api.post(f"/fs10a/fs10a-pages/{theirs.pk}/restore/"), 404, "NOT_FOUND")
+    assert_error(api.post(f"/fs10a/fs10a-pages/{foreign.pk}/restore/"), 404, "NOT_FOUND")
+    r = api.post(f"/fs10a/fs10a-pages/{mine.pk}/restore/")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["deleted_at"] is None
+    assert list(RevSdPage.objects.filter(deleted_at=None).values_list("pk", flat=True)) == [mine.pk]
+    assert [e.meta["resource_id"] for e in OutboxEvent.objects.all()] == [str(mine.pk)]
+    assert list(AuditLog.objects.values_list("action", flat=True)) == ["restored"]
