@@ -2108,11 +2108,16 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         if not self.__dict__.get("_arc_presets_updated") or not instances:
             return
         model = self.resource.model
-        fields = {}
+        fields: dict[str, Any] = {}
         for values in forced:
             for name in values:
                 if name not in fields:
-                    fields[name] = model._meta.get_field(name)
+                    try:
+                        field = model._meta.get_field(name)
+                    except FieldDoesNotExist:  # no column: keep_forced_values judged it
+                        continue
+                    if getattr(field, "concrete", False) and not field.many_to_many:
+                        fields[name] = field
         if not fields:
             return
         database = instances[0]._state.db or router.db_for_write(model)
@@ -2127,13 +2132,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             row = stored.get(instance.pk)
             if row is None:
                 continue
-            kept = {
-                name: row[name]
+            moved = [
+                name
                 for name, value in values.items()
-                if not _same_stored(fields[name], row[name], value)
-            }
-            if kept:
-                self._refuse_moved(list(kept), None if items is None else items[index])
+                if name in fields and not _same_stored(fields[name], row[name], value)
+            ]
+            if moved:
+                self._refuse_moved(moved, None if items is None else items[index])
 
     def emit(self, verb: str, pk: Any, payload: dict[str, Any]) -> Any:
         """Send ``<resource>.<verb>`` through the ``resource_event`` signal (→ outbox),

@@ -241,3 +241,44 @@ def test_fs10a_a_caller_refused_the_trash_restores_its_own_row_as_arc_does(fs10a
     assert list(RevSdPage.objects.filter(deleted_at=None).values_list("pk", flat=True)) == [mine.pk]
     assert [e.meta["resource_id"] for e in OutboxEvent.objects.all()] == [str(mine.pk)]
     assert list(AuditLog.objects.values_list("action", flat=True)) == ["restored"]
+
+
+@pytest.mark.parametrize("route", _FS10A_ROUTES)
+def test_fs10a_a_presets_after_write_update_that_moves_nothing_is_read_back_and_kept(
+    monkeypatch, fs10a_orgs, route
+):
+    """A preset's ``UPDATE`` that leaves the tenant alone (a counter, a denormalised copy)
+    has the forced column read back once, found the caller's (the scope's organization id,
+    as the request sent it, against the column's integer), and the write stands."""
+    mine, _ = fs10a_orgs
+    many = Audited.after_write_many
+
+    def fs10a_touch(self, view, verb, records):
+        many(self, view, verb, records)
+        Product.objects.filter(pk__in=[i.pk for i, _, _ in records]).update(in_stock=False)
+
+    monkeypatch.setattr(
+        Audited,
+        "after_write",
+        lambda self, view, verb, instance, before, after: fs10a_touch(
+            self, view, verb, [(instance, before, after)]
+        ),
+    )
+    monkeypatch.setattr(Audited, "after_write_many", fs10a_touch)
+    client = fs10a_member_client(mine, "admin")
+    existing = Product.objects.create(organization=mine, name="old", sku="FS10A-0", price=1)
+    with CaptureQueriesContext(connection) as captured:
+        r = _fs10a_product_write(client, route, existing)
+    assert r.status_code in (200, 201), r.content
+    read_back = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith("SELECT")
+        and '"organization_id" AS "organization_id"' in q["sql"]
+        and Product._meta.db_table in q["sql"]
+        and "INNER JOIN" not in q["sql"]
+    ]
+    assert len(read_back) == 1, read_back
+    assert set(Product.objects.values_list("organization_id", flat=True)) == {mine.pk}
+    assert Product.objects.filter(in_stock=False).count() == 1  # the row written
+    assert OutboxEvent.objects.exists()
