@@ -31,7 +31,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any
 
 from django.conf import settings
@@ -49,6 +49,7 @@ from django.db import (
 )
 from django.db.models import Q
 from django.db.models.deletion import Collector
+from django.db.models.functions import Random
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.http.request import RawPostDataException
 from django.utils.functional import cached_property
@@ -357,6 +358,25 @@ def _dress_selects(serializer: Any) -> None:
             relation.display_value = functools.partial(_key_label, relation)
 
 
+def _narrows(given: Any, queryset: Any) -> bool:
+    """Whether a preset's ``related_queryset`` narrowed ``given`` to ``queryset``: told by
+    their ``WHERE``, not by the object returned. A new queryset that filters nothing (a
+    project preset's ``model.objects.all()``, the given one cloned) counted as narrowed,
+    and the form's select named every row (:func:`_dress_selects`); a ``WHERE`` no other
+    than the given one's, or none, narrows nothing. What is no queryset is told by
+    identity, as before; a manager by its ``all()``."""
+    if queryset is given:
+        return False
+    # DRF's model serializer gives a relation the related model's manager
+    given, queryset = (
+        value.all() if isinstance(value, models.Manager) else value for value in (given, queryset)
+    )
+    if not (isinstance(given, models.QuerySet) and isinstance(queryset, models.QuerySet)):
+        return True
+    where = queryset.query.where
+    return bool(where) and where != given.query.where
+
+
 def _key_label(relation: RelatedField, row: Any) -> str:
     """``row``'s label in ``relation``'s ``<select>``: its name (``str(row)``) when a preset
     narrowed the rows to the caller's, else its key, the option's value."""
@@ -374,7 +394,7 @@ def _in_a_stable_order(queryset: Any) -> Any:
     the form never showed would count as offered, and the form's update would remove it.
     A query that cannot be reordered (sliced, combined, ordered by ``extra()``) is as
     given; one ``distinct()`` on fields is ordered by them first, a random order
-    (``"?"``) by primary key."""
+    (``"?"``, ``OrderBy(Random())``: :func:`_random_term`) by primary key."""
     if not isinstance(queryset, models.QuerySet):
         return queryset
     query = queryset.query
@@ -385,8 +405,9 @@ def _in_a_stable_order(queryset: Any) -> Any:
         # pk after them, each group's row is its first by primary key, in every read.
         return queryset.order_by(*query.distinct_fields, "pk")
     given = list(query.order_by or (query.get_meta().ordering if query.default_ordering else ()))
-    # "?" (random) differs between the two reads by design: the select drops it.
-    ordering = [term for term in given if term != "?"]
+    # a random term ("?", OrderBy(Random()), Random().desc()) differs between the two
+    # reads by design: the select drops it.
+    ordering = [term for term in given if not _random_term(term)]
     pk = query.get_meta().pk
     keys = {"pk", pk.name, pk.attname}
     if ordering == given and (
@@ -394,6 +415,18 @@ def _in_a_stable_order(queryset: Any) -> Any:
     ):
         return queryset
     return queryset.order_by(*ordering, "pk")
+
+
+def _random_term(term: Any) -> bool:
+    """Whether an ``order_by`` term orders at random: the string ``"?"`` or an expression
+    holding ``Random()`` (``OrderBy(Random())``, ``Random().desc()``, a bare ``Random()``),
+    each of which draws another order on every query."""
+    if isinstance(term, str):
+        return term == "?"
+    if isinstance(term, Random):
+        return True
+    sources = getattr(term, "get_source_expressions", None)
+    return bool(sources) and any(_random_term(source) for source in sources() if source is not None)
 
 
 def _offer_in_a_stable_order(relation: RelatedField) -> None:
@@ -1409,7 +1442,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         def narrowed(queryset: Any) -> Any:
             for preset in presets:
                 given, queryset = queryset, preset.related_queryset(self, queryset)
-                if queryset is not given:
+                if _narrows(given, queryset):
                     # the rows a body may name are the caller's (its tenant's): a form
                     # may show their names (:func:`_dress_selects`)
                     relation.arc_narrowed = True
@@ -1616,6 +1649,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 self.after_write("created", instance, payload, None, after)
                 # again: a preset's after_write may have moved the row after the check
                 self.keep_forced_values(instance, forced)
+                self.keep_forced_stored([instance], [forced])
         except IntegrityError:
             self.refuse_if_taken(None, data)
             raise
@@ -1658,6 +1692,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 self.after_write("updated", saved, payload, before, after)
                 # again: a preset's after_write may have moved the row after the check
                 self.keep_forced_values(saved, forced)
+                self.keep_forced_stored([saved], [forced])
         except IntegrityError:
             self.refuse_if_taken(instance, data)
             raise
@@ -1740,8 +1775,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         attributes are read. Checked after the hook and again after the presets'
         ``after_write``, which may move a row as well."""
         moved = [name for name, value in forced.items() if getattr(instance, name, value) != value]
-        if not moved:
-            return
+        if moved:
+            self._refuse_moved(moved, item)
+
+    def _refuse_moved(self, moved: list[str], item: tuple[str, Any] | None) -> None:
+        """The :class:`~django_arc.exceptions.ServerFault` of :meth:`keep_forced_values`:
+        ``moved`` names the forced values a row no longer holds."""
         what, details = f"A write of {self.resource.name}", None
         if item is not None:
             key, index = item
@@ -2044,8 +2083,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
     ) -> Any:
         """The tail every write shares, inside its transaction: each preset's
         ``after_write`` (audit), then the ``<name>.<verb>`` event. Returns the event."""
-        for preset in self.resource.write_observers:
-            preset.after_write(self, verb, instance, before, after)
+        with self._watching_updates():
+            for preset in self.resource.write_observers:
+                preset.after_write(self, verb, instance, before, after)
         return self.emit(verb, instance.pk, payload)
 
     def after_write_many(
@@ -2056,9 +2096,84 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         """:meth:`after_write` for many rows at once (bulk writes): ``records`` holds
         ``(instance, payload, before, after)`` per row. Presets record them in one batch,
         then one ``<name>.<verb>`` event per row. Returns the events."""
-        for preset in self.resource.write_observers:
-            preset.after_write_many(self, verb, [(i, b, a) for i, _, b, a in records])
+        with self._watching_updates():
+            for preset in self.resource.write_observers:
+                preset.after_write_many(self, verb, [(i, b, a) for i, _, b, a in records])
         return self.emit_many(verb, [(instance.pk, payload) for instance, payload, _, _ in records])
+
+    @contextmanager
+    def _watching_updates(self) -> Iterator[None]:
+        """Note (``_arc_presets_updated``) whether the presets' ``after_write`` ran an
+        ``UPDATE`` on a write database: one writing a row behind its instance's back
+        (``QuerySet.update()``, another instance's ``save()``) escapes
+        :meth:`keep_forced_values`, which reads the instance, and
+        :meth:`keep_forced_stored` then reads the forced columns back. Watching costs no
+        query; the audit preset's ``INSERT`` is no ``UPDATE``."""
+        updated: list[bool] = []
+
+        def watch(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+            if not updated and str(sql).lstrip()[:6].upper() == "UPDATE":
+                updated.append(True)
+            return execute(sql, params, many, context)
+
+        if not self.resource.write_observers:
+            self.__dict__["_arc_presets_updated"] = False
+            yield
+            return
+        with ExitStack() as stack:
+            for alias in self.write_databases():
+                stack.enter_context(connections[alias].execute_wrapper(watch))
+            yield
+        self.__dict__["_arc_presets_updated"] = bool(updated)
+
+    def keep_forced_stored(
+        self,
+        instances: list[Any],
+        forced: list[Mapping[str, Any]],
+        items: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        """:meth:`keep_forced_values` against the database, after the presets'
+        ``after_write`` ran an ``UPDATE`` (:meth:`_watching_updates`): a preset moving a row
+        with ``QuerySet.update()`` leaves its instance as it was, and the row was written
+        into another tenant, answered as the caller's. The forced columns of the written
+        rows are read back in one query, only then (no write pays for it otherwise); a row
+        holding another value is the same 500 (naming its item, ``items[i]`` as ``(key,
+        index)``) and the write's transaction rolls back, its event and audit row with it.
+        A row the preset deleted is no move, and is not judged."""
+        if not self.__dict__.get("_arc_presets_updated") or not instances:
+            return
+        model = self.resource.model
+        fields: dict[str, Any] = {}
+        for values in forced:
+            for name in values:
+                if name not in fields:
+                    try:
+                        field = model._meta.get_field(name)
+                    except FieldDoesNotExist:  # no column: keep_forced_values judged it
+                        continue
+                    if getattr(field, "concrete", False) and not field.many_to_many:
+                        fields[name] = field
+        if not fields:
+            return
+        database = instances[0]._state.db or router.db_for_write(model)
+        attnames = [field.attname for field in fields.values()]
+        stored = {
+            row[0]: dict(zip(fields, row[1:], strict=True))
+            for row in model._base_manager.using(database)
+            .filter(pk__in=[instance.pk for instance in instances])
+            .values_list("pk", *attnames)
+        }
+        for index, (instance, values) in enumerate(zip(instances, forced, strict=True)):
+            row = stored.get(instance.pk)
+            if row is None:
+                continue
+            moved = [
+                name
+                for name, value in values.items()
+                if name in fields and not _same_stored(fields[name], row[name], value)
+            ]
+            if moved:
+                self._refuse_moved(moved, None if items is None else items[index])
 
     def emit(self, verb: str, pk: Any, payload: dict[str, Any]) -> Any:
         """Send ``<resource>.<verb>`` through the ``resource_event`` signal (→ outbox),
@@ -2282,3 +2397,15 @@ def _stated_length(request: Any) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def _same_stored(field: Any, stored: Any, value: Any) -> bool:
+    """Whether a forced ``value`` (a key, or the row it names) is what the database holds in
+    ``field``'s column (``stored``): both read as the column's Python type, as a scope's
+    organization id may be text while the column is an integer."""
+    if isinstance(value, models.Model):
+        value = value.pk
+    try:
+        return field.to_python(stored) == field.to_python(value)
+    except (DjangoValidationError, TypeError, ValueError):
+        return str(stored) == str(value)

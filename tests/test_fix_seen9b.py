@@ -15,7 +15,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
-from django.db.models.functions import Length
+from django.db.models import OrderBy
+from django.db.models.functions import Length, Random
 from django.http import JsonResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import clear_url_caches, include, path
@@ -574,3 +575,83 @@ def test_rf53_a_select_over_a_randomly_ordered_relation_offers_the_same_rows_twi
     for reads in reads_of_both:
         assert all(re.search(r'ORDER BY ("auth_group"\."id"|1) ASC', sql) for sql in reads), reads
         assert not any("RAND" in sql.upper() for sql in reads), reads
+
+
+# fix-seen10a: in a random order given as an expression (``OrderBy(Random())``), alone or
+# after another term
+_fs9b_groups_users(
+    "fs10a-random-expr-users",
+    Group.objects.filter(name__startswith="rnx").order_by(OrderBy(Random())),
+)
+_fs9b_groups_users(
+    "fs10a-random-after-users",
+    Group.objects.filter(name__startswith="rnx").order_by(Length("name"), Random().desc()),
+)
+
+
+@pytest.mark.parametrize("name", ["fs10a-random-expr-users", "fs10a-random-after-users"])
+def test_fs10a_a_select_ordered_by_a_random_expression_offers_the_same_rows_twice(fs9b_forms, name):
+    """rev-fixes53 dropped the string ``"?"`` from a select's order, but a relation ordered
+    by the expression ``OrderBy(Random())`` (or ``Random().desc()``, which is one) kept it:
+    the page and the form sent back each drew their own first ``html_cutoff`` rows, so a
+    group the page never showed could count as offered and the update remove it. The
+    random term is dropped whatever its spelling; the other terms stay, then the primary
+    key."""
+    api = fs9b_forms
+    groups = [Group.objects.create(name=f"rnx-{c}") for c in "abcde"]
+    user = User.objects.create(username=name[:30])
+    user.groups.set([groups[4]])
+    reads_of_both = _fs9b_select_reads(api, f"/fs9b/{name}/{user.pk}/")
+    assert list(user.groups.all()) == [groups[4]]
+    for reads in reads_of_both:
+        assert all(re.search(r'("auth_group"\."id"|1) ASC', sql) for sql in reads), reads
+        assert not any("RAND" in sql.upper() for sql in reads), reads
+
+
+class _Fs10aFreshQuerysets(presets.Preset):
+    """A project preset whose ``related_queryset`` returns a new queryset that narrows
+    nothing: the model's every row (``all_rows``), or the one given, cloned."""
+
+    def __init__(self, all_rows: bool) -> None:
+        self.all_rows = all_rows
+
+    def related_queryset(self, view, queryset):
+        return queryset.model._default_manager.all() if self.all_rows else queryset.all()
+
+
+for _fs10a_all_rows in (True, False):
+    fs9b_site.register(
+        type(
+            f"_Fs10aFreshArticles{_fs10a_all_rows}",
+            (Resource,),
+            {
+                "__module__": __name__,
+                "model": Article,
+                "name": f"fs10a-fresh-articles-{'all' if _fs10a_all_rows else 'clone'}",
+                "fields": ["id", "slug", "title", "organization", "owner"],
+                "presets": [_Fs10aFreshQuerysets(_fs10a_all_rows)],
+                "permissions": {k: P.require_auth() for k in ("list", "get", "create")},
+            },
+        )
+    )
+
+
+@pytest.mark.parametrize("shape", ["all", "clone"])
+def test_fs10a_a_presets_new_but_unfiltered_queryset_leaves_the_select_labelled_by_key(
+    fs9b_forms, shape
+):
+    """Whether a preset narrowed a relation was told by the object ``related_queryset``
+    returned: a project preset returning a new queryset that filters nothing (the model's
+    ``all()``, the given one cloned) counted as narrowed, and the form's select listed
+    every username and organization name, those of rows the caller may not read. Its WHERE
+    is compared now: an unfiltered queryset is unnarrowed, its options labelled by key."""
+    ours, theirs = OrganizationFactory(name="Our org"), OrganizationFactory(name="Their org")
+    stranger = User.objects.create(username="stranger-with-a-secret-name")
+    member = MembershipFactory(organization=ours, role="member").user
+    page = client_for(member).get(f"/fs9b/fs10a-fresh-articles-{shape}/", **_FS9B_HTML)
+    assert page.status_code == 200, page.content
+    html = page.content.decode()
+    for secret in ("stranger-with-a-secret-name", "Their org", "Our org"):
+        assert secret not in html, secret
+    assert (str(stranger.pk), str(stranger.pk)) in _fs9b_options(page, "POST", "owner")
+    assert (str(theirs.pk), str(theirs.pk)) in _fs9b_options(page, "POST", "organization")

@@ -246,10 +246,11 @@ class Bulk(Preset):
             instances = [model(**data, **values) for data in validated]
             if model._meta.concrete_model._meta.parents:
                 # Django cannot bulk_create a multi-table child (its rows span the parents'
-                # tables): one save each, all or none in the route's transaction. A proxy's
-                # own ``parents`` names the model it proxies: its rows are one table's
-                for instance in instances:
-                    instance.save()
+                # tables): one save each, all or none in the route's transaction, through
+                # _each, so a unique clash (its parent's row already written) is its
+                # item's 409 as on the other row-by-row path. A proxy's own ``parents``
+                # names the model it proxies: its rows are one table's
+                _each(view, instances, lambda instance: instance.save(), rows=False)
             else:
                 model._default_manager.bulk_create(instances)
         else:  # serializers that save rows their own way, or models whose save() runs code
@@ -276,7 +277,7 @@ class Bulk(Preset):
         ]
         view.after_write_many("created", records)
         # again after the presets' after_write, which may have moved a row (see bulk_update)
-        _kept_forced(view, instances, forced, "items", None)
+        _kept_forced(view, instances, forced, "items", None, stored=True)
         return {"created": len(instances), "ids": [view.id_value(i) for i in instances]}
 
     def bulk_update(self, view: Any, request: Any) -> dict[str, Any]:
@@ -348,7 +349,7 @@ class Bulk(Preset):
         view.after_write_many("updated", records)
         # again after the presets' after_write: one moving a row (its tenant, its owner)
         # after the check above wrote it into another tenant, answered as the caller's
-        _kept_forced(view, rows, forced, key, names)
+        _kept_forced(view, rows, forced, key, names, stored=True)
         return {"updated": len(rows), "ids": [view.id_value(row) for row in rows]}
 
     def bulk_delete(self, view: Any, request: Any) -> dict[str, Any]:
@@ -880,12 +881,22 @@ def _row_naming(view: Any, body: dict[str, Any], rows: list[Any]) -> tuple[str, 
 
 
 def _kept_forced(
-    view: Any, rows: list[Any], forced: list[dict[str, Any]], key: str, names: list[Any] | None
+    view: Any,
+    rows: list[Any],
+    forced: list[dict[str, Any]],
+    key: str,
+    names: list[Any] | None,
+    stored: bool = False,
 ) -> None:
     """:meth:`~django_arc.generics.ResourceGenericViewSet.keep_forced_values` for every row
-    written, each named as :func:`_row_naming` names it."""
-    for index, (row, values) in enumerate(zip(rows, forced, strict=True)):
-        view.keep_forced_values(row, values, item=(key, index if names is None else names[index]))
+    written, each named as :func:`_row_naming` names it; after the presets' ``after_write``
+    (``stored``), their stored columns too when one ran an ``UPDATE``
+    (:meth:`~django_arc.generics.ResourceGenericViewSet.keep_forced_stored`)."""
+    items = [(key, index if names is None else names[index]) for index in range(len(rows))]
+    for row, values, item in zip(rows, forced, items, strict=True):
+        view.keep_forced_values(row, values, item=item)
+    if stored:
+        view.keep_forced_stored(rows, forced, items)
 
 
 def _hooked(result: Any, data: dict[str, Any]) -> dict[str, Any]:

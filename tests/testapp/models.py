@@ -603,3 +603,14 @@ class RevSdLivePage(RevSdPage):
 
     class Meta:
         proxy = True
+
+
+# -- fix-seen10a: a multi-table child with a unique column -------------------------------------
+
+
+class Fs10aChippedDog(Animal):
+    """Multi-table inheritance with a unique column on the child's table: a bulk create
+    saves it row by row (its parent's row first), and a clash is the child's ``INSERT``'s,
+    after its parent's row was written."""
+
+    chip = models.CharField(max_length=20, unique=True)
