@@ -1275,8 +1275,9 @@ def _routes_held_twice(resource: Any) -> list[Error]:
 def _is_endpoint(value: Any) -> bool:
     """Whether ``value``, an attribute as the class body holds it, declares an action or a
     route: a ``@classmethod`` over ``@action``/``@route`` too (served, as read from the
-    class: ``actions.as_declared``), which was reported as no endpoint at all."""
-    if isinstance(value, classmethod):
+    class: ``actions.as_declared``), which was reported as no endpoint at all; and a
+    ``@staticmethod`` over it, served without the resource (``as_declared``)."""
+    if isinstance(value, (classmethod, staticmethod)):
         value = value.__func__
     return isinstance(getattr(value, "_arc_action", None), ActionSpec) or isinstance(
         getattr(value, "_arc_route", None), RouteSpec

@@ -1,0 +1,85 @@
+"""fix-seen10c: actions, scope/authentication and throttling, as the last reviewers saw them."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from django_arc import Resource, ResourceSite, action, presets, route
+from django_arc import permissions as P
+from django_arc.checks import check_resource
+from shop.models import Product
+from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+from tests.helpers import site_mounted
+
+fs10c_site = ResourceSite(name="fs10c")
+
+
+@fs10c_site.register
+class Fs10cStaticProductResource(Resource):
+    model = Product
+    name = "fs10c-products"
+    fields = ["id", "name", "status", "organization"]
+    presets = [presets.MultiTenant()]
+    permissions = {"list": P.require_org_membership(), "get": P.require_org_membership()}
+    action_permissions = P.require_org_role("admin", "editor")
+
+    @staticmethod
+    @action
+    def activate(request, instance, data):
+        instance.status = "active"
+        instance.save(update_fields=["status"])
+        return instance
+
+    @staticmethod
+    @route("GET", "tally", permissions=P.require_org_membership())
+    def tally(request, view):
+        return {"count": view.get_queryset().count()}
+
+    @staticmethod
+    @route("GET", "label", detail=True, permissions=P.require_org_membership())
+    def label(request, instance):
+        return {"label": f"{instance.name}:{instance.status}"}
+
+
+@pytest.mark.django_db
+def test_fs10c_a_staticmethod_over_an_action_or_a_route_answers(settings):
+    """A ``@staticmethod`` over ``@action``/``@route`` reads from the class as its plain
+    function, which the handler called with the resource first: a ``TypeError``, 500 on
+    every call. It is called as Python calls it now, without the resource; the route still
+    reads through the filtered queryset (another tenant's row is neither counted nor
+    addressable)."""
+    org, other = OrganizationFactory(), OrganizationFactory()
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=org, role="editor").user)
+    client.credentials(HTTP_X_ORGANIZATION_ID=str(org.pk))
+    row = ProductFactory(organization=org, status="draft", name="mine")
+    theirs = ProductFactory(organization=other, status="draft")
+    with site_mounted(settings, "fs10c", fs10c_site):
+        done = client.post(
+            f"/fs10c/fs10c-products/{row.pk}/action/", {"action": "activate"}, format="json"
+        )
+        assert done.status_code == 200, done.content
+        assert done.json()["data"]["status"] == "active"
+        counted = client.get("/fs10c/fs10c-products/tally/")
+        assert counted.status_code == 200, counted.content
+        assert counted.json()["data"] == {"count": 1}
+        labelled = client.get(f"/fs10c/fs10c-products/{row.pk}/label/")
+        assert labelled.status_code == 200, labelled.content
+        assert labelled.json()["data"] == {"label": "mine:active"}
+        assert client.get(f"/fs10c/fs10c-products/{theirs.pk}/label/").status_code == 404
+        refused = client.post(
+            f"/fs10c/fs10c-products/{theirs.pk}/action/", {"action": "activate"}, format="json"
+        )
+        assert refused.status_code == 404
+    row.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (row.status, theirs.status) == ("active", "draft")
+
+
+def test_fs10c_a_staticmethod_over_an_action_or_a_route_is_no_arc_e012():
+    """arc.E012 read the class body's ``staticmethod`` object, which does not carry the
+    spec, and called the served action and routes "not a Resource option, hook, @action or
+    @route"."""
+    resource = fs10c_site.get_resource("fs10c-products")
+    assert [str(e) for e in check_resource(resource)] == []
