@@ -970,6 +970,7 @@ def check_throttle_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     reading ``"1/10s"`` its own way is not refused; DRF's other throttles and rate names
     are DRF's."""
     from rest_framework.settings import api_settings
+    from rest_framework.views import APIView
 
     from .sites import _all_sites
     from .throttling import ScopeRateThrottle
@@ -978,7 +979,10 @@ def check_throttle_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     for klass in _safe(lambda: list(api_settings.DEFAULT_THROTTLE_CLASSES)) or ():
         classes[klass] = None
     for viewset in _served_viewsets(_all_sites):
-        for klass in getattr(viewset, "throttle_classes", None) or ():
+        own = getattr(viewset, "throttle_classes", None)
+        if own is APIView.throttle_classes:
+            continue  # none of its own: it reads DEFAULT_THROTTLE_CLASSES, as above
+        for klass in own or ():
             classes[klass] = None
     rates = _safe(lambda: dict(api_settings.DEFAULT_THROTTLE_RATES)) or {}
     errors: list[Error] = []

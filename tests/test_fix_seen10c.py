@@ -10,7 +10,7 @@ from django_arc import permissions as P
 from django_arc.checks import check_resource
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
-from tests.helpers import site_mounted
+from tests.helpers import assert_error, site_mounted
 
 fs10c_site = ResourceSite(name="fs10c")
 
@@ -83,3 +83,33 @@ def test_fs10c_a_staticmethod_over_an_action_or_a_route_is_no_arc_e012():
     @route"."""
     resource = fs10c_site.get_resource("fs10c-products")
     assert [str(e) for e in check_resource(resource)] == []
+
+
+@pytest.mark.django_db
+def test_fs10c_default_throttle_classes_changed_by_override_settings_reach_the_viewsets():
+    """DRF's ``APIView.throttle_classes`` is ``DEFAULT_THROTTLE_CLASSES`` as read when DRF was
+    imported, and the generated ViewSets inherited that list: a changed setting reached the
+    rates but not the classes, so the routed ``books`` list was never throttled. A ViewSet
+    with no classes of its own reads the setting per request now, and the override's end
+    ends the throttling."""
+    from django.core.cache import cache
+    from django.test import override_settings
+    from rest_framework.settings import api_settings
+
+    api = APIClient()
+    rest = {
+        **api_settings.user_settings,
+        "DEFAULT_THROTTLE_CLASSES": ["django_arc.throttling.ScopeRateThrottle"],
+        "DEFAULT_THROTTLE_RATES": {"arc_anon": "1/min"},
+    }
+    cache.clear()
+    try:
+        assert [api.get("/api/books/").status_code for _ in range(2)] == [200, 200]
+        with override_settings(REST_FRAMEWORK=rest):
+            answers = [api.get("/api/books/") for _ in range(2)]
+        assert answers[0].status_code == 200
+        assert_error(answers[1], 429, "THROTTLED")
+        assert answers[1]["Retry-After"] == "60"
+        assert [api.get("/api/books/").status_code for _ in range(2)] == [200, 200]
+    finally:
+        cache.clear()
