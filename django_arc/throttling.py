@@ -60,9 +60,13 @@ def _ident_part(ident: Any, ipv6_prefix: int) -> str:
     any address of it at will, privacy addresses rotate through it), as django-ratelimit
     buckets it: per address, one host had 2**64 anonymous buckets. An IPv4 address mapped
     into IPv6 (``::ffff:10.0.0.1``, a dual-stack socket's spelling) is that IPv4 address,
-    not the one ``::/64`` every such client would share."""
+    not the one ``::/64`` every such client would share.
+
+    A proxy that appends the client's port (``[2001:db8::1]:443``, ``203.0.113.5:1234``)
+    names the address DRF's ``get_ident`` hands on with it: the port is dropped, or every
+    connection of one host would be its own bucket (and an IPv6 host escape its ``/64``)."""
     try:
-        address = ipaddress.ip_address(ident)
+        address = ipaddress.ip_address(_without_port(ident))
     except ValueError:
         return key_part(ident)
     if getattr(address, "scope_id", None):
@@ -72,6 +76,23 @@ def _ident_part(ident: Any, ipv6_prefix: int) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.ip_network(f"{address}/{ipv6_prefix}", strict=False))
     return str(address)
+
+
+def _without_port(ident: Any) -> Any:
+    """``ident`` without a port a proxy appended: ``[<IPv6>]:<port>`` or ``[<IPv6>]`` is the
+    address in the brackets, ``<IPv4>:<digits>`` the IPv4 address; anything else (a bare
+    IPv6 address is all colons) as given."""
+    if not isinstance(ident, str):
+        return ident
+    if ident.startswith("["):
+        inside, closed, port = ident[1:].partition("]")
+        if closed and (not port or (port[:1] == ":" and port[1:].isdigit())):
+            return inside
+        return ident
+    host, colon, port = ident.partition(":")
+    if colon and port.isdigit() and "." in host:
+        return host
+    return ident
 
 
 class ScopeRateThrottle(SimpleRateThrottle):

@@ -113,3 +113,34 @@ def test_fs10c_default_throttle_classes_changed_by_override_settings_reach_the_v
         assert [api.get("/api/books/").status_code for _ in range(2)] == [200, 200]
     finally:
         cache.clear()
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "bucket"),
+    [
+        ("[2001:db8:1:2::1]:443", "2001:db8:1:2::/64"),
+        ("[2001:db8:1:2:dead:beef::7]:50123", "2001:db8:1:2::/64"),
+        ("[2001:db8:1:2::9]", "2001:db8:1:2::/64"),
+        ("203.0.113.5:1234", "203.0.113.5"),
+        ("203.0.113.5:4321", "203.0.113.5"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),  # a bare IPv6 address keeps its colons
+        ("[::ffff:10.0.0.1]:80", "10.0.0.1"),
+    ],
+)
+def test_fs10c_a_port_a_proxy_appends_to_the_forwarded_address_is_no_bucket(
+    settings, forwarded, bucket
+):
+    """A proxy appending the client's port to ``X-Forwarded-For`` made the ident DRF's
+    ``get_ident`` hands on no address: it was keyed as text, so an IPv6 host was one bucket
+    per address and port (no ``/64``) and an IPv4 host one per connection's port. The port is
+    dropped where arc groups addresses."""
+    from rest_framework.test import APIRequestFactory
+    from rest_framework.views import APIView
+
+    from django_arc.throttling import ScopeRateThrottle
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    raw = APIRequestFactory().get("/t/", REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR=forwarded)
+    drf_request = APIView().initialize_request(raw)
+    key = ScopeRateThrottle().get_cache_key(drf_request, None)
+    assert key == f"arc_throttle_arc_anon_ip:{bucket}"
