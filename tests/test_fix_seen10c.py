@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
-from rest_framework.test import APIClient
+from rest_framework.response import Response
+from rest_framework.test import APIClient, APIRequestFactory
+from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
 from django_arc.checks import check_resource
+from django_arc.exceptions import exception_handler
+from django_arc.redis_alias import reset_outage_warnings
+from django_arc.throttling import ScopeRateThrottle
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, site_mounted
@@ -134,13 +141,57 @@ def test_fs10c_a_port_a_proxy_appends_to_the_forwarded_address_is_no_bucket(
     ``get_ident`` hands on no address: it was keyed as text, so an IPv6 host was one bucket
     per address and port (no ``/64``) and an IPv4 host one per connection's port. The port is
     dropped where arc groups addresses."""
-    from rest_framework.test import APIRequestFactory
-    from rest_framework.views import APIView
-
-    from django_arc.throttling import ScopeRateThrottle
-
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
     raw = APIRequestFactory().get("/t/", REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR=forwarded)
     drf_request = APIView().initialize_request(raw)
     key = ScopeRateThrottle().get_cache_key(drf_request, None)
     assert key == f"arc_throttle_arc_anon_ip:{bucket}"
+
+
+class _Fs10cCountingView(APIView):
+    """Throttled by ``ScopeRateThrottle``, then reads the database (the request's
+    transaction must still answer after the throttle's cache failed in it)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes = [ScopeRateThrottle]
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def get(self, request):
+        return Response({"products": Product.objects.count()})
+
+
+@pytest.mark.django_db
+def test_fs10c_a_database_cache_that_fails_lets_requests_through_with_one_warning(settings, caplog):
+    """A throttle cache that is a database cache whose table is missing (an outage of that
+    store: the database refusing) raised ``DatabaseError`` from DRF's cache read, a 500 on
+    every throttled request, where a Redis outage lets them through. It is the same outage
+    now: let through uncounted, one warning per interval; the statements run in a savepoint
+    (the test runs in a transaction), so the view's own query after it still answers on
+    PostgreSQL, which refuses every query of a transaction a statement failed in."""
+    from django.db import connection
+
+    reset_outage_warnings()
+    caplog.set_level(logging.WARNING, logger="django_arc.redis")
+    ProductFactory()
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"arc_anon": "1/min"},
+    }
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "fs10c_no_such_cache_table",
+        },
+    }
+    assert "fs10c_no_such_cache_table" not in connection.introspection.table_names()
+    view = _Fs10cCountingView.as_view()
+    answers = [view(APIRequestFactory().get("/t/", REMOTE_ADDR="10.0.0.1")) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.data for a in answers] == [{"products": 1}] * 3
+    warnings = [r.getMessage() for r in caplog.records if r.name == "django_arc.redis"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("throttling: the database cache unavailable (")
