@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
@@ -195,3 +197,89 @@ def test_fs10c_a_database_cache_that_fails_lets_requests_through_with_one_warnin
     warnings = [r.getMessage() for r in caplog.records if r.name == "django_arc.redis"]
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith("throttling: the database cache unavailable (")
+
+
+_FS10C_CSRF_CALLS: list[str] = []
+
+
+class _Fs10cDrfReadingSession(SessionAuthentication):
+    """A project's session class reading what only DRF's ``Request`` has: it skips the CSRF
+    check for its API's bodies that say so (``request.data``), on its API's paths
+    (``request._request``), and counts its calls (an override with a side effect)."""
+
+    def enforce_csrf(self, request):
+        _FS10C_CSRF_CALLS.append(type(request).__name__)
+        if request._request.path.startswith("/fs10c-own/") and request.data.get("via") == "api":
+            return None
+        return super().enforce_csrf(request)
+
+
+class _Fs10cOwnDrfView(APIView):
+    """A project's own DRF view: what ``request.arc_scope`` says of the caller, and the
+    body its own request still reads."""
+
+    authentication_classes = [_Fs10cDrfReadingSession]
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        scope = request.arc_scope
+        return Response(
+            {
+                "kind": scope.kind,
+                "org": scope.organization_id,
+                "provisional": scope.provisional,
+                "via": request.data.get("via"),
+            }
+        )
+
+
+@pytest.fixture
+def fs10c_own_drf_view(settings):
+    """The test project's URLs plus :class:`_Fs10cOwnDrfView` under ``/fs10c-own/``."""
+    from django.urls import clear_url_caches, path
+
+    import tests.urls
+
+    settings.ROOT_URLCONF = type(
+        "urls",
+        (),
+        {"urlpatterns": [*tests.urls.urlpatterns, path("fs10c-own/", _Fs10cOwnDrfView.as_view())]},
+    )
+    clear_url_caches()
+    _FS10C_CSRF_CALLS.clear()
+    yield
+    clear_url_caches()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("form", [False, True], ids=["json", "form"])
+def test_fs10c_a_session_class_reading_drf_only_attributes_has_its_requests_judged(
+    fs10c_own_drf_view, form
+):
+    """The middleware asked a project's ``enforce_csrf`` with Django's request, on which
+    ``request._request`` and ``request.data`` do not exist: the override raised, the
+    request was left to the view, and the view saw the provisional scope (``public``, no
+    organization) for a request its class accepts. It is handed a DRF ``Request`` now, whose
+    body the view's own request still reads (JSON and form alike); a non-member naming
+    another organization is refused 403 ``ORG_REQUIRED`` before the view. The override is
+    asked twice per request, the middleware's question and DRF's (docs/decisions.md,
+    fix-seen10c)."""
+    from django.test import Client
+
+    org, other = OrganizationFactory(), OrganizationFactory()
+    user = MembershipFactory(organization=org, role="editor").user
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    body = (
+        {"data": {"via": "api"}}
+        if form
+        else {"data": {"via": "api"}, "content_type": "application/json"}
+    )
+    seen = client.post("/fs10c-own/", HTTP_X_ORGANIZATION_ID=str(org.pk), **body)
+    assert seen.status_code == 200, seen.content
+    assert seen.json() == {"kind": "member", "org": str(org.pk), "provisional": False, "via": "api"}
+    assert _FS10C_CSRF_CALLS == ["_CsrfCheckRequest", "Request"]
+    refused = client.post("/fs10c-own/", HTTP_X_ORGANIZATION_ID=str(other.pk), **body)
+    assert_error(refused, 403, "ORG_REQUIRED")
+    tokenless = {"data": {"via": "web"}} if form else {**body, "data": {"via": "web"}}
+    assert client.post("/fs10c-own/", **tokenless).status_code == 403  # DRF's CSRF refusal
