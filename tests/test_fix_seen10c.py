@@ -283,3 +283,74 @@ def test_fs10c_a_session_class_reading_drf_only_attributes_has_its_requests_judg
     assert_error(refused, 403, "ORG_REQUIRED")
     tokenless = {"data": {"via": "web"}} if form else {**body, "data": {"via": "web"}}
     assert client.post("/fs10c-own/", **tokenless).status_code == 403  # DRF's CSRF refusal
+
+
+class _Fs10cThrottleByNoNetwork(ScopeRateThrottle):
+    ipv6_prefix = 129
+
+
+class _Fs10cThrottleByTooWide(ScopeRateThrottle):
+    ipv6_prefix = -1
+
+
+class _Fs10cThrottledOwnView(APIView):
+    """A project's own DRF view throttled by a ``ScopeRateThrottle`` subclass of its own."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [_Fs10cThrottleByTooWide]
+
+    def get(self, request):
+        return Response({"ok": True})
+
+
+def test_fs10c_arc_e020_reads_the_ipv6_prefix_of_every_serving_class(settings):
+    """arc.E020's ``ipv6_prefix`` check read ``DEFAULT_THROTTLE_CLASSES`` and the
+    resources' ViewSets: a project's own routed DRF view throttled by a subclass of its own
+    (``throttle_classes``, or ``as_view(throttle_classes=...)``) was not asked, and its
+    anonymous IPv6 callers met the 500. Every serving class is asked now: a resource's own
+    and a routed view's."""
+    from django.urls import clear_url_caches, path
+
+    import tests.urls
+    from django_arc.checks import check_throttle_rates
+    from django_arc.sites import _all_sites
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"arc_anon": "5/min"},
+    }
+    assert check_throttle_rates() == []
+    own = type(
+        "Fs10cOwnThrottled",
+        (Resource,),
+        {
+            "model": Product,
+            "name": "fs10c-own-throttled",
+            "fields": ["id", "name"],
+            "throttle_classes": [_Fs10cThrottleByNoNetwork],
+        },
+    )
+    site = ResourceSite(name="fs10c-throttled")
+    site.register(own)
+    settings.ROOT_URLCONF = type(
+        "urls",
+        (),
+        {
+            "urlpatterns": [
+                *tests.urls.urlpatterns,
+                path("fs10c-throttled/", _Fs10cThrottledOwnView.as_view()),
+            ]
+        },
+    )
+    clear_url_caches()
+    try:
+        found = sorted(e.msg for e in check_throttle_rates() if e.id == "arc.E020")
+    finally:
+        _all_sites.remove(site)
+        clear_url_caches()
+    assert found == [
+        "tests.test_fix_seen10c._Fs10cThrottleByNoNetwork.ipv6_prefix = 129 is no IPv6 prefix "
+        "length; every anonymous IPv6 request would answer 500.",
+        "tests.test_fix_seen10c._Fs10cThrottleByTooWide.ipv6_prefix = -1 is no IPv6 prefix "
+        "length; every anonymous IPv6 request would answer 500.",
+    ]
