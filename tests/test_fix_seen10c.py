@@ -293,6 +293,10 @@ class _Fs10cThrottleByTooWide(ScopeRateThrottle):
     ipv6_prefix = -1
 
 
+class _Fs10cThrottleByTooNarrow(ScopeRateThrottle):
+    ipv6_prefix = 200
+
+
 class _Fs10cThrottledOwnView(APIView):
     """A project's own DRF view throttled by a ``ScopeRateThrottle`` subclass of its own."""
 
@@ -339,6 +343,10 @@ def test_fs10c_arc_e020_reads_the_ipv6_prefix_of_every_serving_class(settings):
             "urlpatterns": [
                 *tests.urls.urlpatterns,
                 path("fs10c-throttled/", _Fs10cThrottledOwnView.as_view()),
+                path(
+                    "fs10c-throttled-by-argument/",
+                    _Fs10cThrottledOwnView.as_view(throttle_classes=[_Fs10cThrottleByTooNarrow]),
+                ),
             ]
         },
     )
@@ -350,6 +358,8 @@ def test_fs10c_arc_e020_reads_the_ipv6_prefix_of_every_serving_class(settings):
         clear_url_caches()
     assert found == [
         "tests.test_fix_seen10c._Fs10cThrottleByNoNetwork.ipv6_prefix = 129 is no IPv6 prefix "
+        "length; every anonymous IPv6 request would answer 500.",
+        "tests.test_fix_seen10c._Fs10cThrottleByTooNarrow.ipv6_prefix = 200 is no IPv6 prefix "
         "length; every anonymous IPv6 request would answer 500.",
         "tests.test_fix_seen10c._Fs10cThrottleByTooWide.ipv6_prefix = -1 is no IPv6 prefix "
         "length; every anonymous IPv6 request would answer 500.",
