@@ -93,11 +93,11 @@ def _ident_part(ident: Any, ipv6_prefix: int) -> str:
     names the address DRF's ``get_ident`` hands on with it: the port is dropped, or every
     connection of one host would be its own bucket (and an IPv6 host escape its ``/64``)."""
     try:
-        address = ipaddress.ip_address(_without_port(ident))
+        address = ipaddress.ip_address(bare := _without_port(ident))
     except ValueError:
         return key_part(ident)
     if getattr(address, "scope_id", None):
-        return key_part(ident)
+        return key_part(bare)
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)

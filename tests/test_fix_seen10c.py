@@ -150,6 +150,20 @@ def test_fs10c_a_port_a_proxy_appends_to_the_forwarded_address_is_no_bucket(
     assert key == f"arc_throttle_arc_anon_ip:{bucket}"
 
 
+def test_fs10c_a_zoned_ipv6_address_is_keyed_whole_without_its_port(settings):
+    """An IPv6 address with a zone is keyed whole (its text, through ``key_part``), as
+    rev-fixes52 found; with a port a proxy appended, the port is left out of it too."""
+    from django_arc.cache_keys import key_part
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    keys = set()
+    for forwarded in ("[fe80::1%eth0]:8443", "[fe80::1%eth0]:8444", "fe80::1%eth0"):
+        raw = APIRequestFactory().get("/t/", REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR=forwarded)
+        drf_request = APIView().initialize_request(raw)
+        keys.add(ScopeRateThrottle().get_cache_key(drf_request, None))
+    assert keys == {f"arc_throttle_arc_anon_ip:{key_part('fe80::1%eth0')}"}
+
+
 class _Fs10cCountingView(APIView):
     """Throttled by ``ScopeRateThrottle``, then reads the database (the request's
     transaction must still answer after the throttle's cache failed in it)."""
