@@ -109,12 +109,16 @@ class ActionSpec:
     description: str = ""
 
 
-def _resource_method(func: Callable[..., Any], with_instance: bool) -> Callable[..., Any]:
+def _resource_method(
+    func: Callable[..., Any], with_instance: bool, bound: bool = True
+) -> Callable[..., Any]:
     """Adapt a Resource method to the ``handler(view, request, ...)`` contract.
 
     The method keeps its documented signature, ``(self, request[, instance][, data])``; one
     that also declares a ``view`` parameter receives the view (its filtered ``get_queryset()``
-    and the rest of the request's context). Decided once, when the decorator runs.
+    and the rest of the request's context). Decided once, when the decorator runs. A
+    ``@staticmethod``'s function (``bound=False``) takes no ``self``: it is called without
+    the resource.
     """
     params = inspect.signature(func).parameters
     wants_view = "view" in params or any(
@@ -124,14 +128,15 @@ def _resource_method(func: Callable[..., Any], with_instance: bool) -> Callable[
     def handler(view: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         if wants_view:
             kwargs["view"] = view
+        own = (view.resource,) if bound else ()
         if with_instance and not args:
             instance = view.get_object()
             if request.method not in SAFE_METHODS:
                 # its save() only updates: a row deleted meanwhile is 404, not re-inserted
                 with view.existing_rows(instance):
-                    return func(view.resource, request, instance, **kwargs)
+                    return func(*own, request, instance, **kwargs)
             args = (instance,)
-        return func(view.resource, request, *args, **kwargs)
+        return func(*own, request, *args, **kwargs)
 
     handler.__name__ = func.__name__
     handler.__doc__ = func.__doc__
@@ -139,7 +144,9 @@ def _resource_method(func: Callable[..., Any], with_instance: bool) -> Callable[
     return handler
 
 
-def as_declared(spec: RouteSpec | ActionSpec, value: Any) -> RouteSpec | ActionSpec:
+def as_declared(
+    spec: RouteSpec | ActionSpec, value: Any, static: bool = False
+) -> RouteSpec | ActionSpec:
     """``spec`` calling ``value``, the attribute the resource class holds under its name.
 
     A project's decorator stacked over ``@action``/``@route`` with ``functools.wraps``
@@ -148,12 +155,16 @@ def as_declared(spec: RouteSpec | ActionSpec, value: Any) -> RouteSpec | ActionS
 
     A ``@classmethod`` over the decorator is read from the class as a method bound to it;
     its function is what the spec was declared on, called with the resource as before (the
-    bound method, handed the resource too, was a ``TypeError``: a 500 on every call)."""
+    bound method, handed the resource too, was a ``TypeError``: a 500 on every call).
+
+    A ``@staticmethod`` over it (``static``: the class holds one under that name) reads as
+    the plain function, which takes no resource: it is called without one, as Python calls
+    it (handed the resource, it was a ``TypeError`` on every call too)."""
     value = getattr(value, "__func__", value) if inspect.ismethod(value) else value
-    if value is getattr(spec.handler, "__wrapped__", value) or not callable(value):
+    if not callable(value) or (not static and value is getattr(spec.handler, "__wrapped__", value)):
         return spec
     detail = spec.detail if isinstance(spec, RouteSpec) else False
-    return replace(spec, handler=_resource_method(value, with_instance=detail))
+    return replace(spec, handler=_resource_method(value, with_instance=detail, bound=not static))
 
 
 def _first_line(doc: str | None) -> str:

@@ -966,10 +966,11 @@ def check_throttle_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     ``"100/fortnight"``, ``"1.5/min"``, ``"1/10s"``, an integer — raised on every request
     of that bucket: a 500 for every caller of every throttled route, found by the first
     request. Only the classes that serve (``DEFAULT_THROTTLE_CLASSES``, a resource's
-    ``throttle_classes``) are asked, each with its own ``parse_rate``, so a subclass
+    ``throttle_classes``, a routed DRF view's own) are asked, each with its own ``parse_rate``, so a subclass
     reading ``"1/10s"`` its own way is not refused; DRF's other throttles and rate names
     are DRF's."""
     from rest_framework.settings import api_settings
+    from rest_framework.views import APIView
 
     from .sites import _all_sites
     from .throttling import ScopeRateThrottle
@@ -977,8 +978,12 @@ def check_throttle_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     classes: dict[type, None] = {}
     for klass in _safe(lambda: list(api_settings.DEFAULT_THROTTLE_CLASSES)) or ():
         classes[klass] = None
-    for viewset in _served_viewsets(_all_sites):
-        for klass in getattr(viewset, "throttle_classes", None) or ():
+    served = [(viewset, {}) for viewset in _served_viewsets(_all_sites)]
+    for view, initkwargs in [*served, *_routed_drf_views()]:
+        own = initkwargs.get("throttle_classes", getattr(view, "throttle_classes", None))
+        if own is APIView.throttle_classes:
+            continue  # none of its own: it reads DEFAULT_THROTTLE_CLASSES, as above
+        for klass in own or ():
             classes[klass] = None
     rates = _safe(lambda: dict(api_settings.DEFAULT_THROTTLE_RATES)) or {}
     errors: list[Error] = []
@@ -1054,6 +1059,34 @@ def _renders_no_own_html(renderer: type) -> bool:
             and renderer.render is TemplateHTMLRenderer.render
         )
     return False
+
+
+def _routed_drf_views() -> list[tuple[type, dict[str, Any]]]:
+    """Every DRF view ``ROOT_URLCONF`` routes, a project's own ``APIView`` too, with the
+    ``as_view()`` arguments it was routed with (``throttle_classes=`` among them). A
+    URLconf that cannot be imported adds none (Django's urls check reports it)."""
+    from django.urls import URLResolver, get_resolver
+    from rest_framework.views import APIView
+
+    found: list[tuple[type, dict[str, Any]]] = []
+    try:
+        pending = list(get_resolver().url_patterns)
+    except Exception:  # noqa: BLE001 - the URLconf's own error: Django's check says it
+        return found
+    while pending:
+        pattern = pending.pop()
+        if isinstance(pattern, URLResolver):
+            try:
+                pending.extend(pattern.url_patterns)
+            except Exception:  # noqa: BLE001 - as above
+                continue
+            continue
+        callback = getattr(pattern, "callback", None)
+        view = getattr(callback, "cls", None)
+        if issubclass(type(view), type) and issubclass(view, APIView):
+            initkwargs = getattr(callback, "initkwargs", None)
+            found.append((view, dict(initkwargs) if isinstance(initkwargs, dict) else {}))
+    return found
 
 
 def _served_viewsets(sites: list[Any]) -> list[type]:
@@ -1275,8 +1308,9 @@ def _routes_held_twice(resource: Any) -> list[Error]:
 def _is_endpoint(value: Any) -> bool:
     """Whether ``value``, an attribute as the class body holds it, declares an action or a
     route: a ``@classmethod`` over ``@action``/``@route`` too (served, as read from the
-    class: ``actions.as_declared``), which was reported as no endpoint at all."""
-    if isinstance(value, classmethod):
+    class: ``actions.as_declared``), which was reported as no endpoint at all; and a
+    ``@staticmethod`` over it, served without the resource (``as_declared``)."""
+    if isinstance(value, (classmethod, staticmethod)):
         value = value.__func__
     return isinstance(getattr(value, "_arc_action", None), ActionSpec) or isinstance(
         getattr(value, "_arc_route", None), RouteSpec

@@ -229,14 +229,15 @@ return 0
 )
 
 
-def warn_outage(feature: str, exc: BaseException) -> None:
-    """Log that ``feature`` could not reach Redis, at most once per
-    :data:`WARNING_INTERVAL_SECONDS`."""
+def warn_outage(feature: str, exc: BaseException, store: str = "Redis") -> None:
+    """Log that ``feature`` could not reach ``store`` (Redis, or the throttle's database
+    cache), at most once per :data:`WARNING_INTERVAL_SECONDS`."""
     if not warning_due(feature):
         return
     logger.warning(
-        "%s: Redis unavailable (%s: %s); continuing without it (next warning in %d s at most)",
+        "%s: %s unavailable (%s: %s); continuing without it (next warning in %d s at most)",
         feature,
+        store,
         type(exc).__name__,
         exc,
         WARNING_INTERVAL_SECONDS,

@@ -93,6 +93,13 @@ class _hybrid:
         return self.func.__get__(instance, owner)
 
 
+def _held_static(klass: type, attr: str) -> bool:
+    """Whether ``klass`` holds a ``@staticmethod`` under ``attr`` (through its MRO): read
+    from the class it is the plain function, which ``actions.as_declared`` must call
+    without the resource."""
+    return isinstance(inspect.getattr_static(klass, attr, None), staticmethod)
+
+
 def _forward_path(
     model: type[models.Model], parts: list[str], serializer_field: Any
 ) -> tuple[str, str]:
@@ -612,7 +619,7 @@ class Resource:
             value = getattr(type(self), attr, None)
             spec = getattr(value, "_arc_route", None)
             if isinstance(spec, RouteSpec):
-                specs.append(as_declared(spec, value))
+                specs.append(as_declared(spec, value, _held_static(type(self), attr)))
         return specs
 
     @cached_property
@@ -622,7 +629,7 @@ class Resource:
             value = getattr(type(self), attr, None)
             spec = getattr(value, "_arc_action", None)
             if isinstance(spec, ActionSpec):
-                found[spec.name] = as_declared(spec, value)
+                found[spec.name] = as_declared(spec, value, _held_static(type(self), attr))
         return found
 
     @cached_property

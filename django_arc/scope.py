@@ -23,6 +23,7 @@ authentication) share one lookup.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from django.core.exceptions import BadRequest, ObjectDoesNotExist, SuspiciousOpe
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http.multipartparser import MultiPartParserError
 from rest_framework.authentication import CSRFCheck, SessionAuthentication
-from rest_framework.request import Request
+from rest_framework.request import Request, is_form_media_type
 from rest_framework.views import APIView
 
 from .exceptions import ArcError
@@ -631,7 +632,7 @@ def view_scope(request: Any, view: Any) -> RequestScope | None:
     if drf and session_class is None:
         return None
     if django_request.method not in _SAFE_METHODS and (
-        _session_csrf_refused(django_request, session_class)
+        _session_csrf_refused(django_request, session_class, view, view_class)
         if drf
         else _csrf_refused(django_request, view)
     ):
@@ -685,23 +686,53 @@ def _session_class(view: Any, view_class: type) -> type[SessionAuthentication] |
     return None
 
 
-def _session_csrf_refused(django_request: Any, session_class: type[SessionAuthentication]) -> bool:
+def _session_csrf_refused(
+    django_request: Any,
+    session_class: type[SessionAuthentication],
+    view: Any = None,
+    view_class: type | None = None,
+) -> bool:
     """Whether ``session_class`` refuses ``django_request`` for CSRF, as DRF asks it: its
     ``enforce_csrf``. DRF's own is Django's check without a view (:func:`_csrf_refused`); a
     project's override (one that skips the check for an API its clients call without a
     token, or a stricter one) is asked itself, so the session's scope is judged for the
-    requests that view accepts and for no other. It is handed Django's request, not a DRF
-    ``Request``: one built here and read (``request.POST`` in Django's check) would consume
-    the body the view's own request then finds gone. An override that raises anything but
-    DRF's refusal (reading what only a DRF ``Request`` has) is not known to pass: the
-    request is left to the view, whose :func:`get_scope` judges it."""
+    requests that view accepts and for no other. It is handed what DRF hands it, a DRF
+    ``Request`` (``request._request``, ``request.data`` with the view's parsers), one that
+    reads the body through Django's request's own caches (:class:`_CsrfCheckRequest`), so
+    the view's request still finds it. An override that raises anything but DRF's refusal
+    is not known to pass: the request is left to the view, whose :func:`get_scope` judges
+    it."""
     if session_class.enforce_csrf is SessionAuthentication.enforce_csrf:
         return _csrf_refused(django_request, None)
     try:
-        session_class().enforce_csrf(django_request)
+        initkwargs = getattr(view, "initkwargs", None) or {}
+        parsers = initkwargs.get("parser_classes", getattr(view_class, "parser_classes", ()))
+        drf_request = _CsrfCheckRequest(
+            django_request, parsers=[parser() for parser in parsers or ()], authenticators=[]
+        )
+        session_class().enforce_csrf(drf_request)
     except Exception:  # noqa: BLE001 - DRF's PermissionDenied, or an override's own failure
         return True
     return False
+
+
+class _CsrfCheckRequest(Request):
+    """The DRF ``Request`` a session class's ``enforce_csrf`` is asked with in the
+    middleware. DRF's would read the body from Django's request's stream, which the view's
+    own ``Request`` then finds consumed; this one reads a form through Django's
+    ``request.POST`` (what Django's CSRF check reads, kept on Django's request, where the
+    view's request takes it from) and any other body through Django's ``request.body``
+    (kept there too), and only when the override asks (``request.data``)."""
+
+    @property
+    def POST(self) -> Any:  # noqa: N802 - DRF's and Django's name
+        return self._request.POST
+
+    def _parse(self) -> tuple[Any, Any]:
+        if is_form_media_type(self.content_type):
+            return self._request.POST, self._request.FILES
+        self._stream = io.BytesIO(self._request.body) if self._request.body else None
+        return super()._parse()
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})

@@ -16,14 +16,21 @@ The counters live in DRF's throttle cache (Django's ``default`` alias). When tha
 that is down, a request is let through uncounted, with one warning per interval in the log,
 as the query cache answers uncached: a throttle guards the service's availability, and
 answering everyone 500 (DRF's behaviour) or 429 while the counters are out of reach would
-make a Redis outage an API outage.
+make a Redis outage an API outage. A database cache whose database refuses (down, its table
+missing) is the same outage; its statements run in a savepoint when the request is in a
+transaction, so its failure leaves that transaction usable.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache import cache as default_cache
+from django.core.cache.backends.db import BaseDatabaseCache
+from django.db import DatabaseError, router, transaction
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -46,7 +53,27 @@ MEMBER_RATE = "arc_member"
 ANON_RATE = "arc_anon"
 
 #: what the throttle cache raises when its server is away: the request is let through
-_CACHE_OUTAGE = (*REDIS_ERRORS, ConnectionInterrupted)
+_CACHE_OUTAGE = (*REDIS_ERRORS, ConnectionInterrupted, DatabaseError)
+
+
+def _outage_store(exc: BaseException) -> str:
+    """What the warning says was unavailable."""
+    return "the database cache" if isinstance(exc, DatabaseError) else "Redis"
+
+
+def _store_call(store: Any, write: bool) -> AbstractContextManager[Any]:
+    """Where a call of the throttle's cache ``store`` runs: a database cache's, in a
+    savepoint when its database is in a transaction (``ATOMIC_REQUESTS``, a caller's
+    ``atomic``), so a refused statement (its table missing) is rolled back alone and not the
+    request's transaction, which PostgreSQL would refuse every later query of; any other
+    store's, as it is."""
+    if not isinstance(store, BaseDatabaseCache):
+        return nullcontext()
+    route = router.db_for_write if write else router.db_for_read
+    alias = route(store.cache_model_class)
+    if not transaction.get_connection(alias).in_atomic_block:
+        return nullcontext()
+    return transaction.atomic(using=alias)
 
 
 def _ident_part(ident: Any, ipv6_prefix: int) -> str:
@@ -60,18 +87,39 @@ def _ident_part(ident: Any, ipv6_prefix: int) -> str:
     any address of it at will, privacy addresses rotate through it), as django-ratelimit
     buckets it: per address, one host had 2**64 anonymous buckets. An IPv4 address mapped
     into IPv6 (``::ffff:10.0.0.1``, a dual-stack socket's spelling) is that IPv4 address,
-    not the one ``::/64`` every such client would share."""
+    not the one ``::/64`` every such client would share.
+
+    A proxy that appends the client's port (``[2001:db8::1]:443``, ``203.0.113.5:1234``)
+    names the address DRF's ``get_ident`` hands on with it: the port is dropped, or every
+    connection of one host would be its own bucket (and an IPv6 host escape its ``/64``)."""
     try:
-        address = ipaddress.ip_address(ident)
+        address = ipaddress.ip_address(bare := _without_port(ident))
     except ValueError:
         return key_part(ident)
     if getattr(address, "scope_id", None):
-        return key_part(ident)
+        return key_part(bare)
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
         return str(ipaddress.ip_network(f"{address}/{ipv6_prefix}", strict=False))
     return str(address)
+
+
+def _without_port(ident: Any) -> Any:
+    """``ident`` without a port a proxy appended: ``[<IPv6>]:<port>`` or ``[<IPv6>]`` is the
+    address in the brackets, ``<IPv4>:<digits>`` the IPv4 address; anything else (a bare
+    IPv6 address is all colons) as given."""
+    if not isinstance(ident, str):
+        return ident
+    if ident.startswith("["):
+        inside, closed, port = ident[1:].partition("]")
+        if closed and (not port or (port[:1] == ":" and port[1:].isdigit())):
+            return inside
+        return ident
+    host, colon, port = ident.partition(":")
+    if colon and port.isdigit() and "." in host:
+        return host
+    return ident
 
 
 class ScopeRateThrottle(SimpleRateThrottle):
@@ -133,9 +181,10 @@ class ScopeRateThrottle(SimpleRateThrottle):
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
         try:
-            self.history = self.cache.get(self.key, [])
+            with _store_call(self._store(), write=False):
+                self.history = self.cache.get(self.key, [])
         except _CACHE_OUTAGE as exc:
-            warn_outage("throttling", exc)
+            warn_outage("throttling", exc, _outage_store(exc))
             return True
         self.now = self.timer()
         # Newest first, the window's only: servers sharing the cache each put their own
@@ -162,10 +211,16 @@ class ScopeRateThrottle(SimpleRateThrottle):
     def throttle_success(self) -> bool:
         self.history.insert(0, self.now)
         try:
-            self.cache.set(self.key, self.history, self.duration)
+            with _store_call(self._store(), write=True):
+                self.cache.set(self.key, self.history, self.duration)
         except _CACHE_OUTAGE as exc:  # read, then lost: this request goes uncounted
-            warn_outage("throttling", exc)
+            warn_outage("throttling", exc, _outage_store(exc))
         return True
+
+    def _store(self) -> Any:
+        """The cache backend behind ``self.cache``: DRF's is Django's ``cache``, a proxy of
+        the ``default`` alias (a subclass may name a backend itself)."""
+        return caches[DEFAULT_CACHE_ALIAS] if self.cache is default_cache else self.cache
 
     def wait(self) -> float:
         """Seconds until this bucket takes a request again, for ``Retry-After``.

@@ -12,6 +12,8 @@ from typing import Any
 
 from rest_framework import viewsets
 from rest_framework.decorators import action as drf_action
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
 from .actions import RouteSpec
 from .generics import ResourceGenericViewSet
@@ -47,6 +49,16 @@ class ResourceViewSet(
     but every verb and ``perform_*`` is django-arc's, ahead of DRF's in the MRO. Note the
     write hooks take the body, not a validated serializer: the field guard and the
     ``before_*`` hooks run before validation (``docs/decisions.md``)."""
+
+    def get_throttles(self) -> list[Any]:
+        """The throttles of this request. DRF's ``APIView.throttle_classes`` is
+        ``DEFAULT_THROTTLE_CLASSES`` read once, when DRF was imported: a view given no
+        classes of its own (by its resource, a subclass or ``as_view()``) reads them again
+        here, so a changed setting (``override_settings``, a ``setting_changed`` reload)
+        applies to the generated ViewSets as rates already did."""
+        if self.throttle_classes is APIView.throttle_classes:
+            return [throttle() for throttle in api_settings.DEFAULT_THROTTLE_CLASSES]
+        return super().get_throttles()
 
     @classmethod
     def wraps_writes(cls) -> bool:
