@@ -776,6 +776,34 @@ def _structured_value(
         raise _Refused("is nested too deeply") from None
 
 
+def structured(model_field: Any) -> bool:
+    """Whether ``model_field``'s query value is JSON text (an ``ArrayField``,
+    ``HStoreField`` or range field): its ``[in]``/``[nin]`` take one JSON array of such
+    values, not comma-separated text (a comma is inside each value)."""
+    return bool(_STRUCTURED) and isinstance(_concrete(model_field), _STRUCTURED)
+
+
+def structured_values(model_field: Any, raw: str) -> list[Any]:
+    """``raw``, an ``[in]``/``[nin]`` value of a structured field, read as one JSON array of
+    the field's values (``?numbers[in]=[[1,2],[3]]``), each read as :func:`parse_value`
+    reads the field's own. Split on commas, as other fields' lists are, no array of two
+    elements, no hstore of two keys and no bounded range could be named (``[1,2]`` was the
+    two values ``[1`` and ``2]``, each invalid JSON)."""
+    try:
+        data = json.loads(raw, parse_constant=refuse_json_constant)
+    except (ValueError, RecursionError):
+        raise _Refused(f"'{raw[:50]}' is not valid JSON") from None
+    if not isinstance(data, list):
+        raise _Refused("must be a JSON array of values")
+    if len(data) > MAX_IN_VALUES:
+        raise _Refused(f"at most {MAX_IN_VALUES} values")
+    target = _concrete(model_field)
+    try:
+        return [_structured(target, item, True, False, False) for item in data]
+    except RecursionError:
+        raise _Refused("is nested too deeply") from None
+
+
 def _element_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -1010,10 +1038,13 @@ class FilterField:
                     return Q(**{f"{self.path}__isnull": True}) | Q(**{self.path: ""})
                 return Q(**{f"{self.path}__isnull": not present})
             if op in ("in", "nin"):
-                parts = [p for p in raw.split(",") if p != ""]
-                if len(parts) > MAX_IN_VALUES:
-                    raise _Refused(f"at most {MAX_IN_VALUES} values")
-                values = [self._choice(parse_value(self.model_field, p), p) for p in parts]
+                if structured(self.model_field):
+                    values = structured_values(self.model_field, raw)
+                else:
+                    parts = [p for p in raw.split(",") if p != ""]
+                    if len(parts) > MAX_IN_VALUES:
+                        raise _Refused(f"at most {MAX_IN_VALUES} values")
+                    values = [self._choice(parse_value(self.model_field, p), p) for p in parts]
                 q = Q(**{f"{self.path}__in": values})
                 return ~q if op == "nin" else q
             if op in TEXT_OPERATORS:

@@ -1,0 +1,177 @@
+"""fix-seen10b: what the reviews of PostgreSQL's structured fields (rev-pgfields,
+rev-fixes51) saw and left: ``[in]``/``[nin]`` of an array, hstore or range (split on
+commas), the schema of their filters (a plain string), a range written from a form (always
+400), the query cache's keys of an hstore filter, and a time range with an ``infinity``
+bound written outside the API (a 500 on read)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.db.backends.postgresql.psycopg_any import NumericRange
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Specimen
+
+pytestmark = pytest.mark.django_db
+
+fs10b_site = ResourceSite(name="fix-seen10b")
+fs10b_needs_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="reads and writes PostgreSQL's column types"
+)
+FS10B_MEMBERS = {
+    key: P.require_org_membership() for key in ("list", "get", "create", "update", "delete")
+}
+
+
+@fs10b_site.register
+class Fs10bSpecimenResource(Resource):
+    model = Specimen
+    name = "specimens"
+    fields = ["id", "organization", "name", "numbers", "words", "grid", "attrs", "span", "window"]
+    filter_fields = {
+        "numbers": ["eq", "in", "nin"],
+        "words": ["in"],
+        "grid": ["in"],
+        "attrs": ["eq", "in", "nin"],
+        "span": ["eq", "in", "nin"],
+        "window": ["in", "exists"],
+    }
+    sort_fields = ["name", "window"]
+    presets = [presets.MultiTenant()]
+    permissions = FS10B_MEMBERS
+
+
+@fs10b_site.register
+class Fs10bCachedSpecimenResource(Fs10bSpecimenResource):
+    name = "cached-specimens"
+    cache = {"stale_seconds": 30}
+
+
+@fs10b_site.register
+class Fs10bBulkSpecimenResource(Fs10bSpecimenResource):
+    name = "bulk-specimens"
+    presets = [presets.MultiTenant(), presets.Bulk()]
+
+
+def _fs10b_member(org):
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    api.raise_request_exception = False  # a 500 is an answer to assert on
+    return api
+
+
+@pytest.fixture
+def fs10b_api(settings):
+    org = OrganizationFactory()
+    with site_mounted(settings, "fs10b", fs10b_site):
+        yield org, _fs10b_member(org)
+
+
+def _fs10b_rows(org):
+    """a, b, c in ``org``; another tenant's row equal to a (never listed)."""
+    other = OrganizationFactory()
+    for owner, name, numbers, attrs, span in (
+        (org, "a", [1, 2], {"k": "v", "j": "1"}, NumericRange(1, 5)),
+        (org, "b", [3], {"k": "w"}, NumericRange(2, 5)),
+        (org, "c", [], {}, None),
+        (other, "x", [1, 2], {"k": "v", "j": "1"}, NumericRange(1, 5)),
+    ):
+        Specimen.objects.create(
+            organization=owner,
+            name=name,
+            numbers=numbers,
+            words=[name],
+            grid=[[len(numbers)]],
+            attrs=attrs,
+            span=span,
+        )
+
+
+def _fs10b_names(response):
+    assert response.status_code == 200, response.content
+    return sorted(row["name"] for row in response.json()["docs"])
+
+
+# -- 1. [in]/[nin] of a structured field: one JSON array of values ----------------------------
+
+
+@fs10b_needs_postgres
+@pytest.mark.parametrize(
+    "param, value, names",
+    [
+        # an array of two elements: split on commas it was "[1" and "2]" (400)
+        ("numbers[in]", "[[1,2],[3]]", ["a", "b"]),
+        ("numbers[in]", "[[1, 2]]", ["a"]),
+        ("numbers[nin]", "[[1,2],[3]]", ["c"]),
+        ("numbers[in]", "[]", []),
+        ("numbers[nin]", "[]", ["a", "b", "c"]),
+        ("words[in]", '[["a"],["c"]]', ["a", "c"]),
+        ("grid[in]", "[[[2]],[[0]]]", ["a", "c"]),
+        # an hstore of two keys: split on commas it was two halves of an object (400)
+        ("attrs[in]", '[{"j":"1","k":"v"},{"k":"w"}]', ["a", "b"]),
+        ("attrs[nin]", '[{"k":"w"}]', ["a", "c"]),
+        # a bounded range: split on commas it was two halves of an object (400)
+        ("span[in]", '[{"lower":1,"upper":5},{"lower":2,"upper":4,"bounds":"[]"}]', ["a", "b"]),
+        # a null span is none of them, as ``nin`` on any nullable field
+        ("span[nin]", '[{"lower":1,"upper":5}]', ["b", "c"]),
+    ],
+)
+def test_fs10b_in_and_nin_of_a_structured_field_take_a_json_array_of_values(
+    fs10b_api, param, value, names
+):
+    org, api = fs10b_api
+    _fs10b_rows(org)
+    assert _fs10b_names(api.get("/fs10b/specimens/", {param: value})) == names
+
+
+@fs10b_needs_postgres
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("numbers[in]", "[1,2],[3]"),  # the old comma-separated spelling: no JSON
+        ("numbers[in]", "[1]"),  # the value 1, no array
+        ("numbers[in]", '{"a":1}'),
+        ("numbers[in]", "[[99999999999]]"),  # beyond the integer column
+        ("numbers[in]", "[[NaN]]"),
+        ("numbers[nin]", "[" + ",".join(["[1]"] * 501) + "]"),  # at most 500 values
+        ("grid[in]", "[[[1],[2,3]]]"),  # PostgreSQL's arrays of arrays are rectangular
+        ("attrs[in]", '[{"\\u0000":"v"}]'),
+        ("attrs[in]", "[[1]]"),
+        ("span[in]", '[{"lower":5,"upper":1}]'),
+        ("span[nin]", '[{"lower":1,"bounds":["[)"]}]'),
+        ("window[in]", '[{"lower":"yesterday"}]'),
+        ("numbers[in]", "[" * 100_000),  # nested beyond Python's recursion
+    ],
+)
+def test_fs10b_a_structured_in_value_the_column_cannot_take_is_a_400_naming_it(
+    fs10b_api, param, value
+):
+    org, api = fs10b_api
+    _fs10b_rows(org)
+    body = assert_error(api.get("/fs10b/specimens/", {param: value}), 400, "INVALID_QUERY")
+    assert list(body["details"]) == [param]
+
+
+@fs10b_needs_postgres
+def test_fs10b_a_bulk_filter_takes_a_structured_in_as_the_query_strings_text(fs10b_api):
+    """A bulk update's ``filter`` is the query string's: a structured ``[in]`` is its JSON
+    text. A list (joined with commas, as for other fields) is a 400 naming the filter."""
+    org, api = fs10b_api
+    _fs10b_rows(org)
+    url = "/fs10b/bulk-specimens/bulk/"
+    body = {"filter": {"numbers[in]": "[[1,2],[3]]"}, "data": {"name": "z"}}
+    r = api.patch(url, body, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["updated"] == 2
+    assert sorted(Specimen.objects.values_list("name", flat=True)) == ["c", "x", "z", "z"]
+    body = {"filter": {"numbers[in]": ["[1,2]", "[3]"]}, "data": {"name": "y"}}
+    r = api.patch(url, body, format="json")
+    assert r.status_code == 400, r.content
+    assert "numbers[in]" in json.dumps(r.json()["details"])
+    assert not Specimen.objects.filter(name="y").exists()
