@@ -11,6 +11,8 @@ import json
 import pytest
 from django.db import connection
 from django.db.backends.postgresql.psycopg_any import NumericRange
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.validation import validate_schema
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
@@ -175,3 +177,42 @@ def test_fs10b_a_bulk_filter_takes_a_structured_in_as_the_query_strings_text(fs1
     assert r.status_code == 400, r.content
     assert "numbers[in]" in json.dumps(r.json()["details"])
     assert not Specimen.objects.filter(name="y").exists()
+
+
+# -- 2. their schema says JSON, and which ---------------------------------------------------
+
+
+def test_fs10b_structured_filters_are_documented_as_json_of_their_type():
+    schema = SchemaGenerator(patterns=fs10b_site.urls[0]).get_schema(public=True)
+    validate_schema(schema)
+    listing = schema["paths"]["/specimens/"]["get"]["parameters"]
+    params = {p["name"]: p for p in listing if p["in"] == "query"}
+
+    def content(name):
+        assert "schema" not in params[name] and "style" not in params[name]
+        assert "JSON" in params[name]["description"]
+        return params[name]["content"]["application/json"]["schema"]
+
+    assert content("numbers") == {
+        "type": "array",
+        "items": {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+    }
+    assert content("numbers[in]")["type"] == "array"
+    assert content("numbers[in]")["maxItems"] == 500
+    assert content("numbers[in]")["items"] == content("numbers")
+    assert "comma" not in params["numbers[in]"]["description"]
+    assert content("grid[in]")["items"]["items"]["items"]["type"] == "integer"
+    assert content("words[in]")["items"]["items"]["type"] == "string"
+    assert content("attrs")["type"] == "object"
+    assert content("attrs")["additionalProperties"]["type"] == "string"
+    span = content("span")
+    assert span["properties"]["lower"]["type"] == "integer"
+    assert span["properties"]["bounds"]["enum"] == ["()", "(]", "[)", "[]"]
+    assert content("span[nin]")["items"] == span
+    assert content("window[in]")["items"]["properties"]["upper"]["format"] == "date-time"
+    # ``exists`` is no JSON: true or false
+    assert params["window[exists]"]["schema"]["type"] == "string"
+    # a bulk update's ``filter`` takes the query string's text: a string
+    bulk = schema["components"]["schemas"]["PatchedBulkSpecimensBulkUpdateInput"]
+    entry = bulk["properties"]["filter"]["properties"]["numbers[in]"]
+    assert entry == {"type": "string", "description": params["numbers[in]"]["description"]}
