@@ -7,12 +7,16 @@ bound written outside the API (a 500 on read)."""
 from __future__ import annotations
 
 import json
+import re
+from html import unescape
 
 import pytest
 from django.db import connection
-from django.db.backends.postgresql.psycopg_any import NumericRange
+from django.db.backends.postgresql.psycopg_any import DateTimeTZRange, NumericRange
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
@@ -216,3 +220,93 @@ def test_fs10b_structured_filters_are_documented_as_json_of_their_type():
     bulk = schema["components"]["schemas"]["PatchedBulkSpecimensBulkUpdateInput"]
     entry = bulk["properties"]["filter"]["properties"]["numbers[in]"]
     assert entry == {"type": "string", "description": params["numbers[in]"]["description"]}
+
+
+# -- 3. a range written from a form --------------------------------------------------------
+
+_FS10B_HTML = {"HTTP_ACCEPT": "text/html"}
+
+
+def _fs10b_textareas(page, method):
+    html = page.content.decode()
+    if method == "POST":
+        form = re.search(r'<form [^>]*method="POST" enctype=[^>]*>.*?</form>', html, re.S)
+    else:
+        form = re.search(rf'<form [^>]*data-method="{method}"[^>]*>.*?</form>', html, re.S)
+    return {
+        m[1]: unescape(m[2])
+        for m in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', form[0], re.S)
+    }
+
+
+@fs10b_needs_postgres
+def test_fs10b_a_range_is_written_from_a_form_as_the_form_shows_it(fs10b_api, monkeypatch):
+    """A range field's form input showed the object's Python ``repr`` and its text was
+    refused whatever it held (400 "Expected an object"): no form could write a range. The
+    form shows the range's JSON, which a form body's value is read as."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    org, api = fs10b_api
+    row = Specimen.objects.create(
+        organization=org,
+        name="n",
+        span=NumericRange(1, 5),
+        window=DateTimeTZRange("2024-01-01T00:00:00Z", None),
+    )
+    url = f"/fs10b/specimens/{row.pk}/"
+    shown = _fs10b_textareas(api.get(url, **_FS10B_HTML), "PUT")
+    assert json.loads(shown["span"]) == {"lower": 1, "upper": 5, "bounds": "[)"}
+    window = json.loads(shown["window"])
+    assert window == {"lower": "2024-01-01T00:00:00Z", "upper": None, "bounds": "[)"}
+    # sent back as shown, with the name changed: nothing else moves
+    sent = api.put(url, {"name": "m", **shown}, format="multipart")
+    assert sent.status_code == 200, sent.content
+    row.refresh_from_db()
+    assert (row.name, row.span) == ("m", NumericRange(1, 5))
+    assert (row.window.lower.isoformat(), row.window.upper) == ("2024-01-01T00:00:00+00:00", None)
+    # edited, in either form encoding
+    for encoding in ("multipart", "urlencoded"):
+        body = {"span": '{"lower": 2, "upper": 4, "bounds": "[]"}'}
+        if encoding == "urlencoded":
+            r = api.patch(
+                url,
+                "span=" + json.dumps(body["span"])[1:-1].replace('\\"', '"'),
+                content_type="application/x-www-form-urlencoded",
+            )
+        else:
+            r = api.patch(url, body, format="multipart")
+        assert r.status_code == 200, r.content
+        assert r.json()["data"]["span"] == {"lower": 2, "upper": 5, "bounds": "[)"}
+    # blank, or the "null" an empty form shows: null
+    assert api.patch(url, {"span": ""}, format="multipart").status_code == 200
+    assert Specimen.objects.get().span is None
+    create_form = _fs10b_textareas(api.get("/fs10b/specimens/", **_FS10B_HTML), "POST")
+    assert create_form["span"] == "null"
+    created = api.post("/fs10b/specimens/", {"name": "o", **create_form}, format="multipart")
+    assert created.status_code == 201, created.content
+    assert created.json()["data"]["span"] is None
+
+
+@fs10b_needs_postgres
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{'lower': 1}", "Value must be valid JSON."),  # the Python repr the form showed
+        ("[1,5)", "Value must be valid JSON."),
+        ('{"lower": NaN}', "Value must be valid JSON."),
+        ("[1, 5]", 'Expected an object of "lower", "upper" and "bounds".'),
+        ('{"lower": 5, "upper": 1}', "Its lower bound must not be above its upper bound."),
+    ],
+)
+def test_fs10b_a_forms_range_that_is_no_range_is_a_400_naming_it(fs10b_api, text, message):
+    org, api = fs10b_api
+    r = api.post("/fs10b/specimens/", {"name": "n", "span": text}, format="multipart")
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {"span": [message]}
+    assert not Specimen.objects.exists()
+
+
+@fs10b_needs_postgres
+def test_fs10b_a_json_bodys_range_is_an_object_never_text(fs10b_api):
+    """Only a form's value is text to parse: a JSON body sends the object itself."""
+    org, api = fs10b_api
+    r = api.post("/fs10b/specimens/", {"name": "n", "span": '{"lower": 1}'}, format="json")
+    assert list(assert_error(r, 400, "VALIDATION_ERROR")["details"]) == ["span"]
