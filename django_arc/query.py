@@ -828,7 +828,10 @@ def _structured(target: Any, data: Any, portable: bool, nul: bool, wide: bool) -
             v is None or type(v) in (str, int, float) for v in data.values()
         ):
             raise _Refused("must be a JSON object of strings")
-        data = {k: v if v is None else str(v) for k, v in data.items()}
+        # in key order: PostgreSQL compares hstores whatever the order, and the query cache
+        # keys the parsed value, so ``{"a":"1","b":"2"}`` and ``{"b":"2","a":"1"}`` are one
+        # query and one entry (they were two)
+        data = {k: v if v is None else str(v) for k, v in sorted(data.items())}
         for text in (*data, *(v for v in data.values() if v is not None)):
             _check_text(text)
         return data
@@ -1250,13 +1253,17 @@ class QuerySpec:
                 raise InvalidQuery(key, f"unknown operator '{shown(sent)}'")
             if op not in filter_field.operators:
                 raise InvalidQuery(key, f"operator '{sent}' is not allowed on '{name}'")
-            conditions.append(((name, op, str(raw)), filter_field.to_q(op, raw, key)))
+            condition = filter_field.to_q(op, raw, key)
+            # a tie between one field's conditions is broken by the parsed value, not its
+            # text: ``[1,2]`` and ``[1, 2]`` are one value (see below)
+            conditions.append(((name, op, repr(condition)), condition))
             query.distinct = query.distinct or filter_field.multi_valued
         if conditions:
             # combined in the order of their fields, operators and values, not the order
             # they were sent in: ``?a&b`` and ``?b&a`` are one query, and one query cache
             # entry, as are ``?a[eq]=1&b`` and ``?b&a=1``, and ``?a=1&a[eq]=2`` and
-            # ``?a[eq]=2&a=1`` (one field and operator twice: the values break the tie)
+            # ``?a[eq]=2&a=1`` (one field and operator twice: the parsed values break the
+            # tie, so ``?a=[ 3]&a[eq]=[1,2]`` and ``?a=[3]&a[eq]=[1, 2]`` are one too)
             conditions.sort(key=lambda pair: pair[0])
             combined = conditions[0][1]
             for _, c in conditions[1:]:

@@ -22,6 +22,7 @@ from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
+from tests.redis_support import REDIS_URL, query_cache_on_redis
 from tests.testapp.models import Specimen
 
 pytestmark = pytest.mark.django_db
@@ -310,3 +311,45 @@ def test_fs10b_a_json_bodys_range_is_an_object_never_text(fs10b_api):
     org, api = fs10b_api
     r = api.post("/fs10b/specimens/", {"name": "n", "span": '{"lower": 1}'}, format="json")
     assert list(assert_error(r, 400, "VALIDATION_ERROR")["details"]) == ["span"]
+
+
+# -- 4. the query cache keys a structured filter by its parsed value --------------------------
+
+
+@fs10b_needs_postgres
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_fs10b_one_structured_query_spelt_two_ways_is_one_cache_entry(fs10b_api):
+    """An hstore's keys in another order, or one field's two conditions whose texts sort
+    otherwise than their values, are one query and one entry (they were two); other
+    values stay other entries."""
+    org, api = fs10b_api
+    _fs10b_rows(org)
+    url = "/fs10b/cached-specimens/"
+
+    def cached(query):
+        r = api.get(url + "?" + query)
+        assert r.status_code == 200, r.content
+        return r["X-Cache"], sorted(row["name"] for row in r.json()["docs"])
+
+    with query_cache_on_redis():
+        for first, again in (
+            ('attrs={"k":"v","j":"1"}', 'attrs={"j":"1","k":"v"}'),
+            ("numbers=[1,2]", "numbers=[1, 2]"),
+            ('span={"lower":1,"upper":5}', 'span={"upper":5,"lower":1,"bounds":"[)"}'),
+            ("numbers=[ 3]&numbers[eq]=[1,2]", "numbers=[1,2]&numbers[eq]=[3]"),
+            ('attrs[in]=[{"k":"v","j":"1"}]', 'attrs[in]=[{"j":"1","k":"v"}]'),
+        ):
+            miss = cached(first)
+            assert miss[0] == "MISS", first
+            assert cached(again) == ("HIT", miss[1]), again
+        # other values, other entries
+        for first, other, names in (
+            ('attrs={"k":"w"}', 'attrs={"k":"v"}', []),
+            ("numbers=[3]", "numbers=[2,1]", []),
+            ("numbers[in]=[[1,2]]", "numbers[nin]=[[1,2]]", ["b", "c"]),
+            ('span={"lower":2,"upper":5}', 'span={"lower":2,"upper":5,"bounds":"[]"}', []),
+        ):
+            assert cached(first)[0] == "MISS", first
+            assert cached(other) == ("MISS", names), other
