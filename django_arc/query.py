@@ -33,6 +33,7 @@ from django.utils import timezone
 from rest_framework.settings import api_settings
 
 from .exceptions import InvalidQuery
+from .ranges import INFINITE, InfiniteBoundRange
 
 try:  # PostgreSQL's structured fields, importable where a PostgreSQL driver is installed
     from django.contrib.postgres.fields import ArrayField, HStoreField, RangeField
@@ -105,6 +106,11 @@ class _CursorEncoder(DjangoJSONEncoder):
     def default(self, o: Any) -> Any:
         if isinstance(o, (datetime, time)):
             return o.isoformat()
+        if isinstance(o, InfiniteBoundRange):
+            # PostgreSQL's own bounds (``"infinity"``), which :func:`_structured` reads back
+            # for a cursor: compared as unbounded, the next page held the same rows
+            lower, upper, bounds = o.stored
+            return {"lower": lower, "upper": upper, "bounds": bounds}
         if Range is not None and isinstance(o, Range):
             # a range field's value as its object, which parse_value reads back (a walk sorted
             # by one was a 500 from its first full page: no JSON encoder takes a Range)
@@ -845,6 +851,10 @@ def _structured(target: Any, data: Any, portable: bool, nul: bool, wide: bool) -
     if not isinstance(bounds, str) or bounds not in RANGE_BOUNDS:
         # an array or object is unhashable: ``in`` a frozenset raised TypeError (a 500)
         raise _Refused(f"bounds must be one of {', '.join(sorted(RANGE_BOUNDS))}")
+    if not portable and _concrete(target.base_field).get_internal_type() in _TIME_TYPES:
+        infinite = _infinite_bound_range(target, data, bounds, nul, wide)
+        if infinite is not None:
+            return infinite
     lower, upper = (
         None
         if data.get(end) is None
@@ -854,6 +864,33 @@ def _structured(target: Any, data: Any, portable: bool, nul: bool, wide: bool) -
     if lower is not None and upper is not None and lower > upper:
         raise _Refused("its lower bound must not be above its upper bound")
     return _canonical_range(target, lower, upper, bounds)
+
+
+#: the internal types of the fields whose PostgreSQL columns hold ``infinity``
+_TIME_TYPES = frozenset({"DateField", "DateTimeField"})
+
+
+def _infinite_bound_range(
+    target: Any, data: dict[str, Any], bounds: str, nul: bool, wide: bool
+) -> Any:
+    """A keyset cursor's range with an ``"infinity"``/``"-infinity"`` bound, as
+    :class:`~django_arc.ranges.InfiniteBoundRange` (what the row holds, sent back as
+    PostgreSQL's text), or ``None`` when neither bound is one. Bounds out of order
+    (``infinity`` below a date) are refused: PostgreSQL's error, a 500 on a forged cursor."""
+    ends = [data.get("lower"), data.get("upper")]
+    if not any(isinstance(end, str) and end in INFINITE for end in ends):
+        return None
+    lower, upper = (
+        end
+        if end is None or (isinstance(end, str) and end in INFINITE)
+        else parse_value(target.base_field, _element_text(end), False, nul, wide)
+        for end in ends
+    )
+    if (lower == "infinity" and upper not in (None, "infinity")) or (
+        upper == "-infinity" and lower not in (None, "-infinity")
+    ):
+        raise _Refused("its lower bound must not be above its upper bound")
+    return InfiniteBoundRange.of(lower, upper, bounds)
 
 
 def _canonical_range(target: Any, lower: Any, upper: Any, bounds: str) -> Any:

@@ -6,6 +6,7 @@ bound written outside the API (a 500 on read)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from html import unescape
@@ -353,3 +354,110 @@ def test_fs10b_one_structured_query_spelt_two_ways_is_one_cache_entry(fs10b_api)
         ):
             assert cached(first)[0] == "MISS", first
             assert cached(other) == ("MISS", names), other
+
+
+# -- 5. a time range with an infinite bound written outside the API --------------------------
+
+
+@fs10b_needs_postgres
+@pytest.mark.parametrize(
+    "stored, shown",
+    [
+        (
+            '["2020-01-01 00:00:00+00",infinity)',
+            {"lower": "2020-01-01T00:00:00Z", "upper": None, "bounds": "[)"},
+        ),
+        (
+            '(-infinity,"2020-01-01 00:00:00+00"]',
+            {"lower": None, "upper": "2020-01-01T00:00:00Z", "bounds": "(]"},
+        ),
+        ("[-infinity,infinity]", {"lower": None, "upper": None, "bounds": "()"}),
+    ],
+)
+def test_fs10b_a_time_range_with_an_infinite_bound_reads_as_unbounded(fs10b_api, stored, shown):
+    """psycopg loads no ``infinity`` into a ``datetime``: a row whose range was written so
+    by SQL made its list and its get 500s. The bound reads as unbounded, and a save of the
+    row for another field writes the range back as PostgreSQL held it."""
+    org, api = fs10b_api
+    row = Specimen.objects.create(organization=org, name="n")
+    Specimen.objects.create(organization=OrganizationFactory(), name="other")
+    _fs10b_store_window(row, stored)
+    got = api.get(f"/fs10b/specimens/{row.pk}/")
+    assert got.status_code == 200, got.content
+    assert got.json()["data"]["window"] == shown
+    listed = api.get("/fs10b/specimens/", {"window[exists]": "true", "sort": "-window"})
+    assert listed.status_code == 200, listed.content
+    assert [r["window"] for r in listed.json()["docs"]] == [shown]
+    r = api.patch(f"/fs10b/specimens/{row.pk}/", {"name": "m"}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["window"] == shown
+    assert _fs10b_window_is(row, stored)
+
+
+def _fs10b_store_window(row, text):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'UPDATE testapp_specimen SET "window" = %s::tstzrange WHERE id = %s', [text, row.pk]
+        )
+
+
+def _fs10b_window_is(row, text):
+    """Whether ``row``'s range is, in the database, the range ``text`` spells."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT "window" = %s::tstzrange FROM testapp_specimen WHERE id = %s', [text, row.pk]
+        )
+        return cursor.fetchone()[0]
+
+
+@fs10b_needs_postgres
+@pytest.mark.parametrize("sort", ["window", "-window"])
+def test_fs10b_a_walk_sorted_by_a_range_with_an_infinite_bound_pages_every_row_once(
+    fs10b_api, sort
+):
+    """Read as unbounded, the cursor after ``[2020-01-01,infinity)`` compared as
+    ``[2020-01-01,)``, which PostgreSQL orders after it: each next page served the same
+    rows again, for ever. The cursor carries the bound PostgreSQL holds."""
+    org, api = fs10b_api
+    for name, text in (
+        ("inf", "[2020-01-01,infinity)"),
+        ("bounded", "[2020-01-01,2021-01-01)"),
+        ("open", "[2020-01-01,)"),
+        ("later", "[2020-02-01,)"),
+        ("ninf", "(-infinity,2020-01-01)"),
+        ("nopen", "(,2020-01-01)"),
+    ):
+        _fs10b_store_window(Specimen.objects.create(organization=org, name=name), text)
+    every = api.get("/fs10b/specimens/", {"sort": sort}).json()["docs"]
+    names, cursor = [], ""
+    for _ in range(10):
+        r = api.get("/fs10b/specimens/", {"sort": sort, "limit": 1, "after": cursor})
+        assert r.status_code == 200, r.content
+        names += [row["name"] for row in r.json()["docs"]]
+        cursor = r.json()["next"]
+        if not cursor:
+            break
+    assert names == [row["name"] for row in every]
+    assert sorted(names) == ["bounded", "inf", "later", "ninf", "nopen", "open"]
+
+
+@fs10b_needs_postgres
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"lower": "infinity", "upper": "2020-01-01T00:00:00Z", "bounds": "[)"},
+        {"lower": "2020-01-01T00:00:00Z", "upper": "-infinity", "bounds": "[)"},
+        {"lower": "infinity", "upper": "yesterday", "bounds": "[)"},
+        {"lower": "-infinity", "upper": None, "bounds": "<>"},
+    ],
+)
+def test_fs10b_a_forged_cursor_of_an_infinite_range_is_a_400(fs10b_api, window):
+    org, api = fs10b_api
+    row = Specimen.objects.create(organization=org, name="n")
+    payload = json.dumps({"s": "window", "v": [window, row.pk]}).encode()
+    cursor = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    r = api.get("/fs10b/specimens/", {"sort": "window", "after": cursor})
+    assert assert_error(r, 400, "INVALID_QUERY")["details"] == {"after": "invalid cursor"}
+    # a filter's value is no cursor: ``infinity`` is no date there
+    r = api.get("/fs10b/specimens/", {"window[in]": json.dumps([window])})
+    assert list(assert_error(r, 400, "INVALID_QUERY")["details"]) == ["window[in]"]
