@@ -1,6 +1,9 @@
 from importlib import import_module
 
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+
+from .ranges import read_infinite_bounds_as_unbounded
 
 
 class ArcConfig(AppConfig):
@@ -28,6 +31,10 @@ class ArcConfig(AppConfig):
         # Registers the drf-spectacular extensions (security schemes, resource serializers).
         import_module("django_arc.openapi")
 
+        # A time range with an `infinity` bound (written outside the API) reads as unbounded.
+        connection_created.connect(
+            read_infinite_bounds_as_unbounded, dispatch_uid="django_arc.ranges"
+        )
         # A write that raises removes the files it stored (models with file fields).
         watch_file_fields()
         arc.autodiscover()

@@ -27,9 +27,13 @@ from rest_framework.filters import BaseFilterBackend
 from .query import (
     MAX_IN_VALUES,
     MAX_TEXT_PATTERN,
+    RANGE_BOUNDS,
     TEXT_OPERATORS,
+    ArrayField,
+    HStoreField,
     _concrete,
     integer_range,
+    structured,
 )
 
 
@@ -195,18 +199,93 @@ def filter_parameters(resource: Any) -> list[dict[str, Any]]:
         note = ""
         if filter_field.root in restricted:
             note = f" Refused (400) for callers who may not read `{filter_field.root}`."
+        json_text = structured(filter_field.model_field)
         for op in _OPERATOR_TEXT:
             if op not in filter_field.operators:
                 continue
+            name = param if op == "eq" else f"{param}[{op}]"
+            text = _OPERATOR_TEXT[op].format(field=f"`{param}`") + note
+            if json_text and op != "exists":
+                text = _JSON_TEXT.get(op, _OPERATOR_TEXT[op]).format(field=f"`{param}`")
+                text += " The value is JSON text." + note
+                parameters.append(_json_parameter(name, op, filter_field.model_field, text))
+                continue
             parameters.append(
                 _query_parameter(
-                    param if op == "eq" else f"{param}[{op}]",
+                    name,
                     _operator_schema(op, filter_field.model_field),
-                    _OPERATOR_TEXT[op].format(field=f"`{param}`") + note,
+                    text,
                     style_form=op in ("in", "nin"),
                 )
             )
     return parameters
+
+
+def _json_parameter(name: str, op: str, model_field: Any, text: str) -> dict[str, Any]:
+    """A structured field's parameter (:func:`~django_arc.query.structured`): its value is
+    JSON text, which OpenAPI says with ``content`` (the value serialised as
+    ``application/json``) and the value's schema. A plain string told clients nothing of
+    the spelling, nor a generator what to send."""
+    schema = structured_value_schema(model_field)
+    if op in ("in", "nin"):
+        schema = {"type": "array", "items": schema, "maxItems": MAX_IN_VALUES}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": text,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+#: a structured field's ``in``/``nin`` text: one JSON array of values, not comma-separated
+_JSON_TEXT = {
+    "in": "{field} is one of the values, a JSON array of at most 500.",
+    "nin": "{field} is none of the values, a JSON array of at most 500.",
+}
+
+
+def structured_value_schema(model_field: Any) -> dict[str, Any]:
+    """The JSON schema of a structured field's value (an ``ArrayField``'s array, an
+    ``HStoreField``'s object of strings, a range's object), each element or bound typed as
+    :func:`django_arc.query.parse_value` reads it: what the query string takes as JSON
+    text, and a range field's body value (:class:`~django_arc.serializers.ArcRangeField`)."""
+    target = _concrete(model_field)
+    if ArrayField is not None and isinstance(target, ArrayField):
+        base = target.base_field
+        if structured(base):
+            items = structured_value_schema(base)
+        else:
+            items = _json_element_schema(base)
+            if base.null:
+                items = {**items, "nullable": True}
+        return {"type": "array", "items": items}
+    if HStoreField is not None and isinstance(target, HStoreField):
+        return {
+            "type": "object",
+            "additionalProperties": {"type": "string", "pattern": NO_NUL, "nullable": True},
+        }
+    bound = {**_json_element_schema(target.base_field), "nullable": True}
+    return {
+        "type": "object",
+        "properties": {
+            "lower": bound,
+            "upper": bound,
+            "bounds": {"type": "string", "enum": sorted(RANGE_BOUNDS), "default": "[)"},
+            "empty": {"type": "boolean", "enum": [True]},
+        },
+        "additionalProperties": False,
+        "description": 'A range: `{"lower", "upper", "bounds"}` (a bound null is '
+        'unbounded), or `{"empty": true}` alone.',
+    }
+
+
+def _json_element_schema(model_field: Any) -> dict[str, Any]:
+    """One element of a structured value as JSON spells it: as the query value's schema,
+    but a boolean is JSON's ``true``/``false``."""
+    if isinstance(_concrete(model_field), models.BooleanField):
+        return {"type": "boolean"}
+    return query_value_schema(model_field)
 
 
 #: each operator's parameter description, in the order they are documented (``eq`` is the

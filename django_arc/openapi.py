@@ -49,10 +49,14 @@ from rest_framework.settings import api_settings
 
 from . import envelope
 from .actions import INSTANCE, PAGE
-from .filters import NO_NUL, QueryLanguageFilter, filter_parameters, query_value_schema
+from .filters import (
+    NO_NUL,
+    QueryLanguageFilter,
+    filter_parameters,
+    structured_value_schema,
+)
 from .idempotency.execution import REPLAYED_HEADER, enabled_for
 from .idempotency.keys import HEADER as IDEMPOTENCY_HEADER
-from .query import RANGE_BOUNDS
 from .querycache.policy import cached_policy_for
 from .querycache.read import CACHED_ACTIONS
 from .querycache.read import HEADER as CACHE_HEADER
@@ -1070,7 +1074,11 @@ class QueryFilterFieldExtension(OpenApiSerializerFieldExtension):
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         properties = {}
         for parameter in filter_parameters(self.target.resource):
-            schema = dict(parameter["schema"])
+            if "content" in parameter:
+                # a structured field's filter: the query string's JSON text, a string here
+                schema = {"type": "string"}
+            else:
+                schema = dict(parameter["schema"])
             schema["description"] = parameter["description"]
             properties[parameter["name"]] = schema
         return {
@@ -1090,19 +1098,7 @@ class RangeFieldExtension(OpenApiSerializerFieldExtension):
     target_class = "django_arc.serializers.ArcRangeField"
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
-        bound = {**query_value_schema(self.target.model_field.base_field), "nullable": True}
-        return {
-            "type": "object",
-            "properties": {
-                "lower": bound,
-                "upper": bound,
-                "bounds": {"type": "string", "enum": sorted(RANGE_BOUNDS), "default": "[)"},
-                "empty": {"type": "boolean", "enum": [True]},
-            },
-            "additionalProperties": False,
-            "description": 'A range: `{"lower", "upper", "bounds"}` (a bound null is '
-            'unbounded), or `{"empty": true}` alone.',
-        }
+        return structured_value_schema(self.target.model_field)
 
 
 def serializer_extension_applies(serializer: Any) -> bool:

@@ -33,6 +33,7 @@ from django.utils import timezone
 from rest_framework.settings import api_settings
 
 from .exceptions import InvalidQuery
+from .ranges import INFINITE, InfiniteBoundRange
 
 try:  # PostgreSQL's structured fields, importable where a PostgreSQL driver is installed
     from django.contrib.postgres.fields import ArrayField, HStoreField, RangeField
@@ -105,6 +106,11 @@ class _CursorEncoder(DjangoJSONEncoder):
     def default(self, o: Any) -> Any:
         if isinstance(o, (datetime, time)):
             return o.isoformat()
+        if isinstance(o, InfiniteBoundRange):
+            # PostgreSQL's own bounds (``"infinity"``), which :func:`_structured` reads back
+            # for a cursor: compared as unbounded, the next page held the same rows
+            lower, upper, bounds = o.stored
+            return {"lower": lower, "upper": upper, "bounds": bounds}
         if Range is not None and isinstance(o, Range):
             # a range field's value as its object, which parse_value reads back (a walk sorted
             # by one was a 500 from its first full page: no JSON encoder takes a Range)
@@ -776,6 +782,34 @@ def _structured_value(
         raise _Refused("is nested too deeply") from None
 
 
+def structured(model_field: Any) -> bool:
+    """Whether ``model_field``'s query value is JSON text (an ``ArrayField``,
+    ``HStoreField`` or range field): its ``[in]``/``[nin]`` take one JSON array of such
+    values, not comma-separated text (a comma is inside each value)."""
+    return bool(_STRUCTURED) and isinstance(_concrete(model_field), _STRUCTURED)
+
+
+def structured_values(model_field: Any, raw: str) -> list[Any]:
+    """``raw``, an ``[in]``/``[nin]`` value of a structured field, read as one JSON array of
+    the field's values (``?numbers[in]=[[1,2],[3]]``), each read as :func:`parse_value`
+    reads the field's own. Split on commas, as other fields' lists are, no array of two
+    elements, no hstore of two keys and no bounded range could be named (``[1,2]`` was the
+    two values ``[1`` and ``2]``, each invalid JSON)."""
+    try:
+        data = json.loads(raw, parse_constant=refuse_json_constant)
+    except (ValueError, RecursionError):
+        raise _Refused(f"'{raw[:50]}' is not valid JSON") from None
+    if not isinstance(data, list):
+        raise _Refused("must be a JSON array of values")
+    if len(data) > MAX_IN_VALUES:
+        raise _Refused(f"at most {MAX_IN_VALUES} values")
+    target = _concrete(model_field)
+    try:
+        return [_structured(target, item, True, False, False) for item in data]
+    except RecursionError:
+        raise _Refused("is nested too deeply") from None
+
+
 def _element_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -800,7 +834,10 @@ def _structured(target: Any, data: Any, portable: bool, nul: bool, wide: bool) -
             v is None or type(v) in (str, int, float) for v in data.values()
         ):
             raise _Refused("must be a JSON object of strings")
-        data = {k: v if v is None else str(v) for k, v in data.items()}
+        # in key order: PostgreSQL compares hstores whatever the order, and the query cache
+        # keys the parsed value, so ``{"a":"1","b":"2"}`` and ``{"b":"2","a":"1"}`` are one
+        # query and one entry (they were two)
+        data = {k: v if v is None else str(v) for k, v in sorted(data.items())}
         for text in (*data, *(v for v in data.values() if v is not None)):
             _check_text(text)
         return data
@@ -814,6 +851,10 @@ def _structured(target: Any, data: Any, portable: bool, nul: bool, wide: bool) -
     if not isinstance(bounds, str) or bounds not in RANGE_BOUNDS:
         # an array or object is unhashable: ``in`` a frozenset raised TypeError (a 500)
         raise _Refused(f"bounds must be one of {', '.join(sorted(RANGE_BOUNDS))}")
+    if not portable and _concrete(target.base_field).get_internal_type() in _TIME_TYPES:
+        infinite = _infinite_bound_range(target, data, bounds, nul, wide)
+        if infinite is not None:
+            return infinite
     lower, upper = (
         None
         if data.get(end) is None
@@ -823,6 +864,33 @@ def _structured(target: Any, data: Any, portable: bool, nul: bool, wide: bool) -
     if lower is not None and upper is not None and lower > upper:
         raise _Refused("its lower bound must not be above its upper bound")
     return _canonical_range(target, lower, upper, bounds)
+
+
+#: the internal types of the fields whose PostgreSQL columns hold ``infinity``
+_TIME_TYPES = frozenset({"DateField", "DateTimeField"})
+
+
+def _infinite_bound_range(
+    target: Any, data: dict[str, Any], bounds: str, nul: bool, wide: bool
+) -> Any:
+    """A keyset cursor's range with an ``"infinity"``/``"-infinity"`` bound, as
+    :class:`~django_arc.ranges.InfiniteBoundRange` (what the row holds, sent back as
+    PostgreSQL's text), or ``None`` when neither bound is one. Bounds out of order
+    (``infinity`` below a date) are refused: PostgreSQL's error, a 500 on a forged cursor."""
+    ends = [data.get("lower"), data.get("upper")]
+    if not any(isinstance(end, str) and end in INFINITE for end in ends):
+        return None
+    lower, upper = (
+        end
+        if end is None or (isinstance(end, str) and end in INFINITE)
+        else parse_value(target.base_field, _element_text(end), False, nul, wide)
+        for end in ends
+    )
+    if (lower == "infinity" and upper not in (None, "infinity")) or (
+        upper == "-infinity" and lower not in (None, "-infinity")
+    ):
+        raise _Refused("its lower bound must not be above its upper bound")
+    return InfiniteBoundRange.of(lower, upper, bounds)
 
 
 def _canonical_range(target: Any, lower: Any, upper: Any, bounds: str) -> Any:
@@ -1010,10 +1078,13 @@ class FilterField:
                     return Q(**{f"{self.path}__isnull": True}) | Q(**{self.path: ""})
                 return Q(**{f"{self.path}__isnull": not present})
             if op in ("in", "nin"):
-                parts = [p for p in raw.split(",") if p != ""]
-                if len(parts) > MAX_IN_VALUES:
-                    raise _Refused(f"at most {MAX_IN_VALUES} values")
-                values = [self._choice(parse_value(self.model_field, p), p) for p in parts]
+                if structured(self.model_field):
+                    values = structured_values(self.model_field, raw)
+                else:
+                    parts = [p for p in raw.split(",") if p != ""]
+                    if len(parts) > MAX_IN_VALUES:
+                        raise _Refused(f"at most {MAX_IN_VALUES} values")
+                    values = [self._choice(parse_value(self.model_field, p), p) for p in parts]
                 q = Q(**{f"{self.path}__in": values})
                 return ~q if op == "nin" else q
             if op in TEXT_OPERATORS:
@@ -1219,13 +1290,17 @@ class QuerySpec:
                 raise InvalidQuery(key, f"unknown operator '{shown(sent)}'")
             if op not in filter_field.operators:
                 raise InvalidQuery(key, f"operator '{sent}' is not allowed on '{name}'")
-            conditions.append(((name, op, str(raw)), filter_field.to_q(op, raw, key)))
+            condition = filter_field.to_q(op, raw, key)
+            # a tie between one field's conditions is broken by the parsed value, not its
+            # text: ``[1,2]`` and ``[1, 2]`` are one value (see below)
+            conditions.append(((name, op, repr(condition)), condition))
             query.distinct = query.distinct or filter_field.multi_valued
         if conditions:
             # combined in the order of their fields, operators and values, not the order
             # they were sent in: ``?a&b`` and ``?b&a`` are one query, and one query cache
             # entry, as are ``?a[eq]=1&b`` and ``?b&a=1``, and ``?a=1&a[eq]=2`` and
-            # ``?a[eq]=2&a=1`` (one field and operator twice: the values break the tie)
+            # ``?a[eq]=2&a=1`` (one field and operator twice: the parsed values break the
+            # tie, so ``?a=[ 3]&a[eq]=[1,2]`` and ``?a=[3]&a[eq]=[1, 2]`` are one too)
             conditions.sort(key=lambda pair: pair[0])
             combined = conditions[0][1]
             for _, c in conditions[1:]:

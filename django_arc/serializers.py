@@ -24,6 +24,8 @@ from django.db import models
 from django.utils.encoding import smart_str
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
+from rest_framework.utils import html
+from rest_framework.utils.serializer_helpers import JSONBoundField
 from rest_framework.validators import UniqueTogetherValidator
 
 from .events.event import unstorable_char
@@ -93,6 +95,16 @@ class ArcSerializerMixin:
                 return proto  # the project's get_fields(): asked for every serializer
             cls._arc_field_prototypes = proto
         return {name: _clone(f) for name, f in proto.items()}
+
+    def __getitem__(self, key: str) -> Any:
+        """A range field's form input shows its JSON (as DRF shows a ``JSONField``'s), the
+        text :meth:`ArcRangeField.get_value` reads back: DRF's plain ``BoundField`` showed
+        the object's Python ``repr`` (``{'lower': 1, ...}``), no JSON, so a form sent back
+        as shown was refused."""
+        bound = super().__getitem__(key)  # type: ignore[misc]
+        if isinstance(bound._field, ArcRangeField) and not isinstance(bound, JSONBoundField):
+            return JSONBoundField(bound._field, bound.value, bound.errors, bound._prefix)
+        return bound
 
     def build_standard_field(self, field_name: str, model_field: Any) -> tuple[Any, dict]:
         field_class, kwargs = super().build_standard_field(field_name, model_field)
@@ -921,9 +933,32 @@ class ArcRangeField(serializers.ModelField):
     ``ModelField`` rendered the range as a string of JSON and handed a body's object to
     the driver, which sent it as an hstore (a 500), and text to ``json.loads`` (a 500)."""
 
-    default_error_messages = {"invalid": 'Expected an object of "lower", "upper" and "bounds".'}
+    default_error_messages = {
+        "invalid": 'Expected an object of "lower", "upper" and "bounds".',
+        "invalid_json": "Value must be valid JSON.",
+    }
+
+    def __init__(self, model_field: Any, **kwargs: Any) -> None:
+        # a form shows the range as JSON text (:meth:`ArcSerializerMixin.__getitem__`),
+        # in a box as a ``JSONField``'s: one object, edited as such
+        kwargs.setdefault("style", {"base_template": "textarea.html"})
+        super().__init__(model_field, **kwargs)
+
+    def get_value(self, dictionary: Any) -> Any:
+        """A form body's value is the range's JSON text, which the browsable form shows
+        (``{"lower": 1, "upper": 5, "bounds": "[)"}``): DRF handed the text to
+        :meth:`to_internal_value`, which refused every text, so no form could write a
+        range (400 whatever was typed). A JSON body's value is the object itself, never
+        text holding one."""
+        if html.is_html_input(dictionary) and self.field_name in dictionary:
+            return _FormJSON(dictionary[self.field_name])
+        return super().get_value(dictionary)
 
     def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, _FormJSON):
+            data = _form_json(data, None)
+            if data is _INVALID:
+                self.fail("invalid_json")
         if not isinstance(data, Mapping):
             self.fail("invalid")
         try:
@@ -966,13 +1001,24 @@ class _RangeBound(serializers.Field):
 _RANGE_BOUND = _RangeBound()
 
 
+class _FormJSON(str):
+    """A form's text for a field taking a JSON value (:meth:`ArcRangeField.get_value`):
+    JSON to parse, and shown as sent when the form is shown again (DRF's
+    ``JSONBoundField`` reads ``is_json_string``)."""
+
+    is_json_string = True
+
+
 _INVALID = object()
 
 
 def _blank_json(field: Any, sent: Any) -> bool:
     return (
-        isinstance(field, serializers.JSONField)
-        and not field.binary
+        (
+            isinstance(field, serializers.JSONField)
+            and not field.binary
+            or isinstance(field, ArcRangeField)
+        )
         and isinstance(sent, str)
         and sent.strip() in ("", "null")
     )

@@ -114,7 +114,7 @@ def _rev_pgfields_rows(org):
     [
         ("grid", "[[1],[2,3]]"),  # PostgreSQL's arrays of arrays are rectangular
         ("numbers", "[99999999999]"),  # beyond the integer column
-        ("numbers[in]", "[99999999999]"),
+        ("numbers[in]", "[[99999999999]]"),  # one JSON array of values
         ("words", '["\\u0000"]'),  # no NUL in PostgreSQL's text
         ("attrs", "1"),  # hstore = integer
         ("attrs", "[1]"),
