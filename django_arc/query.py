@@ -589,6 +589,15 @@ def shown(text: str, limit: int = 50) -> str:
 MIN_DURATION, MAX_DURATION = timedelta(microseconds=MIN_INT), timedelta(microseconds=MAX_INT)
 
 
+def spells_a_duration(text: str) -> bool:
+    """Whether ``text`` names a duration at all: one has a digit. Django's
+    ``parse_duration`` reads ``""``, ``"P"`` and ``"PT"`` as zero (its PostgreSQL interval
+    and ISO 8601 patterns leave every part optional), so ``?span=`` filtered on the zero
+    duration, ``?span[gt]=`` on longer than zero, and ``{"span": ""}`` stored one, where
+    every other typed field refuses an empty value."""
+    return any(char.isdigit() for char in text)
+
+
 def beyond_int64(value: Any) -> bool:
     """Whether ``value`` is an integer no column of any supported database holds: a filter,
     an id or a key that is one matches no row and must not reach the driver (Django 4.2's
@@ -670,6 +679,8 @@ def parse_value(
         raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}")
     if _STRUCTURED and isinstance(target, _STRUCTURED):
         return _structured_value(target, raw, portable, nul, wide_durations)
+    if isinstance(target, models.DurationField) and not spells_a_duration(raw):
+        raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}")
     try:
         value = target.to_python(raw)
     except (
@@ -928,6 +939,7 @@ def _type_name(model_field: Any) -> str:
         "DateField": "date",
         "UUIDField": "UUID",
         "TimeField": "time",
+        "DurationField": "duration",
     }.get(model_field.get_internal_type(), "value")
 
 
