@@ -1267,8 +1267,10 @@ class QuerySpec:
             query.sort_key = self.default_sort
 
         select = params.get("select")
-        if select:
-            chosen = {_identifier(s.strip()) for s in select.split(",") if s.strip()}
+        # names only: ``select=,`` or ``select=%20`` names no field and, as ``select=``,
+        # selects every readable one (it rendered the primary key alone)
+        chosen = {_identifier(s.strip()) for s in (select or "").split(",") if s.strip()}
+        if chosen:
             unknown = sorted(chosen - readable)
             if unknown:
                 raise InvalidQuery("select", f"unknown field(s): {', '.join(unknown)}")

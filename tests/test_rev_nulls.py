@@ -128,6 +128,9 @@ def test_empty_and_null_text_are_values_of_a_text_field(api, nulls_rows):
     assert nulls_ids(api, "label[eq]=null") == {nulls_rows["null"]}
     # ne keeps the NULL rows, as nin does (SQL's three-valued logic does not leak through)
     assert nulls_ids(api, "label[ne]=null") == set(nulls_rows.values()) - {nulls_rows["null"]}
+    assert nulls_ids(api, "label[nin]=x") == set(nulls_rows.values()) - {nulls_rows["full"]}
+    # every text contains the empty text; a NULL holds none
+    assert nulls_ids(api, "label[contains]=") == set(nulls_rows.values()) - {nulls_rows["nothing"]}
     assert nulls_ids(api, "label[exists]=false") == {nulls_rows["nothing"]}
     assert nulls_ids(api, "label[exists]=0") == {nulls_rows["nothing"]}
     assert nulls_ids(api, "label[exists]=true") == set(nulls_rows.values()) - {
@@ -200,3 +203,14 @@ def test_empty_null_and_absent_filters_never_share_a_cached_answer(api, settings
                 assert r.status_code == 200, r.content
                 assert r["X-Cache"] == attempt, query
                 assert {d["id"] for d in r.json()["docs"]} == ids, query
+
+
+@pytest.mark.parametrize("select", ["", ",", "%20", ",%20,"])
+def test_a_select_naming_no_field_selects_every_readable_field(api, nulls_rows, select):
+    """``select=`` renders every readable field; ``select=,`` and ``select=%20`` name no
+    field either, yet rendered the primary key alone (arc 2.9 reads them as no select)."""
+    r = api.get(f"/nulls/nulls-rows/?sort=&select={select}")
+    assert r.status_code == 200, r.content
+    assert set(r.json()["docs"][0]) == {"id", *NULLS_FIELDS, "parent"}
+    r = api.get("/nulls/nulls-rows/?select=,rank,")
+    assert set(r.json()["docs"][0]) == {"id", "rank"}
