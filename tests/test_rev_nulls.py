@@ -10,6 +10,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import connection, models
+from django.test.utils import isolate_apps
 
 from django_arc import Resource
 from django_arc import permissions as P
@@ -214,3 +216,63 @@ def test_a_select_naming_no_field_selects_every_readable_field(api, nulls_rows, 
     assert set(r.json()["docs"][0]) == {"id", *NULLS_FIELDS, "parent"}
     r = api.get("/nulls/nulls-rows/?select=,rank,")
     assert set(r.json()["docs"][0]) == {"id", "rank"}
+
+
+@pytest.fixture
+def nulls_hosts(settings, transactional_db):
+    """A table with a nullable ``GenericIPAddressField`` for one test (the test models have
+    none), listed and filtered publicly."""
+    with isolate_apps("tests.testapp"):
+
+        class NullsHost(models.Model):
+            ip = models.GenericIPAddressField(null=True, blank=True)
+
+            class Meta:
+                app_label = "testapp"
+
+    class NullsHosts(Resource):
+        model = NullsHost
+        name = "nulls-hosts"
+        fields = ["id", "ip"]
+        filter_fields = {"ip": ["eq", "ne", "gt", "in", "nin", "exists"]}
+        sort_fields = ["ip"]
+        permissions = {"list": P.allow_public(), "get": P.allow_public()}
+
+    with connection.schema_editor() as editor:
+        editor.create_model(NullsHost)
+    try:
+        with mounted_site(settings, "nulls-hosts", NullsHosts):
+            yield NullsHost
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(NullsHost)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_ip_address_filter_takes_addresses_only(api, nulls_hosts):
+    """``GenericIPAddressField.to_python()`` checks only a value with a colon: ``?ip=abc``
+    was PostgreSQL's "invalid input syntax for type inet" (a 500) and no row on SQLite;
+    ``?ip=`` is NULL to the database, so it matched no row and ``?ip[ne]=`` only the rows
+    without an address. Now each is 400 naming the parameter; addresses still match, an
+    IPv6 one in any spelling, and ``[exists]=false`` finds the rows without one."""
+    v4 = nulls_hosts.objects.create(ip="10.0.0.1").pk
+    v6 = nulls_hosts.objects.create(ip="::1").pk
+    none = nulls_hosts.objects.create(ip=None).pk
+    for query in ["ip=", "ip[ne]=", "ip=abc", "ip[ne]=abc", "ip=null", "ip[gt]=", "ip[in]=x"]:
+        r = api.get(f"/nulls-hosts/nulls-hosts/?{query}")
+        assert r.status_code == 400, (query, r.content)
+        param = query.split("=")[0]
+        value = query.split("=", 1)[1]
+        assert r.json()["details"] == {param: f"'{value}' is not a valid IP address"}, query
+
+    def listed(query):
+        r = api.get(f"/nulls-hosts/nulls-hosts/?{query}")
+        assert r.status_code == 200, r.content
+        return {d["id"] for d in r.json()["docs"]}
+
+    assert listed("ip=10.0.0.1") == {v4}
+    assert listed("ip=0:0:0:0:0:0:0:1") == {v6}
+    assert listed("ip[ne]=10.0.0.1") == {v6, none}
+    assert listed("ip[in]=10.0.0.1,,%3A%3A1") == {v4, v6}
+    assert listed("ip[exists]=false") == {none}
+    assert listed("ip[in]=") == set()
