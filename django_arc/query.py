@@ -1055,12 +1055,16 @@ class FilterField:
             raise InvalidQuery(param, str(exc)) from None
 
     def _choice(self, value: Any, raw: str) -> Any:
-        """``value``, if the field has choices and it is one of them (or empty, as Django's
-        ``Field.validate()`` lets one through): an equality against another value is a typo
-        no row can match, refused as django-filter's ``ChoiceFilter`` refuses it. A bound
-        (``gt``, ``lte``) need not be a choice."""
+        """``value``, if the field has choices and it is one of them (or empty on a field
+        with ``blank=True``, as Django's ``Field.validate()`` lets one through): an equality
+        against another value is a typo no row can match, refused as django-filter's
+        ``ChoiceFilter`` refuses it. A bound (``gt``, ``lte``) need not be a choice. An
+        empty value on a field without ``blank`` is no choice either (``?status=`` was an
+        empty list where ``?status=zz`` is 400)."""
         model_field = self.model_field
-        if not getattr(model_field, "choices", None) or value in model_field.empty_values:
+        if not getattr(model_field, "choices", None):
+            return value
+        if value in model_field.empty_values and getattr(model_field, "blank", False):
             return value
         if any(value == key for key, _label in model_field.flatchoices):
             return value

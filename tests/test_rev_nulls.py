@@ -220,12 +220,16 @@ def test_a_select_naming_no_field_selects_every_readable_field(api, nulls_rows, 
 
 @pytest.fixture
 def nulls_hosts(settings, transactional_db):
-    """A table with a nullable ``GenericIPAddressField`` for one test (the test models have
-    none), listed and filtered publicly."""
+    """A table with a nullable ``GenericIPAddressField`` and two choices fields, one with
+    ``blank=True``, for one test (the test models have none), listed publicly."""
     with isolate_apps("tests.testapp"):
 
         class NullsHost(models.Model):
             ip = models.GenericIPAddressField(null=True, blank=True)
+            grade = models.CharField(
+                max_length=1, choices=[("a", "A"), ("b", "B")], blank=True, default=""
+            )
+            tier = models.CharField(max_length=1, choices=[("x", "X"), ("y", "Y")], default="x")
 
             class Meta:
                 app_label = "testapp"
@@ -233,8 +237,12 @@ def nulls_hosts(settings, transactional_db):
     class NullsHosts(Resource):
         model = NullsHost
         name = "nulls-hosts"
-        fields = ["id", "ip"]
-        filter_fields = {"ip": ["eq", "ne", "gt", "in", "nin", "exists"]}
+        fields = ["id", "ip", "grade", "tier"]
+        filter_fields = {
+            "ip": ["eq", "ne", "gt", "in", "nin", "exists"],
+            "grade": ["eq", "ne", "in"],
+            "tier": ["eq", "ne", "in"],
+        }
         sort_fields = ["ip"]
         permissions = {"list": P.allow_public(), "get": P.allow_public()}
 
@@ -276,3 +284,28 @@ def test_an_ip_address_filter_takes_addresses_only(api, nulls_hosts):
     assert listed("ip[in]=10.0.0.1,,%3A%3A1") == {v4, v6}
     assert listed("ip[exists]=false") == {none}
     assert listed("ip[in]=") == set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_empty_value_is_a_choice_only_of_a_field_that_may_be_blank(api, nulls_hosts):
+    """``?tier=zz`` is 400 (fix-seen7) but ``?tier=`` answered an empty list: the empty
+    text, which a field without ``blank=True`` never validly holds, was let through as
+    Django's ``Field.validate()`` lets it through a blank field. Now it is 400 too; on a
+    field with ``blank=True`` it still finds the rows holding ``""``."""
+    blank = nulls_hosts.objects.create(grade="", tier="y").pk
+    graded = nulls_hosts.objects.create(grade="a").pk
+    for query in ["tier=", "tier[eq]=", "tier[ne]=", "tier=zz", "grade=zz"]:
+        r = api.get(f"/nulls-hosts/nulls-hosts/?{query}")
+        assert r.status_code == 400, (query, r.content)
+        param, value = query.split("=", 1)
+        assert r.json()["details"] == {param: f"'{value}' is not a valid choice"}, query
+
+    def listed(query):
+        r = api.get(f"/nulls-hosts/nulls-hosts/?{query}")
+        assert r.status_code == 200, r.content
+        return {d["id"] for d in r.json()["docs"]}
+
+    assert listed("grade=") == {blank}
+    assert listed("grade[ne]=") == {graded}
+    assert listed("tier=y") == {blank}
+    assert listed("tier[in]=,y,") == {blank}
