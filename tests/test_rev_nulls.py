@@ -309,3 +309,26 @@ def test_an_empty_value_is_a_choice_only_of_a_field_that_may_be_blank(api, nulls
     assert listed("grade[ne]=") == {graded}
     assert listed("tier=y") == {blank}
     assert listed("tier[in]=,y,") == {blank}
+
+
+class NullsSearchedRows(NullsRows):
+    name = "nulls-searched-rows"
+    search_fields = ["label"]
+
+
+@pytest.mark.parametrize("term", ["%20", "%20%20", "%09", "%0A%20"])
+def test_a_search_term_of_whitespace_only_is_ignored(api, settings, term):
+    """An empty ``search`` is ignored; one of whitespace only listed the rows whose text
+    holds a space (and was 400 where no field is searched). Now both are ignored."""
+    with mounted_site(settings, "nulls-searched", NullsRows, NullsSearchedRows):
+        spaced = PagedRow.objects.create(label="a b").pk
+        plain = PagedRow.objects.create(label="ab").pk
+        r = api.get(f"/nulls-searched/nulls-searched-rows/?select=id&search={term}")
+        assert r.status_code == 200, r.content
+        assert {d["id"] for d in r.json()["docs"]} == {spaced, plain}
+        r = api.get(f"/nulls-searched/nulls-rows/?select=id&search={term}")
+        assert r.status_code == 200, r.content
+        r = api.get("/nulls-searched/nulls-searched-rows/?select=id&search=a%20")
+        assert {d["id"] for d in r.json()["docs"]} == {spaced}
+        r = api.get("/nulls-searched/nulls-rows/?search=a")
+        assert r.status_code == 400, r.content
