@@ -284,6 +284,16 @@ def test_an_ip_address_filter_takes_addresses_only(api, nulls_hosts):
     assert listed("ip[in]=10.0.0.1,,%3A%3A1") == {v4, v6}
     assert listed("ip[exists]=false") == {none}
     assert listed("ip[in]=") == set()
+    for sort in ("ip", "-ip"):  # a cursor holding an address (or NULL) is read back
+        seen, after = [], ""
+        while True:
+            r = api.get(f"/nulls-hosts/nulls-hosts/?sort={sort}&limit=1&after={after}")
+            assert r.status_code == 200, r.content
+            seen += [d["id"] for d in r.json()["docs"]]
+            if not r.json()["hasNext"]:
+                break
+            after = r.json()["next"]
+        assert sorted(seen) == sorted([v4, v6, none]) and seen[-1] == none, sort
 
 
 @pytest.mark.django_db(transaction=True)
