@@ -595,6 +595,15 @@ def shown(text: str, limit: int = 50) -> str:
 MIN_DURATION, MAX_DURATION = timedelta(microseconds=MIN_INT), timedelta(microseconds=MAX_INT)
 
 
+def spells_a_duration(text: str) -> bool:
+    """Whether ``text`` names a duration at all: one has a digit. Django's
+    ``parse_duration`` reads ``""``, ``"P"`` and ``"PT"`` as zero (its PostgreSQL interval
+    and ISO 8601 patterns leave every part optional), so ``?span=`` filtered on the zero
+    duration, ``?span[gt]=`` on longer than zero, and ``{"span": ""}`` stored one, where
+    every other typed field refuses an empty value."""
+    return any(char.isdigit() for char in text)
+
+
 def beyond_int64(value: Any) -> bool:
     """Whether ``value`` is an integer no column of any supported database holds: a filter,
     an id or a key that is one matches no row and must not reach the driver (Django 4.2's
@@ -676,6 +685,8 @@ def parse_value(
         raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}")
     if _STRUCTURED and isinstance(target, _STRUCTURED):
         return _structured_value(target, raw, portable, nul, wide_durations)
+    if isinstance(target, models.DurationField) and not spells_a_duration(raw):
+        raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}")
     try:
         value = target.to_python(raw)
     except (
@@ -718,6 +729,18 @@ def parse_value(
         and (portable or not wide_durations)
     ):
         raise _Refused("is out of range")
+    if portable and isinstance(target, models.GenericIPAddressField):
+        # to_python() checks an IPv6 address only (one with a colon): ``?ip=abc`` reached
+        # PostgreSQL's ``inet`` (a 500) and matched nothing on SQLite, and ``?ip=`` is NULL
+        # to the database (Django stores a blank address as NULL), so ``?ip[ne]=`` listed
+        # the rows without an address. A cursor holds what the row holds (a text column on
+        # SQLite takes any text written past full_clean()).
+        try:
+            if value == "":
+                raise ValidationError("blank")
+            target.run_validators(value)
+        except ValidationError:
+            raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}") from None
     if isinstance(value, datetime):
         try:
             value = _database_datetime(value)
@@ -996,6 +1019,8 @@ def _type_name(model_field: Any) -> str:
         "DateField": "date",
         "UUIDField": "UUID",
         "TimeField": "time",
+        "DurationField": "duration",
+        "GenericIPAddressField": "IP address",
     }.get(model_field.get_internal_type(), "value")
 
 
@@ -1101,12 +1126,16 @@ class FilterField:
             raise InvalidQuery(param, str(exc)) from None
 
     def _choice(self, value: Any, raw: str) -> Any:
-        """``value``, if the field has choices and it is one of them (or empty, as Django's
-        ``Field.validate()`` lets one through): an equality against another value is a typo
-        no row can match, refused as django-filter's ``ChoiceFilter`` refuses it. A bound
-        (``gt``, ``lte``) need not be a choice."""
+        """``value``, if the field has choices and it is one of them (or empty on a field
+        with ``blank=True``, as Django's ``Field.validate()`` lets one through): an equality
+        against another value is a typo no row can match, refused as django-filter's
+        ``ChoiceFilter`` refuses it. A bound (``gt``, ``lte``) need not be a choice. An
+        empty value on a field without ``blank`` is no choice either (``?status=`` was an
+        empty list where ``?status=zz`` is 400)."""
         model_field = self.model_field
-        if not getattr(model_field, "choices", None) or value in model_field.empty_values:
+        if not getattr(model_field, "choices", None):
+            return value
+        if value in model_field.empty_values and getattr(model_field, "blank", False):
             return value
         if any(value == key for key, _label in model_field.flatchoices):
             return value
@@ -1308,7 +1337,10 @@ class QuerySpec:
             query.q = combined
 
         search = params.get("search")
-        if search:
+        # a term of whitespace only is no term, as an empty one (DRF's SearchFilter splits
+        # it into no words, arc 2.9 trims it away): it listed the rows holding a space,
+        # and was 400 on a resource without search_fields
+        if search and not search.isspace():
             try:
                 _check_pattern(search)
             except _Refused as exc:
@@ -1330,8 +1362,10 @@ class QuerySpec:
             query.sort_key = self.default_sort
 
         select = params.get("select")
-        if select:
-            chosen = {_identifier(s.strip()) for s in select.split(",") if s.strip()}
+        # names only: ``select=,`` or ``select=%20`` names no field and, as ``select=``,
+        # selects every readable one (it rendered the primary key alone)
+        chosen = {_identifier(s.strip()) for s in (select or "").split(",") if s.strip()}
+        if chosen:
             unknown = sorted(chosen - readable)
             if unknown:
                 raise InvalidQuery("select", f"unknown field(s): {', '.join(unknown)}")

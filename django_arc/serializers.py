@@ -45,6 +45,7 @@ from .query import (
     range_json,
     range_value,
     refuse_json_constant,
+    spells_a_duration,
 )
 
 #: no default of the field's own (``_read_only_defaults``)
@@ -868,6 +869,14 @@ class ArcDurationField(serializers.DurationField):
                 MIN_DURATION if given_min is None else max(given_min, MIN_DURATION)
             )
         super().__init__(**kwargs)
+
+    def to_internal_value(self, value: Any) -> Any:
+        """DRF's reading, but text without a digit (``""``, ``"P"``) is refused: DRF's
+        ``parse_duration`` read it as zero, so ``{"span": ""}`` stored a zero duration
+        where a date, time, number or UUID field refuses ``""``."""
+        if isinstance(value, str) and not spells_a_duration(value):
+            self.fail("invalid", format="[DD] [HH:[MM:]]ss[.uuuuuu]")
+        return super().to_internal_value(value)
 
 
 class ArcBinaryField(serializers.ModelField):
