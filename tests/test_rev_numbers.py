@@ -18,6 +18,7 @@ from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
+from tests.factories import UserFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, idempotency_store, query_cache_on_redis
 from tests.testapp.models import Author, Book, RevNumTally
@@ -261,3 +262,24 @@ def test_a_cursor_walk_by_a_number_visits_every_row_once(rev_num_api, column, va
         else:
             pytest.fail(f"the walk by {sort} did not end: {seen}")
         assert sorted(seen) == expected and len(seen) == len(expected), sort
+
+
+def test_bulk_ids_and_filters_in_foreign_digits_name_no_row():
+    """A bulk body's ids and filter values read as the URL's id and the query string do:
+    ``{"ids": ["١"]}`` deleted row 1 and ``{"items": [{"id": "1_0"}]}`` updated row 10."""
+    api = client_for(UserFactory())
+    author = Author.objects.create(name="a")
+    book = Book.objects.create(title="kept", isbn="k", pages=5, author=author)
+    arabic = str(book.pk).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    underscored = f"{str(book.pk)[:-1] or '0'}_{str(book.pk)[-1]}"
+    sent = [
+        ("patch", {"filter": {"pages[gte]": "٥"}, "data": {"title": "changed"}}, "filter"),
+        ("patch", {"items": [{"id": arabic, "title": "changed"}]}, "items"),
+        ("patch", {"items": [{"id": underscored, "title": "changed"}]}, "items"),
+        ("delete", {"ids": [arabic]}, "ids"),
+    ]
+    for method, body, where in sent:
+        response = getattr(api, method)("/api/bulk-books/bulk/", body, format="json")
+        assert list(assert_error(response, 400, "VALIDATION_ERROR")["details"]) == [where]
+    book.refresh_from_db()
+    assert book.title == "kept"
