@@ -10,6 +10,7 @@ is read through ``request.body``, where Django applies ``DATA_UPLOAD_MAX_MEMORY_
 from __future__ import annotations
 
 import codecs
+import decimal
 import io
 from typing import Any
 
@@ -40,6 +41,12 @@ class JSONNumber(float):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (JSONNumber, (self.text,))
+
+    def exact(self) -> bool:
+        """Whether the float is the number its text spells (``1.10`` is 1.1; ``0.1`` is the
+        float every reader makes of it), so the float alone tells this number from others."""
+        # Decimal() reads any JSON number exactly (no context: no exponent is too large)
+        return decimal.Decimal(self.text) == decimal.Decimal(float.__repr__(self))
 
 
 class ArcJSONParser(JSONParser):

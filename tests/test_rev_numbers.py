@@ -283,3 +283,39 @@ def test_bulk_ids_and_filters_in_foreign_digits_name_no_row():
         assert list(assert_error(response, 400, "VALIDATION_ERROR")["details"]) == [where]
     book.refresh_from_db()
     assert book.title == "kept"
+
+
+@pytest.mark.parametrize("store", ["database", "cache"])
+def test_one_key_with_two_decimals_one_float_holds_alike_is_a_reused_key(rev_num_api, store):
+    """Two JSON numbers no float tells apart (``…567.891`` and ``…567.892`` are one double)
+    hashed as one body: with the decimal read from its text they are two values, so the
+    second under the first's key is 422 ``IDEMPOTENCY_KEY_REUSED``, not the first's replay.
+    The same number spelled ``1.1`` or ``1.10`` is still one body (replayed)."""
+    with idempotency_store(store):
+        first = rev_num_post(
+            rev_num_api, '{"wide": 12345678901234567.891}', HTTP_IDEMPOTENCY_KEY="w"
+        )
+        assert first.status_code == 201, first.content
+        other = rev_num_post(
+            rev_num_api, '{"wide": 12345678901234567.892}', HTTP_IDEMPOTENCY_KEY="w"
+        )
+        assert_error(other, 422, "IDEMPOTENCY_KEY_REUSED")
+        again = rev_num_post(
+            rev_num_api, '{"wide": 12345678901234567.891}', HTTP_IDEMPOTENCY_KEY="w"
+        )
+        assert again["X-Idempotency-Replayed"] == "true" and again.content == first.content
+        plain = rev_num_post(rev_num_api, '{"amount": 1.1}', HTTP_IDEMPOTENCY_KEY="a")
+        respelled = rev_num_post(rev_num_api, '{"amount": 1.10}', HTTP_IDEMPOTENCY_KEY="a")
+        assert respelled["X-Idempotency-Replayed"] == "true"
+        assert respelled.content == plain.content
+    assert RevNumTally.objects.count() == 2
+
+
+@pytest.mark.parametrize("number", ["1e999999999999", "-1e-999999999999", "1" * 5000 + ".5"])
+def test_a_json_number_of_any_size_for_a_decimal_is_400(rev_num_api, number):
+    """A decimal field reads the number's text: an exponent or a length no context holds is
+    its digits' 400, idempotent or not (never a 500)."""
+    for headers in ({}, {"HTTP_IDEMPOTENCY_KEY": f"n-{len(number)}-{number[:3]}"}):
+        response = rev_num_post(rev_num_api, f'{{"wide": {number}}}', **headers)
+        assert list(assert_error(response, 400, "VALIDATION_ERROR")["details"]) == ["wide"]
+    assert not RevNumTally.objects.exists()
