@@ -89,7 +89,13 @@ from .negotiation import ArcContentNegotiation, FormatQueryMixin
 from .pagination import KeysetPagination, PagePagination
 from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
 from .permissions import Permission, PermissionResult
-from .query import UNSENDABLE, joined_paths, load_relations, project_prefetches_first
+from .query import (
+    UNSENDABLE,
+    foreign_numeral,
+    joined_paths,
+    load_relations,
+    project_prefetches_first,
+)
 from .querycache import invalidation
 from .querycache.read import CachedRead
 from .scope import RequestScope, get_scope
@@ -1126,8 +1132,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         (``"07"``, ``"7"`` and ``7`` are one integer id). ``ValueError`` (or the field's own
         error) for a value that can name no row: not a scalar, a fraction for an integer
         field (which ``int()`` would truncate to another row's id), a NUL character (no
-        database stores one, and DRF refuses them in writes) or a lone surrogate (no URL
-        carries one, but a bulk body's JSON can, and the driver cannot encode it)."""
+        database stores one, and DRF refuses them in writes), a lone surrogate (no URL
+        carries one, but a bulk body's JSON can, and the driver cannot encode it) or, for a
+        number or UUID, digits JSON does not spell (:func:`~django_arc.query.foreign_numeral`)."""
         field = self.lookup_model_field
         if value is None or isinstance(value, (bool, dict, list)):
             raise ValueError("not a lookup value")
@@ -1136,6 +1143,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 raise ValueError("not a whole number")
         if isinstance(value, str) and UNSENDABLE.search(value):
             raise ValueError("contains a NUL character or a lone surrogate")
+        if foreign_numeral(field, value):
+            # "/1_0/" and "/\u0661/" (an Arabic-Indic one) named rows 10 and 1, which the
+            # query language refuses as filter values
+            raise ValueError("not a number as JSON spells it")
         return field.to_python(value)
 
     def get_lookup_value(self) -> Any:

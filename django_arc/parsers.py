@@ -10,6 +10,7 @@ is read through ``request.body``, where Django applies ``DATA_UPLOAD_MAX_MEMORY_
 from __future__ import annotations
 
 import codecs
+import decimal
 import io
 from typing import Any
 
@@ -18,8 +19,34 @@ from django.http import HttpRequest
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.settings import api_settings
+from rest_framework.utils import json
 
 from .exceptions import ArcError
+
+
+class JSONNumber(float):
+    """A JSON number with a fraction or an exponent: the binary float JSON readers make of
+    it (JavaScript's, arc's), which it is everywhere a float is used, and the ``text`` it
+    was written as, which a decimal field reads instead. ``12345678901234567.891`` for a
+    30-digit ``DecimalField`` was the float ``1.2345678901234568e16`` turned into a decimal
+    (stored with its last digits changed, silently), and ``1e-400`` was ``0.0`` (stored as
+    zero, where the string ``"1e-400"`` was refused for its digits)."""
+
+    __slots__ = ("text",)
+
+    def __new__(cls, text: str) -> JSONNumber:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (JSONNumber, (self.text,))
+
+    def exact(self) -> bool:
+        """Whether the float is the number its text spells (``1.10`` is 1.1; ``0.1`` is the
+        float every reader makes of it), so the float alone tells this number from others."""
+        # Decimal() reads any JSON number exactly (no context: no exponent is too large)
+        return decimal.Decimal(self.text) == decimal.Decimal(float.__repr__(self))
 
 
 class ArcJSONParser(JSONParser):
@@ -39,7 +66,10 @@ class ArcJSONParser(JSONParser):
         if codecs.lookup(encoding).name == "utf-8":
             stream = _without_bom(stream)
         try:
-            data = super().parse(stream, media_type, parser_context)
+            if self._parses_as_drf():
+                data = self._load(stream, encoding)
+            else:  # a project's parse() under these bounds (generics._bounded_class)
+                data = super().parse(stream, media_type, parser_context)
             too_deep = nested_deeper_than(data, self.max_depth)
         except RecursionError:
             too_deep = True
@@ -52,6 +82,23 @@ class ArcJSONParser(JSONParser):
             reason = f"nested deeper than {self.max_depth} levels"
             raise BodyParseError(f"JSON parse error - {reason}", reason)
         return data
+
+    def _parses_as_drf(self) -> bool:
+        """Whether the ``parse()`` after this one is DRF's own: then the body is read here
+        (:meth:`_load`); a project's subclass of ``JSONParser`` keeps its own reading."""
+        following = type(self).__mro__[type(self).__mro__.index(ArcJSONParser) + 1 :]
+        return next(c for c in following if "parse" in vars(c)) is JSONParser
+
+    def _load(self, stream: Any, encoding: str) -> Any:
+        """DRF's ``JSONParser.parse`` (its error, its ``STRICT_JSON`` refusal of ``NaN`` and
+        the infinities) with each number that has a fraction or exponent a
+        :class:`JSONNumber`."""
+        try:
+            decoded = codecs.getreader(encoding)(stream)
+            constant = json.strict_constant if self.strict else None
+            return json.load(decoded, parse_constant=constant, parse_float=JSONNumber)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc
 
 
 class BodyParseError(ArcError, ParseError):

@@ -482,6 +482,25 @@ def _concrete(model_field: Any) -> Any:
     return model_field
 
 
+def foreign_numeral(model_field: Any, raw: Any) -> bool:
+    """Whether ``raw`` is text that ``int()``, ``float()``, ``Decimal()`` or ``UUID()`` read
+    as a number although no JSON number and no arc client spells it so, for a field
+    (or a relation's target) holding numbers or UUIDs: digit groups with underscores
+    (PEP 515: ``"1_0"`` is 10) or digits outside ASCII (``"\u0661\u0662"``, Arabic-Indic
+    digits, is 12; JavaScript's ``Number()`` reads either as ``NaN``). A filter, a URL's id
+    and a body's value refuse it alike, so one row has one spelling per number (and the
+    query cache one key), as a JSON number has."""
+    return foreign_digits(raw) and isinstance(
+        _concrete(model_field), (*_NUMERIC_FIELDS, models.UUIDField)
+    )
+
+
+def foreign_digits(raw: Any) -> bool:
+    """Whether ``raw`` is text holding an underscore or a character outside ASCII: not a
+    number as JSON spells one (see :func:`foreign_numeral`)."""
+    return isinstance(raw, str) and ("_" in raw or not raw.isascii())
+
+
 #: what no database stores or matches: NUL, and a lone surrogate (not UTF-8, so the driver
 #: cannot send it); a URL cannot carry one, but a JSON body (a bulk ``filter``) or the JSON
 #: of a forged cursor can
@@ -679,9 +698,10 @@ def parse_value(
         # infinity: a DecimalField has a precision), which Django's to_python() refuses:
         # the walk goes past it as past a float's (it renders as null)
         return decimal.Decimal("NaN")
-    if "_" in raw and isinstance(target, (*_NUMERIC_FIELDS, models.UUIDField)):
-        # int(), float(), Decimal() and UUID() read "1_0" as 10 (PEP 515): a value no JSON
-        # number spells, and no cursor arc writes, read as another
+    if foreign_numeral(target, raw):
+        # int(), float(), Decimal() and UUID() read "1_0" as 10 (PEP 515) and Arabic-Indic
+        # digits as ASCII ones: a value no JSON number spells, and no cursor arc writes,
+        # read as another
         raise _Refused(f"'{raw[:50]}' is not a valid {_type_name(target)}")
     if _STRUCTURED and isinstance(target, _STRUCTURED):
         return _structured_value(target, raw, portable, nul, wide_durations)

@@ -29,7 +29,7 @@ from rest_framework.utils.serializer_helpers import JSONBoundField
 from rest_framework.validators import UniqueTogetherValidator
 
 from .events.event import unstorable_char
-from .parsers import ArcJSONParser, nested_deeper_than
+from .parsers import ArcJSONParser, JSONNumber, nested_deeper_than
 from .query import (
     MAX_DURATION,
     MAX_INT,
@@ -41,6 +41,8 @@ from .query import (
     RangeField,
     array_shape,
     beyond_int64,
+    foreign_digits,
+    foreign_numeral,
     integer_range,
     range_json,
     range_value,
@@ -506,6 +508,9 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """
 
     def to_internal_value(self, data: Any) -> Any:
+        if self.pk_field is None and foreign_numeral(self.get_queryset().model._meta.pk, data):
+            # "1_0" or Arabic-Indic digits named row 10 or 1 (as the URL's id did)
+            self.fail("does_not_exist", pk_value=data)
         known = self.preloaded()
         if known is not None:
             return self.from_preloaded(known, data)
@@ -749,6 +754,10 @@ class ArcFloatField(serializers.FloatField):
         return number if math.isfinite(number) else None
 
     def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or foreign_digits(data):
+            # float(True) is 1.0 (DRF's integer and decimal fields refuse a boolean), and
+            # float() reads "1_0" and Arabic-Indic digits, which no JSON number spells
+            self.fail("invalid")
         value = super().to_internal_value(data)
         if not math.isfinite(value):
             self.fail("invalid")
@@ -765,6 +774,14 @@ class ArcDecimalField(serializers.DecimalField):
     of the field (event ``changed``, audit entry) while the row stayed as it was."""
 
     def to_internal_value(self, data: Any) -> Any:
+        if foreign_digits(data):
+            # Decimal() reads "1_0" as 10 and Arabic-Indic digits as ASCII ones: no JSON
+            # number spells them, and the query language refuses them as filter values
+            self.fail("invalid")
+        if isinstance(data, JSONNumber):
+            # the number as written, not the binary float JSON readers make of it (which
+            # has 15 to 17 significant digits, and no 1e-400)
+            data = data.text
         value = super().to_internal_value(data)
         return value.copy_abs() if value is not None and value.is_zero() else value
 
@@ -798,6 +815,13 @@ class ArcIntegerField(serializers.IntegerField):
             kwargs["max_value"] = high if given_max is None else min(given_max, high)
             kwargs["min_value"] = low if given_min is None else max(given_min, low)
         super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if foreign_digits(data):
+            # int() reads "1_000" as 1000 and Arabic-Indic digits as ASCII ones: no JSON
+            # number spells them, and the query language refuses them as filter values
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 def _integer_field(

@@ -19,6 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.http import QueryDict
 
 from ..exceptions import ArcError
+from ..parsers import JSONNumber
 
 HEADER = "Idempotency-Key"
 _META = "HTTP_IDEMPOTENCY_KEY"
@@ -125,4 +126,9 @@ def _canonical(data: Any) -> Any:
         return {str(k): _canonical(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         return [_canonical(v) for v in data]
+    if isinstance(data, JSONNumber) and not data.exact():
+        # a number no float holds (``12345678901234567.891``, ``1e-400``): a decimal field
+        # reads its text, so two such numbers sharing a float are two bodies; a number a
+        # float holds keeps the float's spelling (the fingerprint earlier releases stored)
+        return {"$number": data.text}
     return data

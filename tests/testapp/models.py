@@ -614,3 +614,20 @@ class Fs10aChippedDog(Animal):
     after its parent's row was written."""
 
     chip = models.CharField(max_length=20, unique=True)
+
+
+# -- rev-numbers: the integer family at its limits, a decimal and a float ---------------------
+
+
+class RevNumTally(models.Model):
+    """One column of each integer width (and a positive 64-bit one), a decimal and a float:
+    the values at and past each column's limits, on every backend."""
+
+    small = models.SmallIntegerField(default=0)
+    count = models.IntegerField(default=0)
+    big = models.BigIntegerField(default=0)
+    ubig = models.PositiveBigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=6, decimal_places=2, default=0)
+    #: more digits than a binary float holds exactly (15 to 17)
+    wide = models.DecimalField(max_digits=30, decimal_places=10, default=0)
+    ratio = models.FloatField(default=0)
