@@ -7,14 +7,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+from django.db.models import Q
 
-from django_arc import Resource, ResourceSite
+from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
+from django_arc.outbox.models import OutboxEvent
 from django_arc.presets.base import Preset
 from django_arc.sites import _all_sites
 from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL, query_cache_on_redis
-from tests.testapp.models import Author, Book
+from tests.testapp.models import Author, Book, Review
 
 
 @contextmanager
@@ -202,3 +204,188 @@ def test_rf54_a_preset_narrowing_with_sql_of_its_own_is_never_stored(settings):
         for _ in range(2):
             listed = anon.get(url)
             assert listed["X-Cache"] == "MISS" and len(listed.json()["docs"]) == 1
+
+
+# -- two project presets narrowing by a join and by a column: ANDed on every path -----------
+
+
+class Rf54PublishedAuthorsRows(Preset):
+    """Books whose author's name starts with "pub" (a ``row_filter`` through a join)."""
+
+    name = "rf54_published_rows"
+
+    def row_filter(self, view):
+        return Q(author__name__startswith="pub")
+
+
+class Rf54LongBooksRows(Preset):
+    """Books of 50 pages or more (or one title no book has): an ``OR`` inside one preset's
+    condition stays inside it, ANDed with the other presets'."""
+
+    name = "rf54_long_rows"
+
+    def row_filter(self, view):
+        return Q(pages__gte=50) | Q(title="rf54-never")
+
+
+class Rf54ReviewedBooksQueryset(Preset):
+    """Books with a review saying "ok" (``filter_queryset`` through a multi-valued relation,
+    its own ``filter()`` and ``distinct()``, as the contract advises)."""
+
+    name = "rf54_reviewed_queryset"
+
+    def filter_queryset(self, view, queryset):
+        return queryset.filter(reviews__body="ok").distinct()
+
+
+class Rf54NarrowedBookResource(Resource):
+    model = Book
+    name = "rf54-narrowed-books"
+    fields = ["id", "title", "pages", "author"]
+    filter_fields = {"title": ["eq"], "pages": ["gte"]}
+    presets = [
+        Rf54PublishedAuthorsRows(),
+        Rf54LongBooksRows(),
+        Rf54ReviewedBooksQueryset(),
+        presets.Bulk(),
+    ]
+    permissions = {
+        k: P.allow_public() for k in ("list", "get", "create", "update", "delete", "titles")
+    }
+    action_permissions = P.allow_public()
+
+    @action
+    def retitle(self, request, instance, data):
+        instance.title = "retitled"
+        instance.save(update_fields=["title"])
+        return instance
+
+    @route("GET", "titles")
+    def titles(self, request, view):
+        return sorted(view.get_queryset().values_list("title", flat=True))
+
+
+@pytest.fixture
+def rf54_narrowed(settings, db):
+    """One book every preset lets through, and one that each preset alone hides."""
+    pub, other = Author.objects.create(name="pub-ann"), Author.objects.create(name="ann")
+
+    def book(title, author, pages, review="ok"):
+        row = Book.objects.create(title=title, isbn=title, author=author, pages=pages)
+        for body in (review, review):  # twice: the join must not repeat the row
+            Review.objects.create(book=row, body=body)
+        return row
+
+    rows = {
+        "shown": book("shown", pub, 100),
+        "by_author": book("by-author", other, 100),
+        "by_pages": book("by-pages", pub, 10),
+        "by_review": book("by-review", pub, 100, review="bad"),
+    }
+    with (
+        rf54_site("rf54-narrowed", Rf54NarrowedBookResource) as site,
+        site_mounted(settings, "rf54n", site),
+    ):
+        yield rows
+
+
+def test_rf54_project_presets_narrowing_by_joins_and_columns_and_on_every_path(rf54_narrowed):
+    """Three project presets each hiding one book (a ``row_filter`` through a join, a
+    ``row_filter`` holding an ``OR``, a ``filter_queryset`` through a multi-valued relation):
+    every path that reads rows sees their AND — the list and its count, a get, an update, a
+    delete, an action, a ``@route`` reading ``view.get_queryset()``, bulk updates by id and
+    by filter, bulk deletes — and no row twice."""
+    rows = rf54_narrowed
+    api = client_for(None)
+    url = "/rf54n/rf54-narrowed-books/"
+    listed = api.get(url).json()
+    assert [d["title"] for d in listed["docs"]] == ["shown"] and listed["total"] == 1
+    assert api.get(f"{url}titles/").json()["data"] == ["shown"]
+    filtered = api.get(f"{url}?pages[gte]=1")
+    assert filtered.status_code == 200 and filtered.json()["total"] == 1, filtered.content
+    for name in ("by_author", "by_pages", "by_review"):
+        pk = rows[name].pk
+        assert api.get(f"{url}{pk}/").status_code == 404, name
+        assert api.patch(f"{url}{pk}/", {"title": "x"}, format="json").status_code == 404
+        assert api.delete(f"{url}{pk}/").status_code == 404
+        answer = api.post(f"{url}{pk}/action/", {"action": "retitle"}, format="json")
+        assert answer.status_code == 404, answer.content
+        answer = api.patch(f"{url}bulk/", {"items": [{"id": pk, "title": "x"}]}, format="json")
+        assert answer.status_code == 400, answer.content
+        assert answer.json()["details"]["items"] == {"0": {"id": ["Not found."]}}
+        answer = api.delete(f"{url}bulk/", {"ids": [pk]}, format="json")
+        assert answer.status_code == 400, answer.content
+    answer = api.patch(
+        f"{url}bulk/", {"filter": {"pages[gte]": 1}, "data": {"title": "all"}}, format="json"
+    )
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["data"]["ids"] == [rows["shown"].pk]
+    assert sorted(Book.objects.values_list("title", flat=True)) == [
+        "all",
+        "by-author",
+        "by-pages",
+        "by-review",
+    ]
+    shown = api.post(f"{url}{rows['shown'].pk}/action/", {"action": "retitle"}, format="json")
+    assert shown.status_code == 200 and shown.json()["data"]["title"] == "retitled"
+
+
+# -- a row condition through a multi-valued relation ----------------------------------------
+
+
+class Rf54ReviewedRows(Preset):
+    """Books with a review saying "ok": a ``row_filter`` through a reverse foreign key, which
+    the contract allows (two conditions on it must hold for the same review)."""
+
+    name = "rf54_reviewed_rows"
+
+    def row_filter(self, view):
+        return Q(reviews__body="ok")
+
+
+class Rf54ReviewedRowsBookResource(Resource):
+    model = Book
+    name = "rf54-reviewed-rows-books"
+    fields = ["id", "title"]
+    filter_fields = {"title": ["eq"]}
+    presets = [Rf54ReviewedRows(), presets.Bulk()]
+    permissions = {k: P.allow_public() for k in ("list", "get", "update", "delete")}
+
+
+@pytest.mark.django_db
+def test_rf54_a_row_filter_through_a_multi_valued_relation_lists_and_finds_each_row_once(
+    settings,
+):
+    """A book with two "ok" reviews matched the preset's condition twice: the list showed it
+    twice (``total`` 2), its GET, PATCH and DELETE answered 404 (the lookup found two rows),
+    and a bulk update by filter wrote it twice (``ids`` [1, 1], two events). Each row the
+    condition lets through is one row, wherever it is read."""
+    author = Author.objects.create(name="ann")
+    book = Book.objects.create(title="Dune", isbn="rf54-5", author=author)
+    hidden = Book.objects.create(title="Emma", isbn="rf54-6", author=author)
+    for body in ("ok", "ok", "bad"):
+        Review.objects.create(book=book, body=body)
+    Review.objects.create(book=hidden, body="bad")
+    api = client_for(None)
+    url = "/rf54m/rf54-reviewed-rows-books/"
+    with (
+        rf54_site("rf54-reviewed-rows", Rf54ReviewedRowsBookResource) as site,
+        site_mounted(settings, "rf54m", site),
+    ):
+        listed = api.get(url).json()
+        assert [d["title"] for d in listed["docs"]] == ["Dune"] and listed["total"] == 1
+        assert api.get(f"{url}{book.pk}/").status_code == 200
+        assert api.get(f"{url}{hidden.pk}/").status_code == 404
+        answer = api.patch(f"{url}{book.pk}/", {"title": "Dune II"}, format="json")
+        assert answer.status_code == 200, answer.content
+        events = OutboxEvent.objects.count()
+        answer = api.patch(
+            f"{url}bulk/",
+            {"filter": {"title": "Dune II"}, "data": {"title": "Dune III"}},
+            format="json",
+        )
+        assert answer.status_code == 200, answer.content
+        assert answer.json()["data"] == {"updated": 1, "ids": [book.pk]}
+        assert OutboxEvent.objects.count() == events + 1
+        assert api.delete(f"{url}{book.pk}/").status_code == 200
+        assert not Book.objects.filter(pk=book.pk).exists()
