@@ -7,10 +7,15 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
+from django.http import Http404
 
 from django_arc import Resource, ResourceSite, action, presets, route
+from django_arc import fields as rf54_fields
 from django_arc import permissions as P
+from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
 from django_arc.presets.base import Preset
 from django_arc.sites import _all_sites
@@ -389,3 +394,178 @@ def test_rf54_a_row_filter_through_a_multi_valued_relation_lists_and_finds_each_
         assert OutboxEvent.objects.count() == events + 1
         assert api.delete(f"{url}{book.pk}/").status_code == 200
         assert not Book.objects.filter(pk=book.pk).exists()
+
+
+# -- a preset forcing a value the caller may not write -------------------------------------
+
+
+class Rf54StampPages(Preset):
+    """Forces ``pages`` on every write, a field no caller may write (``read_only()``)."""
+
+    name = "rf54_stamp_pages"
+    needs_transaction = False
+
+    def write_values(self, view, instance=None):
+        return {"pages": 7}
+
+
+class Rf54StampedBookResource(Resource):
+    model = Book
+    name = "rf54-stamped-books"
+    fields = ["id", "title", "isbn", "author", "pages"]
+    presets = [Rf54StampPages()]
+    field_permissions = {"pages": rf54_fields.read_only()}
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update")}
+
+
+@pytest.mark.django_db
+def test_rf54_the_field_guard_judges_the_body_never_a_presets_forced_value(settings):
+    """Decided (docs/decisions.md, rev-fixes54): the field-write guard judges what the
+    caller sent, before any hook; a preset's ``write_values`` is the server's and is stored
+    whatever the caller's field rules say (as ``MultiTenant``'s tenant and ``OwnedBy``'s
+    owner are). The caller sending the field is refused, nothing written."""
+    author = Author.objects.create(name="ann")
+    api = client_for(None)
+    url = "/rf54w/rf54-stamped-books/"
+    with (
+        rf54_site("rf54-stamped", Rf54StampedBookResource) as site,
+        site_mounted(settings, "rf54w", site),
+    ):
+        body = {"title": "Dune", "isbn": "rf54-7", "author": author.pk}
+        created = api.post(url, body, format="json")
+        assert created.status_code == 201, created.content
+        assert created.json()["data"]["pages"] == 7
+        pk = created.json()["data"]["id"]
+        Book.objects.filter(pk=pk).update(pages=300)
+        updated = api.patch(f"{url}{pk}/", {"title": "Dune II"}, format="json")
+        assert updated.status_code == 200 and updated.json()["data"]["pages"] == 7
+        refused = api.patch(f"{url}{pk}/", {"title": "Dune III", "pages": 7}, format="json")
+        assert refused.status_code == 403, refused.content
+        assert refused.json()["code"] == "FIELD_WRITE_DENIED"
+        assert Book.objects.get(pk=pk).title == "Dune II"
+
+
+# -- a preset refusing from each hook ------------------------------------------------------
+
+RF54_REFUSALS = {
+    "permission denied": lambda: DjangoPermissionDenied("not now"),
+    "validation error": lambda: DjangoValidationError({"title": ["not this title"]}),
+    "http 404": lambda: Http404("gone"),
+}
+RF54_HOOKS = [
+    "check_request",
+    "row_filter",
+    "filter_queryset",
+    "check_object",
+    "related_queryset",
+    "write_values",
+    "perform_delete",
+    "after_write",
+]
+
+
+class Rf54Refuser(Preset):
+    """Raises the refusal a test names from the hook it names; every hook a no-op else."""
+
+    name = "rf54_refuser"
+    hook: str | None = None
+    refusal: str | None = None
+
+    def _refuse(self, hook):
+        if self.hook == hook:
+            raise RF54_REFUSALS[self.refusal]()
+
+    def check_request(self, view):
+        self._refuse("check_request")
+
+    def row_filter(self, view):
+        self._refuse("row_filter")
+
+    def filter_queryset(self, view, queryset):
+        self._refuse("filter_queryset")
+        return queryset
+
+    def check_object(self, view, obj):
+        self._refuse("check_object")
+
+    def related_queryset(self, view, queryset):
+        self._refuse("related_queryset")
+        return queryset
+
+    def write_values(self, view, instance=None):
+        self._refuse("write_values")
+        return {}
+
+    def perform_delete(self, view, instance):
+        self._refuse("perform_delete")
+        return False
+
+    def after_write(self, view, verb, instance, before, after):
+        self._refuse("after_write")
+
+
+rf54_refuser = Rf54Refuser()
+
+
+class Rf54RefusedBookResource(Resource):
+    model = Book
+    name = "rf54-refused-books"
+    fields = ["id", "title", "isbn", "author"]
+    presets = [presets.Audited(), rf54_refuser, presets.Bulk()]
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update", "delete")}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("refusal", list(RF54_REFUSALS))
+@pytest.mark.parametrize("hook", RF54_HOOKS)
+def test_rf54_a_refusal_from_any_preset_hook_is_a_4xx_envelope_and_writes_nothing(
+    settings, hook, refusal
+):
+    """Django's ``PermissionDenied``, ``ValidationError`` and ``Http404`` raised from each
+    hook a write passes through: the answer is a 4xx in the error envelope (never a 500),
+    no row changed, no event, no audit entry (``Audited`` listed before the refusing
+    preset)."""
+    author = Author.objects.create(name="ann")
+    book = Book.objects.create(title="Dune", isbn="rf54-8", author=author)
+    api = client_for(None)
+    url = "/rf54x/rf54-refused-books/"
+    requests = [
+        ("post", url, {"title": "Emma", "isbn": "rf54-9", "author": author.pk}),
+        ("patch", f"{url}{book.pk}/", {"title": "Dune II", "author": author.pk}),
+        ("delete", f"{url}{book.pk}/", None),
+        (
+            "post",
+            f"{url}bulk/",
+            {"items": [{"title": "Emma", "isbn": "rf54-9", "author": author.pk}]},
+        ),
+        ("patch", f"{url}bulk/", {"items": [{"id": book.pk, "title": "Dune II"}]}),
+        ("delete", f"{url}bulk/", {"ids": [book.pk]}),
+    ]
+
+    def state():
+        return (
+            list(Book.objects.order_by("pk").values_list("pk", "title")),
+            OutboxEvent.objects.count(),
+            AuditLog.objects.count(),
+        )
+
+    with (
+        rf54_site("rf54-refused", Rf54RefusedBookResource) as site,
+        site_mounted(settings, "rf54x", site),
+    ):
+        rf54_refuser.hook, rf54_refuser.refusal = hook, refusal
+        try:
+            refused = 0
+            for method, path, body in requests:
+                before = state()
+                answer = getattr(api, method)(path, body, format="json")
+                if answer.status_code < 400:
+                    continue  # the hook is not on this request's way (a create's object)
+                refused += 1
+                assert answer.status_code < 500, (method, path, answer.content)
+                error = answer.json()
+                assert error["success"] is False and error["code"], error
+                assert state() == before, (method, path)
+        finally:
+            rf54_refuser.hook = None
+    assert refused >= 3
