@@ -19,9 +19,15 @@ from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
 from django_arc.presets.base import Preset
 from django_arc.sites import _all_sites
-from tests.helpers import client_for, site_mounted
+from tests.factories import OrganizationFactory
+from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, query_cache_on_redis
-from tests.testapp.models import Author, Book, Review
+from tests.test_rev_pgfields import (
+    _rev_pgfields_member,
+    rev_pgfields_needs_postgres,
+    rev_pgfields_site,
+)
+from tests.testapp.models import Author, Book, Review, Specimen
 
 
 @contextmanager
@@ -569,3 +575,52 @@ def test_rf54_a_refusal_from_any_preset_hook_is_a_4xx_envelope_and_writes_nothin
         finally:
             rf54_refuser.hook = None
     assert refused >= 3
+
+
+# -- f9dbc86: one parse_constant for query filters and form JSON ----------------------------
+
+
+@pytest.fixture
+def rf54_pg_api(settings, db):
+    """rev-pgfields' specimens (PostgreSQL's structured fields) and a member's client."""
+    org = OrganizationFactory()
+    with site_mounted(settings, "pg", rev_pgfields_site):
+        yield _rev_pgfields_member(org)
+
+
+@rev_pgfields_needs_postgres
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize(
+    "param, template",
+    [
+        ("numbers", "[{}]"),
+        ("numbers[in]", "[{}]"),
+        ("grid", "[[{}]]"),
+        ("attrs", '{{"k": {}}}'),
+        ("span", '{{"lower": {}}}'),
+        ("span[gt]", '{{"upper": {}}}'),
+    ],
+)
+def test_rf54_a_json_constant_in_a_structured_filter_is_a_400_naming_it(
+    rf54_pg_api, param, template, constant
+):
+    """``NaN`` and the infinities are no JSON (``query.refuse_json_constant``, shared with
+    the form JSON fields since f9dbc86): a filter value holding one is the 400 naming its
+    parameter, on array, hstore and range filters."""
+    api = rf54_pg_api
+    body = assert_error(
+        api.get("/pg/specimens/", {param: template.format(constant)}), 400, "INVALID_QUERY"
+    )
+    assert param in body["details"], body
+
+
+@rev_pgfields_needs_postgres
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", '{"a": NaN}'])
+def test_rf54_a_json_constant_in_a_form_json_field_is_a_400_naming_it(rf54_pg_api, constant):
+    """A form body's JSON field is parsed as strictly as a JSON body: the 400 names the
+    field, nothing written."""
+    api = rf54_pg_api
+    answer = api.post("/pg/specimens/", {"name": "n", "data": constant}, format="multipart")
+    body = assert_error(answer, 400, "VALIDATION_ERROR")
+    assert "data" in body["details"], body
+    assert not Specimen.objects.exists()
