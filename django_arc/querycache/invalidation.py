@@ -576,12 +576,15 @@ def _presets_queryset_reads(view: Any, read: set[type[models.Model]]) -> bool:
     after: set[str] = set()
     if not _tables_read(base.query, before) or not _tables_read(queryset.query, after):
         return False
+    added = after - before
+    if not added:
+        return True
     by_table = {
         m._meta.db_table: m._meta.concrete_model
         for m in apps.get_models(include_auto_created=True)
         if not m._meta.proxy
     }
-    for table in after - before:
+    for table in added:
         other = by_table.get(table)
         if other is None:
             return False  # a table no model of the project is over: nothing bumps it
