@@ -186,8 +186,8 @@ def _plain_leaf(
 def _crosses_many(model: type[models.Model], conditions: list[Q], annotations: Any) -> bool:
     """Whether a condition of ``conditions`` reads a path through a reverse foreign key or a
     many-to-many relation (``reviews__body``). False when one names an annotation of the
-    queryset (a subquery over the model would not know it) or is an expression (``Exists``
-    joins nothing)."""
+    queryset, or compares with an expression (``F()``, which may name one): a subquery over
+    the model would not know it. An expression as a condition (``Exists``) joins nothing."""
     crosses = False
     pending: list[Any] = list(conditions)
     while pending:
@@ -198,8 +198,8 @@ def _crosses_many(model: type[models.Model], conditions: list[Q], annotations: A
         if not isinstance(child, tuple) or len(child) != 2:
             continue
         parts = str(child[0]).split(LOOKUP_SEP)
-        if parts[0] in annotations:
-            return False
+        if parts[0] in annotations or hasattr(child[1], "resolve_expression"):
+            return False  # an ``F()`` may name an annotation too; ``filter()`` as before
         current: Any = model
         for part in parts:
             try:

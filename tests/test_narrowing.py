@@ -228,10 +228,14 @@ def test_a_condition_through_a_multi_valued_relation_is_a_subquery(condition, fi
     assert [args for args, _ in filter_calls] == [(q,), ()]
 
 
-def test_a_multi_valued_condition_naming_an_annotation_goes_through_filter(filter_calls):
+@pytest.mark.parametrize(
+    "condition",
+    [Q(book_total__gt=0, books__title="x"), Q(books__pages__gt=models.F("book_total"))],
+    ids=["named", "compared with"],
+)
+def test_a_multi_valued_condition_with_an_annotation_goes_through_filter(condition, filter_calls):
     """A subquery over the model would not know the queryset's annotation: ``filter()``."""
     queryset = _Annotated.queryset()
-    condition = Q(book_total__gt=0, books__title="x")
     expected = sql(queryset.filter(condition))
     filter_calls.clear()
     assert sql(narrow(queryset, condition)) == expected
