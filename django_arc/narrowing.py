@@ -13,7 +13,8 @@ column) straight to the query's ``WHERE``: the same SQL and the same parameters,
 Anything else (a path across a relation, another lookup, an OR or a negation, a ``None`` or a
 model instance as the value, an inherited field, an annotation, a sliced or combined query)
 goes through ``filter()`` unchanged, so the fast path is never the one that has to be right
-about Django's semantics.
+about Django's semantics; one through a reverse foreign key or a many-to-many relation goes
+through a ``filter()`` of its own, as a ``pk__in`` subquery, so that no row is repeated.
 
 The caller's view of a table is the same on every request it makes: its tenant, "not
 deleted", its owner id. With ``remember=True`` (the view's row conditions) such a lookup is
@@ -64,7 +65,19 @@ def narrow(
             rest.append(q)
         else:
             direct.extend(leaves)
-    queryset = queryset.filter(*rest) if rest else queryset.all()
+    if rest and simple_query and _crosses_many(queryset.model, rest, query.annotations):
+        # A condition through a reverse foreign key or a many-to-many relation (a preset's
+        # ``Q(reviews__body="ok")``) joined one row per matching related row: a book with
+        # two such reviews was listed twice, its lookup found two rows (a 404 for a row the
+        # caller may read) and a bulk update by filter wrote it twice. The rows it lets
+        # through are asked in a subquery instead (one ``filter()`` for all of them, so
+        # conditions on the same relation still hold for the same related row), which
+        # joins nothing into the queryset: no repeated rows, no ``distinct()`` to reconcile
+        # with the list's ordering, and nothing added to a project's aggregate annotations.
+        model = queryset.model
+        queryset = queryset.filter(pk__in=model._base_manager.filter(*rest).values("pk"))
+    else:
+        queryset = queryset.filter(*rest) if rest else queryset.all()
     if direct:
         query = queryset.query
         alias = query.get_initial_alias()
@@ -168,3 +181,34 @@ def _plain_leaf(
     ):
         return None
     return field, lookup_name, value
+
+
+def _crosses_many(model: type[models.Model], conditions: list[Q], annotations: Any) -> bool:
+    """Whether a condition of ``conditions`` reads a path through a reverse foreign key or a
+    many-to-many relation (``reviews__body``). False when one names an annotation of the
+    queryset, or compares with an expression (``F()``, which may name one): a subquery over
+    the model would not know it. An expression as a condition (``Exists``) joins nothing."""
+    crosses = False
+    pending: list[Any] = list(conditions)
+    while pending:
+        child = pending.pop()
+        if isinstance(child, Q):
+            pending.extend(child.children)
+            continue
+        if not isinstance(child, tuple) or len(child) != 2:
+            continue
+        parts = str(child[0]).split(LOOKUP_SEP)
+        if parts[0] in annotations or hasattr(child[1], "resolve_expression"):
+            return False  # an ``F()`` may name an annotation too; ``filter()`` as before
+        current: Any = model
+        for part in parts:
+            try:
+                field = current._meta.pk if part == "pk" else current._meta.get_field(part)
+            except (FieldDoesNotExist, AttributeError):
+                break  # a lookup or a transform: the path ends here
+            if not field.is_relation or field.related_model is None:
+                break
+            if field.one_to_many or field.many_to_many:
+                crosses = True
+            current = field.related_model
+    return crosses

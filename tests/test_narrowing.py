@@ -196,7 +196,6 @@ OTHER = [
     ("or", Article, Q(organization_id=5) | Q(organization_id=6)),
     ("negated", Article, ~Q(organization_id=5)),
     ("expression value", Book, Q(pages=models.F("pages"))),
-    ("reverse relation", Author, Q(books=3)),
 ]
 
 
@@ -208,6 +207,39 @@ def test_anything_else_goes_through_filter(label, model, condition, filter_calls
     narrowed = narrow(queryset, condition)
     assert len(filter_calls) == 1
     assert sql(narrowed) == expected
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [Q(books=3), Q(books__title="x") | Q(books__title="y"), {"books__title__startswith": "x"}],
+    ids=["reverse relation", "or through it", "a lookup through it"],
+)
+def test_a_condition_through_a_multi_valued_relation_is_a_subquery(condition, filter_calls):
+    """A condition through a reverse foreign key or a many-to-many relation joined one row
+    per matching related row (an author with two such books was read twice, and a lookup
+    of it found two rows): the rows it lets through are asked in one subquery of the
+    model's, and the queryset itself joins nothing (rev-fixes54)."""
+    q = condition if isinstance(condition, Q) else Q(**condition)
+    inner = Author._base_manager.filter(q).values("pk")
+    expected = sql(Author.objects.filter(pk__in=inner))
+    filter_calls.clear()
+    narrowed = narrow(Author.objects.all(), condition)
+    assert sql(narrowed) == expected
+    assert [args for args, _ in filter_calls] == [(q,), ()]
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [Q(book_total__gt=0, books__title="x"), Q(books__pages__gt=models.F("book_total"))],
+    ids=["named", "compared with"],
+)
+def test_a_multi_valued_condition_with_an_annotation_goes_through_filter(condition, filter_calls):
+    """A subquery over the model would not know the queryset's annotation: ``filter()``."""
+    queryset = _Annotated.queryset()
+    expected = sql(queryset.filter(condition))
+    filter_calls.clear()
+    assert sql(narrow(queryset, condition)) == expected
+    assert len(filter_calls) == 1
 
 
 def test_an_isnull_value_not_a_boolean_goes_through_filter(filter_calls):

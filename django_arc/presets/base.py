@@ -90,7 +90,8 @@ class Preset:
         :func:`~django_arc.narrowing.narrow` call (one ``filter()`` for those that are not a
         plain column condition), so a request pays for one queryset clone however many
         presets narrow it; conditions on the same multi-valued relation must then hold for
-        the same related row. Prefer it to
+        the same related row, and are asked in one subquery (``pk__in``), so a row matching
+        through several related rows is still one row. Prefer it to
         :meth:`filter_queryset` for anything a ``Q`` can say."""
         return None
 

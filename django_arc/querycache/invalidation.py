@@ -34,7 +34,11 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models, router, transaction
+from django.db.models.expressions import RawSQL
+from django.db.models.lookups import Lookup
 from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save
+from django.db.models.sql.query import Query
+from django.db.models.sql.where import ExtraWhere, WhereNode
 
 from .. import redis_alias
 from ..query import relation_named
@@ -515,13 +519,16 @@ def _condition_reads(
 def conditions_invalidate(view: Any) -> bool:
     """Whether every write that can change which rows the caller may see invalidates the
     answer: the conditions django-arc adds to the rows of the request — the permission's
-    ``filters`` and the presets' ``row_filter`` — must read only models whose writes bump
-    the resource (its own, and those its answers read: :func:`_models_read`). A permission
-    filtering through another model (``{"organization__memberships__user": user_id}``)
-    makes the answer depend on that model's rows: a membership revoked changes which rows
-    the caller may see, with no write that retires the entry, so such an answer is not
-    stored (``watch()`` connects signals at start-up, in every process, and cannot know
-    at that time what a permission will filter by)."""
+    ``filters``, the presets' ``row_filter``, and what the presets' ``filter_queryset`` and
+    ``search`` add to the queryset — must read only models whose writes bump the resource
+    (its own, and those its answers read: :func:`_models_read`). A permission filtering
+    through another model (``{"organization__memberships__user": user_id}``) makes the
+    answer depend on that model's rows: a membership revoked changes which rows the caller
+    may see, with no write that retires the entry, so such an answer is not stored
+    (``watch()`` connects signals at start-up, in every process, and cannot know at that
+    time what a permission will filter by). A preset's ``filter_queryset`` joining another
+    model (``queryset.filter(author__name__startswith="pub")``) was not asked: an author
+    renamed out of the condition left their books served as a HIT, list and get."""
     resource = view.resource
     model = resource.model
     conditions = [view.permission_filters]
@@ -530,7 +537,83 @@ def conditions_invalidate(view: Any) -> bool:
     for condition in conditions:
         if condition and not _condition_reads(model, condition, read):
             return False
+    if not _presets_queryset_reads(view, read):
+        return False
     return all(any(r is resource for r in _resources_over(other)) for other in read)
+
+
+def _presets_queryset_reads(view: Any, read: set[type[models.Model]]) -> bool:
+    """Add to ``read`` the models the presets' ``filter_queryset`` (and, on a list that
+    searches, the ``search`` that answers it) read beyond the resource's own queryset: the
+    tables they join, and those of the subqueries they add; False when one adds SQL of its
+    own (``RawSQL``, ``extra()``), whose reads cannot be told. Asked of the queryset these
+    hooks return from ``Resource.get_queryset()``, before and after: what the project's
+    ``get_queryset`` reads itself is the project's to tag (docs/query-cache.md). Costs
+    nothing for a resource whose presets override neither hook (the presets shipped)."""
+    from ..filters import presets_search
+    from ..presets.base import Preset
+
+    resource = view.resource
+    narrowing = [
+        p for p in resource.preset_list if type(p).filter_queryset is not Preset.filter_queryset
+    ]
+    query = getattr(view, "list_query", None) if view.action == "list" else None
+    term = getattr(query, "search", None)
+    searching = bool(term) and presets_search(resource)
+    if not narrowing and not searching:
+        return True
+    base = resource.get_queryset(view.request)
+    queryset = base
+    for preset in narrowing:
+        queryset = preset.filter_queryset(view, queryset)
+    if searching:
+        for preset in resource.preset_list:
+            searched = preset.search(view, queryset, term)
+            if searched is not None:
+                queryset = searched
+                break
+    before: set[str] = set()
+    after: set[str] = set()
+    if not _tables_read(base.query, before) or not _tables_read(queryset.query, after):
+        return False
+    added = after - before
+    if not added:
+        return True
+    by_table = {
+        m._meta.db_table: m._meta.concrete_model
+        for m in apps.get_models(include_auto_created=True)
+        if not m._meta.proxy
+    }
+    for table in added:
+        other = by_table.get(table)
+        if other is None:
+            return False  # a table no model of the project is over: nothing bumps it
+        read.add(other)
+    return True
+
+
+def _tables_read(query: Any, found: set[str]) -> bool:
+    """Add to ``found`` the tables ``query`` (a ``Query``) reads: those it joins and those
+    of every subquery in its conditions, annotations and combined queries; False when it
+    holds SQL of its own (``RawSQL``, ``extra()``), whose reads cannot be told."""
+    if query.extra or query.extra_tables:
+        return False
+    found.update(join.table_name for join in query.alias_map.values())
+    nodes = [query.where, *query.annotations.values()]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, Query):
+            if not _tables_read(node, found):
+                return False
+        elif isinstance(node, (RawSQL, ExtraWhere)):
+            return False
+        elif isinstance(node, WhereNode):
+            nodes.extend(node.children)
+        elif isinstance(node, Lookup):
+            nodes.extend((node.lhs, node.rhs))
+        elif hasattr(node, "get_source_expressions"):
+            nodes.extend(node.get_source_expressions())
+    return all(_tables_read(combined, found) for combined in query.combined_queries)
 
 
 def watch(resource: Any) -> None:
