@@ -987,7 +987,10 @@ class ArcRangeField(serializers.ModelField):
         if not isinstance(instance, models.Model):
             return value
         held = self.model_field.value_from_object(instance)
-        return held if isinstance(held, InfiniteBoundRange) and held == value else value
+        if not isinstance(held, InfiniteBoundRange) or isinstance(value, InfiniteBoundRange):
+            return value
+        shown = (held.lower, held.upper, held.bounds, held.isempty)
+        return held if shown == (value.lower, value.upper, value.bounds, value.isempty) else value
 
     def to_representation(self, obj: Any) -> Any:
         value = self.model_field.value_from_object(obj)
