@@ -936,6 +936,40 @@ def _infinite_bound_range(
     return InfiniteBoundRange.of(lower, upper, bounds)
 
 
+def rendered_alike(model_field: Any, value: Any) -> list[Any]:
+    """``value`` (a filter's range) and the ranges PostgreSQL holds apart from it that
+    render as it: a time range's unbounded side may be held as ``infinity``/``-infinity``,
+    inclusive or not, which renders unbounded too (:mod:`django_arc.ranges`). Compared with
+    the unbounded range alone, ``?window=`` with the very value a row shows did not find
+    it, and ``[ne]`` listed it. Any other value is itself alone."""
+    target = _concrete(model_field)
+    if (
+        RangeField is None
+        or not isinstance(target, RangeField)
+        or _concrete(target.base_field).get_internal_type() not in _TIME_TYPES
+        or not isinstance(value, Range)
+        or value.isempty
+        or (value.lower is not None and value.upper is not None)
+    ):
+        return [value]
+    lowers = (
+        [(value.lower, value.bounds[0])]
+        if value.lower is not None
+        else [(None, "("), ("-infinity", "("), ("-infinity", "[")]
+    )
+    uppers = (
+        [(value.upper, value.bounds[1])]
+        if value.upper is not None
+        else [(None, ")"), ("infinity", ")"), ("infinity", "]")]
+    )
+    alike = [value]
+    for lower, low_bound in lowers:
+        for upper, up_bound in uppers:
+            if lower in INFINITE or upper in INFINITE:
+                alike.append(InfiniteBoundRange.of(lower, upper, low_bound + up_bound))
+    return alike
+
+
 def _canonical_range(target: Any, lower: Any, upper: Any, bounds: str) -> Any:
     """The range PostgreSQL stores for ``lower``, ``upper`` and ``bounds``: an unbounded end
     is exclusive, a discrete range (integers, dates) is ``[)``, a range holding no value is
@@ -1130,6 +1164,7 @@ class FilterField:
                     if len(parts) > MAX_IN_VALUES:
                         raise _Refused(f"at most {MAX_IN_VALUES} values")
                     values = [self._choice(parse_value(self.model_field, p), p) for p in parts]
+                values = [alike for v in values for alike in rendered_alike(self.model_field, v)]
                 q = Q(**{f"{self.path}__in": values})
                 return ~q if op == "nin" else q
             if op in TEXT_OPERATORS:
@@ -1137,10 +1172,14 @@ class FilterField:
                 path = pattern_path(self.model_field, self.path)
                 return Q(**{f"{path}__{_TEXT_LOOKUPS[op]}": raw})
             value = parse_value(self.model_field, raw)
-            if op == "eq":
-                return Q(**{self.path: self._choice(value, raw)})
-            if op == "ne":
-                return ~Q(**{self.path: self._choice(value, raw)})
+            if op in ("eq", "ne"):
+                alike = rendered_alike(self.model_field, value)
+                q = (
+                    Q(**{f"{self.path}__in": alike})
+                    if len(alike) > 1
+                    else Q(**{self.path: self._choice(value, raw)})
+                )
+                return ~q if op == "ne" else q
             return Q(**{f"{self.path}__{op}": value})
         except _Refused as exc:
             raise InvalidQuery(param, str(exc)) from None

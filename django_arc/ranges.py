@@ -42,6 +42,17 @@ class InfiniteBoundRange(Range or object):  # type: ignore[misc]
 
     __slots__ = ("stored",)
 
+    def __eq__(self, other: object) -> bool:
+        # PostgreSQL holds it apart from the unbounded range it renders as: equal to that
+        # one, Django's ``__in`` lookup (an ``OrderedSet`` of its values) dropped it as a
+        # duplicate, so a filter could not name the row's own value beside the unbounded one
+        if isinstance(other, InfiniteBoundRange):
+            return self.stored == other.stored
+        return False if isinstance(other, Range) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.stored)
+
     def __getstate__(self) -> dict[str, Any]:
         # Range's own reads ``self.__slots__``, which is now only ours
         return {slot: getattr(self, slot) for slot in (*Range.__slots__, "stored")}

@@ -49,6 +49,7 @@ from .query import (
     refuse_json_constant,
     spells_a_duration,
 )
+from .ranges import InfiniteBoundRange
 
 #: no default of the field's own (``_read_only_defaults``)
 _NO_DEFAULT = object()
@@ -998,7 +999,22 @@ class ArcRangeField(serializers.ModelField):
             value = range_value(self.model_field, dict(data))
         except ValueError as exc:
             raise serializers.ValidationError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
-        return value
+        return self._as_held(value)
+
+    def _as_held(self, value: Any) -> Any:
+        """``value``, or the row's own range when ``value`` is that range as rendered: a
+        bound PostgreSQL holds as ``infinity`` renders unbounded
+        (:class:`~django_arc.ranges.InfiniteBoundRange`), so a client sending the row back
+        as it read it (a ``PUT`` of the whole body, a ``PATCH`` naming the range unchanged)
+        rewrote ``infinity`` as unbounded, a change of a value the API showed unchanged."""
+        instance = getattr(self.parent, "instance", None)
+        if not isinstance(instance, models.Model):
+            return value
+        held = self.model_field.value_from_object(instance)
+        if not isinstance(held, InfiniteBoundRange) or isinstance(value, InfiniteBoundRange):
+            return value
+        shown = (held.lower, held.upper, held.bounds, held.isempty)
+        return held if shown == (value.lower, value.upper, value.bounds, value.isempty) else value
 
     def to_representation(self, obj: Any) -> Any:
         value = self.model_field.value_from_object(obj)
