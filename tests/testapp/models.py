@@ -614,3 +614,33 @@ class Fs10aChippedDog(Animal):
     after its parent's row was written."""
 
     chip = models.CharField(max_length=20, unique=True)
+
+
+# -- rev-generic: generic relations and model inheritance under tenancy --------------------------
+
+
+class RgComment(models.Model):
+    """A tenant's comment on any row, comments included: a reply is a comment whose target
+    is another comment, and deleting a comment deletes its replies (Django's collector
+    follows a ``GenericRelation`` as a cascade)."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    content_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.CASCADE)
+    object_id = models.PositiveIntegerField()
+    target = GenericForeignKey("content_type", "object_id")
+    text = models.CharField(max_length=50)
+    replies = GenericRelation("self")
+
+
+class RgPlace(models.Model):
+    """A multi-table parent holding the tenant field its children inherit."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    name = models.CharField(max_length=50)
+
+
+class RgShop(RgPlace):
+    """A multi-table child whose tenant field lives on its parent's table."""
+
+    kind = models.CharField(max_length=20, default="")
