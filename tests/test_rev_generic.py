@@ -206,3 +206,68 @@ def test_rg_content_type_and_object_id_filters_refuse_bad_values_naming_them(set
         r = api.get("/rg/comments/", {"content_type": kind})
         assert [row["text"] for row in r.json()["docs"]] == ["on a place"]
         assert api.get("/rg/comments/", {"content_type": 99999}).json()["docs"] == []
+
+
+def test_rg_bulk_writes_of_multi_table_children_write_both_tables_within_the_tenant(settings):
+    """A bulk create of children stores the caller's tenant on each parent row; a bulk
+    update by filter writes a parent column and a child column at once, on this tenant's
+    children only; another tenant's child with the same name is untouched."""
+    org, other = OrganizationFactory(), OrganizationFactory()
+    api, _ = _rg_member(org)
+    RgShop.objects.create(organization=other, name="same", kind="k")
+    with site_mounted(settings, "rg", rg_site):
+        r = api.post(
+            "/rg/shops/bulk/",
+            {"items": [{"name": "same", "kind": "a"}, {"name": "two", "kind": "b"}]},
+            format="json",
+        )
+        assert r.status_code == 201, r.content
+        assert RgPlace.objects.filter(organization=org).count() == 2
+        r = api.patch(
+            "/rg/shops/bulk/",
+            {"filter": {"name": "same"}, "data": {"name": "renamed", "kind": "z"}},
+            format="json",
+        )
+        assert r.status_code == 200, r.content
+    assert sorted(RgShop.objects.values_list("organization", "name", "kind")) == sorted(
+        [(other.pk, "same", "k"), (org.pk, "renamed", "z"), (org.pk, "two", "b")]
+    )
+    assert OutboxEvent.objects.filter(type="shops.updated").count() == 1
+
+
+@rg_site.register
+class RgMyShopResource(Resource):
+    """Every member reads the tenant's shops; only a shop's owner deletes it (the owner
+    field, like the tenant's, is the parent's column)."""
+
+    model = RgShop
+    name = "my-shops"
+    fields = ["id", "organization", "owner", "name", "kind", "near"]
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Bulk()]
+    permissions = RG_MEMBERS
+
+
+def test_rg_a_childs_delete_cascading_through_its_parents_relation_is_judged(settings):
+    """Another member's shop is near my shop (``near``, a parent's foreign key to the
+    parent): deleting my shop deletes its place row, which cascades into the places near it
+    and from each into its shop row. The check's walk counted a cascade into the parent's
+    rows as another model's, so the delete went unjudged (200, their shop gone) though a
+    delete of their shop is refused (403). Now 409, single and bulk, nothing deleted."""
+    org = OrganizationFactory()
+    api, me = _rg_member(org)
+    _, them = _rg_member(org)
+    mine = RgShop.objects.create(organization=org, owner=me, name="mine")
+    theirs = RgShop.objects.create(organization=org, owner=them, name="theirs", near=mine)
+    with site_mounted(settings, "rg", rg_site):
+        assert_error(api.delete(f"/rg/my-shops/{theirs.pk}/"), 403, "OWNERSHIP_DENIED")
+        for r in (
+            api.delete(f"/rg/my-shops/{mine.pk}/"),
+            api.delete("/rg/my-shops/bulk/", {"ids": [mine.pk]}, format="json"),
+        ):
+            body = assert_error(r, 409, "CONFLICT")
+            assert body["error"] == "Cannot delete: other records still refer to this one"
+        assert RgShop.objects.count() == 2 and RgPlace.objects.count() == 2
+        RgPlace.objects.filter(pk=theirs.pk).update(near=None)
+        assert api.delete(f"/rg/my-shops/{mine.pk}/").status_code == 200
+    assert list(RgShop.objects.values_list("name", flat=True)) == ["theirs"]
+    assert list(RgPlace.objects.values_list("name", flat=True)) == ["theirs"]

@@ -634,10 +634,15 @@ class RgComment(models.Model):
 
 
 class RgPlace(models.Model):
-    """A multi-table parent holding the tenant field its children inherit."""
+    """A multi-table parent holding the tenant field its children inherit, their owner,
+    and a place it is near (deleting a place deletes the places near it)."""
 
     organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
     name = models.CharField(max_length=50)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    near = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="nearby"
+    )
 
 
 class RgShop(RgPlace):
