@@ -271,3 +271,33 @@ def test_rg_a_childs_delete_cascading_through_its_parents_relation_is_judged(set
         assert api.delete(f"/rg/my-shops/{mine.pk}/").status_code == 200
     assert list(RgShop.objects.values_list("name", flat=True)) == ["theirs"]
     assert list(RgPlace.objects.values_list("name", flat=True)) == ["theirs"]
+
+
+def test_rg_keyset_pages_sorted_by_a_parents_column_walk_the_tenants_children_once(settings):
+    """A cursor over a child sorted by its parent's column (ties broken by the primary key,
+    the parent link) lists each of this tenant's children once, in order, both ways."""
+    org, other = OrganizationFactory(), OrganizationFactory()
+    api, _ = _rg_member(org)
+    for i, name in enumerate(["b", "a", "b", "c", "a"]):
+        RgShop.objects.create(organization=org, name=name, kind=str(i % 2))
+    RgShop.objects.create(organization=other, name="a", kind="0")
+    mine = {shop.pk: (shop.kind, shop.name) for shop in RgShop.objects.filter(organization=org)}
+    with site_mounted(settings, "rg", rg_site):
+        for sort in ("name", "-name", "kind,-name"):
+            seen, after = [], ""
+            while True:
+                r = api.get("/rg/shops/", {"sort": sort, "limit": 2, "after": after})
+                assert r.status_code == 200, r.content
+                seen += [row["id"] for row in r.json()["docs"]]
+                if not r.json()["hasNext"]:
+                    break
+                after = r.json()["next"]
+            assert sorted(seen) == sorted(mine), sort
+            keys = [mine[pk][1] for pk in seen] if sort != "kind,-name" else None
+            if sort == "name":
+                assert keys == sorted(keys)
+            elif sort == "-name":
+                assert keys == sorted(keys, reverse=True)
+            else:
+                pairs = [(mine[pk][0], mine[pk][1]) for pk in seen]
+                assert pairs == sorted(pairs, key=lambda p: (p[0], [-ord(c) for c in p[1]]))
