@@ -2246,14 +2246,22 @@ def _cascades_into_itself(model: type[models.Model]) -> bool:
     """Whether deleting a row of ``model`` may delete other rows of its table: a chain of
     ``on_delete=CASCADE`` relations from the model (or a proxy, a child) back to itself,
     directly (a tree's parent) or through rows of other models (a sheet in a slot of
-    another sheet: only a direct relation was asked, so such a cascade went unjudged)."""
+    another sheet: only a direct relation was asked, so such a cascade went unjudged), or
+    into rows of a multi-table parent, which may be the parent rows of other rows of the
+    model (a shop's place, the places near it: a child was judged only by its own table).
+    A ``GenericRelation`` is such a link too: Django's collector deletes the rows it holds
+    with the row (``bulk_related_objects``), whatever their ``on_delete`` (a comment's
+    replies, comments on the comment: they were deleted unjudged)."""
     concrete = model._meta.concrete_model
     seen = {concrete}
     todo = [concrete]
     while todo:
-        # the relations Django's collector follows, hidden ones (``related_name="+"``) too
+        # the relations Django's collector follows, hidden ones (``related_name="+"``) and
+        # generic ones (a model's ``private_fields``) too
         for rel in todo.pop()._meta.get_fields(include_hidden=True):
-            if not (
+            if hasattr(rel, "bulk_related_objects"):
+                pass  # a GenericRelation: the collector deletes what it holds
+            elif not (
                 rel.auto_created
                 and not rel.concrete
                 and (rel.one_to_one or rel.one_to_many)
@@ -2262,9 +2270,13 @@ def _cascades_into_itself(model: type[models.Model]) -> bool:
                 continue
             reached = rel.related_model._meta.concrete_model
             # a multi-table child's row deletes its parents' rows with it; the row's own
-            # child part (its parent link) is the same row, whose relations lead on
+            # child part (its parent link) is the same row, whose relations lead on. Rows
+            # of a parent of the model reached otherwise may be other rows of the model (a
+            # shop's place deleting the places near it, and their shops with them)
             if not getattr(rel, "parent_link", False) and (
-                reached is concrete or concrete in reached._meta.get_parent_list()
+                reached is concrete
+                or concrete in reached._meta.get_parent_list()
+                or reached in concrete._meta.get_parent_list()
             ):
                 return True
             if reached not in seen:

@@ -631,3 +631,38 @@ class RevNumTally(models.Model):
     #: more digits than a binary float holds exactly (15 to 17)
     wide = models.DecimalField(max_digits=30, decimal_places=10, default=0)
     ratio = models.FloatField(default=0)
+
+
+# -- rev-generic: generic relations and model inheritance under tenancy --------------------------
+
+
+class RgComment(models.Model):
+    """A tenant's comment on any row, comments included: a reply is a comment whose target
+    is another comment, and deleting a comment deletes its replies (Django's collector
+    follows a ``GenericRelation`` as a cascade)."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    content_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.CASCADE)
+    object_id = models.PositiveIntegerField()
+    target = GenericForeignKey("content_type", "object_id")
+    text = models.CharField(max_length=50)
+    replies = GenericRelation("self")
+
+
+class RgPlace(models.Model):
+    """A multi-table parent holding the tenant field its children inherit, their owner,
+    and a place it is near (deleting a place deletes the places near it)."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    name = models.CharField(max_length=50)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    near = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="nearby"
+    )
+
+
+class RgShop(RgPlace):
+    """A multi-table child whose tenant field lives on its parent's table."""
+
+    kind = models.CharField(max_length=20, default="")
