@@ -1999,11 +1999,14 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         connection = connections[alias]
         if connection.features.has_select_for_update and connection.in_atomic_block:
             # a row another request deleted since this one read it: collected as before,
-            # deleting nothing, answered 404 by the caller
+            # deleting nothing, answered 404 by the caller. Unordered: a ``Meta.ordering``
+            # across a nullable relation (a tree's ``parent__name``) is a LEFT OUTER JOIN,
+            # whose nullable side PostgreSQL refuses to lock (every such delete a 500)
             list(
                 model._base_manager.using(alias)
                 .select_for_update()
                 .filter(pk=instance.pk)
+                .order_by()
                 .values_list("pk", flat=True)
             )
         collector = self.refuse_cascade_beyond_reach([instance])
