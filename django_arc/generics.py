@@ -50,6 +50,7 @@ from django.db import (
 from django.db.models import Q
 from django.db.models.deletion import Collector
 from django.db.models.functions import Random
+from django.db.models.sql.where import AND
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.http.request import RawPostDataException
 from django.utils.functional import cached_property
@@ -358,13 +359,16 @@ def _dress_selects(serializer: Any) -> None:
             relation.display_value = functools.partial(_key_label, relation)
 
 
-def _narrows(given: Any, queryset: Any) -> bool:
+def _narrows(given: Any, queryset: Any) -> bool | None:
     """Whether a preset's ``related_queryset`` narrowed ``given`` to ``queryset``: told by
-    their ``WHERE``, not by the object returned. A new queryset that filters nothing (a
-    project preset's ``model.objects.all()``, the given one cloned) counted as narrowed,
-    and the form's select named every row (:func:`_dress_selects`); a ``WHERE`` no other
-    than the given one's, or none, narrows nothing. What is no queryset is told by
-    identity, as before; a manager by its ``all()``."""
+    their ``WHERE``, not by the object returned. ``True``: ``queryset`` keeps every
+    condition of ``given`` (ANDed) and adds its own; ``False``: it filters as ``given`` does
+    (none, or the given one's: a new but unfiltered queryset, the given one cloned, narrows
+    nothing); ``None``: it filters otherwise, which may be wider (another queryset of the
+    model, ``given | other``), so the rows are not known to be narrowed any more. Counted
+    as narrowed, such a widening after a tenant's narrowing named another tenant's rows in a
+    form's select (:func:`_dress_selects`). What is no queryset is told by identity, as
+    before; a manager by its ``all()``."""
     if queryset is given:
         return False
     # DRF's model serializer gives a relation the related model's manager
@@ -373,8 +377,18 @@ def _narrows(given: Any, queryset: Any) -> bool:
     )
     if not (isinstance(given, models.QuerySet) and isinstance(queryset, models.QuerySet)):
         return True
-    where = queryset.query.where
-    return bool(where) and where != given.query.where
+    before, where = given.query.where, queryset.query.where
+    if where == before or not where:
+        return False if not before or where == before else None
+    if not before:
+        return True
+    kept = before.children if _conjunction(before) else [before]
+    return True if _conjunction(where) and all(c in where.children for c in kept) else None
+
+
+def _conjunction(where: Any) -> bool:
+    """Whether a ``WHERE`` node is its children ANDed (not negated)."""
+    return where.connector == AND and not where.negated
 
 
 def _key_label(relation: RelatedField, row: Any) -> str:
@@ -1442,10 +1456,15 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         def narrowed(queryset: Any) -> Any:
             for preset in presets:
                 given, queryset = queryset, preset.related_queryset(self, queryset)
-                if _narrows(given, queryset):
+                narrows = _narrows(given, queryset)
+                if narrows:
                     # the rows a body may name are the caller's (its tenant's): a form
                     # may show their names (:func:`_dress_selects`)
                     relation.arc_narrowed = True
+                elif narrows is None:
+                    # filtered otherwise, maybe wider than a narrowing before (another
+                    # tenant's rows): named by key again, unless a later preset narrows
+                    relation.arc_narrowed = False
             return queryset
 
         if getattr(relation, "queryset", None) is not None:

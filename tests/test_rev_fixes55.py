@@ -1,12 +1,17 @@
 """rev-fixes55: a review of fix-seen10d (one collection per hard delete, the root locked
 first) and fix-seen10a (a preset's after_write UPDATE read back, _narrows)."""
 
+import re
+
 import pytest
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.views import APIView
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from django_arc.outbox.models import OutboxEvent
-from tests.factories import MembershipFactory, OrganizationFactory
+from shop.models import Order, Product
+from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import client_for, site_mounted
 from tests.testapp.models import Folder
 
@@ -55,3 +60,89 @@ def test_rf55_a_tree_ordered_across_its_nullable_parent_deletes(rf55_mounted, mo
     assert r.status_code == 200, r.content
     assert not Folder.objects.exists()
     assert [e.type for e in OutboxEvent.objects.all()] == ["rf55-folders.deleted"]
+
+
+# -- fix-seen10a: a preset widening a relation after another narrowed it ----------------------
+
+
+class _Rf55Widening(presets.Preset):
+    """A project preset whose ``related_queryset`` returns a new queryset of the related
+    model, filtered, in place of the one given: the products in stock, of every tenant."""
+
+    def related_queryset(self, view, queryset):
+        if queryset.model is Product:
+            return Product.objects.filter(in_stock=True)
+        return queryset
+
+
+class _Rf55Joining(presets.Preset):
+    """A project preset adding the products flagged public to those given (an OR)."""
+
+    def related_queryset(self, view, queryset):
+        if queryset.model is Product:
+            return queryset | Product.objects.filter(status="active")
+        return queryset
+
+
+class _Rf55Narrowing(presets.Preset):
+    """A project preset keeping, of the rows given, those in stock (a narrowing)."""
+
+    def related_queryset(self, view, queryset):
+        if queryset.model is Product:
+            return queryset.filter(in_stock=True)
+        return queryset
+
+
+for _rf55_name, _rf55_preset in (
+    ("widening", _Rf55Widening),
+    ("joining", _Rf55Joining),
+    ("narrowing", _Rf55Narrowing),
+):
+    rf55_site.register(
+        type(
+            f"_Rf55Orders{_rf55_name.title()}",
+            (Resource,),
+            {
+                "__module__": __name__,
+                "model": Order,
+                "name": f"rf55-orders-{_rf55_name}",
+                "fields": ["id", "organization", "product", "quantity", "customer_email"],
+                "presets": [presets.MultiTenant(), _rf55_preset()],
+                "permissions": RF55_MEMBERS,
+            },
+        )
+    )
+
+
+def _rf55_options(page, name):
+    form = re.search(r'<form[^>]*method="POST".*?</form>', page.content.decode(), re.S)[0]
+    select = re.search(rf'<select[^>]* name="{name}".*?</select>', form, re.S)[0]
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select)
+    return [(value, label.strip()) for value, label in options if value]
+
+
+@pytest.mark.parametrize("shape", ["widening", "joining", "narrowing"])
+def test_rf55_a_relation_widened_after_the_tenant_narrowed_it_is_labelled_by_key(
+    rf55_mounted, monkeypatch, shape
+):
+    """MultiTenant narrows an order's products to the caller's, then a project preset
+    returns another queryset: the model's in-stock rows of every tenant (``widening``), or
+    the given ones OR the active ones (``joining``). Both were counted as narrowed (their
+    WHERE is another than the one given), so the create form's select named another
+    tenant's products. A queryset that does not keep every condition of the one given
+    (AND) is not known to be narrowed any more: its options are labelled by key. One that
+    keeps them and adds its own (``narrowing``) still names the caller's rows."""
+    monkeypatch.setattr(APIView, "renderer_classes", [JSONRenderer, BrowsableAPIRenderer])
+    ours, theirs = OrganizationFactory(), OrganizationFactory()
+    mine = ProductFactory(organization=ours, name="our-product", status="active")
+    other = ProductFactory(organization=theirs, name="their-secret-product", status="active")
+    api, _ = _rf55_member(ours)
+    page = api.get(f"/rf55/rf55-orders-{shape}/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200, page.content
+    assert "their-secret-product" not in page.content.decode()
+    options = _rf55_options(page, "product")
+    if shape == "narrowing":
+        assert options == [(str(mine.pk), "our-product")]
+    else:
+        assert (str(other.pk), str(other.pk)) in options
+        assert (str(mine.pk), str(mine.pk)) in options
