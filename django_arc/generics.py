@@ -2424,9 +2424,12 @@ def _stated_length(request: Any) -> int:
 def _same_stored(field: Any, stored: Any, value: Any) -> bool:
     """Whether a forced ``value`` (a key, or the row it names) is what the database holds in
     ``field``'s column (``stored``): both read as the column's Python type, as a scope's
-    organization id may be text while the column is an integer."""
+    organization id may be text while the column is an integer. A row is compared by the
+    field its relation stores (a ``to_field`` relation's slug, not the row's primary key:
+    every write forcing such a row read back as moved, a 500)."""
     if isinstance(value, models.Model):
-        value = value.pk
+        target = getattr(field, "target_field", None) if field.is_relation else None
+        value = value.pk if target is None else getattr(value, target.attname)
     try:
         return field.to_python(stored) == field.to_python(value)
     except (DjangoValidationError, TypeError, ValueError):

@@ -4,6 +4,7 @@ first) and fix-seen10a (a preset's after_write UPDATE read back, _narrows)."""
 import re
 
 import pytest
+from django.db.models import F
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.views import APIView
 
@@ -13,7 +14,7 @@ from django_arc.outbox.models import OutboxEvent
 from shop.models import Order, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import client_for, site_mounted
-from tests.testapp.models import Folder
+from tests.testapp.models import Folder, SlugLedger
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +147,61 @@ def test_rf55_a_relation_widened_after_the_tenant_narrowed_it_is_labelled_by_key
     else:
         assert (str(other.pk), str(other.pk)) in options
         assert (str(mine.pk), str(mine.pk)) in options
+
+
+# -- fix-seen10a: the stored check of a row forced to a model instance -------------------------
+
+
+class _Rf55ForcedOrganization(presets.Preset):
+    """A project preset forcing the tenant as a row (an ``Organization``), not its key, on
+    a foreign key to the organization's slug, and touching the written row with
+    ``QuerySet.update()`` after the write (a counter, a timestamp), moving nothing."""
+
+    organization = None
+
+    def write_values(self, view, instance=None):
+        return {"organization": type(self).organization}
+
+    def after_write(self, view, verb, instance, before, after):
+        SlugLedger.objects.filter(pk=instance.pk).update(name=F("name"))
+
+    def after_write_many(self, view, verb, records):
+        pks = [instance.pk for instance, _, _ in records]
+        SlugLedger.objects.filter(pk__in=pks).update(name=F("name"))
+
+
+@rf55_site.register
+class _Rf55SlugLedgers(Resource):
+    model = SlugLedger
+    name = "rf55-slug-ledgers"
+    fields = ["id", "name", "organization"]
+    read_only_fields = ["organization"]
+    presets = [_Rf55ForcedOrganization(), presets.Bulk()]
+    permissions = {k: P.require_auth() for k in ("list", "get", "create", "update")}
+
+
+@pytest.mark.parametrize("route", ["create", "update", "bulk create", "bulk update"])
+def test_rf55_a_forced_row_on_a_to_field_relation_is_read_back_as_kept(
+    rf55_mounted, monkeypatch, route
+):
+    """The stored check (after a preset's ``after_write`` ran an UPDATE) compared a forced
+    row by its primary key with what the column holds, the row's slug on a ``to_field``
+    relation: every write was a 500 though nothing moved. A forced row is compared by the
+    field its relation stores."""
+    org = OrganizationFactory(slug="rf55-org")
+    monkeypatch.setattr(_Rf55ForcedOrganization, "organization", org)
+    api = client_for(MembershipFactory(organization=org).user)
+    api.raise_request_exception = False
+    kept = SlugLedger.objects.create(organization=org, name="kept")
+    if route == "create":
+        r = api.post("/rf55/rf55-slug-ledgers/", {"name": "new"}, format="json")
+    elif route == "update":
+        r = api.patch(f"/rf55/rf55-slug-ledgers/{kept.pk}/", {"name": "x"}, format="json")
+    elif route == "bulk create":
+        r = api.post("/rf55/rf55-slug-ledgers/bulk/", {"items": [{"name": "new"}]}, format="json")
+    else:
+        body = {"items": [{"id": kept.pk, "name": "x"}]}
+        r = api.patch("/rf55/rf55-slug-ledgers/bulk/", body, format="json")
+    assert r.status_code in (200, 201), r.content
+    assert set(SlugLedger.objects.values_list("organization_id", flat=True)) == {"rf55-org"}
+    assert SlugLedger.objects.count() == (2 if "create" in route else 1)
