@@ -76,6 +76,15 @@ class _Rf55Widening(presets.Preset):
         return queryset
 
 
+class _Rf55Replacing(presets.Preset):
+    """A project preset returning the related model's every row (``all()``, no WHERE)."""
+
+    def related_queryset(self, view, queryset):
+        if queryset.model is Product:
+            return Product.objects.all()
+        return queryset
+
+
 class _Rf55Joining(presets.Preset):
     """A project preset adding the products flagged public to those given (an OR)."""
 
@@ -96,6 +105,7 @@ class _Rf55Narrowing(presets.Preset):
 
 for _rf55_name, _rf55_preset in (
     ("widening", _Rf55Widening),
+    ("replacing", _Rf55Replacing),
     ("joining", _Rf55Joining),
     ("narrowing", _Rf55Narrowing),
 ):
@@ -122,14 +132,14 @@ def _rf55_options(page, name):
     return [(value, label.strip()) for value, label in options if value]
 
 
-@pytest.mark.parametrize("shape", ["widening", "joining", "narrowing"])
+@pytest.mark.parametrize("shape", ["widening", "replacing", "joining", "narrowing"])
 def test_rf55_a_relation_widened_after_the_tenant_narrowed_it_is_labelled_by_key(
     rf55_mounted, monkeypatch, shape
 ):
     """MultiTenant narrows an order's products to the caller's, then a project preset
-    returns another queryset: the model's in-stock rows of every tenant (``widening``), or
-    the given ones OR the active ones (``joining``). Both were counted as narrowed (their
-    WHERE is another than the one given), so the create form's select named another
+    returns another queryset: the model's in-stock rows of every tenant (``widening``), its
+    every row (``replacing``: no WHERE, which kept the narrowing counted), or the given ones
+    OR the active ones (``joining``). Each was counted as narrowed, so the create form's select named another
     tenant's products. A queryset that does not keep every condition of the one given
     (AND) is not known to be narrowed any more: its options are labelled by key. One that
     keeps them and adds its own (``narrowing``) still names the caller's rows."""
