@@ -4,6 +4,7 @@ first) and fix-seen10a (a preset's after_write UPDATE read back, _narrows)."""
 import re
 
 import pytest
+from django.db import connection
 from django.db.models import F
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.views import APIView
@@ -13,6 +14,7 @@ from django_arc import permissions as P
 from django_arc.outbox.models import OutboxEvent
 from shop.models import Order, Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+from tests.factories import member_client as rf55_member_client
 from tests.helpers import client_for, site_mounted
 from tests.testapp.models import Folder, SlugLedger
 
@@ -215,3 +217,37 @@ def test_rf55_a_forced_row_on_a_to_field_relation_is_read_back_as_kept(
     assert r.status_code in (200, 201), r.content
     assert set(SlugLedger.objects.values_list("organization_id", flat=True)) == {"rf55-org"}
     assert SlugLedger.objects.count() == (2 if "create" in route else 1)
+
+
+# -- fix-seen10a: an UPDATE tagged by a project's outer execute wrapper ------------------------
+
+
+@pytest.mark.parametrize("tag", ["/* app=shop */ ", "-- app=shop\n", "\n  /* a */ /* b */ "])
+def test_rf55_a_move_tagged_by_a_projects_query_comment_is_still_caught(
+    rf55_mounted, monkeypatch, tag
+):
+    """A project tagging every statement with a leading SQL comment (an execute wrapper of
+    its own, outside the one arc installs while the presets' ``after_write`` run, as query
+    taggers and tracing tools do) hid the preset's ``UPDATE`` from the watch, which read
+    the statement's first word: the row moved into another organization was answered 201
+    as the caller's. Leading comments are skipped: the move is the 500 it is untagged."""
+    ours, theirs = OrganizationFactory(), OrganizationFactory()
+    single = presets.Audited.after_write
+
+    def rf55_moving_after_write(self, view, verb, instance, before, after):
+        single(self, view, verb, instance, before, after)
+        Product.objects.filter(pk=instance.pk).update(organization_id=theirs.pk)
+
+    monkeypatch.setattr(presets.Audited, "after_write", rf55_moving_after_write)
+
+    def rf55_tagging(execute, sql, params, many, context):
+        return execute(f"{tag}{sql}", params, many, context)
+
+    api = rf55_member_client(ours, "admin")
+    api.raise_request_exception = False
+    body = {"name": "new", "sku": "RF55-1", "price": "1.00"}
+    with connection.execute_wrapper(rf55_tagging):
+        r = api.post("/api/products/", body, format="json")
+    assert r.status_code == 500, r.content
+    assert not Product.objects.exists()
+    assert not OutboxEvent.objects.exists()
