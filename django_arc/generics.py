@@ -2422,19 +2422,20 @@ def _stated_length(request: Any) -> int:
         return 0
 
 
-#: what may come before a statement's first word: whitespace and SQL comments (a project's
-#: own execute wrapper, outside the one watching the presets, tagging every query)
-_LEADING_COMMENTS = re.compile(r"(?:\s+|/\*.*?\*/|--[^\n]*(?:\n|$))*", re.S)
+#: the word an ``UPDATE`` holds, wherever in the statement: after a leading comment (a
+#: project's own execute wrapper, outside the one watching the presets, tagging every
+#: query), in a CTE, in an upsert (``ON CONFLICT … DO UPDATE``, ``bulk_create(
+#: update_conflicts=True)``); a ``SELECT … FOR UPDATE`` holds it too (one read back more)
+_UPDATE_WORD = re.compile(r"\bUPDATE\b", re.I)
 
 
 def _may_update(sql: Any) -> bool:
-    """Whether a statement may be an ``UPDATE`` (:meth:`ResourceGenericViewSet._watching_updates`):
-    its first word after any leading comments, ``UPDATE`` or a ``WITH`` (a CTE may hold
-    one). A project tagging its queries with a leading ``/* … */`` hid a preset's move
-    from the watch, answered as the caller's (201)."""
-    text = str(sql)
-    rest = text[_LEADING_COMMENTS.match(text).end() :]
-    return rest[:6].upper() == "UPDATE" or rest[:4].upper() == "WITH"
+    """Whether a statement may be an ``UPDATE``
+    (:meth:`ResourceGenericViewSet._watching_updates`), told by the word anywhere in it:
+    read as its first word, a preset's move tagged by a leading ``/* … */`` or written by
+    an upsert (an ``INSERT``) was missed and answered as the caller's (201). Values are
+    parameters, not the statement's text; a false alarm costs one read back."""
+    return _UPDATE_WORD.search(str(sql)) is not None
 
 
 def _same_stored(field: Any, stored: Any, value: Any) -> bool:

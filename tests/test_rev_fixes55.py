@@ -251,3 +251,28 @@ def test_rf55_a_move_tagged_by_a_projects_query_comment_is_still_caught(
     assert r.status_code == 500, r.content
     assert not Product.objects.exists()
     assert not OutboxEvent.objects.exists()
+
+
+def test_rf55_a_move_by_an_upsert_is_still_caught(rf55_mounted, monkeypatch):
+    """A preset moving the row with an upsert (``bulk_create(update_conflicts=True)``: an
+    ``INSERT … ON CONFLICT DO UPDATE``) ran no statement starting with ``UPDATE``: the row
+    written into another organization was answered 201. The watch looks for the word."""
+    ours, theirs = OrganizationFactory(), OrganizationFactory()
+    single = presets.Audited.after_write
+
+    def rf55_upserting_after_write(self, view, verb, instance, before, after):
+        single(self, view, verb, instance, before, after)
+        moved = Product(
+            pk=instance.pk, organization=theirs, name=instance.name, sku=instance.sku, price=1
+        )
+        Product.objects.bulk_create(
+            [moved], update_conflicts=True, unique_fields=["id"], update_fields=["organization"]
+        )
+
+    monkeypatch.setattr(presets.Audited, "after_write", rf55_upserting_after_write)
+    api = rf55_member_client(ours, "admin")
+    api.raise_request_exception = False
+    r = api.post("/api/products/", {"name": "new", "sku": "RF55-2", "price": "1.00"})
+    assert r.status_code == 500, r.content
+    assert not Product.objects.exists()
+    assert not OutboxEvent.objects.exists()
