@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any
@@ -50,6 +51,7 @@ from django.db import (
 from django.db.models import Q
 from django.db.models.deletion import Collector
 from django.db.models.functions import Random
+from django.db.models.sql.where import AND
 from django.http import Http404, HttpResponseBase, QueryDict
 from django.http.request import RawPostDataException
 from django.utils.functional import cached_property
@@ -364,13 +366,16 @@ def _dress_selects(serializer: Any) -> None:
             relation.display_value = functools.partial(_key_label, relation)
 
 
-def _narrows(given: Any, queryset: Any) -> bool:
+def _narrows(given: Any, queryset: Any) -> bool | None:
     """Whether a preset's ``related_queryset`` narrowed ``given`` to ``queryset``: told by
-    their ``WHERE``, not by the object returned. A new queryset that filters nothing (a
-    project preset's ``model.objects.all()``, the given one cloned) counted as narrowed,
-    and the form's select named every row (:func:`_dress_selects`); a ``WHERE`` no other
-    than the given one's, or none, narrows nothing. What is no queryset is told by
-    identity, as before; a manager by its ``all()``."""
+    their ``WHERE``, not by the object returned. ``True``: ``queryset`` keeps every
+    condition of ``given`` (ANDed) and adds its own; ``False``: it filters as ``given`` does
+    (none, or the given one's: a new but unfiltered queryset, the given one cloned, narrows
+    nothing); ``None``: it filters otherwise, which may be wider (another queryset of the
+    model, ``given | other``), so the rows are not known to be narrowed any more. Counted
+    as narrowed, such a widening after a tenant's narrowing named another tenant's rows in a
+    form's select (:func:`_dress_selects`). What is no queryset is told by identity, as
+    before; a manager by its ``all()``."""
     if queryset is given:
         return False
     # DRF's model serializer gives a relation the related model's manager
@@ -379,8 +384,18 @@ def _narrows(given: Any, queryset: Any) -> bool:
     )
     if not (isinstance(given, models.QuerySet) and isinstance(queryset, models.QuerySet)):
         return True
-    where = queryset.query.where
-    return bool(where) and where != given.query.where
+    before, where = given.query.where, queryset.query.where
+    if where == before or not where:
+        return False if not before or where == before else None
+    if not before:
+        return True
+    kept = before.children if _conjunction(before) else [before]
+    return True if _conjunction(where) and all(c in where.children for c in kept) else None
+
+
+def _conjunction(where: Any) -> bool:
+    """Whether a ``WHERE`` node is its children ANDed (not negated)."""
+    return where.connector == AND and not where.negated
 
 
 def _key_label(relation: RelatedField, row: Any) -> str:
@@ -1453,10 +1468,15 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         def narrowed(queryset: Any) -> Any:
             for preset in presets:
                 given, queryset = queryset, preset.related_queryset(self, queryset)
-                if _narrows(given, queryset):
+                narrows = _narrows(given, queryset)
+                if narrows:
                     # the rows a body may name are the caller's (its tenant's): a form
                     # may show their names (:func:`_dress_selects`)
                     relation.arc_narrowed = True
+                elif narrows is None:
+                    # filtered otherwise, maybe wider than a narrowing before (another
+                    # tenant's rows): named by key again, unless a later preset narrows
+                    relation.arc_narrowed = False
             return queryset
 
         if getattr(relation, "queryset", None) is not None:
@@ -2010,11 +2030,14 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         connection = connections[alias]
         if connection.features.has_select_for_update and connection.in_atomic_block:
             # a row another request deleted since this one read it: collected as before,
-            # deleting nothing, answered 404 by the caller
+            # deleting nothing, answered 404 by the caller. Unordered: a ``Meta.ordering``
+            # across a nullable relation (a tree's ``parent__name``) is a LEFT OUTER JOIN,
+            # whose nullable side PostgreSQL refuses to lock (every such delete a 500)
             list(
                 model._base_manager.using(alias)
                 .select_for_update()
                 .filter(pk=instance.pk)
+                .order_by()
                 .values_list("pk", flat=True)
             )
         collector = self.refuse_cascade_beyond_reach([instance])
@@ -2123,7 +2146,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         updated: list[bool] = []
 
         def watch(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
-            if not updated and str(sql).lstrip()[:6].upper() == "UPDATE":
+            if not updated and _may_update(sql):
                 updated.append(True)
             return execute(sql, params, many, context)
 
@@ -2422,12 +2445,31 @@ def _stated_length(request: Any) -> int:
         return 0
 
 
+#: the word an ``UPDATE`` holds, wherever in the statement: after a leading comment (a
+#: project's own execute wrapper, outside the one watching the presets, tagging every
+#: query), in a CTE, in an upsert (``ON CONFLICT … DO UPDATE``, ``bulk_create(
+#: update_conflicts=True)``); a ``SELECT … FOR UPDATE`` holds it too (one read back more)
+_UPDATE_WORD = re.compile(r"\bUPDATE\b", re.I)
+
+
+def _may_update(sql: Any) -> bool:
+    """Whether a statement may be an ``UPDATE``
+    (:meth:`ResourceGenericViewSet._watching_updates`), told by the word anywhere in it:
+    read as its first word, a preset's move tagged by a leading ``/* … */`` or written by
+    an upsert (an ``INSERT``) was missed and answered as the caller's (201). Values are
+    parameters, not the statement's text; a false alarm costs one read back."""
+    return _UPDATE_WORD.search(str(sql)) is not None
+
+
 def _same_stored(field: Any, stored: Any, value: Any) -> bool:
     """Whether a forced ``value`` (a key, or the row it names) is what the database holds in
     ``field``'s column (``stored``): both read as the column's Python type, as a scope's
-    organization id may be text while the column is an integer."""
+    organization id may be text while the column is an integer. A row is compared by the
+    field its relation stores (a ``to_field`` relation's slug, not the row's primary key:
+    every write forcing such a row read back as moved, a 500)."""
     if isinstance(value, models.Model):
-        value = value.pk
+        target = getattr(field, "target_field", None) if field.is_relation else None
+        value = value.pk if target is None else getattr(value, target.attname)
     try:
         return field.to_python(stored) == field.to_python(value)
     except (DjangoValidationError, TypeError, ValueError):
