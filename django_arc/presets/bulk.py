@@ -385,7 +385,7 @@ class Bulk(Preset):
                 # locked above, their descendants were not)
                 collector.delete()
                 for row, pk in zip(rows, pks, strict=True):
-                    row.pk = pk  # Django clears it; the hooks and events name the row
+                    _restore_pk(row, pk)  # Django clears it; the hooks and events name the row
             else:
                 found.delete()
         _each(view, rows, lambda row: resource.after_delete(request, row), key="ids")
@@ -924,7 +924,14 @@ def _deleted(row: Any) -> None:
     primary key Django clears."""
     pk = row.pk
     row.delete()
-    row.pk = pk
+    _restore_pk(row, pk)
+
+
+def _restore_pk(row: Any, pk: Any) -> None:
+    """Put back the primary key a delete cleared, as Django's collector clears it: its
+    column's attribute alone. ``row.pk = pk`` also writes the parents' keys of a
+    multi-table child whose own key is no parent link, naming its parent row wrongly."""
+    setattr(row, row._meta.pk.attname, pk)
 
 
 def _saved(view: Any, row: Any, serializer: Any) -> Any:
