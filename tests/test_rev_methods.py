@@ -2,9 +2,14 @@
 
 import pytest
 from django.test import Client
+from django.urls import clear_url_caches, include, path
+from rest_framework.metadata import SimpleMetadata
+from rest_framework.routers import SimpleRouter
 
 from django_arc.idempotency.models import IdempotencyRecord
-from tests.helpers import assert_error
+from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+from tests.helpers import assert_error, client_for
+from tests.testapp.resources import TenantProductResource
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +131,68 @@ def test_a_keyed_request_a_route_does_not_serve_claims_no_key():
         )
         assert_error(response, 405, "METHOD_NOT_ALLOWED")
     assert not IdempotencyRecord.objects.exists()
+
+
+# -- a project's OPTIONS metadata (DRF's seam: ``metadata_class`` on a ViewSet subclass) -------
+
+
+class RevMethodsMetadataProducts(TenantProductResource.as_viewset()):
+    metadata_class = SimpleMetadata
+
+
+@pytest.fixture
+def rev_methods_metadata_routes(settings):
+    import tests.urls
+
+    router = SimpleRouter()
+    router.register("products", RevMethodsMetadataProducts, basename="rev-methods-meta")
+    patterns = [*tests.urls.urlpatterns, path("meta/", include(router.urls))]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    yield "/meta/products/"
+    clear_url_caches()
+
+
+def test_a_projects_options_metadata_is_judged_as_the_routes_read_and_writes_are(
+    rev_methods_metadata_routes,
+):
+    """A project re-enabling DRF's metadata on a ViewSet subclass got it unjudged: the
+    ``metadata`` action skipped the resource's permission (there for the 405 it answers
+    without metadata), so an anonymous caller was described a members-only resource, and
+    DRF's own check of each write it describes (the request cloned as POST/PUT) passed for
+    a viewer the create is refused to; the described serializer listed the fields field
+    rules hide (a viewer's and an editor's ``cost``, ``visible_to("admin")``). Now OPTIONS is
+    judged as the route's GET, each described write as that write, and the fields are those
+    the caller may read or write."""
+    url = rev_methods_metadata_routes
+    org, other = OrganizationFactory(), OrganizationFactory()
+    product = ProductFactory(organization=org)
+    foreign = ProductFactory(organization=other)
+    assert_error(client_for().options(url), 401, "UNAUTHORIZED")
+    outsider = client_for(MembershipFactory(organization=other, role="viewer").user)
+    assert_error(outsider.options(url, HTTP_X_ORGANIZATION_ID=str(org.pk)), 403, "ORG_REQUIRED")
+
+    def caller(role):
+        user = MembershipFactory(organization=org, role=role).user
+        return client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+
+    viewer, editor, admin = caller("viewer"), caller("editor"), caller("admin")
+    described = viewer.options(url)
+    assert described.status_code == 200 and "actions" not in described.json()
+    assert "actions" not in viewer.options(f"{url}{product.pk}/").json()
+    posted = editor.options(url).json()["actions"]["POST"]
+    assert "cost" not in posted and "secret_notes" not in posted and "name" in posted
+    assert "cost" in admin.options(url).json()["actions"]["POST"]
+    assert set(editor.options(f"{url}{product.pk}/").json()["actions"]) == {"PUT"}
+    # another tenant's row: no write of it is described (DRF's PUT check finds no row)
+    assert "actions" not in editor.options(f"{url}{foreign.pk}/").json()
+
+
+def test_a_405_counts_against_the_throttle_as_drf_counts_it():
+    """DRF throttles in ``initial()``, before it looks for the method's handler: a method
+    the route does not serve takes from the caller's bucket as a GET does, and is 429 once
+    the bucket is empty (docs/decisions.md, "A 405 counts against the throttle")."""
+    client = Client()
+    assert_error(client.generic("TRACE", "/api/throttled-authors/"), 405, "METHOD_NOT_ALLOWED")
+    assert client.get("/api/throttled-authors/").status_code == 200
+    assert_error(client.generic("TRACE", "/api/throttled-authors/"), 429, "THROTTLED")
