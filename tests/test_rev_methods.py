@@ -196,3 +196,14 @@ def test_a_405_counts_against_the_throttle_as_drf_counts_it():
     assert_error(client.generic("TRACE", "/api/throttled-authors/"), 405, "METHOD_NOT_ALLOWED")
     assert client.get("/api/throttled-authors/").status_code == 200
     assert_error(client.generic("TRACE", "/api/throttled-authors/"), 429, "THROTTLED")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_to_the_sites_prefix_without_its_slash_under_asgi(settings):
+    """The same answer through ``ASGIHandler`` as a server runs it."""
+    from tests.asgi_support import serve
+
+    settings.DEBUG = True
+    answer = serve("POST", "/api", {"content-type": "application/json"}, b"{}")
+    assert answer.status == 405, answer
+    assert b'"METHOD_NOT_ALLOWED"' in answer.content
