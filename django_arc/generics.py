@@ -814,9 +814,28 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         return self.resource.field_rules.for_scope(self.scope)
 
     @property
+    def judged_action(self) -> str | None:
+        """The action this request is judged as: its own, but for a project's
+        ``metadata_class`` (DRF's ``OPTIONS``), which describes a route to the callers who
+        may read it (judged as the route's GET, else as the resource's read of a list or a
+        row) and each write it describes (DRF asks again with the request cloned as
+        ``POST``/``PUT``) to the callers who may send it. Without metadata ``OPTIONS`` is a
+        405, before any permission (:meth:`check_permissions`)."""
+        action = self.action
+        if action != "metadata" or self.metadata_class is None:
+            return action
+        method = self.request.method.lower()
+        method = "get" if method in ("options", "head") else method
+        judged = (getattr(self, "action_map", None) or {}).get(method)
+        if judged is None and method == "get":
+            detail = (self.lookup_url_kwarg or self.lookup_field) in self.kwargs
+            judged = "retrieve" if detail else "list"
+        return judged
+
+    @property
     def route_spec(self) -> Any:
         """The :class:`~django_arc.actions.RouteSpec` of this request's route, if custom."""
-        return self.route_specs.get(self.action or "")
+        return self.route_specs.get(self.judged_action or "")
 
     @property
     def permission_key(self) -> str:
@@ -826,7 +845,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             return spec.key
         if self.arc_action is not None:
             return self.arc_action.name
-        return PERMISSION_KEYS.get(self.action or "", self.action or "")
+        action = self.judged_action or ""
+        return PERMISSION_KEYS.get(action, action)
 
     def get_resource_permission(self) -> Permission | None:
         """The permission guarding this request; ``None`` denies (fail closed)."""
@@ -838,9 +858,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         return self.resource.get_permission(self.permission_key)
 
     def check_permissions(self, request: Any) -> None:
-        if self.action in (None, "metadata"):
-            return
-        if self.action == "run_action":
+        if self.action is None or (self.action == "metadata" and self.metadata_class is None):
+            return  # no OPTIONS metadata: its 405 comes before any permission
+        if self.judged_action == "run_action":
             self.arc_action = self.resolve_action(request)
         permission = self.get_resource_permission()
         result = (
@@ -1345,6 +1365,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         )
         if form:
             self._keep_writable(serializer, filled=kwargs.get("instance") is not None)
+        elif self.action == "metadata" and not args and not kwargs:
+            self._keep_described(serializer)
         if "data" in kwargs or form:
             # a form's relations offer their rows as choices: the ones a body may name
             # (the presets' narrowing, and this resource's own rows the caller reads)
@@ -1437,6 +1459,16 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             if access.write_verdict(name) != "allow" or (
                 filled and (name in access.redacted or (field.write_only and name not in sent))
             ):
+                serializer.fields.pop(name)
+
+    def _keep_described(self, serializer: Any) -> None:
+        """The serializer a project's ``metadata_class`` describes, without the fields this
+        caller may neither read nor write: DRF's metadata lists every field's name and type
+        (a ``visible_to("admin")`` cost to a viewer), which field rules hide everywhere else."""
+        serializer = getattr(serializer, "child", serializer)
+        access = self.field_access
+        for name in list(serializer.fields):
+            if name in access.unreadable and access.write_verdict(name) != "allow":
                 serializer.fields.pop(name)
 
     def _narrow_relations(self, serializer: Any) -> None:

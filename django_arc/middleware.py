@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse
-from django.urls import Resolver404, URLResolver, get_resolver
+from django.urls import Resolver404, ResolverMatch, URLResolver, get_resolver
 from django.utils.log import log_response
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -51,6 +51,10 @@ class ScopeMiddleware:
         if scope is None:
             request.arc_scope = PROVISIONAL  # type: ignore[attr-defined]
         response = self.get_response(request)
+        if response.status_code == 404 and getattr(request, "resolver_match", None) is None:
+            slashed = slashed_site_route(request)
+            if slashed is not None:
+                return self.answer_as(request, slashed)
         if (
             response.status_code == 404
             and getattr(request, "resolver_match", None) is None
@@ -81,6 +85,19 @@ class ScopeMiddleware:
                 raise
             return self.fault_response(request, exc)
         return None
+
+    def answer_as(self, request: HttpRequest, match: ResolverMatch) -> HttpResponse:
+        """``request`` answered by the route ``match`` names, as Django's handler would have
+        called it (this middleware's ``process_view`` first, a DRF ``Response`` rendered)."""
+        request.resolver_match = match  # type: ignore[attr-defined]
+        response = self.process_view(request, match.func, match.args, match.kwargs)
+        if response is None:
+            response = match.func(request, *match.args, **match.kwargs)
+        if callable(getattr(response, "render", None)) and not getattr(
+            response, "is_rendered", True
+        ):
+            response = response.render()
+        return response
 
     @classmethod
     def fault_response(cls, request: HttpRequest, exc: Exception) -> HttpResponse:
@@ -180,6 +197,30 @@ def scope_error_response(request: Any, exc: ArcError) -> HttpResponse:
     """The middleware's error response, for code that resolves scopes itself: ``request``
     is Django's ``HttpRequest`` or DRF's ``Request`` (an authentication class, a view)."""
     return ScopeMiddleware.error_response(request, exc)
+
+
+#: the methods whose body Django's ``APPEND_SLASH`` redirect cannot carry (under ``DEBUG``
+#: it raises ``RuntimeError`` for them: ``CommonMiddleware.get_full_path_with_slash``)
+_BODY_METHODS = frozenset({"DELETE", "POST", "PUT", "PATCH"})
+
+
+def slashed_site_route(request: HttpRequest) -> ResolverMatch | None:
+    """The site's route ``request``'s path names with the slash it lacks, for a write that
+    no pattern matched and ``APPEND_SLASH`` would redirect; ``None`` otherwise.
+
+    The router gives every route a slashless twin but the root, whose pattern is empty
+    (the slash is the project's ``path("api/", include(...))``): ``POST /api`` was a 301
+    a client follows as a GET, and under ``DEBUG`` Django's ``RuntimeError``, a 500. A GET
+    or HEAD loses nothing in the redirect and keeps it."""
+    path = request.path_info
+    if request.method not in _BODY_METHODS or path.endswith("/") or not settings.APPEND_SLASH:
+        return None
+    urlconf = getattr(request, "urlconf", None) or settings.ROOT_URLCONF
+    try:
+        match = get_resolver(urlconf).resolve(f"{path}/")
+    except Resolver404:
+        return None
+    return match if getattr(match.func, "arc_site_route", False) else None
 
 
 def under_a_site(request: Any) -> bool:
