@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
@@ -56,6 +56,29 @@ class FgOwnCommentResource(FgCommentResource):
         "update": P.require_owner(),
         "delete": P.require_owner(),
     }
+
+
+class FgRepointInput(serializers.ModelSerializer):
+    """An action's ``input`` writing the pair (a model serializer of the comment)."""
+
+    class Meta:
+        model = RgComment
+        fields = ["content_type", "object_id"]
+
+
+@fg_site.register
+class FgRepointCommentResource(FgCommentResource):
+    """Comments re-pointed by an action whose input carries the pair."""
+
+    name = "repoint-comments"
+    action_permissions = P.require_org_membership()
+
+    @action(input=FgRepointInput)
+    def repoint(self, request, instance, data):
+        instance.content_type = data["content_type"]
+        instance.object_id = data["object_id"]
+        instance.save()
+        return instance
 
 
 def _fg_member(org):
@@ -186,3 +209,28 @@ def test_fg_a_pair_naming_another_owners_row_a_get_refuses_answers_as_missing(se
         body = {"content_type": comment_type, "object_id": mine.pk, "text": "mine too"}
         assert api.post("/fg/own-comments/", body, format="json").status_code == 201
     assert not RgComment.objects.filter(text="planted").exists()
+
+
+def test_fg_an_action_input_writing_the_pair_is_narrowed_as_a_body(settings):
+    """An action whose ``input`` is a model serializer of the pair re-pointed the comment
+    at another tenant's row (200); now 400 naming ``object_id``, as a missing row, and
+    the comment is unchanged. Its own tenant's row is accepted."""
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    api_b, user_b = _fg_member(org_b)
+    place_a = RgPlace.objects.create(organization=org_a, name="pa")
+    place_b = RgPlace.objects.create(organization=org_b, name="pb")
+    other_b = RgPlace.objects.create(organization=org_b, name="pb2")
+    mine = _fg_comment(org_b, user_b, place_b, "b's")
+    place_type = ContentType.objects.get_for_model(RgPlace).pk
+    url = f"/fg/repoint-comments/{mine.pk}/action/"
+    with site_mounted(settings, "fg", fg_site):
+        for target in (place_a.pk, _fg_unused_pk(RgPlace)):
+            body = {"action": "repoint", "content_type": place_type, "object_id": target}
+            _fg_missing(api_b.post(url, body, format="json"), target)
+        mine.refresh_from_db()
+        assert mine.object_id == place_b.pk
+        body = {"action": "repoint", "content_type": place_type, "object_id": other_b.pk}
+        r = api_b.post(url, body, format="json")
+        assert r.status_code == 200, r.content
+    mine.refresh_from_db()
+    assert mine.object_id == other_b.pk
