@@ -185,6 +185,17 @@ def test_fg_a_pair_naming_another_models_row_is_narrowed_by_its_tenant_field(set
         assert r.status_code == 201, r.content
         place_reads = [q for q in queries.captured_queries if "testapp_rgplace" in q["sql"]]
         assert len(place_reads) == 3, place_reads
+        # a content type left by a removed model answers as a missing row; one that does
+        # not exist is DRF's 400 naming content_type; neither names a model
+        gone = ContentType.objects.create(app_label="fg_gone", model="vanished").pk
+        body = {"content_type": gone, "object_id": place_b.pk, "text": "x"}
+        _fg_missing(api_b.post("/fg/comments/", body, format="json"), place_b.pk)
+        body = {"content_type": gone + 1000, "object_id": place_b.pk, "text": "x"}
+        r = api_b.post("/fg/comments/", body, format="json")
+        assert list(assert_error(r, 400, "VALIDATION_ERROR")["details"]) == ["content_type"]
+        # a form body is read the same way
+        body = {"content_type": place_type, "object_id": place_a.pk, "text": "x"}
+        _fg_missing(api_b.post("/fg/comments/", body), place_a.pk)
     assert RgComment.objects.filter(organization=org_b, object_id=place_b.pk).count() == 3
     assert not RgComment.objects.filter(text="x").exists()
 
