@@ -61,7 +61,7 @@ from rest_framework.fields import BooleanField, HiddenField, MultipleChoiceField
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
-from rest_framework.relations import ManyRelatedField, RelatedField
+from rest_framework.relations import ManyRelatedField, PrimaryKeyRelatedField, RelatedField
 from rest_framework.renderers import AdminRenderer, BrowsableAPIRenderer
 from rest_framework.request import clone_request
 from rest_framework.response import Response
@@ -93,7 +93,9 @@ from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
 from .permissions import Permission, PermissionResult
 from .query import (
     UNSENDABLE,
+    beyond_int64,
     foreign_numeral,
+    generic_relation_kind,
     joined_paths,
     load_relations,
     project_prefetches_first,
@@ -1476,8 +1478,70 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         wherever DRF lets one sit: nested serializers (one, or a list of them), ``many=True``
         relations, and the ``child`` of a ``ListField``/``DictField`` at any depth (an
         action's ``input`` may name rows anywhere in its body)."""
+        self._narrow_generic_pairs(serializer)
         for field in serializer.fields.values():
             self._narrow_field(field)
+
+    def _narrow_generic_pairs(self, serializer: Any) -> None:
+        """A model serializer writing a ``GenericForeignKey``'s pair (``content_type`` and
+        ``object_id``, plain columns to DRF) checks the row they name as a relation's rows
+        are narrowed (:meth:`_narrow_relation`): a member of another tenant replied to this
+        tenant's comment by its id (201), planting its text in this tenant's filters
+        through the ``GenericRelation``. See :class:`_GenericPairCheck`."""
+        model = getattr(getattr(serializer, "Meta", None), "model", None)
+        if (
+            not isinstance(model, type)
+            or not issubclass(model, models.Model)
+            or getattr(serializer, "_arc_generic_pairs", False)
+        ):
+            return
+        written = {
+            field.source: name
+            for name, field in serializer.fields.items()
+            if not getattr(field, "read_only", False)
+        }
+        checks = [
+            _GenericPairCheck(self, pair, written)
+            for pair in model._meta.private_fields
+            if generic_relation_kind(pair) == "GenericForeignKey"
+            and (pair.ct_field in written or pair.fk_field in written)
+        ]
+        if checks:
+            serializer._arc_generic_pairs = True
+            serializer.validators = [*serializer.validators, *checks]
+
+    def generic_target_rows(self, model: type[models.Model]) -> models.QuerySet | None:
+        """The rows of ``model`` a generic pair this caller writes may name, or ``None``
+        when nothing narrows them (the pair is then left as it is sent). Narrowed as a
+        foreign key to ``model`` is (the presets' ``related_queryset``: its tenant's rows
+        when it carries the tenant field), and kept to the rows a GET of this resource
+        reads when they are its own model's. Under a resource whose own rows the presets
+        narrow (a tenant's), a model they do not narrow has no rows to name: a tenant's
+        row pointing at a model outside every tenant (a user, a session) is refused, as
+        if the row did not exist, rather than letting the pair probe any table."""
+        queryset = model._default_manager.all()
+        narrowed = False
+        for preset in self.resource.preset_list:
+            given, queryset = queryset, preset.related_queryset(self, queryset)
+            narrowed = narrowed or _narrows(given, queryset)
+        if _concrete_model(model) is _concrete_model(self.resource.model):
+            return self._readable_targets(queryset)
+        if narrowed:
+            return queryset
+        return model._default_manager.none() if self._scoped_by_presets() else None
+
+    def _scoped_by_presets(self) -> bool:
+        """Whether the presets narrow this resource's own rows as a relation's (tenancy):
+        asked once per request."""
+        held = self.__dict__.get("_scoped_by_presets_held")
+        if held is None:
+            queryset = self.resource.model._default_manager.all()
+            held = False
+            for preset in self.resource.preset_list:
+                given, queryset = queryset, preset.related_queryset(self, queryset)
+                held = held or _narrows(given, queryset)
+            self.__dict__["_scoped_by_presets_held"] = held
+        return held
 
     def _narrow_field(self, field: Any) -> None:
         if getattr(field, "read_only", False):
@@ -2288,6 +2352,73 @@ _DEFAULT_ONLY = (DEFAULT_DB_ALIAS,)
 #: ``PermissionDenied`` and Django's ``ValidationError``, which the handler answers as DRF's
 #: 400 (it propagated: the GET's 400 replaced the write's refusal, where a missing id is 404)
 _REFUSALS = (APIException, Http404, DjangoPermissionDenied, DjangoValidationError)
+
+
+class _GenericPairCheck:
+    """A serializer validator checking that the row a ``GenericForeignKey``'s pair names
+    (the values sent, over the row's for a partial update) is one the caller may name
+    (:meth:`ResourceGenericViewSet.generic_target_rows`): one query per pair sent. A row
+    outside them answers exactly as a missing one, 400 naming the object id field with
+    DRF's message for a missing related row, which names no model (the content type is
+    only its id)."""
+
+    requires_context = True
+
+    def __init__(self, view: Any, pair: Any, written: dict[str, str]) -> None:
+        self.view, self.pair, self.written = view, pair, written
+
+    def __call__(self, attrs: Any, serializer: Any) -> None:
+        pair = self.pair
+        ct_source, fk_source = pair.ct_field, pair.fk_field
+        if not isinstance(attrs, Mapping) or (ct_source not in attrs and fk_source not in attrs):
+            return
+        instance = getattr(serializer, "instance", None)
+        if not isinstance(instance, models.Model):
+            instance = None
+        content_type = attrs[ct_source] if ct_source in attrs else _held(instance, ct_source)
+        object_id = attrs[fk_source] if fk_source in attrs else _held(instance, fk_source)
+        if content_type is None or object_id is None:
+            return  # a nullable pair cleared, or half of one the serializer requires
+        name = self.written.get(fk_source) or self.written.get(ct_source) or fk_source
+        refusal = ValidationError(
+            {
+                name: [
+                    str(PrimaryKeyRelatedField.default_error_messages["does_not_exist"]).format(
+                        pk_value=object_id
+                    )
+                ]
+            }
+        )
+        # ``ContentType`` read from the pair's own foreign key: a project without
+        # ``django.contrib.contenttypes`` imports nothing of it
+        content_types = pair.model._meta.get_field(ct_source).related_model
+        try:
+            if not isinstance(content_type, content_types):
+                content_type = content_types.objects.get_for_id(content_type)
+            model = content_type.model_class()
+        except (ObjectDoesNotExist, ValueError, TypeError, OverflowError):
+            raise refusal from None
+        if model is None:  # a content type left by a removed model
+            raise refusal
+        rows = self.view.generic_target_rows(model)
+        if rows is None:
+            return
+        try:
+            key = model._meta.pk.to_python(object_id)
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
+            raise refusal from None
+        if key is None or beyond_int64(key) or not narrow(rows, {"pk": key}).exists():
+            raise refusal
+
+
+def _held(instance: Any, attname: str) -> Any:
+    """The value ``instance`` (the row an update writes) holds for one half of a pair."""
+    if instance is None:
+        return None
+    try:
+        return getattr(instance, attname)
+    except ObjectDoesNotExist:
+        return None
 
 
 def _concrete_model(model: Any) -> Any:

@@ -167,11 +167,12 @@ def test_rg_a_multi_table_child_is_narrowed_by_its_parents_tenant_column(setting
 
 
 def test_rg_a_reply_from_another_tenant_is_never_deleted_with_the_comment(settings):
-    """A ``GenericForeignKey`` is not narrowed (docs/multi-tenancy.md): a member of another
-    tenant can reply to this tenant's comment by its id. Deleting the comment then deleted
-    the other tenant's reply with it (200, a row of a tenant the caller has no access to
-    gone); the cascade check now refuses it (409) and the other tenant's row stays. The
-    project's fix is to validate the pair in its serializer, as documented."""
+    """A member of another tenant replying to this tenant's comment by its id is refused
+    now (400 naming ``object_id``, fix-generic: ``tests/test_fix_generic.py``); such a
+    reply written outside the API (a project's code, a row stored before the fix) still
+    exists. Deleting the comment then deleted the other tenant's reply with it (200, a
+    row of a tenant the caller has no access to gone); the cascade check refuses it (409)
+    and the other tenant's row stays."""
     org, other = OrganizationFactory(), OrganizationFactory()
     api, me = _rg_member(org)
     outsider_api, outsider = _rg_member(other)
@@ -182,7 +183,10 @@ def test_rg_a_reply_from_another_tenant_is_never_deleted_with_the_comment(settin
         r = outsider_api.post(
             "/rg/comments/", {"content_type": kind, "object_id": mine.pk, "text": "x"}
         )
-        assert r.status_code == 201, r.content  # documented: not narrowed
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+            "object_id": [f'Invalid pk "{mine.pk}" - object does not exist.']
+        }
+        _rg_comment(other, outsider, mine, "x")  # written outside the API
         assert_error(api.delete(f"/rg/comments/{mine.pk}/"), 409, "CONFLICT")
         assert_error(
             api.delete("/rg/comments/bulk/", {"ids": [mine.pk]}, format="json"), 409, "CONFLICT"
