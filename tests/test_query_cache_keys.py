@@ -395,3 +395,47 @@ def test_invalidating_a_tag_retires_its_members_only(settings):
         assert anonymous.get("/k/tagged-books/")["X-Cache"] == "HIT"
     finally:
         clear_url_caches()
+
+
+# --- cost4: the entry key's encoding (marshal at version 0, repr for what marshal refuses)
+
+_COST4_MATERIALS = [
+    ["a", "b"],
+    ["a,b"],
+    ["a", ["b"]],
+    [["a"], "b"],
+    ["a", ("b",)],
+    [1],
+    ["1"],
+    [True],
+    [1.0],
+    [None],
+    ["None"],
+    [],
+    [[]],
+    ["a'", "b"],
+    ["a", "'b"],
+    ["a\x00b"],
+    ["a", "b", None],
+]
+
+
+def test_cost4_different_key_materials_never_share_a_digest():
+    from django_arc.querycache.keys import _digest
+
+    digests = {_digest(material) for material in _COST4_MATERIALS}
+    assert len(digests) == len(_COST4_MATERIALS)
+
+
+def test_cost4_a_key_material_is_digested_by_value_not_by_identity():
+    import uuid
+
+    from django_arc.querycache.keys import _digest
+
+    built = "".join(["en", "-", "us"])  # equal to the literal, neither shared nor interned
+    assert _digest(["x", built, [built, built]]) == _digest(["x", "en-us", ["en-us", "en-us"]])
+    # what marshal refuses is encoded by its repr, still by value, and apart from a string
+    one = uuid.UUID(int=1)
+    assert _digest([one]) == _digest([uuid.UUID(int=1)])
+    assert _digest([one]) != _digest([uuid.UUID(int=2)])
+    assert _digest([one]) != _digest([repr(one)])
