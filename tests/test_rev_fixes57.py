@@ -96,3 +96,28 @@ def test_rf57_a_bulk_id_no_float_holds_names_no_row():
         assert list(assert_error(response, 400, "VALIDATION_ERROR")["details"]) == [where]
     book.refresh_from_db()
     assert book.title == "kept"
+
+
+@pytest.mark.parametrize("url", ["/api/books/", "/api/bulk-books/"])
+@pytest.mark.parametrize("suffix", [".5", ".0000000000000000001"])
+def test_rf57_a_relation_named_by_a_fraction_is_no_row(url, suffix):
+    """``{"author": 1.5}`` was author 1 (``int()`` truncates; ``1.0000000000000000001`` is
+    the float 1.0), where the URL's ``/1.5/`` names no row: 400 naming the field, no book.
+    ``1.0`` is still author 1."""
+    api = client_for(UserFactory())
+    author = Author.objects.create(name="rf57-fraction")
+    sent = f"{author.pk}{suffix}"
+    response = api.post(
+        url,
+        f'{{"title": "t", "isbn": "rf57-f", "author": {sent}}}',
+        content_type="application/json",
+    )
+    assert list(assert_error(response, 400, "VALIDATION_ERROR")["details"]) == ["author"]
+    assert not Book.objects.exists()
+    whole = api.post(
+        url,
+        f'{{"title": "t", "isbn": "rf57-w", "author": {author.pk}.0}}',
+        content_type="application/json",
+    )
+    assert whole.status_code == 201, whole.content
+    assert whole.json()["data"]["author"] == author.pk
