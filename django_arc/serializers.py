@@ -847,6 +847,10 @@ class ArcIntegerField(serializers.IntegerField):
             # int() reads "1_000" as 1000 and Arabic-Indic digits as ASCII ones: no JSON
             # number spells them, and the query language refuses them as filter values
             self.fail("invalid")
+        if isinstance(data, JSONNumber) and not data.exact():
+            # 1.0000000000000000001 is the float 1.0, stored as 1 (its text, sent as a
+            # string or a filter, is refused): read as written
+            data = data.text
         return super().to_internal_value(data)
 
 

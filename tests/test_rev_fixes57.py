@@ -121,3 +121,15 @@ def test_rf57_a_relation_named_by_a_fraction_is_no_row(url, suffix):
     )
     assert whole.status_code == 201, whole.content
     assert whole.json()["data"]["author"] == author.pk
+
+
+@pytest.mark.parametrize("field", ["count", "big", "small"])
+def test_rf57_an_integer_sent_with_a_fraction_no_float_holds_is_400(rev_num_api, field):  # noqa: F811
+    """``{"count": 1.0000000000000000001}`` is the float 1.0 and was stored as 1, where the
+    same text as a string (or a filter) is no integer: 400 naming the field, no row.
+    ``1.0`` is still 1."""
+    response = rev_num_post(rev_num_api, f'{{"{field}": 1.0000000000000000001}}')
+    assert list(assert_error(response, 400, "VALIDATION_ERROR")["details"]) == [field]
+    assert not RevNumTally.objects.exists()
+    whole = rev_num_post(rev_num_api, f'{{"{field}": 1.0}}')
+    assert whole.status_code == 201 and whole.json()["data"][field] == 1, whole.content
