@@ -89,7 +89,7 @@ from .logs import log_text
 from .narrowing import narrow
 from .negotiation import ArcContentNegotiation, FormatQueryMixin
 from .pagination import KeysetPagination, PagePagination
-from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser
+from .parsers import ArcFormParser, ArcJSONParser, ArcMultiPartParser, JSONNumber
 from .permissions import Permission, PermissionResult
 from .query import (
     UNSENDABLE,
@@ -1175,6 +1175,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         field = self.lookup_model_field
         if value is None or isinstance(value, (bool, dict, list)):
             raise ValueError("not a lookup value")
+        if isinstance(value, JSONNumber) and not value.exact():
+            # a bulk body's ``1.0000000000000000001`` is the float 1.0, and named row 1
+            # (the URL's ``/1.0000000000000000001/`` names none): read as written
+            value = value.text
         if isinstance(value, float) and not value.is_integer():
             if isinstance(field, models.IntegerField):
                 raise ValueError("not a whole number")

@@ -500,6 +500,25 @@ def _make_read_only(field: serializers.Field) -> None:
     field.required = False
 
 
+def _fraction_for_an_integer(pk: Any, data: Any) -> bool:
+    """Whether ``data``, a JSON number with a fraction, is sent for an integer key, which
+    ``int()`` would read as another row's (``1.5`` as 1; ``1.0000000000000000001`` is the
+    float 1.0, and its text no integer). ``1.0`` is the integer 1, as ``"07"`` is 7."""
+    if isinstance(data, bool) or not isinstance(data, float):
+        return False
+    if not isinstance(_concrete_key(pk), models.IntegerField):
+        return False
+    return not data.is_integer() or (isinstance(data, JSONNumber) and not data.exact())
+
+
+def _concrete_key(pk: Any) -> Any:
+    """The field holding a key's values: a multi-table child's parent link is its parent's
+    key (the target's own key, followed to the end)."""
+    while pk.is_relation and pk.target_field is not pk:
+        pk = pk.target_field
+    return pk
+
+
 class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """DRF's related field, with an out-of-range integer id refused as "does not exist".
 
@@ -511,6 +530,12 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     def to_internal_value(self, data: Any) -> Any:
         if self.pk_field is None and foreign_numeral(self.get_queryset().model._meta.pk, data):
             # "1_0" or Arabic-Indic digits named row 10 or 1 (as the URL's id did)
+            self.fail("does_not_exist", pk_value=data)
+        if self.pk_field is None and _fraction_for_an_integer(
+            self.get_queryset().model._meta.pk, data
+        ):
+            # int() truncates: 1.5 (and 1.0000000000000000001, the float 1.0) named row 1,
+            # where the URL's /1.5/ names none
             self.fail("does_not_exist", pk_value=data)
         known = self.preloaded()
         if known is not None:
@@ -822,6 +847,10 @@ class ArcIntegerField(serializers.IntegerField):
             # int() reads "1_000" as 1000 and Arabic-Indic digits as ASCII ones: no JSON
             # number spells them, and the query language refuses them as filter values
             self.fail("invalid")
+        if isinstance(data, JSONNumber) and not data.exact():
+            # 1.0000000000000000001 is the float 1.0, stored as 1 (its text, sent as a
+            # string or a filter, is refused): read as written
+            data = data.text
         return super().to_internal_value(data)
 
 

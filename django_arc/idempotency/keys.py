@@ -9,6 +9,7 @@ a client bug (422 ``IDEMPOTENCY_KEY_REUSED``), not a new request.
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import re
@@ -130,5 +131,18 @@ def _canonical(data: Any) -> Any:
         # a number no float holds (``12345678901234567.891``, ``1e-400``): a decimal field
         # reads its text, so two such numbers sharing a float are two bodies; a number a
         # float holds keeps the float's spelling (the fingerprint earlier releases stored)
-        return {"$number": data.text}
+        return {"$number": _number_text(data.text)}
     return data
+
+
+def _number_text(text: str) -> str:
+    """One spelling of the number ``text`` spells: ``12345678901234567.891``, ``…567.8910``
+    and ``1.2345678901234567891e16`` are one decimal (one body, replayed), where their texts
+    made three fingerprints (422 ``IDEMPOTENCY_KEY_REUSED`` for the same request). Its
+    digits without trailing zeros and its exponent, read with no context (no rounding, no
+    exponent too large)."""
+    sign, digits, exponent = decimal.Decimal(text).as_tuple()
+    while len(digits) > 1 and digits[-1] == 0:
+        digits = digits[:-1]
+        exponent += 1
+    return f"{'-' if sign else ''}{''.join(map(str, digits))}e{exponent}"

@@ -46,6 +46,7 @@ from ..exceptions import (
     flatten_validation,
 )
 from ..filters import QueryFilterField
+from ..parsers import JSONNumber
 from ..query import beyond_int64, load_relations, reserved_param, shown
 from ..serializers import preload_related
 from ..signals import saves_its_own_way
@@ -867,6 +868,11 @@ def _query_value(value: Any, *, listed: bool = False) -> str:
         return ",".join(items)
     if isinstance(value, dict):
         raise ValueError("An object is not a filter value.")
+    if isinstance(value, JSONNumber) and not value.exact():
+        # the number as written, as the query string and a body's decimal read it: the text
+        # of its float made ``1e-400`` the filter ``0.0`` (and ``…567.891`` another decimal),
+        # so an update by filter wrote rows the value does not name
+        return value.text
     return str(value)
 
 
