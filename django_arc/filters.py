@@ -341,7 +341,7 @@ def _operator_schema(op: str, model_field: Any) -> dict[str, Any]:
     if op in _EQUALITY:
         value = _one_of_the_choices(value, model_field)
     if op in ("in", "nin"):
-        if "" not in value.get("enum", ("",)):
+        if value.get("pattern") == NO_NUL and "" not in value.get("enum", ("",)):
             value = {**value, "enum": [*value["enum"], ""]}  # empty items are skipped
         elif value.get("pattern") != NO_NUL:
             # empty items ("1,,2") are skipped, not refused
@@ -360,12 +360,23 @@ def _one_of_the_choices(schema: dict[str, Any], model_field: Any) -> dict[str, A
     else is a 400: a schema allowing any text made schemathesis send ``?status=`` and
     report the 400 as a valid request refused). A bound (``gte``) keeps the text schema:
     it need not be a choice."""
-    if schema.get("pattern") != NO_NUL or not getattr(model_field, "choices", None):
+    if not getattr(model_field, "choices", None):
+        return schema
+    if schema.get("type") == "integer":
+        # an ``IntegerField(choices=...)``: the parser refuses ``?priority=3`` as well
+        choices = [key for key, _label in model_field.flatchoices if _an_integer(key)]
+        return {**schema, "enum": choices} if choices else schema
+    if schema.get("pattern") != NO_NUL:
         return schema
     choices = [str(key) for key, _label in model_field.flatchoices]
     if getattr(model_field, "blank", False) and "" not in choices:
         choices.append("")
     return {**schema, "enum": choices}
+
+
+def _an_integer(key: Any) -> bool:
+    """Whether a choice's key is an integer an integer schema's ``enum`` may list."""
+    return isinstance(key, int) and not isinstance(key, bool)
 
 
 def _names(names: list[str]) -> str:

@@ -1512,7 +1512,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         ]
         if checks:
             serializer._arc_generic_pairs = True
-            serializer.validators = [*serializer.validators, *checks]
+            serializer.validate = _checked_after(serializer.validate, checks, serializer)
 
     def generic_target_rows(self, model: type[models.Model]) -> models.QuerySet | None:
         """The rows of ``model`` a generic pair this caller writes may name, or ``None``
@@ -2359,8 +2359,9 @@ _REFUSALS = (APIException, Http404, DjangoPermissionDenied, DjangoValidationErro
 
 
 class _GenericPairCheck:
-    """A serializer validator checking that the row a ``GenericForeignKey``'s pair names
-    (the values sent, over the row's for a partial update) is one the caller may name
+    """A check, run after the serializer's own ``validate()`` (:func:`_checked_after`),
+    that the row a ``GenericForeignKey``'s pair names (the values sent, over the row's for
+    a partial update) is one the caller may name
     (:meth:`ResourceGenericViewSet.generic_target_rows`): one query per pair sent. A row
     outside them answers exactly as a missing one, 400 naming the object id field with
     DRF's message for a missing related row, which names no model (the content type is
@@ -2413,6 +2414,21 @@ class _GenericPairCheck:
             raise refusal from None
         if key is None or beyond_int64(key) or not narrow(rows, {"pk": key}).exists():
             raise refusal
+
+
+def _checked_after(validate: Any, checks: list[Any], serializer: Any) -> Any:
+    """``validate`` (the serializer's own ``validate()``), then the pair's ``checks`` on
+    what it returns: as a validator the check ran before it, so a serializer setting the
+    content type there (notes on places: the client sends only ``object_id``) saw half a
+    pair and let any id through, another tenant's place included."""
+
+    def checked(attrs: Any) -> Any:
+        attrs = validate(attrs)
+        for check in checks:
+            check(attrs, serializer)
+        return attrs
+
+    return checked
 
 
 def _held(instance: Any, attname: str) -> Any:
