@@ -95,7 +95,7 @@ from .query import (
     UNSENDABLE,
     beyond_int64,
     foreign_numeral,
-    generic_relation_kind,
+    generic_foreign_keys,
     joined_paths,
     load_relations,
     project_prefetches_first,
@@ -1506,9 +1506,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         }
         checks = [
             _GenericPairCheck(self, pair, written)
-            for pair in model._meta.private_fields
-            if generic_relation_kind(pair) == "GenericForeignKey"
-            and (pair.ct_field in written or pair.fk_field in written)
+            for pair in generic_foreign_keys(model)
+            if pair.ct_field in written or pair.fk_field in written
         ]
         if checks:
             serializer._arc_generic_pairs = True
@@ -1533,6 +1532,112 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         if narrowed:
             return queryset
         return model._default_manager.none() if self._scoped_by_presets() else None
+
+    def names_generic_target(self, pair: Any, content_type: Any, object_id: Any) -> bool:
+        """Whether the row ``pair`` (a ``GenericForeignKey``) names with ``content_type`` (a
+        content type or its id) and ``object_id`` is one this caller may name
+        (:meth:`generic_target_rows`): one query when its model's rows are narrowed, none
+        when not. A content type that does not exist, or that a removed model left, names
+        no row. A pair it allows is noted for the request, so that the check of what a
+        write stored (:meth:`keep_generic_pairs`) does not ask again."""
+        # ``ContentType`` read from the pair's own foreign key: a project without
+        # ``django.contrib.contenttypes`` imports nothing of it
+        content_types = pair.model._meta.get_field(pair.ct_field).related_model
+        try:
+            if not isinstance(content_type, content_types):
+                content_type = content_types.objects.get_for_id(content_type)
+            model = content_type.model_class()
+        except (ObjectDoesNotExist, ValueError, TypeError, OverflowError):
+            return False
+        if model is None:  # a content type left by a removed model
+            return False
+        rows = self.generic_target_rows(model)
+        if rows is not None:
+            try:
+                key = model._meta.pk.to_python(object_id)
+            except (DjangoValidationError, ValueError, TypeError, OverflowError):
+                return False
+            if key is None or beyond_int64(key) or not narrow(rows, {"pk": key}).exists():
+                return False
+        self.__dict__.setdefault("_generic_named", set()).add((content_type.pk, str(object_id)))
+        return True
+
+    def generic_pairs_held(self, rows: list[Any]) -> dict[Any, list[Any]] | None:
+        """The generic pairs ``rows`` hold before an update writes them, by primary key:
+        :meth:`keep_generic_pairs` leaves alone a pair the write did not change (a row
+        written outside the API may point anywhere; an update of its text is no new
+        pointer). ``None``, with nothing read, for a model without a pair. No query: the
+        rows' attributes are read."""
+        pairs = generic_foreign_keys(self.resource.model)
+        if not pairs:
+            return None
+        return {row.pk: [_stored_pair(row, pair) for pair in pairs] for row in rows}
+
+    def keep_generic_pairs(
+        self,
+        rows: list[Any],
+        held: dict[Any, list[Any]] | None = None,
+        key: str | None = None,
+    ) -> None:
+        """Refuse a write whose saved ``rows`` hold a generic pair naming a row the caller
+        may not name (:meth:`names_generic_target`), as a missing row is refused: 400
+        ``VALIDATION_ERROR`` naming the object id field. The pair a body sends is judged on
+        the validated data (:class:`_GenericPairCheck`); one completed after it was not: a
+        serializer's ``create()``/``update()`` setting the content type or the id, the
+        model field's ``default`` supplying the content type a serializer leaves out, a
+        hook or the model's ``save()``. A member of another tenant put a note on this
+        tenant's place by its id (201). Called after the save and the resource's hook,
+        inside the write's transaction and before the presets' ``after_write`` and the
+        event, so a refusal leaves nothing: no row, no audit entry, no event.
+
+        A pair judged already in this request (the same content type and id), one cleared
+        (either half null), or one an update left as the row held it (``held``,
+        :meth:`generic_pairs_held`) costs no query; any other, one query per row. ``key``
+        names a bulk write's rows: ``"items"`` (each refused item under its index),
+        ``"data"`` (a ``filter`` update: the body's one ``data``, as its validation errors
+        are named); ``None`` for a write of one row. No query for a model without a pair."""
+        pairs = generic_foreign_keys(self.resource.model)
+        if not pairs:
+            return
+        refused: dict[str, Any] = {}
+        for index, row in enumerate(rows):
+            kept = held.get(row.pk) if held is not None else None
+            for position, pair in enumerate(pairs):
+                stored = _stored_pair(row, pair)
+                if (
+                    stored is None
+                    or (kept is not None and kept[position] == stored)
+                    or stored in self.__dict__.get("_generic_named", ())
+                    or self.names_generic_target(pair, *stored)
+                ):
+                    continue
+                message = str(PrimaryKeyRelatedField.default_error_messages["does_not_exist"])
+                refused[str(index)] = {
+                    self._generic_pair_field(pair): [message.format(pk_value=stored[1])]
+                }
+                break
+            if refused and key != "items":
+                break
+        if not refused:
+            return
+        if key == "items":
+            details: dict[str, Any] = {key: refused}
+        else:
+            first = refused[min(refused, key=int)]
+            details = first if key is None else {key: first}
+        raise ArcError("VALIDATION_ERROR", "Validation failed", 400, details)
+
+    def _generic_pair_field(self, pair: Any) -> str:
+        """The name of the serializer field writing ``pair``'s object id (its content type
+        when it writes only that), as the check on validated data names it; the model's
+        field name when the serializer writes neither half (its ``create()`` did)."""
+        serializer = self.get_serializer_class()(context=self.get_serializer_context())
+        written = {
+            field.source: name
+            for name, field in serializer.fields.items()
+            if not getattr(field, "read_only", False)
+        }
+        return written.get(pair.fk_field) or written.get(pair.ct_field) or pair.fk_field
 
     def _scoped_by_presets(self) -> bool:
         """Whether the presets narrow this resource's own rows as a relation's (tenancy):
@@ -1770,6 +1875,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 resource.after_create(request, instance)
                 self._hook_returned("after_create")
                 self.keep_forced_values(instance, forced)
+                self.keep_generic_pairs([instance])
                 # the relations it renders as a read of it renders them: through this
                 # view's get_queryset() (a project's Prefetch narrowing one, in the
                 # resource's or a ViewSet subclass's), as a bulk create's rows do; the rows
@@ -1809,11 +1915,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 serializer.is_valid(raise_exception=True)
                 self.keep_unoffered_rows(serializer, instance, data)
                 forced = self.write_values(instance)
+                pairs_held = self.generic_pairs_held([instance])
                 with self.existing_rows(instance):
                     saved = serializer.save(**forced)
                 resource.after_update(request, saved)
                 self._hook_returned("after_update")
                 self.keep_forced_values(saved, forced)
+                self.keep_generic_pairs([saved], pairs_held)
                 # the relations it renders read again, through the queryset it was read
                 # from: the write and its hooks may have changed those read with it (a
                 # nested book's reviews)
@@ -2384,36 +2492,10 @@ class _GenericPairCheck:
         object_id = attrs[fk_source] if fk_source in attrs else _held(instance, fk_source)
         if content_type is None or object_id is None:
             return  # a nullable pair cleared, or half of one the serializer requires
-        name = self.written.get(fk_source) or self.written.get(ct_source) or fk_source
-        refusal = ValidationError(
-            {
-                name: [
-                    str(PrimaryKeyRelatedField.default_error_messages["does_not_exist"]).format(
-                        pk_value=object_id
-                    )
-                ]
-            }
-        )
-        # ``ContentType`` read from the pair's own foreign key: a project without
-        # ``django.contrib.contenttypes`` imports nothing of it
-        content_types = pair.model._meta.get_field(ct_source).related_model
-        try:
-            if not isinstance(content_type, content_types):
-                content_type = content_types.objects.get_for_id(content_type)
-            model = content_type.model_class()
-        except (ObjectDoesNotExist, ValueError, TypeError, OverflowError):
-            raise refusal from None
-        if model is None:  # a content type left by a removed model
-            raise refusal
-        rows = self.view.generic_target_rows(model)
-        if rows is None:
-            return
-        try:
-            key = model._meta.pk.to_python(object_id)
-        except (DjangoValidationError, ValueError, TypeError, OverflowError):
-            raise refusal from None
-        if key is None or beyond_int64(key) or not narrow(rows, {"pk": key}).exists():
-            raise refusal
+        if not self.view.names_generic_target(pair, content_type, object_id):
+            name = self.written.get(fk_source) or self.written.get(ct_source) or fk_source
+            message = str(PrimaryKeyRelatedField.default_error_messages["does_not_exist"])
+            raise ValidationError({name: [message.format(pk_value=object_id)]})
 
 
 def _checked_after(validate: Any, checks: list[Any], serializer: Any) -> Any:
@@ -2429,6 +2511,18 @@ def _checked_after(validate: Any, checks: list[Any], serializer: Any) -> Any:
         return attrs
 
     return checked
+
+
+def _stored_pair(row: Any, pair: Any) -> tuple[Any, str] | None:
+    """The content type id and the object id (as text, as :meth:`~ResourceGenericViewSet.
+    names_generic_target` notes what it judged) ``row`` holds for ``pair``; ``None`` when
+    either is null (a pair cleared names no row). No query: its attributes are read."""
+    meta = row._meta
+    content_type = getattr(row, meta.get_field(pair.ct_field).attname, None)
+    object_id = getattr(row, meta.get_field(pair.fk_field).attname, None)
+    if content_type is None or object_id is None:
+        return None
+    return content_type, str(object_id)
 
 
 def _held(instance: Any, attname: str) -> Any:

@@ -458,6 +458,15 @@ def generic_relation_kind(model_field: Any) -> str | None:
     return None
 
 
+def generic_foreign_keys(model: type[models.Model]) -> list[Any]:
+    """``model``'s ``GenericForeignKey`` pairs (its ``private_fields`` of that shape, a
+    multi-table parent's too): none for most models, so what a write does for them costs
+    those models nothing."""
+    return [
+        f for f in model._meta.private_fields if generic_relation_kind(f) == "GenericForeignKey"
+    ]
+
+
 def primary_key_names(model: type[models.Model]) -> frozenset[str]:
     """The names of ``model``'s fields holding its primary key's value: its own primary
     key's and, for a multi-table child, each ancestor's (the parent link holds it)."""

@@ -20,6 +20,7 @@ from .fields import FieldPermission, FieldRules
 from .permissions import Permission, as_permission, require_auth
 from .query import (
     QuerySpec,
+    generic_foreign_keys,
     generic_relation_kind,
     model_attribute,
     primary_key_names,
@@ -636,7 +637,10 @@ class Resource:
     def write_needs_transaction(self) -> bool:
         """Whether a write may run more than one statement besides its event: any hook
         overridden, a preset that writes on its own, a user serializer (its
-        ``create``/``update`` are opaque) or writable nested/many-to-many fields."""
+        ``create``/``update`` are opaque), writable nested/many-to-many fields, or a model
+        with a generic pair, whose stored pair may be refused after its save
+        (:meth:`~django_arc.generics.ResourceGenericViewSet.keep_generic_pairs`: the model
+        field's ``default`` may supply half of it)."""
         from rest_framework.relations import ManyRelatedField
         from rest_framework.serializers import BaseSerializer
 
@@ -645,6 +649,8 @@ class Resource:
         if self.serializer_class is not None:
             return True
         if any(preset.needs_transaction for preset in self.preset_list):
+            return True
+        if generic_foreign_keys(self.model):
             return True
         return any(
             isinstance(f, (ManyRelatedField, BaseSerializer)) and not f.read_only

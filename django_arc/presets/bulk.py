@@ -265,6 +265,9 @@ class Bulk(Preset):
         )
         forced = [values] * len(instances)
         _kept_forced(view, instances, forced, "items", None)
+        # a pair completed after validation (the model's default, the serializer's
+        # create()) names only rows the caller may name: judged on what was stored
+        view.keep_generic_pairs(instances, key="items")
         # the relations the serializer renders (a new row's reverse and many-to-many ones
         # hold what hooks and signals added), loaded once for every row as a list loads
         # them: through the view's get_queryset() (a ViewSet subclass's own ``Prefetch``
@@ -314,6 +317,7 @@ class Bulk(Preset):
         )
         context = self.context(view, bodies)
         befores = [view.snapshot(row) for row in rows]
+        pairs_held = view.generic_pairs_held(rows)
         try:
             validated = self.validate(view, bodies, context, rows)
         except ArcError as exc:
@@ -339,6 +343,9 @@ class Bulk(Preset):
         _each(view, rows, lambda row: resource.after_update(request, row), key, names=names)
         forced = [view.write_values(row) for row in rows]
         _kept_forced(view, rows, forced, key, names)
+        # a pair the serializer's update() set names only rows the caller may name; one a
+        # row kept as it held it is not judged again. A filter's errors are its ``data``'s
+        view.keep_generic_pairs(rows, pairs_held, key="items" if "items" in body else "data")
         # the relations they render read again (once for all the rows): the write and its
         # hooks may have changed those read with them
         load_relations(rows, view.get_queryset(), reload=True)

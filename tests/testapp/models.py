@@ -4,6 +4,7 @@ import os
 import uuid
 
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.fields import (
     ArrayField,
     DateTimeRangeField,
@@ -666,3 +667,25 @@ class RgShop(RgPlace):
     """A multi-table child whose tenant field lives on its parent's table."""
 
     kind = models.CharField(max_length=20, default="")
+
+
+# -- fix-generic2: a generic pair completed after validation ----------------------------------
+
+
+def fg2_place_type() -> int:
+    """The content type of a place: :class:`Fg2Note`'s ``content_type`` default."""
+    return ContentType.objects.get_for_model(RgPlace).pk
+
+
+class Fg2Note(models.Model):
+    """A tenant's note on a row whose content type the model's default supplies (a place),
+    a serializer leaving ``content_type`` out: the client sends only ``object_id``."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    owner = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    content_type = models.ForeignKey(
+        "contenttypes.ContentType", on_delete=models.CASCADE, default=fg2_place_type
+    )
+    object_id = models.PositiveIntegerField()
+    target = GenericForeignKey("content_type", "object_id")
+    text = models.CharField(max_length=50)
