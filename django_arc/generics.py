@@ -837,7 +837,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
     @property
     def route_spec(self) -> Any:
         """The :class:`~django_arc.actions.RouteSpec` of this request's route, if custom."""
-        return self.route_specs.get(self.judged_action or "")
+        specs = self.route_specs
+        if not specs:  # no route of its own: asked several times per request, answered here
+            return None
+        action = self.action
+        if action == "metadata":  # the property's call only where it can differ from action
+            action = self.judged_action
+        return specs.get(action or "")
 
     @property
     def permission_key(self) -> str:
@@ -847,7 +853,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             return spec.key
         if self.arc_action is not None:
             return self.arc_action.name
-        action = self.judged_action or ""
+        action = self.action or ""
+        if action == "metadata":  # the property's call only where it can differ from action
+            action = self.judged_action or ""
         return PERMISSION_KEYS.get(action, action)
 
     def get_resource_permission(self) -> Permission | None:
@@ -860,9 +868,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         return self.resource.get_permission(self.permission_key)
 
     def check_permissions(self, request: Any) -> None:
-        if self.action is None or (self.action == "metadata" and self.metadata_class is None):
+        action = self.action
+        if action is None or (action == "metadata" and self.metadata_class is None):
             return  # no OPTIONS metadata: its 405 comes before any permission
-        if self.judged_action == "run_action":
+        if (self.judged_action if action == "metadata" else action) == "run_action":
             self.arc_action = self.resolve_action(request)
         permission = self.get_resource_permission()
         result = (

@@ -522,6 +522,25 @@ class Resource:
         return [p for p in self.preset_list if type(p).after_write is not Preset.after_write]
 
     @cached_property
+    def queryset_narrowers(self) -> list[Any]:
+        """Presets that override ``filter_queryset``, in list order: asked once per resource,
+        not on every cached read (:func:`~django_arc.querycache.invalidation.conditions_invalidate`
+        asks which tables they join, and costs nothing when there are none)."""
+        from .presets.base import Preset
+
+        return [
+            p for p in self.preset_list if type(p).filter_queryset is not Preset.filter_queryset
+        ]
+
+    @cached_property
+    def query_searchers(self) -> list[Any]:
+        """Presets that override ``search`` (answer ``?search=`` themselves), in list order:
+        asked once per resource, as :attr:`queryset_narrowers` is."""
+        from .presets.base import Preset
+
+        return [p for p in self.preset_list if type(p).search is not Preset.search]
+
+    @cached_property
     def serializer(self) -> type:
         from .serializers import build_serializer_class
 

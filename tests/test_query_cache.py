@@ -403,6 +403,38 @@ def test_a_query_is_parsed_once_per_request_and_once_per_process(shop, monkeypat
     assert len(parses) == 2
 
 
+def test_cost5_a_hit_asks_nothing_its_resource_has_no_hook_or_option_for(shop, monkeypatch):
+    """Merges after cost4 added to every cache HIT what only some resources need: the
+    question of which tables the presets' ``filter_queryset``/``search`` join (two lazy
+    imports and the presets listed again, on a resource whose presets override neither)
+    and the ``OPTIONS`` metadata's judged action (a property, asked six times, whose answer
+    differs from ``view.action`` only for ``metadata``). A HIT of such a resource, a
+    ``GET`` list, asks neither; the tables are still asked where a preset joins (the
+    cases of test_rev_fixes54), the metadata judged where it is sent (test_rev_methods)."""
+    from django_arc.generics import ResourceGenericViewSet
+    from django_arc.querycache import invalidation
+
+    asked = []
+    reads, judged = invalidation._presets_queryset_reads, ResourceGenericViewSet.judged_action
+
+    def counted_reads(view, read):
+        asked.append("presets' tables")
+        return reads(view, read)
+
+    def counted_judged(view):
+        asked.append("judged action")
+        return judged.fget(view)
+
+    monkeypatch.setattr(invalidation, "_presets_queryset_reads", counted_reads)
+    monkeypatch.setattr(ResourceGenericViewSet, "judged_action", property(counted_judged))
+    editor = shop["editor"]
+    assert get(editor, CACHED, "?sort=-price")["X-Cache"] == "MISS"
+    asked.clear()
+    hit = get(editor, CACHED, "?sort=-price")
+    assert hit["X-Cache"] == "HIT" and len(hit.json()["docs"]) == 6
+    assert asked == []
+
+
 def test_spellings_of_one_query_share_an_entry(shop):
     editor = shop["editor"]
     assert get(editor, CACHED, "?status=active&limit=2")["X-Cache"] == "MISS"
