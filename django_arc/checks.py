@@ -1061,14 +1061,12 @@ def _renders_no_own_html(renderer: type) -> bool:
     return False
 
 
-def _routed_drf_views() -> list[tuple[type, dict[str, Any]]]:
-    """Every DRF view ``ROOT_URLCONF`` routes, a project's own ``APIView`` too, with the
-    ``as_view()`` arguments it was routed with (``throttle_classes=`` among them). A
-    URLconf that cannot be imported adds none (Django's urls check reports it)."""
+def _routed_callbacks() -> list[Any]:
+    """The view callbacks ``ROOT_URLCONF`` routes, included URLconfs walked. A URLconf that
+    cannot be imported adds none (Django's urls check reports it)."""
     from django.urls import URLResolver, get_resolver
-    from rest_framework.views import APIView
 
-    found: list[tuple[type, dict[str, Any]]] = []
+    found: list[Any] = []
     try:
         pending = list(get_resolver().url_patterns)
     except Exception:  # noqa: BLE001 - the URLconf's own error: Django's check says it
@@ -1082,6 +1080,18 @@ def _routed_drf_views() -> list[tuple[type, dict[str, Any]]]:
                 continue
             continue
         callback = getattr(pattern, "callback", None)
+        if callback is not None:
+            found.append(callback)
+    return found
+
+
+def _routed_drf_views() -> list[tuple[type, dict[str, Any]]]:
+    """Every DRF view ``ROOT_URLCONF`` routes, a project's own ``APIView`` too, with the
+    ``as_view()`` arguments it was routed with (``throttle_classes=`` among them)."""
+    from rest_framework.views import APIView
+
+    found: list[tuple[type, dict[str, Any]]] = []
+    for callback in _routed_callbacks():
         view = getattr(callback, "cls", None)
         if issubclass(type(view), type) and issubclass(view, APIView):
             initkwargs = getattr(callback, "initkwargs", None)
@@ -1092,10 +1102,7 @@ def _routed_drf_views() -> list[tuple[type, dict[str, Any]]]:
 def _served_viewsets(sites: list[Any]) -> list[type]:
     """The ViewSet classes serving resources: every registered site's generated ones, and
     every ``ResourceViewSet`` (sub)class ``ROOT_URLCONF`` routes, a subclass of a
-    resource's ViewSet or a resource's ViewSet mounted by hand (without a site) too. A
-    URLconf that cannot be imported adds none (Django's urls check reports it)."""
-    from django.urls import URLResolver, get_resolver
-
+    resource's ViewSet or a resource's ViewSet mounted by hand (without a site) too."""
     from .viewsets import ResourceViewSet
 
     found: dict[type, None] = {}
@@ -1104,19 +1111,8 @@ def _served_viewsets(sites: list[Any]) -> list[type]:
             viewset = _safe(resource.as_viewset)
             if viewset is not None:
                 found[viewset] = None
-    try:
-        pending = list(get_resolver().url_patterns)
-    except Exception:  # noqa: BLE001 - the URLconf's own error: Django's check says it
-        pending = []
-    while pending:
-        pattern = pending.pop()
-        if isinstance(pattern, URLResolver):
-            try:
-                pending.extend(pattern.url_patterns)
-            except Exception:  # noqa: BLE001 - as above
-                continue
-            continue
-        viewset = getattr(getattr(pattern, "callback", None), "cls", None)
+    for callback in _routed_callbacks():
+        viewset = getattr(callback, "cls", None)
         if issubclass(type(viewset), type) and issubclass(viewset, ResourceViewSet):
             found[viewset] = None
     return list(found)
