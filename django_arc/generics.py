@@ -1508,6 +1508,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             or getattr(serializer, "_arc_generic_pairs", False)
         ):
             return
+        pairs = generic_foreign_keys(model)
+        if not pairs:  # most models: no walk of the serializer's fields on every write
+            return
         written = {
             field.source: name
             for name, field in serializer.fields.items()
@@ -1515,7 +1518,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         }
         checks = [
             _GenericPairCheck(self, pair, written)
-            for pair in generic_foreign_keys(model)
+            for pair in pairs
             if pair.ct_field in written or pair.fk_field in written
         ]
         if checks:
