@@ -528,21 +528,21 @@ class ArcPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """
 
     def to_internal_value(self, data: Any) -> Any:
-        if self.pk_field is None and foreign_numeral(self.get_queryset().model._meta.pk, data):
+        # the related model's key, read once (each get_queryset() builds the narrowed rows)
+        pk = self.get_queryset().model._meta.pk if self.pk_field is None else None
+        if pk is not None and foreign_numeral(pk, data):
             # "1_0" or Arabic-Indic digits named row 10 or 1 (as the URL's id did)
             self.fail("does_not_exist", pk_value=data)
-        if self.pk_field is None and _fraction_for_an_integer(
-            self.get_queryset().model._meta.pk, data
-        ):
+        if pk is not None and _fraction_for_an_integer(pk, data):
             # int() truncates: 1.5 (and 1.0000000000000000001, the float 1.0) named row 1,
             # where the URL's /1.5/ names none
             self.fail("does_not_exist", pk_value=data)
         known = self.preloaded()
         if known is not None:
             return self.from_preloaded(known, data)
-        if self.pk_field is None and isinstance(data, str):
+        if pk is not None and isinstance(data, str):
             try:
-                self.refuse_unmatchable(self.get_queryset().model._meta.pk.to_python(data), data)
+                self.refuse_unmatchable(pk.to_python(data), data)
             except (TypeError, ValueError, DjangoValidationError):
                 pass  # DRF's lookup refuses it, with the pk field's message
         try:
