@@ -1486,22 +1486,31 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             if name in access.unreadable and access.write_verdict(name) != "allow":
                 serializer.fields.pop(name)
 
-    def _narrow_relations(self, serializer: Any) -> None:
+    def _narrow_relations(self, serializer: Any, row: Any = None) -> None:
         """Let presets narrow what writable relations may point at (tenancy of FK targets),
         wherever DRF lets one sit: nested serializers (one, or a list of them), ``many=True``
         relations, and the ``child`` of a ``ListField``/``DictField`` at any depth (an
-        action's ``input`` may name rows anywhere in its body)."""
-        self._narrow_generic_pairs(serializer)
+        action's ``input`` may name rows anywhere in its body). ``row`` is the row an
+        action's ``input`` (``serializer``) is sent to: its generic pair's fields are
+        judged against it (:meth:`_narrow_generic_pairs`)."""
+        self._narrow_generic_pairs(serializer, row)
         for field in serializer.fields.values():
             self._narrow_field(field)
 
-    def _narrow_generic_pairs(self, serializer: Any) -> None:
+    def _narrow_generic_pairs(self, serializer: Any, row: Any = None) -> None:
         """A model serializer writing a ``GenericForeignKey``'s pair (``content_type`` and
         ``object_id``, plain columns to DRF) checks the row they name as a relation's rows
         are narrowed (:meth:`_narrow_relation`): a member of another tenant replied to this
         tenant's comment by its id (201), planting its text in this tenant's filters
-        through the ``GenericRelation``. See :class:`_GenericPairCheck`."""
+        through the ``GenericRelation``. See :class:`_GenericPairCheck`.
+
+        An action's ``input`` (``row`` the action's row) may be a plain ``Serializer``: its
+        fields writing the row's pair (by ``source``, as a model serializer's are matched)
+        are that pair, and the half it does not send is the row's. A plain input naming
+        ``object_id`` was handed to the action unjudged, another tenant's row included."""
         model = getattr(getattr(serializer, "Meta", None), "model", None)
+        if model is None and isinstance(row, models.Model):
+            model = type(row)
         if (
             not isinstance(model, type)
             or not issubclass(model, models.Model)
@@ -1516,8 +1525,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             for name, field in serializer.fields.items()
             if not getattr(field, "read_only", False)
         }
+        if not (
+            isinstance(row, models.Model) and _concrete_model(type(row)) is _concrete_model(model)
+        ):
+            row = None  # an input of another model's rows holds no half of this row's pair
         checks = [
-            _GenericPairCheck(self, pair, written)
+            _GenericPairCheck(self, pair, written, row)
             for pair in pairs
             if pair.ct_field in written or pair.fk_field in written
         ]
@@ -2489,8 +2502,10 @@ class _GenericPairCheck:
 
     requires_context = True
 
-    def __init__(self, view: Any, pair: Any, written: dict[str, str]) -> None:
-        self.view, self.pair, self.written = view, pair, written
+    def __init__(self, view: Any, pair: Any, written: dict[str, str], row: Any = None) -> None:
+        # ``row``: the row an action's input is sent to, whose half of the pair the input
+        # leaves to it (the serializer has no ``instance``: a plain one takes none)
+        self.view, self.pair, self.written, self.row = view, pair, written, row
 
     def __call__(self, attrs: Any, serializer: Any) -> None:
         pair = self.pair
@@ -2499,7 +2514,7 @@ class _GenericPairCheck:
             return
         instance = getattr(serializer, "instance", None)
         if not isinstance(instance, models.Model):
-            instance = None
+            instance = self.row
         content_type = attrs[ct_source] if ct_source in attrs else _held(instance, ct_source)
         object_id = attrs[fk_source] if fk_source in attrs else _held(instance, fk_source)
         if content_type is None or object_id is None:

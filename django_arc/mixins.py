@@ -95,7 +95,7 @@ class ActionMixin:
     def run_action(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         spec = self.arc_action
         instance = self.get_object()
-        data, event_input = self.action_input(spec)
+        data, event_input = self.action_input(spec, instance)
         observers = self.resource.write_observers
         pk = instance.pk
         with self.write_transaction(always=True), self.existing_rows(instance):
@@ -130,10 +130,11 @@ class ActionMixin:
             return result
         return self.success_response(self.render_result(result))
 
-    def action_input(self, spec: Any) -> tuple[Any, Any]:
+    def action_input(self, spec: Any, instance: Any = None) -> tuple[Any, Any]:
         """``(data for the handler, data for the event)``: the validated ``input`` (both),
         or, for an action without one, the rest of the body for the handler only (events
-        carry only validated values)."""
+        carry only validated values). ``instance`` is the action's row: the generic pair
+        an input writes is judged with the row's half it leaves out."""
         body = self.request.data
         rest = {k: v for k, v in body.items() if k != "action"}
         if spec.input is None:
@@ -148,7 +149,7 @@ class ActionMixin:
         refuse_non_finite_floats(serializer.fields)  # DRF's from 3.18 on, on every DRF
         # its relations may name only rows a create's body could (tenancy, this resource's
         # rows the caller reads), as the resource serializer's do: they "do not exist"
-        self._narrow_relations(serializer)
+        self._narrow_relations(serializer, row=instance)
         serializer.is_valid(raise_exception=True)
         event_input = serializer.data
         refuse_unstorable(event_input)
