@@ -1,0 +1,124 @@
+"""fix-seen11b: what the last reviewers saw in filters, no-op writes and presets.
+
+A ``PATCH {}`` is a write (as in arc 2.9): one UPDATE, one audit entry, one ``updated``
+event with ``changed: []``; a bulk filter that every row matches is a filter (arc 2.9 refuses
+only an empty one), bounded by the tenant and ``max_items``; an empty ``[in]`` of a
+structured field is the empty list, as on every other field; a preset whose ``check()``
+raises is an arc.E011 naming it, not a traceback out of ``manage.py check``; a value a
+preset forces on a bulk write that its ``write_values`` refuses is its item's error."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from django_arc import ResourceSite
+from django_arc import permissions as P
+from django_arc.audit.models import AuditLog
+from django_arc.outbox.models import OutboxEvent
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Article
+
+pytestmark = pytest.mark.django_db
+
+fs11b_site = ResourceSite(name="fix-seen11b")
+_FS11B_PUBLIC = {key: P.allow_public() for key in ("list", "get", "create", "update", "delete")}
+
+
+@pytest.fixture
+def fs11b_mounted(settings):
+    with site_mounted(settings, "fs11b", fs11b_site):
+        yield
+
+
+def _fs11b_admin(org):
+    user = MembershipFactory(organization=org, role="admin").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    api.raise_request_exception = False  # a 500 is an answer to assert on
+    return api
+
+
+# -- 1. a PATCH changing nothing is a write, as in arc 2.9 -------------------------------------
+
+
+@pytest.mark.parametrize("body", [{}, {"title": "same"}])
+def test_fs11b_a_patch_changing_nothing_is_one_update_one_audit_entry_one_event(body):
+    """arc 2.9's ``update()`` calls the repository's update and then its after-hooks
+    whatever the body holds (its audit hook records ``changes: []``, its event hook
+    publishes ``<name>.updated``): so here. The row is written (its ``auto_now`` column
+    stamped), one audit entry with both sides empty, one event saying ``changed: []``,
+    and the answer is 200 with the row."""
+    org = OrganizationFactory()
+    api = _fs11b_admin(org)
+    created = api.post("/api/all-articles/", {"slug": "s", "title": "same"}, format="json")
+    assert created.status_code == 201, created.content
+    pk = created.json()["data"]["id"]
+    stamped = Article.objects.get(pk=pk).edited_at
+    AuditLog.objects.all().delete()
+    OutboxEvent.objects.all().delete()
+    with CaptureQueriesContext(connection) as queries:
+        r = api.patch(f"/api/all-articles/{pk}/", body, format="json")
+    assert r.status_code == 200, r.content
+    assert {k: r.json()["data"][k] for k in ("id", "slug", "title")} == {
+        "id": pk,
+        "slug": "s",
+        "title": "same",
+    }
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len([sql for sql in updates if "testapp_article" in sql]) == 1
+    assert Article.objects.get(pk=pk).edited_at > stamped
+    assert list(AuditLog.objects.values_list("action", "object_id", "before", "after")) == [
+        ("updated", str(pk), {}, {})
+    ]
+    [event] = OutboxEvent.objects.all()
+    assert event.type == "all-articles.updated"
+    assert (event.payload["id"], event.payload["changed"], event.payload["previous"]) == (
+        pk,
+        [],
+        {},
+    )
+
+
+# -- 2. a bulk filter every row matches is a filter --------------------------------------------
+
+
+@pytest.mark.parametrize("filters", [{"title[contains]": ""}, {"views[gte]": 0}])
+def test_fs11b_a_bulk_filter_every_row_matches_reaches_the_callers_rows_only(filters):
+    """arc 2.9's ``bulkUpdate`` refuses an empty ``filter`` object only (``Object.keys``),
+    so ``{"name": {"$exists": true}}`` reaches every row of the tenant there. Here too: a
+    filter that happens to match every row is a filter (refusing it would depend on the
+    data); what it reaches is the caller's tenant, and no more than ``max_items`` rows."""
+    org, other = OrganizationFactory(), OrganizationFactory()
+    api = _fs11b_admin(org)
+    mine = [Article.objects.create(organization=org, slug=f"m{i}", title=f"t{i}") for i in range(3)]
+    theirs = Article.objects.create(organization=other, slug="o", title="t")
+    body = {"filter": filters, "data": {"title": "all"}}
+    r = api.patch("/api/all-articles/bulk/", body, format="json")
+    assert r.status_code == 200, r.content
+    assert sorted(r.json()["data"]["ids"]) == sorted(a.pk for a in mine)
+    assert set(Article.objects.filter(organization=org).values_list("title", flat=True)) == {"all"}
+    assert Article.objects.get(pk=theirs.pk).title == "t"
+    refused = api.patch(
+        "/api/all-articles/bulk/", {"filter": {}, "data": {"title": "x"}}, format="json"
+    )
+    assert assert_error(refused, 400, "VALIDATION_ERROR")["details"] == {
+        "filter": ["Expected a non-empty object of filters."]
+    }
+
+
+def test_fs11b_a_bulk_filter_matching_more_than_max_items_is_refused_whole():
+    """The bound that keeps a filter every row matches from being a table-wide write: more
+    rows than ``max_items`` (50 on ``all-articles``) is a 400, nothing written."""
+    org = OrganizationFactory()
+    api = _fs11b_admin(org)
+    Article.objects.bulk_create(
+        Article(organization=org, slug=f"m{i}", title="t") for i in range(51)
+    )
+    body = {"filter": {"views[gte]": 0}, "data": {"title": "all"}}
+    r = api.patch("/api/all-articles/bulk/", body, format="json")
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+        "filter": ["Matches more than 50 rows, the most one request may update."]
+    }
+    assert set(Article.objects.values_list("title", flat=True)) == {"t"}
