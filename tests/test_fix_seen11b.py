@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.db.backends.postgresql.psycopg_any import NumericRange
 from django.test.utils import CaptureQueriesContext
 
-from django_arc import ResourceSite
+from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import Article
+from tests.testapp.models import Article, Specimen
 
 pytestmark = pytest.mark.django_db
 
@@ -122,3 +123,54 @@ def test_fs11b_a_bulk_filter_matching_more_than_max_items_is_refused_whole():
         "filter": ["Matches more than 50 rows, the most one request may update."]
     }
     assert set(Article.objects.values_list("title", flat=True)) == {"t"}
+
+
+# -- 3. an empty [in] of a structured field ----------------------------------------------------
+
+fs11b_needs_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="reads and writes PostgreSQL's column types"
+)
+
+
+@fs11b_site.register
+class _Fs11bSpecimens(Resource):
+    model = Specimen
+    name = "fs11b-specimens"
+    fields = ["id", "organization", "name", "numbers", "attrs", "span"]
+    filter_fields = {
+        "name": ["in", "nin"],
+        "numbers": ["in", "nin"],
+        "attrs": ["in", "nin"],
+        "span": ["in", "nin"],
+    }
+    presets = [presets.MultiTenant(), presets.Bulk()]
+    permissions = {
+        key: P.require_org_membership() for key in ("list", "get", "create", "update", "delete")
+    }
+
+
+@fs11b_needs_postgres
+@pytest.mark.parametrize("name", ["name", "numbers", "attrs", "span"])
+def test_fs11b_an_empty_in_is_the_empty_list_on_a_structured_field_too(fs11b_mounted, name):
+    """``?numbers[in]=`` was a 400 (``'' is not valid JSON``) where ``?name[in]=`` is the
+    empty list (no row) and ``[nin]=`` excludes nothing, as docs/query-language.md says of
+    every ``in``/``nin``: the same now on an array, an hstore and a range. A bulk filter's
+    empty ``[in]`` matches no row."""
+    org = OrganizationFactory()
+    api = _fs11b_admin(org)
+    for row_name, numbers, span in (("a", [1], NumericRange(1, 5)), ("b", [], None)):
+        Specimen.objects.create(
+            organization=org, name=row_name, numbers=numbers, attrs={}, span=span
+        )
+    url = "/fs11b/fs11b-specimens/"
+    r = api.get(url, {f"{name}[in]": ""})
+    assert r.status_code == 200, r.content
+    assert r.json()["docs"] == []
+    r = api.get(url, {f"{name}[nin]": ""})
+    assert r.status_code == 200, r.content
+    assert sorted(row["name"] for row in r.json()["docs"]) == ["a", "b"]
+    body = {"filter": {f"{name}[in]": ""}, "data": {"name": "z"}}
+    r = api.patch(f"{url}bulk/", body, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["updated"] == 0
+    assert sorted(Specimen.objects.values_list("name", flat=True)) == ["a", "b"]
