@@ -10,6 +10,7 @@ preset forces on a bulk write that its ``write_values`` refuses is its item's er
 from __future__ import annotations
 
 import pytest
+from django.core import checks
 from django.db import connection
 from django.db.backends.postgresql.psycopg_any import NumericRange
 from django.test.utils import CaptureQueriesContext
@@ -18,6 +19,8 @@ from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
+from django_arc.presets.base import Preset
+from django_arc.sites import _all_sites
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
 from tests.testapp.models import Article, Specimen
@@ -174,3 +177,50 @@ def test_fs11b_an_empty_in_is_the_empty_list_on_a_structured_field_too(fs11b_mou
     assert r.status_code == 200, r.content
     assert r.json()["data"]["updated"] == 0
     assert sorted(Specimen.objects.values_list("name", flat=True)) == ["a", "b"]
+
+
+# -- 4. a preset whose check() raises ----------------------------------------------------------
+
+
+class _Fs11bBrokenCheck(Preset):
+    name = "fs11b-broken"
+
+    def check(self, resource):
+        raise KeyError("no such option")
+
+
+@pytest.fixture
+def fs11b_throwaway_site():
+    """A site gone after the test: the project's own ``check`` stays clean for every other
+    test file."""
+    site = ResourceSite(name="fix-seen11b-checks")
+    yield site
+    _all_sites.remove(site)
+
+
+def test_fs11b_a_preset_whose_check_raises_is_an_arc_error_naming_it(fs11b_throwaway_site):
+    """``manage.py check`` ended in the preset's ``KeyError`` traceback, naming neither the
+    preset nor the resource, and no other problem was reported. It is arc.E011 on the
+    resource now, naming the preset and what it raised; the checks after it still run."""
+
+    @fs11b_throwaway_site.register
+    class Fs11bBrokenResource(Resource):
+        model = Article
+        name = "fs11b-broken"
+        fields = ["id", "title", "nope"]
+        presets = [presets.Bulk(), _Fs11bBrokenCheck()]
+        permissions = _FS11B_PUBLIC
+
+    found = [
+        m
+        for m in checks.run_checks(tags=["django_arc"])
+        if getattr(m.obj, "name", None) == "fs11b-broken"
+    ]
+    assert sorted(m.id for m in found) == ["arc.E001", "arc.E011"]
+    [error] = [m for m in found if m.id == "arc.E011"]
+    assert error.level == checks.ERROR
+    assert error.msg == (
+        "`presets[1]` (fs11b-broken, _Fs11bBrokenCheck) could not be checked: its check() "
+        "raised KeyError: 'no such option'"
+    )
+    assert "Fs11bBrokenResource" in str(error)
