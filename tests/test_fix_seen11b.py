@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import pytest
 from django.core import checks
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.db.backends.postgresql.psycopg_any import NumericRange
 from django.test.utils import CaptureQueriesContext
+from rest_framework.exceptions import ValidationError
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
@@ -224,3 +226,89 @@ def test_fs11b_a_preset_whose_check_raises_is_an_arc_error_naming_it(fs11b_throw
         "raised KeyError: 'no such option'"
     )
     assert "Fs11bBrokenResource" in str(error)
+
+
+# -- 5. a value a preset forces, refused, on a bulk write --------------------------------------
+
+
+class _Fs11bRefusingValues(Preset):
+    """Refuses to force values on a row titled ``refused`` (an update), and on every
+    create while ``refuse_create`` is set, as a project's preset checking a quota might."""
+
+    name = "fs11b-refusing"
+    needs_transaction = False
+
+    def __init__(self, error=ValidationError):
+        self.error = error
+
+    def write_values(self, view, instance=None):
+        if instance is None and view.request.headers.get("X-Fs11b-Refuse"):
+            raise self.error({"title": ["No quota left."]})
+        if instance is not None and instance.title == "refused":
+            raise self.error({"title": ["This row is locked."]})
+        return {}
+
+
+@fs11b_site.register
+class _Fs11bRefusedArticles(Resource):
+    model = Article
+    name = "fs11b-articles"
+    fields = ["id", "slug", "title", "views"]
+    filter_fields = {"title": ["eq"]}
+    presets = [presets.Bulk(max_items=10), presets.Audited(), _Fs11bRefusingValues()]
+    permissions = _FS11B_PUBLIC
+
+
+@fs11b_site.register
+class _Fs11bDjangoRefusedArticles(_Fs11bRefusedArticles):
+    name = "fs11b-django-articles"
+    presets = [
+        presets.Bulk(max_items=10),
+        presets.Audited(),
+        _Fs11bRefusingValues(DjangoValidationError),
+    ]
+
+
+@pytest.mark.parametrize("name", ["fs11b-articles", "fs11b-django-articles"])
+def test_fs11b_a_bulk_creates_refused_forced_values_are_its_items(fs11b_mounted, name):
+    """A preset's ``write_values`` raising ``ValidationError({"title": …})`` on a bulk
+    create was answered ``{"title": [...]}``, at the top level, where every other per-item
+    refusal is under ``items``: it is the first item's now (the values are each item's,
+    asked item by item), and nothing is written. The create of one row answers the fields."""
+    api = client_for(None)
+    items = [{"slug": "a", "title": "a"}, {"slug": "b", "title": "b"}]
+    url = f"/fs11b/{name}/"
+    r = api.post(f"{url}bulk/", {"items": items}, format="json", HTTP_X_FS11B_REFUSE="1")
+    body = assert_error(r, 400, "VALIDATION_ERROR")
+    assert body["details"] == {"items": {"0": {"title": ["No quota left."]}}}
+    assert not Article.objects.exists()
+    assert not AuditLog.objects.exists() and not OutboxEvent.objects.exists()
+    single = api.post(url, items[0], format="json", HTTP_X_FS11B_REFUSE="1")
+    assert assert_error(single, 400, "VALIDATION_ERROR")["details"] == {"title": ["No quota left."]}
+    r = api.post(f"{url}bulk/", {"items": items}, format="json")
+    assert r.status_code == 201, r.content
+    assert Article.objects.count() == 2
+
+
+@pytest.mark.parametrize("name", ["fs11b-articles", "fs11b-django-articles"])
+@pytest.mark.parametrize("shape", ["items", "filter"])
+def test_fs11b_a_bulk_updates_refused_forced_values_are_its_rows(fs11b_mounted, name, shape):
+    """The same on a bulk update's batched path, whose values were asked row by row
+    outside the per-item loop: the refused row is named (by its index under ``items``, by
+    its id under ``ids`` for a ``filter``, as the row-by-row path names it), nothing is
+    written."""
+    rows = [
+        Article.objects.create(slug=f"s{i}", title=title)
+        for i, title in enumerate(["ok", "refused", "ok"])
+    ]
+    api = client_for(None)
+    if shape == "items":
+        body = {"items": [{"id": row.pk, "views": 5} for row in rows]}
+        named = {"items": {"1": {"title": ["This row is locked."]}}}
+    else:
+        body = {"filter": {"title[eq]": "refused"}, "data": {"views": 5}}
+        named = {"ids": {str(rows[1].pk): {"title": ["This row is locked."]}}}
+    r = api.patch(f"/fs11b/{name}/bulk/", body, format="json")
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == named
+    assert set(Article.objects.values_list("views", flat=True)) == {0}
+    assert not AuditLog.objects.exists() and not OutboxEvent.objects.exists()
