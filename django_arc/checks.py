@@ -1961,9 +1961,29 @@ def _check_presets(resource: Any) -> list[Error]:
                 )
             )
         else:
-            for problem in preset.check(resource):
-                errors.append(_err(problem, resource, "arc.E011"))
+            errors.extend(_preset_problems(resource, position, preset))
     return errors
+
+
+def _preset_problems(resource: Any, position: int, preset: Any) -> list[Error]:
+    """arc.E011 for each problem ``preset.check()`` reports, or one naming the preset and
+    what its ``check()`` raised: raised out of the system checks, it was a traceback from
+    ``manage.py check`` naming neither the preset nor the resource, and no other problem
+    of any resource was reported."""
+    try:
+        return [_err(problem, resource, "arc.E011") for problem in preset.check(resource)]
+    except Exception as exc:  # noqa: BLE001 - a check never raises: it says what it saw
+        return [
+            _err(
+                f"`presets[{position}]` ({_shown(getattr(preset, 'name', ''), str)}, "
+                f"{type(preset).__name__}) could not be checked: its check() raised "
+                f"{type(exc).__name__}: {_shown(exc, str)}",
+                resource,
+                "arc.E011",
+                "Fix the preset's options or the resource they refer to; a preset's check() "
+                "returns the problems it finds as messages.",
+            )
+        ]
 
 
 def _check_features(resource: Any) -> list[Error]:

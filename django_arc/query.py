@@ -846,7 +846,11 @@ def structured_values(model_field: Any, raw: str) -> list[Any]:
     the field's values (``?numbers[in]=[[1,2],[3]]``), each read as :func:`parse_value`
     reads the field's own. Split on commas, as other fields' lists are, no array of two
     elements, no hstore of two keys and no bounded range could be named (``[1,2]`` was the
-    two values ``[1`` and ``2]``, each invalid JSON)."""
+    two values ``[1`` and ``2]``, each invalid JSON). An empty value is no value, the empty
+    list, as ``[in]=`` is on every other field (``in`` matches no row, ``nin`` every row):
+    read as JSON, it was a 400 on these fields only."""
+    if raw == "":
+        return []
     try:
         data = json.loads(raw, parse_constant=refuse_json_constant)
     except (ValueError, RecursionError):

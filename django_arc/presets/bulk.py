@@ -180,10 +180,15 @@ class Bulk(Preset):
             or self.max_items < 1
         ):
             errors.append("Bulk max_items must be a positive integer")
-        serializer = resource.serializer()
+        try:
+            fields = resource.serializer().fields
+        except Exception:  # noqa: BLE001 - a serializer that cannot build its fields
+            # (an unknown name in ``fields``) is arc.E001's to report, once; raised here,
+            # it was a traceback out of ``manage.py check`` instead
+            return errors
         nested = [
             name
-            for name, field in serializer.fields.items()
+            for name, field in fields.items()
             if not field.read_only
             and isinstance(field, (serializers.BaseSerializer, serializers.ManyRelatedField))
         ]
@@ -241,10 +246,16 @@ class Bulk(Preset):
         )
         context = self.context(view, bodies)
         validated = self.validate(view, bodies, context)
-        values = view.write_values(None)
+        # the values presets force, asked item by item as a create of one row asks them: a
+        # preset's refusal (a ValidationError of its ``write_values``: a quota spent) is its
+        # item's, as every other per-item error; asked once for the batch, it was the
+        # request's, at the top level of ``details``
+        forced = _each(view, validated, lambda _item: view.write_values(None), rows=False)
         model = resource.model
         if isinstance(validated[0], dict):
-            instances = [model(**data, **values) for data in validated]
+            instances = [
+                model(**data, **values) for data, values in zip(validated, forced, strict=True)
+            ]
             if model._meta.concrete_model._meta.parents:
                 # Django cannot bulk_create a multi-table child (its rows span the parents'
                 # tables): one save each, all or none in the route's transaction, through
@@ -258,12 +269,14 @@ class Bulk(Preset):
             # their save() runs the project's code (its create(), the model's save(), a
             # pre_save receiver): what that refuses (a Django ValidationError) is its item's
             instances = _each(
-                view, validated, lambda serializer: serializer.save(**values), rows=False
+                view,
+                list(zip(validated, forced, strict=True)),
+                lambda pair: pair[0].save(**pair[1]),
+                rows=False,
             )
         _each(
             view, instances, lambda instance: resource.after_create(request, instance), rows=False
         )
-        forced = [values] * len(instances)
         _kept_forced(view, instances, forced, "items", None)
         # a pair completed after validation (the model's default, the serializer's
         # create()) names only rows the caller may name: judged on what was stored
@@ -427,8 +440,12 @@ class Bulk(Preset):
         write, as :meth:`save_each` knows it."""
         resource = view.resource
         fields: set[str] = set()
-        for row, data in zip(rows, validated, strict=True):
-            data = {**data, **view.write_values(row)}
+        # the values presets force on each row, asked through _each as the row-by-row path
+        # asks them (:func:`_saved`): a preset's refusal is its row's, named
+        key, names = _row_naming(view, body, rows)
+        forced = _each(view, rows, view.write_values, key, names=names)
+        for row, data, values in zip(rows, validated, forced, strict=True):
+            data = {**data, **values}
             for attr, value in data.items():
                 setattr(row, attr, value)
             fields |= {resource.model._meta.get_field(attr).name for attr in data}
