@@ -1578,7 +1578,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         """The generic pairs ``rows`` hold before an update writes them, by primary key:
         :meth:`keep_generic_pairs` leaves alone a pair the write did not change (a row
         written outside the API may point anywhere; an update of its text is no new
-        pointer). ``None``, with nothing read, for a model without a pair. No query: the
+        pointer). Read as the write begins, before its ``before_update`` hook (and, for an
+        action, its handler): a pair those set on the row is the write's, not the row's. ``None``, with nothing read, for a model without a pair. No query: the
         rows' attributes are read."""
         pairs = generic_foreign_keys(self.resource.model)
         if not pairs:
@@ -1912,6 +1913,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         data = self.guard_body(data)
         try:
             self._not_aborted_before("before_update")
+            # the pair the row holds as the write begins: a before_update hook setting one
+            # on the row is the write's, judged after the save (keep_generic_pairs)
+            pairs_held = self.generic_pairs_held([instance])
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
                 self._hook_returned("before_update")
@@ -1927,7 +1931,6 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 serializer.is_valid(raise_exception=True)
                 self.keep_unoffered_rows(serializer, instance, data)
                 forced = self.write_values(instance)
-                pairs_held = self.generic_pairs_held([instance])
                 with self.existing_rows(instance):
                     saved = serializer.save(**forced)
                 resource.after_update(request, saved)
