@@ -2,8 +2,10 @@
 
 fix-generic2 judges a generic pair (``content_type`` + ``object_id``) completed after
 validation on what the write stored, and leaves alone a pair an update left as the row held
-it. A ``before_update`` hook setting the pair on the row still stored one nobody judged
-(read as "held" after the hook ran)."""
+it. Two writes still stored a pair nobody judged: a ``before_update`` hook setting it on the
+row (read as "held" after the hook ran), and an action's handler setting it on its row (an
+``input`` writing only ``object_id`` is half a pair, which the validated check lets through,
+and the handler's save is no ``perform_update``)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
@@ -55,6 +57,57 @@ class Rf59PlacedByHookResource(Resource):
             instance.content_type = ContentType.objects.get_for_model(RgPlace)
             instance.object_id = place
         return data
+
+
+class Rf59MoveInput(serializers.ModelSerializer):
+    """An action's ``input`` writing half the pair: the note keeps its content type."""
+
+    class Meta:
+        model = RgComment
+        fields = ["object_id"]
+
+
+class Rf59PlainMoveInput(serializers.Serializer):
+    """A plain input naming the place by a number of its own."""
+
+    place = serializers.IntegerField()
+
+
+@rf59_site.register
+class Rf59MovedByActionResource(Resource):
+    """Notes moved by actions whose handler sets the pair on the row and saves it."""
+
+    model = RgComment
+    name = "rf59-action-notes"
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Audited()]
+    permissions = RF59_PERMISSIONS
+    action_permissions = P.require_org_membership()
+
+    @action(input=Rf59MoveInput)
+    def move(self, request, instance, data):
+        instance.object_id = data["object_id"]
+        instance.save()
+        return instance
+
+    @action(input=Rf59PlainMoveInput)
+    def place(self, request, instance, data):
+        instance.content_type = ContentType.objects.get_for_model(RgPlace)
+        instance.object_id = data["place"]
+        instance.save()
+        return instance
+
+    @action(input=Rf59PlainMoveInput)
+    def place_by_update(self, request, instance, data, view):
+        """Sets the pair on its row, then writes the row as an update would."""
+        instance.content_type = ContentType.objects.get_for_model(RgPlace)
+        instance.object_id = data["place"]
+        return view.perform_update(instance, {}).instance
+
+    @action(input=None)
+    def rename(self, request, instance, data):
+        instance.text = "renamed"
+        instance.save()
+        return instance
 
 
 def _rf59_member(org):
@@ -127,3 +180,43 @@ def test_rf59_a_pair_a_before_update_hook_sets_on_the_row_is_checked(settings):
         assert r.status_code == 200, r.content
     mine.refresh_from_db()
     assert mine.object_id == other_b.pk
+
+
+def test_rf59_a_pair_an_actions_handler_sets_on_its_row_is_checked(settings):
+    """An action's handler sets the pair on its row and saves it: with an ``input`` writing
+    only ``object_id`` (half a pair: the validated check lets it through) or a plain input
+    of its own, B moved its note onto A's place (200), and a handler setting the pair
+    before ``perform_update`` had it taken as the row's own. Now the pair the action's row
+    holds after its handler is judged as a write's stored pair: 400 naming ``object_id``,
+    the note unchanged, no event, no audit row. B's own place is named; an action leaving
+    the pair alone is not judged."""
+    org_a, org_b, place_a, place_b, other_b, missing = _rf59_places()
+    api_b, user_b = _rf59_member(org_b)
+    name = "rf59-action-notes"
+    mine = _rf59_note(org_b, user_b, place_b, "b")
+    url = f"/rf59/{name}/{mine.pk}/action/"
+    with site_mounted(settings, "rf59", rf59_site):
+        for target in (place_a.pk, missing):
+            r = api_b.post(url, {"action": "move", "object_id": target}, format="json")
+            _rf59_missing(r, target)
+            r = api_b.post(url, {"action": "place", "place": target}, format="json")
+            _rf59_missing(r, target)
+            r = api_b.post(url, {"action": "place_by_update", "place": target}, format="json")
+            _rf59_missing(r, target)
+        _rf59_nothing_recorded(name)
+        mine.refresh_from_db()
+        assert (mine.object_id, mine.text) == (place_b.pk, "b")
+        r = api_b.post(url, {"action": "move", "object_id": other_b.pk}, format="json")
+        assert r.status_code == 200, r.content
+        r = api_b.post(url, {"action": "place", "place": place_b.pk}, format="json")
+        assert r.status_code == 200, r.content
+    # a row stored pointing elsewhere (outside the API): an action not moving it is no new
+    # pointer, and is not refused for it
+    odd = _rf59_note(org_b, user_b, place_a, "odd")
+    with site_mounted(settings, "rf59", rf59_site):
+        r = api_b.post(f"/rf59/{name}/{odd.pk}/action/", {"action": "rename"}, format="json")
+        assert r.status_code == 200, r.content
+    mine.refresh_from_db()
+    odd.refresh_from_db()
+    assert mine.object_id == place_b.pk
+    assert (odd.object_id, odd.text) == (place_a.pk, "renamed")
