@@ -9,8 +9,11 @@ and the handler's save is no ``perform_update``)."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib.contenttypes.models import ContentType
+from django.db import connections
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, action, presets
@@ -19,7 +22,7 @@ from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import RgComment, RgPlace
+from tests.testapp.models import Fg2Note, RgComment, RgPlace
 
 pytestmark = pytest.mark.django_db
 
@@ -220,3 +223,82 @@ def test_rf59_a_pair_an_actions_handler_sets_on_its_row_is_checked(settings):
     odd.refresh_from_db()
     assert mine.object_id == place_b.pk
     assert (odd.object_id, odd.text) == (place_a.pk, "renamed")
+
+
+# -- checked and found sound: pinned -------------------------------------------------------
+
+
+class Rf59RenamedPairSerializer(serializers.ModelSerializer):
+    """The pair written under names of its own (``source`` is the model's field)."""
+
+    target_type = serializers.PrimaryKeyRelatedField(
+        source="content_type", queryset=ContentType.objects.all()
+    )
+    target_id = serializers.IntegerField(source="object_id")
+
+    class Meta:
+        model = RgComment
+        fields = ["id", "target_type", "target_id", "text"]
+
+
+@rf59_site.register
+class Rf59RenamedPairResource(Resource):
+    model = RgComment
+    name = "rf59-renamed-notes"
+    serializer_class = Rf59RenamedPairSerializer
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Bulk()]
+    permissions = RF59_PERMISSIONS
+
+
+@rf59_site.register
+class Rf59PlainDefaultNoteResource(Resource):
+    """Arc's own serializer, the content type the model's default: a single statement but
+    for the pair's check, which needs the write's transaction."""
+
+    model = Fg2Note
+    name = "rf59-plain-default-notes"
+    presets = [presets.MultiTenant(), presets.OwnedBy()]
+    permissions = RF59_PERMISSIONS
+
+
+def test_rf59_a_pair_under_names_of_its_own_is_matched_by_source(settings):
+    """71e04fc asks the model for its pairs first: a serializer writing them under other
+    names (``source`` the model's fields) is still checked, the 400 naming its own field,
+    single and bulk; B's own place is named."""
+    org_a, org_b, place_a, place_b, _, _ = _rf59_places()
+    api_b, _ = _rf59_member(org_b)
+    place_type = ContentType.objects.get_for_model(RgPlace).pk
+    name = "rf59-renamed-notes"
+    message = [f'Invalid pk "{place_a.pk}" - object does not exist.']
+    with site_mounted(settings, "rf59", rf59_site):
+        body = {"target_type": place_type, "target_id": place_a.pk, "text": "x"}
+        r = api_b.post(f"/rf59/{name}/", body, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {"target_id": message}
+        r = api_b.post(f"/rf59/{name}/bulk/", {"items": [body]}, format="json")
+        details = assert_error(r, 400, "VALIDATION_ERROR")["details"]
+        assert details == {"items": {"0": {"target_id": message}}}, details
+        body["target_id"] = place_b.pk
+        assert api_b.post(f"/rf59/{name}/", body, format="json").status_code == 201
+    assert list(RgComment.objects.values_list("object_id", flat=True)) == [place_b.pk]
+
+
+@pytest.mark.parametrize("atomic_requests", [False, True])
+def test_rf59_the_stored_pair_refused_leaves_no_row_under_atomic_requests(
+    settings, monkeypatch, atomic_requests
+):
+    """fix-generic2's ``write_needs_transaction`` for a model with a pair, with the outbox
+    off: the refused create leaves no row with ``ATOMIC_REQUESTS`` off and on (the write's
+    own savepoint then), keyed or not; B's own place is named."""
+    monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", atomic_requests)
+    settings.ARC = {**settings.ARC, "EVENTS": {**settings.ARC.get("EVENTS", {}), "OUTBOX": False}}
+    org_a, org_b, place_a, place_b, _, _ = _rf59_places()
+    api_b, _ = _rf59_member(org_b)
+    url = "/rf59/rf59-plain-default-notes/"
+    with site_mounted(settings, "rf59", rf59_site):
+        for extra in ({}, {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())}):
+            body = {"object_id": place_a.pk, "text": "planted"}
+            _rf59_missing(api_b.post(url, body, format="json", **extra), place_a.pk)
+            assert not Fg2Note.objects.exists()
+        r = api_b.post(url, {"object_id": place_b.pk, "text": "mine"}, format="json")
+        assert r.status_code == 201, r.content
+    assert list(Fg2Note.objects.values_list("object_id", flat=True)) == [place_b.pk]
