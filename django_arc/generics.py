@@ -1231,6 +1231,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         except resource.model.MultipleObjectsReturned:
             raise NotFound(f"{resource.name} lookup {lookup}={raw[:64]!r} not unique") from None
         self.check_object_permissions(self.request, obj)
+        if self.request.method not in SAFE_METHODS:
+            # the generic pairs it holds as read, for a route's or an action's handler
+            # that may set one on it (keep_generic_pairs_read); nothing for most models
+            held = self.generic_pairs_held([obj])
+            if held is not None:
+                self.__dict__.setdefault("_generic_rows_read", []).append((obj, held))
         return obj
 
     def answers_rendered_row(self) -> bool:
@@ -1639,6 +1645,18 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             first = refused[min(refused, key=int)]
             details = first if key is None else {key: first}
         raise ArcError("VALIDATION_ERROR", "Validation failed", 400, details)
+
+    def keep_generic_pairs_read(self) -> None:
+        """Judge, as :meth:`keep_generic_pairs` judges a write's stored pair, the pair each
+        row :meth:`get_object` read for this unsafe request holds now: called after an
+        action's or a detail route's handler, which may set the pair on its row (from an
+        ``input`` writing half of one, a plain input's number, the body) and save it or
+        hand it to :meth:`perform_update`, which takes what the row holds then as its own.
+        B moved its note onto A's place (200). A pair left as the row held it costs no
+        query; a row the handler deleted is not judged."""
+        for row, held in self.__dict__.get("_generic_rows_read", ()):
+            if row.pk is not None:
+                self.keep_generic_pairs([row], held)
 
     def _generic_pair_field(self, pair: Any) -> str:
         """The name of the serializer field writing ``pair``'s object id (its content type

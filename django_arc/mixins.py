@@ -98,8 +98,6 @@ class ActionMixin:
         data, event_input = self.action_input(spec)
         observers = self.resource.write_observers
         pk = instance.pk
-        # the generic pairs the row holds before its handler (none read for a model without)
-        pairs_held = self.generic_pairs_held([instance])
         with self.write_transaction(always=True), self.existing_rows(instance):
             before = self.snapshot(instance) if observers else None
             result = spec.handler(self, request, instance, data)
@@ -108,12 +106,10 @@ class ActionMixin:
                 # state): the action did not happen, so no event or audit entry says it did
                 self.keyed_failure(result)
                 return result
-            if instance.pk is not None:
-                # a pair the handler set on its row (an input writing half of one, a plain
-                # input's own number, the row set before perform_update) names only rows
-                # the caller may name, as a write's stored pair does; one left as the row
-                # held it costs nothing
-                self.keep_generic_pairs([instance], pairs_held)
+            # a pair the handler set on its row (an input writing half of one, a plain
+            # input's own number, the row set before perform_update) names only rows the
+            # caller may name, as a write's stored pair does
+            self.keep_generic_pairs_read()
             # the rows it answers (and audits) render their relations as a get after it does:
             # get_object() read them before the handler, which may have changed them (a review
             # added, the author renamed through a queryset), as an update's hooks may
@@ -212,6 +208,9 @@ class RouteMixin:
         else:
             with self.write_transaction(always=True):
                 result = spec.handler(self, request, **url_kwargs)
+                if not (isinstance(result, HttpResponseBase) and result.status_code >= 400):
+                    # a pair a detail route's handler set on its row, as for an action
+                    self.keep_generic_pairs_read()
                 self.keyed_failure(result)
         if isinstance(result, HttpResponseBase):
             return result

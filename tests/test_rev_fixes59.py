@@ -16,8 +16,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connections
 from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, action, presets
+from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
+from django_arc.actions import INSTANCE
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
 from tests.factories import MembershipFactory, OrganizationFactory
@@ -105,6 +106,35 @@ class Rf59MovedByActionResource(Resource):
         instance.content_type = ContentType.objects.get_for_model(RgPlace)
         instance.object_id = data["place"]
         return view.perform_update(instance, {}).instance
+
+    @route(
+        "POST", "relocate", detail=True, permissions=P.require_org_membership(), response=INSTANCE
+    )
+    def relocate(self, request, instance, view):
+        """Sets the pair on its row from the body's ``place``, then updates the row."""
+        instance.content_type = ContentType.objects.get_for_model(RgPlace)
+        instance.object_id = request.data["place"]
+        return view.perform_update(instance, {}).instance
+
+    @route(
+        "POST",
+        "relocate-now",
+        detail=True,
+        permissions=P.require_org_membership(),
+        response=INSTANCE,
+    )
+    def relocate_now(self, request, instance):
+        """Sets the pair on its row from the body's ``place`` and saves it."""
+        instance.content_type = ContentType.objects.get_for_model(RgPlace)
+        instance.object_id = request.data["place"]
+        instance.save()
+        return instance
+
+    @route("POST", "retext", detail=True, permissions=P.require_org_membership(), response=INSTANCE)
+    def retext(self, request, instance):
+        instance.text = "retexted"
+        instance.save()
+        return instance
 
     @action(input=None)
     def rename(self, request, instance, data):
@@ -259,6 +289,37 @@ class Rf59PlainDefaultNoteResource(Resource):
     name = "rf59-plain-default-notes"
     presets = [presets.MultiTenant(), presets.OwnedBy()]
     permissions = RF59_PERMISSIONS
+
+
+def test_rf59_a_pair_a_detail_routes_handler_sets_on_its_row_is_checked(settings):
+    """A detail ``@route`` sets the pair on its row from the body, then saves it or calls
+    ``perform_update`` (which took the pair as the row's own): B moved its note onto A's
+    place (200). Now the pair each row the route read holds after its handler is judged as
+    a write's stored pair: 400 naming ``object_id``, the note unchanged, no event, no audit
+    row. B's own place is named; a route leaving the pair alone is not judged."""
+    org_a, org_b, place_a, place_b, other_b, missing = _rf59_places()
+    api_b, user_b = _rf59_member(org_b)
+    name = "rf59-action-notes"
+    mine = _rf59_note(org_b, user_b, place_b, "b")
+    with site_mounted(settings, "rf59", rf59_site):
+        for path in ("relocate", "relocate-now"):
+            url = f"/rf59/{name}/{mine.pk}/{path}/"
+            for target in (place_a.pk, missing):
+                _rf59_missing(api_b.post(url, {"place": target}, format="json"), target)
+        _rf59_nothing_recorded(name)
+        mine.refresh_from_db()
+        assert (mine.object_id, mine.text) == (place_b.pk, "b")
+        for path, target in (("relocate", other_b.pk), ("relocate-now", place_b.pk)):
+            url = f"/rf59/{name}/{mine.pk}/{path}/"
+            r = api_b.post(url, {"place": target}, format="json")
+            assert r.status_code == 200, r.content
+        odd = _rf59_note(org_b, user_b, place_a, "odd")
+        r = api_b.post(f"/rf59/{name}/{odd.pk}/retext/", {}, format="json")
+        assert r.status_code == 200, r.content
+    mine.refresh_from_db()
+    odd.refresh_from_db()
+    assert mine.object_id == place_b.pk
+    assert (odd.object_id, odd.text) == (place_a.pk, "retexted")
 
 
 def test_rf59_a_pair_under_names_of_its_own_is_matched_by_source(settings):
