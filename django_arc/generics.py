@@ -1584,9 +1584,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         """The generic pairs ``rows`` hold before an update writes them, by primary key:
         :meth:`keep_generic_pairs` leaves alone a pair the write did not change (a row
         written outside the API may point anywhere; an update of its text is no new
-        pointer). Read as the write begins, before its ``before_update`` hook (and, for an
-        action, its handler): a pair those set on the row is the write's, not the row's. ``None``, with nothing read, for a model without a pair. No query: the
-        rows' attributes are read."""
+        pointer). Read as the write begins, before its ``before_update`` hook (and by
+        :meth:`get_object`, before an action's or a route's handler): a pair those set on
+        the row is the write's, not the row's. ``None``, with nothing read, for a model
+        without a pair. No query: the rows' attributes are read."""
         pairs = generic_foreign_keys(self.resource.model)
         if not pairs:
             return None
