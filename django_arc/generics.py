@@ -1231,6 +1231,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         except resource.model.MultipleObjectsReturned:
             raise NotFound(f"{resource.name} lookup {lookup}={raw[:64]!r} not unique") from None
         self.check_object_permissions(self.request, obj)
+        if self.request.method not in SAFE_METHODS:
+            # the generic pairs it holds as read, for a route's or an action's handler
+            # that may set one on it (keep_generic_pairs_read); nothing for most models
+            held = self.generic_pairs_held([obj])
+            if held is not None:
+                self.__dict__.setdefault("_generic_rows_read", []).append((obj, held))
         return obj
 
     def answers_rendered_row(self) -> bool:
@@ -1591,8 +1597,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         """The generic pairs ``rows`` hold before an update writes them, by primary key:
         :meth:`keep_generic_pairs` leaves alone a pair the write did not change (a row
         written outside the API may point anywhere; an update of its text is no new
-        pointer). ``None``, with nothing read, for a model without a pair. No query: the
-        rows' attributes are read."""
+        pointer). Read as the write begins, before its ``before_update`` hook (and by
+        :meth:`get_object`, before an action's or a route's handler): a pair those set on
+        the row is the write's, not the row's. ``None``, with nothing read, for a model
+        without a pair. No query: the rows' attributes are read."""
         pairs = generic_foreign_keys(self.resource.model)
         if not pairs:
             return None
@@ -1651,6 +1659,18 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             first = refused[min(refused, key=int)]
             details = first if key is None else {key: first}
         raise ArcError("VALIDATION_ERROR", "Validation failed", 400, details)
+
+    def keep_generic_pairs_read(self) -> None:
+        """Judge, as :meth:`keep_generic_pairs` judges a write's stored pair, the pair each
+        row :meth:`get_object` read for this unsafe request holds now: called after an
+        action's or a detail route's handler, which may set the pair on its row (from an
+        ``input`` writing half of one, a plain input's number, the body) and save it or
+        hand it to :meth:`perform_update`, which takes what the row holds then as its own.
+        B moved its note onto A's place (200). A pair left as the row held it costs no
+        query; a row the handler deleted is not judged."""
+        for row, held in self.__dict__.get("_generic_rows_read", ()):
+            if row.pk is not None:
+                self.keep_generic_pairs([row], held)
 
     def _generic_pair_field(self, pair: Any) -> str:
         """The name of the serializer field writing ``pair``'s object id (its content type
@@ -1925,6 +1945,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         data = self.guard_body(data)
         try:
             self._not_aborted_before("before_update")
+            # the pair the row holds as the write begins: a before_update hook setting one
+            # on the row is the write's, judged after the save (keep_generic_pairs)
+            pairs_held = self.generic_pairs_held([instance])
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
                 self._hook_returned("before_update")
@@ -1940,7 +1963,6 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 serializer.is_valid(raise_exception=True)
                 self.keep_unoffered_rows(serializer, instance, data)
                 forced = self.write_values(instance)
-                pairs_held = self.generic_pairs_held([instance])
                 with self.existing_rows(instance):
                     saved = serializer.save(**forced)
                 resource.after_update(request, saved)

@@ -321,6 +321,9 @@ class Bulk(Preset):
         if "items" in body:
             bodies = self.guarded(view, bodies)
         key, names = _row_naming(view, body, rows)
+        # the pairs the rows hold as read, before a before_update hook may set one on its
+        # row: that one is the write's, judged after the save (keep_generic_pairs)
+        pairs_held = view.generic_pairs_held(rows)
         bodies = _each(
             view,
             list(zip(rows, bodies, strict=True)),
@@ -330,7 +333,6 @@ class Bulk(Preset):
         )
         context = self.context(view, bodies)
         befores = [view.snapshot(row) for row in rows]
-        pairs_held = view.generic_pairs_held(rows)
         try:
             validated = self.validate(view, bodies, context, rows)
         except ArcError as exc:
