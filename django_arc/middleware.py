@@ -52,9 +52,8 @@ class ScopeMiddleware:
             request.arc_scope = PROVISIONAL  # type: ignore[attr-defined]
         response = self.get_response(request)
         if response.status_code == 404 and getattr(request, "resolver_match", None) is None:
-            slashed = slashed_site_route(request)
-            if slashed is not None:
-                return self.answer_as(request, slashed)
+            if slashed_site_route(request) is not None:
+                return self.answer_slashed(request)
         if (
             response.status_code == 404
             and getattr(request, "resolver_match", None) is None
@@ -86,18 +85,22 @@ class ScopeMiddleware:
             return self.fault_response(request, exc)
         return None
 
-    def answer_as(self, request: HttpRequest, match: ResolverMatch) -> HttpResponse:
-        """``request`` answered by the route ``match`` names, as Django's handler would have
-        called it (this middleware's ``process_view`` first, a DRF ``Response`` rendered)."""
-        request.resolver_match = match  # type: ignore[attr-defined]
-        response = self.process_view(request, match.func, match.args, match.kwargs)
-        if response is None:
-            response = match.func(request, *match.args, **match.kwargs)
-        if callable(getattr(response, "render", None)) and not getattr(
-            response, "is_rendered", True
-        ):
-            response = response.render()
-        return response
+    def answer_slashed(self, request: HttpRequest) -> HttpResponse:
+        """``request``, whose path no pattern matched but names a site's route with the
+        slash it lacks (:func:`slashed_site_route`), answered by that route through the rest
+        of the project's middleware, as any request is: the path is resolved with its slash
+        (``path_info``; ``path``, which the client sent, is unchanged) and the middlewares
+        after this one run again, their ``process_view`` before the view and their
+        ``process_response`` on its answer. Calling the view here skipped the latter: the
+        405 had none of the headers they add (``X-Frame-Options``, which Django's order
+        places last). The middlewares before this one see the answer once, as for any
+        request."""
+        path_info = request.path_info
+        request.path_info = f"{path_info}/"
+        try:
+            return self.get_response(request)
+        finally:
+            request.path_info = path_info
 
     @classmethod
     def fault_response(cls, request: HttpRequest, exc: Exception) -> HttpResponse:
