@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 
 from .exceptions import ServerFault
 
@@ -51,6 +51,18 @@ def _begin_immediate(execute: Any, sql: str, params: Any, many: bool, context: A
     if sql == "BEGIN":
         sql = "BEGIN IMMEDIATE"
     return execute(sql, params, many, context)
+
+
+def lockable(rows: models.QuerySet[Any]) -> models.QuerySet[Any]:
+    """``rows`` as a queryset a database can lock (``select_for_update()``): itself, unless
+    it reads ``DISTINCT`` (a manager's ``distinct()``, as a ``_base_manager`` filtering
+    through a to-many relation has), which PostgreSQL refuses to lock ("FOR UPDATE is not
+    allowed with DISTINCT clause"): then the model's table rows whose primary keys it reads,
+    a plain queryset on its database with ``rows`` as the subquery, so the rows locked are
+    those ``rows`` reads and nothing else."""
+    if not rows.query.distinct:
+        return rows
+    return models.QuerySet(model=rows.model, using=rows.db).filter(pk__in=rows.values("pk"))
 
 
 #: libpq's ``PQTRANS_INERROR``: in a transaction a failed statement aborted

@@ -50,7 +50,7 @@ from ..parsers import JSONNumber
 from ..query import beyond_int64, load_relations, reserved_param, shown
 from ..serializers import preload_related
 from ..signals import saves_its_own_way
-from ..transactions import fault_if_aborted
+from ..transactions import fault_if_aborted, lockable
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -830,8 +830,8 @@ def _present(model: Any, rows: list[Any], lock: bool = False) -> set[Any]:
     found = model._base_manager.db_manager(router.db_for_write(model)).filter(
         pk__in=[row.pk for row in rows]
     )
-    if lock:
-        found = found.select_for_update().order_by("pk")
+    if lock:  # ``lockable``: a base manager reading ``distinct()`` cannot be locked as it is
+        found = lockable(found).select_for_update().order_by("pk")
     return set(found.values_list("pk", flat=True))
 
 
