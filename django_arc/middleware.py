@@ -60,8 +60,9 @@ class ScopeMiddleware:
             and under_a_site(request)
         ):
             # no route matched (a view's own 404 has a resolver_match): under a site's
-            # prefix, the envelope's 404, the bytes an unknown row gets
-            return self.error_response(request, NotFound())
+            # prefix, the envelope's 404, the bytes an unknown row gets, with what the
+            # middlewares after this one added to the 404 it replaces
+            return _with_middleware_headers(self.error_response(request, NotFound()), response)
         return response
 
     def process_view(
@@ -149,6 +150,25 @@ class ScopeMiddleware:
         response.content = content
         response[REQUEST_ID_HEADER] = get_request_id(request)
         return response
+
+
+#: the headers of the replaced 404 that describe its own body: the envelope sets its own
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def _with_middleware_headers(answer: HttpResponse, replaced: HttpResponse) -> HttpResponse:
+    """``answer``, which replaces the 404 ``replaced`` the rest of the chain returned, with
+    the headers and cookies the middlewares after ``ScopeMiddleware`` set on that 404
+    (``XFrameOptionsMiddleware``'s, last in Django's order; ``SecurityMiddleware``'s when
+    placed there), as the view's own 404 carries them: what describes the replaced body
+    (its type, its length) and what ``answer`` sets itself are left out."""
+    for name, value in replaced.items():
+        if name.lower() not in _BODY_HEADERS and name not in answer:
+            answer[name] = value
+    for key, morsel in replaced.cookies.items():
+        if key not in answer.cookies:
+            answer.cookies[key] = morsel
+    return answer
 
 
 class UnroutedView(APIView):

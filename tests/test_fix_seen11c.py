@@ -366,3 +366,27 @@ def test_fs11c_a_model_with_its_own_delete_collects_twice_by_decision(fs11c_moun
     monkeypatch.setattr(Folder, "delete", fs11c_own_delete)
     assert len(fs11c_reads_of_children()) == 6  # the check's three, the delete's three
     assert ran == ["top"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("order", [_FS11C_DEFAULT_ORDER, _FS11C_SECURITY_INSIDE])
+@pytest.mark.parametrize("path", ["/api/no-such-resource/", "/api/books.json"])
+def test_fs11c_the_unrouted_404_under_a_site_keeps_the_middlewares_headers(settings, order, path):
+    """A path under a site's prefix that no route matches is answered with the envelope's
+    404, which ``ScopeMiddleware`` built in place of the 404 the middlewares inside it had
+    answered and marked: their headers were lost (no ``X-Frame-Options``), where a view's
+    own 404 (an unknown row) has them. The envelope keeps them now, its own type and
+    request id unchanged."""
+    from tests.testapp.models import Author, Book
+
+    settings.MIDDLEWARE = order
+    settings.X_FRAME_OPTIONS = "DENY"
+    row = Book.objects.create(title="t", author=Author.objects.create(name="a"))
+    unknown_row = Client().get(f"/api/books/{row.pk + 1000}/")
+    unrouted = Client().get(path)
+    assert_error(unknown_row, 404, "NOT_FOUND")
+    body = assert_error(unrouted, 404, "NOT_FOUND")
+    for header in _FS11C_SECURITY_HEADERS:
+        assert unrouted.get(header) == unknown_row[header], header
+    assert unrouted["Content-Type"] == unknown_row["Content-Type"]
+    assert body["requestId"] == unrouted["X-Request-Id"]
