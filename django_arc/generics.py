@@ -106,7 +106,7 @@ from .scope import RequestScope, get_scope
 from .serializers import form_values
 from .settings import arc_settings
 from .signals import saves_its_own_way
-from .transactions import atomic_on, fault_if_aborted, lockable
+from .transactions import atomic_on, fault_if_aborted, lockable, refuse_deleted_unjudged
 from .uploads import undo_files_with
 
 logger = logging.getLogger("django_arc")
@@ -2260,8 +2260,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             row = model._base_manager.using(alias).filter(pk=instance.pk)
             list(lockable(row).select_for_update().order_by().values_list("pk", flat=True))
         collector = self.refuse_cascade_beyond_reach([instance])
-        if collector is None or model.delete is not models.Model.delete:
+        if collector is None:
             return instance.delete()
+        if model.delete is not models.Model.delete:
+            return refuse_deleted_unjudged(collector, instance.delete())
         return collector.delete()
 
     def refuse_cascade_beyond_reach(self, rows: list[Any], origin: Any = None) -> Collector | None:

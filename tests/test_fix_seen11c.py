@@ -390,3 +390,74 @@ def test_fs11c_the_unrouted_404_under_a_site_keeps_the_middlewares_headers(setti
         assert unrouted.get(header) == unknown_row[header], header
     assert unrouted["Content-Type"] == unknown_row["Content-Type"]
     assert body["requestId"] == unrouted["X-Request-Id"]
+
+
+@fs11c_site.register
+class Fs11cOwnedFolderResource(Resource):
+    """The tree under ``OwnedBy``: a member deletes its own folders only."""
+
+    model = Folder
+    name = "fs11c-owned-folders"
+    fields = ["id", "organization", "owner", "name", "parent"]
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Bulk()]
+    permissions = FS11C_MEMBERS
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a race between two connections")
+@pytest.mark.parametrize("bulk", [False, True])
+def test_fs11c_a_model_with_its_own_delete_deletes_no_row_filed_meanwhile_unjudged(
+    fs11c_mounted, monkeypatch, bulk
+):
+    """A model's own ``delete()`` collects again (decided above), so a folder another
+    member filed under a deeper row of the subtree after the cascade check judged it (no
+    lock holds that row) was found by the second collection and deleted with the rest
+    (200): another member's row, which the check refuses to delete (409). What the model's
+    ``delete()`` returns is compared with what was judged now: more rows of a judged table
+    is the check's 409, nothing deleted, as Django's own ``delete()`` answers this race."""
+    org = OrganizationFactory()
+    api, me = _fs11c_member(org)
+    other, them = _fs11c_member(org)
+    top = Folder.objects.create(organization=org, owner=me, name="top")
+    mine = Folder.objects.create(organization=org, owner=me, name="mine", parent=top)
+    original = Folder.delete
+
+    def fs11c_own_delete(self, *args, **kwargs):
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Folder, "delete", fs11c_own_delete)
+    entered, released = threading.Event(), threading.Event()
+    judge = ResourceGenericViewSet.refuse_cascade_beyond_reach
+
+    def fs11c_held_after_the_check(self, rows, origin=None):
+        judged = judge(self, rows, origin)
+        entered.set()
+        assert released.wait(30)
+        return judged
+
+    monkeypatch.setattr(
+        ResourceGenericViewSet, "refuse_cascade_beyond_reach", fs11c_held_after_the_check
+    )
+    if bulk:
+        body = {"ids": [top.pk]}
+        call = lambda: api.delete("/fs11c/fs11c-owned-folders/bulk/", body, format="json")  # noqa: E731
+    else:
+        call = lambda: api.delete(f"/fs11c/fs11c-owned-folders/{top.pk}/")  # noqa: E731
+    deleting, deleted = in_thread(call)
+    try:
+        assert entered.wait(30)
+        theirs = {"name": "theirs", "parent": mine.pk}
+        filing, filed = in_thread(
+            lambda: other.post("/fs11c/fs11c-owned-folders/", theirs, format="json")
+        )
+        filing.join(30)  # under "mine", which no lock holds: stored at once
+    finally:
+        released.set()
+        deleting.join(30)
+    (file_answer,) = filed
+    (delete_answer,) = deleted
+    assert not isinstance(delete_answer, BaseException), delete_answer
+    assert file_answer.status_code == 201, file_answer.content
+    assert_error(delete_answer, 409, "CONFLICT")
+    kept = sorted(Folder.objects.values_list("name", "owner_id"))
+    assert kept == sorted([("top", me.pk), ("mine", me.pk), ("theirs", them.pk)])
