@@ -106,7 +106,7 @@ from .scope import RequestScope, get_scope
 from .serializers import form_values
 from .settings import arc_settings
 from .signals import saves_its_own_way
-from .transactions import atomic_on, fault_if_aborted
+from .transactions import atomic_on, fault_if_aborted, lockable, refuse_deleted_unjudged
 from .uploads import undo_files_with
 
 logger = logging.getLogger("django_arc")
@@ -2250,7 +2250,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         resource, request = self.resource, self.request
         id_value, pk = self.id_value(instance), instance.pk
         self._not_aborted_before("before_delete")
-        with self.write_transaction():
+        # a cascade judged (``_hard_delete``) is judged, locked and deleted in one
+        # transaction: in autocommit no lock could be taken and the check's collection
+        # was stale by the delete
+        with self.write_transaction(always=_cascades_into_itself(resource.model)):
             resource.before_delete(request, instance)
             self._hook_returned("before_delete")
             before = self.snapshot(instance) if resource.write_observers else None
@@ -2288,16 +2291,14 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             # deleting nothing, answered 404 by the caller. Unordered: a ``Meta.ordering``
             # across a nullable relation (a tree's ``parent__name``) is a LEFT OUTER JOIN,
             # whose nullable side PostgreSQL refuses to lock (every such delete a 500)
-            list(
-                model._base_manager.using(alias)
-                .select_for_update()
-                .filter(pk=instance.pk)
-                .order_by()
-                .values_list("pk", flat=True)
-            )
+            # ``lockable``: a base manager reading ``distinct()`` cannot be locked as it is
+            row = model._base_manager.using(alias).filter(pk=instance.pk)
+            list(lockable(row).select_for_update().order_by().values_list("pk", flat=True))
         collector = self.refuse_cascade_beyond_reach([instance])
-        if collector is None or model.delete is not models.Model.delete:
+        if collector is None:
             return instance.delete()
+        if model.delete is not models.Model.delete:
+            return refuse_deleted_unjudged(collector, instance.delete())
         return collector.delete()
 
     def refuse_cascade_beyond_reach(self, rows: list[Any], origin: Any = None) -> Collector | None:

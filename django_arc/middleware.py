@@ -52,17 +52,17 @@ class ScopeMiddleware:
             request.arc_scope = PROVISIONAL  # type: ignore[attr-defined]
         response = self.get_response(request)
         if response.status_code == 404 and getattr(request, "resolver_match", None) is None:
-            slashed = slashed_site_route(request)
-            if slashed is not None:
-                return self.answer_as(request, slashed)
+            if slashed_site_route(request) is not None:
+                return self.answer_slashed(request)
         if (
             response.status_code == 404
             and getattr(request, "resolver_match", None) is None
             and under_a_site(request)
         ):
             # no route matched (a view's own 404 has a resolver_match): under a site's
-            # prefix, the envelope's 404, the bytes an unknown row gets
-            return self.error_response(request, NotFound())
+            # prefix, the envelope's 404, the bytes an unknown row gets, with what the
+            # middlewares after this one added to the 404 it replaces
+            return _with_middleware_headers(self.error_response(request, NotFound()), response)
         return response
 
     def process_view(
@@ -86,18 +86,22 @@ class ScopeMiddleware:
             return self.fault_response(request, exc)
         return None
 
-    def answer_as(self, request: HttpRequest, match: ResolverMatch) -> HttpResponse:
-        """``request`` answered by the route ``match`` names, as Django's handler would have
-        called it (this middleware's ``process_view`` first, a DRF ``Response`` rendered)."""
-        request.resolver_match = match  # type: ignore[attr-defined]
-        response = self.process_view(request, match.func, match.args, match.kwargs)
-        if response is None:
-            response = match.func(request, *match.args, **match.kwargs)
-        if callable(getattr(response, "render", None)) and not getattr(
-            response, "is_rendered", True
-        ):
-            response = response.render()
-        return response
+    def answer_slashed(self, request: HttpRequest) -> HttpResponse:
+        """``request``, whose path no pattern matched but names a site's route with the
+        slash it lacks (:func:`slashed_site_route`), answered by that route through the rest
+        of the project's middleware, as any request is: the path is resolved with its slash
+        (``path_info``; ``path``, which the client sent, is unchanged) and the middlewares
+        after this one run again, their ``process_view`` before the view and their
+        ``process_response`` on its answer. Calling the view here skipped the latter: the
+        405 had none of the headers they add (``X-Frame-Options``, which Django's order
+        places last). The middlewares before this one see the answer once, as for any
+        request."""
+        path_info = request.path_info
+        request.path_info = f"{path_info}/"
+        try:
+            return self.get_response(request)
+        finally:
+            request.path_info = path_info
 
     @classmethod
     def fault_response(cls, request: HttpRequest, exc: Exception) -> HttpResponse:
@@ -146,6 +150,25 @@ class ScopeMiddleware:
         response.content = content
         response[REQUEST_ID_HEADER] = get_request_id(request)
         return response
+
+
+#: the headers of the replaced 404 that describe its own body: the envelope sets its own
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def _with_middleware_headers(answer: HttpResponse, replaced: HttpResponse) -> HttpResponse:
+    """``answer``, which replaces the 404 ``replaced`` the rest of the chain returned, with
+    the headers and cookies the middlewares after ``ScopeMiddleware`` set on that 404
+    (``XFrameOptionsMiddleware``'s, last in Django's order; ``SecurityMiddleware``'s when
+    placed there), as the view's own 404 carries them: what describes the replaced body
+    (its type, its length) and what ``answer`` sets itself are left out."""
+    for name, value in replaced.items():
+        if name.lower() not in _BODY_HEADERS and name not in answer:
+            answer[name] = value
+    for key, morsel in replaced.cookies.items():
+        if key not in answer.cookies:
+            answer.cookies[key] = morsel
+    return answer
 
 
 class UnroutedView(APIView):

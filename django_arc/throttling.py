@@ -18,7 +18,10 @@ as the query cache answers uncached: a throttle guards the service's availabilit
 answering everyone 500 (DRF's behaviour) or 429 while the counters are out of reach would
 make a Redis outage an API outage. A database cache whose database refuses (down, its table
 missing) is the same outage; its statements run in a savepoint when the request is in a
-transaction, so its failure leaves that transaction usable.
+transaction, so its failure leaves that transaction usable. So is any other backend's
+(memcached's client errors, a project's backend): whatever the cache's ``get``/``set``
+raises is taken as its server being out of reach, since no backend's errors say more of
+the request than that the counters cannot be read or written.
 """
 
 from __future__ import annotations
@@ -30,35 +33,29 @@ from typing import Any
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache import cache as default_cache
 from django.core.cache.backends.db import BaseDatabaseCache
-from django.db import DatabaseError, router, transaction
+from django.db import router, transaction
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from .cache_keys import key_part
 from .clients import ServiceClient
 from .exceptions import ArcError
-from .redis_alias import REDIS_ERRORS, warn_outage
+from .redis_alias import warn_outage
 from .scope import RequestScope, get_scope
-
-try:  # what django-redis raises for redis-py's connection and timeout errors
-    from django_redis.exceptions import ConnectionInterrupted
-except ImportError:  # pragma: no cover - django-redis is optional
-
-    class ConnectionInterrupted(Exception):  # type: ignore[no-redef]  # noqa: N818
-        pass
-
 
 SERVICE_RATE = "arc_service"
 MEMBER_RATE = "arc_member"
 ANON_RATE = "arc_anon"
 
-#: what the throttle cache raises when its server is away: the request is let through
-_CACHE_OUTAGE = (*REDIS_ERRORS, ConnectionInterrupted, DatabaseError)
 
-
-def _outage_store(exc: BaseException) -> str:
-    """What the warning says was unavailable."""
-    return "the database cache" if isinstance(exc, DatabaseError) else "Redis"
+def _outage_store(store: Any) -> str:
+    """What the warning says was unavailable: Redis, the database cache, or the backend by
+    its class (memcached, a project's own)."""
+    if isinstance(store, BaseDatabaseCache):
+        return "the database cache"
+    if "redis" in type(store).__module__.lower():  # Django's RedisCache, django-redis's
+        return "Redis"
+    return f"the throttle cache ({type(store).__qualname__})"
 
 
 def _store_call(store: Any, write: bool) -> AbstractContextManager[Any]:
@@ -180,11 +177,12 @@ class ScopeRateThrottle(SimpleRateThrottle):
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
+        store = self._store()
         try:
-            with _store_call(self._store(), write=False):
+            with _store_call(store, write=False):
                 self.history = self.cache.get(self.key, [])
-        except _CACHE_OUTAGE as exc:
-            warn_outage("throttling", exc, _outage_store(exc))
+        except Exception as exc:  # noqa: BLE001 - any backend's outage (see module docs)
+            warn_outage("throttling", exc, _outage_store(store))
             return True
         self.now = self.timer()
         # Newest first, the window's only: servers sharing the cache each put their own
@@ -210,11 +208,12 @@ class ScopeRateThrottle(SimpleRateThrottle):
 
     def throttle_success(self) -> bool:
         self.history.insert(0, self.now)
+        store = self._store()
         try:
-            with _store_call(self._store(), write=True):
+            with _store_call(store, write=True):
                 self.cache.set(self.key, self.history, self.duration)
-        except _CACHE_OUTAGE as exc:  # read, then lost: this request goes uncounted
-            warn_outage("throttling", exc, _outage_store(exc))
+        except Exception as exc:  # noqa: BLE001 - read, then lost: this request goes uncounted
+            warn_outage("throttling", exc, _outage_store(store))
         return True
 
     def _store(self) -> Any:

@@ -2,7 +2,9 @@
 write whose rows and outbox a router sends to two databases, and a keyed request that holds
 its writes until its answer is known, open one on each: the rows' commit first, then the
 event's, not one commit, but nothing of a write that raises commits), and, for a keyed
-request on SQLite, one that takes the write lock as it begins."""
+request on SQLite, one that takes the write lock as it begins; and what a write's row
+locks and deletes share inside their transaction (:func:`lockable`,
+:func:`refuse_deleted_unjudged`), for the core and the presets alike."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from django.db import connections, transaction
+from django.apps import apps as django_apps
+from django.db import connections, models, transaction
+from django.db.models.deletion import Collector
 
-from .exceptions import ServerFault
+from .exceptions import STILL_REFERRED_TO, ArcError, ServerFault
 
 
 def atomic_on(aliases: tuple[str, ...], *, writing: bool = False) -> Any:
@@ -51,6 +55,48 @@ def _begin_immediate(execute: Any, sql: str, params: Any, many: bool, context: A
     if sql == "BEGIN":
         sql = "BEGIN IMMEDIATE"
     return execute(sql, params, many, context)
+
+
+def lockable(rows: models.QuerySet[Any]) -> models.QuerySet[Any]:
+    """``rows`` as a queryset a database can lock (``select_for_update()``): itself, unless
+    it reads ``DISTINCT`` (a manager's ``distinct()``, as a ``_base_manager`` filtering
+    through a to-many relation has), which PostgreSQL refuses to lock ("FOR UPDATE is not
+    allowed with DISTINCT clause"): then the model's table rows whose primary keys it reads,
+    a plain queryset on its database with ``rows`` as the subquery, so the rows locked are
+    those ``rows`` reads and nothing else."""
+    if not rows.query.distinct:
+        return rows
+    return models.QuerySet(model=rows.model, using=rows.db).filter(pk__in=rows.values("pk"))
+
+
+def refuse_deleted_unjudged(collector: Collector, result: Any) -> Any:
+    """``result``, what a model's own ``delete()`` returned after the cascade check judged
+    ``collector``'s rows, unless it deleted more rows of the model's table than were
+    judged: then 409 ``CONFLICT`` (the cascade check's answer), and the write's transaction
+    rolls back. Such a ``delete()`` collects again (``Model.delete()`` builds its own
+    collector), and a row filed meanwhile under one the check reached, which no lock
+    holds, was deleted unjudged (another member's, under ``OwnedBy``); Django's own
+    ``delete()`` deletes the judged collection and fails on such a row at its commit, 409
+    too. Read from Django's ``(count, {label: count})``; a ``delete()`` returning something
+    else is taken at its word. No query."""
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
+        return result
+    concrete = {each._meta.concrete_model for each in collector.data}
+    judged: dict[Any, int] = {}
+    for each, rows in collector.data.items():
+        table = each._meta.concrete_model
+        judged[table] = judged.get(table, 0) + len(rows)
+    deleted: dict[Any, int] = {}
+    for label, count in result[1].items():
+        try:
+            table = django_apps.get_model(label)._meta.concrete_model
+        except (LookupError, ValueError):
+            continue
+        if table in concrete:
+            deleted[table] = deleted.get(table, 0) + count
+    if any(count > judged[table] for table, count in deleted.items()):
+        raise ArcError("CONFLICT", STILL_REFERRED_TO, 409)
+    return result
 
 
 #: libpq's ``PQTRANS_INERROR``: in a transaction a failed statement aborted

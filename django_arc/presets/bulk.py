@@ -50,7 +50,7 @@ from ..parsers import JSONNumber
 from ..query import beyond_int64, load_relations, reserved_param, shown
 from ..serializers import preload_related
 from ..signals import saves_its_own_way
-from ..transactions import fault_if_aborted
+from ..transactions import fault_if_aborted, lockable, refuse_deleted_unjudged
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -401,7 +401,11 @@ class Bulk(Preset):
                 # the model's own delete() (files removed, a row archived) runs for the
                 # single-row route: each row is deleted through it, still all or none; what
                 # it refuses (a Django ValidationError) is its item's
-                _each(view, rows, _deleted, key="ids")
+                results = _each(view, rows, _deleted, key="ids")
+                if collector is not None:
+                    # no more rows than the check judged: one filed meanwhile under a
+                    # row it reached is refused (409), as the collection's delete does
+                    refuse_deleted_unjudged(collector, _summed(results))
             elif collector is not None:
                 # what the check judged is what goes: a second collection found rows filed
                 # meanwhile under those it reached, deleted unjudged (the named rows are
@@ -849,8 +853,8 @@ def _present(model: Any, rows: list[Any], lock: bool = False) -> set[Any]:
     found = model._base_manager.db_manager(router.db_for_write(model)).filter(
         pk__in=[row.pk for row in rows]
     )
-    if lock:
-        found = found.select_for_update().order_by("pk")
+    if lock:  # ``lockable``: a base manager reading ``distinct()`` cannot be locked as it is
+        found = lockable(found).select_for_update().order_by("pk")
     return set(found.values_list("pk", flat=True))
 
 
@@ -951,12 +955,25 @@ def _without_gone(
     )
 
 
-def _deleted(row: Any) -> None:
-    """``row.delete()``, the model's own; the hooks and events after it name the row by the
-    primary key Django clears."""
+def _deleted(row: Any) -> Any:
+    """``row.delete()``, the model's own, and what it returned; the hooks and events after
+    it name the row by the primary key Django clears."""
     pk = row.pk
-    row.delete()
+    result = row.delete()
     _restore_pk(row, pk)
+    return result
+
+
+def _summed(results: list[Any]) -> Any:
+    """The ``(count, {label: count})`` of Django's deletes ``results`` added up; ``None``
+    when one of them is something else (a project's ``delete()`` returning its own)."""
+    total: dict[str, int] = {}
+    for result in results:
+        if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
+            return None
+        for label, count in result[1].items():
+            total[label] = total.get(label, 0) + count
+    return sum(total.values()), total
 
 
 def _restore_pk(row: Any, pk: Any) -> None:

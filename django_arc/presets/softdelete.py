@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from ..actions import INSTANCE, PAGE, RouteSpec
 from ..exceptions import NotFound, RowsGone
+from ..transactions import lockable
 from .base import Preset
 
 if TYPE_CHECKING:
@@ -118,7 +119,9 @@ class SoftDelete(Preset):
         # locked first, in primary-key order, as a bulk write's rows are: the UPDATE alone
         # locks them in the order its plan reads them, so two bulk deletes over overlapping
         # rows could each hold a row the other waits for (PostgreSQL's deadlock, a 500)
-        present = set(live.select_for_update().order_by("pk").values_list("pk", flat=True))
+        # (``lockable``: a base manager reading ``distinct()`` cannot be locked as it is)
+        locked = lockable(live).select_for_update().order_by("pk")
+        present = set(locked.values_list("pk", flat=True))
         if len(present) < len(instances):
             # some were deleted (softly or not) by another request since this one read
             # them: refused as a bulk delete naming them now would be, nothing stamped
