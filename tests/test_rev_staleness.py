@@ -1,0 +1,131 @@
+"""rev-staleness: whether every way a row can change retires every cached answer that shows it
+(docs/query-cache.md, *Invalidation*).
+
+A resource's declared ``queryset`` is django-arc's own option, the same in every process: the
+tables it joins and the subqueries it holds are rows its answers read, watched at start-up
+as a filter path's are. It used to be left to the project to tag, like a ``get_queryset()``
+of its own: an author renamed out of ``Book.objects.filter(author__name__startswith="A")``
+left their books a HIT.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db.models import Exists, OuterRef
+from django.db.models.expressions import RawSQL
+
+from django_arc import Resource
+from django_arc import permissions as P
+from django_arc.querycache.invalidation import _models_read
+from tests import test_query_cache
+from tests.factories import AuthorFactory, BookFactory
+from tests.helpers import client_for, site_mounted
+from tests.redis_support import REDIS_URL
+from tests.test_query_cache import get
+from tests.test_query_cache_invalidation import hit_then, registered_site
+from tests.testapp.models import Author, Book, Review
+
+# Redis under a prefix of the test's own (autouse)
+redis_cache = test_query_cache.redis_cache
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)"),
+    # bumps happen on commit: the test's writes must really commit
+    pytest.mark.django_db(transaction=True),
+]
+
+
+class StalenessBooksOfAAuthors(Resource):
+    """Books whose author's name starts with A: a declared queryset joining Author."""
+
+    model = Book
+    name = "staleness-books-a"
+    queryset = Book.objects.filter(author__name__startswith="A")
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+class StalenessPraisedAuthors(Resource):
+    """Authors with a review saying "great": a subquery over Review's rows."""
+
+    model = Author
+    name = "staleness-praised-authors"
+    queryset = Author.objects.filter(
+        Exists(Review.objects.filter(book__author=OuterRef("pk"), body="great"))
+    )
+    fields = ["id", "name"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+class StalenessRawBooks(Resource):
+    """Books annotated with SQL of the project's own: what it reads cannot be told."""
+
+    model = Book
+    name = "staleness-raw-books"
+    queryset = Book.objects.annotate(
+        reviewed=RawSQL(
+            "SELECT COUNT(*) FROM testapp_review WHERE testapp_review.book_id = testapp_book.id",
+            (),
+        )
+    ).filter(reviewed__gt=0)
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+@pytest.fixture
+def staleness_client(settings):
+    """An anonymous client of the resources above, on a site of this test's own."""
+    resources = (StalenessBooksOfAAuthors, StalenessPraisedAuthors, StalenessRawBooks)
+    with registered_site("staleness-test", *resources) as site:
+        with site_mounted(settings, "st", site):
+            yield client_for(None)
+
+
+def test_a_declared_queryset_joining_another_model_is_retired_by_its_writes(staleness_client):
+    author = AuthorFactory(name="Asimov")
+    BookFactory(author=author, title="Foundation")
+    path = "/st/staleness-books-a/"
+    assert [d["title"] for d in get(staleness_client, path).json()["docs"]] == ["Foundation"]
+
+    def rename():
+        author.name = "Zelazny"
+        author.save()
+
+    after = hit_then(staleness_client, path, rename)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"] == []
+    assert Author in _models_read(StalenessBooksOfAAuthors())
+
+
+def test_a_declared_queryset_reading_a_subquery_is_retired_by_its_tables_writes(
+    staleness_client,
+):
+    book = BookFactory(author=AuthorFactory(name="Le Guin"))
+    review = Review.objects.create(book=book, body="great")
+    path = "/st/staleness-praised-authors/"
+    assert [d["name"] for d in get(staleness_client, path).json()["docs"]] == ["Le Guin"]
+
+    def reword():
+        review.body = "fine"
+        review.save()
+
+    after = hit_then(staleness_client, path, reword)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"] == []
+
+
+def test_a_declared_queryset_with_sql_of_its_own_is_answered_never_stored(staleness_client):
+    """``RawSQL`` may read any table (here Review's, which no resource of this site serves):
+    such answers are computed every time, as a preset's ``RawSQL`` ones are."""
+    book = BookFactory(title="Solaris")
+    path = "/st/staleness-raw-books/"
+    assert get(staleness_client, path).json()["docs"] == []
+    assert get(staleness_client, path)["X-Cache"] == "MISS"
+    Review.objects.create(book=book, body="great")
+    after = get(staleness_client, path)
+    assert after["X-Cache"] == "MISS"
+    assert [d["title"] for d in after.json()["docs"]] == ["Solaris"]
