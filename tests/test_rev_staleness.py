@@ -129,3 +129,47 @@ def test_a_declared_queryset_with_sql_of_its_own_is_answered_never_stored(stalen
     after = get(staleness_client, path)
     assert after["X-Cache"] == "MISS"
     assert [d["title"] for d in after.json()["docs"]] == ["Solaris"]
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+def test_a_fixture_load_invalidates_once_at_its_commit(monkeypatch, tmp_path):
+    """``loaddata`` saves rows raw; the receivers used to skip raw saves, so a fixture loaded
+    into a live database left the entries computed before it served until ``stale_seconds``
+    (a bump per row was the reason given; ``loaddata`` writes in one transaction, whose
+    commit sends one bump per resource, however many rows)."""
+    from django.core import serializers as django_serializers
+    from django.core.management import call_command
+
+    from django_arc.querycache.store import QueryCacheStore
+    from shop.models import Product
+    from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
+    from tests.test_query_cache import CACHED
+
+    org = OrganizationFactory()
+    products = [ProductFactory(organization=org, name=f"P{i}") for i in range(25)]
+    editor = client_for(
+        MembershipFactory(organization=org, role="editor").user,
+        HTTP_X_ORGANIZATION_ID=str(org.pk),
+    )
+    get(editor, CACHED)
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    for product in products:
+        product.name = f"Loaded {product.pk}"
+    fixture = tmp_path / "products.json"
+    fixture.write_text(django_serializers.serialize("json", products))
+    bumps = []
+    real_bump = QueryCacheStore._bump
+
+    def counted(store, redis, keys):
+        bumps.append(set(keys))
+        return real_bump(store, redis, keys)
+
+    monkeypatch.setattr(QueryCacheStore, "_bump", counted)
+    call_command("loaddata", str(fixture), verbosity=0)
+    assert len(bumps) == 1, bumps
+    assert Product.objects.filter(name__startswith="Loaded").count() == 25
+    after = get(editor, CACHED)
+    assert after["X-Cache"] == "MISS"
+    assert {d["name"] for d in after.json()["docs"]} <= {f"Loaded {p.pk}" for p in products}

@@ -217,10 +217,10 @@ def _rows_linked(sender: Any, **kwargs: Any) -> None:
 
 @arc_receiver
 def _model_changed(sender: Any, **kwargs: Any) -> None:
-    # loaddata: fixtures are not writes of the API's data (nor worth a bump per row); after
-    # loading into a live database, call invalidate() (docs/query-cache.md, "Fixtures")
-    if kwargs.get("raw"):
-        return
+    # raw saves (loaddata) too: a fixture loaded into a live database changes the rows the
+    # answers show. loaddata writes in one transaction, where bump_on_commit sends one bump
+    # per resource at its commit, not one per row; these saves used to be skipped, and the
+    # entries computed before the load were served until stale_seconds.
     keys: set[str] = set()
     for resource in _resources_over(sender):
         keys |= resource_keys(resource)
