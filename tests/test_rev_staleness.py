@@ -11,11 +11,13 @@ left their books a HIT.
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.expressions import RawSQL
 
 from django_arc import Resource
 from django_arc import permissions as P
+from django_arc.querycache import invalidate
 from django_arc.querycache.invalidation import _models_read
 from tests import test_query_cache
 from tests.factories import AuthorFactory, BookFactory
@@ -23,7 +25,7 @@ from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL
 from tests.test_query_cache import get
 from tests.test_query_cache_invalidation import hit_then, registered_site
-from tests.testapp.models import Author, Book, Review
+from tests.testapp.models import Author, Book, Gauge, Review
 
 # Redis under a prefix of the test's own (autouse)
 redis_cache = test_query_cache.redis_cache
@@ -173,3 +175,48 @@ def test_a_fixture_load_invalidates_once_at_its_commit(monkeypatch, tmp_path):
     after = get(editor, CACHED)
     assert after["X-Cache"] == "MISS"
     assert {d["name"] for d in after.json()["docs"]} <= {f"Loaded {p.pk}" for p in products}
+
+
+# -- what a project's get_queryset() reads: a tag, bumped by a receiver --------------------------
+
+
+class StalenessGaugedBooks(Resource):
+    """Books listed only while some gauge reads above zero: a ``get_queryset()`` of the
+    project's reading Gauge, which no cached resource serves (the documented way out: a
+    tag, and a receiver of Gauge's writes calling ``invalidate()`` with it)."""
+
+    model = Book
+    name = "staleness-gauged-books"
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30, "tags": ["staleness-gauges"]}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(Exists(Gauge.objects.filter(reading__gt=0)))
+
+
+def test_a_tag_bumped_by_a_receiver_retires_what_get_queryset_reads(settings):
+    from django.db.models.signals import post_save
+
+    def gauges_changed(sender, **kwargs):
+        invalidate("staleness-gauges")
+
+    BookFactory(title="Roadside Picnic")
+    gauge = Gauge.objects.create(reading=1)
+    with registered_site("staleness-gauges-test", StalenessGaugedBooks) as site:
+        with site_mounted(settings, "sg", site):
+            client, path = client_for(None), "/sg/staleness-gauged-books/"
+            assert [d["title"] for d in get(client, path).json()["docs"]] == ["Roadside Picnic"]
+            post_save.connect(gauges_changed, sender=Gauge, dispatch_uid="staleness-gauges")
+            try:
+
+                def zero():
+                    with transaction.atomic():
+                        gauge.reading = 0
+                        gauge.save()
+
+                after = hit_then(client, path, zero)
+            finally:
+                post_save.disconnect(sender=Gauge, dispatch_uid="staleness-gauges")
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"] == []
