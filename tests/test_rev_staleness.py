@@ -14,8 +14,9 @@ import pytest
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.expressions import RawSQL
+from rest_framework.response import Response
 
-from django_arc import Resource
+from django_arc import Resource, route
 from django_arc import permissions as P
 from django_arc.querycache import invalidate
 from django_arc.querycache.invalidation import _models_read
@@ -263,3 +264,39 @@ def test_a_project_on_commit_callback_raising_before_the_bump(staleness_client, 
     else:
         assert after["X-Cache"] == "HIT"
         assert [d["title"] for d in after.json()["docs"]] == ["Foundation"]
+
+
+class StalenessWritableAuthors(Resource):
+    """Authors written through the API with ``QuerySet.update()`` (a route of its own): no
+    signal, only the request seam reports the write."""
+
+    model = Author
+    name = "staleness-writable-authors"
+    fields = ["id", "name"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+
+    @route("POST", "rename-all", permissions=P.allow_public())
+    def rename_all(self, request, view):
+        Author.objects.update(name="Zelazny")
+        return Response({"success": True})
+
+
+def test_a_write_through_another_resource_retires_a_declared_querysets_readers(settings):
+    """The request seam bumps every cached resource reading the written model's rows, those
+    whose declared queryset joins it included: an update through an (uncached) author
+    resource retires the books-of-A-authors list."""
+    author = AuthorFactory(name="Asimov")
+    BookFactory(author=author, title="Foundation")
+    resources = (StalenessBooksOfAAuthors, StalenessWritableAuthors)
+    with registered_site("staleness-writes-test", *resources) as site:
+        with site_mounted(settings, "sw", site):
+            client, path = client_for(None), "/sw/staleness-books-a/"
+            assert [d["title"] for d in get(client, path).json()["docs"]] == ["Foundation"]
+
+            def rename_all():
+                response = client.post("/sw/staleness-writable-authors/rename-all/")
+                assert response.status_code == 200, response.content
+
+            after = hit_then(client, path, rename_all)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"] == []
