@@ -1210,29 +1210,6 @@ def test_a_write_in_one_tenant_retires_the_other_tenants_entries_too(shop):
     assert after.content == before.content
 
 
-def test_a_fixture_load_does_not_invalidate_until_invalidate_is_called(shop, tmp_path):
-    """``loaddata`` saves rows raw, and the receivers skip raw saves: the entry computed
-    before the load stays a HIT until ``invalidate()`` is called (docs/query-cache.md,
-    *Fixtures*)."""
-    from django.core import serializers as django_serializers
-    from django.core.management import call_command
-
-    editor = shop["editor"]
-    get(editor, CACHED)
-    assert get(editor, CACHED)["X-Cache"] == "HIT"
-    product = Product.objects.filter(organization=shop["a"]).order_by("pk").first()
-    product.name = "From a fixture"
-    fixture = tmp_path / "products.json"
-    fixture.write_text(django_serializers.serialize("json", [product]))
-    call_command("loaddata", str(fixture), verbosity=0)
-    assert Product.objects.get(pk=product.pk).name == "From a fixture"
-    assert get(editor, CACHED)["X-Cache"] == "HIT"
-    invalidate(Product)
-    after = get(editor, CACHED)
-    assert after["X-Cache"] == "MISS"
-    assert "From a fixture" in {d["name"] for d in after.json()["docs"]}
-
-
 def test_a_write_that_rolls_back_bumps_nothing(shop):
     from django.db import transaction
 

@@ -217,10 +217,10 @@ def _rows_linked(sender: Any, **kwargs: Any) -> None:
 
 @arc_receiver
 def _model_changed(sender: Any, **kwargs: Any) -> None:
-    # loaddata: fixtures are not writes of the API's data (nor worth a bump per row); after
-    # loading into a live database, call invalidate() (docs/query-cache.md, "Fixtures")
-    if kwargs.get("raw"):
-        return
+    # raw saves (loaddata) too: a fixture loaded into a live database changes the rows the
+    # answers show. loaddata writes in one transaction, where bump_on_commit sends one bump
+    # per resource at its commit, not one per row; these saves used to be skipped, and the
+    # entries computed before the load were served until stale_seconds.
     keys: set[str] = set()
     for resource in _resources_over(sender):
         keys |= resource_keys(resource)
@@ -407,7 +407,58 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
     sorts = (part.strip().lstrip("-+") for part in (resource.default_sort or "").split(","))
     for path in (*filters, *(resource.sort_fields or ()), *(resource.search_fields or ()), *sorts):
         read |= _path_reads(model, str(path)) or frozenset()
+    if ready:
+        read |= declared_queryset_reads(resource) or set()
     return _with_parents(m for m in read if m is not None) - {model._meta.concrete_model}
+
+
+#: resource -> ``(its declared queryset, the models that queryset reads, or None)``
+_declared_reads: dict[Any, tuple[Any, frozenset[type[models.Model]] | None]] = {}
+
+
+def declared_queryset_reads(resource: Any) -> frozenset[type[models.Model]] | None:
+    """The models whose rows ``resource``'s declared base queryset reads — its ``queryset``,
+    else its model's default manager — besides its own: the tables it joins
+    (``Book.objects.filter(author__name__startswith="A")`` reads Author's rows), those of its
+    subqueries and annotations (``annotate(n=Count("reviews"))`` reads Review's); ``None``
+    when it holds SQL of its own (``RawSQL``, ``extra()``) or reads a table no model is over,
+    whose writes nothing can report. Declared once, it is the same in every process: watched
+    at start-up like a filter path, where a project's ``get_queryset()``, built per request,
+    is the project's to tag. An author renamed out of such a queryset used to leave their
+    books served as a HIT."""
+    base = resource.queryset if resource.queryset is not None else resource.model._default_manager
+    known = _declared_reads.get(resource)
+    if known is not None and known[0] is base:
+        return known[1]
+    found: frozenset[type[models.Model]] | None
+    tables: set[str] = set()
+    try:
+        query = base.all().query
+    except Exception:  # noqa: BLE001 - a manager that cannot build outside a request: not judged
+        query = None
+    if query is None:
+        found = frozenset()
+    elif not _tables_read(query, tables):
+        found = None
+    else:
+        by_table = _models_by_table()
+        own = {_table(m) for m in (resource.model, *resource.model._meta.get_parent_list())}
+        others = [by_table.get(table) for table in tables - own]
+        found = None if None in others else frozenset(m for m in others if m is not None)
+    if resource.model._meta.apps.models_ready:
+        _declared_reads[resource] = (base, found)
+    return found
+
+
+def _models_by_table() -> dict[str, type[models.Model]]:
+    """The concrete model over each table of the project, auto-created many-to-many tables
+    included; the managed one where an unmanaged model mirrors a table (either is watched
+    over the table: :func:`_connect_table`)."""
+    found: dict[str, type[models.Model]] = {}
+    for m in apps.get_models(include_auto_created=True):
+        if not m._meta.proxy and (m._meta.managed or m._meta.db_table not in found):
+            found[m._meta.db_table] = m._meta.concrete_model
+    return found
 
 
 def _with_parents(read: Any) -> set[type[models.Model]]:
@@ -531,6 +582,8 @@ def conditions_invalidate(view: Any) -> bool:
     renamed out of the condition left their books served as a HIT, list and get."""
     resource = view.resource
     model = resource.model
+    if declared_queryset_reads(resource) is None:
+        return False  # its declared queryset reads what no write reports (RawSQL, extra())
     conditions = [view.permission_filters]
     conditions += [preset.row_filter(view) for preset in resource.preset_list]
     read: set[type[models.Model]] = set()
@@ -578,11 +631,7 @@ def _presets_queryset_reads(view: Any, read: set[type[models.Model]]) -> bool:
     added = after - before
     if not added:
         return True
-    by_table = {
-        m._meta.db_table: m._meta.concrete_model
-        for m in apps.get_models(include_auto_created=True)
-        if not m._meta.proxy
-    }
+    by_table = _models_by_table()
     for table in added:
         other = by_table.get(table)
         if other is None:
