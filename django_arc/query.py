@@ -979,6 +979,55 @@ def rendered_alike(model_field: Any, value: Any) -> list[Any]:
     return alike
 
 
+def time_range(model_field: Any) -> bool:
+    """Whether ``model_field`` is a range of dates or times, whose PostgreSQL bounds may be
+    ``infinity``/``-infinity`` (:mod:`django_arc.ranges`)."""
+    target = _concrete(model_field)
+    return (
+        RangeField is not None
+        and isinstance(target, RangeField)
+        and _concrete(target.base_field).get_internal_type() in _TIME_TYPES
+    )
+
+
+class _ShownRange(lookups.Transform):
+    """A time range as the API shows it, on PostgreSQL: a bound held as ``infinity`` or
+    ``-infinity`` is that side unbounded (exclusive), as :mod:`django_arc.ranges` reads it.
+    PostgreSQL orders a held ``infinity`` before an unbounded side, and ``-infinity`` after
+    one: ``?window[lt]={"upper": "2030-01-01T00:00:00Z"}`` did not list a row shown as
+    ``{"lower": null, "upper": "2020-01-01T00:00:00Z"}`` (held from ``-infinity``, compared
+    by its lower bound first), and a row shown as ``{"lower": x, "upper": null}`` was below
+    the very value it shows. ``gt``/``gte``/``lt``/``lte`` compare this; equality already
+    matches the held values that render alike (:func:`rendered_alike`), and a keyset
+    cursor compares the column itself (its order is the sort's, PostgreSQL's)."""
+
+    lookup_name = "arc_shown"
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        return compiler.compile(self.lhs)
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, Any]:
+        sql, params = compiler.compile(self.lhs)
+        kind = self.lhs.output_field.db_type(connection)
+        low, up = f"lower({sql})", f"upper({sql})"
+        shown = (
+            f"{kind}(CASE WHEN isfinite({low}) THEN {low} END, "
+            f"CASE WHEN isfinite({up}) THEN {up} END, "
+            f"(CASE WHEN lower_inc({sql}) AND isfinite({low}) THEN '[' ELSE '(' END) || "
+            f"(CASE WHEN upper_inc({sql}) AND isfinite({up}) THEN ']' ELSE ')' END))"
+        )
+        # a NULL or empty range, and one with no infinite bound, is itself
+        sql_out = (
+            f"(CASE WHEN NOT isempty({sql}) AND (NOT isfinite({low}) OR NOT isfinite({up})) "
+            f"THEN {shown} ELSE {sql} END)"
+        )
+        return sql_out, (*params,) * sql_out.count(sql)
+
+
+if RangeField is not None:
+    RangeField.register_lookup(_ShownRange)
+
+
 def _canonical_range(target: Any, lower: Any, upper: Any, bounds: str) -> Any:
     """The range PostgreSQL stores for ``lower``, ``upper`` and ``bounds``: an unbounded end
     is exclusive, a discrete range (integers, dates) is ``[)``, a range holding no value is
@@ -1189,6 +1238,9 @@ class FilterField:
                     else Q(**{self.path: self._choice(value, raw)})
                 )
                 return ~q if op == "ne" else q
+            if time_range(self.model_field):
+                # compared as shown: a held ``infinity`` is the unbounded side it renders as
+                return Q(**{f"{self.path}__{_ShownRange.lookup_name}__{op}": value})
             return Q(**{f"{self.path}__{op}": value})
         except _Refused as exc:
             raise InvalidQuery(param, str(exc)) from None

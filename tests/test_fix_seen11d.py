@@ -6,16 +6,18 @@ idempotency fingerprint of ``100`` against ``100.0``."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, action
+from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
+from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import RevNumTally
+from tests.testapp.models import RevNumTally, Specimen
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +120,82 @@ def test_fs11d_an_action_inputs_decimal_field_reads_a_json_number_as_written(fs1
         content_type="application/json",
     )
     assert list(assert_error(r, 400, "VALIDATION_ERROR")["details"]) == ["wide"]
+
+
+# -- a time range's bounds compare as shown -------------------------------------------------
+
+fs11d_needs_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's range types and infinity"
+)
+FS11D_MEMBERS = {key: P.require_org_membership() for key in ("list", "get")}
+
+
+@fs11d_site.register
+class Fs11dSpecimenResource(Resource):
+    model = Specimen
+    name = "specimens"
+    fields = ["id", "name", "window"]
+    filter_fields = {"window": ["eq", "gt", "gte", "lt", "lte"]}
+    sort_fields = ["name", "window"]
+    presets = [presets.MultiTenant()]
+    permissions = FS11D_MEMBERS
+
+
+FS11D_WINDOWS = {
+    "ninf": "(-infinity,2020-01-01)",  # shown {"lower": null, "upper": 2020}
+    "nopen": "(,2025-01-01)",
+    "inf": "[2020-01-01,infinity)",  # shown {"lower": 2020, "upper": null}
+    "open": "[2020-01-01,)",
+    "bounded": "[2020-01-01,2021-01-01)",
+    "none": None,
+}
+
+
+def _fs11d_windows(org):
+    for name, text in FS11D_WINDOWS.items():
+        row = Specimen.objects.create(organization=org, name=name)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                'UPDATE testapp_specimen SET "window" = %s::tstzrange WHERE id = %s',
+                [text, row.pk],
+            )
+
+
+@fs11d_needs_postgres
+@pytest.mark.parametrize(
+    "param, value, names",
+    [
+        # held from -infinity, PostgreSQL put "ninf" above every range unbounded below
+        ("window[lt]", {"upper": "2030-01-01T00:00:00Z"}, ["ninf", "nopen"]),
+        ("window[lte]", {"upper": "2020-01-01T00:00:00Z"}, ["ninf"]),
+        ("window[gt]", {"upper": "2021-01-01T00:00:00Z"}, ["bounded", "inf", "nopen", "open"]),
+        # held to infinity, PostgreSQL put "inf" below the unbounded value it shows
+        ("window[gte]", {"lower": "2020-01-01T00:00:00Z"}, ["inf", "open"]),
+        ("window[lt]", {"lower": "2020-01-01T00:00:00Z"}, ["bounded", "ninf", "nopen"]),
+        (
+            "window[gt]",
+            {"lower": "2020-01-01T00:00:00Z", "upper": "2021-01-01T00:00:00Z"},
+            ["inf", "open"],
+        ),
+        (
+            "window[lte]",
+            {"lower": "2020-01-01T00:00:00Z", "upper": "2030-01-01T00:00:00Z"},
+            ["bounded", "ninf", "nopen"],
+        ),
+        # equality was already as shown (rev-fixes56)
+        ("window", {"lower": "2020-01-01T00:00:00Z"}, ["inf", "open"]),
+    ],
+)
+def test_fs11d_a_time_ranges_bounds_compare_as_the_range_shows(settings, param, value, names):
+    """A row shown as ``{"lower": x, "upper": null}`` is compared as that value, whether
+    PostgreSQL holds its upper side unbounded or as ``infinity``; another tenant's rows
+    (the same windows) are never listed."""
+    org = OrganizationFactory()
+    _fs11d_windows(org)
+    _fs11d_windows(OrganizationFactory())
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    with site_mounted(settings, "fs11d", fs11d_site):
+        r = api.get("/fs11d/specimens/", {param: json.dumps(value), "limit": 100})
+    assert r.status_code == 200, r.content
+    assert sorted(row["name"] for row in r.json()["docs"]) == names
