@@ -15,9 +15,10 @@ from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
+from django_arc.exceptions import INFINITE_VALUE
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import RevNumTally, Specimen
+from tests.testapp.models import PagedRow, RevNumTally, Specimen
 
 pytestmark = pytest.mark.django_db
 
@@ -199,3 +200,66 @@ def test_fs11d_a_time_ranges_bounds_compare_as_the_range_shows(settings, param, 
         r = api.get("/fs11d/specimens/", {param: json.dumps(value), "limit": 100})
     assert r.status_code == 200, r.content
     assert sorted(row["name"] for row in r.json()["docs"]) == names
+
+
+# -- a plain date or time stored as infinity ---------------------------------------------------
+
+
+@fs11d_site.register
+class Fs11dPagedRowResource(Resource):
+    model = PagedRow
+    name = "paged-rows"
+    fields = ["id", "label", "day", "at"]
+    filter_fields = {"label": ["eq"]}
+    sort_fields = ["at"]
+    permissions = FS11D_PUBLIC
+
+
+@fs11d_site.register
+class Fs11dDaysOnlyResource(Fs11dPagedRowResource):
+    name = "days-only"
+    fields = ["id", "label", "day"]
+
+
+def _fs11d_store(row, column, text):
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE testapp_pagedrow SET {column} = %s WHERE id = %s", [text, row.pk])
+
+
+@fs11d_needs_postgres
+@pytest.mark.parametrize(
+    "column, text", [("at", "infinity"), ("at", "-infinity"), ("day", "infinity")]
+)
+def test_fs11d_a_date_or_time_stored_as_infinity_is_a_500_naming_the_field(fs11d_api, column, text):
+    """psycopg loads no ``infinity`` into a ``date`` or ``datetime`` (Django fails on it
+    too): the list and the get of such a row were a 500 saying nothing of where. The 500
+    names the field (and not the other's, which holds a date); a list not reading the row
+    answers, and so does a get of another row."""
+    fs11d_api.raise_request_exception = False
+    bad, good = PagedRow.objects.create(label="bad"), PagedRow.objects.create(label="good")
+    _fs11d_store(bad, column, text)
+    PagedRow.objects.filter(pk=bad.pk).update(**{"day" if column == "at" else "at": None})
+    for url in ("/fs11d/paged-rows/", f"/fs11d/paged-rows/{bad.pk}/"):
+        for params in ({}, {"select": "label"}):
+            r = fs11d_api.get(url, params)
+            body = assert_error(r, 500, "INTERNAL_ERROR")
+            assert body["details"] == {column: [INFINITE_VALUE]}, (url, params)
+    # a write of the row reads it first: the same answer, nothing written
+    for r in (
+        fs11d_api.patch(f"/fs11d/paged-rows/{bad.pk}/", {"label": "x"}, format="json"),
+        fs11d_api.delete(f"/fs11d/paged-rows/{bad.pk}/"),
+    ):
+        assert assert_error(r, 500, "INTERNAL_ERROR")["details"] == {column: [INFINITE_VALUE]}
+    assert PagedRow.objects.filter(pk=bad.pk, label="bad").exists()
+    r = fs11d_api.get("/fs11d/paged-rows/", {"label": "good"})
+    assert r.status_code == 200 and [row["label"] for row in r.json()["docs"]] == ["good"]
+    assert fs11d_api.get(f"/fs11d/paged-rows/{good.pk}/").status_code == 200
+
+
+@fs11d_needs_postgres
+def test_fs11d_a_stored_infinity_in_a_field_the_caller_cannot_read_is_not_named(fs11d_api):
+    fs11d_api.raise_request_exception = False
+    row = PagedRow.objects.create(label="bad")
+    _fs11d_store(row, "at", "infinity")
+    body = assert_error(fs11d_api.get(f"/fs11d/days-only/{row.pk}/"), 500, "INTERNAL_ERROR")
+    assert "details" not in body or not body["details"]
