@@ -263,3 +263,43 @@ def test_fs11d_a_stored_infinity_in_a_field_the_caller_cannot_read_is_not_named(
     _fs11d_store(row, "at", "infinity")
     body = assert_error(fs11d_api.get(f"/fs11d/days-only/{row.pk}/"), 500, "INTERNAL_ERROR")
     assert "details" not in body or not body["details"]
+
+
+# -- 100 and 100.0 are two idempotency bodies ----------------------------------------------
+
+
+@fs11d_site.register
+class Fs11dKeyedRowResource(Fs11dPagedRowResource):
+    name = "keyed-rows"
+    idempotent = True
+
+
+def test_fs11d_100_and_100_0_are_two_bodies_since_a_text_field_stores_them_apart(fs11d_api):
+    """Kept two fingerprints (decisions.md, fix-seen11d): a decimal, float or integer field
+    reads both alike, but a text field reads ``str()`` of each (DRF's ``CharField``), so
+    they write two rows; replaying the first for the second would answer a row the second
+    never asked for."""
+    rows = []
+    for number in ("100", "100.0"):
+        r = fs11d_api.post(
+            "/fs11d/keyed-rows/", f'{{"label": {number}}}', content_type="application/json"
+        )
+        assert r.status_code == 201, r.content
+        rows.append(r.json()["data"]["label"])
+    assert rows == ["100", "100.0"]
+    assert sorted(PagedRow.objects.values_list("label", flat=True)) == ["100", "100.0"]
+    first = fs11d_api.post(
+        "/fs11d/keyed-rows/",
+        '{"label": 100}',
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="fs11d-hundred",
+    )
+    assert first.status_code == 201, first.content
+    again = fs11d_api.post(
+        "/fs11d/keyed-rows/",
+        '{"label": 100.0}',
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="fs11d-hundred",
+    )
+    assert_error(again, 422, "IDEMPOTENCY_KEY_REUSED")
+    assert PagedRow.objects.count() == 3
