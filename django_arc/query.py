@@ -1028,6 +1028,14 @@ if RangeField is not None:
     RangeField.register_lookup(_ShownRange)
 
 
+def shown_path(model_field: Any, path: str) -> str:
+    """``path``, or for a time range the range as shown (:class:`_ShownRange`): what a sort
+    orders by and a keyset cursor compares. In PostgreSQL's order of the held values,
+    ``?sort=window`` listed a row shown as ``{"lower": null, "upper": 2020}`` (held from
+    ``-infinity``) after one shown as ``{"lower": null, "upper": 2025}``."""
+    return f"{path}__{_ShownRange.lookup_name}" if time_range(model_field) else path
+
+
 def _canonical_range(target: Any, lower: Any, upper: Any, bounds: str) -> Any:
     """The range PostgreSQL stores for ``lower``, ``upper`` and ``bounds``: an unbounded end
     is exclusive, a discrete range (integers, dates) is ``[)``, a range holding no value is
@@ -1530,7 +1538,7 @@ class QuerySpec:
         its indexes stay usable."""
         args: list[Any] = []
         for sort_field, desc in query.ordering:
-            expr = F(sort_field.path)
+            expr = F(shown_path(sort_field.model_field, sort_field.path))
             nulls = {"nulls_last": True} if sort_field.nullable else {}
             args.append(expr.desc(**nulls) if desc else expr.asc(**nulls))
         # deterministic pages and a unique keyset tie-break: the key's own value. Not its
@@ -1639,6 +1647,10 @@ class QuerySpec:
         equal_so_far = Q()
         for (path, model_field, desc), value in zip(keys, after, strict=True):
             nullable = getattr(model_field, "null", False)
+            path = shown_path(model_field, path)
+            if isinstance(value, InfiniteBoundRange):
+                # compared as the sort reads it, shown (:class:`_ShownRange`)
+                value = Range(value.lower, value.upper, value.bounds)
             if value is not None:
                 if isinstance(value, decimal.Decimal) and value.is_nan():
                     # Django's DecimalField refuses to prepare a NaN (to_python()): the

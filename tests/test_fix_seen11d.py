@@ -202,6 +202,36 @@ def test_fs11d_a_time_ranges_bounds_compare_as_the_range_shows(settings, param, 
     assert sorted(row["name"] for row in r.json()["docs"]) == names
 
 
+@fs11d_needs_postgres
+@pytest.mark.parametrize("sort", ["window", "-window"])
+def test_fs11d_a_sort_by_a_time_range_orders_it_as_shown_and_walks_each_row_once(settings, sort):
+    """In PostgreSQL's order of the held values "ninf" (shown unbounded below, up to 2020)
+    came after "nopen" (unbounded below, up to 2025): a list sorted by the range disagreed
+    with the ranges it showed. Rows shown alike ("inf", "open") tie, broken by id; the
+    keyset walk pages every row once in that order."""
+    org = OrganizationFactory()
+    _fs11d_windows(org)
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    # a tie is broken by id ascending both ways; NULL last both ways
+    if sort == "window":
+        expected = ["ninf", "nopen", "bounded", "inf", "open", "none"]
+    else:
+        expected = ["inf", "open", "bounded", "nopen", "ninf", "none"]
+    with site_mounted(settings, "fs11d", fs11d_site):
+        every = api.get("/fs11d/specimens/", {"sort": sort, "limit": 100})
+        assert [row["name"] for row in every.json()["docs"]] == expected
+        names, cursor = [], ""
+        for _ in range(10):
+            r = api.get("/fs11d/specimens/", {"sort": sort, "limit": 1, "after": cursor})
+            assert r.status_code == 200, r.content
+            names += [row["name"] for row in r.json()["docs"]]
+            cursor = r.json()["next"]
+            if not cursor:
+                break
+    assert names == expected
+
+
 # -- a plain date or time stored as infinity ---------------------------------------------------
 
 
