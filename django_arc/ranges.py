@@ -7,8 +7,8 @@ PostgreSQL's ``date``, ``timestamp`` and ``timestamptz`` hold ``infinity`` and
 get reading it a 500. Such a bound is read as the range's unbounded side, which is what it
 means for every value a Python row can hold: the API renders ``{"upper": null}``. The value
 read remembers PostgreSQL's own (:class:`InfiniteBoundRange`): a save of the row writes it
-back as it was, and a keyset cursor carries it, so the next page compares with what the
-row holds.
+back as it was, and a keyset cursor carries it. Filters and sorts compare such a range as
+shown (``query.shown_path``), so they agree with the answer.
 
 A plain ``DateField`` or ``DateTimeField`` holding ``infinity`` still fails psycopg on read,
 as it does in Django itself: no value of the API's type holds it (a range's infinite bound
