@@ -33,6 +33,7 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import api_settings
 
 from .logs import log_text
+from .ranges import infinite_fields, refused_infinity
 
 logger = logging.getLogger("django_arc")
 
@@ -328,6 +329,36 @@ def _first_query_parameter_past_the_limit(request: Any) -> str | None:
     return unquote_plus(name, encoding=encoding, errors="replace")
 
 
+#: what a field holding PostgreSQL's ``infinity`` says in a 500's ``details``
+INFINITE_VALUE = "Stored as infinity, which no date or time the API shows can hold."
+
+
+def _infinity_fault(exc: Exception, view: Any) -> Exception:
+    """psycopg's refusal to load a date or time stored as ``infinity`` (a row written
+    outside the API: no value of the API's type holds it, and Django fails on it too),
+    as the :class:`ServerFault` it is, whose ``details`` name the fields the caller may read
+    that hold one in the rows it may read (the request's row, for a URL naming one): the
+    500 said nothing of where, and the project has a row to repair. ``exc`` itself when
+    the view cannot say (not a resource's, or no such field found)."""
+    try:
+        resource = view.resource
+        queryset = view.get_queryset()
+        if (view.lookup_url_kwarg or view.lookup_field) in (view.kwargs or {}):
+            queryset = queryset.filter(**{view.lookup_field: view.get_lookup_value()})
+        output = resource.output_fields
+        hidden = view.field_access.read_plan().omitted(output)
+        names = infinite_fields(queryset, [name for name in output if name not in hidden])
+    except Exception:  # noqa: BLE001 - the answer is a 500 either way; said without where
+        logger.warning("no field named for a stored infinity", exc_info=True)
+        return exc
+    if not names:
+        return exc
+    details = {name: [INFINITE_VALUE] for name in names}
+    fault = ServerFault(f"{exc} ({resource.name}: {', '.join(names)})", details)
+    fault.__cause__ = exc
+    return fault.with_traceback(exc.__traceback__)
+
+
 def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     request = context.get("request")
 
@@ -384,6 +415,8 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     # ``ATOMIC_REQUESTS`` the request's transaction is not marked for rollback: what came
     # before a write's own transaction stays, as an elevated request's audit event must
     # (decisions.md); a write's own transaction, and a keyed request's, rolled back already.
+    if refused_infinity(exc):
+        exc = _infinity_fault(exc, context.get("view"))
     details = exc.details if isinstance(exc, ServerFault) else None
     response = error_response(request, "INTERNAL_ERROR", "Internal server error", 500, details)
     django_request = getattr(request, "_request", request)

@@ -21,6 +21,7 @@ from .query import load_relations
 from .serializers import (
     ArcJSONField,
     form_values,
+    read_decimals_as_written,
     read_many_in_batches,
     refuse_non_finite_floats,
 )
@@ -151,6 +152,7 @@ class ActionMixin:
         serializer = spec.input(data=rest, context=context)
         read_many_in_batches(serializer.fields)  # DRF's own many=True: 500 ids to a query
         refuse_non_finite_floats(serializer.fields)  # DRF's from 3.18 on, on every DRF
+        read_decimals_as_written(serializer.fields)  # a JSON number's digits, not its float
         # its relations may name only rows a create's body could (tenancy, this resource's
         # rows the caller reads), as the resource serializer's do: they "do not exist"
         self._narrow_relations(serializer, row=instance)

@@ -983,6 +983,63 @@ def rendered_alike(model_field: Any, value: Any) -> list[Any]:
     return alike
 
 
+def time_range(model_field: Any) -> bool:
+    """Whether ``model_field`` is a range of dates or times, whose PostgreSQL bounds may be
+    ``infinity``/``-infinity`` (:mod:`django_arc.ranges`)."""
+    target = _concrete(model_field)
+    return (
+        RangeField is not None
+        and isinstance(target, RangeField)
+        and _concrete(target.base_field).get_internal_type() in _TIME_TYPES
+    )
+
+
+class _ShownRange(lookups.Transform):
+    """A time range as the API shows it, on PostgreSQL: a bound held as ``infinity`` or
+    ``-infinity`` is that side unbounded (exclusive), as :mod:`django_arc.ranges` reads it.
+    PostgreSQL orders a held ``infinity`` before an unbounded side, and ``-infinity`` after
+    one: ``?window[lt]={"upper": "2030-01-01T00:00:00Z"}`` did not list a row shown as
+    ``{"lower": null, "upper": "2020-01-01T00:00:00Z"}`` (held from ``-infinity``, compared
+    by its lower bound first), and a row shown as ``{"lower": x, "upper": null}`` was below
+    the very value it shows. ``gt``/``gte``/``lt``/``lte`` compare this; equality already
+    matches the held values that render alike (:func:`rendered_alike`), and a keyset
+    cursor compares the column itself (its order is the sort's, PostgreSQL's)."""
+
+    lookup_name = "arc_shown"
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        return compiler.compile(self.lhs)
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, Any]:
+        sql, params = compiler.compile(self.lhs)
+        kind = self.lhs.output_field.db_type(connection)
+        low, up = f"lower({sql})", f"upper({sql})"
+        shown = (
+            f"{kind}(CASE WHEN isfinite({low}) THEN {low} END, "
+            f"CASE WHEN isfinite({up}) THEN {up} END, "
+            f"(CASE WHEN lower_inc({sql}) AND isfinite({low}) THEN '[' ELSE '(' END) || "
+            f"(CASE WHEN upper_inc({sql}) AND isfinite({up}) THEN ']' ELSE ')' END))"
+        )
+        # a NULL or empty range, and one with no infinite bound, is itself
+        sql_out = (
+            f"(CASE WHEN NOT isempty({sql}) AND (NOT isfinite({low}) OR NOT isfinite({up})) "
+            f"THEN {shown} ELSE {sql} END)"
+        )
+        return sql_out, (*params,) * sql_out.count(sql)
+
+
+if RangeField is not None:
+    RangeField.register_lookup(_ShownRange)
+
+
+def shown_path(model_field: Any, path: str) -> str:
+    """``path``, or for a time range the range as shown (:class:`_ShownRange`): what a sort
+    orders by and a keyset cursor compares. In PostgreSQL's order of the held values,
+    ``?sort=window`` listed a row shown as ``{"lower": null, "upper": 2020}`` (held from
+    ``-infinity``) after one shown as ``{"lower": null, "upper": 2025}``."""
+    return f"{path}__{_ShownRange.lookup_name}" if time_range(model_field) else path
+
+
 def _canonical_range(target: Any, lower: Any, upper: Any, bounds: str) -> Any:
     """The range PostgreSQL stores for ``lower``, ``upper`` and ``bounds``: an unbounded end
     is exclusive, a discrete range (integers, dates) is ``[)``, a range holding no value is
@@ -1193,6 +1250,9 @@ class FilterField:
                     else Q(**{self.path: self._choice(value, raw)})
                 )
                 return ~q if op == "ne" else q
+            if time_range(self.model_field):
+                # compared as shown: a held ``infinity`` is the unbounded side it renders as
+                return Q(**{f"{self.path}__{_ShownRange.lookup_name}__{op}": value})
             return Q(**{f"{self.path}__{op}": value})
         except _Refused as exc:
             raise InvalidQuery(param, str(exc)) from None
@@ -1482,7 +1542,7 @@ class QuerySpec:
         its indexes stay usable."""
         args: list[Any] = []
         for sort_field, desc in query.ordering:
-            expr = F(sort_field.path)
+            expr = F(shown_path(sort_field.model_field, sort_field.path))
             nulls = {"nulls_last": True} if sort_field.nullable else {}
             args.append(expr.desc(**nulls) if desc else expr.asc(**nulls))
         # deterministic pages and a unique keyset tie-break: the key's own value. Not its
@@ -1591,6 +1651,10 @@ class QuerySpec:
         equal_so_far = Q()
         for (path, model_field, desc), value in zip(keys, after, strict=True):
             nullable = getattr(model_field, "null", False)
+            path = shown_path(model_field, path)
+            if isinstance(value, InfiniteBoundRange):
+                # compared as the sort reads it, shown (:class:`_ShownRange`)
+                value = Range(value.lower, value.upper, value.bounds)
             if value is not None:
                 if isinstance(value, decimal.Decimal) and value.is_nan():
                     # Django's DecimalField refuses to prepare a NaN (to_python()): the

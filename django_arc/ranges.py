@@ -7,17 +7,25 @@ PostgreSQL's ``date``, ``timestamp`` and ``timestamptz`` hold ``infinity`` and
 get reading it a 500. Such a bound is read as the range's unbounded side, which is what it
 means for every value a Python row can hold: the API renders ``{"upper": null}``. The value
 read remembers PostgreSQL's own (:class:`InfiniteBoundRange`): a save of the row writes it
-back as it was, and a keyset cursor carries it, so the next page compares with what the
-row holds.
+back as it was, and a keyset cursor carries it. Filters and sorts compare such a range as
+shown (``query.shown_path``), so they agree with the answer.
 
-Only ranges: a plain ``DateTimeField`` holding ``infinity`` still fails psycopg on read, as
-it does in Django itself (a value no field of the project can show), and psycopg's binary
-format (which Django does not ask for) is left as it is.
+A plain ``DateField`` or ``DateTimeField`` holding ``infinity`` still fails psycopg on read,
+as it does in Django itself: no value of the API's type holds it (a range's infinite bound
+and its unbounded side hold the same instants; ``null`` is no date, and a client sending the
+row back would write it). :func:`infinite_fields` names the fields holding one, for the
+answer (a 500 in the envelope whose ``details`` name them); psycopg's binary format (which
+Django does not ask for) is left as it is.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from django.core.exceptions import FieldDoesNotExist
+from django.db import DataError, models
+from django.db.models import BooleanField, F, Func
 
 try:
     from psycopg import adapters
@@ -131,3 +139,34 @@ def read_infinite_bounds_as_unbounded(sender: Any, connection: Any, **kwargs: An
     for name, loader in _LOADERS.items():
         raw.adapters.register_loader(adapters.types[name].oid, loader)
     raw.adapters.register_dumper(InfiniteBoundRange, InfiniteBoundRangeDumper)
+
+
+#: psycopg's refusal to load a date or time PostgreSQL holds as ``infinity``/``-infinity``
+_INFINITE_LOAD = re.compile(r"^(date|timestamp) too (large|small) .*'-?infinity'$")
+
+
+def refused_infinity(exc: BaseException) -> bool:
+    """Whether ``exc`` is psycopg's refusal to load an infinite date or time (Django's
+    ``DataError`` from a fetch): a row written outside the API, not a fault of the request
+    nor of the code reading it."""
+    return isinstance(exc, DataError) and _INFINITE_LOAD.match(str(exc)) is not None
+
+
+def infinite_fields(queryset: Any, names: Any) -> list[str]:
+    """Those of the fields ``names`` (of ``queryset``'s model) that are dates or times and
+    hold ``infinity`` or ``-infinity`` in a row of ``queryset``: one ``EXISTS`` each, asked
+    only after a read was refused (:func:`refused_infinity`), so that the answer says which
+    field the project must repair. ``queryset`` is the caller's (narrowed): no other row
+    is looked at."""
+    found = []
+    for name in names:
+        try:
+            field = queryset.model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if not isinstance(field, models.DateField) or not field.concrete:
+            continue
+        finite = Func(F(field.attname), function="isfinite", output_field=BooleanField())
+        if queryset.alias(arc_finite=finite).filter(arc_finite=False).exists():
+            found.append(name)
+    return found

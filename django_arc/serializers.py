@@ -12,6 +12,7 @@ import base64
 import binascii
 import copy
 import decimal
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -171,6 +172,7 @@ class ArcSerializerMixin:
             _make_read_only(fields[name])
         read_many_in_batches(fields)
         refuse_non_finite_floats(fields)
+        read_decimals_as_written(fields)
         return fields
 
     def _read_only_defaults(self) -> dict[str, Any]:
@@ -709,6 +711,45 @@ def refuse_non_finite_floats(fields: Any) -> None:
             and "to_internal_value" not in vars(field)
         ):
             field.to_internal_value = _finite_after(field)
+
+
+def read_decimals_as_written(fields: Any) -> None:
+    """The project's own writable ``DecimalField`` among ``fields`` (a ``serializer_class``'s,
+    an action ``input``'s; not arc's :class:`ArcDecimalField`, which does it itself) reads a
+    JSON number by the text it was written as (:class:`~django_arc.parsers.JSONNumber`).
+    DRF's reads ``str()`` of the float JSON readers make of it, 15 to 17 significant
+    digits: ``0.1000000000000000055511151231257827`` was ``0.1`` (taken by a field of 10
+    places, which refuses the same text as a string), and a 20-digit number was stored
+    with its last digits changed, silently, where the generated field keeps every digit.
+    The field's class becomes a subclass of its own (as :func:`read_many_in_batches` does;
+    the instance, its state and its validators unchanged), so a project subclass's
+    ``to_internal_value`` runs on the text, and clones of a cached field keep it; a
+    decimal field inside a nested serializer or a list is the project's."""
+    for field in fields.values():
+        cls = type(field)
+        if (
+            isinstance(field, serializers.DecimalField)
+            and not issubclass(cls, (ArcDecimalField, _DecimalAsWritten))
+            and not field.read_only
+            and "to_internal_value" not in vars(field)
+        ):
+            field.__class__ = _as_written(cls)
+
+
+class _DecimalAsWritten:
+    """Hands the field's own ``to_internal_value`` a JSON number's text, not its float."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, JSONNumber):
+            data = data.text
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+@functools.cache
+def _as_written(cls: type) -> type:
+    """``cls`` reading a JSON number as written (:class:`_DecimalAsWritten`), under its own
+    name (errors and reprs that name the class say the project's)."""
+    return type(cls.__name__, (_DecimalAsWritten, cls), {"__qualname__": cls.__qualname__})
 
 
 def _finite_after(field: serializers.FloatField) -> Any:
