@@ -7,15 +7,17 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
 from django_arc.presets.base import Preset
-from tests.helpers import client_for, site_mounted
-from tests.testapp.models import Article
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Article, RgComment, RgPlace
 
 pytestmark = pytest.mark.django_db
 
@@ -131,3 +133,141 @@ def test_rf60_a_bulk_create_asks_each_items_forced_values_once(rf60_mounted, nam
     stored = list(Article.objects.order_by("pk").values_list("views", flat=True))
     assert stored == _rf60_stamping.given
     assert len(set(stored)) == 3
+
+
+# -- a generic pair in a plain serializer nested in an action's input --------------------------
+
+
+class _Rf60PairEntry(serializers.Serializer):
+    """A plain serializer carrying both halves of a comment's pair."""
+
+    content_type = serializers.PrimaryKeyRelatedField(queryset=ContentType.objects.all())
+    object_id = serializers.IntegerField(min_value=1)
+
+
+class _Rf60IdEntry(serializers.Serializer):
+    """A plain serializer carrying only the id: the row keeps its content type."""
+
+    object_id = serializers.IntegerField(min_value=1)
+
+
+class _Rf60StarInput(serializers.Serializer):
+    """The pair's fields nested with ``source="*"``: DRF merges them into the input's own
+    values, ``data["content_type"]``/``data["object_id"]``, the row's pair."""
+
+    pair = _Rf60PairEntry(source="*")
+
+
+class _Rf60StarIdInput(serializers.Serializer):
+    pair = _Rf60IdEntry(source="*")
+
+
+class _Rf60NestedInput(serializers.Serializer):
+    """One nested pair under a name of its own."""
+
+    target = _Rf60PairEntry()
+
+
+class _Rf60ListInput(serializers.Serializer):
+    """A list of pairs (``many=True``)."""
+
+    targets = _Rf60PairEntry(many=True)
+
+
+class _Rf60CommentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RgComment
+        fields = ["id", "organization", "owner", "content_type", "object_id", "text"]
+        read_only_fields = ["organization", "owner"]
+
+
+def _rf60_point(instance, pair):
+    if "content_type" in pair:
+        instance.content_type = pair["content_type"]
+    instance.object_id = pair["object_id"]
+    instance.save()
+    return instance
+
+
+@rf60_site.register
+class _Rf60Comments(Resource):
+    """Every member of a tenant writes its comments; actions re-point them."""
+
+    model = RgComment
+    name = "rf60-comments"
+    serializer_class = _Rf60CommentSerializer
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Audited()]
+    permissions = {
+        key: P.require_org_membership() for key in ("list", "get", "create", "update", "delete")
+    }
+    action_permissions = P.require_org_membership()
+
+    @action(input=_Rf60StarInput)
+    def star(self, request, instance, data):
+        return _rf60_point(instance, data)
+
+    @action(input=_Rf60StarIdInput)
+    def star_id(self, request, instance, data):
+        return _rf60_point(instance, data)
+
+    @action(input=_Rf60NestedInput)
+    def nested(self, request, instance, data):
+        return _rf60_point(instance, data["target"])
+
+    @action(input=_Rf60ListInput)
+    def listed(self, request, instance, data):
+        for pair in data["targets"]:
+            _rf60_point(instance, pair)
+        return instance
+
+
+def _rf60_member(org):
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    api.raise_request_exception = False
+    return api, user
+
+
+def test_rf60_a_plain_serializer_nested_in_an_action_input_is_narrowed_as_a_body(rf60_mounted):
+    """fix-seen11a judged a plain action input's own ``content_type``/``object_id``, not a
+    plain serializer nested in it: a member of B re-pointed its comment at A's place (200)
+    through the pair nested with ``source="*"`` (whose values DRF merges into the input's:
+    the row's pair, the documented case), one nested under a name, or a ``many=True`` list
+    of pairs. Each is now 400 naming the nested field as a missing row (the id-only entry
+    read with the row's content type), the comment unchanged, no event, no audit row; the
+    tenant's own place is taken."""
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    api_b, user_b = _rf60_member(org_b)
+    place_b = RgPlace.objects.create(organization=org_b, name="pb")
+    other_b = RgPlace.objects.create(organization=org_b, name="pb2")
+    place_a = RgPlace.objects.create(organization=org_a, name="pa")
+    place_type = ContentType.objects.get_for_model(RgPlace).pk
+    mine = RgComment.objects.create(
+        organization=org_b, owner=user_b, content_type_id=place_type, object_id=place_b.pk
+    )
+    url = f"/rf60/rf60-comments/{mine.pk}/action/"
+    pair = {"content_type": place_type, "object_id": place_a.pk}
+    message = [f'Invalid pk "{place_a.pk}" - object does not exist.']
+    for name, body, details in (
+        ("star", {"pair": pair}, {"pair": {"object_id": message}}),
+        ("star_id", {"pair": {"object_id": place_a.pk}}, {"pair": {"object_id": message}}),
+        ("nested", {"target": pair}, {"target": {"object_id": message}}),
+        ("listed", {"targets": [pair]}, {"targets": {"0": {"object_id": message}}}),
+    ):
+        r = api_b.post(url, {"action": name, **body}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == details, name
+        mine.refresh_from_db()
+        assert mine.object_id == place_b.pk, name
+    assert not OutboxEvent.objects.filter(type__startswith="rf60-comments.").exists()
+    assert not AuditLog.objects.exists()
+    mine_pair = {"content_type": place_type, "object_id": other_b.pk}
+    for name, body in (
+        ("star", {"pair": mine_pair}),
+        ("star_id", {"pair": {"object_id": place_b.pk}}),
+        ("nested", {"target": mine_pair}),
+        ("listed", {"targets": [mine_pair]}),
+    ):
+        r = api_b.post(url, {"action": name, **body}, format="json")
+        assert r.status_code == 200, (name, r.content)
+    mine.refresh_from_db()
+    assert (mine.content_type_id, mine.object_id) == (place_type, other_b.pk)
