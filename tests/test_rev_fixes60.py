@@ -214,6 +214,10 @@ class _Rf60Comments(Resource):
     def nested(self, request, instance, data):
         return _rf60_point(instance, data["target"])
 
+    @action(input=_Rf60IdEntry)
+    def move(self, request, instance, data):
+        return _rf60_point(instance, data)
+
     @action(input=_Rf60ListInput)
     def listed(self, request, instance, data):
         for pair in data["targets"]:
@@ -271,3 +275,44 @@ def test_rf60_a_plain_serializer_nested_in_an_action_input_is_narrowed_as_a_body
         assert r.status_code == 200, (name, r.content)
     mine.refresh_from_db()
     assert (mine.content_type_id, mine.object_id) == (place_type, other_b.pk)
+
+
+def test_rf60_an_action_input_override_of_the_one_argument_shape_still_runs_narrowed(
+    rf60_mounted, monkeypatch
+):
+    """fix-seen11a made ``run_action`` call ``action_input(spec, instance)``: a ViewSet
+    subclass's override of the shape it had, ``action_input(self, spec)``, made every action
+    a 500 (``TypeError``), and one calling the base with ``spec`` alone handed it no row,
+    so an input sending only ``object_id`` was judged against no content type (another
+    tenant's place taken, 200). ``run_action`` calls it as it was (``spec``), and the base
+    finds the action's row itself: 200 for the tenant's own place, 400 for another's."""
+    from django.urls import resolve
+
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    api_b, user_b = _rf60_member(org_b)
+    place_b = RgPlace.objects.create(organization=org_b, name="pb")
+    other_b = RgPlace.objects.create(organization=org_b, name="pb2")
+    place_a = RgPlace.objects.create(organization=org_a, name="pa")
+    place_type = ContentType.objects.get_for_model(RgPlace).pk
+    mine = RgComment.objects.create(
+        organization=org_b, owner=user_b, content_type_id=place_type, object_id=place_b.pk
+    )
+    url = f"/rf60/rf60-comments/{mine.pk}/action/"
+    view_class = resolve(url).func.cls
+    base = view_class.action_input
+    seen = []
+
+    def action_input(self, spec):
+        seen.append(spec.name)
+        return base(self, spec)
+
+    monkeypatch.setattr(view_class, "action_input", action_input)
+    r = api_b.post(url, {"action": "move", "object_id": place_a.pk}, format="json")
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+        "object_id": [f'Invalid pk "{place_a.pk}" - object does not exist.']
+    }
+    r = api_b.post(url, {"action": "move", "object_id": other_b.pk}, format="json")
+    assert r.status_code == 200, r.content
+    assert seen == ["move", "move"]
+    mine.refresh_from_db()
+    assert mine.object_id == other_b.pk
