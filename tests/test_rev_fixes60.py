@@ -151,6 +151,12 @@ class _Rf60IdEntry(serializers.Serializer):
     object_id = serializers.IntegerField(min_value=1)
 
 
+class _Rf60TypeEntry(serializers.Serializer):
+    """A plain serializer carrying only the content type: the row keeps its id."""
+
+    content_type = serializers.PrimaryKeyRelatedField(queryset=ContentType.objects.all())
+
+
 class _Rf60StarInput(serializers.Serializer):
     """The pair's fields nested with ``source="*"``: DRF merges them into the input's own
     values, ``data["content_type"]``/``data["object_id"]``, the row's pair."""
@@ -217,6 +223,12 @@ class _Rf60Comments(Resource):
     @action(input=_Rf60IdEntry)
     def move(self, request, instance, data):
         return _rf60_point(instance, data)
+
+    @action(input=_Rf60TypeEntry)
+    def retype(self, request, instance, data):
+        instance.content_type = data["content_type"]
+        instance.save()
+        return instance
 
     @action(input=_Rf60ListInput)
     def listed(self, request, instance, data):
@@ -316,3 +328,30 @@ def test_rf60_an_action_input_override_of_the_one_argument_shape_still_runs_narr
     assert seen == ["move", "move"]
     mine.refresh_from_db()
     assert mine.object_id == other_b.pk
+
+
+def test_rf60_an_input_sending_only_the_content_type_is_judged_with_the_rows_id(rf60_mounted):
+    """Pinned (fix-seen11a, checked here): an input sending only ``content_type`` keeps the
+    row's ``object_id``; re-typing B's comment on its place 9100 to a comment names A's
+    comment 9100, refused as a missing row (400 naming ``content_type``, the field sent),
+    nothing written; re-typed to a type whose row of that id is B's, it is taken."""
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    api_b, user_b = _rf60_member(org_b)
+    place_type = ContentType.objects.get_for_model(RgPlace).pk
+    comment_type = ContentType.objects.get_for_model(RgComment).pk
+    place_b = RgPlace.objects.create(pk=9100, organization=org_b, name="pb")
+    RgComment.objects.create(
+        pk=9100, organization=org_a, content_type_id=place_type, object_id=1, text="a's"
+    )
+    mine = RgComment.objects.create(
+        organization=org_b, owner=user_b, content_type_id=place_type, object_id=place_b.pk
+    )
+    url = f"/rf60/rf60-comments/{mine.pk}/action/"
+    r = api_b.post(url, {"action": "retype", "content_type": comment_type}, format="json")
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+        "content_type": ['Invalid pk "9100" - object does not exist.']
+    }
+    mine.refresh_from_db()
+    assert mine.content_type_id == place_type
+    r = api_b.post(url, {"action": "retype", "content_type": place_type}, format="json")
+    assert r.status_code == 200, r.content
