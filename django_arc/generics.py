@@ -1492,18 +1492,25 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             if name in access.unreadable and access.write_verdict(name) != "allow":
                 serializer.fields.pop(name)
 
-    def _narrow_relations(self, serializer: Any, row: Any = None) -> None:
+    def _narrow_relations(self, serializer: Any, row: Any = None, plain: Any = None) -> None:
         """Let presets narrow what writable relations may point at (tenancy of FK targets),
         wherever DRF lets one sit: nested serializers (one, or a list of them), ``many=True``
         relations, and the ``child`` of a ``ListField``/``DictField`` at any depth (an
         action's ``input`` may name rows anywhere in its body). ``row`` is the row an
         action's ``input`` (``serializer``) is sent to: its generic pair's fields are
-        judged against it (:meth:`_narrow_generic_pairs`)."""
-        self._narrow_generic_pairs(serializer, row)
+        judged against it (:meth:`_narrow_generic_pairs`), as are those of a nested
+        serializer with ``source="*"``, whose values are the input's own. ``plain`` is the
+        model whose pairs a plain ``Serializer`` in that input is read for (the row's, the
+        one model such an input is known to write), at any depth: a nested plain serializer
+        (one, or a list of them) carrying ``content_type``/``object_id`` was not judged, and
+        an action re-pointed its row at another tenant's row (200)."""
+        if plain is None and isinstance(row, models.Model):
+            plain = type(row)
+        self._narrow_generic_pairs(serializer, row, plain)
         for field in serializer.fields.values():
-            self._narrow_field(field)
+            self._narrow_field(field, row if field.source == "*" else None, plain)
 
-    def _narrow_generic_pairs(self, serializer: Any, row: Any = None) -> None:
+    def _narrow_generic_pairs(self, serializer: Any, row: Any = None, plain: Any = None) -> None:
         """A model serializer writing a ``GenericForeignKey``'s pair (``content_type`` and
         ``object_id``, plain columns to DRF) checks the row they name as a relation's rows
         are narrowed (:meth:`_narrow_relation`): a member of another tenant replied to this
@@ -1513,10 +1520,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         An action's ``input`` (``row`` the action's row) may be a plain ``Serializer``: its
         fields writing the row's pair (by ``source``, as a model serializer's are matched)
         are that pair, and the half it does not send is the row's. A plain input naming
-        ``object_id`` was handed to the action unjudged, another tenant's row included."""
+        ``object_id`` was handed to the action unjudged, another tenant's row included.
+        A plain serializer nested in such an input is read for the same model's pairs
+        (``plain``), with the row's half only when its values are the input's own
+        (``source="*"``): the entries of a list name rows of their own."""
         model = getattr(getattr(serializer, "Meta", None), "model", None)
-        if model is None and isinstance(row, models.Model):
-            model = type(row)
+        if model is None:
+            model = plain
         if (
             not isinstance(model, type)
             or not issubclass(model, models.Model)
@@ -1697,11 +1707,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self.__dict__["_scoped_by_presets_held"] = held
         return held
 
-    def _narrow_field(self, field: Any) -> None:
+    def _narrow_field(self, field: Any, row: Any = None, plain: Any = None) -> None:
+        """:meth:`_narrow_relations` for one field; ``row`` and ``plain`` as there (``row``
+        only for a field whose values are its serializer's own, ``source="*"``)."""
         if getattr(field, "read_only", False):
             return
         if isinstance(field, Serializer):
-            self._narrow_relations(field)
+            self._narrow_relations(field, row, plain)
             return
         if isinstance(field, RelatedField) or getattr(field, "queryset", None) is not None:
             self._narrow_relation(field)
@@ -1710,7 +1722,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         # relations (ManyRelatedField) as ``child_relation``
         inner = getattr(field, "child_relation", None) or getattr(field, "child", None)
         if inner is not None:
-            self._narrow_field(inner)
+            self._narrow_field(inner, None, plain)
 
     def _narrow_relation(self, relation: Any) -> None:
         presets = self.resource.preset_list

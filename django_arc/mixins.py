@@ -96,7 +96,12 @@ class ActionMixin:
     def run_action(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         spec = self.arc_action
         instance = self.get_object()
-        data, event_input = self.action_input(spec, instance)
+        # the row, for action_input to judge a generic pair its input half-writes: noted on
+        # the view, not passed, so that a ViewSet subclass's override of its one-argument
+        # shape still runs (passing it made every action a 500, TypeError) and its call of
+        # the base with ``spec`` alone still judges against the row
+        self._arc_action_row = instance
+        data, event_input = self.action_input(spec)
         observers = self.resource.write_observers
         pk = instance.pk
         with self.write_transaction(always=True), self.existing_rows(instance):
@@ -138,8 +143,11 @@ class ActionMixin:
     def action_input(self, spec: Any, instance: Any = None) -> tuple[Any, Any]:
         """``(data for the handler, data for the event)``: the validated ``input`` (both),
         or, for an action without one, the rest of the body for the handler only (events
-        carry only validated values). ``instance`` is the action's row: the generic pair
-        an input writes is judged with the row's half it leaves out."""
+        carry only validated values). ``instance`` is the action's row (by default the one
+        :meth:`run_action` read): the generic pair an input writes is judged with the row's
+        half it leaves out."""
+        if instance is None:
+            instance = getattr(self, "_arc_action_row", None)
         body = self.request.data
         rest = {k: v for k, v in body.items() if k != "action"}
         if spec.input is None:

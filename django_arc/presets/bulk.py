@@ -351,12 +351,14 @@ class Bulk(Preset):
             }
         if validated and not isinstance(validated[0], dict):
             # serializers that save rows their own way, or models whose save() runs code
-            rows, befores = self.save_each(view, body, rows, befores, validated)
+            rows, befores, forced = self.save_each(view, body, rows, befores, validated)
         else:
-            rows, befores = self.update_batch(view, body, rows, befores, validated)
+            rows, befores, forced = self.update_batch(view, body, rows, befores, validated)
         key, names = _row_naming(view, body, rows)
         _each(view, rows, lambda row: resource.after_update(request, row), key, names=names)
-        forced = [view.write_values(row) for row in rows]
+        # the values each row was written with, checked as the update of one row checks
+        # them: asked again here, a preset forcing a value of its moment (a stamp, a
+        # counter) was judged moved (a 500 on every bulk update) and asked twice per row
         _kept_forced(view, rows, forced, key, names)
         # a pair the serializer's update() set names only rows the caller may name; one a
         # row kept as it held it is not judged again. A filter's errors are its ``data``'s
@@ -433,10 +435,11 @@ class Bulk(Preset):
         rows: list[Any],
         befores: list[Any],
         validated: list[Any],
-    ) -> tuple[list[Any], list[Any]]:
+    ) -> tuple[list[Any], list[Any], list[dict[str, Any]]]:
         """Write the validated values of each row (and the values presets force) with
-        ``bulk_update``; the rows written and their snapshots before, without a row another
-        request deleted meanwhile that a ``filter`` matched (one an item names is refused).
+        ``bulk_update``; the rows written, their snapshots before and the values presets
+        forced on each, without a row another request deleted meanwhile that a ``filter``
+        matched (one an item names is refused).
 
         The rows are locked first, in primary-key order (:func:`_present`), as the row-by-row
         path and the bulk delete lock theirs: the ``UPDATE`` alone locks them in the order its
@@ -456,12 +459,12 @@ class Bulk(Preset):
                 setattr(row, attr, value)
             fields |= {resource.model._meta.get_field(attr).name for attr in data}
         if not fields:
-            return rows, befores
+            return rows, befores, forced
         present = _present(resource.model, rows, lock=True)
         if len(present) < len(rows):
             # rows another request deleted since this one read them: an item naming one is
             # refused as it would be now; a filter's match no longer includes it
-            rows, befores = _without_gone(body, present, rows, befores)
+            rows, befores, forced = _without_gone(body, present, rows, befores, forced)
         # what save() would stamp: bulk_update writes attributes as they are
         for field in resource.model._meta.concrete_fields:
             if getattr(field, "auto_now", False):
@@ -473,7 +476,7 @@ class Bulk(Preset):
         # UPDATE nor make them read as deleted meanwhile
         if rows:
             resource.model._base_manager.bulk_update(rows, sorted(fields))
-        return rows, befores
+        return rows, befores, forced
 
     def save_each(
         self,
@@ -482,10 +485,10 @@ class Bulk(Preset):
         rows: list[Any],
         befores: list[Any],
         validated: list[Any],
-    ) -> tuple[list[Any], list[Any]]:
+    ) -> tuple[list[Any], list[Any], list[dict[str, Any]]]:
         """Save each row through its validated serializer (one that saves rows its own way,
         or of a model whose ``save()`` runs the project's code), as :meth:`update_batch`
-        answers: the rows locked first, so that one another request deleted since this one
+        answers (the rows, their snapshots, the values presets forced on each): the rows locked first, so that one another request deleted since this one
         read it is refused when an item names it and left out of a ``filter``'s match, not
         the 404 of its save; what a save refuses (a ``pre_save`` receiver's
         ``ValidationError``) is its item's, indexed."""
@@ -500,7 +503,7 @@ class Bulk(Preset):
             key,
             names=names,
         )
-        return saved, befores
+        return [row for row, _ in saved], befores, [forced for _, forced in saved]
 
     def body(self, view: Any) -> dict[str, Any]:
         data = view.request.data
@@ -983,12 +986,14 @@ def _restore_pk(row: Any, pk: Any) -> None:
     setattr(row, row._meta.pk.attname, pk)
 
 
-def _saved(view: Any, row: Any, serializer: Any) -> Any:
+def _saved(view: Any, row: Any, serializer: Any) -> tuple[Any, dict[str, Any]]:
     """``row`` updated by its validated ``serializer`` (one that saves rows its own way, or
-    of a model whose ``save()`` runs the project's code), with the values presets force;
-    a row gone by then is its item's "Not found.", never inserted again."""
+    of a model whose ``save()`` runs the project's code), with the values presets force,
+    and those values (checked kept after the hooks); a row gone by then is its item's "Not
+    found.", never inserted again."""
     with view.existing_rows(row):
-        return serializer.save(**view.write_values(row))
+        forced = view.write_values(row)
+        return serializer.save(**forced), forced
 
 
 def _each(
