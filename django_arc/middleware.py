@@ -152,8 +152,27 @@ class ScopeMiddleware:
         return response
 
 
-#: the headers of the replaced 404 that describe its own body: the envelope sets its own
-_BODY_HEADERS = frozenset({"content-type", "content-length"})
+#: the headers of the replaced 404 that describe its own body, not the envelope's: its type
+#: and length (the envelope sets its own), its coding (``GZipMiddleware`` placed inside
+#: arc's compressed the project's 404 page: the envelope went out as plain JSON marked
+#: ``Content-Encoding: gzip``), its validators (``ConditionalGetMiddleware``'s ``ETag`` is
+#: the page's digest), its range, digest and file name
+_BODY_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "content-range",
+        "content-disposition",
+        "content-location",
+        "content-md5",
+        "content-digest",
+        "repr-digest",
+        "digest",
+        "etag",
+        "last-modified",
+    }
+)
 
 
 def _with_middleware_headers(answer: HttpResponse, replaced: HttpResponse) -> HttpResponse:
@@ -161,7 +180,8 @@ def _with_middleware_headers(answer: HttpResponse, replaced: HttpResponse) -> Ht
     the headers and cookies the middlewares after ``ScopeMiddleware`` set on that 404
     (``XFrameOptionsMiddleware``'s, last in Django's order; ``SecurityMiddleware``'s when
     placed there), as the view's own 404 carries them: what describes the replaced body
-    (its type, its length) and what ``answer`` sets itself are left out."""
+    (its type, length, coding, validators: :data:`_BODY_HEADERS`) and what ``answer`` sets
+    itself are left out."""
     for name, value in replaced.items():
         if name.lower() not in _BODY_HEADERS and name not in answer:
             answer[name] = value

@@ -60,13 +60,19 @@ def _begin_immediate(execute: Any, sql: str, params: Any, many: bool, context: A
 def lockable(rows: models.QuerySet[Any]) -> models.QuerySet[Any]:
     """``rows`` as a queryset a database can lock (``select_for_update()``): itself, unless
     it reads ``DISTINCT`` (a manager's ``distinct()``, as a ``_base_manager`` filtering
-    through a to-many relation has), which PostgreSQL refuses to lock ("FOR UPDATE is not
-    allowed with DISTINCT clause"): then the model's table rows whose primary keys it reads,
-    a plain queryset on its database with ``rows`` as the subquery, so the rows locked are
-    those ``rows`` reads and nothing else."""
-    if not rows.query.distinct:
+    through a to-many relation has) or groups its rows (an aggregate annotated), which
+    PostgreSQL refuses to lock ("FOR UPDATE is not allowed with DISTINCT clause", "… with
+    GROUP BY clause"): then the model's table rows whose primary keys it reads, a plain
+    queryset with ``rows`` as the subquery, so the rows locked are those ``rows`` reads and
+    nothing else. On the database ``rows`` names, else where the router sends the lock
+    (``select_for_update()`` makes a queryset a write's): ``rows.db`` of a queryset naming
+    none is the router's database for reads, a replica, where the lock held nothing for
+    the write (and a hot standby refuses it, a 500)."""
+    query = rows.query
+    if not query.distinct and query.group_by is None:
         return rows
-    return models.QuerySet(model=rows.model, using=rows.db).filter(pk__in=rows.values("pk"))
+    plain = models.QuerySet(model=rows.model, using=rows._db, hints=rows._hints)
+    return plain.filter(pk__in=rows.values("pk"))
 
 
 def refuse_deleted_unjudged(collector: Collector, result: Any) -> Any:
