@@ -298,9 +298,13 @@ class Resource:
         # a multi-table child's parents' primary keys are its own under other names (the
         # parent link holds the same value): writing one moved the row, as Django saved a
         # copy under the new key and left the old one
+        never = set(self.read_only_fields) | primary_key_names(self.model)
+        # a serializer_class's field writing one of those columns under another name
+        # (``made = DateTimeField(source="created_at")``) writes what no one may write
+        never |= {name for name, column in self.written_columns.items() if column in never}
         return FieldRules(
             self.field_permissions,
-            set(self.read_only_fields) | primary_key_names(self.model) | self.drf_read_only,
+            never | self.drf_read_only,
             frozenset(managed),
             self.write_only_fields,
             self.renamed_fields,

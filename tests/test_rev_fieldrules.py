@@ -281,3 +281,45 @@ def test_rfr_the_schema_says_who_may_write_a_column_under_another_name():
     assert request["status"]["description"] == "Writable only by: admin."
     assert "description" not in request["name"]
     assert "secret_notes" not in json.dumps(schema)
+
+
+class _RfrReadOnlyAliasSerializer(serializers.ModelSerializer):
+    made = serializers.DateTimeField(source="created_at", required=False)
+    legacy_id = serializers.IntegerField(source="id", required=False, write_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "organization", "created_at", "made", "legacy_id"]
+
+
+@rfr_site.register
+class RfrReadOnlyAliasResource(Resource):
+    model = Product
+    name = "rfr-read-only-aliases"
+    serializer_class = _RfrReadOnlyAliasSerializer
+    presets = [presets.MultiTenant()]
+    read_only_fields = ["id", "created_at"]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
+
+
+@pytest.mark.parametrize(
+    "body, denied",
+    [({"made": "2001-01-01T00:00:00Z"}, "made"), ({"legacy_id": 999}, "legacy_id")],
+)
+def test_rfr_a_read_only_column_is_not_written_under_another_name(
+    settings, rfr_world, body, denied
+):
+    """``read_only_fields = ["id", "created_at"]``: never writable by anyone, yet ``made =
+    DateTimeField(source="created_at")`` rewrote the row's creation time (200), and
+    ``legacy_id = IntegerField(source="id")`` answered 404 after trying to move the row ->
+    both refused by name, as the column's own field is."""
+    row = rfr_world["row"]
+    created = row.created_at
+    with site_mounted(settings, "rfr", rfr_site):
+        r = rfr_world["admin"].patch(f"/rfr/rfr-read-only-aliases/{row.pk}/", body, format="json")
+        assert r.status_code == 403, r.content
+        assert r.json()["details"] == {"fields": [denied]}
+        shown = rfr_world["admin"].get(f"/rfr/rfr-read-only-aliases/{row.pk}/").json()["data"]
+    assert shown["made"] == shown["created_at"] and "legacy_id" not in shown
+    row.refresh_from_db()
+    assert (row.pk, row.created_at) == (rfr_world["row"].pk, created)
