@@ -155,6 +155,7 @@ class FieldRules:
         managed: frozenset[str],
         write_only: frozenset[str] = frozenset(),
         renamed: dict[str, str] | None = None,
+        written: dict[str, str] | None = None,
     ) -> None:
         self.rules = {n: r for n, r in rules.items() if isinstance(r, FieldPermission)}
         self.hidden = frozenset(n for n, r in self.rules.items() if r.is_hidden)
@@ -173,6 +174,30 @@ class FieldRules:
         )
         # rules that depend on the caller; the rest are decided above
         self._per_caller = [(n, r) for n, r in self.rules.items() if not r.is_hidden]
+        #: for a field writing a model column, the other ruled fields of that column: its
+        #: own-named field and every writable field with ``source=`` that column
+        #: (``written``: ``{name: column}``). A write through any of them is a write of the
+        #: column, judged by each of their write rules (:meth:`FieldAccess.write_verdict`)
+        self.write_peers = self._write_peers(dict(written or {}))
+
+    def _write_peers(self, written: dict[str, str]) -> dict[str, frozenset[str]]:
+        """``{name: the other ruled fields writing or named like its column}``: a
+        ``serializer_class`` writing ``secret_notes`` (``hidden()``) or ``cost``
+        (``visible_to("admin")``) through ``notes = CharField(source="secret_notes")`` or
+        ``cost_eur = DecimalField(source="cost")`` let any caller write what the rule on
+        the column's own field kept from it, since a body key was judged by its own name
+        only. Unlike a read (a field under another name may render a view of a column), a
+        write through an alias stores the column's value."""
+        groups: dict[str, set[str]] = {}
+        for name, column in written.items():
+            groups.setdefault(column, {column}).add(name)
+        peers: dict[str, frozenset[str]] = {}
+        for members in groups.values():
+            ruled = {name for name in members if name in self.rules}
+            for name in members:
+                if others := ruled - {name}:
+                    peers[name] = frozenset(others)
+        return peers
 
     def restricted_columns(self, names: Iterable[str]) -> frozenset[str]:
         """The query string's names (model columns) to refuse a caller who may not read the
@@ -252,6 +277,11 @@ class FieldAccess:
         rule = rules.rules.get(name)
         if rule is not None and not rule.can_write(self.scope):
             return "deny"
+        # a field writing a column another field's rule keeps from this caller (an alias
+        # with ``source=`` it, or the column's own field beside a ruled alias)
+        for peer in rules.write_peers.get(name, ()):
+            if not rules.rules[peer].can_write(self.scope):
+                return "deny"
         return "allow"
 
     def guard(

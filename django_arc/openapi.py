@@ -1057,6 +1057,8 @@ class ResourceSerializerExtension(OpenApiSerializerExtension):
         resource = self._resource(auto_schema)
         if resource is not None:
             _field_permissions(properties, resource.field_rules.rules, direction)
+            if direction == "request":
+                _column_write_notes(properties, resource.field_rules)
             if direction == "response":
                 required[:] = [f for f in required if f in resource.always_selected]
         if "required" in schema and not required:
@@ -1181,6 +1183,30 @@ def _user_doc(serializer_class: type) -> str:
         if cls.__doc__:
             return inspect.cleandoc(cls.__doc__)
     return ""
+
+
+def _column_write_notes(properties: dict[str, Any], field_rules: Any) -> None:
+    """A request field with no rule of its own writing a column another field's write rule
+    rules (:attr:`~django_arc.fields.FieldRules.write_peers`, ``cost_eur =
+    DecimalField(source="cost")``) is judged by that rule: its description says who may
+    write it, as a ruled field's does, naming no other field (a ``hidden()`` one is named
+    nowhere)."""
+    for name, peers in field_rules.write_peers.items():
+        prop = properties.get(name)
+        if prop is None or name in field_rules.rules:
+            continue
+        allowed: frozenset[str] | None = None
+        for peer in peers:
+            roles = field_rules.rules[peer].write_roles
+            if roles is not None:
+                allowed = roles if allowed is None else allowed & roles
+        if allowed is None:
+            continue
+        note = f"Writable only by: {', '.join(sorted(allowed))}." if allowed else "Not writable."
+        if "$ref" in prop or "enum" in prop:
+            prop = {"allOf": [prop]}
+        prop["description"] = (prop.get("description", "") + " " + note).strip()
+        properties[name] = prop
 
 
 def _rule_note(rule: Any) -> str:

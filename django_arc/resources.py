@@ -298,12 +298,17 @@ class Resource:
         # a multi-table child's parents' primary keys are its own under other names (the
         # parent link holds the same value): writing one moved the row, as Django saved a
         # copy under the new key and left the old one
+        never = set(self.read_only_fields) | primary_key_names(self.model)
+        # a serializer_class's field writing one of those columns under another name
+        # (``made = DateTimeField(source="created_at")``) writes what no one may write
+        never |= {name for name, column in self.written_columns.items() if column in never}
         return FieldRules(
             self.field_permissions,
-            set(self.read_only_fields) | primary_key_names(self.model) | self.drf_read_only,
+            never | self.drf_read_only,
             frozenset(managed),
             self.write_only_fields,
             self.renamed_fields,
+            self.written_columns,
         )
 
     @cached_property
@@ -364,6 +369,24 @@ class Resource:
             }
         )
         return renamed
+
+    @cached_property
+    def written_columns(self) -> dict[str, str]:
+        """A ``serializer_class``'s writable fields writing a model column under another
+        name (``notes = CharField(source="secret_notes")``, write-only ones too):
+        ``{name: column}``. A write rule on the column's field (or on another such field)
+        rules them all: each writes the same column
+        (:attr:`django_arc.fields.FieldRules.write_peers`)."""
+        from rest_framework import serializers as drf
+
+        columns = self._column_field_names  # ``source="owner_id"`` is ``owner``'s column
+        return {
+            name: columns[field.source]
+            for name, field in self.project_serializer_fields.items()
+            if not (field.read_only or isinstance(field, drf.HiddenField))
+            and field.source in columns
+            and columns[field.source] != name
+        }
 
     @cached_property
     def write_only_fields(self) -> frozenset[str]:
