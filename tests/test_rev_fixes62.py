@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import pytest
+from django.core.checks import run_checks
 from django.db.models import Prefetch
+from django.db.models.expressions import RawSQL
 
 from django_arc import Resource
 from django_arc import permissions as P
@@ -55,3 +57,53 @@ def test_fixes62_a_declared_prefetch_reading_another_model_is_retired_by_its_wri
     assert after["X-Cache"] == "MISS"
     assert after.json()["docs"][0]["books"] == []
 
+
+class Fixes62RawBooks(Resource):
+    """A cached resource whose declared queryset holds RawSQL: answered, never stored."""
+
+    model = Book
+    name = "fixes62-raw-books"
+    queryset = Book.objects.annotate(
+        reviewed=RawSQL(
+            "SELECT COUNT(*) FROM testapp_review WHERE testapp_review.book_id = testapp_book.id",
+            (),
+        )
+    ).filter(reviewed__gt=0)
+    fields = ["id", "title"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+class Fixes62RawPrefetchAuthors(Fixes62AuthorsWithPraisedBooks):
+    """The same through a ``Prefetch`` queryset."""
+
+    name = "fixes62-raw-prefetch"
+    queryset = Author.objects.prefetch_related(
+        Prefetch("books", queryset=Book.objects.extra(where=["1 = 1"]))
+    )
+
+
+class Fixes62UncachedRawBooks(Fixes62RawBooks):
+    """The same without ``cache``: nothing to warn about."""
+
+    name = "fixes62-uncached-raw-books"
+    cache = None
+
+
+def fixes62_w015(site_name: str, *resources: type[Resource]) -> list[str]:
+    """The names of the resources ``manage.py check`` flags arc.W015 on, with ``resources``
+    registered on a site of their own."""
+    with registered_site(site_name, *resources):
+        found = [m for m in run_checks() if m.id == "arc.W015"]
+    return sorted(str(m.obj.name) for m in found)
+
+
+def test_fixes62_a_cached_resource_never_stored_is_reported_by_check():
+    """A declared ``queryset`` with ``RawSQL``/``extra()`` turns the cache off for the
+    resource at request time; ``manage.py check`` used to say nothing of it."""
+    resources = (Fixes62RawBooks, Fixes62RawPrefetchAuthors, Fixes62UncachedRawBooks)
+    assert fixes62_w015("fixes62-w015", *resources) == [
+        "fixes62-raw-books",
+        "fixes62-raw-prefetch",
+    ]
+    assert fixes62_w015("fixes62-w015-none") == []
