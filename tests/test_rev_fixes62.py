@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 from django.core.checks import run_checks
-from django.db.models import Prefetch
+from django.db.models import FilteredRelation, Prefetch, Q, Subquery
 from django.db.models.expressions import RawSQL
 
 from django_arc import Resource
 from django_arc import permissions as P
+from django_arc.querycache.invalidation import _models_read
 from tests import test_query_cache
 from tests.factories import AuthorFactory, BookFactory
 from tests.helpers import client_for, site_mounted
@@ -56,6 +57,8 @@ def test_fixes62_a_declared_prefetch_reading_another_model_is_retired_by_its_wri
             after = hit_then(client, path, reword)
     assert after["X-Cache"] == "MISS"
     assert after.json()["docs"][0]["books"] == []
+    # the rows read are the resource's own, not only some other resource's over Author
+    assert Review in _models_read(Fixes62AuthorsWithPraisedBooks())
 
 
 class Fixes62RawBooks(Resource):
@@ -107,3 +110,48 @@ def test_fixes62_a_cached_resource_never_stored_is_reported_by_check():
         "fixes62-raw-prefetch",
     ]
     assert fixes62_w015("fixes62-w015-none") == []
+
+
+class Fixes62PraisedThroughFilteredRelation(Resource):
+    """Authors with a book some review calls "great", through a ``FilteredRelation`` whose
+    condition holds a subquery over Review: it is in the join's ON, not the WHERE."""
+
+    model = Author
+    name = "fixes62-filtered-relation"
+    queryset = (
+        Author.objects.annotate(
+            praised=FilteredRelation(
+                "books",
+                condition=Q(
+                    books__pk__in=Subquery(Review.objects.filter(body="great").values("book"))
+                ),
+            )
+        )
+        .filter(praised__isnull=False)
+        .distinct()
+    )
+    fields = ["id", "name"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_fixes62_a_filtered_relations_condition_subquery_is_retired_by_its_writes(settings):
+    author = AuthorFactory(name="Lem")
+    review = Review.objects.create(book=BookFactory(author=author), body="great")
+    with registered_site("fixes62-filtered", Fixes62PraisedThroughFilteredRelation) as site:
+        with site_mounted(settings, "f62f", site):
+            client = client_for(None)
+            path = "/f62f/fixes62-filtered-relation/"
+            assert [d["name"] for d in get(client, path).json()["docs"]] == ["Lem"]
+
+            def reword():
+                review.body = "dull"
+                review.save()
+
+            after = hit_then(client, path, reword)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"] == []
+    assert Review in _models_read(Fixes62PraisedThroughFilteredRelation())

@@ -34,6 +34,7 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models, router, transaction
+from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.db.models.lookups import Lookup
 from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save
@@ -675,6 +676,12 @@ def _tables_read(query: Any, found: set[str]) -> bool:
         return False
     found.update(join.table_name for join in query.alias_map.values())
     nodes = [query.where, *query.annotations.values()]
+    # a FilteredRelation's condition is in its join's ON, not in the WHERE: a subquery there
+    # (``Q(books__pk__in=Subquery(Review…))``) reads its tables too
+    for join in query.alias_map.values():
+        filtered = getattr(join, "filtered_relation", None)
+        if filtered is not None:
+            nodes.append(filtered.condition)
     while nodes:
         node = nodes.pop()
         if isinstance(node, Query):
@@ -684,6 +691,9 @@ def _tables_read(query: Any, found: set[str]) -> bool:
             return False
         elif isinstance(node, WhereNode):
             nodes.extend(node.children)
+        elif isinstance(node, Q):
+            # an unresolved condition: ("path__lookup", value) pairs, Q and expressions
+            nodes.extend(c[1] if isinstance(c, tuple) else c for c in node.children)
         elif isinstance(node, Lookup):
             nodes.extend((node.lhs, node.rhs))
         elif hasattr(node, "get_source_expressions"):
