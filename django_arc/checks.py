@@ -38,7 +38,9 @@ factory whose code names a Redis transport (a guess: the transport itself, its s
 instance or a ``partial`` of one is E008); W013 a dotted-path plug raised when the check read
 it (its ``__class__``, ``__wrapped__``, signature), so it was not checked; W014 DRF's
 ``TemplateHTMLRenderer`` or ``StaticHTMLRenderer`` answers resources (a browser's request a
-500, or the envelope's keys as the body).
+500, or the envelope's keys as the body); W015 a cached resource's declared ``queryset`` (or
+default manager) holds ``RawSQL``/``extra()`` or reads a table no model is over, so its
+answers are never stored.
 """
 
 from __future__ import annotations
@@ -75,7 +77,9 @@ from .query import (
     primary_key_names,
     resolve_path,
 )
+from .querycache.invalidation import declared_queryset_reads
 from .querycache.policy import OPTION_KEYS as CACHE_OPTION_KEYS
+from .querycache.policy import policy_for
 from .redis_alias import Alias, AliasUnusable, client, is_django_redis
 from .settings import DEFAULTS, IMPORT_STRINGS, MAX_SECONDS, arc_settings
 
@@ -421,7 +425,6 @@ def _all_resources() -> list[Any]:
 def check_redis_features(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     """arc.W001–W005: the query cache and the idempotency ``cache`` store need a django-redis
     alias whose client can be built, and idempotency keys in Redis must never be evicted."""
-    from .querycache.policy import policy_for
 
     warnings: list[Warning] = []
     cache, idem = arc_settings.CACHE, arc_settings.IDEMPOTENCY
@@ -1162,6 +1165,7 @@ def check_resource(resource: Any) -> list[Error]:
         _check_features,
         _check_stored_names,
         _check_filter_backends,
+        _check_uncached_queryset,
         _check_action_inputs,
         _check_action_names,
     )
@@ -1169,6 +1173,35 @@ def check_resource(resource: Any) -> list[Error]:
     for check in checks:
         errors.extend(check(resource))
     return errors
+
+
+def _check_uncached_queryset(resource: Any) -> list[Warning]:
+    """arc.W015: a cached resource whose declared ``queryset`` (or model's default manager)
+    holds SQL of its own (``RawSQL``, ``extra()``, in a ``Prefetch`` too) or reads a table no
+    model is over: no write can be told to retire its answers, so every read is computed
+    and none stored (:func:`~django_arc.querycache.invalidation.declared_queryset_reads`).
+    Nothing said so: the developer saw ``cache`` declared, every answer ``X-Cache: MISS``,
+    and no reason. A warning: the answers are right, only never cached."""
+    if _safe(policy_for, resource) is None:
+        return []
+    try:
+        reads = declared_queryset_reads(resource)
+    except Exception:  # noqa: BLE001 - a queryset that does not build is another check's
+        return []
+    if reads is not None:
+        return []
+    return [
+        Warning(
+            "`cache` is set, but the declared `queryset` (or the model's default manager) "
+            "holds SQL of its own (RawSQL, extra()) or reads a table no model is over: no "
+            "write can retire its answers, so none is ever stored (every read is a MISS).",
+            hint="Express the condition with the ORM (Exists, Subquery, F, joins), move it "
+            "to get_queryset() and tag the resource (docs/query-cache.md), or remove "
+            "`cache`.",
+            obj=resource,
+            id="arc.W015",
+        )
+    ]
 
 
 def _check_action_inputs(resource: Any) -> list[Error]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
-from .querycache.invalidation import watch
+from .querycache.invalidation import watch, watch_all
 
 if TYPE_CHECKING:
     from .resources import Resource
@@ -108,8 +108,13 @@ class ResourceSite:
 
 
 def autodiscover() -> None:
-    """Import ``resources.py`` of every installed app so their ``@arc.register`` calls run."""
+    """Import ``resources.py`` of every installed app so their ``@arc.register`` calls run,
+    then watch every resource again: one registered before the app registry was ready (a
+    ``register`` run from a models module) was watched without the relations and declared
+    queryset joins only a ready registry can read, and requests, which read them, stored
+    answers no write of those models retired."""
     autodiscover_modules("resources")
+    watch_all()
 
 
 arc = ResourceSite()

@@ -34,6 +34,7 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models, router, transaction
+from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.db.models.lookups import Lookup
 from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save
@@ -433,12 +434,12 @@ def declared_queryset_reads(resource: Any) -> frozenset[type[models.Model]] | No
     found: frozenset[type[models.Model]] | None
     tables: set[str] = set()
     try:
-        query = base.all().query
+        queryset = base.all()
     except Exception:  # noqa: BLE001 - a manager that cannot build outside a request: not judged
-        query = None
-    if query is None:
+        queryset = None
+    if queryset is None:
         found = frozenset()
-    elif not _tables_read(query, tables):
+    elif not _tables_read(queryset.query, tables) or not _prefetches_read(queryset, tables):
         found = None
     else:
         by_table = _models_by_table()
@@ -448,6 +449,33 @@ def declared_queryset_reads(resource: Any) -> frozenset[type[models.Model]] | No
     if resource.model._meta.apps.models_ready:
         _declared_reads[resource] = (base, found)
     return found
+
+
+def _prefetches_read(queryset: Any, tables: set[str]) -> bool:
+    """Add to ``tables`` those ``queryset``'s ``prefetch_related()`` reads: the tables along
+    each lookup's path, and those a ``Prefetch(queryset=...)`` joins and prefetches in turn —
+    the rendered relation shows only the rows that queryset selects
+    (``Prefetch("books", queryset=Book.objects.filter(reviews__body="great"))`` reads
+    Review's rows, and a review reworded used to leave the author's ``books`` a HIT). False
+    when one holds SQL of its own (``RawSQL``, ``extra()``)."""
+    for lookup in getattr(queryset, "_prefetch_related_lookups", ()):
+        path = getattr(lookup, "prefetch_through", lookup)
+        current = queryset.model
+        for name in str(path).split("__"):
+            field = relation_named(current, name) if current is not None else None
+            if field is None or field.related_model is None:
+                break
+            current = field.related_model
+            tables.add(_table(current))
+            through = getattr(field.remote_field if field.concrete else field, "through", None)
+            if field.many_to_many and through is not None and not isinstance(through, str):
+                tables.add(_table(through))
+        inner = getattr(lookup, "queryset", None)
+        if inner is not None and not (
+            _tables_read(inner.query, tables) and _prefetches_read(inner, tables)
+        ):
+            return False
+    return True
 
 
 def _models_by_table() -> dict[str, type[models.Model]]:
@@ -648,6 +676,12 @@ def _tables_read(query: Any, found: set[str]) -> bool:
         return False
     found.update(join.table_name for join in query.alias_map.values())
     nodes = [query.where, *query.annotations.values()]
+    # a FilteredRelation's condition is in its join's ON, not in the WHERE: a subquery there
+    # (``Q(books__pk__in=Subquery(Review…))``) reads its tables too
+    for join in query.alias_map.values():
+        filtered = getattr(join, "filtered_relation", None)
+        if filtered is not None:
+            nodes.append(filtered.condition)
     while nodes:
         node = nodes.pop()
         if isinstance(node, Query):
@@ -657,6 +691,9 @@ def _tables_read(query: Any, found: set[str]) -> bool:
             return False
         elif isinstance(node, WhereNode):
             nodes.extend(node.children)
+        elif isinstance(node, Q):
+            # an unresolved condition: ("path__lookup", value) pairs, Q and expressions
+            nodes.extend(c[1] if isinstance(c, tuple) else c for c in node.children)
         elif isinstance(node, Lookup):
             nodes.extend((node.lhs, node.rhs))
         elif hasattr(node, "get_source_expressions"):
