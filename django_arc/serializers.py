@@ -12,7 +12,6 @@ import base64
 import binascii
 import copy
 import decimal
-import functools
 import json
 import math
 from collections.abc import Mapping
@@ -721,35 +720,30 @@ def read_decimals_as_written(fields: Any) -> None:
     digits: ``0.1000000000000000055511151231257827`` was ``0.1`` (taken by a field of 10
     places, which refuses the same text as a string), and a 20-digit number was stored
     with its last digits changed, silently, where the generated field keeps every digit.
-    The field's class becomes a subclass of its own (as :func:`read_many_in_batches` does;
-    the instance, its state and its validators unchanged), so a project subclass's
-    ``to_internal_value`` runs on the text, and clones of a cached field keep it; a
+    The field's own ``to_internal_value`` (a project subclass's included) is handed the
+    text, as :func:`refuse_non_finite_floats` wraps a float field's: the field keeps its
+    class. Swapping it for a generated subclass (fix-seen11d) changed what ``type(field)``
+    is, so a drf-spectacular extension naming the project's field class (matched by exact
+    class, its default) no longer applied and the OpenAPI schema changed (rev-fixes63). A
     decimal field inside a nested serializer or a list is the project's."""
     for field in fields.values():
-        cls = type(field)
         if (
             isinstance(field, serializers.DecimalField)
-            and not issubclass(cls, (ArcDecimalField, _DecimalAsWritten))
+            and not isinstance(field, ArcDecimalField)
             and not field.read_only
             and "to_internal_value" not in vars(field)
         ):
-            field.__class__ = _as_written(cls)
+            field.to_internal_value = _as_written(field)
 
 
-class _DecimalAsWritten:
-    """Hands the field's own ``to_internal_value`` a JSON number's text, not its float."""
+def _as_written(field: serializers.DecimalField) -> Any:
+    """``field``'s own ``to_internal_value``, handed a JSON number's text, not its float."""
+    to_internal_value = field.to_internal_value
 
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, JSONNumber):
-            data = data.text
-        return super().to_internal_value(data)  # type: ignore[misc]
+    def as_written(data: Any) -> Any:
+        return to_internal_value(data.text if isinstance(data, JSONNumber) else data)
 
-
-@functools.cache
-def _as_written(cls: type) -> type:
-    """``cls`` reading a JSON number as written (:class:`_DecimalAsWritten`), under its own
-    name (errors and reprs that name the class say the project's)."""
-    return type(cls.__name__, (_DecimalAsWritten, cls), {"__qualname__": cls.__qualname__})
+    return as_written
 
 
 def _finite_after(field: serializers.FloatField) -> Any:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import fields as FR
@@ -14,6 +17,7 @@ from django_arc.exceptions import INFINITE_VALUE
 from shop.models import Product
 from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import RevNumTally
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +79,53 @@ def test_rf63_a_stored_infinity_in_a_field_the_caller_sees_masked_is_not_named(s
         assert r.status_code == 200, r.content
         assert r.json()["docs"][0]["created_at"] != "***"
     assert Product.objects.filter(pk=row.pk).exclude(name="x").exists()
+
+
+# -- a project's DecimalField keeps its class (the OpenAPI schema) ---------------------------
+
+
+class Rf63Money(serializers.DecimalField):
+    """A project's decimal field, documented by its own drf-spectacular extension."""
+
+
+class Rf63MoneyExtension(OpenApiSerializerFieldExtension):
+    target_class = Rf63Money  # matched by exact class, drf-spectacular's default
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "string", "format": "rf63-money"}
+
+
+class Rf63TallySerializer(serializers.ModelSerializer):
+    wide = Rf63Money(max_digits=30, decimal_places=10, required=False)
+
+    class Meta:
+        model = RevNumTally
+        fields = ["id", "wide"]
+
+
+@rf63_site.register
+class Rf63TallyResource(Resource):
+    model = RevNumTally
+    name = "tallies"
+    serializer_class = Rf63TallySerializer
+    permissions = {key: P.allow_public() for key in ("list", "get", "create", "update")}
+
+
+def test_rf63_a_project_decimal_field_keeps_its_class_and_its_schema(settings):
+    """fix-seen11d swapped a project's ``DecimalField``'s class for a generated subclass
+    (to hand it a JSON number's text): a drf-spectacular extension for the project's class
+    no longer matched it, and the OpenAPI schema lost the project's ``format``. The field
+    still reads a JSON number by its text."""
+    with site_mounted(settings, "rf63", rf63_site):
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+        r = client_for().post(
+            "/rf63/tallies/", '{"wide": 12345678901234567.891}', content_type="application/json"
+        )
+    shown = {
+        name: component["properties"]["wide"]
+        for name, component in schema["components"]["schemas"].items()
+        if name.startswith("Rf63Tally") and "wide" in component.get("properties", {})
+    }
+    assert shown and all(prop["format"] == "rf63-money" for prop in shown.values()), shown
+    assert r.status_code == 201, r.content
+    assert r.json()["data"]["wide"] == "12345678901234567.8910000000"
