@@ -410,6 +410,11 @@ def _clone(field: serializers.Field) -> serializers.Field:
         return clone
     clone = object.__new__(field.__class__)
     clone.__dict__.update(field.__dict__)
+    reading = clone.__dict__.get("to_internal_value")
+    if isinstance(reading, _OwnReading):
+        # the prototype's reading ran the prototype's own ``to_internal_value``: a project
+        # field reading ``self.context`` (the request) saw the cached field's, none
+        clone.to_internal_value = type(reading)(clone)
     if "_validators" in clone.__dict__:
         clone._validators = list(clone._validators)
     return clone
@@ -709,7 +714,7 @@ def refuse_non_finite_floats(fields: Any) -> None:
             and not field.read_only
             and "to_internal_value" not in vars(field)
         ):
-            field.to_internal_value = _finite_after(field)
+            field.to_internal_value = _FiniteReading(field)
 
 
 def read_decimals_as_written(fields: Any) -> None:
@@ -733,31 +738,45 @@ def read_decimals_as_written(fields: Any) -> None:
             and not field.read_only
             and "to_internal_value" not in vars(field)
         ):
-            field.to_internal_value = _as_written(field)
+            field.to_internal_value = _WrittenReading(field)
 
 
-def _as_written(field: serializers.DecimalField) -> Any:
-    """``field``'s own ``to_internal_value``, handed a JSON number's text, not its float."""
-    to_internal_value = field.to_internal_value
+class _OwnReading:
+    """An instance-level ``to_internal_value`` running the field's class's own (a project
+    subclass's included) on the field it is installed on; :func:`_clone` installs a new one
+    on each copy of a cached field, so the reading sees the copy's serializer (its context,
+    the request), not the cached field's. The field keeps its class (a drf-spectacular
+    extension or a ``type()`` check matching the project's class still does)."""
 
-    def as_written(data: Any) -> Any:
-        return to_internal_value(data.text if isinstance(data, JSONNumber) else data)
+    __slots__ = ("field",)
 
-    return as_written
+    def __init__(self, field: serializers.Field) -> None:
+        self.field = field
+
+    def own(self, data: Any) -> Any:
+        return type(self.field).to_internal_value(self.field, data)
 
 
-def _finite_after(field: serializers.FloatField) -> Any:
-    """``field``'s own ``to_internal_value``, refusing a non-finite float it returns with
-    the field's own ``invalid`` message (a project's ``error_messages`` included)."""
-    to_internal_value = field.to_internal_value
+class _WrittenReading(_OwnReading):
+    """A decimal field's own reading, handed a JSON number's text, not its float."""
 
-    def finite(data: Any) -> Any:
-        value = to_internal_value(data)
+    __slots__ = ()
+
+    def __call__(self, data: Any) -> Any:
+        return self.own(data.text if isinstance(data, JSONNumber) else data)
+
+
+class _FiniteReading(_OwnReading):
+    """A float field's own reading, refusing a non-finite float it returns with the field's
+    own ``invalid`` message (a project's ``error_messages`` included)."""
+
+    __slots__ = ()
+
+    def __call__(self, data: Any) -> Any:
+        value = self.own(data)
         if isinstance(value, float) and not math.isfinite(value):
-            field.fail("invalid")
+            self.field.fail("invalid")
         return value
-
-    return finite
 
 
 def matchable(pk: Any) -> bool:

@@ -129,3 +129,62 @@ def test_rf63_a_project_decimal_field_keeps_its_class_and_its_schema(settings):
     assert shown and all(prop["format"] == "rf63-money" for prop in shown.values()), shown
     assert r.status_code == 201, r.content
     assert r.json()["data"]["wide"] == "12345678901234567.8910000000"
+
+
+class Rf63RequestScaledDecimal(serializers.DecimalField):
+    """A project's decimal field whose reading uses its serializer's context (the request),
+    as a currency or unit chosen per request would."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        return value * int(self.context["request"].headers.get("X-Rf63-Scale", "1"))
+
+
+class Rf63RequestScaledFloat(serializers.FloatField):
+    """The same for a float field, which arc wraps to refuse a non-finite value."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        return value * int(self.context["request"].headers.get("X-Rf63-Scale", "1"))
+
+
+class Rf63ScaledTallySerializer(serializers.ModelSerializer):
+    wide = Rf63RequestScaledDecimal(max_digits=30, decimal_places=10, required=False)
+    ratio = Rf63RequestScaledFloat(required=False)
+
+    class Meta:
+        model = RevNumTally
+        fields = ["id", "wide", "ratio"]
+
+
+@rf63_site.register
+class Rf63ScaledTallyResource(Resource):
+    model = RevNumTally
+    name = "scaled-tallies"
+    serializer_class = Rf63ScaledTallySerializer
+    permissions = {key: P.allow_public() for key in ("list", "get", "create", "update")}
+
+
+def test_rf63_a_project_decimal_fields_reading_sees_its_own_serializer(settings):
+    """The field a request validates with is a copy of a cached one: its reading must run on
+    that copy (bound to the request's serializer), not on the cached field, whose context
+    holds no request. Each request's own header is read, and a JSON number keeps its
+    digits."""
+    api = client_for()
+    api.raise_request_exception = False
+    with site_mounted(settings, "rf63", rf63_site):
+        for scale, wide in (
+            ("2", "24691357802469135.7820000000"),
+            ("3", "37037036703703703.6730000000"),
+        ):
+            r = api.post(
+                "/rf63/scaled-tallies/",
+                '{"wide": 12345678901234567.891, "ratio": 1.5}',
+                content_type="application/json",
+                HTTP_X_RF63_SCALE=scale,
+            )
+            assert r.status_code == 201, r.content
+            assert r.json()["data"]["wide"] == wide
+            assert r.json()["data"]["ratio"] == 1.5 * int(scale)
+        r = api.post("/rf63/scaled-tallies/", '{"ratio": 1e999}', content_type="application/json")
+        assert list(assert_error(r, 400, "VALIDATION_ERROR")["details"]) == ["ratio"]
