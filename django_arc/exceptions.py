@@ -337,7 +337,7 @@ def _infinity_fault(exc: Exception, view: Any) -> Exception:
     """psycopg's refusal to load a date or time stored as ``infinity`` (a row written
     outside the API: no value of the API's type holds it, and Django fails on it too),
     as the :class:`ServerFault` it is, whose ``details`` name the fields the caller may read
-    that hold one in the rows it may read (the request's row, for a URL naming one): the
+    unmasked that hold one in the rows it may read (the request's row, for a URL naming one): the
     500 said nothing of where, and the project has a row to repair. ``exc`` itself when
     the view cannot say (not a resource's, or no such field found)."""
     try:
@@ -346,7 +346,10 @@ def _infinity_fault(exc: Exception, view: Any) -> Exception:
         if (view.lookup_url_kwarg or view.lookup_field) in (view.kwargs or {}):
             queryset = queryset.filter(**{view.lookup_field: view.get_lookup_value()})
         output = resource.output_fields
-        hidden = view.field_access.read_plan().omitted(output)
+        plan = view.field_access.read_plan()
+        # a masked field's value is not the caller's to read either: that it holds
+        # ``infinity`` is not said (the caller sees the mask, rev-fixes63)
+        hidden = plan.omitted(output) | set(plan.redact)
         names = infinite_fields(queryset, [name for name in output if name not in hidden])
     except Exception:  # noqa: BLE001 - the answer is a 500 either way; said without where
         logger.warning("no field named for a stored infinity", exc_info=True)

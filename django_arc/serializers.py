@@ -12,7 +12,6 @@ import base64
 import binascii
 import copy
 import decimal
-import functools
 import json
 import math
 from collections.abc import Mapping
@@ -411,6 +410,11 @@ def _clone(field: serializers.Field) -> serializers.Field:
         return clone
     clone = object.__new__(field.__class__)
     clone.__dict__.update(field.__dict__)
+    reading = clone.__dict__.get("to_internal_value")
+    if isinstance(reading, _OwnReading):
+        # the prototype's reading ran the prototype's own ``to_internal_value``: a project
+        # field reading ``self.context`` (the request) saw the cached field's, none
+        clone.to_internal_value = type(reading)(clone)
     if "_validators" in clone.__dict__:
         clone._validators = list(clone._validators)
     return clone
@@ -710,7 +714,7 @@ def refuse_non_finite_floats(fields: Any) -> None:
             and not field.read_only
             and "to_internal_value" not in vars(field)
         ):
-            field.to_internal_value = _finite_after(field)
+            field.to_internal_value = _FiniteReading(field)
 
 
 def read_decimals_as_written(fields: Any) -> None:
@@ -721,49 +725,58 @@ def read_decimals_as_written(fields: Any) -> None:
     digits: ``0.1000000000000000055511151231257827`` was ``0.1`` (taken by a field of 10
     places, which refuses the same text as a string), and a 20-digit number was stored
     with its last digits changed, silently, where the generated field keeps every digit.
-    The field's class becomes a subclass of its own (as :func:`read_many_in_batches` does;
-    the instance, its state and its validators unchanged), so a project subclass's
-    ``to_internal_value`` runs on the text, and clones of a cached field keep it; a
+    The field's own ``to_internal_value`` (a project subclass's included) is handed the
+    text, as :func:`refuse_non_finite_floats` wraps a float field's: the field keeps its
+    class. Swapping it for a generated subclass (fix-seen11d) changed what ``type(field)``
+    is, so a drf-spectacular extension naming the project's field class (matched by exact
+    class, its default) no longer applied and the OpenAPI schema changed (rev-fixes63). A
     decimal field inside a nested serializer or a list is the project's."""
     for field in fields.values():
-        cls = type(field)
         if (
             isinstance(field, serializers.DecimalField)
-            and not issubclass(cls, (ArcDecimalField, _DecimalAsWritten))
+            and not isinstance(field, ArcDecimalField)
             and not field.read_only
             and "to_internal_value" not in vars(field)
         ):
-            field.__class__ = _as_written(cls)
+            field.to_internal_value = _WrittenReading(field)
 
 
-class _DecimalAsWritten:
-    """Hands the field's own ``to_internal_value`` a JSON number's text, not its float."""
+class _OwnReading:
+    """An instance-level ``to_internal_value`` running the field's class's own (a project
+    subclass's included) on the field it is installed on; :func:`_clone` installs a new one
+    on each copy of a cached field, so the reading sees the copy's serializer (its context,
+    the request), not the cached field's. The field keeps its class (a drf-spectacular
+    extension or a ``type()`` check matching the project's class still does)."""
 
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, JSONNumber):
-            data = data.text
-        return super().to_internal_value(data)  # type: ignore[misc]
+    __slots__ = ("field",)
+
+    def __init__(self, field: serializers.Field) -> None:
+        self.field = field
+
+    def own(self, data: Any) -> Any:
+        return type(self.field).to_internal_value(self.field, data)
 
 
-@functools.cache
-def _as_written(cls: type) -> type:
-    """``cls`` reading a JSON number as written (:class:`_DecimalAsWritten`), under its own
-    name (errors and reprs that name the class say the project's)."""
-    return type(cls.__name__, (_DecimalAsWritten, cls), {"__qualname__": cls.__qualname__})
+class _WrittenReading(_OwnReading):
+    """A decimal field's own reading, handed a JSON number's text, not its float."""
+
+    __slots__ = ()
+
+    def __call__(self, data: Any) -> Any:
+        return self.own(data.text if isinstance(data, JSONNumber) else data)
 
 
-def _finite_after(field: serializers.FloatField) -> Any:
-    """``field``'s own ``to_internal_value``, refusing a non-finite float it returns with
-    the field's own ``invalid`` message (a project's ``error_messages`` included)."""
-    to_internal_value = field.to_internal_value
+class _FiniteReading(_OwnReading):
+    """A float field's own reading, refusing a non-finite float it returns with the field's
+    own ``invalid`` message (a project's ``error_messages`` included)."""
 
-    def finite(data: Any) -> Any:
-        value = to_internal_value(data)
+    __slots__ = ()
+
+    def __call__(self, data: Any) -> Any:
+        value = self.own(data)
         if isinstance(value, float) and not math.isfinite(value):
-            field.fail("invalid")
+            self.field.fail("invalid")
         return value
-
-    return finite
 
 
 def matchable(pk: Any) -> bool:
