@@ -102,6 +102,7 @@ from .query import (
 )
 from .querycache import invalidation
 from .querycache.read import CachedRead
+from .resources import Resource
 from .scope import RequestScope, get_scope
 from .serializers import form_values
 from .settings import arc_settings
@@ -1879,7 +1880,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self._not_aborted_before("before_create")
             with self.write_transaction():
                 data = _hooked(resource.before_create(request, data), data)
-                self._hook_returned("before_create")
+                self._hook_returned("before_create", first=True)
                 serializer = self.get_serializer(data=data)
                 serializer.is_valid(raise_exception=True)
                 forced = self.write_values(None)
@@ -1914,7 +1915,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self._not_aborted_before("before_update")
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
-                self._hook_returned("before_update")
+                self._hook_returned("before_update", first=True)
                 if self.answers_rendered_row():
                     # a route's or an action's row, read for its caller's answer only: the
                     # event's ``previous`` renders every field, whose relations are loaded
@@ -1993,7 +1994,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             ),
         )
 
-    def _hook_returned(self, hook: str) -> None:
+    def _hook_returned(self, hook: str, *, first: bool = False) -> None:
         """Raise a :class:`~django_arc.exceptions.ServerFault` naming ``hook`` when the
         resource's hook of a write of one row returned with the database transaction aborted
         (a statement it ran failed and it caught the error without a savepoint of its own),
@@ -2001,7 +2002,20 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         statement failed (``TransactionManagementError``, ``InFailedSqlTransaction``), a 500
         naming nothing; with none to come (a delete's ``after_delete``, the outbox off) the
         write's transaction rolled back on leaving and the request answered 200 for a row
-        never deleted. No query: the driver's state is read."""
+        never deleted. No query: the driver's state is read.
+
+        ``first``: the write's first hook, which ran right after :meth:`_not_aborted_before`
+        asked the question and the write's transaction was entered (an entry that fails
+        raises). When the resource does not override it, the hook is ``Resource``'s no-op,
+        nothing ran since that answer, and it is not asked again (a create asked it three
+        times; cost9)."""
+        resource = self.resource
+        if (
+            first
+            and getattr(type(resource), hook) is getattr(Resource, hook)
+            and hook not in resource.__dict__
+        ):
+            return
         fault_if_aborted(
             self.write_databases(),
             lambda databases: (
@@ -2217,7 +2231,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         self._not_aborted_before("before_delete")
         with self.write_transaction():
             resource.before_delete(request, instance)
-            self._hook_returned("before_delete")
+            self._hook_returned("before_delete", first=True)
             before = self.snapshot(instance) if resource.write_observers else None
             with self.existing_rows(instance):  # a preset's soft delete saving the row
                 soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
