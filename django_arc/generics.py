@@ -1736,7 +1736,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         leaves no row to name. Rows of other models are left to the presets (tenancy): this
         view knows no other resource's rules."""
         model = getattr(queryset, "model", None)  # a project's get_queryset() may not
-        if model is None or _concrete_model(model) is not _concrete_model(self.resource.model):
+        if model is None:
+            return queryset
+        # _concrete_model's reading, without two calls each time a relation is resolved
+        meta = getattr(model, "_meta", None)
+        if (meta.concrete_model if meta is not None else model) is not (
+            self.resource.model._meta.concrete_model
+        ):
             return queryset
         held = self.__dict__.get("_readable_targets_held")
         if held is None:
@@ -2054,6 +2060,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         id); the write's transaction rolls back, nothing is stored. No query: the instance's
         attributes are read. Checked after the hook and again after the presets'
         ``after_write``, which may move a row as well."""
+        if not forced:  # a resource whose presets force nothing (cost9: no comprehension)
+            return
         moved = [name for name, value in forced.items() if getattr(instance, name, value) != value]
         if moved:
             self._refuse_moved(moved, item)
@@ -2366,6 +2374,11 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
     ) -> Any:
         """The tail every write shares, inside its transaction: each preset's
         ``after_write`` (audit), then the ``<name>.<verb>`` event. Returns the event."""
+        if not self.resource.write_observers:
+            # nothing to watch (what :meth:`_watching_updates` notes then), without
+            # entering a generator's context manager on every write (cost9)
+            self.__dict__["_arc_presets_updated"] = False
+            return self.emit(verb, instance.pk, payload)
         with self._watching_updates():
             for preset in self.resource.write_observers:
                 preset.after_write(self, verb, instance, before, after)

@@ -196,3 +196,29 @@ def test_cost9_the_relation_walk_of_a_write_asks_only_fields_that_may_name_rows(
         )
     assert refused.status_code == 400, refused.content
     assert "authors" in refused.json()["details"]
+
+
+def test_cost9_a_create_without_observers_or_pairs_reads_neither_again(api, settings):
+    """A create whose resource has no preset observing writes entered
+    ``_watching_updates`` (a generator's context manager) to note that nothing was
+    watched, and read its model's generic pairs from ``private_fields`` three times. The
+    pairs are read once per model, and no watch is entered; the forced-values read-back
+    still knows nothing was updated (a create answers as before)."""
+    from django_arc import query
+
+    author = AuthorFactory()
+    query.generic_foreign_keys(Book)
+    misses = query.generic_foreign_keys.cache_info().misses
+    with site_mounted(settings, "cost9", cost9_site):
+        with mock.patch.object(
+            generics.ResourceGenericViewSet, "_watching_updates", side_effect=AssertionError
+        ):
+            created = api.post(
+                "/cost9/cost9-books/",
+                {"title": "t", "isbn": "c9-w", "author": author.pk},
+                format="json",
+            )
+    assert created.status_code == 201, created.content
+    assert created.json()["data"]["title"] == "t"
+    assert query.generic_foreign_keys.cache_info().misses == misses
+    assert query.generic_foreign_keys(Book) == ()
