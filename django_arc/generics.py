@@ -68,7 +68,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.settings import api_settings
 from rest_framework.utils.field_mapping import ClassLookupDict
-from rest_framework.utils.serializer_helpers import BoundField
+from rest_framework.utils.serializer_helpers import BindingDict, BoundField
 
 from . import envelope
 from .events.event import same_json_value
@@ -102,6 +102,7 @@ from .query import (
 )
 from .querycache import invalidation
 from .querycache.read import CachedRead
+from .resources import Resource
 from .scope import RequestScope, get_scope
 from .serializers import form_values
 from .settings import arc_settings
@@ -1507,7 +1508,22 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         if plain is None and isinstance(row, models.Model):
             plain = type(row)
         self._narrow_generic_pairs(serializer, row, plain)
-        for field in serializer.fields.values():
+        fields = serializer.fields
+        if type(fields) is BindingDict:
+            fields = fields.fields  # its dict: no Python ``__getitem__`` call per field
+        for field in fields.values():
+            # what the walk would leave alone, told without a call per field (cost9): a
+            # field whose class names no rows (decided once per class) and which was given
+            # none of the attributes the walk reads
+            state = getattr(field, "__dict__", None)
+            if (
+                state is not None
+                and _class_names_no_rows(type(field))
+                and "queryset" not in state
+                and "child" not in state
+                and "child_relation" not in state
+            ):
+                continue
             self._narrow_field(field, row if field.source == "*" else None, plain)
 
     def _narrow_generic_pairs(self, serializer: Any, row: Any = None, plain: Any = None) -> None:
@@ -1765,7 +1781,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         leaves no row to name. Rows of other models are left to the presets (tenancy): this
         view knows no other resource's rules."""
         model = getattr(queryset, "model", None)  # a project's get_queryset() may not
-        if model is None or _concrete_model(model) is not _concrete_model(self.resource.model):
+        if model is None:
+            return queryset
+        # _concrete_model's reading, without two calls each time a relation is resolved
+        meta = getattr(model, "_meta", None)
+        if (meta.concrete_model if meta is not None else model) is not (
+            self.resource.model._meta.concrete_model
+        ):
             return queryset
         held = self.__dict__.get("_readable_targets_held")
         if held is None:
@@ -1924,7 +1946,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self._not_aborted_before("before_create")
             with self.write_transaction():
                 data = _hooked(resource.before_create(request, data), data)
-                self._hook_returned("before_create")
+                self._hook_returned("before_create", first=True)
                 serializer = self.get_serializer(data=data)
                 serializer.is_valid(raise_exception=True)
                 forced = self.write_values(None)
@@ -1962,7 +1984,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             pairs_held = self.generic_pairs_held([instance])
             with self.write_transaction():
                 data = _hooked(resource.before_update(request, instance, data), data)
-                self._hook_returned("before_update")
+                self._hook_returned("before_update", first=True)
                 if self.answers_rendered_row():
                     # a route's or an action's row, read for its caller's answer only: the
                     # event's ``previous`` renders every field, whose relations are loaded
@@ -2040,7 +2062,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             ),
         )
 
-    def _hook_returned(self, hook: str) -> None:
+    def _hook_returned(self, hook: str, *, first: bool = False) -> None:
         """Raise a :class:`~django_arc.exceptions.ServerFault` naming ``hook`` when the
         resource's hook of a write of one row returned with the database transaction aborted
         (a statement it ran failed and it caught the error without a savepoint of its own),
@@ -2048,7 +2070,20 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         statement failed (``TransactionManagementError``, ``InFailedSqlTransaction``), a 500
         naming nothing; with none to come (a delete's ``after_delete``, the outbox off) the
         write's transaction rolled back on leaving and the request answered 200 for a row
-        never deleted. No query: the driver's state is read."""
+        never deleted. No query: the driver's state is read.
+
+        ``first``: the write's first hook, which ran right after :meth:`_not_aborted_before`
+        asked the question and the write's transaction was entered (an entry that fails
+        raises). When the resource does not override it, the hook is ``Resource``'s no-op,
+        nothing ran since that answer, and it is not asked again (a create asked it three
+        times; cost9)."""
+        resource = self.resource
+        if (
+            first
+            and getattr(type(resource), hook) is getattr(Resource, hook)
+            and hook not in resource.__dict__
+        ):
+            return
         fault_if_aborted(
             self.write_databases(),
             lambda databases: (
@@ -2072,6 +2107,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         id); the write's transaction rolls back, nothing is stored. No query: the instance's
         attributes are read. Checked after the hook and again after the presets'
         ``after_write``, which may move a row as well."""
+        if not forced:  # a resource whose presets force nothing (cost9: no comprehension)
+            return
         moved = [name for name, value in forced.items() if getattr(instance, name, value) != value]
         if moved:
             self._refuse_moved(moved, item)
@@ -2267,7 +2304,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         # was stale by the delete
         with self.write_transaction(always=_cascades_into_itself(resource.model)):
             resource.before_delete(request, instance)
-            self._hook_returned("before_delete")
+            self._hook_returned("before_delete", first=True)
             before = self.snapshot(instance) if resource.write_observers else None
             with self.existing_rows(instance):  # a preset's soft delete saving the row
                 soft = any(p.perform_delete(self, instance) for p in resource.preset_list)
@@ -2385,6 +2422,11 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
     ) -> Any:
         """The tail every write shares, inside its transaction: each preset's
         ``after_write`` (audit), then the ``<name>.<verb>`` event. Returns the event."""
+        if not self.resource.write_observers:
+            # nothing to watch (what :meth:`_watching_updates` notes then), without
+            # entering a generator's context manager on every write (cost9)
+            self.__dict__["_arc_presets_updated"] = False
+            return self.emit(verb, instance.pk, payload)
         with self._watching_updates():
             for preset in self.resource.write_observers:
                 preset.after_write(self, verb, instance, before, after)
@@ -2595,6 +2637,27 @@ def _held(instance: Any, attname: str) -> Any:
         return getattr(instance, attname)
     except ObjectDoesNotExist:
         return None
+
+
+#: The attributes :meth:`ResourceGenericViewSet._narrow_field` reads a field's rows or
+#: inner field from
+_ROW_ATTRIBUTES = ("queryset", "child", "child_relation")
+
+
+@functools.cache
+def _class_names_no_rows(field_class: type) -> bool:
+    """Whether no field of ``field_class`` names rows by its class alone: neither a
+    serializer nor a relation, no ``queryset``, ``child`` or ``child_relation`` its class
+    gives it (a ``ListField``'s ``child`` is a class attribute), no ``__getattr__`` that
+    could answer one. Decided once per field class (classes are fixed at import): asking
+    :meth:`ResourceGenericViewSet._narrow_field` of every field of every write cost a create
+    8 Python calls (cost9). A field given one of those attributes of its own is walked
+    still (:meth:`ResourceGenericViewSet._narrow_relations` reads its ``__dict__``)."""
+    return (
+        not issubclass(field_class, (Serializer, RelatedField, ManyRelatedField))
+        and not hasattr(field_class, "__getattr__")
+        and all(getattr(field_class, name, None) is None for name in _ROW_ATTRIBUTES)
+    )
 
 
 def _concrete_model(model: Any) -> Any:
