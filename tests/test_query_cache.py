@@ -2314,3 +2314,31 @@ def test_a_keyed_write_to_a_cached_resource_invalidates_once_and_its_replay_keep
     finally:
         _all_sites.remove(site)
     assert Product.objects.filter(name="Renamed").count() == 2
+
+
+def test_cost8_a_hit_reads_the_caches_setting_once_per_process(shop, monkeypatch):
+    """Whether the cache's alias is a django-redis one was asked of ``settings.CACHES`` on
+    every cacheable read (about 3 k instructions of a HIT's, through Django's lazy
+    settings); it is answered once per alias until ``CACHES`` changes, and a change is
+    seen at once both ways (another backend: answered uncached; back: a HIT again)."""
+    from django.conf import settings as django_settings
+
+    editor = shop["editor"]
+    assert get(editor, CACHED)["X-Cache"] == "MISS"
+    read = []
+
+    class CountedSettings:
+        def __getattr__(self, name):
+            if name == "CACHES":
+                read.append(name)
+            return getattr(django_settings, name)
+
+    monkeypatch.setattr(redis_alias, "settings", CountedSettings())
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    assert read == []
+    monkeypatch.undo()
+    locmem = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    with override_settings(CACHES={**django_settings.CACHES, "redis": locmem}):
+        uncached = get(editor, CACHED)
+        assert uncached.status_code == 200 and "X-Cache" not in uncached
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
