@@ -2342,3 +2342,31 @@ def test_cost8_a_hit_reads_the_caches_setting_once_per_process(shop, monkeypatch
         uncached = get(editor, CACHED)
         assert uncached.status_code == 200 and "X-Cache" not in uncached
     assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+def test_cost8_the_allowed_methods_are_worked_out_once_per_route(shop, monkeypatch):
+    """DRF works out every response's ``Allow`` header by asking the view for a handler of
+    each HTTP method, on every request, a cache HIT's included; django-arc's ViewSets ask
+    once per class and route (the handlers an instance holds). Each route still answers
+    its own methods: a list's are not a row's, and both are the uncached twin's."""
+    from rest_framework.views import APIView
+
+    asked = []
+    original = APIView._allowed_methods
+
+    def counted(view):
+        asked.append(type(view))
+        return original(view)
+
+    monkeypatch.setattr(APIView, "_allowed_methods", counted)
+    editor = shop["editor"]
+    row = f"{shop['dear'].pk}/"
+    assert get(editor, CACHED)["X-Cache"] == "MISS"
+    assert get(editor, f"{CACHED}{row}")["X-Cache"] == "MISS"
+    worked_out = len(asked)
+    hit, row_hit = get(editor, CACHED), get(editor, f"{CACHED}{row}")
+    assert hit["X-Cache"] == row_hit["X-Cache"] == "HIT"
+    assert len(asked) == worked_out
+    assert hit["Allow"] == get(editor, UNCACHED)["Allow"]
+    assert row_hit["Allow"] == get(editor, f"{UNCACHED}{row}")["Allow"]
+    assert hit["Allow"] != row_hit["Allow"] and "OPTIONS" not in hit["Allow"]
