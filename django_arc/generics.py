@@ -556,6 +556,12 @@ def _arc_renderer(renderer: Any) -> Any:
     return guarded()
 
 
+#: :meth:`ResourceGenericViewSet._allowed_methods`' answers, by class, ``metadata_class``
+#: and the names of the instance's attributes (the handlers it holds among them)
+_ALLOWED: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_ALLOWED_SIZE = 1024
+
+
 #: DRF action name → permission key of ``Resource.permissions``
 PERMISSION_KEYS = {
     "list": "list",
@@ -649,12 +655,27 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         return exception_handler
 
     def _allowed_methods(self) -> list[str]:
-        # DRF's ``Allow`` header (every response's, a 405's included) lists OPTIONS because
-        # the view has an ``options()``; without metadata it answers 405 all the same.
-        methods = super()._allowed_methods()
-        if self.metadata_class is None and type(self).options is viewsets.GenericViewSet.options:
-            methods = [m for m in methods if m != "OPTIONS"]
-        return methods
+        """DRF's ``Allow`` header (every response's, a 405's and a cache HIT's included),
+        without OPTIONS where the view has no metadata: it lists OPTIONS because the view
+        has an ``options()``, which then answers 405 all the same.
+
+        DRF asks ``hasattr(self, method)`` of each of ``http_method_names`` on every
+        request (about 10 k instructions of a HIT). The answer depends on the class and on
+        the handlers the instance holds (``as_view()`` sets one per method its route maps,
+        ``setup()`` adds ``head``), so it is kept per class, ``metadata_class`` and names
+        of the instance's attributes (:data:`_ALLOWED`)."""
+        cls = type(self)
+        memo_key = (cls, self.metadata_class, frozenset(self.__dict__))
+        known = _ALLOWED.get(memo_key)
+        if known is None:
+            methods = super()._allowed_methods()
+            if self.metadata_class is None and cls.options is viewsets.GenericViewSet.options:
+                methods = [m for m in methods if m != "OPTIONS"]
+            known = tuple(methods)
+            if len(_ALLOWED) >= _ALLOWED_SIZE:
+                _ALLOWED.clear()  # attribute names made per request would grow it unbounded
+            _ALLOWED[memo_key] = known
+        return list(known)
 
     def get_permissions(self) -> list[Any]:
         # Resource permissions replace DEFAULT_PERMISSION_CLASSES: they are checked in

@@ -2291,3 +2291,59 @@ def test_a_keyed_write_to_a_cached_resource_invalidates_once_and_its_replay_keep
     finally:
         _all_sites.remove(site)
     assert Product.objects.filter(name="Renamed").count() == 2
+
+
+def test_cost8_a_hit_reads_the_caches_setting_once_per_process(shop, monkeypatch):
+    """Whether the cache's alias is a django-redis one was asked of ``settings.CACHES`` on
+    every cacheable read (about 3 k instructions of a HIT's, through Django's lazy
+    settings); it is answered once per alias until ``CACHES`` changes, and a change is
+    seen at once both ways (another backend: answered uncached; back: a HIT again)."""
+    from django.conf import settings as django_settings
+
+    editor = shop["editor"]
+    assert get(editor, CACHED)["X-Cache"] == "MISS"
+    read = []
+
+    class CountedSettings:
+        def __getattr__(self, name):
+            if name == "CACHES":
+                read.append(name)
+            return getattr(django_settings, name)
+
+    monkeypatch.setattr(redis_alias, "settings", CountedSettings())
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+    assert read == []
+    monkeypatch.undo()
+    locmem = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    with override_settings(CACHES={**django_settings.CACHES, "redis": locmem}):
+        uncached = get(editor, CACHED)
+        assert uncached.status_code == 200 and "X-Cache" not in uncached
+    assert get(editor, CACHED)["X-Cache"] == "HIT"
+
+
+def test_cost8_the_allowed_methods_are_worked_out_once_per_route(shop, monkeypatch):
+    """DRF works out every response's ``Allow`` header by asking the view for a handler of
+    each HTTP method, on every request, a cache HIT's included; django-arc's ViewSets ask
+    once per class and route (the handlers an instance holds). Each route still answers
+    its own methods: a list's are not a row's, and both are the uncached twin's."""
+    from rest_framework.views import APIView
+
+    asked = []
+    original = APIView._allowed_methods
+
+    def counted(view):
+        asked.append(type(view))
+        return original(view)
+
+    monkeypatch.setattr(APIView, "_allowed_methods", counted)
+    editor = shop["editor"]
+    row = f"{shop['dear'].pk}/"
+    assert get(editor, CACHED)["X-Cache"] == "MISS"
+    assert get(editor, f"{CACHED}{row}")["X-Cache"] == "MISS"
+    worked_out = len(asked)
+    hit, row_hit = get(editor, CACHED), get(editor, f"{CACHED}{row}")
+    assert hit["X-Cache"] == row_hit["X-Cache"] == "HIT"
+    assert len(asked) == worked_out
+    assert hit["Allow"] == get(editor, UNCACHED)["Allow"]
+    assert row_hit["Allow"] == get(editor, f"{UNCACHED}{row}")["Allow"]
+    assert hit["Allow"] != row_hit["Allow"] and "OPTIONS" not in hit["Allow"]
