@@ -187,17 +187,25 @@ class FieldRules:
         ``cost_eur = DecimalField(source="cost")`` let any caller write what the rule on
         the column's own field kept from it, since a body key was judged by its own name
         only. Unlike a read (a field under another name may render a view of a column), a
-        write through an alias stores the column's value."""
+        write through an alias stores the column's value.
+
+        A field named like a column but writing another (``cost = ...(source="price")``
+        beside ``unit_cost = ...(source="cost")``) is a peer of the column it writes only,
+        as :meth:`restricted_columns` reads it: counted with the column it is named like
+        too, its peers there replaced those of the column it writes (an editor wrote a
+        ``price`` ruled ``writable_by("admin")`` through ``cost``, 200), and its rule
+        refused ``unit_cost`` to callers the rule on ``price``'s writer meant."""
         groups: dict[str, set[str]] = {}
         for name, column in written.items():
-            groups.setdefault(column, {column}).add(name)
-        peers: dict[str, frozenset[str]] = {}
+            # the column's own name is its field only when that field writes no other one
+            groups.setdefault(column, set() if column in written else {column}).add(name)
+        peers: dict[str, set[str]] = {}
         for members in groups.values():
             ruled = {name for name in members if name in self.rules}
             for name in members:
                 if others := ruled - {name}:
-                    peers[name] = frozenset(others)
-        return peers
+                    peers.setdefault(name, set()).update(others)
+        return {name: frozenset(others) for name, others in peers.items()}
 
     def restricted_columns(self, names: Iterable[str]) -> frozenset[str]:
         """The query string's names (model columns) to refuse a caller who may not read the
