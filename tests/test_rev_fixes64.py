@@ -1,6 +1,7 @@
 """rev-fixes64's review of rev-fieldrules, rev-fixes60 and rev-fixes61."""
 
 import pytest
+from django.db import models
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, presets
@@ -9,6 +10,11 @@ from django_arc import permissions as P
 from shop.models import Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import site_mounted
+from tests.test_fix_seen11c import (  # noqa: F401 - fixtures, named by the tests' parameters
+    _fs11c_member,
+    fs11c_mounted,
+)
+from tests.testapp.models import Folder
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +100,52 @@ def test_rf64_a_rule_on_a_field_writing_another_column_does_not_rule_the_column_
         assert r.status_code == 403 and r.json()["details"] == {"fields": ["price"]}
     row.refresh_from_db()
     assert (row.price, row.cost) == (10, 2)
+
+
+# -- lockable(): a base manager joining a nullable relation --------------------------------
+
+
+class Rf64OuterJoinManager(models.Manager):
+    """A base manager leaving out the folders filed under one named "trash": ``exclude()``
+    across the nullable ``parent`` joins it ``LEFT OUTER``, whose nullable side PostgreSQL
+    refuses to lock ("FOR UPDATE cannot be applied to the nullable side of an outer
+    join")."""
+
+    def get_queryset(self):
+        return super().get_queryset().exclude(parent__name="trash")
+
+
+@pytest.fixture
+def rf64_outer_join_base(monkeypatch):
+    manager = Rf64OuterJoinManager()
+    manager.model, manager.name = Folder, "rf64_outer_join"
+    monkeypatch.setattr(Folder._meta, "base_manager", manager)
+    assert "LEFT OUTER JOIN" in str(Folder._base_manager.all().query)
+    return manager
+
+
+@pytest.mark.parametrize("route", ["single", "bulk", "soft-bulk"])
+def test_rf64_deletes_of_a_model_whose_base_manager_joins_a_nullable_relation(
+    fs11c_mounted, rf64_outer_join_base, route
+):
+    """rev-fixes61's ``lockable()`` rebuilt ``DISTINCT`` and ``GROUP BY`` querysets to lock
+    them by primary key; one joining a nullable relation (a base manager's ``exclude()``
+    through ``parent``) was locked as it is, PostgreSQL's 500 on every hard delete, bulk
+    delete and soft bulk delete of the model. Locked by primary key too now."""
+    org = OrganizationFactory()
+    api, _ = _fs11c_member(org)
+    top = Folder.objects.create(organization=org, name="top")
+    other = Folder.objects.create(organization=org, name="other")
+    Folder.objects.create(organization=org, name="under", parent=top)
+    if route == "single":
+        r = api.delete(f"/fs11c/fs11c-folders/{top.pk}/")
+    else:
+        resource = "fs11c-bulk-folders" if route == "bulk" else "fs11c-soft-folders"
+        r = api.delete(f"/fs11c/{resource}/bulk/", {"ids": [top.pk, other.pk]}, format="json")
+    assert r.status_code == 200, r.content
+    if route == "soft-bulk":
+        stamped = Folder.objects.filter(deleted_at__isnull=False)
+        assert sorted(stamped.values_list("name", flat=True)) == ["other", "top"]
+    else:
+        left = list(Folder.objects.values_list("name", flat=True))
+        assert left == ([] if route == "bulk" else ["other"])
