@@ -82,9 +82,7 @@ def _joins_outer(query: Any) -> bool:
     ``Q(...) | Q(...)`` across a nullable relation): PostgreSQL refuses to lock its nullable
     side ("FOR UPDATE cannot be applied to the nullable side of an outer join"), a 500 on
     every delete of the model, as ``DISTINCT`` and ``GROUP BY`` were."""
-    return any(
-        getattr(join, "join_type", None) == LOUTER for join in query.alias_map.values()
-    )
+    return any(getattr(join, "join_type", None) == LOUTER for join in query.alias_map.values())
 
 
 def refuse_deleted_unjudged(collector: Collector, result: Any) -> Any:

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fix-seen11c's fixtures are imported, and tests name them as parameters
 """rev-fixes64's review of rev-fieldrules, rev-fixes60 and rev-fixes61."""
 
 import pytest
