@@ -15,7 +15,7 @@ from tests.test_fix_seen11c import (  # noqa: F401 - fixtures, named by the test
     _fs11c_member,
     fs11c_mounted,
 )
-from tests.testapp.models import Folder
+from tests.testapp.models import Folder, Note
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +150,53 @@ def test_rf64_deletes_of_a_model_whose_base_manager_joins_a_nullable_relation(
     else:
         left = list(Folder.objects.values_list("name", flat=True))
         assert left == ([] if route == "bulk" else ["other"])
+
+
+# -- a HiddenField setting a column no body may write -------------------------------------
+
+
+class _Rf64OwnedNoteSerializer(serializers.ModelSerializer):
+    owner = serializers.HiddenField(default=serializers.CurrentUserDefault())
+
+    class Meta:
+        model = Note
+        fields = ["id", "branch", "text", "organization", "owner"]
+
+
+class _Rf64OwnedNoteBase(Resource):
+    model = Note
+    serializer_class = _Rf64OwnedNoteSerializer
+    presets = [presets.MultiTenant()]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
+
+
+@rf64_site.register
+class Rf64ReadOnlyOwnerResource(_Rf64OwnedNoteBase):
+    name = "rf64-read-only-owner"
+    read_only_fields = ["id", "owner"]
+
+
+@rf64_site.register
+class Rf64RuledOwnerResource(_Rf64OwnedNoteBase):
+    name = "rf64-ruled-owner"
+    field_permissions = {"owner": F.read_only()}
+
+
+@pytest.mark.parametrize("name", ["rf64-read-only-owner", "rf64-ruled-owner"])
+def test_rf64_a_hidden_field_default_sets_a_column_no_body_may_write(settings, name):
+    """``owner = HiddenField(default=CurrentUserDefault())`` with ``owner`` in
+    ``read_only_fields`` (or ruled ``read_only()``): the field was made read-only, so DRF
+    never applied its default and every note was created with no owner (201). The default
+    is applied; a body's ``owner`` is still refused by name."""
+    org = OrganizationFactory()
+    editor = member_client(org, "editor")
+    with site_mounted(settings, "rf64", rf64_site):
+        r = editor.post(f"/rf64/{name}/", {"branch": "x", "text": "t"}, format="json")
+        assert r.status_code == 201, r.content
+        other = OrganizationFactory().pk
+        refused = editor.post(
+            f"/rf64/{name}/", {"branch": "x", "text": "u", "owner": other}, format="json"
+        )
+    assert refused.status_code == 403 and refused.json()["details"] == {"fields": ["owner"]}
+    note = Note.objects.get()
+    assert (note.text, note.owner) == ("t", editor.handler._force_user)
