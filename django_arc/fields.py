@@ -167,9 +167,18 @@ class FieldRules:
         #: column, so a rule on the field also rules the column (:attr:`FieldAccess.restricted`)
         self.renamed = dict(renamed or {})
         self.managed = managed
+        #: a serializer's fields writing a preset-managed column under another name
+        #: (``assignee = PrimaryKeyRelatedField(source="owner")``): ``{name: column}``.
+        #: Judged as that column's own field (SPEC §4: never writable from a body), a value
+        #: the preset accepts as harmless (the caller's own tenant) dropped: a preset forcing
+        #: its column on create only (``OwnedBy``) let an update hand the row to any user
+        self.managed_aliases = {
+            name: column for name, column in (written or {}).items() if column in managed
+        }
         self.never_writable = frozenset(
             set(read_only)
             | managed
+            | self.managed_aliases.keys()
             | {n for n, r in self.rules.items() if r.write_roles == frozenset()}
         )
         # rules that depend on the caller; the rest are decided above
@@ -278,7 +287,7 @@ class FieldAccess:
         rules = self.rules
         if name in rules.hidden:
             return "ignore"
-        if name in rules.managed:
+        if name in rules.managed or name in rules.managed_aliases:
             return "managed"
         if name in rules.never_writable:
             return "deny"
@@ -308,8 +317,9 @@ class FieldAccess:
             verdict = self.write_verdict(key)
             if verdict == "allow":
                 continue
+            column = self.rules.managed_aliases.get(key, key)
             if verdict == "ignore" or (
-                verdict == "managed" and harmless is not None and harmless(key, data[key])
+                verdict == "managed" and harmless is not None and harmless(column, data[key])
             ):
                 data.pop(key)
                 continue

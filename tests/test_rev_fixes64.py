@@ -2,13 +2,14 @@
 """rev-fixes64's review of rev-fieldrules, rev-fixes60 and rev-fixes61."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import models
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import fields as F
 from django_arc import permissions as P
-from shop.models import Product
+from shop.models import Organization, Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import site_mounted
 from tests.test_fix_seen11c import (  # noqa: F401 - fixtures, named by the tests' parameters
@@ -200,3 +201,62 @@ def test_rf64_a_hidden_field_default_sets_a_column_no_body_may_write(settings, n
     assert refused.status_code == 403 and refused.json()["details"] == {"fields": ["owner"]}
     note = Note.objects.get()
     assert (note.text, note.owner) == ("t", editor.handler._force_user)
+
+
+# -- a preset-managed column written under another name -----------------------------------
+
+
+class _Rf64OwnerAliasSerializer(serializers.ModelSerializer):
+    """``assignee`` writes the ``owner`` column ``OwnedBy`` manages, ``org`` the tenant
+    column ``MultiTenant`` manages."""
+
+    assignee = serializers.PrimaryKeyRelatedField(
+        source="owner", queryset=get_user_model().objects.all(), required=False
+    )
+    org = serializers.PrimaryKeyRelatedField(
+        source="organization", queryset=Organization.objects.all(), required=False
+    )
+
+    class Meta:
+        model = Note
+        fields = ["id", "branch", "text", "organization", "owner", "assignee", "org"]
+
+
+@rf64_site.register
+class Rf64OwnerAliasResource(Resource):
+    model = Note
+    name = "rf64-owner-alias"
+    serializer_class = _Rf64OwnerAliasSerializer
+    presets = [presets.MultiTenant(), presets.OwnedBy()]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
+
+
+def test_rf64_a_preset_managed_column_is_not_written_under_another_name(settings):
+    """``OwnedBy`` forces ``owner`` on create only; ``assignee = PrimaryKeyRelatedField(
+    source="owner")`` let the owner hand its note to another user (a user of another
+    tenant included) by an update (200), which SPEC §4 keeps from any body ("preset-managed
+    fields are never writable from the body") -> refused by name as ``owner`` is."""
+    org = OrganizationFactory()
+    editor = member_client(org, "editor")
+    stranger = member_client(OrganizationFactory(), "editor").handler._force_user
+    with site_mounted(settings, "rf64", rf64_site):
+        r = editor.post("/rf64/rf64-owner-alias/", {"branch": "x", "text": "t"}, format="json")
+        assert r.status_code == 201, r.content
+        pk = r.json()["data"]["id"]
+        r = editor.patch(f"/rf64/rf64-owner-alias/{pk}/", {"assignee": stranger.pk}, format="json")
+        assert r.status_code == 403, r.content
+        assert r.json()["details"] == {"fields": ["assignee"]}
+        refused = editor.post(
+            "/rf64/rf64-owner-alias/",
+            {"branch": "x", "text": "u", "assignee": stranger.pk},
+            format="json",
+        )
+        assert refused.status_code == 403 and refused.json()["details"] == {"fields": ["assignee"]}
+        # the tenant column's alias is judged as the column is: its own tenant dropped
+        url = f"/rf64/rf64-owner-alias/{pk}/"
+        r = editor.patch(url, {"org": org.pk, "text": "own"}, format="json")
+        assert r.status_code == 200, r.content
+        r = editor.patch(url, {"org": OrganizationFactory().pk}, format="json")
+        assert r.status_code == 403 and r.json()["details"] == {"fields": ["org"]}
+    note = Note.objects.get()
+    assert (note.owner, note.organization, note.text) == (editor.handler._force_user, org, "own")
