@@ -167,9 +167,18 @@ class FieldRules:
         #: column, so a rule on the field also rules the column (:attr:`FieldAccess.restricted`)
         self.renamed = dict(renamed or {})
         self.managed = managed
+        #: a serializer's fields writing a preset-managed column under another name
+        #: (``assignee = PrimaryKeyRelatedField(source="owner")``): ``{name: column}``.
+        #: Judged as that column's own field (SPEC §4: never writable from a body), a value
+        #: the preset accepts as harmless (the caller's own tenant) dropped: a preset forcing
+        #: its column on create only (``OwnedBy``) let an update hand the row to any user
+        self.managed_aliases = {
+            name: column for name, column in (written or {}).items() if column in managed
+        }
         self.never_writable = frozenset(
             set(read_only)
             | managed
+            | self.managed_aliases.keys()
             | {n for n, r in self.rules.items() if r.write_roles == frozenset()}
         )
         # rules that depend on the caller; the rest are decided above
@@ -187,17 +196,25 @@ class FieldRules:
         ``cost_eur = DecimalField(source="cost")`` let any caller write what the rule on
         the column's own field kept from it, since a body key was judged by its own name
         only. Unlike a read (a field under another name may render a view of a column), a
-        write through an alias stores the column's value."""
+        write through an alias stores the column's value.
+
+        A field named like a column but writing another (``cost = ...(source="price")``
+        beside ``unit_cost = ...(source="cost")``) is a peer of the column it writes only,
+        as :meth:`restricted_columns` reads it: counted with the column it is named like
+        too, its peers there replaced those of the column it writes (an editor wrote a
+        ``price`` ruled ``writable_by("admin")`` through ``cost``, 200), and its rule
+        refused ``unit_cost`` to callers the rule on ``price``'s writer meant."""
         groups: dict[str, set[str]] = {}
         for name, column in written.items():
-            groups.setdefault(column, {column}).add(name)
-        peers: dict[str, frozenset[str]] = {}
+            # the column's own name is its field only when that field writes no other one
+            groups.setdefault(column, set() if column in written else {column}).add(name)
+        peers: dict[str, set[str]] = {}
         for members in groups.values():
             ruled = {name for name in members if name in self.rules}
             for name in members:
                 if others := ruled - {name}:
-                    peers[name] = frozenset(others)
-        return peers
+                    peers.setdefault(name, set()).update(others)
+        return {name: frozenset(others) for name, others in peers.items()}
 
     def restricted_columns(self, names: Iterable[str]) -> frozenset[str]:
         """The query string's names (model columns) to refuse a caller who may not read the
@@ -270,7 +287,7 @@ class FieldAccess:
         rules = self.rules
         if name in rules.hidden:
             return "ignore"
-        if name in rules.managed:
+        if name in rules.managed or name in rules.managed_aliases:
             return "managed"
         if name in rules.never_writable:
             return "deny"
@@ -300,8 +317,9 @@ class FieldAccess:
             verdict = self.write_verdict(key)
             if verdict == "allow":
                 continue
+            column = self.rules.managed_aliases.get(key, key)
             if verdict == "ignore" or (
-                verdict == "managed" and harmless is not None and harmless(key, data[key])
+                verdict == "managed" and harmless is not None and harmless(column, data[key])
             ):
                 data.pop(key)
                 continue

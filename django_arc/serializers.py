@@ -168,7 +168,12 @@ class ArcSerializerMixin:
         for name in cls._arc_hidden:
             fields.pop(name, None)
         for name in cls._arc_read_only & fields.keys():
-            _make_read_only(fields[name])
+            # a ``HiddenField`` takes nothing from a body: its value is the project's
+            # default (``CurrentUserDefault()``), which read-only it never set, so that
+            # ``owner`` listed in ``read_only_fields`` (or ruled ``read_only()``) was saved
+            # null (or refused by the database) on every create
+            if not isinstance(fields[name], serializers.HiddenField):
+                _make_read_only(fields[name])
         read_many_in_batches(fields)
         refuse_non_finite_floats(fields)
         read_decimals_as_written(fields)

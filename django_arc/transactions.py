@@ -15,6 +15,7 @@ from typing import Any
 from django.apps import apps as django_apps
 from django.db import connections, models, transaction
 from django.db.models.deletion import Collector
+from django.db.models.sql.constants import LOUTER
 
 from .exceptions import STILL_REFERRED_TO, ArcError, ServerFault
 
@@ -60,19 +61,28 @@ def _begin_immediate(execute: Any, sql: str, params: Any, many: bool, context: A
 def lockable(rows: models.QuerySet[Any]) -> models.QuerySet[Any]:
     """``rows`` as a queryset a database can lock (``select_for_update()``): itself, unless
     it reads ``DISTINCT`` (a manager's ``distinct()``, as a ``_base_manager`` filtering
-    through a to-many relation has) or groups its rows (an aggregate annotated), which
-    PostgreSQL refuses to lock ("FOR UPDATE is not allowed with DISTINCT clause", "… with
-    GROUP BY clause"): then the model's table rows whose primary keys it reads, a plain
+    through a to-many relation has), groups its rows (an aggregate annotated) or joins a
+    nullable relation ``LEFT OUTER`` (:func:`_joins_outer`), which PostgreSQL refuses to
+    lock ("FOR UPDATE is not allowed with DISTINCT clause", "… with GROUP BY clause", "…
+    cannot be applied to the nullable side of an outer join"): then the model's table rows whose primary keys it reads, a plain
     queryset with ``rows`` as the subquery, so the rows locked are those ``rows`` reads and
     nothing else. On the database ``rows`` names, else where the router sends the lock
     (``select_for_update()`` makes a queryset a write's): ``rows.db`` of a queryset naming
     none is the router's database for reads, a replica, where the lock held nothing for
     the write (and a hot standby refuses it, a 500)."""
     query = rows.query
-    if not query.distinct and query.group_by is None:
+    if not query.distinct and query.group_by is None and not _joins_outer(query):
         return rows
     plain = models.QuerySet(model=rows.model, using=rows._db, hints=rows._hints)
     return plain.filter(pk__in=rows.values("pk"))
+
+
+def _joins_outer(query: Any) -> bool:
+    """Whether ``query`` joins a table ``LEFT OUTER`` (a base manager's ``exclude()`` or
+    ``Q(...) | Q(...)`` across a nullable relation): PostgreSQL refuses to lock its nullable
+    side ("FOR UPDATE cannot be applied to the nullable side of an outer join"), a 500 on
+    every delete of the model, as ``DISTINCT`` and ``GROUP BY`` were."""
+    return any(getattr(join, "join_type", None) == LOUTER for join in query.alias_map.values())
 
 
 def refuse_deleted_unjudged(collector: Collector, result: Any) -> Any:
