@@ -38,9 +38,11 @@ from __future__ import annotations
 import copyreg
 import dataclasses
 import hashlib
+import importlib
 import io
 import marshal
 import pickle
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -48,6 +50,7 @@ from django.core.exceptions import EmptyResultSet
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
 from django.db.models import Prefetch, QuerySet
+from django.db.models.base import ModelBase
 from django.db.models.expressions import Col
 from django.utils import timezone, translation
 from rest_framework.renderers import JSONRenderer
@@ -67,15 +70,101 @@ def queryset_fingerprint(queryset: QuerySet) -> str:
     the shortest such record (two querysets built in another order pickle differently),
     which only costs a miss. It is about eight times cheaper than compiling the SQL, which
     matters on a HIT: that is most of what a HIT costs. What cannot be pickled (a lambda in
-    an expression) falls back to the database and the compiled SQL."""
+    an expression) falls back to the database and the compiled SQL.
+
+    The pickle is only hashed, never loaded. Written by name, each class and function it
+    holds made the pickler import its module and walk its attributes to check it, about a
+    third of the fingerprint's cost. The classes most queries hold (see :data:`_SEEDED`)
+    are written instead as references into a table every process builds alike, whose
+    digest follows the pickle (a process whose table differs never produces the same bytes
+    for another queryset), and a model class as its module, qualified name and label
+    (:func:`_model_state`)."""
     state = (queryset.db, queryset.query, queryset._prefetch_related_lookups)
+    seed = _seed or _pickle_seed()
     buffer = io.BytesIO()
     try:
-        _QueryPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
-        material = buffer.getvalue()
+        pickler = _QueryPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.memo = seed[0]
+        pickler.dump(state)
+        # a pickle starts with its PROTO opcode (0x80), which no UTF-8 text starts with: the
+        # compiled fallback's material can never equal this one
+        material = buffer.getvalue() + seed[1]
     except (pickle.PicklingError, TypeError, AttributeError):
         material = _compiled(queryset).encode()
     return _hash(material)
+
+
+#: what :func:`_pickle_seed`'s table holds: the classes and functions most queries pickle
+#: (their node classes, the common lookups and expressions, the field loader, the values a
+#: condition commonly holds) and :func:`_model_named`. Kept short on purpose: the table is
+#: copied into every pickler (in C, but per entry), so an entry rarely pickled costs more
+#: than it saves. Anything not in it is pickled by name, as before.
+_SEEDED = (
+    ("builtins", "tuple"),
+    ("datetime", "date"),
+    ("datetime", "datetime"),
+    ("decimal", "Decimal"),
+    ("uuid", "UUID"),
+    ("django.db.models.expressions", "F"),
+    ("django.db.models.expressions", "OrderBy"),
+    ("django.db.models.expressions", "Value"),
+    ("django.db.models.fields", "_load_field"),
+    ("django.db.models.fields.related_lookups", "RelatedExact"),
+    ("django.db.models.fields.related_lookups", "RelatedIn"),
+    ("django.db.models.fields.related_lookups", "RelatedIsNull"),
+    ("django.db.models.lookups", "Contains"),
+    ("django.db.models.lookups", "Exact"),
+    ("django.db.models.lookups", "GreaterThan"),
+    ("django.db.models.lookups", "GreaterThanOrEqual"),
+    ("django.db.models.lookups", "IContains"),
+    ("django.db.models.lookups", "IExact"),
+    ("django.db.models.lookups", "In"),
+    ("django.db.models.lookups", "IsNull"),
+    ("django.db.models.lookups", "LessThan"),
+    ("django.db.models.lookups", "LessThanOrEqual"),
+    ("django.db.models.sql.datastructures", "BaseTable"),
+    ("django.db.models.sql.datastructures", "Join"),
+    ("django.db.models.sql.query", "Query"),
+    ("django.db.models.sql.where", "WhereNode"),
+    ("django_arc.querycache.keys", "_model_named"),
+)
+
+#: the pickler's memo seeded with :func:`_pickle_seed`'s table, and the table's digest
+_seed: tuple[Any, bytes] | None = None
+
+
+def _pickle_seed() -> tuple[Any, bytes]:
+    """The table of classes and functions :func:`queryset_fingerprint` writes by reference:
+    :data:`_SEEDED`, each looked up by its module and name, in that order, as a pickler's
+    memo; and the digest of those names and of what each names (its module and qualified
+    name), so that a process where a name resolves to something else writes other bytes.
+    Built once per process; two processes running the same code build the same table."""
+    global _seed
+    found = [getattr(importlib.import_module(module), name) for module, name in _SEEDED]
+    names = "\n".join(f"{value.__module__}.{value.__qualname__}" for value in found)
+    seeding = _QueryPickler(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL)
+    seeding.memo = {id(value): (index, value) for index, value in enumerate(found)}
+    # the pickler's own memo object: assigning it to another pickler copies the table in C
+    _seed = (seeding.memo, hashlib.blake2b(names.encode(), digest_size=16).digest())
+    return _seed
+
+
+def _model_named(module: str, qualname: str, label: str) -> None:
+    """Stands for a model class in a fingerprint's pickle (:func:`_model_state`); never
+    called: the pickle is only hashed."""
+
+
+def _model_state(model: Any) -> tuple[Any, ...]:
+    """A model class as what pickling it by name records — its module and qualified name,
+    checked to name this very class — and its label (app and model name), without the
+    import of its module pickling by name runs. A class its module does not hold under
+    that name (one a factory made, a replaced one) cannot be told apart by name: it is
+    refused, and the fingerprint falls back to the compiled SQL, as pickling by name
+    did."""
+    module = sys.modules.get(model.__module__)
+    if getattr(module, model.__qualname__, None) is not model:
+        raise pickle.PicklingError(f"{model!r} is not its module's {model.__qualname__}")
+    return (_model_named, (model.__module__, model.__qualname__, model._meta.label))
 
 
 def _hash(material: bytes) -> str:
@@ -103,7 +192,7 @@ class _QueryPickler(pickle.Pickler):
     than ``persistent_id``, which the pickler would call back into Python for every object
     of the query, not only the columns."""
 
-    dispatch_table = {**copyreg.dispatch_table, Col: _col_state}
+    dispatch_table = {**copyreg.dispatch_table, Col: _col_state, ModelBase: _model_state}
 
 
 def _field_id(field: Any) -> Any:
