@@ -160,6 +160,9 @@ def test_cost7_two_fresh_processes_agree_on_a_fingerprint():
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         env.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+        # the child imports what this process imports (pytest's ``pythonpath`` puts the
+        # example project's apps on ``sys.path``, not in the environment)
+        env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
         done = subprocess.run(
             [sys.executable, "-c", _COST7_CHILD],
             env=env,
