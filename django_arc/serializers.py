@@ -712,14 +712,7 @@ def refuse_non_finite_floats(fields: Any) -> None:
     every one of, and a project validator doing arithmetic on the value (``int(value)``)
     was a 500 on DRF 3.17. A float field inside a nested serializer or a list is the
     project's (decisions.md)."""
-    for field in fields.values():
-        if (
-            isinstance(field, serializers.FloatField)
-            and not isinstance(field, ArcFloatField)
-            and not field.read_only
-            and "to_internal_value" not in vars(field)
-        ):
-            field.to_internal_value = _FiniteReading(field)
+    _install_reading(fields, serializers.FloatField, ArcFloatField, _FiniteReading)
 
 
 def read_decimals_as_written(fields: Any) -> None:
@@ -736,14 +729,21 @@ def read_decimals_as_written(fields: Any) -> None:
     is, so a drf-spectacular extension naming the project's field class (matched by exact
     class, its default) no longer applied and the OpenAPI schema changed (rev-fixes63). A
     decimal field inside a nested serializer or a list is the project's."""
+    _install_reading(fields, serializers.DecimalField, ArcDecimalField, _WrittenReading)
+
+
+def _install_reading(fields: Any, kind: type, arc_kind: type, reading: type) -> None:
+    """``reading`` as the ``to_internal_value`` of each writable field of ``kind`` among
+    ``fields`` that is the project's (not arc's ``arc_kind``) and has no instance-level
+    reading yet (one :func:`_clone` installed)."""
     for field in fields.values():
         if (
-            isinstance(field, serializers.DecimalField)
-            and not isinstance(field, ArcDecimalField)
+            isinstance(field, kind)
+            and not isinstance(field, arc_kind)
             and not field.read_only
             and "to_internal_value" not in vars(field)
         ):
-            field.to_internal_value = _WrittenReading(field)
+            field.to_internal_value = reading(field)
 
 
 class _OwnReading:
