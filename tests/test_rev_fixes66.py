@@ -1,0 +1,120 @@
+"""rev-fixes66's review of cost9 and rev-fixes64."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
+from shop.models import Organization
+from tests.factories import OrganizationFactory, member_client
+from tests.helpers import site_mounted
+from tests.testapp.models import Note
+
+pytestmark = pytest.mark.django_db
+
+rf66_site = ResourceSite(name="rev-fixes66")
+
+
+class _Rf66OnRowSerializer(serializers.Serializer):
+    """Values of the row's own (``source="*"``): ``owner`` is ``OwnedBy``'s column,
+    ``org`` the tenant column ``MultiTenant`` manages, ``made`` a read-only column."""
+
+    owner = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(), required=False
+    )
+    org = serializers.PrimaryKeyRelatedField(
+        source="organization", queryset=Organization.objects.all(), required=False
+    )
+    made = serializers.CharField(source="internal", required=False)
+    text = serializers.CharField(required=False)
+
+
+class _Rf66NoteSerializer(serializers.ModelSerializer):
+    meta = _Rf66OnRowSerializer(source="*", required=False)
+
+    class Meta:
+        model = Note
+        fields = ["id", "branch", "text", "organization", "owner", "meta"]
+
+
+class _Rf66Base(Resource):
+    model = Note
+    serializer_class = _Rf66NoteSerializer
+    read_only_fields = ["id", "internal"]
+    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Bulk()]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
+
+
+@rf66_site.register
+class Rf66OnRowResource(_Rf66Base):
+    name = "rf66-on-row"
+
+
+@rf66_site.register
+class Rf66OnRowStripResource(_Rf66Base):
+    name = "rf66-on-row-strip"
+    on_field_write_denied = "strip"
+
+
+@pytest.fixture
+def rf66_world(settings):
+    org = OrganizationFactory()
+    editor = member_client(org, "editor")
+    stranger = member_client(OrganizationFactory(), "editor").handler._force_user
+    with site_mounted(settings, "rf66", rf66_site):
+        yield {"org": org, "editor": editor, "stranger": stranger}
+
+
+def test_rf66_a_nested_serializer_on_the_row_does_not_write_managed_or_read_only_columns(
+    rf66_world,
+):
+    """rev-fixes64 judged a managed column's alias as the column, at the body's top level
+    only: ``meta = Serializer(source="*")`` writes the row's columns too, and
+    ``{"meta": {"owner": …}}`` handed the note to a user of another tenant (200, owner
+    moved; ``OwnedBy`` forces the owner on create only). Each nested key is judged as the
+    column it writes: refused by its path, the caller's own tenant dropped."""
+    editor, stranger, org = rf66_world["editor"], rf66_world["stranger"], rf66_world["org"]
+    r = editor.post("/rf66/rf66-on-row/", {"branch": "x", "text": "t"}, format="json")
+    assert r.status_code == 201, r.content
+    url = f"/rf66/rf66-on-row/{r.json()['data']['id']}/"
+    r = editor.patch(url, {"meta": {"owner": stranger.pk}}, format="json")
+    assert r.status_code == 403, r.content
+    assert r.json()["details"] == {"fields": ["meta.owner"]}
+    r = editor.patch(url, {"meta": {"made": "x", "text": "no"}}, format="json")
+    assert r.status_code == 403 and r.json()["details"] == {"fields": ["meta.made"]}
+    r = editor.post(
+        "/rf66/rf66-on-row/",
+        {"branch": "x", "text": "u", "meta": {"owner": stranger.pk}},
+        format="json",
+    )
+    assert r.status_code == 403 and r.json()["details"] == {"fields": ["meta.owner"]}
+    r = editor.patch(
+        "/rf66/rf66-on-row/bulk/",
+        {"items": [{"id": Note.objects.get().pk, "meta": {"owner": stranger.pk}}]},
+        format="json",
+    )
+    assert r.status_code == 403, r.content
+    # what the caller may write it writes; its own tenant is harmless and dropped
+    r = editor.patch(url, {"meta": {"text": "own", "org": org.pk}}, format="json")
+    assert r.status_code == 200, r.content
+    note = Note.objects.get()
+    assert (note.owner, note.organization, note.text, note.internal) == (
+        editor.handler._force_user,
+        org,
+        "own",
+        "",
+    )
+
+
+def test_rf66_a_nested_serializer_on_the_row_is_stripped_under_strip(rf66_world):
+    """Under ``on_field_write_denied = "strip"`` the nested keys refused are dropped and
+    the rest written, as top-level keys are."""
+    editor, stranger = rf66_world["editor"], rf66_world["stranger"]
+    r = editor.post("/rf66/rf66-on-row-strip/", {"branch": "x", "text": "t"}, format="json")
+    assert r.status_code == 201, r.content
+    url = f"/rf66/rf66-on-row-strip/{r.json()['data']['id']}/"
+    r = editor.patch(url, {"meta": {"owner": stranger.pk, "text": "kept"}}, format="json")
+    assert r.status_code == 200, r.content
+    note = Note.objects.get()
+    assert (note.owner, note.text) == (editor.handler._force_user, "kept")
