@@ -5,9 +5,10 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, presets
+from django_arc import fields as F
 from django_arc import permissions as P
-from shop.models import Organization
-from tests.factories import OrganizationFactory, member_client
+from shop.models import Organization, Product
+from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import site_mounted
 from tests.testapp.models import Note
 
@@ -118,3 +119,48 @@ def test_rf66_a_nested_serializer_on_the_row_is_stripped_under_strip(rf66_world)
     assert r.status_code == 200, r.content
     note = Note.objects.get()
     assert (note.owner, note.text) == (editor.handler._force_user, "kept")
+
+
+# -- write_peers: a read-only field named like a column it does not render ----------------
+
+
+class _Rf66ReadOnlyCrossedSerializer(serializers.ModelSerializer):
+    """``cost`` renders ``price`` (read-only); ``unit_cost`` writes the ``cost`` column."""
+
+    cost = serializers.DecimalField(source="price", max_digits=10, decimal_places=2, read_only=True)
+    unit_cost = serializers.DecimalField(
+        source="cost", max_digits=10, decimal_places=2, required=False
+    )
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "organization", "price", "cost", "unit_cost"]
+
+
+@rf66_site.register
+class Rf66ReadOnlyCrossedResource(Resource):
+    model = Product
+    name = "rf66-read-only-crossed"
+    serializer_class = _Rf66ReadOnlyCrossedSerializer
+    presets = [presets.MultiTenant()]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
+    field_permissions = {"cost": F.visible_to("admin")}
+
+
+def test_rf66_a_rule_on_a_read_only_field_rendering_another_column_does_not_rule_the_column(
+    rf66_world,
+):
+    """rev-fixes64 kept a field named like one column but *writing* another out of that
+    column's write peers; one only *rendering* another (read-only ``cost`` showing
+    ``price``, ``visible_to("admin")``) still ruled the ``cost`` column: an editor's
+    ``unit_cost`` was refused (403), though the query string reads ``cost``'s rule as
+    ``price``'s (``restricted_columns``)."""
+    editor = rf66_world["editor"]
+    row = ProductFactory(organization=rf66_world["org"], price=10, cost=7, name="alpha")
+    url = f"/rf66/rf66-read-only-crossed/{row.pk}/"
+    r = editor.patch(url, {"unit_cost": "2.00"}, format="json")
+    assert r.status_code == 200, r.content
+    r = editor.patch(url, {"price": "1.00"}, format="json")
+    assert r.status_code == 200, r.content  # no rule on the price column keeps it
+    row.refresh_from_db()
+    assert (row.price, row.cost) == (1, 2)
