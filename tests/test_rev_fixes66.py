@@ -164,3 +164,28 @@ def test_rf66_a_rule_on_a_read_only_field_rendering_another_column_does_not_rule
     assert r.status_code == 200, r.content  # no rule on the price column keeps it
     row.refresh_from_db()
     assert (row.price, row.cost) == (1, 2)
+
+
+@rf66_site.register
+class Rf66OnRowRuledResource(_Rf66Base):
+    name = "rf66-on-row-ruled"
+    presets = [presets.MultiTenant()]
+    field_permissions = {"text": F.writable_by("admin")}
+
+
+def test_rf66_a_write_rule_on_a_column_rules_its_key_in_a_nested_serializer_on_the_row(
+    rf66_world,
+):
+    """``text`` ``writable_by("admin")``: ``{"meta": {"text": …}}`` writes that column too,
+    refused to an editor, written by an admin."""
+    editor = rf66_world["editor"]
+    admin = member_client(rf66_world["org"], "admin")
+    r = admin.post("/rf66/rf66-on-row-ruled/", {"branch": "x", "text": "t"}, format="json")
+    assert r.status_code == 201, r.content
+    url = f"/rf66/rf66-on-row-ruled/{r.json()['data']['id']}/"
+    r = editor.patch(url, {"meta": {"text": "editor"}}, format="json")
+    assert r.status_code == 403, r.content
+    assert r.json()["details"] == {"fields": ["meta.text"]}
+    r = admin.patch(url, {"meta": {"text": "admin"}}, format="json")
+    assert r.status_code == 200, r.content
+    assert Note.objects.get().text == "admin"
