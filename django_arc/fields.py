@@ -206,8 +206,11 @@ class FieldRules:
         refused ``unit_cost`` to callers the rule on ``price``'s writer meant."""
         groups: dict[str, set[str]] = {}
         for name, column in written.items():
-            # the column's own name is its field only when that field writes no other one
-            groups.setdefault(column, set() if column in written else {column}).add(name)
+            # the column's own name is its field only when that field writes no other one,
+            # nor renders another (a read-only ``cost = ...(source="price")``: its
+            # ``visible_to`` refused a write of the ``cost`` column through ``unit_cost``)
+            own = column not in written and self.renamed.get(column, column) == column
+            groups.setdefault(column, {column} if own else set()).add(name)
         peers: dict[str, set[str]] = {}
         for members in groups.values():
             ruled = {name for name in members if name in self.rules}

@@ -1862,7 +1862,27 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         def harmless(field: str, value: Any) -> bool:
             return any(p.accepts_body_value(self, field, value) for p in presets)
 
-        return self.field_access.guard(data, self.resource.write_denied_policy, harmless)
+        policy = self.resource.write_denied_policy
+        data = self.field_access.guard(data, policy, harmless)
+        on_row = self.resource.written_on_row
+        if not on_row:
+            return data
+        # a nested serializer's keys write the row's own columns (``source="*"``)
+        denied: list[str] = []
+        for name, columns in on_row.items():
+            if isinstance(data.get(name), dict):
+                data[name] = _guard_on_row(
+                    self.field_access, data[name], columns, harmless, f"{name}.", denied
+                )
+        if denied and policy != "strip":
+            denied.sort()
+            raise ArcError(
+                "FIELD_WRITE_DENIED",
+                f"Not permitted to write fields: {', '.join(denied)}",
+                403,
+                {"fields": denied},
+            )
+        return data
 
     def write_transaction(self, always: bool = False) -> Any:
         """The transaction a write runs in: always when its event goes to the outbox (row
@@ -2658,6 +2678,39 @@ def _held(instance: Any, attname: str) -> Any:
         return getattr(instance, attname)
     except ObjectDoesNotExist:
         return None
+
+
+def _guard_on_row(
+    access: Any,
+    value: dict[str, Any],
+    columns: dict[str, Any],
+    harmless: Any,
+    path: str,
+    denied: list[str],
+) -> dict[str, Any]:
+    """``value``, the body of a nested serializer whose values are the row's own
+    (``source="*"``), without the keys the caller may not write: each judged as the column
+    it writes (``columns``, :attr:`~django_arc.resources.Resource.written_on_row`), as a
+    top-level key is by :meth:`~django_arc.fields.FieldAccess.guard`; those refused are
+    added to ``denied`` by their path (``meta.owner``), and left out."""
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        column = columns.get(key)
+        if column is None:  # no field of the nested serializer: DRF reads nothing of it
+            kept[key] = item
+        elif isinstance(column, dict):
+            kept[key] = (
+                _guard_on_row(access, item, column, harmless, f"{path}{key}.", denied)
+                if isinstance(item, dict)
+                else item
+            )
+        else:
+            verdict = access.write_verdict(column)
+            if verdict == "allow":
+                kept[key] = item
+            elif not (verdict == "ignore" or (verdict == "managed" and harmless(column, item))):
+                denied.append(f"{path}{key}")
+    return kept
 
 
 #: The attributes :meth:`ResourceGenericViewSet._narrow_field` reads a field's rows or

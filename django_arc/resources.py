@@ -389,6 +389,41 @@ class Resource:
         }
 
     @cached_property
+    def written_on_row(self) -> dict[str, Any]:
+        """A ``serializer_class``'s writable nested serializers whose values are the row's own
+        (``meta = MetaSerializer(source="*")``: DRF merges what they validate into the row's
+        values): ``{name: {inner name: column, or the same mapping for one nested
+        again}}``. Their keys write the row's columns under names the guard of the body's
+        top-level keys never saw: ``{"meta": {"owner": …}}`` handed an ``OwnedBy`` row to a
+        user of another tenant (200). :meth:`~django_arc.generics.ResourceGenericViewSet.guard_body`
+        judges each as the column it writes. A field whose ``source`` is no column is
+        judged by that ``source``."""
+        from rest_framework import serializers as drf
+
+        columns = self._column_field_names
+
+        def inner(serializer: Any) -> dict[str, Any]:
+            written: dict[str, Any] = {}
+            for name, field in serializer.fields.items():
+                if field.read_only or isinstance(field, drf.HiddenField):
+                    continue
+                if isinstance(field, drf.Serializer) and field.source == "*":
+                    written[name] = inner(field)
+                elif field.source != "*":
+                    root = field.source.split(".")[0]
+                    written[name] = columns.get(root, root)
+            return written
+
+        try:
+            return {
+                name: inner(field)
+                for name, field in self.project_serializer_fields.items()
+                if isinstance(field, drf.Serializer) and field.source == "*" and not field.read_only
+            }
+        except Exception:  # noqa: BLE001 - a broken serializer fails on its own
+            return {}
+
+    @cached_property
     def write_only_fields(self) -> frozenset[str]:
         """A ``serializer_class``'s ``write_only`` fields (a password, a card token, a
         secret answer; ``extra_kwargs`` ones too), and the model columns only they read
