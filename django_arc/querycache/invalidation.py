@@ -706,8 +706,12 @@ def watch(resource: Any) -> None:
     descendants included, those defined later too — of its many-to-many tables, the
     ``post_delete`` of the models its foreign keys point at when deleting their rows sets
     those keys, and the signals of the other models its answers read (:func:`_models_read`),
-    when the resource is cached."""
-    if policy_for(resource) is None:
+    when the resource is cached. Before the app registry is ready (a ``register`` run from a
+    models module) nothing is connected yet: a relation's ``related_model`` cannot be read
+    then (``AppRegistryNotReady``, a start-up crash), nor reverse relations, mirrors or
+    declared joins; ``autodiscover()``, which ``django_arc``'s ``ready()`` runs, watches
+    every registered resource once it is."""
+    if policy_for(resource) is None or not apps.models_ready:
         return
     model = resource.model._meta.concrete_model
     for other in _models_read(resource):
