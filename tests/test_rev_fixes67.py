@@ -9,6 +9,23 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+from django.db.models import OuterRef, Prefetch, Subquery
+
+from django_arc import Resource
+from django_arc import permissions as P
+from django_arc.querycache.invalidation import _models_read
+from tests import test_query_cache
+from tests.factories import AuthorFactory, BookFactory
+from tests.helpers import client_for, site_mounted
+from tests.redis_support import REDIS_URL
+from tests.test_query_cache import get
+from tests.test_query_cache_invalidation import hit_then, registered_site
+from tests.testapp.models import Author, Book, Review
+
+# Redis under a prefix of the test's own (autouse)
+rf67_redis_cache = test_query_cache.redis_cache
+
 RF67_SETTINGS = """
 SECRET_KEY = "rf67"
 INSTALLED_APPS = [
@@ -87,3 +104,72 @@ def test_rf67_a_cached_resource_registered_from_a_models_module_starts_and_is_wa
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True"], done.stdout
+
+
+# -- a Prefetch queryset's ordering is what the rendered relation's order reads ----------------
+
+
+class Rf67AuthorsBooksByFirstReview(Resource):
+    """Authors rendering their books in the order a declared ``Prefetch`` queryset gives
+    them: by their first review's text, a subquery over Review in its ``ORDER BY``."""
+
+    model = Author
+    name = "rf67-books-by-review"
+    queryset = Author.objects.prefetch_related(
+        Prefetch(
+            "books",
+            queryset=Book.objects.order_by(
+                Subquery(
+                    Review.objects.filter(book=OuterRef("pk")).order_by("body").values("body")[:1]
+                ),
+                "pk",
+            ),
+        )
+    )
+    fields = ["id", "name", "books"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+class Rf67AuthorsBooksByReviewPath(Rf67AuthorsBooksByFirstReview):
+    """The same ordered by a path through Review (joined only when the query is compiled)."""
+
+    name = "rf67-books-by-review-path"
+    queryset = Author.objects.prefetch_related(
+        Prefetch("books", queryset=Book.objects.order_by("reviews__body", "pk"))
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("resource", [Rf67AuthorsBooksByFirstReview, Rf67AuthorsBooksByReviewPath])
+def test_rf67_a_declared_prefetch_ordered_by_another_model_is_retired_by_its_writes(
+    settings, monkeypatch, resource
+):
+    """rev-fixes62 read the tables a ``Prefetch`` queryset joins and filters by, not those
+    its ``ORDER BY`` reads: the rendered ``books`` are in that order, and a review reworded
+    (which reorders them) left the author's answer a HIT with the old order."""
+    from django_arc.querycache import invalidation
+
+    # what other tests' resources over Author recorded as read is forgotten for this one
+    monkeypatch.setattr(invalidation, "_readers", {})
+    monkeypatch.setattr(invalidation, "_readers_by_table", {})
+    author = AuthorFactory(name="Tolkien")
+    first, second = BookFactory(author=author), BookFactory(author=author)
+    review = Review.objects.create(book=first, body="a")
+    Review.objects.create(book=second, body="b")
+    with registered_site("rf67-prefetch-order", resource) as site:
+        with site_mounted(settings, "rf67o", site):
+            client = client_for(None)
+            path = f"/rf67o/{resource.name}/"
+            assert get(client, path).json()["docs"][0]["books"] == [first.pk, second.pk]
+
+            def reword():
+                review.body = "c"
+                review.save()
+
+            after = hit_then(client, path, reword)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"][0]["books"] == [second.pk, first.pk]
+    assert Review in _models_read(resource())
