@@ -493,6 +493,7 @@ def _ordering_read(queryset: Any, tables: set[str]) -> bool:
         return False
     query = queryset.query.clone()
     try:
+        # ``db`` asks the project's routers, which may not answer outside a request
         order_by = query.get_compiler(queryset.db).get_order_by()
     except Exception:  # noqa: BLE001 - an order that cannot compile fails the request itself
         return True
