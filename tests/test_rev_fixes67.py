@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db.models import OuterRef, Prefetch, Subquery
@@ -77,6 +78,29 @@ print(post_save.has_listeners(Rf67Text), post_delete.has_listeners(Rf67Writer))
 """
 
 
+def rf67_run(tmp_path: Path, models: str, args: list[str], resources: str = "") -> Any:
+    """Run ``python args`` in a fresh process for a project of one app, ``rf67early``, with
+    ``models`` as its models module (and ``resources`` as its resources module)."""
+    app = tmp_path / "rf67early"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "models.py").write_text(textwrap.dedent(models))
+    if resources:
+        (app / "resources.py").write_text(textwrap.dedent(resources))
+    (tmp_path / "rf67settings.py").write_text(textwrap.dedent(RF67_SETTINGS))
+    (tmp_path / "rf67urls.py").write_text("urlpatterns = []\n")
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="rf67settings")
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *(path for path in sys.path if path)])
+    return subprocess.run(
+        [sys.executable, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_rf67_a_cached_resource_registered_from_a_models_module_starts_and_is_watched(
     tmp_path: Path,
 ) -> None:
@@ -86,24 +110,55 @@ def test_rf67_a_cached_resource_registered_from_a_models_module_starts_and_is_wa
     was ``AppRegistryNotReady`` at start-up, so no command ran. Watched once the registry is
     ready (``autodiscover()`` in ``ready()``), its own saves and its keys' target's deletes
     are connected."""
-    app = tmp_path / "rf67early"
-    app.mkdir()
-    (app / "__init__.py").write_text("")
-    (app / "models.py").write_text(textwrap.dedent(RF67_MODELS))
-    (tmp_path / "rf67settings.py").write_text(textwrap.dedent(RF67_SETTINGS))
-    (tmp_path / "rf67urls.py").write_text("urlpatterns = []\n")
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="rf67settings")
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *(path for path in sys.path if path)])
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(RF67_SCRIPT)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = rf67_run(tmp_path, RF67_MODELS, ["-c", textwrap.dedent(RF67_SCRIPT)])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True"], done.stdout
+
+
+RF67_PLAIN_MODELS = """
+from django.db import models
+
+
+class Rf67Text(models.Model):
+    title = models.CharField(max_length=50)
+"""
+
+# a cached resource whose serializer does not build (a misspelt field name)
+RF67_BROKEN_RESOURCES = """
+from rest_framework import serializers
+
+from django_arc import Resource, arc
+
+from .models import Rf67Text
+
+
+class Rf67Misspelt(serializers.ModelSerializer):
+    class Meta:
+        model = Rf67Text
+        fields = ["id", "titel"]
+
+
+@arc.register
+class Rf67TextResource(Resource):
+    model = Rf67Text
+    serializer_class = Rf67Misspelt
+    cache = {"stale_seconds": 30}
+"""
+
+
+def test_rf67_a_cached_resource_whose_serializer_does_not_build_is_reported_not_raised(
+    tmp_path: Path,
+) -> None:
+    """``watch()``, run by ``register()`` in the start-up autodiscovery, read a cached
+    resource's field names from its serializer: one that does not build raised there, so
+    ``manage.py check`` (and every other command) stopped with DRF's traceback instead of
+    arc.E001 naming the resource, as it does for the same resource uncached."""
+    done = rf67_run(
+        tmp_path, RF67_PLAIN_MODELS, ["-m", "django", "check"], resources=RF67_BROKEN_RESOURCES
+    )
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "(arc.E001) `serializer_class` Rf67Misspelt cannot build its fields" in done.stderr
+    assert done.returncode == 1
 
 
 # -- a Prefetch queryset's ordering is what the rendered relation's order reads ----------------

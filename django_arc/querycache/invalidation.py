@@ -380,7 +380,13 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
         {rel.get_accessor_name(): rel for rel in model._meta.related_objects} if ready else {}
     )
     # fields, or a project serializer's own
-    for name in resource.all_fields if ready else resource.fields or ():
+    try:
+        names = list(resource.all_fields if ready else resource.fields or ())
+    except Exception:  # noqa: BLE001 - a serializer that does not build is check's (arc.E001)
+        # raised here, from register() or the start-up autodiscovery, it stopped every
+        # command, ``check`` too, with a traceback instead of the error naming the resource
+        names = []
+    for name in names:
         try:
             relation(accessors.get(name) or model._meta.get_field(name), joined=False)
         except (FieldDoesNotExist, AttributeError, TypeError):
