@@ -380,7 +380,13 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
         {rel.get_accessor_name(): rel for rel in model._meta.related_objects} if ready else {}
     )
     # fields, or a project serializer's own
-    for name in resource.all_fields if ready else resource.fields or ():
+    try:
+        names = list(resource.all_fields if ready else resource.fields or ())
+    except Exception:  # noqa: BLE001 - a serializer that does not build is check's (arc.E001)
+        # raised here, from register() or the start-up autodiscovery, it stopped every
+        # command, ``check`` too, with a traceback instead of the error naming the resource
+        names = []
+    for name in names:
         try:
             relation(accessors.get(name) or model._meta.get_field(name), joined=False)
         except (FieldDoesNotExist, AttributeError, TypeError):
@@ -472,10 +478,32 @@ def _prefetches_read(queryset: Any, tables: set[str]) -> bool:
                 tables.add(_table(through))
         inner = getattr(lookup, "queryset", None)
         if inner is not None and not (
-            _tables_read(inner.query, tables) and _prefetches_read(inner, tables)
+            _tables_read(inner.query, tables)
+            and _ordering_read(inner, tables)
+            and _prefetches_read(inner, tables)
         ):
             return False
     return True
+
+
+def _ordering_read(queryset: Any, tables: set[str]) -> bool:
+    """Add to ``tables`` those ``queryset``'s ``ORDER BY`` reads: a ``Prefetch`` queryset's
+    order is the rendered relation's (and, sliced, which rows it holds), and
+    ``order_by("reviews__body")`` or a ``Subquery`` over Review there made a review reworded
+    reorder an author's ``books`` while the cached answer kept the old order (rev-fixes67).
+    A path joins only when the query is compiled, so the order is compiled on a copy (no
+    query is run) and its joins and expressions read as :func:`_tables_read` reads the
+    ``WHERE``. False when it holds SQL of its own (``RawSQL``, ``extra(order_by=...)``).
+    Not for the declared queryset's own order: the list's sort replaces it."""
+    if queryset.query.extra_order_by:
+        return False
+    query = queryset.query.clone()
+    try:
+        # ``db`` asks the project's routers, which may not answer outside a request
+        order_by = query.get_compiler(queryset.db).get_order_by()
+    except Exception:  # noqa: BLE001 - an order that cannot compile fails the request itself
+        return True
+    return _tables_read(query, tables, [expr for expr, _ in order_by])
 
 
 def _models_by_table() -> dict[str, type[models.Model]]:
@@ -668,14 +696,15 @@ def _presets_queryset_reads(view: Any, read: set[type[models.Model]]) -> bool:
     return True
 
 
-def _tables_read(query: Any, found: set[str]) -> bool:
+def _tables_read(query: Any, found: set[str], also: list[Any] | None = None) -> bool:
     """Add to ``found`` the tables ``query`` (a ``Query``) reads: those it joins and those
-    of every subquery in its conditions, annotations and combined queries; False when it
-    holds SQL of its own (``RawSQL``, ``extra()``), whose reads cannot be told."""
+    of every subquery in its conditions, annotations and combined queries (and in ``also``,
+    expressions resolved against it); False when it holds SQL of its own (``RawSQL``,
+    ``extra()``), whose reads cannot be told."""
     if query.extra or query.extra_tables:
         return False
     found.update(join.table_name for join in query.alias_map.values())
-    nodes = [query.where, *query.annotations.values()]
+    nodes = [query.where, *query.annotations.values(), *(also or ())]
     # a FilteredRelation's condition is in its join's ON, not in the WHERE: a subquery there
     # (``Q(books__pk__in=Subquery(Review…))``) reads its tables too
     for join in query.alias_map.values():
@@ -706,8 +735,12 @@ def watch(resource: Any) -> None:
     descendants included, those defined later too — of its many-to-many tables, the
     ``post_delete`` of the models its foreign keys point at when deleting their rows sets
     those keys, and the signals of the other models its answers read (:func:`_models_read`),
-    when the resource is cached."""
-    if policy_for(resource) is None:
+    when the resource is cached. Before the app registry is ready (a ``register`` run from a
+    models module) nothing is connected yet: a relation's ``related_model`` cannot be read
+    then (``AppRegistryNotReady``, a start-up crash), nor reverse relations, mirrors or
+    declared joins; ``autodiscover()``, which ``django_arc``'s ``ready()`` runs, watches
+    every registered resource once it is."""
+    if policy_for(resource) is None or not apps.models_ready:
         return
     model = resource.model._meta.concrete_model
     for other in _models_read(resource):
