@@ -265,3 +265,24 @@ def test_rf65_a_caches_change_landing_during_the_question_is_seen(monkeypatch):
     assert redis_alias.is_django_redis("rf65") is False  # what it read
     assert redis_alias.is_django_redis("rf65") is True  # the setting in force now
     redis_alias._forget_backends(setting="CACHES")
+
+
+@pytest.mark.django_db
+def test_rf65_routes_given_their_own_http_method_names_keep_their_own_allow():
+    """cost8 kept the ``Allow`` header per class and *names* of the instance's attributes:
+    one ViewSet routed twice with ``http_method_names`` of its own (``as_view()`` takes any
+    class attribute, as Django's and DRF's do) answered the second route with the first
+    one's methods (``POST`` listed where it is a 405)."""
+    from rest_framework.test import APIRequestFactory
+
+    from tests.testapp.resources import BookResource
+
+    viewset = BookResource.as_viewset()
+    actions = {"get": "list", "post": "create"}
+    narrow = viewset.as_view(dict(actions), http_method_names=["get", "head"])
+    wide = viewset.as_view(dict(actions), http_method_names=["get", "post", "head"])
+    factory = APIRequestFactory()
+    assert wide(factory.get("/"))["Allow"] == "GET, POST, HEAD"
+    assert narrow(factory.get("/"))["Allow"] == "GET, HEAD"
+    refused = narrow(factory.post("/", {}, format="json"))
+    assert refused.status_code == 405 and refused["Allow"] == "GET, HEAD"
