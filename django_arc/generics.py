@@ -662,10 +662,15 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         DRF asks ``hasattr(self, method)`` of each of ``http_method_names`` on every
         request (about 10 k instructions of a HIT). The answer depends on the class and on
         the handlers the instance holds (``as_view()`` sets one per method its route maps,
-        ``setup()`` adds ``head``), so it is kept per class, ``metadata_class`` and names
-        of the instance's attributes (:data:`_ALLOWED`)."""
+        ``setup()`` adds ``head``), so it is kept per class, ``metadata_class``, names
+        of the instance's attributes and, when a route gave the instance its own,
+        ``http_method_names`` (:data:`_ALLOWED`)."""
         cls = type(self)
-        memo_key = (cls, self.metadata_class, frozenset(self.__dict__))
+        names = frozenset(self.__dict__)
+        memo_key: tuple[Any, ...] = (cls, self.metadata_class, names)
+        if "http_method_names" in names:
+            # a route's own (``as_view(http_method_names=...)``): its value, not only its name
+            memo_key += (tuple(self.http_method_names),)
         known = _ALLOWED.get(memo_key)
         if known is None:
             methods = super()._allowed_methods()

@@ -67,17 +67,25 @@ def is_django_redis(alias: str) -> bool:
     about 3 k instructions each time. A change of ``CACHES`` (``override_settings``, any
     ``setting_changed``) asks again; like Django's own cache handler, which builds each
     alias's backend once per thread, it does not see ``CACHES`` edited in place."""
-    known = _backends.get(alias)
+    # the memo is taken before the setting is read: an answer read from a ``CACHES`` that
+    # another thread replaced meanwhile (``override_settings`` replaces the setting, then
+    # sends ``setting_changed``, which swaps the memo) is written to the discarded memo,
+    # not kept in the new one
+    backends = _backends
+    known = backends.get(alias)
     if known is None:
         config = getattr(settings, "CACHES", {}).get(alias)
         backend = (config or {}).get("BACKEND", "")
-        known = _backends[alias] = isinstance(backend, str) and backend.startswith("django_redis.")
+        known = backends[alias] = isinstance(backend, str) and backend.startswith("django_redis.")
     return known
 
 
 def _forget_backends(*, setting: str, **kwargs: Any) -> None:
+    """Forget :func:`is_django_redis`' answers when ``CACHES`` changes: by a new memo, not
+    by emptying the one a question under way may still write to."""
+    global _backends
     if setting == "CACHES":
-        _backends.clear()
+        _backends = {}
 
 
 setting_changed.connect(_forget_backends, dispatch_uid="django_arc.redis_alias.backends")

@@ -60,7 +60,7 @@ from ..exceptions import NotFound
 from ..filters import QueryLanguageFilter, presets_search
 
 
-def queryset_fingerprint(queryset: QuerySet) -> str:
+def queryset_fingerprint(queryset: QuerySet) -> str | None:
     """A digest of everything a queryset will run: its ``Query`` (tables, joins, conditions
     and their values, ordering, slicing), its database and its prefetches (a ``Prefetch``
     carries a queryset of its own), pickled.
@@ -70,7 +70,8 @@ def queryset_fingerprint(queryset: QuerySet) -> str:
     the shortest such record (two querysets built in another order pickle differently),
     which only costs a miss. It is about eight times cheaper than compiling the SQL, which
     matters on a HIT: that is most of what a HIT costs. What cannot be pickled (a lambda in
-    an expression) falls back to the database and the compiled SQL.
+    an expression) falls back to the database and the compiled SQL; ``None`` when even its
+    parameters have no state to record (the queryset is then not cached).
 
     The pickle is only hashed, never loaded. Written by name, each class and function it
     holds made the pickler import its module and walk its attributes to check it, about a
@@ -90,7 +91,10 @@ def queryset_fingerprint(queryset: QuerySet) -> str:
         # compiled fallback's material can never equal this one
         material = buffer.getvalue() + seed[1]
     except (pickle.PicklingError, TypeError, AttributeError):
-        material = _compiled(queryset).encode()
+        try:
+            material = _compiled(queryset).encode()
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None
     return _hash(material)
 
 
@@ -209,7 +213,15 @@ def _compiled(queryset: QuerySet) -> str:
         sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
     except EmptyResultSet:
         sql, params = "<empty>", ()
-    parts = [repr(queryset.db), sql, repr(params)]
+    # the parameters pickled, not by ``repr()``: a value's repr need not hold all of it
+    # (psycopg's ``Jsonb`` cuts its value after 35 characters, an object without its own
+    # repr shows its address, which the next request's may reuse); pickling one that has no
+    # state to record raises, and the queryset is not cached
+    parts = [
+        repr(queryset.db),
+        sql,
+        pickle.dumps(tuple(params), protocol=pickle.HIGHEST_PROTOCOL).hex(),
+    ]
     for lookup in queryset._prefetch_related_lookups:
         if isinstance(lookup, Prefetch):
             parts.append(lookup.prefetch_to)
@@ -322,8 +334,9 @@ def _caller(view: Any) -> list[Any]:
 OWN_RENDERERS = frozenset({JSONRenderer})
 
 
-def list_parts(view: Any) -> list[Any]:
-    """What a list answer depends on (see the module docstring).
+def list_parts(view: Any) -> list[Any] | None:
+    """What a list answer depends on (see the module docstring); ``None`` when its queryset
+    cannot be recorded (:func:`queryset_fingerprint`): not cached.
 
     With django-arc's own query language the list's queryset is a pure function of the
     view's queryset and the parsed query (``QuerySpec.apply``): both are recorded whole, and
@@ -335,10 +348,14 @@ def list_parts(view: Any) -> list[Any]:
     if len(backends) == 1 and type(backends[0]) is QueryLanguageFilter:
         query, searches = normalised_query(view, backends[0])
         if not (searches and presets_search(view.resource)):
-            return ["list", queryset_fingerprint(base), query]
+            fingerprint = queryset_fingerprint(base)
+            return None if fingerprint is None else ["list", fingerprint, query]
     queryset = view.filter_queryset(base)
     params = view.request.query_params
-    return ["list", queryset_fingerprint(queryset), *_page(params, view.list_query)]
+    fingerprint = queryset_fingerprint(queryset)
+    if fingerprint is None:
+        return None
+    return ["list", fingerprint, *_page(params, view.list_query)]
 
 
 #: how many parsed query strings :func:`normalised_query` remembers (per process)
@@ -441,7 +458,8 @@ def retrieve_parts(view: Any) -> list[Any] | None:
         row = _hash(pickle.dumps((lookup, value), protocol=pickle.HIGHEST_PROTOCOL))
     except (pickle.PicklingError, TypeError, AttributeError):
         return None  # a value of no known state: not cached
-    return ["get", queryset_fingerprint(queryset), row]
+    fingerprint = queryset_fingerprint(queryset)
+    return None if fingerprint is None else ["get", fingerprint, row]
 
 
 def entry_key(view: Any, parts: list[Any]) -> str:
