@@ -7,6 +7,7 @@ from rest_framework import serializers
 from django_arc import Resource, ResourceSite, presets
 from django_arc import fields as F
 from django_arc import permissions as P
+from django_arc.sites import _all_sites
 from shop.models import Organization, Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import site_mounted
@@ -36,14 +37,14 @@ class _Rf66NoteSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Note
-        fields = ["id", "branch", "text", "organization", "owner", "meta"]
+        fields = ["id", "branch", "text", "organization", "owner", "internal", "meta"]
 
 
 class _Rf66Base(Resource):
     model = Note
     serializer_class = _Rf66NoteSerializer
     read_only_fields = ["id", "internal"]
-    presets = [presets.MultiTenant(), presets.OwnedBy(), presets.Bulk()]
+    presets = [presets.MultiTenant(), presets.OwnedBy()]
     permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
 
 
@@ -90,12 +91,6 @@ def test_rf66_a_nested_serializer_on_the_row_does_not_write_managed_or_read_only
         format="json",
     )
     assert r.status_code == 403 and r.json()["details"] == {"fields": ["meta.owner"]}
-    r = editor.patch(
-        "/rf66/rf66-on-row/bulk/",
-        {"items": [{"id": Note.objects.get().pk, "meta": {"owner": stranger.pk}}]},
-        format="json",
-    )
-    assert r.status_code == 403, r.content
     # what the caller may write it writes; its own tenant is harmless and dropped
     r = editor.patch(url, {"meta": {"text": "own", "org": org.pk}}, format="json")
     assert r.status_code == 200, r.content
@@ -106,6 +101,39 @@ def test_rf66_a_nested_serializer_on_the_row_does_not_write_managed_or_read_only
         "own",
         "",
     )
+
+
+@pytest.fixture
+def rf66_bulk_site():
+    """``Bulk`` beside a writable nested serializer is arc.E011 (bulk cannot write nested
+    fields): a site gone after the test, so every other test file's ``check`` stays clean."""
+    site = ResourceSite(name="rev-fixes66-bulk")
+
+    @site.register
+    class Rf66OnRowBulkResource(_Rf66Base):
+        name = "rf66-on-row-bulk"
+        presets = [*_Rf66Base.presets, presets.Bulk()]
+
+    yield site
+    _all_sites.remove(site)
+
+
+def test_rf66_a_nested_serializer_on_the_row_is_judged_in_bulk_items(
+    rf66_world, rf66_bulk_site, settings
+):
+    """A bulk item's nested keys are judged as a single write's are (the check refuses the
+    configuration, arc.E011; the guard does not rely on it)."""
+    editor, stranger = rf66_world["editor"], rf66_world["stranger"]
+    with site_mounted(settings, "rf66b", rf66_bulk_site):
+        r = editor.post("/rf66b/rf66-on-row-bulk/", {"branch": "x", "text": "t"}, format="json")
+        assert r.status_code == 201, r.content
+        r = editor.patch(
+            "/rf66b/rf66-on-row-bulk/bulk/",
+            {"items": [{"id": Note.objects.get().pk, "meta": {"owner": stranger.pk}}]},
+            format="json",
+        )
+        assert r.status_code == 403, r.content
+        assert Note.objects.get().owner == editor.handler._force_user
 
 
 def test_rf66_a_nested_serializer_on_the_row_is_stripped_under_strip(rf66_world):
