@@ -171,7 +171,7 @@ class FieldRules:
         #: (``assignee = PrimaryKeyRelatedField(source="owner")``): ``{name: column}``.
         #: Judged as that column's own field (SPEC §4: never writable from a body), a value
         #: the preset accepts as harmless (the caller's own tenant) dropped: a preset forcing
-        #: its column on create only (``OwnedBy``) let an update hand the row to any user
+        #: its column on create only (an owner-scoping one) let an update hand the row to any user
         self.managed_aliases = {
             name: column for name, column in (written or {}).items() if column in managed
         }

@@ -394,7 +394,7 @@ class Resource:
         (``meta = MetaSerializer(source="*")``: DRF merges what they validate into the row's
         values): ``{name: {inner name: column, or the same mapping for one nested
         again}}``. Their keys write the row's columns under names the guard of the body's
-        top-level keys never saw: ``{"meta": {"owner": …}}`` handed an ``OwnedBy`` row to a
+        top-level keys never saw: ``{"meta": {"owner": …}}`` handed an owner-scoped row to a
         user of another tenant (200). :meth:`~django_arc.generics.ResourceGenericViewSet.guard_body`
         judges each as the column it writes. A field whose ``source`` is no column is
         judged by that ``source``."""

@@ -91,7 +91,7 @@ def refuse_deleted_unjudged(collector: Collector, result: Any) -> Any:
     judged: then 409 ``CONFLICT`` (the cascade check's answer), and the write's transaction
     rolls back. Such a ``delete()`` collects again (``Model.delete()`` builds its own
     collector), and a row filed meanwhile under one the check reached, which no lock
-    holds, was deleted unjudged (another member's, under ``OwnedBy``); Django's own
+    holds, was deleted unjudged (another member's, under an owner-scoping preset); Django's own
     ``delete()`` deletes the judged collection and fails on such a row at its commit, 409
     too. Read from Django's ``(count, {label: count})``; a ``delete()`` returning something
     else is taken at its word. No query."""
