@@ -64,9 +64,9 @@ def lockable(rows: models.QuerySet[Any]) -> models.QuerySet[Any]:
     through a to-many relation has), groups its rows (an aggregate annotated) or joins a
     nullable relation ``LEFT OUTER`` (:func:`_joins_outer`), which PostgreSQL refuses to
     lock ("FOR UPDATE is not allowed with DISTINCT clause", "… with GROUP BY clause", "…
-    cannot be applied to the nullable side of an outer join"): then the model's table rows whose primary keys it reads, a plain
-    queryset with ``rows`` as the subquery, so the rows locked are those ``rows`` reads and
-    nothing else. On the database ``rows`` names, else where the router sends the lock
+    cannot be applied to the nullable side of an outer join"): then the model's table rows
+    whose primary keys it reads, a plain queryset with ``rows`` as the subquery, so the rows
+    locked are those ``rows`` reads and nothing else. On the database ``rows`` names, else where the router sends the lock
     (``select_for_update()`` makes a queryset a write's): ``rows.db`` of a queryset naming
     none is the router's database for reads, a replica, where the lock held nothing for
     the write (and a hot standby refuses it, a 500)."""
@@ -91,13 +91,12 @@ def refuse_deleted_unjudged(collector: Collector, result: Any) -> Any:
     judged: then 409 ``CONFLICT`` (the cascade check's answer), and the write's transaction
     rolls back. Such a ``delete()`` collects again (``Model.delete()`` builds its own
     collector), and a row filed meanwhile under one the check reached, which no lock
-    holds, was deleted unjudged (another member's, under an owner-scoping preset); Django's own
-    ``delete()`` deletes the judged collection and fails on such a row at its commit, 409
-    too. Read from Django's ``(count, {label: count})``; a ``delete()`` returning something
+    holds, was deleted unjudged (another member's, under an owner-scoping preset); Django's
+    own ``delete()`` deletes the judged collection and fails on such a row at its commit,
+    409 too. Read from Django's ``(count, {label: count})``; a ``delete()`` returning something
     else is taken at its word. No query."""
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
         return result
-    concrete = {each._meta.concrete_model for each in collector.data}
     judged: dict[Any, int] = {}
     for each, rows in collector.data.items():
         table = each._meta.concrete_model
@@ -108,7 +107,7 @@ def refuse_deleted_unjudged(collector: Collector, result: Any) -> Any:
             table = django_apps.get_model(label)._meta.concrete_model
         except (LookupError, ValueError):
             continue
-        if table in concrete:
+        if table in judged:
             deleted[table] = deleted.get(table, 0) + count
     if any(count > judged[table] for table, count in deleted.items()):
         raise ArcError("CONFLICT", STILL_REFERRED_TO, 409)
