@@ -52,17 +52,13 @@ class ScopeMiddleware:
             request.arc_scope = PROVISIONAL  # type: ignore[attr-defined]
         response = self.get_response(request)
         if response.status_code == 404 and getattr(request, "resolver_match", None) is None:
+            # no route matched (a view's own 404 has a resolver_match)
             if slashed_site_route(request) is not None:
                 return self.answer_slashed(request)
-        if (
-            response.status_code == 404
-            and getattr(request, "resolver_match", None) is None
-            and under_a_site(request)
-        ):
-            # no route matched (a view's own 404 has a resolver_match): under a site's
-            # prefix, the envelope's 404, the bytes an unknown row gets, with what the
-            # middlewares after this one added to the 404 it replaces
-            return _with_middleware_headers(self.error_response(request, NotFound()), response)
+            if under_a_site(request):
+                # under a site's prefix, the envelope's 404, the bytes an unknown row gets,
+                # with what the middlewares after this one added to the 404 it replaces
+                return _with_middleware_headers(self.error_response(request, NotFound()), response)
         return response
 
     def process_view(
