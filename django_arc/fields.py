@@ -317,26 +317,41 @@ class FieldAccess:
         be dropped silently (the caller's own tenant) instead of refused."""
         denied: list[str] = []
         for key in list(data):
-            verdict = self.write_verdict(key)
-            if verdict == "allow":
-                continue
             column = self.rules.managed_aliases.get(key, key)
-            if verdict == "ignore" or (
-                verdict == "managed" and harmless is not None and harmless(column, data[key])
-            ):
+            kept = self.body_verdict(key, column, data[key], harmless)
+            if kept is False:
                 data.pop(key)
-                continue
-            denied.append(key)
+            elif kept is None:
+                denied.append(key)
         if denied:
-            if policy == "strip":
-                for key in denied:
-                    data.pop(key, None)
-            else:
-                denied.sort()
-                raise ArcError(
-                    "FIELD_WRITE_DENIED",
-                    f"Not permitted to write fields: {', '.join(denied)}",
-                    403,
-                    {"fields": denied},
-                )
+            if policy != "strip":
+                raise write_denied(denied)
+            for key in denied:
+                data.pop(key, None)
         return data
+
+    def body_verdict(self, name: str, column: str, value: Any, harmless: Any) -> bool | None:
+        """What becomes of a body value written through ``name`` (a field, or the column a
+        nested ``source="*"`` key writes) to ``column``: ``True`` written, ``False`` dropped
+        silently (a field the caller is told nothing of, or a preset-managed column's value
+        ``harmless(column, value)`` accepts, the caller's own tenant), ``None`` refused.
+        One judgement for a body's top-level keys (:meth:`guard`) and its nested ones."""
+        verdict = self.write_verdict(name)
+        if verdict == "allow":
+            return True
+        if verdict == "ignore" or (
+            verdict == "managed" and harmless is not None and harmless(column, value)
+        ):
+            return False
+        return None
+
+
+def write_denied(denied: list[str]) -> ArcError:
+    """The 403 refusing a body's keys ``denied``, every one named, in order."""
+    denied = sorted(denied)
+    return ArcError(
+        "FIELD_WRITE_DENIED",
+        f"Not permitted to write fields: {', '.join(denied)}",
+        403,
+        {"fields": denied},
+    )

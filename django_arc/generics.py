@@ -82,7 +82,7 @@ from .exceptions import (
     exception_handler,
     get_request_id,
 )
-from .fields import FieldAccess, ReadPlan
+from .fields import FieldAccess, ReadPlan, write_denied
 from .filters import QueryLanguageFilter
 from .idempotency.execution import IdempotentExecution
 from .logs import log_text
@@ -1880,13 +1880,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                     self.field_access, data[name], columns, harmless, f"{name}.", denied
                 )
         if denied and policy != "strip":
-            denied.sort()
-            raise ArcError(
-                "FIELD_WRITE_DENIED",
-                f"Not permitted to write fields: {', '.join(denied)}",
-                403,
-                {"fields": denied},
-            )
+            raise write_denied(denied)
         return data
 
     def write_transaction(self, always: bool = False) -> Any:
@@ -2710,10 +2704,10 @@ def _guard_on_row(
                 else item
             )
         else:
-            verdict = access.write_verdict(column)
-            if verdict == "allow":
+            verdict = access.body_verdict(column, column, item, harmless)
+            if verdict:
                 kept[key] = item
-            elif not (verdict == "ignore" or (verdict == "managed" and harmless(column, item))):
+            elif verdict is None:
                 denied.append(f"{path}{key}")
     return kept
 
