@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -14,10 +15,20 @@ from rest_framework.response import Response
 from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import permissions as P
 from django_arc.audit.models import AuditLog
+from django_arc.checks import check_resource
 from django_arc.outbox.models import OutboxEvent
+from django_arc.querycache import invalidate
+from django_arc.sites import _all_sites
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import RgComment, RgPlace
+from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.testapp.models import Author, RgComment, RgPlace, Sticker
+from tests.testapp.resources import PUBLIC
+
+try:  # Django 5.0+
+    from django.contrib.contenttypes.prefetch import GenericPrefetch
+except ImportError:  # Django 4.2
+    GenericPrefetch = None
 
 pytestmark = pytest.mark.django_db
 
@@ -236,3 +247,120 @@ def test_fs12c_a_handler_saving_a_foreign_pair_then_answering_a_4xx_keeps_nothin
         assert mine.object_id == other_b.pk, url
         mine.object_id = place_b.pk
         mine.save()
+
+
+# -- the query cache through a GenericForeignKey -------------------------------------------
+
+
+class _Fs12cStickerSerializer(serializers.ModelSerializer):
+    """A sticker rendering what it is stuck on (its ``str()``): prefetched by arc."""
+
+    target = serializers.StringRelatedField(read_only=True)
+
+    class Meta:
+        model = Sticker
+        fields = ["id", "label", "target"]
+
+
+class _Fs12cLabelSerializer(serializers.ModelSerializer):
+    """Only the label and the pair's columns: the declared queryset prefetches the
+    target, which a ``get_queryset()`` narrowing by it would read."""
+
+    class Meta:
+        model = Sticker
+        fields = ["id", "label", "content_type", "object_id"]
+
+
+def _fs12c_sticker_resources():
+    class Rendered(Resource):
+        model = Sticker
+        name = "fs12c-rendered"
+        serializer_class = _Fs12cStickerSerializer
+        permissions = PUBLIC
+        cache = {"stale_seconds": 30}
+
+    class Prefetched(Resource):
+        model = Sticker
+        name = "fs12c-prefetched"
+        serializer_class = _Fs12cStickerSerializer
+        queryset = Sticker.objects.prefetch_related("target")
+        permissions = PUBLIC
+        cache = {"stale_seconds": 30}
+
+    class Tagged(Resource):
+        model = Sticker
+        name = "fs12c-tagged"
+        serializer_class = _Fs12cStickerSerializer
+        permissions = PUBLIC
+        cache = {"stale_seconds": 30, "tags": ["fs12c-targets"]}
+
+    found = [Rendered, Prefetched, Tagged]
+    if GenericPrefetch is not None:
+
+        class Generic(Resource):
+            model = Sticker
+            name = "fs12c-generic-prefetch"
+            serializer_class = _Fs12cLabelSerializer
+            queryset = Sticker.objects.prefetch_related(
+                GenericPrefetch("target", [Author.objects.all()])
+            )
+            permissions = PUBLIC
+            cache = {"stale_seconds": 30}
+
+        found.append(Generic)
+    return found
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_fs12c_an_answer_read_through_a_generic_foreign_key_is_not_stored_untagged(settings):
+    """A cached resource whose answers read the row a ``GenericForeignKey`` points at (a
+    serializer rendering it, a declared ``prefetch_related("target")`` or, on Django 5,
+    a ``GenericPrefetch``) stored them, and no write to the target retired them: an author
+    renamed, the sticker list kept showing the old name as a HIT until ``stale_seconds``.
+    Such answers are now computed every time (``MISS``, the new name shown) and
+    ``manage.py check`` says so (arc.W015), unless the resource's ``cache`` names
+    ``tags``, the project's word that its receivers retire them (docs/query-cache.md):
+    stored, and retired by ``invalidate(tag)``."""
+    site = ResourceSite(name="fs12c-stickers")
+    resources = _fs12c_sticker_resources()
+    for resource in resources:
+        site.register(resource)
+    author = Author.objects.create(name="Ann")
+    Sticker.objects.create(
+        content_type=ContentType.objects.get_for_model(Author), object_id=author.pk, label="a"
+    )
+    api = client_for(None)
+    try:
+        with (
+            site_mounted(settings, "fs12cs", site),
+            override_settings(CACHES=caches_with("redis", REDIS_URL)),
+            override_settings(ARC=arc_with(CACHE={"ALIAS": "redis", "STALE_SECONDS": 30})),
+        ):
+            warned = {
+                resource.__name__: [m.id for m in check_resource(site.get_resource(resource.name))]
+                for resource in resources
+            }
+            for resource in resources:
+                url = f"/fs12cs/{resource.name}/"
+                author.name = "Ann"
+                author.save()
+                assert api.get(url)["X-Cache"] == "MISS", url
+                second = api.get(url)
+                author.name = "Bob"
+                author.save()
+                third = api.get(url)
+                if resource.__name__ == "Tagged":
+                    assert (second["X-Cache"], third["X-Cache"]) == ("HIT", "HIT")
+                    invalidate("fs12c-targets")
+                    third = api.get(url)
+                    assert third["X-Cache"] == "MISS"
+                else:
+                    assert (second["X-Cache"], third["X-Cache"]) == ("MISS", "MISS"), url
+                if "target" in third.json()["docs"][0]:
+                    assert third.json()["docs"][0]["target"] == "Bob", url
+    finally:
+        _all_sites.remove(site)
+    for name, ids in warned.items():
+        assert ("arc.W015" in ids) is (name != "Tagged"), (name, ids)
