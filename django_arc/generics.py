@@ -1692,11 +1692,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             keys = sorted(keys, key=str)
             for start in range(0, len(keys), _JUDGED_AT_ONCE):
                 chunk = keys[start : start + _JUDGED_AT_ONCE]
-                found = {
-                    str(pk) for pk in narrow(rows, {"pk__in": chunk}).values_list("pk", flat=True)
-                }
+                found = set(narrow(rows, {"pk__in": chunk}).values_list("pk", flat=True))
+                # a row the database matched to no key as Python compares them (a collation,
+                # a decimal's digits): an absence is then not told, and is left to the entry
+                told = found <= set(chunk)
                 for key in chunk:
-                    judged[(ct_pk, str(key))] = str(key) in found
+                    if key in found or told:
+                        judged[(ct_pk, str(key))] = key in found
 
     def generic_pairs_held(self, rows: list[Any]) -> dict[Any, list[Any]] | None:
         """The generic pairs ``rows`` hold before an update writes them, by primary key:
