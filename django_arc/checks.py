@@ -1178,7 +1178,8 @@ def check_resource(resource: Any) -> list[Error]:
 def _check_uncached_queryset(resource: Any) -> list[Warning]:
     """arc.W015: a cached resource whose declared ``queryset`` (or model's default manager)
     holds SQL of its own (``RawSQL``, ``extra()``, in a ``Prefetch`` too) or reads a table no
-    model is over: no write can be told to retire its answers, so every read is computed
+    model is over, or whose answers read through a ``GenericForeignKey`` with no ``tags``
+    declared: no write can be told to retire its answers, so every read is computed
     and none stored (:func:`~django_arc.querycache.invalidation.declared_queryset_reads`).
     Nothing said so: the developer saw ``cache`` declared, every answer ``X-Cache: MISS``,
     and no reason. A warning: the answers are right, only never cached."""
@@ -1193,11 +1194,13 @@ def _check_uncached_queryset(resource: Any) -> list[Warning]:
     return [
         Warning(
             "`cache` is set, but the declared `queryset` (or the model's default manager) "
-            "holds SQL of its own (RawSQL, extra()) or reads a table no model is over: no "
+            "holds SQL of its own (RawSQL, extra()) or reads a table no model is over, or "
+            "the answers read the rows a GenericForeignKey points at (any model's): no "
             "write can retire its answers, so none is ever stored (every read is a MISS).",
             hint="Express the condition with the ORM (Exists, Subquery, F, joins), move it "
             "to get_queryset() and tag the resource (docs/query-cache.md), or remove "
-            "`cache`.",
+            "`cache`. Through a GenericForeignKey: give `cache` the `tags` your receivers "
+            "of the target models' writes invalidate.",
             obj=resource,
             id="arc.W015",
         )

@@ -65,7 +65,7 @@ from rest_framework.relations import ManyRelatedField, PrimaryKeyRelatedField, R
 from rest_framework.renderers import AdminRenderer, BrowsableAPIRenderer
 from rest_framework.request import clone_request
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
+from rest_framework.serializers import ListSerializer, Serializer
 from rest_framework.settings import api_settings
 from rest_framework.utils.field_mapping import ClassLookupDict
 from rest_framework.utils.serializer_helpers import BindingDict, BoundField
@@ -1594,6 +1594,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         ]
         if checks:
             serializer._arc_generic_pairs = True
+            serializer._arc_pair_checks = checks
             serializer.validate = _checked_after(serializer.validate, checks, serializer)
 
     def generic_target_rows(self, model: type[models.Model]) -> models.QuerySet | None:
@@ -1640,10 +1641,64 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 key = model._meta.pk.to_python(object_id)
             except (DjangoValidationError, ValueError, TypeError, OverflowError):
                 return False
-            if key is None or beyond_int64(key) or not narrow(rows, {"pk": key}).exists():
+            if key is None or beyond_int64(key):
+                return False
+            judged = self.__dict__.get("_generic_judged", {}).get((content_type.pk, str(key)))
+            if judged is None:
+                judged = narrow(rows, {"pk": key}).exists()
+            if not judged:
                 return False
         self.__dict__.setdefault("_generic_named", set()).add((content_type.pk, str(object_id)))
         return True
+
+    def judge_generic_pairs(self, checks: list[Any], entries: Any) -> None:
+        """Ask at once which rows the pairs of ``entries`` (a list's raw items, before each
+        is validated) name, for :meth:`names_generic_target` to answer each entry's check
+        without a query of its own: a list of N pairs in an action's input ran N queries.
+        One query per content type (per :data:`_JUDGED_AT_ONCE` ids); a value that is no
+        content type or key is left to the entry's own check, whose field validation
+        refuses it first."""
+        wanted: dict[Any, tuple[Any, set[Any]]] = {}
+        for check in checks:
+            pair = check.pair
+            content_types = pair.model._meta.get_field(pair.ct_field).related_model
+            ct_name = check.written.get(pair.ct_field)
+            fk_name = check.written.get(pair.fk_field)
+            ct_held = _held(check.row, pair.model._meta.get_field(pair.ct_field).attname)
+            fk_held = _held(check.row, pair.fk_field)
+            for entry in entries if isinstance(entries, list) else ():
+                if not isinstance(entry, Mapping):
+                    continue
+                content_type = entry.get(ct_name, ct_held) if ct_name else ct_held
+                object_id = entry.get(fk_name, fk_held) if fk_name else fk_held
+                if content_type is None or object_id is None:
+                    continue
+                try:
+                    content_type = content_types.objects.get_for_id(content_type)
+                    model = content_type.model_class()
+                    key = model._meta.pk.to_python(object_id)
+                except (ObjectDoesNotExist, DjangoValidationError, AttributeError) + _BAD_KEY:
+                    continue
+                if key is None or beyond_int64(key):
+                    continue
+                if content_type.pk not in wanted:
+                    rows = self.generic_target_rows(model)
+                    if rows is None:  # nothing narrows them: no query to save
+                        continue
+                    wanted[content_type.pk] = (rows, set())
+                wanted[content_type.pk][1].add(key)
+        judged = self.__dict__.setdefault("_generic_judged", {})
+        for ct_pk, (rows, keys) in wanted.items():
+            keys = sorted(keys, key=str)
+            for start in range(0, len(keys), _JUDGED_AT_ONCE):
+                chunk = keys[start : start + _JUDGED_AT_ONCE]
+                found = set(narrow(rows, {"pk__in": chunk}).values_list("pk", flat=True))
+                # a row the database matched to no key as Python compares them (a collation,
+                # a decimal's digits): an absence is then not told, and is left to the entry
+                told = found <= set(chunk)
+                for key in chunk:
+                    if key in found or told:
+                        judged[(ct_pk, str(key))] = key in found
 
     def generic_pairs_held(self, rows: list[Any]) -> dict[Any, list[Any]] | None:
         """The generic pairs ``rows`` hold before an update writes them, by primary key:
@@ -1765,6 +1820,9 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         inner = getattr(field, "child_relation", None) or getattr(field, "child", None)
         if inner is not None:
             self._narrow_field(inner, None, plain)
+            checks = getattr(inner, "_arc_pair_checks", None)
+            if checks and isinstance(field, ListSerializer):
+                field.to_internal_value = _judged_at_once(self, field.to_internal_value, checks)
 
     def _narrow_relation(self, relation: Any) -> None:
         presets = self.resource.preset_list
@@ -2632,7 +2690,14 @@ class _GenericPairCheck:
         instance = getattr(serializer, "instance", None)
         if not isinstance(instance, models.Model):
             instance = self.row
-        content_type = attrs[ct_source] if ct_source in attrs else _held(instance, ct_source)
+        # the row's content type by its column (``content_type_id``): read through the
+        # foreign key it was a query per call, which the content types' cache by id saves
+        meta = pair.model._meta
+        content_type = (
+            attrs[ct_source]
+            if ct_source in attrs
+            else _held(instance, meta.get_field(ct_source).attname)
+        )
         object_id = attrs[fk_source] if fk_source in attrs else _held(instance, fk_source)
         if content_type is None or object_id is None:
             return  # a nullable pair cleared, or half of one the serializer requires
@@ -2640,6 +2705,27 @@ class _GenericPairCheck:
             name = self.written.get(fk_source) or self.written.get(ct_source) or fk_source
             message = str(PrimaryKeyRelatedField.default_error_messages["does_not_exist"])
             raise ValidationError({name: [message.format(pk_value=object_id)]})
+
+
+#: the most ids :meth:`ResourceGenericViewSet.judge_generic_pairs` asks for in one query
+#: (below SQLite's oldest limit of 999 parameters, with room for the presets' conditions)
+_JUDGED_AT_ONCE = 500
+
+#: what a key's ``to_python`` or a content type's lookup refuses a value with
+_BAD_KEY = (ValueError, TypeError, OverflowError)
+
+
+def _judged_at_once(view: Any, to_internal_value: Any, checks: list[Any]) -> Any:
+    """A list serializer's ``to_internal_value`` judging its entries' pairs at once
+    (:meth:`ResourceGenericViewSet.judge_generic_pairs`) before each entry is validated and
+    checked: each check then finds its answer, and its refusal is named under its index as
+    before."""
+
+    def validated(data: Any) -> Any:
+        view.judge_generic_pairs(checks, data)
+        return to_internal_value(data)
+
+    return validated
 
 
 def _checked_after(validate: Any, checks: list[Any], serializer: Any) -> Any:

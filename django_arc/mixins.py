@@ -107,15 +107,16 @@ class ActionMixin:
         with self.write_transaction(always=True), self.existing_rows(instance):
             before = self.snapshot(instance) if observers else None
             result = spec.handler(self, request, instance, data)
+            # a pair the handler set on its row (an input writing half of one, a plain
+            # input's own number, the row set before perform_update) names only rows the
+            # caller may name, as a write's stored pair does; judged before a refusal of
+            # its own too, which keeps its writes: one saved before it stayed unjudged
+            self.keep_generic_pairs_read()
             if isinstance(result, HttpResponseBase) and result.status_code >= 400:
                 # the handler refused with its own answer (a 409 for a row in the wrong
                 # state): the action did not happen, so no event or audit entry says it did
                 self.keyed_failure(result)
                 return result
-            # a pair the handler set on its row (an input writing half of one, a plain
-            # input's own number, the row set before perform_update) names only rows the
-            # caller may name, as a write's stored pair does
-            self.keep_generic_pairs_read()
             # the rows it answers (and audits) render their relations as a get after it does:
             # get_object() read them before the handler, which may have changed them (a review
             # added, the author renamed through a queryset), as an update's hooks may
@@ -219,9 +220,9 @@ class RouteMixin:
         else:
             with self.write_transaction(always=True):
                 result = spec.handler(self, request, **url_kwargs)
-                if not (isinstance(result, HttpResponseBase) and result.status_code >= 400):
-                    # a pair a detail route's handler set on its row, as for an action
-                    self.keep_generic_pairs_read()
+                # a pair a detail route's handler set on its row, as for an action (its
+                # own 4xx answer included: what it saved before it stands)
+                self.keep_generic_pairs_read()
                 self.keyed_failure(result)
         if isinstance(result, HttpResponseBase):
             return result

@@ -42,7 +42,7 @@ from django.db.models.sql.query import Query
 from django.db.models.sql.where import ExtraWhere, WhereNode
 
 from .. import redis_alias
-from ..query import relation_named
+from ..query import generic_relation_kind, relation_named
 from ..settings import arc_settings, on_reload
 from ..signals import arc_receiver
 from .keys import resource_version_key, tag_version_key, version_keys
@@ -419,8 +419,9 @@ def _models_read(resource: Any) -> set[type[models.Model]]:
     return _with_parents(m for m in read if m is not None) - {model._meta.concrete_model}
 
 
-#: resource -> ``(its declared queryset, the models that queryset reads, or None)``
-_declared_reads: dict[Any, tuple[Any, frozenset[type[models.Model]] | None]] = {}
+#: resource -> ``(its declared queryset, the models that queryset reads, or None, its
+#: ``cache`` option as read)``
+_declared_reads: dict[Any, tuple[Any, frozenset[type[models.Model]] | None, Any]] = {}
 
 
 def declared_queryset_reads(resource: Any) -> frozenset[type[models.Model]] | None:
@@ -432,10 +433,19 @@ def declared_queryset_reads(resource: Any) -> frozenset[type[models.Model]] | No
     whose writes nothing can report. Declared once, it is the same in every process: watched
     at start-up like a filter path, where a project's ``get_queryset()``, built per request,
     is the project's to tag. An author renamed out of such a queryset used to leave their
-    books served as a HIT."""
+    books served as a HIT.
+
+    ``None`` too when its answers read the rows a ``GenericForeignKey`` points at (the
+    queryset or the serializer prefetching through one, ``GenericPrefetch`` included: any
+    model's rows, known only once read) and its ``cache`` names no ``tags``: the target
+    renamed left the cached answer showing the old name until ``stale_seconds``. Watching
+    the content types found in the rows would connect receivers in the process that read
+    them only (another process writing the target would bump nothing), and watching every
+    model would turn off Django's fast deletes project-wide; the ``tags`` are the project's
+    word that its own receivers retire the answers (docs/query-cache.md)."""
     base = resource.queryset if resource.queryset is not None else resource.model._default_manager
     known = _declared_reads.get(resource)
-    if known is not None and known[0] is base:
+    if known is not None and known[0] is base and known[2] is resource.cache:
         return known[1]
     found: frozenset[type[models.Model]] | None
     tables: set[str] = set()
@@ -452,9 +462,43 @@ def declared_queryset_reads(resource: Any) -> frozenset[type[models.Model]] | No
         own = {_table(m) for m in (resource.model, *resource.model._meta.get_parent_list())}
         others = [by_table.get(table) for table in tables - own]
         found = None if None in others else frozenset(m for m in others if m is not None)
+    if found is not None and _reads_generic_targets(resource, queryset):
+        policy = policy_for(resource)
+        if policy is not None and not policy.tags:
+            found = None
     if resource.model._meta.apps.models_ready:
-        _declared_reads[resource] = (base, found)
+        _declared_reads[resource] = (base, found, resource.cache)
     return found
+
+
+def _reads_generic_targets(resource: Any, queryset: Any) -> bool:
+    """Whether ``resource``'s answers read the rows a ``GenericForeignKey`` points at: a
+    ``prefetch_related()`` path of its declared ``queryset`` (or of a ``Prefetch``
+    queryset in it) through one, or one its serializer renders (``related_loading``)."""
+    paths: list[tuple[Any, str]] = []
+    pending = [queryset] if queryset is not None else []
+    while pending:
+        current = pending.pop()
+        for lookup in getattr(current, "_prefetch_related_lookups", ()):
+            paths.append((current.model, str(getattr(lookup, "prefetch_through", lookup))))
+            inner = getattr(lookup, "queryset", None)
+            if inner is not None:
+                pending.append(inner)
+    if resource.serializer_class is not None and resource.model._meta.apps.models_ready:
+        try:
+            joined, prefetched = resource.related_loading
+        except Exception:  # noqa: BLE001 - a serializer that does not build is check's to report
+            joined, prefetched = [], []
+        paths += [(resource.model, path) for path in (*joined, *prefetched)]
+    for model, path in paths:
+        for name in path.split("__"):
+            field = relation_named(model, name) if model is not None else None
+            if field is None:
+                break
+            if generic_relation_kind(field) == "GenericForeignKey":
+                return True
+            model = field.related_model
+    return False
 
 
 def _prefetches_read(queryset: Any, tables: set[str]) -> bool:
