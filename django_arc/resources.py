@@ -94,6 +94,22 @@ class _hybrid:
         return self.func.__get__(instance, owner)
 
 
+def sort_text(declared: Any) -> str | None:
+    """``default_sort`` as the one text every reader splits on commas: a list or tuple of
+    names is accepted as Django's ``Meta.ordering`` is (a project writes it that way by
+    habit), joined; ``None`` is no order. Anything else (a number, an expression, a dict) is
+    ``None``: the resource reads it as no order, so that registering it does not stop
+    start-up with a traceback, and ``manage.py check`` reports it as ``arc.E004`` naming the
+    option."""
+    if isinstance(declared, str):
+        return declared
+    if declared is None:
+        return ""
+    if isinstance(declared, (list, tuple)) and all(isinstance(part, str) for part in declared):
+        return ",".join(declared)
+    return None
+
+
 def _held_static(klass: type, attr: str) -> bool:
     """Whether ``klass`` holds a ``@staticmethod`` under ``attr`` (through its MRO): read
     from the class it is the plain function, which ``actions.as_declared`` must call
@@ -229,7 +245,9 @@ class Resource:
     filter_fields: dict[str, list[str]] | list[str] = {}
     sort_fields: list[str] = []
     search_fields: list[str] = []
-    default_sort: str = ""
+    #: ``"-created_at,title"``, or a list of names as Django's ``Meta.ordering`` (read as
+    #: the comma-separated text when the resource is built)
+    default_sort: str | list[str] | tuple[str, ...] = ""
     lookup_field: str = "pk"
     presets: list[Any] = []
     permissions: dict[str, Any] = {}
@@ -264,6 +282,7 @@ class Resource:
             raise ImproperlyConfigured(f"{type(self).__qualname__} must set `model`.")
         if self.name is None:
             self.name = f"{self.model._meta.model_name}s"
+        self.default_sort = sort_text(self.default_sort) or ""
 
     # -- declaration-derived data, computed once ---------------------------------------
 

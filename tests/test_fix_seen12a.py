@@ -1,0 +1,86 @@
+"""fix-seen12a: start-up checks and field rules the last stop left."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.db.models import F
+
+from django_arc import Resource, ResourceSite
+from django_arc import permissions as P
+from django_arc.checks import check_resource
+from django_arc.querycache.invalidation import _models_read
+from django_arc.sites import _all_sites
+from tests.factories import BookFactory
+from tests.helpers import site_mounted
+from tests.testapp.models import Author, Book
+
+PUBLIC = {"list": P.allow_public(), "get": P.allow_public()}
+MEMBERS = P.require_org_membership()
+
+
+@pytest.fixture
+def fs12a_site():
+    """A throwaway site: its resources are checked by ``manage.py check`` while the test
+    runs, and gone after it."""
+    site = ResourceSite(name="fs12a")
+    yield site
+    _all_sites.remove(site)
+
+
+def _fs12a_resource(**attrs):
+    attrs = {"model": Book, "name": "fs12a-books", "permissions": PUBLIC, **attrs}
+    return type("Fs12aBooks", (Resource,), attrs)
+
+
+# -- 1. default_sort given as a list, as Django's Meta.ordering is -------------------------
+
+
+@pytest.mark.parametrize("declared", [["-title"], ("-title",), ["-pages", "title"]])
+def test_fs12a_a_default_sort_list_passes_check_and_start_up(fs12a_site, declared):
+    """``default_sort = ["-title"]`` (Django's ``Meta.ordering`` is a list) was an
+    ``AttributeError`` ('list' has no 'split') at registration (the query cache's watch
+    reads the paths it joins) and in ``manage.py check``. A list of names is read as the
+    comma-separated text."""
+    fs12a_site.register(_fs12a_resource(default_sort=declared))
+    call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
+    resource = fs12a_site.resources[0]
+    assert resource.default_sort == ",".join(declared)
+    assert check_resource(resource) == []
+
+
+def test_fs12a_a_default_sort_list_through_a_relation_is_watched():
+    """The query cache watches the models a ``default_sort`` path joins, list or text."""
+    resource = _fs12a_resource(default_sort=["author__name"])()
+    assert Author in _models_read(resource)
+
+
+@pytest.mark.django_db
+def test_fs12a_a_default_sort_list_orders_the_list(settings, fs12a_site):
+    fs12a_site.register(_fs12a_resource(default_sort=["-pages", "title"]))
+    BookFactory(title="b", pages=1)
+    BookFactory(title="a", pages=1)
+    BookFactory(title="c", pages=9)
+    with site_mounted(settings, "fs12a", fs12a_site):
+        from django.test import Client
+
+        response = Client().get("/fs12a/fs12a-books/")
+    assert response.status_code == 200, response.content
+    assert [row["title"] for row in response.json()["docs"]] == ["c", "a", "b"]
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [5, [F("title").desc()], ["-title", 3], {"title": "desc"}],
+    ids=["number", "expression", "mixed", "dict"],
+)
+def test_fs12a_a_default_sort_neither_text_nor_names_is_a_check_error(fs12a_site, declared):
+    """Anything else is ``manage.py check``'s error naming the option, not a traceback."""
+    fs12a_site.register(_fs12a_resource(default_sort=declared))
+    with pytest.raises(SystemCheckError) as excinfo:
+        call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
+    assert "arc.E004" in str(excinfo.value)
+    assert "`default_sort`" in str(excinfo.value)
