@@ -328,6 +328,7 @@ class Resource:
             self.write_only_fields,
             self.renamed_fields,
             self.written_columns,
+            self.columns_named_elsewhere,
         )
 
     @cached_property
@@ -406,6 +407,21 @@ class Resource:
             and field.source in columns
             and columns[field.source] != name
         }
+
+    @cached_property
+    def columns_named_elsewhere(self) -> frozenset[str]:
+        """A ``serializer_class``'s fields named like a model column that neither render nor
+        write it (``cost = SerializerMethodField()``, a dotted ``source``, another column's):
+        a rule on one is on its own value, so it is no write peer of the fields writing the
+        column (:attr:`django_arc.fields.FieldRules.write_peers`). Counted as the column's
+        own field, its rule refused a write through ``unit_cost = ...(source="cost")`` to a
+        caller that field serves."""
+        columns = self._column_field_names
+        return frozenset(
+            name
+            for name, field in self.project_serializer_fields.items()
+            if columns.get(name) == name and columns.get(field.source) != name
+        )
 
     @cached_property
     def written_on_row(self) -> dict[str, Any]:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db.models import F
+from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite
+from django_arc import Resource, ResourceSite, presets
+from django_arc import fields as FR
 from django_arc import permissions as P
 from django_arc.checks import check_resource
 from django_arc.querycache.invalidation import _models_read
 from django_arc.sites import _all_sites
-from tests.factories import BookFactory
+from shop.models import Product
+from tests.factories import BookFactory, OrganizationFactory, ProductFactory, member_client
 from tests.helpers import site_mounted
 from tests.testapp.models import Author, Book
 
@@ -84,3 +88,62 @@ def test_fs12a_a_default_sort_neither_text_nor_names_is_a_check_error(fs12a_site
         call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
     assert "arc.E004" in str(excinfo.value)
     assert "`default_sort`" in str(excinfo.value)
+
+
+# -- 2. a read-only field named like a column writes nothing ------------------------------
+
+
+class _Fs12aBandSerializer(serializers.ModelSerializer):
+    """``cost`` is a computed band (a ``SerializerMethodField`` named like the column, its
+    value ruled for admins), ``unit_cost`` writes the ``cost`` column."""
+
+    cost = serializers.SerializerMethodField()
+    unit_cost = serializers.DecimalField(
+        source="cost", max_digits=10, decimal_places=2, required=False, allow_null=True
+    )
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "organization", "cost", "unit_cost"]
+
+    def get_cost(self, obj):
+        return "high" if (obj.cost or 0) > 5 else "low"
+
+
+def _fs12a_band_resource():
+    return type(
+        "Fs12aBandResource",
+        (Resource,),
+        {
+            "model": Product,
+            "name": "fs12a-bands",
+            "serializer_class": _Fs12aBandSerializer,
+            "presets": [presets.MultiTenant()],
+            "permissions": {k: MEMBERS for k in ("list", "get", "create", "update")},
+            "field_permissions": {"cost": FR.visible_to("admin")},
+        },
+    )
+
+
+@pytest.mark.django_db
+def test_fs12a_a_method_field_named_like_a_column_does_not_rule_its_writers(settings, fs12a_site):
+    """A ``SerializerMethodField`` named ``cost`` (read-only, computed: it renders and writes
+    no column) joined the ``cost`` column's write group, so its ``visible_to("admin")``
+    refused an editor's write of the column through ``unit_cost``, the field that writes it
+    and renders it to the editor (403 ``FIELD_WRITE_DENIED``): a false refusal."""
+    fs12a_site.register(_fs12a_band_resource())
+    call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
+    org = OrganizationFactory()
+    row = ProductFactory(organization=org, cost=Decimal("7.00"))
+    editor = member_client(org, "editor")
+    with site_mounted(settings, "fs12a", fs12a_site):
+        r = editor.patch(f"/fs12a/fs12a-bands/{row.pk}/", {"unit_cost": "3.00"}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["unit_cost"] == "3.00" and "cost" not in r.json()["data"]
+    row.refresh_from_db()
+    assert row.cost == Decimal("3.00")
+    # the method field itself stays refused: it writes nothing
+    with site_mounted(settings, "fs12a", fs12a_site):
+        r = editor.patch(f"/fs12a/fs12a-bands/{row.pk}/", {"cost": "9.00"}, format="json")
+    assert r.status_code == 403 and r.json()["details"] == {"fields": ["cost"]}, r.content
+
