@@ -1784,8 +1784,16 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             return queryset
 
         if getattr(relation, "queryset", None) is not None:
+            if not isinstance(relation.queryset, (models.QuerySet, models.Manager)):
+                return  # a project's field holding some other ``queryset`` names no rows
             relation.queryset = narrowed(relation.queryset)
-            own = relation.get_queryset
+            own = getattr(relation, "get_queryset", None)
+            if own is None:
+                # a project's own field reading its ``queryset`` itself (no DRF relation,
+                # so no ``get_queryset()`` to wrap: asking for one was a 500 on every
+                # write): the rows it may name are kept to those a GET reads now
+                relation.queryset = self._readable_targets(relation.queryset)
+                return
         else:
             # DRF lets a relation leave ``queryset`` out and override ``get_queryset()``
             # instead: narrow what that returns, or its rows would not be narrowed at all

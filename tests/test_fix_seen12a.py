@@ -17,7 +17,7 @@ from django_arc import permissions as P
 from django_arc.checks import check_resource
 from django_arc.querycache.invalidation import _models_read
 from django_arc.sites import _all_sites
-from shop.models import Product
+from shop.models import Order, Product
 from tests.factories import BookFactory, OrganizationFactory, ProductFactory, member_client
 from tests.helpers import site_mounted
 from tests.testapp.models import Author, Book
@@ -147,3 +147,68 @@ def test_fs12a_a_method_field_named_like_a_column_does_not_rule_its_writers(sett
         r = editor.patch(f"/fs12a/fs12a-bands/{row.pk}/", {"cost": "9.00"}, format="json")
     assert r.status_code == 403 and r.json()["details"] == {"fields": ["cost"]}, r.content
 
+
+# -- 3. a project's own field with a ``queryset`` and no ``get_queryset()`` ---------------
+
+
+class _Fs12aProductById(serializers.Field):
+    """A project's own field naming a product by id through its ``queryset`` attribute: no
+    DRF relation, so no ``get_queryset()``."""
+
+    def __init__(self, queryset, **kwargs):
+        self.queryset = queryset
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return self.queryset.get(pk=data)
+        except (Product.DoesNotExist, ValueError, TypeError):
+            raise serializers.ValidationError("No such product.") from None
+
+    def to_representation(self, value):
+        return value.pk
+
+
+class _Fs12aOrderSerializer(serializers.ModelSerializer):
+    product = _Fs12aProductById(queryset=Product.objects.all())
+
+    class Meta:
+        model = Order
+        fields = ["id", "organization", "product", "quantity", "customer_email"]
+
+
+def _fs12a_order_resource():
+    return type(
+        "Fs12aOrderResource",
+        (Resource,),
+        {
+            "model": Order,
+            "name": "fs12a-orders",
+            "serializer_class": _Fs12aOrderSerializer,
+            "presets": [presets.MultiTenant()],
+            "permissions": {k: MEMBERS for k in ("list", "get", "create", "update")},
+        },
+    )
+
+
+@pytest.mark.django_db
+def test_fs12a_a_field_of_its_own_with_a_queryset_is_narrowed_not_a_500(settings, fs12a_site):
+    """A field that is no DRF relation but carries a ``queryset`` (read by its own
+    ``to_internal_value``) was handed to the relation narrowing, which then asked it for
+    ``get_queryset()``: ``AttributeError``, a 500 on every write. Its ``queryset`` is
+    narrowed as a relation's is: the caller's own product is written, another tenant's is
+    400 naming the field, as no such row."""
+    fs12a_site.register(_fs12a_order_resource())
+    org, other = OrganizationFactory(), OrganizationFactory()
+    mine, theirs = ProductFactory(organization=org), ProductFactory(organization=other)
+    editor = member_client(org, "editor")
+    editor.raise_request_exception = False  # a 500 is an answer to assert on
+    body = {"quantity": 2, "customer_email": "a@example.com"}
+    with site_mounted(settings, "fs12a", fs12a_site):
+        r = editor.post("/fs12a/fs12a-orders/", {**body, "product": mine.pk}, format="json")
+        assert r.status_code == 201, r.content
+        assert r.json()["data"]["product"] == mine.pk
+        r = editor.post("/fs12a/fs12a-orders/", {**body, "product": theirs.pk}, format="json")
+    assert r.status_code == 400, r.content
+    assert "product" in r.json()["details"], r.content
+    assert list(Order.objects.values_list("product_id", flat=True)) == [mine.pk]
