@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import io
+import weakref
 from decimal import Decimal
 
 import pytest
@@ -212,3 +214,88 @@ def test_fs12a_a_field_of_its_own_with_a_queryset_is_narrowed_not_a_500(settings
     assert r.status_code == 400, r.content
     assert "product" in r.json()["details"], r.content
     assert list(Order.objects.values_list("product_id", flat=True)) == [mine.pk]
+
+
+# -- 5. what is decided per model or field class is neither kept forever nor stale ---------
+
+
+def test_fs12a_a_models_generic_pairs_are_read_as_it_is_now_and_not_kept():
+    """``generic_foreign_keys`` was a ``functools.cache``: every model class it was asked
+    about was kept for the life of the process (each ``isolate_apps`` test's classes), and
+    a pair added to a model after its first answer (``add_to_class``) was never seen, so
+    the write's pair check skipped it."""
+    from django.contrib.contenttypes.fields import GenericForeignKey
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import models
+    from django.test.utils import isolate_apps
+
+    from django_arc.query import generic_foreign_keys
+
+    with isolate_apps("tests.testapp"):
+
+        class Fs12aPinned(models.Model):
+            content_type = models.ForeignKey(
+                ContentType, on_delete=models.CASCADE, related_name="+"
+            )
+            object_id = models.PositiveIntegerField()
+
+            class Meta:
+                app_label = "testapp"
+
+        assert generic_foreign_keys(Fs12aPinned) == ()
+        Fs12aPinned.add_to_class("target", GenericForeignKey())
+        assert [f.name for f in generic_foreign_keys(Fs12aPinned)] == ["target"]
+        gone = weakref.ref(Fs12aPinned)
+    del Fs12aPinned
+    gc.collect()
+    assert gone() is None
+
+
+class _Fs12aLateRows(serializers.Field):
+    """A project's field resolving a product by id through its class's ``queryset``, which
+    a plug-in installs after start-up (``None`` until then: the project's own lookup)."""
+
+    queryset = None
+
+    def to_internal_value(self, data):
+        rows = self.queryset if self.queryset is not None else Product.objects.none()
+        try:
+            return rows.get(pk=data)
+        except (Product.DoesNotExist, ValueError, TypeError):
+            raise serializers.ValidationError("No such product.") from None
+
+    def to_representation(self, value):
+        return value.pk
+
+
+class _Fs12aLateOrderSerializer(serializers.ModelSerializer):
+    product = _Fs12aLateRows()
+
+    class Meta:
+        model = Order
+        fields = ["id", "organization", "product", "quantity", "customer_email"]
+
+
+@pytest.mark.django_db
+def test_fs12a_a_field_class_given_rows_after_its_first_write_is_narrowed(
+    settings, fs12a_site, monkeypatch
+):
+    """Whether a field class names rows was decided on its first write and kept
+    (``functools.cache``): a class given a ``queryset`` afterwards was still skipped by the
+    relation walk, so its rows were never narrowed and a member linked another tenant's
+    product (201). A field's rows are read as it has them on each write."""
+    resource = _fs12a_order_resource()
+    resource.name, resource.serializer_class = "fs12a-late-orders", _Fs12aLateOrderSerializer
+    fs12a_site.register(resource)
+    org, other = OrganizationFactory(), OrganizationFactory()
+    theirs = ProductFactory(organization=other)
+    editor = member_client(org, "editor")
+    body = {"quantity": 2, "customer_email": "a@example.com", "product": theirs.pk}
+    with site_mounted(settings, "fs12a", fs12a_site):
+        r = editor.post("/fs12a/fs12a-late-orders/", body, format="json")
+        assert r.status_code == 400, r.content  # no rows yet: the project's own answer
+        monkeypatch.setattr(_Fs12aLateRows, "queryset", Product.objects.all())
+        r = editor.post("/fs12a/fs12a-late-orders/", body, format="json")
+    assert r.status_code == 400, r.content
+    assert "product" in r.json()["details"], r.content
+    assert not Order.objects.exists()
