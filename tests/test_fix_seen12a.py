@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import io
+import types
 import weakref
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db.models import F
+from django.urls import include, path
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, presets
@@ -299,3 +301,40 @@ def test_fs12a_a_field_class_given_rows_after_its_first_write_is_narrowed(
     assert r.status_code == 400, r.content
     assert "product" in r.json()["details"], r.content
     assert not Order.objects.exists()
+
+
+# -- 6. what manage.py check sees: every site, and the views ROOT_URLCONF routes ----------
+
+
+def test_fs12a_a_sites_resources_are_checked_in_no_urlconf_at_all(fs12a_site):
+    """A site a project mounts only in a per-request URLconf (``request.urlconf``, set by
+    its middleware per host) is in no URLconf ``check`` reads: its resources are checked
+    all the same, as every registered site's are."""
+    fs12a_site.register(_fs12a_resource(sort_fields=["ghost"]))
+    with pytest.raises(SystemCheckError) as excinfo:
+        call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
+    assert "Fs12aBooks ('fs12a-books'): (arc.E004)" in str(excinfo.value)
+
+
+def test_fs12a_a_viewset_routed_only_per_request_is_not_seen_by_check(settings, monkeypatch):
+    """A project's own ViewSet (no site) is found by the ``ROOT_URLCONF`` it is routed in:
+    one routed only through a ``request.urlconf`` is not (documented in decisions.md,
+    "check sees ROOT_URLCONF's views"). Register its resource on a site, or route it in
+    ``ROOT_URLCONF`` too, for ``check`` to see it."""
+    from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
+    from rest_framework.routers import SimpleRouter
+
+    from django_arc.checks import check_renderers_of_views_own_html
+
+    html = type(
+        "Fs12aHtmlViewSet",
+        (_fs12a_resource().as_viewset(),),
+        {"renderer_classes": [JSONRenderer, TemplateHTMLRenderer]},
+    )
+    router = SimpleRouter()
+    router.register("fs12a-html", html, basename="fs12a-html")
+    per_request = types.ModuleType("fs12a_host_urls")
+    per_request.urlpatterns = [path("api/", include(router.urls))]
+    assert "arc.W014" not in [w.id for w in check_renderers_of_views_own_html()]
+    settings.ROOT_URLCONF = per_request
+    assert [w.id for w in check_renderers_of_views_own_html()] == ["arc.W014"]
