@@ -839,8 +839,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
 
     @cached_property
     def field_access(self) -> FieldAccess:
-        """What this caller may read, see masked and write, field by field."""
-        return self.resource.field_rules.for_scope(self.scope)
+        """What this caller may read, see masked and write, field by field: a write's by the
+        fields the request's serializer has (:meth:`~django_arc.resources.Resource.writes_judged`)."""
+        return self._writes_judged[0].for_scope(self.scope)
+
+    @cached_property
+    def _writes_judged(self) -> tuple[Any, dict[str, Any]]:
+        return self.resource.writes_judged(self)
 
     @property
     def judged_action(self) -> str | None:
@@ -1877,7 +1882,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
 
         policy = self.resource.write_denied_policy
         data = self.field_access.guard(data, policy, harmless)
-        on_row = self.resource.written_on_row
+        on_row = self._writes_judged[1]
         if not on_row:
             return data
         # a nested serializer's keys write the row's own columns (``source="*"``)

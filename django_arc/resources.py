@@ -232,6 +232,10 @@ def _related_paths(
             )
 
 
+#: methods that write nothing: judged by the field rules compiled once
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class Resource:
     """Declare an API over a model; see SPEC §2 and ``docs/resources.md``."""
 
@@ -311,6 +315,16 @@ class Resource:
     @cached_property
     def field_rules(self) -> FieldRules:
         """The field rules compiled once; every per-caller field decision asks them."""
+        return self._rules_over(
+            self.written_columns, self.columns_named_elsewhere, self.written_on_row
+        )[0]
+
+    def _rules_over(
+        self, written: dict[str, str], elsewhere: frozenset[str], on_row: dict[str, Any]
+    ) -> tuple[FieldRules, dict[str, Any]]:
+        """The field rules with a serializer's writing fields (``written``: its aliases of
+        columns, ``elsewhere``: those named like a column writing none, ``on_row``: its
+        nested ``source="*"`` keys), and ``on_row`` again for the guard of nested keys."""
         managed: set[str] = set()
         for preset in self.preset_list:
             managed |= preset.managed_fields(self)
@@ -320,15 +334,47 @@ class Resource:
         never = set(self.read_only_fields) | primary_key_names(self.model)
         # a serializer_class's field writing one of those columns under another name
         # (``made = DateTimeField(source="created_at")``) writes what no one may write
-        never |= {name for name, column in self.written_columns.items() if column in never}
-        return FieldRules(
+        never |= {name for name, column in written.items() if column in never}
+        rules = FieldRules(
             self.field_permissions,
             never | self.drf_read_only,
             frozenset(managed),
             self.write_only_fields,
             self.renamed_fields,
-            self.written_columns,
-            self.columns_named_elsewhere,
+            written,
+            elsewhere,
+        )
+        return rules, on_row
+
+    @cached_property
+    def fields_per_request(self) -> bool:
+        """Whether the serializer chooses its fields per request (a project's
+        ``get_fields()``, or a method it calls, overridden: DRF calls it for every
+        serializer, with the request in its context)."""
+        from .serializers import _own_get_fields
+
+        return self.serializer_class is not None and not _own_get_fields(self.serializer)
+
+    def writes_judged(self, view: Any) -> tuple[FieldRules, dict[str, Any]]:
+        """The field rules a write through ``view`` is judged by, and the nested keys that
+        write the row's columns (:attr:`written_on_row`): those of the fields the request's
+        serializer has. Read from the serializer built without a request
+        (:attr:`project_serializer_fields`), a field a project's ``get_fields()`` adds for
+        writes (``cost_eur = DecimalField(source="cost")``, a nested ``source="*"``) was not
+        seen, and an editor wrote a column a rule kept from it (200). Only a serializer
+        choosing its fields per request (:attr:`fields_per_request`) is built again, once per
+        unsafe request; the rest are answered by the rules compiled once."""
+        request = getattr(view, "request", None)
+        if not self.fields_per_request or getattr(request, "method", "GET") in _SAFE:
+            return self.field_rules, self.written_on_row
+        try:
+            fields = dict(self.serializer_class(context=view.get_serializer_context()).fields)
+        except Exception:  # noqa: BLE001 - a broken serializer fails on its own, as it is used
+            return self.field_rules, self.written_on_row
+        return self._rules_over(
+            self._written_columns_of(fields),
+            self._named_elsewhere_of(fields),
+            self._written_on_row_of(fields),
         )
 
     @cached_property
@@ -397,12 +443,15 @@ class Resource:
         ``{name: column}``. A write rule on the column's field (or on another such field)
         rules them all: each writes the same column
         (:attr:`django_arc.fields.FieldRules.write_peers`)."""
+        return self._written_columns_of(self.project_serializer_fields)
+
+    def _written_columns_of(self, fields: dict[str, Any]) -> dict[str, str]:
         from rest_framework import serializers as drf
 
         columns = self._column_field_names  # ``source="owner_id"`` is ``owner``'s column
         return {
             name: columns[field.source]
-            for name, field in self.project_serializer_fields.items()
+            for name, field in fields.items()
             if not (field.read_only or isinstance(field, drf.HiddenField))
             and field.source in columns
             and columns[field.source] != name
@@ -416,10 +465,13 @@ class Resource:
         column (:attr:`django_arc.fields.FieldRules.write_peers`). Counted as the column's
         own field, its rule refused a write through ``unit_cost = ...(source="cost")`` to a
         caller that field serves."""
+        return self._named_elsewhere_of(self.project_serializer_fields)
+
+    def _named_elsewhere_of(self, fields: dict[str, Any]) -> frozenset[str]:
         columns = self._column_field_names
         return frozenset(
             name
-            for name, field in self.project_serializer_fields.items()
+            for name, field in fields.items()
             if columns.get(name) == name and columns.get(field.source) != name
         )
 
@@ -433,6 +485,9 @@ class Resource:
         user of another tenant (200). :meth:`~django_arc.generics.ResourceGenericViewSet.guard_body`
         judges each as the column it writes. A field whose ``source`` is no column is
         judged by that ``source``."""
+        return self._written_on_row_of(self.project_serializer_fields)
+
+    def _written_on_row_of(self, fields: dict[str, Any]) -> dict[str, Any]:
         from rest_framework import serializers as drf
 
         columns = self._column_field_names
@@ -452,7 +507,7 @@ class Resource:
         try:
             return {
                 name: inner(field)
-                for name, field in self.project_serializer_fields.items()
+                for name, field in fields.items()
                 if isinstance(field, drf.Serializer) and field.source == "*" and not field.read_only
             }
         except Exception:  # noqa: BLE001 - a broken serializer fails on its own

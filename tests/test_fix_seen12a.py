@@ -338,3 +338,61 @@ def test_fs12a_a_viewset_routed_only_per_request_is_not_seen_by_check(settings, 
     assert "arc.W014" not in [w.id for w in check_renderers_of_views_own_html()]
     settings.ROOT_URLCONF = per_request
     assert [w.id for w in check_renderers_of_views_own_html()] == ["arc.W014"]
+
+
+# -- 4. the fields a write is judged by are the request's serializer's --------------------
+
+
+class _Fs12aMetaSerializer(serializers.Serializer):
+    cost = serializers.DecimalField(max_digits=10, decimal_places=2, required=False)
+
+
+class _Fs12aPerRequestSerializer(serializers.ModelSerializer):
+    """Chooses its write fields per request (``get_fields()``, as DRF allows): built without
+    one (as the field rules read it), it has neither ``cost_eur`` nor ``meta``."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "sku", "price", "organization", "cost"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+            fields["cost_eur"] = serializers.DecimalField(
+                source="cost", max_digits=10, decimal_places=2, required=False, write_only=True
+            )
+            fields["meta"] = _Fs12aMetaSerializer(source="*", required=False, write_only=True)
+        return fields
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body, denied",
+    [({"cost_eur": "1.00"}, "cost_eur"), ({"meta": {"cost": "1.00"}}, "meta.cost")],
+)
+def test_fs12a_a_column_written_through_a_field_chosen_per_request_is_judged(
+    settings, fs12a_site, body, denied
+):
+    """``cost`` is ``visible_to("admin")``; the serializer adds ``cost_eur =
+    DecimalField(source="cost")`` and ``meta = MetaSerializer(source="*")`` for writes in its
+    ``get_fields()``. The field rules read the serializer as built without a request, so
+    neither was seen: an editor wrote ``cost`` through them (200). The write is judged by
+    the fields the request's serializer has: 403 naming the key, the row as it was; an
+    admin writes it."""
+    resource = _fs12a_band_resource()
+    resource.name, resource.serializer_class = "fs12a-per-request", _Fs12aPerRequestSerializer
+    fs12a_site.register(resource)
+    org = OrganizationFactory()
+    row = ProductFactory(organization=org, cost=Decimal("7.00"))
+    url = f"/fs12a/fs12a-per-request/{row.pk}/"
+    with site_mounted(settings, "fs12a", fs12a_site):
+        r = member_client(org, "editor").patch(url, body, format="json")
+        assert r.status_code == 403, r.content
+        assert r.json()["details"] == {"fields": [denied]}
+        row.refresh_from_db()
+        assert row.cost == Decimal("7.00")
+        r = member_client(org, "admin").patch(url, body, format="json")
+    assert r.status_code == 200, r.content
+    row.refresh_from_db()
+    assert row.cost == Decimal("1.00")
