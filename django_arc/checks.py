@@ -1609,9 +1609,21 @@ def _check_sort_fields(resource: Any) -> list[Error]:
     the value it holds (pages repeated and skipped rows on both databases). No path across
     a to-many relation either: ``ORDER BY reviews__body`` joins a row once per review, so
     pages repeated it while ``total`` counted it once."""
+    from .resources import sort_text
+
     model = resource.model
     errors: list[Error] = []
     names = [("sort_fields", name) for name in resource.sort_fields or ()]
+    if sort_text(resource.raw_option("default_sort")) is None:
+        errors.append(
+            _err(
+                '`default_sort` must be text ("-created_at,title") or a list of field '
+                f"names, not {resource.raw_option('default_sort')!r}.",
+                resource,
+                "arc.E004",
+                "Name the fields as ?sort= does, a '-' before one sorted descending.",
+            )
+        )
     for part in (resource.default_sort or "").split(","):
         if part.strip().lstrip("-+"):
             names.append(("default_sort", part.strip().lstrip("-+")))

@@ -156,6 +156,7 @@ class FieldRules:
         write_only: frozenset[str] = frozenset(),
         renamed: dict[str, str] | None = None,
         written: dict[str, str] | None = None,
+        named_elsewhere: frozenset[str] = frozenset(),
     ) -> None:
         self.rules = {n: r for n, r in rules.items() if isinstance(r, FieldPermission)}
         self.hidden = frozenset(n for n, r in self.rules.items() if r.is_hidden)
@@ -187,9 +188,11 @@ class FieldRules:
         #: own-named field and every writable field with ``source=`` that column
         #: (``written``: ``{name: column}``). A write through any of them is a write of the
         #: column, judged by each of their write rules (:meth:`FieldAccess.write_verdict`)
-        self.write_peers = self._write_peers(dict(written or {}))
+        self.write_peers = self._write_peers(dict(written or {}), named_elsewhere)
 
-    def _write_peers(self, written: dict[str, str]) -> dict[str, frozenset[str]]:
+    def _write_peers(
+        self, written: dict[str, str], named_elsewhere: frozenset[str] = frozenset()
+    ) -> dict[str, frozenset[str]]:
         """``{name: the other ruled fields writing or named like its column}``: a
         ``serializer_class`` writing ``secret_notes`` (``hidden()``) or ``cost``
         (``visible_to("admin")``) through ``notes = CharField(source="secret_notes")`` or
@@ -203,13 +206,19 @@ class FieldRules:
         as :meth:`restricted_columns` reads it: counted with the column it is named like
         too, its peers there replaced those of the column it writes (an editor wrote a
         ``price`` ruled ``writable_by("admin")`` through ``cost``, 200), and its rule
-        refused ``unit_cost`` to callers the rule on ``price``'s writer meant."""
+        refused ``unit_cost`` to callers the rule on ``price``'s writer meant. So is one
+        rendering no column at all (``named_elsewhere``: a ``SerializerMethodField``, a
+        dotted ``source``): read-only, it writes nothing, and its rule is on its own value."""
         groups: dict[str, set[str]] = {}
         for name, column in written.items():
             # the column's own name is its field only when that field writes no other one,
             # nor renders another (a read-only ``cost = ...(source="price")``: its
             # ``visible_to`` refused a write of the ``cost`` column through ``unit_cost``)
-            own = column not in written and self.renamed.get(column, column) == column
+            own = (
+                column not in written
+                and column not in named_elsewhere
+                and self.renamed.get(column, column) == column
+            )
             groups.setdefault(column, {column} if own else set()).add(name)
         peers: dict[str, set[str]] = {}
         for members in groups.values():

@@ -839,8 +839,13 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
 
     @cached_property
     def field_access(self) -> FieldAccess:
-        """What this caller may read, see masked and write, field by field."""
-        return self.resource.field_rules.for_scope(self.scope)
+        """What this caller may read, see masked and write, field by field: a write's by the
+        fields the request's serializer has (:meth:`~django_arc.resources.Resource.writes_judged`)."""
+        return self._writes_judged[0].for_scope(self.scope)
+
+    @cached_property
+    def _writes_judged(self) -> tuple[Any, dict[str, Any]]:
+        return self.resource.writes_judged(self)
 
     @property
     def judged_action(self) -> str | None:
@@ -1538,16 +1543,16 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         if type(fields) is BindingDict:
             fields = fields.fields  # its dict: no Python ``__getitem__`` call per field
         for field in fields.values():
-            # what the walk would leave alone, told without a call per field (cost9): a
-            # field whose class names no rows (decided once per class) and which was given
-            # none of the attributes the walk reads
-            state = getattr(field, "__dict__", None)
+            # what the walk would leave alone, told without a Python call per field (cost9):
+            # neither a serializer nor a relation, and no ``queryset``, ``child`` or
+            # ``child_relation`` as the field has them now (its own, its class's, a
+            # ``__getattr__``'s). Not decided once per class and kept for good: a class
+            # given a ``queryset`` after its first write was skipped, its rows never narrowed
             if (
-                state is not None
-                and _class_names_no_rows(type(field))
-                and "queryset" not in state
-                and "child" not in state
-                and "child_relation" not in state
+                not _kind_names_rows(type(field))
+                and getattr(field, "queryset", None) is None
+                and getattr(field, "child", None) is None
+                and getattr(field, "child_relation", None) is None
             ):
                 continue
             self._narrow_field(field, row if field.source == "*" else None, plain)
@@ -1842,8 +1847,16 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             return queryset
 
         if getattr(relation, "queryset", None) is not None:
+            if not isinstance(relation.queryset, (models.QuerySet, models.Manager)):
+                return  # a project's field holding some other ``queryset`` names no rows
             relation.queryset = narrowed(relation.queryset)
-            own = relation.get_queryset
+            own = getattr(relation, "get_queryset", None)
+            if own is None:
+                # a project's own field reading its ``queryset`` itself (no DRF relation,
+                # so no ``get_queryset()`` to wrap: asking for one was a 500 on every
+                # write): the rows it may name are kept to those a GET reads now
+                relation.queryset = self._readable_targets(relation.queryset)
+                return
         else:
             # DRF lets a relation leave ``queryset`` out and override ``get_queryset()``
             # instead: narrow what that returns, or its rows would not be narrowed at all
@@ -1927,7 +1940,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
 
         policy = self.resource.write_denied_policy
         data = self.field_access.guard(data, policy, harmless)
-        on_row = self.resource.written_on_row
+        on_row = self._writes_judged[1]
         if not on_row:
             return data
         # a nested serializer's keys write the row's own columns (``source="*"``)
@@ -2798,25 +2811,16 @@ def _guard_on_row(
     return kept
 
 
-#: The attributes :meth:`ResourceGenericViewSet._narrow_field` reads a field's rows or
-#: inner field from
-_ROW_ATTRIBUTES = ("queryset", "child", "child_relation")
-
-
-@functools.cache
-def _class_names_no_rows(field_class: type) -> bool:
-    """Whether no field of ``field_class`` names rows by its class alone: neither a
-    serializer nor a relation, no ``queryset``, ``child`` or ``child_relation`` its class
-    gives it (a ``ListField``'s ``child`` is a class attribute), no ``__getattr__`` that
-    could answer one. Decided once per field class (classes are fixed at import): asking
-    :meth:`ResourceGenericViewSet._narrow_field` of every field of every write cost a create
-    8 Python calls (cost9). A field given one of those attributes of its own is walked
-    still (:meth:`ResourceGenericViewSet._narrow_relations` reads its ``__dict__``)."""
-    return (
-        not issubclass(field_class, (Serializer, RelatedField, ManyRelatedField))
-        and not hasattr(field_class, "__getattr__")
-        and all(getattr(field_class, name, None) is None for name in _ROW_ATTRIBUTES)
-    )
+@functools.lru_cache(maxsize=256)
+def _kind_names_rows(field_class: type) -> bool:
+    """Whether ``field_class`` names rows by its kind alone (a serializer, a relation): a
+    class's bases do not change, so the answer is kept, for as many classes as a project
+    has (bounded: each ``isolate_apps`` or test-made class is not kept for the life of the
+    process). ``isinstance`` against the three took longer per field than the rest of the
+    walk's question (cost9). What a class may be given later (a ``queryset``, a ``child``)
+    is read from the field on each write instead
+    (:meth:`ResourceGenericViewSet._narrow_relations`)."""
+    return issubclass(field_class, (Serializer, RelatedField, ManyRelatedField))
 
 
 def _concrete_model(model: Any) -> Any:

@@ -94,6 +94,22 @@ class _hybrid:
         return self.func.__get__(instance, owner)
 
 
+def sort_text(declared: Any) -> str | None:
+    """``default_sort`` as the one text every reader splits on commas: a list or tuple of
+    names is accepted as Django's ``Meta.ordering`` is (a project writes it that way by
+    habit), joined; ``None`` is no order. Anything else (a number, an expression, a dict) is
+    ``None``: the resource reads it as no order, so that registering it does not stop
+    start-up with a traceback, and ``manage.py check`` reports it as ``arc.E004`` naming the
+    option."""
+    if isinstance(declared, str):
+        return declared
+    if declared is None:
+        return ""
+    if isinstance(declared, (list, tuple)) and all(isinstance(part, str) for part in declared):
+        return ",".join(declared)
+    return None
+
+
 def _held_static(klass: type, attr: str) -> bool:
     """Whether ``klass`` holds a ``@staticmethod`` under ``attr`` (through its MRO): read
     from the class it is the plain function, which ``actions.as_declared`` must call
@@ -216,6 +232,10 @@ def _related_paths(
             )
 
 
+#: methods that write nothing: judged by the field rules compiled once
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class Resource:
     """Declare an API over a model; see SPEC §2 and ``docs/resources.md``."""
 
@@ -229,7 +249,9 @@ class Resource:
     filter_fields: dict[str, list[str]] | list[str] = {}
     sort_fields: list[str] = []
     search_fields: list[str] = []
-    default_sort: str = ""
+    #: ``"-created_at,title"``, or a list of names as Django's ``Meta.ordering`` (read as
+    #: the comma-separated text when the resource is built)
+    default_sort: str | list[str] | tuple[str, ...] = ""
     lookup_field: str = "pk"
     presets: list[Any] = []
     permissions: dict[str, Any] = {}
@@ -264,6 +286,7 @@ class Resource:
             raise ImproperlyConfigured(f"{type(self).__qualname__} must set `model`.")
         if self.name is None:
             self.name = f"{self.model._meta.model_name}s"
+        self.default_sort = sort_text(self.default_sort) or ""
 
     # -- declaration-derived data, computed once ---------------------------------------
 
@@ -292,6 +315,16 @@ class Resource:
     @cached_property
     def field_rules(self) -> FieldRules:
         """The field rules compiled once; every per-caller field decision asks them."""
+        return self._rules_over(
+            self.written_columns, self.columns_named_elsewhere, self.written_on_row
+        )[0]
+
+    def _rules_over(
+        self, written: dict[str, str], elsewhere: frozenset[str], on_row: dict[str, Any]
+    ) -> tuple[FieldRules, dict[str, Any]]:
+        """The field rules with a serializer's writing fields (``written``: its aliases of
+        columns, ``elsewhere``: those named like a column writing none, ``on_row``: its
+        nested ``source="*"`` keys), and ``on_row`` again for the guard of nested keys."""
         managed: set[str] = set()
         for preset in self.preset_list:
             managed |= preset.managed_fields(self)
@@ -301,14 +334,47 @@ class Resource:
         never = set(self.read_only_fields) | primary_key_names(self.model)
         # a serializer_class's field writing one of those columns under another name
         # (``made = DateTimeField(source="created_at")``) writes what no one may write
-        never |= {name for name, column in self.written_columns.items() if column in never}
-        return FieldRules(
+        never |= {name for name, column in written.items() if column in never}
+        rules = FieldRules(
             self.field_permissions,
             never | self.drf_read_only,
             frozenset(managed),
             self.write_only_fields,
             self.renamed_fields,
-            self.written_columns,
+            written,
+            elsewhere,
+        )
+        return rules, on_row
+
+    @cached_property
+    def fields_per_request(self) -> bool:
+        """Whether the serializer chooses its fields per request (a project's
+        ``get_fields()``, or a method it calls, overridden: DRF calls it for every
+        serializer, with the request in its context)."""
+        from .serializers import _own_get_fields
+
+        return self.serializer_class is not None and not _own_get_fields(self.serializer)
+
+    def writes_judged(self, view: Any) -> tuple[FieldRules, dict[str, Any]]:
+        """The field rules a write through ``view`` is judged by, and the nested keys that
+        write the row's columns (:attr:`written_on_row`): those of the fields the request's
+        serializer has. Read from the serializer built without a request
+        (:attr:`project_serializer_fields`), a field a project's ``get_fields()`` adds for
+        writes (``cost_eur = DecimalField(source="cost")``, a nested ``source="*"``) was not
+        seen, and an editor wrote a column a rule kept from it (200). Only a serializer
+        choosing its fields per request (:attr:`fields_per_request`) is built again, once per
+        unsafe request; the rest are answered by the rules compiled once."""
+        request = getattr(view, "request", None)
+        if not self.fields_per_request or getattr(request, "method", "GET") in _SAFE:
+            return self.field_rules, self.written_on_row
+        try:
+            fields = dict(self.serializer_class(context=view.get_serializer_context()).fields)
+        except Exception:  # noqa: BLE001 - a broken serializer fails on its own, as it is used
+            return self.field_rules, self.written_on_row
+        return self._rules_over(
+            self._written_columns_of(fields),
+            self._named_elsewhere_of(fields),
+            self._written_on_row_of(fields),
         )
 
     @cached_property
@@ -377,16 +443,37 @@ class Resource:
         ``{name: column}``. A write rule on the column's field (or on another such field)
         rules them all: each writes the same column
         (:attr:`django_arc.fields.FieldRules.write_peers`)."""
+        return self._written_columns_of(self.project_serializer_fields)
+
+    def _written_columns_of(self, fields: dict[str, Any]) -> dict[str, str]:
         from rest_framework import serializers as drf
 
         columns = self._column_field_names  # ``source="owner_id"`` is ``owner``'s column
         return {
             name: columns[field.source]
-            for name, field in self.project_serializer_fields.items()
+            for name, field in fields.items()
             if not (field.read_only or isinstance(field, drf.HiddenField))
             and field.source in columns
             and columns[field.source] != name
         }
+
+    @cached_property
+    def columns_named_elsewhere(self) -> frozenset[str]:
+        """A ``serializer_class``'s fields named like a model column that neither render nor
+        write it (``cost = SerializerMethodField()``, a dotted ``source``, another column's):
+        a rule on one is on its own value, so it is no write peer of the fields writing the
+        column (:attr:`django_arc.fields.FieldRules.write_peers`). Counted as the column's
+        own field, its rule refused a write through ``unit_cost = ...(source="cost")`` to a
+        caller that field serves."""
+        return self._named_elsewhere_of(self.project_serializer_fields)
+
+    def _named_elsewhere_of(self, fields: dict[str, Any]) -> frozenset[str]:
+        columns = self._column_field_names
+        return frozenset(
+            name
+            for name, field in fields.items()
+            if columns.get(name) == name and columns.get(field.source) != name
+        )
 
     @cached_property
     def written_on_row(self) -> dict[str, Any]:
@@ -398,6 +485,9 @@ class Resource:
         user of another tenant (200). :meth:`~django_arc.generics.ResourceGenericViewSet.guard_body`
         judges each as the column it writes. A field whose ``source`` is no column is
         judged by that ``source``."""
+        return self._written_on_row_of(self.project_serializer_fields)
+
+    def _written_on_row_of(self, fields: dict[str, Any]) -> dict[str, Any]:
         from rest_framework import serializers as drf
 
         columns = self._column_field_names
@@ -417,7 +507,7 @@ class Resource:
         try:
             return {
                 name: inner(field)
-                for name, field in self.project_serializer_fields.items()
+                for name, field in fields.items()
                 if isinstance(field, drf.Serializer) and field.source == "*" and not field.read_only
             }
         except Exception:  # noqa: BLE001 - a broken serializer fails on its own
