@@ -1,0 +1,106 @@
+"""rev-memos: the memos the speed work added, asked whether they can outlive, or be shared
+beyond, what they were computed from.
+
+A resource routed by hand (``Resource.as_viewset()`` of one on no site) serves requests as a
+registered one does: its tenant column is one of those the scope's organization id is read
+with (:func:`django_arc.organizations.canonical_organization_id`)."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import clear_url_caches, include, path
+from rest_framework.routers import SimpleRouter
+
+from django_arc import Resource, ResourceSite, presets, sites
+from django_arc import permissions as P
+from django_arc.organizations import canonical_organization_id
+from shop.models import Membership
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.helpers import client_for
+from tests.testapp.models import Ledger, SlugLedger
+
+pytestmark = pytest.mark.django_db
+
+MEMBERS = {key: P.require_org_membership() for key in ("list", "get", "create")}
+
+
+def lenient(user, org_id):
+    """A ``MEMBERSHIP_RESOLVER`` letting the ORM read the header: ``01`` is organization 1."""
+    roles = Membership.objects.filter(user_id=user.pk, organization_id=org_id)
+    return list(roles.values_list("role", flat=True)) or None
+
+
+class MemoLedgers(Resource):
+    model = Ledger
+    name = "memo-ledgers"
+    presets = [presets.MultiTenant()]
+    fields = ["id", "name"]
+    permissions = MEMBERS
+
+
+class MemoSlugLedgers(Resource):
+    model = SlugLedger
+    name = "memo-slug-ledgers"
+    presets = [presets.MultiTenant()]
+    fields = ["id", "name"]
+    permissions = MEMBERS
+
+
+@pytest.fixture
+def only_these(settings):
+    """``MemoLedgers`` on a site of its own, the only one registered, and
+    ``MemoSlugLedgers`` routed by hand, the only one so routed; both under ``/rm/``."""
+    settings.ARC = {**settings.ARC, "MEMBERSHIP_RESOLVER": "tests.test_rev_memos.lenient"}
+    site = ResourceSite(name="rev-memos")
+    site.register(MemoLedgers)
+    saved_sites = [s for s in sites._all_sites if s is not site]
+    saved_by_hand = list(sites._routed_by_hand)
+    sites._all_sites[:] = [site]
+    sites._routed_by_hand[:] = []
+    sites._changed()
+    by_hand = MemoSlugLedgers()  # a fresh instance: adopted when routed, in this test
+    router = SimpleRouter()
+    router.register("memo-slug-ledgers", by_hand.as_viewset(), basename="rm-slug")
+    import tests.urls
+
+    patterns = [
+        *tests.urls.urlpatterns,
+        path("rm/", include(site.urls)),
+        path("rm/", include(router.urls)),
+    ]
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": patterns})
+    clear_url_caches()
+    try:
+        yield by_hand
+    finally:
+        clear_url_caches()
+        sites._all_sites[:] = saved_sites
+        sites._routed_by_hand[:] = saved_by_hand
+        sites._changed()
+
+
+def test_a_resource_routed_by_hand_counts_among_the_columns_organization_ids_are_read_with(
+    only_these,
+):
+    """``01`` is organization 1 to ``Ledger``'s column (the organization's id) and the
+    organization slugged ``01`` to ``SlugLedger``'s (``to_field="slug"``): no spelling is
+    canonical, each resource reads the header as its column does. The columns were listed
+    from the sites' resources only (and remembered per change of the sites), so with the
+    slug column's resource routed by hand, ``01`` became ``1`` for every resource: a member
+    of organization 1 sending ``01`` was served the rows of the organization slugged
+    ``1``, another tenant's."""
+    mine = OrganizationFactory(slug="mine")
+    other = OrganizationFactory(slug=str(mine.pk))  # slugged like mine's id
+    SlugLedger.objects.create(organization=other, name="theirs")
+    Ledger.objects.create(organization=mine, name="mine")
+    member = MembershipFactory(organization=mine, role="member").user
+    client = client_for(member, HTTP_X_ORGANIZATION_ID=f"0{mine.pk}")
+
+    slugged = client.get("/rm/memo-slug-ledgers/")
+    assert slugged.status_code == 200, slugged.content
+    assert slugged.json()["docs"] == []  # the organization slugged "0<id>": none
+    assert canonical_organization_id(f"0{mine.pk}") == f"0{mine.pk}"
+    # the id column still reads the header as organization ``mine``
+    listed = client.get("/rm/memo-ledgers/")
+    assert listed.status_code == 200, listed.content
+    assert [d["name"] for d in listed.json()["docs"]] == ["mine"]
