@@ -422,7 +422,18 @@ def _clone(field: serializers.Field) -> serializers.Field:
         clone.to_internal_value = type(reading)(clone)
     if "_validators" in clone.__dict__:
         clone._validators = list(clone._validators)
+    # the default is handed to the write as it is (``validated_data``): DRF's deep copy of
+    # declared fields gives each serializer its own ``default={}``, which a ``create()``
+    # completing it changed for every later request (another caller's row stamped with
+    # the first caller's name). ``empty`` and a callable default are classes or factories.
+    default = clone.__dict__.get("default")
+    if type(default) not in _UNCHANGEABLE and not callable(default):
+        clone.default = copy.deepcopy(default)
     return clone
+
+
+#: the types of a default no caller can change in place
+_UNCHANGEABLE = frozenset({type(None), bool, int, float, str, bytes, decimal.Decimal})
 
 
 def _has_children(field: serializers.Field) -> bool:

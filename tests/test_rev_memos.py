@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import pytest
 from django.urls import clear_url_caches, include, path
+from rest_framework import serializers
 from rest_framework.routers import SimpleRouter
 
 from django_arc import Resource, ResourceSite, presets, sites
 from django_arc import permissions as P
 from django_arc.organizations import canonical_organization_id
 from shop.models import Membership
-from tests.factories import MembershipFactory, OrganizationFactory
-from tests.helpers import client_for
-from tests.testapp.models import Ledger, SlugLedger
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.helpers import client_for, site_mounted
+from tests.testapp.models import Gauge, Ledger, SlugLedger
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +105,50 @@ def test_a_resource_routed_by_hand_counts_among_the_columns_organization_ids_are
     listed = client.get("/rm/memo-ledgers/")
     assert listed.status_code == 200, listed.content
     assert [d["name"] for d in listed.json()["docs"]] == ["mine"]
+
+
+class StampedGaugeSerializer(serializers.ModelSerializer):
+    """A project serializer whose field has a default of a mutable value, which its
+    ``create()`` completes: DRF gives every serializer its own copy of its declared fields
+    (``copy.deepcopy``), their defaults included."""
+
+    labels = serializers.JSONField(default={})
+
+    class Meta:
+        model = Gauge
+        fields = ["id", "reading", "labels"]
+
+    def create(self, validated_data):
+        validated_data["labels"].setdefault("created_by", self.context["request"].user.username)
+        return super().create(validated_data)
+
+
+class StampedGauges(Resource):
+    model = Gauge
+    name = "stamped-gauges"
+    serializer_class = StampedGaugeSerializer
+    permissions = {key: P.require_auth() for key in ("list", "get", "create")}
+
+
+def test_a_fields_default_is_each_requests_own(settings):
+    """The serializer's fields are built once per class and copied for each serializer
+    (``serializers._clone``): a copy of the field's attributes, which shared the default's
+    value itself. A ``default={}`` completed by ``create()`` on one request was the next
+    request's default as completed: bob's gauge was stamped ``created_by: alice``, a value
+    of another caller's request (another tenant's, where the rows have one)."""
+    site = ResourceSite(name="rev-memos-gauges")
+    site.register(StampedGauges)
+    try:
+        with site_mounted(settings, "rmg", site):
+            for user in ("alice", "bob"):
+                client = client_for(UserFactory(username=user))
+                created = client.post("/rmg/stamped-gauges/", {"reading": 1}, format="json")
+                assert created.status_code == 201, created.content
+                assert created.json()["data"]["labels"] == {"created_by": user}
+            stored = dict(Gauge.objects.values_list("labels__created_by", "reading"))
+            assert set(stored) == {"alice", "bob"}
+            # the declared default itself is left as declared
+            assert StampedGaugeSerializer._declared_fields["labels"].default == {}
+    finally:
+        sites._all_sites.remove(site)
+        sites._changed()
