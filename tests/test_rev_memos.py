@@ -152,3 +152,45 @@ def test_a_fields_default_is_each_requests_own(settings):
     finally:
         sites._all_sites.remove(site)
         sites._changed()
+
+
+class StaffWordedGaugeSerializer(serializers.ModelSerializer):
+    """A project serializer rewording a field's error for staff callers as it is built (DRF
+    gives every serializer fields of its own, their ``error_messages`` included)."""
+
+    class Meta:
+        model = Gauge
+        fields = ["id", "reading"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None and request.user.is_staff:
+            self.fields["reading"].error_messages["invalid"] = "Staff: a number, please."
+
+
+class StaffWordedGauges(Resource):
+    model = Gauge
+    name = "staff-worded-gauges"
+    serializer_class = StaffWordedGaugeSerializer
+    permissions = {key: P.require_auth() for key in ("list", "get", "create")}
+
+
+def test_a_fields_error_messages_are_each_requests_own(settings):
+    """A field's ``error_messages`` dict was the prototype's, shared by every copy: the
+    staff wording one request set was every later caller's."""
+    site = ResourceSite(name="rev-memos-worded")
+    site.register(StaffWordedGauges)
+    try:
+        with site_mounted(settings, "rmw", site):
+            staff = client_for(UserFactory(username="staff", is_staff=True))
+            refused = staff.post("/rmw/staff-worded-gauges/", {"reading": "x"}, format="json")
+            assert refused.status_code == 400, refused.content
+            assert refused.json()["details"]["reading"] == ["Staff: a number, please."]
+            member = client_for(UserFactory(username="member"))
+            refused = member.post("/rmw/staff-worded-gauges/", {"reading": "x"}, format="json")
+            assert refused.status_code == 400, refused.content
+            assert refused.json()["details"]["reading"] == ["A valid number is required."]
+    finally:
+        sites._all_sites.remove(site)
+        sites._changed()
