@@ -16,21 +16,19 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from .query import UNREADABLE, column_value
-from .sites import _all_sites, registry_state, served_resources
+from .sites import registry_state, served_resources
 
 
 def organization_models() -> list[type[models.Model]]:
-    """The models organization ids point at, as the presets of every registered resource
-    name them (:meth:`~django_arc.presets.base.Preset.organization_models`)."""
+    """The models organization ids point at, as the presets of every served resource (on a
+    site or routed by hand) name them
+    (:meth:`~django_arc.presets.base.Preset.organization_models`)."""
     found: list[type[models.Model]] = []
-    for site in _all_sites:
-        for resource in site.resources:
-            for preset in resource.preset_list:
-                for model in sorted(
-                    preset.organization_models(resource), key=lambda m: m._meta.label
-                ):
-                    if model not in found:
-                        found.append(model)
+    for resource in served_resources():
+        for preset in resource.preset_list:
+            for model in sorted(preset.organization_models(resource), key=lambda m: m._meta.label):
+                if model not in found:
+                    found.append(model)
     return found
 
 

@@ -8,17 +8,19 @@ with (:func:`django_arc.organizations.canonical_organization_id`)."""
 from __future__ import annotations
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import clear_url_caches, include, path
 from rest_framework import serializers
 from rest_framework.routers import SimpleRouter
 
 from django_arc import Resource, ResourceSite, presets, sites
 from django_arc import permissions as P
+from django_arc.clients import ServiceClient
 from django_arc.organizations import canonical_organization_id
 from shop.models import Membership
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.helpers import client_for, site_mounted
-from tests.testapp.models import Gauge, Ledger, SlugLedger
+from tests.testapp.models import Gauge, Ledger, SlugLedger, UuidOrg, UuidOrgNote
 
 pytestmark = pytest.mark.django_db
 
@@ -193,4 +195,36 @@ def test_a_fields_error_messages_are_each_requests_own(settings):
             assert refused.json()["details"]["reading"] == ["A valid number is required."]
     finally:
         sites._all_sites.remove(site)
+        sites._changed()
+
+
+class MemoUuidNotes(Resource):
+    model = UuidOrgNote
+    name = "memo-uuid-notes"
+    presets = [presets.MultiTenant()]
+    fields = ["id", "title"]
+    permissions = MEMBERS
+
+
+def test_a_service_client_is_refused_an_organization_a_hand_routed_resource_cannot_find():
+    """``arc_create_client --org`` (and the admin's form) checks the organization exists in
+    every model the served resources' tenant columns point at: with the only tenant resource
+    routed by hand, none was asked, and a key was made for an organization that does not
+    exist (it reads nothing, or whatever organization is created under that id later)."""
+    saved_sites, saved_by_hand = list(sites._all_sites), list(sites._routed_by_hand)
+    sites._all_sites[:] = []
+    sites._routed_by_hand[:] = []
+    sites._changed()
+    try:
+        MemoUuidNotes().as_viewset()  # routed by hand: adopted
+        missing = "0b0e5b0e-0000-4000-8000-000000000000"
+        with pytest.raises(CommandError, match="does not exist"):
+            call_command("arc_create_client", name="sync", org=missing, key_only=True)
+        assert not ServiceClient.objects.exists()
+        found = UuidOrg.objects.create(name="there")
+        call_command("arc_create_client", name="sync", org=str(found.pk), key_only=True)
+        assert ServiceClient.objects.get().organization_id == str(found.pk)
+    finally:
+        sites._all_sites[:] = saved_sites
+        sites._routed_by_hand[:] = saved_by_hand
         sites._changed()
