@@ -16,21 +16,19 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from .query import UNREADABLE, column_value
-from .sites import _all_sites, registry_state
+from .sites import registry_state, served_resources
 
 
 def organization_models() -> list[type[models.Model]]:
-    """The models organization ids point at, as the presets of every registered resource
-    name them (:meth:`~django_arc.presets.base.Preset.organization_models`)."""
+    """The models organization ids point at, as the presets of every served resource (on a
+    site or routed by hand) name them
+    (:meth:`~django_arc.presets.base.Preset.organization_models`)."""
     found: list[type[models.Model]] = []
-    for site in _all_sites:
-        for resource in site.resources:
-            for preset in resource.preset_list:
-                for model in sorted(
-                    preset.organization_models(resource), key=lambda m: m._meta.label
-                ):
-                    if model not in found:
-                        found.append(model)
+    for resource in served_resources():
+        for preset in resource.preset_list:
+            for model in sorted(preset.organization_models(resource), key=lambda m: m._meta.label):
+                if model not in found:
+                    found.append(model)
     return found
 
 
@@ -55,19 +53,21 @@ _UNREAD = object()
 def _id_fields() -> tuple[Any, ...]:
     """Every field a registered resource's presets read the scope's organization id with
     (:meth:`~django_arc.presets.base.Preset.organization_id_fields`), listed once per
-    change of the registered resources."""
+    change of the served resources. A resource routed by hand counts: listed from the
+    sites only, its column was not asked, so where it reads ``01`` as a slug and the
+    registered ones as the id ``1``, ``01`` became ``1`` for it too, the rows of the
+    organization slugged ``1``."""
     global _fields_memo
     state = registry_state()
     if _fields_memo[0] != state:
         found: list[Any] = []
-        for site in list(_all_sites):
-            for resource in site.resources:
-                try:
-                    presets = resource.preset_list
-                    fields = [f for p in presets for f in p.organization_id_fields(resource)]
-                except Exception:  # noqa: BLE001 - a broken preset is manage.py check's
-                    continue
-                found.extend(f for f in fields if f not in found)
+        for resource in served_resources():
+            try:
+                presets = resource.preset_list
+                fields = [f for p in presets for f in p.organization_id_fields(resource)]
+            except Exception:  # noqa: BLE001 - a broken preset is manage.py check's
+                continue
+            found.extend(f for f in fields if f not in found)
         _fields_memo = (state, tuple(found))
     return _fields_memo[1]
 

@@ -404,7 +404,8 @@ def _clone(field: serializers.Field) -> serializers.Field:
     # its constructor left it in, without re-running that constructor (error-message MRO
     # walk, validator set-up) — that is what makes a cached serializer cheap. ``bind()`` and
     # per-request changes (a narrowed related queryset) then only touch the copy's own
-    # attributes. Fields holding other fields (nested serializers, ``ListField.child``,
+    # attributes; the values that change in place (validators, error messages, a mutable
+    # default) are copied, as DRF's deep copy gives them to each serializer. Fields holding other fields (nested serializers, ``ListField.child``,
     # ``many=True`` relations) bind those children in ``__init__``, so they get a real copy.
     if isinstance(field, serializers.BaseSerializer) or _has_children(field):
         clone = copy.deepcopy(field)
@@ -422,7 +423,24 @@ def _clone(field: serializers.Field) -> serializers.Field:
         clone.to_internal_value = type(reading)(clone)
     if "_validators" in clone.__dict__:
         clone._validators = list(clone._validators)
+    messages = clone.__dict__.get("error_messages")
+    if type(messages) is dict:
+        # a serializer may reword a field's errors as it is built, for its caller (DRF
+        # gives each its own fields): in the prototype's dict, one caller's wording was
+        # every later caller's
+        clone.error_messages = messages.copy()
+    # the default is handed to the write as it is (``validated_data``): DRF's deep copy of
+    # declared fields gives each serializer its own ``default={}``, which a ``create()``
+    # completing it changed for every later request (another caller's row stamped with
+    # the first caller's name). ``empty`` and a callable default are classes or factories.
+    default = clone.__dict__.get("default")
+    if type(default) not in _UNCHANGEABLE and not callable(default):
+        clone.default = copy.deepcopy(default)
     return clone
+
+
+#: the types of a default no caller can change in place
+_UNCHANGEABLE = frozenset({type(None), bool, int, float, str, bytes, decimal.Decimal})
 
 
 def _has_children(field: serializers.Field) -> bool:

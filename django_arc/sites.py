@@ -30,6 +30,26 @@ def _changed() -> None:
     _changes += 1
 
 
+#: resources served on no site: routed by hand with ``Resource.as_viewset()``
+_routed_by_hand: list[Resource] = []
+
+
+def served_resources() -> list[Resource]:
+    """Every resource that serves requests: those registered on a site, and those routed by
+    hand. What reads "the resources" to answer a request (the tables a write retires
+    answers of, the columns organization ids are read with) must see both: a resource
+    routed by hand serves the same rows to the same callers."""
+    return [*(r for site in _all_sites for r in site.resources), *_routed_by_hand]
+
+
+def routed_by_hand(resource: Resource) -> None:
+    """Count ``resource`` (``as_viewset()`` of one on no site) among the served resources;
+    a change of the registry (:func:`registry_state`) like a registration."""
+    if not any(known is resource for known in _routed_by_hand):
+        _routed_by_hand.append(resource)
+        _changed()
+
+
 class ResourceSite:
     """A set of resources served under one URL prefix.
 

@@ -76,12 +76,15 @@ class SlugLedgerResource(_Spelled):
 
 
 def _only(settings, *resources):
-    """A site of ``resources``, mounted under ``/sp/`` and the only one registered."""
+    """A site of ``resources``, mounted under ``/sp/`` and the only one registered (no
+    resource routed by hand either: they count among the tenant columns too)."""
     site = ResourceSite(name="spellings")
     for resource in resources:
         site.register(resource)
     saved = [s for s in sites._all_sites if s is not site]
+    saved_by_hand = list(sites._routed_by_hand)
     sites._all_sites[:] = [site]
+    sites._routed_by_hand[:] = []
     sites._changed()
     mounted = site_mounted(settings, "sp", site)
     mounted.__enter__()
@@ -89,6 +92,7 @@ def _only(settings, *resources):
     def restore():
         mounted.__exit__(None, None, None)
         sites._all_sites[:] = saved
+        sites._routed_by_hand[:] = saved_by_hand
         sites._changed()
 
     return restore

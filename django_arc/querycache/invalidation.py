@@ -148,28 +148,15 @@ _by_table: dict[str, list[Any]] = {}
 _registry_state: tuple[int, int] | None = None
 
 
-#: resources served on no site: routed by hand with ``as_viewset()`` (see :func:`adopt`)
-_routed_by_hand: list[Any] = []
-
-
 def adopt(resource: Any) -> None:
     """A resource routed by hand (``Resource.as_viewset()`` of one on no site): its model's
     signals are connected and it counts among the resources serving its model, as a
     registered one does, so the writes that retire a registered resource's answers retire
     its too."""
-    global _registry_state
-    if not any(known is resource for known in _routed_by_hand):
-        _routed_by_hand.append(resource)
-        _registry_state = None  # recompute the resources serving each model
+    from ..sites import routed_by_hand
+
+    routed_by_hand(resource)  # a change of registry_state(): the resources are listed anew
     watch(resource)
-
-
-def _served_resources() -> list[Any]:
-    """Every resource that serves requests: those registered on a site, and those routed by
-    hand."""
-    from ..sites import _all_sites
-
-    return [*(r for site in _all_sites for r in site.resources), *_routed_by_hand]
 
 
 def _table(model: type[models.Model]) -> str:
@@ -183,13 +170,13 @@ def _resources_of(model: type[models.Model]) -> list[Any]:
     proxies, and other models over the same table (an unmanaged mirror), recomputed when the
     registered resources change (:func:`~django_arc.sites.registry_state`: which ones, not
     how many — a resource unregistered and another registered leave every count as it was)."""
-    from ..sites import registry_state
+    from ..sites import registry_state, served_resources
 
     global _registry_state, _by_table
     state = registry_state()
     if state != _registry_state:
         by_table: dict[str, list[Any]] = {}
-        for resource in _served_resources():
+        for resource in served_resources():
             by_table.setdefault(_table(resource.model), []).append(resource)
         _by_table, _registry_state = by_table, state
     return _by_table.get(_table(model), [])
@@ -849,7 +836,9 @@ def _read_by(other: type[models.Model], model: type[models.Model]) -> None:
 def watch_all() -> None:
     """:func:`watch` every registered or hand-routed resource (at start-up, and when ``ARC``
     changes)."""
-    for resource in _served_resources():
+    from ..sites import served_resources
+
+    for resource in served_resources():
         watch(resource)
 
 
@@ -892,7 +881,9 @@ def invalidate(*targets: Any, using: str | None = None) -> None:
         elif isinstance(target, Resource):
             add(resource_keys(target) or {resource_version_key(target)}, target.model)
         elif isinstance(target, type) and issubclass(target, Resource):
-            for resource in _served_resources():
+            from ..sites import served_resources
+
+            for resource in served_resources():
                 if type(resource) is target:
                     add(resource_keys(resource) or {resource_version_key(resource)}, resource.model)
         else:
