@@ -1,0 +1,159 @@
+"""fix-seen12b: what the last stop left of numbers, dates and deletes: a project's own
+``DecimalField`` nested in a serializer or a list/dict child reading a JSON number through
+its float, a stored ``infinity`` of a related row (or under a ``source=``) not named in the
+500, and the cascade-delete count comparison's fast deletes and own ``delete()``."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework import serializers
+
+from django_arc import Resource, ResourceSite, action
+from django_arc import permissions as P
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import RevNumTally
+
+pytestmark = pytest.mark.django_db
+
+FS12B_PUBLIC = {key: P.allow_public() for key in ("list", "get", "create", "update", "delete")}
+fs12b_site = ResourceSite(name="fix-seen12b")
+
+#: more digits than a binary float holds: its float is 12345678901234568
+FS12B_WIDE = "12345678901234567.891"
+FS12B_SHOWN = "12345678901234567.8910000000"
+
+
+def _fs12b_wide(**kwargs):
+    return serializers.DecimalField(max_digits=30, decimal_places=10, **kwargs)
+
+
+class Fs12bLeg(serializers.Serializer):
+    wide = _fs12b_wide()
+
+
+class Fs12bLegs(serializers.Serializer):
+    """Two levels down: a nested serializer holding a list of nested serializers."""
+
+    legs = Fs12bLeg(many=True)
+
+
+class Fs12bNestedTallySerializer(serializers.ModelSerializer):
+    """A project's serializer writing ``wide`` from a nested serializer (``source="*"``) or
+    from a decimal inside a list, a dict, a list of serializers, a list of lists."""
+
+    money = Fs12bLeg(source="*", required=False)  # shows the row's ``wide`` too
+    parts = serializers.ListField(child=_fs12b_wide(), required=False, write_only=True)
+    named = serializers.DictField(child=_fs12b_wide(), required=False, write_only=True)
+    legs = Fs12bLeg(many=True, required=False, write_only=True)
+    deep = serializers.ListField(
+        child=serializers.ListField(child=Fs12bLegs()), required=False, write_only=True
+    )
+
+    class Meta:
+        model = RevNumTally
+        fields = ["id", "money", "parts", "named", "legs", "deep"]
+
+    def validate(self, attrs):
+        if "parts" in attrs:
+            attrs["wide"] = attrs.pop("parts")[0]
+        if "named" in attrs:
+            attrs["wide"] = attrs.pop("named")["a"]
+        if "legs" in attrs:
+            attrs["wide"] = attrs.pop("legs")[-1]["wide"]
+        if "deep" in attrs:
+            attrs["wide"] = attrs.pop("deep")[0][0]["legs"][0]["wide"]
+        return attrs
+
+
+class Fs12bNestedInput(serializers.Serializer):
+    leg = Fs12bLeg(required=False)
+    parts = serializers.ListField(child=_fs12b_wide(), required=False)
+    named = serializers.DictField(child=_fs12b_wide(), required=False)
+    deep = serializers.ListField(child=serializers.DictField(child=Fs12bLegs()), required=False)
+
+
+@fs12b_site.register
+class Fs12bNestedTallyResource(Resource):
+    model = RevNumTally
+    name = "nested-tallies"
+    serializer_class = Fs12bNestedTallySerializer
+    permissions = FS12B_PUBLIC
+
+    @action(permissions=P.allow_public(), input=Fs12bNestedInput)
+    def price(self, request, instance, data):
+        if "leg" in data:
+            value = data["leg"]["wide"]
+        elif "parts" in data:
+            value = data["parts"][0]
+        elif "named" in data:
+            value = data["named"]["a"]
+        else:
+            value = data["deep"][0]["k"]["legs"][0]["wide"]
+        return {"wide": str(value)}
+
+
+@pytest.fixture
+def fs12b_api(settings):
+    with site_mounted(settings, "fs12b", fs12b_site):
+        yield client_for()
+
+
+# -- a project's DecimalField nested or a list/dict child reads a JSON number as written ----
+
+FS12B_NESTED_BODIES = {
+    "money": '{"money": {"wide": %s}}',
+    "parts": '{"parts": [%s]}',
+    "named": '{"named": {"a": %s}}',
+    "legs": '{"legs": [{"wide": 1}, {"wide": %s}]}',  # the second item reads as the first
+    "legs-first": '{"legs": [{"wide": %s}]}',
+    "deep": '{"deep": [[{"legs": [{"wide": %s}]}]]}',
+}
+
+
+@pytest.mark.parametrize("shape", sorted(FS12B_NESTED_BODIES))
+def test_fs12b_a_nested_or_child_decimal_field_keeps_every_digit(fs12b_api, shape):
+    """fix-seen11d read the number's text for the serializer's own decimal fields; one
+    nested in a serializer (``source="*"`` included) or a list/dict child, at any depth,
+    still read ``str()`` of the float: ``…567.891`` was written as ``…568``."""
+    body = FS12B_NESTED_BODIES[shape] % FS12B_WIDE
+    r = fs12b_api.post("/fs12b/nested-tallies/", body, content_type="application/json")
+    assert r.status_code == 201, r.content
+    assert r.json()["data"]["money"] == {"wide": FS12B_SHOWN}
+    # a second request reads on its own copies of the cached fields as the first did
+    r = fs12b_api.post("/fs12b/nested-tallies/", body, content_type="application/json")
+    assert r.status_code == 201, r.content
+    assert r.json()["data"]["money"] == {"wide": FS12B_SHOWN}
+
+
+@pytest.mark.parametrize("shape", ["money", "parts", "named", "legs-first", "deep"])
+def test_fs12b_a_nested_decimal_field_refuses_a_json_number_as_its_string(fs12b_api, shape):
+    """The float 0.1 is ``0.100000000000000005551``: read as ``"0.1"`` it was taken, where
+    its text (21 places) is refused by a 10-place field, as the same text in a string is."""
+    for spelled in ("0.100000000000000005551", '"0.100000000000000005551"'):
+        body = FS12B_NESTED_BODIES[shape] % spelled
+        r = fs12b_api.post("/fs12b/nested-tallies/", body, content_type="application/json")
+        details = assert_error(r, 400, "VALIDATION_ERROR")["details"]
+        assert list(details) == [shape.split("-")[0]], (spelled, details)
+        assert "no more than 10 decimal places" in str(details), spelled
+    assert not RevNumTally.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"action": "price", "leg": {"wide": %s}}',
+        '{"action": "price", "parts": [%s]}',
+        '{"action": "price", "named": {"a": %s}}',
+        '{"action": "price", "deep": [{"k": {"legs": [{"wide": %s}]}}]}',
+    ],
+)
+def test_fs12b_an_action_inputs_nested_decimal_field_reads_a_json_number_as_written(
+    fs12b_api, body
+):
+    row = RevNumTally.objects.create()
+    url = f"/fs12b/nested-tallies/{row.pk}/action/"
+    r = fs12b_api.post(url, body % FS12B_WIDE, content_type="application/json")
+    assert r.status_code == 200, r.content
+    assert r.json()["data"]["wide"] == FS12B_SHOWN
+    r = fs12b_api.post(url, body % "0.100000000000000005551", content_type="application/json")
+    assert_error(r, 400, "VALIDATION_ERROR")
