@@ -6,12 +6,15 @@ its float, a stored ``infinity`` of a related row (or under a ``source=``) not n
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, action
 from django_arc import permissions as P
+from django_arc.exceptions import INFINITE_VALUE
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import RevNumTally
+from tests.testapp.models import PagedRow, RevNumTally
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +160,122 @@ def test_fs12b_an_action_inputs_nested_decimal_field_reads_a_json_number_as_writ
     assert r.json()["data"]["wide"] == FS12B_SHOWN
     r = fs12b_api.post(url, body % "0.100000000000000005551", content_type="application/json")
     assert_error(r, 400, "VALIDATION_ERROR")
+
+
+# -- a stored infinity of a related row, under a source=, in a filtered list: named ----------
+
+fs12b_needs_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's infinity dates"
+)
+
+
+class Fs12bKin(serializers.ModelSerializer):
+    class Meta:
+        model = PagedRow
+        fields = ["id", "label", "day", "at"]
+
+
+class Fs12bKinRowSerializer(serializers.ModelSerializer):
+    """A row's own date under another name, its parent's through a nested serializer and a
+    dotted source, its children's through a ``many=True`` one."""
+
+    when = serializers.DateTimeField(source="at", read_only=True)
+    parent = Fs12bKin(read_only=True)
+    parent_day = serializers.DateField(source="parent.day", read_only=True)
+    children = Fs12bKin(many=True, read_only=True)
+
+    class Meta:
+        model = PagedRow
+        fields = ["id", "label", "when", "parent", "parent_day", "children"]
+
+
+@fs12b_site.register
+class Fs12bKinRowResource(Resource):
+    model = PagedRow
+    name = "kin-rows"
+    serializer_class = Fs12bKinRowSerializer
+    filter_fields = {"label": ["eq"]}
+    permissions = FS12B_PUBLIC
+
+
+@fs12b_site.register
+class Fs12bPlainRowResource(Resource):
+    model = PagedRow
+    name = "plain-rows"
+    fields = ["id", "label", "day", "at"]
+    filter_fields = {"label": ["eq"]}
+    permissions = FS12B_PUBLIC
+
+
+def _fs12b_infinity(row, column, text="infinity"):
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE testapp_pagedrow SET {column} = %s WHERE id = %s", [text, row.pk])
+
+
+def _fs12b_details(api, url, params=None):
+    body = assert_error(api.get(url, params or {}), 500, "INTERNAL_ERROR")
+    return body.get("details")
+
+
+@fs12b_needs_postgres
+def test_fs12b_a_related_rows_infinity_is_named_by_its_nested_path(fs12b_api):
+    """The 500 named the resource's own date fields only: a parent's ``at`` shown through a
+    nested serializer, a parent's ``day`` through it and a dotted ``source``, a child's
+    through a ``many=True`` one, were a 500 without a field named; and a field showing its
+    own column under another name (``source=``) was not named either."""
+    fs12b_api.raise_request_exception = False
+    parent = PagedRow.objects.create(label="parent")
+    child = PagedRow.objects.create(label="child", parent=parent)
+    _fs12b_infinity(parent, "at")
+    want = {"parent.at": [INFINITE_VALUE]}
+    assert _fs12b_details(fs12b_api, f"/fs12b/kin-rows/{child.pk}/") == want
+    assert _fs12b_details(fs12b_api, "/fs12b/kin-rows/", {"label": "child"}) == want
+    # the parent's own row shows it as ``when``
+    assert _fs12b_details(fs12b_api, f"/fs12b/kin-rows/{parent.pk}/") == {"when": [INFINITE_VALUE]}
+    PagedRow.objects.filter(pk=parent.pk).update(at=None)
+    _fs12b_infinity(parent, "day", "-infinity")
+    assert _fs12b_details(fs12b_api, f"/fs12b/kin-rows/{child.pk}/") == {
+        "parent.day": [INFINITE_VALUE],
+        "parent_day": [INFINITE_VALUE],
+    }
+    # the parent shows the child through ``children``
+    PagedRow.objects.filter(pk=parent.pk).update(day=None)
+    _fs12b_infinity(child, "at")
+    assert _fs12b_details(fs12b_api, f"/fs12b/kin-rows/{parent.pk}/") == {
+        "children.at": [INFINITE_VALUE]
+    }
+
+
+@fs12b_needs_postgres
+def test_fs12b_a_lists_infinity_search_reads_the_filtered_rows_only(fs12b_api):
+    """A list's search read every row the caller may read, not the rows its filters chose:
+    ``?label=bad`` (``at`` held as infinity) named ``day`` too, which only a row the list
+    did not read holds as infinity."""
+    fs12b_api.raise_request_exception = False
+    bad, other = PagedRow.objects.create(label="bad"), PagedRow.objects.create(label="other")
+    _fs12b_infinity(bad, "at")
+    _fs12b_infinity(other, "day")
+    assert _fs12b_details(fs12b_api, "/fs12b/plain-rows/", {"label": "bad"}) == {
+        "at": [INFINITE_VALUE]
+    }
+    assert _fs12b_details(fs12b_api, "/fs12b/plain-rows/", {"label": "other"}) == {
+        "day": [INFINITE_VALUE]
+    }
+    # the whole list reads both
+    assert _fs12b_details(fs12b_api, "/fs12b/plain-rows/") == {
+        "day": [INFINITE_VALUE],
+        "at": [INFINITE_VALUE],
+    }
+
+
+@fs12b_needs_postgres
+def test_fs12b_a_list_that_reads_no_infinity_asks_nothing_of_it(fs12b_api):
+    """The search runs only after psycopg refused a load: a list and a get that answer send
+    no ``isfinite`` query."""
+    parent = PagedRow.objects.create(label="parent")
+    PagedRow.objects.create(label="child", parent=parent)
+    with CaptureQueriesContext(connection) as queries:
+        assert fs12b_api.get("/fs12b/kin-rows/").status_code == 200
+        assert fs12b_api.get(f"/fs12b/kin-rows/{parent.pk}/").status_code == 200
+    assert queries.captured_queries
+    assert not [q for q in queries.captured_queries if "isfinite" in q["sql"]]
