@@ -10,11 +10,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, action
+from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from django_arc.exceptions import INFINITE_VALUE
 from tests.helpers import assert_error, client_for, site_mounted
-from tests.testapp.models import PagedRow, RevNumTally
+from tests.testapp.models import Fs12bNode, Fs12bNote, Fs12bPin, PagedRow, RevNumTally
 
 pytestmark = pytest.mark.django_db
 
@@ -279,3 +279,52 @@ def test_fs12b_a_list_that_reads_no_infinity_asks_nothing_of_it(fs12b_api):
         assert fs12b_api.get(f"/fs12b/kin-rows/{parent.pk}/").status_code == 200
     assert queries.captured_queries
     assert not [q for q in queries.captured_queries if "isfinite" in q["sql"]]
+
+
+# -- the cascade-delete count comparison: fast deletes, an own delete()'s other statements ----
+
+
+@fs12b_site.register
+class Fs12bNodeResource(Resource):
+    model = Fs12bNode
+    name = "nodes"
+    fields = ["id", "name", "parent"]
+    presets = [presets.Bulk()]
+    permissions = FS12B_PUBLIC
+
+
+def _fs12b_own_delete(monkeypatch, also=None):
+    original = Fs12bNode.delete
+
+    def fs12b_own_delete(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        if also is not None:
+            also()
+        return result
+
+    monkeypatch.setattr(Fs12bNode, "delete", fs12b_own_delete)
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_fs12b_a_table_both_collected_and_fast_deleted_is_counted_whole(
+    fs12b_api, monkeypatch, bulk
+):
+    """Deleting ``top`` reaches pins both ways: ``mine`` through its note's parent link
+    (fast-deleted by one statement, no row loaded) and ``theirs`` through ``pinned_on``
+    (collected). The comparison counted only the collected one as judged, so a model's
+    own ``delete()``, returning Django's count of both, was refused 409 (nothing deleted)
+    though every row it deleted was in the judged collection."""
+    _fs12b_own_delete(monkeypatch)
+    top = Fs12bNode.objects.create(name="top")
+    Fs12bNode.objects.create(name="child", parent=top)
+    elsewhere = Fs12bNode.objects.create(name="elsewhere")
+    Fs12bPin.objects.create(node=top, pinned_on=elsewhere)  # fast-deleted with its note
+    Fs12bPin.objects.create(node=elsewhere, pinned_on=top)  # collected
+    Fs12bPin.objects.create(node=top, pinned_on=top)  # reached both ways
+    if bulk:
+        r = fs12b_api.delete("/fs12b/nodes/bulk/", {"ids": [top.pk]}, format="json")
+    else:
+        r = fs12b_api.delete(f"/fs12b/nodes/{top.pk}/")
+    assert r.status_code == 200, r.content
+    assert list(Fs12bNode.objects.values_list("name", flat=True)) == ["elsewhere"]
+    assert not Fs12bPin.objects.exists() and not Fs12bNote.objects.exists()
