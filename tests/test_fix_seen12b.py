@@ -328,3 +328,26 @@ def test_fs12b_a_table_both_collected_and_fast_deleted_is_counted_whole(
     assert r.status_code == 200, r.content
     assert list(Fs12bNode.objects.values_list("name", flat=True)) == ["elsewhere"]
     assert not Fs12bPin.objects.exists() and not Fs12bNote.objects.exists()
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_fs12b_rows_an_own_delete_removes_by_other_statements_are_its_code_by_decision(
+    fs12b_api, monkeypatch, bulk
+):
+    """Decided (decisions.md, fix-seen12b): a model's own ``delete()`` deleting other rows
+    by statements of its own (``Fs12bNode.objects.filter(...).delete()``, rows of the
+    resource's own table included) runs the project's code, as a hook's or an action
+    handler's deletes do: what it returns from ``super().delete()`` is compared with what
+    the cascade check judged, those rows are not, and are not refused."""
+    _fs12b_own_delete(monkeypatch, also=lambda: Fs12bNode.objects.filter(name="swept").delete())
+    top = Fs12bNode.objects.create(name="top")
+    Fs12bNode.objects.create(name="child", parent=top)
+    swept = Fs12bNode.objects.create(name="swept")
+    Fs12bNode.objects.create(name="under swept", parent=swept)
+    Fs12bNode.objects.create(name="kept")
+    if bulk:
+        r = fs12b_api.delete("/fs12b/nodes/bulk/", {"ids": [top.pk]}, format="json")
+    else:
+        r = fs12b_api.delete(f"/fs12b/nodes/{top.pk}/")
+    assert r.status_code == 200, r.content
+    assert list(Fs12bNode.objects.values_list("name", flat=True)) == ["kept"]
