@@ -337,20 +337,27 @@ def _infinity_fault(exc: Exception, view: Any) -> Exception:
     """psycopg's refusal to load a date or time stored as ``infinity`` (a row written
     outside the API: no value of the API's type holds it, and Django fails on it too),
     as the :class:`ServerFault` it is, whose ``details`` name the fields the caller may read
-    unmasked that hold one in the rows it may read (the request's row, for a URL naming one): the
-    500 said nothing of where, and the project has a row to repair. ``exc`` itself when
+    unmasked that show one in the rows it read (the request's row, for a URL naming one; a
+    list's filtered rows), a related row's by its path (``parent.at``): the 500 said
+    nothing of where, and the project has a row to repair. ``exc`` itself when
     the view cannot say (not a resource's, or no such field found)."""
     try:
         resource = view.resource
         queryset = view.get_queryset()
         if (view.lookup_url_kwarg or view.lookup_field) in (view.kwargs or {}):
             queryset = queryset.filter(**{view.lookup_field: view.get_lookup_value()})
-        output = resource.output_fields
+        elif view.action == "list":
+            # the rows the list read: a row its filters leave out is not the fault
+            queryset = view.filter_queryset(queryset)
+        # the request's own fields (a project's ``get_fields()`` may choose them)
+        output = view.get_serializer_class()(context=view.get_serializer_context()).fields
         plan = view.field_access.read_plan()
         # a masked field's value is not the caller's to read either: that it holds
         # ``infinity`` is not said (the caller sees the mask, rev-fixes63)
         hidden = plan.omitted(output) | set(plan.redact)
-        names = infinite_fields(queryset, [name for name in output if name not in hidden])
+        names = infinite_fields(
+            queryset, {name: field for name, field in output.items() if name not in hidden}
+        )
     except Exception:  # noqa: BLE001 - the answer is a 500 either way; said without where
         logger.warning("no field named for a stored infinity", exc_info=True)
         return exc

@@ -2458,7 +2458,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         if collector is None:
             return instance.delete()
         if model.delete is not models.Model.delete:
-            return refuse_deleted_unjudged(collector, instance.delete())
+            return refuse_deleted_unjudged(collector, instance.delete)
         return collector.delete()
 
     def refuse_cascade_beyond_reach(self, rows: list[Any], origin: Any = None) -> Collector | None:

@@ -21,11 +21,13 @@ Django does not ask for) is left as it is.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import DataError, models
 from django.db.models import BooleanField, F, Func
+from rest_framework import serializers
 
 try:
     from psycopg import adapters
@@ -152,21 +154,65 @@ def refused_infinity(exc: BaseException) -> bool:
     return isinstance(exc, DataError) and _INFINITE_LOAD.match(str(exc)) is not None
 
 
-def infinite_fields(queryset: Any, names: Any) -> list[str]:
-    """Those of the fields ``names`` (of ``queryset``'s model) that are dates or times and
-    hold ``infinity`` or ``-infinity`` in a row of ``queryset``: one ``EXISTS`` each, asked
-    only after a read was refused (:func:`refused_infinity`), so that the answer says which
-    field the project must repair. ``queryset`` is the caller's (narrowed): no other row
-    is looked at."""
+def infinite_fields(queryset: Any, fields: Mapping[str, Any]) -> list[str]:
+    """The output paths of those of ``fields`` (output name to bound serializer field: the
+    ones the caller may read) showing a date or time a row of ``queryset`` holds as
+    ``infinity`` or ``-infinity``: one ``EXISTS`` each, asked only after a read was refused
+    (:func:`refused_infinity`), so that the answer says which field the project must
+    repair. A field is found by its ``source`` (``when = DateTimeField(source="at")`` is
+    ``when``), and through nested serializers, dotted sources and slug relations into
+    related rows, named by its path in the answer (``parent.at``); a value no query reaches
+    (a method, a property, a relation's ``__str__``) is not named. ``queryset`` is the
+    caller's (narrowed, filtered): no other row is looked at, but a related row is searched
+    as the relation joins it, not as a nested serializer may narrow it."""
     found = []
-    for name in names:
-        try:
-            field = queryset.model._meta.get_field(name)
-        except FieldDoesNotExist:
-            continue
-        if not isinstance(field, models.DateField) or not field.concrete:
-            continue
-        finite = Func(F(field.attname), function="isfinite", output_field=BooleanField())
+    for name, path in _date_paths(queryset.model, fields, "", ()):
+        finite = Func(F(path), function="isfinite", output_field=BooleanField())
         if queryset.alias(arc_finite=finite).filter(arc_finite=False).exists():
             found.append(name)
     return found
+
+
+def _date_paths(
+    model: Any, fields: Mapping[str, Any], shown: str, attrs: tuple[str, ...]
+) -> Iterator[tuple[str, str]]:
+    """(output path, query path) of each readable field among ``fields``, found under the
+    attributes ``attrs`` of ``model``'s rows, that shows a concrete date or time column."""
+    for name, field in fields.items():
+        if field.write_only:
+            continue
+        here = (*attrs, *field.source_attrs)
+        if isinstance(field, serializers.ListSerializer):
+            field = field.child
+        elif isinstance(field, serializers.ManyRelatedField):
+            field = field.child_relation
+        if isinstance(field, serializers.SlugRelatedField):
+            here = (*here, field.slug_field)
+        elif isinstance(field, serializers.Serializer):
+            if not here or _column(model, here) is not None:
+                yield from _date_paths(model, field.fields, f"{shown}{name}.", here)
+            continue
+        column = _column(model, here) if here else None
+        if column is not None and isinstance(column[1], models.DateField) and column[1].concrete:
+            yield f"{shown}{name}", column[0]
+
+
+def _column(model: Any, attrs: tuple[str, ...]) -> tuple[str, Any] | None:
+    """The query path and the model field the attributes ``attrs`` of ``model``'s rows
+    read, through relations (a reverse one by its accessor name); ``None`` when one of them
+    is no model field (a property, a method) or a step after it is no relation."""
+    parts, field = [], None
+    for attr in attrs:
+        if field is not None:
+            model = field.related_model
+            if model is None:
+                return None
+        meta = model._meta
+        try:
+            field = meta.get_field(attr)
+        except FieldDoesNotExist:
+            field = next((f for f in meta.related_objects if f.get_accessor_name() == attr), None)
+            if field is None:
+                return None
+        parts.append(field.name)
+    return "__".join(parts), field

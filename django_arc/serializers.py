@@ -405,37 +405,40 @@ def _clone(field: serializers.Field) -> serializers.Field:
     # walk, validator set-up) — that is what makes a cached serializer cheap. ``bind()`` and
     # per-request changes (a narrowed related queryset) then only touch the copy's own
     # attributes; the values that change in place (validators, error messages, a mutable
-    # default) are copied, as DRF's deep copy gives them to each serializer. Fields holding other fields (nested serializers, ``ListField.child``,
-    # ``many=True`` relations) bind those children in ``__init__``, so they get a real copy.
+    # default) are copied, as DRF's deep copy gives them to each serializer. Fields holding
+    # other fields (nested serializers, ``ListField.child``, ``many=True`` relations) bind
+    # those children in ``__init__``, so they get a real copy.
+    reading = field.__dict__.get("to_internal_value")
     if isinstance(field, serializers.BaseSerializer) or _has_children(field):
         clone = copy.deepcopy(field)
         if field.read_only and not clone.read_only:
             # DRF's deep copy rebuilds a field from its constructor's arguments: a field
             # ``read_only_fields`` made read-only after construction would be writable again
             _make_read_only(clone)
-        return clone
-    clone = object.__new__(field.__class__)
-    clone.__dict__.update(field.__dict__)
-    reading = clone.__dict__.get("to_internal_value")
+    else:
+        clone = object.__new__(field.__class__)
+        clone.__dict__.update(field.__dict__)
+        if "_validators" in clone.__dict__:
+            clone._validators = list(clone._validators)
+        messages = clone.__dict__.get("error_messages")
+        if type(messages) is dict:
+            # a serializer may reword a field's errors as it is built, for its caller (DRF
+            # gives each its own fields): in the prototype's dict, one caller's wording was
+            # every later caller's
+            clone.error_messages = messages.copy()
+        # the default is handed to the write as it is (``validated_data``): DRF's deep copy
+        # of declared fields gives each serializer its own ``default={}``, which a
+        # ``create()`` completing it changed for every later request (another caller's row
+        # stamped with the first caller's name). ``empty`` and a callable default are
+        # classes or factories.
+        default = clone.__dict__.get("default")
+        if type(default) not in _UNCHANGEABLE and not callable(default):
+            clone.default = copy.deepcopy(default)
     if isinstance(reading, _OwnReading):
         # the prototype's reading ran the prototype's own ``to_internal_value``: a project
-        # field reading ``self.context`` (the request) saw the cached field's, none
+        # field reading ``self.context`` (the request) saw the cached field's, none; a deep
+        # copy is rebuilt from the constructor's arguments, without it
         clone.to_internal_value = type(reading)(clone)
-    if "_validators" in clone.__dict__:
-        clone._validators = list(clone._validators)
-    messages = clone.__dict__.get("error_messages")
-    if type(messages) is dict:
-        # a serializer may reword a field's errors as it is built, for its caller (DRF
-        # gives each its own fields): in the prototype's dict, one caller's wording was
-        # every later caller's
-        clone.error_messages = messages.copy()
-    # the default is handed to the write as it is (``validated_data``): DRF's deep copy of
-    # declared fields gives each serializer its own ``default={}``, which a ``create()``
-    # completing it changed for every later request (another caller's row stamped with
-    # the first caller's name). ``empty`` and a callable default are classes or factories.
-    default = clone.__dict__.get("default")
-    if type(default) not in _UNCHANGEABLE and not callable(default):
-        clone.default = copy.deepcopy(default)
     return clone
 
 
@@ -745,12 +748,22 @@ def read_decimals_as_written(fields: Any) -> None:
     text, as :func:`refuse_non_finite_floats` wraps a float field's: the field keeps its
     class. Swapping it for a generated subclass (fix-seen11d) changed what ``type(field)``
     is, so a drf-spectacular extension naming the project's field class (matched by exact
-    class, its default) no longer applied and the OpenAPI schema changed (rev-fixes63). A
-    decimal field inside a nested serializer or a list is the project's."""
+    class, its default) no longer applied and the OpenAPI schema changed (rev-fixes63).
+
+    A decimal field inside a nested serializer, or the child of a ``ListField`` or a
+    ``DictField``, at any depth, reads so too (fix-seen12b): it is the same number in the
+    same body, and DRF's reading lost its digits there alike. Such a container field gets a
+    reading (:class:`_ChildrenWritten`) that does this to its children when it first reads,
+    bound by then: a nested serializer's fields are built lazily, from its context."""
     _install_reading(fields, serializers.DecimalField, ArcDecimalField, _WrittenReading)
+    _install_reading(fields, _CONTAINERS, (), _ChildrenWritten)
 
 
-def _install_reading(fields: Any, kind: type, arc_kind: type, reading: type) -> None:
+#: fields whose reading hands values to fields of their own (``child``, ``fields``)
+_CONTAINERS = (serializers.BaseSerializer, serializers.ListField, serializers.DictField)
+
+
+def _install_reading(fields: Any, kind: Any, arc_kind: Any, reading: type) -> None:
     """``reading`` as the ``to_internal_value`` of each writable field of ``kind`` among
     ``fields`` that is the project's (not arc's ``arc_kind``) and has no instance-level
     reading yet (one :func:`_clone` installed)."""
@@ -787,6 +800,28 @@ class _WrittenReading(_OwnReading):
 
     def __call__(self, data: Any) -> Any:
         return self.own(data.text if isinstance(data, JSONNumber) else data)
+
+
+class _ChildrenWritten(_OwnReading):
+    """A nested serializer's, a ``ListSerializer``'s, a ``ListField``'s or a ``DictField``'s
+    own reading, after :func:`read_decimals_as_written` has been applied to its children
+    (once per field: a ``many=True`` list reads every item with one child)."""
+
+    __slots__ = ("walked",)
+
+    def __init__(self, field: serializers.Field) -> None:
+        super().__init__(field)
+        self.walked = False
+
+    def __call__(self, data: Any) -> Any:
+        if not self.walked:
+            self.walked = True
+            field = self.field
+            child = getattr(field, "child", None)
+            read_decimals_as_written(
+                {"": child} if isinstance(child, serializers.Field) else field.fields
+            )
+        return self.own(data)
 
 
 class _FiniteReading(_OwnReading):

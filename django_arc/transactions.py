@@ -85,22 +85,24 @@ def _joins_outer(query: Any) -> bool:
     return any(getattr(join, "join_type", None) == LOUTER for join in query.alias_map.values())
 
 
-def refuse_deleted_unjudged(collector: Collector, result: Any) -> Any:
-    """``result``, what a model's own ``delete()`` returned after the cascade check judged
-    ``collector``'s rows, unless it deleted more rows of the model's table than were
+def refuse_deleted_unjudged(collector: Collector, delete: Callable[[], Any]) -> Any:
+    """What ``delete()`` (a model's own ``delete()``, run after the cascade check judged
+    ``collector``'s rows) returns, unless it deleted more rows of a judged table than were
     judged: then 409 ``CONFLICT`` (the cascade check's answer), and the write's transaction
     rolls back. Such a ``delete()`` collects again (``Model.delete()`` builds its own
     collector), and a row filed meanwhile under one the check reached, which no lock
     holds, was deleted unjudged (another member's, under an owner-scoping preset); Django's
     own ``delete()`` deletes the judged collection and fails on such a row at its commit,
     409 too. Read from Django's ``(count, {label: count})``; a ``delete()`` returning something
-    else is taken at its word. No query."""
+    else is taken at its word. Rows the collection deletes by one statement without loading
+    them (its fast deletes) are judged too: they are counted before ``delete()`` runs,
+    by a query only for a table the collection also loaded rows of (a multi-table child
+    reached through its parent link and through another relation), whose count would
+    otherwise hold more rows than were judged."""
+    judged = _judged_rows(collector)
+    result = delete()
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
         return result
-    judged: dict[Any, int] = {}
-    for each, rows in collector.data.items():
-        table = each._meta.concrete_model
-        judged[table] = judged.get(table, 0) + len(rows)
     deleted: dict[Any, int] = {}
     for label, count in result[1].items():
         try:
@@ -112,6 +114,21 @@ def refuse_deleted_unjudged(collector: Collector, result: Any) -> Any:
     if any(count > judged[table] for table, count in deleted.items()):
         raise ArcError("CONFLICT", STILL_REFERRED_TO, 409)
     return result
+
+
+def _judged_rows(collector: Collector) -> dict[Any, int]:
+    """How many rows of each table ``collector`` loaded, with the rows its fast deletes
+    of those tables hold that it did not load (a row reached both ways is one row)."""
+    loaded: dict[Any, set[Any]] = {}
+    for each, rows in collector.data.items():
+        loaded.setdefault(each._meta.concrete_model, set()).update(row.pk for row in rows)
+    judged = {table: len(pks) for table, pks in loaded.items()}
+    for batch in collector.fast_deletes:
+        table = batch.model._meta.concrete_model
+        if table in loaded:
+            pks = batch.values_list("pk", flat=True)
+            judged[table] += sum(1 for pk in pks if pk not in loaded[table])
+    return judged
 
 
 #: libpq's ``PQTRANS_INERROR``: in a transaction a failed statement aborted

@@ -403,11 +403,15 @@ class Bulk(Preset):
                 # the model's own delete() (files removed, a row archived) runs for the
                 # single-row route: each row is deleted through it, still all or none; what
                 # it refuses (a Django ValidationError) is its item's
-                results = _each(view, rows, _deleted, key="ids")
+                def delete_each() -> Any:
+                    return _summed(_each(view, rows, _deleted, key="ids"))
+
                 if collector is not None:
                     # no more rows than the check judged: one filed meanwhile under a
                     # row it reached is refused (409), as the collection's delete does
-                    refuse_deleted_unjudged(collector, _summed(results))
+                    refuse_deleted_unjudged(collector, delete_each)
+                else:
+                    delete_each()
             elif collector is not None:
                 # what the check judged is what goes: a second collection found rows filed
                 # meanwhile under those it reached, deleted unjudged (the named rows are

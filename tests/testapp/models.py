@@ -689,3 +689,29 @@ class Fg2Note(models.Model):
     object_id = models.PositiveIntegerField()
     target = GenericForeignKey("content_type", "object_id")
     text = models.CharField(max_length=50)
+
+
+# -- fix-seen12b: a table both collected and fast-deleted by one cascade ------------------------
+
+
+class Fs12bNode(models.Model):
+    """A tree (its cascade is judged), with notes on its rows and pins of notes to them."""
+
+    name = models.CharField(max_length=50)
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
+    )
+
+
+class Fs12bNote(models.Model):
+    """A note on a node: a multi-table parent, so Django's collector collects its rows."""
+
+    node = models.ForeignKey(Fs12bNode, on_delete=models.CASCADE, related_name="notes")
+
+
+class Fs12bPin(Fs12bNote):
+    """A note pinned to a node: reached through its parent link its rows are fast-deleted,
+    through ``pinned_on`` collected (a multi-table child is fast-deleted through its parent
+    link only)."""
+
+    pinned_on = models.ForeignKey(Fs12bNode, on_delete=models.CASCADE, related_name="pins")
