@@ -82,7 +82,7 @@ from .exceptions import (
     exception_handler,
     get_request_id,
 )
-from .fields import FieldAccess, ReadPlan, write_denied
+from .fields import FieldAccess, ReadPlan
 from .filters import QueryLanguageFilter
 from .idempotency.execution import IdempotentExecution
 from .logs import log_text
@@ -1867,21 +1867,18 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         def harmless(field: str, value: Any) -> bool:
             return any(p.accepts_body_value(self, field, value) for p in presets)
 
-        policy = self.resource.write_denied_policy
-        data = self.field_access.guard(data, policy, harmless)
-        on_row = self.resource.written_on_row
-        if not on_row:
-            return data
-        # a nested serializer's keys write the row's own columns (``source="*"``)
-        denied: list[str] = []
-        for name, columns in on_row.items():
-            if isinstance(data.get(name), dict):
+        access = self.field_access
+        # a nested serializer's keys write the row's own columns (``source="*"``): judged
+        # first, so that one 403 names them with the top-level keys; only where the nested
+        # serializer itself is the caller's to write (a hidden one is dropped whole, and
+        # naming its keys would confirm it exists)
+        nested: list[str] = []
+        for name, columns in self.resource.written_on_row.items():
+            if isinstance(data.get(name), dict) and access.write_verdict(name) == "allow":
                 data[name] = _guard_on_row(
-                    self.field_access, data[name], columns, harmless, f"{name}.", denied
+                    access, data[name], columns, harmless, f"{name}.", nested
                 )
-        if denied and policy != "strip":
-            raise write_denied(denied)
-        return data
+        return access.guard(data, self.resource.write_denied_policy, harmless, nested)
 
     def write_transaction(self, always: bool = False) -> Any:
         """The transaction a write runs in: always when its event goes to the outbox (row
