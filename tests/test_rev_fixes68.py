@@ -3,15 +3,19 @@ after them (``FieldAccess.body_verdict``, ``fields.write_denied``)."""
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db.models import Prefetch
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import fields as F
 from django_arc import permissions as P
 from shop.models import Organization
-from tests.factories import OrganizationFactory, member_client
-from tests.helpers import site_mounted
-from tests.testapp.models import Note
+from tests.factories import AuthorFactory, BookFactory, OrganizationFactory, member_client
+from tests.helpers import client_for, site_mounted
+from tests.redis_support import REDIS_URL, query_cache_on_redis
+from tests.test_query_cache import get
+from tests.test_query_cache_invalidation import hit_then, registered_site
+from tests.testapp.models import Author, Book, Note, Review
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +121,73 @@ def test_rf68_a_hidden_nested_serializer_is_not_judged_key_by_key(rf68_world):
     assert r.status_code == 200, r.content
     note = Note.objects.get()
     assert (note.owner, note.text) == (editor.handler._force_user, "top")
+
+
+# -- rev-fixes67: a Prefetch queryset's order read without asking the routers ---------------
+
+
+class _Rf68RequestRouter:
+    """A router answering only inside a request (a tenant's database read from the request,
+    as a project's may): outside one, it raises."""
+
+    in_request = False
+
+    def db_for_read(self, model, **hints):
+        if not _Rf68RequestRouter.in_request:
+            raise RuntimeError("no request: no tenant database")
+        return "default"
+
+    db_for_write = db_for_read
+
+
+class Rf68AuthorsBooksByReviewPath(Resource):
+    """Authors rendering their books in a declared ``Prefetch`` queryset's order: by their
+    reviews' text (a path joined only when the query is compiled)."""
+
+    model = Author
+    name = "rf68-books-by-review-path"
+    queryset = Author.objects.prefetch_related(
+        Prefetch("books", queryset=Book.objects.order_by("reviews__body", "pk"))
+    )
+    fields = ["id", "name", "books"]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+@pytest.mark.django_db(transaction=True)
+def test_rf68_a_prefetch_order_is_read_where_the_routers_answer_only_in_a_request(
+    settings, monkeypatch
+):
+    """rev-fixes67 compiled a ``Prefetch`` queryset's order on ``queryset.db``, which asks
+    the project's routers; one answering only inside a request raised there (at start-up,
+    or at ``register()``), the order was taken to read nothing, and a review reworded left
+    the author's answer a HIT with the books in the old order. The order's joins are the
+    same on every database: it is compiled without the routers."""
+    from django_arc.querycache import invalidation
+
+    monkeypatch.setattr(invalidation, "_readers", {})
+    monkeypatch.setattr(invalidation, "_readers_by_table", {})
+    monkeypatch.setattr(_Rf68RequestRouter, "in_request", True)
+    settings.DATABASE_ROUTERS = [_Rf68RequestRouter()]
+    author = AuthorFactory(name="Tolkien")
+    first, second = BookFactory(author=author), BookFactory(author=author)
+    review = Review.objects.create(book=first, body="a")
+    Review.objects.create(book=second, body="b")
+    resource = Rf68AuthorsBooksByReviewPath
+    _Rf68RequestRouter.in_request = False  # registered outside a request, as at start-up
+    with query_cache_on_redis(), registered_site("rf68-prefetch-order", resource) as site:
+        _Rf68RequestRouter.in_request = True
+        with site_mounted(settings, "rf68o", site):
+            client = client_for(None)
+            path = f"/rf68o/{resource.name}/"
+            assert get(client, path).json()["docs"][0]["books"] == [first.pk, second.pk]
+
+            def reword():
+                review.body = "c"
+                review.save()
+
+            after = hit_then(client, path, reword)
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["docs"][0]["books"] == [second.pk, first.pk]
