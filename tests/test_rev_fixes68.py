@@ -123,6 +123,48 @@ def test_rf68_a_hidden_nested_serializer_is_not_judged_key_by_key(rf68_world):
     assert (note.owner, note.text) == (editor.handler._force_user, "top")
 
 
+class _Rf68DictOnRowSerializer(serializers.ModelSerializer):
+    """``extra`` is a write-only bag of the row's own values: DRF merges a
+    ``DictField(source="*")``'s dict into the row's values as it does a nested
+    serializer's."""
+
+    extra = serializers.DictField(source="*", required=False, write_only=True)
+
+    class Meta:
+        model = Note
+        fields = ["id", "branch", "text", "organization", "owner", "internal", "extra"]
+
+
+@rf68_site.register
+class Rf68DictOnRowResource(_Rf68Base):
+    name = "rf68-dict-on-row"
+    serializer_class = _Rf68DictOnRowSerializer
+
+
+def test_rf68_a_dict_field_on_the_row_is_judged_key_by_key(rf68_world):
+    """rev-fixes66 judged the keys of a nested *serializer* on the row (``source="*"``);
+    a ``DictField(source="*")`` writes the row's columns by its keys too, unjudged:
+    ``{"extra": {"owner_id": …}}`` handed the note to a user of another tenant (200, owner
+    moved). Each key is judged as the column it names (by name or attname), a key no
+    column has by its own name."""
+    editor, stranger, org = rf68_world["editor"], rf68_world["stranger"], rf68_world["org"]
+    url = _note(editor, "rf68-dict-on-row")
+    for key, value in (("owner_id", stranger.pk), ("owner", stranger.pk), ("internal", "x")):
+        r = editor.patch(url, {"extra": {key: value}}, format="json")
+        assert r.status_code == 403, r.content
+        assert r.json()["details"] == {"fields": [f"extra.{key}"]}
+    # what the caller may write it writes; its own tenant is harmless and dropped
+    r = editor.patch(url, {"extra": {"text": "own", "organization_id": org.pk}}, format="json")
+    assert r.status_code == 200, r.content
+    note = Note.objects.get()
+    assert (note.owner, note.organization, note.text, note.internal) == (
+        editor.handler._force_user,
+        org,
+        "own",
+        "",
+    )
+
+
 # -- rev-fixes67: a Prefetch queryset's order read without asking the routers ---------------
 
 
