@@ -499,11 +499,13 @@ def _ordering_read(queryset: Any, tables: set[str]) -> bool:
         return False
     query = queryset.query.clone()
     try:
-        # on the database the queryset names, else the default one, not ``queryset.db``: it
-        # asks the project's routers, which may answer only inside a request, and raised
-        # here the order was taken to read nothing (a HIT kept the old order); the tables
-        # an order joins are the same on every database of the project
-        order_by = query.get_compiler(queryset._db or DEFAULT_DB_ALIAS).get_order_by()
+        using = queryset.db
+    except Exception:  # noqa: BLE001 - a project's router, which may answer only in a request
+        # raised here, the order was taken to read nothing (a HIT kept the old order): the
+        # tables an order joins are the same on every database of the project
+        using = queryset._db or DEFAULT_DB_ALIAS
+    try:
+        order_by = query.get_compiler(using).get_order_by()
     except Exception:  # noqa: BLE001 - an order that cannot compile fails the request itself
         return True
     return _tables_read(query, tables, [expr for expr, _ in order_by])
