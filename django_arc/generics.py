@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -1874,10 +1875,22 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         # naming its keys would confirm it exists)
         nested: list[str] = []
         for name, columns in self.resource.written_on_row.items():
-            if isinstance(data.get(name), dict) and access.write_verdict(name) == "allow":
-                data[name] = _guard_on_row(
-                    access, data[name], columns, harmless, f"{name}.", nested
-                )
+            value = data.get(name)
+            if value is None or access.write_verdict(name) != "allow":
+                continue
+            if isinstance(value, dict):
+                data[name] = _guard_on_row(access, value, columns, harmless, f"{name}.", nested)
+            elif isinstance(value, str) and getattr(columns, "json", False):
+                # a ``JSONField``'s object as text, which DRF parses (``binary=True``, a form)
+                try:
+                    parsed = json.loads(value)
+                except (ValueError, RecursionError):
+                    continue  # not JSON (or nested past Python's limit): the field's own
+                if isinstance(parsed, dict):
+                    kept = _guard_on_row(access, parsed, columns, harmless, f"{name}.", nested)
+                    if kept != parsed:
+                        # a dict passes a text-reading ``JSONField`` as it is, unless binary
+                        data[name] = json.dumps(kept) if columns.binary else kept
         return access.guard(data, self.resource.write_denied_policy, harmless, nested)
 
     def write_transaction(self, always: bool = False) -> Any:

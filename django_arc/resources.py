@@ -223,6 +223,14 @@ class KeysAreColumns(dict):
     relation, a model attribute) is judged by its own name, as a top-level key is, where a
     nested serializer's unknown key is read by nothing."""
 
+    def __init__(self, columns: dict[str, str], json: bool = False, binary: bool = False) -> None:
+        super().__init__(columns)
+        #: a ``JSONField``'s: its object may come as text (``binary=True``, or a form's),
+        #: which DRF parses, so the guard parses it to judge it
+        self.json = json
+        #: a ``binary`` one reads only text: what the guard keeps of it is passed as text
+        self.binary = binary
+
     def get(self, key: Any, default: Any = None) -> Any:
         return super().get(key, key)
 
@@ -408,9 +416,9 @@ class Resource:
         top-level keys never saw: ``{"meta": {"owner": …}}`` handed an owner-scoped row to a
         user of another tenant (200). :meth:`~django_arc.generics.ResourceGenericViewSet.guard_body`
         judges each as the column it writes. A field whose ``source`` is no column is
-        judged by that ``source``. A ``DictField(source="*")`` (``HStoreField`` too) is
-        merged into the row's values the same way, its keys naming the columns:
-        :class:`KeysAreColumns`."""
+        judged by that ``source``. A ``DictField(source="*")`` (``HStoreField`` too) or a
+        ``JSONField(source="*")`` is merged into the row's values the same way, its keys
+        naming the columns: :class:`KeysAreColumns`."""
         from rest_framework import serializers as drf
 
         columns = self._column_field_names
@@ -420,8 +428,9 @@ class Resource:
                 return None
             if isinstance(field, drf.Serializer):
                 return inner(field)
-            if isinstance(field, drf.DictField):
-                return KeysAreColumns(columns)
+            if isinstance(field, (drf.DictField, drf.JSONField)):
+                text = isinstance(field, drf.JSONField)
+                return KeysAreColumns(columns, json=text, binary=text and field.binary)
             return None
 
         def inner(serializer: Any) -> dict[str, Any]:

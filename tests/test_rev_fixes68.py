@@ -1,6 +1,8 @@
 """rev-fixes68's review of rev-fixes65, rev-fixes66, rev-fixes67 and the lead's refactors
 after them (``FieldAccess.body_verdict``, ``fields.write_denied``)."""
 
+import json
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
@@ -163,6 +165,68 @@ def test_rf68_a_dict_field_on_the_row_is_judged_key_by_key(rf68_world):
         "own",
         "",
     )
+
+
+def _rf68_json_serializer(binary: bool) -> type:
+    class _Rf68JsonOnRowSerializer(serializers.ModelSerializer):
+        extra = serializers.JSONField(source="*", required=False, write_only=True, binary=binary)
+
+        class Meta:
+            model = Note
+            fields = ["id", "branch", "text", "organization", "owner", "internal", "extra"]
+
+    return _Rf68JsonOnRowSerializer
+
+
+@rf68_site.register
+class Rf68JsonOnRowResource(_Rf68Base):
+    name = "rf68-json-on-row"
+    serializer_class = _rf68_json_serializer(binary=False)
+
+
+@rf68_site.register
+class Rf68BinaryJsonOnRowResource(_Rf68Base):
+    name = "rf68-binary-json-on-row"
+    serializer_class = _rf68_json_serializer(binary=True)
+
+
+@rf68_site.register
+class Rf68BinaryJsonOnRowStripResource(Rf68BinaryJsonOnRowResource):
+    name = "rf68-binary-json-on-row-strip"
+    on_field_write_denied = "strip"
+
+
+@pytest.mark.parametrize(
+    "resource,as_text",
+    [("rf68-json-on-row", False), ("rf68-binary-json-on-row", True), ("rf68-json-on-row", None)],
+)
+def test_rf68_a_json_field_on_the_row_is_judged_key_by_key(rf68_world, resource, as_text):
+    """A ``JSONField(source="*")`` is merged into the row's values as a ``DictField`` is,
+    its object sent as JSON, as text (``binary=True``) or in a form (DRF parses the
+    form's text): ``{"extra": {"owner_id": …}}`` moved the owner to a user of another
+    tenant (200). Its keys are judged as the columns they name, the text parsed to judge
+    it."""
+    editor, stranger = rf68_world["editor"], rf68_world["stranger"]
+    url = _note(editor, resource)
+    value = {"owner_id": stranger.pk}
+    if as_text is None:  # a form: DRF reads the field's text as JSON
+        r = editor.patch(url, {"extra": json.dumps(value)}, format="multipart")
+    else:
+        r = editor.patch(url, {"extra": json.dumps(value) if as_text else value}, format="json")
+    assert r.status_code == 403, r.content
+    assert r.json()["details"] == {"fields": ["extra.owner_id"]}
+    assert Note.objects.get().owner == editor.handler._force_user
+
+
+def test_rf68_a_json_fields_text_is_written_without_the_keys_stripped(rf68_world):
+    """Under ``strip`` the keys refused are dropped from the text and the rest written."""
+    editor, stranger = rf68_world["editor"], rf68_world["stranger"]
+    url = _note(editor, "rf68-binary-json-on-row-strip")
+    text = json.dumps({"owner_id": stranger.pk, "text": "kept"})
+    r = editor.patch(url, {"extra": text}, format="json")
+    assert r.status_code == 200, r.content
+    note = Note.objects.get()
+    assert (note.owner, note.text) == (editor.handler._force_user, "kept")
 
 
 # -- rev-fixes67: a Prefetch queryset's order read without asking the routers ---------------
