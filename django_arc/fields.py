@@ -318,12 +318,16 @@ class FieldAccess:
         data: dict[str, Any],
         policy: str,
         harmless: Any = None,
+        refused: list[str] | None = None,
     ) -> dict[str, Any]:
         """``data`` with every key this caller may not write refused (403
         ``FIELD_WRITE_DENIED`` naming them all) or, under ``policy == "strip"``, dropped.
 
         ``harmless(name, value)`` tells whether a body value of a preset-managed field may
-        be dropped silently (the caller's own tenant) instead of refused."""
+        be dropped silently (the caller's own tenant) instead of refused. ``refused`` names
+        the body's nested keys already judged and left out (``meta.owner``): the one 403
+        lists them with the top-level keys, as the spec's "all such fields" asks, rather
+        than the caller learning of them only once the first refusal is fixed."""
         denied: list[str] = []
         for key in list(data):
             column = self.rules.managed_aliases.get(key, key)
@@ -332,9 +336,9 @@ class FieldAccess:
                 data.pop(key)
             elif kept is None:
                 denied.append(key)
-        if denied:
+        if denied or refused:
             if policy != "strip":
-                raise write_denied(denied)
+                raise write_denied([*denied, *(refused or ())])
             for key in denied:
                 data.pop(key, None)
         return data

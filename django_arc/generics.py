@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -82,7 +83,7 @@ from .exceptions import (
     exception_handler,
     get_request_id,
 )
-from .fields import FieldAccess, ReadPlan, write_denied
+from .fields import FieldAccess, ReadPlan
 from .filters import QueryLanguageFilter
 from .idempotency.execution import IdempotentExecution
 from .logs import log_text
@@ -1938,21 +1939,30 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         def harmless(field: str, value: Any) -> bool:
             return any(p.accepts_body_value(self, field, value) for p in presets)
 
-        policy = self.resource.write_denied_policy
-        data = self.field_access.guard(data, policy, harmless)
-        on_row = self._writes_judged[1]
-        if not on_row:
-            return data
-        # a nested serializer's keys write the row's own columns (``source="*"``)
-        denied: list[str] = []
-        for name, columns in on_row.items():
-            if isinstance(data.get(name), dict):
-                data[name] = _guard_on_row(
-                    self.field_access, data[name], columns, harmless, f"{name}.", denied
-                )
-        if denied and policy != "strip":
-            raise write_denied(denied)
-        return data
+        access = self.field_access
+        # a nested serializer's keys write the row's own columns (``source="*"``): judged
+        # first, so that one 403 names them with the top-level keys; only where the nested
+        # serializer itself is the caller's to write (a hidden one is dropped whole, and
+        # naming its keys would confirm it exists)
+        nested: list[str] = []
+        for name, columns in self._writes_judged[1].items():
+            value = data.get(name)
+            if value is None or access.write_verdict(name) != "allow":
+                continue
+            if isinstance(value, dict):
+                data[name] = _guard_on_row(access, value, columns, harmless, f"{name}.", nested)
+            elif isinstance(value, str) and getattr(columns, "json", False):
+                # a ``JSONField``'s object as text, which DRF parses (``binary=True``, a form)
+                try:
+                    parsed = json.loads(value)
+                except (ValueError, RecursionError):
+                    continue  # not JSON (or nested past Python's limit): the field's own
+                if isinstance(parsed, dict):
+                    kept = _guard_on_row(access, parsed, columns, harmless, f"{name}.", nested)
+                    if kept != parsed:
+                        # a dict passes a text-reading ``JSONField`` as it is, unless binary
+                        data[name] = json.dumps(kept) if columns.binary else kept
+        return access.guard(data, self.resource.write_denied_policy, harmless, nested)
 
     def write_transaction(self, always: bool = False) -> Any:
         """The transaction a write runs in: always when its event goes to the outbox (row

@@ -236,6 +236,25 @@ def _related_paths(
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+class KeysAreColumns(dict):
+    """:attr:`Resource.written_on_row`'s value for a ``DictField(source="*")``: DRF merges
+    its whole dict into the row's values, so each key writes the column it names (by name
+    or attname: ``{column: field name}``), and a key no column has (a many-to-many
+    relation, a model attribute) is judged by its own name, as a top-level key is, where a
+    nested serializer's unknown key is read by nothing."""
+
+    def __init__(self, columns: dict[str, str], json: bool = False, binary: bool = False) -> None:
+        super().__init__(columns)
+        #: a ``JSONField``'s: its object may come as text (``binary=True``, or a form's),
+        #: which DRF parses, so the guard parses it to judge it
+        self.json = json
+        #: a ``binary`` one reads only text: what the guard keeps of it is passed as text
+        self.binary = binary
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return super().get(key, key)
+
+
 class Resource:
     """Declare an API over a model; see SPEC §2 and ``docs/resources.md``."""
 
@@ -484,7 +503,9 @@ class Resource:
         top-level keys never saw: ``{"meta": {"owner": …}}`` handed an owner-scoped row to a
         user of another tenant (200). :meth:`~django_arc.generics.ResourceGenericViewSet.guard_body`
         judges each as the column it writes. A field whose ``source`` is no column is
-        judged by that ``source``."""
+        judged by that ``source``. A ``DictField(source="*")`` (``HStoreField`` too) or a
+        ``JSONField(source="*")`` is merged into the row's values the same way, its keys
+        naming the columns: :class:`KeysAreColumns`."""
         return self._written_on_row_of(self.project_serializer_fields)
 
     def _written_on_row_of(self, fields: dict[str, Any]) -> dict[str, Any]:
@@ -492,26 +513,35 @@ class Resource:
 
         columns = self._column_field_names
 
+        def on_row(field: Any) -> Any:
+            if field.read_only or field.source != "*":
+                return None
+            if isinstance(field, drf.Serializer):
+                return inner(field)
+            if isinstance(field, (drf.DictField, drf.JSONField)):
+                text = isinstance(field, drf.JSONField)
+                return KeysAreColumns(columns, json=text, binary=text and field.binary)
+            return None
+
         def inner(serializer: Any) -> dict[str, Any]:
             written: dict[str, Any] = {}
             for name, field in serializer.fields.items():
                 if field.read_only or isinstance(field, drf.HiddenField):
                     continue
-                if isinstance(field, drf.Serializer) and field.source == "*":
-                    written[name] = inner(field)
-                elif field.source != "*":
+                if field.source == "*":
+                    nested = on_row(field)
+                    if nested is not None:
+                        written[name] = nested
+                else:
                     root = field.source.split(".")[0]
                     written[name] = columns.get(root, root)
             return written
 
         try:
-            return {
-                name: inner(field)
-                for name, field in fields.items()
-                if isinstance(field, drf.Serializer) and field.source == "*" and not field.read_only
-            }
+            written = {name: on_row(field) for name, field in fields.items()}
         except Exception:  # noqa: BLE001 - a broken serializer fails on its own
             return {}
+        return {name: nested for name, nested in written.items() if nested is not None}
 
     @cached_property
     def write_only_fields(self) -> frozenset[str]:

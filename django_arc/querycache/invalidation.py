@@ -33,7 +33,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
-from django.db import models, router, transaction
+from django.db import DEFAULT_DB_ALIAS, models, router, transaction
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.db.models.lookups import Lookup
@@ -530,8 +530,13 @@ def _ordering_read(queryset: Any, tables: set[str]) -> bool:
         return False
     query = queryset.query.clone()
     try:
-        # ``db`` asks the project's routers, which may not answer outside a request
-        order_by = query.get_compiler(queryset.db).get_order_by()
+        using = queryset.db
+    except Exception:  # noqa: BLE001 - a project's router, which may answer only in a request
+        # raised here, the order was taken to read nothing (a HIT kept the old order): the
+        # tables an order joins are the same on every database of the project
+        using = queryset._db or DEFAULT_DB_ALIAS
+    try:
+        order_by = query.get_compiler(using).get_order_by()
     except Exception:  # noqa: BLE001 - an order that cannot compile fails the request itself
         return True
     return _tables_read(query, tables, [expr for expr, _ in order_by])
