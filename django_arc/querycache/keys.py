@@ -144,7 +144,15 @@ def _pickle_seed() -> tuple[Any, bytes]:
     name), so that a process where a name resolves to something else writes other bytes.
     Built once per process; two processes running the same code build the same table."""
     global _seed
-    found = [getattr(importlib.import_module(module), name) for module, name in _SEEDED]
+    # each object once: two names of one object (a release making one an alias of the other)
+    # would number it twice in one memo entry, and the pickler numbers what it memoises next
+    # by the memo's size: a number the table already gave another object
+    found = list(
+        {
+            id(value): value
+            for value in (getattr(importlib.import_module(m), name) for m, name in _SEEDED)
+        }.values()
+    )
     names = "\n".join(f"{value.__module__}.{value.__qualname__}" for value in found)
     seeding = _QueryPickler(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL)
     seeding.memo = {id(value): (index, value) for index, value in enumerate(found)}
@@ -165,8 +173,12 @@ def _model_state(model: Any) -> tuple[Any, ...]:
     that name (one a factory made, a replaced one) cannot be told apart by name: it is
     refused, and the fingerprint falls back to the compiled SQL, as pickling by name
     did."""
-    module = sys.modules.get(model.__module__)
-    if getattr(module, model.__qualname__, None) is not model:
+    found: Any = sys.modules.get(model.__module__)
+    # a nested class (``Outer.Inner``) is looked up through its outer class, as pickling by
+    # name looks it up; one made in a function (``make.<locals>.M``) is found under no name
+    for name in model.__qualname__.split("."):
+        found = getattr(found, name, None)
+    if found is not model:
         raise pickle.PicklingError(f"{model!r} is not its module's {model.__qualname__}")
     return (_model_named, (model.__module__, model.__qualname__, model._meta.label))
 

@@ -1,0 +1,114 @@
+"""cost10: what a query-cache HIT spends inside the query cache, and the gaps found on the way.
+
+- a model class nested in another (``Outer.Inner``) is written into the queryset fingerprint
+  by its names, as a module-level one is, instead of compiling its SQL on every HIT;
+- the fingerprint's seeded table numbers each object once, whatever names it is listed under.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import pickle
+import pickletools
+import warnings
+
+from django.db import models
+from django.test.utils import isolate_apps
+
+from django_arc.querycache import keys
+from django_arc.querycache.keys import queryset_fingerprint
+
+
+class Cost10Outer:
+    """Holds model classes as a class body would nest them (``Cost10Outer.Inner``)."""
+
+
+def _cost10_nested(table: str, attribute: str = "Inner") -> type[models.Model]:
+    """A model class of this module nested in :class:`Cost10Outer` as ``attribute``, as a
+    class statement in its body makes one (``__qualname__`` ``Cost10Outer.Inner``)."""
+
+    with warnings.catch_warnings():
+        # every call registers a model named Inner: the later replaces the earlier
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+        class Inner(models.Model):
+            name = models.CharField(max_length=10)
+
+            class Meta:
+                app_label = "testapp"
+                managed = False
+                db_table = table
+
+    Inner.__qualname__ = f"Cost10Outer.{attribute}"
+    setattr(Cost10Outer, attribute, Inner)
+    return Inner
+
+
+def _no_compiling(queryset):
+    raise AssertionError("the fingerprint compiled the SQL")
+
+
+@isolate_apps("tests.testapp")
+def test_cost10_a_nested_model_is_fingerprinted_without_compiling_its_sql(monkeypatch):
+    inner = _cost10_nested("cost10_inner")
+    other = _cost10_nested("cost10_other", "Other")
+    try:
+        monkeypatch.setattr(keys, "_compiled", _no_compiling)
+        rows = inner.objects.filter(name="x")
+        assert queryset_fingerprint(rows) == queryset_fingerprint(inner.objects.filter(name="x"))
+        assert queryset_fingerprint(rows) != queryset_fingerprint(inner.objects.filter(name="y"))
+        assert queryset_fingerprint(inner.objects.all()) != queryset_fingerprint(
+            other.objects.all()
+        )
+    finally:
+        del Cost10Outer.Inner, Cost10Outer.Other
+
+
+@isolate_apps("tests.testapp")
+def test_cost10_a_nested_name_holding_another_class_is_keyed_by_its_sql():
+    """``Cost10Outer.Inner`` replaced by a class reading another table: the first class is
+    no longer what its names find, so it cannot be written by them (it would share the
+    replacement's key); it is keyed by its compiled SQL, and the two stay apart."""
+    first = _cost10_nested("cost10_first")
+    second = _cost10_nested("cost10_second")
+    try:
+        assert Cost10Outer.Inner is second
+        assert first.__qualname__ == second.__qualname__
+        assert queryset_fingerprint(first.objects.all()) != queryset_fingerprint(
+            second.objects.all()
+        )
+        assert queryset_fingerprint(first.objects.all()) == queryset_fingerprint(
+            first.objects.all()
+        )
+    finally:
+        del Cost10Outer.Inner
+
+
+def test_cost10_a_seeded_object_listed_twice_is_numbered_once(monkeypatch):
+    """Two names of one object in the table: the memo must number the objects 0, 1, … with
+    no number given twice, or what the pickler memoises next (numbered by the memo's size)
+    takes a number a seeded object already has, and two different object graphs write the
+    same bytes."""
+    doubled = (*keys._SEEDED[:3], keys._SEEDED[0], *keys._SEEDED[3:])
+    monkeypatch.setattr(keys, "_SEEDED", doubled)
+    monkeypatch.setattr(keys, "_seed", None)
+    memo, _ = keys._pickle_seed()
+    table = memo.copy()  # the pickler's memo proxy, as a dict: id -> (number, object)
+    assert sorted(number for number, _ in table.values()) == list(range(len(table)))
+    assert len(table) == len(keys._SEEDED) - 1
+    # a value the table does not hold, memoised after the seeded ones, is read back by the
+    # number it was given, not by a seeded object's
+    buffer = io.BytesIO()
+    pickler = keys._QueryPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.memo = memo
+    value = ("not seeded", 1)
+    pickler.dump([value, value])
+    gets = [arg for op, arg, _ in pickletools.genops(buffer.getvalue()) if "GET" in op.name]
+    assert gets == [len(table) + 2]  # after the list and the string: the tuple's number
+
+
+def test_cost10_the_seeded_table_lists_no_object_twice():
+    """The table shipped: each name resolves to its own object (on Django 4.2 and 5.2)."""
+    found = [getattr(importlib.import_module(m), n) for m, n in keys._SEEDED]
+    assert len({id(value) for value in found}) == len(found)
