@@ -2,7 +2,10 @@
 
 - a model class nested in another (``Outer.Inner``) is written into the queryset fingerprint
   by its names, as a module-level one is, instead of compiling its SQL on every HIT;
-- the fingerprint's seeded table numbers each object once, whatever names it is listed under.
+- the fingerprint's seeded table numbers each object once, whatever names it is listed under;
+- a HIT asks each preset's ``row_filter`` once, not once for the key and again for the models
+  it reads; the table-to-model map a preset adding a table is checked against is kept until
+  a model is registered.
 """
 
 from __future__ import annotations
@@ -12,12 +15,23 @@ import io
 import pickle
 import pickletools
 import warnings
+from typing import ClassVar
 
+import pytest
 from django.db import models
+from django.db.models import Q
 from django.test.utils import isolate_apps
 
+from django_arc import Resource, ResourceSite
+from django_arc import permissions as P
+from django_arc.presets.base import Preset
 from django_arc.querycache import keys
 from django_arc.querycache.keys import queryset_fingerprint
+from django_arc.sites import _all_sites
+from tests.factories import BookFactory
+from tests.helpers import client_for, site_mounted
+from tests.redis_support import REDIS_URL, query_cache_on_redis
+from tests.testapp.models import Book
 
 
 class Cost10Outer:
@@ -112,3 +126,86 @@ def test_cost10_the_seeded_table_lists_no_object_twice():
     """The table shipped: each name resolves to its own object (on Django 4.2 and 5.2)."""
     found = [getattr(importlib.import_module(m), n) for m, n in keys._SEEDED]
     assert len({id(value) for value in found}) == len(found)
+
+
+# -- a HIT asks each preset's row_filter once --------------------------------------------------
+
+
+@pytest.fixture
+def cost10_redis():
+    """The query cache on Redis under a prefix of this test's own."""
+    if not REDIS_URL:
+        pytest.skip("ARC_REDIS_URL is not set (make test sets it)")
+    with query_cache_on_redis() as config:
+        yield config
+
+
+class Cost10CountingPreset(Preset):
+    """A project's preset narrowing rows by a column of the model itself, counting how often
+    it is asked."""
+
+    name = "cost10_counting"
+    asked: ClassVar[list[str]] = []
+
+    def row_filter(self, view):
+        Cost10CountingPreset.asked.append(view.action)
+        return Q(title__startswith="D")
+
+
+class Cost10CountedBookResource(Resource):
+    model = Book
+    name = "cost10-counted-books"
+    fields = ["id", "title"]
+    presets = [Cost10CountingPreset()]
+    permissions = {"list": P.allow_public(), "get": P.allow_public()}
+    cache = {"stale_seconds": 30}
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_cost10_a_hit_asks_each_presets_row_filter_once(settings, cost10_redis):
+    """A HIT built the queryset it keys (the presets' ``row_filter`` asked once) and then
+    asked every preset again which models its condition reads: each hook ran twice per
+    request. Asked once now, the answers the same (the condition's rows, a HIT)."""
+    dune = BookFactory(title="Dune")
+    BookFactory(title="Emma")
+    anon = client_for(None)
+    site = ResourceSite(name="cost10-counted")
+    site.register(Cost10CountedBookResource)
+    try:
+        with site_mounted(settings, "c10", site):
+            for path in ("/c10/cost10-counted-books/", f"/c10/cost10-counted-books/{dune.pk}/"):
+                anon.get(path)
+                Cost10CountingPreset.asked.clear()
+                hit = anon.get(path)
+                assert hit.status_code == 200 and hit["X-Cache"] == "HIT", hit.content
+                assert len(Cost10CountingPreset.asked) == 1, Cost10CountingPreset.asked
+            listed = anon.get("/c10/cost10-counted-books/").json()["docs"]
+            assert [row["title"] for row in listed] == ["Dune"]
+    finally:
+        _all_sites.remove(site)
+
+
+def test_cost10_the_table_map_follows_models_registered_later():
+    """The map of tables to models is kept between requests and rebuilt when a model is
+    registered: a table whose model comes later (a factory's, a test's) is found."""
+    from django.apps import apps
+
+    from django_arc.querycache.invalidation import _models_by_table
+
+    assert "cost10_late" not in _models_by_table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+        class Cost10Late(models.Model):
+            class Meta:
+                app_label = "testapp"
+                managed = False
+                db_table = "cost10_late"
+
+    try:
+        assert _models_by_table()["cost10_late"] is Cost10Late
+    finally:
+        del apps.all_models["testapp"]["cost10late"]
+        apps.clear_cache()
+    assert "cost10_late" not in _models_by_table()
