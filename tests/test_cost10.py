@@ -5,7 +5,9 @@
 - the fingerprint's seeded table numbers each object once, whatever names it is listed under;
 - a HIT asks each preset's ``row_filter`` once, not once for the key and again for the models
   it reads; the table-to-model map a preset adding a table is checked against is kept until
-  a model is registered.
+  a model is registered;
+- the fingerprint of a queryset as a manager hands it out is remembered (its pickle depends
+  on its database, model and prefetch paths alone).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import ClassVar
 
 import pytest
 from django.db import models
-from django.db.models import Q
+from django.db.models import Prefetch, Q, Value
 from django.test.utils import isolate_apps
 
 from django_arc import Resource, ResourceSite
@@ -31,7 +33,7 @@ from django_arc.sites import _all_sites
 from tests.factories import BookFactory
 from tests.helpers import client_for, site_mounted
 from tests.redis_support import REDIS_URL, query_cache_on_redis
-from tests.testapp.models import Book
+from tests.testapp.models import Author, Book
 
 
 class Cost10Outer:
@@ -209,3 +211,83 @@ def test_cost10_the_table_map_follows_models_registered_later():
         del apps.all_models["testapp"]["cost10late"]
         apps.clear_cache()
     assert "cost10_late" not in _models_by_table()
+
+
+# -- a manager's untouched queryset: its fingerprint remembered --------------------------------
+
+
+def test_cost10_an_untouched_querysets_fingerprint_is_its_pickles_remembered(monkeypatch):
+    """``Author.objects.all()`` pickles to the same bytes on every request: the first
+    fingerprint is remembered (the same digest the pickle gives) and the next ones pickle
+    nothing."""
+    monkeypatch.setattr(keys, "_untouched", {})
+    rows = Author.objects.all()
+    pickled = keys._pickled_fingerprint(rows, (rows.db, rows.query, rows._prefetch_related_lookups))
+    assert queryset_fingerprint(rows) == pickled
+
+    def dump(self, obj):
+        raise AssertionError("pickled again")
+
+    monkeypatch.setattr(keys._QueryPickler, "dump", dump)
+    assert queryset_fingerprint(Author.objects.all()) == pickled
+
+
+@pytest.mark.parametrize(
+    "touched",
+    [
+        lambda: Author.objects.filter(name="x"),
+        lambda: Author.objects.exclude(name="x"),
+        lambda: Author.objects.order_by("-name"),
+        lambda: Author.objects.all()[:5],
+        lambda: Author.objects.only("name"),
+        lambda: Author.objects.values("name"),
+        lambda: Author.objects.annotate(v=Value(1)),
+        lambda: Author.objects.distinct(),
+        lambda: Author.objects.none(),
+        lambda: Author.objects.using("routed"),
+        lambda: Author.objects.prefetch_related("books"),
+        lambda: Author.objects.prefetch_related(Prefetch("books", Book.objects.filter(pk=0))),
+        lambda: Book.objects.select_related("author"),
+        lambda: Book.objects.all(),
+    ],
+)
+def test_cost10_a_queryset_touched_in_any_way_is_not_the_untouched_ones(monkeypatch, touched):
+    """Remembered or not, every queryset that may run other SQL keeps its own fingerprint:
+    the untouched one's, remembered first, is never handed to another."""
+    monkeypatch.setattr(keys, "_untouched", {})
+    untouched = queryset_fingerprint(Author.objects.all())
+    assert queryset_fingerprint(Author.objects.all()) == untouched  # remembered
+    queryset = touched()
+    fingerprint = queryset_fingerprint(queryset)
+    assert fingerprint != untouched
+    # and the same as the pickle gives, whether this one was remembered or not
+    assert fingerprint == keys._pickled_fingerprint(
+        queryset, (queryset.db, queryset.query, queryset._prefetch_related_lookups)
+    )
+
+
+def test_cost10_a_compiled_querysets_state_is_not_taken_for_untouched(monkeypatch):
+    """A queryset whose query was compiled holds what compiling cached on it: it is pickled
+    as before, not taken for the untouched one."""
+    monkeypatch.setattr(keys, "_untouched", {})
+    rows = Author.objects.all()
+    str(rows.query)  # compiles it (caches base_table on the query)
+    assert keys._untouched_key(rows.db, rows.query, rows._prefetch_related_lookups) is None
+
+
+@isolate_apps("tests.testapp")
+def test_cost10_an_untouched_queryset_of_a_replaced_class_is_kept_apart(monkeypatch):
+    """A class remembered while its module held it, then replaced under its name by one
+    reading another table: the first is no longer what its names find, and is not served
+    the remembered fingerprint, nor the replacement's."""
+    monkeypatch.setattr(keys, "_untouched", {})
+    first = _cost10_nested("cost10_first")
+    try:
+        remembered = queryset_fingerprint(first.objects.all())
+        second = _cost10_nested("cost10_second")
+        assert queryset_fingerprint(second.objects.all()) != queryset_fingerprint(
+            first.objects.all()
+        )
+        assert queryset_fingerprint(first.objects.all()) != remembered
+    finally:
+        del Cost10Outer.Inner
