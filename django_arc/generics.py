@@ -597,6 +597,10 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
     arc_action: Any = None
     #: the row filters the granted permission asked for (``require_owner`` …)
     permission_filters: dict[str, Any] | Q | None = None
+    #: what each preset's ``row_filter`` answered the last :meth:`get_queryset`, in
+    #: ``preset_list`` order: the query cache asks which models they read right after
+    #: building the queryset (``conditions_invalidate``), without asking the presets again
+    row_filters: list[Any] | None = None
     #: while :meth:`may_read` asks whether the caller may read the row a write is refused
     #: on (``action`` is then ``retrieve``), the write's own action; ``None`` otherwise
     reading_for: str | None = None
@@ -1173,7 +1177,8 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         ``filter_queryset``, and the permission's filters."""
         queryset = project_prefetches_first(self.resource.get_queryset(self.request))
         presets = self.resource.preset_list
-        conditions = [q for q in (preset.row_filter(self) for preset in presets) if q]
+        self.row_filters = [preset.row_filter(self) for preset in presets]
+        conditions = [q for q in self.row_filters if q]
         if conditions:
             queryset = narrow(queryset, *conditions, remember=True)
         for preset in presets:

@@ -546,11 +546,23 @@ def _models_by_table() -> dict[str, type[models.Model]]:
     """The concrete model over each table of the project, auto-created many-to-many tables
     included; the managed one where an unmanaged model mirrors a table (either is watched
     over the table: :func:`_connect_table`)."""
+    global _tables_map
+    registered = apps.get_models(include_auto_created=True)
+    known = _tables_map
+    # the registry's own cached list, replaced whenever a model is registered (a model a
+    # test or a factory defines after start-up): the map is rebuilt with it
+    if known is not None and known[0] is registered:
+        return known[1]
     found: dict[str, type[models.Model]] = {}
-    for m in apps.get_models(include_auto_created=True):
+    for m in registered:
         if not m._meta.proxy and (m._meta.managed or m._meta.db_table not in found):
             found[m._meta.db_table] = m._meta.concrete_model
+    _tables_map = (registered, found)
     return found
+
+
+#: :func:`_models_by_table`'s map and the registry's list of models it was built from
+_tables_map: tuple[list[type[models.Model]], dict[str, type[models.Model]]] | None = None
 
 
 def _with_parents(read: Any) -> set[type[models.Model]]:
@@ -677,7 +689,12 @@ def conditions_invalidate(view: Any) -> bool:
     if declared_queryset_reads(resource) is None:
         return False  # its declared queryset reads what no write reports (RawSQL, extra())
     conditions = [view.permission_filters]
-    conditions += [preset.row_filter(view) for preset in resource.preset_list]
+    # the presets' answers to the queryset the key was just built from (the view's
+    # ``get_queryset()``), or, when the project's own built it without them, asked here
+    row_filters = getattr(view, "row_filters", None)
+    if row_filters is None:
+        row_filters = [preset.row_filter(view) for preset in resource.preset_list]
+    conditions += row_filters
     read: set[type[models.Model]] = set()
     for condition in conditions:
         if condition and not _condition_reads(model, condition, read):

@@ -52,6 +52,8 @@ from django.core.signals import setting_changed
 from django.db.models import Prefetch, QuerySet
 from django.db.models.base import ModelBase
 from django.db.models.expressions import Col
+from django.db.models.sql.query import Query
+from django.db.models.sql.where import WhereNode
 from django.utils import timezone, translation
 from rest_framework.renderers import JSONRenderer
 
@@ -79,8 +81,71 @@ def queryset_fingerprint(queryset: QuerySet) -> str | None:
     are written instead as references into a table every process builds alike, whose
     digest follows the pickle (a process whose table differs never produces the same bytes
     for another queryset), and a model class as its module, qualified name and label
-    (:func:`_model_state`)."""
-    state = (queryset.db, queryset.query, queryset._prefetch_related_lookups)
+    (:func:`_model_state`).
+
+    A queryset as a manager hands it out (``Item.objects.all()``, plain prefetch paths at
+    most: :func:`_untouched_key`) pickles to bytes that depend on its database, its model's
+    names and its prefetch paths alone: its fingerprint is remembered under those."""
+    db, query, lookups = queryset.db, queryset.query, queryset._prefetch_related_lookups
+    untouched = _untouched_key(db, query, lookups)
+    if untouched is not None:
+        known = _untouched.get(untouched)
+        if known is not None:
+            return known
+    fingerprint = _pickled_fingerprint(queryset, (db, query, lookups))
+    if untouched is not None and fingerprint is not None:
+        if len(_untouched) >= UNTOUCHED_MEMO_SIZE:
+            _untouched.clear()
+        _untouched[untouched] = fingerprint
+    return fingerprint
+
+
+#: how many fingerprints of untouched querysets :func:`queryset_fingerprint` remembers: one
+#: per model, database and prefetch paths a project's code builds (not per request)
+UNTOUCHED_MEMO_SIZE = 512
+
+_untouched: dict[tuple[Any, ...], str] = {}
+
+#: what a ``Query`` holds when a manager has just made it (its ``__dict__``, the model left
+#: out, and its ``WhereNode``'s), read from one made at first use: Django's release decides
+_fresh: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+
+def _untouched_key(db: str, query: Any, lookups: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """``(database, model, prefetch paths)`` when ``query`` is exactly as ``Query(model)``
+    made it — nothing filtered, joined, ordered, sliced, annotated, selected or cached on it
+    — and its prefetches are plain paths: its pickle (:func:`_pickled_fingerprint`) is then
+    a function of those three, the model written by its names; ``None`` otherwise. The model
+    must still be what its names find (:func:`_model_state`): a class replaced under its
+    name would share the replacement's key, and is keyed by its SQL."""
+    global _fresh
+    if type(query) is not Query or any(type(lookup) is not str for lookup in lookups):
+        return None
+    fresh = _fresh
+    if fresh is None:
+        made = Query(None)
+        fresh = _fresh = ({**made.__dict__, "where": None}, dict(made.where.__dict__))
+    state = query.__dict__
+    where = state.get("where")
+    if (
+        type(where) is not WhereNode
+        or where.__dict__ != fresh[1]
+        or {**state, "model": None, "where": None} != fresh[0]
+    ):
+        return None
+    model = state["model"]
+    if not isinstance(model, ModelBase):
+        return None
+    found: Any = sys.modules.get(model.__module__)
+    for name in model.__qualname__.split("."):
+        found = getattr(found, name, None)
+    if found is not model:
+        return None
+    return (db, model, lookups)
+
+
+def _pickled_fingerprint(queryset: QuerySet, state: tuple[Any, ...]) -> str | None:
+    """:func:`queryset_fingerprint` of ``queryset``, whose ``state`` is pickled."""
     seed = _seed or _pickle_seed()
     buffer = io.BytesIO()
     try:
@@ -144,7 +209,15 @@ def _pickle_seed() -> tuple[Any, bytes]:
     name), so that a process where a name resolves to something else writes other bytes.
     Built once per process; two processes running the same code build the same table."""
     global _seed
-    found = [getattr(importlib.import_module(module), name) for module, name in _SEEDED]
+    # each object once: two names of one object (a release making one an alias of the other)
+    # would number it twice in one memo entry, and the pickler numbers what it memoises next
+    # by the memo's size: a number the table already gave another object
+    found = list(
+        {
+            id(value): value
+            for value in (getattr(importlib.import_module(m), name) for m, name in _SEEDED)
+        }.values()
+    )
     names = "\n".join(f"{value.__module__}.{value.__qualname__}" for value in found)
     seeding = _QueryPickler(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL)
     seeding.memo = {id(value): (index, value) for index, value in enumerate(found)}
@@ -165,8 +238,12 @@ def _model_state(model: Any) -> tuple[Any, ...]:
     that name (one a factory made, a replaced one) cannot be told apart by name: it is
     refused, and the fingerprint falls back to the compiled SQL, as pickling by name
     did."""
-    module = sys.modules.get(model.__module__)
-    if getattr(module, model.__qualname__, None) is not model:
+    found: Any = sys.modules.get(model.__module__)
+    # a nested class (``Outer.Inner``) is looked up through its outer class, as pickling by
+    # name looks it up; one made in a function (``make.<locals>.M``) is found under no name
+    for name in model.__qualname__.split("."):
+        found = getattr(found, name, None)
+    if found is not model:
         raise pickle.PicklingError(f"{model!r} is not its module's {model.__qualname__}")
     return (_model_named, (model.__module__, model.__qualname__, model._meta.label))
 
@@ -234,10 +311,26 @@ def _compiled(queryset: QuerySet) -> str:
 
 def _field_access(view: Any) -> list[Any]:
     access = view.field_access
+    redacted = access.redacted
     return [
         sorted(access.unreadable),
-        sorted((name, repr(mask)) for name, mask in access.redacted.items()),
+        sorted((name, repr(mask)) for name, mask in redacted.items()) if redacted else [],
     ]
+
+
+#: a class's dotted name (module and qualified name) by class: the resource and renderer
+#: classes a key names, a handful per process
+_dotted: dict[type, str] = {}
+
+
+def _dotted_name(cls: type) -> str:
+    """``cls`` as ``module.QualifiedName``, as a key writes a resource or renderer class."""
+    name = _dotted.get(cls)
+    if name is None:
+        if len(_dotted) >= 256:  # classes made at run time (tests, factories) come and go
+            _dotted.clear()
+        name = _dotted[cls] = f"{cls.__module__}.{cls.__qualname__}"
+    return name
 
 
 #: What the scheme and host of a request's absolute URLs are read from (``HttpRequest.scheme``
@@ -288,14 +381,13 @@ def _rendering(request: Any) -> list[Any]:
     Django's reading would ignore (a forwarded host it does not trust) only makes another
     entry. A host ``ALLOWED_HOSTS`` refuses meets Django's 400 before any view (its
     ``CommonMiddleware``), or the route's own answer."""
-    renderer = type(request.accepted_renderer)
     meta = request._request.META
     proxy_ssl = settings.SECURE_PROXY_SSL_HEADER
     return [
-        f"{renderer.__module__}.{renderer.__qualname__}",
+        _dotted_name(type(request.accepted_renderer)),
         request.accepted_media_type,
         active_zone(request),
-        [meta.get(name) for name in _ORIGIN_META],
+        list(map(meta.get, _ORIGIN_META)),
         request._request._get_scheme(),
         meta.get(proxy_ssl[0]) if proxy_ssl else None,
     ]
@@ -477,11 +569,10 @@ def entry_key(view: Any, parts: list[Any]) -> str:
         and resource.pagination_class is None
         and type(view.request.accepted_renderer) in OWN_RENDERERS
     )
-    declared = type(resource)
     material = [
         # the declaration: two resources may share a site and resource name (a model's
         # default name, resources routed by hand, two sites left with the default name)
-        f"{declared.__module__}.{declared.__qualname__}",
+        _dotted_name(type(resource)),
         # a subclass by its name and its registration: two classes a factory makes share a
         # qualname (``make.<locals>.V``), never a router's basename, nor the URL pattern
         # that routed it (one routed by ``as_view()`` in ``path()`` has no basename: None)
