@@ -1,0 +1,147 @@
+"""A cache HIT's Redis work outside the query cache (issue #17, cost11): the commands
+``redis_alias`` packs itself, and the cache backend it keeps out of Django's ``caches``."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.core.cache import caches, close_caches
+from django.test import override_settings
+from django_redis.cache import RedisCache
+from redis import Redis
+
+from django_arc import redis_alias
+from tests.redis_support import REDIS_URL, caches_with, command_names
+
+_no_redis = pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
+
+
+def needs_redis(test):
+    return pytest.mark.redis(_no_redis(test))
+
+
+@needs_redis
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("MGET", "arc:qc:e:one", "arc:qc:v:two"),
+        ("GET", "clé-ünïcode"),
+        ("SET", "k", b"\x00\r\n binary"),
+        ("DEL", "a", "b", "c"),
+    ],
+)
+def test_a_hot_command_is_packed_as_redis_py_packs_it(args):
+    """The bytes ``redis_alias`` writes for a command of text and bytes are the bytes
+    redis-py's own packer writes (the same encoding of the text)."""
+    connection = Redis.from_url(REDIS_URL).connection_pool.make_connection()
+    packed = redis_alias._packed(args, connection.encoder)
+    assert packed is not None
+    assert b"".join(packed) == b"".join(connection.pack_command(*args))
+
+
+@needs_redis
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("EVALSHA", "0" * 40, 1, "k"),  # a number
+        ("SCRIPT LOAD", "return 1"),  # a name of two words
+        ("SET", "k", b"x" * 7000),  # past the buffer redis-py sends on its own
+        ("SET", "k", 1.5),
+    ],
+)
+def test_any_other_command_is_left_to_redis_py(args):
+    connection = Redis.from_url(REDIS_URL).connection_pool.make_connection()
+    assert redis_alias._packed(args, connection.encoder) is None
+
+
+@needs_redis
+def test_a_packed_command_reaches_the_server_and_answers_as_redis_py(monkeypatch):
+    """A hot command leaves through the connection's ``send_packed_command`` as one write
+    (redis-py's error and disconnect handling around it), and answers what redis-py's own
+    call answers."""
+    from redis.connection import AbstractConnection
+
+    redis = Redis.from_url(REDIS_URL)
+    key = f"arc:test:cost11:{threading.get_ident()}"
+    redis.set(key, b"v")
+    writes: list[list[str]] = []
+    send_packed = AbstractConnection.send_packed_command
+
+    def recorded(connection, command, *args, **kwargs):
+        writes.append(command_names(command))
+        return send_packed(connection, command, *args, **kwargs)
+
+    try:
+        redis_alias.command(redis, "ECHO", "warm")  # the thread's connection, connected
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", recorded)
+        monkeypatch.setattr(AbstractConnection, "send_command", None)  # never reached
+        answer = redis_alias.command(redis, "MGET", key, f"{key}:missing")
+    finally:
+        monkeypatch.undo()
+        redis.delete(key)
+    assert answer == [b"v", None]
+    assert writes == [["MGET"]]
+
+
+@needs_redis
+def test_arcs_backend_leaves_djangos_caches_alone():
+    """django-arc's commands take the alias's backend of their own (:func:`backend`): the
+    thread's ``caches[alias]`` is never built, so Django's ``close_caches`` at the end of
+    every request has no django-redis ``close()`` to run for it."""
+    with override_settings(CACHES=caches_with("redis", REDIS_URL)):
+        closed: list[RedisCache] = []
+        own = redis_alias.backend("redis")
+        assert isinstance(own, RedisCache)
+        assert redis_alias.Alias("redis").key("k") == own.make_key("k")
+        assert redis_alias.backend("redis") is own  # kept for the thread
+        original = RedisCache.close
+        RedisCache.close = lambda self, **kw: closed.append(self)  # type: ignore[method-assign]
+        try:
+            close_caches()  # Django's receiver of request_finished
+        finally:
+            RedisCache.close = original  # type: ignore[method-assign]
+        assert closed == []
+        assert not hasattr(caches._connections, "redis")
+
+
+@needs_redis
+def test_an_alias_whose_close_disconnects_is_taken_from_caches():
+    """django-redis's ``CLOSE_CONNECTION`` asks for the alias's connections to be closed at
+    the end of each request: that alias is Django's ``caches[alias]``, closed as before."""
+    config = caches_with("redis", REDIS_URL)
+    config["redis"]["OPTIONS"] = {**config["redis"]["OPTIONS"], "CLOSE_CONNECTION": True}
+    with override_settings(CACHES=config):
+        assert redis_alias.backend("redis") is caches["redis"]
+    with override_settings(
+        CACHES=caches_with("redis", REDIS_URL), DJANGO_REDIS_CLOSE_CONNECTION=True
+    ):
+        assert redis_alias.backend("redis") is caches["redis"]
+
+
+@needs_redis
+def test_the_backend_follows_caches_changes():
+    """A changed ``CACHES`` (another ``KEY_PREFIX``) is read again: keys carry the new prefix."""
+    with override_settings(CACHES=caches_with("redis", REDIS_URL, prefix="p-one")):
+        first = redis_alias.make_key("redis", "k")
+    with override_settings(CACHES=caches_with("redis", REDIS_URL, prefix="p-two")):
+        second = redis_alias.make_key("redis", "k")
+    assert first.startswith("p-one:") and second.startswith("p-two:")
+
+
+@needs_redis
+def test_an_alias_caches_does_not_name_is_djangos_error():
+    with pytest.raises(redis_alias.AliasUnusable, match="doesn't exist"):
+        redis_alias.Alias("no-such-alias").client()
+
+
+@needs_redis
+def test_each_thread_builds_its_own_backend():
+    with override_settings(CACHES=caches_with("redis", REDIS_URL)):
+        mine = redis_alias.backend("redis")
+        theirs: list[object] = []
+        thread = threading.Thread(target=lambda: theirs.append(redis_alias.backend("redis")))
+        thread.start()
+        thread.join()
+        assert theirs and theirs[0] is not mine
+        assert theirs[0].make_key("k") == mine.make_key("k")
