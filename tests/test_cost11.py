@@ -10,9 +10,15 @@ from django.core.cache import caches, close_caches
 from django.test import override_settings
 from django_redis.cache import RedisCache
 from redis import Redis
+from rest_framework.parsers import JSONParser
+from rest_framework.views import APIView
 
-from django_arc import redis_alias
+from django_arc import Resource, ResourceSite, redis_alias
+from django_arc import permissions as P
+from tests.factories import AuthorFactory
+from tests.helpers import assert_error, client_for, site_mounted
 from tests.redis_support import REDIS_URL, caches_with, command_names
+from tests.testapp.models import Author
 
 _no_redis = pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 
@@ -145,3 +151,70 @@ def test_each_thread_builds_its_own_backend():
         thread.join()
         assert theirs and theirs[0] is not mine
         assert theirs[0].make_key("k") == mine.make_key("k")
+
+
+# -- parsers ---------------------------------------------------------------------------------
+
+BUILT: list[str] = []
+
+
+class CountedJSONParser(JSONParser):
+    """A project's JSON parser (DRF's underneath) that notes each instance built."""
+
+    def __init__(self) -> None:
+        BUILT.append(type(self).__name__)
+
+
+parsers_site = ResourceSite(name="cost11-parsers")
+
+
+@parsers_site.register
+class CountedParserAuthorResource(Resource):
+    model = Author
+    name = "counted-parser-authors"
+    fields = ["id", "name"]
+    permissions = {k: P.allow_public() for k in ("list", "get", "create")}
+    parser_classes = [CountedJSONParser]
+
+
+@pytest.mark.django_db
+def test_a_request_builds_one_parser_per_class_under_the_bounds(settings):
+    """DRF built each parser class's instance and django-arc then built its bounded class's
+    in its place, on every request, a GET's too (two instances per class); one now, of the
+    bounded class, and a body still gets the bounds and the project's parse()."""
+    AuthorFactory(name="Ann")
+    api = client_for(None)
+    with site_mounted(settings, "p11", parsers_site):
+        BUILT.clear()
+        assert api.get("/p11/counted-parser-authors/").status_code == 200
+        assert BUILT == ["CountedJSONParser"]
+        deep = "[" * 1000 + "]" * 1000
+        answer = api.generic("POST", "/p11/counted-parser-authors/", deep, "application/json")
+        assert_error(answer, 400, "VALIDATION_ERROR")
+        assert answer.json()["error"] == "JSON parse error - nested deeper than 128 levels"
+        created = api.post("/p11/counted-parser-authors/", {"name": "Bea"}, format="json")
+        assert created.status_code == 201, created.content
+
+
+class ProjectParsers(APIView):
+    """A project's ``get_parsers`` that django-arc's reaches through ``super()``: still asked."""
+
+    def get_parsers(self):
+        BUILT.append("project")
+        return super().get_parsers()
+
+
+def test_a_projects_get_parsers_under_django_arcs_is_still_asked():
+    from django_arc.generics import ResourceGenericViewSet
+    from django_arc.parsers import ArcJSONParser
+
+    mixed = type(
+        "Mixed",
+        (ResourceGenericViewSet, ProjectParsers),
+        {"parser_classes": [CountedJSONParser]},
+    )
+    BUILT.clear()
+    parsers = mixed().get_parsers()
+    assert BUILT[0] == "project"
+    assert [type(p).__name__ for p in parsers] == ["CountedJSONParser"]
+    assert isinstance(parsers[0], ArcJSONParser)  # under the bounds all the same
