@@ -158,7 +158,7 @@ class AliasUnusable(RedisError):  # noqa: N818 - named for what the operator mus
 
 class Alias:
     """One alias, looked up once: its redis-py client and its key function (a request
-    that needs several keys and a client pays for ``caches[alias]`` once)."""
+    that needs several keys and a client pays for :func:`backend` once)."""
 
     __slots__ = ("_alias", "_cache", "_error")
 

@@ -218,3 +218,33 @@ def test_a_projects_get_parsers_under_django_arcs_is_still_asked():
     assert BUILT[0] == "project"
     assert [type(p).__name__ for p in parsers] == ["CountedJSONParser"]
     assert isinstance(parsers[0], ArcJSONParser)  # under the bounds all the same
+
+
+# -- negotiation -----------------------------------------------------------------------------
+
+
+def test_a_remembered_negotiation_reads_the_django_request_directly(monkeypatch):
+    """The remembered answer is found from the Django request's ``META``: DRF's request's
+    ``__getattr__`` (reached only after Python's own lookup failed) is not asked."""
+    from django.test import RequestFactory
+    from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+    from rest_framework.request import Request
+
+    from django_arc.negotiation import ArcContentNegotiation
+
+    renderers = [JSONRenderer(), BrowsableAPIRenderer()]
+    negotiation = ArcContentNegotiation()
+    request = Request(RequestFactory().get("/x/", HTTP_ACCEPT="text/html"))
+    first = negotiation.select_renderer(request, renderers)
+    asked: list[str] = []
+    proxy = Request.__getattr__
+
+    def counted(self, name):
+        asked.append(name)
+        return proxy(self, name)
+
+    monkeypatch.setattr(Request, "__getattr__", counted)
+    again = negotiation.select_renderer(request, renderers)
+    assert asked == []
+    assert again == first and isinstance(again[0], BrowsableAPIRenderer)
+    assert again[1] == "text/html"
