@@ -70,6 +70,7 @@ from rest_framework.serializers import ListSerializer, Serializer
 from rest_framework.settings import api_settings
 from rest_framework.utils.field_mapping import ClassLookupDict
 from rest_framework.utils.serializer_helpers import BindingDict, BoundField
+from rest_framework.views import APIView
 
 from . import envelope
 from .events.event import same_json_value
@@ -129,10 +130,15 @@ def _bounded_parser(parser: Any) -> Any:
     """``parser``, or the parser reading the same way under django-arc's bounds (see
     :meth:`ResourceGenericViewSet.get_parsers`)."""
     cls = type(parser)
+    bounded = _bounded_for(cls)
+    return parser if bounded is cls else bounded()
+
+
+def _bounded_for(cls: type) -> type:
     bounded = _BOUNDED.get(cls)
     if bounded is None:
         bounded = _BOUNDED[cls] = _bounded_class(cls)
-    return parser if bounded is cls else bounded()
+    return bounded
 
 
 def _bounded_class(cls: type) -> type:
@@ -701,7 +707,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         # decode with a 400; so do the project's subclasses of them (a camelCase parser),
         # whose parse() is still DRF's json or form reading underneath. Any other parser is
         # the project's (or the route's) choice.
-        return [_bounded_parser(p) for p in super().get_parsers()]
+        parent = super().get_parsers
+        if getattr(parent, "__func__", None) is APIView.get_parsers:
+            # DRF's own (one instance per class): the bounded class built at once, rather
+            # than DRF's instance built and then replaced, on every request, a GET's too
+            return [_bounded_for(cls)() for cls in self.parser_classes]
+        return [_bounded_parser(p) for p in parent()]
 
     def get_renderers(self) -> list[Any]:
         # DRF's browsable renderers build the resource's forms (filled from a row's, none on

@@ -38,8 +38,10 @@ class ArcContentNegotiation(DefaultContentNegotiation):
     ) -> tuple[Any, str]:
         # DRF reads ``request.query_params``; the same answer without parsing the query
         format_ = format_suffix or querystring.param(request, self.settings.URL_FORMAT_OVERRIDE)
+        # ``META`` read from the Django request: a DRF request hands it over only through
+        # its ``__getattr__``, after Python's own lookup has failed
         question = (
-            request.META.get("HTTP_ACCEPT", "*/*"),
+            getattr(request, "_request", request).META.get("HTTP_ACCEPT", "*/*"),
             format_,
             tuple((r.media_type, r.format) for r in renderers),
         )

@@ -81,11 +81,57 @@ def is_django_redis(alias: str) -> bool:
 
 
 def _forget_backends(*, setting: str, **kwargs: Any) -> None:
-    """Forget :func:`is_django_redis`' answers when ``CACHES`` changes: by a new memo, not
-    by emptying the one a question under way may still write to."""
-    global _backends
+    """Forget :func:`is_django_redis`' answers and each thread's :func:`backend` when
+    ``CACHES`` (or django-redis's ``DJANGO_REDIS_CLOSE_CONNECTION``) changes: by new memos,
+    not by emptying the ones a question under way may still write to."""
+    global _backends, _own_backends
     if setting == "CACHES":
         _backends = {}
+    if setting in ("CACHES", "DJANGO_REDIS_CLOSE_CONNECTION"):
+        _own_backends = _OwnBackends()
+
+
+class _OwnBackends(threading.local):
+    """This thread's cache backends of the aliases django-arc sends its commands to."""
+
+    def __init__(self) -> None:
+        self.by_alias: dict[str, Any] = {}
+
+
+_own_backends = _OwnBackends()
+
+
+def backend(alias: str) -> Any:
+    """The cache backend of ``alias`` that django-arc's commands use: built for this thread
+    as ``caches[alias]`` would be (the same class and ``OPTIONS``, so the same key function
+    and django-redis's shared connection pool), but kept out of Django's ``caches``.
+
+    Django closes every cache a thread has taken from ``caches`` at the end of each request
+    (``request_finished``), and django-redis's ``close()`` reads its settings to learn it
+    has nothing to do: on a cache HIT about as much client work as writing the ``MGET``.
+    django-arc's own commands go over the connection the thread keeps
+    (:func:`command`), which that ``close()`` never gave back anyway. An alias whose
+    ``close()`` does disconnect (``CLOSE_CONNECTION``, or ``DJANGO_REDIS_CLOSE_CONNECTION``)
+    is taken from ``caches`` as before, so its connections still close with each request; so
+    is an alias ``CACHES`` does not name, which raises Django's own error."""
+    # the memo is taken before the setting is read (see is_django_redis)
+    own = _own_backends.by_alias
+    cache = own.get(alias)
+    if cache is not None:
+        return cache
+    config = caches.settings.get(alias)
+    if config is None or _closes_connections(config):
+        return caches[alias]
+    cache = own[alias] = caches.create_connection(alias)
+    return cache
+
+
+def _closes_connections(config: dict[str, Any]) -> bool:
+    """Whether django-redis's ``close()`` of this alias disconnects (its ``CLOSE_CONNECTION``)."""
+    options = config.get("OPTIONS") or {}
+    if "CLOSE_CONNECTION" in options:
+        return bool(options["CLOSE_CONNECTION"])
+    return bool(getattr(settings, "DJANGO_REDIS_CLOSE_CONNECTION", False))
 
 
 setting_changed.connect(_forget_backends, dispatch_uid="django_arc.redis_alias.backends")
@@ -98,7 +144,7 @@ def client(alias: str) -> Any:
 
 def make_key(alias: str, key: str) -> str:
     """``key`` with the alias's ``KEY_PREFIX`` and ``VERSION``, as its cache API would."""
-    return str(caches[alias].make_key(key))
+    return str(backend(alias).make_key(key))
 
 
 class AliasUnusable(RedisError):  # noqa: N818 - named for what the operator must fix
@@ -112,7 +158,7 @@ class AliasUnusable(RedisError):  # noqa: N818 - named for what the operator mus
 
 class Alias:
     """One alias, looked up once: its redis-py client and its key function (a request
-    that needs several keys and a client pays for ``caches[alias]`` once)."""
+    that needs several keys and a client pays for :func:`backend` once)."""
 
     __slots__ = ("_alias", "_cache", "_error")
 
@@ -120,7 +166,7 @@ class Alias:
         self._alias = alias
         self._error: str | None = None
         try:
-            self._cache = caches[alias]
+            self._cache = backend(alias)
         except Exception as exc:  # noqa: BLE001 - any of them is a configuration error
             self._cache = None
             self._error = f"{type(exc).__name__}: {exc}"
@@ -223,10 +269,44 @@ def _exchange(client: Any, args: tuple[Any, ...]) -> Any:
     exchange that fails part-way; an error reply (``NOSCRIPT``, ``OOM``) is read whole and
     leaves the connection in step."""
     connection = client.connection
-    connection.send_command(*args)
+    packed = _packed(args, connection.encoder)
+    if packed is None:
+        connection.send_command(*args)
+    else:  # the same bytes, sent by redis-py with its own error and disconnect handling
+        connection.send_packed_command(packed)
     response = connection.read_response()
     callback = client.response_callbacks.get(args[0])
     return response if callback is None else callback(response)
+
+
+#: an argument past this many bytes is left to redis-py's packer, which sends it as a
+#: buffer of its own rather than copying it into the command (its ``_buffer_cutoff``)
+_PACKED_ARGUMENT_LIMIT = 6000
+
+
+def _packed(args: tuple[Any, ...], encoder: Any) -> list[bytes] | None:
+    """``args`` as the one RESP command redis-py's Python packer would write, for the
+    commands every cached read and keyed write sends (a name, keys and values that are
+    text or bytes); ``None`` for any other (a number, a name of two words such as
+    ``SCRIPT LOAD``, a large value), which redis-py packs itself.
+
+    redis-py's packer calls its encoder once per argument and splits the command name on
+    spaces: a sixth of a cache HIT's round trip in the client. The text is encoded with the
+    connection's own encoding and error handler, as that encoder would."""
+    name = args[0]
+    if type(name) is not str or " " in name:
+        return None
+    encoding, errors = encoder.encoding, encoder.encoding_errors
+    pieces = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if type(arg) is str:
+            arg = arg.encode(encoding, errors)
+        elif type(arg) is not bytes:
+            return None
+        if len(arg) > _PACKED_ARGUMENT_LIMIT:
+            return None
+        pieces.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return [b"".join(pieces)]
 
 
 class Script:

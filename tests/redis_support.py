@@ -40,6 +40,26 @@ def caches_with(alias: str, location: str, prefix: str | None = None) -> dict[st
     return caches
 
 
+def command_names(packed: Any) -> list[str]:
+    """The names of the commands in what a connection's ``send_packed_command`` writes (one
+    command, or a pipeline's batch; bytes, or a list of chunks), read from the RESP itself:
+    django-arc's hot commands reach the wire packed (``redis_alias``), not through
+    ``send_command``."""
+    data = packed if isinstance(packed, (bytes, bytearray)) else b"".join(bytes(c) for c in packed)
+    names, at = [], 0
+    while at < len(data):
+        end = data.index(b"\r\n", at)
+        count = int(data[at + 1 : end])  # b"*N"
+        at = end + 2
+        for index in range(count):
+            end = data.index(b"\r\n", at)
+            length = int(data[at + 1 : end])  # b"$L"
+            if index == 0:
+                names.append(data[end + 2 : end + 2 + length].decode().upper())
+            at = end + 2 + length + 2
+    return names
+
+
 def arc_with(**sections: dict[str, Any]) -> dict[str, Any]:
     """The test ``ARC`` with whole sections replaced (``CACHE={...}``)."""
     arc = dict(settings.ARC)

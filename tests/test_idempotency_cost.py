@@ -28,7 +28,7 @@ from django.test.utils import CaptureQueriesContext
 from shop.models import Product
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import assert_error
-from tests.redis_support import REDIS_URL, arc_with, caches_with
+from tests.redis_support import REDIS_URL, arc_with, caches_with, command_names
 from tests.test_idempotency_concurrency import clone, in_thread
 from tests.testapp.feature_resources import IdempotentProductResource
 
@@ -137,26 +137,33 @@ def test_a_repeat_is_one_claim_that_inserts_nothing_and_one_look_up(editor, atom
 @pytest.fixture
 def redis_calls(monkeypatch):
     """Redis round trips from this thread (single commands and pipelines), by command name,
-    counted where they leave for the server: a connection's ``send_command`` (however the
-    command got there) and a pipeline's ``execute``."""
+    counted where they leave for the server: the bytes a connection's
+    ``send_packed_command`` writes (however the command was packed), and a pipeline's
+    ``execute`` as one."""
     from redis.client import Pipeline
     from redis.connection import AbstractConnection
 
     calls: list[str] = []
-    send, execute = AbstractConnection.send_command, Pipeline.execute
+    send_packed, execute = AbstractConnection.send_packed_command, Pipeline.execute
     thread = threading.get_ident()
+    in_pipeline: list[bool] = []
 
-    def counted_command(connection, *args, **kwargs):
-        if threading.get_ident() == thread:
-            calls.append(str(args[0]).upper())
-        return send(connection, *args, **kwargs)
+    def counted_packed(connection, command, *args, **kwargs):
+        if threading.get_ident() == thread and not in_pipeline:
+            calls.extend(command_names(command))
+        return send_packed(connection, command, *args, **kwargs)
 
     def counted_execute(pipe, *args, **kwargs):
-        if threading.get_ident() == thread:
-            calls.append("PIPELINE")
-        return execute(pipe, *args, **kwargs)
+        if threading.get_ident() != thread:
+            return execute(pipe, *args, **kwargs)
+        calls.append("PIPELINE")
+        in_pipeline.append(True)
+        try:
+            return execute(pipe, *args, **kwargs)
+        finally:
+            in_pipeline.pop()
 
-    monkeypatch.setattr(AbstractConnection, "send_command", counted_command)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted_packed)
     monkeypatch.setattr(Pipeline, "execute", counted_execute)
     return calls
 

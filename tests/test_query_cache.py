@@ -49,7 +49,14 @@ from django_arc.settings import MAX_SECONDS
 from shop.models import Order, Product
 from tests.factories import MembershipFactory, OrderFactory, OrganizationFactory, ProductFactory
 from tests.helpers import assert_error, cache_clock, client_for, site_mounted
-from tests.redis_support import REDIS_URL, arc_with, caches_with, query_cache_on_redis, redis_server
+from tests.redis_support import (
+    REDIS_URL,
+    arc_with,
+    caches_with,
+    command_names,
+    query_cache_on_redis,
+    redis_server,
+)
 from tests.testapp.feature_resources import CachedProductResource
 from tests.testapp.models import Author
 
@@ -125,25 +132,22 @@ def same_as_uncached(client, query="", detail=""):
 
 class RoundTrips:
     """What went over the wire to Redis: one entry per exchange (a command, or a pipeline's
-    batch), and the names of the single commands sent, at redis-py's connection."""
+    batch), and the names of the commands sent, read from the bytes redis-py's connection
+    writes (however they were packed)."""
 
     def __init__(self, monkeypatch):
         from redis.connection import AbstractConnection
 
         self.exchanges = 0
         self.commands = []
-        send_packed, send = AbstractConnection.send_packed_command, AbstractConnection.send_command
+        send_packed = AbstractConnection.send_packed_command
 
-        def counted_packed(conn, *args, **kwargs):
+        def counted_packed(conn, command, *args, **kwargs):
             self.exchanges += 1
-            return send_packed(conn, *args, **kwargs)
-
-        def named(conn, *args, **kwargs):
-            self.commands.append(str(args[0]).upper())
-            return send(conn, *args, **kwargs)
+            self.commands.extend(command_names(command))
+            return send_packed(conn, command, *args, **kwargs)
 
         monkeypatch.setattr(AbstractConnection, "send_packed_command", counted_packed)
-        monkeypatch.setattr(AbstractConnection, "send_command", named)
 
 
 # -- HIT and MISS --------------------------------------------------------------------------------
