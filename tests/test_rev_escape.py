@@ -1,0 +1,178 @@
+"""What a client's text becomes elsewhere (rev-escape): markup a client stores through the API
+is shown escaped on the pages django-arc renders or shapes (DRF's browsable API and
+``AdminRenderer`` pages, django-arc's admin pages for the outbox); the error envelope quotes
+what the client sent as plain JSON text (docs/errors.md); drf-spectacular's schema view, which
+the example project mounts, copies ``?version=`` into its own ``Content-Disposition`` header
+(docs/decisions.md, "What a client's text becomes elsewhere")."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.conf import settings
+from django.test import Client, override_settings
+from rest_framework.test import APIClient
+
+from django_arc.audit.models import AuditLog
+from django_arc.models import ServiceClient
+from django_arc.outbox import OutboxEvent
+from shop.models import Product
+from tests.factories import OrganizationFactory, member_client
+from tests.test_example_project import example_settings_on  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.django_db
+
+MARKUP = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>"
+RAW = ("<script>alert(1)", "<img src=x")
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def _raw_in(response) -> list[str]:
+    text = response.content.decode()
+    return [part for part in RAW if part in text]
+
+
+def _stored_product(client) -> int:
+    body = {"name": MARKUP, "sku": MARKUP[:60], "price": "1.00", "secret_notes": MARKUP}
+    response = client.post("/api/products/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert Product.objects.get().name == MARKUP  # stored as sent: escaping is the page's
+    return response.json()["data"]["id"]
+
+
+@pytest.mark.parametrize(
+    "renderers",
+    [
+        None,  # the test settings' own: JSON and the browsable API
+        ["rest_framework.renderers.AdminRenderer", "rest_framework.renderers.JSONRenderer"],
+    ],
+    ids=["browsable", "admin-renderer"],
+)
+def test_markup_a_client_stored_is_escaped_on_the_html_pages_of_a_resource(renderers):
+    client = member_client(OrganizationFactory(), "admin")
+    pk = _stored_product(client)
+    rest = dict(settings.REST_FRAMEWORK)
+    if renderers is not None:
+        rest["DEFAULT_RENDERER_CLASSES"] = renderers
+    bad_choice = {"name": "n", "sku": "s", "price": "1.00", "status": MARKUP}
+    with override_settings(REST_FRAMEWORK=rest):
+        pages = [
+            client.get("/api/products/", HTTP_ACCEPT="text/html"),
+            client.get(f"/api/products/{pk}/", HTTP_ACCEPT="text/html"),
+            # a refused write's page shows the form again, holding what was sent
+            client.post("/api/products/", bad_choice, format="json", HTTP_ACCEPT="text/html"),
+            client.get("/api/products/?sort=" + MARKUP, HTTP_ACCEPT="text/html"),
+        ]
+    assert [page.status_code for page in pages] == [200, 200, 400, 400]
+    for page in pages:
+        assert page["Content-Type"].startswith("text/html")
+        assert _raw_in(page) == [], page.request["PATH_INFO"]
+    assert ESCAPED in pages[0].content.decode()  # shown, escaped
+
+
+@pytest.fixture
+def superuser_client(django_user_model) -> Client:
+    client = Client()
+    client.force_login(django_user_model.objects.create_superuser("root", "r@example.com", "pw"))
+    return client
+
+
+def test_markup_in_an_outbox_row_is_escaped_on_the_admin_pages(superuser_client):
+    row = OutboxEvent.objects.create(
+        event_id=str(uuid.uuid4()),
+        type=MARKUP,
+        payload={"name": MARKUP, MARKUP: [MARKUP]},
+        meta={"resource": MARKUP, "correlation_id": "req-1"},
+        status="dead",
+        attempts=8,
+        last_error=f"ValueError: {MARKUP}\n{MARKUP}",
+    )
+    base = "/admin/django_arc/outboxevent/"
+    pages = [
+        superuser_client.get(base),
+        superuser_client.get(f"{base}?type={MARKUP}"),
+        superuser_client.get(f"{base}?q={MARKUP}"),
+        superuser_client.get(f"{base}{row.pk}/change/"),
+        superuser_client.get(f"{base}dead-letters/"),
+        superuser_client.get(f"{base}{row.pk}/history/"),
+    ]
+    requeued = superuser_client.post(f"{base}dead-letters/", {"requeue_all": "1"}, follow=True)
+    history = superuser_client.get(f"{base}{row.pk}/history/")
+    assert [page.status_code for page in [*pages, requeued, history]] == [200] * 8
+    for page in [*pages, requeued, history]:
+        assert _raw_in(page) == [], page.request["PATH_INFO"]
+    assert ESCAPED in pages[3].content.decode()  # the payload and last error, shown escaped
+    assert ESCAPED in history.content.decode()  # the requeue's entry names the type
+
+
+def test_markup_in_audit_entries_and_service_clients_is_escaped_on_the_admin_pages(
+    superuser_client,
+):
+    org = OrganizationFactory()
+    entry = AuditLog.objects.create(
+        action="updated",
+        resource="products",
+        object_id=MARKUP,
+        organization_id=MARKUP[:128],
+        request_id="req-1",
+        before={"name": MARKUP},
+        after={"name": "x", MARKUP: MARKUP},
+    )
+    added = superuser_client.post(
+        "/admin/django_arc/serviceclient/add/",
+        {"name": MARKUP, "organization_id": str(org.pk), "scopes": MARKUP, "active": "on"},
+    )
+    assert added.status_code == 200, added.content[:500]  # the page showing the key once
+    client = ServiceClient.objects.get()
+    assert client.name == MARKUP
+    pages = [
+        added,
+        superuser_client.get("/admin/django_arc/auditlog/"),
+        superuser_client.get(f"/admin/django_arc/auditlog/?q={MARKUP}"),
+        superuser_client.get(f"/admin/django_arc/auditlog/{entry.pk}/change/"),
+        superuser_client.get("/admin/django_arc/serviceclient/"),
+        superuser_client.get(f"/admin/django_arc/serviceclient/{client.pk}/change/"),
+    ]
+    assert [page.status_code for page in pages] == [200] * 6
+    for page in pages:
+        assert _raw_in(page) == [], page.request["PATH_INFO"]
+    assert ESCAPED in added.content.decode()
+    assert ESCAPED in pages[3].content.decode()
+
+
+def test_the_error_envelope_quotes_what_the_client_sent_as_plain_json_text():
+    """docs/errors.md: ``error`` and ``details`` are plain text, which may quote the client's
+    input as sent (a media type, a method, a sort field, a choice): a client shows them as
+    text, never as HTML."""
+    client = member_client(OrganizationFactory(), "admin")
+    media = client.post("/api/products/", b"x", content_type="text/<b>x</b>")
+    method = client.generic("<B>", "/api/products/")
+    sort = client.get("/api/products/?sort=<b>x</b>")
+    choice = client.post(
+        "/api/products/", {"name": "n", "sku": "s", "price": "1", "status": "<b>x</b>"}, "json"
+    )
+    assert [r.status_code for r in (media, method, sort, choice)] == [415, 405, 400, 400]
+    for response in (media, method, sort, choice):
+        assert response["Content-Type"] == "application/json"
+    assert media.json()["error"] == 'Unsupported media type "text/<b>x</b>" in request.'
+    assert method.json()["error"] == 'Method "<B>" not allowed.'
+    assert "'<b>x</b>'" in sort.json()["details"]["sort"]
+    assert choice.json()["details"] == {"status": ['"<b>x</b>" is not a valid choice.']}
+
+
+def test_drf_spectacular_copies_the_version_parameter_into_its_own_header(example_settings_on):  # noqa: F811
+    """The boundary (docs/decisions.md): the example project's ``/api/schema/`` is
+    drf-spectacular's ``SpectacularAPIView``, which writes ``?version=`` into its
+    ``Content-Disposition`` filename unquoted (a ``"`` ends the filename; a CR or LF is
+    Django's ``BadHeaderError``, a 500) and into ``info.version``. When this test fails,
+    drf-spectacular changed: the decision is to be read again."""
+    client = Client(raise_request_exception=False)
+    quoted = client.get('/api/schema/?version=a"; filename=b')
+    assert quoted.status_code == 200
+    assert 'filename="' in quoted["Content-Disposition"]
+    assert '(a"; filename=b)' in quoted["Content-Disposition"]
+    assert client.get("/api/schema/?version=a%0d%0aX-Y:%20z").status_code == 500
+    # the docs pages pass it on URL-encoded, and render
+    assert client.get("/api/docs/?version=a%0d%0aX-Y:%20z").status_code == 200
+    assert APIClient().get("/api/schema/?version=v").status_code == 200
