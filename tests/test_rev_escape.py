@@ -7,6 +7,9 @@ the example project mounts, copies ``?version=`` into its own ``Content-Disposit
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 import uuid
 
 import pytest
@@ -15,6 +18,8 @@ from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from django_arc.audit.models import AuditLog
+from django_arc.events import create_event
+from django_arc.events.transports import RedisPubSubTransport, RedisStreamsTransport
 from django_arc.models import ServiceClient
 from django_arc.outbox import OutboxEvent
 from shop.models import Product
@@ -176,3 +181,84 @@ def test_drf_spectacular_copies_the_version_parameter_into_its_own_header(exampl
     # the docs pages pass it on URL-encoded, and render
     assert client.get("/api/docs/?version=a%0d%0aX-Y:%20z").status_code == 200
     assert APIClient().get("/api/schema/?version=v").status_code == 200
+
+
+# -- the Redis wire: what another producer wrote, read back -------------------------------------
+REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set")
+
+
+@pytest.fixture
+def stream():
+    import redis
+
+    name = f"arc-test:{uuid.uuid4().hex}"
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(name, f"{name}:dlq")
+    client.close()
+
+
+@needs_redis
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {b"\xff": b"1"},  # neither type nor data: the reason lists the field names
+        {"type": "x.y", "data": "{not json", b"\xfe\n": b"2"},  # copied to the dead letter
+    ],
+    ids=["no-data", "not-json"],
+)
+def test_a_stream_entry_whose_field_name_is_not_utf8_is_dead_lettered_not_a_poison(stream, fields):
+    """Another producer's entry with a field name that is not UTF-8: decoding it for the
+    reason and for the dead letter's copy raised ``UnicodeDecodeError`` out of ``consume``,
+    so the entry was never acknowledged nor dead-lettered (``max_deliveries`` is read after
+    the entry is decoded), the rest of its batch was left pending, and it came back on
+    every reclaim."""
+    transport = RedisStreamsTransport(
+        REDIS_URL, stream=stream, group="g", consumer="c", dead_stream=f"{stream}:dlq"
+    )
+    seen: list[str] = []
+    transport.subscribe("*", lambda event: seen.append(event.type))
+    try:
+        transport.ensure_group()
+        transport.client.xadd(stream, fields)
+        transport.publish(create_event("x.after", {}))
+        transport.consume(count=10, block_ms=None)
+        assert seen == ["x.after"]  # the batch went on past it
+        assert transport.client.xpending(stream, "g")["pending"] == 0
+        [(_, dead)] = transport.client.xrange(f"{stream}:dlq")
+        assert dead[b"originalStream"] == stream.encode()
+        name = next(iter(fields))
+        if name == b"\xff":
+            assert b"\\xff" in dead[b"reason"]
+            assert dead[b"\\xff"] == b"1"  # the entry's fields, named as they read
+        else:
+            assert dead[b"reason"].startswith(b"data is not JSON")
+            assert dead[b"\\xfe\n"] == b"2"
+    finally:
+        transport.close()
+
+
+@needs_redis
+def test_an_unreadable_pubsub_message_is_logged_on_one_line(caplog):
+    """The channel of an unreadable pub/sub message is written into the log line as any
+    other text from the wire is (``log_text``): a channel holding a newline wrote a second,
+    forged line, and one that is not UTF-8 raised out of ``listen_once``."""
+    prefix = f"arc-test-{uuid.uuid4().hex}:"
+    listener = RedisPubSubTransport(REDIS_URL, channel_prefix=prefix)
+    try:
+        listener.listen_once(timeout=0.1)  # subscribed
+        publisher = listener.client
+        publisher.publish(f"{prefix}x\nCRITICAL forged".encode(), b"{not json")
+        publisher.publish(prefix.encode() + b"\xff", b"{not json")
+        with caplog.at_level(logging.ERROR, logger="django_arc.events"):
+            deadline = time.monotonic() + 5
+            while len(caplog.records) < 2 and time.monotonic() < deadline:
+                listener.listen_once(timeout=0.5)
+        lines = [record.getMessage() for record in caplog.records]
+        assert len(lines) == 2, lines
+        assert all("\n" not in line for line in lines)
+        assert "x\\nCRITICAL forged" in lines[0]
+        assert "\\xff" in lines[1]
+    finally:
+        listener.close()
