@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
@@ -23,7 +24,8 @@ from django_arc.events.transports import RedisPubSubTransport, RedisStreamsTrans
 from django_arc.models import ServiceClient
 from django_arc.outbox import OutboxEvent
 from shop.models import Product
-from tests.factories import OrganizationFactory, member_client
+from tests.factories import OrganizationFactory, UserFactory, member_client
+from tests.helpers import client_for
 from tests.test_example_project import example_settings_on  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.django_db
@@ -262,3 +264,22 @@ def test_an_unreadable_pubsub_message_is_logged_on_one_line(caplog):
         assert "\\xff" in lines[1]
     finally:
         listener.close()
+
+
+def _elevation_check_naming_the_user(user):
+    """A project's ``ELEVATION_CHECK`` whose "no answer" names the user it was asked about."""
+    raise ObjectDoesNotExist(f"no staff profile for {user.get_username()}")
+
+
+def test_an_elevation_checks_refusal_is_logged_on_one_line(settings, caplog):
+    """``ELEVATION_CHECK``'s "no answer" is logged with the message it raised, which may quote
+    the user's own text (a name it was given): written raw, a newline in it forged a second
+    log line, where ``MEMBERSHIP_RESOLVER``'s is escaped (docs/errors.md, Logging)."""
+    settings.ARC = {**settings.ARC, "ELEVATION_CHECK": _elevation_check_naming_the_user}
+    user = UserFactory(username="mallory\nCRITICAL forged")
+    with caplog.at_level(logging.INFO, logger="django_arc.scope"):
+        response = client_for(user, HTTP_X_ARC_SCOPE="platform").get("/api/products/")
+    assert response.status_code == 403
+    [line] = [r.getMessage() for r in caplog.records if "ELEVATION_CHECK" in r.getMessage()]
+    assert "\n" not in line
+    assert "mallory\\nCRITICAL forged" in line
