@@ -283,3 +283,41 @@ def test_an_elevation_checks_refusal_is_logged_on_one_line(settings, caplog):
     [line] = [r.getMessage() for r in caplog.records if "ELEVATION_CHECK" in r.getMessage()]
     assert "\n" not in line
     assert "mallory\\nCRITICAL forged" in line
+
+
+@needs_redis
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ('"payload":{"v":NaN}', b"data is not JSON: NaN"),  # Python's json.dumps writes it
+        ('"payload":{"v":-Infinity}', b"data is not JSON: -Infinity"),
+        ('"payload":{"v":1e999}', b"data is not JSON: 1e999"),
+        ('"payload":{"v":"\\ud800"}', b"data holds the lone surrogate U+D800"),
+    ],
+    ids=["nan", "infinity", "overflow", "surrogate"],
+)
+def test_an_entry_no_event_can_be_written_back_from_is_dead_lettered_at_once(stream, data, reason):
+    """Another producer's entry holding a number JSON has not (``NaN``, ``Infinity``, one past
+    a float's range) or a lone surrogate was read as an event, which :func:`wire.dumps`
+    refuses and Redis cannot take as UTF-8: once its handlers had failed ``max_deliveries``
+    times, writing its dead letter raised out of ``consume`` on every reclaim, so it was
+    never acknowledged nor dead-lettered (a poison entry). It is refused as it is read, as
+    an entry that is not JSON is, and dead-lettered with its data kept."""
+    transport = RedisStreamsTransport(
+        REDIS_URL, stream=stream, group="g", consumer="c", dead_stream=f"{stream}:dlq"
+    )
+    seen: list[str] = []
+    transport.subscribe("*", lambda event: seen.append(event.type))
+    raw = '{"type":"x.y",' + data + ',"meta":{"id":"e-1","timestamp":"2026-01-01T00:00:00.000Z"}}'
+    try:
+        transport.ensure_group()
+        transport.client.xadd(stream, {"type": "x.y", "data": raw})
+        transport.publish(create_event("x.after", {}))
+        transport.consume(count=10, block_ms=None)
+        assert seen == ["x.after"]
+        assert transport.client.xpending(stream, "g")["pending"] == 0
+        [(_, dead)] = transport.client.xrange(f"{stream}:dlq")
+        assert dead[b"reason"].startswith(reason), dead[b"reason"]
+        assert dead[b"data"] == raw.encode()
+    finally:
+        transport.close()
