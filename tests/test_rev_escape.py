@@ -293,11 +293,14 @@ def test_an_elevation_checks_refusal_is_logged_on_one_line(settings, caplog):
         ('"payload":{"v":-Infinity}', b"data is not JSON: -Infinity"),
         ('"payload":{"v":1e999}', b"data is not JSON: 1e999"),
         ('"payload":{"v":"\\ud800"}', b"data holds the lone surrogate U+D800"),
+        # nested past the interpreter's recursion limit: RecursionError, no ValueError
+        ('"payload":' + "[" * 5000 + "]" * 5000, b"data is not JSON: nested too deep"),
     ],
-    ids=["nan", "infinity", "overflow", "surrogate"],
+    ids=["nan", "infinity", "overflow", "surrogate", "deep"],
 )
 def test_an_entry_no_event_can_be_written_back_from_is_dead_lettered_at_once(stream, data, reason):
-    """Another producer's entry holding a number JSON has not (``NaN``, ``Infinity``, one past
+    """Another producer's entry nested past the recursion limit raised ``RecursionError`` out
+    of ``consume``; one holding a number JSON has not (``NaN``, ``Infinity``, one past
     a float's range) or a lone surrogate was read as an event, which :func:`wire.dumps`
     refuses and Redis cannot take as UTF-8: once its handlers had failed ``max_deliveries``
     times, writing its dead letter raised out of ``consume`` on every reclaim, so it was

@@ -195,6 +195,9 @@ def decode(raw: str | bytes) -> Event:
         raise
     except ValueError as exc:
         raise WireError(f"data is not JSON: {exc}") from None
+    except RecursionError:
+        # no ValueError: raised out of a consumer, the entry was never acknowledged
+        raise WireError("data is not JSON: nested too deep to read") from None
     if _SURROGATE_ESCAPE.search(raw) and (char := _lone_surrogate(data)):
         raise WireError(f"data holds the lone surrogate U+{ord(char):04X}, which is not UTF-8")
     return from_wire(data)
