@@ -324,3 +324,30 @@ def test_an_entry_no_event_can_be_written_back_from_is_dead_lettered_at_once(str
         assert dead[b"data"] == raw.encode()
     finally:
         transport.close()
+
+
+@needs_redis
+@pytest.mark.parametrize("timestamp", ["9999-12-31T23:00:00-14:00", "0001-01-01T00:00:00+14:00"])
+def test_an_entry_whose_timestamp_no_utc_date_holds_is_dead_lettered_at_once(stream, timestamp):
+    """A ``meta.timestamp`` whose instant falls outside the dates Python holds once in UTC
+    was read (its own offset kept), and its dead letter, written in UTC as arc writes
+    timestamps, raised ``OverflowError`` out of ``consume`` on every reclaim: a poison
+    entry, as above. It is refused as it is read."""
+    transport = RedisStreamsTransport(
+        REDIS_URL, stream=stream, group="g", consumer="c", dead_stream=f"{stream}:dlq"
+    )
+    seen: list[str] = []
+    transport.subscribe("*", lambda event: seen.append(event.type))
+    raw = '{"type":"x.y","payload":{},"meta":{"id":"e-1","timestamp":"' + timestamp + '"}}'
+    try:
+        transport.ensure_group()
+        transport.client.xadd(stream, {"type": "x.y", "data": raw})
+        transport.publish(create_event("x.after", {}))
+        transport.consume(count=10, block_ms=None)
+        assert seen == ["x.after"]
+        assert transport.client.xpending(stream, "g")["pending"] == 0
+        [(_, dead)] = transport.client.xrange(f"{stream}:dlq")
+        assert dead[b"reason"].startswith(b"meta.timestamp"), dead[b"reason"]
+        assert dead[b"data"] == raw.encode()
+    finally:
+        transport.close()

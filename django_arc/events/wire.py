@@ -72,7 +72,15 @@ def parse_timestamp(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise WireError(f"meta.timestamp {value!r} is not an ISO 8601 date") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        # written back in UTC (format_timestamp): an instant no UTC date holds could be read
+        # but never published again nor dead-lettered
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise WireError(f"meta.timestamp {value!r} is out of the dates UTC holds") from None
+    return parsed
 
 
 def meta_to_wire(meta: EventMeta) -> dict[str, Any]:
