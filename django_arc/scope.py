@@ -419,7 +419,7 @@ def _may_elevate(user: Any) -> bool:
     try:
         return bool(check(user))
     except _NOT_A_MEMBER as exc:
-        logger.info("ELEVATION_CHECK refused user %r: %s", getattr(user, "pk", None), exc)
+        logger.info("ELEVATION_CHECK refused user %r: %s", getattr(user, "pk", None), log_text(exc))
         return False
 
 

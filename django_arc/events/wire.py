@@ -14,6 +14,8 @@ The relay splices the payload JSON stored in the outbox into the envelope as it 
 from __future__ import annotations
 
 import json
+import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,7 +72,15 @@ def parse_timestamp(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise WireError(f"meta.timestamp {value!r} is not an ISO 8601 date") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        # written back in UTC (format_timestamp): an instant no UTC date holds could be read
+        # but never published again nor dead-lettered
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise WireError(f"meta.timestamp {value!r} is out of the dates UTC holds") from None
+    return parsed
 
 
 def meta_to_wire(meta: EventMeta) -> dict[str, Any]:
@@ -188,10 +198,58 @@ def decode(raw: str | bytes) -> Event:
         except UnicodeDecodeError as exc:
             raise WireError(f"data is not UTF-8: {exc}") from None
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    except WireError:
+        raise
     except ValueError as exc:
         raise WireError(f"data is not JSON: {exc}") from None
+    except RecursionError:
+        # no ValueError: raised out of a consumer, the entry was never acknowledged
+        raise WireError("data is not JSON: nested too deep to read") from None
+    if _SURROGATE_ESCAPE.search(raw) and (char := _lone_surrogate(data)):
+        raise WireError(f"data holds the lone surrogate U+{ord(char):04X}, which is not UTF-8")
     return from_wire(data)
+
+
+#: a JSON escape of a UTF-16 surrogate (``\ud800``): a pair decodes to one character, a
+#: lone one stays a surrogate, which no UTF-8 holds
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _not_json(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity``, which Python's ``json`` reads (and its
+    ``dumps`` writes by default) but JSON has not: an event holding one could be neither
+    published again nor dead-lettered (:func:`dumps` refuses it), and came back on every
+    reclaim of its entry."""
+    raise WireError(f"data is not JSON: {name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float, refused past a float's range (``1e999``, read as an
+    infinity, which :func:`dumps` refuses as it refuses ``Infinity``)."""
+    value = float(text)
+    if math.isinf(value):
+        raise WireError(f"data is not JSON: {text} is past a number's range")
+    return value
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first lone surrogate in a decoded JSON value (keys included), if any."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        return found.group() if found else None
+    items: Any = ()
+    if isinstance(value, dict):
+        items = (x for kv in value.items() for x in kv)
+    elif isinstance(value, list):
+        items = value
+    for item in items:
+        if char := _lone_surrogate(item):
+            return char
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def splice(event_type: str, payload_json: str, meta_json: str) -> str:

@@ -18,4 +18,8 @@ def redis_client(url: str | None, client: Any) -> Any:
 
 
 def text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    """``value`` (a reply's bytes) as text; bytes that are not UTF-8 as their Python escapes
+    (``\\xff``). What comes back from Redis is another producer's (an entry's field names, a
+    channel): read strictly, one such name raised out of a consumer, which neither
+    acknowledged nor dead-lettered the entry, and met it again on every reclaim."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)

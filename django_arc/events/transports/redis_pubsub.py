@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ...logs import FailureStreak
+from ...logs import FailureStreak, log_text
 from .. import wire
 from ..event import Event
 from ._redis import redis_client, text
@@ -86,7 +86,7 @@ class RedisPubSubTransport(Transport):
                 except wire.WireError as exc:
                     logger.error(
                         "Unreadable pub/sub message on %s: %s",
-                        text(message.get("channel", b"")),
+                        log_text(text(message.get("channel", b""))),
                         exc,
                     )
                 else:
