@@ -71,7 +71,7 @@ from rest_framework.utils.field_mapping import ClassLookupDict
 from rest_framework.utils.serializer_helpers import BindingDict, BoundField
 
 from . import envelope
-from .events.event import same_json_value
+from .events.event import same_json_value, unstorable_char
 from .exceptions import (
     STILL_REFERRED_TO,
     ArcError,
@@ -1679,12 +1679,18 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 if content_type is None or object_id is None:
                     continue
                 try:
+                    # read as its key first: the content types' cache is by the integer,
+                    # so ``"15"`` (text, as many clients send an id) was a query per entry
+                    content_type = content_types._meta.pk.to_python(content_type)
                     content_type = content_types.objects.get_for_id(content_type)
                     model = content_type.model_class()
                     key = model._meta.pk.to_python(object_id)
                 except (ObjectDoesNotExist, DjangoValidationError, AttributeError) + _BAD_KEY:
                     continue
-                if key is None or beyond_int64(key):
+                if key is None or beyond_int64(key) or unstorable_char(key):
+                    # read raw, before the entry's field refuses it: a text key holding NUL
+                    # (PostgreSQL compares no text with it) or a lone surrogate (no driver
+                    # encodes it) made the query a 500
                     continue
                 if content_type.pk not in wanted:
                     rows = self.generic_target_rows(model)

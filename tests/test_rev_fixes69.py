@@ -3,18 +3,23 @@ fields) and fix-seen12c (generic pairs judged at once)."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, action, presets
 from django_arc import fields as FR
 from django_arc import permissions as P
 from django_arc.sites import _all_sites
 from shop.models import Product
-from tests.factories import OrganizationFactory, ProductFactory, member_client
-from tests.helpers import site_mounted
+from tests.factories import MembershipFactory, OrganizationFactory, ProductFactory, member_client
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Rf69Shelf, RgComment, RgPlace
 
 MEMBERS = P.require_org_membership()
 
@@ -114,3 +119,115 @@ def test_rf69_a_column_written_through_a_field_added_in_init_or_nested_is_judged
     assert r.status_code == 200, r.content
     row.refresh_from_db()
     assert row.cost == Decimal("1.00")
+
+
+# -- fix-seen12c: a list of generic pairs judged at once ----------------------------------
+
+
+class _Rf69Entry(serializers.Serializer):
+    content_type = serializers.PrimaryKeyRelatedField(queryset=ContentType.objects.all())
+    object_id = serializers.IntegerField(min_value=1)
+
+
+class _Rf69ListInput(serializers.Serializer):
+    items = _Rf69Entry(many=True)
+
+
+class _Rf69CommentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RgComment
+        fields = ["id", "organization", "owner", "content_type", "object_id", "text"]
+        read_only_fields = ["organization", "owner"]
+
+
+class _Rf69Comments(Resource):
+    model = RgComment
+    name = "rf69-comments"
+    serializer_class = _Rf69CommentSerializer
+    presets = [presets.MultiTenant()]
+    permissions = {key: MEMBERS for key in ("list", "get", "create", "update", "delete")}
+    action_permissions = MEMBERS
+
+    @action(input=_Rf69ListInput)
+    def many(self, request, instance, data):
+        return {"count": len(data["items"])}
+
+
+def _rf69_queries(context, table):
+    return [q["sql"] for q in context.captured_queries if f'"{table}"' in q["sql"]]
+
+
+@pytest.mark.django_db
+def test_rf69_a_list_of_pairs_naming_its_content_type_as_text_is_judged_without_a_query_each(
+    settings, rf69_site
+):
+    """fix-seen12c judges a list's pairs at once from the raw entries, looking each
+    entry's content type up by the value sent: ``"15"`` (text, as a form or many clients
+    send an id) missed the content types' cache, which is keyed by the integer, and ran a
+    ``django_content_type`` query per entry on top of the one DRF's field runs for it.
+    Now the value is read as the content type's key first: one query per entry (DRF's),
+    the places asked for once, and another tenant's place still refused under its index."""
+    rf69_site.register(_Rf69Comments)
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    user_b = MembershipFactory(organization=org_b, role="member").user
+    api_b = client_for(user_b, HTTP_X_ORGANIZATION_ID=str(org_b.pk))
+    place_type = ContentType.objects.get_for_model(RgPlace)
+    ContentType.objects.get_for_id(place_type.pk)  # cached by id, as in a running process
+    places = [RgPlace.objects.create(organization=org_b, name=f"p{i}") for i in range(6)]
+    theirs = RgPlace.objects.create(organization=org_a, name="theirs")
+    mine = RgComment.objects.create(
+        organization=org_b, owner=user_b, content_type=place_type, object_id=places[0].pk
+    )
+    url = f"/rf69/rf69-comments/{mine.pk}/action/"
+    items = [{"content_type": str(place_type.pk), "object_id": p.pk} for p in places]
+    with site_mounted(settings, "rf69", rf69_site):
+        with CaptureQueriesContext(connection) as judged:
+            r = api_b.post(url, {"action": "many", "items": items}, format="json")
+        assert r.status_code == 200, r.content
+        assert len(_rf69_queries(judged, "django_content_type")) == len(items)
+        assert len(_rf69_queries(judged, "testapp_rgplace")) == 1
+        items[3] = {"content_type": str(place_type.pk), "object_id": theirs.pk}
+        r = api_b.post(url, {"action": "many", "items": items}, format="json")
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+        "items": {"3": {"object_id": [f'Invalid pk "{theirs.pk}" - object does not exist.']}}
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["\x00b", "\ud800"], ids=["nul", "lone-surrogate"])
+def test_rf69_a_list_entry_naming_a_text_key_the_database_cannot_compare_is_a_400(
+    settings, rf69_site, key
+):
+    """fix-seen12c judges a list's pairs from the raw entries, before each entry's fields
+    validate them: an ``object_id`` holding NUL (PostgreSQL cannot compare it with text) or
+    a lone surrogate (no database driver encodes it), naming a tenant's row keyed by text,
+    went into the judging query: 500 (``DataError``, ``UnicodeEncodeError``). Before, the
+    entry's own field refused it first, and so it does again: 400 naming the entry."""
+    rf69_site.register(_Rf69Comments)
+    org = OrganizationFactory()
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    api.raise_request_exception = False
+    shelf = Rf69Shelf.objects.create(code="a", organization=org)
+    shelf_type = ContentType.objects.get_for_model(Rf69Shelf)
+    place = RgPlace.objects.create(organization=org, name="p")
+    mine = RgComment.objects.create(
+        organization=org,
+        owner=user,
+        content_type=ContentType.objects.get_for_model(RgPlace),
+        object_id=place.pk,
+    )
+    place_type = ContentType.objects.get_for_model(RgPlace)
+    items = [
+        {"content_type": place_type.pk, "object_id": place.pk},
+        {"content_type": shelf_type.pk, "object_id": shelf.pk + key},
+    ]
+    # JSON's own escape (\u0000, \ud800): the body as a client sends it
+    body = json.dumps({"action": "many", "items": items})
+    with site_mounted(settings, "rf69", rf69_site):
+        r = api.post(
+            f"/rf69/rf69-comments/{mine.pk}/action/", body, content_type="application/json"
+        )
+    assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+        "items": {"1": {"object_id": ["A valid integer is required."]}}
+    }

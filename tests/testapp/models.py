@@ -689,3 +689,14 @@ class Fg2Note(models.Model):
     object_id = models.PositiveIntegerField()
     target = GenericForeignKey("content_type", "object_id")
     text = models.CharField(max_length=50)
+
+
+# -- rev-fixes69: a tenant's rows keyed by text, a generic pair's target ---------------------
+
+
+class Rf69Shelf(models.Model):
+    """A tenant's row whose primary key is text the client chooses: a generic pair naming
+    it is judged by a query comparing that text."""
+
+    code = models.CharField(primary_key=True, max_length=50)
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
