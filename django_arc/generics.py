@@ -1833,7 +1833,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self._narrow_field(inner, None, plain)
             checks = getattr(inner, "_arc_pair_checks", None)
             if checks and isinstance(field, ListSerializer):
-                field.to_internal_value = _judged_at_once(self, field.to_internal_value, checks)
+                field.to_internal_value = _judged_at_once(self, field, checks)
 
     def _narrow_relation(self, relation: Any) -> None:
         presets = self.resource.preset_list
@@ -2734,14 +2734,18 @@ _JUDGED_AT_ONCE = 500
 _BAD_KEY = (ValueError, TypeError, OverflowError)
 
 
-def _judged_at_once(view: Any, to_internal_value: Any, checks: list[Any]) -> Any:
-    """A list serializer's ``to_internal_value`` judging its entries' pairs at once
-    (:meth:`ResourceGenericViewSet.judge_generic_pairs`) before each entry is validated and
-    checked: each check then finds its answer, and its refusal is named under its index as
-    before."""
+def _judged_at_once(view: Any, field: Any, checks: list[Any]) -> Any:
+    """A list serializer's (``field``'s) ``to_internal_value`` judging its entries' pairs at
+    once (:meth:`ResourceGenericViewSet.judge_generic_pairs`) before each entry is validated
+    and checked: each check then finds its answer, and its refusal is named under its index
+    as before. A list longer than its ``max_length`` is refused by DRF before any entry is
+    read: judged first, its entries cost queries for a list refused whatever they name."""
+    to_internal_value = field.to_internal_value
+    longest = getattr(field, "max_length", None)
 
     def validated(data: Any) -> Any:
-        view.judge_generic_pairs(checks, data)
+        if longest is None or not isinstance(data, list) or len(data) <= longest:
+            view.judge_generic_pairs(checks, data)
         return to_internal_value(data)
 
     return validated

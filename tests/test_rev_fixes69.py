@@ -231,3 +231,49 @@ def test_rf69_a_list_entry_naming_a_text_key_the_database_cannot_compare_is_a_40
     assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
         "items": {"1": {"object_id": ["A valid integer is required."]}}
     }
+
+
+class _Rf69ShortListInput(serializers.Serializer):
+    items = _Rf69Entry(many=True, max_length=3)
+
+
+class _Rf69ShortComments(_Rf69Comments):
+    name = "rf69-short-comments"
+
+    @action(input=_Rf69ShortListInput)
+    def few(self, request, instance, data):
+        return {"count": len(data["items"])}
+
+
+@pytest.mark.django_db
+def test_rf69_a_list_longer_than_its_max_length_is_refused_without_judging_its_pairs(
+    settings, rf69_site
+):
+    """A ``many=True`` list declared ``max_length=3`` is refused by DRF before any entry is
+    read; fix-seen12c's judging at once ran first, asking the database about every entry's
+    row (one query per 500 ids and content type) for a list that was refused whatever they
+    named. Now a list over its ``max_length`` is left to DRF's refusal: no query of the
+    places, the same 400."""
+    rf69_site.register(_Rf69ShortComments)
+    org = OrganizationFactory()
+    user = MembershipFactory(organization=org, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org.pk))
+    place_type = ContentType.objects.get_for_model(RgPlace)
+    ContentType.objects.get_for_id(place_type.pk)
+    places = [RgPlace.objects.create(organization=org, name=f"p{i}") for i in range(10)]
+    mine = RgComment.objects.create(
+        organization=org, owner=user, content_type=place_type, object_id=places[0].pk
+    )
+    url = f"/rf69/rf69-short-comments/{mine.pk}/action/"
+    items = [{"content_type": place_type.pk, "object_id": p.pk} for p in places]
+    with site_mounted(settings, "rf69", rf69_site):
+        with CaptureQueriesContext(connection) as refused:
+            r = api.post(url, {"action": "few", "items": items}, format="json")
+        assert assert_error(r, 400, "VALIDATION_ERROR")["details"] == {
+            "items": {"non_field_errors": ["Ensure this field has no more than 3 elements."]}
+        }
+        assert _rf69_queries(refused, "testapp_rgplace") == []
+        with CaptureQueriesContext(connection) as taken:
+            r = api.post(url, {"action": "few", "items": items[:3]}, format="json")
+    assert r.status_code == 200, r.content
+    assert len(_rf69_queries(taken, "testapp_rgplace")) == 1
