@@ -1778,17 +1778,34 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             details = first if key is None else {key: first}
         raise ArcError("VALIDATION_ERROR", "Validation failed", 400, details)
 
-    def keep_generic_pairs_read(self) -> None:
+    def keep_generic_pairs_read(self, stored: bool = False) -> None:
         """Judge, as :meth:`keep_generic_pairs` judges a write's stored pair, the pair each
         row :meth:`get_object` read for this unsafe request holds now: called after an
         action's or a detail route's handler, which may set the pair on its row (from an
         ``input`` writing half of one, a plain input's number, the body) and save it or
         hand it to :meth:`perform_update`, which takes what the row holds then as its own.
         B moved its note onto A's place (200). A pair left as the row held it costs no
-        query; a row the handler deleted is not judged."""
+        query; a row the handler deleted is not judged.
+
+        ``stored``: the handler refused with a 4xx answer of its own, which renders no row
+        and saves nothing more, so what it may have written is the row as stored: a pair it
+        changed on the row is judged as the database holds it (one query per such row). A
+        pair only set on the row in memory, never saved, turned its own 409 into the pair's
+        400."""
         for row, held in self.__dict__.get("_generic_rows_read", ()):
-            if row.pk is not None:
-                self.keep_generic_pairs([row], held)
+            if row.pk is None:
+                continue
+            if stored:
+                kept = held.get(row.pk)
+                pairs = generic_foreign_keys(type(row))
+                if kept is None or all(
+                    kept[i] == _stored_pair(row, pair) for i, pair in enumerate(pairs)
+                ):
+                    continue
+                row = type(row)._base_manager.using(row._state.db).filter(pk=row.pk).first()
+                if row is None:
+                    continue
+            self.keep_generic_pairs([row], held)
 
     def _generic_pair_field(self, pair: Any) -> str:
         """The name of the serializer field writing ``pair``'s object id (its content type

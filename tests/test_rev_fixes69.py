@@ -11,8 +11,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
+from rest_framework.response import Response
 
-from django_arc import Resource, ResourceSite, action, presets
+from django_arc import Resource, ResourceSite, action, presets, route
 from django_arc import fields as FR
 from django_arc import permissions as P
 from django_arc.sites import _all_sites
@@ -277,3 +278,47 @@ def test_rf69_a_list_longer_than_its_max_length_is_refused_without_judging_its_p
             r = api.post(url, {"action": "few", "items": items[:3]}, format="json")
     assert r.status_code == 200, r.content
     assert len(_rf69_queries(taken, "testapp_rgplace")) == 1
+
+
+class _Rf69PeekingComments(_Rf69Comments):
+    name = "rf69-peeking-comments"
+
+    @action()
+    def peek(self, request, instance, data):
+        """Sets the pair on its row to look at it, never saves it, and refuses."""
+        instance.object_id = data["object_id"]
+        return Response({"error": "not ready"}, status=409)
+
+    @route("POST", "peek", detail=True, permissions=MEMBERS)
+    def route_peek(self, request, instance):
+        instance.object_id = request.data["object_id"]
+        return Response({"error": "not ready"}, status=409)
+
+
+@pytest.mark.django_db
+def test_rf69_a_handler_refusing_with_a_pair_set_only_in_memory_keeps_its_own_answer(
+    settings, rf69_site
+):
+    """fix-seen12c judges the pair an action's or a detail route's row holds before the
+    handler's own 4xx is taken (a foreign pair saved, then 409: now 400 and rolled back,
+    pinned by test_fix_seen12c). It judged the row as held in memory: a handler that only
+    set another tenant's id on its row, never saved it, and refused had its 409 replaced by
+    the pair's 400, though nothing was written. After a 4xx the pair is judged as stored:
+    the handler's 409, the row as it was; the saved case stays a 400."""
+    rf69_site.register(_Rf69PeekingComments)
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    user = MembershipFactory(organization=org_b, role="member").user
+    api = client_for(user, HTTP_X_ORGANIZATION_ID=str(org_b.pk))
+    place_type = ContentType.objects.get_for_model(RgPlace)
+    theirs = RgPlace.objects.create(organization=org_a, name="theirs")
+    place = RgPlace.objects.create(organization=org_b, name="mine")
+    mine = RgComment.objects.create(
+        organization=org_b, owner=user, content_type=place_type, object_id=place.pk
+    )
+    base = f"/rf69/rf69-peeking-comments/{mine.pk}/"
+    with site_mounted(settings, "rf69", rf69_site):
+        for url, extra in ((base + "action/", {"action": "peek"}), (base + "peek/", {})):
+            r = api.post(url, {**extra, "object_id": theirs.pk}, format="json")
+            assert r.status_code == 409, (url, r.content)
+            mine.refresh_from_db()
+            assert mine.object_id == place.pk
