@@ -73,7 +73,7 @@ from rest_framework.utils.serializer_helpers import BindingDict, BoundField
 from rest_framework.views import APIView
 
 from . import envelope
-from .events.event import same_json_value
+from .events.event import same_json_value, unstorable_char
 from .exceptions import (
     STILL_REFERRED_TO,
     ArcError,
@@ -1696,12 +1696,18 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
                 if content_type is None or object_id is None:
                     continue
                 try:
+                    # read as its key first: the content types' cache is by the integer,
+                    # so ``"15"`` (text, as many clients send an id) was a query per entry
+                    content_type = content_types._meta.pk.to_python(content_type)
                     content_type = content_types.objects.get_for_id(content_type)
                     model = content_type.model_class()
                     key = model._meta.pk.to_python(object_id)
                 except (ObjectDoesNotExist, DjangoValidationError, AttributeError) + _BAD_KEY:
                     continue
-                if key is None or beyond_int64(key):
+                if key is None or beyond_int64(key) or unstorable_char(key):
+                    # read raw, before the entry's field refuses it: a text key holding NUL
+                    # (PostgreSQL compares no text with it) or a lone surrogate (no driver
+                    # encodes it) made the query a 500
                     continue
                 if content_type.pk not in wanted:
                     rows = self.generic_target_rows(model)
@@ -1789,17 +1795,34 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             details = first if key is None else {key: first}
         raise ArcError("VALIDATION_ERROR", "Validation failed", 400, details)
 
-    def keep_generic_pairs_read(self) -> None:
+    def keep_generic_pairs_read(self, stored: bool = False) -> None:
         """Judge, as :meth:`keep_generic_pairs` judges a write's stored pair, the pair each
         row :meth:`get_object` read for this unsafe request holds now: called after an
         action's or a detail route's handler, which may set the pair on its row (from an
         ``input`` writing half of one, a plain input's number, the body) and save it or
         hand it to :meth:`perform_update`, which takes what the row holds then as its own.
         B moved its note onto A's place (200). A pair left as the row held it costs no
-        query; a row the handler deleted is not judged."""
+        query; a row the handler deleted is not judged.
+
+        ``stored``: the handler refused with a 4xx answer of its own, which renders no row
+        and saves nothing more, so what it may have written is the row as stored: a pair it
+        changed on the row is judged as the database holds it (one query per such row). A
+        pair only set on the row in memory, never saved, turned its own 409 into the pair's
+        400."""
         for row, held in self.__dict__.get("_generic_rows_read", ()):
-            if row.pk is not None:
-                self.keep_generic_pairs([row], held)
+            if row.pk is None:
+                continue
+            if stored:
+                kept = held.get(row.pk)
+                pairs = generic_foreign_keys(type(row))
+                if kept is None or all(
+                    kept[i] == _stored_pair(row, pair) for i, pair in enumerate(pairs)
+                ):
+                    continue
+                row = type(row)._base_manager.using(row._state.db).filter(pk=row.pk).first()
+                if row is None:
+                    continue
+            self.keep_generic_pairs([row], held)
 
     def _generic_pair_field(self, pair: Any) -> str:
         """The name of the serializer field writing ``pair``'s object id (its content type
@@ -1844,7 +1867,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             self._narrow_field(inner, None, plain)
             checks = getattr(inner, "_arc_pair_checks", None)
             if checks and isinstance(field, ListSerializer):
-                field.to_internal_value = _judged_at_once(self, field.to_internal_value, checks)
+                field.to_internal_value = _judged_at_once(self, field, checks)
 
     def _narrow_relation(self, relation: Any) -> None:
         presets = self.resource.preset_list
@@ -2754,14 +2777,18 @@ _JUDGED_AT_ONCE = 500
 _BAD_KEY = (ValueError, TypeError, OverflowError)
 
 
-def _judged_at_once(view: Any, to_internal_value: Any, checks: list[Any]) -> Any:
-    """A list serializer's ``to_internal_value`` judging its entries' pairs at once
-    (:meth:`ResourceGenericViewSet.judge_generic_pairs`) before each entry is validated and
-    checked: each check then finds its answer, and its refusal is named under its index as
-    before."""
+def _judged_at_once(view: Any, field: Any, checks: list[Any]) -> Any:
+    """A list serializer's (``field``'s) ``to_internal_value`` judging its entries' pairs at
+    once (:meth:`ResourceGenericViewSet.judge_generic_pairs`) before each entry is validated
+    and checked: each check then finds its answer, and its refusal is named under its index
+    as before. A list longer than its ``max_length`` is refused by DRF before any entry is
+    read: judged first, its entries cost queries for a list refused whatever they name."""
+    to_internal_value = field.to_internal_value
+    longest = getattr(field, "max_length", None)
 
     def validated(data: Any) -> Any:
-        view.judge_generic_pairs(checks, data)
+        if longest is None or not isinstance(data, list) or len(data) <= longest:
+            view.judge_generic_pairs(checks, data)
         return to_internal_value(data)
 
     return validated

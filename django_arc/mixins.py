@@ -107,12 +107,14 @@ class ActionMixin:
         with self.write_transaction(always=True), self.existing_rows(instance):
             before = self.snapshot(instance) if observers else None
             result = spec.handler(self, request, instance, data)
+            refused = isinstance(result, HttpResponseBase) and result.status_code >= 400
             # a pair the handler set on its row (an input writing half of one, a plain
             # input's own number, the row set before perform_update) names only rows the
             # caller may name, as a write's stored pair does; judged before a refusal of
-            # its own too, which keeps its writes: one saved before it stayed unjudged
-            self.keep_generic_pairs_read()
-            if isinstance(result, HttpResponseBase) and result.status_code >= 400:
+            # its own too, which keeps its writes (one saved before it stayed unjudged):
+            # then as stored, a pair only set in memory being no write
+            self.keep_generic_pairs_read(stored=refused)
+            if refused:
                 # the handler refused with its own answer (a 409 for a row in the wrong
                 # state): the action did not happen, so no event or audit entry says it did
                 self.keyed_failure(result)
@@ -221,8 +223,10 @@ class RouteMixin:
             with self.write_transaction(always=True):
                 result = spec.handler(self, request, **url_kwargs)
                 # a pair a detail route's handler set on its row, as for an action (its
-                # own 4xx answer included: what it saved before it stands)
-                self.keep_generic_pairs_read()
+                # own 4xx answer included, as stored: what it saved before it stands)
+                self.keep_generic_pairs_read(
+                    stored=isinstance(result, HttpResponseBase) and result.status_code >= 400
+                )
                 self.keyed_failure(result)
         if isinstance(result, HttpResponseBase):
             return result

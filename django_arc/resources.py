@@ -368,11 +368,34 @@ class Resource:
     @cached_property
     def fields_per_request(self) -> bool:
         """Whether the serializer chooses its fields per request (a project's
-        ``get_fields()``, or a method it calls, overridden: DRF calls it for every
-        serializer, with the request in its context)."""
-        from .serializers import _own_get_fields
+        ``get_fields()``, a method it calls, or ``__init__`` overridden: DRF calls them for
+        every serializer, with the request in its context), or a writable nested
+        ``source="*"`` one does (its keys write the row's columns: :attr:`written_on_row`).
+        ``__init__`` adding ``self.fields["cost_eur"]`` for writes, or a nested serializer's
+        ``get_fields()`` adding ``cost``, let an editor write a column a rule kept from it
+        (200)."""
+        from rest_framework import serializers as drf
 
-        return self.serializer_class is not None and not _own_get_fields(self.serializer)
+        from .serializers import chooses_fields_per_request
+
+        if self.serializer_class is None:
+            return False
+        if chooses_fields_per_request(self.serializer):
+            return True
+
+        def nested(fields: Any) -> bool:
+            return any(
+                isinstance(field, drf.Serializer)
+                and field.source == "*"
+                and not field.read_only
+                and (chooses_fields_per_request(type(field)) or nested(field.fields.values()))
+                for field in fields
+            )
+
+        try:
+            return nested(self.project_serializer_fields.values())
+        except Exception:  # noqa: BLE001 - a nested serializer that cannot build: ask again
+            return True
 
     def writes_judged(self, view: Any) -> tuple[FieldRules, dict[str, Any]]:
         """The field rules a write through ``view`` is judged by, and the nested keys that
@@ -591,12 +614,10 @@ class Resource:
         if self.serializer_class is not None:
             from rest_framework import serializers as drf
 
-            from .serializers import FIELD_HOOKS, project_defines
+            from .serializers import chooses_fields_per_request
 
             declared = self.project_serializer_fields
-            varies = project_defines(
-                self.serializer_class.__mro__, ("__init__", "get_fields", *FIELD_HOOKS)
-            )
+            varies = chooses_fields_per_request(self.serializer_class)
             return {
                 name
                 for name, field in declared.items()
@@ -739,9 +760,7 @@ class Resource:
         (:class:`~django_arc.parsers.ArcMultiPartParser`)."""
         from rest_framework import serializers
 
-        from .serializers import FIELD_HOOKS, project_defines
-
-        per_request = ("get_fields", "__init__", *FIELD_HOOKS)
+        from .serializers import chooses_fields_per_request
 
         def holds_file(field: Any) -> bool:
             if getattr(field, "read_only", False):
@@ -750,7 +769,7 @@ class Resource:
                 return True
             if isinstance(field, serializers.Serializer):
                 # built here without a request: fields it adds per request are not seen
-                if project_defines(type(field).__mro__, per_request):
+                if chooses_fields_per_request(type(field)):
                     return True
                 return any(holds_file(f) for f in field.fields.values())
             inner = getattr(field, "child", None) or getattr(field, "child_relation", None)

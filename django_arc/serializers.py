@@ -380,6 +380,19 @@ def project_defines(classes: Any, names: Any) -> bool:
     return False
 
 
+#: where a serializer may choose its fields per request: ``get_fields()``, the hooks it calls,
+#: and the constructor (DRF's own "dynamically modifying fields" example pops and adds
+#: ``self.fields`` in ``__init__``, the request in its context)
+PER_REQUEST_HOOKS = ("get_fields", "__init__", *FIELD_HOOKS)
+
+
+def chooses_fields_per_request(cls: type) -> bool:
+    """Whether a serializer of ``cls`` may have other fields per request than built without
+    one (:data:`PER_REQUEST_HOOKS` defined by a class other than DRF's or arc's mixin): what
+    is read of it once, without a request, does not tell what a request's serializer holds."""
+    return project_defines(cls.__mro__, PER_REQUEST_HOOKS)
+
+
 def _own_get_fields(cls: type) -> bool:
     """Whether the ``get_fields()`` :class:`ArcSerializerMixin` answers for is DRF's own,
     a function of the class alone, which may be kept for the class. A project's override

@@ -715,3 +715,14 @@ class Fs12bPin(Fs12bNote):
     link only)."""
 
     pinned_on = models.ForeignKey(Fs12bNode, on_delete=models.CASCADE, related_name="pins")
+
+
+# -- rev-fixes69: a tenant's rows keyed by text, a generic pair's target ---------------------
+
+
+class Rf69Shelf(models.Model):
+    """A tenant's row whose primary key is text the client chooses: a generic pair naming
+    it is judged by a query comparing that text."""
+
+    code = models.CharField(primary_key=True, max_length=50)
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
