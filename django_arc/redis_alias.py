@@ -42,6 +42,12 @@ except ImportError:  # pragma: no cover - without it no alias can be django-redi
         pass
 
 
+try:  # the packer django-arc's own packing matches (:func:`_packs_as_redis_py`)
+    from redis.connection import AbstractConnection, PythonRespSerializer
+except ImportError:  # pragma: no cover - no redis, or a release that packs otherwise
+    AbstractConnection = PythonRespSerializer = None  # type: ignore[assignment,misc]
+
+
 logger = logging.getLogger("django_arc.redis")
 
 #: What a Redis call may raise when the server is down, slow or refusing (OOM): every
@@ -269,7 +275,8 @@ def _exchange(client: Any, args: tuple[Any, ...]) -> Any:
     exchange that fails part-way; an error reply (``NOSCRIPT``, ``OOM``) is read whole and
     leaves the connection in step."""
     connection = client.connection
-    packed = _packed(args, connection.encoder)
+    encoder = _packs_as_redis_py(connection)
+    packed = None if encoder is None else _packed(args, encoder)
     if packed is None:
         connection.send_command(*args)
     else:  # the same bytes, sent by redis-py with its own error and disconnect handling
@@ -277,6 +284,20 @@ def _exchange(client: Any, args: tuple[Any, ...]) -> Any:
     response = connection.read_response()
     callback = client.response_callbacks.get(args[0])
     return response if callback is None else callback(response)
+
+
+def _packs_as_redis_py(connection: Any) -> Any:
+    """The encoder of ``connection`` when its own ``send_command`` would write what
+    :func:`_packed` writes (redis-py's, with redis-py's packer); ``None`` for a connection
+    that sends its own way, whose ``send_command`` must see the command: redis-py's
+    client-side caching proxy (it keeps its cache in step there, and has no encoder), a
+    project's class that traces or rewrites commands, a ``command_packer`` of its own."""
+    packer = getattr(connection, "_command_packer", None)
+    if PythonRespSerializer is None or type(packer) is not PythonRespSerializer:
+        return None  # hiredis's packer is C already; another is the project's own
+    if type(connection).send_command is not AbstractConnection.send_command:
+        return None
+    return connection.encoder
 
 
 #: an argument past this many bytes is left to redis-py's packer, which sends it as a
