@@ -417,11 +417,12 @@ def _clone(field: serializers.Field) -> serializers.Field:
     # its constructor left it in, without re-running that constructor (error-message MRO
     # walk, validator set-up) — that is what makes a cached serializer cheap. ``bind()`` and
     # per-request changes (a narrowed related queryset) then only touch the copy's own
-    # attributes; the values that change in place (validators, error messages, a mutable
-    # default) are copied, as DRF's deep copy gives them to each serializer. Fields holding
-    # other fields (nested serializers, ``ListField.child``, ``many=True`` relations) bind
-    # those children in ``__init__``, so they get a real copy.
-    reading = field.__dict__.get("to_internal_value")
+    # attributes; the values that change in place (validators, error messages, style, a
+    # mutable default, a declared queryset's rows) are copied, as DRF's deep copy gives them
+    # to each serializer. Fields holding other fields (nested serializers, ``ListField.child``,
+    # ``many=True`` relations) bind those children in ``__init__``, so they get a real copy.
+    state = field.__dict__  # read once: this runs for every field of every serializer
+    reading = state.get("to_internal_value")
     if isinstance(field, serializers.BaseSerializer) or _has_children(field):
         clone = copy.deepcopy(field)
         if field.read_only and not clone.read_only:
@@ -429,29 +430,51 @@ def _clone(field: serializers.Field) -> serializers.Field:
             # ``read_only_fields`` made read-only after construction would be writable again
             _make_read_only(clone)
     else:
-        clone = object.__new__(field.__class__)
-        clone.__dict__.update(field.__dict__)
-        if "_validators" in clone.__dict__:
-            clone._validators = list(clone._validators)
-        messages = clone.__dict__.get("error_messages")
-        if type(messages) is dict:
-            # a serializer may reword a field's errors as it is built, for its caller (DRF
-            # gives each its own fields): in the prototype's dict, one caller's wording was
-            # every later caller's
-            clone.error_messages = messages.copy()
-        # the default is handed to the write as it is (``validated_data``): DRF's deep copy
-        # of declared fields gives each serializer its own ``default={}``, which a
-        # ``create()`` completing it changed for every later request (another caller's row
-        # stamped with the first caller's name). ``empty`` and a callable default are
-        # classes or factories.
-        default = clone.__dict__.get("default")
-        if type(default) not in _UNCHANGEABLE and not callable(default):
-            clone.default = copy.deepcopy(default)
-    if isinstance(reading, _OwnReading):
+        clone = _shallow_copy(field, state)
+    if reading is not None and isinstance(reading, _OwnReading):
         # the prototype's reading ran the prototype's own ``to_internal_value``: a project
         # field reading ``self.context`` (the request) saw the cached field's, none; a deep
         # copy is rebuilt from the constructor's arguments, without it
         clone.to_internal_value = type(reading)(clone)
+    return clone
+
+
+def _shallow_copy(field: serializers.Field, state: dict[str, Any]) -> serializers.Field:
+    """A field holding no other field: its attribute dict copied, and the values in it that
+    change in place given their own copy."""
+    clone = object.__new__(field.__class__)
+    clone.__dict__.update(state)
+    if "_validators" in state:
+        clone._validators = list(state["_validators"])
+    messages = state.get("error_messages")
+    if type(messages) is dict:
+        # a serializer may reword a field's errors as it is built, for its caller (DRF
+        # gives each its own fields): in the prototype's dict, one caller's wording was
+        # every later caller's
+        clone.error_messages = messages.copy()
+    style = state.get("style")
+    if type(style) is dict:
+        # so may it restyle a field's form input (a placeholder for staff): the browsable
+        # API drew one caller's for every later caller
+        clone.style = style.copy()
+    # the default is handed to the write as it is (``validated_data``): DRF's deep copy of
+    # declared fields gives each serializer its own ``default={}``, which a ``create()``
+    # completing it changed for every later request (another caller's row stamped with
+    # the first caller's name). ``empty`` and a callable default are classes or factories.
+    default = state.get("default", serializers.empty)
+    if (
+        default is not serializers.empty
+        and type(default) not in _UNCHANGEABLE
+        and not callable(default)
+    ):
+        clone.default = copy.deepcopy(default)
+    queryset = state.get("queryset")
+    if queryset is not None and isinstance(queryset, models.QuerySet):
+        # a queryset keeps the rows it was evaluated for (``in``, ``list()``, a loop over
+        # ``self.fields[...].queryset``): in the prototype's, the first request's rows were
+        # every later request's. DRF's deep copy gives each its own, unevaluated; a
+        # ``Manager`` (what a model serializer's relations hold) keeps no rows
+        clone.queryset = queryset.all()
     return clone
 
 

@@ -98,9 +98,10 @@ class ResourceFilter(admin.SimpleListFilter):
     parameter_name = "resource"
 
     def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
-        from ..sites import _all_sites
+        # a resource routed by hand writes its entries under its name too
+        from ..sites import served_resources
 
-        names = sorted({r.name for site in _all_sites for r in site.resources})
+        names = sorted({r.name for r in served_resources()})
         return [(name, name) for name in names]
 
     def queryset(self, request: Any, queryset: Any) -> Any:
