@@ -679,7 +679,7 @@ class CacheStore:
                     content_type,
                 )
                 content_type = ""
-            headers = _pairs(meta.get("h", ()))
+            headers = _pairs(meta.get("h", []))  # stored only when the answer had any
             return Claim(FINISHED, "", status, content_type, body, headers, meta.get("d"))
         return Claim(IN_FLIGHT)
 
@@ -759,7 +759,7 @@ def _headers(stored: str | None) -> tuple[tuple[tuple[str, str], ...], Any]:
     except ValueError:
         value = stored  # not JSON (edited by hand): no headers, no document, as _pairs says
     if isinstance(value, dict):
-        return _pairs(value.get("h", ())), value.get("d")
+        return _pairs(value.get("h", [])), value.get("d")
     return _pairs(value), None
 
 
