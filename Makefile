@@ -29,7 +29,8 @@ export PYTEST_ARGS
 
 help:
 	@echo "make test            venv, Chromium, PostgreSQL+Redis, pytest on SQLite then PostgreSQL,"
-	@echo "                     then both again under Django 4.2 (.venv-django42)"
+	@echo "                     then both again under Django 4.2 (.venv-django42), up to one run"
+	@echo "                     per CPU side by side (ARC_TEST_JOBS=1: one after another)"
 	@echo "                     (PYTEST_ARGS='-k outbox -x' passes arguments to both runs)"
 	@echo "make demo [PORT=8000] migrate + seed_demo + runserver for example_project"
 	@echo "                     (starts a throwaway Redis for its query cache if ARC_REDIS_URL is unset)"

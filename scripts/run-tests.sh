@@ -13,7 +13,15 @@
 #
 # Knobs: PYTEST_ARGS="-k outbox -x" (extra pytest arguments, word-split), ARC_PYTHON and
 # ARC_PYTHON_DJANGO42 (interpreters, default .venv/bin/python and .venv-django42/bin/python),
-# ARC_TEST_BACKENDS="sqlite postgres django42-sqlite django42-postgres" (subset to run).
+# ARC_TEST_BACKENDS="sqlite postgres django42-sqlite django42-postgres" (subset to run),
+# ARC_TEST_JOBS (runs at once, default one per CPU up to the number of runs).
+#
+# Runs at once: each pytest run is one process on one CPU, so on a machine of N CPUs up to N
+# runs go side by side, each in a lane of its own with its own PostgreSQL and Redis (one
+# run's query cache, streams and test database are never another's). The longest runs
+# (PostgreSQL) are dealt first, each to the least loaded lane. With one lane the output is
+# live, as before; with more, each line carries its run's name ("[postgres] ...") and every
+# failed run's failures are printed again, whole, before the summary.
 set -euo pipefail
 
 ARC_LOG_TAG="test"
@@ -35,9 +43,18 @@ if [ -n "${PYTEST_ARGS:-}" ]; then
 fi
 read -r -a BACKENDS <<<"${ARC_TEST_BACKENDS:-sqlite postgres django42-sqlite django42-postgres}"
 [ "${#BACKENDS[@]}" -gt 0 ] || die "ARC_TEST_BACKENDS names no backend to run: '${ARC_TEST_BACKENDS:-}'"
+JOBS="${ARC_TEST_JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)}"
+case "$JOBS" in
+'' | *[!0-9]* | 0*) die "ARC_TEST_JOBS must be a whole number of runs at once (1 or more): '$JOBS'" ;;
+esac
+[ "$JOBS" -le "${#BACKENDS[@]}" ] || JOBS="${#BACKENDS[@]}"
+declare -A NAMED
 for backend in "${BACKENDS[@]}"; do
+    [ -z "${NAMED[$backend]:-}" ] || die "ARC_TEST_BACKENDS names $backend twice"
+    NAMED[$backend]=1
     case "$backend" in
-    django42-*)
+    sqlite | postgres) ;;
+    django42-sqlite | django42-postgres)
         [ -x "$PY42" ] || die "$PY42 not found; run: make test (it makes .venv-django42)"
         # the supported floor, or the runs named after it test another Django under its name
         version="$("$PY42" -c 'import django; print(django.get_version())')" ||
@@ -47,8 +64,13 @@ for backend in "${BACKENDS[@]}"; do
         *) die "$PY42 has Django $version, not Django 4.2 (ARC_PYTHON_DJANGO42, or remove .venv-django42 and run make test)" ;;
         esac
         ;;
+    *) die "unknown backend '$backend' in ARC_TEST_BACKENDS (sqlite, postgres, django42-sqlite, django42-postgres)" ;;
     esac
 done
+# the order runs are dealt in: the longest (PostgreSQL's) first
+ORDER=()
+for backend in "${BACKENDS[@]}"; do case "$backend" in *postgres) ORDER+=("$backend") ;; esac; done
+for backend in "${BACKENDS[@]}"; do case "$backend" in *postgres) ;; *) ORDER+=("$backend") ;; esac; done
 
 # pytest reads PYTEST_ADDOPTS too: one inherited from the environment (-m "not browser")
 # narrows every run, which nothing else in this log would show
@@ -57,17 +79,39 @@ done
 T0=$SECONDS
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/arc-test.XXXXXX")"
 
+# Own instance in .services/test: a developer's `make services-start`/`make worker` servers in
+# .services survive a test run, and the test run cannot be disturbed by them. Lane 1 uses it,
+# lane N its sibling "-N".
+SERVICES_BASE="${ARC_SERVICES_DIR:-$ARC_REPO_ROOT/.services/test}"
+lane_services() { if [ "$1" -eq 1 ]; then echo "$SERVICES_BASE"; else echo "$SERVICES_BASE-$1"; fi; }
+
 SERVICES_STOPPED=0
 stop_services() {
     [ "$SERVICES_STOPPED" = 1 ] && return 0
     SERVICES_STOPPED=1
-    "$ARC_REPO_ROOT"/scripts/services.sh stop || log "WARNING: services.sh stop failed"
+    local lane
+    for ((lane = 1; lane <= JOBS; lane++)); do
+        ARC_SERVICES_DIR="$(lane_services "$lane")" "$ARC_REPO_ROOT"/scripts/services.sh stop ||
+            log "WARNING: services.sh stop failed (lane $lane)"
+    done
+}
+# kill_tree PID: the process and everything under it; the parent first, so a lane does not
+# go on to its next run when its pytest ends.
+# shellcheck disable=SC2317  # invoked through cleanup
+kill_tree() {
+    local child children
+    children="$(pgrep -P "$1" 2>/dev/null || true)"
+    kill "$1" 2>/dev/null || true
+    for child in $children; do kill_tree "$child"; done
 }
 # shellcheck disable=SC2317  # invoked through trap
 cleanup() {
     local rc=$?
     # A second Ctrl-C (make and the terminal both deliver one) must not cut the stop short.
     trap '' INT TERM
+    # the lanes and their pytest runs first: a CI timeout ends this shell, not its children
+    local pid
+    for pid in $(jobs -p); do kill_tree "$pid"; done
     stop_services
     rm -rf "$LOGDIR"
     exit "$rc"
@@ -78,12 +122,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Own instance in .services/test: a developer's `make services-start`/`make worker` servers in
-# .services survive a test run, and the test run cannot be disturbed by them.
-export ARC_SERVICES_DIR="${ARC_SERVICES_DIR:-$ARC_REPO_ROOT/.services/test}"
-"$ARC_REPO_ROOT"/scripts/services.sh start
-# shellcheck disable=SC1091
-. "$ARC_SERVICES_DIR/env"
+for ((lane = 1; lane <= JOBS; lane++)); do
+    ARC_SERVICES_DIR="$(lane_services "$lane")" "$ARC_REPO_ROOT"/scripts/services.sh start
+done
 
 declare -A RC DURATION COUNTS
 TOTAL_PASSED=0
@@ -119,20 +160,61 @@ count_results() {
     TOTAL_SKIPPED=$((TOTAL_SKIPPED + skipped))
 }
 
-# run_backend NAME PYTHON [VAR=value ...]: one pytest run of the whole suite.
+# run_backend NAME LANE: one pytest run of the whole suite, on the lane's services. Its exit
+# status and duration go to files (a lane is a subshell): $LOGDIR/NAME.rc, NAME.seconds.
 run_backend() {
-    local name="$1" python="$2" t=$SECONDS rc
-    shift 2
-    log "=== pytest on $name ($("$python" -c 'import django; print("Django", django.get_version())')) ==="
+    local name="$1" lane="$2" t=$SECONDS rc python="$PY" services
+    local -a vars=()
+    case "$name" in django42-*) python="$PY42" ;; esac
+    case "$name" in *postgres) vars=(ARC_TEST_DB=postgres) ;; esac
+    services="$(lane_services "$lane")"
+    log "=== pytest on $name ($("$python" -c 'import django; print("Django", django.get_version())'))$([ "$JOBS" -eq 1 ] || echo ", lane $lane") ==="
     set +e
     # tests/run_end.py writes ARC_RUN_END when the session ends (pytest_sessionfinish): a
     # process ended mid-run with status 0 (os._exit(0) in code a test runs) writes nothing.
     # A plugin given here, not a conftest hook: --noconftest in PYTEST_ARGS keeps it.
-    env -u ARC_TEST_DB ARC_RUN_END="$LOGDIR/$name.end" "$@" "$python" -m pytest -p tests.run_end "${EXTRA[@]}" 2>&1 |
-        tee "$LOGDIR/$name.log"
+    # shellcheck disable=SC1091
+    (
+        . "$services/env"
+        export ARC_SERVICES_DIR="$services"
+        env -u ARC_TEST_DB ARC_RUN_END="$LOGDIR/$name.end" "${vars[@]}" "$python" -m pytest -p tests.run_end "${EXTRA[@]}"
+    ) 2>&1 | if [ "$JOBS" -eq 1 ]; then tee "$LOGDIR/$name.log"; else tee "$LOGDIR/$name.log" | sed -u "s/^/[$name] /"; fi
     rc=${PIPESTATUS[0]}
     set -e
-    DURATION[$name]=$((SECONDS - t))
+    echo "$rc" >"$LOGDIR/$name.rc"
+    echo $((SECONDS - t)) >"$LOGDIR/$name.seconds"
+}
+
+# Deal the runs to the lanes, longest first (PostgreSQL's), each to the least loaded lane.
+declare -A LANE_OF LANE_LOAD
+for ((lane = 1; lane <= JOBS; lane++)); do LANE_LOAD[$lane]=0; done
+for backend in "${ORDER[@]}"; do
+    case "$backend" in
+    *postgres) weight=4 ;;
+    *) weight=3 ;;
+    esac
+    best=1
+    for ((lane = 2; lane <= JOBS; lane++)); do
+        [ "${LANE_LOAD[$lane]}" -ge "${LANE_LOAD[$best]}" ] || best=$lane
+    done
+    LANE_OF[$backend]=$best
+    LANE_LOAD[$best]=$((LANE_LOAD[$best] + weight))
+done
+for ((lane = 1; lane <= JOBS; lane++)); do
+    (
+        for backend in "${ORDER[@]}"; do
+            [ "${LANE_OF[$backend]}" != "$lane" ] || run_backend "$backend" "$lane"
+        done
+    ) &
+done
+wait
+
+# collect_backend NAME: read back what the lane wrote, judge the run.
+collect_backend() {
+    local name="$1" rc
+    rc="$(cat "$LOGDIR/$name.rc" 2>/dev/null || echo 1)"
+    DURATION[$name]="$(cat "$LOGDIR/$name.seconds" 2>/dev/null || echo "?")"
+    [ -e "$LOGDIR/$name.log" ] || : >"$LOGDIR/$name.log"
     if [ "$rc" -eq 0 ] && [ ! -e "$LOGDIR/$name.end" ]; then
         rc=-1
         printf '\n%s\n' "!!!!!!!! pytest on $name exited 0 before its session ended (or PYTEST_ARGS disabled tests.run_end): its later tests may never have run !!!!!!!!" >&2
@@ -150,13 +232,16 @@ run_backend() {
 }
 
 for backend in "${BACKENDS[@]}"; do
-    case "$backend" in
-    sqlite) run_backend sqlite "$PY" ;;
-    postgres) run_backend postgres "$PY" ARC_TEST_DB=postgres ;;
-    django42-sqlite) run_backend django42-sqlite "$PY42" ;;
-    django42-postgres) run_backend django42-postgres "$PY42" ARC_TEST_DB=postgres ;;
-    *) die "unknown backend '$backend' in ARC_TEST_BACKENDS (sqlite, postgres, django42-sqlite, django42-postgres)" ;;
-    esac
+    collect_backend "$backend"
+    # side by side, a run's failures were interleaved with another's lines: again, whole
+    if [ "$JOBS" -gt 1 ] && [ "${RC[$backend]}" -ne 0 ]; then
+        printf '\n%s\n' "================ failures of $backend, again ================"
+        if grep -q '^=* FAILURES =*$\|^=* ERRORS =*$' "$LOGDIR/$backend.log"; then
+            sed -n '/^=* \(FAILURES\|ERRORS\) =*$/,$p' "$LOGDIR/$backend.log"
+        else
+            tail -n 60 "$LOGDIR/$backend.log"
+        fi
+    fi
 done
 
 # Stop now (not only in the trap) so the summary below is the last thing printed.

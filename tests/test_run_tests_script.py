@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,137 @@ def test_no_backend_to_run_is_refused(tmp_path):
     result = run_tests(tmp_path, pytest_rc=0, ARC_TEST_BACKENDS=" ")
     assert result.returncode != 0, result.stdout + result.stderr
     assert "ARC_TEST_BACKENDS" in result.stderr
+
+
+def lanes_python(tmp_path: Path, body: str) -> Path:
+    """A stand-in interpreter whose ``-m pytest`` runs ``body`` (bash, with ``$seen`` a file
+    to append to) then ends its session as pytest does."""
+    python = tmp_path / "lanes-python"
+    python.write_text(
+        "#!/usr/bin/env bash\n"
+        'if [ "${1:-}" = "-m" ] && [ "${2:-}" = "pytest" ]; then\n'
+        f"    seen={tmp_path / 'seen'}\n"
+        f"{body}\n"
+        "fi\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    return python
+
+
+@pytest.mark.slow
+def test_runs_side_by_side_each_have_services_of_their_own_and_their_failures_whole(tmp_path):
+    """Two runs at once (``ARC_TEST_JOBS=2``): each on its own PostgreSQL and Redis (one
+    run's cached answers or streams are never another's), both at the same time, and the
+    failing one's failures printed again whole (side by side, its lines were interleaved
+    with the other's), the summary in the order the runs were named."""
+    python = lanes_python(
+        tmp_path,
+        '    echo "${ARC_TEST_DB:-sqlite} $ARC_REDIS_URL $ARC_PG_PORT $ARC_SERVICES_DIR" >> "$seen"\n'
+        # each waits for the other to have started: a run after the other would never see it
+        '    for _ in $(seq 100); do [ "$(wc -l < "$seen")" -ge 2 ] && break; sleep 0.1; done\n'
+        '    [ "$(wc -l < "$seen")" -ge 2 ] || { echo "ran alone"; exit 3; }\n'
+        '    echo "$1" > "$ARC_RUN_END"\n'
+        '    if [ "${ARC_TEST_DB:-}" = postgres ]; then\n'
+        '        echo "===== FAILURES ====="\n'
+        '        echo "___ test_broken ___"\n'
+        '        echo "E   assert the postgres failure"\n'
+        '        echo "==== 1 failed, 2 passed in 0.01s ===="\n'
+        "        exit 1\n"
+        "    fi\n"
+        '    echo "==== 3 passed in 0.01s ===="\n'
+        "    exit 0\n",
+    )
+    result = run_tests(
+        tmp_path,
+        pytest_rc=0,
+        ARC_PYTHON=str(python),
+        ARC_TEST_BACKENDS="sqlite postgres",
+        ARC_TEST_JOBS="2",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    runs = dict(line.split(" ", 1) for line in (tmp_path / "seen").read_text().splitlines())
+    assert set(runs) == {"sqlite", "postgres"}, runs
+    redis, pg, services = zip(*(run.split() for run in runs.values()), strict=True)
+    assert len(set(redis)) == len(set(pg)) == len(set(services)) == 2, runs
+    assert "[postgres] E   assert the postgres failure" in result.stdout
+    again = result.stdout.split("failures of postgres, again", 1)[1]
+    assert again.splitlines()[1:4] == [
+        "===== FAILURES =====",
+        "___ test_broken ___",
+        "E   assert the postgres failure",
+    ]
+    assert "failures of sqlite" not in result.stdout
+    summary = result.stdout.split("make test summary", 1)[1].splitlines()
+    assert summary[1].split()[:2] == ["sqlite:", "ok"], summary
+    assert summary[2].split()[:2] == ["postgres:", "FAILED"], summary
+    assert result.stdout.rstrip().endswith("total: 5 passed, 1 failed, 0 skipped")
+    for directory in services:  # every lane's services stopped
+        assert not list(Path(directory).glob("*/postmaster.pid")), directory
+        assert not (Path(directory) / "env").exists(), directory
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent to read its status does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+def test_a_terminated_make_test_ends_every_lanes_run_and_services(tmp_path):
+    """A CI timeout's SIGTERM ends the script's shell: the runs in its lanes, their pytest
+    processes, and every lane's services must end with it, not run on unowned."""
+    python = lanes_python(
+        tmp_path,
+        '    echo "$$ $ARC_SERVICES_DIR" >> "$seen"\n    sleep 120 &\n    wait\n    exit 0\n',
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ARC_REDIS", "ARC_PG_", "ARC_SERVICES", "ARC_TEST_DB"))
+    }
+    env.update(
+        ARC_PYTHON=str(python),
+        ARC_TEST_BACKENDS="sqlite postgres",
+        ARC_TEST_JOBS="2",
+        ARC_SERVICES_DIR=str(tmp_path / "services"),
+        PYTEST_ARGS="",
+    )
+    script = subprocess.Popen(
+        ["bash", str(RUN_TESTS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    seen = tmp_path / "seen"
+    try:
+        deadline = time.monotonic() + 120
+        while not (seen.exists() and len(seen.read_text().splitlines()) == 2):
+            assert script.poll() is None and time.monotonic() < deadline, script.stdout.read()
+            time.sleep(0.1)
+        script.terminate()
+        output = script.communicate(timeout=90)[0].decode()
+    finally:
+        script.kill()
+    assert script.returncode == 143, output
+    for line in seen.read_text().splitlines():
+        pid, directory = line.split()
+        assert not running(int(pid)), line
+        assert not (Path(directory) / "env").exists(), directory
+        assert not list(Path(directory).glob("*/postmaster.pid")), directory
+
+
+@pytest.mark.parametrize("jobs", ["0", "two", "-1", "02"])
+def test_a_number_of_runs_at_once_that_is_no_number_is_refused(tmp_path, jobs):
+    result = run_tests(tmp_path, pytest_rc=0, ARC_TEST_JOBS=jobs)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "ARC_TEST_JOBS" in result.stderr
+    assert result.pytest_calls == []
+
+
+def test_a_run_named_twice_or_unknown_is_refused_before_any_run(tmp_path):
+    for backends in ("sqlite sqlite", "sqlite mysql"):
+        result = run_tests(tmp_path, pytest_rc=0, ARC_TEST_BACKENDS=backends)
+        assert result.returncode != 0, result.stdout + result.stderr
+        assert "ARC_TEST_BACKENDS" in result.stderr
+        assert result.pytest_calls == []
