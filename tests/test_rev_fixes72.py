@@ -7,11 +7,11 @@ import json
 import pytest
 from rest_framework import serializers
 
-from django_arc import Resource, ResourceSite, presets
+from django_arc import Resource, ResourceSite, action, presets
 from django_arc import permissions as P
 from tests.factories import OrganizationFactory, member_client
-from tests.helpers import assert_error, site_mounted
-from tests.testapp.models import Note
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Note, RevNumTally
 
 pytestmark = pytest.mark.django_db
 
@@ -95,3 +95,85 @@ def test_rf72_strip_drops_a_refused_key_from_a_nested_json_fields_text(rf72_worl
     assert r.status_code == 200, r.content
     note = Note.objects.get()
     assert (note.owner, note.text) == (editor.handler._force_user, "kept")
+
+
+# -- a project's decimal field without max_digits: an exponent's text unbounded ------------
+
+
+class _Rf72Leg(serializers.Serializer):
+    free = serializers.DecimalField(max_digits=None, decimal_places=None, required=False)
+    cents = serializers.DecimalField(max_digits=None, decimal_places=2, required=False)
+
+
+class _Rf72PriceInput(serializers.Serializer):
+    """Decimal fields with no ``max_digits``: at the top, nested, a list's child."""
+
+    free = serializers.DecimalField(max_digits=None, decimal_places=None, required=False)
+    leg = _Rf72Leg(required=False)
+    parts = serializers.ListField(
+        child=serializers.DecimalField(max_digits=None, decimal_places=None), required=False
+    )
+
+
+@rf72_site.register
+class Rf72TallyResource(Resource):
+    model = RevNumTally
+    name = "rf72-tallies"
+    permissions = {k: P.allow_public() for k in ("list", "get", "create", "update", "delete")}
+
+    @action(permissions=P.allow_public(), input=_Rf72PriceInput)
+    def price(self, request, instance, data):
+        return {"ok": True}
+
+
+RF72_SHAPES = {
+    "top": ('{"action": "price", "free": %s}', "free"),
+    "nested": ('{"action": "price", "leg": {"free": %s}}', "leg"),
+    "child": ('{"action": "price", "parts": [%s]}', "parts"),
+}
+
+
+@pytest.fixture
+def rf72_api(settings):
+    with site_mounted(settings, "rf72", rf72_site):
+        yield client_for()
+
+
+@pytest.mark.parametrize("shape", sorted(RF72_SHAPES))
+@pytest.mark.parametrize("number", ["1e999999999", '"1e999999999"', "1e1001", "-1e-1001"])
+def test_rf72_a_decimal_whose_text_is_past_drfs_limit_is_refused(rf72_api, shape, number):
+    """A decimal field without ``max_digits`` took any exponent of a JSON number's text
+    (fix-seen12b hands nested fields the text too; before, the float's infinity was
+    refused): ``1e999999999`` was written back as a billion digits in the action's event
+    (a minute of CPU, then a 500 on SQLite). Refused with DRF's own message for text it
+    will not read, named by the field; nothing stored."""
+    body, name = RF72_SHAPES[shape]
+    row = RevNumTally.objects.create()
+    r = rf72_api.post(
+        f"/rf72/rf72-tallies/{row.pk}/action/", body % number, content_type="application/json"
+    )
+    details = assert_error(r, 400, "VALIDATION_ERROR")["details"]
+    assert list(details) == [name], details
+    assert "String value too large." in str(details), details
+
+
+@pytest.mark.parametrize("shape", sorted(RF72_SHAPES))
+def test_rf72_a_decimal_whose_text_is_within_drfs_limit_is_taken(rf72_api, shape):
+    body, _ = RF72_SHAPES[shape]
+    row = RevNumTally.objects.create()
+    for number in ("1e998", "-1e-997", "0e5000", "12345678901234567.891"):
+        r = rf72_api.post(
+            f"/rf72/rf72-tallies/{row.pk}/action/", body % number, content_type="application/json"
+        )
+        assert r.status_code == 200, (number, r.content[:300])
+
+
+@pytest.mark.parametrize("number", ["1e30", '"1e30"'])
+def test_rf72_a_decimal_drf_cannot_quantize_without_max_digits_is_a_400(rf72_api, number):
+    """DRF quantizes to ``decimal_places`` under the default context's 28 digits when the
+    field has no ``max_digits``: ``1e30`` for 2 places raised ``InvalidOperation`` (a 500)."""
+    row = RevNumTally.objects.create()
+    body = '{"action": "price", "leg": {"cents": ' + number + "}}"
+    r = rf72_api.post(f"/rf72/rf72-tallies/{row.pk}/action/", body, content_type="application/json")
+    details = assert_error(r, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"leg": {"cents": ["A valid number is required."]}}, details
