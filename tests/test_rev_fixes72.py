@@ -56,9 +56,10 @@ class Rf72NestedBagStripResource(_Rf72Base):
 @pytest.fixture
 def rf72_world(settings):
     editor = member_client(OrganizationFactory(), "editor")
-    stranger = member_client(OrganizationFactory(), "editor").handler._force_user
+    elsewhere = OrganizationFactory()
+    stranger = member_client(elsewhere, "editor").handler._force_user
     with site_mounted(settings, "rf72", rf72_site):
-        yield {"editor": editor, "stranger": stranger}
+        yield {"editor": editor, "stranger": stranger, "elsewhere": elsewhere}
 
 
 def _rf72_note(client, resource):
@@ -177,3 +178,61 @@ def test_rf72_a_decimal_drf_cannot_quantize_without_max_digits_is_a_400(rf72_api
     r = rf72_api.post(f"/rf72/rf72-tallies/{row.pk}/action/", body, content_type="application/json")
     details = assert_error(r, 400, "VALIDATION_ERROR")["details"]
     assert details == {"leg": {"cents": ["A valid number is required."]}}, details
+
+
+# -- ``pk``, the primary key's other name, written through the row's own values ------------
+
+
+class _Rf72Ref(serializers.Serializer):
+    ref = serializers.IntegerField(source="pk", required=False)
+    text = serializers.CharField(required=False)
+
+
+class _Rf72PkSerializer(serializers.ModelSerializer):
+    extra = serializers.DictField(source="*", required=False, write_only=True)
+    meta = _Rf72Ref(source="*", required=False, write_only=True)
+    ref = serializers.IntegerField(source="pk", required=False, write_only=True)
+
+    class Meta:
+        model = Note
+        fields = [
+            *("id", "branch", "text", "organization", "owner", "internal"),
+            *("extra", "meta", "ref"),
+        ]
+
+
+@rf72_site.register
+class Rf72PkResource(Resource):
+    model = Note
+    name = "rf72-pk"
+    serializer_class = _Rf72PkSerializer
+    presets = [presets.MultiTenant(), presets.OwnedBy()]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
+
+
+@pytest.mark.parametrize(
+    "key,inner,refused",
+    [("extra", "pk", "extra.pk"), ("meta", "ref", "meta.ref"), ("ref", None, "ref")],
+)
+def test_rf72_the_primary_key_by_its_alias_pk_is_judged_as_the_id(rf72_world, key, inner, refused):
+    """A key of a ``DictField(source="*")`` (or a nested field's ``source``) was judged as the
+    column it names, and ``pk`` names none: judged by its own name it was written
+    (``instance.pk = …``), and the save overwrote another tenant's note with that id with
+    the caller's values, moving it into the caller's tenant (200). ``pk`` is the ``id``
+    column, which no body writes: 403."""
+    editor, stranger = rf72_world["editor"], rf72_world["stranger"]
+    url = _rf72_note(editor, "rf72-pk")
+    theirs = Note.objects.create(
+        branch="y", text="theirs", organization=rf72_world["elsewhere"], owner=stranger
+    )
+    sent = {inner: theirs.pk, "text": "taken"} if inner else theirs.pk
+    r = editor.patch(url, {key: sent, "text": "taken"}, format="json")
+    assert_error(r, 403, "FIELD_WRITE_DENIED")
+    assert r.json()["details"] == {"fields": [refused]}
+    theirs.refresh_from_db()
+    assert (theirs.organization, theirs.owner, theirs.text) == (
+        rf72_world["elsewhere"],
+        stranger,
+        "theirs",
+    )
+    assert Note.objects.filter(text="t").count() == 1  # the caller's own note as it was
