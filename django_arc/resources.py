@@ -436,9 +436,19 @@ class Resource:
     def _column_field_names(self) -> dict[str, str]:
         """Each concrete column's field name by its name and by its attname: the query
         string's ``owner`` and ``owner_id`` both judge the field ``owner``
-        (``query._root_field``), so a serializer's ``source="owner_id"`` is ``owner``'s."""
-        concrete = self.model._meta.concrete_fields
-        return {**{f.name: f.name for f in concrete}, **{f.attname: f.name for f in concrete}}
+        (``query._root_field``), so a serializer's ``source="owner_id"`` is ``owner``'s. And
+        ``pk``, Django's name for the primary key, which an attribute set on the row writes
+        as its own name does: judged by its own name (no column has it), the key ``pk`` of a
+        ``DictField(source="*")`` or a field with ``source="pk"`` was written
+        (``instance.pk = …``), and the save overwrote the row of another tenant with that id,
+        moving it into the caller's (200)."""
+        meta = self.model._meta
+        concrete = meta.concrete_fields
+        return {
+            **{f.name: f.name for f in concrete},
+            **{f.attname: f.name for f in concrete},
+            "pk": meta.pk.name,
+        }
 
     @cached_property
     def renamed_fields(self) -> dict[str, str]:

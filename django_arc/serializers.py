@@ -830,12 +830,39 @@ class _OwnReading:
 
 
 class _WrittenReading(_OwnReading):
-    """A decimal field's own reading, handed a JSON number's text, not its float."""
+    """A decimal field's own reading, handed a JSON number's text, not its float.
+
+    The text has no float's bounds, and a project's field without ``max_digits`` sets none:
+    ``1e999999999`` (eleven characters) was taken, and writing it back as DRF does
+    (``f"{value:f}"``: the answer, an action's event) built a string of a billion digits
+    and failed (SQLite's "string or blob too big": a 500); before fix-seen12b a
+    nested field read it as the infinity its float is and refused it. Such a value is
+    refused with DRF's own ``max_string_length``: its text is longer than DRF reads. DRF
+    quantizing to ``decimal_places`` under the default context's 28 digits when there is
+    no ``max_digits`` raised ``InvalidOperation`` (``1e30`` for 2 places: a 500, as text
+    too), refused here as the field's ``invalid``."""
 
     __slots__ = ()
 
     def __call__(self, data: Any) -> Any:
-        return self.own(data.text if isinstance(data, JSONNumber) else data)
+        field = self.field
+        try:
+            value = self.own(data.text if isinstance(data, JSONNumber) else data)
+        except decimal.InvalidOperation:
+            field.fail("invalid")
+        if isinstance(value, decimal.Decimal) and _written_length(value) > field.MAX_STRING_LENGTH:
+            field.fail("max_string_length")
+        return value
+
+
+def _written_length(value: decimal.Decimal) -> int:
+    """The length of ``f"{value:f}"``, the text DRF writes a decimal as, without building it."""
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # NaN, infinities: DRF's reading refuses them itself
+        return 0
+    if exponent >= 0:
+        return sign + (1 if value.is_zero() else len(digits) + exponent)  # 0E+5 is "0"
+    return sign + max(len(digits), 1 - exponent) + 1
 
 
 class _ChildrenWritten(_OwnReading):
