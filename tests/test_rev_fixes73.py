@@ -1,0 +1,83 @@
+"""rev-fixes73: a review of rev-escape, rev-fixes70, rev-fixes71 and 8308e24."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+
+import pytest
+
+from django_arc.events import create_event
+from django_arc.events.transports import RedisStreamsTransport
+
+REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set")
+
+#: deeper than the interpreter's recursion limit, shallower than what ``json`` reads from
+#: Python 3.12 (its C parser has a limit of its own; 3.11 refuses it as nested too deep)
+_DEPTH = sys.getrecursionlimit() + 200
+
+
+@pytest.fixture
+def stream():
+    import redis
+
+    name = f"arc-test:{uuid.uuid4().hex}"
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(name, f"{name}:dlq")
+    client.close()
+
+
+@needs_redis
+@pytest.mark.parametrize(
+    ("inner", "delivered"),
+    [
+        # an emoji as a producer escaping non-ASCII writes it (Python's json.dumps): an event
+        ('"\\ud83d\\ude00"', True),
+        # a lone surrogate: no event can be written back from it
+        ('"\\ud800"', False),
+    ],
+    ids=["escaped-pair", "lone-surrogate"],
+)
+def test_a_deep_entry_holding_a_surrogate_escape_is_handled_or_dead_lettered(
+    stream, inner, delivered
+):
+    """``wire.decode`` looks for lone surrogates in an entry whose text holds a surrogate
+    escape by walking the decoded value; the walk recursed, and from Python 3.12 ``json``
+    reads values nested deeper than the recursion limit: ``RecursionError`` out of
+    ``consume``, so the entry (and its batch) was never acknowledged nor dead-lettered and
+    came back on every reclaim. On 3.11 ``json`` refuses the nesting itself (dead-lettered,
+    "nested too deep")."""
+    transport = RedisStreamsTransport(
+        REDIS_URL, stream=stream, group="g", consumer="c", dead_stream=f"{stream}:dlq"
+    )
+    seen: list[str] = []
+    transport.subscribe("*", lambda event: seen.append(event.type))
+    payload = '{"a":' * _DEPTH + inner + "}" * _DEPTH
+    raw = (
+        '{"type":"x.deep","payload":' + payload + ',"meta":{"id":"e-1",'
+        '"timestamp":"2026-01-01T00:00:00.000Z"}}'
+    )
+    try:
+        transport.ensure_group()
+        transport.client.xadd(stream, {"type": "x.deep", "data": raw})
+        transport.publish(create_event("x.after", {}))
+        transport.consume(count=10, block_ms=None)
+        assert transport.client.xpending(stream, "g")["pending"] == 0
+        dead = transport.client.xrange(f"{stream}:dlq")
+        if sys.version_info < (3, 12):
+            assert seen == ["x.after"]
+            [(_, letter)] = dead
+            assert letter[b"reason"].startswith(b"data is not JSON: nested too deep")
+        elif delivered:
+            assert seen == ["x.deep", "x.after"]
+            assert dead == []
+        else:
+            assert seen == ["x.after"]
+            [(_, letter)] = dead
+            assert letter[b"reason"].startswith(b"data holds the lone surrogate U+D800")
+            assert letter[b"data"] == raw.encode()
+    finally:
+        transport.close()
