@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
 
 import pytest
 
+from django_arc import Resource, ResourceSite, presets
+from django_arc import permissions as P
 from django_arc.events import create_event
 from django_arc.events.transports import RedisStreamsTransport
+from tests.factories import AuthorFactory, BookFactory, UserFactory
+from tests.helpers import assert_error, client_for, site_mounted
+from tests.testapp.models import Book
 
 REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set")
@@ -81,3 +87,51 @@ def test_a_deep_entry_holding_a_surrogate_escape_is_handled_or_dead_lettered(
             assert letter[b"data"] == raw.encode()
     finally:
         transport.close()
+
+
+# -- log lines -------------------------------------------------------------------------------
+
+rf73_site = ResourceSite(name="rf73")
+
+
+@rf73_site.register
+class Rf73IsbnBooks(Resource):
+    """Bulk over rows addressed by their ISBN, a text the client chooses, updated by filter."""
+
+    model = Book
+    fields = ["id", "title", "isbn", "pages", "author"]
+    name = "rf73-isbn-books"
+    lookup_field = "isbn"
+    filter_fields = {"pages": ["gte"]}
+    presets = [presets.Bulk()]
+    permissions = {k: P.require_auth() for k in ("list", "get", "create", "update", "delete")}
+
+    def after_update(self, request, instance):
+        # a statement of the project's hook the database refuses for the second row
+        if instance.title == "rf73-dup":
+            Book.objects.filter(pk=instance.pk).update(isbn="rf73-taken")
+
+
+@pytest.mark.django_db
+def test_a_bulk_rows_conflict_is_logged_on_one_line_whatever_its_id(settings, caplog):
+    """A ``filter`` bulk update names each row by its lookup value (``ids[<isbn>]``), a text
+    the client chose when it created the row; the database's refusal of a statement for
+    that row (here a hook's) was logged as "Integrity error on bulk item ids[<isbn>]" with
+    the name raw, so an ISBN holding a newline wrote a second, forged line (the request
+    path and the database's message are escaped: docs/errors.md, Logging)."""
+    author = AuthorFactory()
+    BookFactory(isbn="rf73-taken", pages=0, author=author, title="kept")
+    BookFactory(isbn="rf73-b\nCRITICAL forged", pages=5, author=author)
+    with (
+        site_mounted(settings, "p", rf73_site),
+        caplog.at_level(logging.WARNING, logger="django_arc"),
+    ):
+        response = client_for(UserFactory()).patch(
+            "/p/rf73-isbn-books/bulk/",
+            {"filter": {"pages[gte]": 5}, "data": {"title": "rf73-dup"}},
+            format="json",
+        )
+    assert_error(response, 409, "CONFLICT")
+    [line] = [r.getMessage() for r in caplog.records if "Integrity error" in r.getMessage()]
+    assert "\n" not in line, line
+    assert "rf73-b\\nCRITICAL forged" in line
