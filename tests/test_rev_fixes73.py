@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import uuid
 
 import pytest
+from rest_framework import serializers as drf_serializers
+from rest_framework.validators import UniqueValidator
 
 from django_arc import Resource, ResourceSite, presets
 from django_arc import permissions as P
@@ -121,7 +124,7 @@ def test_a_bulk_rows_conflict_is_logged_on_one_line_whatever_its_id(settings, ca
     path and the database's message are escaped: docs/errors.md, Logging)."""
     author = AuthorFactory()
     BookFactory(isbn="rf73-taken", pages=0, author=author, title="kept")
-    BookFactory(isbn="rf73-b\nCRITICAL forged", pages=5, author=author)
+    BookFactory(isbn="b\nCRITICAL forged", pages=5, author=author)
     with (
         site_mounted(settings, "p", rf73_site),
         caplog.at_level(logging.WARNING, logger="django_arc"),
@@ -134,4 +137,58 @@ def test_a_bulk_rows_conflict_is_logged_on_one_line_whatever_its_id(settings, ca
     assert_error(response, 409, "CONFLICT")
     [line] = [r.getMessage() for r in caplog.records if "Integrity error" in r.getMessage()]
     assert "\n" not in line, line
-    assert "rf73-b\\nCRITICAL forged" in line
+    assert "b\\nCRITICAL forged" in line
+
+
+# -- a serializer's fields -------------------------------------------------------------------
+
+
+class Rf73AuthorsIsbnSerializer(drf_serializers.ModelSerializer):
+    """A project's serializer judging an ISBN's uniqueness among the author's own books, by
+    narrowing the generated field's ``UniqueValidator`` as it is built (DRF builds a model
+    field's validators afresh for every serializer)."""
+
+    class Meta:
+        model = Book
+        fields = ["id", "title", "isbn", "author"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        data = getattr(self, "initial_data", None)
+        if isinstance(data, dict) and data.get("author"):
+            for validator in self.fields["isbn"].validators:
+                if isinstance(validator, UniqueValidator):
+                    validator.queryset = validator.queryset.filter(author_id=data["author"])
+
+
+@rf73_site.register
+class Rf73AuthorsIsbnBooks(Resource):
+    model = Book
+    serializer_class = Rf73AuthorsIsbnSerializer
+    name = "rf73-authors-isbn-books"
+    permissions = {k: P.require_auth() for k in ("list", "get", "create", "update", "delete")}
+
+
+@pytest.mark.django_db
+def test_a_fields_validators_are_each_requests_own(settings):
+    """A serializer's cached fields are copied for each request, their validator lists too,
+    but the validators in them were the cached field's: a project narrowing the generated
+    ``UniqueValidator``'s queryset for its request narrowed it for every later request too
+    (the second author's check ran among the books of both authors, none: a taken ISBN
+    passed it and the database refused the write, a 409 naming nothing where the field's
+    own 400 names ``isbn``)."""
+    first, second = AuthorFactory(), AuthorFactory()
+    BookFactory(isbn="rf73-taken", author=second)
+    client = client_for(UserFactory())
+    url = "/p/rf73-authors-isbn-books/"
+    with site_mounted(settings, "p", rf73_site):
+        made = client.post(
+            url, {"title": "t", "isbn": "rf73-new", "author": first.pk}, format="json"
+        )
+        taken = client.post(
+            url, {"title": "t", "isbn": "rf73-taken", "author": second.pk}, format="json"
+        )
+    assert made.status_code == 201, made.content
+    body = assert_error(taken, 400, "VALIDATION_ERROR")
+    assert "isbn" in json.dumps(body), body
+    assert Book.objects.filter(isbn="rf73-taken").count() == 1
