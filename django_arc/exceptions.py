@@ -146,10 +146,12 @@ def conflict_error(exc: IntegrityError, where: str) -> ArcError:
     ``IntegrityError``; Django's ``ProtectedError``/``RestrictedError``, a delete refused for
     the rows still referring to it, are ones too), for the whole request or, in a bulk
     write saving row by row, for its item; the database's own message, which may quote the
-    row's values, is logged (``where``: the request's path, or the item), never answered."""
+    row's values, is logged (``where``: the request's path, or the item), never answered.
+    ``where`` is escaped here as the message is: an item is named by its lookup value in a
+    ``filter`` bulk update, text the client chose (a newline in it forged a line)."""
     if isinstance(exc, (ProtectedError, RestrictedError)):
         return ArcError("CONFLICT", STILL_REFERRED_TO, 409)
-    logger.warning("Integrity error on %s: %s", where, log_text(exc))
+    logger.warning("Integrity error on %s: %s", log_text(where), log_text(exc))
     return ArcError("CONFLICT", CONFLICT_MESSAGE, 409)
 
 
@@ -416,7 +418,7 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
         )
 
     if isinstance(exc, IntegrityError):  # ProtectedError and RestrictedError are ones too
-        answer = conflict_error(exc, _path(request))
+        answer = conflict_error(exc, getattr(request, "path", "?"))  # escaped there
         return error_response(request, answer.code, answer.message, answer.status)
     # Anything else is a bug or an outage: reported as Django reports an exception no view
     # handled (``response_for_exception``): ``got_request_exception`` for error reporters,

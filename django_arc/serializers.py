@@ -445,7 +445,13 @@ def _shallow_copy(field: serializers.Field, state: dict[str, Any]) -> serializer
     clone = object.__new__(field.__class__)
     clone.__dict__.update(state)
     if "_validators" in state:
-        clone._validators = list(state["_validators"])
+        validators = state["_validators"]
+        holding = state.get("_arc_validators_hold_rows")
+        if holding is None:  # looked at once per cached field, not per copy
+            holding = field.__dict__["_arc_validators_hold_rows"] = any(
+                map(_holds_queryset, validators)
+            )
+        clone._validators = [_own_validator(v) for v in validators] if holding else list(validators)
     messages = state.get("error_messages")
     if type(messages) is dict:
         # a serializer may reword a field's errors as it is built, for its caller (DRF
@@ -476,6 +482,25 @@ def _shallow_copy(field: serializers.Field, state: dict[str, Any]) -> serializer
         # ``Manager`` (what a model serializer's relations hold) keeps no rows
         clone.queryset = queryset.all()
     return clone
+
+
+def _own_validator(validator: Any) -> Any:
+    """``validator``, or a copy of it when it holds a queryset (DRF's ``UniqueValidator``, a
+    project's own): DRF builds a model field's validators afresh for every serializer, and
+    a serializer narrowing one for its request (``validator.queryset =
+    validator.queryset.filter(...)`` in ``__init__``) narrowed the cached field's, so every
+    later request's check ran on all the narrowings at once (a taken value passed it: the
+    database's 409 where the field's own 400 names it). Validators holding no queryset
+    (lengths, patterns, functions) keep nothing a request changes."""
+    if not _holds_queryset(validator):
+        return validator
+    own = object.__new__(type(validator))  # as the field itself is copied: its dict
+    own.__dict__.update(validator.__dict__)
+    return own
+
+
+def _holds_queryset(validator: Any) -> bool:
+    return "queryset" in getattr(validator, "__dict__", ())
 
 
 #: the types of a default no caller can change in place

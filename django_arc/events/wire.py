@@ -234,18 +234,23 @@ def _finite(text: str) -> float:
 
 
 def _lone_surrogate(value: Any) -> str | None:
-    """The first lone surrogate in a decoded JSON value (keys included), if any."""
-    if isinstance(value, str):
-        found = _SURROGATE.search(value)
-        return found.group() if found else None
-    items: Any = ()
-    if isinstance(value, dict):
-        items = (x for kv in value.items() for x in kv)
-    elif isinstance(value, list):
-        items = value
-    for item in items:
-        if char := _lone_surrogate(item):
-            return char
+    """A lone surrogate in a decoded JSON value (keys included), if any.
+
+    Walked with a list, not by recursion: from Python 3.12 ``json`` reads values nested
+    deeper than the interpreter's recursion limit (its C parser counts against a limit of
+    its own), and a recursive walk of one raised ``RecursionError`` out of :func:`decode`,
+    out of a consumer, which neither acknowledged nor dead-lettered the entry."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if found := _SURROGATE.search(item):
+                return found.group()
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return None
 
 
