@@ -1651,7 +1651,7 @@ def test_no_thread_reads_while_another_applies_the_bumps_an_outage_held_back(sho
 
     def slow_bump(self, redis, keys):
         sending.set()
-        release.wait(5)
+        release.wait(60)
         return bump(self, redis, keys)
 
     monkeypatch.setattr(store.QueryCacheStore, "_bump", slow_bump)
@@ -1668,7 +1668,9 @@ def test_no_thread_reads_while_another_applies_the_bumps_an_outage_held_back(sho
     assert sending.wait(5)
     other = threading.Thread(target=read, args=("editor", editor))
     other.start()
-    other.join(2)
+    # the sender stays held until release is set: a reader queued behind it would never end
+    # here, and one answered uncached may take a loaded machine more than a second or two
+    other.join(30)
     done_while_sending = not other.is_alive()  # answered uncached, not queued behind it
     release.set()
     retrying.join()
