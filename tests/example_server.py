@@ -258,12 +258,15 @@ def start(tmp: Path) -> tuple[ExampleServer, Any]:
             process.wait(timeout=10)
         drop_database()
 
-    deadline = time.monotonic() + 30
+    # the first schema is built on the first request: on a loaded machine that took more
+    # than the 2 s read timeout this wait once gave it, and the ReadTimeout escaped (no
+    # ConnectionError) with the server left running; the deadline is for a loaded machine
+    deadline = time.monotonic() + 60
     while True:
         try:
-            requests.get(f"{server.url}/api/schema/", timeout=2)
+            requests.get(f"{server.url}/api/schema/", timeout=10)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:
             if process.poll() is not None or time.monotonic() > deadline:
                 stop()
                 raise RuntimeError(f"the example server did not start:\n{server.log()}") from None

@@ -23,6 +23,9 @@ class FileTransport(Transport):
 
     ``delay`` sleeps inside ``publish_many`` (after writing) to widen the window between
     publish and acknowledgement, which is where a hard kill produces duplicates.
+    ``ARC_RELAY_TEST_HOLD`` names a file each ``publish_many`` waits for instead (after
+    writing): a test that must signal the worker mid-batch does so, then creates the file,
+    rather than racing a fixed delay.
     """
 
     def __init__(self, directory: str | None = None, delay: float | None = None, **_: Any):
@@ -49,6 +52,11 @@ class FileTransport(Transport):
         self._write(events)
         if self.delay:
             time.sleep(self.delay)
+        hold = os.environ.get("ARC_RELAY_TEST_HOLD")
+        if hold:
+            deadline = time.monotonic() + 120
+            while not os.path.exists(hold) and time.monotonic() < deadline:
+                time.sleep(0.02)
         return [None] * len(events)
 
 

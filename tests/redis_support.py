@@ -9,6 +9,7 @@ redis-server for tests that stop it (never the suite's shared one).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -105,6 +106,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_pid(port: int) -> int | None:
+    """The process id of the Redis answering on ``port`` (``None``: none answers yet). One
+    plain exchange: a client library's retries would wait seconds on a port whose process
+    never answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.25) as sock:
+            sock.sendall(b"INFO server\r\n")
+            reply = b""
+            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return None
+                reply += chunk
+    except OSError:
+        return None
+    found = re.search(rb"process_id:(\d+)", reply)
+    return int(found.group(1)) if found else None
+
+
 @contextmanager
 def redis_server(tmp_path: Path, policy: str = "noeviction") -> Iterator[dict[str, Any]]:
     """A private redis-server on a free port (``maxmemory-policy`` = ``policy``); yields
@@ -135,13 +155,17 @@ def redis_server(tmp_path: Path, policy: str = "noeviction") -> Iterator[dict[st
             stderr=subprocess.DEVNULL,
         )
         procs.append(proc)
-        deadline = time.monotonic() + 10
+        # until this very server answers: another process may have taken the port since it
+        # was picked (another test run's server, a client's ephemeral port), and then this
+        # one exits while a connection to the port reaches the other; the deadline is for
+        # a loaded machine
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            if proc.poll() is not None:
+                raise OSError(f"redis-server exited on port {port}")
+            if server_pid(port) == proc.pid:
+                return
+            time.sleep(0.05)
         raise AssertionError("private redis-server did not start")
 
     def stop() -> None:
@@ -150,7 +174,14 @@ def redis_server(tmp_path: Path, policy: str = "noeviction") -> Iterator[dict[st
                 proc.terminate()
                 proc.wait(timeout=10)
 
-    start()
+    for _ in range(3):  # a port taken since it was picked: another one
+        try:
+            start()
+            break
+        except OSError:
+            port = free_port()
+    else:
+        raise AssertionError("private redis-server did not start on three free ports")
     try:
         yield {"url": f"redis://127.0.0.1:{port}/0", "stop": stop, "start": start}
     finally:

@@ -194,8 +194,11 @@ def test_subprocess_exits_non_zero_on_configuration_error(tmp_path):
 def test_sigterm_finishes_the_current_batch_then_exits_zero(tmp_path):
     outbox = EventOutbox(None)
     outbox.store_many(create_event("products.created", {"i": i}) for i in range(300))
-    # Each publish_many sleeps 1.5 s after writing, so SIGTERM lands mid-batch.
-    env = relay_env(tmp_path, ARC_RELAY_TEST_DELAY="1.5")
+    # Each publish_many waits after writing until the hold file exists, so SIGTERM lands
+    # mid-batch: a fixed 1.5 s there let a test process stalled that long send it during the
+    # second batch (200 published).
+    hold = tmp_path / "hold"
+    env = relay_env(tmp_path, ARC_RELAY_TEST_HOLD=str(hold))
     log = tmp_path / "relay.log"
     proc = start_relay(["--batch-size", "100", "--interval", "0.05", "--worker-id", "t1"], env, log)
     try:
@@ -205,6 +208,7 @@ def test_sigterm_finishes_the_current_batch_then_exits_zero(tmp_path):
             assert time.monotonic() < deadline, "worker never published"
             time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
+        hold.touch()  # the worker finds the file only after the signal's handler has run
         assert proc.wait(timeout=20) == 0, log.read_text()
     finally:
         if proc.poll() is None:
