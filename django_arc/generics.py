@@ -66,9 +66,10 @@ from rest_framework.relations import ManyRelatedField, PrimaryKeyRelatedField, R
 from rest_framework.renderers import AdminRenderer, BrowsableAPIRenderer
 from rest_framework.request import clone_request
 from rest_framework.response import Response
-from rest_framework.serializers import ListSerializer, Serializer
+from rest_framework.serializers import ListSerializer, ModelSerializer, Serializer
 from rest_framework.settings import api_settings
 from rest_framework.utils.field_mapping import ClassLookupDict
+from rest_framework.utils.model_meta import get_field_info
 from rest_framework.utils.serializer_helpers import BindingDict, BoundField
 from rest_framework.views import APIView
 
@@ -106,7 +107,7 @@ from .querycache import invalidation
 from .querycache.read import CachedRead
 from .resources import Resource
 from .scope import RequestScope, get_scope
-from .serializers import form_values
+from .serializers import ArcPrimaryKeyRelatedField, form_values
 from .settings import arc_settings
 from .signals import saves_its_own_way
 from .transactions import atomic_on, fault_if_aborted, lockable, refuse_deleted_unjudged
@@ -1556,6 +1557,7 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
         if plain is None and isinstance(row, models.Model):
             plain = type(row)
         self._narrow_generic_pairs(serializer, row, plain)
+        self._narrow_key_columns(serializer)
         fields = serializer.fields
         if type(fields) is BindingDict:
             fields = fields.fields  # its dict: no Python ``__getitem__`` call per field
@@ -1618,6 +1620,55 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             serializer._arc_generic_pairs = True
             serializer._arc_pair_checks = checks
             serializer.validate = _checked_after(serializer.validate, checks, serializer)
+
+    def _narrow_key_columns(self, serializer: Any) -> None:
+        """A model serializer whose validated values set a foreign key's column without its
+        declared relation field (a ``DictField``/``JSONField(source="*")`` key
+        ``product_id`` or ``product``, a nested ``source="*"`` serializer's plain field, an
+        ``IntegerField(source="product_id")``) names the row as that relation would: the
+        field DRF builds for it, narrowed by :meth:`_narrow_relation`, reads the value
+        (:class:`_KeyColumnCheck`). The guard judged only whether the column may be
+        written, and an order took another tenant's product by its id (200)."""
+        model = getattr(getattr(serializer, "Meta", None), "model", None)
+        if (
+            not isinstance(serializer, ModelSerializer)
+            or not isinstance(model, type)
+            or not issubclass(model, models.Model)
+            or getattr(serializer, "_arc_key_columns", False)
+        ):
+            return
+        keys = _key_columns(model)
+        if keys:
+            serializer._arc_key_columns = True
+            serializer.run_validation = _KeyColumnCheck(self, serializer, keys)
+
+    def key_column_target(self, serializer: Any, model_field: Any, value: Any) -> Any:
+        """The row ``value`` names for ``model_field`` (a foreign key or one-to-one of
+        ``serializer``'s model), read by the relation field DRF's ``ModelSerializer`` builds
+        for it, narrowed as a declared one is (:meth:`_narrow_relation`): its row, ``None``
+        for a null the column allows, or DRF's ``ValidationError`` for that field (a row
+        the caller may not name "does not exist"). One query per distinct value and field
+        in a request (a bulk write naming one product in each item asks once)."""
+        judged = self.__dict__.setdefault("_key_columns_judged", {})
+        memo = (model_field, type(value), str(value))
+        if memo not in judged:
+            info = get_field_info(model_field.model).relations[model_field.name]
+            # the relation a ``ModelSerializer`` builds by default (the key, or ``to_field``'s
+            # slug; arc's key field, whose refusals are a 400 on every backend): the column
+            # holds the raw key whatever relation class the project's serializer builds
+            builder = ModelSerializer()
+            builder.serializer_related_field = ArcPrimaryKeyRelatedField
+            field_class, kwargs = builder.build_relational_field(model_field.name, info)
+            relation = field_class(**kwargs)
+            self._narrow_relation(relation)
+            try:
+                judged[memo] = (True, relation.run_validation(value))
+            except ValidationError as exc:
+                judged[memo] = (False, exc.detail)
+        found, answer = judged[memo]
+        if not found:
+            raise ValidationError(answer)
+        return answer
 
     def generic_target_rows(self, model: type[models.Model]) -> models.QuerySet | None:
         """The rows of ``model`` a generic pair this caller writes may name, or ``None``
@@ -2755,6 +2806,92 @@ class _GenericPairCheck:
             name = self.written.get(fk_source) or self.written.get(ct_source) or fk_source
             message = str(PrimaryKeyRelatedField.default_error_messages["does_not_exist"])
             raise ValidationError({name: [message.format(pk_value=object_id)]})
+
+
+class _KeyColumnCheck:
+    """A model serializer's ``run_validation`` (``serializer``'s own, then this check on what
+    it returns): each foreign key column its values set other than through the declared
+    relation field (whose value is already a row) is read as that relation would
+    (:meth:`ResourceGenericViewSet.key_column_target`). A row the caller may not name is
+    refused as DRF refuses a missing one, 400 under the path the body sent it at
+    (``{"extra": {"product_id": [...]}}``). A name key (``product``) is given the row, as
+    the relation gives it; an attname key the row's key. An update leaving the row's own
+    value as it is asks nothing (a row written outside the API may point anywhere)."""
+
+    def __init__(self, view: Any, serializer: Any, keys: dict[str, Any]) -> None:
+        self.view, self.serializer, self.keys = view, serializer, keys
+        self.run_validation = serializer.run_validation
+
+    def __call__(self, data: Any = empty) -> Any:
+        attrs = self.run_validation(data)
+        if not isinstance(attrs, dict):
+            return attrs
+        instance = getattr(self.serializer, "instance", None)
+        for key in [key for key in attrs if key in self.keys]:
+            value, model_field = attrs[key], self.keys[key]
+            if isinstance(value, models.Model):
+                continue  # the declared relation's row: narrowed as it was read
+            if isinstance(instance, models.Model) and value is not None:
+                held = getattr(instance, model_field.attname, None)
+                if held is not None and str(held) == str(value):
+                    continue
+            try:
+                row = self.view.key_column_target(self.serializer, model_field, value)
+            except ValidationError as exc:
+                path = _sent_at(self.serializer, data, {model_field.name, model_field.attname})
+                detail: Any = exc.detail
+                for name in reversed(path or [key]):
+                    detail = {name: detail}
+                raise ValidationError(detail) from None
+            if key == model_field.name:
+                attrs[key] = row
+            else:
+                attrs[key] = None if row is None else getattr(row, model_field.target_field.attname)
+        return attrs
+
+
+def _key_columns(model: type[models.Model]) -> dict[str, Any]:
+    """``model``'s foreign keys and one-to-ones by name and by column (``product``,
+    ``product_id``), but a multi-table child's link to its parent (its primary key, judged
+    as the id is)."""
+    keys: dict[str, Any] = {}
+    for field in model._meta.concrete_fields:
+        if field.is_relation and not field.primary_key:
+            keys[field.name] = keys[field.attname] = field
+    return keys
+
+
+def _sent_at(serializer: Any, data: Any, names: set[str]) -> list[str] | None:
+    """The path in ``data`` (``serializer``'s body) of the value that set one of ``names`` (a
+    foreign key's name and column): a field with that ``source``, or a key of a
+    ``source="*"`` bag (a ``JSONField``'s object as text too), inside nested ``source="*"``
+    serializers; the last one, as DRF merges them in field order. ``None`` when the body
+    holds none (a ``validate()`` set it)."""
+    if not isinstance(data, Mapping):
+        return None
+    found = None
+    for name, field in serializer.fields.items():
+        if field.read_only or name not in data:
+            continue
+        value = data[name]
+        if field.source in names:
+            found = [name]
+        elif field.source != "*":
+            continue
+        elif isinstance(field, Serializer):
+            inner = _sent_at(field, value, names)
+            found = [name, *inner] if inner else found
+        else:
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except (ValueError, RecursionError):
+                    continue
+            if isinstance(value, Mapping):
+                for key in names:
+                    if key in value:
+                        found = [name, key]
+    return found
 
 
 #: the most ids :meth:`ResourceGenericViewSet.judge_generic_pairs` asks for in one query
