@@ -55,6 +55,7 @@ from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
 from django_arc.querycache import invalidate
 from shop.models import Product
+from tests.budget import examples
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import Clock, assert_error, assert_outbox_events, cache_clock, client_for
 from tests.redis_support import REDIS_URL, arc_with, caches_with
@@ -479,7 +480,7 @@ def test_cache_and_idempotency_together(store, monkeypatch):
         run_state_machine_as_test(
             FeaturesMachine,
             settings=settings(
-                max_examples=40,
+                max_examples=examples(40),
                 stateful_step_count=40,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),

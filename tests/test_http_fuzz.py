@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from django_arc.audit.models import AuditLog
 from django_arc.outbox.models import OutboxEvent
 from shop.models import Product
+from tests.budget import examples
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.redis_support import REDIS_URL, arc_with, caches_with
 
@@ -98,7 +99,7 @@ def state():
 
 
 @settings(
-    max_examples=120,
+    max_examples=examples(120),
     deadline=None,
     derandomize=True,
     database=None,

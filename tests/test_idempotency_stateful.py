@@ -52,6 +52,7 @@ from django_arc.auth import ServiceClient
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
 from shop.models import Product
+from tests.budget import examples
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import assert_error, assert_outbox_events, client_for
 from tests.redis_support import REDIS_URL, arc_with, caches_with
@@ -503,7 +504,7 @@ def test_keyed_writes_run_once_per_scoped_key(store):
         run_state_machine_as_test(
             IdempotencyMachine,
             settings=settings(
-                max_examples=40,
+                max_examples=examples(40),
                 stateful_step_count=40,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),

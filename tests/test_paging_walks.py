@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from django_arc import Resource, presets
 from django_arc import permissions as P
+from tests.budget import examples
 from tests.test_extension_points import mounted_site
 from tests.testapp.models import Breed, PagedRow, Species
 
@@ -331,7 +332,7 @@ def create_rows(values):
 
 
 @hypothesis_settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     # the same examples on every run, as the suite's other property tests: `make test`
     # answers the same for the same code (a failure is reproduced by running it again)

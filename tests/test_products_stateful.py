@@ -62,6 +62,7 @@ from django_arc.auth import ServiceClient
 from django_arc.idempotency.models import IdempotencyRecord
 from django_arc.outbox import OutboxEvent
 from shop.models import Product
+from tests.budget import examples
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.helpers import assert_error, assert_outbox_events, cache_clock, client_for
 from tests.redis_support import REDIS_URL, arc_with
@@ -895,7 +896,7 @@ def test_products_across_features(store, monkeypatch):
         run_state_machine_as_test(
             ProductsMachine,
             settings=settings(
-                max_examples=30,
+                max_examples=examples(30),
                 stateful_step_count=30,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),

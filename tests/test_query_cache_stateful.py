@@ -27,6 +27,7 @@ from hypothesis.stateful import (
 
 from django_arc.querycache import invalidate
 from shop.models import Product
+from tests.budget import examples
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import client_for
 from tests.redis_support import REDIS_URL, arc_with, caches_with
@@ -235,7 +236,7 @@ def test_every_cached_answer_equals_the_uncached_one(stale_seconds, monkeypatch)
                 # Hypothesis leaves some rules out of each example (swarm testing), so an
                 # example may read little: at 8 examples the stale case once saw 15 STALE
                 # answers where it usually sees 60–220, under the bound below.
-                max_examples=15,
+                max_examples=examples(15),
                 stateful_step_count=25,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from django_arc.query import OPERATOR_ALIASES, OPERATORS, REFUSED_OPERATORS
+from tests.budget import examples
 from tests.factories import BookFactory
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +82,9 @@ def books(django_db_setup, django_db_blocker):
 
 
 @settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(400),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(params=st.lists(st.tuples(keys, values), max_size=6))
 def test_random_query_strings_never_5xx(api, books, params):
@@ -97,7 +100,9 @@ def test_random_query_strings_never_5xx(api, books, params):
 
 
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(100),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     limit=st.one_of(st.integers(min_value=1, max_value=10**80), st.just(10**19)),

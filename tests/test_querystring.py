@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from rest_framework.request import Request
 
 from django_arc import querystring
+from tests.budget import examples
 
 #: the characters that change how a query string parses: separators, escapes, ``+``
 RAW = st.text(alphabet="format=&%+;._~-0123456789abcdefABCDEF xyz", max_size=40)
@@ -35,7 +36,7 @@ def wsgi_request(raw: str):
     return RequestFactory().get("/api/items/", QUERY_STRING=raw)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(raw=st.one_of(RAW, BUILT), name=NAMES)
 @example(raw="x+y=1", name="x y")
 @example(raw="a%2Bb=1", name="a+b")
@@ -49,7 +50,7 @@ def test_a_parameter_is_what_get_holds_for_any_query_string_and_name(raw, name):
     assert querystring.param(parsed, name) == expected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(first=RAW, second=RAW)
 def test_requests_with_one_key_have_the_same_parameters(first, second):
     a, b = wsgi_request(first), wsgi_request(second)

@@ -348,3 +348,49 @@ def test_a_run_named_twice_or_unknown_is_refused_before_any_run(tmp_path):
         assert result.returncode != 0, result.stdout + result.stderr
         assert "ARC_TEST_BACKENDS" in result.stderr
         assert result.pytest_calls == []
+
+
+@pytest.mark.slow
+def test_four_runs_on_two_lanes_are_dealt_longest_first_to_the_least_loaded(tmp_path):
+    """PostgreSQL's run on one lane, SQLite's on the other, then the Django 4.2 runs (a
+    quarter of the examples: shorter), the longer one after the shorter run: both lanes end
+    near together, where dealing in the order named put both SQLite runs on one lane."""
+    python = lanes_python(
+        tmp_path,
+        '    echo "${ARC_TEST_DB:-sqlite} $ARC_SERVICES_DIR $(date +%s%N)" >> "$seen"\n'
+        '    echo "$1" > "$ARC_RUN_END"\n'
+        '    echo "==== 1 passed in 0.01s ===="\n'
+        "    exit 0\n",
+    )
+    floor = tmp_path / "python-django42"
+    floor.write_text(
+        "#!/usr/bin/env bash\n"
+        'case "$*" in *get_version*) echo "4.2.20"; exit 0 ;; esac\n'
+        f'ARC_FLOOR=1 exec {python} "$@"\n'
+    )
+    floor.chmod(0o755)
+    python.write_text(
+        python.read_text().replace(
+            '"${ARC_TEST_DB:-sqlite}', '"${ARC_FLOOR:+django42-}${ARC_TEST_DB:-sqlite}'
+        )
+    )
+    result = run_tests(
+        tmp_path,
+        pytest_rc=0,
+        ARC_PYTHON=str(python),
+        ARC_PYTHON_DJANGO42=str(floor),
+        ARC_TEST_BACKENDS="sqlite postgres django42-sqlite django42-postgres",
+        ARC_TEST_JOBS="2",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lanes: dict[str, list[str]] = {}
+    for line in sorted(
+        (tmp_path / "seen").read_text().splitlines(), key=lambda entry: int(entry.split()[2])
+    ):
+        run, lane, _ = line.split()
+        lanes.setdefault(lane, []).append(run)
+    assert sorted(lanes.values()) == [
+        ["postgres", "django42-sqlite"],
+        ["sqlite", "django42-postgres"],
+    ], lanes
+    assert result.stdout.rstrip().endswith("total: 4 passed, 0 failed, 0 skipped")

@@ -8,6 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from rest_framework.test import APIClient
 
 from shop.models import Product
+from tests.budget import examples
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.testapp.models import Article
 
@@ -132,7 +133,7 @@ def test_no_cross_tenant_leak_or_move():
     run_state_machine_as_test(
         TenancyMachine,
         settings=settings(
-            max_examples=40,
+            max_examples=examples(40),
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=list(HealthCheck),
@@ -310,7 +311,7 @@ def test_no_cross_tenant_leak_through_preset_routes():
     run_state_machine_as_test(
         PresetTenancyMachine,
         settings=settings(
-            max_examples=30,
+            max_examples=examples(30),
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=list(HealthCheck),

@@ -30,6 +30,7 @@ from django_arc.events.event import dumps
 from django_arc.events.transports import MemoryTransport
 from django_arc.outbox import EventOutbox, OutboxEvent
 from shop.models import Order, Product
+from tests.budget import examples
 from tests.factories import (
     AuthorFactory,
     MembershipFactory,
@@ -176,7 +177,9 @@ def found(client, path, params) -> list:
 
 @override_settings(TIME_ZONE="America/St_Johns")
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     title=odd_text,
@@ -242,7 +245,9 @@ def test_a_book_reads_back_the_same_from_every_path_and_its_values_find_it(
 
 @override_settings(TIME_ZONE="Asia/Kathmandu")
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     placed=st.datetimes(
@@ -310,7 +315,9 @@ json_values = st.recursive(
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     reading=st.floats(allow_nan=False, allow_infinity=False),
@@ -359,7 +366,9 @@ def cached_shop():
 @pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set (make test sets it)")
 @pytest.mark.django_db(transaction=True)  # the cache is invalidated on commit
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     name=odd_text,

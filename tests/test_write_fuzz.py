@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from django_arc.outbox.models import OutboxEvent
+from tests.budget import examples
 from tests.factories import AuthorFactory, BookFactory
 from tests.testapp.models import Author, Book
 from tests.testapp.resources import BookResource
@@ -88,7 +89,9 @@ def assert_refusal_changed_nothing(response, books_before, events_before, payloa
 
 
 @settings(
-    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(500),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(body=bodies)
 @example(body=(True, {"rating": "NaN"}))  # found by hand: DRF's FloatField takes it
@@ -108,7 +111,9 @@ def test_random_create_bodies_never_5xx_and_refusals_write_nothing(api, book_row
 
 
 @settings(
-    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(500),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(body=bodies)
 def test_random_update_bodies_never_5xx_and_refusals_write_nothing(api, book_row, body):
@@ -134,7 +139,9 @@ json_values = st.recursive(
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     body=st.fixed_dictionaries(
