@@ -19,6 +19,24 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_TESTS = ROOT / "scripts" / "run-tests.sh"
 
 
+def script_env(tmp_path: Path, python: Path, **env_vars: str) -> dict[str, str]:
+    """The script's environment: no services of the caller's, ``python`` for every run, a
+    state directory of the test's own, one SQLite run unless ``env_vars`` say otherwise."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ARC_REDIS", "ARC_PG_", "ARC_SERVICES", "ARC_TEST_DB"))
+    }
+    env.update(
+        ARC_PYTHON=str(python),
+        ARC_TEST_BACKENDS="sqlite",
+        ARC_SERVICES_DIR=str(tmp_path / "services"),
+        PYTEST_ARGS="",
+    )
+    env.update(env_vars)
+    return env
+
+
 def run_tests(
     tmp_path: Path, pytest_rc: int, pytest_args: str = "", ends: bool = True, **env_vars: str
 ) -> subprocess.CompletedProcess:
@@ -38,18 +56,7 @@ def run_tests(
         f'exec {sys.executable} "$@"\n'
     )
     python.chmod(0o755)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("ARC_REDIS", "ARC_PG_", "ARC_SERVICES", "ARC_TEST_DB"))
-    }
-    env.update(
-        ARC_PYTHON=str(python),
-        ARC_TEST_BACKENDS="sqlite",
-        ARC_SERVICES_DIR=str(tmp_path / "services"),
-        PYTEST_ARGS=pytest_args,
-    )
-    env.update(env_vars)
+    env = script_env(tmp_path, python, PYTEST_ARGS=pytest_args, **env_vars)
     result = subprocess.run(
         ["bash", str(RUN_TESTS)], env=env, capture_output=True, text=True, timeout=180
     )
@@ -301,18 +308,7 @@ def test_a_terminated_make_test_ends_every_lanes_run_and_services(tmp_path):
         tmp_path,
         '    echo "$$ $ARC_SERVICES_DIR" >> "$seen"\n    sleep 120 &\n    wait\n    exit 0\n',
     )
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("ARC_REDIS", "ARC_PG_", "ARC_SERVICES", "ARC_TEST_DB"))
-    }
-    env.update(
-        ARC_PYTHON=str(python),
-        ARC_TEST_BACKENDS="sqlite postgres",
-        ARC_TEST_JOBS="2",
-        ARC_SERVICES_DIR=str(tmp_path / "services"),
-        PYTEST_ARGS="",
-    )
+    env = script_env(tmp_path, python, ARC_TEST_BACKENDS="sqlite postgres", ARC_TEST_JOBS="2")
     script = subprocess.Popen(
         ["bash", str(RUN_TESTS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
