@@ -1660,6 +1660,12 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             builder.serializer_related_field = ArcPrimaryKeyRelatedField
             field_class, kwargs = builder.build_relational_field(model_field.name, info)
             relation = field_class(**kwargs)
+            # bound as a declared field is: a one-to-one's ``UniqueValidator`` reads the
+            # field's ``source_attrs`` and the serializer's ``instance`` (a 500 unbound)
+            relation.bind(model_field.name, serializer)
+            if hasattr(relation, "preloaded"):
+                # a batch's rows loaded for the declared field hold only the ids it sent
+                relation.preloaded = lambda: None
             self._narrow_relation(relation)
             try:
                 judged[memo] = (True, relation.run_validation(value))
@@ -2834,6 +2840,8 @@ class _KeyColumnCheck:
             if isinstance(instance, models.Model) and value is not None:
                 held = getattr(instance, model_field.attname, None)
                 if held is not None and str(held) == str(value):
+                    if key == model_field.name:  # the relation's name takes a row, not a key
+                        attrs[key] = getattr(instance, model_field.name)
                     continue
             try:
                 row = self.view.key_column_target(self.serializer, model_field, value)
