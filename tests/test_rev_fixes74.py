@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
 from django_arc import Resource, ResourceSite, presets
@@ -10,7 +12,14 @@ from django_arc import permissions as P
 from tests.factories import OrganizationFactory, ProductFactory, member_client
 from tests.helpers import assert_error, site_mounted
 from tests.test_fix_bagfk import SHAPES, _url, bagfk  # noqa: F401
-from tests.testapp.models import KeyBadge
+from tests.testapp.models import (
+    KeyBadge,
+    Oddity,
+    Periodical,
+    PeriodicalProxy,
+    Placement,
+    TenantShelf,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +105,110 @@ def test_rf74_a_one_to_one_column_through_a_bag_is_judged_not_a_500(badges, body
     # the badge's own product sent again is taken (its own row is no clash)
     r = editor.patch(url, body(badges["mine"].pk), format="json")
     assert r.status_code == 200, r.content
+
+
+# -- a multi-table child, its proxy, and a many-to-many through a bag -------------------
+
+
+class _PeriodicalSerializer(serializers.ModelSerializer):
+    extra = serializers.DictField(source="*", required=False, write_only=True)
+
+    class Meta:
+        model = Periodical
+        fields = ["id", "title", "shelf", "shelves", "extra"]
+
+
+@keyed_site.register
+class Rf74PeriodicalResource(Resource):
+    model = Periodical
+    name = "rf74-periodicals"
+    serializer_class = _PeriodicalSerializer
+    read_only_fields = ["id"]
+    presets = [presets.MultiTenant()]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
+
+
+@keyed_site.register
+class Rf74PeriodicalProxyResource(Rf74PeriodicalResource):
+    model = PeriodicalProxy
+    name = "rf74-periodical-proxies"
+
+
+@pytest.fixture
+def shelves(settings):
+    org, elsewhere = OrganizationFactory(), OrganizationFactory()
+    editor = member_client(org, "editor")
+    mine = TenantShelf.objects.create(organization=org, name="mine")
+    theirs = TenantShelf.objects.create(organization=elsewhere, name="theirs")
+    row = Periodical.objects.create(organization=org, title="p")
+    with site_mounted(settings, "rf74", keyed_site):
+        yield {"editor": editor, "mine": mine, "theirs": theirs, "row": row}
+
+
+@pytest.mark.parametrize("name", ["rf74-periodicals", "rf74-periodical-proxies"])
+@pytest.mark.parametrize("extra", [{"shelf_id": "T"}, {"shelf": "T"}, {"shelves": ["T"]}])
+def test_rf74_a_child_or_proxy_names_no_other_tenants_shelf_through_a_bag(shelves, name, extra):
+    row, theirs = shelves["row"], shelves["theirs"]
+    body = {k: [theirs.pk] if isinstance(v, list) else theirs.pk for k, v in extra.items()}
+    r = shelves["editor"].patch(f"/rf74/{name}/{row.pk}/", {"extra": body}, format="json")
+    assert r.status_code == 400, r.content
+    row.refresh_from_db()
+    assert row.shelf_id is None and not row.shelves.exists()
+
+
+def test_rf74_the_tenants_own_shelves_through_a_bag_are_linked_in_one_query(shelves):
+    row, mine = shelves["row"], shelves["mine"]
+    second = TenantShelf.objects.create(organization=mine.organization, name="second")
+    url = f"/rf74/rf74-periodicals/{row.pk}/"
+    with CaptureQueriesContext(connection) as queries:
+        r = shelves["editor"].patch(
+            url, {"extra": {"shelves": [mine.pk, second.pk], "shelf_id": mine.pk}}, format="json"
+        )
+    assert r.status_code == 200, r.content
+    assert sorted(r.json()["data"]["shelves"]) == sorted([mine.pk, second.pk])
+    row.refresh_from_db()
+    assert row.shelf_id == mine.pk
+    assert set(row.shelves.values_list("pk", flat=True)) == {mine.pk, second.pk}
+    # the two ids in one query (arc's many-to-many reading), the shelf in one more
+    named = [q for q in queries if 'FROM "testapp_tenantshelf"' in q["sql"] and "WHERE" in q["sql"]]
+    read = [q for q in named if "periodical" not in q["sql"]]
+    assert len(read) == 2, [q["sql"] for q in named]
+    # a list emptied, and a value that is no list: the relation's own answers
+    r = shelves["editor"].patch(url, {"extra": {"shelves": []}}, format="json")
+    assert r.status_code == 200, r.content
+    assert not row.shelves.exists()
+    r = shelves["editor"].patch(url, {"extra": {"shelves": mine.pk}}, format="json")
+    assert_error(r, 400, "VALIDATION_ERROR")
+
+
+class _OdditySerializer(serializers.ModelSerializer):
+    extra = serializers.DictField(source="*", required=False, write_only=True)
+
+    class Meta:
+        model = Oddity
+        fields = ["id", "code", "extra"]
+
+
+@keyed_site.register
+class Rf74OddityResource(Resource):
+    model = Oddity
+    name = "rf74-oddities"
+    serializer_class = _OdditySerializer
+    read_only_fields = ["id"]
+    presets = [presets.MultiTenant()]
+    permissions = {k: P.require_org_membership() for k in ("list", "get", "create", "update")}
+
+
+def test_rf74_a_many_to_many_through_a_model_names_no_other_tenants_shelf(shelves):
+    """``shelves`` goes through ``Placement``: DRF builds it read-only, but ``set()``
+    takes a bag's ids (through_defaults): another tenant's shelf was placed, 200."""
+    org = shelves["mine"].organization
+    oddity = Oddity.objects.create(organization=org)
+    url = f"/rf74/rf74-oddities/{oddity.pk}/"
+    theirs, mine = shelves["theirs"], shelves["mine"]
+    r = shelves["editor"].patch(url, {"extra": {"shelves": [theirs.pk]}}, format="json")
+    assert r.status_code == 400, r.content
+    assert not Placement.objects.exists()
+    r = shelves["editor"].patch(url, {"extra": {"shelves": [mine.pk]}}, format="json")
+    assert r.status_code == 200, r.content
+    assert list(Placement.objects.values_list("shelf_id", flat=True)) == [mine.pk]
