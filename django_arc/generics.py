@@ -1655,12 +1655,24 @@ class ResourceGenericViewSet(FormatQueryMixin, viewsets.GenericViewSet):
             info = get_field_info(model_field.model).relations[model_field.name]
             # the relation a ``ModelSerializer`` builds by default (the key, or ``to_field``'s
             # slug; arc's key field, whose refusals are a 400 on every backend): the column
-            # holds the raw key whatever relation class the project's serializer builds
+            # holds the raw key whatever relation class the project's serializer builds. A
+            # many-to-many with a ``through`` model is built read-only (reading nothing),
+            # but ``set()`` takes ids for it all the same
             builder = ModelSerializer()
             builder.serializer_related_field = ArcPrimaryKeyRelatedField
-            field_class, kwargs = builder.build_relational_field(model_field.name, info)
+            field_class, kwargs = builder.build_relational_field(
+                model_field.name, info._replace(has_through_model=False)
+            )
             relation = field_class(**kwargs)
-            self._narrow_relation(relation)
+            # bound as a declared field is: a one-to-one's ``UniqueValidator`` reads the
+            # field's ``source_attrs`` and the serializer's ``instance`` (a 500 unbound)
+            relation.bind(model_field.name, serializer)
+            # a many-to-many's rows are read by its child relation
+            reader = getattr(relation, "child_relation", relation)
+            if hasattr(reader, "preloaded"):
+                # a batch's rows loaded for the declared field hold only the ids it sent
+                reader.preloaded = lambda: None
+            self._narrow_relation(reader)
             try:
                 judged[memo] = (True, relation.run_validation(value))
             except ValidationError as exc:
@@ -2831,9 +2843,16 @@ class _KeyColumnCheck:
             value, model_field = attrs[key], self.keys[key]
             if isinstance(value, models.Model):
                 continue  # the declared relation's row: narrowed as it was read
-            if isinstance(instance, models.Model) and value is not None:
+            if model_field.many_to_many:
+                if isinstance(value, (list, tuple)) and all(
+                    isinstance(row, models.Model) for row in value
+                ):
+                    continue  # the declared relation's rows (or none)
+            elif isinstance(instance, models.Model) and value is not None:
                 held = getattr(instance, model_field.attname, None)
                 if held is not None and str(held) == str(value):
+                    if key == model_field.name:  # the relation's name takes a row, not a key
+                        attrs[key] = getattr(instance, model_field.name)
                     continue
             try:
                 row = self.view.key_column_target(self.serializer, model_field, value)
@@ -2853,11 +2872,15 @@ class _KeyColumnCheck:
 def _key_columns(model: type[models.Model]) -> dict[str, Any]:
     """``model``'s foreign keys and one-to-ones by name and by column (``product``,
     ``product_id``), but a multi-table child's link to its parent (its primary key, judged
-    as the id is)."""
+    as the id is), and its many-to-manys by name (rev-fixes74: a bag's ``{"shelves": [id]}``
+    linked another tenant's shelf, 200)."""
     keys: dict[str, Any] = {}
     for field in model._meta.concrete_fields:
         if field.is_relation and not field.primary_key:
             keys[field.name] = keys[field.attname] = field
+    for field in model._meta.many_to_many:
+        # ``ModelSerializer.update()`` hands a bag's ids to ``set()``, which takes them
+        keys[field.name] = field
     return keys
 
 

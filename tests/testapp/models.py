@@ -726,3 +726,15 @@ class Rf69Shelf(models.Model):
 
     code = models.CharField(primary_key=True, max_length=50)
     organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+
+
+class KeyBadge(models.Model):
+    """A tenant's badge pinned to at most one product (a one-to-one that is not the
+    primary key): its column set through a bag is read by a relation DRF builds with a
+    ``UniqueValidator``."""
+
+    organization = models.ForeignKey("shop.Organization", on_delete=models.CASCADE)
+    product = models.OneToOneField(
+        "shop.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=50)
