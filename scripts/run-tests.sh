@@ -208,14 +208,22 @@ for backend in "${ORDER[@]}"; do
     LANE_OF[$backend]=$best
     LANE_LOAD[$best]=$((LANE_LOAD[$best] + $(weight "$backend")))
 done
-for ((lane = 1; lane <= JOBS; lane++)); do
-    (
-        for backend in "${ORDER[@]}"; do
-            [ "${LANE_OF[$backend]}" != "$lane" ] || run_backend "$backend" "$lane"
-        done
-    ) &
-done
-wait
+# run_lane LANE: the runs dealt to it, one after another.
+run_lane() {
+    local backend
+    for backend in "${ORDER[@]}"; do
+        [ "${LANE_OF[$backend]}" != "$1" ] || run_backend "$backend" "$1"
+    done
+}
+if [ "$JOBS" -eq 1 ]; then
+    # In the foreground: on a Ctrl-C pytest ends its session and tears its fixtures down
+    # before this script's trap runs (a trap runs when the foreground command ends; while
+    # the script waits for background lanes it runs at once, and its TERM cuts them short).
+    run_lane 1
+else
+    for ((lane = 1; lane <= JOBS; lane++)); do run_lane "$lane" & done
+    wait
+fi
 
 # collect_backend NAME: read back what the lane wrote, judge the run.
 collect_backend() {

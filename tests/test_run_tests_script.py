@@ -8,6 +8,7 @@ exits with the code the test chose; everything else it runs with this interprete
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -390,3 +391,40 @@ def test_four_runs_on_two_lanes_are_dealt_longest_first_to_the_least_loaded(tmp_
         ["sqlite", "django42-postgres"],
     ], lanes
     assert result.stdout.rstrip().endswith("total: 4 passed, 0 failed, 0 skipped")
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_reaches_the_one_run_that_runs_at_a_time(tmp_path):
+    """With one lane the run is in the foreground, as before runs went side by side: a
+    Ctrl-C (SIGINT to the terminal's process group) reaches pytest, which ends its session
+    and tears its fixtures down before the script's own trap stops the services. In the
+    background, the script's trap ran at once and its TERM ended the run mid-teardown."""
+    python = lanes_python(
+        tmp_path,
+        # pytest's own end on a Ctrl-C: its session ended, its fixtures torn down (a while)
+        "    trap 'sleep 1; echo torn-down >> \"$seen\"; exit 2' INT\n"
+        '    echo started >> "$seen"\n'
+        "    sleep 60 &\n"
+        "    wait\n"
+        "    exit 0\n",
+    )
+    script = subprocess.Popen(
+        ["bash", str(RUN_TESTS)],
+        env=script_env(tmp_path, python, ARC_TEST_JOBS="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    seen = tmp_path / "seen"
+    try:
+        deadline = time.monotonic() + 120
+        while not (seen.exists() and "started" in seen.read_text()):
+            assert script.poll() is None and time.monotonic() < deadline, script.stdout.read()
+            time.sleep(0.1)
+        os.killpg(script.pid, signal.SIGINT)
+        output = script.communicate(timeout=90)[0].decode()
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
+    assert script.returncode == 130, output
+    assert seen.read_text().split() == ["started", "torn-down"], output
