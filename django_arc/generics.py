@@ -2906,10 +2906,7 @@ def _sent_at(serializer: Any, data: Any, names: set[str]) -> list[str] | None:
             found = [name, *inner] if inner else found
         else:
             if isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except (ValueError, RecursionError):
-                    continue
+                value = _object_in_text(value)
             if isinstance(value, Mapping):
                 for key in names:
                     if key in value:
@@ -2998,17 +2995,24 @@ def _guard_written(
         return _guard_on_row(access, value, columns, harmless, path, denied)
     if not (isinstance(value, str) and getattr(columns, "json", False)):
         return value
-    try:
-        parsed = json.loads(value)
-    except (ValueError, RecursionError):
-        return value  # not JSON (or nested past Python's limit): the field's own
-    if not isinstance(parsed, dict):
-        return value
+    parsed = _object_in_text(value)
+    if parsed is None:
+        return value  # the field's own to refuse
     kept = _guard_on_row(access, parsed, columns, harmless, path, denied)
     if kept == parsed:
         return value
     # a dict passes a text-reading ``JSONField`` as it is, unless binary
     return json.dumps(kept) if columns.binary else kept
+
+
+def _object_in_text(text: str) -> dict[str, Any] | None:
+    """The JSON object ``text`` holds, as a ``JSONField`` sent text (``binary=True``, a form)
+    parses it, or ``None``: not JSON, nested past Python's limit, or not an object."""
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _guard_on_row(
