@@ -78,11 +78,11 @@ weight() {
     django42-sqlite) echo 6 ;;
     esac
 }
-# the order runs are dealt in: the longest first
-ORDER=()
-for w in 12 9 8 6; do
-    for backend in "${BACKENDS[@]}"; do [ "$(weight "$backend")" != "$w" ] || ORDER+=("$backend"); done
-done
+# the order runs are dealt in: the longest first (runs of one weight as named)
+mapfile -t ORDER < <(for backend in "${BACKENDS[@]}"; do echo "$(weight "$backend") $backend"; done |
+    sort -s -r -n -k1,1 | cut -d' ' -f2)
+# (a process substitution's status goes unchecked: its output is)
+[ "${#ORDER[@]}" -eq "${#BACKENDS[@]}" ] || die "could not order the runs: ${BACKENDS[*]}"
 
 # pytest reads PYTEST_ADDOPTS too: one inherited from the environment (-m "not browser")
 # narrows every run, which nothing else in this log would show
