@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import uuid
 
 import pytest
 from rest_framework import serializers as drf_serializers
@@ -18,25 +16,12 @@ from django_arc.events import create_event
 from django_arc.events.transports import RedisStreamsTransport
 from tests.factories import AuthorFactory, BookFactory, UserFactory
 from tests.helpers import assert_error, client_for, site_mounted
+from tests.test_rev_escape import REDIS_URL, needs_redis, stream  # noqa: F401 - a fixture
 from tests.testapp.models import Book
-
-REDIS_URL = os.environ.get("ARC_REDIS_URL", "")
-needs_redis = pytest.mark.skipif(not REDIS_URL, reason="ARC_REDIS_URL is not set")
 
 #: deeper than the interpreter's recursion limit, shallower than what ``json`` reads from
 #: Python 3.12 (its C parser has a limit of its own; 3.11 refuses it as nested too deep)
 _DEPTH = sys.getrecursionlimit() + 200
-
-
-@pytest.fixture
-def stream():
-    import redis
-
-    name = f"arc-test:{uuid.uuid4().hex}"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    client.delete(name, f"{name}:dlq")
-    client.close()
 
 
 @needs_redis
@@ -51,7 +36,9 @@ def stream():
     ids=["escaped-pair", "lone-surrogate"],
 )
 def test_a_deep_entry_holding_a_surrogate_escape_is_handled_or_dead_lettered(
-    stream, inner, delivered
+    stream,  # noqa: F811 - the fixture
+    inner,
+    delivered,
 ):
     """``wire.decode`` looks for lone surrogates in an entry whose text holds a surrogate
     escape by walking the decoded value; the walk recursed, and from Python 3.12 ``json``
